@@ -1,0 +1,351 @@
+// The checker: AST to resolved spec. It reads every block through the key tables (schema.ts), resolves
+// defaults, flattens the stack, and enforces the rules the algorithms need (rules.ts). All independent
+// problems are reported in one run; a value that is wrong is left out so rules depending on it stay quiet.
+import type {
+  Block,
+  Ident,
+  LayerDecl,
+  ModelBlock,
+  ModelEntry,
+  Setting,
+  SpecFile,
+  StackDecl,
+  StackItem,
+} from "../ast/ast.js";
+import type { Span } from "../ast/span.js";
+import { diagnose, hasErrors, sortDiagnostics, type Diagnostic } from "../diagnostics/diagnostic.js";
+import { wordHint } from "../diagnostics/suggest.js";
+import type {
+  DType,
+  FeatureMap,
+  LayerKind,
+  Layout,
+  LinearAttentionKind,
+  LinearStrategy,
+  Mode,
+  Norm,
+  ResolvedSpec,
+  SoftmaxStrategy,
+} from "../spec/resolved.js";
+import { lightningDecay, retentionDecay } from "./decay.js";
+import { checkRules, type RuleInputs } from "./rules.js";
+import {
+  LAYER_KINDS,
+  LINEAR_KEYS,
+  MAX_LAYERS,
+  MAX_REPEAT,
+  MODEL_KEYS,
+  PARALLEL_KEYS,
+  RUN_KEYS,
+  SOFTMAX_KEYS,
+} from "./schema.js";
+import { SettingsReader, type DataValue, type DecayValue, type ReadSettings } from "./values.js";
+
+export interface CheckResult {
+  spec?: ResolvedSpec;
+  diagnostics: Diagnostic[];
+}
+
+const REQUIRED_BLOCKS = ["model", "run"] as const;
+
+export function checkSpec(ast: SpecFile, file: string): CheckResult {
+  return new Checker(ast, file).run();
+}
+
+/** A layer kind as declared, before head counts are known. */
+interface DeclaredLayer {
+  decl: LayerDecl;
+  kind: (typeof LAYER_KINDS)[number];
+  read: ReadSettings;
+}
+
+class Checker {
+  private readonly diagnostics: Diagnostic[] = [];
+  private readonly reader = new SettingsReader(this.diagnostics);
+
+  constructor(
+    private readonly ast: SpecFile,
+    private readonly file: string,
+  ) {}
+
+  run(): CheckResult {
+    const blocks = this.blocks();
+    const model = blocks.get("model") as ModelBlock | undefined;
+    const parallelBlock = blocks.get("parallel");
+    const runBlock = blocks.get("run");
+
+    const modelRead = model
+      ? this.reader.read(model.entries.filter(isSetting), MODEL_KEYS, "the `model` block")
+      : undefined;
+    if (model && modelRead)
+      this.reader.requireKeys(modelRead, MODEL_KEYS, "the `model` block", model.keyword);
+    const declared = model ? this.layers(model) : new Map<string, DeclaredLayer>();
+    const stack = model ? this.stack(model, declared) : undefined;
+
+    const parallelRead = this.reader.read(
+      parallelBlock?.kind === "parallel" ? parallelBlock.settings : [],
+      PARALLEL_KEYS,
+      "the `parallel` block",
+    );
+    const runRead =
+      runBlock?.kind === "run" ? this.reader.read(runBlock.settings, RUN_KEYS, "the `run` block") : undefined;
+    if (runBlock && runRead) this.reader.requireKeys(runRead, RUN_KEYS, "the `run` block", runBlock.keyword);
+
+    const inputs: RuleInputs = {
+      model: modelRead,
+      parallel: parallelRead,
+      parallelKeyword: parallelBlock?.keyword,
+      run: runRead,
+      declared: [...declared.values()].map((d) => ({ decl: d.decl, kind: d.kind, read: d.read })),
+      used: stack?.used ?? new Set(),
+    };
+    const resolvedNumbers = checkRules(inputs, this.diagnostics);
+
+    const diagnostics = sortDiagnostics(this.diagnostics);
+    if (hasErrors(diagnostics) || !model || !modelRead || !runRead || !stack || !resolvedNumbers) {
+      return { diagnostics };
+    }
+    const { heads, headDim, gpus, sequence, data } = resolvedNumbers;
+    const kinds = new Map<string, LayerKind>();
+    for (const [name, d] of declared) kinds.set(name, this.resolveKind(name, d, heads));
+    const get = <T>(read: ReadSettings, key: string, fallback: T): T =>
+      (read.values.get(key) as T | undefined) ?? fallback;
+    const spec: ResolvedSpec = {
+      file: this.file,
+      model: {
+        name: model.name.name,
+        vocab: get(modelRead, "vocab", 0),
+        hidden: get(modelRead, "hidden", 0),
+        ffn: get(modelRead, "ffn", 0),
+        heads,
+        headDim,
+        norm: get<Norm>(modelRead, "norm", "rms"),
+        normEps: get(modelRead, "norm_eps", 1e-5),
+        kinds: [...kinds.values()],
+        layers: stack.names.map((name) => kinds.get(name)!),
+      },
+      parallel: {
+        gpus,
+        sequence,
+        data,
+        linear: get<LinearStrategy>(parallelRead, "linear", "lasp2"),
+        softmax: get<SoftmaxStrategy>(parallelRead, "softmax", "allgather"),
+        layout: get<Layout>(parallelRead, "layout", "contiguous"),
+        overlap: get(parallelRead, "overlap", true),
+      },
+      run: {
+        seqLen: get(runRead, "seq_len", 0),
+        batch: get(runRead, "batch", 1),
+        dtype: get<DType>(runRead, "dtype", "bf16"),
+        steps: get(runRead, "steps", 10),
+        warmup: get(runRead, "warmup", 3),
+        mode: get<Mode>(runRead, "mode", "bench"),
+        seed: get(runRead, "seed", 0),
+        lr: get(runRead, "lr", 3e-4),
+        data: get<DataValue>(runRead, "data", { kind: "synthetic" }),
+      },
+    };
+    return { spec, diagnostics };
+  }
+
+  /** One block of each kind; duplicates and missing required blocks are reported. */
+  private blocks(): Map<string, Block> {
+    const found = new Map<string, Block>();
+    for (const block of this.ast.blocks) {
+      const first = found.get(block.kind);
+      if (first) {
+        this.diagnostics.push(
+          diagnose("duplicateBlock", block.keyword, [block.kind], {
+            hint: "merge the two into one block",
+            related: [{ span: first.keyword, message: "first given here" }],
+          }),
+        );
+      } else {
+        found.set(block.kind, block);
+      }
+    }
+    const end: Span = { start: this.ast.span.end, end: this.ast.span.end };
+    for (const kind of REQUIRED_BLOCKS) {
+      if (!found.has(kind)) {
+        const example =
+          kind === "model"
+            ? "model NAME { vocab ... hidden ... heads ... stack ... }"
+            : "run { seq_len 64K }";
+        this.diagnostics.push(diagnose("missingBlock", end, [kind], { hint: `add \`${example}\`` }));
+      }
+    }
+    return found;
+  }
+
+  private layers(model: ModelBlock): Map<string, DeclaredLayer> {
+    const declared = new Map<string, DeclaredLayer>();
+    for (const decl of model.entries.filter((e): e is LayerDecl => e.kind === "layer")) {
+      const name = decl.name.name;
+      const first = declared.get(name);
+      if (first) {
+        this.diagnostics.push(
+          diagnose("duplicateLayer", decl.name.span, [name], {
+            hint: "give each layer kind its own name",
+            related: [{ span: first.decl.name.span, message: "first declared here" }],
+          }),
+        );
+        continue;
+      }
+      const kindName = decl.layerKind.name;
+      if (!(LAYER_KINDS as readonly string[]).includes(kindName)) {
+        this.diagnostics.push(
+          diagnose("unknownLayerKind", decl.layerKind.span, [kindName], {
+            hint: wordHint(kindName, LAYER_KINDS, "layer kinds"),
+          }),
+        );
+        continue;
+      }
+      const kind = kindName as DeclaredLayer["kind"];
+      const keys = kind === "linear_attention" ? LINEAR_KEYS : SOFTMAX_KEYS;
+      const read = this.reader.read(decl.settings, keys, `layer \`${name}\` (${kind})`);
+      declared.set(name, { decl, kind, read });
+    }
+    return declared;
+  }
+
+  /** Flattens the stack to layer names, checking names and repeat counts. */
+  private stack(
+    model: ModelBlock,
+    declared: Map<string, DeclaredLayer>,
+  ): { names: string[]; used: Set<string> } | undefined {
+    const stacks = model.entries.filter((e): e is StackDecl => e.kind === "stack");
+    if (stacks.length === 0) {
+      this.diagnostics.push(
+        diagnose("missingKey", model.keyword, ["stack", "the `model` block"], {
+          hint: "add it, for example `stack [L, L, L, S] x 4`",
+        }),
+      );
+      return undefined;
+    }
+    for (const extra of stacks.slice(1)) {
+      this.diagnostics.push(
+        diagnose(
+          "duplicateKey",
+          {
+            start: extra.span.start,
+            end: {
+              ...extra.span.start,
+              offset: extra.span.start.offset + 5,
+              column: extra.span.start.column + 5,
+            },
+          },
+          ["stack", "the `model` block"],
+          {
+            hint: "keep one of them",
+            related: [{ span: stacks[0]!.span, message: "first given here" }],
+          },
+        ),
+      );
+    }
+    const used = new Set<string>();
+    let ok = true;
+    const expand = (items: readonly StackItem[]): string[] => {
+      const out: string[] = [];
+      for (const item of items) {
+        const inner =
+          item.target.kind === "group"
+            ? expand(item.target.items)
+            : this.stackName(item.target, declared, used);
+        if (inner === undefined) {
+          ok = false;
+          continue;
+        }
+        const repeat = item.repeat
+          ? this.reader.number("x", item.repeat, { type: "int", min: 1, max: MAX_REPEAT })
+          : 1;
+        if (repeat === undefined) {
+          ok = false;
+          continue;
+        }
+        for (let r = 0; r < repeat && out.length <= MAX_LAYERS; r++) out.push(...inner);
+      }
+      return out;
+    };
+    const names = expand(stacks[0]!.items);
+    if (names.length > MAX_LAYERS) {
+      this.diagnostics.push(
+        diagnose("outOfRange", stacks[0]!.span, ["stack", `of more than ${MAX_LAYERS} layers`], {
+          hint: `valid: 1 to ${MAX_LAYERS} layers`,
+        }),
+      );
+      return undefined;
+    }
+    for (const [name, d] of declared) {
+      if (!used.has(name))
+        this.diagnostics.push(
+          diagnose("unusedLayer", d.decl.name.span, [name], { hint: "use it in `stack` or remove it" }),
+        );
+    }
+    return ok ? { names, used } : undefined;
+  }
+
+  private stackName(
+    name: Ident,
+    declared: Map<string, DeclaredLayer>,
+    used: Set<string>,
+  ): string[] | undefined {
+    if (!declared.has(name.name)) {
+      // A layer whose declaration failed (unknown kind, duplicate) is already reported; say nothing more.
+      const failedDecl = this.ast.blocks.some(
+        (b) => b.kind === "model" && b.entries.some((e) => e.kind === "layer" && e.name.name === name.name),
+      );
+      if (!failedDecl) {
+        this.diagnostics.push(
+          diagnose("undefinedLayer", name.span, [name.name], {
+            hint:
+              declared.size > 0
+                ? wordHint(name.name, [...declared.keys()], "declared layers")
+                : "declare it with `layer NAME = linear_attention { }`",
+          }),
+        );
+      }
+      return undefined;
+    }
+    used.add(name.name);
+    return [name.name];
+  }
+
+  private resolveKind(name: string, d: DeclaredLayer, heads: number): LayerKind {
+    const v = d.read.values;
+    if (d.kind === "softmax_attention") {
+      return {
+        type: "softmax_attention",
+        name,
+        kvHeads: (v.get("kv_heads") as number | undefined) ?? heads,
+        ropeTheta: (v.get("rope_theta") as number | undefined) ?? 10000,
+        causal: (v.get("causal") as boolean | undefined) ?? true,
+      };
+    }
+    const decay = (v.get("decay") as DecayValue | undefined) ?? { kind: "schedule", name: "none" };
+    return {
+      type: "linear_attention",
+      name,
+      decay: resolveDecay(decay, heads),
+      featureMap: (v.get("feature_map") as FeatureMap | undefined) ?? "identity",
+      outputNorm: (v.get("output_norm") as "rms" | "none" | undefined) ?? "rms",
+      causal: (v.get("causal") as boolean | undefined) ?? true,
+    };
+  }
+}
+
+function isSetting(entry: ModelEntry): entry is Setting {
+  return entry.kind === "setting";
+}
+
+function resolveDecay(decay: DecayValue, heads: number): LinearAttentionKind["decay"] {
+  switch (decay.kind) {
+    case "fixed":
+      return { schedule: "fixed", perHead: Array(heads).fill(decay.value) };
+    case "list":
+      return { schedule: "list", perHead: decay.values };
+    case "schedule":
+      if (decay.name === "retention") return { schedule: "retention", perHead: retentionDecay(heads) };
+      if (decay.name === "lightning") return { schedule: "lightning", perHead: lightningDecay(heads) };
+      return { schedule: "none", perHead: Array(heads).fill(1) };
+  }
+}

@@ -1,0 +1,252 @@
+// Rules that relate several settings: the conditions under which the schedules in ALGORITHMS.md are
+// defined (sequence * data == gpus, even pieces of whole kernel blocks, head splits, causal-only LASP-1).
+import type { LayerDecl } from "../ast/ast.js";
+import type { Span } from "../ast/span.js";
+import { diagnose, type Diagnostic } from "../diagnostics/diagnostic.js";
+import { KERNEL_BLOCK, SUPPORTED_HEAD_DIMS } from "../spec/resolved.js";
+import type { DecayValue, ReadSettings } from "./values.js";
+
+export interface RuleInputs {
+  model: ReadSettings | undefined;
+  parallel: ReadSettings;
+  parallelKeyword: Span | undefined;
+  run: ReadSettings | undefined;
+  declared: { decl: LayerDecl; kind: "linear_attention" | "softmax_attention"; read: ReadSettings }[];
+  used: Set<string>;
+}
+
+export interface ResolvedNumbers {
+  heads: number;
+  headDim: number;
+  gpus: number;
+  sequence: number;
+  data: number;
+}
+
+/** Checks the cross-setting rules; returns the derived sizes when they are all valid. */
+export function checkRules(inputs: RuleInputs, diagnostics: Diagnostic[]): ResolvedNumbers | undefined {
+  const heads = num(inputs.model, "heads");
+  const headDim = resolveHeadDim(inputs.model, diagnostics);
+  const group = resolveGroups(inputs.parallel, inputs.parallelKeyword, diagnostics);
+  if (group) checkSequenceSplit(inputs, group.sequence, diagnostics);
+  if (group) checkBatch(inputs, group.data, diagnostics);
+  if (heads !== undefined) checkLayers(inputs, heads, group?.sequence, diagnostics);
+  checkUnusedStrategies(inputs, diagnostics);
+  if (heads === undefined || headDim === undefined || group === undefined) return undefined;
+  return { heads, headDim, ...group };
+}
+
+function num(read: ReadSettings | undefined, key: string): number | undefined {
+  return read?.values.get(key) as number | undefined;
+}
+
+function spanOf(read: ReadSettings | undefined, key: string): Span | undefined {
+  return read?.settings.get(key)?.span;
+}
+
+function resolveHeadDim(model: ReadSettings | undefined, diagnostics: Diagnostic[]): number | undefined {
+  const supported = `supported: ${SUPPORTED_HEAD_DIMS.join(" or ")}`;
+  const given = num(model, "head_dim");
+  if (given !== undefined) {
+    if ((SUPPORTED_HEAD_DIMS as readonly number[]).includes(given)) return given;
+    diagnostics.push(diagnose("headDim", spanOf(model, "head_dim")!, [given], { hint: supported }));
+    return undefined;
+  }
+  if (model?.settings.has("head_dim")) return undefined; // given but invalid: already reported
+  const hidden = num(model, "hidden");
+  const heads = num(model, "heads");
+  if (hidden === undefined || heads === undefined) return undefined;
+  if (hidden % heads !== 0) {
+    diagnostics.push(
+      diagnose("headDimDefault", spanOf(model, "heads")!, [hidden, heads], {
+        hint: `set \`head_dim\` (${supported})`,
+      }),
+    );
+    return undefined;
+  }
+  const derived = hidden / heads;
+  if (!(SUPPORTED_HEAD_DIMS as readonly number[]).includes(derived)) {
+    diagnostics.push(
+      diagnose("headDim", spanOf(model, "heads")!, [derived], {
+        hint: `hidden / heads gives ${derived}; change heads or set \`head_dim\` (${supported})`,
+      }),
+    );
+    return undefined;
+  }
+  return derived;
+}
+
+function resolveGroups(
+  parallel: ReadSettings,
+  keyword: Span | undefined,
+  diagnostics: Diagnostic[],
+): { gpus: number; sequence: number; data: number } | undefined {
+  for (const key of ["gpus", "sequence", "data"]) {
+    if (parallel.settings.has(key) && !parallel.values.has(key)) return undefined; // invalid, reported
+  }
+  const data = num(parallel, "data") ?? 1;
+  const gpus = num(parallel, "gpus");
+  const sequence = num(parallel, "sequence");
+  if (gpus !== undefined && sequence !== undefined) {
+    if (gpus !== sequence * data) {
+      diagnostics.push(
+        diagnose("gpuCount", spanOf(parallel, "gpus")!, [gpus, sequence, data], {
+          hint: `set gpus ${sequence * data}, or change sequence or data so that their product is ${gpus}`,
+        }),
+      );
+      return undefined;
+    }
+    return { gpus, sequence, data };
+  }
+  if (gpus !== undefined) {
+    if (gpus % data !== 0) {
+      diagnostics.push(
+        diagnose("gpuCount", spanOf(parallel, "gpus")!, [gpus, gpus / data, data], {
+          hint: `data ${data} must divide gpus ${gpus}`,
+        }),
+      );
+      return undefined;
+    }
+    return { gpus, sequence: gpus / data, data };
+  }
+  void keyword;
+  const seq = sequence ?? 1;
+  return { gpus: seq * data, sequence: seq, data };
+}
+
+function checkSequenceSplit(inputs: RuleInputs, sequence: number, diagnostics: Diagnostic[]): void {
+  const seqLen = num(inputs.run, "seq_len");
+  const layout = (inputs.parallel.values.get("layout") as string | undefined) ?? "contiguous";
+  if (seqLen === undefined) return;
+  const span = spanOf(inputs.run, "seq_len")!;
+  const pieces = layout === "zigzag" ? 2 * sequence : sequence;
+  const unit = pieces * KERNEL_BLOCK;
+  const hint = `the nearest lengths that work are ${nearestMultiples(seqLen, unit)}`;
+  if (seqLen % pieces !== 0) {
+    const why =
+      layout === "zigzag"
+        ? `zigzag gives each of the ${sequence} sequence-parallel ranks two pieces`
+        : `one piece per sequence-parallel rank`;
+    diagnostics.push(diagnose("seqLenSplit", span, [seqLen, pieces, why], { hint }));
+    return;
+  }
+  const piece = seqLen / pieces;
+  if (piece % KERNEL_BLOCK !== 0)
+    diagnostics.push(diagnose("pieceBlock", span, [piece, KERNEL_BLOCK], { hint }));
+}
+
+function nearestMultiples(value: number, unit: number): string {
+  const below = Math.floor(value / unit) * unit;
+  const above = below + unit;
+  return below > 0 ? `${below} and ${above}` : `${above}`;
+}
+
+function checkBatch(inputs: RuleInputs, data: number, diagnostics: Diagnostic[]): void {
+  const batch = num(inputs.run, "batch");
+  if (batch === undefined || batch % data === 0) return;
+  diagnostics.push(
+    diagnose("batchSplit", spanOf(inputs.run, "batch")!, [batch, data], {
+      hint: `use a multiple of ${data}, for example batch ${Math.ceil(batch / data) * data}`,
+    }),
+  );
+}
+
+function checkLayers(
+  inputs: RuleInputs,
+  heads: number,
+  sequence: number | undefined,
+  diagnostics: Diagnostic[],
+): void {
+  const linear = (inputs.parallel.values.get("linear") as string | undefined) ?? "lasp2";
+  const softmax = (inputs.parallel.values.get("softmax") as string | undefined) ?? "allgather";
+  for (const { decl, kind, read } of inputs.declared) {
+    const name = decl.name.name;
+    const used = inputs.used.has(name);
+    if (kind === "softmax_attention") {
+      const kvHeads = num(read, "kv_heads") ?? heads;
+      if (read.settings.has("kv_heads") && !read.values.has("kv_heads")) continue;
+      if (heads % kvHeads !== 0) {
+        diagnostics.push(
+          diagnose("kvHeads", spanOf(read, "kv_heads") ?? decl.name.span, [heads, kvHeads, name], {
+            hint: `kv_heads must divide heads: ${divisors(heads).join(", ")}`,
+          }),
+        );
+        continue;
+      }
+      if (used && softmax === "ulysses" && sequence !== undefined) {
+        checkUlysses(
+          inputs,
+          name,
+          [
+            ["heads", heads],
+            ["kv_heads", kvHeads],
+          ],
+          sequence,
+          "softmax",
+          diagnostics,
+        );
+      }
+      continue;
+    }
+    const decay = read.values.get("decay") as DecayValue | undefined;
+    if (decay?.kind === "list" && decay.values.length !== heads) {
+      diagnostics.push(
+        diagnose("decayLength", spanOf(read, "decay")!, [decay.values.length, heads, name], {
+          hint: `give ${heads} values, one per head, or one value for all heads`,
+        }),
+      );
+    }
+    const causal = (read.values.get("causal") as boolean | undefined) ?? true;
+    if (used && !causal && linear === "lasp1") {
+      diagnostics.push(
+        diagnose("lasp1Bidirectional", spanOf(read, "causal")!, [name], {
+          hint: "use `linear lasp2`, which runs bidirectional layers with one AllReduce",
+        }),
+      );
+    }
+    if (used && linear === "ulysses" && sequence !== undefined) {
+      checkUlysses(inputs, name, [["heads", heads]], sequence, "linear", diagnostics);
+    }
+  }
+}
+
+function checkUlysses(
+  inputs: RuleInputs,
+  layer: string,
+  counts: [string, number][],
+  sequence: number,
+  strategyKey: string,
+  diagnostics: Diagnostic[],
+): void {
+  for (const [what, count] of counts) {
+    if (count % sequence !== 0) {
+      const span = spanOf(inputs.parallel, strategyKey) ?? inputs.parallelKeyword!;
+      diagnostics.push(
+        diagnose("ulyssesHeads", span, [what, count, sequence, layer], {
+          hint: `Ulysses gives each rank ${what} / sequence heads; use a sequence size that divides ${count}, or another strategy`,
+        }),
+      );
+      return;
+    }
+  }
+}
+
+function checkUnusedStrategies(inputs: RuleInputs, diagnostics: Diagnostic[]): void {
+  for (const [key, kind] of [
+    ["linear", "linear_attention"],
+    ["softmax", "softmax_attention"],
+  ] as const) {
+    const span = spanOf(inputs.parallel, key);
+    if (span === undefined || !inputs.parallel.values.has(key)) continue;
+    const usedKinds = inputs.declared.filter((d) => inputs.used.has(d.decl.name.name)).map((d) => d.kind);
+    if (inputs.used.size > 0 && !usedKinds.includes(kind)) {
+      diagnostics.push(diagnose("unusedStrategy", span, [key, kind], { hint: "remove the setting" }));
+    }
+  }
+}
+
+function divisors(n: number): number[] {
+  const out: number[] = [];
+  for (let d = 1; d <= n; d++) if (n % d === 0) out.push(d);
+  return out;
+}

@@ -1,0 +1,220 @@
+// The keys each block accepts, what values they take, their defaults and one-line docs. The checker reads
+// settings through this table, and grammar/README.md's key reference is generated from it (a test keeps
+// the two in sync), so the docs cannot drift from what is accepted.
+
+export type ValueRule =
+  | { type: "int"; min: number; max: number }
+  | { type: "float"; min: number; max: number; minExclusive?: boolean }
+  | { type: "enum"; words: readonly string[] }
+  | { type: "bool" }
+  | { type: "decay" }
+  | { type: "data" };
+
+export interface KeyRule {
+  key: string;
+  rule: ValueRule;
+  required?: boolean;
+  /** The default, as a user would write it (shown in docs); `undefined` when required or derived. */
+  default?: string;
+  /** A valid setting to suggest when the key is missing. */
+  example: string;
+  doc: string;
+}
+
+export const BOOLEAN_WORDS: Record<string, boolean> = {
+  true: true,
+  false: false,
+  on: true,
+  off: false,
+  yes: true,
+  no: false,
+};
+
+export const LAYER_KINDS = ["linear_attention", "softmax_attention"] as const;
+export const DECAY_SCHEDULES = ["none", "retention", "lightning"] as const;
+
+const int = (min: number, max: number): ValueRule => ({ type: "int", min, max });
+
+export const MODEL_KEYS: readonly KeyRule[] = [
+  { key: "vocab", rule: int(1, 2 ** 24), required: true, example: "vocab 128256", doc: "vocabulary size" },
+  { key: "hidden", rule: int(1, 65536), required: true, example: "hidden 2048", doc: "model width" },
+  { key: "ffn", rule: int(1, 262144), required: true, example: "ffn 8192", doc: "feed-forward inner width" },
+  { key: "heads", rule: int(1, 1024), required: true, example: "heads 16", doc: "query heads per layer" },
+  {
+    key: "head_dim",
+    rule: int(1, 1024),
+    example: "head_dim 128",
+    doc: "dimension of one head (64 or 128); default hidden / heads",
+  },
+  {
+    key: "norm",
+    rule: { type: "enum", words: ["rms", "layernorm"] },
+    default: "rms",
+    example: "norm rms",
+    doc: "block normalisation",
+  },
+  {
+    key: "norm_eps",
+    rule: { type: "float", min: 0, max: 1, minExclusive: true },
+    default: "1e-5",
+    example: "norm_eps 1e-5",
+    doc: "epsilon of the block normalisation",
+  },
+];
+
+export const LINEAR_KEYS: readonly KeyRule[] = [
+  {
+    key: "decay",
+    rule: { type: "decay" },
+    default: "none",
+    example: "decay 0.99",
+    doc: "per-head decay: `none`, one value in (0, 1], a list with one value per head, `retention` or `lightning`",
+  },
+  {
+    key: "feature_map",
+    rule: { type: "enum", words: ["identity", "elu_plus_one", "relu", "silu"] },
+    default: "identity",
+    example: "feature_map identity",
+    doc: "applied to q and k before the products",
+  },
+  {
+    key: "output_norm",
+    rule: { type: "enum", words: ["rms", "none"] },
+    default: "rms",
+    example: "output_norm rms",
+    doc: "RMSNorm over the head dimension of the output",
+  },
+  {
+    key: "causal",
+    rule: { type: "bool" },
+    default: "true",
+    example: "causal true",
+    doc: "causal (true) or bidirectional (false)",
+  },
+];
+
+export const SOFTMAX_KEYS: readonly KeyRule[] = [
+  {
+    key: "kv_heads",
+    rule: int(1, 1024),
+    example: "kv_heads 8",
+    doc: "key/value heads (grouped-query attention); default heads",
+  },
+  {
+    key: "rope_theta",
+    rule: { type: "float", min: 0, max: 1e12, minExclusive: true },
+    default: "10000",
+    example: "rope_theta 500000",
+    doc: "RoPE base",
+  },
+  {
+    key: "causal",
+    rule: { type: "bool" },
+    default: "true",
+    example: "causal true",
+    doc: "causal mask from global positions",
+  },
+];
+
+export const PARALLEL_KEYS: readonly KeyRule[] = [
+  { key: "gpus", rule: int(1, 4096), example: "gpus 8", doc: "total GPUs; default sequence x data" },
+  {
+    key: "sequence",
+    rule: int(1, 4096),
+    example: "sequence 8",
+    doc: "sequence-parallel group size W; default gpus / data",
+  },
+  { key: "data", rule: int(1, 4096), default: "1", example: "data 1", doc: "data-parallel group size" },
+  {
+    key: "linear",
+    rule: { type: "enum", words: ["lasp2", "lasp1", "ulysses"] },
+    default: "lasp2",
+    example: "linear lasp2",
+    doc: "schedule of linear-attention layers",
+  },
+  {
+    key: "softmax",
+    rule: { type: "enum", words: ["allgather", "ring", "ulysses"] },
+    default: "allgather",
+    example: "softmax allgather",
+    doc: "schedule of softmax layers (`allgather` is LASP-2H)",
+  },
+  {
+    key: "layout",
+    rule: { type: "enum", words: ["contiguous", "zigzag"] },
+    default: "contiguous",
+    example: "layout zigzag",
+    doc: "how the sequence is split over ranks, the same for every layer",
+  },
+  {
+    key: "overlap",
+    rule: { type: "bool" },
+    default: "on",
+    example: "overlap on",
+    doc: "overlap communication with computation",
+  },
+];
+
+export const RUN_KEYS: readonly KeyRule[] = [
+  {
+    key: "seq_len",
+    rule: int(64, 2 ** 31),
+    required: true,
+    example: "seq_len 64K",
+    doc: "global sequence length in tokens",
+  },
+  {
+    key: "batch",
+    rule: int(1, 65536),
+    default: "1",
+    example: "batch 1",
+    doc: "sequences per step, split over data-parallel ranks",
+  },
+  {
+    key: "dtype",
+    rule: { type: "enum", words: ["bf16", "fp16", "fp32"] },
+    default: "bf16",
+    example: "dtype bf16",
+    doc: "activation and weight type (states and softmax statistics are fp32)",
+  },
+  { key: "steps", rule: int(1, 1e9), default: "10", example: "steps 20", doc: "timed or trained steps" },
+  {
+    key: "warmup",
+    rule: int(0, 1e6),
+    default: "3",
+    example: "warmup 3",
+    doc: "untimed steps before a benchmark",
+  },
+  {
+    key: "mode",
+    rule: { type: "enum", words: ["bench", "verify", "train"] },
+    default: "bench",
+    example: "mode bench",
+    doc: "what the program does",
+  },
+  {
+    key: "seed",
+    rule: int(0, 2 ** 32 - 1),
+    default: "0",
+    example: "seed 0",
+    doc: "seed of weights and synthetic data",
+  },
+  {
+    key: "lr",
+    rule: { type: "float", min: 0, max: 1, minExclusive: true },
+    default: "3e-4",
+    example: "lr 3e-4",
+    doc: "AdamW learning rate (train mode)",
+  },
+  {
+    key: "data",
+    rule: { type: "data" },
+    default: "synthetic",
+    example: 'data "tokens.bin"',
+    doc: "`synthetic` or a token file path in quotes",
+  },
+];
+
+/** The stack's repeat counts and the flattened depth. */
+export const MAX_REPEAT = 10000;
+export const MAX_LAYERS = 10000;

@@ -1,0 +1,190 @@
+// Reads one block's settings through its key table: unknown and duplicate keys, and each value's type and
+// range. Invalid values are reported and left out, so later rules that need them stay quiet instead of
+// cascading.
+import type { Setting, Value } from "../ast/ast.js";
+import type { Span } from "../ast/span.js";
+import { diagnose, type Diagnostic } from "../diagnostics/diagnostic.js";
+import { listWords, nearest, wordHint } from "../diagnostics/suggest.js";
+import { BOOLEAN_WORDS, DECAY_SCHEDULES, type KeyRule, type ValueRule } from "./schema.js";
+
+export type DecayValue =
+  { kind: "schedule"; name: string } | { kind: "fixed"; value: number } | { kind: "list"; values: number[] };
+export type DataValue = { kind: "synthetic" } | { kind: "file"; path: string };
+export type ReadValue = number | string | boolean | DecayValue | DataValue;
+
+export interface ReadSettings {
+  values: Map<string, ReadValue>;
+  /** The setting each key came from (also for keys whose value was invalid). */
+  settings: Map<string, Setting>;
+}
+
+export function formatNumber(value: number): string {
+  return String(value);
+}
+
+function describeValue(value: Value): string {
+  switch (value.kind) {
+    case "number":
+      return `the number ${formatNumber(value.value)}`;
+    case "word":
+      return `the word \`${value.name}\``;
+    case "string":
+      return "a string";
+    case "list":
+      return "a list";
+  }
+}
+
+export function rangeText(rule: ValueRule): string {
+  if (rule.type === "int") return `a whole number from ${rule.min} to ${rule.max}`;
+  if (rule.type === "float")
+    return `${rule.minExclusive ? `more than ${rule.min}` : `at least ${rule.min}`} and at most ${rule.max}`;
+  return "";
+}
+
+export class SettingsReader {
+  constructor(private readonly diagnostics: Diagnostic[]) {}
+
+  read(settings: readonly Setting[], keys: readonly KeyRule[], where: string): ReadSettings {
+    const values = new Map<string, ReadValue>();
+    const seen = new Map<string, Setting>();
+    const known = keys.map((k) => k.key);
+    for (const setting of settings) {
+      const key = setting.key.name;
+      const rule = keys.find((k) => k.key === key);
+      if (rule === undefined) {
+        this.diagnostics.push(
+          diagnose("unknownKey", setting.key.span, [key, where], { hint: wordHint(key, known, `keys here`) }),
+        );
+        continue;
+      }
+      const first = seen.get(key);
+      if (first !== undefined) {
+        this.diagnostics.push(
+          diagnose("duplicateKey", setting.key.span, [key, where], {
+            hint: "keep one of them",
+            related: [{ span: first.key.span, message: "first given here" }],
+          }),
+        );
+        continue;
+      }
+      seen.set(key, setting);
+      const value = this.value(key, setting.value, rule.rule);
+      if (value !== undefined) values.set(key, value);
+    }
+    return { values, settings: seen };
+  }
+
+  /** Reports every missing required key at `at` (the block keyword). */
+  requireKeys(read: ReadSettings, keys: readonly KeyRule[], where: string, at: Span): void {
+    for (const rule of keys) {
+      if (rule.required && !read.settings.has(rule.key)) {
+        this.diagnostics.push(
+          diagnose("missingKey", at, [rule.key, where], { hint: `add it, for example \`${rule.example}\`` }),
+        );
+      }
+    }
+  }
+
+  value(key: string, value: Value, rule: ValueRule): ReadValue | undefined {
+    switch (rule.type) {
+      case "int":
+      case "float":
+        return this.number(key, value, rule);
+      case "enum":
+        return this.word(key, value, rule.words);
+      case "bool": {
+        const word = this.word(key, value, Object.keys(BOOLEAN_WORDS), ["true", "false"]);
+        return word === undefined ? undefined : BOOLEAN_WORDS[word];
+      }
+      case "decay":
+        return this.decay(key, value);
+      case "data":
+        if (value.kind === "string") return { kind: "file", path: value.value };
+        if (value.kind === "word" && value.name === "synthetic") return { kind: "synthetic" };
+        this.diagnostics.push(
+          diagnose(
+            "wrongType",
+            value.span,
+            [key, "`synthetic` or a file path in quotes", describeValue(value)],
+            {
+              hint: 'for example `data synthetic` or `data "tokens.bin"`',
+            },
+          ),
+        );
+        return undefined;
+    }
+  }
+
+  number(key: string, value: Value, rule: Extract<ValueRule, { type: "int" | "float" }>): number | undefined {
+    const expected = rule.type === "int" ? "a whole number" : "a number";
+    if (value.kind !== "number") {
+      this.diagnostics.push(
+        diagnose("wrongType", value.span, [key, expected, describeValue(value)], {
+          hint: `valid: ${rangeText(rule)}`,
+        }),
+      );
+      return undefined;
+    }
+    const n = value.value;
+    if (rule.type === "int" && !Number.isInteger(n)) {
+      this.diagnostics.push(
+        diagnose("notInteger", value.span, [key, formatNumber(n)], { hint: `valid: ${rangeText(rule)}` }),
+      );
+      return undefined;
+    }
+    const tooSmall = rule.type === "float" && rule.minExclusive ? n <= rule.min : n < rule.min;
+    if (tooSmall || n > rule.max) {
+      this.diagnostics.push(
+        diagnose("outOfRange", value.span, [key, formatNumber(n)], { hint: `valid: ${rangeText(rule)}` }),
+      );
+      return undefined;
+    }
+    return n;
+  }
+
+  private word(
+    key: string,
+    value: Value,
+    words: readonly string[],
+    shown: readonly string[] = words,
+  ): string | undefined {
+    if (value.kind !== "word") {
+      this.diagnostics.push(
+        diagnose("wrongType", value.span, [key, `one of ${listWords(shown)}`, describeValue(value)]),
+      );
+      return undefined;
+    }
+    if (!words.includes(value.name)) {
+      const guess = nearest(value.name, words);
+      const hint = guess !== undefined ? `did you mean \`${guess}\`?` : `valid values: ${listWords(shown)}`;
+      this.diagnostics.push(diagnose("unknownWord", value.span, [key, value.name], { hint }));
+      return undefined;
+    }
+    return value.name;
+  }
+
+  private decay(key: string, value: Value): DecayValue | undefined {
+    const range: ValueRule = { type: "float", min: 0, max: 1, minExclusive: true };
+    if (value.kind === "word") {
+      const name = this.word(key, value, DECAY_SCHEDULES);
+      return name === undefined ? undefined : { kind: "schedule", name };
+    }
+    if (value.kind === "number") {
+      const n = this.number(key, value, range);
+      return n === undefined ? undefined : { kind: "fixed", value: n };
+    }
+    if (value.kind === "list") {
+      const values = value.items.map((item) => this.number(key, item, range));
+      return values.every((v) => v !== undefined) ? { kind: "list", values: values as number[] } : undefined;
+    }
+    this.diagnostics.push(
+      diagnose("wrongType", value.span, [
+        key,
+        "`none`, a number, a list of numbers, `retention` or `lightning`",
+        describeValue(value),
+      ]),
+    );
+    return undefined;
+  }
+}

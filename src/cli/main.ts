@@ -1,0 +1,56 @@
+// The `lasp` command line. Every command returns an exit code: 0 ok, 1 spec errors, 2 usage errors.
+import { Command, CommanderError } from "commander";
+import { checkCommand } from "./check-command.js";
+import { EXIT, processIo, type CliIo } from "./io.js";
+import { version } from "./package-info.js";
+
+const EXAMPLES = `
+Examples:
+  $ lasp check examples/linear-llama3-1b.lasp      check a spec, print ok or the errors
+  $ lasp check examples/*.lasp                     check several specs at once
+
+Exit codes: 0 ok, 1 the spec has errors, 2 usage errors (bad options, unreadable files).
+Set NO_COLOR to turn colours off.`;
+
+export function buildProgram(io: CliIo, setExit: (code: number) => void): Command {
+  const program = new Command("lasp")
+    .description(
+      "Compiler for long-context training: checks .lasp specs and lowers them to LASP-2 schedules.",
+    )
+    .version(version(), "-V, --version", "print the version")
+    .helpOption("-h, --help", "show help")
+    .showHelpAfterError("(run `lasp --help` for usage)")
+    .addHelpText("after", EXAMPLES)
+    .configureOutput({ writeOut: io.stdout, writeErr: io.stderr })
+    .exitOverride();
+
+  program
+    .command("check")
+    .description("check specs and print `ok` per file or the diagnostics")
+    .argument("<files...>", ".lasp spec files")
+    .action(async (files: string[]) => setExit(await checkCommand(files, io)));
+
+  return program;
+}
+
+export async function main(argv: string[], io: CliIo = processIo()): Promise<number> {
+  let exit: number = EXIT.ok;
+  const program = buildProgram(io, (code) => (exit = code));
+  if (argv.length === 0) {
+    program.outputHelp();
+    return EXIT.usage;
+  }
+  try {
+    await program.parseAsync(argv, { from: "user" });
+  } catch (error) {
+    if (error instanceof CommanderError) {
+      // --help and --version end through here with exit code 0; everything else is a usage error.
+      return error.exitCode === 0 ? EXIT.ok : EXIT.usage;
+    }
+    io.stderr(
+      `lasp: internal error: ${(error as Error).message}\nThis is a bug in lasp; please report it with the spec that caused it.\n`,
+    );
+    return 70;
+  }
+  return exit;
+}

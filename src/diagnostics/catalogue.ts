@@ -1,0 +1,237 @@
+// Every message `lasp` shows about a spec lives here, under a stable code (like TypeScript's
+// diagnosticMessages.json). Codes never change meaning once released: E01xx text, E02xx syntax,
+// E03xx structure, E04xx values, E05xx rules of the algorithms, W06xx warnings.
+// test/diagnostics holds one golden case per code.
+import type { Severity } from "./diagnostic.js";
+
+interface Entry<A extends unknown[]> {
+  code: string;
+  severity: Severity;
+  /** A one-line summary, used by `lasp explain` style listings and the grammar docs. */
+  title: string;
+  message: (...args: A) => string;
+}
+
+function entry<A extends unknown[]>(
+  code: string,
+  severity: Severity,
+  title: string,
+  message: (...args: A) => string,
+): Entry<A> {
+  return { code, severity, title, message };
+}
+
+const q = (text: string | number): string => `\`${text}\``;
+
+export const MESSAGES = {
+  // E01xx: the text itself
+  unexpectedCharacters: entry("E0101", "error", "unexpected character", (text: string) =>
+    text.length === 1 ? `unexpected character ${q(text)}` : `unexpected characters ${q(text)}`,
+  ),
+  unterminatedString: entry(
+    "E0102",
+    "error",
+    "unterminated string",
+    () => "this string is not closed before the end of the line",
+  ),
+  unterminatedComment: entry("E0103", "error", "unterminated comment", () => "this comment is never closed"),
+  malformedNumber: entry(
+    "E0104",
+    "error",
+    "malformed number",
+    (text: string) => `malformed number ${q(text)}`,
+  ),
+  notText: entry("E0105", "error", "not a text file", (why: string) => `this is not a text file: ${why}`),
+
+  // E02xx: syntax
+  syntax: entry("E0201", "error", "syntax error", (message: string) => message),
+  unclosed: entry(
+    "E0202",
+    "error",
+    "unclosed bracket",
+    (open: string, what: string) => `${q(open)} of ${what} is never closed`,
+  ),
+  unmatchedClose: entry(
+    "E0203",
+    "error",
+    "unmatched closing bracket",
+    (close: string, open: string) => `${q(close)} has no matching ${q(open)}`,
+  ),
+  emptyFile: entry("E0204", "error", "empty spec", () => "the spec is empty"),
+
+  // E03xx: structure
+  duplicateBlock: entry(
+    "E0301",
+    "error",
+    "duplicate block",
+    (block: string) => `the ${q(block)} block is given twice`,
+  ),
+  missingBlock: entry(
+    "E0302",
+    "error",
+    "missing block",
+    (block: string) => `the spec has no ${q(block)} block`,
+  ),
+  unknownKey: entry(
+    "E0303",
+    "error",
+    "unknown key",
+    (key: string, where: string) => `unknown key ${q(key)} in ${where}`,
+  ),
+  duplicateKey: entry(
+    "E0304",
+    "error",
+    "duplicate key",
+    (key: string, where: string) => `${q(key)} is given twice in ${where}`,
+  ),
+  missingKey: entry(
+    "E0305",
+    "error",
+    "missing key",
+    (key: string, where: string) => `${where} needs ${q(key)}`,
+  ),
+  duplicateLayer: entry(
+    "E0306",
+    "error",
+    "duplicate layer name",
+    (name: string) => `layer ${q(name)} is declared twice`,
+  ),
+  unknownLayerKind: entry(
+    "E0307",
+    "error",
+    "unknown layer kind",
+    (kind: string) => `unknown layer kind ${q(kind)}`,
+  ),
+  undefinedLayer: entry(
+    "E0308",
+    "error",
+    "undefined layer",
+    (name: string) => `the stack uses layer ${q(name)}, which is not declared`,
+  ),
+
+  // E04xx: values
+  wrongType: entry(
+    "E0401",
+    "error",
+    "wrong kind of value",
+    (key: string, expected: string, found: string) => `${q(key)} takes ${expected}, found ${found}`,
+  ),
+  outOfRange: entry(
+    "E0402",
+    "error",
+    "number out of range",
+    (key: string, value: string) => `${q(key)} ${value} is out of range`,
+  ),
+  notInteger: entry(
+    "E0403",
+    "error",
+    "not a whole number",
+    (key: string, value: string) => `${q(key)} must be a whole number, found ${value}`,
+  ),
+  unknownWord: entry(
+    "E0404",
+    "error",
+    "unknown word",
+    (key: string, word: string) => `${q(word)} is not a valid ${q(key)}`,
+  ),
+
+  // E05xx: rules the algorithms need
+  gpuCount: entry(
+    "E0501",
+    "error",
+    "GPU count mismatch",
+    (gpus: number, sequence: number, data: number) =>
+      `gpus ${gpus} is not sequence ${sequence} x data ${data} = ${sequence * data}`,
+  ),
+  seqLenSplit: entry(
+    "E0502",
+    "error",
+    "sequence does not split evenly",
+    (seqLen: number, pieces: number, why: string) =>
+      `seq_len ${seqLen} does not split into ${pieces} equal pieces (${why})`,
+  ),
+  pieceBlock: entry(
+    "E0503",
+    "error",
+    "piece not a multiple of the kernel block",
+    (piece: number, block: number) =>
+      `each rank's piece of ${piece} tokens is not a multiple of the ${block}-token kernel block`,
+  ),
+  kvHeads: entry(
+    "E0504",
+    "error",
+    "heads not divisible by kv_heads",
+    (heads: number, kvHeads: number, layer: string) =>
+      `layer ${q(layer)}: heads ${heads} is not divisible by kv_heads ${kvHeads}`,
+  ),
+  headDim: entry(
+    "E0505",
+    "error",
+    "unsupported head dimension",
+    (headDim: number) => `head_dim ${headDim} is not supported by the kernels`,
+  ),
+  decayLength: entry(
+    "E0506",
+    "error",
+    "decay list length",
+    (length: number, heads: number, layer: string) =>
+      `layer ${q(layer)}: the decay list has ${length} values but the model has ${heads} heads`,
+  ),
+  ulyssesHeads: entry(
+    "E0507",
+    "error",
+    "Ulysses head split",
+    (what: string, count: number, sequence: number, layer: string) =>
+      `layer ${q(layer)} uses ulysses, but ${what} ${count} is not divisible by sequence ${sequence}`,
+  ),
+  lasp1Bidirectional: entry(
+    "E0508",
+    "error",
+    "LASP-1 needs causal layers",
+    (layer: string) => `layer ${q(layer)} is bidirectional, which the lasp1 ring cannot run`,
+  ),
+  batchSplit: entry(
+    "E0509",
+    "error",
+    "batch does not split over data-parallel ranks",
+    (batch: number, data: number) => `batch ${batch} is not divisible by data ${data}`,
+  ),
+  headDimDefault: entry(
+    "E0510",
+    "error",
+    "head_dim cannot be derived",
+    (hidden: number, heads: number) =>
+      `head_dim is not given and hidden ${hidden} is not divisible by heads ${heads}`,
+  ),
+
+  // W06xx: warnings (exit code stays 0)
+  unusedLayer: entry(
+    "W0601",
+    "warning",
+    "unused layer",
+    (name: string) => `layer ${q(name)} is declared but the stack never uses it`,
+  ),
+  unusedStrategy: entry(
+    "W0602",
+    "warning",
+    "strategy has no effect",
+    (key: string, kind: string) => `${q(key)} has no effect: the stack has no ${q(kind)} layer`,
+  ),
+} as const;
+
+type Messages = typeof MESSAGES;
+export type MessageName = keyof Messages;
+export type MessageArgs<N extends MessageName> = Messages[N] extends Entry<infer A> ? A : never;
+export type DiagnosticCode = string;
+
+/** All codes with their titles, in code order. */
+export function catalogue(): { code: string; severity: Severity; title: string; name: MessageName }[] {
+  return (Object.keys(MESSAGES) as MessageName[])
+    .map((name) => ({
+      name,
+      code: MESSAGES[name].code,
+      severity: MESSAGES[name].severity,
+      title: MESSAGES[name].title,
+    }))
+    .sort((a, b) => a.code.localeCompare(b.code));
+}

@@ -1,0 +1,46 @@
+// Hints: the nearest valid word for a misspelling, the list of valid words, the valid range of a number.
+
+export function editDistance(a: string, b: string): number {
+  if (a === b) return 0;
+  let previous = Array.from({ length: b.length + 1 }, (_, j) => j);
+  for (let i = 1; i <= a.length; i++) {
+    const current = [i];
+    for (let j = 1; j <= b.length; j++) {
+      const substitution = previous[j - 1]! + (a[i - 1] === b[j - 1] ? 0 : 1);
+      current.push(Math.min(previous[j]! + 1, current[j - 1]! + 1, substitution));
+    }
+    previous = current;
+  }
+  return previous[b.length]!;
+}
+
+/** The closest candidate, if it is close enough to be a plausible misspelling. */
+export function nearest(word: string, candidates: readonly string[]): string | undefined {
+  if (word.length > 64) return undefined;
+  const lower = word.toLowerCase();
+  let best: string | undefined;
+  let bestDistance = Infinity;
+  for (const candidate of candidates) {
+    const distance = editDistance(lower, candidate.toLowerCase());
+    if (distance < bestDistance) {
+      best = candidate;
+      bestDistance = distance;
+    }
+  }
+  // One edit per three letters, and never a rewrite of the whole word (`Q` is not a misspelling of `L`).
+  const allowed = Math.max(1, Math.floor(word.length / 3));
+  return bestDistance <= allowed && bestDistance < word.length ? best : undefined;
+}
+
+export function listWords(words: readonly string[]): string {
+  const quoted = words.map((w) => `\`${w}\``);
+  if (quoted.length <= 1) return quoted[0] ?? "";
+  return `${quoted.slice(0, -1).join(", ")} or ${quoted[quoted.length - 1]}`;
+}
+
+/** "did you mean `hidden`?" when one word is close, else "expected one of ...". */
+export function wordHint(word: string, candidates: readonly string[], noun = "valid values"): string {
+  const guess = nearest(word, candidates);
+  if (guess !== undefined) return `did you mean \`${guess}\`?`;
+  return `${noun}: ${listWords(candidates)}`;
+}

@@ -1,0 +1,93 @@
+// The resolved spec: what the checker hands to every later pass (lowering, reference, codegen). Defaults are
+// filled in, schedules of decay are expanded to one value per head, the stack is flattened to one entry per
+// layer. Nothing downstream reads the AST.
+
+export type FeatureMap = "identity" | "elu_plus_one" | "relu" | "silu";
+export type LinearStrategy = "lasp2" | "lasp1" | "ulysses";
+export type SoftmaxStrategy = "allgather" | "ring" | "ulysses";
+export type Layout = "contiguous" | "zigzag";
+export type DType = "bf16" | "fp16" | "fp32";
+export type Mode = "bench" | "verify" | "train";
+export type Norm = "rms" | "layernorm";
+
+/** How the per-head decay values were given; `perHead` always holds the numbers. */
+export type DecaySchedule = "none" | "fixed" | "list" | "retention" | "lightning";
+
+export interface LinearAttentionKind {
+  type: "linear_attention";
+  name: string;
+  decay: { schedule: DecaySchedule; perHead: number[] };
+  featureMap: FeatureMap;
+  outputNorm: "rms" | "none";
+  causal: boolean;
+}
+
+export interface SoftmaxAttentionKind {
+  type: "softmax_attention";
+  name: string;
+  kvHeads: number;
+  ropeTheta: number;
+  causal: boolean;
+}
+
+export type LayerKind = LinearAttentionKind | SoftmaxAttentionKind;
+
+export interface ResolvedModel {
+  name: string;
+  vocab: number;
+  hidden: number;
+  ffn: number;
+  heads: number;
+  headDim: number;
+  norm: Norm;
+  normEps: number;
+  /** Declared layer kinds by name, in declaration order. */
+  kinds: LayerKind[];
+  /** The flattened stack: `layers[i]` is the kind of layer i. */
+  layers: LayerKind[];
+}
+
+export interface ResolvedParallel {
+  gpus: number;
+  /** Sequence-parallel group size W. */
+  sequence: number;
+  /** Data-parallel group size. */
+  data: number;
+  linear: LinearStrategy;
+  softmax: SoftmaxStrategy;
+  layout: Layout;
+  overlap: boolean;
+}
+
+export interface ResolvedRun {
+  /** Global sequence length N, in tokens. */
+  seqLen: number;
+  /** Global batch (sequences per step), split over the data-parallel ranks. */
+  batch: number;
+  dtype: DType;
+  steps: number;
+  warmup: number;
+  mode: Mode;
+  seed: number;
+  lr: number;
+  data: { kind: "synthetic" } | { kind: "file"; path: string };
+}
+
+export interface ResolvedSpec {
+  /** The file the spec came from, as given on the command line. */
+  file: string;
+  model: ResolvedModel;
+  parallel: ResolvedParallel;
+  run: ResolvedRun;
+}
+
+/** The token block of the kernels: every rank's piece of the sequence is a multiple of it. */
+export const KERNEL_BLOCK = 64;
+
+/** Head dimensions the kernels are written for. */
+export const SUPPORTED_HEAD_DIMS = [64, 128] as const;
+
+/** Tokens per piece: a rank holds one piece (contiguous) or two (zigzag). */
+export function pieceLength(parallel: ResolvedParallel, seqLen: number): number {
+  return seqLen / (parallel.layout === "zigzag" ? 2 * parallel.sequence : parallel.sequence);
+}

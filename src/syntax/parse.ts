@@ -1,0 +1,64 @@
+// Text to AST: lexing, bracket balance, parsing, tree building. Each stage stops the pipeline when it finds
+// errors, so a user sees the first real cause rather than the errors it would cascade into.
+import { laspParser, splitParserMessage } from "../../grammar/parser.js";
+import { BLOCK_KEYWORDS } from "../../grammar/tokens.js";
+import type { SpecFile } from "../ast/ast.js";
+import { pointSpan, type Span } from "../ast/span.js";
+import { diagnose, type Diagnostic } from "../diagnostics/diagnostic.js";
+import { nearest } from "../diagnostics/suggest.js";
+import { AstBuilder } from "./build-ast.js";
+import { checkBrackets, lex, tokenSpan } from "./tokens.js";
+
+export interface ParseResult {
+  ast?: SpecFile;
+  diagnostics: Diagnostic[];
+}
+
+const MAX_SYNTAX = 20;
+
+export function parseSpec(source: string): ParseResult {
+  const lexed = lex(source);
+  if (lexed.diagnostics.length > 0) return { diagnostics: lexed.diagnostics };
+  if (lexed.tokens.length === 0) {
+    return {
+      diagnostics: [
+        diagnose("emptyFile", pointSpan(source, source.length), [], {
+          hint: "a spec has a `model` block, a `run` block and usually a `parallel` block; examples/ has some to start from",
+        }),
+      ],
+    };
+  }
+  const brackets = checkBrackets(lexed.tokens);
+  if (brackets.length > 0) return { diagnostics: brackets };
+
+  laspParser.input = lexed.tokens;
+  const cst = laspParser.spec();
+  if (laspParser.errors.length > 0) {
+    const diagnostics = laspParser.errors.slice(0, MAX_SYNTAX).map((error) => {
+      const { message, expected } = splitParserMessage(error.message);
+      const span: Span = Number.isNaN(error.token.startOffset) ? endOfInput(source) : tokenSpan(error.token);
+      const found = error.token.image;
+      const guess =
+        expected.length > 0 && /^[A-Za-z_]\w*$/.test(found) ? nearest(found, expected) : undefined;
+      const hint = guess !== undefined ? `did you mean \`${guess}\`?` : syntaxHint(expected);
+      return diagnose("syntax", span, [message], hint === undefined ? {} : { hint });
+    });
+    return { diagnostics };
+  }
+  const builder = new AstBuilder();
+  const blocks = builder.blocks(cst);
+  if (builder.diagnostics.length > 0) return { diagnostics: builder.diagnostics };
+  const span = { start: { offset: 0, line: 1, column: 1 }, end: pointSpan(source, source.length).end };
+  return { ast: { kind: "spec", blocks, comments: lexed.comments, span }, diagnostics: [] };
+}
+
+function endOfInput(source: string): Span {
+  return pointSpan(source, source.length);
+}
+
+function syntaxHint(expected: string[]): string | undefined {
+  if (expected.length > 0 && expected.every((w) => (BLOCK_KEYWORDS as readonly string[]).includes(w))) {
+    return "a spec is made of `model NAME { ... }`, `parallel { ... }` and `run { ... }` blocks";
+  }
+  return undefined;
+}

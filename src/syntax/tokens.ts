@@ -1,0 +1,137 @@
+// Lexing, and the checks that need only the token stream: lexical errors and bracket balance.
+import type { ILexingError, IToken } from "chevrotain";
+import { laspLexer, LBrace, LBracket, RBrace, RBracket, Identifier, Layer } from "../../grammar/tokens.js";
+import type { Comment } from "../ast/ast.js";
+import type { Span } from "../ast/span.js";
+import { diagnose, type Diagnostic } from "../diagnostics/diagnostic.js";
+
+export function tokenSpan(token: IToken): Span {
+  return {
+    start: { offset: token.startOffset, line: token.startLine ?? 1, column: token.startColumn ?? 1 },
+    end: {
+      offset: (token.endOffset ?? token.startOffset) + 1,
+      line: token.endLine ?? token.startLine ?? 1,
+      column: (token.endColumn ?? token.startColumn ?? 1) + 1,
+    },
+  };
+}
+
+export interface Lexed {
+  tokens: IToken[];
+  comments: Comment[];
+  diagnostics: Diagnostic[];
+}
+
+/** At most this many lexical diagnostics: binary junk would otherwise produce one per byte run. */
+const MAX_LEXICAL = 50;
+
+export function lex(source: string): Lexed {
+  const result = laspLexer.tokenize(source);
+  const diagnostics: Diagnostic[] = [];
+  for (const error of result.errors.slice(0, MAX_LEXICAL)) diagnostics.push(unexpected(source, error));
+  for (const token of result.groups["errors"] ?? []) diagnostics.push(errorToken(token));
+  const comments = (result.groups["comments"] ?? []).map((t) => ({ text: t.image, span: tokenSpan(t) }));
+  return { tokens: result.tokens, comments, diagnostics: diagnostics.slice(0, MAX_LEXICAL) };
+}
+
+function unexpected(source: string, error: ILexingError): Diagnostic {
+  const text = source.slice(error.offset, error.offset + Math.min(error.length, 20));
+  const shown = error.length > 20 ? `${text}…` : text;
+  const line = error.line ?? 1;
+  const column = error.column ?? 1;
+  const span: Span = {
+    start: { offset: error.offset, line, column },
+    end: { offset: error.offset + error.length, line, column: column + error.length },
+  };
+  return diagnose("unexpectedCharacters", span, [shown], {
+    hint: 'a spec holds names, numbers, "strings", the signs { } [ ] , = and // comments',
+  });
+}
+
+function errorToken(token: IToken): Diagnostic {
+  const span = tokenSpan(token);
+  switch (token.tokenType.name) {
+    case "UnterminatedString":
+      return diagnose("unterminatedString", span, [], { hint: 'add the closing `"` on the same line' });
+    case "UnterminatedComment":
+      return diagnose(
+        "unterminatedComment",
+        {
+          start: span.start,
+          end: { ...span.start, offset: span.start.offset + 2, column: span.start.column + 2 },
+        },
+        [],
+        {
+          hint: "close it with `*/`",
+        },
+      );
+    default: {
+      const text = token.image.length > 40 ? `${token.image.slice(0, 40)}…` : token.image;
+      return diagnose("malformedNumber", span, [text], {
+        hint: "numbers look like 2048, 512K, 0.99 or 1e-5 (K, M and G multiply by 1024, 1024² and 1024³)",
+      });
+    }
+  }
+}
+
+const CLOSER_OF: Record<string, string> = { "{": "}", "[": "]" };
+
+/**
+ * Unbalanced brackets are reported before parsing: "`{` of the `model` block is never closed" points at
+ * the real cause, where the parser would point at the end of the file.
+ */
+export function checkBrackets(tokens: readonly IToken[]): Diagnostic[] {
+  const open: { token: IToken; index: number }[] = [];
+  const diagnostics: Diagnostic[] = [];
+  tokens.forEach((token, index) => {
+    const type = token.tokenType;
+    if (type === LBrace || type === LBracket) open.push({ token, index });
+    else if (type === RBrace || type === RBracket) {
+      const expected = type === RBrace ? "{" : "[";
+      const top = open[open.length - 1];
+      if (top !== undefined && top.token.image === expected) {
+        open.pop();
+      } else if (top !== undefined && open.some((o) => o.token.image === expected)) {
+        // A closer that skips an open bracket: the inner one is the unclosed one.
+        const inner = open.pop()!;
+        diagnostics.push(unclosed(tokens, inner.token, inner.index));
+        while (open.length > 0 && open[open.length - 1]!.token.image !== expected) open.pop();
+        open.pop();
+      } else {
+        diagnostics.push(
+          diagnose("unmatchedClose", tokenSpan(token), [token.image, expected], {
+            hint: `remove it, or add the \`${expected}\` it should close`,
+          }),
+        );
+      }
+    }
+  });
+  for (const { token, index } of open) diagnostics.push(unclosed(tokens, token, index));
+  return diagnostics;
+}
+
+function unclosed(tokens: readonly IToken[], token: IToken, index: number): Diagnostic {
+  const closer = CLOSER_OF[token.image]!;
+  return diagnose("unclosed", tokenSpan(token), [token.image, describeOpener(tokens, index)], {
+    hint: `add \`${closer}\` where it ends`,
+  });
+}
+
+/** What a bracket opens, in words: "the `model` block", "layer `L`", "this list". */
+function describeOpener(tokens: readonly IToken[], index: number): string {
+  const token = tokens[index]!;
+  if (token.tokenType === LBracket) return "this list";
+  const before = tokens[index - 1];
+  const twoBefore = tokens[index - 2];
+  if (
+    before !== undefined &&
+    ["model", "parallel", "run"].includes(before.image) &&
+    before.tokenType !== Identifier
+  ) {
+    return `the \`${before.image}\` block`;
+  }
+  if (twoBefore?.tokenType.name === "Model") return "the `model` block";
+  const layerAt = tokens[index - 4];
+  if (layerAt?.tokenType === Layer) return `layer \`${tokens[index - 3]!.image}\``;
+  return "this block";
+}
