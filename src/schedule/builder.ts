@@ -1,0 +1,112 @@
+// Builds one rank's program step by step. Lowering passes describe what happens; the builder numbers
+// steps, records dependencies and keeps the buffer table.
+import type {
+  BufferDecl,
+  CollectiveKind,
+  CollectiveStep,
+  ComputeOp,
+  ComputeStep,
+  P2PStep,
+  RankProgram,
+  Stream,
+} from "./ir.js";
+import { bytesOf } from "./context.js";
+
+export class RankBuilder {
+  private readonly program: RankProgram;
+
+  constructor(rank: number) {
+    this.program = { rank, buffers: [], steps: [] };
+  }
+
+  get rank(): number {
+    return this.program.rank;
+  }
+
+  buffer(decl: BufferDecl): string {
+    if (!this.program.buffers.some((b) => b.name === decl.name)) this.program.buffers.push(decl);
+    return decl.name;
+  }
+
+  compute(
+    op: ComputeOp,
+    label: string,
+    io: { reads: string[]; writes: string[] },
+    cost: { flops: number; bytes: number },
+    params: ComputeStep["params"] = {},
+    deps: number[] = [],
+    stream: Stream = "compute",
+  ): number {
+    const id = this.program.steps.length;
+    this.program.steps.push({
+      kind: "compute",
+      id,
+      label,
+      stream,
+      deps: unique(deps),
+      op,
+      ...io,
+      params,
+      ...cost,
+    });
+    return id;
+  }
+
+  collective(
+    collective: CollectiveKind,
+    label: string,
+    group: number[],
+    key: string,
+    send: string,
+    recv: string,
+    deps: number[],
+  ): number {
+    const id = this.program.steps.length;
+    const bytes = bytesOf(this.decl(send));
+    const step: CollectiveStep = {
+      kind: "collective",
+      id,
+      label,
+      stream: "comm",
+      deps: unique(deps),
+      collective,
+      group,
+      key,
+      send,
+      recv,
+      bytes,
+    };
+    this.program.steps.push(step);
+    return id;
+  }
+
+  p2p(
+    kind: "send" | "recv",
+    label: string,
+    peer: number,
+    tag: string,
+    at: { buffer: string; slot: number },
+    deps: number[],
+  ): number {
+    const id = this.program.steps.length;
+    const decl = this.decl(at.buffer);
+    const bytes = bytesOf(decl) / decl.shape[0]!;
+    const step: P2PStep = { kind, id, label, stream: "comm", deps: unique(deps), peer, tag, ...at, bytes };
+    this.program.steps.push(step);
+    return id;
+  }
+
+  private decl(name: string): BufferDecl {
+    const decl = this.program.buffers.find((b) => b.name === name);
+    if (decl === undefined) throw new Error(`buffer ${name} used before it is declared`);
+    return decl;
+  }
+
+  build(): RankProgram {
+    return this.program;
+  }
+}
+
+function unique(deps: number[]): number[] {
+  return [...new Set(deps)].sort((a, b) => a - b);
+}

@@ -1,0 +1,56 @@
+// FLOPs and bytes of the linear-attention steps, per rank, for one piece of C tokens (all batch and
+// heads). A matrix product of m x k by k x n is 2mkn FLOPs. Shared by every linear strategy.
+import { rowBytes, stateBytes, type LowerContext } from "./context.js";
+
+export interface Cost {
+  flops: number;
+  bytes: number;
+}
+
+function bh(ctx: LowerContext): number {
+  return ctx.sizes.batch * ctx.sizes.heads;
+}
+
+/** M = K^T V: C x d x d per head; reads K, V, writes one state. */
+export function stateCost(ctx: LowerContext, C: number): Cost {
+  const d = ctx.sizes.headDim;
+  return { flops: bh(ctx) * 2 * C * d * d, bytes: 2 * rowBytes(ctx, C) + stateBytes(ctx) };
+}
+
+/** The chunk algorithm inside a piece: per block QK^T, (.)V, Q S, and the block state K^T V. */
+export function intraCost(ctx: LowerContext, C: number): Cost {
+  const d = ctx.sizes.headDim;
+  const b = Math.min(ctx.sizes.block, C);
+  const blocks = C / b;
+  return { flops: bh(ctx) * blocks * (4 * b * b * d + 4 * b * d * d), bytes: 4 * rowBytes(ctx, C) };
+}
+
+/** Backward of the chunk algorithm: about twice the forward products (dQ, dK, dV). */
+export function intraBackwardCost(ctx: LowerContext, C: number): Cost {
+  const forward = intraCost(ctx, C);
+  return { flops: 2 * forward.flops, bytes: 7 * rowBytes(ctx, C) };
+}
+
+/** q P (or do P^T, or v G^T and k G): C x d x d per head. */
+export function interCost(ctx: LowerContext, C: number, products = 1): Cost {
+  const d = ctx.sizes.headDim;
+  return {
+    flops: products * bh(ctx) * 2 * C * d * d,
+    bytes: (2 * products + 1) * rowBytes(ctx, C) + stateBytes(ctx),
+  };
+}
+
+/** A weighted sum of `terms` states. */
+export function prefixCost(ctx: LowerContext, terms: number): Cost {
+  const d = ctx.sizes.headDim;
+  return { flops: bh(ctx) * 2 * terms * d * d, bytes: (terms + 1) * stateBytes(ctx) };
+}
+
+/** Whole-sequence linear attention on `heads` heads (Ulysses), forward. */
+export function fullCost(ctx: LowerContext, tokens: number, heads: number): Cost {
+  const d = ctx.sizes.headDim;
+  const b = Math.min(ctx.sizes.block, tokens);
+  const per = (tokens / b) * (4 * b * b * d + 4 * b * d * d);
+  const bytes = (4 * rowBytes(ctx, tokens, heads)) / 1;
+  return { flops: ctx.sizes.batch * heads * per, bytes };
+}

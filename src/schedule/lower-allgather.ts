@@ -1,0 +1,153 @@
+// LASP-2H for softmax layers (ALGORITHMS.md): AllGather K and V (only the kv heads) over the sequence-parallel
+// group; each rank attends its queries to every visible gathered block with the causal mask from global
+// positions. The rank's own block needs no communication, so it runs while the gather is in flight.
+// Backward: dQ stays local; dK and dV of every gathered position are ReduceScatter-ed (summed) to their owners.
+import type { SoftmaxAttentionKind } from "../spec/resolved.js";
+import { RankBuilder } from "./builder.js";
+import { activation, localTokensOf, rowBytes, type LowerContext } from "./context.js";
+import type { RankProgram } from "./ir.js";
+import {
+  blockBackwardCost,
+  blockCost,
+  kvActivation,
+  kvGradients,
+  lseBuffer,
+  mergeCost,
+  partials,
+  visiblePairs,
+} from "./softmax-common.js";
+
+export function lowerAllGather(
+  ctx: LowerContext,
+  layer: SoftmaxAttentionKind,
+): { forward: RankProgram[]; backward: RankProgram[] } {
+  return {
+    forward: ctx.group.map((rank) => forward(ctx, layer, rank)),
+    backward: ctx.group.map((rank) => backward(ctx, layer, rank)),
+  };
+}
+
+/** Source ranks whose keys this rank's queries can see, its own first (it needs no communication). */
+export function visibleSources(ctx: LowerContext, layer: SoftmaxAttentionKind, rank: number): number[] {
+  const others = ctx.group.filter((s) => s !== rank && visiblePairs(ctx, layer, rank, s) > 0);
+  return [rank, ...others];
+}
+
+function forward(ctx: LowerContext, layer: SoftmaxAttentionKind, rank: number): RankProgram {
+  const b = new RankBuilder(rank);
+  const W = ctx.group.length;
+  const L = localTokensOf(ctx);
+  const q = b.buffer(activation(ctx, "q", "queries (RoPE applied)", undefined, true));
+  const k = b.buffer(kvActivation(ctx, layer, "k", "keys (RoPE applied)", true));
+  const v = b.buffer(kvActivation(ctx, layer, "v", "values", true));
+  const kAll = b.buffer({
+    name: "k_all",
+    shape: [W, ...kvActivation(ctx, layer, "x", "").shape],
+    dtype: ctx.sizes.dtype,
+    doc: "every rank's keys, gathered; kept for the backward pass",
+  });
+  const vAll = b.buffer({
+    name: "v_all",
+    shape: [W, ...kvActivation(ctx, layer, "x", "").shape],
+    dtype: ctx.sizes.dtype,
+    doc: "every rank's values, gathered; kept for the backward pass",
+  });
+  const o = b.buffer(activation(ctx, "o", "attention output"));
+  const lse = b.buffer(
+    lseBuffer(ctx, "lse", 1, "log-sum-exp per query and head, kept for the backward pass"),
+  );
+  const parts = b.buffer(partials(ctx, "o_part", W, "normalised partial output per source block"));
+  const partLse = b.buffer(lseBuffer(ctx, "lse_part", W, "log-sum-exp of each partial"));
+
+  const gatherK = b.collective(
+    "allgather",
+    `AllGather K (${layer.kvHeads} kv heads)`,
+    ctx.group,
+    "fwd.k",
+    k,
+    kAll,
+    [],
+  );
+  const gatherV = b.collective(
+    "allgather",
+    `AllGather V (${layer.kvHeads} kv heads)`,
+    ctx.group,
+    "fwd.v",
+    v,
+    vAll,
+    [],
+  );
+  const sources = visibleSources(ctx, layer, rank);
+  const blocks = sources.map((s) => {
+    const own = s === rank;
+    const pairs = visiblePairs(ctx, layer, rank, s);
+    return b.compute(
+      "softmax.block",
+      own ? "attend to this rank's own keys (no communication needed)" : `attend to rank ${s}'s keys`,
+      { reads: own ? [q, k, v] : [q, kAll, vAll], writes: [parts, partLse] },
+      blockCost(ctx, pairs, L, L, layer),
+      { source: s, local: own, causal: layer.causal },
+      own && ctx.overlap ? [] : [gatherK, gatherV],
+    );
+  });
+  b.compute(
+    "softmax.merge",
+    `merge ${sources.length} partial results (log-sum-exp)`,
+    { reads: [parts, partLse], writes: [o, lse] },
+    mergeCost(ctx, sources.length),
+    { sources: sources.join(",") },
+    blocks,
+  );
+  return b.build();
+}
+
+function backward(ctx: LowerContext, layer: SoftmaxAttentionKind, rank: number): RankProgram {
+  const b = new RankBuilder(rank);
+  const W = ctx.group.length;
+  const L = localTokensOf(ctx);
+  const q = b.buffer(activation(ctx, "q", "queries", undefined, true));
+  const kAll = b.buffer({
+    name: "k_all",
+    shape: [W, ...kvActivation(ctx, layer, "x", "").shape],
+    dtype: ctx.sizes.dtype,
+    doc: "gathered keys saved by the forward pass",
+    input: true,
+  });
+  const vAll = b.buffer({
+    name: "v_all",
+    shape: [W, ...kvActivation(ctx, layer, "x", "").shape],
+    dtype: ctx.sizes.dtype,
+    doc: "gathered values saved by the forward pass",
+    input: true,
+  });
+  const o = b.buffer(activation(ctx, "o", "attention output saved by the forward pass", undefined, true));
+  const lse = b.buffer(lseBuffer(ctx, "lse", 1, "log-sum-exp saved by the forward pass", true));
+  const dout = b.buffer(activation(ctx, "do", "gradient of the output", undefined, true));
+  const dq = b.buffer(activation(ctx, "dq", "gradient of q"));
+  const dkAll = b.buffer(kvGradients(ctx, layer, "dk_all", W, "gradient of every gathered key position"));
+  const dvAll = b.buffer(kvGradients(ctx, layer, "dv_all", W, "gradient of every gathered value position"));
+  const dk = b.buffer(kvActivation(ctx, layer, "dk", "gradient of this rank's keys"));
+  const dv = b.buffer(kvActivation(ctx, layer, "dv", "gradient of this rank's values"));
+
+  const clear = b.compute(
+    "fill_zero",
+    "clear dQ and the gathered dK, dV",
+    { reads: [], writes: [dq, dkAll, dvAll] },
+    { flops: 0, bytes: rowBytes(ctx, L) + 2 * W * rowBytes(ctx, L, layer.kvHeads) * 2 },
+    {},
+  );
+  const steps = visibleSources(ctx, layer, rank).map((s) => {
+    const pairs = visiblePairs(ctx, layer, rank, s);
+    return b.compute(
+      "softmax.block_backward",
+      `dQ, and dK, dV of rank ${s}'s positions`,
+      { reads: [q, kAll, vAll, o, lse, dout, dq, dkAll, dvAll], writes: [dq, dkAll, dvAll] },
+      blockBackwardCost(ctx, pairs, L, L, layer),
+      { source: s, causal: layer.causal },
+      [clear],
+    );
+  });
+  b.collective("reducescatter", "ReduceScatter dK to the owners", ctx.group, "bwd.dk", dkAll, dk, steps);
+  b.collective("reducescatter", "ReduceScatter dV to the owners", ctx.group, "bwd.dv", dvAll, dv, steps);
+  return b.build();
+}

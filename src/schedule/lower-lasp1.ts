@@ -1,0 +1,233 @@
+// LASP-1, the ring baseline (ALGORITHMS.md): the prefix state travels piece to piece in global order,
+// P_next = lam^C P + M, one dependent hop per rank boundary; the backward pass runs the chain in reverse
+// with G. Causal layers only (the checker rejects bidirectional ones). Zigzag chains go up the ranks and
+// back down, so a pass has 2(W-1) dependent hops instead of W-1.
+import type { LinearAttentionKind } from "../spec/resolved.js";
+import { RankBuilder } from "./builder.js";
+import { activation, piecesOf, stateBytes, states, type LowerContext } from "./context.js";
+import type { Piece, RankProgram } from "./ir.js";
+import { interCost, intraBackwardCost, intraCost, prefixCost, stateCost } from "./linear-costs.js";
+import { decayWords } from "./lower-lasp2.js";
+
+export function lowerLasp1(
+  ctx: LowerContext,
+  layer: LinearAttentionKind,
+): { forward: RankProgram[]; backward: RankProgram[] } {
+  return {
+    forward: ctx.group.map((rank) => forward(ctx, layer, rank)),
+    backward: ctx.group.map((rank) => backward(ctx, rank)),
+  };
+}
+
+/** Local index of a piece on its rank. */
+function localIndex(ctx: LowerContext, piece: Piece): number {
+  return piecesOf(ctx, piece.rank).findIndex((p) => p.index === piece.index);
+}
+
+function forward(ctx: LowerContext, layer: LinearAttentionKind, rank: number): RankProgram {
+  const b = new RankBuilder(rank);
+  const pieces = piecesOf(ctx, rank);
+  const all = ctx.plan.pieces;
+  const P = pieces.length;
+  const q = b.buffer(activation(ctx, "q", "queries (after the feature map)", undefined, true));
+  const k = b.buffer(activation(ctx, "k", "keys (after the feature map)", undefined, true));
+  const v = b.buffer(activation(ctx, "v", "values", undefined, true));
+  const o = b.buffer(activation(ctx, "o", "attention output"));
+  const m = b.buffer(states(ctx, "m", P, "this rank's piece states M"));
+  const p = b.buffer(states(ctx, "p", P, "prefix state P of each piece, kept for the backward pass"));
+  const next = b.buffer(states(ctx, "p_next", P, "the state each piece hands on: lam^C P + M"));
+
+  const stateSteps = pieces.map((piece, j) =>
+    b.compute(
+      "linear.state",
+      `M[${piece.index}] = K^T V over piece ${piece.index}${decayWords(layer)}`,
+      { reads: [k, v], writes: [m] },
+      stateCost(ctx, piece.length),
+      { piece: j },
+    ),
+  );
+  const intraSteps = pieces.map((piece, j) =>
+    b.compute(
+      "linear.intra",
+      `O[${piece.index}] = intra-piece product (chunk algorithm)`,
+      { reads: [q, k, v], writes: [o] },
+      intraCost(ctx, piece.length),
+      { piece: j, causal: true },
+    ),
+  );
+  // Pieces in global order: the chain visits them in that order on every rank, so no rank waits on itself.
+  const handedOn = new Map<number, number>(); // global piece index -> step that produced its P locally
+  for (const piece of [...pieces].sort((a, c) => a.index - c.index)) {
+    const j = localIndex(ctx, piece);
+    let ready: number;
+    const previous = all[piece.index - 1];
+    if (previous === undefined) {
+      ready = b.compute(
+        "linear.prefix",
+        `P[${piece.index}] = 0 (first piece)`,
+        { reads: [], writes: [p] },
+        prefixCost(ctx, 0),
+        { piece: j, mode: "zero" },
+      );
+    } else if (previous.rank === rank) {
+      ready = b.compute(
+        "copy",
+        `P[${piece.index}] = the state piece ${previous.index} hands on`,
+        { reads: [next], writes: [p] },
+        { flops: 0, bytes: 2 * stateBytes(ctx) },
+        { piece: j, from: localIndex(ctx, previous) },
+        [handedOn.get(previous.index)!],
+      );
+    } else {
+      ready = b.p2p(
+        "recv",
+        `recv P[${piece.index}] from rank ${previous.rank}`,
+        previous.rank,
+        `fwd.${piece.index}`,
+        { buffer: p, slot: j },
+        [],
+      );
+    }
+    b.compute(
+      "linear.inter",
+      `O[${piece.index}] += lam^(i+1) Q P`,
+      { reads: [q, p, o], writes: [o] },
+      interCost(ctx, piece.length),
+      { piece: j },
+      [ready, intraSteps[j]!],
+    );
+    const following = all[piece.index + 1];
+    if (following === undefined) continue;
+    const hand = b.compute(
+      "linear.ring_forward",
+      `hand on lam^C P[${piece.index}] + M[${piece.index}]`,
+      { reads: [p, m], writes: [next] },
+      prefixCost(ctx, 2),
+      { piece: j },
+      [ready, stateSteps[j]!],
+    );
+    handedOn.set(piece.index, hand);
+    if (following.rank !== rank) {
+      b.p2p(
+        "send",
+        `send P[${following.index}] to rank ${following.rank}`,
+        following.rank,
+        `fwd.${following.index}`,
+        { buffer: next, slot: j },
+        [hand],
+      );
+    }
+  }
+  return b.build();
+}
+
+function backward(ctx: LowerContext, rank: number): RankProgram {
+  const b = new RankBuilder(rank);
+  const pieces = piecesOf(ctx, rank);
+  const all = ctx.plan.pieces;
+  const P = pieces.length;
+  const q = b.buffer(activation(ctx, "q", "queries", undefined, true));
+  const k = b.buffer(activation(ctx, "k", "keys", undefined, true));
+  const v = b.buffer(activation(ctx, "v", "values", undefined, true));
+  const dout = b.buffer(activation(ctx, "do", "gradient of the output", undefined, true));
+  const p = b.buffer(states(ctx, "p", P, "prefix states saved by the forward pass", true));
+  const dq = b.buffer(activation(ctx, "dq", "gradient of q"));
+  const dk = b.buffer(activation(ctx, "dk", "gradient of k"));
+  const dv = b.buffer(activation(ctx, "dv", "gradient of v"));
+  const dm = b.buffer(states(ctx, "dm", P, "this rank's piece gradient states dM"));
+  const g = b.buffer(states(ctx, "g", P, "suffix gradient state G of each piece"));
+  const previousOut = b.buffer(
+    states(ctx, "g_prev", P, "the gradient state each piece hands back: lam^C G + dM"),
+  );
+
+  const gradSteps = pieces.map((piece, j) =>
+    b.compute(
+      "linear.grad_state",
+      `dM[${piece.index}] = lam^(i+1) Q^T dO over piece ${piece.index}`,
+      { reads: [q, dout], writes: [dm] },
+      stateCost(ctx, piece.length),
+      { piece: j },
+    ),
+  );
+  const intraSteps = pieces.map((piece, j) => {
+    const intra = b.compute(
+      "linear.intra_backward",
+      `dQ, dK, dV[${piece.index}] inside the piece`,
+      { reads: [q, k, v, dout], writes: [dq, dk, dv] },
+      intraBackwardCost(ctx, piece.length),
+      { piece: j, causal: true },
+    );
+    b.compute(
+      "linear.dq_inter",
+      `dQ[${piece.index}] += dO P^T`,
+      { reads: [dout, p, dq], writes: [dq] },
+      { ...stateCost(ctx, piece.length) },
+      { piece: j },
+      [intra],
+    );
+    return intra;
+  });
+  const handedBack = new Map<number, number>();
+  for (const piece of [...pieces].sort((a, c) => c.index - a.index)) {
+    const j = localIndex(ctx, piece);
+    let ready: number;
+    const later = all[piece.index + 1];
+    if (later === undefined) {
+      ready = b.compute(
+        "linear.suffix",
+        `G[${piece.index}] = 0 (last piece)`,
+        { reads: [], writes: [g] },
+        prefixCost(ctx, 0),
+        { piece: j, mode: "zero" },
+      );
+    } else if (later.rank === rank) {
+      ready = b.compute(
+        "copy",
+        `G[${piece.index}] = the state piece ${later.index} hands back`,
+        { reads: [previousOut], writes: [g] },
+        { flops: 0, bytes: 2 * stateBytes(ctx) },
+        { piece: j, from: localIndex(ctx, later) },
+        [handedBack.get(later.index)!],
+      );
+    } else {
+      ready = b.p2p(
+        "recv",
+        `recv G[${piece.index}] from rank ${later.rank}`,
+        later.rank,
+        `bwd.${piece.index}`,
+        { buffer: g, slot: j },
+        [],
+      );
+    }
+    b.compute(
+      "linear.dkdv_inter",
+      `dK, dV[${piece.index}] += contributions of G`,
+      { reads: [k, v, g, dk, dv], writes: [dk, dv] },
+      interCost(ctx, piece.length, 2),
+      { piece: j },
+      [ready, intraSteps[j]!],
+    );
+    const earlier = all[piece.index - 1];
+    if (earlier === undefined) continue;
+    const hand = b.compute(
+      "linear.ring_backward",
+      `hand back lam^C G[${piece.index}] + dM[${piece.index}]`,
+      { reads: [g, dm], writes: [previousOut] },
+      prefixCost(ctx, 2),
+      { piece: j },
+      [ready, gradSteps[j]!],
+    );
+    handedBack.set(piece.index, hand);
+    if (earlier.rank !== rank) {
+      b.p2p(
+        "send",
+        `send G[${earlier.index}] to rank ${earlier.rank}`,
+        earlier.rank,
+        `bwd.${earlier.index}`,
+        { buffer: previousOut, slot: j },
+        [hand],
+      );
+    }
+  }
+  return b.build();
+}

@@ -1,0 +1,205 @@
+// LASP-2 for linear attention (ALGORITHMS.md): per pass, one collective of d x d states, started as soon as
+// the piece states exist and overlapped with the intra-piece work. Causal layers AllGather the piece
+// states and build a decayed prefix (forward) or suffix (backward) per piece; bidirectional layers need only
+// the total, so they AllReduce one state. Zigzag ranks hold two pieces and treat each separately.
+import type { LinearAttentionKind } from "../spec/resolved.js";
+import { RankBuilder } from "./builder.js";
+import { activation, piecesOf, stateBytes, states, type LowerContext } from "./context.js";
+import type { RankProgram } from "./ir.js";
+import { interCost, intraBackwardCost, intraCost, prefixCost, stateCost } from "./linear-costs.js";
+
+export function lowerLasp2(
+  ctx: LowerContext,
+  layer: LinearAttentionKind,
+): { forward: RankProgram[]; backward: RankProgram[] } {
+  return {
+    forward: ctx.group.map((rank) => forward(ctx, layer, rank)),
+    backward: ctx.group.map((rank) => backward(ctx, layer, rank)),
+  };
+}
+
+function forward(ctx: LowerContext, layer: LinearAttentionKind, rank: number): RankProgram {
+  const b = new RankBuilder(rank);
+  const pieces = piecesOf(ctx, rank);
+  const total = ctx.plan.pieces.length;
+  const P = pieces.length;
+  const q = b.buffer(activation(ctx, "q", "queries (after the feature map)", undefined, true));
+  const k = b.buffer(activation(ctx, "k", "keys (after the feature map)", undefined, true));
+  const v = b.buffer(activation(ctx, "v", "values", undefined, true));
+  const o = b.buffer(activation(ctx, "o", "attention output"));
+  const m = b.buffer(states(ctx, "m", P, "this rank's piece states M"));
+  const p = b.buffer(states(ctx, "p", P, "prefix state P of each piece, kept for the backward pass"));
+
+  const stateSteps = pieces.map((piece, j) =>
+    b.compute(
+      "linear.state",
+      `M[${piece.index}] = K^T V over piece ${piece.index}${decayWords(layer)}`,
+      { reads: [k, v], writes: [m] },
+      stateCost(ctx, piece.length),
+      { piece: j },
+    ),
+  );
+  let comm: number;
+  if (layer.causal) {
+    const all = b.buffer(states(ctx, "m_all", total, "every piece's state, gathered (rank-major order)"));
+    comm = b.collective(
+      "allgather",
+      `AllGather piece states (${P} per rank)`,
+      ctx.group,
+      "fwd.states",
+      m,
+      all,
+      stateSteps,
+    );
+  } else {
+    const sum = b.buffer(states(ctx, "m_sum", 1, "sum of this rank's piece states"));
+    const acc = b.compute(
+      "accumulate",
+      "sum this rank's piece states",
+      { reads: [m], writes: [sum] },
+      { flops: 0, bytes: (P + 1) * stateBytes(ctx) },
+      {},
+      stateSteps,
+    );
+    const totalState = b.buffer(states(ctx, "m_total", 1, "sum of all pieces' states"));
+    comm = b.collective("allreduce", "AllReduce the state sum", ctx.group, "fwd.states", sum, totalState, [
+      acc,
+    ]);
+  }
+  const gathered = layer.causal ? "m_all" : "m_total";
+  const intraSteps = pieces.map((piece, j) =>
+    b.compute(
+      "linear.intra",
+      `O[${piece.index}] = intra-piece product (chunk algorithm)`,
+      { reads: [q, k, v], writes: [o] },
+      intraCost(ctx, piece.length),
+      { piece: j, causal: layer.causal },
+      ctx.overlap ? [] : [comm],
+    ),
+  );
+  pieces.forEach((piece, j) => {
+    const terms = layer.causal ? piece.index : total - 1;
+    const prefix = b.compute(
+      "linear.prefix",
+      layer.causal
+        ? `P[${piece.index}] = decayed sum of the ${terms} earlier piece states`
+        : `P[${piece.index}] = sum of the other pieces' states`,
+      { reads: layer.causal ? [gathered] : [gathered, m], writes: [p] },
+      prefixCost(ctx, terms),
+      { piece: j, mode: layer.causal ? "prefix" : "others" },
+      [comm],
+    );
+    b.compute(
+      "linear.inter",
+      `O[${piece.index}] += ${layer.causal ? "lam^(i+1) " : ""}Q P`,
+      { reads: [q, p, o], writes: [o] },
+      interCost(ctx, piece.length),
+      { piece: j },
+      [prefix, intraSteps[j]!],
+    );
+  });
+  return b.build();
+}
+
+function backward(ctx: LowerContext, layer: LinearAttentionKind, rank: number): RankProgram {
+  const b = new RankBuilder(rank);
+  const pieces = piecesOf(ctx, rank);
+  const total = ctx.plan.pieces.length;
+  const P = pieces.length;
+  const q = b.buffer(activation(ctx, "q", "queries", undefined, true));
+  const k = b.buffer(activation(ctx, "k", "keys", undefined, true));
+  const v = b.buffer(activation(ctx, "v", "values", undefined, true));
+  const dout = b.buffer(activation(ctx, "do", "gradient of the output", undefined, true));
+  const p = b.buffer(states(ctx, "p", P, "prefix states saved by the forward pass", true));
+  const dq = b.buffer(activation(ctx, "dq", "gradient of q"));
+  const dk = b.buffer(activation(ctx, "dk", "gradient of k"));
+  const dv = b.buffer(activation(ctx, "dv", "gradient of v"));
+  const dm = b.buffer(states(ctx, "dm", P, "this rank's piece gradient states dM"));
+  const g = b.buffer(states(ctx, "g", P, "suffix gradient state G of each piece"));
+
+  const gradSteps = pieces.map((piece, j) =>
+    b.compute(
+      "linear.grad_state",
+      `dM[${piece.index}] = ${layer.causal ? "lam^(i+1) " : ""}Q^T dO over piece ${piece.index}`,
+      { reads: [q, dout], writes: [dm] },
+      stateCost(ctx, piece.length),
+      { piece: j },
+    ),
+  );
+  let comm: number;
+  if (layer.causal) {
+    const all = b.buffer(states(ctx, "dm_all", total, "every piece's dM, gathered (rank-major order)"));
+    comm = b.collective(
+      "allgather",
+      `AllGather piece gradient states (${P} per rank)`,
+      ctx.group,
+      "bwd.states",
+      dm,
+      all,
+      gradSteps,
+    );
+  } else {
+    const sum = b.buffer(states(ctx, "dm_sum", 1, "sum of this rank's dM"));
+    const acc = b.compute(
+      "accumulate",
+      "sum this rank's gradient states",
+      { reads: [dm], writes: [sum] },
+      { flops: 0, bytes: (P + 1) * stateBytes(ctx) },
+      {},
+      gradSteps,
+    );
+    const totalState = b.buffer(states(ctx, "dm_total", 1, "sum of all pieces' dM"));
+    comm = b.collective(
+      "allreduce",
+      "AllReduce the gradient state sum",
+      ctx.group,
+      "bwd.states",
+      sum,
+      totalState,
+      [acc],
+    );
+  }
+  const gathered = layer.causal ? "dm_all" : "dm_total";
+  pieces.forEach((piece, j) => {
+    const intra = b.compute(
+      "linear.intra_backward",
+      `dQ, dK, dV[${piece.index}] inside the piece`,
+      { reads: [q, k, v, dout], writes: [dq, dk, dv] },
+      intraBackwardCost(ctx, piece.length),
+      { piece: j, causal: layer.causal },
+      ctx.overlap ? [] : [comm],
+    );
+    b.compute(
+      "linear.dq_inter",
+      `dQ[${piece.index}] += dO P^T`,
+      { reads: [dout, p, dq], writes: [dq] },
+      interCost(ctx, piece.length),
+      { piece: j },
+      [intra],
+    );
+    const terms = layer.causal ? total - 1 - piece.index : total - 1;
+    const suffix = b.compute(
+      "linear.suffix",
+      layer.causal
+        ? `G[${piece.index}] = decayed sum of the ${terms} later pieces' dM`
+        : `G[${piece.index}] = sum of the other pieces' dM`,
+      { reads: layer.causal ? [gathered] : [gathered, dm], writes: [g] },
+      prefixCost(ctx, terms),
+      { piece: j, mode: layer.causal ? "suffix" : "others" },
+      [comm],
+    );
+    b.compute(
+      "linear.dkdv_inter",
+      `dK, dV[${piece.index}] += contributions of G`,
+      { reads: [k, v, g, dk, dv], writes: [dk, dv] },
+      interCost(ctx, piece.length, 2),
+      { piece: j },
+      [suffix, intra],
+    );
+  });
+  return b.build();
+}
+
+export function decayWords(layer: LinearAttentionKind): string {
+  return layer.decay.schedule === "none" ? "" : " (decayed)";
+}

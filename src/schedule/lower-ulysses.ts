@@ -1,0 +1,292 @@
+// Ulysses (ALGORITHMS.md), for linear and softmax layers: an all-to-all turns sequence-sharded Q, K, V into
+// head-sharded full sequences, each rank runs the whole-sequence attention on its H/W heads (and Hkv/W kv
+// heads), and a second all-to-all turns the output back. The backward pass mirrors it. Needs H and Hkv
+// divisible by W (the checker enforces it).
+import type { LinearAttentionKind, SoftmaxAttentionKind } from "../spec/resolved.js";
+import { RankBuilder } from "./builder.js";
+import { activation, localTokensOf, rowBytes, type LowerContext } from "./context.js";
+import type { BufferDecl, RankProgram } from "./ir.js";
+import { fullCost } from "./linear-costs.js";
+import { blockBackwardCost, blockCost, visiblePairs } from "./softmax-common.js";
+
+type Layer = LinearAttentionKind | SoftmaxAttentionKind;
+
+export function lowerUlysses(
+  ctx: LowerContext,
+  layer: Layer,
+): { forward: RankProgram[]; backward: RankProgram[] } {
+  return {
+    forward: ctx.group.map((rank) => forward(ctx, layer, rank)),
+    backward: ctx.group.map((rank) => backward(ctx, layer, rank)),
+  };
+}
+
+interface Shard {
+  heads: number;
+  kvHeads: number;
+  /** Heads of q, k and v one rank sends to each other rank: H/W + 2 Hkv/W. */
+  perDestination: number;
+}
+
+function shard(ctx: LowerContext, layer: Layer): Shard {
+  const W = ctx.group.length;
+  const kv = layer.type === "softmax_attention" ? layer.kvHeads : ctx.sizes.heads;
+  return { heads: ctx.sizes.heads / W, kvHeads: kv / W, perDestination: ctx.sizes.heads / W + (2 * kv) / W };
+}
+
+function exchange(ctx: LowerContext, name: string, heads: number, doc: string): BufferDecl {
+  return {
+    name,
+    shape: [ctx.group.length, ...activation(ctx, "x", "", heads).shape],
+    dtype: ctx.sizes.dtype,
+    doc,
+  };
+}
+
+function full(ctx: LowerContext, name: string, heads: number, doc: string, input = false): BufferDecl {
+  const decl: BufferDecl = {
+    name,
+    shape: [ctx.sizes.batch, ctx.sizes.seqLen, heads, ctx.sizes.headDim],
+    dtype: ctx.sizes.dtype,
+    doc,
+  };
+  if (input) decl.input = true;
+  return decl;
+}
+
+function attentionCost(
+  ctx: LowerContext,
+  layer: Layer,
+  sh: Shard,
+  backward: boolean,
+): { flops: number; bytes: number } {
+  const N = ctx.sizes.seqLen;
+  if (layer.type === "linear_attention") {
+    const forward = fullCost(ctx, N, sh.heads);
+    return backward ? { flops: 2 * forward.flops, bytes: 2 * forward.bytes } : forward;
+  }
+  // Whole sequence on a head shard: count visible pairs over all rank pairs, scaled to the shard's heads.
+  let pairs = 0;
+  for (const qr of ctx.group) for (const kr of ctx.group) pairs += visiblePairs(ctx, layer, qr, kr);
+  const cost = (backward ? blockBackwardCost : blockCost)(ctx, pairs, N, N, layer);
+  return { flops: cost.flops / ctx.group.length, bytes: cost.bytes / ctx.group.length };
+}
+
+function forward(ctx: LowerContext, layer: Layer, rank: number): RankProgram {
+  const b = new RankBuilder(rank);
+  const sh = shard(ctx, layer);
+  const L = localTokensOf(ctx);
+  const kvHeads = layer.type === "softmax_attention" ? layer.kvHeads : ctx.sizes.heads;
+  const q = b.buffer(activation(ctx, "q", "queries", undefined, true));
+  const k = b.buffer(activation(ctx, "k", "keys", kvHeads, true));
+  const v = b.buffer(activation(ctx, "v", "values", kvHeads, true));
+  const o = b.buffer(activation(ctx, "o", "attention output"));
+  const send = b.buffer(
+    exchange(ctx, "qkv_send", sh.perDestination, "q, k, v head shards, one per destination rank"),
+  );
+  const recv = b.buffer(
+    exchange(ctx, "qkv_recv", sh.perDestination, "this rank's head shard of every rank's tokens"),
+  );
+  const qFull = b.buffer(
+    full(ctx, "q_full", sh.heads, "this rank's query heads over the whole sequence (kept for backward)"),
+  );
+  const kFull = b.buffer(
+    full(ctx, "k_full", sh.kvHeads, "this rank's key heads over the whole sequence (kept for backward)"),
+  );
+  const vFull = b.buffer(
+    full(ctx, "v_full", sh.kvHeads, "this rank's value heads over the whole sequence (kept for backward)"),
+  );
+  const oFull = b.buffer(
+    full(ctx, "o_full", sh.heads, "output of this rank's heads over the whole sequence"),
+  );
+  const oSend = b.buffer(exchange(ctx, "o_send", sh.heads, "output rows for each destination rank"));
+  const oRecv = b.buffer(
+    exchange(ctx, "o_recv", sh.heads, "every rank's head shard of this rank's output rows"),
+  );
+  const reads = [qFull, kFull, vFull];
+  const writes = [oFull];
+  if (layer.type === "softmax_attention") {
+    writes.push(
+      b.buffer({
+        name: "lse_full",
+        shape: [ctx.sizes.batch, ctx.sizes.seqLen, sh.heads],
+        dtype: "fp32",
+        doc: "log-sum-exp of this rank's heads (kept for backward)",
+      }),
+    );
+  }
+  const pack = b.compute(
+    "pack",
+    "split q, k, v by head shard for each destination",
+    { reads: [q, k, v], writes: [send] },
+    { flops: 0, bytes: 2 * rowBytes(ctx, L, sh.perDestination * ctx.group.length) },
+    { layout: "heads" },
+  );
+  const a2a = b.collective(
+    "alltoall",
+    "all-to-all: sequence shards to head shards",
+    ctx.group,
+    "fwd.qkv",
+    send,
+    recv,
+    [pack],
+  );
+  const unpack = b.compute(
+    "unpack",
+    "place every rank's tokens at their global positions",
+    { reads: [recv], writes: [qFull, kFull, vFull] },
+    { flops: 0, bytes: 2 * rowBytes(ctx, L, sh.perDestination * ctx.group.length) },
+    { layout: "sequence" },
+    [a2a],
+  );
+  const op = layer.type === "linear_attention" ? "linear.full" : "softmax.full";
+  const attend = b.compute(
+    op,
+    `whole-sequence attention on heads ${rank * sh.heads}..${(rank + 1) * sh.heads - 1}`,
+    { reads, writes },
+    attentionCost(ctx, layer, sh, false),
+    {
+      headStart: rank * sh.heads,
+      heads: sh.heads,
+      kvHeadStart: rank * sh.kvHeads,
+      kvHeads: sh.kvHeads,
+      causal: layer.causal,
+    },
+    [unpack],
+  );
+  const packO = b.compute(
+    "pack",
+    "split the output rows by owner rank",
+    { reads: [oFull], writes: [oSend] },
+    { flops: 0, bytes: 2 * rowBytes(ctx, L, ctx.sizes.heads) },
+    { layout: "tokens" },
+    [attend],
+  );
+  const back = b.collective(
+    "alltoall",
+    "all-to-all: head shards back to sequence shards",
+    ctx.group,
+    "fwd.o",
+    oSend,
+    oRecv,
+    [packO],
+  );
+  b.compute(
+    "unpack",
+    "join the head shards of this rank's output",
+    { reads: [oRecv], writes: [o] },
+    { flops: 0, bytes: 2 * rowBytes(ctx, L) },
+    { layout: "heads" },
+    [back],
+  );
+  return b.build();
+}
+
+function backward(ctx: LowerContext, layer: Layer, rank: number): RankProgram {
+  const b = new RankBuilder(rank);
+  const sh = shard(ctx, layer);
+  const L = localTokensOf(ctx);
+  const kvHeads = layer.type === "softmax_attention" ? layer.kvHeads : ctx.sizes.heads;
+  const dout = b.buffer(activation(ctx, "do", "gradient of the output", undefined, true));
+  const qFull = b.buffer(full(ctx, "q_full", sh.heads, "saved by the forward pass", true));
+  const kFull = b.buffer(full(ctx, "k_full", sh.kvHeads, "saved by the forward pass", true));
+  const vFull = b.buffer(full(ctx, "v_full", sh.kvHeads, "saved by the forward pass", true));
+  const reads = [qFull, kFull, vFull];
+  if (layer.type === "softmax_attention") {
+    reads.push(b.buffer(full(ctx, "o_full", sh.heads, "saved by the forward pass", true)));
+    reads.push(
+      b.buffer({
+        name: "lse_full",
+        shape: [ctx.sizes.batch, ctx.sizes.seqLen, sh.heads],
+        dtype: "fp32",
+        doc: "saved by the forward pass",
+        input: true,
+      }),
+    );
+  }
+  const doSend = b.buffer(
+    exchange(ctx, "do_send", sh.heads, "output-gradient head shards, one per destination rank"),
+  );
+  const doRecv = b.buffer(
+    exchange(ctx, "do_recv", sh.heads, "this rank's head shard of every rank's output gradient"),
+  );
+  const doFull = b.buffer(
+    full(ctx, "do_full", sh.heads, "output gradient of this rank's heads over the whole sequence"),
+  );
+  const dqFull = b.buffer(full(ctx, "dq_full", sh.heads, "dQ of this rank's heads"));
+  const dkFull = b.buffer(full(ctx, "dk_full", sh.kvHeads, "dK of this rank's heads"));
+  const dvFull = b.buffer(full(ctx, "dv_full", sh.kvHeads, "dV of this rank's heads"));
+  const send = b.buffer(exchange(ctx, "dqkv_send", sh.perDestination, "dq, dk, dv rows for each owner rank"));
+  const recv = b.buffer(
+    exchange(ctx, "dqkv_recv", sh.perDestination, "every rank's head shard of this rank's gradients"),
+  );
+  const dq = b.buffer(activation(ctx, "dq", "gradient of q"));
+  const dk = b.buffer(activation(ctx, "dk", "gradient of k", kvHeads));
+  const dv = b.buffer(activation(ctx, "dv", "gradient of v", kvHeads));
+
+  const pack = b.compute(
+    "pack",
+    "split dO by head shard for each destination",
+    { reads: [dout], writes: [doSend] },
+    { flops: 0, bytes: 2 * rowBytes(ctx, L) },
+    { layout: "heads" },
+  );
+  const a2a = b.collective(
+    "alltoall",
+    "all-to-all: dO sequence shards to head shards",
+    ctx.group,
+    "bwd.do",
+    doSend,
+    doRecv,
+    [pack],
+  );
+  const unpack = b.compute(
+    "unpack",
+    "place every rank's dO rows at their global positions",
+    { reads: [doRecv], writes: [doFull] },
+    { flops: 0, bytes: 2 * rowBytes(ctx, L) },
+    { layout: "sequence" },
+    [a2a],
+  );
+  const op = layer.type === "linear_attention" ? "linear.full_backward" : "softmax.full_backward";
+  const grads = b.compute(
+    op,
+    `whole-sequence backward on heads ${rank * sh.heads}..${(rank + 1) * sh.heads - 1}`,
+    { reads: [...reads, doFull], writes: [dqFull, dkFull, dvFull] },
+    attentionCost(ctx, layer, sh, true),
+    {
+      headStart: rank * sh.heads,
+      heads: sh.heads,
+      kvHeadStart: rank * sh.kvHeads,
+      kvHeads: sh.kvHeads,
+      causal: layer.causal,
+    },
+    [unpack],
+  );
+  const packG = b.compute(
+    "pack",
+    "split dQ, dK, dV rows by owner rank",
+    { reads: [dqFull, dkFull, dvFull], writes: [send] },
+    { flops: 0, bytes: 2 * rowBytes(ctx, L, sh.perDestination * ctx.group.length) },
+    { layout: "tokens" },
+    [grads],
+  );
+  const back = b.collective(
+    "alltoall",
+    "all-to-all: gradient head shards back to sequence shards",
+    ctx.group,
+    "bwd.dqkv",
+    send,
+    recv,
+    [packG],
+  );
+  b.compute(
+    "unpack",
+    "join the head shards of this rank's dQ, dK, dV",
+    { reads: [recv], writes: [dq, dk, dv] },
+    { flops: 0, bytes: 2 * rowBytes(ctx, L, sh.perDestination * ctx.group.length) },
+    { layout: "heads" },
+    [back],
+  );
+  return b.build();
+}

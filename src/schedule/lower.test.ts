@@ -1,0 +1,146 @@
+import { describe, expect, it } from "vitest";
+import type { Layout } from "../spec/resolved.js";
+import { PassGraph } from "./graph.js";
+import { checkProgram } from "./invariants.js";
+import { planLayout } from "./layout.js";
+import { lowerSpec } from "./lower.js";
+import { linearKind, softmaxKind, tinySpec } from "./test-specs.js";
+import { closedFormVolume } from "./volumes.js";
+
+const RANKS = [1, 2, 3, 4, 8];
+const LAYOUTS: Layout[] = ["contiguous", "zigzag"];
+
+describe("layout", () => {
+  it("zigzag gives rank r pieces r and 2W-1-r, covering the sequence once", () => {
+    const plan = planLayout("zigzag", 4, 64);
+    expect(plan.byRank.map((ps) => ps.map((p) => p.index))).toEqual([
+      [0, 7],
+      [1, 6],
+      [2, 5],
+      [3, 4],
+    ]);
+    const covered = plan.pieces.flatMap((p) => Array.from({ length: p.length }, (_, i) => p.start + i));
+    expect(covered).toEqual(Array.from({ length: 64 }, (_, i) => i));
+  });
+});
+
+describe("every strategy lowers to a program that satisfies the invariants", () => {
+  for (const W of RANKS) {
+    for (const layout of LAYOUTS) {
+      for (const linear of ["lasp2", "lasp1", "ulysses"] as const) {
+        for (const causal of [true, false]) {
+          if (linear === "lasp1" && !causal) continue;
+          it(`linear ${linear} W=${W} ${layout} ${causal ? "causal" : "bidirectional"}`, () => {
+            const spec = tinySpec({
+              ranks: W,
+              layout,
+              seqLen: 2 * W * 16,
+              heads: 8,
+              linear,
+              layers: [linearKind("L", 8, causal ? 0.9 : 1, causal)],
+            });
+            expect(checkProgram(lowerSpec(spec, { block: 8 }))).toEqual([]);
+          });
+        }
+      }
+      for (const softmax of ["allgather", "ring", "ulysses"] as const) {
+        for (const causal of [true, false]) {
+          it(`softmax ${softmax} W=${W} ${layout} ${causal ? "causal" : "bidirectional"} GQA`, () => {
+            const spec = tinySpec({
+              ranks: W,
+              layout,
+              seqLen: 2 * W * 16,
+              heads: 8,
+              softmax,
+              layers: [softmaxKind("S", W <= 2 ? 2 : W === 8 ? 8 : 4, causal)],
+            });
+            expect(checkProgram(lowerSpec(spec, { block: 8 }))).toEqual([]);
+          });
+        }
+      }
+    }
+  }
+});
+
+describe("dependent communication steps", () => {
+  const depth = (linear: "lasp2" | "lasp1", W: number, layout: Layout): number[] => {
+    const spec = tinySpec({
+      ranks: W,
+      layout,
+      seqLen: 2 * W * 16,
+      linear,
+      layers: [linearKind("L", 4, 0.9)],
+    });
+    const program = lowerSpec(spec, { block: 8 });
+    return (["forward", "backward"] as const).map((pass) =>
+      new PassGraph(program.schedules[0]!.passes[pass]).dependentCommSteps(),
+    );
+  };
+  it("LASP-2 has one collective per pass whatever W", () => {
+    for (const W of RANKS) expect(depth("lasp2", W, "contiguous")).toEqual([1, 1]);
+  });
+  it("LASP-1 has W-1 dependent hops per pass (2(W-1) with zigzag)", () => {
+    for (const W of RANKS) {
+      expect(depth("lasp1", W, "contiguous")).toEqual([W - 1, W - 1]);
+      expect(depth("lasp1", W, "zigzag")).toEqual([2 * (W - 1), 2 * (W - 1)]);
+    }
+  });
+  it("the closed form agrees on the dependent steps", () => {
+    const spec = tinySpec({
+      ranks: 8,
+      layout: "contiguous",
+      seqLen: 256,
+      linear: "lasp1",
+      layers: [linearKind("L", 4, 0.9)],
+    });
+    const program = lowerSpec(spec, { block: 8 });
+    expect(
+      closedFormVolume(program.schedules[0]!.layer, "lasp1", "forward", program.layout, program.sizes)
+        .dependentSteps,
+    ).toBe(7);
+  });
+});
+
+describe("invariant checks catch broken programs", () => {
+  const spec = tinySpec({
+    ranks: 2,
+    layout: "contiguous",
+    seqLen: 64,
+    linear: "lasp1",
+    layers: [linearKind("L", 4, 0.9)],
+  });
+  it("a recv without its send", () => {
+    const program = lowerSpec(spec, { block: 8 });
+    const forward = program.schedules[0]!.passes.forward;
+    forward[0]!.steps = forward[0]!.steps.filter((s) => s.kind !== "send");
+    expect(checkProgram(program).join("\n")).toMatch(/never sends it/);
+  });
+  it("a read before any write", () => {
+    const program = lowerSpec(spec, { block: 8 });
+    const step = program.schedules[0]!.passes.forward[0]!.steps.find(
+      (s) => s.kind === "compute" && s.op === "linear.inter",
+    )!;
+    step.deps = [];
+    // Also detach it from the compute stream order by moving it to the front.
+    const steps = program.schedules[0]!.passes.forward[0]!.steps;
+    steps.splice(steps.indexOf(step), 1);
+    steps.unshift(step);
+    steps.forEach((s, i) => {
+      s.deps = s.deps.map((d) => d);
+      s.id = i;
+    });
+    expect(checkProgram(program).join("\n")).toMatch(/before any step writes it|depends on a later step/);
+  });
+  it("a collective missing on one rank, and a size mismatch", () => {
+    const lasp2 = lowerSpec(
+      tinySpec({ ranks: 2, layout: "contiguous", seqLen: 64, layers: [linearKind("L", 4)] }),
+      { block: 8 },
+    );
+    const [r0, r1] = lasp2.schedules[0]!.passes.forward;
+    const gather = r1!.steps.find((s) => s.kind === "collective")!;
+    if (gather.kind === "collective") gather.bytes += 4;
+    expect(checkProgram(lasp2).join("\n")).toMatch(/sends \d+ bytes on rank 0 but \d+ on rank 1/);
+    r0!.steps = r0!.steps.filter((s) => s.kind !== "collective");
+    expect(checkProgram(lasp2).join("\n")).toMatch(/has ranks 1 but its group is 0,1/);
+  });
+});

@@ -1,0 +1,65 @@
+// The lowering pass: resolved spec to schedule program. One schedule per layer kind the stack uses, chosen by
+// the spec's strategy for that kind of layer; the stack refers to them by index.
+import type { LayerKind, ResolvedSpec } from "../spec/resolved.js";
+import { KERNEL_BLOCK } from "../spec/resolved.js";
+import { makeContext, type LowerContext } from "./context.js";
+import { IR_VERSION, type LayerSchedule, type ScheduleProgram, type ScheduleSizes } from "./ir.js";
+import { planLayout } from "./layout.js";
+import { lowerAllGather } from "./lower-allgather.js";
+import { lowerLasp1 } from "./lower-lasp1.js";
+import { lowerLasp2 } from "./lower-lasp2.js";
+import { lowerRing } from "./lower-ring.js";
+import { lowerUlysses } from "./lower-ulysses.js";
+
+const ELEMENT_BYTES = { bf16: 2, fp16: 2, fp32: 4 } as const;
+
+export interface LowerOptions {
+  /** Token block of the chunk kernels (the reference executor shrinks it with the sizes). */
+  block?: number;
+}
+
+export function lowerSpec(spec: ResolvedSpec, options: LowerOptions = {}): ScheduleProgram {
+  const { model, parallel, run } = spec;
+  const sizes: ScheduleSizes = {
+    batch: run.batch / parallel.data,
+    seqLen: run.seqLen,
+    heads: model.heads,
+    headDim: model.headDim,
+    block: options.block ?? KERNEL_BLOCK,
+    dtype: run.dtype,
+    elementBytes: ELEMENT_BYTES[run.dtype],
+  };
+  const plan = planLayout(parallel.layout, parallel.sequence, run.seqLen);
+  const ctx = makeContext(plan, sizes, parallel.overlap);
+  const used = model.kinds.filter((kind) => model.layers.includes(kind));
+  const schedules = used.map((kind) => lowerKind(ctx, kind, strategyOf(spec, kind)));
+  return {
+    irVersion: IR_VERSION,
+    spec: { file: spec.file, model: model.name },
+    sizes,
+    layout: plan,
+    schedules,
+    layers: model.layers.map((kind) => used.indexOf(kind)),
+  };
+}
+
+export function strategyOf(spec: ResolvedSpec, kind: LayerKind): string {
+  return kind.type === "linear_attention" ? spec.parallel.linear : spec.parallel.softmax;
+}
+
+/** Lowers one layer kind with a named strategy (also used to compare strategies the spec did not pick). */
+export function lowerKind(ctx: LowerContext, kind: LayerKind, strategy: string): LayerSchedule {
+  const passes = (() => {
+    if (kind.type === "linear_attention") {
+      if (strategy === "lasp2") return lowerLasp2(ctx, kind);
+      if (strategy === "lasp1") return lowerLasp1(ctx, kind);
+      if (strategy === "ulysses") return lowerUlysses(ctx, kind);
+    } else {
+      if (strategy === "allgather") return lowerAllGather(ctx, kind);
+      if (strategy === "ring") return lowerRing(ctx, kind);
+      if (strategy === "ulysses") return lowerUlysses(ctx, kind);
+    }
+    throw new Error(`no ${strategy} schedule for ${kind.type}`);
+  })();
+  return { kind: kind.name, layer: kind, strategy, passes };
+}

@@ -1,0 +1,95 @@
+// Shared by the softmax strategies: buffers, which key blocks a rank's queries can see (the causal mask
+// from global positions), and the cost of one flash-attention block.
+import type { SoftmaxAttentionKind } from "../spec/resolved.js";
+import { activation, causalPairs, piecesOf, rowBytes, STATE_BYTES, type LowerContext } from "./context.js";
+import type { BufferDecl } from "./ir.js";
+import type { Cost } from "./linear-costs.js";
+
+/** (query, key) pairs rank `queries` computes against the keys of rank `keys`. */
+export function visiblePairs(
+  ctx: LowerContext,
+  layer: SoftmaxAttentionKind,
+  queries: number,
+  keys: number,
+): number {
+  const qs = piecesOf(ctx, queries);
+  const ks = piecesOf(ctx, keys);
+  let pairs = 0;
+  for (const q of qs) for (const k of ks) pairs += layer.causal ? causalPairs(q, k) : q.length * k.length;
+  return pairs;
+}
+
+/** Flash attention over `pairs` (query, key) pairs: QK^T and PV, 4d FLOPs per pair per head. */
+export function blockCost(
+  ctx: LowerContext,
+  pairs: number,
+  tokens: number,
+  kvTokens: number,
+  layer: SoftmaxAttentionKind,
+): Cost {
+  const { batch, heads, headDim } = ctx.sizes;
+  return {
+    flops: batch * heads * pairs * 4 * headDim,
+    bytes: 2 * rowBytes(ctx, tokens) + 2 * rowBytes(ctx, kvTokens, layer.kvHeads),
+  };
+}
+
+/** Backward: five products instead of two, 2.5 times the forward FLOPs. */
+export function blockBackwardCost(
+  ctx: LowerContext,
+  pairs: number,
+  tokens: number,
+  kvTokens: number,
+  layer: SoftmaxAttentionKind,
+): Cost {
+  const forward = blockCost(ctx, pairs, tokens, kvTokens, layer);
+  return { flops: 2.5 * forward.flops, bytes: 2 * forward.bytes };
+}
+
+export function kvActivation(
+  ctx: LowerContext,
+  layer: SoftmaxAttentionKind,
+  name: string,
+  doc: string,
+  input = false,
+): BufferDecl {
+  return activation(ctx, name, doc, layer.kvHeads, input);
+}
+
+/** Log-sum-exp statistics [count, B, L, H] in fp32. */
+export function lseBuffer(
+  ctx: LowerContext,
+  name: string,
+  count: number,
+  doc: string,
+  input = false,
+): BufferDecl {
+  const [batch, tokens, heads] = activation(ctx, "x", "").shape;
+  const decl: BufferDecl = { name, shape: [count, batch!, tokens!, heads!], dtype: "fp32", doc };
+  if (input) decl.input = true;
+  return decl;
+}
+
+/** fp32 partial outputs [count, B, L, H, d]. */
+export function partials(ctx: LowerContext, name: string, count: number, doc: string): BufferDecl {
+  return { name, shape: [count, ...activation(ctx, "x", "").shape], dtype: "fp32", doc };
+}
+
+/** fp32 accumulators for gradients of gathered keys/values [count, B, L, Hkv, d]. */
+export function kvGradients(
+  ctx: LowerContext,
+  layer: SoftmaxAttentionKind,
+  name: string,
+  count: number,
+  doc: string,
+): BufferDecl {
+  return { name, shape: [count, ...kvActivation(ctx, layer, "x", "").shape], dtype: "fp32", doc };
+}
+
+export function mergeCost(ctx: LowerContext, count: number): Cost {
+  const [batch, tokens, heads, d] = activation(ctx, "x", "").shape as [number, number, number, number];
+  return {
+    flops: 4 * count * batch * tokens * heads * d,
+    bytes: (count + 1) * batch * tokens * heads * (d + 1) * STATE_BYTES,
+  };
+}

@@ -1,0 +1,61 @@
+// Closed-form communication volumes per rank and pass (ALGORITHMS.md, "Communication per layer and rank"),
+// written independently of the lowering passes: the invariants compare the lowered steps with these, and
+// `lasp inspect` prints them to compare strategies.
+import type { LayerKind } from "../spec/resolved.js";
+import type { LayoutPlan, Pass, ScheduleSizes } from "./ir.js";
+
+export interface Volume {
+  /** Bytes this rank sends into collectives and point-to-point transfers. */
+  bytes: number;
+  /** Communication steps on the longest dependent chain. */
+  dependentSteps: number;
+}
+
+export function closedFormVolume(
+  kind: LayerKind,
+  strategy: string,
+  pass: Pass,
+  plan: LayoutPlan,
+  sizes: ScheduleSizes,
+  rank = 0,
+): Volume {
+  const W = plan.ranks;
+  const P = plan.byRank[0]!.length; // pieces per rank
+  const L = plan.byRank[0]!.reduce((s, p) => s + p.length, 0);
+  const { batch: B, heads: H, headDim: d, elementBytes: e } = sizes;
+  const state = B * H * d * d * 4;
+  if (W === 1 && strategy !== "lasp2" && strategy !== "allgather" && strategy !== "ulysses")
+    return { bytes: 0, dependentSteps: 0 };
+  if (kind.type === "linear_attention") {
+    switch (strategy) {
+      case "lasp2":
+        return kind.causal ? { bytes: P * state, dependentSteps: 1 } : { bytes: state, dependentSteps: 1 };
+      case "lasp1": {
+        // Hops cross a rank boundary between consecutive pieces; this rank sends at the boundaries it leaves.
+        const crossings = plan.pieces
+          .slice(0, -1)
+          .map((p, i) => [p, plan.pieces[i + 1]!] as const)
+          .filter(([a, b]) => a.rank !== b.rank);
+        const senders = crossings.map(([before, after]) => (pass === "forward" ? before.rank : after.rank));
+        return { bytes: senders.filter((r) => r === rank).length * state, dependentSteps: crossings.length };
+      }
+      case "ulysses":
+        return { bytes: B * L * 3 * H * d * e + B * L * H * d * e, dependentSteps: 2 };
+    }
+  } else {
+    const Hkv = kind.kvHeads;
+    switch (strategy) {
+      case "allgather":
+        return pass === "forward"
+          ? { bytes: 2 * B * L * Hkv * d * e, dependentSteps: 1 }
+          : { bytes: 2 * W * B * L * Hkv * d * 4, dependentSteps: 1 };
+      case "ring":
+        return pass === "forward"
+          ? { bytes: (W - 1) * 2 * B * L * Hkv * d * e, dependentSteps: W - 1 }
+          : { bytes: (W - 1) * 2 * B * L * Hkv * d * (e + 4) + 2 * B * L * Hkv * d * 4, dependentSteps: W };
+      case "ulysses":
+        return { bytes: B * L * (H + 2 * Hkv) * d * e + B * L * H * d * e, dependentSteps: 2 };
+    }
+  }
+  throw new Error(`no volume formula for ${strategy} on ${kind.type}`);
+}
