@@ -1,6 +1,7 @@
 // The `lasp` command line. Every command returns an exit code: 0 ok, 1 spec errors, 2 usage errors.
 import { Command, CommanderError } from "commander";
 import { checkCommand } from "./check-command.js";
+import { inspectCommand, type InspectOptions } from "./inspect-command.js";
 import { EXIT, processIo, type CliIo } from "./io.js";
 import { version } from "./package-info.js";
 
@@ -8,6 +9,8 @@ const EXAMPLES = `
 Examples:
   $ lasp check examples/linear-llama3-1b.lasp      check a spec, print ok or the errors
   $ lasp check examples/*.lasp                     check several specs at once
+  $ lasp inspect examples/tiny-hybrid.lasp         the schedule of rank 0 and the communication table
+  $ lasp inspect examples/tiny-hybrid.lasp --json  the whole lowered program as JSON
 
 Exit codes: 0 ok, 1 the spec has errors, 2 usage errors (bad options, unreadable files).
 Set NO_COLOR to turn colours off.`;
@@ -29,6 +32,16 @@ export function buildProgram(io: CliIo, setExit: (code: number) => void): Comman
     .description("check specs and print `ok` per file or the diagnostics")
     .argument("<files...>", ".lasp spec files")
     .action(async (files: string[]) => setExit(await checkCommand(files, io)));
+
+  program
+    .command("inspect")
+    .description("show the lowered schedule of one rank and the communication per layer and rank")
+    .argument("<spec>", ".lasp spec file")
+    .option("--rank <n>", "the rank whose steps are listed", "0")
+    .option("--json", "print the whole lowered program as JSON (field reference: src/schedule/README.md)")
+    .action(async (spec: string, options: InspectOptions) =>
+      setExit(await inspectCommand(spec, options, io)),
+    );
 
   return program;
 }

@@ -57,12 +57,11 @@ export class RankBuilder {
     label: string,
     group: number[],
     key: string,
-    send: string,
-    recv: string,
+    transfers: { send: string; recv: string }[],
     deps: number[],
   ): number {
     const id = this.program.steps.length;
-    const bytes = bytesOf(this.decl(send));
+    const bytes = transfers.reduce((sum, t) => sum + bytesOf(this.decl(t.send)), 0);
     const step: CollectiveStep = {
       kind: "collective",
       id,
@@ -72,8 +71,7 @@ export class RankBuilder {
       collective,
       group,
       key,
-      send,
-      recv,
+      transfers,
       bytes,
     };
     this.program.steps.push(step);
@@ -85,13 +83,25 @@ export class RankBuilder {
     label: string,
     peer: number,
     tag: string,
-    at: { buffer: string; slot: number },
+    transfers: { buffer: string; slot: number }[],
     deps: number[],
   ): number {
     const id = this.program.steps.length;
-    const decl = this.decl(at.buffer);
-    const bytes = bytesOf(decl) / decl.shape[0]!;
-    const step: P2PStep = { kind, id, label, stream: "comm", deps: unique(deps), peer, tag, ...at, bytes };
+    const bytes = transfers.reduce((sum, t) => {
+      const decl = this.decl(t.buffer);
+      return sum + bytesOf(decl) / decl.shape[0]!;
+    }, 0);
+    const step: P2PStep = {
+      kind,
+      id,
+      label,
+      stream: "comm",
+      deps: unique(deps),
+      peer,
+      tag,
+      transfers,
+      bytes,
+    };
     this.program.steps.push(step);
     return id;
   }

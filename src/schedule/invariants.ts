@@ -4,7 +4,14 @@
 // and the bytes each rank moves equal the closed-form volumes.
 import { bytesOf } from "./context.js";
 import { PassGraph } from "./graph.js";
-import type { LayerSchedule, Pass, RankProgram, ScheduleProgram } from "./ir.js";
+import {
+  stepReads,
+  stepWrites,
+  type LayerSchedule,
+  type Pass,
+  type RankProgram,
+  type ScheduleProgram,
+} from "./ir.js";
 import { closedFormVolume } from "./volumes.js";
 
 export function checkProgram(program: ScheduleProgram): string[] {
@@ -79,14 +86,16 @@ function matchCollectives(programs: RankProgram[]): string[] {
   for (const rp of programs) {
     for (const s of rp.steps) {
       if (s.kind !== "collective") continue;
-      const recv = rp.buffers.find((b) => b.name === s.recv);
+      const recvDecls = s.transfers.map((t) => rp.buffers.find((b) => b.name === t.recv));
       const list = byKey.get(s.key) ?? [];
       list.push({
         rank: rp.rank,
         kind: s.collective,
         bytes: s.bytes,
         group: s.group,
-        recvBytes: recv ? bytesOf(recv) : -1,
+        recvBytes: recvDecls.every((d) => d !== undefined)
+          ? recvDecls.reduce((sum, d) => sum + bytesOf(d!), 0)
+          : -1,
       });
       byKey.set(s.key, list);
     }
@@ -133,22 +142,8 @@ function readsAfterWrites(graph: PassGraph): string[] {
     const inputs = new Set(rp.buffers.filter((b) => b.input).map((b) => b.name));
     const declared = new Set(rp.buffers.map((b) => b.name));
     for (const step of rp.steps) {
-      const reads =
-        step.kind === "compute"
-          ? step.reads
-          : step.kind === "collective"
-            ? [step.send]
-            : step.kind === "send"
-              ? [step.buffer]
-              : [];
-      const writes =
-        step.kind === "compute"
-          ? step.writes
-          : step.kind === "collective"
-            ? [step.recv]
-            : step.kind === "recv"
-              ? [step.buffer]
-              : [];
+      const reads = stepReads(step);
+      const writes = stepWrites(step);
       for (const name of [...reads, ...writes])
         if (!declared.has(name))
           problems.push(`rank ${rp.rank} step ${step.id} uses undeclared buffer ${name}`);
@@ -175,14 +170,7 @@ function writtenBefore(graph: PassGraph, rank: number, id: number, buffer: strin
     seen.add(k);
     if (node.rank === rank) {
       const step = graph.step(node);
-      const writes =
-        step.kind === "compute"
-          ? step.writes
-          : step.kind === "collective"
-            ? [step.recv]
-            : step.kind === "recv"
-              ? [step.buffer]
-              : [];
+      const writes = stepWrites(step);
       if (writes.includes(buffer)) return true;
     }
     stack.push(...graph.predsOf(node));

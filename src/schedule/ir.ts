@@ -101,9 +101,9 @@ export interface CollectiveStep extends StepBase {
   group: number[];
   /** Identifies the same collective on every rank of the group. */
   key: string;
-  send: string;
-  recv: string;
-  /** Bytes this rank contributes (its send buffer): the figure ALGORITHMS.md's table gives. */
+  /** Buffers moved together in one grouped call (K and V, say): one communication step, not several. */
+  transfers: { send: string; recv: string }[];
+  /** Bytes this rank contributes (its send buffers): the figure ALGORITHMS.md's table gives. */
   bytes: number;
 }
 
@@ -112,9 +112,8 @@ export interface P2PStep extends StepBase {
   peer: number;
   /** A send and its recv share the tag. */
   tag: string;
-  buffer: string;
-  /** Index into the buffer's first dimension that is sent or received into. */
-  slot: number;
+  /** Buffer slots (index into the first dimension) moved together in one grouped call. */
+  transfers: { buffer: string; slot: number }[];
   bytes: number;
 }
 
@@ -157,4 +156,20 @@ export interface ScheduleProgram {
   schedules: LayerSchedule[];
   /** The stack: layer i runs `schedules[layers[i]]`. */
   layers: number[];
+}
+
+/** Buffers a step reads. */
+export function stepReads(step: Step): string[] {
+  if (step.kind === "compute") return step.reads;
+  if (step.kind === "collective") return step.transfers.map((t) => t.send);
+  if (step.kind === "send") return step.transfers.map((t) => t.buffer);
+  return [];
+}
+
+/** Buffers a step writes. */
+export function stepWrites(step: Step): string[] {
+  if (step.kind === "compute") return step.writes;
+  if (step.kind === "collective") return step.transfers.map((t) => t.recv);
+  if (step.kind === "recv") return step.transfers.map((t) => t.buffer);
+  return [];
 }

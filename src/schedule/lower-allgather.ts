@@ -59,22 +59,15 @@ function forward(ctx: LowerContext, layer: SoftmaxAttentionKind, rank: number): 
   const parts = b.buffer(partials(ctx, "o_part", W, "normalised partial output per source block"));
   const partLse = b.buffer(lseBuffer(ctx, "lse_part", W, "log-sum-exp of each partial"));
 
-  const gatherK = b.collective(
+  const gather = b.collective(
     "allgather",
-    `AllGather K (${layer.kvHeads} kv heads)`,
+    `AllGather K and V (${layer.kvHeads} kv heads)`,
     ctx.group,
-    "fwd.k",
-    k,
-    kAll,
-    [],
-  );
-  const gatherV = b.collective(
-    "allgather",
-    `AllGather V (${layer.kvHeads} kv heads)`,
-    ctx.group,
-    "fwd.v",
-    v,
-    vAll,
+    "fwd.kv",
+    [
+      { send: k, recv: kAll },
+      { send: v, recv: vAll },
+    ],
     [],
   );
   const sources = visibleSources(ctx, layer, rank);
@@ -87,7 +80,7 @@ function forward(ctx: LowerContext, layer: SoftmaxAttentionKind, rank: number): 
       { reads: own ? [q, k, v] : [q, kAll, vAll], writes: [parts, partLse] },
       blockCost(ctx, pairs, L, L, layer),
       { source: s, local: own, causal: layer.causal },
-      own && ctx.overlap ? [] : [gatherK, gatherV],
+      own && ctx.overlap ? [] : [gather],
     );
   });
   b.compute(
@@ -147,7 +140,16 @@ function backward(ctx: LowerContext, layer: SoftmaxAttentionKind, rank: number):
       [clear],
     );
   });
-  b.collective("reducescatter", "ReduceScatter dK to the owners", ctx.group, "bwd.dk", dkAll, dk, steps);
-  b.collective("reducescatter", "ReduceScatter dV to the owners", ctx.group, "bwd.dv", dvAll, dv, steps);
+  b.collective(
+    "reducescatter",
+    "ReduceScatter dK and dV to their owners",
+    ctx.group,
+    "bwd.dkv",
+    [
+      { send: dkAll, recv: dk },
+      { send: dvAll, recv: dv },
+    ],
+    steps,
+  );
   return b.build();
 }

@@ -84,7 +84,7 @@ function forward(ctx: LowerContext, layer: LinearAttentionKind, rank: number): R
         `recv P[${piece.index}] from rank ${previous.rank}`,
         previous.rank,
         `fwd.${piece.index}`,
-        { buffer: p, slot: j },
+        [{ buffer: p, slot: j }],
         [],
       );
     }
@@ -113,7 +113,7 @@ function forward(ctx: LowerContext, layer: LinearAttentionKind, rank: number): R
         `send P[${following.index}] to rank ${following.rank}`,
         following.rank,
         `fwd.${following.index}`,
-        { buffer: next, slot: j },
+        [{ buffer: next, slot: j }],
         [hand],
       );
     }
@@ -195,7 +195,7 @@ function backward(ctx: LowerContext, rank: number): RankProgram {
         `recv G[${piece.index}] from rank ${later.rank}`,
         later.rank,
         `bwd.${piece.index}`,
-        { buffer: g, slot: j },
+        [{ buffer: g, slot: j }],
         [],
       );
     }
@@ -224,7 +224,7 @@ function backward(ctx: LowerContext, rank: number): RankProgram {
         `send G[${earlier.index}] to rank ${earlier.rank}`,
         earlier.rank,
         `bwd.${earlier.index}`,
-        { buffer: previousOut, slot: j },
+        [{ buffer: previousOut, slot: j }],
         [hand],
       );
     }

@@ -47,8 +47,7 @@ function forward(ctx: LowerContext, layer: LinearAttentionKind, rank: number): R
       `AllGather piece states (${P} per rank)`,
       ctx.group,
       "fwd.states",
-      m,
-      all,
+      [{ send: m, recv: all }],
       stateSteps,
     );
   } else {
@@ -62,9 +61,14 @@ function forward(ctx: LowerContext, layer: LinearAttentionKind, rank: number): R
       stateSteps,
     );
     const totalState = b.buffer(states(ctx, "m_total", 1, "sum of all pieces' states"));
-    comm = b.collective("allreduce", "AllReduce the state sum", ctx.group, "fwd.states", sum, totalState, [
-      acc,
-    ]);
+    comm = b.collective(
+      "allreduce",
+      "AllReduce the state sum",
+      ctx.group,
+      "fwd.states",
+      [{ send: sum, recv: totalState }],
+      [acc],
+    );
   }
   const gathered = layer.causal ? "m_all" : "m_total";
   const intraSteps = pieces.map((piece, j) =>
@@ -134,8 +138,7 @@ function backward(ctx: LowerContext, layer: LinearAttentionKind, rank: number): 
       `AllGather piece gradient states (${P} per rank)`,
       ctx.group,
       "bwd.states",
-      dm,
-      all,
+      [{ send: dm, recv: all }],
       gradSteps,
     );
   } else {
@@ -154,8 +157,7 @@ function backward(ctx: LowerContext, layer: LinearAttentionKind, rank: number): 
       "AllReduce the gradient state sum",
       ctx.group,
       "bwd.states",
-      sum,
-      totalState,
+      [{ send: sum, recv: totalState }],
       [acc],
     );
   }

@@ -79,36 +79,26 @@ function forward(ctx: LowerContext, layer: SoftmaxAttentionKind, rank: number): 
       const tag = `fwd.kv.${s}`;
       b.p2p(
         "send",
-        `send K block of rank ${sourceAt(W, rank, s)} to rank ${next}`,
+        `send the K, V block of rank ${sourceAt(W, rank, s)} to rank ${next}`,
         next,
-        `${tag}.k.${next}`,
-        { buffer: kRing, slot },
-        arrived,
-      );
-      b.p2p(
-        "send",
-        `send V block of rank ${sourceAt(W, rank, s)} to rank ${next}`,
-        next,
-        `${tag}.v.${next}`,
-        { buffer: vRing, slot },
+        `${tag}.${next}`,
+        [
+          { buffer: kRing, slot },
+          { buffer: vRing, slot },
+        ],
         arrived,
       );
       const wait = lastReader === undefined ? [] : [lastReader];
       incoming = [
         b.p2p(
           "recv",
-          `recv K block of rank ${sourceAt(W, rank, s + 1)} from rank ${previous}`,
+          `recv the K, V block of rank ${sourceAt(W, rank, s + 1)} from rank ${previous}`,
           previous,
-          `${tag}.k.${rank}`,
-          { buffer: kRing, slot: 1 - slot },
-          wait,
-        ),
-        b.p2p(
-          "recv",
-          `recv V block of rank ${sourceAt(W, rank, s + 1)} from rank ${previous}`,
-          previous,
-          `${tag}.v.${rank}`,
-          { buffer: vRing, slot: 1 - slot },
+          `${tag}.${rank}`,
+          [
+            { buffer: kRing, slot: 1 - slot },
+            { buffer: vRing, slot: 1 - slot },
+          ],
           wait,
         ),
       ];
@@ -204,71 +194,48 @@ function backward(ctx: LowerContext, layer: SoftmaxAttentionKind, rank: number):
     const tag = `bwd.${s}`;
     const wait = lastUse === undefined ? [] : [lastUse];
     if (s < W - 1) {
-      for (const [buffer, what] of [
-        [kRing, "K"],
-        [vRing, "V"],
-        [dkRing, "dK"],
-        [dvRing, "dV"],
-      ] as const) {
-        b.p2p(
-          "send",
-          `send ${what} of rank ${source}'s block to rank ${next}`,
-          next,
-          `${tag}.${what}.${next}`,
-          { buffer, slot },
-          done,
-        );
-      }
-      arrived = (
-        [
-          [kRing, "K"],
-          [vRing, "V"],
-          [dkRing, "dK"],
-          [dvRing, "dV"],
-        ] as const
-      ).map(([buffer, what]) =>
+      const all = [kRing, vRing, dkRing, dvRing];
+      b.p2p(
+        "send",
+        `send K, V, dK, dV of rank ${source}'s block to rank ${next}`,
+        next,
+        `${tag}.${next}`,
+        all.map((buffer) => ({ buffer, slot })),
+        done,
+      );
+      arrived = [
         b.p2p(
           "recv",
-          `recv ${what} of rank ${sourceAt(W, rank, s + 1)}'s block from rank ${previous}`,
+          `recv K, V, dK, dV of rank ${sourceAt(W, rank, s + 1)}'s block from rank ${previous}`,
           previous,
-          `${tag}.${what}.${rank}`,
-          { buffer, slot: 1 - slot },
+          `${tag}.${rank}`,
+          all.map((buffer) => ({ buffer, slot: 1 - slot })),
           wait,
         ),
-      );
+      ];
       lastUse = done[0];
     } else if (W > 1) {
       // The accumulators in hand belong to rank `next`: one more hop takes every dK, dV home.
       b.p2p(
         "send",
-        `send the finished dK of rank ${next} home`,
+        `send the finished dK, dV of rank ${next} home`,
         next,
-        `bwd.home.dK.${next}`,
-        { buffer: dkRing, slot },
+        `bwd.home.${next}`,
+        [
+          { buffer: dkRing, slot },
+          { buffer: dvRing, slot },
+        ],
         done,
       );
-      b.p2p(
-        "send",
-        `send the finished dV of rank ${next} home`,
-        next,
-        `bwd.home.dV.${next}`,
-        { buffer: dvRing, slot },
-        done,
-      );
-      const homeK = b.p2p(
+      const home = b.p2p(
         "recv",
-        `recv this rank's finished dK from rank ${previous}`,
+        `recv this rank's finished dK, dV from rank ${previous}`,
         previous,
-        `bwd.home.dK.${rank}`,
-        { buffer: dkRing, slot: 1 - slot },
-        wait,
-      );
-      const homeV = b.p2p(
-        "recv",
-        `recv this rank's finished dV from rank ${previous}`,
-        previous,
-        `bwd.home.dV.${rank}`,
-        { buffer: dvRing, slot: 1 - slot },
+        `bwd.home.${rank}`,
+        [
+          { buffer: dkRing, slot: 1 - slot },
+          { buffer: dvRing, slot: 1 - slot },
+        ],
         wait,
       );
       b.compute(
@@ -277,7 +244,7 @@ function backward(ctx: LowerContext, layer: SoftmaxAttentionKind, rank: number):
         { reads: [dkRing, dvRing], writes: [dk, dv] },
         { flops: 0, bytes: 4 * rowBytes(ctx, L, layer.kvHeads) },
         { slot: 1 - slot },
-        [homeK, homeV],
+        [home],
       );
     } else {
       b.compute(

@@ -127,8 +127,7 @@ function forward(ctx: LowerContext, layer: Layer, rank: number): RankProgram {
     "all-to-all: sequence shards to head shards",
     ctx.group,
     "fwd.qkv",
-    send,
-    recv,
+    [{ send: send, recv: recv }],
     [pack],
   );
   const unpack = b.compute(
@@ -167,8 +166,7 @@ function forward(ctx: LowerContext, layer: Layer, rank: number): RankProgram {
     "all-to-all: head shards back to sequence shards",
     ctx.group,
     "fwd.o",
-    oSend,
-    oRecv,
+    [{ send: oSend, recv: oRecv }],
     [packO],
   );
   b.compute(
@@ -236,8 +234,7 @@ function backward(ctx: LowerContext, layer: Layer, rank: number): RankProgram {
     "all-to-all: dO sequence shards to head shards",
     ctx.group,
     "bwd.do",
-    doSend,
-    doRecv,
+    [{ send: doSend, recv: doRecv }],
     [pack],
   );
   const unpack = b.compute(
@@ -276,8 +273,7 @@ function backward(ctx: LowerContext, layer: Layer, rank: number): RankProgram {
     "all-to-all: gradient head shards back to sequence shards",
     ctx.group,
     "bwd.dqkv",
-    send,
-    recv,
+    [{ send: send, recv: recv }],
     [packG],
   );
   b.compute(
