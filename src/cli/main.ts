@@ -4,6 +4,7 @@ import { checkCommand } from "./check-command.js";
 import { inspectCommand, type InspectOptions } from "./inspect-command.js";
 import { EXIT, processIo, type CliIo } from "./io.js";
 import { version } from "./package-info.js";
+import { verifyCommand, type VerifyCliOptions } from "./verify-command.js";
 
 const EXAMPLES = `
 Examples:
@@ -11,6 +12,7 @@ Examples:
   $ lasp check examples/*.lasp                     check several specs at once
   $ lasp inspect examples/tiny-hybrid.lasp         the schedule of rank 0 and the communication table
   $ lasp inspect examples/tiny-hybrid.lasp --json  the whole lowered program as JSON
+  $ lasp verify examples/linear-llama3-1b-hybrid.lasp   prove the schedules exact on the CPU (float64)
 
 Exit codes: 0 ok, 1 the spec has errors, 2 usage errors (bad options, unreadable files).
 Set NO_COLOR to turn colours off.`;
@@ -41,6 +43,21 @@ export function buildProgram(io: CliIo, setExit: (code: number) => void): Comman
     .option("--json", "print the whole lowered program as JSON (field reference: src/schedule/README.md)")
     .action(async (spec: string, options: InspectOptions) =>
       setExit(await inspectCommand(spec, options, io)),
+    );
+
+  program
+    .command("verify")
+    .description("run the lowered schedule in float64 on simulated ranks and compare with the dense oracle")
+    .argument("<spec>", ".lasp spec file")
+    .option("--seq-len <n>", "global tokens at the reduced size (default: two blocks per piece)")
+    .option("--heads <n>", "query heads at the reduced size (default 4, or 2 x sequence for Ulysses)")
+    .option("--head-dim <n>", "head dimension at the reduced size", "8")
+    .option("--block <n>", "token block of the chunk algorithm at the reduced size", "8")
+    .option("--seed <n>", "seed of the random inputs (default: the spec's seed)")
+    .option("--tolerance <x>", "largest relative error that passes", "1e-9")
+    .option("--json", "print the errors as JSON")
+    .action(async (spec: string, options: VerifyCliOptions) =>
+      setExit(await verifyCommand(spec, options, io)),
     );
 
   return program;

@@ -45,7 +45,13 @@ export function states(
   input = false,
 ): BufferDecl {
   const { batch, heads, headDim } = ctx.sizes;
-  const decl: BufferDecl = { name, shape: [count, batch, heads, headDim, headDim], dtype: "fp32", doc };
+  const decl: BufferDecl = {
+    name,
+    shape: [count, batch, heads, headDim, headDim],
+    slots: count,
+    dtype: "fp32",
+    doc,
+  };
   if (input) decl.input = true;
   return decl;
 }

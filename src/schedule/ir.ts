@@ -35,6 +35,11 @@ export interface BufferDecl {
   name: string;
   /** Per-rank shape, outermost first. */
   shape: number[];
+  /**
+   * When set, the first dimension indexes slots of this many entries (pieces, source ranks, ring buffers,
+   * destination ranks); the dimension after the slots (or the first, without slots) is always the batch.
+   */
+  slots?: number;
   dtype: DType | "fp32";
   /** What the buffer holds, in words. */
   doc: string;
@@ -107,8 +112,7 @@ export interface CollectiveStep extends StepBase {
   bytes: number;
 }
 
-export interface P2PStep extends StepBase {
-  kind: "send" | "recv";
+interface P2PBase extends StepBase {
   peer: number;
   /** A send and its recv share the tag. */
   tag: string;
@@ -116,6 +120,16 @@ export interface P2PStep extends StepBase {
   transfers: { buffer: string; slot: number }[];
   bytes: number;
 }
+
+export interface SendStep extends P2PBase {
+  kind: "send";
+}
+
+export interface RecvStep extends P2PBase {
+  kind: "recv";
+}
+
+export type P2PStep = SendStep | RecvStep;
 
 export type Step = ComputeStep | CollectiveStep | P2PStep;
 

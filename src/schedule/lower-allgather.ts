@@ -43,12 +43,14 @@ function forward(ctx: LowerContext, layer: SoftmaxAttentionKind, rank: number): 
   const kAll = b.buffer({
     name: "k_all",
     shape: [W, ...kvActivation(ctx, layer, "x", "").shape],
+    slots: W,
     dtype: ctx.sizes.dtype,
     doc: "every rank's keys, gathered; kept for the backward pass",
   });
   const vAll = b.buffer({
     name: "v_all",
     shape: [W, ...kvActivation(ctx, layer, "x", "").shape],
+    slots: W,
     dtype: ctx.sizes.dtype,
     doc: "every rank's values, gathered; kept for the backward pass",
   });
@@ -102,6 +104,7 @@ function backward(ctx: LowerContext, layer: SoftmaxAttentionKind, rank: number):
   const kAll = b.buffer({
     name: "k_all",
     shape: [W, ...kvActivation(ctx, layer, "x", "").shape],
+    slots: W,
     dtype: ctx.sizes.dtype,
     doc: "gathered keys saved by the forward pass",
     input: true,
@@ -109,6 +112,7 @@ function backward(ctx: LowerContext, layer: SoftmaxAttentionKind, rank: number):
   const vAll = b.buffer({
     name: "v_all",
     shape: [W, ...kvActivation(ctx, layer, "x", "").shape],
+    slots: W,
     dtype: ctx.sizes.dtype,
     doc: "gathered values saved by the forward pass",
     input: true,

@@ -75,7 +75,7 @@ function forward(ctx: LowerContext, layer: LinearAttentionKind, rank: number): R
         `P[${piece.index}] = the state piece ${previous.index} hands on`,
         { reads: [next], writes: [p] },
         { flops: 0, bytes: 2 * stateBytes(ctx) },
-        { piece: j, from: localIndex(ctx, previous) },
+        { from: localIndex(ctx, previous), to: j },
         [handedOn.get(previous.index)!],
       );
     } else {
@@ -186,7 +186,7 @@ function backward(ctx: LowerContext, rank: number): RankProgram {
         `G[${piece.index}] = the state piece ${later.index} hands back`,
         { reads: [previousOut], writes: [g] },
         { flops: 0, bytes: 2 * stateBytes(ctx) },
-        { piece: j, from: localIndex(ctx, later) },
+        { from: localIndex(ctx, later), to: j },
         [handedBack.get(later.index)!],
       );
     } else {

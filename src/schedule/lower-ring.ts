@@ -42,12 +42,14 @@ function forward(ctx: LowerContext, layer: SoftmaxAttentionKind, rank: number): 
   const kRing = b.buffer({
     name: "k_ring",
     shape: [2, ...kvShape],
+    slots: 2,
     dtype: ctx.sizes.dtype,
     doc: "double buffer of the key block in hand and the one arriving",
   });
   const vRing = b.buffer({
     name: "v_ring",
     shape: [2, ...kvShape],
+    slots: 2,
     dtype: ctx.sizes.dtype,
     doc: "double buffer of the value block in hand and the one arriving",
   });
@@ -66,7 +68,7 @@ function forward(ctx: LowerContext, layer: SoftmaxAttentionKind, rank: number): 
       "K, V of this rank into ring slot 0",
       { reads: [k, v], writes: [kRing, vRing] },
       { flops: 0, bytes: 4 * rowBytes(ctx, L, layer.kvHeads) },
-      { slot: 0 },
+      { to: 0 },
     ),
   ];
   let lastReader: number | undefined; // the compute step that last read the slot about to be overwritten
@@ -146,12 +148,14 @@ function backward(ctx: LowerContext, layer: SoftmaxAttentionKind, rank: number):
   const kRing = b.buffer({
     name: "k_ring",
     shape: [2, ...kvShape],
+    slots: 2,
     dtype: ctx.sizes.dtype,
     doc: "key blocks travelling round the ring",
   });
   const vRing = b.buffer({
     name: "v_ring",
     shape: [2, ...kvShape],
+    slots: 2,
     dtype: ctx.sizes.dtype,
     doc: "value blocks travelling round the ring",
   });
@@ -168,13 +172,21 @@ function backward(ctx: LowerContext, layer: SoftmaxAttentionKind, rank: number):
 
   const start = b.compute(
     "copy",
-    "K, V of this rank into ring slot 0; clear dQ and the dK, dV accumulators",
-    { reads: [k, v], writes: [kRing, vRing, dkRing, dvRing, dq] },
+    "K, V of this rank into ring slot 0",
+    { reads: [k, v], writes: [kRing, vRing] },
     { flops: 0, bytes: 4 * rowBytes(ctx, L, layer.kvHeads) },
-    { slot: 0 },
+    { to: 0 },
   );
-  let arrived = [start];
-  let lastUse: number | undefined;
+  const clear = b.compute(
+    "fill_zero",
+    "clear dQ and the dK, dV accumulators",
+    { reads: [], writes: [dq, dkRing, dvRing] },
+    { flops: 0, bytes: rowBytes(ctx, L) + 4 * rowBytes(ctx, L, layer.kvHeads) },
+    {},
+  );
+  let arrived = [start, clear];
+  // Nothing may arrive in the accumulators before they are cleared.
+  let lastUse: number | undefined = clear;
   for (let s = 0; s < W; s++) {
     const slot = s % 2;
     const source = sourceAt(W, rank, s);
@@ -243,7 +255,7 @@ function backward(ctx: LowerContext, layer: SoftmaxAttentionKind, rank: number):
         "dK, dV of this rank from the ring",
         { reads: [dkRing, dvRing], writes: [dk, dv] },
         { flops: 0, bytes: 4 * rowBytes(ctx, L, layer.kvHeads) },
-        { slot: 1 - slot },
+        { from: 1 - slot },
         [home],
       );
     } else {
@@ -252,7 +264,7 @@ function backward(ctx: LowerContext, layer: SoftmaxAttentionKind, rank: number):
         "dK, dV of this rank",
         { reads: [dkRing, dvRing], writes: [dk, dv] },
         { flops: 0, bytes: 4 * rowBytes(ctx, L, layer.kvHeads) },
-        { slot },
+        { from: slot },
         done,
       );
     }

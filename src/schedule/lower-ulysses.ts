@@ -38,6 +38,7 @@ function exchange(ctx: LowerContext, name: string, heads: number, doc: string): 
   return {
     name,
     shape: [ctx.group.length, ...activation(ctx, "x", "", heads).shape],
+    slots: ctx.group.length,
     dtype: ctx.sizes.dtype,
     doc,
   };

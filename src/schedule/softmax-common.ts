@@ -65,14 +65,20 @@ export function lseBuffer(
   input = false,
 ): BufferDecl {
   const [batch, tokens, heads] = activation(ctx, "x", "").shape;
-  const decl: BufferDecl = { name, shape: [count, batch!, tokens!, heads!], dtype: "fp32", doc };
+  const decl: BufferDecl = {
+    name,
+    shape: [count, batch!, tokens!, heads!],
+    slots: count,
+    dtype: "fp32",
+    doc,
+  };
   if (input) decl.input = true;
   return decl;
 }
 
 /** fp32 partial outputs [count, B, L, H, d]. */
 export function partials(ctx: LowerContext, name: string, count: number, doc: string): BufferDecl {
-  return { name, shape: [count, ...activation(ctx, "x", "").shape], dtype: "fp32", doc };
+  return { name, shape: [count, ...activation(ctx, "x", "").shape], slots: count, dtype: "fp32", doc };
 }
 
 /** fp32 accumulators for gradients of gathered keys/values [count, B, L, Hkv, d]. */
@@ -83,7 +89,13 @@ export function kvGradients(
   count: number,
   doc: string,
 ): BufferDecl {
-  return { name, shape: [count, ...kvActivation(ctx, layer, "x", "").shape], dtype: "fp32", doc };
+  return {
+    name,
+    shape: [count, ...kvActivation(ctx, layer, "x", "").shape],
+    slots: count,
+    dtype: "fp32",
+    doc,
+  };
 }
 
 export function mergeCost(ctx: LowerContext, count: number): Cost {

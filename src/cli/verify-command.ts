@@ -1,0 +1,88 @@
+// `lasp verify <spec>`: executes the lowered schedule numerically (float64, W simulated ranks, forward and
+// backward) at a reduced size and compares every layer kind's output and dQ, dK, dV with the dense oracle.
+import { table } from "../inspect/units.js";
+import { verifySpec, VerifyUsageError, type VerifyOptions } from "../verify/verify.js";
+import { loadSpec, reportDiagnostics } from "./check-command.js";
+import { EXIT, type CliIo } from "./io.js";
+
+export interface VerifyCliOptions {
+  seqLen?: string;
+  heads?: string;
+  headDim?: string;
+  block?: string;
+  seed?: string;
+  tolerance: string;
+  json?: boolean;
+}
+
+function positiveInteger(flag: string, text: string | undefined, io: CliIo): number | undefined | null {
+  if (text === undefined) return undefined;
+  const value = Number(text);
+  if (!Number.isInteger(value) || value < 1) {
+    io.stderr(`lasp: ${flag} must be a whole number of at least 1, got ${text}\n`);
+    return null;
+  }
+  return value;
+}
+
+export async function verifyCommand(file: string, cli: VerifyCliOptions, io: CliIo): Promise<number> {
+  const options: VerifyOptions = {};
+  for (const [flag, key, text] of [
+    ["--seq-len", "seqLen", cli.seqLen],
+    ["--heads", "heads", cli.heads],
+    ["--head-dim", "headDim", cli.headDim],
+    ["--block", "block", cli.block],
+    ["--seed", "seed", cli.seed],
+  ] as const) {
+    const value = positiveInteger(flag, text, io);
+    if (value === null) return EXIT.usage;
+    if (value !== undefined) options[key] = value;
+  }
+  const tolerance = Number(cli.tolerance);
+  if (!(tolerance > 0)) {
+    io.stderr(`lasp: --tolerance must be a positive number, got ${cli.tolerance}\n`);
+    return EXIT.usage;
+  }
+  const result = await loadSpec(file, io);
+  if (result === undefined) return EXIT.usage;
+  if (!reportDiagnostics(result, io) || result.spec === undefined) return EXIT.specErrors;
+  let report;
+  try {
+    report = verifySpec(result.spec, options);
+  } catch (error) {
+    if (error instanceof VerifyUsageError) {
+      io.stderr(`lasp: ${error.message}\n`);
+      return EXIT.usage;
+    }
+    throw error;
+  }
+  const failed = report.maxError > tolerance;
+  if (cli.json) {
+    io.stdout(
+      `${JSON.stringify({ file, tolerance, maxError: report.maxError, ok: !failed, rows: report.rows }, null, 2)}\n`,
+    );
+    return failed ? EXIT.specErrors : EXIT.ok;
+  }
+  const s = report.spec;
+  io.stdout(
+    `${file}: ${s.parallel.sequence} simulated ranks, ${s.parallel.layout}, seq_len ${s.run.seqLen}, ${s.model.heads} heads x ${s.model.headDim}, float64\n`,
+  );
+  const fmt = (x: number): string => x.toExponential(1);
+  const rows = report.rows.map((r) => [
+    r.kind,
+    r.type,
+    r.strategy,
+    fmt(r.errors.o),
+    fmt(r.errors.dq),
+    fmt(r.errors.dk),
+    fmt(r.errors.dv),
+    Math.max(...Object.values(r.errors)) > tolerance ? "FAIL" : "ok",
+  ]);
+  io.stdout(`${table(["layer kind", "type", "strategy", "o", "dq", "dk", "dv", ""], rows, "  ")}\n`);
+  io.stdout(
+    failed
+      ? `FAILED: max relative error ${fmt(report.maxError)} is above ${tolerance}\n`
+      : `ok: max relative error ${fmt(report.maxError)} (tolerance ${tolerance})\n`,
+  );
+  return failed ? EXIT.specErrors : EXIT.ok;
+}
