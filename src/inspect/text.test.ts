@@ -1,0 +1,97 @@
+import { describe, expect, it } from "vitest";
+import { main } from "../cli/main.js";
+import type { CliIo } from "../cli/io.js";
+
+function capture(): CliIo & { out: string; err: string } {
+  const io = {
+    out: "",
+    err: "",
+    color: false,
+    stdout: (t: string) => void (io.out += t),
+    stderr: (t: string) => void (io.err += t),
+  };
+  return io;
+}
+
+const HYBRID = "examples/linear-llama3-1b-hybrid.lasp";
+
+describe("lasp inspect", () => {
+  it("shows one fp32 state per rank in one AllGather per pass for LASP-2, and W-1 hops for LASP-1", async () => {
+    const io = capture();
+    expect(await main(["inspect", HYBRID], io)).toBe(0);
+    const rows = io.out.split("\n");
+    const lasp2 = rows.find((r) => /^\s+L \(x12\)\s+lasp2\s+contiguous/.test(r))!;
+    expect(lasp2).toMatch(
+      /1 AllGather\s+1\.00 MiB \(1 state\)\s+1\s+1 AllGather\s+1\.00 MiB \(1 state\)\s+1$/,
+    );
+    const lasp1 = rows.find((r) => /^\s+L \(x12\)\s+lasp1\s+contiguous/.test(r))!;
+    // 8 ranks: 7 dependent hops in each pass.
+    expect(lasp1).toMatch(/\s7\s+1 send\/recv\s+1\.00 MiB \(1 state\)\s+7$/);
+    expect(io.out).toContain("B x H x dk x dv x 4 = 1 x 16 x 128 x 128 x 4 = 1.00 MiB");
+    // The spec's own choices are starred.
+    expect(rows.some((r) => /lasp2 \*\s+zigzag/.test(r))).toBe(true);
+    expect(rows.some((r) => /allgather \*\s+zigzag/.test(r))).toBe(true);
+  });
+
+  it("lists a rank's steps with streams and what the AllGather overlaps", async () => {
+    const io = capture();
+    expect(await main(["inspect", HYBRID, "--rank", "3"], io)).toBe(0);
+    expect(io.out).toContain("forward, rank 3:");
+    expect(io.out).toMatch(/comm\s+AllGather piece states \(2 per rank\)\s+2\.00 MiB\s+0,1\s+overlaps 3,4/);
+    expect(io.out).toMatch(/ReduceScatter dK and dV to their owners/);
+  });
+
+  it("prints the whole lowered program as JSON with stable fields", async () => {
+    const io = capture();
+    expect(await main(["inspect", "examples/tiny-hybrid.lasp", "--json"], io)).toBe(0);
+    const program = JSON.parse(io.out);
+    expect(program.irVersion).toBe(1);
+    expect(program.layout.byRank).toHaveLength(2);
+    expect(program.schedules.map((s: { strategy: string }) => s.strategy)).toEqual(["lasp2", "allgather"]);
+    expect(program.layers).toEqual([0, 1, 0, 1]);
+    const step = program.schedules[0].passes.forward[0].steps[0];
+    expect(Object.keys(step)).toEqual(
+      expect.arrayContaining(["id", "label", "stream", "deps", "op", "reads", "writes", "flops", "bytes"]),
+    );
+  });
+
+  it("rejects a rank outside the sequence-parallel group with a usage error", async () => {
+    const io = capture();
+    expect(await main(["inspect", HYBRID, "--rank", "8"], io)).toBe(2);
+    expect(io.err).toContain("--rank must be a whole number from 0 to 7");
+  });
+
+  it("reports spec errors instead of inspecting", async () => {
+    const io = capture();
+    expect(await main(["inspect", "no/such/file.lasp"], io)).toBe(2);
+    expect(io.err).toContain("cannot read no/such/file.lasp: no such file");
+  });
+});
+
+describe("lasp verify", () => {
+  it("passes on every example", async () => {
+    const { readdirSync } = await import("node:fs");
+    for (const file of readdirSync("examples").filter((f) => f.endsWith(".lasp"))) {
+      const io = capture();
+      expect(await main(["verify", `examples/${file}`], io), `${file}: ${io.err}`).toBe(0);
+      expect(io.out).toMatch(/^ok: max relative error \d\.\de-1[5-9]/m);
+    }
+  });
+
+  it("exits 1 when the tolerance is not met and 2 for bad flags", async () => {
+    const strict = capture();
+    expect(await main(["verify", "examples/tiny-hybrid.lasp", "--tolerance", "1e-30"], strict)).toBe(1);
+    expect(strict.out).toContain("FAILED");
+    const bad = capture();
+    expect(await main(["verify", "examples/tiny-hybrid.lasp", "--block", "0"], bad)).toBe(2);
+    expect(bad.err).toContain("--block must be a whole number of at least 1");
+  });
+
+  it("prints JSON rows per layer kind", async () => {
+    const io = capture();
+    expect(await main(["verify", "examples/tiny-baselines.lasp", "--json"], io)).toBe(0);
+    const report = JSON.parse(io.out);
+    expect(report.ok).toBe(true);
+    expect(report.rows.map((r: { strategy: string }) => r.strategy)).toEqual(["lasp1", "ring"]);
+  });
+});
