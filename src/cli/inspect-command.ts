@@ -1,8 +1,10 @@
 // `lasp inspect <spec>`: the lowered schedule of one rank in words, the communication table, `--json` for
 // the whole IR, `--svg FILE` for a timeline picture.
+import { writeFile } from "node:fs/promises";
+import { timelineSvg } from "../inspect/svg.js";
 import { inspectText } from "../inspect/text.js";
 import { lowerSpec } from "../schedule/lower.js";
-import { loadSpec, reportDiagnostics } from "./check-command.js";
+import { describeIoError, loadSpec, reportDiagnostics } from "./check-command.js";
 import { EXIT, type CliIo } from "./io.js";
 
 export interface InspectOptions {
@@ -24,6 +26,19 @@ export async function inspectCommand(file: string, options: InspectOptions, io: 
     return EXIT.usage;
   }
   const program = lowerSpec(spec);
+  if (options.svg !== undefined) {
+    // Four layers (one of each kind where the stack has several) keep the picture readable.
+    const first = program.schedules.map((_, s) => program.layers.indexOf(s));
+    const layers = [...new Set([...first, ...program.layers.keys()])].slice(0, 4).sort((a, b) => a - b);
+    try {
+      await writeFile(options.svg, timelineSvg(program, { layers }));
+    } catch (error) {
+      io.stderr(`lasp: cannot write ${options.svg}: ${describeIoError(error)}\n`);
+      return EXIT.usage;
+    }
+    io.stderr(`wrote ${options.svg} (layers ${layers.join(", ")}, ${spec.parallel.sequence} ranks)\n`);
+    if (!options.json) return EXIT.ok;
+  }
   if (options.json) {
     io.stdout(`${JSON.stringify(program, null, 2)}\n`);
     return EXIT.ok;

@@ -12,6 +12,7 @@ Examples:
   $ lasp check examples/*.lasp                     check several specs at once
   $ lasp inspect examples/tiny-hybrid.lasp         the schedule of rank 0 and the communication table
   $ lasp inspect examples/tiny-hybrid.lasp --json  the whole lowered program as JSON
+  $ lasp inspect examples/tiny-hybrid.lasp --svg timeline.svg   a timeline picture of the first layers
   $ lasp verify examples/linear-llama3-1b-hybrid.lasp   prove the schedules exact on the CPU (float64)
 
 Exit codes: 0 ok, 1 the spec has errors, 2 usage errors (bad options, unreadable files).
@@ -41,6 +42,7 @@ export function buildProgram(io: CliIo, setExit: (code: number) => void): Comman
     .argument("<spec>", ".lasp spec file")
     .option("--rank <n>", "the rank whose steps are listed", "0")
     .option("--json", "print the whole lowered program as JSON (field reference: src/schedule/README.md)")
+    .option("--svg <file>", "write a timeline picture (one lane per stream and rank, predicted times)")
     .action(async (spec: string, options: InspectOptions) =>
       setExit(await inspectCommand(spec, options, io)),
     );

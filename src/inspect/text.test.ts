@@ -95,3 +95,24 @@ describe("lasp verify", () => {
     expect(report.rows.map((r: { strategy: string }) => r.strategy)).toEqual(["lasp1", "ring"]);
   });
 });
+
+describe("lasp inspect --svg", () => {
+  it("writes a timeline with one lane per stream and rank", async () => {
+    const { mkdtempSync, readFileSync } = await import("node:fs");
+    const { tmpdir } = await import("node:os");
+    const { join } = await import("node:path");
+    const file = join(mkdtempSync(join(tmpdir(), "lasp-svg-")), "t.svg");
+    const io = capture();
+    expect(await main(["inspect", HYBRID, "--svg", file], io)).toBe(0);
+    const svg = readFileSync(file, "utf8");
+    expect(svg.startsWith("<svg") || svg.startsWith("<?xml")).toBe(true);
+    for (let r = 0; r < 8; r++) expect(svg).toContain(`r${r} comm`);
+    expect(io.err).toContain("layers 0, 1, 2, 3");
+  });
+
+  it("says which file it cannot write", async () => {
+    const io = capture();
+    expect(await main(["inspect", HYBRID, "--svg", "/no/such/dir/t.svg"], io)).toBe(2);
+    expect(io.err).toContain("cannot write /no/such/dir/t.svg");
+  });
+});

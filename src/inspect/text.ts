@@ -1,5 +1,6 @@
 // `lasp inspect` in words: the layout, then per layer kind the forward and backward steps of one rank
 // (stream, size, what each waits on, which communication it overlaps), then the communication table.
+import { simulateProgram } from "../cost/simulate.js";
 import { PassGraph, type NodeRef } from "../schedule/graph.js";
 import type { LayerSchedule, Pass, ScheduleProgram, Step } from "../schedule/ir.js";
 import type { ResolvedSpec } from "../spec/resolved.js";
@@ -24,7 +25,28 @@ export function inspectText(
     for (const pass of ["forward", "backward"] as const) parts.push(passText(schedule, pass, options.rank));
   }
   parts.push(communicationText(spec, program));
+  parts.push(simulationText(program));
   return `${parts.join("\n\n")}\n`;
+}
+
+/** The cost model's prediction: per layer kind and pass, the makespan and how much communication is hidden. */
+function simulationText(program: ScheduleProgram): string {
+  const times = simulateProgram(program);
+  const ms = (s: number): string => `${(s * 1e3).toFixed(3)} ms`;
+  const pct = (x: number): string => `${Math.round(x * 100)}%`;
+  const rows = times.kinds.map((k) => [
+    `${k.kind} (x${k.count})`,
+    k.strategy,
+    ms(k.forward.makespan),
+    pct(k.forward.hiddenFraction),
+    ms(k.backward.makespan),
+    pct(k.backward.hiddenFraction),
+  ]);
+  return [
+    `Predicted on the ${times.machine} model (roofline compute, NCCL ring volumes; attention only)`,
+    table(["layer kind", "strategy", "forward", "comm hidden", "backward", "comm hidden"], rows),
+    `  attention per training step: ${ms(times.stepTime)}; ${pct(times.hiddenFraction)} of all communication hidden behind computation`,
+  ].join("\n");
 }
 
 function header(spec: ResolvedSpec, program: ScheduleProgram): string {

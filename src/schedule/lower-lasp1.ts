@@ -77,6 +77,7 @@ function forward(ctx: LowerContext, layer: LinearAttentionKind, rank: number): R
         { flops: 0, bytes: 2 * stateBytes(ctx) },
         { from: localIndex(ctx, previous), to: j },
         [handedOn.get(previous.index)!],
+        "comm",
       );
     } else {
       ready = b.p2p(
@@ -88,6 +89,34 @@ function forward(ctx: LowerContext, layer: LinearAttentionKind, rank: number): R
         [],
       );
     }
+    // The hand-on is the ring's critical path: it runs on the communication stream, right after P arrives,
+    // so the next rank never waits for this rank's inter product.
+    const following = all[piece.index + 1];
+    const hand =
+      following === undefined
+        ? undefined
+        : b.compute(
+            "linear.ring_forward",
+            `hand on lam^C P[${piece.index}] + M[${piece.index}]`,
+            { reads: [p, m], writes: [next] },
+            prefixCost(ctx, 2),
+            { piece: j },
+            [ready, stateSteps[j]!],
+            "comm",
+          );
+    if (following !== undefined && hand !== undefined) {
+      handedOn.set(piece.index, hand);
+      if (following.rank !== rank) {
+        b.p2p(
+          "send",
+          `send P[${following.index}] to rank ${following.rank}`,
+          following.rank,
+          `fwd.${following.index}`,
+          [{ buffer: next, slot: j }],
+          [hand],
+        );
+      }
+    }
     b.compute(
       "linear.inter",
       `O[${piece.index}] += lam^(i+1) Q P`,
@@ -96,27 +125,6 @@ function forward(ctx: LowerContext, layer: LinearAttentionKind, rank: number): R
       { piece: j },
       [ready, intraSteps[j]!],
     );
-    const following = all[piece.index + 1];
-    if (following === undefined) continue;
-    const hand = b.compute(
-      "linear.ring_forward",
-      `hand on lam^C P[${piece.index}] + M[${piece.index}]`,
-      { reads: [p, m], writes: [next] },
-      prefixCost(ctx, 2),
-      { piece: j },
-      [ready, stateSteps[j]!],
-    );
-    handedOn.set(piece.index, hand);
-    if (following.rank !== rank) {
-      b.p2p(
-        "send",
-        `send P[${following.index}] to rank ${following.rank}`,
-        following.rank,
-        `fwd.${following.index}`,
-        [{ buffer: next, slot: j }],
-        [hand],
-      );
-    }
   }
   return b.build();
 }
@@ -188,6 +196,7 @@ function backward(ctx: LowerContext, rank: number): RankProgram {
         { flops: 0, bytes: 2 * stateBytes(ctx) },
         { from: localIndex(ctx, later), to: j },
         [handedBack.get(later.index)!],
+        "comm",
       );
     } else {
       ready = b.p2p(
@@ -199,6 +208,30 @@ function backward(ctx: LowerContext, rank: number): RankProgram {
         [],
       );
     }
+    // As in the forward pass, the hand-back runs on the communication stream, ahead of dK, dV.
+    const earlier = all[piece.index - 1];
+    if (earlier !== undefined) {
+      const hand = b.compute(
+        "linear.ring_backward",
+        `hand back lam^C G[${piece.index}] + dM[${piece.index}]`,
+        { reads: [g, dm], writes: [previousOut] },
+        prefixCost(ctx, 2),
+        { piece: j },
+        [ready, gradSteps[j]!],
+        "comm",
+      );
+      handedBack.set(piece.index, hand);
+      if (earlier.rank !== rank) {
+        b.p2p(
+          "send",
+          `send G[${earlier.index}] to rank ${earlier.rank}`,
+          earlier.rank,
+          `bwd.${earlier.index}`,
+          [{ buffer: previousOut, slot: j }],
+          [hand],
+        );
+      }
+    }
     b.compute(
       "linear.dkdv_inter",
       `dK, dV[${piece.index}] += contributions of G`,
@@ -207,27 +240,6 @@ function backward(ctx: LowerContext, rank: number): RankProgram {
       { piece: j },
       [ready, intraSteps[j]!],
     );
-    const earlier = all[piece.index - 1];
-    if (earlier === undefined) continue;
-    const hand = b.compute(
-      "linear.ring_backward",
-      `hand back lam^C G[${piece.index}] + dM[${piece.index}]`,
-      { reads: [g, dm], writes: [previousOut] },
-      prefixCost(ctx, 2),
-      { piece: j },
-      [ready, gradSteps[j]!],
-    );
-    handedBack.set(piece.index, hand);
-    if (earlier.rank !== rank) {
-      b.p2p(
-        "send",
-        `send G[${earlier.index}] to rank ${earlier.rank}`,
-        earlier.rank,
-        `bwd.${earlier.index}`,
-        [{ buffer: previousOut, slot: j }],
-        [hand],
-      );
-    }
   }
   return b.build();
 }
