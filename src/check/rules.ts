@@ -197,6 +197,23 @@ function checkLayers(
       );
     }
     const causal = (read.values.get("causal") as boolean | undefined) ?? true;
+    const decays =
+      decay === undefined
+        ? []
+        : decay.kind === "fixed"
+          ? [decay.value]
+          : decay.kind === "list"
+            ? decay.values
+            : decay.name === "none"
+              ? []
+              : [0];
+    if (!causal && decays.some((x) => x !== 1)) {
+      diagnostics.push(
+        diagnose("bidirectionalDecay", spanOf(read, "decay")!, [name], {
+          hint: "a decay weighs keys by how far back they are, which needs the causal order: remove `decay` or set `causal true`",
+        }),
+      );
+    }
     if (used && !causal && linear === "lasp1") {
       diagnostics.push(
         diagnose("lasp1Bidirectional", spanOf(read, "causal")!, [name], {

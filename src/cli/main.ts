@@ -1,19 +1,23 @@
 // The `lasp` command line. Every command returns an exit code: 0 ok, 1 spec errors, 2 usage errors.
 import { Command, CommanderError } from "commander";
 import { checkCommand } from "./check-command.js";
+import { compileCommand, type CompileOptions } from "./compile-command.js";
 import { inspectCommand, type InspectOptions } from "./inspect-command.js";
 import { EXIT, processIo, type CliIo } from "./io.js";
 import { version } from "./package-info.js";
+import { RUN_HELP, runCommand, type RunCliOptions } from "./run-command.js";
 import { verifyCommand, type VerifyCliOptions } from "./verify-command.js";
 
 const EXAMPLES = `
 Examples:
   $ lasp check examples/linear-llama3-1b.lasp      check a spec, print ok or the errors
   $ lasp check examples/*.lasp                     check several specs at once
+  $ lasp compile examples/tiny-linear.lasp -o out   write the CUDA/NCCL program to out/
   $ lasp inspect examples/tiny-hybrid.lasp         the schedule of rank 0 and the communication table
   $ lasp inspect examples/tiny-hybrid.lasp --json  the whole lowered program as JSON
   $ lasp inspect examples/tiny-hybrid.lasp --svg timeline.svg   a timeline picture of the first layers
   $ lasp verify examples/linear-llama3-1b-hybrid.lasp   prove the schedules exact on the CPU (float64)
+  $ lasp run examples/tiny-linear.lasp --mode verify    build the CUDA program and run it on this machine's GPUs
 
 Exit codes: 0 ok, 1 the spec has errors, 2 usage errors (bad options, unreadable files).
 Set NO_COLOR to turn colours off.`;
@@ -35,6 +39,17 @@ export function buildProgram(io: CliIo, setExit: (code: number) => void): Comman
     .description("check specs and print `ok` per file or the diagnostics")
     .argument("<files...>", ".lasp spec files")
     .action(async (files: string[]) => setExit(await checkCommand(files, io)));
+
+  program
+    .command("compile")
+    .description(
+      "write the generated CUDA/NCCL program of a spec (sources, CMakeLists.txt, build.sh, README)",
+    )
+    .argument("<spec>", ".lasp spec file")
+    .option("-o, --out <dir>", "output directory (default: lasp_<model name>)")
+    .action(async (spec: string, options: CompileOptions) =>
+      setExit(await compileCommand(spec, options, io)),
+    );
 
   program
     .command("inspect")
@@ -60,6 +75,27 @@ export function buildProgram(io: CliIo, setExit: (code: number) => void): Comman
     .option("--json", "print the errors as JSON")
     .action(async (spec: string, options: VerifyCliOptions) =>
       setExit(await verifyCommand(spec, options, io)),
+    );
+
+  program
+    .command("run")
+    .description(
+      "build the spec's CUDA/NCCL program and run it on this machine's GPUs, or through mpirun/srun",
+    )
+    .argument("<spec>", ".lasp spec file")
+    .argument("[program-options...]", "after `--`: options handed to every rank unchanged")
+    .option("--launcher <name>", "local (one process per GPU here), mpirun or srun", "local")
+    .option("--gpus-per-node <n>", "GPUs per node under mpirun (default 8) or srun")
+    .option("--launcher-args <args>", 'extra options for mpirun or srun, as one string ("--hostfile HOSTS")')
+    .option("--mode <mode>", "bench, verify or train (default: the spec's)")
+    .option("--steps <n>", "timed steps (default: the spec's)")
+    .option("--arch <arch>", "CUDA architecture to build for", "90a")
+    .option("-o, --out <dir>", "write the generated sources here (default: inside the build cache)")
+    .option("--json", "also print the program's events as JSON lines on stdout")
+    .option("--dry-run", "print the build and launch commands without running anything")
+    .addHelpText("after", RUN_HELP)
+    .action(async (spec: string, programArgs: string[], options: RunCliOptions) =>
+      setExit(await runCommand(spec, { ...options, programArgs }, io)),
     );
 
   return program;

@@ -204,6 +204,13 @@ export const MESSAGES = {
       `head_dim is not given and hidden ${hidden} is not divisible by heads ${heads}`,
   ),
 
+  bidirectionalDecay: entry(
+    "E0511",
+    "error",
+    "decay on a bidirectional layer",
+    (layer: string) => `layer ${q(layer)} is bidirectional, so it cannot decay with distance`,
+  ),
+
   // W06xx: warnings (exit code stays 0)
   unusedLayer: entry(
     "W0601",

@@ -1,0 +1,297 @@
+// IR steps to C++ calls: which runtime function each op becomes and every argument it gets (buffer slots,
+// piece offsets, element counts, gap tables), all computed here so the templates only print them.
+import type {
+  BufferDecl,
+  ComputeStep,
+  LayerSchedule,
+  LayoutPlan,
+  Pass,
+  RankProgram,
+  ScheduleSizes,
+  Step,
+} from "../schedule/ir.js";
+import { cppIdent } from "./names.js";
+
+export interface Call {
+  /** The checking macro wrapped around the call, or "" for the runtime's own checked launchers. */
+  check: "" | "CUDA_CHECK" | "NCCL_CHECK";
+  fn: string;
+  args: string[];
+}
+
+/** A table of constants the generated program uploads to the GPU at start (decays, prefix gaps). */
+export interface TableSink {
+  name: string;
+  ctype: string;
+  values: string;
+  count: number;
+  comment: string;
+}
+
+export interface StepContext {
+  program: RankProgram;
+  schedule: LayerSchedule;
+  plan: LayoutPlan;
+  sizes: ScheduleSizes;
+  /** C++ name of the layer kind. */
+  kind: string;
+  pass: Pass;
+  tables: TableSink[];
+}
+
+export class UnsupportedOp extends Error {}
+
+function decl(ctx: StepContext, name: string): BufferDecl {
+  const found = ctx.program.buffers.find((b) => b.name === name);
+  if (found === undefined) throw new Error(`step uses undeclared buffer ${name}`);
+  return found;
+}
+
+function slotElements(d: BufferDecl): number {
+  const elements = d.shape.reduce((a, b) => a * b, 1);
+  return d.slots === undefined ? elements : elements / d.slots;
+}
+
+/** `b.name` or `b.name + slot * stride` for slot > 0. */
+function slotPointer(ctx: StepContext, name: string, slot: number): string {
+  const base = `b.${cppIdent(name)}`;
+  const d = decl(ctx, name);
+  if (d.slots === undefined || slot === 0) return base;
+  return `${base} + ${slot * slotElements(d)}`;
+}
+
+function ncclType(d: BufferDecl): string {
+  return d.dtype === "fp32" ? "ncclFloat32" : d.dtype === "fp16" ? "ncclFloat16" : "ncclBfloat16";
+}
+
+function sizeofType(d: BufferDecl): string {
+  return d.dtype === "fp32" ? "sizeof(float)" : "sizeof(bf16)";
+}
+
+const stream = (step: Step): string => (step.stream === "compute" ? "c.compute" : "c.comm");
+
+function piece(ctx: StepContext, j: number): string {
+  const local = ctx.plan.byRank[ctx.program.rank]!;
+  const offset = local.slice(0, j).reduce((s, p) => s + p.length, 0);
+  return `lasp::Piece{${offset}, ${local[j]!.length}}`;
+}
+
+function num(step: ComputeStep, key: string): number {
+  const value = step.params[key];
+  if (typeof value !== "number") throw new Error(`${step.op} needs numeric ${key}`);
+  return value;
+}
+
+/**
+ * Registers a gap table for a decayed sum over the gathered states (rank-major order): gaps[u] is the
+ * number of tokens between gathered piece u and the target piece (prefix: u before the target; suffix: u
+ * after), or -1 when u does not contribute. Returns the C++ name of the device pointer.
+ */
+function gapTable(ctx: StepContext, step: ComputeStep): string {
+  const j = num(step, "piece");
+  const target = ctx.plan.byRank[ctx.program.rank]![j]!;
+  const gathered = ctx.plan.byRank.flat(); // rank-major, as the AllGather lays them out
+  const gaps = gathered.map((u) => {
+    if (step.op === "linear.prefix") {
+      const gap = target.start - (u.start + u.length);
+      return u.index !== target.index && gap >= 0 ? gap : -1;
+    }
+    const gap = u.start - (target.start + target.length);
+    return u.index !== target.index && gap >= 0 ? gap : -1;
+  });
+  const name = `k${ctx.kind}_${ctx.pass}_r${ctx.program.rank}_gaps${j}`;
+  ctx.tables.push({
+    name,
+    ctype: "int",
+    values: gaps.join(", "),
+    count: gaps.length,
+    comment: `${step.op === "linear.prefix" ? "prefix" : "suffix"} gaps of rank ${ctx.program.rank}'s piece ${target.index} (-1: not included)`,
+  });
+  return `c.tables.${name}`;
+}
+
+export function stepCalls(step: Step, ctx: StepContext): Call[] {
+  if (step.kind === "collective") return collectiveCalls(step, ctx);
+  if (step.kind === "send" || step.kind === "recv") {
+    return step.transfers.map((t) => {
+      const d = decl(ctx, t.buffer);
+      return {
+        check: "NCCL_CHECK" as const,
+        fn: step.kind === "send" ? "ncclSend" : "ncclRecv",
+        args: [
+          slotPointer(ctx, t.buffer, t.slot),
+          String(slotElements(d)),
+          ncclType(d),
+          String(step.peer),
+          "c.nccl",
+          stream(step),
+        ],
+      };
+    });
+  }
+  return computeCalls(step, ctx);
+}
+
+function collectiveCalls(step: Extract<Step, { kind: "collective" }>, ctx: StepContext): Call[] {
+  return step.transfers.map(({ send, recv }) => {
+    const d = decl(ctx, send);
+    const count = String(d.shape.reduce((a, b) => a * b, 1));
+    const pointers = [`b.${cppIdent(send)}`, `b.${cppIdent(recv)}`];
+    switch (step.collective) {
+      case "allgather":
+        return {
+          check: "NCCL_CHECK" as const,
+          fn: "ncclAllGather",
+          args: [...pointers, count, ncclType(d), "c.nccl", stream(step)],
+        };
+      case "allreduce":
+        return {
+          check: "NCCL_CHECK" as const,
+          fn: "ncclAllReduce",
+          args: [...pointers, count, ncclType(d), "ncclSum", "c.nccl", stream(step)],
+        };
+      default:
+        throw new UnsupportedOp(`the ${step.collective} collective is not generated yet`);
+    }
+  });
+}
+
+function computeCalls(step: ComputeStep, ctx: StepContext): Call[] {
+  const s = stream(step);
+  const lam = `c.tables.k${ctx.kind}Decay`;
+  const dims = "c.dims";
+  const r = step.reads.map((n) => `b.${cppIdent(n)}`);
+  const w = step.writes.map((n) => `b.${cppIdent(n)}`);
+  const slot = (name: string, j: number): string => slotPointer(ctx, name, j);
+  const launch = (fn: string, args: string[]): Call[] => [{ check: "", fn: `lasp::${fn}`, args }];
+  const causal = step.params["causal"] === false ? "false" : "true";
+  switch (step.op) {
+    case "linear.state": {
+      const j = num(step, "piece");
+      return launch("linear_state", [r[0]!, r[1]!, piece(ctx, j), slot(step.writes[0]!, j), dims, lam, s]);
+    }
+    case "linear.intra": {
+      const j = num(step, "piece");
+      return launch("linear_intra", [r[0]!, r[1]!, r[2]!, piece(ctx, j), w[0]!, dims, lam, causal, s]);
+    }
+    case "linear.prefix":
+    case "linear.suffix": {
+      const j = num(step, "piece");
+      const out = slot(step.writes[0]!, j);
+      const mode = step.params["mode"];
+      if (mode === "zero") {
+        const d = decl(ctx, step.writes[0]!);
+        return [
+          {
+            check: "CUDA_CHECK",
+            fn: "cudaMemsetAsync",
+            args: [out, "0", `${slotElements(d)} * ${sizeofType(d)}`, s],
+          },
+        ];
+      }
+      if (mode === "others") return launch("state_sub", [r[0]!, slot(step.reads[1]!, j), out, dims, s]);
+      const gathered = decl(ctx, step.reads[0]!).slots!;
+      return launch("linear_decayed_sum", [r[0]!, String(gathered), gapTable(ctx, step), out, dims, lam, s]);
+    }
+    case "linear.inter": {
+      const j = num(step, "piece");
+      return launch("linear_inter", [r[0]!, slot(step.reads[1]!, j), piece(ctx, j), w[0]!, dims, lam, s]);
+    }
+    case "linear.ring_forward":
+    case "linear.ring_backward": {
+      const j = num(step, "piece");
+      const length = ctx.plan.byRank[ctx.program.rank]![j]!.length;
+      return launch("linear_ring_step", [
+        slot(step.reads[0]!, j),
+        slot(step.reads[1]!, j),
+        String(length),
+        slot(step.writes[0]!, j),
+        dims,
+        lam,
+        s,
+      ]);
+    }
+    case "linear.grad_state": {
+      const j = num(step, "piece");
+      return launch("linear_grad_state", [
+        r[0]!,
+        r[1]!,
+        piece(ctx, j),
+        slot(step.writes[0]!, j),
+        dims,
+        lam,
+        s,
+      ]);
+    }
+    case "linear.intra_backward": {
+      const j = num(step, "piece");
+      return launch("linear_intra_backward", [
+        r[0]!,
+        r[1]!,
+        r[2]!,
+        r[3]!,
+        piece(ctx, j),
+        w[0]!,
+        w[1]!,
+        w[2]!,
+        dims,
+        lam,
+        causal,
+        s,
+      ]);
+    }
+    case "linear.dq_inter": {
+      const j = num(step, "piece");
+      return launch("linear_dq_inter", [r[0]!, slot(step.reads[1]!, j), piece(ctx, j), w[0]!, dims, lam, s]);
+    }
+    case "linear.dkdv_inter": {
+      const j = num(step, "piece");
+      return launch("linear_dkdv_inter", [
+        r[0]!,
+        r[1]!,
+        slot(step.reads[2]!, j),
+        piece(ctx, j),
+        w[0]!,
+        w[1]!,
+        dims,
+        lam,
+        s,
+      ]);
+    }
+    case "accumulate": {
+      const d = decl(ctx, step.reads[0]!);
+      return launch("state_sum", [r[0]!, String(d.slots ?? 1), w[0]!, dims, s]);
+    }
+    case "copy": {
+      const from = typeof step.params["from"] === "number" ? step.params["from"] : 0;
+      const to = typeof step.params["to"] === "number" ? step.params["to"] : 0;
+      return step.reads.map((src, i) => {
+        const d = decl(ctx, src);
+        return {
+          check: "CUDA_CHECK" as const,
+          fn: "cudaMemcpyAsync",
+          args: [
+            slot(step.writes[i]!, to),
+            slot(src, from),
+            `${slotElements(d)} * ${sizeofType(d)}`,
+            "cudaMemcpyDeviceToDevice",
+            s,
+          ],
+        };
+      });
+    }
+    case "fill_zero":
+      return step.writes.map((name) => {
+        const d = decl(ctx, name);
+        return {
+          check: "CUDA_CHECK" as const,
+          fn: "cudaMemsetAsync",
+          args: [`b.${cppIdent(name)}`, "0", `${d.shape.reduce((a, b) => a * b, 1)} * ${sizeofType(d)}`, s],
+        };
+      });
+    default:
+      throw new UnsupportedOp(
+        `the ${step.op} step is not generated yet (${ctx.schedule.strategy} on ${ctx.schedule.layer.type})`,
+      );
+  }
+}

@@ -1,0 +1,320 @@
+// The view model of a generated program: everything the templates print, computed from the resolved spec
+// and the schedule IR. Templates only loop over these lists and fill in; no number or decision is made
+// in a template.
+import type { LinearAttentionKind, ResolvedSpec } from "../spec/resolved.js";
+import type { BufferDecl, LayerSchedule, Pass, RankProgram, ScheduleProgram, Step } from "../schedule/ir.js";
+import { stepCalls, type Call, type StepContext } from "./steps.js";
+import { cppIdent, floatLiteral, intList } from "./names.js";
+
+export interface ConstantView {
+  ctype: string;
+  name: string;
+  value: string;
+  comment: string;
+}
+
+export interface BufferView {
+  field: string;
+  ctype: "bf16" | "float";
+  elements: number;
+  doc: string;
+  /** Kept per layer instance (activations and what the backward pass reads); else shared scratch. */
+  perLayer: boolean;
+}
+
+export interface StepView {
+  id: number;
+  comment: string;
+  stream: "compute" | "comm";
+  /** Guard flag: `run.compute` or `run.comm`. */
+  guard: string;
+  waits: { event: number }[];
+  group: boolean;
+  calls: Call[];
+  record: boolean;
+}
+
+export interface RankView {
+  rank: number;
+  function: string;
+  steps: StepView[];
+}
+
+export interface PassView {
+  pass: Pass;
+  /** Dispatcher name, e.g. `L_forward`. */
+  function: string;
+  events: number;
+  ranks: RankView[];
+}
+
+export interface TableView {
+  name: string;
+  ctype: string;
+  values: string;
+  count: number;
+  comment: string;
+}
+
+export interface KindView {
+  name: string;
+  /** Index of the first stack layer of this kind (its buffers serve verify and the phase timings). */
+  firstLayer: number;
+  /** lasp::FeatureMap code: 0 identity, 1 elu_plus_one, 2 relu, 3 silu. */
+  featureMap: number;
+  outputNorm: string;
+  struct: string;
+  comment: string;
+  strategy: string;
+  causal: string;
+  decayTable: string;
+  buffers: BufferView[];
+  passes: PassView[];
+  /** Layers of the stack that use this kind. */
+  layerCount: number;
+}
+
+export interface LayerView {
+  index: number;
+  kind: string;
+  kindIndex: number;
+  struct: string;
+  /** `nullptr` for the first layer of a kind, else `&g_layerN` whose scratch buffers it shares. */
+  sharedWith: string;
+}
+
+export interface ProgramView {
+  specFile: string;
+  model: string;
+  compilerVersion: string;
+  world: number;
+  gpus: number;
+  dataParallel: number;
+  layout: string;
+  layoutName: string;
+  mode: string;
+  tolerance: string;
+  pieceMaps: string[];
+  wholeSequence: string;
+  maxEvents: number;
+  flopsPerStep: string;
+  layersReversed: LayerView[];
+  constants: ConstantView[];
+  tables: TableView[];
+  kinds: KindView[];
+  layers: LayerView[];
+}
+
+const ELEMENT_CTYPE = (decl: BufferDecl): "bf16" | "float" => (decl.dtype === "fp32" ? "float" : "bf16");
+
+export function elementsOf(decl: BufferDecl): number {
+  return decl.shape.reduce((a, b) => a * b, 1);
+}
+
+/** Buffers of a layer kind: the union over passes and ranks (same name, same storage). */
+function kindBuffers(schedule: LayerSchedule): BufferView[] {
+  const byName = new Map<string, BufferDecl>();
+  const backwardInputs = new Set(
+    schedule.passes.backward[0]!.buffers.filter((b) => b.input).map((b) => b.name),
+  );
+  for (const pass of ["forward", "backward"] as const) {
+    for (const rp of schedule.passes[pass])
+      for (const decl of rp.buffers) if (!byName.has(decl.name)) byName.set(decl.name, decl);
+  }
+  return [...byName.values()].map((decl) => ({
+    field: cppIdent(decl.name),
+    ctype: ELEMENT_CTYPE(decl),
+    elements: elementsOf(decl),
+    doc: decl.doc,
+    perLayer: backwardInputs.has(decl.name) || decl.name === "o",
+  }));
+}
+
+function stepView(step: Step, ctx: StepContext, events: Set<number>): StepView {
+  const program = ctx.program;
+  const waits = step.deps.filter((d) => program.steps[d]!.stream !== step.stream).map((event) => ({ event }));
+  const calls = stepCalls(step, ctx);
+  return {
+    id: step.id,
+    comment: step.label,
+    stream: step.stream,
+    guard: step.stream === "compute" ? "run.compute" : "run.comm",
+    waits,
+    group: calls.length > 1 && (step.kind === "collective" || step.kind === "send" || step.kind === "recv"),
+    calls,
+    record: events.has(step.id),
+  };
+}
+
+/** Steps whose completion another stream waits for: they record an event. */
+function recordedSteps(program: RankProgram): Set<number> {
+  const recorded = new Set<number>();
+  for (const step of program.steps) {
+    for (const d of step.deps) if (program.steps[d]!.stream !== step.stream) recorded.add(d);
+  }
+  return recorded;
+}
+
+export interface ViewInputs {
+  spec: ResolvedSpec;
+  program: ScheduleProgram;
+  compilerVersion: string;
+}
+
+export function buildView({ spec, program, compilerVersion }: ViewInputs): ProgramView {
+  const { sizes, layout } = program;
+  const localTokens = layout.byRank[0]!.reduce((s, p) => s + p.length, 0);
+  const constants: ConstantView[] = [
+    {
+      ctype: "int",
+      name: "kWorld",
+      value: String(layout.ranks),
+      comment: "sequence-parallel ranks W (the SP group)",
+    },
+    {
+      ctype: "int",
+      name: "kDataParallel",
+      value: String(spec.parallel.data),
+      comment: "data-parallel groups",
+    },
+    { ctype: "int", name: "kGpus", value: String(spec.parallel.gpus), comment: "all GPUs = sequence x data" },
+    {
+      ctype: "int",
+      name: "kBatch",
+      value: String(sizes.batch),
+      comment: "sequences per step on each data-parallel rank",
+    },
+    { ctype: "int", name: "kSeqLen", value: String(sizes.seqLen), comment: "global sequence length N" },
+    { ctype: "int", name: "kLocalTokens", value: String(localTokens), comment: "tokens each rank holds" },
+    {
+      ctype: "int",
+      name: "kPiecesPerRank",
+      value: String(layout.byRank[0]!.length),
+      comment: `${layout.layout} layout`,
+    },
+    { ctype: "int", name: "kHidden", value: String(spec.model.hidden), comment: "model width" },
+    { ctype: "int", name: "kHeads", value: String(sizes.heads), comment: "query heads" },
+    { ctype: "int", name: "kHeadDim", value: String(sizes.headDim), comment: "head dimension" },
+    { ctype: "int", name: "kLayers", value: String(program.layers.length), comment: "layers in the stack" },
+    {
+      ctype: "int",
+      name: "kSteps",
+      value: String(spec.run.steps),
+      comment: "timed steps (bench) by default",
+    },
+    { ctype: "int", name: "kWarmup", value: String(spec.run.warmup), comment: "untimed warm-up steps" },
+    { ctype: "int", name: "kSeed", value: String(spec.run.seed), comment: "seed of weights and inputs" },
+    { ctype: "float", name: "kNormEps", value: floatLiteral(spec.model.normEps), comment: "RMSNorm epsilon" },
+  ];
+  const tables: TableView[] = [];
+  const kinds = program.schedules.map((schedule): KindView => {
+    const name = cppIdent(schedule.kind);
+    const layer = schedule.layer as LinearAttentionKind;
+    const decayTable = `k${name}Decay`;
+    tables.push({
+      name: decayTable,
+      ctype: "float",
+      values: layer.decay.perHead.map(floatLiteral).join(", "),
+      count: layer.decay.perHead.length,
+      comment: `per-head decay of layer kind ${schedule.kind} (${layer.decay.schedule})`,
+    });
+    const passes = (["forward", "backward"] as const).map((pass): PassView => {
+      const ranks = schedule.passes[pass].map((rp): RankView => {
+        const ctx: StepContext = { program: rp, schedule, plan: layout, sizes, kind: name, tables, pass };
+        const events = recordedSteps(rp);
+        return {
+          rank: rp.rank,
+          function: `${name}_${pass}_rank${rp.rank}`,
+          steps: rp.steps.map((s) => stepView(s, ctx, events)),
+        };
+      });
+      const events = Math.max(1, ...schedule.passes[pass].map((rp) => rp.steps.length));
+      return { pass, function: `${name}_${pass}`, events, ranks };
+    });
+    const firstLayer = program.layers.findIndex((l) => program.schedules[l] === schedule);
+    return {
+      name,
+      firstLayer,
+      featureMap: FEATURE_MAPS.indexOf(layer.featureMap),
+      outputNorm: layer.outputNorm === "rms" ? "true" : "false",
+      struct: `${name}Buffers`,
+      comment: `${schedule.kind}: ${schedule.layer.type}, ${schedule.strategy}, ${layer.causal ? "causal" : "bidirectional"}, decay ${layer.decay.schedule}`,
+      strategy: schedule.strategy,
+      causal: layer.causal ? "true" : "false",
+      decayTable,
+      buffers: kindBuffers(schedule),
+      passes,
+      layerCount: program.layers.filter((l) => program.schedules[l] === schedule).length,
+    };
+  });
+  const layers = program.layers.map((s, index): LayerView => {
+    const first = kinds[s]!.firstLayer;
+    return {
+      index,
+      kind: kinds[s]!.name,
+      kindIndex: s,
+      struct: kinds[s]!.struct,
+      sharedWith: first === index ? "nullptr" : `&g_layer${first}`,
+    };
+  });
+  const maxEvents = Math.max(1, ...kinds.flatMap((k) => k.passes.map((p) => p.events)));
+  return {
+    specFile: spec.file,
+    model: spec.model.name,
+    compilerVersion,
+    world: layout.ranks,
+    gpus: spec.parallel.gpus,
+    dataParallel: spec.parallel.data,
+    layout: layout.layout,
+    layoutName: layout.layout,
+    mode: spec.run.mode === "verify" ? "verify" : "bench",
+    tolerance: floatLiteral(TOLERANCE[sizes.dtype]),
+    pieceMaps: layout.byRank.map((pieces) => pieceMap(pieces)),
+    wholeSequence: pieceMap([{ start: 0, length: sizes.seqLen }]),
+    maxEvents,
+    flopsPerStep: flopsPerStep(spec, program).toExponential(6),
+    constants,
+    tables,
+    kinds,
+    layers,
+    layersReversed: [...layers].reverse(),
+  };
+}
+
+const FEATURE_MAPS = ["identity", "elu_plus_one", "relu", "silu"];
+
+/** Max relative error that passes verify, by activation type (bf16 keeps 8 bits of mantissa). */
+const TOLERANCE = { bf16: 2e-2, fp16: 5e-3, fp32: 1e-4 } as const;
+
+/** A lasp::PieceMap initialiser: the rank's pieces with their local offsets and global starts. */
+function pieceMap(pieces: readonly { start: number; length: number }[]): string {
+  const offsets: number[] = [];
+  let offset = 0;
+  for (const p of pieces) {
+    offsets.push(offset);
+    offset += p.length;
+  }
+  const pad = (xs: number[]): string => `{${[...xs, 0, 0].slice(0, 2).join(", ")}}`;
+  return `lasp::PieceMap{${pieces.length}, ${pad(offsets)}, ${pad(pieces.map((p) => p.start))}, ${pad(pieces.map((p) => p.length))}}`;
+}
+
+/** FLOPs of one training step on one rank: the IR's attention steps plus the projections. */
+export function flopsPerStep(spec: ResolvedSpec, program: ScheduleProgram): number {
+  const rank0 = (schedule: LayerSchedule): number =>
+    (["forward", "backward"] as const).reduce(
+      (sum, pass) =>
+        sum +
+        schedule.passes[pass][0]!.steps.reduce(
+          (s, step) => s + (step.kind === "compute" ? step.flops : 0),
+          0,
+        ),
+      0,
+    );
+  const rows = program.sizes.batch * program.layout.byRank[0]!.reduce((s, p) => s + p.length, 0);
+  const width = program.sizes.heads * program.sizes.headDim;
+  // Forward: Q, K, V, O products; backward: two products per forward product.
+  const projections = 3 * 4 * 2 * rows * spec.model.hidden * width;
+  return program.layers.reduce((sum, s) => sum + rank0(program.schedules[s]!) + projections, 0);
+}
+
+export { intList };

@@ -1,0 +1,128 @@
+// Process layout and NCCL communicators.
+//
+// One process per GPU. Ranks are numbered data-major: rank = d * W + s, where s is the position in the
+// sequence-parallel (SP) group of W consecutive ranks and d the data-parallel replica. Two communicators:
+// `sp` (the W ranks that share one sequence: LASP collectives and send/recv) and `world` (every rank:
+// the gradient AllReduce of the weights, which is summed over both sequence pieces and data replicas).
+//
+// The NCCL unique id reaches the other ranks by MPI when the program is built with MPI and started by a
+// launcher, or else through a file on a shared file system: rank 0 writes it under a temporary name and
+// renames it (atomic), the others poll for it.
+#pragma once
+#include <nccl.h>
+#include <cerrno>
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <string>
+#include <thread>
+#ifdef LASP_WITH_MPI
+#include <mpi.h>
+#endif
+#include "check.cuh"
+
+namespace lasp {
+
+struct Layout {
+  int rank = 0;        // global rank
+  int world = 1;       // all ranks
+  int device = 0;      // local GPU
+  int sp_rank = 0;     // position in the sequence-parallel group
+  int sp_size = 1;     // W
+  int dp_rank = 0;     // data-parallel replica
+  bool from_launcher = false;
+};
+
+inline int env_int(const char* name, int fallback) {
+  const char* value = std::getenv(name);
+  return value != nullptr && *value != '\0' ? std::atoi(value) : fallback;
+}
+
+// Rank, world and device from the command line, else from the launcher's environment (PROTOCOL.md).
+inline Layout layout_from(int rank, int world, int device, int sp_size) {
+  Layout l;
+  const char* rank_vars[] = {"OMPI_COMM_WORLD_RANK", "PMI_RANK", "SLURM_PROCID"};
+  const char* size_vars[] = {"OMPI_COMM_WORLD_SIZE", "PMI_SIZE", "SLURM_NTASKS"};
+  if (rank < 0) {
+    for (int i = 0; i < 3 && rank < 0; i++) {
+      if (std::getenv(rank_vars[i]) != nullptr) {
+        rank = env_int(rank_vars[i], 0);
+        world = env_int(size_vars[i], 1);
+        l.from_launcher = true;
+      }
+    }
+  }
+  l.rank = rank < 0 ? 0 : rank;
+  l.world = world < 1 ? 1 : world;
+  int local = env_int("OMPI_COMM_WORLD_LOCAL_RANK", env_int("SLURM_LOCALID", env_int("LOCAL_RANK", -1)));
+  l.device = device >= 0 ? device : (local >= 0 ? local : l.rank);
+  l.sp_size = sp_size;
+  l.sp_rank = l.rank % sp_size;
+  l.dp_rank = l.rank / sp_size;
+  return l;
+}
+
+// Exchanges one NCCL id among `members` ranks through a file (rank 0 of the group writes).
+inline ncclUniqueId share_id_by_file(const std::string& path, bool writer) {
+  ncclUniqueId id;
+  if (writer) {
+    NCCL_CHECK(ncclGetUniqueId(&id));
+    std::string tmp = path + ".tmp";
+    FILE* f = std::fopen(tmp.c_str(), "wb");
+    if (f == nullptr || std::fwrite(&id, sizeof(id), 1, f) != 1 || std::fclose(f) != 0) {
+      std::fprintf(stderr, "lasp: cannot write the NCCL id to %s: %s\n", tmp.c_str(), std::strerror(errno));
+      std::exit(3);
+    }
+    if (std::rename(tmp.c_str(), path.c_str()) != 0) {
+      std::fprintf(stderr, "lasp: cannot rename %s: %s\n", tmp.c_str(), std::strerror(errno));
+      std::exit(3);
+    }
+    return id;
+  }
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(120);
+  for (;;) {
+    FILE* f = std::fopen(path.c_str(), "rb");
+    if (f != nullptr) {
+      size_t got = std::fread(&id, sizeof(id), 1, f);
+      std::fclose(f);
+      if (got == 1) return id;
+    }
+    if (std::chrono::steady_clock::now() > deadline) {
+      std::fprintf(stderr, "lasp: no NCCL id appeared in %s within 120 s (did rank 0 start?)\n", path.c_str());
+      std::exit(3);
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+}
+
+struct Comms {
+  ncclComm_t sp = nullptr;
+  ncclComm_t world = nullptr;
+};
+
+// Creates the world communicator from one id, then splits it into the sequence-parallel groups.
+inline Comms init_comms(const Layout& l, const std::string& id_file) {
+  ncclUniqueId id;
+#ifdef LASP_WITH_MPI
+  if (l.from_launcher) {
+    if (l.rank == 0) NCCL_CHECK(ncclGetUniqueId(&id));
+    MPI_Bcast(&id, sizeof(id), MPI_BYTE, 0, MPI_COMM_WORLD);
+  } else {
+    id = share_id_by_file(id_file, l.rank == 0);
+  }
+#else
+  if (id_file.empty() && l.world > 1) {
+    std::fprintf(stderr, "lasp: %d ranks need --nccl-id-file (or a build with MPI started by mpirun)\n", l.world);
+    std::exit(2);
+  }
+  if (l.world > 1) id = share_id_by_file(id_file, l.rank == 0);
+  else NCCL_CHECK(ncclGetUniqueId(&id));
+#endif
+  Comms c;
+  NCCL_CHECK(ncclCommInitRank(&c.world, l.world, id, l.rank));
+  NCCL_CHECK(ncclCommSplit(c.world, l.dp_rank, l.sp_rank, &c.sp, nullptr));
+  return c;
+}
+
+}  // namespace lasp
