@@ -1,0 +1,458 @@
+// `lasp run <spec>`: checks the spec, generates its CUDA/NCCL program, checks this machine (GPUs, nvcc,
+// cmake), builds the program into the cache and starts one process per GPU (or hands it to mpirun/srun),
+// showing progress and a summary. Exit codes: RUN_EXIT below.
+import path from "node:path";
+import {
+  BuildError,
+  buildGeneratedProgram,
+  defaultCacheRoot,
+  DEFAULT_ARCH,
+  planBuild,
+  shellQuote,
+  type BuildOptions,
+  type GeneratedFiles,
+} from "../toolchain/build.js";
+import { describeGpus, detectGpus, type GpuProbe } from "../toolchain/gpus.js";
+import {
+  defaultIdParent,
+  formatLaunch,
+  launch,
+  LAUNCHERS,
+  planLaunch,
+  type Launcher,
+  type LaunchOptions,
+  type LaunchResult,
+} from "../toolchain/launch.js";
+import { RunProgress, StatusLine } from "../toolchain/progress.js";
+import { findTools, HOW_TO_GET, which, type Toolchain } from "../toolchain/tools.js";
+import type { ResolvedSpec } from "../spec/resolved.js";
+import { loadSpec, reportDiagnostics } from "./check-command.js";
+import { EXIT, type CliIo } from "./io.js";
+
+/** Exit codes of `lasp run`; a failing rank's own code is passed through unchanged. */
+export const RUN_EXIT = { ...EXIT, environment: 3, build: 4, interrupted: 130 } as const;
+
+export const RUN_HELP = `
+Options after \`--\` go to every rank unchanged, e.g. \`lasp run spec.lasp -- --warmup 2 --seed 7\`.
+
+Exit codes: 0 ok, 1 spec errors (or the program's verify failed), 2 usage errors, 3 this machine cannot run
+it (no GPU, too few GPUs, no nvcc or cmake), 4 the build failed (the log and a repro command are printed),
+130 interrupted; a rank that fails passes its own exit code through.
+Build cache: .lasp-cache/ in the working directory, or $LASP_CACHE_DIR.`;
+
+export type ProgramGenerator = (spec: ResolvedSpec) => Map<string, string> | Promise<Map<string, string>>;
+
+export interface RunCliOptions {
+  launcher?: string;
+  gpusPerNode?: string;
+  launcherArgs?: string;
+  mode?: string;
+  steps?: string;
+  arch?: string;
+  out?: string;
+  dryRun?: boolean;
+  json?: boolean;
+  /** Operands after `--`, handed to the program. */
+  programArgs?: string[];
+}
+
+/** What `lasp run` takes from its surroundings; tests replace these. */
+export interface RunDeps {
+  generate?: ProgramGenerator;
+  detectGpus?: () => Promise<GpuProbe>;
+  findTools?: () => Promise<Toolchain>;
+  /** Finds mpirun/srun on PATH. */
+  which?: (name: string) => Promise<string | undefined>;
+  /** Whether stderr is a terminal (status line redrawn in place); default process.stderr.isTTY. */
+  tty?: boolean;
+  /** Installs a Ctrl-C handler and returns its removal; default: process SIGINT. */
+  onInterrupt?: (handler: () => void) => () => void;
+  env?: NodeJS.ProcessEnv;
+  cwd?: string;
+  killGraceMs?: number;
+}
+
+const MODES = ["bench", "verify", "train"] as const;
+
+/** The program's own exit codes (PROTOCOL.md), for messages. */
+const PROGRAM_EXIT: Record<number, string> = {
+  1: "verify failed",
+  2: "bad command line",
+  3: "CUDA or NCCL failure",
+};
+
+async function defaultGenerator(): Promise<ProgramGenerator | undefined> {
+  // A variable keeps TypeScript from resolving the module, which the code generator provides.
+  const modulePath = "../codegen/generate.js";
+  try {
+    const module = (await import(modulePath)) as { generateProgram?: ProgramGenerator };
+    return module.generateProgram;
+  } catch (error) {
+    const text = `${(error as NodeJS.ErrnoException).code ?? ""} ${(error as Error).message}`;
+    if (/ERR_MODULE_NOT_FOUND|Cannot find|Failed to load|does not exist/i.test(text)) return undefined;
+    throw error;
+  }
+}
+
+function defaultInterrupt(handler: () => void): () => void {
+  process.on("SIGINT", handler);
+  return () => void process.off("SIGINT", handler);
+}
+
+function plural(n: number, word: string): string {
+  return `${n} ${word}${n === 1 ? "" : "s"}`;
+}
+
+interface Parsed {
+  launcher: Launcher;
+  gpusPerNode: number | undefined;
+  launcherArgs: string[];
+  programArgs: string[];
+  arch: string;
+}
+
+function parseOptions(cli: RunCliOptions, io: CliIo): Parsed | undefined {
+  const fail = (text: string): undefined => {
+    io.stderr(`lasp: ${text}\n`);
+    return undefined;
+  };
+  const launcher = (cli.launcher ?? "local") as Launcher;
+  if (!LAUNCHERS.includes(launcher)) {
+    return fail(`--launcher must be one of ${LAUNCHERS.join(", ")}, got ${cli.launcher}`);
+  }
+  const programArgs: string[] = [];
+  if (cli.mode !== undefined) {
+    if (!(MODES as readonly string[]).includes(cli.mode)) {
+      return fail(`--mode must be one of ${MODES.join(", ")}, got ${cli.mode}`);
+    }
+    programArgs.push("--mode", cli.mode);
+  }
+  if (cli.steps !== undefined) {
+    const steps = Number(cli.steps);
+    if (!Number.isInteger(steps) || steps < 1) {
+      return fail(`--steps must be a whole number of at least 1, got ${cli.steps}`);
+    }
+    programArgs.push("--steps", String(steps));
+  }
+  let gpusPerNode: number | undefined;
+  if (cli.gpusPerNode !== undefined) {
+    gpusPerNode = Number(cli.gpusPerNode);
+    if (!Number.isInteger(gpusPerNode) || gpusPerNode < 1) {
+      return fail(`--gpus-per-node must be a whole number of at least 1, got ${cli.gpusPerNode}`);
+    }
+    if (launcher === "local") return fail("--gpus-per-node applies to --launcher mpirun or srun");
+  }
+  if (cli.launcherArgs !== undefined && launcher === "local") {
+    return fail("--launcher-args applies to --launcher mpirun or srun");
+  }
+  const arch = (cli.arch ?? DEFAULT_ARCH).replace(/^(sm_|compute_)/, "");
+  if (!/^\d{2,3}[a-z]?$/.test(arch)) {
+    return fail(`--arch must be a CUDA architecture such as 90a, 90 or 80, got ${cli.arch}`);
+  }
+  return {
+    launcher,
+    gpusPerNode,
+    launcherArgs: (cli.launcherArgs ?? "").split(/\s+/).filter((a) => a !== ""),
+    programArgs: [...programArgs, ...(cli.programArgs ?? [])],
+    arch,
+  };
+}
+
+// --------------------------------------------------------------------------------------- environment checks
+
+interface Environment {
+  problems: string[];
+  notes: string[];
+  tools: Toolchain;
+}
+
+async function checkEnvironment(
+  file: string,
+  spec: ResolvedSpec,
+  parsed: Parsed,
+  deps: RunDeps,
+): Promise<Environment> {
+  const needed = spec.parallel.gpus;
+  const problems: string[] = [];
+  const notes: string[] = [];
+  const [probe, tools, launcherPath] = await Promise.all([
+    parsed.launcher === "local" ? (deps.detectGpus ?? (() => detectGpus({ env: deps.env })))() : undefined,
+    (deps.findTools ?? (() => findTools({ env: deps.env })))(),
+    parsed.launcher === "local"
+      ? Promise.resolve(undefined)
+      : (deps.which ?? ((name: string) => which(name, deps.env)))(parsed.launcher),
+  ]);
+  const needs = `${file} needs ${plural(needed, "GPU")} (parallel.gpus ${needed})`;
+  if (probe !== undefined && probe.gpus.length === 0) {
+    problems.push(
+      [
+        `no NVIDIA GPU on this machine${probe.problem !== undefined ? ` (${probe.problem})` : ""}.`,
+        `  ${needs}.`,
+        "  These work without a GPU:",
+        `    lasp compile ${file} -o DIR   write the CUDA/NCCL program (to build and run elsewhere)`,
+        `    lasp inspect ${file}          the schedule of each rank and its communication`,
+        `    lasp verify ${file}           run the schedule on the CPU and compare with the exact result`,
+        "  On a cluster, start it through --launcher mpirun or --launcher srun.",
+      ].join("\n"),
+    );
+  } else if (probe !== undefined && probe.gpus.length < needed) {
+    const have = probe.gpus.length;
+    problems.push(
+      [
+        `${needs}; this machine has ${have}: ${describeGpus(probe.gpus)}.`,
+        "  To use several nodes, start it through a launcher:",
+        `    lasp run ${file} --launcher mpirun --gpus-per-node ${have} --launcher-args "--hostfile HOSTS"`,
+        `    lasp run ${file} --launcher srun     (inside a Slurm allocation of ${needed} GPUs)`,
+        `  Or set parallel { gpus ${have} } (sequence x data = ${have}) to run on this machine alone.`,
+      ].join("\n"),
+    );
+  }
+  if (tools.nvcc === undefined) {
+    problems.push(
+      [
+        "nvcc (the CUDA compiler) not found on PATH, in $CUDA_HOME or in /usr/local/cuda/bin.",
+        ...HOW_TO_GET.nvcc,
+      ]
+        .map((l, i) => (i === 0 ? l : `  ${l}`))
+        .join("\n"),
+    );
+  }
+  if (tools.cmake === undefined) {
+    // Not fatal: the generated build.sh builds with nvcc alone (checked once the files exist).
+    notes.push("cmake not found; building with the program's build.sh and nvcc alone.");
+  }
+  if (parsed.launcher !== "local" && launcherPath === undefined) {
+    problems.push(
+      parsed.launcher === "mpirun"
+        ? "mpirun not found on PATH.\n  Install Open MPI (`apt-get install openmpi-bin`) or load its module (`module load openmpi`)."
+        : "srun not found on PATH.\n  --launcher srun works on a Slurm cluster, inside an allocation (salloc, sbatch).",
+    );
+  }
+  return { problems, notes, tools };
+}
+
+// ------------------------------------------------------------------------------------------------ the run
+
+export async function runCommand(
+  file: string,
+  cli: RunCliOptions,
+  io: CliIo,
+  deps: RunDeps = {},
+): Promise<number> {
+  const parsed = parseOptions(cli, io);
+  if (parsed === undefined) return RUN_EXIT.usage;
+  const loaded = await loadSpec(file, io);
+  if (loaded === undefined) return RUN_EXIT.usage;
+  if (!reportDiagnostics(loaded, io) || loaded.spec === undefined) return RUN_EXIT.specErrors;
+  const spec = loaded.spec;
+  const world = spec.parallel.gpus;
+  const cwd = deps.cwd ?? process.cwd();
+  const env = deps.env ?? process.env;
+
+  const environment = await checkEnvironment(file, spec, parsed, { ...deps, env });
+  if (!cli.dryRun && environment.problems.length > 0) {
+    for (const problem of environment.problems) io.stderr(`lasp: ${problem}\n`);
+    return RUN_EXIT.environment;
+  }
+
+  const generate = deps.generate ?? (await defaultGenerator());
+  if (generate === undefined) {
+    io.stderr(
+      "lasp: code generation is not available in this build of lasp, so `lasp run` has no program to build.\n" +
+        `  \`lasp inspect ${file}\` and \`lasp verify ${file}\` work without it.\n`,
+    );
+    return RUN_EXIT.environment;
+  }
+  let files: Map<string, string>;
+  try {
+    files = await generate(spec);
+  } catch (error) {
+    // The generator's CodegenLimitation: a spec it cannot emit yet, said in words.
+    if ((error as Error).constructor?.name === "CodegenLimitation") {
+      io.stderr(`lasp: cannot run ${file}: ${(error as Error).message}\n`);
+      return RUN_EXIT.specErrors;
+    }
+    throw error;
+  }
+
+  const tools = environment.tools;
+  if (tools.cmake === undefined && !files.has("build.sh")) {
+    io.stderr(
+      ["lasp: cmake not found on PATH, and the generated program has no build.sh.", ...HOW_TO_GET.cmake].join(
+        "\n  ",
+      ) + "\n",
+    );
+    return RUN_EXIT.environment;
+  }
+  const cacheRoot = defaultCacheRoot(cwd, env);
+  const buildOptions: BuildOptions = {
+    arch: parsed.arch,
+    cwd,
+    env,
+    cacheRoot,
+    cmake: tools.cmake?.path,
+    nvcc: tools.nvcc?.path,
+  };
+  if (cli.out !== undefined) buildOptions.sourceDir = path.resolve(cwd, cli.out);
+  const launchOptions: Omit<LaunchOptions, "binary"> = {
+    world,
+    launcher: parsed.launcher,
+    programArgs: parsed.programArgs,
+    launcherArgs: parsed.launcherArgs,
+    env,
+    ...(parsed.gpusPerNode !== undefined ? { gpusPerNode: parsed.gpusPerNode } : {}),
+    ...(deps.killGraceMs !== undefined ? { killGraceMs: deps.killGraceMs } : {}),
+  };
+
+  if (cli.dryRun) {
+    return dryRun(file, files, buildOptions, launchOptions, environment, io);
+  }
+  for (const note of environment.notes) io.stderr(`lasp: ${note}\n`);
+
+  const tty = deps.tty ?? Boolean(process.stderr.isTTY);
+  const status = new StatusLine(io.stderr, tty);
+  const controller = new AbortController();
+  // The first Ctrl-C stops the ranks (SIGTERM, SIGKILL after 5 s); a second one kills them at once.
+  const force = new AbortController();
+  const removeHandler = (deps.onInterrupt ?? defaultInterrupt)(() => {
+    if (controller.signal.aborted) force.abort();
+    controller.abort();
+  });
+  try {
+    // Build.
+    let binary: string;
+    try {
+      const result = await buildGeneratedProgram(files, {
+        ...buildOptions,
+        signal: controller.signal,
+        onStep: (text) => status.update(`[build] ${text} …`),
+      });
+      binary = result.binary;
+      if (cli.out !== undefined) status.print(`[build] sources in ${result.sourceDir}`);
+      status.done(
+        result.cached
+          ? `[build] cached: ${result.binary}`
+          : `[build] done in ${result.seconds.toFixed(1)} s: ${result.binary}`,
+      );
+    } catch (error) {
+      status.clear();
+      if (controller.signal.aborted) {
+        io.stderr("lasp: interrupted during the build\n");
+        return RUN_EXIT.interrupted;
+      }
+      if (!(error instanceof BuildError)) throw error;
+      const excerpt = error.excerpt.map((l) => `  ${l}\n`).join("");
+      io.stderr(
+        `lasp: build failed: ${error.message}\n${excerpt}` +
+          `  log: ${error.logPath}\n  Repro command:\n    ${error.repro}\n`,
+      );
+      return RUN_EXIT.build;
+    }
+
+    // Launch.
+    const progress = new RunProgress({ write: io.stderr, tty, status });
+    const result: LaunchResult = await launch({
+      ...launchOptions,
+      binary,
+      idParent: defaultIdParent(parsed.launcher, cacheRoot),
+      signal: controller.signal,
+      forceSignal: force.signal,
+      onEvent: (event) => {
+        if (cli.json) io.stdout(`${JSON.stringify(event)}\n`);
+        progress.event(event);
+      },
+      onLine: (rank, line) => progress.line(rank, line),
+    });
+    progress.status.clear();
+    if (result.interrupted) {
+      const what = parsed.launcher === "local" ? `all ${plural(world, "rank")}` : parsed.launcher;
+      io.stderr(`lasp: interrupted; stopped ${what}\n`);
+      return RUN_EXIT.interrupted;
+    }
+    progress.finish();
+    if (result.exitCode === 0) return RUN_EXIT.ok;
+    const verify = progress.verify();
+    if (result.exitCode === 1 && verify !== undefined && !verify.ok) {
+      io.stderr(`lasp: the program's verification failed${rankText(result, " on")}\n`);
+      return result.exitCode;
+    }
+    io.stderr(`lasp: ${failureText(result, parsed.launcher, world)}\n`);
+    if (result.stderrTail.length > 0) {
+      const who = result.failedRank !== undefined ? `rank ${result.failedRank}` : parsed.launcher;
+      io.stderr(`  last lines of ${who}'s stderr:\n${result.stderrTail.map((l) => `    ${l}\n`).join("")}`);
+    }
+    return result.exitCode;
+  } finally {
+    removeHandler();
+  }
+}
+
+function rankText(result: LaunchResult, prefix: string): string {
+  return result.failedRank === undefined ? "" : `${prefix} rank ${result.failedRank}`;
+}
+
+function failureText(result: LaunchResult, launcher: Launcher, world: number): string {
+  const meaning = PROGRAM_EXIT[result.exitCode];
+  const how =
+    result.failedSignal !== undefined
+      ? `was killed by ${result.failedSignal} (exit ${result.exitCode})`
+      : result.exitCode === 127 && result.stderrTail.some((l) => /ENOENT/.test(l))
+        ? "could not be started (exit 127)"
+        : `exited with code ${result.exitCode}${meaning !== undefined ? ` (${meaning})` : ""}`;
+  if (launcher === "local") {
+    const others = world > 1 ? "; stopped the other ranks" : "";
+    return `rank ${result.failedRank ?? "?"} ${how}${others}`;
+  }
+  return `${launcher} ${how}${rankText(result, "; the first error came from")}`;
+}
+
+// ------------------------------------------------------------------------------------------------ dry run
+
+const ID_TOKEN = "$ID_DIR/nccl.id";
+
+function dryRun(
+  file: string,
+  files: GeneratedFiles,
+  buildOptions: BuildOptions,
+  launchOptions: Omit<LaunchOptions, "binary">,
+  environment: Environment,
+  io: CliIo,
+): number {
+  for (const note of environment.notes) io.stderr(`lasp: note: ${note}\n`);
+  for (const problem of environment.problems) {
+    io.stderr(`lasp: warning (a real run would stop here): ${problem}\n`);
+  }
+  let plan;
+  try {
+    plan = planBuild(files, buildOptions);
+  } catch (error) {
+    io.stderr(`lasp: ${(error as Error).message}\n`);
+    return RUN_EXIT.environment;
+  }
+  const launcher = launchOptions.launcher ?? "local";
+  const commands = planLaunch({ ...launchOptions, binary: plan.binary }, ID_TOKEN);
+  const quotedToken = shellQuote(ID_TOKEN);
+  const launchLines = formatLaunch(commands).map((l) => l.split(quotedToken).join(`"${ID_TOKEN}"`));
+  const tools = environment.tools;
+  const toolText = [
+    tools.cmake ? `cmake ${tools.cmake.version ?? "?"}` : "no cmake",
+    tools.nvcc ? `nvcc ${tools.nvcc.version ?? "?"}` : "no nvcc",
+  ].join(", ");
+  const idParent = defaultIdParent(launcher, path.dirname(plan.cacheDir));
+  const mktemp =
+    launcher === "local"
+      ? "ID_DIR=$(mktemp -d)"
+      : `mkdir -p ${shellQuote(idParent)} && ID_DIR=$(mktemp -d ${shellQuote(path.join(idParent, "lasp-nccl-XXXXXX"))})`;
+  const out = [
+    `# lasp run ${file} --dry-run: nothing is written, built or started`,
+    `# ${plural(files.size, "generated file")} -> ${plan.sourceDir}`,
+    `# build (${plan.builder}; ${toolText}); the log would go to ${plan.logPath}`,
+    plan.repro,
+    `# launch: ${plural(launchOptions.world, "rank")}${launcher === "local" ? " on this machine" : ` through ${launcher}`}`,
+    mktemp,
+    ...launchLines,
+    'rm -rf "$ID_DIR"',
+  ];
+  io.stdout(`${out.join("\n")}\n`);
+  return RUN_EXIT.ok;
+}

@@ -1,0 +1,362 @@
+// Starts the built program (PROTOCOL.md, "Command line" and "Output"). On this node: one process per rank,
+// `--rank R --world W --device R --nccl-id-file <tmp>/nccl.id`. Through `mpirun` or `srun`: that one
+// command, which starts the ranks itself. Either way each stdout line is parsed as a JSON event, stderr
+// lines are handed on as text, and when a rank fails the others are stopped (SIGTERM, SIGKILL after a grace
+// period) and its exit code comes back.
+import { mkdtemp, mkdir, rm } from "node:fs/promises";
+import os from "node:os";
+import path from "node:path";
+import { createInterface } from "node:readline";
+import type { Readable } from "node:stream";
+import { execa, type ResultPromise } from "execa";
+import { formatCommand } from "./build.js";
+
+export type Launcher = "local" | "mpirun" | "srun";
+export const LAUNCHERS: readonly Launcher[] = ["local", "mpirun", "srun"];
+
+// ------------------------------------------------------------------------------------------------- events
+
+export interface StartEvent {
+  event: "start";
+  rank: number;
+  world: number;
+  device: string;
+  spec: string;
+  mode: string;
+  steps: number;
+  warmup: number;
+}
+export interface StepEvent {
+  event: "step";
+  rank: number;
+  step: number;
+  ms: number;
+  warmup: boolean;
+}
+export interface PhaseEvent {
+  event: "phase";
+  rank: number;
+  name: string;
+  ms: number;
+}
+export interface VerifyEvent {
+  event: "verify";
+  rank: number;
+  layer: string;
+  quantity: string;
+  max_rel_err: number;
+  tolerance: number;
+  ok: boolean;
+}
+export interface SummaryEvent {
+  event: "summary";
+  rank: number;
+  median_ms: number;
+  tokens_per_s: number;
+  tflops: number;
+  hidden_comm_fraction: number;
+  peak_mem_bytes: number;
+}
+export interface ErrorEvent {
+  event: "error";
+  rank: number;
+  message: string;
+}
+export type ProgramEvent = StartEvent | StepEvent | PhaseEvent | VerifyEvent | SummaryEvent | ErrorEvent;
+
+const EVENT_NAMES = new Set(["start", "step", "phase", "verify", "summary", "error"]);
+
+/**
+ * One stdout line: a known event, `"ignored"` for a JSON object of an event this lasp does not know (a newer
+ * program), or undefined for anything else (plain text, handed on as a human line). `rank` falls back to
+ * the process's own rank when the line lacks it.
+ */
+export function parseEventLine(line: string, fallbackRank?: number): ProgramEvent | "ignored" | undefined {
+  const text = line.trim();
+  if (!text.startsWith("{")) return undefined;
+  let value: unknown;
+  try {
+    value = JSON.parse(text);
+  } catch {
+    return undefined;
+  }
+  if (typeof value !== "object" || value === null || Array.isArray(value)) return undefined;
+  const record = value as Record<string, unknown>;
+  if (typeof record["event"] !== "string") return undefined;
+  if (typeof record["rank"] !== "number") {
+    if (fallbackRank === undefined) return "ignored";
+    record["rank"] = fallbackRank;
+  }
+  return EVENT_NAMES.has(record["event"]) ? (record as unknown as ProgramEvent) : "ignored";
+}
+
+// ------------------------------------------------------------------------------------------------ planning
+
+export interface LaunchOptions {
+  /** The built `lasp_program`. */
+  binary: string;
+  /** Number of ranks (the spec's `parallel.gpus`). */
+  world: number;
+  launcher?: Launcher;
+  /** GPUs per node: `mpirun --map-by ppr:G:node` (default 8, at most W); `srun --ntasks-per-node G` if given. */
+  gpusPerNode?: number;
+  /** Options handed to every rank after the launch options (`--mode verify`, `--steps 5`, ...). */
+  programArgs?: readonly string[];
+  /** Options for mpirun or srun, placed before the program (`--hostfile hosts`). */
+  launcherArgs?: readonly string[];
+  /** The environment of the ranks (default process.env); NCCL_NVLS_ENABLE=0 is added unless set. */
+  env?: NodeJS.ProcessEnv;
+  /** The folder that holds the temporary id folder (default the system temp folder). */
+  idParent?: string;
+  /** Aborting stops every rank (SIGTERM, then SIGKILL after the grace period); the result says interrupted. */
+  signal?: AbortSignal;
+  /** Aborting kills every rank at once with SIGKILL (a second Ctrl-C). */
+  forceSignal?: AbortSignal;
+  /** From SIGTERM to SIGKILL, default 5000 ms. */
+  killGraceMs?: number;
+  onEvent?: (event: ProgramEvent) => void;
+  /** Human lines: stderr, and stdout lines that are not JSON. `rank` is undefined under mpirun or srun. */
+  onLine?: (rank: number | undefined, line: string, stream: "stdout" | "stderr") => void;
+}
+
+export interface LaunchCommand {
+  /** The rank this process is (local launcher), undefined for mpirun/srun. */
+  rank: number | undefined;
+  file: string;
+  args: string[];
+  /** Variables set on top of the environment. */
+  env: Record<string, string>;
+}
+
+/** The processes a launch starts, given the id file's path; touches nothing. */
+export function planLaunch(options: LaunchOptions, idFile: string): LaunchCommand[] {
+  const launcher = options.launcher ?? "local";
+  const world = options.world;
+  const programArgs = [...(options.programArgs ?? [])];
+  const base = options.env ?? process.env;
+  const env: Record<string, string> = base["NCCL_NVLS_ENABLE"] === undefined ? { NCCL_NVLS_ENABLE: "0" } : {};
+  const launcherArgs = [...(options.launcherArgs ?? [])];
+  if (launcher === "local") {
+    return Array.from({ length: world }, (_, rank) => ({
+      rank,
+      file: options.binary,
+      args: [
+        "--rank",
+        String(rank),
+        "--world",
+        String(world),
+        "--device",
+        String(rank),
+        "--nccl-id-file",
+        idFile,
+        ...programArgs,
+      ],
+      env,
+    }));
+  }
+  const program = [options.binary, "--nccl-id-file", idFile, ...programArgs];
+  if (launcher === "mpirun") {
+    const perNode = Math.max(1, Math.min(world, options.gpusPerNode ?? 8));
+    return [
+      {
+        rank: undefined,
+        file: "mpirun",
+        args: ["-np", String(world), "--map-by", `ppr:${perNode}:node`, ...launcherArgs, ...program],
+        env,
+      },
+    ];
+  }
+  const perNode = options.gpusPerNode === undefined ? [] : ["--ntasks-per-node", String(options.gpusPerNode)];
+  return [
+    {
+      rank: undefined,
+      file: "srun",
+      args: ["--ntasks", String(world), "--gpus-per-task", "1", ...perNode, ...launcherArgs, ...program],
+      env,
+    },
+  ];
+}
+
+/** The launch as shell lines, for `--dry-run`: local ranks run in the background, then `wait`. */
+export function formatLaunch(commands: readonly LaunchCommand[]): string[] {
+  if (commands.length === 1 && commands[0]!.rank === undefined) {
+    const c = commands[0]!;
+    return [formatCommand(c.file, c.args, c.env)];
+  }
+  return [...commands.map((c) => `${formatCommand(c.file, c.args, c.env)} &`), "wait"];
+}
+
+// ------------------------------------------------------------------------------------------------- running
+
+export interface RankExit {
+  rank: number | undefined;
+  exitCode: number;
+  /** The signal that ended it ("SIGSEGV"), if one did. */
+  signal: string | undefined;
+}
+
+export interface LaunchResult {
+  /** 0 when every rank exited 0; else the failing rank's code (128 + n for signal n); 130 when interrupted. */
+  exitCode: number;
+  /** The rank that failed first; undefined when none did, or when mpirun/srun failed without saying. */
+  failedRank: number | undefined;
+  /** The signal that ended the failing process, if any. */
+  failedSignal: string | undefined;
+  interrupted: boolean;
+  /** The failing rank's last stderr lines (under mpirun/srun: the last lines of all ranks). */
+  stderrTail: string[];
+  /** Every process's exit, in the order they ended. */
+  exits: RankExit[];
+  events: ProgramEvent[];
+}
+
+const TAIL = 20;
+
+function exitCodeOf(result: { exitCode?: number | undefined; signal?: string | undefined }): number {
+  if (result.exitCode !== undefined) return result.exitCode;
+  const number =
+    result.signal === undefined ? undefined : os.constants.signals[result.signal as NodeJS.Signals];
+  return number === undefined ? 1 : 128 + number;
+}
+
+function lines(stream: Readable | null, onLine: (line: string) => void): Promise<void> {
+  if (stream === null) return Promise.resolve();
+  return new Promise((resolve) => {
+    const reader = createInterface({ input: stream, crlfDelay: Infinity });
+    reader.on("line", onLine);
+    reader.on("close", resolve);
+  });
+}
+
+/** Runs the program on all ranks and waits for them; never rejects for a failing rank. */
+export async function launch(options: LaunchOptions): Promise<LaunchResult> {
+  const launcher = options.launcher ?? "local";
+  const grace = options.killGraceMs ?? 5000;
+  const events: ProgramEvent[] = [];
+  const exits: RankExit[] = [];
+  const tails = new Map<number | undefined, string[]>();
+  if (options.signal?.aborted) {
+    return {
+      exitCode: 130,
+      failedRank: undefined,
+      failedSignal: undefined,
+      interrupted: true,
+      stderrTail: [],
+      exits,
+      events,
+    };
+  }
+
+  const parent = options.idParent ?? os.tmpdir();
+  await mkdir(parent, { recursive: true });
+  const idDir = await mkdtemp(path.join(parent, "lasp-nccl-"));
+  const commands = planLaunch(options, path.join(idDir, "nccl.id"));
+  const baseEnv = options.env ?? process.env;
+
+  let failure: RankExit | undefined;
+  let failedByEvent: number | undefined;
+  let interrupted = false;
+  let stopping = false;
+  const timers: NodeJS.Timeout[] = [];
+  const running = new Set<ResultPromise>();
+
+  const stopAll = (): void => {
+    if (stopping) return;
+    stopping = true;
+    for (const child of running) child.kill("SIGTERM");
+    const timer = setTimeout(() => {
+      for (const child of running) child.kill("SIGKILL");
+    }, grace);
+    timer.unref();
+    timers.push(timer);
+  };
+  const onAbort = (): void => {
+    interrupted = true;
+    stopAll();
+  };
+  const onForce = (): void => {
+    interrupted = true;
+    stopping = true;
+    for (const child of running) child.kill("SIGKILL");
+  };
+  options.signal?.addEventListener("abort", onAbort, { once: true });
+  options.forceSignal?.addEventListener("abort", onForce, { once: true });
+
+  try {
+    await Promise.all(
+      commands.map(async (command) => {
+        const child = execa(command.file, command.args, {
+          env: { ...baseEnv, ...command.env },
+          extendEnv: false,
+          stdin: "ignore",
+          buffer: false,
+          reject: false,
+          forceKillAfterDelay: false,
+        });
+        running.add(child);
+        const tail: string[] = [];
+        tails.set(command.rank, tail);
+        const onStdout = (line: string): void => {
+          const event = parseEventLine(line, command.rank);
+          if (event === "ignored") return;
+          if (event === undefined) {
+            options.onLine?.(command.rank, line, "stdout");
+            return;
+          }
+          events.push(event);
+          if (event.event === "error" && failedByEvent === undefined) failedByEvent = event.rank;
+          options.onEvent?.(event);
+        };
+        const onStderr = (line: string): void => {
+          tail.push(line);
+          if (tail.length > TAIL) tail.shift();
+          options.onLine?.(command.rank, line, "stderr");
+        };
+        const [result] = await Promise.all([
+          child,
+          lines(child.stdout, onStdout),
+          lines(child.stderr, onStderr),
+        ]);
+        running.delete(child);
+        const exit: RankExit = {
+          rank: command.rank,
+          exitCode: exitCodeOf(result),
+          signal: result.signal ?? undefined,
+        };
+        if (result.exitCode === undefined && result.signal === undefined && result.failed) {
+          // It never started (missing binary or launcher): report like a failing rank.
+          tail.push((result.cause as Error | undefined)?.message ?? result.shortMessage ?? "could not start");
+          exit.exitCode = 127;
+        }
+        exits.push(exit);
+        if (exit.exitCode !== 0 && failure === undefined && !interrupted && !stopping) {
+          failure = exit;
+          stopAll();
+        }
+      }),
+    );
+  } finally {
+    options.signal?.removeEventListener("abort", onAbort);
+    options.forceSignal?.removeEventListener("abort", onForce);
+    for (const timer of timers) clearTimeout(timer);
+    await rm(idDir, { recursive: true, force: true });
+  }
+
+  const failedRank = failure?.rank ?? (failure !== undefined ? failedByEvent : undefined);
+  return {
+    exitCode: interrupted ? 130 : (failure?.exitCode ?? 0),
+    failedRank: interrupted ? undefined : failedRank,
+    failedSignal: interrupted ? undefined : failure?.signal,
+    interrupted,
+    stderrTail: failure === undefined ? [] : [...(tails.get(failure.rank) ?? [])],
+    exits,
+    events,
+  };
+}
+
+/** Used by `lasp run`: where the id file goes for each launcher. */
+export function defaultIdParent(launcher: Launcher, cacheRoot: string): string {
+  // Ranks on other nodes read the id file only when it is on a shared file system; the cache folder under
+  // the working directory usually is, the system temp folder usually is not.
+  return launcher === "local" ? os.tmpdir() : path.join(cacheRoot, "run");
+}

@@ -1,0 +1,145 @@
+import { describe, expect, it } from "vitest";
+import type { ProgramEvent } from "./launch.js";
+import {
+  formatStep,
+  formatSummary,
+  formatVerify,
+  median,
+  RunProgress,
+  StatusLine,
+  summarizeRun,
+  summarizeVerify,
+} from "./progress.js";
+
+const start = (rank: number): ProgramEvent => ({
+  event: "start",
+  rank,
+  world: 2,
+  device: "NVIDIA H100 80GB HBM3",
+  spec: "tiny.lasp",
+  mode: "bench",
+  steps: 18,
+  warmup: 2,
+});
+
+const summary = (rank: number, ms: number): ProgramEvent => ({
+  event: "summary",
+  rank,
+  median_ms: ms,
+  tokens_per_s: 12.7e6,
+  tflops: 312.44,
+  hidden_comm_fraction: 0.87,
+  peak_mem_bytes: 61.2 * 2 ** 30,
+});
+
+describe("run progress", () => {
+  it("shows a step line with the total including warm-up", () => {
+    // The program counts steps from 0, warm-up included.
+    expect(formatStep(6, 41.23, true, start(0) as never)).toBe("step 7/20  41.2 ms  (warm-up)");
+    expect(formatStep(19, 4.5, false, start(0) as never)).toBe("step 20/20  4.50 ms");
+    expect(formatStep(2, 4.5, false, undefined)).toBe("step 3  4.50 ms");
+  });
+
+  it("redraws the status line in place on a terminal and prints each change once otherwise", () => {
+    let tty = "";
+    const line = new StatusLine(
+      (t) => (tty += t),
+      true,
+      () => 80,
+    );
+    line.update("step 1/2");
+    line.print("a warning");
+    line.update("step 2/2");
+    line.done();
+    expect(tty).toBe("\r\x1b[2Kstep 1/2\r\x1b[2Ka warning\nstep 1/2\r\x1b[2Kstep 2/2\r\x1b[2Kstep 2/2\n");
+    let plain = "";
+    const log = new StatusLine((t) => (plain += t), false);
+    log.update("[build] compiling main.cu …");
+    log.update("[build] compiling main.cu …");
+    log.print("x");
+    log.update("[build] linking lasp_program …");
+    expect(plain).toBe("[build] compiling main.cu …\nx\n[build] linking lasp_program …\n");
+  });
+
+  it("cuts a status line to the terminal width", () => {
+    let out = "";
+    new StatusLine(
+      (t) => (out += t),
+      true,
+      () => 30,
+    ).update("x".repeat(100));
+    expect(out).toBe(`\r\x1b[2K${"x".repeat(28)}…`);
+  });
+
+  it("summarizes over ranks: medians, the spread of step time, phases", () => {
+    const events: ProgramEvent[] = [
+      summary(0, 40.9),
+      summary(1, 41.8),
+      summary(2, 41.2),
+      { event: "phase", rank: 0, name: "L.forward", ms: 3 },
+      { event: "phase", rank: 1, name: "L.forward", ms: 5 },
+      { event: "phase", rank: 2, name: "L.forward", ms: 4 },
+      { event: "phase", rank: 0, name: "S.forward", ms: 12.5 },
+    ];
+    const s = summarizeRun(events)!;
+    expect(s.ranks).toBe(3);
+    expect(s.stepMs).toEqual({ median: 41.2, min: 40.9, max: 41.8 });
+    expect(s.phases).toEqual([
+      { name: "L.forward", ms: 4 },
+      { name: "S.forward", ms: 12.5 },
+    ]);
+    const text = formatSummary(s);
+    expect(text).toContain("summary over 3 ranks (median over ranks)");
+    expect(text).toMatch(/step time\s+41\.2 ms {2}\(ranks 40\.9–41\.8 ms\)/);
+    expect(text).toMatch(/tokens\/s\s+12\.7 M/);
+    expect(text).toMatch(/TFLOP\/s per GPU\s+312\.4/);
+    expect(text).toMatch(/hidden communication\s+87\.0 %/);
+    expect(text).toMatch(/peak memory\s+61\.2 GiB/);
+    expect(text).toMatch(/L\.forward\s+4\.000/);
+    expect(summarizeRun([start(0)])).toBeUndefined();
+    expect(median([3, 1, 2, 10])).toBe(2.5);
+  });
+
+  it("reports verify results by layer and quantity, the worst over ranks", () => {
+    const v = (rank: number, quantity: string, err: number): ProgramEvent => ({
+      event: "verify",
+      rank,
+      layer: "L",
+      quantity,
+      max_rel_err: err,
+      tolerance: 1e-2,
+      ok: err <= 1e-2,
+    });
+    const report = summarizeVerify([v(0, "o", 1e-4), v(1, "o", 3e-4), v(0, "dk", 1e-4), v(1, "dk", 0.5)])!;
+    expect(report.ok).toBe(false);
+    expect(report.rows).toEqual([
+      { layer: "L", quantity: "o", maxRelErr: 3e-4, tolerance: 1e-2, ok: true },
+      { layer: "L", quantity: "dk", maxRelErr: 0.5, tolerance: 1e-2, ok: false },
+    ]);
+    expect(formatVerify(report)).toContain("verify FAILED: 1 of 2 above tolerance");
+  });
+
+  it("prefixes other ranks' lines, announces the run and prints the tables at the end", () => {
+    let out = "";
+    const progress = new RunProgress({ write: (t) => (out += t), tty: false });
+    progress.event(start(0));
+    progress.event(start(1));
+    progress.event({ event: "step", rank: 0, step: 0, ms: 41.2, warmup: true });
+    progress.event({ event: "step", rank: 1, step: 0, ms: 41.9, warmup: true });
+    progress.line(0, "hello from 0");
+    progress.line(1, "hello from 1");
+    progress.event({ event: "error", rank: 1, message: "NCCL failure" });
+    progress.event(summary(0, 40));
+    progress.event(summary(1, 42));
+    progress.finish();
+    const lines = out.split("\n");
+    expect(lines.slice(0, 5)).toEqual([
+      "[run] tiny.lasp: 2 ranks on NVIDIA H100 80GB HBM3, mode bench, 18 steps + 2 warm-up",
+      "step 1/20  41.2 ms  (warm-up)",
+      "hello from 0",
+      "[rank 1] hello from 1",
+      "[rank 1] error: NCCL failure",
+    ]);
+    expect(out).toMatch(/step time\s+41\.0 ms {2}\(ranks 40\.0–42\.0 ms\)/);
+  });
+});

@@ -1,0 +1,297 @@
+// Human progress of `lasp run` on stderr: a status line redrawn in place on a terminal (one line per change
+// otherwise), the program's human lines, the verify results, and a summary table over all ranks.
+import { formatBytes, table } from "../inspect/units.js";
+import type { ProgramEvent, StartEvent, SummaryEvent } from "./launch.js";
+
+// --------------------------------------------------------------------------------------------- status line
+
+/** One line of status under the output: redrawn in place on a terminal, printed once per change otherwise. */
+export class StatusLine {
+  private current: string | undefined;
+  private lastPrinted: string | undefined;
+
+  constructor(
+    private readonly write: (text: string) => void,
+    private readonly tty: boolean,
+    private readonly width: () => number = () => process.stderr.columns || 100,
+  ) {}
+
+  update(text: string): void {
+    if (this.tty) {
+      this.current = text;
+      this.write(`\r\x1b[2K${this.fit(text)}`);
+    } else if (text !== this.lastPrinted) {
+      this.lastPrinted = text;
+      this.write(`${text}\n`);
+    }
+  }
+
+  /** A permanent line above the status line. */
+  print(line: string): void {
+    if (this.tty && this.current !== undefined) {
+      this.write(`\r\x1b[2K${line}\n${this.fit(this.current)}`);
+    } else {
+      this.write(`${line}\n`);
+    }
+  }
+
+  /** Removes the status line (terminal) so that what follows starts on a clean line. */
+  clear(): void {
+    if (this.tty && this.current !== undefined) this.write("\r\x1b[2K");
+    this.current = undefined;
+  }
+
+  /** Leaves the status line's last text as a permanent line. */
+  done(text?: string): void {
+    if (this.tty) {
+      const last = text ?? this.current;
+      this.write(last === undefined ? "" : `\r\x1b[2K${last}\n`);
+      this.current = undefined;
+    } else if (text !== undefined && text !== this.lastPrinted) {
+      this.lastPrinted = text;
+      this.write(`${text}\n`);
+    }
+  }
+
+  private fit(text: string): string {
+    const width = Math.max(20, this.width() - 1);
+    return text.length <= width ? text : `${text.slice(0, width - 1)}…`;
+  }
+}
+
+// ---------------------------------------------------------------------------------------------- formatting
+
+const finite = (x: unknown): x is number => typeof x === "number" && Number.isFinite(x);
+
+export function formatMs(ms: number | undefined): string {
+  if (!finite(ms)) return "?";
+  return `${ms.toFixed(ms < 10 ? 2 : 1)} ms`;
+}
+
+/** 12.7 M, 850 k. */
+export function formatRate(value: number | undefined): string {
+  if (!finite(value)) return "?";
+  const units = ["", " k", " M", " G", " T"];
+  let v = value;
+  let unit = 0;
+  while (Math.abs(v) >= 1000 && unit < units.length - 1) {
+    v /= 1000;
+    unit++;
+  }
+  return `${v.toFixed(unit === 0 || v >= 100 ? 0 : 1)}${units[unit]}`;
+}
+
+export function median(values: readonly number[]): number | undefined {
+  const sorted = values.filter(finite).sort((a, b) => a - b);
+  if (sorted.length === 0) return undefined;
+  const mid = Math.floor(sorted.length / 2);
+  return sorted.length % 2 === 1 ? sorted[mid]! : (sorted[mid - 1]! + sorted[mid]!) / 2;
+}
+
+/**
+ * `step 7/20  41.2 ms  (warm-up)` for the event with `step` 6: the program counts from 0 over warm-up and timed
+ * steps together, and `start` gives the timed `steps` and the `warmup` steps.
+ */
+export function formatStep(step: number, ms: number, warmup: boolean, start: StartEvent | undefined): string {
+  const total =
+    start !== undefined && finite(start.steps) ? start.steps + (finite(start.warmup) ? start.warmup : 0) : 0;
+  const shown = finite(step) ? step + 1 : "?";
+  const position = total > 0 && finite(step) && step < total ? `${shown}/${total}` : String(shown);
+  return `step ${position}  ${formatMs(ms)}${warmup ? "  (warm-up)" : ""}`;
+}
+
+// ------------------------------------------------------------------------------------------------- summary
+
+export interface RunSummary {
+  ranks: number;
+  /** Median over ranks of each rank's median step time, and its spread. */
+  stepMs: { median: number | undefined; min: number | undefined; max: number | undefined };
+  /** Tokens of the whole job per second (every rank reports the same global rate, timed on itself). */
+  tokensPerS: number | undefined;
+  /** Model TFLOP/s of one GPU. */
+  tflops: number | undefined;
+  /** Fraction 0..1 of communication hidden behind computation. */
+  hiddenComm: number | undefined;
+  peakMemBytes: { median: number | undefined; max: number | undefined };
+  /** Median over ranks of each phase's time, in the order the phases first appeared. */
+  phases: { name: string; ms: number | undefined }[];
+}
+
+/** The summary of all ranks' `summary` and `phase` events; undefined when no rank sent a summary. */
+export function summarizeRun(events: readonly ProgramEvent[]): RunSummary | undefined {
+  const byRank = new Map<number, SummaryEvent>();
+  for (const e of events) if (e.event === "summary") byRank.set(e.rank, e);
+  if (byRank.size === 0) return undefined;
+  const summaries = [...byRank.values()];
+  const pick = (f: (s: SummaryEvent) => unknown): number[] => summaries.map(f).filter(finite);
+  const steps = pick((s) => s.median_ms);
+  const memory = pick((s) => s.peak_mem_bytes);
+  const phaseTimes = new Map<string, Map<number, number>>();
+  for (const e of events) {
+    if (e.event !== "phase") continue;
+    if (!phaseTimes.has(e.name)) phaseTimes.set(e.name, new Map());
+    if (finite(e.ms)) phaseTimes.get(e.name)!.set(e.rank, e.ms);
+  }
+  return {
+    ranks: byRank.size,
+    stepMs: {
+      median: median(steps),
+      min: steps.length > 0 ? Math.min(...steps) : undefined,
+      max: steps.length > 0 ? Math.max(...steps) : undefined,
+    },
+    tokensPerS: median(pick((s) => s.tokens_per_s)),
+    tflops: median(pick((s) => s.tflops)),
+    hiddenComm: median(pick((s) => s.hidden_comm_fraction)),
+    peakMemBytes: { median: median(memory), max: memory.length > 0 ? Math.max(...memory) : undefined },
+    phases: [...phaseTimes].map(([name, times]) => ({ name, ms: median([...times.values()]) })),
+  };
+}
+
+export function formatSummary(s: RunSummary): string {
+  const spread =
+    s.ranks > 1 && finite(s.stepMs.min) && finite(s.stepMs.max)
+      ? `  (ranks ${s.stepMs.min.toFixed(1)}–${s.stepMs.max.toFixed(1)} ms)`
+      : "";
+  const memory = finite(s.peakMemBytes.median)
+    ? formatBytes(s.peakMemBytes.median) +
+      (finite(s.peakMemBytes.max) && s.peakMemBytes.max !== s.peakMemBytes.median
+        ? `  (max ${formatBytes(s.peakMemBytes.max)})`
+        : "")
+    : "?";
+  const rows = [
+    ["step time", `${formatMs(s.stepMs.median)}${spread}`],
+    ["tokens/s", formatRate(s.tokensPerS)],
+    ["TFLOP/s per GPU", finite(s.tflops) ? s.tflops.toFixed(1) : "?"],
+    ["hidden communication", finite(s.hiddenComm) ? `${(s.hiddenComm * 100).toFixed(1)} %` : "?"],
+    ["peak memory", memory],
+  ];
+  const out = [
+    `summary over ${s.ranks} rank${s.ranks === 1 ? "" : "s"} (median over ranks)`,
+    table(["", ""], rows).split("\n").slice(2).join("\n"),
+  ];
+  if (s.phases.length > 0) {
+    out.push(
+      table(
+        ["phase", "ms"],
+        s.phases.map((p) => [p.name, finite(p.ms) ? p.ms.toFixed(p.ms < 10 ? 3 : 2) : "?"]),
+      ),
+    );
+  }
+  return out.join("\n");
+}
+
+export interface VerifyReport {
+  ok: boolean;
+  /** Per layer and quantity, the largest error over ranks. */
+  rows: { layer: string; quantity: string; maxRelErr: number; tolerance: number; ok: boolean }[];
+}
+
+export function summarizeVerify(events: readonly ProgramEvent[]): VerifyReport | undefined {
+  const rows = new Map<string, VerifyReport["rows"][number]>();
+  for (const e of events) {
+    if (e.event !== "verify") continue;
+    const key = `${e.layer}\0${e.quantity}`;
+    const old = rows.get(key);
+    const err = finite(e.max_rel_err) ? e.max_rel_err : Number.POSITIVE_INFINITY;
+    const ok = e.ok === true && (old?.ok ?? true);
+    rows.set(key, {
+      layer: e.layer,
+      quantity: e.quantity,
+      maxRelErr: Math.max(err, old?.maxRelErr ?? 0),
+      tolerance: e.tolerance,
+      ok,
+    });
+  }
+  if (rows.size === 0) return undefined;
+  const list = [...rows.values()];
+  return { ok: list.every((r) => r.ok), rows: list };
+}
+
+export function formatVerify(report: VerifyReport): string {
+  const rows = report.rows.map((r) => [
+    r.layer,
+    r.quantity,
+    r.maxRelErr.toExponential(2),
+    finite(r.tolerance) ? r.tolerance.toExponential(1) : "?",
+    r.ok ? "ok" : "FAIL",
+  ]);
+  const failed = report.rows.filter((r) => !r.ok).length;
+  return [
+    table(["layer", "quantity", "max rel err", "tolerance", ""], rows),
+    report.ok
+      ? "verify ok: every error is within tolerance"
+      : `verify FAILED: ${failed} of ${report.rows.length} above tolerance`,
+  ].join("\n");
+}
+
+// ---------------------------------------------------------------------------------------------- the run
+
+export interface RunProgressOptions {
+  /** Writes to stderr. */
+  write: (text: string) => void;
+  tty: boolean;
+  /** A status line shared with the build; made here when absent. */
+  status?: StatusLine;
+}
+
+/** Feeds on launch events and lines; `finish()` prints the verify table and the summary. */
+export class RunProgress {
+  readonly status: StatusLine;
+  private start: StartEvent | undefined;
+  private announced = false;
+  private readonly devices = new Map<number, string>();
+  private readonly events: ProgramEvent[] = [];
+
+  constructor(private readonly options: RunProgressOptions) {
+    this.status = options.status ?? new StatusLine(options.write, options.tty);
+  }
+
+  event(e: ProgramEvent): void {
+    this.events.push(e);
+    switch (e.event) {
+      case "start":
+        this.devices.set(e.rank, e.device);
+        if (e.rank === 0) this.start = e;
+        if (e.rank === 0 && !this.announced) {
+          this.announced = true;
+          const steps = finite(e.steps) ? `${e.steps} steps` : "";
+          const warmup = finite(e.warmup) && e.warmup > 0 ? ` + ${e.warmup} warm-up` : "";
+          this.status.print(
+            `[run] ${e.spec ?? "program"}: ${e.world} rank${e.world === 1 ? "" : "s"} on ${e.device}, mode ${e.mode}, ${steps}${warmup}`,
+          );
+        }
+        break;
+      case "step":
+        if (e.rank === 0) this.status.update(formatStep(e.step, e.ms, e.warmup === true, this.start));
+        break;
+      case "error":
+        this.status.print(`[rank ${e.rank}] error: ${e.message}`);
+        break;
+      default:
+        break;
+    }
+  }
+
+  /** A human line of the program: rank 0's as they are, other ranks' prefixed. */
+  line(rank: number | undefined, text: string): void {
+    this.status.print(rank === undefined || rank === 0 ? text : `[rank ${rank}] ${text}`);
+  }
+
+  /** Events seen so far. */
+  all(): readonly ProgramEvent[] {
+    return this.events;
+  }
+
+  verify(): VerifyReport | undefined {
+    return summarizeVerify(this.events);
+  }
+
+  /** Ends the status line and prints the verify table and the summary table. */
+  finish(): void {
+    this.status.done();
+    const verify = summarizeVerify(this.events);
+    if (verify !== undefined) this.options.write(`${formatVerify(verify)}\n`);
+    const summary = summarizeRun(this.events);
+    if (summary !== undefined) this.options.write(`${formatSummary(summary)}\n`);
+  }
+}

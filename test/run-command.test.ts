@@ -1,0 +1,320 @@
+// `lasp run` without GPUs: the machine is injected (GPU list, tools) and the program is the C++ fixture of
+// src/toolchain/test-program.ts, which speaks the generated program's protocol.
+import { existsSync } from "node:fs";
+import { mkdtemp, readdir, rm, writeFile } from "node:fs/promises";
+import os from "node:os";
+import path from "node:path";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import type { CliIo } from "../src/cli/io.js";
+import { main } from "../src/cli/main.js";
+import { runCommand, type RunCliOptions, type RunDeps } from "../src/cli/run-command.js";
+import type { GpuInfo } from "../src/toolchain/gpus.js";
+import { fixtureFiles } from "../src/toolchain/test-program.js";
+import type { Toolchain } from "../src/toolchain/tools.js";
+
+const SPEC = "examples/tiny-linear.lasp"; // parallel { gpus 2 }
+
+function capture(): CliIo & { out: string; err: string } {
+  const io = {
+    out: "",
+    err: "",
+    color: false,
+    stdout: (t: string) => void (io.out += t),
+    stderr: (t: string) => void (io.err += t),
+  };
+  return io;
+}
+
+const H100 = (index: number): GpuInfo => ({ index, name: "NVIDIA H100 80GB HBM3", memoryMiB: 81559 });
+const TOOLS: Toolchain = {
+  nvcc: { path: "/opt/cuda/bin/nvcc", version: "13.0.88" },
+  // No cmake: the fixture then builds with its build.sh and g++, the quicker way.
+  cmake: undefined,
+};
+
+let root: string;
+
+beforeAll(async () => {
+  root = await mkdtemp(path.join(os.tmpdir(), "lasp-run-test-"));
+});
+
+afterAll(async () => {
+  await rm(root, { recursive: true, force: true });
+});
+
+function deps(extra: Partial<RunDeps> = {}, env: NodeJS.ProcessEnv = {}): RunDeps {
+  return {
+    generate: () => fixtureFiles(),
+    detectGpus: async () => ({ gpus: [H100(0), H100(1)] }),
+    findTools: async () => TOOLS,
+    which: async (name) => `/usr/bin/${name}`,
+    tty: false,
+    onInterrupt: () => () => undefined,
+    cwd: root,
+    env: { ...process.env, LASP_CACHE_DIR: path.join(root, "cache"), ...env },
+    ...extra,
+  };
+}
+
+async function run(options: RunCliOptions, d: RunDeps = deps(), spec = SPEC) {
+  const io = capture();
+  const code = await runCommand(spec, options, io, d);
+  return { code, out: io.out, err: io.err };
+}
+
+describe("lasp run: the machine", () => {
+  it("says there is no GPU, what the spec needs and what works without one (exit 3)", async () => {
+    const r = await run(
+      {},
+      deps({ detectGpus: async () => ({ gpus: [], problem: "nvidia-smi is not installed" }) }),
+    );
+    expect(r.code).toBe(3);
+    expect(r.err).toContain("lasp: no NVIDIA GPU on this machine (nvidia-smi is not installed).");
+    expect(r.err).toContain(`${SPEC} needs 2 GPUs (parallel.gpus 2).`);
+    expect(r.err).toContain(`lasp compile ${SPEC} -o DIR`);
+    expect(r.err).toContain(`lasp inspect ${SPEC}`);
+    expect(r.err).toContain(`lasp verify ${SPEC}`);
+    expect(r.err).toContain("--launcher mpirun");
+  });
+
+  it("says how many GPUs it found and needs, and how to use several nodes (exit 3)", async () => {
+    const r = await run({}, deps({ detectGpus: async () => ({ gpus: [H100(0)] }) }));
+    expect(r.code).toBe(3);
+    expect(r.err).toContain(
+      `lasp: ${SPEC} needs 2 GPUs (parallel.gpus 2); this machine has 1: 1 x NVIDIA H100 80GB HBM3 (81559 MiB).`,
+    );
+    expect(r.err).toContain(`lasp run ${SPEC} --launcher mpirun --gpus-per-node 1`);
+    expect(r.err).toContain(`lasp run ${SPEC} --launcher srun`);
+  });
+
+  it("names a missing nvcc and how to get it; a missing cmake only when there is no build.sh (exit 3)", async () => {
+    const noNvcc = await run({}, deps({ findTools: async () => ({ nvcc: undefined, cmake: undefined }) }));
+    expect(noNvcc.code).toBe(3);
+    expect(noNvcc.err).toContain("lasp: nvcc (the CUDA compiler) not found");
+    expect(noNvcc.err).toContain("export PATH=/usr/local/cuda/bin:$PATH");
+    expect(noNvcc.err).not.toContain("cmake not found on PATH");
+    const files = fixtureFiles();
+    files.delete("build.sh");
+    const noCmake = await run({}, deps({ generate: () => files }));
+    expect(noCmake.code).toBe(3);
+    expect(noCmake.err).toContain(
+      "lasp: cmake not found on PATH, and the generated program has no build.sh.",
+    );
+    expect(noCmake.err).toContain("pip install cmake");
+  });
+
+  it("needs mpirun on PATH for --launcher mpirun, but no local GPU", async () => {
+    const r = await run(
+      { launcher: "mpirun" },
+      deps({ which: async () => undefined, detectGpus: async () => ({ gpus: [] }) }),
+    );
+    expect(r.code).toBe(3);
+    expect(r.err).toContain("lasp: mpirun not found on PATH.");
+    expect(r.err).not.toContain("no NVIDIA GPU");
+  });
+
+  it("reports spec errors before looking at the machine (exit 1)", async () => {
+    const bad = path.join(root, "bad.lasp");
+    await writeFile(bad, "model m { heads 4 }\n");
+    const r = await run({}, deps({ detectGpus: async () => ({ gpus: [] }) }), bad);
+    expect(r.code).toBe(1);
+    expect(r.err).not.toContain("GPU");
+  });
+
+  it("rejects bad options (exit 2)", async () => {
+    expect((await run({ launcher: "pbs" })).err).toContain("--launcher must be one of local, mpirun, srun");
+    expect((await run({ steps: "0" })).code).toBe(2);
+    expect((await run({ mode: "fast" })).code).toBe(2);
+    expect((await run({ arch: "hopper" })).code).toBe(2);
+    expect((await run({ gpusPerNode: "4" })).err).toContain(
+      "--gpus-per-node applies to --launcher mpirun or srun",
+    );
+  });
+
+  it("reports a spec the code generator cannot emit yet as a spec error (exit 1)", async () => {
+    class CodegenLimitation extends Error {}
+    const r = await run(
+      {},
+      deps({
+        generate: () => {
+          throw new CodegenLimitation("the ulysses schedule is not generated yet");
+        },
+      }),
+    );
+    expect(r.code).toBe(1);
+    expect(r.err).toBe(`lasp: cannot run ${SPEC}: the ulysses schedule is not generated yet\n`);
+  });
+});
+
+describe("lasp run --dry-run", () => {
+  it("prints the build and launch commands and touches nothing", async () => {
+    const cache = path.join(root, "dry-cache");
+    const r = await run(
+      { dryRun: true, steps: "5", programArgs: ["--seed", "3"] },
+      deps(
+        { findTools: async () => ({ ...TOOLS, cmake: { path: "/usr/bin/cmake", version: "3.25.1" } }) },
+        {
+          LASP_CACHE_DIR: cache,
+        },
+      ),
+    );
+    expect(r.code).toBe(0);
+    const lines = r.out.trimEnd().split("\n");
+    const key = /dry-cache\/([0-9a-f]{16})/.exec(r.out)?.[1];
+    expect(key).toBeDefined();
+    const dir = path.join(cache, key!);
+    expect(lines).toEqual([
+      `# lasp run ${SPEC} --dry-run: nothing is written, built or started`,
+      `# 3 generated files -> ${dir}/src`,
+      `# build (cmake; cmake 3.25.1, nvcc 13.0.88); the log would go to ${dir}/build.log`,
+      `cd ${dir} && /usr/bin/cmake -S src -B build -DCMAKE_BUILD_TYPE=Release -DCMAKE_CUDA_ARCHITECTURES=90a -DCMAKE_CUDA_COMPILER=/opt/cuda/bin/nvcc && /usr/bin/cmake --build build -j ${os.availableParallelism()}`,
+      "# launch: 2 ranks on this machine",
+      "ID_DIR=$(mktemp -d)",
+      `NCCL_NVLS_ENABLE=0 ${dir}/build/lasp_program --rank 0 --world 2 --device 0 --nccl-id-file "$ID_DIR/nccl.id" --steps 5 --seed 3 &`,
+      `NCCL_NVLS_ENABLE=0 ${dir}/build/lasp_program --rank 1 --world 2 --device 1 --nccl-id-file "$ID_DIR/nccl.id" --steps 5 --seed 3 &`,
+      "wait",
+      'rm -rf "$ID_DIR"',
+    ]);
+    expect(existsSync(cache)).toBe(false);
+  });
+
+  it("prints the mpirun and srun command lines, and warns about what a real run would lack", async () => {
+    const mpirun = await run(
+      {
+        dryRun: true,
+        launcher: "mpirun",
+        gpusPerNode: "1",
+        launcherArgs: "--hostfile hosts",
+        mode: "verify",
+      },
+      deps({ findTools: async () => ({ nvcc: undefined, cmake: undefined }) }),
+    );
+    expect(mpirun.code).toBe(0);
+    expect(mpirun.err).toContain(
+      "lasp: warning (a real run would stop here): nvcc (the CUDA compiler) not found",
+    );
+    expect(mpirun.out).toMatch(
+      /^NCCL_NVLS_ENABLE=0 mpirun -np 2 --map-by ppr:1:node --hostfile hosts \S+\/src\/lasp_program --nccl-id-file "\$ID_DIR\/nccl.id" --mode verify$/m,
+    );
+    expect(mpirun.out).toContain("&& ARCH=90a bash build.sh");
+    expect(mpirun.out).toMatch(
+      /^mkdir -p \S+\/cache\/run && ID_DIR=\$\(mktemp -d \S+\/cache\/run\/lasp-nccl-XXXXXX\)$/m,
+    );
+    const srun = await run({ dryRun: true, launcher: "srun" });
+    expect(srun.out).toMatch(
+      /^NCCL_NVLS_ENABLE=0 srun --ntasks 2 --gpus-per-task 1 \S+lasp_program --nccl-id-file "\$ID_DIR\/nccl.id"$/m,
+    );
+  });
+});
+
+describe("lasp run: building and running", () => {
+  it("builds, runs both ranks, shows progress and the summary; the second run finds the build cached", async () => {
+    const first = await run({ json: true });
+    expect(first.err).toContain(
+      "lasp: cmake not found; building with the program's build.sh and nvcc alone.",
+    );
+    expect(first.code).toBe(0);
+    expect(first.err).toMatch(/^\[build\] done in \d+\.\d s: \S+\/src\/lasp_program$/m);
+    expect(first.err).toContain("[run] fixture.lasp: 2 ranks on Fake GPU 0, mode bench, 3 steps + 1 warm-up");
+    expect(first.err).toContain("step 1/4  10.0 ms  (warm-up)\nstep 2/4  10.0 ms\n");
+    expect(first.err).toContain("fixture: rank 0 done");
+    expect(first.err).toContain("summary over 2 ranks (median over ranks)");
+    expect(first.err).toMatch(/step time\s+10\.5 ms {2}\(ranks 10\.0–11\.0 ms\)/);
+    expect(first.err).toMatch(/L\.backward\s+6\.500/);
+    // --json: the events on stdout, one per line.
+    const events = first.out
+      .trimEnd()
+      .split("\n")
+      .map((l) => JSON.parse(l) as { event: string; rank: number });
+    expect(
+      events
+        .filter((e) => e.event === "summary")
+        .map((e) => e.rank)
+        .sort(),
+    ).toEqual([0, 1]);
+
+    const second = await run({});
+    expect(second.code).toBe(0);
+    expect(second.err).toMatch(/^\[build\] cached: \S+\/lasp_program$/m);
+    expect(second.out).toBe("");
+  });
+
+  it("writes the sources to --out and passes --mode and --steps to the program", async () => {
+    const out = path.join(root, "program");
+    const r = await run({ out, mode: "verify", steps: "2" });
+    expect(r.code).toBe(0);
+    expect((await readdir(out)).sort()).toEqual(["CMakeLists.txt", "build.sh", "lasp_program", "main.cpp"]);
+    expect(r.err).toContain(`[build] sources in ${out}`);
+    expect(r.err).toContain("mode verify, 2 steps + 1 warm-up");
+    expect(r.err).toContain("verify ok: every error is within tolerance");
+  });
+
+  it("passes a crashed rank's exit code through, naming the rank, with its last stderr lines", async () => {
+    const r = await run({}, deps({}, { FIXTURE_CRASH_RANK: "1", FIXTURE_SLEEP_RANK: "0" }));
+    expect(r.code).toBe(7);
+    expect(r.err).toContain("[rank 1] rank 1: boom");
+    expect(r.err).toContain("lasp: rank 1 exited with code 7; stopped the other ranks\n");
+    expect(r.err).toContain(
+      "  last lines of rank 1's stderr:\n    rank 1: something broke\n    rank 1: boom\n",
+    );
+    expect(r.err).not.toContain("summary over");
+  });
+
+  it("reports a failed verification with the program's exit code 1", async () => {
+    const r = await run({ mode: "verify" }, deps({}, { FIXTURE_VERIFY_FAIL: "1" }));
+    expect(r.code).toBe(1);
+    expect(r.err).toContain("verify FAILED: 1 of 4 above tolerance");
+    expect(r.err).toContain("lasp: the program's verification failed on rank 1");
+  });
+
+  it("stops every rank on Ctrl-C and exits 130", async () => {
+    let interrupt: (() => void) | undefined;
+    const d = deps(
+      { onInterrupt: (handler) => ((interrupt = handler), () => (interrupt = undefined)) },
+      {
+        FIXTURE_STEP_MS: "100",
+      },
+    );
+    const io = capture();
+    const pending = runCommand(
+      SPEC,
+      { steps: "100" },
+      {
+        ...io,
+        stderr: (t) => {
+          io.stderr(t);
+          if (t.startsWith("step 2/")) interrupt?.();
+        },
+      },
+      d,
+    );
+    const code = await pending;
+    expect(code).toBe(130);
+    expect(io.err).toContain("lasp: interrupted; stopped all 2 ranks");
+    expect(interrupt).toBeUndefined();
+  });
+
+  it("exits 4 on a failed build with the log path and a repro command", async () => {
+    const r = await run({}, deps({ generate: () => fixtureFiles({ broken: true }) }));
+    expect(r.code).toBe(4);
+    expect(r.err).toMatch(/^lasp: build failed: bash exited with code 1$/m);
+    expect(r.err).toContain("this_is_not_declared");
+    expect(r.err).toMatch(/^ {2}log: \S+\/build\.log$/m);
+    expect(r.err).toMatch(
+      /^ {2}Repro command:\n {4}cd \S+\/src && PATH=\/opt\/cuda\/bin:"\$PATH" ARCH=90a bash build\.sh$/m,
+    );
+  });
+});
+
+describe("lasp run on the command line", () => {
+  it("is listed with its options and exit codes", async () => {
+    const io = capture();
+    expect(await main(["run", "--help"], io)).toBe(0);
+    expect(io.out).toContain("--launcher <name>");
+    expect(io.out).toContain("--dry-run");
+    expect(io.out).toContain("4 the build failed");
+    const top = capture();
+    await main(["--help"], top);
+    expect(top.out).toContain("lasp run examples/tiny-linear.lasp");
+  });
+});
