@@ -170,8 +170,8 @@ describe("lasp run --dry-run", () => {
       `cd ${dir} && /usr/bin/cmake -S src -B build -DCMAKE_BUILD_TYPE=Release -DCMAKE_CUDA_ARCHITECTURES=90a -DCMAKE_CUDA_COMPILER=/opt/cuda/bin/nvcc && /usr/bin/cmake --build build -j ${os.availableParallelism()}`,
       "# launch: 2 ranks on this machine",
       "ID_DIR=$(mktemp -d)",
-      `NCCL_NVLS_ENABLE=0 ${dir}/build/lasp_program --rank 0 --world 2 --device 0 --nccl-id-file "$ID_DIR/nccl.id" --steps 5 --seed 3 &`,
-      `NCCL_NVLS_ENABLE=0 ${dir}/build/lasp_program --rank 1 --world 2 --device 1 --nccl-id-file "$ID_DIR/nccl.id" --steps 5 --seed 3 &`,
+      `NCCL_NVLS_ENABLE=0 ${dir}/build/lasp_program --rank 0 --world 2 --device 0 --nccl-id-file "$ID_DIR/nccl.id" --json --steps 5 --seed 3 &`,
+      `NCCL_NVLS_ENABLE=0 ${dir}/build/lasp_program --rank 1 --world 2 --device 1 --nccl-id-file "$ID_DIR/nccl.id" --json --steps 5 --seed 3 &`,
       "wait",
       'rm -rf "$ID_DIR"',
     ]);
@@ -194,7 +194,7 @@ describe("lasp run --dry-run", () => {
       "lasp: warning (a real run would stop here): nvcc (the CUDA compiler) not found",
     );
     expect(mpirun.out).toMatch(
-      /^NCCL_NVLS_ENABLE=0 mpirun -np 2 --map-by ppr:1:node --hostfile hosts \S+\/src\/lasp_program --nccl-id-file "\$ID_DIR\/nccl.id" --mode verify$/m,
+      /^NCCL_NVLS_ENABLE=0 mpirun -np 2 --map-by ppr:1:node --hostfile hosts \S+\/src\/lasp_program --nccl-id-file "\$ID_DIR\/nccl.id" --json --mode verify$/m,
     );
     expect(mpirun.out).toContain("&& ARCH=90a bash build.sh");
     expect(mpirun.out).toMatch(
@@ -202,7 +202,7 @@ describe("lasp run --dry-run", () => {
     );
     const srun = await run({ dryRun: true, launcher: "srun" });
     expect(srun.out).toMatch(
-      /^NCCL_NVLS_ENABLE=0 srun --ntasks 2 --gpus-per-task 1 \S+lasp_program --nccl-id-file "\$ID_DIR\/nccl.id"$/m,
+      /^NCCL_NVLS_ENABLE=0 srun --ntasks 2 --gpus-per-task 1 \S+lasp_program --nccl-id-file "\$ID_DIR\/nccl.id" --json$/m,
     );
   });
 });

@@ -164,6 +164,7 @@ describe("launch command lines", () => {
         "2",
         "--nccl-id-file",
         "/tmp/x/nccl.id",
+        "--json",
         "--mode",
         "verify",
       ],
@@ -171,7 +172,7 @@ describe("launch command lines", () => {
     });
     expect(formatLaunch(commands).at(-1)).toBe("wait");
     expect(formatLaunch(commands)[0]).toBe(
-      "NCCL_NVLS_ENABLE=0 /c/lasp_program --rank 0 --world 4 --device 0 --nccl-id-file /tmp/x/nccl.id --mode verify &",
+      "NCCL_NVLS_ENABLE=0 /c/lasp_program --rank 0 --world 4 --device 0 --nccl-id-file /tmp/x/nccl.id --json --mode verify &",
     );
   });
 
@@ -181,7 +182,7 @@ describe("launch command lines", () => {
       "/s/nccl.id",
     );
     expect(formatLaunch(mpirun)).toEqual([
-      "NCCL_NVLS_ENABLE=0 mpirun -np 16 --map-by ppr:8:node --hostfile hosts /c/lasp_program --nccl-id-file /s/nccl.id",
+      "NCCL_NVLS_ENABLE=0 mpirun -np 16 --map-by ppr:8:node --hostfile hosts /c/lasp_program --nccl-id-file /s/nccl.id --json",
     ]);
     expect(planLaunch({ ...base, launcher: "mpirun" }, "/s/id")[0]!.args.slice(0, 4)).toEqual([
       "-np",
@@ -199,6 +200,7 @@ describe("launch command lines", () => {
       "/c/lasp_program",
       "--nccl-id-file",
       "/s/id",
+      "--json",
       "--steps",
       "5",
     ]);

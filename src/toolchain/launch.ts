@@ -132,7 +132,8 @@ export interface LaunchCommand {
 export function planLaunch(options: LaunchOptions, idFile: string): LaunchCommand[] {
   const launcher = options.launcher ?? "local";
   const world = options.world;
-  const programArgs = [...(options.programArgs ?? [])];
+  // --json: the ranks print only JSON events (and errors); lasp shows the progress itself.
+  const programArgs = ["--json", ...(options.programArgs ?? [])];
   const base = options.env ?? process.env;
   const env: Record<string, string> = base["NCCL_NVLS_ENABLE"] === undefined ? { NCCL_NVLS_ENABLE: "0" } : {};
   const launcherArgs = [...(options.launcherArgs ?? [])];

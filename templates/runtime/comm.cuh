@@ -56,7 +56,10 @@ inline Layout layout_from(int rank, int world, int device, int sp_size) {
   l.rank = rank < 0 ? 0 : rank;
   l.world = world < 1 ? 1 : world;
   int local = env_int("OMPI_COMM_WORLD_LOCAL_RANK", env_int("SLURM_LOCALID", env_int("LOCAL_RANK", -1)));
-  l.device = device >= 0 ? device : (local >= 0 ? local : l.rank);
+  // A launcher that gives each task one GPU (srun --gpus-per-task 1) leaves exactly one device visible.
+  int visible = 0;
+  if (cudaGetDeviceCount(&visible) != cudaSuccess) visible = 0;
+  l.device = device >= 0 ? device : visible == 1 ? 0 : (local >= 0 ? local : l.rank);
   l.sp_size = sp_size;
   l.sp_rank = l.rank % sp_size;
   l.dp_rank = l.rank / sp_size;
