@@ -21,7 +21,11 @@ function entry<A extends unknown[]>(
   return { code, severity, title, message };
 }
 
-const q = (text: string | number): string => `\`${text}\``;
+/** A word or value in backquotes, cut short so a 10 MB token still gives a one-line message. */
+const q = (text: string | number): string => {
+  const t = String(text);
+  return `\`${t.length > 40 ? `${t.slice(0, 40)}…` : t}\``;
+};
 
 export const MESSAGES = {
   // E01xx: the text itself
@@ -58,6 +62,12 @@ export const MESSAGES = {
     (close: string, open: string) => `${q(close)} has no matching ${q(open)}`,
   ),
   emptyFile: entry("E0204", "error", "empty spec", () => "the spec is empty"),
+  tooDeep: entry(
+    "E0205",
+    "error",
+    "nested too deeply",
+    (limit: number) => `brackets are nested more than ${limit} levels deep here`,
+  ),
 
   // E03xx: structure
   duplicateBlock: entry(

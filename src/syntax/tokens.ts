@@ -25,16 +25,85 @@ export interface Lexed {
 /** At most this many lexical diagnostics: binary junk would otherwise produce one per byte run. */
 const MAX_LEXICAL = 50;
 
+/** Characters no token can start with (outside strings and comments, which the lexer handles). */
+const FOREIGN = /[^A-Za-z0-9_\s{}[\],=/"\-.+]+/g;
+
 export function lex(source: string): Lexed {
-  const result = laspLexer.tokenize(source);
-  const diagnostics: Diagnostic[] = [];
+  // Runs of characters no token can contain are reported here and blanked out before chevrotain sees them:
+  // its recovery drops one character at a time, which takes seconds on megabytes of binary junk.
+  const foreign = foreignRuns(source);
+  if (foreign.length > MAX_LEXICAL) {
+    // Mostly not a spec at all: the first runs say enough.
+    return {
+      tokens: [],
+      comments: [],
+      diagnostics: foreign.slice(0, MAX_LEXICAL).map((run) => unexpected(source, run)),
+    };
+  }
+  const text = foreign.length === 0 ? source : blank(source, foreign);
+  const result = laspLexer.tokenize(text);
+  const diagnostics: Diagnostic[] = foreign.slice(0, MAX_LEXICAL).map((run) => unexpected(source, run));
   for (const error of result.errors.slice(0, MAX_LEXICAL)) diagnostics.push(unexpected(source, error));
   for (const token of result.groups["errors"] ?? []) diagnostics.push(errorToken(token));
   const comments = (result.groups["comments"] ?? []).map((t) => ({ text: t.image, span: tokenSpan(t) }));
   return { tokens: result.tokens, comments, diagnostics: diagnostics.slice(0, MAX_LEXICAL) };
 }
 
-function unexpected(source: string, error: ILexingError): Diagnostic {
+interface CharRun {
+  offset: number;
+  length: number;
+  line?: number;
+  column?: number;
+}
+
+/** Foreign character runs outside strings and comments, with their line and column. */
+function foreignRuns(source: string): CharRun[] {
+  const runs: CharRun[] = [];
+  if (!/[^A-Za-z0-9_\s{}[\],=/"\-.+]/.test(source)) return runs;
+  // Strings and comments may hold any character: skip them with the same shapes the lexer uses.
+  const skip = /"[^"\\\n\r]*(?:\\.[^"\\\n\r]*)*"?|\/\/[^\n\r]*|\/\*[\s\S]*?(?:\*\/|$)/g;
+  let position = 0;
+  let line = 1;
+  let lineStart = 0;
+  const scan = (end: number): void => {
+    FOREIGN.lastIndex = position;
+    for (let m = FOREIGN.exec(source); m !== null && m.index < end; m = FOREIGN.exec(source)) {
+      const length = Math.min(m[0].length, end - m.index);
+      for (
+        let i = source.indexOf("\n", lineStart);
+        i !== -1 && i < m.index;
+        i = source.indexOf("\n", i + 1)
+      ) {
+        line++;
+        lineStart = i + 1;
+      }
+      runs.push({ offset: m.index, length, line, column: m.index - lineStart + 1 });
+      if (runs.length > MAX_LEXICAL) return;
+    }
+  };
+  for (let m = skip.exec(source); m !== null; m = skip.exec(source)) {
+    if (m[0].length === 0) {
+      skip.lastIndex++;
+      continue;
+    }
+    scan(m.index);
+    position = m.index + m[0].length;
+  }
+  scan(source.length);
+  return runs;
+}
+
+function blank(source: string, runs: readonly CharRun[]): string {
+  let out = "";
+  let position = 0;
+  for (const run of runs) {
+    out += source.slice(position, run.offset) + " ".repeat(run.length);
+    position = run.offset + run.length;
+  }
+  return out + source.slice(position);
+}
+
+function unexpected(source: string, error: CharRun | ILexingError): Diagnostic {
   const text = source.slice(error.offset, error.offset + Math.min(error.length, 20));
   const shown = error.length > 20 ? `${text}…` : text;
   const line = error.line ?? 1;
@@ -76,6 +145,9 @@ function errorToken(token: IToken): Diagnostic {
 
 const CLOSER_OF: Record<string, string> = { "{": "}", "[": "]" };
 
+/** How deep brackets may nest. */
+export const MAX_NESTING = 256;
+
 /**
  * Unbalanced brackets are reported before parsing: "`{` of the `model` block is never closed" points at
  * the real cause, where the parser would point at the end of the file.
@@ -83,10 +155,19 @@ const CLOSER_OF: Record<string, string> = { "{": "}", "[": "]" };
 export function checkBrackets(tokens: readonly IToken[]): Diagnostic[] {
   const open: { token: IToken; index: number }[] = [];
   const diagnostics: Diagnostic[] = [];
-  tokens.forEach((token, index) => {
+  for (const [index, token] of tokens.entries()) {
     const type = token.tokenType;
-    if (type === LBrace || type === LBracket) open.push({ token, index });
-    else if (type === RBrace || type === RBracket) {
+    if (type === LBrace || type === LBracket) {
+      open.push({ token, index });
+      // Real specs nest a few levels; a runaway nesting would only exhaust the parser's stack.
+      if (open.length > MAX_NESTING) {
+        return [
+          diagnose("tooDeep", tokenSpan(token), [MAX_NESTING], {
+            hint: "flatten the stack or list; a spec needs a few levels at most",
+          }),
+        ];
+      }
+    } else if (type === RBrace || type === RBracket) {
       const expected = type === RBrace ? "{" : "[";
       const top = open[open.length - 1];
       if (top !== undefined && top.token.image === expected) {
@@ -105,8 +186,10 @@ export function checkBrackets(tokens: readonly IToken[]): Diagnostic[] {
         );
       }
     }
-  });
-  for (const { token, index } of open) diagnostics.push(unclosed(tokens, token, index));
+    if (diagnostics.length >= MAX_LEXICAL) return diagnostics;
+  }
+  for (const { token, index } of open.slice(0, MAX_LEXICAL - diagnostics.length))
+    diagnostics.push(unclosed(tokens, token, index));
   return diagnostics;
 }
 
