@@ -77,7 +77,10 @@ const messages: IParserErrorMessageProvider = {
     return withExpected(`expected ${labelOf(expected)} but found ${describeToken(actual)}`, [expected]);
   },
   buildNotAllInputParsedMessage({ firstRedundant }) {
-    return `unexpected ${describeToken(firstRedundant)} after the last block`;
+    return withExpected(
+      `expected ${RULE_MEANING["spec"]} but found ${describeToken(firstRedundant)}`,
+      BLOCK_TOKENS,
+    );
   },
   buildNoViableAltMessage({ expectedPathsPerAlt, actual, ruleName }) {
     const firsts = expectedPathsPerAlt.flatMap((alt) => alt.map((path) => path[0]!));

@@ -46,6 +46,12 @@ export const MESSAGES = {
     (text: string) => `malformed number ${q(text)}`,
   ),
   notText: entry("E0105", "error", "not a text file", (why: string) => `this is not a text file: ${why}`),
+  tooLarge: entry(
+    "E0106",
+    "error",
+    "spec too large",
+    (size: number, limit: number) => `this spec is ${size} characters long; specs are limited to ${limit}`,
+  ),
 
   // E02xx: syntax
   syntax: entry("E0201", "error", "syntax error", (message: string) => message),

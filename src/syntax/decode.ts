@@ -13,6 +13,8 @@ export function decodeSpec(bytes: Uint8Array): Decoded {
   try {
     let text = new TextDecoder("utf-8", { fatal: true }).decode(bytes);
     if (text.startsWith("\uFEFF")) text = text.slice(1);
+    // A lone carriage return (old Mac line ends) becomes a newline, so every stage counts lines alike.
+    text = text.replace(/\r(?!\n)/g, "\n");
     return { ok: true, text };
   } catch {
     const bad = firstInvalidUtf8(bytes);

@@ -14,9 +14,22 @@ export interface ParseResult {
   diagnostics: Diagnostic[];
 }
 
-const MAX_SYNTAX = 20;
+// After the first syntax error chevrotain's recovery guesses, and later errors are mostly echoes of it.
+const MAX_SYNTAX = 1;
+
+/** Specs are a few kilobytes; past this size a file is not a spec, and lexing it would take seconds. */
+export const MAX_SPEC_CHARS = 1024 * 1024;
 
 export function parseSpec(source: string): ParseResult {
+  if (source.length > MAX_SPEC_CHARS) {
+    return {
+      diagnostics: [
+        diagnose("tooLarge", pointSpan(source, 0), [source.length, MAX_SPEC_CHARS], {
+          hint: "is this the right file? a spec describes a model, its parallel layout and a run in a few dozen lines",
+        }),
+      ],
+    };
+  }
   const lexed = lex(source);
   if (lexed.diagnostics.length > 0) return { diagnostics: lexed.diagnostics };
   if (lexed.tokens.length === 0) {

@@ -1,0 +1,232 @@
+// The command line through `main(argv, io)`, with captured output, and the real binary once.
+import { execFileSync, spawnSync } from "node:child_process";
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { dirname, join } from "node:path";
+import { fileURLToPath } from "node:url";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { main } from "../src/cli/main.js";
+import type { CliIo } from "../src/cli/io.js";
+
+const root = join(dirname(fileURLToPath(import.meta.url)), "..");
+const example = (name: string): string => join(root, "examples", name);
+const ESC = "\u001b[";
+
+interface Run {
+  exit: number;
+  stdout: string;
+  stderr: string;
+}
+
+async function lasp(argv: string[], color = false): Promise<Run> {
+  let stdout = "";
+  let stderr = "";
+  const io: CliIo = { stdout: (t) => void (stdout += t), stderr: (t) => void (stderr += t), color };
+  const exit = await main(argv, io);
+  return { exit, stdout, stderr };
+}
+
+let dir = "";
+const file = (name: string, text: string): string => {
+  const path = join(dir, name);
+  writeFileSync(path, text);
+  return path;
+};
+
+const GOOD = `model m {
+  vocab 512  hidden 256  ffn 512  heads 4
+  layer L = linear_attention { }
+  stack L x 2
+}
+run { seq_len 1K }
+`;
+
+beforeAll(() => {
+  dir = mkdtempSync(join(tmpdir(), "lasp-cli-test-"));
+});
+
+afterAll(() => {
+  rmSync(dir, { recursive: true, force: true });
+});
+
+describe("lasp check", () => {
+  it("prints `ok FILE` and exits 0 for a good spec", async () => {
+    const path = example("tiny-linear.lasp");
+    const run = await lasp(["check", path]);
+    expect(run).toEqual({ exit: 0, stdout: `ok ${path}\n`, stderr: "" });
+  });
+
+  it("checks every example", async () => {
+    const paths = ["tiny-linear.lasp", "tiny-hybrid.lasp", "linear-llama3-1b-hybrid.lasp"].map(example);
+    const run = await lasp(["check", ...paths]);
+    expect(run.exit).toBe(0);
+    expect(run.stdout).toBe(paths.map((p) => `ok ${p}\n`).join(""));
+  });
+
+  it("prints diagnostics to stderr and exits 1 for a bad spec", async () => {
+    const path = file("bad.lasp", GOOD.replace("hidden 256", "hiden 256"));
+    const run = await lasp(["check", path]);
+    expect(run.exit).toBe(1);
+    expect(run.stdout).toBe("");
+    expect(run.stderr).toContain(`${path}:2:`);
+    expect(run.stderr).toContain("error[E0303]: unknown key `hiden` in the `model` block");
+    expect(run.stderr).toContain("did you mean `hidden`?");
+    expect(run.stderr).not.toContain(ESC);
+  });
+
+  it("counts warnings but exits 0", async () => {
+    const path = file("warn.lasp", GOOD.replace("stack L", "layer S = softmax_attention { }\n  stack L"));
+    const run = await lasp(["check", path]);
+    expect(run.exit).toBe(0);
+    expect(run.stdout).toBe(`ok ${path} (1 warning)\n`);
+    expect(run.stderr).toContain("warning[W0601]");
+  });
+
+  it("reports a missing file clearly and exits 2", async () => {
+    const path = join(dir, "does-not-exist.lasp");
+    const run = await lasp(["check", path]);
+    expect(run.exit).toBe(2);
+    expect(run.stdout).toBe("");
+    expect(run.stderr).toBe(`lasp: cannot read ${path}: no such file\n`);
+  });
+
+  it("reports a directory clearly and exits 2", async () => {
+    const run = await lasp(["check", dir]);
+    expect(run.exit).toBe(2);
+    expect(run.stderr).toContain(`cannot read ${dir}: it is a directory`);
+  });
+
+  it("reports a binary file as not text", async () => {
+    const path = join(dir, "binary.lasp");
+    writeFileSync(path, new Uint8Array([0x6d, 0x00, 0x01, 0xff]));
+    const run = await lasp(["check", path]);
+    expect(run.exit).toBe(1);
+    expect(run.stderr).toContain("error[E0105]");
+  });
+
+  it("reports every file's independent errors in one run", async () => {
+    const first = file(
+      "first.lasp",
+      GOOD.replace("hidden 256", "hidden 256  norm rmsnorm").replace("seq_len 1K", "seq_len 1K  dtype bf17"),
+    );
+    const second = file("second.lasp", GOOD.replace("heads 4", "heads 4  heads 8"));
+    const good = file("good.lasp", GOOD);
+    const run = await lasp(["check", first, good, second]);
+    expect(run.exit).toBe(1);
+    expect(run.stdout).toBe(`ok ${good}\n`);
+    expect(run.stderr).toContain(`${first}:2:`);
+    expect(run.stderr).toContain("`rmsnorm` is not a valid `norm`");
+    expect(run.stderr).toContain(`${first}:6:`);
+    expect(run.stderr).toContain("`bf17` is not a valid `dtype`");
+    expect(run.stderr).toContain(`${second}:2:`);
+    expect(run.stderr).toContain("`heads` is given twice in the `model` block");
+    // In the order given on the command line.
+    expect(run.stderr.indexOf(first)).toBeLessThan(run.stderr.indexOf(second));
+  });
+
+  it("a missing file among bad ones still exits 2, and the others are still checked", async () => {
+    const bad = file("bad2.lasp", GOOD.replace("ffn 512", "ffn 0"));
+    const run = await lasp(["check", join(dir, "nope.lasp"), bad]);
+    expect(run.exit).toBe(2);
+    expect(run.stderr).toContain("no such file");
+    expect(run.stderr).toContain("error[E0402]");
+  });
+
+  it("colours diagnostics only when io.color is true", async () => {
+    const path = file("colour.lasp", GOOD.replace("heads 4", "heads 4.5"));
+    const plain = await lasp(["check", path], false);
+    const coloured = await lasp(["check", path], true);
+    expect(plain.exit).toBe(1);
+    expect(coloured.exit).toBe(1);
+    expect(plain.stderr).not.toContain(ESC);
+    expect(coloured.stderr).toContain(ESC);
+    expect(coloured.stderr.replace(/\u001b\[[0-9;]*m/g, "")).toBe(plain.stderr);
+  });
+
+  it("never colours `ok` lines", async () => {
+    const run = await lasp(["check", example("tiny-linear.lasp")], true);
+    expect(run.stdout).not.toContain(ESC);
+  });
+});
+
+describe("usage", () => {
+  it("with no arguments prints help and exits 2", async () => {
+    const run = await lasp([]);
+    expect(run.exit).toBe(2);
+    expect(run.stdout + run.stderr).toContain("Usage: lasp");
+  });
+
+  it("an unknown option exits 2 and points at --help", async () => {
+    const run = await lasp(["--frobnicate"]);
+    expect(run.exit).toBe(2);
+    expect(run.stderr).toContain("unknown option '--frobnicate'");
+    expect(run.stderr).toContain("lasp --help");
+  });
+
+  it("an unknown option of check exits 2", async () => {
+    const run = await lasp(["check", "--frobnicate", example("tiny-linear.lasp")]);
+    expect(run.exit).toBe(2);
+    expect(run.stderr).toContain("unknown option '--frobnicate'");
+  });
+
+  it("an unknown command exits 2", async () => {
+    const run = await lasp(["frobnicate"]);
+    expect(run.exit).toBe(2);
+    expect(run.stderr).toContain("unknown command 'frobnicate'");
+  });
+
+  it("check without files exits 2", async () => {
+    const run = await lasp(["check"]);
+    expect(run.exit).toBe(2);
+    expect(run.stderr).toContain("missing required argument");
+  });
+
+  it.each([["--version"], ["-V"]])("%s prints the package.json version", async (flag) => {
+    const { version } = JSON.parse(readFileSync(join(root, "package.json"), "utf8")) as { version: string };
+    const run = await lasp([flag]);
+    expect(run).toEqual({ exit: 0, stdout: `${version}\n`, stderr: "" });
+  });
+
+  it("--help mentions examples and exit codes", async () => {
+    const run = await lasp(["--help"]);
+    expect(run.exit).toBe(0);
+    expect(run.stdout).toContain("Examples:");
+    expect(run.stdout).toContain("lasp check examples/");
+    expect(run.stdout).toContain("Exit codes");
+    expect(run.stdout).toContain("NO_COLOR");
+  });
+});
+
+describe("the real binary", () => {
+  beforeAll(() => {
+    if (!existsSync(join(root, "dist", "src", "cli", "main.js"))) {
+      execFileSync("npx", ["tsc", "-p", "tsconfig.build.json"], { cwd: root, stdio: "inherit" });
+    }
+  }, 180_000);
+
+  const bin = (args: string[]) => {
+    // FORCE_COLOR (vitest may set it) would make node warn that it overrides NO_COLOR.
+    const env: NodeJS.ProcessEnv = { ...process.env, NO_COLOR: "1" };
+    delete env["FORCE_COLOR"];
+    return spawnSync(process.execPath, [join(root, "bin", "lasp.js"), ...args], {
+      cwd: root,
+      env,
+      encoding: "utf8",
+    });
+  };
+
+  it("checks an example, exit 0", () => {
+    const run = bin(["check", "examples/tiny-linear.lasp"]);
+    expect(run.stderr).toBe("");
+    expect(run.stdout).toBe("ok examples/tiny-linear.lasp\n");
+    expect(run.status).toBe(0);
+  });
+
+  it("reports a bad spec without colour under NO_COLOR, exit 1", () => {
+    const path = file("bin-bad.lasp", GOOD.replace("ffn 512", "ffn 512.5"));
+    const run = bin(["check", path]);
+    expect(run.status).toBe(1);
+    expect(run.stderr).toContain("error[E0403]");
+    expect(run.stderr).not.toContain(ESC);
+  });
+});
