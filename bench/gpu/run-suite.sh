@@ -1,0 +1,91 @@
+#!/usr/bin/env bash
+# On a GPU machine: builds every program of .gpu-suite/ (written by make-suite.sh) and runs it, the verify
+# programs on 1, 2 and 4 GPUs and the bench programs, one process per GPU. Logs under $OUT; a table last.
+# kernels.cu is the same in every program but for its header comment, so it is compiled once.
+set -uo pipefail
+cd "$(dirname "$0")/../.."
+export NCCL_NVLS_ENABLE=0
+# Logs go to a scratch folder; $OUT (the device tool's return folder) gets the table and one tarball.
+RESULTS=${OUT:-/tmp/lasp-results}
+OUT=/tmp/lasp-suite
+rm -rf "$OUT" && mkdir -p "$OUT" "$RESULTS"
+ARCH=${ARCH:-90a}
+NVCC=(nvcc -O3 -std=c++17 --use_fast_math -lineinfo "-gencode=arch=compute_${ARCH},code=sm_${ARCH}")
+gpus=$(nvidia-smi -L | wc -l)
+nvidia-smi -L > "$OUT/gpus.txt"
+first=$(ls .gpu-suite | head -1)
+start=$(date +%s)
+"${NVCC[@]}" -I".gpu-suite/$first" -I".gpu-suite/$first/lasp" -c ".gpu-suite/$first/kernels.cu" -o /tmp/kernels.o \
+  > "$OUT/build-kernels.log" 2>&1 || { tail -30 "$OUT/build-kernels.log"; exit 4; }
+for d in .gpu-suite/*/; do
+  name=$(basename "$d")
+  ( "${NVCC[@]}" -I"$d" -I"$d/lasp" -c "$d/main.cu" -o "/tmp/$name.o" &&
+    "${NVCC[@]}" "/tmp/$name.o" /tmp/kernels.o -lnccl -lcublas -o "$d/lasp_program" ) > "$OUT/build-$name.log" 2>&1 &
+done
+wait
+echo "built in $(( $(date +%s) - start )) s" | tee "$OUT/build-time.txt"
+
+run_program() { # dir world -> writes $OUT/<name>.r<rank>.{out,err}, returns the worst exit code
+  local dir=$1 world=$2 name worst=0 pids=()
+  name=$(basename "$dir")
+  if [ ! -x "$dir/lasp_program" ]; then echo "$name: no binary (see build-$name.log)"; return 4; fi
+  rm -f /tmp/lasp-nccl.id
+  for ((r = 0; r < world; r++)); do
+    timeout "${RANK_TIMEOUT:-120}" "$dir/lasp_program" --rank $r --world "$world" --device $r --nccl-id-file /tmp/lasp-nccl.id \
+      > "$OUT/$name.r$r.out" 2> "$OUT/$name.r$r.err" &
+    pids+=($!)
+  done
+  for p in "${pids[@]}"; do wait "$p" || { c=$?; [ $c -gt $worst ] && worst=$c; }; done
+  return $worst
+}
+
+for d in .gpu-suite/*/; do
+  name=$(basename "$d")
+  world=${name##*-w}
+  if [ "$world" -gt "$gpus" ]; then echo "$name: needs $world GPUs, have $gpus" >> "$OUT/skipped.txt"; continue; fi
+  run_program "$d" "$world"
+  echo "$name exit $?" >> "$OUT/exits.txt"
+done
+
+# lasp run itself, end to end on this machine (needs .device/ and .device-nm/ carried; see bench/gpu/README.md)
+if [ -f .device/env.sh ] && [ -d .device-nm/node_modules ]; then
+  source .device/env.sh
+  [ -e node_modules ] || ln -s .device-nm/node_modules node_modules
+  timeout 400 node bin/lasp.js run examples/tiny-linear.lasp > "$OUT/lasp-run-verify.txt" 2>&1
+  echo "lasp run tiny-linear verify exit $?" >> "$OUT/lasp-run-verify.txt"
+  timeout 200 node bin/lasp.js run examples/tiny-linear.lasp --mode bench --steps 10 > "$OUT/lasp-run-bench.txt" 2>&1
+  echo "lasp run tiny-linear bench exit $?" >> "$OUT/lasp-run-bench.txt"
+  tail -4 "$OUT/lasp-run-verify.txt" "$OUT/lasp-run-bench.txt"
+fi
+
+python3 - "$OUT" <<'PY'
+import json, sys, glob, os, re
+out = sys.argv[1]
+exits = dict(line.split(" exit ") for line in open(f"{out}/exits.txt").read().split("\n") if " exit " in line)
+rows = []
+for name in sorted(exits):
+    events = []
+    for f in glob.glob(f"{out}/{name}.r*.out"):
+        for line in open(f):
+            try: events.append(json.loads(line))
+            except ValueError: pass
+    if name.startswith("v-"):
+        errs = {}
+        for e in events:
+            if e.get("event") == "verify": errs[e["quantity"]] = max(errs.get(e["quantity"], 0), e["max_rel_err"])
+        rows.append((name, exits[name].strip(), " ".join(f"{q}={errs[q]:.1e}" for q in ("o", "dq", "dk", "dv") if q in errs)))
+    else:
+        s = [e for e in events if e.get("event") == "summary"]
+        ph = [e for e in events if e.get("event") == "phase" and e["name"].endswith(".comm")]
+        if s:
+            ms = sorted(x["median_ms"] for x in s)
+            rows.append((name, exits[name].strip(), f"step {ms[len(ms)//2]:.2f} ms (ranks {ms[0]:.2f}-{ms[-1]:.2f}) tflops {s[0]['tflops']:.1f} hidden {s[0]['hidden_comm_fraction']:.2f}" + (f" comm {ph[0]['ms']:.3f} ms" if ph else "")))
+        else:
+            rows.append((name, exits[name].strip(), "no summary"))
+with open(f"{out}/table.txt", "w") as t:
+    for r in rows:
+        line = f"{r[0]:28s} exit {r[1]:>3s}  {r[2]}"
+        print(line); t.write(line + "\n")
+PY
+cp "$OUT/table.txt" "$RESULTS/" 2>/dev/null
+tar czf "$RESULTS/suite-logs.tgz" -C "$OUT" .

@@ -1,0 +1,209 @@
+// Element-wise parts of a linear-attention layer: the feature map on q and k, and RMSNorm of the output.
+//
+// Design choices:
+// - Feature maps phi (identity, elu+1, relu, silu) are applied in place to the bf16 q and k after their
+//   projections; the backward needs the pre-activation values (x_pre), which the program keeps, and may
+//   write dx over dy (the program passes the same buffer for both). Arithmetic is fp32, storage bf16.
+// - These are pure bandwidth: each thread moves 16 bytes (8 bf16) per access and the grid strides over the
+//   tensor, so one launch covers any size; a scalar tail handles n not divisible by 8.
+// - RMSNorm (no weight) normalises each head's d-vector: y = x / sqrt(mean(x^2) + eps). One warp per vector,
+//   a warp-shuffle reduction; the backward recomputes the scale from x rather than storing it (d floats of
+//   extra reads beat another buffer and another argument):
+//   dx = r dy - r^3 x mean(dy * x), r = 1 / sqrt(mean(x^2) + eps).
+// - Feature-map codes match the generator (lasp::FeatureMap): 0 identity, 1 elu_plus_one, 2 relu, 3 silu.
+#pragma once
+#include <cuda_runtime.h>
+#include <cuda_bf16.h>
+#include <cstddef>
+#include <cstdint>
+#include <cstdio>
+#include <cstdlib>
+
+#if __has_include("types.cuh")
+#include "types.cuh"
+#else
+namespace lasp {
+using bf16 = __nv_bfloat16;
+}  // namespace lasp
+#endif
+
+#ifndef CUDA_CHECK
+#define CUDA_CHECK(call)                                                                                  \
+  do {                                                                                                    \
+    cudaError_t lasp_err_ = (call);                                                                       \
+    if (lasp_err_ != cudaSuccess) {                                                                       \
+      std::fprintf(stderr, "CUDA error %s (%s)\n  at %s:%d\n  in %s\n", cudaGetErrorName(lasp_err_),      \
+                   cudaGetErrorString(lasp_err_), __FILE__, __LINE__, #call);                             \
+      std::exit(3);                                                                                       \
+    }                                                                                                     \
+  } while (0)
+#endif
+#ifndef LAUNCH_CHECK
+#define LAUNCH_CHECK() CUDA_CHECK(cudaGetLastError())
+#endif
+
+namespace lasp {
+
+enum FeatureMap : int { kIdentity = 0, kEluPlusOne = 1, kRelu = 2, kSilu = 3 };
+
+namespace elementwise {
+
+__device__ __forceinline__ float phi(float x, int map) {
+  switch (map) {
+    case kEluPlusOne: return x > 0.f ? x + 1.f : __expf(x);
+    case kRelu: return x > 0.f ? x : 0.f;
+    case kSilu: return x / (1.f + __expf(-x));
+    default: return x;
+  }
+}
+// d phi / dx at x.
+__device__ __forceinline__ float dphi(float x, int map) {
+  switch (map) {
+    case kEluPlusOne: return x > 0.f ? 1.f : __expf(x);
+    case kRelu: return x > 0.f ? 1.f : 0.f;
+    case kSilu: {
+      float s = 1.f / (1.f + __expf(-x));
+      return s * (1.f + x * (1.f - s));
+    }
+    default: return 1.f;
+  }
+}
+
+union Pack8 {
+  int4 v;
+  __nv_bfloat162 h[4];
+};
+
+__global__ void feature_forward_kernel(bf16* __restrict__ x, size_t n, int map) {
+  const size_t n8 = n / 8;
+  const size_t stride = (size_t)gridDim.x * blockDim.x;
+  for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < n8; i += stride) {
+    Pack8 p;
+    p.v = reinterpret_cast<const int4*>(x)[i];
+#pragma unroll
+    for (int u = 0; u < 4; ++u) {
+      float2 f = __bfloat1622float2(p.h[u]);
+      p.h[u] = __floats2bfloat162_rn(phi(f.x, map), phi(f.y, map));
+    }
+    reinterpret_cast<int4*>(x)[i] = p.v;
+  }
+  for (size_t i = n8 * 8 + blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < n; i += stride)
+    x[i] = __float2bfloat16(phi(__bfloat162float(x[i]), map));
+}
+
+// dx may alias dy: each element is read before it is written, by the same thread.
+__global__ void feature_backward_kernel(const bf16* __restrict__ x_pre, const bf16* dy, bf16* dx, size_t n, int map) {
+  const size_t n8 = n / 8;
+  const size_t stride = (size_t)gridDim.x * blockDim.x;
+  for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < n8; i += stride) {
+    Pack8 px, pd;
+    px.v = reinterpret_cast<const int4*>(x_pre)[i];
+    pd.v = reinterpret_cast<const int4*>(dy)[i];
+#pragma unroll
+    for (int u = 0; u < 4; ++u) {
+      float2 fx = __bfloat1622float2(px.h[u]), fd = __bfloat1622float2(pd.h[u]);
+      pd.h[u] = __floats2bfloat162_rn(fd.x * dphi(fx.x, map), fd.y * dphi(fx.y, map));
+    }
+    reinterpret_cast<int4*>(dx)[i] = pd.v;
+  }
+  for (size_t i = n8 * 8 + blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < n; i += stride)
+    dx[i] = __float2bfloat16(__bfloat162float(dy[i]) * dphi(__bfloat162float(x_pre[i]), map));
+}
+
+__device__ __forceinline__ float warp_sum(float s) {
+  for (int off = 16; off > 0; off >>= 1) s += __shfl_xor_sync(0xffffffffu, s, off);
+  return s;
+}
+
+// One warp per d-vector; lanes step over bf16 pairs (d is even).
+__global__ void rms_forward_kernel(const bf16* __restrict__ x, bf16* __restrict__ y, size_t rows, int d, float eps) {
+  const size_t warps = (size_t)gridDim.x * blockDim.x / 32;
+  const int lane = threadIdx.x & 31;
+  for (size_t r = (blockIdx.x * (size_t)blockDim.x + threadIdx.x) / 32; r < rows; r += warps) {
+    const __nv_bfloat162* xr = reinterpret_cast<const __nv_bfloat162*>(x + r * d);
+    __nv_bfloat162* yr = reinterpret_cast<__nv_bfloat162*>(y + r * d);
+    float ss = 0.f;
+    for (int c = lane; c < d / 2; c += 32) {
+      float2 f = __bfloat1622float2(xr[c]);
+      ss += f.x * f.x + f.y * f.y;
+    }
+    const float rs = rsqrtf(warp_sum(ss) / d + eps);
+    for (int c = lane; c < d / 2; c += 32) {
+      float2 f = __bfloat1622float2(xr[c]);
+      yr[c] = __floats2bfloat162_rn(f.x * rs, f.y * rs);
+    }
+  }
+}
+
+__global__ void rms_backward_kernel(const bf16* __restrict__ x, const bf16* dy, bf16* dx, size_t rows, int d,
+                                    float eps) {
+  const size_t warps = (size_t)gridDim.x * blockDim.x / 32;
+  const int lane = threadIdx.x & 31;
+  for (size_t r = (blockIdx.x * (size_t)blockDim.x + threadIdx.x) / 32; r < rows; r += warps) {
+    const __nv_bfloat162* xr = reinterpret_cast<const __nv_bfloat162*>(x + r * d);
+    const __nv_bfloat162* dyr = reinterpret_cast<const __nv_bfloat162*>(dy + r * d);
+    __nv_bfloat162* dxr = reinterpret_cast<__nv_bfloat162*>(dx + r * d);
+    float ss = 0.f, sd = 0.f;
+    for (int c = lane; c < d / 2; c += 32) {
+      float2 f = __bfloat1622float2(xr[c]), g = __bfloat1622float2(dyr[c]);
+      ss += f.x * f.x + f.y * f.y;
+      sd += f.x * g.x + f.y * g.y;
+    }
+    ss = warp_sum(ss);
+    sd = warp_sum(sd);
+    const float rs = rsqrtf(ss / d + eps);
+    const float k = rs * rs * rs * sd / d;
+    __syncwarp();  // every lane has read dy before any lane overwrites it (dx may alias dy)
+    for (int c = lane; c < d / 2; c += 32) {
+      float2 f = __bfloat1622float2(xr[c]), g = __bfloat1622float2(dyr[c]);
+      dxr[c] = __floats2bfloat162_rn(rs * g.x - k * f.x, rs * g.y - k * f.y);
+    }
+  }
+}
+
+inline int grid_for(size_t work, int per_block) {
+  int dev = 0, sms = 0;
+  CUDA_CHECK(cudaGetDevice(&dev));
+  CUDA_CHECK(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, dev));
+  size_t blocks = (work + per_block - 1) / per_block;
+  if (blocks < 1) blocks = 1;
+  size_t cap = (size_t)sms * 16;
+  return (int)(blocks < cap ? blocks : cap);
+}
+
+}  // namespace elementwise
+
+// x = phi(x) in place (bf16, n elements).
+void feature_map_forward(bf16* x, size_t n, int feature_map, cudaStream_t s) {
+  if (n == 0 || feature_map == kIdentity) return;
+  elementwise::feature_forward_kernel<<<elementwise::grid_for(n / 8 + 1, 256), 256, 0, s>>>(x, n, feature_map);
+  LAUNCH_CHECK();
+}
+
+// dx = dy * phi'(x_pre); dx may be dy.
+void feature_map_backward(const bf16* x_pre, const bf16* dy, bf16* dx, size_t n, int feature_map, cudaStream_t s) {
+  if (n == 0) return;
+  if (feature_map == kIdentity) {
+    if (dx != dy) CUDA_CHECK(cudaMemcpyAsync(dx, dy, n * sizeof(bf16), cudaMemcpyDeviceToDevice, s));
+    return;
+  }
+  elementwise::feature_backward_kernel<<<elementwise::grid_for(n / 8 + 1, 256), 256, 0, s>>>(x_pre, dy, dx, n,
+                                                                                             feature_map);
+  LAUNCH_CHECK();
+}
+
+// y = x / sqrt(mean(x^2) + eps) over each of `rows` vectors of d elements (rows = batch*tokens*heads).
+void rms_norm_forward(const bf16* x, bf16* y, size_t rows, int d, float eps, cudaStream_t s) {
+  if (rows == 0) return;
+  elementwise::rms_forward_kernel<<<elementwise::grid_for(rows, 8), 256, 0, s>>>(x, y, rows, d, eps);
+  LAUNCH_CHECK();
+}
+
+// dx for y = rms_norm(x) given dy; dx may be dy.
+void rms_norm_backward(const bf16* x, const bf16* dy, bf16* dx, size_t rows, int d, float eps, cudaStream_t s) {
+  if (rows == 0) return;
+  elementwise::rms_backward_kernel<<<elementwise::grid_for(rows, 8), 256, 0, s>>>(x, dy, dx, rows, d, eps);
+  LAUNCH_CHECK();
+}
+
+}  // namespace lasp

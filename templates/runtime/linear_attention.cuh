@@ -1,0 +1,1337 @@
+// Linear attention kernels for one piece of a rank's tokens (the chunk algorithm of ALGORITHMS.md).
+//
+// What is computed. Per (batch, head), rows i, j of one piece of C tokens, decay lam in (0, 1] per head:
+//   causal intra   o_i  = sum_{j<=i} lam^(i-j) (q_i . k_j) v_j      (token-exact mask, no 64-row leaks)
+//   state          M    = sum_j lam^(C-1-j) k_j^T v_j               (fp32 d x d, what LASP-2 gathers)
+//   inter          o_i += lam^(i+1) q_i P                           (P: the prefix of earlier pieces)
+// and the backward of each. Activations are bf16 [batch][tokens][heads][d], states fp32 [batch][heads][d][d].
+//
+// Design choices (numbers are for the target case: 16 heads x 128, 16K..64K tokens, one H100):
+// - Bandwidth, not arithmetic, bounds these kernels: a pass over one activation tensor moves 2*N*H*d bytes
+//   while the 64-token chunk algorithm does ~6*d FLOPs per byte moved. So every kernel streams its tiles
+//   through shared memory once with cp.async (16-byte, coalesced, 2-3 stages deep) and keeps states on chip.
+// - No per-64-token-block state is ever written to HBM. A piece is cut into segments (a few per head, so
+//   that batch*heads*segments fills the 132 SMs once); a first kernel computes each segment's decayed state
+//   (K^T V of the segment) into a small fp32 workspace, a scan turns those into exclusive prefixes (the same
+//   recurrence LASP-2 uses across ranks: P_{s+1} = lam^len P_s + M_s), and one fused kernel per segment walks
+//   its 64-token blocks in order with the running state in registers, computing the intra-block product and
+//   the inter-block term Q S together. The backward walks twice: forward for dq (state V^T K), backward for
+//   dk and dv together (one suffix state R = sum lam^.. q^T do serves both).
+// - Tensor cores through mma.sync m16n8k16 (bf16 in, fp32 accumulate) fed by ldmatrix from XOR-swizzled
+//   tiles (conflict-free, 16-byte aligned for cp.async). The running state lives in the accumulator layout of
+//   S^T; that layout is exactly the B-operand layout of S, so Q S needs no shared-memory round trip.
+//   One warp owns 16 columns of the state, so a CTA has d/16 warps (8 for d=128, 4 for d=64).
+// - Precision: states and every accumulation are fp32. The walk feeds its running state to the tensor cores
+//   as bf16 (like the 64x64 score tile); the inter kernels, which are memory-bound, split P into bf16 hi + lo
+//   parts and do two products, which keeps P's 16 leading bits (fp32-grade arithmetic at no extra time).
+// - Decay powers are exp2f(n * log2(lam)) for the exact exponent n (never a product of powers, never a
+//   division), so lam^n for n up to 10^6 and beyond underflows cleanly to 0 and never overflows to inf/NaN.
+// - Workspace (segment states, a few MB) comes from the stream-ordered allocator (cudaMallocAsync and
+//   cudaFreeAsync on the caller's stream): no API change, safe when pieces run on several streams, and the
+//   pool keeps the memory, so after the first step the allocation costs about a microsecond.
+// - Host launchers are asynchronous on the given stream and check every launch. The file includes only the
+//   CUDA toolkit; it uses types.cuh for LinearDims and Piece when that file sits beside it. Like model.cuh,
+//   the definitions are not `inline`: include this file in one translation unit (kernels.cu).
+// - Measured (H100 SXM, 16 heads x 128, 64K tokens, bench/results/2026-11-26-linear-kernels-h100.md): every
+//   kernel streams at 2.5-2.8 TB/s of the 3.0 TB/s a device copy reaches, so the API's own traffic is the
+//   limit: the inter calls re-read and re-write whole activation tensors, and each walk re-reads k, v (or
+//   q, do) once more for its segment states. linear_forward_fused / linear_backward_fused (end of file) take
+//   P and G up front and save the inter passes (-35% time for the per-rank forward + backward).
+#pragma once
+#include <cuda_runtime.h>
+#include <cuda_bf16.h>
+#include <algorithm>
+#include <cstdint>
+#include <cstdio>
+#include <cstdlib>
+
+#if __has_include("types.cuh")
+#include "types.cuh"
+#elif !defined(LASP_TYPES_FALLBACK)
+#define LASP_TYPES_FALLBACK  // the same structs as types.cuh, defined once
+namespace lasp {
+using bf16 = __nv_bfloat16;
+struct LinearDims {
+  int batch;
+  int tokens;
+  int heads;
+  int head_dim;
+};
+struct Piece {
+  int offset;
+  int length;
+};
+}  // namespace lasp
+#endif
+
+// Fallbacks so this header stands alone; check.cuh defines the same macros (the #ifndef makes order moot).
+#ifndef CUDA_CHECK
+#define CUDA_CHECK(call)                                                                                  \
+  do {                                                                                                    \
+    cudaError_t lasp_err_ = (call);                                                                       \
+    if (lasp_err_ != cudaSuccess) {                                                                       \
+      std::fprintf(stderr, "CUDA error %s (%s)\n  at %s:%d\n  in %s\n", cudaGetErrorName(lasp_err_),      \
+                   cudaGetErrorString(lasp_err_), __FILE__, __LINE__, #call);                             \
+      std::exit(3);                                                                                       \
+    }                                                                                                     \
+  } while (0)
+#endif
+#ifndef LAUNCH_CHECK
+#define LAUNCH_CHECK() CUDA_CHECK(cudaGetLastError())
+#endif
+
+namespace lasp {
+namespace detail {
+
+constexpr int kBlock = 64;  // tokens per block of the chunk algorithm
+
+// ---------------------------------------------------------------------------------------------------------
+// PTX helpers
+// ---------------------------------------------------------------------------------------------------------
+__device__ __forceinline__ uint32_t smem_addr(const void* p) {
+  return static_cast<uint32_t>(__cvta_generic_to_shared(p));
+}
+__device__ __forceinline__ void cp_async16(void* smem, const void* gmem) {
+  asm volatile("cp.async.cg.shared.global [%0], [%1], 16;\n" ::"r"(smem_addr(smem)), "l"(gmem));
+}
+__device__ __forceinline__ void cp_async_commit() { asm volatile("cp.async.commit_group;\n" ::); }
+template <int N>
+__device__ __forceinline__ void cp_async_wait() {
+  asm volatile("cp.async.wait_group %0;\n" ::"n"(N));
+}
+__device__ __forceinline__ void ldsm4(uint32_t (&r)[4], uint32_t addr) {
+  asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0,%1,%2,%3}, [%4];\n"
+               : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
+               : "r"(addr));
+}
+__device__ __forceinline__ void ldsm4t(uint32_t (&r)[4], uint32_t addr) {
+  asm volatile("ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16 {%0,%1,%2,%3}, [%4];\n"
+               : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
+               : "r"(addr));
+}
+// d += a * b for one m16n8k16 tile: bf16 operands, fp32 accumulators.
+__device__ __forceinline__ void mma(float (&d)[4], const uint32_t (&a)[4], uint32_t b0, uint32_t b1) {
+  asm volatile(
+      "mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, "
+      "{%0,%1,%2,%3};\n"
+      : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])
+      : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
+}
+__device__ __forceinline__ uint32_t pack2(float lo, float hi) {
+  __nv_bfloat162 h = __floats2bfloat162_rn(lo, hi);
+  return *reinterpret_cast<uint32_t*>(&h);
+}
+__device__ __forceinline__ uint32_t scale2(uint32_t x, float s0, float s1) {
+  float2 f = __bfloat1622float2(*reinterpret_cast<__nv_bfloat162*>(&x));
+  return pack2(f.x * s0, f.y * s1);
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// Shared-memory tiles: row-major bf16 with LD columns, 16-byte chunks XOR-swizzled by (row % 8). ldmatrix
+// reads 8 rows x 16 bytes at a time; without the swizzle those 8 rows of a 128- or 256-byte row pitch all
+// land in the same 4 banks (an 8-way conflict).
+// ---------------------------------------------------------------------------------------------------------
+template <int LD>
+__device__ __forceinline__ int swz(int r, int c) {
+  return r * LD + ((((c >> 3) ^ (r & 7)) << 3) | (c & 7));
+}
+// Lane address for ldmatrix.x4, pattern 1: a 16x16 tile at (r0, c0) with lanes 0-15 on rows r0..r0+15 at
+// column c0 and lanes 16-31 at c0+8. Non-transposed it gives an A fragment of a [m][k] tile; transposed
+// it gives the B fragments of two n8 tiles of a [k][n] tile.
+template <int LD>
+__device__ __forceinline__ uint32_t frag_p1(const __nv_bfloat16* tile, int r0, int c0, int lane) {
+  return smem_addr(tile + swz<LD>(r0 + (lane & 15), c0 + ((lane >> 4) << 3)));
+}
+// Pattern 2: lanes 0-7 rows r0.., col c0; 8-15 rows r0.., col c0+8; 16-23 rows r0+8.., col c0; 24-31 rows
+// r0+8.., col c0+8. Non-transposed it gives the B fragments of two n8 tiles of a [n][k] tile (r0 = n0);
+// transposed it gives an A fragment of a [k][m] tile (r0 = k0, c0 = m0).
+template <int LD>
+__device__ __forceinline__ uint32_t frag_p2(const __nv_bfloat16* tile, int r0, int c0, int lane) {
+  return smem_addr(tile + swz<LD>(r0 + (lane & 7) + ((lane >> 4) << 3), c0 + (((lane >> 3) & 1) << 3)));
+}
+
+// Copy 64 rows x D of one head (row pitch `stride` elements) into a swizzled tile, 16 bytes per cp.async.
+template <int D, int NT>
+__device__ __forceinline__ void load_tile(__nv_bfloat16* s, const __nv_bfloat16* g, size_t stride, int tid) {
+  constexpr int CH = D / 8;
+  static_assert((kBlock * CH) % NT == 0, "tile chunks must divide among the threads");
+#pragma unroll
+  for (int it = 0; it < kBlock * CH / NT; ++it) {
+    int i = tid + it * NT, r = i / CH, c = (i % CH) * 8;
+    cp_async16(s + swz<D>(r, c), g + r * stride + c);
+  }
+}
+template <int D, int NT>
+__device__ __forceinline__ void store_tile(__nv_bfloat16* g, const __nv_bfloat16* s, size_t stride, int tid) {
+  constexpr int CH = D / 8;
+#pragma unroll
+  for (int it = 0; it < kBlock * CH / NT; ++it) {
+    int i = tid + it * NT, r = i / CH, c = (i % CH) * 8;
+    *reinterpret_cast<int4*>(g + r * stride + c) = *reinterpret_cast<const int4*>(s + swz<D>(r, c));
+  }
+}
+
+// log2 of the head's decay; 0 means no decay (lam == nullptr or lam == 1).
+__device__ __forceinline__ float head_log2_decay(const float* lam, int h) { return lam ? log2f(lam[h]) : 0.f; }
+// lam^n, computed from the exact exponent: underflows to 0 for huge n, never inf or NaN (lam in (0, 1]).
+__device__ __forceinline__ float decay_pow(float log2lam, float n) { return exp2f(n * log2lam); }
+
+// ---------------------------------------------------------------------------------------------------------
+// Segment states: M_s = sum_{j in segment s} w_j x_j^T y_j (fp32 [D][D], M[x][y]), w_j = lam^(end-1-j)
+// (forward, the state that flows to later tokens) or lam^(j-start+1) (reverse, the state that flows back to
+// earlier tokens; the +1 makes the piece's total exactly dM = sum_i lam^(i+1) q_i^T do_i). Warp w owns M^T[16w..16w+15][0..D) as mma accumulators; per 64-token block it adds
+// Y^T diag(w) X (the weights ride on the A fragments) after scaling by lam^64.
+// grid (count, batch*heads); segment index = seg_first + blockIdx.x; output slot (bh * out_nseg + seg).
+// ---------------------------------------------------------------------------------------------------------
+template <int D, bool REVERSE>
+__global__ void __launch_bounds__(D * 2, 2)
+    segment_state_kernel(const __nv_bfloat16* __restrict__ x, const __nv_bfloat16* __restrict__ y,
+                         float* __restrict__ out, int T, int H, int piece_off, int piece_len, int seg_len,
+                         int seg_first, int out_nseg, const float* __restrict__ lam, float out_scale_pow) {
+  constexpr int NW = D / 16, NT = NW * 32, STAGES = 3, TILE = kBlock * D;
+  extern __shared__ __align__(128) unsigned char smem_raw[];
+  __nv_bfloat16* sx = reinterpret_cast<__nv_bfloat16*>(smem_raw);
+  __nv_bfloat16* sy = sx + STAGES * TILE;
+  const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5, g = lane >> 2, tq = lane & 3;
+  const int bh = blockIdx.y, b = bh / H, h = bh % H;
+  const int seg = seg_first + blockIdx.x;
+  const int start = seg * seg_len, nb = min(seg_len, piece_len - start) / kBlock;
+  const size_t stride = (size_t)H * D;
+  const __nv_bfloat16* xg = x + (((size_t)b * T + piece_off + start) * H + h) * D;
+  const __nv_bfloat16* yg = y + (((size_t)b * T + piece_off + start) * H + h) * D;
+  const float l2 = head_log2_decay(lam, h);
+  const bool decay = l2 != 0.f;
+  const float lam64 = decay_pow(l2, 64.f);
+  const int ys = warp * 16;
+
+  // Weights of this thread's A-fragment columns (tokens 16kc + 2tq + {0, 1, 8, 9}).
+  float wt[4][4];
+#pragma unroll
+  for (int kc = 0; kc < 4; ++kc)
+#pragma unroll
+    for (int e = 0; e < 4; ++e) {
+      int jj = 16 * kc + 2 * tq + (e & 1) + ((e >> 1) << 3);
+      wt[kc][e] = decay_pow(l2, (float)(REVERSE ? jj + 1 : kBlock - 1 - jj));
+    }
+
+  float acc[D / 8][4];
+#pragma unroll
+  for (int t = 0; t < D / 8; ++t) acc[t][0] = acc[t][1] = acc[t][2] = acc[t][3] = 0.f;
+
+  // Reverse segments walk their blocks last to first so that the running sum needs only lam^64 steps.
+  auto load = [&](int step, int stage) {
+    int blk = REVERSE ? nb - 1 - step : step;
+    load_tile<D, NT>(sx + stage * TILE, xg + (size_t)blk * kBlock * stride, stride, tid);
+    load_tile<D, NT>(sy + stage * TILE, yg + (size_t)blk * kBlock * stride, stride, tid);
+  };
+#pragma unroll
+  for (int s = 0; s < STAGES - 1; ++s) {
+    if (s < nb) load(s, s);
+    cp_async_commit();
+  }
+  for (int step = 0; step < nb; ++step) {
+    cp_async_wait<STAGES - 2>();
+    __syncthreads();  // this block's tiles have landed; everyone is done with the stage refilled below
+    {
+      int nxt = step + STAGES - 1;
+      if (nxt < nb) load(nxt, nxt % STAGES);
+      cp_async_commit();
+    }
+    const __nv_bfloat16* tx = sx + (step % STAGES) * TILE;
+    const __nv_bfloat16* ty = sy + (step % STAGES) * TILE;
+    if (decay) {
+#pragma unroll
+      for (int t = 0; t < D / 8; ++t)
+#pragma unroll
+        for (int e = 0; e < 4; ++e) acc[t][e] *= lam64;
+    }
+#pragma unroll
+    for (int kc = 0; kc < 4; ++kc) {
+      uint32_t a[4];
+      ldsm4t(a, frag_p2<D>(ty, 16 * kc, ys, lane));  // A = Y^T slice: [m = y dim][k = token]
+      if (decay) {
+        a[0] = scale2(a[0], wt[kc][0], wt[kc][1]);
+        a[1] = scale2(a[1], wt[kc][0], wt[kc][1]);
+        a[2] = scale2(a[2], wt[kc][2], wt[kc][3]);
+        a[3] = scale2(a[3], wt[kc][2], wt[kc][3]);
+      }
+#pragma unroll
+      for (int np = 0; np < D / 16; ++np) {
+        uint32_t bb[4];
+        ldsm4t(bb, frag_p1<D>(tx, 16 * kc, 16 * np, lane));  // B = X: [k = token][n = x dim]
+        mma(acc[2 * np], a, bb[0], bb[1]);
+        mma(acc[2 * np + 1], a, bb[2], bb[3]);
+      }
+    }
+  }
+  cp_async_wait<0>();
+
+  const float sc = out_scale_pow != 0.f ? decay_pow(l2, out_scale_pow) : 1.f;
+  float* o = out + ((size_t)bh * out_nseg + seg) * D * D;
+#pragma unroll
+  for (int t = 0; t < D / 8; ++t) {
+    int xc = 8 * t + 2 * tq, yr = ys + g;
+    o[xc * D + yr] = acc[t][0] * sc;
+    o[(xc + 1) * D + yr] = acc[t][1] * sc;
+    o[xc * D + yr + 8] = acc[t][2] * sc;
+    o[(xc + 1) * D + yr + 8] = acc[t][3] * sc;
+  }
+}
+
+// In place over ws[bh][nseg][dd]: segment aggregates -> exclusive prefixes (forward: state of all earlier
+// tokens at the segment's first token) or exclusive suffixes (reverse: state of all later tokens at the
+// segment's end), run = lam^len(s) * run + M_s. With `total`, also total[bh] = lam^total_pow * (all of it);
+// then every segment has an aggregate. Without it the last (forward) / first (reverse) segment has none.
+// `base` (optional, [bh][D][D], read transposed if base_trans) is the state from outside the piece: the
+// prefix of earlier ranks P (forward: segment s gets + lam^start_s P) or their gradient G (reverse: + lam^(C -
+// end_s) G). That turns the walk's running state into the complete one and fuses the inter term.
+__global__ void segment_scan_kernel(float* __restrict__ ws, int nseg, int seg_len, int piece_len, int dd, int H,
+                                    const float* __restrict__ lam, bool reverse, bool write_prefix,
+                                    float* __restrict__ total, float total_pow, const float* __restrict__ base,
+                                    bool base_trans, int D) {
+  const int bh = blockIdx.y, h = bh % H;
+  const int e4 = blockIdx.x * blockDim.x + threadIdx.x;
+  if (e4 * 4 >= dd) return;
+  const float l2 = head_log2_decay(lam, h);
+  float4* seg = reinterpret_cast<float4*>(ws + (size_t)bh * nseg * dd) + e4;
+  const size_t step = dd / 4;
+  float4 bv = make_float4(0.f, 0.f, 0.f, 0.f);
+  if (base != nullptr) {
+    const float* bp = base + (size_t)bh * dd;
+    const int r = (e4 * 4) / D, c = (e4 * 4) % D;
+    bv = base_trans ? make_float4(bp[c * D + r], bp[(c + 1) * D + r], bp[(c + 2) * D + r], bp[(c + 3) * D + r])
+                    : reinterpret_cast<const float4*>(bp)[e4];
+  }
+  float4 run = make_float4(0.f, 0.f, 0.f, 0.f);
+  for (int i = 0; i < nseg; ++i) {
+    int s = reverse ? nseg - 1 - i : i;
+    const int len = min(seg_len, piece_len - s * seg_len);
+    float d = decay_pow(l2, (float)len);
+    bool has = total != nullptr || (reverse ? s > 0 : s < nseg - 1);
+    float4 m = has ? seg[s * step] : make_float4(0.f, 0.f, 0.f, 0.f);
+    if (write_prefix) {
+      float w = base == nullptr ? 0.f : decay_pow(l2, (float)(reverse ? piece_len - (s * seg_len + len) : s * seg_len));
+      seg[s * step] = make_float4(run.x + w * bv.x, run.y + w * bv.y, run.z + w * bv.z, run.w + w * bv.w);
+    }
+    run = make_float4(d * run.x + m.x, d * run.y + m.y, d * run.z + m.z, d * run.w + m.w);
+  }
+  if (total) {
+    float sc = total_pow != 0.f ? decay_pow(l2, total_pow) : 1.f;
+    reinterpret_cast<float4*>(total + (size_t)bh * dd)[e4] =
+        make_float4(sc * run.x, sc * run.y, sc * run.z, sc * run.w);
+  }
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// The fused forward walk over one segment (also the dq walk of the backward, with q<-do, k<-v, v<-k):
+//   per 64-token block starting at row r0, with S = sum_{j<r0 in piece} lam^(r0-1-j) k_j^T v_j on chip:
+//   O = (Q K^T o D) V + diag(lam^(ii+1)) Q S,   S <- lam^64 S + K^T diag(lam^(63-jj)) V.
+// Warp w owns S^T[16w..16w+15][:] (its 16 columns of S) and the same 16 columns of O; the 64x64 masked
+// score tile is computed once by all warps together (warp = 16 rows x 64/(NW/4) columns) through shared
+// memory. grid (nseg, batch*heads); prefix[bh][seg] is the segment's exclusive prefix, including the part
+// from earlier ranks when the inter term is fused (nullptr: zero).
+// ---------------------------------------------------------------------------------------------------------
+template <int D>
+constexpr int walk_forward_smem() {
+  return (2 * 3 * kBlock * D + kBlock * kBlock + kBlock * D) * 2;
+}
+
+template <int D>
+__global__ void __launch_bounds__(D * 2, 1)
+    walk_forward_kernel(const __nv_bfloat16* __restrict__ q, const __nv_bfloat16* __restrict__ k,
+                        const __nv_bfloat16* __restrict__ v, __nv_bfloat16* __restrict__ o,
+                        const float* __restrict__ prefix, int T, int H, int piece_off, int piece_len, int seg_len,
+                        int nseg, const float* __restrict__ lam) {
+  constexpr int NW = D / 16, NT = NW * 32, TILE = kBlock * D;
+  constexpr int CW = kBlock * 4 / NW;  // score-tile columns per warp: 32 (d=128) or 64 (d=64)
+  extern __shared__ __align__(128) unsigned char smem_raw[];
+  __nv_bfloat16* sq = reinterpret_cast<__nv_bfloat16*>(smem_raw);
+  __nv_bfloat16* sk = sq + 2 * TILE;
+  __nv_bfloat16* sv = sk + 2 * TILE;
+  __nv_bfloat16* sa = sv + 2 * TILE;  // [64][64] masked, decayed scores (bf16)
+  __nv_bfloat16* so = sa + kBlock * kBlock;
+  const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5, g = lane >> 2, tq = lane & 3;
+  const int bh = blockIdx.y, b = bh / H, h = bh % H, seg = blockIdx.x;
+  const int start = seg * seg_len, nb = min(seg_len, piece_len - start) / kBlock;
+  const size_t stride = (size_t)H * D;
+  const size_t row0 = (((size_t)b * T + piece_off + start) * H + h) * D;
+  const float l2 = head_log2_decay(lam, h);
+  const bool decay = l2 != 0.f;
+  const float lam64 = decay_pow(l2, 64.f);
+  const int vs = warp * 16, rg = warp & 3, cbase = (warp >> 2) * CW;
+
+  float rs[4][2];  // lam^(ii+1) for this thread's output rows ii = 16mt + g (+8)
+  float wt[4][4];  // lam^(63-jj) for its A-fragment tokens in the state update
+#pragma unroll
+  for (int mt = 0; mt < 4; ++mt) {
+    rs[mt][0] = decay_pow(l2, (float)(16 * mt + g + 1));
+    rs[mt][1] = decay_pow(l2, (float)(16 * mt + g + 9));
+  }
+#pragma unroll
+  for (int kc = 0; kc < 4; ++kc)
+#pragma unroll
+    for (int e = 0; e < 4; ++e)
+      wt[kc][e] = decay_pow(l2, (float)(kBlock - 1 - (16 * kc + 2 * tq + (e & 1) + ((e >> 1) << 3))));
+
+  float S[D / 8][4];  // S^T[vs + g (+8)][8t + 2tq (+1)]
+  if (prefix != nullptr) {
+    const float* P = prefix + ((size_t)bh * nseg + seg) * D * D;
+#pragma unroll
+    for (int t = 0; t < D / 8; ++t) {
+      int kr = 8 * t + 2 * tq;
+      S[t][0] = P[kr * D + vs + g];
+      S[t][1] = P[(kr + 1) * D + vs + g];
+      S[t][2] = P[kr * D + vs + g + 8];
+      S[t][3] = P[(kr + 1) * D + vs + g + 8];
+    }
+  } else {
+#pragma unroll
+    for (int t = 0; t < D / 8; ++t) S[t][0] = S[t][1] = S[t][2] = S[t][3] = 0.f;
+  }
+
+  auto load = [&](int blk, int stage) {
+    size_t off = row0 + (size_t)blk * kBlock * stride;
+    load_tile<D, NT>(sq + stage * TILE, q + off, stride, tid);
+    load_tile<D, NT>(sk + stage * TILE, k + off, stride, tid);
+    load_tile<D, NT>(sv + stage * TILE, v + off, stride, tid);
+  };
+  load(0, 0);
+  cp_async_commit();
+  for (int blk = 0; blk < nb; ++blk) {
+    const int cur = blk & 1;
+    if (blk + 1 < nb) load(blk + 1, cur ^ 1);
+    cp_async_commit();
+    cp_async_wait<1>();
+    __syncthreads();
+    const __nv_bfloat16* tq_ = sq + cur * TILE;
+    const __nv_bfloat16* tk_ = sk + cur * TILE;
+    const __nv_bfloat16* tv_ = sv + cur * TILE;
+
+    // 1. Scores A = (Q K^T) o D for this warp's 16 x CW tile, masked at token granularity, into sa.
+    {
+      const int r0 = 16 * rg;
+      if (cbase <= r0 + 15) {  // the tile has at least one entry on or below the diagonal
+        float acc[CW / 8][4];
+#pragma unroll
+        for (int t = 0; t < CW / 8; ++t) acc[t][0] = acc[t][1] = acc[t][2] = acc[t][3] = 0.f;
+#pragma unroll
+        for (int kc = 0; kc < D / 16; ++kc) {
+          uint32_t a[4];
+          ldsm4(a, frag_p1<D>(tq_, r0, 16 * kc, lane));
+#pragma unroll
+          for (int np = 0; np < CW / 16; ++np) {
+            uint32_t bb[4];
+            ldsm4(bb, frag_p2<D>(tk_, cbase + 16 * np, 16 * kc, lane));  // K rows are the n index
+            mma(acc[2 * np], a, bb[0], bb[1]);
+            mma(acc[2 * np + 1], a, bb[2], bb[3]);
+          }
+        }
+#pragma unroll
+        for (int t = 0; t < CW / 8; ++t)
+#pragma unroll
+          for (int hh = 0; hh < 2; ++hh) {
+            int i = r0 + g + 8 * hh, j = cbase + 8 * t + 2 * tq;
+            float v0 = j <= i ? acc[t][2 * hh] * (decay ? decay_pow(l2, (float)(i - j)) : 1.f) : 0.f;
+            float v1 = j + 1 <= i ? acc[t][2 * hh + 1] * (decay ? decay_pow(l2, (float)(i - j - 1)) : 1.f) : 0.f;
+            *reinterpret_cast<uint32_t*>(sa + swz<kBlock>(i, j)) = pack2(v0, v1);
+          }
+      }
+    }
+
+    // 2. Inter-block term from the running state: O = diag(lam^(ii+1)) Q S[:, vs..vs+15].
+    float oacc[4][2][4];
+#pragma unroll
+    for (int mt = 0; mt < 4; ++mt)
+#pragma unroll
+      for (int nt = 0; nt < 2; ++nt) oacc[mt][nt][0] = oacc[mt][nt][1] = oacc[mt][nt][2] = oacc[mt][nt][3] = 0.f;
+#pragma unroll
+    for (int kc = 0; kc < D / 16; ++kc) {
+      // The accumulator layout of S^T is the B-fragment layout of S: convert in registers.
+      const uint32_t b00 = pack2(S[2 * kc][0], S[2 * kc][1]), b01 = pack2(S[2 * kc + 1][0], S[2 * kc + 1][1]);
+      const uint32_t b10 = pack2(S[2 * kc][2], S[2 * kc][3]), b11 = pack2(S[2 * kc + 1][2], S[2 * kc + 1][3]);
+#pragma unroll
+      for (int mt = 0; mt < 4; ++mt) {
+        uint32_t a[4];
+        ldsm4(a, frag_p1<D>(tq_, 16 * mt, 16 * kc, lane));
+        mma(oacc[mt][0], a, b00, b01);
+        mma(oacc[mt][1], a, b10, b11);
+      }
+    }
+    if (decay) {
+#pragma unroll
+      for (int mt = 0; mt < 4; ++mt)
+#pragma unroll
+        for (int nt = 0; nt < 2; ++nt) {
+          oacc[mt][nt][0] *= rs[mt][0];
+          oacc[mt][nt][1] *= rs[mt][0];
+          oacc[mt][nt][2] *= rs[mt][1];
+          oacc[mt][nt][3] *= rs[mt][1];
+        }
+    }
+    __syncthreads();  // the score tile is complete
+
+    // 3. Intra-block term: O += A V[:, vs..vs+15], skipping the all-zero tiles above the diagonal.
+#pragma unroll
+    for (int kc = 0; kc < 4; ++kc) {
+      uint32_t bb[4];
+      ldsm4t(bb, frag_p1<D>(tv_, 16 * kc, vs, lane));
+#pragma unroll
+      for (int mt = kc; mt < 4; ++mt) {
+        uint32_t a[4];
+        ldsm4(a, frag_p1<kBlock>(sa, 16 * mt, 16 * kc, lane));
+        mma(oacc[mt][0], a, bb[0], bb[1]);
+        mma(oacc[mt][1], a, bb[2], bb[3]);
+      }
+    }
+
+    // 4. State update: S^T <- lam^64 S^T + V^T diag(lam^(63-jj)) K.
+    if (decay) {
+#pragma unroll
+      for (int t = 0; t < D / 8; ++t)
+#pragma unroll
+        for (int e = 0; e < 4; ++e) S[t][e] *= lam64;
+    }
+#pragma unroll
+    for (int kc = 0; kc < 4; ++kc) {
+      uint32_t a[4];
+      ldsm4t(a, frag_p2<D>(tv_, 16 * kc, vs, lane));
+      if (decay) {
+        a[0] = scale2(a[0], wt[kc][0], wt[kc][1]);
+        a[1] = scale2(a[1], wt[kc][0], wt[kc][1]);
+        a[2] = scale2(a[2], wt[kc][2], wt[kc][3]);
+        a[3] = scale2(a[3], wt[kc][2], wt[kc][3]);
+      }
+#pragma unroll
+      for (int np = 0; np < D / 16; ++np) {
+        uint32_t bb[4];
+        ldsm4t(bb, frag_p1<D>(tk_, 16 * kc, 16 * np, lane));
+        mma(S[2 * np], a, bb[0], bb[1]);
+        mma(S[2 * np + 1], a, bb[2], bb[3]);
+      }
+    }
+
+    // 5. Stage O through shared memory for 16-byte coalesced stores.
+#pragma unroll
+    for (int mt = 0; mt < 4; ++mt)
+#pragma unroll
+      for (int nt = 0; nt < 2; ++nt) {
+        int r = 16 * mt + g, c = vs + 8 * nt + 2 * tq;
+        *reinterpret_cast<uint32_t*>(so + swz<D>(r, c)) = pack2(oacc[mt][nt][0], oacc[mt][nt][1]);
+        *reinterpret_cast<uint32_t*>(so + swz<D>(r + 8, c)) = pack2(oacc[mt][nt][2], oacc[mt][nt][3]);
+      }
+    __syncthreads();
+    store_tile<D, NT>(o + row0 + (size_t)blk * kBlock * stride, so, stride, tid);
+  }
+  cp_async_wait<0>();
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// The fused backward walk for dk and dv over one segment, last block first, with the suffix state
+// R = sum_{i >= e} lam^(i-e+1) q_i^T do_i (e = first row after the block; plus lam^(C-e) G, the gradient
+// from later ranks, when that term is fused) on chip:
+//   dV = (Q K^T o D)^T dO + diag(lam^(63-jj)) K R,     dK = (dO V^T o D)^T Q + diag(lam^(63-jj)) V R^T,
+//   R <- lam^64 R + Q^T diag(lam^(ii+1)) dO.
+// (Every exponent is >= 0: lam^(C-e) G stays finite for any lam in (0, 1].)
+// Warp w owns R^T[16w..][:] in registers, a bf16 copy of R^T in shared memory serves both products, and the
+// two transposed score tiles are built directly (rows j, columns i >= j).
+// ---------------------------------------------------------------------------------------------------------
+template <int D>
+constexpr int walk_backward_smem() {
+  return (2 * 4 * kBlock * D + 2 * kBlock * kBlock + D * D + 2 * kBlock * D) * 2;
+}
+
+template <int D>
+__global__ void __launch_bounds__(D * 2, 1)
+    walk_backward_kernel(const __nv_bfloat16* __restrict__ q, const __nv_bfloat16* __restrict__ k,
+                         const __nv_bfloat16* __restrict__ v, const __nv_bfloat16* __restrict__ dout,
+                         __nv_bfloat16* __restrict__ dk, __nv_bfloat16* __restrict__ dv,
+                         const float* __restrict__ suffix, int T, int H, int piece_off, int piece_len, int seg_len,
+                         int nseg, const float* __restrict__ lam) {
+  constexpr int NW = D / 16, NT = NW * 32, TILE = kBlock * D;
+  constexpr int CW = kBlock * 4 / NW;
+  extern __shared__ __align__(128) unsigned char smem_raw[];
+  __nv_bfloat16* sq = reinterpret_cast<__nv_bfloat16*>(smem_raw);
+  __nv_bfloat16* sk = sq + 2 * TILE;
+  __nv_bfloat16* sv = sk + 2 * TILE;
+  __nv_bfloat16* sd = sv + 2 * TILE;
+  __nv_bfloat16* sa1 = sd + 2 * TILE;  // (K Q^T o D^T) [j][i]
+  __nv_bfloat16* sa2 = sa1 + kBlock * kBlock;  // (V dO^T o D^T) [j][i]
+  __nv_bfloat16* srt = sa2 + kBlock * kBlock;  // R^T [v dim][k dim], bf16
+  __nv_bfloat16* sok = srt + D * D;
+  __nv_bfloat16* sov = sok + TILE;
+  const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5, g = lane >> 2, tq = lane & 3;
+  const int bh = blockIdx.y, b = bh / H, h = bh % H, seg = blockIdx.x;
+  const int start = seg * seg_len, nb = min(seg_len, piece_len - start) / kBlock;
+  const size_t stride = (size_t)H * D;
+  const size_t row0 = (((size_t)b * T + piece_off + start) * H + h) * D;
+  const float l2 = head_log2_decay(lam, h);
+  const bool decay = l2 != 0.f;
+  const float lam64 = decay_pow(l2, 64.f);
+  const int vs = warp * 16, rg = warp & 3, cbase = (warp >> 2) * CW;
+
+  float rj[4][2];  // lam^(63-jj) for this thread's rows jj = 16mt + g (+8)
+  float wt[4][4];  // lam^(ii+1) for its A-fragment tokens in the R update
+#pragma unroll
+  for (int mt = 0; mt < 4; ++mt) {
+    rj[mt][0] = decay_pow(l2, (float)(kBlock - 1 - (16 * mt + g)));
+    rj[mt][1] = decay_pow(l2, (float)(kBlock - 1 - (16 * mt + g + 8)));
+  }
+#pragma unroll
+  for (int kc = 0; kc < 4; ++kc)
+#pragma unroll
+    for (int e = 0; e < 4; ++e)
+      wt[kc][e] = decay_pow(l2, (float)(16 * kc + 2 * tq + (e & 1) + ((e >> 1) << 3) + 1));
+
+  float RT[D / 8][4];  // R^T[vs + g (+8)][8t + 2tq (+1)]
+  if (suffix != nullptr) {
+    const float* R = suffix + ((size_t)bh * nseg + seg) * D * D;
+#pragma unroll
+    for (int t = 0; t < D / 8; ++t) {
+      int kr = 8 * t + 2 * tq;
+      RT[t][0] = R[kr * D + vs + g];
+      RT[t][1] = R[(kr + 1) * D + vs + g];
+      RT[t][2] = R[kr * D + vs + g + 8];
+      RT[t][3] = R[(kr + 1) * D + vs + g + 8];
+    }
+  } else {
+#pragma unroll
+    for (int t = 0; t < D / 8; ++t) RT[t][0] = RT[t][1] = RT[t][2] = RT[t][3] = 0.f;
+  }
+
+  auto load = [&](int blk, int stage) {
+    size_t off = row0 + (size_t)blk * kBlock * stride;
+    load_tile<D, NT>(sq + stage * TILE, q + off, stride, tid);
+    load_tile<D, NT>(sk + stage * TILE, k + off, stride, tid);
+    load_tile<D, NT>(sv + stage * TILE, v + off, stride, tid);
+    load_tile<D, NT>(sd + stage * TILE, dout + off, stride, tid);
+  };
+  load(nb - 1, 0);
+  cp_async_commit();
+  for (int step = 0; step < nb; ++step) {
+    const int blk = nb - 1 - step, cur = step & 1;
+    if (step + 1 < nb) load(blk - 1, cur ^ 1);
+    cp_async_commit();
+    cp_async_wait<1>();
+    __syncthreads();
+    const __nv_bfloat16* tq_ = sq + cur * TILE;
+    const __nv_bfloat16* tk_ = sk + cur * TILE;
+    const __nv_bfloat16* tv_ = sv + cur * TILE;
+    const __nv_bfloat16* td_ = sd + cur * TILE;
+
+    // a. bf16 copy of R^T (the state of all later tokens) for both products below.
+#pragma unroll
+    for (int t = 0; t < D / 8; ++t) {
+      int c = 8 * t + 2 * tq;
+      *reinterpret_cast<uint32_t*>(srt + swz<D>(vs + g, c)) = pack2(RT[t][0], RT[t][1]);
+      *reinterpret_cast<uint32_t*>(srt + swz<D>(vs + g + 8, c)) = pack2(RT[t][2], RT[t][3]);
+    }
+
+    // b. Transposed score tiles, rows j = 16rg.., columns i = cbase.., kept where i >= j.
+    {
+      const int r0 = 16 * rg;
+      if (cbase + CW - 1 >= r0) {
+        float acc1[CW / 8][4], acc2[CW / 8][4];
+#pragma unroll
+        for (int t = 0; t < CW / 8; ++t)
+#pragma unroll
+          for (int e = 0; e < 4; ++e) acc1[t][e] = acc2[t][e] = 0.f;
+#pragma unroll
+        for (int kc = 0; kc < D / 16; ++kc) {
+          uint32_t a1[4], a2[4];
+          ldsm4(a1, frag_p1<D>(tk_, r0, 16 * kc, lane));
+          ldsm4(a2, frag_p1<D>(tv_, r0, 16 * kc, lane));
+#pragma unroll
+          for (int np = 0; np < CW / 16; ++np) {
+            uint32_t bb[4];
+            ldsm4(bb, frag_p2<D>(tq_, cbase + 16 * np, 16 * kc, lane));
+            mma(acc1[2 * np], a1, bb[0], bb[1]);
+            mma(acc1[2 * np + 1], a1, bb[2], bb[3]);
+            ldsm4(bb, frag_p2<D>(td_, cbase + 16 * np, 16 * kc, lane));
+            mma(acc2[2 * np], a2, bb[0], bb[1]);
+            mma(acc2[2 * np + 1], a2, bb[2], bb[3]);
+          }
+        }
+#pragma unroll
+        for (int t = 0; t < CW / 8; ++t)
+#pragma unroll
+          for (int hh = 0; hh < 2; ++hh) {
+            int j = r0 + g + 8 * hh, i = cbase + 8 * t + 2 * tq;
+            float w0 = i >= j ? (decay ? decay_pow(l2, (float)(i - j)) : 1.f) : 0.f;
+            float w1 = i + 1 >= j ? (decay ? decay_pow(l2, (float)(i + 1 - j)) : 1.f) : 0.f;
+            *reinterpret_cast<uint32_t*>(sa1 + swz<kBlock>(j, i)) =
+                pack2(acc1[t][2 * hh] * w0, acc1[t][2 * hh + 1] * w1);
+            *reinterpret_cast<uint32_t*>(sa2 + swz<kBlock>(j, i)) =
+                pack2(acc2[t][2 * hh] * w0, acc2[t][2 * hh + 1] * w1);
+          }
+      }
+    }
+    __syncthreads();  // srt, sa1, sa2 complete
+
+    // c. Inter-block terms from R, then the intra-block products.
+    float dva[4][2][4], dka[4][2][4];
+#pragma unroll
+    for (int mt = 0; mt < 4; ++mt)
+#pragma unroll
+      for (int nt = 0; nt < 2; ++nt)
+#pragma unroll
+        for (int e = 0; e < 4; ++e) dva[mt][nt][e] = dka[mt][nt][e] = 0.f;
+#pragma unroll
+    for (int kc = 0; kc < D / 16; ++kc) {
+      uint32_t br[4], brt[4];
+      ldsm4(br, frag_p2<D>(srt, vs, 16 * kc, lane));    // B = R[:, vs..]: [k = k dim][n = v dim]
+      ldsm4t(brt, frag_p1<D>(srt, 16 * kc, vs, lane));  // B = R^T[:, vs..]: [k = v dim][n = k dim]
+#pragma unroll
+      for (int mt = 0; mt < 4; ++mt) {
+        uint32_t a[4];
+        ldsm4(a, frag_p1<D>(tk_, 16 * mt, 16 * kc, lane));
+        mma(dva[mt][0], a, br[0], br[1]);
+        mma(dva[mt][1], a, br[2], br[3]);
+        ldsm4(a, frag_p1<D>(tv_, 16 * mt, 16 * kc, lane));
+        mma(dka[mt][0], a, brt[0], brt[1]);
+        mma(dka[mt][1], a, brt[2], brt[3]);
+      }
+    }
+    if (decay) {
+#pragma unroll
+      for (int mt = 0; mt < 4; ++mt)
+#pragma unroll
+        for (int nt = 0; nt < 2; ++nt) {
+          dva[mt][nt][0] *= rj[mt][0];
+          dva[mt][nt][1] *= rj[mt][0];
+          dva[mt][nt][2] *= rj[mt][1];
+          dva[mt][nt][3] *= rj[mt][1];
+          dka[mt][nt][0] *= rj[mt][0];
+          dka[mt][nt][1] *= rj[mt][0];
+          dka[mt][nt][2] *= rj[mt][1];
+          dka[mt][nt][3] *= rj[mt][1];
+        }
+    }
+#pragma unroll
+    for (int kc = 0; kc < 4; ++kc) {
+      uint32_t bd[4], bq[4];
+      ldsm4t(bd, frag_p1<D>(td_, 16 * kc, vs, lane));  // B = dO[:, vs..]: [k = i][n = v dim]
+      ldsm4t(bq, frag_p1<D>(tq_, 16 * kc, vs, lane));  // B = Q[:, vs..]:  [k = i][n = k dim]
+#pragma unroll
+      for (int mt = 0; mt <= kc; ++mt) {
+        uint32_t a[4];
+        ldsm4(a, frag_p1<kBlock>(sa1, 16 * mt, 16 * kc, lane));
+        mma(dva[mt][0], a, bd[0], bd[1]);
+        mma(dva[mt][1], a, bd[2], bd[3]);
+        ldsm4(a, frag_p1<kBlock>(sa2, 16 * mt, 16 * kc, lane));
+        mma(dka[mt][0], a, bq[0], bq[1]);
+        mma(dka[mt][1], a, bq[2], bq[3]);
+      }
+    }
+
+    // d. R^T <- lam^64 R^T + dO^T diag(lam^(ii+1)) Q.
+    if (decay) {
+#pragma unroll
+      for (int t = 0; t < D / 8; ++t)
+#pragma unroll
+        for (int e = 0; e < 4; ++e) RT[t][e] *= lam64;
+    }
+#pragma unroll
+    for (int kc = 0; kc < 4; ++kc) {
+      uint32_t a[4];
+      ldsm4t(a, frag_p2<D>(td_, 16 * kc, vs, lane));
+      if (decay) {
+        a[0] = scale2(a[0], wt[kc][0], wt[kc][1]);
+        a[1] = scale2(a[1], wt[kc][0], wt[kc][1]);
+        a[2] = scale2(a[2], wt[kc][2], wt[kc][3]);
+        a[3] = scale2(a[3], wt[kc][2], wt[kc][3]);
+      }
+#pragma unroll
+      for (int np = 0; np < D / 16; ++np) {
+        uint32_t bb[4];
+        ldsm4t(bb, frag_p1<D>(tq_, 16 * kc, 16 * np, lane));
+        mma(RT[2 * np], a, bb[0], bb[1]);
+        mma(RT[2 * np + 1], a, bb[2], bb[3]);
+      }
+    }
+
+    // e. Stage dK and dV, then 16-byte stores.
+#pragma unroll
+    for (int mt = 0; mt < 4; ++mt)
+#pragma unroll
+      for (int nt = 0; nt < 2; ++nt) {
+        int r = 16 * mt + g, c = vs + 8 * nt + 2 * tq;
+        *reinterpret_cast<uint32_t*>(sov + swz<D>(r, c)) = pack2(dva[mt][nt][0], dva[mt][nt][1]);
+        *reinterpret_cast<uint32_t*>(sov + swz<D>(r + 8, c)) = pack2(dva[mt][nt][2], dva[mt][nt][3]);
+        *reinterpret_cast<uint32_t*>(sok + swz<D>(r, c)) = pack2(dka[mt][nt][0], dka[mt][nt][1]);
+        *reinterpret_cast<uint32_t*>(sok + swz<D>(r + 8, c)) = pack2(dka[mt][nt][2], dka[mt][nt][3]);
+      }
+    __syncthreads();
+    store_tile<D, NT>(dv + row0 + (size_t)blk * kBlock * stride, sov, stride, tid);
+    store_tile<D, NT>(dk + row0 + (size_t)blk * kBlock * stride, sok, stride, tid);
+  }
+  cp_async_wait<0>();
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// out_i (+)= s_i * x_i op(S) for the rows of a piece; op(S) = S or S^T (fp32 [bh][D][D]), s_i = 1,
+// lam^(i+1) or lam^(C-1-i) (scale_mode 0, 1, 2; i local to the piece). The inter terms of LASP-2 and the
+// bidirectional products. Memory-bound, so P is split into bf16 hi + lo and multiplied twice (fp32-grade).
+// 8 warps; warp w computes rows 16(w%4).. and columns (w/4)*D/2.. of each 64-row block.
+// grid (chunks, batch*heads); each CTA streams `blocks_per_cta` consecutive blocks, 3 stages deep.
+// ---------------------------------------------------------------------------------------------------------
+template <int D>
+constexpr int apply_smem() {
+  return (2 * D * D + 3 * 2 * kBlock * D) * 2;
+}
+
+template <int D, bool TRANS>
+__global__ void __launch_bounds__(256, 1)
+    apply_state_kernel(const __nv_bfloat16* __restrict__ x, const float* __restrict__ S,
+                       __nv_bfloat16* __restrict__ out, int T, int H, int piece_off, int piece_len,
+                       int blocks_per_cta, const float* __restrict__ lam, int scale_mode, bool accumulate) {
+  constexpr int NT = 256, STAGES = 3, TILE = kBlock * D, CWA = D / 2;
+  extern __shared__ __align__(128) unsigned char smem_raw[];
+  __nv_bfloat16* shi = reinterpret_cast<__nv_bfloat16*>(smem_raw);  // B operand [k][n], high bf16 part
+  __nv_bfloat16* slo = shi + D * D;                                  // low part: S - hi
+  __nv_bfloat16* sx = slo + D * D;                                   // [STAGES][TILE]
+  __nv_bfloat16* so = sx + STAGES * TILE;                            // [STAGES][TILE]
+  const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5, g = lane >> 2, tq = lane & 3;
+  const int bh = blockIdx.y, b = bh / H, h = bh % H;
+  const int nbk = piece_len / kBlock;
+  const int blk0 = blockIdx.x * blocks_per_cta, nb = min(blocks_per_cta, nbk - blk0);
+  if (nb <= 0) return;
+  const size_t stride = (size_t)H * D;
+  const size_t row0 = (((size_t)b * T + piece_off + (size_t)blk0 * kBlock) * H + h) * D;
+  const float l2 = head_log2_decay(lam, h);
+  const int r0 = 16 * (warp & 3), cb = (warp >> 2) * CWA;
+
+  auto load = [&](int step, int stage) {
+    size_t off = row0 + (size_t)step * kBlock * stride;
+    load_tile<D, NT>(sx + stage * TILE, x + off, stride, tid);
+    if (accumulate) load_tile<D, NT>(so + stage * TILE, out + off, stride, tid);
+  };
+#pragma unroll
+  for (int s = 0; s < STAGES - 1; ++s) {
+    if (s < nb) load(s, s);
+    cp_async_commit();
+  }
+  // The state, converted once per CTA while the first tiles are in flight.
+  const float* Sg = S + (size_t)bh * D * D;
+  for (int e = tid * 4; e < D * D; e += NT * 4) {
+    float4 f = *reinterpret_cast<const float4*>(Sg + e);
+    const float fv[4] = {f.x, f.y, f.z, f.w};
+    const int r = e / D, c = e % D;
+#pragma unroll
+    for (int u = 0; u < 4; ++u) {
+      __nv_bfloat16 hi = __float2bfloat16_rn(fv[u]);
+      __nv_bfloat16 lo = __float2bfloat16_rn(fv[u] - __bfloat162float(hi));
+      int off = TRANS ? swz<D>(c + u, r) : swz<D>(r, c + u);  // B[k][n] = S[k][n] or S[n][k]
+      shi[off] = hi;
+      slo[off] = lo;
+    }
+  }
+
+  for (int step = 0; step < nb; ++step) {
+    cp_async_wait<STAGES - 2>();
+    __syncthreads();
+    {
+      int nxt = step + STAGES - 1;
+      if (nxt < nb) load(nxt, nxt % STAGES);
+      cp_async_commit();
+    }
+    const __nv_bfloat16* tx = sx + (step % STAGES) * TILE;
+    __nv_bfloat16* to = so + (step % STAGES) * TILE;
+    float acc[CWA / 8][4];
+#pragma unroll
+    for (int t = 0; t < CWA / 8; ++t) acc[t][0] = acc[t][1] = acc[t][2] = acc[t][3] = 0.f;
+#pragma unroll
+    for (int kc = 0; kc < D / 16; ++kc) {
+      uint32_t a[4];
+      ldsm4(a, frag_p1<D>(tx, r0, 16 * kc, lane));
+#pragma unroll
+      for (int np = 0; np < CWA / 16; ++np) {
+        uint32_t bh4[4], bl4[4];
+        ldsm4t(bh4, frag_p1<D>(shi, 16 * kc, cb + 16 * np, lane));
+        ldsm4t(bl4, frag_p1<D>(slo, 16 * kc, cb + 16 * np, lane));
+        mma(acc[2 * np], a, bh4[0], bh4[1]);
+        mma(acc[2 * np + 1], a, bh4[2], bh4[3]);
+        mma(acc[2 * np], a, bl4[0], bl4[1]);
+        mma(acc[2 * np + 1], a, bl4[2], bl4[3]);
+      }
+    }
+    const int i0 = (blk0 + step) * kBlock + r0 + g;  // local row in the piece
+    float s0 = 1.f, s1 = 1.f;
+    if (scale_mode == 1) {
+      s0 = decay_pow(l2, (float)(i0 + 1));
+      s1 = decay_pow(l2, (float)(i0 + 9));
+    } else if (scale_mode == 2) {
+      s0 = decay_pow(l2, (float)(piece_len - 1 - i0));
+      s1 = decay_pow(l2, (float)(piece_len - 9 - i0));
+    }
+#pragma unroll
+    for (int t = 0; t < CWA / 8; ++t) {
+      int c = cb + 8 * t + 2 * tq;
+      uint32_t* p0 = reinterpret_cast<uint32_t*>(to + swz<D>(r0 + g, c));
+      uint32_t* p1 = reinterpret_cast<uint32_t*>(to + swz<D>(r0 + g + 8, c));
+      float v0 = acc[t][0] * s0, v1 = acc[t][1] * s0, v2 = acc[t][2] * s1, v3 = acc[t][3] * s1;
+      if (accumulate) {
+        float2 o0 = __bfloat1622float2(*reinterpret_cast<__nv_bfloat162*>(p0));
+        float2 o1 = __bfloat1622float2(*reinterpret_cast<__nv_bfloat162*>(p1));
+        v0 += o0.x;
+        v1 += o0.y;
+        v2 += o1.x;
+        v3 += o1.y;
+      }
+      *p0 = pack2(v0, v1);
+      *p1 = pack2(v2, v3);
+    }
+    __syncthreads();
+    store_tile<D, NT>(out + row0 + (size_t)step * kBlock * stride, to, stride, tid);
+  }
+  cp_async_wait<0>();
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// Element-wise state arithmetic over n = batch*heads*d*d floats (float4 at a time; d*d is a multiple of 4).
+// ---------------------------------------------------------------------------------------------------------
+__global__ void decayed_sum_kernel(const float* __restrict__ states, int count, const int* __restrict__ gaps,
+                                   float* __restrict__ out, size_t n4, int dd, int H, const float* __restrict__ lam) {
+  for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < n4; i += (size_t)gridDim.x * blockDim.x) {
+    const int h = (int)((i * 4 / dd) % H);
+    const float l2 = head_log2_decay(lam, h);
+    float4 acc = make_float4(0.f, 0.f, 0.f, 0.f);
+    for (int u = 0; u < count; ++u) {
+      int gap = gaps[u];
+      if (gap < 0) continue;
+      float w = decay_pow(l2, (float)gap);
+      float4 s = reinterpret_cast<const float4*>(states)[(size_t)u * n4 + i];
+      acc.x += w * s.x;
+      acc.y += w * s.y;
+      acc.z += w * s.z;
+      acc.w += w * s.w;
+    }
+    reinterpret_cast<float4*>(out)[i] = acc;
+  }
+}
+
+__global__ void ring_step_kernel(const float* __restrict__ in, const float* __restrict__ M, int C,
+                                 float* __restrict__ out, size_t n4, int dd, int H, const float* __restrict__ lam) {
+  for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < n4; i += (size_t)gridDim.x * blockDim.x) {
+    float4 m = reinterpret_cast<const float4*>(M)[i];
+    if (in != nullptr) {
+      const float w = decay_pow(head_log2_decay(lam, (int)((i * 4 / dd) % H)), (float)C);
+      float4 a = reinterpret_cast<const float4*>(in)[i];
+      m = make_float4(w * a.x + m.x, w * a.y + m.y, w * a.z + m.z, w * a.w + m.w);
+    }
+    reinterpret_cast<float4*>(out)[i] = m;
+  }
+}
+
+__global__ void state_sub_kernel(const float* __restrict__ a, const float* __restrict__ b, float* __restrict__ out,
+                                 size_t n4) {
+  for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < n4; i += (size_t)gridDim.x * blockDim.x) {
+    float4 x = reinterpret_cast<const float4*>(a)[i], y = reinterpret_cast<const float4*>(b)[i];
+    reinterpret_cast<float4*>(out)[i] = make_float4(x.x - y.x, x.y - y.y, x.z - y.z, x.w - y.w);
+  }
+}
+
+__global__ void state_sum_kernel(const float* __restrict__ states, int count, float* __restrict__ out, size_t n4) {
+  for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < n4; i += (size_t)gridDim.x * blockDim.x) {
+    float4 acc = make_float4(0.f, 0.f, 0.f, 0.f);
+    for (int u = 0; u < count; ++u) {
+      float4 s = reinterpret_cast<const float4*>(states)[(size_t)u * n4 + i];
+      acc.x += s.x;
+      acc.y += s.y;
+      acc.z += s.z;
+      acc.w += s.w;
+    }
+    reinterpret_cast<float4*>(out)[i] = acc;
+  }
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// Host side
+// ---------------------------------------------------------------------------------------------------------
+inline void require(bool ok, const char* what) {
+  if (!ok) {
+    std::fprintf(stderr, "lasp linear attention: %s\n", what);
+    std::exit(3);
+  }
+}
+
+inline void check_dims(const LinearDims& d) {
+  require(d.head_dim == 64 || d.head_dim == 128, "head_dim must be 64 or 128");
+  require(d.batch > 0 && d.heads > 0 && d.tokens >= 0, "batch and heads must be positive");
+}
+inline void check_piece(const LinearDims& d, const Piece& p) {
+  check_dims(d);
+  require(p.offset >= 0 && p.length >= 0 && p.offset + p.length <= d.tokens, "piece outside the rank's rows");
+  require(p.length % kBlock == 0, "piece length must be a multiple of 64");
+}
+
+// One device per process (the generated programs run one rank per process): the SM count is read once.
+inline int num_sms() {
+  static int n = [] {
+    int dev = 0, v = 0;
+    CUDA_CHECK(cudaGetDevice(&dev));
+    CUDA_CHECK(cudaDeviceGetAttribute(&v, cudaDevAttrMultiProcessorCount, dev));
+    return v;
+  }();
+  return n;
+}
+
+// Stream-ordered scratch for segment states. The default pool is told to keep freed memory, so the
+// allocation after the first step is a pointer bump, not a cudaMalloc.
+struct Scratch {
+  float* ptr = nullptr;
+  cudaStream_t stream;
+  Scratch(size_t floats, cudaStream_t s) : stream(s) {
+    static bool pool_ready = [] {
+      int dev = 0;
+      cudaMemPool_t pool;
+      CUDA_CHECK(cudaGetDevice(&dev));
+      CUDA_CHECK(cudaDeviceGetDefaultMemPool(&pool, dev));
+      uint64_t keep = UINT64_MAX;
+      CUDA_CHECK(cudaMemPoolSetAttribute(pool, cudaMemPoolAttrReleaseThreshold, &keep));
+      return true;
+    }();
+    (void)pool_ready;
+    if (floats > 0) CUDA_CHECK(cudaMallocAsync(reinterpret_cast<void**>(&ptr), floats * sizeof(float), s));
+  }
+  ~Scratch() {
+    if (ptr != nullptr) CUDA_CHECK(cudaFreeAsync(ptr, stream));
+  }
+  Scratch(const Scratch&) = delete;
+  Scratch& operator=(const Scratch&) = delete;
+};
+
+struct SegPlan {
+  int nseg;
+  int seg_len;
+};
+// Segments per head so that batch*heads*segments CTAs fill the GPU about once (more segments only add
+// state traffic and scan work); every segment a whole number of 64-token blocks, the last possibly shorter.
+inline SegPlan plan_segments(int bh, int piece_len, int ctas_per_sm) {
+  const int nblocks = piece_len / kBlock;
+  int nseg = std::max(1, std::min(num_sms() * ctas_per_sm / bh, nblocks));
+  const int per = (nblocks + nseg - 1) / nseg;
+  nseg = (nblocks + per - 1) / per;
+  return {nseg, per * kBlock};
+}
+
+template <typename Kernel>
+inline void allow_smem(Kernel kernel, int bytes) {
+  CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, bytes));
+}
+
+// Segment states for segments seg_first .. seg_first+count-1 into out[bh][out_nseg].
+template <int D>
+void launch_segment_states(const bf16* x, const bf16* y, float* out, int out_nseg, int seg_first, int count,
+                           bool reverse, SegPlan plan, const LinearDims& d, const Piece& p, const float* lam,
+                           float scale_pow, cudaStream_t s) {
+  if (count <= 0) return;
+  constexpr int smem = 3 * 2 * kBlock * D * 2;
+  dim3 grid(count, d.batch * d.heads);
+  if (reverse) {
+    static bool once = (allow_smem(segment_state_kernel<D, true>, smem), true);
+    (void)once;
+    segment_state_kernel<D, true><<<grid, D * 2, smem, s>>>(x, y, out, d.tokens, d.heads, p.offset, p.length,
+                                                           plan.seg_len, seg_first, out_nseg, lam, scale_pow);
+  } else {
+    static bool once = (allow_smem(segment_state_kernel<D, false>, smem), true);
+    (void)once;
+    segment_state_kernel<D, false><<<grid, D * 2, smem, s>>>(x, y, out, d.tokens, d.heads, p.offset, p.length,
+                                                            plan.seg_len, seg_first, out_nseg, lam, scale_pow);
+  }
+  LAUNCH_CHECK();
+}
+
+inline void launch_scan(float* ws, SegPlan plan, const LinearDims& d, const Piece& p, const float* lam,
+                        bool reverse, bool write_prefix, float* total, float total_pow, cudaStream_t s,
+                        const float* base = nullptr, bool base_trans = false) {
+  const int dd = d.head_dim * d.head_dim;
+  dim3 grid((dd / 4 + 255) / 256, d.batch * d.heads);
+  segment_scan_kernel<<<grid, 256, 0, s>>>(ws, plan.nseg, plan.seg_len, p.length, dd, d.heads, lam, reverse,
+                                           write_prefix, total, total_pow, base, base_trans, d.head_dim);
+  LAUNCH_CHECK();
+}
+
+// out[bh] = sum_j w_j x_j^T y_j over the whole piece, times lam^scale_pow; w_j = lam^(C-1-j) (forward) or
+// lam^(j+1) (reverse). Segments run in parallel, then one scan combines them.
+template <int D>
+void state_total(const bf16* x, const bf16* y, const Piece& p, float* out, const LinearDims& d, const float* lam,
+                 bool reverse, float scale_pow, cudaStream_t s) {
+  const int bh = d.batch * d.heads;
+  if (p.length == 0) {
+    CUDA_CHECK(cudaMemsetAsync(out, 0, (size_t)bh * D * D * sizeof(float), s));
+    return;
+  }
+  const SegPlan plan = plan_segments(bh, p.length, 2);
+  if (plan.nseg == 1) {
+    launch_segment_states<D>(x, y, out, 1, 0, 1, reverse, plan, d, p, lam, scale_pow, s);
+    return;
+  }
+  Scratch ws((size_t)plan.nseg * bh * D * D, s);
+  launch_segment_states<D>(x, y, ws.ptr, plan.nseg, 0, plan.nseg, reverse, plan, d, p, lam, 0.f, s);
+  launch_scan(ws.ptr, plan, d, p, lam, reverse, false, out, scale_pow, s);
+}
+
+template <int D, bool TRANS>
+void launch_apply(const bf16* x, const float* S, bf16* out, const LinearDims& d, const Piece& p, const float* lam,
+                  int scale_mode, bool accumulate, cudaStream_t s) {
+  const int bh = d.batch * d.heads, nbk = p.length / kBlock;
+  if (nbk == 0) return;
+  const int chunks = std::max(1, std::min(nbk, num_sms() / bh));
+  const int per = (nbk + chunks - 1) / chunks;
+  constexpr int smem = apply_smem<D>();
+  static bool once = (allow_smem(apply_state_kernel<D, TRANS>, smem), true);
+  (void)once;
+  dim3 grid((nbk + per - 1) / per, bh);
+  apply_state_kernel<D, TRANS><<<grid, 256, smem, s>>>(x, S, out, d.tokens, d.heads, p.offset, p.length, per, lam,
+                                                       scale_mode, accumulate);
+  LAUNCH_CHECK();
+}
+
+// base: the state from earlier ranks (P, or P^T with base_trans) whose inter term is fused; may be nullptr.
+template <int D>
+void walk_forward(const bf16* q, const bf16* k, const bf16* v, bf16* o, const LinearDims& d, const Piece& p,
+                  const float* lam, const float* base, bool base_trans, cudaStream_t s) {
+  const int bh = d.batch * d.heads;
+  const SegPlan plan = plan_segments(bh, p.length, 1);
+  const bool prefixed = plan.nseg > 1 || base != nullptr;
+  Scratch ws(prefixed ? (size_t)plan.nseg * bh * D * D : 0, s);
+  if (plan.nseg > 1)
+    launch_segment_states<D>(k, v, ws.ptr, plan.nseg, 0, plan.nseg - 1, false, plan, d, p, lam, 0.f, s);
+  if (prefixed) launch_scan(ws.ptr, plan, d, p, lam, false, true, nullptr, 0.f, s, base, base_trans);
+  constexpr int smem = walk_forward_smem<D>();
+  static bool once = (allow_smem(walk_forward_kernel<D>, smem), true);
+  (void)once;
+  walk_forward_kernel<D><<<dim3(plan.nseg, bh), D * 2, smem, s>>>(q, k, v, o, ws.ptr, d.tokens, d.heads, p.offset,
+                                                                  p.length, plan.seg_len, plan.nseg, lam);
+  LAUNCH_CHECK();
+}
+
+// base: G, the gradient state from later ranks whose dk/dv inter terms are fused; may be nullptr.
+template <int D>
+void walk_backward(const bf16* q, const bf16* k, const bf16* v, const bf16* dout, bf16* dk, bf16* dv,
+                   const LinearDims& d, const Piece& p, const float* lam, const float* base, cudaStream_t s) {
+  const int bh = d.batch * d.heads;
+  const SegPlan plan = plan_segments(bh, p.length, 1);
+  const bool prefixed = plan.nseg > 1 || base != nullptr;
+  Scratch ws(prefixed ? (size_t)plan.nseg * bh * D * D : 0, s);
+  if (plan.nseg > 1)
+    launch_segment_states<D>(q, dout, ws.ptr, plan.nseg, 1, plan.nseg - 1, true, plan, d, p, lam, 0.f, s);
+  if (prefixed) launch_scan(ws.ptr, plan, d, p, lam, true, true, nullptr, 0.f, s, base, false);
+  constexpr int smem = walk_backward_smem<D>();
+  static bool once = (allow_smem(walk_backward_kernel<D>, smem), true);
+  (void)once;
+  walk_backward_kernel<D><<<dim3(plan.nseg, bh), D * 2, smem, s>>>(
+      q, k, v, dout, dk, dv, ws.ptr, d.tokens, d.heads, p.offset, p.length, plan.seg_len, plan.nseg, lam);
+  LAUNCH_CHECK();
+}
+
+__global__ void state_add_kernel(const float* __restrict__ a, const float* __restrict__ b, float* __restrict__ out,
+                                 size_t n4) {
+  for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < n4; i += (size_t)gridDim.x * blockDim.x) {
+    float4 x = reinterpret_cast<const float4*>(a)[i], y = reinterpret_cast<const float4*>(b)[i];
+    reinterpret_cast<float4*>(out)[i] = make_float4(x.x + y.x, x.y + y.y, x.z + y.z, x.w + y.w);
+  }
+}
+
+inline int grid_for(size_t n4) {
+  size_t blocks = (n4 + 255) / 256;
+  return (int)std::min<size_t>(std::max<size_t>(blocks, 1), (size_t)num_sms() * 8);
+}
+
+// Bidirectional pieces: the plain sum of x^T y over the piece, plus `extra` (a state from other ranks) if given.
+template <int D>
+void bidir_state(const bf16* x, const bf16* y, const Piece& p, float* out, const LinearDims& d, const float* extra,
+                 cudaStream_t s) {
+  state_total<D>(x, y, p, out, d, nullptr, false, 0.f, s);
+  if (extra != nullptr) {
+    const size_t n4 = (size_t)d.batch * d.heads * D * D / 4;
+    state_add_kernel<<<grid_for(n4), 256, 0, s>>>(out, extra, out, n4);
+    LAUNCH_CHECK();
+  }
+}
+
+// o = intra-piece attention (+ the inter term of P when P != nullptr, fused into the same pass).
+template <int D>
+void intra_forward(const bf16* q, const bf16* k, const bf16* v, const float* P, const Piece& p, bf16* o,
+                   const LinearDims& d, const float* lam, bool causal, cudaStream_t s) {
+  if (p.length == 0) return;
+  if (causal) {
+    walk_forward<D>(q, k, v, o, d, p, lam, P, false, s);
+    return;
+  }
+  // Bidirectional: o_i = q_i (sum_j k_j^T v_j over the piece [+ P]), no decay.
+  Scratch m((size_t)d.batch * d.heads * D * D, s);
+  bidir_state<D>(k, v, p, m.ptr, d, P, s);
+  launch_apply<D, false>(q, m.ptr, o, d, p, nullptr, 0, false, s);
+}
+
+// dq, dk, dv of the piece (+ the inter terms of P and G when given, fused into the same passes).
+template <int D>
+void intra_backward(const bf16* q, const bf16* k, const bf16* v, const bf16* dout, const float* P, const float* G,
+                    const Piece& p, bf16* dq, bf16* dk, bf16* dv, const LinearDims& d, const float* lam, bool causal,
+                    cudaStream_t s) {
+  if (p.length == 0) return;
+  if (causal) {
+    // dq_i = sum_{j<=i} lam^(i-j) (do_i . v_j) k_j [+ lam^(i+1) do_i P^T]: the forward walk with q <- do,
+    // k <- v, v <- k, whose state is S^T (so P enters transposed).
+    walk_forward<D>(dout, v, k, dq, d, p, lam, P, true, s);
+    walk_backward<D>(q, k, v, dout, dk, dv, d, p, lam, G, s);
+    return;
+  }
+  // Bidirectional: M = K^T V [+ P], R = Q^T dO [+ G]; dq = dO M^T, dk = V R^T, dv = K R.
+  const size_t dd = (size_t)d.batch * d.heads * D * D;
+  Scratch m(2 * dd, s);
+  bidir_state<D>(k, v, p, m.ptr, d, P, s);
+  bidir_state<D>(q, dout, p, m.ptr + dd, d, G, s);
+  launch_apply<D, true>(dout, m.ptr, dq, d, p, nullptr, 0, false, s);
+  launch_apply<D, true>(v, m.ptr + dd, dk, d, p, nullptr, 0, false, s);
+  launch_apply<D, false>(k, m.ptr + dd, dv, d, p, nullptr, 0, false, s);
+}
+
+}  // namespace detail
+
+// =========================================================================================================
+// The API (asynchronous on `s`; see kernels.h)
+// =========================================================================================================
+
+// M = sum_j lam^(C-1-j) k_j^T v_j over the piece (C = p.length, j local).
+void linear_state(const bf16* k, const bf16* v, Piece p, float* M, LinearDims dims, const float* lam,
+                  cudaStream_t s) {
+  detail::check_piece(dims, p);
+  if (dims.head_dim == 128)
+    detail::state_total<128>(k, v, p, M, dims, lam, false, 0.f, s);
+  else
+    detail::state_total<64>(k, v, p, M, dims, lam, false, 0.f, s);
+}
+
+// Causal: o_i = sum_{j<=i in piece} lam^(i-j) (q_i.k_j) v_j. Bidirectional: o_i = q_i sum_j k_j^T v_j.
+// Overwrites the piece's rows of o.
+void linear_intra(const bf16* q, const bf16* k, const bf16* v, Piece p, bf16* o, LinearDims dims, const float* lam,
+                  bool causal, cudaStream_t s) {
+  detail::check_piece(dims, p);
+  if (dims.head_dim == 128)
+    detail::intra_forward<128>(q, k, v, nullptr, p, o, dims, lam, causal, s);
+  else
+    detail::intra_forward<64>(q, k, v, nullptr, p, o, dims, lam, causal, s);
+}
+
+// o_i += lam^(i+1) q_i P.
+void linear_inter(const bf16* q, const float* P, Piece p, bf16* o, LinearDims dims, const float* lam,
+                  cudaStream_t s) {
+  detail::check_piece(dims, p);
+  if (dims.head_dim == 128)
+    detail::launch_apply<128, false>(q, P, o, dims, p, lam, 1, true, s);
+  else
+    detail::launch_apply<64, false>(q, P, o, dims, p, lam, 1, true, s);
+}
+
+// out = sum_u [gaps[u] >= 0] lam^gaps[u] states[u]; gaps is a device array of `count` ints.
+void linear_decayed_sum(const float* states, int count, const int* gaps, float* out, LinearDims dims,
+                        const float* lam, cudaStream_t s) {
+  detail::check_dims(dims);
+  const int dd = dims.head_dim * dims.head_dim;
+  const size_t n4 = (size_t)dims.batch * dims.heads * dd / 4;
+  detail::decayed_sum_kernel<<<detail::grid_for(n4), 256, 0, s>>>(states, count, gaps, out, n4, dd, dims.heads,
+                                                                  lam);
+  LAUNCH_CHECK();
+}
+
+// out = lam^C in + M (in == nullptr: out = M).
+void linear_ring_step(const float* in, const float* M, int C, float* out, LinearDims dims, const float* lam,
+                      cudaStream_t s) {
+  detail::check_dims(dims);
+  const int dd = dims.head_dim * dims.head_dim;
+  const size_t n4 = (size_t)dims.batch * dims.heads * dd / 4;
+  detail::ring_step_kernel<<<detail::grid_for(n4), 256, 0, s>>>(in, M, C, out, n4, dd, dims.heads, lam);
+  LAUNCH_CHECK();
+}
+
+// out = a - b.
+void state_sub(const float* a, const float* b, float* out, LinearDims dims, cudaStream_t s) {
+  detail::check_dims(dims);
+  const size_t n4 = (size_t)dims.batch * dims.heads * dims.head_dim * dims.head_dim / 4;
+  detail::state_sub_kernel<<<detail::grid_for(n4), 256, 0, s>>>(a, b, out, n4);
+  LAUNCH_CHECK();
+}
+
+// out = the sum of `count` consecutive states.
+void state_sum(const float* states, int count, float* out, LinearDims dims, cudaStream_t s) {
+  detail::check_dims(dims);
+  const size_t n4 = (size_t)dims.batch * dims.heads * dims.head_dim * dims.head_dim / 4;
+  detail::state_sum_kernel<<<detail::grid_for(n4), 256, 0, s>>>(states, count, out, n4);
+  LAUNCH_CHECK();
+}
+
+// dM = sum_i lam^(i+1) q_i^T do_i.
+void linear_grad_state(const bf16* q, const bf16* dout, Piece p, float* dM, LinearDims dims, const float* lam,
+                       cudaStream_t s) {
+  detail::check_piece(dims, p);
+  if (dims.head_dim == 128)
+    detail::state_total<128>(q, dout, p, dM, dims, lam, true, 0.f, s);
+  else
+    detail::state_total<64>(q, dout, p, dM, dims, lam, true, 0.f, s);
+}
+
+// Overwrites the piece's rows of dq, dk, dv with the intra-piece gradients.
+void linear_intra_backward(const bf16* q, const bf16* k, const bf16* v, const bf16* dout, Piece p, bf16* dq,
+                           bf16* dk, bf16* dv, LinearDims dims, const float* lam, bool causal, cudaStream_t s) {
+  detail::check_piece(dims, p);
+  if (dims.head_dim == 128)
+    detail::intra_backward<128>(q, k, v, dout, nullptr, nullptr, p, dq, dk, dv, dims, lam, causal, s);
+  else
+    detail::intra_backward<64>(q, k, v, dout, nullptr, nullptr, p, dq, dk, dv, dims, lam, causal, s);
+}
+
+// dq_i += lam^(i+1) do_i P^T.
+void linear_dq_inter(const bf16* dout, const float* P, Piece p, bf16* dq, LinearDims dims, const float* lam,
+                     cudaStream_t s) {
+  detail::check_piece(dims, p);
+  if (dims.head_dim == 128)
+    detail::launch_apply<128, true>(dout, P, dq, dims, p, lam, 1, true, s);
+  else
+    detail::launch_apply<64, true>(dout, P, dq, dims, p, lam, 1, true, s);
+}
+
+// dk_j += lam^(C-1-j) v_j G^T ;  dv_j += lam^(C-1-j) k_j G.
+void linear_dkdv_inter(const bf16* k, const bf16* v, const float* G, Piece p, bf16* dk, bf16* dv, LinearDims dims,
+                       const float* lam, cudaStream_t s) {
+  detail::check_piece(dims, p);
+  if (dims.head_dim == 128) {
+    detail::launch_apply<128, true>(v, G, dk, dims, p, lam, 2, true, s);
+    detail::launch_apply<128, false>(k, G, dv, dims, p, lam, 2, true, s);
+  } else {
+    detail::launch_apply<64, true>(v, G, dk, dims, p, lam, 2, true, s);
+    detail::launch_apply<64, false>(k, G, dv, dims, p, lam, 2, true, s);
+  }
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// Fused variants (additions, not used by the generator yet). When the schedule can wait for P (forward) or
+// P and G (backward) before the intra pass, these do intra + inter in one pass over the activations:
+//   linear_forward_fused  = linear_intra + linear_inter                                   (o overwritten)
+//   linear_backward_fused = linear_intra_backward + linear_dq_inter + linear_dkdv_inter   (dq, dk, dv overwritten)
+// The cross-rank state only changes the walk's starting state, so this saves the inter kernels' whole
+// read-modify-write passes (3 activation tensors forward, 9 backward). P or G may be nullptr (zero).
+// In LASP-2 the wait costs one all-gather of a d x d state per head (about a megabyte), far less than the
+// passes saved at long sequence lengths; LASP-1 should keep the split form, which overlaps its ring.
+// ---------------------------------------------------------------------------------------------------------
+void linear_forward_fused(const bf16* q, const bf16* k, const bf16* v, const float* P, Piece p, bf16* o,
+                          LinearDims dims, const float* lam, bool causal, cudaStream_t s) {
+  detail::check_piece(dims, p);
+  if (dims.head_dim == 128)
+    detail::intra_forward<128>(q, k, v, P, p, o, dims, lam, causal, s);
+  else
+    detail::intra_forward<64>(q, k, v, P, p, o, dims, lam, causal, s);
+}
+
+void linear_backward_fused(const bf16* q, const bf16* k, const bf16* v, const bf16* dout, const float* P,
+                           const float* G, Piece p, bf16* dq, bf16* dk, bf16* dv, LinearDims dims, const float* lam,
+                           bool causal, cudaStream_t s) {
+  detail::check_piece(dims, p);
+  if (dims.head_dim == 128)
+    detail::intra_backward<128>(q, k, v, dout, P, G, p, dq, dk, dv, dims, lam, causal, s);
+  else
+    detail::intra_backward<64>(q, k, v, dout, P, G, p, dq, dk, dv, dims, lam, causal, s);
+}
+
+}  // namespace lasp
