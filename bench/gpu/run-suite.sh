@@ -39,7 +39,7 @@ run_program() { # dir world -> writes $OUT/<name>.r<rank>.{out,err}, returns the
   return $worst
 }
 
-for d in .gpu-suite/*/; do
+for d in .gpu-suite/${SUITE_FILTER:-}*/; do
   name=$(basename "$d")
   world=${name##*-w}
   if [ "$world" -gt "$gpus" ]; then echo "$name: needs $world GPUs, have $gpus" >> "$OUT/skipped.txt"; continue; fi
@@ -48,14 +48,14 @@ for d in .gpu-suite/*/; do
 done
 
 # lasp run itself, end to end on this machine (needs .device/ and .device-nm/ carried; see bench/gpu/README.md)
-if [ -f .device/env.sh ] && [ -d .device-nm/node_modules ]; then
+if [ -z "${SUITE_FILTER:-}" ] && [ -f .device/env.sh ] && [ -d .device-nm/node_modules ]; then
   source .device/env.sh
   [ -e node_modules ] || ln -s .device-nm/node_modules node_modules
   timeout 400 node bin/lasp.js run examples/tiny-linear.lasp > "$OUT/lasp-run-verify.txt" 2>&1
   echo "lasp run tiny-linear verify exit $?" >> "$OUT/lasp-run-verify.txt"
   timeout 200 node bin/lasp.js run examples/tiny-linear.lasp --mode bench --steps 10 > "$OUT/lasp-run-bench.txt" 2>&1
   echo "lasp run tiny-linear bench exit $?" >> "$OUT/lasp-run-bench.txt"
-  tail -4 "$OUT/lasp-run-verify.txt" "$OUT/lasp-run-bench.txt"
+  tail -n 4 "$OUT/lasp-run-verify.txt" "$OUT/lasp-run-bench.txt"
 fi
 
 python3 - "$OUT" <<'PY'
@@ -79,7 +79,8 @@ for name in sorted(exits):
         ph = [e for e in events if e.get("event") == "phase" and e["name"].endswith(".comm")]
         if s:
             ms = sorted(x["median_ms"] for x in s)
-            rows.append((name, exits[name].strip(), f"step {ms[len(ms)//2]:.2f} ms (ranks {ms[0]:.2f}-{ms[-1]:.2f}) tflops {s[0]['tflops']:.1f} hidden {s[0]['hidden_comm_fraction']:.2f}" + (f" comm {ph[0]['ms']:.3f} ms" if ph else "")))
+            core = f" attn {ph[0]['overlapped_ms']:.3f} ms (compute {ph[0]['compute_only_ms']:.3f}, comm {ph[0]['ms']:.3f})" if ph else ""
+            rows.append((name, exits[name].strip(), f"step {ms[len(ms)//2]:.2f} ms (ranks {ms[0]:.2f}-{ms[-1]:.2f}) tflops {s[0]['tflops']:.1f} hidden {s[0]['hidden_comm_fraction']:.2f}" + core))
         else:
             rows.append((name, exits[name].strip(), "no summary"))
 with open(f"{out}/table.txt", "w") as t:
