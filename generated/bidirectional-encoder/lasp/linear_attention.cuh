@@ -967,12 +967,16 @@ inline void check_piece(const LinearDims& d, const Piece& p) {
 }
 
 // One device per process (the generated programs run one rank per process): the SM count is read once.
+// LASP_SM_RESERVE=N sizes the grids for N fewer SMs: the kernels fill the GPU in one wave, and a collective
+// launched beside them can only start on SMs they leave free.
 inline int num_sms() {
   static int n = [] {
     int dev = 0, v = 0;
     CUDA_CHECK(cudaGetDevice(&dev));
     CUDA_CHECK(cudaDeviceGetAttribute(&v, cudaDevAttrMultiProcessorCount, dev));
-    return v;
+    const char* reserve = std::getenv("LASP_SM_RESERVE");
+    int r = reserve != nullptr ? std::atoi(reserve) : 0;
+    return std::max(1, v - std::max(0, std::min(r, v - 1)));
   }();
   return n;
 }

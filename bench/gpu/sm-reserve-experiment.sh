@@ -1,0 +1,1 @@
+for r in 0 8 16; do echo "== LASP_SM_RESERVE=$r"; LASP_SM_RESERVE=$r SUITE_FILTER=b-lasp2-w4 bash bench/gpu/run-suite.sh 2>&1 | grep -v "^built"; LASP_SM_RESERVE=$r SUITE_FILTER=b-lasp2-w1 bash bench/gpu/run-suite.sh 2>&1 | grep -v "^built"; done
