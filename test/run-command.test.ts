@@ -5,25 +5,16 @@ import { mkdtemp, readdir, rm, writeFile } from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import type { CliIo } from "../src/cli/io.js";
 import { main } from "../src/cli/main.js";
 import { runCommand, type RunCliOptions, type RunDeps } from "../src/cli/run-command.js";
 import type { GpuInfo } from "../src/toolchain/gpus.js";
 import { fixtureFiles } from "../src/toolchain/test-program.js";
 import type { Toolchain } from "../src/toolchain/tools.js";
+import { captureIo } from "../src/cli/test-io.js";
 
 const SPEC = "examples/tiny-linear.lasp"; // parallel { gpus 2 }
 
-function capture(): CliIo & { out: string; err: string } {
-  const io = {
-    out: "",
-    err: "",
-    color: false,
-    stdout: (t: string) => void (io.out += t),
-    stderr: (t: string) => void (io.err += t),
-  };
-  return io;
-}
+const capture = captureIo;
 
 const H100 = (index: number): GpuInfo => ({ index, name: "NVIDIA H100 80GB HBM3", memoryMiB: 81559 });
 const TOOLS: Toolchain = {

@@ -4,10 +4,10 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { checkSource } from "../check/front-end.js";
-import type { CliIo } from "../cli/io.js";
 import { main } from "../cli/main.js";
 import { generateProgram, writeProgram } from "./generate.js";
 import { generateExamples, staleFiles } from "./regenerate.js";
+import { captureIo } from "../cli/test-io.js";
 
 function specOf(file: string) {
   const spec = checkSource(file, readFileSync(file, "utf8")).spec;
@@ -15,16 +15,7 @@ function specOf(file: string) {
   return spec;
 }
 
-function capture(): CliIo & { out: string; err: string } {
-  const io = {
-    out: "",
-    err: "",
-    color: false,
-    stdout: (t: string) => void (io.out += t),
-    stderr: (t: string) => void (io.err += t),
-  };
-  return io;
-}
+const capture = captureIo;
 
 const hasNvcc = spawnSync("nvcc", ["--version"]).status === 0;
 

@@ -1,17 +1,8 @@
 import { describe, expect, it } from "vitest";
 import { main } from "../cli/main.js";
-import type { CliIo } from "../cli/io.js";
+import { captureIo } from "../cli/test-io.js";
 
-function capture(): CliIo & { out: string; err: string } {
-  const io = {
-    out: "",
-    err: "",
-    color: false,
-    stdout: (t: string) => void (io.out += t),
-    stderr: (t: string) => void (io.err += t),
-  };
-  return io;
-}
+const capture = captureIo;
 
 const HYBRID = "examples/linear-llama3-1b-hybrid.lasp";
 

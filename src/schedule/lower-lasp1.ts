@@ -4,10 +4,10 @@
 // back down, so a pass has 2(W-1) dependent hops instead of W-1.
 import type { LinearAttentionKind } from "../spec/resolved.js";
 import { RankBuilder } from "./builder.js";
-import { activation, piecesOf, stateBytes, states, type LowerContext } from "./context.js";
+import { piecesOf, stateBytes, states, type LowerContext } from "./context.js";
 import type { Piece, RankProgram } from "./ir.js";
-import { interCost, intraBackwardCost, intraCost, prefixCost, stateCost } from "./linear-costs.js";
-import { decayWords } from "./lower-lasp2.js";
+import { interCost, intraBackwardCost, intraCost, prefixCost } from "./linear-costs.js";
+import { backwardBuffers, forwardBuffers, gradStateSteps, stateSteps } from "./linear-common.js";
 
 export function lowerLasp1(
   ctx: LowerContext,
@@ -15,7 +15,7 @@ export function lowerLasp1(
 ): { forward: RankProgram[]; backward: RankProgram[] } {
   return {
     forward: ctx.group.map((rank) => forward(ctx, layer, rank)),
-    backward: ctx.group.map((rank) => backward(ctx, rank)),
+    backward: ctx.group.map((rank) => backward(ctx, layer, rank)),
   };
 }
 
@@ -29,23 +29,10 @@ function forward(ctx: LowerContext, layer: LinearAttentionKind, rank: number): R
   const pieces = piecesOf(ctx, rank);
   const all = ctx.plan.pieces;
   const P = pieces.length;
-  const q = b.buffer(activation(ctx, "q", "queries (after the feature map)", undefined, true));
-  const k = b.buffer(activation(ctx, "k", "keys (after the feature map)", undefined, true));
-  const v = b.buffer(activation(ctx, "v", "values", undefined, true));
-  const o = b.buffer(activation(ctx, "o", "attention output"));
-  const m = b.buffer(states(ctx, "m", P, "this rank's piece states M"));
-  const p = b.buffer(states(ctx, "p", P, "prefix state P of each piece, kept for the backward pass"));
+  const { q, k, v, o, m, p } = forwardBuffers(b, ctx, P);
   const next = b.buffer(states(ctx, "p_next", P, "the state each piece hands on: lam^C P + M"));
 
-  const stateSteps = pieces.map((piece, j) =>
-    b.compute(
-      "linear.state",
-      `M[${piece.index}] = K^T V over piece ${piece.index}${decayWords(layer)}`,
-      { reads: [k, v], writes: [m] },
-      stateCost(ctx, piece.length),
-      { piece: j },
-    ),
-  );
+  const stateIds = stateSteps(b, ctx, layer, k, v, m);
   const intraSteps = pieces.map((piece, j) =>
     b.compute(
       "linear.intra",
@@ -101,7 +88,7 @@ function forward(ctx: LowerContext, layer: LinearAttentionKind, rank: number): R
             { reads: [p, m], writes: [next] },
             prefixCost(ctx, 2),
             { piece: j },
-            [ready, stateSteps[j]!],
+            [ready, stateIds[j]!],
             "comm",
           );
     if (following !== undefined && hand !== undefined) {
@@ -129,34 +116,17 @@ function forward(ctx: LowerContext, layer: LinearAttentionKind, rank: number): R
   return b.build();
 }
 
-function backward(ctx: LowerContext, rank: number): RankProgram {
+function backward(ctx: LowerContext, layer: LinearAttentionKind, rank: number): RankProgram {
   const b = new RankBuilder(rank);
   const pieces = piecesOf(ctx, rank);
   const all = ctx.plan.pieces;
   const P = pieces.length;
-  const q = b.buffer(activation(ctx, "q", "queries", undefined, true));
-  const k = b.buffer(activation(ctx, "k", "keys", undefined, true));
-  const v = b.buffer(activation(ctx, "v", "values", undefined, true));
-  const dout = b.buffer(activation(ctx, "do", "gradient of the output", undefined, true));
-  const p = b.buffer(states(ctx, "p", P, "prefix states saved by the forward pass", true));
-  const dq = b.buffer(activation(ctx, "dq", "gradient of q"));
-  const dk = b.buffer(activation(ctx, "dk", "gradient of k"));
-  const dv = b.buffer(activation(ctx, "dv", "gradient of v"));
-  const dm = b.buffer(states(ctx, "dm", P, "this rank's piece gradient states dM"));
-  const g = b.buffer(states(ctx, "g", P, "suffix gradient state G of each piece"));
+  const { q, k, v, dout, p, dq, dk, dv, dm, g } = backwardBuffers(b, ctx, P);
   const previousOut = b.buffer(
     states(ctx, "g_prev", P, "the gradient state each piece hands back: lam^C G + dM"),
   );
 
-  const gradSteps = pieces.map((piece, j) =>
-    b.compute(
-      "linear.grad_state",
-      `dM[${piece.index}] = lam^(i+1) Q^T dO over piece ${piece.index}`,
-      { reads: [q, dout], writes: [dm] },
-      stateCost(ctx, piece.length),
-      { piece: j },
-    ),
-  );
+  const gradSteps = gradStateSteps(b, ctx, layer, q, dout, dm);
   const intraSteps = pieces.map((piece, j) => {
     const intra = b.compute(
       "linear.intra_backward",
@@ -169,7 +139,7 @@ function backward(ctx: LowerContext, rank: number): RankProgram {
       "linear.dq_inter",
       `dQ[${piece.index}] += dO P^T`,
       { reads: [dout, p, dq], writes: [dq] },
-      { ...stateCost(ctx, piece.length) },
+      interCost(ctx, piece.length),
       { piece: j },
       [intra],
     );

@@ -4,9 +4,10 @@
 // the total, so they AllReduce one state. Zigzag ranks hold two pieces and treat each separately.
 import type { LinearAttentionKind } from "../spec/resolved.js";
 import { RankBuilder } from "./builder.js";
-import { activation, piecesOf, stateBytes, states, type LowerContext } from "./context.js";
+import { piecesOf, stateBytes, states, type LowerContext } from "./context.js";
 import type { RankProgram } from "./ir.js";
-import { interCost, intraBackwardCost, intraCost, prefixCost, stateCost } from "./linear-costs.js";
+import { interCost, intraBackwardCost, intraCost, prefixCost } from "./linear-costs.js";
+import { backwardBuffers, forwardBuffers, gradStateSteps, stateSteps } from "./linear-common.js";
 
 export function lowerLasp2(
   ctx: LowerContext,
@@ -23,22 +24,9 @@ function forward(ctx: LowerContext, layer: LinearAttentionKind, rank: number): R
   const pieces = piecesOf(ctx, rank);
   const total = ctx.plan.pieces.length;
   const P = pieces.length;
-  const q = b.buffer(activation(ctx, "q", "queries (after the feature map)", undefined, true));
-  const k = b.buffer(activation(ctx, "k", "keys (after the feature map)", undefined, true));
-  const v = b.buffer(activation(ctx, "v", "values", undefined, true));
-  const o = b.buffer(activation(ctx, "o", "attention output"));
-  const m = b.buffer(states(ctx, "m", P, "this rank's piece states M"));
-  const p = b.buffer(states(ctx, "p", P, "prefix state P of each piece, kept for the backward pass"));
+  const { q, k, v, o, m, p } = forwardBuffers(b, ctx, P);
 
-  const stateSteps = pieces.map((piece, j) =>
-    b.compute(
-      "linear.state",
-      `M[${piece.index}] = K^T V over piece ${piece.index}${decayWords(layer)}`,
-      { reads: [k, v], writes: [m] },
-      stateCost(ctx, piece.length),
-      { piece: j },
-    ),
-  );
+  const stateIds = stateSteps(b, ctx, layer, k, v, m);
   let comm: number;
   if (layer.causal) {
     const all = b.buffer(states(ctx, "m_all", total, "every piece's state, gathered (rank-major order)"));
@@ -48,7 +36,7 @@ function forward(ctx: LowerContext, layer: LinearAttentionKind, rank: number): R
       ctx.group,
       "fwd.states",
       [{ send: m, recv: all }],
-      stateSteps,
+      stateIds,
     );
   } else {
     const sum = b.buffer(states(ctx, "m_sum", 1, "sum of this rank's piece states"));
@@ -58,7 +46,7 @@ function forward(ctx: LowerContext, layer: LinearAttentionKind, rank: number): R
       { reads: [m], writes: [sum] },
       { flops: 0, bytes: (P + 1) * stateBytes(ctx) },
       {},
-      stateSteps,
+      stateIds,
     );
     const totalState = b.buffer(states(ctx, "m_total", 1, "sum of all pieces' states"));
     comm = b.collective(
@@ -110,26 +98,9 @@ function backward(ctx: LowerContext, layer: LinearAttentionKind, rank: number): 
   const pieces = piecesOf(ctx, rank);
   const total = ctx.plan.pieces.length;
   const P = pieces.length;
-  const q = b.buffer(activation(ctx, "q", "queries", undefined, true));
-  const k = b.buffer(activation(ctx, "k", "keys", undefined, true));
-  const v = b.buffer(activation(ctx, "v", "values", undefined, true));
-  const dout = b.buffer(activation(ctx, "do", "gradient of the output", undefined, true));
-  const p = b.buffer(states(ctx, "p", P, "prefix states saved by the forward pass", true));
-  const dq = b.buffer(activation(ctx, "dq", "gradient of q"));
-  const dk = b.buffer(activation(ctx, "dk", "gradient of k"));
-  const dv = b.buffer(activation(ctx, "dv", "gradient of v"));
-  const dm = b.buffer(states(ctx, "dm", P, "this rank's piece gradient states dM"));
-  const g = b.buffer(states(ctx, "g", P, "suffix gradient state G of each piece"));
+  const { q, k, v, dout, p, dq, dk, dv, dm, g } = backwardBuffers(b, ctx, P);
 
-  const gradSteps = pieces.map((piece, j) =>
-    b.compute(
-      "linear.grad_state",
-      `dM[${piece.index}] = ${layer.causal ? "lam^(i+1) " : ""}Q^T dO over piece ${piece.index}`,
-      { reads: [q, dout], writes: [dm] },
-      stateCost(ctx, piece.length),
-      { piece: j },
-    ),
-  );
+  const gradSteps = gradStateSteps(b, ctx, layer, q, dout, dm);
   let comm: number;
   if (layer.causal) {
     const all = b.buffer(states(ctx, "dm_all", total, "every piece's dM, gathered (rank-major order)"));
@@ -200,8 +171,4 @@ function backward(ctx: LowerContext, layer: LinearAttentionKind, rank: number): 
     );
   });
   return b.build();
-}
-
-export function decayWords(layer: LinearAttentionKind): string {
-  return layer.decay.schedule === "none" ? "" : " (decayed)";
 }

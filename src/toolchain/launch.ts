@@ -231,7 +231,6 @@ function lines(stream: Readable | null, onLine: (line: string) => void): Promise
 
 /** Runs the program on all ranks and waits for them; never rejects for a failing rank. */
 export async function launch(options: LaunchOptions): Promise<LaunchResult> {
-  const launcher = options.launcher ?? "local";
   const grace = options.killGraceMs ?? 5000;
   const events: ProgramEvent[] = [];
   const exits: RankExit[] = [];

@@ -27,7 +27,6 @@ import {
   MODEL_KEYS,
   PARALLEL_KEYS,
   RUN_KEYS,
-  SOFTMAX_KEYS,
   LINEAR_KEYS,
   type KeyRule,
 } from "../../src/check/schema.js";

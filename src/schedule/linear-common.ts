@@ -1,0 +1,78 @@
+// What LASP-2 and LASP-1 share: the buffers of a linear-attention pass and the per-piece state steps that
+// start each pass (M forward, dM backward). The strategies differ only in how the states travel.
+import type { LinearAttentionKind } from "../spec/resolved.js";
+import type { RankBuilder } from "./builder.js";
+import { activation, piecesOf, states, type LowerContext } from "./context.js";
+import { stateCost } from "./linear-costs.js";
+
+export function decayWords(layer: LinearAttentionKind): string {
+  return layer.decay.schedule === "none" ? "" : " (decayed)";
+}
+
+/** q, k, v in; o out; the piece states M and the prefixes P (kept for the backward pass). */
+export function forwardBuffers(b: RankBuilder, ctx: LowerContext, P: number) {
+  return {
+    q: b.buffer(activation(ctx, "q", "queries (after the feature map)", undefined, true)),
+    k: b.buffer(activation(ctx, "k", "keys (after the feature map)", undefined, true)),
+    v: b.buffer(activation(ctx, "v", "values", undefined, true)),
+    o: b.buffer(activation(ctx, "o", "attention output")),
+    m: b.buffer(states(ctx, "m", P, "this rank's piece states M")),
+    p: b.buffer(states(ctx, "p", P, "prefix state P of each piece, kept for the backward pass")),
+  };
+}
+
+/** q, k, v, dO and the saved prefixes in; dQ, dK, dV out; the gradient states dM and suffixes G. */
+export function backwardBuffers(b: RankBuilder, ctx: LowerContext, P: number) {
+  return {
+    q: b.buffer(activation(ctx, "q", "queries", undefined, true)),
+    k: b.buffer(activation(ctx, "k", "keys", undefined, true)),
+    v: b.buffer(activation(ctx, "v", "values", undefined, true)),
+    dout: b.buffer(activation(ctx, "do", "gradient of the output", undefined, true)),
+    p: b.buffer(states(ctx, "p", P, "prefix states saved by the forward pass", true)),
+    dq: b.buffer(activation(ctx, "dq", "gradient of q")),
+    dk: b.buffer(activation(ctx, "dk", "gradient of k")),
+    dv: b.buffer(activation(ctx, "dv", "gradient of v")),
+    dm: b.buffer(states(ctx, "dm", P, "this rank's piece gradient states dM")),
+    g: b.buffer(states(ctx, "g", P, "suffix gradient state G of each piece")),
+  };
+}
+
+/** One `linear.state` step per piece of the rank: M = sum_j lam^(C-1-j) k_j^T v_j. */
+export function stateSteps(
+  b: RankBuilder,
+  ctx: LowerContext,
+  layer: LinearAttentionKind,
+  k: string,
+  v: string,
+  m: string,
+): number[] {
+  return piecesOf(ctx, b.rank).map((piece, j) =>
+    b.compute(
+      "linear.state",
+      `M[${piece.index}] = K^T V over piece ${piece.index}${decayWords(layer)}`,
+      { reads: [k, v], writes: [m] },
+      stateCost(ctx, piece.length),
+      { piece: j },
+    ),
+  );
+}
+
+/** One `linear.grad_state` step per piece: dM = sum_i lam^(i+1) q_i^T do_i. */
+export function gradStateSteps(
+  b: RankBuilder,
+  ctx: LowerContext,
+  layer: LinearAttentionKind,
+  q: string,
+  dout: string,
+  dm: string,
+): number[] {
+  return piecesOf(ctx, b.rank).map((piece, j) =>
+    b.compute(
+      "linear.grad_state",
+      `dM[${piece.index}] = ${layer.causal ? "lam^(i+1) " : ""}Q^T dO over piece ${piece.index}`,
+      { reads: [q, dout], writes: [dm] },
+      stateCost(ctx, piece.length),
+      { piece: j },
+    ),
+  );
+}
