@@ -26,6 +26,11 @@ for w in 1 2 4; do
   spec "v-lasp1-decay-d128-w$w"     $w lasp1 contiguous true  "decay 0.99"              128 8 1024 $n 2 verify 1
   spec "v-lasp1-zz-d64-w$w"         $w lasp1 zigzag     true  "decay retention"         64 8 512 $n 2 verify 1
 done
+# data parallel: 2 sequence-parallel groups of 2 GPUs (world 4)
+spec "v-lasp2-dp2-d128-w4" 4 lasp2 zigzag true "decay 0.95" 128 8 1024 8192 2 verify 1
+sed -i 's/parallel { gpus 4  sequence 4 /parallel { gpus 4  sequence 2  data 2 /; s/batch 1 /batch 2 /' "$specs/v-lasp2-dp2-d128-w4.lasp"
+spec "b-lasp2-dp2-w4" 4 lasp2 contiguous true "decay 0.99" 128 16 2048 32768 4 bench 20
+sed -i 's/parallel { gpus 4  sequence 4 /parallel { gpus 4  sequence 2  data 2 /; s/batch 1 /batch 2 /' "$specs/b-lasp2-dp2-w4.lasp"
 # bench: the 1B layer shape (16 heads x 128, hidden 2048), 16K tokens per GPU, 4 layers
 for w in 1 2 4; do
   n=$((16384 * w))
