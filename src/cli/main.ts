@@ -2,6 +2,7 @@
 import { Command, CommanderError } from "commander";
 import { checkCommand } from "./check-command.js";
 import { compileCommand, type CompileOptions } from "./compile-command.js";
+import { fmtCommand, type FmtOptions } from "./fmt-command.js";
 import { inspectCommand, type InspectOptions } from "./inspect-command.js";
 import { EXIT, processIo, type CliIo } from "./io.js";
 import { version } from "./package-info.js";
@@ -12,6 +13,7 @@ const EXAMPLES = `
 Examples:
   $ lasp check examples/linear-llama3-1b.lasp      check a spec, print ok or the errors
   $ lasp check examples/*.lasp                     check several specs at once
+  $ lasp fmt --check examples/*.lasp               list the specs that are not formatted
   $ lasp compile examples/tiny-linear.lasp -o out   write the CUDA/NCCL program to out/
   $ lasp inspect examples/tiny-hybrid.lasp         the schedule of rank 0 and the communication table
   $ lasp inspect examples/tiny-hybrid.lasp --json  the whole lowered program as JSON
@@ -39,6 +41,13 @@ export function buildProgram(io: CliIo, setExit: (code: number) => void): Comman
     .description("check specs and print `ok` per file or the diagnostics")
     .argument("<files...>", ".lasp spec files")
     .action(async (files: string[]) => setExit(await checkCommand(files, io)));
+
+  program
+    .command("fmt")
+    .description("format specs in place (layout: src/format/STYLE_GUIDE.md), keeping every comment")
+    .argument("<files...>", ".lasp spec files")
+    .option("--check", "change nothing; list the files that are not formatted and exit 1 if there are any")
+    .action(async (files: string[], options: FmtOptions) => setExit(await fmtCommand(files, options, io)));
 
   program
     .command("compile")
