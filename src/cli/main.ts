@@ -21,7 +21,8 @@ Examples:
   $ lasp verify examples/linear-llama3-1b-hybrid.lasp   prove the schedules exact on the CPU (float64)
   $ lasp run examples/tiny-linear.lasp --mode verify    build the CUDA program and run it on this machine's GPUs
 
-Exit codes: 0 ok, 1 the spec has errors, 2 usage errors (bad options, unreadable files).
+Exit codes: 0 ok; 1 the spec has errors (or cannot be generated yet, or its verification failed);
+2 usage errors (bad options, unreadable files); 3 a missing GPU, tool or library; 4 a build failure.
 Set NO_COLOR to turn colours off.`;
 
 export function buildProgram(io: CliIo, setExit: (code: number) => void): Command {
