@@ -1,6 +1,18 @@
 // Lexing, and the checks that need only the token stream: lexical errors and bracket balance.
 import type { ILexingError, IToken } from "chevrotain";
-import { laspLexer, LBrace, LBracket, RBrace, RBracket, Identifier, Layer } from "../../grammar/tokens.js";
+import {
+  Identifier,
+  laspLexer,
+  Layer,
+  LBrace,
+  LBracket,
+  Model,
+  Parallel,
+  RBrace,
+  RBracket,
+  Run,
+  Stack,
+} from "../../grammar/tokens.js";
 import type { Comment } from "../ast/ast.js";
 import type { Span } from "../ast/span.js";
 import { diagnose, type Diagnostic } from "../diagnostics/diagnostic.js";
@@ -157,6 +169,18 @@ export function checkBrackets(tokens: readonly IToken[]): Diagnostic[] {
   const diagnostics: Diagnostic[] = [];
   for (const [index, token] of tokens.entries()) {
     const type = token.tokenType;
+    // A keyword that cannot stand where the innermost bracket is open shows which bracket was left open:
+    // `layer` or `stack` inside a layer's braces or a list, a block keyword inside any bracket.
+    const top = open[open.length - 1];
+    const insideLayerOrList =
+      top !== undefined && (top.token.tokenType === LBracket || tokens[top.index - 4]?.tokenType === Layer);
+    const blockKeyword = type === Model || type === Parallel || type === Run;
+    if (top !== undefined && ((insideLayerOrList && (type === Layer || type === Stack)) || blockKeyword)) {
+      diagnostics.push(unclosed(tokens, top.token, top.index));
+      open.pop();
+      if (blockKeyword) open.length = 0; // the new block starts afresh
+      continue;
+    }
     if (type === LBrace || type === LBracket) {
       open.push({ token, index });
       // Real specs nest a few levels; a runaway nesting would only exhaust the parser's stack.
