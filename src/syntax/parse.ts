@@ -1,7 +1,8 @@
 // Text to AST: lexing, bracket balance, parsing, tree building. Each stage stops the pipeline when it finds
 // errors, so a user sees the first real cause rather than the errors it would cascade into.
 import { laspParser, splitParserMessage } from "../../grammar/parser.js";
-import { BLOCK_KEYWORDS } from "../../grammar/tokens.js";
+import type { IToken } from "chevrotain";
+import { BLOCK_KEYWORDS, Identifier } from "../../grammar/tokens.js";
 import type { SpecFile } from "../ast/ast.js";
 import { pointSpan, type Span } from "../ast/span.js";
 import { diagnose, type Diagnostic } from "../diagnostics/diagnostic.js";
@@ -53,7 +54,10 @@ export function parseSpec(source: string): ParseResult {
       const found = error.token.image;
       const guess =
         expected.length > 0 && /^[A-Za-z_]\w*$/.test(found) ? nearest(found, expected) : undefined;
-      const hint = guess !== undefined ? `did you mean \`${guess}\`?` : syntaxHint(expected);
+      const hint =
+        guess !== undefined
+          ? `did you mean \`${guess}\`?`
+          : (slipHint(lexed.tokens, error.token) ?? syntaxHint(expected));
       return diagnose("syntax", span, [message], hint === undefined ? {} : { hint });
     });
     return { diagnostics };
@@ -67,6 +71,20 @@ export function parseSpec(source: string): ParseResult {
 
 function endOfInput(source: string): Span {
   return pointSpan(source, source.length);
+}
+
+/** Hints for slips users make: commas between settings, `=` after a key, a key left without its value. */
+function slipHint(tokens: readonly IToken[], found: IToken): string | undefined {
+  if (found.image === ",") return "settings are separated by spaces or line breaks, not commas";
+  if (found.image === "=") return "write a setting as `key value`, without `=`";
+  const index = tokens.indexOf(found);
+  const value = tokens[index - 1];
+  const key = tokens[index - 2];
+  // `heads` followed by `ffn 512`: `heads` took `ffn` as its value and `512` is left over.
+  if (key?.tokenType === Identifier && value?.tokenType === Identifier && found.tokenType !== Identifier) {
+    return `does \`${key.image}\` have a value? it took \`${value.image}\` as its value`;
+  }
+  return undefined;
 }
 
 function syntaxHint(expected: string[]): string | undefined {
