@@ -27,7 +27,7 @@ export interface ResolvedNumbers {
 export function checkRules(inputs: RuleInputs, diagnostics: Diagnostic[]): ResolvedNumbers | undefined {
   const heads = num(inputs.model, "heads");
   const headDim = resolveHeadDim(inputs.model, diagnostics);
-  const group = resolveGroups(inputs.parallel, inputs.parallelKeyword, diagnostics);
+  const group = resolveGroups(inputs.parallel, diagnostics);
   if (group) checkSequenceSplit(inputs, group.sequence, diagnostics);
   if (group) checkBatch(inputs, group.data, diagnostics);
   if (heads !== undefined) checkLayers(inputs, heads, group?.sequence, diagnostics);
@@ -78,7 +78,6 @@ function resolveHeadDim(model: ReadSettings | undefined, diagnostics: Diagnostic
 
 function resolveGroups(
   parallel: ReadSettings,
-  keyword: Span | undefined,
   diagnostics: Diagnostic[],
 ): { gpus: number; sequence: number; data: number } | undefined {
   for (const key of ["gpus", "sequence", "data"]) {
@@ -109,7 +108,6 @@ function resolveGroups(
     }
     return { gpus, sequence: gpus / data, data };
   }
-  void keyword;
   const seq = sequence ?? 1;
   return { gpus: seq * data, sequence: seq, data };
 }

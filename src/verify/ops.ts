@@ -71,7 +71,7 @@ function blockInput(ctx: OpContext, name: string, step: ComputeStep): Tensor {
 
 export function runCompute(ctx: OpContext, step: ComputeStep): void {
   const { store, plan, rank } = ctx;
-  const [r0, r1, r2, r3, r4, r5, r6] = step.reads;
+  const [r0, r1, r2, r3, r4, r5] = step.reads;
   const [w0, w1, w2] = step.writes;
   const piece = (): number => num(step, "piece");
   const rows = (name: string, j: number): Tensor => pieceRows(store.one(name), plan, rank, j);
@@ -190,7 +190,6 @@ export function runCompute(ctx: OpContext, step: ComputeStep): void {
         store.one(r5!),
         causal(ctx),
       );
-      void r6;
       addInto(store.slots(w0!)[0]!, g.dq);
       addInto(store.slots(w1!)[slot]!, g.dk);
       addInto(store.slots(w2!)[slot]!, g.dv);
