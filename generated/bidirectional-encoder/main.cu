@@ -511,12 +511,14 @@ int main(int argc, char** argv) {
   CUDA_CHECK(cudaEventCreateWithFlags(&st.grads_ready, cudaEventDisableTiming));
   CUDA_CHECK(cudaEventCreateWithFlags(&st.grads_done, cudaEventDisableTiming));
   CUDA_CHECK(cudaStreamCreateWithFlags(&st.grad, cudaStreamNonBlocking));
-  static cudaEvent_t events[program::kMaxEvents];
+  static cudaEvent_t events[program::kMaxEvents], started[program::kMaxEvents];
   for (auto& e : events) CUDA_CHECK(cudaEventCreateWithFlags(&e, cudaEventDisableTiming));
+  for (auto& e : started) CUDA_CHECK(cudaEventCreateWithFlags(&e, cudaEventDisableTiming));
   st.ctx.rank = st.layout.sp_rank;
   st.ctx.nccl = st.comms.sp;
   st.ctx.dims = lasp::LinearDims{program::kBatch, program::kLocalTokens, program::kHeads, program::kHeadDim};
   st.ctx.events = events;
+  st.ctx.started = started;
   st.ctx.tables = program::upload_tables();
   CUBLAS_CHECK(cublasCreate(&st.blas));
   CUBLAS_CHECK(cublasSetStream(st.blas, st.ctx.compute));

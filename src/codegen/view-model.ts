@@ -32,6 +32,10 @@ export interface StepView {
   group: boolean;
   calls: Call[];
   record: boolean;
+  /** A collective that records when it is about to start, for the computation it overlaps. */
+  recordStart: boolean;
+  /** Collectives this computation lets start first (their `started` events). */
+  waitsStarted: { event: number }[];
 }
 
 export interface RankView {
@@ -130,7 +134,7 @@ function kindBuffers(schedule: LayerSchedule): BufferView[] {
   }));
 }
 
-function stepView(step: Step, ctx: StepContext, events: Set<number>): StepView {
+function stepView(step: Step, ctx: StepContext, events: Set<number>, overlap: Map<number, number>): StepView {
   const program = ctx.program;
   const waits = step.deps.filter((d) => program.steps[d]!.stream !== step.stream).map((event) => ({ event }));
   const calls = stepCalls(step, ctx);
@@ -143,7 +147,40 @@ function stepView(step: Step, ctx: StepContext, events: Set<number>): StepView {
     group: calls.length > 1 && (step.kind === "collective" || step.kind === "send" || step.kind === "recv"),
     calls,
     record: events.has(step.id),
+    recordStart: [...overlap.values()].includes(step.id),
+    waitsStarted: overlap.has(step.id) ? [{ event: overlap.get(step.id)! }] : [],
   };
+}
+
+/**
+ * For each collective, the first later computation that does not depend on it: the work it should overlap.
+ * That computation waits until the communication stream has reached the collective, so NCCL's kernel is
+ * issued first and is not left waiting for SMs that the (one-wave) chunk kernels would take.
+ * Returns computation step -> collective step.
+ */
+export function overlapPartners(program: RankProgram): Map<number, number> {
+  const ancestors = program.steps.map(() => new Set<number>());
+  const lastOn = new Map<string, number>();
+  for (const step of program.steps) {
+    const direct = [...step.deps];
+    const previous = lastOn.get(step.stream);
+    if (previous !== undefined) direct.push(previous);
+    for (const d of direct) {
+      ancestors[step.id]!.add(d);
+      for (const a of ancestors[d]!) ancestors[step.id]!.add(a);
+    }
+    lastOn.set(step.stream, step.id);
+  }
+  const partners = new Map<number, number>();
+  for (const step of program.steps) {
+    if (step.kind !== "collective") continue;
+    const partner = program.steps.find(
+      (s) =>
+        s.id > step.id && s.kind === "compute" && s.stream === "compute" && !ancestors[s.id]!.has(step.id),
+    );
+    if (partner !== undefined && !partners.has(partner.id)) partners.set(partner.id, step.id);
+  }
+  return partners;
 }
 
 /** Steps whose completion another stream waits for: they record an event. */
@@ -222,10 +259,11 @@ export function buildView({ spec, program, compilerVersion }: ViewInputs): Progr
       const ranks = schedule.passes[pass].map((rp): RankView => {
         const ctx: StepContext = { program: rp, schedule, plan: layout, sizes, kind: name, tables, pass };
         const events = recordedSteps(rp);
+        const overlap = overlapPartners(rp);
         return {
           rank: rp.rank,
           function: `${name}_${pass}_rank${rp.rank}`,
-          steps: rp.steps.map((s) => stepView(s, ctx, events)),
+          steps: rp.steps.map((s) => stepView(s, ctx, events, overlap)),
         };
       });
       const events = Math.max(1, ...schedule.passes[pass].map((rp) => rp.steps.length));

@@ -50,7 +50,8 @@ struct Ctx {
   cudaStream_t comm;      // NCCL (the same stream as `compute` when timing without overlap)
   ncclComm_t nccl;        // the sequence-parallel communicator
   lasp::LinearDims dims;  // this rank's activations
-  cudaEvent_t* events;    // one per step of the longest rank program
+  cudaEvent_t* events;    // one per step of the longest rank program: the step has finished
+  cudaEvent_t* started;   // likewise: the communication stream has reached the step
   Tables tables;
 };
 
@@ -147,11 +148,13 @@ static void E_forward_rank0(const Ctx& c, EBuffers& b, Run run) {
   // [2] AllReduce the state sum
   if (run.comm) {
     CUDA_CHECK(cudaStreamWaitEvent(c.comm, c.events[1], 0));
+    CUDA_CHECK(cudaEventRecord(c.started[2], c.comm));  // the collective is next on its stream
     NCCL_CHECK(ncclAllReduce(b.m_sum, b.m_total, 262144, ncclFloat32, ncclSum, c.nccl, c.comm));
     CUDA_CHECK(cudaEventRecord(c.events[2], c.comm));
   }
   // [3] O[0] = intra-piece product (chunk algorithm)
   if (run.compute) {
+    CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.started[2], 0));  // let the collective start first
     lasp::linear_intra(b.q, b.k, b.v, lasp::Piece{0, 32768}, b.o, c.dims, c.tables.kEDecay, false, c.compute);
   }
   // [4] P[0] = sum of the other pieces' states
@@ -179,11 +182,13 @@ static void E_forward_rank1(const Ctx& c, EBuffers& b, Run run) {
   // [2] AllReduce the state sum
   if (run.comm) {
     CUDA_CHECK(cudaStreamWaitEvent(c.comm, c.events[1], 0));
+    CUDA_CHECK(cudaEventRecord(c.started[2], c.comm));  // the collective is next on its stream
     NCCL_CHECK(ncclAllReduce(b.m_sum, b.m_total, 262144, ncclFloat32, ncclSum, c.nccl, c.comm));
     CUDA_CHECK(cudaEventRecord(c.events[2], c.comm));
   }
   // [3] O[1] = intra-piece product (chunk algorithm)
   if (run.compute) {
+    CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.started[2], 0));  // let the collective start first
     lasp::linear_intra(b.q, b.k, b.v, lasp::Piece{0, 32768}, b.o, c.dims, c.tables.kEDecay, false, c.compute);
   }
   // [4] P[1] = sum of the other pieces' states
@@ -211,11 +216,13 @@ static void E_forward_rank2(const Ctx& c, EBuffers& b, Run run) {
   // [2] AllReduce the state sum
   if (run.comm) {
     CUDA_CHECK(cudaStreamWaitEvent(c.comm, c.events[1], 0));
+    CUDA_CHECK(cudaEventRecord(c.started[2], c.comm));  // the collective is next on its stream
     NCCL_CHECK(ncclAllReduce(b.m_sum, b.m_total, 262144, ncclFloat32, ncclSum, c.nccl, c.comm));
     CUDA_CHECK(cudaEventRecord(c.events[2], c.comm));
   }
   // [3] O[2] = intra-piece product (chunk algorithm)
   if (run.compute) {
+    CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.started[2], 0));  // let the collective start first
     lasp::linear_intra(b.q, b.k, b.v, lasp::Piece{0, 32768}, b.o, c.dims, c.tables.kEDecay, false, c.compute);
   }
   // [4] P[2] = sum of the other pieces' states
@@ -243,11 +250,13 @@ static void E_forward_rank3(const Ctx& c, EBuffers& b, Run run) {
   // [2] AllReduce the state sum
   if (run.comm) {
     CUDA_CHECK(cudaStreamWaitEvent(c.comm, c.events[1], 0));
+    CUDA_CHECK(cudaEventRecord(c.started[2], c.comm));  // the collective is next on its stream
     NCCL_CHECK(ncclAllReduce(b.m_sum, b.m_total, 262144, ncclFloat32, ncclSum, c.nccl, c.comm));
     CUDA_CHECK(cudaEventRecord(c.events[2], c.comm));
   }
   // [3] O[3] = intra-piece product (chunk algorithm)
   if (run.compute) {
+    CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.started[2], 0));  // let the collective start first
     lasp::linear_intra(b.q, b.k, b.v, lasp::Piece{0, 32768}, b.o, c.dims, c.tables.kEDecay, false, c.compute);
   }
   // [4] P[3] = sum of the other pieces' states
@@ -286,11 +295,13 @@ static void E_backward_rank0(const Ctx& c, EBuffers& b, Run run) {
   // [2] AllReduce the gradient state sum
   if (run.comm) {
     CUDA_CHECK(cudaStreamWaitEvent(c.comm, c.events[1], 0));
+    CUDA_CHECK(cudaEventRecord(c.started[2], c.comm));  // the collective is next on its stream
     NCCL_CHECK(ncclAllReduce(b.dm_sum, b.dm_total, 262144, ncclFloat32, ncclSum, c.nccl, c.comm));
     CUDA_CHECK(cudaEventRecord(c.events[2], c.comm));
   }
   // [3] dQ, dK, dV[0] inside the piece
   if (run.compute) {
+    CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.started[2], 0));  // let the collective start first
     lasp::linear_intra_backward(b.q, b.k, b.v, b.do_, lasp::Piece{0, 32768}, b.dq, b.dk, b.dv, c.dims, c.tables.kEDecay, false, c.compute);
   }
   // [4] dQ[0] += dO P^T
@@ -322,11 +333,13 @@ static void E_backward_rank1(const Ctx& c, EBuffers& b, Run run) {
   // [2] AllReduce the gradient state sum
   if (run.comm) {
     CUDA_CHECK(cudaStreamWaitEvent(c.comm, c.events[1], 0));
+    CUDA_CHECK(cudaEventRecord(c.started[2], c.comm));  // the collective is next on its stream
     NCCL_CHECK(ncclAllReduce(b.dm_sum, b.dm_total, 262144, ncclFloat32, ncclSum, c.nccl, c.comm));
     CUDA_CHECK(cudaEventRecord(c.events[2], c.comm));
   }
   // [3] dQ, dK, dV[1] inside the piece
   if (run.compute) {
+    CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.started[2], 0));  // let the collective start first
     lasp::linear_intra_backward(b.q, b.k, b.v, b.do_, lasp::Piece{0, 32768}, b.dq, b.dk, b.dv, c.dims, c.tables.kEDecay, false, c.compute);
   }
   // [4] dQ[1] += dO P^T
@@ -358,11 +371,13 @@ static void E_backward_rank2(const Ctx& c, EBuffers& b, Run run) {
   // [2] AllReduce the gradient state sum
   if (run.comm) {
     CUDA_CHECK(cudaStreamWaitEvent(c.comm, c.events[1], 0));
+    CUDA_CHECK(cudaEventRecord(c.started[2], c.comm));  // the collective is next on its stream
     NCCL_CHECK(ncclAllReduce(b.dm_sum, b.dm_total, 262144, ncclFloat32, ncclSum, c.nccl, c.comm));
     CUDA_CHECK(cudaEventRecord(c.events[2], c.comm));
   }
   // [3] dQ, dK, dV[2] inside the piece
   if (run.compute) {
+    CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.started[2], 0));  // let the collective start first
     lasp::linear_intra_backward(b.q, b.k, b.v, b.do_, lasp::Piece{0, 32768}, b.dq, b.dk, b.dv, c.dims, c.tables.kEDecay, false, c.compute);
   }
   // [4] dQ[2] += dO P^T
@@ -394,11 +409,13 @@ static void E_backward_rank3(const Ctx& c, EBuffers& b, Run run) {
   // [2] AllReduce the gradient state sum
   if (run.comm) {
     CUDA_CHECK(cudaStreamWaitEvent(c.comm, c.events[1], 0));
+    CUDA_CHECK(cudaEventRecord(c.started[2], c.comm));  // the collective is next on its stream
     NCCL_CHECK(ncclAllReduce(b.dm_sum, b.dm_total, 262144, ncclFloat32, ncclSum, c.nccl, c.comm));
     CUDA_CHECK(cudaEventRecord(c.events[2], c.comm));
   }
   // [3] dQ, dK, dV[3] inside the piece
   if (run.compute) {
+    CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.started[2], 0));  // let the collective start first
     lasp::linear_intra_backward(b.q, b.k, b.v, b.do_, lasp::Piece{0, 32768}, b.dq, b.dk, b.dv, c.dims, c.tables.kEDecay, false, c.compute);
   }
   // [4] dQ[3] += dO P^T

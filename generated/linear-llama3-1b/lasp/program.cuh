@@ -114,7 +114,8 @@ struct Ctx {
   cudaStream_t comm;      // NCCL (the same stream as `compute` when timing without overlap)
   ncclComm_t nccl;        // the sequence-parallel communicator
   lasp::LinearDims dims;  // this rank's activations
-  cudaEvent_t* events;    // one per step of the longest rank program
+  cudaEvent_t* events;    // one per step of the longest rank program: the step has finished
+  cudaEvent_t* started;   // likewise: the communication stream has reached the step
   Tables tables;
 };
 
@@ -199,11 +200,13 @@ static void L_forward_rank0(const Ctx& c, LBuffers& b, Run run) {
   // [1] AllGather piece states (1 per rank)
   if (run.comm) {
     CUDA_CHECK(cudaStreamWaitEvent(c.comm, c.events[0], 0));
+    CUDA_CHECK(cudaEventRecord(c.started[1], c.comm));  // the collective is next on its stream
     NCCL_CHECK(ncclAllGather(b.m, b.m_all, 262144, ncclFloat32, c.nccl, c.comm));
     CUDA_CHECK(cudaEventRecord(c.events[1], c.comm));
   }
   // [2] O[0] = intra-piece product (chunk algorithm)
   if (run.compute) {
+    CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.started[1], 0));  // let the collective start first
     lasp::linear_intra(b.q, b.k, b.v, lasp::Piece{0, 65536}, b.o, c.dims, c.tables.kLDecay, true, c.compute);
   }
   // [3] P[0] = decayed sum of the 0 earlier piece states
@@ -227,11 +230,13 @@ static void L_forward_rank1(const Ctx& c, LBuffers& b, Run run) {
   // [1] AllGather piece states (1 per rank)
   if (run.comm) {
     CUDA_CHECK(cudaStreamWaitEvent(c.comm, c.events[0], 0));
+    CUDA_CHECK(cudaEventRecord(c.started[1], c.comm));  // the collective is next on its stream
     NCCL_CHECK(ncclAllGather(b.m, b.m_all, 262144, ncclFloat32, c.nccl, c.comm));
     CUDA_CHECK(cudaEventRecord(c.events[1], c.comm));
   }
   // [2] O[1] = intra-piece product (chunk algorithm)
   if (run.compute) {
+    CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.started[1], 0));  // let the collective start first
     lasp::linear_intra(b.q, b.k, b.v, lasp::Piece{0, 65536}, b.o, c.dims, c.tables.kLDecay, true, c.compute);
   }
   // [3] P[1] = decayed sum of the 1 earlier piece states
@@ -255,11 +260,13 @@ static void L_forward_rank2(const Ctx& c, LBuffers& b, Run run) {
   // [1] AllGather piece states (1 per rank)
   if (run.comm) {
     CUDA_CHECK(cudaStreamWaitEvent(c.comm, c.events[0], 0));
+    CUDA_CHECK(cudaEventRecord(c.started[1], c.comm));  // the collective is next on its stream
     NCCL_CHECK(ncclAllGather(b.m, b.m_all, 262144, ncclFloat32, c.nccl, c.comm));
     CUDA_CHECK(cudaEventRecord(c.events[1], c.comm));
   }
   // [2] O[2] = intra-piece product (chunk algorithm)
   if (run.compute) {
+    CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.started[1], 0));  // let the collective start first
     lasp::linear_intra(b.q, b.k, b.v, lasp::Piece{0, 65536}, b.o, c.dims, c.tables.kLDecay, true, c.compute);
   }
   // [3] P[2] = decayed sum of the 2 earlier piece states
@@ -283,11 +290,13 @@ static void L_forward_rank3(const Ctx& c, LBuffers& b, Run run) {
   // [1] AllGather piece states (1 per rank)
   if (run.comm) {
     CUDA_CHECK(cudaStreamWaitEvent(c.comm, c.events[0], 0));
+    CUDA_CHECK(cudaEventRecord(c.started[1], c.comm));  // the collective is next on its stream
     NCCL_CHECK(ncclAllGather(b.m, b.m_all, 262144, ncclFloat32, c.nccl, c.comm));
     CUDA_CHECK(cudaEventRecord(c.events[1], c.comm));
   }
   // [2] O[3] = intra-piece product (chunk algorithm)
   if (run.compute) {
+    CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.started[1], 0));  // let the collective start first
     lasp::linear_intra(b.q, b.k, b.v, lasp::Piece{0, 65536}, b.o, c.dims, c.tables.kLDecay, true, c.compute);
   }
   // [3] P[3] = decayed sum of the 3 earlier piece states
@@ -311,11 +320,13 @@ static void L_forward_rank4(const Ctx& c, LBuffers& b, Run run) {
   // [1] AllGather piece states (1 per rank)
   if (run.comm) {
     CUDA_CHECK(cudaStreamWaitEvent(c.comm, c.events[0], 0));
+    CUDA_CHECK(cudaEventRecord(c.started[1], c.comm));  // the collective is next on its stream
     NCCL_CHECK(ncclAllGather(b.m, b.m_all, 262144, ncclFloat32, c.nccl, c.comm));
     CUDA_CHECK(cudaEventRecord(c.events[1], c.comm));
   }
   // [2] O[4] = intra-piece product (chunk algorithm)
   if (run.compute) {
+    CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.started[1], 0));  // let the collective start first
     lasp::linear_intra(b.q, b.k, b.v, lasp::Piece{0, 65536}, b.o, c.dims, c.tables.kLDecay, true, c.compute);
   }
   // [3] P[4] = decayed sum of the 4 earlier piece states
@@ -339,11 +350,13 @@ static void L_forward_rank5(const Ctx& c, LBuffers& b, Run run) {
   // [1] AllGather piece states (1 per rank)
   if (run.comm) {
     CUDA_CHECK(cudaStreamWaitEvent(c.comm, c.events[0], 0));
+    CUDA_CHECK(cudaEventRecord(c.started[1], c.comm));  // the collective is next on its stream
     NCCL_CHECK(ncclAllGather(b.m, b.m_all, 262144, ncclFloat32, c.nccl, c.comm));
     CUDA_CHECK(cudaEventRecord(c.events[1], c.comm));
   }
   // [2] O[5] = intra-piece product (chunk algorithm)
   if (run.compute) {
+    CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.started[1], 0));  // let the collective start first
     lasp::linear_intra(b.q, b.k, b.v, lasp::Piece{0, 65536}, b.o, c.dims, c.tables.kLDecay, true, c.compute);
   }
   // [3] P[5] = decayed sum of the 5 earlier piece states
@@ -367,11 +380,13 @@ static void L_forward_rank6(const Ctx& c, LBuffers& b, Run run) {
   // [1] AllGather piece states (1 per rank)
   if (run.comm) {
     CUDA_CHECK(cudaStreamWaitEvent(c.comm, c.events[0], 0));
+    CUDA_CHECK(cudaEventRecord(c.started[1], c.comm));  // the collective is next on its stream
     NCCL_CHECK(ncclAllGather(b.m, b.m_all, 262144, ncclFloat32, c.nccl, c.comm));
     CUDA_CHECK(cudaEventRecord(c.events[1], c.comm));
   }
   // [2] O[6] = intra-piece product (chunk algorithm)
   if (run.compute) {
+    CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.started[1], 0));  // let the collective start first
     lasp::linear_intra(b.q, b.k, b.v, lasp::Piece{0, 65536}, b.o, c.dims, c.tables.kLDecay, true, c.compute);
   }
   // [3] P[6] = decayed sum of the 6 earlier piece states
@@ -395,11 +410,13 @@ static void L_forward_rank7(const Ctx& c, LBuffers& b, Run run) {
   // [1] AllGather piece states (1 per rank)
   if (run.comm) {
     CUDA_CHECK(cudaStreamWaitEvent(c.comm, c.events[0], 0));
+    CUDA_CHECK(cudaEventRecord(c.started[1], c.comm));  // the collective is next on its stream
     NCCL_CHECK(ncclAllGather(b.m, b.m_all, 262144, ncclFloat32, c.nccl, c.comm));
     CUDA_CHECK(cudaEventRecord(c.events[1], c.comm));
   }
   // [2] O[7] = intra-piece product (chunk algorithm)
   if (run.compute) {
+    CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.started[1], 0));  // let the collective start first
     lasp::linear_intra(b.q, b.k, b.v, lasp::Piece{0, 65536}, b.o, c.dims, c.tables.kLDecay, true, c.compute);
   }
   // [3] P[7] = decayed sum of the 7 earlier piece states
@@ -438,11 +455,13 @@ static void L_backward_rank0(const Ctx& c, LBuffers& b, Run run) {
   // [1] AllGather piece gradient states (1 per rank)
   if (run.comm) {
     CUDA_CHECK(cudaStreamWaitEvent(c.comm, c.events[0], 0));
+    CUDA_CHECK(cudaEventRecord(c.started[1], c.comm));  // the collective is next on its stream
     NCCL_CHECK(ncclAllGather(b.dm, b.dm_all, 262144, ncclFloat32, c.nccl, c.comm));
     CUDA_CHECK(cudaEventRecord(c.events[1], c.comm));
   }
   // [2] dQ, dK, dV[0] inside the piece
   if (run.compute) {
+    CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.started[1], 0));  // let the collective start first
     lasp::linear_intra_backward(b.q, b.k, b.v, b.do_, lasp::Piece{0, 65536}, b.dq, b.dk, b.dv, c.dims, c.tables.kLDecay, true, c.compute);
   }
   // [3] dQ[0] += dO P^T
@@ -470,11 +489,13 @@ static void L_backward_rank1(const Ctx& c, LBuffers& b, Run run) {
   // [1] AllGather piece gradient states (1 per rank)
   if (run.comm) {
     CUDA_CHECK(cudaStreamWaitEvent(c.comm, c.events[0], 0));
+    CUDA_CHECK(cudaEventRecord(c.started[1], c.comm));  // the collective is next on its stream
     NCCL_CHECK(ncclAllGather(b.dm, b.dm_all, 262144, ncclFloat32, c.nccl, c.comm));
     CUDA_CHECK(cudaEventRecord(c.events[1], c.comm));
   }
   // [2] dQ, dK, dV[1] inside the piece
   if (run.compute) {
+    CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.started[1], 0));  // let the collective start first
     lasp::linear_intra_backward(b.q, b.k, b.v, b.do_, lasp::Piece{0, 65536}, b.dq, b.dk, b.dv, c.dims, c.tables.kLDecay, true, c.compute);
   }
   // [3] dQ[1] += dO P^T
@@ -502,11 +523,13 @@ static void L_backward_rank2(const Ctx& c, LBuffers& b, Run run) {
   // [1] AllGather piece gradient states (1 per rank)
   if (run.comm) {
     CUDA_CHECK(cudaStreamWaitEvent(c.comm, c.events[0], 0));
+    CUDA_CHECK(cudaEventRecord(c.started[1], c.comm));  // the collective is next on its stream
     NCCL_CHECK(ncclAllGather(b.dm, b.dm_all, 262144, ncclFloat32, c.nccl, c.comm));
     CUDA_CHECK(cudaEventRecord(c.events[1], c.comm));
   }
   // [2] dQ, dK, dV[2] inside the piece
   if (run.compute) {
+    CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.started[1], 0));  // let the collective start first
     lasp::linear_intra_backward(b.q, b.k, b.v, b.do_, lasp::Piece{0, 65536}, b.dq, b.dk, b.dv, c.dims, c.tables.kLDecay, true, c.compute);
   }
   // [3] dQ[2] += dO P^T
@@ -534,11 +557,13 @@ static void L_backward_rank3(const Ctx& c, LBuffers& b, Run run) {
   // [1] AllGather piece gradient states (1 per rank)
   if (run.comm) {
     CUDA_CHECK(cudaStreamWaitEvent(c.comm, c.events[0], 0));
+    CUDA_CHECK(cudaEventRecord(c.started[1], c.comm));  // the collective is next on its stream
     NCCL_CHECK(ncclAllGather(b.dm, b.dm_all, 262144, ncclFloat32, c.nccl, c.comm));
     CUDA_CHECK(cudaEventRecord(c.events[1], c.comm));
   }
   // [2] dQ, dK, dV[3] inside the piece
   if (run.compute) {
+    CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.started[1], 0));  // let the collective start first
     lasp::linear_intra_backward(b.q, b.k, b.v, b.do_, lasp::Piece{0, 65536}, b.dq, b.dk, b.dv, c.dims, c.tables.kLDecay, true, c.compute);
   }
   // [3] dQ[3] += dO P^T
@@ -566,11 +591,13 @@ static void L_backward_rank4(const Ctx& c, LBuffers& b, Run run) {
   // [1] AllGather piece gradient states (1 per rank)
   if (run.comm) {
     CUDA_CHECK(cudaStreamWaitEvent(c.comm, c.events[0], 0));
+    CUDA_CHECK(cudaEventRecord(c.started[1], c.comm));  // the collective is next on its stream
     NCCL_CHECK(ncclAllGather(b.dm, b.dm_all, 262144, ncclFloat32, c.nccl, c.comm));
     CUDA_CHECK(cudaEventRecord(c.events[1], c.comm));
   }
   // [2] dQ, dK, dV[4] inside the piece
   if (run.compute) {
+    CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.started[1], 0));  // let the collective start first
     lasp::linear_intra_backward(b.q, b.k, b.v, b.do_, lasp::Piece{0, 65536}, b.dq, b.dk, b.dv, c.dims, c.tables.kLDecay, true, c.compute);
   }
   // [3] dQ[4] += dO P^T
@@ -598,11 +625,13 @@ static void L_backward_rank5(const Ctx& c, LBuffers& b, Run run) {
   // [1] AllGather piece gradient states (1 per rank)
   if (run.comm) {
     CUDA_CHECK(cudaStreamWaitEvent(c.comm, c.events[0], 0));
+    CUDA_CHECK(cudaEventRecord(c.started[1], c.comm));  // the collective is next on its stream
     NCCL_CHECK(ncclAllGather(b.dm, b.dm_all, 262144, ncclFloat32, c.nccl, c.comm));
     CUDA_CHECK(cudaEventRecord(c.events[1], c.comm));
   }
   // [2] dQ, dK, dV[5] inside the piece
   if (run.compute) {
+    CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.started[1], 0));  // let the collective start first
     lasp::linear_intra_backward(b.q, b.k, b.v, b.do_, lasp::Piece{0, 65536}, b.dq, b.dk, b.dv, c.dims, c.tables.kLDecay, true, c.compute);
   }
   // [3] dQ[5] += dO P^T
@@ -630,11 +659,13 @@ static void L_backward_rank6(const Ctx& c, LBuffers& b, Run run) {
   // [1] AllGather piece gradient states (1 per rank)
   if (run.comm) {
     CUDA_CHECK(cudaStreamWaitEvent(c.comm, c.events[0], 0));
+    CUDA_CHECK(cudaEventRecord(c.started[1], c.comm));  // the collective is next on its stream
     NCCL_CHECK(ncclAllGather(b.dm, b.dm_all, 262144, ncclFloat32, c.nccl, c.comm));
     CUDA_CHECK(cudaEventRecord(c.events[1], c.comm));
   }
   // [2] dQ, dK, dV[6] inside the piece
   if (run.compute) {
+    CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.started[1], 0));  // let the collective start first
     lasp::linear_intra_backward(b.q, b.k, b.v, b.do_, lasp::Piece{0, 65536}, b.dq, b.dk, b.dv, c.dims, c.tables.kLDecay, true, c.compute);
   }
   // [3] dQ[6] += dO P^T
@@ -662,11 +693,13 @@ static void L_backward_rank7(const Ctx& c, LBuffers& b, Run run) {
   // [1] AllGather piece gradient states (1 per rank)
   if (run.comm) {
     CUDA_CHECK(cudaStreamWaitEvent(c.comm, c.events[0], 0));
+    CUDA_CHECK(cudaEventRecord(c.started[1], c.comm));  // the collective is next on its stream
     NCCL_CHECK(ncclAllGather(b.dm, b.dm_all, 262144, ncclFloat32, c.nccl, c.comm));
     CUDA_CHECK(cudaEventRecord(c.events[1], c.comm));
   }
   // [2] dQ, dK, dV[7] inside the piece
   if (run.compute) {
+    CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.started[1], 0));  // let the collective start first
     lasp::linear_intra_backward(b.q, b.k, b.v, b.do_, lasp::Piece{0, 65536}, b.dq, b.dk, b.dv, c.dims, c.tables.kLDecay, true, c.compute);
   }
   // [3] dQ[7] += dO P^T

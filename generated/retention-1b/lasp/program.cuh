@@ -82,7 +82,8 @@ struct Ctx {
   cudaStream_t comm;      // NCCL (the same stream as `compute` when timing without overlap)
   ncclComm_t nccl;        // the sequence-parallel communicator
   lasp::LinearDims dims;  // this rank's activations
-  cudaEvent_t* events;    // one per step of the longest rank program
+  cudaEvent_t* events;    // one per step of the longest rank program: the step has finished
+  cudaEvent_t* started;   // likewise: the communication stream has reached the step
   Tables tables;
 };
 
@@ -167,11 +168,13 @@ static void R_forward_rank0(const Ctx& c, RBuffers& b, Run run) {
   // [1] AllGather piece states (1 per rank)
   if (run.comm) {
     CUDA_CHECK(cudaStreamWaitEvent(c.comm, c.events[0], 0));
+    CUDA_CHECK(cudaEventRecord(c.started[1], c.comm));  // the collective is next on its stream
     NCCL_CHECK(ncclAllGather(b.m, b.m_all, 262144, ncclFloat32, c.nccl, c.comm));
     CUDA_CHECK(cudaEventRecord(c.events[1], c.comm));
   }
   // [2] O[0] = intra-piece product (chunk algorithm)
   if (run.compute) {
+    CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.started[1], 0));  // let the collective start first
     lasp::linear_intra(b.q, b.k, b.v, lasp::Piece{0, 65536}, b.o, c.dims, c.tables.kRDecay, true, c.compute);
   }
   // [3] P[0] = decayed sum of the 0 earlier piece states
@@ -195,11 +198,13 @@ static void R_forward_rank1(const Ctx& c, RBuffers& b, Run run) {
   // [1] AllGather piece states (1 per rank)
   if (run.comm) {
     CUDA_CHECK(cudaStreamWaitEvent(c.comm, c.events[0], 0));
+    CUDA_CHECK(cudaEventRecord(c.started[1], c.comm));  // the collective is next on its stream
     NCCL_CHECK(ncclAllGather(b.m, b.m_all, 262144, ncclFloat32, c.nccl, c.comm));
     CUDA_CHECK(cudaEventRecord(c.events[1], c.comm));
   }
   // [2] O[1] = intra-piece product (chunk algorithm)
   if (run.compute) {
+    CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.started[1], 0));  // let the collective start first
     lasp::linear_intra(b.q, b.k, b.v, lasp::Piece{0, 65536}, b.o, c.dims, c.tables.kRDecay, true, c.compute);
   }
   // [3] P[1] = decayed sum of the 1 earlier piece states
@@ -223,11 +228,13 @@ static void R_forward_rank2(const Ctx& c, RBuffers& b, Run run) {
   // [1] AllGather piece states (1 per rank)
   if (run.comm) {
     CUDA_CHECK(cudaStreamWaitEvent(c.comm, c.events[0], 0));
+    CUDA_CHECK(cudaEventRecord(c.started[1], c.comm));  // the collective is next on its stream
     NCCL_CHECK(ncclAllGather(b.m, b.m_all, 262144, ncclFloat32, c.nccl, c.comm));
     CUDA_CHECK(cudaEventRecord(c.events[1], c.comm));
   }
   // [2] O[2] = intra-piece product (chunk algorithm)
   if (run.compute) {
+    CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.started[1], 0));  // let the collective start first
     lasp::linear_intra(b.q, b.k, b.v, lasp::Piece{0, 65536}, b.o, c.dims, c.tables.kRDecay, true, c.compute);
   }
   // [3] P[2] = decayed sum of the 2 earlier piece states
@@ -251,11 +258,13 @@ static void R_forward_rank3(const Ctx& c, RBuffers& b, Run run) {
   // [1] AllGather piece states (1 per rank)
   if (run.comm) {
     CUDA_CHECK(cudaStreamWaitEvent(c.comm, c.events[0], 0));
+    CUDA_CHECK(cudaEventRecord(c.started[1], c.comm));  // the collective is next on its stream
     NCCL_CHECK(ncclAllGather(b.m, b.m_all, 262144, ncclFloat32, c.nccl, c.comm));
     CUDA_CHECK(cudaEventRecord(c.events[1], c.comm));
   }
   // [2] O[3] = intra-piece product (chunk algorithm)
   if (run.compute) {
+    CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.started[1], 0));  // let the collective start first
     lasp::linear_intra(b.q, b.k, b.v, lasp::Piece{0, 65536}, b.o, c.dims, c.tables.kRDecay, true, c.compute);
   }
   // [3] P[3] = decayed sum of the 3 earlier piece states
@@ -290,11 +299,13 @@ static void R_backward_rank0(const Ctx& c, RBuffers& b, Run run) {
   // [1] AllGather piece gradient states (1 per rank)
   if (run.comm) {
     CUDA_CHECK(cudaStreamWaitEvent(c.comm, c.events[0], 0));
+    CUDA_CHECK(cudaEventRecord(c.started[1], c.comm));  // the collective is next on its stream
     NCCL_CHECK(ncclAllGather(b.dm, b.dm_all, 262144, ncclFloat32, c.nccl, c.comm));
     CUDA_CHECK(cudaEventRecord(c.events[1], c.comm));
   }
   // [2] dQ, dK, dV[0] inside the piece
   if (run.compute) {
+    CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.started[1], 0));  // let the collective start first
     lasp::linear_intra_backward(b.q, b.k, b.v, b.do_, lasp::Piece{0, 65536}, b.dq, b.dk, b.dv, c.dims, c.tables.kRDecay, true, c.compute);
   }
   // [3] dQ[0] += dO P^T
@@ -322,11 +333,13 @@ static void R_backward_rank1(const Ctx& c, RBuffers& b, Run run) {
   // [1] AllGather piece gradient states (1 per rank)
   if (run.comm) {
     CUDA_CHECK(cudaStreamWaitEvent(c.comm, c.events[0], 0));
+    CUDA_CHECK(cudaEventRecord(c.started[1], c.comm));  // the collective is next on its stream
     NCCL_CHECK(ncclAllGather(b.dm, b.dm_all, 262144, ncclFloat32, c.nccl, c.comm));
     CUDA_CHECK(cudaEventRecord(c.events[1], c.comm));
   }
   // [2] dQ, dK, dV[1] inside the piece
   if (run.compute) {
+    CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.started[1], 0));  // let the collective start first
     lasp::linear_intra_backward(b.q, b.k, b.v, b.do_, lasp::Piece{0, 65536}, b.dq, b.dk, b.dv, c.dims, c.tables.kRDecay, true, c.compute);
   }
   // [3] dQ[1] += dO P^T
@@ -354,11 +367,13 @@ static void R_backward_rank2(const Ctx& c, RBuffers& b, Run run) {
   // [1] AllGather piece gradient states (1 per rank)
   if (run.comm) {
     CUDA_CHECK(cudaStreamWaitEvent(c.comm, c.events[0], 0));
+    CUDA_CHECK(cudaEventRecord(c.started[1], c.comm));  // the collective is next on its stream
     NCCL_CHECK(ncclAllGather(b.dm, b.dm_all, 262144, ncclFloat32, c.nccl, c.comm));
     CUDA_CHECK(cudaEventRecord(c.events[1], c.comm));
   }
   // [2] dQ, dK, dV[2] inside the piece
   if (run.compute) {
+    CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.started[1], 0));  // let the collective start first
     lasp::linear_intra_backward(b.q, b.k, b.v, b.do_, lasp::Piece{0, 65536}, b.dq, b.dk, b.dv, c.dims, c.tables.kRDecay, true, c.compute);
   }
   // [3] dQ[2] += dO P^T
@@ -386,11 +401,13 @@ static void R_backward_rank3(const Ctx& c, RBuffers& b, Run run) {
   // [1] AllGather piece gradient states (1 per rank)
   if (run.comm) {
     CUDA_CHECK(cudaStreamWaitEvent(c.comm, c.events[0], 0));
+    CUDA_CHECK(cudaEventRecord(c.started[1], c.comm));  // the collective is next on its stream
     NCCL_CHECK(ncclAllGather(b.dm, b.dm_all, 262144, ncclFloat32, c.nccl, c.comm));
     CUDA_CHECK(cudaEventRecord(c.events[1], c.comm));
   }
   // [2] dQ, dK, dV[3] inside the piece
   if (run.compute) {
+    CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.started[1], 0));  // let the collective start first
     lasp::linear_intra_backward(b.q, b.k, b.v, b.do_, lasp::Piece{0, 65536}, b.dq, b.dk, b.dv, c.dims, c.tables.kRDecay, true, c.compute);
   }
   // [3] dQ[3] += dO P^T
