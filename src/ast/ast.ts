@@ -11,6 +11,8 @@ export interface Ident {
 export interface NumberValue {
   kind: "number";
   value: number;
+  /** The number as written (`512K`, `1e-5`), for messages; meaning lives in `value`. */
+  text?: string;
   span: Span;
 }
 export interface WordValue {
@@ -104,13 +106,13 @@ export interface SpecFile {
   span: Span;
 }
 
-/** A copy of a tree without spans (and without comments), for comparing meaning. */
+/** A copy of a tree without spans, comments and spellings of numbers, for comparing meaning. */
 export function stripSpans(node: unknown): unknown {
   if (Array.isArray(node)) return node.map(stripSpans);
   if (node !== null && typeof node === "object") {
     const out: Record<string, unknown> = {};
     for (const [key, value] of Object.entries(node)) {
-      if (key === "span" || key === "keyword" || key === "comments") continue;
+      if (key === "span" || key === "keyword" || key === "comments" || key === "text") continue;
       out[key] = stripSpans(value);
     }
     return out;

@@ -18,14 +18,15 @@ export interface ReadSettings {
   settings: Map<string, Setting>;
 }
 
-export function formatNumber(value: number): string {
-  return String(value);
+/** A number as the user wrote it where the source is known, else as JavaScript prints it. */
+export function formatNumber(value: number, text?: string): string {
+  return text ?? String(value);
 }
 
 function describeValue(value: Value): string {
   switch (value.kind) {
     case "number":
-      return `the number ${formatNumber(value.value)}`;
+      return `the number ${formatNumber(value.value, value.text)}`;
     case "word":
       return `the word \`${value.name}\``;
     case "string":
@@ -129,14 +130,18 @@ export class SettingsReader {
     const n = value.value;
     if (rule.type === "int" && !Number.isInteger(n)) {
       this.diagnostics.push(
-        diagnose("notInteger", value.span, [key, formatNumber(n)], { hint: `valid: ${rangeText(rule)}` }),
+        diagnose("notInteger", value.span, [key, formatNumber(n, value.text)], {
+          hint: `valid: ${rangeText(rule)}`,
+        }),
       );
       return undefined;
     }
     const tooSmall = rule.type === "float" && rule.minExclusive ? n <= rule.min : n < rule.min;
     if (tooSmall || n > rule.max) {
       this.diagnostics.push(
-        diagnose("outOfRange", value.span, [key, formatNumber(n)], { hint: `valid: ${rangeText(rule)}` }),
+        diagnose("outOfRange", value.span, [key, formatNumber(n, value.text)], {
+          hint: `valid: ${rangeText(rule)}`,
+        }),
       );
       return undefined;
     }

@@ -191,7 +191,7 @@ export class AstBuilder {
       );
       return { kind: "number", value: Number.MAX_VALUE, span };
     }
-    return { kind: "number", value, span };
+    return { kind: "number", value, text: t.image, span };
   }
 }
 
