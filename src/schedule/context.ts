@@ -1,6 +1,6 @@
 // What every lowering pass needs: the layout, the sizes and the sequence-parallel group; plus the buffer
 // shapes and cost formulas they share, so the passes only describe their schedule.
-import type { BufferDecl, LayoutPlan, Piece, ScheduleSizes } from "./ir.js";
+import type { BufferDecl, LayoutPlan, Piece, RankProgram, ScheduleSizes } from "./ir.js";
 import { localTokens } from "./layout.js";
 
 export interface LowerContext {
@@ -100,4 +100,17 @@ export function causalPairs(
 /** Tokens each rank holds (all ranks hold the same number). */
 export function localTokensOf(ctx: LowerContext): number {
   return localTokens(ctx.plan);
+}
+
+/** A strategy's two passes: the per-rank builders run for every rank of the group. */
+export function perRank<L>(
+  ctx: LowerContext,
+  layer: L,
+  forward: (ctx: LowerContext, layer: L, rank: number) => RankProgram,
+  backward: (ctx: LowerContext, layer: L, rank: number) => RankProgram,
+): { forward: RankProgram[]; backward: RankProgram[] } {
+  return {
+    forward: ctx.group.map((rank) => forward(ctx, layer, rank)),
+    backward: ctx.group.map((rank) => backward(ctx, layer, rank)),
+  };
 }

@@ -4,7 +4,7 @@
 // Backward: dQ stays local; dK and dV of every gathered position are ReduceScatter-ed (summed) to their owners.
 import type { SoftmaxAttentionKind } from "../spec/resolved.js";
 import { RankBuilder } from "./builder.js";
-import { activation, localTokensOf, rowBytes, type LowerContext } from "./context.js";
+import { activation, localTokensOf, rowBytes, perRank, type LowerContext } from "./context.js";
 import type { RankProgram } from "./ir.js";
 import {
   blockBackwardCost,
@@ -17,14 +17,8 @@ import {
   visiblePairs,
 } from "./softmax-common.js";
 
-export function lowerAllGather(
-  ctx: LowerContext,
-  layer: SoftmaxAttentionKind,
-): { forward: RankProgram[]; backward: RankProgram[] } {
-  return {
-    forward: ctx.group.map((rank) => forward(ctx, layer, rank)),
-    backward: ctx.group.map((rank) => backward(ctx, layer, rank)),
-  };
+export function lowerAllGather(ctx: LowerContext, layer: SoftmaxAttentionKind) {
+  return perRank(ctx, layer, forward, backward);
 }
 
 /** Source ranks whose keys this rank's queries can see, its own first (it needs no communication). */

@@ -4,19 +4,13 @@
 // the total, so they AllReduce one state. Zigzag ranks hold two pieces and treat each separately.
 import type { LinearAttentionKind } from "../spec/resolved.js";
 import { RankBuilder } from "./builder.js";
-import { piecesOf, stateBytes, states, type LowerContext } from "./context.js";
+import { piecesOf, stateBytes, states, perRank, type LowerContext } from "./context.js";
 import type { RankProgram } from "./ir.js";
 import { interCost, intraBackwardCost, intraCost, prefixCost } from "./linear-costs.js";
 import { backwardBuffers, forwardBuffers, gradStateSteps, stateSteps } from "./linear-common.js";
 
-export function lowerLasp2(
-  ctx: LowerContext,
-  layer: LinearAttentionKind,
-): { forward: RankProgram[]; backward: RankProgram[] } {
-  return {
-    forward: ctx.group.map((rank) => forward(ctx, layer, rank)),
-    backward: ctx.group.map((rank) => backward(ctx, layer, rank)),
-  };
+export function lowerLasp2(ctx: LowerContext, layer: LinearAttentionKind) {
+  return perRank(ctx, layer, forward, backward);
 }
 
 function forward(ctx: LowerContext, layer: LinearAttentionKind, rank: number): RankProgram {

@@ -5,7 +5,7 @@
 // not computed.
 import type { SoftmaxAttentionKind } from "../spec/resolved.js";
 import { RankBuilder } from "./builder.js";
-import { activation, localTokensOf, rowBytes, type LowerContext } from "./context.js";
+import { activation, localTokensOf, rowBytes, perRank, type LowerContext } from "./context.js";
 import type { RankProgram } from "./ir.js";
 import {
   blockBackwardCost,
@@ -18,14 +18,8 @@ import {
   visiblePairs,
 } from "./softmax-common.js";
 
-export function lowerRing(
-  ctx: LowerContext,
-  layer: SoftmaxAttentionKind,
-): { forward: RankProgram[]; backward: RankProgram[] } {
-  return {
-    forward: ctx.group.map((rank) => forward(ctx, layer, rank)),
-    backward: ctx.group.map((rank) => backward(ctx, layer, rank)),
-  };
+export function lowerRing(ctx: LowerContext, layer: SoftmaxAttentionKind) {
+  return perRank(ctx, layer, forward, backward);
 }
 
 /** Rank whose block rank `rank` holds at ring step s. */

@@ -4,21 +4,15 @@
 // divisible by W (the checker enforces it).
 import type { LinearAttentionKind, SoftmaxAttentionKind } from "../spec/resolved.js";
 import { RankBuilder } from "./builder.js";
-import { activation, localTokensOf, rowBytes, type LowerContext } from "./context.js";
+import { activation, localTokensOf, rowBytes, perRank, type LowerContext } from "./context.js";
 import type { BufferDecl, RankProgram } from "./ir.js";
 import { fullCost } from "./linear-costs.js";
 import { blockBackwardCost, blockCost, visiblePairs } from "./softmax-common.js";
 
 type Layer = LinearAttentionKind | SoftmaxAttentionKind;
 
-export function lowerUlysses(
-  ctx: LowerContext,
-  layer: Layer,
-): { forward: RankProgram[]; backward: RankProgram[] } {
-  return {
-    forward: ctx.group.map((rank) => forward(ctx, layer, rank)),
-    backward: ctx.group.map((rank) => backward(ctx, layer, rank)),
-  };
+export function lowerUlysses(ctx: LowerContext, layer: Layer) {
+  return perRank(ctx, layer, forward, backward);
 }
 
 interface Shard {
