@@ -78,6 +78,15 @@ describe("lasp verify", () => {
     expect(bad.err).toContain("--block must be a whole number of at least 1");
   });
 
+  it("says which reduced sizes do not fit the layout, and rejects a bad tolerance", async () => {
+    const sizes = capture();
+    expect(await main(["verify", "examples/tiny-hybrid.lasp", "--seq-len", "30"], sizes)).toBe(2);
+    expect(sizes.err).toContain("--seq-len 30 must be a multiple of 32 (4 pieces of whole 8-token blocks)");
+    const tolerance = capture();
+    expect(await main(["verify", "examples/tiny-hybrid.lasp", "--tolerance", "-1"], tolerance)).toBe(2);
+    expect(tolerance.err).toContain("--tolerance must be a positive number, got -1");
+  });
+
   it("prints JSON rows per layer kind", async () => {
     const io = capture();
     expect(await main(["verify", "examples/tiny-baselines.lasp", "--json"], io)).toBe(0);
