@@ -115,7 +115,7 @@ describe("lasp fmt on files it cannot format", () => {
     expect(fmt.exit).toBe(1);
     expect(fmt.stdout).toBe("");
     expect(fmt.stderr).toBe(check.stderr);
-    expect(fmt.stderr).toContain(`${broken}:4:1: error[E0201]`);
+    expect(fmt.stderr).toContain(`${broken}:3:9: error[E0201]`);
     expect(read(broken)).toBe(BROKEN);
     expect((await lasp(["fmt", "--check", broken])).stderr).toBe(check.stderr);
   });

@@ -28,7 +28,10 @@ const examples = readdirSync(join(root, "examples"))
   .sort()
   .map((name) => ({ name, source: readFileSync(join(root, "examples", name), "utf8") }));
 
-/** A huge input must be answered within this time (the 2-core CI included). */
+/**
+ * A huge input must be answered within this much CPU time (the 2-core CI included). CPU time of this worker
+ * process, not wall time: the nvcc tests that run beside it on a loaded machine must not fail this one.
+ */
 const HUGE_INPUT_LIMIT_MS = 5000;
 const TEN_MB = 10_000_000;
 
@@ -343,15 +346,17 @@ afterAll(() => {
 
 function checkHuge(name: string, source: string): FrontEndResult {
   const started = performance.now();
+  const cpu = process.cpuUsage();
   const result = checkSource("huge.lasp", source);
   const checked = performance.now();
   const rendered = renderDiagnostics("huge.lasp", source, result.diagnostics, { color: false });
-  const elapsed = performance.now() - started;
+  const used = process.cpuUsage(cpu);
+  const elapsed = (used.user + used.system) / 1000;
   timings.push(
-    `  ${name.padEnd(40)} check ${(checked - started).toFixed(0).padStart(6)} ms, render ${(performance.now() - checked).toFixed(0).padStart(4)} ms, ${result.diagnostics.length} diagnostics`,
+    `  ${name.padEnd(40)} check ${(checked - started).toFixed(0).padStart(6)} ms, render ${(performance.now() - checked).toFixed(0).padStart(4)} ms, CPU ${elapsed.toFixed(0).padStart(6)} ms, ${result.diagnostics.length} diagnostics`,
   );
   expect(result.diagnostics.length).toBeGreaterThan(0);
-  expect(elapsed, `${name} took ${elapsed.toFixed(0)} ms`).toBeLessThan(HUGE_INPUT_LIMIT_MS);
+  expect(elapsed, `${name} took ${elapsed.toFixed(0)} ms of CPU time`).toBeLessThan(HUGE_INPUT_LIMIT_MS);
   // What is shown of a huge line is a window around the span, never the line itself.
   for (const line of rendered.split("\n")) expect(line.length, `${name}: a rendered line`).toBeLessThan(400);
   expectSane(result);

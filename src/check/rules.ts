@@ -100,8 +100,8 @@ function resolveGroups(
   if (gpus !== undefined) {
     if (gpus % data !== 0) {
       diagnostics.push(
-        diagnose("gpuCount", spanOf(parallel, "gpus")!, [gpus, gpus / data, data], {
-          hint: `data ${data} must divide gpus ${gpus}`,
+        diagnose("gpuCount", spanOf(parallel, "gpus")!, [gpus, undefined, data], {
+          hint: `use a multiple of ${data} for gpus (for example ${Math.max(1, Math.round(gpus / data)) * data}), or a data size that divides ${gpus}`,
         }),
       );
       return undefined;
@@ -140,11 +140,19 @@ function nearestMultiples(value: number, unit: number): string {
 }
 
 function checkBatch(inputs: RuleInputs, data: number, diagnostics: Diagnostic[]): void {
-  const batch = num(inputs.run, "batch");
-  if (batch === undefined || batch % data === 0) return;
+  const given = num(inputs.run, "batch");
+  const batch = given ?? 1; // the schema's default
+  if (batch % data === 0) return;
+  // An omitted batch is the default 1: point at the data size that cannot split it.
+  const span = given === undefined ? spanOf(inputs.parallel, "data") : spanOf(inputs.run, "batch");
+  if (span === undefined) return;
+  const example = Math.ceil(batch / data) * data;
   diagnostics.push(
-    diagnose("batchSplit", spanOf(inputs.run, "batch")!, [batch, data], {
-      hint: `use a multiple of ${data}, for example batch ${Math.ceil(batch / data) * data}`,
+    diagnose("batchSplit", span, [batch, data], {
+      hint:
+        given === undefined
+          ? `batch defaults to 1; add \`batch ${example}\` to the run block, or use data 1`
+          : `use a multiple of ${data}, for example batch ${example}`,
     }),
   );
 }

@@ -39,11 +39,8 @@ export const MESSAGES = {
     () => "this string is not closed before the end of the line",
   ),
   unterminatedComment: entry("E0103", "error", "unterminated comment", () => "this comment is never closed"),
-  malformedNumber: entry(
-    "E0104",
-    "error",
-    "malformed number",
-    (text: string) => `malformed number ${q(text)}`,
+  malformedNumber: entry("E0104", "error", "malformed number", (text: string, why?: string) =>
+    why === undefined ? `malformed number ${q(text)}` : `number ${q(text)} ${why}`,
   ),
   notText: entry("E0105", "error", "not a text file", (why: string) => `this is not a text file: ${why}`),
   tooLarge: entry(
@@ -156,8 +153,10 @@ export const MESSAGES = {
     "E0501",
     "error",
     "GPU count mismatch",
-    (gpus: number, sequence: number, data: number) =>
-      `gpus ${gpus} is not sequence ${sequence} x data ${data} = ${sequence * data}`,
+    (gpus: number, sequence: number | undefined, data: number) =>
+      sequence === undefined
+        ? `gpus ${gpus} does not split into data ${data} equal sequence-parallel groups`
+        : `gpus ${gpus} is not sequence ${sequence} x data ${data} = ${sequence * data}`,
   ),
   seqLenSplit: entry(
     "E0502",

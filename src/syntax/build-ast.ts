@@ -185,9 +185,12 @@ export class AstBuilder {
     const value = numberLiteralValue(t.image);
     if (value === undefined) {
       this.diagnostics.push(
-        diagnose("malformedNumber", span, [t.image.length > 40 ? `${t.image.slice(0, 40)}…` : t.image], {
-          hint: "this number is too large to represent",
-        }),
+        diagnose(
+          "malformedNumber",
+          span,
+          [t.image.length > 40 ? `${t.image.slice(0, 40)}…` : t.image, "is too large to represent"],
+          { hint: "every setting's largest valid value is far smaller; check the exponent or the digits" },
+        ),
       );
       return { kind: "number", value: Number.MAX_VALUE, span };
     }

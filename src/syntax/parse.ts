@@ -50,7 +50,16 @@ export function parseSpec(source: string): ParseResult {
   if (laspParser.errors.length > 0) {
     const diagnostics = laspParser.errors.slice(0, MAX_SYNTAX).map((error) => {
       const { message, expected } = splitParserMessage(error.message);
-      const span: Span = Number.isNaN(error.token.startOffset) ? endOfInput(source) : tokenSpan(error.token);
+      const lineEnd = Number.isNaN(error.token.startOffset)
+        ? undefined
+        : afterPreviousLine(source, lexed.tokens, error.token);
+      const span: Span = Number.isNaN(error.token.startOffset)
+        ? endOfInput(source)
+        : (lineEnd?.span ?? tokenSpan(error.token));
+      const said =
+        lineEnd === undefined
+          ? message
+          : message.replace(/ but found .*$/, ` after ${lineEnd.after}, but the line ends`);
       const found = error.token.image;
       const guess =
         expected.length > 0 && /^[A-Za-z_]\w*$/.test(found) ? nearest(found, expected) : undefined;
@@ -58,7 +67,7 @@ export function parseSpec(source: string): ParseResult {
         guess !== undefined
           ? `did you mean \`${guess}\`?`
           : (slipHint(lexed.tokens, error.token) ?? syntaxHint(expected));
-      return diagnose("syntax", span, [message], hint === undefined ? {} : { hint });
+      return diagnose("syntax", span, [said], hint === undefined ? {} : { hint });
     });
     return { diagnostics };
   }
@@ -67,6 +76,22 @@ export function parseSpec(source: string): ParseResult {
   if (builder.diagnostics.length > 0) return { diagnostics: builder.diagnostics };
   const span = { start: { offset: 0, line: 1, column: 1 }, end: pointSpan(source, source.length).end };
   return { ast: { kind: "spec", blocks, comments: lexed.comments, span }, diagnostics: [] };
+}
+
+/**
+ * Where something is missing at the end of a line (`stack L x` and then a line break), the place to point at
+ * is just after the line's last token, not the next line's first.
+ */
+function afterPreviousLine(
+  source: string,
+  tokens: readonly IToken[],
+  found: IToken,
+): { span: Span; after: string } | undefined {
+  const previous = tokens[tokens.indexOf(found) - 1];
+  if (previous === undefined || previous.endLine === undefined || found.startLine === undefined)
+    return undefined;
+  if (found.startLine <= previous.endLine) return undefined;
+  return { span: pointSpan(source, previous.endOffset! + 1), after: `\`${previous.image}\`` };
 }
 
 function endOfInput(source: string): Span {

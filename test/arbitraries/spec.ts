@@ -306,7 +306,8 @@ export const validSpecArb: fc.Arbitrary<SpecFile> = fc.gen().map((g): SpecFile =
   const unit = (zigzag ? 2 : 1) * sequence * KERNEL_BLOCK;
   const seqLen = unit * g(seqLenUnitsArb, Math.floor(seqLenMax / unit));
   const runSettings: Setting[] = [setting("seq_len", num(seqLen))];
-  if (bool())
+  // batch defaults to 1, which splits over data 1 only
+  if (data > 1 || bool())
     runSettings.push(
       setting("batch", num(data * int(1, Math.floor(intBounds(RUN_KEYS, "batch").max / data)))),
     );
