@@ -1,8 +1,12 @@
 #!/usr/bin/env bash
 # Writes the specs of the GPU suite (bench/gpu/specs/) and compiles each into .gpu-suite/<name>/ with
 # `lasp compile`, ready to carry to a GPU machine, where run-suite.sh builds and runs them.
+# Usage: make-suite.sh [linear|softmax|all] [max GPUs]: which programs go to .gpu-suite/ (every spec is
+# written either way), and the largest GPU count to compile for (default 4).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
+which=${1:-all}
+max_gpus=${2:-4}
 specs=bench/gpu/specs
 rm -rf "$specs" .gpu-suite && mkdir -p "$specs" .gpu-suite
 spec() { # name gpus strategy layout causal decay head_dim heads hidden seq_len layers mode steps
@@ -37,8 +41,47 @@ for w in 1 2 4; do
   spec "b-lasp2-w$w" $w lasp2 contiguous true "decay 0.99" 128 16 2048 $n 4 bench 20
   spec "b-lasp1-w$w" $w lasp1 contiguous true "decay 0.99" 128 16 2048 $n 4 bench 20
 done
+sspec() { # name gpus softmax-strategy linear-strategy layout head_dim heads kv_heads hidden seq_len stack mode steps causal
+  cat > "$specs/$1.lasp" <<SPEC
+// GPU suite: $1 (written by bench/gpu/make-suite.sh)
+model ${1//-/_} {
+  vocab 512  hidden $9  ffn 512  heads $7  head_dim $6
+  layer L = linear_attention { decay 0.99 }
+  layer S = softmax_attention { kv_heads $8  rope_theta 500000  causal ${14} }
+  stack ${11}
+}
+parallel { gpus $2  sequence $2  linear $4  softmax $3  layout $5 }
+run { seq_len ${10}  batch 1  dtype bf16  steps ${13}  warmup 3  mode ${12}  seed 7 }
+SPEC
+}
+# softmax verify: allgather, ring, ulysses; contiguous and zigzag; GQA and not; head dims 64 and 128
+for w in 1 2 4; do
+  n=$((4096 * w))
+  sspec "v-sm-ag-zz-gqa-d128-w$w"  $w allgather lasp2   zigzag     128 8 2 1024 $n "S x 1" verify 1 true
+  sspec "v-sm-ag-ct-d64-w$w"       $w allgather lasp2   contiguous 64  8 8 512  $n "S x 1" verify 1 true
+  sspec "v-sm-ag-bidir-d64-w$w"    $w allgather lasp2   contiguous 64  8 4 512  $n "S x 1" verify 1 false
+  sspec "v-sm-ring-ct-gqa-d64-w$w" $w ring      lasp1   contiguous 64  8 4 512  $n "S x 1" verify 1 true
+  sspec "v-sm-ring-zz-d128-w$w"    $w ring      lasp1   zigzag     128 8 8 1024 $n "S x 1" verify 1 true
+  sspec "v-sm-uly-zz-gqa-d128-w$w" $w ulysses   ulysses zigzag     128 8 4 1024 $n "[L, S] x 1" verify 1 true
+  sspec "v-sm-uly-ct-d64-w$w"      $w ulysses   ulysses contiguous 64  8 8 512  $n "[L, S] x 1" verify 1 true
+  # the 1B hybrid's layer shapes (16 x 128, 8 kv heads), shrunk to one [L, L, L, S] block
+  sspec "v-hyb-1b-w$w"             $w allgather lasp2   zigzag     128 16 8 2048 $((8192 * w)) "[L, L, L, S] x 1" verify 1 true
+done
+# hybrid bench: the 1B hybrid stack ([L, L, L, S] x 2), 16K tokens per GPU, softmax strategy and layout
+for w in 1 2 4; do
+  n=$((16384 * w))
+  sspec "b-hyb-ag-zz-w$w"   $w allgather lasp2 zigzag     128 16 8 2048 $n "[L, L, L, S] x 2" bench 20 true
+  sspec "b-hyb-ag-ct-w$w"   $w allgather lasp2 contiguous 128 16 8 2048 $n "[L, L, L, S] x 2" bench 20 true
+  sspec "b-hyb-ring-zz-w$w" $w ring      lasp2 zigzag     128 16 8 2048 $n "[L, L, L, S] x 2" bench 20 true
+  sspec "b-hyb-uly-zz-w$w"  $w ulysses   lasp2 zigzag     128 16 8 2048 $n "[L, L, L, S] x 2" bench 20 true
+done
 for f in "$specs"/*.lasp; do
   name=$(basename "$f" .lasp)
-  node bin/lasp.js compile "$f" -o ".gpu-suite/$name" > /dev/null
+  [ "${name##*-w}" -le "$max_gpus" ] || continue
+  case "$which:$name" in
+    linear:v-sm-* | linear:v-hyb-* | linear:b-hyb-* | softmax:v-lasp* | softmax:b-lasp*) continue ;;
+  esac
+  node bin/lasp.js compile "$f" -o ".gpu-suite/$name" > /dev/null 2>&1 ||
+    { node bin/lasp.js compile "$f" -o ".gpu-suite/$name"; exit 1; }
 done
 ls .gpu-suite | wc -l

@@ -51,8 +51,8 @@ done
 if [ -z "${SUITE_FILTER:-}" ] && [ -f .device/env.sh ] && [ -d .device-nm/node_modules ]; then
   source .device/env.sh
   [ -e node_modules ] || ln -s .device-nm/node_modules node_modules
-  timeout 400 node bin/lasp.js run examples/tiny-linear.lasp > "$OUT/lasp-run-verify.txt" 2>&1
-  echo "lasp run tiny-linear verify exit $?" >> "$OUT/lasp-run-verify.txt"
+  timeout 400 node bin/lasp.js run examples/tiny-hybrid.lasp > "$OUT/lasp-run-verify.txt" 2>&1
+  echo "lasp run tiny-hybrid verify exit $?" >> "$OUT/lasp-run-verify.txt"
   timeout 200 node bin/lasp.js run examples/tiny-linear.lasp --mode bench --steps 10 > "$OUT/lasp-run-bench.txt" 2>&1
   echo "lasp run tiny-linear bench exit $?" >> "$OUT/lasp-run-bench.txt"
   tail -n 4 "$OUT/lasp-run-verify.txt" "$OUT/lasp-run-bench.txt"
@@ -76,11 +76,17 @@ for name in sorted(exits):
         rows.append((name, exits[name].strip(), " ".join(f"{q}={errs[q]:.1e}" for q in ("o", "dq", "dk", "dv") if q in errs)))
     else:
         s = [e for e in events if e.get("event") == "summary"]
-        ph = [e for e in events if e.get("event") == "phase" and e["name"].endswith(".comm")]
         if s:
             ms = sorted(x["median_ms"] for x in s)
-            core = f" attn {ph[0]['overlapped_ms']:.3f} ms (compute {ph[0]['compute_only_ms']:.3f}, comm {ph[0]['ms']:.3f})" if ph else ""
-            rows.append((name, exits[name].strip(), f"step {ms[len(ms)//2]:.2f} ms (ranks {ms[0]:.2f}-{ms[-1]:.2f}) tflops {s[0]['tflops']:.1f} hidden {s[0]['hidden_comm_fraction']:.2f}" + core))
+            line = f"step {ms[len(ms)//2]:.2f} ms (ranks {ms[0]:.2f}-{ms[-1]:.2f}) tflops {s[0]['tflops']:.1f} hidden {s[0]['hidden_comm_fraction']:.2f}"
+            # Per layer kind: attention with overlap on rank 0, and the spread of computation alone over ranks.
+            kinds = sorted({e["name"][:-5] for e in events if e.get("event") == "phase" and e["name"].endswith(".comm")})
+            for k in kinds:
+                ph = sorted((e for e in events if e.get("event") == "phase" and e["name"] == f"{k}.comm"), key=lambda e: e["rank"])
+                comp = [e["compute_only_ms"] for e in ph]
+                spread = (max(comp) / min(comp) - 1) * 100 if min(comp) > 0 else 0
+                line += f" | {k}: attn {ph[0]['overlapped_ms']:.3f} ms (compute {ph[0]['compute_only_ms']:.3f}, comm {ph[0]['ms']:.3f}, rank spread {spread:.1f}%)"
+            rows.append((name, exits[name].strip(), line))
         else:
             rows.append((name, exits[name].strip(), "no summary"))
 with open(f"{out}/table.txt", "w") as t:

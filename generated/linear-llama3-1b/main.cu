@@ -3,8 +3,9 @@
 // The training program for linear_llama3_1b: one process per GPU, sequence parallel over 8 ranks
 // (contiguous layout) and data parallel over 1 group(s).
 //
-// Each layer is: Q, K, V projections (cuBLAS) -> feature map -> the attention core, run by the schedule in
-// program.cuh (LASP-2 or LASP-1 steps on a compute and a communication stream) -> output RMSNorm -> O
+// Each layer is: Q, K, V projections (cuBLAS; K and V over the kv heads) -> feature map (linear attention)
+// or rotary embedding at the rows' global positions (softmax attention) -> the attention core, run by the
+// schedule in program.cuh (its steps on a compute and a communication stream) -> output RMSNorm -> O
 // projection -> residual. Weight gradients are summed over every rank with one AllReduce per layer, issued
 // on the communication stream as soon as the layer's weight gradients exist.
 //
@@ -117,17 +118,20 @@ struct KindInfo {
   int feature_map;   // lasp::FeatureMap value
   bool output_norm;  // RMSNorm over the head dimension of the attention output
   bool causal;
+  bool softmax;      // softmax attention: RoPE on q and k, the softmax oracle
+  int kv_heads;      // heads of K and V (grouped-query attention); the query heads for linear attention
+  float rope_theta;  // RoPE base (softmax attention)
 };
 
 struct LayerWeights {
-  bf16* w = nullptr;   // Wq [hidden][H d], Wk, Wv, Wo [H d][hidden], one allocation
+  bf16* w = nullptr;   // Wq [hidden][H d], Wk, Wv [hidden][Hkv d], Wo [H d][hidden], one allocation
   bf16* dw = nullptr;  // their gradients, in the same layout (one AllReduce per layer)
+  size_t elements = 0;
   bf16 *wq, *wk, *wv, *wo, *dwq, *dwk, *dwv, *dwo;
 };
 
 constexpr size_t kRows = (size_t)program::kBatch * program::kLocalTokens;  // rows of every activation
 constexpr size_t kQkvWidth = (size_t)program::kHeads * program::kHeadDim;
-constexpr size_t kWeightElements = 4 * (size_t)program::kHidden * kQkvWidth;
 
 struct State {
   Options opt;
@@ -162,10 +166,17 @@ static void join_streams(State& st) {
 template <typename Buffers, typename Core>
 static void layer_forward(State& st, int l, const KindInfo& kind, Buffers& b, Core core) {
   const int hidden = program::kHidden, width = (int)kQkvWidth, rows = (int)kRows;
+  const int kv_width = kind.kv_heads * program::kHeadDim;
   LayerWeights& w = st.weights[l];
   lasp::matmul(st.blas, false, false, rows, width, hidden, st.x[l], w.wq, b.q);
-  lasp::matmul(st.blas, false, false, rows, width, hidden, st.x[l], w.wk, b.k);
-  lasp::matmul(st.blas, false, false, rows, width, hidden, st.x[l], w.wv, b.v);
+  lasp::matmul(st.blas, false, false, rows, kv_width, hidden, st.x[l], w.wk, b.k);
+  lasp::matmul(st.blas, false, false, rows, kv_width, hidden, st.x[l], w.wv, b.v);
+  if (kind.softmax) {
+    // Rotary embedding at the rows' global positions: the same rotation for any layout and GPU count.
+    const lasp::PieceMap& map = program::kPieceMaps[st.layout.sp_rank];
+    lasp::rope_apply(b.q, program::kBatch, program::kLocalTokens, program::kHeads, program::kHeadDim, map, kind.rope_theta, false, st.ctx.compute);
+    lasp::rope_apply(b.k, program::kBatch, program::kLocalTokens, kind.kv_heads, program::kHeadDim, map, kind.rope_theta, false, st.ctx.compute);
+  }
   if (kind.feature_map != 0) {
     CUDA_CHECK(cudaMemcpyAsync(st.pre_q[l], b.q, kRows * kQkvWidth * sizeof(bf16), cudaMemcpyDeviceToDevice, st.ctx.compute));
     CUDA_CHECK(cudaMemcpyAsync(st.pre_k[l], b.k, kRows * kQkvWidth * sizeof(bf16), cudaMemcpyDeviceToDevice, st.ctx.compute));
@@ -188,6 +199,7 @@ static void layer_forward(State& st, int l, const KindInfo& kind, Buffers& b, Co
 template <typename Buffers, typename Core>
 static void layer_backward(State& st, int l, const KindInfo& kind, Buffers& b, Core core) {
   const int hidden = program::kHidden, width = (int)kQkvWidth, rows = (int)kRows;
+  const int kv_width = kind.kv_heads * program::kHeadDim;
   LayerWeights& w = st.weights[l];
   bf16* attn = kind.output_norm ? st.normed[l] : b.o;
   // dy = dx; d(attn) = dy Wo^T; dWo = attn^T dy
@@ -205,20 +217,26 @@ static void layer_backward(State& st, int l, const KindInfo& kind, Buffers& b, C
     lasp::feature_map_backward(st.pre_q[l], b.dq, b.dq, kRows * kQkvWidth, kind.feature_map, st.ctx.compute);
     lasp::feature_map_backward(st.pre_k[l], b.dk, b.dk, kRows * kQkvWidth, kind.feature_map, st.ctx.compute);
   }
+  if (kind.softmax) {
+    // The rotation is orthogonal: its backward is the inverse rotation.
+    const lasp::PieceMap& map = program::kPieceMaps[st.layout.sp_rank];
+    lasp::rope_apply(b.dq, program::kBatch, program::kLocalTokens, program::kHeads, program::kHeadDim, map, kind.rope_theta, true, st.ctx.compute);
+    lasp::rope_apply(b.dk, program::kBatch, program::kLocalTokens, kind.kv_heads, program::kHeadDim, map, kind.rope_theta, true, st.ctx.compute);
+  }
   lasp::matmul(st.blas, true, false, hidden, width, rows, st.x[l], b.dq, w.dwq);
-  lasp::matmul(st.blas, true, false, hidden, width, rows, st.x[l], b.dk, w.dwk);
-  lasp::matmul(st.blas, true, false, hidden, width, rows, st.x[l], b.dv, w.dwv);
+  lasp::matmul(st.blas, true, false, hidden, kv_width, rows, st.x[l], b.dk, w.dwk);
+  lasp::matmul(st.blas, true, false, hidden, kv_width, rows, st.x[l], b.dv, w.dwv);
   // dx_prev = dx + dq Wq^T + dk Wk^T + dv Wv^T
   CUDA_CHECK(cudaMemcpyAsync(st.dx_prev, st.dx, kRows * hidden * sizeof(bf16), cudaMemcpyDeviceToDevice, st.ctx.compute));
   lasp::matmul(st.blas, false, true, rows, hidden, width, b.dq, w.wq, st.dx_prev, 1.0f);
-  lasp::matmul(st.blas, false, true, rows, hidden, width, b.dk, w.wk, st.dx_prev, 1.0f);
-  lasp::matmul(st.blas, false, true, rows, hidden, width, b.dv, w.wv, st.dx_prev, 1.0f);
+  lasp::matmul(st.blas, false, true, rows, hidden, kv_width, b.dk, w.wk, st.dx_prev, 1.0f);
+  lasp::matmul(st.blas, false, true, rows, hidden, kv_width, b.dv, w.wv, st.dx_prev, 1.0f);
   std::swap(st.dx, st.dx_prev);
   // The weight gradients are summed over every rank (sequence pieces and data replicas) on their own stream
   // and communicator while the next layer's backward runs.
   CUDA_CHECK(cudaEventRecord(st.grads_ready, st.ctx.compute));
   CUDA_CHECK(cudaStreamWaitEvent(st.grad, st.grads_ready, 0));
-  NCCL_CHECK(ncclAllReduce(w.dw, w.dw, kWeightElements, ncclBfloat16, ncclSum, st.comms.world, st.grad));
+  NCCL_CHECK(ncclAllReduce(w.dw, w.dw, w.elements, ncclBfloat16, ncclSum, st.comms.world, st.grad));
 }
 
 // Layer buffers, one set per layer; scratch buffers are shared by the layers of a kind.
@@ -240,8 +258,11 @@ static program::LBuffers g_layer14;
 static program::LBuffers g_layer15;
 
 static const KindInfo kKinds[] = {
-    {"L", 0, true, true },
+    {"L", 0, true, true, false, 16, 0.0f },
 };
+
+// The layer kind of each layer of the stack (an index into kKinds).
+static const int kLayerKinds[program::kLayers] = { 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0 };
 
 static void allocate(State& st) {
   const size_t hidden = program::kHidden;
@@ -269,13 +290,15 @@ static void allocate(State& st) {
   const float scale = 1.0f / sqrtf((float)hidden);
   for (int l = 0; l < program::kLayers; l++) {
     LayerWeights& w = st.weights[l];
-    alloc_bf16(&w.w, kWeightElements);
-    alloc_bf16(&w.dw, kWeightElements);
-    const size_t m = hidden * kQkvWidth;
-    w.wq = w.w; w.wk = w.w + m; w.wv = w.w + 2 * m; w.wo = w.w + 3 * m;
-    w.dwq = w.dw; w.dwk = w.dw + m; w.dwv = w.dw + 2 * m; w.dwo = w.dw + 3 * m;
+    const size_t m = hidden * kQkvWidth, kv = hidden * (size_t)kKinds[kLayerKinds[l]].kv_heads * program::kHeadDim;
+    w.elements = 2 * m + 2 * kv;
+    alloc_bf16(&w.w, w.elements);
+    alloc_bf16(&w.dw, w.elements);
+    w.wq = w.w; w.wk = w.w + m; w.wv = w.wk + kv; w.wo = w.wv + kv;
+    w.dwq = w.dw; w.dwk = w.dw + m; w.dwv = w.dwk + kv; w.dwo = w.dwv + kv;
     // Weights are the same on every rank: the position map is "one piece", the seed is per layer.
-    lasp::fill_normal(w.w, 1, 4 * (int)hidden, (int)kQkvWidth, lasp::PieceMap{0, {0, 0}, {0, 0}, {0, 0}}, 4 * (int)hidden, st.opt.seed, 1000 + l, scale, st.ctx.compute);
+    const int weight_rows = (int)(w.elements / program::kHeadDim);
+    lasp::fill_normal(w.w, 1, weight_rows, program::kHeadDim, lasp::PieceMap{0, {0, 0}, {0, 0}, {0, 0}}, weight_rows, st.opt.seed, 1000 + l, scale, st.ctx.compute);
   }
   for (int l = 0; l <= program::kLayers; l++) alloc_bf16(&st.x[l], kRows * hidden);
   if (kKinds[0].feature_map != 0) { alloc_bf16(&st.pre_q[0], kRows * kQkvWidth); alloc_bf16(&st.pre_k[0], kRows * kQkvWidth); }
@@ -453,6 +476,8 @@ static int verify(State& st) {
   CUDA_CHECK(cudaMalloc(&ref, 3 * full * sizeof(float)));
   CUDA_CHECK(cudaMalloc(&ref_local, local * sizeof(float)));
   CUDA_CHECK(cudaMalloc(&errors, 4 * sizeof(float)));
+  float* ref_lse;  // log-sum-exp of the softmax oracle [B][N][H]
+  CUDA_CHECK(cudaMalloc(&ref_lse, (size_t)program::kBatch * program::kSeqLen * program::kHeads * sizeof(float)));
   lasp::LinearDims whole = st.ctx.dims;
   whole.tokens = program::kSeqLen;
   const float qk_scale = 1.0f / sqrtf((float)program::kHeadDim);
@@ -462,29 +487,34 @@ static int verify(State& st) {
   {
     auto& b = g_layer0;
     const KindInfo& kind = kKinds[0];
-    // The same numbers on every rank and GPU count: a function of the global position.
-    lasp::fill_normal(b.q, B, L, W, map, N, st.opt.seed, 11, qk_scale, s);
-    lasp::fill_normal(b.k, B, L, W, map, N, st.opt.seed, 12, qk_scale, s);
-    lasp::fill_normal(b.v, B, L, W, map, N, st.opt.seed, 13, 1.0f, s);
+    const int KW = kind.kv_heads * program::kHeadDim;  // width of K and V rows
+    const size_t local_kv = kRows * KW;
+    // The same numbers on every rank and GPU count: a function of the global position. Softmax scores get
+    // unit variance (q, k ~ N(0, 1), scaled by 1/sqrt(d) inside); linear attention's q, k are scaled down.
+    const float in_scale = kind.softmax ? 1.0f : qk_scale;
+    lasp::fill_normal(b.q, B, L, W, map, N, st.opt.seed, 11, in_scale, s);
+    lasp::fill_normal(b.k, B, L, KW, map, N, st.opt.seed, 12, in_scale, s);
+    lasp::fill_normal(b.v, B, L, KW, map, N, st.opt.seed, 13, 1.0f, s);
     lasp::fill_normal(b.do_, B, L, W, map, N, st.opt.seed, 14, 1.0f, s);
     fence_streams(st);
     program::L_forward(st.ctx, b);
     program::L_backward(st.ctx, b);
     join_streams(st);
-    lasp::fill_normal(fq, B, N, W, program::kWholeSequence, N, st.opt.seed, 11, qk_scale, s);
-    lasp::fill_normal(fk, B, N, W, program::kWholeSequence, N, st.opt.seed, 12, qk_scale, s);
-    lasp::fill_normal(fv, B, N, W, program::kWholeSequence, N, st.opt.seed, 13, 1.0f, s);
+    lasp::fill_normal(fq, B, N, W, program::kWholeSequence, N, st.opt.seed, 11, in_scale, s);
+    lasp::fill_normal(fk, B, N, KW, program::kWholeSequence, N, st.opt.seed, 12, in_scale, s);
+    lasp::fill_normal(fv, B, N, KW, program::kWholeSequence, N, st.opt.seed, 13, 1.0f, s);
     lasp::fill_normal(fdo, B, N, W, program::kWholeSequence, N, st.opt.seed, 14, 1.0f, s);
     const char* names[4] = {"o", "dq", "dk", "dv"};
     const bf16* got[4] = {b.o, b.dq, b.dk, b.dv};
+    const int widths[4] = {W, W, KW, KW};
     float err[4];
     lasp::oracle_linear_forward(fq, fk, fv, ref, whole, st.ctx.tables.kLDecay, kind.causal, s);
     lasp::gather_rows(ref, ref_local, B, L, W, map, N, s);
     err[0] = lasp::max_rel_err(got[0], ref_local, local, s);
     lasp::oracle_linear_backward(fq, fk, fv, fdo, ref, ref + full, ref + 2 * full, whole, st.ctx.tables.kLDecay, kind.causal, s);
     for (int g = 1; g < 4; g++) {
-      lasp::gather_rows(ref + (g - 1) * full, ref_local, B, L, W, map, N, s);
-      err[g] = lasp::max_rel_err(got[g], ref_local, local, s);
+      lasp::gather_rows(ref + (g - 1) * full, ref_local, B, L, widths[g], map, N, s);
+      err[g] = lasp::max_rel_err(got[g], ref_local, widths[g] == W ? local : local_kv, s);
     }
     // The largest error over the sequence-parallel group.
     CUDA_CHECK(cudaMemcpyAsync(errors, err, sizeof(err), cudaMemcpyHostToDevice, s));

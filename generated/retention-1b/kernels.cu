@@ -4,5 +4,8 @@
 #include "lasp/kernels.h"
 #include "lasp/linear_attention.cuh"
 #include "lasp/linear_oracle.cuh"
+#include "lasp/softmax_attention.cuh"
+#include "lasp/softmax_support.cuh"
+#include "lasp/softmax_oracle.cuh"
 #include "lasp/elementwise.cuh"
 #include "lasp/model.cuh"

@@ -28,10 +28,17 @@ describe("generated/", () => {
     const examples = generateExamples();
     const generated = examples.filter((e) => e.files !== undefined).map((e) => e.example);
     expect(generated).toEqual(
-      expect.arrayContaining(["tiny-linear", "linear-llama3-1b", "retention-1b", "bidirectional-encoder"]),
+      expect.arrayContaining([
+        "tiny-linear",
+        "tiny-hybrid",
+        "tiny-baselines",
+        "linear-llama3-1b",
+        "linear-llama3-1b-hybrid",
+        "retention-1b",
+        "bidirectional-encoder",
+      ]),
     );
-    for (const e of examples.filter((x) => x.files === undefined))
-      expect(e.limitation).toMatch(/softmax attention/);
+    expect(examples.filter((x) => x.files === undefined)).toEqual([]);
   });
 });
 
@@ -151,9 +158,15 @@ describe("lasp compile", () => {
   });
 
   it("explains what it cannot generate yet, with exit code 1", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "lasp-fp16-"));
+    const spec = join(dir, "half.lasp");
+    writeFileSync(
+      spec,
+      readFileSync("examples/tiny-linear.lasp", "utf8").replace(/dtype bf16/, "dtype fp16"),
+    );
     const io = capture();
-    expect(await main(["compile", "examples/tiny-hybrid.lasp", "-o", join(tmpdir(), "never")], io)).toBe(1);
-    expect(io.err).toContain("cannot compile examples/tiny-hybrid.lasp: layer `S` is softmax attention");
+    expect(await main(["compile", spec, "-o", join(dir, "never")], io)).toBe(1);
+    expect(io.err).toContain(`cannot compile ${spec}: dtype fp16 is not generated yet`);
   });
 
   it("reports an unwritable output directory as a usage error", async () => {

@@ -15,6 +15,9 @@ export const RUNTIME_FILES = [
   "check.cuh",
   "linear_attention.cuh",
   "linear_oracle.cuh",
+  "softmax_attention.cuh",
+  "softmax_support.cuh",
+  "softmax_oracle.cuh",
   "elementwise.cuh",
   "model.cuh",
   "comm.cuh",
@@ -52,23 +55,26 @@ export function generateProgram(spec: ResolvedSpec, renderer = new Renderer()): 
 }
 
 function checkSupported(spec: ResolvedSpec): void {
-  const softmax = spec.model.layers.find((l) => l.type === "softmax_attention");
-  if (softmax !== undefined) {
-    throw new CodegenLimitation(
-      `layer \`${softmax.name}\` is softmax attention, which the code generator does not emit yet (LASP-2H is the next step); \`lasp verify\` and \`lasp inspect\` cover it already`,
-    );
-  }
-  if (spec.parallel.linear === "ulysses") {
-    throw new CodegenLimitation(
-      "the ulysses schedule is not generated yet: use `linear lasp2` or `linear lasp1`",
-    );
-  }
   if (spec.run.dtype !== "bf16") {
     throw new CodegenLimitation(
       `dtype ${spec.run.dtype} is not generated yet: the kernels are bf16 (states and statistics fp32)`,
     );
   }
+  const softmax = spec.model.layers.find((l) => l.type === "softmax_attention");
+  if (softmax !== undefined && ![64, 128].includes(spec.model.headDim)) {
+    throw new CodegenLimitation(
+      `the softmax attention kernels take head_dim 64 or 128, and layer \`${softmax.name}\` has ${spec.model.headDim}`,
+    );
+  }
+  if (softmax !== undefined && spec.parallel.sequence > MAX_MERGED_SOURCES) {
+    throw new CodegenLimitation(
+      `the generated log-sum-exp merge combines at most ${MAX_MERGED_SOURCES} key blocks, and sequence is ${spec.parallel.sequence}`,
+    );
+  }
 }
+
+/** Slots in lasp::SlotList (types.cuh). */
+const MAX_MERGED_SOURCES = 64;
 
 /** Writes the files under `dir`, replacing what a previous compile left there. */
 export async function writeProgram(dir: string, files: Map<string, string>): Promise<void> {

@@ -47,9 +47,10 @@ function decl(ctx: StepContext, name: string): BufferDecl {
   return found;
 }
 
+const elementsOf = (d: BufferDecl): number => d.shape.reduce((a, b) => a * b, 1);
+
 function slotElements(d: BufferDecl): number {
-  const elements = d.shape.reduce((a, b) => a * b, 1);
-  return d.slots === undefined ? elements : elements / d.slots;
+  return d.slots === undefined ? elementsOf(d) : elementsOf(d) / d.slots;
 }
 
 /** `b.name` or `b.name + slot * stride` for slot > 0. */
@@ -133,6 +134,7 @@ export function stepCalls(step: Step, ctx: StepContext): Call[] {
 }
 
 function collectiveCalls(step: Extract<Step, { kind: "collective" }>, ctx: StepContext): Call[] {
+  if (step.collective === "alltoall") return alltoallCalls(step, ctx);
   return step.transfers.map(({ send, recv }) => {
     const d = decl(ctx, send);
     const count = String(d.shape.reduce((a, b) => a * b, 1));
@@ -150,9 +152,44 @@ function collectiveCalls(step: Extract<Step, { kind: "collective" }>, ctx: StepC
           fn: "ncclAllReduce",
           args: [...pointers, count, ncclType(d), "ncclSum", "c.nccl", stream(step)],
         };
-      default:
-        throw new UnsupportedOp(`the ${step.collective} collective is not generated yet`);
+      case "reducescatter": {
+        const recvCount = String(elementsOf(decl(ctx, recv)));
+        return {
+          check: "NCCL_CHECK" as const,
+          fn: "ncclReduceScatter",
+          args: [...pointers, recvCount, ncclType(d), "ncclSum", "c.nccl", stream(step)],
+        };
+      }
+      case "alltoall":
+        throw new Error("alltoall is expanded by alltoallCalls");
     }
+  });
+}
+
+/** AllToAll as one grouped send and receive per peer: slot r goes to rank r, slot r comes from rank r. */
+function alltoallCalls(step: Extract<Step, { kind: "collective" }>, ctx: StepContext): Call[] {
+  return step.transfers.flatMap(({ send, recv }) => {
+    const d = decl(ctx, send);
+    const count = String(slotElements(d));
+    return step.group.flatMap((peer, r) => [
+      {
+        check: "NCCL_CHECK" as const,
+        fn: "ncclSend",
+        args: [slotPointer(ctx, send, r), count, ncclType(d), String(peer), "c.nccl", stream(step)],
+      },
+      {
+        check: "NCCL_CHECK" as const,
+        fn: "ncclRecv",
+        args: [
+          slotPointer(ctx, recv, r),
+          count,
+          ncclType(decl(ctx, recv)),
+          String(peer),
+          "c.nccl",
+          stream(step),
+        ],
+      },
+    ]);
   });
 }
 
@@ -267,6 +304,16 @@ function computeCalls(step: ComputeStep, ctx: StepContext): Call[] {
       const to = typeof step.params["to"] === "number" ? step.params["to"] : 0;
       return step.reads.map((src, i) => {
         const d = decl(ctx, src);
+        const target = decl(ctx, step.writes[i]!);
+        if (d.dtype !== target.dtype) {
+          if (d.dtype !== "fp32" || target.dtype !== "bf16")
+            throw new UnsupportedOp(`a copy from ${d.dtype} to ${target.dtype} is not generated`);
+          return {
+            check: "" as const,
+            fn: "lasp::cast_to_bf16",
+            args: [slot(src, from), slot(step.writes[i]!, to), String(slotElements(d)), s],
+          };
+        }
         return {
           check: "CUDA_CHECK" as const,
           fn: "cudaMemcpyAsync",
@@ -289,9 +336,219 @@ function computeCalls(step: ComputeStep, ctx: StepContext): Call[] {
           args: [`b.${cppIdent(name)}`, "0", `${d.shape.reduce((a, b) => a * b, 1)} * ${sizeofType(d)}`, s],
         };
       });
+    case "softmax.block": {
+      const source = num(step, "source");
+      const kvSlot = typeof step.params["slot"] === "number" ? step.params["slot"] : source;
+      const own = step.reads[1] === "k";
+      const kv = (i: number): string => (own ? r[i]! : slot(step.reads[i]!, kvSlot));
+      return launch("softmax_block_forward", [
+        r[0]!,
+        kv(1),
+        kv(2),
+        softmaxDims(ctx),
+        pieceMapOf(ctx.program.rank),
+        pieceMapOf(source),
+        causal,
+        slot(step.writes[0]!, source),
+        slot(step.writes[1]!, source),
+        "nullptr",
+        s,
+      ]);
+    }
+    case "softmax.merge": {
+      const sources = String(step.params["sources"]).split(",").map(Number);
+      const [B, L, H, d] = decl(ctx, step.writes[0]!).shape as [number, number, number, number];
+      return launch("softmax_merge", [
+        r[0]!,
+        r[1]!,
+        `lasp::SlotList{${sources.length}, {${sources.join(", ")}}}`,
+        w[0]!,
+        w[1]!,
+        String(B),
+        String(L),
+        String(H),
+        String(d),
+        s,
+      ]);
+    }
+    case "softmax.block_backward": {
+      const source = num(step, "source");
+      const kvSlot = typeof step.params["slot"] === "number" ? step.params["slot"] : source;
+      return launch("softmax_block_backward", [
+        r[0]!,
+        slot(step.reads[1]!, kvSlot),
+        slot(step.reads[2]!, kvSlot),
+        r[3]!,
+        r[4]!,
+        r[5]!,
+        softmaxDims(ctx),
+        pieceMapOf(ctx.program.rank),
+        pieceMapOf(source),
+        causal,
+        w[0]!,
+        slot(step.writes[1]!, kvSlot),
+        slot(step.writes[2]!, kvSlot),
+        s,
+      ]);
+    }
+    case "softmax.full":
+      return launch("softmax_block_forward", [
+        r[0]!,
+        r[1]!,
+        r[2]!,
+        fullSoftmaxDims(ctx, step),
+        IDENTITY_MAP,
+        IDENTITY_MAP,
+        causal,
+        "nullptr",
+        w[1]!,
+        w[0]!,
+        s,
+      ]);
+    case "softmax.full_backward":
+      return launch("softmax_full_backward", [
+        ...r.slice(0, 6),
+        fullSoftmaxDims(ctx, step),
+        causal,
+        w[0]!,
+        w[1]!,
+        w[2]!,
+        s,
+      ]);
+    case "linear.full":
+      return launch("linear_intra", [
+        r[0]!,
+        r[1]!,
+        r[2]!,
+        `lasp::Piece{0, ${ctx.sizes.seqLen}}`,
+        w[0]!,
+        fullLinearDims(ctx, step),
+        headDecay(ctx, step),
+        causal,
+        s,
+      ]);
+    case "linear.full_backward":
+      return launch("linear_intra_backward", [
+        ...r.slice(0, 4),
+        `lasp::Piece{0, ${ctx.sizes.seqLen}}`,
+        w[0]!,
+        w[1]!,
+        w[2]!,
+        fullLinearDims(ctx, step),
+        headDecay(ctx, step),
+        causal,
+        s,
+      ]);
+    case "pack":
+    case "unpack":
+      return movementCalls(step, ctx);
     default:
       throw new UnsupportedOp(
         `the ${step.op} step is not generated yet (${ctx.schedule.strategy} on ${ctx.schedule.layer.type})`,
       );
   }
+}
+
+const IDENTITY_MAP = "lasp::PieceMap{0, {0, 0}, {0, 0}, {0, 0}}";
+
+/** The piece map of a sequence-parallel rank (program.cuh defines kPieceMaps before the steps). */
+const pieceMapOf = (rank: number): string => `kPieceMaps[${rank}]`;
+
+/** Softmax dimensions of a block step: this rank's queries against one rank's keys. */
+function softmaxDims(ctx: StepContext): string {
+  return `k${ctx.kind}_dims`;
+}
+
+function fullSoftmaxDims(ctx: StepContext, step: ComputeStep): string {
+  const { batch, seqLen, headDim } = ctx.sizes;
+  const heads = num(step, "heads");
+  const kvHeads = num(step, "kvHeads");
+  return `lasp::SoftmaxDims{${batch}, ${seqLen}, ${seqLen}, ${heads}, ${kvHeads}, ${headDim}}`;
+}
+
+function fullLinearDims(ctx: StepContext, step: ComputeStep): string {
+  const { batch, seqLen, headDim } = ctx.sizes;
+  return `lasp::LinearDims{${batch}, ${seqLen}, ${num(step, "heads")}, ${headDim}}`;
+}
+
+/** The decay table from this shard's first head on. */
+function headDecay(ctx: StepContext, step: ComputeStep): string {
+  const start = num(step, "headStart");
+  const table = `c.tables.k${ctx.kind}Decay`;
+  return start === 0 ? table : `${table} + ${start}`;
+}
+
+/**
+ * Ulysses data movement as strided copies (cudaMemcpy2DAsync): every copy moves a run of rows, each row a
+ * contiguous group of heads, from one buffer's row pitch to another's. Rows are token rows; a rank's pieces
+ * are runs of rows at their global positions. Offsets are in elements, pitches and widths in bytes.
+ */
+function movementCalls(step: ComputeStep, ctx: StepContext): Call[] {
+  const W = ctx.plan.ranks;
+  const { batch: B, seqLen: N, headDim: d } = ctx.sizes;
+  const layout = step.params["layout"];
+  const calls: Call[] = [];
+  const copy2d = (
+    dst: string,
+    dstOffset: number,
+    dstHeads: number,
+    src: string,
+    srcOffset: number,
+    srcHeads: number,
+    heads: number,
+    rows: number,
+  ): void => {
+    const e = 2; // bf16
+    calls.push({
+      check: "CUDA_CHECK",
+      fn: "cudaMemcpy2DAsync",
+      args: [
+        dstOffset === 0 ? `b.${cppIdent(dst)}` : `b.${cppIdent(dst)} + ${dstOffset}`,
+        String(dstHeads * d * e),
+        srcOffset === 0 ? `b.${cppIdent(src)}` : `b.${cppIdent(src)} + ${srcOffset}`,
+        String(srcHeads * d * e),
+        String(heads * d * e),
+        String(rows),
+        "cudaMemcpyDeviceToDevice",
+        stream(step),
+      ],
+    });
+  };
+  const headsOf = (name: string): number => {
+    const shape = decl(ctx, name).shape;
+    return shape[shape.length - 2]!;
+  };
+  const packed = step.op === "pack" ? step.writes[0]! : step.reads[0]!;
+  const packedDecl = decl(ctx, packed);
+  const slotSize = slotElements(packedDecl);
+  const S = headsOf(packed);
+  const L = packedDecl.shape[2]!;
+  const parts = step.op === "pack" ? step.reads : step.writes;
+  for (let r = 0; r < W; r++) {
+    let offset = 0; // heads of the packed row before this part
+    for (const part of parts) {
+      const Hx = headsOf(part);
+      const shardHeads = layout === "heads" ? Hx / W : Hx;
+      if (layout === "heads") {
+        // A head shard of every local row: one copy per rank and part.
+        if (step.op === "pack")
+          copy2d(packed, r * slotSize + offset * d, S, part, r * shardHeads * d, Hx, shardHeads, B * L);
+        else copy2d(part, r * shardHeads * d, Hx, packed, r * slotSize + offset * d, S, shardHeads, B * L);
+      } else {
+        // Rank r's rows of a whole-sequence buffer: one copy per batch entry and piece.
+        for (let bi = 0; bi < B; bi++) {
+          let local = 0;
+          for (const p of ctx.plan.byRank[r]!) {
+            const packedAt = r * slotSize + ((bi * L + local) * S + offset) * d;
+            const fullAt = (bi * N + p.start) * Hx * d;
+            if (step.op === "pack") copy2d(packed, packedAt, S, part, fullAt, Hx, Hx, p.length);
+            else copy2d(part, fullAt, Hx, packed, packedAt, S, Hx, p.length);
+            local += p.length;
+          }
+        }
+      }
+      offset += shardHeads;
+    }
+  }
+  return calls;
 }

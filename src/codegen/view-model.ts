@@ -1,7 +1,7 @@
 // The view model of a generated program: everything the templates print, computed from the resolved spec
 // and the schedule IR. Templates only loop over these lists and fill in; no number or decision is made
 // in a template.
-import type { LinearAttentionKind, ResolvedSpec } from "../spec/resolved.js";
+import type { ResolvedSpec } from "../spec/resolved.js";
 import type { BufferDecl, LayerSchedule, Pass, RankProgram, ScheduleProgram, Step } from "../schedule/ir.js";
 import { stepCalls, type Call, type StepContext } from "./steps.js";
 import { cppIdent, floatLiteral, intList } from "./names.js";
@@ -31,7 +31,8 @@ export interface StepView {
   waits: { event: number }[];
   group: boolean;
   calls: Call[];
-  record: boolean;
+  /** Events this step records when done: its own id, and the id of a step merged into it. */
+  records: { event: number }[];
   /** A collective that records when it is about to start, for the computation it overlaps. */
   recordStart: boolean;
   /** Collectives this computation lets start first (their `started` events). */
@@ -71,6 +72,15 @@ export interface KindView {
   comment: string;
   strategy: string;
   causal: string;
+  /** Softmax attention (RoPE, grouped-query K/V, the softmax oracle) rather than linear attention. */
+  softmax: boolean;
+  /** Key/value heads (the query heads for linear attention). */
+  kvHeads: number;
+  /** RoPE base of a softmax kind ("0" for linear kinds, which have none). */
+  ropeTheta: string;
+  /** A lasp::SoftmaxDims initialiser for the rank's blocks (softmax kinds), else "". */
+  dims: string;
+  /** Per-head decay table (linear kinds), else "". */
   decayTable: string;
   buffers: BufferView[];
   passes: PassView[];
@@ -146,10 +156,55 @@ function stepView(step: Step, ctx: StepContext, events: Set<number>, overlap: Ma
     waits,
     group: calls.length > 1 && (step.kind === "collective" || step.kind === "send" || step.kind === "recv"),
     calls,
-    record: events.has(step.id),
+    records: events.has(step.id) ? [{ event: step.id }] : [],
     recordStart: [...overlap.values()].includes(step.id),
     waitsStarted: overlap.has(step.id) ? [{ event: overlap.get(step.id)! }] : [],
   };
+}
+
+const isP2P = (step: Step): boolean => step.kind === "send" || step.kind === "recv";
+
+/**
+ * Step views in program order, with each send issued in one NCCL group with the receive that follows it:
+ * a ring's ranks all send before they receive, and separate calls would wait on each other forever.
+ * The group waits for what either step waits for and records both steps' events.
+ */
+export function rankSteps(
+  program: RankProgram,
+  ctx: StepContext,
+  events: Set<number>,
+  overlap: Map<number, number>,
+): StepView[] {
+  const views: StepView[] = [];
+  for (let i = 0; i < program.steps.length; i++) {
+    const step = program.steps[i]!;
+    const view = stepView(step, ctx, events, overlap);
+    const next = program.steps[i + 1];
+    if (
+      isP2P(step) &&
+      next !== undefined &&
+      isP2P(next) &&
+      next.kind !== step.kind &&
+      next.stream === step.stream
+    ) {
+      const other = stepView(next, ctx, events, overlap);
+      const waits = [...view.waits, ...other.waits].filter(
+        (w, j, all) => w.event !== next.id && all.findIndex((x) => x.event === w.event) === j,
+      );
+      views.push({
+        ...view,
+        comment: `${view.comment}; ${other.comment} (one NCCL group)`,
+        waits,
+        group: true,
+        calls: [...view.calls, ...other.calls],
+        records: [...view.records, ...other.records],
+      });
+      i++;
+      continue;
+    }
+    views.push(view);
+  }
+  return views;
 }
 
 /**
@@ -246,15 +301,19 @@ export function buildView({ spec, program, compilerVersion }: ViewInputs): Progr
   const tables: TableView[] = [];
   const kinds = program.schedules.map((schedule): KindView => {
     const name = cppIdent(schedule.kind);
-    const layer = schedule.layer as LinearAttentionKind;
-    const decayTable = `k${name}Decay`;
-    tables.push({
-      name: decayTable,
-      ctype: "float",
-      values: layer.decay.perHead.map(floatLiteral).join(", "),
-      count: layer.decay.perHead.length,
-      comment: `per-head decay of layer kind ${schedule.kind} (${layer.decay.schedule})`,
-    });
+    const layer = schedule.layer;
+    const softmax = layer.type === "softmax_attention";
+    const decayTable = softmax ? "" : `k${name}Decay`;
+    if (!softmax) {
+      tables.push({
+        name: decayTable,
+        ctype: "float",
+        values: layer.decay.perHead.map(floatLiteral).join(", "),
+        count: layer.decay.perHead.length,
+        comment: `per-head decay of layer kind ${schedule.kind} (${layer.decay.schedule})`,
+      });
+    }
+    const kvHeads = softmax ? layer.kvHeads : sizes.heads;
     const passes = (["forward", "backward"] as const).map((pass): PassView => {
       const ranks = schedule.passes[pass].map((rp): RankView => {
         const ctx: StepContext = { program: rp, schedule, plan: layout, sizes, kind: name, tables, pass };
@@ -263,22 +322,31 @@ export function buildView({ spec, program, compilerVersion }: ViewInputs): Progr
         return {
           rank: rp.rank,
           function: `${name}_${pass}_rank${rp.rank}`,
-          steps: rp.steps.map((s) => stepView(s, ctx, events, overlap)),
+          steps: rankSteps(rp, ctx, events, overlap),
         };
       });
       const events = Math.max(1, ...schedule.passes[pass].map((rp) => rp.steps.length));
       return { pass, function: `${name}_${pass}`, events, ranks };
     });
     const firstLayer = program.layers.findIndex((l) => program.schedules[l] === schedule);
+    const localTokens = layout.byRank[0]!.reduce((n, p) => n + p.length, 0);
     return {
       name,
       firstLayer,
-      featureMap: FEATURE_MAPS.indexOf(layer.featureMap),
-      outputNorm: layer.outputNorm === "rms" ? "true" : "false",
+      featureMap: softmax ? 0 : FEATURE_MAPS.indexOf(layer.featureMap),
+      outputNorm: !softmax && layer.outputNorm === "rms" ? "true" : "false",
       struct: `${name}Buffers`,
-      comment: `${schedule.kind}: ${schedule.layer.type}, ${schedule.strategy}, ${layer.causal ? "causal" : "bidirectional"}, decay ${layer.decay.schedule}`,
+      comment: softmax
+        ? `${schedule.kind}: softmax_attention, ${schedule.strategy}, ${layer.causal ? "causal" : "bidirectional"}, ${layer.kvHeads} kv heads, RoPE base ${layer.ropeTheta}`
+        : `${schedule.kind}: ${layer.type}, ${schedule.strategy}, ${layer.causal ? "causal" : "bidirectional"}, decay ${layer.decay.schedule}`,
       strategy: schedule.strategy,
       causal: layer.causal ? "true" : "false",
+      softmax,
+      kvHeads,
+      ropeTheta: softmax ? floatLiteral(layer.ropeTheta) : "0.0f",
+      dims: softmax
+        ? `lasp::SoftmaxDims{${sizes.batch}, ${localTokens}, ${localTokens}, ${sizes.heads}, ${kvHeads}, ${sizes.headDim}}`
+        : "",
       decayTable,
       buffers: kindBuffers(schedule),
       passes,
@@ -349,10 +417,16 @@ export function flopsPerStep(spec: ResolvedSpec, program: ScheduleProgram): numb
       0,
     );
   const rows = program.sizes.batch * program.layout.byRank[0]!.reduce((s, p) => s + p.length, 0);
-  const width = program.sizes.heads * program.sizes.headDim;
-  // Forward: Q, K, V, O products; backward: two products per forward product.
-  const projections = 3 * 4 * 2 * rows * spec.model.hidden * width;
-  return program.layers.reduce((sum, s) => sum + rank0(program.schedules[s]!) + projections, 0);
+  const { heads, headDim } = program.sizes;
+  // Forward: Q, K, V, O products (K and V over the kv heads); backward: two products per forward product.
+  const projections = (schedule: LayerSchedule): number => {
+    const kvHeads = schedule.layer.type === "softmax_attention" ? schedule.layer.kvHeads : heads;
+    return 3 * 2 * rows * spec.model.hidden * headDim * (2 * heads + 2 * kvHeads);
+  };
+  return program.layers.reduce((sum, s) => {
+    const schedule = program.schedules[s]!;
+    return sum + rank0(schedule) + projections(schedule);
+  }, 0);
 }
 
 export { intList };

@@ -87,6 +87,15 @@ function matchCollectives(programs: RankProgram[]): string[] {
     for (const s of rp.steps) {
       if (s.kind !== "collective") continue;
       const recvDecls = s.transfers.map((t) => rp.buffers.find((b) => b.name === t.recv));
+      for (const t of s.transfers) {
+        const send = rp.buffers.find((b) => b.name === t.send);
+        const recv = rp.buffers.find((b) => b.name === t.recv);
+        // NCCL moves one element type per call: a cast is a step of its own.
+        if (send !== undefined && recv !== undefined && send.dtype !== recv.dtype)
+          problems.push(
+            `rank ${rp.rank} step ${s.id} ("${s.key}") sends ${send.dtype} ${t.send} into ${recv.dtype} ${t.recv}`,
+          );
+      }
       const list = byKey.get(s.key) ?? [];
       list.push({
         rank: rp.rank,
@@ -124,10 +133,8 @@ function matchCollectives(programs: RankProgram[]): string[] {
         : first.kind === "reducescatter"
           ? first.bytes / W
           : first.bytes;
-    const recvScale = (m: (typeof members)[number]): number => m.recvBytes;
     for (const m of members) {
-      // The receive buffer may be fp32 where the send is not only for reductions; sizes must still agree in elements.
-      if (recvScale(m) !== expectedRecv && first.kind !== "reducescatter")
+      if (m.recvBytes !== expectedRecv)
         problems.push(
           `collective "${key}" on rank ${m.rank}: receive buffer of ${m.recvBytes} bytes, expected ${expectedRecv}`,
         );

@@ -9,8 +9,11 @@ import type { RankProgram } from "./ir.js";
 import {
   blockBackwardCost,
   blockCost,
+  castDq,
+  dqAccumulator,
   kvActivation,
   kvGradients,
+  kvSum,
   lseBuffer,
   mergeCost,
   partials,
@@ -115,16 +118,19 @@ function backward(ctx: LowerContext, layer: SoftmaxAttentionKind, rank: number):
   const lse = b.buffer(lseBuffer(ctx, "lse", 1, "log-sum-exp saved by the forward pass", true));
   const dout = b.buffer(activation(ctx, "do", "gradient of the output", undefined, true));
   const dq = b.buffer(activation(ctx, "dq", "gradient of q"));
+  const dqAcc = b.buffer(dqAccumulator(ctx));
   const dkAll = b.buffer(kvGradients(ctx, layer, "dk_all", W, "gradient of every gathered key position"));
   const dvAll = b.buffer(kvGradients(ctx, layer, "dv_all", W, "gradient of every gathered value position"));
+  const dkSum = b.buffer(kvSum(ctx, layer, "dk_sum", "this rank's keys' gradient, summed over the ranks"));
+  const dvSum = b.buffer(kvSum(ctx, layer, "dv_sum", "this rank's values' gradient, summed over the ranks"));
   const dk = b.buffer(kvActivation(ctx, layer, "dk", "gradient of this rank's keys"));
   const dv = b.buffer(kvActivation(ctx, layer, "dv", "gradient of this rank's values"));
 
   const clear = b.compute(
     "fill_zero",
     "clear dQ and the gathered dK, dV",
-    { reads: [], writes: [dq, dkAll, dvAll] },
-    { flops: 0, bytes: rowBytes(ctx, L) + 2 * W * rowBytes(ctx, L, layer.kvHeads) * 2 },
+    { reads: [], writes: [dqAcc, dkAll, dvAll] },
+    { flops: 0, bytes: 2 * rowBytes(ctx, L) + 2 * W * rowBytes(ctx, L, layer.kvHeads) * 2 },
     {},
   );
   const steps = visibleSources(ctx, layer, rank).map((s) => {
@@ -132,22 +138,31 @@ function backward(ctx: LowerContext, layer: SoftmaxAttentionKind, rank: number):
     return b.compute(
       "softmax.block_backward",
       `dQ, and dK, dV of rank ${s}'s positions`,
-      { reads: [q, kAll, vAll, o, lse, dout, dq, dkAll, dvAll], writes: [dq, dkAll, dvAll] },
+      { reads: [q, kAll, vAll, o, lse, dout, dqAcc, dkAll, dvAll], writes: [dqAcc, dkAll, dvAll] },
       blockBackwardCost(ctx, pairs, L, L, layer),
       { source: s, causal: layer.causal },
       [clear],
     );
   });
-  b.collective(
+  castDq(ctx, b, dqAcc, dq, steps);
+  const scatter = b.collective(
     "reducescatter",
     "ReduceScatter dK and dV to their owners",
     ctx.group,
     "bwd.dkv",
     [
-      { send: dkAll, recv: dk },
-      { send: dvAll, recv: dv },
+      { send: dkAll, recv: dkSum },
+      { send: dvAll, recv: dvSum },
     ],
     steps,
+  );
+  b.compute(
+    "copy",
+    "dK, dV of this rank to the activation type",
+    { reads: [dkSum, dvSum], writes: [dk, dv] },
+    { flops: 0, bytes: 2 * (rowBytes(ctx, L, layer.kvHeads) * 3) },
+    {},
+    [scatter],
   );
   return b.build();
 }

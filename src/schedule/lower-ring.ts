@@ -10,6 +10,8 @@ import type { RankProgram } from "./ir.js";
 import {
   blockBackwardCost,
   blockCost,
+  castDq,
+  dqAccumulator,
   kvActivation,
   kvGradients,
   lseBuffer,
@@ -139,6 +141,7 @@ function backward(ctx: LowerContext, layer: SoftmaxAttentionKind, rank: number):
   const lse = b.buffer(lseBuffer(ctx, "lse", 1, "log-sum-exp saved by the forward pass", true));
   const dout = b.buffer(activation(ctx, "do", "gradient of the output", undefined, true));
   const dq = b.buffer(activation(ctx, "dq", "gradient of q"));
+  const dqAcc = b.buffer(dqAccumulator(ctx));
   const kRing = b.buffer({
     name: "k_ring",
     shape: [2, ...kvShape],
@@ -174,11 +177,12 @@ function backward(ctx: LowerContext, layer: SoftmaxAttentionKind, rank: number):
   const clear = b.compute(
     "fill_zero",
     "clear dQ and the dK, dV accumulators",
-    { reads: [], writes: [dq, dkRing, dvRing] },
-    { flops: 0, bytes: rowBytes(ctx, L) + 4 * rowBytes(ctx, L, layer.kvHeads) },
+    { reads: [], writes: [dqAcc, dkRing, dvRing] },
+    { flops: 0, bytes: 2 * rowBytes(ctx, L) + 4 * 2 * rowBytes(ctx, L, layer.kvHeads) },
     {},
   );
   let arrived = [start, clear];
+  const blocks: number[] = [];
   // Nothing may arrive in the accumulators before they are cleared.
   let lastUse: number | undefined = clear;
   for (let s = 0; s < W; s++) {
@@ -190,12 +194,13 @@ function backward(ctx: LowerContext, layer: SoftmaxAttentionKind, rank: number):
       const step = b.compute(
         "softmax.block_backward",
         `dQ, and dK, dV of rank ${source}'s block (ring step ${s})`,
-        { reads: [q, kRing, vRing, o, lse, dout, dq, dkRing, dvRing], writes: [dq, dkRing, dvRing] },
+        { reads: [q, kRing, vRing, o, lse, dout, dqAcc, dkRing, dvRing], writes: [dqAcc, dkRing, dvRing] },
         blockBackwardCost(ctx, pairs, L, L, layer),
         { source, slot, causal: layer.causal },
         arrived,
       );
       done = [step];
+      blocks.push(step);
     }
     const tag = `bwd.${s}`;
     const wait = lastUse === undefined ? [] : [lastUse];
@@ -263,5 +268,6 @@ function backward(ctx: LowerContext, layer: SoftmaxAttentionKind, rank: number):
       );
     }
   }
+  castDq(ctx, b, dqAcc, dq, blocks.length > 0 ? blocks.slice(-1) : [clear]);
   return b.build();
 }

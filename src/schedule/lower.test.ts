@@ -143,4 +143,15 @@ describe("invariant checks catch broken programs", () => {
     r0!.steps = r0!.steps.filter((s) => s.kind !== "collective");
     expect(checkProgram(lasp2).join("\n")).toMatch(/has ranks 1 but its group is 0,1/);
   });
+  it("a collective that would change the element type", () => {
+    const program = lowerSpec(
+      tinySpec({ ranks: 2, layout: "zigzag", seqLen: 64, layers: [softmaxKind("S", 2)] }),
+      { block: 8 },
+    );
+    expect(checkProgram(program)).toEqual([]);
+    const backward = program.schedules[0]!.passes.backward[1]!;
+    const sum = backward.buffers.find((b) => b.name === "dk_sum")!;
+    sum.dtype = "bf16";
+    expect(checkProgram(program).join("\n")).toMatch(/sends fp32 dk_all into bf16 dk_sum/);
+  });
 });

@@ -1,7 +1,16 @@
 // Shared by the softmax strategies: buffers, which key blocks a rank's queries can see (the causal mask
 // from global positions), and the cost of one flash-attention block.
 import type { SoftmaxAttentionKind } from "../spec/resolved.js";
-import { activation, causalPairs, piecesOf, rowBytes, STATE_BYTES, type LowerContext } from "./context.js";
+import {
+  activation,
+  causalPairs,
+  localTokensOf,
+  piecesOf,
+  rowBytes,
+  STATE_BYTES,
+  type LowerContext,
+} from "./context.js";
+import type { RankBuilder } from "./builder.js";
 import type { BufferDecl } from "./ir.js";
 import type { Cost } from "./linear-costs.js";
 
@@ -96,6 +105,35 @@ export function kvGradients(
     dtype: "fp32",
     doc,
   };
+}
+
+/** fp32 accumulator of dQ over the key blocks [B, L, H, d]; cast to the activation type once at the end. */
+export function dqAccumulator(ctx: LowerContext): BufferDecl {
+  return { ...activation(ctx, "dq_acc", "fp32 sum of dQ over the key blocks"), dtype: "fp32" };
+}
+
+/** fp32 [B, L, Hkv, d]: a rank's own summed key or value gradient before the cast. */
+export function kvSum(ctx: LowerContext, layer: SoftmaxAttentionKind, name: string, doc: string): BufferDecl {
+  return { ...kvActivation(ctx, layer, name, doc), dtype: "fp32" };
+}
+
+/** The step that turns the summed fp32 dQ into the layer's dQ, after every block's backward. */
+export function castDq(
+  ctx: LowerContext,
+  b: RankBuilder,
+  dqAcc: string,
+  dq: string,
+  after: number[],
+): number {
+  const L = localTokensOf(ctx);
+  return b.compute(
+    "copy",
+    "dQ to the activation type",
+    { reads: [dqAcc], writes: [dq] },
+    { flops: 0, bytes: 3 * rowBytes(ctx, L) },
+    {},
+    after,
+  );
 }
 
 export function mergeCost(ctx: LowerContext, count: number): Cost {

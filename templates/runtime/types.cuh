@@ -29,4 +29,21 @@ struct PieceMap {
   int length[2];
 };
 
+// Softmax attention of one rank's queries against one block of keys: q [batch][q_rows][heads][head_dim],
+// k and v [batch][k_rows][kv_heads][head_dim]; query head h reads kv head h / (heads / kv_heads).
+struct SoftmaxDims {
+  int batch;
+  int q_rows;
+  int k_rows;
+  int heads;
+  int kv_heads;
+  int head_dim;
+};
+
+// Which slots of a partial-result buffer a log-sum-exp merge combines (one per source rank).
+struct SlotList {
+  int count;
+  int slot[64];
+};
+
 }  // namespace lasp

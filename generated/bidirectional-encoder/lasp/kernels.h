@@ -31,6 +31,30 @@ void linear_dq_inter(const bf16* dout, const float* P, Piece p, bf16* dq, Linear
 void linear_dkdv_inter(const bf16* k, const bf16* v, const float* G, Piece p, bf16* dk, bf16* dv, LinearDims dims,
                        const float* lam, cudaStream_t s);
 
+// Softmax attention, one block of keys at a time (softmax_attention.cuh): q, k, v bf16; positions from the
+// piece maps (global token positions, so the causal mask holds for any layout); fp32 partials and lse.
+void softmax_block_forward(const bf16* q, const bf16* k, const bf16* v, const SoftmaxDims& d, const PieceMap& qmap,
+                           const PieceMap& kmap, bool causal, float* o_part, float* lse, bf16* o_out, cudaStream_t s);
+void softmax_block_backward(const bf16* q, const bf16* k, const bf16* v, const bf16* o, const float* lse,
+                            const bf16* dout, const SoftmaxDims& d, const PieceMap& qmap, const PieceMap& kmap,
+                            bool causal, float* dq_acc, float* dk_acc, float* dv_acc, cudaStream_t s);
+void softmax_full_backward(const bf16* q, const bf16* k, const bf16* v, const bf16* o, const float* lse,
+                           const bf16* dout, const SoftmaxDims& d, bool causal, bf16* dq, bf16* dk, bf16* dv,
+                           cudaStream_t s);
+
+// Around the softmax blocks (softmax_support.cuh): the log-sum-exp merge, fp32 -> bf16, rotary embedding.
+void softmax_merge(const float* o_part, const float* lse_part, SlotList slots, bf16* o, float* lse, int batch,
+                   int rows, int heads, int d, cudaStream_t s);
+void cast_to_bf16(const float* src, bf16* dst, size_t n, cudaStream_t s);
+void rope_apply(bf16* x, int batch, int rows, int heads, int d, const PieceMap& map, float theta, bool inverse,
+                cudaStream_t s);
+
+// The dense fp32 oracle of verify mode for softmax attention (softmax_oracle.cuh).
+void oracle_softmax_forward(const bf16* q, const bf16* k, const bf16* v, float* o, float* lse, int batch, int n,
+                            int heads, int kv_heads, int d, bool causal, cudaStream_t s);
+void oracle_softmax_backward(const bf16* q, const bf16* k, const bf16* v, const bf16* dout, float* dq, float* dk,
+                             float* dv, int batch, int n, int heads, int kv_heads, int d, bool causal, cudaStream_t s);
+
 // The dense fp32 oracle of verify mode (linear_oracle.cuh): the masked formula over every row.
 void oracle_linear_forward(const bf16* q, const bf16* k, const bf16* v, float* o, LinearDims dims, const float* lam,
                            bool causal, cudaStream_t s);

@@ -29,6 +29,17 @@ constexpr int kWarmup = 3;  // untimed warm-up steps
 constexpr int kSeed = 0;  // seed of weights and inputs
 constexpr float kNormEps = 0.0000100000000f;  // RMSNorm epsilon
 
+// Where each sequence-parallel rank's rows sit in the global sequence (contiguous layout).
+static const lasp::PieceMap kPieceMaps[kWorld] = {
+    lasp::PieceMap{1, {0, 0}, {0, 0}, {32768, 0}},
+    lasp::PieceMap{1, {0, 0}, {32768, 0}, {32768, 0}},
+    lasp::PieceMap{1, {0, 0}, {65536, 0}, {32768, 0}},
+    lasp::PieceMap{1, {0, 0}, {98304, 0}, {32768, 0}},
+};
+
+// The whole sequence as one piece, for the verify oracle.
+static const lasp::PieceMap kWholeSequence = lasp::PieceMap{1, {0, 0}, {0, 0}, {131072, 0}};
+
 // Constant tables the steps read on the GPU: per-head decays and the token gaps of each decayed sum.
 static const float kEDecay_host[16] = { 1.0f, 1.0f, 1.0f, 1.0f, 1.0f, 1.0f, 1.0f, 1.0f, 1.0f, 1.0f, 1.0f, 1.0f, 1.0f, 1.0f, 1.0f, 1.0f };  // per-head decay of layer kind E (none)
 
@@ -443,17 +454,6 @@ inline void E_backward(const Ctx& c, EBuffers& b, Run run = Run{}) {
     case 3: E_backward_rank3(c, b, run); break;
   }
 }
-
-// Where each sequence-parallel rank's rows sit in the global sequence (contiguous layout).
-static const lasp::PieceMap kPieceMaps[kWorld] = {
-    lasp::PieceMap{1, {0, 0}, {0, 0}, {32768, 0}},
-    lasp::PieceMap{1, {0, 0}, {32768, 0}, {32768, 0}},
-    lasp::PieceMap{1, {0, 0}, {65536, 0}, {32768, 0}},
-    lasp::PieceMap{1, {0, 0}, {98304, 0}, {32768, 0}},
-};
-
-// The whole sequence as one piece, for the verify oracle.
-static const lasp::PieceMap kWholeSequence = lasp::PieceMap{1, {0, 0}, {0, 0}, {131072, 0}};
 
 // Events the longest rank program needs.
 constexpr int kMaxEvents = 7;

@@ -29,6 +29,21 @@ constexpr int kWarmup = 3;  // untimed warm-up steps
 constexpr int kSeed = 0;  // seed of weights and inputs
 constexpr float kNormEps = 0.0000100000000f;  // RMSNorm epsilon
 
+// Where each sequence-parallel rank's rows sit in the global sequence (contiguous layout).
+static const lasp::PieceMap kPieceMaps[kWorld] = {
+    lasp::PieceMap{1, {0, 0}, {0, 0}, {65536, 0}},
+    lasp::PieceMap{1, {0, 0}, {65536, 0}, {65536, 0}},
+    lasp::PieceMap{1, {0, 0}, {131072, 0}, {65536, 0}},
+    lasp::PieceMap{1, {0, 0}, {196608, 0}, {65536, 0}},
+    lasp::PieceMap{1, {0, 0}, {262144, 0}, {65536, 0}},
+    lasp::PieceMap{1, {0, 0}, {327680, 0}, {65536, 0}},
+    lasp::PieceMap{1, {0, 0}, {393216, 0}, {65536, 0}},
+    lasp::PieceMap{1, {0, 0}, {458752, 0}, {65536, 0}},
+};
+
+// The whole sequence as one piece, for the verify oracle.
+static const lasp::PieceMap kWholeSequence = lasp::PieceMap{1, {0, 0}, {0, 0}, {524288, 0}};
+
 // Constant tables the steps read on the GPU: per-head decays and the token gaps of each decayed sum.
 static const float kLDecay_host[16] = { 1.0f, 1.0f, 1.0f, 1.0f, 1.0f, 1.0f, 1.0f, 1.0f, 1.0f, 1.0f, 1.0f, 1.0f, 1.0f, 1.0f, 1.0f, 1.0f };  // per-head decay of layer kind L (none)
 static const int kL_forward_r0_gaps0_host[8] = { -1, -1, -1, -1, -1, -1, -1, -1 };  // prefix gaps of rank 0's piece 0 (-1: not included)
@@ -731,21 +746,6 @@ inline void L_backward(const Ctx& c, LBuffers& b, Run run = Run{}) {
     case 7: L_backward_rank7(c, b, run); break;
   }
 }
-
-// Where each sequence-parallel rank's rows sit in the global sequence (contiguous layout).
-static const lasp::PieceMap kPieceMaps[kWorld] = {
-    lasp::PieceMap{1, {0, 0}, {0, 0}, {65536, 0}},
-    lasp::PieceMap{1, {0, 0}, {65536, 0}, {65536, 0}},
-    lasp::PieceMap{1, {0, 0}, {131072, 0}, {65536, 0}},
-    lasp::PieceMap{1, {0, 0}, {196608, 0}, {65536, 0}},
-    lasp::PieceMap{1, {0, 0}, {262144, 0}, {65536, 0}},
-    lasp::PieceMap{1, {0, 0}, {327680, 0}, {65536, 0}},
-    lasp::PieceMap{1, {0, 0}, {393216, 0}, {65536, 0}},
-    lasp::PieceMap{1, {0, 0}, {458752, 0}, {65536, 0}},
-};
-
-// The whole sequence as one piece, for the verify oracle.
-static const lasp::PieceMap kWholeSequence = lasp::PieceMap{1, {0, 0}, {0, 0}, {524288, 0}};
 
 // Events the longest rank program needs.
 constexpr int kMaxEvents = 6;

@@ -29,6 +29,17 @@ constexpr int kWarmup = 3;  // untimed warm-up steps
 constexpr int kSeed = 0;  // seed of weights and inputs
 constexpr float kNormEps = 0.0000100000000f;  // RMSNorm epsilon
 
+// Where each sequence-parallel rank's rows sit in the global sequence (contiguous layout).
+static const lasp::PieceMap kPieceMaps[kWorld] = {
+    lasp::PieceMap{1, {0, 0}, {0, 0}, {65536, 0}},
+    lasp::PieceMap{1, {0, 0}, {65536, 0}, {65536, 0}},
+    lasp::PieceMap{1, {0, 0}, {131072, 0}, {65536, 0}},
+    lasp::PieceMap{1, {0, 0}, {196608, 0}, {65536, 0}},
+};
+
+// The whole sequence as one piece, for the verify oracle.
+static const lasp::PieceMap kWholeSequence = lasp::PieceMap{1, {0, 0}, {0, 0}, {262144, 0}};
+
 // Constant tables the steps read on the GPU: per-head decays and the token gaps of each decayed sum.
 static const float kRDecay_host[16] = { 0.968750000f, 0.984375000f, 0.992187500f, 0.996093750f, 0.998046875f, 0.999023438f, 0.999511719f, 0.999755859f, 0.999877930f, 0.999938965f, 0.999969482f, 0.999984741f, 0.999992371f, 0.999996185f, 0.999998093f, 0.999999046f };  // per-head decay of layer kind R (retention)
 static const int kR_forward_r0_gaps0_host[4] = { -1, -1, -1, -1 };  // prefix gaps of rank 0's piece 0 (-1: not included)
@@ -435,17 +446,6 @@ inline void R_backward(const Ctx& c, RBuffers& b, Run run = Run{}) {
     case 3: R_backward_rank3(c, b, run); break;
   }
 }
-
-// Where each sequence-parallel rank's rows sit in the global sequence (contiguous layout).
-static const lasp::PieceMap kPieceMaps[kWorld] = {
-    lasp::PieceMap{1, {0, 0}, {0, 0}, {65536, 0}},
-    lasp::PieceMap{1, {0, 0}, {65536, 0}, {65536, 0}},
-    lasp::PieceMap{1, {0, 0}, {131072, 0}, {65536, 0}},
-    lasp::PieceMap{1, {0, 0}, {196608, 0}, {65536, 0}},
-};
-
-// The whole sequence as one piece, for the verify oracle.
-static const lasp::PieceMap kWholeSequence = lasp::PieceMap{1, {0, 0}, {0, 0}, {262144, 0}};
 
 // Events the longest rank program needs.
 constexpr int kMaxEvents = 6;

@@ -29,6 +29,15 @@ constexpr int kWarmup = 1;  // untimed warm-up steps
 constexpr int kSeed = 1;  // seed of weights and inputs
 constexpr float kNormEps = 0.0000100000000f;  // RMSNorm epsilon
 
+// Where each sequence-parallel rank's rows sit in the global sequence (contiguous layout).
+static const lasp::PieceMap kPieceMaps[kWorld] = {
+    lasp::PieceMap{1, {0, 0}, {0, 0}, {512, 0}},
+    lasp::PieceMap{1, {0, 0}, {512, 0}, {512, 0}},
+};
+
+// The whole sequence as one piece, for the verify oracle.
+static const lasp::PieceMap kWholeSequence = lasp::PieceMap{1, {0, 0}, {0, 0}, {1024, 0}};
+
 // Constant tables the steps read on the GPU: per-head decays and the token gaps of each decayed sum.
 static const float kLDecay_host[4] = { 0.900000000f, 0.950000000f, 0.990000000f, 1.0f };  // per-head decay of layer kind L (list)
 static const int kL_forward_r0_gaps0_host[2] = { -1, -1 };  // prefix gaps of rank 0's piece 0 (-1: not included)
@@ -287,15 +296,6 @@ inline void L_backward(const Ctx& c, LBuffers& b, Run run = Run{}) {
     case 1: L_backward_rank1(c, b, run); break;
   }
 }
-
-// Where each sequence-parallel rank's rows sit in the global sequence (contiguous layout).
-static const lasp::PieceMap kPieceMaps[kWorld] = {
-    lasp::PieceMap{1, {0, 0}, {0, 0}, {512, 0}},
-    lasp::PieceMap{1, {0, 0}, {512, 0}, {512, 0}},
-};
-
-// The whole sequence as one piece, for the verify oracle.
-static const lasp::PieceMap kWholeSequence = lasp::PieceMap{1, {0, 0}, {0, 0}, {1024, 0}};
 
 // Events the longest rank program needs.
 constexpr int kMaxEvents = 6;

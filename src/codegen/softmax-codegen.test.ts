@@ -1,0 +1,181 @@
+// The generated program for softmax layers (LASP-2H, ring attention) and the Ulysses baseline: which calls
+// each IR step becomes, and that the host code type-checks with nvcc against declaration-only NCCL and
+// cuBLAS headers (CI has nvcc but neither library).
+import { spawnSync } from "node:child_process";
+import { mkdtempSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join, resolve } from "node:path";
+import { describe, expect, it } from "vitest";
+import { checkSource } from "../check/front-end.js";
+import { generateProgram, writeProgram } from "./generate.js";
+
+const hasNvcc = spawnSync("nvcc", ["--version"]).status === 0;
+
+function program(parallel: string, stack = "[L, S] x 1", run = ""): Map<string, string> {
+  const source = `model m { vocab 64 hidden 256 ffn 64 heads 4 head_dim 64
+    layer L = linear_attention { decay 0.9 }
+    layer S = softmax_attention { kv_heads 2 }
+    stack ${stack} }
+    parallel { ${parallel} }
+    run { seq_len 2K ${run} }`;
+  const spec = checkSource("t.lasp", source).spec;
+  if (spec === undefined) throw new Error("test spec does not check");
+  return generateProgram(spec);
+}
+
+/** The body of one rank's pass function. */
+function rankBody(cuh: string, fn: string): string {
+  const start = cuh.indexOf(`static void ${fn}(`);
+  expect(start, fn).toBeGreaterThanOrEqual(0);
+  return cuh.slice(start, cuh.indexOf("\n}\n", start));
+}
+
+describe("LASP-2H in the generated program", () => {
+  const cuh = program("gpus 2 sequence 2 linear lasp2 softmax allgather layout zigzag").get(
+    "lasp/program.cuh",
+  )!;
+
+  it("gathers K and V of the kv heads only, and attends to its own keys while they travel", () => {
+    const rank0 = rankBody(cuh, "S_forward_rank0");
+    // 1 x 1024 rows x 2 kv heads x 64 = 131072 elements per rank.
+    expect(rank0).toContain("NCCL_CHECK(ncclAllGather(b.k, b.k_all, 131072, ncclBfloat16, c.nccl, c.comm));");
+    expect(rank0).toMatch(
+      /started\[0\], 0\)\);[^\n]*\n\s*lasp::softmax_block_forward\(b\.q, b\.k, b\.v, kS_dims, kPieceMaps\[0\], kPieceMaps\[0\]/,
+    );
+    // Rank 1's block comes from slot 1 of the gathered keys, with rank 1's positions.
+    expect(rank0).toContain(
+      "lasp::softmax_block_forward(b.q, b.k_all + 131072, b.v_all + 131072, kS_dims, kPieceMaps[0], kPieceMaps[1], true, b.o_part + 262144, b.lse_part + 4096, nullptr, c.compute);",
+    );
+    expect(rank0).toContain(
+      "lasp::softmax_merge(b.o_part, b.lse_part, lasp::SlotList{2, {0, 1}}, b.o, b.lse, 1, 1024, 4, 64, c.compute);",
+    );
+    expect(cuh).toContain(
+      "static const lasp::SoftmaxDims kS_dims = lasp::SoftmaxDims{1, 1024, 1024, 4, 2, 64};",
+    );
+  });
+
+  it("sums dQ in fp32 and ReduceScatters fp32 dK, dV before casting them", () => {
+    const rank1 = rankBody(cuh, "S_backward_rank1");
+    expect(rank1).toContain("cudaMemsetAsync(b.dq_acc, 0, 262144 * sizeof(float), c.compute)");
+    expect(rank1).toMatch(
+      /softmax_block_backward\(b\.q, b\.k_all, b\.v_all, b\.o, b\.lse, b\.do_, kS_dims, kPieceMaps\[1\], kPieceMaps\[0\], true, b\.dq_acc, b\.dk_all, b\.dv_all/,
+    );
+    expect(rank1).toContain("lasp::cast_to_bf16(b.dq_acc, b.dq, 262144, c.compute);");
+    expect(rank1).toContain(
+      "NCCL_CHECK(ncclReduceScatter(b.dk_all, b.dk_sum, 131072, ncclFloat32, ncclSum, c.nccl, c.comm));",
+    );
+    expect(rank1).toMatch(
+      /cudaStreamWaitEvent\(c\.compute, c\.events\[\d+\], 0\)\);\n\s*lasp::cast_to_bf16\(b\.dk_sum, b\.dk, 131072/,
+    );
+  });
+
+  it("declares the piece maps before the steps that read them", () => {
+    expect(cuh.indexOf("kPieceMaps[kWorld] =")).toBeLessThan(cuh.indexOf("static void S_forward_rank0"));
+  });
+});
+
+describe("ring attention in the generated program", () => {
+  const cuh = program("gpus 4 sequence 4 linear lasp1 softmax ring layout contiguous").get(
+    "lasp/program.cuh",
+  )!;
+
+  it("issues every send in one NCCL group with the receive beside it", () => {
+    for (const fn of ["S_forward_rank2", "S_backward_rank2"]) {
+      const body = rankBody(cuh, fn);
+      const calls = [...body.matchAll(/ncclGroupStart|ncclGroupEnd|ncclSend|ncclRecv/g)].map((m) => m[0]);
+      let open = false;
+      for (const call of calls) {
+        if (call === "ncclGroupStart") open = true;
+        else if (call === "ncclGroupEnd") open = false;
+        else expect(open, `${fn}: ${call} outside a group`).toBe(true);
+      }
+      expect(calls.filter((c) => c === "ncclGroupStart").length).toBeGreaterThanOrEqual(3);
+    }
+  });
+
+  it("records the receive's event for the block that waits for it", () => {
+    const rank2 = rankBody(cuh, "S_forward_rank2");
+    // Step 2 (recv) is merged into step 1's group; step 6 attends to slot 1 once step 2 is done.
+    expect(rank2).toMatch(
+      /ncclGroupEnd\(\)\);\n\s*CUDA_CHECK\(cudaEventRecord\(c\.events\[2\], c\.comm\)\);/,
+    );
+    expect(rank2).toMatch(
+      /cudaStreamWaitEvent\(c\.compute, c\.events\[2\], 0\)\);\n\s*lasp::softmax_block_forward\(b\.q, b\.k_ring \+ 65536/,
+    );
+  });
+
+  it("casts the dK, dV accumulators that came home", () => {
+    expect(rankBody(cuh, "S_backward_rank0")).toMatch(
+      /lasp::cast_to_bf16\(b\.dk_ring( \+ \d+)?, b\.dk, 65536, c\.compute\)/,
+    );
+  });
+});
+
+describe("Ulysses in the generated program", () => {
+  const cuh = program("gpus 2 sequence 2 linear ulysses softmax ulysses layout zigzag").get(
+    "lasp/program.cuh",
+  )!;
+
+  it("runs each AllToAll as one grouped send and receive per rank", () => {
+    const rank0 = rankBody(cuh, "S_forward_rank0");
+    const group = rank0.slice(rank0.indexOf("ncclGroupStart"), rank0.indexOf("ncclGroupEnd"));
+    expect(group.match(/ncclSend\(/g)).toHaveLength(2);
+    expect(group.match(/ncclRecv\(/g)).toHaveLength(2);
+    expect(group).toContain("ncclSend(b.qkv_send + ");
+  });
+
+  it("moves exactly the packed buffer's bytes in every pack and unpack", () => {
+    for (const fn of ["L_forward_rank1", "S_forward_rank1", "S_backward_rank0"]) {
+      const body = rankBody(cuh, fn);
+      const steps = body.split("  // [").slice(1);
+      for (const step of steps.filter((s) => s.includes("cudaMemcpy2DAsync"))) {
+        let moved = 0;
+        for (const m of step.matchAll(/cudaMemcpy2DAsync\([^,]+, \d+, [^,]+, \d+, (\d+), (\d+),/g))
+          moved += Number(m[1]) * Number(m[2]);
+        // Each pack or unpack moves one slot per rank of a [W, B, L, S, d] bf16 buffer: W x 1 x 1024 x S x 64 x 2.
+        expect(moved % (2 * 1024 * 64 * 2), `${fn}: ${step.slice(0, 60)}`).toBe(0);
+        expect(moved).toBeGreaterThan(0);
+      }
+    }
+  });
+
+  it("runs whole-sequence attention on the rank's head shard", () => {
+    expect(rankBody(cuh, "S_forward_rank1")).toContain(
+      "lasp::softmax_block_forward(b.q_full, b.k_full, b.v_full, lasp::SoftmaxDims{1, 2048, 2048, 2, 1, 64}",
+    );
+    // Linear layers read the decay of the shard's heads.
+    expect(rankBody(cuh, "L_forward_rank1")).toMatch(
+      /lasp::linear_intra\(b\.q_full, b\.k_full, b\.v_full, lasp::Piece\{0, 2048\}, b\.o_full, lasp::LinearDims\{1, 2048, 2, 64\}, c\.tables\.kLDecay \+ 2, true/,
+    );
+  });
+});
+
+describe("the generated host code", () => {
+  const fixtures = resolve("src/codegen/fixtures/host-api");
+  const specs: [string, Map<string, string>][] = [
+    ["LASP-2 + LASP-2H zigzag", program("gpus 2 sequence 2 linear lasp2 softmax allgather layout zigzag")],
+    ["LASP-1 + ring", program("gpus 4 sequence 4 linear lasp1 softmax ring layout contiguous")],
+    ["Ulysses", program("gpus 2 sequence 2 linear ulysses softmax ulysses layout zigzag")],
+    [
+      "softmax only, sequence x data",
+      program("gpus 4 sequence 2 data 2 softmax allgather", "S x 2", "batch 2"),
+    ],
+  ];
+  for (const [name, files] of specs) {
+    it.runIf(hasNvcc)(
+      `type-checks with nvcc against declaration-only NCCL and cuBLAS headers: ${name}`,
+      async () => {
+        const dir = mkdtempSync(join(tmpdir(), "lasp-host-"));
+        await writeProgram(dir, files);
+        const result = spawnSync(
+          "nvcc",
+          ["-std=c++17", "-arch=sm_90a", "-I.", "-Ilasp", `-I${fixtures}`, "-c", "main.cu", "-o", "main.o"],
+          { cwd: dir, encoding: "utf8" },
+        );
+        expect(result.stderr).not.toMatch(/error/);
+        expect(result.status).toBe(0);
+      },
+      120_000,
+    );
+  }
+});

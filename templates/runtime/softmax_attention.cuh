@@ -1,0 +1,1380 @@
+// Softmax (flash) attention kernels for LASP-2H, ring attention and Ulysses (ALGORITHMS.md, "Standard
+// (softmax) attention layers").
+//
+// What is computed. Per (batch, query head h), kv head h / (heads / kv_heads), scale = 1/sqrt(d):
+//   forward   o_i = sum_j P_ij v_j / sum_j P_ij,  P_ij = exp(scale q_i.k_j) over the visible keys j,
+//             lse_i = log sum_j exp(scale q_i.k_j)          (-inf and o_i = 0 when row i sees no key)
+//   backward  P = exp(scale q.k - lse), delta_i = rowsum(dout_i * o_i), dS = P * (dout.v - delta),
+//             dq += scale dS k, dk += scale dS^T q, dv += P^T dout   (o and lse are the FINAL ones)
+// Visibility: causal compares GLOBAL positions, pos(k_j) <= pos(q_i), through the PieceMaps (up to two
+// pieces, monotonic). Activations are bf16 [batch][rows][heads][d], d = 64 or 128; statistics fp32.
+//
+// Design choices:
+// - FlashAttention-2 structure on mma.sync m16n8k16 (bf16 in, fp32 accumulate), operands through ldmatrix
+//   from XOR-swizzled shared tiles (16-byte chunks ^ row%8: conflict-free ldmatrix and cp.async), K/V (or
+//   Q/dO) tiles double-buffered with cp.async so the next tile streams in while the tensor cores work.
+// - Forward: a CTA owns 128 query rows of one head (4 warps x 32 rows, two m16 tiles per warp, so every K/V
+//   fragment read from shared memory feeds two MMAs), walks 64-key tiles with the online softmax in the
+//   log2 domain (scale*log2e folded into one multiply, ex2.approx), and keeps O in registers. The P tile
+//   goes from accumulators straight into A fragments (no shared-memory round trip).
+// - Backward: a CTA owns 64 keys of one KV head (4 warps x 16 keys) and walks every query tile of every
+//   query head of its group, so dK/dV sum over the group in registers and are written once, without atomics.
+//   Each warp computes its slice of S^T = K Q^T, so P^T and dS^T are already A fragments for dV += P^T dO
+//   and dK += dS^T Q; dS goes through shared memory once for dQ = dS K, which is added to the fp32 dq
+//   accumulator with 8-byte atomics (float2 atomicAdd, sm_90).
+// - Masking costs nothing on tiles that do not need it. Maps are monotonic, so a tile's first and last rows
+//   bound its positions, and the visible keys of a query tile are a prefix [0, n_end) of the key block whose
+//   first n_full keys are visible to every row of the tile: the key loop stops at n_end (masked tiles are
+//   never touched) and only tiles past n_full evaluate per-element positions (a tile may straddle the
+//   boundary between a rank's two pieces, so positions are per row / per column). The backward classifies
+//   query tiles the same way from the key side.
+// - Heavy tiles first: forward CTAs are numbered so that the last query tiles (most visible keys, causal)
+//   start first; backward CTAs so that the first key tiles (most visible queries) start first. The grid's
+//   x dimension is batch*heads, so the heaviest tile of every head is dispatched before any lighter one.
+// - A row that sees no key keeps max = -inf; the exponent base is then 0 (not -inf), so every exp2 is 0 and
+//   nothing becomes NaN; the output is 0 and lse -inf. In the backward an lse of -inf is read as +inf (P = 0).
+// - Workspaces (delta = rowsum(dout*o), fp32 dq of the whole-sequence backward) are allocated lazily per
+//   device, kept and grown (cudaFree + cudaMalloc only when a larger size is needed: never in steady state).
+//   They are shared by all calls on a device: calls that need them must be ordered (one stream, or events).
+// - Like the other kernel headers the host functions are not `inline`: include this file in one translation
+//   unit (kernels.cu). It needs only the CUDA toolkit and types.cuh (PieceMap).
+#pragma once
+#include <cuda_runtime.h>
+#include <cuda_bf16.h>
+#include <algorithm>
+#include <climits>
+#include <cmath>
+#include <cstdint>
+#include <cstdio>
+#include <cstdlib>
+
+#include "types.cuh"
+
+// Fallbacks so this header stands alone; check.cuh defines the same macros (the #ifndef makes order moot).
+#ifndef CUDA_CHECK
+#define CUDA_CHECK(call)                                                                                  \
+  do {                                                                                                    \
+    cudaError_t lasp_err_ = (call);                                                                       \
+    if (lasp_err_ != cudaSuccess) {                                                                       \
+      std::fprintf(stderr, "CUDA error %s (%s)\n  at %s:%d\n  in %s\n", cudaGetErrorName(lasp_err_),      \
+                   cudaGetErrorString(lasp_err_), __FILE__, __LINE__, #call);                             \
+      std::exit(3);                                                                                       \
+    }                                                                                                     \
+  } while (0)
+#endif
+#ifndef LAUNCH_CHECK
+#define LAUNCH_CHECK() CUDA_CHECK(cudaGetLastError())
+#endif
+
+#ifndef LASP_SOFTMAX_BWD_IMPL_DEFAULT
+#define LASP_SOFTMAX_BWD_IMPL_DEFAULT 0
+#endif
+#ifndef LASP_SOFTMAX_FWD_IMPL_DEFAULT
+#define LASP_SOFTMAX_FWD_IMPL_DEFAULT 0
+#endif
+
+namespace lasp {
+
+// SoftmaxDims and PieceMap come from types.cuh.
+
+namespace smx {
+
+constexpr float kLog2e = 1.4426950408889634f;
+constexpr float kLn2 = 0.6931471805599453f;
+
+// ---------------------------------------------------------------------------------------------------------
+// PTX helpers
+// ---------------------------------------------------------------------------------------------------------
+__device__ __forceinline__ uint32_t smem_u32(const void* p) {
+  return static_cast<uint32_t>(__cvta_generic_to_shared(p));
+}
+// 16-byte copy; src_bytes 0 fills the destination with zeros and reads nothing.
+__device__ __forceinline__ void cp16(void* smem, const void* gmem, int src_bytes) {
+  asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(smem_u32(smem)), "l"(gmem),
+               "r"(src_bytes));
+}
+__device__ __forceinline__ void cp4(void* smem, const void* gmem) {
+  asm volatile("cp.async.ca.shared.global [%0], [%1], 4;\n" ::"r"(smem_u32(smem)), "l"(gmem));
+}
+__device__ __forceinline__ void cp_commit() { asm volatile("cp.async.commit_group;\n" ::); }
+template <int N>
+__device__ __forceinline__ void cp_wait() {
+  asm volatile("cp.async.wait_group %0;\n" ::"n"(N));
+}
+__device__ __forceinline__ void ldsm4(uint32_t (&r)[4], uint32_t addr) {
+  asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0,%1,%2,%3}, [%4];\n"
+               : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
+               : "r"(addr));
+}
+__device__ __forceinline__ void ldsm4t(uint32_t (&r)[4], uint32_t addr) {
+  asm volatile("ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16 {%0,%1,%2,%3}, [%4];\n"
+               : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
+               : "r"(addr));
+}
+// d += a * b for one m16n8k16 tile.
+__device__ __forceinline__ void mma(float (&d)[4], const uint32_t (&a)[4], uint32_t b0, uint32_t b1) {
+  asm volatile(
+      "mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, "
+      "{%0,%1,%2,%3};\n"
+      : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])
+      : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
+}
+__device__ __forceinline__ uint32_t pack2(float lo, float hi) {
+  __nv_bfloat162 h = __floats2bfloat162_rn(lo, hi);
+  return *reinterpret_cast<uint32_t*>(&h);
+}
+__device__ __forceinline__ float ex2(float x) {  // 2^x; ex2.approx(-inf) = 0
+  float y;
+  asm("ex2.approx.ftz.f32 %0, %1;\n" : "=f"(y) : "f"(x));
+  return y;
+}
+
+// Swizzled row-major bf16 tile with LD columns: the 16-byte chunk index is XORed with row % 8.
+template <int LD>
+__device__ __forceinline__ int swz(int r, int c) {
+  return r * LD + ((((c >> 3) ^ (r & 7)) << 3) | (c & 7));
+}
+// ldmatrix.x4 lane addresses. p1: lanes 0-15 rows r0+0..15 at c0, lanes 16-31 the same rows at c0+8.
+//   non-trans: A fragment of a [m][k] tile; trans: B fragments of two n8 tiles of a [k][n] tile.
+// p2: lanes 0-7 rows r0.. at c0, 8-15 rows r0.. at c0+8, 16-23 rows r0+8.. at c0, 24-31 rows r0+8.. at c0+8.
+//   non-trans: B fragments of two n8 tiles of a [n][k] tile; trans: A fragment of a [k][m] tile.
+// r0 is a multiple of 8 and c0 of 16 (compile-time in the unrolled loops). The address is computed as the
+// lane's address at (0, 0) with c0 applied by an XOR on address bits 4-6 (the swizzled chunk) plus a
+// constant: tiles are 128-byte aligned, so (chunk(c0) | lane bit) ^ (row % 8) == lane chunk ^ chunk(c0).
+// That keeps one base register per tile instead of one address per (row, column) step.
+template <int LD>
+__device__ __forceinline__ uint32_t tile_at(uint32_t base, int r0, int c0) {
+  const int ch = c0 >> 3;  // even
+  return ((base ^ (uint32_t)((ch & 7) << 4)) + (uint32_t)((ch >> 3) << 7)) + (uint32_t)(r0 * LD * 2);
+}
+template <int LD>
+__device__ __forceinline__ uint32_t p1(const __nv_bfloat16* t, int r0, int c0, int lane) {
+  const uint32_t base = smem_u32(t) + 2u * (uint32_t)swz<LD>(lane & 15, (lane >> 4) << 3);
+  return tile_at<LD>(base, r0, c0);
+}
+template <int LD>
+__device__ __forceinline__ uint32_t p2(const __nv_bfloat16* t, int r0, int c0, int lane) {
+  const uint32_t base = smem_u32(t) + 2u * (uint32_t)swz<LD>((lane & 7) + ((lane >> 4) << 3), ((lane >> 3) & 1) << 3);
+  return tile_at<LD>(base, r0, c0);
+}
+
+// ROWS x D rows of one head (row pitch `stride` elements) into a swizzled tile; rows >= valid become 0.
+template <int ROWS, int D, int NT>
+__device__ __forceinline__ void load_rows(__nv_bfloat16* s, const __nv_bfloat16* g, size_t stride, int valid,
+                                          int tid) {
+  constexpr int CH = D / 8;
+  static_assert((ROWS * CH) % NT == 0, "tile chunks must divide among the threads");
+#pragma unroll
+  for (int it = 0; it < ROWS * CH / NT; ++it) {
+    int i = tid + it * NT, r = i / CH, c = (i % CH) * 8;
+    bool ok = r < valid;
+    cp16(s + swz<D>(r, c), ok ? g + (size_t)r * stride + c : g, ok ? 16 : 0);
+  }
+}
+
+// Global position of local row r (monotonic maps, count 0 = identity).
+__device__ __forceinline__ int pos_of(const PieceMap& m, int r) {
+  if (m.count == 0) return r;
+  if (m.count == 1 || r < m.local_offset[1]) return m.global_start[0] + (r - m.local_offset[0]);
+  return m.global_start[1] + (r - m.local_offset[1]);
+}
+// Number of local rows (of `rows`) whose position is <= p: they are a prefix of the rows.
+__device__ __forceinline__ int count_le(const PieceMap& m, int rows, int p) {
+  if (m.count == 0) return max(0, min(rows, p + 1));
+  int n = max(0, min(m.length[0], p - m.global_start[0] + 1));  // fixed indices: no local-memory copy
+  if (m.count > 1) n += max(0, min(m.length[1], p - m.global_start[1] + 1));
+  return min(n, rows);
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// Forward. grid (batch*heads, m_tiles): blockIdx.y = 0 is the LAST query tile (heaviest under causal).
+// ---------------------------------------------------------------------------------------------------------
+constexpr int kFwdBM = 128, kFwdBN = 64, kFwdThreads = 128;
+
+template <int D>
+constexpr int fwd_smem_bytes() {
+  return (kFwdBM * D + 4 * kFwdBN * D) * 2;
+}
+
+template <int D, bool CAUSAL, bool OUT_F32>
+__global__ void __launch_bounds__(kFwdThreads, 2)
+    fwd_kernel(const __nv_bfloat16* __restrict__ q, const __nv_bfloat16* __restrict__ k,
+               const __nv_bfloat16* __restrict__ v, SoftmaxDims dm, PieceMap qmap, PieceMap kmap,
+               float* __restrict__ o_part, float* __restrict__ lse, __nv_bfloat16* __restrict__ o_out,
+               float scale_log2) {
+  constexpr int BM = kFwdBM, BN = kFwdBN, NT = kFwdThreads, KT = D / 16;
+  extern __shared__ __align__(128) unsigned char smem_raw[];
+  __nv_bfloat16* sQ = reinterpret_cast<__nv_bfloat16*>(smem_raw);
+  __nv_bfloat16* sK = sQ + BM * D;       // [2][BN][D]
+  __nv_bfloat16* sV = sK + 2 * BN * D;   // [2][BN][D]
+  const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5, g = lane >> 2, tq = lane & 3;
+  const int H = dm.heads, HK = dm.kv_heads;
+  const int b = blockIdx.x / H, h = blockIdx.x % H, hk = h / (H / HK);
+  const int m0 = (gridDim.y - 1 - blockIdx.y) * BM;
+  const int qvalid = min(BM, dm.q_rows - m0);
+  const size_t qstride = (size_t)H * D, kstride = (size_t)HK * D;
+  const __nv_bfloat16* qg = q + (((size_t)b * dm.q_rows + m0) * H + h) * D;
+  const __nv_bfloat16* kg = k + ((size_t)b * dm.k_rows * HK + hk) * D;
+  const __nv_bfloat16* vg = v + ((size_t)b * dm.k_rows * HK + hk) * D;
+
+  int n_end = dm.k_rows, n_full = dm.k_rows;
+  if (CAUSAL) {
+    n_end = count_le(kmap, dm.k_rows, pos_of(qmap, m0 + qvalid - 1));
+    n_full = count_le(kmap, dm.k_rows, pos_of(qmap, m0));
+  }
+  const int n_tiles = (n_end + BN - 1) / BN;
+
+  load_rows<BM, D, NT>(sQ, qg, qstride, qvalid, tid);
+  if (n_tiles > 0) {
+    load_rows<BN, D, NT>(sK, kg, kstride, min(BN, dm.k_rows), tid);
+    load_rows<BN, D, NT>(sV, vg, kstride, min(BN, dm.k_rows), tid);
+  }
+  cp_commit();
+
+  float acc[2][D / 8][4];
+#pragma unroll
+  for (int mt = 0; mt < 2; ++mt)
+#pragma unroll
+    for (int t = 0; t < D / 8; ++t) acc[mt][t][0] = acc[mt][t][1] = acc[mt][t][2] = acc[mt][t][3] = 0.f;
+  float mrow[2][2], lrow[2][2];
+#pragma unroll
+  for (int mt = 0; mt < 2; ++mt)
+#pragma unroll
+    for (int hh = 0; hh < 2; ++hh) {
+      mrow[mt][hh] = -INFINITY;
+      lrow[mt][hh] = 0.f;
+    }
+
+  for (int it = 0; it < n_tiles; ++it) {
+    const int n0 = it * BN;
+    cp_wait<0>();
+    __syncthreads();  // tile `it` landed; everybody is done with the other stage
+    if (it + 1 < n_tiles) {
+      const int st = (it + 1) & 1, nn = n0 + BN;
+      load_rows<BN, D, NT>(sK + st * BN * D, kg + (size_t)nn * kstride, kstride, min(BN, dm.k_rows - nn), tid);
+      load_rows<BN, D, NT>(sV + st * BN * D, vg + (size_t)nn * kstride, kstride, min(BN, dm.k_rows - nn), tid);
+    }
+    cp_commit();
+    const __nv_bfloat16* tK = sK + (it & 1) * BN * D;
+    const __nv_bfloat16* tV = sV + (it & 1) * BN * D;
+
+    // S = Q K^T: 2 m16 tiles x 8 n8 tiles.
+    float s[2][8][4];
+#pragma unroll
+    for (int mt = 0; mt < 2; ++mt)
+#pragma unroll
+      for (int nt = 0; nt < 8; ++nt) s[mt][nt][0] = s[mt][nt][1] = s[mt][nt][2] = s[mt][nt][3] = 0.f;
+#pragma unroll
+    for (int kk = 0; kk < KT; ++kk) {
+      uint32_t a0[4], a1[4];
+      ldsm4(a0, p1<D>(sQ, 32 * warp, 16 * kk, lane));
+      ldsm4(a1, p1<D>(sQ, 32 * warp + 16, 16 * kk, lane));
+#pragma unroll
+      for (int np = 0; np < 4; ++np) {
+        uint32_t bb[4];
+        ldsm4(bb, p2<D>(tK, 16 * np, 16 * kk, lane));
+        mma(s[0][2 * np], a0, bb[0], bb[1]);
+        mma(s[0][2 * np + 1], a0, bb[2], bb[3]);
+        mma(s[1][2 * np], a1, bb[0], bb[1]);
+        mma(s[1][2 * np + 1], a1, bb[2], bb[3]);
+      }
+    }
+
+    const bool masked = n0 + BN > n_full;
+    if (masked) {
+      // This thread's rows: m0 + 32*warp + 16*mt + g + 8*hh; columns n0 + 8*nt + 2*tq + e.
+#pragma unroll
+      for (int mt = 0; mt < 2; ++mt)
+#pragma unroll
+        for (int hh = 0; hh < 2; ++hh) {
+          const int qp = pos_of(qmap, m0 + 32 * warp + 16 * mt + g + 8 * hh);
+#pragma unroll
+          for (int nt = 0; nt < 8; ++nt)
+#pragma unroll
+            for (int e = 0; e < 2; ++e) {
+              const int j = n0 + 8 * nt + 2 * tq + e;
+              const bool vis = j < dm.k_rows && (!CAUSAL || pos_of(kmap, j) <= qp);
+              s[mt][nt][2 * hh + e] = vis ? s[mt][nt][2 * hh + e] * scale_log2 : -INFINITY;
+            }
+        }
+    } else {
+#pragma unroll
+      for (int mt = 0; mt < 2; ++mt)
+#pragma unroll
+        for (int nt = 0; nt < 8; ++nt)
+#pragma unroll
+          for (int e = 0; e < 4; ++e) s[mt][nt][e] *= scale_log2;
+    }
+
+    // Online softmax (log2 domain).
+#pragma unroll
+    for (int mt = 0; mt < 2; ++mt)
+#pragma unroll
+      for (int hh = 0; hh < 2; ++hh) {
+        float mx = mrow[mt][hh];
+#pragma unroll
+        for (int nt = 0; nt < 8; ++nt) mx = fmaxf(mx, fmaxf(s[mt][nt][2 * hh], s[mt][nt][2 * hh + 1]));
+        mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 1));
+        mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 2));
+        const float base = mx == -INFINITY ? 0.f : mx;
+        const float alpha = ex2(mrow[mt][hh] - base);
+        mrow[mt][hh] = mx;
+        float sum = 0.f;
+#pragma unroll
+        for (int nt = 0; nt < 8; ++nt) {
+          s[mt][nt][2 * hh] = ex2(s[mt][nt][2 * hh] - base);
+          s[mt][nt][2 * hh + 1] = ex2(s[mt][nt][2 * hh + 1] - base);
+          sum += s[mt][nt][2 * hh] + s[mt][nt][2 * hh + 1];
+        }
+        lrow[mt][hh] = lrow[mt][hh] * alpha + sum;
+#pragma unroll
+        for (int t = 0; t < D / 8; ++t) {
+          acc[mt][t][2 * hh] *= alpha;
+          acc[mt][t][2 * hh + 1] *= alpha;
+        }
+      }
+
+    // O += P V.
+#pragma unroll
+    for (int kk = 0; kk < 4; ++kk) {
+      uint32_t pa[2][4];
+#pragma unroll
+      for (int mt = 0; mt < 2; ++mt) {
+        pa[mt][0] = pack2(s[mt][2 * kk][0], s[mt][2 * kk][1]);
+        pa[mt][1] = pack2(s[mt][2 * kk][2], s[mt][2 * kk][3]);
+        pa[mt][2] = pack2(s[mt][2 * kk + 1][0], s[mt][2 * kk + 1][1]);
+        pa[mt][3] = pack2(s[mt][2 * kk + 1][2], s[mt][2 * kk + 1][3]);
+      }
+#pragma unroll
+      for (int np = 0; np < D / 16; ++np) {
+        uint32_t bb[4];
+        ldsm4t(bb, p1<D>(tV, 16 * kk, 16 * np, lane));
+        mma(acc[0][2 * np], pa[0], bb[0], bb[1]);
+        mma(acc[0][2 * np + 1], pa[0], bb[2], bb[3]);
+        mma(acc[1][2 * np], pa[1], bb[0], bb[1]);
+        mma(acc[1][2 * np + 1], pa[1], bb[2], bb[3]);
+      }
+    }
+  }
+  cp_wait<0>();
+
+  // Normalise and write.
+#pragma unroll
+  for (int mt = 0; mt < 2; ++mt)
+#pragma unroll
+    for (int hh = 0; hh < 2; ++hh) {
+      float l = lrow[mt][hh];
+      l += __shfl_xor_sync(0xffffffffu, l, 1);
+      l += __shfl_xor_sync(0xffffffffu, l, 2);
+      const int r = 32 * warp + 16 * mt + g + 8 * hh;
+      if (r >= qvalid) continue;
+      const float inv = l > 0.f ? 1.f / l : 0.f;
+      const size_t row = ((size_t)b * dm.q_rows + m0 + r) * H + h;
+      if (tq == 0) lse[row] = l > 0.f ? (mrow[mt][hh] + log2f(l)) * kLn2 : -INFINITY;
+      if (OUT_F32) {
+        float* op = o_part + row * D + 2 * tq;
+#pragma unroll
+        for (int t = 0; t < D / 8; ++t)
+          *reinterpret_cast<float2*>(op + 8 * t) =
+              make_float2(acc[mt][t][2 * hh] * inv, acc[mt][t][2 * hh + 1] * inv);
+      } else {
+        __nv_bfloat16* op = o_out + row * D + 2 * tq;
+#pragma unroll
+        for (int t = 0; t < D / 8; ++t)
+          *reinterpret_cast<uint32_t*>(op + 8 * t) = pack2(acc[mt][t][2 * hh] * inv, acc[mt][t][2 * hh + 1] * inv);
+      }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// Forward with wgmma (sm_90a), d = 128: FlashAttention-3-style math without warp specialization. A CTA of two
+// warpgroups owns 128 query rows (64 per warpgroup) and walks 128-key tiles: S = Q K^T with both operands
+// from shared memory, the online softmax in registers, then O += P V with P straight from registers (the
+// wgmma A-fragment layout of a warp's 16 rows is the mma.sync one) and V from shared memory (transposed
+// operand). Tiles are stored in the canonical 128-byte-swizzle layout: [d/64 panels][rows][64], 16-byte
+// chunk ^= row % 8, 1024-byte aligned. K/V double-buffered with cp.async, as in the mma.sync kernel.
+// ---------------------------------------------------------------------------------------------------------
+constexpr int kWgBM = 128, kWgBN = 128, kWgThreads = 256;
+constexpr int wg_smem_bytes() { return (kWgBM * 128 + 4 * kWgBN * 128) * 2 + 1024; }
+
+// Element offset of (r, c) in a [c/64][ROWS][64] tile with the 128-byte swizzle.
+template <int ROWS>
+__device__ __forceinline__ int sw128(int r, int c) {
+  return (c >> 6) * ROWS * 64 + r * 64 + ((((c & 63) >> 3) ^ (r & 7)) << 3) + (c & 7);
+}
+template <int ROWS, int NT>
+__device__ __forceinline__ void load_rows_sw128(__nv_bfloat16* s, const __nv_bfloat16* g, size_t stride, int valid,
+                                                int tid) {
+  constexpr int CH = 16;  // 128 columns
+#pragma unroll
+  for (int it = 0; it < ROWS * CH / NT; ++it) {
+    int i = tid + it * NT, r = i / CH, c = (i % CH) * 8;
+    bool ok = r < valid;
+    cp16(s + sw128<ROWS>(r, c), ok ? g + (size_t)r * stride + c : g, ok ? 16 : 0);
+  }
+}
+__device__ __forceinline__ uint64_t gmma_desc(uint32_t saddr, uint32_t lbo, uint32_t sbo) {
+  return (uint64_t)((saddr & 0x3FFFF) >> 4) | ((uint64_t)((lbo >> 4) & 0x3FFF) << 16) |
+         ((uint64_t)((sbo >> 4) & 0x3FFF) << 32) | (1ull << 62);  // 128-byte swizzle
+}
+__device__ __forceinline__ void wg_fence() { asm volatile("wgmma.fence.sync.aligned;\n" ::: "memory"); }
+__device__ __forceinline__ void wg_commit() { asm volatile("wgmma.commit_group.sync.aligned;\n" ::: "memory"); }
+__device__ __forceinline__ void wg_wait0() { asm volatile("wgmma.wait_group.sync.aligned 0;\n" ::: "memory"); }
+__device__ __forceinline__ void fence_proxy_async() { asm volatile("fence.proxy.async.shared::cta;\n" ::: "memory"); }
+// Keeps the compiler from moving accumulator reads/writes across the asynchronous wgmma boundaries.
+__device__ __forceinline__ void reg_fence(float (&d)[64]) {
+#pragma unroll
+  for (int i = 0; i < 64; ++i) asm volatile("" : "+f"(d[i])::"memory");
+}
+__device__ __forceinline__ void reg_fence32(float (&d)[32]) {
+#pragma unroll
+  for (int i = 0; i < 32; ++i) asm volatile("" : "+f"(d[i])::"memory");
+}
+
+__device__ __forceinline__ void wgmma_ss(float (&d)[64], uint64_t da, uint64_t db, int accumulate) {
+  asm volatile(
+      "{\n.reg .pred p;\nsetp.ne.b32 p, %66, 0;\n"
+      "wgmma.mma_async.sync.aligned.m64n128k16.f32.bf16.bf16 {"
+      "%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, "
+      "%16, %17, %18, %19, %20, %21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31, "
+      "%32, %33, %34, %35, %36, %37, %38, %39, %40, %41, %42, %43, %44, %45, %46, %47, "
+      "%48, %49, %50, %51, %52, %53, %54, %55, %56, %57, %58, %59, %60, %61, %62, %63"
+      "}, %64, %65, p, 1, 1, 0, 0;\n}\n"
+      : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3]), "+f"(d[4]), "+f"(d[5]), "+f"(d[6]), "+f"(d[7]),
+        "+f"(d[8]), "+f"(d[9]), "+f"(d[10]), "+f"(d[11]), "+f"(d[12]), "+f"(d[13]), "+f"(d[14]), "+f"(d[15]),
+        "+f"(d[16]), "+f"(d[17]), "+f"(d[18]), "+f"(d[19]), "+f"(d[20]), "+f"(d[21]), "+f"(d[22]), "+f"(d[23]),
+        "+f"(d[24]), "+f"(d[25]), "+f"(d[26]), "+f"(d[27]), "+f"(d[28]), "+f"(d[29]), "+f"(d[30]), "+f"(d[31]),
+        "+f"(d[32]), "+f"(d[33]), "+f"(d[34]), "+f"(d[35]), "+f"(d[36]), "+f"(d[37]), "+f"(d[38]), "+f"(d[39]),
+        "+f"(d[40]), "+f"(d[41]), "+f"(d[42]), "+f"(d[43]), "+f"(d[44]), "+f"(d[45]), "+f"(d[46]), "+f"(d[47]),
+        "+f"(d[48]), "+f"(d[49]), "+f"(d[50]), "+f"(d[51]), "+f"(d[52]), "+f"(d[53]), "+f"(d[54]), "+f"(d[55]),
+        "+f"(d[56]), "+f"(d[57]), "+f"(d[58]), "+f"(d[59]), "+f"(d[60]), "+f"(d[61]), "+f"(d[62]), "+f"(d[63])
+      : "l"(da), "l"(db), "r"(accumulate));
+}
+__device__ __forceinline__ void wgmma_rs(float (&d)[64], const uint32_t (&a)[4], uint64_t db, int accumulate) {
+  asm volatile(
+      "{\n.reg .pred p;\nsetp.ne.b32 p, %69, 0;\n"
+      "wgmma.mma_async.sync.aligned.m64n128k16.f32.bf16.bf16 {"
+      "%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, "
+      "%16, %17, %18, %19, %20, %21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31, "
+      "%32, %33, %34, %35, %36, %37, %38, %39, %40, %41, %42, %43, %44, %45, %46, %47, "
+      "%48, %49, %50, %51, %52, %53, %54, %55, %56, %57, %58, %59, %60, %61, %62, %63"
+      "}, {%64, %65, %66, %67}, %68, p, 1, 1, 1;\n}\n"
+      : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3]), "+f"(d[4]), "+f"(d[5]), "+f"(d[6]), "+f"(d[7]),
+        "+f"(d[8]), "+f"(d[9]), "+f"(d[10]), "+f"(d[11]), "+f"(d[12]), "+f"(d[13]), "+f"(d[14]), "+f"(d[15]),
+        "+f"(d[16]), "+f"(d[17]), "+f"(d[18]), "+f"(d[19]), "+f"(d[20]), "+f"(d[21]), "+f"(d[22]), "+f"(d[23]),
+        "+f"(d[24]), "+f"(d[25]), "+f"(d[26]), "+f"(d[27]), "+f"(d[28]), "+f"(d[29]), "+f"(d[30]), "+f"(d[31]),
+        "+f"(d[32]), "+f"(d[33]), "+f"(d[34]), "+f"(d[35]), "+f"(d[36]), "+f"(d[37]), "+f"(d[38]), "+f"(d[39]),
+        "+f"(d[40]), "+f"(d[41]), "+f"(d[42]), "+f"(d[43]), "+f"(d[44]), "+f"(d[45]), "+f"(d[46]), "+f"(d[47]),
+        "+f"(d[48]), "+f"(d[49]), "+f"(d[50]), "+f"(d[51]), "+f"(d[52]), "+f"(d[53]), "+f"(d[54]), "+f"(d[55]),
+        "+f"(d[56]), "+f"(d[57]), "+f"(d[58]), "+f"(d[59]), "+f"(d[60]), "+f"(d[61]), "+f"(d[62]), "+f"(d[63])
+      : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "l"(db), "r"(accumulate));
+}
+
+
+// m64n64k16, both operands from shared memory; _t: both operands transposed (MN-major).
+__device__ __forceinline__ void wgmma_ss64(float (&d)[32], uint64_t da, uint64_t db, int accumulate) {
+  asm volatile(
+      "{\n.reg .pred p;\nsetp.ne.b32 p, %34, 0;\n"
+      "wgmma.mma_async.sync.aligned.m64n64k16.f32.bf16.bf16 {"
+      "%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, "
+      "%16, %17, %18, %19, %20, %21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31"
+      "}, %32, %33, p, 1, 1, 0, 0;\n}\n"
+      : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3]), "+f"(d[4]), "+f"(d[5]), "+f"(d[6]), "+f"(d[7]),
+        "+f"(d[8]), "+f"(d[9]), "+f"(d[10]), "+f"(d[11]), "+f"(d[12]), "+f"(d[13]), "+f"(d[14]), "+f"(d[15]),
+        "+f"(d[16]), "+f"(d[17]), "+f"(d[18]), "+f"(d[19]), "+f"(d[20]), "+f"(d[21]), "+f"(d[22]), "+f"(d[23]),
+        "+f"(d[24]), "+f"(d[25]), "+f"(d[26]), "+f"(d[27]), "+f"(d[28]), "+f"(d[29]), "+f"(d[30]), "+f"(d[31])
+      : "l"(da), "l"(db), "r"(accumulate));
+}
+__device__ __forceinline__ void wgmma_ss64_t(float (&d)[32], uint64_t da, uint64_t db, int accumulate) {
+  asm volatile(
+      "{\n.reg .pred p;\nsetp.ne.b32 p, %34, 0;\n"
+      "wgmma.mma_async.sync.aligned.m64n64k16.f32.bf16.bf16 {"
+      "%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, "
+      "%16, %17, %18, %19, %20, %21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31"
+      "}, %32, %33, p, 1, 1, 1, 1;\n}\n"
+      : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3]), "+f"(d[4]), "+f"(d[5]), "+f"(d[6]), "+f"(d[7]),
+        "+f"(d[8]), "+f"(d[9]), "+f"(d[10]), "+f"(d[11]), "+f"(d[12]), "+f"(d[13]), "+f"(d[14]), "+f"(d[15]),
+        "+f"(d[16]), "+f"(d[17]), "+f"(d[18]), "+f"(d[19]), "+f"(d[20]), "+f"(d[21]), "+f"(d[22]), "+f"(d[23]),
+        "+f"(d[24]), "+f"(d[25]), "+f"(d[26]), "+f"(d[27]), "+f"(d[28]), "+f"(d[29]), "+f"(d[30]), "+f"(d[31])
+      : "l"(da), "l"(db), "r"(accumulate));
+}
+
+template <bool CAUSAL, bool OUT_F32>
+__global__ void __launch_bounds__(kWgThreads, 1)
+    fwd_wgmma_kernel(const __nv_bfloat16* __restrict__ q, const __nv_bfloat16* __restrict__ k,
+                     const __nv_bfloat16* __restrict__ v, SoftmaxDims dm, PieceMap qmap, PieceMap kmap,
+                     float* __restrict__ o_part, float* __restrict__ lse, __nv_bfloat16* __restrict__ o_out,
+                     float scale_log2, uint32_t v_lbo, uint32_t v_sbo) {
+  constexpr int D = 128, BM = kWgBM, BN = kWgBN, NT = kWgThreads;
+  extern __shared__ __align__(1024) unsigned char smem_wg[];
+  // 1024-byte alignment of the tiles (the swizzle pattern is a function of the address).
+  unsigned char* base = smem_wg + ((1024 - (smem_u32(smem_wg) & 1023)) & 1023);
+  __nv_bfloat16* sQ = reinterpret_cast<__nv_bfloat16*>(base);
+  __nv_bfloat16* sK = sQ + BM * D;      // [2][BN*D]
+  __nv_bfloat16* sV = sK + 2 * BN * D;  // [2][BN*D]
+  const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5, wg = warp >> 2, wq = warp & 3;
+  const int g = lane >> 2, tq = lane & 3;
+  const int H = dm.heads, HK = dm.kv_heads;
+  const int b = blockIdx.x / H, h = blockIdx.x % H, hk = h / (H / HK);
+  const int m0 = (gridDim.y - 1 - blockIdx.y) * BM;
+  const int qvalid = min(BM, dm.q_rows - m0);
+  const size_t qstride = (size_t)H * D, kstride = (size_t)HK * D;
+  const __nv_bfloat16* qg = q + (((size_t)b * dm.q_rows + m0) * H + h) * D;
+  const __nv_bfloat16* kg = k + ((size_t)b * dm.k_rows * HK + hk) * D;
+  const __nv_bfloat16* vg = v + ((size_t)b * dm.k_rows * HK + hk) * D;
+
+  int n_end = dm.k_rows, n_full = dm.k_rows;
+  if (CAUSAL) {
+    n_end = count_le(kmap, dm.k_rows, pos_of(qmap, m0 + qvalid - 1));
+    n_full = count_le(kmap, dm.k_rows, pos_of(qmap, m0));
+  }
+  const int n_tiles = (n_end + BN - 1) / BN;
+
+  load_rows_sw128<BM, NT>(sQ, qg, qstride, qvalid, tid);
+  if (n_tiles > 0) {
+    load_rows_sw128<BN, NT>(sK, kg, kstride, min(BN, dm.k_rows), tid);
+    load_rows_sw128<BN, NT>(sV, vg, kstride, min(BN, dm.k_rows), tid);
+  }
+  cp_commit();
+
+  float o[64];
+#pragma unroll
+  for (int i = 0; i < 64; ++i) o[i] = 0.f;
+  float mrow[2] = {-INFINITY, -INFINITY}, lrow[2] = {0.f, 0.f};
+  const uint32_t qaddr = smem_u32(sQ) + wg * 64 * 128;  // this warpgroup's 64 rows (128 bytes each)
+
+  for (int it = 0; it < n_tiles; ++it) {
+    const int n0 = it * BN;
+    cp_wait<0>();
+    fence_proxy_async();  // cp.async writes -> visible to the tensor cores' (async proxy) reads
+    __syncthreads();
+    if (it + 1 < n_tiles) {
+      const int st = (it + 1) & 1, nn = n0 + BN;
+      load_rows_sw128<BN, NT>(sK + st * BN * D, kg + (size_t)nn * kstride, kstride, min(BN, dm.k_rows - nn), tid);
+      load_rows_sw128<BN, NT>(sV + st * BN * D, vg + (size_t)nn * kstride, kstride, min(BN, dm.k_rows - nn), tid);
+    }
+    cp_commit();
+    const uint32_t kaddr = smem_u32(sK + (it & 1) * BN * D), vaddr = smem_u32(sV + (it & 1) * BN * D);
+
+    float s[64];
+    reg_fence(s);
+    wg_fence();
+#pragma unroll
+    for (int kk = 0; kk < D / 16; ++kk)
+      wgmma_ss(s, gmma_desc(qaddr + (kk >> 2) * BM * 128 + (kk & 3) * 32, 16, 1024),
+               gmma_desc(kaddr + (kk >> 2) * BN * 128 + (kk & 3) * 32, 16, 1024), kk > 0);
+    wg_commit();
+    wg_wait0();
+    reg_fence(s);
+
+    // s[4j + 2hh + e]: row wg*64 + 16*wq + g + 8*hh, column n0 + 8j + 2tq + e.
+    const bool masked = n0 + BN > n_full;
+    if (masked) {
+#pragma unroll
+      for (int hh = 0; hh < 2; ++hh) {
+        const int qp = pos_of(qmap, m0 + wg * 64 + 16 * wq + g + 8 * hh);
+#pragma unroll
+        for (int j = 0; j < 16; ++j)
+#pragma unroll
+          for (int e = 0; e < 2; ++e) {
+            const int c = n0 + 8 * j + 2 * tq + e;
+            const bool vis = c < dm.k_rows && (!CAUSAL || pos_of(kmap, c) <= qp);
+            s[4 * j + 2 * hh + e] = vis ? s[4 * j + 2 * hh + e] * scale_log2 : -INFINITY;
+          }
+      }
+    } else {
+#pragma unroll
+      for (int i = 0; i < 64; ++i) s[i] *= scale_log2;
+    }
+#pragma unroll
+    for (int hh = 0; hh < 2; ++hh) {
+      float mx = mrow[hh];
+#pragma unroll
+      for (int j = 0; j < 16; ++j) mx = fmaxf(mx, fmaxf(s[4 * j + 2 * hh], s[4 * j + 2 * hh + 1]));
+      mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 1));
+      mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 2));
+      const float bse = mx == -INFINITY ? 0.f : mx;
+      const float alpha = ex2(mrow[hh] - bse);
+      mrow[hh] = mx;
+      float sum = 0.f;
+#pragma unroll
+      for (int j = 0; j < 16; ++j) {
+        s[4 * j + 2 * hh] = ex2(s[4 * j + 2 * hh] - bse);
+        s[4 * j + 2 * hh + 1] = ex2(s[4 * j + 2 * hh + 1] - bse);
+        sum += s[4 * j + 2 * hh] + s[4 * j + 2 * hh + 1];
+      }
+      lrow[hh] = lrow[hh] * alpha + sum;
+#pragma unroll
+      for (int j = 0; j < 16; ++j) {
+        o[4 * j + 2 * hh] *= alpha;
+        o[4 * j + 2 * hh + 1] *= alpha;
+      }
+    }
+    uint32_t pa[8][4];
+#pragma unroll
+    for (int kk = 0; kk < 8; ++kk) {
+      pa[kk][0] = pack2(s[8 * kk + 0], s[8 * kk + 1]);
+      pa[kk][1] = pack2(s[8 * kk + 2], s[8 * kk + 3]);
+      pa[kk][2] = pack2(s[8 * kk + 4], s[8 * kk + 5]);
+      pa[kk][3] = pack2(s[8 * kk + 6], s[8 * kk + 7]);
+    }
+    reg_fence(o);
+    wg_fence();
+#pragma unroll
+    for (int kk = 0; kk < BN / 16; ++kk) wgmma_rs(o, pa[kk], gmma_desc(vaddr + kk * 16 * 128, v_lbo, v_sbo), 1);
+    wg_commit();
+    wg_wait0();
+    reg_fence(o);
+  }
+  cp_wait<0>();
+
+#pragma unroll
+  for (int hh = 0; hh < 2; ++hh) {
+    float l = lrow[hh];
+    l += __shfl_xor_sync(0xffffffffu, l, 1);
+    l += __shfl_xor_sync(0xffffffffu, l, 2);
+    const int r = wg * 64 + 16 * wq + g + 8 * hh;
+    if (r >= qvalid) continue;
+    const float inv = l > 0.f ? 1.f / l : 0.f;
+    const size_t row = ((size_t)b * dm.q_rows + m0 + r) * H + h;
+    if (tq == 0) lse[row] = l > 0.f ? (mrow[hh] + log2f(l)) * kLn2 : -INFINITY;
+    if (OUT_F32) {
+      float* op = o_part + row * D + 2 * tq;
+#pragma unroll
+      for (int j = 0; j < 16; ++j)
+        *reinterpret_cast<float2*>(op + 8 * j) = make_float2(o[4 * j + 2 * hh] * inv, o[4 * j + 2 * hh + 1] * inv);
+    } else {
+      __nv_bfloat16* op = o_out + row * D + 2 * tq;
+#pragma unroll
+      for (int j = 0; j < 16; ++j)
+        *reinterpret_cast<uint32_t*>(op + 8 * j) = pack2(o[4 * j + 2 * hh] * inv, o[4 * j + 2 * hh + 1] * inv);
+    }
+  }
+}
+
+// Which forward kernel d = 128 uses: 0 = mma.sync, 1 = wgmma (V descriptor: LBO = panel stride, SBO = 1024),
+// 2 = wgmma with the two offsets swapped. Set from the harness's probe; the default is the verified one.
+inline int& fwd_impl() {
+  static int mode = LASP_SOFTMAX_FWD_IMPL_DEFAULT;
+  return mode;
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// delta[b][h][i] = sum_e dout[b][i][h][e] * o[b][i][h][e] (fp32), one warp per (b, i, h).
+// ---------------------------------------------------------------------------------------------------------
+template <int D>
+__global__ void delta_kernel(const __nv_bfloat16* __restrict__ o, const __nv_bfloat16* __restrict__ dout,
+                             float* __restrict__ delta, int batch, int rows, int heads) {
+  const size_t w = (size_t)blockIdx.x * (blockDim.x / 32) + threadIdx.x / 32;
+  const int lane = threadIdx.x & 31;
+  if (w >= (size_t)batch * rows * heads) return;
+  constexpr int PER = D / 32;  // 2 or 4 elements per lane
+  const __nv_bfloat16* op = o + w * D + lane * PER;
+  const __nv_bfloat16* dp = dout + w * D + lane * PER;
+  float s = 0.f;
+  if constexpr (PER == 4) {
+    uint2 a = *reinterpret_cast<const uint2*>(op), c = *reinterpret_cast<const uint2*>(dp);
+    float2 a0 = __bfloat1622float2(*reinterpret_cast<__nv_bfloat162*>(&a.x));
+    float2 a1 = __bfloat1622float2(*reinterpret_cast<__nv_bfloat162*>(&a.y));
+    float2 c0 = __bfloat1622float2(*reinterpret_cast<__nv_bfloat162*>(&c.x));
+    float2 c1 = __bfloat1622float2(*reinterpret_cast<__nv_bfloat162*>(&c.y));
+    s = a0.x * c0.x + a0.y * c0.y + a1.x * c1.x + a1.y * c1.y;
+  } else {
+    uint32_t a = *reinterpret_cast<const uint32_t*>(op), c = *reinterpret_cast<const uint32_t*>(dp);
+    float2 a0 = __bfloat1622float2(*reinterpret_cast<__nv_bfloat162*>(&a));
+    float2 c0 = __bfloat1622float2(*reinterpret_cast<__nv_bfloat162*>(&c));
+    s = a0.x * c0.x + a0.y * c0.y;
+  }
+#pragma unroll
+  for (int off = 16; off > 0; off >>= 1) s += __shfl_xor_sync(0xffffffffu, s, off);
+  if (lane == 0) {
+    const int hh = (int)(w % heads);
+    const size_t bi = w / heads;
+    const int i = (int)(bi % rows), bb = (int)(bi / rows);
+    delta[((size_t)bb * heads + hh) * rows + i] = s;
+  }
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// Backward. grid (batch*kv_heads, key tiles): blockIdx.y = 0 is the first key tile (heaviest under causal).
+// ---------------------------------------------------------------------------------------------------------
+constexpr int kBwdBM = 64, kBwdBN = 128, kBwdThreads = 256;
+
+template <int D>
+constexpr int bwd_smem_bytes() {
+  return (2 * kBwdBN * D + 4 * kBwdBM * D + kBwdBN * kBwdBM) * 2 + 4 * kBwdBM * 4;
+}
+
+template <int D, bool CAUSAL, bool KV_BF16>
+__global__ void __launch_bounds__(kBwdThreads, 1)
+    bwd_kernel(const __nv_bfloat16* __restrict__ q, const __nv_bfloat16* __restrict__ k,
+               const __nv_bfloat16* __restrict__ v, const float* __restrict__ lse,
+               const __nv_bfloat16* __restrict__ dout, const float* __restrict__ delta, SoftmaxDims dm,
+               PieceMap qmap, PieceMap kmap, float* __restrict__ dq_acc, float* __restrict__ dk_acc,
+               float* __restrict__ dv_acc, __nv_bfloat16* __restrict__ dk_out, __nv_bfloat16* __restrict__ dv_out,
+               float scale, float scale_log2) {
+  constexpr int BM = kBwdBM, BN = kBwdBN, NT = kBwdThreads, KT = D / 16;
+  extern __shared__ __align__(128) unsigned char smem_raw[];
+  __nv_bfloat16* sK = reinterpret_cast<__nv_bfloat16*>(smem_raw);  // [BN][D]
+  __nv_bfloat16* sV = sK + BN * D;                                  // [BN][D]
+  __nv_bfloat16* sQ = sV + BN * D;                                  // [2][BM][D]
+  __nv_bfloat16* sO = sQ + 2 * BM * D;                              // [2][BM][D]  (dout)
+  __nv_bfloat16* sS = sO + 2 * BM * D;                              // [BN][BM]    (dS^T)
+  float* sL = reinterpret_cast<float*>(sS + BN * BM);               // [2][BM]     lse
+  float* sD = sL + 2 * BM;                                          // [2][BM]     delta
+  const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5, g = lane >> 2, tq = lane & 3;
+  const int H = dm.heads, HK = dm.kv_heads, G = H / HK;
+  const int b = blockIdx.x / HK, hk = blockIdx.x % HK;
+  const int n0 = blockIdx.y * BN;
+  const int kvalid = min(BN, dm.k_rows - n0);
+  const size_t qstride = (size_t)H * D, kstride = (size_t)HK * D;
+
+  int q_start = 0, q_full = 0;
+  if (CAUSAL) {
+    q_start = count_le(qmap, dm.q_rows, pos_of(kmap, n0) - 1);
+    q_full = count_le(qmap, dm.q_rows, pos_of(kmap, n0 + kvalid - 1) - 1);
+  }
+  const int mt0 = q_start / BM, m_tiles = (dm.q_rows + BM - 1) / BM;
+  const int per_head = q_start >= dm.q_rows ? 0 : m_tiles - mt0, iters = per_head * G;
+
+  load_rows<BN, D, NT>(sK, k + (((size_t)b * dm.k_rows + n0) * HK + hk) * D, kstride, kvalid, tid);
+  load_rows<BN, D, NT>(sV, v + (((size_t)b * dm.k_rows + n0) * HK + hk) * D, kstride, kvalid, tid);
+
+  auto load_q = [&](int itn, int st) {
+    const int hg = itn / per_head, m0 = (mt0 + itn % per_head) * BM, h = hk * G + hg;
+    const int valid = min(BM, dm.q_rows - m0);
+    const size_t off = (((size_t)b * dm.q_rows + m0) * H + h) * D;
+    load_rows<BM, D, NT>(sQ + st * BM * D, q + off, qstride, valid, tid);
+    load_rows<BM, D, NT>(sO + st * BM * D, dout + off, qstride, valid, tid);
+    if (tid < BM) {
+      if (tid < valid) {
+        cp4(sL + st * BM + tid, lse + ((size_t)b * dm.q_rows + m0 + tid) * H + h);
+        cp4(sD + st * BM + tid, delta + ((size_t)b * H + h) * dm.q_rows + m0 + tid);
+      } else {
+        sL[st * BM + tid] = INFINITY;  // P = 0 for padding rows
+        sD[st * BM + tid] = 0.f;
+      }
+    }
+  };
+  if (iters > 0) load_q(0, 0);
+  cp_commit();
+
+  // This thread's keys: n0 + 16*warp + g + 8*hh.
+  int kpos[2];
+#pragma unroll
+  for (int hh = 0; hh < 2; ++hh) {
+    const int j = n0 + 16 * warp + g + 8 * hh;
+    kpos[hh] = j < dm.k_rows ? pos_of(kmap, j) : INT_MAX;
+  }
+
+  float dk[D / 8][4], dv[D / 8][4];
+#pragma unroll
+  for (int t = 0; t < D / 8; ++t)
+#pragma unroll
+    for (int e = 0; e < 4; ++e) dk[t][e] = dv[t][e] = 0.f;
+
+  for (int it = 0; it < iters; ++it) {
+    const int hg = it / per_head, m0 = (mt0 + it % per_head) * BM, h = hk * G + hg;
+    cp_wait<0>();
+    __syncthreads();
+    if (it + 1 < iters) load_q(it + 1, (it + 1) & 1);
+    cp_commit();
+    const int st = it & 1;
+    const __nv_bfloat16* tQ = sQ + st * BM * D;
+    const __nv_bfloat16* tO = sO + st * BM * D;
+    const float* tL = sL + st * BM;
+    const float* tD = sD + st * BM;
+
+    // S^T = K_w Q^T (16 keys x 64 queries).
+    float s[8][4];
+#pragma unroll
+    for (int nt = 0; nt < 8; ++nt) s[nt][0] = s[nt][1] = s[nt][2] = s[nt][3] = 0.f;
+#pragma unroll
+    for (int kk = 0; kk < KT; ++kk) {
+      uint32_t a[4];
+      ldsm4(a, p1<D>(sK, 16 * warp, 16 * kk, lane));
+#pragma unroll
+      for (int np = 0; np < 4; ++np) {
+        uint32_t bb[4];
+        ldsm4(bb, p2<D>(tQ, 16 * np, 16 * kk, lane));
+        mma(s[2 * np], a, bb[0], bb[1]);
+        mma(s[2 * np + 1], a, bb[2], bb[3]);
+      }
+    }
+    // P^T = exp2(scale_log2 s - lse*log2e), masked where needed.
+    const bool masked = (CAUSAL && m0 < q_full) || kvalid < BN;
+#pragma unroll
+    for (int nt = 0; nt < 8; ++nt)
+#pragma unroll
+      for (int e = 0; e < 2; ++e) {
+        const int c = 8 * nt + 2 * tq + e;
+        float l = tL[c];
+        l = l == -INFINITY ? INFINITY : l * kLog2e;
+        int qp = 0;
+        if (masked) qp = pos_of(qmap, m0 + c);
+#pragma unroll
+        for (int hh = 0; hh < 2; ++hh) {
+          float p = ex2(s[nt][2 * hh + e] * scale_log2 - l);
+          if (masked) {
+            const bool vis = kpos[hh] != INT_MAX && (!CAUSAL || kpos[hh] <= qp);
+            p = vis ? p : 0.f;
+          }
+          s[nt][2 * hh + e] = p;
+        }
+      }
+    // P^T as bf16 A fragments (the fp32 copy dies here: fewer live registers through dP).
+    uint32_t pk[4][4];
+#pragma unroll
+    for (int kk = 0; kk < 4; ++kk) {
+      pk[kk][0] = pack2(s[2 * kk][0], s[2 * kk][1]);
+      pk[kk][1] = pack2(s[2 * kk][2], s[2 * kk][3]);
+      pk[kk][2] = pack2(s[2 * kk + 1][0], s[2 * kk + 1][1]);
+      pk[kk][3] = pack2(s[2 * kk + 1][2], s[2 * kk + 1][3]);
+    }
+    // dV += P^T dO.
+#pragma unroll
+    for (int kk = 0; kk < 4; ++kk) {
+      const uint32_t(&a)[4] = pk[kk];
+#pragma unroll
+      for (int np = 0; np < D / 16; ++np) {
+        uint32_t bb[4];
+        ldsm4t(bb, p1<D>(tO, 16 * kk, 16 * np, lane));
+        mma(dv[2 * np], a, bb[0], bb[1]);
+        mma(dv[2 * np + 1], a, bb[2], bb[3]);
+      }
+    }
+    // dP^T = V_w dO^T.
+    float dp[8][4];
+#pragma unroll
+    for (int nt = 0; nt < 8; ++nt) dp[nt][0] = dp[nt][1] = dp[nt][2] = dp[nt][3] = 0.f;
+#pragma unroll
+    for (int kk = 0; kk < KT; ++kk) {
+      uint32_t a[4];
+      ldsm4(a, p1<D>(sV, 16 * warp, 16 * kk, lane));
+#pragma unroll
+      for (int np = 0; np < 4; ++np) {
+        uint32_t bb[4];
+        ldsm4(bb, p2<D>(tO, 16 * np, 16 * kk, lane));
+        mma(dp[2 * np], a, bb[0], bb[1]);
+        mma(dp[2 * np + 1], a, bb[2], bb[3]);
+      }
+    }
+    // dS^T = P^T (dP^T - delta) (P from its bf16 copy, as dV used it); store it (bf16) for dQ.
+#pragma unroll
+    for (int nt = 0; nt < 8; ++nt) {
+      const float2 dl = *reinterpret_cast<const float2*>(tD + 8 * nt + 2 * tq);
+#pragma unroll
+      for (int hh = 0; hh < 2; ++hh) {
+        uint32_t pp = pk[nt >> 1][(nt & 1) * 2 + hh];
+        float2 p = __bfloat1622float2(*reinterpret_cast<__nv_bfloat162*>(&pp));
+        s[nt][2 * hh] = p.x * (dp[nt][2 * hh] - dl.x);
+        s[nt][2 * hh + 1] = p.y * (dp[nt][2 * hh + 1] - dl.y);
+      }
+    }
+#pragma unroll
+    for (int nt = 0; nt < 8; ++nt)
+#pragma unroll
+      for (int hh = 0; hh < 2; ++hh)
+        *reinterpret_cast<uint32_t*>(sS + swz<BM>(16 * warp + g + 8 * hh, 8 * nt + 2 * tq)) =
+            pack2(s[nt][2 * hh], s[nt][2 * hh + 1]);
+    // dK += dS^T Q.
+#pragma unroll
+    for (int kk = 0; kk < 4; ++kk) {
+      uint32_t a[4];
+      a[0] = pack2(s[2 * kk][0], s[2 * kk][1]);
+      a[1] = pack2(s[2 * kk][2], s[2 * kk][3]);
+      a[2] = pack2(s[2 * kk + 1][0], s[2 * kk + 1][1]);
+      a[3] = pack2(s[2 * kk + 1][2], s[2 * kk + 1][3]);
+#pragma unroll
+      for (int np = 0; np < D / 16; ++np) {
+        uint32_t bb[4];
+        ldsm4t(bb, p1<D>(tQ, 16 * kk, 16 * np, lane));
+        mma(dk[2 * np], a, bb[0], bb[1]);
+        mma(dk[2 * np + 1], a, bb[2], bb[3]);
+      }
+    }
+    __syncthreads();  // dS^T complete
+    // dQ = dS K, added to dq_acc: warp w owns query rows 16*(w%4).. and columns (w/4)*D/2 .. +D/2.
+    {
+      constexpr int DC = D / 2, NQT = DC / 8;
+      const int qw = 16 * (warp & 3), c0 = (warp >> 2) * DC;
+      float dq[NQT][4];
+#pragma unroll
+      for (int nt = 0; nt < NQT; ++nt) dq[nt][0] = dq[nt][1] = dq[nt][2] = dq[nt][3] = 0.f;
+#pragma unroll
+      for (int kk = 0; kk < BN / 16; ++kk) {
+        uint32_t a[4];
+        ldsm4t(a, p2<BM>(sS, 16 * kk, qw, lane));
+#pragma unroll
+        for (int np = 0; np < DC / 16; ++np) {
+          uint32_t bb[4];
+          ldsm4t(bb, p1<D>(sK, 16 * kk, c0 + 16 * np, lane));
+          mma(dq[2 * np], a, bb[0], bb[1]);
+          mma(dq[2 * np + 1], a, bb[2], bb[3]);
+        }
+      }
+#pragma unroll
+      for (int hh = 0; hh < 2; ++hh) {
+        const int r = m0 + qw + g + 8 * hh;
+        if (r < dm.q_rows) {
+          float* dst = dq_acc + (((size_t)b * dm.q_rows + r) * H + h) * D + c0 + 2 * tq;
+#pragma unroll
+          for (int nt = 0; nt < NQT; ++nt)
+            atomicAdd(reinterpret_cast<float2*>(dst + 8 * nt),
+                      make_float2(dq[nt][2 * hh] * scale, dq[nt][2 * hh + 1] * scale));
+        }
+      }
+    }
+  }
+  cp_wait<0>();
+
+  // Write (bf16) or accumulate (fp32) this CTA's dK, dV rows.
+#pragma unroll
+  for (int hh = 0; hh < 2; ++hh) {
+    const int j = n0 + 16 * warp + g + 8 * hh;
+    if (j >= dm.k_rows) continue;
+    const size_t row = (((size_t)b * dm.k_rows + j) * HK + hk) * D + 2 * tq;
+#pragma unroll
+    for (int t = 0; t < D / 8; ++t) {
+      const float k0 = dk[t][2 * hh] * scale, k1 = dk[t][2 * hh + 1] * scale;
+      const float v0 = dv[t][2 * hh], v1 = dv[t][2 * hh + 1];
+      if (KV_BF16) {
+        *reinterpret_cast<uint32_t*>(dk_out + row + 8 * t) = pack2(k0, k1);
+        *reinterpret_cast<uint32_t*>(dv_out + row + 8 * t) = pack2(v0, v1);
+      } else {
+        float2* pk = reinterpret_cast<float2*>(dk_acc + row + 8 * t);
+        float2* pv = reinterpret_cast<float2*>(dv_acc + row + 8 * t);
+        float2 ok = *pk, ov = *pv;
+        *pk = make_float2(ok.x + k0, ok.y + k1);
+        *pv = make_float2(ov.x + v0, ov.y + v1);
+      }
+    }
+  }
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// Backward with wgmma (sm_90a), d = 128. Same CTA work and the same thread <-> element mapping as bwd_kernel
+// (128 keys, 8 warps = 2 warpgroups of 64 keys; warp w owns keys 16w..16w+15), so the element-wise code is
+// identical; the five GEMMs become warpgroup MMAs on 128-byte-swizzled tiles:
+//   S^T = K Q^T, dP^T = V dO^T   m64n64k16, A = K/V rows (K-major), B = Q/dO (K-major)
+//   dV += P^T dO, dK += dS^T Q    m64n128k16, A = P^T / dS^T from registers, B = dO/Q (MN-major)
+//   dQ = dS K                     m64n64k16, A = dS from the dS^T tile (MN-major), B = K (MN-major);
+//                                 warpgroup g computes columns 64g..64g+63 of the 64 x 128 dQ tile.
+// ---------------------------------------------------------------------------------------------------------
+constexpr int wgb_smem_bytes() { return (2 * kBwdBN * 128 + 4 * kBwdBM * 128 + kBwdBN * kBwdBM) * 2 + 4 * kBwdBM * 4 + 1024; }
+
+template <bool CAUSAL, bool KV_BF16>
+__global__ void __launch_bounds__(kBwdThreads, 1)
+    bwd_wgmma_kernel(const __nv_bfloat16* __restrict__ q, const __nv_bfloat16* __restrict__ k,
+                     const __nv_bfloat16* __restrict__ v, const float* __restrict__ lse,
+                     const __nv_bfloat16* __restrict__ dout, const float* __restrict__ delta, SoftmaxDims dm,
+                     PieceMap qmap, PieceMap kmap, float* __restrict__ dq_acc, float* __restrict__ dk_acc,
+                     float* __restrict__ dv_acc, __nv_bfloat16* __restrict__ dk_out,
+                     __nv_bfloat16* __restrict__ dv_out, float scale, float scale_log2) {
+  constexpr int D = 128, BM = kBwdBM, BN = kBwdBN, NT = kBwdThreads;
+  extern __shared__ __align__(1024) unsigned char smem_wgb[];
+  unsigned char* base = smem_wgb + ((1024 - (smem_u32(smem_wgb) & 1023)) & 1023);
+  __nv_bfloat16* sK = reinterpret_cast<__nv_bfloat16*>(base);  // [2 panels][BN][64]
+  __nv_bfloat16* sV = sK + BN * D;                              // [2 panels][BN][64]
+  __nv_bfloat16* sQ = sV + BN * D;                              // [2 stages][2 panels][BM][64]
+  __nv_bfloat16* sO = sQ + 2 * BM * D;                          // [2 stages][2 panels][BM][64] (dout)
+  __nv_bfloat16* sS = sO + 2 * BM * D;                          // [BN][BM] dS^T (one 64-wide panel)
+  float* sL = reinterpret_cast<float*>(sS + BN * BM);           // [2][BM]
+  float* sD = sL + 2 * BM;                                      // [2][BM]
+  const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5, wg = warp >> 2, g = lane >> 2, tq = lane & 3;
+  const int H = dm.heads, HK = dm.kv_heads, G = H / HK;
+  const int b = blockIdx.x / HK, hk = blockIdx.x % HK;
+  const int n0 = blockIdx.y * BN;
+  const int kvalid = min(BN, dm.k_rows - n0);
+  const size_t qstride = (size_t)H * D, kstride = (size_t)HK * D;
+
+  int q_start = 0, q_full = 0;
+  if (CAUSAL) {
+    q_start = count_le(qmap, dm.q_rows, pos_of(kmap, n0) - 1);
+    q_full = count_le(qmap, dm.q_rows, pos_of(kmap, n0 + kvalid - 1) - 1);
+  }
+  const int mt0 = q_start / BM, m_tiles = (dm.q_rows + BM - 1) / BM;
+  const int per_head = q_start >= dm.q_rows ? 0 : m_tiles - mt0, iters = per_head * G;
+
+  load_rows_sw128<BN, NT>(sK, k + (((size_t)b * dm.k_rows + n0) * HK + hk) * D, kstride, kvalid, tid);
+  load_rows_sw128<BN, NT>(sV, v + (((size_t)b * dm.k_rows + n0) * HK + hk) * D, kstride, kvalid, tid);
+
+  auto load_q = [&](int itn, int st) {
+    const int hg = itn / per_head, m0 = (mt0 + itn % per_head) * BM, h = hk * G + hg;
+    const int valid = min(BM, dm.q_rows - m0);
+    const size_t off = (((size_t)b * dm.q_rows + m0) * H + h) * D;
+    load_rows_sw128<BM, NT>(sQ + st * BM * D, q + off, qstride, valid, tid);
+    load_rows_sw128<BM, NT>(sO + st * BM * D, dout + off, qstride, valid, tid);
+    if (tid < BM) {
+      if (tid < valid) {
+        cp4(sL + st * BM + tid, lse + ((size_t)b * dm.q_rows + m0 + tid) * H + h);
+        cp4(sD + st * BM + tid, delta + ((size_t)b * H + h) * dm.q_rows + m0 + tid);
+      } else {
+        sL[st * BM + tid] = INFINITY;
+        sD[st * BM + tid] = 0.f;
+      }
+    }
+  };
+  if (iters > 0) load_q(0, 0);
+  cp_commit();
+
+  int kpos[2];
+#pragma unroll
+  for (int hh = 0; hh < 2; ++hh) {
+    const int j = n0 + 16 * warp + g + 8 * hh;
+    kpos[hh] = j < dm.k_rows ? pos_of(kmap, j) : INT_MAX;
+  }
+
+  float dk[64], dv[64];  // [16 n8 tiles][4]
+#pragma unroll
+  for (int i = 0; i < 64; ++i) dk[i] = dv[i] = 0.f;
+  const uint32_t kaddr = smem_u32(sK), vaddr = smem_u32(sV), saddr = smem_u32(sS);
+  constexpr uint32_t KPANEL = BN * 128, QPANEL = BM * 128;  // bytes per 64-column panel
+
+  for (int it = 0; it < iters; ++it) {
+    const int hg = it / per_head, m0 = (mt0 + it % per_head) * BM, h = hk * G + hg;
+    cp_wait<0>();
+    fence_proxy_async();
+    __syncthreads();
+    if (it + 1 < iters) load_q(it + 1, (it + 1) & 1);
+    cp_commit();
+    const int st = it & 1;
+    const uint32_t qaddr = smem_u32(sQ + st * BM * D), oaddr = smem_u32(sO + st * BM * D);
+    const float* tL = sL + st * BM;
+    const float* tD = sD + st * BM;
+
+    // S^T = K_wg Q^T and dP^T = V_wg dO^T (64 keys x 64 queries per warpgroup), issued together.
+    float s[32], dp[32];
+    reg_fence32(s);
+    reg_fence32(dp);
+    wg_fence();
+#pragma unroll
+    for (int kk = 0; kk < D / 16; ++kk) {
+      const uint32_t ko = (kk >> 2) * KPANEL + wg * 64 * 128 + (kk & 3) * 32, qo = (kk >> 2) * QPANEL + (kk & 3) * 32;
+      wgmma_ss64(s, gmma_desc(kaddr + ko, 16, 1024), gmma_desc(qaddr + qo, 16, 1024), kk > 0);
+    }
+#pragma unroll
+    for (int kk = 0; kk < D / 16; ++kk) {
+      const uint32_t ko = (kk >> 2) * KPANEL + wg * 64 * 128 + (kk & 3) * 32, qo = (kk >> 2) * QPANEL + (kk & 3) * 32;
+      wgmma_ss64(dp, gmma_desc(vaddr + ko, 16, 1024), gmma_desc(oaddr + qo, 16, 1024), kk > 0);
+    }
+    wg_commit();
+    wg_wait0();
+    reg_fence32(s);
+    reg_fence32(dp);
+
+    // P^T (s[4nt + 2hh + e]: key 16*warp + g + 8hh, query m0 + 8nt + 2tq + e).
+    const bool masked = (CAUSAL && m0 < q_full) || kvalid < BN;
+#pragma unroll
+    for (int nt = 0; nt < 8; ++nt)
+#pragma unroll
+      for (int e = 0; e < 2; ++e) {
+        const int c = 8 * nt + 2 * tq + e;
+        float l = tL[c];
+        l = l == -INFINITY ? INFINITY : l * kLog2e;
+        int qp = 0;
+        if (masked) qp = pos_of(qmap, m0 + c);
+#pragma unroll
+        for (int hh = 0; hh < 2; ++hh) {
+          float p = ex2(s[4 * nt + 2 * hh + e] * scale_log2 - l);
+          if (masked) {
+            const bool vis = kpos[hh] != INT_MAX && (!CAUSAL || kpos[hh] <= qp);
+            p = vis ? p : 0.f;
+          }
+          s[4 * nt + 2 * hh + e] = p;
+        }
+      }
+    uint32_t pk[4][4];
+#pragma unroll
+    for (int kk = 0; kk < 4; ++kk) {
+      pk[kk][0] = pack2(s[8 * kk + 0], s[8 * kk + 1]);
+      pk[kk][1] = pack2(s[8 * kk + 2], s[8 * kk + 3]);
+      pk[kk][2] = pack2(s[8 * kk + 4], s[8 * kk + 5]);
+      pk[kk][3] = pack2(s[8 * kk + 6], s[8 * kk + 7]);
+    }
+    // dS^T = P^T (dP^T - delta), from the bf16 P (as dV uses it).
+    uint32_t dsk[4][4];
+#pragma unroll
+    for (int nt = 0; nt < 8; ++nt) {
+      const float2 dl = *reinterpret_cast<const float2*>(tD + 8 * nt + 2 * tq);
+#pragma unroll
+      for (int hh = 0; hh < 2; ++hh) {
+        uint32_t pp = pk[nt >> 1][(nt & 1) * 2 + hh];
+        float2 p = __bfloat1622float2(*reinterpret_cast<__nv_bfloat162*>(&pp));
+        const uint32_t w = pack2(p.x * (dp[4 * nt + 2 * hh] - dl.x), p.y * (dp[4 * nt + 2 * hh + 1] - dl.y));
+        dsk[nt >> 1][(nt & 1) * 2 + hh] = w;
+        *reinterpret_cast<uint32_t*>(sS + swz<BM>(16 * warp + g + 8 * hh, 8 * nt + 2 * tq)) = w;
+      }
+    }
+    fence_proxy_async();  // dS^T stores -> visible to the dQ wgmma after the barrier below
+
+    // dV += P^T dO and dK += dS^T Q (64 keys x 128 per warpgroup; B MN-major: LBO = panel, SBO = 8 rows).
+    reg_fence(dv);
+    reg_fence(dk);
+    wg_fence();
+#pragma unroll
+    for (int kk = 0; kk < BM / 16; ++kk) wgmma_rs(dv, pk[kk], gmma_desc(oaddr + kk * 16 * 128, QPANEL, 1024), 1);
+#pragma unroll
+    for (int kk = 0; kk < BM / 16; ++kk) wgmma_rs(dk, dsk[kk], gmma_desc(qaddr + kk * 16 * 128, QPANEL, 1024), 1);
+    wg_commit();
+    wg_wait0();       // (the in-flight MMAs read pk/dsk registers: retire them before anything reuses those)
+    reg_fence(dv);
+    reg_fence(dk);
+    __syncthreads();  // dS^T complete (each thread fenced its stores)
+
+    // dQ[:, 64wg..64wg+63] = dS K: A = dS (MN-major view of dS^T), B = K columns of panel wg (MN-major).
+    float dq[32];
+    reg_fence32(dq);
+    wg_fence();
+#pragma unroll
+    for (int kk = 0; kk < BN / 16; ++kk)
+      wgmma_ss64_t(dq, gmma_desc(saddr + kk * 16 * 128, 1024 * 8, 1024),
+                   gmma_desc(kaddr + wg * KPANEL + kk * 16 * 128, KPANEL, 1024), kk > 0);
+    wg_commit();
+    wg_wait0();
+    reg_fence32(dq);
+#pragma unroll
+    for (int hh = 0; hh < 2; ++hh) {
+      const int r = m0 + 16 * (warp & 3) + g + 8 * hh;
+      if (r < dm.q_rows) {
+        float* dst = dq_acc + (((size_t)b * dm.q_rows + r) * H + h) * D + wg * 64 + 2 * tq;
+#pragma unroll
+        for (int nt = 0; nt < 8; ++nt)
+          atomicAdd(reinterpret_cast<float2*>(dst + 8 * nt),
+                    make_float2(dq[4 * nt + 2 * hh] * scale, dq[4 * nt + 2 * hh + 1] * scale));
+      }
+    }
+  }
+  cp_wait<0>();
+
+#pragma unroll
+  for (int hh = 0; hh < 2; ++hh) {
+    const int j = n0 + 16 * warp + g + 8 * hh;
+    if (j >= dm.k_rows) continue;
+    const size_t row = (((size_t)b * dm.k_rows + j) * HK + hk) * D + 2 * tq;
+#pragma unroll
+    for (int t = 0; t < D / 8; ++t) {
+      const float k0 = dk[4 * t + 2 * hh] * scale, k1 = dk[4 * t + 2 * hh + 1] * scale;
+      const float v0 = dv[4 * t + 2 * hh], v1 = dv[4 * t + 2 * hh + 1];
+      if (KV_BF16) {
+        *reinterpret_cast<uint32_t*>(dk_out + row + 8 * t) = pack2(k0, k1);
+        *reinterpret_cast<uint32_t*>(dv_out + row + 8 * t) = pack2(v0, v1);
+      } else {
+        float2* pk2 = reinterpret_cast<float2*>(dk_acc + row + 8 * t);
+        float2* pv2 = reinterpret_cast<float2*>(dv_acc + row + 8 * t);
+        float2 ok = *pk2, ov = *pv2;
+        *pk2 = make_float2(ok.x + k0, ok.y + k1);
+        *pv2 = make_float2(ov.x + v0, ov.y + v1);
+      }
+    }
+  }
+}
+
+// Which backward kernel d = 128 uses: 0 = mma.sync, 1 = wgmma.
+inline int& bwd_impl() {
+  static int mode = LASP_SOFTMAX_BWD_IMPL_DEFAULT;
+  return mode;
+}
+
+// fp32 -> bf16, 4 elements per thread (n % 4 == 0).
+__global__ void f32_to_bf16_kernel(const float* __restrict__ in, __nv_bfloat16* __restrict__ out, size_t n4) {
+  const size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x;
+  if (i >= n4) return;
+  float4 x = reinterpret_cast<const float4*>(in)[i];
+  uint2 y = make_uint2(pack2(x.x, x.y), pack2(x.z, x.w));
+  reinterpret_cast<uint2*>(out)[i] = y;
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// Host side
+// ---------------------------------------------------------------------------------------------------------
+// A lazily allocated, grown and kept device buffer per device (never freed in steady state).
+struct Workspace {
+  void* ptr[64] = {};
+  size_t bytes[64] = {};
+  void* get(size_t need) {
+    int dev = 0;
+    CUDA_CHECK(cudaGetDevice(&dev));
+    if (dev < 0 || dev >= 64) {
+      std::fprintf(stderr, "softmax_attention: device %d out of range\n", dev);
+      std::exit(3);
+    }
+    if (bytes[dev] < need) {
+      if (ptr[dev]) CUDA_CHECK(cudaFree(ptr[dev]));  // synchronises: only while growing
+      size_t sz = need + need / 8;
+      CUDA_CHECK(cudaMalloc(&ptr[dev], sz));
+      bytes[dev] = sz;
+    }
+    return ptr[dev];
+  }
+};
+inline Workspace& delta_workspace() {
+  static Workspace w;
+  return w;
+}
+inline Workspace& dq_workspace() {
+  static Workspace w;
+  return w;
+}
+
+inline void check_dims(const SoftmaxDims& d, const char* who) {
+  if ((d.head_dim != 64 && d.head_dim != 128) || d.batch <= 0 || d.q_rows < 0 || d.k_rows < 0 ||
+      d.heads <= 0 || d.kv_heads <= 0 || d.heads % d.kv_heads != 0) {
+    std::fprintf(stderr, "%s: unsupported dims (batch %d, q_rows %d, k_rows %d, heads %d, kv_heads %d, d %d)\n",
+                 who, d.batch, d.q_rows, d.k_rows, d.heads, d.kv_heads, d.head_dim);
+    std::exit(3);
+  }
+}
+
+template <typename K>
+inline void set_smem(K kernel, int bytes) {
+  // Once per kernel instantiation and device is enough, but the call is cheap; keep it simple and safe.
+  CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, bytes));
+}
+
+template <int D, bool CAUSAL>
+void launch_fwd(const bf16* q, const bf16* k, const bf16* v, const SoftmaxDims& d, const PieceMap& qm,
+                const PieceMap& km, float* o_part, float* lse, bf16* o_out, cudaStream_t s) {
+  const int mt = (d.q_rows + kFwdBM - 1) / kFwdBM;
+  dim3 grid(d.batch * d.heads, mt);
+  const int smem = fwd_smem_bytes<D>();
+  const float sl2 = kLog2e / std::sqrt((float)D);
+  if (D == 128 && fwd_impl() != 0) {
+    const dim3 g2(d.batch * d.heads, (d.q_rows + kWgBM - 1) / kWgBM);
+    const uint32_t panel = kWgBN * 128, lbo = fwd_impl() == 1 ? panel : 1024u, sbo = fwd_impl() == 1 ? 1024u : panel;
+    if (o_part) {
+      auto kern = fwd_wgmma_kernel<CAUSAL, true>;
+      set_smem(kern, wg_smem_bytes());
+      kern<<<g2, kWgThreads, wg_smem_bytes(), s>>>(q, k, v, d, qm, km, o_part, lse, o_out, sl2, lbo, sbo);
+    } else {
+      auto kern = fwd_wgmma_kernel<CAUSAL, false>;
+      set_smem(kern, wg_smem_bytes());
+      kern<<<g2, kWgThreads, wg_smem_bytes(), s>>>(q, k, v, d, qm, km, o_part, lse, o_out, sl2, lbo, sbo);
+    }
+    LAUNCH_CHECK();
+    return;
+  }
+  if (o_part) {
+    auto kern = fwd_kernel<D, CAUSAL, true>;
+    set_smem(kern, smem);
+    kern<<<grid, kFwdThreads, smem, s>>>(q, k, v, d, qm, km, o_part, lse, o_out, sl2);
+  } else {
+    auto kern = fwd_kernel<D, CAUSAL, false>;
+    set_smem(kern, smem);
+    kern<<<grid, kFwdThreads, smem, s>>>(q, k, v, d, qm, km, o_part, lse, o_out, sl2);
+  }
+  LAUNCH_CHECK();
+}
+
+template <int D>
+float* launch_delta(const bf16* o, const bf16* dout, const SoftmaxDims& d, cudaStream_t s) {
+  const size_t rows = (size_t)d.batch * d.q_rows * d.heads;
+  float* delta = static_cast<float*>(delta_workspace().get(std::max<size_t>(rows, 1) * sizeof(float)));
+  if (rows > 0) {
+    const int wpb = 8;
+    delta_kernel<D><<<(unsigned)((rows + wpb - 1) / wpb), wpb * 32, 0, s>>>(o, dout, delta, d.batch, d.q_rows,
+                                                                            d.heads);
+    LAUNCH_CHECK();
+  }
+  return delta;
+}
+
+template <int D, bool CAUSAL, bool KV_BF16>
+void launch_bwd(const bf16* q, const bf16* k, const bf16* v, const float* lse, const bf16* dout, const float* delta,
+                const SoftmaxDims& d, const PieceMap& qm, const PieceMap& km, float* dq_acc, float* dk_acc,
+                float* dv_acc, bf16* dk_out, bf16* dv_out, cudaStream_t s) {
+  const int nt = (d.k_rows + kBwdBN - 1) / kBwdBN;
+  dim3 grid(d.batch * d.kv_heads, nt);
+  const int smem = bwd_smem_bytes<D>();
+  const float scale = 1.f / std::sqrt((float)D);
+  if (D == 128 && bwd_impl() != 0) {
+    auto kw = bwd_wgmma_kernel<CAUSAL, KV_BF16>;
+    set_smem(kw, wgb_smem_bytes());
+    kw<<<grid, kBwdThreads, wgb_smem_bytes(), s>>>(q, k, v, lse, dout, delta, d, qm, km, dq_acc, dk_acc, dv_acc,
+                                                   dk_out, dv_out, scale, scale * kLog2e);
+    LAUNCH_CHECK();
+    return;
+  }
+  auto kern = bwd_kernel<D, CAUSAL, KV_BF16>;
+  set_smem(kern, smem);
+  kern<<<grid, kBwdThreads, smem, s>>>(q, k, v, lse, dout, delta, d, qm, km, dq_acc, dk_acc, dv_acc, dk_out, dv_out,
+                                       scale, scale * kLog2e);
+  LAUNCH_CHECK();
+}
+
+}  // namespace smx
+
+void softmax_block_forward(const bf16* q, const bf16* k, const bf16* v, const SoftmaxDims& d,
+                           const PieceMap& qmap, const PieceMap& kmap, bool causal, float* o_part, float* lse,
+                           bf16* o_out, cudaStream_t stream) {
+  smx::check_dims(d, "softmax_block_forward");
+  if ((o_part == nullptr) == (o_out == nullptr)) {
+    std::fprintf(stderr, "softmax_block_forward: exactly one of o_part and o_out must be given\n");
+    std::exit(3);
+  }
+  if (d.q_rows == 0) return;
+  if (d.head_dim == 128) {
+    if (causal) smx::launch_fwd<128, true>(q, k, v, d, qmap, kmap, o_part, lse, o_out, stream);
+    else smx::launch_fwd<128, false>(q, k, v, d, qmap, kmap, o_part, lse, o_out, stream);
+  } else {
+    if (causal) smx::launch_fwd<64, true>(q, k, v, d, qmap, kmap, o_part, lse, o_out, stream);
+    else smx::launch_fwd<64, false>(q, k, v, d, qmap, kmap, o_part, lse, o_out, stream);
+  }
+}
+
+void softmax_block_backward(const bf16* q, const bf16* k, const bf16* v, const bf16* o, const float* lse,
+                            const bf16* dout, const SoftmaxDims& d, const PieceMap& qmap, const PieceMap& kmap,
+                            bool causal, float* dq_acc, float* dk_acc, float* dv_acc, cudaStream_t stream) {
+  smx::check_dims(d, "softmax_block_backward");
+  if (d.q_rows == 0 || d.k_rows == 0) return;
+  if (d.head_dim == 128) {
+    const float* delta = smx::launch_delta<128>(o, dout, d, stream);
+    if (causal)
+      smx::launch_bwd<128, true, false>(q, k, v, lse, dout, delta, d, qmap, kmap, dq_acc, dk_acc, dv_acc, nullptr,
+                                        nullptr, stream);
+    else
+      smx::launch_bwd<128, false, false>(q, k, v, lse, dout, delta, d, qmap, kmap, dq_acc, dk_acc, dv_acc, nullptr,
+                                         nullptr, stream);
+  } else {
+    const float* delta = smx::launch_delta<64>(o, dout, d, stream);
+    if (causal)
+      smx::launch_bwd<64, true, false>(q, k, v, lse, dout, delta, d, qmap, kmap, dq_acc, dk_acc, dv_acc, nullptr,
+                                       nullptr, stream);
+    else
+      smx::launch_bwd<64, false, false>(q, k, v, lse, dout, delta, d, qmap, kmap, dq_acc, dk_acc, dv_acc, nullptr,
+                                        nullptr, stream);
+  }
+}
+
+void softmax_full_backward(const bf16* q, const bf16* k, const bf16* v, const bf16* o, const float* lse,
+                           const bf16* dout, const SoftmaxDims& d, bool causal, bf16* dq, bf16* dk, bf16* dv,
+                           cudaStream_t stream) {
+  smx::check_dims(d, "softmax_full_backward");
+  if (d.q_rows != d.k_rows) {
+    std::fprintf(stderr, "softmax_full_backward: q_rows (%d) must equal k_rows (%d)\n", d.q_rows, d.k_rows);
+    std::exit(3);
+  }
+  if (d.q_rows == 0) return;
+  const PieceMap id{0, {0, 0}, {0, 0}, {0, 0}};
+  const size_t nq = (size_t)d.batch * d.q_rows * d.heads * d.head_dim;
+  float* dqw = static_cast<float*>(smx::dq_workspace().get(nq * sizeof(float)));
+  CUDA_CHECK(cudaMemsetAsync(dqw, 0, nq * sizeof(float), stream));
+  if (d.head_dim == 128) {
+    const float* delta = smx::launch_delta<128>(o, dout, d, stream);
+    if (causal)
+      smx::launch_bwd<128, true, true>(q, k, v, lse, dout, delta, d, id, id, dqw, nullptr, nullptr, dk, dv, stream);
+    else
+      smx::launch_bwd<128, false, true>(q, k, v, lse, dout, delta, d, id, id, dqw, nullptr, nullptr, dk, dv, stream);
+  } else {
+    const float* delta = smx::launch_delta<64>(o, dout, d, stream);
+    if (causal)
+      smx::launch_bwd<64, true, true>(q, k, v, lse, dout, delta, d, id, id, dqw, nullptr, nullptr, dk, dv, stream);
+    else
+      smx::launch_bwd<64, false, true>(q, k, v, lse, dout, delta, d, id, id, dqw, nullptr, nullptr, dk, dv, stream);
+  }
+  const size_t n4 = nq / 4;
+  smx::f32_to_bf16_kernel<<<(unsigned)((n4 + 255) / 256), 256, 0, stream>>>(dqw, dq, n4);
+  LAUNCH_CHECK();
+}
+
+}  // namespace lasp
