@@ -54,18 +54,25 @@ describe("LASP-2H in the generated program", () => {
     );
   });
 
-  it("sums dQ in fp32 and ReduceScatters fp32 dK, dV before casting them", () => {
+  it("sums dQ in fp32 and ReduceScatters fp32 dK, dV while the rank's own block runs", () => {
     const rank1 = rankBody(cuh, "S_backward_rank1");
     expect(rank1).toContain("cudaMemsetAsync(b.dq_acc, 0, 262144 * sizeof(float), c.compute)");
-    expect(rank1).toMatch(
-      /softmax_block_backward\(b\.q, b\.k_all, b\.v_all, b\.o, b\.lse, b\.do_, kS_dims, kPieceMaps\[1\], kPieceMaps\[0\], true, b\.dq_acc, b\.dk_all, b\.dv_all/,
-    );
-    expect(rank1).toContain("lasp::cast_to_bf16(b.dq_acc, b.dq, 262144, c.compute);");
     expect(rank1).toContain(
+      "lasp::softmax_block_backward(b.q, b.k_all, b.v_all, b.o, b.lse, b.do_, kS_dims, kPieceMaps[1], kPieceMaps[0], true, b.dq_acc, b.dk_all, b.dv_all, c.compute);",
+    );
+    const scatter = rank1.indexOf(
       "NCCL_CHECK(ncclReduceScatter(b.dk_all, b.dk_sum, 131072, ncclFloat32, ncclSum, c.nccl, c.comm));",
     );
+    const own = rank1.indexOf(
+      "lasp::softmax_block_backward(b.q, b.k_all + 131072, b.v_all + 131072, b.o, b.lse, b.do_, kS_dims, kPieceMaps[1], kPieceMaps[1], true, b.dq_acc, b.dk_own, b.dv_own, c.compute);",
+    );
+    expect(scatter).toBeGreaterThan(0);
+    expect(own).toBeGreaterThan(scatter);
+    // The own block waits only until the ReduceScatter is issued, not until it ends.
+    expect(rank1.slice(scatter, own)).not.toMatch(/cudaStreamWaitEvent\(c\.compute, c\.events/);
+    expect(rank1).toContain("lasp::cast_to_bf16(b.dq_acc, b.dq, 262144, c.compute);");
     expect(rank1).toMatch(
-      /cudaStreamWaitEvent\(c\.compute, c\.events\[\d+\], 0\)\);\n\s*lasp::cast_to_bf16\(b\.dk_sum, b\.dk, 131072/,
+      /cudaStreamWaitEvent\(c\.compute, c\.events\[\d+\], 0\)\);\n\s*lasp::add_to_bf16\(b\.dk_sum, b\.dk_own, b\.dk, 131072, c\.compute\);/,
     );
   });
 

@@ -295,6 +295,16 @@ function computeCalls(step: ComputeStep, ctx: StepContext): Call[] {
         s,
       ]);
     }
+    case "add":
+      return step.writes.map((name, i) => {
+        const d = decl(ctx, name);
+        if (d.dtype !== "bf16") throw new UnsupportedOp(`an add into ${d.dtype} is not generated`);
+        return {
+          check: "" as const,
+          fn: "lasp::add_to_bf16",
+          args: [r[2 * i]!, r[2 * i + 1]!, w[i]!, String(elementsOf(d)), s],
+        };
+      });
     case "accumulate": {
       const d = decl(ctx, step.reads[0]!);
       return launch("state_sum", [r[0]!, String(d.slots ?? 1), w[0]!, dims, s]);

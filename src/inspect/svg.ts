@@ -392,6 +392,7 @@ const OP_SHORT: Record<ComputeStep["op"], [string, string]> = {
   copy: ["copy", "cp"],
   fill_zero: ["zero", "0"],
   accumulate: ["sum", "+"],
+  add: ["add", "+"],
 };
 
 /** Candidate labels for a step's rectangle, longest first; `pieces` are the rank's pieces in local order. */

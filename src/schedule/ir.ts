@@ -73,7 +73,8 @@ export type ComputeOp =
   | "unpack" // the inverse, after the collective
   | "copy" // dst = src (a slot of a state buffer, or a whole buffer)
   | "fill_zero" // dst = 0
-  | "accumulate"; // dst = sum of the source slots
+  | "accumulate" // dst = sum of the source slots
+  | "add"; // writes[i] = reads[2i] + reads[2i+1], in the written buffer's dtype
 
 export interface StepBase {
   /** Position in the rank's program; `deps` refer to these. */

@@ -123,28 +123,37 @@ function backward(ctx: LowerContext, layer: SoftmaxAttentionKind, rank: number):
   const dvAll = b.buffer(kvGradients(ctx, layer, "dv_all", W, "gradient of every gathered value position"));
   const dkSum = b.buffer(kvSum(ctx, layer, "dk_sum", "this rank's keys' gradient, summed over the ranks"));
   const dvSum = b.buffer(kvSum(ctx, layer, "dv_sum", "this rank's values' gradient, summed over the ranks"));
+  const dkOwn = b.buffer(kvSum(ctx, layer, "dk_own", "this rank's keys' gradient from its own queries"));
+  const dvOwn = b.buffer(kvSum(ctx, layer, "dv_own", "this rank's values' gradient from its own queries"));
   const dk = b.buffer(kvActivation(ctx, layer, "dk", "gradient of this rank's keys"));
   const dv = b.buffer(kvActivation(ctx, layer, "dv", "gradient of this rank's values"));
 
   const clear = b.compute(
     "fill_zero",
-    "clear dQ and the gathered dK, dV",
-    { reads: [], writes: [dqAcc, dkAll, dvAll] },
-    { flops: 0, bytes: 2 * rowBytes(ctx, L) + 2 * W * rowBytes(ctx, L, layer.kvHeads) * 2 },
+    "clear dQ and the dK, dV accumulators",
+    { reads: [], writes: [dqAcc, dkAll, dvAll, dkOwn, dvOwn] },
+    { flops: 0, bytes: 2 * rowBytes(ctx, L) + 2 * (W + 1) * rowBytes(ctx, L, layer.kvHeads) * 2 },
     {},
   );
-  const steps = visibleSources(ctx, layer, rank).map((s) => {
-    const pairs = visiblePairs(ctx, layer, rank, s);
-    return b.compute(
+  const backwardOf = (s: number, own: boolean, after: number[] = []): number =>
+    b.compute(
       "softmax.block_backward",
-      `dQ, and dK, dV of rank ${s}'s positions`,
-      { reads: [q, kAll, vAll, o, lse, dout, dqAcc, dkAll, dvAll], writes: [dqAcc, dkAll, dvAll] },
-      blockBackwardCost(ctx, pairs, L, L, layer),
+      own
+        ? "dQ, and dK, dV of this rank's own positions (no communication needed)"
+        : `dQ, and dK, dV of rank ${s}'s positions`,
+      {
+        reads: [q, kAll, vAll, o, lse, dout, dqAcc, own ? dkOwn : dkAll, own ? dvOwn : dvAll],
+        writes: [dqAcc, own ? dkOwn : dkAll, own ? dvOwn : dvAll],
+      },
+      blockBackwardCost(ctx, visiblePairs(ctx, layer, rank, s), L, L, layer),
       { source: s, causal: layer.causal },
-      [clear],
+      [clear, ...after],
     );
-  });
-  castDq(ctx, b, dqAcc, dq, steps);
+  // The other ranks' blocks first: their dK, dV travel in the ReduceScatter while this rank's own block,
+  // whose gradients stay here, is computed.
+  const remote = visibleSources(ctx, layer, rank)
+    .filter((s) => s !== rank)
+    .map((s) => backwardOf(s, false));
   const scatter = b.collective(
     "reducescatter",
     "ReduceScatter dK and dV to their owners",
@@ -154,15 +163,20 @@ function backward(ctx: LowerContext, layer: SoftmaxAttentionKind, rank: number):
       { send: dkAll, recv: dkSum },
       { send: dvAll, recv: dvSum },
     ],
-    steps,
+    remote.length > 0 ? remote : [clear],
   );
+  const own = backwardOf(rank, true, ctx.overlap ? [] : [scatter]);
+  castDq(ctx, b, dqAcc, dq, [...remote, own]);
   b.compute(
-    "copy",
-    "dK, dV of this rank to the activation type",
-    { reads: [dkSum, dvSum], writes: [dk, dv] },
-    { flops: 0, bytes: 2 * (rowBytes(ctx, L, layer.kvHeads) * 3) },
+    "add",
+    "dK, dV of this rank: the other ranks' share plus its own",
+    { reads: [dkSum, dkOwn, dvSum, dvOwn], writes: [dk, dv] },
+    {
+      flops: 2 * ctx.sizes.batch * L * layer.kvHeads * ctx.sizes.headDim,
+      bytes: 5 * rowBytes(ctx, L, layer.kvHeads),
+    },
     {},
-    [scatter],
+    [scatter, own],
   );
   return b.build();
 }

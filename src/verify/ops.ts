@@ -190,9 +190,11 @@ export function runCompute(ctx: OpContext, step: ComputeStep): void {
         store.one(r5!),
         causal(ctx),
       );
+      // dK, dV go to the block's slot of a per-block buffer, or to a buffer of the rank's own block alone.
+      const into = (name: string): number => (store.decl(name).slots === undefined ? 0 : slot);
       addInto(store.slots(w0!)[0]!, g.dq);
-      addInto(store.slots(w1!)[slot]!, g.dk);
-      addInto(store.slots(w2!)[slot]!, g.dv);
+      addInto(store.slots(w1!)[into(w1!)]!, g.dk);
+      addInto(store.slots(w2!)[into(w2!)]!, g.dv);
       return;
     }
     case "copy": {
@@ -210,6 +212,15 @@ export function runCompute(ctx: OpContext, step: ComputeStep): void {
         for (let s = 0; s < (decl.slots ?? 1); s++) store.set(name, s, zeros(slotShape(decl)));
       }
       return;
+    case "add": {
+      step.writes.forEach((name, i) => {
+        const sum = zeros(slotShape(store.decl(name)));
+        addInto(sum, store.one(step.reads[2 * i]!));
+        addInto(sum, store.one(step.reads[2 * i + 1]!));
+        store.set(name, 0, sum);
+      });
+      return;
+    }
     case "accumulate": {
       const all = store.get(r0!);
       const sum = zeros(all[0]!.shape);
