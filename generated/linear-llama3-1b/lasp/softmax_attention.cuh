@@ -1119,6 +1119,9 @@ __global__ void __launch_bounds__(kBwdThreads, 1)
 #pragma unroll
     for (int kk = 0; kk < BM / 16; ++kk) wgmma_rs(dk, dsk[kk], gmma_desc(qaddr + kk * 16 * 128, QPANEL, 1024), 1);
     wg_commit();
+    wg_wait0();       // (the in-flight MMAs read pk/dsk registers: retire them before anything reuses those)
+    reg_fence(dv);
+    reg_fence(dk);
     __syncthreads();  // dS^T complete (each thread fenced its stores)
 
     // dQ[:, 64wg..64wg+63] = dS K: A = dS (MN-major view of dS^T), B = K columns of panel wg (MN-major).
@@ -1132,8 +1135,6 @@ __global__ void __launch_bounds__(kBwdThreads, 1)
     wg_commit();
     wg_wait0();
     reg_fence32(dq);
-    reg_fence(dv);
-    reg_fence(dk);
 #pragma unroll
     for (int hh = 0; hh < 2; ++hh) {
       const int r = m0 + 16 * (warp & 3) + g + 8 * hh;

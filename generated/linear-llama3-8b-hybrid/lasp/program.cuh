@@ -1167,6 +1167,8 @@ struct SBuffers {
   float* dv_all = nullptr;  // 268435456 elements: gradient of every gathered value position
   float* dk_sum = nullptr;  // 33554432 elements: this rank's keys' gradient, summed over the ranks
   float* dv_sum = nullptr;  // 33554432 elements: this rank's values' gradient, summed over the ranks
+  float* dk_own = nullptr;  // 33554432 elements: this rank's keys' gradient from its own queries
+  float* dv_own = nullptr;  // 33554432 elements: this rank's values' gradient from its own queries
   bf16* dk = nullptr;  // 33554432 elements: gradient of this rank's keys
   bf16* dv = nullptr;  // 33554432 elements: gradient of this rank's values
 };
@@ -1191,6 +1193,8 @@ constexpr size_t kS_dk_all_elements = 268435456;
 constexpr size_t kS_dv_all_elements = 268435456;
 constexpr size_t kS_dk_sum_elements = 33554432;
 constexpr size_t kS_dv_sum_elements = 33554432;
+constexpr size_t kS_dk_own_elements = 33554432;
+constexpr size_t kS_dv_own_elements = 33554432;
 constexpr size_t kS_dk_elements = 33554432;
 constexpr size_t kS_dv_elements = 33554432;
 
@@ -1224,6 +1228,10 @@ inline SBuffers alloc_S(const SBuffers* shared) {
   else CUDA_CHECK(cudaMalloc(&b.dk_sum, kS_dk_sum_elements * sizeof(float)));
   if (shared != nullptr) b.dv_sum = shared->dv_sum;
   else CUDA_CHECK(cudaMalloc(&b.dv_sum, kS_dv_sum_elements * sizeof(float)));
+  if (shared != nullptr) b.dk_own = shared->dk_own;
+  else CUDA_CHECK(cudaMalloc(&b.dk_own, kS_dk_own_elements * sizeof(float)));
+  if (shared != nullptr) b.dv_own = shared->dv_own;
+  else CUDA_CHECK(cudaMalloc(&b.dv_own, kS_dv_own_elements * sizeof(float)));
   if (shared != nullptr) b.dk = shared->dk;
   else CUDA_CHECK(cudaMalloc(&b.dk, kS_dk_elements * sizeof(bf16)));
   if (shared != nullptr) b.dv = shared->dv;
@@ -1704,57 +1712,50 @@ inline void S_forward(const Ctx& c, SBuffers& b, Run run = Run{}) {
 
 // S backward, rank 0.
 static void S_backward_rank0(const Ctx& c, SBuffers& b, Run run) {
-  // [0] clear dQ and the gathered dK, dV
+  // [0] clear dQ and the dK, dV accumulators
   if (run.compute) {
     CUDA_CHECK(cudaMemsetAsync(b.dq_acc, 0, 134217728 * sizeof(float), c.compute));
     CUDA_CHECK(cudaMemsetAsync(b.dk_all, 0, 268435456 * sizeof(float), c.compute));
     CUDA_CHECK(cudaMemsetAsync(b.dv_all, 0, 268435456 * sizeof(float), c.compute));
+    CUDA_CHECK(cudaMemsetAsync(b.dk_own, 0, 33554432 * sizeof(float), c.compute));
+    CUDA_CHECK(cudaMemsetAsync(b.dv_own, 0, 33554432 * sizeof(float), c.compute));
   }
-  // [1] dQ, and dK, dV of rank 0's positions
-  if (run.compute) {
-    lasp::softmax_block_backward(b.q, b.k_all, b.v_all, b.o, b.lse, b.do_, kS_dims, kPieceMaps[0], kPieceMaps[0], true, b.dq_acc, b.dk_all, b.dv_all, c.compute);
-    CUDA_CHECK(cudaEventRecord(c.events[1], c.compute));
-  }
-  // [2] dQ, and dK, dV of rank 1's positions
+  // [1] dQ, and dK, dV of rank 1's positions
   if (run.compute) {
     lasp::softmax_block_backward(b.q, b.k_all + 33554432, b.v_all + 33554432, b.o, b.lse, b.do_, kS_dims, kPieceMaps[0], kPieceMaps[1], true, b.dq_acc, b.dk_all + 33554432, b.dv_all + 33554432, c.compute);
-    CUDA_CHECK(cudaEventRecord(c.events[2], c.compute));
+    CUDA_CHECK(cudaEventRecord(c.events[1], c.compute));
   }
-  // [3] dQ, and dK, dV of rank 2's positions
+  // [2] dQ, and dK, dV of rank 2's positions
   if (run.compute) {
     lasp::softmax_block_backward(b.q, b.k_all + 67108864, b.v_all + 67108864, b.o, b.lse, b.do_, kS_dims, kPieceMaps[0], kPieceMaps[2], true, b.dq_acc, b.dk_all + 67108864, b.dv_all + 67108864, c.compute);
-    CUDA_CHECK(cudaEventRecord(c.events[3], c.compute));
+    CUDA_CHECK(cudaEventRecord(c.events[2], c.compute));
   }
-  // [4] dQ, and dK, dV of rank 3's positions
+  // [3] dQ, and dK, dV of rank 3's positions
   if (run.compute) {
     lasp::softmax_block_backward(b.q, b.k_all + 100663296, b.v_all + 100663296, b.o, b.lse, b.do_, kS_dims, kPieceMaps[0], kPieceMaps[3], true, b.dq_acc, b.dk_all + 100663296, b.dv_all + 100663296, c.compute);
-    CUDA_CHECK(cudaEventRecord(c.events[4], c.compute));
+    CUDA_CHECK(cudaEventRecord(c.events[3], c.compute));
   }
-  // [5] dQ, and dK, dV of rank 4's positions
+  // [4] dQ, and dK, dV of rank 4's positions
   if (run.compute) {
     lasp::softmax_block_backward(b.q, b.k_all + 134217728, b.v_all + 134217728, b.o, b.lse, b.do_, kS_dims, kPieceMaps[0], kPieceMaps[4], true, b.dq_acc, b.dk_all + 134217728, b.dv_all + 134217728, c.compute);
-    CUDA_CHECK(cudaEventRecord(c.events[5], c.compute));
+    CUDA_CHECK(cudaEventRecord(c.events[4], c.compute));
   }
-  // [6] dQ, and dK, dV of rank 5's positions
+  // [5] dQ, and dK, dV of rank 5's positions
   if (run.compute) {
     lasp::softmax_block_backward(b.q, b.k_all + 167772160, b.v_all + 167772160, b.o, b.lse, b.do_, kS_dims, kPieceMaps[0], kPieceMaps[5], true, b.dq_acc, b.dk_all + 167772160, b.dv_all + 167772160, c.compute);
-    CUDA_CHECK(cudaEventRecord(c.events[6], c.compute));
+    CUDA_CHECK(cudaEventRecord(c.events[5], c.compute));
   }
-  // [7] dQ, and dK, dV of rank 6's positions
+  // [6] dQ, and dK, dV of rank 6's positions
   if (run.compute) {
     lasp::softmax_block_backward(b.q, b.k_all + 201326592, b.v_all + 201326592, b.o, b.lse, b.do_, kS_dims, kPieceMaps[0], kPieceMaps[6], true, b.dq_acc, b.dk_all + 201326592, b.dv_all + 201326592, c.compute);
-    CUDA_CHECK(cudaEventRecord(c.events[7], c.compute));
+    CUDA_CHECK(cudaEventRecord(c.events[6], c.compute));
   }
-  // [8] dQ, and dK, dV of rank 7's positions
+  // [7] dQ, and dK, dV of rank 7's positions
   if (run.compute) {
     lasp::softmax_block_backward(b.q, b.k_all + 234881024, b.v_all + 234881024, b.o, b.lse, b.do_, kS_dims, kPieceMaps[0], kPieceMaps[7], true, b.dq_acc, b.dk_all + 234881024, b.dv_all + 234881024, c.compute);
-    CUDA_CHECK(cudaEventRecord(c.events[8], c.compute));
+    CUDA_CHECK(cudaEventRecord(c.events[7], c.compute));
   }
-  // [9] dQ to the activation type
-  if (run.compute) {
-    lasp::cast_to_bf16(b.dq_acc, b.dq, 134217728, c.compute);
-  }
-  // [10] ReduceScatter dK and dV to their owners
+  // [8] ReduceScatter dK and dV to their owners
   if (run.comm) {
     CUDA_CHECK(cudaStreamWaitEvent(c.comm, c.events[1], 0));
     CUDA_CHECK(cudaStreamWaitEvent(c.comm, c.events[2], 0));
@@ -1763,74 +1764,76 @@ static void S_backward_rank0(const Ctx& c, SBuffers& b, Run run) {
     CUDA_CHECK(cudaStreamWaitEvent(c.comm, c.events[5], 0));
     CUDA_CHECK(cudaStreamWaitEvent(c.comm, c.events[6], 0));
     CUDA_CHECK(cudaStreamWaitEvent(c.comm, c.events[7], 0));
-    CUDA_CHECK(cudaStreamWaitEvent(c.comm, c.events[8], 0));
+    CUDA_CHECK(cudaEventRecord(c.started[8], c.comm));  // the collective is next on its stream
     NCCL_CHECK(ncclGroupStart());
     NCCL_CHECK(ncclReduceScatter(b.dk_all, b.dk_sum, 33554432, ncclFloat32, ncclSum, c.nccl, c.comm));
     NCCL_CHECK(ncclReduceScatter(b.dv_all, b.dv_sum, 33554432, ncclFloat32, ncclSum, c.nccl, c.comm));
     NCCL_CHECK(ncclGroupEnd());
-    CUDA_CHECK(cudaEventRecord(c.events[10], c.comm));
+    CUDA_CHECK(cudaEventRecord(c.events[8], c.comm));
   }
-  // [11] dK, dV of this rank to the activation type
+  // [9] dQ, and dK, dV of this rank's own positions (no communication needed)
   if (run.compute) {
-    CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.events[10], 0));
-    lasp::cast_to_bf16(b.dk_sum, b.dk, 33554432, c.compute);
-    lasp::cast_to_bf16(b.dv_sum, b.dv, 33554432, c.compute);
+    CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.started[8], 0));  // let the collective start first
+    lasp::softmax_block_backward(b.q, b.k_all, b.v_all, b.o, b.lse, b.do_, kS_dims, kPieceMaps[0], kPieceMaps[0], true, b.dq_acc, b.dk_own, b.dv_own, c.compute);
+  }
+  // [10] dQ to the activation type
+  if (run.compute) {
+    lasp::cast_to_bf16(b.dq_acc, b.dq, 134217728, c.compute);
+  }
+  // [11] dK, dV of this rank: the other ranks' share plus its own
+  if (run.compute) {
+    CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.events[8], 0));
+    lasp::add_to_bf16(b.dk_sum, b.dk_own, b.dk, 33554432, c.compute);
+    lasp::add_to_bf16(b.dv_sum, b.dv_own, b.dv, 33554432, c.compute);
   }
 }
 
 // S backward, rank 1.
 static void S_backward_rank1(const Ctx& c, SBuffers& b, Run run) {
-  // [0] clear dQ and the gathered dK, dV
+  // [0] clear dQ and the dK, dV accumulators
   if (run.compute) {
     CUDA_CHECK(cudaMemsetAsync(b.dq_acc, 0, 134217728 * sizeof(float), c.compute));
     CUDA_CHECK(cudaMemsetAsync(b.dk_all, 0, 268435456 * sizeof(float), c.compute));
     CUDA_CHECK(cudaMemsetAsync(b.dv_all, 0, 268435456 * sizeof(float), c.compute));
+    CUDA_CHECK(cudaMemsetAsync(b.dk_own, 0, 33554432 * sizeof(float), c.compute));
+    CUDA_CHECK(cudaMemsetAsync(b.dv_own, 0, 33554432 * sizeof(float), c.compute));
   }
-  // [1] dQ, and dK, dV of rank 1's positions
-  if (run.compute) {
-    lasp::softmax_block_backward(b.q, b.k_all + 33554432, b.v_all + 33554432, b.o, b.lse, b.do_, kS_dims, kPieceMaps[1], kPieceMaps[1], true, b.dq_acc, b.dk_all + 33554432, b.dv_all + 33554432, c.compute);
-    CUDA_CHECK(cudaEventRecord(c.events[1], c.compute));
-  }
-  // [2] dQ, and dK, dV of rank 0's positions
+  // [1] dQ, and dK, dV of rank 0's positions
   if (run.compute) {
     lasp::softmax_block_backward(b.q, b.k_all, b.v_all, b.o, b.lse, b.do_, kS_dims, kPieceMaps[1], kPieceMaps[0], true, b.dq_acc, b.dk_all, b.dv_all, c.compute);
-    CUDA_CHECK(cudaEventRecord(c.events[2], c.compute));
+    CUDA_CHECK(cudaEventRecord(c.events[1], c.compute));
   }
-  // [3] dQ, and dK, dV of rank 2's positions
+  // [2] dQ, and dK, dV of rank 2's positions
   if (run.compute) {
     lasp::softmax_block_backward(b.q, b.k_all + 67108864, b.v_all + 67108864, b.o, b.lse, b.do_, kS_dims, kPieceMaps[1], kPieceMaps[2], true, b.dq_acc, b.dk_all + 67108864, b.dv_all + 67108864, c.compute);
-    CUDA_CHECK(cudaEventRecord(c.events[3], c.compute));
+    CUDA_CHECK(cudaEventRecord(c.events[2], c.compute));
   }
-  // [4] dQ, and dK, dV of rank 3's positions
+  // [3] dQ, and dK, dV of rank 3's positions
   if (run.compute) {
     lasp::softmax_block_backward(b.q, b.k_all + 100663296, b.v_all + 100663296, b.o, b.lse, b.do_, kS_dims, kPieceMaps[1], kPieceMaps[3], true, b.dq_acc, b.dk_all + 100663296, b.dv_all + 100663296, c.compute);
-    CUDA_CHECK(cudaEventRecord(c.events[4], c.compute));
+    CUDA_CHECK(cudaEventRecord(c.events[3], c.compute));
   }
-  // [5] dQ, and dK, dV of rank 4's positions
+  // [4] dQ, and dK, dV of rank 4's positions
   if (run.compute) {
     lasp::softmax_block_backward(b.q, b.k_all + 134217728, b.v_all + 134217728, b.o, b.lse, b.do_, kS_dims, kPieceMaps[1], kPieceMaps[4], true, b.dq_acc, b.dk_all + 134217728, b.dv_all + 134217728, c.compute);
-    CUDA_CHECK(cudaEventRecord(c.events[5], c.compute));
+    CUDA_CHECK(cudaEventRecord(c.events[4], c.compute));
   }
-  // [6] dQ, and dK, dV of rank 5's positions
+  // [5] dQ, and dK, dV of rank 5's positions
   if (run.compute) {
     lasp::softmax_block_backward(b.q, b.k_all + 167772160, b.v_all + 167772160, b.o, b.lse, b.do_, kS_dims, kPieceMaps[1], kPieceMaps[5], true, b.dq_acc, b.dk_all + 167772160, b.dv_all + 167772160, c.compute);
-    CUDA_CHECK(cudaEventRecord(c.events[6], c.compute));
+    CUDA_CHECK(cudaEventRecord(c.events[5], c.compute));
   }
-  // [7] dQ, and dK, dV of rank 6's positions
+  // [6] dQ, and dK, dV of rank 6's positions
   if (run.compute) {
     lasp::softmax_block_backward(b.q, b.k_all + 201326592, b.v_all + 201326592, b.o, b.lse, b.do_, kS_dims, kPieceMaps[1], kPieceMaps[6], true, b.dq_acc, b.dk_all + 201326592, b.dv_all + 201326592, c.compute);
-    CUDA_CHECK(cudaEventRecord(c.events[7], c.compute));
+    CUDA_CHECK(cudaEventRecord(c.events[6], c.compute));
   }
-  // [8] dQ, and dK, dV of rank 7's positions
+  // [7] dQ, and dK, dV of rank 7's positions
   if (run.compute) {
     lasp::softmax_block_backward(b.q, b.k_all + 234881024, b.v_all + 234881024, b.o, b.lse, b.do_, kS_dims, kPieceMaps[1], kPieceMaps[7], true, b.dq_acc, b.dk_all + 234881024, b.dv_all + 234881024, c.compute);
-    CUDA_CHECK(cudaEventRecord(c.events[8], c.compute));
+    CUDA_CHECK(cudaEventRecord(c.events[7], c.compute));
   }
-  // [9] dQ to the activation type
-  if (run.compute) {
-    lasp::cast_to_bf16(b.dq_acc, b.dq, 134217728, c.compute);
-  }
-  // [10] ReduceScatter dK and dV to their owners
+  // [8] ReduceScatter dK and dV to their owners
   if (run.comm) {
     CUDA_CHECK(cudaStreamWaitEvent(c.comm, c.events[1], 0));
     CUDA_CHECK(cudaStreamWaitEvent(c.comm, c.events[2], 0));
@@ -1839,74 +1842,76 @@ static void S_backward_rank1(const Ctx& c, SBuffers& b, Run run) {
     CUDA_CHECK(cudaStreamWaitEvent(c.comm, c.events[5], 0));
     CUDA_CHECK(cudaStreamWaitEvent(c.comm, c.events[6], 0));
     CUDA_CHECK(cudaStreamWaitEvent(c.comm, c.events[7], 0));
-    CUDA_CHECK(cudaStreamWaitEvent(c.comm, c.events[8], 0));
+    CUDA_CHECK(cudaEventRecord(c.started[8], c.comm));  // the collective is next on its stream
     NCCL_CHECK(ncclGroupStart());
     NCCL_CHECK(ncclReduceScatter(b.dk_all, b.dk_sum, 33554432, ncclFloat32, ncclSum, c.nccl, c.comm));
     NCCL_CHECK(ncclReduceScatter(b.dv_all, b.dv_sum, 33554432, ncclFloat32, ncclSum, c.nccl, c.comm));
     NCCL_CHECK(ncclGroupEnd());
-    CUDA_CHECK(cudaEventRecord(c.events[10], c.comm));
+    CUDA_CHECK(cudaEventRecord(c.events[8], c.comm));
   }
-  // [11] dK, dV of this rank to the activation type
+  // [9] dQ, and dK, dV of this rank's own positions (no communication needed)
   if (run.compute) {
-    CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.events[10], 0));
-    lasp::cast_to_bf16(b.dk_sum, b.dk, 33554432, c.compute);
-    lasp::cast_to_bf16(b.dv_sum, b.dv, 33554432, c.compute);
+    CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.started[8], 0));  // let the collective start first
+    lasp::softmax_block_backward(b.q, b.k_all + 33554432, b.v_all + 33554432, b.o, b.lse, b.do_, kS_dims, kPieceMaps[1], kPieceMaps[1], true, b.dq_acc, b.dk_own, b.dv_own, c.compute);
+  }
+  // [10] dQ to the activation type
+  if (run.compute) {
+    lasp::cast_to_bf16(b.dq_acc, b.dq, 134217728, c.compute);
+  }
+  // [11] dK, dV of this rank: the other ranks' share plus its own
+  if (run.compute) {
+    CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.events[8], 0));
+    lasp::add_to_bf16(b.dk_sum, b.dk_own, b.dk, 33554432, c.compute);
+    lasp::add_to_bf16(b.dv_sum, b.dv_own, b.dv, 33554432, c.compute);
   }
 }
 
 // S backward, rank 2.
 static void S_backward_rank2(const Ctx& c, SBuffers& b, Run run) {
-  // [0] clear dQ and the gathered dK, dV
+  // [0] clear dQ and the dK, dV accumulators
   if (run.compute) {
     CUDA_CHECK(cudaMemsetAsync(b.dq_acc, 0, 134217728 * sizeof(float), c.compute));
     CUDA_CHECK(cudaMemsetAsync(b.dk_all, 0, 268435456 * sizeof(float), c.compute));
     CUDA_CHECK(cudaMemsetAsync(b.dv_all, 0, 268435456 * sizeof(float), c.compute));
+    CUDA_CHECK(cudaMemsetAsync(b.dk_own, 0, 33554432 * sizeof(float), c.compute));
+    CUDA_CHECK(cudaMemsetAsync(b.dv_own, 0, 33554432 * sizeof(float), c.compute));
   }
-  // [1] dQ, and dK, dV of rank 2's positions
-  if (run.compute) {
-    lasp::softmax_block_backward(b.q, b.k_all + 67108864, b.v_all + 67108864, b.o, b.lse, b.do_, kS_dims, kPieceMaps[2], kPieceMaps[2], true, b.dq_acc, b.dk_all + 67108864, b.dv_all + 67108864, c.compute);
-    CUDA_CHECK(cudaEventRecord(c.events[1], c.compute));
-  }
-  // [2] dQ, and dK, dV of rank 0's positions
+  // [1] dQ, and dK, dV of rank 0's positions
   if (run.compute) {
     lasp::softmax_block_backward(b.q, b.k_all, b.v_all, b.o, b.lse, b.do_, kS_dims, kPieceMaps[2], kPieceMaps[0], true, b.dq_acc, b.dk_all, b.dv_all, c.compute);
-    CUDA_CHECK(cudaEventRecord(c.events[2], c.compute));
+    CUDA_CHECK(cudaEventRecord(c.events[1], c.compute));
   }
-  // [3] dQ, and dK, dV of rank 1's positions
+  // [2] dQ, and dK, dV of rank 1's positions
   if (run.compute) {
     lasp::softmax_block_backward(b.q, b.k_all + 33554432, b.v_all + 33554432, b.o, b.lse, b.do_, kS_dims, kPieceMaps[2], kPieceMaps[1], true, b.dq_acc, b.dk_all + 33554432, b.dv_all + 33554432, c.compute);
-    CUDA_CHECK(cudaEventRecord(c.events[3], c.compute));
+    CUDA_CHECK(cudaEventRecord(c.events[2], c.compute));
   }
-  // [4] dQ, and dK, dV of rank 3's positions
+  // [3] dQ, and dK, dV of rank 3's positions
   if (run.compute) {
     lasp::softmax_block_backward(b.q, b.k_all + 100663296, b.v_all + 100663296, b.o, b.lse, b.do_, kS_dims, kPieceMaps[2], kPieceMaps[3], true, b.dq_acc, b.dk_all + 100663296, b.dv_all + 100663296, c.compute);
-    CUDA_CHECK(cudaEventRecord(c.events[4], c.compute));
+    CUDA_CHECK(cudaEventRecord(c.events[3], c.compute));
   }
-  // [5] dQ, and dK, dV of rank 4's positions
+  // [4] dQ, and dK, dV of rank 4's positions
   if (run.compute) {
     lasp::softmax_block_backward(b.q, b.k_all + 134217728, b.v_all + 134217728, b.o, b.lse, b.do_, kS_dims, kPieceMaps[2], kPieceMaps[4], true, b.dq_acc, b.dk_all + 134217728, b.dv_all + 134217728, c.compute);
-    CUDA_CHECK(cudaEventRecord(c.events[5], c.compute));
+    CUDA_CHECK(cudaEventRecord(c.events[4], c.compute));
   }
-  // [6] dQ, and dK, dV of rank 5's positions
+  // [5] dQ, and dK, dV of rank 5's positions
   if (run.compute) {
     lasp::softmax_block_backward(b.q, b.k_all + 167772160, b.v_all + 167772160, b.o, b.lse, b.do_, kS_dims, kPieceMaps[2], kPieceMaps[5], true, b.dq_acc, b.dk_all + 167772160, b.dv_all + 167772160, c.compute);
-    CUDA_CHECK(cudaEventRecord(c.events[6], c.compute));
+    CUDA_CHECK(cudaEventRecord(c.events[5], c.compute));
   }
-  // [7] dQ, and dK, dV of rank 6's positions
+  // [6] dQ, and dK, dV of rank 6's positions
   if (run.compute) {
     lasp::softmax_block_backward(b.q, b.k_all + 201326592, b.v_all + 201326592, b.o, b.lse, b.do_, kS_dims, kPieceMaps[2], kPieceMaps[6], true, b.dq_acc, b.dk_all + 201326592, b.dv_all + 201326592, c.compute);
-    CUDA_CHECK(cudaEventRecord(c.events[7], c.compute));
+    CUDA_CHECK(cudaEventRecord(c.events[6], c.compute));
   }
-  // [8] dQ, and dK, dV of rank 7's positions
+  // [7] dQ, and dK, dV of rank 7's positions
   if (run.compute) {
     lasp::softmax_block_backward(b.q, b.k_all + 234881024, b.v_all + 234881024, b.o, b.lse, b.do_, kS_dims, kPieceMaps[2], kPieceMaps[7], true, b.dq_acc, b.dk_all + 234881024, b.dv_all + 234881024, c.compute);
-    CUDA_CHECK(cudaEventRecord(c.events[8], c.compute));
+    CUDA_CHECK(cudaEventRecord(c.events[7], c.compute));
   }
-  // [9] dQ to the activation type
-  if (run.compute) {
-    lasp::cast_to_bf16(b.dq_acc, b.dq, 134217728, c.compute);
-  }
-  // [10] ReduceScatter dK and dV to their owners
+  // [8] ReduceScatter dK and dV to their owners
   if (run.comm) {
     CUDA_CHECK(cudaStreamWaitEvent(c.comm, c.events[1], 0));
     CUDA_CHECK(cudaStreamWaitEvent(c.comm, c.events[2], 0));
@@ -1915,74 +1920,76 @@ static void S_backward_rank2(const Ctx& c, SBuffers& b, Run run) {
     CUDA_CHECK(cudaStreamWaitEvent(c.comm, c.events[5], 0));
     CUDA_CHECK(cudaStreamWaitEvent(c.comm, c.events[6], 0));
     CUDA_CHECK(cudaStreamWaitEvent(c.comm, c.events[7], 0));
-    CUDA_CHECK(cudaStreamWaitEvent(c.comm, c.events[8], 0));
+    CUDA_CHECK(cudaEventRecord(c.started[8], c.comm));  // the collective is next on its stream
     NCCL_CHECK(ncclGroupStart());
     NCCL_CHECK(ncclReduceScatter(b.dk_all, b.dk_sum, 33554432, ncclFloat32, ncclSum, c.nccl, c.comm));
     NCCL_CHECK(ncclReduceScatter(b.dv_all, b.dv_sum, 33554432, ncclFloat32, ncclSum, c.nccl, c.comm));
     NCCL_CHECK(ncclGroupEnd());
-    CUDA_CHECK(cudaEventRecord(c.events[10], c.comm));
+    CUDA_CHECK(cudaEventRecord(c.events[8], c.comm));
   }
-  // [11] dK, dV of this rank to the activation type
+  // [9] dQ, and dK, dV of this rank's own positions (no communication needed)
   if (run.compute) {
-    CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.events[10], 0));
-    lasp::cast_to_bf16(b.dk_sum, b.dk, 33554432, c.compute);
-    lasp::cast_to_bf16(b.dv_sum, b.dv, 33554432, c.compute);
+    CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.started[8], 0));  // let the collective start first
+    lasp::softmax_block_backward(b.q, b.k_all + 67108864, b.v_all + 67108864, b.o, b.lse, b.do_, kS_dims, kPieceMaps[2], kPieceMaps[2], true, b.dq_acc, b.dk_own, b.dv_own, c.compute);
+  }
+  // [10] dQ to the activation type
+  if (run.compute) {
+    lasp::cast_to_bf16(b.dq_acc, b.dq, 134217728, c.compute);
+  }
+  // [11] dK, dV of this rank: the other ranks' share plus its own
+  if (run.compute) {
+    CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.events[8], 0));
+    lasp::add_to_bf16(b.dk_sum, b.dk_own, b.dk, 33554432, c.compute);
+    lasp::add_to_bf16(b.dv_sum, b.dv_own, b.dv, 33554432, c.compute);
   }
 }
 
 // S backward, rank 3.
 static void S_backward_rank3(const Ctx& c, SBuffers& b, Run run) {
-  // [0] clear dQ and the gathered dK, dV
+  // [0] clear dQ and the dK, dV accumulators
   if (run.compute) {
     CUDA_CHECK(cudaMemsetAsync(b.dq_acc, 0, 134217728 * sizeof(float), c.compute));
     CUDA_CHECK(cudaMemsetAsync(b.dk_all, 0, 268435456 * sizeof(float), c.compute));
     CUDA_CHECK(cudaMemsetAsync(b.dv_all, 0, 268435456 * sizeof(float), c.compute));
+    CUDA_CHECK(cudaMemsetAsync(b.dk_own, 0, 33554432 * sizeof(float), c.compute));
+    CUDA_CHECK(cudaMemsetAsync(b.dv_own, 0, 33554432 * sizeof(float), c.compute));
   }
-  // [1] dQ, and dK, dV of rank 3's positions
-  if (run.compute) {
-    lasp::softmax_block_backward(b.q, b.k_all + 100663296, b.v_all + 100663296, b.o, b.lse, b.do_, kS_dims, kPieceMaps[3], kPieceMaps[3], true, b.dq_acc, b.dk_all + 100663296, b.dv_all + 100663296, c.compute);
-    CUDA_CHECK(cudaEventRecord(c.events[1], c.compute));
-  }
-  // [2] dQ, and dK, dV of rank 0's positions
+  // [1] dQ, and dK, dV of rank 0's positions
   if (run.compute) {
     lasp::softmax_block_backward(b.q, b.k_all, b.v_all, b.o, b.lse, b.do_, kS_dims, kPieceMaps[3], kPieceMaps[0], true, b.dq_acc, b.dk_all, b.dv_all, c.compute);
-    CUDA_CHECK(cudaEventRecord(c.events[2], c.compute));
+    CUDA_CHECK(cudaEventRecord(c.events[1], c.compute));
   }
-  // [3] dQ, and dK, dV of rank 1's positions
+  // [2] dQ, and dK, dV of rank 1's positions
   if (run.compute) {
     lasp::softmax_block_backward(b.q, b.k_all + 33554432, b.v_all + 33554432, b.o, b.lse, b.do_, kS_dims, kPieceMaps[3], kPieceMaps[1], true, b.dq_acc, b.dk_all + 33554432, b.dv_all + 33554432, c.compute);
-    CUDA_CHECK(cudaEventRecord(c.events[3], c.compute));
+    CUDA_CHECK(cudaEventRecord(c.events[2], c.compute));
   }
-  // [4] dQ, and dK, dV of rank 2's positions
+  // [3] dQ, and dK, dV of rank 2's positions
   if (run.compute) {
     lasp::softmax_block_backward(b.q, b.k_all + 67108864, b.v_all + 67108864, b.o, b.lse, b.do_, kS_dims, kPieceMaps[3], kPieceMaps[2], true, b.dq_acc, b.dk_all + 67108864, b.dv_all + 67108864, c.compute);
-    CUDA_CHECK(cudaEventRecord(c.events[4], c.compute));
+    CUDA_CHECK(cudaEventRecord(c.events[3], c.compute));
   }
-  // [5] dQ, and dK, dV of rank 4's positions
+  // [4] dQ, and dK, dV of rank 4's positions
   if (run.compute) {
     lasp::softmax_block_backward(b.q, b.k_all + 134217728, b.v_all + 134217728, b.o, b.lse, b.do_, kS_dims, kPieceMaps[3], kPieceMaps[4], true, b.dq_acc, b.dk_all + 134217728, b.dv_all + 134217728, c.compute);
-    CUDA_CHECK(cudaEventRecord(c.events[5], c.compute));
+    CUDA_CHECK(cudaEventRecord(c.events[4], c.compute));
   }
-  // [6] dQ, and dK, dV of rank 5's positions
+  // [5] dQ, and dK, dV of rank 5's positions
   if (run.compute) {
     lasp::softmax_block_backward(b.q, b.k_all + 167772160, b.v_all + 167772160, b.o, b.lse, b.do_, kS_dims, kPieceMaps[3], kPieceMaps[5], true, b.dq_acc, b.dk_all + 167772160, b.dv_all + 167772160, c.compute);
-    CUDA_CHECK(cudaEventRecord(c.events[6], c.compute));
+    CUDA_CHECK(cudaEventRecord(c.events[5], c.compute));
   }
-  // [7] dQ, and dK, dV of rank 6's positions
+  // [6] dQ, and dK, dV of rank 6's positions
   if (run.compute) {
     lasp::softmax_block_backward(b.q, b.k_all + 201326592, b.v_all + 201326592, b.o, b.lse, b.do_, kS_dims, kPieceMaps[3], kPieceMaps[6], true, b.dq_acc, b.dk_all + 201326592, b.dv_all + 201326592, c.compute);
-    CUDA_CHECK(cudaEventRecord(c.events[7], c.compute));
+    CUDA_CHECK(cudaEventRecord(c.events[6], c.compute));
   }
-  // [8] dQ, and dK, dV of rank 7's positions
+  // [7] dQ, and dK, dV of rank 7's positions
   if (run.compute) {
     lasp::softmax_block_backward(b.q, b.k_all + 234881024, b.v_all + 234881024, b.o, b.lse, b.do_, kS_dims, kPieceMaps[3], kPieceMaps[7], true, b.dq_acc, b.dk_all + 234881024, b.dv_all + 234881024, c.compute);
-    CUDA_CHECK(cudaEventRecord(c.events[8], c.compute));
+    CUDA_CHECK(cudaEventRecord(c.events[7], c.compute));
   }
-  // [9] dQ to the activation type
-  if (run.compute) {
-    lasp::cast_to_bf16(b.dq_acc, b.dq, 134217728, c.compute);
-  }
-  // [10] ReduceScatter dK and dV to their owners
+  // [8] ReduceScatter dK and dV to their owners
   if (run.comm) {
     CUDA_CHECK(cudaStreamWaitEvent(c.comm, c.events[1], 0));
     CUDA_CHECK(cudaStreamWaitEvent(c.comm, c.events[2], 0));
@@ -1991,74 +1998,76 @@ static void S_backward_rank3(const Ctx& c, SBuffers& b, Run run) {
     CUDA_CHECK(cudaStreamWaitEvent(c.comm, c.events[5], 0));
     CUDA_CHECK(cudaStreamWaitEvent(c.comm, c.events[6], 0));
     CUDA_CHECK(cudaStreamWaitEvent(c.comm, c.events[7], 0));
-    CUDA_CHECK(cudaStreamWaitEvent(c.comm, c.events[8], 0));
+    CUDA_CHECK(cudaEventRecord(c.started[8], c.comm));  // the collective is next on its stream
     NCCL_CHECK(ncclGroupStart());
     NCCL_CHECK(ncclReduceScatter(b.dk_all, b.dk_sum, 33554432, ncclFloat32, ncclSum, c.nccl, c.comm));
     NCCL_CHECK(ncclReduceScatter(b.dv_all, b.dv_sum, 33554432, ncclFloat32, ncclSum, c.nccl, c.comm));
     NCCL_CHECK(ncclGroupEnd());
-    CUDA_CHECK(cudaEventRecord(c.events[10], c.comm));
+    CUDA_CHECK(cudaEventRecord(c.events[8], c.comm));
   }
-  // [11] dK, dV of this rank to the activation type
+  // [9] dQ, and dK, dV of this rank's own positions (no communication needed)
   if (run.compute) {
-    CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.events[10], 0));
-    lasp::cast_to_bf16(b.dk_sum, b.dk, 33554432, c.compute);
-    lasp::cast_to_bf16(b.dv_sum, b.dv, 33554432, c.compute);
+    CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.started[8], 0));  // let the collective start first
+    lasp::softmax_block_backward(b.q, b.k_all + 100663296, b.v_all + 100663296, b.o, b.lse, b.do_, kS_dims, kPieceMaps[3], kPieceMaps[3], true, b.dq_acc, b.dk_own, b.dv_own, c.compute);
+  }
+  // [10] dQ to the activation type
+  if (run.compute) {
+    lasp::cast_to_bf16(b.dq_acc, b.dq, 134217728, c.compute);
+  }
+  // [11] dK, dV of this rank: the other ranks' share plus its own
+  if (run.compute) {
+    CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.events[8], 0));
+    lasp::add_to_bf16(b.dk_sum, b.dk_own, b.dk, 33554432, c.compute);
+    lasp::add_to_bf16(b.dv_sum, b.dv_own, b.dv, 33554432, c.compute);
   }
 }
 
 // S backward, rank 4.
 static void S_backward_rank4(const Ctx& c, SBuffers& b, Run run) {
-  // [0] clear dQ and the gathered dK, dV
+  // [0] clear dQ and the dK, dV accumulators
   if (run.compute) {
     CUDA_CHECK(cudaMemsetAsync(b.dq_acc, 0, 134217728 * sizeof(float), c.compute));
     CUDA_CHECK(cudaMemsetAsync(b.dk_all, 0, 268435456 * sizeof(float), c.compute));
     CUDA_CHECK(cudaMemsetAsync(b.dv_all, 0, 268435456 * sizeof(float), c.compute));
+    CUDA_CHECK(cudaMemsetAsync(b.dk_own, 0, 33554432 * sizeof(float), c.compute));
+    CUDA_CHECK(cudaMemsetAsync(b.dv_own, 0, 33554432 * sizeof(float), c.compute));
   }
-  // [1] dQ, and dK, dV of rank 4's positions
-  if (run.compute) {
-    lasp::softmax_block_backward(b.q, b.k_all + 134217728, b.v_all + 134217728, b.o, b.lse, b.do_, kS_dims, kPieceMaps[4], kPieceMaps[4], true, b.dq_acc, b.dk_all + 134217728, b.dv_all + 134217728, c.compute);
-    CUDA_CHECK(cudaEventRecord(c.events[1], c.compute));
-  }
-  // [2] dQ, and dK, dV of rank 0's positions
+  // [1] dQ, and dK, dV of rank 0's positions
   if (run.compute) {
     lasp::softmax_block_backward(b.q, b.k_all, b.v_all, b.o, b.lse, b.do_, kS_dims, kPieceMaps[4], kPieceMaps[0], true, b.dq_acc, b.dk_all, b.dv_all, c.compute);
-    CUDA_CHECK(cudaEventRecord(c.events[2], c.compute));
+    CUDA_CHECK(cudaEventRecord(c.events[1], c.compute));
   }
-  // [3] dQ, and dK, dV of rank 1's positions
+  // [2] dQ, and dK, dV of rank 1's positions
   if (run.compute) {
     lasp::softmax_block_backward(b.q, b.k_all + 33554432, b.v_all + 33554432, b.o, b.lse, b.do_, kS_dims, kPieceMaps[4], kPieceMaps[1], true, b.dq_acc, b.dk_all + 33554432, b.dv_all + 33554432, c.compute);
-    CUDA_CHECK(cudaEventRecord(c.events[3], c.compute));
+    CUDA_CHECK(cudaEventRecord(c.events[2], c.compute));
   }
-  // [4] dQ, and dK, dV of rank 2's positions
+  // [3] dQ, and dK, dV of rank 2's positions
   if (run.compute) {
     lasp::softmax_block_backward(b.q, b.k_all + 67108864, b.v_all + 67108864, b.o, b.lse, b.do_, kS_dims, kPieceMaps[4], kPieceMaps[2], true, b.dq_acc, b.dk_all + 67108864, b.dv_all + 67108864, c.compute);
-    CUDA_CHECK(cudaEventRecord(c.events[4], c.compute));
+    CUDA_CHECK(cudaEventRecord(c.events[3], c.compute));
   }
-  // [5] dQ, and dK, dV of rank 3's positions
+  // [4] dQ, and dK, dV of rank 3's positions
   if (run.compute) {
     lasp::softmax_block_backward(b.q, b.k_all + 100663296, b.v_all + 100663296, b.o, b.lse, b.do_, kS_dims, kPieceMaps[4], kPieceMaps[3], true, b.dq_acc, b.dk_all + 100663296, b.dv_all + 100663296, c.compute);
-    CUDA_CHECK(cudaEventRecord(c.events[5], c.compute));
+    CUDA_CHECK(cudaEventRecord(c.events[4], c.compute));
   }
-  // [6] dQ, and dK, dV of rank 5's positions
+  // [5] dQ, and dK, dV of rank 5's positions
   if (run.compute) {
     lasp::softmax_block_backward(b.q, b.k_all + 167772160, b.v_all + 167772160, b.o, b.lse, b.do_, kS_dims, kPieceMaps[4], kPieceMaps[5], true, b.dq_acc, b.dk_all + 167772160, b.dv_all + 167772160, c.compute);
-    CUDA_CHECK(cudaEventRecord(c.events[6], c.compute));
+    CUDA_CHECK(cudaEventRecord(c.events[5], c.compute));
   }
-  // [7] dQ, and dK, dV of rank 6's positions
+  // [6] dQ, and dK, dV of rank 6's positions
   if (run.compute) {
     lasp::softmax_block_backward(b.q, b.k_all + 201326592, b.v_all + 201326592, b.o, b.lse, b.do_, kS_dims, kPieceMaps[4], kPieceMaps[6], true, b.dq_acc, b.dk_all + 201326592, b.dv_all + 201326592, c.compute);
-    CUDA_CHECK(cudaEventRecord(c.events[7], c.compute));
+    CUDA_CHECK(cudaEventRecord(c.events[6], c.compute));
   }
-  // [8] dQ, and dK, dV of rank 7's positions
+  // [7] dQ, and dK, dV of rank 7's positions
   if (run.compute) {
     lasp::softmax_block_backward(b.q, b.k_all + 234881024, b.v_all + 234881024, b.o, b.lse, b.do_, kS_dims, kPieceMaps[4], kPieceMaps[7], true, b.dq_acc, b.dk_all + 234881024, b.dv_all + 234881024, c.compute);
-    CUDA_CHECK(cudaEventRecord(c.events[8], c.compute));
+    CUDA_CHECK(cudaEventRecord(c.events[7], c.compute));
   }
-  // [9] dQ to the activation type
-  if (run.compute) {
-    lasp::cast_to_bf16(b.dq_acc, b.dq, 134217728, c.compute);
-  }
-  // [10] ReduceScatter dK and dV to their owners
+  // [8] ReduceScatter dK and dV to their owners
   if (run.comm) {
     CUDA_CHECK(cudaStreamWaitEvent(c.comm, c.events[1], 0));
     CUDA_CHECK(cudaStreamWaitEvent(c.comm, c.events[2], 0));
@@ -2067,74 +2076,76 @@ static void S_backward_rank4(const Ctx& c, SBuffers& b, Run run) {
     CUDA_CHECK(cudaStreamWaitEvent(c.comm, c.events[5], 0));
     CUDA_CHECK(cudaStreamWaitEvent(c.comm, c.events[6], 0));
     CUDA_CHECK(cudaStreamWaitEvent(c.comm, c.events[7], 0));
-    CUDA_CHECK(cudaStreamWaitEvent(c.comm, c.events[8], 0));
+    CUDA_CHECK(cudaEventRecord(c.started[8], c.comm));  // the collective is next on its stream
     NCCL_CHECK(ncclGroupStart());
     NCCL_CHECK(ncclReduceScatter(b.dk_all, b.dk_sum, 33554432, ncclFloat32, ncclSum, c.nccl, c.comm));
     NCCL_CHECK(ncclReduceScatter(b.dv_all, b.dv_sum, 33554432, ncclFloat32, ncclSum, c.nccl, c.comm));
     NCCL_CHECK(ncclGroupEnd());
-    CUDA_CHECK(cudaEventRecord(c.events[10], c.comm));
+    CUDA_CHECK(cudaEventRecord(c.events[8], c.comm));
   }
-  // [11] dK, dV of this rank to the activation type
+  // [9] dQ, and dK, dV of this rank's own positions (no communication needed)
   if (run.compute) {
-    CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.events[10], 0));
-    lasp::cast_to_bf16(b.dk_sum, b.dk, 33554432, c.compute);
-    lasp::cast_to_bf16(b.dv_sum, b.dv, 33554432, c.compute);
+    CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.started[8], 0));  // let the collective start first
+    lasp::softmax_block_backward(b.q, b.k_all + 134217728, b.v_all + 134217728, b.o, b.lse, b.do_, kS_dims, kPieceMaps[4], kPieceMaps[4], true, b.dq_acc, b.dk_own, b.dv_own, c.compute);
+  }
+  // [10] dQ to the activation type
+  if (run.compute) {
+    lasp::cast_to_bf16(b.dq_acc, b.dq, 134217728, c.compute);
+  }
+  // [11] dK, dV of this rank: the other ranks' share plus its own
+  if (run.compute) {
+    CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.events[8], 0));
+    lasp::add_to_bf16(b.dk_sum, b.dk_own, b.dk, 33554432, c.compute);
+    lasp::add_to_bf16(b.dv_sum, b.dv_own, b.dv, 33554432, c.compute);
   }
 }
 
 // S backward, rank 5.
 static void S_backward_rank5(const Ctx& c, SBuffers& b, Run run) {
-  // [0] clear dQ and the gathered dK, dV
+  // [0] clear dQ and the dK, dV accumulators
   if (run.compute) {
     CUDA_CHECK(cudaMemsetAsync(b.dq_acc, 0, 134217728 * sizeof(float), c.compute));
     CUDA_CHECK(cudaMemsetAsync(b.dk_all, 0, 268435456 * sizeof(float), c.compute));
     CUDA_CHECK(cudaMemsetAsync(b.dv_all, 0, 268435456 * sizeof(float), c.compute));
+    CUDA_CHECK(cudaMemsetAsync(b.dk_own, 0, 33554432 * sizeof(float), c.compute));
+    CUDA_CHECK(cudaMemsetAsync(b.dv_own, 0, 33554432 * sizeof(float), c.compute));
   }
-  // [1] dQ, and dK, dV of rank 5's positions
-  if (run.compute) {
-    lasp::softmax_block_backward(b.q, b.k_all + 167772160, b.v_all + 167772160, b.o, b.lse, b.do_, kS_dims, kPieceMaps[5], kPieceMaps[5], true, b.dq_acc, b.dk_all + 167772160, b.dv_all + 167772160, c.compute);
-    CUDA_CHECK(cudaEventRecord(c.events[1], c.compute));
-  }
-  // [2] dQ, and dK, dV of rank 0's positions
+  // [1] dQ, and dK, dV of rank 0's positions
   if (run.compute) {
     lasp::softmax_block_backward(b.q, b.k_all, b.v_all, b.o, b.lse, b.do_, kS_dims, kPieceMaps[5], kPieceMaps[0], true, b.dq_acc, b.dk_all, b.dv_all, c.compute);
-    CUDA_CHECK(cudaEventRecord(c.events[2], c.compute));
+    CUDA_CHECK(cudaEventRecord(c.events[1], c.compute));
   }
-  // [3] dQ, and dK, dV of rank 1's positions
+  // [2] dQ, and dK, dV of rank 1's positions
   if (run.compute) {
     lasp::softmax_block_backward(b.q, b.k_all + 33554432, b.v_all + 33554432, b.o, b.lse, b.do_, kS_dims, kPieceMaps[5], kPieceMaps[1], true, b.dq_acc, b.dk_all + 33554432, b.dv_all + 33554432, c.compute);
-    CUDA_CHECK(cudaEventRecord(c.events[3], c.compute));
+    CUDA_CHECK(cudaEventRecord(c.events[2], c.compute));
   }
-  // [4] dQ, and dK, dV of rank 2's positions
+  // [3] dQ, and dK, dV of rank 2's positions
   if (run.compute) {
     lasp::softmax_block_backward(b.q, b.k_all + 67108864, b.v_all + 67108864, b.o, b.lse, b.do_, kS_dims, kPieceMaps[5], kPieceMaps[2], true, b.dq_acc, b.dk_all + 67108864, b.dv_all + 67108864, c.compute);
-    CUDA_CHECK(cudaEventRecord(c.events[4], c.compute));
+    CUDA_CHECK(cudaEventRecord(c.events[3], c.compute));
   }
-  // [5] dQ, and dK, dV of rank 3's positions
+  // [4] dQ, and dK, dV of rank 3's positions
   if (run.compute) {
     lasp::softmax_block_backward(b.q, b.k_all + 100663296, b.v_all + 100663296, b.o, b.lse, b.do_, kS_dims, kPieceMaps[5], kPieceMaps[3], true, b.dq_acc, b.dk_all + 100663296, b.dv_all + 100663296, c.compute);
-    CUDA_CHECK(cudaEventRecord(c.events[5], c.compute));
+    CUDA_CHECK(cudaEventRecord(c.events[4], c.compute));
   }
-  // [6] dQ, and dK, dV of rank 4's positions
+  // [5] dQ, and dK, dV of rank 4's positions
   if (run.compute) {
     lasp::softmax_block_backward(b.q, b.k_all + 134217728, b.v_all + 134217728, b.o, b.lse, b.do_, kS_dims, kPieceMaps[5], kPieceMaps[4], true, b.dq_acc, b.dk_all + 134217728, b.dv_all + 134217728, c.compute);
-    CUDA_CHECK(cudaEventRecord(c.events[6], c.compute));
+    CUDA_CHECK(cudaEventRecord(c.events[5], c.compute));
   }
-  // [7] dQ, and dK, dV of rank 6's positions
+  // [6] dQ, and dK, dV of rank 6's positions
   if (run.compute) {
     lasp::softmax_block_backward(b.q, b.k_all + 201326592, b.v_all + 201326592, b.o, b.lse, b.do_, kS_dims, kPieceMaps[5], kPieceMaps[6], true, b.dq_acc, b.dk_all + 201326592, b.dv_all + 201326592, c.compute);
-    CUDA_CHECK(cudaEventRecord(c.events[7], c.compute));
+    CUDA_CHECK(cudaEventRecord(c.events[6], c.compute));
   }
-  // [8] dQ, and dK, dV of rank 7's positions
+  // [7] dQ, and dK, dV of rank 7's positions
   if (run.compute) {
     lasp::softmax_block_backward(b.q, b.k_all + 234881024, b.v_all + 234881024, b.o, b.lse, b.do_, kS_dims, kPieceMaps[5], kPieceMaps[7], true, b.dq_acc, b.dk_all + 234881024, b.dv_all + 234881024, c.compute);
-    CUDA_CHECK(cudaEventRecord(c.events[8], c.compute));
+    CUDA_CHECK(cudaEventRecord(c.events[7], c.compute));
   }
-  // [9] dQ to the activation type
-  if (run.compute) {
-    lasp::cast_to_bf16(b.dq_acc, b.dq, 134217728, c.compute);
-  }
-  // [10] ReduceScatter dK and dV to their owners
+  // [8] ReduceScatter dK and dV to their owners
   if (run.comm) {
     CUDA_CHECK(cudaStreamWaitEvent(c.comm, c.events[1], 0));
     CUDA_CHECK(cudaStreamWaitEvent(c.comm, c.events[2], 0));
@@ -2143,74 +2154,76 @@ static void S_backward_rank5(const Ctx& c, SBuffers& b, Run run) {
     CUDA_CHECK(cudaStreamWaitEvent(c.comm, c.events[5], 0));
     CUDA_CHECK(cudaStreamWaitEvent(c.comm, c.events[6], 0));
     CUDA_CHECK(cudaStreamWaitEvent(c.comm, c.events[7], 0));
-    CUDA_CHECK(cudaStreamWaitEvent(c.comm, c.events[8], 0));
+    CUDA_CHECK(cudaEventRecord(c.started[8], c.comm));  // the collective is next on its stream
     NCCL_CHECK(ncclGroupStart());
     NCCL_CHECK(ncclReduceScatter(b.dk_all, b.dk_sum, 33554432, ncclFloat32, ncclSum, c.nccl, c.comm));
     NCCL_CHECK(ncclReduceScatter(b.dv_all, b.dv_sum, 33554432, ncclFloat32, ncclSum, c.nccl, c.comm));
     NCCL_CHECK(ncclGroupEnd());
-    CUDA_CHECK(cudaEventRecord(c.events[10], c.comm));
+    CUDA_CHECK(cudaEventRecord(c.events[8], c.comm));
   }
-  // [11] dK, dV of this rank to the activation type
+  // [9] dQ, and dK, dV of this rank's own positions (no communication needed)
   if (run.compute) {
-    CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.events[10], 0));
-    lasp::cast_to_bf16(b.dk_sum, b.dk, 33554432, c.compute);
-    lasp::cast_to_bf16(b.dv_sum, b.dv, 33554432, c.compute);
+    CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.started[8], 0));  // let the collective start first
+    lasp::softmax_block_backward(b.q, b.k_all + 167772160, b.v_all + 167772160, b.o, b.lse, b.do_, kS_dims, kPieceMaps[5], kPieceMaps[5], true, b.dq_acc, b.dk_own, b.dv_own, c.compute);
+  }
+  // [10] dQ to the activation type
+  if (run.compute) {
+    lasp::cast_to_bf16(b.dq_acc, b.dq, 134217728, c.compute);
+  }
+  // [11] dK, dV of this rank: the other ranks' share plus its own
+  if (run.compute) {
+    CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.events[8], 0));
+    lasp::add_to_bf16(b.dk_sum, b.dk_own, b.dk, 33554432, c.compute);
+    lasp::add_to_bf16(b.dv_sum, b.dv_own, b.dv, 33554432, c.compute);
   }
 }
 
 // S backward, rank 6.
 static void S_backward_rank6(const Ctx& c, SBuffers& b, Run run) {
-  // [0] clear dQ and the gathered dK, dV
+  // [0] clear dQ and the dK, dV accumulators
   if (run.compute) {
     CUDA_CHECK(cudaMemsetAsync(b.dq_acc, 0, 134217728 * sizeof(float), c.compute));
     CUDA_CHECK(cudaMemsetAsync(b.dk_all, 0, 268435456 * sizeof(float), c.compute));
     CUDA_CHECK(cudaMemsetAsync(b.dv_all, 0, 268435456 * sizeof(float), c.compute));
+    CUDA_CHECK(cudaMemsetAsync(b.dk_own, 0, 33554432 * sizeof(float), c.compute));
+    CUDA_CHECK(cudaMemsetAsync(b.dv_own, 0, 33554432 * sizeof(float), c.compute));
   }
-  // [1] dQ, and dK, dV of rank 6's positions
-  if (run.compute) {
-    lasp::softmax_block_backward(b.q, b.k_all + 201326592, b.v_all + 201326592, b.o, b.lse, b.do_, kS_dims, kPieceMaps[6], kPieceMaps[6], true, b.dq_acc, b.dk_all + 201326592, b.dv_all + 201326592, c.compute);
-    CUDA_CHECK(cudaEventRecord(c.events[1], c.compute));
-  }
-  // [2] dQ, and dK, dV of rank 0's positions
+  // [1] dQ, and dK, dV of rank 0's positions
   if (run.compute) {
     lasp::softmax_block_backward(b.q, b.k_all, b.v_all, b.o, b.lse, b.do_, kS_dims, kPieceMaps[6], kPieceMaps[0], true, b.dq_acc, b.dk_all, b.dv_all, c.compute);
-    CUDA_CHECK(cudaEventRecord(c.events[2], c.compute));
+    CUDA_CHECK(cudaEventRecord(c.events[1], c.compute));
   }
-  // [3] dQ, and dK, dV of rank 1's positions
+  // [2] dQ, and dK, dV of rank 1's positions
   if (run.compute) {
     lasp::softmax_block_backward(b.q, b.k_all + 33554432, b.v_all + 33554432, b.o, b.lse, b.do_, kS_dims, kPieceMaps[6], kPieceMaps[1], true, b.dq_acc, b.dk_all + 33554432, b.dv_all + 33554432, c.compute);
-    CUDA_CHECK(cudaEventRecord(c.events[3], c.compute));
+    CUDA_CHECK(cudaEventRecord(c.events[2], c.compute));
   }
-  // [4] dQ, and dK, dV of rank 2's positions
+  // [3] dQ, and dK, dV of rank 2's positions
   if (run.compute) {
     lasp::softmax_block_backward(b.q, b.k_all + 67108864, b.v_all + 67108864, b.o, b.lse, b.do_, kS_dims, kPieceMaps[6], kPieceMaps[2], true, b.dq_acc, b.dk_all + 67108864, b.dv_all + 67108864, c.compute);
-    CUDA_CHECK(cudaEventRecord(c.events[4], c.compute));
+    CUDA_CHECK(cudaEventRecord(c.events[3], c.compute));
   }
-  // [5] dQ, and dK, dV of rank 3's positions
+  // [4] dQ, and dK, dV of rank 3's positions
   if (run.compute) {
     lasp::softmax_block_backward(b.q, b.k_all + 100663296, b.v_all + 100663296, b.o, b.lse, b.do_, kS_dims, kPieceMaps[6], kPieceMaps[3], true, b.dq_acc, b.dk_all + 100663296, b.dv_all + 100663296, c.compute);
-    CUDA_CHECK(cudaEventRecord(c.events[5], c.compute));
+    CUDA_CHECK(cudaEventRecord(c.events[4], c.compute));
   }
-  // [6] dQ, and dK, dV of rank 4's positions
+  // [5] dQ, and dK, dV of rank 4's positions
   if (run.compute) {
     lasp::softmax_block_backward(b.q, b.k_all + 134217728, b.v_all + 134217728, b.o, b.lse, b.do_, kS_dims, kPieceMaps[6], kPieceMaps[4], true, b.dq_acc, b.dk_all + 134217728, b.dv_all + 134217728, c.compute);
-    CUDA_CHECK(cudaEventRecord(c.events[6], c.compute));
+    CUDA_CHECK(cudaEventRecord(c.events[5], c.compute));
   }
-  // [7] dQ, and dK, dV of rank 5's positions
+  // [6] dQ, and dK, dV of rank 5's positions
   if (run.compute) {
     lasp::softmax_block_backward(b.q, b.k_all + 167772160, b.v_all + 167772160, b.o, b.lse, b.do_, kS_dims, kPieceMaps[6], kPieceMaps[5], true, b.dq_acc, b.dk_all + 167772160, b.dv_all + 167772160, c.compute);
-    CUDA_CHECK(cudaEventRecord(c.events[7], c.compute));
+    CUDA_CHECK(cudaEventRecord(c.events[6], c.compute));
   }
-  // [8] dQ, and dK, dV of rank 7's positions
+  // [7] dQ, and dK, dV of rank 7's positions
   if (run.compute) {
     lasp::softmax_block_backward(b.q, b.k_all + 234881024, b.v_all + 234881024, b.o, b.lse, b.do_, kS_dims, kPieceMaps[6], kPieceMaps[7], true, b.dq_acc, b.dk_all + 234881024, b.dv_all + 234881024, c.compute);
-    CUDA_CHECK(cudaEventRecord(c.events[8], c.compute));
+    CUDA_CHECK(cudaEventRecord(c.events[7], c.compute));
   }
-  // [9] dQ to the activation type
-  if (run.compute) {
-    lasp::cast_to_bf16(b.dq_acc, b.dq, 134217728, c.compute);
-  }
-  // [10] ReduceScatter dK and dV to their owners
+  // [8] ReduceScatter dK and dV to their owners
   if (run.comm) {
     CUDA_CHECK(cudaStreamWaitEvent(c.comm, c.events[1], 0));
     CUDA_CHECK(cudaStreamWaitEvent(c.comm, c.events[2], 0));
@@ -2219,74 +2232,76 @@ static void S_backward_rank6(const Ctx& c, SBuffers& b, Run run) {
     CUDA_CHECK(cudaStreamWaitEvent(c.comm, c.events[5], 0));
     CUDA_CHECK(cudaStreamWaitEvent(c.comm, c.events[6], 0));
     CUDA_CHECK(cudaStreamWaitEvent(c.comm, c.events[7], 0));
-    CUDA_CHECK(cudaStreamWaitEvent(c.comm, c.events[8], 0));
+    CUDA_CHECK(cudaEventRecord(c.started[8], c.comm));  // the collective is next on its stream
     NCCL_CHECK(ncclGroupStart());
     NCCL_CHECK(ncclReduceScatter(b.dk_all, b.dk_sum, 33554432, ncclFloat32, ncclSum, c.nccl, c.comm));
     NCCL_CHECK(ncclReduceScatter(b.dv_all, b.dv_sum, 33554432, ncclFloat32, ncclSum, c.nccl, c.comm));
     NCCL_CHECK(ncclGroupEnd());
-    CUDA_CHECK(cudaEventRecord(c.events[10], c.comm));
+    CUDA_CHECK(cudaEventRecord(c.events[8], c.comm));
   }
-  // [11] dK, dV of this rank to the activation type
+  // [9] dQ, and dK, dV of this rank's own positions (no communication needed)
   if (run.compute) {
-    CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.events[10], 0));
-    lasp::cast_to_bf16(b.dk_sum, b.dk, 33554432, c.compute);
-    lasp::cast_to_bf16(b.dv_sum, b.dv, 33554432, c.compute);
+    CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.started[8], 0));  // let the collective start first
+    lasp::softmax_block_backward(b.q, b.k_all + 201326592, b.v_all + 201326592, b.o, b.lse, b.do_, kS_dims, kPieceMaps[6], kPieceMaps[6], true, b.dq_acc, b.dk_own, b.dv_own, c.compute);
+  }
+  // [10] dQ to the activation type
+  if (run.compute) {
+    lasp::cast_to_bf16(b.dq_acc, b.dq, 134217728, c.compute);
+  }
+  // [11] dK, dV of this rank: the other ranks' share plus its own
+  if (run.compute) {
+    CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.events[8], 0));
+    lasp::add_to_bf16(b.dk_sum, b.dk_own, b.dk, 33554432, c.compute);
+    lasp::add_to_bf16(b.dv_sum, b.dv_own, b.dv, 33554432, c.compute);
   }
 }
 
 // S backward, rank 7.
 static void S_backward_rank7(const Ctx& c, SBuffers& b, Run run) {
-  // [0] clear dQ and the gathered dK, dV
+  // [0] clear dQ and the dK, dV accumulators
   if (run.compute) {
     CUDA_CHECK(cudaMemsetAsync(b.dq_acc, 0, 134217728 * sizeof(float), c.compute));
     CUDA_CHECK(cudaMemsetAsync(b.dk_all, 0, 268435456 * sizeof(float), c.compute));
     CUDA_CHECK(cudaMemsetAsync(b.dv_all, 0, 268435456 * sizeof(float), c.compute));
+    CUDA_CHECK(cudaMemsetAsync(b.dk_own, 0, 33554432 * sizeof(float), c.compute));
+    CUDA_CHECK(cudaMemsetAsync(b.dv_own, 0, 33554432 * sizeof(float), c.compute));
   }
-  // [1] dQ, and dK, dV of rank 7's positions
-  if (run.compute) {
-    lasp::softmax_block_backward(b.q, b.k_all + 234881024, b.v_all + 234881024, b.o, b.lse, b.do_, kS_dims, kPieceMaps[7], kPieceMaps[7], true, b.dq_acc, b.dk_all + 234881024, b.dv_all + 234881024, c.compute);
-    CUDA_CHECK(cudaEventRecord(c.events[1], c.compute));
-  }
-  // [2] dQ, and dK, dV of rank 0's positions
+  // [1] dQ, and dK, dV of rank 0's positions
   if (run.compute) {
     lasp::softmax_block_backward(b.q, b.k_all, b.v_all, b.o, b.lse, b.do_, kS_dims, kPieceMaps[7], kPieceMaps[0], true, b.dq_acc, b.dk_all, b.dv_all, c.compute);
-    CUDA_CHECK(cudaEventRecord(c.events[2], c.compute));
+    CUDA_CHECK(cudaEventRecord(c.events[1], c.compute));
   }
-  // [3] dQ, and dK, dV of rank 1's positions
+  // [2] dQ, and dK, dV of rank 1's positions
   if (run.compute) {
     lasp::softmax_block_backward(b.q, b.k_all + 33554432, b.v_all + 33554432, b.o, b.lse, b.do_, kS_dims, kPieceMaps[7], kPieceMaps[1], true, b.dq_acc, b.dk_all + 33554432, b.dv_all + 33554432, c.compute);
-    CUDA_CHECK(cudaEventRecord(c.events[3], c.compute));
+    CUDA_CHECK(cudaEventRecord(c.events[2], c.compute));
   }
-  // [4] dQ, and dK, dV of rank 2's positions
+  // [3] dQ, and dK, dV of rank 2's positions
   if (run.compute) {
     lasp::softmax_block_backward(b.q, b.k_all + 67108864, b.v_all + 67108864, b.o, b.lse, b.do_, kS_dims, kPieceMaps[7], kPieceMaps[2], true, b.dq_acc, b.dk_all + 67108864, b.dv_all + 67108864, c.compute);
-    CUDA_CHECK(cudaEventRecord(c.events[4], c.compute));
+    CUDA_CHECK(cudaEventRecord(c.events[3], c.compute));
   }
-  // [5] dQ, and dK, dV of rank 3's positions
+  // [4] dQ, and dK, dV of rank 3's positions
   if (run.compute) {
     lasp::softmax_block_backward(b.q, b.k_all + 100663296, b.v_all + 100663296, b.o, b.lse, b.do_, kS_dims, kPieceMaps[7], kPieceMaps[3], true, b.dq_acc, b.dk_all + 100663296, b.dv_all + 100663296, c.compute);
-    CUDA_CHECK(cudaEventRecord(c.events[5], c.compute));
+    CUDA_CHECK(cudaEventRecord(c.events[4], c.compute));
   }
-  // [6] dQ, and dK, dV of rank 4's positions
+  // [5] dQ, and dK, dV of rank 4's positions
   if (run.compute) {
     lasp::softmax_block_backward(b.q, b.k_all + 134217728, b.v_all + 134217728, b.o, b.lse, b.do_, kS_dims, kPieceMaps[7], kPieceMaps[4], true, b.dq_acc, b.dk_all + 134217728, b.dv_all + 134217728, c.compute);
-    CUDA_CHECK(cudaEventRecord(c.events[6], c.compute));
+    CUDA_CHECK(cudaEventRecord(c.events[5], c.compute));
   }
-  // [7] dQ, and dK, dV of rank 5's positions
+  // [6] dQ, and dK, dV of rank 5's positions
   if (run.compute) {
     lasp::softmax_block_backward(b.q, b.k_all + 167772160, b.v_all + 167772160, b.o, b.lse, b.do_, kS_dims, kPieceMaps[7], kPieceMaps[5], true, b.dq_acc, b.dk_all + 167772160, b.dv_all + 167772160, c.compute);
-    CUDA_CHECK(cudaEventRecord(c.events[7], c.compute));
+    CUDA_CHECK(cudaEventRecord(c.events[6], c.compute));
   }
-  // [8] dQ, and dK, dV of rank 6's positions
+  // [7] dQ, and dK, dV of rank 6's positions
   if (run.compute) {
     lasp::softmax_block_backward(b.q, b.k_all + 201326592, b.v_all + 201326592, b.o, b.lse, b.do_, kS_dims, kPieceMaps[7], kPieceMaps[6], true, b.dq_acc, b.dk_all + 201326592, b.dv_all + 201326592, c.compute);
-    CUDA_CHECK(cudaEventRecord(c.events[8], c.compute));
+    CUDA_CHECK(cudaEventRecord(c.events[7], c.compute));
   }
-  // [9] dQ to the activation type
-  if (run.compute) {
-    lasp::cast_to_bf16(b.dq_acc, b.dq, 134217728, c.compute);
-  }
-  // [10] ReduceScatter dK and dV to their owners
+  // [8] ReduceScatter dK and dV to their owners
   if (run.comm) {
     CUDA_CHECK(cudaStreamWaitEvent(c.comm, c.events[1], 0));
     CUDA_CHECK(cudaStreamWaitEvent(c.comm, c.events[2], 0));
@@ -2295,18 +2310,27 @@ static void S_backward_rank7(const Ctx& c, SBuffers& b, Run run) {
     CUDA_CHECK(cudaStreamWaitEvent(c.comm, c.events[5], 0));
     CUDA_CHECK(cudaStreamWaitEvent(c.comm, c.events[6], 0));
     CUDA_CHECK(cudaStreamWaitEvent(c.comm, c.events[7], 0));
-    CUDA_CHECK(cudaStreamWaitEvent(c.comm, c.events[8], 0));
+    CUDA_CHECK(cudaEventRecord(c.started[8], c.comm));  // the collective is next on its stream
     NCCL_CHECK(ncclGroupStart());
     NCCL_CHECK(ncclReduceScatter(b.dk_all, b.dk_sum, 33554432, ncclFloat32, ncclSum, c.nccl, c.comm));
     NCCL_CHECK(ncclReduceScatter(b.dv_all, b.dv_sum, 33554432, ncclFloat32, ncclSum, c.nccl, c.comm));
     NCCL_CHECK(ncclGroupEnd());
-    CUDA_CHECK(cudaEventRecord(c.events[10], c.comm));
+    CUDA_CHECK(cudaEventRecord(c.events[8], c.comm));
   }
-  // [11] dK, dV of this rank to the activation type
+  // [9] dQ, and dK, dV of this rank's own positions (no communication needed)
   if (run.compute) {
-    CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.events[10], 0));
-    lasp::cast_to_bf16(b.dk_sum, b.dk, 33554432, c.compute);
-    lasp::cast_to_bf16(b.dv_sum, b.dv, 33554432, c.compute);
+    CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.started[8], 0));  // let the collective start first
+    lasp::softmax_block_backward(b.q, b.k_all + 234881024, b.v_all + 234881024, b.o, b.lse, b.do_, kS_dims, kPieceMaps[7], kPieceMaps[7], true, b.dq_acc, b.dk_own, b.dv_own, c.compute);
+  }
+  // [10] dQ to the activation type
+  if (run.compute) {
+    lasp::cast_to_bf16(b.dq_acc, b.dq, 134217728, c.compute);
+  }
+  // [11] dK, dV of this rank: the other ranks' share plus its own
+  if (run.compute) {
+    CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.events[8], 0));
+    lasp::add_to_bf16(b.dk_sum, b.dk_own, b.dk, 33554432, c.compute);
+    lasp::add_to_bf16(b.dv_sum, b.dv_own, b.dv, 33554432, c.compute);
   }
 }
 
@@ -2330,6 +2354,6 @@ constexpr int kMaxEvents = 12;
 
 // FLOPs one rank performs in one training step: attention steps from the schedule IR, plus the
 // projections (forward 2*rows*in*out per matrix product, backward twice that).
-constexpr double kFlopsPerStep = 2.365367e+15;
+constexpr double kFlopsPerStep = 2.365368e+15;
 
 }  // namespace program

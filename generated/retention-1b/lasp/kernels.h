@@ -42,10 +42,12 @@ void softmax_full_backward(const bf16* q, const bf16* k, const bf16* v, const bf
                            const bf16* dout, const SoftmaxDims& d, bool causal, bf16* dq, bf16* dk, bf16* dv,
                            cudaStream_t s);
 
-// Around the softmax blocks (softmax_support.cuh): the log-sum-exp merge, fp32 -> bf16, rotary embedding.
+// Around the softmax blocks (softmax_support.cuh): the log-sum-exp merge, fp32 -> bf16 (alone or as a sum),
+// rotary embedding.
 void softmax_merge(const float* o_part, const float* lse_part, SlotList slots, bf16* o, float* lse, int batch,
                    int rows, int heads, int d, cudaStream_t s);
 void cast_to_bf16(const float* src, bf16* dst, size_t n, cudaStream_t s);
+void add_to_bf16(const float* a, const float* b, bf16* dst, size_t n, cudaStream_t s);
 void rope_apply(bf16* x, int batch, int rows, int heads, int d, const PieceMap& map, float theta, bool inverse,
                 cudaStream_t s);
 

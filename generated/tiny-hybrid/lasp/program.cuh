@@ -417,6 +417,8 @@ struct SBuffers {
   float* dv_all = nullptr;  // 131072 elements: gradient of every gathered value position
   float* dk_sum = nullptr;  // 65536 elements: this rank's keys' gradient, summed over the ranks
   float* dv_sum = nullptr;  // 65536 elements: this rank's values' gradient, summed over the ranks
+  float* dk_own = nullptr;  // 65536 elements: this rank's keys' gradient from its own queries
+  float* dv_own = nullptr;  // 65536 elements: this rank's values' gradient from its own queries
   bf16* dk = nullptr;  // 65536 elements: gradient of this rank's keys
   bf16* dv = nullptr;  // 65536 elements: gradient of this rank's values
 };
@@ -441,6 +443,8 @@ constexpr size_t kS_dk_all_elements = 131072;
 constexpr size_t kS_dv_all_elements = 131072;
 constexpr size_t kS_dk_sum_elements = 65536;
 constexpr size_t kS_dv_sum_elements = 65536;
+constexpr size_t kS_dk_own_elements = 65536;
+constexpr size_t kS_dv_own_elements = 65536;
 constexpr size_t kS_dk_elements = 65536;
 constexpr size_t kS_dv_elements = 65536;
 
@@ -474,6 +478,10 @@ inline SBuffers alloc_S(const SBuffers* shared) {
   else CUDA_CHECK(cudaMalloc(&b.dk_sum, kS_dk_sum_elements * sizeof(float)));
   if (shared != nullptr) b.dv_sum = shared->dv_sum;
   else CUDA_CHECK(cudaMalloc(&b.dv_sum, kS_dv_sum_elements * sizeof(float)));
+  if (shared != nullptr) b.dk_own = shared->dk_own;
+  else CUDA_CHECK(cudaMalloc(&b.dk_own, kS_dk_own_elements * sizeof(float)));
+  if (shared != nullptr) b.dv_own = shared->dv_own;
+  else CUDA_CHECK(cudaMalloc(&b.dv_own, kS_dv_own_elements * sizeof(float)));
   if (shared != nullptr) b.dk = shared->dk;
   else CUDA_CHECK(cudaMalloc(&b.dk, kS_dk_elements * sizeof(bf16)));
   if (shared != nullptr) b.dv = shared->dv;
@@ -546,81 +554,85 @@ inline void S_forward(const Ctx& c, SBuffers& b, Run run = Run{}) {
 
 // S backward, rank 0.
 static void S_backward_rank0(const Ctx& c, SBuffers& b, Run run) {
-  // [0] clear dQ and the gathered dK, dV
+  // [0] clear dQ and the dK, dV accumulators
   if (run.compute) {
     CUDA_CHECK(cudaMemsetAsync(b.dq_acc, 0, 131072 * sizeof(float), c.compute));
     CUDA_CHECK(cudaMemsetAsync(b.dk_all, 0, 131072 * sizeof(float), c.compute));
     CUDA_CHECK(cudaMemsetAsync(b.dv_all, 0, 131072 * sizeof(float), c.compute));
+    CUDA_CHECK(cudaMemsetAsync(b.dk_own, 0, 65536 * sizeof(float), c.compute));
+    CUDA_CHECK(cudaMemsetAsync(b.dv_own, 0, 65536 * sizeof(float), c.compute));
   }
-  // [1] dQ, and dK, dV of rank 0's positions
-  if (run.compute) {
-    lasp::softmax_block_backward(b.q, b.k_all, b.v_all, b.o, b.lse, b.do_, kS_dims, kPieceMaps[0], kPieceMaps[0], true, b.dq_acc, b.dk_all, b.dv_all, c.compute);
-    CUDA_CHECK(cudaEventRecord(c.events[1], c.compute));
-  }
-  // [2] dQ, and dK, dV of rank 1's positions
+  // [1] dQ, and dK, dV of rank 1's positions
   if (run.compute) {
     lasp::softmax_block_backward(b.q, b.k_all + 65536, b.v_all + 65536, b.o, b.lse, b.do_, kS_dims, kPieceMaps[0], kPieceMaps[1], true, b.dq_acc, b.dk_all + 65536, b.dv_all + 65536, c.compute);
-    CUDA_CHECK(cudaEventRecord(c.events[2], c.compute));
+    CUDA_CHECK(cudaEventRecord(c.events[1], c.compute));
   }
-  // [3] dQ to the activation type
-  if (run.compute) {
-    lasp::cast_to_bf16(b.dq_acc, b.dq, 131072, c.compute);
-  }
-  // [4] ReduceScatter dK and dV to their owners
+  // [2] ReduceScatter dK and dV to their owners
   if (run.comm) {
     CUDA_CHECK(cudaStreamWaitEvent(c.comm, c.events[1], 0));
-    CUDA_CHECK(cudaStreamWaitEvent(c.comm, c.events[2], 0));
+    CUDA_CHECK(cudaEventRecord(c.started[2], c.comm));  // the collective is next on its stream
     NCCL_CHECK(ncclGroupStart());
     NCCL_CHECK(ncclReduceScatter(b.dk_all, b.dk_sum, 65536, ncclFloat32, ncclSum, c.nccl, c.comm));
     NCCL_CHECK(ncclReduceScatter(b.dv_all, b.dv_sum, 65536, ncclFloat32, ncclSum, c.nccl, c.comm));
     NCCL_CHECK(ncclGroupEnd());
-    CUDA_CHECK(cudaEventRecord(c.events[4], c.comm));
+    CUDA_CHECK(cudaEventRecord(c.events[2], c.comm));
   }
-  // [5] dK, dV of this rank to the activation type
+  // [3] dQ, and dK, dV of this rank's own positions (no communication needed)
   if (run.compute) {
-    CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.events[4], 0));
-    lasp::cast_to_bf16(b.dk_sum, b.dk, 65536, c.compute);
-    lasp::cast_to_bf16(b.dv_sum, b.dv, 65536, c.compute);
+    CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.started[2], 0));  // let the collective start first
+    lasp::softmax_block_backward(b.q, b.k_all, b.v_all, b.o, b.lse, b.do_, kS_dims, kPieceMaps[0], kPieceMaps[0], true, b.dq_acc, b.dk_own, b.dv_own, c.compute);
+  }
+  // [4] dQ to the activation type
+  if (run.compute) {
+    lasp::cast_to_bf16(b.dq_acc, b.dq, 131072, c.compute);
+  }
+  // [5] dK, dV of this rank: the other ranks' share plus its own
+  if (run.compute) {
+    CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.events[2], 0));
+    lasp::add_to_bf16(b.dk_sum, b.dk_own, b.dk, 65536, c.compute);
+    lasp::add_to_bf16(b.dv_sum, b.dv_own, b.dv, 65536, c.compute);
   }
 }
 
 // S backward, rank 1.
 static void S_backward_rank1(const Ctx& c, SBuffers& b, Run run) {
-  // [0] clear dQ and the gathered dK, dV
+  // [0] clear dQ and the dK, dV accumulators
   if (run.compute) {
     CUDA_CHECK(cudaMemsetAsync(b.dq_acc, 0, 131072 * sizeof(float), c.compute));
     CUDA_CHECK(cudaMemsetAsync(b.dk_all, 0, 131072 * sizeof(float), c.compute));
     CUDA_CHECK(cudaMemsetAsync(b.dv_all, 0, 131072 * sizeof(float), c.compute));
+    CUDA_CHECK(cudaMemsetAsync(b.dk_own, 0, 65536 * sizeof(float), c.compute));
+    CUDA_CHECK(cudaMemsetAsync(b.dv_own, 0, 65536 * sizeof(float), c.compute));
   }
-  // [1] dQ, and dK, dV of rank 1's positions
-  if (run.compute) {
-    lasp::softmax_block_backward(b.q, b.k_all + 65536, b.v_all + 65536, b.o, b.lse, b.do_, kS_dims, kPieceMaps[1], kPieceMaps[1], true, b.dq_acc, b.dk_all + 65536, b.dv_all + 65536, c.compute);
-    CUDA_CHECK(cudaEventRecord(c.events[1], c.compute));
-  }
-  // [2] dQ, and dK, dV of rank 0's positions
+  // [1] dQ, and dK, dV of rank 0's positions
   if (run.compute) {
     lasp::softmax_block_backward(b.q, b.k_all, b.v_all, b.o, b.lse, b.do_, kS_dims, kPieceMaps[1], kPieceMaps[0], true, b.dq_acc, b.dk_all, b.dv_all, c.compute);
-    CUDA_CHECK(cudaEventRecord(c.events[2], c.compute));
+    CUDA_CHECK(cudaEventRecord(c.events[1], c.compute));
   }
-  // [3] dQ to the activation type
-  if (run.compute) {
-    lasp::cast_to_bf16(b.dq_acc, b.dq, 131072, c.compute);
-  }
-  // [4] ReduceScatter dK and dV to their owners
+  // [2] ReduceScatter dK and dV to their owners
   if (run.comm) {
     CUDA_CHECK(cudaStreamWaitEvent(c.comm, c.events[1], 0));
-    CUDA_CHECK(cudaStreamWaitEvent(c.comm, c.events[2], 0));
+    CUDA_CHECK(cudaEventRecord(c.started[2], c.comm));  // the collective is next on its stream
     NCCL_CHECK(ncclGroupStart());
     NCCL_CHECK(ncclReduceScatter(b.dk_all, b.dk_sum, 65536, ncclFloat32, ncclSum, c.nccl, c.comm));
     NCCL_CHECK(ncclReduceScatter(b.dv_all, b.dv_sum, 65536, ncclFloat32, ncclSum, c.nccl, c.comm));
     NCCL_CHECK(ncclGroupEnd());
-    CUDA_CHECK(cudaEventRecord(c.events[4], c.comm));
+    CUDA_CHECK(cudaEventRecord(c.events[2], c.comm));
   }
-  // [5] dK, dV of this rank to the activation type
+  // [3] dQ, and dK, dV of this rank's own positions (no communication needed)
   if (run.compute) {
-    CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.events[4], 0));
-    lasp::cast_to_bf16(b.dk_sum, b.dk, 65536, c.compute);
-    lasp::cast_to_bf16(b.dv_sum, b.dv, 65536, c.compute);
+    CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.started[2], 0));  // let the collective start first
+    lasp::softmax_block_backward(b.q, b.k_all + 65536, b.v_all + 65536, b.o, b.lse, b.do_, kS_dims, kPieceMaps[1], kPieceMaps[1], true, b.dq_acc, b.dk_own, b.dv_own, c.compute);
+  }
+  // [4] dQ to the activation type
+  if (run.compute) {
+    lasp::cast_to_bf16(b.dq_acc, b.dq, 131072, c.compute);
+  }
+  // [5] dK, dV of this rank: the other ranks' share plus its own
+  if (run.compute) {
+    CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.events[2], 0));
+    lasp::add_to_bf16(b.dk_sum, b.dk_own, b.dk, 65536, c.compute);
+    lasp::add_to_bf16(b.dv_sum, b.dv_own, b.dv, 65536, c.compute);
   }
 }
 
@@ -638,6 +650,6 @@ constexpr int kMaxEvents = 11;
 
 // FLOPs one rank performs in one training step: attention steps from the schedule IR, plus the
 // projections (forward 2*rows*in*out per matrix product, backward twice that).
-constexpr double kFlopsPerStep = 5.305926e+9;
+constexpr double kFlopsPerStep = 5.306188e+9;
 
 }  // namespace program
