@@ -229,4 +229,19 @@ describe("the real binary", () => {
     expect(run.stderr).toContain("error[E0403]");
     expect(run.stderr).not.toContain(ESC);
   });
+
+  it("stops quietly when the reader closes the pipe early (`lasp inspect ... | head`)", () => {
+    // `head -c 1` reads one byte and exits while lasp still writes the rest of a long schedule.
+    const run = spawnSync(
+      "sh",
+      [
+        "-c",
+        `"${process.execPath}" bin/lasp.js inspect examples/linear-llama3-8b-hybrid.lasp --json | head -c 1`,
+      ],
+      { cwd: root, encoding: "utf8" },
+    );
+    expect(run.stdout).toBe("{");
+    expect(run.stderr).not.toMatch(/EPIPE|Error|at /);
+    expect(run.status).toBe(0);
+  });
 });

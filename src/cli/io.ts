@@ -7,7 +7,21 @@ export interface CliIo {
   color: boolean;
 }
 
+/**
+ * A reader that stops early (`lasp --help | head`) closes the pipe: the rest of the output has nowhere to
+ * go, which is no error of ours. Exit quietly instead of throwing EPIPE with a stack trace.
+ */
+function quietOnClosedPipe(stream: NodeJS.WriteStream): void {
+  if (stream.listenerCount("error") > 0) return;
+  stream.on("error", (error: NodeJS.ErrnoException) => {
+    if (error.code === "EPIPE") process.exit(process.exitCode ?? 0);
+    throw error;
+  });
+}
+
 export function processIo(): CliIo {
+  quietOnClosedPipe(process.stdout);
+  quietOnClosedPipe(process.stderr);
   const noColor = process.env["NO_COLOR"] !== undefined && process.env["NO_COLOR"] !== "";
   return {
     stdout: (text) => process.stdout.write(text),
