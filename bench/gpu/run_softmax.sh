@@ -4,6 +4,7 @@
 # /tmp/lasp-softmax).
 #   bash bench/gpu/run_softmax.sh              (from the repository root)
 #   SKIP_SDPA=1 bash bench/gpu/run_softmax.sh  (ours only)
+#   PROFILE=1 bash bench/gpu/run_softmax.sh    (also ncu sections of the wgmma forward at 16K, into $OUT/ncu.txt)
 #   extra arguments go to the harness, e.g. --checks-only, --runs 20, --tokens 16384
 set -uo pipefail
 cd "$(dirname "$0")/../.."
@@ -42,6 +43,16 @@ fi
 echo "== checks and our timings"
 "$BIN" "$@" 2>&1 | tee "$OUT/softmax_kernels.log"
 ours_rc=${PIPESTATUS[0]}
+
+if [ "${PROFILE:-0}" = 1 ] && command -v ncu >/dev/null; then
+  echo "== ncu (one forward and one backward launch at 16K)"
+  timeout 120 ncu --target-processes all -k regex:"fwd_wgmma|bwd_wgmma" --launch-count 2 \
+    --section SpeedOfLight --section ComputeWorkloadAnalysis --section MemoryWorkloadAnalysis \
+    --section WarpStateStats --section Occupancy \
+    "$BIN" --bench-only --tokens 16384 --runs 1 >"$OUT/ncu.txt" 2>&1
+  grep -E "fwd_wgmma|bwd_wgmma|Duration|Compute \(SM\) Throughput|Memory Throughput|L2 Cache Throughput|Executed Ipc A|Issue Slots Busy|Stall|Achieved Occupancy" \
+    "$OUT/ncu.txt" | head -40
+fi
 
 echo "== sdpa"
 if [ "${SKIP_SDPA:-0}" = 1 ]; then

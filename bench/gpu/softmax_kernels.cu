@@ -2,6 +2,13 @@
 //
 //   nvcc -std=c++17 -O3 -gencode=arch=compute_90a,code=sm_90a -o softmax_kernels bench/gpu/softmax_kernels.cu
 //   ./softmax_kernels [--seed N] [--checks-only | --bench-only] [--runs N] [--tokens N ...]
+//                     [--bwd-impl 0|1] [--all-impls]
+//
+// d = 128 has two implementations of each pass (softmax_attention.cuh): mma.sync (mode 0) and wgmma (forward
+// mode 1 plain, 3 with the intra-warpgroup overlap; backward mode 1). With checks on, a probe first runs the
+// forward modes 3 and 1 on three small cases and keeps the first that is right (0 if neither); the suite then
+// runs with it and --bwd-impl (default: the header's default); --all-impls runs the suite on the mma.sync
+// kernels first as well. Timings always include the mma.sync kernels for comparison.
 //
 // Checks (fresh random normal inputs, outputs poisoned with NaN first, every element checked, NaN fails):
 // - softmax_block_forward (bf16 o_out and fp32 o_part) and softmax_block_backward against a CPU float64
@@ -461,7 +468,7 @@ static int probe_wgmma() {
       {"p3", 1, 310, 260, 8, 2, 128, true, pieces({{100, 200}, {700, 110}}), pieces({{0, 150}, {650, 110}})},
   };
   int chosen = 0;
-  for (int mode = 1; mode <= 2; ++mode) {
+  for (int mode : {3, 1}) {  // 3 = wgmma with intra-warpgroup overlap, 1 = plain wgmma (2 = swapped V offsets: wrong)
     lasp::smx::fwd_impl() = mode;
     double e = 0;
     for (auto& c : cs) e = std::max(e, probe_fwd(c));
@@ -537,6 +544,11 @@ static void bench(int N, int runs) {
   const int mode = lasp::smx::fwd_impl();
   lasp::smx::fwd_impl() = 0;
   float tm = time_ms([&] { lasp::softmax_block_forward(q.p, k.p, v.p, d, id, id, true, nullptr, lse.p, o.p, 0); }, runs);
+  float t1 = NAN;
+  if (mode == 3) {  // the plain wgmma forward too, for the comparison
+    lasp::smx::fwd_impl() = 1;
+    t1 = time_ms([&] { lasp::softmax_block_forward(q.p, k.p, v.p, d, id, id, true, nullptr, lse.p, o.p, 0); }, runs);
+  }
   lasp::smx::fwd_impl() = mode;
   float tf = time_ms([&] { lasp::softmax_block_forward(q.p, k.p, v.p, d, id, id, true, nullptr, lse.p, o.p, 0); }, runs);
   float tfp = time_ms([&] { lasp::softmax_block_forward(q.p, k.p, v.p, d, id, id, true, fq.p, lse.p, nullptr, 0); }, runs);
@@ -545,6 +557,9 @@ static void bench(int N, int runs) {
   CUDA_CHECK(cudaMemset(fq.p, 0, n * 4));
   CUDA_CHECK(cudaMemset(fk.p, 0, n * 4));
   CUDA_CHECK(cudaMemset(fv.p, 0, n * 4));
+  lasp::smx::bwd_dq_vec4() = 0;
+  float tb2 = time_ms([&] { lasp::softmax_full_backward(q.p, k.p, v.p, o.p, lse.p, dout.p, d, true, dq.p, dk.p, dv.p, 0); }, runs);
+  lasp::smx::bwd_dq_vec4() = 1;
   const int bmode = lasp::smx::bwd_impl();
   lasp::smx::bwd_impl() = 0;
   float tbm = time_ms([&] { lasp::softmax_full_backward(q.p, k.p, v.p, o.p, lse.p, dout.p, d, true, dq.p, dk.p, dv.p, 0); }, runs);
@@ -556,10 +571,12 @@ static void bench(int N, int runs) {
   std::printf("OURS fwd %d %.3f %.1f\n", N, tf, tfl(fwd_flop, tf));
   std::printf("OURS fwd_f32 %d %.3f %.1f\n", N, tfp, tfl(fwd_flop, tfp));
   std::printf("OURS fwd_mma %d %.3f %.1f\n", N, tm, tfl(fwd_flop, tm));
+  if (mode == 3) std::printf("OURS fwd_wgmma_plain %d %.3f %.1f\n", N, t1, tfl(fwd_flop, t1));
   std::printf("OURS fwd_mode %d %d 0\n", N, mode);
   std::printf("OURS bwd_full %d %.3f %.1f\n", N, tb, tfl(bwd_flop, tb));
   std::printf("OURS bwd_block %d %.3f %.1f\n", N, tbb, tfl(bwd_flop, tbb));
   std::printf("OURS bwd_mma %d %.3f %.1f\n", N, tbm, tfl(bwd_flop, tbm));
+  std::printf("OURS bwd_full_dq8B %d %.3f %.1f\n", N, tb2, tfl(bwd_flop, tb2));
   std::printf("OURS bwd_mode %d %d 0\n", N, bmode);
   std::printf("OURS fwdbwd %d %.3f %.1f\n", N, tf + tb, tfl(fwd_flop + bwd_flop, tf + tb));
   std::fflush(stdout);
