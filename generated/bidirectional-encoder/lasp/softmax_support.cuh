@@ -35,48 +35,8 @@
 #include <cstdio>
 #include <cstdlib>
 
-#if __has_include("types.cuh")
 #include "types.cuh"
-#else
-namespace lasp {
-using bf16 = __nv_bfloat16;  // an alias may be redeclared to the same type: no guard needed
-}  // namespace lasp
-#ifndef LASP_PIECEMAP_FALLBACK
-#define LASP_PIECEMAP_FALLBACK  // the same struct as types.cuh, defined once
-namespace lasp {
-struct PieceMap {
-  int count;
-  int local_offset[2];
-  int global_start[2];
-  int length[2];
-};
-}  // namespace lasp
-#endif
-#ifndef LASP_SLOTLIST_FALLBACK
-#define LASP_SLOTLIST_FALLBACK  // the same struct as types.cuh: the slots softmax_merge combines, in any order
-namespace lasp {
-struct SlotList {
-  int count;
-  int slot[64];
-};
-}  // namespace lasp
-#endif
-#endif
-
-#ifndef CUDA_CHECK
-#define CUDA_CHECK(call)                                                                                  \
-  do {                                                                                                    \
-    cudaError_t lasp_err_ = (call);                                                                       \
-    if (lasp_err_ != cudaSuccess) {                                                                       \
-      std::fprintf(stderr, "CUDA error %s (%s)\n  at %s:%d\n  in %s\n", cudaGetErrorName(lasp_err_),      \
-                   cudaGetErrorString(lasp_err_), __FILE__, __LINE__, #call);                             \
-      std::exit(3);                                                                                       \
-    }                                                                                                     \
-  } while (0)
-#endif
-#ifndef LAUNCH_CHECK
-#define LAUNCH_CHECK() CUDA_CHECK(cudaGetLastError())
-#endif
+#include "check.cuh"
 
 namespace lasp {
 

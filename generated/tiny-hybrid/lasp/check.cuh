@@ -13,8 +13,9 @@
 // - This header includes only the CUDA runtime. NCCL_CHECK and CUBLAS_CHECK name ncclGetErrorString and
 //   cublasGetStatusString, which a macro needs only where it is expanded: files that use them include
 //   nccl.h or cublas_v2.h themselves, and files that do not (the kernel headers) never pay for them.
-// - Every macro is guarded by #ifndef, so the self-contained kernel headers can carry the same two-line
-//   fallbacks for CUDA_CHECK and LAUNCH_CHECK without clashing with this file in either include order.
+// - Every kernel header includes this file (it sits beside them in the program and in templates/runtime/),
+//   so the benchmarks in bench/gpu/ that include a kernel header alone get the same checks. Every macro is
+//   guarded by #ifndef, so a harness may define its own first.
 #pragma once
 #include <cuda_runtime.h>
 #include <cstdio>

@@ -64,22 +64,7 @@
 #include <cstdlib>
 
 #include "types.cuh"
-
-// Fallbacks so this header stands alone; check.cuh defines the same macros (the #ifndef makes order moot).
-#ifndef CUDA_CHECK
-#define CUDA_CHECK(call)                                                                                  \
-  do {                                                                                                    \
-    cudaError_t lasp_err_ = (call);                                                                       \
-    if (lasp_err_ != cudaSuccess) {                                                                       \
-      std::fprintf(stderr, "CUDA error %s (%s)\n  at %s:%d\n  in %s\n", cudaGetErrorName(lasp_err_),      \
-                   cudaGetErrorString(lasp_err_), __FILE__, __LINE__, #call);                             \
-      std::exit(3);                                                                                       \
-    }                                                                                                     \
-  } while (0)
-#endif
-#ifndef LAUNCH_CHECK
-#define LAUNCH_CHECK() CUDA_CHECK(cudaGetLastError())
-#endif
+#include "check.cuh"
 
 #ifndef LASP_SOFTMAX_BWD_IMPL_DEFAULT
 #define LASP_SOFTMAX_BWD_IMPL_DEFAULT 1
@@ -512,7 +497,6 @@ __device__ __forceinline__ void wgmma_rs(float (&d)[64], const uint32_t (&a)[4],
   __trap();
 #endif
 }
-
 
 // m64n64k16, both operands from shared memory; _t: both operands transposed (MN-major).
 __device__ __forceinline__ void wgmma_ss64(float (&d)[32], uint64_t da, uint64_t db, int accumulate) {
