@@ -417,6 +417,39 @@ static float time_ms(State& st, int reps, F issue) {
   return median(times);
 }
 
+// One pass of a layer kind with a timing event before and after every step: when the step's stream reached
+// it with its dependencies met, and when it was done, in ms from the pass's start; `run` picks both streams
+// or the computation alone. Emitted as `trace` events
+// (the step ids are the IR's; `lasp inspect --json` says which stream each is on). Steps merged into another
+// step's NCCL group, or missing on this rank, have no events of their own and are left out.
+template <typename F>
+static void trace_pass(State& st, const char* kind, const char* pass, int steps, program::Run run, F issue) {
+  std::vector<cudaEvent_t> events(2 * steps);
+  for (auto& e : events) CUDA_CHECK(cudaEventCreate(&e));
+  cudaEvent_t base;
+  CUDA_CHECK(cudaEventCreate(&base));
+  program::Ctx traced = st.ctx;
+  traced.trace = events.data();
+  CUDA_CHECK(cudaDeviceSynchronize());
+  CUDA_CHECK(cudaEventRecord(base, st.ctx.compute));
+  fence_streams(st);
+  issue(traced, run);
+  join_streams(st);
+  CUDA_CHECK(cudaDeviceSynchronize());
+  for (int i = 0; i < steps; i++) {
+    float start = 0, end = 0;
+    if (cudaEventElapsedTime(&start, base, events[2 * i]) != cudaSuccess ||
+        cudaEventElapsedTime(&end, base, events[2 * i + 1]) != cudaSuccess) {
+      (void)cudaGetLastError();  // never recorded: not a step of its own on this rank
+      continue;
+    }
+    emit("trace", "\"kind\":\"%s\",\"pass\":\"%s\",\"streams\":\"%s\",\"step\":%d,\"start_ms\":%.4f,\"end_ms\":%.4f", kind, pass,
+         run.comm ? "both" : "compute", i, start, end);
+  }
+  for (auto& e : events) CUDA_CHECK(cudaEventDestroy(e));
+  CUDA_CHECK(cudaEventDestroy(base));
+}
+
 static int bench(State& st) {
   std::vector<float> steps;
   for (int s = 0; s < st.opt.warmup + st.opt.steps; s++) {
@@ -447,6 +480,12 @@ static int bench(State& st) {
     emit("phase", "\"name\":\"L.forward\",\"ms\":%.4f", fwd);
     emit("phase", "\"name\":\"L.backward\",\"ms\":%.4f", overlapped - fwd);
     emit("phase", "\"name\":\"L.comm\",\"ms\":%.4f,\"serial_ms\":%.4f,\"compute_only_ms\":%.4f,\"overlapped_ms\":%.4f,\"hidden\":%.3f", comm_only, serialised, compute_only, overlapped, hidden);
+    // Both streams, then the computation alone: the same steps' durations with and without communication beside them.
+    for (program::Run run : {program::Run{}, program::Run{true, false}})
+      trace_pass(st, "L", "forward", program::kL_forward_events, run, [&](const program::Ctx& c, program::Run r) { program::L_forward(c, b, r); });
+    // Both streams, then the computation alone: the same steps' durations with and without communication beside them.
+    for (program::Run run : {program::Run{}, program::Run{true, false}})
+      trace_pass(st, "L", "backward", program::kL_backward_events, run, [&](const program::Ctx& c, program::Run r) { program::L_backward(c, b, r); });
     say("layer kind L (lasp2): attention fwd+bwd %.3f ms overlapped, %.3f ms computation alone, %.3f ms serialised, communication %.3f ms, %.0f%% hidden\n",
         overlapped, compute_only, serialised, comm_only, 100.0f * hidden);
   }

@@ -23,17 +23,17 @@ function program(parallel: string, stack = "[L, S] x 1", run = ""): Map<string, 
   return generateProgram(spec);
 }
 
-/** The body of one rank's pass function. */
-function rankBody(cuh: string, fn: string): string {
+/** The body of one rank's pass function, without the timeline's trace events unless asked for. */
+function rankBody(cuh: string, fn: string, traced = false): string {
   const start = cuh.indexOf(`static void ${fn}(`);
   expect(start, fn).toBeGreaterThanOrEqual(0);
-  return cuh.slice(start, cuh.indexOf("\n}\n", start));
+  const body = cuh.slice(start, cuh.indexOf("\n}\n", start));
+  return traced ? body : body.replace(/\n\s*if \(c\.trace != nullptr\)[^\n]*/g, "");
 }
 
 describe("LASP-2H in the generated program", () => {
-  const cuh = program("gpus 2 sequence 2 linear lasp2 softmax allgather layout zigzag").get(
-    "lasp/program.cuh",
-  )!;
+  const files = program("gpus 2 sequence 2 linear lasp2 softmax allgather layout zigzag");
+  const cuh = files.get("lasp/program.cuh")!;
 
   it("gathers K and V of the kv heads only, and attends to its own keys while they travel", () => {
     const rank0 = rankBody(cuh, "S_forward_rank0");
@@ -74,6 +74,20 @@ describe("LASP-2H in the generated program", () => {
     expect(rank1).toMatch(
       /cudaStreamWaitEvent\(c\.compute, c\.events\[\d+\], 0\)\);\n\s*lasp::add_to_bf16\(b\.dk_sum, b\.dk_own, b\.dk, 131072, c\.compute\);/,
     );
+  });
+
+  it("can time every step on its own stream for bench's timeline", () => {
+    const rank0 = rankBody(cuh, "S_forward_rank0", true);
+    expect(rank0).toMatch(
+      /c\.trace\[0 \* 2\], c\.comm\)\);\n\s*NCCL_CHECK\(ncclGroupStart\(\)\);[\s\S]*?ncclGroupEnd\(\)\);\n\s*if \(c\.trace != nullptr\) CUDA_CHECK\(cudaEventRecord\(c\.trace\[0 \* 2 \+ 1\], c\.comm\)\);/,
+    );
+    expect(rank0).toContain(
+      "if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[3 * 2 + 1], c.compute));",
+    );
+    const main = files.get("main.cu")!;
+    for (const pass of ["forward", "backward"])
+      for (const kind of ["L", "S"])
+        expect(main).toContain(`trace_pass(st, "${kind}", "${pass}", program::k${kind}_${pass}_events, run,`);
   });
 
   it("declares the piece maps before the steps that read them", () => {

@@ -64,6 +64,7 @@ struct Ctx {
   cudaEvent_t* events;    // one per step of the longest rank program: the step has finished
   cudaEvent_t* started;   // likewise: the communication stream has reached the step
   Tables tables;
+  cudaEvent_t* trace = nullptr;  // when set (bench's timeline), timing events 2 id and 2 id + 1 around step id
 };
 
 // Which streams' steps to issue: both normally; one of them to time compute or communication alone.
@@ -149,33 +150,45 @@ inline EBuffers alloc_E(const EBuffers* shared) {
 static void E_forward_rank0(const Ctx& c, EBuffers& b, Run run) {
   // [0] M[0] = K^T V over piece 0
   if (run.compute) {
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[0 * 2], c.compute));
     lasp::linear_state(b.k, b.v, lasp::Piece{0, 32768}, b.m, c.dims, c.tables.kEDecay, c.compute);
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[0 * 2 + 1], c.compute));
   }
   // [1] sum this rank's piece states
   if (run.compute) {
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[1 * 2], c.compute));
     lasp::state_sum(b.m, 1, b.m_sum, c.dims, c.compute);
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[1 * 2 + 1], c.compute));
     CUDA_CHECK(cudaEventRecord(c.events[1], c.compute));
   }
   // [2] AllReduce the state sum
   if (run.comm) {
     CUDA_CHECK(cudaStreamWaitEvent(c.comm, c.events[1], 0));
     CUDA_CHECK(cudaEventRecord(c.started[2], c.comm));  // the collective is next on its stream
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[2 * 2], c.comm));
     NCCL_CHECK(ncclAllReduce(b.m_sum, b.m_total, 262144, ncclFloat32, ncclSum, c.nccl, c.comm));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[2 * 2 + 1], c.comm));
     CUDA_CHECK(cudaEventRecord(c.events[2], c.comm));
   }
   // [3] O[0] = intra-piece product (chunk algorithm)
   if (run.compute) {
     CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.started[2], 0));  // let the collective start first
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[3 * 2], c.compute));
     lasp::linear_intra(b.q, b.k, b.v, lasp::Piece{0, 32768}, b.o, c.dims, c.tables.kEDecay, false, c.compute);
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[3 * 2 + 1], c.compute));
   }
   // [4] P[0] = sum of the other pieces' states
   if (run.compute) {
     CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.events[2], 0));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[4 * 2], c.compute));
     lasp::state_sub(b.m_total, b.m, b.p, c.dims, c.compute);
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[4 * 2 + 1], c.compute));
   }
   // [5] O[0] += Q P
   if (run.compute) {
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[5 * 2], c.compute));
     lasp::linear_inter(b.q, b.p, lasp::Piece{0, 32768}, b.o, c.dims, c.tables.kEDecay, c.compute);
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[5 * 2 + 1], c.compute));
   }
 }
 
@@ -183,33 +196,45 @@ static void E_forward_rank0(const Ctx& c, EBuffers& b, Run run) {
 static void E_forward_rank1(const Ctx& c, EBuffers& b, Run run) {
   // [0] M[1] = K^T V over piece 1
   if (run.compute) {
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[0 * 2], c.compute));
     lasp::linear_state(b.k, b.v, lasp::Piece{0, 32768}, b.m, c.dims, c.tables.kEDecay, c.compute);
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[0 * 2 + 1], c.compute));
   }
   // [1] sum this rank's piece states
   if (run.compute) {
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[1 * 2], c.compute));
     lasp::state_sum(b.m, 1, b.m_sum, c.dims, c.compute);
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[1 * 2 + 1], c.compute));
     CUDA_CHECK(cudaEventRecord(c.events[1], c.compute));
   }
   // [2] AllReduce the state sum
   if (run.comm) {
     CUDA_CHECK(cudaStreamWaitEvent(c.comm, c.events[1], 0));
     CUDA_CHECK(cudaEventRecord(c.started[2], c.comm));  // the collective is next on its stream
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[2 * 2], c.comm));
     NCCL_CHECK(ncclAllReduce(b.m_sum, b.m_total, 262144, ncclFloat32, ncclSum, c.nccl, c.comm));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[2 * 2 + 1], c.comm));
     CUDA_CHECK(cudaEventRecord(c.events[2], c.comm));
   }
   // [3] O[1] = intra-piece product (chunk algorithm)
   if (run.compute) {
     CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.started[2], 0));  // let the collective start first
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[3 * 2], c.compute));
     lasp::linear_intra(b.q, b.k, b.v, lasp::Piece{0, 32768}, b.o, c.dims, c.tables.kEDecay, false, c.compute);
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[3 * 2 + 1], c.compute));
   }
   // [4] P[1] = sum of the other pieces' states
   if (run.compute) {
     CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.events[2], 0));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[4 * 2], c.compute));
     lasp::state_sub(b.m_total, b.m, b.p, c.dims, c.compute);
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[4 * 2 + 1], c.compute));
   }
   // [5] O[1] += Q P
   if (run.compute) {
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[5 * 2], c.compute));
     lasp::linear_inter(b.q, b.p, lasp::Piece{0, 32768}, b.o, c.dims, c.tables.kEDecay, c.compute);
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[5 * 2 + 1], c.compute));
   }
 }
 
@@ -217,33 +242,45 @@ static void E_forward_rank1(const Ctx& c, EBuffers& b, Run run) {
 static void E_forward_rank2(const Ctx& c, EBuffers& b, Run run) {
   // [0] M[2] = K^T V over piece 2
   if (run.compute) {
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[0 * 2], c.compute));
     lasp::linear_state(b.k, b.v, lasp::Piece{0, 32768}, b.m, c.dims, c.tables.kEDecay, c.compute);
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[0 * 2 + 1], c.compute));
   }
   // [1] sum this rank's piece states
   if (run.compute) {
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[1 * 2], c.compute));
     lasp::state_sum(b.m, 1, b.m_sum, c.dims, c.compute);
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[1 * 2 + 1], c.compute));
     CUDA_CHECK(cudaEventRecord(c.events[1], c.compute));
   }
   // [2] AllReduce the state sum
   if (run.comm) {
     CUDA_CHECK(cudaStreamWaitEvent(c.comm, c.events[1], 0));
     CUDA_CHECK(cudaEventRecord(c.started[2], c.comm));  // the collective is next on its stream
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[2 * 2], c.comm));
     NCCL_CHECK(ncclAllReduce(b.m_sum, b.m_total, 262144, ncclFloat32, ncclSum, c.nccl, c.comm));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[2 * 2 + 1], c.comm));
     CUDA_CHECK(cudaEventRecord(c.events[2], c.comm));
   }
   // [3] O[2] = intra-piece product (chunk algorithm)
   if (run.compute) {
     CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.started[2], 0));  // let the collective start first
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[3 * 2], c.compute));
     lasp::linear_intra(b.q, b.k, b.v, lasp::Piece{0, 32768}, b.o, c.dims, c.tables.kEDecay, false, c.compute);
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[3 * 2 + 1], c.compute));
   }
   // [4] P[2] = sum of the other pieces' states
   if (run.compute) {
     CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.events[2], 0));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[4 * 2], c.compute));
     lasp::state_sub(b.m_total, b.m, b.p, c.dims, c.compute);
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[4 * 2 + 1], c.compute));
   }
   // [5] O[2] += Q P
   if (run.compute) {
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[5 * 2], c.compute));
     lasp::linear_inter(b.q, b.p, lasp::Piece{0, 32768}, b.o, c.dims, c.tables.kEDecay, c.compute);
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[5 * 2 + 1], c.compute));
   }
 }
 
@@ -251,33 +288,45 @@ static void E_forward_rank2(const Ctx& c, EBuffers& b, Run run) {
 static void E_forward_rank3(const Ctx& c, EBuffers& b, Run run) {
   // [0] M[3] = K^T V over piece 3
   if (run.compute) {
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[0 * 2], c.compute));
     lasp::linear_state(b.k, b.v, lasp::Piece{0, 32768}, b.m, c.dims, c.tables.kEDecay, c.compute);
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[0 * 2 + 1], c.compute));
   }
   // [1] sum this rank's piece states
   if (run.compute) {
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[1 * 2], c.compute));
     lasp::state_sum(b.m, 1, b.m_sum, c.dims, c.compute);
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[1 * 2 + 1], c.compute));
     CUDA_CHECK(cudaEventRecord(c.events[1], c.compute));
   }
   // [2] AllReduce the state sum
   if (run.comm) {
     CUDA_CHECK(cudaStreamWaitEvent(c.comm, c.events[1], 0));
     CUDA_CHECK(cudaEventRecord(c.started[2], c.comm));  // the collective is next on its stream
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[2 * 2], c.comm));
     NCCL_CHECK(ncclAllReduce(b.m_sum, b.m_total, 262144, ncclFloat32, ncclSum, c.nccl, c.comm));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[2 * 2 + 1], c.comm));
     CUDA_CHECK(cudaEventRecord(c.events[2], c.comm));
   }
   // [3] O[3] = intra-piece product (chunk algorithm)
   if (run.compute) {
     CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.started[2], 0));  // let the collective start first
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[3 * 2], c.compute));
     lasp::linear_intra(b.q, b.k, b.v, lasp::Piece{0, 32768}, b.o, c.dims, c.tables.kEDecay, false, c.compute);
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[3 * 2 + 1], c.compute));
   }
   // [4] P[3] = sum of the other pieces' states
   if (run.compute) {
     CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.events[2], 0));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[4 * 2], c.compute));
     lasp::state_sub(b.m_total, b.m, b.p, c.dims, c.compute);
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[4 * 2 + 1], c.compute));
   }
   // [5] O[3] += Q P
   if (run.compute) {
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[5 * 2], c.compute));
     lasp::linear_inter(b.q, b.p, lasp::Piece{0, 32768}, b.o, c.dims, c.tables.kEDecay, c.compute);
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[5 * 2 + 1], c.compute));
   }
 }
 
@@ -296,37 +345,51 @@ inline void E_forward(const Ctx& c, EBuffers& b, Run run = Run{}) {
 static void E_backward_rank0(const Ctx& c, EBuffers& b, Run run) {
   // [0] dM[0] = Q^T dO over piece 0
   if (run.compute) {
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[0 * 2], c.compute));
     lasp::linear_grad_state(b.q, b.do_, lasp::Piece{0, 32768}, b.dm, c.dims, c.tables.kEDecay, c.compute);
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[0 * 2 + 1], c.compute));
   }
   // [1] sum this rank's gradient states
   if (run.compute) {
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[1 * 2], c.compute));
     lasp::state_sum(b.dm, 1, b.dm_sum, c.dims, c.compute);
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[1 * 2 + 1], c.compute));
     CUDA_CHECK(cudaEventRecord(c.events[1], c.compute));
   }
   // [2] AllReduce the gradient state sum
   if (run.comm) {
     CUDA_CHECK(cudaStreamWaitEvent(c.comm, c.events[1], 0));
     CUDA_CHECK(cudaEventRecord(c.started[2], c.comm));  // the collective is next on its stream
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[2 * 2], c.comm));
     NCCL_CHECK(ncclAllReduce(b.dm_sum, b.dm_total, 262144, ncclFloat32, ncclSum, c.nccl, c.comm));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[2 * 2 + 1], c.comm));
     CUDA_CHECK(cudaEventRecord(c.events[2], c.comm));
   }
   // [3] dQ, dK, dV[0] inside the piece
   if (run.compute) {
     CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.started[2], 0));  // let the collective start first
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[3 * 2], c.compute));
     lasp::linear_intra_backward(b.q, b.k, b.v, b.do_, lasp::Piece{0, 32768}, b.dq, b.dk, b.dv, c.dims, c.tables.kEDecay, false, c.compute);
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[3 * 2 + 1], c.compute));
   }
   // [4] dQ[0] += dO P^T
   if (run.compute) {
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[4 * 2], c.compute));
     lasp::linear_dq_inter(b.do_, b.p, lasp::Piece{0, 32768}, b.dq, c.dims, c.tables.kEDecay, c.compute);
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[4 * 2 + 1], c.compute));
   }
   // [5] G[0] = sum of the other pieces' dM
   if (run.compute) {
     CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.events[2], 0));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[5 * 2], c.compute));
     lasp::state_sub(b.dm_total, b.dm, b.g, c.dims, c.compute);
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[5 * 2 + 1], c.compute));
   }
   // [6] dK, dV[0] += contributions of G
   if (run.compute) {
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[6 * 2], c.compute));
     lasp::linear_dkdv_inter(b.k, b.v, b.g, lasp::Piece{0, 32768}, b.dk, b.dv, c.dims, c.tables.kEDecay, c.compute);
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[6 * 2 + 1], c.compute));
   }
 }
 
@@ -334,37 +397,51 @@ static void E_backward_rank0(const Ctx& c, EBuffers& b, Run run) {
 static void E_backward_rank1(const Ctx& c, EBuffers& b, Run run) {
   // [0] dM[1] = Q^T dO over piece 1
   if (run.compute) {
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[0 * 2], c.compute));
     lasp::linear_grad_state(b.q, b.do_, lasp::Piece{0, 32768}, b.dm, c.dims, c.tables.kEDecay, c.compute);
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[0 * 2 + 1], c.compute));
   }
   // [1] sum this rank's gradient states
   if (run.compute) {
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[1 * 2], c.compute));
     lasp::state_sum(b.dm, 1, b.dm_sum, c.dims, c.compute);
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[1 * 2 + 1], c.compute));
     CUDA_CHECK(cudaEventRecord(c.events[1], c.compute));
   }
   // [2] AllReduce the gradient state sum
   if (run.comm) {
     CUDA_CHECK(cudaStreamWaitEvent(c.comm, c.events[1], 0));
     CUDA_CHECK(cudaEventRecord(c.started[2], c.comm));  // the collective is next on its stream
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[2 * 2], c.comm));
     NCCL_CHECK(ncclAllReduce(b.dm_sum, b.dm_total, 262144, ncclFloat32, ncclSum, c.nccl, c.comm));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[2 * 2 + 1], c.comm));
     CUDA_CHECK(cudaEventRecord(c.events[2], c.comm));
   }
   // [3] dQ, dK, dV[1] inside the piece
   if (run.compute) {
     CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.started[2], 0));  // let the collective start first
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[3 * 2], c.compute));
     lasp::linear_intra_backward(b.q, b.k, b.v, b.do_, lasp::Piece{0, 32768}, b.dq, b.dk, b.dv, c.dims, c.tables.kEDecay, false, c.compute);
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[3 * 2 + 1], c.compute));
   }
   // [4] dQ[1] += dO P^T
   if (run.compute) {
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[4 * 2], c.compute));
     lasp::linear_dq_inter(b.do_, b.p, lasp::Piece{0, 32768}, b.dq, c.dims, c.tables.kEDecay, c.compute);
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[4 * 2 + 1], c.compute));
   }
   // [5] G[1] = sum of the other pieces' dM
   if (run.compute) {
     CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.events[2], 0));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[5 * 2], c.compute));
     lasp::state_sub(b.dm_total, b.dm, b.g, c.dims, c.compute);
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[5 * 2 + 1], c.compute));
   }
   // [6] dK, dV[1] += contributions of G
   if (run.compute) {
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[6 * 2], c.compute));
     lasp::linear_dkdv_inter(b.k, b.v, b.g, lasp::Piece{0, 32768}, b.dk, b.dv, c.dims, c.tables.kEDecay, c.compute);
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[6 * 2 + 1], c.compute));
   }
 }
 
@@ -372,37 +449,51 @@ static void E_backward_rank1(const Ctx& c, EBuffers& b, Run run) {
 static void E_backward_rank2(const Ctx& c, EBuffers& b, Run run) {
   // [0] dM[2] = Q^T dO over piece 2
   if (run.compute) {
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[0 * 2], c.compute));
     lasp::linear_grad_state(b.q, b.do_, lasp::Piece{0, 32768}, b.dm, c.dims, c.tables.kEDecay, c.compute);
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[0 * 2 + 1], c.compute));
   }
   // [1] sum this rank's gradient states
   if (run.compute) {
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[1 * 2], c.compute));
     lasp::state_sum(b.dm, 1, b.dm_sum, c.dims, c.compute);
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[1 * 2 + 1], c.compute));
     CUDA_CHECK(cudaEventRecord(c.events[1], c.compute));
   }
   // [2] AllReduce the gradient state sum
   if (run.comm) {
     CUDA_CHECK(cudaStreamWaitEvent(c.comm, c.events[1], 0));
     CUDA_CHECK(cudaEventRecord(c.started[2], c.comm));  // the collective is next on its stream
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[2 * 2], c.comm));
     NCCL_CHECK(ncclAllReduce(b.dm_sum, b.dm_total, 262144, ncclFloat32, ncclSum, c.nccl, c.comm));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[2 * 2 + 1], c.comm));
     CUDA_CHECK(cudaEventRecord(c.events[2], c.comm));
   }
   // [3] dQ, dK, dV[2] inside the piece
   if (run.compute) {
     CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.started[2], 0));  // let the collective start first
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[3 * 2], c.compute));
     lasp::linear_intra_backward(b.q, b.k, b.v, b.do_, lasp::Piece{0, 32768}, b.dq, b.dk, b.dv, c.dims, c.tables.kEDecay, false, c.compute);
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[3 * 2 + 1], c.compute));
   }
   // [4] dQ[2] += dO P^T
   if (run.compute) {
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[4 * 2], c.compute));
     lasp::linear_dq_inter(b.do_, b.p, lasp::Piece{0, 32768}, b.dq, c.dims, c.tables.kEDecay, c.compute);
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[4 * 2 + 1], c.compute));
   }
   // [5] G[2] = sum of the other pieces' dM
   if (run.compute) {
     CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.events[2], 0));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[5 * 2], c.compute));
     lasp::state_sub(b.dm_total, b.dm, b.g, c.dims, c.compute);
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[5 * 2 + 1], c.compute));
   }
   // [6] dK, dV[2] += contributions of G
   if (run.compute) {
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[6 * 2], c.compute));
     lasp::linear_dkdv_inter(b.k, b.v, b.g, lasp::Piece{0, 32768}, b.dk, b.dv, c.dims, c.tables.kEDecay, c.compute);
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[6 * 2 + 1], c.compute));
   }
 }
 
@@ -410,37 +501,51 @@ static void E_backward_rank2(const Ctx& c, EBuffers& b, Run run) {
 static void E_backward_rank3(const Ctx& c, EBuffers& b, Run run) {
   // [0] dM[3] = Q^T dO over piece 3
   if (run.compute) {
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[0 * 2], c.compute));
     lasp::linear_grad_state(b.q, b.do_, lasp::Piece{0, 32768}, b.dm, c.dims, c.tables.kEDecay, c.compute);
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[0 * 2 + 1], c.compute));
   }
   // [1] sum this rank's gradient states
   if (run.compute) {
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[1 * 2], c.compute));
     lasp::state_sum(b.dm, 1, b.dm_sum, c.dims, c.compute);
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[1 * 2 + 1], c.compute));
     CUDA_CHECK(cudaEventRecord(c.events[1], c.compute));
   }
   // [2] AllReduce the gradient state sum
   if (run.comm) {
     CUDA_CHECK(cudaStreamWaitEvent(c.comm, c.events[1], 0));
     CUDA_CHECK(cudaEventRecord(c.started[2], c.comm));  // the collective is next on its stream
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[2 * 2], c.comm));
     NCCL_CHECK(ncclAllReduce(b.dm_sum, b.dm_total, 262144, ncclFloat32, ncclSum, c.nccl, c.comm));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[2 * 2 + 1], c.comm));
     CUDA_CHECK(cudaEventRecord(c.events[2], c.comm));
   }
   // [3] dQ, dK, dV[3] inside the piece
   if (run.compute) {
     CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.started[2], 0));  // let the collective start first
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[3 * 2], c.compute));
     lasp::linear_intra_backward(b.q, b.k, b.v, b.do_, lasp::Piece{0, 32768}, b.dq, b.dk, b.dv, c.dims, c.tables.kEDecay, false, c.compute);
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[3 * 2 + 1], c.compute));
   }
   // [4] dQ[3] += dO P^T
   if (run.compute) {
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[4 * 2], c.compute));
     lasp::linear_dq_inter(b.do_, b.p, lasp::Piece{0, 32768}, b.dq, c.dims, c.tables.kEDecay, c.compute);
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[4 * 2 + 1], c.compute));
   }
   // [5] G[3] = sum of the other pieces' dM
   if (run.compute) {
     CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.events[2], 0));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[5 * 2], c.compute));
     lasp::state_sub(b.dm_total, b.dm, b.g, c.dims, c.compute);
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[5 * 2 + 1], c.compute));
   }
   // [6] dK, dV[3] += contributions of G
   if (run.compute) {
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[6 * 2], c.compute));
     lasp::linear_dkdv_inter(b.k, b.v, b.g, lasp::Piece{0, 32768}, b.dk, b.dv, c.dims, c.tables.kEDecay, c.compute);
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[6 * 2 + 1], c.compute));
   }
 }
 

@@ -196,6 +196,7 @@ struct Ctx {
   cudaEvent_t* events;    // one per step of the longest rank program: the step has finished
   cudaEvent_t* started;   // likewise: the communication stream has reached the step
   Tables tables;
+  cudaEvent_t* trace = nullptr;  // when set (bench's timeline), timing events 2 id and 2 id + 1 around step id
 };
 
 // Which streams' steps to issue: both normally; one of them to time compute or communication alone.
@@ -273,12 +274,16 @@ inline LBuffers alloc_L(const LBuffers* shared) {
 static void L_forward_rank0(const Ctx& c, LBuffers& b, Run run) {
   // [0] M[0] = K^T V over piece 0
   if (run.compute) {
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[0 * 2], c.compute));
     lasp::linear_state(b.k, b.v, lasp::Piece{0, 32768}, b.m, c.dims, c.tables.kLDecay, c.compute);
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[0 * 2 + 1], c.compute));
     CUDA_CHECK(cudaEventRecord(c.events[0], c.compute));
   }
   // [1] M[15] = K^T V over piece 15
   if (run.compute) {
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[1 * 2], c.compute));
     lasp::linear_state(b.k, b.v, lasp::Piece{32768, 32768}, b.m + 262144, c.dims, c.tables.kLDecay, c.compute);
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[1 * 2 + 1], c.compute));
     CUDA_CHECK(cudaEventRecord(c.events[1], c.compute));
   }
   // [2] AllGather piece states (2 per rank)
@@ -286,35 +291,49 @@ static void L_forward_rank0(const Ctx& c, LBuffers& b, Run run) {
     CUDA_CHECK(cudaStreamWaitEvent(c.comm, c.events[0], 0));
     CUDA_CHECK(cudaStreamWaitEvent(c.comm, c.events[1], 0));
     CUDA_CHECK(cudaEventRecord(c.started[2], c.comm));  // the collective is next on its stream
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[2 * 2], c.comm));
     NCCL_CHECK(ncclAllGather(b.m, b.m_all, 524288, ncclFloat32, c.nccl, c.comm));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[2 * 2 + 1], c.comm));
     CUDA_CHECK(cudaEventRecord(c.events[2], c.comm));
   }
   // [3] O[0] = intra-piece product (chunk algorithm)
   if (run.compute) {
     CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.started[2], 0));  // let the collective start first
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[3 * 2], c.compute));
     lasp::linear_intra(b.q, b.k, b.v, lasp::Piece{0, 32768}, b.o, c.dims, c.tables.kLDecay, true, c.compute);
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[3 * 2 + 1], c.compute));
   }
   // [4] O[15] = intra-piece product (chunk algorithm)
   if (run.compute) {
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[4 * 2], c.compute));
     lasp::linear_intra(b.q, b.k, b.v, lasp::Piece{32768, 32768}, b.o, c.dims, c.tables.kLDecay, true, c.compute);
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[4 * 2 + 1], c.compute));
   }
   // [5] P[0] = decayed sum of the 0 earlier piece states
   if (run.compute) {
     CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.events[2], 0));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[5 * 2], c.compute));
     lasp::linear_decayed_sum(b.m_all, 16, c.tables.kL_forward_r0_gaps0, b.p, c.dims, c.tables.kLDecay, c.compute);
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[5 * 2 + 1], c.compute));
   }
   // [6] O[0] += lam^(i+1) Q P
   if (run.compute) {
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[6 * 2], c.compute));
     lasp::linear_inter(b.q, b.p, lasp::Piece{0, 32768}, b.o, c.dims, c.tables.kLDecay, c.compute);
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[6 * 2 + 1], c.compute));
   }
   // [7] P[15] = decayed sum of the 15 earlier piece states
   if (run.compute) {
     CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.events[2], 0));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[7 * 2], c.compute));
     lasp::linear_decayed_sum(b.m_all, 16, c.tables.kL_forward_r0_gaps1, b.p + 262144, c.dims, c.tables.kLDecay, c.compute);
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[7 * 2 + 1], c.compute));
   }
   // [8] O[15] += lam^(i+1) Q P
   if (run.compute) {
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[8 * 2], c.compute));
     lasp::linear_inter(b.q, b.p + 262144, lasp::Piece{32768, 32768}, b.o, c.dims, c.tables.kLDecay, c.compute);
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[8 * 2 + 1], c.compute));
   }
 }
 
@@ -322,12 +341,16 @@ static void L_forward_rank0(const Ctx& c, LBuffers& b, Run run) {
 static void L_forward_rank1(const Ctx& c, LBuffers& b, Run run) {
   // [0] M[1] = K^T V over piece 1
   if (run.compute) {
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[0 * 2], c.compute));
     lasp::linear_state(b.k, b.v, lasp::Piece{0, 32768}, b.m, c.dims, c.tables.kLDecay, c.compute);
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[0 * 2 + 1], c.compute));
     CUDA_CHECK(cudaEventRecord(c.events[0], c.compute));
   }
   // [1] M[14] = K^T V over piece 14
   if (run.compute) {
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[1 * 2], c.compute));
     lasp::linear_state(b.k, b.v, lasp::Piece{32768, 32768}, b.m + 262144, c.dims, c.tables.kLDecay, c.compute);
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[1 * 2 + 1], c.compute));
     CUDA_CHECK(cudaEventRecord(c.events[1], c.compute));
   }
   // [2] AllGather piece states (2 per rank)
@@ -335,35 +358,49 @@ static void L_forward_rank1(const Ctx& c, LBuffers& b, Run run) {
     CUDA_CHECK(cudaStreamWaitEvent(c.comm, c.events[0], 0));
     CUDA_CHECK(cudaStreamWaitEvent(c.comm, c.events[1], 0));
     CUDA_CHECK(cudaEventRecord(c.started[2], c.comm));  // the collective is next on its stream
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[2 * 2], c.comm));
     NCCL_CHECK(ncclAllGather(b.m, b.m_all, 524288, ncclFloat32, c.nccl, c.comm));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[2 * 2 + 1], c.comm));
     CUDA_CHECK(cudaEventRecord(c.events[2], c.comm));
   }
   // [3] O[1] = intra-piece product (chunk algorithm)
   if (run.compute) {
     CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.started[2], 0));  // let the collective start first
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[3 * 2], c.compute));
     lasp::linear_intra(b.q, b.k, b.v, lasp::Piece{0, 32768}, b.o, c.dims, c.tables.kLDecay, true, c.compute);
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[3 * 2 + 1], c.compute));
   }
   // [4] O[14] = intra-piece product (chunk algorithm)
   if (run.compute) {
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[4 * 2], c.compute));
     lasp::linear_intra(b.q, b.k, b.v, lasp::Piece{32768, 32768}, b.o, c.dims, c.tables.kLDecay, true, c.compute);
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[4 * 2 + 1], c.compute));
   }
   // [5] P[1] = decayed sum of the 1 earlier piece states
   if (run.compute) {
     CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.events[2], 0));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[5 * 2], c.compute));
     lasp::linear_decayed_sum(b.m_all, 16, c.tables.kL_forward_r1_gaps0, b.p, c.dims, c.tables.kLDecay, c.compute);
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[5 * 2 + 1], c.compute));
   }
   // [6] O[1] += lam^(i+1) Q P
   if (run.compute) {
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[6 * 2], c.compute));
     lasp::linear_inter(b.q, b.p, lasp::Piece{0, 32768}, b.o, c.dims, c.tables.kLDecay, c.compute);
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[6 * 2 + 1], c.compute));
   }
   // [7] P[14] = decayed sum of the 14 earlier piece states
   if (run.compute) {
     CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.events[2], 0));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[7 * 2], c.compute));
     lasp::linear_decayed_sum(b.m_all, 16, c.tables.kL_forward_r1_gaps1, b.p + 262144, c.dims, c.tables.kLDecay, c.compute);
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[7 * 2 + 1], c.compute));
   }
   // [8] O[14] += lam^(i+1) Q P
   if (run.compute) {
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[8 * 2], c.compute));
     lasp::linear_inter(b.q, b.p + 262144, lasp::Piece{32768, 32768}, b.o, c.dims, c.tables.kLDecay, c.compute);
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[8 * 2 + 1], c.compute));
   }
 }
 
@@ -371,12 +408,16 @@ static void L_forward_rank1(const Ctx& c, LBuffers& b, Run run) {
 static void L_forward_rank2(const Ctx& c, LBuffers& b, Run run) {
   // [0] M[2] = K^T V over piece 2
   if (run.compute) {
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[0 * 2], c.compute));
     lasp::linear_state(b.k, b.v, lasp::Piece{0, 32768}, b.m, c.dims, c.tables.kLDecay, c.compute);
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[0 * 2 + 1], c.compute));
     CUDA_CHECK(cudaEventRecord(c.events[0], c.compute));
   }
   // [1] M[13] = K^T V over piece 13
   if (run.compute) {
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[1 * 2], c.compute));
     lasp::linear_state(b.k, b.v, lasp::Piece{32768, 32768}, b.m + 262144, c.dims, c.tables.kLDecay, c.compute);
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[1 * 2 + 1], c.compute));
     CUDA_CHECK(cudaEventRecord(c.events[1], c.compute));
   }
   // [2] AllGather piece states (2 per rank)
@@ -384,35 +425,49 @@ static void L_forward_rank2(const Ctx& c, LBuffers& b, Run run) {
     CUDA_CHECK(cudaStreamWaitEvent(c.comm, c.events[0], 0));
     CUDA_CHECK(cudaStreamWaitEvent(c.comm, c.events[1], 0));
     CUDA_CHECK(cudaEventRecord(c.started[2], c.comm));  // the collective is next on its stream
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[2 * 2], c.comm));
     NCCL_CHECK(ncclAllGather(b.m, b.m_all, 524288, ncclFloat32, c.nccl, c.comm));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[2 * 2 + 1], c.comm));
     CUDA_CHECK(cudaEventRecord(c.events[2], c.comm));
   }
   // [3] O[2] = intra-piece product (chunk algorithm)
   if (run.compute) {
     CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.started[2], 0));  // let the collective start first
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[3 * 2], c.compute));
     lasp::linear_intra(b.q, b.k, b.v, lasp::Piece{0, 32768}, b.o, c.dims, c.tables.kLDecay, true, c.compute);
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[3 * 2 + 1], c.compute));
   }
   // [4] O[13] = intra-piece product (chunk algorithm)
   if (run.compute) {
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[4 * 2], c.compute));
     lasp::linear_intra(b.q, b.k, b.v, lasp::Piece{32768, 32768}, b.o, c.dims, c.tables.kLDecay, true, c.compute);
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[4 * 2 + 1], c.compute));
   }
   // [5] P[2] = decayed sum of the 2 earlier piece states
   if (run.compute) {
     CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.events[2], 0));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[5 * 2], c.compute));
     lasp::linear_decayed_sum(b.m_all, 16, c.tables.kL_forward_r2_gaps0, b.p, c.dims, c.tables.kLDecay, c.compute);
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[5 * 2 + 1], c.compute));
   }
   // [6] O[2] += lam^(i+1) Q P
   if (run.compute) {
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[6 * 2], c.compute));
     lasp::linear_inter(b.q, b.p, lasp::Piece{0, 32768}, b.o, c.dims, c.tables.kLDecay, c.compute);
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[6 * 2 + 1], c.compute));
   }
   // [7] P[13] = decayed sum of the 13 earlier piece states
   if (run.compute) {
     CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.events[2], 0));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[7 * 2], c.compute));
     lasp::linear_decayed_sum(b.m_all, 16, c.tables.kL_forward_r2_gaps1, b.p + 262144, c.dims, c.tables.kLDecay, c.compute);
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[7 * 2 + 1], c.compute));
   }
   // [8] O[13] += lam^(i+1) Q P
   if (run.compute) {
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[8 * 2], c.compute));
     lasp::linear_inter(b.q, b.p + 262144, lasp::Piece{32768, 32768}, b.o, c.dims, c.tables.kLDecay, c.compute);
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[8 * 2 + 1], c.compute));
   }
 }
 
@@ -420,12 +475,16 @@ static void L_forward_rank2(const Ctx& c, LBuffers& b, Run run) {
 static void L_forward_rank3(const Ctx& c, LBuffers& b, Run run) {
   // [0] M[3] = K^T V over piece 3
   if (run.compute) {
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[0 * 2], c.compute));
     lasp::linear_state(b.k, b.v, lasp::Piece{0, 32768}, b.m, c.dims, c.tables.kLDecay, c.compute);
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[0 * 2 + 1], c.compute));
     CUDA_CHECK(cudaEventRecord(c.events[0], c.compute));
   }
   // [1] M[12] = K^T V over piece 12
   if (run.compute) {
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[1 * 2], c.compute));
     lasp::linear_state(b.k, b.v, lasp::Piece{32768, 32768}, b.m + 262144, c.dims, c.tables.kLDecay, c.compute);
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[1 * 2 + 1], c.compute));
     CUDA_CHECK(cudaEventRecord(c.events[1], c.compute));
   }
   // [2] AllGather piece states (2 per rank)
@@ -433,35 +492,49 @@ static void L_forward_rank3(const Ctx& c, LBuffers& b, Run run) {
     CUDA_CHECK(cudaStreamWaitEvent(c.comm, c.events[0], 0));
     CUDA_CHECK(cudaStreamWaitEvent(c.comm, c.events[1], 0));
     CUDA_CHECK(cudaEventRecord(c.started[2], c.comm));  // the collective is next on its stream
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[2 * 2], c.comm));
     NCCL_CHECK(ncclAllGather(b.m, b.m_all, 524288, ncclFloat32, c.nccl, c.comm));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[2 * 2 + 1], c.comm));
     CUDA_CHECK(cudaEventRecord(c.events[2], c.comm));
   }
   // [3] O[3] = intra-piece product (chunk algorithm)
   if (run.compute) {
     CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.started[2], 0));  // let the collective start first
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[3 * 2], c.compute));
     lasp::linear_intra(b.q, b.k, b.v, lasp::Piece{0, 32768}, b.o, c.dims, c.tables.kLDecay, true, c.compute);
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[3 * 2 + 1], c.compute));
   }
   // [4] O[12] = intra-piece product (chunk algorithm)
   if (run.compute) {
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[4 * 2], c.compute));
     lasp::linear_intra(b.q, b.k, b.v, lasp::Piece{32768, 32768}, b.o, c.dims, c.tables.kLDecay, true, c.compute);
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[4 * 2 + 1], c.compute));
   }
   // [5] P[3] = decayed sum of the 3 earlier piece states
   if (run.compute) {
     CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.events[2], 0));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[5 * 2], c.compute));
     lasp::linear_decayed_sum(b.m_all, 16, c.tables.kL_forward_r3_gaps0, b.p, c.dims, c.tables.kLDecay, c.compute);
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[5 * 2 + 1], c.compute));
   }
   // [6] O[3] += lam^(i+1) Q P
   if (run.compute) {
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[6 * 2], c.compute));
     lasp::linear_inter(b.q, b.p, lasp::Piece{0, 32768}, b.o, c.dims, c.tables.kLDecay, c.compute);
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[6 * 2 + 1], c.compute));
   }
   // [7] P[12] = decayed sum of the 12 earlier piece states
   if (run.compute) {
     CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.events[2], 0));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[7 * 2], c.compute));
     lasp::linear_decayed_sum(b.m_all, 16, c.tables.kL_forward_r3_gaps1, b.p + 262144, c.dims, c.tables.kLDecay, c.compute);
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[7 * 2 + 1], c.compute));
   }
   // [8] O[12] += lam^(i+1) Q P
   if (run.compute) {
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[8 * 2], c.compute));
     lasp::linear_inter(b.q, b.p + 262144, lasp::Piece{32768, 32768}, b.o, c.dims, c.tables.kLDecay, c.compute);
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[8 * 2 + 1], c.compute));
   }
 }
 
@@ -469,12 +542,16 @@ static void L_forward_rank3(const Ctx& c, LBuffers& b, Run run) {
 static void L_forward_rank4(const Ctx& c, LBuffers& b, Run run) {
   // [0] M[4] = K^T V over piece 4
   if (run.compute) {
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[0 * 2], c.compute));
     lasp::linear_state(b.k, b.v, lasp::Piece{0, 32768}, b.m, c.dims, c.tables.kLDecay, c.compute);
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[0 * 2 + 1], c.compute));
     CUDA_CHECK(cudaEventRecord(c.events[0], c.compute));
   }
   // [1] M[11] = K^T V over piece 11
   if (run.compute) {
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[1 * 2], c.compute));
     lasp::linear_state(b.k, b.v, lasp::Piece{32768, 32768}, b.m + 262144, c.dims, c.tables.kLDecay, c.compute);
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[1 * 2 + 1], c.compute));
     CUDA_CHECK(cudaEventRecord(c.events[1], c.compute));
   }
   // [2] AllGather piece states (2 per rank)
@@ -482,35 +559,49 @@ static void L_forward_rank4(const Ctx& c, LBuffers& b, Run run) {
     CUDA_CHECK(cudaStreamWaitEvent(c.comm, c.events[0], 0));
     CUDA_CHECK(cudaStreamWaitEvent(c.comm, c.events[1], 0));
     CUDA_CHECK(cudaEventRecord(c.started[2], c.comm));  // the collective is next on its stream
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[2 * 2], c.comm));
     NCCL_CHECK(ncclAllGather(b.m, b.m_all, 524288, ncclFloat32, c.nccl, c.comm));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[2 * 2 + 1], c.comm));
     CUDA_CHECK(cudaEventRecord(c.events[2], c.comm));
   }
   // [3] O[4] = intra-piece product (chunk algorithm)
   if (run.compute) {
     CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.started[2], 0));  // let the collective start first
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[3 * 2], c.compute));
     lasp::linear_intra(b.q, b.k, b.v, lasp::Piece{0, 32768}, b.o, c.dims, c.tables.kLDecay, true, c.compute);
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[3 * 2 + 1], c.compute));
   }
   // [4] O[11] = intra-piece product (chunk algorithm)
   if (run.compute) {
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[4 * 2], c.compute));
     lasp::linear_intra(b.q, b.k, b.v, lasp::Piece{32768, 32768}, b.o, c.dims, c.tables.kLDecay, true, c.compute);
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[4 * 2 + 1], c.compute));
   }
   // [5] P[4] = decayed sum of the 4 earlier piece states
   if (run.compute) {
     CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.events[2], 0));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[5 * 2], c.compute));
     lasp::linear_decayed_sum(b.m_all, 16, c.tables.kL_forward_r4_gaps0, b.p, c.dims, c.tables.kLDecay, c.compute);
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[5 * 2 + 1], c.compute));
   }
   // [6] O[4] += lam^(i+1) Q P
   if (run.compute) {
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[6 * 2], c.compute));
     lasp::linear_inter(b.q, b.p, lasp::Piece{0, 32768}, b.o, c.dims, c.tables.kLDecay, c.compute);
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[6 * 2 + 1], c.compute));
   }
   // [7] P[11] = decayed sum of the 11 earlier piece states
   if (run.compute) {
     CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.events[2], 0));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[7 * 2], c.compute));
     lasp::linear_decayed_sum(b.m_all, 16, c.tables.kL_forward_r4_gaps1, b.p + 262144, c.dims, c.tables.kLDecay, c.compute);
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[7 * 2 + 1], c.compute));
   }
   // [8] O[11] += lam^(i+1) Q P
   if (run.compute) {
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[8 * 2], c.compute));
     lasp::linear_inter(b.q, b.p + 262144, lasp::Piece{32768, 32768}, b.o, c.dims, c.tables.kLDecay, c.compute);
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[8 * 2 + 1], c.compute));
   }
 }
 
@@ -518,12 +609,16 @@ static void L_forward_rank4(const Ctx& c, LBuffers& b, Run run) {
 static void L_forward_rank5(const Ctx& c, LBuffers& b, Run run) {
   // [0] M[5] = K^T V over piece 5
   if (run.compute) {
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[0 * 2], c.compute));
     lasp::linear_state(b.k, b.v, lasp::Piece{0, 32768}, b.m, c.dims, c.tables.kLDecay, c.compute);
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[0 * 2 + 1], c.compute));
     CUDA_CHECK(cudaEventRecord(c.events[0], c.compute));
   }
   // [1] M[10] = K^T V over piece 10
   if (run.compute) {
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[1 * 2], c.compute));
     lasp::linear_state(b.k, b.v, lasp::Piece{32768, 32768}, b.m + 262144, c.dims, c.tables.kLDecay, c.compute);
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[1 * 2 + 1], c.compute));
     CUDA_CHECK(cudaEventRecord(c.events[1], c.compute));
   }
   // [2] AllGather piece states (2 per rank)
@@ -531,35 +626,49 @@ static void L_forward_rank5(const Ctx& c, LBuffers& b, Run run) {
     CUDA_CHECK(cudaStreamWaitEvent(c.comm, c.events[0], 0));
     CUDA_CHECK(cudaStreamWaitEvent(c.comm, c.events[1], 0));
     CUDA_CHECK(cudaEventRecord(c.started[2], c.comm));  // the collective is next on its stream
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[2 * 2], c.comm));
     NCCL_CHECK(ncclAllGather(b.m, b.m_all, 524288, ncclFloat32, c.nccl, c.comm));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[2 * 2 + 1], c.comm));
     CUDA_CHECK(cudaEventRecord(c.events[2], c.comm));
   }
   // [3] O[5] = intra-piece product (chunk algorithm)
   if (run.compute) {
     CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.started[2], 0));  // let the collective start first
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[3 * 2], c.compute));
     lasp::linear_intra(b.q, b.k, b.v, lasp::Piece{0, 32768}, b.o, c.dims, c.tables.kLDecay, true, c.compute);
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[3 * 2 + 1], c.compute));
   }
   // [4] O[10] = intra-piece product (chunk algorithm)
   if (run.compute) {
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[4 * 2], c.compute));
     lasp::linear_intra(b.q, b.k, b.v, lasp::Piece{32768, 32768}, b.o, c.dims, c.tables.kLDecay, true, c.compute);
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[4 * 2 + 1], c.compute));
   }
   // [5] P[5] = decayed sum of the 5 earlier piece states
   if (run.compute) {
     CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.events[2], 0));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[5 * 2], c.compute));
     lasp::linear_decayed_sum(b.m_all, 16, c.tables.kL_forward_r5_gaps0, b.p, c.dims, c.tables.kLDecay, c.compute);
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[5 * 2 + 1], c.compute));
   }
   // [6] O[5] += lam^(i+1) Q P
   if (run.compute) {
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[6 * 2], c.compute));
     lasp::linear_inter(b.q, b.p, lasp::Piece{0, 32768}, b.o, c.dims, c.tables.kLDecay, c.compute);
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[6 * 2 + 1], c.compute));
   }
   // [7] P[10] = decayed sum of the 10 earlier piece states
   if (run.compute) {
     CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.events[2], 0));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[7 * 2], c.compute));
     lasp::linear_decayed_sum(b.m_all, 16, c.tables.kL_forward_r5_gaps1, b.p + 262144, c.dims, c.tables.kLDecay, c.compute);
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[7 * 2 + 1], c.compute));
   }
   // [8] O[10] += lam^(i+1) Q P
   if (run.compute) {
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[8 * 2], c.compute));
     lasp::linear_inter(b.q, b.p + 262144, lasp::Piece{32768, 32768}, b.o, c.dims, c.tables.kLDecay, c.compute);
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[8 * 2 + 1], c.compute));
   }
 }
 
@@ -567,12 +676,16 @@ static void L_forward_rank5(const Ctx& c, LBuffers& b, Run run) {
 static void L_forward_rank6(const Ctx& c, LBuffers& b, Run run) {
   // [0] M[6] = K^T V over piece 6
   if (run.compute) {
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[0 * 2], c.compute));
     lasp::linear_state(b.k, b.v, lasp::Piece{0, 32768}, b.m, c.dims, c.tables.kLDecay, c.compute);
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[0 * 2 + 1], c.compute));
     CUDA_CHECK(cudaEventRecord(c.events[0], c.compute));
   }
   // [1] M[9] = K^T V over piece 9
   if (run.compute) {
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[1 * 2], c.compute));
     lasp::linear_state(b.k, b.v, lasp::Piece{32768, 32768}, b.m + 262144, c.dims, c.tables.kLDecay, c.compute);
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[1 * 2 + 1], c.compute));
     CUDA_CHECK(cudaEventRecord(c.events[1], c.compute));
   }
   // [2] AllGather piece states (2 per rank)
@@ -580,35 +693,49 @@ static void L_forward_rank6(const Ctx& c, LBuffers& b, Run run) {
     CUDA_CHECK(cudaStreamWaitEvent(c.comm, c.events[0], 0));
     CUDA_CHECK(cudaStreamWaitEvent(c.comm, c.events[1], 0));
     CUDA_CHECK(cudaEventRecord(c.started[2], c.comm));  // the collective is next on its stream
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[2 * 2], c.comm));
     NCCL_CHECK(ncclAllGather(b.m, b.m_all, 524288, ncclFloat32, c.nccl, c.comm));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[2 * 2 + 1], c.comm));
     CUDA_CHECK(cudaEventRecord(c.events[2], c.comm));
   }
   // [3] O[6] = intra-piece product (chunk algorithm)
   if (run.compute) {
     CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.started[2], 0));  // let the collective start first
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[3 * 2], c.compute));
     lasp::linear_intra(b.q, b.k, b.v, lasp::Piece{0, 32768}, b.o, c.dims, c.tables.kLDecay, true, c.compute);
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[3 * 2 + 1], c.compute));
   }
   // [4] O[9] = intra-piece product (chunk algorithm)
   if (run.compute) {
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[4 * 2], c.compute));
     lasp::linear_intra(b.q, b.k, b.v, lasp::Piece{32768, 32768}, b.o, c.dims, c.tables.kLDecay, true, c.compute);
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[4 * 2 + 1], c.compute));
   }
   // [5] P[6] = decayed sum of the 6 earlier piece states
   if (run.compute) {
     CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.events[2], 0));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[5 * 2], c.compute));
     lasp::linear_decayed_sum(b.m_all, 16, c.tables.kL_forward_r6_gaps0, b.p, c.dims, c.tables.kLDecay, c.compute);
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[5 * 2 + 1], c.compute));
   }
   // [6] O[6] += lam^(i+1) Q P
   if (run.compute) {
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[6 * 2], c.compute));
     lasp::linear_inter(b.q, b.p, lasp::Piece{0, 32768}, b.o, c.dims, c.tables.kLDecay, c.compute);
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[6 * 2 + 1], c.compute));
   }
   // [7] P[9] = decayed sum of the 9 earlier piece states
   if (run.compute) {
     CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.events[2], 0));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[7 * 2], c.compute));
     lasp::linear_decayed_sum(b.m_all, 16, c.tables.kL_forward_r6_gaps1, b.p + 262144, c.dims, c.tables.kLDecay, c.compute);
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[7 * 2 + 1], c.compute));
   }
   // [8] O[9] += lam^(i+1) Q P
   if (run.compute) {
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[8 * 2], c.compute));
     lasp::linear_inter(b.q, b.p + 262144, lasp::Piece{32768, 32768}, b.o, c.dims, c.tables.kLDecay, c.compute);
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[8 * 2 + 1], c.compute));
   }
 }
 
@@ -616,12 +743,16 @@ static void L_forward_rank6(const Ctx& c, LBuffers& b, Run run) {
 static void L_forward_rank7(const Ctx& c, LBuffers& b, Run run) {
   // [0] M[7] = K^T V over piece 7
   if (run.compute) {
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[0 * 2], c.compute));
     lasp::linear_state(b.k, b.v, lasp::Piece{0, 32768}, b.m, c.dims, c.tables.kLDecay, c.compute);
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[0 * 2 + 1], c.compute));
     CUDA_CHECK(cudaEventRecord(c.events[0], c.compute));
   }
   // [1] M[8] = K^T V over piece 8
   if (run.compute) {
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[1 * 2], c.compute));
     lasp::linear_state(b.k, b.v, lasp::Piece{32768, 32768}, b.m + 262144, c.dims, c.tables.kLDecay, c.compute);
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[1 * 2 + 1], c.compute));
     CUDA_CHECK(cudaEventRecord(c.events[1], c.compute));
   }
   // [2] AllGather piece states (2 per rank)
@@ -629,35 +760,49 @@ static void L_forward_rank7(const Ctx& c, LBuffers& b, Run run) {
     CUDA_CHECK(cudaStreamWaitEvent(c.comm, c.events[0], 0));
     CUDA_CHECK(cudaStreamWaitEvent(c.comm, c.events[1], 0));
     CUDA_CHECK(cudaEventRecord(c.started[2], c.comm));  // the collective is next on its stream
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[2 * 2], c.comm));
     NCCL_CHECK(ncclAllGather(b.m, b.m_all, 524288, ncclFloat32, c.nccl, c.comm));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[2 * 2 + 1], c.comm));
     CUDA_CHECK(cudaEventRecord(c.events[2], c.comm));
   }
   // [3] O[7] = intra-piece product (chunk algorithm)
   if (run.compute) {
     CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.started[2], 0));  // let the collective start first
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[3 * 2], c.compute));
     lasp::linear_intra(b.q, b.k, b.v, lasp::Piece{0, 32768}, b.o, c.dims, c.tables.kLDecay, true, c.compute);
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[3 * 2 + 1], c.compute));
   }
   // [4] O[8] = intra-piece product (chunk algorithm)
   if (run.compute) {
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[4 * 2], c.compute));
     lasp::linear_intra(b.q, b.k, b.v, lasp::Piece{32768, 32768}, b.o, c.dims, c.tables.kLDecay, true, c.compute);
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[4 * 2 + 1], c.compute));
   }
   // [5] P[7] = decayed sum of the 7 earlier piece states
   if (run.compute) {
     CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.events[2], 0));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[5 * 2], c.compute));
     lasp::linear_decayed_sum(b.m_all, 16, c.tables.kL_forward_r7_gaps0, b.p, c.dims, c.tables.kLDecay, c.compute);
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[5 * 2 + 1], c.compute));
   }
   // [6] O[7] += lam^(i+1) Q P
   if (run.compute) {
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[6 * 2], c.compute));
     lasp::linear_inter(b.q, b.p, lasp::Piece{0, 32768}, b.o, c.dims, c.tables.kLDecay, c.compute);
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[6 * 2 + 1], c.compute));
   }
   // [7] P[8] = decayed sum of the 8 earlier piece states
   if (run.compute) {
     CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.events[2], 0));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[7 * 2], c.compute));
     lasp::linear_decayed_sum(b.m_all, 16, c.tables.kL_forward_r7_gaps1, b.p + 262144, c.dims, c.tables.kLDecay, c.compute);
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[7 * 2 + 1], c.compute));
   }
   // [8] O[8] += lam^(i+1) Q P
   if (run.compute) {
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[8 * 2], c.compute));
     lasp::linear_inter(b.q, b.p + 262144, lasp::Piece{32768, 32768}, b.o, c.dims, c.tables.kLDecay, c.compute);
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[8 * 2 + 1], c.compute));
   }
 }
 
@@ -680,12 +825,16 @@ inline void L_forward(const Ctx& c, LBuffers& b, Run run = Run{}) {
 static void L_backward_rank0(const Ctx& c, LBuffers& b, Run run) {
   // [0] dM[0] = lam^(i+1) Q^T dO over piece 0
   if (run.compute) {
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[0 * 2], c.compute));
     lasp::linear_grad_state(b.q, b.do_, lasp::Piece{0, 32768}, b.dm, c.dims, c.tables.kLDecay, c.compute);
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[0 * 2 + 1], c.compute));
     CUDA_CHECK(cudaEventRecord(c.events[0], c.compute));
   }
   // [1] dM[15] = lam^(i+1) Q^T dO over piece 15
   if (run.compute) {
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[1 * 2], c.compute));
     lasp::linear_grad_state(b.q, b.do_, lasp::Piece{32768, 32768}, b.dm + 262144, c.dims, c.tables.kLDecay, c.compute);
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[1 * 2 + 1], c.compute));
     CUDA_CHECK(cudaEventRecord(c.events[1], c.compute));
   }
   // [2] AllGather piece gradient states (2 per rank)
@@ -693,43 +842,61 @@ static void L_backward_rank0(const Ctx& c, LBuffers& b, Run run) {
     CUDA_CHECK(cudaStreamWaitEvent(c.comm, c.events[0], 0));
     CUDA_CHECK(cudaStreamWaitEvent(c.comm, c.events[1], 0));
     CUDA_CHECK(cudaEventRecord(c.started[2], c.comm));  // the collective is next on its stream
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[2 * 2], c.comm));
     NCCL_CHECK(ncclAllGather(b.dm, b.dm_all, 524288, ncclFloat32, c.nccl, c.comm));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[2 * 2 + 1], c.comm));
     CUDA_CHECK(cudaEventRecord(c.events[2], c.comm));
   }
   // [3] dQ, dK, dV[0] inside the piece
   if (run.compute) {
     CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.started[2], 0));  // let the collective start first
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[3 * 2], c.compute));
     lasp::linear_intra_backward(b.q, b.k, b.v, b.do_, lasp::Piece{0, 32768}, b.dq, b.dk, b.dv, c.dims, c.tables.kLDecay, true, c.compute);
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[3 * 2 + 1], c.compute));
   }
   // [4] dQ[0] += dO P^T
   if (run.compute) {
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[4 * 2], c.compute));
     lasp::linear_dq_inter(b.do_, b.p, lasp::Piece{0, 32768}, b.dq, c.dims, c.tables.kLDecay, c.compute);
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[4 * 2 + 1], c.compute));
   }
   // [5] G[0] = decayed sum of the 15 later pieces' dM
   if (run.compute) {
     CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.events[2], 0));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[5 * 2], c.compute));
     lasp::linear_decayed_sum(b.dm_all, 16, c.tables.kL_backward_r0_gaps0, b.g, c.dims, c.tables.kLDecay, c.compute);
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[5 * 2 + 1], c.compute));
   }
   // [6] dK, dV[0] += contributions of G
   if (run.compute) {
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[6 * 2], c.compute));
     lasp::linear_dkdv_inter(b.k, b.v, b.g, lasp::Piece{0, 32768}, b.dk, b.dv, c.dims, c.tables.kLDecay, c.compute);
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[6 * 2 + 1], c.compute));
   }
   // [7] dQ, dK, dV[15] inside the piece
   if (run.compute) {
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[7 * 2], c.compute));
     lasp::linear_intra_backward(b.q, b.k, b.v, b.do_, lasp::Piece{32768, 32768}, b.dq, b.dk, b.dv, c.dims, c.tables.kLDecay, true, c.compute);
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[7 * 2 + 1], c.compute));
   }
   // [8] dQ[15] += dO P^T
   if (run.compute) {
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[8 * 2], c.compute));
     lasp::linear_dq_inter(b.do_, b.p + 262144, lasp::Piece{32768, 32768}, b.dq, c.dims, c.tables.kLDecay, c.compute);
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[8 * 2 + 1], c.compute));
   }
   // [9] G[15] = decayed sum of the 0 later pieces' dM
   if (run.compute) {
     CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.events[2], 0));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[9 * 2], c.compute));
     lasp::linear_decayed_sum(b.dm_all, 16, c.tables.kL_backward_r0_gaps1, b.g + 262144, c.dims, c.tables.kLDecay, c.compute);
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[9 * 2 + 1], c.compute));
   }
   // [10] dK, dV[15] += contributions of G
   if (run.compute) {
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[10 * 2], c.compute));
     lasp::linear_dkdv_inter(b.k, b.v, b.g + 262144, lasp::Piece{32768, 32768}, b.dk, b.dv, c.dims, c.tables.kLDecay, c.compute);
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[10 * 2 + 1], c.compute));
   }
 }
 
@@ -737,12 +904,16 @@ static void L_backward_rank0(const Ctx& c, LBuffers& b, Run run) {
 static void L_backward_rank1(const Ctx& c, LBuffers& b, Run run) {
   // [0] dM[1] = lam^(i+1) Q^T dO over piece 1
   if (run.compute) {
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[0 * 2], c.compute));
     lasp::linear_grad_state(b.q, b.do_, lasp::Piece{0, 32768}, b.dm, c.dims, c.tables.kLDecay, c.compute);
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[0 * 2 + 1], c.compute));
     CUDA_CHECK(cudaEventRecord(c.events[0], c.compute));
   }
   // [1] dM[14] = lam^(i+1) Q^T dO over piece 14
   if (run.compute) {
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[1 * 2], c.compute));
     lasp::linear_grad_state(b.q, b.do_, lasp::Piece{32768, 32768}, b.dm + 262144, c.dims, c.tables.kLDecay, c.compute);
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[1 * 2 + 1], c.compute));
     CUDA_CHECK(cudaEventRecord(c.events[1], c.compute));
   }
   // [2] AllGather piece gradient states (2 per rank)
@@ -750,43 +921,61 @@ static void L_backward_rank1(const Ctx& c, LBuffers& b, Run run) {
     CUDA_CHECK(cudaStreamWaitEvent(c.comm, c.events[0], 0));
     CUDA_CHECK(cudaStreamWaitEvent(c.comm, c.events[1], 0));
     CUDA_CHECK(cudaEventRecord(c.started[2], c.comm));  // the collective is next on its stream
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[2 * 2], c.comm));
     NCCL_CHECK(ncclAllGather(b.dm, b.dm_all, 524288, ncclFloat32, c.nccl, c.comm));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[2 * 2 + 1], c.comm));
     CUDA_CHECK(cudaEventRecord(c.events[2], c.comm));
   }
   // [3] dQ, dK, dV[1] inside the piece
   if (run.compute) {
     CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.started[2], 0));  // let the collective start first
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[3 * 2], c.compute));
     lasp::linear_intra_backward(b.q, b.k, b.v, b.do_, lasp::Piece{0, 32768}, b.dq, b.dk, b.dv, c.dims, c.tables.kLDecay, true, c.compute);
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[3 * 2 + 1], c.compute));
   }
   // [4] dQ[1] += dO P^T
   if (run.compute) {
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[4 * 2], c.compute));
     lasp::linear_dq_inter(b.do_, b.p, lasp::Piece{0, 32768}, b.dq, c.dims, c.tables.kLDecay, c.compute);
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[4 * 2 + 1], c.compute));
   }
   // [5] G[1] = decayed sum of the 14 later pieces' dM
   if (run.compute) {
     CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.events[2], 0));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[5 * 2], c.compute));
     lasp::linear_decayed_sum(b.dm_all, 16, c.tables.kL_backward_r1_gaps0, b.g, c.dims, c.tables.kLDecay, c.compute);
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[5 * 2 + 1], c.compute));
   }
   // [6] dK, dV[1] += contributions of G
   if (run.compute) {
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[6 * 2], c.compute));
     lasp::linear_dkdv_inter(b.k, b.v, b.g, lasp::Piece{0, 32768}, b.dk, b.dv, c.dims, c.tables.kLDecay, c.compute);
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[6 * 2 + 1], c.compute));
   }
   // [7] dQ, dK, dV[14] inside the piece
   if (run.compute) {
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[7 * 2], c.compute));
     lasp::linear_intra_backward(b.q, b.k, b.v, b.do_, lasp::Piece{32768, 32768}, b.dq, b.dk, b.dv, c.dims, c.tables.kLDecay, true, c.compute);
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[7 * 2 + 1], c.compute));
   }
   // [8] dQ[14] += dO P^T
   if (run.compute) {
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[8 * 2], c.compute));
     lasp::linear_dq_inter(b.do_, b.p + 262144, lasp::Piece{32768, 32768}, b.dq, c.dims, c.tables.kLDecay, c.compute);
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[8 * 2 + 1], c.compute));
   }
   // [9] G[14] = decayed sum of the 1 later pieces' dM
   if (run.compute) {
     CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.events[2], 0));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[9 * 2], c.compute));
     lasp::linear_decayed_sum(b.dm_all, 16, c.tables.kL_backward_r1_gaps1, b.g + 262144, c.dims, c.tables.kLDecay, c.compute);
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[9 * 2 + 1], c.compute));
   }
   // [10] dK, dV[14] += contributions of G
   if (run.compute) {
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[10 * 2], c.compute));
     lasp::linear_dkdv_inter(b.k, b.v, b.g + 262144, lasp::Piece{32768, 32768}, b.dk, b.dv, c.dims, c.tables.kLDecay, c.compute);
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[10 * 2 + 1], c.compute));
   }
 }
 
@@ -794,12 +983,16 @@ static void L_backward_rank1(const Ctx& c, LBuffers& b, Run run) {
 static void L_backward_rank2(const Ctx& c, LBuffers& b, Run run) {
   // [0] dM[2] = lam^(i+1) Q^T dO over piece 2
   if (run.compute) {
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[0 * 2], c.compute));
     lasp::linear_grad_state(b.q, b.do_, lasp::Piece{0, 32768}, b.dm, c.dims, c.tables.kLDecay, c.compute);
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[0 * 2 + 1], c.compute));
     CUDA_CHECK(cudaEventRecord(c.events[0], c.compute));
   }
   // [1] dM[13] = lam^(i+1) Q^T dO over piece 13
   if (run.compute) {
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[1 * 2], c.compute));
     lasp::linear_grad_state(b.q, b.do_, lasp::Piece{32768, 32768}, b.dm + 262144, c.dims, c.tables.kLDecay, c.compute);
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[1 * 2 + 1], c.compute));
     CUDA_CHECK(cudaEventRecord(c.events[1], c.compute));
   }
   // [2] AllGather piece gradient states (2 per rank)
@@ -807,43 +1000,61 @@ static void L_backward_rank2(const Ctx& c, LBuffers& b, Run run) {
     CUDA_CHECK(cudaStreamWaitEvent(c.comm, c.events[0], 0));
     CUDA_CHECK(cudaStreamWaitEvent(c.comm, c.events[1], 0));
     CUDA_CHECK(cudaEventRecord(c.started[2], c.comm));  // the collective is next on its stream
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[2 * 2], c.comm));
     NCCL_CHECK(ncclAllGather(b.dm, b.dm_all, 524288, ncclFloat32, c.nccl, c.comm));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[2 * 2 + 1], c.comm));
     CUDA_CHECK(cudaEventRecord(c.events[2], c.comm));
   }
   // [3] dQ, dK, dV[2] inside the piece
   if (run.compute) {
     CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.started[2], 0));  // let the collective start first
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[3 * 2], c.compute));
     lasp::linear_intra_backward(b.q, b.k, b.v, b.do_, lasp::Piece{0, 32768}, b.dq, b.dk, b.dv, c.dims, c.tables.kLDecay, true, c.compute);
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[3 * 2 + 1], c.compute));
   }
   // [4] dQ[2] += dO P^T
   if (run.compute) {
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[4 * 2], c.compute));
     lasp::linear_dq_inter(b.do_, b.p, lasp::Piece{0, 32768}, b.dq, c.dims, c.tables.kLDecay, c.compute);
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[4 * 2 + 1], c.compute));
   }
   // [5] G[2] = decayed sum of the 13 later pieces' dM
   if (run.compute) {
     CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.events[2], 0));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[5 * 2], c.compute));
     lasp::linear_decayed_sum(b.dm_all, 16, c.tables.kL_backward_r2_gaps0, b.g, c.dims, c.tables.kLDecay, c.compute);
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[5 * 2 + 1], c.compute));
   }
   // [6] dK, dV[2] += contributions of G
   if (run.compute) {
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[6 * 2], c.compute));
     lasp::linear_dkdv_inter(b.k, b.v, b.g, lasp::Piece{0, 32768}, b.dk, b.dv, c.dims, c.tables.kLDecay, c.compute);
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[6 * 2 + 1], c.compute));
   }
   // [7] dQ, dK, dV[13] inside the piece
   if (run.compute) {
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[7 * 2], c.compute));
     lasp::linear_intra_backward(b.q, b.k, b.v, b.do_, lasp::Piece{32768, 32768}, b.dq, b.dk, b.dv, c.dims, c.tables.kLDecay, true, c.compute);
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[7 * 2 + 1], c.compute));
   }
   // [8] dQ[13] += dO P^T
   if (run.compute) {
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[8 * 2], c.compute));
     lasp::linear_dq_inter(b.do_, b.p + 262144, lasp::Piece{32768, 32768}, b.dq, c.dims, c.tables.kLDecay, c.compute);
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[8 * 2 + 1], c.compute));
   }
   // [9] G[13] = decayed sum of the 2 later pieces' dM
   if (run.compute) {
     CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.events[2], 0));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[9 * 2], c.compute));
     lasp::linear_decayed_sum(b.dm_all, 16, c.tables.kL_backward_r2_gaps1, b.g + 262144, c.dims, c.tables.kLDecay, c.compute);
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[9 * 2 + 1], c.compute));
   }
   // [10] dK, dV[13] += contributions of G
   if (run.compute) {
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[10 * 2], c.compute));
     lasp::linear_dkdv_inter(b.k, b.v, b.g + 262144, lasp::Piece{32768, 32768}, b.dk, b.dv, c.dims, c.tables.kLDecay, c.compute);
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[10 * 2 + 1], c.compute));
   }
 }
 
@@ -851,12 +1062,16 @@ static void L_backward_rank2(const Ctx& c, LBuffers& b, Run run) {
 static void L_backward_rank3(const Ctx& c, LBuffers& b, Run run) {
   // [0] dM[3] = lam^(i+1) Q^T dO over piece 3
   if (run.compute) {
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[0 * 2], c.compute));
     lasp::linear_grad_state(b.q, b.do_, lasp::Piece{0, 32768}, b.dm, c.dims, c.tables.kLDecay, c.compute);
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[0 * 2 + 1], c.compute));
     CUDA_CHECK(cudaEventRecord(c.events[0], c.compute));
   }
   // [1] dM[12] = lam^(i+1) Q^T dO over piece 12
   if (run.compute) {
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[1 * 2], c.compute));
     lasp::linear_grad_state(b.q, b.do_, lasp::Piece{32768, 32768}, b.dm + 262144, c.dims, c.tables.kLDecay, c.compute);
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[1 * 2 + 1], c.compute));
     CUDA_CHECK(cudaEventRecord(c.events[1], c.compute));
   }
   // [2] AllGather piece gradient states (2 per rank)
@@ -864,43 +1079,61 @@ static void L_backward_rank3(const Ctx& c, LBuffers& b, Run run) {
     CUDA_CHECK(cudaStreamWaitEvent(c.comm, c.events[0], 0));
     CUDA_CHECK(cudaStreamWaitEvent(c.comm, c.events[1], 0));
     CUDA_CHECK(cudaEventRecord(c.started[2], c.comm));  // the collective is next on its stream
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[2 * 2], c.comm));
     NCCL_CHECK(ncclAllGather(b.dm, b.dm_all, 524288, ncclFloat32, c.nccl, c.comm));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[2 * 2 + 1], c.comm));
     CUDA_CHECK(cudaEventRecord(c.events[2], c.comm));
   }
   // [3] dQ, dK, dV[3] inside the piece
   if (run.compute) {
     CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.started[2], 0));  // let the collective start first
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[3 * 2], c.compute));
     lasp::linear_intra_backward(b.q, b.k, b.v, b.do_, lasp::Piece{0, 32768}, b.dq, b.dk, b.dv, c.dims, c.tables.kLDecay, true, c.compute);
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[3 * 2 + 1], c.compute));
   }
   // [4] dQ[3] += dO P^T
   if (run.compute) {
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[4 * 2], c.compute));
     lasp::linear_dq_inter(b.do_, b.p, lasp::Piece{0, 32768}, b.dq, c.dims, c.tables.kLDecay, c.compute);
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[4 * 2 + 1], c.compute));
   }
   // [5] G[3] = decayed sum of the 12 later pieces' dM
   if (run.compute) {
     CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.events[2], 0));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[5 * 2], c.compute));
     lasp::linear_decayed_sum(b.dm_all, 16, c.tables.kL_backward_r3_gaps0, b.g, c.dims, c.tables.kLDecay, c.compute);
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[5 * 2 + 1], c.compute));
   }
   // [6] dK, dV[3] += contributions of G
   if (run.compute) {
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[6 * 2], c.compute));
     lasp::linear_dkdv_inter(b.k, b.v, b.g, lasp::Piece{0, 32768}, b.dk, b.dv, c.dims, c.tables.kLDecay, c.compute);
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[6 * 2 + 1], c.compute));
   }
   // [7] dQ, dK, dV[12] inside the piece
   if (run.compute) {
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[7 * 2], c.compute));
     lasp::linear_intra_backward(b.q, b.k, b.v, b.do_, lasp::Piece{32768, 32768}, b.dq, b.dk, b.dv, c.dims, c.tables.kLDecay, true, c.compute);
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[7 * 2 + 1], c.compute));
   }
   // [8] dQ[12] += dO P^T
   if (run.compute) {
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[8 * 2], c.compute));
     lasp::linear_dq_inter(b.do_, b.p + 262144, lasp::Piece{32768, 32768}, b.dq, c.dims, c.tables.kLDecay, c.compute);
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[8 * 2 + 1], c.compute));
   }
   // [9] G[12] = decayed sum of the 3 later pieces' dM
   if (run.compute) {
     CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.events[2], 0));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[9 * 2], c.compute));
     lasp::linear_decayed_sum(b.dm_all, 16, c.tables.kL_backward_r3_gaps1, b.g + 262144, c.dims, c.tables.kLDecay, c.compute);
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[9 * 2 + 1], c.compute));
   }
   // [10] dK, dV[12] += contributions of G
   if (run.compute) {
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[10 * 2], c.compute));
     lasp::linear_dkdv_inter(b.k, b.v, b.g + 262144, lasp::Piece{32768, 32768}, b.dk, b.dv, c.dims, c.tables.kLDecay, c.compute);
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[10 * 2 + 1], c.compute));
   }
 }
 
@@ -908,12 +1141,16 @@ static void L_backward_rank3(const Ctx& c, LBuffers& b, Run run) {
 static void L_backward_rank4(const Ctx& c, LBuffers& b, Run run) {
   // [0] dM[4] = lam^(i+1) Q^T dO over piece 4
   if (run.compute) {
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[0 * 2], c.compute));
     lasp::linear_grad_state(b.q, b.do_, lasp::Piece{0, 32768}, b.dm, c.dims, c.tables.kLDecay, c.compute);
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[0 * 2 + 1], c.compute));
     CUDA_CHECK(cudaEventRecord(c.events[0], c.compute));
   }
   // [1] dM[11] = lam^(i+1) Q^T dO over piece 11
   if (run.compute) {
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[1 * 2], c.compute));
     lasp::linear_grad_state(b.q, b.do_, lasp::Piece{32768, 32768}, b.dm + 262144, c.dims, c.tables.kLDecay, c.compute);
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[1 * 2 + 1], c.compute));
     CUDA_CHECK(cudaEventRecord(c.events[1], c.compute));
   }
   // [2] AllGather piece gradient states (2 per rank)
@@ -921,43 +1158,61 @@ static void L_backward_rank4(const Ctx& c, LBuffers& b, Run run) {
     CUDA_CHECK(cudaStreamWaitEvent(c.comm, c.events[0], 0));
     CUDA_CHECK(cudaStreamWaitEvent(c.comm, c.events[1], 0));
     CUDA_CHECK(cudaEventRecord(c.started[2], c.comm));  // the collective is next on its stream
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[2 * 2], c.comm));
     NCCL_CHECK(ncclAllGather(b.dm, b.dm_all, 524288, ncclFloat32, c.nccl, c.comm));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[2 * 2 + 1], c.comm));
     CUDA_CHECK(cudaEventRecord(c.events[2], c.comm));
   }
   // [3] dQ, dK, dV[4] inside the piece
   if (run.compute) {
     CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.started[2], 0));  // let the collective start first
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[3 * 2], c.compute));
     lasp::linear_intra_backward(b.q, b.k, b.v, b.do_, lasp::Piece{0, 32768}, b.dq, b.dk, b.dv, c.dims, c.tables.kLDecay, true, c.compute);
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[3 * 2 + 1], c.compute));
   }
   // [4] dQ[4] += dO P^T
   if (run.compute) {
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[4 * 2], c.compute));
     lasp::linear_dq_inter(b.do_, b.p, lasp::Piece{0, 32768}, b.dq, c.dims, c.tables.kLDecay, c.compute);
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[4 * 2 + 1], c.compute));
   }
   // [5] G[4] = decayed sum of the 11 later pieces' dM
   if (run.compute) {
     CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.events[2], 0));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[5 * 2], c.compute));
     lasp::linear_decayed_sum(b.dm_all, 16, c.tables.kL_backward_r4_gaps0, b.g, c.dims, c.tables.kLDecay, c.compute);
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[5 * 2 + 1], c.compute));
   }
   // [6] dK, dV[4] += contributions of G
   if (run.compute) {
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[6 * 2], c.compute));
     lasp::linear_dkdv_inter(b.k, b.v, b.g, lasp::Piece{0, 32768}, b.dk, b.dv, c.dims, c.tables.kLDecay, c.compute);
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[6 * 2 + 1], c.compute));
   }
   // [7] dQ, dK, dV[11] inside the piece
   if (run.compute) {
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[7 * 2], c.compute));
     lasp::linear_intra_backward(b.q, b.k, b.v, b.do_, lasp::Piece{32768, 32768}, b.dq, b.dk, b.dv, c.dims, c.tables.kLDecay, true, c.compute);
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[7 * 2 + 1], c.compute));
   }
   // [8] dQ[11] += dO P^T
   if (run.compute) {
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[8 * 2], c.compute));
     lasp::linear_dq_inter(b.do_, b.p + 262144, lasp::Piece{32768, 32768}, b.dq, c.dims, c.tables.kLDecay, c.compute);
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[8 * 2 + 1], c.compute));
   }
   // [9] G[11] = decayed sum of the 4 later pieces' dM
   if (run.compute) {
     CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.events[2], 0));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[9 * 2], c.compute));
     lasp::linear_decayed_sum(b.dm_all, 16, c.tables.kL_backward_r4_gaps1, b.g + 262144, c.dims, c.tables.kLDecay, c.compute);
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[9 * 2 + 1], c.compute));
   }
   // [10] dK, dV[11] += contributions of G
   if (run.compute) {
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[10 * 2], c.compute));
     lasp::linear_dkdv_inter(b.k, b.v, b.g + 262144, lasp::Piece{32768, 32768}, b.dk, b.dv, c.dims, c.tables.kLDecay, c.compute);
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[10 * 2 + 1], c.compute));
   }
 }
 
@@ -965,12 +1220,16 @@ static void L_backward_rank4(const Ctx& c, LBuffers& b, Run run) {
 static void L_backward_rank5(const Ctx& c, LBuffers& b, Run run) {
   // [0] dM[5] = lam^(i+1) Q^T dO over piece 5
   if (run.compute) {
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[0 * 2], c.compute));
     lasp::linear_grad_state(b.q, b.do_, lasp::Piece{0, 32768}, b.dm, c.dims, c.tables.kLDecay, c.compute);
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[0 * 2 + 1], c.compute));
     CUDA_CHECK(cudaEventRecord(c.events[0], c.compute));
   }
   // [1] dM[10] = lam^(i+1) Q^T dO over piece 10
   if (run.compute) {
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[1 * 2], c.compute));
     lasp::linear_grad_state(b.q, b.do_, lasp::Piece{32768, 32768}, b.dm + 262144, c.dims, c.tables.kLDecay, c.compute);
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[1 * 2 + 1], c.compute));
     CUDA_CHECK(cudaEventRecord(c.events[1], c.compute));
   }
   // [2] AllGather piece gradient states (2 per rank)
@@ -978,43 +1237,61 @@ static void L_backward_rank5(const Ctx& c, LBuffers& b, Run run) {
     CUDA_CHECK(cudaStreamWaitEvent(c.comm, c.events[0], 0));
     CUDA_CHECK(cudaStreamWaitEvent(c.comm, c.events[1], 0));
     CUDA_CHECK(cudaEventRecord(c.started[2], c.comm));  // the collective is next on its stream
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[2 * 2], c.comm));
     NCCL_CHECK(ncclAllGather(b.dm, b.dm_all, 524288, ncclFloat32, c.nccl, c.comm));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[2 * 2 + 1], c.comm));
     CUDA_CHECK(cudaEventRecord(c.events[2], c.comm));
   }
   // [3] dQ, dK, dV[5] inside the piece
   if (run.compute) {
     CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.started[2], 0));  // let the collective start first
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[3 * 2], c.compute));
     lasp::linear_intra_backward(b.q, b.k, b.v, b.do_, lasp::Piece{0, 32768}, b.dq, b.dk, b.dv, c.dims, c.tables.kLDecay, true, c.compute);
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[3 * 2 + 1], c.compute));
   }
   // [4] dQ[5] += dO P^T
   if (run.compute) {
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[4 * 2], c.compute));
     lasp::linear_dq_inter(b.do_, b.p, lasp::Piece{0, 32768}, b.dq, c.dims, c.tables.kLDecay, c.compute);
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[4 * 2 + 1], c.compute));
   }
   // [5] G[5] = decayed sum of the 10 later pieces' dM
   if (run.compute) {
     CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.events[2], 0));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[5 * 2], c.compute));
     lasp::linear_decayed_sum(b.dm_all, 16, c.tables.kL_backward_r5_gaps0, b.g, c.dims, c.tables.kLDecay, c.compute);
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[5 * 2 + 1], c.compute));
   }
   // [6] dK, dV[5] += contributions of G
   if (run.compute) {
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[6 * 2], c.compute));
     lasp::linear_dkdv_inter(b.k, b.v, b.g, lasp::Piece{0, 32768}, b.dk, b.dv, c.dims, c.tables.kLDecay, c.compute);
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[6 * 2 + 1], c.compute));
   }
   // [7] dQ, dK, dV[10] inside the piece
   if (run.compute) {
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[7 * 2], c.compute));
     lasp::linear_intra_backward(b.q, b.k, b.v, b.do_, lasp::Piece{32768, 32768}, b.dq, b.dk, b.dv, c.dims, c.tables.kLDecay, true, c.compute);
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[7 * 2 + 1], c.compute));
   }
   // [8] dQ[10] += dO P^T
   if (run.compute) {
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[8 * 2], c.compute));
     lasp::linear_dq_inter(b.do_, b.p + 262144, lasp::Piece{32768, 32768}, b.dq, c.dims, c.tables.kLDecay, c.compute);
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[8 * 2 + 1], c.compute));
   }
   // [9] G[10] = decayed sum of the 5 later pieces' dM
   if (run.compute) {
     CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.events[2], 0));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[9 * 2], c.compute));
     lasp::linear_decayed_sum(b.dm_all, 16, c.tables.kL_backward_r5_gaps1, b.g + 262144, c.dims, c.tables.kLDecay, c.compute);
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[9 * 2 + 1], c.compute));
   }
   // [10] dK, dV[10] += contributions of G
   if (run.compute) {
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[10 * 2], c.compute));
     lasp::linear_dkdv_inter(b.k, b.v, b.g + 262144, lasp::Piece{32768, 32768}, b.dk, b.dv, c.dims, c.tables.kLDecay, c.compute);
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[10 * 2 + 1], c.compute));
   }
 }
 
@@ -1022,12 +1299,16 @@ static void L_backward_rank5(const Ctx& c, LBuffers& b, Run run) {
 static void L_backward_rank6(const Ctx& c, LBuffers& b, Run run) {
   // [0] dM[6] = lam^(i+1) Q^T dO over piece 6
   if (run.compute) {
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[0 * 2], c.compute));
     lasp::linear_grad_state(b.q, b.do_, lasp::Piece{0, 32768}, b.dm, c.dims, c.tables.kLDecay, c.compute);
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[0 * 2 + 1], c.compute));
     CUDA_CHECK(cudaEventRecord(c.events[0], c.compute));
   }
   // [1] dM[9] = lam^(i+1) Q^T dO over piece 9
   if (run.compute) {
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[1 * 2], c.compute));
     lasp::linear_grad_state(b.q, b.do_, lasp::Piece{32768, 32768}, b.dm + 262144, c.dims, c.tables.kLDecay, c.compute);
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[1 * 2 + 1], c.compute));
     CUDA_CHECK(cudaEventRecord(c.events[1], c.compute));
   }
   // [2] AllGather piece gradient states (2 per rank)
@@ -1035,43 +1316,61 @@ static void L_backward_rank6(const Ctx& c, LBuffers& b, Run run) {
     CUDA_CHECK(cudaStreamWaitEvent(c.comm, c.events[0], 0));
     CUDA_CHECK(cudaStreamWaitEvent(c.comm, c.events[1], 0));
     CUDA_CHECK(cudaEventRecord(c.started[2], c.comm));  // the collective is next on its stream
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[2 * 2], c.comm));
     NCCL_CHECK(ncclAllGather(b.dm, b.dm_all, 524288, ncclFloat32, c.nccl, c.comm));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[2 * 2 + 1], c.comm));
     CUDA_CHECK(cudaEventRecord(c.events[2], c.comm));
   }
   // [3] dQ, dK, dV[6] inside the piece
   if (run.compute) {
     CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.started[2], 0));  // let the collective start first
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[3 * 2], c.compute));
     lasp::linear_intra_backward(b.q, b.k, b.v, b.do_, lasp::Piece{0, 32768}, b.dq, b.dk, b.dv, c.dims, c.tables.kLDecay, true, c.compute);
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[3 * 2 + 1], c.compute));
   }
   // [4] dQ[6] += dO P^T
   if (run.compute) {
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[4 * 2], c.compute));
     lasp::linear_dq_inter(b.do_, b.p, lasp::Piece{0, 32768}, b.dq, c.dims, c.tables.kLDecay, c.compute);
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[4 * 2 + 1], c.compute));
   }
   // [5] G[6] = decayed sum of the 9 later pieces' dM
   if (run.compute) {
     CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.events[2], 0));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[5 * 2], c.compute));
     lasp::linear_decayed_sum(b.dm_all, 16, c.tables.kL_backward_r6_gaps0, b.g, c.dims, c.tables.kLDecay, c.compute);
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[5 * 2 + 1], c.compute));
   }
   // [6] dK, dV[6] += contributions of G
   if (run.compute) {
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[6 * 2], c.compute));
     lasp::linear_dkdv_inter(b.k, b.v, b.g, lasp::Piece{0, 32768}, b.dk, b.dv, c.dims, c.tables.kLDecay, c.compute);
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[6 * 2 + 1], c.compute));
   }
   // [7] dQ, dK, dV[9] inside the piece
   if (run.compute) {
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[7 * 2], c.compute));
     lasp::linear_intra_backward(b.q, b.k, b.v, b.do_, lasp::Piece{32768, 32768}, b.dq, b.dk, b.dv, c.dims, c.tables.kLDecay, true, c.compute);
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[7 * 2 + 1], c.compute));
   }
   // [8] dQ[9] += dO P^T
   if (run.compute) {
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[8 * 2], c.compute));
     lasp::linear_dq_inter(b.do_, b.p + 262144, lasp::Piece{32768, 32768}, b.dq, c.dims, c.tables.kLDecay, c.compute);
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[8 * 2 + 1], c.compute));
   }
   // [9] G[9] = decayed sum of the 6 later pieces' dM
   if (run.compute) {
     CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.events[2], 0));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[9 * 2], c.compute));
     lasp::linear_decayed_sum(b.dm_all, 16, c.tables.kL_backward_r6_gaps1, b.g + 262144, c.dims, c.tables.kLDecay, c.compute);
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[9 * 2 + 1], c.compute));
   }
   // [10] dK, dV[9] += contributions of G
   if (run.compute) {
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[10 * 2], c.compute));
     lasp::linear_dkdv_inter(b.k, b.v, b.g + 262144, lasp::Piece{32768, 32768}, b.dk, b.dv, c.dims, c.tables.kLDecay, c.compute);
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[10 * 2 + 1], c.compute));
   }
 }
 
@@ -1079,12 +1378,16 @@ static void L_backward_rank6(const Ctx& c, LBuffers& b, Run run) {
 static void L_backward_rank7(const Ctx& c, LBuffers& b, Run run) {
   // [0] dM[7] = lam^(i+1) Q^T dO over piece 7
   if (run.compute) {
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[0 * 2], c.compute));
     lasp::linear_grad_state(b.q, b.do_, lasp::Piece{0, 32768}, b.dm, c.dims, c.tables.kLDecay, c.compute);
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[0 * 2 + 1], c.compute));
     CUDA_CHECK(cudaEventRecord(c.events[0], c.compute));
   }
   // [1] dM[8] = lam^(i+1) Q^T dO over piece 8
   if (run.compute) {
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[1 * 2], c.compute));
     lasp::linear_grad_state(b.q, b.do_, lasp::Piece{32768, 32768}, b.dm + 262144, c.dims, c.tables.kLDecay, c.compute);
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[1 * 2 + 1], c.compute));
     CUDA_CHECK(cudaEventRecord(c.events[1], c.compute));
   }
   // [2] AllGather piece gradient states (2 per rank)
@@ -1092,43 +1395,61 @@ static void L_backward_rank7(const Ctx& c, LBuffers& b, Run run) {
     CUDA_CHECK(cudaStreamWaitEvent(c.comm, c.events[0], 0));
     CUDA_CHECK(cudaStreamWaitEvent(c.comm, c.events[1], 0));
     CUDA_CHECK(cudaEventRecord(c.started[2], c.comm));  // the collective is next on its stream
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[2 * 2], c.comm));
     NCCL_CHECK(ncclAllGather(b.dm, b.dm_all, 524288, ncclFloat32, c.nccl, c.comm));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[2 * 2 + 1], c.comm));
     CUDA_CHECK(cudaEventRecord(c.events[2], c.comm));
   }
   // [3] dQ, dK, dV[7] inside the piece
   if (run.compute) {
     CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.started[2], 0));  // let the collective start first
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[3 * 2], c.compute));
     lasp::linear_intra_backward(b.q, b.k, b.v, b.do_, lasp::Piece{0, 32768}, b.dq, b.dk, b.dv, c.dims, c.tables.kLDecay, true, c.compute);
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[3 * 2 + 1], c.compute));
   }
   // [4] dQ[7] += dO P^T
   if (run.compute) {
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[4 * 2], c.compute));
     lasp::linear_dq_inter(b.do_, b.p, lasp::Piece{0, 32768}, b.dq, c.dims, c.tables.kLDecay, c.compute);
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[4 * 2 + 1], c.compute));
   }
   // [5] G[7] = decayed sum of the 8 later pieces' dM
   if (run.compute) {
     CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.events[2], 0));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[5 * 2], c.compute));
     lasp::linear_decayed_sum(b.dm_all, 16, c.tables.kL_backward_r7_gaps0, b.g, c.dims, c.tables.kLDecay, c.compute);
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[5 * 2 + 1], c.compute));
   }
   // [6] dK, dV[7] += contributions of G
   if (run.compute) {
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[6 * 2], c.compute));
     lasp::linear_dkdv_inter(b.k, b.v, b.g, lasp::Piece{0, 32768}, b.dk, b.dv, c.dims, c.tables.kLDecay, c.compute);
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[6 * 2 + 1], c.compute));
   }
   // [7] dQ, dK, dV[8] inside the piece
   if (run.compute) {
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[7 * 2], c.compute));
     lasp::linear_intra_backward(b.q, b.k, b.v, b.do_, lasp::Piece{32768, 32768}, b.dq, b.dk, b.dv, c.dims, c.tables.kLDecay, true, c.compute);
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[7 * 2 + 1], c.compute));
   }
   // [8] dQ[8] += dO P^T
   if (run.compute) {
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[8 * 2], c.compute));
     lasp::linear_dq_inter(b.do_, b.p + 262144, lasp::Piece{32768, 32768}, b.dq, c.dims, c.tables.kLDecay, c.compute);
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[8 * 2 + 1], c.compute));
   }
   // [9] G[8] = decayed sum of the 7 later pieces' dM
   if (run.compute) {
     CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.events[2], 0));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[9 * 2], c.compute));
     lasp::linear_decayed_sum(b.dm_all, 16, c.tables.kL_backward_r7_gaps1, b.g + 262144, c.dims, c.tables.kLDecay, c.compute);
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[9 * 2 + 1], c.compute));
   }
   // [10] dK, dV[8] += contributions of G
   if (run.compute) {
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[10 * 2], c.compute));
     lasp::linear_dkdv_inter(b.k, b.v, b.g + 262144, lasp::Piece{32768, 32768}, b.dk, b.dv, c.dims, c.tables.kLDecay, c.compute);
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[10 * 2 + 1], c.compute));
   }
 }
 
@@ -1244,55 +1565,75 @@ static void S_forward_rank0(const Ctx& c, SBuffers& b, Run run) {
   // [0] AllGather K and V (8 kv heads)
   if (run.comm) {
     CUDA_CHECK(cudaEventRecord(c.started[0], c.comm));  // the collective is next on its stream
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[0 * 2], c.comm));
     NCCL_CHECK(ncclGroupStart());
     NCCL_CHECK(ncclAllGather(b.k, b.k_all, 67108864, ncclBfloat16, c.nccl, c.comm));
     NCCL_CHECK(ncclAllGather(b.v, b.v_all, 67108864, ncclBfloat16, c.nccl, c.comm));
     NCCL_CHECK(ncclGroupEnd());
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[0 * 2 + 1], c.comm));
     CUDA_CHECK(cudaEventRecord(c.events[0], c.comm));
   }
   // [1] attend to this rank's own keys (no communication needed)
   if (run.compute) {
     CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.started[0], 0));  // let the collective start first
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[1 * 2], c.compute));
     lasp::softmax_block_forward(b.q, b.k, b.v, kS_dims, kPieceMaps[0], kPieceMaps[0], true, b.o_part, b.lse_part, nullptr, c.compute);
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[1 * 2 + 1], c.compute));
   }
   // [2] attend to rank 1's keys
   if (run.compute) {
     CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.events[0], 0));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[2 * 2], c.compute));
     lasp::softmax_block_forward(b.q, b.k_all + 67108864, b.v_all + 67108864, kS_dims, kPieceMaps[0], kPieceMaps[1], true, b.o_part + 134217728, b.lse_part + 1048576, nullptr, c.compute);
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[2 * 2 + 1], c.compute));
   }
   // [3] attend to rank 2's keys
   if (run.compute) {
     CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.events[0], 0));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[3 * 2], c.compute));
     lasp::softmax_block_forward(b.q, b.k_all + 134217728, b.v_all + 134217728, kS_dims, kPieceMaps[0], kPieceMaps[2], true, b.o_part + 268435456, b.lse_part + 2097152, nullptr, c.compute);
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[3 * 2 + 1], c.compute));
   }
   // [4] attend to rank 3's keys
   if (run.compute) {
     CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.events[0], 0));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[4 * 2], c.compute));
     lasp::softmax_block_forward(b.q, b.k_all + 201326592, b.v_all + 201326592, kS_dims, kPieceMaps[0], kPieceMaps[3], true, b.o_part + 402653184, b.lse_part + 3145728, nullptr, c.compute);
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[4 * 2 + 1], c.compute));
   }
   // [5] attend to rank 4's keys
   if (run.compute) {
     CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.events[0], 0));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[5 * 2], c.compute));
     lasp::softmax_block_forward(b.q, b.k_all + 268435456, b.v_all + 268435456, kS_dims, kPieceMaps[0], kPieceMaps[4], true, b.o_part + 536870912, b.lse_part + 4194304, nullptr, c.compute);
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[5 * 2 + 1], c.compute));
   }
   // [6] attend to rank 5's keys
   if (run.compute) {
     CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.events[0], 0));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[6 * 2], c.compute));
     lasp::softmax_block_forward(b.q, b.k_all + 335544320, b.v_all + 335544320, kS_dims, kPieceMaps[0], kPieceMaps[5], true, b.o_part + 671088640, b.lse_part + 5242880, nullptr, c.compute);
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[6 * 2 + 1], c.compute));
   }
   // [7] attend to rank 6's keys
   if (run.compute) {
     CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.events[0], 0));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[7 * 2], c.compute));
     lasp::softmax_block_forward(b.q, b.k_all + 402653184, b.v_all + 402653184, kS_dims, kPieceMaps[0], kPieceMaps[6], true, b.o_part + 805306368, b.lse_part + 6291456, nullptr, c.compute);
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[7 * 2 + 1], c.compute));
   }
   // [8] attend to rank 7's keys
   if (run.compute) {
     CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.events[0], 0));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[8 * 2], c.compute));
     lasp::softmax_block_forward(b.q, b.k_all + 469762048, b.v_all + 469762048, kS_dims, kPieceMaps[0], kPieceMaps[7], true, b.o_part + 939524096, b.lse_part + 7340032, nullptr, c.compute);
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[8 * 2 + 1], c.compute));
   }
   // [9] merge 8 partial results (log-sum-exp)
   if (run.compute) {
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[9 * 2], c.compute));
     lasp::softmax_merge(b.o_part, b.lse_part, lasp::SlotList{8, {0, 1, 2, 3, 4, 5, 6, 7}}, b.o, b.lse, 1, 65536, 16, 128, c.compute);
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[9 * 2 + 1], c.compute));
   }
 }
 
@@ -1301,55 +1642,75 @@ static void S_forward_rank1(const Ctx& c, SBuffers& b, Run run) {
   // [0] AllGather K and V (8 kv heads)
   if (run.comm) {
     CUDA_CHECK(cudaEventRecord(c.started[0], c.comm));  // the collective is next on its stream
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[0 * 2], c.comm));
     NCCL_CHECK(ncclGroupStart());
     NCCL_CHECK(ncclAllGather(b.k, b.k_all, 67108864, ncclBfloat16, c.nccl, c.comm));
     NCCL_CHECK(ncclAllGather(b.v, b.v_all, 67108864, ncclBfloat16, c.nccl, c.comm));
     NCCL_CHECK(ncclGroupEnd());
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[0 * 2 + 1], c.comm));
     CUDA_CHECK(cudaEventRecord(c.events[0], c.comm));
   }
   // [1] attend to this rank's own keys (no communication needed)
   if (run.compute) {
     CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.started[0], 0));  // let the collective start first
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[1 * 2], c.compute));
     lasp::softmax_block_forward(b.q, b.k, b.v, kS_dims, kPieceMaps[1], kPieceMaps[1], true, b.o_part + 134217728, b.lse_part + 1048576, nullptr, c.compute);
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[1 * 2 + 1], c.compute));
   }
   // [2] attend to rank 0's keys
   if (run.compute) {
     CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.events[0], 0));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[2 * 2], c.compute));
     lasp::softmax_block_forward(b.q, b.k_all, b.v_all, kS_dims, kPieceMaps[1], kPieceMaps[0], true, b.o_part, b.lse_part, nullptr, c.compute);
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[2 * 2 + 1], c.compute));
   }
   // [3] attend to rank 2's keys
   if (run.compute) {
     CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.events[0], 0));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[3 * 2], c.compute));
     lasp::softmax_block_forward(b.q, b.k_all + 134217728, b.v_all + 134217728, kS_dims, kPieceMaps[1], kPieceMaps[2], true, b.o_part + 268435456, b.lse_part + 2097152, nullptr, c.compute);
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[3 * 2 + 1], c.compute));
   }
   // [4] attend to rank 3's keys
   if (run.compute) {
     CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.events[0], 0));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[4 * 2], c.compute));
     lasp::softmax_block_forward(b.q, b.k_all + 201326592, b.v_all + 201326592, kS_dims, kPieceMaps[1], kPieceMaps[3], true, b.o_part + 402653184, b.lse_part + 3145728, nullptr, c.compute);
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[4 * 2 + 1], c.compute));
   }
   // [5] attend to rank 4's keys
   if (run.compute) {
     CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.events[0], 0));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[5 * 2], c.compute));
     lasp::softmax_block_forward(b.q, b.k_all + 268435456, b.v_all + 268435456, kS_dims, kPieceMaps[1], kPieceMaps[4], true, b.o_part + 536870912, b.lse_part + 4194304, nullptr, c.compute);
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[5 * 2 + 1], c.compute));
   }
   // [6] attend to rank 5's keys
   if (run.compute) {
     CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.events[0], 0));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[6 * 2], c.compute));
     lasp::softmax_block_forward(b.q, b.k_all + 335544320, b.v_all + 335544320, kS_dims, kPieceMaps[1], kPieceMaps[5], true, b.o_part + 671088640, b.lse_part + 5242880, nullptr, c.compute);
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[6 * 2 + 1], c.compute));
   }
   // [7] attend to rank 6's keys
   if (run.compute) {
     CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.events[0], 0));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[7 * 2], c.compute));
     lasp::softmax_block_forward(b.q, b.k_all + 402653184, b.v_all + 402653184, kS_dims, kPieceMaps[1], kPieceMaps[6], true, b.o_part + 805306368, b.lse_part + 6291456, nullptr, c.compute);
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[7 * 2 + 1], c.compute));
   }
   // [8] attend to rank 7's keys
   if (run.compute) {
     CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.events[0], 0));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[8 * 2], c.compute));
     lasp::softmax_block_forward(b.q, b.k_all + 469762048, b.v_all + 469762048, kS_dims, kPieceMaps[1], kPieceMaps[7], true, b.o_part + 939524096, b.lse_part + 7340032, nullptr, c.compute);
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[8 * 2 + 1], c.compute));
   }
   // [9] merge 8 partial results (log-sum-exp)
   if (run.compute) {
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[9 * 2], c.compute));
     lasp::softmax_merge(b.o_part, b.lse_part, lasp::SlotList{8, {1, 0, 2, 3, 4, 5, 6, 7}}, b.o, b.lse, 1, 65536, 16, 128, c.compute);
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[9 * 2 + 1], c.compute));
   }
 }
 
@@ -1358,55 +1719,75 @@ static void S_forward_rank2(const Ctx& c, SBuffers& b, Run run) {
   // [0] AllGather K and V (8 kv heads)
   if (run.comm) {
     CUDA_CHECK(cudaEventRecord(c.started[0], c.comm));  // the collective is next on its stream
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[0 * 2], c.comm));
     NCCL_CHECK(ncclGroupStart());
     NCCL_CHECK(ncclAllGather(b.k, b.k_all, 67108864, ncclBfloat16, c.nccl, c.comm));
     NCCL_CHECK(ncclAllGather(b.v, b.v_all, 67108864, ncclBfloat16, c.nccl, c.comm));
     NCCL_CHECK(ncclGroupEnd());
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[0 * 2 + 1], c.comm));
     CUDA_CHECK(cudaEventRecord(c.events[0], c.comm));
   }
   // [1] attend to this rank's own keys (no communication needed)
   if (run.compute) {
     CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.started[0], 0));  // let the collective start first
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[1 * 2], c.compute));
     lasp::softmax_block_forward(b.q, b.k, b.v, kS_dims, kPieceMaps[2], kPieceMaps[2], true, b.o_part + 268435456, b.lse_part + 2097152, nullptr, c.compute);
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[1 * 2 + 1], c.compute));
   }
   // [2] attend to rank 0's keys
   if (run.compute) {
     CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.events[0], 0));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[2 * 2], c.compute));
     lasp::softmax_block_forward(b.q, b.k_all, b.v_all, kS_dims, kPieceMaps[2], kPieceMaps[0], true, b.o_part, b.lse_part, nullptr, c.compute);
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[2 * 2 + 1], c.compute));
   }
   // [3] attend to rank 1's keys
   if (run.compute) {
     CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.events[0], 0));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[3 * 2], c.compute));
     lasp::softmax_block_forward(b.q, b.k_all + 67108864, b.v_all + 67108864, kS_dims, kPieceMaps[2], kPieceMaps[1], true, b.o_part + 134217728, b.lse_part + 1048576, nullptr, c.compute);
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[3 * 2 + 1], c.compute));
   }
   // [4] attend to rank 3's keys
   if (run.compute) {
     CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.events[0], 0));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[4 * 2], c.compute));
     lasp::softmax_block_forward(b.q, b.k_all + 201326592, b.v_all + 201326592, kS_dims, kPieceMaps[2], kPieceMaps[3], true, b.o_part + 402653184, b.lse_part + 3145728, nullptr, c.compute);
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[4 * 2 + 1], c.compute));
   }
   // [5] attend to rank 4's keys
   if (run.compute) {
     CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.events[0], 0));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[5 * 2], c.compute));
     lasp::softmax_block_forward(b.q, b.k_all + 268435456, b.v_all + 268435456, kS_dims, kPieceMaps[2], kPieceMaps[4], true, b.o_part + 536870912, b.lse_part + 4194304, nullptr, c.compute);
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[5 * 2 + 1], c.compute));
   }
   // [6] attend to rank 5's keys
   if (run.compute) {
     CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.events[0], 0));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[6 * 2], c.compute));
     lasp::softmax_block_forward(b.q, b.k_all + 335544320, b.v_all + 335544320, kS_dims, kPieceMaps[2], kPieceMaps[5], true, b.o_part + 671088640, b.lse_part + 5242880, nullptr, c.compute);
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[6 * 2 + 1], c.compute));
   }
   // [7] attend to rank 6's keys
   if (run.compute) {
     CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.events[0], 0));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[7 * 2], c.compute));
     lasp::softmax_block_forward(b.q, b.k_all + 402653184, b.v_all + 402653184, kS_dims, kPieceMaps[2], kPieceMaps[6], true, b.o_part + 805306368, b.lse_part + 6291456, nullptr, c.compute);
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[7 * 2 + 1], c.compute));
   }
   // [8] attend to rank 7's keys
   if (run.compute) {
     CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.events[0], 0));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[8 * 2], c.compute));
     lasp::softmax_block_forward(b.q, b.k_all + 469762048, b.v_all + 469762048, kS_dims, kPieceMaps[2], kPieceMaps[7], true, b.o_part + 939524096, b.lse_part + 7340032, nullptr, c.compute);
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[8 * 2 + 1], c.compute));
   }
   // [9] merge 8 partial results (log-sum-exp)
   if (run.compute) {
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[9 * 2], c.compute));
     lasp::softmax_merge(b.o_part, b.lse_part, lasp::SlotList{8, {2, 0, 1, 3, 4, 5, 6, 7}}, b.o, b.lse, 1, 65536, 16, 128, c.compute);
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[9 * 2 + 1], c.compute));
   }
 }
 
@@ -1415,55 +1796,75 @@ static void S_forward_rank3(const Ctx& c, SBuffers& b, Run run) {
   // [0] AllGather K and V (8 kv heads)
   if (run.comm) {
     CUDA_CHECK(cudaEventRecord(c.started[0], c.comm));  // the collective is next on its stream
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[0 * 2], c.comm));
     NCCL_CHECK(ncclGroupStart());
     NCCL_CHECK(ncclAllGather(b.k, b.k_all, 67108864, ncclBfloat16, c.nccl, c.comm));
     NCCL_CHECK(ncclAllGather(b.v, b.v_all, 67108864, ncclBfloat16, c.nccl, c.comm));
     NCCL_CHECK(ncclGroupEnd());
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[0 * 2 + 1], c.comm));
     CUDA_CHECK(cudaEventRecord(c.events[0], c.comm));
   }
   // [1] attend to this rank's own keys (no communication needed)
   if (run.compute) {
     CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.started[0], 0));  // let the collective start first
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[1 * 2], c.compute));
     lasp::softmax_block_forward(b.q, b.k, b.v, kS_dims, kPieceMaps[3], kPieceMaps[3], true, b.o_part + 402653184, b.lse_part + 3145728, nullptr, c.compute);
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[1 * 2 + 1], c.compute));
   }
   // [2] attend to rank 0's keys
   if (run.compute) {
     CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.events[0], 0));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[2 * 2], c.compute));
     lasp::softmax_block_forward(b.q, b.k_all, b.v_all, kS_dims, kPieceMaps[3], kPieceMaps[0], true, b.o_part, b.lse_part, nullptr, c.compute);
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[2 * 2 + 1], c.compute));
   }
   // [3] attend to rank 1's keys
   if (run.compute) {
     CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.events[0], 0));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[3 * 2], c.compute));
     lasp::softmax_block_forward(b.q, b.k_all + 67108864, b.v_all + 67108864, kS_dims, kPieceMaps[3], kPieceMaps[1], true, b.o_part + 134217728, b.lse_part + 1048576, nullptr, c.compute);
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[3 * 2 + 1], c.compute));
   }
   // [4] attend to rank 2's keys
   if (run.compute) {
     CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.events[0], 0));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[4 * 2], c.compute));
     lasp::softmax_block_forward(b.q, b.k_all + 134217728, b.v_all + 134217728, kS_dims, kPieceMaps[3], kPieceMaps[2], true, b.o_part + 268435456, b.lse_part + 2097152, nullptr, c.compute);
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[4 * 2 + 1], c.compute));
   }
   // [5] attend to rank 4's keys
   if (run.compute) {
     CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.events[0], 0));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[5 * 2], c.compute));
     lasp::softmax_block_forward(b.q, b.k_all + 268435456, b.v_all + 268435456, kS_dims, kPieceMaps[3], kPieceMaps[4], true, b.o_part + 536870912, b.lse_part + 4194304, nullptr, c.compute);
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[5 * 2 + 1], c.compute));
   }
   // [6] attend to rank 5's keys
   if (run.compute) {
     CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.events[0], 0));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[6 * 2], c.compute));
     lasp::softmax_block_forward(b.q, b.k_all + 335544320, b.v_all + 335544320, kS_dims, kPieceMaps[3], kPieceMaps[5], true, b.o_part + 671088640, b.lse_part + 5242880, nullptr, c.compute);
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[6 * 2 + 1], c.compute));
   }
   // [7] attend to rank 6's keys
   if (run.compute) {
     CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.events[0], 0));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[7 * 2], c.compute));
     lasp::softmax_block_forward(b.q, b.k_all + 402653184, b.v_all + 402653184, kS_dims, kPieceMaps[3], kPieceMaps[6], true, b.o_part + 805306368, b.lse_part + 6291456, nullptr, c.compute);
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[7 * 2 + 1], c.compute));
   }
   // [8] attend to rank 7's keys
   if (run.compute) {
     CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.events[0], 0));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[8 * 2], c.compute));
     lasp::softmax_block_forward(b.q, b.k_all + 469762048, b.v_all + 469762048, kS_dims, kPieceMaps[3], kPieceMaps[7], true, b.o_part + 939524096, b.lse_part + 7340032, nullptr, c.compute);
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[8 * 2 + 1], c.compute));
   }
   // [9] merge 8 partial results (log-sum-exp)
   if (run.compute) {
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[9 * 2], c.compute));
     lasp::softmax_merge(b.o_part, b.lse_part, lasp::SlotList{8, {3, 0, 1, 2, 4, 5, 6, 7}}, b.o, b.lse, 1, 65536, 16, 128, c.compute);
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[9 * 2 + 1], c.compute));
   }
 }
 
@@ -1472,55 +1873,75 @@ static void S_forward_rank4(const Ctx& c, SBuffers& b, Run run) {
   // [0] AllGather K and V (8 kv heads)
   if (run.comm) {
     CUDA_CHECK(cudaEventRecord(c.started[0], c.comm));  // the collective is next on its stream
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[0 * 2], c.comm));
     NCCL_CHECK(ncclGroupStart());
     NCCL_CHECK(ncclAllGather(b.k, b.k_all, 67108864, ncclBfloat16, c.nccl, c.comm));
     NCCL_CHECK(ncclAllGather(b.v, b.v_all, 67108864, ncclBfloat16, c.nccl, c.comm));
     NCCL_CHECK(ncclGroupEnd());
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[0 * 2 + 1], c.comm));
     CUDA_CHECK(cudaEventRecord(c.events[0], c.comm));
   }
   // [1] attend to this rank's own keys (no communication needed)
   if (run.compute) {
     CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.started[0], 0));  // let the collective start first
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[1 * 2], c.compute));
     lasp::softmax_block_forward(b.q, b.k, b.v, kS_dims, kPieceMaps[4], kPieceMaps[4], true, b.o_part + 536870912, b.lse_part + 4194304, nullptr, c.compute);
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[1 * 2 + 1], c.compute));
   }
   // [2] attend to rank 0's keys
   if (run.compute) {
     CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.events[0], 0));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[2 * 2], c.compute));
     lasp::softmax_block_forward(b.q, b.k_all, b.v_all, kS_dims, kPieceMaps[4], kPieceMaps[0], true, b.o_part, b.lse_part, nullptr, c.compute);
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[2 * 2 + 1], c.compute));
   }
   // [3] attend to rank 1's keys
   if (run.compute) {
     CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.events[0], 0));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[3 * 2], c.compute));
     lasp::softmax_block_forward(b.q, b.k_all + 67108864, b.v_all + 67108864, kS_dims, kPieceMaps[4], kPieceMaps[1], true, b.o_part + 134217728, b.lse_part + 1048576, nullptr, c.compute);
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[3 * 2 + 1], c.compute));
   }
   // [4] attend to rank 2's keys
   if (run.compute) {
     CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.events[0], 0));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[4 * 2], c.compute));
     lasp::softmax_block_forward(b.q, b.k_all + 134217728, b.v_all + 134217728, kS_dims, kPieceMaps[4], kPieceMaps[2], true, b.o_part + 268435456, b.lse_part + 2097152, nullptr, c.compute);
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[4 * 2 + 1], c.compute));
   }
   // [5] attend to rank 3's keys
   if (run.compute) {
     CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.events[0], 0));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[5 * 2], c.compute));
     lasp::softmax_block_forward(b.q, b.k_all + 201326592, b.v_all + 201326592, kS_dims, kPieceMaps[4], kPieceMaps[3], true, b.o_part + 402653184, b.lse_part + 3145728, nullptr, c.compute);
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[5 * 2 + 1], c.compute));
   }
   // [6] attend to rank 5's keys
   if (run.compute) {
     CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.events[0], 0));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[6 * 2], c.compute));
     lasp::softmax_block_forward(b.q, b.k_all + 335544320, b.v_all + 335544320, kS_dims, kPieceMaps[4], kPieceMaps[5], true, b.o_part + 671088640, b.lse_part + 5242880, nullptr, c.compute);
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[6 * 2 + 1], c.compute));
   }
   // [7] attend to rank 6's keys
   if (run.compute) {
     CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.events[0], 0));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[7 * 2], c.compute));
     lasp::softmax_block_forward(b.q, b.k_all + 402653184, b.v_all + 402653184, kS_dims, kPieceMaps[4], kPieceMaps[6], true, b.o_part + 805306368, b.lse_part + 6291456, nullptr, c.compute);
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[7 * 2 + 1], c.compute));
   }
   // [8] attend to rank 7's keys
   if (run.compute) {
     CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.events[0], 0));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[8 * 2], c.compute));
     lasp::softmax_block_forward(b.q, b.k_all + 469762048, b.v_all + 469762048, kS_dims, kPieceMaps[4], kPieceMaps[7], true, b.o_part + 939524096, b.lse_part + 7340032, nullptr, c.compute);
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[8 * 2 + 1], c.compute));
   }
   // [9] merge 8 partial results (log-sum-exp)
   if (run.compute) {
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[9 * 2], c.compute));
     lasp::softmax_merge(b.o_part, b.lse_part, lasp::SlotList{8, {4, 0, 1, 2, 3, 5, 6, 7}}, b.o, b.lse, 1, 65536, 16, 128, c.compute);
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[9 * 2 + 1], c.compute));
   }
 }
 
@@ -1529,55 +1950,75 @@ static void S_forward_rank5(const Ctx& c, SBuffers& b, Run run) {
   // [0] AllGather K and V (8 kv heads)
   if (run.comm) {
     CUDA_CHECK(cudaEventRecord(c.started[0], c.comm));  // the collective is next on its stream
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[0 * 2], c.comm));
     NCCL_CHECK(ncclGroupStart());
     NCCL_CHECK(ncclAllGather(b.k, b.k_all, 67108864, ncclBfloat16, c.nccl, c.comm));
     NCCL_CHECK(ncclAllGather(b.v, b.v_all, 67108864, ncclBfloat16, c.nccl, c.comm));
     NCCL_CHECK(ncclGroupEnd());
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[0 * 2 + 1], c.comm));
     CUDA_CHECK(cudaEventRecord(c.events[0], c.comm));
   }
   // [1] attend to this rank's own keys (no communication needed)
   if (run.compute) {
     CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.started[0], 0));  // let the collective start first
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[1 * 2], c.compute));
     lasp::softmax_block_forward(b.q, b.k, b.v, kS_dims, kPieceMaps[5], kPieceMaps[5], true, b.o_part + 671088640, b.lse_part + 5242880, nullptr, c.compute);
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[1 * 2 + 1], c.compute));
   }
   // [2] attend to rank 0's keys
   if (run.compute) {
     CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.events[0], 0));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[2 * 2], c.compute));
     lasp::softmax_block_forward(b.q, b.k_all, b.v_all, kS_dims, kPieceMaps[5], kPieceMaps[0], true, b.o_part, b.lse_part, nullptr, c.compute);
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[2 * 2 + 1], c.compute));
   }
   // [3] attend to rank 1's keys
   if (run.compute) {
     CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.events[0], 0));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[3 * 2], c.compute));
     lasp::softmax_block_forward(b.q, b.k_all + 67108864, b.v_all + 67108864, kS_dims, kPieceMaps[5], kPieceMaps[1], true, b.o_part + 134217728, b.lse_part + 1048576, nullptr, c.compute);
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[3 * 2 + 1], c.compute));
   }
   // [4] attend to rank 2's keys
   if (run.compute) {
     CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.events[0], 0));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[4 * 2], c.compute));
     lasp::softmax_block_forward(b.q, b.k_all + 134217728, b.v_all + 134217728, kS_dims, kPieceMaps[5], kPieceMaps[2], true, b.o_part + 268435456, b.lse_part + 2097152, nullptr, c.compute);
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[4 * 2 + 1], c.compute));
   }
   // [5] attend to rank 3's keys
   if (run.compute) {
     CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.events[0], 0));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[5 * 2], c.compute));
     lasp::softmax_block_forward(b.q, b.k_all + 201326592, b.v_all + 201326592, kS_dims, kPieceMaps[5], kPieceMaps[3], true, b.o_part + 402653184, b.lse_part + 3145728, nullptr, c.compute);
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[5 * 2 + 1], c.compute));
   }
   // [6] attend to rank 4's keys
   if (run.compute) {
     CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.events[0], 0));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[6 * 2], c.compute));
     lasp::softmax_block_forward(b.q, b.k_all + 268435456, b.v_all + 268435456, kS_dims, kPieceMaps[5], kPieceMaps[4], true, b.o_part + 536870912, b.lse_part + 4194304, nullptr, c.compute);
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[6 * 2 + 1], c.compute));
   }
   // [7] attend to rank 6's keys
   if (run.compute) {
     CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.events[0], 0));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[7 * 2], c.compute));
     lasp::softmax_block_forward(b.q, b.k_all + 402653184, b.v_all + 402653184, kS_dims, kPieceMaps[5], kPieceMaps[6], true, b.o_part + 805306368, b.lse_part + 6291456, nullptr, c.compute);
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[7 * 2 + 1], c.compute));
   }
   // [8] attend to rank 7's keys
   if (run.compute) {
     CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.events[0], 0));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[8 * 2], c.compute));
     lasp::softmax_block_forward(b.q, b.k_all + 469762048, b.v_all + 469762048, kS_dims, kPieceMaps[5], kPieceMaps[7], true, b.o_part + 939524096, b.lse_part + 7340032, nullptr, c.compute);
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[8 * 2 + 1], c.compute));
   }
   // [9] merge 8 partial results (log-sum-exp)
   if (run.compute) {
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[9 * 2], c.compute));
     lasp::softmax_merge(b.o_part, b.lse_part, lasp::SlotList{8, {5, 0, 1, 2, 3, 4, 6, 7}}, b.o, b.lse, 1, 65536, 16, 128, c.compute);
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[9 * 2 + 1], c.compute));
   }
 }
 
@@ -1586,55 +2027,75 @@ static void S_forward_rank6(const Ctx& c, SBuffers& b, Run run) {
   // [0] AllGather K and V (8 kv heads)
   if (run.comm) {
     CUDA_CHECK(cudaEventRecord(c.started[0], c.comm));  // the collective is next on its stream
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[0 * 2], c.comm));
     NCCL_CHECK(ncclGroupStart());
     NCCL_CHECK(ncclAllGather(b.k, b.k_all, 67108864, ncclBfloat16, c.nccl, c.comm));
     NCCL_CHECK(ncclAllGather(b.v, b.v_all, 67108864, ncclBfloat16, c.nccl, c.comm));
     NCCL_CHECK(ncclGroupEnd());
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[0 * 2 + 1], c.comm));
     CUDA_CHECK(cudaEventRecord(c.events[0], c.comm));
   }
   // [1] attend to this rank's own keys (no communication needed)
   if (run.compute) {
     CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.started[0], 0));  // let the collective start first
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[1 * 2], c.compute));
     lasp::softmax_block_forward(b.q, b.k, b.v, kS_dims, kPieceMaps[6], kPieceMaps[6], true, b.o_part + 805306368, b.lse_part + 6291456, nullptr, c.compute);
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[1 * 2 + 1], c.compute));
   }
   // [2] attend to rank 0's keys
   if (run.compute) {
     CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.events[0], 0));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[2 * 2], c.compute));
     lasp::softmax_block_forward(b.q, b.k_all, b.v_all, kS_dims, kPieceMaps[6], kPieceMaps[0], true, b.o_part, b.lse_part, nullptr, c.compute);
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[2 * 2 + 1], c.compute));
   }
   // [3] attend to rank 1's keys
   if (run.compute) {
     CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.events[0], 0));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[3 * 2], c.compute));
     lasp::softmax_block_forward(b.q, b.k_all + 67108864, b.v_all + 67108864, kS_dims, kPieceMaps[6], kPieceMaps[1], true, b.o_part + 134217728, b.lse_part + 1048576, nullptr, c.compute);
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[3 * 2 + 1], c.compute));
   }
   // [4] attend to rank 2's keys
   if (run.compute) {
     CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.events[0], 0));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[4 * 2], c.compute));
     lasp::softmax_block_forward(b.q, b.k_all + 134217728, b.v_all + 134217728, kS_dims, kPieceMaps[6], kPieceMaps[2], true, b.o_part + 268435456, b.lse_part + 2097152, nullptr, c.compute);
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[4 * 2 + 1], c.compute));
   }
   // [5] attend to rank 3's keys
   if (run.compute) {
     CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.events[0], 0));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[5 * 2], c.compute));
     lasp::softmax_block_forward(b.q, b.k_all + 201326592, b.v_all + 201326592, kS_dims, kPieceMaps[6], kPieceMaps[3], true, b.o_part + 402653184, b.lse_part + 3145728, nullptr, c.compute);
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[5 * 2 + 1], c.compute));
   }
   // [6] attend to rank 4's keys
   if (run.compute) {
     CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.events[0], 0));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[6 * 2], c.compute));
     lasp::softmax_block_forward(b.q, b.k_all + 268435456, b.v_all + 268435456, kS_dims, kPieceMaps[6], kPieceMaps[4], true, b.o_part + 536870912, b.lse_part + 4194304, nullptr, c.compute);
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[6 * 2 + 1], c.compute));
   }
   // [7] attend to rank 5's keys
   if (run.compute) {
     CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.events[0], 0));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[7 * 2], c.compute));
     lasp::softmax_block_forward(b.q, b.k_all + 335544320, b.v_all + 335544320, kS_dims, kPieceMaps[6], kPieceMaps[5], true, b.o_part + 671088640, b.lse_part + 5242880, nullptr, c.compute);
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[7 * 2 + 1], c.compute));
   }
   // [8] attend to rank 7's keys
   if (run.compute) {
     CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.events[0], 0));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[8 * 2], c.compute));
     lasp::softmax_block_forward(b.q, b.k_all + 469762048, b.v_all + 469762048, kS_dims, kPieceMaps[6], kPieceMaps[7], true, b.o_part + 939524096, b.lse_part + 7340032, nullptr, c.compute);
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[8 * 2 + 1], c.compute));
   }
   // [9] merge 8 partial results (log-sum-exp)
   if (run.compute) {
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[9 * 2], c.compute));
     lasp::softmax_merge(b.o_part, b.lse_part, lasp::SlotList{8, {6, 0, 1, 2, 3, 4, 5, 7}}, b.o, b.lse, 1, 65536, 16, 128, c.compute);
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[9 * 2 + 1], c.compute));
   }
 }
 
@@ -1643,55 +2104,75 @@ static void S_forward_rank7(const Ctx& c, SBuffers& b, Run run) {
   // [0] AllGather K and V (8 kv heads)
   if (run.comm) {
     CUDA_CHECK(cudaEventRecord(c.started[0], c.comm));  // the collective is next on its stream
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[0 * 2], c.comm));
     NCCL_CHECK(ncclGroupStart());
     NCCL_CHECK(ncclAllGather(b.k, b.k_all, 67108864, ncclBfloat16, c.nccl, c.comm));
     NCCL_CHECK(ncclAllGather(b.v, b.v_all, 67108864, ncclBfloat16, c.nccl, c.comm));
     NCCL_CHECK(ncclGroupEnd());
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[0 * 2 + 1], c.comm));
     CUDA_CHECK(cudaEventRecord(c.events[0], c.comm));
   }
   // [1] attend to this rank's own keys (no communication needed)
   if (run.compute) {
     CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.started[0], 0));  // let the collective start first
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[1 * 2], c.compute));
     lasp::softmax_block_forward(b.q, b.k, b.v, kS_dims, kPieceMaps[7], kPieceMaps[7], true, b.o_part + 939524096, b.lse_part + 7340032, nullptr, c.compute);
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[1 * 2 + 1], c.compute));
   }
   // [2] attend to rank 0's keys
   if (run.compute) {
     CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.events[0], 0));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[2 * 2], c.compute));
     lasp::softmax_block_forward(b.q, b.k_all, b.v_all, kS_dims, kPieceMaps[7], kPieceMaps[0], true, b.o_part, b.lse_part, nullptr, c.compute);
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[2 * 2 + 1], c.compute));
   }
   // [3] attend to rank 1's keys
   if (run.compute) {
     CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.events[0], 0));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[3 * 2], c.compute));
     lasp::softmax_block_forward(b.q, b.k_all + 67108864, b.v_all + 67108864, kS_dims, kPieceMaps[7], kPieceMaps[1], true, b.o_part + 134217728, b.lse_part + 1048576, nullptr, c.compute);
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[3 * 2 + 1], c.compute));
   }
   // [4] attend to rank 2's keys
   if (run.compute) {
     CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.events[0], 0));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[4 * 2], c.compute));
     lasp::softmax_block_forward(b.q, b.k_all + 134217728, b.v_all + 134217728, kS_dims, kPieceMaps[7], kPieceMaps[2], true, b.o_part + 268435456, b.lse_part + 2097152, nullptr, c.compute);
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[4 * 2 + 1], c.compute));
   }
   // [5] attend to rank 3's keys
   if (run.compute) {
     CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.events[0], 0));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[5 * 2], c.compute));
     lasp::softmax_block_forward(b.q, b.k_all + 201326592, b.v_all + 201326592, kS_dims, kPieceMaps[7], kPieceMaps[3], true, b.o_part + 402653184, b.lse_part + 3145728, nullptr, c.compute);
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[5 * 2 + 1], c.compute));
   }
   // [6] attend to rank 4's keys
   if (run.compute) {
     CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.events[0], 0));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[6 * 2], c.compute));
     lasp::softmax_block_forward(b.q, b.k_all + 268435456, b.v_all + 268435456, kS_dims, kPieceMaps[7], kPieceMaps[4], true, b.o_part + 536870912, b.lse_part + 4194304, nullptr, c.compute);
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[6 * 2 + 1], c.compute));
   }
   // [7] attend to rank 5's keys
   if (run.compute) {
     CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.events[0], 0));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[7 * 2], c.compute));
     lasp::softmax_block_forward(b.q, b.k_all + 335544320, b.v_all + 335544320, kS_dims, kPieceMaps[7], kPieceMaps[5], true, b.o_part + 671088640, b.lse_part + 5242880, nullptr, c.compute);
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[7 * 2 + 1], c.compute));
   }
   // [8] attend to rank 6's keys
   if (run.compute) {
     CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.events[0], 0));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[8 * 2], c.compute));
     lasp::softmax_block_forward(b.q, b.k_all + 402653184, b.v_all + 402653184, kS_dims, kPieceMaps[7], kPieceMaps[6], true, b.o_part + 805306368, b.lse_part + 6291456, nullptr, c.compute);
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[8 * 2 + 1], c.compute));
   }
   // [9] merge 8 partial results (log-sum-exp)
   if (run.compute) {
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[9 * 2], c.compute));
     lasp::softmax_merge(b.o_part, b.lse_part, lasp::SlotList{8, {7, 0, 1, 2, 3, 4, 5, 6}}, b.o, b.lse, 1, 65536, 16, 128, c.compute);
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[9 * 2 + 1], c.compute));
   }
 }
 
@@ -1714,45 +2195,61 @@ inline void S_forward(const Ctx& c, SBuffers& b, Run run = Run{}) {
 static void S_backward_rank0(const Ctx& c, SBuffers& b, Run run) {
   // [0] clear dQ and the dK, dV accumulators
   if (run.compute) {
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[0 * 2], c.compute));
     CUDA_CHECK(cudaMemsetAsync(b.dq_acc, 0, 134217728 * sizeof(float), c.compute));
     CUDA_CHECK(cudaMemsetAsync(b.dk_all, 0, 536870912 * sizeof(float), c.compute));
     CUDA_CHECK(cudaMemsetAsync(b.dv_all, 0, 536870912 * sizeof(float), c.compute));
     CUDA_CHECK(cudaMemsetAsync(b.dk_own, 0, 67108864 * sizeof(float), c.compute));
     CUDA_CHECK(cudaMemsetAsync(b.dv_own, 0, 67108864 * sizeof(float), c.compute));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[0 * 2 + 1], c.compute));
   }
   // [1] dQ, and dK, dV of rank 1's positions
   if (run.compute) {
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[1 * 2], c.compute));
     lasp::softmax_block_backward(b.q, b.k_all + 67108864, b.v_all + 67108864, b.o, b.lse, b.do_, kS_dims, kPieceMaps[0], kPieceMaps[1], true, b.dq_acc, b.dk_all + 67108864, b.dv_all + 67108864, c.compute);
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[1 * 2 + 1], c.compute));
     CUDA_CHECK(cudaEventRecord(c.events[1], c.compute));
   }
   // [2] dQ, and dK, dV of rank 2's positions
   if (run.compute) {
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[2 * 2], c.compute));
     lasp::softmax_block_backward(b.q, b.k_all + 134217728, b.v_all + 134217728, b.o, b.lse, b.do_, kS_dims, kPieceMaps[0], kPieceMaps[2], true, b.dq_acc, b.dk_all + 134217728, b.dv_all + 134217728, c.compute);
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[2 * 2 + 1], c.compute));
     CUDA_CHECK(cudaEventRecord(c.events[2], c.compute));
   }
   // [3] dQ, and dK, dV of rank 3's positions
   if (run.compute) {
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[3 * 2], c.compute));
     lasp::softmax_block_backward(b.q, b.k_all + 201326592, b.v_all + 201326592, b.o, b.lse, b.do_, kS_dims, kPieceMaps[0], kPieceMaps[3], true, b.dq_acc, b.dk_all + 201326592, b.dv_all + 201326592, c.compute);
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[3 * 2 + 1], c.compute));
     CUDA_CHECK(cudaEventRecord(c.events[3], c.compute));
   }
   // [4] dQ, and dK, dV of rank 4's positions
   if (run.compute) {
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[4 * 2], c.compute));
     lasp::softmax_block_backward(b.q, b.k_all + 268435456, b.v_all + 268435456, b.o, b.lse, b.do_, kS_dims, kPieceMaps[0], kPieceMaps[4], true, b.dq_acc, b.dk_all + 268435456, b.dv_all + 268435456, c.compute);
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[4 * 2 + 1], c.compute));
     CUDA_CHECK(cudaEventRecord(c.events[4], c.compute));
   }
   // [5] dQ, and dK, dV of rank 5's positions
   if (run.compute) {
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[5 * 2], c.compute));
     lasp::softmax_block_backward(b.q, b.k_all + 335544320, b.v_all + 335544320, b.o, b.lse, b.do_, kS_dims, kPieceMaps[0], kPieceMaps[5], true, b.dq_acc, b.dk_all + 335544320, b.dv_all + 335544320, c.compute);
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[5 * 2 + 1], c.compute));
     CUDA_CHECK(cudaEventRecord(c.events[5], c.compute));
   }
   // [6] dQ, and dK, dV of rank 6's positions
   if (run.compute) {
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[6 * 2], c.compute));
     lasp::softmax_block_backward(b.q, b.k_all + 402653184, b.v_all + 402653184, b.o, b.lse, b.do_, kS_dims, kPieceMaps[0], kPieceMaps[6], true, b.dq_acc, b.dk_all + 402653184, b.dv_all + 402653184, c.compute);
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[6 * 2 + 1], c.compute));
     CUDA_CHECK(cudaEventRecord(c.events[6], c.compute));
   }
   // [7] dQ, and dK, dV of rank 7's positions
   if (run.compute) {
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[7 * 2], c.compute));
     lasp::softmax_block_backward(b.q, b.k_all + 469762048, b.v_all + 469762048, b.o, b.lse, b.do_, kS_dims, kPieceMaps[0], kPieceMaps[7], true, b.dq_acc, b.dk_all + 469762048, b.dv_all + 469762048, c.compute);
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[7 * 2 + 1], c.compute));
     CUDA_CHECK(cudaEventRecord(c.events[7], c.compute));
   }
   // [8] ReduceScatter dK and dV to their owners
@@ -1765,26 +2262,34 @@ static void S_backward_rank0(const Ctx& c, SBuffers& b, Run run) {
     CUDA_CHECK(cudaStreamWaitEvent(c.comm, c.events[6], 0));
     CUDA_CHECK(cudaStreamWaitEvent(c.comm, c.events[7], 0));
     CUDA_CHECK(cudaEventRecord(c.started[8], c.comm));  // the collective is next on its stream
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[8 * 2], c.comm));
     NCCL_CHECK(ncclGroupStart());
     NCCL_CHECK(ncclReduceScatter(b.dk_all, b.dk_sum, 67108864, ncclFloat32, ncclSum, c.nccl, c.comm));
     NCCL_CHECK(ncclReduceScatter(b.dv_all, b.dv_sum, 67108864, ncclFloat32, ncclSum, c.nccl, c.comm));
     NCCL_CHECK(ncclGroupEnd());
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[8 * 2 + 1], c.comm));
     CUDA_CHECK(cudaEventRecord(c.events[8], c.comm));
   }
   // [9] dQ, and dK, dV of this rank's own positions (no communication needed)
   if (run.compute) {
     CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.started[8], 0));  // let the collective start first
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[9 * 2], c.compute));
     lasp::softmax_block_backward(b.q, b.k_all, b.v_all, b.o, b.lse, b.do_, kS_dims, kPieceMaps[0], kPieceMaps[0], true, b.dq_acc, b.dk_own, b.dv_own, c.compute);
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[9 * 2 + 1], c.compute));
   }
   // [10] dQ to the activation type
   if (run.compute) {
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[10 * 2], c.compute));
     lasp::cast_to_bf16(b.dq_acc, b.dq, 134217728, c.compute);
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[10 * 2 + 1], c.compute));
   }
   // [11] dK, dV of this rank: the other ranks' share plus its own
   if (run.compute) {
     CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.events[8], 0));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[11 * 2], c.compute));
     lasp::add_to_bf16(b.dk_sum, b.dk_own, b.dk, 67108864, c.compute);
     lasp::add_to_bf16(b.dv_sum, b.dv_own, b.dv, 67108864, c.compute);
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[11 * 2 + 1], c.compute));
   }
 }
 
@@ -1792,45 +2297,61 @@ static void S_backward_rank0(const Ctx& c, SBuffers& b, Run run) {
 static void S_backward_rank1(const Ctx& c, SBuffers& b, Run run) {
   // [0] clear dQ and the dK, dV accumulators
   if (run.compute) {
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[0 * 2], c.compute));
     CUDA_CHECK(cudaMemsetAsync(b.dq_acc, 0, 134217728 * sizeof(float), c.compute));
     CUDA_CHECK(cudaMemsetAsync(b.dk_all, 0, 536870912 * sizeof(float), c.compute));
     CUDA_CHECK(cudaMemsetAsync(b.dv_all, 0, 536870912 * sizeof(float), c.compute));
     CUDA_CHECK(cudaMemsetAsync(b.dk_own, 0, 67108864 * sizeof(float), c.compute));
     CUDA_CHECK(cudaMemsetAsync(b.dv_own, 0, 67108864 * sizeof(float), c.compute));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[0 * 2 + 1], c.compute));
   }
   // [1] dQ, and dK, dV of rank 0's positions
   if (run.compute) {
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[1 * 2], c.compute));
     lasp::softmax_block_backward(b.q, b.k_all, b.v_all, b.o, b.lse, b.do_, kS_dims, kPieceMaps[1], kPieceMaps[0], true, b.dq_acc, b.dk_all, b.dv_all, c.compute);
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[1 * 2 + 1], c.compute));
     CUDA_CHECK(cudaEventRecord(c.events[1], c.compute));
   }
   // [2] dQ, and dK, dV of rank 2's positions
   if (run.compute) {
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[2 * 2], c.compute));
     lasp::softmax_block_backward(b.q, b.k_all + 134217728, b.v_all + 134217728, b.o, b.lse, b.do_, kS_dims, kPieceMaps[1], kPieceMaps[2], true, b.dq_acc, b.dk_all + 134217728, b.dv_all + 134217728, c.compute);
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[2 * 2 + 1], c.compute));
     CUDA_CHECK(cudaEventRecord(c.events[2], c.compute));
   }
   // [3] dQ, and dK, dV of rank 3's positions
   if (run.compute) {
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[3 * 2], c.compute));
     lasp::softmax_block_backward(b.q, b.k_all + 201326592, b.v_all + 201326592, b.o, b.lse, b.do_, kS_dims, kPieceMaps[1], kPieceMaps[3], true, b.dq_acc, b.dk_all + 201326592, b.dv_all + 201326592, c.compute);
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[3 * 2 + 1], c.compute));
     CUDA_CHECK(cudaEventRecord(c.events[3], c.compute));
   }
   // [4] dQ, and dK, dV of rank 4's positions
   if (run.compute) {
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[4 * 2], c.compute));
     lasp::softmax_block_backward(b.q, b.k_all + 268435456, b.v_all + 268435456, b.o, b.lse, b.do_, kS_dims, kPieceMaps[1], kPieceMaps[4], true, b.dq_acc, b.dk_all + 268435456, b.dv_all + 268435456, c.compute);
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[4 * 2 + 1], c.compute));
     CUDA_CHECK(cudaEventRecord(c.events[4], c.compute));
   }
   // [5] dQ, and dK, dV of rank 5's positions
   if (run.compute) {
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[5 * 2], c.compute));
     lasp::softmax_block_backward(b.q, b.k_all + 335544320, b.v_all + 335544320, b.o, b.lse, b.do_, kS_dims, kPieceMaps[1], kPieceMaps[5], true, b.dq_acc, b.dk_all + 335544320, b.dv_all + 335544320, c.compute);
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[5 * 2 + 1], c.compute));
     CUDA_CHECK(cudaEventRecord(c.events[5], c.compute));
   }
   // [6] dQ, and dK, dV of rank 6's positions
   if (run.compute) {
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[6 * 2], c.compute));
     lasp::softmax_block_backward(b.q, b.k_all + 402653184, b.v_all + 402653184, b.o, b.lse, b.do_, kS_dims, kPieceMaps[1], kPieceMaps[6], true, b.dq_acc, b.dk_all + 402653184, b.dv_all + 402653184, c.compute);
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[6 * 2 + 1], c.compute));
     CUDA_CHECK(cudaEventRecord(c.events[6], c.compute));
   }
   // [7] dQ, and dK, dV of rank 7's positions
   if (run.compute) {
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[7 * 2], c.compute));
     lasp::softmax_block_backward(b.q, b.k_all + 469762048, b.v_all + 469762048, b.o, b.lse, b.do_, kS_dims, kPieceMaps[1], kPieceMaps[7], true, b.dq_acc, b.dk_all + 469762048, b.dv_all + 469762048, c.compute);
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[7 * 2 + 1], c.compute));
     CUDA_CHECK(cudaEventRecord(c.events[7], c.compute));
   }
   // [8] ReduceScatter dK and dV to their owners
@@ -1843,26 +2364,34 @@ static void S_backward_rank1(const Ctx& c, SBuffers& b, Run run) {
     CUDA_CHECK(cudaStreamWaitEvent(c.comm, c.events[6], 0));
     CUDA_CHECK(cudaStreamWaitEvent(c.comm, c.events[7], 0));
     CUDA_CHECK(cudaEventRecord(c.started[8], c.comm));  // the collective is next on its stream
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[8 * 2], c.comm));
     NCCL_CHECK(ncclGroupStart());
     NCCL_CHECK(ncclReduceScatter(b.dk_all, b.dk_sum, 67108864, ncclFloat32, ncclSum, c.nccl, c.comm));
     NCCL_CHECK(ncclReduceScatter(b.dv_all, b.dv_sum, 67108864, ncclFloat32, ncclSum, c.nccl, c.comm));
     NCCL_CHECK(ncclGroupEnd());
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[8 * 2 + 1], c.comm));
     CUDA_CHECK(cudaEventRecord(c.events[8], c.comm));
   }
   // [9] dQ, and dK, dV of this rank's own positions (no communication needed)
   if (run.compute) {
     CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.started[8], 0));  // let the collective start first
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[9 * 2], c.compute));
     lasp::softmax_block_backward(b.q, b.k_all + 67108864, b.v_all + 67108864, b.o, b.lse, b.do_, kS_dims, kPieceMaps[1], kPieceMaps[1], true, b.dq_acc, b.dk_own, b.dv_own, c.compute);
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[9 * 2 + 1], c.compute));
   }
   // [10] dQ to the activation type
   if (run.compute) {
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[10 * 2], c.compute));
     lasp::cast_to_bf16(b.dq_acc, b.dq, 134217728, c.compute);
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[10 * 2 + 1], c.compute));
   }
   // [11] dK, dV of this rank: the other ranks' share plus its own
   if (run.compute) {
     CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.events[8], 0));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[11 * 2], c.compute));
     lasp::add_to_bf16(b.dk_sum, b.dk_own, b.dk, 67108864, c.compute);
     lasp::add_to_bf16(b.dv_sum, b.dv_own, b.dv, 67108864, c.compute);
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[11 * 2 + 1], c.compute));
   }
 }
 
@@ -1870,45 +2399,61 @@ static void S_backward_rank1(const Ctx& c, SBuffers& b, Run run) {
 static void S_backward_rank2(const Ctx& c, SBuffers& b, Run run) {
   // [0] clear dQ and the dK, dV accumulators
   if (run.compute) {
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[0 * 2], c.compute));
     CUDA_CHECK(cudaMemsetAsync(b.dq_acc, 0, 134217728 * sizeof(float), c.compute));
     CUDA_CHECK(cudaMemsetAsync(b.dk_all, 0, 536870912 * sizeof(float), c.compute));
     CUDA_CHECK(cudaMemsetAsync(b.dv_all, 0, 536870912 * sizeof(float), c.compute));
     CUDA_CHECK(cudaMemsetAsync(b.dk_own, 0, 67108864 * sizeof(float), c.compute));
     CUDA_CHECK(cudaMemsetAsync(b.dv_own, 0, 67108864 * sizeof(float), c.compute));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[0 * 2 + 1], c.compute));
   }
   // [1] dQ, and dK, dV of rank 0's positions
   if (run.compute) {
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[1 * 2], c.compute));
     lasp::softmax_block_backward(b.q, b.k_all, b.v_all, b.o, b.lse, b.do_, kS_dims, kPieceMaps[2], kPieceMaps[0], true, b.dq_acc, b.dk_all, b.dv_all, c.compute);
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[1 * 2 + 1], c.compute));
     CUDA_CHECK(cudaEventRecord(c.events[1], c.compute));
   }
   // [2] dQ, and dK, dV of rank 1's positions
   if (run.compute) {
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[2 * 2], c.compute));
     lasp::softmax_block_backward(b.q, b.k_all + 67108864, b.v_all + 67108864, b.o, b.lse, b.do_, kS_dims, kPieceMaps[2], kPieceMaps[1], true, b.dq_acc, b.dk_all + 67108864, b.dv_all + 67108864, c.compute);
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[2 * 2 + 1], c.compute));
     CUDA_CHECK(cudaEventRecord(c.events[2], c.compute));
   }
   // [3] dQ, and dK, dV of rank 3's positions
   if (run.compute) {
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[3 * 2], c.compute));
     lasp::softmax_block_backward(b.q, b.k_all + 201326592, b.v_all + 201326592, b.o, b.lse, b.do_, kS_dims, kPieceMaps[2], kPieceMaps[3], true, b.dq_acc, b.dk_all + 201326592, b.dv_all + 201326592, c.compute);
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[3 * 2 + 1], c.compute));
     CUDA_CHECK(cudaEventRecord(c.events[3], c.compute));
   }
   // [4] dQ, and dK, dV of rank 4's positions
   if (run.compute) {
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[4 * 2], c.compute));
     lasp::softmax_block_backward(b.q, b.k_all + 268435456, b.v_all + 268435456, b.o, b.lse, b.do_, kS_dims, kPieceMaps[2], kPieceMaps[4], true, b.dq_acc, b.dk_all + 268435456, b.dv_all + 268435456, c.compute);
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[4 * 2 + 1], c.compute));
     CUDA_CHECK(cudaEventRecord(c.events[4], c.compute));
   }
   // [5] dQ, and dK, dV of rank 5's positions
   if (run.compute) {
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[5 * 2], c.compute));
     lasp::softmax_block_backward(b.q, b.k_all + 335544320, b.v_all + 335544320, b.o, b.lse, b.do_, kS_dims, kPieceMaps[2], kPieceMaps[5], true, b.dq_acc, b.dk_all + 335544320, b.dv_all + 335544320, c.compute);
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[5 * 2 + 1], c.compute));
     CUDA_CHECK(cudaEventRecord(c.events[5], c.compute));
   }
   // [6] dQ, and dK, dV of rank 6's positions
   if (run.compute) {
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[6 * 2], c.compute));
     lasp::softmax_block_backward(b.q, b.k_all + 402653184, b.v_all + 402653184, b.o, b.lse, b.do_, kS_dims, kPieceMaps[2], kPieceMaps[6], true, b.dq_acc, b.dk_all + 402653184, b.dv_all + 402653184, c.compute);
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[6 * 2 + 1], c.compute));
     CUDA_CHECK(cudaEventRecord(c.events[6], c.compute));
   }
   // [7] dQ, and dK, dV of rank 7's positions
   if (run.compute) {
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[7 * 2], c.compute));
     lasp::softmax_block_backward(b.q, b.k_all + 469762048, b.v_all + 469762048, b.o, b.lse, b.do_, kS_dims, kPieceMaps[2], kPieceMaps[7], true, b.dq_acc, b.dk_all + 469762048, b.dv_all + 469762048, c.compute);
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[7 * 2 + 1], c.compute));
     CUDA_CHECK(cudaEventRecord(c.events[7], c.compute));
   }
   // [8] ReduceScatter dK and dV to their owners
@@ -1921,26 +2466,34 @@ static void S_backward_rank2(const Ctx& c, SBuffers& b, Run run) {
     CUDA_CHECK(cudaStreamWaitEvent(c.comm, c.events[6], 0));
     CUDA_CHECK(cudaStreamWaitEvent(c.comm, c.events[7], 0));
     CUDA_CHECK(cudaEventRecord(c.started[8], c.comm));  // the collective is next on its stream
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[8 * 2], c.comm));
     NCCL_CHECK(ncclGroupStart());
     NCCL_CHECK(ncclReduceScatter(b.dk_all, b.dk_sum, 67108864, ncclFloat32, ncclSum, c.nccl, c.comm));
     NCCL_CHECK(ncclReduceScatter(b.dv_all, b.dv_sum, 67108864, ncclFloat32, ncclSum, c.nccl, c.comm));
     NCCL_CHECK(ncclGroupEnd());
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[8 * 2 + 1], c.comm));
     CUDA_CHECK(cudaEventRecord(c.events[8], c.comm));
   }
   // [9] dQ, and dK, dV of this rank's own positions (no communication needed)
   if (run.compute) {
     CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.started[8], 0));  // let the collective start first
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[9 * 2], c.compute));
     lasp::softmax_block_backward(b.q, b.k_all + 134217728, b.v_all + 134217728, b.o, b.lse, b.do_, kS_dims, kPieceMaps[2], kPieceMaps[2], true, b.dq_acc, b.dk_own, b.dv_own, c.compute);
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[9 * 2 + 1], c.compute));
   }
   // [10] dQ to the activation type
   if (run.compute) {
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[10 * 2], c.compute));
     lasp::cast_to_bf16(b.dq_acc, b.dq, 134217728, c.compute);
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[10 * 2 + 1], c.compute));
   }
   // [11] dK, dV of this rank: the other ranks' share plus its own
   if (run.compute) {
     CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.events[8], 0));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[11 * 2], c.compute));
     lasp::add_to_bf16(b.dk_sum, b.dk_own, b.dk, 67108864, c.compute);
     lasp::add_to_bf16(b.dv_sum, b.dv_own, b.dv, 67108864, c.compute);
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[11 * 2 + 1], c.compute));
   }
 }
 
@@ -1948,45 +2501,61 @@ static void S_backward_rank2(const Ctx& c, SBuffers& b, Run run) {
 static void S_backward_rank3(const Ctx& c, SBuffers& b, Run run) {
   // [0] clear dQ and the dK, dV accumulators
   if (run.compute) {
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[0 * 2], c.compute));
     CUDA_CHECK(cudaMemsetAsync(b.dq_acc, 0, 134217728 * sizeof(float), c.compute));
     CUDA_CHECK(cudaMemsetAsync(b.dk_all, 0, 536870912 * sizeof(float), c.compute));
     CUDA_CHECK(cudaMemsetAsync(b.dv_all, 0, 536870912 * sizeof(float), c.compute));
     CUDA_CHECK(cudaMemsetAsync(b.dk_own, 0, 67108864 * sizeof(float), c.compute));
     CUDA_CHECK(cudaMemsetAsync(b.dv_own, 0, 67108864 * sizeof(float), c.compute));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[0 * 2 + 1], c.compute));
   }
   // [1] dQ, and dK, dV of rank 0's positions
   if (run.compute) {
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[1 * 2], c.compute));
     lasp::softmax_block_backward(b.q, b.k_all, b.v_all, b.o, b.lse, b.do_, kS_dims, kPieceMaps[3], kPieceMaps[0], true, b.dq_acc, b.dk_all, b.dv_all, c.compute);
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[1 * 2 + 1], c.compute));
     CUDA_CHECK(cudaEventRecord(c.events[1], c.compute));
   }
   // [2] dQ, and dK, dV of rank 1's positions
   if (run.compute) {
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[2 * 2], c.compute));
     lasp::softmax_block_backward(b.q, b.k_all + 67108864, b.v_all + 67108864, b.o, b.lse, b.do_, kS_dims, kPieceMaps[3], kPieceMaps[1], true, b.dq_acc, b.dk_all + 67108864, b.dv_all + 67108864, c.compute);
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[2 * 2 + 1], c.compute));
     CUDA_CHECK(cudaEventRecord(c.events[2], c.compute));
   }
   // [3] dQ, and dK, dV of rank 2's positions
   if (run.compute) {
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[3 * 2], c.compute));
     lasp::softmax_block_backward(b.q, b.k_all + 134217728, b.v_all + 134217728, b.o, b.lse, b.do_, kS_dims, kPieceMaps[3], kPieceMaps[2], true, b.dq_acc, b.dk_all + 134217728, b.dv_all + 134217728, c.compute);
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[3 * 2 + 1], c.compute));
     CUDA_CHECK(cudaEventRecord(c.events[3], c.compute));
   }
   // [4] dQ, and dK, dV of rank 4's positions
   if (run.compute) {
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[4 * 2], c.compute));
     lasp::softmax_block_backward(b.q, b.k_all + 268435456, b.v_all + 268435456, b.o, b.lse, b.do_, kS_dims, kPieceMaps[3], kPieceMaps[4], true, b.dq_acc, b.dk_all + 268435456, b.dv_all + 268435456, c.compute);
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[4 * 2 + 1], c.compute));
     CUDA_CHECK(cudaEventRecord(c.events[4], c.compute));
   }
   // [5] dQ, and dK, dV of rank 5's positions
   if (run.compute) {
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[5 * 2], c.compute));
     lasp::softmax_block_backward(b.q, b.k_all + 335544320, b.v_all + 335544320, b.o, b.lse, b.do_, kS_dims, kPieceMaps[3], kPieceMaps[5], true, b.dq_acc, b.dk_all + 335544320, b.dv_all + 335544320, c.compute);
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[5 * 2 + 1], c.compute));
     CUDA_CHECK(cudaEventRecord(c.events[5], c.compute));
   }
   // [6] dQ, and dK, dV of rank 6's positions
   if (run.compute) {
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[6 * 2], c.compute));
     lasp::softmax_block_backward(b.q, b.k_all + 402653184, b.v_all + 402653184, b.o, b.lse, b.do_, kS_dims, kPieceMaps[3], kPieceMaps[6], true, b.dq_acc, b.dk_all + 402653184, b.dv_all + 402653184, c.compute);
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[6 * 2 + 1], c.compute));
     CUDA_CHECK(cudaEventRecord(c.events[6], c.compute));
   }
   // [7] dQ, and dK, dV of rank 7's positions
   if (run.compute) {
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[7 * 2], c.compute));
     lasp::softmax_block_backward(b.q, b.k_all + 469762048, b.v_all + 469762048, b.o, b.lse, b.do_, kS_dims, kPieceMaps[3], kPieceMaps[7], true, b.dq_acc, b.dk_all + 469762048, b.dv_all + 469762048, c.compute);
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[7 * 2 + 1], c.compute));
     CUDA_CHECK(cudaEventRecord(c.events[7], c.compute));
   }
   // [8] ReduceScatter dK and dV to their owners
@@ -1999,26 +2568,34 @@ static void S_backward_rank3(const Ctx& c, SBuffers& b, Run run) {
     CUDA_CHECK(cudaStreamWaitEvent(c.comm, c.events[6], 0));
     CUDA_CHECK(cudaStreamWaitEvent(c.comm, c.events[7], 0));
     CUDA_CHECK(cudaEventRecord(c.started[8], c.comm));  // the collective is next on its stream
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[8 * 2], c.comm));
     NCCL_CHECK(ncclGroupStart());
     NCCL_CHECK(ncclReduceScatter(b.dk_all, b.dk_sum, 67108864, ncclFloat32, ncclSum, c.nccl, c.comm));
     NCCL_CHECK(ncclReduceScatter(b.dv_all, b.dv_sum, 67108864, ncclFloat32, ncclSum, c.nccl, c.comm));
     NCCL_CHECK(ncclGroupEnd());
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[8 * 2 + 1], c.comm));
     CUDA_CHECK(cudaEventRecord(c.events[8], c.comm));
   }
   // [9] dQ, and dK, dV of this rank's own positions (no communication needed)
   if (run.compute) {
     CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.started[8], 0));  // let the collective start first
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[9 * 2], c.compute));
     lasp::softmax_block_backward(b.q, b.k_all + 201326592, b.v_all + 201326592, b.o, b.lse, b.do_, kS_dims, kPieceMaps[3], kPieceMaps[3], true, b.dq_acc, b.dk_own, b.dv_own, c.compute);
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[9 * 2 + 1], c.compute));
   }
   // [10] dQ to the activation type
   if (run.compute) {
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[10 * 2], c.compute));
     lasp::cast_to_bf16(b.dq_acc, b.dq, 134217728, c.compute);
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[10 * 2 + 1], c.compute));
   }
   // [11] dK, dV of this rank: the other ranks' share plus its own
   if (run.compute) {
     CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.events[8], 0));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[11 * 2], c.compute));
     lasp::add_to_bf16(b.dk_sum, b.dk_own, b.dk, 67108864, c.compute);
     lasp::add_to_bf16(b.dv_sum, b.dv_own, b.dv, 67108864, c.compute);
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[11 * 2 + 1], c.compute));
   }
 }
 
@@ -2026,45 +2603,61 @@ static void S_backward_rank3(const Ctx& c, SBuffers& b, Run run) {
 static void S_backward_rank4(const Ctx& c, SBuffers& b, Run run) {
   // [0] clear dQ and the dK, dV accumulators
   if (run.compute) {
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[0 * 2], c.compute));
     CUDA_CHECK(cudaMemsetAsync(b.dq_acc, 0, 134217728 * sizeof(float), c.compute));
     CUDA_CHECK(cudaMemsetAsync(b.dk_all, 0, 536870912 * sizeof(float), c.compute));
     CUDA_CHECK(cudaMemsetAsync(b.dv_all, 0, 536870912 * sizeof(float), c.compute));
     CUDA_CHECK(cudaMemsetAsync(b.dk_own, 0, 67108864 * sizeof(float), c.compute));
     CUDA_CHECK(cudaMemsetAsync(b.dv_own, 0, 67108864 * sizeof(float), c.compute));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[0 * 2 + 1], c.compute));
   }
   // [1] dQ, and dK, dV of rank 0's positions
   if (run.compute) {
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[1 * 2], c.compute));
     lasp::softmax_block_backward(b.q, b.k_all, b.v_all, b.o, b.lse, b.do_, kS_dims, kPieceMaps[4], kPieceMaps[0], true, b.dq_acc, b.dk_all, b.dv_all, c.compute);
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[1 * 2 + 1], c.compute));
     CUDA_CHECK(cudaEventRecord(c.events[1], c.compute));
   }
   // [2] dQ, and dK, dV of rank 1's positions
   if (run.compute) {
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[2 * 2], c.compute));
     lasp::softmax_block_backward(b.q, b.k_all + 67108864, b.v_all + 67108864, b.o, b.lse, b.do_, kS_dims, kPieceMaps[4], kPieceMaps[1], true, b.dq_acc, b.dk_all + 67108864, b.dv_all + 67108864, c.compute);
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[2 * 2 + 1], c.compute));
     CUDA_CHECK(cudaEventRecord(c.events[2], c.compute));
   }
   // [3] dQ, and dK, dV of rank 2's positions
   if (run.compute) {
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[3 * 2], c.compute));
     lasp::softmax_block_backward(b.q, b.k_all + 134217728, b.v_all + 134217728, b.o, b.lse, b.do_, kS_dims, kPieceMaps[4], kPieceMaps[2], true, b.dq_acc, b.dk_all + 134217728, b.dv_all + 134217728, c.compute);
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[3 * 2 + 1], c.compute));
     CUDA_CHECK(cudaEventRecord(c.events[3], c.compute));
   }
   // [4] dQ, and dK, dV of rank 3's positions
   if (run.compute) {
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[4 * 2], c.compute));
     lasp::softmax_block_backward(b.q, b.k_all + 201326592, b.v_all + 201326592, b.o, b.lse, b.do_, kS_dims, kPieceMaps[4], kPieceMaps[3], true, b.dq_acc, b.dk_all + 201326592, b.dv_all + 201326592, c.compute);
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[4 * 2 + 1], c.compute));
     CUDA_CHECK(cudaEventRecord(c.events[4], c.compute));
   }
   // [5] dQ, and dK, dV of rank 5's positions
   if (run.compute) {
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[5 * 2], c.compute));
     lasp::softmax_block_backward(b.q, b.k_all + 335544320, b.v_all + 335544320, b.o, b.lse, b.do_, kS_dims, kPieceMaps[4], kPieceMaps[5], true, b.dq_acc, b.dk_all + 335544320, b.dv_all + 335544320, c.compute);
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[5 * 2 + 1], c.compute));
     CUDA_CHECK(cudaEventRecord(c.events[5], c.compute));
   }
   // [6] dQ, and dK, dV of rank 6's positions
   if (run.compute) {
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[6 * 2], c.compute));
     lasp::softmax_block_backward(b.q, b.k_all + 402653184, b.v_all + 402653184, b.o, b.lse, b.do_, kS_dims, kPieceMaps[4], kPieceMaps[6], true, b.dq_acc, b.dk_all + 402653184, b.dv_all + 402653184, c.compute);
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[6 * 2 + 1], c.compute));
     CUDA_CHECK(cudaEventRecord(c.events[6], c.compute));
   }
   // [7] dQ, and dK, dV of rank 7's positions
   if (run.compute) {
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[7 * 2], c.compute));
     lasp::softmax_block_backward(b.q, b.k_all + 469762048, b.v_all + 469762048, b.o, b.lse, b.do_, kS_dims, kPieceMaps[4], kPieceMaps[7], true, b.dq_acc, b.dk_all + 469762048, b.dv_all + 469762048, c.compute);
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[7 * 2 + 1], c.compute));
     CUDA_CHECK(cudaEventRecord(c.events[7], c.compute));
   }
   // [8] ReduceScatter dK and dV to their owners
@@ -2077,26 +2670,34 @@ static void S_backward_rank4(const Ctx& c, SBuffers& b, Run run) {
     CUDA_CHECK(cudaStreamWaitEvent(c.comm, c.events[6], 0));
     CUDA_CHECK(cudaStreamWaitEvent(c.comm, c.events[7], 0));
     CUDA_CHECK(cudaEventRecord(c.started[8], c.comm));  // the collective is next on its stream
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[8 * 2], c.comm));
     NCCL_CHECK(ncclGroupStart());
     NCCL_CHECK(ncclReduceScatter(b.dk_all, b.dk_sum, 67108864, ncclFloat32, ncclSum, c.nccl, c.comm));
     NCCL_CHECK(ncclReduceScatter(b.dv_all, b.dv_sum, 67108864, ncclFloat32, ncclSum, c.nccl, c.comm));
     NCCL_CHECK(ncclGroupEnd());
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[8 * 2 + 1], c.comm));
     CUDA_CHECK(cudaEventRecord(c.events[8], c.comm));
   }
   // [9] dQ, and dK, dV of this rank's own positions (no communication needed)
   if (run.compute) {
     CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.started[8], 0));  // let the collective start first
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[9 * 2], c.compute));
     lasp::softmax_block_backward(b.q, b.k_all + 268435456, b.v_all + 268435456, b.o, b.lse, b.do_, kS_dims, kPieceMaps[4], kPieceMaps[4], true, b.dq_acc, b.dk_own, b.dv_own, c.compute);
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[9 * 2 + 1], c.compute));
   }
   // [10] dQ to the activation type
   if (run.compute) {
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[10 * 2], c.compute));
     lasp::cast_to_bf16(b.dq_acc, b.dq, 134217728, c.compute);
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[10 * 2 + 1], c.compute));
   }
   // [11] dK, dV of this rank: the other ranks' share plus its own
   if (run.compute) {
     CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.events[8], 0));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[11 * 2], c.compute));
     lasp::add_to_bf16(b.dk_sum, b.dk_own, b.dk, 67108864, c.compute);
     lasp::add_to_bf16(b.dv_sum, b.dv_own, b.dv, 67108864, c.compute);
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[11 * 2 + 1], c.compute));
   }
 }
 
@@ -2104,45 +2705,61 @@ static void S_backward_rank4(const Ctx& c, SBuffers& b, Run run) {
 static void S_backward_rank5(const Ctx& c, SBuffers& b, Run run) {
   // [0] clear dQ and the dK, dV accumulators
   if (run.compute) {
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[0 * 2], c.compute));
     CUDA_CHECK(cudaMemsetAsync(b.dq_acc, 0, 134217728 * sizeof(float), c.compute));
     CUDA_CHECK(cudaMemsetAsync(b.dk_all, 0, 536870912 * sizeof(float), c.compute));
     CUDA_CHECK(cudaMemsetAsync(b.dv_all, 0, 536870912 * sizeof(float), c.compute));
     CUDA_CHECK(cudaMemsetAsync(b.dk_own, 0, 67108864 * sizeof(float), c.compute));
     CUDA_CHECK(cudaMemsetAsync(b.dv_own, 0, 67108864 * sizeof(float), c.compute));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[0 * 2 + 1], c.compute));
   }
   // [1] dQ, and dK, dV of rank 0's positions
   if (run.compute) {
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[1 * 2], c.compute));
     lasp::softmax_block_backward(b.q, b.k_all, b.v_all, b.o, b.lse, b.do_, kS_dims, kPieceMaps[5], kPieceMaps[0], true, b.dq_acc, b.dk_all, b.dv_all, c.compute);
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[1 * 2 + 1], c.compute));
     CUDA_CHECK(cudaEventRecord(c.events[1], c.compute));
   }
   // [2] dQ, and dK, dV of rank 1's positions
   if (run.compute) {
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[2 * 2], c.compute));
     lasp::softmax_block_backward(b.q, b.k_all + 67108864, b.v_all + 67108864, b.o, b.lse, b.do_, kS_dims, kPieceMaps[5], kPieceMaps[1], true, b.dq_acc, b.dk_all + 67108864, b.dv_all + 67108864, c.compute);
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[2 * 2 + 1], c.compute));
     CUDA_CHECK(cudaEventRecord(c.events[2], c.compute));
   }
   // [3] dQ, and dK, dV of rank 2's positions
   if (run.compute) {
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[3 * 2], c.compute));
     lasp::softmax_block_backward(b.q, b.k_all + 134217728, b.v_all + 134217728, b.o, b.lse, b.do_, kS_dims, kPieceMaps[5], kPieceMaps[2], true, b.dq_acc, b.dk_all + 134217728, b.dv_all + 134217728, c.compute);
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[3 * 2 + 1], c.compute));
     CUDA_CHECK(cudaEventRecord(c.events[3], c.compute));
   }
   // [4] dQ, and dK, dV of rank 3's positions
   if (run.compute) {
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[4 * 2], c.compute));
     lasp::softmax_block_backward(b.q, b.k_all + 201326592, b.v_all + 201326592, b.o, b.lse, b.do_, kS_dims, kPieceMaps[5], kPieceMaps[3], true, b.dq_acc, b.dk_all + 201326592, b.dv_all + 201326592, c.compute);
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[4 * 2 + 1], c.compute));
     CUDA_CHECK(cudaEventRecord(c.events[4], c.compute));
   }
   // [5] dQ, and dK, dV of rank 4's positions
   if (run.compute) {
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[5 * 2], c.compute));
     lasp::softmax_block_backward(b.q, b.k_all + 268435456, b.v_all + 268435456, b.o, b.lse, b.do_, kS_dims, kPieceMaps[5], kPieceMaps[4], true, b.dq_acc, b.dk_all + 268435456, b.dv_all + 268435456, c.compute);
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[5 * 2 + 1], c.compute));
     CUDA_CHECK(cudaEventRecord(c.events[5], c.compute));
   }
   // [6] dQ, and dK, dV of rank 6's positions
   if (run.compute) {
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[6 * 2], c.compute));
     lasp::softmax_block_backward(b.q, b.k_all + 402653184, b.v_all + 402653184, b.o, b.lse, b.do_, kS_dims, kPieceMaps[5], kPieceMaps[6], true, b.dq_acc, b.dk_all + 402653184, b.dv_all + 402653184, c.compute);
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[6 * 2 + 1], c.compute));
     CUDA_CHECK(cudaEventRecord(c.events[6], c.compute));
   }
   // [7] dQ, and dK, dV of rank 7's positions
   if (run.compute) {
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[7 * 2], c.compute));
     lasp::softmax_block_backward(b.q, b.k_all + 469762048, b.v_all + 469762048, b.o, b.lse, b.do_, kS_dims, kPieceMaps[5], kPieceMaps[7], true, b.dq_acc, b.dk_all + 469762048, b.dv_all + 469762048, c.compute);
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[7 * 2 + 1], c.compute));
     CUDA_CHECK(cudaEventRecord(c.events[7], c.compute));
   }
   // [8] ReduceScatter dK and dV to their owners
@@ -2155,26 +2772,34 @@ static void S_backward_rank5(const Ctx& c, SBuffers& b, Run run) {
     CUDA_CHECK(cudaStreamWaitEvent(c.comm, c.events[6], 0));
     CUDA_CHECK(cudaStreamWaitEvent(c.comm, c.events[7], 0));
     CUDA_CHECK(cudaEventRecord(c.started[8], c.comm));  // the collective is next on its stream
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[8 * 2], c.comm));
     NCCL_CHECK(ncclGroupStart());
     NCCL_CHECK(ncclReduceScatter(b.dk_all, b.dk_sum, 67108864, ncclFloat32, ncclSum, c.nccl, c.comm));
     NCCL_CHECK(ncclReduceScatter(b.dv_all, b.dv_sum, 67108864, ncclFloat32, ncclSum, c.nccl, c.comm));
     NCCL_CHECK(ncclGroupEnd());
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[8 * 2 + 1], c.comm));
     CUDA_CHECK(cudaEventRecord(c.events[8], c.comm));
   }
   // [9] dQ, and dK, dV of this rank's own positions (no communication needed)
   if (run.compute) {
     CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.started[8], 0));  // let the collective start first
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[9 * 2], c.compute));
     lasp::softmax_block_backward(b.q, b.k_all + 335544320, b.v_all + 335544320, b.o, b.lse, b.do_, kS_dims, kPieceMaps[5], kPieceMaps[5], true, b.dq_acc, b.dk_own, b.dv_own, c.compute);
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[9 * 2 + 1], c.compute));
   }
   // [10] dQ to the activation type
   if (run.compute) {
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[10 * 2], c.compute));
     lasp::cast_to_bf16(b.dq_acc, b.dq, 134217728, c.compute);
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[10 * 2 + 1], c.compute));
   }
   // [11] dK, dV of this rank: the other ranks' share plus its own
   if (run.compute) {
     CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.events[8], 0));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[11 * 2], c.compute));
     lasp::add_to_bf16(b.dk_sum, b.dk_own, b.dk, 67108864, c.compute);
     lasp::add_to_bf16(b.dv_sum, b.dv_own, b.dv, 67108864, c.compute);
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[11 * 2 + 1], c.compute));
   }
 }
 
@@ -2182,45 +2807,61 @@ static void S_backward_rank5(const Ctx& c, SBuffers& b, Run run) {
 static void S_backward_rank6(const Ctx& c, SBuffers& b, Run run) {
   // [0] clear dQ and the dK, dV accumulators
   if (run.compute) {
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[0 * 2], c.compute));
     CUDA_CHECK(cudaMemsetAsync(b.dq_acc, 0, 134217728 * sizeof(float), c.compute));
     CUDA_CHECK(cudaMemsetAsync(b.dk_all, 0, 536870912 * sizeof(float), c.compute));
     CUDA_CHECK(cudaMemsetAsync(b.dv_all, 0, 536870912 * sizeof(float), c.compute));
     CUDA_CHECK(cudaMemsetAsync(b.dk_own, 0, 67108864 * sizeof(float), c.compute));
     CUDA_CHECK(cudaMemsetAsync(b.dv_own, 0, 67108864 * sizeof(float), c.compute));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[0 * 2 + 1], c.compute));
   }
   // [1] dQ, and dK, dV of rank 0's positions
   if (run.compute) {
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[1 * 2], c.compute));
     lasp::softmax_block_backward(b.q, b.k_all, b.v_all, b.o, b.lse, b.do_, kS_dims, kPieceMaps[6], kPieceMaps[0], true, b.dq_acc, b.dk_all, b.dv_all, c.compute);
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[1 * 2 + 1], c.compute));
     CUDA_CHECK(cudaEventRecord(c.events[1], c.compute));
   }
   // [2] dQ, and dK, dV of rank 1's positions
   if (run.compute) {
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[2 * 2], c.compute));
     lasp::softmax_block_backward(b.q, b.k_all + 67108864, b.v_all + 67108864, b.o, b.lse, b.do_, kS_dims, kPieceMaps[6], kPieceMaps[1], true, b.dq_acc, b.dk_all + 67108864, b.dv_all + 67108864, c.compute);
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[2 * 2 + 1], c.compute));
     CUDA_CHECK(cudaEventRecord(c.events[2], c.compute));
   }
   // [3] dQ, and dK, dV of rank 2's positions
   if (run.compute) {
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[3 * 2], c.compute));
     lasp::softmax_block_backward(b.q, b.k_all + 134217728, b.v_all + 134217728, b.o, b.lse, b.do_, kS_dims, kPieceMaps[6], kPieceMaps[2], true, b.dq_acc, b.dk_all + 134217728, b.dv_all + 134217728, c.compute);
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[3 * 2 + 1], c.compute));
     CUDA_CHECK(cudaEventRecord(c.events[3], c.compute));
   }
   // [4] dQ, and dK, dV of rank 3's positions
   if (run.compute) {
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[4 * 2], c.compute));
     lasp::softmax_block_backward(b.q, b.k_all + 201326592, b.v_all + 201326592, b.o, b.lse, b.do_, kS_dims, kPieceMaps[6], kPieceMaps[3], true, b.dq_acc, b.dk_all + 201326592, b.dv_all + 201326592, c.compute);
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[4 * 2 + 1], c.compute));
     CUDA_CHECK(cudaEventRecord(c.events[4], c.compute));
   }
   // [5] dQ, and dK, dV of rank 4's positions
   if (run.compute) {
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[5 * 2], c.compute));
     lasp::softmax_block_backward(b.q, b.k_all + 268435456, b.v_all + 268435456, b.o, b.lse, b.do_, kS_dims, kPieceMaps[6], kPieceMaps[4], true, b.dq_acc, b.dk_all + 268435456, b.dv_all + 268435456, c.compute);
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[5 * 2 + 1], c.compute));
     CUDA_CHECK(cudaEventRecord(c.events[5], c.compute));
   }
   // [6] dQ, and dK, dV of rank 5's positions
   if (run.compute) {
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[6 * 2], c.compute));
     lasp::softmax_block_backward(b.q, b.k_all + 335544320, b.v_all + 335544320, b.o, b.lse, b.do_, kS_dims, kPieceMaps[6], kPieceMaps[5], true, b.dq_acc, b.dk_all + 335544320, b.dv_all + 335544320, c.compute);
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[6 * 2 + 1], c.compute));
     CUDA_CHECK(cudaEventRecord(c.events[6], c.compute));
   }
   // [7] dQ, and dK, dV of rank 7's positions
   if (run.compute) {
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[7 * 2], c.compute));
     lasp::softmax_block_backward(b.q, b.k_all + 469762048, b.v_all + 469762048, b.o, b.lse, b.do_, kS_dims, kPieceMaps[6], kPieceMaps[7], true, b.dq_acc, b.dk_all + 469762048, b.dv_all + 469762048, c.compute);
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[7 * 2 + 1], c.compute));
     CUDA_CHECK(cudaEventRecord(c.events[7], c.compute));
   }
   // [8] ReduceScatter dK and dV to their owners
@@ -2233,26 +2874,34 @@ static void S_backward_rank6(const Ctx& c, SBuffers& b, Run run) {
     CUDA_CHECK(cudaStreamWaitEvent(c.comm, c.events[6], 0));
     CUDA_CHECK(cudaStreamWaitEvent(c.comm, c.events[7], 0));
     CUDA_CHECK(cudaEventRecord(c.started[8], c.comm));  // the collective is next on its stream
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[8 * 2], c.comm));
     NCCL_CHECK(ncclGroupStart());
     NCCL_CHECK(ncclReduceScatter(b.dk_all, b.dk_sum, 67108864, ncclFloat32, ncclSum, c.nccl, c.comm));
     NCCL_CHECK(ncclReduceScatter(b.dv_all, b.dv_sum, 67108864, ncclFloat32, ncclSum, c.nccl, c.comm));
     NCCL_CHECK(ncclGroupEnd());
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[8 * 2 + 1], c.comm));
     CUDA_CHECK(cudaEventRecord(c.events[8], c.comm));
   }
   // [9] dQ, and dK, dV of this rank's own positions (no communication needed)
   if (run.compute) {
     CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.started[8], 0));  // let the collective start first
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[9 * 2], c.compute));
     lasp::softmax_block_backward(b.q, b.k_all + 402653184, b.v_all + 402653184, b.o, b.lse, b.do_, kS_dims, kPieceMaps[6], kPieceMaps[6], true, b.dq_acc, b.dk_own, b.dv_own, c.compute);
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[9 * 2 + 1], c.compute));
   }
   // [10] dQ to the activation type
   if (run.compute) {
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[10 * 2], c.compute));
     lasp::cast_to_bf16(b.dq_acc, b.dq, 134217728, c.compute);
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[10 * 2 + 1], c.compute));
   }
   // [11] dK, dV of this rank: the other ranks' share plus its own
   if (run.compute) {
     CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.events[8], 0));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[11 * 2], c.compute));
     lasp::add_to_bf16(b.dk_sum, b.dk_own, b.dk, 67108864, c.compute);
     lasp::add_to_bf16(b.dv_sum, b.dv_own, b.dv, 67108864, c.compute);
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[11 * 2 + 1], c.compute));
   }
 }
 
@@ -2260,45 +2909,61 @@ static void S_backward_rank6(const Ctx& c, SBuffers& b, Run run) {
 static void S_backward_rank7(const Ctx& c, SBuffers& b, Run run) {
   // [0] clear dQ and the dK, dV accumulators
   if (run.compute) {
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[0 * 2], c.compute));
     CUDA_CHECK(cudaMemsetAsync(b.dq_acc, 0, 134217728 * sizeof(float), c.compute));
     CUDA_CHECK(cudaMemsetAsync(b.dk_all, 0, 536870912 * sizeof(float), c.compute));
     CUDA_CHECK(cudaMemsetAsync(b.dv_all, 0, 536870912 * sizeof(float), c.compute));
     CUDA_CHECK(cudaMemsetAsync(b.dk_own, 0, 67108864 * sizeof(float), c.compute));
     CUDA_CHECK(cudaMemsetAsync(b.dv_own, 0, 67108864 * sizeof(float), c.compute));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[0 * 2 + 1], c.compute));
   }
   // [1] dQ, and dK, dV of rank 0's positions
   if (run.compute) {
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[1 * 2], c.compute));
     lasp::softmax_block_backward(b.q, b.k_all, b.v_all, b.o, b.lse, b.do_, kS_dims, kPieceMaps[7], kPieceMaps[0], true, b.dq_acc, b.dk_all, b.dv_all, c.compute);
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[1 * 2 + 1], c.compute));
     CUDA_CHECK(cudaEventRecord(c.events[1], c.compute));
   }
   // [2] dQ, and dK, dV of rank 1's positions
   if (run.compute) {
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[2 * 2], c.compute));
     lasp::softmax_block_backward(b.q, b.k_all + 67108864, b.v_all + 67108864, b.o, b.lse, b.do_, kS_dims, kPieceMaps[7], kPieceMaps[1], true, b.dq_acc, b.dk_all + 67108864, b.dv_all + 67108864, c.compute);
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[2 * 2 + 1], c.compute));
     CUDA_CHECK(cudaEventRecord(c.events[2], c.compute));
   }
   // [3] dQ, and dK, dV of rank 2's positions
   if (run.compute) {
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[3 * 2], c.compute));
     lasp::softmax_block_backward(b.q, b.k_all + 134217728, b.v_all + 134217728, b.o, b.lse, b.do_, kS_dims, kPieceMaps[7], kPieceMaps[2], true, b.dq_acc, b.dk_all + 134217728, b.dv_all + 134217728, c.compute);
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[3 * 2 + 1], c.compute));
     CUDA_CHECK(cudaEventRecord(c.events[3], c.compute));
   }
   // [4] dQ, and dK, dV of rank 3's positions
   if (run.compute) {
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[4 * 2], c.compute));
     lasp::softmax_block_backward(b.q, b.k_all + 201326592, b.v_all + 201326592, b.o, b.lse, b.do_, kS_dims, kPieceMaps[7], kPieceMaps[3], true, b.dq_acc, b.dk_all + 201326592, b.dv_all + 201326592, c.compute);
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[4 * 2 + 1], c.compute));
     CUDA_CHECK(cudaEventRecord(c.events[4], c.compute));
   }
   // [5] dQ, and dK, dV of rank 4's positions
   if (run.compute) {
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[5 * 2], c.compute));
     lasp::softmax_block_backward(b.q, b.k_all + 268435456, b.v_all + 268435456, b.o, b.lse, b.do_, kS_dims, kPieceMaps[7], kPieceMaps[4], true, b.dq_acc, b.dk_all + 268435456, b.dv_all + 268435456, c.compute);
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[5 * 2 + 1], c.compute));
     CUDA_CHECK(cudaEventRecord(c.events[5], c.compute));
   }
   // [6] dQ, and dK, dV of rank 5's positions
   if (run.compute) {
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[6 * 2], c.compute));
     lasp::softmax_block_backward(b.q, b.k_all + 335544320, b.v_all + 335544320, b.o, b.lse, b.do_, kS_dims, kPieceMaps[7], kPieceMaps[5], true, b.dq_acc, b.dk_all + 335544320, b.dv_all + 335544320, c.compute);
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[6 * 2 + 1], c.compute));
     CUDA_CHECK(cudaEventRecord(c.events[6], c.compute));
   }
   // [7] dQ, and dK, dV of rank 6's positions
   if (run.compute) {
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[7 * 2], c.compute));
     lasp::softmax_block_backward(b.q, b.k_all + 402653184, b.v_all + 402653184, b.o, b.lse, b.do_, kS_dims, kPieceMaps[7], kPieceMaps[6], true, b.dq_acc, b.dk_all + 402653184, b.dv_all + 402653184, c.compute);
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[7 * 2 + 1], c.compute));
     CUDA_CHECK(cudaEventRecord(c.events[7], c.compute));
   }
   // [8] ReduceScatter dK and dV to their owners
@@ -2311,26 +2976,34 @@ static void S_backward_rank7(const Ctx& c, SBuffers& b, Run run) {
     CUDA_CHECK(cudaStreamWaitEvent(c.comm, c.events[6], 0));
     CUDA_CHECK(cudaStreamWaitEvent(c.comm, c.events[7], 0));
     CUDA_CHECK(cudaEventRecord(c.started[8], c.comm));  // the collective is next on its stream
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[8 * 2], c.comm));
     NCCL_CHECK(ncclGroupStart());
     NCCL_CHECK(ncclReduceScatter(b.dk_all, b.dk_sum, 67108864, ncclFloat32, ncclSum, c.nccl, c.comm));
     NCCL_CHECK(ncclReduceScatter(b.dv_all, b.dv_sum, 67108864, ncclFloat32, ncclSum, c.nccl, c.comm));
     NCCL_CHECK(ncclGroupEnd());
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[8 * 2 + 1], c.comm));
     CUDA_CHECK(cudaEventRecord(c.events[8], c.comm));
   }
   // [9] dQ, and dK, dV of this rank's own positions (no communication needed)
   if (run.compute) {
     CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.started[8], 0));  // let the collective start first
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[9 * 2], c.compute));
     lasp::softmax_block_backward(b.q, b.k_all + 469762048, b.v_all + 469762048, b.o, b.lse, b.do_, kS_dims, kPieceMaps[7], kPieceMaps[7], true, b.dq_acc, b.dk_own, b.dv_own, c.compute);
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[9 * 2 + 1], c.compute));
   }
   // [10] dQ to the activation type
   if (run.compute) {
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[10 * 2], c.compute));
     lasp::cast_to_bf16(b.dq_acc, b.dq, 134217728, c.compute);
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[10 * 2 + 1], c.compute));
   }
   // [11] dK, dV of this rank: the other ranks' share plus its own
   if (run.compute) {
     CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.events[8], 0));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[11 * 2], c.compute));
     lasp::add_to_bf16(b.dk_sum, b.dk_own, b.dk, 67108864, c.compute);
     lasp::add_to_bf16(b.dv_sum, b.dv_own, b.dv, 67108864, c.compute);
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[11 * 2 + 1], c.compute));
   }
 }
 

@@ -132,6 +132,7 @@ struct Ctx {
   cudaEvent_t* events;    // one per step of the longest rank program: the step has finished
   cudaEvent_t* started;   // likewise: the communication stream has reached the step
   Tables tables;
+  cudaEvent_t* trace = nullptr;  // when set (bench's timeline), timing events 2 id and 2 id + 1 around step id
 };
 
 // Which streams' steps to issue: both normally; one of them to time compute or communication alone.
@@ -209,29 +210,39 @@ inline LBuffers alloc_L(const LBuffers* shared) {
 static void L_forward_rank0(const Ctx& c, LBuffers& b, Run run) {
   // [0] M[0] = K^T V over piece 0
   if (run.compute) {
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[0 * 2], c.compute));
     lasp::linear_state(b.k, b.v, lasp::Piece{0, 65536}, b.m, c.dims, c.tables.kLDecay, c.compute);
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[0 * 2 + 1], c.compute));
     CUDA_CHECK(cudaEventRecord(c.events[0], c.compute));
   }
   // [1] AllGather piece states (1 per rank)
   if (run.comm) {
     CUDA_CHECK(cudaStreamWaitEvent(c.comm, c.events[0], 0));
     CUDA_CHECK(cudaEventRecord(c.started[1], c.comm));  // the collective is next on its stream
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[1 * 2], c.comm));
     NCCL_CHECK(ncclAllGather(b.m, b.m_all, 262144, ncclFloat32, c.nccl, c.comm));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[1 * 2 + 1], c.comm));
     CUDA_CHECK(cudaEventRecord(c.events[1], c.comm));
   }
   // [2] O[0] = intra-piece product (chunk algorithm)
   if (run.compute) {
     CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.started[1], 0));  // let the collective start first
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[2 * 2], c.compute));
     lasp::linear_intra(b.q, b.k, b.v, lasp::Piece{0, 65536}, b.o, c.dims, c.tables.kLDecay, true, c.compute);
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[2 * 2 + 1], c.compute));
   }
   // [3] P[0] = decayed sum of the 0 earlier piece states
   if (run.compute) {
     CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.events[1], 0));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[3 * 2], c.compute));
     lasp::linear_decayed_sum(b.m_all, 8, c.tables.kL_forward_r0_gaps0, b.p, c.dims, c.tables.kLDecay, c.compute);
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[3 * 2 + 1], c.compute));
   }
   // [4] O[0] += lam^(i+1) Q P
   if (run.compute) {
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[4 * 2], c.compute));
     lasp::linear_inter(b.q, b.p, lasp::Piece{0, 65536}, b.o, c.dims, c.tables.kLDecay, c.compute);
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[4 * 2 + 1], c.compute));
   }
 }
 
@@ -239,29 +250,39 @@ static void L_forward_rank0(const Ctx& c, LBuffers& b, Run run) {
 static void L_forward_rank1(const Ctx& c, LBuffers& b, Run run) {
   // [0] M[1] = K^T V over piece 1
   if (run.compute) {
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[0 * 2], c.compute));
     lasp::linear_state(b.k, b.v, lasp::Piece{0, 65536}, b.m, c.dims, c.tables.kLDecay, c.compute);
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[0 * 2 + 1], c.compute));
     CUDA_CHECK(cudaEventRecord(c.events[0], c.compute));
   }
   // [1] AllGather piece states (1 per rank)
   if (run.comm) {
     CUDA_CHECK(cudaStreamWaitEvent(c.comm, c.events[0], 0));
     CUDA_CHECK(cudaEventRecord(c.started[1], c.comm));  // the collective is next on its stream
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[1 * 2], c.comm));
     NCCL_CHECK(ncclAllGather(b.m, b.m_all, 262144, ncclFloat32, c.nccl, c.comm));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[1 * 2 + 1], c.comm));
     CUDA_CHECK(cudaEventRecord(c.events[1], c.comm));
   }
   // [2] O[1] = intra-piece product (chunk algorithm)
   if (run.compute) {
     CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.started[1], 0));  // let the collective start first
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[2 * 2], c.compute));
     lasp::linear_intra(b.q, b.k, b.v, lasp::Piece{0, 65536}, b.o, c.dims, c.tables.kLDecay, true, c.compute);
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[2 * 2 + 1], c.compute));
   }
   // [3] P[1] = decayed sum of the 1 earlier piece states
   if (run.compute) {
     CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.events[1], 0));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[3 * 2], c.compute));
     lasp::linear_decayed_sum(b.m_all, 8, c.tables.kL_forward_r1_gaps0, b.p, c.dims, c.tables.kLDecay, c.compute);
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[3 * 2 + 1], c.compute));
   }
   // [4] O[1] += lam^(i+1) Q P
   if (run.compute) {
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[4 * 2], c.compute));
     lasp::linear_inter(b.q, b.p, lasp::Piece{0, 65536}, b.o, c.dims, c.tables.kLDecay, c.compute);
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[4 * 2 + 1], c.compute));
   }
 }
 
@@ -269,29 +290,39 @@ static void L_forward_rank1(const Ctx& c, LBuffers& b, Run run) {
 static void L_forward_rank2(const Ctx& c, LBuffers& b, Run run) {
   // [0] M[2] = K^T V over piece 2
   if (run.compute) {
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[0 * 2], c.compute));
     lasp::linear_state(b.k, b.v, lasp::Piece{0, 65536}, b.m, c.dims, c.tables.kLDecay, c.compute);
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[0 * 2 + 1], c.compute));
     CUDA_CHECK(cudaEventRecord(c.events[0], c.compute));
   }
   // [1] AllGather piece states (1 per rank)
   if (run.comm) {
     CUDA_CHECK(cudaStreamWaitEvent(c.comm, c.events[0], 0));
     CUDA_CHECK(cudaEventRecord(c.started[1], c.comm));  // the collective is next on its stream
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[1 * 2], c.comm));
     NCCL_CHECK(ncclAllGather(b.m, b.m_all, 262144, ncclFloat32, c.nccl, c.comm));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[1 * 2 + 1], c.comm));
     CUDA_CHECK(cudaEventRecord(c.events[1], c.comm));
   }
   // [2] O[2] = intra-piece product (chunk algorithm)
   if (run.compute) {
     CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.started[1], 0));  // let the collective start first
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[2 * 2], c.compute));
     lasp::linear_intra(b.q, b.k, b.v, lasp::Piece{0, 65536}, b.o, c.dims, c.tables.kLDecay, true, c.compute);
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[2 * 2 + 1], c.compute));
   }
   // [3] P[2] = decayed sum of the 2 earlier piece states
   if (run.compute) {
     CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.events[1], 0));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[3 * 2], c.compute));
     lasp::linear_decayed_sum(b.m_all, 8, c.tables.kL_forward_r2_gaps0, b.p, c.dims, c.tables.kLDecay, c.compute);
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[3 * 2 + 1], c.compute));
   }
   // [4] O[2] += lam^(i+1) Q P
   if (run.compute) {
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[4 * 2], c.compute));
     lasp::linear_inter(b.q, b.p, lasp::Piece{0, 65536}, b.o, c.dims, c.tables.kLDecay, c.compute);
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[4 * 2 + 1], c.compute));
   }
 }
 
@@ -299,29 +330,39 @@ static void L_forward_rank2(const Ctx& c, LBuffers& b, Run run) {
 static void L_forward_rank3(const Ctx& c, LBuffers& b, Run run) {
   // [0] M[3] = K^T V over piece 3
   if (run.compute) {
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[0 * 2], c.compute));
     lasp::linear_state(b.k, b.v, lasp::Piece{0, 65536}, b.m, c.dims, c.tables.kLDecay, c.compute);
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[0 * 2 + 1], c.compute));
     CUDA_CHECK(cudaEventRecord(c.events[0], c.compute));
   }
   // [1] AllGather piece states (1 per rank)
   if (run.comm) {
     CUDA_CHECK(cudaStreamWaitEvent(c.comm, c.events[0], 0));
     CUDA_CHECK(cudaEventRecord(c.started[1], c.comm));  // the collective is next on its stream
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[1 * 2], c.comm));
     NCCL_CHECK(ncclAllGather(b.m, b.m_all, 262144, ncclFloat32, c.nccl, c.comm));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[1 * 2 + 1], c.comm));
     CUDA_CHECK(cudaEventRecord(c.events[1], c.comm));
   }
   // [2] O[3] = intra-piece product (chunk algorithm)
   if (run.compute) {
     CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.started[1], 0));  // let the collective start first
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[2 * 2], c.compute));
     lasp::linear_intra(b.q, b.k, b.v, lasp::Piece{0, 65536}, b.o, c.dims, c.tables.kLDecay, true, c.compute);
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[2 * 2 + 1], c.compute));
   }
   // [3] P[3] = decayed sum of the 3 earlier piece states
   if (run.compute) {
     CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.events[1], 0));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[3 * 2], c.compute));
     lasp::linear_decayed_sum(b.m_all, 8, c.tables.kL_forward_r3_gaps0, b.p, c.dims, c.tables.kLDecay, c.compute);
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[3 * 2 + 1], c.compute));
   }
   // [4] O[3] += lam^(i+1) Q P
   if (run.compute) {
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[4 * 2], c.compute));
     lasp::linear_inter(b.q, b.p, lasp::Piece{0, 65536}, b.o, c.dims, c.tables.kLDecay, c.compute);
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[4 * 2 + 1], c.compute));
   }
 }
 
@@ -329,29 +370,39 @@ static void L_forward_rank3(const Ctx& c, LBuffers& b, Run run) {
 static void L_forward_rank4(const Ctx& c, LBuffers& b, Run run) {
   // [0] M[4] = K^T V over piece 4
   if (run.compute) {
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[0 * 2], c.compute));
     lasp::linear_state(b.k, b.v, lasp::Piece{0, 65536}, b.m, c.dims, c.tables.kLDecay, c.compute);
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[0 * 2 + 1], c.compute));
     CUDA_CHECK(cudaEventRecord(c.events[0], c.compute));
   }
   // [1] AllGather piece states (1 per rank)
   if (run.comm) {
     CUDA_CHECK(cudaStreamWaitEvent(c.comm, c.events[0], 0));
     CUDA_CHECK(cudaEventRecord(c.started[1], c.comm));  // the collective is next on its stream
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[1 * 2], c.comm));
     NCCL_CHECK(ncclAllGather(b.m, b.m_all, 262144, ncclFloat32, c.nccl, c.comm));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[1 * 2 + 1], c.comm));
     CUDA_CHECK(cudaEventRecord(c.events[1], c.comm));
   }
   // [2] O[4] = intra-piece product (chunk algorithm)
   if (run.compute) {
     CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.started[1], 0));  // let the collective start first
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[2 * 2], c.compute));
     lasp::linear_intra(b.q, b.k, b.v, lasp::Piece{0, 65536}, b.o, c.dims, c.tables.kLDecay, true, c.compute);
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[2 * 2 + 1], c.compute));
   }
   // [3] P[4] = decayed sum of the 4 earlier piece states
   if (run.compute) {
     CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.events[1], 0));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[3 * 2], c.compute));
     lasp::linear_decayed_sum(b.m_all, 8, c.tables.kL_forward_r4_gaps0, b.p, c.dims, c.tables.kLDecay, c.compute);
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[3 * 2 + 1], c.compute));
   }
   // [4] O[4] += lam^(i+1) Q P
   if (run.compute) {
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[4 * 2], c.compute));
     lasp::linear_inter(b.q, b.p, lasp::Piece{0, 65536}, b.o, c.dims, c.tables.kLDecay, c.compute);
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[4 * 2 + 1], c.compute));
   }
 }
 
@@ -359,29 +410,39 @@ static void L_forward_rank4(const Ctx& c, LBuffers& b, Run run) {
 static void L_forward_rank5(const Ctx& c, LBuffers& b, Run run) {
   // [0] M[5] = K^T V over piece 5
   if (run.compute) {
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[0 * 2], c.compute));
     lasp::linear_state(b.k, b.v, lasp::Piece{0, 65536}, b.m, c.dims, c.tables.kLDecay, c.compute);
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[0 * 2 + 1], c.compute));
     CUDA_CHECK(cudaEventRecord(c.events[0], c.compute));
   }
   // [1] AllGather piece states (1 per rank)
   if (run.comm) {
     CUDA_CHECK(cudaStreamWaitEvent(c.comm, c.events[0], 0));
     CUDA_CHECK(cudaEventRecord(c.started[1], c.comm));  // the collective is next on its stream
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[1 * 2], c.comm));
     NCCL_CHECK(ncclAllGather(b.m, b.m_all, 262144, ncclFloat32, c.nccl, c.comm));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[1 * 2 + 1], c.comm));
     CUDA_CHECK(cudaEventRecord(c.events[1], c.comm));
   }
   // [2] O[5] = intra-piece product (chunk algorithm)
   if (run.compute) {
     CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.started[1], 0));  // let the collective start first
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[2 * 2], c.compute));
     lasp::linear_intra(b.q, b.k, b.v, lasp::Piece{0, 65536}, b.o, c.dims, c.tables.kLDecay, true, c.compute);
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[2 * 2 + 1], c.compute));
   }
   // [3] P[5] = decayed sum of the 5 earlier piece states
   if (run.compute) {
     CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.events[1], 0));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[3 * 2], c.compute));
     lasp::linear_decayed_sum(b.m_all, 8, c.tables.kL_forward_r5_gaps0, b.p, c.dims, c.tables.kLDecay, c.compute);
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[3 * 2 + 1], c.compute));
   }
   // [4] O[5] += lam^(i+1) Q P
   if (run.compute) {
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[4 * 2], c.compute));
     lasp::linear_inter(b.q, b.p, lasp::Piece{0, 65536}, b.o, c.dims, c.tables.kLDecay, c.compute);
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[4 * 2 + 1], c.compute));
   }
 }
 
@@ -389,29 +450,39 @@ static void L_forward_rank5(const Ctx& c, LBuffers& b, Run run) {
 static void L_forward_rank6(const Ctx& c, LBuffers& b, Run run) {
   // [0] M[6] = K^T V over piece 6
   if (run.compute) {
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[0 * 2], c.compute));
     lasp::linear_state(b.k, b.v, lasp::Piece{0, 65536}, b.m, c.dims, c.tables.kLDecay, c.compute);
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[0 * 2 + 1], c.compute));
     CUDA_CHECK(cudaEventRecord(c.events[0], c.compute));
   }
   // [1] AllGather piece states (1 per rank)
   if (run.comm) {
     CUDA_CHECK(cudaStreamWaitEvent(c.comm, c.events[0], 0));
     CUDA_CHECK(cudaEventRecord(c.started[1], c.comm));  // the collective is next on its stream
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[1 * 2], c.comm));
     NCCL_CHECK(ncclAllGather(b.m, b.m_all, 262144, ncclFloat32, c.nccl, c.comm));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[1 * 2 + 1], c.comm));
     CUDA_CHECK(cudaEventRecord(c.events[1], c.comm));
   }
   // [2] O[6] = intra-piece product (chunk algorithm)
   if (run.compute) {
     CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.started[1], 0));  // let the collective start first
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[2 * 2], c.compute));
     lasp::linear_intra(b.q, b.k, b.v, lasp::Piece{0, 65536}, b.o, c.dims, c.tables.kLDecay, true, c.compute);
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[2 * 2 + 1], c.compute));
   }
   // [3] P[6] = decayed sum of the 6 earlier piece states
   if (run.compute) {
     CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.events[1], 0));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[3 * 2], c.compute));
     lasp::linear_decayed_sum(b.m_all, 8, c.tables.kL_forward_r6_gaps0, b.p, c.dims, c.tables.kLDecay, c.compute);
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[3 * 2 + 1], c.compute));
   }
   // [4] O[6] += lam^(i+1) Q P
   if (run.compute) {
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[4 * 2], c.compute));
     lasp::linear_inter(b.q, b.p, lasp::Piece{0, 65536}, b.o, c.dims, c.tables.kLDecay, c.compute);
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[4 * 2 + 1], c.compute));
   }
 }
 
@@ -419,29 +490,39 @@ static void L_forward_rank6(const Ctx& c, LBuffers& b, Run run) {
 static void L_forward_rank7(const Ctx& c, LBuffers& b, Run run) {
   // [0] M[7] = K^T V over piece 7
   if (run.compute) {
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[0 * 2], c.compute));
     lasp::linear_state(b.k, b.v, lasp::Piece{0, 65536}, b.m, c.dims, c.tables.kLDecay, c.compute);
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[0 * 2 + 1], c.compute));
     CUDA_CHECK(cudaEventRecord(c.events[0], c.compute));
   }
   // [1] AllGather piece states (1 per rank)
   if (run.comm) {
     CUDA_CHECK(cudaStreamWaitEvent(c.comm, c.events[0], 0));
     CUDA_CHECK(cudaEventRecord(c.started[1], c.comm));  // the collective is next on its stream
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[1 * 2], c.comm));
     NCCL_CHECK(ncclAllGather(b.m, b.m_all, 262144, ncclFloat32, c.nccl, c.comm));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[1 * 2 + 1], c.comm));
     CUDA_CHECK(cudaEventRecord(c.events[1], c.comm));
   }
   // [2] O[7] = intra-piece product (chunk algorithm)
   if (run.compute) {
     CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.started[1], 0));  // let the collective start first
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[2 * 2], c.compute));
     lasp::linear_intra(b.q, b.k, b.v, lasp::Piece{0, 65536}, b.o, c.dims, c.tables.kLDecay, true, c.compute);
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[2 * 2 + 1], c.compute));
   }
   // [3] P[7] = decayed sum of the 7 earlier piece states
   if (run.compute) {
     CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.events[1], 0));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[3 * 2], c.compute));
     lasp::linear_decayed_sum(b.m_all, 8, c.tables.kL_forward_r7_gaps0, b.p, c.dims, c.tables.kLDecay, c.compute);
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[3 * 2 + 1], c.compute));
   }
   // [4] O[7] += lam^(i+1) Q P
   if (run.compute) {
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[4 * 2], c.compute));
     lasp::linear_inter(b.q, b.p, lasp::Piece{0, 65536}, b.o, c.dims, c.tables.kLDecay, c.compute);
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[4 * 2 + 1], c.compute));
   }
 }
 
@@ -464,33 +545,45 @@ inline void L_forward(const Ctx& c, LBuffers& b, Run run = Run{}) {
 static void L_backward_rank0(const Ctx& c, LBuffers& b, Run run) {
   // [0] dM[0] = lam^(i+1) Q^T dO over piece 0
   if (run.compute) {
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[0 * 2], c.compute));
     lasp::linear_grad_state(b.q, b.do_, lasp::Piece{0, 65536}, b.dm, c.dims, c.tables.kLDecay, c.compute);
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[0 * 2 + 1], c.compute));
     CUDA_CHECK(cudaEventRecord(c.events[0], c.compute));
   }
   // [1] AllGather piece gradient states (1 per rank)
   if (run.comm) {
     CUDA_CHECK(cudaStreamWaitEvent(c.comm, c.events[0], 0));
     CUDA_CHECK(cudaEventRecord(c.started[1], c.comm));  // the collective is next on its stream
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[1 * 2], c.comm));
     NCCL_CHECK(ncclAllGather(b.dm, b.dm_all, 262144, ncclFloat32, c.nccl, c.comm));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[1 * 2 + 1], c.comm));
     CUDA_CHECK(cudaEventRecord(c.events[1], c.comm));
   }
   // [2] dQ, dK, dV[0] inside the piece
   if (run.compute) {
     CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.started[1], 0));  // let the collective start first
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[2 * 2], c.compute));
     lasp::linear_intra_backward(b.q, b.k, b.v, b.do_, lasp::Piece{0, 65536}, b.dq, b.dk, b.dv, c.dims, c.tables.kLDecay, true, c.compute);
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[2 * 2 + 1], c.compute));
   }
   // [3] dQ[0] += dO P^T
   if (run.compute) {
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[3 * 2], c.compute));
     lasp::linear_dq_inter(b.do_, b.p, lasp::Piece{0, 65536}, b.dq, c.dims, c.tables.kLDecay, c.compute);
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[3 * 2 + 1], c.compute));
   }
   // [4] G[0] = decayed sum of the 7 later pieces' dM
   if (run.compute) {
     CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.events[1], 0));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[4 * 2], c.compute));
     lasp::linear_decayed_sum(b.dm_all, 8, c.tables.kL_backward_r0_gaps0, b.g, c.dims, c.tables.kLDecay, c.compute);
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[4 * 2 + 1], c.compute));
   }
   // [5] dK, dV[0] += contributions of G
   if (run.compute) {
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[5 * 2], c.compute));
     lasp::linear_dkdv_inter(b.k, b.v, b.g, lasp::Piece{0, 65536}, b.dk, b.dv, c.dims, c.tables.kLDecay, c.compute);
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[5 * 2 + 1], c.compute));
   }
 }
 
@@ -498,33 +591,45 @@ static void L_backward_rank0(const Ctx& c, LBuffers& b, Run run) {
 static void L_backward_rank1(const Ctx& c, LBuffers& b, Run run) {
   // [0] dM[1] = lam^(i+1) Q^T dO over piece 1
   if (run.compute) {
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[0 * 2], c.compute));
     lasp::linear_grad_state(b.q, b.do_, lasp::Piece{0, 65536}, b.dm, c.dims, c.tables.kLDecay, c.compute);
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[0 * 2 + 1], c.compute));
     CUDA_CHECK(cudaEventRecord(c.events[0], c.compute));
   }
   // [1] AllGather piece gradient states (1 per rank)
   if (run.comm) {
     CUDA_CHECK(cudaStreamWaitEvent(c.comm, c.events[0], 0));
     CUDA_CHECK(cudaEventRecord(c.started[1], c.comm));  // the collective is next on its stream
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[1 * 2], c.comm));
     NCCL_CHECK(ncclAllGather(b.dm, b.dm_all, 262144, ncclFloat32, c.nccl, c.comm));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[1 * 2 + 1], c.comm));
     CUDA_CHECK(cudaEventRecord(c.events[1], c.comm));
   }
   // [2] dQ, dK, dV[1] inside the piece
   if (run.compute) {
     CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.started[1], 0));  // let the collective start first
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[2 * 2], c.compute));
     lasp::linear_intra_backward(b.q, b.k, b.v, b.do_, lasp::Piece{0, 65536}, b.dq, b.dk, b.dv, c.dims, c.tables.kLDecay, true, c.compute);
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[2 * 2 + 1], c.compute));
   }
   // [3] dQ[1] += dO P^T
   if (run.compute) {
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[3 * 2], c.compute));
     lasp::linear_dq_inter(b.do_, b.p, lasp::Piece{0, 65536}, b.dq, c.dims, c.tables.kLDecay, c.compute);
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[3 * 2 + 1], c.compute));
   }
   // [4] G[1] = decayed sum of the 6 later pieces' dM
   if (run.compute) {
     CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.events[1], 0));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[4 * 2], c.compute));
     lasp::linear_decayed_sum(b.dm_all, 8, c.tables.kL_backward_r1_gaps0, b.g, c.dims, c.tables.kLDecay, c.compute);
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[4 * 2 + 1], c.compute));
   }
   // [5] dK, dV[1] += contributions of G
   if (run.compute) {
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[5 * 2], c.compute));
     lasp::linear_dkdv_inter(b.k, b.v, b.g, lasp::Piece{0, 65536}, b.dk, b.dv, c.dims, c.tables.kLDecay, c.compute);
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[5 * 2 + 1], c.compute));
   }
 }
 
@@ -532,33 +637,45 @@ static void L_backward_rank1(const Ctx& c, LBuffers& b, Run run) {
 static void L_backward_rank2(const Ctx& c, LBuffers& b, Run run) {
   // [0] dM[2] = lam^(i+1) Q^T dO over piece 2
   if (run.compute) {
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[0 * 2], c.compute));
     lasp::linear_grad_state(b.q, b.do_, lasp::Piece{0, 65536}, b.dm, c.dims, c.tables.kLDecay, c.compute);
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[0 * 2 + 1], c.compute));
     CUDA_CHECK(cudaEventRecord(c.events[0], c.compute));
   }
   // [1] AllGather piece gradient states (1 per rank)
   if (run.comm) {
     CUDA_CHECK(cudaStreamWaitEvent(c.comm, c.events[0], 0));
     CUDA_CHECK(cudaEventRecord(c.started[1], c.comm));  // the collective is next on its stream
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[1 * 2], c.comm));
     NCCL_CHECK(ncclAllGather(b.dm, b.dm_all, 262144, ncclFloat32, c.nccl, c.comm));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[1 * 2 + 1], c.comm));
     CUDA_CHECK(cudaEventRecord(c.events[1], c.comm));
   }
   // [2] dQ, dK, dV[2] inside the piece
   if (run.compute) {
     CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.started[1], 0));  // let the collective start first
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[2 * 2], c.compute));
     lasp::linear_intra_backward(b.q, b.k, b.v, b.do_, lasp::Piece{0, 65536}, b.dq, b.dk, b.dv, c.dims, c.tables.kLDecay, true, c.compute);
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[2 * 2 + 1], c.compute));
   }
   // [3] dQ[2] += dO P^T
   if (run.compute) {
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[3 * 2], c.compute));
     lasp::linear_dq_inter(b.do_, b.p, lasp::Piece{0, 65536}, b.dq, c.dims, c.tables.kLDecay, c.compute);
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[3 * 2 + 1], c.compute));
   }
   // [4] G[2] = decayed sum of the 5 later pieces' dM
   if (run.compute) {
     CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.events[1], 0));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[4 * 2], c.compute));
     lasp::linear_decayed_sum(b.dm_all, 8, c.tables.kL_backward_r2_gaps0, b.g, c.dims, c.tables.kLDecay, c.compute);
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[4 * 2 + 1], c.compute));
   }
   // [5] dK, dV[2] += contributions of G
   if (run.compute) {
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[5 * 2], c.compute));
     lasp::linear_dkdv_inter(b.k, b.v, b.g, lasp::Piece{0, 65536}, b.dk, b.dv, c.dims, c.tables.kLDecay, c.compute);
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[5 * 2 + 1], c.compute));
   }
 }
 
@@ -566,33 +683,45 @@ static void L_backward_rank2(const Ctx& c, LBuffers& b, Run run) {
 static void L_backward_rank3(const Ctx& c, LBuffers& b, Run run) {
   // [0] dM[3] = lam^(i+1) Q^T dO over piece 3
   if (run.compute) {
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[0 * 2], c.compute));
     lasp::linear_grad_state(b.q, b.do_, lasp::Piece{0, 65536}, b.dm, c.dims, c.tables.kLDecay, c.compute);
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[0 * 2 + 1], c.compute));
     CUDA_CHECK(cudaEventRecord(c.events[0], c.compute));
   }
   // [1] AllGather piece gradient states (1 per rank)
   if (run.comm) {
     CUDA_CHECK(cudaStreamWaitEvent(c.comm, c.events[0], 0));
     CUDA_CHECK(cudaEventRecord(c.started[1], c.comm));  // the collective is next on its stream
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[1 * 2], c.comm));
     NCCL_CHECK(ncclAllGather(b.dm, b.dm_all, 262144, ncclFloat32, c.nccl, c.comm));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[1 * 2 + 1], c.comm));
     CUDA_CHECK(cudaEventRecord(c.events[1], c.comm));
   }
   // [2] dQ, dK, dV[3] inside the piece
   if (run.compute) {
     CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.started[1], 0));  // let the collective start first
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[2 * 2], c.compute));
     lasp::linear_intra_backward(b.q, b.k, b.v, b.do_, lasp::Piece{0, 65536}, b.dq, b.dk, b.dv, c.dims, c.tables.kLDecay, true, c.compute);
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[2 * 2 + 1], c.compute));
   }
   // [3] dQ[3] += dO P^T
   if (run.compute) {
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[3 * 2], c.compute));
     lasp::linear_dq_inter(b.do_, b.p, lasp::Piece{0, 65536}, b.dq, c.dims, c.tables.kLDecay, c.compute);
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[3 * 2 + 1], c.compute));
   }
   // [4] G[3] = decayed sum of the 4 later pieces' dM
   if (run.compute) {
     CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.events[1], 0));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[4 * 2], c.compute));
     lasp::linear_decayed_sum(b.dm_all, 8, c.tables.kL_backward_r3_gaps0, b.g, c.dims, c.tables.kLDecay, c.compute);
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[4 * 2 + 1], c.compute));
   }
   // [5] dK, dV[3] += contributions of G
   if (run.compute) {
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[5 * 2], c.compute));
     lasp::linear_dkdv_inter(b.k, b.v, b.g, lasp::Piece{0, 65536}, b.dk, b.dv, c.dims, c.tables.kLDecay, c.compute);
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[5 * 2 + 1], c.compute));
   }
 }
 
@@ -600,33 +729,45 @@ static void L_backward_rank3(const Ctx& c, LBuffers& b, Run run) {
 static void L_backward_rank4(const Ctx& c, LBuffers& b, Run run) {
   // [0] dM[4] = lam^(i+1) Q^T dO over piece 4
   if (run.compute) {
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[0 * 2], c.compute));
     lasp::linear_grad_state(b.q, b.do_, lasp::Piece{0, 65536}, b.dm, c.dims, c.tables.kLDecay, c.compute);
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[0 * 2 + 1], c.compute));
     CUDA_CHECK(cudaEventRecord(c.events[0], c.compute));
   }
   // [1] AllGather piece gradient states (1 per rank)
   if (run.comm) {
     CUDA_CHECK(cudaStreamWaitEvent(c.comm, c.events[0], 0));
     CUDA_CHECK(cudaEventRecord(c.started[1], c.comm));  // the collective is next on its stream
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[1 * 2], c.comm));
     NCCL_CHECK(ncclAllGather(b.dm, b.dm_all, 262144, ncclFloat32, c.nccl, c.comm));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[1 * 2 + 1], c.comm));
     CUDA_CHECK(cudaEventRecord(c.events[1], c.comm));
   }
   // [2] dQ, dK, dV[4] inside the piece
   if (run.compute) {
     CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.started[1], 0));  // let the collective start first
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[2 * 2], c.compute));
     lasp::linear_intra_backward(b.q, b.k, b.v, b.do_, lasp::Piece{0, 65536}, b.dq, b.dk, b.dv, c.dims, c.tables.kLDecay, true, c.compute);
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[2 * 2 + 1], c.compute));
   }
   // [3] dQ[4] += dO P^T
   if (run.compute) {
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[3 * 2], c.compute));
     lasp::linear_dq_inter(b.do_, b.p, lasp::Piece{0, 65536}, b.dq, c.dims, c.tables.kLDecay, c.compute);
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[3 * 2 + 1], c.compute));
   }
   // [4] G[4] = decayed sum of the 3 later pieces' dM
   if (run.compute) {
     CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.events[1], 0));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[4 * 2], c.compute));
     lasp::linear_decayed_sum(b.dm_all, 8, c.tables.kL_backward_r4_gaps0, b.g, c.dims, c.tables.kLDecay, c.compute);
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[4 * 2 + 1], c.compute));
   }
   // [5] dK, dV[4] += contributions of G
   if (run.compute) {
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[5 * 2], c.compute));
     lasp::linear_dkdv_inter(b.k, b.v, b.g, lasp::Piece{0, 65536}, b.dk, b.dv, c.dims, c.tables.kLDecay, c.compute);
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[5 * 2 + 1], c.compute));
   }
 }
 
@@ -634,33 +775,45 @@ static void L_backward_rank4(const Ctx& c, LBuffers& b, Run run) {
 static void L_backward_rank5(const Ctx& c, LBuffers& b, Run run) {
   // [0] dM[5] = lam^(i+1) Q^T dO over piece 5
   if (run.compute) {
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[0 * 2], c.compute));
     lasp::linear_grad_state(b.q, b.do_, lasp::Piece{0, 65536}, b.dm, c.dims, c.tables.kLDecay, c.compute);
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[0 * 2 + 1], c.compute));
     CUDA_CHECK(cudaEventRecord(c.events[0], c.compute));
   }
   // [1] AllGather piece gradient states (1 per rank)
   if (run.comm) {
     CUDA_CHECK(cudaStreamWaitEvent(c.comm, c.events[0], 0));
     CUDA_CHECK(cudaEventRecord(c.started[1], c.comm));  // the collective is next on its stream
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[1 * 2], c.comm));
     NCCL_CHECK(ncclAllGather(b.dm, b.dm_all, 262144, ncclFloat32, c.nccl, c.comm));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[1 * 2 + 1], c.comm));
     CUDA_CHECK(cudaEventRecord(c.events[1], c.comm));
   }
   // [2] dQ, dK, dV[5] inside the piece
   if (run.compute) {
     CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.started[1], 0));  // let the collective start first
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[2 * 2], c.compute));
     lasp::linear_intra_backward(b.q, b.k, b.v, b.do_, lasp::Piece{0, 65536}, b.dq, b.dk, b.dv, c.dims, c.tables.kLDecay, true, c.compute);
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[2 * 2 + 1], c.compute));
   }
   // [3] dQ[5] += dO P^T
   if (run.compute) {
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[3 * 2], c.compute));
     lasp::linear_dq_inter(b.do_, b.p, lasp::Piece{0, 65536}, b.dq, c.dims, c.tables.kLDecay, c.compute);
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[3 * 2 + 1], c.compute));
   }
   // [4] G[5] = decayed sum of the 2 later pieces' dM
   if (run.compute) {
     CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.events[1], 0));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[4 * 2], c.compute));
     lasp::linear_decayed_sum(b.dm_all, 8, c.tables.kL_backward_r5_gaps0, b.g, c.dims, c.tables.kLDecay, c.compute);
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[4 * 2 + 1], c.compute));
   }
   // [5] dK, dV[5] += contributions of G
   if (run.compute) {
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[5 * 2], c.compute));
     lasp::linear_dkdv_inter(b.k, b.v, b.g, lasp::Piece{0, 65536}, b.dk, b.dv, c.dims, c.tables.kLDecay, c.compute);
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[5 * 2 + 1], c.compute));
   }
 }
 
@@ -668,33 +821,45 @@ static void L_backward_rank5(const Ctx& c, LBuffers& b, Run run) {
 static void L_backward_rank6(const Ctx& c, LBuffers& b, Run run) {
   // [0] dM[6] = lam^(i+1) Q^T dO over piece 6
   if (run.compute) {
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[0 * 2], c.compute));
     lasp::linear_grad_state(b.q, b.do_, lasp::Piece{0, 65536}, b.dm, c.dims, c.tables.kLDecay, c.compute);
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[0 * 2 + 1], c.compute));
     CUDA_CHECK(cudaEventRecord(c.events[0], c.compute));
   }
   // [1] AllGather piece gradient states (1 per rank)
   if (run.comm) {
     CUDA_CHECK(cudaStreamWaitEvent(c.comm, c.events[0], 0));
     CUDA_CHECK(cudaEventRecord(c.started[1], c.comm));  // the collective is next on its stream
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[1 * 2], c.comm));
     NCCL_CHECK(ncclAllGather(b.dm, b.dm_all, 262144, ncclFloat32, c.nccl, c.comm));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[1 * 2 + 1], c.comm));
     CUDA_CHECK(cudaEventRecord(c.events[1], c.comm));
   }
   // [2] dQ, dK, dV[6] inside the piece
   if (run.compute) {
     CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.started[1], 0));  // let the collective start first
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[2 * 2], c.compute));
     lasp::linear_intra_backward(b.q, b.k, b.v, b.do_, lasp::Piece{0, 65536}, b.dq, b.dk, b.dv, c.dims, c.tables.kLDecay, true, c.compute);
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[2 * 2 + 1], c.compute));
   }
   // [3] dQ[6] += dO P^T
   if (run.compute) {
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[3 * 2], c.compute));
     lasp::linear_dq_inter(b.do_, b.p, lasp::Piece{0, 65536}, b.dq, c.dims, c.tables.kLDecay, c.compute);
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[3 * 2 + 1], c.compute));
   }
   // [4] G[6] = decayed sum of the 1 later pieces' dM
   if (run.compute) {
     CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.events[1], 0));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[4 * 2], c.compute));
     lasp::linear_decayed_sum(b.dm_all, 8, c.tables.kL_backward_r6_gaps0, b.g, c.dims, c.tables.kLDecay, c.compute);
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[4 * 2 + 1], c.compute));
   }
   // [5] dK, dV[6] += contributions of G
   if (run.compute) {
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[5 * 2], c.compute));
     lasp::linear_dkdv_inter(b.k, b.v, b.g, lasp::Piece{0, 65536}, b.dk, b.dv, c.dims, c.tables.kLDecay, c.compute);
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[5 * 2 + 1], c.compute));
   }
 }
 
@@ -702,33 +867,45 @@ static void L_backward_rank6(const Ctx& c, LBuffers& b, Run run) {
 static void L_backward_rank7(const Ctx& c, LBuffers& b, Run run) {
   // [0] dM[7] = lam^(i+1) Q^T dO over piece 7
   if (run.compute) {
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[0 * 2], c.compute));
     lasp::linear_grad_state(b.q, b.do_, lasp::Piece{0, 65536}, b.dm, c.dims, c.tables.kLDecay, c.compute);
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[0 * 2 + 1], c.compute));
     CUDA_CHECK(cudaEventRecord(c.events[0], c.compute));
   }
   // [1] AllGather piece gradient states (1 per rank)
   if (run.comm) {
     CUDA_CHECK(cudaStreamWaitEvent(c.comm, c.events[0], 0));
     CUDA_CHECK(cudaEventRecord(c.started[1], c.comm));  // the collective is next on its stream
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[1 * 2], c.comm));
     NCCL_CHECK(ncclAllGather(b.dm, b.dm_all, 262144, ncclFloat32, c.nccl, c.comm));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[1 * 2 + 1], c.comm));
     CUDA_CHECK(cudaEventRecord(c.events[1], c.comm));
   }
   // [2] dQ, dK, dV[7] inside the piece
   if (run.compute) {
     CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.started[1], 0));  // let the collective start first
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[2 * 2], c.compute));
     lasp::linear_intra_backward(b.q, b.k, b.v, b.do_, lasp::Piece{0, 65536}, b.dq, b.dk, b.dv, c.dims, c.tables.kLDecay, true, c.compute);
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[2 * 2 + 1], c.compute));
   }
   // [3] dQ[7] += dO P^T
   if (run.compute) {
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[3 * 2], c.compute));
     lasp::linear_dq_inter(b.do_, b.p, lasp::Piece{0, 65536}, b.dq, c.dims, c.tables.kLDecay, c.compute);
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[3 * 2 + 1], c.compute));
   }
   // [4] G[7] = decayed sum of the 0 later pieces' dM
   if (run.compute) {
     CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.events[1], 0));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[4 * 2], c.compute));
     lasp::linear_decayed_sum(b.dm_all, 8, c.tables.kL_backward_r7_gaps0, b.g, c.dims, c.tables.kLDecay, c.compute);
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[4 * 2 + 1], c.compute));
   }
   // [5] dK, dV[7] += contributions of G
   if (run.compute) {
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[5 * 2], c.compute));
     lasp::linear_dkdv_inter(b.k, b.v, b.g, lasp::Piece{0, 65536}, b.dk, b.dv, c.dims, c.tables.kLDecay, c.compute);
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[5 * 2 + 1], c.compute));
   }
 }
 

@@ -891,8 +891,16 @@ __global__ void __launch_bounds__(kWgThreads, 1)
 
 // Which forward kernel d = 128 uses: 0 = mma.sync, 1 = wgmma (V descriptor: LBO = panel stride, SBO = 1024),
 // 2 = wgmma with the two offsets swapped (a probe: wrong on H100), 3 = wgmma with the intra-warpgroup overlap. Set from the harness's probe; the default is the verified one.
+// The wgmma kernels exist only on Hopper (compute capability 9.0, built for sm_90a); elsewhere every head dim
+// takes the mma.sync kernels.
+inline bool hopper_device() {
+  int device = 0, major = 0;
+  CUDA_CHECK(cudaGetDevice(&device));
+  CUDA_CHECK(cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, device));
+  return major == 9;
+}
 inline int& fwd_impl() {
-  static int mode = LASP_SOFTMAX_FWD_IMPL_DEFAULT;
+  static int mode = hopper_device() ? LASP_SOFTMAX_FWD_IMPL_DEFAULT : 0;
   return mode;
 }
 
@@ -1435,7 +1443,7 @@ inline int& bwd_dq_vec4() {
 }
 // Which backward kernel d = 128 uses: 0 = mma.sync, 1 = wgmma.
 inline int& bwd_impl() {
-  static int mode = LASP_SOFTMAX_BWD_IMPL_DEFAULT;
+  static int mode = hopper_device() ? LASP_SOFTMAX_BWD_IMPL_DEFAULT : 0;
   return mode;
 }
 

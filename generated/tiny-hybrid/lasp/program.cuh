@@ -94,6 +94,7 @@ struct Ctx {
   cudaEvent_t* events;    // one per step of the longest rank program: the step has finished
   cudaEvent_t* started;   // likewise: the communication stream has reached the step
   Tables tables;
+  cudaEvent_t* trace = nullptr;  // when set (bench's timeline), timing events 2 id and 2 id + 1 around step id
 };
 
 // Which streams' steps to issue: both normally; one of them to time compute or communication alone.
@@ -171,12 +172,16 @@ inline LBuffers alloc_L(const LBuffers* shared) {
 static void L_forward_rank0(const Ctx& c, LBuffers& b, Run run) {
   // [0] M[0] = K^T V over piece 0 (decayed)
   if (run.compute) {
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[0 * 2], c.compute));
     lasp::linear_state(b.k, b.v, lasp::Piece{0, 256}, b.m, c.dims, c.tables.kLDecay, c.compute);
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[0 * 2 + 1], c.compute));
     CUDA_CHECK(cudaEventRecord(c.events[0], c.compute));
   }
   // [1] M[3] = K^T V over piece 3 (decayed)
   if (run.compute) {
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[1 * 2], c.compute));
     lasp::linear_state(b.k, b.v, lasp::Piece{256, 256}, b.m + 16384, c.dims, c.tables.kLDecay, c.compute);
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[1 * 2 + 1], c.compute));
     CUDA_CHECK(cudaEventRecord(c.events[1], c.compute));
   }
   // [2] AllGather piece states (2 per rank)
@@ -184,35 +189,49 @@ static void L_forward_rank0(const Ctx& c, LBuffers& b, Run run) {
     CUDA_CHECK(cudaStreamWaitEvent(c.comm, c.events[0], 0));
     CUDA_CHECK(cudaStreamWaitEvent(c.comm, c.events[1], 0));
     CUDA_CHECK(cudaEventRecord(c.started[2], c.comm));  // the collective is next on its stream
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[2 * 2], c.comm));
     NCCL_CHECK(ncclAllGather(b.m, b.m_all, 32768, ncclFloat32, c.nccl, c.comm));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[2 * 2 + 1], c.comm));
     CUDA_CHECK(cudaEventRecord(c.events[2], c.comm));
   }
   // [3] O[0] = intra-piece product (chunk algorithm)
   if (run.compute) {
     CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.started[2], 0));  // let the collective start first
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[3 * 2], c.compute));
     lasp::linear_intra(b.q, b.k, b.v, lasp::Piece{0, 256}, b.o, c.dims, c.tables.kLDecay, true, c.compute);
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[3 * 2 + 1], c.compute));
   }
   // [4] O[3] = intra-piece product (chunk algorithm)
   if (run.compute) {
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[4 * 2], c.compute));
     lasp::linear_intra(b.q, b.k, b.v, lasp::Piece{256, 256}, b.o, c.dims, c.tables.kLDecay, true, c.compute);
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[4 * 2 + 1], c.compute));
   }
   // [5] P[0] = decayed sum of the 0 earlier piece states
   if (run.compute) {
     CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.events[2], 0));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[5 * 2], c.compute));
     lasp::linear_decayed_sum(b.m_all, 4, c.tables.kL_forward_r0_gaps0, b.p, c.dims, c.tables.kLDecay, c.compute);
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[5 * 2 + 1], c.compute));
   }
   // [6] O[0] += lam^(i+1) Q P
   if (run.compute) {
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[6 * 2], c.compute));
     lasp::linear_inter(b.q, b.p, lasp::Piece{0, 256}, b.o, c.dims, c.tables.kLDecay, c.compute);
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[6 * 2 + 1], c.compute));
   }
   // [7] P[3] = decayed sum of the 3 earlier piece states
   if (run.compute) {
     CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.events[2], 0));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[7 * 2], c.compute));
     lasp::linear_decayed_sum(b.m_all, 4, c.tables.kL_forward_r0_gaps1, b.p + 16384, c.dims, c.tables.kLDecay, c.compute);
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[7 * 2 + 1], c.compute));
   }
   // [8] O[3] += lam^(i+1) Q P
   if (run.compute) {
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[8 * 2], c.compute));
     lasp::linear_inter(b.q, b.p + 16384, lasp::Piece{256, 256}, b.o, c.dims, c.tables.kLDecay, c.compute);
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[8 * 2 + 1], c.compute));
   }
 }
 
@@ -220,12 +239,16 @@ static void L_forward_rank0(const Ctx& c, LBuffers& b, Run run) {
 static void L_forward_rank1(const Ctx& c, LBuffers& b, Run run) {
   // [0] M[1] = K^T V over piece 1 (decayed)
   if (run.compute) {
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[0 * 2], c.compute));
     lasp::linear_state(b.k, b.v, lasp::Piece{0, 256}, b.m, c.dims, c.tables.kLDecay, c.compute);
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[0 * 2 + 1], c.compute));
     CUDA_CHECK(cudaEventRecord(c.events[0], c.compute));
   }
   // [1] M[2] = K^T V over piece 2 (decayed)
   if (run.compute) {
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[1 * 2], c.compute));
     lasp::linear_state(b.k, b.v, lasp::Piece{256, 256}, b.m + 16384, c.dims, c.tables.kLDecay, c.compute);
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[1 * 2 + 1], c.compute));
     CUDA_CHECK(cudaEventRecord(c.events[1], c.compute));
   }
   // [2] AllGather piece states (2 per rank)
@@ -233,35 +256,49 @@ static void L_forward_rank1(const Ctx& c, LBuffers& b, Run run) {
     CUDA_CHECK(cudaStreamWaitEvent(c.comm, c.events[0], 0));
     CUDA_CHECK(cudaStreamWaitEvent(c.comm, c.events[1], 0));
     CUDA_CHECK(cudaEventRecord(c.started[2], c.comm));  // the collective is next on its stream
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[2 * 2], c.comm));
     NCCL_CHECK(ncclAllGather(b.m, b.m_all, 32768, ncclFloat32, c.nccl, c.comm));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[2 * 2 + 1], c.comm));
     CUDA_CHECK(cudaEventRecord(c.events[2], c.comm));
   }
   // [3] O[1] = intra-piece product (chunk algorithm)
   if (run.compute) {
     CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.started[2], 0));  // let the collective start first
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[3 * 2], c.compute));
     lasp::linear_intra(b.q, b.k, b.v, lasp::Piece{0, 256}, b.o, c.dims, c.tables.kLDecay, true, c.compute);
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[3 * 2 + 1], c.compute));
   }
   // [4] O[2] = intra-piece product (chunk algorithm)
   if (run.compute) {
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[4 * 2], c.compute));
     lasp::linear_intra(b.q, b.k, b.v, lasp::Piece{256, 256}, b.o, c.dims, c.tables.kLDecay, true, c.compute);
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[4 * 2 + 1], c.compute));
   }
   // [5] P[1] = decayed sum of the 1 earlier piece states
   if (run.compute) {
     CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.events[2], 0));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[5 * 2], c.compute));
     lasp::linear_decayed_sum(b.m_all, 4, c.tables.kL_forward_r1_gaps0, b.p, c.dims, c.tables.kLDecay, c.compute);
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[5 * 2 + 1], c.compute));
   }
   // [6] O[1] += lam^(i+1) Q P
   if (run.compute) {
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[6 * 2], c.compute));
     lasp::linear_inter(b.q, b.p, lasp::Piece{0, 256}, b.o, c.dims, c.tables.kLDecay, c.compute);
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[6 * 2 + 1], c.compute));
   }
   // [7] P[2] = decayed sum of the 2 earlier piece states
   if (run.compute) {
     CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.events[2], 0));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[7 * 2], c.compute));
     lasp::linear_decayed_sum(b.m_all, 4, c.tables.kL_forward_r1_gaps1, b.p + 16384, c.dims, c.tables.kLDecay, c.compute);
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[7 * 2 + 1], c.compute));
   }
   // [8] O[2] += lam^(i+1) Q P
   if (run.compute) {
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[8 * 2], c.compute));
     lasp::linear_inter(b.q, b.p + 16384, lasp::Piece{256, 256}, b.o, c.dims, c.tables.kLDecay, c.compute);
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[8 * 2 + 1], c.compute));
   }
 }
 
@@ -278,12 +315,16 @@ inline void L_forward(const Ctx& c, LBuffers& b, Run run = Run{}) {
 static void L_backward_rank0(const Ctx& c, LBuffers& b, Run run) {
   // [0] dM[0] = lam^(i+1) Q^T dO over piece 0
   if (run.compute) {
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[0 * 2], c.compute));
     lasp::linear_grad_state(b.q, b.do_, lasp::Piece{0, 256}, b.dm, c.dims, c.tables.kLDecay, c.compute);
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[0 * 2 + 1], c.compute));
     CUDA_CHECK(cudaEventRecord(c.events[0], c.compute));
   }
   // [1] dM[3] = lam^(i+1) Q^T dO over piece 3
   if (run.compute) {
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[1 * 2], c.compute));
     lasp::linear_grad_state(b.q, b.do_, lasp::Piece{256, 256}, b.dm + 16384, c.dims, c.tables.kLDecay, c.compute);
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[1 * 2 + 1], c.compute));
     CUDA_CHECK(cudaEventRecord(c.events[1], c.compute));
   }
   // [2] AllGather piece gradient states (2 per rank)
@@ -291,43 +332,61 @@ static void L_backward_rank0(const Ctx& c, LBuffers& b, Run run) {
     CUDA_CHECK(cudaStreamWaitEvent(c.comm, c.events[0], 0));
     CUDA_CHECK(cudaStreamWaitEvent(c.comm, c.events[1], 0));
     CUDA_CHECK(cudaEventRecord(c.started[2], c.comm));  // the collective is next on its stream
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[2 * 2], c.comm));
     NCCL_CHECK(ncclAllGather(b.dm, b.dm_all, 32768, ncclFloat32, c.nccl, c.comm));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[2 * 2 + 1], c.comm));
     CUDA_CHECK(cudaEventRecord(c.events[2], c.comm));
   }
   // [3] dQ, dK, dV[0] inside the piece
   if (run.compute) {
     CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.started[2], 0));  // let the collective start first
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[3 * 2], c.compute));
     lasp::linear_intra_backward(b.q, b.k, b.v, b.do_, lasp::Piece{0, 256}, b.dq, b.dk, b.dv, c.dims, c.tables.kLDecay, true, c.compute);
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[3 * 2 + 1], c.compute));
   }
   // [4] dQ[0] += dO P^T
   if (run.compute) {
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[4 * 2], c.compute));
     lasp::linear_dq_inter(b.do_, b.p, lasp::Piece{0, 256}, b.dq, c.dims, c.tables.kLDecay, c.compute);
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[4 * 2 + 1], c.compute));
   }
   // [5] G[0] = decayed sum of the 3 later pieces' dM
   if (run.compute) {
     CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.events[2], 0));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[5 * 2], c.compute));
     lasp::linear_decayed_sum(b.dm_all, 4, c.tables.kL_backward_r0_gaps0, b.g, c.dims, c.tables.kLDecay, c.compute);
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[5 * 2 + 1], c.compute));
   }
   // [6] dK, dV[0] += contributions of G
   if (run.compute) {
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[6 * 2], c.compute));
     lasp::linear_dkdv_inter(b.k, b.v, b.g, lasp::Piece{0, 256}, b.dk, b.dv, c.dims, c.tables.kLDecay, c.compute);
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[6 * 2 + 1], c.compute));
   }
   // [7] dQ, dK, dV[3] inside the piece
   if (run.compute) {
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[7 * 2], c.compute));
     lasp::linear_intra_backward(b.q, b.k, b.v, b.do_, lasp::Piece{256, 256}, b.dq, b.dk, b.dv, c.dims, c.tables.kLDecay, true, c.compute);
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[7 * 2 + 1], c.compute));
   }
   // [8] dQ[3] += dO P^T
   if (run.compute) {
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[8 * 2], c.compute));
     lasp::linear_dq_inter(b.do_, b.p + 16384, lasp::Piece{256, 256}, b.dq, c.dims, c.tables.kLDecay, c.compute);
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[8 * 2 + 1], c.compute));
   }
   // [9] G[3] = decayed sum of the 0 later pieces' dM
   if (run.compute) {
     CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.events[2], 0));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[9 * 2], c.compute));
     lasp::linear_decayed_sum(b.dm_all, 4, c.tables.kL_backward_r0_gaps1, b.g + 16384, c.dims, c.tables.kLDecay, c.compute);
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[9 * 2 + 1], c.compute));
   }
   // [10] dK, dV[3] += contributions of G
   if (run.compute) {
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[10 * 2], c.compute));
     lasp::linear_dkdv_inter(b.k, b.v, b.g + 16384, lasp::Piece{256, 256}, b.dk, b.dv, c.dims, c.tables.kLDecay, c.compute);
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[10 * 2 + 1], c.compute));
   }
 }
 
@@ -335,12 +394,16 @@ static void L_backward_rank0(const Ctx& c, LBuffers& b, Run run) {
 static void L_backward_rank1(const Ctx& c, LBuffers& b, Run run) {
   // [0] dM[1] = lam^(i+1) Q^T dO over piece 1
   if (run.compute) {
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[0 * 2], c.compute));
     lasp::linear_grad_state(b.q, b.do_, lasp::Piece{0, 256}, b.dm, c.dims, c.tables.kLDecay, c.compute);
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[0 * 2 + 1], c.compute));
     CUDA_CHECK(cudaEventRecord(c.events[0], c.compute));
   }
   // [1] dM[2] = lam^(i+1) Q^T dO over piece 2
   if (run.compute) {
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[1 * 2], c.compute));
     lasp::linear_grad_state(b.q, b.do_, lasp::Piece{256, 256}, b.dm + 16384, c.dims, c.tables.kLDecay, c.compute);
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[1 * 2 + 1], c.compute));
     CUDA_CHECK(cudaEventRecord(c.events[1], c.compute));
   }
   // [2] AllGather piece gradient states (2 per rank)
@@ -348,43 +411,61 @@ static void L_backward_rank1(const Ctx& c, LBuffers& b, Run run) {
     CUDA_CHECK(cudaStreamWaitEvent(c.comm, c.events[0], 0));
     CUDA_CHECK(cudaStreamWaitEvent(c.comm, c.events[1], 0));
     CUDA_CHECK(cudaEventRecord(c.started[2], c.comm));  // the collective is next on its stream
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[2 * 2], c.comm));
     NCCL_CHECK(ncclAllGather(b.dm, b.dm_all, 32768, ncclFloat32, c.nccl, c.comm));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[2 * 2 + 1], c.comm));
     CUDA_CHECK(cudaEventRecord(c.events[2], c.comm));
   }
   // [3] dQ, dK, dV[1] inside the piece
   if (run.compute) {
     CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.started[2], 0));  // let the collective start first
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[3 * 2], c.compute));
     lasp::linear_intra_backward(b.q, b.k, b.v, b.do_, lasp::Piece{0, 256}, b.dq, b.dk, b.dv, c.dims, c.tables.kLDecay, true, c.compute);
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[3 * 2 + 1], c.compute));
   }
   // [4] dQ[1] += dO P^T
   if (run.compute) {
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[4 * 2], c.compute));
     lasp::linear_dq_inter(b.do_, b.p, lasp::Piece{0, 256}, b.dq, c.dims, c.tables.kLDecay, c.compute);
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[4 * 2 + 1], c.compute));
   }
   // [5] G[1] = decayed sum of the 2 later pieces' dM
   if (run.compute) {
     CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.events[2], 0));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[5 * 2], c.compute));
     lasp::linear_decayed_sum(b.dm_all, 4, c.tables.kL_backward_r1_gaps0, b.g, c.dims, c.tables.kLDecay, c.compute);
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[5 * 2 + 1], c.compute));
   }
   // [6] dK, dV[1] += contributions of G
   if (run.compute) {
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[6 * 2], c.compute));
     lasp::linear_dkdv_inter(b.k, b.v, b.g, lasp::Piece{0, 256}, b.dk, b.dv, c.dims, c.tables.kLDecay, c.compute);
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[6 * 2 + 1], c.compute));
   }
   // [7] dQ, dK, dV[2] inside the piece
   if (run.compute) {
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[7 * 2], c.compute));
     lasp::linear_intra_backward(b.q, b.k, b.v, b.do_, lasp::Piece{256, 256}, b.dq, b.dk, b.dv, c.dims, c.tables.kLDecay, true, c.compute);
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[7 * 2 + 1], c.compute));
   }
   // [8] dQ[2] += dO P^T
   if (run.compute) {
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[8 * 2], c.compute));
     lasp::linear_dq_inter(b.do_, b.p + 16384, lasp::Piece{256, 256}, b.dq, c.dims, c.tables.kLDecay, c.compute);
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[8 * 2 + 1], c.compute));
   }
   // [9] G[2] = decayed sum of the 1 later pieces' dM
   if (run.compute) {
     CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.events[2], 0));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[9 * 2], c.compute));
     lasp::linear_decayed_sum(b.dm_all, 4, c.tables.kL_backward_r1_gaps1, b.g + 16384, c.dims, c.tables.kLDecay, c.compute);
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[9 * 2 + 1], c.compute));
   }
   // [10] dK, dV[2] += contributions of G
   if (run.compute) {
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[10 * 2], c.compute));
     lasp::linear_dkdv_inter(b.k, b.v, b.g + 16384, lasp::Piece{256, 256}, b.dk, b.dv, c.dims, c.tables.kLDecay, c.compute);
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[10 * 2 + 1], c.compute));
   }
 }
 
@@ -494,25 +575,33 @@ static void S_forward_rank0(const Ctx& c, SBuffers& b, Run run) {
   // [0] AllGather K and V (2 kv heads)
   if (run.comm) {
     CUDA_CHECK(cudaEventRecord(c.started[0], c.comm));  // the collective is next on its stream
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[0 * 2], c.comm));
     NCCL_CHECK(ncclGroupStart());
     NCCL_CHECK(ncclAllGather(b.k, b.k_all, 65536, ncclBfloat16, c.nccl, c.comm));
     NCCL_CHECK(ncclAllGather(b.v, b.v_all, 65536, ncclBfloat16, c.nccl, c.comm));
     NCCL_CHECK(ncclGroupEnd());
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[0 * 2 + 1], c.comm));
     CUDA_CHECK(cudaEventRecord(c.events[0], c.comm));
   }
   // [1] attend to this rank's own keys (no communication needed)
   if (run.compute) {
     CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.started[0], 0));  // let the collective start first
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[1 * 2], c.compute));
     lasp::softmax_block_forward(b.q, b.k, b.v, kS_dims, kPieceMaps[0], kPieceMaps[0], true, b.o_part, b.lse_part, nullptr, c.compute);
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[1 * 2 + 1], c.compute));
   }
   // [2] attend to rank 1's keys
   if (run.compute) {
     CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.events[0], 0));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[2 * 2], c.compute));
     lasp::softmax_block_forward(b.q, b.k_all + 65536, b.v_all + 65536, kS_dims, kPieceMaps[0], kPieceMaps[1], true, b.o_part + 131072, b.lse_part + 2048, nullptr, c.compute);
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[2 * 2 + 1], c.compute));
   }
   // [3] merge 2 partial results (log-sum-exp)
   if (run.compute) {
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[3 * 2], c.compute));
     lasp::softmax_merge(b.o_part, b.lse_part, lasp::SlotList{2, {0, 1}}, b.o, b.lse, 1, 512, 4, 64, c.compute);
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[3 * 2 + 1], c.compute));
   }
 }
 
@@ -521,25 +610,33 @@ static void S_forward_rank1(const Ctx& c, SBuffers& b, Run run) {
   // [0] AllGather K and V (2 kv heads)
   if (run.comm) {
     CUDA_CHECK(cudaEventRecord(c.started[0], c.comm));  // the collective is next on its stream
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[0 * 2], c.comm));
     NCCL_CHECK(ncclGroupStart());
     NCCL_CHECK(ncclAllGather(b.k, b.k_all, 65536, ncclBfloat16, c.nccl, c.comm));
     NCCL_CHECK(ncclAllGather(b.v, b.v_all, 65536, ncclBfloat16, c.nccl, c.comm));
     NCCL_CHECK(ncclGroupEnd());
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[0 * 2 + 1], c.comm));
     CUDA_CHECK(cudaEventRecord(c.events[0], c.comm));
   }
   // [1] attend to this rank's own keys (no communication needed)
   if (run.compute) {
     CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.started[0], 0));  // let the collective start first
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[1 * 2], c.compute));
     lasp::softmax_block_forward(b.q, b.k, b.v, kS_dims, kPieceMaps[1], kPieceMaps[1], true, b.o_part + 131072, b.lse_part + 2048, nullptr, c.compute);
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[1 * 2 + 1], c.compute));
   }
   // [2] attend to rank 0's keys
   if (run.compute) {
     CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.events[0], 0));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[2 * 2], c.compute));
     lasp::softmax_block_forward(b.q, b.k_all, b.v_all, kS_dims, kPieceMaps[1], kPieceMaps[0], true, b.o_part, b.lse_part, nullptr, c.compute);
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[2 * 2 + 1], c.compute));
   }
   // [3] merge 2 partial results (log-sum-exp)
   if (run.compute) {
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[3 * 2], c.compute));
     lasp::softmax_merge(b.o_part, b.lse_part, lasp::SlotList{2, {1, 0}}, b.o, b.lse, 1, 512, 4, 64, c.compute);
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[3 * 2 + 1], c.compute));
   }
 }
 
@@ -556,41 +653,53 @@ inline void S_forward(const Ctx& c, SBuffers& b, Run run = Run{}) {
 static void S_backward_rank0(const Ctx& c, SBuffers& b, Run run) {
   // [0] clear dQ and the dK, dV accumulators
   if (run.compute) {
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[0 * 2], c.compute));
     CUDA_CHECK(cudaMemsetAsync(b.dq_acc, 0, 131072 * sizeof(float), c.compute));
     CUDA_CHECK(cudaMemsetAsync(b.dk_all, 0, 131072 * sizeof(float), c.compute));
     CUDA_CHECK(cudaMemsetAsync(b.dv_all, 0, 131072 * sizeof(float), c.compute));
     CUDA_CHECK(cudaMemsetAsync(b.dk_own, 0, 65536 * sizeof(float), c.compute));
     CUDA_CHECK(cudaMemsetAsync(b.dv_own, 0, 65536 * sizeof(float), c.compute));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[0 * 2 + 1], c.compute));
   }
   // [1] dQ, and dK, dV of rank 1's positions
   if (run.compute) {
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[1 * 2], c.compute));
     lasp::softmax_block_backward(b.q, b.k_all + 65536, b.v_all + 65536, b.o, b.lse, b.do_, kS_dims, kPieceMaps[0], kPieceMaps[1], true, b.dq_acc, b.dk_all + 65536, b.dv_all + 65536, c.compute);
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[1 * 2 + 1], c.compute));
     CUDA_CHECK(cudaEventRecord(c.events[1], c.compute));
   }
   // [2] ReduceScatter dK and dV to their owners
   if (run.comm) {
     CUDA_CHECK(cudaStreamWaitEvent(c.comm, c.events[1], 0));
     CUDA_CHECK(cudaEventRecord(c.started[2], c.comm));  // the collective is next on its stream
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[2 * 2], c.comm));
     NCCL_CHECK(ncclGroupStart());
     NCCL_CHECK(ncclReduceScatter(b.dk_all, b.dk_sum, 65536, ncclFloat32, ncclSum, c.nccl, c.comm));
     NCCL_CHECK(ncclReduceScatter(b.dv_all, b.dv_sum, 65536, ncclFloat32, ncclSum, c.nccl, c.comm));
     NCCL_CHECK(ncclGroupEnd());
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[2 * 2 + 1], c.comm));
     CUDA_CHECK(cudaEventRecord(c.events[2], c.comm));
   }
   // [3] dQ, and dK, dV of this rank's own positions (no communication needed)
   if (run.compute) {
     CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.started[2], 0));  // let the collective start first
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[3 * 2], c.compute));
     lasp::softmax_block_backward(b.q, b.k_all, b.v_all, b.o, b.lse, b.do_, kS_dims, kPieceMaps[0], kPieceMaps[0], true, b.dq_acc, b.dk_own, b.dv_own, c.compute);
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[3 * 2 + 1], c.compute));
   }
   // [4] dQ to the activation type
   if (run.compute) {
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[4 * 2], c.compute));
     lasp::cast_to_bf16(b.dq_acc, b.dq, 131072, c.compute);
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[4 * 2 + 1], c.compute));
   }
   // [5] dK, dV of this rank: the other ranks' share plus its own
   if (run.compute) {
     CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.events[2], 0));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[5 * 2], c.compute));
     lasp::add_to_bf16(b.dk_sum, b.dk_own, b.dk, 65536, c.compute);
     lasp::add_to_bf16(b.dv_sum, b.dv_own, b.dv, 65536, c.compute);
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[5 * 2 + 1], c.compute));
   }
 }
 
@@ -598,41 +707,53 @@ static void S_backward_rank0(const Ctx& c, SBuffers& b, Run run) {
 static void S_backward_rank1(const Ctx& c, SBuffers& b, Run run) {
   // [0] clear dQ and the dK, dV accumulators
   if (run.compute) {
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[0 * 2], c.compute));
     CUDA_CHECK(cudaMemsetAsync(b.dq_acc, 0, 131072 * sizeof(float), c.compute));
     CUDA_CHECK(cudaMemsetAsync(b.dk_all, 0, 131072 * sizeof(float), c.compute));
     CUDA_CHECK(cudaMemsetAsync(b.dv_all, 0, 131072 * sizeof(float), c.compute));
     CUDA_CHECK(cudaMemsetAsync(b.dk_own, 0, 65536 * sizeof(float), c.compute));
     CUDA_CHECK(cudaMemsetAsync(b.dv_own, 0, 65536 * sizeof(float), c.compute));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[0 * 2 + 1], c.compute));
   }
   // [1] dQ, and dK, dV of rank 0's positions
   if (run.compute) {
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[1 * 2], c.compute));
     lasp::softmax_block_backward(b.q, b.k_all, b.v_all, b.o, b.lse, b.do_, kS_dims, kPieceMaps[1], kPieceMaps[0], true, b.dq_acc, b.dk_all, b.dv_all, c.compute);
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[1 * 2 + 1], c.compute));
     CUDA_CHECK(cudaEventRecord(c.events[1], c.compute));
   }
   // [2] ReduceScatter dK and dV to their owners
   if (run.comm) {
     CUDA_CHECK(cudaStreamWaitEvent(c.comm, c.events[1], 0));
     CUDA_CHECK(cudaEventRecord(c.started[2], c.comm));  // the collective is next on its stream
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[2 * 2], c.comm));
     NCCL_CHECK(ncclGroupStart());
     NCCL_CHECK(ncclReduceScatter(b.dk_all, b.dk_sum, 65536, ncclFloat32, ncclSum, c.nccl, c.comm));
     NCCL_CHECK(ncclReduceScatter(b.dv_all, b.dv_sum, 65536, ncclFloat32, ncclSum, c.nccl, c.comm));
     NCCL_CHECK(ncclGroupEnd());
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[2 * 2 + 1], c.comm));
     CUDA_CHECK(cudaEventRecord(c.events[2], c.comm));
   }
   // [3] dQ, and dK, dV of this rank's own positions (no communication needed)
   if (run.compute) {
     CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.started[2], 0));  // let the collective start first
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[3 * 2], c.compute));
     lasp::softmax_block_backward(b.q, b.k_all + 65536, b.v_all + 65536, b.o, b.lse, b.do_, kS_dims, kPieceMaps[1], kPieceMaps[1], true, b.dq_acc, b.dk_own, b.dv_own, c.compute);
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[3 * 2 + 1], c.compute));
   }
   // [4] dQ to the activation type
   if (run.compute) {
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[4 * 2], c.compute));
     lasp::cast_to_bf16(b.dq_acc, b.dq, 131072, c.compute);
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[4 * 2 + 1], c.compute));
   }
   // [5] dK, dV of this rank: the other ranks' share plus its own
   if (run.compute) {
     CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.events[2], 0));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[5 * 2], c.compute));
     lasp::add_to_bf16(b.dk_sum, b.dk_own, b.dk, 65536, c.compute);
     lasp::add_to_bf16(b.dv_sum, b.dv_own, b.dv, 65536, c.compute);
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[5 * 2 + 1], c.compute));
   }
 }
 
