@@ -1,0 +1,11 @@
+#!/usr/bin/env bash
+# Saves device time: compiles the suite's kernels.cu (the same in every program; CUDA toolkit only) here, into
+# .gpu-suite/kernels.o, so that bench/gpu/run-prebuilt.sh on the GPU machine only compiles each main.cu
+# (in parallel) and links. Run make-suite.sh first.
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+first=$(ls -d .gpu-suite/*/ | head -1)
+nvcc -O3 -std=c++17 --use_fast_math -lineinfo "-gencode=arch=compute_${ARCH:-90a},code=sm_${ARCH:-90a}" \
+  -I"$first" -I"$first/lasp" -c "$first/kernels.cu" -o .gpu-suite/kernels.o
+cp bench/gpu/run-prebuilt.sh .gpu-suite/
+echo "wrote .gpu-suite/kernels.o; on the GPU machine: bash .gpu-suite/run-prebuilt.sh"
