@@ -57,14 +57,27 @@ export interface SummaryEvent {
   hidden_comm_fraction: number;
   peak_mem_bytes: number;
 }
+/** bench's timeline: one IR step of one pass, timed on its stream (PROTOCOL.md). */
+export interface TraceEvent {
+  event: "trace";
+  rank: number;
+  kind: string;
+  pass: string;
+  /** `both` streams, or the `compute` stream alone. */
+  streams: string;
+  step: number;
+  start_ms: number;
+  end_ms: number;
+}
 export interface ErrorEvent {
   event: "error";
   rank: number;
   message: string;
 }
-export type ProgramEvent = StartEvent | StepEvent | PhaseEvent | VerifyEvent | SummaryEvent | ErrorEvent;
+export type ProgramEvent =
+  StartEvent | StepEvent | PhaseEvent | VerifyEvent | SummaryEvent | TraceEvent | ErrorEvent;
 
-const EVENT_NAMES = new Set(["start", "step", "phase", "verify", "summary", "error"]);
+const EVENT_NAMES = new Set(["start", "step", "phase", "verify", "summary", "trace", "error"]);
 
 /**
  * One stdout line: a known event, `"ignored"` for a JSON object of an event this lasp does not know (a newer

@@ -100,6 +100,41 @@ describe("run progress", () => {
     expect(median([3, 1, 2, 10])).toBe(2.5);
   });
 
+  it("reads the timeline: the communication's own time, the pass with and without it, the share hidden", () => {
+    const t = (
+      rank: number,
+      streams: string,
+      step: number,
+      start_ms: number,
+      end_ms: number,
+      pass = "forward",
+    ): ProgramEvent => ({ event: "trace", rank, kind: "S", pass, streams, step, start_ms, end_ms });
+    const events: ProgramEvent[] = [
+      summary(0, 40),
+      // rank 0: a 0.3 ms collective (step 0) beside a block that slows from 2.6 to 2.7 ms
+      t(0, "both", 0, 0.0, 0.3),
+      t(0, "both", 1, 0.0, 2.7),
+      t(0, "both", 2, 2.7, 5.3),
+      t(0, "compute", 1, 0.0, 2.6),
+      t(0, "compute", 2, 2.6, 5.2),
+      // rank 1: fully exposed (the pass is longer by the whole collective)
+      t(1, "both", 0, 0.0, 0.4),
+      t(1, "both", 1, 0.4, 3.0),
+      t(1, "compute", 1, 0.0, 2.6),
+      // backward, rank 0: no communication at all
+      t(0, "both", 0, 0.0, 1.0, "backward"),
+      t(0, "compute", 0, 0.0, 1.0, "backward"),
+    ];
+    const rows = summarizeRun(events)!.timeline;
+    expect(rows.map((r) => r.name)).toEqual(["S.forward", "S.backward"]);
+    const forward = rows[0]!;
+    // rank 0: hidden 1 - 0.1 / 0.3 = 2/3; rank 1: 1 - 0.4 / 0.4 = 0; the median of two is their mean.
+    expect(forward.hidden).toBeCloseTo((2 / 3 + 0) / 2, 10);
+    expect(forward.commMs).toBeCloseTo(0.35, 10);
+    expect(rows[1]!.hidden).toBe(1);
+    expect(formatSummary(summarizeRun(events)!)).toMatch(/S\.forward\s+0\.350\s+4\.150\s+3\.900\s+33 %/);
+  });
+
   it("reports verify results by layer and quantity, the worst over ranks", () => {
     const v = (rank: number, quantity: string, err: number): ProgramEvent => ({
       event: "verify",

@@ -1,7 +1,7 @@
 // Human progress of `lasp run` on stderr: a status line redrawn in place on a terminal (one line per change
 // otherwise), the program's human lines, the verify results, and a summary table over all ranks.
 import { formatBytes, table } from "../inspect/units.js";
-import type { ProgramEvent, StartEvent, SummaryEvent } from "./launch.js";
+import type { ProgramEvent, StartEvent, SummaryEvent, TraceEvent } from "./launch.js";
 
 // --------------------------------------------------------------------------------------------- status line
 
@@ -115,6 +115,64 @@ export interface RunSummary {
   peakMemBytes: { median: number | undefined; max: number | undefined };
   /** Median over ranks of each phase's time, in the order the phases first appeared. */
   phases: { name: string; ms: number | undefined }[];
+  /** From the timeline: per layer kind and pass, what the communication cost beside the computation. */
+  timeline: TimelineRow[];
+}
+
+export interface TimelineRow {
+  /** `kind.pass`, e.g. `S.forward`. */
+  name: string;
+  /** Time the communication steps took, overlapped (their own start to end on the comm stream). */
+  commMs: number | undefined;
+  /** The pass with both streams, and with the computation alone. */
+  passMs: number | undefined;
+  aloneMs: number | undefined;
+  /** 1 - (pass - alone) / comm, clamped to 0..1: the share of the communication that cost no time. */
+  hidden: number | undefined;
+}
+
+/**
+ * Per kind and pass, medians over ranks of the timeline's numbers. Steps that appear only with both streams
+ * are the communication; the pass takes as long as its last step's end.
+ */
+export function summarizeTimeline(events: readonly ProgramEvent[]): TimelineRow[] {
+  const groups = new Map<string, Map<number, TraceEvent[]>>();
+  for (const e of events) {
+    if (e.event !== "trace" || !finite(e.start_ms) || !finite(e.end_ms)) continue;
+    const name = `${e.kind}.${e.pass}`;
+    if (!groups.has(name)) groups.set(name, new Map());
+    const ranks = groups.get(name)!;
+    if (!ranks.has(e.rank)) ranks.set(e.rank, []);
+    ranks.get(e.rank)!.push(e);
+  }
+  return [...groups].map(([name, ranks]) => {
+    const comm: number[] = [];
+    const pass: number[] = [];
+    const alone: number[] = [];
+    const hidden: number[] = [];
+    for (const trace of ranks.values()) {
+      const both = trace.filter((e) => e.streams === "both");
+      const computeOnly = trace.filter((e) => e.streams === "compute");
+      if (both.length === 0 || computeOnly.length === 0) continue;
+      const computeSteps = new Set(computeOnly.map((e) => e.step));
+      const c = both
+        .filter((e) => !computeSteps.has(e.step))
+        .reduce((t, e) => t + (e.end_ms - e.start_ms), 0);
+      const p = Math.max(...both.map((e) => e.end_ms));
+      const a = Math.max(...computeOnly.map((e) => e.end_ms));
+      comm.push(c);
+      pass.push(p);
+      alone.push(a);
+      hidden.push(c > 0 ? Math.min(1, Math.max(0, 1 - Math.max(0, p - a) / c)) : 1);
+    }
+    return {
+      name,
+      commMs: median(comm),
+      passMs: median(pass),
+      aloneMs: median(alone),
+      hidden: median(hidden),
+    };
+  });
 }
 
 /** The summary of all ranks' `summary` and `phase` events; undefined when no rank sent a summary. */
@@ -144,6 +202,7 @@ export function summarizeRun(events: readonly ProgramEvent[]): RunSummary | unde
     hiddenComm: median(pick((s) => s.hidden_comm_fraction)),
     peakMemBytes: { median: median(memory), max: memory.length > 0 ? Math.max(...memory) : undefined },
     phases: [...phaseTimes].map(([name, times]) => ({ name, ms: median([...times.values()]) })),
+    timeline: summarizeTimeline(events),
   };
 }
 
@@ -174,6 +233,21 @@ export function formatSummary(s: RunSummary): string {
       table(
         ["phase", "ms"],
         s.phases.map((p) => [p.name, finite(p.ms) ? p.ms.toFixed(p.ms < 10 ? 3 : 2) : "?"]),
+      ),
+    );
+  }
+  if (s.timeline.length > 0) {
+    const ms = (x: number | undefined): string => (finite(x) ? x.toFixed(3) : "?");
+    out.push(
+      table(
+        ["timeline (one pass)", "communication ms", "pass ms", "computation alone ms", "hidden"],
+        s.timeline.map((t) => [
+          t.name,
+          ms(t.commMs),
+          ms(t.passMs),
+          ms(t.aloneMs),
+          finite(t.hidden) ? `${(t.hidden * 100).toFixed(0)} %` : "?",
+        ]),
       ),
     );
   }
