@@ -61,11 +61,6 @@ function checkSupported(spec: ResolvedSpec): void {
     );
   }
   const softmax = spec.model.layers.find((l) => l.type === "softmax_attention");
-  if (softmax !== undefined && ![64, 128].includes(spec.model.headDim)) {
-    throw new CodegenLimitation(
-      `the softmax attention kernels take head_dim 64 or 128, and layer \`${softmax.name}\` has ${spec.model.headDim}`,
-    );
-  }
   if (softmax !== undefined && spec.parallel.sequence > MAX_MERGED_SOURCES) {
     throw new CodegenLimitation(
       `the generated log-sum-exp merge combines at most ${MAX_MERGED_SOURCES} key blocks, and sequence is ${spec.parallel.sequence}`,

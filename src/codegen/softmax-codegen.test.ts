@@ -7,7 +7,7 @@ import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { describe, expect, it } from "vitest";
 import { checkSource } from "../check/front-end.js";
-import { generateProgram, writeProgram } from "./generate.js";
+import { CodegenLimitation, generateProgram, writeProgram } from "./generate.js";
 
 const hasNvcc = spawnSync("nvcc", ["--version"]).status === 0;
 
@@ -168,6 +168,19 @@ describe("Ulysses in the generated program", () => {
     expect(rankBody(cuh, "L_forward_rank1")).toMatch(
       /lasp::linear_intra\(b\.q_full, b\.k_full, b\.v_full, lasp::Piece\{0, 2048\}, b\.o_full, lasp::LinearDims\{1, 2048, 2, 64\}, c\.tables\.kLDecay \+ 2, true/,
     );
+  });
+});
+
+describe("what the generator refuses", () => {
+  it("says when more key blocks would be merged than the merge kernel takes", () => {
+    const source = `model m { vocab 64 hidden 256 ffn 64 heads 4 head_dim 64
+      layer S = softmax_attention { }
+      stack S x 1 }
+      parallel { gpus 128 linear lasp2 softmax ring }
+      run { seq_len 8K }`;
+    const spec = checkSource("wide.lasp", source).spec!;
+    expect(() => generateProgram(spec)).toThrow(CodegenLimitation);
+    expect(() => generateProgram(spec)).toThrow(/combines at most 64 key blocks, and sequence is 128/);
   });
 });
 
