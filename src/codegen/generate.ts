@@ -13,6 +13,7 @@ import { buildView } from "./view-model.js";
 export const RUNTIME_FILES = [
   "types.cuh",
   "check.cuh",
+  "mma.cuh",
   "linear_attention.cuh",
   "linear_oracle.cuh",
   "softmax_attention.cuh",

@@ -49,18 +49,18 @@
 
 #include "types.cuh"
 #include "check.cuh"
+#include "mma.cuh"
 
 namespace lasp {
 namespace detail {
+
+using namespace ptx;  // smem_addr, ldsm4, ldsm4t, mma, pack2, swz (mma.cuh)
 
 constexpr int kBlock = 64;  // tokens per block of the chunk algorithm
 
 // ---------------------------------------------------------------------------------------------------------
 // PTX helpers
 // ---------------------------------------------------------------------------------------------------------
-__device__ __forceinline__ uint32_t smem_addr(const void* p) {
-  return static_cast<uint32_t>(__cvta_generic_to_shared(p));
-}
 __device__ __forceinline__ void cp_async16(void* smem, const void* gmem) {
   asm volatile("cp.async.cg.shared.global [%0], [%1], 16;\n" ::"r"(smem_addr(smem)), "l"(gmem));
 }
@@ -69,42 +69,15 @@ template <int N>
 __device__ __forceinline__ void cp_async_wait() {
   asm volatile("cp.async.wait_group %0;\n" ::"n"(N));
 }
-__device__ __forceinline__ void ldsm4(uint32_t (&r)[4], uint32_t addr) {
-  asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0,%1,%2,%3}, [%4];\n"
-               : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
-               : "r"(addr));
-}
-__device__ __forceinline__ void ldsm4t(uint32_t (&r)[4], uint32_t addr) {
-  asm volatile("ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16 {%0,%1,%2,%3}, [%4];\n"
-               : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
-               : "r"(addr));
-}
-// d += a * b for one m16n8k16 tile: bf16 operands, fp32 accumulators.
-__device__ __forceinline__ void mma(float (&d)[4], const uint32_t (&a)[4], uint32_t b0, uint32_t b1) {
-  asm volatile(
-      "mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, "
-      "{%0,%1,%2,%3};\n"
-      : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])
-      : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
-}
-__device__ __forceinline__ uint32_t pack2(float lo, float hi) {
-  __nv_bfloat162 h = __floats2bfloat162_rn(lo, hi);
-  return *reinterpret_cast<uint32_t*>(&h);
-}
+// Two packed bf16 values, each scaled in fp32.
 __device__ __forceinline__ uint32_t scale2(uint32_t x, float s0, float s1) {
   float2 f = __bfloat1622float2(*reinterpret_cast<__nv_bfloat162*>(&x));
   return pack2(f.x * s0, f.y * s1);
 }
 
 // ---------------------------------------------------------------------------------------------------------
-// Shared-memory tiles: row-major bf16 with LD columns, 16-byte chunks XOR-swizzled by (row % 8). ldmatrix
-// reads 8 rows x 16 bytes at a time; without the swizzle those 8 rows of a 128- or 256-byte row pitch all
-// land in the same 4 banks (an 8-way conflict).
+// Shared-memory tiles, swizzled as swz<LD> (mma.cuh) lays them out.
 // ---------------------------------------------------------------------------------------------------------
-template <int LD>
-__device__ __forceinline__ int swz(int r, int c) {
-  return r * LD + ((((c >> 3) ^ (r & 7)) << 3) | (c & 7));
-}
 // Lane address for ldmatrix.x4, pattern 1: a 16x16 tile at (r0, c0) with lanes 0-15 on rows r0..r0+15 at
 // column c0 and lanes 16-31 at c0+8. Non-transposed it gives an A fragment of a [m][k] tile; transposed
 // it gives the B fragments of two n8 tiles of a [k][n] tile.

@@ -65,6 +65,7 @@
 
 #include "types.cuh"
 #include "check.cuh"
+#include "mma.cuh"
 
 #ifndef LASP_SOFTMAX_BWD_IMPL_DEFAULT
 #define LASP_SOFTMAX_BWD_IMPL_DEFAULT 1
@@ -79,49 +80,26 @@ namespace lasp {
 
 namespace smx {
 
+using namespace ptx;  // smem_addr, ldsm4, ldsm4t, mma, pack2, swz (mma.cuh)
+
 constexpr float kLog2e = 1.4426950408889634f;
 constexpr float kLn2 = 0.6931471805599453f;
 
 // ---------------------------------------------------------------------------------------------------------
 // PTX helpers
 // ---------------------------------------------------------------------------------------------------------
-__device__ __forceinline__ uint32_t smem_u32(const void* p) {
-  return static_cast<uint32_t>(__cvta_generic_to_shared(p));
-}
 // 16-byte copy; src_bytes 0 fills the destination with zeros and reads nothing.
 __device__ __forceinline__ void cp16(void* smem, const void* gmem, int src_bytes) {
-  asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(smem_u32(smem)), "l"(gmem),
+  asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(smem_addr(smem)), "l"(gmem),
                "r"(src_bytes));
 }
 __device__ __forceinline__ void cp4(void* smem, const void* gmem) {
-  asm volatile("cp.async.ca.shared.global [%0], [%1], 4;\n" ::"r"(smem_u32(smem)), "l"(gmem));
+  asm volatile("cp.async.ca.shared.global [%0], [%1], 4;\n" ::"r"(smem_addr(smem)), "l"(gmem));
 }
 __device__ __forceinline__ void cp_commit() { asm volatile("cp.async.commit_group;\n" ::); }
 template <int N>
 __device__ __forceinline__ void cp_wait() {
   asm volatile("cp.async.wait_group %0;\n" ::"n"(N));
-}
-__device__ __forceinline__ void ldsm4(uint32_t (&r)[4], uint32_t addr) {
-  asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0,%1,%2,%3}, [%4];\n"
-               : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
-               : "r"(addr));
-}
-__device__ __forceinline__ void ldsm4t(uint32_t (&r)[4], uint32_t addr) {
-  asm volatile("ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16 {%0,%1,%2,%3}, [%4];\n"
-               : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
-               : "r"(addr));
-}
-// d += a * b for one m16n8k16 tile.
-__device__ __forceinline__ void mma(float (&d)[4], const uint32_t (&a)[4], uint32_t b0, uint32_t b1) {
-  asm volatile(
-      "mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, "
-      "{%0,%1,%2,%3};\n"
-      : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])
-      : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
-}
-__device__ __forceinline__ uint32_t pack2(float lo, float hi) {
-  __nv_bfloat162 h = __floats2bfloat162_rn(lo, hi);
-  return *reinterpret_cast<uint32_t*>(&h);
 }
 __device__ __forceinline__ float ex2(float x) {  // 2^x; ex2.approx(-inf) = 0
   float y;
@@ -129,12 +107,7 @@ __device__ __forceinline__ float ex2(float x) {  // 2^x; ex2.approx(-inf) = 0
   return y;
 }
 
-// Swizzled row-major bf16 tile with LD columns: the 16-byte chunk index is XORed with row % 8.
-template <int LD>
-__device__ __forceinline__ int swz(int r, int c) {
-  return r * LD + ((((c >> 3) ^ (r & 7)) << 3) | (c & 7));
-}
-// ldmatrix.x4 lane addresses. p1: lanes 0-15 rows r0+0..15 at c0, lanes 16-31 the same rows at c0+8.
+// Tiles are swizzled as swz<LD> (mma.cuh) lays them out. ldmatrix.x4 lane addresses. p1: lanes 0-15 rows r0+0..15 at c0, lanes 16-31 the same rows at c0+8.
 //   non-trans: A fragment of a [m][k] tile; trans: B fragments of two n8 tiles of a [k][n] tile.
 // p2: lanes 0-7 rows r0.. at c0, 8-15 rows r0.. at c0+8, 16-23 rows r0+8.. at c0, 24-31 rows r0+8.. at c0+8.
 //   non-trans: B fragments of two n8 tiles of a [n][k] tile; trans: A fragment of a [k][m] tile.
@@ -149,12 +122,12 @@ __device__ __forceinline__ uint32_t tile_at(uint32_t base, int r0, int c0) {
 }
 template <int LD>
 __device__ __forceinline__ uint32_t p1(const __nv_bfloat16* t, int r0, int c0, int lane) {
-  const uint32_t base = smem_u32(t) + 2u * (uint32_t)swz<LD>(lane & 15, (lane >> 4) << 3);
+  const uint32_t base = smem_addr(t) + 2u * (uint32_t)swz<LD>(lane & 15, (lane >> 4) << 3);
   return tile_at<LD>(base, r0, c0);
 }
 template <int LD>
 __device__ __forceinline__ uint32_t p2(const __nv_bfloat16* t, int r0, int c0, int lane) {
-  const uint32_t base = smem_u32(t) + 2u * (uint32_t)swz<LD>((lane & 7) + ((lane >> 4) << 3), ((lane >> 3) & 1) << 3);
+  const uint32_t base = smem_addr(t) + 2u * (uint32_t)swz<LD>((lane & 7) + ((lane >> 4) << 3), ((lane >> 3) & 1) << 3);
   return tile_at<LD>(base, r0, c0);
 }
 
@@ -543,7 +516,7 @@ __global__ void __launch_bounds__(kWgThreads, 1)
   constexpr int D = 128, BM = kWgBM, BN = kWgBN, NT = kWgThreads;
   extern __shared__ __align__(1024) unsigned char smem_wg[];
   // 1024-byte alignment of the tiles (the swizzle pattern is a function of the address).
-  unsigned char* base = smem_wg + ((1024 - (smem_u32(smem_wg) & 1023)) & 1023);
+  unsigned char* base = smem_wg + ((1024 - (smem_addr(smem_wg) & 1023)) & 1023);
   __nv_bfloat16* sQ = reinterpret_cast<__nv_bfloat16*>(base);
   __nv_bfloat16* sK = sQ + BM * D;      // [2][BN*D]
   __nv_bfloat16* sV = sK + 2 * BN * D;  // [2][BN*D]
@@ -576,7 +549,7 @@ __global__ void __launch_bounds__(kWgThreads, 1)
 #pragma unroll
   for (int i = 0; i < 64; ++i) o[i] = 0.f;
   float mrow[2] = {-INFINITY, -INFINITY}, lrow[2] = {0.f, 0.f};
-  const uint32_t qaddr = smem_u32(sQ) + wg * 64 * 128;  // this warpgroup's 64 rows (128 bytes each)
+  const uint32_t qaddr = smem_addr(sQ) + wg * 64 * 128;  // this warpgroup's 64 rows (128 bytes each)
 
   for (int it = 0; it < n_tiles; ++it) {
     const int n0 = it * BN;
@@ -589,7 +562,7 @@ __global__ void __launch_bounds__(kWgThreads, 1)
       load_rows_sw128<BN, NT>(sV + st * BN * D, vg + (size_t)nn * kstride, kstride, min(BN, dm.k_rows - nn), tid);
     }
     cp_commit();
-    const uint32_t kaddr = smem_u32(sK + (it & 1) * BN * D), vaddr = smem_u32(sV + (it & 1) * BN * D);
+    const uint32_t kaddr = smem_addr(sK + (it & 1) * BN * D), vaddr = smem_addr(sV + (it & 1) * BN * D);
 
     float s[64];
     reg_fence(s);
@@ -707,7 +680,7 @@ __global__ void __launch_bounds__(kWgThreads, 1)
                           float scale_log2, uint32_t v_lbo, uint32_t v_sbo) {
   constexpr int D = 128, BM = kWgBM, BN = kWgBN, NT = kWgThreads;
   extern __shared__ __align__(1024) unsigned char smem_wgp[];
-  unsigned char* base = smem_wgp + ((1024 - (smem_u32(smem_wgp) & 1023)) & 1023);
+  unsigned char* base = smem_wgp + ((1024 - (smem_addr(smem_wgp) & 1023)) & 1023);
   __nv_bfloat16* sQ = reinterpret_cast<__nv_bfloat16*>(base);
   __nv_bfloat16* sK = sQ + BM * D;      // [2][BN*D]
   __nv_bfloat16* sV = sK + 2 * BN * D;  // [3][BN*D]
@@ -742,13 +715,13 @@ __global__ void __launch_bounds__(kWgThreads, 1)
 #pragma unroll
   for (int i = 0; i < 64; ++i) o[i] = 0.f;
   float mrow[2] = {-INFINITY, -INFINITY}, lrow[2] = {0.f, 0.f};
-  const uint32_t qaddr = smem_u32(sQ) + wg * 64 * 128;
+  const uint32_t qaddr = smem_addr(sQ) + wg * 64 * 128;
   uint32_t pa[8][4];
   float s[64];
 
   // S(t) = Q K_t^T is issued (not waited for) by issue_s.
   auto issue_s = [&](int t) {
-    const uint32_t kaddr = smem_u32(sK + (t & 1) * BN * D);
+    const uint32_t kaddr = smem_addr(sK + (t & 1) * BN * D);
     reg_fence(s);
     wg_fence();
 #pragma unroll
@@ -758,7 +731,7 @@ __global__ void __launch_bounds__(kWgThreads, 1)
     wg_commit();
   };
   auto issue_pv = [&](int t) {
-    const uint32_t vaddr = smem_u32(sV + (t % 3) * BN * D);
+    const uint32_t vaddr = smem_addr(sV + (t % 3) * BN * D);
     reg_fence(o);
     wg_fence();
 #pragma unroll
@@ -1218,7 +1191,7 @@ __global__ void __launch_bounds__(kBwdThreads, 1)
                      __nv_bfloat16* __restrict__ dv_out, float scale, float scale_log2, int dq_vec4) {
   constexpr int D = 128, BM = kBwdBM, BN = kBwdBN, NT = kBwdThreads;
   extern __shared__ __align__(1024) unsigned char smem_wgb[];
-  unsigned char* base = smem_wgb + ((1024 - (smem_u32(smem_wgb) & 1023)) & 1023);
+  unsigned char* base = smem_wgb + ((1024 - (smem_addr(smem_wgb) & 1023)) & 1023);
   __nv_bfloat16* sK = reinterpret_cast<__nv_bfloat16*>(base);  // [2 panels][BN][64]
   __nv_bfloat16* sV = sK + BN * D;                              // [2 panels][BN][64]
   __nv_bfloat16* sQ = sV + BN * D;                              // [2 stages][2 panels][BM][64]
@@ -1273,7 +1246,7 @@ __global__ void __launch_bounds__(kBwdThreads, 1)
   float dk[64], dv[64];  // [16 n8 tiles][4]
 #pragma unroll
   for (int i = 0; i < 64; ++i) dk[i] = dv[i] = 0.f;
-  const uint32_t kaddr = smem_u32(sK), vaddr = smem_u32(sV), saddr = smem_u32(sS);
+  const uint32_t kaddr = smem_addr(sK), vaddr = smem_addr(sV), saddr = smem_addr(sS);
   constexpr uint32_t KPANEL = BN * 128, QPANEL = BM * 128;  // bytes per 64-column panel
 
   for (int it = 0; it < iters; ++it) {
@@ -1284,7 +1257,7 @@ __global__ void __launch_bounds__(kBwdThreads, 1)
     if (it + 1 < iters) load_q(it + 1, (it + 1) & 1);
     cp_commit();
     const int st = it & 1;
-    const uint32_t qaddr = smem_u32(sQ + st * BM * D), oaddr = smem_u32(sO + st * BM * D);
+    const uint32_t qaddr = smem_addr(sQ + st * BM * D), oaddr = smem_addr(sO + st * BM * D);
     const float* tL = sL + st * BM;
     const float* tD = sD + st * BM;
 
