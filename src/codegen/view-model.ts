@@ -3,6 +3,7 @@
 // in a template.
 import type { ResolvedSpec } from "../spec/resolved.js";
 import type { BufferDecl, LayerSchedule, Pass, RankProgram, ScheduleProgram, Step } from "../schedule/ir.js";
+import { pairedWithPrevious } from "../schedule/p2p-groups.js";
 import { stepCalls, type Call, type StepContext } from "./steps.js";
 import { cppIdent, floatLiteral, intList } from "./names.js";
 
@@ -162,12 +163,10 @@ function stepView(step: Step, ctx: StepContext, events: Set<number>, overlap: Ma
   };
 }
 
-const isP2P = (step: Step): boolean => step.kind === "send" || step.kind === "recv";
-
 /**
- * Step views in program order, with each send issued in one NCCL group with the receive that follows it:
- * a ring's ranks all send before they receive, and separate calls would wait on each other forever.
- * The group waits for what either step waits for and records both steps' events.
+ * Step views in program order, with each send issued in one NCCL group with the receive beside it
+ * (pairedWithPrevious: a ring's ranks all send before they receive). The group waits for what either step
+ * waits for and records both steps' events.
  */
 export function rankSteps(
   program: RankProgram,
@@ -175,31 +174,23 @@ export function rankSteps(
   events: Set<number>,
   overlap: Map<number, number>,
 ): StepView[] {
+  const paired = pairedWithPrevious(program);
   const views: StepView[] = [];
-  for (let i = 0; i < program.steps.length; i++) {
-    const step = program.steps[i]!;
+  for (const step of program.steps) {
     const view = stepView(step, ctx, events, overlap);
-    const next = program.steps[i + 1];
-    if (
-      isP2P(step) &&
-      next !== undefined &&
-      isP2P(next) &&
-      next.kind !== step.kind &&
-      next.stream === step.stream
-    ) {
-      const other = stepView(next, ctx, events, overlap);
-      const waits = [...view.waits, ...other.waits].filter(
-        (w, j, all) => w.event !== next.id && all.findIndex((x) => x.event === w.event) === j,
+    const first = views[views.length - 1];
+    if (paired.has(step.id) && first !== undefined) {
+      const waits = [...first.waits, ...view.waits].filter(
+        (w, j, all) => w.event !== first.id && all.findIndex((x) => x.event === w.event) === j,
       );
-      views.push({
-        ...view,
-        comment: `${view.comment}; ${other.comment} (one NCCL group)`,
+      views[views.length - 1] = {
+        ...first,
+        comment: `${first.comment}; ${view.comment} (one NCCL group)`,
         waits,
         group: true,
-        calls: [...view.calls, ...other.calls],
-        records: [...view.records, ...other.records],
-      });
-      i++;
+        calls: [...first.calls, ...view.calls],
+        records: [...first.records, ...view.records],
+      };
       continue;
     }
     views.push(view);

@@ -1,4 +1,5 @@
 import { describe, expect, it } from "vitest";
+import { pairedWithPrevious } from "../schedule/p2p-groups.js";
 import type { CollectiveKind, RankProgram, Step } from "../schedule/ir.js";
 import { lowerSpec } from "../schedule/lower.js";
 import { linearKind, softmaxKind, tinySpec, type TinyOptions } from "../schedule/test-specs.js";
@@ -68,7 +69,7 @@ const p2p = (
   deps,
   peer,
   tag,
-  transfers: [{ buffer: "x", slot: 0 }],
+  transfers: [{ buffer: kind === "send" ? "outgoing" : "incoming", slot: 0 }],
   bytes,
 });
 const rank = (r: number, steps: Step[]): RankProgram => ({ rank: r, buffers: [], steps });
@@ -148,6 +149,31 @@ describe("simulatePass on hand-written programs", () => {
     ]);
   });
 
+  it("runs a send and the recv issued with it in one group at the same time", () => {
+    // Both ranks send (256 B: 0.5 + 1 s) and then receive, each pair in one NCCL group.
+    const t = simulatePass(
+      [
+        rank(0, [p2p(0, "send", 1, "x", 256), p2p(1, "recv", 1, "y", 256)]),
+        rank(1, [p2p(0, "send", 0, "y", 256), p2p(1, "recv", 0, "x", 256)]),
+      ],
+      TOY,
+    );
+    expect(t.ranks[0]!.steps).toEqual([
+      { posted: 0, start: 0, end: 1.5 },
+      { posted: 0, start: 0, end: 1.5 },
+    ]);
+    expect(t.makespan).toBe(1.5); // not 3: the two directions move at once
+    // A recv that waits for its send is not grouped with it, so it still follows it.
+    const chained = simulatePass(
+      [
+        rank(0, [p2p(0, "send", 1, "x", 256), p2p(1, "recv", 1, "y", 256, [0])]),
+        rank(1, [p2p(0, "send", 0, "y", 256), p2p(1, "recv", 0, "x", 256, [0])]),
+      ],
+      TOY,
+    );
+    expect(chained.makespan).toBe(3);
+  });
+
   it("does not let a recv finish before its send has started and the data has moved", () => {
     // rank 0 computes for 4 s, then sends 256 B (0.5 + 1 s); rank 1 posts the recv at 0.
     const t = simulatePass(
@@ -196,12 +222,17 @@ function checkTimeline(programs: RankProgram[], t: PassTimeline, machine: Machin
   programs.forEach((p, i) => {
     const steps = t.ranks[i]!.steps;
     const last: Record<string, number> = { compute: 0, comm: 0 };
+    const paired = pairedWithPrevious(p);
+    let beforePrevious = 0; // the comm stream's end before the previous step: where a paired step may start
     for (const step of p.steps) {
       const s = steps[step.id]!;
       expect(s.posted).toBeLessThanOrEqual(s.start + eps);
       expect(s.start).toBeLessThanOrEqual(s.end + eps);
-      expect(s.posted).toBeGreaterThanOrEqual(last[step.stream]! - eps); // stream order
-      last[step.stream] = s.end;
+      // stream order; a recv issued in one group with its send may start with it
+      const free = paired.has(step.id) ? beforePrevious : last[step.stream]!;
+      expect(s.posted).toBeGreaterThanOrEqual(free - eps);
+      if (step.stream === "comm") beforePrevious = last.comm!;
+      last[step.stream] = Math.max(last[step.stream]!, s.end);
       for (const d of step.deps) expect(s.posted).toBeGreaterThanOrEqual(steps[d]!.end - eps);
       if (step.kind === "recv") {
         const sender = programs[at.get(step.peer)!]!;

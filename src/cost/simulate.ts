@@ -10,6 +10,9 @@
 //   time. Its recv is posted when ready on the receiver's comm stream, the data flows from the later of the
 //   two (posting, send start) for the same transfer time, and the receiver's stream is held from posting to
 //   the end. So a recv never ends before its send started plus the transfer time.
+// - A send followed by its recv in one NCCL group (pairedWithPrevious, as the generated program issues them)
+//   runs both at once: the recv is ready when the send is, and the stream is free once both have ended.
+//   A recv-then-send pair is timed one after the other.
 // - A collective is posted on each member when ready there; it starts on all members when the last member
 //   has posted it and ends on all of them together, after the machine's collective time. An early member's
 //   comm stream is held while it waits.
@@ -17,6 +20,7 @@
 // barrier), so a stack's time is the sum of its passes' makespans.
 import type { LayerKind } from "../spec/resolved.js";
 import type { CollectiveStep, P2PStep, Pass, RankProgram, ScheduleProgram, Step } from "../schedule/ir.js";
+import { pairedWithPrevious } from "../schedule/p2p-groups.js";
 import { collectiveTime, computeTime, DEFAULT_MACHINE, p2pTime, type Machine } from "./machine.js";
 
 export interface StepTiming {
@@ -73,6 +77,9 @@ export function simulatePass(programs: RankProgram[], machine: Machine = DEFAULT
   }));
   const cursor = programs.map(() => ({ compute: 0, comm: 0 }));
   const free = programs.map(() => ({ compute: 0, comm: 0 }));
+  const paired = programs.map((p) => pairedWithPrevious(p));
+  /** The end of a send whose paired recv is still to come: the stream is busy until then too. */
+  const groupEnd = programs.map((): number | undefined => undefined);
   programs.forEach((p) =>
     p.steps.forEach((s, i) => {
       if (s.id !== i) throw new Error(`rank ${p.rank}: step at position ${i} has id ${s.id}`);
@@ -115,6 +122,15 @@ export function simulatePass(programs: RankProgram[], machine: Machine = DEFAULT
     timings[at]![step.id] = timing;
     free[at]![step.stream] = timing.end;
     cursor[at]![step.stream]++;
+    const next = programs[at]!.steps[step.id + 1];
+    if (step.kind === "send" && next !== undefined && paired[at]!.has(next.id)) {
+      // The paired recv starts with this send; the stream is free when both have ended.
+      free[at]![step.stream] = timing.posted;
+      groupEnd[at] = timing.end;
+    } else if (paired[at]!.has(step.id) && groupEnd[at] !== undefined) {
+      free[at]![step.stream] = Math.max(timing.end, groupEnd[at]!);
+      groupEnd[at] = undefined;
+    }
   };
 
   let remaining = programs.reduce((n, p) => n + p.steps.length, 0);
