@@ -348,9 +348,9 @@ static float time_ms(State& st, int reps, F issue) {
 
 // One pass of a layer kind with a timing event before and after every step: when the step's stream reached
 // it with its dependencies met, and when it was done, in ms from the pass's start; `run` picks both streams
-// or the computation alone. Emitted as `trace` events
-// (the step ids are the IR's; `lasp inspect --json` says which stream each is on). Steps merged into another
-// step's NCCL group, or missing on this rank, have no events of their own and are left out.
+// or the computation alone. Emitted as `trace` events (the step ids are the IR's; `lasp inspect --json` says
+// which stream each is on). Steps merged into another step's NCCL group, or missing on this rank, have no
+// events of their own and are left out.
 template <typename F>
 static void trace_pass(State& st, const char* kind, const char* pass, int steps, program::Run run, F issue) {
   std::vector<cudaEvent_t> events(2 * steps);

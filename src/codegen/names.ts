@@ -7,6 +7,11 @@ export function cppIdent(name: string): string {
   return CPP_KEYWORDS.has(safe) ? `${safe}_` : safe;
 }
 
+/** The C++ constant holding a softmax layer kind's lasp::SoftmaxDims. */
+export function softmaxDimsName(kind: string): string {
+  return `k${kind}_dims`;
+}
+
 // Buffer and layer names that would collide with C++ (the IR's output gradient is called `do`).
 const CPP_KEYWORDS = new Set([
   "do",

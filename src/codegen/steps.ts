@@ -10,7 +10,8 @@ import type {
   ScheduleSizes,
   Step,
 } from "../schedule/ir.js";
-import { cppIdent } from "./names.js";
+import { elementsOf } from "../schedule/context.js";
+import { cppIdent, softmaxDimsName } from "./names.js";
 
 export interface Call {
   /** The checking macro wrapped around the call, or "" for the runtime's own checked launchers. */
@@ -46,8 +47,6 @@ function decl(ctx: StepContext, name: string): BufferDecl {
   if (found === undefined) throw new Error(`step uses undeclared buffer ${name}`);
   return found;
 }
-
-const elementsOf = (d: BufferDecl): number => d.shape.reduce((a, b) => a * b, 1);
 
 function slotElements(d: BufferDecl): number {
   return d.slots === undefined ? elementsOf(d) : elementsOf(d) / d.slots;
@@ -137,7 +136,7 @@ function collectiveCalls(step: Extract<Step, { kind: "collective" }>, ctx: StepC
   if (step.collective === "alltoall") return alltoallCalls(step, ctx);
   return step.transfers.map(({ send, recv }) => {
     const d = decl(ctx, send);
-    const count = String(d.shape.reduce((a, b) => a * b, 1));
+    const count = String(elementsOf(d));
     const pointers = [`b.${cppIdent(send)}`, `b.${cppIdent(recv)}`];
     switch (step.collective) {
       case "allgather":
@@ -343,18 +342,16 @@ function computeCalls(step: ComputeStep, ctx: StepContext): Call[] {
         return {
           check: "CUDA_CHECK" as const,
           fn: "cudaMemsetAsync",
-          args: [`b.${cppIdent(name)}`, "0", `${d.shape.reduce((a, b) => a * b, 1)} * ${sizeofType(d)}`, s],
+          args: [`b.${cppIdent(name)}`, "0", `${elementsOf(d)} * ${sizeofType(d)}`, s],
         };
       });
     case "softmax.block": {
       const source = num(step, "source");
-      const kvSlot = typeof step.params["slot"] === "number" ? step.params["slot"] : source;
-      const own = step.reads[1] === "k";
-      const kv = (i: number): string => (own ? r[i]! : slot(step.reads[i]!, kvSlot));
+      const kvSlot = blockSlot(step);
       return launch("softmax_block_forward", [
         r[0]!,
-        kv(1),
-        kv(2),
+        slot(step.reads[1]!, kvSlot),
+        slot(step.reads[2]!, kvSlot),
         softmaxDims(ctx),
         pieceMapOf(ctx.program.rank),
         pieceMapOf(source),
@@ -383,7 +380,7 @@ function computeCalls(step: ComputeStep, ctx: StepContext): Call[] {
     }
     case "softmax.block_backward": {
       const source = num(step, "source");
-      const kvSlot = typeof step.params["slot"] === "number" ? step.params["slot"] : source;
+      const kvSlot = blockSlot(step);
       return launch("softmax_block_backward", [
         r[0]!,
         slot(step.reads[1]!, kvSlot),
@@ -464,9 +461,15 @@ const IDENTITY_MAP = "lasp::PieceMap{0, {0, 0}, {0, 0}, {0, 0}}";
 /** The piece map of a sequence-parallel rank (program.cuh defines kPieceMaps before the steps). */
 const pieceMapOf = (rank: number): string => `kPieceMaps[${rank}]`;
 
-/** Softmax dimensions of a block step: this rank's queries against one rank's keys. */
-function softmaxDims(ctx: StepContext): string {
-  return `k${ctx.kind}_dims`;
+/** Softmax dimensions of a block step: this rank's queries against one rank's keys (program.cuh). */
+const softmaxDims = (ctx: StepContext): string => softmaxDimsName(ctx.kind);
+
+/**
+ * The slot of a key/value block's buffers: the ring's double-buffer slot, else the source rank's slot of
+ * the gathered buffers (a buffer without slots, such as the rank's own keys, ignores it).
+ */
+function blockSlot(step: ComputeStep): number {
+  return typeof step.params["slot"] === "number" ? step.params["slot"] : num(step, "source");
 }
 
 function fullSoftmaxDims(ctx: StepContext, step: ComputeStep): string {

@@ -3,9 +3,10 @@
 // in a template.
 import type { ResolvedSpec } from "../spec/resolved.js";
 import type { BufferDecl, LayerSchedule, Pass, RankProgram, ScheduleProgram, Step } from "../schedule/ir.js";
+import { elementsOf } from "../schedule/context.js";
 import { pairedWithPrevious } from "../schedule/p2p-groups.js";
 import { stepCalls, type Call, type StepContext } from "./steps.js";
-import { cppIdent, floatLiteral, intList } from "./names.js";
+import { cppIdent, floatLiteral, intList, softmaxDimsName } from "./names.js";
 
 export interface ConstantView {
   ctype: string;
@@ -81,6 +82,8 @@ export interface KindView {
   ropeTheta: string;
   /** A lasp::SoftmaxDims initialiser for the rank's blocks (softmax kinds), else "". */
   dims: string;
+  /** The C++ constant that holds `dims`. */
+  dimsName: string;
   /** Per-head decay table (linear kinds), else "". */
   decayTable: string;
   buffers: BufferView[];
@@ -121,10 +124,6 @@ export interface ProgramView {
 }
 
 const ELEMENT_CTYPE = (decl: BufferDecl): "bf16" | "float" => (decl.dtype === "fp32" ? "float" : "bf16");
-
-export function elementsOf(decl: BufferDecl): number {
-  return decl.shape.reduce((a, b) => a * b, 1);
-}
 
 /** Buffers of a layer kind: the union over passes and ranks (same name, same storage). */
 function kindBuffers(schedule: LayerSchedule): BufferView[] {
@@ -320,7 +319,6 @@ export function buildView({ spec, program, compilerVersion }: ViewInputs): Progr
       return { pass, function: `${name}_${pass}`, events, ranks };
     });
     const firstLayer = program.layers.findIndex((l) => program.schedules[l] === schedule);
-    const localTokens = layout.byRank[0]!.reduce((n, p) => n + p.length, 0);
     return {
       name,
       firstLayer,
@@ -338,6 +336,7 @@ export function buildView({ spec, program, compilerVersion }: ViewInputs): Progr
       dims: softmax
         ? `lasp::SoftmaxDims{${sizes.batch}, ${localTokens}, ${localTokens}, ${sizes.heads}, ${kvHeads}, ${sizes.headDim}}`
         : "",
+      dimsName: softmaxDimsName(name),
       decayTable,
       buffers: kindBuffers(schedule),
       passes,

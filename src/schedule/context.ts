@@ -56,10 +56,15 @@ export function states(
   return decl;
 }
 
+/** Elements of a buffer, all slots together. */
+export function elementsOf(decl: BufferDecl): number {
+  return decl.shape.reduce((a, b) => a * b, 1);
+}
+
 export function bytesOf(decl: BufferDecl): number {
-  const elements = decl.shape.reduce((a, b) => a * b, 1);
   return (
-    elements * (decl.dtype === "fp32" ? STATE_BYTES : decl.dtype === "bf16" || decl.dtype === "fp16" ? 2 : 4)
+    elementsOf(decl) *
+    (decl.dtype === "fp32" ? STATE_BYTES : decl.dtype === "bf16" || decl.dtype === "fp16" ? 2 : 4)
   );
 }
 
