@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Writes the specs of the GPU suite (bench/gpu/specs/) and compiles each into .gpu-suite/<name>/ with
 # `lasp compile`, ready to carry to a GPU machine, where run-suite.sh builds and runs them.
-# Usage: make-suite.sh [linear|softmax|all] [max GPUs]: which programs go to .gpu-suite/ (every spec is
-# written either way), and the largest GPU count to compile for (default 4).
+# Usage: make-suite.sh [linear|softmax|bench|all] [max GPUs]: which programs go to .gpu-suite/ (every spec
+# is written either way; bench = every benchmark, weak (b-) and strong (s-) scaling, no verify programs), and
+# the largest GPU count to compile for (default 4).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 which=${1:-all}
@@ -75,11 +76,19 @@ for w in 1 2 4; do
   sspec "b-hyb-ring-zz-w$w" $w ring      lasp2 zigzag     128 16 8 2048 $n "[L, L, L, S] x 2" bench 20 true
   sspec "b-hyb-uly-zz-w$w"  $w ulysses   lasp2 zigzag     128 16 8 2048 $n "[L, L, L, S] x 2" bench 20 true
 done
+# strong scaling (issue #7): the same 1B shapes at a fixed global length of 64K tokens on 1, 2, 4 GPUs
+for w in 1 2 4; do
+  spec "s-lasp2-w$w" $w lasp2 contiguous true "decay 0.99" 128 16 2048 65536 4 bench 20
+  spec "s-lasp1-w$w" $w lasp1 contiguous true "decay 0.99" 128 16 2048 65536 4 bench 20
+  sspec "s-hyb-ag-zz-w$w"   $w allgather lasp2 zigzag 128 16 8 2048 65536 "[L, L, L, S] x 2" bench 20 true
+  sspec "s-hyb-ring-zz-w$w" $w ring      lasp2 zigzag 128 16 8 2048 65536 "[L, L, L, S] x 2" bench 20 true
+  sspec "s-hyb-uly-zz-w$w"  $w ulysses   lasp2 zigzag 128 16 8 2048 65536 "[L, L, L, S] x 2" bench 20 true
+done
 for f in "$specs"/*.lasp; do
   name=$(basename "$f" .lasp)
   [ "${name##*-w}" -le "$max_gpus" ] || continue
   case "$which:$name" in
-    linear:v-sm-* | linear:v-hyb-* | linear:b-hyb-* | softmax:v-lasp* | softmax:b-lasp*) continue ;;
+    linear:v-sm-* | linear:v-hyb-* | linear:b-hyb-* | linear:s-hyb-* | softmax:v-lasp* | softmax:b-lasp* | softmax:s-lasp* | bench:v-*) continue ;;
   esac
   node bin/lasp.js compile "$f" -o ".gpu-suite/$name" > /dev/null 2>&1 ||
     { node bin/lasp.js compile "$f" -o ".gpu-suite/$name"; exit 1; }

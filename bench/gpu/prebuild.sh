@@ -7,5 +7,5 @@ cd "$(dirname "$0")/../.."
 first=$(ls -d .gpu-suite/*/ | head -1)
 nvcc -O3 -std=c++17 --use_fast_math -lineinfo "-gencode=arch=compute_${ARCH:-90a},code=sm_${ARCH:-90a}" \
   -I"$first" -I"$first/lasp" -c "$first/kernels.cu" -o .gpu-suite/kernels.o
-cp bench/gpu/run-prebuilt.sh .gpu-suite/
+cp bench/gpu/run-prebuilt.sh bench/gpu/summarize.py bench/gpu/rank-device-swap.sh .gpu-suite/
 echo "wrote .gpu-suite/kernels.o; on the GPU machine: bash .gpu-suite/run-prebuilt.sh"

@@ -58,41 +58,6 @@ if [ -z "${SUITE_FILTER:-}" ] && [ -f .device/env.sh ] && [ -d .device-nm/node_m
   tail -n 4 "$OUT/lasp-run-verify.txt" "$OUT/lasp-run-bench.txt"
 fi
 
-python3 - "$OUT" <<'PY'
-import json, sys, glob, os, re
-out = sys.argv[1]
-exits = dict(line.split(" exit ") for line in open(f"{out}/exits.txt").read().split("\n") if " exit " in line)
-rows = []
-for name in sorted(exits):
-    events = []
-    for f in glob.glob(f"{out}/{name}.r*.out"):
-        for line in open(f):
-            try: events.append(json.loads(line))
-            except ValueError: pass
-    if name.startswith("v-"):
-        errs = {}
-        for e in events:
-            if e.get("event") == "verify": errs[e["quantity"]] = max(errs.get(e["quantity"], 0), e["max_rel_err"])
-        rows.append((name, exits[name].strip(), " ".join(f"{q}={errs[q]:.1e}" for q in ("o", "dq", "dk", "dv") if q in errs)))
-    else:
-        s = [e for e in events if e.get("event") == "summary"]
-        if s:
-            ms = sorted(x["median_ms"] for x in s)
-            line = f"step {ms[len(ms)//2]:.2f} ms (ranks {ms[0]:.2f}-{ms[-1]:.2f}) tflops {s[0]['tflops']:.1f} hidden {s[0]['hidden_comm_fraction']:.2f}"
-            # Per layer kind: attention with overlap on rank 0, and the spread of computation alone over ranks.
-            kinds = sorted({e["name"][:-5] for e in events if e.get("event") == "phase" and e["name"].endswith(".comm")})
-            for k in kinds:
-                ph = sorted((e for e in events if e.get("event") == "phase" and e["name"] == f"{k}.comm"), key=lambda e: e["rank"])
-                comp = [e["compute_only_ms"] for e in ph]
-                spread = (max(comp) / min(comp) - 1) * 100 if min(comp) > 0 else 0
-                line += f" | {k}: attn {ph[0]['overlapped_ms']:.3f} ms (compute {ph[0]['compute_only_ms']:.3f}, comm {ph[0]['ms']:.3f}, rank spread {spread:.1f}%)"
-            rows.append((name, exits[name].strip(), line))
-        else:
-            rows.append((name, exits[name].strip(), "no summary"))
-with open(f"{out}/table.txt", "w") as t:
-    for r in rows:
-        line = f"{r[0]:28s} exit {r[1]:>3s}  {r[2]}"
-        print(line); t.write(line + "\n")
-PY
+python3 bench/gpu/summarize.py "$OUT"
 cp "$OUT/table.txt" "$RESULTS/" 2>/dev/null
 tar czf "$RESULTS/suite-logs.tgz" -C "$OUT" .

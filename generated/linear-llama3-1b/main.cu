@@ -226,17 +226,19 @@ static void layer_backward(State& st, int l, const KindInfo& kind, Buffers& b, C
   lasp::matmul(st.blas, true, false, hidden, width, rows, st.x[l], b.dq, w.dwq);
   lasp::matmul(st.blas, true, false, hidden, kv_width, rows, st.x[l], b.dk, w.dwk);
   lasp::matmul(st.blas, true, false, hidden, kv_width, rows, st.x[l], b.dv, w.dwv);
+  // The weight gradients are complete: they are summed over every rank (sequence pieces and data replicas)
+  // on their own stream and communicator while the input gradient below and the next layer's backward run.
+  // Issuing it before the dx GEMMs matters for the last layer of the backward, whose AllReduce would
+  // otherwise have nothing left to overlap.
+  CUDA_CHECK(cudaEventRecord(st.grads_ready, st.ctx.compute));
+  CUDA_CHECK(cudaStreamWaitEvent(st.grad, st.grads_ready, 0));
+  NCCL_CHECK(ncclAllReduce(w.dw, w.dw, w.elements, ncclBfloat16, ncclSum, st.comms.world, st.grad));
   // dx_prev = dx + dq Wq^T + dk Wk^T + dv Wv^T
   CUDA_CHECK(cudaMemcpyAsync(st.dx_prev, st.dx, kRows * hidden * sizeof(bf16), cudaMemcpyDeviceToDevice, st.ctx.compute));
   lasp::matmul(st.blas, false, true, rows, hidden, width, b.dq, w.wq, st.dx_prev, 1.0f);
   lasp::matmul(st.blas, false, true, rows, hidden, kv_width, b.dk, w.wk, st.dx_prev, 1.0f);
   lasp::matmul(st.blas, false, true, rows, hidden, kv_width, b.dv, w.wv, st.dx_prev, 1.0f);
   std::swap(st.dx, st.dx_prev);
-  // The weight gradients are summed over every rank (sequence pieces and data replicas) on their own stream
-  // and communicator while the next layer's backward runs.
-  CUDA_CHECK(cudaEventRecord(st.grads_ready, st.ctx.compute));
-  CUDA_CHECK(cudaStreamWaitEvent(st.grad, st.grads_ready, 0));
-  NCCL_CHECK(ncclAllReduce(w.dw, w.dw, w.elements, ncclBfloat16, ncclSum, st.comms.world, st.grad));
 }
 
 // Layer buffers, one set per layer; scratch buffers are shared by the layers of a kind.
@@ -592,7 +594,7 @@ int main(int argc, char** argv) {
   CUDA_CHECK(cudaSetDevice(st.layout.device));
   cudaDeviceProp prop;
   CUDA_CHECK(cudaGetDeviceProperties(&prop, st.layout.device));
-  st.comms = lasp::init_comms(st.layout, opt.id_file);
+  st.comms = lasp::init_comms(st.layout, opt.id_file, program::kFewCtas);
   // The communication stream gets the highest priority: the chunk kernels fill every SM, and NCCL's kernel
   // must take SMs as soon as any frees up, or the collective waits for the computation it should overlap.
   int least_priority = 0, greatest_priority = 0;
@@ -609,6 +611,7 @@ int main(int argc, char** argv) {
   for (auto& e : started) CUDA_CHECK(cudaEventCreateWithFlags(&e, cudaEventDisableTiming));
   st.ctx.rank = st.layout.sp_rank;
   st.ctx.nccl = st.comms.sp;
+  st.ctx.nccl_few_ctas = st.comms.sp_few_ctas;
   st.ctx.dims = lasp::LinearDims{program::kBatch, program::kLocalTokens, program::kHeads, program::kHeadDim};
   st.ctx.events = events;
   st.ctx.started = started;
@@ -623,6 +626,7 @@ int main(int argc, char** argv) {
   int code = opt.mode == "verify" ? verify(st) : bench(st);
   CUDA_CHECK(cudaDeviceSynchronize());
   ncclCommDestroy(st.comms.sp);
+  ncclCommDestroy(st.comms.sp_few_ctas);
   ncclCommDestroy(st.comms.world);
 #ifdef LASP_WITH_MPI
   MPI_Finalize();

@@ -56,9 +56,11 @@ describe("the generated program", () => {
   it("gathers one fp32 state per rank (B x H x dk x dv elements) in each LASP-2 pass", () => {
     const program = files.get("lasp/program.cuh")!;
     // 1 x 4 heads x 64 x 64 = 16384 floats.
-    expect(program).toContain("NCCL_CHECK(ncclAllGather(b.m, b.m_all, 16384, ncclFloat32, c.nccl, c.comm));");
     expect(program).toContain(
-      "NCCL_CHECK(ncclAllGather(b.dm, b.dm_all, 16384, ncclFloat32, c.nccl, c.comm));",
+      "NCCL_CHECK(ncclAllGather(b.m, b.m_all, 16384, ncclFloat32, c.nccl_few_ctas, c.comm));",
+    );
+    expect(program).toContain(
+      "NCCL_CHECK(ncclAllGather(b.dm, b.dm_all, 16384, ncclFloat32, c.nccl_few_ctas, c.comm));",
     );
   });
 
@@ -103,7 +105,7 @@ describe("the generated program", () => {
   it("uses an AllReduce of one state for bidirectional layers", () => {
     const program = generateProgram(specOf("examples/bidirectional-encoder.lasp")).get("lasp/program.cuh")!;
     expect(program).toMatch(
-      /ncclAllReduce\(b\.m_sum, b\.m_total, \d+, ncclFloat32, ncclSum, c\.nccl, c\.comm\)/,
+      /ncclAllReduce\(b\.m_sum, b\.m_total, \d+, ncclFloat32, ncclSum, c\.nccl_few_ctas, c\.comm\)/,
     );
     expect(program).not.toContain("ncclAllGather");
   });

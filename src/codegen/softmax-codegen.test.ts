@@ -37,8 +37,10 @@ describe("LASP-2H in the generated program", () => {
 
   it("gathers K and V of the kv heads only, and attends to its own keys while they travel", () => {
     const rank0 = rankBody(cuh, "S_forward_rank0");
-    // 1 x 1024 rows x 2 kv heads x 64 = 131072 elements per rank.
-    expect(rank0).toContain("NCCL_CHECK(ncclAllGather(b.k, b.k_all, 131072, ncclBfloat16, c.nccl, c.comm));");
+    // 1 x 1024 rows x 2 kv heads x 64 = 131072 elements per rank: small, so on the few-CTA communicator.
+    expect(rank0).toContain(
+      "NCCL_CHECK(ncclAllGather(b.k, b.k_all, 131072, ncclBfloat16, c.nccl_few_ctas, c.comm));",
+    );
     expect(rank0).toMatch(
       /started\[0\], 0\)\);[^\n]*\n\s*lasp::softmax_block_forward\(b\.q, b\.k, b\.v, kS_dims, kPieceMaps\[0\], kPieceMaps\[0\]/,
     );
@@ -61,7 +63,7 @@ describe("LASP-2H in the generated program", () => {
       "lasp::softmax_block_backward(b.q, b.k_all, b.v_all, b.o, b.lse, b.do_, kS_dims, kPieceMaps[1], kPieceMaps[0], true, b.dq_acc, b.dk_all, b.dv_all, c.compute);",
     );
     const scatter = rank1.indexOf(
-      "NCCL_CHECK(ncclReduceScatter(b.dk_all, b.dk_sum, 131072, ncclFloat32, ncclSum, c.nccl, c.comm));",
+      "NCCL_CHECK(ncclReduceScatter(b.dk_all, b.dk_sum, 131072, ncclFloat32, ncclSum, c.nccl_few_ctas, c.comm));",
     );
     const own = rank1.indexOf(
       "lasp::softmax_block_backward(b.q, b.k_all + 131072, b.v_all + 131072, b.o, b.lse, b.do_, kS_dims, kPieceMaps[1], kPieceMaps[1], true, b.dq_acc, b.dk_own, b.dv_own, c.compute);",

@@ -38,6 +38,8 @@ export interface StepContext {
   kind: string;
   pass: Pass;
   tables: TableSink[];
+  /** Collectives that use the few-CTA communicator (communicators.ts); the others use the default one. */
+  fewCtas: ReadonlySet<number>;
 }
 
 export class UnsupportedOp extends Error {}
@@ -134,6 +136,7 @@ export function stepCalls(step: Step, ctx: StepContext): Call[] {
 
 function collectiveCalls(step: Extract<Step, { kind: "collective" }>, ctx: StepContext): Call[] {
   if (step.collective === "alltoall") return alltoallCalls(step, ctx);
+  const comm = ctx.fewCtas.has(step.id) ? "c.nccl_few_ctas" : "c.nccl";
   return step.transfers.map(({ send, recv }) => {
     const d = decl(ctx, send);
     const count = String(elementsOf(d));
@@ -143,20 +146,20 @@ function collectiveCalls(step: Extract<Step, { kind: "collective" }>, ctx: StepC
         return {
           check: "NCCL_CHECK" as const,
           fn: "ncclAllGather",
-          args: [...pointers, count, ncclType(d), "c.nccl", stream(step)],
+          args: [...pointers, count, ncclType(d), comm, stream(step)],
         };
       case "allreduce":
         return {
           check: "NCCL_CHECK" as const,
           fn: "ncclAllReduce",
-          args: [...pointers, count, ncclType(d), "ncclSum", "c.nccl", stream(step)],
+          args: [...pointers, count, ncclType(d), "ncclSum", comm, stream(step)],
         };
       case "reducescatter": {
         const recvCount = String(elementsOf(decl(ctx, recv)));
         return {
           check: "NCCL_CHECK" as const,
           fn: "ncclReduceScatter",
-          args: [...pointers, recvCount, ncclType(d), "ncclSum", "c.nccl", stream(step)],
+          args: [...pointers, recvCount, ncclType(d), "ncclSum", comm, stream(step)],
         };
       }
       case "alltoall":

@@ -7,6 +7,7 @@ import { elementsOf } from "../schedule/context.js";
 import { pairedWithPrevious } from "../schedule/p2p-groups.js";
 import { stepCalls, type Call, type StepContext } from "./steps.js";
 import { cppIdent, floatLiteral, intList, softmaxDimsName } from "./names.js";
+import { fewCtaCollectives, OVERLAP_CTAS } from "./communicators.js";
 
 export interface ConstantView {
   ctype: string;
@@ -128,8 +129,9 @@ const ELEMENT_CTYPE = (decl: BufferDecl): "bf16" | "float" => (decl.dtype === "f
 /** Buffers of a layer kind: the union over passes and ranks (same name, same storage). */
 function kindBuffers(schedule: LayerSchedule): BufferView[] {
   const byName = new Map<string, BufferDecl>();
+  // Inputs of the backward pass on any rank (ranks may differ: LASP-2's first causal piece saves no prefix).
   const backwardInputs = new Set(
-    schedule.passes.backward[0]!.buffers.filter((b) => b.input).map((b) => b.name),
+    schedule.passes.backward.flatMap((rp) => rp.buffers.filter((b) => b.input).map((b) => b.name)),
   );
   for (const pass of ["forward", "backward"] as const) {
     for (const rp of schedule.passes[pass])
@@ -287,6 +289,12 @@ export function buildView({ spec, program, compilerVersion }: ViewInputs): Progr
     { ctype: "int", name: "kWarmup", value: String(spec.run.warmup), comment: "untimed warm-up steps" },
     { ctype: "int", name: "kSeed", value: String(spec.run.seed), comment: "seed of weights and inputs" },
     { ctype: "float", name: "kNormEps", value: floatLiteral(spec.model.normEps), comment: "RMSNorm epsilon" },
+    {
+      ctype: "int",
+      name: "kFewCtas",
+      value: String(OVERLAP_CTAS),
+      comment: "CTA limit of the communicator for small collectives beside computation (Ctx::nccl_few_ctas)",
+    },
   ];
   const tables: TableView[] = [];
   const kinds = program.schedules.map((schedule): KindView => {
@@ -306,9 +314,19 @@ export function buildView({ spec, program, compilerVersion }: ViewInputs): Progr
     const kvHeads = softmax ? layer.kvHeads : sizes.heads;
     const passes = (["forward", "backward"] as const).map((pass): PassView => {
       const ranks = schedule.passes[pass].map((rp): RankView => {
-        const ctx: StepContext = { program: rp, schedule, plan: layout, sizes, kind: name, tables, pass };
-        const events = recordedSteps(rp);
         const overlap = overlapPartners(rp);
+        const fewCtas = fewCtaCollectives(rp, overlap);
+        const ctx: StepContext = {
+          program: rp,
+          schedule,
+          plan: layout,
+          sizes,
+          kind: name,
+          tables,
+          pass,
+          fewCtas,
+        };
+        const events = recordedSteps(rp);
         return {
           rank: rp.rank,
           function: `${name}_${pass}_rank${rp.rank}`,

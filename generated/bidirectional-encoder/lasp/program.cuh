@@ -28,6 +28,7 @@ constexpr int kSteps = 20;  // timed steps (bench) by default
 constexpr int kWarmup = 3;  // untimed warm-up steps
 constexpr int kSeed = 0;  // seed of weights and inputs
 constexpr float kNormEps = 0.0000100000000f;  // RMSNorm epsilon
+constexpr int kFewCtas = 4;  // CTA limit of the communicator for small collectives beside computation (Ctx::nccl_few_ctas)
 
 // Where each sequence-parallel rank's rows sit in the global sequence (contiguous layout).
 static const lasp::PieceMap kPieceMaps[kWorld] = {
@@ -60,6 +61,7 @@ struct Ctx {
   cudaStream_t compute;   // kernels
   cudaStream_t comm;      // NCCL (the same stream as `compute` when timing without overlap)
   ncclComm_t nccl;        // the sequence-parallel communicator
+  ncclComm_t nccl_few_ctas;  // the same group, NCCL limited to kFewCtas CTAs: small collectives beside kernels
   lasp::LinearDims dims;  // this rank's activations
   cudaEvent_t* events;    // one per step of the longest rank program: the step has finished
   cudaEvent_t* started;   // likewise: the communication stream has reached the step
@@ -166,7 +168,7 @@ static void E_forward_rank0(const Ctx& c, EBuffers& b, Run run) {
     CUDA_CHECK(cudaStreamWaitEvent(c.comm, c.events[1], 0));
     CUDA_CHECK(cudaEventRecord(c.started[2], c.comm));  // the collective is next on its stream
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[2 * 2], c.comm));
-    NCCL_CHECK(ncclAllReduce(b.m_sum, b.m_total, 262144, ncclFloat32, ncclSum, c.nccl, c.comm));
+    NCCL_CHECK(ncclAllReduce(b.m_sum, b.m_total, 262144, ncclFloat32, ncclSum, c.nccl_few_ctas, c.comm));
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[2 * 2 + 1], c.comm));
     CUDA_CHECK(cudaEventRecord(c.events[2], c.comm));
   }
@@ -212,7 +214,7 @@ static void E_forward_rank1(const Ctx& c, EBuffers& b, Run run) {
     CUDA_CHECK(cudaStreamWaitEvent(c.comm, c.events[1], 0));
     CUDA_CHECK(cudaEventRecord(c.started[2], c.comm));  // the collective is next on its stream
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[2 * 2], c.comm));
-    NCCL_CHECK(ncclAllReduce(b.m_sum, b.m_total, 262144, ncclFloat32, ncclSum, c.nccl, c.comm));
+    NCCL_CHECK(ncclAllReduce(b.m_sum, b.m_total, 262144, ncclFloat32, ncclSum, c.nccl_few_ctas, c.comm));
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[2 * 2 + 1], c.comm));
     CUDA_CHECK(cudaEventRecord(c.events[2], c.comm));
   }
@@ -258,7 +260,7 @@ static void E_forward_rank2(const Ctx& c, EBuffers& b, Run run) {
     CUDA_CHECK(cudaStreamWaitEvent(c.comm, c.events[1], 0));
     CUDA_CHECK(cudaEventRecord(c.started[2], c.comm));  // the collective is next on its stream
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[2 * 2], c.comm));
-    NCCL_CHECK(ncclAllReduce(b.m_sum, b.m_total, 262144, ncclFloat32, ncclSum, c.nccl, c.comm));
+    NCCL_CHECK(ncclAllReduce(b.m_sum, b.m_total, 262144, ncclFloat32, ncclSum, c.nccl_few_ctas, c.comm));
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[2 * 2 + 1], c.comm));
     CUDA_CHECK(cudaEventRecord(c.events[2], c.comm));
   }
@@ -304,7 +306,7 @@ static void E_forward_rank3(const Ctx& c, EBuffers& b, Run run) {
     CUDA_CHECK(cudaStreamWaitEvent(c.comm, c.events[1], 0));
     CUDA_CHECK(cudaEventRecord(c.started[2], c.comm));  // the collective is next on its stream
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[2 * 2], c.comm));
-    NCCL_CHECK(ncclAllReduce(b.m_sum, b.m_total, 262144, ncclFloat32, ncclSum, c.nccl, c.comm));
+    NCCL_CHECK(ncclAllReduce(b.m_sum, b.m_total, 262144, ncclFloat32, ncclSum, c.nccl_few_ctas, c.comm));
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[2 * 2 + 1], c.comm));
     CUDA_CHECK(cudaEventRecord(c.events[2], c.comm));
   }
@@ -361,7 +363,7 @@ static void E_backward_rank0(const Ctx& c, EBuffers& b, Run run) {
     CUDA_CHECK(cudaStreamWaitEvent(c.comm, c.events[1], 0));
     CUDA_CHECK(cudaEventRecord(c.started[2], c.comm));  // the collective is next on its stream
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[2 * 2], c.comm));
-    NCCL_CHECK(ncclAllReduce(b.dm_sum, b.dm_total, 262144, ncclFloat32, ncclSum, c.nccl, c.comm));
+    NCCL_CHECK(ncclAllReduce(b.dm_sum, b.dm_total, 262144, ncclFloat32, ncclSum, c.nccl_few_ctas, c.comm));
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[2 * 2 + 1], c.comm));
     CUDA_CHECK(cudaEventRecord(c.events[2], c.comm));
   }
@@ -413,7 +415,7 @@ static void E_backward_rank1(const Ctx& c, EBuffers& b, Run run) {
     CUDA_CHECK(cudaStreamWaitEvent(c.comm, c.events[1], 0));
     CUDA_CHECK(cudaEventRecord(c.started[2], c.comm));  // the collective is next on its stream
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[2 * 2], c.comm));
-    NCCL_CHECK(ncclAllReduce(b.dm_sum, b.dm_total, 262144, ncclFloat32, ncclSum, c.nccl, c.comm));
+    NCCL_CHECK(ncclAllReduce(b.dm_sum, b.dm_total, 262144, ncclFloat32, ncclSum, c.nccl_few_ctas, c.comm));
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[2 * 2 + 1], c.comm));
     CUDA_CHECK(cudaEventRecord(c.events[2], c.comm));
   }
@@ -465,7 +467,7 @@ static void E_backward_rank2(const Ctx& c, EBuffers& b, Run run) {
     CUDA_CHECK(cudaStreamWaitEvent(c.comm, c.events[1], 0));
     CUDA_CHECK(cudaEventRecord(c.started[2], c.comm));  // the collective is next on its stream
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[2 * 2], c.comm));
-    NCCL_CHECK(ncclAllReduce(b.dm_sum, b.dm_total, 262144, ncclFloat32, ncclSum, c.nccl, c.comm));
+    NCCL_CHECK(ncclAllReduce(b.dm_sum, b.dm_total, 262144, ncclFloat32, ncclSum, c.nccl_few_ctas, c.comm));
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[2 * 2 + 1], c.comm));
     CUDA_CHECK(cudaEventRecord(c.events[2], c.comm));
   }
@@ -517,7 +519,7 @@ static void E_backward_rank3(const Ctx& c, EBuffers& b, Run run) {
     CUDA_CHECK(cudaStreamWaitEvent(c.comm, c.events[1], 0));
     CUDA_CHECK(cudaEventRecord(c.started[2], c.comm));  // the collective is next on its stream
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[2 * 2], c.comm));
-    NCCL_CHECK(ncclAllReduce(b.dm_sum, b.dm_total, 262144, ncclFloat32, ncclSum, c.nccl, c.comm));
+    NCCL_CHECK(ncclAllReduce(b.dm_sum, b.dm_total, 262144, ncclFloat32, ncclSum, c.nccl_few_ctas, c.comm));
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[2 * 2 + 1], c.comm));
     CUDA_CHECK(cudaEventRecord(c.events[2], c.comm));
   }

@@ -28,6 +28,7 @@ constexpr int kSteps = 20;  // timed steps (bench) by default
 constexpr int kWarmup = 3;  // untimed warm-up steps
 constexpr int kSeed = 0;  // seed of weights and inputs
 constexpr float kNormEps = 0.0000100000000f;  // RMSNorm epsilon
+constexpr int kFewCtas = 4;  // CTA limit of the communicator for small collectives beside computation (Ctx::nccl_few_ctas)
 
 // Where each sequence-parallel rank's rows sit in the global sequence (zigzag layout).
 static const lasp::PieceMap kPieceMaps[kWorld] = {
@@ -192,6 +193,7 @@ struct Ctx {
   cudaStream_t compute;   // kernels
   cudaStream_t comm;      // NCCL (the same stream as `compute` when timing without overlap)
   ncclComm_t nccl;        // the sequence-parallel communicator
+  ncclComm_t nccl_few_ctas;  // the same group, NCCL limited to kFewCtas CTAs: small collectives beside kernels
   lasp::LinearDims dims;  // this rank's activations
   cudaEvent_t* events;    // one per step of the longest rank program: the step has finished
   cudaEvent_t* started;   // likewise: the communication stream has reached the step
@@ -292,7 +294,7 @@ static void L_forward_rank0(const Ctx& c, LBuffers& b, Run run) {
     CUDA_CHECK(cudaStreamWaitEvent(c.comm, c.events[1], 0));
     CUDA_CHECK(cudaEventRecord(c.started[2], c.comm));  // the collective is next on its stream
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[2 * 2], c.comm));
-    NCCL_CHECK(ncclAllGather(b.m, b.m_all, 1048576, ncclFloat32, c.nccl, c.comm));
+    NCCL_CHECK(ncclAllGather(b.m, b.m_all, 1048576, ncclFloat32, c.nccl_few_ctas, c.comm));
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[2 * 2 + 1], c.comm));
     CUDA_CHECK(cudaEventRecord(c.events[2], c.comm));
   }
@@ -359,7 +361,7 @@ static void L_forward_rank1(const Ctx& c, LBuffers& b, Run run) {
     CUDA_CHECK(cudaStreamWaitEvent(c.comm, c.events[1], 0));
     CUDA_CHECK(cudaEventRecord(c.started[2], c.comm));  // the collective is next on its stream
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[2 * 2], c.comm));
-    NCCL_CHECK(ncclAllGather(b.m, b.m_all, 1048576, ncclFloat32, c.nccl, c.comm));
+    NCCL_CHECK(ncclAllGather(b.m, b.m_all, 1048576, ncclFloat32, c.nccl_few_ctas, c.comm));
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[2 * 2 + 1], c.comm));
     CUDA_CHECK(cudaEventRecord(c.events[2], c.comm));
   }
@@ -426,7 +428,7 @@ static void L_forward_rank2(const Ctx& c, LBuffers& b, Run run) {
     CUDA_CHECK(cudaStreamWaitEvent(c.comm, c.events[1], 0));
     CUDA_CHECK(cudaEventRecord(c.started[2], c.comm));  // the collective is next on its stream
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[2 * 2], c.comm));
-    NCCL_CHECK(ncclAllGather(b.m, b.m_all, 1048576, ncclFloat32, c.nccl, c.comm));
+    NCCL_CHECK(ncclAllGather(b.m, b.m_all, 1048576, ncclFloat32, c.nccl_few_ctas, c.comm));
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[2 * 2 + 1], c.comm));
     CUDA_CHECK(cudaEventRecord(c.events[2], c.comm));
   }
@@ -493,7 +495,7 @@ static void L_forward_rank3(const Ctx& c, LBuffers& b, Run run) {
     CUDA_CHECK(cudaStreamWaitEvent(c.comm, c.events[1], 0));
     CUDA_CHECK(cudaEventRecord(c.started[2], c.comm));  // the collective is next on its stream
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[2 * 2], c.comm));
-    NCCL_CHECK(ncclAllGather(b.m, b.m_all, 1048576, ncclFloat32, c.nccl, c.comm));
+    NCCL_CHECK(ncclAllGather(b.m, b.m_all, 1048576, ncclFloat32, c.nccl_few_ctas, c.comm));
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[2 * 2 + 1], c.comm));
     CUDA_CHECK(cudaEventRecord(c.events[2], c.comm));
   }
@@ -560,7 +562,7 @@ static void L_forward_rank4(const Ctx& c, LBuffers& b, Run run) {
     CUDA_CHECK(cudaStreamWaitEvent(c.comm, c.events[1], 0));
     CUDA_CHECK(cudaEventRecord(c.started[2], c.comm));  // the collective is next on its stream
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[2 * 2], c.comm));
-    NCCL_CHECK(ncclAllGather(b.m, b.m_all, 1048576, ncclFloat32, c.nccl, c.comm));
+    NCCL_CHECK(ncclAllGather(b.m, b.m_all, 1048576, ncclFloat32, c.nccl_few_ctas, c.comm));
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[2 * 2 + 1], c.comm));
     CUDA_CHECK(cudaEventRecord(c.events[2], c.comm));
   }
@@ -627,7 +629,7 @@ static void L_forward_rank5(const Ctx& c, LBuffers& b, Run run) {
     CUDA_CHECK(cudaStreamWaitEvent(c.comm, c.events[1], 0));
     CUDA_CHECK(cudaEventRecord(c.started[2], c.comm));  // the collective is next on its stream
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[2 * 2], c.comm));
-    NCCL_CHECK(ncclAllGather(b.m, b.m_all, 1048576, ncclFloat32, c.nccl, c.comm));
+    NCCL_CHECK(ncclAllGather(b.m, b.m_all, 1048576, ncclFloat32, c.nccl_few_ctas, c.comm));
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[2 * 2 + 1], c.comm));
     CUDA_CHECK(cudaEventRecord(c.events[2], c.comm));
   }
@@ -694,7 +696,7 @@ static void L_forward_rank6(const Ctx& c, LBuffers& b, Run run) {
     CUDA_CHECK(cudaStreamWaitEvent(c.comm, c.events[1], 0));
     CUDA_CHECK(cudaEventRecord(c.started[2], c.comm));  // the collective is next on its stream
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[2 * 2], c.comm));
-    NCCL_CHECK(ncclAllGather(b.m, b.m_all, 1048576, ncclFloat32, c.nccl, c.comm));
+    NCCL_CHECK(ncclAllGather(b.m, b.m_all, 1048576, ncclFloat32, c.nccl_few_ctas, c.comm));
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[2 * 2 + 1], c.comm));
     CUDA_CHECK(cudaEventRecord(c.events[2], c.comm));
   }
@@ -761,7 +763,7 @@ static void L_forward_rank7(const Ctx& c, LBuffers& b, Run run) {
     CUDA_CHECK(cudaStreamWaitEvent(c.comm, c.events[1], 0));
     CUDA_CHECK(cudaEventRecord(c.started[2], c.comm));  // the collective is next on its stream
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[2 * 2], c.comm));
-    NCCL_CHECK(ncclAllGather(b.m, b.m_all, 1048576, ncclFloat32, c.nccl, c.comm));
+    NCCL_CHECK(ncclAllGather(b.m, b.m_all, 1048576, ncclFloat32, c.nccl_few_ctas, c.comm));
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[2 * 2 + 1], c.comm));
     CUDA_CHECK(cudaEventRecord(c.events[2], c.comm));
   }
@@ -843,7 +845,7 @@ static void L_backward_rank0(const Ctx& c, LBuffers& b, Run run) {
     CUDA_CHECK(cudaStreamWaitEvent(c.comm, c.events[1], 0));
     CUDA_CHECK(cudaEventRecord(c.started[2], c.comm));  // the collective is next on its stream
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[2 * 2], c.comm));
-    NCCL_CHECK(ncclAllGather(b.dm, b.dm_all, 1048576, ncclFloat32, c.nccl, c.comm));
+    NCCL_CHECK(ncclAllGather(b.dm, b.dm_all, 1048576, ncclFloat32, c.nccl_few_ctas, c.comm));
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[2 * 2 + 1], c.comm));
     CUDA_CHECK(cudaEventRecord(c.events[2], c.comm));
   }
@@ -922,7 +924,7 @@ static void L_backward_rank1(const Ctx& c, LBuffers& b, Run run) {
     CUDA_CHECK(cudaStreamWaitEvent(c.comm, c.events[1], 0));
     CUDA_CHECK(cudaEventRecord(c.started[2], c.comm));  // the collective is next on its stream
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[2 * 2], c.comm));
-    NCCL_CHECK(ncclAllGather(b.dm, b.dm_all, 1048576, ncclFloat32, c.nccl, c.comm));
+    NCCL_CHECK(ncclAllGather(b.dm, b.dm_all, 1048576, ncclFloat32, c.nccl_few_ctas, c.comm));
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[2 * 2 + 1], c.comm));
     CUDA_CHECK(cudaEventRecord(c.events[2], c.comm));
   }
@@ -1001,7 +1003,7 @@ static void L_backward_rank2(const Ctx& c, LBuffers& b, Run run) {
     CUDA_CHECK(cudaStreamWaitEvent(c.comm, c.events[1], 0));
     CUDA_CHECK(cudaEventRecord(c.started[2], c.comm));  // the collective is next on its stream
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[2 * 2], c.comm));
-    NCCL_CHECK(ncclAllGather(b.dm, b.dm_all, 1048576, ncclFloat32, c.nccl, c.comm));
+    NCCL_CHECK(ncclAllGather(b.dm, b.dm_all, 1048576, ncclFloat32, c.nccl_few_ctas, c.comm));
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[2 * 2 + 1], c.comm));
     CUDA_CHECK(cudaEventRecord(c.events[2], c.comm));
   }
@@ -1080,7 +1082,7 @@ static void L_backward_rank3(const Ctx& c, LBuffers& b, Run run) {
     CUDA_CHECK(cudaStreamWaitEvent(c.comm, c.events[1], 0));
     CUDA_CHECK(cudaEventRecord(c.started[2], c.comm));  // the collective is next on its stream
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[2 * 2], c.comm));
-    NCCL_CHECK(ncclAllGather(b.dm, b.dm_all, 1048576, ncclFloat32, c.nccl, c.comm));
+    NCCL_CHECK(ncclAllGather(b.dm, b.dm_all, 1048576, ncclFloat32, c.nccl_few_ctas, c.comm));
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[2 * 2 + 1], c.comm));
     CUDA_CHECK(cudaEventRecord(c.events[2], c.comm));
   }
@@ -1159,7 +1161,7 @@ static void L_backward_rank4(const Ctx& c, LBuffers& b, Run run) {
     CUDA_CHECK(cudaStreamWaitEvent(c.comm, c.events[1], 0));
     CUDA_CHECK(cudaEventRecord(c.started[2], c.comm));  // the collective is next on its stream
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[2 * 2], c.comm));
-    NCCL_CHECK(ncclAllGather(b.dm, b.dm_all, 1048576, ncclFloat32, c.nccl, c.comm));
+    NCCL_CHECK(ncclAllGather(b.dm, b.dm_all, 1048576, ncclFloat32, c.nccl_few_ctas, c.comm));
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[2 * 2 + 1], c.comm));
     CUDA_CHECK(cudaEventRecord(c.events[2], c.comm));
   }
@@ -1238,7 +1240,7 @@ static void L_backward_rank5(const Ctx& c, LBuffers& b, Run run) {
     CUDA_CHECK(cudaStreamWaitEvent(c.comm, c.events[1], 0));
     CUDA_CHECK(cudaEventRecord(c.started[2], c.comm));  // the collective is next on its stream
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[2 * 2], c.comm));
-    NCCL_CHECK(ncclAllGather(b.dm, b.dm_all, 1048576, ncclFloat32, c.nccl, c.comm));
+    NCCL_CHECK(ncclAllGather(b.dm, b.dm_all, 1048576, ncclFloat32, c.nccl_few_ctas, c.comm));
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[2 * 2 + 1], c.comm));
     CUDA_CHECK(cudaEventRecord(c.events[2], c.comm));
   }
@@ -1317,7 +1319,7 @@ static void L_backward_rank6(const Ctx& c, LBuffers& b, Run run) {
     CUDA_CHECK(cudaStreamWaitEvent(c.comm, c.events[1], 0));
     CUDA_CHECK(cudaEventRecord(c.started[2], c.comm));  // the collective is next on its stream
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[2 * 2], c.comm));
-    NCCL_CHECK(ncclAllGather(b.dm, b.dm_all, 1048576, ncclFloat32, c.nccl, c.comm));
+    NCCL_CHECK(ncclAllGather(b.dm, b.dm_all, 1048576, ncclFloat32, c.nccl_few_ctas, c.comm));
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[2 * 2 + 1], c.comm));
     CUDA_CHECK(cudaEventRecord(c.events[2], c.comm));
   }
@@ -1396,7 +1398,7 @@ static void L_backward_rank7(const Ctx& c, LBuffers& b, Run run) {
     CUDA_CHECK(cudaStreamWaitEvent(c.comm, c.events[1], 0));
     CUDA_CHECK(cudaEventRecord(c.started[2], c.comm));  // the collective is next on its stream
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[2 * 2], c.comm));
-    NCCL_CHECK(ncclAllGather(b.dm, b.dm_all, 1048576, ncclFloat32, c.nccl, c.comm));
+    NCCL_CHECK(ncclAllGather(b.dm, b.dm_all, 1048576, ncclFloat32, c.nccl_few_ctas, c.comm));
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[2 * 2 + 1], c.comm));
     CUDA_CHECK(cudaEventRecord(c.events[2], c.comm));
   }

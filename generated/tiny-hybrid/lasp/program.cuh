@@ -28,6 +28,7 @@ constexpr int kSteps = 3;  // timed steps (bench) by default
 constexpr int kWarmup = 1;  // untimed warm-up steps
 constexpr int kSeed = 1;  // seed of weights and inputs
 constexpr float kNormEps = 0.0000100000000f;  // RMSNorm epsilon
+constexpr int kFewCtas = 4;  // CTA limit of the communicator for small collectives beside computation (Ctx::nccl_few_ctas)
 
 // Where each sequence-parallel rank's rows sit in the global sequence (zigzag layout).
 static const lasp::PieceMap kPieceMaps[kWorld] = {
@@ -90,6 +91,7 @@ struct Ctx {
   cudaStream_t compute;   // kernels
   cudaStream_t comm;      // NCCL (the same stream as `compute` when timing without overlap)
   ncclComm_t nccl;        // the sequence-parallel communicator
+  ncclComm_t nccl_few_ctas;  // the same group, NCCL limited to kFewCtas CTAs: small collectives beside kernels
   lasp::LinearDims dims;  // this rank's activations
   cudaEvent_t* events;    // one per step of the longest rank program: the step has finished
   cudaEvent_t* started;   // likewise: the communication stream has reached the step
@@ -190,7 +192,7 @@ static void L_forward_rank0(const Ctx& c, LBuffers& b, Run run) {
     CUDA_CHECK(cudaStreamWaitEvent(c.comm, c.events[1], 0));
     CUDA_CHECK(cudaEventRecord(c.started[2], c.comm));  // the collective is next on its stream
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[2 * 2], c.comm));
-    NCCL_CHECK(ncclAllGather(b.m, b.m_all, 32768, ncclFloat32, c.nccl, c.comm));
+    NCCL_CHECK(ncclAllGather(b.m, b.m_all, 32768, ncclFloat32, c.nccl_few_ctas, c.comm));
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[2 * 2 + 1], c.comm));
     CUDA_CHECK(cudaEventRecord(c.events[2], c.comm));
   }
@@ -257,7 +259,7 @@ static void L_forward_rank1(const Ctx& c, LBuffers& b, Run run) {
     CUDA_CHECK(cudaStreamWaitEvent(c.comm, c.events[1], 0));
     CUDA_CHECK(cudaEventRecord(c.started[2], c.comm));  // the collective is next on its stream
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[2 * 2], c.comm));
-    NCCL_CHECK(ncclAllGather(b.m, b.m_all, 32768, ncclFloat32, c.nccl, c.comm));
+    NCCL_CHECK(ncclAllGather(b.m, b.m_all, 32768, ncclFloat32, c.nccl_few_ctas, c.comm));
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[2 * 2 + 1], c.comm));
     CUDA_CHECK(cudaEventRecord(c.events[2], c.comm));
   }
@@ -333,7 +335,7 @@ static void L_backward_rank0(const Ctx& c, LBuffers& b, Run run) {
     CUDA_CHECK(cudaStreamWaitEvent(c.comm, c.events[1], 0));
     CUDA_CHECK(cudaEventRecord(c.started[2], c.comm));  // the collective is next on its stream
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[2 * 2], c.comm));
-    NCCL_CHECK(ncclAllGather(b.dm, b.dm_all, 32768, ncclFloat32, c.nccl, c.comm));
+    NCCL_CHECK(ncclAllGather(b.dm, b.dm_all, 32768, ncclFloat32, c.nccl_few_ctas, c.comm));
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[2 * 2 + 1], c.comm));
     CUDA_CHECK(cudaEventRecord(c.events[2], c.comm));
   }
@@ -412,7 +414,7 @@ static void L_backward_rank1(const Ctx& c, LBuffers& b, Run run) {
     CUDA_CHECK(cudaStreamWaitEvent(c.comm, c.events[1], 0));
     CUDA_CHECK(cudaEventRecord(c.started[2], c.comm));  // the collective is next on its stream
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[2 * 2], c.comm));
-    NCCL_CHECK(ncclAllGather(b.dm, b.dm_all, 32768, ncclFloat32, c.nccl, c.comm));
+    NCCL_CHECK(ncclAllGather(b.dm, b.dm_all, 32768, ncclFloat32, c.nccl_few_ctas, c.comm));
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[2 * 2 + 1], c.comm));
     CUDA_CHECK(cudaEventRecord(c.events[2], c.comm));
   }
@@ -577,8 +579,8 @@ static void S_forward_rank0(const Ctx& c, SBuffers& b, Run run) {
     CUDA_CHECK(cudaEventRecord(c.started[0], c.comm));  // the collective is next on its stream
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[0 * 2], c.comm));
     NCCL_CHECK(ncclGroupStart());
-    NCCL_CHECK(ncclAllGather(b.k, b.k_all, 65536, ncclBfloat16, c.nccl, c.comm));
-    NCCL_CHECK(ncclAllGather(b.v, b.v_all, 65536, ncclBfloat16, c.nccl, c.comm));
+    NCCL_CHECK(ncclAllGather(b.k, b.k_all, 65536, ncclBfloat16, c.nccl_few_ctas, c.comm));
+    NCCL_CHECK(ncclAllGather(b.v, b.v_all, 65536, ncclBfloat16, c.nccl_few_ctas, c.comm));
     NCCL_CHECK(ncclGroupEnd());
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[0 * 2 + 1], c.comm));
     CUDA_CHECK(cudaEventRecord(c.events[0], c.comm));
@@ -612,8 +614,8 @@ static void S_forward_rank1(const Ctx& c, SBuffers& b, Run run) {
     CUDA_CHECK(cudaEventRecord(c.started[0], c.comm));  // the collective is next on its stream
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[0 * 2], c.comm));
     NCCL_CHECK(ncclGroupStart());
-    NCCL_CHECK(ncclAllGather(b.k, b.k_all, 65536, ncclBfloat16, c.nccl, c.comm));
-    NCCL_CHECK(ncclAllGather(b.v, b.v_all, 65536, ncclBfloat16, c.nccl, c.comm));
+    NCCL_CHECK(ncclAllGather(b.k, b.k_all, 65536, ncclBfloat16, c.nccl_few_ctas, c.comm));
+    NCCL_CHECK(ncclAllGather(b.v, b.v_all, 65536, ncclBfloat16, c.nccl_few_ctas, c.comm));
     NCCL_CHECK(ncclGroupEnd());
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[0 * 2 + 1], c.comm));
     CUDA_CHECK(cudaEventRecord(c.events[0], c.comm));
@@ -674,8 +676,8 @@ static void S_backward_rank0(const Ctx& c, SBuffers& b, Run run) {
     CUDA_CHECK(cudaEventRecord(c.started[2], c.comm));  // the collective is next on its stream
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[2 * 2], c.comm));
     NCCL_CHECK(ncclGroupStart());
-    NCCL_CHECK(ncclReduceScatter(b.dk_all, b.dk_sum, 65536, ncclFloat32, ncclSum, c.nccl, c.comm));
-    NCCL_CHECK(ncclReduceScatter(b.dv_all, b.dv_sum, 65536, ncclFloat32, ncclSum, c.nccl, c.comm));
+    NCCL_CHECK(ncclReduceScatter(b.dk_all, b.dk_sum, 65536, ncclFloat32, ncclSum, c.nccl_few_ctas, c.comm));
+    NCCL_CHECK(ncclReduceScatter(b.dv_all, b.dv_sum, 65536, ncclFloat32, ncclSum, c.nccl_few_ctas, c.comm));
     NCCL_CHECK(ncclGroupEnd());
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[2 * 2 + 1], c.comm));
     CUDA_CHECK(cudaEventRecord(c.events[2], c.comm));
@@ -728,8 +730,8 @@ static void S_backward_rank1(const Ctx& c, SBuffers& b, Run run) {
     CUDA_CHECK(cudaEventRecord(c.started[2], c.comm));  // the collective is next on its stream
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[2 * 2], c.comm));
     NCCL_CHECK(ncclGroupStart());
-    NCCL_CHECK(ncclReduceScatter(b.dk_all, b.dk_sum, 65536, ncclFloat32, ncclSum, c.nccl, c.comm));
-    NCCL_CHECK(ncclReduceScatter(b.dv_all, b.dv_sum, 65536, ncclFloat32, ncclSum, c.nccl, c.comm));
+    NCCL_CHECK(ncclReduceScatter(b.dk_all, b.dk_sum, 65536, ncclFloat32, ncclSum, c.nccl_few_ctas, c.comm));
+    NCCL_CHECK(ncclReduceScatter(b.dv_all, b.dv_sum, 65536, ncclFloat32, ncclSum, c.nccl_few_ctas, c.comm));
     NCCL_CHECK(ncclGroupEnd());
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[2 * 2 + 1], c.comm));
     CUDA_CHECK(cudaEventRecord(c.events[2], c.comm));

@@ -103,11 +103,13 @@ inline ncclUniqueId share_id_by_file(const std::string& path, bool writer) {
 
 struct Comms {
   ncclComm_t sp = nullptr;
+  ncclComm_t sp_few_ctas = nullptr;  // the same groups; NCCL runs at most `few_ctas` CTAs per collective
   ncclComm_t world = nullptr;
 };
 
-// Creates the world communicator from one id, then splits it into the sequence-parallel groups.
-inline Comms init_comms(const Layout& l, const std::string& id_file) {
+// Creates the world communicator from one id, then splits it into the sequence-parallel groups, twice: once
+// with NCCL's defaults, once limited to `few_ctas` CTAs for small collectives that run beside kernels.
+inline Comms init_comms(const Layout& l, const std::string& id_file, int few_ctas) {
   ncclUniqueId id;
 #ifdef LASP_WITH_MPI
   if (l.from_launcher) {
@@ -127,6 +129,10 @@ inline Comms init_comms(const Layout& l, const std::string& id_file) {
   Comms c;
   NCCL_CHECK(ncclCommInitRank(&c.world, l.world, id, l.rank));
   NCCL_CHECK(ncclCommSplit(c.world, l.dp_rank, l.sp_rank, &c.sp, nullptr));
+  ncclConfig_t few = NCCL_CONFIG_INITIALIZER;
+  few.maxCTAs = few_ctas;
+  few.minCTAs = 1;
+  NCCL_CHECK(ncclCommSplit(c.world, l.dp_rank, l.sp_rank, &c.sp_few_ctas, &few));
   return c;
 }
 

@@ -1,0 +1,33 @@
+// Which NCCL communicator each collective uses. Both span the same sequence-parallel group; they differ in
+// how many CTAs NCCL may run. A small collective issued beside a kernel that fills the GPU (LASP-2's state
+// AllGather beside the intra-chunk walk) needs few CTAs to finish in time, and every SM it takes delays that
+// kernel: measured on 4 x H100 (bench/results/2026-11-26-scaling-h100x4.md), limiting NCCL to 4 CTAs made
+// LASP-2's attention 5% faster while its AllGather still ended well before the kernel beside it. Large
+// collectives (K and V, Ulysses' all-to-all) keep NCCL's default: with 4 CTAs they would take longer than
+// the computation they hide behind.
+import type { RankProgram } from "../schedule/ir.js";
+
+/** The CTA limit of the communicator for small collectives beside computation (ncclConfig_t.maxCTAs). */
+export const OVERLAP_CTAS = 4;
+
+/** Largest contribution per rank that goes to the few-CTA communicator: a few fp32 d x d states. */
+export const SMALL_COLLECTIVE_BYTES = 8 * 1024 * 1024;
+
+/**
+ * Collectives (step ids) of one rank's program that use the few-CTA communicator: small ones that have a
+ * computation beside them (`partners`: computation step -> the collective it overlaps, from overlapPartners).
+ */
+export function fewCtaCollectives(program: RankProgram, partners: ReadonlyMap<number, number>): Set<number> {
+  const overlapped = new Set(partners.values());
+  return new Set(
+    program.steps
+      .filter(
+        (s) =>
+          s.kind === "collective" &&
+          s.collective !== "alltoall" &&
+          s.bytes <= SMALL_COLLECTIVE_BYTES &&
+          overlapped.has(s.id),
+      )
+      .map((s) => s.id),
+  );
+}
