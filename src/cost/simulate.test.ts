@@ -323,7 +323,9 @@ describe("simulatePass on lowered schedules", () => {
     for (let i = 1; i < lasp1.length; i++) expect(lasp1[i]!).toBeGreaterThan(lasp1[i - 1]!);
     // Each doubling of W adds W/2 or more dependent hops of at least the link latency each way.
     expect(lasp1[3]! - lasp1[0]!).toBeGreaterThan(2 * 14 * H100_SXM.linkLatency);
-    expect(lasp2[3]! / lasp2[0]!).toBeLessThan(1.02);
+    // From W = 4 on (at W = 2 both ranks hold an end piece, which has no prefix or no suffix to add).
+    expect(lasp2[3]! / lasp2[1]!).toBeLessThan(1.02);
+    expect(lasp2[0]!).toBeLessThan(lasp2[1]!);
     // And LASP-2 beats LASP-1 once the chain is long.
     expect(lasp2[3]!).toBeLessThan(lasp1[3]!);
   });

@@ -3,6 +3,7 @@
 import type { LinearAttentionKind } from "../spec/resolved.js";
 import type { RankBuilder } from "./builder.js";
 import { activation, piecesOf, states, type LowerContext } from "./context.js";
+import type { Piece } from "./ir.js";
 import { stateCost } from "./linear-costs.js";
 
 export function decayWords(layer: LinearAttentionKind): string {
@@ -21,14 +22,17 @@ export function forwardBuffers(b: RankBuilder, ctx: LowerContext, P: number) {
   };
 }
 
-/** q, k, v, dO and the saved prefixes in; dQ, dK, dV out; the gradient states dM and suffixes G. */
-export function backwardBuffers(b: RankBuilder, ctx: LowerContext, P: number) {
+/**
+ * q, k, v, dO and the saved prefixes in; dQ, dK, dV out; the gradient states dM and suffixes G. `savedPrefix`
+ * false: the forward pass of this rank wrote no prefix (none of its pieces had one), so none is read back.
+ */
+export function backwardBuffers(b: RankBuilder, ctx: LowerContext, P: number, savedPrefix = true) {
   return {
     q: b.buffer(activation(ctx, "q", "queries", undefined, true)),
     k: b.buffer(activation(ctx, "k", "keys", undefined, true)),
     v: b.buffer(activation(ctx, "v", "values", undefined, true)),
     dout: b.buffer(activation(ctx, "do", "gradient of the output", undefined, true)),
-    p: b.buffer(states(ctx, "p", P, "prefix states saved by the forward pass", true)),
+    p: savedPrefix ? b.buffer(states(ctx, "p", P, "prefix states saved by the forward pass", true)) : "",
     dq: b.buffer(activation(ctx, "dq", "gradient of q")),
     dk: b.buffer(activation(ctx, "dk", "gradient of k")),
     dv: b.buffer(activation(ctx, "dv", "gradient of v")),
@@ -37,7 +41,10 @@ export function backwardBuffers(b: RankBuilder, ctx: LowerContext, P: number) {
   };
 }
 
-/** One `linear.state` step per piece of the rank: M = sum_j lam^(C-1-j) k_j^T v_j. */
+/**
+ * One `linear.state` step per piece of the rank: M = sum_j lam^(C-1-j) k_j^T v_j; only for the pieces
+ * `needed` accepts (the others' entries are undefined).
+ */
 export function stateSteps(
   b: RankBuilder,
   ctx: LowerContext,
@@ -45,19 +52,22 @@ export function stateSteps(
   k: string,
   v: string,
   m: string,
-): number[] {
+  needed: (piece: Piece) => boolean = () => true,
+): (number | undefined)[] {
   return piecesOf(ctx, b.rank).map((piece, j) =>
-    b.compute(
-      "linear.state",
-      `M[${piece.index}] = K^T V over piece ${piece.index}${decayWords(layer)}`,
-      { reads: [k, v], writes: [m] },
-      stateCost(ctx, piece.length),
-      { piece: j },
-    ),
+    needed(piece)
+      ? b.compute(
+          "linear.state",
+          `M[${piece.index}] = K^T V over piece ${piece.index}${decayWords(layer)}`,
+          { reads: [k, v], writes: [m] },
+          stateCost(ctx, piece.length),
+          { piece: j },
+        )
+      : undefined,
   );
 }
 
-/** One `linear.grad_state` step per piece: dM = sum_i lam^(i+1) q_i^T do_i. */
+/** One `linear.grad_state` step per piece that `needed` accepts: dM = sum_i lam^(i+1) q_i^T do_i. */
 export function gradStateSteps(
   b: RankBuilder,
   ctx: LowerContext,
@@ -65,14 +75,17 @@ export function gradStateSteps(
   q: string,
   dout: string,
   dm: string,
-): number[] {
+  needed: (piece: Piece) => boolean = () => true,
+): (number | undefined)[] {
   return piecesOf(ctx, b.rank).map((piece, j) =>
-    b.compute(
-      "linear.grad_state",
-      `dM[${piece.index}] = ${layer.causal ? "lam^(i+1) " : ""}Q^T dO over piece ${piece.index}`,
-      { reads: [q, dout], writes: [dm] },
-      stateCost(ctx, piece.length),
-      { piece: j },
-    ),
+    needed(piece)
+      ? b.compute(
+          "linear.grad_state",
+          `dM[${piece.index}] = ${layer.causal ? "lam^(i+1) " : ""}Q^T dO over piece ${piece.index}`,
+          { reads: [q, dout], writes: [dm] },
+          stateCost(ctx, piece.length),
+          { piece: j },
+        )
+      : undefined,
   );
 }

@@ -1,7 +1,9 @@
 // LASP-1, the ring baseline (ALGORITHMS.md): the prefix state travels piece to piece in global order,
 // P_next = lam^C P + M, one dependent hop per rank boundary; the backward pass runs the chain in reverse
 // with G. Causal layers only (the checker rejects bidirectional ones). Zigzag chains go up the ranks and
-// back down, so a pass has 2(W-1) dependent hops instead of W-1.
+// back down, so a pass has 2(W-1) dependent hops instead of W-1. Terms that would add zero are left out: the
+// first piece's prefix and the last piece's suffix are zero (no inter step), the last piece's state and the
+// first piece's gradient state are handed to nobody (not computed).
 import type { LinearAttentionKind } from "../spec/resolved.js";
 import { RankBuilder } from "./builder.js";
 import { piecesOf, stateBytes, states, perRank, type LowerContext } from "./context.js";
@@ -26,7 +28,7 @@ function forward(ctx: LowerContext, layer: LinearAttentionKind, rank: number): R
   const { q, k, v, o, m, p } = forwardBuffers(b, ctx, P);
   const next = b.buffer(states(ctx, "p_next", P, "the state each piece hands on: lam^C P + M"));
 
-  const stateIds = stateSteps(b, ctx, layer, k, v, m);
+  const stateIds = stateSteps(b, ctx, layer, k, v, m, (piece) => all[piece.index + 1] !== undefined);
   const intraSteps = pieces.map((piece, j) =>
     b.compute(
       "linear.intra",
@@ -98,6 +100,7 @@ function forward(ctx: LowerContext, layer: LinearAttentionKind, rank: number): R
         );
       }
     }
+    if (previous === undefined) continue; // P = 0
     b.compute(
       "linear.inter",
       `O[${piece.index}] += lam^(i+1) Q P`,
@@ -120,7 +123,7 @@ function backward(ctx: LowerContext, layer: LinearAttentionKind, rank: number): 
     states(ctx, "g_prev", P, "the gradient state each piece hands back: lam^C G + dM"),
   );
 
-  const gradSteps = gradStateSteps(b, ctx, layer, q, dout, dm);
+  const gradSteps = gradStateSteps(b, ctx, layer, q, dout, dm, (piece) => piece.index > 0);
   const intraSteps = pieces.map((piece, j) => {
     const intra = b.compute(
       "linear.intra_backward",
@@ -129,14 +132,16 @@ function backward(ctx: LowerContext, layer: LinearAttentionKind, rank: number): 
       intraBackwardCost(ctx, piece.length),
       { piece: j, causal: true },
     );
-    b.compute(
-      "linear.dq_inter",
-      `dQ[${piece.index}] += dO P^T`,
-      { reads: [dout, p, dq], writes: [dq] },
-      interCost(ctx, piece.length),
-      { piece: j },
-      [intra],
-    );
+    if (piece.index > 0) {
+      b.compute(
+        "linear.dq_inter",
+        `dQ[${piece.index}] += dO P^T`,
+        { reads: [dout, p, dq], writes: [dq] },
+        interCost(ctx, piece.length),
+        { piece: j },
+        [intra],
+      );
+    }
     return intra;
   });
   const handedBack = new Map<number, number>();
@@ -196,6 +201,7 @@ function backward(ctx: LowerContext, layer: LinearAttentionKind, rank: number): 
         );
       }
     }
+    if (later === undefined) continue; // G = 0
     b.compute(
       "linear.dkdv_inter",
       `dK, dV[${piece.index}] += contributions of G`,

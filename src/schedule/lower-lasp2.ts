@@ -2,6 +2,10 @@
 // the piece states exist and overlapped with the intra-piece work. Causal layers AllGather the piece
 // states and build a decayed prefix (forward) or suffix (backward) per piece; bidirectional layers need only
 // the total, so they AllReduce one state. Zigzag ranks hold two pieces and treat each separately.
+// A piece with no other piece to take a state from (the first piece of a causal forward, the last of a
+// causal backward, every piece when there is one piece in all) gets no prefix or suffix step and no inter
+// step: they would add zero. With one piece in all (one GPU, contiguous) no state is computed or exchanged,
+// so the pass is the intra-piece work alone, as a single-GPU program would be.
 import type { LinearAttentionKind } from "../spec/resolved.js";
 import { RankBuilder } from "./builder.js";
 import { piecesOf, stateBytes, states, perRank, type LowerContext } from "./context.js";
@@ -20,7 +24,17 @@ function forward(ctx: LowerContext, layer: LinearAttentionKind, rank: number): R
   const P = pieces.length;
   const { q, k, v, o, m, p } = forwardBuffers(b, ctx, P);
 
-  const stateIds = stateSteps(b, ctx, layer, k, v, m);
+  if (total === 1) {
+    b.compute(
+      "linear.intra",
+      `O[${pieces[0]!.index}] = intra-piece product (chunk algorithm)`,
+      { reads: [q, k, v], writes: [o] },
+      intraCost(ctx, pieces[0]!.length),
+      { piece: 0, causal: layer.causal },
+    );
+    return b.build();
+  }
+  const stateIds = stateSteps(b, ctx, layer, k, v, m) as number[];
   let comm: number;
   if (layer.causal) {
     const all = b.buffer(states(ctx, "m_all", total, "every piece's state, gathered (rank-major order)"));
@@ -65,6 +79,7 @@ function forward(ctx: LowerContext, layer: LinearAttentionKind, rank: number): R
   );
   pieces.forEach((piece, j) => {
     const terms = layer.causal ? piece.index : total - 1;
+    if (terms === 0) return;
     const prefix = b.compute(
       "linear.prefix",
       layer.causal
@@ -92,9 +107,22 @@ function backward(ctx: LowerContext, layer: LinearAttentionKind, rank: number): 
   const pieces = piecesOf(ctx, rank);
   const total = ctx.plan.pieces.length;
   const P = pieces.length;
-  const { q, k, v, dout, p, dq, dk, dv, dm, g } = backwardBuffers(b, ctx, P);
+  // The forward pass wrote a prefix for every piece that has earlier pieces (all of them if bidirectional).
+  const hasPrefix = (index: number) => total > 1 && (!layer.causal || index > 0);
+  const savedPrefix = pieces.some((piece) => hasPrefix(piece.index));
+  const { q, k, v, dout, p, dq, dk, dv, dm, g } = backwardBuffers(b, ctx, P, savedPrefix);
 
-  const gradSteps = gradStateSteps(b, ctx, layer, q, dout, dm);
+  if (total === 1) {
+    b.compute(
+      "linear.intra_backward",
+      `dQ, dK, dV[${pieces[0]!.index}] inside the piece`,
+      { reads: [q, k, v, dout], writes: [dq, dk, dv] },
+      intraBackwardCost(ctx, pieces[0]!.length),
+      { piece: 0, causal: layer.causal },
+    );
+    return b.build();
+  }
+  const gradSteps = gradStateSteps(b, ctx, layer, q, dout, dm) as number[];
   let comm: number;
   if (layer.causal) {
     const all = b.buffer(states(ctx, "dm_all", total, "every piece's dM, gathered (rank-major order)"));
@@ -136,15 +164,19 @@ function backward(ctx: LowerContext, layer: LinearAttentionKind, rank: number): 
       { piece: j, causal: layer.causal },
       ctx.overlap ? [] : [comm],
     );
-    b.compute(
-      "linear.dq_inter",
-      `dQ[${piece.index}] += dO P^T`,
-      { reads: [dout, p, dq], writes: [dq] },
-      interCost(ctx, piece.length),
-      { piece: j },
-      [intra],
-    );
+    // P of the first causal piece is empty: the forward pass wrote none, and dO P^T would add zero.
+    if (hasPrefix(piece.index)) {
+      b.compute(
+        "linear.dq_inter",
+        `dQ[${piece.index}] += dO P^T`,
+        { reads: [dout, p, dq], writes: [dq] },
+        interCost(ctx, piece.length),
+        { piece: j },
+        [intra],
+      );
+    }
     const terms = layer.causal ? total - 1 - piece.index : total - 1;
+    if (terms === 0) return;
     const suffix = b.compute(
       "linear.suffix",
       layer.causal

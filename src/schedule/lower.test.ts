@@ -76,8 +76,9 @@ describe("dependent communication steps", () => {
       new PassGraph(program.schedules[0]!.passes[pass]).dependentCommSteps(),
     );
   };
-  it("LASP-2 has one collective per pass whatever W", () => {
-    for (const W of RANKS) expect(depth("lasp2", W, "contiguous")).toEqual([1, 1]);
+  it("LASP-2 has one collective per pass whatever W, and none with one piece in all", () => {
+    for (const W of RANKS) expect(depth("lasp2", W, "contiguous")).toEqual(W === 1 ? [0, 0] : [1, 1]);
+    for (const W of RANKS) expect(depth("lasp2", W, "zigzag")).toEqual([1, 1]);
   });
   it("LASP-1 has W-1 dependent hops per pass (2(W-1) with zigzag)", () => {
     for (const W of RANKS) {
@@ -117,12 +118,13 @@ describe("invariant checks catch broken programs", () => {
   });
   it("a read before any write", () => {
     const program = lowerSpec(spec, { block: 8 });
-    const step = program.schedules[0]!.passes.forward[0]!.steps.find(
+    // Rank 1: rank 0's piece comes first and has no inter step.
+    const step = program.schedules[0]!.passes.forward[1]!.steps.find(
       (s) => s.kind === "compute" && s.op === "linear.inter",
     )!;
     step.deps = [];
     // Also detach it from the compute stream order by moving it to the front.
-    const steps = program.schedules[0]!.passes.forward[0]!.steps;
+    const steps = program.schedules[0]!.passes.forward[1]!.steps;
     steps.splice(steps.indexOf(step), 1);
     steps.unshift(step);
     steps.forEach((s, i) => {
@@ -153,5 +155,99 @@ describe("invariant checks catch broken programs", () => {
     const sum = backward.buffers.find((b) => b.name === "dk_sum")!;
     sum.dtype = "bf16";
     expect(checkProgram(program).join("\n")).toMatch(/sends fp32 dk_all into bf16 dk_sum/);
+  });
+});
+
+describe("LASP-2 adds no zero terms", () => {
+  const ops = (W: number, layout: Layout, causal = true) => {
+    const spec = tinySpec({
+      ranks: W,
+      layout,
+      seqLen: 2 * W * 16,
+      linear: "lasp2",
+      layers: [linearKind("L", 4, causal ? 0.9 : 1, causal)],
+    });
+    const schedule = lowerSpec(spec, { block: 8 }).schedules[0]!;
+    return (pass: "forward" | "backward", rank: number) =>
+      schedule.passes[pass][rank]!.steps.map((s) => (s.kind === "compute" ? s.op : s.kind));
+  };
+
+  it("runs one GPU's single piece as the intra-piece work alone, causal or not", () => {
+    for (const causal of [true, false]) {
+      const of = ops(1, "contiguous", causal);
+      expect(of("forward", 0)).toEqual(["linear.intra"]);
+      expect(of("backward", 0)).toEqual(["linear.intra_backward"]);
+    }
+  });
+
+  it("gives the first causal piece no prefix and the last no suffix, and keeps both in between", () => {
+    const of = ops(4, "contiguous");
+    expect(of("forward", 0)).not.toContain("linear.inter");
+    expect(of("backward", 0)).not.toContain("linear.dq_inter");
+    expect(of("backward", 0)).toContain("linear.dkdv_inter");
+    expect(of("forward", 3)).toContain("linear.inter");
+    expect(of("backward", 3)).toContain("linear.dq_inter");
+    expect(of("backward", 3)).not.toContain("linear.dkdv_inter");
+    for (const rank of [1, 2]) {
+      expect(of("forward", rank).filter((o) => o === "linear.inter")).toHaveLength(1);
+      expect(of("backward", rank)).toEqual(expect.arrayContaining(["linear.dq_inter", "linear.dkdv_inter"]));
+    }
+    // Every rank still joins the one AllGather per pass: the others need its state.
+    for (const rank of [0, 1, 2, 3])
+      expect(of("forward", rank).filter((o) => o === "collective")).toHaveLength(1);
+  });
+
+  it("keeps the exchange on one GPU with two zigzag pieces: the second needs the first's state", () => {
+    const of = ops(1, "zigzag");
+    expect(of("forward", 0)).toEqual(expect.arrayContaining(["linear.state", "collective", "linear.inter"]));
+    expect(of("forward", 0).filter((o) => o === "linear.inter")).toHaveLength(1);
+    expect(of("backward", 0).filter((o) => o === "linear.dkdv_inter")).toHaveLength(1);
+  });
+});
+
+describe("LASP-1 adds no zero terms", () => {
+  const ops = (W: number, layout: Layout) => {
+    const spec = tinySpec({
+      ranks: W,
+      layout,
+      seqLen: 2 * W * 16,
+      linear: "lasp1",
+      layers: [linearKind("L", 4, 0.9)],
+    });
+    const schedule = lowerSpec(spec, { block: 8 }).schedules[0]!;
+    return (pass: "forward" | "backward", rank: number) =>
+      schedule.passes[pass][rank]!.steps.map((s) => (s.kind === "compute" ? s.op : s.kind));
+  };
+  it("runs one GPU's single piece without states or inter steps", () => {
+    const of = ops(1, "contiguous");
+    for (const pass of ["forward", "backward"] as const) {
+      const steps = of(pass, 0);
+      for (const op of [
+        "linear.state",
+        "linear.grad_state",
+        "linear.inter",
+        "linear.dq_inter",
+        "linear.dkdv_inter",
+      ])
+        expect(steps).not.toContain(op);
+    }
+    expect(of("forward", 0)).toContain("linear.intra");
+    expect(of("backward", 0)).toContain("linear.intra_backward");
+  });
+  it("computes only the states some piece is handed, and the inter steps of nonzero prefixes and suffixes", () => {
+    const of = ops(3, "contiguous");
+    expect(of("forward", 0)).toEqual(expect.arrayContaining(["linear.state", "send"]));
+    expect(of("forward", 0)).not.toContain("linear.inter");
+    expect(of("forward", 2)).not.toContain("linear.state");
+    expect(of("forward", 2)).toContain("linear.inter");
+    expect(of("backward", 0)).not.toContain("linear.grad_state");
+    expect(of("backward", 0)).not.toContain("linear.dq_inter");
+    expect(of("backward", 0)).toContain("linear.dkdv_inter");
+    expect(of("backward", 2)).toContain("linear.grad_state");
+    expect(of("backward", 2)).not.toContain("linear.dkdv_inter");
+    expect(of("backward", 1)).toEqual(
+      expect.arrayContaining(["linear.grad_state", "linear.dq_inter", "linear.dkdv_inter"]),
+    );
+    expect(of("forward", 1)).toEqual(expect.arrayContaining(["linear.state", "linear.inter"]));
   });
 });

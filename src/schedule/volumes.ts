@@ -29,6 +29,8 @@ export function closedFormVolume(
   if (kind.type === "linear_attention") {
     switch (strategy) {
       case "lasp2":
+        // One piece in all: no other piece has a state to give, so nothing is exchanged.
+        if (plan.pieces.length === 1) return { bytes: 0, dependentSteps: 0 };
         return kind.causal ? { bytes: P * state, dependentSteps: 1 } : { bytes: state, dependentSteps: 1 };
       case "lasp1": {
         // Hops cross a rank boundary between consecutive pieces; this rank sends at the boundaries it leaves.

@@ -47,7 +47,6 @@ static const lasp::PieceMap kWholeSequence = lasp::PieceMap{1, {0, 0}, {0, 0}, {
 
 // Constant tables the steps read on the GPU: per-head decays and the token gaps of each decayed sum.
 static const float kLDecay_host[16] = { 1.0f, 1.0f, 1.0f, 1.0f, 1.0f, 1.0f, 1.0f, 1.0f, 1.0f, 1.0f, 1.0f, 1.0f, 1.0f, 1.0f, 1.0f, 1.0f };  // per-head decay of layer kind L (none)
-static const int kL_forward_r0_gaps0_host[8] = { -1, -1, -1, -1, -1, -1, -1, -1 };  // prefix gaps of rank 0's piece 0 (-1: not included)
 static const int kL_forward_r1_gaps0_host[8] = { 0, -1, -1, -1, -1, -1, -1, -1 };  // prefix gaps of rank 1's piece 1 (-1: not included)
 static const int kL_forward_r2_gaps0_host[8] = { 65536, 0, -1, -1, -1, -1, -1, -1 };  // prefix gaps of rank 2's piece 2 (-1: not included)
 static const int kL_forward_r3_gaps0_host[8] = { 131072, 65536, 0, -1, -1, -1, -1, -1 };  // prefix gaps of rank 3's piece 3 (-1: not included)
@@ -62,11 +61,9 @@ static const int kL_backward_r3_gaps0_host[8] = { -1, -1, -1, -1, 0, 65536, 1310
 static const int kL_backward_r4_gaps0_host[8] = { -1, -1, -1, -1, -1, 0, 65536, 131072 };  // suffix gaps of rank 4's piece 4 (-1: not included)
 static const int kL_backward_r5_gaps0_host[8] = { -1, -1, -1, -1, -1, -1, 0, 65536 };  // suffix gaps of rank 5's piece 5 (-1: not included)
 static const int kL_backward_r6_gaps0_host[8] = { -1, -1, -1, -1, -1, -1, -1, 0 };  // suffix gaps of rank 6's piece 6 (-1: not included)
-static const int kL_backward_r7_gaps0_host[8] = { -1, -1, -1, -1, -1, -1, -1, -1 };  // suffix gaps of rank 7's piece 7 (-1: not included)
 
 struct Tables {
   float* kLDecay = nullptr;
-  int* kL_forward_r0_gaps0 = nullptr;
   int* kL_forward_r1_gaps0 = nullptr;
   int* kL_forward_r2_gaps0 = nullptr;
   int* kL_forward_r3_gaps0 = nullptr;
@@ -81,15 +78,12 @@ struct Tables {
   int* kL_backward_r4_gaps0 = nullptr;
   int* kL_backward_r5_gaps0 = nullptr;
   int* kL_backward_r6_gaps0 = nullptr;
-  int* kL_backward_r7_gaps0 = nullptr;
 };
 
 inline Tables upload_tables() {
   Tables t;
   CUDA_CHECK(cudaMalloc(&t.kLDecay, sizeof(kLDecay_host)));
   CUDA_CHECK(cudaMemcpy(t.kLDecay, kLDecay_host, sizeof(kLDecay_host), cudaMemcpyHostToDevice));
-  CUDA_CHECK(cudaMalloc(&t.kL_forward_r0_gaps0, sizeof(kL_forward_r0_gaps0_host)));
-  CUDA_CHECK(cudaMemcpy(t.kL_forward_r0_gaps0, kL_forward_r0_gaps0_host, sizeof(kL_forward_r0_gaps0_host), cudaMemcpyHostToDevice));
   CUDA_CHECK(cudaMalloc(&t.kL_forward_r1_gaps0, sizeof(kL_forward_r1_gaps0_host)));
   CUDA_CHECK(cudaMemcpy(t.kL_forward_r1_gaps0, kL_forward_r1_gaps0_host, sizeof(kL_forward_r1_gaps0_host), cudaMemcpyHostToDevice));
   CUDA_CHECK(cudaMalloc(&t.kL_forward_r2_gaps0, sizeof(kL_forward_r2_gaps0_host)));
@@ -118,8 +112,6 @@ inline Tables upload_tables() {
   CUDA_CHECK(cudaMemcpy(t.kL_backward_r5_gaps0, kL_backward_r5_gaps0_host, sizeof(kL_backward_r5_gaps0_host), cudaMemcpyHostToDevice));
   CUDA_CHECK(cudaMalloc(&t.kL_backward_r6_gaps0, sizeof(kL_backward_r6_gaps0_host)));
   CUDA_CHECK(cudaMemcpy(t.kL_backward_r6_gaps0, kL_backward_r6_gaps0_host, sizeof(kL_backward_r6_gaps0_host), cudaMemcpyHostToDevice));
-  CUDA_CHECK(cudaMalloc(&t.kL_backward_r7_gaps0, sizeof(kL_backward_r7_gaps0_host)));
-  CUDA_CHECK(cudaMemcpy(t.kL_backward_r7_gaps0, kL_backward_r7_gaps0_host, sizeof(kL_backward_r7_gaps0_host), cudaMemcpyHostToDevice));
   return t;
 }
 
@@ -224,7 +216,6 @@ static void L_forward_rank0(const Ctx& c, LBuffers& b, Run run) {
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[1 * 2], c.comm));
     NCCL_CHECK(ncclAllGather(b.m, b.m_all, 262144, ncclFloat32, c.nccl_few_ctas, c.comm));
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[1 * 2 + 1], c.comm));
-    CUDA_CHECK(cudaEventRecord(c.events[1], c.comm));
   }
   // [2] O[0] = intra-piece product (chunk algorithm)
   if (run.compute) {
@@ -232,19 +223,6 @@ static void L_forward_rank0(const Ctx& c, LBuffers& b, Run run) {
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[2 * 2], c.compute));
     lasp::linear_intra(b.q, b.k, b.v, lasp::Piece{0, 65536}, b.o, c.dims, c.tables.kLDecay, true, c.compute);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[2 * 2 + 1], c.compute));
-  }
-  // [3] P[0] = decayed sum of the 0 earlier piece states
-  if (run.compute) {
-    CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.events[1], 0));
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[3 * 2], c.compute));
-    lasp::linear_decayed_sum(b.m_all, 8, c.tables.kL_forward_r0_gaps0, b.p, c.dims, c.tables.kLDecay, c.compute);
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[3 * 2 + 1], c.compute));
-  }
-  // [4] O[0] += lam^(i+1) Q P
-  if (run.compute) {
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[4 * 2], c.compute));
-    lasp::linear_inter(b.q, b.p, lasp::Piece{0, 65536}, b.o, c.dims, c.tables.kLDecay, c.compute);
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[4 * 2 + 1], c.compute));
   }
 }
 
@@ -568,24 +546,18 @@ static void L_backward_rank0(const Ctx& c, LBuffers& b, Run run) {
     lasp::linear_intra_backward(b.q, b.k, b.v, b.do_, lasp::Piece{0, 65536}, b.dq, b.dk, b.dv, c.dims, c.tables.kLDecay, true, c.compute);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[2 * 2 + 1], c.compute));
   }
-  // [3] dQ[0] += dO P^T
-  if (run.compute) {
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[3 * 2], c.compute));
-    lasp::linear_dq_inter(b.do_, b.p, lasp::Piece{0, 65536}, b.dq, c.dims, c.tables.kLDecay, c.compute);
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[3 * 2 + 1], c.compute));
-  }
-  // [4] G[0] = decayed sum of the 7 later pieces' dM
+  // [3] G[0] = decayed sum of the 7 later pieces' dM
   if (run.compute) {
     CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.events[1], 0));
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[4 * 2], c.compute));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[3 * 2], c.compute));
     lasp::linear_decayed_sum(b.dm_all, 8, c.tables.kL_backward_r0_gaps0, b.g, c.dims, c.tables.kLDecay, c.compute);
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[4 * 2 + 1], c.compute));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[3 * 2 + 1], c.compute));
   }
-  // [5] dK, dV[0] += contributions of G
+  // [4] dK, dV[0] += contributions of G
   if (run.compute) {
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[5 * 2], c.compute));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[4 * 2], c.compute));
     lasp::linear_dkdv_inter(b.k, b.v, b.g, lasp::Piece{0, 65536}, b.dk, b.dv, c.dims, c.tables.kLDecay, c.compute);
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[5 * 2 + 1], c.compute));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[4 * 2 + 1], c.compute));
   }
 }
 
@@ -881,7 +853,6 @@ static void L_backward_rank7(const Ctx& c, LBuffers& b, Run run) {
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[1 * 2], c.comm));
     NCCL_CHECK(ncclAllGather(b.dm, b.dm_all, 262144, ncclFloat32, c.nccl_few_ctas, c.comm));
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[1 * 2 + 1], c.comm));
-    CUDA_CHECK(cudaEventRecord(c.events[1], c.comm));
   }
   // [2] dQ, dK, dV[7] inside the piece
   if (run.compute) {
@@ -895,19 +866,6 @@ static void L_backward_rank7(const Ctx& c, LBuffers& b, Run run) {
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[3 * 2], c.compute));
     lasp::linear_dq_inter(b.do_, b.p, lasp::Piece{0, 65536}, b.dq, c.dims, c.tables.kLDecay, c.compute);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[3 * 2 + 1], c.compute));
-  }
-  // [4] G[7] = decayed sum of the 0 later pieces' dM
-  if (run.compute) {
-    CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.events[1], 0));
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[4 * 2], c.compute));
-    lasp::linear_decayed_sum(b.dm_all, 8, c.tables.kL_backward_r7_gaps0, b.g, c.dims, c.tables.kLDecay, c.compute);
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[4 * 2 + 1], c.compute));
-  }
-  // [5] dK, dV[7] += contributions of G
-  if (run.compute) {
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[5 * 2], c.compute));
-    lasp::linear_dkdv_inter(b.k, b.v, b.g, lasp::Piece{0, 65536}, b.dk, b.dv, c.dims, c.tables.kLDecay, c.compute);
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[5 * 2 + 1], c.compute));
   }
 }
 
@@ -931,6 +889,6 @@ constexpr int kMaxEvents = 6;
 
 // FLOPs one rank performs in one training step: attention steps from the schedule IR, plus the
 // projections (forward 2*rows*in*out per matrix product, backward twice that).
-constexpr double kFlopsPerStep = 1.137995e+14;
+constexpr double kFlopsPerStep = 1.127000e+14;
 
 }  // namespace program

@@ -47,7 +47,6 @@ static const lasp::PieceMap kWholeSequence = lasp::PieceMap{1, {0, 0}, {0, 0}, {
 
 // Constant tables the steps read on the GPU: per-head decays and the token gaps of each decayed sum.
 static const float kLDecay_host[32] = { 1.0f, 1.0f, 1.0f, 1.0f, 1.0f, 1.0f, 1.0f, 1.0f, 1.0f, 1.0f, 1.0f, 1.0f, 1.0f, 1.0f, 1.0f, 1.0f, 1.0f, 1.0f, 1.0f, 1.0f, 1.0f, 1.0f, 1.0f, 1.0f, 1.0f, 1.0f, 1.0f, 1.0f, 1.0f, 1.0f, 1.0f, 1.0f };  // per-head decay of layer kind L (none)
-static const int kL_forward_r0_gaps0_host[16] = { -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1 };  // prefix gaps of rank 0's piece 0 (-1: not included)
 static const int kL_forward_r0_gaps1_host[16] = { 229376, -1, 212992, 0, 196608, 16384, 180224, 32768, 163840, 49152, 147456, 65536, 131072, 81920, 114688, 98304 };  // prefix gaps of rank 0's piece 15 (-1: not included)
 static const int kL_forward_r1_gaps0_host[16] = { 0, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1 };  // prefix gaps of rank 1's piece 1 (-1: not included)
 static const int kL_forward_r1_gaps1_host[16] = { 212992, -1, 196608, -1, 180224, 0, 163840, 16384, 147456, 32768, 131072, 49152, 114688, 65536, 98304, 81920 };  // prefix gaps of rank 1's piece 14 (-1: not included)
@@ -64,7 +63,6 @@ static const int kL_forward_r6_gaps1_host[16] = { 131072, -1, 114688, -1, 98304,
 static const int kL_forward_r7_gaps0_host[16] = { 98304, -1, 81920, -1, 65536, -1, 49152, -1, 32768, -1, 16384, -1, 0, -1, -1, -1 };  // prefix gaps of rank 7's piece 7 (-1: not included)
 static const int kL_forward_r7_gaps1_host[16] = { 114688, -1, 98304, -1, 81920, -1, 65536, -1, 49152, -1, 32768, -1, 16384, -1, 0, -1 };  // prefix gaps of rank 7's piece 8 (-1: not included)
 static const int kL_backward_r0_gaps0_host[16] = { -1, 229376, 0, 212992, 16384, 196608, 32768, 180224, 49152, 163840, 65536, 147456, 81920, 131072, 98304, 114688 };  // suffix gaps of rank 0's piece 0 (-1: not included)
-static const int kL_backward_r0_gaps1_host[16] = { -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1 };  // suffix gaps of rank 0's piece 15 (-1: not included)
 static const int kL_backward_r1_gaps0_host[16] = { -1, 212992, -1, 196608, 0, 180224, 16384, 163840, 32768, 147456, 49152, 131072, 65536, 114688, 81920, 98304 };  // suffix gaps of rank 1's piece 1 (-1: not included)
 static const int kL_backward_r1_gaps1_host[16] = { -1, 0, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1 };  // suffix gaps of rank 1's piece 14 (-1: not included)
 static const int kL_backward_r2_gaps0_host[16] = { -1, 196608, -1, 180224, -1, 163840, 0, 147456, 16384, 131072, 32768, 114688, 49152, 98304, 65536, 81920 };  // suffix gaps of rank 2's piece 2 (-1: not included)
@@ -82,7 +80,6 @@ static const int kL_backward_r7_gaps1_host[16] = { -1, 98304, -1, 81920, -1, 655
 
 struct Tables {
   float* kLDecay = nullptr;
-  int* kL_forward_r0_gaps0 = nullptr;
   int* kL_forward_r0_gaps1 = nullptr;
   int* kL_forward_r1_gaps0 = nullptr;
   int* kL_forward_r1_gaps1 = nullptr;
@@ -99,7 +96,6 @@ struct Tables {
   int* kL_forward_r7_gaps0 = nullptr;
   int* kL_forward_r7_gaps1 = nullptr;
   int* kL_backward_r0_gaps0 = nullptr;
-  int* kL_backward_r0_gaps1 = nullptr;
   int* kL_backward_r1_gaps0 = nullptr;
   int* kL_backward_r1_gaps1 = nullptr;
   int* kL_backward_r2_gaps0 = nullptr;
@@ -120,8 +116,6 @@ inline Tables upload_tables() {
   Tables t;
   CUDA_CHECK(cudaMalloc(&t.kLDecay, sizeof(kLDecay_host)));
   CUDA_CHECK(cudaMemcpy(t.kLDecay, kLDecay_host, sizeof(kLDecay_host), cudaMemcpyHostToDevice));
-  CUDA_CHECK(cudaMalloc(&t.kL_forward_r0_gaps0, sizeof(kL_forward_r0_gaps0_host)));
-  CUDA_CHECK(cudaMemcpy(t.kL_forward_r0_gaps0, kL_forward_r0_gaps0_host, sizeof(kL_forward_r0_gaps0_host), cudaMemcpyHostToDevice));
   CUDA_CHECK(cudaMalloc(&t.kL_forward_r0_gaps1, sizeof(kL_forward_r0_gaps1_host)));
   CUDA_CHECK(cudaMemcpy(t.kL_forward_r0_gaps1, kL_forward_r0_gaps1_host, sizeof(kL_forward_r0_gaps1_host), cudaMemcpyHostToDevice));
   CUDA_CHECK(cudaMalloc(&t.kL_forward_r1_gaps0, sizeof(kL_forward_r1_gaps0_host)));
@@ -154,8 +148,6 @@ inline Tables upload_tables() {
   CUDA_CHECK(cudaMemcpy(t.kL_forward_r7_gaps1, kL_forward_r7_gaps1_host, sizeof(kL_forward_r7_gaps1_host), cudaMemcpyHostToDevice));
   CUDA_CHECK(cudaMalloc(&t.kL_backward_r0_gaps0, sizeof(kL_backward_r0_gaps0_host)));
   CUDA_CHECK(cudaMemcpy(t.kL_backward_r0_gaps0, kL_backward_r0_gaps0_host, sizeof(kL_backward_r0_gaps0_host), cudaMemcpyHostToDevice));
-  CUDA_CHECK(cudaMalloc(&t.kL_backward_r0_gaps1, sizeof(kL_backward_r0_gaps1_host)));
-  CUDA_CHECK(cudaMemcpy(t.kL_backward_r0_gaps1, kL_backward_r0_gaps1_host, sizeof(kL_backward_r0_gaps1_host), cudaMemcpyHostToDevice));
   CUDA_CHECK(cudaMalloc(&t.kL_backward_r1_gaps0, sizeof(kL_backward_r1_gaps0_host)));
   CUDA_CHECK(cudaMemcpy(t.kL_backward_r1_gaps0, kL_backward_r1_gaps0_host, sizeof(kL_backward_r1_gaps0_host), cudaMemcpyHostToDevice));
   CUDA_CHECK(cudaMalloc(&t.kL_backward_r1_gaps1, sizeof(kL_backward_r1_gaps1_host)));
@@ -311,31 +303,18 @@ static void L_forward_rank0(const Ctx& c, LBuffers& b, Run run) {
     lasp::linear_intra(b.q, b.k, b.v, lasp::Piece{16384, 16384}, b.o, c.dims, c.tables.kLDecay, true, c.compute);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[4 * 2 + 1], c.compute));
   }
-  // [5] P[0] = decayed sum of the 0 earlier piece states
+  // [5] P[15] = decayed sum of the 15 earlier piece states
   if (run.compute) {
     CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.events[2], 0));
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[5 * 2], c.compute));
-    lasp::linear_decayed_sum(b.m_all, 16, c.tables.kL_forward_r0_gaps0, b.p, c.dims, c.tables.kLDecay, c.compute);
+    lasp::linear_decayed_sum(b.m_all, 16, c.tables.kL_forward_r0_gaps1, b.p + 524288, c.dims, c.tables.kLDecay, c.compute);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[5 * 2 + 1], c.compute));
   }
-  // [6] O[0] += lam^(i+1) Q P
+  // [6] O[15] += lam^(i+1) Q P
   if (run.compute) {
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[6 * 2], c.compute));
-    lasp::linear_inter(b.q, b.p, lasp::Piece{0, 16384}, b.o, c.dims, c.tables.kLDecay, c.compute);
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[6 * 2 + 1], c.compute));
-  }
-  // [7] P[15] = decayed sum of the 15 earlier piece states
-  if (run.compute) {
-    CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.events[2], 0));
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[7 * 2], c.compute));
-    lasp::linear_decayed_sum(b.m_all, 16, c.tables.kL_forward_r0_gaps1, b.p + 524288, c.dims, c.tables.kLDecay, c.compute);
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[7 * 2 + 1], c.compute));
-  }
-  // [8] O[15] += lam^(i+1) Q P
-  if (run.compute) {
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[8 * 2], c.compute));
     lasp::linear_inter(b.q, b.p + 524288, lasp::Piece{16384, 16384}, b.o, c.dims, c.tables.kLDecay, c.compute);
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[8 * 2 + 1], c.compute));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[6 * 2 + 1], c.compute));
   }
 }
 
@@ -856,49 +835,30 @@ static void L_backward_rank0(const Ctx& c, LBuffers& b, Run run) {
     lasp::linear_intra_backward(b.q, b.k, b.v, b.do_, lasp::Piece{0, 16384}, b.dq, b.dk, b.dv, c.dims, c.tables.kLDecay, true, c.compute);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[3 * 2 + 1], c.compute));
   }
-  // [4] dQ[0] += dO P^T
+  // [4] G[0] = decayed sum of the 15 later pieces' dM
   if (run.compute) {
+    CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.events[2], 0));
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[4 * 2], c.compute));
-    lasp::linear_dq_inter(b.do_, b.p, lasp::Piece{0, 16384}, b.dq, c.dims, c.tables.kLDecay, c.compute);
+    lasp::linear_decayed_sum(b.dm_all, 16, c.tables.kL_backward_r0_gaps0, b.g, c.dims, c.tables.kLDecay, c.compute);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[4 * 2 + 1], c.compute));
   }
-  // [5] G[0] = decayed sum of the 15 later pieces' dM
+  // [5] dK, dV[0] += contributions of G
   if (run.compute) {
-    CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.events[2], 0));
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[5 * 2], c.compute));
-    lasp::linear_decayed_sum(b.dm_all, 16, c.tables.kL_backward_r0_gaps0, b.g, c.dims, c.tables.kLDecay, c.compute);
+    lasp::linear_dkdv_inter(b.k, b.v, b.g, lasp::Piece{0, 16384}, b.dk, b.dv, c.dims, c.tables.kLDecay, c.compute);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[5 * 2 + 1], c.compute));
   }
-  // [6] dK, dV[0] += contributions of G
+  // [6] dQ, dK, dV[15] inside the piece
   if (run.compute) {
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[6 * 2], c.compute));
-    lasp::linear_dkdv_inter(b.k, b.v, b.g, lasp::Piece{0, 16384}, b.dk, b.dv, c.dims, c.tables.kLDecay, c.compute);
+    lasp::linear_intra_backward(b.q, b.k, b.v, b.do_, lasp::Piece{16384, 16384}, b.dq, b.dk, b.dv, c.dims, c.tables.kLDecay, true, c.compute);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[6 * 2 + 1], c.compute));
   }
-  // [7] dQ, dK, dV[15] inside the piece
+  // [7] dQ[15] += dO P^T
   if (run.compute) {
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[7 * 2], c.compute));
-    lasp::linear_intra_backward(b.q, b.k, b.v, b.do_, lasp::Piece{16384, 16384}, b.dq, b.dk, b.dv, c.dims, c.tables.kLDecay, true, c.compute);
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[7 * 2 + 1], c.compute));
-  }
-  // [8] dQ[15] += dO P^T
-  if (run.compute) {
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[8 * 2], c.compute));
     lasp::linear_dq_inter(b.do_, b.p + 524288, lasp::Piece{16384, 16384}, b.dq, c.dims, c.tables.kLDecay, c.compute);
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[8 * 2 + 1], c.compute));
-  }
-  // [9] G[15] = decayed sum of the 0 later pieces' dM
-  if (run.compute) {
-    CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.events[2], 0));
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[9 * 2], c.compute));
-    lasp::linear_decayed_sum(b.dm_all, 16, c.tables.kL_backward_r0_gaps1, b.g + 524288, c.dims, c.tables.kLDecay, c.compute);
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[9 * 2 + 1], c.compute));
-  }
-  // [10] dK, dV[15] += contributions of G
-  if (run.compute) {
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[10 * 2], c.compute));
-    lasp::linear_dkdv_inter(b.k, b.v, b.g + 524288, lasp::Piece{16384, 16384}, b.dk, b.dv, c.dims, c.tables.kLDecay, c.compute);
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[10 * 2 + 1], c.compute));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[7 * 2 + 1], c.compute));
   }
 }
 
@@ -3029,6 +2989,6 @@ constexpr int kMaxEvents = 12;
 
 // FLOPs one rank performs in one training step: attention steps from the schedule IR, plus the
 // projections (forward 2*rows*in*out per matrix product, backward twice that).
-constexpr double kFlopsPerStep = 2.365368e+15;
+constexpr double kFlopsPerStep = 2.363718e+15;
 
 }  // namespace program

@@ -43,33 +43,27 @@ static const lasp::PieceMap kWholeSequence = lasp::PieceMap{1, {0, 0}, {0, 0}, {
 
 // Constant tables the steps read on the GPU: per-head decays and the token gaps of each decayed sum.
 static const float kRDecay_host[16] = { 0.968750000f, 0.984375000f, 0.992187500f, 0.996093750f, 0.998046875f, 0.999023438f, 0.999511719f, 0.999755859f, 0.999877930f, 0.999938965f, 0.999969482f, 0.999984741f, 0.999992371f, 0.999996185f, 0.999998093f, 0.999999046f };  // per-head decay of layer kind R (retention)
-static const int kR_forward_r0_gaps0_host[4] = { -1, -1, -1, -1 };  // prefix gaps of rank 0's piece 0 (-1: not included)
 static const int kR_forward_r1_gaps0_host[4] = { 0, -1, -1, -1 };  // prefix gaps of rank 1's piece 1 (-1: not included)
 static const int kR_forward_r2_gaps0_host[4] = { 65536, 0, -1, -1 };  // prefix gaps of rank 2's piece 2 (-1: not included)
 static const int kR_forward_r3_gaps0_host[4] = { 131072, 65536, 0, -1 };  // prefix gaps of rank 3's piece 3 (-1: not included)
 static const int kR_backward_r0_gaps0_host[4] = { -1, 0, 65536, 131072 };  // suffix gaps of rank 0's piece 0 (-1: not included)
 static const int kR_backward_r1_gaps0_host[4] = { -1, -1, 0, 65536 };  // suffix gaps of rank 1's piece 1 (-1: not included)
 static const int kR_backward_r2_gaps0_host[4] = { -1, -1, -1, 0 };  // suffix gaps of rank 2's piece 2 (-1: not included)
-static const int kR_backward_r3_gaps0_host[4] = { -1, -1, -1, -1 };  // suffix gaps of rank 3's piece 3 (-1: not included)
 
 struct Tables {
   float* kRDecay = nullptr;
-  int* kR_forward_r0_gaps0 = nullptr;
   int* kR_forward_r1_gaps0 = nullptr;
   int* kR_forward_r2_gaps0 = nullptr;
   int* kR_forward_r3_gaps0 = nullptr;
   int* kR_backward_r0_gaps0 = nullptr;
   int* kR_backward_r1_gaps0 = nullptr;
   int* kR_backward_r2_gaps0 = nullptr;
-  int* kR_backward_r3_gaps0 = nullptr;
 };
 
 inline Tables upload_tables() {
   Tables t;
   CUDA_CHECK(cudaMalloc(&t.kRDecay, sizeof(kRDecay_host)));
   CUDA_CHECK(cudaMemcpy(t.kRDecay, kRDecay_host, sizeof(kRDecay_host), cudaMemcpyHostToDevice));
-  CUDA_CHECK(cudaMalloc(&t.kR_forward_r0_gaps0, sizeof(kR_forward_r0_gaps0_host)));
-  CUDA_CHECK(cudaMemcpy(t.kR_forward_r0_gaps0, kR_forward_r0_gaps0_host, sizeof(kR_forward_r0_gaps0_host), cudaMemcpyHostToDevice));
   CUDA_CHECK(cudaMalloc(&t.kR_forward_r1_gaps0, sizeof(kR_forward_r1_gaps0_host)));
   CUDA_CHECK(cudaMemcpy(t.kR_forward_r1_gaps0, kR_forward_r1_gaps0_host, sizeof(kR_forward_r1_gaps0_host), cudaMemcpyHostToDevice));
   CUDA_CHECK(cudaMalloc(&t.kR_forward_r2_gaps0, sizeof(kR_forward_r2_gaps0_host)));
@@ -82,8 +76,6 @@ inline Tables upload_tables() {
   CUDA_CHECK(cudaMemcpy(t.kR_backward_r1_gaps0, kR_backward_r1_gaps0_host, sizeof(kR_backward_r1_gaps0_host), cudaMemcpyHostToDevice));
   CUDA_CHECK(cudaMalloc(&t.kR_backward_r2_gaps0, sizeof(kR_backward_r2_gaps0_host)));
   CUDA_CHECK(cudaMemcpy(t.kR_backward_r2_gaps0, kR_backward_r2_gaps0_host, sizeof(kR_backward_r2_gaps0_host), cudaMemcpyHostToDevice));
-  CUDA_CHECK(cudaMalloc(&t.kR_backward_r3_gaps0, sizeof(kR_backward_r3_gaps0_host)));
-  CUDA_CHECK(cudaMemcpy(t.kR_backward_r3_gaps0, kR_backward_r3_gaps0_host, sizeof(kR_backward_r3_gaps0_host), cudaMemcpyHostToDevice));
   return t;
 }
 
@@ -188,7 +180,6 @@ static void R_forward_rank0(const Ctx& c, RBuffers& b, Run run) {
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[1 * 2], c.comm));
     NCCL_CHECK(ncclAllGather(b.m, b.m_all, 262144, ncclFloat32, c.nccl_few_ctas, c.comm));
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[1 * 2 + 1], c.comm));
-    CUDA_CHECK(cudaEventRecord(c.events[1], c.comm));
   }
   // [2] O[0] = intra-piece product (chunk algorithm)
   if (run.compute) {
@@ -196,19 +187,6 @@ static void R_forward_rank0(const Ctx& c, RBuffers& b, Run run) {
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[2 * 2], c.compute));
     lasp::linear_intra(b.q, b.k, b.v, lasp::Piece{0, 65536}, b.o, c.dims, c.tables.kRDecay, true, c.compute);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[2 * 2 + 1], c.compute));
-  }
-  // [3] P[0] = decayed sum of the 0 earlier piece states
-  if (run.compute) {
-    CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.events[1], 0));
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[3 * 2], c.compute));
-    lasp::linear_decayed_sum(b.m_all, 4, c.tables.kR_forward_r0_gaps0, b.p, c.dims, c.tables.kRDecay, c.compute);
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[3 * 2 + 1], c.compute));
-  }
-  // [4] O[0] += lam^(i+1) Q P
-  if (run.compute) {
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[4 * 2], c.compute));
-    lasp::linear_inter(b.q, b.p, lasp::Piece{0, 65536}, b.o, c.dims, c.tables.kRDecay, c.compute);
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[4 * 2 + 1], c.compute));
   }
 }
 
@@ -368,24 +346,18 @@ static void R_backward_rank0(const Ctx& c, RBuffers& b, Run run) {
     lasp::linear_intra_backward(b.q, b.k, b.v, b.do_, lasp::Piece{0, 65536}, b.dq, b.dk, b.dv, c.dims, c.tables.kRDecay, true, c.compute);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[2 * 2 + 1], c.compute));
   }
-  // [3] dQ[0] += dO P^T
-  if (run.compute) {
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[3 * 2], c.compute));
-    lasp::linear_dq_inter(b.do_, b.p, lasp::Piece{0, 65536}, b.dq, c.dims, c.tables.kRDecay, c.compute);
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[3 * 2 + 1], c.compute));
-  }
-  // [4] G[0] = decayed sum of the 3 later pieces' dM
+  // [3] G[0] = decayed sum of the 3 later pieces' dM
   if (run.compute) {
     CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.events[1], 0));
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[4 * 2], c.compute));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[3 * 2], c.compute));
     lasp::linear_decayed_sum(b.dm_all, 4, c.tables.kR_backward_r0_gaps0, b.g, c.dims, c.tables.kRDecay, c.compute);
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[4 * 2 + 1], c.compute));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[3 * 2 + 1], c.compute));
   }
-  // [5] dK, dV[0] += contributions of G
+  // [4] dK, dV[0] += contributions of G
   if (run.compute) {
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[5 * 2], c.compute));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[4 * 2], c.compute));
     lasp::linear_dkdv_inter(b.k, b.v, b.g, lasp::Piece{0, 65536}, b.dk, b.dv, c.dims, c.tables.kRDecay, c.compute);
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[5 * 2 + 1], c.compute));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[4 * 2 + 1], c.compute));
   }
 }
 
@@ -497,7 +469,6 @@ static void R_backward_rank3(const Ctx& c, RBuffers& b, Run run) {
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[1 * 2], c.comm));
     NCCL_CHECK(ncclAllGather(b.dm, b.dm_all, 262144, ncclFloat32, c.nccl_few_ctas, c.comm));
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[1 * 2 + 1], c.comm));
-    CUDA_CHECK(cudaEventRecord(c.events[1], c.comm));
   }
   // [2] dQ, dK, dV[3] inside the piece
   if (run.compute) {
@@ -511,19 +482,6 @@ static void R_backward_rank3(const Ctx& c, RBuffers& b, Run run) {
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[3 * 2], c.compute));
     lasp::linear_dq_inter(b.do_, b.p, lasp::Piece{0, 65536}, b.dq, c.dims, c.tables.kRDecay, c.compute);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[3 * 2 + 1], c.compute));
-  }
-  // [4] G[3] = decayed sum of the 0 later pieces' dM
-  if (run.compute) {
-    CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.events[1], 0));
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[4 * 2], c.compute));
-    lasp::linear_decayed_sum(b.dm_all, 4, c.tables.kR_backward_r3_gaps0, b.g, c.dims, c.tables.kRDecay, c.compute);
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[4 * 2 + 1], c.compute));
-  }
-  // [5] dK, dV[3] += contributions of G
-  if (run.compute) {
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[5 * 2], c.compute));
-    lasp::linear_dkdv_inter(b.k, b.v, b.g, lasp::Piece{0, 65536}, b.dk, b.dv, c.dims, c.tables.kRDecay, c.compute);
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[5 * 2 + 1], c.compute));
   }
 }
 
@@ -543,6 +501,6 @@ constexpr int kMaxEvents = 6;
 
 // FLOPs one rank performs in one training step: attention steps from the schedule IR, plus the
 // projections (forward 2*rows*in*out per matrix product, backward twice that).
-constexpr double kFlopsPerStep = 1.137995e+14;
+constexpr double kFlopsPerStep = 1.127000e+14;
 
 }  // namespace program

@@ -176,12 +176,6 @@ static void L_forward_rank0(const Ctx& c, LBuffers& b, Run run) {
     NCCL_CHECK(ncclSend(b.p_next, 16384, ncclFloat32, 1, c.nccl, c.comm));
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[4 * 2 + 1], c.comm));
   }
-  // [5] O[0] += lam^(i+1) Q P
-  if (run.compute) {
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[5 * 2], c.compute));
-    lasp::linear_inter(b.q, b.p, lasp::Piece{0, 512}, b.o, c.dims, c.tables.kLDecay, c.compute);
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[5 * 2 + 1], c.compute));
-  }
 }
 
 // L forward, rank 1.
@@ -274,31 +268,25 @@ static void L_forward_rank2(const Ctx& c, LBuffers& b, Run run) {
 
 // L forward, rank 3.
 static void L_forward_rank3(const Ctx& c, LBuffers& b, Run run) {
-  // [0] M[3] = K^T V over piece 3 (decayed)
+  // [0] O[3] = intra-piece product (chunk algorithm)
   if (run.compute) {
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[0 * 2], c.compute));
-    lasp::linear_state(b.k, b.v, lasp::Piece{0, 512}, b.m, c.dims, c.tables.kLDecay, c.compute);
+    lasp::linear_intra(b.q, b.k, b.v, lasp::Piece{0, 512}, b.o, c.dims, c.tables.kLDecay, true, c.compute);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[0 * 2 + 1], c.compute));
   }
-  // [1] O[3] = intra-piece product (chunk algorithm)
-  if (run.compute) {
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[1 * 2], c.compute));
-    lasp::linear_intra(b.q, b.k, b.v, lasp::Piece{0, 512}, b.o, c.dims, c.tables.kLDecay, true, c.compute);
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[1 * 2 + 1], c.compute));
-  }
-  // [2] recv P[3] from rank 2
+  // [1] recv P[3] from rank 2
   if (run.comm) {
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[2 * 2], c.comm));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[1 * 2], c.comm));
     NCCL_CHECK(ncclRecv(b.p, 16384, ncclFloat32, 2, c.nccl, c.comm));
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[2 * 2 + 1], c.comm));
-    CUDA_CHECK(cudaEventRecord(c.events[2], c.comm));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[1 * 2 + 1], c.comm));
+    CUDA_CHECK(cudaEventRecord(c.events[1], c.comm));
   }
-  // [3] O[3] += lam^(i+1) Q P
+  // [2] O[3] += lam^(i+1) Q P
   if (run.compute) {
-    CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.events[2], 0));
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[3 * 2], c.compute));
+    CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.events[1], 0));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[2 * 2], c.compute));
     lasp::linear_inter(b.q, b.p, lasp::Piece{0, 512}, b.o, c.dims, c.tables.kLDecay, c.compute);
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[3 * 2 + 1], c.compute));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[2 * 2 + 1], c.compute));
   }
 }
 
@@ -315,37 +303,25 @@ inline void L_forward(const Ctx& c, LBuffers& b, Run run = Run{}) {
 
 // L backward, rank 0.
 static void L_backward_rank0(const Ctx& c, LBuffers& b, Run run) {
-  // [0] dM[0] = lam^(i+1) Q^T dO over piece 0
+  // [0] dQ, dK, dV[0] inside the piece
   if (run.compute) {
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[0 * 2], c.compute));
-    lasp::linear_grad_state(b.q, b.do_, lasp::Piece{0, 512}, b.dm, c.dims, c.tables.kLDecay, c.compute);
+    lasp::linear_intra_backward(b.q, b.k, b.v, b.do_, lasp::Piece{0, 512}, b.dq, b.dk, b.dv, c.dims, c.tables.kLDecay, true, c.compute);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[0 * 2 + 1], c.compute));
   }
-  // [1] dQ, dK, dV[0] inside the piece
-  if (run.compute) {
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[1 * 2], c.compute));
-    lasp::linear_intra_backward(b.q, b.k, b.v, b.do_, lasp::Piece{0, 512}, b.dq, b.dk, b.dv, c.dims, c.tables.kLDecay, true, c.compute);
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[1 * 2 + 1], c.compute));
-  }
-  // [2] dQ[0] += dO P^T
-  if (run.compute) {
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[2 * 2], c.compute));
-    lasp::linear_dq_inter(b.do_, b.p, lasp::Piece{0, 512}, b.dq, c.dims, c.tables.kLDecay, c.compute);
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[2 * 2 + 1], c.compute));
-  }
-  // [3] recv G[0] from rank 1
+  // [1] recv G[0] from rank 1
   if (run.comm) {
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[3 * 2], c.comm));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[1 * 2], c.comm));
     NCCL_CHECK(ncclRecv(b.g, 16384, ncclFloat32, 1, c.nccl, c.comm));
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[3 * 2 + 1], c.comm));
-    CUDA_CHECK(cudaEventRecord(c.events[3], c.comm));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[1 * 2 + 1], c.comm));
+    CUDA_CHECK(cudaEventRecord(c.events[1], c.comm));
   }
-  // [4] dK, dV[0] += contributions of G
+  // [2] dK, dV[0] += contributions of G
   if (run.compute) {
-    CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.events[3], 0));
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[4 * 2], c.compute));
+    CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.events[1], 0));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[2 * 2], c.compute));
     lasp::linear_dkdv_inter(b.k, b.v, b.g, lasp::Piece{0, 512}, b.dk, b.dv, c.dims, c.tables.kLDecay, c.compute);
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[4 * 2 + 1], c.compute));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[2 * 2 + 1], c.compute));
   }
 }
 
@@ -490,12 +466,6 @@ static void L_backward_rank3(const Ctx& c, LBuffers& b, Run run) {
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[5 * 2], c.comm));
     NCCL_CHECK(ncclSend(b.g_prev, 16384, ncclFloat32, 2, c.nccl, c.comm));
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[5 * 2 + 1], c.comm));
-  }
-  // [6] dK, dV[3] += contributions of G
-  if (run.compute) {
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[6 * 2], c.compute));
-    lasp::linear_dkdv_inter(b.k, b.v, b.g, lasp::Piece{0, 512}, b.dk, b.dv, c.dims, c.tables.kLDecay, c.compute);
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[6 * 2 + 1], c.compute));
   }
 }
 
@@ -1377,6 +1347,6 @@ constexpr int kMaxEvents = 16;
 
 // FLOPs one rank performs in one training step: attention steps from the schedule IR, plus the
 // projections (forward 2*rows*in*out per matrix product, backward twice that).
-constexpr double kFlopsPerStep = 4.365091e+9;
+constexpr double kFlopsPerStep = 4.264428e+9;
 
 }  // namespace program

@@ -41,23 +41,19 @@ static const lasp::PieceMap kWholeSequence = lasp::PieceMap{1, {0, 0}, {0, 0}, {
 
 // Constant tables the steps read on the GPU: per-head decays and the token gaps of each decayed sum.
 static const float kLDecay_host[4] = { 0.980000000f, 0.980000000f, 0.980000000f, 0.980000000f };  // per-head decay of layer kind L (fixed)
-static const int kL_forward_r0_gaps0_host[4] = { -1, -1, -1, -1 };  // prefix gaps of rank 0's piece 0 (-1: not included)
 static const int kL_forward_r0_gaps1_host[4] = { 512, -1, 256, 0 };  // prefix gaps of rank 0's piece 3 (-1: not included)
 static const int kL_forward_r1_gaps0_host[4] = { 0, -1, -1, -1 };  // prefix gaps of rank 1's piece 1 (-1: not included)
 static const int kL_forward_r1_gaps1_host[4] = { 256, -1, 0, -1 };  // prefix gaps of rank 1's piece 2 (-1: not included)
 static const int kL_backward_r0_gaps0_host[4] = { -1, 512, 0, 256 };  // suffix gaps of rank 0's piece 0 (-1: not included)
-static const int kL_backward_r0_gaps1_host[4] = { -1, -1, -1, -1 };  // suffix gaps of rank 0's piece 3 (-1: not included)
 static const int kL_backward_r1_gaps0_host[4] = { -1, 256, -1, 0 };  // suffix gaps of rank 1's piece 1 (-1: not included)
 static const int kL_backward_r1_gaps1_host[4] = { -1, 0, -1, -1 };  // suffix gaps of rank 1's piece 2 (-1: not included)
 
 struct Tables {
   float* kLDecay = nullptr;
-  int* kL_forward_r0_gaps0 = nullptr;
   int* kL_forward_r0_gaps1 = nullptr;
   int* kL_forward_r1_gaps0 = nullptr;
   int* kL_forward_r1_gaps1 = nullptr;
   int* kL_backward_r0_gaps0 = nullptr;
-  int* kL_backward_r0_gaps1 = nullptr;
   int* kL_backward_r1_gaps0 = nullptr;
   int* kL_backward_r1_gaps1 = nullptr;
 };
@@ -66,8 +62,6 @@ inline Tables upload_tables() {
   Tables t;
   CUDA_CHECK(cudaMalloc(&t.kLDecay, sizeof(kLDecay_host)));
   CUDA_CHECK(cudaMemcpy(t.kLDecay, kLDecay_host, sizeof(kLDecay_host), cudaMemcpyHostToDevice));
-  CUDA_CHECK(cudaMalloc(&t.kL_forward_r0_gaps0, sizeof(kL_forward_r0_gaps0_host)));
-  CUDA_CHECK(cudaMemcpy(t.kL_forward_r0_gaps0, kL_forward_r0_gaps0_host, sizeof(kL_forward_r0_gaps0_host), cudaMemcpyHostToDevice));
   CUDA_CHECK(cudaMalloc(&t.kL_forward_r0_gaps1, sizeof(kL_forward_r0_gaps1_host)));
   CUDA_CHECK(cudaMemcpy(t.kL_forward_r0_gaps1, kL_forward_r0_gaps1_host, sizeof(kL_forward_r0_gaps1_host), cudaMemcpyHostToDevice));
   CUDA_CHECK(cudaMalloc(&t.kL_forward_r1_gaps0, sizeof(kL_forward_r1_gaps0_host)));
@@ -76,8 +70,6 @@ inline Tables upload_tables() {
   CUDA_CHECK(cudaMemcpy(t.kL_forward_r1_gaps1, kL_forward_r1_gaps1_host, sizeof(kL_forward_r1_gaps1_host), cudaMemcpyHostToDevice));
   CUDA_CHECK(cudaMalloc(&t.kL_backward_r0_gaps0, sizeof(kL_backward_r0_gaps0_host)));
   CUDA_CHECK(cudaMemcpy(t.kL_backward_r0_gaps0, kL_backward_r0_gaps0_host, sizeof(kL_backward_r0_gaps0_host), cudaMemcpyHostToDevice));
-  CUDA_CHECK(cudaMalloc(&t.kL_backward_r0_gaps1, sizeof(kL_backward_r0_gaps1_host)));
-  CUDA_CHECK(cudaMemcpy(t.kL_backward_r0_gaps1, kL_backward_r0_gaps1_host, sizeof(kL_backward_r0_gaps1_host), cudaMemcpyHostToDevice));
   CUDA_CHECK(cudaMalloc(&t.kL_backward_r1_gaps0, sizeof(kL_backward_r1_gaps0_host)));
   CUDA_CHECK(cudaMemcpy(t.kL_backward_r1_gaps0, kL_backward_r1_gaps0_host, sizeof(kL_backward_r1_gaps0_host), cudaMemcpyHostToDevice));
   CUDA_CHECK(cudaMalloc(&t.kL_backward_r1_gaps1, sizeof(kL_backward_r1_gaps1_host)));
@@ -209,31 +201,18 @@ static void L_forward_rank0(const Ctx& c, LBuffers& b, Run run) {
     lasp::linear_intra(b.q, b.k, b.v, lasp::Piece{256, 256}, b.o, c.dims, c.tables.kLDecay, true, c.compute);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[4 * 2 + 1], c.compute));
   }
-  // [5] P[0] = decayed sum of the 0 earlier piece states
+  // [5] P[3] = decayed sum of the 3 earlier piece states
   if (run.compute) {
     CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.events[2], 0));
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[5 * 2], c.compute));
-    lasp::linear_decayed_sum(b.m_all, 4, c.tables.kL_forward_r0_gaps0, b.p, c.dims, c.tables.kLDecay, c.compute);
+    lasp::linear_decayed_sum(b.m_all, 4, c.tables.kL_forward_r0_gaps1, b.p + 16384, c.dims, c.tables.kLDecay, c.compute);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[5 * 2 + 1], c.compute));
   }
-  // [6] O[0] += lam^(i+1) Q P
+  // [6] O[3] += lam^(i+1) Q P
   if (run.compute) {
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[6 * 2], c.compute));
-    lasp::linear_inter(b.q, b.p, lasp::Piece{0, 256}, b.o, c.dims, c.tables.kLDecay, c.compute);
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[6 * 2 + 1], c.compute));
-  }
-  // [7] P[3] = decayed sum of the 3 earlier piece states
-  if (run.compute) {
-    CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.events[2], 0));
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[7 * 2], c.compute));
-    lasp::linear_decayed_sum(b.m_all, 4, c.tables.kL_forward_r0_gaps1, b.p + 16384, c.dims, c.tables.kLDecay, c.compute);
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[7 * 2 + 1], c.compute));
-  }
-  // [8] O[3] += lam^(i+1) Q P
-  if (run.compute) {
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[8 * 2], c.compute));
     lasp::linear_inter(b.q, b.p + 16384, lasp::Piece{256, 256}, b.o, c.dims, c.tables.kLDecay, c.compute);
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[8 * 2 + 1], c.compute));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[6 * 2 + 1], c.compute));
   }
 }
 
@@ -346,49 +325,30 @@ static void L_backward_rank0(const Ctx& c, LBuffers& b, Run run) {
     lasp::linear_intra_backward(b.q, b.k, b.v, b.do_, lasp::Piece{0, 256}, b.dq, b.dk, b.dv, c.dims, c.tables.kLDecay, true, c.compute);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[3 * 2 + 1], c.compute));
   }
-  // [4] dQ[0] += dO P^T
+  // [4] G[0] = decayed sum of the 3 later pieces' dM
   if (run.compute) {
+    CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.events[2], 0));
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[4 * 2], c.compute));
-    lasp::linear_dq_inter(b.do_, b.p, lasp::Piece{0, 256}, b.dq, c.dims, c.tables.kLDecay, c.compute);
+    lasp::linear_decayed_sum(b.dm_all, 4, c.tables.kL_backward_r0_gaps0, b.g, c.dims, c.tables.kLDecay, c.compute);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[4 * 2 + 1], c.compute));
   }
-  // [5] G[0] = decayed sum of the 3 later pieces' dM
+  // [5] dK, dV[0] += contributions of G
   if (run.compute) {
-    CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.events[2], 0));
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[5 * 2], c.compute));
-    lasp::linear_decayed_sum(b.dm_all, 4, c.tables.kL_backward_r0_gaps0, b.g, c.dims, c.tables.kLDecay, c.compute);
+    lasp::linear_dkdv_inter(b.k, b.v, b.g, lasp::Piece{0, 256}, b.dk, b.dv, c.dims, c.tables.kLDecay, c.compute);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[5 * 2 + 1], c.compute));
   }
-  // [6] dK, dV[0] += contributions of G
+  // [6] dQ, dK, dV[3] inside the piece
   if (run.compute) {
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[6 * 2], c.compute));
-    lasp::linear_dkdv_inter(b.k, b.v, b.g, lasp::Piece{0, 256}, b.dk, b.dv, c.dims, c.tables.kLDecay, c.compute);
+    lasp::linear_intra_backward(b.q, b.k, b.v, b.do_, lasp::Piece{256, 256}, b.dq, b.dk, b.dv, c.dims, c.tables.kLDecay, true, c.compute);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[6 * 2 + 1], c.compute));
   }
-  // [7] dQ, dK, dV[3] inside the piece
+  // [7] dQ[3] += dO P^T
   if (run.compute) {
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[7 * 2], c.compute));
-    lasp::linear_intra_backward(b.q, b.k, b.v, b.do_, lasp::Piece{256, 256}, b.dq, b.dk, b.dv, c.dims, c.tables.kLDecay, true, c.compute);
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[7 * 2 + 1], c.compute));
-  }
-  // [8] dQ[3] += dO P^T
-  if (run.compute) {
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[8 * 2], c.compute));
     lasp::linear_dq_inter(b.do_, b.p + 16384, lasp::Piece{256, 256}, b.dq, c.dims, c.tables.kLDecay, c.compute);
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[8 * 2 + 1], c.compute));
-  }
-  // [9] G[3] = decayed sum of the 0 later pieces' dM
-  if (run.compute) {
-    CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.events[2], 0));
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[9 * 2], c.compute));
-    lasp::linear_decayed_sum(b.dm_all, 4, c.tables.kL_backward_r0_gaps1, b.g + 16384, c.dims, c.tables.kLDecay, c.compute);
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[9 * 2 + 1], c.compute));
-  }
-  // [10] dK, dV[3] += contributions of G
-  if (run.compute) {
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[10 * 2], c.compute));
-    lasp::linear_dkdv_inter(b.k, b.v, b.g + 16384, lasp::Piece{256, 256}, b.dk, b.dv, c.dims, c.tables.kLDecay, c.compute);
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[10 * 2 + 1], c.compute));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[7 * 2 + 1], c.compute));
   }
 }
 
@@ -773,6 +733,6 @@ constexpr int kMaxEvents = 11;
 
 // FLOPs one rank performs in one training step: attention steps from the schedule IR, plus the
 // projections (forward 2*rows*in*out per matrix product, backward twice that).
-constexpr double kFlopsPerStep = 5.306188e+9;
+constexpr double kFlopsPerStep = 5.239079e+9;
 
 }  // namespace program

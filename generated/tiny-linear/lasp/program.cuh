@@ -41,31 +41,23 @@ static const lasp::PieceMap kWholeSequence = lasp::PieceMap{1, {0, 0}, {0, 0}, {
 
 // Constant tables the steps read on the GPU: per-head decays and the token gaps of each decayed sum.
 static const float kLDecay_host[4] = { 0.900000000f, 0.950000000f, 0.990000000f, 1.0f };  // per-head decay of layer kind L (list)
-static const int kL_forward_r0_gaps0_host[2] = { -1, -1 };  // prefix gaps of rank 0's piece 0 (-1: not included)
 static const int kL_forward_r1_gaps0_host[2] = { 0, -1 };  // prefix gaps of rank 1's piece 1 (-1: not included)
 static const int kL_backward_r0_gaps0_host[2] = { -1, 0 };  // suffix gaps of rank 0's piece 0 (-1: not included)
-static const int kL_backward_r1_gaps0_host[2] = { -1, -1 };  // suffix gaps of rank 1's piece 1 (-1: not included)
 
 struct Tables {
   float* kLDecay = nullptr;
-  int* kL_forward_r0_gaps0 = nullptr;
   int* kL_forward_r1_gaps0 = nullptr;
   int* kL_backward_r0_gaps0 = nullptr;
-  int* kL_backward_r1_gaps0 = nullptr;
 };
 
 inline Tables upload_tables() {
   Tables t;
   CUDA_CHECK(cudaMalloc(&t.kLDecay, sizeof(kLDecay_host)));
   CUDA_CHECK(cudaMemcpy(t.kLDecay, kLDecay_host, sizeof(kLDecay_host), cudaMemcpyHostToDevice));
-  CUDA_CHECK(cudaMalloc(&t.kL_forward_r0_gaps0, sizeof(kL_forward_r0_gaps0_host)));
-  CUDA_CHECK(cudaMemcpy(t.kL_forward_r0_gaps0, kL_forward_r0_gaps0_host, sizeof(kL_forward_r0_gaps0_host), cudaMemcpyHostToDevice));
   CUDA_CHECK(cudaMalloc(&t.kL_forward_r1_gaps0, sizeof(kL_forward_r1_gaps0_host)));
   CUDA_CHECK(cudaMemcpy(t.kL_forward_r1_gaps0, kL_forward_r1_gaps0_host, sizeof(kL_forward_r1_gaps0_host), cudaMemcpyHostToDevice));
   CUDA_CHECK(cudaMalloc(&t.kL_backward_r0_gaps0, sizeof(kL_backward_r0_gaps0_host)));
   CUDA_CHECK(cudaMemcpy(t.kL_backward_r0_gaps0, kL_backward_r0_gaps0_host, sizeof(kL_backward_r0_gaps0_host), cudaMemcpyHostToDevice));
-  CUDA_CHECK(cudaMalloc(&t.kL_backward_r1_gaps0, sizeof(kL_backward_r1_gaps0_host)));
-  CUDA_CHECK(cudaMemcpy(t.kL_backward_r1_gaps0, kL_backward_r1_gaps0_host, sizeof(kL_backward_r1_gaps0_host), cudaMemcpyHostToDevice));
   return t;
 }
 
@@ -170,7 +162,6 @@ static void L_forward_rank0(const Ctx& c, LBuffers& b, Run run) {
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[1 * 2], c.comm));
     NCCL_CHECK(ncclAllGather(b.m, b.m_all, 16384, ncclFloat32, c.nccl_few_ctas, c.comm));
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[1 * 2 + 1], c.comm));
-    CUDA_CHECK(cudaEventRecord(c.events[1], c.comm));
   }
   // [2] O[0] = intra-piece product (chunk algorithm)
   if (run.compute) {
@@ -178,19 +169,6 @@ static void L_forward_rank0(const Ctx& c, LBuffers& b, Run run) {
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[2 * 2], c.compute));
     lasp::linear_intra(b.q, b.k, b.v, lasp::Piece{0, 512}, b.o, c.dims, c.tables.kLDecay, true, c.compute);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[2 * 2 + 1], c.compute));
-  }
-  // [3] P[0] = decayed sum of the 0 earlier piece states
-  if (run.compute) {
-    CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.events[1], 0));
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[3 * 2], c.compute));
-    lasp::linear_decayed_sum(b.m_all, 2, c.tables.kL_forward_r0_gaps0, b.p, c.dims, c.tables.kLDecay, c.compute);
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[3 * 2 + 1], c.compute));
-  }
-  // [4] O[0] += lam^(i+1) Q P
-  if (run.compute) {
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[4 * 2], c.compute));
-    lasp::linear_inter(b.q, b.p, lasp::Piece{0, 512}, b.o, c.dims, c.tables.kLDecay, c.compute);
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[4 * 2 + 1], c.compute));
   }
 }
 
@@ -268,24 +246,18 @@ static void L_backward_rank0(const Ctx& c, LBuffers& b, Run run) {
     lasp::linear_intra_backward(b.q, b.k, b.v, b.do_, lasp::Piece{0, 512}, b.dq, b.dk, b.dv, c.dims, c.tables.kLDecay, true, c.compute);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[2 * 2 + 1], c.compute));
   }
-  // [3] dQ[0] += dO P^T
-  if (run.compute) {
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[3 * 2], c.compute));
-    lasp::linear_dq_inter(b.do_, b.p, lasp::Piece{0, 512}, b.dq, c.dims, c.tables.kLDecay, c.compute);
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[3 * 2 + 1], c.compute));
-  }
-  // [4] G[0] = decayed sum of the 1 later pieces' dM
+  // [3] G[0] = decayed sum of the 1 later pieces' dM
   if (run.compute) {
     CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.events[1], 0));
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[4 * 2], c.compute));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[3 * 2], c.compute));
     lasp::linear_decayed_sum(b.dm_all, 2, c.tables.kL_backward_r0_gaps0, b.g, c.dims, c.tables.kLDecay, c.compute);
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[4 * 2 + 1], c.compute));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[3 * 2 + 1], c.compute));
   }
-  // [5] dK, dV[0] += contributions of G
+  // [4] dK, dV[0] += contributions of G
   if (run.compute) {
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[5 * 2], c.compute));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[4 * 2], c.compute));
     lasp::linear_dkdv_inter(b.k, b.v, b.g, lasp::Piece{0, 512}, b.dk, b.dv, c.dims, c.tables.kLDecay, c.compute);
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[5 * 2 + 1], c.compute));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[4 * 2 + 1], c.compute));
   }
 }
 
@@ -305,7 +277,6 @@ static void L_backward_rank1(const Ctx& c, LBuffers& b, Run run) {
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[1 * 2], c.comm));
     NCCL_CHECK(ncclAllGather(b.dm, b.dm_all, 16384, ncclFloat32, c.nccl_few_ctas, c.comm));
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[1 * 2 + 1], c.comm));
-    CUDA_CHECK(cudaEventRecord(c.events[1], c.comm));
   }
   // [2] dQ, dK, dV[1] inside the piece
   if (run.compute) {
@@ -320,23 +291,10 @@ static void L_backward_rank1(const Ctx& c, LBuffers& b, Run run) {
     lasp::linear_dq_inter(b.do_, b.p, lasp::Piece{0, 512}, b.dq, c.dims, c.tables.kLDecay, c.compute);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[3 * 2 + 1], c.compute));
   }
-  // [4] G[1] = decayed sum of the 0 later pieces' dM
-  if (run.compute) {
-    CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.events[1], 0));
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[4 * 2], c.compute));
-    lasp::linear_decayed_sum(b.dm_all, 2, c.tables.kL_backward_r1_gaps0, b.g, c.dims, c.tables.kLDecay, c.compute);
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[4 * 2 + 1], c.compute));
-  }
-  // [5] dK, dV[1] += contributions of G
-  if (run.compute) {
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[5 * 2], c.compute));
-    lasp::linear_dkdv_inter(b.k, b.v, b.g, lasp::Piece{0, 512}, b.dk, b.dv, c.dims, c.tables.kLDecay, c.compute);
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[5 * 2 + 1], c.compute));
-  }
 }
 
 // L backward: dispatches to this rank's steps.
-constexpr int kL_backward_events = 6;
+constexpr int kL_backward_events = 5;
 inline void L_backward(const Ctx& c, LBuffers& b, Run run = Run{}) {
   switch (c.rank) {
     case 0: L_backward_rank0(c, b, run); break;
@@ -345,10 +303,10 @@ inline void L_backward(const Ctx& c, LBuffers& b, Run run = Run{}) {
 }
 
 // Events the longest rank program needs.
-constexpr int kMaxEvents = 6;
+constexpr int kMaxEvents = 5;
 
 // FLOPs one rank performs in one training step: attention steps from the schedule IR, plus the
 // projections (forward 2*rows*in*out per matrix product, backward twice that).
-constexpr double kFlopsPerStep = 2.214658e+9;
+constexpr double kFlopsPerStep = 2.147549e+9;
 
 }  // namespace program
