@@ -4,7 +4,7 @@ import type { LinearAttentionKind } from "../spec/resolved.js";
 import type { RankBuilder } from "./builder.js";
 import { activation, piecesOf, states, type LowerContext } from "./context.js";
 import type { Piece } from "./ir.js";
-import { stateCost } from "./linear-costs.js";
+import { interCost, intraBackwardCost, intraCost, stateCost } from "./linear-costs.js";
 
 export function decayWords(layer: LinearAttentionKind): string {
   return layer.decay.schedule === "none" ? "" : " (decayed)";
@@ -87,5 +87,100 @@ export function gradStateSteps(
           { piece: j },
         )
       : undefined,
+  );
+}
+
+/** The steps every linear strategy issues per piece; the strategies differ in what they wait for. */
+export function intraStep(
+  b: RankBuilder,
+  ctx: LowerContext,
+  piece: Piece,
+  j: number,
+  io: { q: string; k: string; v: string; o: string },
+  causal: boolean,
+  deps: number[] = [],
+): number {
+  return b.compute(
+    "linear.intra",
+    `O[${piece.index}] = intra-piece product (chunk algorithm)`,
+    { reads: [io.q, io.k, io.v], writes: [io.o] },
+    intraCost(ctx, piece.length),
+    { piece: j, causal },
+    deps,
+  );
+}
+
+export function intraBackwardStep(
+  b: RankBuilder,
+  ctx: LowerContext,
+  piece: Piece,
+  j: number,
+  io: { q: string; k: string; v: string; dout: string; dq: string; dk: string; dv: string },
+  causal: boolean,
+  deps: number[] = [],
+): number {
+  return b.compute(
+    "linear.intra_backward",
+    `dQ, dK, dV[${piece.index}] inside the piece`,
+    { reads: [io.q, io.k, io.v, io.dout], writes: [io.dq, io.dk, io.dv] },
+    intraBackwardCost(ctx, piece.length),
+    { piece: j, causal },
+    deps,
+  );
+}
+
+/** O += lam^(i+1) Q P (causal) or Q P (bidirectional), after the piece's intra step and its prefix. */
+export function interStep(
+  b: RankBuilder,
+  ctx: LowerContext,
+  piece: Piece,
+  j: number,
+  io: { q: string; p: string; o: string },
+  causal: boolean,
+  deps: number[],
+): number {
+  return b.compute(
+    "linear.inter",
+    `O[${piece.index}] += ${causal ? "lam^(i+1) " : ""}Q P`,
+    { reads: [io.q, io.p, io.o], writes: [io.o] },
+    interCost(ctx, piece.length),
+    { piece: j },
+    deps,
+  );
+}
+
+export function dqInterStep(
+  b: RankBuilder,
+  ctx: LowerContext,
+  piece: Piece,
+  j: number,
+  io: { dout: string; p: string; dq: string },
+  deps: number[],
+): number {
+  return b.compute(
+    "linear.dq_inter",
+    `dQ[${piece.index}] += dO P^T`,
+    { reads: [io.dout, io.p, io.dq], writes: [io.dq] },
+    interCost(ctx, piece.length),
+    { piece: j },
+    deps,
+  );
+}
+
+export function dkdvInterStep(
+  b: RankBuilder,
+  ctx: LowerContext,
+  piece: Piece,
+  j: number,
+  io: { k: string; v: string; g: string; dk: string; dv: string },
+  deps: number[],
+): number {
+  return b.compute(
+    "linear.dkdv_inter",
+    `dK, dV[${piece.index}] += contributions of G`,
+    { reads: [io.k, io.v, io.g, io.dk, io.dv], writes: [io.dk, io.dv] },
+    interCost(ctx, piece.length, 2),
+    { piece: j },
+    deps,
   );
 }

@@ -8,8 +8,18 @@ import type { LinearAttentionKind } from "../spec/resolved.js";
 import { RankBuilder } from "./builder.js";
 import { piecesOf, stateBytes, states, perRank, type LowerContext } from "./context.js";
 import type { Piece, RankProgram } from "./ir.js";
-import { interCost, intraBackwardCost, intraCost, prefixCost } from "./linear-costs.js";
-import { backwardBuffers, forwardBuffers, gradStateSteps, stateSteps } from "./linear-common.js";
+import { prefixCost } from "./linear-costs.js";
+import {
+  backwardBuffers,
+  dkdvInterStep,
+  dqInterStep,
+  forwardBuffers,
+  gradStateSteps,
+  interStep,
+  intraBackwardStep,
+  intraStep,
+  stateSteps,
+} from "./linear-common.js";
 
 export function lowerLasp1(ctx: LowerContext, layer: LinearAttentionKind) {
   return perRank(ctx, layer, forward, backward);
@@ -29,15 +39,7 @@ function forward(ctx: LowerContext, layer: LinearAttentionKind, rank: number): R
   const next = b.buffer(states(ctx, "p_next", P, "the state each piece hands on: lam^C P + M"));
 
   const stateIds = stateSteps(b, ctx, layer, k, v, m, (piece) => all[piece.index + 1] !== undefined);
-  const intraSteps = pieces.map((piece, j) =>
-    b.compute(
-      "linear.intra",
-      `O[${piece.index}] = intra-piece product (chunk algorithm)`,
-      { reads: [q, k, v], writes: [o] },
-      intraCost(ctx, piece.length),
-      { piece: j, causal: true },
-    ),
-  );
+  const intraSteps = pieces.map((piece, j) => intraStep(b, ctx, piece, j, { q, k, v, o }, true));
   // Pieces in global order: the chain visits them in that order on every rank, so no rank waits on itself.
   const handedOn = new Map<number, number>(); // global piece index -> step that produced its P locally
   for (const piece of [...pieces].sort((a, c) => a.index - c.index)) {
@@ -101,14 +103,7 @@ function forward(ctx: LowerContext, layer: LinearAttentionKind, rank: number): R
       }
     }
     if (previous === undefined) continue; // P = 0
-    b.compute(
-      "linear.inter",
-      `O[${piece.index}] += lam^(i+1) Q P`,
-      { reads: [q, p, o], writes: [o] },
-      interCost(ctx, piece.length),
-      { piece: j },
-      [ready, intraSteps[j]!],
-    );
+    interStep(b, ctx, piece, j, { q, p, o }, true, [ready, intraSteps[j]!]);
   }
   return b.build();
 }
@@ -125,23 +120,8 @@ function backward(ctx: LowerContext, layer: LinearAttentionKind, rank: number): 
 
   const gradSteps = gradStateSteps(b, ctx, layer, q, dout, dm, (piece) => piece.index > 0);
   const intraSteps = pieces.map((piece, j) => {
-    const intra = b.compute(
-      "linear.intra_backward",
-      `dQ, dK, dV[${piece.index}] inside the piece`,
-      { reads: [q, k, v, dout], writes: [dq, dk, dv] },
-      intraBackwardCost(ctx, piece.length),
-      { piece: j, causal: true },
-    );
-    if (piece.index > 0) {
-      b.compute(
-        "linear.dq_inter",
-        `dQ[${piece.index}] += dO P^T`,
-        { reads: [dout, p, dq], writes: [dq] },
-        interCost(ctx, piece.length),
-        { piece: j },
-        [intra],
-      );
-    }
+    const intra = intraBackwardStep(b, ctx, piece, j, { q, k, v, dout, dq, dk, dv }, true);
+    if (piece.index > 0) dqInterStep(b, ctx, piece, j, { dout, p, dq }, [intra]); // P = 0 for the first
     return intra;
   });
   const handedBack = new Map<number, number>();
@@ -202,14 +182,7 @@ function backward(ctx: LowerContext, layer: LinearAttentionKind, rank: number): 
       }
     }
     if (later === undefined) continue; // G = 0
-    b.compute(
-      "linear.dkdv_inter",
-      `dK, dV[${piece.index}] += contributions of G`,
-      { reads: [k, v, g, dk, dv], writes: [dk, dv] },
-      interCost(ctx, piece.length, 2),
-      { piece: j },
-      [ready, intraSteps[j]!],
-    );
+    dkdvInterStep(b, ctx, piece, j, { k, v, g, dk, dv }, [ready, intraSteps[j]!]);
   }
   return b.build();
 }

@@ -10,8 +10,18 @@ import type { LinearAttentionKind } from "../spec/resolved.js";
 import { RankBuilder } from "./builder.js";
 import { piecesOf, stateBytes, states, perRank, type LowerContext } from "./context.js";
 import type { RankProgram } from "./ir.js";
-import { interCost, intraBackwardCost, intraCost, prefixCost } from "./linear-costs.js";
-import { backwardBuffers, forwardBuffers, gradStateSteps, stateSteps } from "./linear-common.js";
+import { prefixCost } from "./linear-costs.js";
+import {
+  backwardBuffers,
+  dkdvInterStep,
+  dqInterStep,
+  forwardBuffers,
+  gradStateSteps,
+  interStep,
+  intraBackwardStep,
+  intraStep,
+  stateSteps,
+} from "./linear-common.js";
 
 export function lowerLasp2(ctx: LowerContext, layer: LinearAttentionKind) {
   return perRank(ctx, layer, forward, backward);
@@ -25,13 +35,7 @@ function forward(ctx: LowerContext, layer: LinearAttentionKind, rank: number): R
   const { q, k, v, o, m, p } = forwardBuffers(b, ctx, P);
 
   if (total === 1) {
-    b.compute(
-      "linear.intra",
-      `O[${pieces[0]!.index}] = intra-piece product (chunk algorithm)`,
-      { reads: [q, k, v], writes: [o] },
-      intraCost(ctx, pieces[0]!.length),
-      { piece: 0, causal: layer.causal },
-    );
+    intraStep(b, ctx, pieces[0]!, 0, { q, k, v, o }, layer.causal);
     return b.build();
   }
   const stateIds = stateSteps(b, ctx, layer, k, v, m) as number[];
@@ -68,14 +72,7 @@ function forward(ctx: LowerContext, layer: LinearAttentionKind, rank: number): R
   }
   const gathered = layer.causal ? "m_all" : "m_total";
   const intraSteps = pieces.map((piece, j) =>
-    b.compute(
-      "linear.intra",
-      `O[${piece.index}] = intra-piece product (chunk algorithm)`,
-      { reads: [q, k, v], writes: [o] },
-      intraCost(ctx, piece.length),
-      { piece: j, causal: layer.causal },
-      ctx.overlap ? [] : [comm],
-    ),
+    intraStep(b, ctx, piece, j, { q, k, v, o }, layer.causal, ctx.overlap ? [] : [comm]),
   );
   pieces.forEach((piece, j) => {
     const terms = layer.causal ? piece.index : total - 1;
@@ -90,14 +87,7 @@ function forward(ctx: LowerContext, layer: LinearAttentionKind, rank: number): R
       { piece: j, mode: layer.causal ? "prefix" : "others" },
       [comm],
     );
-    b.compute(
-      "linear.inter",
-      `O[${piece.index}] += ${layer.causal ? "lam^(i+1) " : ""}Q P`,
-      { reads: [q, p, o], writes: [o] },
-      interCost(ctx, piece.length),
-      { piece: j },
-      [prefix, intraSteps[j]!],
-    );
+    interStep(b, ctx, piece, j, { q, p, o }, layer.causal, [prefix, intraSteps[j]!]);
   });
   return b.build();
 }
@@ -113,13 +103,7 @@ function backward(ctx: LowerContext, layer: LinearAttentionKind, rank: number): 
   const { q, k, v, dout, p, dq, dk, dv, dm, g } = backwardBuffers(b, ctx, P, savedPrefix);
 
   if (total === 1) {
-    b.compute(
-      "linear.intra_backward",
-      `dQ, dK, dV[${pieces[0]!.index}] inside the piece`,
-      { reads: [q, k, v, dout], writes: [dq, dk, dv] },
-      intraBackwardCost(ctx, pieces[0]!.length),
-      { piece: 0, causal: layer.causal },
-    );
+    intraBackwardStep(b, ctx, pieces[0]!, 0, { q, k, v, dout, dq, dk, dv }, layer.causal);
     return b.build();
   }
   const gradSteps = gradStateSteps(b, ctx, layer, q, dout, dm) as number[];
@@ -156,25 +140,10 @@ function backward(ctx: LowerContext, layer: LinearAttentionKind, rank: number): 
   }
   const gathered = layer.causal ? "dm_all" : "dm_total";
   pieces.forEach((piece, j) => {
-    const intra = b.compute(
-      "linear.intra_backward",
-      `dQ, dK, dV[${piece.index}] inside the piece`,
-      { reads: [q, k, v, dout], writes: [dq, dk, dv] },
-      intraBackwardCost(ctx, piece.length),
-      { piece: j, causal: layer.causal },
-      ctx.overlap ? [] : [comm],
-    );
+    const io = { q, k, v, dout, dq, dk, dv };
+    const intra = intraBackwardStep(b, ctx, piece, j, io, layer.causal, ctx.overlap ? [] : [comm]);
     // P of the first causal piece is empty: the forward pass wrote none, and dO P^T would add zero.
-    if (hasPrefix(piece.index)) {
-      b.compute(
-        "linear.dq_inter",
-        `dQ[${piece.index}] += dO P^T`,
-        { reads: [dout, p, dq], writes: [dq] },
-        interCost(ctx, piece.length),
-        { piece: j },
-        [intra],
-      );
-    }
+    if (hasPrefix(piece.index)) dqInterStep(b, ctx, piece, j, { dout, p, dq }, [intra]);
     const terms = layer.causal ? total - 1 - piece.index : total - 1;
     if (terms === 0) return;
     const suffix = b.compute(
@@ -187,14 +156,7 @@ function backward(ctx: LowerContext, layer: LinearAttentionKind, rank: number): 
       { piece: j, mode: layer.causal ? "suffix" : "others" },
       [comm],
     );
-    b.compute(
-      "linear.dkdv_inter",
-      `dK, dV[${piece.index}] += contributions of G`,
-      { reads: [k, v, g, dk, dv], writes: [dk, dv] },
-      interCost(ctx, piece.length, 2),
-      { piece: j },
-      [suffix, intra],
-    );
+    dkdvInterStep(b, ctx, piece, j, { k, v, g, dk, dv }, [suffix, intra]);
   });
   return b.build();
 }
