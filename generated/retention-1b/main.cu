@@ -121,6 +121,7 @@ struct KindInfo {
   bool softmax;      // softmax attention: RoPE on q and k, the softmax oracle
   int kv_heads;      // heads of K and V (grouped-query attention); the query heads for linear attention
   float rope_theta;  // RoPE base (softmax attention)
+  bool hosted;       // the schedule runs the Q projection and dWo itself (host steps, beside its collective)
 };
 
 struct LayerWeights {
@@ -168,23 +169,32 @@ static void layer_forward(State& st, int l, const KindInfo& kind, Buffers& b, Co
   const int hidden = program::kHidden, width = (int)kQkvWidth, rows = (int)kRows;
   const int kv_width = kind.kv_heads * program::kHeadDim;
   LayerWeights& w = st.weights[l];
-  lasp::matmul(st.blas, false, false, rows, width, hidden, st.x[l], w.wq, b.q);
+  const lasp::PieceMap& map = program::kPieceMaps[st.layout.sp_rank];
+  // Q = X Wq with what follows it on q: RoPE (softmax) or the feature map (linear attention).
+  auto q_projection = [&] {
+    lasp::matmul(st.blas, false, false, rows, width, hidden, st.x[l], w.wq, b.q);
+    if (kind.softmax)
+      lasp::rope_apply(b.q, program::kBatch, program::kLocalTokens, program::kHeads, program::kHeadDim, map, kind.rope_theta, false, st.ctx.compute);
+    if (kind.feature_map != 0) {
+      CUDA_CHECK(cudaMemcpyAsync(st.pre_q[l], b.q, kRows * kQkvWidth * sizeof(bf16), cudaMemcpyDeviceToDevice, st.ctx.compute));
+      lasp::feature_map_forward(b.q, kRows * kQkvWidth, kind.feature_map, st.ctx.compute);
+    }
+  };
+  if (!kind.hosted) q_projection();
   lasp::matmul(st.blas, false, false, rows, kv_width, hidden, st.x[l], w.wk, b.k);
   lasp::matmul(st.blas, false, false, rows, kv_width, hidden, st.x[l], w.wv, b.v);
-  if (kind.softmax) {
-    // Rotary embedding at the rows' global positions: the same rotation for any layout and GPU count.
-    const lasp::PieceMap& map = program::kPieceMaps[st.layout.sp_rank];
-    lasp::rope_apply(b.q, program::kBatch, program::kLocalTokens, program::kHeads, program::kHeadDim, map, kind.rope_theta, false, st.ctx.compute);
+  // Rotary embedding at the rows' global positions: the same rotation for any layout and GPU count.
+  if (kind.softmax)
     lasp::rope_apply(b.k, program::kBatch, program::kLocalTokens, kind.kv_heads, program::kHeadDim, map, kind.rope_theta, false, st.ctx.compute);
-  }
   if (kind.feature_map != 0) {
-    CUDA_CHECK(cudaMemcpyAsync(st.pre_q[l], b.q, kRows * kQkvWidth * sizeof(bf16), cudaMemcpyDeviceToDevice, st.ctx.compute));
     CUDA_CHECK(cudaMemcpyAsync(st.pre_k[l], b.k, kRows * kQkvWidth * sizeof(bf16), cudaMemcpyDeviceToDevice, st.ctx.compute));
-    lasp::feature_map_forward(b.q, kRows * kQkvWidth, kind.feature_map, st.ctx.compute);
     lasp::feature_map_forward(b.k, kRows * kQkvWidth, kind.feature_map, st.ctx.compute);
   }
+  // A hosted kind's schedule calls the Q projection itself, beside the collective of the states it
+  // computes from K and V first.
+  const std::function<void(program::HostWork)> host = [&](program::HostWork) { q_projection(); };
   fence_streams(st);
-  core(program::Run{});
+  core(program::Run{true, true, kind.hosted ? &host : nullptr});
   join_streams(st);
   bf16* attn = b.o;
   if (kind.output_norm) {
@@ -202,16 +212,18 @@ static void layer_backward(State& st, int l, const KindInfo& kind, Buffers& b, C
   const int kv_width = kind.kv_heads * program::kHeadDim;
   LayerWeights& w = st.weights[l];
   bf16* attn = kind.output_norm ? st.normed[l] : b.o;
-  // dy = dx; d(attn) = dy Wo^T; dWo = attn^T dy
+  // dy = dx; d(attn) = dy Wo^T; dWo = attn^T dy (a hosted kind's schedule runs it beside its collective)
   lasp::matmul(st.blas, false, true, rows, width, hidden, st.dx, w.wo, st.dnormed);
-  lasp::matmul(st.blas, true, false, width, hidden, rows, attn, st.dx, w.dwo);
+  auto o_weight_grad = [&] { lasp::matmul(st.blas, true, false, width, hidden, rows, attn, st.dx, w.dwo); };
+  if (!kind.hosted) o_weight_grad();
   if (kind.output_norm) {
     lasp::rms_norm_backward(b.o, st.dnormed, b.do_, kRows * program::kHeads, program::kHeadDim, program::kNormEps, st.ctx.compute);
   } else {
     CUDA_CHECK(cudaMemcpyAsync(b.do_, st.dnormed, kRows * kQkvWidth * sizeof(bf16), cudaMemcpyDeviceToDevice, st.ctx.compute));
   }
+  const std::function<void(program::HostWork)> host = [&](program::HostWork) { o_weight_grad(); };
   fence_streams(st);
-  core(program::Run{});
+  core(program::Run{true, true, kind.hosted ? &host : nullptr});
   join_streams(st);
   if (kind.feature_map != 0) {
     lasp::feature_map_backward(st.pre_q[l], b.dq, b.dq, kRows * kQkvWidth, kind.feature_map, st.ctx.compute);
@@ -260,7 +272,7 @@ static program::RBuffers g_layer14;
 static program::RBuffers g_layer15;
 
 static const KindInfo kKinds[] = {
-    {"R", 0, true, true, false, 16, 0.0f },
+    {"R", 0, true, true, false, 16, 0.0f, true },
 };
 
 // The layer kind of each layer of the stack (an index into kKinds).

@@ -80,10 +80,35 @@ describe("the generated program", () => {
     expect(rank1).toMatch(
       /cudaStreamWaitEvent\(c\.compute, c\.events\[1\], 0\)\);\n\s*lasp::linear_decayed_sum/,
     );
-    // The intra-piece product waits only until the AllGather is issued, not until it ends: it overlaps it.
+    // The Q projection waits only until the AllGather is issued, not until it ends: it overlaps it. The
+    // fused walk then follows on the compute stream, after the prefix.
     expect(rank1).toMatch(
-      /\[2\] O\[1\] = intra-piece product[^\n]*\n\s*if \(run\.compute\) \{\n\s*CUDA_CHECK\(cudaStreamWaitEvent\(c\.compute, c\.started\[1\], 0\)\);[^\n]*\n\s*lasp::linear_intra/,
+      /\[2\] Q = X Wq[^\n]*\n\s*if \(run\.compute\) \{\n\s*CUDA_CHECK\(cudaStreamWaitEvent\(c\.compute, c\.started\[1\], 0\)\);[^\n]*\n\s*run_host\(run, HostWork::kQProjection\);/,
     );
+    expect(rank1).toMatch(/lasp::linear_forward_fused\(b\.q, b\.k, b\.v, b\.p, lasp::Piece\{0, 512\}, b\.o,/);
+  });
+
+  it("runs LASP-2's projections inside the schedule and fuses only the nonzero terms into the walk", () => {
+    const program = files.get("lasp/program.cuh")!;
+    const body = (fn: string) =>
+      program.slice(
+        program.indexOf(`static void ${fn}(`),
+        program.indexOf("\n}\n", program.indexOf(`static void ${fn}(`)),
+      );
+    // Rank 0 holds the first piece: no prefix, so its backward walk gets P = nullptr and G from rank 1.
+    expect(body("L_backward_rank0")).toContain("run_host(run, HostWork::kOWeightGrad);");
+    expect(body("L_backward_rank0")).toMatch(
+      /linear_backward_fused\(b\.q, b\.k, b\.v, b\.do_, nullptr, b\.g, /,
+    );
+    expect(body("L_backward_rank1")).toMatch(
+      /linear_backward_fused\(b\.q, b\.k, b\.v, b\.do_, b\.p, nullptr, /,
+    );
+    expect(body("L_forward_rank0")).toContain("lasp::linear_intra(");
+    // main.cu leaves the Q projection and dWo to a hosted kind's pass, and runs them itself otherwise.
+    const main = files.get("main.cu")!;
+    expect(main).toMatch(/\{"L", [^}]*, true \},/);
+    expect(main).toContain("if (!kind.hosted) q_projection();");
+    expect(main).toContain("core(program::Run{true, true, kind.hosted ? &host : nullptr});");
   });
 
   it("emits LASP-1 as a chain of sends and receives, and zigzag pieces at their local offsets", () => {

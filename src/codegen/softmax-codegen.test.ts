@@ -54,6 +54,8 @@ describe("LASP-2H in the generated program", () => {
     expect(cuh).toContain(
       "static const lasp::SoftmaxDims kS_dims = lasp::SoftmaxDims{1, 1024, 1024, 4, 2, 64};",
     );
+    // main.cu runs a softmax layer's Q projection itself (the K/V gather overlaps the own block instead).
+    expect(files.get("main.cu")!).toMatch(/\{"S", [^}]*, false \},/);
   });
 
   it("sums dQ in fp32 and ReduceScatters fp32 dK, dV while the rank's own block runs", () => {

@@ -232,6 +232,44 @@ function computeCalls(step: ComputeStep, ctx: StepContext): Call[] {
       const gathered = decl(ctx, step.reads[0]!).slots!;
       return launch("linear_decayed_sum", [r[0]!, String(gathered), gapTable(ctx, step), out, dims, lam, s]);
     }
+    case "linear.forward_fused": {
+      const j = num(step, "piece");
+      const prefix = step.params["prefix"] === true ? slot(step.reads[3]!, j) : "nullptr";
+      return launch("linear_forward_fused", [
+        r[0]!,
+        r[1]!,
+        r[2]!,
+        prefix,
+        piece(ctx, j),
+        w[0]!,
+        dims,
+        lam,
+        causal,
+        s,
+      ]);
+    }
+    case "linear.backward_fused": {
+      const j = num(step, "piece");
+      const states = step.reads.slice(4);
+      const prefix = step.params["prefix"] === true ? slot(states.shift()!, j) : "nullptr";
+      const suffix = step.params["suffix"] === true ? slot(states.shift()!, j) : "nullptr";
+      return launch("linear_backward_fused", [
+        ...r.slice(0, 4),
+        prefix,
+        suffix,
+        piece(ctx, j),
+        ...w,
+        dims,
+        lam,
+        causal,
+        s,
+      ]);
+    }
+    case "host": {
+      const work =
+        step.params["work"] === "q_projection" ? "HostWork::kQProjection" : "HostWork::kOWeightGrad";
+      return [{ check: "", fn: "run_host", args: ["run", work] }];
+    }
     case "linear.inter": {
       const j = num(step, "piece");
       return launch("linear_inter", [r[0]!, slot(step.reads[1]!, j), piece(ctx, j), w[0]!, dims, lam, s]);

@@ -81,6 +81,8 @@ export interface KindView {
   kvHeads: number;
   /** RoPE base of a softmax kind ("0" for linear kinds, which have none). */
   ropeTheta: string;
+  /** "true" when the schedule runs the Q projection and dWo itself (`host` steps on every rank and pass). */
+  hosted: "true" | "false";
   /** A lasp::SoftmaxDims initialiser for the rank's blocks (softmax kinds), else "". */
   dims: string;
   /** The C++ constant that holds `dims`. */
@@ -175,7 +177,7 @@ export function rankSteps(
   events: Set<number>,
   overlap: Map<number, number>,
 ): StepView[] {
-  const paired = pairedWithPrevious(program);
+  const paired = pairedWithPrevious(program, ctx.schedule.passes[ctx.pass]);
   const views: StepView[] = [];
   for (const step of program.steps) {
     const view = stepView(step, ctx, events, overlap);
@@ -228,6 +230,21 @@ export function overlapPartners(program: RankProgram): Map<number, number> {
     if (partner !== undefined && !partners.has(partner.id)) partners.set(partner.id, step.id);
   }
   return partners;
+}
+
+/**
+ * Whether a kind's schedule places the layer's Q projection and dWo GEMM itself. main.cu then leaves them to
+ * the pass, so every rank's program must have them, once each, or none of them may.
+ */
+function hostsProjections(schedule: LayerSchedule): boolean {
+  const counts = (["forward", "backward"] as const).flatMap((pass) =>
+    schedule.passes[pass].map((rp) => rp.steps.filter((s) => s.kind === "compute" && s.op === "host").length),
+  );
+  if (counts.every((n) => n === 0)) return false;
+  if (counts.every((n) => n === 1)) return true;
+  throw new Error(
+    `layer kind ${schedule.kind}: host steps on some ranks or passes only (${counts.join(", ")})`,
+  );
 }
 
 /** Steps whose completion another stream waits for: they record an event. */
@@ -351,6 +368,7 @@ export function buildView({ spec, program, compilerVersion }: ViewInputs): Progr
       softmax,
       kvHeads,
       ropeTheta: softmax ? floatLiteral(layer.ropeTheta) : "0.0f",
+      hosted: hostsProjections(schedule) ? "true" : "false",
       dims: softmax
         ? `lasp::SoftmaxDims{${sizes.batch}, ${localTokens}, ${localTokens}, ${sizes.heads}, ${kvHeads}, ${sizes.headDim}}`
         : "",

@@ -222,7 +222,7 @@ function checkTimeline(programs: RankProgram[], t: PassTimeline, machine: Machin
   programs.forEach((p, i) => {
     const steps = t.ranks[i]!.steps;
     const last: Record<string, number> = { compute: 0, comm: 0 };
-    const paired = pairedWithPrevious(p);
+    const paired = pairedWithPrevious(p, programs);
     let beforePrevious = 0; // the comm stream's end before the previous step: where a paired step may start
     for (const step of p.steps) {
       const s = steps[step.id]!;

@@ -380,6 +380,8 @@ const OP_SHORT: Record<ComputeStep["op"], [string, string]> = {
   "linear.suffix": ["suffix G", "G"],
   "linear.dkdv_inter": ["dK dV inter", "dK"],
   "linear.ring_backward": ["hand back", "G+"],
+  "linear.forward_fused": ["intra+inter", "attn"],
+  "linear.backward_fused": ["bwd+inter", "bwd"],
   "linear.full": ["full attn", "attn"],
   "linear.full_backward": ["full bwd", "bwd"],
   "softmax.block": ["attn", "attn"],
@@ -393,6 +395,7 @@ const OP_SHORT: Record<ComputeStep["op"], [string, string]> = {
   fill_zero: ["zero", "0"],
   accumulate: ["sum", "+"],
   add: ["add", "+"],
+  host: ["projection", "W"],
 };
 
 /** Candidate labels for a step's rectangle, longest first; `pieces` are the rank's pieces in local order. */

@@ -10,10 +10,17 @@ export interface LowerContext {
   overlap: boolean;
   /** Ranks of the sequence-parallel group, 0 .. W-1. */
   group: number[];
+  /** How LASP-2 arranges a pass (lower-lasp2.ts): fused walks beside a projection, or split inter steps. */
+  lasp2: "fused" | "split";
 }
 
-export function makeContext(plan: LayoutPlan, sizes: ScheduleSizes, overlap: boolean): LowerContext {
-  return { plan, sizes, overlap, group: Array.from({ length: plan.ranks }, (_, r) => r) };
+export function makeContext(
+  plan: LayoutPlan,
+  sizes: ScheduleSizes,
+  overlap: boolean,
+  lasp2: "fused" | "split" = "fused",
+): LowerContext {
+  return { plan, sizes, overlap, group: Array.from({ length: plan.ranks }, (_, r) => r), lasp2 };
 }
 
 export const STATE_BYTES = 4; // states, statistics and partials are fp32

@@ -40,6 +40,9 @@ export class PassGraph {
         }
       }
     }
+    // Each member's own predecessors, before the collectives add each other's: adding the grown lists would
+    // repeat them once per member and rank (exponentially at 16 ranks).
+    const own = new Map([...this.preds].map(([k, v]) => [k, [...v]]));
     for (const program of programs) {
       for (const step of program.steps) {
         if (step.kind === "recv") {
@@ -50,7 +53,7 @@ export class PassGraph {
           // A collective completes on a rank only once every member has reached it.
           for (const member of collectives.get(step.key) ?? []) {
             if (member.rank !== program.rank)
-              this.preds.get(key(program.rank, step.id))!.push(...this.predsOf(member));
+              this.preds.get(key(program.rank, step.id))!.push(...own.get(key(member.rank, member.step))!);
           }
         }
       }

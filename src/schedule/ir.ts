@@ -60,6 +60,8 @@ export type ComputeOp =
   | "linear.suffix" // G for a piece from the gathered dM (or the total)
   | "linear.dkdv_inter" // dk_j += lam^(C-1-j) v_j G^T, dv_j += lam^(C-1-j) k_j G
   | "linear.ring_backward" // LASP-1: G_prev = lam^C G + dM
+  | "linear.forward_fused" // LASP-2: O = intra + lam^(i+1) q_i P in one walk (params.prefix: P is read)
+  | "linear.backward_fused" // LASP-2: dQ, dK, dV inside the piece plus the P and G terms (params.prefix, .suffix)
   | "linear.full" // Ulysses: whole-sequence linear attention on a head shard, forward
   | "linear.full_backward"
   // softmax attention
@@ -74,7 +76,9 @@ export type ComputeOp =
   | "copy" // dst = src (a slot of a state buffer, or a whole buffer)
   | "fill_zero" // dst = 0
   | "accumulate" // dst = sum of the source slots
-  | "add"; // writes[i] = reads[2i] + reads[2i+1], in the written buffer's dtype
+  | "add" // writes[i] = reads[2i] + reads[2i+1], in the written buffer's dtype
+  // the layer's own work around the attention core, placed where a collective can overlap it
+  | "host"; // params.work: "q_projection" (writes q) or "o_weight_grad" (dWo; touches no core buffer)
 
 export interface StepBase {
   /** Position in the rank's program; `deps` refer to these. */
@@ -160,6 +164,8 @@ export interface ScheduleSizes {
   dtype: DType;
   /** Bytes per element of `dtype`. */
   elementBytes: number;
+  /** Model width: the projections that `host` steps stand for are hidden x (heads x headDim). */
+  hidden: number;
 }
 
 export interface ScheduleProgram {

@@ -40,6 +40,41 @@ export function interCost(ctx: LowerContext, C: number, products = 1): Cost {
   };
 }
 
+/** The fused walk: the intra-piece product with the prefix term added inside (no second pass over q, o). */
+export function forwardFusedCost(ctx: LowerContext, C: number, prefix: boolean): Cost {
+  const intra = intraCost(ctx, C);
+  const d = ctx.sizes.headDim;
+  return {
+    flops: intra.flops + (prefix ? bh(ctx) * 2 * C * d * d : 0),
+    bytes: intra.bytes + stateBytes(ctx),
+  };
+}
+
+/** The fused backward: the intra-piece gradients with the P and G terms added inside. */
+export function backwardFusedCost(ctx: LowerContext, C: number, prefix: boolean, suffix: boolean): Cost {
+  const intra = intraBackwardCost(ctx, C);
+  const d = ctx.sizes.headDim;
+  const products = (prefix ? 1 : 0) + (suffix ? 2 : 0);
+  return {
+    flops: intra.flops + products * bh(ctx) * 2 * C * d * d,
+    bytes: intra.bytes + 2 * stateBytes(ctx),
+  };
+}
+
+/**
+ * A projection of the layer that a `host` step stands for: rows x hidden by hidden x (heads x headDim),
+ * reading both and writing the product.
+ */
+export function projectionCost(ctx: LowerContext): Cost {
+  const { batch, heads, headDim, hidden, elementBytes } = ctx.sizes;
+  const rows = batch * ctx.plan.byRank[0]!.reduce((s, p) => s + p.length, 0);
+  const width = heads * headDim;
+  return {
+    flops: 2 * rows * hidden * width,
+    bytes: (rows * hidden + hidden * width + rows * width) * elementBytes,
+  };
+}
+
 /** A weighted sum of `terms` states. */
 export function prefixCost(ctx: LowerContext, terms: number): Cost {
   const d = ctx.sizes.headDim;

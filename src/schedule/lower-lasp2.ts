@@ -6,11 +6,17 @@
 // causal backward, every piece when there is one piece in all) gets no prefix or suffix step and no inter
 // step: they would add zero. With one piece in all (one GPU, contiguous) no state is computed or exchanged,
 // so the pass is the intra-piece work alone, as a single-GPU program would be.
+//
+// Two arrangements (LowerOptions.lasp2). `fused` (the default): the collective overlaps a projection of the
+// layer (a `host` step: Q = X Wq forward, dWo backward, which the program runs where the step stands), and
+// one walk per piece adds the prefix (and suffix) terms inside the intra-piece product, so q, k, v, o and
+// their gradients are read once. `split`: the collective overlaps the intra-piece product, and separate
+// inter steps add the prefix terms afterwards, re-reading q, o (dO, dQ, K, V, dK, dV).
 import type { LinearAttentionKind } from "../spec/resolved.js";
 import { RankBuilder } from "./builder.js";
 import { piecesOf, stateBytes, states, perRank, type LowerContext } from "./context.js";
-import type { RankProgram } from "./ir.js";
-import { prefixCost } from "./linear-costs.js";
+import type { Piece, RankProgram } from "./ir.js";
+import { backwardFusedCost, forwardFusedCost, prefixCost, projectionCost } from "./linear-costs.js";
 import {
   backwardBuffers,
   dkdvInterStep,
@@ -24,69 +30,209 @@ import {
 } from "./linear-common.js";
 
 export function lowerLasp2(ctx: LowerContext, layer: LinearAttentionKind) {
-  return perRank(ctx, layer, forward, backward);
+  return ctx.lasp2 === "split"
+    ? perRank(ctx, layer, forward, backward)
+    : perRank(ctx, layer, forwardFused, backwardFused);
+}
+
+/**
+ * The state collective of a pass: AllGather of the piece states (causal) or AllReduce of their sum
+ * (bidirectional). Returns its step and the buffer the prefix (suffix) steps read.
+ */
+function exchange(
+  b: RankBuilder,
+  ctx: LowerContext,
+  layer: LinearAttentionKind,
+  pass: "fwd" | "bwd",
+  own: string,
+  after: number[],
+): { comm: number; gathered: string } {
+  const P = piecesOf(ctx, b.rank).length;
+  const total = ctx.plan.pieces.length;
+  const [what, noun] = pass === "fwd" ? ["piece states", "states"] : ["piece gradient states", "dM"];
+  if (layer.causal) {
+    const gathered = `${own}_all`;
+    const all = b.buffer(states(ctx, gathered, total, `every piece's ${noun}, gathered (rank-major order)`));
+    const comm = b.collective(
+      "allgather",
+      `AllGather ${what} (${P} per rank)`,
+      ctx.group,
+      `${pass}.states`,
+      [{ send: own, recv: all }],
+      after,
+    );
+    return { comm, gathered };
+  }
+  const sum = b.buffer(states(ctx, `${own}_sum`, 1, `sum of this rank's ${noun}`));
+  const acc = b.compute(
+    "accumulate",
+    `sum this rank's ${what}`,
+    { reads: [own], writes: [sum] },
+    { flops: 0, bytes: (P + 1) * stateBytes(ctx) },
+    {},
+    after,
+  );
+  const gathered = `${own}_total`;
+  const totalState = b.buffer(states(ctx, gathered, 1, `sum of all pieces' ${noun}`));
+  const comm = b.collective(
+    "allreduce",
+    pass === "fwd" ? "AllReduce the state sum" : "AllReduce the gradient state sum",
+    ctx.group,
+    `${pass}.states`,
+    [{ send: sum, recv: totalState }],
+    [acc],
+  );
+  return { comm, gathered };
+}
+
+/** P (prefix) or G (suffix) of one piece from the exchanged states; `terms` > 0 other pieces contribute. */
+function combine(
+  b: RankBuilder,
+  ctx: LowerContext,
+  layer: LinearAttentionKind,
+  piece: Piece,
+  j: number,
+  io: { gathered: string; own: string; out: string },
+  mode: "prefix" | "suffix",
+  terms: number,
+  comm: number,
+): number {
+  const [name, which, what] =
+    mode === "prefix" ? ["P", "earlier", "piece states"] : ["G", "later", "pieces' dM"];
+  return b.compute(
+    mode === "prefix" ? "linear.prefix" : "linear.suffix",
+    layer.causal
+      ? `${name}[${piece.index}] = decayed sum of the ${terms} ${which} ${what}`
+      : `${name}[${piece.index}] = sum of the other ${mode === "prefix" ? "pieces' states" : "pieces' dM"}`,
+    { reads: layer.causal ? [io.gathered] : [io.gathered, io.own], writes: [io.out] },
+    prefixCost(ctx, terms),
+    { piece: j, mode: layer.causal ? mode : "others" },
+    [comm],
+  );
+}
+
+/** A step the program fills with the layer's own work (a projection), placed for a collective to overlap. */
+function hostStep(
+  b: RankBuilder,
+  ctx: LowerContext,
+  work: "q_projection" | "o_weight_grad",
+  q: string,
+  deps: number[],
+) {
+  return work === "q_projection"
+    ? b.compute(
+        "host",
+        "Q = X Wq (the layer's projection)",
+        { reads: [], writes: [q] },
+        projectionCost(ctx),
+        { work },
+        deps,
+      )
+    : b.compute(
+        "host",
+        "dWo = attn^T dY (the layer's weight gradient)",
+        { reads: [], writes: [] },
+        projectionCost(ctx),
+        { work },
+        deps,
+      );
+}
+
+function forwardFused(ctx: LowerContext, layer: LinearAttentionKind, rank: number): RankProgram {
+  const b = new RankBuilder(rank);
+  const pieces = piecesOf(ctx, rank);
+  const total = ctx.plan.pieces.length;
+  const { q, k, v, o, m, p } = forwardBuffers(b, ctx, pieces.length);
+  if (total === 1) {
+    const host = hostStep(b, ctx, "q_projection", q, []);
+    intraStep(b, ctx, pieces[0]!, 0, { q, k, v, o }, layer.causal, [host]);
+    return b.build();
+  }
+  const stateIds = stateSteps(b, ctx, layer, k, v, m) as number[];
+  const { comm, gathered } = exchange(b, ctx, layer, "fwd", m, stateIds);
+  const host = hostStep(b, ctx, "q_projection", q, ctx.overlap ? [] : [comm]);
+  pieces.forEach((piece, j) => {
+    const terms = layer.causal ? piece.index : total - 1;
+    if (terms === 0) {
+      intraStep(b, ctx, piece, j, { q, k, v, o }, layer.causal, [host]);
+      return;
+    }
+    const prefix = combine(b, ctx, layer, piece, j, { gathered, own: m, out: p }, "prefix", terms, comm);
+    b.compute(
+      "linear.forward_fused",
+      `O[${piece.index}] = intra-piece product + ${layer.causal ? "lam^(i+1) " : ""}Q P (one walk)`,
+      { reads: [q, k, v, p], writes: [o] },
+      forwardFusedCost(ctx, piece.length, true),
+      { piece: j, causal: layer.causal, prefix: true },
+      [host, prefix],
+    );
+  });
+  return b.build();
+}
+
+function backwardFused(ctx: LowerContext, layer: LinearAttentionKind, rank: number): RankProgram {
+  const b = new RankBuilder(rank);
+  const pieces = piecesOf(ctx, rank);
+  const total = ctx.plan.pieces.length;
+  const hasPrefix = (index: number) => total > 1 && (!layer.causal || index > 0);
+  const savedPrefix = pieces.some((piece) => hasPrefix(piece.index));
+  const { q, k, v, dout, p, dq, dk, dv, dm, g } = backwardBuffers(b, ctx, pieces.length, savedPrefix);
+  const io = { q, k, v, dout, dq, dk, dv };
+  if (total === 1) {
+    const host = hostStep(b, ctx, "o_weight_grad", q, []);
+    intraBackwardStep(b, ctx, pieces[0]!, 0, io, layer.causal, [host]);
+    return b.build();
+  }
+  const gradSteps = gradStateSteps(b, ctx, layer, q, dout, dm) as number[];
+  const { comm, gathered } = exchange(b, ctx, layer, "bwd", dm, gradSteps);
+  const host = hostStep(b, ctx, "o_weight_grad", q, ctx.overlap ? [] : [comm]);
+  pieces.forEach((piece, j) => {
+    const prefix = hasPrefix(piece.index);
+    const terms = layer.causal ? total - 1 - piece.index : total - 1;
+    const suffix =
+      terms > 0
+        ? combine(b, ctx, layer, piece, j, { gathered, own: dm, out: g }, "suffix", terms, comm)
+        : undefined;
+    if (!prefix && suffix === undefined) {
+      intraBackwardStep(b, ctx, piece, j, io, layer.causal, [host]);
+      return;
+    }
+    const terms_ = [prefix ? "dO P^T" : "", suffix !== undefined ? "G" : ""]
+      .filter((t) => t !== "")
+      .join(", ");
+    b.compute(
+      "linear.backward_fused",
+      `dQ, dK, dV[${piece.index}] inside the piece + the ${terms_} terms (one walk)`,
+      {
+        reads: [q, k, v, dout, ...(prefix ? [p] : []), ...(suffix !== undefined ? [g] : [])],
+        writes: [dq, dk, dv],
+      },
+      backwardFusedCost(ctx, piece.length, prefix, suffix !== undefined),
+      { piece: j, causal: layer.causal, prefix, suffix: suffix !== undefined },
+      suffix !== undefined ? [host, suffix] : [host],
+    );
+  });
+  return b.build();
 }
 
 function forward(ctx: LowerContext, layer: LinearAttentionKind, rank: number): RankProgram {
   const b = new RankBuilder(rank);
   const pieces = piecesOf(ctx, rank);
   const total = ctx.plan.pieces.length;
-  const P = pieces.length;
-  const { q, k, v, o, m, p } = forwardBuffers(b, ctx, P);
-
+  const { q, k, v, o, m, p } = forwardBuffers(b, ctx, pieces.length);
   if (total === 1) {
     intraStep(b, ctx, pieces[0]!, 0, { q, k, v, o }, layer.causal);
     return b.build();
   }
   const stateIds = stateSteps(b, ctx, layer, k, v, m) as number[];
-  let comm: number;
-  if (layer.causal) {
-    const all = b.buffer(states(ctx, "m_all", total, "every piece's state, gathered (rank-major order)"));
-    comm = b.collective(
-      "allgather",
-      `AllGather piece states (${P} per rank)`,
-      ctx.group,
-      "fwd.states",
-      [{ send: m, recv: all }],
-      stateIds,
-    );
-  } else {
-    const sum = b.buffer(states(ctx, "m_sum", 1, "sum of this rank's piece states"));
-    const acc = b.compute(
-      "accumulate",
-      "sum this rank's piece states",
-      { reads: [m], writes: [sum] },
-      { flops: 0, bytes: (P + 1) * stateBytes(ctx) },
-      {},
-      stateIds,
-    );
-    const totalState = b.buffer(states(ctx, "m_total", 1, "sum of all pieces' states"));
-    comm = b.collective(
-      "allreduce",
-      "AllReduce the state sum",
-      ctx.group,
-      "fwd.states",
-      [{ send: sum, recv: totalState }],
-      [acc],
-    );
-  }
-  const gathered = layer.causal ? "m_all" : "m_total";
+  const { comm, gathered } = exchange(b, ctx, layer, "fwd", m, stateIds);
   const intraSteps = pieces.map((piece, j) =>
     intraStep(b, ctx, piece, j, { q, k, v, o }, layer.causal, ctx.overlap ? [] : [comm]),
   );
   pieces.forEach((piece, j) => {
     const terms = layer.causal ? piece.index : total - 1;
     if (terms === 0) return;
-    const prefix = b.compute(
-      "linear.prefix",
-      layer.causal
-        ? `P[${piece.index}] = decayed sum of the ${terms} earlier piece states`
-        : `P[${piece.index}] = sum of the other pieces' states`,
-      { reads: layer.causal ? [gathered] : [gathered, m], writes: [p] },
-      prefixCost(ctx, terms),
-      { piece: j, mode: layer.causal ? "prefix" : "others" },
-      [comm],
-    );
+    const prefix = combine(b, ctx, layer, piece, j, { gathered, own: m, out: p }, "prefix", terms, comm);
     interStep(b, ctx, piece, j, { q, p, o }, layer.causal, [prefix, intraSteps[j]!]);
   });
   return b.build();
@@ -96,66 +242,24 @@ function backward(ctx: LowerContext, layer: LinearAttentionKind, rank: number): 
   const b = new RankBuilder(rank);
   const pieces = piecesOf(ctx, rank);
   const total = ctx.plan.pieces.length;
-  const P = pieces.length;
   // The forward pass wrote a prefix for every piece that has earlier pieces (all of them if bidirectional).
   const hasPrefix = (index: number) => total > 1 && (!layer.causal || index > 0);
   const savedPrefix = pieces.some((piece) => hasPrefix(piece.index));
-  const { q, k, v, dout, p, dq, dk, dv, dm, g } = backwardBuffers(b, ctx, P, savedPrefix);
-
+  const { q, k, v, dout, p, dq, dk, dv, dm, g } = backwardBuffers(b, ctx, pieces.length, savedPrefix);
+  const io = { q, k, v, dout, dq, dk, dv };
   if (total === 1) {
-    intraBackwardStep(b, ctx, pieces[0]!, 0, { q, k, v, dout, dq, dk, dv }, layer.causal);
+    intraBackwardStep(b, ctx, pieces[0]!, 0, io, layer.causal);
     return b.build();
   }
   const gradSteps = gradStateSteps(b, ctx, layer, q, dout, dm) as number[];
-  let comm: number;
-  if (layer.causal) {
-    const all = b.buffer(states(ctx, "dm_all", total, "every piece's dM, gathered (rank-major order)"));
-    comm = b.collective(
-      "allgather",
-      `AllGather piece gradient states (${P} per rank)`,
-      ctx.group,
-      "bwd.states",
-      [{ send: dm, recv: all }],
-      gradSteps,
-    );
-  } else {
-    const sum = b.buffer(states(ctx, "dm_sum", 1, "sum of this rank's dM"));
-    const acc = b.compute(
-      "accumulate",
-      "sum this rank's gradient states",
-      { reads: [dm], writes: [sum] },
-      { flops: 0, bytes: (P + 1) * stateBytes(ctx) },
-      {},
-      gradSteps,
-    );
-    const totalState = b.buffer(states(ctx, "dm_total", 1, "sum of all pieces' dM"));
-    comm = b.collective(
-      "allreduce",
-      "AllReduce the gradient state sum",
-      ctx.group,
-      "bwd.states",
-      [{ send: sum, recv: totalState }],
-      [acc],
-    );
-  }
-  const gathered = layer.causal ? "dm_all" : "dm_total";
+  const { comm, gathered } = exchange(b, ctx, layer, "bwd", dm, gradSteps);
   pieces.forEach((piece, j) => {
-    const io = { q, k, v, dout, dq, dk, dv };
     const intra = intraBackwardStep(b, ctx, piece, j, io, layer.causal, ctx.overlap ? [] : [comm]);
     // P of the first causal piece is empty: the forward pass wrote none, and dO P^T would add zero.
     if (hasPrefix(piece.index)) dqInterStep(b, ctx, piece, j, { dout, p, dq }, [intra]);
     const terms = layer.causal ? total - 1 - piece.index : total - 1;
     if (terms === 0) return;
-    const suffix = b.compute(
-      "linear.suffix",
-      layer.causal
-        ? `G[${piece.index}] = decayed sum of the ${terms} later pieces' dM`
-        : `G[${piece.index}] = sum of the other pieces' dM`,
-      { reads: layer.causal ? [gathered] : [gathered, dm], writes: [g] },
-      prefixCost(ctx, terms),
-      { piece: j, mode: layer.causal ? "suffix" : "others" },
-      [comm],
-    );
+    const suffix = combine(b, ctx, layer, piece, j, { gathered, own: dm, out: g }, "suffix", terms, comm);
     dkdvInterStep(b, ctx, piece, j, { k, v, g, dk, dv }, [suffix, intra]);
   });
   return b.build();

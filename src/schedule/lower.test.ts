@@ -159,7 +159,7 @@ describe("invariant checks catch broken programs", () => {
 });
 
 describe("LASP-2 adds no zero terms", () => {
-  const ops = (W: number, layout: Layout, causal = true) => {
+  const lowered = (W: number, layout: Layout, lasp2: "fused" | "split", causal = true) => {
     const spec = tinySpec({
       ranks: W,
       layout,
@@ -167,21 +167,28 @@ describe("LASP-2 adds no zero terms", () => {
       linear: "lasp2",
       layers: [linearKind("L", 4, causal ? 0.9 : 1, causal)],
     });
-    const schedule = lowerSpec(spec, { block: 8 }).schedules[0]!;
+    return lowerSpec(spec, { block: 8, lasp2 }).schedules[0]!;
+  };
+  const opsOf = (W: number, layout: Layout, lasp2: "fused" | "split", causal = true) => {
+    const schedule = lowered(W, layout, lasp2, causal);
     return (pass: "forward" | "backward", rank: number) =>
       schedule.passes[pass][rank]!.steps.map((s) => (s.kind === "compute" ? s.op : s.kind));
   };
 
   it("runs one GPU's single piece as the intra-piece work alone, causal or not", () => {
     for (const causal of [true, false]) {
-      const of = ops(1, "contiguous", causal);
-      expect(of("forward", 0)).toEqual(["linear.intra"]);
-      expect(of("backward", 0)).toEqual(["linear.intra_backward"]);
+      const split = opsOf(1, "contiguous", "split", causal);
+      expect(split("forward", 0)).toEqual(["linear.intra"]);
+      expect(split("backward", 0)).toEqual(["linear.intra_backward"]);
+      // Fused: the projection the program would run anyway, then the walk.
+      const fused = opsOf(1, "contiguous", "fused", causal);
+      expect(fused("forward", 0)).toEqual(["host", "linear.intra"]);
+      expect(fused("backward", 0)).toEqual(["host", "linear.intra_backward"]);
     }
   });
 
-  it("gives the first causal piece no prefix and the last no suffix, and keeps both in between", () => {
-    const of = ops(4, "contiguous");
+  it("gives the first causal piece no prefix and the last no suffix, and keeps both in between (split)", () => {
+    const of = opsOf(4, "contiguous", "split");
     expect(of("forward", 0)).not.toContain("linear.inter");
     expect(of("backward", 0)).not.toContain("linear.dq_inter");
     expect(of("backward", 0)).toContain("linear.dkdv_inter");
@@ -197,11 +204,52 @@ describe("LASP-2 adds no zero terms", () => {
       expect(of("forward", rank).filter((o) => o === "collective")).toHaveLength(1);
   });
 
+  it("fuses exactly the nonzero terms into each piece's walk", () => {
+    const schedule = lowered(4, "contiguous", "fused");
+    const walk = (pass: "forward" | "backward", rank: number) =>
+      schedule.passes[pass][rank]!.steps.find(
+        (s) => s.kind === "compute" && s.op.startsWith("linear.") && /intra|fused/.test(s.op),
+      )!;
+    expect(walk("forward", 0)).toMatchObject({ op: "linear.intra" });
+    for (const rank of [1, 2, 3])
+      expect(walk("forward", rank)).toMatchObject({ op: "linear.forward_fused", params: { prefix: true } });
+    expect(walk("backward", 0)).toMatchObject({
+      op: "linear.backward_fused",
+      params: { prefix: false, suffix: true },
+    });
+    expect(walk("backward", 1)).toMatchObject({
+      op: "linear.backward_fused",
+      params: { prefix: true, suffix: true },
+    });
+    expect(walk("backward", 3)).toMatchObject({
+      op: "linear.backward_fused",
+      params: { prefix: true, suffix: false },
+    });
+  });
+
+  it("overlaps the state collective with the projection, and the walk waits for both (fused)", () => {
+    const schedule = lowered(4, "zigzag", "fused");
+    for (const pass of ["forward", "backward"] as const) {
+      const steps = schedule.passes[pass][1]!.steps;
+      const comm = steps.find((s) => s.kind === "collective")!;
+      const host = steps.find((s) => s.kind === "compute" && s.op === "host")!;
+      expect(host.deps).not.toContain(comm.id);
+      expect(host.id).toBeGreaterThan(comm.id);
+      for (const s of steps.filter((s) => s.kind === "compute" && s.op.endsWith("_fused"))) {
+        expect(s.deps).toContain(host.id);
+        // ... and the prefix or suffix built from the collective's states
+        expect(s.deps.some((d) => steps[d]!.deps.includes(comm.id))).toBe(true);
+      }
+    }
+  });
+
   it("keeps the exchange on one GPU with two zigzag pieces: the second needs the first's state", () => {
-    const of = ops(1, "zigzag");
-    expect(of("forward", 0)).toEqual(expect.arrayContaining(["linear.state", "collective", "linear.inter"]));
-    expect(of("forward", 0).filter((o) => o === "linear.inter")).toHaveLength(1);
-    expect(of("backward", 0).filter((o) => o === "linear.dkdv_inter")).toHaveLength(1);
+    for (const lasp2 of ["fused", "split"] as const) {
+      const of = opsOf(1, "zigzag", lasp2);
+      expect(of("forward", 0)).toEqual(expect.arrayContaining(["linear.state", "collective"]));
+      const inter = lasp2 === "split" ? "linear.inter" : "linear.forward_fused";
+      expect(of("forward", 0).filter((o) => o === inter)).toHaveLength(1);
+    }
   });
 });
 

@@ -16,6 +16,8 @@ const ELEMENT_BYTES = { bf16: 2, fp16: 2, fp32: 4 } as const;
 export interface LowerOptions {
   /** Token block of the chunk kernels (the reference executor shrinks it with the sizes). */
   block?: number;
+  /** LASP-2's arrangement (lower-lasp2.ts); fused unless asked otherwise. */
+  lasp2?: "fused" | "split";
 }
 
 export function lowerSpec(spec: ResolvedSpec, options: LowerOptions = {}): ScheduleProgram {
@@ -28,9 +30,10 @@ export function lowerSpec(spec: ResolvedSpec, options: LowerOptions = {}): Sched
     block: options.block ?? KERNEL_BLOCK,
     dtype: run.dtype,
     elementBytes: ELEMENT_BYTES[run.dtype],
+    hidden: model.hidden,
   };
   const plan = planLayout(parallel.layout, parallel.sequence, run.seqLen);
-  const ctx = makeContext(plan, sizes, parallel.overlap);
+  const ctx = makeContext(plan, sizes, parallel.overlap, options.lasp2);
   const used = model.kinds.filter((kind) => model.layers.includes(kind));
   const schedules = used.map((kind) => lowerKind(ctx, kind, strategyOf(spec, kind)));
   return {

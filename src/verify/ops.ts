@@ -149,6 +149,47 @@ export function runCompute(ctx: OpContext, step: ComputeStep): void {
       addRows(w1!, j, g.dv);
       return;
     }
+    case "linear.forward_fused": {
+      // The fused walk equals the intra-piece product plus the inter term.
+      const j = piece();
+      const o = intraForward(rows(r0!, j), rows(r1!, j), rows(r2!, j), lam, causal(ctx), ctx.block);
+      writeRowsOf(
+        w0!,
+        j,
+        step.params["prefix"] === true ? add(o, interForward(rows(r0!, j), store.one(r3!, j), lam)) : o,
+      );
+      return;
+    }
+    case "linear.backward_fused": {
+      const j = piece();
+      const [q, k, v, dout, ...states] = step.reads;
+      const g = intraBackward(
+        rows(q!, j),
+        rows(k!, j),
+        rows(v!, j),
+        rows(dout!, j),
+        lam,
+        causal(ctx),
+        ctx.block,
+      );
+      let dq = g.dq;
+      let dk = g.dk;
+      let dv = g.dv;
+      if (step.params["prefix"] === true)
+        dq = add(dq, dqInter(rows(dout!, j), store.one(states.shift()!, j), lam));
+      if (step.params["suffix"] === true) {
+        const t = dkdvInter(rows(k!, j), rows(v!, j), store.one(states.shift()!, j), lam);
+        dk = add(dk, t.dk);
+        dv = add(dv, t.dv);
+      }
+      writeRowsOf(w0!, j, dq);
+      writeRowsOf(w1!, j, dk);
+      writeRowsOf(w2!, j, dv);
+      return;
+    }
+    case "host":
+      // The program's projection: the executor is given q (and needs no weight gradient) from the start.
+      return;
     case "linear.full":
     case "linear.full_backward":
     case "softmax.full":

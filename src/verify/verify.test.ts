@@ -14,9 +14,12 @@ describe("every linear strategy is exact against the dense oracle", () => {
   const decays = { none: 1, fixed: 0.9, list: [0.8, 0.9, 0.95, 1, 0.7, 0.85, 0.99, 0.6] };
   for (const W of RANKS) {
     for (const layout of LAYOUTS) {
-      for (const linear of ["lasp2", "lasp1", "ulysses"] as const) {
+      for (const variant of ["lasp2", "lasp2 split", "lasp1", "ulysses"] as const) {
+        const [linear, arrangement] =
+          variant === "lasp2 split" ? (["lasp2", "split"] as const) : [variant, undefined];
+        const options = { block: 8, headDim: 4, lasp2: arrangement };
         for (const [name, decay] of Object.entries(decays)) {
-          it(`${linear} W=${W} ${layout} causal decay ${name}`, () => {
+          it(`${variant} W=${W} ${layout} causal decay ${name}`, () => {
             const heads = linear === "ulysses" ? Math.max(W, 2) : 4;
             const lam = Array.isArray(decay)
               ? decay.slice(0, heads).concat(Array(Math.max(0, heads - 8)).fill(0.9))
@@ -29,11 +32,11 @@ describe("every linear strategy is exact against the dense oracle", () => {
               linear,
               layers: [linearKind("L", heads, lam)],
             });
-            expect(verifySpec(spec, { block: 8, headDim: 4 }).maxError).toBeLessThan(EXACT);
+            expect(verifySpec(spec, options).maxError).toBeLessThan(EXACT);
           });
         }
         if (linear !== "lasp1") {
-          it(`${linear} W=${W} ${layout} bidirectional`, () => {
+          it(`${variant} W=${W} ${layout} bidirectional`, () => {
             const heads = linear === "ulysses" ? Math.max(W, 2) : 4;
             const spec = tinySpec({
               ranks: W,
@@ -43,7 +46,7 @@ describe("every linear strategy is exact against the dense oracle", () => {
               linear,
               layers: [linearKind("L", heads, 1, false)],
             });
-            expect(verifySpec(spec, { block: 8, headDim: 4 }).maxError).toBeLessThan(EXACT);
+            expect(verifySpec(spec, options).maxError).toBeLessThan(EXACT);
           });
         }
       }

@@ -22,6 +22,8 @@ export interface VerifyOptions {
   /** Token block of the chunk algorithm at the reduced size. */
   block?: number;
   seed?: number;
+  /** LASP-2's arrangement to check (lower-lasp2.ts); the compiler's default otherwise. */
+  lasp2?: "fused" | "split";
 }
 
 export interface VerifyRow {
@@ -126,7 +128,12 @@ function assemble(plan: LayoutPlan, parts: Tensor[], like: Tensor): Tensor {
 
 export function verifySpec(original: ResolvedSpec, options: VerifyOptions = {}): VerifyReport {
   const { spec, block } = shrinkSpec(original, options);
-  return verifyProgram(spec, lowerSpec(spec, { block }), block, options.seed ?? spec.run.seed);
+  return verifyProgram(
+    spec,
+    lowerSpec(spec, { block, lasp2: options.lasp2 }),
+    block,
+    options.seed ?? spec.run.seed,
+  );
 }
 
 /**

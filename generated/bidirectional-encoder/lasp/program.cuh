@@ -6,6 +6,7 @@
 #pragma once
 #include <cuda_runtime.h>
 #include <nccl.h>
+#include <functional>
 #include "kernels.h"
 #include "check.cuh"
 
@@ -69,11 +70,21 @@ struct Ctx {
   cudaEvent_t* trace = nullptr;  // when set (bench's timeline), timing events 2 id and 2 id + 1 around step id
 };
 
+// The layer's own work that a `host` step of the schedule stands for (a projection placed where a collective
+// can overlap it). The program passes it in Run, and the step calls it on the compute stream; without it
+// (the per-kind timings), the caller has done that work before the pass.
+enum class HostWork { kQProjection, kOWeightGrad };
+
 // Which streams' steps to issue: both normally; one of them to time compute or communication alone.
 struct Run {
   bool compute = true;
   bool comm = true;
+  const std::function<void(HostWork)>* host = nullptr;
 };
+
+inline void run_host(const Run& run, HostWork work) {
+  if (run.host != nullptr) (*run.host)(work);
+}
 
 // ---------------------------------------------------------------------------------------------------------
 // Layer kind E: linear_attention, lasp2, bidirectional, decay none — 12 layer(s) of the stack.
@@ -85,7 +96,7 @@ struct EBuffers {
   bf16* o = nullptr;  // 134217728 elements: attention output [per layer]
   float* m = nullptr;  // 262144 elements: this rank's piece states M
   float* p = nullptr;  // 262144 elements: prefix state P of each piece, kept for the backward pass [per layer]
-  float* m_sum = nullptr;  // 262144 elements: sum of this rank's piece states
+  float* m_sum = nullptr;  // 262144 elements: sum of this rank's states
   float* m_total = nullptr;  // 262144 elements: sum of all pieces' states
   bf16* do_ = nullptr;  // 134217728 elements: gradient of the output [per layer]
   bf16* dq = nullptr;  // 134217728 elements: gradient of q
@@ -172,11 +183,11 @@ static void E_forward_rank0(const Ctx& c, EBuffers& b, Run run) {
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[2 * 2 + 1], c.comm));
     CUDA_CHECK(cudaEventRecord(c.events[2], c.comm));
   }
-  // [3] O[0] = intra-piece product (chunk algorithm)
+  // [3] Q = X Wq (the layer's projection)
   if (run.compute) {
     CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.started[2], 0));  // let the collective start first
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[3 * 2], c.compute));
-    lasp::linear_intra(b.q, b.k, b.v, lasp::Piece{0, 32768}, b.o, c.dims, c.tables.kEDecay, false, c.compute);
+    run_host(run, HostWork::kQProjection);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[3 * 2 + 1], c.compute));
   }
   // [4] P[0] = sum of the other pieces' states
@@ -186,10 +197,10 @@ static void E_forward_rank0(const Ctx& c, EBuffers& b, Run run) {
     lasp::state_sub(b.m_total, b.m, b.p, c.dims, c.compute);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[4 * 2 + 1], c.compute));
   }
-  // [5] O[0] += Q P
+  // [5] O[0] = intra-piece product + Q P (one walk)
   if (run.compute) {
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[5 * 2], c.compute));
-    lasp::linear_inter(b.q, b.p, lasp::Piece{0, 32768}, b.o, c.dims, c.tables.kEDecay, c.compute);
+    lasp::linear_forward_fused(b.q, b.k, b.v, b.p, lasp::Piece{0, 32768}, b.o, c.dims, c.tables.kEDecay, false, c.compute);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[5 * 2 + 1], c.compute));
   }
 }
@@ -218,11 +229,11 @@ static void E_forward_rank1(const Ctx& c, EBuffers& b, Run run) {
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[2 * 2 + 1], c.comm));
     CUDA_CHECK(cudaEventRecord(c.events[2], c.comm));
   }
-  // [3] O[1] = intra-piece product (chunk algorithm)
+  // [3] Q = X Wq (the layer's projection)
   if (run.compute) {
     CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.started[2], 0));  // let the collective start first
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[3 * 2], c.compute));
-    lasp::linear_intra(b.q, b.k, b.v, lasp::Piece{0, 32768}, b.o, c.dims, c.tables.kEDecay, false, c.compute);
+    run_host(run, HostWork::kQProjection);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[3 * 2 + 1], c.compute));
   }
   // [4] P[1] = sum of the other pieces' states
@@ -232,10 +243,10 @@ static void E_forward_rank1(const Ctx& c, EBuffers& b, Run run) {
     lasp::state_sub(b.m_total, b.m, b.p, c.dims, c.compute);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[4 * 2 + 1], c.compute));
   }
-  // [5] O[1] += Q P
+  // [5] O[1] = intra-piece product + Q P (one walk)
   if (run.compute) {
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[5 * 2], c.compute));
-    lasp::linear_inter(b.q, b.p, lasp::Piece{0, 32768}, b.o, c.dims, c.tables.kEDecay, c.compute);
+    lasp::linear_forward_fused(b.q, b.k, b.v, b.p, lasp::Piece{0, 32768}, b.o, c.dims, c.tables.kEDecay, false, c.compute);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[5 * 2 + 1], c.compute));
   }
 }
@@ -264,11 +275,11 @@ static void E_forward_rank2(const Ctx& c, EBuffers& b, Run run) {
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[2 * 2 + 1], c.comm));
     CUDA_CHECK(cudaEventRecord(c.events[2], c.comm));
   }
-  // [3] O[2] = intra-piece product (chunk algorithm)
+  // [3] Q = X Wq (the layer's projection)
   if (run.compute) {
     CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.started[2], 0));  // let the collective start first
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[3 * 2], c.compute));
-    lasp::linear_intra(b.q, b.k, b.v, lasp::Piece{0, 32768}, b.o, c.dims, c.tables.kEDecay, false, c.compute);
+    run_host(run, HostWork::kQProjection);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[3 * 2 + 1], c.compute));
   }
   // [4] P[2] = sum of the other pieces' states
@@ -278,10 +289,10 @@ static void E_forward_rank2(const Ctx& c, EBuffers& b, Run run) {
     lasp::state_sub(b.m_total, b.m, b.p, c.dims, c.compute);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[4 * 2 + 1], c.compute));
   }
-  // [5] O[2] += Q P
+  // [5] O[2] = intra-piece product + Q P (one walk)
   if (run.compute) {
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[5 * 2], c.compute));
-    lasp::linear_inter(b.q, b.p, lasp::Piece{0, 32768}, b.o, c.dims, c.tables.kEDecay, c.compute);
+    lasp::linear_forward_fused(b.q, b.k, b.v, b.p, lasp::Piece{0, 32768}, b.o, c.dims, c.tables.kEDecay, false, c.compute);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[5 * 2 + 1], c.compute));
   }
 }
@@ -310,11 +321,11 @@ static void E_forward_rank3(const Ctx& c, EBuffers& b, Run run) {
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[2 * 2 + 1], c.comm));
     CUDA_CHECK(cudaEventRecord(c.events[2], c.comm));
   }
-  // [3] O[3] = intra-piece product (chunk algorithm)
+  // [3] Q = X Wq (the layer's projection)
   if (run.compute) {
     CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.started[2], 0));  // let the collective start first
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[3 * 2], c.compute));
-    lasp::linear_intra(b.q, b.k, b.v, lasp::Piece{0, 32768}, b.o, c.dims, c.tables.kEDecay, false, c.compute);
+    run_host(run, HostWork::kQProjection);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[3 * 2 + 1], c.compute));
   }
   // [4] P[3] = sum of the other pieces' states
@@ -324,10 +335,10 @@ static void E_forward_rank3(const Ctx& c, EBuffers& b, Run run) {
     lasp::state_sub(b.m_total, b.m, b.p, c.dims, c.compute);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[4 * 2 + 1], c.compute));
   }
-  // [5] O[3] += Q P
+  // [5] O[3] = intra-piece product + Q P (one walk)
   if (run.compute) {
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[5 * 2], c.compute));
-    lasp::linear_inter(b.q, b.p, lasp::Piece{0, 32768}, b.o, c.dims, c.tables.kEDecay, c.compute);
+    lasp::linear_forward_fused(b.q, b.k, b.v, b.p, lasp::Piece{0, 32768}, b.o, c.dims, c.tables.kEDecay, false, c.compute);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[5 * 2 + 1], c.compute));
   }
 }
@@ -351,7 +362,7 @@ static void E_backward_rank0(const Ctx& c, EBuffers& b, Run run) {
     lasp::linear_grad_state(b.q, b.do_, lasp::Piece{0, 32768}, b.dm, c.dims, c.tables.kEDecay, c.compute);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[0 * 2 + 1], c.compute));
   }
-  // [1] sum this rank's gradient states
+  // [1] sum this rank's piece gradient states
   if (run.compute) {
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[1 * 2], c.compute));
     lasp::state_sum(b.dm, 1, b.dm_sum, c.dims, c.compute);
@@ -367,31 +378,25 @@ static void E_backward_rank0(const Ctx& c, EBuffers& b, Run run) {
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[2 * 2 + 1], c.comm));
     CUDA_CHECK(cudaEventRecord(c.events[2], c.comm));
   }
-  // [3] dQ, dK, dV[0] inside the piece
+  // [3] dWo = attn^T dY (the layer's weight gradient)
   if (run.compute) {
     CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.started[2], 0));  // let the collective start first
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[3 * 2], c.compute));
-    lasp::linear_intra_backward(b.q, b.k, b.v, b.do_, lasp::Piece{0, 32768}, b.dq, b.dk, b.dv, c.dims, c.tables.kEDecay, false, c.compute);
+    run_host(run, HostWork::kOWeightGrad);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[3 * 2 + 1], c.compute));
   }
-  // [4] dQ[0] += dO P^T
-  if (run.compute) {
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[4 * 2], c.compute));
-    lasp::linear_dq_inter(b.do_, b.p, lasp::Piece{0, 32768}, b.dq, c.dims, c.tables.kEDecay, c.compute);
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[4 * 2 + 1], c.compute));
-  }
-  // [5] G[0] = sum of the other pieces' dM
+  // [4] G[0] = sum of the other pieces' dM
   if (run.compute) {
     CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.events[2], 0));
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[5 * 2], c.compute));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[4 * 2], c.compute));
     lasp::state_sub(b.dm_total, b.dm, b.g, c.dims, c.compute);
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[5 * 2 + 1], c.compute));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[4 * 2 + 1], c.compute));
   }
-  // [6] dK, dV[0] += contributions of G
+  // [5] dQ, dK, dV[0] inside the piece + the dO P^T, G terms (one walk)
   if (run.compute) {
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[6 * 2], c.compute));
-    lasp::linear_dkdv_inter(b.k, b.v, b.g, lasp::Piece{0, 32768}, b.dk, b.dv, c.dims, c.tables.kEDecay, c.compute);
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[6 * 2 + 1], c.compute));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[5 * 2], c.compute));
+    lasp::linear_backward_fused(b.q, b.k, b.v, b.do_, b.p, b.g, lasp::Piece{0, 32768}, b.dq, b.dk, b.dv, c.dims, c.tables.kEDecay, false, c.compute);
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[5 * 2 + 1], c.compute));
   }
 }
 
@@ -403,7 +408,7 @@ static void E_backward_rank1(const Ctx& c, EBuffers& b, Run run) {
     lasp::linear_grad_state(b.q, b.do_, lasp::Piece{0, 32768}, b.dm, c.dims, c.tables.kEDecay, c.compute);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[0 * 2 + 1], c.compute));
   }
-  // [1] sum this rank's gradient states
+  // [1] sum this rank's piece gradient states
   if (run.compute) {
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[1 * 2], c.compute));
     lasp::state_sum(b.dm, 1, b.dm_sum, c.dims, c.compute);
@@ -419,31 +424,25 @@ static void E_backward_rank1(const Ctx& c, EBuffers& b, Run run) {
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[2 * 2 + 1], c.comm));
     CUDA_CHECK(cudaEventRecord(c.events[2], c.comm));
   }
-  // [3] dQ, dK, dV[1] inside the piece
+  // [3] dWo = attn^T dY (the layer's weight gradient)
   if (run.compute) {
     CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.started[2], 0));  // let the collective start first
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[3 * 2], c.compute));
-    lasp::linear_intra_backward(b.q, b.k, b.v, b.do_, lasp::Piece{0, 32768}, b.dq, b.dk, b.dv, c.dims, c.tables.kEDecay, false, c.compute);
+    run_host(run, HostWork::kOWeightGrad);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[3 * 2 + 1], c.compute));
   }
-  // [4] dQ[1] += dO P^T
-  if (run.compute) {
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[4 * 2], c.compute));
-    lasp::linear_dq_inter(b.do_, b.p, lasp::Piece{0, 32768}, b.dq, c.dims, c.tables.kEDecay, c.compute);
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[4 * 2 + 1], c.compute));
-  }
-  // [5] G[1] = sum of the other pieces' dM
+  // [4] G[1] = sum of the other pieces' dM
   if (run.compute) {
     CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.events[2], 0));
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[5 * 2], c.compute));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[4 * 2], c.compute));
     lasp::state_sub(b.dm_total, b.dm, b.g, c.dims, c.compute);
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[5 * 2 + 1], c.compute));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[4 * 2 + 1], c.compute));
   }
-  // [6] dK, dV[1] += contributions of G
+  // [5] dQ, dK, dV[1] inside the piece + the dO P^T, G terms (one walk)
   if (run.compute) {
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[6 * 2], c.compute));
-    lasp::linear_dkdv_inter(b.k, b.v, b.g, lasp::Piece{0, 32768}, b.dk, b.dv, c.dims, c.tables.kEDecay, c.compute);
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[6 * 2 + 1], c.compute));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[5 * 2], c.compute));
+    lasp::linear_backward_fused(b.q, b.k, b.v, b.do_, b.p, b.g, lasp::Piece{0, 32768}, b.dq, b.dk, b.dv, c.dims, c.tables.kEDecay, false, c.compute);
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[5 * 2 + 1], c.compute));
   }
 }
 
@@ -455,7 +454,7 @@ static void E_backward_rank2(const Ctx& c, EBuffers& b, Run run) {
     lasp::linear_grad_state(b.q, b.do_, lasp::Piece{0, 32768}, b.dm, c.dims, c.tables.kEDecay, c.compute);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[0 * 2 + 1], c.compute));
   }
-  // [1] sum this rank's gradient states
+  // [1] sum this rank's piece gradient states
   if (run.compute) {
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[1 * 2], c.compute));
     lasp::state_sum(b.dm, 1, b.dm_sum, c.dims, c.compute);
@@ -471,31 +470,25 @@ static void E_backward_rank2(const Ctx& c, EBuffers& b, Run run) {
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[2 * 2 + 1], c.comm));
     CUDA_CHECK(cudaEventRecord(c.events[2], c.comm));
   }
-  // [3] dQ, dK, dV[2] inside the piece
+  // [3] dWo = attn^T dY (the layer's weight gradient)
   if (run.compute) {
     CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.started[2], 0));  // let the collective start first
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[3 * 2], c.compute));
-    lasp::linear_intra_backward(b.q, b.k, b.v, b.do_, lasp::Piece{0, 32768}, b.dq, b.dk, b.dv, c.dims, c.tables.kEDecay, false, c.compute);
+    run_host(run, HostWork::kOWeightGrad);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[3 * 2 + 1], c.compute));
   }
-  // [4] dQ[2] += dO P^T
-  if (run.compute) {
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[4 * 2], c.compute));
-    lasp::linear_dq_inter(b.do_, b.p, lasp::Piece{0, 32768}, b.dq, c.dims, c.tables.kEDecay, c.compute);
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[4 * 2 + 1], c.compute));
-  }
-  // [5] G[2] = sum of the other pieces' dM
+  // [4] G[2] = sum of the other pieces' dM
   if (run.compute) {
     CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.events[2], 0));
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[5 * 2], c.compute));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[4 * 2], c.compute));
     lasp::state_sub(b.dm_total, b.dm, b.g, c.dims, c.compute);
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[5 * 2 + 1], c.compute));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[4 * 2 + 1], c.compute));
   }
-  // [6] dK, dV[2] += contributions of G
+  // [5] dQ, dK, dV[2] inside the piece + the dO P^T, G terms (one walk)
   if (run.compute) {
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[6 * 2], c.compute));
-    lasp::linear_dkdv_inter(b.k, b.v, b.g, lasp::Piece{0, 32768}, b.dk, b.dv, c.dims, c.tables.kEDecay, c.compute);
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[6 * 2 + 1], c.compute));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[5 * 2], c.compute));
+    lasp::linear_backward_fused(b.q, b.k, b.v, b.do_, b.p, b.g, lasp::Piece{0, 32768}, b.dq, b.dk, b.dv, c.dims, c.tables.kEDecay, false, c.compute);
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[5 * 2 + 1], c.compute));
   }
 }
 
@@ -507,7 +500,7 @@ static void E_backward_rank3(const Ctx& c, EBuffers& b, Run run) {
     lasp::linear_grad_state(b.q, b.do_, lasp::Piece{0, 32768}, b.dm, c.dims, c.tables.kEDecay, c.compute);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[0 * 2 + 1], c.compute));
   }
-  // [1] sum this rank's gradient states
+  // [1] sum this rank's piece gradient states
   if (run.compute) {
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[1 * 2], c.compute));
     lasp::state_sum(b.dm, 1, b.dm_sum, c.dims, c.compute);
@@ -523,36 +516,30 @@ static void E_backward_rank3(const Ctx& c, EBuffers& b, Run run) {
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[2 * 2 + 1], c.comm));
     CUDA_CHECK(cudaEventRecord(c.events[2], c.comm));
   }
-  // [3] dQ, dK, dV[3] inside the piece
+  // [3] dWo = attn^T dY (the layer's weight gradient)
   if (run.compute) {
     CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.started[2], 0));  // let the collective start first
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[3 * 2], c.compute));
-    lasp::linear_intra_backward(b.q, b.k, b.v, b.do_, lasp::Piece{0, 32768}, b.dq, b.dk, b.dv, c.dims, c.tables.kEDecay, false, c.compute);
+    run_host(run, HostWork::kOWeightGrad);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[3 * 2 + 1], c.compute));
   }
-  // [4] dQ[3] += dO P^T
-  if (run.compute) {
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[4 * 2], c.compute));
-    lasp::linear_dq_inter(b.do_, b.p, lasp::Piece{0, 32768}, b.dq, c.dims, c.tables.kEDecay, c.compute);
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[4 * 2 + 1], c.compute));
-  }
-  // [5] G[3] = sum of the other pieces' dM
+  // [4] G[3] = sum of the other pieces' dM
   if (run.compute) {
     CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.events[2], 0));
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[5 * 2], c.compute));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[4 * 2], c.compute));
     lasp::state_sub(b.dm_total, b.dm, b.g, c.dims, c.compute);
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[5 * 2 + 1], c.compute));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[4 * 2 + 1], c.compute));
   }
-  // [6] dK, dV[3] += contributions of G
+  // [5] dQ, dK, dV[3] inside the piece + the dO P^T, G terms (one walk)
   if (run.compute) {
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[6 * 2], c.compute));
-    lasp::linear_dkdv_inter(b.k, b.v, b.g, lasp::Piece{0, 32768}, b.dk, b.dv, c.dims, c.tables.kEDecay, c.compute);
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[6 * 2 + 1], c.compute));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[5 * 2], c.compute));
+    lasp::linear_backward_fused(b.q, b.k, b.v, b.do_, b.p, b.g, lasp::Piece{0, 32768}, b.dq, b.dk, b.dv, c.dims, c.tables.kEDecay, false, c.compute);
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[5 * 2 + 1], c.compute));
   }
 }
 
 // E backward: dispatches to this rank's steps.
-constexpr int kE_backward_events = 7;
+constexpr int kE_backward_events = 6;
 inline void E_backward(const Ctx& c, EBuffers& b, Run run = Run{}) {
   switch (c.rank) {
     case 0: E_backward_rank0(c, b, run); break;
@@ -563,10 +550,10 @@ inline void E_backward(const Ctx& c, EBuffers& b, Run run = Run{}) {
 }
 
 // Events the longest rank program needs.
-constexpr int kMaxEvents = 7;
+constexpr int kMaxEvents = 6;
 
 // FLOPs one rank performs in one training step: attention steps from the schedule IR, plus the
 // projections (forward 2*rows*in*out per matrix product, backward twice that).
-constexpr double kFlopsPerStep = 4.329331e+13;
+constexpr double kFlopsPerStep = 4.989038e+13;
 
 }  // namespace program

@@ -6,6 +6,7 @@
 #pragma once
 #include <cuda_runtime.h>
 #include <nccl.h>
+#include <functional>
 #include "kernels.h"
 #include "check.cuh"
 
@@ -129,11 +130,21 @@ struct Ctx {
   cudaEvent_t* trace = nullptr;  // when set (bench's timeline), timing events 2 id and 2 id + 1 around step id
 };
 
+// The layer's own work that a `host` step of the schedule stands for (a projection placed where a collective
+// can overlap it). The program passes it in Run, and the step calls it on the compute stream; without it
+// (the per-kind timings), the caller has done that work before the pass.
+enum class HostWork { kQProjection, kOWeightGrad };
+
 // Which streams' steps to issue: both normally; one of them to time compute or communication alone.
 struct Run {
   bool compute = true;
   bool comm = true;
+  const std::function<void(HostWork)>* host = nullptr;
 };
+
+inline void run_host(const Run& run, HostWork work) {
+  if (run.host != nullptr) (*run.host)(work);
+}
 
 // ---------------------------------------------------------------------------------------------------------
 // Layer kind L: linear_attention, lasp2, causal, decay none — 16 layer(s) of the stack.
@@ -145,7 +156,7 @@ struct LBuffers {
   bf16* o = nullptr;  // 134217728 elements: attention output [per layer]
   float* m = nullptr;  // 262144 elements: this rank's piece states M
   float* p = nullptr;  // 262144 elements: prefix state P of each piece, kept for the backward pass [per layer]
-  float* m_all = nullptr;  // 2097152 elements: every piece's state, gathered (rank-major order)
+  float* m_all = nullptr;  // 2097152 elements: every piece's states, gathered (rank-major order)
   bf16* do_ = nullptr;  // 134217728 elements: gradient of the output [per layer]
   bf16* dq = nullptr;  // 134217728 elements: gradient of q
   bf16* dk = nullptr;  // 134217728 elements: gradient of k
@@ -217,12 +228,18 @@ static void L_forward_rank0(const Ctx& c, LBuffers& b, Run run) {
     NCCL_CHECK(ncclAllGather(b.m, b.m_all, 262144, ncclFloat32, c.nccl_few_ctas, c.comm));
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[1 * 2 + 1], c.comm));
   }
-  // [2] O[0] = intra-piece product (chunk algorithm)
+  // [2] Q = X Wq (the layer's projection)
   if (run.compute) {
     CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.started[1], 0));  // let the collective start first
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[2 * 2], c.compute));
-    lasp::linear_intra(b.q, b.k, b.v, lasp::Piece{0, 65536}, b.o, c.dims, c.tables.kLDecay, true, c.compute);
+    run_host(run, HostWork::kQProjection);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[2 * 2 + 1], c.compute));
+  }
+  // [3] O[0] = intra-piece product (chunk algorithm)
+  if (run.compute) {
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[3 * 2], c.compute));
+    lasp::linear_intra(b.q, b.k, b.v, lasp::Piece{0, 65536}, b.o, c.dims, c.tables.kLDecay, true, c.compute);
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[3 * 2 + 1], c.compute));
   }
 }
 
@@ -244,11 +261,11 @@ static void L_forward_rank1(const Ctx& c, LBuffers& b, Run run) {
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[1 * 2 + 1], c.comm));
     CUDA_CHECK(cudaEventRecord(c.events[1], c.comm));
   }
-  // [2] O[1] = intra-piece product (chunk algorithm)
+  // [2] Q = X Wq (the layer's projection)
   if (run.compute) {
     CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.started[1], 0));  // let the collective start first
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[2 * 2], c.compute));
-    lasp::linear_intra(b.q, b.k, b.v, lasp::Piece{0, 65536}, b.o, c.dims, c.tables.kLDecay, true, c.compute);
+    run_host(run, HostWork::kQProjection);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[2 * 2 + 1], c.compute));
   }
   // [3] P[1] = decayed sum of the 1 earlier piece states
@@ -258,10 +275,10 @@ static void L_forward_rank1(const Ctx& c, LBuffers& b, Run run) {
     lasp::linear_decayed_sum(b.m_all, 8, c.tables.kL_forward_r1_gaps0, b.p, c.dims, c.tables.kLDecay, c.compute);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[3 * 2 + 1], c.compute));
   }
-  // [4] O[1] += lam^(i+1) Q P
+  // [4] O[1] = intra-piece product + lam^(i+1) Q P (one walk)
   if (run.compute) {
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[4 * 2], c.compute));
-    lasp::linear_inter(b.q, b.p, lasp::Piece{0, 65536}, b.o, c.dims, c.tables.kLDecay, c.compute);
+    lasp::linear_forward_fused(b.q, b.k, b.v, b.p, lasp::Piece{0, 65536}, b.o, c.dims, c.tables.kLDecay, true, c.compute);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[4 * 2 + 1], c.compute));
   }
 }
@@ -284,11 +301,11 @@ static void L_forward_rank2(const Ctx& c, LBuffers& b, Run run) {
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[1 * 2 + 1], c.comm));
     CUDA_CHECK(cudaEventRecord(c.events[1], c.comm));
   }
-  // [2] O[2] = intra-piece product (chunk algorithm)
+  // [2] Q = X Wq (the layer's projection)
   if (run.compute) {
     CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.started[1], 0));  // let the collective start first
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[2 * 2], c.compute));
-    lasp::linear_intra(b.q, b.k, b.v, lasp::Piece{0, 65536}, b.o, c.dims, c.tables.kLDecay, true, c.compute);
+    run_host(run, HostWork::kQProjection);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[2 * 2 + 1], c.compute));
   }
   // [3] P[2] = decayed sum of the 2 earlier piece states
@@ -298,10 +315,10 @@ static void L_forward_rank2(const Ctx& c, LBuffers& b, Run run) {
     lasp::linear_decayed_sum(b.m_all, 8, c.tables.kL_forward_r2_gaps0, b.p, c.dims, c.tables.kLDecay, c.compute);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[3 * 2 + 1], c.compute));
   }
-  // [4] O[2] += lam^(i+1) Q P
+  // [4] O[2] = intra-piece product + lam^(i+1) Q P (one walk)
   if (run.compute) {
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[4 * 2], c.compute));
-    lasp::linear_inter(b.q, b.p, lasp::Piece{0, 65536}, b.o, c.dims, c.tables.kLDecay, c.compute);
+    lasp::linear_forward_fused(b.q, b.k, b.v, b.p, lasp::Piece{0, 65536}, b.o, c.dims, c.tables.kLDecay, true, c.compute);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[4 * 2 + 1], c.compute));
   }
 }
@@ -324,11 +341,11 @@ static void L_forward_rank3(const Ctx& c, LBuffers& b, Run run) {
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[1 * 2 + 1], c.comm));
     CUDA_CHECK(cudaEventRecord(c.events[1], c.comm));
   }
-  // [2] O[3] = intra-piece product (chunk algorithm)
+  // [2] Q = X Wq (the layer's projection)
   if (run.compute) {
     CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.started[1], 0));  // let the collective start first
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[2 * 2], c.compute));
-    lasp::linear_intra(b.q, b.k, b.v, lasp::Piece{0, 65536}, b.o, c.dims, c.tables.kLDecay, true, c.compute);
+    run_host(run, HostWork::kQProjection);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[2 * 2 + 1], c.compute));
   }
   // [3] P[3] = decayed sum of the 3 earlier piece states
@@ -338,10 +355,10 @@ static void L_forward_rank3(const Ctx& c, LBuffers& b, Run run) {
     lasp::linear_decayed_sum(b.m_all, 8, c.tables.kL_forward_r3_gaps0, b.p, c.dims, c.tables.kLDecay, c.compute);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[3 * 2 + 1], c.compute));
   }
-  // [4] O[3] += lam^(i+1) Q P
+  // [4] O[3] = intra-piece product + lam^(i+1) Q P (one walk)
   if (run.compute) {
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[4 * 2], c.compute));
-    lasp::linear_inter(b.q, b.p, lasp::Piece{0, 65536}, b.o, c.dims, c.tables.kLDecay, c.compute);
+    lasp::linear_forward_fused(b.q, b.k, b.v, b.p, lasp::Piece{0, 65536}, b.o, c.dims, c.tables.kLDecay, true, c.compute);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[4 * 2 + 1], c.compute));
   }
 }
@@ -364,11 +381,11 @@ static void L_forward_rank4(const Ctx& c, LBuffers& b, Run run) {
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[1 * 2 + 1], c.comm));
     CUDA_CHECK(cudaEventRecord(c.events[1], c.comm));
   }
-  // [2] O[4] = intra-piece product (chunk algorithm)
+  // [2] Q = X Wq (the layer's projection)
   if (run.compute) {
     CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.started[1], 0));  // let the collective start first
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[2 * 2], c.compute));
-    lasp::linear_intra(b.q, b.k, b.v, lasp::Piece{0, 65536}, b.o, c.dims, c.tables.kLDecay, true, c.compute);
+    run_host(run, HostWork::kQProjection);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[2 * 2 + 1], c.compute));
   }
   // [3] P[4] = decayed sum of the 4 earlier piece states
@@ -378,10 +395,10 @@ static void L_forward_rank4(const Ctx& c, LBuffers& b, Run run) {
     lasp::linear_decayed_sum(b.m_all, 8, c.tables.kL_forward_r4_gaps0, b.p, c.dims, c.tables.kLDecay, c.compute);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[3 * 2 + 1], c.compute));
   }
-  // [4] O[4] += lam^(i+1) Q P
+  // [4] O[4] = intra-piece product + lam^(i+1) Q P (one walk)
   if (run.compute) {
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[4 * 2], c.compute));
-    lasp::linear_inter(b.q, b.p, lasp::Piece{0, 65536}, b.o, c.dims, c.tables.kLDecay, c.compute);
+    lasp::linear_forward_fused(b.q, b.k, b.v, b.p, lasp::Piece{0, 65536}, b.o, c.dims, c.tables.kLDecay, true, c.compute);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[4 * 2 + 1], c.compute));
   }
 }
@@ -404,11 +421,11 @@ static void L_forward_rank5(const Ctx& c, LBuffers& b, Run run) {
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[1 * 2 + 1], c.comm));
     CUDA_CHECK(cudaEventRecord(c.events[1], c.comm));
   }
-  // [2] O[5] = intra-piece product (chunk algorithm)
+  // [2] Q = X Wq (the layer's projection)
   if (run.compute) {
     CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.started[1], 0));  // let the collective start first
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[2 * 2], c.compute));
-    lasp::linear_intra(b.q, b.k, b.v, lasp::Piece{0, 65536}, b.o, c.dims, c.tables.kLDecay, true, c.compute);
+    run_host(run, HostWork::kQProjection);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[2 * 2 + 1], c.compute));
   }
   // [3] P[5] = decayed sum of the 5 earlier piece states
@@ -418,10 +435,10 @@ static void L_forward_rank5(const Ctx& c, LBuffers& b, Run run) {
     lasp::linear_decayed_sum(b.m_all, 8, c.tables.kL_forward_r5_gaps0, b.p, c.dims, c.tables.kLDecay, c.compute);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[3 * 2 + 1], c.compute));
   }
-  // [4] O[5] += lam^(i+1) Q P
+  // [4] O[5] = intra-piece product + lam^(i+1) Q P (one walk)
   if (run.compute) {
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[4 * 2], c.compute));
-    lasp::linear_inter(b.q, b.p, lasp::Piece{0, 65536}, b.o, c.dims, c.tables.kLDecay, c.compute);
+    lasp::linear_forward_fused(b.q, b.k, b.v, b.p, lasp::Piece{0, 65536}, b.o, c.dims, c.tables.kLDecay, true, c.compute);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[4 * 2 + 1], c.compute));
   }
 }
@@ -444,11 +461,11 @@ static void L_forward_rank6(const Ctx& c, LBuffers& b, Run run) {
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[1 * 2 + 1], c.comm));
     CUDA_CHECK(cudaEventRecord(c.events[1], c.comm));
   }
-  // [2] O[6] = intra-piece product (chunk algorithm)
+  // [2] Q = X Wq (the layer's projection)
   if (run.compute) {
     CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.started[1], 0));  // let the collective start first
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[2 * 2], c.compute));
-    lasp::linear_intra(b.q, b.k, b.v, lasp::Piece{0, 65536}, b.o, c.dims, c.tables.kLDecay, true, c.compute);
+    run_host(run, HostWork::kQProjection);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[2 * 2 + 1], c.compute));
   }
   // [3] P[6] = decayed sum of the 6 earlier piece states
@@ -458,10 +475,10 @@ static void L_forward_rank6(const Ctx& c, LBuffers& b, Run run) {
     lasp::linear_decayed_sum(b.m_all, 8, c.tables.kL_forward_r6_gaps0, b.p, c.dims, c.tables.kLDecay, c.compute);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[3 * 2 + 1], c.compute));
   }
-  // [4] O[6] += lam^(i+1) Q P
+  // [4] O[6] = intra-piece product + lam^(i+1) Q P (one walk)
   if (run.compute) {
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[4 * 2], c.compute));
-    lasp::linear_inter(b.q, b.p, lasp::Piece{0, 65536}, b.o, c.dims, c.tables.kLDecay, c.compute);
+    lasp::linear_forward_fused(b.q, b.k, b.v, b.p, lasp::Piece{0, 65536}, b.o, c.dims, c.tables.kLDecay, true, c.compute);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[4 * 2 + 1], c.compute));
   }
 }
@@ -484,11 +501,11 @@ static void L_forward_rank7(const Ctx& c, LBuffers& b, Run run) {
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[1 * 2 + 1], c.comm));
     CUDA_CHECK(cudaEventRecord(c.events[1], c.comm));
   }
-  // [2] O[7] = intra-piece product (chunk algorithm)
+  // [2] Q = X Wq (the layer's projection)
   if (run.compute) {
     CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.started[1], 0));  // let the collective start first
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[2 * 2], c.compute));
-    lasp::linear_intra(b.q, b.k, b.v, lasp::Piece{0, 65536}, b.o, c.dims, c.tables.kLDecay, true, c.compute);
+    run_host(run, HostWork::kQProjection);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[2 * 2 + 1], c.compute));
   }
   // [3] P[7] = decayed sum of the 7 earlier piece states
@@ -498,10 +515,10 @@ static void L_forward_rank7(const Ctx& c, LBuffers& b, Run run) {
     lasp::linear_decayed_sum(b.m_all, 8, c.tables.kL_forward_r7_gaps0, b.p, c.dims, c.tables.kLDecay, c.compute);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[3 * 2 + 1], c.compute));
   }
-  // [4] O[7] += lam^(i+1) Q P
+  // [4] O[7] = intra-piece product + lam^(i+1) Q P (one walk)
   if (run.compute) {
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[4 * 2], c.compute));
-    lasp::linear_inter(b.q, b.p, lasp::Piece{0, 65536}, b.o, c.dims, c.tables.kLDecay, c.compute);
+    lasp::linear_forward_fused(b.q, b.k, b.v, b.p, lasp::Piece{0, 65536}, b.o, c.dims, c.tables.kLDecay, true, c.compute);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[4 * 2 + 1], c.compute));
   }
 }
@@ -539,11 +556,11 @@ static void L_backward_rank0(const Ctx& c, LBuffers& b, Run run) {
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[1 * 2 + 1], c.comm));
     CUDA_CHECK(cudaEventRecord(c.events[1], c.comm));
   }
-  // [2] dQ, dK, dV[0] inside the piece
+  // [2] dWo = attn^T dY (the layer's weight gradient)
   if (run.compute) {
     CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.started[1], 0));  // let the collective start first
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[2 * 2], c.compute));
-    lasp::linear_intra_backward(b.q, b.k, b.v, b.do_, lasp::Piece{0, 65536}, b.dq, b.dk, b.dv, c.dims, c.tables.kLDecay, true, c.compute);
+    run_host(run, HostWork::kOWeightGrad);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[2 * 2 + 1], c.compute));
   }
   // [3] G[0] = decayed sum of the 7 later pieces' dM
@@ -553,10 +570,10 @@ static void L_backward_rank0(const Ctx& c, LBuffers& b, Run run) {
     lasp::linear_decayed_sum(b.dm_all, 8, c.tables.kL_backward_r0_gaps0, b.g, c.dims, c.tables.kLDecay, c.compute);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[3 * 2 + 1], c.compute));
   }
-  // [4] dK, dV[0] += contributions of G
+  // [4] dQ, dK, dV[0] inside the piece + the G terms (one walk)
   if (run.compute) {
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[4 * 2], c.compute));
-    lasp::linear_dkdv_inter(b.k, b.v, b.g, lasp::Piece{0, 65536}, b.dk, b.dv, c.dims, c.tables.kLDecay, c.compute);
+    lasp::linear_backward_fused(b.q, b.k, b.v, b.do_, nullptr, b.g, lasp::Piece{0, 65536}, b.dq, b.dk, b.dv, c.dims, c.tables.kLDecay, true, c.compute);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[4 * 2 + 1], c.compute));
   }
 }
@@ -579,31 +596,25 @@ static void L_backward_rank1(const Ctx& c, LBuffers& b, Run run) {
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[1 * 2 + 1], c.comm));
     CUDA_CHECK(cudaEventRecord(c.events[1], c.comm));
   }
-  // [2] dQ, dK, dV[1] inside the piece
+  // [2] dWo = attn^T dY (the layer's weight gradient)
   if (run.compute) {
     CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.started[1], 0));  // let the collective start first
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[2 * 2], c.compute));
-    lasp::linear_intra_backward(b.q, b.k, b.v, b.do_, lasp::Piece{0, 65536}, b.dq, b.dk, b.dv, c.dims, c.tables.kLDecay, true, c.compute);
+    run_host(run, HostWork::kOWeightGrad);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[2 * 2 + 1], c.compute));
   }
-  // [3] dQ[1] += dO P^T
-  if (run.compute) {
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[3 * 2], c.compute));
-    lasp::linear_dq_inter(b.do_, b.p, lasp::Piece{0, 65536}, b.dq, c.dims, c.tables.kLDecay, c.compute);
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[3 * 2 + 1], c.compute));
-  }
-  // [4] G[1] = decayed sum of the 6 later pieces' dM
+  // [3] G[1] = decayed sum of the 6 later pieces' dM
   if (run.compute) {
     CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.events[1], 0));
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[4 * 2], c.compute));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[3 * 2], c.compute));
     lasp::linear_decayed_sum(b.dm_all, 8, c.tables.kL_backward_r1_gaps0, b.g, c.dims, c.tables.kLDecay, c.compute);
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[4 * 2 + 1], c.compute));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[3 * 2 + 1], c.compute));
   }
-  // [5] dK, dV[1] += contributions of G
+  // [4] dQ, dK, dV[1] inside the piece + the dO P^T, G terms (one walk)
   if (run.compute) {
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[5 * 2], c.compute));
-    lasp::linear_dkdv_inter(b.k, b.v, b.g, lasp::Piece{0, 65536}, b.dk, b.dv, c.dims, c.tables.kLDecay, c.compute);
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[5 * 2 + 1], c.compute));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[4 * 2], c.compute));
+    lasp::linear_backward_fused(b.q, b.k, b.v, b.do_, b.p, b.g, lasp::Piece{0, 65536}, b.dq, b.dk, b.dv, c.dims, c.tables.kLDecay, true, c.compute);
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[4 * 2 + 1], c.compute));
   }
 }
 
@@ -625,31 +636,25 @@ static void L_backward_rank2(const Ctx& c, LBuffers& b, Run run) {
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[1 * 2 + 1], c.comm));
     CUDA_CHECK(cudaEventRecord(c.events[1], c.comm));
   }
-  // [2] dQ, dK, dV[2] inside the piece
+  // [2] dWo = attn^T dY (the layer's weight gradient)
   if (run.compute) {
     CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.started[1], 0));  // let the collective start first
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[2 * 2], c.compute));
-    lasp::linear_intra_backward(b.q, b.k, b.v, b.do_, lasp::Piece{0, 65536}, b.dq, b.dk, b.dv, c.dims, c.tables.kLDecay, true, c.compute);
+    run_host(run, HostWork::kOWeightGrad);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[2 * 2 + 1], c.compute));
   }
-  // [3] dQ[2] += dO P^T
-  if (run.compute) {
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[3 * 2], c.compute));
-    lasp::linear_dq_inter(b.do_, b.p, lasp::Piece{0, 65536}, b.dq, c.dims, c.tables.kLDecay, c.compute);
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[3 * 2 + 1], c.compute));
-  }
-  // [4] G[2] = decayed sum of the 5 later pieces' dM
+  // [3] G[2] = decayed sum of the 5 later pieces' dM
   if (run.compute) {
     CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.events[1], 0));
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[4 * 2], c.compute));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[3 * 2], c.compute));
     lasp::linear_decayed_sum(b.dm_all, 8, c.tables.kL_backward_r2_gaps0, b.g, c.dims, c.tables.kLDecay, c.compute);
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[4 * 2 + 1], c.compute));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[3 * 2 + 1], c.compute));
   }
-  // [5] dK, dV[2] += contributions of G
+  // [4] dQ, dK, dV[2] inside the piece + the dO P^T, G terms (one walk)
   if (run.compute) {
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[5 * 2], c.compute));
-    lasp::linear_dkdv_inter(b.k, b.v, b.g, lasp::Piece{0, 65536}, b.dk, b.dv, c.dims, c.tables.kLDecay, c.compute);
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[5 * 2 + 1], c.compute));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[4 * 2], c.compute));
+    lasp::linear_backward_fused(b.q, b.k, b.v, b.do_, b.p, b.g, lasp::Piece{0, 65536}, b.dq, b.dk, b.dv, c.dims, c.tables.kLDecay, true, c.compute);
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[4 * 2 + 1], c.compute));
   }
 }
 
@@ -671,31 +676,25 @@ static void L_backward_rank3(const Ctx& c, LBuffers& b, Run run) {
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[1 * 2 + 1], c.comm));
     CUDA_CHECK(cudaEventRecord(c.events[1], c.comm));
   }
-  // [2] dQ, dK, dV[3] inside the piece
+  // [2] dWo = attn^T dY (the layer's weight gradient)
   if (run.compute) {
     CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.started[1], 0));  // let the collective start first
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[2 * 2], c.compute));
-    lasp::linear_intra_backward(b.q, b.k, b.v, b.do_, lasp::Piece{0, 65536}, b.dq, b.dk, b.dv, c.dims, c.tables.kLDecay, true, c.compute);
+    run_host(run, HostWork::kOWeightGrad);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[2 * 2 + 1], c.compute));
   }
-  // [3] dQ[3] += dO P^T
-  if (run.compute) {
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[3 * 2], c.compute));
-    lasp::linear_dq_inter(b.do_, b.p, lasp::Piece{0, 65536}, b.dq, c.dims, c.tables.kLDecay, c.compute);
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[3 * 2 + 1], c.compute));
-  }
-  // [4] G[3] = decayed sum of the 4 later pieces' dM
+  // [3] G[3] = decayed sum of the 4 later pieces' dM
   if (run.compute) {
     CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.events[1], 0));
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[4 * 2], c.compute));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[3 * 2], c.compute));
     lasp::linear_decayed_sum(b.dm_all, 8, c.tables.kL_backward_r3_gaps0, b.g, c.dims, c.tables.kLDecay, c.compute);
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[4 * 2 + 1], c.compute));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[3 * 2 + 1], c.compute));
   }
-  // [5] dK, dV[3] += contributions of G
+  // [4] dQ, dK, dV[3] inside the piece + the dO P^T, G terms (one walk)
   if (run.compute) {
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[5 * 2], c.compute));
-    lasp::linear_dkdv_inter(b.k, b.v, b.g, lasp::Piece{0, 65536}, b.dk, b.dv, c.dims, c.tables.kLDecay, c.compute);
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[5 * 2 + 1], c.compute));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[4 * 2], c.compute));
+    lasp::linear_backward_fused(b.q, b.k, b.v, b.do_, b.p, b.g, lasp::Piece{0, 65536}, b.dq, b.dk, b.dv, c.dims, c.tables.kLDecay, true, c.compute);
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[4 * 2 + 1], c.compute));
   }
 }
 
@@ -717,31 +716,25 @@ static void L_backward_rank4(const Ctx& c, LBuffers& b, Run run) {
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[1 * 2 + 1], c.comm));
     CUDA_CHECK(cudaEventRecord(c.events[1], c.comm));
   }
-  // [2] dQ, dK, dV[4] inside the piece
+  // [2] dWo = attn^T dY (the layer's weight gradient)
   if (run.compute) {
     CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.started[1], 0));  // let the collective start first
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[2 * 2], c.compute));
-    lasp::linear_intra_backward(b.q, b.k, b.v, b.do_, lasp::Piece{0, 65536}, b.dq, b.dk, b.dv, c.dims, c.tables.kLDecay, true, c.compute);
+    run_host(run, HostWork::kOWeightGrad);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[2 * 2 + 1], c.compute));
   }
-  // [3] dQ[4] += dO P^T
-  if (run.compute) {
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[3 * 2], c.compute));
-    lasp::linear_dq_inter(b.do_, b.p, lasp::Piece{0, 65536}, b.dq, c.dims, c.tables.kLDecay, c.compute);
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[3 * 2 + 1], c.compute));
-  }
-  // [4] G[4] = decayed sum of the 3 later pieces' dM
+  // [3] G[4] = decayed sum of the 3 later pieces' dM
   if (run.compute) {
     CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.events[1], 0));
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[4 * 2], c.compute));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[3 * 2], c.compute));
     lasp::linear_decayed_sum(b.dm_all, 8, c.tables.kL_backward_r4_gaps0, b.g, c.dims, c.tables.kLDecay, c.compute);
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[4 * 2 + 1], c.compute));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[3 * 2 + 1], c.compute));
   }
-  // [5] dK, dV[4] += contributions of G
+  // [4] dQ, dK, dV[4] inside the piece + the dO P^T, G terms (one walk)
   if (run.compute) {
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[5 * 2], c.compute));
-    lasp::linear_dkdv_inter(b.k, b.v, b.g, lasp::Piece{0, 65536}, b.dk, b.dv, c.dims, c.tables.kLDecay, c.compute);
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[5 * 2 + 1], c.compute));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[4 * 2], c.compute));
+    lasp::linear_backward_fused(b.q, b.k, b.v, b.do_, b.p, b.g, lasp::Piece{0, 65536}, b.dq, b.dk, b.dv, c.dims, c.tables.kLDecay, true, c.compute);
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[4 * 2 + 1], c.compute));
   }
 }
 
@@ -763,31 +756,25 @@ static void L_backward_rank5(const Ctx& c, LBuffers& b, Run run) {
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[1 * 2 + 1], c.comm));
     CUDA_CHECK(cudaEventRecord(c.events[1], c.comm));
   }
-  // [2] dQ, dK, dV[5] inside the piece
+  // [2] dWo = attn^T dY (the layer's weight gradient)
   if (run.compute) {
     CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.started[1], 0));  // let the collective start first
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[2 * 2], c.compute));
-    lasp::linear_intra_backward(b.q, b.k, b.v, b.do_, lasp::Piece{0, 65536}, b.dq, b.dk, b.dv, c.dims, c.tables.kLDecay, true, c.compute);
+    run_host(run, HostWork::kOWeightGrad);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[2 * 2 + 1], c.compute));
   }
-  // [3] dQ[5] += dO P^T
-  if (run.compute) {
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[3 * 2], c.compute));
-    lasp::linear_dq_inter(b.do_, b.p, lasp::Piece{0, 65536}, b.dq, c.dims, c.tables.kLDecay, c.compute);
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[3 * 2 + 1], c.compute));
-  }
-  // [4] G[5] = decayed sum of the 2 later pieces' dM
+  // [3] G[5] = decayed sum of the 2 later pieces' dM
   if (run.compute) {
     CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.events[1], 0));
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[4 * 2], c.compute));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[3 * 2], c.compute));
     lasp::linear_decayed_sum(b.dm_all, 8, c.tables.kL_backward_r5_gaps0, b.g, c.dims, c.tables.kLDecay, c.compute);
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[4 * 2 + 1], c.compute));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[3 * 2 + 1], c.compute));
   }
-  // [5] dK, dV[5] += contributions of G
+  // [4] dQ, dK, dV[5] inside the piece + the dO P^T, G terms (one walk)
   if (run.compute) {
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[5 * 2], c.compute));
-    lasp::linear_dkdv_inter(b.k, b.v, b.g, lasp::Piece{0, 65536}, b.dk, b.dv, c.dims, c.tables.kLDecay, c.compute);
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[5 * 2 + 1], c.compute));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[4 * 2], c.compute));
+    lasp::linear_backward_fused(b.q, b.k, b.v, b.do_, b.p, b.g, lasp::Piece{0, 65536}, b.dq, b.dk, b.dv, c.dims, c.tables.kLDecay, true, c.compute);
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[4 * 2 + 1], c.compute));
   }
 }
 
@@ -809,31 +796,25 @@ static void L_backward_rank6(const Ctx& c, LBuffers& b, Run run) {
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[1 * 2 + 1], c.comm));
     CUDA_CHECK(cudaEventRecord(c.events[1], c.comm));
   }
-  // [2] dQ, dK, dV[6] inside the piece
+  // [2] dWo = attn^T dY (the layer's weight gradient)
   if (run.compute) {
     CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.started[1], 0));  // let the collective start first
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[2 * 2], c.compute));
-    lasp::linear_intra_backward(b.q, b.k, b.v, b.do_, lasp::Piece{0, 65536}, b.dq, b.dk, b.dv, c.dims, c.tables.kLDecay, true, c.compute);
+    run_host(run, HostWork::kOWeightGrad);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[2 * 2 + 1], c.compute));
   }
-  // [3] dQ[6] += dO P^T
-  if (run.compute) {
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[3 * 2], c.compute));
-    lasp::linear_dq_inter(b.do_, b.p, lasp::Piece{0, 65536}, b.dq, c.dims, c.tables.kLDecay, c.compute);
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[3 * 2 + 1], c.compute));
-  }
-  // [4] G[6] = decayed sum of the 1 later pieces' dM
+  // [3] G[6] = decayed sum of the 1 later pieces' dM
   if (run.compute) {
     CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.events[1], 0));
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[4 * 2], c.compute));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[3 * 2], c.compute));
     lasp::linear_decayed_sum(b.dm_all, 8, c.tables.kL_backward_r6_gaps0, b.g, c.dims, c.tables.kLDecay, c.compute);
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[4 * 2 + 1], c.compute));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[3 * 2 + 1], c.compute));
   }
-  // [5] dK, dV[6] += contributions of G
+  // [4] dQ, dK, dV[6] inside the piece + the dO P^T, G terms (one walk)
   if (run.compute) {
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[5 * 2], c.compute));
-    lasp::linear_dkdv_inter(b.k, b.v, b.g, lasp::Piece{0, 65536}, b.dk, b.dv, c.dims, c.tables.kLDecay, c.compute);
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[5 * 2 + 1], c.compute));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[4 * 2], c.compute));
+    lasp::linear_backward_fused(b.q, b.k, b.v, b.do_, b.p, b.g, lasp::Piece{0, 65536}, b.dq, b.dk, b.dv, c.dims, c.tables.kLDecay, true, c.compute);
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[4 * 2 + 1], c.compute));
   }
 }
 
@@ -854,23 +835,23 @@ static void L_backward_rank7(const Ctx& c, LBuffers& b, Run run) {
     NCCL_CHECK(ncclAllGather(b.dm, b.dm_all, 262144, ncclFloat32, c.nccl_few_ctas, c.comm));
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[1 * 2 + 1], c.comm));
   }
-  // [2] dQ, dK, dV[7] inside the piece
+  // [2] dWo = attn^T dY (the layer's weight gradient)
   if (run.compute) {
     CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.started[1], 0));  // let the collective start first
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[2 * 2], c.compute));
-    lasp::linear_intra_backward(b.q, b.k, b.v, b.do_, lasp::Piece{0, 65536}, b.dq, b.dk, b.dv, c.dims, c.tables.kLDecay, true, c.compute);
+    run_host(run, HostWork::kOWeightGrad);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[2 * 2 + 1], c.compute));
   }
-  // [3] dQ[7] += dO P^T
+  // [3] dQ, dK, dV[7] inside the piece + the dO P^T terms (one walk)
   if (run.compute) {
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[3 * 2], c.compute));
-    lasp::linear_dq_inter(b.do_, b.p, lasp::Piece{0, 65536}, b.dq, c.dims, c.tables.kLDecay, c.compute);
+    lasp::linear_backward_fused(b.q, b.k, b.v, b.do_, b.p, nullptr, lasp::Piece{0, 65536}, b.dq, b.dk, b.dv, c.dims, c.tables.kLDecay, true, c.compute);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[3 * 2 + 1], c.compute));
   }
 }
 
 // L backward: dispatches to this rank's steps.
-constexpr int kL_backward_events = 6;
+constexpr int kL_backward_events = 5;
 inline void L_backward(const Ctx& c, LBuffers& b, Run run = Run{}) {
   switch (c.rank) {
     case 0: L_backward_rank0(c, b, run); break;
@@ -885,10 +866,10 @@ inline void L_backward(const Ctx& c, LBuffers& b, Run run = Run{}) {
 }
 
 // Events the longest rank program needs.
-constexpr int kMaxEvents = 6;
+constexpr int kMaxEvents = 5;
 
 // FLOPs one rank performs in one training step: attention steps from the schedule IR, plus the
 // projections (forward 2*rows*in*out per matrix product, backward twice that).
-constexpr double kFlopsPerStep = 1.127000e+14;
+constexpr double kFlopsPerStep = 1.302922e+14;
 
 }  // namespace program

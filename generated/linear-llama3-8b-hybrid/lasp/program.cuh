@@ -6,6 +6,7 @@
 #pragma once
 #include <cuda_runtime.h>
 #include <nccl.h>
+#include <functional>
 #include "kernels.h"
 #include "check.cuh"
 
@@ -193,11 +194,21 @@ struct Ctx {
   cudaEvent_t* trace = nullptr;  // when set (bench's timeline), timing events 2 id and 2 id + 1 around step id
 };
 
+// The layer's own work that a `host` step of the schedule stands for (a projection placed where a collective
+// can overlap it). The program passes it in Run, and the step calls it on the compute stream; without it
+// (the per-kind timings), the caller has done that work before the pass.
+enum class HostWork { kQProjection, kOWeightGrad };
+
 // Which streams' steps to issue: both normally; one of them to time compute or communication alone.
 struct Run {
   bool compute = true;
   bool comm = true;
+  const std::function<void(HostWork)>* host = nullptr;
 };
+
+inline void run_host(const Run& run, HostWork work) {
+  if (run.host != nullptr) (*run.host)(work);
+}
 
 // ---------------------------------------------------------------------------------------------------------
 // Layer kind L: linear_attention, lasp2, causal, decay none — 24 layer(s) of the stack.
@@ -209,7 +220,7 @@ struct LBuffers {
   bf16* o = nullptr;  // 134217728 elements: attention output [per layer]
   float* m = nullptr;  // 1048576 elements: this rank's piece states M
   float* p = nullptr;  // 1048576 elements: prefix state P of each piece, kept for the backward pass [per layer]
-  float* m_all = nullptr;  // 8388608 elements: every piece's state, gathered (rank-major order)
+  float* m_all = nullptr;  // 8388608 elements: every piece's states, gathered (rank-major order)
   bf16* do_ = nullptr;  // 134217728 elements: gradient of the output [per layer]
   bf16* dq = nullptr;  // 134217728 elements: gradient of q
   bf16* dk = nullptr;  // 134217728 elements: gradient of k
@@ -290,17 +301,17 @@ static void L_forward_rank0(const Ctx& c, LBuffers& b, Run run) {
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[2 * 2 + 1], c.comm));
     CUDA_CHECK(cudaEventRecord(c.events[2], c.comm));
   }
-  // [3] O[0] = intra-piece product (chunk algorithm)
+  // [3] Q = X Wq (the layer's projection)
   if (run.compute) {
     CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.started[2], 0));  // let the collective start first
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[3 * 2], c.compute));
-    lasp::linear_intra(b.q, b.k, b.v, lasp::Piece{0, 16384}, b.o, c.dims, c.tables.kLDecay, true, c.compute);
+    run_host(run, HostWork::kQProjection);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[3 * 2 + 1], c.compute));
   }
-  // [4] O[15] = intra-piece product (chunk algorithm)
+  // [4] O[0] = intra-piece product (chunk algorithm)
   if (run.compute) {
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[4 * 2], c.compute));
-    lasp::linear_intra(b.q, b.k, b.v, lasp::Piece{16384, 16384}, b.o, c.dims, c.tables.kLDecay, true, c.compute);
+    lasp::linear_intra(b.q, b.k, b.v, lasp::Piece{0, 16384}, b.o, c.dims, c.tables.kLDecay, true, c.compute);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[4 * 2 + 1], c.compute));
   }
   // [5] P[15] = decayed sum of the 15 earlier piece states
@@ -310,10 +321,10 @@ static void L_forward_rank0(const Ctx& c, LBuffers& b, Run run) {
     lasp::linear_decayed_sum(b.m_all, 16, c.tables.kL_forward_r0_gaps1, b.p + 524288, c.dims, c.tables.kLDecay, c.compute);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[5 * 2 + 1], c.compute));
   }
-  // [6] O[15] += lam^(i+1) Q P
+  // [6] O[15] = intra-piece product + lam^(i+1) Q P (one walk)
   if (run.compute) {
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[6 * 2], c.compute));
-    lasp::linear_inter(b.q, b.p + 524288, lasp::Piece{16384, 16384}, b.o, c.dims, c.tables.kLDecay, c.compute);
+    lasp::linear_forward_fused(b.q, b.k, b.v, b.p + 524288, lasp::Piece{16384, 16384}, b.o, c.dims, c.tables.kLDecay, true, c.compute);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[6 * 2 + 1], c.compute));
   }
 }
@@ -344,44 +355,38 @@ static void L_forward_rank1(const Ctx& c, LBuffers& b, Run run) {
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[2 * 2 + 1], c.comm));
     CUDA_CHECK(cudaEventRecord(c.events[2], c.comm));
   }
-  // [3] O[1] = intra-piece product (chunk algorithm)
+  // [3] Q = X Wq (the layer's projection)
   if (run.compute) {
     CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.started[2], 0));  // let the collective start first
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[3 * 2], c.compute));
-    lasp::linear_intra(b.q, b.k, b.v, lasp::Piece{0, 16384}, b.o, c.dims, c.tables.kLDecay, true, c.compute);
+    run_host(run, HostWork::kQProjection);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[3 * 2 + 1], c.compute));
   }
-  // [4] O[14] = intra-piece product (chunk algorithm)
+  // [4] P[1] = decayed sum of the 1 earlier piece states
   if (run.compute) {
+    CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.events[2], 0));
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[4 * 2], c.compute));
-    lasp::linear_intra(b.q, b.k, b.v, lasp::Piece{16384, 16384}, b.o, c.dims, c.tables.kLDecay, true, c.compute);
+    lasp::linear_decayed_sum(b.m_all, 16, c.tables.kL_forward_r1_gaps0, b.p, c.dims, c.tables.kLDecay, c.compute);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[4 * 2 + 1], c.compute));
   }
-  // [5] P[1] = decayed sum of the 1 earlier piece states
+  // [5] O[1] = intra-piece product + lam^(i+1) Q P (one walk)
   if (run.compute) {
-    CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.events[2], 0));
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[5 * 2], c.compute));
-    lasp::linear_decayed_sum(b.m_all, 16, c.tables.kL_forward_r1_gaps0, b.p, c.dims, c.tables.kLDecay, c.compute);
+    lasp::linear_forward_fused(b.q, b.k, b.v, b.p, lasp::Piece{0, 16384}, b.o, c.dims, c.tables.kLDecay, true, c.compute);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[5 * 2 + 1], c.compute));
   }
-  // [6] O[1] += lam^(i+1) Q P
-  if (run.compute) {
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[6 * 2], c.compute));
-    lasp::linear_inter(b.q, b.p, lasp::Piece{0, 16384}, b.o, c.dims, c.tables.kLDecay, c.compute);
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[6 * 2 + 1], c.compute));
-  }
-  // [7] P[14] = decayed sum of the 14 earlier piece states
+  // [6] P[14] = decayed sum of the 14 earlier piece states
   if (run.compute) {
     CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.events[2], 0));
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[7 * 2], c.compute));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[6 * 2], c.compute));
     lasp::linear_decayed_sum(b.m_all, 16, c.tables.kL_forward_r1_gaps1, b.p + 524288, c.dims, c.tables.kLDecay, c.compute);
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[7 * 2 + 1], c.compute));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[6 * 2 + 1], c.compute));
   }
-  // [8] O[14] += lam^(i+1) Q P
+  // [7] O[14] = intra-piece product + lam^(i+1) Q P (one walk)
   if (run.compute) {
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[8 * 2], c.compute));
-    lasp::linear_inter(b.q, b.p + 524288, lasp::Piece{16384, 16384}, b.o, c.dims, c.tables.kLDecay, c.compute);
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[8 * 2 + 1], c.compute));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[7 * 2], c.compute));
+    lasp::linear_forward_fused(b.q, b.k, b.v, b.p + 524288, lasp::Piece{16384, 16384}, b.o, c.dims, c.tables.kLDecay, true, c.compute);
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[7 * 2 + 1], c.compute));
   }
 }
 
@@ -411,44 +416,38 @@ static void L_forward_rank2(const Ctx& c, LBuffers& b, Run run) {
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[2 * 2 + 1], c.comm));
     CUDA_CHECK(cudaEventRecord(c.events[2], c.comm));
   }
-  // [3] O[2] = intra-piece product (chunk algorithm)
+  // [3] Q = X Wq (the layer's projection)
   if (run.compute) {
     CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.started[2], 0));  // let the collective start first
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[3 * 2], c.compute));
-    lasp::linear_intra(b.q, b.k, b.v, lasp::Piece{0, 16384}, b.o, c.dims, c.tables.kLDecay, true, c.compute);
+    run_host(run, HostWork::kQProjection);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[3 * 2 + 1], c.compute));
   }
-  // [4] O[13] = intra-piece product (chunk algorithm)
+  // [4] P[2] = decayed sum of the 2 earlier piece states
   if (run.compute) {
+    CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.events[2], 0));
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[4 * 2], c.compute));
-    lasp::linear_intra(b.q, b.k, b.v, lasp::Piece{16384, 16384}, b.o, c.dims, c.tables.kLDecay, true, c.compute);
+    lasp::linear_decayed_sum(b.m_all, 16, c.tables.kL_forward_r2_gaps0, b.p, c.dims, c.tables.kLDecay, c.compute);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[4 * 2 + 1], c.compute));
   }
-  // [5] P[2] = decayed sum of the 2 earlier piece states
+  // [5] O[2] = intra-piece product + lam^(i+1) Q P (one walk)
   if (run.compute) {
-    CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.events[2], 0));
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[5 * 2], c.compute));
-    lasp::linear_decayed_sum(b.m_all, 16, c.tables.kL_forward_r2_gaps0, b.p, c.dims, c.tables.kLDecay, c.compute);
+    lasp::linear_forward_fused(b.q, b.k, b.v, b.p, lasp::Piece{0, 16384}, b.o, c.dims, c.tables.kLDecay, true, c.compute);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[5 * 2 + 1], c.compute));
   }
-  // [6] O[2] += lam^(i+1) Q P
-  if (run.compute) {
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[6 * 2], c.compute));
-    lasp::linear_inter(b.q, b.p, lasp::Piece{0, 16384}, b.o, c.dims, c.tables.kLDecay, c.compute);
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[6 * 2 + 1], c.compute));
-  }
-  // [7] P[13] = decayed sum of the 13 earlier piece states
+  // [6] P[13] = decayed sum of the 13 earlier piece states
   if (run.compute) {
     CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.events[2], 0));
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[7 * 2], c.compute));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[6 * 2], c.compute));
     lasp::linear_decayed_sum(b.m_all, 16, c.tables.kL_forward_r2_gaps1, b.p + 524288, c.dims, c.tables.kLDecay, c.compute);
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[7 * 2 + 1], c.compute));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[6 * 2 + 1], c.compute));
   }
-  // [8] O[13] += lam^(i+1) Q P
+  // [7] O[13] = intra-piece product + lam^(i+1) Q P (one walk)
   if (run.compute) {
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[8 * 2], c.compute));
-    lasp::linear_inter(b.q, b.p + 524288, lasp::Piece{16384, 16384}, b.o, c.dims, c.tables.kLDecay, c.compute);
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[8 * 2 + 1], c.compute));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[7 * 2], c.compute));
+    lasp::linear_forward_fused(b.q, b.k, b.v, b.p + 524288, lasp::Piece{16384, 16384}, b.o, c.dims, c.tables.kLDecay, true, c.compute);
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[7 * 2 + 1], c.compute));
   }
 }
 
@@ -478,44 +477,38 @@ static void L_forward_rank3(const Ctx& c, LBuffers& b, Run run) {
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[2 * 2 + 1], c.comm));
     CUDA_CHECK(cudaEventRecord(c.events[2], c.comm));
   }
-  // [3] O[3] = intra-piece product (chunk algorithm)
+  // [3] Q = X Wq (the layer's projection)
   if (run.compute) {
     CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.started[2], 0));  // let the collective start first
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[3 * 2], c.compute));
-    lasp::linear_intra(b.q, b.k, b.v, lasp::Piece{0, 16384}, b.o, c.dims, c.tables.kLDecay, true, c.compute);
+    run_host(run, HostWork::kQProjection);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[3 * 2 + 1], c.compute));
   }
-  // [4] O[12] = intra-piece product (chunk algorithm)
+  // [4] P[3] = decayed sum of the 3 earlier piece states
   if (run.compute) {
+    CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.events[2], 0));
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[4 * 2], c.compute));
-    lasp::linear_intra(b.q, b.k, b.v, lasp::Piece{16384, 16384}, b.o, c.dims, c.tables.kLDecay, true, c.compute);
+    lasp::linear_decayed_sum(b.m_all, 16, c.tables.kL_forward_r3_gaps0, b.p, c.dims, c.tables.kLDecay, c.compute);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[4 * 2 + 1], c.compute));
   }
-  // [5] P[3] = decayed sum of the 3 earlier piece states
+  // [5] O[3] = intra-piece product + lam^(i+1) Q P (one walk)
   if (run.compute) {
-    CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.events[2], 0));
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[5 * 2], c.compute));
-    lasp::linear_decayed_sum(b.m_all, 16, c.tables.kL_forward_r3_gaps0, b.p, c.dims, c.tables.kLDecay, c.compute);
+    lasp::linear_forward_fused(b.q, b.k, b.v, b.p, lasp::Piece{0, 16384}, b.o, c.dims, c.tables.kLDecay, true, c.compute);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[5 * 2 + 1], c.compute));
   }
-  // [6] O[3] += lam^(i+1) Q P
-  if (run.compute) {
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[6 * 2], c.compute));
-    lasp::linear_inter(b.q, b.p, lasp::Piece{0, 16384}, b.o, c.dims, c.tables.kLDecay, c.compute);
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[6 * 2 + 1], c.compute));
-  }
-  // [7] P[12] = decayed sum of the 12 earlier piece states
+  // [6] P[12] = decayed sum of the 12 earlier piece states
   if (run.compute) {
     CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.events[2], 0));
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[7 * 2], c.compute));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[6 * 2], c.compute));
     lasp::linear_decayed_sum(b.m_all, 16, c.tables.kL_forward_r3_gaps1, b.p + 524288, c.dims, c.tables.kLDecay, c.compute);
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[7 * 2 + 1], c.compute));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[6 * 2 + 1], c.compute));
   }
-  // [8] O[12] += lam^(i+1) Q P
+  // [7] O[12] = intra-piece product + lam^(i+1) Q P (one walk)
   if (run.compute) {
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[8 * 2], c.compute));
-    lasp::linear_inter(b.q, b.p + 524288, lasp::Piece{16384, 16384}, b.o, c.dims, c.tables.kLDecay, c.compute);
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[8 * 2 + 1], c.compute));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[7 * 2], c.compute));
+    lasp::linear_forward_fused(b.q, b.k, b.v, b.p + 524288, lasp::Piece{16384, 16384}, b.o, c.dims, c.tables.kLDecay, true, c.compute);
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[7 * 2 + 1], c.compute));
   }
 }
 
@@ -545,44 +538,38 @@ static void L_forward_rank4(const Ctx& c, LBuffers& b, Run run) {
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[2 * 2 + 1], c.comm));
     CUDA_CHECK(cudaEventRecord(c.events[2], c.comm));
   }
-  // [3] O[4] = intra-piece product (chunk algorithm)
+  // [3] Q = X Wq (the layer's projection)
   if (run.compute) {
     CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.started[2], 0));  // let the collective start first
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[3 * 2], c.compute));
-    lasp::linear_intra(b.q, b.k, b.v, lasp::Piece{0, 16384}, b.o, c.dims, c.tables.kLDecay, true, c.compute);
+    run_host(run, HostWork::kQProjection);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[3 * 2 + 1], c.compute));
   }
-  // [4] O[11] = intra-piece product (chunk algorithm)
+  // [4] P[4] = decayed sum of the 4 earlier piece states
   if (run.compute) {
+    CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.events[2], 0));
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[4 * 2], c.compute));
-    lasp::linear_intra(b.q, b.k, b.v, lasp::Piece{16384, 16384}, b.o, c.dims, c.tables.kLDecay, true, c.compute);
+    lasp::linear_decayed_sum(b.m_all, 16, c.tables.kL_forward_r4_gaps0, b.p, c.dims, c.tables.kLDecay, c.compute);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[4 * 2 + 1], c.compute));
   }
-  // [5] P[4] = decayed sum of the 4 earlier piece states
+  // [5] O[4] = intra-piece product + lam^(i+1) Q P (one walk)
   if (run.compute) {
-    CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.events[2], 0));
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[5 * 2], c.compute));
-    lasp::linear_decayed_sum(b.m_all, 16, c.tables.kL_forward_r4_gaps0, b.p, c.dims, c.tables.kLDecay, c.compute);
+    lasp::linear_forward_fused(b.q, b.k, b.v, b.p, lasp::Piece{0, 16384}, b.o, c.dims, c.tables.kLDecay, true, c.compute);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[5 * 2 + 1], c.compute));
   }
-  // [6] O[4] += lam^(i+1) Q P
-  if (run.compute) {
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[6 * 2], c.compute));
-    lasp::linear_inter(b.q, b.p, lasp::Piece{0, 16384}, b.o, c.dims, c.tables.kLDecay, c.compute);
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[6 * 2 + 1], c.compute));
-  }
-  // [7] P[11] = decayed sum of the 11 earlier piece states
+  // [6] P[11] = decayed sum of the 11 earlier piece states
   if (run.compute) {
     CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.events[2], 0));
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[7 * 2], c.compute));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[6 * 2], c.compute));
     lasp::linear_decayed_sum(b.m_all, 16, c.tables.kL_forward_r4_gaps1, b.p + 524288, c.dims, c.tables.kLDecay, c.compute);
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[7 * 2 + 1], c.compute));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[6 * 2 + 1], c.compute));
   }
-  // [8] O[11] += lam^(i+1) Q P
+  // [7] O[11] = intra-piece product + lam^(i+1) Q P (one walk)
   if (run.compute) {
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[8 * 2], c.compute));
-    lasp::linear_inter(b.q, b.p + 524288, lasp::Piece{16384, 16384}, b.o, c.dims, c.tables.kLDecay, c.compute);
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[8 * 2 + 1], c.compute));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[7 * 2], c.compute));
+    lasp::linear_forward_fused(b.q, b.k, b.v, b.p + 524288, lasp::Piece{16384, 16384}, b.o, c.dims, c.tables.kLDecay, true, c.compute);
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[7 * 2 + 1], c.compute));
   }
 }
 
@@ -612,44 +599,38 @@ static void L_forward_rank5(const Ctx& c, LBuffers& b, Run run) {
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[2 * 2 + 1], c.comm));
     CUDA_CHECK(cudaEventRecord(c.events[2], c.comm));
   }
-  // [3] O[5] = intra-piece product (chunk algorithm)
+  // [3] Q = X Wq (the layer's projection)
   if (run.compute) {
     CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.started[2], 0));  // let the collective start first
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[3 * 2], c.compute));
-    lasp::linear_intra(b.q, b.k, b.v, lasp::Piece{0, 16384}, b.o, c.dims, c.tables.kLDecay, true, c.compute);
+    run_host(run, HostWork::kQProjection);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[3 * 2 + 1], c.compute));
   }
-  // [4] O[10] = intra-piece product (chunk algorithm)
+  // [4] P[5] = decayed sum of the 5 earlier piece states
   if (run.compute) {
+    CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.events[2], 0));
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[4 * 2], c.compute));
-    lasp::linear_intra(b.q, b.k, b.v, lasp::Piece{16384, 16384}, b.o, c.dims, c.tables.kLDecay, true, c.compute);
+    lasp::linear_decayed_sum(b.m_all, 16, c.tables.kL_forward_r5_gaps0, b.p, c.dims, c.tables.kLDecay, c.compute);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[4 * 2 + 1], c.compute));
   }
-  // [5] P[5] = decayed sum of the 5 earlier piece states
+  // [5] O[5] = intra-piece product + lam^(i+1) Q P (one walk)
   if (run.compute) {
-    CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.events[2], 0));
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[5 * 2], c.compute));
-    lasp::linear_decayed_sum(b.m_all, 16, c.tables.kL_forward_r5_gaps0, b.p, c.dims, c.tables.kLDecay, c.compute);
+    lasp::linear_forward_fused(b.q, b.k, b.v, b.p, lasp::Piece{0, 16384}, b.o, c.dims, c.tables.kLDecay, true, c.compute);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[5 * 2 + 1], c.compute));
   }
-  // [6] O[5] += lam^(i+1) Q P
-  if (run.compute) {
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[6 * 2], c.compute));
-    lasp::linear_inter(b.q, b.p, lasp::Piece{0, 16384}, b.o, c.dims, c.tables.kLDecay, c.compute);
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[6 * 2 + 1], c.compute));
-  }
-  // [7] P[10] = decayed sum of the 10 earlier piece states
+  // [6] P[10] = decayed sum of the 10 earlier piece states
   if (run.compute) {
     CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.events[2], 0));
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[7 * 2], c.compute));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[6 * 2], c.compute));
     lasp::linear_decayed_sum(b.m_all, 16, c.tables.kL_forward_r5_gaps1, b.p + 524288, c.dims, c.tables.kLDecay, c.compute);
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[7 * 2 + 1], c.compute));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[6 * 2 + 1], c.compute));
   }
-  // [8] O[10] += lam^(i+1) Q P
+  // [7] O[10] = intra-piece product + lam^(i+1) Q P (one walk)
   if (run.compute) {
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[8 * 2], c.compute));
-    lasp::linear_inter(b.q, b.p + 524288, lasp::Piece{16384, 16384}, b.o, c.dims, c.tables.kLDecay, c.compute);
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[8 * 2 + 1], c.compute));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[7 * 2], c.compute));
+    lasp::linear_forward_fused(b.q, b.k, b.v, b.p + 524288, lasp::Piece{16384, 16384}, b.o, c.dims, c.tables.kLDecay, true, c.compute);
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[7 * 2 + 1], c.compute));
   }
 }
 
@@ -679,44 +660,38 @@ static void L_forward_rank6(const Ctx& c, LBuffers& b, Run run) {
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[2 * 2 + 1], c.comm));
     CUDA_CHECK(cudaEventRecord(c.events[2], c.comm));
   }
-  // [3] O[6] = intra-piece product (chunk algorithm)
+  // [3] Q = X Wq (the layer's projection)
   if (run.compute) {
     CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.started[2], 0));  // let the collective start first
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[3 * 2], c.compute));
-    lasp::linear_intra(b.q, b.k, b.v, lasp::Piece{0, 16384}, b.o, c.dims, c.tables.kLDecay, true, c.compute);
+    run_host(run, HostWork::kQProjection);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[3 * 2 + 1], c.compute));
   }
-  // [4] O[9] = intra-piece product (chunk algorithm)
+  // [4] P[6] = decayed sum of the 6 earlier piece states
   if (run.compute) {
+    CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.events[2], 0));
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[4 * 2], c.compute));
-    lasp::linear_intra(b.q, b.k, b.v, lasp::Piece{16384, 16384}, b.o, c.dims, c.tables.kLDecay, true, c.compute);
+    lasp::linear_decayed_sum(b.m_all, 16, c.tables.kL_forward_r6_gaps0, b.p, c.dims, c.tables.kLDecay, c.compute);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[4 * 2 + 1], c.compute));
   }
-  // [5] P[6] = decayed sum of the 6 earlier piece states
+  // [5] O[6] = intra-piece product + lam^(i+1) Q P (one walk)
   if (run.compute) {
-    CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.events[2], 0));
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[5 * 2], c.compute));
-    lasp::linear_decayed_sum(b.m_all, 16, c.tables.kL_forward_r6_gaps0, b.p, c.dims, c.tables.kLDecay, c.compute);
+    lasp::linear_forward_fused(b.q, b.k, b.v, b.p, lasp::Piece{0, 16384}, b.o, c.dims, c.tables.kLDecay, true, c.compute);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[5 * 2 + 1], c.compute));
   }
-  // [6] O[6] += lam^(i+1) Q P
-  if (run.compute) {
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[6 * 2], c.compute));
-    lasp::linear_inter(b.q, b.p, lasp::Piece{0, 16384}, b.o, c.dims, c.tables.kLDecay, c.compute);
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[6 * 2 + 1], c.compute));
-  }
-  // [7] P[9] = decayed sum of the 9 earlier piece states
+  // [6] P[9] = decayed sum of the 9 earlier piece states
   if (run.compute) {
     CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.events[2], 0));
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[7 * 2], c.compute));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[6 * 2], c.compute));
     lasp::linear_decayed_sum(b.m_all, 16, c.tables.kL_forward_r6_gaps1, b.p + 524288, c.dims, c.tables.kLDecay, c.compute);
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[7 * 2 + 1], c.compute));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[6 * 2 + 1], c.compute));
   }
-  // [8] O[9] += lam^(i+1) Q P
+  // [7] O[9] = intra-piece product + lam^(i+1) Q P (one walk)
   if (run.compute) {
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[8 * 2], c.compute));
-    lasp::linear_inter(b.q, b.p + 524288, lasp::Piece{16384, 16384}, b.o, c.dims, c.tables.kLDecay, c.compute);
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[8 * 2 + 1], c.compute));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[7 * 2], c.compute));
+    lasp::linear_forward_fused(b.q, b.k, b.v, b.p + 524288, lasp::Piece{16384, 16384}, b.o, c.dims, c.tables.kLDecay, true, c.compute);
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[7 * 2 + 1], c.compute));
   }
 }
 
@@ -746,49 +721,43 @@ static void L_forward_rank7(const Ctx& c, LBuffers& b, Run run) {
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[2 * 2 + 1], c.comm));
     CUDA_CHECK(cudaEventRecord(c.events[2], c.comm));
   }
-  // [3] O[7] = intra-piece product (chunk algorithm)
+  // [3] Q = X Wq (the layer's projection)
   if (run.compute) {
     CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.started[2], 0));  // let the collective start first
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[3 * 2], c.compute));
-    lasp::linear_intra(b.q, b.k, b.v, lasp::Piece{0, 16384}, b.o, c.dims, c.tables.kLDecay, true, c.compute);
+    run_host(run, HostWork::kQProjection);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[3 * 2 + 1], c.compute));
   }
-  // [4] O[8] = intra-piece product (chunk algorithm)
+  // [4] P[7] = decayed sum of the 7 earlier piece states
   if (run.compute) {
+    CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.events[2], 0));
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[4 * 2], c.compute));
-    lasp::linear_intra(b.q, b.k, b.v, lasp::Piece{16384, 16384}, b.o, c.dims, c.tables.kLDecay, true, c.compute);
+    lasp::linear_decayed_sum(b.m_all, 16, c.tables.kL_forward_r7_gaps0, b.p, c.dims, c.tables.kLDecay, c.compute);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[4 * 2 + 1], c.compute));
   }
-  // [5] P[7] = decayed sum of the 7 earlier piece states
+  // [5] O[7] = intra-piece product + lam^(i+1) Q P (one walk)
   if (run.compute) {
-    CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.events[2], 0));
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[5 * 2], c.compute));
-    lasp::linear_decayed_sum(b.m_all, 16, c.tables.kL_forward_r7_gaps0, b.p, c.dims, c.tables.kLDecay, c.compute);
+    lasp::linear_forward_fused(b.q, b.k, b.v, b.p, lasp::Piece{0, 16384}, b.o, c.dims, c.tables.kLDecay, true, c.compute);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[5 * 2 + 1], c.compute));
   }
-  // [6] O[7] += lam^(i+1) Q P
-  if (run.compute) {
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[6 * 2], c.compute));
-    lasp::linear_inter(b.q, b.p, lasp::Piece{0, 16384}, b.o, c.dims, c.tables.kLDecay, c.compute);
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[6 * 2 + 1], c.compute));
-  }
-  // [7] P[8] = decayed sum of the 8 earlier piece states
+  // [6] P[8] = decayed sum of the 8 earlier piece states
   if (run.compute) {
     CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.events[2], 0));
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[7 * 2], c.compute));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[6 * 2], c.compute));
     lasp::linear_decayed_sum(b.m_all, 16, c.tables.kL_forward_r7_gaps1, b.p + 524288, c.dims, c.tables.kLDecay, c.compute);
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[7 * 2 + 1], c.compute));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[6 * 2 + 1], c.compute));
   }
-  // [8] O[8] += lam^(i+1) Q P
+  // [7] O[8] = intra-piece product + lam^(i+1) Q P (one walk)
   if (run.compute) {
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[8 * 2], c.compute));
-    lasp::linear_inter(b.q, b.p + 524288, lasp::Piece{16384, 16384}, b.o, c.dims, c.tables.kLDecay, c.compute);
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[8 * 2 + 1], c.compute));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[7 * 2], c.compute));
+    lasp::linear_forward_fused(b.q, b.k, b.v, b.p + 524288, lasp::Piece{16384, 16384}, b.o, c.dims, c.tables.kLDecay, true, c.compute);
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[7 * 2 + 1], c.compute));
   }
 }
 
 // L forward: dispatches to this rank's steps.
-constexpr int kL_forward_events = 9;
+constexpr int kL_forward_events = 8;
 inline void L_forward(const Ctx& c, LBuffers& b, Run run = Run{}) {
   switch (c.rank) {
     case 0: L_forward_rank0(c, b, run); break;
@@ -828,11 +797,11 @@ static void L_backward_rank0(const Ctx& c, LBuffers& b, Run run) {
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[2 * 2 + 1], c.comm));
     CUDA_CHECK(cudaEventRecord(c.events[2], c.comm));
   }
-  // [3] dQ, dK, dV[0] inside the piece
+  // [3] dWo = attn^T dY (the layer's weight gradient)
   if (run.compute) {
     CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.started[2], 0));  // let the collective start first
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[3 * 2], c.compute));
-    lasp::linear_intra_backward(b.q, b.k, b.v, b.do_, lasp::Piece{0, 16384}, b.dq, b.dk, b.dv, c.dims, c.tables.kLDecay, true, c.compute);
+    run_host(run, HostWork::kOWeightGrad);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[3 * 2 + 1], c.compute));
   }
   // [4] G[0] = decayed sum of the 15 later pieces' dM
@@ -842,23 +811,17 @@ static void L_backward_rank0(const Ctx& c, LBuffers& b, Run run) {
     lasp::linear_decayed_sum(b.dm_all, 16, c.tables.kL_backward_r0_gaps0, b.g, c.dims, c.tables.kLDecay, c.compute);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[4 * 2 + 1], c.compute));
   }
-  // [5] dK, dV[0] += contributions of G
+  // [5] dQ, dK, dV[0] inside the piece + the G terms (one walk)
   if (run.compute) {
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[5 * 2], c.compute));
-    lasp::linear_dkdv_inter(b.k, b.v, b.g, lasp::Piece{0, 16384}, b.dk, b.dv, c.dims, c.tables.kLDecay, c.compute);
+    lasp::linear_backward_fused(b.q, b.k, b.v, b.do_, nullptr, b.g, lasp::Piece{0, 16384}, b.dq, b.dk, b.dv, c.dims, c.tables.kLDecay, true, c.compute);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[5 * 2 + 1], c.compute));
   }
-  // [6] dQ, dK, dV[15] inside the piece
+  // [6] dQ, dK, dV[15] inside the piece + the dO P^T terms (one walk)
   if (run.compute) {
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[6 * 2], c.compute));
-    lasp::linear_intra_backward(b.q, b.k, b.v, b.do_, lasp::Piece{16384, 16384}, b.dq, b.dk, b.dv, c.dims, c.tables.kLDecay, true, c.compute);
+    lasp::linear_backward_fused(b.q, b.k, b.v, b.do_, b.p + 524288, nullptr, lasp::Piece{16384, 16384}, b.dq, b.dk, b.dv, c.dims, c.tables.kLDecay, true, c.compute);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[6 * 2 + 1], c.compute));
-  }
-  // [7] dQ[15] += dO P^T
-  if (run.compute) {
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[7 * 2], c.compute));
-    lasp::linear_dq_inter(b.do_, b.p + 524288, lasp::Piece{16384, 16384}, b.dq, c.dims, c.tables.kLDecay, c.compute);
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[7 * 2 + 1], c.compute));
   }
 }
 
@@ -888,56 +851,38 @@ static void L_backward_rank1(const Ctx& c, LBuffers& b, Run run) {
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[2 * 2 + 1], c.comm));
     CUDA_CHECK(cudaEventRecord(c.events[2], c.comm));
   }
-  // [3] dQ, dK, dV[1] inside the piece
+  // [3] dWo = attn^T dY (the layer's weight gradient)
   if (run.compute) {
     CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.started[2], 0));  // let the collective start first
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[3 * 2], c.compute));
-    lasp::linear_intra_backward(b.q, b.k, b.v, b.do_, lasp::Piece{0, 16384}, b.dq, b.dk, b.dv, c.dims, c.tables.kLDecay, true, c.compute);
+    run_host(run, HostWork::kOWeightGrad);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[3 * 2 + 1], c.compute));
   }
-  // [4] dQ[1] += dO P^T
+  // [4] G[1] = decayed sum of the 14 later pieces' dM
   if (run.compute) {
+    CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.events[2], 0));
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[4 * 2], c.compute));
-    lasp::linear_dq_inter(b.do_, b.p, lasp::Piece{0, 16384}, b.dq, c.dims, c.tables.kLDecay, c.compute);
+    lasp::linear_decayed_sum(b.dm_all, 16, c.tables.kL_backward_r1_gaps0, b.g, c.dims, c.tables.kLDecay, c.compute);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[4 * 2 + 1], c.compute));
   }
-  // [5] G[1] = decayed sum of the 14 later pieces' dM
+  // [5] dQ, dK, dV[1] inside the piece + the dO P^T, G terms (one walk)
   if (run.compute) {
-    CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.events[2], 0));
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[5 * 2], c.compute));
-    lasp::linear_decayed_sum(b.dm_all, 16, c.tables.kL_backward_r1_gaps0, b.g, c.dims, c.tables.kLDecay, c.compute);
+    lasp::linear_backward_fused(b.q, b.k, b.v, b.do_, b.p, b.g, lasp::Piece{0, 16384}, b.dq, b.dk, b.dv, c.dims, c.tables.kLDecay, true, c.compute);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[5 * 2 + 1], c.compute));
   }
-  // [6] dK, dV[1] += contributions of G
-  if (run.compute) {
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[6 * 2], c.compute));
-    lasp::linear_dkdv_inter(b.k, b.v, b.g, lasp::Piece{0, 16384}, b.dk, b.dv, c.dims, c.tables.kLDecay, c.compute);
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[6 * 2 + 1], c.compute));
-  }
-  // [7] dQ, dK, dV[14] inside the piece
-  if (run.compute) {
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[7 * 2], c.compute));
-    lasp::linear_intra_backward(b.q, b.k, b.v, b.do_, lasp::Piece{16384, 16384}, b.dq, b.dk, b.dv, c.dims, c.tables.kLDecay, true, c.compute);
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[7 * 2 + 1], c.compute));
-  }
-  // [8] dQ[14] += dO P^T
-  if (run.compute) {
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[8 * 2], c.compute));
-    lasp::linear_dq_inter(b.do_, b.p + 524288, lasp::Piece{16384, 16384}, b.dq, c.dims, c.tables.kLDecay, c.compute);
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[8 * 2 + 1], c.compute));
-  }
-  // [9] G[14] = decayed sum of the 1 later pieces' dM
+  // [6] G[14] = decayed sum of the 1 later pieces' dM
   if (run.compute) {
     CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.events[2], 0));
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[9 * 2], c.compute));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[6 * 2], c.compute));
     lasp::linear_decayed_sum(b.dm_all, 16, c.tables.kL_backward_r1_gaps1, b.g + 524288, c.dims, c.tables.kLDecay, c.compute);
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[9 * 2 + 1], c.compute));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[6 * 2 + 1], c.compute));
   }
-  // [10] dK, dV[14] += contributions of G
+  // [7] dQ, dK, dV[14] inside the piece + the dO P^T, G terms (one walk)
   if (run.compute) {
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[10 * 2], c.compute));
-    lasp::linear_dkdv_inter(b.k, b.v, b.g + 524288, lasp::Piece{16384, 16384}, b.dk, b.dv, c.dims, c.tables.kLDecay, c.compute);
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[10 * 2 + 1], c.compute));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[7 * 2], c.compute));
+    lasp::linear_backward_fused(b.q, b.k, b.v, b.do_, b.p + 524288, b.g + 524288, lasp::Piece{16384, 16384}, b.dq, b.dk, b.dv, c.dims, c.tables.kLDecay, true, c.compute);
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[7 * 2 + 1], c.compute));
   }
 }
 
@@ -967,56 +912,38 @@ static void L_backward_rank2(const Ctx& c, LBuffers& b, Run run) {
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[2 * 2 + 1], c.comm));
     CUDA_CHECK(cudaEventRecord(c.events[2], c.comm));
   }
-  // [3] dQ, dK, dV[2] inside the piece
+  // [3] dWo = attn^T dY (the layer's weight gradient)
   if (run.compute) {
     CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.started[2], 0));  // let the collective start first
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[3 * 2], c.compute));
-    lasp::linear_intra_backward(b.q, b.k, b.v, b.do_, lasp::Piece{0, 16384}, b.dq, b.dk, b.dv, c.dims, c.tables.kLDecay, true, c.compute);
+    run_host(run, HostWork::kOWeightGrad);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[3 * 2 + 1], c.compute));
   }
-  // [4] dQ[2] += dO P^T
+  // [4] G[2] = decayed sum of the 13 later pieces' dM
   if (run.compute) {
+    CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.events[2], 0));
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[4 * 2], c.compute));
-    lasp::linear_dq_inter(b.do_, b.p, lasp::Piece{0, 16384}, b.dq, c.dims, c.tables.kLDecay, c.compute);
+    lasp::linear_decayed_sum(b.dm_all, 16, c.tables.kL_backward_r2_gaps0, b.g, c.dims, c.tables.kLDecay, c.compute);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[4 * 2 + 1], c.compute));
   }
-  // [5] G[2] = decayed sum of the 13 later pieces' dM
+  // [5] dQ, dK, dV[2] inside the piece + the dO P^T, G terms (one walk)
   if (run.compute) {
-    CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.events[2], 0));
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[5 * 2], c.compute));
-    lasp::linear_decayed_sum(b.dm_all, 16, c.tables.kL_backward_r2_gaps0, b.g, c.dims, c.tables.kLDecay, c.compute);
+    lasp::linear_backward_fused(b.q, b.k, b.v, b.do_, b.p, b.g, lasp::Piece{0, 16384}, b.dq, b.dk, b.dv, c.dims, c.tables.kLDecay, true, c.compute);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[5 * 2 + 1], c.compute));
   }
-  // [6] dK, dV[2] += contributions of G
-  if (run.compute) {
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[6 * 2], c.compute));
-    lasp::linear_dkdv_inter(b.k, b.v, b.g, lasp::Piece{0, 16384}, b.dk, b.dv, c.dims, c.tables.kLDecay, c.compute);
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[6 * 2 + 1], c.compute));
-  }
-  // [7] dQ, dK, dV[13] inside the piece
-  if (run.compute) {
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[7 * 2], c.compute));
-    lasp::linear_intra_backward(b.q, b.k, b.v, b.do_, lasp::Piece{16384, 16384}, b.dq, b.dk, b.dv, c.dims, c.tables.kLDecay, true, c.compute);
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[7 * 2 + 1], c.compute));
-  }
-  // [8] dQ[13] += dO P^T
-  if (run.compute) {
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[8 * 2], c.compute));
-    lasp::linear_dq_inter(b.do_, b.p + 524288, lasp::Piece{16384, 16384}, b.dq, c.dims, c.tables.kLDecay, c.compute);
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[8 * 2 + 1], c.compute));
-  }
-  // [9] G[13] = decayed sum of the 2 later pieces' dM
+  // [6] G[13] = decayed sum of the 2 later pieces' dM
   if (run.compute) {
     CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.events[2], 0));
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[9 * 2], c.compute));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[6 * 2], c.compute));
     lasp::linear_decayed_sum(b.dm_all, 16, c.tables.kL_backward_r2_gaps1, b.g + 524288, c.dims, c.tables.kLDecay, c.compute);
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[9 * 2 + 1], c.compute));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[6 * 2 + 1], c.compute));
   }
-  // [10] dK, dV[13] += contributions of G
+  // [7] dQ, dK, dV[13] inside the piece + the dO P^T, G terms (one walk)
   if (run.compute) {
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[10 * 2], c.compute));
-    lasp::linear_dkdv_inter(b.k, b.v, b.g + 524288, lasp::Piece{16384, 16384}, b.dk, b.dv, c.dims, c.tables.kLDecay, c.compute);
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[10 * 2 + 1], c.compute));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[7 * 2], c.compute));
+    lasp::linear_backward_fused(b.q, b.k, b.v, b.do_, b.p + 524288, b.g + 524288, lasp::Piece{16384, 16384}, b.dq, b.dk, b.dv, c.dims, c.tables.kLDecay, true, c.compute);
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[7 * 2 + 1], c.compute));
   }
 }
 
@@ -1046,56 +973,38 @@ static void L_backward_rank3(const Ctx& c, LBuffers& b, Run run) {
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[2 * 2 + 1], c.comm));
     CUDA_CHECK(cudaEventRecord(c.events[2], c.comm));
   }
-  // [3] dQ, dK, dV[3] inside the piece
+  // [3] dWo = attn^T dY (the layer's weight gradient)
   if (run.compute) {
     CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.started[2], 0));  // let the collective start first
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[3 * 2], c.compute));
-    lasp::linear_intra_backward(b.q, b.k, b.v, b.do_, lasp::Piece{0, 16384}, b.dq, b.dk, b.dv, c.dims, c.tables.kLDecay, true, c.compute);
+    run_host(run, HostWork::kOWeightGrad);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[3 * 2 + 1], c.compute));
   }
-  // [4] dQ[3] += dO P^T
+  // [4] G[3] = decayed sum of the 12 later pieces' dM
   if (run.compute) {
+    CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.events[2], 0));
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[4 * 2], c.compute));
-    lasp::linear_dq_inter(b.do_, b.p, lasp::Piece{0, 16384}, b.dq, c.dims, c.tables.kLDecay, c.compute);
+    lasp::linear_decayed_sum(b.dm_all, 16, c.tables.kL_backward_r3_gaps0, b.g, c.dims, c.tables.kLDecay, c.compute);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[4 * 2 + 1], c.compute));
   }
-  // [5] G[3] = decayed sum of the 12 later pieces' dM
+  // [5] dQ, dK, dV[3] inside the piece + the dO P^T, G terms (one walk)
   if (run.compute) {
-    CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.events[2], 0));
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[5 * 2], c.compute));
-    lasp::linear_decayed_sum(b.dm_all, 16, c.tables.kL_backward_r3_gaps0, b.g, c.dims, c.tables.kLDecay, c.compute);
+    lasp::linear_backward_fused(b.q, b.k, b.v, b.do_, b.p, b.g, lasp::Piece{0, 16384}, b.dq, b.dk, b.dv, c.dims, c.tables.kLDecay, true, c.compute);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[5 * 2 + 1], c.compute));
   }
-  // [6] dK, dV[3] += contributions of G
-  if (run.compute) {
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[6 * 2], c.compute));
-    lasp::linear_dkdv_inter(b.k, b.v, b.g, lasp::Piece{0, 16384}, b.dk, b.dv, c.dims, c.tables.kLDecay, c.compute);
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[6 * 2 + 1], c.compute));
-  }
-  // [7] dQ, dK, dV[12] inside the piece
-  if (run.compute) {
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[7 * 2], c.compute));
-    lasp::linear_intra_backward(b.q, b.k, b.v, b.do_, lasp::Piece{16384, 16384}, b.dq, b.dk, b.dv, c.dims, c.tables.kLDecay, true, c.compute);
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[7 * 2 + 1], c.compute));
-  }
-  // [8] dQ[12] += dO P^T
-  if (run.compute) {
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[8 * 2], c.compute));
-    lasp::linear_dq_inter(b.do_, b.p + 524288, lasp::Piece{16384, 16384}, b.dq, c.dims, c.tables.kLDecay, c.compute);
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[8 * 2 + 1], c.compute));
-  }
-  // [9] G[12] = decayed sum of the 3 later pieces' dM
+  // [6] G[12] = decayed sum of the 3 later pieces' dM
   if (run.compute) {
     CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.events[2], 0));
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[9 * 2], c.compute));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[6 * 2], c.compute));
     lasp::linear_decayed_sum(b.dm_all, 16, c.tables.kL_backward_r3_gaps1, b.g + 524288, c.dims, c.tables.kLDecay, c.compute);
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[9 * 2 + 1], c.compute));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[6 * 2 + 1], c.compute));
   }
-  // [10] dK, dV[12] += contributions of G
+  // [7] dQ, dK, dV[12] inside the piece + the dO P^T, G terms (one walk)
   if (run.compute) {
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[10 * 2], c.compute));
-    lasp::linear_dkdv_inter(b.k, b.v, b.g + 524288, lasp::Piece{16384, 16384}, b.dk, b.dv, c.dims, c.tables.kLDecay, c.compute);
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[10 * 2 + 1], c.compute));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[7 * 2], c.compute));
+    lasp::linear_backward_fused(b.q, b.k, b.v, b.do_, b.p + 524288, b.g + 524288, lasp::Piece{16384, 16384}, b.dq, b.dk, b.dv, c.dims, c.tables.kLDecay, true, c.compute);
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[7 * 2 + 1], c.compute));
   }
 }
 
@@ -1125,56 +1034,38 @@ static void L_backward_rank4(const Ctx& c, LBuffers& b, Run run) {
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[2 * 2 + 1], c.comm));
     CUDA_CHECK(cudaEventRecord(c.events[2], c.comm));
   }
-  // [3] dQ, dK, dV[4] inside the piece
+  // [3] dWo = attn^T dY (the layer's weight gradient)
   if (run.compute) {
     CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.started[2], 0));  // let the collective start first
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[3 * 2], c.compute));
-    lasp::linear_intra_backward(b.q, b.k, b.v, b.do_, lasp::Piece{0, 16384}, b.dq, b.dk, b.dv, c.dims, c.tables.kLDecay, true, c.compute);
+    run_host(run, HostWork::kOWeightGrad);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[3 * 2 + 1], c.compute));
   }
-  // [4] dQ[4] += dO P^T
+  // [4] G[4] = decayed sum of the 11 later pieces' dM
   if (run.compute) {
+    CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.events[2], 0));
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[4 * 2], c.compute));
-    lasp::linear_dq_inter(b.do_, b.p, lasp::Piece{0, 16384}, b.dq, c.dims, c.tables.kLDecay, c.compute);
+    lasp::linear_decayed_sum(b.dm_all, 16, c.tables.kL_backward_r4_gaps0, b.g, c.dims, c.tables.kLDecay, c.compute);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[4 * 2 + 1], c.compute));
   }
-  // [5] G[4] = decayed sum of the 11 later pieces' dM
+  // [5] dQ, dK, dV[4] inside the piece + the dO P^T, G terms (one walk)
   if (run.compute) {
-    CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.events[2], 0));
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[5 * 2], c.compute));
-    lasp::linear_decayed_sum(b.dm_all, 16, c.tables.kL_backward_r4_gaps0, b.g, c.dims, c.tables.kLDecay, c.compute);
+    lasp::linear_backward_fused(b.q, b.k, b.v, b.do_, b.p, b.g, lasp::Piece{0, 16384}, b.dq, b.dk, b.dv, c.dims, c.tables.kLDecay, true, c.compute);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[5 * 2 + 1], c.compute));
   }
-  // [6] dK, dV[4] += contributions of G
-  if (run.compute) {
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[6 * 2], c.compute));
-    lasp::linear_dkdv_inter(b.k, b.v, b.g, lasp::Piece{0, 16384}, b.dk, b.dv, c.dims, c.tables.kLDecay, c.compute);
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[6 * 2 + 1], c.compute));
-  }
-  // [7] dQ, dK, dV[11] inside the piece
-  if (run.compute) {
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[7 * 2], c.compute));
-    lasp::linear_intra_backward(b.q, b.k, b.v, b.do_, lasp::Piece{16384, 16384}, b.dq, b.dk, b.dv, c.dims, c.tables.kLDecay, true, c.compute);
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[7 * 2 + 1], c.compute));
-  }
-  // [8] dQ[11] += dO P^T
-  if (run.compute) {
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[8 * 2], c.compute));
-    lasp::linear_dq_inter(b.do_, b.p + 524288, lasp::Piece{16384, 16384}, b.dq, c.dims, c.tables.kLDecay, c.compute);
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[8 * 2 + 1], c.compute));
-  }
-  // [9] G[11] = decayed sum of the 4 later pieces' dM
+  // [6] G[11] = decayed sum of the 4 later pieces' dM
   if (run.compute) {
     CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.events[2], 0));
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[9 * 2], c.compute));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[6 * 2], c.compute));
     lasp::linear_decayed_sum(b.dm_all, 16, c.tables.kL_backward_r4_gaps1, b.g + 524288, c.dims, c.tables.kLDecay, c.compute);
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[9 * 2 + 1], c.compute));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[6 * 2 + 1], c.compute));
   }
-  // [10] dK, dV[11] += contributions of G
+  // [7] dQ, dK, dV[11] inside the piece + the dO P^T, G terms (one walk)
   if (run.compute) {
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[10 * 2], c.compute));
-    lasp::linear_dkdv_inter(b.k, b.v, b.g + 524288, lasp::Piece{16384, 16384}, b.dk, b.dv, c.dims, c.tables.kLDecay, c.compute);
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[10 * 2 + 1], c.compute));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[7 * 2], c.compute));
+    lasp::linear_backward_fused(b.q, b.k, b.v, b.do_, b.p + 524288, b.g + 524288, lasp::Piece{16384, 16384}, b.dq, b.dk, b.dv, c.dims, c.tables.kLDecay, true, c.compute);
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[7 * 2 + 1], c.compute));
   }
 }
 
@@ -1204,56 +1095,38 @@ static void L_backward_rank5(const Ctx& c, LBuffers& b, Run run) {
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[2 * 2 + 1], c.comm));
     CUDA_CHECK(cudaEventRecord(c.events[2], c.comm));
   }
-  // [3] dQ, dK, dV[5] inside the piece
+  // [3] dWo = attn^T dY (the layer's weight gradient)
   if (run.compute) {
     CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.started[2], 0));  // let the collective start first
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[3 * 2], c.compute));
-    lasp::linear_intra_backward(b.q, b.k, b.v, b.do_, lasp::Piece{0, 16384}, b.dq, b.dk, b.dv, c.dims, c.tables.kLDecay, true, c.compute);
+    run_host(run, HostWork::kOWeightGrad);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[3 * 2 + 1], c.compute));
   }
-  // [4] dQ[5] += dO P^T
+  // [4] G[5] = decayed sum of the 10 later pieces' dM
   if (run.compute) {
+    CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.events[2], 0));
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[4 * 2], c.compute));
-    lasp::linear_dq_inter(b.do_, b.p, lasp::Piece{0, 16384}, b.dq, c.dims, c.tables.kLDecay, c.compute);
+    lasp::linear_decayed_sum(b.dm_all, 16, c.tables.kL_backward_r5_gaps0, b.g, c.dims, c.tables.kLDecay, c.compute);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[4 * 2 + 1], c.compute));
   }
-  // [5] G[5] = decayed sum of the 10 later pieces' dM
+  // [5] dQ, dK, dV[5] inside the piece + the dO P^T, G terms (one walk)
   if (run.compute) {
-    CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.events[2], 0));
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[5 * 2], c.compute));
-    lasp::linear_decayed_sum(b.dm_all, 16, c.tables.kL_backward_r5_gaps0, b.g, c.dims, c.tables.kLDecay, c.compute);
+    lasp::linear_backward_fused(b.q, b.k, b.v, b.do_, b.p, b.g, lasp::Piece{0, 16384}, b.dq, b.dk, b.dv, c.dims, c.tables.kLDecay, true, c.compute);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[5 * 2 + 1], c.compute));
   }
-  // [6] dK, dV[5] += contributions of G
-  if (run.compute) {
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[6 * 2], c.compute));
-    lasp::linear_dkdv_inter(b.k, b.v, b.g, lasp::Piece{0, 16384}, b.dk, b.dv, c.dims, c.tables.kLDecay, c.compute);
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[6 * 2 + 1], c.compute));
-  }
-  // [7] dQ, dK, dV[10] inside the piece
-  if (run.compute) {
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[7 * 2], c.compute));
-    lasp::linear_intra_backward(b.q, b.k, b.v, b.do_, lasp::Piece{16384, 16384}, b.dq, b.dk, b.dv, c.dims, c.tables.kLDecay, true, c.compute);
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[7 * 2 + 1], c.compute));
-  }
-  // [8] dQ[10] += dO P^T
-  if (run.compute) {
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[8 * 2], c.compute));
-    lasp::linear_dq_inter(b.do_, b.p + 524288, lasp::Piece{16384, 16384}, b.dq, c.dims, c.tables.kLDecay, c.compute);
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[8 * 2 + 1], c.compute));
-  }
-  // [9] G[10] = decayed sum of the 5 later pieces' dM
+  // [6] G[10] = decayed sum of the 5 later pieces' dM
   if (run.compute) {
     CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.events[2], 0));
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[9 * 2], c.compute));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[6 * 2], c.compute));
     lasp::linear_decayed_sum(b.dm_all, 16, c.tables.kL_backward_r5_gaps1, b.g + 524288, c.dims, c.tables.kLDecay, c.compute);
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[9 * 2 + 1], c.compute));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[6 * 2 + 1], c.compute));
   }
-  // [10] dK, dV[10] += contributions of G
+  // [7] dQ, dK, dV[10] inside the piece + the dO P^T, G terms (one walk)
   if (run.compute) {
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[10 * 2], c.compute));
-    lasp::linear_dkdv_inter(b.k, b.v, b.g + 524288, lasp::Piece{16384, 16384}, b.dk, b.dv, c.dims, c.tables.kLDecay, c.compute);
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[10 * 2 + 1], c.compute));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[7 * 2], c.compute));
+    lasp::linear_backward_fused(b.q, b.k, b.v, b.do_, b.p + 524288, b.g + 524288, lasp::Piece{16384, 16384}, b.dq, b.dk, b.dv, c.dims, c.tables.kLDecay, true, c.compute);
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[7 * 2 + 1], c.compute));
   }
 }
 
@@ -1283,56 +1156,38 @@ static void L_backward_rank6(const Ctx& c, LBuffers& b, Run run) {
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[2 * 2 + 1], c.comm));
     CUDA_CHECK(cudaEventRecord(c.events[2], c.comm));
   }
-  // [3] dQ, dK, dV[6] inside the piece
+  // [3] dWo = attn^T dY (the layer's weight gradient)
   if (run.compute) {
     CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.started[2], 0));  // let the collective start first
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[3 * 2], c.compute));
-    lasp::linear_intra_backward(b.q, b.k, b.v, b.do_, lasp::Piece{0, 16384}, b.dq, b.dk, b.dv, c.dims, c.tables.kLDecay, true, c.compute);
+    run_host(run, HostWork::kOWeightGrad);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[3 * 2 + 1], c.compute));
   }
-  // [4] dQ[6] += dO P^T
+  // [4] G[6] = decayed sum of the 9 later pieces' dM
   if (run.compute) {
+    CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.events[2], 0));
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[4 * 2], c.compute));
-    lasp::linear_dq_inter(b.do_, b.p, lasp::Piece{0, 16384}, b.dq, c.dims, c.tables.kLDecay, c.compute);
+    lasp::linear_decayed_sum(b.dm_all, 16, c.tables.kL_backward_r6_gaps0, b.g, c.dims, c.tables.kLDecay, c.compute);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[4 * 2 + 1], c.compute));
   }
-  // [5] G[6] = decayed sum of the 9 later pieces' dM
+  // [5] dQ, dK, dV[6] inside the piece + the dO P^T, G terms (one walk)
   if (run.compute) {
-    CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.events[2], 0));
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[5 * 2], c.compute));
-    lasp::linear_decayed_sum(b.dm_all, 16, c.tables.kL_backward_r6_gaps0, b.g, c.dims, c.tables.kLDecay, c.compute);
+    lasp::linear_backward_fused(b.q, b.k, b.v, b.do_, b.p, b.g, lasp::Piece{0, 16384}, b.dq, b.dk, b.dv, c.dims, c.tables.kLDecay, true, c.compute);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[5 * 2 + 1], c.compute));
   }
-  // [6] dK, dV[6] += contributions of G
-  if (run.compute) {
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[6 * 2], c.compute));
-    lasp::linear_dkdv_inter(b.k, b.v, b.g, lasp::Piece{0, 16384}, b.dk, b.dv, c.dims, c.tables.kLDecay, c.compute);
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[6 * 2 + 1], c.compute));
-  }
-  // [7] dQ, dK, dV[9] inside the piece
-  if (run.compute) {
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[7 * 2], c.compute));
-    lasp::linear_intra_backward(b.q, b.k, b.v, b.do_, lasp::Piece{16384, 16384}, b.dq, b.dk, b.dv, c.dims, c.tables.kLDecay, true, c.compute);
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[7 * 2 + 1], c.compute));
-  }
-  // [8] dQ[9] += dO P^T
-  if (run.compute) {
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[8 * 2], c.compute));
-    lasp::linear_dq_inter(b.do_, b.p + 524288, lasp::Piece{16384, 16384}, b.dq, c.dims, c.tables.kLDecay, c.compute);
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[8 * 2 + 1], c.compute));
-  }
-  // [9] G[9] = decayed sum of the 6 later pieces' dM
+  // [6] G[9] = decayed sum of the 6 later pieces' dM
   if (run.compute) {
     CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.events[2], 0));
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[9 * 2], c.compute));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[6 * 2], c.compute));
     lasp::linear_decayed_sum(b.dm_all, 16, c.tables.kL_backward_r6_gaps1, b.g + 524288, c.dims, c.tables.kLDecay, c.compute);
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[9 * 2 + 1], c.compute));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[6 * 2 + 1], c.compute));
   }
-  // [10] dK, dV[9] += contributions of G
+  // [7] dQ, dK, dV[9] inside the piece + the dO P^T, G terms (one walk)
   if (run.compute) {
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[10 * 2], c.compute));
-    lasp::linear_dkdv_inter(b.k, b.v, b.g + 524288, lasp::Piece{16384, 16384}, b.dk, b.dv, c.dims, c.tables.kLDecay, c.compute);
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[10 * 2 + 1], c.compute));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[7 * 2], c.compute));
+    lasp::linear_backward_fused(b.q, b.k, b.v, b.do_, b.p + 524288, b.g + 524288, lasp::Piece{16384, 16384}, b.dq, b.dk, b.dv, c.dims, c.tables.kLDecay, true, c.compute);
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[7 * 2 + 1], c.compute));
   }
 }
 
@@ -1362,61 +1217,43 @@ static void L_backward_rank7(const Ctx& c, LBuffers& b, Run run) {
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[2 * 2 + 1], c.comm));
     CUDA_CHECK(cudaEventRecord(c.events[2], c.comm));
   }
-  // [3] dQ, dK, dV[7] inside the piece
+  // [3] dWo = attn^T dY (the layer's weight gradient)
   if (run.compute) {
     CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.started[2], 0));  // let the collective start first
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[3 * 2], c.compute));
-    lasp::linear_intra_backward(b.q, b.k, b.v, b.do_, lasp::Piece{0, 16384}, b.dq, b.dk, b.dv, c.dims, c.tables.kLDecay, true, c.compute);
+    run_host(run, HostWork::kOWeightGrad);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[3 * 2 + 1], c.compute));
   }
-  // [4] dQ[7] += dO P^T
+  // [4] G[7] = decayed sum of the 8 later pieces' dM
   if (run.compute) {
+    CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.events[2], 0));
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[4 * 2], c.compute));
-    lasp::linear_dq_inter(b.do_, b.p, lasp::Piece{0, 16384}, b.dq, c.dims, c.tables.kLDecay, c.compute);
+    lasp::linear_decayed_sum(b.dm_all, 16, c.tables.kL_backward_r7_gaps0, b.g, c.dims, c.tables.kLDecay, c.compute);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[4 * 2 + 1], c.compute));
   }
-  // [5] G[7] = decayed sum of the 8 later pieces' dM
+  // [5] dQ, dK, dV[7] inside the piece + the dO P^T, G terms (one walk)
   if (run.compute) {
-    CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.events[2], 0));
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[5 * 2], c.compute));
-    lasp::linear_decayed_sum(b.dm_all, 16, c.tables.kL_backward_r7_gaps0, b.g, c.dims, c.tables.kLDecay, c.compute);
+    lasp::linear_backward_fused(b.q, b.k, b.v, b.do_, b.p, b.g, lasp::Piece{0, 16384}, b.dq, b.dk, b.dv, c.dims, c.tables.kLDecay, true, c.compute);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[5 * 2 + 1], c.compute));
   }
-  // [6] dK, dV[7] += contributions of G
-  if (run.compute) {
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[6 * 2], c.compute));
-    lasp::linear_dkdv_inter(b.k, b.v, b.g, lasp::Piece{0, 16384}, b.dk, b.dv, c.dims, c.tables.kLDecay, c.compute);
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[6 * 2 + 1], c.compute));
-  }
-  // [7] dQ, dK, dV[8] inside the piece
-  if (run.compute) {
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[7 * 2], c.compute));
-    lasp::linear_intra_backward(b.q, b.k, b.v, b.do_, lasp::Piece{16384, 16384}, b.dq, b.dk, b.dv, c.dims, c.tables.kLDecay, true, c.compute);
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[7 * 2 + 1], c.compute));
-  }
-  // [8] dQ[8] += dO P^T
-  if (run.compute) {
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[8 * 2], c.compute));
-    lasp::linear_dq_inter(b.do_, b.p + 524288, lasp::Piece{16384, 16384}, b.dq, c.dims, c.tables.kLDecay, c.compute);
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[8 * 2 + 1], c.compute));
-  }
-  // [9] G[8] = decayed sum of the 7 later pieces' dM
+  // [6] G[8] = decayed sum of the 7 later pieces' dM
   if (run.compute) {
     CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.events[2], 0));
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[9 * 2], c.compute));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[6 * 2], c.compute));
     lasp::linear_decayed_sum(b.dm_all, 16, c.tables.kL_backward_r7_gaps1, b.g + 524288, c.dims, c.tables.kLDecay, c.compute);
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[9 * 2 + 1], c.compute));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[6 * 2 + 1], c.compute));
   }
-  // [10] dK, dV[8] += contributions of G
+  // [7] dQ, dK, dV[8] inside the piece + the dO P^T, G terms (one walk)
   if (run.compute) {
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[10 * 2], c.compute));
-    lasp::linear_dkdv_inter(b.k, b.v, b.g + 524288, lasp::Piece{16384, 16384}, b.dk, b.dv, c.dims, c.tables.kLDecay, c.compute);
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[10 * 2 + 1], c.compute));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[7 * 2], c.compute));
+    lasp::linear_backward_fused(b.q, b.k, b.v, b.do_, b.p + 524288, b.g + 524288, lasp::Piece{16384, 16384}, b.dq, b.dk, b.dv, c.dims, c.tables.kLDecay, true, c.compute);
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[7 * 2 + 1], c.compute));
   }
 }
 
 // L backward: dispatches to this rank's steps.
-constexpr int kL_backward_events = 11;
+constexpr int kL_backward_events = 8;
 inline void L_backward(const Ctx& c, LBuffers& b, Run run = Run{}) {
   switch (c.rank) {
     case 0: L_backward_rank0(c, b, run); break;
@@ -2989,6 +2826,6 @@ constexpr int kMaxEvents = 12;
 
 // FLOPs one rank performs in one training step: attention steps from the schedule IR, plus the
 // projections (forward 2*rows*in*out per matrix product, backward twice that).
-constexpr double kFlopsPerStep = 2.363718e+15;
+constexpr double kFlopsPerStep = 2.416495e+15;
 
 }  // namespace program

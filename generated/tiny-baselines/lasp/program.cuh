@@ -6,6 +6,7 @@
 #pragma once
 #include <cuda_runtime.h>
 #include <nccl.h>
+#include <functional>
 #include "kernels.h"
 #include "check.cuh"
 
@@ -69,11 +70,21 @@ struct Ctx {
   cudaEvent_t* trace = nullptr;  // when set (bench's timeline), timing events 2 id and 2 id + 1 around step id
 };
 
+// The layer's own work that a `host` step of the schedule stands for (a projection placed where a collective
+// can overlap it). The program passes it in Run, and the step calls it on the compute stream; without it
+// (the per-kind timings), the caller has done that work before the pass.
+enum class HostWork { kQProjection, kOWeightGrad };
+
 // Which streams' steps to issue: both normally; one of them to time compute or communication alone.
 struct Run {
   bool compute = true;
   bool comm = true;
+  const std::function<void(HostWork)>* host = nullptr;
 };
+
+inline void run_host(const Run& run, HostWork work) {
+  if (run.host != nullptr) (*run.host)(work);
+}
 
 // ---------------------------------------------------------------------------------------------------------
 // Layer kind L: linear_attention, lasp1, causal, decay fixed — 2 layer(s) of the stack.

@@ -6,6 +6,7 @@
 #pragma once
 #include <cuda_runtime.h>
 #include <nccl.h>
+#include <functional>
 #include "kernels.h"
 #include "check.cuh"
 
@@ -91,11 +92,21 @@ struct Ctx {
   cudaEvent_t* trace = nullptr;  // when set (bench's timeline), timing events 2 id and 2 id + 1 around step id
 };
 
+// The layer's own work that a `host` step of the schedule stands for (a projection placed where a collective
+// can overlap it). The program passes it in Run, and the step calls it on the compute stream; without it
+// (the per-kind timings), the caller has done that work before the pass.
+enum class HostWork { kQProjection, kOWeightGrad };
+
 // Which streams' steps to issue: both normally; one of them to time compute or communication alone.
 struct Run {
   bool compute = true;
   bool comm = true;
+  const std::function<void(HostWork)>* host = nullptr;
 };
+
+inline void run_host(const Run& run, HostWork work) {
+  if (run.host != nullptr) (*run.host)(work);
+}
 
 // ---------------------------------------------------------------------------------------------------------
 // Layer kind L: linear_attention, lasp2, causal, decay fixed — 2 layer(s) of the stack.
@@ -107,7 +118,7 @@ struct LBuffers {
   bf16* o = nullptr;  // 131072 elements: attention output [per layer]
   float* m = nullptr;  // 32768 elements: this rank's piece states M
   float* p = nullptr;  // 32768 elements: prefix state P of each piece, kept for the backward pass [per layer]
-  float* m_all = nullptr;  // 65536 elements: every piece's state, gathered (rank-major order)
+  float* m_all = nullptr;  // 65536 elements: every piece's states, gathered (rank-major order)
   bf16* do_ = nullptr;  // 131072 elements: gradient of the output [per layer]
   bf16* dq = nullptr;  // 131072 elements: gradient of q
   bf16* dk = nullptr;  // 131072 elements: gradient of k
@@ -188,17 +199,17 @@ static void L_forward_rank0(const Ctx& c, LBuffers& b, Run run) {
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[2 * 2 + 1], c.comm));
     CUDA_CHECK(cudaEventRecord(c.events[2], c.comm));
   }
-  // [3] O[0] = intra-piece product (chunk algorithm)
+  // [3] Q = X Wq (the layer's projection)
   if (run.compute) {
     CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.started[2], 0));  // let the collective start first
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[3 * 2], c.compute));
-    lasp::linear_intra(b.q, b.k, b.v, lasp::Piece{0, 256}, b.o, c.dims, c.tables.kLDecay, true, c.compute);
+    run_host(run, HostWork::kQProjection);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[3 * 2 + 1], c.compute));
   }
-  // [4] O[3] = intra-piece product (chunk algorithm)
+  // [4] O[0] = intra-piece product (chunk algorithm)
   if (run.compute) {
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[4 * 2], c.compute));
-    lasp::linear_intra(b.q, b.k, b.v, lasp::Piece{256, 256}, b.o, c.dims, c.tables.kLDecay, true, c.compute);
+    lasp::linear_intra(b.q, b.k, b.v, lasp::Piece{0, 256}, b.o, c.dims, c.tables.kLDecay, true, c.compute);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[4 * 2 + 1], c.compute));
   }
   // [5] P[3] = decayed sum of the 3 earlier piece states
@@ -208,10 +219,10 @@ static void L_forward_rank0(const Ctx& c, LBuffers& b, Run run) {
     lasp::linear_decayed_sum(b.m_all, 4, c.tables.kL_forward_r0_gaps1, b.p + 16384, c.dims, c.tables.kLDecay, c.compute);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[5 * 2 + 1], c.compute));
   }
-  // [6] O[3] += lam^(i+1) Q P
+  // [6] O[3] = intra-piece product + lam^(i+1) Q P (one walk)
   if (run.compute) {
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[6 * 2], c.compute));
-    lasp::linear_inter(b.q, b.p + 16384, lasp::Piece{256, 256}, b.o, c.dims, c.tables.kLDecay, c.compute);
+    lasp::linear_forward_fused(b.q, b.k, b.v, b.p + 16384, lasp::Piece{256, 256}, b.o, c.dims, c.tables.kLDecay, true, c.compute);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[6 * 2 + 1], c.compute));
   }
 }
@@ -242,49 +253,43 @@ static void L_forward_rank1(const Ctx& c, LBuffers& b, Run run) {
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[2 * 2 + 1], c.comm));
     CUDA_CHECK(cudaEventRecord(c.events[2], c.comm));
   }
-  // [3] O[1] = intra-piece product (chunk algorithm)
+  // [3] Q = X Wq (the layer's projection)
   if (run.compute) {
     CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.started[2], 0));  // let the collective start first
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[3 * 2], c.compute));
-    lasp::linear_intra(b.q, b.k, b.v, lasp::Piece{0, 256}, b.o, c.dims, c.tables.kLDecay, true, c.compute);
+    run_host(run, HostWork::kQProjection);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[3 * 2 + 1], c.compute));
   }
-  // [4] O[2] = intra-piece product (chunk algorithm)
+  // [4] P[1] = decayed sum of the 1 earlier piece states
   if (run.compute) {
+    CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.events[2], 0));
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[4 * 2], c.compute));
-    lasp::linear_intra(b.q, b.k, b.v, lasp::Piece{256, 256}, b.o, c.dims, c.tables.kLDecay, true, c.compute);
+    lasp::linear_decayed_sum(b.m_all, 4, c.tables.kL_forward_r1_gaps0, b.p, c.dims, c.tables.kLDecay, c.compute);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[4 * 2 + 1], c.compute));
   }
-  // [5] P[1] = decayed sum of the 1 earlier piece states
+  // [5] O[1] = intra-piece product + lam^(i+1) Q P (one walk)
   if (run.compute) {
-    CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.events[2], 0));
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[5 * 2], c.compute));
-    lasp::linear_decayed_sum(b.m_all, 4, c.tables.kL_forward_r1_gaps0, b.p, c.dims, c.tables.kLDecay, c.compute);
+    lasp::linear_forward_fused(b.q, b.k, b.v, b.p, lasp::Piece{0, 256}, b.o, c.dims, c.tables.kLDecay, true, c.compute);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[5 * 2 + 1], c.compute));
   }
-  // [6] O[1] += lam^(i+1) Q P
-  if (run.compute) {
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[6 * 2], c.compute));
-    lasp::linear_inter(b.q, b.p, lasp::Piece{0, 256}, b.o, c.dims, c.tables.kLDecay, c.compute);
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[6 * 2 + 1], c.compute));
-  }
-  // [7] P[2] = decayed sum of the 2 earlier piece states
+  // [6] P[2] = decayed sum of the 2 earlier piece states
   if (run.compute) {
     CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.events[2], 0));
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[7 * 2], c.compute));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[6 * 2], c.compute));
     lasp::linear_decayed_sum(b.m_all, 4, c.tables.kL_forward_r1_gaps1, b.p + 16384, c.dims, c.tables.kLDecay, c.compute);
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[7 * 2 + 1], c.compute));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[6 * 2 + 1], c.compute));
   }
-  // [8] O[2] += lam^(i+1) Q P
+  // [7] O[2] = intra-piece product + lam^(i+1) Q P (one walk)
   if (run.compute) {
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[8 * 2], c.compute));
-    lasp::linear_inter(b.q, b.p + 16384, lasp::Piece{256, 256}, b.o, c.dims, c.tables.kLDecay, c.compute);
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[8 * 2 + 1], c.compute));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[7 * 2], c.compute));
+    lasp::linear_forward_fused(b.q, b.k, b.v, b.p + 16384, lasp::Piece{256, 256}, b.o, c.dims, c.tables.kLDecay, true, c.compute);
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[7 * 2 + 1], c.compute));
   }
 }
 
 // L forward: dispatches to this rank's steps.
-constexpr int kL_forward_events = 9;
+constexpr int kL_forward_events = 8;
 inline void L_forward(const Ctx& c, LBuffers& b, Run run = Run{}) {
   switch (c.rank) {
     case 0: L_forward_rank0(c, b, run); break;
@@ -318,11 +323,11 @@ static void L_backward_rank0(const Ctx& c, LBuffers& b, Run run) {
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[2 * 2 + 1], c.comm));
     CUDA_CHECK(cudaEventRecord(c.events[2], c.comm));
   }
-  // [3] dQ, dK, dV[0] inside the piece
+  // [3] dWo = attn^T dY (the layer's weight gradient)
   if (run.compute) {
     CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.started[2], 0));  // let the collective start first
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[3 * 2], c.compute));
-    lasp::linear_intra_backward(b.q, b.k, b.v, b.do_, lasp::Piece{0, 256}, b.dq, b.dk, b.dv, c.dims, c.tables.kLDecay, true, c.compute);
+    run_host(run, HostWork::kOWeightGrad);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[3 * 2 + 1], c.compute));
   }
   // [4] G[0] = decayed sum of the 3 later pieces' dM
@@ -332,23 +337,17 @@ static void L_backward_rank0(const Ctx& c, LBuffers& b, Run run) {
     lasp::linear_decayed_sum(b.dm_all, 4, c.tables.kL_backward_r0_gaps0, b.g, c.dims, c.tables.kLDecay, c.compute);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[4 * 2 + 1], c.compute));
   }
-  // [5] dK, dV[0] += contributions of G
+  // [5] dQ, dK, dV[0] inside the piece + the G terms (one walk)
   if (run.compute) {
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[5 * 2], c.compute));
-    lasp::linear_dkdv_inter(b.k, b.v, b.g, lasp::Piece{0, 256}, b.dk, b.dv, c.dims, c.tables.kLDecay, c.compute);
+    lasp::linear_backward_fused(b.q, b.k, b.v, b.do_, nullptr, b.g, lasp::Piece{0, 256}, b.dq, b.dk, b.dv, c.dims, c.tables.kLDecay, true, c.compute);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[5 * 2 + 1], c.compute));
   }
-  // [6] dQ, dK, dV[3] inside the piece
+  // [6] dQ, dK, dV[3] inside the piece + the dO P^T terms (one walk)
   if (run.compute) {
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[6 * 2], c.compute));
-    lasp::linear_intra_backward(b.q, b.k, b.v, b.do_, lasp::Piece{256, 256}, b.dq, b.dk, b.dv, c.dims, c.tables.kLDecay, true, c.compute);
+    lasp::linear_backward_fused(b.q, b.k, b.v, b.do_, b.p + 16384, nullptr, lasp::Piece{256, 256}, b.dq, b.dk, b.dv, c.dims, c.tables.kLDecay, true, c.compute);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[6 * 2 + 1], c.compute));
-  }
-  // [7] dQ[3] += dO P^T
-  if (run.compute) {
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[7 * 2], c.compute));
-    lasp::linear_dq_inter(b.do_, b.p + 16384, lasp::Piece{256, 256}, b.dq, c.dims, c.tables.kLDecay, c.compute);
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[7 * 2 + 1], c.compute));
   }
 }
 
@@ -378,61 +377,43 @@ static void L_backward_rank1(const Ctx& c, LBuffers& b, Run run) {
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[2 * 2 + 1], c.comm));
     CUDA_CHECK(cudaEventRecord(c.events[2], c.comm));
   }
-  // [3] dQ, dK, dV[1] inside the piece
+  // [3] dWo = attn^T dY (the layer's weight gradient)
   if (run.compute) {
     CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.started[2], 0));  // let the collective start first
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[3 * 2], c.compute));
-    lasp::linear_intra_backward(b.q, b.k, b.v, b.do_, lasp::Piece{0, 256}, b.dq, b.dk, b.dv, c.dims, c.tables.kLDecay, true, c.compute);
+    run_host(run, HostWork::kOWeightGrad);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[3 * 2 + 1], c.compute));
   }
-  // [4] dQ[1] += dO P^T
+  // [4] G[1] = decayed sum of the 2 later pieces' dM
   if (run.compute) {
+    CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.events[2], 0));
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[4 * 2], c.compute));
-    lasp::linear_dq_inter(b.do_, b.p, lasp::Piece{0, 256}, b.dq, c.dims, c.tables.kLDecay, c.compute);
+    lasp::linear_decayed_sum(b.dm_all, 4, c.tables.kL_backward_r1_gaps0, b.g, c.dims, c.tables.kLDecay, c.compute);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[4 * 2 + 1], c.compute));
   }
-  // [5] G[1] = decayed sum of the 2 later pieces' dM
+  // [5] dQ, dK, dV[1] inside the piece + the dO P^T, G terms (one walk)
   if (run.compute) {
-    CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.events[2], 0));
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[5 * 2], c.compute));
-    lasp::linear_decayed_sum(b.dm_all, 4, c.tables.kL_backward_r1_gaps0, b.g, c.dims, c.tables.kLDecay, c.compute);
+    lasp::linear_backward_fused(b.q, b.k, b.v, b.do_, b.p, b.g, lasp::Piece{0, 256}, b.dq, b.dk, b.dv, c.dims, c.tables.kLDecay, true, c.compute);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[5 * 2 + 1], c.compute));
   }
-  // [6] dK, dV[1] += contributions of G
-  if (run.compute) {
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[6 * 2], c.compute));
-    lasp::linear_dkdv_inter(b.k, b.v, b.g, lasp::Piece{0, 256}, b.dk, b.dv, c.dims, c.tables.kLDecay, c.compute);
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[6 * 2 + 1], c.compute));
-  }
-  // [7] dQ, dK, dV[2] inside the piece
-  if (run.compute) {
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[7 * 2], c.compute));
-    lasp::linear_intra_backward(b.q, b.k, b.v, b.do_, lasp::Piece{256, 256}, b.dq, b.dk, b.dv, c.dims, c.tables.kLDecay, true, c.compute);
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[7 * 2 + 1], c.compute));
-  }
-  // [8] dQ[2] += dO P^T
-  if (run.compute) {
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[8 * 2], c.compute));
-    lasp::linear_dq_inter(b.do_, b.p + 16384, lasp::Piece{256, 256}, b.dq, c.dims, c.tables.kLDecay, c.compute);
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[8 * 2 + 1], c.compute));
-  }
-  // [9] G[2] = decayed sum of the 1 later pieces' dM
+  // [6] G[2] = decayed sum of the 1 later pieces' dM
   if (run.compute) {
     CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.events[2], 0));
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[9 * 2], c.compute));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[6 * 2], c.compute));
     lasp::linear_decayed_sum(b.dm_all, 4, c.tables.kL_backward_r1_gaps1, b.g + 16384, c.dims, c.tables.kLDecay, c.compute);
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[9 * 2 + 1], c.compute));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[6 * 2 + 1], c.compute));
   }
-  // [10] dK, dV[2] += contributions of G
+  // [7] dQ, dK, dV[2] inside the piece + the dO P^T, G terms (one walk)
   if (run.compute) {
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[10 * 2], c.compute));
-    lasp::linear_dkdv_inter(b.k, b.v, b.g + 16384, lasp::Piece{256, 256}, b.dk, b.dv, c.dims, c.tables.kLDecay, c.compute);
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[10 * 2 + 1], c.compute));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[7 * 2], c.compute));
+    lasp::linear_backward_fused(b.q, b.k, b.v, b.do_, b.p + 16384, b.g + 16384, lasp::Piece{256, 256}, b.dq, b.dk, b.dv, c.dims, c.tables.kLDecay, true, c.compute);
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[7 * 2 + 1], c.compute));
   }
 }
 
 // L backward: dispatches to this rank's steps.
-constexpr int kL_backward_events = 11;
+constexpr int kL_backward_events = 8;
 inline void L_backward(const Ctx& c, LBuffers& b, Run run = Run{}) {
   switch (c.rank) {
     case 0: L_backward_rank0(c, b, run); break;
@@ -729,10 +710,10 @@ inline void S_backward(const Ctx& c, SBuffers& b, Run run = Run{}) {
 }
 
 // Events the longest rank program needs.
-constexpr int kMaxEvents = 11;
+constexpr int kMaxEvents = 8;
 
 // FLOPs one rank performs in one training step: attention steps from the schedule IR, plus the
 // projections (forward 2*rows*in*out per matrix product, backward twice that).
-constexpr double kFlopsPerStep = 5.239079e+9;
+constexpr double kFlopsPerStep = 5.507514e+9;
 
 }  // namespace program
