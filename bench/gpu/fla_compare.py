@@ -1,7 +1,7 @@
 """Time flash-linear-attention's chunk_simple_gla (forward + backward) on the shapes of linear_kernels.cu.
 
 Usage (on the GPU machine, fla's source checked out under .fla/, see bench/gpu/README.md):
-    PYTHONPATH=.fla python3 bench/gpu/fla_compare.py [--case FILE] [--tokens 16384 65536]
+    PYTHONPATH=.fla python3 bench/gpu/fla_compare.py [--case FILE] [--tokens 16384 65536] [--variants g g_gamma]
 
 - Shapes: batch 1, 16 heads x 128, bf16, scale 1 (our kernels have no 1/sqrt(d)), per-head decay
   lam_h = 1 - 2^(-5 - h/2), the same as the C++ benchmark.
@@ -53,7 +53,7 @@ def run(q, k, v, do, g=None, g_gamma=None, backward=True):
     return o
 
 
-def bench(T, B=1, H=16, D=128):
+def bench(T, B=1, H=16, D=128, variants=("g", "g_gamma")):
     dev = "cuda"
     gen = torch.Generator(device=dev).manual_seed(1234 + T)
 
@@ -65,8 +65,10 @@ def bench(T, B=1, H=16, D=128):
         t.requires_grad_(True)
     lg = torch.log(decays(H)).to(dev)
     g = lg.view(1, 1, H).expand(B, T, H).contiguous()
-    res = {}
+    res = {"g": (float("nan"), float("nan")), "g_gamma": (float("nan"), float("nan"))}
     for name, kw in (("g", {"g": g}), ("g_gamma", {"g_gamma": lg})):
+        if name not in variants:
+            continue
         lift_guard(name == "g")
         try:
             fb = triton.testing.do_bench(
@@ -90,7 +92,7 @@ def rel(a, b):
     return ((a - b).abs().max() / b.abs().max()).item()
 
 
-def check(path):
+def check(path, variants=("g", "g_gamma")):
     with open(path, "rb") as f:
         B, T, H, D = struct.unpack("4i", f.read(16))
         lam = np.frombuffer(f.read(4 * H), dtype=np.float32)
@@ -105,6 +107,8 @@ def check(path):
     qb, kb, vb = (t.to(dev, torch.bfloat16).requires_grad_(True) for t in (q, k, v))
     lg = torch.log(torch.from_numpy(lam.copy())).to(dev)
     for name, kw in (("g_gamma", {"g_gamma": lg}), ("g", {"g": lg.view(1, 1, H).expand(B, T, H).contiguous()})):
+        if name not in variants:
+            continue
         lift_guard(name == "g")
         for t in (qb, kb, vb):
             t.grad = None
@@ -148,17 +152,21 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--case", default=None)
     ap.add_argument("--tokens", type=int, nargs="*", default=[16384, 65536])
+    ap.add_argument(
+        "--variants", nargs="*", default=["g", "g_gamma"], choices=["g", "g_gamma"],
+        help="which decay paths to time and check (each costs its own Triton autotuning on a fresh machine)",
+    )
     a = ap.parse_args()
     print(f"torch {torch.__version__}, triton {triton.__version__}, device {torch.cuda.get_device_name()}", flush=True)
     ceilings()
     if a.case:
         try:
-            check(a.case)
+            check(a.case, a.variants)
         except Exception as exc:  # noqa: BLE001 - the timing below is still worth having
             print(f"FLACHECK failed: {type(exc).__name__}: {exc}", flush=True)
     for T in a.tokens:
         try:
-            bench(T)
+            bench(T, variants=a.variants)
         except Exception as exc:  # noqa: BLE001 - keep the other sizes
             print(f"FLAERR {T}: {type(exc).__name__}: {exc}", flush=True)
 

@@ -18,7 +18,9 @@
 // - split: the per-rank LASP-2 forward + backward through the generator's API (linear_state, linear_intra,
 //   linear_inter; linear_grad_state, linear_intra_backward, linear_dq_inter, linear_dkdv_inter);
 // - fused: the same work through linear_forward_fused / linear_backward_fused;
-// - intra: linear_intra + linear_intra_backward, the work fla's chunk_simple_gla does (fla_compare.py).
+// - intra: linear_intra + linear_intra_backward, the work fla's chunk_simple_gla does (fla_compare.py);
+// - split_ws, fused_ws: split and fused through the workspace overloads (the state calls keep their segment
+//   aggregates and the walks start from them; every check above also runs through those overloads).
 #include "../../templates/runtime/check.cuh"
 #include "../../templates/runtime/linear_attention.cuh"
 #include "../../templates/runtime/linear_oracle.cuh"
@@ -419,6 +421,14 @@ static void check_piece_functions(Shape s, Piece p, bool decay) {
   const float* lam = P.lam_ptr();
   const size_t n = s.size(), nst = (size_t)s.B * s.H * s.D * s.D;
   std::string cz = cfg(s, p, decay, true);
+  // Workspaces for the shared segment states, and the plan they follow (state segments / walk segments).
+  const size_t ws_bytes = lasp::linear_state_workspace_bytes(dims, p.length);
+  Dev<float> kv_ws(ws_bytes / sizeof(float)), qdo_ws(ws_bytes / sizeof(float));
+  std::string ws_note;
+  {
+    auto sp = lasp::detail::plan_shared(s.B * s.H, p.length);
+    ws_note = " ws " + std::to_string(sp.fine.nseg) + "->" + std::to_string(sp.walk.nseg);
+  }
 
   // linear_state and linear_grad_state
   {
@@ -432,6 +442,16 @@ static void check_piece_functions(Shape s, Piece p, bool decay) {
     auto rdM = cpu_state(s, P.q, P.dout, p, P.lam, [](int j, int) { return (double)(j + 1); });
     report("linear_state", cz, err_state(M, rM), -1, 1e-2);
     report("linear_grad_state", cz, err_state(dM, rdM), -1, 1e-2);
+    // The overloads that keep their segment aggregates in a workspace (poisoned first): same totals.
+    M.poison();
+    dM.poison();
+    kv_ws.poison();
+    qdo_ws.poison();
+    lasp::linear_state(P.dk_.p, P.dv_.p, p, M.p, dims, lam, 0, kv_ws.p);
+    lasp::linear_grad_state(P.dq_.p, P.ddo.p, p, dM.p, dims, lam, 0, qdo_ws.p);
+    CUDA_CHECK(cudaDeviceSynchronize());
+    report("linear_state (ws)", cz + ws_note, err_state(M, rM), -1, 1e-2);
+    report("linear_grad_state (ws)", cz + ws_note, err_state(dM, rdM), -1, 1e-2);
   }
   for (int causal = 1; causal >= 0; --causal) {
     std::string c = cfg(s, p, decay, causal);
@@ -446,15 +466,31 @@ static void check_piece_functions(Shape s, Piece p, bool decay) {
     CUDA_CHECK(cudaDeviceSynchronize());
     auto ro = cpu_forward(s, P.q, P.k, P.v, p, P.lam, causal);
     auto rg = cpu_backward(s, P.q, P.k, P.v, P.dout, p, P.lam, causal);
-    bool u[4];
-    double ec[4] = {err_piece(o, ro, s, p, poison_bits, &u[0]), err_piece(dq, rg.dq, s, p, poison_bits, &u[1]),
-                    err_piece(dk, rg.dk, s, p, poison_bits, &u[2]), err_piece(dv, rg.dv, s, p, poison_bits, &u[3])};
-    const Dev<bf16>* outs[4] = {&o, &dq, &dk, &dv};
-    double eo[4];
-    oracle_piece_errors(P, p, causal, outs, eo, false);
-    oracle_piece_errors(P, p, causal, outs, eo, true);
-    const char* names[4] = {"linear_intra o", "linear_intra_bwd dq", "linear_intra_bwd dk", "linear_intra_bwd dv"};
-    for (int g = 0; g < 4; ++g) report(names[g], c + (u[g] ? "" : " WROTE OUTSIDE"), u[g] ? ec[g] : INFINITY, eo[g], 1e-2);
+    const char* names[2][4] = {
+        {"linear_intra o", "linear_intra_bwd dq", "linear_intra_bwd dk", "linear_intra_bwd dv"},
+        {"linear_intra o (ws)", "linear_intra_bwd dq (ws)", "linear_intra_bwd dk (ws)", "linear_intra_bwd dv (ws)"}};
+    for (int with_ws = 0; with_ws < 2; ++with_ws) {
+      if (with_ws) {  // the same calls fed with the workspaces written above (same k, v, q, do, piece, lam)
+        o.poison();
+        dq.poison();
+        dk.poison();
+        dv.poison();
+        lasp::linear_intra(P.dq_.p, P.dk_.p, P.dv_.p, p, o.p, dims, lam, causal, 0, kv_ws.p);
+        lasp::linear_intra_backward(P.dq_.p, P.dk_.p, P.dv_.p, P.ddo.p, p, dq.p, dk.p, dv.p, dims, lam, causal, 0,
+                                    kv_ws.p, qdo_ws.p);
+        CUDA_CHECK(cudaDeviceSynchronize());
+      }
+      bool u[4];
+      double ec[4] = {err_piece(o, ro, s, p, poison_bits, &u[0]), err_piece(dq, rg.dq, s, p, poison_bits, &u[1]),
+                      err_piece(dk, rg.dk, s, p, poison_bits, &u[2]), err_piece(dv, rg.dv, s, p, poison_bits, &u[3])};
+      const Dev<bf16>* outs[4] = {&o, &dq, &dk, &dv};
+      double eo[4];
+      oracle_piece_errors(P, p, causal, outs, eo, false);
+      oracle_piece_errors(P, p, causal, outs, eo, true);
+      std::string cc = c + (with_ws ? ws_note : "");
+      for (int g = 0; g < 4; ++g)
+        report(names[with_ws][g], cc + (u[g] ? "" : " WROTE OUTSIDE"), u[g] ? ec[g] : INFINITY, eo[g], 1e-2);
+    }
   }
   // The inter functions: random P, G, and random prior contents of o, dq, dk, dv.
   {
@@ -505,19 +541,31 @@ static void check_piece_functions(Shape s, Piece p, bool decay) {
         ig.dk[i] += xk[i];
         ig.dv[i] += xv[i];
       }
-      o.poison();
-      dq.poison();
-      dk.poison();
-      dv.poison();
-      lasp::linear_forward_fused(P.dq_.p, P.dk_.p, P.dv_.p, dP.p, p, o.p, dims, lam, causal, 0);
-      lasp::linear_backward_fused(P.dq_.p, P.dk_.p, P.dv_.p, P.ddo.p, dP.p, dG.p, p, dq.p, dk.p, dv.p, dims, lam,
-                                  causal, 0);
-      CUDA_CHECK(cudaDeviceSynchronize());
-      std::vector<uint16_t> poison_bits(n, 0xFFFF);
-      double f[4] = {err_piece(o, io, s, p, poison_bits, &u[0]), err_piece(dq, ig.dq, s, p, poison_bits, &u[1]),
-                     err_piece(dk, ig.dk, s, p, poison_bits, &u[2]), err_piece(dv, ig.dv, s, p, poison_bits, &u[3])};
-      const char* fn[4] = {"forward_fused o", "backward_fused dq", "backward_fused dk", "backward_fused dv"};
-      for (int g = 0; g < 4; ++g) report(fn[g], c + (u[g] ? "" : " WROTE OUTSIDE"), u[g] ? f[g] : INFINITY, -1, 1e-2);
+      const char* fn[2][4] = {{"forward_fused o", "backward_fused dq", "backward_fused dk", "backward_fused dv"},
+                              {"forward_fused o (ws)", "backward_fused dq (ws)", "backward_fused dk (ws)",
+                               "backward_fused dv (ws)"}};
+      for (int with_ws = 0; with_ws < 2; ++with_ws) {
+        o.poison();
+        dq.poison();
+        dk.poison();
+        dv.poison();
+        if (with_ws) {
+          lasp::linear_forward_fused(P.dq_.p, P.dk_.p, P.dv_.p, dP.p, p, o.p, dims, lam, causal, 0, kv_ws.p);
+          lasp::linear_backward_fused(P.dq_.p, P.dk_.p, P.dv_.p, P.ddo.p, dP.p, dG.p, p, dq.p, dk.p, dv.p, dims, lam,
+                                      causal, 0, kv_ws.p, qdo_ws.p);
+        } else {
+          lasp::linear_forward_fused(P.dq_.p, P.dk_.p, P.dv_.p, dP.p, p, o.p, dims, lam, causal, 0);
+          lasp::linear_backward_fused(P.dq_.p, P.dk_.p, P.dv_.p, P.ddo.p, dP.p, dG.p, p, dq.p, dk.p, dv.p, dims, lam,
+                                      causal, 0);
+        }
+        CUDA_CHECK(cudaDeviceSynchronize());
+        std::vector<uint16_t> poison_bits(n, 0xFFFF);
+        double f[4] = {err_piece(o, io, s, p, poison_bits, &u[0]), err_piece(dq, ig.dq, s, p, poison_bits, &u[1]),
+                       err_piece(dk, ig.dk, s, p, poison_bits, &u[2]), err_piece(dv, ig.dv, s, p, poison_bits, &u[3])};
+        std::string cc = c + (with_ws ? ws_note : "");
+        for (int g = 0; g < 4; ++g)
+          report(fn[with_ws][g], cc + (u[g] ? "" : " WROTE OUTSIDE"), u[g] ? f[g] : INFINITY, -1, 1e-2);
+      }
     }
   }
 }
@@ -586,12 +634,21 @@ static void check_state_ops(int D, bool decay) {
 
 // LASP-2 (and LASP-1) simulated on one GPU: W pieces of one sequence, each treated as a rank's local chunk
 // (its own piece), states exchanged through device buffers, compared with the oracle over the sequence.
+// mode 0: split, 1: LASP-1 ring, 2: fused, 3: split with workspaces, 4: fused with workspaces (the state calls
+// keep their segment aggregates per piece; the forward's serve the forward walk and the backward's dq walk).
+// With workspaces every call of a bidirectional layer gets lam == nullptr (the workspace contract).
 static void check_composition(Shape s, int W, bool decay, bool causal, int mode) {
-  const bool ring = mode == 1, fused = mode == 2;
+  const bool ring = mode == 1, fused = mode == 2 || mode == 4, use_ws = mode >= 3;
   Problem P(s, decay);
   const LinearDims dims = P.dims();
-  const float* lam = P.lam_ptr();
+  const float* lam = use_ws && !causal ? nullptr : P.lam_ptr();
   const int C = s.T / W;
+  const size_t wsn = lasp::linear_state_workspace_bytes(dims, C) / sizeof(float);
+  Dev<float> kv_all(W * wsn), qdo_all(W * wsn);
+  kv_all.poison();
+  qdo_all.poison();
+  auto kv = [&](int t) { return use_ws ? kv_all.p + t * wsn : nullptr; };
+  auto qdo = [&](int t) { return use_ws ? qdo_all.p + t * wsn : nullptr; };
   const size_t n = s.size(), nst = (size_t)s.B * s.H * s.D * s.D;
   Dev<bf16> o(n), dq(n), dk(n), dv(n);
   o.poison();
@@ -603,8 +660,8 @@ static void check_composition(Shape s, int W, bool decay, bool causal, int mode)
   for (int t = 0; t < W; ++t) {
     Piece p{t * C, C};
     // A bidirectional layer has no decay: its states are plain sums (lam is ignored by intra only).
-    lasp::linear_state(P.dk_.p, P.dv_.p, p, M.p + t * nst, dims, causal ? lam : nullptr, 0);
-    if (!fused) lasp::linear_intra(P.dq_.p, P.dk_.p, P.dv_.p, p, o.p, dims, lam, causal, 0);
+    lasp::linear_state(P.dk_.p, P.dv_.p, p, M.p + t * nst, dims, causal ? lam : nullptr, 0, kv(t));
+    if (!fused) lasp::linear_intra(P.dq_.p, P.dk_.p, P.dv_.p, p, o.p, dims, lam, causal, 0, kv(t));
   }
   // Prefixes (causal) or the others' sum (bidirectional).
   std::vector<int> hg(W * W), hr(W * W);
@@ -632,16 +689,17 @@ static void check_composition(Shape s, int W, bool decay, bool causal, int mode)
   for (int t = 0; t < W; ++t) {
     if (fused)
       lasp::linear_forward_fused(P.dq_.p, P.dk_.p, P.dv_.p, Pt.p + t * nst, Piece{t * C, C}, o.p, dims, lam, causal,
-                                 0);
+                                 0, kv(t));
     else
       lasp::linear_inter(P.dq_.p, Pt.p + t * nst, Piece{t * C, C}, o.p, dims, causal ? lam : nullptr, 0);
   }
   // Backward.
   for (int t = 0; t < W; ++t) {
     Piece p{t * C, C};
-    lasp::linear_grad_state(P.dq_.p, P.ddo.p, p, dM.p + t * nst, dims, causal ? lam : nullptr, 0);
+    lasp::linear_grad_state(P.dq_.p, P.ddo.p, p, dM.p + t * nst, dims, causal ? lam : nullptr, 0, qdo(t));
     if (!fused)
-      lasp::linear_intra_backward(P.dq_.p, P.dk_.p, P.dv_.p, P.ddo.p, p, dq.p, dk.p, dv.p, dims, lam, causal, 0);
+      lasp::linear_intra_backward(P.dq_.p, P.dk_.p, P.dv_.p, P.ddo.p, p, dq.p, dk.p, dv.p, dims, lam, causal, 0,
+                                  kv(t), qdo(t));
   }
   if (causal) {
     if (ring) {  // G_{W-1} = 0, G_t = lam^C G_{t+1} + dM_{t+1}
@@ -661,7 +719,7 @@ static void check_composition(Shape s, int W, bool decay, bool causal, int mode)
     const float* l = causal ? lam : nullptr;
     if (fused) {
       lasp::linear_backward_fused(P.dq_.p, P.dk_.p, P.dv_.p, P.ddo.p, Pt.p + t * nst, Gt.p + t * nst, p, dq.p, dk.p,
-                                  dv.p, dims, lam, causal, 0);
+                                  dv.p, dims, lam, causal, 0, kv(t), qdo(t));
     } else {
       lasp::linear_dq_inter(P.ddo.p, Pt.p + t * nst, p, dq.p, dims, l, 0);
       lasp::linear_dkdv_inter(P.dk_.p, P.dv_.p, Gt.p + t * nst, p, dk.p, dv.p, dims, l, 0);
@@ -680,7 +738,7 @@ static void check_composition(Shape s, int W, bool decay, bool causal, int mode)
   auto rg = cpu_backward(s, P.q, P.k, P.v, P.dout, whole, P.lam, causal);
   std::vector<uint16_t> none;
   std::string c = cfg(s, whole, decay, causal) + (ring ? " LASP-1 W=" : fused ? " LASP-2 fused W=" : " LASP-2 W=") +
-                  std::to_string(W);
+                  std::to_string(W) + (use_ws ? " ws" : "");
   report("composed o", c, err_piece(o, ro, s, whole, none, nullptr), eo, 1e-2);
   report("composed dq", c, err_piece(dq, rg.dq, s, whole, none, nullptr), eg[0], 1e-2);
   report("composed dk", c, err_piece(dk, rg.dk, s, whole, none, nullptr), eg[1], 1e-2);
@@ -699,13 +757,33 @@ static void check_long(Shape s, Piece p, bool decay) {
   dv.poison();
   lasp::linear_intra(P.dq_.p, P.dk_.p, P.dv_.p, p, o.p, dims, P.lam_ptr(), true, 0);
   lasp::linear_intra_backward(P.dq_.p, P.dk_.p, P.dv_.p, P.ddo.p, p, dq.p, dk.p, dv.p, dims, P.lam_ptr(), true, 0);
-  CUDA_CHECK(cudaDeviceSynchronize());
+  // The same through the workspace overloads (state calls first), into a second set of outputs.
+  Dev<bf16> o2(n), dq2(n), dk2(n), dv2(n);
+  o2.poison();
+  dq2.poison();
+  dk2.poison();
+  dv2.poison();
+  {
+    const size_t wsn = lasp::linear_state_workspace_bytes(dims, p.length) / sizeof(float);
+    const size_t nst = (size_t)s.B * s.H * s.D * s.D;
+    Dev<float> kv_ws(wsn), qdo_ws(wsn), M(nst), dM(nst);
+    kv_ws.poison();
+    qdo_ws.poison();
+    lasp::linear_state(P.dk_.p, P.dv_.p, p, M.p, dims, P.lam_ptr(), 0, kv_ws.p);
+    lasp::linear_intra(P.dq_.p, P.dk_.p, P.dv_.p, p, o2.p, dims, P.lam_ptr(), true, 0, kv_ws.p);
+    lasp::linear_grad_state(P.dq_.p, P.ddo.p, p, dM.p, dims, P.lam_ptr(), 0, qdo_ws.p);
+    lasp::linear_intra_backward(P.dq_.p, P.dk_.p, P.dv_.p, P.ddo.p, p, dq2.p, dk2.p, dv2.p, dims, P.lam_ptr(), true,
+                                0, kv_ws.p, qdo_ws.p);
+    CUDA_CHECK(cudaDeviceSynchronize());
+  }
   auto ro = cpu_forward(s, P.q, P.k, P.v, p, P.lam, true);
   auto rg = cpu_backward(s, P.q, P.k, P.v, P.dout, p, P.lam, true);
   std::vector<uint16_t> poison_bits(n, 0xFFFF);
-  bool u[4];
+  bool u[4], u2[4];
   double ec[4] = {err_piece(o, ro, s, p, poison_bits, &u[0]), err_piece(dq, rg.dq, s, p, poison_bits, &u[1]),
                   err_piece(dk, rg.dk, s, p, poison_bits, &u[2]), err_piece(dv, rg.dv, s, p, poison_bits, &u[3])};
+  double ec2[4] = {err_piece(o2, ro, s, p, poison_bits, &u2[0]), err_piece(dq2, rg.dq, s, p, poison_bits, &u2[1]),
+                   err_piece(dk2, rg.dk, s, p, poison_bits, &u2[2]), err_piece(dv2, rg.dv, s, p, poison_bits, &u2[3])};
   // Sampled rows: the first and last 64 of the piece, 64 random ones between.
   Shape ps{s.B, p.length, s.H, s.D};
   Dev<bf16> q(ps.size()), k(ps.size()), v(ps.size()), d(ps.size());
@@ -728,21 +806,27 @@ static void check_long(Shape s, Piece p, bool decay) {
                                     pd, P.lam_ptr(), true, 0);
   CUDA_CHECK(cudaDeviceSynchronize());
   std::vector<float> hr = download(ref);
-  const Dev<bf16>* outs[4] = {&o, &dq, &dk, &dv};
-  double eo[4];
-  for (int g = 0; g < 4; ++g) {
+  const Dev<bf16>* outs[8] = {&o, &dq, &dk, &dv, &o2, &dq2, &dk2, &dv2};
+  double eo[8];
+  for (int g = 0; g < 8; ++g) {
     std::vector<float> got = download(*outs[g]);
     ErrAcc e;
-    for (int u2 = 0; u2 < nr; ++u2)
+    for (int r = 0; r < nr; ++r)
       for (int b = 0; b < s.B; ++b)
         for (int h = 0; h < s.H; ++h)
           for (int dd = 0; dd < s.D; ++dd)
-            e.add(got[s.idx(b, p.offset + rows[u2], h) + dd], hr[g * per + (((size_t)u2 * s.B + b) * s.H + h) * s.D + dd]);
+            e.add(got[s.idx(b, p.offset + rows[r], h) + dd], hr[(g % 4) * per + (((size_t)r * s.B + b) * s.H + h) * s.D + dd]);
     eo[g] = e.value();
   }
   std::string c = cfg(s, p, decay, true);
+  auto sp = lasp::detail::plan_shared(s.B * s.H, p.length);
+  std::string cw = c + " ws " + std::to_string(sp.fine.nseg) + "->" + std::to_string(sp.walk.nseg);
   const char* names[4] = {"long intra o", "long intra_bwd dq", "long intra_bwd dk", "long intra_bwd dv"};
   for (int g = 0; g < 4; ++g) report(names[g], c + (u[g] ? "" : " WROTE OUTSIDE"), u[g] ? ec[g] : INFINITY, eo[g], 1e-2);
+  const char* names2[4] = {"long intra o (ws)", "long intra_bwd dq (ws)", "long intra_bwd dk (ws)",
+                           "long intra_bwd dv (ws)"};
+  for (int g = 0; g < 4; ++g)
+    report(names2[g], cw + (u2[g] ? "" : " WROTE OUTSIDE"), u2[g] ? ec2[g] : INFINITY, eo[4 + g], 1e-2);
 }
 
 static void check_elementwise() {
@@ -875,6 +959,7 @@ static Timing time_calls(int tokens, const std::vector<std::function<void()>>& c
 // FLOPs (2*m*n*k per product, full 64x64 score tiles) and bytes (each call reading its inputs and writing its
 // outputs once; T = one bf16 activation tensor), per head and token, d = 128:
 //   split 26 d^2 + 16*64 d FLOPs, 27 T;  fused 18 d^2 + 16*64 d, 18 T;  intra 14 d^2 + 16*64 d, 11 T.
+constexpr int kSets = 5;  // split, fused, intra, split_ws, fused_ws
 static void time_all(int tokens, int runs, const char* const* set_names, std::vector<Timing>* out) {
   const int B = 1, H = 16, D = 128;
   Shape s{B, tokens, H, D};
@@ -913,8 +998,32 @@ static void time_all(int tokens, int runs, const char* const* set_names, std::ve
       [&] { lasp::linear_intra(q.p, k.p, v.p, p, o.p, dims, lam.p, true, st); },
       [&] { lasp::linear_intra_backward(q.p, k.p, v.p, dout.p, p, dq.p, dk.p, dv.p, dims, lam.p, true, st); },
   };
-  const std::vector<std::function<void()>>* sets[3] = {&split, &fused, &intra};
-  for (int i = 0; i < 3; ++i) {
+  // The same two sets with the shared segment states (workspace overloads).
+  const size_t wsn = lasp::linear_state_workspace_bytes(dims, p.length) / sizeof(float);
+  Dev<float> kv_ws(wsn), qdo_ws(wsn);
+  std::vector<std::function<void()>> split_ws = {
+      [&] { lasp::linear_state(k.p, v.p, p, M.p, dims, lam.p, st, kv_ws.p); },
+      [&] { lasp::linear_intra(q.p, k.p, v.p, p, o.p, dims, lam.p, true, st, kv_ws.p); },
+      [&] { lasp::linear_inter(q.p, P.p, p, o.p, dims, lam.p, st); },
+      [&] { lasp::linear_grad_state(q.p, dout.p, p, dM.p, dims, lam.p, st, qdo_ws.p); },
+      [&] {
+        lasp::linear_intra_backward(q.p, k.p, v.p, dout.p, p, dq.p, dk.p, dv.p, dims, lam.p, true, st, kv_ws.p,
+                                    qdo_ws.p);
+      },
+      [&] { lasp::linear_dq_inter(dout.p, P.p, p, dq.p, dims, lam.p, st); },
+      [&] { lasp::linear_dkdv_inter(k.p, v.p, G.p, p, dk.p, dv.p, dims, lam.p, st); },
+  };
+  std::vector<std::function<void()>> fused_ws = {
+      [&] { lasp::linear_state(k.p, v.p, p, M.p, dims, lam.p, st, kv_ws.p); },
+      [&] { lasp::linear_forward_fused(q.p, k.p, v.p, P.p, p, o.p, dims, lam.p, true, st, kv_ws.p); },
+      [&] { lasp::linear_grad_state(q.p, dout.p, p, dM.p, dims, lam.p, st, qdo_ws.p); },
+      [&] {
+        lasp::linear_backward_fused(q.p, k.p, v.p, dout.p, P.p, G.p, p, dq.p, dk.p, dv.p, dims, lam.p, true, st,
+                                    kv_ws.p, qdo_ws.p);
+      },
+  };
+  const std::vector<std::function<void()>>* sets[kSets] = {&split, &fused, &intra, &split_ws, &fused_ws};
+  for (int i = 0; i < kSets; ++i) {
     out[i].push_back(time_calls(tokens, *sets[i], st, runs));
     const Timing& t = out[i].back();
     std::printf("tokens %6d %-6s total %.3f ms (p10-p90 spread %.3f):", tokens, set_names[i], t.total_ms,
@@ -991,6 +1100,9 @@ int main(int argc, char** argv) {
       }
     // A longer piece at an odd offset with many segments per head.
     check_piece_functions(Shape{2, 3072, 2, 128}, Piece{320, 2560}, true);
+    // 50 heads: on 132 SMs the state call cuts 5 segments, the walk merges them 3 + 2 (uneven groups).
+    check_piece_functions(Shape{1, 768, 50, 64}, Piece{64, 640}, true);
+    check_piece_functions(Shape{1, 768, 50, 128}, Piece{128, 640}, false);
     for (int D : {64, 128})
       for (int decay = 0; decay < 2; ++decay) check_state_ops(D, decay);
     for (int D : {64, 128}) {
@@ -998,7 +1110,15 @@ int main(int argc, char** argv) {
       check_composition(Shape{2, 1024, 2, D}, 4, false, true, 0);
       check_composition(Shape{2, 1024, 2, D}, 4, true, false, 0);
       check_composition(Shape{2, 1024, 2, D}, 4, true, true, 2);
+      check_composition(Shape{2, 1024, 2, D}, 4, true, true, 3);
+      check_composition(Shape{2, 1024, 2, D}, 4, true, true, 4);
+      check_composition(Shape{2, 1024, 2, D}, 4, true, false, 3);
     }
+    check_composition(Shape{2, 1024, 2, 128}, 4, false, true, 3);
+    check_composition(Shape{2, 1024, 2, 128}, 4, true, false, 4);
+    // 16 (batch, head) pairs and 1024-token pieces: 16 state segments per head, merged in pairs by the walks.
+    check_composition(Shape{2, 4096, 8, 64}, 4, true, true, 3);
+    check_composition(Shape{2, 4096, 8, 128}, 4, true, true, 4);
     check_composition(Shape{2, 1024, 2, 128}, 4, true, false, 2);
     check_composition(Shape{2, 1024, 2, 128}, 4, true, true, 1);
     check_long(Shape{1, 65536, 2, 128}, Piece{0, 65536}, true);
@@ -1020,17 +1140,21 @@ int main(int argc, char** argv) {
     std::printf("\n== timing: B1 H16 D128, causal, per-head decay, one piece of all tokens, median of %d runs\n", runs);
     std::printf("split = state, intra, inter, grad_state, intra_backward, dq_inter, dkdv_inter (per-call ms follow)\n");
     std::printf("fused = state, forward_fused, grad_state, backward_fused;  intra = intra, intra_backward (= fla's work)\n");
-    const char* names[3] = {"split", "fused", "intra"};
-    const double flop_d2[3] = {26, 18, 14}, tensors[3] = {27, 18, 11};
-    std::vector<Timing> ts[3];
+    std::printf("split_ws, fused_ws = split, fused with the workspace overloads (shared segment states)\n");
+    const char* names[kSets] = {"split", "fused", "intra", "split_ws", "fused_ws"};
+    const double flop_d2[kSets] = {26, 18, 14, 26, 18}, tensors[kSets] = {27, 18, 11, 27, 18};
+    std::vector<Timing> ts[kSets];
     for (int tokens : {16384, 65536}) {
       auto fp = lasp::detail::plan_segments(16, tokens, 1), sp = lasp::detail::plan_segments(16, tokens, 2);
-      std::printf("tokens %d: walk segments %d x %d tokens, state segments %d x %d tokens\n", tokens, fp.nseg,
-                  fp.seg_len, sp.nseg, sp.seg_len);
+      auto sh = lasp::detail::plan_shared(16, tokens);
+      std::printf("tokens %d: walk segments %d x %d tokens, state segments %d x %d tokens; shared plan: %d x %d "
+                  "state segments, walk %d x %d, workspace %.1f MB per (k, v) or (q, do)\n",
+                  tokens, fp.nseg, fp.seg_len, sp.nseg, sp.seg_len, sh.fine.nseg, sh.fine.seg_len, sh.walk.nseg,
+                  sh.walk.seg_len, lasp::linear_state_workspace_bytes(LinearDims{1, tokens, 16, 128}, tokens) / 1e6);
       time_all(tokens, runs, names, ts);
     }
     std::printf("\nOURS_TABLE set tokens ms gflop gbytes floor_flop_ms floor_bytes_ms (790 TFLOP/s, 3.0 TB/s)\n");
-    for (int i = 0; i < 3; ++i)
+    for (int i = 0; i < kSets; ++i)
       for (auto& t : ts[i]) {
         const double NH = (double)t.tokens * 16, D = 128;
         const double flops = NH * (flop_d2[i] * D * D + 16.0 * 64 * D), bytes = tensors[i] * NH * D * 2;

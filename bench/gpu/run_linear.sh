@@ -3,6 +3,10 @@
 # chunk_simple_gla on the same GPU, and print a short table last. Full logs go to $OUT (or /tmp/lasp-linear).
 #   bash bench/gpu/run_linear.sh            (from the repository root; fla's source under .fla/)
 #   SKIP_FLA=1 bash bench/gpu/run_linear.sh (ours only: fla's Triton autotuning takes minutes on a fresh machine)
+#   FLA_ARGS="--variants g_gamma"           (fla's constant-decay path only: about half the autotuning time)
+#   FLA_TIMEOUT=250                         (stop fla after that many seconds; the summary still prints)
+#   PREBUILT=path/to/linear_kernels         (a harness binary built elsewhere for sm_90a; rebuilt here if it
+#                                            does not start)
 set -uo pipefail
 cd "$(dirname "$0")/../.."
 OUT=${OUT:-/tmp/lasp-linear}
@@ -15,9 +19,14 @@ nvidia-smi --query-gpu=name,driver_version,memory.total,clocks.sm,clocks.max.sm,
 nvcc --version | tail -2 | tee -a "$OUT/gpu.txt"
 
 echo "== build"
-nvcc -std=c++17 -O3 -lineinfo -gencode=arch=compute_90a,code=sm_90a --resource-usage \
-  -o "$BIN" bench/gpu/linear_kernels.cu >"$OUT/build.log" 2>&1 || { cat "$OUT/build.log"; exit 3; }
-grep -E "spill|stack" "$OUT/build.log" | grep -v " 0 bytes spill stores, 0 bytes spill loads" | head -5
+# A prebuilt binary is used when it starts (its usage error, exit code 2, comes before any CUDA call).
+if [ -n "${PREBUILT:-}" ] && { "$PREBUILT" --usage >/dev/null 2>&1; [ $? -eq 2 ]; }; then
+  cp "$PREBUILT" "$BIN" && echo "prebuilt $PREBUILT" | tee "$OUT/build.log"
+else
+  nvcc -std=c++17 -O3 -lineinfo -gencode=arch=compute_90a,code=sm_90a --resource-usage \
+    -o "$BIN" bench/gpu/linear_kernels.cu >"$OUT/build.log" 2>&1 || { cat "$OUT/build.log"; exit 3; }
+  grep -E "spill|stack" "$OUT/build.log" | grep -v " 0 bytes spill stores, 0 bytes spill loads" | head -5
+fi
 if command -v cuobjdump >/dev/null; then
   cuobjdump -sass "$BIN" >/tmp/linear_kernels.sass 2>/dev/null
   echo "SASS: $(grep -c HMMA /tmp/linear_kernels.sass) HMMA, $(grep -cE 'LDL|STL' /tmp/linear_kernels.sass) LDL/STL" |
@@ -32,8 +41,9 @@ echo "== fla"
 if [ "${SKIP_FLA:-0}" = 1 ]; then
   echo "skipped (SKIP_FLA=1)" | tee "$OUT/fla.log"
 else
-  PYTHONUNBUFFERED=1 PYTHONPATH="$PWD/.fla${PYTHONPATH:+:$PYTHONPATH}" python3 bench/gpu/fla_compare.py --case "$CASE" \
-    2>&1 | tee "$OUT/fla.log"
+  # shellcheck disable=SC2086 # FLA_ARGS is a list of arguments
+  PYTHONUNBUFFERED=1 PYTHONPATH="$PWD/.fla${PYTHONPATH:+:$PYTHONPATH}" timeout "${FLA_TIMEOUT:-0}" \
+    python3 bench/gpu/fla_compare.py --case "$CASE" ${FLA_ARGS:-} 2>&1 | tee "$OUT/fla.log"
 fi
 
 echo "== summary"

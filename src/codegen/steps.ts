@@ -12,6 +12,7 @@ import type {
 } from "../schedule/ir.js";
 import { elementsOf } from "../schedule/context.js";
 import { cppIdent, softmaxDimsName } from "./names.js";
+import { workspaceArgs } from "./workspaces.js";
 
 export interface Call {
   /** The checking macro wrapped around the call, or "" for the runtime's own checked launchers. */
@@ -40,6 +41,8 @@ export interface StepContext {
   tables: TableSink[];
   /** Collectives that use the few-CTA communicator (communicators.ts); the others use the default one. */
   fewCtas: ReadonlySet<number>;
+  /** The kind keeps segment-state workspaces (workspaces.ts). */
+  workspaces: boolean;
 }
 
 export class UnsupportedOp extends Error {}
@@ -207,11 +210,22 @@ function computeCalls(step: ComputeStep, ctx: StepContext): Call[] {
   switch (step.op) {
     case "linear.state": {
       const j = num(step, "piece");
-      return launch("linear_state", [r[0]!, r[1]!, piece(ctx, j), slot(step.writes[0]!, j), dims, lam, s]);
+      const ws = workspaceArgs(step, ctx, j);
+      return launch("linear_state", [
+        r[0]!,
+        r[1]!,
+        piece(ctx, j),
+        slot(step.writes[0]!, j),
+        dims,
+        lam,
+        s,
+        ...ws,
+      ]);
     }
     case "linear.intra": {
       const j = num(step, "piece");
-      return launch("linear_intra", [r[0]!, r[1]!, r[2]!, piece(ctx, j), w[0]!, dims, lam, causal, s]);
+      const ws = workspaceArgs(step, ctx, j);
+      return launch("linear_intra", [r[0]!, r[1]!, r[2]!, piece(ctx, j), w[0]!, dims, lam, causal, s, ...ws]);
     }
     case "linear.prefix":
     case "linear.suffix": {
@@ -246,6 +260,7 @@ function computeCalls(step: ComputeStep, ctx: StepContext): Call[] {
         lam,
         causal,
         s,
+        ...workspaceArgs(step, ctx, j),
       ]);
     }
     case "linear.backward_fused": {
@@ -263,6 +278,7 @@ function computeCalls(step: ComputeStep, ctx: StepContext): Call[] {
         lam,
         causal,
         s,
+        ...workspaceArgs(step, ctx, j),
       ]);
     }
     case "host": {
@@ -298,6 +314,7 @@ function computeCalls(step: ComputeStep, ctx: StepContext): Call[] {
         dims,
         lam,
         s,
+        ...workspaceArgs(step, ctx, j),
       ]);
     }
     case "linear.intra_backward": {
@@ -315,6 +332,7 @@ function computeCalls(step: ComputeStep, ctx: StepContext): Call[] {
         lam,
         causal,
         s,
+        ...workspaceArgs(step, ctx, j),
       ]);
     }
     case "linear.dq_inter": {

@@ -2,12 +2,21 @@
 // and the schedule IR. Templates only loop over these lists and fill in; no number or decision is made
 // in a template.
 import type { ResolvedSpec } from "../spec/resolved.js";
-import type { BufferDecl, LayerSchedule, Pass, RankProgram, ScheduleProgram, Step } from "../schedule/ir.js";
+import type {
+  BufferDecl,
+  LayerSchedule,
+  LayoutPlan,
+  Pass,
+  RankProgram,
+  ScheduleProgram,
+  Step,
+} from "../schedule/ir.js";
 import { elementsOf } from "../schedule/context.js";
 import { pairedWithPrevious } from "../schedule/p2p-groups.js";
 import { stepCalls, type Call, type StepContext } from "./steps.js";
 import { cppIdent, floatLiteral, intList, softmaxDimsName } from "./names.js";
 import { fewCtaCollectives, OVERLAP_CTAS } from "./communicators.js";
+import { usesWorkspaces } from "./workspaces.js";
 
 export interface ConstantView {
   ctype: string;
@@ -81,6 +90,8 @@ export interface KindView {
   kvHeads: number;
   /** RoPE base of a softmax kind ("0" for linear kinds, which have none). */
   ropeTheta: string;
+  /** Segment-state workspaces of the linear-attention walks (workspaces.ts): fields kv_ws, qdo_ws, ws_floats. */
+  workspaces: boolean;
   /** "true" when the schedule runs the Q projection and dWo itself (`host` steps on every rank and pass). */
   hosted: "true" | "false";
   /** A lasp::SoftmaxDims initialiser for the rank's blocks (softmax kinds), else "". */
@@ -247,6 +258,13 @@ function hostsProjections(schedule: LayerSchedule): boolean {
   );
 }
 
+/** Every piece has the same length in the layouts lasp plans; the workspaces are sized by it. */
+function pieceTokens(plan: LayoutPlan): number {
+  const lengths = new Set(plan.pieces.map((p) => p.length));
+  if (lengths.size !== 1) throw new Error(`pieces of unequal lengths: ${[...lengths].join(", ")}`);
+  return plan.pieces[0]!.length;
+}
+
 /** Steps whose completion another stream waits for: they record an event. */
 function recordedSteps(program: RankProgram): Set<number> {
   const recorded = new Set<number>();
@@ -289,6 +307,12 @@ export function buildView({ spec, program, compilerVersion }: ViewInputs): Progr
     { ctype: "int", name: "kLocalTokens", value: String(localTokens), comment: "tokens each rank holds" },
     {
       ctype: "int",
+      name: "kPieceTokens",
+      value: String(pieceTokens(layout)),
+      comment: "tokens of each piece",
+    },
+    {
+      ctype: "int",
       name: "kPiecesPerRank",
       value: String(layout.byRank[0]!.length),
       comment: `${layout.layout} layout`,
@@ -329,6 +353,7 @@ export function buildView({ spec, program, compilerVersion }: ViewInputs): Progr
       });
     }
     const kvHeads = softmax ? layer.kvHeads : sizes.heads;
+    const workspaces = usesWorkspaces(schedule.passes.forward);
     const passes = (["forward", "backward"] as const).map((pass): PassView => {
       const ranks = schedule.passes[pass].map((rp): RankView => {
         const overlap = overlapPartners(rp);
@@ -342,6 +367,7 @@ export function buildView({ spec, program, compilerVersion }: ViewInputs): Progr
           tables,
           pass,
           fewCtas,
+          workspaces,
         };
         const events = recordedSteps(rp);
         return {
@@ -369,6 +395,7 @@ export function buildView({ spec, program, compilerVersion }: ViewInputs): Progr
       kvHeads,
       ropeTheta: softmax ? floatLiteral(layer.ropeTheta) : "0.0f",
       hosted: hostsProjections(schedule) ? "true" : "false",
+      workspaces,
       dims: softmax
         ? `lasp::SoftmaxDims{${sizes.batch}, ${localTokens}, ${localTokens}, ${sizes.heads}, ${kvHeads}, ${sizes.headDim}}`
         : "",

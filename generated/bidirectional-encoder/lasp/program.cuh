@@ -20,6 +20,7 @@ constexpr int kGpus = 4;  // all GPUs = sequence x data
 constexpr int kBatch = 4;  // sequences per step on each data-parallel rank
 constexpr int kSeqLen = 131072;  // global sequence length N
 constexpr int kLocalTokens = 32768;  // tokens each rank holds
+constexpr int kPieceTokens = 32768;  // tokens of each piece
 constexpr int kPiecesPerRank = 1;  // contiguous layout
 constexpr int kHidden = 1024;  // model width
 constexpr int kHeads = 16;  // query heads
@@ -106,7 +107,14 @@ struct EBuffers {
   float* g = nullptr;  // 262144 elements: suffix gradient state G of each piece
   float* dm_sum = nullptr;  // 262144 elements: sum of this rank's dM
   float* dm_total = nullptr;  // 262144 elements: sum of all pieces' dM
+  // The walks' segment-state workspaces (linear_attention.cuh), one per piece: kv from the state walk, kept
+  // from the forward pass for the backward's dQ walk [per layer]; qdo from the gradient-state walk for the
+  // dK, dV walk. Their size depends on the GPU's SM count, so it is asked for at allocation.
+  float* kv_ws = nullptr;
+  float* qdo_ws = nullptr;
+  size_t ws_floats = 0;  // floats per piece in either
 };
+
 
 // Element counts of the buffers above, in the same order.
 constexpr size_t kE_q_elements = 134217728;
@@ -156,6 +164,10 @@ inline EBuffers alloc_E(const EBuffers* shared) {
   else CUDA_CHECK(cudaMalloc(&b.dm_sum, kE_dm_sum_elements * sizeof(float)));
   if (shared != nullptr) b.dm_total = shared->dm_total;
   else CUDA_CHECK(cudaMalloc(&b.dm_total, kE_dm_total_elements * sizeof(float)));
+  b.ws_floats = lasp::linear_state_workspace_bytes(lasp::LinearDims{kBatch, kLocalTokens, kHeads, kHeadDim}, kPieceTokens) / sizeof(float);
+  CUDA_CHECK(cudaMalloc(&b.kv_ws, kPiecesPerRank * b.ws_floats * sizeof(float)));
+  if (shared != nullptr) b.qdo_ws = shared->qdo_ws;
+  else CUDA_CHECK(cudaMalloc(&b.qdo_ws, kPiecesPerRank * b.ws_floats * sizeof(float)));
   return b;
 }
 
@@ -164,7 +176,7 @@ static void E_forward_rank0(const Ctx& c, EBuffers& b, Run run) {
   // [0] M[0] = K^T V over piece 0
   if (run.compute) {
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[0 * 2], c.compute));
-    lasp::linear_state(b.k, b.v, lasp::Piece{0, 32768}, b.m, c.dims, c.tables.kEDecay, c.compute);
+    lasp::linear_state(b.k, b.v, lasp::Piece{0, 32768}, b.m, c.dims, c.tables.kEDecay, c.compute, b.kv_ws);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[0 * 2 + 1], c.compute));
   }
   // [1] sum this rank's piece states
@@ -200,7 +212,7 @@ static void E_forward_rank0(const Ctx& c, EBuffers& b, Run run) {
   // [5] O[0] = intra-piece product + Q P (one walk)
   if (run.compute) {
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[5 * 2], c.compute));
-    lasp::linear_forward_fused(b.q, b.k, b.v, b.p, lasp::Piece{0, 32768}, b.o, c.dims, c.tables.kEDecay, false, c.compute);
+    lasp::linear_forward_fused(b.q, b.k, b.v, b.p, lasp::Piece{0, 32768}, b.o, c.dims, c.tables.kEDecay, false, c.compute, b.kv_ws);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[5 * 2 + 1], c.compute));
   }
 }
@@ -210,7 +222,7 @@ static void E_forward_rank1(const Ctx& c, EBuffers& b, Run run) {
   // [0] M[1] = K^T V over piece 1
   if (run.compute) {
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[0 * 2], c.compute));
-    lasp::linear_state(b.k, b.v, lasp::Piece{0, 32768}, b.m, c.dims, c.tables.kEDecay, c.compute);
+    lasp::linear_state(b.k, b.v, lasp::Piece{0, 32768}, b.m, c.dims, c.tables.kEDecay, c.compute, b.kv_ws);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[0 * 2 + 1], c.compute));
   }
   // [1] sum this rank's piece states
@@ -246,7 +258,7 @@ static void E_forward_rank1(const Ctx& c, EBuffers& b, Run run) {
   // [5] O[1] = intra-piece product + Q P (one walk)
   if (run.compute) {
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[5 * 2], c.compute));
-    lasp::linear_forward_fused(b.q, b.k, b.v, b.p, lasp::Piece{0, 32768}, b.o, c.dims, c.tables.kEDecay, false, c.compute);
+    lasp::linear_forward_fused(b.q, b.k, b.v, b.p, lasp::Piece{0, 32768}, b.o, c.dims, c.tables.kEDecay, false, c.compute, b.kv_ws);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[5 * 2 + 1], c.compute));
   }
 }
@@ -256,7 +268,7 @@ static void E_forward_rank2(const Ctx& c, EBuffers& b, Run run) {
   // [0] M[2] = K^T V over piece 2
   if (run.compute) {
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[0 * 2], c.compute));
-    lasp::linear_state(b.k, b.v, lasp::Piece{0, 32768}, b.m, c.dims, c.tables.kEDecay, c.compute);
+    lasp::linear_state(b.k, b.v, lasp::Piece{0, 32768}, b.m, c.dims, c.tables.kEDecay, c.compute, b.kv_ws);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[0 * 2 + 1], c.compute));
   }
   // [1] sum this rank's piece states
@@ -292,7 +304,7 @@ static void E_forward_rank2(const Ctx& c, EBuffers& b, Run run) {
   // [5] O[2] = intra-piece product + Q P (one walk)
   if (run.compute) {
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[5 * 2], c.compute));
-    lasp::linear_forward_fused(b.q, b.k, b.v, b.p, lasp::Piece{0, 32768}, b.o, c.dims, c.tables.kEDecay, false, c.compute);
+    lasp::linear_forward_fused(b.q, b.k, b.v, b.p, lasp::Piece{0, 32768}, b.o, c.dims, c.tables.kEDecay, false, c.compute, b.kv_ws);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[5 * 2 + 1], c.compute));
   }
 }
@@ -302,7 +314,7 @@ static void E_forward_rank3(const Ctx& c, EBuffers& b, Run run) {
   // [0] M[3] = K^T V over piece 3
   if (run.compute) {
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[0 * 2], c.compute));
-    lasp::linear_state(b.k, b.v, lasp::Piece{0, 32768}, b.m, c.dims, c.tables.kEDecay, c.compute);
+    lasp::linear_state(b.k, b.v, lasp::Piece{0, 32768}, b.m, c.dims, c.tables.kEDecay, c.compute, b.kv_ws);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[0 * 2 + 1], c.compute));
   }
   // [1] sum this rank's piece states
@@ -338,7 +350,7 @@ static void E_forward_rank3(const Ctx& c, EBuffers& b, Run run) {
   // [5] O[3] = intra-piece product + Q P (one walk)
   if (run.compute) {
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[5 * 2], c.compute));
-    lasp::linear_forward_fused(b.q, b.k, b.v, b.p, lasp::Piece{0, 32768}, b.o, c.dims, c.tables.kEDecay, false, c.compute);
+    lasp::linear_forward_fused(b.q, b.k, b.v, b.p, lasp::Piece{0, 32768}, b.o, c.dims, c.tables.kEDecay, false, c.compute, b.kv_ws);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[5 * 2 + 1], c.compute));
   }
 }
@@ -359,7 +371,7 @@ static void E_backward_rank0(const Ctx& c, EBuffers& b, Run run) {
   // [0] dM[0] = Q^T dO over piece 0
   if (run.compute) {
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[0 * 2], c.compute));
-    lasp::linear_grad_state(b.q, b.do_, lasp::Piece{0, 32768}, b.dm, c.dims, c.tables.kEDecay, c.compute);
+    lasp::linear_grad_state(b.q, b.do_, lasp::Piece{0, 32768}, b.dm, c.dims, c.tables.kEDecay, c.compute, b.qdo_ws);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[0 * 2 + 1], c.compute));
   }
   // [1] sum this rank's piece gradient states
@@ -395,7 +407,7 @@ static void E_backward_rank0(const Ctx& c, EBuffers& b, Run run) {
   // [5] dQ, dK, dV[0] inside the piece + the dO P^T, G terms (one walk)
   if (run.compute) {
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[5 * 2], c.compute));
-    lasp::linear_backward_fused(b.q, b.k, b.v, b.do_, b.p, b.g, lasp::Piece{0, 32768}, b.dq, b.dk, b.dv, c.dims, c.tables.kEDecay, false, c.compute);
+    lasp::linear_backward_fused(b.q, b.k, b.v, b.do_, b.p, b.g, lasp::Piece{0, 32768}, b.dq, b.dk, b.dv, c.dims, c.tables.kEDecay, false, c.compute, b.kv_ws, b.qdo_ws);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[5 * 2 + 1], c.compute));
   }
 }
@@ -405,7 +417,7 @@ static void E_backward_rank1(const Ctx& c, EBuffers& b, Run run) {
   // [0] dM[1] = Q^T dO over piece 1
   if (run.compute) {
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[0 * 2], c.compute));
-    lasp::linear_grad_state(b.q, b.do_, lasp::Piece{0, 32768}, b.dm, c.dims, c.tables.kEDecay, c.compute);
+    lasp::linear_grad_state(b.q, b.do_, lasp::Piece{0, 32768}, b.dm, c.dims, c.tables.kEDecay, c.compute, b.qdo_ws);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[0 * 2 + 1], c.compute));
   }
   // [1] sum this rank's piece gradient states
@@ -441,7 +453,7 @@ static void E_backward_rank1(const Ctx& c, EBuffers& b, Run run) {
   // [5] dQ, dK, dV[1] inside the piece + the dO P^T, G terms (one walk)
   if (run.compute) {
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[5 * 2], c.compute));
-    lasp::linear_backward_fused(b.q, b.k, b.v, b.do_, b.p, b.g, lasp::Piece{0, 32768}, b.dq, b.dk, b.dv, c.dims, c.tables.kEDecay, false, c.compute);
+    lasp::linear_backward_fused(b.q, b.k, b.v, b.do_, b.p, b.g, lasp::Piece{0, 32768}, b.dq, b.dk, b.dv, c.dims, c.tables.kEDecay, false, c.compute, b.kv_ws, b.qdo_ws);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[5 * 2 + 1], c.compute));
   }
 }
@@ -451,7 +463,7 @@ static void E_backward_rank2(const Ctx& c, EBuffers& b, Run run) {
   // [0] dM[2] = Q^T dO over piece 2
   if (run.compute) {
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[0 * 2], c.compute));
-    lasp::linear_grad_state(b.q, b.do_, lasp::Piece{0, 32768}, b.dm, c.dims, c.tables.kEDecay, c.compute);
+    lasp::linear_grad_state(b.q, b.do_, lasp::Piece{0, 32768}, b.dm, c.dims, c.tables.kEDecay, c.compute, b.qdo_ws);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[0 * 2 + 1], c.compute));
   }
   // [1] sum this rank's piece gradient states
@@ -487,7 +499,7 @@ static void E_backward_rank2(const Ctx& c, EBuffers& b, Run run) {
   // [5] dQ, dK, dV[2] inside the piece + the dO P^T, G terms (one walk)
   if (run.compute) {
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[5 * 2], c.compute));
-    lasp::linear_backward_fused(b.q, b.k, b.v, b.do_, b.p, b.g, lasp::Piece{0, 32768}, b.dq, b.dk, b.dv, c.dims, c.tables.kEDecay, false, c.compute);
+    lasp::linear_backward_fused(b.q, b.k, b.v, b.do_, b.p, b.g, lasp::Piece{0, 32768}, b.dq, b.dk, b.dv, c.dims, c.tables.kEDecay, false, c.compute, b.kv_ws, b.qdo_ws);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[5 * 2 + 1], c.compute));
   }
 }
@@ -497,7 +509,7 @@ static void E_backward_rank3(const Ctx& c, EBuffers& b, Run run) {
   // [0] dM[3] = Q^T dO over piece 3
   if (run.compute) {
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[0 * 2], c.compute));
-    lasp::linear_grad_state(b.q, b.do_, lasp::Piece{0, 32768}, b.dm, c.dims, c.tables.kEDecay, c.compute);
+    lasp::linear_grad_state(b.q, b.do_, lasp::Piece{0, 32768}, b.dm, c.dims, c.tables.kEDecay, c.compute, b.qdo_ws);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[0 * 2 + 1], c.compute));
   }
   // [1] sum this rank's piece gradient states
@@ -533,7 +545,7 @@ static void E_backward_rank3(const Ctx& c, EBuffers& b, Run run) {
   // [5] dQ, dK, dV[3] inside the piece + the dO P^T, G terms (one walk)
   if (run.compute) {
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[5 * 2], c.compute));
-    lasp::linear_backward_fused(b.q, b.k, b.v, b.do_, b.p, b.g, lasp::Piece{0, 32768}, b.dq, b.dk, b.dv, c.dims, c.tables.kEDecay, false, c.compute);
+    lasp::linear_backward_fused(b.q, b.k, b.v, b.do_, b.p, b.g, lasp::Piece{0, 32768}, b.dq, b.dk, b.dv, c.dims, c.tables.kEDecay, false, c.compute, b.kv_ws, b.qdo_ws);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[5 * 2 + 1], c.compute));
   }
 }

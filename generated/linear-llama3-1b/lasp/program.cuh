@@ -20,6 +20,7 @@ constexpr int kGpus = 8;  // all GPUs = sequence x data
 constexpr int kBatch = 1;  // sequences per step on each data-parallel rank
 constexpr int kSeqLen = 524288;  // global sequence length N
 constexpr int kLocalTokens = 65536;  // tokens each rank holds
+constexpr int kPieceTokens = 65536;  // tokens of each piece
 constexpr int kPiecesPerRank = 1;  // contiguous layout
 constexpr int kHidden = 2048;  // model width
 constexpr int kHeads = 16;  // query heads
@@ -164,7 +165,14 @@ struct LBuffers {
   float* dm = nullptr;  // 262144 elements: this rank's piece gradient states dM
   float* g = nullptr;  // 262144 elements: suffix gradient state G of each piece
   float* dm_all = nullptr;  // 2097152 elements: every piece's dM, gathered (rank-major order)
+  // The walks' segment-state workspaces (linear_attention.cuh), one per piece: kv from the state walk, kept
+  // from the forward pass for the backward's dQ walk [per layer]; qdo from the gradient-state walk for the
+  // dK, dV walk. Their size depends on the GPU's SM count, so it is asked for at allocation.
+  float* kv_ws = nullptr;
+  float* qdo_ws = nullptr;
+  size_t ws_floats = 0;  // floats per piece in either
 };
+
 
 // Element counts of the buffers above, in the same order.
 constexpr size_t kL_q_elements = 134217728;
@@ -208,6 +216,10 @@ inline LBuffers alloc_L(const LBuffers* shared) {
   else CUDA_CHECK(cudaMalloc(&b.g, kL_g_elements * sizeof(float)));
   if (shared != nullptr) b.dm_all = shared->dm_all;
   else CUDA_CHECK(cudaMalloc(&b.dm_all, kL_dm_all_elements * sizeof(float)));
+  b.ws_floats = lasp::linear_state_workspace_bytes(lasp::LinearDims{kBatch, kLocalTokens, kHeads, kHeadDim}, kPieceTokens) / sizeof(float);
+  CUDA_CHECK(cudaMalloc(&b.kv_ws, kPiecesPerRank * b.ws_floats * sizeof(float)));
+  if (shared != nullptr) b.qdo_ws = shared->qdo_ws;
+  else CUDA_CHECK(cudaMalloc(&b.qdo_ws, kPiecesPerRank * b.ws_floats * sizeof(float)));
   return b;
 }
 
@@ -216,7 +228,7 @@ static void L_forward_rank0(const Ctx& c, LBuffers& b, Run run) {
   // [0] M[0] = K^T V over piece 0
   if (run.compute) {
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[0 * 2], c.compute));
-    lasp::linear_state(b.k, b.v, lasp::Piece{0, 65536}, b.m, c.dims, c.tables.kLDecay, c.compute);
+    lasp::linear_state(b.k, b.v, lasp::Piece{0, 65536}, b.m, c.dims, c.tables.kLDecay, c.compute, b.kv_ws);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[0 * 2 + 1], c.compute));
     CUDA_CHECK(cudaEventRecord(c.events[0], c.compute));
   }
@@ -238,7 +250,7 @@ static void L_forward_rank0(const Ctx& c, LBuffers& b, Run run) {
   // [3] O[0] = intra-piece product (chunk algorithm)
   if (run.compute) {
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[3 * 2], c.compute));
-    lasp::linear_intra(b.q, b.k, b.v, lasp::Piece{0, 65536}, b.o, c.dims, c.tables.kLDecay, true, c.compute);
+    lasp::linear_intra(b.q, b.k, b.v, lasp::Piece{0, 65536}, b.o, c.dims, c.tables.kLDecay, true, c.compute, b.kv_ws);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[3 * 2 + 1], c.compute));
   }
 }
@@ -248,7 +260,7 @@ static void L_forward_rank1(const Ctx& c, LBuffers& b, Run run) {
   // [0] M[1] = K^T V over piece 1
   if (run.compute) {
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[0 * 2], c.compute));
-    lasp::linear_state(b.k, b.v, lasp::Piece{0, 65536}, b.m, c.dims, c.tables.kLDecay, c.compute);
+    lasp::linear_state(b.k, b.v, lasp::Piece{0, 65536}, b.m, c.dims, c.tables.kLDecay, c.compute, b.kv_ws);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[0 * 2 + 1], c.compute));
     CUDA_CHECK(cudaEventRecord(c.events[0], c.compute));
   }
@@ -278,7 +290,7 @@ static void L_forward_rank1(const Ctx& c, LBuffers& b, Run run) {
   // [4] O[1] = intra-piece product + lam^(i+1) Q P (one walk)
   if (run.compute) {
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[4 * 2], c.compute));
-    lasp::linear_forward_fused(b.q, b.k, b.v, b.p, lasp::Piece{0, 65536}, b.o, c.dims, c.tables.kLDecay, true, c.compute);
+    lasp::linear_forward_fused(b.q, b.k, b.v, b.p, lasp::Piece{0, 65536}, b.o, c.dims, c.tables.kLDecay, true, c.compute, b.kv_ws);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[4 * 2 + 1], c.compute));
   }
 }
@@ -288,7 +300,7 @@ static void L_forward_rank2(const Ctx& c, LBuffers& b, Run run) {
   // [0] M[2] = K^T V over piece 2
   if (run.compute) {
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[0 * 2], c.compute));
-    lasp::linear_state(b.k, b.v, lasp::Piece{0, 65536}, b.m, c.dims, c.tables.kLDecay, c.compute);
+    lasp::linear_state(b.k, b.v, lasp::Piece{0, 65536}, b.m, c.dims, c.tables.kLDecay, c.compute, b.kv_ws);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[0 * 2 + 1], c.compute));
     CUDA_CHECK(cudaEventRecord(c.events[0], c.compute));
   }
@@ -318,7 +330,7 @@ static void L_forward_rank2(const Ctx& c, LBuffers& b, Run run) {
   // [4] O[2] = intra-piece product + lam^(i+1) Q P (one walk)
   if (run.compute) {
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[4 * 2], c.compute));
-    lasp::linear_forward_fused(b.q, b.k, b.v, b.p, lasp::Piece{0, 65536}, b.o, c.dims, c.tables.kLDecay, true, c.compute);
+    lasp::linear_forward_fused(b.q, b.k, b.v, b.p, lasp::Piece{0, 65536}, b.o, c.dims, c.tables.kLDecay, true, c.compute, b.kv_ws);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[4 * 2 + 1], c.compute));
   }
 }
@@ -328,7 +340,7 @@ static void L_forward_rank3(const Ctx& c, LBuffers& b, Run run) {
   // [0] M[3] = K^T V over piece 3
   if (run.compute) {
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[0 * 2], c.compute));
-    lasp::linear_state(b.k, b.v, lasp::Piece{0, 65536}, b.m, c.dims, c.tables.kLDecay, c.compute);
+    lasp::linear_state(b.k, b.v, lasp::Piece{0, 65536}, b.m, c.dims, c.tables.kLDecay, c.compute, b.kv_ws);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[0 * 2 + 1], c.compute));
     CUDA_CHECK(cudaEventRecord(c.events[0], c.compute));
   }
@@ -358,7 +370,7 @@ static void L_forward_rank3(const Ctx& c, LBuffers& b, Run run) {
   // [4] O[3] = intra-piece product + lam^(i+1) Q P (one walk)
   if (run.compute) {
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[4 * 2], c.compute));
-    lasp::linear_forward_fused(b.q, b.k, b.v, b.p, lasp::Piece{0, 65536}, b.o, c.dims, c.tables.kLDecay, true, c.compute);
+    lasp::linear_forward_fused(b.q, b.k, b.v, b.p, lasp::Piece{0, 65536}, b.o, c.dims, c.tables.kLDecay, true, c.compute, b.kv_ws);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[4 * 2 + 1], c.compute));
   }
 }
@@ -368,7 +380,7 @@ static void L_forward_rank4(const Ctx& c, LBuffers& b, Run run) {
   // [0] M[4] = K^T V over piece 4
   if (run.compute) {
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[0 * 2], c.compute));
-    lasp::linear_state(b.k, b.v, lasp::Piece{0, 65536}, b.m, c.dims, c.tables.kLDecay, c.compute);
+    lasp::linear_state(b.k, b.v, lasp::Piece{0, 65536}, b.m, c.dims, c.tables.kLDecay, c.compute, b.kv_ws);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[0 * 2 + 1], c.compute));
     CUDA_CHECK(cudaEventRecord(c.events[0], c.compute));
   }
@@ -398,7 +410,7 @@ static void L_forward_rank4(const Ctx& c, LBuffers& b, Run run) {
   // [4] O[4] = intra-piece product + lam^(i+1) Q P (one walk)
   if (run.compute) {
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[4 * 2], c.compute));
-    lasp::linear_forward_fused(b.q, b.k, b.v, b.p, lasp::Piece{0, 65536}, b.o, c.dims, c.tables.kLDecay, true, c.compute);
+    lasp::linear_forward_fused(b.q, b.k, b.v, b.p, lasp::Piece{0, 65536}, b.o, c.dims, c.tables.kLDecay, true, c.compute, b.kv_ws);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[4 * 2 + 1], c.compute));
   }
 }
@@ -408,7 +420,7 @@ static void L_forward_rank5(const Ctx& c, LBuffers& b, Run run) {
   // [0] M[5] = K^T V over piece 5
   if (run.compute) {
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[0 * 2], c.compute));
-    lasp::linear_state(b.k, b.v, lasp::Piece{0, 65536}, b.m, c.dims, c.tables.kLDecay, c.compute);
+    lasp::linear_state(b.k, b.v, lasp::Piece{0, 65536}, b.m, c.dims, c.tables.kLDecay, c.compute, b.kv_ws);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[0 * 2 + 1], c.compute));
     CUDA_CHECK(cudaEventRecord(c.events[0], c.compute));
   }
@@ -438,7 +450,7 @@ static void L_forward_rank5(const Ctx& c, LBuffers& b, Run run) {
   // [4] O[5] = intra-piece product + lam^(i+1) Q P (one walk)
   if (run.compute) {
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[4 * 2], c.compute));
-    lasp::linear_forward_fused(b.q, b.k, b.v, b.p, lasp::Piece{0, 65536}, b.o, c.dims, c.tables.kLDecay, true, c.compute);
+    lasp::linear_forward_fused(b.q, b.k, b.v, b.p, lasp::Piece{0, 65536}, b.o, c.dims, c.tables.kLDecay, true, c.compute, b.kv_ws);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[4 * 2 + 1], c.compute));
   }
 }
@@ -448,7 +460,7 @@ static void L_forward_rank6(const Ctx& c, LBuffers& b, Run run) {
   // [0] M[6] = K^T V over piece 6
   if (run.compute) {
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[0 * 2], c.compute));
-    lasp::linear_state(b.k, b.v, lasp::Piece{0, 65536}, b.m, c.dims, c.tables.kLDecay, c.compute);
+    lasp::linear_state(b.k, b.v, lasp::Piece{0, 65536}, b.m, c.dims, c.tables.kLDecay, c.compute, b.kv_ws);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[0 * 2 + 1], c.compute));
     CUDA_CHECK(cudaEventRecord(c.events[0], c.compute));
   }
@@ -478,7 +490,7 @@ static void L_forward_rank6(const Ctx& c, LBuffers& b, Run run) {
   // [4] O[6] = intra-piece product + lam^(i+1) Q P (one walk)
   if (run.compute) {
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[4 * 2], c.compute));
-    lasp::linear_forward_fused(b.q, b.k, b.v, b.p, lasp::Piece{0, 65536}, b.o, c.dims, c.tables.kLDecay, true, c.compute);
+    lasp::linear_forward_fused(b.q, b.k, b.v, b.p, lasp::Piece{0, 65536}, b.o, c.dims, c.tables.kLDecay, true, c.compute, b.kv_ws);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[4 * 2 + 1], c.compute));
   }
 }
@@ -488,7 +500,7 @@ static void L_forward_rank7(const Ctx& c, LBuffers& b, Run run) {
   // [0] M[7] = K^T V over piece 7
   if (run.compute) {
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[0 * 2], c.compute));
-    lasp::linear_state(b.k, b.v, lasp::Piece{0, 65536}, b.m, c.dims, c.tables.kLDecay, c.compute);
+    lasp::linear_state(b.k, b.v, lasp::Piece{0, 65536}, b.m, c.dims, c.tables.kLDecay, c.compute, b.kv_ws);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[0 * 2 + 1], c.compute));
     CUDA_CHECK(cudaEventRecord(c.events[0], c.compute));
   }
@@ -518,7 +530,7 @@ static void L_forward_rank7(const Ctx& c, LBuffers& b, Run run) {
   // [4] O[7] = intra-piece product + lam^(i+1) Q P (one walk)
   if (run.compute) {
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[4 * 2], c.compute));
-    lasp::linear_forward_fused(b.q, b.k, b.v, b.p, lasp::Piece{0, 65536}, b.o, c.dims, c.tables.kLDecay, true, c.compute);
+    lasp::linear_forward_fused(b.q, b.k, b.v, b.p, lasp::Piece{0, 65536}, b.o, c.dims, c.tables.kLDecay, true, c.compute, b.kv_ws);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[4 * 2 + 1], c.compute));
   }
 }
@@ -543,7 +555,7 @@ static void L_backward_rank0(const Ctx& c, LBuffers& b, Run run) {
   // [0] dM[0] = lam^(i+1) Q^T dO over piece 0
   if (run.compute) {
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[0 * 2], c.compute));
-    lasp::linear_grad_state(b.q, b.do_, lasp::Piece{0, 65536}, b.dm, c.dims, c.tables.kLDecay, c.compute);
+    lasp::linear_grad_state(b.q, b.do_, lasp::Piece{0, 65536}, b.dm, c.dims, c.tables.kLDecay, c.compute, b.qdo_ws);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[0 * 2 + 1], c.compute));
     CUDA_CHECK(cudaEventRecord(c.events[0], c.compute));
   }
@@ -573,7 +585,7 @@ static void L_backward_rank0(const Ctx& c, LBuffers& b, Run run) {
   // [4] dQ, dK, dV[0] inside the piece + the G terms (one walk)
   if (run.compute) {
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[4 * 2], c.compute));
-    lasp::linear_backward_fused(b.q, b.k, b.v, b.do_, nullptr, b.g, lasp::Piece{0, 65536}, b.dq, b.dk, b.dv, c.dims, c.tables.kLDecay, true, c.compute);
+    lasp::linear_backward_fused(b.q, b.k, b.v, b.do_, nullptr, b.g, lasp::Piece{0, 65536}, b.dq, b.dk, b.dv, c.dims, c.tables.kLDecay, true, c.compute, b.kv_ws, b.qdo_ws);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[4 * 2 + 1], c.compute));
   }
 }
@@ -583,7 +595,7 @@ static void L_backward_rank1(const Ctx& c, LBuffers& b, Run run) {
   // [0] dM[1] = lam^(i+1) Q^T dO over piece 1
   if (run.compute) {
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[0 * 2], c.compute));
-    lasp::linear_grad_state(b.q, b.do_, lasp::Piece{0, 65536}, b.dm, c.dims, c.tables.kLDecay, c.compute);
+    lasp::linear_grad_state(b.q, b.do_, lasp::Piece{0, 65536}, b.dm, c.dims, c.tables.kLDecay, c.compute, b.qdo_ws);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[0 * 2 + 1], c.compute));
     CUDA_CHECK(cudaEventRecord(c.events[0], c.compute));
   }
@@ -613,7 +625,7 @@ static void L_backward_rank1(const Ctx& c, LBuffers& b, Run run) {
   // [4] dQ, dK, dV[1] inside the piece + the dO P^T, G terms (one walk)
   if (run.compute) {
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[4 * 2], c.compute));
-    lasp::linear_backward_fused(b.q, b.k, b.v, b.do_, b.p, b.g, lasp::Piece{0, 65536}, b.dq, b.dk, b.dv, c.dims, c.tables.kLDecay, true, c.compute);
+    lasp::linear_backward_fused(b.q, b.k, b.v, b.do_, b.p, b.g, lasp::Piece{0, 65536}, b.dq, b.dk, b.dv, c.dims, c.tables.kLDecay, true, c.compute, b.kv_ws, b.qdo_ws);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[4 * 2 + 1], c.compute));
   }
 }
@@ -623,7 +635,7 @@ static void L_backward_rank2(const Ctx& c, LBuffers& b, Run run) {
   // [0] dM[2] = lam^(i+1) Q^T dO over piece 2
   if (run.compute) {
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[0 * 2], c.compute));
-    lasp::linear_grad_state(b.q, b.do_, lasp::Piece{0, 65536}, b.dm, c.dims, c.tables.kLDecay, c.compute);
+    lasp::linear_grad_state(b.q, b.do_, lasp::Piece{0, 65536}, b.dm, c.dims, c.tables.kLDecay, c.compute, b.qdo_ws);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[0 * 2 + 1], c.compute));
     CUDA_CHECK(cudaEventRecord(c.events[0], c.compute));
   }
@@ -653,7 +665,7 @@ static void L_backward_rank2(const Ctx& c, LBuffers& b, Run run) {
   // [4] dQ, dK, dV[2] inside the piece + the dO P^T, G terms (one walk)
   if (run.compute) {
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[4 * 2], c.compute));
-    lasp::linear_backward_fused(b.q, b.k, b.v, b.do_, b.p, b.g, lasp::Piece{0, 65536}, b.dq, b.dk, b.dv, c.dims, c.tables.kLDecay, true, c.compute);
+    lasp::linear_backward_fused(b.q, b.k, b.v, b.do_, b.p, b.g, lasp::Piece{0, 65536}, b.dq, b.dk, b.dv, c.dims, c.tables.kLDecay, true, c.compute, b.kv_ws, b.qdo_ws);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[4 * 2 + 1], c.compute));
   }
 }
@@ -663,7 +675,7 @@ static void L_backward_rank3(const Ctx& c, LBuffers& b, Run run) {
   // [0] dM[3] = lam^(i+1) Q^T dO over piece 3
   if (run.compute) {
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[0 * 2], c.compute));
-    lasp::linear_grad_state(b.q, b.do_, lasp::Piece{0, 65536}, b.dm, c.dims, c.tables.kLDecay, c.compute);
+    lasp::linear_grad_state(b.q, b.do_, lasp::Piece{0, 65536}, b.dm, c.dims, c.tables.kLDecay, c.compute, b.qdo_ws);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[0 * 2 + 1], c.compute));
     CUDA_CHECK(cudaEventRecord(c.events[0], c.compute));
   }
@@ -693,7 +705,7 @@ static void L_backward_rank3(const Ctx& c, LBuffers& b, Run run) {
   // [4] dQ, dK, dV[3] inside the piece + the dO P^T, G terms (one walk)
   if (run.compute) {
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[4 * 2], c.compute));
-    lasp::linear_backward_fused(b.q, b.k, b.v, b.do_, b.p, b.g, lasp::Piece{0, 65536}, b.dq, b.dk, b.dv, c.dims, c.tables.kLDecay, true, c.compute);
+    lasp::linear_backward_fused(b.q, b.k, b.v, b.do_, b.p, b.g, lasp::Piece{0, 65536}, b.dq, b.dk, b.dv, c.dims, c.tables.kLDecay, true, c.compute, b.kv_ws, b.qdo_ws);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[4 * 2 + 1], c.compute));
   }
 }
@@ -703,7 +715,7 @@ static void L_backward_rank4(const Ctx& c, LBuffers& b, Run run) {
   // [0] dM[4] = lam^(i+1) Q^T dO over piece 4
   if (run.compute) {
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[0 * 2], c.compute));
-    lasp::linear_grad_state(b.q, b.do_, lasp::Piece{0, 65536}, b.dm, c.dims, c.tables.kLDecay, c.compute);
+    lasp::linear_grad_state(b.q, b.do_, lasp::Piece{0, 65536}, b.dm, c.dims, c.tables.kLDecay, c.compute, b.qdo_ws);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[0 * 2 + 1], c.compute));
     CUDA_CHECK(cudaEventRecord(c.events[0], c.compute));
   }
@@ -733,7 +745,7 @@ static void L_backward_rank4(const Ctx& c, LBuffers& b, Run run) {
   // [4] dQ, dK, dV[4] inside the piece + the dO P^T, G terms (one walk)
   if (run.compute) {
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[4 * 2], c.compute));
-    lasp::linear_backward_fused(b.q, b.k, b.v, b.do_, b.p, b.g, lasp::Piece{0, 65536}, b.dq, b.dk, b.dv, c.dims, c.tables.kLDecay, true, c.compute);
+    lasp::linear_backward_fused(b.q, b.k, b.v, b.do_, b.p, b.g, lasp::Piece{0, 65536}, b.dq, b.dk, b.dv, c.dims, c.tables.kLDecay, true, c.compute, b.kv_ws, b.qdo_ws);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[4 * 2 + 1], c.compute));
   }
 }
@@ -743,7 +755,7 @@ static void L_backward_rank5(const Ctx& c, LBuffers& b, Run run) {
   // [0] dM[5] = lam^(i+1) Q^T dO over piece 5
   if (run.compute) {
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[0 * 2], c.compute));
-    lasp::linear_grad_state(b.q, b.do_, lasp::Piece{0, 65536}, b.dm, c.dims, c.tables.kLDecay, c.compute);
+    lasp::linear_grad_state(b.q, b.do_, lasp::Piece{0, 65536}, b.dm, c.dims, c.tables.kLDecay, c.compute, b.qdo_ws);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[0 * 2 + 1], c.compute));
     CUDA_CHECK(cudaEventRecord(c.events[0], c.compute));
   }
@@ -773,7 +785,7 @@ static void L_backward_rank5(const Ctx& c, LBuffers& b, Run run) {
   // [4] dQ, dK, dV[5] inside the piece + the dO P^T, G terms (one walk)
   if (run.compute) {
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[4 * 2], c.compute));
-    lasp::linear_backward_fused(b.q, b.k, b.v, b.do_, b.p, b.g, lasp::Piece{0, 65536}, b.dq, b.dk, b.dv, c.dims, c.tables.kLDecay, true, c.compute);
+    lasp::linear_backward_fused(b.q, b.k, b.v, b.do_, b.p, b.g, lasp::Piece{0, 65536}, b.dq, b.dk, b.dv, c.dims, c.tables.kLDecay, true, c.compute, b.kv_ws, b.qdo_ws);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[4 * 2 + 1], c.compute));
   }
 }
@@ -783,7 +795,7 @@ static void L_backward_rank6(const Ctx& c, LBuffers& b, Run run) {
   // [0] dM[6] = lam^(i+1) Q^T dO over piece 6
   if (run.compute) {
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[0 * 2], c.compute));
-    lasp::linear_grad_state(b.q, b.do_, lasp::Piece{0, 65536}, b.dm, c.dims, c.tables.kLDecay, c.compute);
+    lasp::linear_grad_state(b.q, b.do_, lasp::Piece{0, 65536}, b.dm, c.dims, c.tables.kLDecay, c.compute, b.qdo_ws);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[0 * 2 + 1], c.compute));
     CUDA_CHECK(cudaEventRecord(c.events[0], c.compute));
   }
@@ -813,7 +825,7 @@ static void L_backward_rank6(const Ctx& c, LBuffers& b, Run run) {
   // [4] dQ, dK, dV[6] inside the piece + the dO P^T, G terms (one walk)
   if (run.compute) {
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[4 * 2], c.compute));
-    lasp::linear_backward_fused(b.q, b.k, b.v, b.do_, b.p, b.g, lasp::Piece{0, 65536}, b.dq, b.dk, b.dv, c.dims, c.tables.kLDecay, true, c.compute);
+    lasp::linear_backward_fused(b.q, b.k, b.v, b.do_, b.p, b.g, lasp::Piece{0, 65536}, b.dq, b.dk, b.dv, c.dims, c.tables.kLDecay, true, c.compute, b.kv_ws, b.qdo_ws);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[4 * 2 + 1], c.compute));
   }
 }
@@ -823,7 +835,7 @@ static void L_backward_rank7(const Ctx& c, LBuffers& b, Run run) {
   // [0] dM[7] = lam^(i+1) Q^T dO over piece 7
   if (run.compute) {
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[0 * 2], c.compute));
-    lasp::linear_grad_state(b.q, b.do_, lasp::Piece{0, 65536}, b.dm, c.dims, c.tables.kLDecay, c.compute);
+    lasp::linear_grad_state(b.q, b.do_, lasp::Piece{0, 65536}, b.dm, c.dims, c.tables.kLDecay, c.compute, b.qdo_ws);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[0 * 2 + 1], c.compute));
     CUDA_CHECK(cudaEventRecord(c.events[0], c.compute));
   }
@@ -845,7 +857,7 @@ static void L_backward_rank7(const Ctx& c, LBuffers& b, Run run) {
   // [3] dQ, dK, dV[7] inside the piece + the dO P^T terms (one walk)
   if (run.compute) {
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[3 * 2], c.compute));
-    lasp::linear_backward_fused(b.q, b.k, b.v, b.do_, b.p, nullptr, lasp::Piece{0, 65536}, b.dq, b.dk, b.dv, c.dims, c.tables.kLDecay, true, c.compute);
+    lasp::linear_backward_fused(b.q, b.k, b.v, b.do_, b.p, nullptr, lasp::Piece{0, 65536}, b.dq, b.dk, b.dv, c.dims, c.tables.kLDecay, true, c.compute, b.kv_ws, b.qdo_ws);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[3 * 2 + 1], c.compute));
   }
 }

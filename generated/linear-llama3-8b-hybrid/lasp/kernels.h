@@ -30,6 +30,24 @@ void linear_dq_inter(const bf16* dout, const float* P, Piece p, bf16* dq, Linear
                      cudaStream_t s);
 void linear_dkdv_inter(const bf16* k, const bf16* v, const float* G, Piece p, bf16* dk, bf16* dv, LinearDims dims,
                        const float* lam, cudaStream_t s);
+// The same walks keeping (state calls) or starting from (the others) per-segment states in a workspace of
+// linear_state_workspace_bytes per piece; nullptr: keep nothing, or recompute (see linear_attention.cuh).
+size_t linear_state_workspace_bytes(LinearDims dims, int piece_length);
+void linear_state(const bf16* k, const bf16* v, Piece p, float* M, LinearDims dims, const float* lam, cudaStream_t s,
+                  float* kv_ws);
+void linear_grad_state(const bf16* q, const bf16* dout, Piece p, float* dM, LinearDims dims, const float* lam,
+                       cudaStream_t s, float* qdo_ws);
+void linear_intra(const bf16* q, const bf16* k, const bf16* v, Piece p, bf16* o, LinearDims dims, const float* lam,
+                  bool causal, cudaStream_t s, const float* kv_ws);
+void linear_intra_backward(const bf16* q, const bf16* k, const bf16* v, const bf16* dout, Piece p, bf16* dq, bf16* dk,
+                           bf16* dv, LinearDims dims, const float* lam, bool causal, cudaStream_t s,
+                           const float* kv_ws, const float* qdo_ws);
+void linear_forward_fused(const bf16* q, const bf16* k, const bf16* v, const float* P, Piece p, bf16* o,
+                          LinearDims dims, const float* lam, bool causal, cudaStream_t s, const float* kv_ws);
+void linear_backward_fused(const bf16* q, const bf16* k, const bf16* v, const bf16* dout, const float* P,
+                           const float* G, Piece p, bf16* dq, bf16* dk, bf16* dv, LinearDims dims, const float* lam,
+                           bool causal, cudaStream_t s, const float* kv_ws, const float* qdo_ws);
+
 // The intra-piece walk with the prefix (P) and suffix (G) terms added inside it; nullptr: no such term.
 void linear_forward_fused(const bf16* q, const bf16* k, const bf16* v, const float* P, Piece p, bf16* o,
                           LinearDims dims, const float* lam, bool causal, cudaStream_t s);

@@ -39,6 +39,11 @@
 //   limit: the inter calls re-read and re-write whole activation tensors, and each walk re-reads k, v (or
 //   q, do) once more for its segment states. linear_forward_fused / linear_backward_fused (end of file) take
 //   P and G up front and save the inter passes (-35% time for the per-rank forward + backward).
+// - Shared segment states (overloads at the end of the file): linear_state / linear_grad_state can leave their
+//   per-segment aggregates in a caller-owned fp32 workspace (linear_state_workspace_bytes), and the walks of
+//   linear_intra, linear_intra_backward and the fused pair then start from them instead of re-reading k, v
+//   (or q, do): the forward's (k, v) aggregates serve the forward walk and, transposed, the backward's dq
+//   walk; the (q, do) ones the dk/dv walk. Both sides cut the piece by one plan (plan_shared).
 #pragma once
 #include <cuda_runtime.h>
 #include <cuda_bf16.h>
@@ -265,6 +270,60 @@ __global__ void segment_scan_kernel(float* __restrict__ ws, int nseg, int seg_le
   }
 }
 
+// Prefixes (forward) or suffixes (reverse) of groups of segments, from aggregates a state call left behind.
+// agg[bh][nf][dd] holds every fine segment's aggregate (fine segment f = tokens [f*fine_len, ...), the last
+// possibly shorter; forward weights lam^(end_f-1-j), reverse lam^(j-start_f+1)), and is only read. A walk
+// segment s is the fine segments [G s, G s + G): pre[bh][s] gets the state of all earlier tokens at its first
+// token (forward) or of all later tokens at its end (reverse), plus the weighted `base` as in
+// segment_scan_kernel. Both layouts stay the aggregates' own (base_trans reads base transposed).
+__global__ void group_scan_kernel(const float* __restrict__ agg, int nf, int fine_len, int group,
+                                  float* __restrict__ pre, int nw, int piece_len, int dd, int H,
+                                  const float* __restrict__ lam, bool reverse, const float* __restrict__ base,
+                                  bool base_trans, int D) {
+  const int bh = blockIdx.y, h = bh % H;
+  const int e4 = blockIdx.x * blockDim.x + threadIdx.x;
+  if (e4 * 4 >= dd) return;
+  const float l2 = head_log2_decay(lam, h);
+  const float4* a = reinterpret_cast<const float4*>(agg + (size_t)bh * nf * dd) + e4;
+  float4* o = reinterpret_cast<float4*>(pre + (size_t)bh * nw * dd) + e4;
+  const size_t step = dd / 4;
+  const int walk_len = group * fine_len;
+  float4 bv = make_float4(0.f, 0.f, 0.f, 0.f);
+  if (base != nullptr) {
+    const float* bp = base + (size_t)bh * dd;
+    const int r = (e4 * 4) / D, c = (e4 * 4) % D;
+    bv = base_trans ? make_float4(bp[c * D + r], bp[(c + 1) * D + r], bp[(c + 2) * D + r], bp[(c + 3) * D + r])
+                    : reinterpret_cast<const float4*>(bp)[e4];
+  }
+  float4 run = make_float4(0.f, 0.f, 0.f, 0.f);
+  // Four aggregates in flight at a time (the loop is latency-bound otherwise). The last one folded in (the
+  // last fine segment forward, the first reverse) feeds nothing; it is read and added all the same.
+  for (int i0 = 0; i0 < nf; i0 += 4) {
+    float4 mm[4];
+#pragma unroll
+    for (int u = 0; u < 4; ++u) {
+      const int i = i0 + u, f = reverse ? nf - 1 - i : i;
+      mm[u] = i < nf ? __ldg(a + (size_t)f * step) : make_float4(0.f, 0.f, 0.f, 0.f);
+    }
+#pragma unroll
+    for (int u = 0; u < 4; ++u) {
+      const int i = i0 + u;
+      if (i >= nf) break;
+      const int f = reverse ? nf - 1 - i : i;
+      const int sw = f / group;
+      const bool write = reverse ? (f % group == group - 1 || f == nf - 1) : f % group == 0;
+      if (write) {
+        float w = 0.f;
+        if (base != nullptr)
+          w = decay_pow(l2, (float)(reverse ? piece_len - min((sw + 1) * walk_len, piece_len) : sw * walk_len));
+        o[(size_t)sw * step] = make_float4(run.x + w * bv.x, run.y + w * bv.y, run.z + w * bv.z, run.w + w * bv.w);
+      }
+      const float d = decay_pow(l2, (float)min(fine_len, piece_len - f * fine_len));
+      run = make_float4(d * run.x + mm[u].x, d * run.y + mm[u].y, d * run.z + mm[u].z, d * run.w + mm[u].w);
+    }
+  }
+}
+
 // ---------------------------------------------------------------------------------------------------------
 // The fused forward walk over one segment (also the dq walk of the backward, with q<-do, k<-v, v<-k):
 //   per 64-token block starting at row r0, with S = sum_{j<r0 in piece} lam^(r0-1-j) k_j^T v_j on chip:
@@ -284,7 +343,7 @@ __global__ void __launch_bounds__(D * 2, 1)
     walk_forward_kernel(const __nv_bfloat16* __restrict__ q, const __nv_bfloat16* __restrict__ k,
                         const __nv_bfloat16* __restrict__ v, __nv_bfloat16* __restrict__ o,
                         const float* __restrict__ prefix, int T, int H, int piece_off, int piece_len, int seg_len,
-                        int nseg, const float* __restrict__ lam) {
+                        int nseg, const float* __restrict__ lam, bool prefix_trans) {
   constexpr int NW = D / 16, NT = NW * 32, TILE = kBlock * D;
   constexpr int CW = kBlock * 4 / NW;  // score-tile columns per warp: 32 (d=128) or 64 (d=64)
   extern __shared__ __align__(128) unsigned char smem_raw[];
@@ -319,13 +378,26 @@ __global__ void __launch_bounds__(D * 2, 1)
   float S[D / 8][4];  // S^T[vs + g (+8)][8t + 2tq (+1)]
   if (prefix != nullptr) {
     const float* P = prefix + ((size_t)bh * nseg + seg) * D * D;
+    if (prefix_trans) {  // the buffer holds S^T (the dq walk reading the forward's (k, v) states)
 #pragma unroll
-    for (int t = 0; t < D / 8; ++t) {
-      int kr = 8 * t + 2 * tq;
-      S[t][0] = P[kr * D + vs + g];
-      S[t][1] = P[(kr + 1) * D + vs + g];
-      S[t][2] = P[kr * D + vs + g + 8];
-      S[t][3] = P[(kr + 1) * D + vs + g + 8];
+      for (int t = 0; t < D / 8; ++t) {
+        int kr = 8 * t + 2 * tq;
+        float2 a = *reinterpret_cast<const float2*>(P + (vs + g) * D + kr);
+        float2 c = *reinterpret_cast<const float2*>(P + (vs + g + 8) * D + kr);
+        S[t][0] = a.x;
+        S[t][1] = a.y;
+        S[t][2] = c.x;
+        S[t][3] = c.y;
+      }
+    } else {
+#pragma unroll
+      for (int t = 0; t < D / 8; ++t) {
+        int kr = 8 * t + 2 * tq;
+        S[t][0] = P[kr * D + vs + g];
+        S[t][1] = P[(kr + 1) * D + vs + g];
+        S[t][2] = P[kr * D + vs + g + 8];
+        S[t][3] = P[(kr + 1) * D + vs + g + 8];
+      }
     }
   } else {
 #pragma unroll
@@ -961,6 +1033,23 @@ inline SegPlan plan_segments(int bh, int piece_len, int ctas_per_sm) {
   return {nseg, per * kBlock};
 }
 
+// The plan shared by a state call and the walk that consumes its aggregates. The state call cuts the piece
+// into `fine` segments exactly as it always has (plan_segments at 2 CTAs per SM); the walk takes `group`
+// consecutive fine segments per CTA, as few as fill the GPU once at 1 CTA per SM. It depends only on
+// batch*heads, the piece length and the SM count (read once per process), so producer and consumer always
+// agree on it; the workspace holds every fine aggregate: fine.nseg * batch*heads * d*d floats.
+struct SharedPlan {
+  SegPlan fine;
+  int group;
+  SegPlan walk;
+};
+inline SharedPlan plan_shared(int bh, int piece_len) {
+  const SegPlan f = plan_segments(bh, piece_len, 2);
+  const int target = std::max(1, std::min(num_sms() / bh, piece_len / kBlock));
+  const int g = (f.nseg + target - 1) / target;
+  return {f, g, {(f.nseg + g - 1) / g, g * f.seg_len}};
+}
+
 template <typename Kernel>
 inline void allow_smem(Kernel kernel, int bytes) {
   CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, bytes));
@@ -1000,15 +1089,22 @@ inline void launch_scan(float* ws, SegPlan plan, const LinearDims& d, const Piec
 
 // out[bh] = sum_j w_j x_j^T y_j over the whole piece, times lam^scale_pow; w_j = lam^(C-1-j) (forward) or
 // lam^(j+1) (reverse). Segments run in parallel, then one scan combines them.
+// With `keep` (the caller's workspace of plan_shared(...).fine.nseg states per head), the segment aggregates
+// are written there and left in place for a later walk (plan_shared's fine plan is this plan).
 template <int D>
 void state_total(const bf16* x, const bf16* y, const Piece& p, float* out, const LinearDims& d, const float* lam,
-                 bool reverse, float scale_pow, cudaStream_t s) {
+                 bool reverse, float scale_pow, cudaStream_t s, float* keep = nullptr) {
   const int bh = d.batch * d.heads;
   if (p.length == 0) {
     CUDA_CHECK(cudaMemsetAsync(out, 0, (size_t)bh * D * D * sizeof(float), s));
     return;
   }
   const SegPlan plan = plan_segments(bh, p.length, 2);
+  if (keep != nullptr) {
+    launch_segment_states<D>(x, y, keep, plan.nseg, 0, plan.nseg, reverse, plan, d, p, lam, 0.f, s);
+    launch_scan(keep, plan, d, p, lam, reverse, false, out, scale_pow, s);
+    return;
+  }
   if (plan.nseg == 1) {
     launch_segment_states<D>(x, y, out, 1, 0, 1, reverse, plan, d, p, lam, scale_pow, s);
     return;
@@ -1049,7 +1145,33 @@ void walk_forward(const bf16* q, const bf16* k, const bf16* v, bf16* o, const Li
   static bool once = (allow_smem(walk_forward_kernel<D>, smem), true);
   (void)once;
   walk_forward_kernel<D><<<dim3(plan.nseg, bh), D * 2, smem, s>>>(q, k, v, o, ws.ptr, d.tokens, d.heads, p.offset,
-                                                                  p.length, plan.seg_len, plan.nseg, lam);
+                                                                  p.length, plan.seg_len, plan.nseg, lam, false);
+  LAUNCH_CHECK();
+}
+
+// The same walk from aggregates a state call left in `agg` (plan_shared): no segment-state pass, only the
+// group scan. agg_trans: agg holds the transpose of this walk's state (the dq walk, q <- do, k <- v, v <- k,
+// reading the forward's (k, v) aggregates); the prefixes then stay transposed and the walk reads them so.
+template <int D>
+void walk_forward_shared(const bf16* q, const bf16* k, const bf16* v, bf16* o, const LinearDims& d, const Piece& p,
+                         const float* lam, const float* base, bool base_trans, const float* agg, bool agg_trans,
+                         cudaStream_t s) {
+  const int bh = d.batch * d.heads, dd = D * D;
+  const SharedPlan sp = plan_shared(bh, p.length);
+  const bool prefixed = sp.walk.nseg > 1 || base != nullptr;
+  Scratch ws(prefixed ? (size_t)sp.walk.nseg * bh * dd : 0, s);
+  if (prefixed) {
+    dim3 grid((dd / 4 + 255) / 256, bh);
+    group_scan_kernel<<<grid, 256, 0, s>>>(agg, sp.fine.nseg, sp.fine.seg_len, sp.group, ws.ptr, sp.walk.nseg,
+                                           p.length, dd, d.heads, lam, false, base, base_trans != agg_trans, D);
+    LAUNCH_CHECK();
+  }
+  constexpr int smem = walk_forward_smem<D>();
+  static bool once = (allow_smem(walk_forward_kernel<D>, smem), true);
+  (void)once;
+  walk_forward_kernel<D><<<dim3(sp.walk.nseg, bh), D * 2, smem, s>>>(q, k, v, o, ws.ptr, d.tokens, d.heads,
+                                                                     p.offset, p.length, sp.walk.seg_len,
+                                                                     sp.walk.nseg, lam, agg_trans);
   LAUNCH_CHECK();
 }
 
@@ -1072,6 +1194,30 @@ void walk_backward(const bf16* q, const bf16* k, const bf16* v, const bf16* dout
   LAUNCH_CHECK();
 }
 
+// The dk/dv walk from the (q, do) aggregates linear_grad_state left in `agg` (plan_shared).
+template <int D>
+void walk_backward_shared(const bf16* q, const bf16* k, const bf16* v, const bf16* dout, bf16* dk, bf16* dv,
+                          const LinearDims& d, const Piece& p, const float* lam, const float* base, const float* agg,
+                          cudaStream_t s) {
+  const int bh = d.batch * d.heads, dd = D * D;
+  const SharedPlan sp = plan_shared(bh, p.length);
+  const bool prefixed = sp.walk.nseg > 1 || base != nullptr;
+  Scratch ws(prefixed ? (size_t)sp.walk.nseg * bh * dd : 0, s);
+  if (prefixed) {
+    dim3 grid((dd / 4 + 255) / 256, bh);
+    group_scan_kernel<<<grid, 256, 0, s>>>(agg, sp.fine.nseg, sp.fine.seg_len, sp.group, ws.ptr, sp.walk.nseg,
+                                           p.length, dd, d.heads, lam, true, base, false, D);
+    LAUNCH_CHECK();
+  }
+  constexpr int smem = walk_backward_smem<D>();
+  static bool once = (allow_smem(walk_backward_kernel<D>, smem), true);
+  (void)once;
+  walk_backward_kernel<D><<<dim3(sp.walk.nseg, bh), D * 2, smem, s>>>(q, k, v, dout, dk, dv, ws.ptr, d.tokens,
+                                                                      d.heads, p.offset, p.length, sp.walk.seg_len,
+                                                                      sp.walk.nseg, lam);
+  LAUNCH_CHECK();
+}
+
 __global__ void state_add_kernel(const float* __restrict__ a, const float* __restrict__ b, float* __restrict__ out,
                                  size_t n4) {
   for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < n4; i += (size_t)gridDim.x * blockDim.x) {
@@ -1086,10 +1232,15 @@ inline int grid_for(size_t n4) {
 }
 
 // Bidirectional pieces: the plain sum of x^T y over the piece, plus `extra` (a state from other ranks) if given.
+// With `agg` (undecayed aggregates a state call with lam == nullptr left behind) the sum is taken from them.
 template <int D>
 void bidir_state(const bf16* x, const bf16* y, const Piece& p, float* out, const LinearDims& d, const float* extra,
-                 cudaStream_t s) {
-  state_total<D>(x, y, p, out, d, nullptr, false, 0.f, s);
+                 cudaStream_t s, const float* agg = nullptr) {
+  if (agg != nullptr)
+    launch_scan(const_cast<float*>(agg), plan_segments(d.batch * d.heads, p.length, 2), d, p, nullptr, false, false,
+                out, 0.f, s);  // write_prefix false: agg is only read
+  else
+    state_total<D>(x, y, p, out, d, nullptr, false, 0.f, s);
   if (extra != nullptr) {
     const size_t n4 = (size_t)d.batch * d.heads * D * D / 4;
     state_add_kernel<<<grid_for(n4), 256, 0, s>>>(out, extra, out, n4);
@@ -1098,38 +1249,50 @@ void bidir_state(const bf16* x, const bf16* y, const Piece& p, float* out, const
 }
 
 // o = intra-piece attention (+ the inter term of P when P != nullptr, fused into the same pass).
+// kv_ws: the (k, v) aggregates of linear_state (nullptr: recompute). Bidirectional pieces use them only when
+// lam == nullptr (their sum must be undecayed; with a decay table the state call's lam would have weighted them).
 template <int D>
 void intra_forward(const bf16* q, const bf16* k, const bf16* v, const float* P, const Piece& p, bf16* o,
-                   const LinearDims& d, const float* lam, bool causal, cudaStream_t s) {
+                   const LinearDims& d, const float* lam, bool causal, cudaStream_t s, const float* kv_ws = nullptr) {
   if (p.length == 0) return;
   if (causal) {
-    walk_forward<D>(q, k, v, o, d, p, lam, P, false, s);
+    if (kv_ws != nullptr)
+      walk_forward_shared<D>(q, k, v, o, d, p, lam, P, false, kv_ws, false, s);
+    else
+      walk_forward<D>(q, k, v, o, d, p, lam, P, false, s);
     return;
   }
   // Bidirectional: o_i = q_i (sum_j k_j^T v_j over the piece [+ P]), no decay.
   Scratch m((size_t)d.batch * d.heads * D * D, s);
-  bidir_state<D>(k, v, p, m.ptr, d, P, s);
+  bidir_state<D>(k, v, p, m.ptr, d, P, s, lam == nullptr ? kv_ws : nullptr);
   launch_apply<D, false>(q, m.ptr, o, d, p, nullptr, 0, false, s);
 }
 
 // dq, dk, dv of the piece (+ the inter terms of P and G when given, fused into the same passes).
+// kv_ws / qdo_ws: the aggregates of linear_state (k, v) and linear_grad_state (q, do), either may be nullptr.
 template <int D>
 void intra_backward(const bf16* q, const bf16* k, const bf16* v, const bf16* dout, const float* P, const float* G,
                     const Piece& p, bf16* dq, bf16* dk, bf16* dv, const LinearDims& d, const float* lam, bool causal,
-                    cudaStream_t s) {
+                    cudaStream_t s, const float* kv_ws = nullptr, const float* qdo_ws = nullptr) {
   if (p.length == 0) return;
   if (causal) {
     // dq_i = sum_{j<=i} lam^(i-j) (do_i . v_j) k_j [+ lam^(i+1) do_i P^T]: the forward walk with q <- do,
-    // k <- v, v <- k, whose state is S^T (so P enters transposed).
-    walk_forward<D>(dout, v, k, dq, d, p, lam, P, true, s);
-    walk_backward<D>(q, k, v, dout, dk, dv, d, p, lam, G, s);
+    // k <- v, v <- k, whose state is S^T (so P enters transposed; the (k, v) aggregates hold S, read transposed).
+    if (kv_ws != nullptr)
+      walk_forward_shared<D>(dout, v, k, dq, d, p, lam, P, true, kv_ws, true, s);
+    else
+      walk_forward<D>(dout, v, k, dq, d, p, lam, P, true, s);
+    if (qdo_ws != nullptr)
+      walk_backward_shared<D>(q, k, v, dout, dk, dv, d, p, lam, G, qdo_ws, s);
+    else
+      walk_backward<D>(q, k, v, dout, dk, dv, d, p, lam, G, s);
     return;
   }
   // Bidirectional: M = K^T V [+ P], R = Q^T dO [+ G]; dq = dO M^T, dk = V R^T, dv = K R.
   const size_t dd = (size_t)d.batch * d.heads * D * D;
   Scratch m(2 * dd, s);
-  bidir_state<D>(k, v, p, m.ptr, d, P, s);
-  bidir_state<D>(q, dout, p, m.ptr + dd, d, G, s);
+  bidir_state<D>(k, v, p, m.ptr, d, P, s, lam == nullptr ? kv_ws : nullptr);
+  bidir_state<D>(q, dout, p, m.ptr + dd, d, G, s, lam == nullptr ? qdo_ws : nullptr);
   launch_apply<D, true>(dout, m.ptr, dq, d, p, nullptr, 0, false, s);
   launch_apply<D, true>(v, m.ptr + dd, dk, d, p, nullptr, 0, false, s);
   launch_apply<D, false>(k, m.ptr + dd, dv, d, p, nullptr, 0, false, s);
@@ -1279,6 +1442,102 @@ void linear_backward_fused(const bf16* q, const bf16* k, const bf16* v, const bf
     detail::intra_backward<128>(q, k, v, dout, P, G, p, dq, dk, dv, dims, lam, causal, s);
   else
     detail::intra_backward<64>(q, k, v, dout, P, G, p, dq, dk, dv, dims, lam, causal, s);
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// Shared segment states (additions, not used by the generator yet). Every causal walk needs the states of
+// its segments; linear_state and linear_grad_state compute exactly those aggregates on the way to M and dM.
+// These overloads keep them in a caller-owned fp32 workspace, so the walks skip their own segment-state
+// pass (one read of k and v, or q and do, per walk: 5.25 activation tensors of the per-rank fwd + bwd).
+//
+//   size_t bytes = linear_state_workspace_bytes(dims, piece.length);   // host, no device work
+//     = nseg * batch * heads * head_dim^2 * 4, nseg = the state call's segment count for this piece (0 for an
+//       empty piece); at most ceil(2 * SMs / (batch*heads)) and piece.length / 64 segments per head.
+//   kv:  linear_state(k, v, p, M, dims, lam, s, kv_ws);                 writes M and kv_ws
+//        linear_intra(q, k, v, p, o, dims, lam, causal, s, kv_ws)  or  linear_forward_fused(..., s, kv_ws)
+//   qdo: linear_grad_state(q, do, p, dM, dims, lam, s, qdo_ws);         writes dM and qdo_ws
+//        linear_intra_backward(q, k, v, do, p, dq, dk, dv, dims, lam, causal, s, kv_ws, qdo_ws)
+//     or linear_backward_fused(..., s, kv_ws, qdo_ws)   (kv_ws serves the dq walk, qdo_ws the dk/dv walk)
+//
+// Rules:
+// - Ordering: the state call must come before the consumer on the same stream (or the consumer's stream must
+//   wait for an event recorded after it). The consumer only reads the workspace, so one kv_ws can serve the
+//   forward walk and later the backward's dq walk; it must not be overwritten in between (another piece or
+//   layer needs its own workspace).
+// - Validity: a workspace describes one (k, v) or (q, do) pair, one piece (offset and length), one dims and
+//   one lam table; a consumer must be given the same ones (same contents of k, v, q, do and lam, too).
+//   Bidirectional consumers use a workspace only when lam == nullptr (a bidirectional layer's states are
+//   undecayed sums, and the state call must then have had lam == nullptr too); with a lam table they
+//   recompute and ignore it.
+// - The segment plan (plan_shared) depends only on batch*heads, piece.length and the device's SM count
+//   (read once per process, LASP_SM_RESERVE included), so producer and consumer in one process always cut
+//   the piece the same way; the walk merges consecutive state segments, never splits them.
+// - A null workspace is always allowed: the producer then keeps nothing, and a consumer recomputes (it
+//   behaves exactly as the overload without the argument). The workspace size must be at least `bytes`.
+// ---------------------------------------------------------------------------------------------------------
+size_t linear_state_workspace_bytes(LinearDims dims, int piece_length) {
+  detail::check_dims(dims);
+  detail::require(piece_length >= 0 && piece_length % detail::kBlock == 0, "piece length must be a multiple of 64");
+  if (piece_length == 0) return 0;
+  const int bh = dims.batch * dims.heads;
+  return (size_t)detail::plan_shared(bh, piece_length).fine.nseg * bh * dims.head_dim * dims.head_dim *
+         sizeof(float);
+}
+
+void linear_state(const bf16* k, const bf16* v, Piece p, float* M, LinearDims dims, const float* lam,
+                  cudaStream_t s, float* kv_ws) {
+  detail::check_piece(dims, p);
+  if (dims.head_dim == 128)
+    detail::state_total<128>(k, v, p, M, dims, lam, false, 0.f, s, kv_ws);
+  else
+    detail::state_total<64>(k, v, p, M, dims, lam, false, 0.f, s, kv_ws);
+}
+
+void linear_grad_state(const bf16* q, const bf16* dout, Piece p, float* dM, LinearDims dims, const float* lam,
+                       cudaStream_t s, float* qdo_ws) {
+  detail::check_piece(dims, p);
+  if (dims.head_dim == 128)
+    detail::state_total<128>(q, dout, p, dM, dims, lam, true, 0.f, s, qdo_ws);
+  else
+    detail::state_total<64>(q, dout, p, dM, dims, lam, true, 0.f, s, qdo_ws);
+}
+
+void linear_intra(const bf16* q, const bf16* k, const bf16* v, Piece p, bf16* o, LinearDims dims, const float* lam,
+                  bool causal, cudaStream_t s, const float* kv_ws) {
+  detail::check_piece(dims, p);
+  if (dims.head_dim == 128)
+    detail::intra_forward<128>(q, k, v, nullptr, p, o, dims, lam, causal, s, kv_ws);
+  else
+    detail::intra_forward<64>(q, k, v, nullptr, p, o, dims, lam, causal, s, kv_ws);
+}
+
+void linear_intra_backward(const bf16* q, const bf16* k, const bf16* v, const bf16* dout, Piece p, bf16* dq,
+                           bf16* dk, bf16* dv, LinearDims dims, const float* lam, bool causal, cudaStream_t s,
+                           const float* kv_ws, const float* qdo_ws) {
+  detail::check_piece(dims, p);
+  if (dims.head_dim == 128)
+    detail::intra_backward<128>(q, k, v, dout, nullptr, nullptr, p, dq, dk, dv, dims, lam, causal, s, kv_ws, qdo_ws);
+  else
+    detail::intra_backward<64>(q, k, v, dout, nullptr, nullptr, p, dq, dk, dv, dims, lam, causal, s, kv_ws, qdo_ws);
+}
+
+void linear_forward_fused(const bf16* q, const bf16* k, const bf16* v, const float* P, Piece p, bf16* o,
+                          LinearDims dims, const float* lam, bool causal, cudaStream_t s, const float* kv_ws) {
+  detail::check_piece(dims, p);
+  if (dims.head_dim == 128)
+    detail::intra_forward<128>(q, k, v, P, p, o, dims, lam, causal, s, kv_ws);
+  else
+    detail::intra_forward<64>(q, k, v, P, p, o, dims, lam, causal, s, kv_ws);
+}
+
+void linear_backward_fused(const bf16* q, const bf16* k, const bf16* v, const bf16* dout, const float* P,
+                           const float* G, Piece p, bf16* dq, bf16* dk, bf16* dv, LinearDims dims, const float* lam,
+                           bool causal, cudaStream_t s, const float* kv_ws, const float* qdo_ws) {
+  detail::check_piece(dims, p);
+  if (dims.head_dim == 128)
+    detail::intra_backward<128>(q, k, v, dout, P, G, p, dq, dk, dv, dims, lam, causal, s, kv_ws, qdo_ws);
+  else
+    detail::intra_backward<64>(q, k, v, dout, P, G, p, dq, dk, dv, dims, lam, causal, s, kv_ws, qdo_ws);
 }
 
 }  // namespace lasp

@@ -20,6 +20,7 @@ constexpr int kGpus = 16;  // all GPUs = sequence x data
 constexpr int kBatch = 1;  // sequences per step on each data-parallel rank
 constexpr int kSeqLen = 262144;  // global sequence length N
 constexpr int kLocalTokens = 32768;  // tokens each rank holds
+constexpr int kPieceTokens = 16384;  // tokens of each piece
 constexpr int kPiecesPerRank = 2;  // zigzag layout
 constexpr int kHidden = 4096;  // model width
 constexpr int kHeads = 32;  // query heads
@@ -228,7 +229,14 @@ struct LBuffers {
   float* dm = nullptr;  // 1048576 elements: this rank's piece gradient states dM
   float* g = nullptr;  // 1048576 elements: suffix gradient state G of each piece
   float* dm_all = nullptr;  // 8388608 elements: every piece's dM, gathered (rank-major order)
+  // The walks' segment-state workspaces (linear_attention.cuh), one per piece: kv from the state walk, kept
+  // from the forward pass for the backward's dQ walk [per layer]; qdo from the gradient-state walk for the
+  // dK, dV walk. Their size depends on the GPU's SM count, so it is asked for at allocation.
+  float* kv_ws = nullptr;
+  float* qdo_ws = nullptr;
+  size_t ws_floats = 0;  // floats per piece in either
 };
+
 
 // Element counts of the buffers above, in the same order.
 constexpr size_t kL_q_elements = 134217728;
@@ -272,6 +280,10 @@ inline LBuffers alloc_L(const LBuffers* shared) {
   else CUDA_CHECK(cudaMalloc(&b.g, kL_g_elements * sizeof(float)));
   if (shared != nullptr) b.dm_all = shared->dm_all;
   else CUDA_CHECK(cudaMalloc(&b.dm_all, kL_dm_all_elements * sizeof(float)));
+  b.ws_floats = lasp::linear_state_workspace_bytes(lasp::LinearDims{kBatch, kLocalTokens, kHeads, kHeadDim}, kPieceTokens) / sizeof(float);
+  CUDA_CHECK(cudaMalloc(&b.kv_ws, kPiecesPerRank * b.ws_floats * sizeof(float)));
+  if (shared != nullptr) b.qdo_ws = shared->qdo_ws;
+  else CUDA_CHECK(cudaMalloc(&b.qdo_ws, kPiecesPerRank * b.ws_floats * sizeof(float)));
   return b;
 }
 
@@ -280,14 +292,14 @@ static void L_forward_rank0(const Ctx& c, LBuffers& b, Run run) {
   // [0] M[0] = K^T V over piece 0
   if (run.compute) {
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[0 * 2], c.compute));
-    lasp::linear_state(b.k, b.v, lasp::Piece{0, 16384}, b.m, c.dims, c.tables.kLDecay, c.compute);
+    lasp::linear_state(b.k, b.v, lasp::Piece{0, 16384}, b.m, c.dims, c.tables.kLDecay, c.compute, b.kv_ws);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[0 * 2 + 1], c.compute));
     CUDA_CHECK(cudaEventRecord(c.events[0], c.compute));
   }
   // [1] M[15] = K^T V over piece 15
   if (run.compute) {
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[1 * 2], c.compute));
-    lasp::linear_state(b.k, b.v, lasp::Piece{16384, 16384}, b.m + 524288, c.dims, c.tables.kLDecay, c.compute);
+    lasp::linear_state(b.k, b.v, lasp::Piece{16384, 16384}, b.m + 524288, c.dims, c.tables.kLDecay, c.compute, b.kv_ws + 1 * b.ws_floats);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[1 * 2 + 1], c.compute));
     CUDA_CHECK(cudaEventRecord(c.events[1], c.compute));
   }
@@ -311,7 +323,7 @@ static void L_forward_rank0(const Ctx& c, LBuffers& b, Run run) {
   // [4] O[0] = intra-piece product (chunk algorithm)
   if (run.compute) {
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[4 * 2], c.compute));
-    lasp::linear_intra(b.q, b.k, b.v, lasp::Piece{0, 16384}, b.o, c.dims, c.tables.kLDecay, true, c.compute);
+    lasp::linear_intra(b.q, b.k, b.v, lasp::Piece{0, 16384}, b.o, c.dims, c.tables.kLDecay, true, c.compute, b.kv_ws);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[4 * 2 + 1], c.compute));
   }
   // [5] P[15] = decayed sum of the 15 earlier piece states
@@ -324,7 +336,7 @@ static void L_forward_rank0(const Ctx& c, LBuffers& b, Run run) {
   // [6] O[15] = intra-piece product + lam^(i+1) Q P (one walk)
   if (run.compute) {
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[6 * 2], c.compute));
-    lasp::linear_forward_fused(b.q, b.k, b.v, b.p + 524288, lasp::Piece{16384, 16384}, b.o, c.dims, c.tables.kLDecay, true, c.compute);
+    lasp::linear_forward_fused(b.q, b.k, b.v, b.p + 524288, lasp::Piece{16384, 16384}, b.o, c.dims, c.tables.kLDecay, true, c.compute, b.kv_ws + 1 * b.ws_floats);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[6 * 2 + 1], c.compute));
   }
 }
@@ -334,14 +346,14 @@ static void L_forward_rank1(const Ctx& c, LBuffers& b, Run run) {
   // [0] M[1] = K^T V over piece 1
   if (run.compute) {
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[0 * 2], c.compute));
-    lasp::linear_state(b.k, b.v, lasp::Piece{0, 16384}, b.m, c.dims, c.tables.kLDecay, c.compute);
+    lasp::linear_state(b.k, b.v, lasp::Piece{0, 16384}, b.m, c.dims, c.tables.kLDecay, c.compute, b.kv_ws);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[0 * 2 + 1], c.compute));
     CUDA_CHECK(cudaEventRecord(c.events[0], c.compute));
   }
   // [1] M[14] = K^T V over piece 14
   if (run.compute) {
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[1 * 2], c.compute));
-    lasp::linear_state(b.k, b.v, lasp::Piece{16384, 16384}, b.m + 524288, c.dims, c.tables.kLDecay, c.compute);
+    lasp::linear_state(b.k, b.v, lasp::Piece{16384, 16384}, b.m + 524288, c.dims, c.tables.kLDecay, c.compute, b.kv_ws + 1 * b.ws_floats);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[1 * 2 + 1], c.compute));
     CUDA_CHECK(cudaEventRecord(c.events[1], c.compute));
   }
@@ -372,7 +384,7 @@ static void L_forward_rank1(const Ctx& c, LBuffers& b, Run run) {
   // [5] O[1] = intra-piece product + lam^(i+1) Q P (one walk)
   if (run.compute) {
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[5 * 2], c.compute));
-    lasp::linear_forward_fused(b.q, b.k, b.v, b.p, lasp::Piece{0, 16384}, b.o, c.dims, c.tables.kLDecay, true, c.compute);
+    lasp::linear_forward_fused(b.q, b.k, b.v, b.p, lasp::Piece{0, 16384}, b.o, c.dims, c.tables.kLDecay, true, c.compute, b.kv_ws);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[5 * 2 + 1], c.compute));
   }
   // [6] P[14] = decayed sum of the 14 earlier piece states
@@ -385,7 +397,7 @@ static void L_forward_rank1(const Ctx& c, LBuffers& b, Run run) {
   // [7] O[14] = intra-piece product + lam^(i+1) Q P (one walk)
   if (run.compute) {
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[7 * 2], c.compute));
-    lasp::linear_forward_fused(b.q, b.k, b.v, b.p + 524288, lasp::Piece{16384, 16384}, b.o, c.dims, c.tables.kLDecay, true, c.compute);
+    lasp::linear_forward_fused(b.q, b.k, b.v, b.p + 524288, lasp::Piece{16384, 16384}, b.o, c.dims, c.tables.kLDecay, true, c.compute, b.kv_ws + 1 * b.ws_floats);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[7 * 2 + 1], c.compute));
   }
 }
@@ -395,14 +407,14 @@ static void L_forward_rank2(const Ctx& c, LBuffers& b, Run run) {
   // [0] M[2] = K^T V over piece 2
   if (run.compute) {
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[0 * 2], c.compute));
-    lasp::linear_state(b.k, b.v, lasp::Piece{0, 16384}, b.m, c.dims, c.tables.kLDecay, c.compute);
+    lasp::linear_state(b.k, b.v, lasp::Piece{0, 16384}, b.m, c.dims, c.tables.kLDecay, c.compute, b.kv_ws);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[0 * 2 + 1], c.compute));
     CUDA_CHECK(cudaEventRecord(c.events[0], c.compute));
   }
   // [1] M[13] = K^T V over piece 13
   if (run.compute) {
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[1 * 2], c.compute));
-    lasp::linear_state(b.k, b.v, lasp::Piece{16384, 16384}, b.m + 524288, c.dims, c.tables.kLDecay, c.compute);
+    lasp::linear_state(b.k, b.v, lasp::Piece{16384, 16384}, b.m + 524288, c.dims, c.tables.kLDecay, c.compute, b.kv_ws + 1 * b.ws_floats);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[1 * 2 + 1], c.compute));
     CUDA_CHECK(cudaEventRecord(c.events[1], c.compute));
   }
@@ -433,7 +445,7 @@ static void L_forward_rank2(const Ctx& c, LBuffers& b, Run run) {
   // [5] O[2] = intra-piece product + lam^(i+1) Q P (one walk)
   if (run.compute) {
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[5 * 2], c.compute));
-    lasp::linear_forward_fused(b.q, b.k, b.v, b.p, lasp::Piece{0, 16384}, b.o, c.dims, c.tables.kLDecay, true, c.compute);
+    lasp::linear_forward_fused(b.q, b.k, b.v, b.p, lasp::Piece{0, 16384}, b.o, c.dims, c.tables.kLDecay, true, c.compute, b.kv_ws);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[5 * 2 + 1], c.compute));
   }
   // [6] P[13] = decayed sum of the 13 earlier piece states
@@ -446,7 +458,7 @@ static void L_forward_rank2(const Ctx& c, LBuffers& b, Run run) {
   // [7] O[13] = intra-piece product + lam^(i+1) Q P (one walk)
   if (run.compute) {
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[7 * 2], c.compute));
-    lasp::linear_forward_fused(b.q, b.k, b.v, b.p + 524288, lasp::Piece{16384, 16384}, b.o, c.dims, c.tables.kLDecay, true, c.compute);
+    lasp::linear_forward_fused(b.q, b.k, b.v, b.p + 524288, lasp::Piece{16384, 16384}, b.o, c.dims, c.tables.kLDecay, true, c.compute, b.kv_ws + 1 * b.ws_floats);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[7 * 2 + 1], c.compute));
   }
 }
@@ -456,14 +468,14 @@ static void L_forward_rank3(const Ctx& c, LBuffers& b, Run run) {
   // [0] M[3] = K^T V over piece 3
   if (run.compute) {
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[0 * 2], c.compute));
-    lasp::linear_state(b.k, b.v, lasp::Piece{0, 16384}, b.m, c.dims, c.tables.kLDecay, c.compute);
+    lasp::linear_state(b.k, b.v, lasp::Piece{0, 16384}, b.m, c.dims, c.tables.kLDecay, c.compute, b.kv_ws);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[0 * 2 + 1], c.compute));
     CUDA_CHECK(cudaEventRecord(c.events[0], c.compute));
   }
   // [1] M[12] = K^T V over piece 12
   if (run.compute) {
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[1 * 2], c.compute));
-    lasp::linear_state(b.k, b.v, lasp::Piece{16384, 16384}, b.m + 524288, c.dims, c.tables.kLDecay, c.compute);
+    lasp::linear_state(b.k, b.v, lasp::Piece{16384, 16384}, b.m + 524288, c.dims, c.tables.kLDecay, c.compute, b.kv_ws + 1 * b.ws_floats);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[1 * 2 + 1], c.compute));
     CUDA_CHECK(cudaEventRecord(c.events[1], c.compute));
   }
@@ -494,7 +506,7 @@ static void L_forward_rank3(const Ctx& c, LBuffers& b, Run run) {
   // [5] O[3] = intra-piece product + lam^(i+1) Q P (one walk)
   if (run.compute) {
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[5 * 2], c.compute));
-    lasp::linear_forward_fused(b.q, b.k, b.v, b.p, lasp::Piece{0, 16384}, b.o, c.dims, c.tables.kLDecay, true, c.compute);
+    lasp::linear_forward_fused(b.q, b.k, b.v, b.p, lasp::Piece{0, 16384}, b.o, c.dims, c.tables.kLDecay, true, c.compute, b.kv_ws);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[5 * 2 + 1], c.compute));
   }
   // [6] P[12] = decayed sum of the 12 earlier piece states
@@ -507,7 +519,7 @@ static void L_forward_rank3(const Ctx& c, LBuffers& b, Run run) {
   // [7] O[12] = intra-piece product + lam^(i+1) Q P (one walk)
   if (run.compute) {
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[7 * 2], c.compute));
-    lasp::linear_forward_fused(b.q, b.k, b.v, b.p + 524288, lasp::Piece{16384, 16384}, b.o, c.dims, c.tables.kLDecay, true, c.compute);
+    lasp::linear_forward_fused(b.q, b.k, b.v, b.p + 524288, lasp::Piece{16384, 16384}, b.o, c.dims, c.tables.kLDecay, true, c.compute, b.kv_ws + 1 * b.ws_floats);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[7 * 2 + 1], c.compute));
   }
 }
@@ -517,14 +529,14 @@ static void L_forward_rank4(const Ctx& c, LBuffers& b, Run run) {
   // [0] M[4] = K^T V over piece 4
   if (run.compute) {
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[0 * 2], c.compute));
-    lasp::linear_state(b.k, b.v, lasp::Piece{0, 16384}, b.m, c.dims, c.tables.kLDecay, c.compute);
+    lasp::linear_state(b.k, b.v, lasp::Piece{0, 16384}, b.m, c.dims, c.tables.kLDecay, c.compute, b.kv_ws);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[0 * 2 + 1], c.compute));
     CUDA_CHECK(cudaEventRecord(c.events[0], c.compute));
   }
   // [1] M[11] = K^T V over piece 11
   if (run.compute) {
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[1 * 2], c.compute));
-    lasp::linear_state(b.k, b.v, lasp::Piece{16384, 16384}, b.m + 524288, c.dims, c.tables.kLDecay, c.compute);
+    lasp::linear_state(b.k, b.v, lasp::Piece{16384, 16384}, b.m + 524288, c.dims, c.tables.kLDecay, c.compute, b.kv_ws + 1 * b.ws_floats);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[1 * 2 + 1], c.compute));
     CUDA_CHECK(cudaEventRecord(c.events[1], c.compute));
   }
@@ -555,7 +567,7 @@ static void L_forward_rank4(const Ctx& c, LBuffers& b, Run run) {
   // [5] O[4] = intra-piece product + lam^(i+1) Q P (one walk)
   if (run.compute) {
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[5 * 2], c.compute));
-    lasp::linear_forward_fused(b.q, b.k, b.v, b.p, lasp::Piece{0, 16384}, b.o, c.dims, c.tables.kLDecay, true, c.compute);
+    lasp::linear_forward_fused(b.q, b.k, b.v, b.p, lasp::Piece{0, 16384}, b.o, c.dims, c.tables.kLDecay, true, c.compute, b.kv_ws);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[5 * 2 + 1], c.compute));
   }
   // [6] P[11] = decayed sum of the 11 earlier piece states
@@ -568,7 +580,7 @@ static void L_forward_rank4(const Ctx& c, LBuffers& b, Run run) {
   // [7] O[11] = intra-piece product + lam^(i+1) Q P (one walk)
   if (run.compute) {
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[7 * 2], c.compute));
-    lasp::linear_forward_fused(b.q, b.k, b.v, b.p + 524288, lasp::Piece{16384, 16384}, b.o, c.dims, c.tables.kLDecay, true, c.compute);
+    lasp::linear_forward_fused(b.q, b.k, b.v, b.p + 524288, lasp::Piece{16384, 16384}, b.o, c.dims, c.tables.kLDecay, true, c.compute, b.kv_ws + 1 * b.ws_floats);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[7 * 2 + 1], c.compute));
   }
 }
@@ -578,14 +590,14 @@ static void L_forward_rank5(const Ctx& c, LBuffers& b, Run run) {
   // [0] M[5] = K^T V over piece 5
   if (run.compute) {
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[0 * 2], c.compute));
-    lasp::linear_state(b.k, b.v, lasp::Piece{0, 16384}, b.m, c.dims, c.tables.kLDecay, c.compute);
+    lasp::linear_state(b.k, b.v, lasp::Piece{0, 16384}, b.m, c.dims, c.tables.kLDecay, c.compute, b.kv_ws);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[0 * 2 + 1], c.compute));
     CUDA_CHECK(cudaEventRecord(c.events[0], c.compute));
   }
   // [1] M[10] = K^T V over piece 10
   if (run.compute) {
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[1 * 2], c.compute));
-    lasp::linear_state(b.k, b.v, lasp::Piece{16384, 16384}, b.m + 524288, c.dims, c.tables.kLDecay, c.compute);
+    lasp::linear_state(b.k, b.v, lasp::Piece{16384, 16384}, b.m + 524288, c.dims, c.tables.kLDecay, c.compute, b.kv_ws + 1 * b.ws_floats);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[1 * 2 + 1], c.compute));
     CUDA_CHECK(cudaEventRecord(c.events[1], c.compute));
   }
@@ -616,7 +628,7 @@ static void L_forward_rank5(const Ctx& c, LBuffers& b, Run run) {
   // [5] O[5] = intra-piece product + lam^(i+1) Q P (one walk)
   if (run.compute) {
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[5 * 2], c.compute));
-    lasp::linear_forward_fused(b.q, b.k, b.v, b.p, lasp::Piece{0, 16384}, b.o, c.dims, c.tables.kLDecay, true, c.compute);
+    lasp::linear_forward_fused(b.q, b.k, b.v, b.p, lasp::Piece{0, 16384}, b.o, c.dims, c.tables.kLDecay, true, c.compute, b.kv_ws);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[5 * 2 + 1], c.compute));
   }
   // [6] P[10] = decayed sum of the 10 earlier piece states
@@ -629,7 +641,7 @@ static void L_forward_rank5(const Ctx& c, LBuffers& b, Run run) {
   // [7] O[10] = intra-piece product + lam^(i+1) Q P (one walk)
   if (run.compute) {
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[7 * 2], c.compute));
-    lasp::linear_forward_fused(b.q, b.k, b.v, b.p + 524288, lasp::Piece{16384, 16384}, b.o, c.dims, c.tables.kLDecay, true, c.compute);
+    lasp::linear_forward_fused(b.q, b.k, b.v, b.p + 524288, lasp::Piece{16384, 16384}, b.o, c.dims, c.tables.kLDecay, true, c.compute, b.kv_ws + 1 * b.ws_floats);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[7 * 2 + 1], c.compute));
   }
 }
@@ -639,14 +651,14 @@ static void L_forward_rank6(const Ctx& c, LBuffers& b, Run run) {
   // [0] M[6] = K^T V over piece 6
   if (run.compute) {
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[0 * 2], c.compute));
-    lasp::linear_state(b.k, b.v, lasp::Piece{0, 16384}, b.m, c.dims, c.tables.kLDecay, c.compute);
+    lasp::linear_state(b.k, b.v, lasp::Piece{0, 16384}, b.m, c.dims, c.tables.kLDecay, c.compute, b.kv_ws);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[0 * 2 + 1], c.compute));
     CUDA_CHECK(cudaEventRecord(c.events[0], c.compute));
   }
   // [1] M[9] = K^T V over piece 9
   if (run.compute) {
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[1 * 2], c.compute));
-    lasp::linear_state(b.k, b.v, lasp::Piece{16384, 16384}, b.m + 524288, c.dims, c.tables.kLDecay, c.compute);
+    lasp::linear_state(b.k, b.v, lasp::Piece{16384, 16384}, b.m + 524288, c.dims, c.tables.kLDecay, c.compute, b.kv_ws + 1 * b.ws_floats);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[1 * 2 + 1], c.compute));
     CUDA_CHECK(cudaEventRecord(c.events[1], c.compute));
   }
@@ -677,7 +689,7 @@ static void L_forward_rank6(const Ctx& c, LBuffers& b, Run run) {
   // [5] O[6] = intra-piece product + lam^(i+1) Q P (one walk)
   if (run.compute) {
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[5 * 2], c.compute));
-    lasp::linear_forward_fused(b.q, b.k, b.v, b.p, lasp::Piece{0, 16384}, b.o, c.dims, c.tables.kLDecay, true, c.compute);
+    lasp::linear_forward_fused(b.q, b.k, b.v, b.p, lasp::Piece{0, 16384}, b.o, c.dims, c.tables.kLDecay, true, c.compute, b.kv_ws);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[5 * 2 + 1], c.compute));
   }
   // [6] P[9] = decayed sum of the 9 earlier piece states
@@ -690,7 +702,7 @@ static void L_forward_rank6(const Ctx& c, LBuffers& b, Run run) {
   // [7] O[9] = intra-piece product + lam^(i+1) Q P (one walk)
   if (run.compute) {
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[7 * 2], c.compute));
-    lasp::linear_forward_fused(b.q, b.k, b.v, b.p + 524288, lasp::Piece{16384, 16384}, b.o, c.dims, c.tables.kLDecay, true, c.compute);
+    lasp::linear_forward_fused(b.q, b.k, b.v, b.p + 524288, lasp::Piece{16384, 16384}, b.o, c.dims, c.tables.kLDecay, true, c.compute, b.kv_ws + 1 * b.ws_floats);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[7 * 2 + 1], c.compute));
   }
 }
@@ -700,14 +712,14 @@ static void L_forward_rank7(const Ctx& c, LBuffers& b, Run run) {
   // [0] M[7] = K^T V over piece 7
   if (run.compute) {
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[0 * 2], c.compute));
-    lasp::linear_state(b.k, b.v, lasp::Piece{0, 16384}, b.m, c.dims, c.tables.kLDecay, c.compute);
+    lasp::linear_state(b.k, b.v, lasp::Piece{0, 16384}, b.m, c.dims, c.tables.kLDecay, c.compute, b.kv_ws);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[0 * 2 + 1], c.compute));
     CUDA_CHECK(cudaEventRecord(c.events[0], c.compute));
   }
   // [1] M[8] = K^T V over piece 8
   if (run.compute) {
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[1 * 2], c.compute));
-    lasp::linear_state(b.k, b.v, lasp::Piece{16384, 16384}, b.m + 524288, c.dims, c.tables.kLDecay, c.compute);
+    lasp::linear_state(b.k, b.v, lasp::Piece{16384, 16384}, b.m + 524288, c.dims, c.tables.kLDecay, c.compute, b.kv_ws + 1 * b.ws_floats);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[1 * 2 + 1], c.compute));
     CUDA_CHECK(cudaEventRecord(c.events[1], c.compute));
   }
@@ -738,7 +750,7 @@ static void L_forward_rank7(const Ctx& c, LBuffers& b, Run run) {
   // [5] O[7] = intra-piece product + lam^(i+1) Q P (one walk)
   if (run.compute) {
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[5 * 2], c.compute));
-    lasp::linear_forward_fused(b.q, b.k, b.v, b.p, lasp::Piece{0, 16384}, b.o, c.dims, c.tables.kLDecay, true, c.compute);
+    lasp::linear_forward_fused(b.q, b.k, b.v, b.p, lasp::Piece{0, 16384}, b.o, c.dims, c.tables.kLDecay, true, c.compute, b.kv_ws);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[5 * 2 + 1], c.compute));
   }
   // [6] P[8] = decayed sum of the 8 earlier piece states
@@ -751,7 +763,7 @@ static void L_forward_rank7(const Ctx& c, LBuffers& b, Run run) {
   // [7] O[8] = intra-piece product + lam^(i+1) Q P (one walk)
   if (run.compute) {
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[7 * 2], c.compute));
-    lasp::linear_forward_fused(b.q, b.k, b.v, b.p + 524288, lasp::Piece{16384, 16384}, b.o, c.dims, c.tables.kLDecay, true, c.compute);
+    lasp::linear_forward_fused(b.q, b.k, b.v, b.p + 524288, lasp::Piece{16384, 16384}, b.o, c.dims, c.tables.kLDecay, true, c.compute, b.kv_ws + 1 * b.ws_floats);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[7 * 2 + 1], c.compute));
   }
 }
@@ -776,14 +788,14 @@ static void L_backward_rank0(const Ctx& c, LBuffers& b, Run run) {
   // [0] dM[0] = lam^(i+1) Q^T dO over piece 0
   if (run.compute) {
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[0 * 2], c.compute));
-    lasp::linear_grad_state(b.q, b.do_, lasp::Piece{0, 16384}, b.dm, c.dims, c.tables.kLDecay, c.compute);
+    lasp::linear_grad_state(b.q, b.do_, lasp::Piece{0, 16384}, b.dm, c.dims, c.tables.kLDecay, c.compute, b.qdo_ws);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[0 * 2 + 1], c.compute));
     CUDA_CHECK(cudaEventRecord(c.events[0], c.compute));
   }
   // [1] dM[15] = lam^(i+1) Q^T dO over piece 15
   if (run.compute) {
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[1 * 2], c.compute));
-    lasp::linear_grad_state(b.q, b.do_, lasp::Piece{16384, 16384}, b.dm + 524288, c.dims, c.tables.kLDecay, c.compute);
+    lasp::linear_grad_state(b.q, b.do_, lasp::Piece{16384, 16384}, b.dm + 524288, c.dims, c.tables.kLDecay, c.compute, b.qdo_ws + 1 * b.ws_floats);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[1 * 2 + 1], c.compute));
     CUDA_CHECK(cudaEventRecord(c.events[1], c.compute));
   }
@@ -814,13 +826,13 @@ static void L_backward_rank0(const Ctx& c, LBuffers& b, Run run) {
   // [5] dQ, dK, dV[0] inside the piece + the G terms (one walk)
   if (run.compute) {
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[5 * 2], c.compute));
-    lasp::linear_backward_fused(b.q, b.k, b.v, b.do_, nullptr, b.g, lasp::Piece{0, 16384}, b.dq, b.dk, b.dv, c.dims, c.tables.kLDecay, true, c.compute);
+    lasp::linear_backward_fused(b.q, b.k, b.v, b.do_, nullptr, b.g, lasp::Piece{0, 16384}, b.dq, b.dk, b.dv, c.dims, c.tables.kLDecay, true, c.compute, b.kv_ws, b.qdo_ws);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[5 * 2 + 1], c.compute));
   }
   // [6] dQ, dK, dV[15] inside the piece + the dO P^T terms (one walk)
   if (run.compute) {
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[6 * 2], c.compute));
-    lasp::linear_backward_fused(b.q, b.k, b.v, b.do_, b.p + 524288, nullptr, lasp::Piece{16384, 16384}, b.dq, b.dk, b.dv, c.dims, c.tables.kLDecay, true, c.compute);
+    lasp::linear_backward_fused(b.q, b.k, b.v, b.do_, b.p + 524288, nullptr, lasp::Piece{16384, 16384}, b.dq, b.dk, b.dv, c.dims, c.tables.kLDecay, true, c.compute, b.kv_ws + 1 * b.ws_floats, b.qdo_ws + 1 * b.ws_floats);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[6 * 2 + 1], c.compute));
   }
 }
@@ -830,14 +842,14 @@ static void L_backward_rank1(const Ctx& c, LBuffers& b, Run run) {
   // [0] dM[1] = lam^(i+1) Q^T dO over piece 1
   if (run.compute) {
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[0 * 2], c.compute));
-    lasp::linear_grad_state(b.q, b.do_, lasp::Piece{0, 16384}, b.dm, c.dims, c.tables.kLDecay, c.compute);
+    lasp::linear_grad_state(b.q, b.do_, lasp::Piece{0, 16384}, b.dm, c.dims, c.tables.kLDecay, c.compute, b.qdo_ws);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[0 * 2 + 1], c.compute));
     CUDA_CHECK(cudaEventRecord(c.events[0], c.compute));
   }
   // [1] dM[14] = lam^(i+1) Q^T dO over piece 14
   if (run.compute) {
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[1 * 2], c.compute));
-    lasp::linear_grad_state(b.q, b.do_, lasp::Piece{16384, 16384}, b.dm + 524288, c.dims, c.tables.kLDecay, c.compute);
+    lasp::linear_grad_state(b.q, b.do_, lasp::Piece{16384, 16384}, b.dm + 524288, c.dims, c.tables.kLDecay, c.compute, b.qdo_ws + 1 * b.ws_floats);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[1 * 2 + 1], c.compute));
     CUDA_CHECK(cudaEventRecord(c.events[1], c.compute));
   }
@@ -868,7 +880,7 @@ static void L_backward_rank1(const Ctx& c, LBuffers& b, Run run) {
   // [5] dQ, dK, dV[1] inside the piece + the dO P^T, G terms (one walk)
   if (run.compute) {
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[5 * 2], c.compute));
-    lasp::linear_backward_fused(b.q, b.k, b.v, b.do_, b.p, b.g, lasp::Piece{0, 16384}, b.dq, b.dk, b.dv, c.dims, c.tables.kLDecay, true, c.compute);
+    lasp::linear_backward_fused(b.q, b.k, b.v, b.do_, b.p, b.g, lasp::Piece{0, 16384}, b.dq, b.dk, b.dv, c.dims, c.tables.kLDecay, true, c.compute, b.kv_ws, b.qdo_ws);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[5 * 2 + 1], c.compute));
   }
   // [6] G[14] = decayed sum of the 1 later pieces' dM
@@ -881,7 +893,7 @@ static void L_backward_rank1(const Ctx& c, LBuffers& b, Run run) {
   // [7] dQ, dK, dV[14] inside the piece + the dO P^T, G terms (one walk)
   if (run.compute) {
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[7 * 2], c.compute));
-    lasp::linear_backward_fused(b.q, b.k, b.v, b.do_, b.p + 524288, b.g + 524288, lasp::Piece{16384, 16384}, b.dq, b.dk, b.dv, c.dims, c.tables.kLDecay, true, c.compute);
+    lasp::linear_backward_fused(b.q, b.k, b.v, b.do_, b.p + 524288, b.g + 524288, lasp::Piece{16384, 16384}, b.dq, b.dk, b.dv, c.dims, c.tables.kLDecay, true, c.compute, b.kv_ws + 1 * b.ws_floats, b.qdo_ws + 1 * b.ws_floats);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[7 * 2 + 1], c.compute));
   }
 }
@@ -891,14 +903,14 @@ static void L_backward_rank2(const Ctx& c, LBuffers& b, Run run) {
   // [0] dM[2] = lam^(i+1) Q^T dO over piece 2
   if (run.compute) {
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[0 * 2], c.compute));
-    lasp::linear_grad_state(b.q, b.do_, lasp::Piece{0, 16384}, b.dm, c.dims, c.tables.kLDecay, c.compute);
+    lasp::linear_grad_state(b.q, b.do_, lasp::Piece{0, 16384}, b.dm, c.dims, c.tables.kLDecay, c.compute, b.qdo_ws);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[0 * 2 + 1], c.compute));
     CUDA_CHECK(cudaEventRecord(c.events[0], c.compute));
   }
   // [1] dM[13] = lam^(i+1) Q^T dO over piece 13
   if (run.compute) {
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[1 * 2], c.compute));
-    lasp::linear_grad_state(b.q, b.do_, lasp::Piece{16384, 16384}, b.dm + 524288, c.dims, c.tables.kLDecay, c.compute);
+    lasp::linear_grad_state(b.q, b.do_, lasp::Piece{16384, 16384}, b.dm + 524288, c.dims, c.tables.kLDecay, c.compute, b.qdo_ws + 1 * b.ws_floats);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[1 * 2 + 1], c.compute));
     CUDA_CHECK(cudaEventRecord(c.events[1], c.compute));
   }
@@ -929,7 +941,7 @@ static void L_backward_rank2(const Ctx& c, LBuffers& b, Run run) {
   // [5] dQ, dK, dV[2] inside the piece + the dO P^T, G terms (one walk)
   if (run.compute) {
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[5 * 2], c.compute));
-    lasp::linear_backward_fused(b.q, b.k, b.v, b.do_, b.p, b.g, lasp::Piece{0, 16384}, b.dq, b.dk, b.dv, c.dims, c.tables.kLDecay, true, c.compute);
+    lasp::linear_backward_fused(b.q, b.k, b.v, b.do_, b.p, b.g, lasp::Piece{0, 16384}, b.dq, b.dk, b.dv, c.dims, c.tables.kLDecay, true, c.compute, b.kv_ws, b.qdo_ws);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[5 * 2 + 1], c.compute));
   }
   // [6] G[13] = decayed sum of the 2 later pieces' dM
@@ -942,7 +954,7 @@ static void L_backward_rank2(const Ctx& c, LBuffers& b, Run run) {
   // [7] dQ, dK, dV[13] inside the piece + the dO P^T, G terms (one walk)
   if (run.compute) {
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[7 * 2], c.compute));
-    lasp::linear_backward_fused(b.q, b.k, b.v, b.do_, b.p + 524288, b.g + 524288, lasp::Piece{16384, 16384}, b.dq, b.dk, b.dv, c.dims, c.tables.kLDecay, true, c.compute);
+    lasp::linear_backward_fused(b.q, b.k, b.v, b.do_, b.p + 524288, b.g + 524288, lasp::Piece{16384, 16384}, b.dq, b.dk, b.dv, c.dims, c.tables.kLDecay, true, c.compute, b.kv_ws + 1 * b.ws_floats, b.qdo_ws + 1 * b.ws_floats);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[7 * 2 + 1], c.compute));
   }
 }
@@ -952,14 +964,14 @@ static void L_backward_rank3(const Ctx& c, LBuffers& b, Run run) {
   // [0] dM[3] = lam^(i+1) Q^T dO over piece 3
   if (run.compute) {
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[0 * 2], c.compute));
-    lasp::linear_grad_state(b.q, b.do_, lasp::Piece{0, 16384}, b.dm, c.dims, c.tables.kLDecay, c.compute);
+    lasp::linear_grad_state(b.q, b.do_, lasp::Piece{0, 16384}, b.dm, c.dims, c.tables.kLDecay, c.compute, b.qdo_ws);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[0 * 2 + 1], c.compute));
     CUDA_CHECK(cudaEventRecord(c.events[0], c.compute));
   }
   // [1] dM[12] = lam^(i+1) Q^T dO over piece 12
   if (run.compute) {
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[1 * 2], c.compute));
-    lasp::linear_grad_state(b.q, b.do_, lasp::Piece{16384, 16384}, b.dm + 524288, c.dims, c.tables.kLDecay, c.compute);
+    lasp::linear_grad_state(b.q, b.do_, lasp::Piece{16384, 16384}, b.dm + 524288, c.dims, c.tables.kLDecay, c.compute, b.qdo_ws + 1 * b.ws_floats);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[1 * 2 + 1], c.compute));
     CUDA_CHECK(cudaEventRecord(c.events[1], c.compute));
   }
@@ -990,7 +1002,7 @@ static void L_backward_rank3(const Ctx& c, LBuffers& b, Run run) {
   // [5] dQ, dK, dV[3] inside the piece + the dO P^T, G terms (one walk)
   if (run.compute) {
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[5 * 2], c.compute));
-    lasp::linear_backward_fused(b.q, b.k, b.v, b.do_, b.p, b.g, lasp::Piece{0, 16384}, b.dq, b.dk, b.dv, c.dims, c.tables.kLDecay, true, c.compute);
+    lasp::linear_backward_fused(b.q, b.k, b.v, b.do_, b.p, b.g, lasp::Piece{0, 16384}, b.dq, b.dk, b.dv, c.dims, c.tables.kLDecay, true, c.compute, b.kv_ws, b.qdo_ws);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[5 * 2 + 1], c.compute));
   }
   // [6] G[12] = decayed sum of the 3 later pieces' dM
@@ -1003,7 +1015,7 @@ static void L_backward_rank3(const Ctx& c, LBuffers& b, Run run) {
   // [7] dQ, dK, dV[12] inside the piece + the dO P^T, G terms (one walk)
   if (run.compute) {
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[7 * 2], c.compute));
-    lasp::linear_backward_fused(b.q, b.k, b.v, b.do_, b.p + 524288, b.g + 524288, lasp::Piece{16384, 16384}, b.dq, b.dk, b.dv, c.dims, c.tables.kLDecay, true, c.compute);
+    lasp::linear_backward_fused(b.q, b.k, b.v, b.do_, b.p + 524288, b.g + 524288, lasp::Piece{16384, 16384}, b.dq, b.dk, b.dv, c.dims, c.tables.kLDecay, true, c.compute, b.kv_ws + 1 * b.ws_floats, b.qdo_ws + 1 * b.ws_floats);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[7 * 2 + 1], c.compute));
   }
 }
@@ -1013,14 +1025,14 @@ static void L_backward_rank4(const Ctx& c, LBuffers& b, Run run) {
   // [0] dM[4] = lam^(i+1) Q^T dO over piece 4
   if (run.compute) {
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[0 * 2], c.compute));
-    lasp::linear_grad_state(b.q, b.do_, lasp::Piece{0, 16384}, b.dm, c.dims, c.tables.kLDecay, c.compute);
+    lasp::linear_grad_state(b.q, b.do_, lasp::Piece{0, 16384}, b.dm, c.dims, c.tables.kLDecay, c.compute, b.qdo_ws);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[0 * 2 + 1], c.compute));
     CUDA_CHECK(cudaEventRecord(c.events[0], c.compute));
   }
   // [1] dM[11] = lam^(i+1) Q^T dO over piece 11
   if (run.compute) {
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[1 * 2], c.compute));
-    lasp::linear_grad_state(b.q, b.do_, lasp::Piece{16384, 16384}, b.dm + 524288, c.dims, c.tables.kLDecay, c.compute);
+    lasp::linear_grad_state(b.q, b.do_, lasp::Piece{16384, 16384}, b.dm + 524288, c.dims, c.tables.kLDecay, c.compute, b.qdo_ws + 1 * b.ws_floats);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[1 * 2 + 1], c.compute));
     CUDA_CHECK(cudaEventRecord(c.events[1], c.compute));
   }
@@ -1051,7 +1063,7 @@ static void L_backward_rank4(const Ctx& c, LBuffers& b, Run run) {
   // [5] dQ, dK, dV[4] inside the piece + the dO P^T, G terms (one walk)
   if (run.compute) {
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[5 * 2], c.compute));
-    lasp::linear_backward_fused(b.q, b.k, b.v, b.do_, b.p, b.g, lasp::Piece{0, 16384}, b.dq, b.dk, b.dv, c.dims, c.tables.kLDecay, true, c.compute);
+    lasp::linear_backward_fused(b.q, b.k, b.v, b.do_, b.p, b.g, lasp::Piece{0, 16384}, b.dq, b.dk, b.dv, c.dims, c.tables.kLDecay, true, c.compute, b.kv_ws, b.qdo_ws);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[5 * 2 + 1], c.compute));
   }
   // [6] G[11] = decayed sum of the 4 later pieces' dM
@@ -1064,7 +1076,7 @@ static void L_backward_rank4(const Ctx& c, LBuffers& b, Run run) {
   // [7] dQ, dK, dV[11] inside the piece + the dO P^T, G terms (one walk)
   if (run.compute) {
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[7 * 2], c.compute));
-    lasp::linear_backward_fused(b.q, b.k, b.v, b.do_, b.p + 524288, b.g + 524288, lasp::Piece{16384, 16384}, b.dq, b.dk, b.dv, c.dims, c.tables.kLDecay, true, c.compute);
+    lasp::linear_backward_fused(b.q, b.k, b.v, b.do_, b.p + 524288, b.g + 524288, lasp::Piece{16384, 16384}, b.dq, b.dk, b.dv, c.dims, c.tables.kLDecay, true, c.compute, b.kv_ws + 1 * b.ws_floats, b.qdo_ws + 1 * b.ws_floats);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[7 * 2 + 1], c.compute));
   }
 }
@@ -1074,14 +1086,14 @@ static void L_backward_rank5(const Ctx& c, LBuffers& b, Run run) {
   // [0] dM[5] = lam^(i+1) Q^T dO over piece 5
   if (run.compute) {
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[0 * 2], c.compute));
-    lasp::linear_grad_state(b.q, b.do_, lasp::Piece{0, 16384}, b.dm, c.dims, c.tables.kLDecay, c.compute);
+    lasp::linear_grad_state(b.q, b.do_, lasp::Piece{0, 16384}, b.dm, c.dims, c.tables.kLDecay, c.compute, b.qdo_ws);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[0 * 2 + 1], c.compute));
     CUDA_CHECK(cudaEventRecord(c.events[0], c.compute));
   }
   // [1] dM[10] = lam^(i+1) Q^T dO over piece 10
   if (run.compute) {
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[1 * 2], c.compute));
-    lasp::linear_grad_state(b.q, b.do_, lasp::Piece{16384, 16384}, b.dm + 524288, c.dims, c.tables.kLDecay, c.compute);
+    lasp::linear_grad_state(b.q, b.do_, lasp::Piece{16384, 16384}, b.dm + 524288, c.dims, c.tables.kLDecay, c.compute, b.qdo_ws + 1 * b.ws_floats);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[1 * 2 + 1], c.compute));
     CUDA_CHECK(cudaEventRecord(c.events[1], c.compute));
   }
@@ -1112,7 +1124,7 @@ static void L_backward_rank5(const Ctx& c, LBuffers& b, Run run) {
   // [5] dQ, dK, dV[5] inside the piece + the dO P^T, G terms (one walk)
   if (run.compute) {
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[5 * 2], c.compute));
-    lasp::linear_backward_fused(b.q, b.k, b.v, b.do_, b.p, b.g, lasp::Piece{0, 16384}, b.dq, b.dk, b.dv, c.dims, c.tables.kLDecay, true, c.compute);
+    lasp::linear_backward_fused(b.q, b.k, b.v, b.do_, b.p, b.g, lasp::Piece{0, 16384}, b.dq, b.dk, b.dv, c.dims, c.tables.kLDecay, true, c.compute, b.kv_ws, b.qdo_ws);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[5 * 2 + 1], c.compute));
   }
   // [6] G[10] = decayed sum of the 5 later pieces' dM
@@ -1125,7 +1137,7 @@ static void L_backward_rank5(const Ctx& c, LBuffers& b, Run run) {
   // [7] dQ, dK, dV[10] inside the piece + the dO P^T, G terms (one walk)
   if (run.compute) {
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[7 * 2], c.compute));
-    lasp::linear_backward_fused(b.q, b.k, b.v, b.do_, b.p + 524288, b.g + 524288, lasp::Piece{16384, 16384}, b.dq, b.dk, b.dv, c.dims, c.tables.kLDecay, true, c.compute);
+    lasp::linear_backward_fused(b.q, b.k, b.v, b.do_, b.p + 524288, b.g + 524288, lasp::Piece{16384, 16384}, b.dq, b.dk, b.dv, c.dims, c.tables.kLDecay, true, c.compute, b.kv_ws + 1 * b.ws_floats, b.qdo_ws + 1 * b.ws_floats);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[7 * 2 + 1], c.compute));
   }
 }
@@ -1135,14 +1147,14 @@ static void L_backward_rank6(const Ctx& c, LBuffers& b, Run run) {
   // [0] dM[6] = lam^(i+1) Q^T dO over piece 6
   if (run.compute) {
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[0 * 2], c.compute));
-    lasp::linear_grad_state(b.q, b.do_, lasp::Piece{0, 16384}, b.dm, c.dims, c.tables.kLDecay, c.compute);
+    lasp::linear_grad_state(b.q, b.do_, lasp::Piece{0, 16384}, b.dm, c.dims, c.tables.kLDecay, c.compute, b.qdo_ws);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[0 * 2 + 1], c.compute));
     CUDA_CHECK(cudaEventRecord(c.events[0], c.compute));
   }
   // [1] dM[9] = lam^(i+1) Q^T dO over piece 9
   if (run.compute) {
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[1 * 2], c.compute));
-    lasp::linear_grad_state(b.q, b.do_, lasp::Piece{16384, 16384}, b.dm + 524288, c.dims, c.tables.kLDecay, c.compute);
+    lasp::linear_grad_state(b.q, b.do_, lasp::Piece{16384, 16384}, b.dm + 524288, c.dims, c.tables.kLDecay, c.compute, b.qdo_ws + 1 * b.ws_floats);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[1 * 2 + 1], c.compute));
     CUDA_CHECK(cudaEventRecord(c.events[1], c.compute));
   }
@@ -1173,7 +1185,7 @@ static void L_backward_rank6(const Ctx& c, LBuffers& b, Run run) {
   // [5] dQ, dK, dV[6] inside the piece + the dO P^T, G terms (one walk)
   if (run.compute) {
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[5 * 2], c.compute));
-    lasp::linear_backward_fused(b.q, b.k, b.v, b.do_, b.p, b.g, lasp::Piece{0, 16384}, b.dq, b.dk, b.dv, c.dims, c.tables.kLDecay, true, c.compute);
+    lasp::linear_backward_fused(b.q, b.k, b.v, b.do_, b.p, b.g, lasp::Piece{0, 16384}, b.dq, b.dk, b.dv, c.dims, c.tables.kLDecay, true, c.compute, b.kv_ws, b.qdo_ws);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[5 * 2 + 1], c.compute));
   }
   // [6] G[9] = decayed sum of the 6 later pieces' dM
@@ -1186,7 +1198,7 @@ static void L_backward_rank6(const Ctx& c, LBuffers& b, Run run) {
   // [7] dQ, dK, dV[9] inside the piece + the dO P^T, G terms (one walk)
   if (run.compute) {
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[7 * 2], c.compute));
-    lasp::linear_backward_fused(b.q, b.k, b.v, b.do_, b.p + 524288, b.g + 524288, lasp::Piece{16384, 16384}, b.dq, b.dk, b.dv, c.dims, c.tables.kLDecay, true, c.compute);
+    lasp::linear_backward_fused(b.q, b.k, b.v, b.do_, b.p + 524288, b.g + 524288, lasp::Piece{16384, 16384}, b.dq, b.dk, b.dv, c.dims, c.tables.kLDecay, true, c.compute, b.kv_ws + 1 * b.ws_floats, b.qdo_ws + 1 * b.ws_floats);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[7 * 2 + 1], c.compute));
   }
 }
@@ -1196,14 +1208,14 @@ static void L_backward_rank7(const Ctx& c, LBuffers& b, Run run) {
   // [0] dM[7] = lam^(i+1) Q^T dO over piece 7
   if (run.compute) {
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[0 * 2], c.compute));
-    lasp::linear_grad_state(b.q, b.do_, lasp::Piece{0, 16384}, b.dm, c.dims, c.tables.kLDecay, c.compute);
+    lasp::linear_grad_state(b.q, b.do_, lasp::Piece{0, 16384}, b.dm, c.dims, c.tables.kLDecay, c.compute, b.qdo_ws);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[0 * 2 + 1], c.compute));
     CUDA_CHECK(cudaEventRecord(c.events[0], c.compute));
   }
   // [1] dM[8] = lam^(i+1) Q^T dO over piece 8
   if (run.compute) {
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[1 * 2], c.compute));
-    lasp::linear_grad_state(b.q, b.do_, lasp::Piece{16384, 16384}, b.dm + 524288, c.dims, c.tables.kLDecay, c.compute);
+    lasp::linear_grad_state(b.q, b.do_, lasp::Piece{16384, 16384}, b.dm + 524288, c.dims, c.tables.kLDecay, c.compute, b.qdo_ws + 1 * b.ws_floats);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[1 * 2 + 1], c.compute));
     CUDA_CHECK(cudaEventRecord(c.events[1], c.compute));
   }
@@ -1234,7 +1246,7 @@ static void L_backward_rank7(const Ctx& c, LBuffers& b, Run run) {
   // [5] dQ, dK, dV[7] inside the piece + the dO P^T, G terms (one walk)
   if (run.compute) {
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[5 * 2], c.compute));
-    lasp::linear_backward_fused(b.q, b.k, b.v, b.do_, b.p, b.g, lasp::Piece{0, 16384}, b.dq, b.dk, b.dv, c.dims, c.tables.kLDecay, true, c.compute);
+    lasp::linear_backward_fused(b.q, b.k, b.v, b.do_, b.p, b.g, lasp::Piece{0, 16384}, b.dq, b.dk, b.dv, c.dims, c.tables.kLDecay, true, c.compute, b.kv_ws, b.qdo_ws);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[5 * 2 + 1], c.compute));
   }
   // [6] G[8] = decayed sum of the 7 later pieces' dM
@@ -1247,7 +1259,7 @@ static void L_backward_rank7(const Ctx& c, LBuffers& b, Run run) {
   // [7] dQ, dK, dV[8] inside the piece + the dO P^T, G terms (one walk)
   if (run.compute) {
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[7 * 2], c.compute));
-    lasp::linear_backward_fused(b.q, b.k, b.v, b.do_, b.p + 524288, b.g + 524288, lasp::Piece{16384, 16384}, b.dq, b.dk, b.dv, c.dims, c.tables.kLDecay, true, c.compute);
+    lasp::linear_backward_fused(b.q, b.k, b.v, b.do_, b.p + 524288, b.g + 524288, lasp::Piece{16384, 16384}, b.dq, b.dk, b.dv, c.dims, c.tables.kLDecay, true, c.compute, b.kv_ws + 1 * b.ws_floats, b.qdo_ws + 1 * b.ws_floats);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[7 * 2 + 1], c.compute));
   }
 }
@@ -1295,6 +1307,7 @@ struct SBuffers {
 
 // The rank's queries against one rank's keys (grouped-query: 8 kv heads).
 static const lasp::SoftmaxDims kS_dims = lasp::SoftmaxDims{1, 32768, 32768, 32, 8, 128};
+
 
 // Element counts of the buffers above, in the same order.
 constexpr size_t kS_q_elements = 134217728;

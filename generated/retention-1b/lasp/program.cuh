@@ -20,6 +20,7 @@ constexpr int kGpus = 4;  // all GPUs = sequence x data
 constexpr int kBatch = 1;  // sequences per step on each data-parallel rank
 constexpr int kSeqLen = 262144;  // global sequence length N
 constexpr int kLocalTokens = 65536;  // tokens each rank holds
+constexpr int kPieceTokens = 65536;  // tokens of each piece
 constexpr int kPiecesPerRank = 1;  // contiguous layout
 constexpr int kHidden = 2048;  // model width
 constexpr int kHeads = 16;  // query heads
@@ -128,7 +129,14 @@ struct RBuffers {
   float* dm = nullptr;  // 262144 elements: this rank's piece gradient states dM
   float* g = nullptr;  // 262144 elements: suffix gradient state G of each piece
   float* dm_all = nullptr;  // 1048576 elements: every piece's dM, gathered (rank-major order)
+  // The walks' segment-state workspaces (linear_attention.cuh), one per piece: kv from the state walk, kept
+  // from the forward pass for the backward's dQ walk [per layer]; qdo from the gradient-state walk for the
+  // dK, dV walk. Their size depends on the GPU's SM count, so it is asked for at allocation.
+  float* kv_ws = nullptr;
+  float* qdo_ws = nullptr;
+  size_t ws_floats = 0;  // floats per piece in either
 };
+
 
 // Element counts of the buffers above, in the same order.
 constexpr size_t kR_q_elements = 134217728;
@@ -172,6 +180,10 @@ inline RBuffers alloc_R(const RBuffers* shared) {
   else CUDA_CHECK(cudaMalloc(&b.g, kR_g_elements * sizeof(float)));
   if (shared != nullptr) b.dm_all = shared->dm_all;
   else CUDA_CHECK(cudaMalloc(&b.dm_all, kR_dm_all_elements * sizeof(float)));
+  b.ws_floats = lasp::linear_state_workspace_bytes(lasp::LinearDims{kBatch, kLocalTokens, kHeads, kHeadDim}, kPieceTokens) / sizeof(float);
+  CUDA_CHECK(cudaMalloc(&b.kv_ws, kPiecesPerRank * b.ws_floats * sizeof(float)));
+  if (shared != nullptr) b.qdo_ws = shared->qdo_ws;
+  else CUDA_CHECK(cudaMalloc(&b.qdo_ws, kPiecesPerRank * b.ws_floats * sizeof(float)));
   return b;
 }
 
@@ -180,7 +192,7 @@ static void R_forward_rank0(const Ctx& c, RBuffers& b, Run run) {
   // [0] M[0] = K^T V over piece 0 (decayed)
   if (run.compute) {
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[0 * 2], c.compute));
-    lasp::linear_state(b.k, b.v, lasp::Piece{0, 65536}, b.m, c.dims, c.tables.kRDecay, c.compute);
+    lasp::linear_state(b.k, b.v, lasp::Piece{0, 65536}, b.m, c.dims, c.tables.kRDecay, c.compute, b.kv_ws);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[0 * 2 + 1], c.compute));
     CUDA_CHECK(cudaEventRecord(c.events[0], c.compute));
   }
@@ -202,7 +214,7 @@ static void R_forward_rank0(const Ctx& c, RBuffers& b, Run run) {
   // [3] O[0] = intra-piece product (chunk algorithm)
   if (run.compute) {
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[3 * 2], c.compute));
-    lasp::linear_intra(b.q, b.k, b.v, lasp::Piece{0, 65536}, b.o, c.dims, c.tables.kRDecay, true, c.compute);
+    lasp::linear_intra(b.q, b.k, b.v, lasp::Piece{0, 65536}, b.o, c.dims, c.tables.kRDecay, true, c.compute, b.kv_ws);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[3 * 2 + 1], c.compute));
   }
 }
@@ -212,7 +224,7 @@ static void R_forward_rank1(const Ctx& c, RBuffers& b, Run run) {
   // [0] M[1] = K^T V over piece 1 (decayed)
   if (run.compute) {
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[0 * 2], c.compute));
-    lasp::linear_state(b.k, b.v, lasp::Piece{0, 65536}, b.m, c.dims, c.tables.kRDecay, c.compute);
+    lasp::linear_state(b.k, b.v, lasp::Piece{0, 65536}, b.m, c.dims, c.tables.kRDecay, c.compute, b.kv_ws);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[0 * 2 + 1], c.compute));
     CUDA_CHECK(cudaEventRecord(c.events[0], c.compute));
   }
@@ -242,7 +254,7 @@ static void R_forward_rank1(const Ctx& c, RBuffers& b, Run run) {
   // [4] O[1] = intra-piece product + lam^(i+1) Q P (one walk)
   if (run.compute) {
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[4 * 2], c.compute));
-    lasp::linear_forward_fused(b.q, b.k, b.v, b.p, lasp::Piece{0, 65536}, b.o, c.dims, c.tables.kRDecay, true, c.compute);
+    lasp::linear_forward_fused(b.q, b.k, b.v, b.p, lasp::Piece{0, 65536}, b.o, c.dims, c.tables.kRDecay, true, c.compute, b.kv_ws);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[4 * 2 + 1], c.compute));
   }
 }
@@ -252,7 +264,7 @@ static void R_forward_rank2(const Ctx& c, RBuffers& b, Run run) {
   // [0] M[2] = K^T V over piece 2 (decayed)
   if (run.compute) {
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[0 * 2], c.compute));
-    lasp::linear_state(b.k, b.v, lasp::Piece{0, 65536}, b.m, c.dims, c.tables.kRDecay, c.compute);
+    lasp::linear_state(b.k, b.v, lasp::Piece{0, 65536}, b.m, c.dims, c.tables.kRDecay, c.compute, b.kv_ws);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[0 * 2 + 1], c.compute));
     CUDA_CHECK(cudaEventRecord(c.events[0], c.compute));
   }
@@ -282,7 +294,7 @@ static void R_forward_rank2(const Ctx& c, RBuffers& b, Run run) {
   // [4] O[2] = intra-piece product + lam^(i+1) Q P (one walk)
   if (run.compute) {
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[4 * 2], c.compute));
-    lasp::linear_forward_fused(b.q, b.k, b.v, b.p, lasp::Piece{0, 65536}, b.o, c.dims, c.tables.kRDecay, true, c.compute);
+    lasp::linear_forward_fused(b.q, b.k, b.v, b.p, lasp::Piece{0, 65536}, b.o, c.dims, c.tables.kRDecay, true, c.compute, b.kv_ws);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[4 * 2 + 1], c.compute));
   }
 }
@@ -292,7 +304,7 @@ static void R_forward_rank3(const Ctx& c, RBuffers& b, Run run) {
   // [0] M[3] = K^T V over piece 3 (decayed)
   if (run.compute) {
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[0 * 2], c.compute));
-    lasp::linear_state(b.k, b.v, lasp::Piece{0, 65536}, b.m, c.dims, c.tables.kRDecay, c.compute);
+    lasp::linear_state(b.k, b.v, lasp::Piece{0, 65536}, b.m, c.dims, c.tables.kRDecay, c.compute, b.kv_ws);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[0 * 2 + 1], c.compute));
     CUDA_CHECK(cudaEventRecord(c.events[0], c.compute));
   }
@@ -322,7 +334,7 @@ static void R_forward_rank3(const Ctx& c, RBuffers& b, Run run) {
   // [4] O[3] = intra-piece product + lam^(i+1) Q P (one walk)
   if (run.compute) {
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[4 * 2], c.compute));
-    lasp::linear_forward_fused(b.q, b.k, b.v, b.p, lasp::Piece{0, 65536}, b.o, c.dims, c.tables.kRDecay, true, c.compute);
+    lasp::linear_forward_fused(b.q, b.k, b.v, b.p, lasp::Piece{0, 65536}, b.o, c.dims, c.tables.kRDecay, true, c.compute, b.kv_ws);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[4 * 2 + 1], c.compute));
   }
 }
@@ -343,7 +355,7 @@ static void R_backward_rank0(const Ctx& c, RBuffers& b, Run run) {
   // [0] dM[0] = lam^(i+1) Q^T dO over piece 0
   if (run.compute) {
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[0 * 2], c.compute));
-    lasp::linear_grad_state(b.q, b.do_, lasp::Piece{0, 65536}, b.dm, c.dims, c.tables.kRDecay, c.compute);
+    lasp::linear_grad_state(b.q, b.do_, lasp::Piece{0, 65536}, b.dm, c.dims, c.tables.kRDecay, c.compute, b.qdo_ws);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[0 * 2 + 1], c.compute));
     CUDA_CHECK(cudaEventRecord(c.events[0], c.compute));
   }
@@ -373,7 +385,7 @@ static void R_backward_rank0(const Ctx& c, RBuffers& b, Run run) {
   // [4] dQ, dK, dV[0] inside the piece + the G terms (one walk)
   if (run.compute) {
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[4 * 2], c.compute));
-    lasp::linear_backward_fused(b.q, b.k, b.v, b.do_, nullptr, b.g, lasp::Piece{0, 65536}, b.dq, b.dk, b.dv, c.dims, c.tables.kRDecay, true, c.compute);
+    lasp::linear_backward_fused(b.q, b.k, b.v, b.do_, nullptr, b.g, lasp::Piece{0, 65536}, b.dq, b.dk, b.dv, c.dims, c.tables.kRDecay, true, c.compute, b.kv_ws, b.qdo_ws);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[4 * 2 + 1], c.compute));
   }
 }
@@ -383,7 +395,7 @@ static void R_backward_rank1(const Ctx& c, RBuffers& b, Run run) {
   // [0] dM[1] = lam^(i+1) Q^T dO over piece 1
   if (run.compute) {
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[0 * 2], c.compute));
-    lasp::linear_grad_state(b.q, b.do_, lasp::Piece{0, 65536}, b.dm, c.dims, c.tables.kRDecay, c.compute);
+    lasp::linear_grad_state(b.q, b.do_, lasp::Piece{0, 65536}, b.dm, c.dims, c.tables.kRDecay, c.compute, b.qdo_ws);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[0 * 2 + 1], c.compute));
     CUDA_CHECK(cudaEventRecord(c.events[0], c.compute));
   }
@@ -413,7 +425,7 @@ static void R_backward_rank1(const Ctx& c, RBuffers& b, Run run) {
   // [4] dQ, dK, dV[1] inside the piece + the dO P^T, G terms (one walk)
   if (run.compute) {
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[4 * 2], c.compute));
-    lasp::linear_backward_fused(b.q, b.k, b.v, b.do_, b.p, b.g, lasp::Piece{0, 65536}, b.dq, b.dk, b.dv, c.dims, c.tables.kRDecay, true, c.compute);
+    lasp::linear_backward_fused(b.q, b.k, b.v, b.do_, b.p, b.g, lasp::Piece{0, 65536}, b.dq, b.dk, b.dv, c.dims, c.tables.kRDecay, true, c.compute, b.kv_ws, b.qdo_ws);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[4 * 2 + 1], c.compute));
   }
 }
@@ -423,7 +435,7 @@ static void R_backward_rank2(const Ctx& c, RBuffers& b, Run run) {
   // [0] dM[2] = lam^(i+1) Q^T dO over piece 2
   if (run.compute) {
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[0 * 2], c.compute));
-    lasp::linear_grad_state(b.q, b.do_, lasp::Piece{0, 65536}, b.dm, c.dims, c.tables.kRDecay, c.compute);
+    lasp::linear_grad_state(b.q, b.do_, lasp::Piece{0, 65536}, b.dm, c.dims, c.tables.kRDecay, c.compute, b.qdo_ws);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[0 * 2 + 1], c.compute));
     CUDA_CHECK(cudaEventRecord(c.events[0], c.compute));
   }
@@ -453,7 +465,7 @@ static void R_backward_rank2(const Ctx& c, RBuffers& b, Run run) {
   // [4] dQ, dK, dV[2] inside the piece + the dO P^T, G terms (one walk)
   if (run.compute) {
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[4 * 2], c.compute));
-    lasp::linear_backward_fused(b.q, b.k, b.v, b.do_, b.p, b.g, lasp::Piece{0, 65536}, b.dq, b.dk, b.dv, c.dims, c.tables.kRDecay, true, c.compute);
+    lasp::linear_backward_fused(b.q, b.k, b.v, b.do_, b.p, b.g, lasp::Piece{0, 65536}, b.dq, b.dk, b.dv, c.dims, c.tables.kRDecay, true, c.compute, b.kv_ws, b.qdo_ws);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[4 * 2 + 1], c.compute));
   }
 }
@@ -463,7 +475,7 @@ static void R_backward_rank3(const Ctx& c, RBuffers& b, Run run) {
   // [0] dM[3] = lam^(i+1) Q^T dO over piece 3
   if (run.compute) {
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[0 * 2], c.compute));
-    lasp::linear_grad_state(b.q, b.do_, lasp::Piece{0, 65536}, b.dm, c.dims, c.tables.kRDecay, c.compute);
+    lasp::linear_grad_state(b.q, b.do_, lasp::Piece{0, 65536}, b.dm, c.dims, c.tables.kRDecay, c.compute, b.qdo_ws);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[0 * 2 + 1], c.compute));
     CUDA_CHECK(cudaEventRecord(c.events[0], c.compute));
   }
@@ -485,7 +497,7 @@ static void R_backward_rank3(const Ctx& c, RBuffers& b, Run run) {
   // [3] dQ, dK, dV[3] inside the piece + the dO P^T terms (one walk)
   if (run.compute) {
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[3 * 2], c.compute));
-    lasp::linear_backward_fused(b.q, b.k, b.v, b.do_, b.p, nullptr, lasp::Piece{0, 65536}, b.dq, b.dk, b.dv, c.dims, c.tables.kRDecay, true, c.compute);
+    lasp::linear_backward_fused(b.q, b.k, b.v, b.do_, b.p, nullptr, lasp::Piece{0, 65536}, b.dq, b.dk, b.dv, c.dims, c.tables.kRDecay, true, c.compute, b.kv_ws, b.qdo_ws);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[3 * 2 + 1], c.compute));
   }
 }

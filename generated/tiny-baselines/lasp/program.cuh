@@ -20,6 +20,7 @@ constexpr int kGpus = 4;  // all GPUs = sequence x data
 constexpr int kBatch = 1;  // sequences per step on each data-parallel rank
 constexpr int kSeqLen = 2048;  // global sequence length N
 constexpr int kLocalTokens = 512;  // tokens each rank holds
+constexpr int kPieceTokens = 512;  // tokens of each piece
 constexpr int kPiecesPerRank = 1;  // contiguous layout
 constexpr int kHidden = 256;  // model width
 constexpr int kHeads = 4;  // query heads
@@ -104,7 +105,14 @@ struct LBuffers {
   float* dm = nullptr;  // 16384 elements: this rank's piece gradient states dM
   float* g = nullptr;  // 16384 elements: suffix gradient state G of each piece
   float* g_prev = nullptr;  // 16384 elements: the gradient state each piece hands back: lam^C G + dM
+  // The walks' segment-state workspaces (linear_attention.cuh), one per piece: kv from the state walk, kept
+  // from the forward pass for the backward's dQ walk [per layer]; qdo from the gradient-state walk for the
+  // dK, dV walk. Their size depends on the GPU's SM count, so it is asked for at allocation.
+  float* kv_ws = nullptr;
+  float* qdo_ws = nullptr;
+  size_t ws_floats = 0;  // floats per piece in either
 };
+
 
 // Element counts of the buffers above, in the same order.
 constexpr size_t kL_q_elements = 131072;
@@ -148,6 +156,10 @@ inline LBuffers alloc_L(const LBuffers* shared) {
   else CUDA_CHECK(cudaMalloc(&b.g, kL_g_elements * sizeof(float)));
   if (shared != nullptr) b.g_prev = shared->g_prev;
   else CUDA_CHECK(cudaMalloc(&b.g_prev, kL_g_prev_elements * sizeof(float)));
+  b.ws_floats = lasp::linear_state_workspace_bytes(lasp::LinearDims{kBatch, kLocalTokens, kHeads, kHeadDim}, kPieceTokens) / sizeof(float);
+  CUDA_CHECK(cudaMalloc(&b.kv_ws, kPiecesPerRank * b.ws_floats * sizeof(float)));
+  if (shared != nullptr) b.qdo_ws = shared->qdo_ws;
+  else CUDA_CHECK(cudaMalloc(&b.qdo_ws, kPiecesPerRank * b.ws_floats * sizeof(float)));
   return b;
 }
 
@@ -156,14 +168,14 @@ static void L_forward_rank0(const Ctx& c, LBuffers& b, Run run) {
   // [0] M[0] = K^T V over piece 0 (decayed)
   if (run.compute) {
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[0 * 2], c.compute));
-    lasp::linear_state(b.k, b.v, lasp::Piece{0, 512}, b.m, c.dims, c.tables.kLDecay, c.compute);
+    lasp::linear_state(b.k, b.v, lasp::Piece{0, 512}, b.m, c.dims, c.tables.kLDecay, c.compute, b.kv_ws);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[0 * 2 + 1], c.compute));
     CUDA_CHECK(cudaEventRecord(c.events[0], c.compute));
   }
   // [1] O[0] = intra-piece product (chunk algorithm)
   if (run.compute) {
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[1 * 2], c.compute));
-    lasp::linear_intra(b.q, b.k, b.v, lasp::Piece{0, 512}, b.o, c.dims, c.tables.kLDecay, true, c.compute);
+    lasp::linear_intra(b.q, b.k, b.v, lasp::Piece{0, 512}, b.o, c.dims, c.tables.kLDecay, true, c.compute, b.kv_ws);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[1 * 2 + 1], c.compute));
   }
   // [2] P[0] = 0 (first piece)
@@ -194,14 +206,14 @@ static void L_forward_rank1(const Ctx& c, LBuffers& b, Run run) {
   // [0] M[1] = K^T V over piece 1 (decayed)
   if (run.compute) {
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[0 * 2], c.compute));
-    lasp::linear_state(b.k, b.v, lasp::Piece{0, 512}, b.m, c.dims, c.tables.kLDecay, c.compute);
+    lasp::linear_state(b.k, b.v, lasp::Piece{0, 512}, b.m, c.dims, c.tables.kLDecay, c.compute, b.kv_ws);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[0 * 2 + 1], c.compute));
     CUDA_CHECK(cudaEventRecord(c.events[0], c.compute));
   }
   // [1] O[1] = intra-piece product (chunk algorithm)
   if (run.compute) {
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[1 * 2], c.compute));
-    lasp::linear_intra(b.q, b.k, b.v, lasp::Piece{0, 512}, b.o, c.dims, c.tables.kLDecay, true, c.compute);
+    lasp::linear_intra(b.q, b.k, b.v, lasp::Piece{0, 512}, b.o, c.dims, c.tables.kLDecay, true, c.compute, b.kv_ws);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[1 * 2 + 1], c.compute));
   }
   // [2] recv P[1] from rank 0
@@ -238,14 +250,14 @@ static void L_forward_rank2(const Ctx& c, LBuffers& b, Run run) {
   // [0] M[2] = K^T V over piece 2 (decayed)
   if (run.compute) {
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[0 * 2], c.compute));
-    lasp::linear_state(b.k, b.v, lasp::Piece{0, 512}, b.m, c.dims, c.tables.kLDecay, c.compute);
+    lasp::linear_state(b.k, b.v, lasp::Piece{0, 512}, b.m, c.dims, c.tables.kLDecay, c.compute, b.kv_ws);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[0 * 2 + 1], c.compute));
     CUDA_CHECK(cudaEventRecord(c.events[0], c.compute));
   }
   // [1] O[2] = intra-piece product (chunk algorithm)
   if (run.compute) {
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[1 * 2], c.compute));
-    lasp::linear_intra(b.q, b.k, b.v, lasp::Piece{0, 512}, b.o, c.dims, c.tables.kLDecay, true, c.compute);
+    lasp::linear_intra(b.q, b.k, b.v, lasp::Piece{0, 512}, b.o, c.dims, c.tables.kLDecay, true, c.compute, b.kv_ws);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[1 * 2 + 1], c.compute));
   }
   // [2] recv P[2] from rank 1
@@ -282,7 +294,7 @@ static void L_forward_rank3(const Ctx& c, LBuffers& b, Run run) {
   // [0] O[3] = intra-piece product (chunk algorithm)
   if (run.compute) {
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[0 * 2], c.compute));
-    lasp::linear_intra(b.q, b.k, b.v, lasp::Piece{0, 512}, b.o, c.dims, c.tables.kLDecay, true, c.compute);
+    lasp::linear_intra(b.q, b.k, b.v, lasp::Piece{0, 512}, b.o, c.dims, c.tables.kLDecay, true, c.compute, nullptr);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[0 * 2 + 1], c.compute));
   }
   // [1] recv P[3] from rank 2
@@ -317,7 +329,7 @@ static void L_backward_rank0(const Ctx& c, LBuffers& b, Run run) {
   // [0] dQ, dK, dV[0] inside the piece
   if (run.compute) {
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[0 * 2], c.compute));
-    lasp::linear_intra_backward(b.q, b.k, b.v, b.do_, lasp::Piece{0, 512}, b.dq, b.dk, b.dv, c.dims, c.tables.kLDecay, true, c.compute);
+    lasp::linear_intra_backward(b.q, b.k, b.v, b.do_, lasp::Piece{0, 512}, b.dq, b.dk, b.dv, c.dims, c.tables.kLDecay, true, c.compute, b.kv_ws, nullptr);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[0 * 2 + 1], c.compute));
   }
   // [1] recv G[0] from rank 1
@@ -341,14 +353,14 @@ static void L_backward_rank1(const Ctx& c, LBuffers& b, Run run) {
   // [0] dM[1] = lam^(i+1) Q^T dO over piece 1
   if (run.compute) {
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[0 * 2], c.compute));
-    lasp::linear_grad_state(b.q, b.do_, lasp::Piece{0, 512}, b.dm, c.dims, c.tables.kLDecay, c.compute);
+    lasp::linear_grad_state(b.q, b.do_, lasp::Piece{0, 512}, b.dm, c.dims, c.tables.kLDecay, c.compute, b.qdo_ws);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[0 * 2 + 1], c.compute));
     CUDA_CHECK(cudaEventRecord(c.events[0], c.compute));
   }
   // [1] dQ, dK, dV[1] inside the piece
   if (run.compute) {
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[1 * 2], c.compute));
-    lasp::linear_intra_backward(b.q, b.k, b.v, b.do_, lasp::Piece{0, 512}, b.dq, b.dk, b.dv, c.dims, c.tables.kLDecay, true, c.compute);
+    lasp::linear_intra_backward(b.q, b.k, b.v, b.do_, lasp::Piece{0, 512}, b.dq, b.dk, b.dv, c.dims, c.tables.kLDecay, true, c.compute, b.kv_ws, b.qdo_ws);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[1 * 2 + 1], c.compute));
   }
   // [2] dQ[1] += dO P^T
@@ -391,14 +403,14 @@ static void L_backward_rank2(const Ctx& c, LBuffers& b, Run run) {
   // [0] dM[2] = lam^(i+1) Q^T dO over piece 2
   if (run.compute) {
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[0 * 2], c.compute));
-    lasp::linear_grad_state(b.q, b.do_, lasp::Piece{0, 512}, b.dm, c.dims, c.tables.kLDecay, c.compute);
+    lasp::linear_grad_state(b.q, b.do_, lasp::Piece{0, 512}, b.dm, c.dims, c.tables.kLDecay, c.compute, b.qdo_ws);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[0 * 2 + 1], c.compute));
     CUDA_CHECK(cudaEventRecord(c.events[0], c.compute));
   }
   // [1] dQ, dK, dV[2] inside the piece
   if (run.compute) {
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[1 * 2], c.compute));
-    lasp::linear_intra_backward(b.q, b.k, b.v, b.do_, lasp::Piece{0, 512}, b.dq, b.dk, b.dv, c.dims, c.tables.kLDecay, true, c.compute);
+    lasp::linear_intra_backward(b.q, b.k, b.v, b.do_, lasp::Piece{0, 512}, b.dq, b.dk, b.dv, c.dims, c.tables.kLDecay, true, c.compute, b.kv_ws, b.qdo_ws);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[1 * 2 + 1], c.compute));
   }
   // [2] dQ[2] += dO P^T
@@ -441,14 +453,14 @@ static void L_backward_rank3(const Ctx& c, LBuffers& b, Run run) {
   // [0] dM[3] = lam^(i+1) Q^T dO over piece 3
   if (run.compute) {
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[0 * 2], c.compute));
-    lasp::linear_grad_state(b.q, b.do_, lasp::Piece{0, 512}, b.dm, c.dims, c.tables.kLDecay, c.compute);
+    lasp::linear_grad_state(b.q, b.do_, lasp::Piece{0, 512}, b.dm, c.dims, c.tables.kLDecay, c.compute, b.qdo_ws);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[0 * 2 + 1], c.compute));
     CUDA_CHECK(cudaEventRecord(c.events[0], c.compute));
   }
   // [1] dQ, dK, dV[3] inside the piece
   if (run.compute) {
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[1 * 2], c.compute));
-    lasp::linear_intra_backward(b.q, b.k, b.v, b.do_, lasp::Piece{0, 512}, b.dq, b.dk, b.dv, c.dims, c.tables.kLDecay, true, c.compute);
+    lasp::linear_intra_backward(b.q, b.k, b.v, b.do_, lasp::Piece{0, 512}, b.dq, b.dk, b.dv, c.dims, c.tables.kLDecay, true, c.compute, nullptr, b.qdo_ws);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[1 * 2 + 1], c.compute));
   }
   // [2] dQ[3] += dO P^T
@@ -515,6 +527,7 @@ struct SBuffers {
 
 // The rank's queries against one rank's keys (grouped-query: 2 kv heads).
 static const lasp::SoftmaxDims kS_dims = lasp::SoftmaxDims{1, 512, 512, 4, 2, 64};
+
 
 // Element counts of the buffers above, in the same order.
 constexpr size_t kS_q_elements = 131072;

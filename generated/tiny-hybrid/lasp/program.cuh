@@ -20,6 +20,7 @@ constexpr int kGpus = 2;  // all GPUs = sequence x data
 constexpr int kBatch = 1;  // sequences per step on each data-parallel rank
 constexpr int kSeqLen = 1024;  // global sequence length N
 constexpr int kLocalTokens = 512;  // tokens each rank holds
+constexpr int kPieceTokens = 256;  // tokens of each piece
 constexpr int kPiecesPerRank = 2;  // zigzag layout
 constexpr int kHidden = 256;  // model width
 constexpr int kHeads = 4;  // query heads
@@ -126,7 +127,14 @@ struct LBuffers {
   float* dm = nullptr;  // 32768 elements: this rank's piece gradient states dM
   float* g = nullptr;  // 32768 elements: suffix gradient state G of each piece
   float* dm_all = nullptr;  // 65536 elements: every piece's dM, gathered (rank-major order)
+  // The walks' segment-state workspaces (linear_attention.cuh), one per piece: kv from the state walk, kept
+  // from the forward pass for the backward's dQ walk [per layer]; qdo from the gradient-state walk for the
+  // dK, dV walk. Their size depends on the GPU's SM count, so it is asked for at allocation.
+  float* kv_ws = nullptr;
+  float* qdo_ws = nullptr;
+  size_t ws_floats = 0;  // floats per piece in either
 };
+
 
 // Element counts of the buffers above, in the same order.
 constexpr size_t kL_q_elements = 131072;
@@ -170,6 +178,10 @@ inline LBuffers alloc_L(const LBuffers* shared) {
   else CUDA_CHECK(cudaMalloc(&b.g, kL_g_elements * sizeof(float)));
   if (shared != nullptr) b.dm_all = shared->dm_all;
   else CUDA_CHECK(cudaMalloc(&b.dm_all, kL_dm_all_elements * sizeof(float)));
+  b.ws_floats = lasp::linear_state_workspace_bytes(lasp::LinearDims{kBatch, kLocalTokens, kHeads, kHeadDim}, kPieceTokens) / sizeof(float);
+  CUDA_CHECK(cudaMalloc(&b.kv_ws, kPiecesPerRank * b.ws_floats * sizeof(float)));
+  if (shared != nullptr) b.qdo_ws = shared->qdo_ws;
+  else CUDA_CHECK(cudaMalloc(&b.qdo_ws, kPiecesPerRank * b.ws_floats * sizeof(float)));
   return b;
 }
 
@@ -178,14 +190,14 @@ static void L_forward_rank0(const Ctx& c, LBuffers& b, Run run) {
   // [0] M[0] = K^T V over piece 0 (decayed)
   if (run.compute) {
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[0 * 2], c.compute));
-    lasp::linear_state(b.k, b.v, lasp::Piece{0, 256}, b.m, c.dims, c.tables.kLDecay, c.compute);
+    lasp::linear_state(b.k, b.v, lasp::Piece{0, 256}, b.m, c.dims, c.tables.kLDecay, c.compute, b.kv_ws);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[0 * 2 + 1], c.compute));
     CUDA_CHECK(cudaEventRecord(c.events[0], c.compute));
   }
   // [1] M[3] = K^T V over piece 3 (decayed)
   if (run.compute) {
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[1 * 2], c.compute));
-    lasp::linear_state(b.k, b.v, lasp::Piece{256, 256}, b.m + 16384, c.dims, c.tables.kLDecay, c.compute);
+    lasp::linear_state(b.k, b.v, lasp::Piece{256, 256}, b.m + 16384, c.dims, c.tables.kLDecay, c.compute, b.kv_ws + 1 * b.ws_floats);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[1 * 2 + 1], c.compute));
     CUDA_CHECK(cudaEventRecord(c.events[1], c.compute));
   }
@@ -209,7 +221,7 @@ static void L_forward_rank0(const Ctx& c, LBuffers& b, Run run) {
   // [4] O[0] = intra-piece product (chunk algorithm)
   if (run.compute) {
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[4 * 2], c.compute));
-    lasp::linear_intra(b.q, b.k, b.v, lasp::Piece{0, 256}, b.o, c.dims, c.tables.kLDecay, true, c.compute);
+    lasp::linear_intra(b.q, b.k, b.v, lasp::Piece{0, 256}, b.o, c.dims, c.tables.kLDecay, true, c.compute, b.kv_ws);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[4 * 2 + 1], c.compute));
   }
   // [5] P[3] = decayed sum of the 3 earlier piece states
@@ -222,7 +234,7 @@ static void L_forward_rank0(const Ctx& c, LBuffers& b, Run run) {
   // [6] O[3] = intra-piece product + lam^(i+1) Q P (one walk)
   if (run.compute) {
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[6 * 2], c.compute));
-    lasp::linear_forward_fused(b.q, b.k, b.v, b.p + 16384, lasp::Piece{256, 256}, b.o, c.dims, c.tables.kLDecay, true, c.compute);
+    lasp::linear_forward_fused(b.q, b.k, b.v, b.p + 16384, lasp::Piece{256, 256}, b.o, c.dims, c.tables.kLDecay, true, c.compute, b.kv_ws + 1 * b.ws_floats);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[6 * 2 + 1], c.compute));
   }
 }
@@ -232,14 +244,14 @@ static void L_forward_rank1(const Ctx& c, LBuffers& b, Run run) {
   // [0] M[1] = K^T V over piece 1 (decayed)
   if (run.compute) {
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[0 * 2], c.compute));
-    lasp::linear_state(b.k, b.v, lasp::Piece{0, 256}, b.m, c.dims, c.tables.kLDecay, c.compute);
+    lasp::linear_state(b.k, b.v, lasp::Piece{0, 256}, b.m, c.dims, c.tables.kLDecay, c.compute, b.kv_ws);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[0 * 2 + 1], c.compute));
     CUDA_CHECK(cudaEventRecord(c.events[0], c.compute));
   }
   // [1] M[2] = K^T V over piece 2 (decayed)
   if (run.compute) {
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[1 * 2], c.compute));
-    lasp::linear_state(b.k, b.v, lasp::Piece{256, 256}, b.m + 16384, c.dims, c.tables.kLDecay, c.compute);
+    lasp::linear_state(b.k, b.v, lasp::Piece{256, 256}, b.m + 16384, c.dims, c.tables.kLDecay, c.compute, b.kv_ws + 1 * b.ws_floats);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[1 * 2 + 1], c.compute));
     CUDA_CHECK(cudaEventRecord(c.events[1], c.compute));
   }
@@ -270,7 +282,7 @@ static void L_forward_rank1(const Ctx& c, LBuffers& b, Run run) {
   // [5] O[1] = intra-piece product + lam^(i+1) Q P (one walk)
   if (run.compute) {
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[5 * 2], c.compute));
-    lasp::linear_forward_fused(b.q, b.k, b.v, b.p, lasp::Piece{0, 256}, b.o, c.dims, c.tables.kLDecay, true, c.compute);
+    lasp::linear_forward_fused(b.q, b.k, b.v, b.p, lasp::Piece{0, 256}, b.o, c.dims, c.tables.kLDecay, true, c.compute, b.kv_ws);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[5 * 2 + 1], c.compute));
   }
   // [6] P[2] = decayed sum of the 2 earlier piece states
@@ -283,7 +295,7 @@ static void L_forward_rank1(const Ctx& c, LBuffers& b, Run run) {
   // [7] O[2] = intra-piece product + lam^(i+1) Q P (one walk)
   if (run.compute) {
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[7 * 2], c.compute));
-    lasp::linear_forward_fused(b.q, b.k, b.v, b.p + 16384, lasp::Piece{256, 256}, b.o, c.dims, c.tables.kLDecay, true, c.compute);
+    lasp::linear_forward_fused(b.q, b.k, b.v, b.p + 16384, lasp::Piece{256, 256}, b.o, c.dims, c.tables.kLDecay, true, c.compute, b.kv_ws + 1 * b.ws_floats);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[7 * 2 + 1], c.compute));
   }
 }
@@ -302,14 +314,14 @@ static void L_backward_rank0(const Ctx& c, LBuffers& b, Run run) {
   // [0] dM[0] = lam^(i+1) Q^T dO over piece 0
   if (run.compute) {
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[0 * 2], c.compute));
-    lasp::linear_grad_state(b.q, b.do_, lasp::Piece{0, 256}, b.dm, c.dims, c.tables.kLDecay, c.compute);
+    lasp::linear_grad_state(b.q, b.do_, lasp::Piece{0, 256}, b.dm, c.dims, c.tables.kLDecay, c.compute, b.qdo_ws);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[0 * 2 + 1], c.compute));
     CUDA_CHECK(cudaEventRecord(c.events[0], c.compute));
   }
   // [1] dM[3] = lam^(i+1) Q^T dO over piece 3
   if (run.compute) {
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[1 * 2], c.compute));
-    lasp::linear_grad_state(b.q, b.do_, lasp::Piece{256, 256}, b.dm + 16384, c.dims, c.tables.kLDecay, c.compute);
+    lasp::linear_grad_state(b.q, b.do_, lasp::Piece{256, 256}, b.dm + 16384, c.dims, c.tables.kLDecay, c.compute, b.qdo_ws + 1 * b.ws_floats);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[1 * 2 + 1], c.compute));
     CUDA_CHECK(cudaEventRecord(c.events[1], c.compute));
   }
@@ -340,13 +352,13 @@ static void L_backward_rank0(const Ctx& c, LBuffers& b, Run run) {
   // [5] dQ, dK, dV[0] inside the piece + the G terms (one walk)
   if (run.compute) {
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[5 * 2], c.compute));
-    lasp::linear_backward_fused(b.q, b.k, b.v, b.do_, nullptr, b.g, lasp::Piece{0, 256}, b.dq, b.dk, b.dv, c.dims, c.tables.kLDecay, true, c.compute);
+    lasp::linear_backward_fused(b.q, b.k, b.v, b.do_, nullptr, b.g, lasp::Piece{0, 256}, b.dq, b.dk, b.dv, c.dims, c.tables.kLDecay, true, c.compute, b.kv_ws, b.qdo_ws);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[5 * 2 + 1], c.compute));
   }
   // [6] dQ, dK, dV[3] inside the piece + the dO P^T terms (one walk)
   if (run.compute) {
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[6 * 2], c.compute));
-    lasp::linear_backward_fused(b.q, b.k, b.v, b.do_, b.p + 16384, nullptr, lasp::Piece{256, 256}, b.dq, b.dk, b.dv, c.dims, c.tables.kLDecay, true, c.compute);
+    lasp::linear_backward_fused(b.q, b.k, b.v, b.do_, b.p + 16384, nullptr, lasp::Piece{256, 256}, b.dq, b.dk, b.dv, c.dims, c.tables.kLDecay, true, c.compute, b.kv_ws + 1 * b.ws_floats, b.qdo_ws + 1 * b.ws_floats);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[6 * 2 + 1], c.compute));
   }
 }
@@ -356,14 +368,14 @@ static void L_backward_rank1(const Ctx& c, LBuffers& b, Run run) {
   // [0] dM[1] = lam^(i+1) Q^T dO over piece 1
   if (run.compute) {
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[0 * 2], c.compute));
-    lasp::linear_grad_state(b.q, b.do_, lasp::Piece{0, 256}, b.dm, c.dims, c.tables.kLDecay, c.compute);
+    lasp::linear_grad_state(b.q, b.do_, lasp::Piece{0, 256}, b.dm, c.dims, c.tables.kLDecay, c.compute, b.qdo_ws);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[0 * 2 + 1], c.compute));
     CUDA_CHECK(cudaEventRecord(c.events[0], c.compute));
   }
   // [1] dM[2] = lam^(i+1) Q^T dO over piece 2
   if (run.compute) {
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[1 * 2], c.compute));
-    lasp::linear_grad_state(b.q, b.do_, lasp::Piece{256, 256}, b.dm + 16384, c.dims, c.tables.kLDecay, c.compute);
+    lasp::linear_grad_state(b.q, b.do_, lasp::Piece{256, 256}, b.dm + 16384, c.dims, c.tables.kLDecay, c.compute, b.qdo_ws + 1 * b.ws_floats);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[1 * 2 + 1], c.compute));
     CUDA_CHECK(cudaEventRecord(c.events[1], c.compute));
   }
@@ -394,7 +406,7 @@ static void L_backward_rank1(const Ctx& c, LBuffers& b, Run run) {
   // [5] dQ, dK, dV[1] inside the piece + the dO P^T, G terms (one walk)
   if (run.compute) {
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[5 * 2], c.compute));
-    lasp::linear_backward_fused(b.q, b.k, b.v, b.do_, b.p, b.g, lasp::Piece{0, 256}, b.dq, b.dk, b.dv, c.dims, c.tables.kLDecay, true, c.compute);
+    lasp::linear_backward_fused(b.q, b.k, b.v, b.do_, b.p, b.g, lasp::Piece{0, 256}, b.dq, b.dk, b.dv, c.dims, c.tables.kLDecay, true, c.compute, b.kv_ws, b.qdo_ws);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[5 * 2 + 1], c.compute));
   }
   // [6] G[2] = decayed sum of the 1 later pieces' dM
@@ -407,7 +419,7 @@ static void L_backward_rank1(const Ctx& c, LBuffers& b, Run run) {
   // [7] dQ, dK, dV[2] inside the piece + the dO P^T, G terms (one walk)
   if (run.compute) {
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[7 * 2], c.compute));
-    lasp::linear_backward_fused(b.q, b.k, b.v, b.do_, b.p + 16384, b.g + 16384, lasp::Piece{256, 256}, b.dq, b.dk, b.dv, c.dims, c.tables.kLDecay, true, c.compute);
+    lasp::linear_backward_fused(b.q, b.k, b.v, b.do_, b.p + 16384, b.g + 16384, lasp::Piece{256, 256}, b.dq, b.dk, b.dv, c.dims, c.tables.kLDecay, true, c.compute, b.kv_ws + 1 * b.ws_floats, b.qdo_ws + 1 * b.ws_floats);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[7 * 2 + 1], c.compute));
   }
 }
@@ -449,6 +461,7 @@ struct SBuffers {
 
 // The rank's queries against one rank's keys (grouped-query: 2 kv heads).
 static const lasp::SoftmaxDims kS_dims = lasp::SoftmaxDims{1, 512, 512, 4, 2, 64};
+
 
 // Element counts of the buffers above, in the same order.
 constexpr size_t kS_q_elements = 131072;

@@ -1,0 +1,46 @@
+// The linear-attention kernels' segment-state workspaces (linear_attention.cuh, "workspaces"): a state walk
+// (linear_state, linear_grad_state) can keep the per-segment states it computes, and the walks that would
+// compute them again (the intra-piece product forward, the dQ and dK/dV walks backward) start from them. The
+// IR does not see them: they carry no value of the algorithm, only work the kernels would repeat. This
+// module decides, per step, which workspace a call passes: one per piece, kv (from linear_state, kept from
+// the forward pass to the backward, so per layer) and qdo (from linear_grad_state, within the backward).
+import type { ComputeStep, RankProgram } from "../schedule/ir.js";
+import type { StepContext } from "./steps.js";
+
+/** Whether a pass program computes piece j's state (op linear.state or linear.grad_state). */
+function computes(program: RankProgram | undefined, op: ComputeStep["op"], j: number): boolean {
+  return (program?.steps ?? []).some((s) => s.kind === "compute" && s.op === op && s.params["piece"] === j);
+}
+
+const at = (name: "kv_ws" | "qdo_ws", j: number): string =>
+  j === 0 ? `b.${name}` : `b.${name} + ${j} * b.ws_floats`;
+
+/** A kind uses workspaces when any rank's forward pass runs a state walk. */
+export function usesWorkspaces(forward: RankProgram[]): boolean {
+  return forward.some((p) => p.steps.some((s) => s.kind === "compute" && s.op === "linear.state"));
+}
+
+/**
+ * The workspace arguments a linear-attention call of piece `j` appends, or none when the kind has no
+ * workspaces. A consumer gets nullptr (recompute) unless the producer ran for the same piece before it.
+ */
+export function workspaceArgs(step: ComputeStep, ctx: StepContext, j: number): string[] {
+  if (!ctx.workspaces) return [];
+  const forward = ctx.schedule.passes.forward.find((p) => p.rank === ctx.program.rank);
+  const kv = computes(forward, "linear.state", j) ? at("kv_ws", j) : "nullptr";
+  const qdo = computes(ctx.program, "linear.grad_state", j) ? at("qdo_ws", j) : "nullptr";
+  switch (step.op) {
+    case "linear.state":
+      return [at("kv_ws", j)];
+    case "linear.grad_state":
+      return [at("qdo_ws", j)];
+    case "linear.intra":
+    case "linear.forward_fused":
+      return [kv];
+    case "linear.intra_backward":
+    case "linear.backward_fused":
+      return [kv, qdo];
+    default:
+      return [];
+  }
+}
