@@ -5,6 +5,8 @@
 #   bash bench/gpu/run_softmax.sh              (from the repository root)
 #   SKIP_SDPA=1 bash bench/gpu/run_softmax.sh  (ours only)
 #   PROFILE=1 bash bench/gpu/run_softmax.sh    (also ncu sections of the wgmma forward at 16K, into $OUT/ncu.txt)
+#   SKIP_FIND=1 bash bench/gpu/run_softmax.sh  (sdpa_compare.py without its search for cudnn_frontend headers)
+#   PREBUILT=path bash bench/gpu/run_softmax.sh  (run a harness binary built elsewhere with the same nvcc command)
 #   extra arguments go to the harness, e.g. --checks-only, --runs 20, --tokens 16384
 set -uo pipefail
 cd "$(dirname "$0")/../.."
@@ -16,8 +18,16 @@ BIN=/tmp/softmax_kernels
   --format=csv; nvcc --version | tail -2; } | tee "$OUT/gpu.txt"
 
 echo "== build"
-nvcc -std=c++17 -O3 -lineinfo -gencode=arch=compute_90a,code=sm_90a -Xptxas -v \
-  -o "$BIN" bench/gpu/softmax_kernels.cu >"$OUT/build.log" 2>&1 || { cat "$OUT/build.log"; exit 3; }
+if [ -n "${PREBUILT:-}" ]; then
+  # A binary built elsewhere with the same command (saves the ~1 minute build on the GPU machine); its ptxas
+  # report, if any, beside it as PREBUILT.build.log.
+  BIN=$PREBUILT
+  cp "$PREBUILT.build.log" "$OUT/build.log" 2>/dev/null || : >"$OUT/build.log"
+  echo "prebuilt: $BIN"
+else
+  nvcc -std=c++17 -O3 -lineinfo -gencode=arch=compute_90a,code=sm_90a -Xptxas -v \
+    -o "$BIN" bench/gpu/softmax_kernels.cu >"$OUT/build.log" 2>&1 || { cat "$OUT/build.log"; exit 3; }
+fi
 grep -E "registers|spill" "$OUT/build.log" | paste - - | grep -E "fwd|bwd" >/dev/null
 python3 - "$OUT/build.log" <<'PY' | tee -a "$OUT/gpu.txt"
 import re, sys
@@ -30,7 +40,7 @@ for line in open(sys.argv[1]):
     if m and name:
         spill = m.group(1)
     m = re.search(r"Used (\d+) registers", line)
-    if m and name and ("fwd_kernel" in name or "bwd_kernel" in name):
+    if m and name and re.search(r"(fwd|bwd)\w*_kernel", name):
         short = re.sub(r"_ZN4lasp3smx\d+", "", name)[:40]
         print(f"  {short}: {m.group(1)} regs, {spill} B spill stores")
 PY
@@ -46,11 +56,11 @@ ours_rc=${PIPESTATUS[0]}
 
 if [ "${PROFILE:-0}" = 1 ] && command -v ncu >/dev/null; then
   echo "== ncu (one forward and one backward launch at 16K)"
-  timeout 120 ncu --target-processes all -k regex:"fwd_wgmma|bwd_wgmma" --launch-count 2 \
+  timeout 120 ncu --target-processes all -k regex:"${NCU_KERNELS:-fwd_ws|bwd_ws}" --launch-count 2 \
     --section SpeedOfLight --section ComputeWorkloadAnalysis --section MemoryWorkloadAnalysis \
     --section WarpStateStats --section Occupancy \
     "$BIN" --bench-only --tokens 16384 --runs 1 >"$OUT/ncu.txt" 2>&1
-  grep -E "fwd_wgmma|bwd_wgmma|Duration|Compute \(SM\) Throughput|Memory Throughput|L2 Cache Throughput|Executed Ipc A|Issue Slots Busy|Stall|Achieved Occupancy" \
+  grep -E "fwd_ws|bwd_ws|fwd_wgmma|bwd_wgmma|Duration|Compute \(SM\) Throughput|Memory Throughput|L2 Cache Throughput|Executed Ipc A|Issue Slots Busy|Stall|Achieved Occupancy" \
     "$OUT/ncu.txt" | head -40
 fi
 
@@ -58,7 +68,7 @@ echo "== sdpa"
 if [ "${SKIP_SDPA:-0}" = 1 ]; then
   echo "skipped (SKIP_SDPA=1)" | tee "$OUT/sdpa.log"
 else
-  PYTHONUNBUFFERED=1 python3 bench/gpu/sdpa_compare.py 2>&1 | tee "$OUT/sdpa.log"
+  PYTHONUNBUFFERED=1 python3 bench/gpu/sdpa_compare.py ${SKIP_FIND:+--no-find} 2>&1 | tee "$OUT/sdpa.log"
 fi
 
 echo "== summary"

@@ -1,6 +1,6 @@
 """Time PyTorch's scaled_dot_product_attention (cuDNN and flash backends) on the shapes of softmax_kernels.cu.
 
-Usage (on the GPU machine):  python3 bench/gpu/sdpa_compare.py [--tokens 16384 65536]
+Usage (on the GPU machine):  python3 bench/gpu/sdpa_compare.py [--tokens 16384 65536] [--no-find]
 
 - Shapes: batch 1, 16 heads x 128, causal, bf16, the [batch][tokens][heads][d] layout of our kernels handed
   to SDPA as a transposed view ([batch][heads][tokens][d] with strides), random normal inputs.
@@ -64,10 +64,12 @@ def bench(T, backend, B=1, H=16, D=128):
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--tokens", type=int, nargs="*", default=[16384, 65536])
+    ap.add_argument("--no-find", action="store_true", help="skip the search for cudnn_frontend headers")
     a = ap.parse_args()
     print(f"torch {torch.__version__}, cuda {torch.version.cuda}, cudnn {torch.backends.cudnn.version()}, "
           f"device {torch.cuda.get_device_name()}", flush=True)
-    print("cudnn_frontend headers:", find_frontend().replace("\n", "; "), flush=True)
+    if not a.no_find:
+        print("cudnn_frontend headers:", find_frontend().replace("\n", "; "), flush=True)
     inc = [p for p in glob.glob(os.path.join(sys.prefix, "lib", "python3*", "site-packages", "nvidia", "cudnn", "include", "*.h"))]
     print(f"cudnn headers in site-packages: {len(inc)} files" + (f" ({os.path.dirname(inc[0])})" if inc else ""), flush=True)
     for T in a.tokens:
