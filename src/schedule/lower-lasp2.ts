@@ -138,6 +138,17 @@ function hostStep(
       );
 }
 
+/** What both backward arrangements start from: the rank's pieces and buffers, and which pieces have a P. */
+function backwardStart(ctx: LowerContext, layer: LinearAttentionKind, rank: number) {
+  const b = new RankBuilder(rank);
+  const pieces = piecesOf(ctx, rank);
+  const total = ctx.plan.pieces.length;
+  // The forward pass wrote a prefix for every piece that has earlier pieces (all of them if bidirectional).
+  const hasPrefix = (index: number) => total > 1 && (!layer.causal || index > 0);
+  const savedPrefix = pieces.some((piece) => hasPrefix(piece.index));
+  return { b, pieces, total, hasPrefix, ...backwardBuffers(b, ctx, pieces.length, savedPrefix) };
+}
+
 function forwardFused(ctx: LowerContext, layer: LinearAttentionKind, rank: number): RankProgram {
   const b = new RankBuilder(rank);
   const pieces = piecesOf(ctx, rank);
@@ -171,12 +182,11 @@ function forwardFused(ctx: LowerContext, layer: LinearAttentionKind, rank: numbe
 }
 
 function backwardFused(ctx: LowerContext, layer: LinearAttentionKind, rank: number): RankProgram {
-  const b = new RankBuilder(rank);
-  const pieces = piecesOf(ctx, rank);
-  const total = ctx.plan.pieces.length;
-  const hasPrefix = (index: number) => total > 1 && (!layer.causal || index > 0);
-  const savedPrefix = pieces.some((piece) => hasPrefix(piece.index));
-  const { q, k, v, dout, p, dq, dk, dv, dm, g } = backwardBuffers(b, ctx, pieces.length, savedPrefix);
+  const { b, pieces, total, hasPrefix, q, k, v, dout, p, dq, dk, dv, dm, g } = backwardStart(
+    ctx,
+    layer,
+    rank,
+  );
   const io = { q, k, v, dout, dq, dk, dv };
   if (total === 1) {
     const host = hostStep(b, ctx, "o_weight_grad", q, []);
@@ -239,13 +249,11 @@ function forward(ctx: LowerContext, layer: LinearAttentionKind, rank: number): R
 }
 
 function backward(ctx: LowerContext, layer: LinearAttentionKind, rank: number): RankProgram {
-  const b = new RankBuilder(rank);
-  const pieces = piecesOf(ctx, rank);
-  const total = ctx.plan.pieces.length;
-  // The forward pass wrote a prefix for every piece that has earlier pieces (all of them if bidirectional).
-  const hasPrefix = (index: number) => total > 1 && (!layer.causal || index > 0);
-  const savedPrefix = pieces.some((piece) => hasPrefix(piece.index));
-  const { q, k, v, dout, p, dq, dk, dv, dm, g } = backwardBuffers(b, ctx, pieces.length, savedPrefix);
+  const { b, pieces, total, hasPrefix, q, k, v, dout, p, dq, dk, dv, dm, g } = backwardStart(
+    ctx,
+    layer,
+    rank,
+  );
   const io = { q, k, v, dout, dq, dk, dv };
   if (total === 1) {
     intraBackwardStep(b, ctx, pieces[0]!, 0, io, layer.causal);
