@@ -343,8 +343,16 @@ describe("simulateProgram", () => {
       ["L", 2],
       ["S", 1],
     ]);
-    const pass = (i: number) => t.kinds[i]!.forward.makespan + t.kinds[i]!.backward.makespan;
+    const pass = (i: number) => t.kinds[i]!.forward.attentionTime + t.kinds[i]!.backward.attentionTime;
     expect(t.stepTime).toBeCloseTo(2 * pass(0) + pass(1), 15);
+    // LASP-2 places the Q projection and dWo inside its passes; they are not attention time. Softmax
+    // (LASP-2H) places none.
+    for (const pass of ["forward", "backward"] as const) {
+      const l = t.kinds[0]![pass];
+      expect(l.projectionTime).toBeGreaterThan(0);
+      expect(l.attentionTime).toBeCloseTo(l.makespan - l.projectionTime, 15);
+      expect(t.kinds[1]![pass].projectionTime).toBe(0);
+    }
     expect(t.exposedComm + t.hiddenComm).toBeCloseTo(t.commTime, 12);
     expect(t.hiddenFraction).toBeGreaterThan(0);
     expect(t.hiddenFraction).toBeLessThanOrEqual(1);

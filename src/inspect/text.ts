@@ -37,9 +37,9 @@ function simulationText(program: ScheduleProgram): string {
   const rows = times.kinds.map((k) => [
     `${k.kind} (x${k.count})`,
     k.strategy,
-    ms(k.forward.makespan),
+    ms(k.forward.attentionTime),
     pct(k.forward.hiddenFraction),
-    ms(k.backward.makespan),
+    ms(k.backward.attentionTime),
     pct(k.backward.hiddenFraction),
   ]);
   return [
