@@ -107,7 +107,10 @@ describe("the generated program", () => {
     // main.cu leaves the Q projection and dWo to a hosted kind's pass, and runs them itself otherwise.
     const main = files.get("main.cu")!;
     expect(main).toMatch(/\{"L", [^}]*, true \},/);
-    expect(main).toContain("if (!kind.hosted) q_projection();");
+    expect(main).toContain("if (!kind.hosted) q_projection(st, l, kind, b);");
+    expect(main).toContain("if (!kind.hosted) o_weight_grad(st, l, kind, b);");
+    // bench's per-kind timings run the projections too (as the step does) and take their time out.
+    expect(main).toContain("both(st.ctx, program::Run{true, false, hooks}); }) - projections;");
     expect(main).toContain("core(program::Run{true, true, kind.hosted ? &host : nullptr});");
   });
 
