@@ -22,8 +22,8 @@ parallel { gpus $2  sequence $2  linear $3  layout $4 }
 run { seq_len ${10}  batch 1  dtype bf16  steps ${13}  warmup 3  mode ${12}  seed 7 }
 SPEC
 }
-# verify: every strategy, causal and bidirectional, basic and decayed, head dims 64 and 128, on 1, 2, 4 GPUs
-for w in 1 2 4; do
+# verify: every strategy, causal and bidirectional, basic and decayed, head dims 64 and 128, on 1, 2, 4, 8 GPUs
+for w in 1 2 4 8; do
   n=$((4096 * w))
   spec "v-lasp2-causal-d128-w$w"    $w lasp2 contiguous true  "decay none"              128 8 1024 $n 2 verify 1
   spec "v-lasp2-decay-zz-d64-w$w"   $w lasp2 zigzag     true  "decay [0.9, 0.95, 0.99, 0.999, 1, 0.8, 0.97, 0.9999]" 64 8 512 $n 2 verify 1
@@ -37,7 +37,7 @@ sed -i 's/parallel { gpus 4  sequence 4 /parallel { gpus 4  sequence 2  data 2 /
 spec "b-lasp2-dp2-w4" 4 lasp2 contiguous true "decay 0.99" 128 16 2048 32768 4 bench 20
 sed -i 's/parallel { gpus 4  sequence 4 /parallel { gpus 4  sequence 2  data 2 /; s/batch 1 /batch 2 /' "$specs/b-lasp2-dp2-w4.lasp"
 # bench: the 1B layer shape (16 heads x 128, hidden 2048), 16K tokens per GPU, 4 layers
-for w in 1 2 4; do
+for w in 1 2 4 8; do
   n=$((16384 * w))
   spec "b-lasp2-w$w" $w lasp2 contiguous true "decay 0.99" 128 16 2048 $n 4 bench 20
   spec "b-lasp1-w$w" $w lasp1 contiguous true "decay 0.99" 128 16 2048 $n 4 bench 20
@@ -56,28 +56,30 @@ run { seq_len ${10}  batch 1  dtype bf16  steps ${13}  warmup 3  mode ${12}  see
 SPEC
 }
 # softmax verify: allgather, ring, ulysses; contiguous and zigzag; GQA and not; head dims 64 and 128
-for w in 1 2 4; do
+for w in 1 2 4 8; do
   n=$((4096 * w))
   sspec "v-sm-ag-zz-gqa-d128-w$w"  $w allgather lasp2   zigzag     128 8 2 1024 $n "S x 1" verify 1 true
   sspec "v-sm-ag-ct-d64-w$w"       $w allgather lasp2   contiguous 64  8 8 512  $n "S x 1" verify 1 true
   sspec "v-sm-ag-bidir-d64-w$w"    $w allgather lasp2   contiguous 64  8 4 512  $n "S x 1" verify 1 false
   sspec "v-sm-ring-ct-gqa-d64-w$w" $w ring      lasp1   contiguous 64  8 4 512  $n "S x 1" verify 1 true
   sspec "v-sm-ring-zz-d128-w$w"    $w ring      lasp1   zigzag     128 8 8 1024 $n "S x 1" verify 1 true
-  sspec "v-sm-uly-zz-gqa-d128-w$w" $w ulysses   ulysses zigzag     128 8 4 1024 $n "[L, S] x 1" verify 1 true
+  # Ulysses shards kv heads over the ranks: 8 ranks need 8 kv heads (16 query heads keep GQA)
+  if [ "$w" -lt 8 ]; then uh=8; ukv=4; else uh=16; ukv=8; fi
+  sspec "v-sm-uly-zz-gqa-d128-w$w" $w ulysses   ulysses zigzag     128 $uh $ukv 1024 $n "[L, S] x 1" verify 1 true
   sspec "v-sm-uly-ct-d64-w$w"      $w ulysses   ulysses contiguous 64  8 8 512  $n "[L, S] x 1" verify 1 true
   # the 1B hybrid's layer shapes (16 x 128, 8 kv heads), shrunk to one [L, L, L, S] block
   sspec "v-hyb-1b-w$w"             $w allgather lasp2   zigzag     128 16 8 2048 $((8192 * w)) "[L, L, L, S] x 1" verify 1 true
 done
 # hybrid bench: the 1B hybrid stack ([L, L, L, S] x 2), 16K tokens per GPU, softmax strategy and layout
-for w in 1 2 4; do
+for w in 1 2 4 8; do
   n=$((16384 * w))
   sspec "b-hyb-ag-zz-w$w"   $w allgather lasp2 zigzag     128 16 8 2048 $n "[L, L, L, S] x 2" bench 20 true
   sspec "b-hyb-ag-ct-w$w"   $w allgather lasp2 contiguous 128 16 8 2048 $n "[L, L, L, S] x 2" bench 20 true
   sspec "b-hyb-ring-zz-w$w" $w ring      lasp2 zigzag     128 16 8 2048 $n "[L, L, L, S] x 2" bench 20 true
   sspec "b-hyb-uly-zz-w$w"  $w ulysses   lasp2 zigzag     128 16 8 2048 $n "[L, L, L, S] x 2" bench 20 true
 done
-# strong scaling (issue #7): the same 1B shapes at a fixed global length of 64K tokens on 1, 2, 4 GPUs
-for w in 1 2 4; do
+# strong scaling (issue #7): the same 1B shapes at a fixed global length of 64K tokens on 1, 2, 4, 8 GPUs
+for w in 1 2 4 8; do
   spec "s-lasp2-w$w" $w lasp2 contiguous true "decay 0.99" 128 16 2048 65536 4 bench 20
   spec "s-lasp1-w$w" $w lasp1 contiguous true "decay 0.99" 128 16 2048 65536 4 bench 20
   sspec "s-hyb-ag-zz-w$w"   $w allgather lasp2 zigzag 128 16 8 2048 65536 "[L, L, L, S] x 2" bench 20 true

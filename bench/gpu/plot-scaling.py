@@ -1,7 +1,7 @@
 """Scaling plot (SVG, no plotting library needed) from the suite's table.json files (summarize.py).
 
 Usage: plot-scaling.py OUT.svg TABLE.json [TABLE.json ...]
-Three panels: weak scaling of the 1B linear stack (b-lasp*: step time, 16K tokens per GPU), weak scaling of
+Three panels over the GPU counts measured (1, 2, 4, and 8 when there): weak scaling of the 1B linear stack (b-lasp*: step time, 16K tokens per GPU), weak scaling of
 the 1B hybrid stack (b-hyb-*: TFLOP/s per GPU, since softmax work per GPU grows with the global length), and
 strong scaling at 64K global tokens (s-*: speedup over 1 GPU, with the ideal line).
 """
@@ -30,7 +30,7 @@ def panel(x0, title, ylabel, lines, ideal=None, ymin=None):
     ys = [y for _, pts in lines for _, y in pts] + ([y for _, y in ideal] if ideal else [])
     lo = min(ys) if ymin is None else ymin
     hi = max(ys) * 1.08
-    gpus = [1, 2, 4]
+    gpus = sorted({g for _, pts in lines for g, _ in pts} | {g for g, _ in (ideal or [])})
     def px(g): return x0 + PAD + (gpus.index(g) if g in gpus else 0) * (W - PAD - 20) / (len(gpus) - 1)
     def py(y): return 30 + (H - 30 - PAD) * (1 - (y - lo) / (hi - lo))
     out = [f'<text x="{x0 + W / 2}" y="18" text-anchor="middle" font-size="13">{title}</text>',
@@ -56,6 +56,11 @@ def panel(x0, title, ylabel, lines, ideal=None, ymin=None):
         out.append(f'<text x="{x0 + PAD + 8}" y="{H + 6 + 13 * k}" font-size="10" fill="{c}">{label}</text>')
     return out
 
+def counts(prefix):
+    """The GPU counts measured for programs starting with `prefix` (1, 2, 4 and 8 when there)."""
+    return sorted({int(n.rsplit("-w", 1)[1]) for n in records if n.startswith(prefix)})
+
+
 def speedup(points):
     base = dict(points).get(1)
     return [(g, base / y) for g, y in points] if base else []
@@ -69,7 +74,7 @@ svg += panel(W + 20, "weak: 1B hybrid, 16K tokens/GPU", "TFLOP/s per GPU",
 svg += panel(2 * (W + 20), "strong: 64K tokens in all", "speedup over 1 GPU",
              [("LASP-2 (linear)", speedup(series("s-lasp2", "step_ms"))), ("LASP-1 (linear)", speedup(series("s-lasp1", "step_ms"))),
               ("LASP-2H (hybrid)", speedup(series("s-hyb-ag-zz", "step_ms"))), ("ring (hybrid)", speedup(series("s-hyb-ring-zz", "step_ms"))),
-              ("Ulysses (hybrid)", speedup(series("s-hyb-uly-zz", "step_ms")))], ideal=[(1, 1), (2, 2), (4, 4)], ymin=0)
+              ("Ulysses (hybrid)", speedup(series("s-hyb-uly-zz", "step_ms")))], ideal=[(g, g) for g in counts("s-")], ymin=0)
 width = 3 * W + 40
 open(sys.argv[1], "w").write(
     f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{H + LEGEND}" font-family="sans-serif">'
