@@ -28,6 +28,9 @@ W, H, PAD, LEGEND = 330, 260, 48, 72
 
 def panel(x0, title, ylabel, lines, ideal=None, ymin=None):
     ys = [y for _, pts in lines for _, y in pts] + ([y for _, y in ideal] if ideal else [])
+    if not [y for _, pts in lines for _, y in pts]:
+        return [f'<text x="{x0 + W / 2}" y="18" text-anchor="middle" font-size="13">{title}</text>',
+                f'<text x="{x0 + W / 2}" y="{H / 2}" text-anchor="middle" font-size="11">not measured</text>']
     lo = min(ys) if ymin is None else ymin
     hi = max(ys) * 1.08
     gpus = sorted({g for _, pts in lines for g, _ in pts} | {g for g, _ in (ideal or [])})
