@@ -197,6 +197,52 @@ describe("usage", () => {
   });
 });
 
+describe("--lasp2: LASP-2's arrangement", () => {
+  const spec = () =>
+    file(
+      "two.lasp",
+      `model m { vocab 64 hidden 256 ffn 64 heads 4 head_dim 64
+  layer L = linear_attention { decay 0.9 }
+  stack L x 1 }
+parallel { gpus 2 linear lasp2 }
+run { seq_len 2K }
+`,
+    );
+
+  it("inspect shows the fused arrangement by default and the split one when asked", async () => {
+    const fused = await lasp(["inspect", spec(), "--rank", "1"]);
+    expect(fused.exit).toBe(0);
+    expect(fused.stdout).toContain("Q = X Wq (the layer's projection)");
+    expect(fused.stdout).not.toContain("O[1] += lam^(i+1) Q P");
+    const split = await lasp(["inspect", spec(), "--rank", "1", "--lasp2", "split"]);
+    expect(split.exit).toBe(0);
+    expect(split.stdout).toContain("O[1] += lam^(i+1) Q P");
+    expect(split.stdout).not.toContain("Q = X Wq");
+  });
+
+  it("compile writes the split program's inter calls, and verify checks it exactly", async () => {
+    const out = join(dir, "split-program");
+    const compiled = await lasp(["compile", spec(), "-o", out, "--lasp2", "split"]);
+    expect(compiled.exit).toBe(0);
+    const cuh = readFileSync(join(out, "lasp", "program.cuh"), "utf8");
+    expect(cuh).toContain("lasp::linear_inter(");
+    expect(cuh).not.toContain("run_host(run, HostWork");
+    const verified = await lasp(["verify", spec(), "--lasp2", "split"]);
+    expect(verified.exit).toBe(0);
+    expect(verified.stdout).toMatch(/^ok: max relative error/m);
+  });
+
+  it("any other value is a usage error that names the choices, and nothing is written", async () => {
+    const out = join(dir, "never-written");
+    for (const command of [["inspect"], ["verify"], ["compile", "-o", out]]) {
+      const run = await lasp([command[0]!, spec(), ...command.slice(1), "--lasp2", "fast"]);
+      expect(run.exit).toBe(2);
+      expect(run.stderr).toContain("--lasp2 must be fused or split, got fast");
+    }
+    expect(existsSync(out)).toBe(false);
+  });
+});
+
 describe("the real binary", () => {
   beforeAll(() => {
     if (!existsSync(join(root, "dist", "src", "cli", "main.js"))) {

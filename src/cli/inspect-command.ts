@@ -6,11 +6,13 @@ import { inspectText } from "../inspect/text.js";
 import { lowerSpec } from "../schedule/lower.js";
 import { describeIoError, loadSpec, reportDiagnostics } from "./check-command.js";
 import { EXIT, type CliIo } from "./io.js";
+import { lasp2Option } from "./lasp2-option.js";
 
 export interface InspectOptions {
   rank: string;
   json?: boolean;
   svg?: string;
+  lasp2?: string;
 }
 
 export async function inspectCommand(file: string, options: InspectOptions, io: CliIo): Promise<number> {
@@ -25,7 +27,9 @@ export async function inspectCommand(file: string, options: InspectOptions, io: 
     );
     return EXIT.usage;
   }
-  const program = lowerSpec(spec);
+  const lasp2 = lasp2Option(options.lasp2, io);
+  if (lasp2 === null) return EXIT.usage;
+  const program = lowerSpec(spec, { lasp2 });
   if (options.svg !== undefined) {
     // Four layers (one of each kind where the stack has several) keep the picture readable.
     const first = program.schedules.map((_, s) => program.layers.indexOf(s));

@@ -4,6 +4,7 @@ import { checkCommand } from "./check-command.js";
 import { compileCommand, type CompileOptions } from "./compile-command.js";
 import { fmtCommand, type FmtOptions } from "./fmt-command.js";
 import { inspectCommand, type InspectOptions } from "./inspect-command.js";
+import { LASP2_FLAG, LASP2_HELP } from "./lasp2-option.js";
 import { EXIT, processIo, type CliIo } from "./io.js";
 import { version } from "./package-info.js";
 import { RUN_HELP, runCommand, type RunCliOptions } from "./run-command.js";
@@ -57,6 +58,7 @@ export function buildProgram(io: CliIo, setExit: (code: number) => void): Comman
     )
     .argument("<spec>", ".lasp spec file")
     .option("-o, --out <dir>", "output directory (default: lasp_<model name>)")
+    .option(LASP2_FLAG, LASP2_HELP)
     .action(async (spec: string, options: CompileOptions) =>
       setExit(await compileCommand(spec, options, io)),
     );
@@ -68,6 +70,7 @@ export function buildProgram(io: CliIo, setExit: (code: number) => void): Comman
     .option("--rank <n>", "the rank whose steps are listed", "0")
     .option("--json", "print the whole lowered program as JSON (field reference: src/schedule/README.md)")
     .option("--svg <file>", "write a timeline picture (one lane per stream and rank, predicted times)")
+    .option(LASP2_FLAG, LASP2_HELP)
     .action(async (spec: string, options: InspectOptions) =>
       setExit(await inspectCommand(spec, options, io)),
     );
@@ -83,6 +86,7 @@ export function buildProgram(io: CliIo, setExit: (code: number) => void): Comman
     .option("--seed <n>", "seed of the random inputs (default: the spec's seed)")
     .option("--tolerance <x>", "largest relative error that passes", "1e-9")
     .option("--json", "print the errors as JSON")
+    .option(LASP2_FLAG, LASP2_HELP)
     .action(async (spec: string, options: VerifyCliOptions) =>
       setExit(await verifyCommand(spec, options, io)),
     );

@@ -4,6 +4,7 @@ import { table } from "../inspect/units.js";
 import { verifySpec, VerifyUsageError, type VerifyOptions } from "../verify/verify.js";
 import { loadSpec, reportDiagnostics } from "./check-command.js";
 import { EXIT, type CliIo } from "./io.js";
+import { lasp2Option } from "./lasp2-option.js";
 
 export interface VerifyCliOptions {
   seqLen?: string;
@@ -13,6 +14,7 @@ export interface VerifyCliOptions {
   seed?: string;
   tolerance: string;
   json?: boolean;
+  lasp2?: string;
 }
 
 function positiveInteger(flag: string, text: string | undefined, io: CliIo): number | undefined | null {
@@ -38,6 +40,9 @@ export async function verifyCommand(file: string, cli: VerifyCliOptions, io: Cli
     if (value === null) return EXIT.usage;
     if (value !== undefined) options[key] = value;
   }
+  const lasp2 = lasp2Option(cli.lasp2, io);
+  if (lasp2 === null) return EXIT.usage;
+  options.lasp2 = lasp2;
   const tolerance = Number(cli.tolerance);
   if (!(tolerance > 0)) {
     io.stderr(`lasp: --tolerance must be a positive number, got ${cli.tolerance}\n`);

@@ -2,7 +2,7 @@
 // program (`lasp compile`). One template per output file; the runtime headers are copied under a header.
 import { mkdir, rm, writeFile } from "node:fs/promises";
 import { dirname, join } from "node:path";
-import { lowerSpec } from "../schedule/lower.js";
+import { lowerSpec, type LowerOptions } from "../schedule/lower.js";
 import type { ResolvedSpec } from "../spec/resolved.js";
 import { version } from "../cli/package-info.js";
 import { Renderer } from "./render.js";
@@ -39,9 +39,13 @@ const RENDERED: [string, string][] = [
 /** A spec the generator cannot emit yet: said in words, with what would work. */
 export class CodegenLimitation extends Error {}
 
-export function generateProgram(spec: ResolvedSpec, renderer = new Renderer()): Map<string, string> {
+export function generateProgram(
+  spec: ResolvedSpec,
+  renderer = new Renderer(),
+  lowering: LowerOptions = {},
+): Map<string, string> {
   checkSupported(spec);
-  const program = lowerSpec(spec);
+  const program = lowerSpec(spec, lowering);
   let view;
   try {
     view = buildView({ spec, program, compilerVersion: version() });
