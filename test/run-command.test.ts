@@ -198,6 +198,25 @@ describe("lasp run --dry-run", () => {
   });
 });
 
+describe("lasp run --lasp2", () => {
+  it("hands LASP-2's arrangement to the generator, and refuses any other value before anything else", async () => {
+    const seen: unknown[] = [];
+    const generate: RunDeps["generate"] = (_spec, _renderer, lowering) => {
+      seen.push(lowering);
+      return fixtureFiles();
+    };
+    const split = await run({ dryRun: true, lasp2: "split" }, deps({ generate }));
+    expect(split.code).toBe(0);
+    const fused = await run({ dryRun: true }, deps({ generate }));
+    expect(fused.code).toBe(0);
+    expect(seen).toEqual([{ lasp2: "split" }, { lasp2: undefined }]);
+    const bad = await run({ dryRun: true, lasp2: "fast" }, deps({ generate }));
+    expect(bad.code).toBe(2);
+    expect(bad.err).toContain("lasp: --lasp2 must be fused or split, got fast");
+    expect(seen).toHaveLength(2);
+  });
+});
+
 describe("lasp run: building and running", () => {
   it("builds, runs both ranks, shows progress and the summary; the second run finds the build cached", async () => {
     const first = await run({ json: true });

@@ -107,6 +107,7 @@ export function buildProgram(io: CliIo, setExit: (code: number) => void): Comman
     .option("-o, --out <dir>", "write the generated sources here (default: inside the build cache)")
     .option("--json", "also print the program's events as JSON lines on stdout")
     .option("--dry-run", "print the build and launch commands without running anything")
+    .option(LASP2_FLAG, LASP2_HELP)
     .addHelpText("after", RUN_HELP)
     .action(async (spec: string, programArgs: string[], options: RunCliOptions) =>
       setExit(await runCommand(spec, { ...options, programArgs }, io)),

@@ -28,6 +28,8 @@ import { findTools, HOW_TO_GET, which, type Toolchain } from "../toolchain/tools
 import type { ResolvedSpec } from "../spec/resolved.js";
 import { loadSpec, reportDiagnostics } from "./check-command.js";
 import { EXIT, type CliIo } from "./io.js";
+import type { LowerOptions } from "../schedule/lower.js";
+import { lasp2Option } from "./lasp2-option.js";
 
 /** Exit codes of `lasp run`; a failing rank's own code is passed through unchanged. */
 export const RUN_EXIT = { ...EXIT, environment: 3, build: 4, interrupted: 130 } as const;
@@ -40,7 +42,11 @@ it (no GPU, too few GPUs, no nvcc or cmake), 4 the build failed (the log and a r
 130 interrupted; a rank that fails passes its own exit code through.
 Build cache: .lasp-cache/ in the working directory, or $LASP_CACHE_DIR.`;
 
-export type ProgramGenerator = (spec: ResolvedSpec) => Map<string, string> | Promise<Map<string, string>>;
+export type ProgramGenerator = (
+  spec: ResolvedSpec,
+  renderer?: undefined,
+  lowering?: LowerOptions,
+) => Map<string, string> | Promise<Map<string, string>>;
 
 export interface RunCliOptions {
   launcher?: string;
@@ -52,6 +58,8 @@ export interface RunCliOptions {
   out?: string;
   dryRun?: boolean;
   json?: boolean;
+  /** LASP-2's arrangement (--lasp2 fused|split). */
+  lasp2?: string;
   /** Operands after `--`, handed to the program. */
   programArgs?: string[];
 }
@@ -109,6 +117,7 @@ interface Parsed {
   launcherArgs: string[];
   programArgs: string[];
   arch: string;
+  lowering: LowerOptions;
 }
 
 function parseOptions(cli: RunCliOptions, io: CliIo): Parsed | undefined {
@@ -145,6 +154,8 @@ function parseOptions(cli: RunCliOptions, io: CliIo): Parsed | undefined {
   if (cli.launcherArgs !== undefined && launcher === "local") {
     return fail("--launcher-args applies to --launcher mpirun or srun");
   }
+  const lasp2 = lasp2Option(cli.lasp2, io);
+  if (lasp2 === null) return undefined;
   const arch = (cli.arch ?? DEFAULT_ARCH).replace(/^(sm_|compute_)/, "");
   if (!/^\d{2,3}[a-z]?$/.test(arch)) {
     return fail(`--arch must be a CUDA architecture such as 90a, 90 or 80, got ${cli.arch}`);
@@ -155,6 +166,7 @@ function parseOptions(cli: RunCliOptions, io: CliIo): Parsed | undefined {
     launcherArgs: (cli.launcherArgs ?? "").split(/\s+/).filter((a) => a !== ""),
     programArgs: [...programArgs, ...(cli.programArgs ?? [])],
     arch,
+    lowering: { lasp2 },
   };
 }
 
@@ -265,7 +277,7 @@ export async function runCommand(
   }
   let files: Map<string, string>;
   try {
-    files = await generate(spec);
+    files = await generate(spec, undefined, parsed.lowering);
   } catch (error) {
     // The generator's CodegenLimitation: a spec it cannot emit yet, said in words.
     if ((error as Error).constructor?.name === "CodegenLimitation") {
