@@ -208,3 +208,23 @@ describe("lasp compile", () => {
     expect(io.err).toContain(`cannot write ${file}/out`);
   });
 });
+
+describe("FLOPs per step (TFLOP/s in bench)", () => {
+  const source = `model m { vocab 64 hidden 256 ffn 64 heads 4 head_dim 64
+    layer L = linear_attention { decay 0.9 }
+    stack L x 2 }
+    parallel { gpus 4 linear lasp2 }
+    run { seq_len 4K }`;
+  const flops = (lasp2: "fused" | "split"): number => {
+    const cuh = generateProgram(checkSource("f.lasp", source).spec!, undefined, { lasp2 }).get(
+      "lasp/program.cuh",
+    )!;
+    return Number(/constexpr double kFlopsPerStep = ([0-9.e+]+);/.exec(cuh)![1]);
+  };
+
+  it("count the same work whether LASP-2 runs the projections inside its passes or not", () => {
+    // The host steps are the layer's projections, which the count adds once on its own.
+    expect(flops("fused")).toBeGreaterThan(0);
+    expect(flops("fused")).toBe(flops("split"));
+  });
+});

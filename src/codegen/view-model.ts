@@ -4,6 +4,7 @@
 import type { ResolvedSpec } from "../spec/resolved.js";
 import type {
   BufferDecl,
+  ComputeStep,
   LayerSchedule,
   LayoutPlan,
   Pass,
@@ -457,18 +458,18 @@ function pieceMap(pieces: readonly { start: number; length: number }[]): string 
   return `lasp::PieceMap{${pieces.length}, ${pad(offsets)}, ${pad(pieces.map((p) => p.start))}, ${pad(pieces.map((p) => p.length))}}`;
 }
 
-/** FLOPs of one training step on one rank: the IR's attention steps plus the projections. */
+/** FLOPs of one training step on one rank: the IR's attention steps (mean over ranks) plus the projections. */
 export function flopsPerStep(spec: ResolvedSpec, program: ScheduleProgram): number {
-  const rank0 = (schedule: LayerSchedule): number =>
-    (["forward", "backward"] as const).reduce(
-      (sum, pass) =>
-        sum +
-        schedule.passes[pass][0]!.steps.reduce(
-          (s, step) => s + (step.kind === "compute" ? step.flops : 0),
-          0,
-        ),
-      0,
-    );
+  // The attention's own FLOPs, averaged over the ranks (end ranks skip terms that would add zero). Host
+  // steps are the layer's projections, counted with the others below.
+  const attention = (schedule: LayerSchedule): number =>
+    (["forward", "backward"] as const).reduce((sum, pass) => {
+      const ranks = schedule.passes[pass];
+      const flops = ranks
+        .flatMap((rp) => rp.steps)
+        .filter((s): s is ComputeStep => s.kind === "compute" && s.op !== "host");
+      return sum + flops.reduce((s, step) => s + step.flops, 0) / ranks.length;
+    }, 0);
   const rows = program.sizes.batch * program.layout.byRank[0]!.reduce((s, p) => s + p.length, 0);
   const { heads, headDim } = program.sizes;
   // Forward: Q, K, V, O products (K and V over the kv heads); backward: two products per forward product.
@@ -478,7 +479,7 @@ export function flopsPerStep(spec: ResolvedSpec, program: ScheduleProgram): numb
   };
   return program.layers.reduce((sum, s) => {
     const schedule = program.schedules[s]!;
-    return sum + rank0(schedule) + projections(schedule);
+    return sum + attention(schedule) + projections(schedule);
   }, 0);
 }
 

@@ -566,6 +566,6 @@ constexpr int kMaxEvents = 6;
 
 // FLOPs one rank performs in one training step: attention steps from the schedule IR, plus the
 // projections (forward 2*rows*in*out per matrix product, backward twice that).
-constexpr double kFlopsPerStep = 4.989038e+13;
+constexpr double kFlopsPerStep = 4.329331e+13;
 
 }  // namespace program

@@ -2839,6 +2839,6 @@ constexpr int kMaxEvents = 12;
 
 // FLOPs one rank performs in one training step: attention steps from the schedule IR, plus the
 // projections (forward 2*rows*in*out per matrix product, backward twice that).
-constexpr double kFlopsPerStep = 2.087857e+15;
+constexpr double kFlopsPerStep = 2.075384e+15;
 
 }  // namespace program
