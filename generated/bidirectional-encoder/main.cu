@@ -122,6 +122,15 @@ struct KindInfo {
   int kv_heads;      // heads of K and V (grouped-query attention); the query heads for linear attention
   float rope_theta;  // RoPE base (softmax attention)
   bool hosted;       // the schedule runs the Q projection and dWo itself (host steps, beside its collective)
+  int kv_width;      // width of a K or V row: kv heads x head dim
+  float verify_scale;  // scale of verify's random q and k (1 for softmax, whose scores are scaled inside)
+};
+
+// Each layer's weights in one allocation: element count, offsets of Wk, Wv and Wo (Wq at 0), and its rows
+// of head_dim elements for the initialiser.
+struct WeightLayout {
+  size_t elements, wk, wv, wo;
+  int rows;
 };
 
 struct LayerWeights {
@@ -195,7 +204,7 @@ static std::function<void(program::HostWork)> host_work(State& st, int l, const 
 template <typename Buffers, typename Core>
 static void layer_forward(State& st, int l, const KindInfo& kind, Buffers& b, Core core) {
   const int hidden = program::kHidden, width = (int)kQkvWidth, rows = (int)kRows;
-  const int kv_width = kind.kv_heads * program::kHeadDim;
+  const int kv_width = kind.kv_width;
   LayerWeights& w = st.weights[l];
   const lasp::PieceMap& map = program::kPieceMaps[st.layout.sp_rank];
   if (!kind.hosted) q_projection(st, l, kind, b);
@@ -227,7 +236,7 @@ static void layer_forward(State& st, int l, const KindInfo& kind, Buffers& b, Co
 template <typename Buffers, typename Core>
 static void layer_backward(State& st, int l, const KindInfo& kind, Buffers& b, Core core) {
   const int hidden = program::kHidden, width = (int)kQkvWidth, rows = (int)kRows;
-  const int kv_width = kind.kv_heads * program::kHeadDim;
+  const int kv_width = kind.kv_width;
   LayerWeights& w = st.weights[l];
   // dy = dx; d(attn) = dy Wo^T; dWo = attn^T dy (a hosted kind's schedule runs it beside its collective)
   lasp::matmul(st.blas, false, true, rows, width, hidden, st.dx, w.wo, st.dnormed);
@@ -284,11 +293,23 @@ static program::EBuffers g_layer10;
 static program::EBuffers g_layer11;
 
 static const KindInfo kKinds[] = {
-    {"E", 1, true, false, false, 16, 0.0f, true },
+    {"E", 1, true, false, false, 16, 0.0f, true, 1024, 0.125000000f },
 };
 
-// The layer kind of each layer of the stack (an index into kKinds).
-static const int kLayerKinds[program::kLayers] = { 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0 };
+static const WeightLayout kWeightLayout[program::kLayers] = {
+    { 4194304, 1048576, 2097152, 3145728, 65536 },
+    { 4194304, 1048576, 2097152, 3145728, 65536 },
+    { 4194304, 1048576, 2097152, 3145728, 65536 },
+    { 4194304, 1048576, 2097152, 3145728, 65536 },
+    { 4194304, 1048576, 2097152, 3145728, 65536 },
+    { 4194304, 1048576, 2097152, 3145728, 65536 },
+    { 4194304, 1048576, 2097152, 3145728, 65536 },
+    { 4194304, 1048576, 2097152, 3145728, 65536 },
+    { 4194304, 1048576, 2097152, 3145728, 65536 },
+    { 4194304, 1048576, 2097152, 3145728, 65536 },
+    { 4194304, 1048576, 2097152, 3145728, 65536 },
+    { 4194304, 1048576, 2097152, 3145728, 65536 },
+};
 
 static void allocate(State& st) {
   const size_t hidden = program::kHidden;
@@ -309,18 +330,16 @@ static void allocate(State& st) {
   st.pre_q.assign(program::kLayers, nullptr);
   st.pre_k.assign(program::kLayers, nullptr);
   st.normed.assign(program::kLayers, nullptr);
-  const float scale = 1.0f / sqrtf((float)hidden);
   for (int l = 0; l < program::kLayers; l++) {
     LayerWeights& w = st.weights[l];
-    const size_t m = hidden * kQkvWidth, kv = hidden * (size_t)kKinds[kLayerKinds[l]].kv_heads * program::kHeadDim;
-    w.elements = 2 * m + 2 * kv;
+    const WeightLayout& layout = kWeightLayout[l];
+    w.elements = layout.elements;
     alloc_bf16(&w.w, w.elements);
     alloc_bf16(&w.dw, w.elements);
-    w.wq = w.w; w.wk = w.w + m; w.wv = w.wk + kv; w.wo = w.wv + kv;
-    w.dwq = w.dw; w.dwk = w.dw + m; w.dwv = w.dwk + kv; w.dwo = w.dwv + kv;
+    w.wq = w.w; w.wk = w.w + layout.wk; w.wv = w.w + layout.wv; w.wo = w.w + layout.wo;
+    w.dwq = w.dw; w.dwk = w.dw + layout.wk; w.dwv = w.dw + layout.wv; w.dwo = w.dw + layout.wo;
     // Weights are the same on every rank: the position map is "one piece", the seed is per layer.
-    const int weight_rows = (int)(w.elements / program::kHeadDim);
-    lasp::fill_normal(w.w, 1, weight_rows, program::kHeadDim, lasp::PieceMap{0, {0, 0}, {0, 0}, {0, 0}}, weight_rows, st.opt.seed, 1000 + l, scale, st.ctx.compute);
+    lasp::fill_normal(w.w, 1, layout.rows, program::kHeadDim, lasp::PieceMap{0, {0, 0}, {0, 0}, {0, 0}}, layout.rows, st.opt.seed, 1000 + l, program::kWeightScale, st.ctx.compute);
   }
   for (int l = 0; l <= program::kLayers; l++) alloc_bf16(&st.x[l], kRows * hidden);
   if (kKinds[0].feature_map != 0) { alloc_bf16(&st.pre_q[0], kRows * kQkvWidth); alloc_bf16(&st.pre_k[0], kRows * kQkvWidth); }
@@ -532,18 +551,17 @@ static int verify(State& st) {
   CUDA_CHECK(cudaMalloc(&ref_lse, (size_t)program::kBatch * program::kSeqLen * program::kHeads * sizeof(float)));
   lasp::LinearDims whole = st.ctx.dims;
   whole.tokens = program::kSeqLen;
-  const float qk_scale = 1.0f / sqrtf((float)program::kHeadDim);
   bool ok = true;
   cudaStream_t s = st.ctx.compute;
   const int B = program::kBatch, L = program::kLocalTokens, N = program::kSeqLen, W = (int)kQkvWidth;
   {
     auto& b = g_layer0;
     const KindInfo& kind = kKinds[0];
-    const int KW = kind.kv_heads * program::kHeadDim;  // width of K and V rows
+    const int KW = kind.kv_width;
     const size_t local_kv = kRows * KW;
     // The same numbers on every rank and GPU count: a function of the global position. Softmax scores get
     // unit variance (q, k ~ N(0, 1), scaled by 1/sqrt(d) inside); linear attention's q, k are scaled down.
-    const float in_scale = kind.softmax ? 1.0f : qk_scale;
+    const float in_scale = kind.verify_scale;
     lasp::fill_normal(b.q, B, L, W, map, N, st.opt.seed, 11, in_scale, s);
     lasp::fill_normal(b.k, B, L, KW, map, N, st.opt.seed, 12, in_scale, s);
     lasp::fill_normal(b.v, B, L, KW, map, N, st.opt.seed, 13, 1.0f, s);

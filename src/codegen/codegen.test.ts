@@ -106,7 +106,8 @@ describe("the generated program", () => {
     expect(body("L_forward_rank0")).toContain("lasp::linear_intra(");
     // main.cu leaves the Q projection and dWo to a hosted kind's pass, and runs them itself otherwise.
     const main = files.get("main.cu")!;
-    expect(main).toMatch(/\{"L", [^}]*, true \},/);
+    // KindInfo's `hosted` field, the eighth.
+    expect(main).toMatch(/\{"L", (?:[^,]+, ){6}true, /);
     expect(main).toContain("if (!kind.hosted) q_projection(st, l, kind, b);");
     expect(main).toContain("if (!kind.hosted) o_weight_grad(st, l, kind, b);");
     // bench's per-kind timings run the projections too (as the step does) and take their time out.
@@ -226,5 +227,22 @@ describe("FLOPs per step (TFLOP/s in bench)", () => {
     // The host steps are the layer's projections, which the count adds once on its own.
     expect(flops("fused")).toBeGreaterThan(0);
     expect(flops("fused")).toBe(flops("split"));
+  });
+});
+
+describe("numbers main.cu takes from the compiler", () => {
+  it("lays out each layer's weights by its kind's kv heads (GQA layers have narrower Wk, Wv)", () => {
+    const source = `model m { vocab 64 hidden 256 ffn 64 heads 4 head_dim 64
+      layer L = linear_attention { decay 0.9 }
+      layer S = softmax_attention { kv_heads 2 }
+      stack [L, S] x 1 }
+      parallel { gpus 2 }
+      run { seq_len 2K }`;
+    const main = generateProgram(checkSource("w.lasp", source).spec!).get("main.cu")!;
+    // L: Wq, Wk, Wv, Wo all 256 x 256 = 65536; S: Wk, Wv 256 x (2 x 64) = 32768. Rows of 64 elements.
+    expect(main).toContain("{ 262144, 65536, 131072, 196608, 4096 },");
+    expect(main).toContain("{ 196608, 65536, 98304, 131072, 3072 },");
+    expect(main).toContain("program::kWeightScale");
+    expect(main).not.toMatch(/sqrtf\(/);
   });
 });

@@ -37,6 +37,9 @@ export interface BufferView {
 
 export interface StepView {
   id: number;
+  /** Indices of the timeline's events around this step in Ctx::trace (2 id and 2 id + 1). */
+  traceStart: number;
+  traceEnd: number;
   comment: string;
   stream: "compute" | "comm";
   /** Guard flag: `run.compute` or `run.comm`. */
@@ -89,6 +92,10 @@ export interface KindView {
   softmax: boolean;
   /** Key/value heads (the query heads for linear attention). */
   kvHeads: number;
+  /** Width of a K or V row: kv heads x head dim. */
+  kvWidth: number;
+  /** Scale of verify's random q and k: 1 for softmax (scores scaled by 1/sqrt(d) inside), 1/sqrt(d) else. */
+  verifyScale: string;
   /** RoPE base of a softmax kind ("0" for linear kinds, which have none). */
   ropeTheta: string;
   /** Segment-state workspaces of the linear-attention walks (workspaces.ts): fields kv_ws, qdo_ws, ws_floats. */
@@ -114,6 +121,14 @@ export interface LayerView {
   struct: string;
   /** `nullptr` for the first layer of a kind, else `&g_layerN` whose scratch buffers it shares. */
   sharedWith: string;
+  /** The layer's weights in one allocation, Wq [hidden][H d], Wk, Wv [hidden][Hkv d], Wo [H d][hidden]: */
+  weightElements: number;
+  /** element offsets of Wk, Wv, Wo in it, */
+  wkOffset: number;
+  wvOffset: number;
+  woOffset: number;
+  /** and its rows of head_dim elements (how the initialiser fills it). */
+  weightRows: number;
 }
 
 export interface ProgramView {
@@ -166,6 +181,8 @@ function stepView(step: Step, ctx: StepContext, events: Set<number>, overlap: Ma
   const calls = stepCalls(step, ctx);
   return {
     id: step.id,
+    traceStart: 2 * step.id,
+    traceEnd: 2 * step.id + 1,
     comment: step.label,
     stream: step.stream,
     guard: step.stream === "compute" ? "run.compute" : "run.comm",
@@ -332,6 +349,12 @@ export function buildView({ spec, program, compilerVersion }: ViewInputs): Progr
     { ctype: "int", name: "kSeed", value: String(spec.run.seed), comment: "seed of weights and inputs" },
     { ctype: "float", name: "kNormEps", value: floatLiteral(spec.model.normEps), comment: "RMSNorm epsilon" },
     {
+      ctype: "float",
+      name: "kWeightScale",
+      value: floatLiteral(1 / Math.sqrt(spec.model.hidden)),
+      comment: "standard deviation of the initial weights, 1/sqrt(hidden)",
+    },
+    {
       ctype: "int",
       name: "kFewCtas",
       value: String(OVERLAP_CTAS),
@@ -394,6 +417,8 @@ export function buildView({ spec, program, compilerVersion }: ViewInputs): Progr
       causal: layer.causal ? "true" : "false",
       softmax,
       kvHeads,
+      kvWidth: kvHeads * sizes.headDim,
+      verifyScale: floatLiteral(softmax ? 1 : 1 / Math.sqrt(sizes.headDim)),
       ropeTheta: softmax ? floatLiteral(layer.ropeTheta) : "0.0f",
       hosted: hostsProjections(schedule) ? "true" : "false",
       workspaces,
@@ -409,12 +434,19 @@ export function buildView({ spec, program, compilerVersion }: ViewInputs): Progr
   });
   const layers = program.layers.map((s, index): LayerView => {
     const first = kinds[s]!.firstLayer;
+    const q = spec.model.hidden * sizes.heads * sizes.headDim;
+    const kv = spec.model.hidden * kinds[s]!.kvWidth;
     return {
       index,
       kind: kinds[s]!.name,
       kindIndex: s,
       struct: kinds[s]!.struct,
       sharedWith: first === index ? "nullptr" : `&g_layer${first}`,
+      weightElements: 2 * q + 2 * kv,
+      wkOffset: q,
+      wvOffset: q + kv,
+      woOffset: q + 2 * kv,
+      weightRows: (2 * q + 2 * kv) / sizes.headDim,
     };
   });
   const maxEvents = Math.max(1, ...kinds.flatMap((k) => k.passes.map((p) => p.events)));

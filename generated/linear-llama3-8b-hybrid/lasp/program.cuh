@@ -30,6 +30,7 @@ constexpr int kSteps = 20;  // timed steps (bench) by default
 constexpr int kWarmup = 3;  // untimed warm-up steps
 constexpr int kSeed = 0;  // seed of weights and inputs
 constexpr float kNormEps = 0.0000100000000f;  // RMSNorm epsilon
+constexpr float kWeightScale = 0.0156250000f;  // standard deviation of the initial weights, 1/sqrt(hidden)
 constexpr int kFewCtas = 4;  // CTA limit of the communicator for small collectives beside computation (Ctx::nccl_few_ctas)
 
 // Where each sequence-parallel rank's rows sit in the global sequence (zigzag layout).
@@ -291,16 +292,16 @@ inline LBuffers alloc_L(const LBuffers* shared) {
 static void L_forward_rank0(const Ctx& c, LBuffers& b, Run run) {
   // [0] M[0] = K^T V over piece 0
   if (run.compute) {
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[0 * 2], c.compute));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[0], c.compute));
     lasp::linear_state(b.k, b.v, lasp::Piece{0, 16384}, b.m, c.dims, c.tables.kLDecay, c.compute, b.kv_ws);
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[0 * 2 + 1], c.compute));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[1], c.compute));
     CUDA_CHECK(cudaEventRecord(c.events[0], c.compute));
   }
   // [1] M[15] = K^T V over piece 15
   if (run.compute) {
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[1 * 2], c.compute));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[2], c.compute));
     lasp::linear_state(b.k, b.v, lasp::Piece{16384, 16384}, b.m + 524288, c.dims, c.tables.kLDecay, c.compute, b.kv_ws + 1 * b.ws_floats);
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[1 * 2 + 1], c.compute));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[3], c.compute));
     CUDA_CHECK(cudaEventRecord(c.events[1], c.compute));
   }
   // [2] AllGather piece states (2 per rank)
@@ -308,36 +309,36 @@ static void L_forward_rank0(const Ctx& c, LBuffers& b, Run run) {
     CUDA_CHECK(cudaStreamWaitEvent(c.comm, c.events[0], 0));
     CUDA_CHECK(cudaStreamWaitEvent(c.comm, c.events[1], 0));
     CUDA_CHECK(cudaEventRecord(c.started[2], c.comm));  // the collective is next on its stream
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[2 * 2], c.comm));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[4], c.comm));
     NCCL_CHECK(ncclAllGather(b.m, b.m_all, 1048576, ncclFloat32, c.nccl_few_ctas, c.comm));
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[2 * 2 + 1], c.comm));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[5], c.comm));
     CUDA_CHECK(cudaEventRecord(c.events[2], c.comm));
   }
   // [3] Q = X Wq (the layer's projection)
   if (run.compute) {
     CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.started[2], 0));  // let the collective start first
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[3 * 2], c.compute));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[6], c.compute));
     run_host(run, HostWork::kQProjection);
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[3 * 2 + 1], c.compute));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[7], c.compute));
   }
   // [4] O[0] = intra-piece product (chunk algorithm)
   if (run.compute) {
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[4 * 2], c.compute));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[8], c.compute));
     lasp::linear_intra(b.q, b.k, b.v, lasp::Piece{0, 16384}, b.o, c.dims, c.tables.kLDecay, true, c.compute, b.kv_ws);
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[4 * 2 + 1], c.compute));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[9], c.compute));
   }
   // [5] P[15] = decayed sum of the 15 earlier piece states
   if (run.compute) {
     CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.events[2], 0));
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[5 * 2], c.compute));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[10], c.compute));
     lasp::linear_decayed_sum(b.m_all, 16, c.tables.kL_forward_r0_gaps1, b.p + 524288, c.dims, c.tables.kLDecay, c.compute);
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[5 * 2 + 1], c.compute));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[11], c.compute));
   }
   // [6] O[15] = intra-piece product + lam^(i+1) Q P (one walk)
   if (run.compute) {
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[6 * 2], c.compute));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[12], c.compute));
     lasp::linear_forward_fused(b.q, b.k, b.v, b.p + 524288, lasp::Piece{16384, 16384}, b.o, c.dims, c.tables.kLDecay, true, c.compute, b.kv_ws + 1 * b.ws_floats);
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[6 * 2 + 1], c.compute));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[13], c.compute));
   }
 }
 
@@ -345,16 +346,16 @@ static void L_forward_rank0(const Ctx& c, LBuffers& b, Run run) {
 static void L_forward_rank1(const Ctx& c, LBuffers& b, Run run) {
   // [0] M[1] = K^T V over piece 1
   if (run.compute) {
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[0 * 2], c.compute));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[0], c.compute));
     lasp::linear_state(b.k, b.v, lasp::Piece{0, 16384}, b.m, c.dims, c.tables.kLDecay, c.compute, b.kv_ws);
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[0 * 2 + 1], c.compute));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[1], c.compute));
     CUDA_CHECK(cudaEventRecord(c.events[0], c.compute));
   }
   // [1] M[14] = K^T V over piece 14
   if (run.compute) {
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[1 * 2], c.compute));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[2], c.compute));
     lasp::linear_state(b.k, b.v, lasp::Piece{16384, 16384}, b.m + 524288, c.dims, c.tables.kLDecay, c.compute, b.kv_ws + 1 * b.ws_floats);
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[1 * 2 + 1], c.compute));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[3], c.compute));
     CUDA_CHECK(cudaEventRecord(c.events[1], c.compute));
   }
   // [2] AllGather piece states (2 per rank)
@@ -362,43 +363,43 @@ static void L_forward_rank1(const Ctx& c, LBuffers& b, Run run) {
     CUDA_CHECK(cudaStreamWaitEvent(c.comm, c.events[0], 0));
     CUDA_CHECK(cudaStreamWaitEvent(c.comm, c.events[1], 0));
     CUDA_CHECK(cudaEventRecord(c.started[2], c.comm));  // the collective is next on its stream
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[2 * 2], c.comm));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[4], c.comm));
     NCCL_CHECK(ncclAllGather(b.m, b.m_all, 1048576, ncclFloat32, c.nccl_few_ctas, c.comm));
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[2 * 2 + 1], c.comm));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[5], c.comm));
     CUDA_CHECK(cudaEventRecord(c.events[2], c.comm));
   }
   // [3] Q = X Wq (the layer's projection)
   if (run.compute) {
     CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.started[2], 0));  // let the collective start first
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[3 * 2], c.compute));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[6], c.compute));
     run_host(run, HostWork::kQProjection);
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[3 * 2 + 1], c.compute));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[7], c.compute));
   }
   // [4] P[1] = decayed sum of the 1 earlier piece states
   if (run.compute) {
     CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.events[2], 0));
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[4 * 2], c.compute));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[8], c.compute));
     lasp::linear_decayed_sum(b.m_all, 16, c.tables.kL_forward_r1_gaps0, b.p, c.dims, c.tables.kLDecay, c.compute);
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[4 * 2 + 1], c.compute));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[9], c.compute));
   }
   // [5] O[1] = intra-piece product + lam^(i+1) Q P (one walk)
   if (run.compute) {
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[5 * 2], c.compute));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[10], c.compute));
     lasp::linear_forward_fused(b.q, b.k, b.v, b.p, lasp::Piece{0, 16384}, b.o, c.dims, c.tables.kLDecay, true, c.compute, b.kv_ws);
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[5 * 2 + 1], c.compute));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[11], c.compute));
   }
   // [6] P[14] = decayed sum of the 14 earlier piece states
   if (run.compute) {
     CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.events[2], 0));
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[6 * 2], c.compute));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[12], c.compute));
     lasp::linear_decayed_sum(b.m_all, 16, c.tables.kL_forward_r1_gaps1, b.p + 524288, c.dims, c.tables.kLDecay, c.compute);
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[6 * 2 + 1], c.compute));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[13], c.compute));
   }
   // [7] O[14] = intra-piece product + lam^(i+1) Q P (one walk)
   if (run.compute) {
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[7 * 2], c.compute));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[14], c.compute));
     lasp::linear_forward_fused(b.q, b.k, b.v, b.p + 524288, lasp::Piece{16384, 16384}, b.o, c.dims, c.tables.kLDecay, true, c.compute, b.kv_ws + 1 * b.ws_floats);
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[7 * 2 + 1], c.compute));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[15], c.compute));
   }
 }
 
@@ -406,16 +407,16 @@ static void L_forward_rank1(const Ctx& c, LBuffers& b, Run run) {
 static void L_forward_rank2(const Ctx& c, LBuffers& b, Run run) {
   // [0] M[2] = K^T V over piece 2
   if (run.compute) {
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[0 * 2], c.compute));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[0], c.compute));
     lasp::linear_state(b.k, b.v, lasp::Piece{0, 16384}, b.m, c.dims, c.tables.kLDecay, c.compute, b.kv_ws);
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[0 * 2 + 1], c.compute));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[1], c.compute));
     CUDA_CHECK(cudaEventRecord(c.events[0], c.compute));
   }
   // [1] M[13] = K^T V over piece 13
   if (run.compute) {
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[1 * 2], c.compute));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[2], c.compute));
     lasp::linear_state(b.k, b.v, lasp::Piece{16384, 16384}, b.m + 524288, c.dims, c.tables.kLDecay, c.compute, b.kv_ws + 1 * b.ws_floats);
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[1 * 2 + 1], c.compute));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[3], c.compute));
     CUDA_CHECK(cudaEventRecord(c.events[1], c.compute));
   }
   // [2] AllGather piece states (2 per rank)
@@ -423,43 +424,43 @@ static void L_forward_rank2(const Ctx& c, LBuffers& b, Run run) {
     CUDA_CHECK(cudaStreamWaitEvent(c.comm, c.events[0], 0));
     CUDA_CHECK(cudaStreamWaitEvent(c.comm, c.events[1], 0));
     CUDA_CHECK(cudaEventRecord(c.started[2], c.comm));  // the collective is next on its stream
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[2 * 2], c.comm));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[4], c.comm));
     NCCL_CHECK(ncclAllGather(b.m, b.m_all, 1048576, ncclFloat32, c.nccl_few_ctas, c.comm));
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[2 * 2 + 1], c.comm));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[5], c.comm));
     CUDA_CHECK(cudaEventRecord(c.events[2], c.comm));
   }
   // [3] Q = X Wq (the layer's projection)
   if (run.compute) {
     CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.started[2], 0));  // let the collective start first
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[3 * 2], c.compute));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[6], c.compute));
     run_host(run, HostWork::kQProjection);
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[3 * 2 + 1], c.compute));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[7], c.compute));
   }
   // [4] P[2] = decayed sum of the 2 earlier piece states
   if (run.compute) {
     CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.events[2], 0));
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[4 * 2], c.compute));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[8], c.compute));
     lasp::linear_decayed_sum(b.m_all, 16, c.tables.kL_forward_r2_gaps0, b.p, c.dims, c.tables.kLDecay, c.compute);
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[4 * 2 + 1], c.compute));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[9], c.compute));
   }
   // [5] O[2] = intra-piece product + lam^(i+1) Q P (one walk)
   if (run.compute) {
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[5 * 2], c.compute));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[10], c.compute));
     lasp::linear_forward_fused(b.q, b.k, b.v, b.p, lasp::Piece{0, 16384}, b.o, c.dims, c.tables.kLDecay, true, c.compute, b.kv_ws);
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[5 * 2 + 1], c.compute));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[11], c.compute));
   }
   // [6] P[13] = decayed sum of the 13 earlier piece states
   if (run.compute) {
     CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.events[2], 0));
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[6 * 2], c.compute));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[12], c.compute));
     lasp::linear_decayed_sum(b.m_all, 16, c.tables.kL_forward_r2_gaps1, b.p + 524288, c.dims, c.tables.kLDecay, c.compute);
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[6 * 2 + 1], c.compute));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[13], c.compute));
   }
   // [7] O[13] = intra-piece product + lam^(i+1) Q P (one walk)
   if (run.compute) {
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[7 * 2], c.compute));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[14], c.compute));
     lasp::linear_forward_fused(b.q, b.k, b.v, b.p + 524288, lasp::Piece{16384, 16384}, b.o, c.dims, c.tables.kLDecay, true, c.compute, b.kv_ws + 1 * b.ws_floats);
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[7 * 2 + 1], c.compute));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[15], c.compute));
   }
 }
 
@@ -467,16 +468,16 @@ static void L_forward_rank2(const Ctx& c, LBuffers& b, Run run) {
 static void L_forward_rank3(const Ctx& c, LBuffers& b, Run run) {
   // [0] M[3] = K^T V over piece 3
   if (run.compute) {
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[0 * 2], c.compute));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[0], c.compute));
     lasp::linear_state(b.k, b.v, lasp::Piece{0, 16384}, b.m, c.dims, c.tables.kLDecay, c.compute, b.kv_ws);
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[0 * 2 + 1], c.compute));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[1], c.compute));
     CUDA_CHECK(cudaEventRecord(c.events[0], c.compute));
   }
   // [1] M[12] = K^T V over piece 12
   if (run.compute) {
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[1 * 2], c.compute));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[2], c.compute));
     lasp::linear_state(b.k, b.v, lasp::Piece{16384, 16384}, b.m + 524288, c.dims, c.tables.kLDecay, c.compute, b.kv_ws + 1 * b.ws_floats);
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[1 * 2 + 1], c.compute));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[3], c.compute));
     CUDA_CHECK(cudaEventRecord(c.events[1], c.compute));
   }
   // [2] AllGather piece states (2 per rank)
@@ -484,43 +485,43 @@ static void L_forward_rank3(const Ctx& c, LBuffers& b, Run run) {
     CUDA_CHECK(cudaStreamWaitEvent(c.comm, c.events[0], 0));
     CUDA_CHECK(cudaStreamWaitEvent(c.comm, c.events[1], 0));
     CUDA_CHECK(cudaEventRecord(c.started[2], c.comm));  // the collective is next on its stream
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[2 * 2], c.comm));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[4], c.comm));
     NCCL_CHECK(ncclAllGather(b.m, b.m_all, 1048576, ncclFloat32, c.nccl_few_ctas, c.comm));
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[2 * 2 + 1], c.comm));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[5], c.comm));
     CUDA_CHECK(cudaEventRecord(c.events[2], c.comm));
   }
   // [3] Q = X Wq (the layer's projection)
   if (run.compute) {
     CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.started[2], 0));  // let the collective start first
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[3 * 2], c.compute));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[6], c.compute));
     run_host(run, HostWork::kQProjection);
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[3 * 2 + 1], c.compute));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[7], c.compute));
   }
   // [4] P[3] = decayed sum of the 3 earlier piece states
   if (run.compute) {
     CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.events[2], 0));
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[4 * 2], c.compute));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[8], c.compute));
     lasp::linear_decayed_sum(b.m_all, 16, c.tables.kL_forward_r3_gaps0, b.p, c.dims, c.tables.kLDecay, c.compute);
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[4 * 2 + 1], c.compute));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[9], c.compute));
   }
   // [5] O[3] = intra-piece product + lam^(i+1) Q P (one walk)
   if (run.compute) {
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[5 * 2], c.compute));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[10], c.compute));
     lasp::linear_forward_fused(b.q, b.k, b.v, b.p, lasp::Piece{0, 16384}, b.o, c.dims, c.tables.kLDecay, true, c.compute, b.kv_ws);
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[5 * 2 + 1], c.compute));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[11], c.compute));
   }
   // [6] P[12] = decayed sum of the 12 earlier piece states
   if (run.compute) {
     CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.events[2], 0));
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[6 * 2], c.compute));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[12], c.compute));
     lasp::linear_decayed_sum(b.m_all, 16, c.tables.kL_forward_r3_gaps1, b.p + 524288, c.dims, c.tables.kLDecay, c.compute);
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[6 * 2 + 1], c.compute));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[13], c.compute));
   }
   // [7] O[12] = intra-piece product + lam^(i+1) Q P (one walk)
   if (run.compute) {
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[7 * 2], c.compute));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[14], c.compute));
     lasp::linear_forward_fused(b.q, b.k, b.v, b.p + 524288, lasp::Piece{16384, 16384}, b.o, c.dims, c.tables.kLDecay, true, c.compute, b.kv_ws + 1 * b.ws_floats);
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[7 * 2 + 1], c.compute));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[15], c.compute));
   }
 }
 
@@ -528,16 +529,16 @@ static void L_forward_rank3(const Ctx& c, LBuffers& b, Run run) {
 static void L_forward_rank4(const Ctx& c, LBuffers& b, Run run) {
   // [0] M[4] = K^T V over piece 4
   if (run.compute) {
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[0 * 2], c.compute));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[0], c.compute));
     lasp::linear_state(b.k, b.v, lasp::Piece{0, 16384}, b.m, c.dims, c.tables.kLDecay, c.compute, b.kv_ws);
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[0 * 2 + 1], c.compute));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[1], c.compute));
     CUDA_CHECK(cudaEventRecord(c.events[0], c.compute));
   }
   // [1] M[11] = K^T V over piece 11
   if (run.compute) {
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[1 * 2], c.compute));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[2], c.compute));
     lasp::linear_state(b.k, b.v, lasp::Piece{16384, 16384}, b.m + 524288, c.dims, c.tables.kLDecay, c.compute, b.kv_ws + 1 * b.ws_floats);
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[1 * 2 + 1], c.compute));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[3], c.compute));
     CUDA_CHECK(cudaEventRecord(c.events[1], c.compute));
   }
   // [2] AllGather piece states (2 per rank)
@@ -545,43 +546,43 @@ static void L_forward_rank4(const Ctx& c, LBuffers& b, Run run) {
     CUDA_CHECK(cudaStreamWaitEvent(c.comm, c.events[0], 0));
     CUDA_CHECK(cudaStreamWaitEvent(c.comm, c.events[1], 0));
     CUDA_CHECK(cudaEventRecord(c.started[2], c.comm));  // the collective is next on its stream
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[2 * 2], c.comm));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[4], c.comm));
     NCCL_CHECK(ncclAllGather(b.m, b.m_all, 1048576, ncclFloat32, c.nccl_few_ctas, c.comm));
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[2 * 2 + 1], c.comm));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[5], c.comm));
     CUDA_CHECK(cudaEventRecord(c.events[2], c.comm));
   }
   // [3] Q = X Wq (the layer's projection)
   if (run.compute) {
     CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.started[2], 0));  // let the collective start first
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[3 * 2], c.compute));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[6], c.compute));
     run_host(run, HostWork::kQProjection);
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[3 * 2 + 1], c.compute));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[7], c.compute));
   }
   // [4] P[4] = decayed sum of the 4 earlier piece states
   if (run.compute) {
     CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.events[2], 0));
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[4 * 2], c.compute));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[8], c.compute));
     lasp::linear_decayed_sum(b.m_all, 16, c.tables.kL_forward_r4_gaps0, b.p, c.dims, c.tables.kLDecay, c.compute);
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[4 * 2 + 1], c.compute));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[9], c.compute));
   }
   // [5] O[4] = intra-piece product + lam^(i+1) Q P (one walk)
   if (run.compute) {
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[5 * 2], c.compute));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[10], c.compute));
     lasp::linear_forward_fused(b.q, b.k, b.v, b.p, lasp::Piece{0, 16384}, b.o, c.dims, c.tables.kLDecay, true, c.compute, b.kv_ws);
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[5 * 2 + 1], c.compute));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[11], c.compute));
   }
   // [6] P[11] = decayed sum of the 11 earlier piece states
   if (run.compute) {
     CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.events[2], 0));
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[6 * 2], c.compute));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[12], c.compute));
     lasp::linear_decayed_sum(b.m_all, 16, c.tables.kL_forward_r4_gaps1, b.p + 524288, c.dims, c.tables.kLDecay, c.compute);
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[6 * 2 + 1], c.compute));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[13], c.compute));
   }
   // [7] O[11] = intra-piece product + lam^(i+1) Q P (one walk)
   if (run.compute) {
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[7 * 2], c.compute));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[14], c.compute));
     lasp::linear_forward_fused(b.q, b.k, b.v, b.p + 524288, lasp::Piece{16384, 16384}, b.o, c.dims, c.tables.kLDecay, true, c.compute, b.kv_ws + 1 * b.ws_floats);
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[7 * 2 + 1], c.compute));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[15], c.compute));
   }
 }
 
@@ -589,16 +590,16 @@ static void L_forward_rank4(const Ctx& c, LBuffers& b, Run run) {
 static void L_forward_rank5(const Ctx& c, LBuffers& b, Run run) {
   // [0] M[5] = K^T V over piece 5
   if (run.compute) {
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[0 * 2], c.compute));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[0], c.compute));
     lasp::linear_state(b.k, b.v, lasp::Piece{0, 16384}, b.m, c.dims, c.tables.kLDecay, c.compute, b.kv_ws);
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[0 * 2 + 1], c.compute));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[1], c.compute));
     CUDA_CHECK(cudaEventRecord(c.events[0], c.compute));
   }
   // [1] M[10] = K^T V over piece 10
   if (run.compute) {
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[1 * 2], c.compute));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[2], c.compute));
     lasp::linear_state(b.k, b.v, lasp::Piece{16384, 16384}, b.m + 524288, c.dims, c.tables.kLDecay, c.compute, b.kv_ws + 1 * b.ws_floats);
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[1 * 2 + 1], c.compute));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[3], c.compute));
     CUDA_CHECK(cudaEventRecord(c.events[1], c.compute));
   }
   // [2] AllGather piece states (2 per rank)
@@ -606,43 +607,43 @@ static void L_forward_rank5(const Ctx& c, LBuffers& b, Run run) {
     CUDA_CHECK(cudaStreamWaitEvent(c.comm, c.events[0], 0));
     CUDA_CHECK(cudaStreamWaitEvent(c.comm, c.events[1], 0));
     CUDA_CHECK(cudaEventRecord(c.started[2], c.comm));  // the collective is next on its stream
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[2 * 2], c.comm));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[4], c.comm));
     NCCL_CHECK(ncclAllGather(b.m, b.m_all, 1048576, ncclFloat32, c.nccl_few_ctas, c.comm));
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[2 * 2 + 1], c.comm));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[5], c.comm));
     CUDA_CHECK(cudaEventRecord(c.events[2], c.comm));
   }
   // [3] Q = X Wq (the layer's projection)
   if (run.compute) {
     CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.started[2], 0));  // let the collective start first
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[3 * 2], c.compute));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[6], c.compute));
     run_host(run, HostWork::kQProjection);
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[3 * 2 + 1], c.compute));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[7], c.compute));
   }
   // [4] P[5] = decayed sum of the 5 earlier piece states
   if (run.compute) {
     CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.events[2], 0));
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[4 * 2], c.compute));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[8], c.compute));
     lasp::linear_decayed_sum(b.m_all, 16, c.tables.kL_forward_r5_gaps0, b.p, c.dims, c.tables.kLDecay, c.compute);
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[4 * 2 + 1], c.compute));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[9], c.compute));
   }
   // [5] O[5] = intra-piece product + lam^(i+1) Q P (one walk)
   if (run.compute) {
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[5 * 2], c.compute));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[10], c.compute));
     lasp::linear_forward_fused(b.q, b.k, b.v, b.p, lasp::Piece{0, 16384}, b.o, c.dims, c.tables.kLDecay, true, c.compute, b.kv_ws);
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[5 * 2 + 1], c.compute));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[11], c.compute));
   }
   // [6] P[10] = decayed sum of the 10 earlier piece states
   if (run.compute) {
     CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.events[2], 0));
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[6 * 2], c.compute));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[12], c.compute));
     lasp::linear_decayed_sum(b.m_all, 16, c.tables.kL_forward_r5_gaps1, b.p + 524288, c.dims, c.tables.kLDecay, c.compute);
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[6 * 2 + 1], c.compute));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[13], c.compute));
   }
   // [7] O[10] = intra-piece product + lam^(i+1) Q P (one walk)
   if (run.compute) {
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[7 * 2], c.compute));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[14], c.compute));
     lasp::linear_forward_fused(b.q, b.k, b.v, b.p + 524288, lasp::Piece{16384, 16384}, b.o, c.dims, c.tables.kLDecay, true, c.compute, b.kv_ws + 1 * b.ws_floats);
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[7 * 2 + 1], c.compute));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[15], c.compute));
   }
 }
 
@@ -650,16 +651,16 @@ static void L_forward_rank5(const Ctx& c, LBuffers& b, Run run) {
 static void L_forward_rank6(const Ctx& c, LBuffers& b, Run run) {
   // [0] M[6] = K^T V over piece 6
   if (run.compute) {
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[0 * 2], c.compute));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[0], c.compute));
     lasp::linear_state(b.k, b.v, lasp::Piece{0, 16384}, b.m, c.dims, c.tables.kLDecay, c.compute, b.kv_ws);
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[0 * 2 + 1], c.compute));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[1], c.compute));
     CUDA_CHECK(cudaEventRecord(c.events[0], c.compute));
   }
   // [1] M[9] = K^T V over piece 9
   if (run.compute) {
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[1 * 2], c.compute));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[2], c.compute));
     lasp::linear_state(b.k, b.v, lasp::Piece{16384, 16384}, b.m + 524288, c.dims, c.tables.kLDecay, c.compute, b.kv_ws + 1 * b.ws_floats);
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[1 * 2 + 1], c.compute));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[3], c.compute));
     CUDA_CHECK(cudaEventRecord(c.events[1], c.compute));
   }
   // [2] AllGather piece states (2 per rank)
@@ -667,43 +668,43 @@ static void L_forward_rank6(const Ctx& c, LBuffers& b, Run run) {
     CUDA_CHECK(cudaStreamWaitEvent(c.comm, c.events[0], 0));
     CUDA_CHECK(cudaStreamWaitEvent(c.comm, c.events[1], 0));
     CUDA_CHECK(cudaEventRecord(c.started[2], c.comm));  // the collective is next on its stream
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[2 * 2], c.comm));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[4], c.comm));
     NCCL_CHECK(ncclAllGather(b.m, b.m_all, 1048576, ncclFloat32, c.nccl_few_ctas, c.comm));
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[2 * 2 + 1], c.comm));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[5], c.comm));
     CUDA_CHECK(cudaEventRecord(c.events[2], c.comm));
   }
   // [3] Q = X Wq (the layer's projection)
   if (run.compute) {
     CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.started[2], 0));  // let the collective start first
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[3 * 2], c.compute));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[6], c.compute));
     run_host(run, HostWork::kQProjection);
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[3 * 2 + 1], c.compute));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[7], c.compute));
   }
   // [4] P[6] = decayed sum of the 6 earlier piece states
   if (run.compute) {
     CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.events[2], 0));
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[4 * 2], c.compute));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[8], c.compute));
     lasp::linear_decayed_sum(b.m_all, 16, c.tables.kL_forward_r6_gaps0, b.p, c.dims, c.tables.kLDecay, c.compute);
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[4 * 2 + 1], c.compute));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[9], c.compute));
   }
   // [5] O[6] = intra-piece product + lam^(i+1) Q P (one walk)
   if (run.compute) {
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[5 * 2], c.compute));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[10], c.compute));
     lasp::linear_forward_fused(b.q, b.k, b.v, b.p, lasp::Piece{0, 16384}, b.o, c.dims, c.tables.kLDecay, true, c.compute, b.kv_ws);
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[5 * 2 + 1], c.compute));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[11], c.compute));
   }
   // [6] P[9] = decayed sum of the 9 earlier piece states
   if (run.compute) {
     CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.events[2], 0));
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[6 * 2], c.compute));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[12], c.compute));
     lasp::linear_decayed_sum(b.m_all, 16, c.tables.kL_forward_r6_gaps1, b.p + 524288, c.dims, c.tables.kLDecay, c.compute);
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[6 * 2 + 1], c.compute));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[13], c.compute));
   }
   // [7] O[9] = intra-piece product + lam^(i+1) Q P (one walk)
   if (run.compute) {
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[7 * 2], c.compute));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[14], c.compute));
     lasp::linear_forward_fused(b.q, b.k, b.v, b.p + 524288, lasp::Piece{16384, 16384}, b.o, c.dims, c.tables.kLDecay, true, c.compute, b.kv_ws + 1 * b.ws_floats);
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[7 * 2 + 1], c.compute));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[15], c.compute));
   }
 }
 
@@ -711,16 +712,16 @@ static void L_forward_rank6(const Ctx& c, LBuffers& b, Run run) {
 static void L_forward_rank7(const Ctx& c, LBuffers& b, Run run) {
   // [0] M[7] = K^T V over piece 7
   if (run.compute) {
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[0 * 2], c.compute));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[0], c.compute));
     lasp::linear_state(b.k, b.v, lasp::Piece{0, 16384}, b.m, c.dims, c.tables.kLDecay, c.compute, b.kv_ws);
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[0 * 2 + 1], c.compute));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[1], c.compute));
     CUDA_CHECK(cudaEventRecord(c.events[0], c.compute));
   }
   // [1] M[8] = K^T V over piece 8
   if (run.compute) {
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[1 * 2], c.compute));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[2], c.compute));
     lasp::linear_state(b.k, b.v, lasp::Piece{16384, 16384}, b.m + 524288, c.dims, c.tables.kLDecay, c.compute, b.kv_ws + 1 * b.ws_floats);
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[1 * 2 + 1], c.compute));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[3], c.compute));
     CUDA_CHECK(cudaEventRecord(c.events[1], c.compute));
   }
   // [2] AllGather piece states (2 per rank)
@@ -728,43 +729,43 @@ static void L_forward_rank7(const Ctx& c, LBuffers& b, Run run) {
     CUDA_CHECK(cudaStreamWaitEvent(c.comm, c.events[0], 0));
     CUDA_CHECK(cudaStreamWaitEvent(c.comm, c.events[1], 0));
     CUDA_CHECK(cudaEventRecord(c.started[2], c.comm));  // the collective is next on its stream
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[2 * 2], c.comm));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[4], c.comm));
     NCCL_CHECK(ncclAllGather(b.m, b.m_all, 1048576, ncclFloat32, c.nccl_few_ctas, c.comm));
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[2 * 2 + 1], c.comm));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[5], c.comm));
     CUDA_CHECK(cudaEventRecord(c.events[2], c.comm));
   }
   // [3] Q = X Wq (the layer's projection)
   if (run.compute) {
     CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.started[2], 0));  // let the collective start first
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[3 * 2], c.compute));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[6], c.compute));
     run_host(run, HostWork::kQProjection);
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[3 * 2 + 1], c.compute));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[7], c.compute));
   }
   // [4] P[7] = decayed sum of the 7 earlier piece states
   if (run.compute) {
     CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.events[2], 0));
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[4 * 2], c.compute));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[8], c.compute));
     lasp::linear_decayed_sum(b.m_all, 16, c.tables.kL_forward_r7_gaps0, b.p, c.dims, c.tables.kLDecay, c.compute);
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[4 * 2 + 1], c.compute));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[9], c.compute));
   }
   // [5] O[7] = intra-piece product + lam^(i+1) Q P (one walk)
   if (run.compute) {
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[5 * 2], c.compute));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[10], c.compute));
     lasp::linear_forward_fused(b.q, b.k, b.v, b.p, lasp::Piece{0, 16384}, b.o, c.dims, c.tables.kLDecay, true, c.compute, b.kv_ws);
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[5 * 2 + 1], c.compute));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[11], c.compute));
   }
   // [6] P[8] = decayed sum of the 8 earlier piece states
   if (run.compute) {
     CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.events[2], 0));
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[6 * 2], c.compute));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[12], c.compute));
     lasp::linear_decayed_sum(b.m_all, 16, c.tables.kL_forward_r7_gaps1, b.p + 524288, c.dims, c.tables.kLDecay, c.compute);
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[6 * 2 + 1], c.compute));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[13], c.compute));
   }
   // [7] O[8] = intra-piece product + lam^(i+1) Q P (one walk)
   if (run.compute) {
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[7 * 2], c.compute));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[14], c.compute));
     lasp::linear_forward_fused(b.q, b.k, b.v, b.p + 524288, lasp::Piece{16384, 16384}, b.o, c.dims, c.tables.kLDecay, true, c.compute, b.kv_ws + 1 * b.ws_floats);
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[7 * 2 + 1], c.compute));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[15], c.compute));
   }
 }
 
@@ -787,16 +788,16 @@ inline void L_forward(const Ctx& c, LBuffers& b, Run run = Run{}) {
 static void L_backward_rank0(const Ctx& c, LBuffers& b, Run run) {
   // [0] dM[0] = lam^(i+1) Q^T dO over piece 0
   if (run.compute) {
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[0 * 2], c.compute));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[0], c.compute));
     lasp::linear_grad_state(b.q, b.do_, lasp::Piece{0, 16384}, b.dm, c.dims, c.tables.kLDecay, c.compute, b.qdo_ws);
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[0 * 2 + 1], c.compute));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[1], c.compute));
     CUDA_CHECK(cudaEventRecord(c.events[0], c.compute));
   }
   // [1] dM[15] = lam^(i+1) Q^T dO over piece 15
   if (run.compute) {
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[1 * 2], c.compute));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[2], c.compute));
     lasp::linear_grad_state(b.q, b.do_, lasp::Piece{16384, 16384}, b.dm + 524288, c.dims, c.tables.kLDecay, c.compute, b.qdo_ws + 1 * b.ws_floats);
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[1 * 2 + 1], c.compute));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[3], c.compute));
     CUDA_CHECK(cudaEventRecord(c.events[1], c.compute));
   }
   // [2] AllGather piece gradient states (2 per rank)
@@ -804,36 +805,36 @@ static void L_backward_rank0(const Ctx& c, LBuffers& b, Run run) {
     CUDA_CHECK(cudaStreamWaitEvent(c.comm, c.events[0], 0));
     CUDA_CHECK(cudaStreamWaitEvent(c.comm, c.events[1], 0));
     CUDA_CHECK(cudaEventRecord(c.started[2], c.comm));  // the collective is next on its stream
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[2 * 2], c.comm));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[4], c.comm));
     NCCL_CHECK(ncclAllGather(b.dm, b.dm_all, 1048576, ncclFloat32, c.nccl_few_ctas, c.comm));
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[2 * 2 + 1], c.comm));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[5], c.comm));
     CUDA_CHECK(cudaEventRecord(c.events[2], c.comm));
   }
   // [3] dWo = attn^T dY (the layer's weight gradient)
   if (run.compute) {
     CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.started[2], 0));  // let the collective start first
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[3 * 2], c.compute));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[6], c.compute));
     run_host(run, HostWork::kOWeightGrad);
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[3 * 2 + 1], c.compute));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[7], c.compute));
   }
   // [4] G[0] = decayed sum of the 15 later pieces' dM
   if (run.compute) {
     CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.events[2], 0));
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[4 * 2], c.compute));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[8], c.compute));
     lasp::linear_decayed_sum(b.dm_all, 16, c.tables.kL_backward_r0_gaps0, b.g, c.dims, c.tables.kLDecay, c.compute);
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[4 * 2 + 1], c.compute));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[9], c.compute));
   }
   // [5] dQ, dK, dV[0] inside the piece + the G terms (one walk)
   if (run.compute) {
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[5 * 2], c.compute));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[10], c.compute));
     lasp::linear_backward_fused(b.q, b.k, b.v, b.do_, nullptr, b.g, lasp::Piece{0, 16384}, b.dq, b.dk, b.dv, c.dims, c.tables.kLDecay, true, c.compute, b.kv_ws, b.qdo_ws);
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[5 * 2 + 1], c.compute));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[11], c.compute));
   }
   // [6] dQ, dK, dV[15] inside the piece + the dO P^T terms (one walk)
   if (run.compute) {
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[6 * 2], c.compute));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[12], c.compute));
     lasp::linear_backward_fused(b.q, b.k, b.v, b.do_, b.p + 524288, nullptr, lasp::Piece{16384, 16384}, b.dq, b.dk, b.dv, c.dims, c.tables.kLDecay, true, c.compute, b.kv_ws + 1 * b.ws_floats, b.qdo_ws + 1 * b.ws_floats);
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[6 * 2 + 1], c.compute));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[13], c.compute));
   }
 }
 
@@ -841,16 +842,16 @@ static void L_backward_rank0(const Ctx& c, LBuffers& b, Run run) {
 static void L_backward_rank1(const Ctx& c, LBuffers& b, Run run) {
   // [0] dM[1] = lam^(i+1) Q^T dO over piece 1
   if (run.compute) {
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[0 * 2], c.compute));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[0], c.compute));
     lasp::linear_grad_state(b.q, b.do_, lasp::Piece{0, 16384}, b.dm, c.dims, c.tables.kLDecay, c.compute, b.qdo_ws);
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[0 * 2 + 1], c.compute));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[1], c.compute));
     CUDA_CHECK(cudaEventRecord(c.events[0], c.compute));
   }
   // [1] dM[14] = lam^(i+1) Q^T dO over piece 14
   if (run.compute) {
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[1 * 2], c.compute));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[2], c.compute));
     lasp::linear_grad_state(b.q, b.do_, lasp::Piece{16384, 16384}, b.dm + 524288, c.dims, c.tables.kLDecay, c.compute, b.qdo_ws + 1 * b.ws_floats);
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[1 * 2 + 1], c.compute));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[3], c.compute));
     CUDA_CHECK(cudaEventRecord(c.events[1], c.compute));
   }
   // [2] AllGather piece gradient states (2 per rank)
@@ -858,43 +859,43 @@ static void L_backward_rank1(const Ctx& c, LBuffers& b, Run run) {
     CUDA_CHECK(cudaStreamWaitEvent(c.comm, c.events[0], 0));
     CUDA_CHECK(cudaStreamWaitEvent(c.comm, c.events[1], 0));
     CUDA_CHECK(cudaEventRecord(c.started[2], c.comm));  // the collective is next on its stream
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[2 * 2], c.comm));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[4], c.comm));
     NCCL_CHECK(ncclAllGather(b.dm, b.dm_all, 1048576, ncclFloat32, c.nccl_few_ctas, c.comm));
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[2 * 2 + 1], c.comm));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[5], c.comm));
     CUDA_CHECK(cudaEventRecord(c.events[2], c.comm));
   }
   // [3] dWo = attn^T dY (the layer's weight gradient)
   if (run.compute) {
     CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.started[2], 0));  // let the collective start first
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[3 * 2], c.compute));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[6], c.compute));
     run_host(run, HostWork::kOWeightGrad);
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[3 * 2 + 1], c.compute));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[7], c.compute));
   }
   // [4] G[1] = decayed sum of the 14 later pieces' dM
   if (run.compute) {
     CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.events[2], 0));
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[4 * 2], c.compute));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[8], c.compute));
     lasp::linear_decayed_sum(b.dm_all, 16, c.tables.kL_backward_r1_gaps0, b.g, c.dims, c.tables.kLDecay, c.compute);
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[4 * 2 + 1], c.compute));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[9], c.compute));
   }
   // [5] dQ, dK, dV[1] inside the piece + the dO P^T, G terms (one walk)
   if (run.compute) {
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[5 * 2], c.compute));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[10], c.compute));
     lasp::linear_backward_fused(b.q, b.k, b.v, b.do_, b.p, b.g, lasp::Piece{0, 16384}, b.dq, b.dk, b.dv, c.dims, c.tables.kLDecay, true, c.compute, b.kv_ws, b.qdo_ws);
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[5 * 2 + 1], c.compute));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[11], c.compute));
   }
   // [6] G[14] = decayed sum of the 1 later pieces' dM
   if (run.compute) {
     CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.events[2], 0));
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[6 * 2], c.compute));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[12], c.compute));
     lasp::linear_decayed_sum(b.dm_all, 16, c.tables.kL_backward_r1_gaps1, b.g + 524288, c.dims, c.tables.kLDecay, c.compute);
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[6 * 2 + 1], c.compute));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[13], c.compute));
   }
   // [7] dQ, dK, dV[14] inside the piece + the dO P^T, G terms (one walk)
   if (run.compute) {
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[7 * 2], c.compute));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[14], c.compute));
     lasp::linear_backward_fused(b.q, b.k, b.v, b.do_, b.p + 524288, b.g + 524288, lasp::Piece{16384, 16384}, b.dq, b.dk, b.dv, c.dims, c.tables.kLDecay, true, c.compute, b.kv_ws + 1 * b.ws_floats, b.qdo_ws + 1 * b.ws_floats);
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[7 * 2 + 1], c.compute));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[15], c.compute));
   }
 }
 
@@ -902,16 +903,16 @@ static void L_backward_rank1(const Ctx& c, LBuffers& b, Run run) {
 static void L_backward_rank2(const Ctx& c, LBuffers& b, Run run) {
   // [0] dM[2] = lam^(i+1) Q^T dO over piece 2
   if (run.compute) {
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[0 * 2], c.compute));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[0], c.compute));
     lasp::linear_grad_state(b.q, b.do_, lasp::Piece{0, 16384}, b.dm, c.dims, c.tables.kLDecay, c.compute, b.qdo_ws);
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[0 * 2 + 1], c.compute));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[1], c.compute));
     CUDA_CHECK(cudaEventRecord(c.events[0], c.compute));
   }
   // [1] dM[13] = lam^(i+1) Q^T dO over piece 13
   if (run.compute) {
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[1 * 2], c.compute));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[2], c.compute));
     lasp::linear_grad_state(b.q, b.do_, lasp::Piece{16384, 16384}, b.dm + 524288, c.dims, c.tables.kLDecay, c.compute, b.qdo_ws + 1 * b.ws_floats);
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[1 * 2 + 1], c.compute));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[3], c.compute));
     CUDA_CHECK(cudaEventRecord(c.events[1], c.compute));
   }
   // [2] AllGather piece gradient states (2 per rank)
@@ -919,43 +920,43 @@ static void L_backward_rank2(const Ctx& c, LBuffers& b, Run run) {
     CUDA_CHECK(cudaStreamWaitEvent(c.comm, c.events[0], 0));
     CUDA_CHECK(cudaStreamWaitEvent(c.comm, c.events[1], 0));
     CUDA_CHECK(cudaEventRecord(c.started[2], c.comm));  // the collective is next on its stream
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[2 * 2], c.comm));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[4], c.comm));
     NCCL_CHECK(ncclAllGather(b.dm, b.dm_all, 1048576, ncclFloat32, c.nccl_few_ctas, c.comm));
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[2 * 2 + 1], c.comm));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[5], c.comm));
     CUDA_CHECK(cudaEventRecord(c.events[2], c.comm));
   }
   // [3] dWo = attn^T dY (the layer's weight gradient)
   if (run.compute) {
     CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.started[2], 0));  // let the collective start first
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[3 * 2], c.compute));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[6], c.compute));
     run_host(run, HostWork::kOWeightGrad);
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[3 * 2 + 1], c.compute));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[7], c.compute));
   }
   // [4] G[2] = decayed sum of the 13 later pieces' dM
   if (run.compute) {
     CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.events[2], 0));
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[4 * 2], c.compute));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[8], c.compute));
     lasp::linear_decayed_sum(b.dm_all, 16, c.tables.kL_backward_r2_gaps0, b.g, c.dims, c.tables.kLDecay, c.compute);
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[4 * 2 + 1], c.compute));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[9], c.compute));
   }
   // [5] dQ, dK, dV[2] inside the piece + the dO P^T, G terms (one walk)
   if (run.compute) {
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[5 * 2], c.compute));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[10], c.compute));
     lasp::linear_backward_fused(b.q, b.k, b.v, b.do_, b.p, b.g, lasp::Piece{0, 16384}, b.dq, b.dk, b.dv, c.dims, c.tables.kLDecay, true, c.compute, b.kv_ws, b.qdo_ws);
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[5 * 2 + 1], c.compute));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[11], c.compute));
   }
   // [6] G[13] = decayed sum of the 2 later pieces' dM
   if (run.compute) {
     CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.events[2], 0));
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[6 * 2], c.compute));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[12], c.compute));
     lasp::linear_decayed_sum(b.dm_all, 16, c.tables.kL_backward_r2_gaps1, b.g + 524288, c.dims, c.tables.kLDecay, c.compute);
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[6 * 2 + 1], c.compute));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[13], c.compute));
   }
   // [7] dQ, dK, dV[13] inside the piece + the dO P^T, G terms (one walk)
   if (run.compute) {
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[7 * 2], c.compute));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[14], c.compute));
     lasp::linear_backward_fused(b.q, b.k, b.v, b.do_, b.p + 524288, b.g + 524288, lasp::Piece{16384, 16384}, b.dq, b.dk, b.dv, c.dims, c.tables.kLDecay, true, c.compute, b.kv_ws + 1 * b.ws_floats, b.qdo_ws + 1 * b.ws_floats);
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[7 * 2 + 1], c.compute));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[15], c.compute));
   }
 }
 
@@ -963,16 +964,16 @@ static void L_backward_rank2(const Ctx& c, LBuffers& b, Run run) {
 static void L_backward_rank3(const Ctx& c, LBuffers& b, Run run) {
   // [0] dM[3] = lam^(i+1) Q^T dO over piece 3
   if (run.compute) {
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[0 * 2], c.compute));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[0], c.compute));
     lasp::linear_grad_state(b.q, b.do_, lasp::Piece{0, 16384}, b.dm, c.dims, c.tables.kLDecay, c.compute, b.qdo_ws);
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[0 * 2 + 1], c.compute));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[1], c.compute));
     CUDA_CHECK(cudaEventRecord(c.events[0], c.compute));
   }
   // [1] dM[12] = lam^(i+1) Q^T dO over piece 12
   if (run.compute) {
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[1 * 2], c.compute));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[2], c.compute));
     lasp::linear_grad_state(b.q, b.do_, lasp::Piece{16384, 16384}, b.dm + 524288, c.dims, c.tables.kLDecay, c.compute, b.qdo_ws + 1 * b.ws_floats);
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[1 * 2 + 1], c.compute));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[3], c.compute));
     CUDA_CHECK(cudaEventRecord(c.events[1], c.compute));
   }
   // [2] AllGather piece gradient states (2 per rank)
@@ -980,43 +981,43 @@ static void L_backward_rank3(const Ctx& c, LBuffers& b, Run run) {
     CUDA_CHECK(cudaStreamWaitEvent(c.comm, c.events[0], 0));
     CUDA_CHECK(cudaStreamWaitEvent(c.comm, c.events[1], 0));
     CUDA_CHECK(cudaEventRecord(c.started[2], c.comm));  // the collective is next on its stream
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[2 * 2], c.comm));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[4], c.comm));
     NCCL_CHECK(ncclAllGather(b.dm, b.dm_all, 1048576, ncclFloat32, c.nccl_few_ctas, c.comm));
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[2 * 2 + 1], c.comm));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[5], c.comm));
     CUDA_CHECK(cudaEventRecord(c.events[2], c.comm));
   }
   // [3] dWo = attn^T dY (the layer's weight gradient)
   if (run.compute) {
     CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.started[2], 0));  // let the collective start first
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[3 * 2], c.compute));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[6], c.compute));
     run_host(run, HostWork::kOWeightGrad);
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[3 * 2 + 1], c.compute));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[7], c.compute));
   }
   // [4] G[3] = decayed sum of the 12 later pieces' dM
   if (run.compute) {
     CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.events[2], 0));
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[4 * 2], c.compute));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[8], c.compute));
     lasp::linear_decayed_sum(b.dm_all, 16, c.tables.kL_backward_r3_gaps0, b.g, c.dims, c.tables.kLDecay, c.compute);
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[4 * 2 + 1], c.compute));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[9], c.compute));
   }
   // [5] dQ, dK, dV[3] inside the piece + the dO P^T, G terms (one walk)
   if (run.compute) {
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[5 * 2], c.compute));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[10], c.compute));
     lasp::linear_backward_fused(b.q, b.k, b.v, b.do_, b.p, b.g, lasp::Piece{0, 16384}, b.dq, b.dk, b.dv, c.dims, c.tables.kLDecay, true, c.compute, b.kv_ws, b.qdo_ws);
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[5 * 2 + 1], c.compute));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[11], c.compute));
   }
   // [6] G[12] = decayed sum of the 3 later pieces' dM
   if (run.compute) {
     CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.events[2], 0));
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[6 * 2], c.compute));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[12], c.compute));
     lasp::linear_decayed_sum(b.dm_all, 16, c.tables.kL_backward_r3_gaps1, b.g + 524288, c.dims, c.tables.kLDecay, c.compute);
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[6 * 2 + 1], c.compute));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[13], c.compute));
   }
   // [7] dQ, dK, dV[12] inside the piece + the dO P^T, G terms (one walk)
   if (run.compute) {
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[7 * 2], c.compute));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[14], c.compute));
     lasp::linear_backward_fused(b.q, b.k, b.v, b.do_, b.p + 524288, b.g + 524288, lasp::Piece{16384, 16384}, b.dq, b.dk, b.dv, c.dims, c.tables.kLDecay, true, c.compute, b.kv_ws + 1 * b.ws_floats, b.qdo_ws + 1 * b.ws_floats);
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[7 * 2 + 1], c.compute));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[15], c.compute));
   }
 }
 
@@ -1024,16 +1025,16 @@ static void L_backward_rank3(const Ctx& c, LBuffers& b, Run run) {
 static void L_backward_rank4(const Ctx& c, LBuffers& b, Run run) {
   // [0] dM[4] = lam^(i+1) Q^T dO over piece 4
   if (run.compute) {
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[0 * 2], c.compute));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[0], c.compute));
     lasp::linear_grad_state(b.q, b.do_, lasp::Piece{0, 16384}, b.dm, c.dims, c.tables.kLDecay, c.compute, b.qdo_ws);
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[0 * 2 + 1], c.compute));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[1], c.compute));
     CUDA_CHECK(cudaEventRecord(c.events[0], c.compute));
   }
   // [1] dM[11] = lam^(i+1) Q^T dO over piece 11
   if (run.compute) {
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[1 * 2], c.compute));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[2], c.compute));
     lasp::linear_grad_state(b.q, b.do_, lasp::Piece{16384, 16384}, b.dm + 524288, c.dims, c.tables.kLDecay, c.compute, b.qdo_ws + 1 * b.ws_floats);
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[1 * 2 + 1], c.compute));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[3], c.compute));
     CUDA_CHECK(cudaEventRecord(c.events[1], c.compute));
   }
   // [2] AllGather piece gradient states (2 per rank)
@@ -1041,43 +1042,43 @@ static void L_backward_rank4(const Ctx& c, LBuffers& b, Run run) {
     CUDA_CHECK(cudaStreamWaitEvent(c.comm, c.events[0], 0));
     CUDA_CHECK(cudaStreamWaitEvent(c.comm, c.events[1], 0));
     CUDA_CHECK(cudaEventRecord(c.started[2], c.comm));  // the collective is next on its stream
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[2 * 2], c.comm));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[4], c.comm));
     NCCL_CHECK(ncclAllGather(b.dm, b.dm_all, 1048576, ncclFloat32, c.nccl_few_ctas, c.comm));
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[2 * 2 + 1], c.comm));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[5], c.comm));
     CUDA_CHECK(cudaEventRecord(c.events[2], c.comm));
   }
   // [3] dWo = attn^T dY (the layer's weight gradient)
   if (run.compute) {
     CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.started[2], 0));  // let the collective start first
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[3 * 2], c.compute));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[6], c.compute));
     run_host(run, HostWork::kOWeightGrad);
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[3 * 2 + 1], c.compute));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[7], c.compute));
   }
   // [4] G[4] = decayed sum of the 11 later pieces' dM
   if (run.compute) {
     CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.events[2], 0));
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[4 * 2], c.compute));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[8], c.compute));
     lasp::linear_decayed_sum(b.dm_all, 16, c.tables.kL_backward_r4_gaps0, b.g, c.dims, c.tables.kLDecay, c.compute);
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[4 * 2 + 1], c.compute));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[9], c.compute));
   }
   // [5] dQ, dK, dV[4] inside the piece + the dO P^T, G terms (one walk)
   if (run.compute) {
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[5 * 2], c.compute));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[10], c.compute));
     lasp::linear_backward_fused(b.q, b.k, b.v, b.do_, b.p, b.g, lasp::Piece{0, 16384}, b.dq, b.dk, b.dv, c.dims, c.tables.kLDecay, true, c.compute, b.kv_ws, b.qdo_ws);
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[5 * 2 + 1], c.compute));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[11], c.compute));
   }
   // [6] G[11] = decayed sum of the 4 later pieces' dM
   if (run.compute) {
     CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.events[2], 0));
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[6 * 2], c.compute));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[12], c.compute));
     lasp::linear_decayed_sum(b.dm_all, 16, c.tables.kL_backward_r4_gaps1, b.g + 524288, c.dims, c.tables.kLDecay, c.compute);
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[6 * 2 + 1], c.compute));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[13], c.compute));
   }
   // [7] dQ, dK, dV[11] inside the piece + the dO P^T, G terms (one walk)
   if (run.compute) {
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[7 * 2], c.compute));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[14], c.compute));
     lasp::linear_backward_fused(b.q, b.k, b.v, b.do_, b.p + 524288, b.g + 524288, lasp::Piece{16384, 16384}, b.dq, b.dk, b.dv, c.dims, c.tables.kLDecay, true, c.compute, b.kv_ws + 1 * b.ws_floats, b.qdo_ws + 1 * b.ws_floats);
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[7 * 2 + 1], c.compute));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[15], c.compute));
   }
 }
 
@@ -1085,16 +1086,16 @@ static void L_backward_rank4(const Ctx& c, LBuffers& b, Run run) {
 static void L_backward_rank5(const Ctx& c, LBuffers& b, Run run) {
   // [0] dM[5] = lam^(i+1) Q^T dO over piece 5
   if (run.compute) {
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[0 * 2], c.compute));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[0], c.compute));
     lasp::linear_grad_state(b.q, b.do_, lasp::Piece{0, 16384}, b.dm, c.dims, c.tables.kLDecay, c.compute, b.qdo_ws);
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[0 * 2 + 1], c.compute));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[1], c.compute));
     CUDA_CHECK(cudaEventRecord(c.events[0], c.compute));
   }
   // [1] dM[10] = lam^(i+1) Q^T dO over piece 10
   if (run.compute) {
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[1 * 2], c.compute));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[2], c.compute));
     lasp::linear_grad_state(b.q, b.do_, lasp::Piece{16384, 16384}, b.dm + 524288, c.dims, c.tables.kLDecay, c.compute, b.qdo_ws + 1 * b.ws_floats);
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[1 * 2 + 1], c.compute));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[3], c.compute));
     CUDA_CHECK(cudaEventRecord(c.events[1], c.compute));
   }
   // [2] AllGather piece gradient states (2 per rank)
@@ -1102,43 +1103,43 @@ static void L_backward_rank5(const Ctx& c, LBuffers& b, Run run) {
     CUDA_CHECK(cudaStreamWaitEvent(c.comm, c.events[0], 0));
     CUDA_CHECK(cudaStreamWaitEvent(c.comm, c.events[1], 0));
     CUDA_CHECK(cudaEventRecord(c.started[2], c.comm));  // the collective is next on its stream
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[2 * 2], c.comm));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[4], c.comm));
     NCCL_CHECK(ncclAllGather(b.dm, b.dm_all, 1048576, ncclFloat32, c.nccl_few_ctas, c.comm));
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[2 * 2 + 1], c.comm));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[5], c.comm));
     CUDA_CHECK(cudaEventRecord(c.events[2], c.comm));
   }
   // [3] dWo = attn^T dY (the layer's weight gradient)
   if (run.compute) {
     CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.started[2], 0));  // let the collective start first
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[3 * 2], c.compute));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[6], c.compute));
     run_host(run, HostWork::kOWeightGrad);
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[3 * 2 + 1], c.compute));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[7], c.compute));
   }
   // [4] G[5] = decayed sum of the 10 later pieces' dM
   if (run.compute) {
     CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.events[2], 0));
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[4 * 2], c.compute));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[8], c.compute));
     lasp::linear_decayed_sum(b.dm_all, 16, c.tables.kL_backward_r5_gaps0, b.g, c.dims, c.tables.kLDecay, c.compute);
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[4 * 2 + 1], c.compute));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[9], c.compute));
   }
   // [5] dQ, dK, dV[5] inside the piece + the dO P^T, G terms (one walk)
   if (run.compute) {
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[5 * 2], c.compute));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[10], c.compute));
     lasp::linear_backward_fused(b.q, b.k, b.v, b.do_, b.p, b.g, lasp::Piece{0, 16384}, b.dq, b.dk, b.dv, c.dims, c.tables.kLDecay, true, c.compute, b.kv_ws, b.qdo_ws);
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[5 * 2 + 1], c.compute));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[11], c.compute));
   }
   // [6] G[10] = decayed sum of the 5 later pieces' dM
   if (run.compute) {
     CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.events[2], 0));
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[6 * 2], c.compute));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[12], c.compute));
     lasp::linear_decayed_sum(b.dm_all, 16, c.tables.kL_backward_r5_gaps1, b.g + 524288, c.dims, c.tables.kLDecay, c.compute);
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[6 * 2 + 1], c.compute));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[13], c.compute));
   }
   // [7] dQ, dK, dV[10] inside the piece + the dO P^T, G terms (one walk)
   if (run.compute) {
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[7 * 2], c.compute));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[14], c.compute));
     lasp::linear_backward_fused(b.q, b.k, b.v, b.do_, b.p + 524288, b.g + 524288, lasp::Piece{16384, 16384}, b.dq, b.dk, b.dv, c.dims, c.tables.kLDecay, true, c.compute, b.kv_ws + 1 * b.ws_floats, b.qdo_ws + 1 * b.ws_floats);
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[7 * 2 + 1], c.compute));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[15], c.compute));
   }
 }
 
@@ -1146,16 +1147,16 @@ static void L_backward_rank5(const Ctx& c, LBuffers& b, Run run) {
 static void L_backward_rank6(const Ctx& c, LBuffers& b, Run run) {
   // [0] dM[6] = lam^(i+1) Q^T dO over piece 6
   if (run.compute) {
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[0 * 2], c.compute));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[0], c.compute));
     lasp::linear_grad_state(b.q, b.do_, lasp::Piece{0, 16384}, b.dm, c.dims, c.tables.kLDecay, c.compute, b.qdo_ws);
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[0 * 2 + 1], c.compute));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[1], c.compute));
     CUDA_CHECK(cudaEventRecord(c.events[0], c.compute));
   }
   // [1] dM[9] = lam^(i+1) Q^T dO over piece 9
   if (run.compute) {
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[1 * 2], c.compute));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[2], c.compute));
     lasp::linear_grad_state(b.q, b.do_, lasp::Piece{16384, 16384}, b.dm + 524288, c.dims, c.tables.kLDecay, c.compute, b.qdo_ws + 1 * b.ws_floats);
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[1 * 2 + 1], c.compute));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[3], c.compute));
     CUDA_CHECK(cudaEventRecord(c.events[1], c.compute));
   }
   // [2] AllGather piece gradient states (2 per rank)
@@ -1163,43 +1164,43 @@ static void L_backward_rank6(const Ctx& c, LBuffers& b, Run run) {
     CUDA_CHECK(cudaStreamWaitEvent(c.comm, c.events[0], 0));
     CUDA_CHECK(cudaStreamWaitEvent(c.comm, c.events[1], 0));
     CUDA_CHECK(cudaEventRecord(c.started[2], c.comm));  // the collective is next on its stream
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[2 * 2], c.comm));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[4], c.comm));
     NCCL_CHECK(ncclAllGather(b.dm, b.dm_all, 1048576, ncclFloat32, c.nccl_few_ctas, c.comm));
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[2 * 2 + 1], c.comm));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[5], c.comm));
     CUDA_CHECK(cudaEventRecord(c.events[2], c.comm));
   }
   // [3] dWo = attn^T dY (the layer's weight gradient)
   if (run.compute) {
     CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.started[2], 0));  // let the collective start first
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[3 * 2], c.compute));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[6], c.compute));
     run_host(run, HostWork::kOWeightGrad);
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[3 * 2 + 1], c.compute));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[7], c.compute));
   }
   // [4] G[6] = decayed sum of the 9 later pieces' dM
   if (run.compute) {
     CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.events[2], 0));
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[4 * 2], c.compute));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[8], c.compute));
     lasp::linear_decayed_sum(b.dm_all, 16, c.tables.kL_backward_r6_gaps0, b.g, c.dims, c.tables.kLDecay, c.compute);
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[4 * 2 + 1], c.compute));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[9], c.compute));
   }
   // [5] dQ, dK, dV[6] inside the piece + the dO P^T, G terms (one walk)
   if (run.compute) {
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[5 * 2], c.compute));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[10], c.compute));
     lasp::linear_backward_fused(b.q, b.k, b.v, b.do_, b.p, b.g, lasp::Piece{0, 16384}, b.dq, b.dk, b.dv, c.dims, c.tables.kLDecay, true, c.compute, b.kv_ws, b.qdo_ws);
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[5 * 2 + 1], c.compute));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[11], c.compute));
   }
   // [6] G[9] = decayed sum of the 6 later pieces' dM
   if (run.compute) {
     CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.events[2], 0));
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[6 * 2], c.compute));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[12], c.compute));
     lasp::linear_decayed_sum(b.dm_all, 16, c.tables.kL_backward_r6_gaps1, b.g + 524288, c.dims, c.tables.kLDecay, c.compute);
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[6 * 2 + 1], c.compute));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[13], c.compute));
   }
   // [7] dQ, dK, dV[9] inside the piece + the dO P^T, G terms (one walk)
   if (run.compute) {
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[7 * 2], c.compute));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[14], c.compute));
     lasp::linear_backward_fused(b.q, b.k, b.v, b.do_, b.p + 524288, b.g + 524288, lasp::Piece{16384, 16384}, b.dq, b.dk, b.dv, c.dims, c.tables.kLDecay, true, c.compute, b.kv_ws + 1 * b.ws_floats, b.qdo_ws + 1 * b.ws_floats);
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[7 * 2 + 1], c.compute));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[15], c.compute));
   }
 }
 
@@ -1207,16 +1208,16 @@ static void L_backward_rank6(const Ctx& c, LBuffers& b, Run run) {
 static void L_backward_rank7(const Ctx& c, LBuffers& b, Run run) {
   // [0] dM[7] = lam^(i+1) Q^T dO over piece 7
   if (run.compute) {
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[0 * 2], c.compute));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[0], c.compute));
     lasp::linear_grad_state(b.q, b.do_, lasp::Piece{0, 16384}, b.dm, c.dims, c.tables.kLDecay, c.compute, b.qdo_ws);
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[0 * 2 + 1], c.compute));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[1], c.compute));
     CUDA_CHECK(cudaEventRecord(c.events[0], c.compute));
   }
   // [1] dM[8] = lam^(i+1) Q^T dO over piece 8
   if (run.compute) {
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[1 * 2], c.compute));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[2], c.compute));
     lasp::linear_grad_state(b.q, b.do_, lasp::Piece{16384, 16384}, b.dm + 524288, c.dims, c.tables.kLDecay, c.compute, b.qdo_ws + 1 * b.ws_floats);
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[1 * 2 + 1], c.compute));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[3], c.compute));
     CUDA_CHECK(cudaEventRecord(c.events[1], c.compute));
   }
   // [2] AllGather piece gradient states (2 per rank)
@@ -1224,43 +1225,43 @@ static void L_backward_rank7(const Ctx& c, LBuffers& b, Run run) {
     CUDA_CHECK(cudaStreamWaitEvent(c.comm, c.events[0], 0));
     CUDA_CHECK(cudaStreamWaitEvent(c.comm, c.events[1], 0));
     CUDA_CHECK(cudaEventRecord(c.started[2], c.comm));  // the collective is next on its stream
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[2 * 2], c.comm));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[4], c.comm));
     NCCL_CHECK(ncclAllGather(b.dm, b.dm_all, 1048576, ncclFloat32, c.nccl_few_ctas, c.comm));
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[2 * 2 + 1], c.comm));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[5], c.comm));
     CUDA_CHECK(cudaEventRecord(c.events[2], c.comm));
   }
   // [3] dWo = attn^T dY (the layer's weight gradient)
   if (run.compute) {
     CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.started[2], 0));  // let the collective start first
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[3 * 2], c.compute));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[6], c.compute));
     run_host(run, HostWork::kOWeightGrad);
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[3 * 2 + 1], c.compute));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[7], c.compute));
   }
   // [4] G[7] = decayed sum of the 8 later pieces' dM
   if (run.compute) {
     CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.events[2], 0));
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[4 * 2], c.compute));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[8], c.compute));
     lasp::linear_decayed_sum(b.dm_all, 16, c.tables.kL_backward_r7_gaps0, b.g, c.dims, c.tables.kLDecay, c.compute);
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[4 * 2 + 1], c.compute));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[9], c.compute));
   }
   // [5] dQ, dK, dV[7] inside the piece + the dO P^T, G terms (one walk)
   if (run.compute) {
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[5 * 2], c.compute));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[10], c.compute));
     lasp::linear_backward_fused(b.q, b.k, b.v, b.do_, b.p, b.g, lasp::Piece{0, 16384}, b.dq, b.dk, b.dv, c.dims, c.tables.kLDecay, true, c.compute, b.kv_ws, b.qdo_ws);
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[5 * 2 + 1], c.compute));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[11], c.compute));
   }
   // [6] G[8] = decayed sum of the 7 later pieces' dM
   if (run.compute) {
     CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.events[2], 0));
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[6 * 2], c.compute));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[12], c.compute));
     lasp::linear_decayed_sum(b.dm_all, 16, c.tables.kL_backward_r7_gaps1, b.g + 524288, c.dims, c.tables.kLDecay, c.compute);
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[6 * 2 + 1], c.compute));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[13], c.compute));
   }
   // [7] dQ, dK, dV[8] inside the piece + the dO P^T, G terms (one walk)
   if (run.compute) {
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[7 * 2], c.compute));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[14], c.compute));
     lasp::linear_backward_fused(b.q, b.k, b.v, b.do_, b.p + 524288, b.g + 524288, lasp::Piece{16384, 16384}, b.dq, b.dk, b.dv, c.dims, c.tables.kLDecay, true, c.compute, b.kv_ws + 1 * b.ws_floats, b.qdo_ws + 1 * b.ws_floats);
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[7 * 2 + 1], c.compute));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[15], c.compute));
   }
 }
 
@@ -1377,75 +1378,75 @@ static void S_forward_rank0(const Ctx& c, SBuffers& b, Run run) {
   // [0] AllGather K and V (8 kv heads)
   if (run.comm) {
     CUDA_CHECK(cudaEventRecord(c.started[0], c.comm));  // the collective is next on its stream
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[0 * 2], c.comm));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[0], c.comm));
     NCCL_CHECK(ncclGroupStart());
     NCCL_CHECK(ncclAllGather(b.k, b.k_all, 33554432, ncclBfloat16, c.nccl, c.comm));
     NCCL_CHECK(ncclAllGather(b.v, b.v_all, 33554432, ncclBfloat16, c.nccl, c.comm));
     NCCL_CHECK(ncclGroupEnd());
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[0 * 2 + 1], c.comm));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[1], c.comm));
     CUDA_CHECK(cudaEventRecord(c.events[0], c.comm));
   }
   // [1] attend to this rank's own keys (no communication needed)
   if (run.compute) {
     CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.started[0], 0));  // let the collective start first
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[1 * 2], c.compute));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[2], c.compute));
     lasp::softmax_block_forward(b.q, b.k, b.v, kS_dims, kPieceMaps[0], kPieceMaps[0], true, b.o_part, b.lse_part, nullptr, c.compute);
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[1 * 2 + 1], c.compute));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[3], c.compute));
   }
   // [2] attend to rank 1's keys
   if (run.compute) {
     CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.events[0], 0));
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[2 * 2], c.compute));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[4], c.compute));
     lasp::softmax_block_forward(b.q, b.k_all + 33554432, b.v_all + 33554432, kS_dims, kPieceMaps[0], kPieceMaps[1], true, b.o_part + 134217728, b.lse_part + 1048576, nullptr, c.compute);
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[2 * 2 + 1], c.compute));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[5], c.compute));
   }
   // [3] attend to rank 2's keys
   if (run.compute) {
     CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.events[0], 0));
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[3 * 2], c.compute));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[6], c.compute));
     lasp::softmax_block_forward(b.q, b.k_all + 67108864, b.v_all + 67108864, kS_dims, kPieceMaps[0], kPieceMaps[2], true, b.o_part + 268435456, b.lse_part + 2097152, nullptr, c.compute);
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[3 * 2 + 1], c.compute));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[7], c.compute));
   }
   // [4] attend to rank 3's keys
   if (run.compute) {
     CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.events[0], 0));
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[4 * 2], c.compute));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[8], c.compute));
     lasp::softmax_block_forward(b.q, b.k_all + 100663296, b.v_all + 100663296, kS_dims, kPieceMaps[0], kPieceMaps[3], true, b.o_part + 402653184, b.lse_part + 3145728, nullptr, c.compute);
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[4 * 2 + 1], c.compute));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[9], c.compute));
   }
   // [5] attend to rank 4's keys
   if (run.compute) {
     CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.events[0], 0));
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[5 * 2], c.compute));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[10], c.compute));
     lasp::softmax_block_forward(b.q, b.k_all + 134217728, b.v_all + 134217728, kS_dims, kPieceMaps[0], kPieceMaps[4], true, b.o_part + 536870912, b.lse_part + 4194304, nullptr, c.compute);
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[5 * 2 + 1], c.compute));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[11], c.compute));
   }
   // [6] attend to rank 5's keys
   if (run.compute) {
     CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.events[0], 0));
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[6 * 2], c.compute));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[12], c.compute));
     lasp::softmax_block_forward(b.q, b.k_all + 167772160, b.v_all + 167772160, kS_dims, kPieceMaps[0], kPieceMaps[5], true, b.o_part + 671088640, b.lse_part + 5242880, nullptr, c.compute);
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[6 * 2 + 1], c.compute));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[13], c.compute));
   }
   // [7] attend to rank 6's keys
   if (run.compute) {
     CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.events[0], 0));
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[7 * 2], c.compute));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[14], c.compute));
     lasp::softmax_block_forward(b.q, b.k_all + 201326592, b.v_all + 201326592, kS_dims, kPieceMaps[0], kPieceMaps[6], true, b.o_part + 805306368, b.lse_part + 6291456, nullptr, c.compute);
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[7 * 2 + 1], c.compute));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[15], c.compute));
   }
   // [8] attend to rank 7's keys
   if (run.compute) {
     CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.events[0], 0));
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[8 * 2], c.compute));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[16], c.compute));
     lasp::softmax_block_forward(b.q, b.k_all + 234881024, b.v_all + 234881024, kS_dims, kPieceMaps[0], kPieceMaps[7], true, b.o_part + 939524096, b.lse_part + 7340032, nullptr, c.compute);
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[8 * 2 + 1], c.compute));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[17], c.compute));
   }
   // [9] merge 8 partial results (log-sum-exp)
   if (run.compute) {
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[9 * 2], c.compute));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[18], c.compute));
     lasp::softmax_merge(b.o_part, b.lse_part, lasp::SlotList{8, {0, 1, 2, 3, 4, 5, 6, 7}}, b.o, b.lse, 1, 32768, 32, 128, c.compute);
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[9 * 2 + 1], c.compute));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[19], c.compute));
   }
 }
 
@@ -1454,75 +1455,75 @@ static void S_forward_rank1(const Ctx& c, SBuffers& b, Run run) {
   // [0] AllGather K and V (8 kv heads)
   if (run.comm) {
     CUDA_CHECK(cudaEventRecord(c.started[0], c.comm));  // the collective is next on its stream
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[0 * 2], c.comm));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[0], c.comm));
     NCCL_CHECK(ncclGroupStart());
     NCCL_CHECK(ncclAllGather(b.k, b.k_all, 33554432, ncclBfloat16, c.nccl, c.comm));
     NCCL_CHECK(ncclAllGather(b.v, b.v_all, 33554432, ncclBfloat16, c.nccl, c.comm));
     NCCL_CHECK(ncclGroupEnd());
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[0 * 2 + 1], c.comm));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[1], c.comm));
     CUDA_CHECK(cudaEventRecord(c.events[0], c.comm));
   }
   // [1] attend to this rank's own keys (no communication needed)
   if (run.compute) {
     CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.started[0], 0));  // let the collective start first
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[1 * 2], c.compute));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[2], c.compute));
     lasp::softmax_block_forward(b.q, b.k, b.v, kS_dims, kPieceMaps[1], kPieceMaps[1], true, b.o_part + 134217728, b.lse_part + 1048576, nullptr, c.compute);
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[1 * 2 + 1], c.compute));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[3], c.compute));
   }
   // [2] attend to rank 0's keys
   if (run.compute) {
     CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.events[0], 0));
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[2 * 2], c.compute));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[4], c.compute));
     lasp::softmax_block_forward(b.q, b.k_all, b.v_all, kS_dims, kPieceMaps[1], kPieceMaps[0], true, b.o_part, b.lse_part, nullptr, c.compute);
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[2 * 2 + 1], c.compute));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[5], c.compute));
   }
   // [3] attend to rank 2's keys
   if (run.compute) {
     CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.events[0], 0));
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[3 * 2], c.compute));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[6], c.compute));
     lasp::softmax_block_forward(b.q, b.k_all + 67108864, b.v_all + 67108864, kS_dims, kPieceMaps[1], kPieceMaps[2], true, b.o_part + 268435456, b.lse_part + 2097152, nullptr, c.compute);
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[3 * 2 + 1], c.compute));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[7], c.compute));
   }
   // [4] attend to rank 3's keys
   if (run.compute) {
     CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.events[0], 0));
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[4 * 2], c.compute));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[8], c.compute));
     lasp::softmax_block_forward(b.q, b.k_all + 100663296, b.v_all + 100663296, kS_dims, kPieceMaps[1], kPieceMaps[3], true, b.o_part + 402653184, b.lse_part + 3145728, nullptr, c.compute);
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[4 * 2 + 1], c.compute));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[9], c.compute));
   }
   // [5] attend to rank 4's keys
   if (run.compute) {
     CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.events[0], 0));
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[5 * 2], c.compute));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[10], c.compute));
     lasp::softmax_block_forward(b.q, b.k_all + 134217728, b.v_all + 134217728, kS_dims, kPieceMaps[1], kPieceMaps[4], true, b.o_part + 536870912, b.lse_part + 4194304, nullptr, c.compute);
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[5 * 2 + 1], c.compute));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[11], c.compute));
   }
   // [6] attend to rank 5's keys
   if (run.compute) {
     CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.events[0], 0));
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[6 * 2], c.compute));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[12], c.compute));
     lasp::softmax_block_forward(b.q, b.k_all + 167772160, b.v_all + 167772160, kS_dims, kPieceMaps[1], kPieceMaps[5], true, b.o_part + 671088640, b.lse_part + 5242880, nullptr, c.compute);
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[6 * 2 + 1], c.compute));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[13], c.compute));
   }
   // [7] attend to rank 6's keys
   if (run.compute) {
     CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.events[0], 0));
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[7 * 2], c.compute));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[14], c.compute));
     lasp::softmax_block_forward(b.q, b.k_all + 201326592, b.v_all + 201326592, kS_dims, kPieceMaps[1], kPieceMaps[6], true, b.o_part + 805306368, b.lse_part + 6291456, nullptr, c.compute);
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[7 * 2 + 1], c.compute));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[15], c.compute));
   }
   // [8] attend to rank 7's keys
   if (run.compute) {
     CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.events[0], 0));
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[8 * 2], c.compute));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[16], c.compute));
     lasp::softmax_block_forward(b.q, b.k_all + 234881024, b.v_all + 234881024, kS_dims, kPieceMaps[1], kPieceMaps[7], true, b.o_part + 939524096, b.lse_part + 7340032, nullptr, c.compute);
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[8 * 2 + 1], c.compute));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[17], c.compute));
   }
   // [9] merge 8 partial results (log-sum-exp)
   if (run.compute) {
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[9 * 2], c.compute));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[18], c.compute));
     lasp::softmax_merge(b.o_part, b.lse_part, lasp::SlotList{8, {1, 0, 2, 3, 4, 5, 6, 7}}, b.o, b.lse, 1, 32768, 32, 128, c.compute);
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[9 * 2 + 1], c.compute));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[19], c.compute));
   }
 }
 
@@ -1531,75 +1532,75 @@ static void S_forward_rank2(const Ctx& c, SBuffers& b, Run run) {
   // [0] AllGather K and V (8 kv heads)
   if (run.comm) {
     CUDA_CHECK(cudaEventRecord(c.started[0], c.comm));  // the collective is next on its stream
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[0 * 2], c.comm));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[0], c.comm));
     NCCL_CHECK(ncclGroupStart());
     NCCL_CHECK(ncclAllGather(b.k, b.k_all, 33554432, ncclBfloat16, c.nccl, c.comm));
     NCCL_CHECK(ncclAllGather(b.v, b.v_all, 33554432, ncclBfloat16, c.nccl, c.comm));
     NCCL_CHECK(ncclGroupEnd());
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[0 * 2 + 1], c.comm));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[1], c.comm));
     CUDA_CHECK(cudaEventRecord(c.events[0], c.comm));
   }
   // [1] attend to this rank's own keys (no communication needed)
   if (run.compute) {
     CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.started[0], 0));  // let the collective start first
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[1 * 2], c.compute));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[2], c.compute));
     lasp::softmax_block_forward(b.q, b.k, b.v, kS_dims, kPieceMaps[2], kPieceMaps[2], true, b.o_part + 268435456, b.lse_part + 2097152, nullptr, c.compute);
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[1 * 2 + 1], c.compute));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[3], c.compute));
   }
   // [2] attend to rank 0's keys
   if (run.compute) {
     CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.events[0], 0));
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[2 * 2], c.compute));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[4], c.compute));
     lasp::softmax_block_forward(b.q, b.k_all, b.v_all, kS_dims, kPieceMaps[2], kPieceMaps[0], true, b.o_part, b.lse_part, nullptr, c.compute);
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[2 * 2 + 1], c.compute));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[5], c.compute));
   }
   // [3] attend to rank 1's keys
   if (run.compute) {
     CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.events[0], 0));
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[3 * 2], c.compute));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[6], c.compute));
     lasp::softmax_block_forward(b.q, b.k_all + 33554432, b.v_all + 33554432, kS_dims, kPieceMaps[2], kPieceMaps[1], true, b.o_part + 134217728, b.lse_part + 1048576, nullptr, c.compute);
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[3 * 2 + 1], c.compute));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[7], c.compute));
   }
   // [4] attend to rank 3's keys
   if (run.compute) {
     CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.events[0], 0));
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[4 * 2], c.compute));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[8], c.compute));
     lasp::softmax_block_forward(b.q, b.k_all + 100663296, b.v_all + 100663296, kS_dims, kPieceMaps[2], kPieceMaps[3], true, b.o_part + 402653184, b.lse_part + 3145728, nullptr, c.compute);
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[4 * 2 + 1], c.compute));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[9], c.compute));
   }
   // [5] attend to rank 4's keys
   if (run.compute) {
     CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.events[0], 0));
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[5 * 2], c.compute));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[10], c.compute));
     lasp::softmax_block_forward(b.q, b.k_all + 134217728, b.v_all + 134217728, kS_dims, kPieceMaps[2], kPieceMaps[4], true, b.o_part + 536870912, b.lse_part + 4194304, nullptr, c.compute);
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[5 * 2 + 1], c.compute));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[11], c.compute));
   }
   // [6] attend to rank 5's keys
   if (run.compute) {
     CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.events[0], 0));
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[6 * 2], c.compute));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[12], c.compute));
     lasp::softmax_block_forward(b.q, b.k_all + 167772160, b.v_all + 167772160, kS_dims, kPieceMaps[2], kPieceMaps[5], true, b.o_part + 671088640, b.lse_part + 5242880, nullptr, c.compute);
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[6 * 2 + 1], c.compute));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[13], c.compute));
   }
   // [7] attend to rank 6's keys
   if (run.compute) {
     CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.events[0], 0));
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[7 * 2], c.compute));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[14], c.compute));
     lasp::softmax_block_forward(b.q, b.k_all + 201326592, b.v_all + 201326592, kS_dims, kPieceMaps[2], kPieceMaps[6], true, b.o_part + 805306368, b.lse_part + 6291456, nullptr, c.compute);
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[7 * 2 + 1], c.compute));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[15], c.compute));
   }
   // [8] attend to rank 7's keys
   if (run.compute) {
     CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.events[0], 0));
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[8 * 2], c.compute));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[16], c.compute));
     lasp::softmax_block_forward(b.q, b.k_all + 234881024, b.v_all + 234881024, kS_dims, kPieceMaps[2], kPieceMaps[7], true, b.o_part + 939524096, b.lse_part + 7340032, nullptr, c.compute);
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[8 * 2 + 1], c.compute));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[17], c.compute));
   }
   // [9] merge 8 partial results (log-sum-exp)
   if (run.compute) {
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[9 * 2], c.compute));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[18], c.compute));
     lasp::softmax_merge(b.o_part, b.lse_part, lasp::SlotList{8, {2, 0, 1, 3, 4, 5, 6, 7}}, b.o, b.lse, 1, 32768, 32, 128, c.compute);
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[9 * 2 + 1], c.compute));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[19], c.compute));
   }
 }
 
@@ -1608,75 +1609,75 @@ static void S_forward_rank3(const Ctx& c, SBuffers& b, Run run) {
   // [0] AllGather K and V (8 kv heads)
   if (run.comm) {
     CUDA_CHECK(cudaEventRecord(c.started[0], c.comm));  // the collective is next on its stream
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[0 * 2], c.comm));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[0], c.comm));
     NCCL_CHECK(ncclGroupStart());
     NCCL_CHECK(ncclAllGather(b.k, b.k_all, 33554432, ncclBfloat16, c.nccl, c.comm));
     NCCL_CHECK(ncclAllGather(b.v, b.v_all, 33554432, ncclBfloat16, c.nccl, c.comm));
     NCCL_CHECK(ncclGroupEnd());
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[0 * 2 + 1], c.comm));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[1], c.comm));
     CUDA_CHECK(cudaEventRecord(c.events[0], c.comm));
   }
   // [1] attend to this rank's own keys (no communication needed)
   if (run.compute) {
     CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.started[0], 0));  // let the collective start first
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[1 * 2], c.compute));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[2], c.compute));
     lasp::softmax_block_forward(b.q, b.k, b.v, kS_dims, kPieceMaps[3], kPieceMaps[3], true, b.o_part + 402653184, b.lse_part + 3145728, nullptr, c.compute);
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[1 * 2 + 1], c.compute));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[3], c.compute));
   }
   // [2] attend to rank 0's keys
   if (run.compute) {
     CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.events[0], 0));
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[2 * 2], c.compute));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[4], c.compute));
     lasp::softmax_block_forward(b.q, b.k_all, b.v_all, kS_dims, kPieceMaps[3], kPieceMaps[0], true, b.o_part, b.lse_part, nullptr, c.compute);
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[2 * 2 + 1], c.compute));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[5], c.compute));
   }
   // [3] attend to rank 1's keys
   if (run.compute) {
     CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.events[0], 0));
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[3 * 2], c.compute));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[6], c.compute));
     lasp::softmax_block_forward(b.q, b.k_all + 33554432, b.v_all + 33554432, kS_dims, kPieceMaps[3], kPieceMaps[1], true, b.o_part + 134217728, b.lse_part + 1048576, nullptr, c.compute);
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[3 * 2 + 1], c.compute));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[7], c.compute));
   }
   // [4] attend to rank 2's keys
   if (run.compute) {
     CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.events[0], 0));
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[4 * 2], c.compute));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[8], c.compute));
     lasp::softmax_block_forward(b.q, b.k_all + 67108864, b.v_all + 67108864, kS_dims, kPieceMaps[3], kPieceMaps[2], true, b.o_part + 268435456, b.lse_part + 2097152, nullptr, c.compute);
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[4 * 2 + 1], c.compute));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[9], c.compute));
   }
   // [5] attend to rank 4's keys
   if (run.compute) {
     CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.events[0], 0));
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[5 * 2], c.compute));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[10], c.compute));
     lasp::softmax_block_forward(b.q, b.k_all + 134217728, b.v_all + 134217728, kS_dims, kPieceMaps[3], kPieceMaps[4], true, b.o_part + 536870912, b.lse_part + 4194304, nullptr, c.compute);
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[5 * 2 + 1], c.compute));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[11], c.compute));
   }
   // [6] attend to rank 5's keys
   if (run.compute) {
     CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.events[0], 0));
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[6 * 2], c.compute));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[12], c.compute));
     lasp::softmax_block_forward(b.q, b.k_all + 167772160, b.v_all + 167772160, kS_dims, kPieceMaps[3], kPieceMaps[5], true, b.o_part + 671088640, b.lse_part + 5242880, nullptr, c.compute);
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[6 * 2 + 1], c.compute));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[13], c.compute));
   }
   // [7] attend to rank 6's keys
   if (run.compute) {
     CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.events[0], 0));
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[7 * 2], c.compute));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[14], c.compute));
     lasp::softmax_block_forward(b.q, b.k_all + 201326592, b.v_all + 201326592, kS_dims, kPieceMaps[3], kPieceMaps[6], true, b.o_part + 805306368, b.lse_part + 6291456, nullptr, c.compute);
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[7 * 2 + 1], c.compute));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[15], c.compute));
   }
   // [8] attend to rank 7's keys
   if (run.compute) {
     CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.events[0], 0));
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[8 * 2], c.compute));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[16], c.compute));
     lasp::softmax_block_forward(b.q, b.k_all + 234881024, b.v_all + 234881024, kS_dims, kPieceMaps[3], kPieceMaps[7], true, b.o_part + 939524096, b.lse_part + 7340032, nullptr, c.compute);
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[8 * 2 + 1], c.compute));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[17], c.compute));
   }
   // [9] merge 8 partial results (log-sum-exp)
   if (run.compute) {
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[9 * 2], c.compute));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[18], c.compute));
     lasp::softmax_merge(b.o_part, b.lse_part, lasp::SlotList{8, {3, 0, 1, 2, 4, 5, 6, 7}}, b.o, b.lse, 1, 32768, 32, 128, c.compute);
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[9 * 2 + 1], c.compute));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[19], c.compute));
   }
 }
 
@@ -1685,75 +1686,75 @@ static void S_forward_rank4(const Ctx& c, SBuffers& b, Run run) {
   // [0] AllGather K and V (8 kv heads)
   if (run.comm) {
     CUDA_CHECK(cudaEventRecord(c.started[0], c.comm));  // the collective is next on its stream
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[0 * 2], c.comm));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[0], c.comm));
     NCCL_CHECK(ncclGroupStart());
     NCCL_CHECK(ncclAllGather(b.k, b.k_all, 33554432, ncclBfloat16, c.nccl, c.comm));
     NCCL_CHECK(ncclAllGather(b.v, b.v_all, 33554432, ncclBfloat16, c.nccl, c.comm));
     NCCL_CHECK(ncclGroupEnd());
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[0 * 2 + 1], c.comm));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[1], c.comm));
     CUDA_CHECK(cudaEventRecord(c.events[0], c.comm));
   }
   // [1] attend to this rank's own keys (no communication needed)
   if (run.compute) {
     CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.started[0], 0));  // let the collective start first
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[1 * 2], c.compute));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[2], c.compute));
     lasp::softmax_block_forward(b.q, b.k, b.v, kS_dims, kPieceMaps[4], kPieceMaps[4], true, b.o_part + 536870912, b.lse_part + 4194304, nullptr, c.compute);
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[1 * 2 + 1], c.compute));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[3], c.compute));
   }
   // [2] attend to rank 0's keys
   if (run.compute) {
     CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.events[0], 0));
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[2 * 2], c.compute));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[4], c.compute));
     lasp::softmax_block_forward(b.q, b.k_all, b.v_all, kS_dims, kPieceMaps[4], kPieceMaps[0], true, b.o_part, b.lse_part, nullptr, c.compute);
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[2 * 2 + 1], c.compute));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[5], c.compute));
   }
   // [3] attend to rank 1's keys
   if (run.compute) {
     CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.events[0], 0));
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[3 * 2], c.compute));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[6], c.compute));
     lasp::softmax_block_forward(b.q, b.k_all + 33554432, b.v_all + 33554432, kS_dims, kPieceMaps[4], kPieceMaps[1], true, b.o_part + 134217728, b.lse_part + 1048576, nullptr, c.compute);
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[3 * 2 + 1], c.compute));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[7], c.compute));
   }
   // [4] attend to rank 2's keys
   if (run.compute) {
     CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.events[0], 0));
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[4 * 2], c.compute));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[8], c.compute));
     lasp::softmax_block_forward(b.q, b.k_all + 67108864, b.v_all + 67108864, kS_dims, kPieceMaps[4], kPieceMaps[2], true, b.o_part + 268435456, b.lse_part + 2097152, nullptr, c.compute);
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[4 * 2 + 1], c.compute));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[9], c.compute));
   }
   // [5] attend to rank 3's keys
   if (run.compute) {
     CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.events[0], 0));
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[5 * 2], c.compute));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[10], c.compute));
     lasp::softmax_block_forward(b.q, b.k_all + 100663296, b.v_all + 100663296, kS_dims, kPieceMaps[4], kPieceMaps[3], true, b.o_part + 402653184, b.lse_part + 3145728, nullptr, c.compute);
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[5 * 2 + 1], c.compute));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[11], c.compute));
   }
   // [6] attend to rank 5's keys
   if (run.compute) {
     CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.events[0], 0));
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[6 * 2], c.compute));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[12], c.compute));
     lasp::softmax_block_forward(b.q, b.k_all + 167772160, b.v_all + 167772160, kS_dims, kPieceMaps[4], kPieceMaps[5], true, b.o_part + 671088640, b.lse_part + 5242880, nullptr, c.compute);
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[6 * 2 + 1], c.compute));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[13], c.compute));
   }
   // [7] attend to rank 6's keys
   if (run.compute) {
     CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.events[0], 0));
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[7 * 2], c.compute));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[14], c.compute));
     lasp::softmax_block_forward(b.q, b.k_all + 201326592, b.v_all + 201326592, kS_dims, kPieceMaps[4], kPieceMaps[6], true, b.o_part + 805306368, b.lse_part + 6291456, nullptr, c.compute);
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[7 * 2 + 1], c.compute));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[15], c.compute));
   }
   // [8] attend to rank 7's keys
   if (run.compute) {
     CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.events[0], 0));
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[8 * 2], c.compute));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[16], c.compute));
     lasp::softmax_block_forward(b.q, b.k_all + 234881024, b.v_all + 234881024, kS_dims, kPieceMaps[4], kPieceMaps[7], true, b.o_part + 939524096, b.lse_part + 7340032, nullptr, c.compute);
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[8 * 2 + 1], c.compute));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[17], c.compute));
   }
   // [9] merge 8 partial results (log-sum-exp)
   if (run.compute) {
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[9 * 2], c.compute));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[18], c.compute));
     lasp::softmax_merge(b.o_part, b.lse_part, lasp::SlotList{8, {4, 0, 1, 2, 3, 5, 6, 7}}, b.o, b.lse, 1, 32768, 32, 128, c.compute);
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[9 * 2 + 1], c.compute));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[19], c.compute));
   }
 }
 
@@ -1762,75 +1763,75 @@ static void S_forward_rank5(const Ctx& c, SBuffers& b, Run run) {
   // [0] AllGather K and V (8 kv heads)
   if (run.comm) {
     CUDA_CHECK(cudaEventRecord(c.started[0], c.comm));  // the collective is next on its stream
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[0 * 2], c.comm));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[0], c.comm));
     NCCL_CHECK(ncclGroupStart());
     NCCL_CHECK(ncclAllGather(b.k, b.k_all, 33554432, ncclBfloat16, c.nccl, c.comm));
     NCCL_CHECK(ncclAllGather(b.v, b.v_all, 33554432, ncclBfloat16, c.nccl, c.comm));
     NCCL_CHECK(ncclGroupEnd());
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[0 * 2 + 1], c.comm));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[1], c.comm));
     CUDA_CHECK(cudaEventRecord(c.events[0], c.comm));
   }
   // [1] attend to this rank's own keys (no communication needed)
   if (run.compute) {
     CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.started[0], 0));  // let the collective start first
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[1 * 2], c.compute));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[2], c.compute));
     lasp::softmax_block_forward(b.q, b.k, b.v, kS_dims, kPieceMaps[5], kPieceMaps[5], true, b.o_part + 671088640, b.lse_part + 5242880, nullptr, c.compute);
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[1 * 2 + 1], c.compute));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[3], c.compute));
   }
   // [2] attend to rank 0's keys
   if (run.compute) {
     CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.events[0], 0));
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[2 * 2], c.compute));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[4], c.compute));
     lasp::softmax_block_forward(b.q, b.k_all, b.v_all, kS_dims, kPieceMaps[5], kPieceMaps[0], true, b.o_part, b.lse_part, nullptr, c.compute);
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[2 * 2 + 1], c.compute));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[5], c.compute));
   }
   // [3] attend to rank 1's keys
   if (run.compute) {
     CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.events[0], 0));
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[3 * 2], c.compute));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[6], c.compute));
     lasp::softmax_block_forward(b.q, b.k_all + 33554432, b.v_all + 33554432, kS_dims, kPieceMaps[5], kPieceMaps[1], true, b.o_part + 134217728, b.lse_part + 1048576, nullptr, c.compute);
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[3 * 2 + 1], c.compute));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[7], c.compute));
   }
   // [4] attend to rank 2's keys
   if (run.compute) {
     CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.events[0], 0));
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[4 * 2], c.compute));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[8], c.compute));
     lasp::softmax_block_forward(b.q, b.k_all + 67108864, b.v_all + 67108864, kS_dims, kPieceMaps[5], kPieceMaps[2], true, b.o_part + 268435456, b.lse_part + 2097152, nullptr, c.compute);
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[4 * 2 + 1], c.compute));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[9], c.compute));
   }
   // [5] attend to rank 3's keys
   if (run.compute) {
     CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.events[0], 0));
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[5 * 2], c.compute));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[10], c.compute));
     lasp::softmax_block_forward(b.q, b.k_all + 100663296, b.v_all + 100663296, kS_dims, kPieceMaps[5], kPieceMaps[3], true, b.o_part + 402653184, b.lse_part + 3145728, nullptr, c.compute);
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[5 * 2 + 1], c.compute));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[11], c.compute));
   }
   // [6] attend to rank 4's keys
   if (run.compute) {
     CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.events[0], 0));
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[6 * 2], c.compute));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[12], c.compute));
     lasp::softmax_block_forward(b.q, b.k_all + 134217728, b.v_all + 134217728, kS_dims, kPieceMaps[5], kPieceMaps[4], true, b.o_part + 536870912, b.lse_part + 4194304, nullptr, c.compute);
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[6 * 2 + 1], c.compute));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[13], c.compute));
   }
   // [7] attend to rank 6's keys
   if (run.compute) {
     CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.events[0], 0));
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[7 * 2], c.compute));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[14], c.compute));
     lasp::softmax_block_forward(b.q, b.k_all + 201326592, b.v_all + 201326592, kS_dims, kPieceMaps[5], kPieceMaps[6], true, b.o_part + 805306368, b.lse_part + 6291456, nullptr, c.compute);
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[7 * 2 + 1], c.compute));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[15], c.compute));
   }
   // [8] attend to rank 7's keys
   if (run.compute) {
     CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.events[0], 0));
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[8 * 2], c.compute));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[16], c.compute));
     lasp::softmax_block_forward(b.q, b.k_all + 234881024, b.v_all + 234881024, kS_dims, kPieceMaps[5], kPieceMaps[7], true, b.o_part + 939524096, b.lse_part + 7340032, nullptr, c.compute);
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[8 * 2 + 1], c.compute));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[17], c.compute));
   }
   // [9] merge 8 partial results (log-sum-exp)
   if (run.compute) {
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[9 * 2], c.compute));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[18], c.compute));
     lasp::softmax_merge(b.o_part, b.lse_part, lasp::SlotList{8, {5, 0, 1, 2, 3, 4, 6, 7}}, b.o, b.lse, 1, 32768, 32, 128, c.compute);
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[9 * 2 + 1], c.compute));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[19], c.compute));
   }
 }
 
@@ -1839,75 +1840,75 @@ static void S_forward_rank6(const Ctx& c, SBuffers& b, Run run) {
   // [0] AllGather K and V (8 kv heads)
   if (run.comm) {
     CUDA_CHECK(cudaEventRecord(c.started[0], c.comm));  // the collective is next on its stream
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[0 * 2], c.comm));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[0], c.comm));
     NCCL_CHECK(ncclGroupStart());
     NCCL_CHECK(ncclAllGather(b.k, b.k_all, 33554432, ncclBfloat16, c.nccl, c.comm));
     NCCL_CHECK(ncclAllGather(b.v, b.v_all, 33554432, ncclBfloat16, c.nccl, c.comm));
     NCCL_CHECK(ncclGroupEnd());
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[0 * 2 + 1], c.comm));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[1], c.comm));
     CUDA_CHECK(cudaEventRecord(c.events[0], c.comm));
   }
   // [1] attend to this rank's own keys (no communication needed)
   if (run.compute) {
     CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.started[0], 0));  // let the collective start first
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[1 * 2], c.compute));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[2], c.compute));
     lasp::softmax_block_forward(b.q, b.k, b.v, kS_dims, kPieceMaps[6], kPieceMaps[6], true, b.o_part + 805306368, b.lse_part + 6291456, nullptr, c.compute);
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[1 * 2 + 1], c.compute));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[3], c.compute));
   }
   // [2] attend to rank 0's keys
   if (run.compute) {
     CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.events[0], 0));
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[2 * 2], c.compute));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[4], c.compute));
     lasp::softmax_block_forward(b.q, b.k_all, b.v_all, kS_dims, kPieceMaps[6], kPieceMaps[0], true, b.o_part, b.lse_part, nullptr, c.compute);
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[2 * 2 + 1], c.compute));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[5], c.compute));
   }
   // [3] attend to rank 1's keys
   if (run.compute) {
     CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.events[0], 0));
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[3 * 2], c.compute));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[6], c.compute));
     lasp::softmax_block_forward(b.q, b.k_all + 33554432, b.v_all + 33554432, kS_dims, kPieceMaps[6], kPieceMaps[1], true, b.o_part + 134217728, b.lse_part + 1048576, nullptr, c.compute);
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[3 * 2 + 1], c.compute));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[7], c.compute));
   }
   // [4] attend to rank 2's keys
   if (run.compute) {
     CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.events[0], 0));
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[4 * 2], c.compute));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[8], c.compute));
     lasp::softmax_block_forward(b.q, b.k_all + 67108864, b.v_all + 67108864, kS_dims, kPieceMaps[6], kPieceMaps[2], true, b.o_part + 268435456, b.lse_part + 2097152, nullptr, c.compute);
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[4 * 2 + 1], c.compute));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[9], c.compute));
   }
   // [5] attend to rank 3's keys
   if (run.compute) {
     CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.events[0], 0));
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[5 * 2], c.compute));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[10], c.compute));
     lasp::softmax_block_forward(b.q, b.k_all + 100663296, b.v_all + 100663296, kS_dims, kPieceMaps[6], kPieceMaps[3], true, b.o_part + 402653184, b.lse_part + 3145728, nullptr, c.compute);
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[5 * 2 + 1], c.compute));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[11], c.compute));
   }
   // [6] attend to rank 4's keys
   if (run.compute) {
     CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.events[0], 0));
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[6 * 2], c.compute));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[12], c.compute));
     lasp::softmax_block_forward(b.q, b.k_all + 134217728, b.v_all + 134217728, kS_dims, kPieceMaps[6], kPieceMaps[4], true, b.o_part + 536870912, b.lse_part + 4194304, nullptr, c.compute);
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[6 * 2 + 1], c.compute));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[13], c.compute));
   }
   // [7] attend to rank 5's keys
   if (run.compute) {
     CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.events[0], 0));
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[7 * 2], c.compute));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[14], c.compute));
     lasp::softmax_block_forward(b.q, b.k_all + 167772160, b.v_all + 167772160, kS_dims, kPieceMaps[6], kPieceMaps[5], true, b.o_part + 671088640, b.lse_part + 5242880, nullptr, c.compute);
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[7 * 2 + 1], c.compute));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[15], c.compute));
   }
   // [8] attend to rank 7's keys
   if (run.compute) {
     CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.events[0], 0));
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[8 * 2], c.compute));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[16], c.compute));
     lasp::softmax_block_forward(b.q, b.k_all + 234881024, b.v_all + 234881024, kS_dims, kPieceMaps[6], kPieceMaps[7], true, b.o_part + 939524096, b.lse_part + 7340032, nullptr, c.compute);
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[8 * 2 + 1], c.compute));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[17], c.compute));
   }
   // [9] merge 8 partial results (log-sum-exp)
   if (run.compute) {
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[9 * 2], c.compute));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[18], c.compute));
     lasp::softmax_merge(b.o_part, b.lse_part, lasp::SlotList{8, {6, 0, 1, 2, 3, 4, 5, 7}}, b.o, b.lse, 1, 32768, 32, 128, c.compute);
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[9 * 2 + 1], c.compute));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[19], c.compute));
   }
 }
 
@@ -1916,75 +1917,75 @@ static void S_forward_rank7(const Ctx& c, SBuffers& b, Run run) {
   // [0] AllGather K and V (8 kv heads)
   if (run.comm) {
     CUDA_CHECK(cudaEventRecord(c.started[0], c.comm));  // the collective is next on its stream
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[0 * 2], c.comm));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[0], c.comm));
     NCCL_CHECK(ncclGroupStart());
     NCCL_CHECK(ncclAllGather(b.k, b.k_all, 33554432, ncclBfloat16, c.nccl, c.comm));
     NCCL_CHECK(ncclAllGather(b.v, b.v_all, 33554432, ncclBfloat16, c.nccl, c.comm));
     NCCL_CHECK(ncclGroupEnd());
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[0 * 2 + 1], c.comm));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[1], c.comm));
     CUDA_CHECK(cudaEventRecord(c.events[0], c.comm));
   }
   // [1] attend to this rank's own keys (no communication needed)
   if (run.compute) {
     CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.started[0], 0));  // let the collective start first
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[1 * 2], c.compute));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[2], c.compute));
     lasp::softmax_block_forward(b.q, b.k, b.v, kS_dims, kPieceMaps[7], kPieceMaps[7], true, b.o_part + 939524096, b.lse_part + 7340032, nullptr, c.compute);
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[1 * 2 + 1], c.compute));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[3], c.compute));
   }
   // [2] attend to rank 0's keys
   if (run.compute) {
     CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.events[0], 0));
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[2 * 2], c.compute));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[4], c.compute));
     lasp::softmax_block_forward(b.q, b.k_all, b.v_all, kS_dims, kPieceMaps[7], kPieceMaps[0], true, b.o_part, b.lse_part, nullptr, c.compute);
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[2 * 2 + 1], c.compute));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[5], c.compute));
   }
   // [3] attend to rank 1's keys
   if (run.compute) {
     CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.events[0], 0));
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[3 * 2], c.compute));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[6], c.compute));
     lasp::softmax_block_forward(b.q, b.k_all + 33554432, b.v_all + 33554432, kS_dims, kPieceMaps[7], kPieceMaps[1], true, b.o_part + 134217728, b.lse_part + 1048576, nullptr, c.compute);
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[3 * 2 + 1], c.compute));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[7], c.compute));
   }
   // [4] attend to rank 2's keys
   if (run.compute) {
     CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.events[0], 0));
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[4 * 2], c.compute));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[8], c.compute));
     lasp::softmax_block_forward(b.q, b.k_all + 67108864, b.v_all + 67108864, kS_dims, kPieceMaps[7], kPieceMaps[2], true, b.o_part + 268435456, b.lse_part + 2097152, nullptr, c.compute);
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[4 * 2 + 1], c.compute));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[9], c.compute));
   }
   // [5] attend to rank 3's keys
   if (run.compute) {
     CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.events[0], 0));
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[5 * 2], c.compute));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[10], c.compute));
     lasp::softmax_block_forward(b.q, b.k_all + 100663296, b.v_all + 100663296, kS_dims, kPieceMaps[7], kPieceMaps[3], true, b.o_part + 402653184, b.lse_part + 3145728, nullptr, c.compute);
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[5 * 2 + 1], c.compute));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[11], c.compute));
   }
   // [6] attend to rank 4's keys
   if (run.compute) {
     CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.events[0], 0));
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[6 * 2], c.compute));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[12], c.compute));
     lasp::softmax_block_forward(b.q, b.k_all + 134217728, b.v_all + 134217728, kS_dims, kPieceMaps[7], kPieceMaps[4], true, b.o_part + 536870912, b.lse_part + 4194304, nullptr, c.compute);
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[6 * 2 + 1], c.compute));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[13], c.compute));
   }
   // [7] attend to rank 5's keys
   if (run.compute) {
     CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.events[0], 0));
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[7 * 2], c.compute));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[14], c.compute));
     lasp::softmax_block_forward(b.q, b.k_all + 167772160, b.v_all + 167772160, kS_dims, kPieceMaps[7], kPieceMaps[5], true, b.o_part + 671088640, b.lse_part + 5242880, nullptr, c.compute);
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[7 * 2 + 1], c.compute));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[15], c.compute));
   }
   // [8] attend to rank 6's keys
   if (run.compute) {
     CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.events[0], 0));
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[8 * 2], c.compute));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[16], c.compute));
     lasp::softmax_block_forward(b.q, b.k_all + 201326592, b.v_all + 201326592, kS_dims, kPieceMaps[7], kPieceMaps[6], true, b.o_part + 805306368, b.lse_part + 6291456, nullptr, c.compute);
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[8 * 2 + 1], c.compute));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[17], c.compute));
   }
   // [9] merge 8 partial results (log-sum-exp)
   if (run.compute) {
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[9 * 2], c.compute));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[18], c.compute));
     lasp::softmax_merge(b.o_part, b.lse_part, lasp::SlotList{8, {7, 0, 1, 2, 3, 4, 5, 6}}, b.o, b.lse, 1, 32768, 32, 128, c.compute);
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[9 * 2 + 1], c.compute));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[19], c.compute));
   }
 }
 
@@ -2007,61 +2008,61 @@ inline void S_forward(const Ctx& c, SBuffers& b, Run run = Run{}) {
 static void S_backward_rank0(const Ctx& c, SBuffers& b, Run run) {
   // [0] clear dQ and the dK, dV accumulators
   if (run.compute) {
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[0 * 2], c.compute));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[0], c.compute));
     CUDA_CHECK(cudaMemsetAsync(b.dq_acc, 0, 134217728 * sizeof(float), c.compute));
     CUDA_CHECK(cudaMemsetAsync(b.dk_all, 0, 268435456 * sizeof(float), c.compute));
     CUDA_CHECK(cudaMemsetAsync(b.dv_all, 0, 268435456 * sizeof(float), c.compute));
     CUDA_CHECK(cudaMemsetAsync(b.dk_own, 0, 33554432 * sizeof(float), c.compute));
     CUDA_CHECK(cudaMemsetAsync(b.dv_own, 0, 33554432 * sizeof(float), c.compute));
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[0 * 2 + 1], c.compute));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[1], c.compute));
   }
   // [1] dQ, and dK, dV of rank 1's positions
   if (run.compute) {
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[1 * 2], c.compute));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[2], c.compute));
     lasp::softmax_block_backward(b.q, b.k_all + 33554432, b.v_all + 33554432, b.o, b.lse, b.do_, kS_dims, kPieceMaps[0], kPieceMaps[1], true, b.dq_acc, b.dk_all + 33554432, b.dv_all + 33554432, c.compute);
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[1 * 2 + 1], c.compute));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[3], c.compute));
     CUDA_CHECK(cudaEventRecord(c.events[1], c.compute));
   }
   // [2] dQ, and dK, dV of rank 2's positions
   if (run.compute) {
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[2 * 2], c.compute));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[4], c.compute));
     lasp::softmax_block_backward(b.q, b.k_all + 67108864, b.v_all + 67108864, b.o, b.lse, b.do_, kS_dims, kPieceMaps[0], kPieceMaps[2], true, b.dq_acc, b.dk_all + 67108864, b.dv_all + 67108864, c.compute);
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[2 * 2 + 1], c.compute));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[5], c.compute));
     CUDA_CHECK(cudaEventRecord(c.events[2], c.compute));
   }
   // [3] dQ, and dK, dV of rank 3's positions
   if (run.compute) {
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[3 * 2], c.compute));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[6], c.compute));
     lasp::softmax_block_backward(b.q, b.k_all + 100663296, b.v_all + 100663296, b.o, b.lse, b.do_, kS_dims, kPieceMaps[0], kPieceMaps[3], true, b.dq_acc, b.dk_all + 100663296, b.dv_all + 100663296, c.compute);
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[3 * 2 + 1], c.compute));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[7], c.compute));
     CUDA_CHECK(cudaEventRecord(c.events[3], c.compute));
   }
   // [4] dQ, and dK, dV of rank 4's positions
   if (run.compute) {
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[4 * 2], c.compute));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[8], c.compute));
     lasp::softmax_block_backward(b.q, b.k_all + 134217728, b.v_all + 134217728, b.o, b.lse, b.do_, kS_dims, kPieceMaps[0], kPieceMaps[4], true, b.dq_acc, b.dk_all + 134217728, b.dv_all + 134217728, c.compute);
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[4 * 2 + 1], c.compute));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[9], c.compute));
     CUDA_CHECK(cudaEventRecord(c.events[4], c.compute));
   }
   // [5] dQ, and dK, dV of rank 5's positions
   if (run.compute) {
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[5 * 2], c.compute));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[10], c.compute));
     lasp::softmax_block_backward(b.q, b.k_all + 167772160, b.v_all + 167772160, b.o, b.lse, b.do_, kS_dims, kPieceMaps[0], kPieceMaps[5], true, b.dq_acc, b.dk_all + 167772160, b.dv_all + 167772160, c.compute);
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[5 * 2 + 1], c.compute));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[11], c.compute));
     CUDA_CHECK(cudaEventRecord(c.events[5], c.compute));
   }
   // [6] dQ, and dK, dV of rank 6's positions
   if (run.compute) {
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[6 * 2], c.compute));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[12], c.compute));
     lasp::softmax_block_backward(b.q, b.k_all + 201326592, b.v_all + 201326592, b.o, b.lse, b.do_, kS_dims, kPieceMaps[0], kPieceMaps[6], true, b.dq_acc, b.dk_all + 201326592, b.dv_all + 201326592, c.compute);
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[6 * 2 + 1], c.compute));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[13], c.compute));
     CUDA_CHECK(cudaEventRecord(c.events[6], c.compute));
   }
   // [7] dQ, and dK, dV of rank 7's positions
   if (run.compute) {
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[7 * 2], c.compute));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[14], c.compute));
     lasp::softmax_block_backward(b.q, b.k_all + 234881024, b.v_all + 234881024, b.o, b.lse, b.do_, kS_dims, kPieceMaps[0], kPieceMaps[7], true, b.dq_acc, b.dk_all + 234881024, b.dv_all + 234881024, c.compute);
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[7 * 2 + 1], c.compute));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[15], c.compute));
     CUDA_CHECK(cudaEventRecord(c.events[7], c.compute));
   }
   // [8] ReduceScatter dK and dV to their owners
@@ -2074,34 +2075,34 @@ static void S_backward_rank0(const Ctx& c, SBuffers& b, Run run) {
     CUDA_CHECK(cudaStreamWaitEvent(c.comm, c.events[6], 0));
     CUDA_CHECK(cudaStreamWaitEvent(c.comm, c.events[7], 0));
     CUDA_CHECK(cudaEventRecord(c.started[8], c.comm));  // the collective is next on its stream
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[8 * 2], c.comm));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[16], c.comm));
     NCCL_CHECK(ncclGroupStart());
     NCCL_CHECK(ncclReduceScatter(b.dk_all, b.dk_sum, 33554432, ncclFloat32, ncclSum, c.nccl, c.comm));
     NCCL_CHECK(ncclReduceScatter(b.dv_all, b.dv_sum, 33554432, ncclFloat32, ncclSum, c.nccl, c.comm));
     NCCL_CHECK(ncclGroupEnd());
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[8 * 2 + 1], c.comm));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[17], c.comm));
     CUDA_CHECK(cudaEventRecord(c.events[8], c.comm));
   }
   // [9] dQ, and dK, dV of this rank's own positions (no communication needed)
   if (run.compute) {
     CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.started[8], 0));  // let the collective start first
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[9 * 2], c.compute));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[18], c.compute));
     lasp::softmax_block_backward(b.q, b.k_all, b.v_all, b.o, b.lse, b.do_, kS_dims, kPieceMaps[0], kPieceMaps[0], true, b.dq_acc, b.dk_own, b.dv_own, c.compute);
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[9 * 2 + 1], c.compute));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[19], c.compute));
   }
   // [10] dQ to the activation type
   if (run.compute) {
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[10 * 2], c.compute));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[20], c.compute));
     lasp::cast_to_bf16(b.dq_acc, b.dq, 134217728, c.compute);
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[10 * 2 + 1], c.compute));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[21], c.compute));
   }
   // [11] dK, dV of this rank: the other ranks' share plus its own
   if (run.compute) {
     CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.events[8], 0));
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[11 * 2], c.compute));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[22], c.compute));
     lasp::add_to_bf16(b.dk_sum, b.dk_own, b.dk, 33554432, c.compute);
     lasp::add_to_bf16(b.dv_sum, b.dv_own, b.dv, 33554432, c.compute);
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[11 * 2 + 1], c.compute));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[23], c.compute));
   }
 }
 
@@ -2109,61 +2110,61 @@ static void S_backward_rank0(const Ctx& c, SBuffers& b, Run run) {
 static void S_backward_rank1(const Ctx& c, SBuffers& b, Run run) {
   // [0] clear dQ and the dK, dV accumulators
   if (run.compute) {
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[0 * 2], c.compute));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[0], c.compute));
     CUDA_CHECK(cudaMemsetAsync(b.dq_acc, 0, 134217728 * sizeof(float), c.compute));
     CUDA_CHECK(cudaMemsetAsync(b.dk_all, 0, 268435456 * sizeof(float), c.compute));
     CUDA_CHECK(cudaMemsetAsync(b.dv_all, 0, 268435456 * sizeof(float), c.compute));
     CUDA_CHECK(cudaMemsetAsync(b.dk_own, 0, 33554432 * sizeof(float), c.compute));
     CUDA_CHECK(cudaMemsetAsync(b.dv_own, 0, 33554432 * sizeof(float), c.compute));
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[0 * 2 + 1], c.compute));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[1], c.compute));
   }
   // [1] dQ, and dK, dV of rank 0's positions
   if (run.compute) {
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[1 * 2], c.compute));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[2], c.compute));
     lasp::softmax_block_backward(b.q, b.k_all, b.v_all, b.o, b.lse, b.do_, kS_dims, kPieceMaps[1], kPieceMaps[0], true, b.dq_acc, b.dk_all, b.dv_all, c.compute);
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[1 * 2 + 1], c.compute));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[3], c.compute));
     CUDA_CHECK(cudaEventRecord(c.events[1], c.compute));
   }
   // [2] dQ, and dK, dV of rank 2's positions
   if (run.compute) {
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[2 * 2], c.compute));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[4], c.compute));
     lasp::softmax_block_backward(b.q, b.k_all + 67108864, b.v_all + 67108864, b.o, b.lse, b.do_, kS_dims, kPieceMaps[1], kPieceMaps[2], true, b.dq_acc, b.dk_all + 67108864, b.dv_all + 67108864, c.compute);
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[2 * 2 + 1], c.compute));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[5], c.compute));
     CUDA_CHECK(cudaEventRecord(c.events[2], c.compute));
   }
   // [3] dQ, and dK, dV of rank 3's positions
   if (run.compute) {
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[3 * 2], c.compute));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[6], c.compute));
     lasp::softmax_block_backward(b.q, b.k_all + 100663296, b.v_all + 100663296, b.o, b.lse, b.do_, kS_dims, kPieceMaps[1], kPieceMaps[3], true, b.dq_acc, b.dk_all + 100663296, b.dv_all + 100663296, c.compute);
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[3 * 2 + 1], c.compute));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[7], c.compute));
     CUDA_CHECK(cudaEventRecord(c.events[3], c.compute));
   }
   // [4] dQ, and dK, dV of rank 4's positions
   if (run.compute) {
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[4 * 2], c.compute));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[8], c.compute));
     lasp::softmax_block_backward(b.q, b.k_all + 134217728, b.v_all + 134217728, b.o, b.lse, b.do_, kS_dims, kPieceMaps[1], kPieceMaps[4], true, b.dq_acc, b.dk_all + 134217728, b.dv_all + 134217728, c.compute);
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[4 * 2 + 1], c.compute));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[9], c.compute));
     CUDA_CHECK(cudaEventRecord(c.events[4], c.compute));
   }
   // [5] dQ, and dK, dV of rank 5's positions
   if (run.compute) {
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[5 * 2], c.compute));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[10], c.compute));
     lasp::softmax_block_backward(b.q, b.k_all + 167772160, b.v_all + 167772160, b.o, b.lse, b.do_, kS_dims, kPieceMaps[1], kPieceMaps[5], true, b.dq_acc, b.dk_all + 167772160, b.dv_all + 167772160, c.compute);
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[5 * 2 + 1], c.compute));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[11], c.compute));
     CUDA_CHECK(cudaEventRecord(c.events[5], c.compute));
   }
   // [6] dQ, and dK, dV of rank 6's positions
   if (run.compute) {
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[6 * 2], c.compute));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[12], c.compute));
     lasp::softmax_block_backward(b.q, b.k_all + 201326592, b.v_all + 201326592, b.o, b.lse, b.do_, kS_dims, kPieceMaps[1], kPieceMaps[6], true, b.dq_acc, b.dk_all + 201326592, b.dv_all + 201326592, c.compute);
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[6 * 2 + 1], c.compute));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[13], c.compute));
     CUDA_CHECK(cudaEventRecord(c.events[6], c.compute));
   }
   // [7] dQ, and dK, dV of rank 7's positions
   if (run.compute) {
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[7 * 2], c.compute));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[14], c.compute));
     lasp::softmax_block_backward(b.q, b.k_all + 234881024, b.v_all + 234881024, b.o, b.lse, b.do_, kS_dims, kPieceMaps[1], kPieceMaps[7], true, b.dq_acc, b.dk_all + 234881024, b.dv_all + 234881024, c.compute);
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[7 * 2 + 1], c.compute));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[15], c.compute));
     CUDA_CHECK(cudaEventRecord(c.events[7], c.compute));
   }
   // [8] ReduceScatter dK and dV to their owners
@@ -2176,34 +2177,34 @@ static void S_backward_rank1(const Ctx& c, SBuffers& b, Run run) {
     CUDA_CHECK(cudaStreamWaitEvent(c.comm, c.events[6], 0));
     CUDA_CHECK(cudaStreamWaitEvent(c.comm, c.events[7], 0));
     CUDA_CHECK(cudaEventRecord(c.started[8], c.comm));  // the collective is next on its stream
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[8 * 2], c.comm));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[16], c.comm));
     NCCL_CHECK(ncclGroupStart());
     NCCL_CHECK(ncclReduceScatter(b.dk_all, b.dk_sum, 33554432, ncclFloat32, ncclSum, c.nccl, c.comm));
     NCCL_CHECK(ncclReduceScatter(b.dv_all, b.dv_sum, 33554432, ncclFloat32, ncclSum, c.nccl, c.comm));
     NCCL_CHECK(ncclGroupEnd());
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[8 * 2 + 1], c.comm));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[17], c.comm));
     CUDA_CHECK(cudaEventRecord(c.events[8], c.comm));
   }
   // [9] dQ, and dK, dV of this rank's own positions (no communication needed)
   if (run.compute) {
     CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.started[8], 0));  // let the collective start first
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[9 * 2], c.compute));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[18], c.compute));
     lasp::softmax_block_backward(b.q, b.k_all + 33554432, b.v_all + 33554432, b.o, b.lse, b.do_, kS_dims, kPieceMaps[1], kPieceMaps[1], true, b.dq_acc, b.dk_own, b.dv_own, c.compute);
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[9 * 2 + 1], c.compute));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[19], c.compute));
   }
   // [10] dQ to the activation type
   if (run.compute) {
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[10 * 2], c.compute));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[20], c.compute));
     lasp::cast_to_bf16(b.dq_acc, b.dq, 134217728, c.compute);
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[10 * 2 + 1], c.compute));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[21], c.compute));
   }
   // [11] dK, dV of this rank: the other ranks' share plus its own
   if (run.compute) {
     CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.events[8], 0));
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[11 * 2], c.compute));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[22], c.compute));
     lasp::add_to_bf16(b.dk_sum, b.dk_own, b.dk, 33554432, c.compute);
     lasp::add_to_bf16(b.dv_sum, b.dv_own, b.dv, 33554432, c.compute);
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[11 * 2 + 1], c.compute));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[23], c.compute));
   }
 }
 
@@ -2211,61 +2212,61 @@ static void S_backward_rank1(const Ctx& c, SBuffers& b, Run run) {
 static void S_backward_rank2(const Ctx& c, SBuffers& b, Run run) {
   // [0] clear dQ and the dK, dV accumulators
   if (run.compute) {
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[0 * 2], c.compute));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[0], c.compute));
     CUDA_CHECK(cudaMemsetAsync(b.dq_acc, 0, 134217728 * sizeof(float), c.compute));
     CUDA_CHECK(cudaMemsetAsync(b.dk_all, 0, 268435456 * sizeof(float), c.compute));
     CUDA_CHECK(cudaMemsetAsync(b.dv_all, 0, 268435456 * sizeof(float), c.compute));
     CUDA_CHECK(cudaMemsetAsync(b.dk_own, 0, 33554432 * sizeof(float), c.compute));
     CUDA_CHECK(cudaMemsetAsync(b.dv_own, 0, 33554432 * sizeof(float), c.compute));
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[0 * 2 + 1], c.compute));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[1], c.compute));
   }
   // [1] dQ, and dK, dV of rank 0's positions
   if (run.compute) {
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[1 * 2], c.compute));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[2], c.compute));
     lasp::softmax_block_backward(b.q, b.k_all, b.v_all, b.o, b.lse, b.do_, kS_dims, kPieceMaps[2], kPieceMaps[0], true, b.dq_acc, b.dk_all, b.dv_all, c.compute);
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[1 * 2 + 1], c.compute));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[3], c.compute));
     CUDA_CHECK(cudaEventRecord(c.events[1], c.compute));
   }
   // [2] dQ, and dK, dV of rank 1's positions
   if (run.compute) {
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[2 * 2], c.compute));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[4], c.compute));
     lasp::softmax_block_backward(b.q, b.k_all + 33554432, b.v_all + 33554432, b.o, b.lse, b.do_, kS_dims, kPieceMaps[2], kPieceMaps[1], true, b.dq_acc, b.dk_all + 33554432, b.dv_all + 33554432, c.compute);
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[2 * 2 + 1], c.compute));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[5], c.compute));
     CUDA_CHECK(cudaEventRecord(c.events[2], c.compute));
   }
   // [3] dQ, and dK, dV of rank 3's positions
   if (run.compute) {
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[3 * 2], c.compute));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[6], c.compute));
     lasp::softmax_block_backward(b.q, b.k_all + 100663296, b.v_all + 100663296, b.o, b.lse, b.do_, kS_dims, kPieceMaps[2], kPieceMaps[3], true, b.dq_acc, b.dk_all + 100663296, b.dv_all + 100663296, c.compute);
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[3 * 2 + 1], c.compute));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[7], c.compute));
     CUDA_CHECK(cudaEventRecord(c.events[3], c.compute));
   }
   // [4] dQ, and dK, dV of rank 4's positions
   if (run.compute) {
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[4 * 2], c.compute));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[8], c.compute));
     lasp::softmax_block_backward(b.q, b.k_all + 134217728, b.v_all + 134217728, b.o, b.lse, b.do_, kS_dims, kPieceMaps[2], kPieceMaps[4], true, b.dq_acc, b.dk_all + 134217728, b.dv_all + 134217728, c.compute);
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[4 * 2 + 1], c.compute));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[9], c.compute));
     CUDA_CHECK(cudaEventRecord(c.events[4], c.compute));
   }
   // [5] dQ, and dK, dV of rank 5's positions
   if (run.compute) {
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[5 * 2], c.compute));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[10], c.compute));
     lasp::softmax_block_backward(b.q, b.k_all + 167772160, b.v_all + 167772160, b.o, b.lse, b.do_, kS_dims, kPieceMaps[2], kPieceMaps[5], true, b.dq_acc, b.dk_all + 167772160, b.dv_all + 167772160, c.compute);
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[5 * 2 + 1], c.compute));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[11], c.compute));
     CUDA_CHECK(cudaEventRecord(c.events[5], c.compute));
   }
   // [6] dQ, and dK, dV of rank 6's positions
   if (run.compute) {
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[6 * 2], c.compute));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[12], c.compute));
     lasp::softmax_block_backward(b.q, b.k_all + 201326592, b.v_all + 201326592, b.o, b.lse, b.do_, kS_dims, kPieceMaps[2], kPieceMaps[6], true, b.dq_acc, b.dk_all + 201326592, b.dv_all + 201326592, c.compute);
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[6 * 2 + 1], c.compute));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[13], c.compute));
     CUDA_CHECK(cudaEventRecord(c.events[6], c.compute));
   }
   // [7] dQ, and dK, dV of rank 7's positions
   if (run.compute) {
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[7 * 2], c.compute));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[14], c.compute));
     lasp::softmax_block_backward(b.q, b.k_all + 234881024, b.v_all + 234881024, b.o, b.lse, b.do_, kS_dims, kPieceMaps[2], kPieceMaps[7], true, b.dq_acc, b.dk_all + 234881024, b.dv_all + 234881024, c.compute);
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[7 * 2 + 1], c.compute));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[15], c.compute));
     CUDA_CHECK(cudaEventRecord(c.events[7], c.compute));
   }
   // [8] ReduceScatter dK and dV to their owners
@@ -2278,34 +2279,34 @@ static void S_backward_rank2(const Ctx& c, SBuffers& b, Run run) {
     CUDA_CHECK(cudaStreamWaitEvent(c.comm, c.events[6], 0));
     CUDA_CHECK(cudaStreamWaitEvent(c.comm, c.events[7], 0));
     CUDA_CHECK(cudaEventRecord(c.started[8], c.comm));  // the collective is next on its stream
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[8 * 2], c.comm));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[16], c.comm));
     NCCL_CHECK(ncclGroupStart());
     NCCL_CHECK(ncclReduceScatter(b.dk_all, b.dk_sum, 33554432, ncclFloat32, ncclSum, c.nccl, c.comm));
     NCCL_CHECK(ncclReduceScatter(b.dv_all, b.dv_sum, 33554432, ncclFloat32, ncclSum, c.nccl, c.comm));
     NCCL_CHECK(ncclGroupEnd());
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[8 * 2 + 1], c.comm));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[17], c.comm));
     CUDA_CHECK(cudaEventRecord(c.events[8], c.comm));
   }
   // [9] dQ, and dK, dV of this rank's own positions (no communication needed)
   if (run.compute) {
     CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.started[8], 0));  // let the collective start first
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[9 * 2], c.compute));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[18], c.compute));
     lasp::softmax_block_backward(b.q, b.k_all + 67108864, b.v_all + 67108864, b.o, b.lse, b.do_, kS_dims, kPieceMaps[2], kPieceMaps[2], true, b.dq_acc, b.dk_own, b.dv_own, c.compute);
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[9 * 2 + 1], c.compute));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[19], c.compute));
   }
   // [10] dQ to the activation type
   if (run.compute) {
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[10 * 2], c.compute));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[20], c.compute));
     lasp::cast_to_bf16(b.dq_acc, b.dq, 134217728, c.compute);
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[10 * 2 + 1], c.compute));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[21], c.compute));
   }
   // [11] dK, dV of this rank: the other ranks' share plus its own
   if (run.compute) {
     CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.events[8], 0));
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[11 * 2], c.compute));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[22], c.compute));
     lasp::add_to_bf16(b.dk_sum, b.dk_own, b.dk, 33554432, c.compute);
     lasp::add_to_bf16(b.dv_sum, b.dv_own, b.dv, 33554432, c.compute);
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[11 * 2 + 1], c.compute));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[23], c.compute));
   }
 }
 
@@ -2313,61 +2314,61 @@ static void S_backward_rank2(const Ctx& c, SBuffers& b, Run run) {
 static void S_backward_rank3(const Ctx& c, SBuffers& b, Run run) {
   // [0] clear dQ and the dK, dV accumulators
   if (run.compute) {
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[0 * 2], c.compute));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[0], c.compute));
     CUDA_CHECK(cudaMemsetAsync(b.dq_acc, 0, 134217728 * sizeof(float), c.compute));
     CUDA_CHECK(cudaMemsetAsync(b.dk_all, 0, 268435456 * sizeof(float), c.compute));
     CUDA_CHECK(cudaMemsetAsync(b.dv_all, 0, 268435456 * sizeof(float), c.compute));
     CUDA_CHECK(cudaMemsetAsync(b.dk_own, 0, 33554432 * sizeof(float), c.compute));
     CUDA_CHECK(cudaMemsetAsync(b.dv_own, 0, 33554432 * sizeof(float), c.compute));
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[0 * 2 + 1], c.compute));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[1], c.compute));
   }
   // [1] dQ, and dK, dV of rank 0's positions
   if (run.compute) {
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[1 * 2], c.compute));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[2], c.compute));
     lasp::softmax_block_backward(b.q, b.k_all, b.v_all, b.o, b.lse, b.do_, kS_dims, kPieceMaps[3], kPieceMaps[0], true, b.dq_acc, b.dk_all, b.dv_all, c.compute);
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[1 * 2 + 1], c.compute));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[3], c.compute));
     CUDA_CHECK(cudaEventRecord(c.events[1], c.compute));
   }
   // [2] dQ, and dK, dV of rank 1's positions
   if (run.compute) {
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[2 * 2], c.compute));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[4], c.compute));
     lasp::softmax_block_backward(b.q, b.k_all + 33554432, b.v_all + 33554432, b.o, b.lse, b.do_, kS_dims, kPieceMaps[3], kPieceMaps[1], true, b.dq_acc, b.dk_all + 33554432, b.dv_all + 33554432, c.compute);
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[2 * 2 + 1], c.compute));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[5], c.compute));
     CUDA_CHECK(cudaEventRecord(c.events[2], c.compute));
   }
   // [3] dQ, and dK, dV of rank 2's positions
   if (run.compute) {
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[3 * 2], c.compute));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[6], c.compute));
     lasp::softmax_block_backward(b.q, b.k_all + 67108864, b.v_all + 67108864, b.o, b.lse, b.do_, kS_dims, kPieceMaps[3], kPieceMaps[2], true, b.dq_acc, b.dk_all + 67108864, b.dv_all + 67108864, c.compute);
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[3 * 2 + 1], c.compute));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[7], c.compute));
     CUDA_CHECK(cudaEventRecord(c.events[3], c.compute));
   }
   // [4] dQ, and dK, dV of rank 4's positions
   if (run.compute) {
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[4 * 2], c.compute));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[8], c.compute));
     lasp::softmax_block_backward(b.q, b.k_all + 134217728, b.v_all + 134217728, b.o, b.lse, b.do_, kS_dims, kPieceMaps[3], kPieceMaps[4], true, b.dq_acc, b.dk_all + 134217728, b.dv_all + 134217728, c.compute);
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[4 * 2 + 1], c.compute));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[9], c.compute));
     CUDA_CHECK(cudaEventRecord(c.events[4], c.compute));
   }
   // [5] dQ, and dK, dV of rank 5's positions
   if (run.compute) {
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[5 * 2], c.compute));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[10], c.compute));
     lasp::softmax_block_backward(b.q, b.k_all + 167772160, b.v_all + 167772160, b.o, b.lse, b.do_, kS_dims, kPieceMaps[3], kPieceMaps[5], true, b.dq_acc, b.dk_all + 167772160, b.dv_all + 167772160, c.compute);
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[5 * 2 + 1], c.compute));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[11], c.compute));
     CUDA_CHECK(cudaEventRecord(c.events[5], c.compute));
   }
   // [6] dQ, and dK, dV of rank 6's positions
   if (run.compute) {
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[6 * 2], c.compute));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[12], c.compute));
     lasp::softmax_block_backward(b.q, b.k_all + 201326592, b.v_all + 201326592, b.o, b.lse, b.do_, kS_dims, kPieceMaps[3], kPieceMaps[6], true, b.dq_acc, b.dk_all + 201326592, b.dv_all + 201326592, c.compute);
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[6 * 2 + 1], c.compute));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[13], c.compute));
     CUDA_CHECK(cudaEventRecord(c.events[6], c.compute));
   }
   // [7] dQ, and dK, dV of rank 7's positions
   if (run.compute) {
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[7 * 2], c.compute));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[14], c.compute));
     lasp::softmax_block_backward(b.q, b.k_all + 234881024, b.v_all + 234881024, b.o, b.lse, b.do_, kS_dims, kPieceMaps[3], kPieceMaps[7], true, b.dq_acc, b.dk_all + 234881024, b.dv_all + 234881024, c.compute);
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[7 * 2 + 1], c.compute));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[15], c.compute));
     CUDA_CHECK(cudaEventRecord(c.events[7], c.compute));
   }
   // [8] ReduceScatter dK and dV to their owners
@@ -2380,34 +2381,34 @@ static void S_backward_rank3(const Ctx& c, SBuffers& b, Run run) {
     CUDA_CHECK(cudaStreamWaitEvent(c.comm, c.events[6], 0));
     CUDA_CHECK(cudaStreamWaitEvent(c.comm, c.events[7], 0));
     CUDA_CHECK(cudaEventRecord(c.started[8], c.comm));  // the collective is next on its stream
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[8 * 2], c.comm));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[16], c.comm));
     NCCL_CHECK(ncclGroupStart());
     NCCL_CHECK(ncclReduceScatter(b.dk_all, b.dk_sum, 33554432, ncclFloat32, ncclSum, c.nccl, c.comm));
     NCCL_CHECK(ncclReduceScatter(b.dv_all, b.dv_sum, 33554432, ncclFloat32, ncclSum, c.nccl, c.comm));
     NCCL_CHECK(ncclGroupEnd());
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[8 * 2 + 1], c.comm));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[17], c.comm));
     CUDA_CHECK(cudaEventRecord(c.events[8], c.comm));
   }
   // [9] dQ, and dK, dV of this rank's own positions (no communication needed)
   if (run.compute) {
     CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.started[8], 0));  // let the collective start first
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[9 * 2], c.compute));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[18], c.compute));
     lasp::softmax_block_backward(b.q, b.k_all + 100663296, b.v_all + 100663296, b.o, b.lse, b.do_, kS_dims, kPieceMaps[3], kPieceMaps[3], true, b.dq_acc, b.dk_own, b.dv_own, c.compute);
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[9 * 2 + 1], c.compute));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[19], c.compute));
   }
   // [10] dQ to the activation type
   if (run.compute) {
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[10 * 2], c.compute));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[20], c.compute));
     lasp::cast_to_bf16(b.dq_acc, b.dq, 134217728, c.compute);
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[10 * 2 + 1], c.compute));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[21], c.compute));
   }
   // [11] dK, dV of this rank: the other ranks' share plus its own
   if (run.compute) {
     CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.events[8], 0));
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[11 * 2], c.compute));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[22], c.compute));
     lasp::add_to_bf16(b.dk_sum, b.dk_own, b.dk, 33554432, c.compute);
     lasp::add_to_bf16(b.dv_sum, b.dv_own, b.dv, 33554432, c.compute);
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[11 * 2 + 1], c.compute));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[23], c.compute));
   }
 }
 
@@ -2415,61 +2416,61 @@ static void S_backward_rank3(const Ctx& c, SBuffers& b, Run run) {
 static void S_backward_rank4(const Ctx& c, SBuffers& b, Run run) {
   // [0] clear dQ and the dK, dV accumulators
   if (run.compute) {
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[0 * 2], c.compute));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[0], c.compute));
     CUDA_CHECK(cudaMemsetAsync(b.dq_acc, 0, 134217728 * sizeof(float), c.compute));
     CUDA_CHECK(cudaMemsetAsync(b.dk_all, 0, 268435456 * sizeof(float), c.compute));
     CUDA_CHECK(cudaMemsetAsync(b.dv_all, 0, 268435456 * sizeof(float), c.compute));
     CUDA_CHECK(cudaMemsetAsync(b.dk_own, 0, 33554432 * sizeof(float), c.compute));
     CUDA_CHECK(cudaMemsetAsync(b.dv_own, 0, 33554432 * sizeof(float), c.compute));
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[0 * 2 + 1], c.compute));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[1], c.compute));
   }
   // [1] dQ, and dK, dV of rank 0's positions
   if (run.compute) {
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[1 * 2], c.compute));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[2], c.compute));
     lasp::softmax_block_backward(b.q, b.k_all, b.v_all, b.o, b.lse, b.do_, kS_dims, kPieceMaps[4], kPieceMaps[0], true, b.dq_acc, b.dk_all, b.dv_all, c.compute);
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[1 * 2 + 1], c.compute));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[3], c.compute));
     CUDA_CHECK(cudaEventRecord(c.events[1], c.compute));
   }
   // [2] dQ, and dK, dV of rank 1's positions
   if (run.compute) {
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[2 * 2], c.compute));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[4], c.compute));
     lasp::softmax_block_backward(b.q, b.k_all + 33554432, b.v_all + 33554432, b.o, b.lse, b.do_, kS_dims, kPieceMaps[4], kPieceMaps[1], true, b.dq_acc, b.dk_all + 33554432, b.dv_all + 33554432, c.compute);
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[2 * 2 + 1], c.compute));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[5], c.compute));
     CUDA_CHECK(cudaEventRecord(c.events[2], c.compute));
   }
   // [3] dQ, and dK, dV of rank 2's positions
   if (run.compute) {
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[3 * 2], c.compute));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[6], c.compute));
     lasp::softmax_block_backward(b.q, b.k_all + 67108864, b.v_all + 67108864, b.o, b.lse, b.do_, kS_dims, kPieceMaps[4], kPieceMaps[2], true, b.dq_acc, b.dk_all + 67108864, b.dv_all + 67108864, c.compute);
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[3 * 2 + 1], c.compute));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[7], c.compute));
     CUDA_CHECK(cudaEventRecord(c.events[3], c.compute));
   }
   // [4] dQ, and dK, dV of rank 3's positions
   if (run.compute) {
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[4 * 2], c.compute));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[8], c.compute));
     lasp::softmax_block_backward(b.q, b.k_all + 100663296, b.v_all + 100663296, b.o, b.lse, b.do_, kS_dims, kPieceMaps[4], kPieceMaps[3], true, b.dq_acc, b.dk_all + 100663296, b.dv_all + 100663296, c.compute);
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[4 * 2 + 1], c.compute));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[9], c.compute));
     CUDA_CHECK(cudaEventRecord(c.events[4], c.compute));
   }
   // [5] dQ, and dK, dV of rank 5's positions
   if (run.compute) {
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[5 * 2], c.compute));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[10], c.compute));
     lasp::softmax_block_backward(b.q, b.k_all + 167772160, b.v_all + 167772160, b.o, b.lse, b.do_, kS_dims, kPieceMaps[4], kPieceMaps[5], true, b.dq_acc, b.dk_all + 167772160, b.dv_all + 167772160, c.compute);
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[5 * 2 + 1], c.compute));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[11], c.compute));
     CUDA_CHECK(cudaEventRecord(c.events[5], c.compute));
   }
   // [6] dQ, and dK, dV of rank 6's positions
   if (run.compute) {
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[6 * 2], c.compute));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[12], c.compute));
     lasp::softmax_block_backward(b.q, b.k_all + 201326592, b.v_all + 201326592, b.o, b.lse, b.do_, kS_dims, kPieceMaps[4], kPieceMaps[6], true, b.dq_acc, b.dk_all + 201326592, b.dv_all + 201326592, c.compute);
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[6 * 2 + 1], c.compute));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[13], c.compute));
     CUDA_CHECK(cudaEventRecord(c.events[6], c.compute));
   }
   // [7] dQ, and dK, dV of rank 7's positions
   if (run.compute) {
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[7 * 2], c.compute));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[14], c.compute));
     lasp::softmax_block_backward(b.q, b.k_all + 234881024, b.v_all + 234881024, b.o, b.lse, b.do_, kS_dims, kPieceMaps[4], kPieceMaps[7], true, b.dq_acc, b.dk_all + 234881024, b.dv_all + 234881024, c.compute);
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[7 * 2 + 1], c.compute));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[15], c.compute));
     CUDA_CHECK(cudaEventRecord(c.events[7], c.compute));
   }
   // [8] ReduceScatter dK and dV to their owners
@@ -2482,34 +2483,34 @@ static void S_backward_rank4(const Ctx& c, SBuffers& b, Run run) {
     CUDA_CHECK(cudaStreamWaitEvent(c.comm, c.events[6], 0));
     CUDA_CHECK(cudaStreamWaitEvent(c.comm, c.events[7], 0));
     CUDA_CHECK(cudaEventRecord(c.started[8], c.comm));  // the collective is next on its stream
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[8 * 2], c.comm));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[16], c.comm));
     NCCL_CHECK(ncclGroupStart());
     NCCL_CHECK(ncclReduceScatter(b.dk_all, b.dk_sum, 33554432, ncclFloat32, ncclSum, c.nccl, c.comm));
     NCCL_CHECK(ncclReduceScatter(b.dv_all, b.dv_sum, 33554432, ncclFloat32, ncclSum, c.nccl, c.comm));
     NCCL_CHECK(ncclGroupEnd());
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[8 * 2 + 1], c.comm));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[17], c.comm));
     CUDA_CHECK(cudaEventRecord(c.events[8], c.comm));
   }
   // [9] dQ, and dK, dV of this rank's own positions (no communication needed)
   if (run.compute) {
     CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.started[8], 0));  // let the collective start first
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[9 * 2], c.compute));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[18], c.compute));
     lasp::softmax_block_backward(b.q, b.k_all + 134217728, b.v_all + 134217728, b.o, b.lse, b.do_, kS_dims, kPieceMaps[4], kPieceMaps[4], true, b.dq_acc, b.dk_own, b.dv_own, c.compute);
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[9 * 2 + 1], c.compute));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[19], c.compute));
   }
   // [10] dQ to the activation type
   if (run.compute) {
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[10 * 2], c.compute));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[20], c.compute));
     lasp::cast_to_bf16(b.dq_acc, b.dq, 134217728, c.compute);
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[10 * 2 + 1], c.compute));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[21], c.compute));
   }
   // [11] dK, dV of this rank: the other ranks' share plus its own
   if (run.compute) {
     CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.events[8], 0));
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[11 * 2], c.compute));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[22], c.compute));
     lasp::add_to_bf16(b.dk_sum, b.dk_own, b.dk, 33554432, c.compute);
     lasp::add_to_bf16(b.dv_sum, b.dv_own, b.dv, 33554432, c.compute);
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[11 * 2 + 1], c.compute));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[23], c.compute));
   }
 }
 
@@ -2517,61 +2518,61 @@ static void S_backward_rank4(const Ctx& c, SBuffers& b, Run run) {
 static void S_backward_rank5(const Ctx& c, SBuffers& b, Run run) {
   // [0] clear dQ and the dK, dV accumulators
   if (run.compute) {
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[0 * 2], c.compute));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[0], c.compute));
     CUDA_CHECK(cudaMemsetAsync(b.dq_acc, 0, 134217728 * sizeof(float), c.compute));
     CUDA_CHECK(cudaMemsetAsync(b.dk_all, 0, 268435456 * sizeof(float), c.compute));
     CUDA_CHECK(cudaMemsetAsync(b.dv_all, 0, 268435456 * sizeof(float), c.compute));
     CUDA_CHECK(cudaMemsetAsync(b.dk_own, 0, 33554432 * sizeof(float), c.compute));
     CUDA_CHECK(cudaMemsetAsync(b.dv_own, 0, 33554432 * sizeof(float), c.compute));
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[0 * 2 + 1], c.compute));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[1], c.compute));
   }
   // [1] dQ, and dK, dV of rank 0's positions
   if (run.compute) {
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[1 * 2], c.compute));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[2], c.compute));
     lasp::softmax_block_backward(b.q, b.k_all, b.v_all, b.o, b.lse, b.do_, kS_dims, kPieceMaps[5], kPieceMaps[0], true, b.dq_acc, b.dk_all, b.dv_all, c.compute);
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[1 * 2 + 1], c.compute));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[3], c.compute));
     CUDA_CHECK(cudaEventRecord(c.events[1], c.compute));
   }
   // [2] dQ, and dK, dV of rank 1's positions
   if (run.compute) {
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[2 * 2], c.compute));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[4], c.compute));
     lasp::softmax_block_backward(b.q, b.k_all + 33554432, b.v_all + 33554432, b.o, b.lse, b.do_, kS_dims, kPieceMaps[5], kPieceMaps[1], true, b.dq_acc, b.dk_all + 33554432, b.dv_all + 33554432, c.compute);
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[2 * 2 + 1], c.compute));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[5], c.compute));
     CUDA_CHECK(cudaEventRecord(c.events[2], c.compute));
   }
   // [3] dQ, and dK, dV of rank 2's positions
   if (run.compute) {
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[3 * 2], c.compute));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[6], c.compute));
     lasp::softmax_block_backward(b.q, b.k_all + 67108864, b.v_all + 67108864, b.o, b.lse, b.do_, kS_dims, kPieceMaps[5], kPieceMaps[2], true, b.dq_acc, b.dk_all + 67108864, b.dv_all + 67108864, c.compute);
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[3 * 2 + 1], c.compute));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[7], c.compute));
     CUDA_CHECK(cudaEventRecord(c.events[3], c.compute));
   }
   // [4] dQ, and dK, dV of rank 3's positions
   if (run.compute) {
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[4 * 2], c.compute));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[8], c.compute));
     lasp::softmax_block_backward(b.q, b.k_all + 100663296, b.v_all + 100663296, b.o, b.lse, b.do_, kS_dims, kPieceMaps[5], kPieceMaps[3], true, b.dq_acc, b.dk_all + 100663296, b.dv_all + 100663296, c.compute);
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[4 * 2 + 1], c.compute));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[9], c.compute));
     CUDA_CHECK(cudaEventRecord(c.events[4], c.compute));
   }
   // [5] dQ, and dK, dV of rank 4's positions
   if (run.compute) {
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[5 * 2], c.compute));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[10], c.compute));
     lasp::softmax_block_backward(b.q, b.k_all + 134217728, b.v_all + 134217728, b.o, b.lse, b.do_, kS_dims, kPieceMaps[5], kPieceMaps[4], true, b.dq_acc, b.dk_all + 134217728, b.dv_all + 134217728, c.compute);
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[5 * 2 + 1], c.compute));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[11], c.compute));
     CUDA_CHECK(cudaEventRecord(c.events[5], c.compute));
   }
   // [6] dQ, and dK, dV of rank 6's positions
   if (run.compute) {
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[6 * 2], c.compute));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[12], c.compute));
     lasp::softmax_block_backward(b.q, b.k_all + 201326592, b.v_all + 201326592, b.o, b.lse, b.do_, kS_dims, kPieceMaps[5], kPieceMaps[6], true, b.dq_acc, b.dk_all + 201326592, b.dv_all + 201326592, c.compute);
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[6 * 2 + 1], c.compute));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[13], c.compute));
     CUDA_CHECK(cudaEventRecord(c.events[6], c.compute));
   }
   // [7] dQ, and dK, dV of rank 7's positions
   if (run.compute) {
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[7 * 2], c.compute));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[14], c.compute));
     lasp::softmax_block_backward(b.q, b.k_all + 234881024, b.v_all + 234881024, b.o, b.lse, b.do_, kS_dims, kPieceMaps[5], kPieceMaps[7], true, b.dq_acc, b.dk_all + 234881024, b.dv_all + 234881024, c.compute);
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[7 * 2 + 1], c.compute));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[15], c.compute));
     CUDA_CHECK(cudaEventRecord(c.events[7], c.compute));
   }
   // [8] ReduceScatter dK and dV to their owners
@@ -2584,34 +2585,34 @@ static void S_backward_rank5(const Ctx& c, SBuffers& b, Run run) {
     CUDA_CHECK(cudaStreamWaitEvent(c.comm, c.events[6], 0));
     CUDA_CHECK(cudaStreamWaitEvent(c.comm, c.events[7], 0));
     CUDA_CHECK(cudaEventRecord(c.started[8], c.comm));  // the collective is next on its stream
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[8 * 2], c.comm));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[16], c.comm));
     NCCL_CHECK(ncclGroupStart());
     NCCL_CHECK(ncclReduceScatter(b.dk_all, b.dk_sum, 33554432, ncclFloat32, ncclSum, c.nccl, c.comm));
     NCCL_CHECK(ncclReduceScatter(b.dv_all, b.dv_sum, 33554432, ncclFloat32, ncclSum, c.nccl, c.comm));
     NCCL_CHECK(ncclGroupEnd());
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[8 * 2 + 1], c.comm));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[17], c.comm));
     CUDA_CHECK(cudaEventRecord(c.events[8], c.comm));
   }
   // [9] dQ, and dK, dV of this rank's own positions (no communication needed)
   if (run.compute) {
     CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.started[8], 0));  // let the collective start first
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[9 * 2], c.compute));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[18], c.compute));
     lasp::softmax_block_backward(b.q, b.k_all + 167772160, b.v_all + 167772160, b.o, b.lse, b.do_, kS_dims, kPieceMaps[5], kPieceMaps[5], true, b.dq_acc, b.dk_own, b.dv_own, c.compute);
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[9 * 2 + 1], c.compute));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[19], c.compute));
   }
   // [10] dQ to the activation type
   if (run.compute) {
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[10 * 2], c.compute));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[20], c.compute));
     lasp::cast_to_bf16(b.dq_acc, b.dq, 134217728, c.compute);
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[10 * 2 + 1], c.compute));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[21], c.compute));
   }
   // [11] dK, dV of this rank: the other ranks' share plus its own
   if (run.compute) {
     CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.events[8], 0));
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[11 * 2], c.compute));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[22], c.compute));
     lasp::add_to_bf16(b.dk_sum, b.dk_own, b.dk, 33554432, c.compute);
     lasp::add_to_bf16(b.dv_sum, b.dv_own, b.dv, 33554432, c.compute);
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[11 * 2 + 1], c.compute));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[23], c.compute));
   }
 }
 
@@ -2619,61 +2620,61 @@ static void S_backward_rank5(const Ctx& c, SBuffers& b, Run run) {
 static void S_backward_rank6(const Ctx& c, SBuffers& b, Run run) {
   // [0] clear dQ and the dK, dV accumulators
   if (run.compute) {
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[0 * 2], c.compute));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[0], c.compute));
     CUDA_CHECK(cudaMemsetAsync(b.dq_acc, 0, 134217728 * sizeof(float), c.compute));
     CUDA_CHECK(cudaMemsetAsync(b.dk_all, 0, 268435456 * sizeof(float), c.compute));
     CUDA_CHECK(cudaMemsetAsync(b.dv_all, 0, 268435456 * sizeof(float), c.compute));
     CUDA_CHECK(cudaMemsetAsync(b.dk_own, 0, 33554432 * sizeof(float), c.compute));
     CUDA_CHECK(cudaMemsetAsync(b.dv_own, 0, 33554432 * sizeof(float), c.compute));
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[0 * 2 + 1], c.compute));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[1], c.compute));
   }
   // [1] dQ, and dK, dV of rank 0's positions
   if (run.compute) {
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[1 * 2], c.compute));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[2], c.compute));
     lasp::softmax_block_backward(b.q, b.k_all, b.v_all, b.o, b.lse, b.do_, kS_dims, kPieceMaps[6], kPieceMaps[0], true, b.dq_acc, b.dk_all, b.dv_all, c.compute);
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[1 * 2 + 1], c.compute));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[3], c.compute));
     CUDA_CHECK(cudaEventRecord(c.events[1], c.compute));
   }
   // [2] dQ, and dK, dV of rank 1's positions
   if (run.compute) {
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[2 * 2], c.compute));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[4], c.compute));
     lasp::softmax_block_backward(b.q, b.k_all + 33554432, b.v_all + 33554432, b.o, b.lse, b.do_, kS_dims, kPieceMaps[6], kPieceMaps[1], true, b.dq_acc, b.dk_all + 33554432, b.dv_all + 33554432, c.compute);
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[2 * 2 + 1], c.compute));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[5], c.compute));
     CUDA_CHECK(cudaEventRecord(c.events[2], c.compute));
   }
   // [3] dQ, and dK, dV of rank 2's positions
   if (run.compute) {
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[3 * 2], c.compute));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[6], c.compute));
     lasp::softmax_block_backward(b.q, b.k_all + 67108864, b.v_all + 67108864, b.o, b.lse, b.do_, kS_dims, kPieceMaps[6], kPieceMaps[2], true, b.dq_acc, b.dk_all + 67108864, b.dv_all + 67108864, c.compute);
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[3 * 2 + 1], c.compute));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[7], c.compute));
     CUDA_CHECK(cudaEventRecord(c.events[3], c.compute));
   }
   // [4] dQ, and dK, dV of rank 3's positions
   if (run.compute) {
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[4 * 2], c.compute));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[8], c.compute));
     lasp::softmax_block_backward(b.q, b.k_all + 100663296, b.v_all + 100663296, b.o, b.lse, b.do_, kS_dims, kPieceMaps[6], kPieceMaps[3], true, b.dq_acc, b.dk_all + 100663296, b.dv_all + 100663296, c.compute);
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[4 * 2 + 1], c.compute));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[9], c.compute));
     CUDA_CHECK(cudaEventRecord(c.events[4], c.compute));
   }
   // [5] dQ, and dK, dV of rank 4's positions
   if (run.compute) {
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[5 * 2], c.compute));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[10], c.compute));
     lasp::softmax_block_backward(b.q, b.k_all + 134217728, b.v_all + 134217728, b.o, b.lse, b.do_, kS_dims, kPieceMaps[6], kPieceMaps[4], true, b.dq_acc, b.dk_all + 134217728, b.dv_all + 134217728, c.compute);
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[5 * 2 + 1], c.compute));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[11], c.compute));
     CUDA_CHECK(cudaEventRecord(c.events[5], c.compute));
   }
   // [6] dQ, and dK, dV of rank 5's positions
   if (run.compute) {
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[6 * 2], c.compute));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[12], c.compute));
     lasp::softmax_block_backward(b.q, b.k_all + 167772160, b.v_all + 167772160, b.o, b.lse, b.do_, kS_dims, kPieceMaps[6], kPieceMaps[5], true, b.dq_acc, b.dk_all + 167772160, b.dv_all + 167772160, c.compute);
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[6 * 2 + 1], c.compute));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[13], c.compute));
     CUDA_CHECK(cudaEventRecord(c.events[6], c.compute));
   }
   // [7] dQ, and dK, dV of rank 7's positions
   if (run.compute) {
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[7 * 2], c.compute));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[14], c.compute));
     lasp::softmax_block_backward(b.q, b.k_all + 234881024, b.v_all + 234881024, b.o, b.lse, b.do_, kS_dims, kPieceMaps[6], kPieceMaps[7], true, b.dq_acc, b.dk_all + 234881024, b.dv_all + 234881024, c.compute);
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[7 * 2 + 1], c.compute));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[15], c.compute));
     CUDA_CHECK(cudaEventRecord(c.events[7], c.compute));
   }
   // [8] ReduceScatter dK and dV to their owners
@@ -2686,34 +2687,34 @@ static void S_backward_rank6(const Ctx& c, SBuffers& b, Run run) {
     CUDA_CHECK(cudaStreamWaitEvent(c.comm, c.events[6], 0));
     CUDA_CHECK(cudaStreamWaitEvent(c.comm, c.events[7], 0));
     CUDA_CHECK(cudaEventRecord(c.started[8], c.comm));  // the collective is next on its stream
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[8 * 2], c.comm));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[16], c.comm));
     NCCL_CHECK(ncclGroupStart());
     NCCL_CHECK(ncclReduceScatter(b.dk_all, b.dk_sum, 33554432, ncclFloat32, ncclSum, c.nccl, c.comm));
     NCCL_CHECK(ncclReduceScatter(b.dv_all, b.dv_sum, 33554432, ncclFloat32, ncclSum, c.nccl, c.comm));
     NCCL_CHECK(ncclGroupEnd());
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[8 * 2 + 1], c.comm));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[17], c.comm));
     CUDA_CHECK(cudaEventRecord(c.events[8], c.comm));
   }
   // [9] dQ, and dK, dV of this rank's own positions (no communication needed)
   if (run.compute) {
     CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.started[8], 0));  // let the collective start first
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[9 * 2], c.compute));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[18], c.compute));
     lasp::softmax_block_backward(b.q, b.k_all + 201326592, b.v_all + 201326592, b.o, b.lse, b.do_, kS_dims, kPieceMaps[6], kPieceMaps[6], true, b.dq_acc, b.dk_own, b.dv_own, c.compute);
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[9 * 2 + 1], c.compute));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[19], c.compute));
   }
   // [10] dQ to the activation type
   if (run.compute) {
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[10 * 2], c.compute));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[20], c.compute));
     lasp::cast_to_bf16(b.dq_acc, b.dq, 134217728, c.compute);
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[10 * 2 + 1], c.compute));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[21], c.compute));
   }
   // [11] dK, dV of this rank: the other ranks' share plus its own
   if (run.compute) {
     CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.events[8], 0));
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[11 * 2], c.compute));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[22], c.compute));
     lasp::add_to_bf16(b.dk_sum, b.dk_own, b.dk, 33554432, c.compute);
     lasp::add_to_bf16(b.dv_sum, b.dv_own, b.dv, 33554432, c.compute);
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[11 * 2 + 1], c.compute));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[23], c.compute));
   }
 }
 
@@ -2721,61 +2722,61 @@ static void S_backward_rank6(const Ctx& c, SBuffers& b, Run run) {
 static void S_backward_rank7(const Ctx& c, SBuffers& b, Run run) {
   // [0] clear dQ and the dK, dV accumulators
   if (run.compute) {
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[0 * 2], c.compute));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[0], c.compute));
     CUDA_CHECK(cudaMemsetAsync(b.dq_acc, 0, 134217728 * sizeof(float), c.compute));
     CUDA_CHECK(cudaMemsetAsync(b.dk_all, 0, 268435456 * sizeof(float), c.compute));
     CUDA_CHECK(cudaMemsetAsync(b.dv_all, 0, 268435456 * sizeof(float), c.compute));
     CUDA_CHECK(cudaMemsetAsync(b.dk_own, 0, 33554432 * sizeof(float), c.compute));
     CUDA_CHECK(cudaMemsetAsync(b.dv_own, 0, 33554432 * sizeof(float), c.compute));
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[0 * 2 + 1], c.compute));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[1], c.compute));
   }
   // [1] dQ, and dK, dV of rank 0's positions
   if (run.compute) {
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[1 * 2], c.compute));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[2], c.compute));
     lasp::softmax_block_backward(b.q, b.k_all, b.v_all, b.o, b.lse, b.do_, kS_dims, kPieceMaps[7], kPieceMaps[0], true, b.dq_acc, b.dk_all, b.dv_all, c.compute);
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[1 * 2 + 1], c.compute));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[3], c.compute));
     CUDA_CHECK(cudaEventRecord(c.events[1], c.compute));
   }
   // [2] dQ, and dK, dV of rank 1's positions
   if (run.compute) {
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[2 * 2], c.compute));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[4], c.compute));
     lasp::softmax_block_backward(b.q, b.k_all + 33554432, b.v_all + 33554432, b.o, b.lse, b.do_, kS_dims, kPieceMaps[7], kPieceMaps[1], true, b.dq_acc, b.dk_all + 33554432, b.dv_all + 33554432, c.compute);
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[2 * 2 + 1], c.compute));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[5], c.compute));
     CUDA_CHECK(cudaEventRecord(c.events[2], c.compute));
   }
   // [3] dQ, and dK, dV of rank 2's positions
   if (run.compute) {
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[3 * 2], c.compute));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[6], c.compute));
     lasp::softmax_block_backward(b.q, b.k_all + 67108864, b.v_all + 67108864, b.o, b.lse, b.do_, kS_dims, kPieceMaps[7], kPieceMaps[2], true, b.dq_acc, b.dk_all + 67108864, b.dv_all + 67108864, c.compute);
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[3 * 2 + 1], c.compute));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[7], c.compute));
     CUDA_CHECK(cudaEventRecord(c.events[3], c.compute));
   }
   // [4] dQ, and dK, dV of rank 3's positions
   if (run.compute) {
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[4 * 2], c.compute));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[8], c.compute));
     lasp::softmax_block_backward(b.q, b.k_all + 100663296, b.v_all + 100663296, b.o, b.lse, b.do_, kS_dims, kPieceMaps[7], kPieceMaps[3], true, b.dq_acc, b.dk_all + 100663296, b.dv_all + 100663296, c.compute);
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[4 * 2 + 1], c.compute));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[9], c.compute));
     CUDA_CHECK(cudaEventRecord(c.events[4], c.compute));
   }
   // [5] dQ, and dK, dV of rank 4's positions
   if (run.compute) {
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[5 * 2], c.compute));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[10], c.compute));
     lasp::softmax_block_backward(b.q, b.k_all + 134217728, b.v_all + 134217728, b.o, b.lse, b.do_, kS_dims, kPieceMaps[7], kPieceMaps[4], true, b.dq_acc, b.dk_all + 134217728, b.dv_all + 134217728, c.compute);
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[5 * 2 + 1], c.compute));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[11], c.compute));
     CUDA_CHECK(cudaEventRecord(c.events[5], c.compute));
   }
   // [6] dQ, and dK, dV of rank 5's positions
   if (run.compute) {
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[6 * 2], c.compute));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[12], c.compute));
     lasp::softmax_block_backward(b.q, b.k_all + 167772160, b.v_all + 167772160, b.o, b.lse, b.do_, kS_dims, kPieceMaps[7], kPieceMaps[5], true, b.dq_acc, b.dk_all + 167772160, b.dv_all + 167772160, c.compute);
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[6 * 2 + 1], c.compute));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[13], c.compute));
     CUDA_CHECK(cudaEventRecord(c.events[6], c.compute));
   }
   // [7] dQ, and dK, dV of rank 6's positions
   if (run.compute) {
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[7 * 2], c.compute));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[14], c.compute));
     lasp::softmax_block_backward(b.q, b.k_all + 201326592, b.v_all + 201326592, b.o, b.lse, b.do_, kS_dims, kPieceMaps[7], kPieceMaps[6], true, b.dq_acc, b.dk_all + 201326592, b.dv_all + 201326592, c.compute);
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[7 * 2 + 1], c.compute));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[15], c.compute));
     CUDA_CHECK(cudaEventRecord(c.events[7], c.compute));
   }
   // [8] ReduceScatter dK and dV to their owners
@@ -2788,34 +2789,34 @@ static void S_backward_rank7(const Ctx& c, SBuffers& b, Run run) {
     CUDA_CHECK(cudaStreamWaitEvent(c.comm, c.events[6], 0));
     CUDA_CHECK(cudaStreamWaitEvent(c.comm, c.events[7], 0));
     CUDA_CHECK(cudaEventRecord(c.started[8], c.comm));  // the collective is next on its stream
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[8 * 2], c.comm));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[16], c.comm));
     NCCL_CHECK(ncclGroupStart());
     NCCL_CHECK(ncclReduceScatter(b.dk_all, b.dk_sum, 33554432, ncclFloat32, ncclSum, c.nccl, c.comm));
     NCCL_CHECK(ncclReduceScatter(b.dv_all, b.dv_sum, 33554432, ncclFloat32, ncclSum, c.nccl, c.comm));
     NCCL_CHECK(ncclGroupEnd());
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[8 * 2 + 1], c.comm));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[17], c.comm));
     CUDA_CHECK(cudaEventRecord(c.events[8], c.comm));
   }
   // [9] dQ, and dK, dV of this rank's own positions (no communication needed)
   if (run.compute) {
     CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.started[8], 0));  // let the collective start first
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[9 * 2], c.compute));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[18], c.compute));
     lasp::softmax_block_backward(b.q, b.k_all + 234881024, b.v_all + 234881024, b.o, b.lse, b.do_, kS_dims, kPieceMaps[7], kPieceMaps[7], true, b.dq_acc, b.dk_own, b.dv_own, c.compute);
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[9 * 2 + 1], c.compute));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[19], c.compute));
   }
   // [10] dQ to the activation type
   if (run.compute) {
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[10 * 2], c.compute));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[20], c.compute));
     lasp::cast_to_bf16(b.dq_acc, b.dq, 134217728, c.compute);
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[10 * 2 + 1], c.compute));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[21], c.compute));
   }
   // [11] dK, dV of this rank: the other ranks' share plus its own
   if (run.compute) {
     CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.events[8], 0));
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[11 * 2], c.compute));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[22], c.compute));
     lasp::add_to_bf16(b.dk_sum, b.dk_own, b.dk, 33554432, c.compute);
     lasp::add_to_bf16(b.dv_sum, b.dv_own, b.dv, 33554432, c.compute);
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[11 * 2 + 1], c.compute));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[23], c.compute));
   }
 }
 

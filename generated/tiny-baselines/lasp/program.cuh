@@ -30,6 +30,7 @@ constexpr int kSteps = 3;  // timed steps (bench) by default
 constexpr int kWarmup = 1;  // untimed warm-up steps
 constexpr int kSeed = 1;  // seed of weights and inputs
 constexpr float kNormEps = 0.0000100000000f;  // RMSNorm epsilon
+constexpr float kWeightScale = 0.0625000000f;  // standard deviation of the initial weights, 1/sqrt(hidden)
 constexpr int kFewCtas = 4;  // CTA limit of the communicator for small collectives beside computation (Ctx::nccl_few_ctas)
 
 // Where each sequence-parallel rank's rows sit in the global sequence (contiguous layout).
@@ -167,37 +168,37 @@ inline LBuffers alloc_L(const LBuffers* shared) {
 static void L_forward_rank0(const Ctx& c, LBuffers& b, Run run) {
   // [0] M[0] = K^T V over piece 0 (decayed)
   if (run.compute) {
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[0 * 2], c.compute));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[0], c.compute));
     lasp::linear_state(b.k, b.v, lasp::Piece{0, 512}, b.m, c.dims, c.tables.kLDecay, c.compute, b.kv_ws);
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[0 * 2 + 1], c.compute));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[1], c.compute));
     CUDA_CHECK(cudaEventRecord(c.events[0], c.compute));
   }
   // [1] O[0] = intra-piece product (chunk algorithm)
   if (run.compute) {
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[1 * 2], c.compute));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[2], c.compute));
     lasp::linear_intra(b.q, b.k, b.v, lasp::Piece{0, 512}, b.o, c.dims, c.tables.kLDecay, true, c.compute, b.kv_ws);
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[1 * 2 + 1], c.compute));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[3], c.compute));
   }
   // [2] P[0] = 0 (first piece)
   if (run.compute) {
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[2 * 2], c.compute));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[4], c.compute));
     CUDA_CHECK(cudaMemsetAsync(b.p, 0, 16384 * sizeof(float), c.compute));
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[2 * 2 + 1], c.compute));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[5], c.compute));
     CUDA_CHECK(cudaEventRecord(c.events[2], c.compute));
   }
   // [3] hand on lam^C P[0] + M[0]
   if (run.comm) {
     CUDA_CHECK(cudaStreamWaitEvent(c.comm, c.events[0], 0));
     CUDA_CHECK(cudaStreamWaitEvent(c.comm, c.events[2], 0));
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[3 * 2], c.comm));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[6], c.comm));
     lasp::linear_ring_step(b.p, b.m, 512, b.p_next, c.dims, c.tables.kLDecay, c.comm);
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[3 * 2 + 1], c.comm));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[7], c.comm));
   }
   // [4] send P[1] to rank 1
   if (run.comm) {
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[4 * 2], c.comm));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[8], c.comm));
     NCCL_CHECK(ncclSend(b.p_next, 16384, ncclFloat32, 1, c.nccl, c.comm));
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[4 * 2 + 1], c.comm));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[9], c.comm));
   }
 }
 
@@ -205,43 +206,43 @@ static void L_forward_rank0(const Ctx& c, LBuffers& b, Run run) {
 static void L_forward_rank1(const Ctx& c, LBuffers& b, Run run) {
   // [0] M[1] = K^T V over piece 1 (decayed)
   if (run.compute) {
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[0 * 2], c.compute));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[0], c.compute));
     lasp::linear_state(b.k, b.v, lasp::Piece{0, 512}, b.m, c.dims, c.tables.kLDecay, c.compute, b.kv_ws);
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[0 * 2 + 1], c.compute));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[1], c.compute));
     CUDA_CHECK(cudaEventRecord(c.events[0], c.compute));
   }
   // [1] O[1] = intra-piece product (chunk algorithm)
   if (run.compute) {
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[1 * 2], c.compute));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[2], c.compute));
     lasp::linear_intra(b.q, b.k, b.v, lasp::Piece{0, 512}, b.o, c.dims, c.tables.kLDecay, true, c.compute, b.kv_ws);
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[1 * 2 + 1], c.compute));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[3], c.compute));
   }
   // [2] recv P[1] from rank 0
   if (run.comm) {
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[2 * 2], c.comm));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[4], c.comm));
     NCCL_CHECK(ncclRecv(b.p, 16384, ncclFloat32, 0, c.nccl, c.comm));
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[2 * 2 + 1], c.comm));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[5], c.comm));
     CUDA_CHECK(cudaEventRecord(c.events[2], c.comm));
   }
   // [3] hand on lam^C P[1] + M[1]
   if (run.comm) {
     CUDA_CHECK(cudaStreamWaitEvent(c.comm, c.events[0], 0));
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[3 * 2], c.comm));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[6], c.comm));
     lasp::linear_ring_step(b.p, b.m, 512, b.p_next, c.dims, c.tables.kLDecay, c.comm);
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[3 * 2 + 1], c.comm));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[7], c.comm));
   }
   // [4] send P[2] to rank 2
   if (run.comm) {
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[4 * 2], c.comm));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[8], c.comm));
     NCCL_CHECK(ncclSend(b.p_next, 16384, ncclFloat32, 2, c.nccl, c.comm));
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[4 * 2 + 1], c.comm));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[9], c.comm));
   }
   // [5] O[1] += lam^(i+1) Q P
   if (run.compute) {
     CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.events[2], 0));
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[5 * 2], c.compute));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[10], c.compute));
     lasp::linear_inter(b.q, b.p, lasp::Piece{0, 512}, b.o, c.dims, c.tables.kLDecay, c.compute);
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[5 * 2 + 1], c.compute));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[11], c.compute));
   }
 }
 
@@ -249,43 +250,43 @@ static void L_forward_rank1(const Ctx& c, LBuffers& b, Run run) {
 static void L_forward_rank2(const Ctx& c, LBuffers& b, Run run) {
   // [0] M[2] = K^T V over piece 2 (decayed)
   if (run.compute) {
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[0 * 2], c.compute));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[0], c.compute));
     lasp::linear_state(b.k, b.v, lasp::Piece{0, 512}, b.m, c.dims, c.tables.kLDecay, c.compute, b.kv_ws);
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[0 * 2 + 1], c.compute));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[1], c.compute));
     CUDA_CHECK(cudaEventRecord(c.events[0], c.compute));
   }
   // [1] O[2] = intra-piece product (chunk algorithm)
   if (run.compute) {
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[1 * 2], c.compute));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[2], c.compute));
     lasp::linear_intra(b.q, b.k, b.v, lasp::Piece{0, 512}, b.o, c.dims, c.tables.kLDecay, true, c.compute, b.kv_ws);
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[1 * 2 + 1], c.compute));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[3], c.compute));
   }
   // [2] recv P[2] from rank 1
   if (run.comm) {
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[2 * 2], c.comm));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[4], c.comm));
     NCCL_CHECK(ncclRecv(b.p, 16384, ncclFloat32, 1, c.nccl, c.comm));
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[2 * 2 + 1], c.comm));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[5], c.comm));
     CUDA_CHECK(cudaEventRecord(c.events[2], c.comm));
   }
   // [3] hand on lam^C P[2] + M[2]
   if (run.comm) {
     CUDA_CHECK(cudaStreamWaitEvent(c.comm, c.events[0], 0));
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[3 * 2], c.comm));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[6], c.comm));
     lasp::linear_ring_step(b.p, b.m, 512, b.p_next, c.dims, c.tables.kLDecay, c.comm);
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[3 * 2 + 1], c.comm));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[7], c.comm));
   }
   // [4] send P[3] to rank 3
   if (run.comm) {
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[4 * 2], c.comm));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[8], c.comm));
     NCCL_CHECK(ncclSend(b.p_next, 16384, ncclFloat32, 3, c.nccl, c.comm));
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[4 * 2 + 1], c.comm));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[9], c.comm));
   }
   // [5] O[2] += lam^(i+1) Q P
   if (run.compute) {
     CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.events[2], 0));
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[5 * 2], c.compute));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[10], c.compute));
     lasp::linear_inter(b.q, b.p, lasp::Piece{0, 512}, b.o, c.dims, c.tables.kLDecay, c.compute);
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[5 * 2 + 1], c.compute));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[11], c.compute));
   }
 }
 
@@ -293,23 +294,23 @@ static void L_forward_rank2(const Ctx& c, LBuffers& b, Run run) {
 static void L_forward_rank3(const Ctx& c, LBuffers& b, Run run) {
   // [0] O[3] = intra-piece product (chunk algorithm)
   if (run.compute) {
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[0 * 2], c.compute));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[0], c.compute));
     lasp::linear_intra(b.q, b.k, b.v, lasp::Piece{0, 512}, b.o, c.dims, c.tables.kLDecay, true, c.compute, nullptr);
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[0 * 2 + 1], c.compute));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[1], c.compute));
   }
   // [1] recv P[3] from rank 2
   if (run.comm) {
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[1 * 2], c.comm));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[2], c.comm));
     NCCL_CHECK(ncclRecv(b.p, 16384, ncclFloat32, 2, c.nccl, c.comm));
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[1 * 2 + 1], c.comm));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[3], c.comm));
     CUDA_CHECK(cudaEventRecord(c.events[1], c.comm));
   }
   // [2] O[3] += lam^(i+1) Q P
   if (run.compute) {
     CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.events[1], 0));
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[2 * 2], c.compute));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[4], c.compute));
     lasp::linear_inter(b.q, b.p, lasp::Piece{0, 512}, b.o, c.dims, c.tables.kLDecay, c.compute);
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[2 * 2 + 1], c.compute));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[5], c.compute));
   }
 }
 
@@ -328,23 +329,23 @@ inline void L_forward(const Ctx& c, LBuffers& b, Run run = Run{}) {
 static void L_backward_rank0(const Ctx& c, LBuffers& b, Run run) {
   // [0] dQ, dK, dV[0] inside the piece
   if (run.compute) {
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[0 * 2], c.compute));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[0], c.compute));
     lasp::linear_intra_backward(b.q, b.k, b.v, b.do_, lasp::Piece{0, 512}, b.dq, b.dk, b.dv, c.dims, c.tables.kLDecay, true, c.compute, b.kv_ws, nullptr);
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[0 * 2 + 1], c.compute));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[1], c.compute));
   }
   // [1] recv G[0] from rank 1
   if (run.comm) {
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[1 * 2], c.comm));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[2], c.comm));
     NCCL_CHECK(ncclRecv(b.g, 16384, ncclFloat32, 1, c.nccl, c.comm));
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[1 * 2 + 1], c.comm));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[3], c.comm));
     CUDA_CHECK(cudaEventRecord(c.events[1], c.comm));
   }
   // [2] dK, dV[0] += contributions of G
   if (run.compute) {
     CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.events[1], 0));
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[2 * 2], c.compute));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[4], c.compute));
     lasp::linear_dkdv_inter(b.k, b.v, b.g, lasp::Piece{0, 512}, b.dk, b.dv, c.dims, c.tables.kLDecay, c.compute);
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[2 * 2 + 1], c.compute));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[5], c.compute));
   }
 }
 
@@ -352,49 +353,49 @@ static void L_backward_rank0(const Ctx& c, LBuffers& b, Run run) {
 static void L_backward_rank1(const Ctx& c, LBuffers& b, Run run) {
   // [0] dM[1] = lam^(i+1) Q^T dO over piece 1
   if (run.compute) {
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[0 * 2], c.compute));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[0], c.compute));
     lasp::linear_grad_state(b.q, b.do_, lasp::Piece{0, 512}, b.dm, c.dims, c.tables.kLDecay, c.compute, b.qdo_ws);
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[0 * 2 + 1], c.compute));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[1], c.compute));
     CUDA_CHECK(cudaEventRecord(c.events[0], c.compute));
   }
   // [1] dQ, dK, dV[1] inside the piece
   if (run.compute) {
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[1 * 2], c.compute));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[2], c.compute));
     lasp::linear_intra_backward(b.q, b.k, b.v, b.do_, lasp::Piece{0, 512}, b.dq, b.dk, b.dv, c.dims, c.tables.kLDecay, true, c.compute, b.kv_ws, b.qdo_ws);
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[1 * 2 + 1], c.compute));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[3], c.compute));
   }
   // [2] dQ[1] += dO P^T
   if (run.compute) {
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[2 * 2], c.compute));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[4], c.compute));
     lasp::linear_dq_inter(b.do_, b.p, lasp::Piece{0, 512}, b.dq, c.dims, c.tables.kLDecay, c.compute);
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[2 * 2 + 1], c.compute));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[5], c.compute));
   }
   // [3] recv G[1] from rank 2
   if (run.comm) {
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[3 * 2], c.comm));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[6], c.comm));
     NCCL_CHECK(ncclRecv(b.g, 16384, ncclFloat32, 2, c.nccl, c.comm));
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[3 * 2 + 1], c.comm));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[7], c.comm));
     CUDA_CHECK(cudaEventRecord(c.events[3], c.comm));
   }
   // [4] hand back lam^C G[1] + dM[1]
   if (run.comm) {
     CUDA_CHECK(cudaStreamWaitEvent(c.comm, c.events[0], 0));
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[4 * 2], c.comm));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[8], c.comm));
     lasp::linear_ring_step(b.g, b.dm, 512, b.g_prev, c.dims, c.tables.kLDecay, c.comm);
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[4 * 2 + 1], c.comm));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[9], c.comm));
   }
   // [5] send G[0] to rank 0
   if (run.comm) {
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[5 * 2], c.comm));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[10], c.comm));
     NCCL_CHECK(ncclSend(b.g_prev, 16384, ncclFloat32, 0, c.nccl, c.comm));
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[5 * 2 + 1], c.comm));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[11], c.comm));
   }
   // [6] dK, dV[1] += contributions of G
   if (run.compute) {
     CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.events[3], 0));
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[6 * 2], c.compute));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[12], c.compute));
     lasp::linear_dkdv_inter(b.k, b.v, b.g, lasp::Piece{0, 512}, b.dk, b.dv, c.dims, c.tables.kLDecay, c.compute);
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[6 * 2 + 1], c.compute));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[13], c.compute));
   }
 }
 
@@ -402,49 +403,49 @@ static void L_backward_rank1(const Ctx& c, LBuffers& b, Run run) {
 static void L_backward_rank2(const Ctx& c, LBuffers& b, Run run) {
   // [0] dM[2] = lam^(i+1) Q^T dO over piece 2
   if (run.compute) {
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[0 * 2], c.compute));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[0], c.compute));
     lasp::linear_grad_state(b.q, b.do_, lasp::Piece{0, 512}, b.dm, c.dims, c.tables.kLDecay, c.compute, b.qdo_ws);
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[0 * 2 + 1], c.compute));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[1], c.compute));
     CUDA_CHECK(cudaEventRecord(c.events[0], c.compute));
   }
   // [1] dQ, dK, dV[2] inside the piece
   if (run.compute) {
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[1 * 2], c.compute));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[2], c.compute));
     lasp::linear_intra_backward(b.q, b.k, b.v, b.do_, lasp::Piece{0, 512}, b.dq, b.dk, b.dv, c.dims, c.tables.kLDecay, true, c.compute, b.kv_ws, b.qdo_ws);
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[1 * 2 + 1], c.compute));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[3], c.compute));
   }
   // [2] dQ[2] += dO P^T
   if (run.compute) {
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[2 * 2], c.compute));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[4], c.compute));
     lasp::linear_dq_inter(b.do_, b.p, lasp::Piece{0, 512}, b.dq, c.dims, c.tables.kLDecay, c.compute);
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[2 * 2 + 1], c.compute));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[5], c.compute));
   }
   // [3] recv G[2] from rank 3
   if (run.comm) {
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[3 * 2], c.comm));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[6], c.comm));
     NCCL_CHECK(ncclRecv(b.g, 16384, ncclFloat32, 3, c.nccl, c.comm));
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[3 * 2 + 1], c.comm));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[7], c.comm));
     CUDA_CHECK(cudaEventRecord(c.events[3], c.comm));
   }
   // [4] hand back lam^C G[2] + dM[2]
   if (run.comm) {
     CUDA_CHECK(cudaStreamWaitEvent(c.comm, c.events[0], 0));
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[4 * 2], c.comm));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[8], c.comm));
     lasp::linear_ring_step(b.g, b.dm, 512, b.g_prev, c.dims, c.tables.kLDecay, c.comm);
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[4 * 2 + 1], c.comm));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[9], c.comm));
   }
   // [5] send G[1] to rank 1
   if (run.comm) {
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[5 * 2], c.comm));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[10], c.comm));
     NCCL_CHECK(ncclSend(b.g_prev, 16384, ncclFloat32, 1, c.nccl, c.comm));
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[5 * 2 + 1], c.comm));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[11], c.comm));
   }
   // [6] dK, dV[2] += contributions of G
   if (run.compute) {
     CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.events[3], 0));
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[6 * 2], c.compute));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[12], c.compute));
     lasp::linear_dkdv_inter(b.k, b.v, b.g, lasp::Piece{0, 512}, b.dk, b.dv, c.dims, c.tables.kLDecay, c.compute);
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[6 * 2 + 1], c.compute));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[13], c.compute));
   }
 }
 
@@ -452,43 +453,43 @@ static void L_backward_rank2(const Ctx& c, LBuffers& b, Run run) {
 static void L_backward_rank3(const Ctx& c, LBuffers& b, Run run) {
   // [0] dM[3] = lam^(i+1) Q^T dO over piece 3
   if (run.compute) {
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[0 * 2], c.compute));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[0], c.compute));
     lasp::linear_grad_state(b.q, b.do_, lasp::Piece{0, 512}, b.dm, c.dims, c.tables.kLDecay, c.compute, b.qdo_ws);
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[0 * 2 + 1], c.compute));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[1], c.compute));
     CUDA_CHECK(cudaEventRecord(c.events[0], c.compute));
   }
   // [1] dQ, dK, dV[3] inside the piece
   if (run.compute) {
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[1 * 2], c.compute));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[2], c.compute));
     lasp::linear_intra_backward(b.q, b.k, b.v, b.do_, lasp::Piece{0, 512}, b.dq, b.dk, b.dv, c.dims, c.tables.kLDecay, true, c.compute, nullptr, b.qdo_ws);
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[1 * 2 + 1], c.compute));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[3], c.compute));
   }
   // [2] dQ[3] += dO P^T
   if (run.compute) {
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[2 * 2], c.compute));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[4], c.compute));
     lasp::linear_dq_inter(b.do_, b.p, lasp::Piece{0, 512}, b.dq, c.dims, c.tables.kLDecay, c.compute);
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[2 * 2 + 1], c.compute));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[5], c.compute));
   }
   // [3] G[3] = 0 (last piece)
   if (run.compute) {
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[3 * 2], c.compute));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[6], c.compute));
     CUDA_CHECK(cudaMemsetAsync(b.g, 0, 16384 * sizeof(float), c.compute));
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[3 * 2 + 1], c.compute));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[7], c.compute));
     CUDA_CHECK(cudaEventRecord(c.events[3], c.compute));
   }
   // [4] hand back lam^C G[3] + dM[3]
   if (run.comm) {
     CUDA_CHECK(cudaStreamWaitEvent(c.comm, c.events[0], 0));
     CUDA_CHECK(cudaStreamWaitEvent(c.comm, c.events[3], 0));
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[4 * 2], c.comm));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[8], c.comm));
     lasp::linear_ring_step(b.g, b.dm, 512, b.g_prev, c.dims, c.tables.kLDecay, c.comm);
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[4 * 2 + 1], c.comm));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[9], c.comm));
   }
   // [5] send G[2] to rank 2
   if (run.comm) {
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[5 * 2], c.comm));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[10], c.comm));
     NCCL_CHECK(ncclSend(b.g_prev, 16384, ncclFloat32, 2, c.nccl, c.comm));
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[5 * 2 + 1], c.comm));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[11], c.comm));
   }
 }
 
@@ -584,60 +585,60 @@ inline SBuffers alloc_S(const SBuffers* shared) {
 static void S_forward_rank0(const Ctx& c, SBuffers& b, Run run) {
   // [0] K, V of this rank into ring slot 0
   if (run.compute) {
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[0 * 2], c.compute));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[0], c.compute));
     CUDA_CHECK(cudaMemcpyAsync(b.k_ring, b.k, 65536 * sizeof(bf16), cudaMemcpyDeviceToDevice, c.compute));
     CUDA_CHECK(cudaMemcpyAsync(b.v_ring, b.v, 65536 * sizeof(bf16), cudaMemcpyDeviceToDevice, c.compute));
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[0 * 2 + 1], c.compute));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[1], c.compute));
     CUDA_CHECK(cudaEventRecord(c.events[0], c.compute));
   }
   // [1] send the K, V block of rank 0 to rank 1; recv the K, V block of rank 3 from rank 3 (one NCCL group)
   if (run.comm) {
     CUDA_CHECK(cudaStreamWaitEvent(c.comm, c.events[0], 0));
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[1 * 2], c.comm));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[2], c.comm));
     NCCL_CHECK(ncclGroupStart());
     NCCL_CHECK(ncclSend(b.k_ring, 65536, ncclBfloat16, 1, c.nccl, c.comm));
     NCCL_CHECK(ncclSend(b.v_ring, 65536, ncclBfloat16, 1, c.nccl, c.comm));
     NCCL_CHECK(ncclRecv(b.k_ring + 65536, 65536, ncclBfloat16, 3, c.nccl, c.comm));
     NCCL_CHECK(ncclRecv(b.v_ring + 65536, 65536, ncclBfloat16, 3, c.nccl, c.comm));
     NCCL_CHECK(ncclGroupEnd());
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[1 * 2 + 1], c.comm));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[3], c.comm));
   }
   // [3] attend to rank 0's keys (ring step 0)
   if (run.compute) {
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[3 * 2], c.compute));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[6], c.compute));
     lasp::softmax_block_forward(b.q, b.k_ring, b.v_ring, kS_dims, kPieceMaps[0], kPieceMaps[0], true, b.o_part, b.lse_part, nullptr, c.compute);
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[3 * 2 + 1], c.compute));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[7], c.compute));
     CUDA_CHECK(cudaEventRecord(c.events[3], c.compute));
   }
   // [4] send the K, V block of rank 3 to rank 1; recv the K, V block of rank 2 from rank 3 (one NCCL group)
   if (run.comm) {
     CUDA_CHECK(cudaStreamWaitEvent(c.comm, c.events[3], 0));
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[4 * 2], c.comm));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[8], c.comm));
     NCCL_CHECK(ncclGroupStart());
     NCCL_CHECK(ncclSend(b.k_ring + 65536, 65536, ncclBfloat16, 1, c.nccl, c.comm));
     NCCL_CHECK(ncclSend(b.v_ring + 65536, 65536, ncclBfloat16, 1, c.nccl, c.comm));
     NCCL_CHECK(ncclRecv(b.k_ring, 65536, ncclBfloat16, 3, c.nccl, c.comm));
     NCCL_CHECK(ncclRecv(b.v_ring, 65536, ncclBfloat16, 3, c.nccl, c.comm));
     NCCL_CHECK(ncclGroupEnd());
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[4 * 2 + 1], c.comm));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[9], c.comm));
   }
   // [6] send the K, V block of rank 2 to rank 1; recv the K, V block of rank 1 from rank 3 (one NCCL group)
   if (run.comm) {
     CUDA_CHECK(cudaStreamWaitEvent(c.comm, c.events[3], 0));
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[6 * 2], c.comm));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[12], c.comm));
     NCCL_CHECK(ncclGroupStart());
     NCCL_CHECK(ncclSend(b.k_ring, 65536, ncclBfloat16, 1, c.nccl, c.comm));
     NCCL_CHECK(ncclSend(b.v_ring, 65536, ncclBfloat16, 1, c.nccl, c.comm));
     NCCL_CHECK(ncclRecv(b.k_ring + 65536, 65536, ncclBfloat16, 3, c.nccl, c.comm));
     NCCL_CHECK(ncclRecv(b.v_ring + 65536, 65536, ncclBfloat16, 3, c.nccl, c.comm));
     NCCL_CHECK(ncclGroupEnd());
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[6 * 2 + 1], c.comm));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[13], c.comm));
   }
   // [8] merge 1 partial results (log-sum-exp)
   if (run.compute) {
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[8 * 2], c.compute));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[16], c.compute));
     lasp::softmax_merge(b.o_part, b.lse_part, lasp::SlotList{1, {0}}, b.o, b.lse, 1, 512, 4, 64, c.compute);
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[8 * 2 + 1], c.compute));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[17], c.compute));
   }
 }
 
@@ -645,69 +646,69 @@ static void S_forward_rank0(const Ctx& c, SBuffers& b, Run run) {
 static void S_forward_rank1(const Ctx& c, SBuffers& b, Run run) {
   // [0] K, V of this rank into ring slot 0
   if (run.compute) {
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[0 * 2], c.compute));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[0], c.compute));
     CUDA_CHECK(cudaMemcpyAsync(b.k_ring, b.k, 65536 * sizeof(bf16), cudaMemcpyDeviceToDevice, c.compute));
     CUDA_CHECK(cudaMemcpyAsync(b.v_ring, b.v, 65536 * sizeof(bf16), cudaMemcpyDeviceToDevice, c.compute));
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[0 * 2 + 1], c.compute));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[1], c.compute));
     CUDA_CHECK(cudaEventRecord(c.events[0], c.compute));
   }
   // [1] send the K, V block of rank 1 to rank 2; recv the K, V block of rank 0 from rank 0 (one NCCL group)
   if (run.comm) {
     CUDA_CHECK(cudaStreamWaitEvent(c.comm, c.events[0], 0));
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[1 * 2], c.comm));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[2], c.comm));
     NCCL_CHECK(ncclGroupStart());
     NCCL_CHECK(ncclSend(b.k_ring, 65536, ncclBfloat16, 2, c.nccl, c.comm));
     NCCL_CHECK(ncclSend(b.v_ring, 65536, ncclBfloat16, 2, c.nccl, c.comm));
     NCCL_CHECK(ncclRecv(b.k_ring + 65536, 65536, ncclBfloat16, 0, c.nccl, c.comm));
     NCCL_CHECK(ncclRecv(b.v_ring + 65536, 65536, ncclBfloat16, 0, c.nccl, c.comm));
     NCCL_CHECK(ncclGroupEnd());
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[1 * 2 + 1], c.comm));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[3], c.comm));
     CUDA_CHECK(cudaEventRecord(c.events[2], c.comm));
   }
   // [3] attend to rank 1's keys (ring step 0)
   if (run.compute) {
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[3 * 2], c.compute));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[6], c.compute));
     lasp::softmax_block_forward(b.q, b.k_ring, b.v_ring, kS_dims, kPieceMaps[1], kPieceMaps[1], true, b.o_part + 131072, b.lse_part + 2048, nullptr, c.compute);
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[3 * 2 + 1], c.compute));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[7], c.compute));
     CUDA_CHECK(cudaEventRecord(c.events[3], c.compute));
   }
   // [4] send the K, V block of rank 0 to rank 2; recv the K, V block of rank 3 from rank 0 (one NCCL group)
   if (run.comm) {
     CUDA_CHECK(cudaStreamWaitEvent(c.comm, c.events[3], 0));
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[4 * 2], c.comm));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[8], c.comm));
     NCCL_CHECK(ncclGroupStart());
     NCCL_CHECK(ncclSend(b.k_ring + 65536, 65536, ncclBfloat16, 2, c.nccl, c.comm));
     NCCL_CHECK(ncclSend(b.v_ring + 65536, 65536, ncclBfloat16, 2, c.nccl, c.comm));
     NCCL_CHECK(ncclRecv(b.k_ring, 65536, ncclBfloat16, 0, c.nccl, c.comm));
     NCCL_CHECK(ncclRecv(b.v_ring, 65536, ncclBfloat16, 0, c.nccl, c.comm));
     NCCL_CHECK(ncclGroupEnd());
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[4 * 2 + 1], c.comm));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[9], c.comm));
   }
   // [6] attend to rank 0's keys (ring step 1)
   if (run.compute) {
     CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.events[2], 0));
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[6 * 2], c.compute));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[12], c.compute));
     lasp::softmax_block_forward(b.q, b.k_ring + 65536, b.v_ring + 65536, kS_dims, kPieceMaps[1], kPieceMaps[0], true, b.o_part, b.lse_part, nullptr, c.compute);
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[6 * 2 + 1], c.compute));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[13], c.compute));
     CUDA_CHECK(cudaEventRecord(c.events[6], c.compute));
   }
   // [7] send the K, V block of rank 3 to rank 2; recv the K, V block of rank 2 from rank 0 (one NCCL group)
   if (run.comm) {
     CUDA_CHECK(cudaStreamWaitEvent(c.comm, c.events[6], 0));
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[7 * 2], c.comm));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[14], c.comm));
     NCCL_CHECK(ncclGroupStart());
     NCCL_CHECK(ncclSend(b.k_ring, 65536, ncclBfloat16, 2, c.nccl, c.comm));
     NCCL_CHECK(ncclSend(b.v_ring, 65536, ncclBfloat16, 2, c.nccl, c.comm));
     NCCL_CHECK(ncclRecv(b.k_ring + 65536, 65536, ncclBfloat16, 0, c.nccl, c.comm));
     NCCL_CHECK(ncclRecv(b.v_ring + 65536, 65536, ncclBfloat16, 0, c.nccl, c.comm));
     NCCL_CHECK(ncclGroupEnd());
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[7 * 2 + 1], c.comm));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[15], c.comm));
   }
   // [9] merge 2 partial results (log-sum-exp)
   if (run.compute) {
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[9 * 2], c.compute));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[18], c.compute));
     lasp::softmax_merge(b.o_part, b.lse_part, lasp::SlotList{2, {1, 0}}, b.o, b.lse, 1, 512, 4, 64, c.compute);
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[9 * 2 + 1], c.compute));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[19], c.compute));
   }
 }
 
@@ -715,77 +716,77 @@ static void S_forward_rank1(const Ctx& c, SBuffers& b, Run run) {
 static void S_forward_rank2(const Ctx& c, SBuffers& b, Run run) {
   // [0] K, V of this rank into ring slot 0
   if (run.compute) {
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[0 * 2], c.compute));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[0], c.compute));
     CUDA_CHECK(cudaMemcpyAsync(b.k_ring, b.k, 65536 * sizeof(bf16), cudaMemcpyDeviceToDevice, c.compute));
     CUDA_CHECK(cudaMemcpyAsync(b.v_ring, b.v, 65536 * sizeof(bf16), cudaMemcpyDeviceToDevice, c.compute));
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[0 * 2 + 1], c.compute));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[1], c.compute));
     CUDA_CHECK(cudaEventRecord(c.events[0], c.compute));
   }
   // [1] send the K, V block of rank 2 to rank 3; recv the K, V block of rank 1 from rank 1 (one NCCL group)
   if (run.comm) {
     CUDA_CHECK(cudaStreamWaitEvent(c.comm, c.events[0], 0));
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[1 * 2], c.comm));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[2], c.comm));
     NCCL_CHECK(ncclGroupStart());
     NCCL_CHECK(ncclSend(b.k_ring, 65536, ncclBfloat16, 3, c.nccl, c.comm));
     NCCL_CHECK(ncclSend(b.v_ring, 65536, ncclBfloat16, 3, c.nccl, c.comm));
     NCCL_CHECK(ncclRecv(b.k_ring + 65536, 65536, ncclBfloat16, 1, c.nccl, c.comm));
     NCCL_CHECK(ncclRecv(b.v_ring + 65536, 65536, ncclBfloat16, 1, c.nccl, c.comm));
     NCCL_CHECK(ncclGroupEnd());
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[1 * 2 + 1], c.comm));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[3], c.comm));
     CUDA_CHECK(cudaEventRecord(c.events[2], c.comm));
   }
   // [3] attend to rank 2's keys (ring step 0)
   if (run.compute) {
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[3 * 2], c.compute));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[6], c.compute));
     lasp::softmax_block_forward(b.q, b.k_ring, b.v_ring, kS_dims, kPieceMaps[2], kPieceMaps[2], true, b.o_part + 262144, b.lse_part + 4096, nullptr, c.compute);
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[3 * 2 + 1], c.compute));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[7], c.compute));
     CUDA_CHECK(cudaEventRecord(c.events[3], c.compute));
   }
   // [4] send the K, V block of rank 1 to rank 3; recv the K, V block of rank 0 from rank 1 (one NCCL group)
   if (run.comm) {
     CUDA_CHECK(cudaStreamWaitEvent(c.comm, c.events[3], 0));
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[4 * 2], c.comm));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[8], c.comm));
     NCCL_CHECK(ncclGroupStart());
     NCCL_CHECK(ncclSend(b.k_ring + 65536, 65536, ncclBfloat16, 3, c.nccl, c.comm));
     NCCL_CHECK(ncclSend(b.v_ring + 65536, 65536, ncclBfloat16, 3, c.nccl, c.comm));
     NCCL_CHECK(ncclRecv(b.k_ring, 65536, ncclBfloat16, 1, c.nccl, c.comm));
     NCCL_CHECK(ncclRecv(b.v_ring, 65536, ncclBfloat16, 1, c.nccl, c.comm));
     NCCL_CHECK(ncclGroupEnd());
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[4 * 2 + 1], c.comm));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[9], c.comm));
     CUDA_CHECK(cudaEventRecord(c.events[5], c.comm));
   }
   // [6] attend to rank 1's keys (ring step 1)
   if (run.compute) {
     CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.events[2], 0));
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[6 * 2], c.compute));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[12], c.compute));
     lasp::softmax_block_forward(b.q, b.k_ring + 65536, b.v_ring + 65536, kS_dims, kPieceMaps[2], kPieceMaps[1], true, b.o_part + 131072, b.lse_part + 2048, nullptr, c.compute);
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[6 * 2 + 1], c.compute));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[13], c.compute));
     CUDA_CHECK(cudaEventRecord(c.events[6], c.compute));
   }
   // [7] send the K, V block of rank 0 to rank 3; recv the K, V block of rank 3 from rank 1 (one NCCL group)
   if (run.comm) {
     CUDA_CHECK(cudaStreamWaitEvent(c.comm, c.events[6], 0));
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[7 * 2], c.comm));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[14], c.comm));
     NCCL_CHECK(ncclGroupStart());
     NCCL_CHECK(ncclSend(b.k_ring, 65536, ncclBfloat16, 3, c.nccl, c.comm));
     NCCL_CHECK(ncclSend(b.v_ring, 65536, ncclBfloat16, 3, c.nccl, c.comm));
     NCCL_CHECK(ncclRecv(b.k_ring + 65536, 65536, ncclBfloat16, 1, c.nccl, c.comm));
     NCCL_CHECK(ncclRecv(b.v_ring + 65536, 65536, ncclBfloat16, 1, c.nccl, c.comm));
     NCCL_CHECK(ncclGroupEnd());
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[7 * 2 + 1], c.comm));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[15], c.comm));
   }
   // [9] attend to rank 0's keys (ring step 2)
   if (run.compute) {
     CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.events[5], 0));
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[9 * 2], c.compute));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[18], c.compute));
     lasp::softmax_block_forward(b.q, b.k_ring, b.v_ring, kS_dims, kPieceMaps[2], kPieceMaps[0], true, b.o_part, b.lse_part, nullptr, c.compute);
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[9 * 2 + 1], c.compute));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[19], c.compute));
   }
   // [10] merge 3 partial results (log-sum-exp)
   if (run.compute) {
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[10 * 2], c.compute));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[20], c.compute));
     lasp::softmax_merge(b.o_part, b.lse_part, lasp::SlotList{3, {2, 1, 0}}, b.o, b.lse, 1, 512, 4, 64, c.compute);
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[10 * 2 + 1], c.compute));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[21], c.compute));
   }
 }
 
@@ -793,85 +794,85 @@ static void S_forward_rank2(const Ctx& c, SBuffers& b, Run run) {
 static void S_forward_rank3(const Ctx& c, SBuffers& b, Run run) {
   // [0] K, V of this rank into ring slot 0
   if (run.compute) {
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[0 * 2], c.compute));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[0], c.compute));
     CUDA_CHECK(cudaMemcpyAsync(b.k_ring, b.k, 65536 * sizeof(bf16), cudaMemcpyDeviceToDevice, c.compute));
     CUDA_CHECK(cudaMemcpyAsync(b.v_ring, b.v, 65536 * sizeof(bf16), cudaMemcpyDeviceToDevice, c.compute));
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[0 * 2 + 1], c.compute));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[1], c.compute));
     CUDA_CHECK(cudaEventRecord(c.events[0], c.compute));
   }
   // [1] send the K, V block of rank 3 to rank 0; recv the K, V block of rank 2 from rank 2 (one NCCL group)
   if (run.comm) {
     CUDA_CHECK(cudaStreamWaitEvent(c.comm, c.events[0], 0));
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[1 * 2], c.comm));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[2], c.comm));
     NCCL_CHECK(ncclGroupStart());
     NCCL_CHECK(ncclSend(b.k_ring, 65536, ncclBfloat16, 0, c.nccl, c.comm));
     NCCL_CHECK(ncclSend(b.v_ring, 65536, ncclBfloat16, 0, c.nccl, c.comm));
     NCCL_CHECK(ncclRecv(b.k_ring + 65536, 65536, ncclBfloat16, 2, c.nccl, c.comm));
     NCCL_CHECK(ncclRecv(b.v_ring + 65536, 65536, ncclBfloat16, 2, c.nccl, c.comm));
     NCCL_CHECK(ncclGroupEnd());
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[1 * 2 + 1], c.comm));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[3], c.comm));
     CUDA_CHECK(cudaEventRecord(c.events[2], c.comm));
   }
   // [3] attend to rank 3's keys (ring step 0)
   if (run.compute) {
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[3 * 2], c.compute));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[6], c.compute));
     lasp::softmax_block_forward(b.q, b.k_ring, b.v_ring, kS_dims, kPieceMaps[3], kPieceMaps[3], true, b.o_part + 393216, b.lse_part + 6144, nullptr, c.compute);
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[3 * 2 + 1], c.compute));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[7], c.compute));
     CUDA_CHECK(cudaEventRecord(c.events[3], c.compute));
   }
   // [4] send the K, V block of rank 2 to rank 0; recv the K, V block of rank 1 from rank 2 (one NCCL group)
   if (run.comm) {
     CUDA_CHECK(cudaStreamWaitEvent(c.comm, c.events[3], 0));
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[4 * 2], c.comm));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[8], c.comm));
     NCCL_CHECK(ncclGroupStart());
     NCCL_CHECK(ncclSend(b.k_ring + 65536, 65536, ncclBfloat16, 0, c.nccl, c.comm));
     NCCL_CHECK(ncclSend(b.v_ring + 65536, 65536, ncclBfloat16, 0, c.nccl, c.comm));
     NCCL_CHECK(ncclRecv(b.k_ring, 65536, ncclBfloat16, 2, c.nccl, c.comm));
     NCCL_CHECK(ncclRecv(b.v_ring, 65536, ncclBfloat16, 2, c.nccl, c.comm));
     NCCL_CHECK(ncclGroupEnd());
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[4 * 2 + 1], c.comm));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[9], c.comm));
     CUDA_CHECK(cudaEventRecord(c.events[5], c.comm));
   }
   // [6] attend to rank 2's keys (ring step 1)
   if (run.compute) {
     CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.events[2], 0));
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[6 * 2], c.compute));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[12], c.compute));
     lasp::softmax_block_forward(b.q, b.k_ring + 65536, b.v_ring + 65536, kS_dims, kPieceMaps[3], kPieceMaps[2], true, b.o_part + 262144, b.lse_part + 4096, nullptr, c.compute);
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[6 * 2 + 1], c.compute));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[13], c.compute));
     CUDA_CHECK(cudaEventRecord(c.events[6], c.compute));
   }
   // [7] send the K, V block of rank 1 to rank 0; recv the K, V block of rank 0 from rank 2 (one NCCL group)
   if (run.comm) {
     CUDA_CHECK(cudaStreamWaitEvent(c.comm, c.events[6], 0));
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[7 * 2], c.comm));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[14], c.comm));
     NCCL_CHECK(ncclGroupStart());
     NCCL_CHECK(ncclSend(b.k_ring, 65536, ncclBfloat16, 0, c.nccl, c.comm));
     NCCL_CHECK(ncclSend(b.v_ring, 65536, ncclBfloat16, 0, c.nccl, c.comm));
     NCCL_CHECK(ncclRecv(b.k_ring + 65536, 65536, ncclBfloat16, 2, c.nccl, c.comm));
     NCCL_CHECK(ncclRecv(b.v_ring + 65536, 65536, ncclBfloat16, 2, c.nccl, c.comm));
     NCCL_CHECK(ncclGroupEnd());
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[7 * 2 + 1], c.comm));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[15], c.comm));
     CUDA_CHECK(cudaEventRecord(c.events[8], c.comm));
   }
   // [9] attend to rank 1's keys (ring step 2)
   if (run.compute) {
     CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.events[5], 0));
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[9 * 2], c.compute));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[18], c.compute));
     lasp::softmax_block_forward(b.q, b.k_ring, b.v_ring, kS_dims, kPieceMaps[3], kPieceMaps[1], true, b.o_part + 131072, b.lse_part + 2048, nullptr, c.compute);
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[9 * 2 + 1], c.compute));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[19], c.compute));
   }
   // [10] attend to rank 0's keys (ring step 3)
   if (run.compute) {
     CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.events[8], 0));
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[10 * 2], c.compute));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[20], c.compute));
     lasp::softmax_block_forward(b.q, b.k_ring + 65536, b.v_ring + 65536, kS_dims, kPieceMaps[3], kPieceMaps[0], true, b.o_part, b.lse_part, nullptr, c.compute);
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[10 * 2 + 1], c.compute));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[21], c.compute));
   }
   // [11] merge 4 partial results (log-sum-exp)
   if (run.compute) {
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[11 * 2], c.compute));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[22], c.compute));
     lasp::softmax_merge(b.o_part, b.lse_part, lasp::SlotList{4, {3, 2, 1, 0}}, b.o, b.lse, 1, 512, 4, 64, c.compute);
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[11 * 2 + 1], c.compute));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[23], c.compute));
   }
 }
 
@@ -890,32 +891,32 @@ inline void S_forward(const Ctx& c, SBuffers& b, Run run = Run{}) {
 static void S_backward_rank0(const Ctx& c, SBuffers& b, Run run) {
   // [0] K, V of this rank into ring slot 0
   if (run.compute) {
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[0 * 2], c.compute));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[0], c.compute));
     CUDA_CHECK(cudaMemcpyAsync(b.k_ring, b.k, 65536 * sizeof(bf16), cudaMemcpyDeviceToDevice, c.compute));
     CUDA_CHECK(cudaMemcpyAsync(b.v_ring, b.v, 65536 * sizeof(bf16), cudaMemcpyDeviceToDevice, c.compute));
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[0 * 2 + 1], c.compute));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[1], c.compute));
   }
   // [1] clear dQ and the dK, dV accumulators
   if (run.compute) {
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[1 * 2], c.compute));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[2], c.compute));
     CUDA_CHECK(cudaMemsetAsync(b.dq_acc, 0, 131072 * sizeof(float), c.compute));
     CUDA_CHECK(cudaMemsetAsync(b.dk_ring, 0, 131072 * sizeof(float), c.compute));
     CUDA_CHECK(cudaMemsetAsync(b.dv_ring, 0, 131072 * sizeof(float), c.compute));
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[1 * 2 + 1], c.compute));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[3], c.compute));
     CUDA_CHECK(cudaEventRecord(c.events[1], c.compute));
   }
   // [2] dQ, and dK, dV of rank 0's block (ring step 0)
   if (run.compute) {
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[2 * 2], c.compute));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[4], c.compute));
     lasp::softmax_block_backward(b.q, b.k_ring, b.v_ring, b.o, b.lse, b.do_, kS_dims, kPieceMaps[0], kPieceMaps[0], true, b.dq_acc, b.dk_ring, b.dv_ring, c.compute);
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[2 * 2 + 1], c.compute));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[5], c.compute));
     CUDA_CHECK(cudaEventRecord(c.events[2], c.compute));
   }
   // [3] send K, V, dK, dV of rank 0's block to rank 1; recv K, V, dK, dV of rank 3's block from rank 3 (one NCCL group)
   if (run.comm) {
     CUDA_CHECK(cudaStreamWaitEvent(c.comm, c.events[2], 0));
     CUDA_CHECK(cudaStreamWaitEvent(c.comm, c.events[1], 0));
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[3 * 2], c.comm));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[6], c.comm));
     NCCL_CHECK(ncclGroupStart());
     NCCL_CHECK(ncclSend(b.k_ring, 65536, ncclBfloat16, 1, c.nccl, c.comm));
     NCCL_CHECK(ncclSend(b.v_ring, 65536, ncclBfloat16, 1, c.nccl, c.comm));
@@ -926,12 +927,12 @@ static void S_backward_rank0(const Ctx& c, SBuffers& b, Run run) {
     NCCL_CHECK(ncclRecv(b.dk_ring + 65536, 65536, ncclFloat32, 3, c.nccl, c.comm));
     NCCL_CHECK(ncclRecv(b.dv_ring + 65536, 65536, ncclFloat32, 3, c.nccl, c.comm));
     NCCL_CHECK(ncclGroupEnd());
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[3 * 2 + 1], c.comm));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[7], c.comm));
   }
   // [5] send K, V, dK, dV of rank 3's block to rank 1; recv K, V, dK, dV of rank 2's block from rank 3 (one NCCL group)
   if (run.comm) {
     CUDA_CHECK(cudaStreamWaitEvent(c.comm, c.events[2], 0));
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[5 * 2], c.comm));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[10], c.comm));
     NCCL_CHECK(ncclGroupStart());
     NCCL_CHECK(ncclSend(b.k_ring + 65536, 65536, ncclBfloat16, 1, c.nccl, c.comm));
     NCCL_CHECK(ncclSend(b.v_ring + 65536, 65536, ncclBfloat16, 1, c.nccl, c.comm));
@@ -942,11 +943,11 @@ static void S_backward_rank0(const Ctx& c, SBuffers& b, Run run) {
     NCCL_CHECK(ncclRecv(b.dk_ring, 65536, ncclFloat32, 3, c.nccl, c.comm));
     NCCL_CHECK(ncclRecv(b.dv_ring, 65536, ncclFloat32, 3, c.nccl, c.comm));
     NCCL_CHECK(ncclGroupEnd());
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[5 * 2 + 1], c.comm));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[11], c.comm));
   }
   // [7] send K, V, dK, dV of rank 2's block to rank 1; recv K, V, dK, dV of rank 1's block from rank 3 (one NCCL group)
   if (run.comm) {
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[7 * 2], c.comm));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[14], c.comm));
     NCCL_CHECK(ncclGroupStart());
     NCCL_CHECK(ncclSend(b.k_ring, 65536, ncclBfloat16, 1, c.nccl, c.comm));
     NCCL_CHECK(ncclSend(b.v_ring, 65536, ncclBfloat16, 1, c.nccl, c.comm));
@@ -957,33 +958,33 @@ static void S_backward_rank0(const Ctx& c, SBuffers& b, Run run) {
     NCCL_CHECK(ncclRecv(b.dk_ring + 65536, 65536, ncclFloat32, 3, c.nccl, c.comm));
     NCCL_CHECK(ncclRecv(b.dv_ring + 65536, 65536, ncclFloat32, 3, c.nccl, c.comm));
     NCCL_CHECK(ncclGroupEnd());
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[7 * 2 + 1], c.comm));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[15], c.comm));
   }
   // [9] send the finished dK, dV of rank 1 home; recv this rank's finished dK, dV from rank 3 (one NCCL group)
   if (run.comm) {
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[9 * 2], c.comm));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[18], c.comm));
     NCCL_CHECK(ncclGroupStart());
     NCCL_CHECK(ncclSend(b.dk_ring + 65536, 65536, ncclFloat32, 1, c.nccl, c.comm));
     NCCL_CHECK(ncclSend(b.dv_ring + 65536, 65536, ncclFloat32, 1, c.nccl, c.comm));
     NCCL_CHECK(ncclRecv(b.dk_ring, 65536, ncclFloat32, 3, c.nccl, c.comm));
     NCCL_CHECK(ncclRecv(b.dv_ring, 65536, ncclFloat32, 3, c.nccl, c.comm));
     NCCL_CHECK(ncclGroupEnd());
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[9 * 2 + 1], c.comm));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[19], c.comm));
     CUDA_CHECK(cudaEventRecord(c.events[10], c.comm));
   }
   // [11] dK, dV of this rank from the ring
   if (run.compute) {
     CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.events[10], 0));
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[11 * 2], c.compute));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[22], c.compute));
     lasp::cast_to_bf16(b.dk_ring, b.dk, 65536, c.compute);
     lasp::cast_to_bf16(b.dv_ring, b.dv, 65536, c.compute);
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[11 * 2 + 1], c.compute));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[23], c.compute));
   }
   // [12] dQ to the activation type
   if (run.compute) {
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[12 * 2], c.compute));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[24], c.compute));
     lasp::cast_to_bf16(b.dq_acc, b.dq, 131072, c.compute);
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[12 * 2 + 1], c.compute));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[25], c.compute));
   }
 }
 
@@ -991,32 +992,32 @@ static void S_backward_rank0(const Ctx& c, SBuffers& b, Run run) {
 static void S_backward_rank1(const Ctx& c, SBuffers& b, Run run) {
   // [0] K, V of this rank into ring slot 0
   if (run.compute) {
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[0 * 2], c.compute));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[0], c.compute));
     CUDA_CHECK(cudaMemcpyAsync(b.k_ring, b.k, 65536 * sizeof(bf16), cudaMemcpyDeviceToDevice, c.compute));
     CUDA_CHECK(cudaMemcpyAsync(b.v_ring, b.v, 65536 * sizeof(bf16), cudaMemcpyDeviceToDevice, c.compute));
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[0 * 2 + 1], c.compute));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[1], c.compute));
   }
   // [1] clear dQ and the dK, dV accumulators
   if (run.compute) {
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[1 * 2], c.compute));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[2], c.compute));
     CUDA_CHECK(cudaMemsetAsync(b.dq_acc, 0, 131072 * sizeof(float), c.compute));
     CUDA_CHECK(cudaMemsetAsync(b.dk_ring, 0, 131072 * sizeof(float), c.compute));
     CUDA_CHECK(cudaMemsetAsync(b.dv_ring, 0, 131072 * sizeof(float), c.compute));
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[1 * 2 + 1], c.compute));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[3], c.compute));
     CUDA_CHECK(cudaEventRecord(c.events[1], c.compute));
   }
   // [2] dQ, and dK, dV of rank 1's block (ring step 0)
   if (run.compute) {
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[2 * 2], c.compute));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[4], c.compute));
     lasp::softmax_block_backward(b.q, b.k_ring, b.v_ring, b.o, b.lse, b.do_, kS_dims, kPieceMaps[1], kPieceMaps[1], true, b.dq_acc, b.dk_ring, b.dv_ring, c.compute);
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[2 * 2 + 1], c.compute));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[5], c.compute));
     CUDA_CHECK(cudaEventRecord(c.events[2], c.compute));
   }
   // [3] send K, V, dK, dV of rank 1's block to rank 2; recv K, V, dK, dV of rank 0's block from rank 0 (one NCCL group)
   if (run.comm) {
     CUDA_CHECK(cudaStreamWaitEvent(c.comm, c.events[2], 0));
     CUDA_CHECK(cudaStreamWaitEvent(c.comm, c.events[1], 0));
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[3 * 2], c.comm));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[6], c.comm));
     NCCL_CHECK(ncclGroupStart());
     NCCL_CHECK(ncclSend(b.k_ring, 65536, ncclBfloat16, 2, c.nccl, c.comm));
     NCCL_CHECK(ncclSend(b.v_ring, 65536, ncclBfloat16, 2, c.nccl, c.comm));
@@ -1027,22 +1028,22 @@ static void S_backward_rank1(const Ctx& c, SBuffers& b, Run run) {
     NCCL_CHECK(ncclRecv(b.dk_ring + 65536, 65536, ncclFloat32, 0, c.nccl, c.comm));
     NCCL_CHECK(ncclRecv(b.dv_ring + 65536, 65536, ncclFloat32, 0, c.nccl, c.comm));
     NCCL_CHECK(ncclGroupEnd());
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[3 * 2 + 1], c.comm));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[7], c.comm));
     CUDA_CHECK(cudaEventRecord(c.events[4], c.comm));
   }
   // [5] dQ, and dK, dV of rank 0's block (ring step 1)
   if (run.compute) {
     CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.events[4], 0));
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[5 * 2], c.compute));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[10], c.compute));
     lasp::softmax_block_backward(b.q, b.k_ring + 65536, b.v_ring + 65536, b.o, b.lse, b.do_, kS_dims, kPieceMaps[1], kPieceMaps[0], true, b.dq_acc, b.dk_ring + 65536, b.dv_ring + 65536, c.compute);
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[5 * 2 + 1], c.compute));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[11], c.compute));
     CUDA_CHECK(cudaEventRecord(c.events[5], c.compute));
   }
   // [6] send K, V, dK, dV of rank 0's block to rank 2; recv K, V, dK, dV of rank 3's block from rank 0 (one NCCL group)
   if (run.comm) {
     CUDA_CHECK(cudaStreamWaitEvent(c.comm, c.events[5], 0));
     CUDA_CHECK(cudaStreamWaitEvent(c.comm, c.events[2], 0));
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[6 * 2], c.comm));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[12], c.comm));
     NCCL_CHECK(ncclGroupStart());
     NCCL_CHECK(ncclSend(b.k_ring + 65536, 65536, ncclBfloat16, 2, c.nccl, c.comm));
     NCCL_CHECK(ncclSend(b.v_ring + 65536, 65536, ncclBfloat16, 2, c.nccl, c.comm));
@@ -1053,12 +1054,12 @@ static void S_backward_rank1(const Ctx& c, SBuffers& b, Run run) {
     NCCL_CHECK(ncclRecv(b.dk_ring, 65536, ncclFloat32, 0, c.nccl, c.comm));
     NCCL_CHECK(ncclRecv(b.dv_ring, 65536, ncclFloat32, 0, c.nccl, c.comm));
     NCCL_CHECK(ncclGroupEnd());
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[6 * 2 + 1], c.comm));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[13], c.comm));
   }
   // [8] send K, V, dK, dV of rank 3's block to rank 2; recv K, V, dK, dV of rank 2's block from rank 0 (one NCCL group)
   if (run.comm) {
     CUDA_CHECK(cudaStreamWaitEvent(c.comm, c.events[5], 0));
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[8 * 2], c.comm));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[16], c.comm));
     NCCL_CHECK(ncclGroupStart());
     NCCL_CHECK(ncclSend(b.k_ring, 65536, ncclBfloat16, 2, c.nccl, c.comm));
     NCCL_CHECK(ncclSend(b.v_ring, 65536, ncclBfloat16, 2, c.nccl, c.comm));
@@ -1069,33 +1070,33 @@ static void S_backward_rank1(const Ctx& c, SBuffers& b, Run run) {
     NCCL_CHECK(ncclRecv(b.dk_ring + 65536, 65536, ncclFloat32, 0, c.nccl, c.comm));
     NCCL_CHECK(ncclRecv(b.dv_ring + 65536, 65536, ncclFloat32, 0, c.nccl, c.comm));
     NCCL_CHECK(ncclGroupEnd());
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[8 * 2 + 1], c.comm));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[17], c.comm));
   }
   // [10] send the finished dK, dV of rank 2 home; recv this rank's finished dK, dV from rank 0 (one NCCL group)
   if (run.comm) {
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[10 * 2], c.comm));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[20], c.comm));
     NCCL_CHECK(ncclGroupStart());
     NCCL_CHECK(ncclSend(b.dk_ring + 65536, 65536, ncclFloat32, 2, c.nccl, c.comm));
     NCCL_CHECK(ncclSend(b.dv_ring + 65536, 65536, ncclFloat32, 2, c.nccl, c.comm));
     NCCL_CHECK(ncclRecv(b.dk_ring, 65536, ncclFloat32, 0, c.nccl, c.comm));
     NCCL_CHECK(ncclRecv(b.dv_ring, 65536, ncclFloat32, 0, c.nccl, c.comm));
     NCCL_CHECK(ncclGroupEnd());
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[10 * 2 + 1], c.comm));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[21], c.comm));
     CUDA_CHECK(cudaEventRecord(c.events[11], c.comm));
   }
   // [12] dK, dV of this rank from the ring
   if (run.compute) {
     CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.events[11], 0));
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[12 * 2], c.compute));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[24], c.compute));
     lasp::cast_to_bf16(b.dk_ring, b.dk, 65536, c.compute);
     lasp::cast_to_bf16(b.dv_ring, b.dv, 65536, c.compute);
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[12 * 2 + 1], c.compute));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[25], c.compute));
   }
   // [13] dQ to the activation type
   if (run.compute) {
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[13 * 2], c.compute));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[26], c.compute));
     lasp::cast_to_bf16(b.dq_acc, b.dq, 131072, c.compute);
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[13 * 2 + 1], c.compute));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[27], c.compute));
   }
 }
 
@@ -1103,32 +1104,32 @@ static void S_backward_rank1(const Ctx& c, SBuffers& b, Run run) {
 static void S_backward_rank2(const Ctx& c, SBuffers& b, Run run) {
   // [0] K, V of this rank into ring slot 0
   if (run.compute) {
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[0 * 2], c.compute));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[0], c.compute));
     CUDA_CHECK(cudaMemcpyAsync(b.k_ring, b.k, 65536 * sizeof(bf16), cudaMemcpyDeviceToDevice, c.compute));
     CUDA_CHECK(cudaMemcpyAsync(b.v_ring, b.v, 65536 * sizeof(bf16), cudaMemcpyDeviceToDevice, c.compute));
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[0 * 2 + 1], c.compute));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[1], c.compute));
   }
   // [1] clear dQ and the dK, dV accumulators
   if (run.compute) {
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[1 * 2], c.compute));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[2], c.compute));
     CUDA_CHECK(cudaMemsetAsync(b.dq_acc, 0, 131072 * sizeof(float), c.compute));
     CUDA_CHECK(cudaMemsetAsync(b.dk_ring, 0, 131072 * sizeof(float), c.compute));
     CUDA_CHECK(cudaMemsetAsync(b.dv_ring, 0, 131072 * sizeof(float), c.compute));
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[1 * 2 + 1], c.compute));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[3], c.compute));
     CUDA_CHECK(cudaEventRecord(c.events[1], c.compute));
   }
   // [2] dQ, and dK, dV of rank 2's block (ring step 0)
   if (run.compute) {
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[2 * 2], c.compute));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[4], c.compute));
     lasp::softmax_block_backward(b.q, b.k_ring, b.v_ring, b.o, b.lse, b.do_, kS_dims, kPieceMaps[2], kPieceMaps[2], true, b.dq_acc, b.dk_ring, b.dv_ring, c.compute);
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[2 * 2 + 1], c.compute));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[5], c.compute));
     CUDA_CHECK(cudaEventRecord(c.events[2], c.compute));
   }
   // [3] send K, V, dK, dV of rank 2's block to rank 3; recv K, V, dK, dV of rank 1's block from rank 1 (one NCCL group)
   if (run.comm) {
     CUDA_CHECK(cudaStreamWaitEvent(c.comm, c.events[2], 0));
     CUDA_CHECK(cudaStreamWaitEvent(c.comm, c.events[1], 0));
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[3 * 2], c.comm));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[6], c.comm));
     NCCL_CHECK(ncclGroupStart());
     NCCL_CHECK(ncclSend(b.k_ring, 65536, ncclBfloat16, 3, c.nccl, c.comm));
     NCCL_CHECK(ncclSend(b.v_ring, 65536, ncclBfloat16, 3, c.nccl, c.comm));
@@ -1139,22 +1140,22 @@ static void S_backward_rank2(const Ctx& c, SBuffers& b, Run run) {
     NCCL_CHECK(ncclRecv(b.dk_ring + 65536, 65536, ncclFloat32, 1, c.nccl, c.comm));
     NCCL_CHECK(ncclRecv(b.dv_ring + 65536, 65536, ncclFloat32, 1, c.nccl, c.comm));
     NCCL_CHECK(ncclGroupEnd());
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[3 * 2 + 1], c.comm));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[7], c.comm));
     CUDA_CHECK(cudaEventRecord(c.events[4], c.comm));
   }
   // [5] dQ, and dK, dV of rank 1's block (ring step 1)
   if (run.compute) {
     CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.events[4], 0));
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[5 * 2], c.compute));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[10], c.compute));
     lasp::softmax_block_backward(b.q, b.k_ring + 65536, b.v_ring + 65536, b.o, b.lse, b.do_, kS_dims, kPieceMaps[2], kPieceMaps[1], true, b.dq_acc, b.dk_ring + 65536, b.dv_ring + 65536, c.compute);
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[5 * 2 + 1], c.compute));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[11], c.compute));
     CUDA_CHECK(cudaEventRecord(c.events[5], c.compute));
   }
   // [6] send K, V, dK, dV of rank 1's block to rank 3; recv K, V, dK, dV of rank 0's block from rank 1 (one NCCL group)
   if (run.comm) {
     CUDA_CHECK(cudaStreamWaitEvent(c.comm, c.events[5], 0));
     CUDA_CHECK(cudaStreamWaitEvent(c.comm, c.events[2], 0));
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[6 * 2], c.comm));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[12], c.comm));
     NCCL_CHECK(ncclGroupStart());
     NCCL_CHECK(ncclSend(b.k_ring + 65536, 65536, ncclBfloat16, 3, c.nccl, c.comm));
     NCCL_CHECK(ncclSend(b.v_ring + 65536, 65536, ncclBfloat16, 3, c.nccl, c.comm));
@@ -1165,22 +1166,22 @@ static void S_backward_rank2(const Ctx& c, SBuffers& b, Run run) {
     NCCL_CHECK(ncclRecv(b.dk_ring, 65536, ncclFloat32, 1, c.nccl, c.comm));
     NCCL_CHECK(ncclRecv(b.dv_ring, 65536, ncclFloat32, 1, c.nccl, c.comm));
     NCCL_CHECK(ncclGroupEnd());
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[6 * 2 + 1], c.comm));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[13], c.comm));
     CUDA_CHECK(cudaEventRecord(c.events[7], c.comm));
   }
   // [8] dQ, and dK, dV of rank 0's block (ring step 2)
   if (run.compute) {
     CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.events[7], 0));
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[8 * 2], c.compute));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[16], c.compute));
     lasp::softmax_block_backward(b.q, b.k_ring, b.v_ring, b.o, b.lse, b.do_, kS_dims, kPieceMaps[2], kPieceMaps[0], true, b.dq_acc, b.dk_ring, b.dv_ring, c.compute);
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[8 * 2 + 1], c.compute));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[17], c.compute));
     CUDA_CHECK(cudaEventRecord(c.events[8], c.compute));
   }
   // [9] send K, V, dK, dV of rank 0's block to rank 3; recv K, V, dK, dV of rank 3's block from rank 1 (one NCCL group)
   if (run.comm) {
     CUDA_CHECK(cudaStreamWaitEvent(c.comm, c.events[8], 0));
     CUDA_CHECK(cudaStreamWaitEvent(c.comm, c.events[5], 0));
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[9 * 2], c.comm));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[18], c.comm));
     NCCL_CHECK(ncclGroupStart());
     NCCL_CHECK(ncclSend(b.k_ring, 65536, ncclBfloat16, 3, c.nccl, c.comm));
     NCCL_CHECK(ncclSend(b.v_ring, 65536, ncclBfloat16, 3, c.nccl, c.comm));
@@ -1191,34 +1192,34 @@ static void S_backward_rank2(const Ctx& c, SBuffers& b, Run run) {
     NCCL_CHECK(ncclRecv(b.dk_ring + 65536, 65536, ncclFloat32, 1, c.nccl, c.comm));
     NCCL_CHECK(ncclRecv(b.dv_ring + 65536, 65536, ncclFloat32, 1, c.nccl, c.comm));
     NCCL_CHECK(ncclGroupEnd());
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[9 * 2 + 1], c.comm));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[19], c.comm));
   }
   // [11] send the finished dK, dV of rank 3 home; recv this rank's finished dK, dV from rank 1 (one NCCL group)
   if (run.comm) {
     CUDA_CHECK(cudaStreamWaitEvent(c.comm, c.events[8], 0));
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[11 * 2], c.comm));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[22], c.comm));
     NCCL_CHECK(ncclGroupStart());
     NCCL_CHECK(ncclSend(b.dk_ring + 65536, 65536, ncclFloat32, 3, c.nccl, c.comm));
     NCCL_CHECK(ncclSend(b.dv_ring + 65536, 65536, ncclFloat32, 3, c.nccl, c.comm));
     NCCL_CHECK(ncclRecv(b.dk_ring, 65536, ncclFloat32, 1, c.nccl, c.comm));
     NCCL_CHECK(ncclRecv(b.dv_ring, 65536, ncclFloat32, 1, c.nccl, c.comm));
     NCCL_CHECK(ncclGroupEnd());
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[11 * 2 + 1], c.comm));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[23], c.comm));
     CUDA_CHECK(cudaEventRecord(c.events[12], c.comm));
   }
   // [13] dK, dV of this rank from the ring
   if (run.compute) {
     CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.events[12], 0));
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[13 * 2], c.compute));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[26], c.compute));
     lasp::cast_to_bf16(b.dk_ring, b.dk, 65536, c.compute);
     lasp::cast_to_bf16(b.dv_ring, b.dv, 65536, c.compute);
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[13 * 2 + 1], c.compute));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[27], c.compute));
   }
   // [14] dQ to the activation type
   if (run.compute) {
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[14 * 2], c.compute));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[28], c.compute));
     lasp::cast_to_bf16(b.dq_acc, b.dq, 131072, c.compute);
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[14 * 2 + 1], c.compute));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[29], c.compute));
   }
 }
 
@@ -1226,32 +1227,32 @@ static void S_backward_rank2(const Ctx& c, SBuffers& b, Run run) {
 static void S_backward_rank3(const Ctx& c, SBuffers& b, Run run) {
   // [0] K, V of this rank into ring slot 0
   if (run.compute) {
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[0 * 2], c.compute));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[0], c.compute));
     CUDA_CHECK(cudaMemcpyAsync(b.k_ring, b.k, 65536 * sizeof(bf16), cudaMemcpyDeviceToDevice, c.compute));
     CUDA_CHECK(cudaMemcpyAsync(b.v_ring, b.v, 65536 * sizeof(bf16), cudaMemcpyDeviceToDevice, c.compute));
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[0 * 2 + 1], c.compute));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[1], c.compute));
   }
   // [1] clear dQ and the dK, dV accumulators
   if (run.compute) {
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[1 * 2], c.compute));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[2], c.compute));
     CUDA_CHECK(cudaMemsetAsync(b.dq_acc, 0, 131072 * sizeof(float), c.compute));
     CUDA_CHECK(cudaMemsetAsync(b.dk_ring, 0, 131072 * sizeof(float), c.compute));
     CUDA_CHECK(cudaMemsetAsync(b.dv_ring, 0, 131072 * sizeof(float), c.compute));
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[1 * 2 + 1], c.compute));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[3], c.compute));
     CUDA_CHECK(cudaEventRecord(c.events[1], c.compute));
   }
   // [2] dQ, and dK, dV of rank 3's block (ring step 0)
   if (run.compute) {
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[2 * 2], c.compute));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[4], c.compute));
     lasp::softmax_block_backward(b.q, b.k_ring, b.v_ring, b.o, b.lse, b.do_, kS_dims, kPieceMaps[3], kPieceMaps[3], true, b.dq_acc, b.dk_ring, b.dv_ring, c.compute);
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[2 * 2 + 1], c.compute));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[5], c.compute));
     CUDA_CHECK(cudaEventRecord(c.events[2], c.compute));
   }
   // [3] send K, V, dK, dV of rank 3's block to rank 0; recv K, V, dK, dV of rank 2's block from rank 2 (one NCCL group)
   if (run.comm) {
     CUDA_CHECK(cudaStreamWaitEvent(c.comm, c.events[2], 0));
     CUDA_CHECK(cudaStreamWaitEvent(c.comm, c.events[1], 0));
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[3 * 2], c.comm));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[6], c.comm));
     NCCL_CHECK(ncclGroupStart());
     NCCL_CHECK(ncclSend(b.k_ring, 65536, ncclBfloat16, 0, c.nccl, c.comm));
     NCCL_CHECK(ncclSend(b.v_ring, 65536, ncclBfloat16, 0, c.nccl, c.comm));
@@ -1262,22 +1263,22 @@ static void S_backward_rank3(const Ctx& c, SBuffers& b, Run run) {
     NCCL_CHECK(ncclRecv(b.dk_ring + 65536, 65536, ncclFloat32, 2, c.nccl, c.comm));
     NCCL_CHECK(ncclRecv(b.dv_ring + 65536, 65536, ncclFloat32, 2, c.nccl, c.comm));
     NCCL_CHECK(ncclGroupEnd());
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[3 * 2 + 1], c.comm));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[7], c.comm));
     CUDA_CHECK(cudaEventRecord(c.events[4], c.comm));
   }
   // [5] dQ, and dK, dV of rank 2's block (ring step 1)
   if (run.compute) {
     CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.events[4], 0));
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[5 * 2], c.compute));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[10], c.compute));
     lasp::softmax_block_backward(b.q, b.k_ring + 65536, b.v_ring + 65536, b.o, b.lse, b.do_, kS_dims, kPieceMaps[3], kPieceMaps[2], true, b.dq_acc, b.dk_ring + 65536, b.dv_ring + 65536, c.compute);
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[5 * 2 + 1], c.compute));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[11], c.compute));
     CUDA_CHECK(cudaEventRecord(c.events[5], c.compute));
   }
   // [6] send K, V, dK, dV of rank 2's block to rank 0; recv K, V, dK, dV of rank 1's block from rank 2 (one NCCL group)
   if (run.comm) {
     CUDA_CHECK(cudaStreamWaitEvent(c.comm, c.events[5], 0));
     CUDA_CHECK(cudaStreamWaitEvent(c.comm, c.events[2], 0));
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[6 * 2], c.comm));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[12], c.comm));
     NCCL_CHECK(ncclGroupStart());
     NCCL_CHECK(ncclSend(b.k_ring + 65536, 65536, ncclBfloat16, 0, c.nccl, c.comm));
     NCCL_CHECK(ncclSend(b.v_ring + 65536, 65536, ncclBfloat16, 0, c.nccl, c.comm));
@@ -1288,22 +1289,22 @@ static void S_backward_rank3(const Ctx& c, SBuffers& b, Run run) {
     NCCL_CHECK(ncclRecv(b.dk_ring, 65536, ncclFloat32, 2, c.nccl, c.comm));
     NCCL_CHECK(ncclRecv(b.dv_ring, 65536, ncclFloat32, 2, c.nccl, c.comm));
     NCCL_CHECK(ncclGroupEnd());
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[6 * 2 + 1], c.comm));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[13], c.comm));
     CUDA_CHECK(cudaEventRecord(c.events[7], c.comm));
   }
   // [8] dQ, and dK, dV of rank 1's block (ring step 2)
   if (run.compute) {
     CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.events[7], 0));
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[8 * 2], c.compute));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[16], c.compute));
     lasp::softmax_block_backward(b.q, b.k_ring, b.v_ring, b.o, b.lse, b.do_, kS_dims, kPieceMaps[3], kPieceMaps[1], true, b.dq_acc, b.dk_ring, b.dv_ring, c.compute);
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[8 * 2 + 1], c.compute));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[17], c.compute));
     CUDA_CHECK(cudaEventRecord(c.events[8], c.compute));
   }
   // [9] send K, V, dK, dV of rank 1's block to rank 0; recv K, V, dK, dV of rank 0's block from rank 2 (one NCCL group)
   if (run.comm) {
     CUDA_CHECK(cudaStreamWaitEvent(c.comm, c.events[8], 0));
     CUDA_CHECK(cudaStreamWaitEvent(c.comm, c.events[5], 0));
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[9 * 2], c.comm));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[18], c.comm));
     NCCL_CHECK(ncclGroupStart());
     NCCL_CHECK(ncclSend(b.k_ring, 65536, ncclBfloat16, 0, c.nccl, c.comm));
     NCCL_CHECK(ncclSend(b.v_ring, 65536, ncclBfloat16, 0, c.nccl, c.comm));
@@ -1314,44 +1315,44 @@ static void S_backward_rank3(const Ctx& c, SBuffers& b, Run run) {
     NCCL_CHECK(ncclRecv(b.dk_ring + 65536, 65536, ncclFloat32, 2, c.nccl, c.comm));
     NCCL_CHECK(ncclRecv(b.dv_ring + 65536, 65536, ncclFloat32, 2, c.nccl, c.comm));
     NCCL_CHECK(ncclGroupEnd());
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[9 * 2 + 1], c.comm));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[19], c.comm));
     CUDA_CHECK(cudaEventRecord(c.events[10], c.comm));
   }
   // [11] dQ, and dK, dV of rank 0's block (ring step 3)
   if (run.compute) {
     CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.events[10], 0));
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[11 * 2], c.compute));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[22], c.compute));
     lasp::softmax_block_backward(b.q, b.k_ring + 65536, b.v_ring + 65536, b.o, b.lse, b.do_, kS_dims, kPieceMaps[3], kPieceMaps[0], true, b.dq_acc, b.dk_ring + 65536, b.dv_ring + 65536, c.compute);
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[11 * 2 + 1], c.compute));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[23], c.compute));
     CUDA_CHECK(cudaEventRecord(c.events[11], c.compute));
   }
   // [12] send the finished dK, dV of rank 0 home; recv this rank's finished dK, dV from rank 2 (one NCCL group)
   if (run.comm) {
     CUDA_CHECK(cudaStreamWaitEvent(c.comm, c.events[11], 0));
     CUDA_CHECK(cudaStreamWaitEvent(c.comm, c.events[8], 0));
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[12 * 2], c.comm));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[24], c.comm));
     NCCL_CHECK(ncclGroupStart());
     NCCL_CHECK(ncclSend(b.dk_ring + 65536, 65536, ncclFloat32, 0, c.nccl, c.comm));
     NCCL_CHECK(ncclSend(b.dv_ring + 65536, 65536, ncclFloat32, 0, c.nccl, c.comm));
     NCCL_CHECK(ncclRecv(b.dk_ring, 65536, ncclFloat32, 2, c.nccl, c.comm));
     NCCL_CHECK(ncclRecv(b.dv_ring, 65536, ncclFloat32, 2, c.nccl, c.comm));
     NCCL_CHECK(ncclGroupEnd());
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[12 * 2 + 1], c.comm));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[25], c.comm));
     CUDA_CHECK(cudaEventRecord(c.events[13], c.comm));
   }
   // [14] dK, dV of this rank from the ring
   if (run.compute) {
     CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.events[13], 0));
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[14 * 2], c.compute));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[28], c.compute));
     lasp::cast_to_bf16(b.dk_ring, b.dk, 65536, c.compute);
     lasp::cast_to_bf16(b.dv_ring, b.dv, 65536, c.compute);
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[14 * 2 + 1], c.compute));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[29], c.compute));
   }
   // [15] dQ to the activation type
   if (run.compute) {
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[15 * 2], c.compute));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[30], c.compute));
     lasp::cast_to_bf16(b.dq_acc, b.dq, 131072, c.compute);
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[15 * 2 + 1], c.compute));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[31], c.compute));
   }
 }
 

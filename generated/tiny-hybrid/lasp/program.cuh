@@ -30,6 +30,7 @@ constexpr int kSteps = 3;  // timed steps (bench) by default
 constexpr int kWarmup = 1;  // untimed warm-up steps
 constexpr int kSeed = 1;  // seed of weights and inputs
 constexpr float kNormEps = 0.0000100000000f;  // RMSNorm epsilon
+constexpr float kWeightScale = 0.0625000000f;  // standard deviation of the initial weights, 1/sqrt(hidden)
 constexpr int kFewCtas = 4;  // CTA limit of the communicator for small collectives beside computation (Ctx::nccl_few_ctas)
 
 // Where each sequence-parallel rank's rows sit in the global sequence (zigzag layout).
@@ -189,16 +190,16 @@ inline LBuffers alloc_L(const LBuffers* shared) {
 static void L_forward_rank0(const Ctx& c, LBuffers& b, Run run) {
   // [0] M[0] = K^T V over piece 0 (decayed)
   if (run.compute) {
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[0 * 2], c.compute));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[0], c.compute));
     lasp::linear_state(b.k, b.v, lasp::Piece{0, 256}, b.m, c.dims, c.tables.kLDecay, c.compute, b.kv_ws);
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[0 * 2 + 1], c.compute));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[1], c.compute));
     CUDA_CHECK(cudaEventRecord(c.events[0], c.compute));
   }
   // [1] M[3] = K^T V over piece 3 (decayed)
   if (run.compute) {
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[1 * 2], c.compute));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[2], c.compute));
     lasp::linear_state(b.k, b.v, lasp::Piece{256, 256}, b.m + 16384, c.dims, c.tables.kLDecay, c.compute, b.kv_ws + 1 * b.ws_floats);
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[1 * 2 + 1], c.compute));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[3], c.compute));
     CUDA_CHECK(cudaEventRecord(c.events[1], c.compute));
   }
   // [2] AllGather piece states (2 per rank)
@@ -206,36 +207,36 @@ static void L_forward_rank0(const Ctx& c, LBuffers& b, Run run) {
     CUDA_CHECK(cudaStreamWaitEvent(c.comm, c.events[0], 0));
     CUDA_CHECK(cudaStreamWaitEvent(c.comm, c.events[1], 0));
     CUDA_CHECK(cudaEventRecord(c.started[2], c.comm));  // the collective is next on its stream
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[2 * 2], c.comm));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[4], c.comm));
     NCCL_CHECK(ncclAllGather(b.m, b.m_all, 32768, ncclFloat32, c.nccl_few_ctas, c.comm));
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[2 * 2 + 1], c.comm));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[5], c.comm));
     CUDA_CHECK(cudaEventRecord(c.events[2], c.comm));
   }
   // [3] Q = X Wq (the layer's projection)
   if (run.compute) {
     CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.started[2], 0));  // let the collective start first
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[3 * 2], c.compute));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[6], c.compute));
     run_host(run, HostWork::kQProjection);
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[3 * 2 + 1], c.compute));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[7], c.compute));
   }
   // [4] O[0] = intra-piece product (chunk algorithm)
   if (run.compute) {
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[4 * 2], c.compute));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[8], c.compute));
     lasp::linear_intra(b.q, b.k, b.v, lasp::Piece{0, 256}, b.o, c.dims, c.tables.kLDecay, true, c.compute, b.kv_ws);
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[4 * 2 + 1], c.compute));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[9], c.compute));
   }
   // [5] P[3] = decayed sum of the 3 earlier piece states
   if (run.compute) {
     CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.events[2], 0));
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[5 * 2], c.compute));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[10], c.compute));
     lasp::linear_decayed_sum(b.m_all, 4, c.tables.kL_forward_r0_gaps1, b.p + 16384, c.dims, c.tables.kLDecay, c.compute);
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[5 * 2 + 1], c.compute));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[11], c.compute));
   }
   // [6] O[3] = intra-piece product + lam^(i+1) Q P (one walk)
   if (run.compute) {
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[6 * 2], c.compute));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[12], c.compute));
     lasp::linear_forward_fused(b.q, b.k, b.v, b.p + 16384, lasp::Piece{256, 256}, b.o, c.dims, c.tables.kLDecay, true, c.compute, b.kv_ws + 1 * b.ws_floats);
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[6 * 2 + 1], c.compute));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[13], c.compute));
   }
 }
 
@@ -243,16 +244,16 @@ static void L_forward_rank0(const Ctx& c, LBuffers& b, Run run) {
 static void L_forward_rank1(const Ctx& c, LBuffers& b, Run run) {
   // [0] M[1] = K^T V over piece 1 (decayed)
   if (run.compute) {
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[0 * 2], c.compute));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[0], c.compute));
     lasp::linear_state(b.k, b.v, lasp::Piece{0, 256}, b.m, c.dims, c.tables.kLDecay, c.compute, b.kv_ws);
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[0 * 2 + 1], c.compute));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[1], c.compute));
     CUDA_CHECK(cudaEventRecord(c.events[0], c.compute));
   }
   // [1] M[2] = K^T V over piece 2 (decayed)
   if (run.compute) {
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[1 * 2], c.compute));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[2], c.compute));
     lasp::linear_state(b.k, b.v, lasp::Piece{256, 256}, b.m + 16384, c.dims, c.tables.kLDecay, c.compute, b.kv_ws + 1 * b.ws_floats);
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[1 * 2 + 1], c.compute));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[3], c.compute));
     CUDA_CHECK(cudaEventRecord(c.events[1], c.compute));
   }
   // [2] AllGather piece states (2 per rank)
@@ -260,43 +261,43 @@ static void L_forward_rank1(const Ctx& c, LBuffers& b, Run run) {
     CUDA_CHECK(cudaStreamWaitEvent(c.comm, c.events[0], 0));
     CUDA_CHECK(cudaStreamWaitEvent(c.comm, c.events[1], 0));
     CUDA_CHECK(cudaEventRecord(c.started[2], c.comm));  // the collective is next on its stream
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[2 * 2], c.comm));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[4], c.comm));
     NCCL_CHECK(ncclAllGather(b.m, b.m_all, 32768, ncclFloat32, c.nccl_few_ctas, c.comm));
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[2 * 2 + 1], c.comm));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[5], c.comm));
     CUDA_CHECK(cudaEventRecord(c.events[2], c.comm));
   }
   // [3] Q = X Wq (the layer's projection)
   if (run.compute) {
     CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.started[2], 0));  // let the collective start first
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[3 * 2], c.compute));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[6], c.compute));
     run_host(run, HostWork::kQProjection);
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[3 * 2 + 1], c.compute));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[7], c.compute));
   }
   // [4] P[1] = decayed sum of the 1 earlier piece states
   if (run.compute) {
     CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.events[2], 0));
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[4 * 2], c.compute));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[8], c.compute));
     lasp::linear_decayed_sum(b.m_all, 4, c.tables.kL_forward_r1_gaps0, b.p, c.dims, c.tables.kLDecay, c.compute);
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[4 * 2 + 1], c.compute));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[9], c.compute));
   }
   // [5] O[1] = intra-piece product + lam^(i+1) Q P (one walk)
   if (run.compute) {
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[5 * 2], c.compute));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[10], c.compute));
     lasp::linear_forward_fused(b.q, b.k, b.v, b.p, lasp::Piece{0, 256}, b.o, c.dims, c.tables.kLDecay, true, c.compute, b.kv_ws);
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[5 * 2 + 1], c.compute));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[11], c.compute));
   }
   // [6] P[2] = decayed sum of the 2 earlier piece states
   if (run.compute) {
     CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.events[2], 0));
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[6 * 2], c.compute));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[12], c.compute));
     lasp::linear_decayed_sum(b.m_all, 4, c.tables.kL_forward_r1_gaps1, b.p + 16384, c.dims, c.tables.kLDecay, c.compute);
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[6 * 2 + 1], c.compute));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[13], c.compute));
   }
   // [7] O[2] = intra-piece product + lam^(i+1) Q P (one walk)
   if (run.compute) {
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[7 * 2], c.compute));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[14], c.compute));
     lasp::linear_forward_fused(b.q, b.k, b.v, b.p + 16384, lasp::Piece{256, 256}, b.o, c.dims, c.tables.kLDecay, true, c.compute, b.kv_ws + 1 * b.ws_floats);
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[7 * 2 + 1], c.compute));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[15], c.compute));
   }
 }
 
@@ -313,16 +314,16 @@ inline void L_forward(const Ctx& c, LBuffers& b, Run run = Run{}) {
 static void L_backward_rank0(const Ctx& c, LBuffers& b, Run run) {
   // [0] dM[0] = lam^(i+1) Q^T dO over piece 0
   if (run.compute) {
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[0 * 2], c.compute));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[0], c.compute));
     lasp::linear_grad_state(b.q, b.do_, lasp::Piece{0, 256}, b.dm, c.dims, c.tables.kLDecay, c.compute, b.qdo_ws);
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[0 * 2 + 1], c.compute));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[1], c.compute));
     CUDA_CHECK(cudaEventRecord(c.events[0], c.compute));
   }
   // [1] dM[3] = lam^(i+1) Q^T dO over piece 3
   if (run.compute) {
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[1 * 2], c.compute));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[2], c.compute));
     lasp::linear_grad_state(b.q, b.do_, lasp::Piece{256, 256}, b.dm + 16384, c.dims, c.tables.kLDecay, c.compute, b.qdo_ws + 1 * b.ws_floats);
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[1 * 2 + 1], c.compute));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[3], c.compute));
     CUDA_CHECK(cudaEventRecord(c.events[1], c.compute));
   }
   // [2] AllGather piece gradient states (2 per rank)
@@ -330,36 +331,36 @@ static void L_backward_rank0(const Ctx& c, LBuffers& b, Run run) {
     CUDA_CHECK(cudaStreamWaitEvent(c.comm, c.events[0], 0));
     CUDA_CHECK(cudaStreamWaitEvent(c.comm, c.events[1], 0));
     CUDA_CHECK(cudaEventRecord(c.started[2], c.comm));  // the collective is next on its stream
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[2 * 2], c.comm));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[4], c.comm));
     NCCL_CHECK(ncclAllGather(b.dm, b.dm_all, 32768, ncclFloat32, c.nccl_few_ctas, c.comm));
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[2 * 2 + 1], c.comm));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[5], c.comm));
     CUDA_CHECK(cudaEventRecord(c.events[2], c.comm));
   }
   // [3] dWo = attn^T dY (the layer's weight gradient)
   if (run.compute) {
     CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.started[2], 0));  // let the collective start first
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[3 * 2], c.compute));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[6], c.compute));
     run_host(run, HostWork::kOWeightGrad);
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[3 * 2 + 1], c.compute));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[7], c.compute));
   }
   // [4] G[0] = decayed sum of the 3 later pieces' dM
   if (run.compute) {
     CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.events[2], 0));
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[4 * 2], c.compute));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[8], c.compute));
     lasp::linear_decayed_sum(b.dm_all, 4, c.tables.kL_backward_r0_gaps0, b.g, c.dims, c.tables.kLDecay, c.compute);
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[4 * 2 + 1], c.compute));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[9], c.compute));
   }
   // [5] dQ, dK, dV[0] inside the piece + the G terms (one walk)
   if (run.compute) {
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[5 * 2], c.compute));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[10], c.compute));
     lasp::linear_backward_fused(b.q, b.k, b.v, b.do_, nullptr, b.g, lasp::Piece{0, 256}, b.dq, b.dk, b.dv, c.dims, c.tables.kLDecay, true, c.compute, b.kv_ws, b.qdo_ws);
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[5 * 2 + 1], c.compute));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[11], c.compute));
   }
   // [6] dQ, dK, dV[3] inside the piece + the dO P^T terms (one walk)
   if (run.compute) {
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[6 * 2], c.compute));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[12], c.compute));
     lasp::linear_backward_fused(b.q, b.k, b.v, b.do_, b.p + 16384, nullptr, lasp::Piece{256, 256}, b.dq, b.dk, b.dv, c.dims, c.tables.kLDecay, true, c.compute, b.kv_ws + 1 * b.ws_floats, b.qdo_ws + 1 * b.ws_floats);
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[6 * 2 + 1], c.compute));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[13], c.compute));
   }
 }
 
@@ -367,16 +368,16 @@ static void L_backward_rank0(const Ctx& c, LBuffers& b, Run run) {
 static void L_backward_rank1(const Ctx& c, LBuffers& b, Run run) {
   // [0] dM[1] = lam^(i+1) Q^T dO over piece 1
   if (run.compute) {
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[0 * 2], c.compute));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[0], c.compute));
     lasp::linear_grad_state(b.q, b.do_, lasp::Piece{0, 256}, b.dm, c.dims, c.tables.kLDecay, c.compute, b.qdo_ws);
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[0 * 2 + 1], c.compute));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[1], c.compute));
     CUDA_CHECK(cudaEventRecord(c.events[0], c.compute));
   }
   // [1] dM[2] = lam^(i+1) Q^T dO over piece 2
   if (run.compute) {
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[1 * 2], c.compute));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[2], c.compute));
     lasp::linear_grad_state(b.q, b.do_, lasp::Piece{256, 256}, b.dm + 16384, c.dims, c.tables.kLDecay, c.compute, b.qdo_ws + 1 * b.ws_floats);
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[1 * 2 + 1], c.compute));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[3], c.compute));
     CUDA_CHECK(cudaEventRecord(c.events[1], c.compute));
   }
   // [2] AllGather piece gradient states (2 per rank)
@@ -384,43 +385,43 @@ static void L_backward_rank1(const Ctx& c, LBuffers& b, Run run) {
     CUDA_CHECK(cudaStreamWaitEvent(c.comm, c.events[0], 0));
     CUDA_CHECK(cudaStreamWaitEvent(c.comm, c.events[1], 0));
     CUDA_CHECK(cudaEventRecord(c.started[2], c.comm));  // the collective is next on its stream
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[2 * 2], c.comm));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[4], c.comm));
     NCCL_CHECK(ncclAllGather(b.dm, b.dm_all, 32768, ncclFloat32, c.nccl_few_ctas, c.comm));
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[2 * 2 + 1], c.comm));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[5], c.comm));
     CUDA_CHECK(cudaEventRecord(c.events[2], c.comm));
   }
   // [3] dWo = attn^T dY (the layer's weight gradient)
   if (run.compute) {
     CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.started[2], 0));  // let the collective start first
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[3 * 2], c.compute));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[6], c.compute));
     run_host(run, HostWork::kOWeightGrad);
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[3 * 2 + 1], c.compute));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[7], c.compute));
   }
   // [4] G[1] = decayed sum of the 2 later pieces' dM
   if (run.compute) {
     CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.events[2], 0));
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[4 * 2], c.compute));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[8], c.compute));
     lasp::linear_decayed_sum(b.dm_all, 4, c.tables.kL_backward_r1_gaps0, b.g, c.dims, c.tables.kLDecay, c.compute);
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[4 * 2 + 1], c.compute));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[9], c.compute));
   }
   // [5] dQ, dK, dV[1] inside the piece + the dO P^T, G terms (one walk)
   if (run.compute) {
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[5 * 2], c.compute));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[10], c.compute));
     lasp::linear_backward_fused(b.q, b.k, b.v, b.do_, b.p, b.g, lasp::Piece{0, 256}, b.dq, b.dk, b.dv, c.dims, c.tables.kLDecay, true, c.compute, b.kv_ws, b.qdo_ws);
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[5 * 2 + 1], c.compute));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[11], c.compute));
   }
   // [6] G[2] = decayed sum of the 1 later pieces' dM
   if (run.compute) {
     CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.events[2], 0));
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[6 * 2], c.compute));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[12], c.compute));
     lasp::linear_decayed_sum(b.dm_all, 4, c.tables.kL_backward_r1_gaps1, b.g + 16384, c.dims, c.tables.kLDecay, c.compute);
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[6 * 2 + 1], c.compute));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[13], c.compute));
   }
   // [7] dQ, dK, dV[2] inside the piece + the dO P^T, G terms (one walk)
   if (run.compute) {
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[7 * 2], c.compute));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[14], c.compute));
     lasp::linear_backward_fused(b.q, b.k, b.v, b.do_, b.p + 16384, b.g + 16384, lasp::Piece{256, 256}, b.dq, b.dk, b.dv, c.dims, c.tables.kLDecay, true, c.compute, b.kv_ws + 1 * b.ws_floats, b.qdo_ws + 1 * b.ws_floats);
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[7 * 2 + 1], c.compute));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[15], c.compute));
   }
 }
 
@@ -531,33 +532,33 @@ static void S_forward_rank0(const Ctx& c, SBuffers& b, Run run) {
   // [0] AllGather K and V (2 kv heads)
   if (run.comm) {
     CUDA_CHECK(cudaEventRecord(c.started[0], c.comm));  // the collective is next on its stream
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[0 * 2], c.comm));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[0], c.comm));
     NCCL_CHECK(ncclGroupStart());
     NCCL_CHECK(ncclAllGather(b.k, b.k_all, 65536, ncclBfloat16, c.nccl_few_ctas, c.comm));
     NCCL_CHECK(ncclAllGather(b.v, b.v_all, 65536, ncclBfloat16, c.nccl_few_ctas, c.comm));
     NCCL_CHECK(ncclGroupEnd());
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[0 * 2 + 1], c.comm));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[1], c.comm));
     CUDA_CHECK(cudaEventRecord(c.events[0], c.comm));
   }
   // [1] attend to this rank's own keys (no communication needed)
   if (run.compute) {
     CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.started[0], 0));  // let the collective start first
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[1 * 2], c.compute));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[2], c.compute));
     lasp::softmax_block_forward(b.q, b.k, b.v, kS_dims, kPieceMaps[0], kPieceMaps[0], true, b.o_part, b.lse_part, nullptr, c.compute);
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[1 * 2 + 1], c.compute));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[3], c.compute));
   }
   // [2] attend to rank 1's keys
   if (run.compute) {
     CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.events[0], 0));
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[2 * 2], c.compute));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[4], c.compute));
     lasp::softmax_block_forward(b.q, b.k_all + 65536, b.v_all + 65536, kS_dims, kPieceMaps[0], kPieceMaps[1], true, b.o_part + 131072, b.lse_part + 2048, nullptr, c.compute);
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[2 * 2 + 1], c.compute));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[5], c.compute));
   }
   // [3] merge 2 partial results (log-sum-exp)
   if (run.compute) {
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[3 * 2], c.compute));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[6], c.compute));
     lasp::softmax_merge(b.o_part, b.lse_part, lasp::SlotList{2, {0, 1}}, b.o, b.lse, 1, 512, 4, 64, c.compute);
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[3 * 2 + 1], c.compute));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[7], c.compute));
   }
 }
 
@@ -566,33 +567,33 @@ static void S_forward_rank1(const Ctx& c, SBuffers& b, Run run) {
   // [0] AllGather K and V (2 kv heads)
   if (run.comm) {
     CUDA_CHECK(cudaEventRecord(c.started[0], c.comm));  // the collective is next on its stream
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[0 * 2], c.comm));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[0], c.comm));
     NCCL_CHECK(ncclGroupStart());
     NCCL_CHECK(ncclAllGather(b.k, b.k_all, 65536, ncclBfloat16, c.nccl_few_ctas, c.comm));
     NCCL_CHECK(ncclAllGather(b.v, b.v_all, 65536, ncclBfloat16, c.nccl_few_ctas, c.comm));
     NCCL_CHECK(ncclGroupEnd());
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[0 * 2 + 1], c.comm));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[1], c.comm));
     CUDA_CHECK(cudaEventRecord(c.events[0], c.comm));
   }
   // [1] attend to this rank's own keys (no communication needed)
   if (run.compute) {
     CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.started[0], 0));  // let the collective start first
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[1 * 2], c.compute));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[2], c.compute));
     lasp::softmax_block_forward(b.q, b.k, b.v, kS_dims, kPieceMaps[1], kPieceMaps[1], true, b.o_part + 131072, b.lse_part + 2048, nullptr, c.compute);
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[1 * 2 + 1], c.compute));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[3], c.compute));
   }
   // [2] attend to rank 0's keys
   if (run.compute) {
     CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.events[0], 0));
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[2 * 2], c.compute));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[4], c.compute));
     lasp::softmax_block_forward(b.q, b.k_all, b.v_all, kS_dims, kPieceMaps[1], kPieceMaps[0], true, b.o_part, b.lse_part, nullptr, c.compute);
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[2 * 2 + 1], c.compute));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[5], c.compute));
   }
   // [3] merge 2 partial results (log-sum-exp)
   if (run.compute) {
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[3 * 2], c.compute));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[6], c.compute));
     lasp::softmax_merge(b.o_part, b.lse_part, lasp::SlotList{2, {1, 0}}, b.o, b.lse, 1, 512, 4, 64, c.compute);
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[3 * 2 + 1], c.compute));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[7], c.compute));
   }
 }
 
@@ -609,53 +610,53 @@ inline void S_forward(const Ctx& c, SBuffers& b, Run run = Run{}) {
 static void S_backward_rank0(const Ctx& c, SBuffers& b, Run run) {
   // [0] clear dQ and the dK, dV accumulators
   if (run.compute) {
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[0 * 2], c.compute));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[0], c.compute));
     CUDA_CHECK(cudaMemsetAsync(b.dq_acc, 0, 131072 * sizeof(float), c.compute));
     CUDA_CHECK(cudaMemsetAsync(b.dk_all, 0, 131072 * sizeof(float), c.compute));
     CUDA_CHECK(cudaMemsetAsync(b.dv_all, 0, 131072 * sizeof(float), c.compute));
     CUDA_CHECK(cudaMemsetAsync(b.dk_own, 0, 65536 * sizeof(float), c.compute));
     CUDA_CHECK(cudaMemsetAsync(b.dv_own, 0, 65536 * sizeof(float), c.compute));
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[0 * 2 + 1], c.compute));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[1], c.compute));
   }
   // [1] dQ, and dK, dV of rank 1's positions
   if (run.compute) {
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[1 * 2], c.compute));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[2], c.compute));
     lasp::softmax_block_backward(b.q, b.k_all + 65536, b.v_all + 65536, b.o, b.lse, b.do_, kS_dims, kPieceMaps[0], kPieceMaps[1], true, b.dq_acc, b.dk_all + 65536, b.dv_all + 65536, c.compute);
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[1 * 2 + 1], c.compute));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[3], c.compute));
     CUDA_CHECK(cudaEventRecord(c.events[1], c.compute));
   }
   // [2] ReduceScatter dK and dV to their owners
   if (run.comm) {
     CUDA_CHECK(cudaStreamWaitEvent(c.comm, c.events[1], 0));
     CUDA_CHECK(cudaEventRecord(c.started[2], c.comm));  // the collective is next on its stream
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[2 * 2], c.comm));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[4], c.comm));
     NCCL_CHECK(ncclGroupStart());
     NCCL_CHECK(ncclReduceScatter(b.dk_all, b.dk_sum, 65536, ncclFloat32, ncclSum, c.nccl_few_ctas, c.comm));
     NCCL_CHECK(ncclReduceScatter(b.dv_all, b.dv_sum, 65536, ncclFloat32, ncclSum, c.nccl_few_ctas, c.comm));
     NCCL_CHECK(ncclGroupEnd());
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[2 * 2 + 1], c.comm));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[5], c.comm));
     CUDA_CHECK(cudaEventRecord(c.events[2], c.comm));
   }
   // [3] dQ, and dK, dV of this rank's own positions (no communication needed)
   if (run.compute) {
     CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.started[2], 0));  // let the collective start first
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[3 * 2], c.compute));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[6], c.compute));
     lasp::softmax_block_backward(b.q, b.k_all, b.v_all, b.o, b.lse, b.do_, kS_dims, kPieceMaps[0], kPieceMaps[0], true, b.dq_acc, b.dk_own, b.dv_own, c.compute);
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[3 * 2 + 1], c.compute));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[7], c.compute));
   }
   // [4] dQ to the activation type
   if (run.compute) {
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[4 * 2], c.compute));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[8], c.compute));
     lasp::cast_to_bf16(b.dq_acc, b.dq, 131072, c.compute);
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[4 * 2 + 1], c.compute));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[9], c.compute));
   }
   // [5] dK, dV of this rank: the other ranks' share plus its own
   if (run.compute) {
     CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.events[2], 0));
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[5 * 2], c.compute));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[10], c.compute));
     lasp::add_to_bf16(b.dk_sum, b.dk_own, b.dk, 65536, c.compute);
     lasp::add_to_bf16(b.dv_sum, b.dv_own, b.dv, 65536, c.compute);
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[5 * 2 + 1], c.compute));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[11], c.compute));
   }
 }
 
@@ -663,53 +664,53 @@ static void S_backward_rank0(const Ctx& c, SBuffers& b, Run run) {
 static void S_backward_rank1(const Ctx& c, SBuffers& b, Run run) {
   // [0] clear dQ and the dK, dV accumulators
   if (run.compute) {
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[0 * 2], c.compute));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[0], c.compute));
     CUDA_CHECK(cudaMemsetAsync(b.dq_acc, 0, 131072 * sizeof(float), c.compute));
     CUDA_CHECK(cudaMemsetAsync(b.dk_all, 0, 131072 * sizeof(float), c.compute));
     CUDA_CHECK(cudaMemsetAsync(b.dv_all, 0, 131072 * sizeof(float), c.compute));
     CUDA_CHECK(cudaMemsetAsync(b.dk_own, 0, 65536 * sizeof(float), c.compute));
     CUDA_CHECK(cudaMemsetAsync(b.dv_own, 0, 65536 * sizeof(float), c.compute));
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[0 * 2 + 1], c.compute));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[1], c.compute));
   }
   // [1] dQ, and dK, dV of rank 0's positions
   if (run.compute) {
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[1 * 2], c.compute));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[2], c.compute));
     lasp::softmax_block_backward(b.q, b.k_all, b.v_all, b.o, b.lse, b.do_, kS_dims, kPieceMaps[1], kPieceMaps[0], true, b.dq_acc, b.dk_all, b.dv_all, c.compute);
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[1 * 2 + 1], c.compute));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[3], c.compute));
     CUDA_CHECK(cudaEventRecord(c.events[1], c.compute));
   }
   // [2] ReduceScatter dK and dV to their owners
   if (run.comm) {
     CUDA_CHECK(cudaStreamWaitEvent(c.comm, c.events[1], 0));
     CUDA_CHECK(cudaEventRecord(c.started[2], c.comm));  // the collective is next on its stream
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[2 * 2], c.comm));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[4], c.comm));
     NCCL_CHECK(ncclGroupStart());
     NCCL_CHECK(ncclReduceScatter(b.dk_all, b.dk_sum, 65536, ncclFloat32, ncclSum, c.nccl_few_ctas, c.comm));
     NCCL_CHECK(ncclReduceScatter(b.dv_all, b.dv_sum, 65536, ncclFloat32, ncclSum, c.nccl_few_ctas, c.comm));
     NCCL_CHECK(ncclGroupEnd());
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[2 * 2 + 1], c.comm));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[5], c.comm));
     CUDA_CHECK(cudaEventRecord(c.events[2], c.comm));
   }
   // [3] dQ, and dK, dV of this rank's own positions (no communication needed)
   if (run.compute) {
     CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.started[2], 0));  // let the collective start first
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[3 * 2], c.compute));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[6], c.compute));
     lasp::softmax_block_backward(b.q, b.k_all + 65536, b.v_all + 65536, b.o, b.lse, b.do_, kS_dims, kPieceMaps[1], kPieceMaps[1], true, b.dq_acc, b.dk_own, b.dv_own, c.compute);
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[3 * 2 + 1], c.compute));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[7], c.compute));
   }
   // [4] dQ to the activation type
   if (run.compute) {
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[4 * 2], c.compute));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[8], c.compute));
     lasp::cast_to_bf16(b.dq_acc, b.dq, 131072, c.compute);
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[4 * 2 + 1], c.compute));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[9], c.compute));
   }
   // [5] dK, dV of this rank: the other ranks' share plus its own
   if (run.compute) {
     CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.events[2], 0));
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[5 * 2], c.compute));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[10], c.compute));
     lasp::add_to_bf16(b.dk_sum, b.dk_own, b.dk, 65536, c.compute);
     lasp::add_to_bf16(b.dv_sum, b.dv_own, b.dv, 65536, c.compute);
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[5 * 2 + 1], c.compute));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[11], c.compute));
   }
 }
 

@@ -30,6 +30,7 @@ constexpr int kSteps = 3;  // timed steps (bench) by default
 constexpr int kWarmup = 1;  // untimed warm-up steps
 constexpr int kSeed = 1;  // seed of weights and inputs
 constexpr float kNormEps = 0.0000100000000f;  // RMSNorm epsilon
+constexpr float kWeightScale = 0.0625000000f;  // standard deviation of the initial weights, 1/sqrt(hidden)
 constexpr int kFewCtas = 4;  // CTA limit of the communicator for small collectives beside computation (Ctx::nccl_few_ctas)
 
 // Where each sequence-parallel rank's rows sit in the global sequence (contiguous layout).
@@ -173,31 +174,31 @@ inline LBuffers alloc_L(const LBuffers* shared) {
 static void L_forward_rank0(const Ctx& c, LBuffers& b, Run run) {
   // [0] M[0] = K^T V over piece 0 (decayed)
   if (run.compute) {
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[0 * 2], c.compute));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[0], c.compute));
     lasp::linear_state(b.k, b.v, lasp::Piece{0, 512}, b.m, c.dims, c.tables.kLDecay, c.compute, b.kv_ws);
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[0 * 2 + 1], c.compute));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[1], c.compute));
     CUDA_CHECK(cudaEventRecord(c.events[0], c.compute));
   }
   // [1] AllGather piece states (1 per rank)
   if (run.comm) {
     CUDA_CHECK(cudaStreamWaitEvent(c.comm, c.events[0], 0));
     CUDA_CHECK(cudaEventRecord(c.started[1], c.comm));  // the collective is next on its stream
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[1 * 2], c.comm));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[2], c.comm));
     NCCL_CHECK(ncclAllGather(b.m, b.m_all, 16384, ncclFloat32, c.nccl_few_ctas, c.comm));
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[1 * 2 + 1], c.comm));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[3], c.comm));
   }
   // [2] Q = X Wq (the layer's projection)
   if (run.compute) {
     CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.started[1], 0));  // let the collective start first
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[2 * 2], c.compute));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[4], c.compute));
     run_host(run, HostWork::kQProjection);
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[2 * 2 + 1], c.compute));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[5], c.compute));
   }
   // [3] O[0] = intra-piece product (chunk algorithm)
   if (run.compute) {
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[3 * 2], c.compute));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[6], c.compute));
     lasp::linear_intra(b.q, b.k, b.v, lasp::Piece{0, 512}, b.o, c.dims, c.tables.kLDecay, true, c.compute, b.kv_ws);
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[3 * 2 + 1], c.compute));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[7], c.compute));
   }
 }
 
@@ -205,39 +206,39 @@ static void L_forward_rank0(const Ctx& c, LBuffers& b, Run run) {
 static void L_forward_rank1(const Ctx& c, LBuffers& b, Run run) {
   // [0] M[1] = K^T V over piece 1 (decayed)
   if (run.compute) {
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[0 * 2], c.compute));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[0], c.compute));
     lasp::linear_state(b.k, b.v, lasp::Piece{0, 512}, b.m, c.dims, c.tables.kLDecay, c.compute, b.kv_ws);
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[0 * 2 + 1], c.compute));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[1], c.compute));
     CUDA_CHECK(cudaEventRecord(c.events[0], c.compute));
   }
   // [1] AllGather piece states (1 per rank)
   if (run.comm) {
     CUDA_CHECK(cudaStreamWaitEvent(c.comm, c.events[0], 0));
     CUDA_CHECK(cudaEventRecord(c.started[1], c.comm));  // the collective is next on its stream
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[1 * 2], c.comm));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[2], c.comm));
     NCCL_CHECK(ncclAllGather(b.m, b.m_all, 16384, ncclFloat32, c.nccl_few_ctas, c.comm));
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[1 * 2 + 1], c.comm));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[3], c.comm));
     CUDA_CHECK(cudaEventRecord(c.events[1], c.comm));
   }
   // [2] Q = X Wq (the layer's projection)
   if (run.compute) {
     CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.started[1], 0));  // let the collective start first
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[2 * 2], c.compute));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[4], c.compute));
     run_host(run, HostWork::kQProjection);
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[2 * 2 + 1], c.compute));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[5], c.compute));
   }
   // [3] P[1] = decayed sum of the 1 earlier piece states
   if (run.compute) {
     CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.events[1], 0));
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[3 * 2], c.compute));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[6], c.compute));
     lasp::linear_decayed_sum(b.m_all, 2, c.tables.kL_forward_r1_gaps0, b.p, c.dims, c.tables.kLDecay, c.compute);
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[3 * 2 + 1], c.compute));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[7], c.compute));
   }
   // [4] O[1] = intra-piece product + lam^(i+1) Q P (one walk)
   if (run.compute) {
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[4 * 2], c.compute));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[8], c.compute));
     lasp::linear_forward_fused(b.q, b.k, b.v, b.p, lasp::Piece{0, 512}, b.o, c.dims, c.tables.kLDecay, true, c.compute, b.kv_ws);
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[4 * 2 + 1], c.compute));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[9], c.compute));
   }
 }
 
@@ -254,39 +255,39 @@ inline void L_forward(const Ctx& c, LBuffers& b, Run run = Run{}) {
 static void L_backward_rank0(const Ctx& c, LBuffers& b, Run run) {
   // [0] dM[0] = lam^(i+1) Q^T dO over piece 0
   if (run.compute) {
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[0 * 2], c.compute));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[0], c.compute));
     lasp::linear_grad_state(b.q, b.do_, lasp::Piece{0, 512}, b.dm, c.dims, c.tables.kLDecay, c.compute, b.qdo_ws);
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[0 * 2 + 1], c.compute));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[1], c.compute));
     CUDA_CHECK(cudaEventRecord(c.events[0], c.compute));
   }
   // [1] AllGather piece gradient states (1 per rank)
   if (run.comm) {
     CUDA_CHECK(cudaStreamWaitEvent(c.comm, c.events[0], 0));
     CUDA_CHECK(cudaEventRecord(c.started[1], c.comm));  // the collective is next on its stream
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[1 * 2], c.comm));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[2], c.comm));
     NCCL_CHECK(ncclAllGather(b.dm, b.dm_all, 16384, ncclFloat32, c.nccl_few_ctas, c.comm));
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[1 * 2 + 1], c.comm));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[3], c.comm));
     CUDA_CHECK(cudaEventRecord(c.events[1], c.comm));
   }
   // [2] dWo = attn^T dY (the layer's weight gradient)
   if (run.compute) {
     CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.started[1], 0));  // let the collective start first
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[2 * 2], c.compute));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[4], c.compute));
     run_host(run, HostWork::kOWeightGrad);
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[2 * 2 + 1], c.compute));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[5], c.compute));
   }
   // [3] G[0] = decayed sum of the 1 later pieces' dM
   if (run.compute) {
     CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.events[1], 0));
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[3 * 2], c.compute));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[6], c.compute));
     lasp::linear_decayed_sum(b.dm_all, 2, c.tables.kL_backward_r0_gaps0, b.g, c.dims, c.tables.kLDecay, c.compute);
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[3 * 2 + 1], c.compute));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[7], c.compute));
   }
   // [4] dQ, dK, dV[0] inside the piece + the G terms (one walk)
   if (run.compute) {
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[4 * 2], c.compute));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[8], c.compute));
     lasp::linear_backward_fused(b.q, b.k, b.v, b.do_, nullptr, b.g, lasp::Piece{0, 512}, b.dq, b.dk, b.dv, c.dims, c.tables.kLDecay, true, c.compute, b.kv_ws, b.qdo_ws);
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[4 * 2 + 1], c.compute));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[9], c.compute));
   }
 }
 
@@ -294,31 +295,31 @@ static void L_backward_rank0(const Ctx& c, LBuffers& b, Run run) {
 static void L_backward_rank1(const Ctx& c, LBuffers& b, Run run) {
   // [0] dM[1] = lam^(i+1) Q^T dO over piece 1
   if (run.compute) {
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[0 * 2], c.compute));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[0], c.compute));
     lasp::linear_grad_state(b.q, b.do_, lasp::Piece{0, 512}, b.dm, c.dims, c.tables.kLDecay, c.compute, b.qdo_ws);
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[0 * 2 + 1], c.compute));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[1], c.compute));
     CUDA_CHECK(cudaEventRecord(c.events[0], c.compute));
   }
   // [1] AllGather piece gradient states (1 per rank)
   if (run.comm) {
     CUDA_CHECK(cudaStreamWaitEvent(c.comm, c.events[0], 0));
     CUDA_CHECK(cudaEventRecord(c.started[1], c.comm));  // the collective is next on its stream
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[1 * 2], c.comm));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[2], c.comm));
     NCCL_CHECK(ncclAllGather(b.dm, b.dm_all, 16384, ncclFloat32, c.nccl_few_ctas, c.comm));
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[1 * 2 + 1], c.comm));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[3], c.comm));
   }
   // [2] dWo = attn^T dY (the layer's weight gradient)
   if (run.compute) {
     CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.started[1], 0));  // let the collective start first
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[2 * 2], c.compute));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[4], c.compute));
     run_host(run, HostWork::kOWeightGrad);
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[2 * 2 + 1], c.compute));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[5], c.compute));
   }
   // [3] dQ, dK, dV[1] inside the piece + the dO P^T terms (one walk)
   if (run.compute) {
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[3 * 2], c.compute));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[6], c.compute));
     lasp::linear_backward_fused(b.q, b.k, b.v, b.do_, b.p, nullptr, lasp::Piece{0, 512}, b.dq, b.dk, b.dv, c.dims, c.tables.kLDecay, true, c.compute, b.kv_ws, b.qdo_ws);
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[3 * 2 + 1], c.compute));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[7], c.compute));
   }
 }
 
