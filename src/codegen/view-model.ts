@@ -197,16 +197,16 @@ function stepView(step: Step, ctx: StepContext, events: Set<number>, overlap: Ma
 
 /**
  * Step views in program order, with each send issued in one NCCL group with the receive beside it
- * (pairedWithPrevious: a ring's ranks all send before they receive). The group waits for what either step
- * waits for and records both steps' events.
+ * (`paired`, from pairedWithPrevious: a ring's ranks all send before they receive). The group waits for what
+ * either step waits for and records both steps' events.
  */
 export function rankSteps(
   program: RankProgram,
   ctx: StepContext,
   events: Set<number>,
   overlap: Map<number, number>,
+  paired: ReadonlySet<number>,
 ): StepView[] {
-  const paired = pairedWithPrevious(program, ctx.schedule.passes[ctx.pass]);
   const views: StepView[] = [];
   for (const step of program.steps) {
     const view = stepView(step, ctx, events, overlap);
@@ -379,7 +379,8 @@ export function buildView({ spec, program, compilerVersion }: ViewInputs): Progr
     const kvHeads = softmax ? layer.kvHeads : sizes.heads;
     const workspaces = usesWorkspaces(schedule.passes.forward);
     const passes = (["forward", "backward"] as const).map((pass): PassView => {
-      const ranks = schedule.passes[pass].map((rp): RankView => {
+      const pairedByRank = pairedWithPrevious(schedule.passes[pass]);
+      const ranks = schedule.passes[pass].map((rp, at): RankView => {
         const overlap = overlapPartners(rp);
         const fewCtas = fewCtaCollectives(rp, overlap);
         const ctx: StepContext = {
@@ -397,7 +398,7 @@ export function buildView({ spec, program, compilerVersion }: ViewInputs): Progr
         return {
           rank: rp.rank,
           function: `${name}_${pass}_rank${rp.rank}`,
-          steps: rankSteps(rp, ctx, events, overlap),
+          steps: rankSteps(rp, ctx, events, overlap, pairedByRank[at]!),
         };
       });
       const events = Math.max(1, ...schedule.passes[pass].map((rp) => rp.steps.length));

@@ -219,10 +219,11 @@ describe("simulatePass on hand-written programs", () => {
 function checkTimeline(programs: RankProgram[], t: PassTimeline, machine: Machine): void {
   const eps = 1e-12;
   const at = new Map(programs.map((p, i) => [p.rank, i]));
+  const pairedByRank = pairedWithPrevious(programs);
   programs.forEach((p, i) => {
     const steps = t.ranks[i]!.steps;
     const last: Record<string, number> = { compute: 0, comm: 0 };
-    const paired = pairedWithPrevious(p, programs);
+    const paired = pairedByRank[i]!;
     let beforePrevious = 0; // the comm stream's end before the previous step: where a paired step may start
     for (const step of p.steps) {
       const s = steps[step.id]!;

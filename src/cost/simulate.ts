@@ -84,7 +84,7 @@ export function simulatePass(programs: RankProgram[], machine: Machine = DEFAULT
   }));
   const cursor = programs.map(() => ({ compute: 0, comm: 0 }));
   const free = programs.map(() => ({ compute: 0, comm: 0 }));
-  const paired = programs.map((p) => pairedWithPrevious(p, programs));
+  const paired = pairedWithPrevious(programs);
   /** The end of a send whose paired recv is still to come: the stream is busy until then too. */
   const groupEnd = programs.map((): number | undefined => undefined);
   programs.forEach((p) =>

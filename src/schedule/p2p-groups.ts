@@ -41,25 +41,28 @@ function dependsThroughOtherRanks(graph: PassGraph, rank: number, first: number,
 }
 
 /**
- * Ids of the steps of `program` issued in one NCCL group with the step just before them; `pass` is every
- * rank's program of the same pass (for dependencies through other ranks).
+ * For each rank's program of a pass (in the order given), the ids of the steps issued in one NCCL group
+ * with the step just before them. The pass's dependency graph is built once, and only when some rank has
+ * an adjacent send and receive to look at.
  */
-export function pairedWithPrevious(program: RankProgram, pass: RankProgram[]): Set<number> {
-  const graph = new PassGraph(pass);
-  const paired = new Set<number>();
-  for (let i = 1; i < program.steps.length; i++) {
-    const previous = program.steps[i - 1]!;
-    const step = program.steps[i]!;
-    if (paired.has(previous.id)) continue; // pairs, never chains
-    if (
-      isP2P(previous) &&
-      isP2P(step) &&
-      step.kind !== previous.kind &&
-      step.stream === previous.stream &&
-      locallyIndependent(previous, step) &&
-      !dependsThroughOtherRanks(graph, program.rank, previous.id, step.id)
-    )
-      paired.add(step.id);
-  }
-  return paired;
+export function pairedWithPrevious(pass: RankProgram[]): Set<number>[] {
+  let graph: PassGraph | undefined;
+  return pass.map((program) => {
+    const paired = new Set<number>();
+    for (let i = 1; i < program.steps.length; i++) {
+      const previous = program.steps[i - 1]!;
+      const step = program.steps[i]!;
+      if (paired.has(previous.id)) continue; // pairs, never chains
+      if (
+        isP2P(previous) &&
+        isP2P(step) &&
+        step.kind !== previous.kind &&
+        step.stream === previous.stream &&
+        locallyIndependent(previous, step) &&
+        !dependsThroughOtherRanks((graph ??= new PassGraph(pass)), program.rank, previous.id, step.id)
+      )
+        paired.add(step.id);
+    }
+    return paired;
+  });
 }
