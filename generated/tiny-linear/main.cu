@@ -149,6 +149,7 @@ struct State {
   lasp::Comms comms;
   program::Ctx ctx;
   cublasHandle_t blas;
+  int sms = 0;              // the GPU's SMs (a GEMM beside a collective is planned for fewer)
   cudaStream_t grad;        // the weight-gradient AllReduce, apart so LASP collectives never queue behind it
   cudaEvent_t fence, join;  // layer boundaries between the two streams
   cudaEvent_t grads_ready, grads_done;
@@ -193,11 +194,15 @@ static void o_weight_grad(State& st, int l, const KindInfo& kind, Buffers& b) {
 }
 
 // What a hosted kind's `host` steps run (program::Run::host): the projection the step stands for.
+// cuBLAS's Hopper GEMMs hold every SM until they end, so a collective issued beside one would start only
+// after it: with `leave_sms` > 0 the GEMM is planned for that many SMs fewer (cublasSetSmCountTarget).
 template <typename Buffers>
-static std::function<void(program::HostWork)> host_work(State& st, int l, const KindInfo& kind, Buffers& b) {
-  return [&st, l, &kind, &b](program::HostWork work) {
+static program::HostFn host_work(State& st, int l, const KindInfo& kind, Buffers& b) {
+  return [&st, l, &kind, &b](program::HostWork work, int leave_sms) {
+    if (leave_sms > 0) CUBLAS_CHECK(cublasSetSmCountTarget(st.blas, st.sms - leave_sms));
     if (work == program::HostWork::kQProjection) q_projection(st, l, kind, b);
     else o_weight_grad(st, l, kind, b);
+    if (leave_sms > 0) CUBLAS_CHECK(cublasSetSmCountTarget(st.blas, 0));
   };
 }
 
@@ -425,9 +430,9 @@ static int bench(State& st) {
     auto& b = g_layer0;
     const KindInfo& kind = kKinds[0];
     const auto host = host_work(st, 0, kind, b);
-    const std::function<void(program::HostWork)>* hooks = kind.hosted ? &host : nullptr;
-    const float q_proj = kind.hosted ? time_ms(st, 10, [&] { host(program::HostWork::kQProjection); }) : 0.0f;
-    const float projections = kind.hosted ? q_proj + time_ms(st, 10, [&] { host(program::HostWork::kOWeightGrad); }) : 0.0f;
+    const program::HostFn* hooks = kind.hosted ? &host : nullptr;
+    const float q_proj = kind.hosted ? time_ms(st, 10, [&] { host(program::HostWork::kQProjection, 0); }) : 0.0f;
+    const float projections = kind.hosted ? q_proj + time_ms(st, 10, [&] { host(program::HostWork::kOWeightGrad, 0); }) : 0.0f;
     program::Ctx serial = st.ctx;
     serial.comm = st.ctx.compute;
     auto both = [&](const program::Ctx& c, program::Run run) { program::L_forward(c, b, run); program::L_backward(c, b, run); };
@@ -553,6 +558,7 @@ int main(int argc, char** argv) {
   CUDA_CHECK(cudaSetDevice(st.layout.device));
   cudaDeviceProp prop;
   CUDA_CHECK(cudaGetDeviceProperties(&prop, st.layout.device));
+  st.sms = prop.multiProcessorCount;
   st.comms = lasp::init_comms(st.layout, opt.id_file, program::kFewCtas);
   // The communication stream gets the highest priority: the chunk kernels fill every SM, and NCCL's kernel
   // must take SMs as soon as any frees up, or the collective waits for the computation it should overlap.

@@ -4,7 +4,7 @@ import { describe, expect, it } from "vitest";
 import { checkSource } from "../check/front-end.js";
 import { lowerSpec } from "../schedule/lower.js";
 import type { CollectiveStep, RankProgram } from "../schedule/ir.js";
-import { fewCtaCollectives, OVERLAP_CTAS, SMALL_COLLECTIVE_BYTES } from "./communicators.js";
+import { fewCtaCollectives, GEMM_SM_MARGIN, OVERLAP_CTAS, SMALL_COLLECTIVE_BYTES } from "./communicators.js";
 import { generateProgram } from "./generate.js";
 import { overlapPartners } from "./view-model.js";
 
@@ -83,5 +83,35 @@ describe("the few-CTA communicator", () => {
     expect(main).toContain("lasp::init_comms(st.layout, opt.id_file, program::kFewCtas)");
     expect(main).toContain("st.ctx.nccl_few_ctas = st.comms.sp_few_ctas;");
     expect(files.get("lasp/comm.cuh")!).toContain("few.maxCTAs = few_ctas;");
+  });
+});
+
+describe("a projection beside a collective", () => {
+  const linear = (gpus: number) => {
+    const source = `model m { vocab 64 hidden 256 ffn 64 heads 4 head_dim 64
+      layer L = linear_attention { decay 0.9 }
+      stack L x 1 }
+      parallel { gpus ${gpus} sequence ${gpus} linear lasp2 }
+      run { seq_len 8K }`;
+    const checked = checkSource("t.lasp", source).spec;
+    if (checked === undefined) throw new Error("test spec does not check");
+    return generateProgram(checked);
+  };
+
+  it("leaves SMs to the state collective on every rank, and none where no collective runs", () => {
+    const cuh = linear(4).get("lasp/program.cuh")!;
+    const calls = [...cuh.matchAll(/run_host\(run, HostWork::(\w+), (\d+)\);/g)];
+    // Forward (Q projection) and backward (dWo) of each of the 4 ranks.
+    expect(calls).toHaveLength(8);
+    for (const [, , leave] of calls) expect(Number(leave)).toBe(GEMM_SM_MARGIN);
+    const single = linear(1).get("lasp/program.cuh")!;
+    const alone = [...single.matchAll(/run_host\(run, HostWork::(\w+), (\d+)\);/g)];
+    expect(alone).toHaveLength(2);
+    for (const [, , leave] of alone) expect(Number(leave)).toBe(0);
+    // The program plans the GEMM for fewer SMs only then, and only while the collective is issued.
+    expect(cuh).toContain("(*run.host)(work, run.comm ? leave_sms : 0)");
+    const main = linear(4).get("main.cu")!;
+    expect(main).toContain("cublasSetSmCountTarget(st.blas, st.sms - leave_sms)");
+    expect(main).toContain("cublasSetSmCountTarget(st.blas, 0)");
   });
 });

@@ -14,6 +14,15 @@ export const OVERLAP_CTAS = 4;
 export const SMALL_COLLECTIVE_BYTES = 8 * 1024 * 1024;
 
 /**
+ * SMs a projection GEMM (a `host` step) leaves free when a collective runs beside it. cuBLAS's Hopper
+ * kernels hold every SM until they end, so NCCL's kernel, issued beside one, started only after it: on
+ * 4 x H100 LASP-2's state AllGathers were not hidden at all (bench/results/2026-11-26-lasp2-overlap-h100x4.md).
+ * Planned for 16 SMs fewer, the GEMM lets the AllGather run beside it; 8 was not enough, 32 slowed the
+ * GEMM more than it helped.
+ */
+export const GEMM_SM_MARGIN = 16;
+
+/**
  * Collectives (step ids) of one rank's program that use the few-CTA communicator: small ones that have a
  * computation beside them (`partners`: computation step -> the collective it overlaps, from overlapPartners).
  */

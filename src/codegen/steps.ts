@@ -11,6 +11,7 @@ import type {
   Step,
 } from "../schedule/ir.js";
 import { elementsOf } from "../schedule/context.js";
+import { GEMM_SM_MARGIN } from "./communicators.js";
 import { cppIdent, softmaxDimsName } from "./names.js";
 import { workspaceArgs } from "./workspaces.js";
 
@@ -41,6 +42,8 @@ export interface StepContext {
   tables: TableSink[];
   /** Collectives that use the few-CTA communicator (communicators.ts); the others use the default one. */
   fewCtas: ReadonlySet<number>;
+  /** Computation steps that a collective overlaps (overlapPartners' keys). */
+  besideCollective: ReadonlySet<number>;
   /** The kind keeps segment-state workspaces (workspaces.ts). */
   workspaces: boolean;
 }
@@ -284,7 +287,8 @@ function computeCalls(step: ComputeStep, ctx: StepContext): Call[] {
     case "host": {
       const work =
         step.params["work"] === "q_projection" ? "HostWork::kQProjection" : "HostWork::kOWeightGrad";
-      return [{ check: "", fn: "run_host", args: ["run", work] }];
+      const leave = ctx.besideCollective.has(step.id) ? GEMM_SM_MARGIN : 0;
+      return [{ check: "", fn: "run_host", args: ["run", work, String(leave)] }];
     }
     case "linear.inter": {
       const j = num(step, "piece");

@@ -392,6 +392,7 @@ export function buildView({ spec, program, compilerVersion }: ViewInputs): Progr
           tables,
           pass,
           fewCtas,
+          besideCollective: new Set(overlap.keys()),
           workspaces,
         };
         const events = recordedSteps(rp);

@@ -243,6 +243,34 @@ describe("LASP-2 adds no zero terms", () => {
     }
   });
 
+  it("makes every walk wait for the collective, also where a piece takes nothing from it (fused)", () => {
+    // The first causal piece forward and the last backward add no state term, but their walks would
+    // otherwise hold every SM while the other ranks wait for this rank's share of the collective.
+    for (const layout of ["contiguous", "zigzag"] as const) {
+      const schedule = lowered(4, layout, "fused");
+      for (const pass of ["forward", "backward"] as const) {
+        for (const program of schedule.passes[pass]) {
+          const comm = program.steps.find((s) => s.kind === "collective")!;
+          const walks = program.steps.filter(
+            (s) => s.kind === "compute" && s.op.startsWith("linear.") && /intra|fused/.test(s.op),
+          );
+          expect(walks.length).toBeGreaterThan(0);
+          for (const walk of walks) {
+            const direct = walk.deps.includes(comm.id);
+            const throughStates = walk.deps.some((d) => program.steps[d]!.deps.includes(comm.id));
+            expect(direct || throughStates).toBe(true);
+          }
+        }
+      }
+    }
+    // The split arrangement keeps them free: there the collective overlaps those walks.
+    const split = lowered(4, "contiguous", "split");
+    const first = split.passes.forward[0]!;
+    const comm = first.steps.find((s) => s.kind === "collective")!;
+    const intra = first.steps.find((s) => s.kind === "compute" && s.op === "linear.intra")!;
+    expect(intra.deps).not.toContain(comm.id);
+  });
+
   it("keeps the exchange on one GPU with two zigzag pieces: the second needs the first's state", () => {
     for (const lasp2 of ["fused", "split"] as const) {
       const of = opsOf(1, "zigzag", lasp2);

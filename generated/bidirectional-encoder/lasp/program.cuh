@@ -77,15 +77,20 @@ struct Ctx {
 // (the per-kind timings), the caller has done that work before the pass.
 enum class HostWork { kQProjection, kOWeightGrad };
 
+// Runs one HostWork on the compute stream, leaving the given number of SMs free for a collective beside it.
+using HostFn = std::function<void(HostWork, int leave_sms)>;
+
 // Which streams' steps to issue: both normally; one of them to time compute or communication alone.
 struct Run {
   bool compute = true;
   bool comm = true;
-  const std::function<void(HostWork)>* host = nullptr;
+  const HostFn* host = nullptr;
 };
 
-inline void run_host(const Run& run, HostWork work) {
-  if (run.host != nullptr) (*run.host)(work);
+// `leave_sms`: SMs the work leaves to the collective the schedule places beside it (none when the
+// communication stream is not issued, so the computation alone is timed as it would run by itself).
+inline void run_host(const Run& run, HostWork work, int leave_sms) {
+  if (run.host != nullptr) (*run.host)(work, run.comm ? leave_sms : 0);
 }
 
 // ---------------------------------------------------------------------------------------------------------
@@ -200,7 +205,7 @@ static void E_forward_rank0(const Ctx& c, EBuffers& b, Run run) {
   if (run.compute) {
     CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.started[2], 0));  // let the collective start first
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[6], c.compute));
-    run_host(run, HostWork::kQProjection);
+    run_host(run, HostWork::kQProjection, 16);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[7], c.compute));
   }
   // [4] P[0] = sum of the other pieces' states
@@ -246,7 +251,7 @@ static void E_forward_rank1(const Ctx& c, EBuffers& b, Run run) {
   if (run.compute) {
     CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.started[2], 0));  // let the collective start first
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[6], c.compute));
-    run_host(run, HostWork::kQProjection);
+    run_host(run, HostWork::kQProjection, 16);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[7], c.compute));
   }
   // [4] P[1] = sum of the other pieces' states
@@ -292,7 +297,7 @@ static void E_forward_rank2(const Ctx& c, EBuffers& b, Run run) {
   if (run.compute) {
     CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.started[2], 0));  // let the collective start first
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[6], c.compute));
-    run_host(run, HostWork::kQProjection);
+    run_host(run, HostWork::kQProjection, 16);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[7], c.compute));
   }
   // [4] P[2] = sum of the other pieces' states
@@ -338,7 +343,7 @@ static void E_forward_rank3(const Ctx& c, EBuffers& b, Run run) {
   if (run.compute) {
     CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.started[2], 0));  // let the collective start first
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[6], c.compute));
-    run_host(run, HostWork::kQProjection);
+    run_host(run, HostWork::kQProjection, 16);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[7], c.compute));
   }
   // [4] P[3] = sum of the other pieces' states
@@ -395,7 +400,7 @@ static void E_backward_rank0(const Ctx& c, EBuffers& b, Run run) {
   if (run.compute) {
     CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.started[2], 0));  // let the collective start first
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[6], c.compute));
-    run_host(run, HostWork::kOWeightGrad);
+    run_host(run, HostWork::kOWeightGrad, 16);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[7], c.compute));
   }
   // [4] G[0] = sum of the other pieces' dM
@@ -441,7 +446,7 @@ static void E_backward_rank1(const Ctx& c, EBuffers& b, Run run) {
   if (run.compute) {
     CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.started[2], 0));  // let the collective start first
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[6], c.compute));
-    run_host(run, HostWork::kOWeightGrad);
+    run_host(run, HostWork::kOWeightGrad, 16);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[7], c.compute));
   }
   // [4] G[1] = sum of the other pieces' dM
@@ -487,7 +492,7 @@ static void E_backward_rank2(const Ctx& c, EBuffers& b, Run run) {
   if (run.compute) {
     CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.started[2], 0));  // let the collective start first
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[6], c.compute));
-    run_host(run, HostWork::kOWeightGrad);
+    run_host(run, HostWork::kOWeightGrad, 16);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[7], c.compute));
   }
   // [4] G[2] = sum of the other pieces' dM
@@ -533,7 +538,7 @@ static void E_backward_rank3(const Ctx& c, EBuffers& b, Run run) {
   if (run.compute) {
     CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.started[2], 0));  // let the collective start first
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[6], c.compute));
-    run_host(run, HostWork::kOWeightGrad);
+    run_host(run, HostWork::kOWeightGrad, 16);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[7], c.compute));
   }
   // [4] G[3] = sum of the other pieces' dM

@@ -137,15 +137,20 @@ struct Ctx {
 // (the per-kind timings), the caller has done that work before the pass.
 enum class HostWork { kQProjection, kOWeightGrad };
 
+// Runs one HostWork on the compute stream, leaving the given number of SMs free for a collective beside it.
+using HostFn = std::function<void(HostWork, int leave_sms)>;
+
 // Which streams' steps to issue: both normally; one of them to time compute or communication alone.
 struct Run {
   bool compute = true;
   bool comm = true;
-  const std::function<void(HostWork)>* host = nullptr;
+  const HostFn* host = nullptr;
 };
 
-inline void run_host(const Run& run, HostWork work) {
-  if (run.host != nullptr) (*run.host)(work);
+// `leave_sms`: SMs the work leaves to the collective the schedule places beside it (none when the
+// communication stream is not issued, so the computation alone is timed as it would run by itself).
+inline void run_host(const Run& run, HostWork work, int leave_sms) {
+  if (run.host != nullptr) (*run.host)(work, run.comm ? leave_sms : 0);
 }
 
 // ---------------------------------------------------------------------------------------------------------
@@ -240,16 +245,18 @@ static void L_forward_rank0(const Ctx& c, LBuffers& b, Run run) {
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[2], c.comm));
     NCCL_CHECK(ncclAllGather(b.m, b.m_all, 262144, ncclFloat32, c.nccl_few_ctas, c.comm));
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[3], c.comm));
+    CUDA_CHECK(cudaEventRecord(c.events[1], c.comm));
   }
   // [2] Q = X Wq (the layer's projection)
   if (run.compute) {
     CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.started[1], 0));  // let the collective start first
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[4], c.compute));
-    run_host(run, HostWork::kQProjection);
+    run_host(run, HostWork::kQProjection, 16);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[5], c.compute));
   }
   // [3] O[0] = intra-piece product (chunk algorithm)
   if (run.compute) {
+    CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.events[1], 0));
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[6], c.compute));
     lasp::linear_intra(b.q, b.k, b.v, lasp::Piece{0, 65536}, b.o, c.dims, c.tables.kLDecay, true, c.compute, b.kv_ws);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[7], c.compute));
@@ -278,7 +285,7 @@ static void L_forward_rank1(const Ctx& c, LBuffers& b, Run run) {
   if (run.compute) {
     CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.started[1], 0));  // let the collective start first
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[4], c.compute));
-    run_host(run, HostWork::kQProjection);
+    run_host(run, HostWork::kQProjection, 16);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[5], c.compute));
   }
   // [3] P[1] = decayed sum of the 1 earlier piece states
@@ -318,7 +325,7 @@ static void L_forward_rank2(const Ctx& c, LBuffers& b, Run run) {
   if (run.compute) {
     CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.started[1], 0));  // let the collective start first
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[4], c.compute));
-    run_host(run, HostWork::kQProjection);
+    run_host(run, HostWork::kQProjection, 16);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[5], c.compute));
   }
   // [3] P[2] = decayed sum of the 2 earlier piece states
@@ -358,7 +365,7 @@ static void L_forward_rank3(const Ctx& c, LBuffers& b, Run run) {
   if (run.compute) {
     CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.started[1], 0));  // let the collective start first
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[4], c.compute));
-    run_host(run, HostWork::kQProjection);
+    run_host(run, HostWork::kQProjection, 16);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[5], c.compute));
   }
   // [3] P[3] = decayed sum of the 3 earlier piece states
@@ -398,7 +405,7 @@ static void L_forward_rank4(const Ctx& c, LBuffers& b, Run run) {
   if (run.compute) {
     CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.started[1], 0));  // let the collective start first
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[4], c.compute));
-    run_host(run, HostWork::kQProjection);
+    run_host(run, HostWork::kQProjection, 16);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[5], c.compute));
   }
   // [3] P[4] = decayed sum of the 4 earlier piece states
@@ -438,7 +445,7 @@ static void L_forward_rank5(const Ctx& c, LBuffers& b, Run run) {
   if (run.compute) {
     CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.started[1], 0));  // let the collective start first
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[4], c.compute));
-    run_host(run, HostWork::kQProjection);
+    run_host(run, HostWork::kQProjection, 16);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[5], c.compute));
   }
   // [3] P[5] = decayed sum of the 5 earlier piece states
@@ -478,7 +485,7 @@ static void L_forward_rank6(const Ctx& c, LBuffers& b, Run run) {
   if (run.compute) {
     CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.started[1], 0));  // let the collective start first
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[4], c.compute));
-    run_host(run, HostWork::kQProjection);
+    run_host(run, HostWork::kQProjection, 16);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[5], c.compute));
   }
   // [3] P[6] = decayed sum of the 6 earlier piece states
@@ -518,7 +525,7 @@ static void L_forward_rank7(const Ctx& c, LBuffers& b, Run run) {
   if (run.compute) {
     CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.started[1], 0));  // let the collective start first
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[4], c.compute));
-    run_host(run, HostWork::kQProjection);
+    run_host(run, HostWork::kQProjection, 16);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[5], c.compute));
   }
   // [3] P[7] = decayed sum of the 7 earlier piece states
@@ -573,7 +580,7 @@ static void L_backward_rank0(const Ctx& c, LBuffers& b, Run run) {
   if (run.compute) {
     CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.started[1], 0));  // let the collective start first
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[4], c.compute));
-    run_host(run, HostWork::kOWeightGrad);
+    run_host(run, HostWork::kOWeightGrad, 16);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[5], c.compute));
   }
   // [3] G[0] = decayed sum of the 7 later pieces' dM
@@ -613,7 +620,7 @@ static void L_backward_rank1(const Ctx& c, LBuffers& b, Run run) {
   if (run.compute) {
     CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.started[1], 0));  // let the collective start first
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[4], c.compute));
-    run_host(run, HostWork::kOWeightGrad);
+    run_host(run, HostWork::kOWeightGrad, 16);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[5], c.compute));
   }
   // [3] G[1] = decayed sum of the 6 later pieces' dM
@@ -653,7 +660,7 @@ static void L_backward_rank2(const Ctx& c, LBuffers& b, Run run) {
   if (run.compute) {
     CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.started[1], 0));  // let the collective start first
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[4], c.compute));
-    run_host(run, HostWork::kOWeightGrad);
+    run_host(run, HostWork::kOWeightGrad, 16);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[5], c.compute));
   }
   // [3] G[2] = decayed sum of the 5 later pieces' dM
@@ -693,7 +700,7 @@ static void L_backward_rank3(const Ctx& c, LBuffers& b, Run run) {
   if (run.compute) {
     CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.started[1], 0));  // let the collective start first
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[4], c.compute));
-    run_host(run, HostWork::kOWeightGrad);
+    run_host(run, HostWork::kOWeightGrad, 16);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[5], c.compute));
   }
   // [3] G[3] = decayed sum of the 4 later pieces' dM
@@ -733,7 +740,7 @@ static void L_backward_rank4(const Ctx& c, LBuffers& b, Run run) {
   if (run.compute) {
     CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.started[1], 0));  // let the collective start first
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[4], c.compute));
-    run_host(run, HostWork::kOWeightGrad);
+    run_host(run, HostWork::kOWeightGrad, 16);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[5], c.compute));
   }
   // [3] G[4] = decayed sum of the 3 later pieces' dM
@@ -773,7 +780,7 @@ static void L_backward_rank5(const Ctx& c, LBuffers& b, Run run) {
   if (run.compute) {
     CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.started[1], 0));  // let the collective start first
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[4], c.compute));
-    run_host(run, HostWork::kOWeightGrad);
+    run_host(run, HostWork::kOWeightGrad, 16);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[5], c.compute));
   }
   // [3] G[5] = decayed sum of the 2 later pieces' dM
@@ -813,7 +820,7 @@ static void L_backward_rank6(const Ctx& c, LBuffers& b, Run run) {
   if (run.compute) {
     CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.started[1], 0));  // let the collective start first
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[4], c.compute));
-    run_host(run, HostWork::kOWeightGrad);
+    run_host(run, HostWork::kOWeightGrad, 16);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[5], c.compute));
   }
   // [3] G[6] = decayed sum of the 1 later pieces' dM
@@ -847,16 +854,18 @@ static void L_backward_rank7(const Ctx& c, LBuffers& b, Run run) {
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[2], c.comm));
     NCCL_CHECK(ncclAllGather(b.dm, b.dm_all, 262144, ncclFloat32, c.nccl_few_ctas, c.comm));
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[3], c.comm));
+    CUDA_CHECK(cudaEventRecord(c.events[1], c.comm));
   }
   // [2] dWo = attn^T dY (the layer's weight gradient)
   if (run.compute) {
     CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.started[1], 0));  // let the collective start first
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[4], c.compute));
-    run_host(run, HostWork::kOWeightGrad);
+    run_host(run, HostWork::kOWeightGrad, 16);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[5], c.compute));
   }
   // [3] dQ, dK, dV[7] inside the piece + the dO P^T terms (one walk)
   if (run.compute) {
+    CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.events[1], 0));
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[6], c.compute));
     lasp::linear_backward_fused(b.q, b.k, b.v, b.do_, b.p, nullptr, lasp::Piece{0, 65536}, b.dq, b.dk, b.dv, c.dims, c.tables.kLDecay, true, c.compute, b.kv_ws, b.qdo_ws);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[7], c.compute));

@@ -201,15 +201,20 @@ struct Ctx {
 // (the per-kind timings), the caller has done that work before the pass.
 enum class HostWork { kQProjection, kOWeightGrad };
 
+// Runs one HostWork on the compute stream, leaving the given number of SMs free for a collective beside it.
+using HostFn = std::function<void(HostWork, int leave_sms)>;
+
 // Which streams' steps to issue: both normally; one of them to time compute or communication alone.
 struct Run {
   bool compute = true;
   bool comm = true;
-  const std::function<void(HostWork)>* host = nullptr;
+  const HostFn* host = nullptr;
 };
 
-inline void run_host(const Run& run, HostWork work) {
-  if (run.host != nullptr) (*run.host)(work);
+// `leave_sms`: SMs the work leaves to the collective the schedule places beside it (none when the
+// communication stream is not issued, so the computation alone is timed as it would run by itself).
+inline void run_host(const Run& run, HostWork work, int leave_sms) {
+  if (run.host != nullptr) (*run.host)(work, run.comm ? leave_sms : 0);
 }
 
 // ---------------------------------------------------------------------------------------------------------
@@ -318,11 +323,12 @@ static void L_forward_rank0(const Ctx& c, LBuffers& b, Run run) {
   if (run.compute) {
     CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.started[2], 0));  // let the collective start first
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[6], c.compute));
-    run_host(run, HostWork::kQProjection);
+    run_host(run, HostWork::kQProjection, 16);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[7], c.compute));
   }
   // [4] O[0] = intra-piece product (chunk algorithm)
   if (run.compute) {
+    CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.events[2], 0));
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[8], c.compute));
     lasp::linear_intra(b.q, b.k, b.v, lasp::Piece{0, 16384}, b.o, c.dims, c.tables.kLDecay, true, c.compute, b.kv_ws);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[9], c.compute));
@@ -372,7 +378,7 @@ static void L_forward_rank1(const Ctx& c, LBuffers& b, Run run) {
   if (run.compute) {
     CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.started[2], 0));  // let the collective start first
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[6], c.compute));
-    run_host(run, HostWork::kQProjection);
+    run_host(run, HostWork::kQProjection, 16);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[7], c.compute));
   }
   // [4] P[1] = decayed sum of the 1 earlier piece states
@@ -433,7 +439,7 @@ static void L_forward_rank2(const Ctx& c, LBuffers& b, Run run) {
   if (run.compute) {
     CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.started[2], 0));  // let the collective start first
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[6], c.compute));
-    run_host(run, HostWork::kQProjection);
+    run_host(run, HostWork::kQProjection, 16);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[7], c.compute));
   }
   // [4] P[2] = decayed sum of the 2 earlier piece states
@@ -494,7 +500,7 @@ static void L_forward_rank3(const Ctx& c, LBuffers& b, Run run) {
   if (run.compute) {
     CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.started[2], 0));  // let the collective start first
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[6], c.compute));
-    run_host(run, HostWork::kQProjection);
+    run_host(run, HostWork::kQProjection, 16);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[7], c.compute));
   }
   // [4] P[3] = decayed sum of the 3 earlier piece states
@@ -555,7 +561,7 @@ static void L_forward_rank4(const Ctx& c, LBuffers& b, Run run) {
   if (run.compute) {
     CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.started[2], 0));  // let the collective start first
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[6], c.compute));
-    run_host(run, HostWork::kQProjection);
+    run_host(run, HostWork::kQProjection, 16);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[7], c.compute));
   }
   // [4] P[4] = decayed sum of the 4 earlier piece states
@@ -616,7 +622,7 @@ static void L_forward_rank5(const Ctx& c, LBuffers& b, Run run) {
   if (run.compute) {
     CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.started[2], 0));  // let the collective start first
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[6], c.compute));
-    run_host(run, HostWork::kQProjection);
+    run_host(run, HostWork::kQProjection, 16);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[7], c.compute));
   }
   // [4] P[5] = decayed sum of the 5 earlier piece states
@@ -677,7 +683,7 @@ static void L_forward_rank6(const Ctx& c, LBuffers& b, Run run) {
   if (run.compute) {
     CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.started[2], 0));  // let the collective start first
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[6], c.compute));
-    run_host(run, HostWork::kQProjection);
+    run_host(run, HostWork::kQProjection, 16);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[7], c.compute));
   }
   // [4] P[6] = decayed sum of the 6 earlier piece states
@@ -738,7 +744,7 @@ static void L_forward_rank7(const Ctx& c, LBuffers& b, Run run) {
   if (run.compute) {
     CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.started[2], 0));  // let the collective start first
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[6], c.compute));
-    run_host(run, HostWork::kQProjection);
+    run_host(run, HostWork::kQProjection, 16);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[7], c.compute));
   }
   // [4] P[7] = decayed sum of the 7 earlier piece states
@@ -814,7 +820,7 @@ static void L_backward_rank0(const Ctx& c, LBuffers& b, Run run) {
   if (run.compute) {
     CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.started[2], 0));  // let the collective start first
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[6], c.compute));
-    run_host(run, HostWork::kOWeightGrad);
+    run_host(run, HostWork::kOWeightGrad, 16);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[7], c.compute));
   }
   // [4] G[0] = decayed sum of the 15 later pieces' dM
@@ -832,6 +838,7 @@ static void L_backward_rank0(const Ctx& c, LBuffers& b, Run run) {
   }
   // [6] dQ, dK, dV[15] inside the piece + the dO P^T terms (one walk)
   if (run.compute) {
+    CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.events[2], 0));
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[12], c.compute));
     lasp::linear_backward_fused(b.q, b.k, b.v, b.do_, b.p + 524288, nullptr, lasp::Piece{16384, 16384}, b.dq, b.dk, b.dv, c.dims, c.tables.kLDecay, true, c.compute, b.kv_ws + 1 * b.ws_floats, b.qdo_ws + 1 * b.ws_floats);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[13], c.compute));
@@ -868,7 +875,7 @@ static void L_backward_rank1(const Ctx& c, LBuffers& b, Run run) {
   if (run.compute) {
     CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.started[2], 0));  // let the collective start first
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[6], c.compute));
-    run_host(run, HostWork::kOWeightGrad);
+    run_host(run, HostWork::kOWeightGrad, 16);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[7], c.compute));
   }
   // [4] G[1] = decayed sum of the 14 later pieces' dM
@@ -929,7 +936,7 @@ static void L_backward_rank2(const Ctx& c, LBuffers& b, Run run) {
   if (run.compute) {
     CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.started[2], 0));  // let the collective start first
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[6], c.compute));
-    run_host(run, HostWork::kOWeightGrad);
+    run_host(run, HostWork::kOWeightGrad, 16);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[7], c.compute));
   }
   // [4] G[2] = decayed sum of the 13 later pieces' dM
@@ -990,7 +997,7 @@ static void L_backward_rank3(const Ctx& c, LBuffers& b, Run run) {
   if (run.compute) {
     CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.started[2], 0));  // let the collective start first
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[6], c.compute));
-    run_host(run, HostWork::kOWeightGrad);
+    run_host(run, HostWork::kOWeightGrad, 16);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[7], c.compute));
   }
   // [4] G[3] = decayed sum of the 12 later pieces' dM
@@ -1051,7 +1058,7 @@ static void L_backward_rank4(const Ctx& c, LBuffers& b, Run run) {
   if (run.compute) {
     CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.started[2], 0));  // let the collective start first
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[6], c.compute));
-    run_host(run, HostWork::kOWeightGrad);
+    run_host(run, HostWork::kOWeightGrad, 16);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[7], c.compute));
   }
   // [4] G[4] = decayed sum of the 11 later pieces' dM
@@ -1112,7 +1119,7 @@ static void L_backward_rank5(const Ctx& c, LBuffers& b, Run run) {
   if (run.compute) {
     CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.started[2], 0));  // let the collective start first
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[6], c.compute));
-    run_host(run, HostWork::kOWeightGrad);
+    run_host(run, HostWork::kOWeightGrad, 16);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[7], c.compute));
   }
   // [4] G[5] = decayed sum of the 10 later pieces' dM
@@ -1173,7 +1180,7 @@ static void L_backward_rank6(const Ctx& c, LBuffers& b, Run run) {
   if (run.compute) {
     CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.started[2], 0));  // let the collective start first
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[6], c.compute));
-    run_host(run, HostWork::kOWeightGrad);
+    run_host(run, HostWork::kOWeightGrad, 16);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[7], c.compute));
   }
   // [4] G[6] = decayed sum of the 9 later pieces' dM
@@ -1234,7 +1241,7 @@ static void L_backward_rank7(const Ctx& c, LBuffers& b, Run run) {
   if (run.compute) {
     CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.started[2], 0));  // let the collective start first
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[6], c.compute));
-    run_host(run, HostWork::kOWeightGrad);
+    run_host(run, HostWork::kOWeightGrad, 16);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[7], c.compute));
   }
   // [4] G[7] = decayed sum of the 8 later pieces' dM

@@ -101,15 +101,20 @@ struct Ctx {
 // (the per-kind timings), the caller has done that work before the pass.
 enum class HostWork { kQProjection, kOWeightGrad };
 
+// Runs one HostWork on the compute stream, leaving the given number of SMs free for a collective beside it.
+using HostFn = std::function<void(HostWork, int leave_sms)>;
+
 // Which streams' steps to issue: both normally; one of them to time compute or communication alone.
 struct Run {
   bool compute = true;
   bool comm = true;
-  const std::function<void(HostWork)>* host = nullptr;
+  const HostFn* host = nullptr;
 };
 
-inline void run_host(const Run& run, HostWork work) {
-  if (run.host != nullptr) (*run.host)(work);
+// `leave_sms`: SMs the work leaves to the collective the schedule places beside it (none when the
+// communication stream is not issued, so the computation alone is timed as it would run by itself).
+inline void run_host(const Run& run, HostWork work, int leave_sms) {
+  if (run.host != nullptr) (*run.host)(work, run.comm ? leave_sms : 0);
 }
 
 // ---------------------------------------------------------------------------------------------------------
@@ -204,16 +209,18 @@ static void R_forward_rank0(const Ctx& c, RBuffers& b, Run run) {
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[2], c.comm));
     NCCL_CHECK(ncclAllGather(b.m, b.m_all, 262144, ncclFloat32, c.nccl_few_ctas, c.comm));
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[3], c.comm));
+    CUDA_CHECK(cudaEventRecord(c.events[1], c.comm));
   }
   // [2] Q = X Wq (the layer's projection)
   if (run.compute) {
     CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.started[1], 0));  // let the collective start first
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[4], c.compute));
-    run_host(run, HostWork::kQProjection);
+    run_host(run, HostWork::kQProjection, 16);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[5], c.compute));
   }
   // [3] O[0] = intra-piece product (chunk algorithm)
   if (run.compute) {
+    CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.events[1], 0));
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[6], c.compute));
     lasp::linear_intra(b.q, b.k, b.v, lasp::Piece{0, 65536}, b.o, c.dims, c.tables.kRDecay, true, c.compute, b.kv_ws);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[7], c.compute));
@@ -242,7 +249,7 @@ static void R_forward_rank1(const Ctx& c, RBuffers& b, Run run) {
   if (run.compute) {
     CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.started[1], 0));  // let the collective start first
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[4], c.compute));
-    run_host(run, HostWork::kQProjection);
+    run_host(run, HostWork::kQProjection, 16);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[5], c.compute));
   }
   // [3] P[1] = decayed sum of the 1 earlier piece states
@@ -282,7 +289,7 @@ static void R_forward_rank2(const Ctx& c, RBuffers& b, Run run) {
   if (run.compute) {
     CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.started[1], 0));  // let the collective start first
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[4], c.compute));
-    run_host(run, HostWork::kQProjection);
+    run_host(run, HostWork::kQProjection, 16);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[5], c.compute));
   }
   // [3] P[2] = decayed sum of the 2 earlier piece states
@@ -322,7 +329,7 @@ static void R_forward_rank3(const Ctx& c, RBuffers& b, Run run) {
   if (run.compute) {
     CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.started[1], 0));  // let the collective start first
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[4], c.compute));
-    run_host(run, HostWork::kQProjection);
+    run_host(run, HostWork::kQProjection, 16);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[5], c.compute));
   }
   // [3] P[3] = decayed sum of the 3 earlier piece states
@@ -373,7 +380,7 @@ static void R_backward_rank0(const Ctx& c, RBuffers& b, Run run) {
   if (run.compute) {
     CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.started[1], 0));  // let the collective start first
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[4], c.compute));
-    run_host(run, HostWork::kOWeightGrad);
+    run_host(run, HostWork::kOWeightGrad, 16);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[5], c.compute));
   }
   // [3] G[0] = decayed sum of the 3 later pieces' dM
@@ -413,7 +420,7 @@ static void R_backward_rank1(const Ctx& c, RBuffers& b, Run run) {
   if (run.compute) {
     CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.started[1], 0));  // let the collective start first
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[4], c.compute));
-    run_host(run, HostWork::kOWeightGrad);
+    run_host(run, HostWork::kOWeightGrad, 16);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[5], c.compute));
   }
   // [3] G[1] = decayed sum of the 2 later pieces' dM
@@ -453,7 +460,7 @@ static void R_backward_rank2(const Ctx& c, RBuffers& b, Run run) {
   if (run.compute) {
     CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.started[1], 0));  // let the collective start first
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[4], c.compute));
-    run_host(run, HostWork::kOWeightGrad);
+    run_host(run, HostWork::kOWeightGrad, 16);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[5], c.compute));
   }
   // [3] G[2] = decayed sum of the 1 later pieces' dM
@@ -487,16 +494,18 @@ static void R_backward_rank3(const Ctx& c, RBuffers& b, Run run) {
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[2], c.comm));
     NCCL_CHECK(ncclAllGather(b.dm, b.dm_all, 262144, ncclFloat32, c.nccl_few_ctas, c.comm));
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[3], c.comm));
+    CUDA_CHECK(cudaEventRecord(c.events[1], c.comm));
   }
   // [2] dWo = attn^T dY (the layer's weight gradient)
   if (run.compute) {
     CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.started[1], 0));  // let the collective start first
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[4], c.compute));
-    run_host(run, HostWork::kOWeightGrad);
+    run_host(run, HostWork::kOWeightGrad, 16);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[5], c.compute));
   }
   // [3] dQ, dK, dV[3] inside the piece + the dO P^T terms (one walk)
   if (run.compute) {
+    CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.events[1], 0));
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[6], c.compute));
     lasp::linear_backward_fused(b.q, b.k, b.v, b.do_, b.p, nullptr, lasp::Piece{0, 65536}, b.dq, b.dk, b.dv, c.dims, c.tables.kRDecay, true, c.compute, b.kv_ws, b.qdo_ws);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[7], c.compute));

@@ -99,15 +99,20 @@ struct Ctx {
 // (the per-kind timings), the caller has done that work before the pass.
 enum class HostWork { kQProjection, kOWeightGrad };
 
+// Runs one HostWork on the compute stream, leaving the given number of SMs free for a collective beside it.
+using HostFn = std::function<void(HostWork, int leave_sms)>;
+
 // Which streams' steps to issue: both normally; one of them to time compute or communication alone.
 struct Run {
   bool compute = true;
   bool comm = true;
-  const std::function<void(HostWork)>* host = nullptr;
+  const HostFn* host = nullptr;
 };
 
-inline void run_host(const Run& run, HostWork work) {
-  if (run.host != nullptr) (*run.host)(work);
+// `leave_sms`: SMs the work leaves to the collective the schedule places beside it (none when the
+// communication stream is not issued, so the computation alone is timed as it would run by itself).
+inline void run_host(const Run& run, HostWork work, int leave_sms) {
+  if (run.host != nullptr) (*run.host)(work, run.comm ? leave_sms : 0);
 }
 
 // ---------------------------------------------------------------------------------------------------------
@@ -216,11 +221,12 @@ static void L_forward_rank0(const Ctx& c, LBuffers& b, Run run) {
   if (run.compute) {
     CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.started[2], 0));  // let the collective start first
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[6], c.compute));
-    run_host(run, HostWork::kQProjection);
+    run_host(run, HostWork::kQProjection, 16);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[7], c.compute));
   }
   // [4] O[0] = intra-piece product (chunk algorithm)
   if (run.compute) {
+    CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.events[2], 0));
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[8], c.compute));
     lasp::linear_intra(b.q, b.k, b.v, lasp::Piece{0, 256}, b.o, c.dims, c.tables.kLDecay, true, c.compute, b.kv_ws);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[9], c.compute));
@@ -270,7 +276,7 @@ static void L_forward_rank1(const Ctx& c, LBuffers& b, Run run) {
   if (run.compute) {
     CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.started[2], 0));  // let the collective start first
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[6], c.compute));
-    run_host(run, HostWork::kQProjection);
+    run_host(run, HostWork::kQProjection, 16);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[7], c.compute));
   }
   // [4] P[1] = decayed sum of the 1 earlier piece states
@@ -340,7 +346,7 @@ static void L_backward_rank0(const Ctx& c, LBuffers& b, Run run) {
   if (run.compute) {
     CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.started[2], 0));  // let the collective start first
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[6], c.compute));
-    run_host(run, HostWork::kOWeightGrad);
+    run_host(run, HostWork::kOWeightGrad, 16);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[7], c.compute));
   }
   // [4] G[0] = decayed sum of the 3 later pieces' dM
@@ -358,6 +364,7 @@ static void L_backward_rank0(const Ctx& c, LBuffers& b, Run run) {
   }
   // [6] dQ, dK, dV[3] inside the piece + the dO P^T terms (one walk)
   if (run.compute) {
+    CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.events[2], 0));
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[12], c.compute));
     lasp::linear_backward_fused(b.q, b.k, b.v, b.do_, b.p + 16384, nullptr, lasp::Piece{256, 256}, b.dq, b.dk, b.dv, c.dims, c.tables.kLDecay, true, c.compute, b.kv_ws + 1 * b.ws_floats, b.qdo_ws + 1 * b.ws_floats);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[13], c.compute));
@@ -394,7 +401,7 @@ static void L_backward_rank1(const Ctx& c, LBuffers& b, Run run) {
   if (run.compute) {
     CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.started[2], 0));  // let the collective start first
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[6], c.compute));
-    run_host(run, HostWork::kOWeightGrad);
+    run_host(run, HostWork::kOWeightGrad, 16);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[7], c.compute));
   }
   // [4] G[1] = decayed sum of the 2 later pieces' dM
