@@ -107,6 +107,24 @@ __device__ __forceinline__ void cp4(void* smem, const void* gmem) {
   asm volatile("cp.async.ca.shared.global [%0], [%1], 4;\n" ::"r"(smem_addr(smem)), "l"(gmem));
 }
 __device__ __forceinline__ void cp_commit() { asm volatile("cp.async.commit_group;\n" ::); }
+// dQ accumulation: vector float atomics exist from sm_90 on; older GPUs (a build with ARCH=80 runs the
+// mma.sync kernels there) add the lanes one by one.
+__device__ __forceinline__ void atomic_add2(float* dst, float a, float b) {
+#if __CUDA_ARCH__ >= 900
+  atomicAdd(reinterpret_cast<float2*>(dst), make_float2(a, b));
+#else
+  atomicAdd(dst, a);
+  atomicAdd(dst + 1, b);
+#endif
+}
+__device__ __forceinline__ void atomic_add4(float* dst, float4 v) {
+#if __CUDA_ARCH__ >= 900
+  atomicAdd(reinterpret_cast<float4*>(dst), v);
+#else
+  atomic_add2(dst, v.x, v.y);
+  atomic_add2(dst + 2, v.z, v.w);
+#endif
+}
 template <int N>
 __device__ __forceinline__ void cp_wait() {
   asm volatile("cp.async.wait_group %0;\n" ::"n"(N));
@@ -423,7 +441,11 @@ __device__ __forceinline__ void wg_wait0() {
   asm volatile("wgmma.wait_group.sync.aligned 0;\n" ::: "memory");
 #endif
 }
-__device__ __forceinline__ void fence_proxy_async() { asm volatile("fence.proxy.async.shared::cta;\n" ::: "memory"); }
+__device__ __forceinline__ void fence_proxy_async() {
+#if LASP_SMX_WGMMA
+  asm volatile("fence.proxy.async.shared::cta;\n" ::: "memory");
+#endif
+}
 // Keeps the compiler from moving accumulator reads/writes across the asynchronous wgmma boundaries.
 __device__ __forceinline__ void reg_fence(float (&d)[64]) {
 #pragma unroll
@@ -1430,8 +1452,7 @@ __global__ void __launch_bounds__(kBwdThreads, 1)
           float* dst = dq_acc + (((size_t)b * dm.q_rows + r) * H + h) * D + c0 + 2 * tq;
 #pragma unroll
           for (int nt = 0; nt < NQT; ++nt)
-            atomicAdd(reinterpret_cast<float2*>(dst + 8 * nt),
-                      make_float2(dq[nt][2 * hh] * scale, dq[nt][2 * hh + 1] * scale));
+            atomic_add2(dst + 8 * nt, dq[nt][2 * hh] * scale, dq[nt][2 * hh + 1] * scale);
         }
       }
     }
@@ -1659,8 +1680,7 @@ __global__ void __launch_bounds__(kBwdThreads, 1)
         const float r0 = __shfl_xor_sync(0xffffffffu, odd ? a0 : b0, 1);
         const float r1 = __shfl_xor_sync(0xffffffffu, odd ? a1 : b1, 1);
         if (r < dm.q_rows)
-          atomicAdd(reinterpret_cast<float4*>(dst + 8 * nt),
-                    odd ? make_float4(r0, r1, b0, b1) : make_float4(a0, a1, r0, r1));
+          atomic_add4(dst + 8 * nt, odd ? make_float4(r0, r1, b0, b1) : make_float4(a0, a1, r0, r1));
       }
     } else {
 #pragma unroll
@@ -1670,8 +1690,7 @@ __global__ void __launch_bounds__(kBwdThreads, 1)
           float* dst = dq_acc + (((size_t)b * dm.q_rows + r) * H + h) * D + wg * 64 + 2 * tq;
 #pragma unroll
           for (int nt = 0; nt < 8; ++nt)
-            atomicAdd(reinterpret_cast<float2*>(dst + 8 * nt),
-                      make_float2(dq[4 * nt + 2 * hh] * scale, dq[4 * nt + 2 * hh + 1] * scale));
+            atomic_add2(dst + 8 * nt, dq[4 * nt + 2 * hh] * scale, dq[4 * nt + 2 * hh + 1] * scale);
         }
       }
     }
@@ -1926,8 +1945,7 @@ __global__ void __launch_bounds__(kWsThreads, 1)
           const float r0 = __shfl_xor_sync(0xffffffffu, odd ? a0 : b0, 1);
           const float r1 = __shfl_xor_sync(0xffffffffu, odd ? a1 : b1, 1);
           if (r < dm.q_rows)
-            atomicAdd(reinterpret_cast<float4*>(dst + 8 * nt),
-                      odd ? make_float4(r0, r1, b0, b1) : make_float4(a0, a1, r0, r1));
+            atomic_add4(dst + 8 * nt, odd ? make_float4(r0, r1, b0, b1) : make_float4(a0, a1, r0, r1));
         }
       } else {
 #pragma unroll
@@ -1937,8 +1955,7 @@ __global__ void __launch_bounds__(kWsThreads, 1)
             float* dst = dq_acc + (((size_t)b * dm.q_rows + r) * H + h) * D + wg * 64 + 2 * tq;
 #pragma unroll
             for (int nt = 0; nt < 8; ++nt)
-              atomicAdd(reinterpret_cast<float2*>(dst + 8 * nt),
-                        make_float2(dq[4 * nt + 2 * hh] * scale, dq[4 * nt + 2 * hh + 1] * scale));
+              atomic_add2(dst + 8 * nt, dq[4 * nt + 2 * hh] * scale, dq[4 * nt + 2 * hh + 1] * scale);
           }
         }
       }
