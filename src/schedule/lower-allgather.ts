@@ -21,7 +21,67 @@ import {
 } from "./softmax-common.js";
 
 export function lowerAllGather(ctx: LowerContext, layer: SoftmaxAttentionKind) {
-  return perRank(ctx, layer, forward, backward);
+  return ctx.group.length === 1
+    ? perRank(ctx, layer, forwardAlone, backwardAlone)
+    : perRank(ctx, layer, forward, backward);
+}
+
+/**
+ * One rank holds the whole sequence (in global order, whatever the layout: its pieces are all of them):
+ * plain flash attention with nothing to gather, no partial results to merge and no dK, dV to scatter, as
+ * a single-GPU program would run it.
+ */
+function forwardAlone(ctx: LowerContext, layer: SoftmaxAttentionKind, rank: number): RankProgram {
+  const b = new RankBuilder(rank);
+  const L = localTokensOf(ctx);
+  const q = b.buffer(activation(ctx, "q", "queries (RoPE applied)", undefined, true));
+  const k = b.buffer(kvActivation(ctx, layer, "k", "keys (RoPE applied)", true));
+  const v = b.buffer(kvActivation(ctx, layer, "v", "values", true));
+  const o = b.buffer(activation(ctx, "o", "attention output"));
+  const lse = b.buffer(
+    lseBuffer(ctx, "lse", 1, "log-sum-exp per query and head, kept for the backward pass"),
+  );
+  b.compute(
+    "softmax.full",
+    "whole-sequence attention (this rank holds every position)",
+    { reads: [q, k, v], writes: [o, lse] },
+    blockCost(ctx, visiblePairs(ctx, layer, rank, rank), L, L, layer),
+    wholeSequence(ctx, layer),
+  );
+  return b.build();
+}
+
+function backwardAlone(ctx: LowerContext, layer: SoftmaxAttentionKind, rank: number): RankProgram {
+  const b = new RankBuilder(rank);
+  const L = localTokensOf(ctx);
+  const q = b.buffer(activation(ctx, "q", "queries", undefined, true));
+  const k = b.buffer(kvActivation(ctx, layer, "k", "keys saved by the forward pass", true));
+  const v = b.buffer(kvActivation(ctx, layer, "v", "values saved by the forward pass", true));
+  const o = b.buffer(activation(ctx, "o", "attention output saved by the forward pass", undefined, true));
+  const lse = b.buffer(lseBuffer(ctx, "lse", 1, "log-sum-exp saved by the forward pass", true));
+  const dout = b.buffer(activation(ctx, "do", "gradient of the output", undefined, true));
+  const dq = b.buffer(activation(ctx, "dq", "gradient of q"));
+  const dk = b.buffer(kvActivation(ctx, layer, "dk", "gradient of k"));
+  const dv = b.buffer(kvActivation(ctx, layer, "dv", "gradient of v"));
+  b.compute(
+    "softmax.full_backward",
+    "whole-sequence backward (this rank holds every position)",
+    { reads: [q, k, v, o, lse, dout], writes: [dq, dk, dv] },
+    blockBackwardCost(ctx, visiblePairs(ctx, layer, rank, rank), L, L, layer),
+    wholeSequence(ctx, layer),
+  );
+  return b.build();
+}
+
+/** The parameters of a whole-sequence step over every head (the ones Ulysses gives its head shard). */
+function wholeSequence(ctx: LowerContext, layer: SoftmaxAttentionKind) {
+  return {
+    headStart: 0,
+    heads: ctx.sizes.heads,
+    kvHeadStart: 0,
+    kvHeads: layer.kvHeads,
+    causal: layer.causal,
+  };
 }
 
 /** Source ranks whose keys this rank's queries can see, its own first (it needs no communication). */

@@ -327,3 +327,25 @@ describe("LASP-1 adds no zero terms", () => {
     expect(of("forward", 1)).toEqual(expect.arrayContaining(["linear.state", "linear.inter"]));
   });
 });
+
+describe("LASP-2H on one GPU", () => {
+  it("is plain flash attention over the whole sequence: no gather, merge or scatter, any layout", () => {
+    for (const layout of ["contiguous", "zigzag"] as const) {
+      const spec = tinySpec({
+        ranks: 1,
+        layout,
+        seqLen: 64,
+        softmax: "allgather",
+        layers: [softmaxKind("S", 2, true)],
+      });
+      const schedule = lowerSpec(spec, { block: 8 }).schedules[0]!;
+      const ops = (pass: "forward" | "backward") =>
+        schedule.passes[pass][0]!.steps.map((s) => (s.kind === "compute" ? s.op : s.kind));
+      expect(ops("forward")).toEqual(["softmax.full"]);
+      expect(ops("backward")).toEqual(["softmax.full_backward"]);
+      expect(schedule.passes.forward[0]!.steps[0]).toMatchObject({
+        params: { headStart: 0, heads: spec.model.heads, kvHeadStart: 0, kvHeads: 2, causal: true },
+      });
+    }
+  });
+});

@@ -48,6 +48,8 @@ export function closedFormVolume(
     const Hkv = kind.kvHeads;
     switch (strategy) {
       case "allgather":
+        // One rank holds every position: nothing to gather or scatter (lower-allgather.ts).
+        if (W === 1) return { bytes: 0, dependentSteps: 0 };
         return pass === "forward"
           ? { bytes: 2 * B * L * Hkv * d * e, dependentSteps: 1 }
           : { bytes: 2 * W * B * L * Hkv * d * 4, dependentSteps: 1 };
