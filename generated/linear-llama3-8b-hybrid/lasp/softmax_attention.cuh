@@ -35,8 +35,9 @@
 //   walks every 64-row query tile of every query head of its group, so dK/dV sum over the group in registers
 //   and are written once, without atomics. S^T = K Q^T and dP^T = V dO^T give P^T and dS^T directly in the
 //   A-fragment layout for dV += P^T dO and dK += dS^T Q; dS^T goes through shared memory once for dQ = dS K,
-//   which is added to the fp32 dq accumulator with 16-byte float4 atomics (sm_90; lane pairs swap halves so
-//   each lane holds 4 consecutive columns; float2 atomics when dq_acc is not 16-byte aligned). delta = rowsum(dout*o) comes from a
+//   which is added to the fp32 dq accumulator with 8-byte float2 atomics (the default, bwd_dq_vec4()) or 16-byte
+//   float4 ones (sm_90; lane pairs swap halves so each lane holds 4 consecutive columns; only where dq_acc is
+//   16-byte aligned). delta = rowsum(dout*o) comes from a
 //   small prep kernel. The mma.sync backward (d = 64) has the same structure with 8 warps x 16 keys.
 // - Masking costs nothing on tiles that do not need it. Maps are monotonic, so a tile's first and last rows
 //   bound its positions, and the visible keys of a query tile are a prefix [0, n_end) of the key block whose
@@ -1990,9 +1991,10 @@ __global__ void __launch_bounds__(kWsThreads, 1)
 
 // Whether the wgmma backward adds dQ with 16-byte atomics (when dq_acc is 16-byte aligned) or 8-byte ones.
 inline int& bwd_dq_vec4() {
-  // 1: the configuration the last full check runs used. 8-byte atomics timed faster with the warp-specialized
-  // backward in run 7 (6.95 vs 8.44 ms at 16K, 122.6 vs 124.8 at 64K) but have not been checked with it yet.
-  static int on = 1;
+  // 0: 8-byte atomics, faster with the warp-specialized backward on H100 in both runs that timed them (run 7:
+  // 6.95 vs 8.44 ms at 16K, 122.6 vs 124.8 at 64K; run 8: 7.47 vs 7.84 ms at 16K) and checked with it in run 8
+  // (the full suite, 513 checks, SOFTMAX_NOTES.md). 1 (16-byte) is checked too.
+  static int on = 0;
   return on;
 }
 // Which backward kernel d = 128 uses: 0 = mma.sync, 1 = wgmma, 2 = wgmma warp-specialized (TMA producer; mode 1
@@ -2095,11 +2097,13 @@ inline bool make_tile_map(CUtensorMap* m, const void* ptr, int batch, int rows, 
              CU_TENSOR_MAP_FLOAT_OOB_FILL_NONE) == CUDA_SUCCESS;
 }
 
-// Whether the consumers of the warp-specialized forward take turns issuing their MMAs (1, the default: FA3's
-// ping-pong, the configuration the full check suite ran with) or issue them freely (0: timed as fast or faster
-// on H100 in run 7, 1.76 vs 1.97 ms at 16K, 30.1 vs 29.8 ms at 64K, but not yet run through the checks).
+// Whether the consumers of the warp-specialized forward take turns issuing their MMAs (1: FA3's ping-pong) or
+// issue them freely (0, the default). Both pass the full check suite (run 8 ran it with 0, earlier runs with 1).
+// Neither is reliably faster on H100: run 7 timed 0 faster at 16K (1.76 vs 1.97 ms) and equal at 64K (30.1 vs
+// 29.8), run 8 timed 1 faster at 16K (1.77 vs 2.10 ms); the same kernel moves by 10-15% between runs at 16K.
+// 0 is the default because without turns no warpgroup waits for the other's long softmax (masked tiles).
 inline int& fwd_ws_pingpong() {
-  static int on = 1;
+  static int on = 0;
   return on;
 }
 template <bool CAUSAL, bool OUT_F32, int STAGES>
