@@ -13,11 +13,17 @@ LOGS=$(mktemp -d)
 mkdir -p "$OUT"
 nvidia-smi -L
 gpus=$(nvidia-smi -L | wc -l)
+# kernels.o built with cuDNN (prebuild.sh with CUDNN_INCLUDE) needs the machine's libcudnn.
+libs=(-lnccl -lcublas)
+if nm kernels.o 2>/dev/null | grep -q "U cudnnBackendCreateDescriptor"; then
+  libs+=(-L/usr/lib/x86_64-linux-gnu -lcudnn)
+  echo "kernels.o uses cuDNN: linking $(ls /usr/lib/x86_64-linux-gnu/libcudnn.so.* 2>/dev/null | head -1)"
+fi
 for d in */; do
   d=${d%/}
   [ -x "$d/prog" ] && continue
   nvcc -O3 -std=c++17 --use_fast_math -gencode=arch=compute_${ARCH:-90a},code=sm_${ARCH:-90a} -I"$d" -I"$d/lasp" \
-    "$d/main.cu" kernels.o -lnccl -lcublas -o "$d/prog" > "$LOGS/build-$d.log" 2>&1 &
+    "$d/main.cu" kernels.o "${libs[@]}" -o "$d/prog" > "$LOGS/build-$d.log" 2>&1 &
 done
 wait
 for d in $(ls -d v-*/ b-*/ s-*/ 2>/dev/null); do

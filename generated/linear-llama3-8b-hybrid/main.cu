@@ -873,6 +873,7 @@ int main(int argc, char** argv) {
   say("lasp_program for linear_llama3_8b_hybrid: %d ranks (sequence %d x data %d) on %s, %s mode\n", st.layout.world,
       program::kWorld, program::kDataParallel, prop.name, opt.mode.c_str());
   allocate(st);
+  // Which backend each whole-sequence softmax attention takes (asking builds cuDNN's plans, before any timing).
   int code = opt.mode == "verify" ? verify(st) : bench(st);
   CUDA_CHECK(cudaDeviceSynchronize());
   ncclCommDestroy(st.comms.sp);

@@ -5,6 +5,7 @@
 #include "lasp/linear_attention.cuh"
 #include "lasp/linear_oracle.cuh"
 #include "lasp/softmax_attention.cuh"
+#include "lasp/softmax_whole.cuh"
 #include "lasp/softmax_support.cuh"
 #include "lasp/softmax_oracle.cuh"
 #include "lasp/elementwise.cuh"

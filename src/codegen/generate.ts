@@ -17,6 +17,8 @@ export const RUNTIME_FILES = [
   "linear_attention.cuh",
   "linear_oracle.cuh",
   "softmax_attention.cuh",
+  "cudnn_attention.cuh",
+  "softmax_whole.cuh",
   "softmax_support.cuh",
   "softmax_oracle.cuh",
   "elementwise.cuh",

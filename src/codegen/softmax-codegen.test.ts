@@ -135,9 +135,8 @@ describe("ring attention in the generated program", () => {
 });
 
 describe("Ulysses in the generated program", () => {
-  const cuh = program("gpus 2 sequence 2 linear ulysses softmax ulysses layout zigzag").get(
-    "lasp/program.cuh",
-  )!;
+  const files = program("gpus 2 sequence 2 linear ulysses softmax ulysses layout zigzag");
+  const cuh = files.get("lasp/program.cuh")!;
 
   it("runs each AllToAll as one grouped send and receive per rank", () => {
     const rank0 = rankBody(cuh, "S_forward_rank0");
@@ -163,12 +162,41 @@ describe("Ulysses in the generated program", () => {
   });
 
   it("runs whole-sequence attention on the rank's head shard", () => {
+    // softmax_whole_*: cuDNN's fused attention where the build has it, lasp's kernels otherwise.
     expect(rankBody(cuh, "S_forward_rank1")).toContain(
-      "lasp::softmax_block_forward(b.q_full, b.k_full, b.v_full, lasp::SoftmaxDims{1, 2048, 2048, 2, 1, 64}",
+      "lasp::softmax_whole_forward(b.q_full, b.k_full, b.v_full, lasp::SoftmaxDims{1, 2048, 2048, 2, 1, 64}, true, b.lse_full, b.o_full,",
+    );
+    expect(rankBody(cuh, "S_backward_rank1")).toContain(
+      "lasp::softmax_whole_backward(b.q_full, b.k_full, b.v_full, b.o_full, b.lse_full, b.do_full, lasp::SoftmaxDims{1, 2048, 2048, 2, 1, 64}, true,",
+    );
+    // The program reports that kind's backend once, asking with the same dims.
+    expect(files.get("main.cu")!).toContain(
+      "lasp::softmax_whole_backend(lasp::SoftmaxDims{1, 2048, 2048, 2, 1, 64}, true);",
     );
     // Linear layers read the decay of the shard's heads.
     expect(rankBody(cuh, "L_forward_rank1")).toMatch(
       /lasp::linear_intra\(b\.q_full, b\.k_full, b\.v_full, lasp::Piece\{0, 2048\}, b\.o_full, lasp::LinearDims\{1, 2048, 2, 64\}, c\.tables\.kLDecay \+ 2, true/,
+    );
+  });
+});
+
+describe("cuDNN in the build", () => {
+  const files = program("gpus 2 sequence 2 linear ulysses softmax ulysses layout zigzag");
+
+  it("is found by CMake and build.sh where installed, optional, and switched off on request", () => {
+    const cmake = files.get("CMakeLists.txt")!;
+    expect(cmake).toContain('option(LASP_CUDNN "use cuDNN\'s fused attention where it applies" ON)');
+    expect(cmake).toMatch(/find_path\(CUDNN_INCLUDE_DIR cudnn\.h HINTS \$ENV\{CUDNN_HOME\}\/include/);
+    expect(cmake).toMatch(/if\(LASP_CUDNN AND CUDNN_INCLUDE_DIR AND CUDNN_LIBRARY\)\n[^]*LASP_WITH_CUDNN/);
+    expect(cmake).not.toMatch(/FATAL_ERROR[^\n]*cuDNN/);
+    const build = files.get("build.sh")!;
+    expect(build).toContain('if [ "${LASP_CUDNN:-1}" != 0 ]; then');
+    expect(build).toContain("-DLASP_WITH_CUDNN");
+    expect(build).toContain('main.cu kernels.cu "${cudnn[@]}" -lnccl -lcublas');
+    // The kernels' translation unit takes the backend choice and, only with the macro, cuDNN's header.
+    expect(files.get("kernels.cu")!).toContain('#include "lasp/softmax_whole.cuh"');
+    expect(files.get("lasp/cudnn_attention.cuh")!).toMatch(
+      /#ifdef LASP_WITH_CUDNN\n\n#include <cuda_runtime\.h>\n#include <cudnn\.h>/,
     );
   });
 });

@@ -462,21 +462,18 @@ function computeCalls(step: ComputeStep, ctx: StepContext): Call[] {
       ]);
     }
     case "softmax.full":
-      return launch("softmax_block_forward", [
+      return launch("softmax_whole_forward", [
         r[0]!,
         r[1]!,
         r[2]!,
         fullSoftmaxDims(ctx, step),
-        IDENTITY_MAP,
-        IDENTITY_MAP,
         causal,
-        "nullptr",
         w[1]!,
         w[0]!,
         s,
       ]);
     case "softmax.full_backward":
-      return launch("softmax_full_backward", [
+      return launch("softmax_whole_backward", [
         ...r.slice(0, 6),
         fullSoftmaxDims(ctx, step),
         causal,
@@ -519,8 +516,6 @@ function computeCalls(step: ComputeStep, ctx: StepContext): Call[] {
   }
 }
 
-const IDENTITY_MAP = "lasp::PieceMap{0, {0, 0}, {0, 0}, {0, 0}}";
-
 /** The piece map of a sequence-parallel rank (program.cuh defines kPieceMaps before the steps). */
 const pieceMapOf = (rank: number): string => `kPieceMaps[${rank}]`;
 
@@ -535,7 +530,8 @@ function blockSlot(step: ComputeStep): number {
   return typeof step.params["slot"] === "number" ? step.params["slot"] : num(step, "source");
 }
 
-function fullSoftmaxDims(ctx: StepContext, step: ComputeStep): string {
+/** A lasp::SoftmaxDims initialiser for a whole-sequence step (softmax.full and its backward). */
+export function fullSoftmaxDims(ctx: Pick<StepContext, "sizes">, step: ComputeStep): string {
   const { batch, seqLen, headDim } = ctx.sizes;
   const heads = num(step, "heads");
   const kvHeads = num(step, "kvHeads");

@@ -10,11 +10,12 @@ import type {
   Pass,
   RankProgram,
   ScheduleProgram,
+  ScheduleSizes,
   Step,
 } from "../schedule/ir.js";
 import { elementsOf } from "../schedule/context.js";
 import { pairedWithPrevious } from "../schedule/p2p-groups.js";
-import { stepCalls, type Call, type StepContext } from "./steps.js";
+import { fullSoftmaxDims, stepCalls, type Call, type StepContext } from "./steps.js";
 import { cppIdent, floatLiteral, intList, softmaxDimsName } from "./names.js";
 import { fewCtaCollectives, OVERLAP_CTAS } from "./communicators.js";
 import { usesWorkspaces } from "./workspaces.js";
@@ -90,6 +91,9 @@ export interface KindView {
   causal: string;
   /** Softmax attention (RoPE, grouped-query K/V, the softmax oracle) rather than linear attention. */
   softmax: boolean;
+  /** The lasp::SoftmaxDims of its whole-sequence attention (softmax.full), whose backend the program
+   * reports; "" when the kind has none. */
+  wholeDims: string;
   /** Key/value heads (the query heads for linear attention). */
   kvHeads: number;
   /** Width of a K or V row: kv heads x head dim. */
@@ -421,6 +425,7 @@ export function buildView({ spec, program, compilerVersion }: ViewInputs): Progr
       kvHeads,
       kvWidth: kvHeads * sizes.headDim,
       verifyScale: floatLiteral(softmax ? 1 : 1 / Math.sqrt(sizes.headDim)),
+      wholeDims: wholeSoftmaxDims(schedule, sizes),
       ropeTheta: softmax ? floatLiteral(layer.ropeTheta) : "0.0f",
       hosted: hostsProjections(schedule) ? "true" : "false",
       workspaces,
@@ -518,3 +523,11 @@ export function flopsPerStep(spec: ResolvedSpec, program: ScheduleProgram): numb
 }
 
 export { intList };
+
+/** The dims of a kind's whole-sequence softmax step (the same on every rank: each holds one head shard). */
+function wholeSoftmaxDims(schedule: LayerSchedule, sizes: ScheduleSizes): string {
+  const step = schedule.passes.forward[0]!.steps.find(
+    (s): s is ComputeStep => s.kind === "compute" && s.op === "softmax.full",
+  );
+  return step === undefined ? "" : fullSoftmaxDims({ sizes }, step);
+}

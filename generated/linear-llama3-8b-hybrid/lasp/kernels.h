@@ -66,6 +66,17 @@ void softmax_full_backward(const bf16* q, const bf16* k, const bf16* v, const bf
                            const bf16* dout, const SoftmaxDims& d, bool causal, bf16* dq, bf16* dk, bf16* dv,
                            cudaStream_t s);
 
+// Softmax attention over a whole sequence on one rank (softmax_whole.cuh): cuDNN's fused attention where the
+// program was built with it and it supports the shape, the kernels above otherwise. The log-sum-exp layout
+// is the backend's own: pass the forward's to the backward of the same shape only.
+void softmax_whole_forward(const bf16* q, const bf16* k, const bf16* v, const SoftmaxDims& d, bool causal,
+                           float* lse, bf16* o, cudaStream_t s);
+void softmax_whole_backward(const bf16* q, const bf16* k, const bf16* v, const bf16* o, const float* lse,
+                            const bf16* dout, const SoftmaxDims& d, bool causal, bf16* dq, bf16* dk, bf16* dv,
+                            cudaStream_t s);
+// Which backend that shape takes ("lasp" or "cudnn X.Y.Z"); the first call builds cuDNN's plans.
+const char* softmax_whole_backend(const SoftmaxDims& d, bool causal);
+
 // Around the softmax blocks (softmax_support.cuh): the log-sum-exp merge, fp32 -> bf16 (alone or as a sum),
 // rotary embedding.
 void softmax_merge(const float* o_part, const float* lse_part, SlotList slots, bf16* o, float* lse, int batch,
