@@ -15,7 +15,8 @@ nvidia-smi -L
 gpus=$(nvidia-smi -L | wc -l)
 # kernels.o built with cuDNN (prebuild.sh with CUDNN_INCLUDE) needs the machine's libcudnn.
 libs=(-lnccl -lcublas)
-if nm kernels.o 2>/dev/null | grep -q "U cudnnBackendCreateDescriptor"; then
+# (grep without -q reads all of nm's output: with -q, nm dies of SIGPIPE and pipefail makes the test false)
+if nm kernels.o 2>/dev/null | grep "U cudnnBackendCreateDescriptor" > /dev/null; then
   libs+=(-L/usr/lib/x86_64-linux-gnu -lcudnn)
   echo "kernels.o uses cuDNN: linking $(ls /usr/lib/x86_64-linux-gnu/libcudnn.so.* 2>/dev/null | head -1)"
 fi
