@@ -588,7 +588,9 @@ inline int scalar_pack(Plan& p, const CudnnSdpaShape& s, int64_t* uids, void** p
 // Builds and caches the plans; never exits; prints nothing.
 inline bool cudnn_sdpa_supported(const CudnnSdpaShape& s) {
   if (!cudnn_sdpa::shape_ok(s)) return false;
-  if (cudnnGetVersion() < 90000) return false;
+  // From 9.6 on cuDNN clears the backward's dQ accumulator itself (the graph leaves it to the engine); the
+  // backend was checked on 9.14.
+  if (cudnnGetVersion() < 90600) return false;
   const int dev = cudnn_sdpa::current_device();
   if (dev < 0) return false;
   int major = 0, minor = 0;
