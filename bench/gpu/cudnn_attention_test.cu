@@ -77,6 +77,7 @@ void ours_set(int pingpong, int dq_vec4) {
 #if LASP_CUDNN_TEST_PART != 1
 #include <cudnn.h>
 #include "cudnn_attention.cuh"
+#include "bench_timing.cuh"
 
 #ifndef LASP_WITH_CUDNN
 #error "build with -DLASP_WITH_CUDNN (and cuDNN's include and lib paths)"
@@ -348,28 +349,6 @@ static void randn(Dev<bf16>& x) {
   LAUNCH_CHECK();
 }
 
-template <typename F>
-static float time_ms(F f, int runs) {
-  for (int i = 0; i < 2; ++i) f();
-  CUDA_CHECK(cudaDeviceSynchronize());
-  std::vector<float> t;
-  cudaEvent_t a, b;
-  CUDA_CHECK(cudaEventCreate(&a));
-  CUDA_CHECK(cudaEventCreate(&b));
-  for (int i = 0; i < runs; ++i) {
-    CUDA_CHECK(cudaEventRecord(a));
-    f();
-    CUDA_CHECK(cudaEventRecord(b));
-    CUDA_CHECK(cudaEventSynchronize(b));
-    float ms;
-    CUDA_CHECK(cudaEventElapsedTime(&ms, a, b));
-    t.push_back(ms);
-  }
-  CUDA_CHECK(cudaEventDestroy(a));
-  CUDA_CHECK(cudaEventDestroy(b));
-  std::sort(t.begin(), t.end());
-  return t[t.size() / 2];
-}
 
 // ||a - b|| / ||b|| between two device results (bf16 or fp32).
 template <typename T>

@@ -31,6 +31,7 @@
 // events; FLOPs 4*N*N*H*d/2 forward, 2.5x that backward. Lines starting with OURS are read by run_softmax.sh.
 #include "../../templates/runtime/check.cuh"
 #include "../../templates/runtime/softmax_attention.cuh"
+#include "bench_timing.cuh"
 
 #include <algorithm>
 #include <cmath>
@@ -562,28 +563,6 @@ static void checks() {
 // ---------------------------------------------------------------------------------------------------------
 // Timings
 // ---------------------------------------------------------------------------------------------------------
-template <typename F>
-static float time_ms(F f, int runs) {
-  for (int i = 0; i < 2; ++i) f();
-  CUDA_CHECK(cudaDeviceSynchronize());
-  std::vector<float> t;
-  cudaEvent_t a, b;
-  CUDA_CHECK(cudaEventCreate(&a));
-  CUDA_CHECK(cudaEventCreate(&b));
-  for (int i = 0; i < runs; ++i) {
-    CUDA_CHECK(cudaEventRecord(a));
-    f();
-    CUDA_CHECK(cudaEventRecord(b));
-    CUDA_CHECK(cudaEventSynchronize(b));
-    float ms;
-    CUDA_CHECK(cudaEventElapsedTime(&ms, a, b));
-    t.push_back(ms);
-  }
-  CUDA_CHECK(cudaEventDestroy(a));
-  CUDA_CHECK(cudaEventDestroy(b));
-  std::sort(t.begin(), t.end());
-  return t[t.size() / 2];
-}
 
 static void bench(int N, int runs) {
   const int B = 1, H = 16, D = 128;
