@@ -74,10 +74,17 @@ export interface ErrorEvent {
   rank: number;
   message: string;
 }
+/** The backend of a softmax kind's whole-sequence attention: `lasp` or `cudnn X.Y.Z` (PROTOCOL.md). */
+export interface BackendEvent {
+  event: "backend";
+  rank: number;
+  kind: string;
+  attention: string;
+}
 export type ProgramEvent =
-  StartEvent | StepEvent | PhaseEvent | VerifyEvent | SummaryEvent | TraceEvent | ErrorEvent;
+  StartEvent | StepEvent | PhaseEvent | VerifyEvent | SummaryEvent | TraceEvent | ErrorEvent | BackendEvent;
 
-const EVENT_NAMES = new Set(["start", "step", "phase", "verify", "summary", "trace", "error"]);
+const EVENT_NAMES = new Set(["start", "step", "phase", "verify", "summary", "trace", "error", "backend"]);
 
 /**
  * One stdout line: a known event, `"ignored"` for a JSON object of an event this lasp does not know (a newer

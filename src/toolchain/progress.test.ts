@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import type { ProgramEvent } from "./launch.js";
+import { parseEventLine, type ProgramEvent } from "./launch.js";
 import {
   formatStep,
   formatSummary,
@@ -69,6 +69,34 @@ describe("run progress", () => {
       () => 30,
     ).update("x".repeat(100));
     expect(out).toBe(`\r\x1b[2K${"x".repeat(28)}…`);
+  });
+
+  it("names the backend of each softmax kind's whole-sequence attention, and says when ranks differ", () => {
+    const events: ProgramEvent[] = [
+      summary(0, 40.9),
+      summary(1, 41.8),
+      { event: "backend", rank: 0, kind: "S", attention: "cudnn 9.14.0" },
+      { event: "backend", rank: 1, kind: "S", attention: "cudnn 9.14.0" },
+      { event: "backend", rank: 0, kind: "T", attention: "cudnn 9.14.0" },
+      { event: "backend", rank: 1, kind: "T", attention: "lasp" },
+    ];
+    const s = summarizeRun(events)!;
+    expect(s.backends).toEqual([
+      { kind: "S", attention: ["cudnn 9.14.0"] },
+      { kind: "T", attention: ["cudnn 9.14.0", "lasp"] },
+    ]);
+    const text = formatSummary(s);
+    expect(text).toMatch(/softmax S attention\s+cudnn 9\.14\.0\n/);
+    expect(text).toMatch(/softmax T attention\s+cudnn 9\.14\.0 \/ lasp/);
+    // A program without such a kind says nothing about it.
+    expect(formatSummary(summarizeRun([summary(0, 1)])!)).not.toContain("attention");
+    // The launcher reads the event from the program's output.
+    expect(parseEventLine('{"event":"backend","rank":0,"kind":"S","attention":"lasp"}')).toEqual({
+      event: "backend",
+      rank: 0,
+      kind: "S",
+      attention: "lasp",
+    });
   });
 
   it("summarizes over ranks: medians, the spread of step time, phases", () => {

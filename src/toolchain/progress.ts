@@ -117,6 +117,8 @@ export interface RunSummary {
   phases: { name: string; ms: number | undefined }[];
   /** From the timeline: per layer kind and pass, what the communication cost beside the computation. */
   timeline: TimelineRow[];
+  /** Per softmax kind with whole-sequence attention, the backends its ranks reported (`lasp`, `cudnn X.Y.Z`). */
+  backends: { kind: string; attention: string[] }[];
 }
 
 export interface TimelineRow {
@@ -203,7 +205,19 @@ export function summarizeRun(events: readonly ProgramEvent[]): RunSummary | unde
     peakMemBytes: { median: median(memory), max: memory.length > 0 ? Math.max(...memory) : undefined },
     phases: [...phaseTimes].map(([name, times]) => ({ name, ms: median([...times.values()]) })),
     timeline: summarizeTimeline(events),
+    backends: summarizeBackends(events),
   };
+}
+
+/** Each kind's backends over the ranks, in the order first reported; ranks normally agree. */
+function summarizeBackends(events: readonly ProgramEvent[]): { kind: string; attention: string[] }[] {
+  const byKind = new Map<string, Set<string>>();
+  for (const e of events) {
+    if (e.event !== "backend") continue;
+    if (!byKind.has(e.kind)) byKind.set(e.kind, new Set());
+    byKind.get(e.kind)!.add(e.attention);
+  }
+  return [...byKind].map(([kind, attention]) => ({ kind, attention: [...attention] }));
 }
 
 export function formatSummary(s: RunSummary): string {
@@ -223,6 +237,7 @@ export function formatSummary(s: RunSummary): string {
     ["TFLOP/s per GPU", finite(s.tflops) ? s.tflops.toFixed(1) : "?"],
     ["hidden communication", finite(s.hiddenComm) ? `${(s.hiddenComm * 100).toFixed(1)} %` : "?"],
     ["peak memory", memory],
+    ...s.backends.map((b) => [`softmax ${b.kind} attention`, b.attention.join(" / ")]),
   ];
   const out = [
     `summary over ${s.ranks} rank${s.ranks === 1 ? "" : "s"} (median over ranks)`,
