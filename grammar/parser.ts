@@ -26,7 +26,9 @@ import {
 export function describeToken(token: IToken): string {
   if (token.tokenType === EOF) return "the end of the file";
   const text = token.image.length > 40 ? `${token.image.slice(0, 40)}…` : token.image;
-  return `\`${text}\``;
+  // Control characters (a string literal may hold them) are shown escaped: they would garble the terminal,
+  // and one of them separates a message from its expected words (EXPECTED_SEPARATOR).
+  return `\`${text.replace(/[\u0000-\u001f\u007f]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, "0")}`)}\``;
 }
 
 function labelOf(type: TokenType): string {
@@ -56,8 +58,10 @@ const RULE_MEANING: Record<string, string> = {
 export const EXPECTED_SEPARATOR = "\u0001";
 
 export function splitParserMessage(message: string): { message: string; expected: string[] } {
-  const [text, expected] = message.split(EXPECTED_SEPARATOR);
-  return { message: text ?? message, expected: expected ? (JSON.parse(expected) as string[]) : [] };
+  // The list is the last part (JSON escapes the separator inside it).
+  const at = message.lastIndexOf(EXPECTED_SEPARATOR);
+  if (at < 0) return { message, expected: [] };
+  return { message: message.slice(0, at), expected: JSON.parse(message.slice(at + 1)) as string[] };
 }
 
 function withExpected(message: string, expected: TokenType[]): string {

@@ -193,6 +193,15 @@ describe("fuzz", () => {
     );
   });
 
+  it("a string with a control character before a block is explained, the character shown escaped", () => {
+    // Found by the property below (seed -374623865): the character was the message separator.
+    const result = checkText('"\u0001" model m { }');
+    expect(result.diagnostics.length).toBeGreaterThan(0);
+    const text = result.diagnostics.map((d) => d.message).join("\n");
+    expect(text).toContain("\\u0001");
+    expect(text).not.toContain("\u0001");
+  });
+
   it("mutated examples never throw and always explain themselves", () => {
     fc.assert(
       fc.property(mutatedExampleArb, (source) => {
