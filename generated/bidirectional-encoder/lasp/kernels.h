@@ -30,6 +30,12 @@ void linear_dq_inter(const bf16* dout, const float* P, Piece p, bf16* dq, Linear
                      cudaStream_t s);
 void linear_dkdv_inter(const bf16* k, const bf16* v, const float* G, Piece p, bf16* dk, bf16* dv, LinearDims dims,
                        const float* lam, cudaStream_t s);
+// The intra-piece walk with the prefix (P) and suffix (G) terms added inside it; nullptr: no such term.
+void linear_forward_fused(const bf16* q, const bf16* k, const bf16* v, const float* P, Piece p, bf16* o,
+                          LinearDims dims, const float* lam, bool causal, cudaStream_t s);
+void linear_backward_fused(const bf16* q, const bf16* k, const bf16* v, const bf16* dout, const float* P,
+                           const float* G, Piece p, bf16* dq, bf16* dk, bf16* dv, LinearDims dims, const float* lam,
+                           bool causal, cudaStream_t s);
 // The same walks keeping (state calls) or starting from (the others) per-segment states in a workspace of
 // linear_state_workspace_bytes per piece; nullptr: keep nothing, or recompute (see linear_attention.cuh).
 size_t linear_state_workspace_bytes(LinearDims dims, int piece_length);
@@ -48,12 +54,6 @@ void linear_backward_fused(const bf16* q, const bf16* k, const bf16* v, const bf
                            const float* G, Piece p, bf16* dq, bf16* dk, bf16* dv, LinearDims dims, const float* lam,
                            bool causal, cudaStream_t s, const float* kv_ws, const float* qdo_ws);
 
-// The intra-piece walk with the prefix (P) and suffix (G) terms added inside it; nullptr: no such term.
-void linear_forward_fused(const bf16* q, const bf16* k, const bf16* v, const float* P, Piece p, bf16* o,
-                          LinearDims dims, const float* lam, bool causal, cudaStream_t s);
-void linear_backward_fused(const bf16* q, const bf16* k, const bf16* v, const bf16* dout, const float* P,
-                           const float* G, Piece p, bf16* dq, bf16* dk, bf16* dv, LinearDims dims, const float* lam,
-                           bool causal, cudaStream_t s);
 
 // Softmax attention, one block of keys at a time (softmax_attention.cuh): q, k, v bf16; positions from the
 // piece maps (global token positions, so the causal mask holds for any layout); fp32 partials and lse.
