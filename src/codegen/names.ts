@@ -12,6 +12,18 @@ export function softmaxDimsName(kind: string): string {
   return `k${kind}_dims`;
 }
 
+/** A lasp::SoftmaxDims initialiser (field order of types.cuh). */
+export function softmaxDimsLiteral(d: {
+  batch: number;
+  qRows: number;
+  kRows: number;
+  heads: number;
+  kvHeads: number;
+  headDim: number;
+}): string {
+  return `lasp::SoftmaxDims{${d.batch}, ${d.qRows}, ${d.kRows}, ${d.heads}, ${d.kvHeads}, ${d.headDim}}`;
+}
+
 // Buffer and layer names that would collide with C++ (the IR's output gradient is called `do`).
 const CPP_KEYWORDS = new Set([
   "do",

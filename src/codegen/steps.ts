@@ -12,7 +12,7 @@ import type {
 } from "../schedule/ir.js";
 import { elementsOf } from "../schedule/context.js";
 import { GEMM_SM_MARGIN } from "./communicators.js";
-import { cppIdent, softmaxDimsName } from "./names.js";
+import { cppIdent, softmaxDimsLiteral, softmaxDimsName } from "./names.js";
 import { workspaceArgs } from "./workspaces.js";
 
 export interface Call {
@@ -535,7 +535,7 @@ export function fullSoftmaxDims(ctx: Pick<StepContext, "sizes">, step: ComputeSt
   const { batch, seqLen, headDim } = ctx.sizes;
   const heads = num(step, "heads");
   const kvHeads = num(step, "kvHeads");
-  return `lasp::SoftmaxDims{${batch}, ${seqLen}, ${seqLen}, ${heads}, ${kvHeads}, ${headDim}}`;
+  return softmaxDimsLiteral({ batch, qRows: seqLen, kRows: seqLen, heads, kvHeads, headDim });
 }
 
 function fullLinearDims(ctx: StepContext, step: ComputeStep): string {

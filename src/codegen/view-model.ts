@@ -16,7 +16,7 @@ import type {
 import { elementsOf } from "../schedule/context.js";
 import { pairedWithPrevious } from "../schedule/p2p-groups.js";
 import { fullSoftmaxDims, stepCalls, type Call, type StepContext } from "./steps.js";
-import { cppIdent, floatLiteral, intList, softmaxDimsName } from "./names.js";
+import { cppIdent, floatLiteral, intList, softmaxDimsLiteral, softmaxDimsName } from "./names.js";
 import { fewCtaCollectives, OVERLAP_CTAS } from "./communicators.js";
 import { usesWorkspaces } from "./workspaces.js";
 
@@ -430,7 +430,14 @@ export function buildView({ spec, program, compilerVersion }: ViewInputs): Progr
       hosted: hostsProjections(schedule) ? "true" : "false",
       workspaces,
       dims: softmax
-        ? `lasp::SoftmaxDims{${sizes.batch}, ${localTokens}, ${localTokens}, ${sizes.heads}, ${kvHeads}, ${sizes.headDim}}`
+        ? softmaxDimsLiteral({
+            batch: sizes.batch,
+            qRows: localTokens,
+            kRows: localTokens,
+            heads: sizes.heads,
+            kvHeads,
+            headDim: sizes.headDim,
+          })
         : "",
       dimsName: softmaxDimsName(name),
       decayTable,
