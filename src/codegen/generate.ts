@@ -18,6 +18,7 @@ export const RUNTIME_FILES = [
   "linear_oracle.cuh",
   "softmax_attention.cuh",
   "cudnn_attention.cuh",
+  "softmax_backend.cuh",
   "softmax_whole.cuh",
   "softmax_support.cuh",
   "softmax_oracle.cuh",

@@ -2,7 +2,7 @@
 // each IR step becomes, and that the host code type-checks with nvcc against declaration-only NCCL and
 // cuBLAS headers (CI has nvcc but neither library).
 import { spawnSync } from "node:child_process";
-import { mkdtempSync } from "node:fs";
+import { mkdtempSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { describe, expect, it } from "vitest";
@@ -199,6 +199,55 @@ describe("cuDNN in the build", () => {
       /#ifdef LASP_WITH_CUDNN\n\n#include <cuda_runtime\.h>\n#include <cudnn\.h>/,
     );
   });
+});
+
+describe("the softmax backend choice (lasp/softmax_backend.cuh, host code: no GPU needed)", () => {
+  const files = program("gpus 2 sequence 2 linear ulysses softmax ulysses layout zigzag");
+
+  it.runIf(hasNvcc)(
+    "follows LASP_SOFTMAX_BACKEND and stops with exit 2 and a message where it cannot",
+    async () => {
+      const dir = mkdtempSync(join(tmpdir(), "lasp-backend-"));
+      await writeProgram(dir, files);
+      writeFileSync(
+        join(dir, "choice.cu"),
+        `#include "lasp/softmax_backend.cuh"
+int main() {
+  const lasp::SoftmaxDims d{1, 128, 128, 2, 1, 64};
+  std::printf("cudnn=%d\\n", (int)lasp::whole::use_cudnn(d, true));
+  return 0;
+}
+`,
+      );
+      const build = spawnSync("nvcc", ["-std=c++17", "-I.", "-Ilasp", "choice.cu", "-o", "choice"], {
+        cwd: dir,
+        encoding: "utf8",
+      });
+      expect(build.stderr).not.toMatch(/error/);
+      expect(build.status).toBe(0);
+      const run = (backend: string | undefined) => {
+        const env = { ...process.env };
+        delete env["LASP_SOFTMAX_BACKEND"];
+        if (backend !== undefined) env["LASP_SOFTMAX_BACKEND"] = backend;
+        return spawnSync(join(dir, "choice"), [], { cwd: dir, encoding: "utf8", env });
+      };
+      // This build has no cuDNN: lasp's kernels, asked for or not.
+      for (const backend of [undefined, "auto", "lasp"]) {
+        const r = run(backend);
+        expect(r.status).toBe(0);
+        expect(r.stdout).toBe("cudnn=0\n");
+      }
+      const bogus = run("fast");
+      expect(bogus.status).toBe(2);
+      expect(bogus.stderr).toContain("LASP_SOFTMAX_BACKEND=fast is not a backend (auto, lasp or cudnn)");
+      const insist = run("cudnn");
+      expect(insist.status).toBe(2);
+      expect(insist.stderr).toContain(
+        "LASP_SOFTMAX_BACKEND=cudnn, but this program was built without cuDNN (CMake did not find it; set CUDNN_HOME)",
+      );
+    },
+    120_000,
+  );
 });
 
 describe("what the generator refuses", () => {
