@@ -3,24 +3,36 @@
 # builds all of them at once, then runs the programs matching PATTERN from each suite in turn, ROUNDS times
 # (round-robin, so drift of the machine spreads over every suite), and prints each program's median step
 # time per round, the median over rounds, and its ratio to the first suite's.
-# Usage (on the GPU machine, from the repository root): compare-builds.sh PATTERN ROUNDS DIR [DIR ...]
-# Results: $OUT/compare.txt, $OUT/<suite>.<round>.log, every run's table under /tmp/compare/<suite>/<round>/.
+# Usage (on the GPU machine, from the repository root): compare-builds.sh PATTERN ROUNDS SUITE [SUITE ...]
+# where SUITE is DIR, or DIR@NAME=VALUE to run DIR's programs with that environment variable set (one build,
+# two settings: `.gpu-suite .gpu-suite@LASP_COLLECTIVES=kernels`).
+# Results: $OUT/compare.txt, $OUT/<label>.<round>.log, every run's table under /tmp/compare/<label>/<round>/,
+# where <label> is the suite's directory name, with @NAME=VALUE for a variant.
 set -uo pipefail
 pattern=$1 rounds=$2
 shift 2
 OUT=${OUT:-/tmp/lasp-compare}
 mkdir -p "$OUT"
-for s in "$@"; do (cd "$s" && SUITE_FILTER='-' OUT=/tmp/compare-build bash run-prebuilt.sh > /dev/null 2>&1) & done
+dir_of() { echo "${1%%@*}"; }
+label_of() { local d=${1%%@*}; echo "$(basename "$d")${1#"$d"}"; }
+for s in $(for s in "$@"; do dir_of "$s"; done | sort -u); do
+  (cd "$s" && SUITE_FILTER='-' OUT=/tmp/compare-build bash run-prebuilt.sh > /dev/null 2>&1) &
+done
 wait
 for ((i = 1; i <= rounds; i++)); do
   for s in "$@"; do
+    label=$(label_of "$s")
+    setting=()
+    [ "$s" != "$(dir_of "$s")" ] && setting=("${s#*@}")
     # Each run's own lines (a failed build's last lines among them) go to a log beside the results.
-    (cd "$s" && SUITE_FILTER="$pattern" OUT="/tmp/compare/$(basename "$s")/$i" bash run-prebuilt.sh \
-      > "$OUT/$(basename "$s").$i.log" 2>&1)
-    grep -h "build failed" -A3 "$OUT/$(basename "$s").$i.log"
+    (cd "$(dir_of "$s")" && env "${setting[@]}" SUITE_FILTER="$pattern" OUT="/tmp/compare/$label/$i" \
+      bash run-prebuilt.sh > "$OUT/$label.$i.log" 2>&1)
+    grep -h "build failed" -A3 "$OUT/$label.$i.log"
   done
 done
-python3 - "$rounds" "$@" <<'PY' | tee "$OUT/compare.txt"
+labels=()
+for s in "$@"; do labels+=("$(label_of "$s")"); done
+python3 - "$rounds" "${labels[@]}" <<'PY' | tee "$OUT/compare.txt"
 import json, os, statistics, sys
 rounds, suites = int(sys.argv[1]), sys.argv[2:]
 steps = {}  # program -> suite -> step times, one per round

@@ -147,6 +147,7 @@ struct State {
   Options opt;
   lasp::Layout layout;
   lasp::Comms comms;
+  lasp::StateWindows windows;  // buffers of the collectives beside kernels (comm.cuh)
   program::Ctx ctx;
   cublasHandle_t blas;
   int sms = 0;              // the GPU's SMs (a GEMM beside a collective is planned for fewer)
@@ -359,38 +360,38 @@ static const WeightLayout kWeightLayout[program::kLayers] = {
 
 static void allocate(State& st) {
   const size_t hidden = program::kHidden;
-  g_layer0 = program::alloc_L(nullptr);
-  g_layer1 = program::alloc_L(&g_layer0);
-  g_layer2 = program::alloc_L(&g_layer0);
-  g_layer3 = program::alloc_S(nullptr);
-  g_layer4 = program::alloc_L(&g_layer0);
-  g_layer5 = program::alloc_L(&g_layer0);
-  g_layer6 = program::alloc_L(&g_layer0);
-  g_layer7 = program::alloc_S(&g_layer3);
-  g_layer8 = program::alloc_L(&g_layer0);
-  g_layer9 = program::alloc_L(&g_layer0);
-  g_layer10 = program::alloc_L(&g_layer0);
-  g_layer11 = program::alloc_S(&g_layer3);
-  g_layer12 = program::alloc_L(&g_layer0);
-  g_layer13 = program::alloc_L(&g_layer0);
-  g_layer14 = program::alloc_L(&g_layer0);
-  g_layer15 = program::alloc_S(&g_layer3);
-  g_layer16 = program::alloc_L(&g_layer0);
-  g_layer17 = program::alloc_L(&g_layer0);
-  g_layer18 = program::alloc_L(&g_layer0);
-  g_layer19 = program::alloc_S(&g_layer3);
-  g_layer20 = program::alloc_L(&g_layer0);
-  g_layer21 = program::alloc_L(&g_layer0);
-  g_layer22 = program::alloc_L(&g_layer0);
-  g_layer23 = program::alloc_S(&g_layer3);
-  g_layer24 = program::alloc_L(&g_layer0);
-  g_layer25 = program::alloc_L(&g_layer0);
-  g_layer26 = program::alloc_L(&g_layer0);
-  g_layer27 = program::alloc_S(&g_layer3);
-  g_layer28 = program::alloc_L(&g_layer0);
-  g_layer29 = program::alloc_L(&g_layer0);
-  g_layer30 = program::alloc_L(&g_layer0);
-  g_layer31 = program::alloc_S(&g_layer3);
+  g_layer0 = program::alloc_L(nullptr, st.windows);
+  g_layer1 = program::alloc_L(&g_layer0, st.windows);
+  g_layer2 = program::alloc_L(&g_layer0, st.windows);
+  g_layer3 = program::alloc_S(nullptr, st.windows);
+  g_layer4 = program::alloc_L(&g_layer0, st.windows);
+  g_layer5 = program::alloc_L(&g_layer0, st.windows);
+  g_layer6 = program::alloc_L(&g_layer0, st.windows);
+  g_layer7 = program::alloc_S(&g_layer3, st.windows);
+  g_layer8 = program::alloc_L(&g_layer0, st.windows);
+  g_layer9 = program::alloc_L(&g_layer0, st.windows);
+  g_layer10 = program::alloc_L(&g_layer0, st.windows);
+  g_layer11 = program::alloc_S(&g_layer3, st.windows);
+  g_layer12 = program::alloc_L(&g_layer0, st.windows);
+  g_layer13 = program::alloc_L(&g_layer0, st.windows);
+  g_layer14 = program::alloc_L(&g_layer0, st.windows);
+  g_layer15 = program::alloc_S(&g_layer3, st.windows);
+  g_layer16 = program::alloc_L(&g_layer0, st.windows);
+  g_layer17 = program::alloc_L(&g_layer0, st.windows);
+  g_layer18 = program::alloc_L(&g_layer0, st.windows);
+  g_layer19 = program::alloc_S(&g_layer3, st.windows);
+  g_layer20 = program::alloc_L(&g_layer0, st.windows);
+  g_layer21 = program::alloc_L(&g_layer0, st.windows);
+  g_layer22 = program::alloc_L(&g_layer0, st.windows);
+  g_layer23 = program::alloc_S(&g_layer3, st.windows);
+  g_layer24 = program::alloc_L(&g_layer0, st.windows);
+  g_layer25 = program::alloc_L(&g_layer0, st.windows);
+  g_layer26 = program::alloc_L(&g_layer0, st.windows);
+  g_layer27 = program::alloc_S(&g_layer3, st.windows);
+  g_layer28 = program::alloc_L(&g_layer0, st.windows);
+  g_layer29 = program::alloc_L(&g_layer0, st.windows);
+  g_layer30 = program::alloc_L(&g_layer0, st.windows);
+  g_layer31 = program::alloc_S(&g_layer3, st.windows);
   st.weights.resize(program::kLayers);
   st.x.resize(program::kLayers + 1);
   st.pre_q.assign(program::kLayers, nullptr);
@@ -845,6 +846,7 @@ int main(int argc, char** argv) {
   CUDA_CHECK(cudaGetDeviceProperties(&prop, st.layout.device));
   st.sms = prop.multiProcessorCount;
   st.comms = lasp::init_comms(st.layout, opt.id_file, program::kFewCtas);
+  st.windows = lasp::StateWindows(&st.comms);
   // The communication stream gets the highest priority: the chunk kernels fill every SM, and NCCL's kernel
   // must take SMs as soon as any frees up, or the collective waits for the computation it should overlap.
   int least_priority = 0, greatest_priority = 0;
@@ -873,9 +875,17 @@ int main(int argc, char** argv) {
   say("lasp_program for linear_llama3_8b_hybrid: %d ranks (sequence %d x data %d) on %s, %s mode\n", st.layout.world,
       program::kWorld, program::kDataParallel, prop.name, opt.mode.c_str());
   allocate(st);
+  // Known once the windows are registered (every rank the same).
+  st.ctx.few_ctas_on_copy_engines = st.comms.copy_engines;
+  if (program::kWorld > 1) {
+    const char* how = st.comms.copy_engines ? "copy engines" : "NCCL kernels";
+    emit("collectives", "\"states\":\"%s\"", how);
+    say("state AllGathers beside the kernels: %s\n", how);
+  }
   // Which backend each whole-sequence softmax attention takes (asking builds cuDNN's plans, before any timing).
   int code = opt.mode == "verify" ? verify(st) : bench(st);
   CUDA_CHECK(cudaDeviceSynchronize());
+  st.windows.release();
   ncclCommDestroy(st.comms.sp);
   ncclCommDestroy(st.comms.sp_few_ctas);
   ncclCommDestroy(st.comms.world);

@@ -147,6 +147,7 @@ struct State {
   Options opt;
   lasp::Layout layout;
   lasp::Comms comms;
+  lasp::StateWindows windows;  // buffers of the collectives beside kernels (comm.cuh)
   program::Ctx ctx;
   cublasHandle_t blas;
   int sms = 0;              // the GPU's SMs (a GEMM beside a collective is planned for fewer)
@@ -326,22 +327,22 @@ static const WeightLayout kWeightLayout[program::kLayers] = {
 
 static void allocate(State& st) {
   const size_t hidden = program::kHidden;
-  g_layer0 = program::alloc_R(nullptr);
-  g_layer1 = program::alloc_R(&g_layer0);
-  g_layer2 = program::alloc_R(&g_layer0);
-  g_layer3 = program::alloc_R(&g_layer0);
-  g_layer4 = program::alloc_R(&g_layer0);
-  g_layer5 = program::alloc_R(&g_layer0);
-  g_layer6 = program::alloc_R(&g_layer0);
-  g_layer7 = program::alloc_R(&g_layer0);
-  g_layer8 = program::alloc_R(&g_layer0);
-  g_layer9 = program::alloc_R(&g_layer0);
-  g_layer10 = program::alloc_R(&g_layer0);
-  g_layer11 = program::alloc_R(&g_layer0);
-  g_layer12 = program::alloc_R(&g_layer0);
-  g_layer13 = program::alloc_R(&g_layer0);
-  g_layer14 = program::alloc_R(&g_layer0);
-  g_layer15 = program::alloc_R(&g_layer0);
+  g_layer0 = program::alloc_R(nullptr, st.windows);
+  g_layer1 = program::alloc_R(&g_layer0, st.windows);
+  g_layer2 = program::alloc_R(&g_layer0, st.windows);
+  g_layer3 = program::alloc_R(&g_layer0, st.windows);
+  g_layer4 = program::alloc_R(&g_layer0, st.windows);
+  g_layer5 = program::alloc_R(&g_layer0, st.windows);
+  g_layer6 = program::alloc_R(&g_layer0, st.windows);
+  g_layer7 = program::alloc_R(&g_layer0, st.windows);
+  g_layer8 = program::alloc_R(&g_layer0, st.windows);
+  g_layer9 = program::alloc_R(&g_layer0, st.windows);
+  g_layer10 = program::alloc_R(&g_layer0, st.windows);
+  g_layer11 = program::alloc_R(&g_layer0, st.windows);
+  g_layer12 = program::alloc_R(&g_layer0, st.windows);
+  g_layer13 = program::alloc_R(&g_layer0, st.windows);
+  g_layer14 = program::alloc_R(&g_layer0, st.windows);
+  g_layer15 = program::alloc_R(&g_layer0, st.windows);
   st.weights.resize(program::kLayers);
   st.x.resize(program::kLayers + 1);
   st.pre_q.assign(program::kLayers, nullptr);
@@ -658,6 +659,7 @@ int main(int argc, char** argv) {
   CUDA_CHECK(cudaGetDeviceProperties(&prop, st.layout.device));
   st.sms = prop.multiProcessorCount;
   st.comms = lasp::init_comms(st.layout, opt.id_file, program::kFewCtas);
+  st.windows = lasp::StateWindows(&st.comms);
   // The communication stream gets the highest priority: the chunk kernels fill every SM, and NCCL's kernel
   // must take SMs as soon as any frees up, or the collective waits for the computation it should overlap.
   int least_priority = 0, greatest_priority = 0;
@@ -686,9 +688,17 @@ int main(int argc, char** argv) {
   say("lasp_program for retention_1b: %d ranks (sequence %d x data %d) on %s, %s mode\n", st.layout.world,
       program::kWorld, program::kDataParallel, prop.name, opt.mode.c_str());
   allocate(st);
+  // Known once the windows are registered (every rank the same).
+  st.ctx.few_ctas_on_copy_engines = st.comms.copy_engines;
+  if (program::kWorld > 1) {
+    const char* how = st.comms.copy_engines ? "copy engines" : "NCCL kernels";
+    emit("collectives", "\"states\":\"%s\"", how);
+    say("state AllGathers beside the kernels: %s\n", how);
+  }
   // Which backend each whole-sequence softmax attention takes (asking builds cuDNN's plans, before any timing).
   int code = opt.mode == "verify" ? verify(st) : bench(st);
   CUDA_CHECK(cudaDeviceSynchronize());
+  st.windows.release();
   ncclCommDestroy(st.comms.sp);
   ncclCommDestroy(st.comms.sp_few_ctas);
   ncclCommDestroy(st.comms.world);

@@ -147,6 +147,7 @@ struct State {
   Options opt;
   lasp::Layout layout;
   lasp::Comms comms;
+  lasp::StateWindows windows;  // buffers of the collectives beside kernels (comm.cuh)
   program::Ctx ctx;
   cublasHandle_t blas;
   int sms = 0;              // the GPU's SMs (a GEMM beside a collective is planned for fewer)
@@ -303,10 +304,10 @@ static const WeightLayout kWeightLayout[program::kLayers] = {
 
 static void allocate(State& st) {
   const size_t hidden = program::kHidden;
-  g_layer0 = program::alloc_L(nullptr);
-  g_layer1 = program::alloc_S(nullptr);
-  g_layer2 = program::alloc_L(&g_layer0);
-  g_layer3 = program::alloc_S(&g_layer1);
+  g_layer0 = program::alloc_L(nullptr, st.windows);
+  g_layer1 = program::alloc_S(nullptr, st.windows);
+  g_layer2 = program::alloc_L(&g_layer0, st.windows);
+  g_layer3 = program::alloc_S(&g_layer1, st.windows);
   st.weights.resize(program::kLayers);
   st.x.resize(program::kLayers + 1);
   st.pre_q.assign(program::kLayers, nullptr);
@@ -649,6 +650,7 @@ int main(int argc, char** argv) {
   CUDA_CHECK(cudaGetDeviceProperties(&prop, st.layout.device));
   st.sms = prop.multiProcessorCount;
   st.comms = lasp::init_comms(st.layout, opt.id_file, program::kFewCtas);
+  st.windows = lasp::StateWindows(&st.comms);
   // The communication stream gets the highest priority: the chunk kernels fill every SM, and NCCL's kernel
   // must take SMs as soon as any frees up, or the collective waits for the computation it should overlap.
   int least_priority = 0, greatest_priority = 0;
@@ -677,9 +679,12 @@ int main(int argc, char** argv) {
   say("lasp_program for tiny_baselines: %d ranks (sequence %d x data %d) on %s, %s mode\n", st.layout.world,
       program::kWorld, program::kDataParallel, prop.name, opt.mode.c_str());
   allocate(st);
+  // Known once the windows are registered (every rank the same).
+  st.ctx.few_ctas_on_copy_engines = st.comms.copy_engines;
   // Which backend each whole-sequence softmax attention takes (asking builds cuDNN's plans, before any timing).
   int code = opt.mode == "verify" ? verify(st) : bench(st);
   CUDA_CHECK(cudaDeviceSynchronize());
+  st.windows.release();
   ncclCommDestroy(st.comms.sp);
   ncclCommDestroy(st.comms.sp_few_ctas);
   ncclCommDestroy(st.comms.world);

@@ -1,5 +1,9 @@
 // Which communicator each collective of the generated program uses: small collectives beside computation go
 // to the few-CTA communicator, everything else to NCCL's defaults.
+import { spawnSync } from "node:child_process";
+import { copyFileSync, mkdirSync, mkdtempSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join, resolve } from "node:path";
 import { describe, expect, it } from "vitest";
 import { checkSource } from "../check/front-end.js";
 import { lowerSpec } from "../schedule/lower.js";
@@ -84,6 +88,45 @@ describe("the few-CTA communicator", () => {
     expect(main).toContain("st.ctx.nccl_few_ctas = st.comms.sp_few_ctas;");
     expect(files.get("lasp/comm.cuh")!).toContain("few.maxCTAs = few_ctas;");
   });
+
+  it("allocates the buffers of those collectives as NCCL windows, so NCCL may copy them with copy engines", () => {
+    const files = generateProgram(spec("gpus 2 sequence 2 linear lasp2 softmax allgather", "seq_len 8K"));
+    const cuh = files.get("lasp/program.cuh")!;
+    const fromWindows = [
+      ...cuh.matchAll(/b\.(\w+) = static_cast<\w+\*>\(windows\.alloc\(k(\w+?)_\1_elements/g),
+    ];
+    // LASP-2's states and gathered states, forward and backward, shared by the layers of the kind; in this
+    // short sequence also the softmax kind's K and V (small enough for the few-CTA communicator), the gathered
+    // ones kept per layer. The ReduceScatter of their gradients needs NCCL's kernel: plain memory.
+    expect(fromWindows.map(([, field, kind]) => `${kind}.${field}`)).toEqual([
+      "L.m",
+      "L.m_all",
+      "L.dm",
+      "L.dm_all",
+      "S.k",
+      "S.v",
+      "S.k_all",
+      "S.v_all",
+    ]);
+    expect(cuh).toMatch(/if \(shared != nullptr\) b\.m_all = shared->m_all;\n\s+else b\.m_all = static_cast/);
+    expect(cuh).toMatch(/\n  b\.k_all = static_cast<bf16\*>\(windows\.alloc/);
+    expect(cuh).toMatch(/else CUDA_CHECK\(cudaMalloc\(&b\.dk_sum, /);
+    const main = files.get("main.cu")!;
+    expect(main).toContain("program::alloc_L(nullptr, st.windows)");
+    // The choice is known once the windows are registered; reported, and the windows released before the
+    // communicators are destroyed.
+    expect(main).toMatch(
+      /allocate\(st\);\n.*\n\s+st\.ctx\.few_ctas_on_copy_engines = st\.comms\.copy_engines;/,
+    );
+    expect(main).toContain('emit("collectives", "\\"states\\":\\"%s\\"", how);');
+    expect(main.indexOf("st.windows.release();")).toBeLessThan(
+      main.indexOf("ncclCommDestroy(st.comms.sp_few_ctas);"),
+    );
+    // A program without state collectives reports nothing.
+    const ulysses = generateProgram(spec("gpus 2 sequence 2 linear ulysses softmax ulysses", "seq_len 8K"));
+    expect(ulysses.get("main.cu")!).not.toContain('emit("collectives"');
+    expect(ulysses.get("lasp/program.cuh")!).not.toContain("windows.alloc(");
+  });
 });
 
 describe("a projection beside a collective", () => {
@@ -100,10 +143,11 @@ describe("a projection beside a collective", () => {
 
   it("leaves SMs to the state collective on every rank, and none where no collective runs", () => {
     const cuh = linear(4).get("lasp/program.cuh")!;
-    const calls = [...cuh.matchAll(/run_host\(run, HostWork::(\w+), (\d+)\);/g)];
-    // Forward (Q projection) and backward (dWo) of each of the 4 ranks.
+    const calls = [...cuh.matchAll(/run_host\(run, HostWork::(\w+), (.+)\);/g)];
+    // Forward (Q projection) and backward (dWo) of each of the 4 ranks. The state collective is on the
+    // few-CTA communicator: the margin is for NCCL's kernel, none when NCCL copies it with the copy engines.
     expect(calls).toHaveLength(8);
-    for (const [, , leave] of calls) expect(Number(leave)).toBe(GEMM_SM_MARGIN);
+    for (const [, , leave] of calls) expect(leave).toBe(`c.few_ctas_on_copy_engines ? 0 : ${GEMM_SM_MARGIN}`);
     const single = linear(1).get("lasp/program.cuh")!;
     const alone = [...single.matchAll(/run_host\(run, HostWork::(\w+), (\d+)\);/g)];
     expect(alone).toHaveLength(2);
@@ -114,4 +158,107 @@ describe("a projection beside a collective", () => {
     expect(main).toContain("cublasSetSmCountTarget(st.blas, st.sms - leave_sms)");
     expect(main).toContain("cublasSetSmCountTarget(st.blas, 0)");
   });
+});
+
+describe("how the state AllGathers move data (lasp/comm.cuh against stand-in NCCL functions: no GPU needed)", () => {
+  const hasNvcc = spawnSync("nvcc", ["--version"]).status === 0;
+  const fixtures = resolve("src/codegen/fixtures/host-api");
+  // The test program defines NCCL's functions itself: they record the config of the few-CTA split and play
+  // an NCCL that registers a window or not (REGISTERS=0|1). OLD_NCCL plays an NCCL older than 2.28.
+  const harness = (oldNccl: boolean) => `#include <nccl.h>
+${oldNccl ? "#undef NCCL_CTA_POLICY_ZERO\n" : ""}#include <cstdlib>
+#include "lasp/comm.cuh"
+static int g_policy = -1, g_max_ctas = -1, g_splits = 0;
+static char g_window;
+extern "C" {
+ncclResult_t ncclGetUniqueId(ncclUniqueId*) { return ncclSuccess; }
+ncclResult_t ncclCommInitRank(ncclComm_t* c, int, ncclUniqueId, int) { *c = nullptr; return ncclSuccess; }
+ncclResult_t ncclCommSplit(ncclComm_t, int, int, ncclComm_t* c, ncclConfig_t* config) {
+  if (++g_splits == 2) { g_policy = config->CTAPolicy; g_max_ctas = config->maxCTAs; }
+  *c = nullptr;
+  return ncclSuccess;
+}
+ncclResult_t ncclMemAlloc(void** p, size_t bytes) { *p = std::malloc(bytes); return ncclSuccess; }
+ncclResult_t ncclMemFree(void* p) { std::free(p); return ncclSuccess; }
+ncclResult_t ncclCommWindowRegister(ncclComm_t, void*, size_t, ncclWindow_t* win, int flags) {
+  *win = std::atoi(std::getenv("REGISTERS")) != 0 && flags == NCCL_WIN_COLL_SYMMETRIC ? (ncclWindow_t)&g_window : nullptr;
+  return ncclSuccess;
+}
+ncclResult_t ncclCommWindowDeregister(ncclComm_t, ncclWindow_t) { return ncclSuccess; }
+const char* ncclGetErrorString(ncclResult_t) { return "stand-in"; }
+}
+int main(int argc, char** argv) {
+  lasp::Layout l;
+  l.sp_size = std::atoi(argv[1]);
+  lasp::Comms c = lasp::init_comms(l, "", 4);
+  std::printf("policy=%d max_ctas=%d copy_engines=%d", g_policy == NCCL_CONFIG_UNDEF_INT ? -1 : g_policy, g_max_ctas, (int)c.copy_engines);
+  if (c.copy_engines) {
+    lasp::StateWindows windows(&c);
+    windows.alloc(4096);
+    windows.release();
+    std::printf(" after_windows=%d", (int)c.copy_engines);
+  }
+  std::printf("\\n");
+  return 0;
+}
+`;
+  const build = (oldNccl: boolean) => {
+    const dir = mkdtempSync(join(tmpdir(), "lasp-states-"));
+    mkdirSync(join(dir, "lasp"));
+    for (const f of ["comm.cuh", "check.cuh"])
+      copyFileSync(resolve("templates/runtime", f), join(dir, "lasp", f));
+    writeFileSync(join(dir, "t.cu"), harness(oldNccl));
+    const r = spawnSync("nvcc", ["-std=c++17", "-I.", `-I${fixtures}`, "t.cu", "-o", "t"], {
+      cwd: dir,
+      encoding: "utf8",
+    });
+    expect(r.stderr).not.toMatch(/error/);
+    expect(r.status).toBe(0);
+    return (choice: string | undefined, spSize: number, registers = 1) => {
+      const env: NodeJS.ProcessEnv = { ...process.env, REGISTERS: String(registers) };
+      delete env["LASP_COLLECTIVES"];
+      if (choice !== undefined) env["LASP_COLLECTIVES"] = choice;
+      return spawnSync(join(dir, "t"), [String(spSize)], { cwd: dir, encoding: "utf8", env });
+    };
+  };
+
+  it.runIf(hasNvcc)(
+    "asks NCCL 2.28 for copy engines on more than one rank, keeps the kernel when told or when no window registers",
+    () => {
+      const run = build(false);
+      for (const choice of [undefined, "auto", "copy_engines"]) {
+        const r = run(choice, 4);
+        expect(r.status).toBe(0);
+        expect(r.stdout).toBe("policy=2 max_ctas=4 copy_engines=1 after_windows=1\n");
+      }
+      // Told to, or one rank (nothing to gather): NCCL's kernel on few CTAs, as before.
+      expect(run("kernels", 4).stdout).toBe("policy=-1 max_ctas=4 copy_engines=0\n");
+      expect(run("copy_engines", 1).stdout).toBe("policy=-1 max_ctas=4 copy_engines=0\n");
+      // NCCL registers no window (no symmetric memory between the GPUs): the kernel, or exit 2 if insisted on.
+      expect(run("auto", 4, 0).stdout).toBe("policy=2 max_ctas=4 copy_engines=1 after_windows=0\n");
+      const insist = run("copy_engines", 4, 0);
+      expect(insist.status).toBe(2);
+      expect(insist.stderr).toContain(
+        "LASP_COLLECTIVES=copy_engines, but NCCL has no symmetric memory between these GPUs",
+      );
+      const bogus = run("dma", 4);
+      expect(bogus.status).toBe(2);
+      expect(bogus.stderr).toContain("LASP_COLLECTIVES=dma is not a choice (auto, copy_engines or kernels)");
+    },
+    120_000,
+  );
+
+  it.runIf(hasNvcc)(
+    "runs NCCL's kernel with an NCCL older than 2.28, and says so when copy engines are insisted on",
+    () => {
+      const run = build(true);
+      expect(run("auto", 4).stdout).toBe("policy=-1 max_ctas=4 copy_engines=0\n");
+      const insist = run("copy_engines", 4);
+      expect(insist.status).toBe(2);
+      expect(insist.stderr).toContain(
+        "LASP_COLLECTIVES=copy_engines, but this program was built against an NCCL older than 2.28",
+      );
+    },
+    120_000,
+  );
 });

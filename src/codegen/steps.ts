@@ -42,8 +42,8 @@ export interface StepContext {
   tables: TableSink[];
   /** Collectives that use the few-CTA communicator (communicators.ts); the others use the default one. */
   fewCtas: ReadonlySet<number>;
-  /** Computation steps that a collective overlaps (overlapPartners' keys). */
-  besideCollective: ReadonlySet<number>;
+  /** Computation steps that a collective overlaps -> that collective (overlapPartners). */
+  besideCollective: ReadonlyMap<number, number>;
   /** The kind keeps segment-state workspaces (workspaces.ts). */
   workspaces: boolean;
 }
@@ -116,6 +116,18 @@ function gapTable(ctx: StepContext, step: ComputeStep): string {
     comment: `${step.op === "linear.prefix" ? "prefix" : "suffix"} gaps of rank ${ctx.program.rank}'s piece ${target.index} (-1: not included)`,
   });
   return `c.tables.${name}`;
+}
+
+/**
+ * SMs a `host` step's GEMM leaves to the collective beside it: GEMM_SM_MARGIN for NCCL's kernel; none when
+ * that collective is on the few-CTA communicator and NCCL copies it with the copy engines (decided at run
+ * time, comm.cuh).
+ */
+function smsLeft(id: number, ctx: StepContext): string {
+  const partner = ctx.besideCollective.get(id);
+  if (partner === undefined) return "0";
+  if (ctx.fewCtas.has(partner)) return `c.few_ctas_on_copy_engines ? 0 : ${GEMM_SM_MARGIN}`;
+  return String(GEMM_SM_MARGIN);
 }
 
 export function stepCalls(step: Step, ctx: StepContext): Call[] {
@@ -287,8 +299,7 @@ function computeCalls(step: ComputeStep, ctx: StepContext): Call[] {
     case "host": {
       const work =
         step.params["work"] === "q_projection" ? "HostWork::kQProjection" : "HostWork::kOWeightGrad";
-      const leave = ctx.besideCollective.has(step.id) ? GEMM_SM_MARGIN : 0;
-      return [{ check: "", fn: "run_host", args: ["run", work, String(leave)] }];
+      return [{ check: "", fn: "run_host", args: ["run", work, smsLeft(step.id, ctx)] }];
     }
     case "linear.inter": {
       const j = num(step, "piece");

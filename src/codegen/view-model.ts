@@ -34,6 +34,11 @@ export interface BufferView {
   doc: string;
   /** Kept per layer instance (activations and what the backward pass reads); else shared scratch. */
   perLayer: boolean;
+  /**
+   * Sent or received by an AllGather on the few-CTA communicator: allocated through lasp::StateWindows, so
+   * that NCCL can copy it with the copy engines (comm.cuh).
+   */
+  window: boolean;
 }
 
 export interface StepView {
@@ -149,6 +154,8 @@ export interface ProgramView {
   pieceMaps: string[];
   wholeSequence: string;
   maxEvents: number;
+  /** Some layer kind has collectives on the few-CTA communicator (the program reports how they copy). */
+  stateCollectives: boolean;
   flopsPerStep: string;
   layersReversed: LayerView[];
   constants: ConstantView[];
@@ -161,6 +168,7 @@ const ELEMENT_CTYPE = (decl: BufferDecl): "bf16" | "float" => (decl.dtype === "f
 
 /** Buffers of a layer kind: the union over passes and ranks (same name, same storage). */
 function kindBuffers(schedule: LayerSchedule): BufferView[] {
+  const windows = windowBuffers(schedule);
   const byName = new Map<string, BufferDecl>();
   // Inputs of the backward pass on any rank (ranks may differ: LASP-2's first causal piece saves no prefix).
   const backwardInputs = new Set(
@@ -176,7 +184,26 @@ function kindBuffers(schedule: LayerSchedule): BufferView[] {
     elements: elementsOf(decl),
     doc: decl.doc,
     perLayer: backwardInputs.has(decl.name) || decl.name === "o",
+    window: windows.has(decl.name),
   }));
+}
+
+/**
+ * Buffers that an AllGather on the few-CTA communicator sends or receives, on any rank of either pass: NCCL
+ * copies only AllGathers (of these collectives) with the copy engines; a ReduceScatter needs its kernel.
+ */
+function windowBuffers(schedule: LayerSchedule): Set<string> {
+  const names = new Set<string>();
+  for (const pass of ["forward", "backward"] as const) {
+    for (const rp of schedule.passes[pass]) {
+      const few = fewCtaCollectives(rp, overlapPartners(rp));
+      for (const step of rp.steps) {
+        if (step.kind !== "collective" || step.collective !== "allgather" || !few.has(step.id)) continue;
+        for (const t of step.transfers) names.add(t.send).add(t.recv);
+      }
+    }
+  }
+  return names;
 }
 
 function stepView(step: Step, ctx: StepContext, events: Set<number>, overlap: Map<number, number>): StepView {
@@ -396,7 +423,7 @@ export function buildView({ spec, program, compilerVersion }: ViewInputs): Progr
           tables,
           pass,
           fewCtas,
-          besideCollective: new Set(overlap.keys()),
+          besideCollective: overlap,
           workspaces,
         };
         const events = recordedSteps(rp);
@@ -478,6 +505,7 @@ export function buildView({ spec, program, compilerVersion }: ViewInputs): Progr
     pieceMaps: layout.byRank.map((pieces) => pieceMap(pieces)),
     wholeSequence: pieceMap([{ start: 0, length: sizes.seqLen }]),
     maxEvents,
+    stateCollectives: kinds.some((k) => k.buffers.some((b) => b.window)),
     flopsPerStep: flopsPerStep(spec, program).toExponential(6),
     constants,
     tables,

@@ -81,10 +81,34 @@ export interface BackendEvent {
   kind: string;
   attention: string;
 }
+/** How the state AllGathers beside the kernels move data: `copy engines` or `NCCL kernels` (PROTOCOL.md). */
+export interface CollectivesEvent {
+  event: "collectives";
+  rank: number;
+  states: string;
+}
 export type ProgramEvent =
-  StartEvent | StepEvent | PhaseEvent | VerifyEvent | SummaryEvent | TraceEvent | ErrorEvent | BackendEvent;
+  | StartEvent
+  | StepEvent
+  | PhaseEvent
+  | VerifyEvent
+  | SummaryEvent
+  | TraceEvent
+  | ErrorEvent
+  | BackendEvent
+  | CollectivesEvent;
 
-const EVENT_NAMES = new Set(["start", "step", "phase", "verify", "summary", "trace", "error", "backend"]);
+const EVENT_NAMES = new Set([
+  "start",
+  "step",
+  "phase",
+  "verify",
+  "summary",
+  "trace",
+  "error",
+  "backend",
+  "collectives",
+]);
 
 /**
  * One stdout line: a known event, `"ignored"` for a JSON object of an event this lasp does not know (a newer

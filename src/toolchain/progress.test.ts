@@ -99,6 +99,26 @@ describe("run progress", () => {
     });
   });
 
+  it("says how the state AllGathers moved data, and when ranks differ", () => {
+    const events: ProgramEvent[] = [
+      summary(0, 14.1),
+      summary(1, 14.2),
+      { event: "collectives", rank: 0, states: "copy engines" },
+      { event: "collectives", rank: 1, states: "copy engines" },
+    ];
+    expect(formatSummary(summarizeRun(events)!)).toMatch(/state AllGathers\s+copy engines$/m);
+    const mixed = summarizeRun([...events, { event: "collectives", rank: 2, states: "NCCL kernels" }])!;
+    expect(mixed.stateCollectives).toEqual(["copy engines", "NCCL kernels"]);
+    expect(formatSummary(mixed)).toMatch(/state AllGathers\s+copy engines \/ NCCL kernels/);
+    // One GPU (no such event): no row.
+    expect(formatSummary(summarizeRun([summary(0, 1)])!)).not.toContain("AllGathers");
+    expect(parseEventLine('{"event":"collectives","rank":1,"states":"copy engines"}')).toEqual({
+      event: "collectives",
+      rank: 1,
+      states: "copy engines",
+    });
+  });
+
   it("summarizes over ranks: medians, the spread of step time, phases", () => {
     const events: ProgramEvent[] = [
       summary(0, 40.9),

@@ -119,6 +119,8 @@ export interface RunSummary {
   timeline: TimelineRow[];
   /** Per softmax kind with whole-sequence attention, the backends its ranks reported (`lasp`, `cudnn X.Y.Z`). */
   backends: { kind: string; attention: string[] }[];
+  /** How the state AllGathers moved data, over the ranks (`copy engines`, `NCCL kernels`); empty without them. */
+  stateCollectives: string[];
 }
 
 export interface TimelineRow {
@@ -206,6 +208,7 @@ export function summarizeRun(events: readonly ProgramEvent[]): RunSummary | unde
     phases: [...phaseTimes].map(([name, times]) => ({ name, ms: median([...times.values()]) })),
     timeline: summarizeTimeline(events),
     backends: summarizeBackends(events),
+    stateCollectives: [...new Set(events.flatMap((e) => (e.event === "collectives" ? [e.states] : [])))],
   };
 }
 
@@ -238,6 +241,7 @@ export function formatSummary(s: RunSummary): string {
     ["hidden communication", finite(s.hiddenComm) ? `${(s.hiddenComm * 100).toFixed(1)} %` : "?"],
     ["peak memory", memory],
     ...s.backends.map((b) => [`softmax ${b.kind} attention`, b.attention.join(" / ")]),
+    ...(s.stateCollectives.length > 0 ? [["state AllGathers", s.stateCollectives.join(" / ")]] : []),
   ];
   const out = [
     `summary over ${s.ranks} rank${s.ranks === 1 ? "" : "s"} (median over ranks)`,

@@ -9,6 +9,7 @@
 #include <functional>
 #include "kernels.h"
 #include "check.cuh"
+#include "comm.cuh"
 
 namespace program {
 
@@ -65,6 +66,7 @@ struct Ctx {
   cudaStream_t comm;      // NCCL (the same stream as `compute` when timing without overlap)
   ncclComm_t nccl;        // the sequence-parallel communicator
   ncclComm_t nccl_few_ctas;  // the same group, NCCL limited to kFewCtas CTAs: small collectives beside kernels
+  bool few_ctas_on_copy_engines = false;  // NCCL copies nccl_few_ctas's AllGathers with the copy engines (no SMs)
   lasp::LinearDims dims;  // this rank's activations
   cudaEvent_t* events;    // one per step of the longest rank program: the step has finished
   cudaEvent_t* started;   // likewise: the communication stream has reached the step
@@ -141,8 +143,8 @@ constexpr size_t kE_dm_sum_elements = 262144;
 constexpr size_t kE_dm_total_elements = 262144;
 
 // Allocates a layer's buffers; scratch buffers (not kept from forward to backward) are shared when
-// `shared` is given.
-inline EBuffers alloc_E(const EBuffers* shared) {
+// `shared` is given. The buffers of the collectives beside kernels come from `windows` (comm.cuh).
+inline EBuffers alloc_E(const EBuffers* shared, lasp::StateWindows& windows) {
   EBuffers b;
   CUDA_CHECK(cudaMalloc(&b.q, kE_q_elements * sizeof(bf16)));
   CUDA_CHECK(cudaMalloc(&b.k, kE_k_elements * sizeof(bf16)));
@@ -205,7 +207,7 @@ static void E_forward_rank0(const Ctx& c, EBuffers& b, Run run) {
   if (run.compute) {
     CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.started[2], 0));  // let the collective start first
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[6], c.compute));
-    run_host(run, HostWork::kQProjection, 16);
+    run_host(run, HostWork::kQProjection, c.few_ctas_on_copy_engines ? 0 : 16);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[7], c.compute));
   }
   // [4] P[0] = sum of the other pieces' states
@@ -251,7 +253,7 @@ static void E_forward_rank1(const Ctx& c, EBuffers& b, Run run) {
   if (run.compute) {
     CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.started[2], 0));  // let the collective start first
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[6], c.compute));
-    run_host(run, HostWork::kQProjection, 16);
+    run_host(run, HostWork::kQProjection, c.few_ctas_on_copy_engines ? 0 : 16);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[7], c.compute));
   }
   // [4] P[1] = sum of the other pieces' states
@@ -297,7 +299,7 @@ static void E_forward_rank2(const Ctx& c, EBuffers& b, Run run) {
   if (run.compute) {
     CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.started[2], 0));  // let the collective start first
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[6], c.compute));
-    run_host(run, HostWork::kQProjection, 16);
+    run_host(run, HostWork::kQProjection, c.few_ctas_on_copy_engines ? 0 : 16);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[7], c.compute));
   }
   // [4] P[2] = sum of the other pieces' states
@@ -343,7 +345,7 @@ static void E_forward_rank3(const Ctx& c, EBuffers& b, Run run) {
   if (run.compute) {
     CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.started[2], 0));  // let the collective start first
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[6], c.compute));
-    run_host(run, HostWork::kQProjection, 16);
+    run_host(run, HostWork::kQProjection, c.few_ctas_on_copy_engines ? 0 : 16);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[7], c.compute));
   }
   // [4] P[3] = sum of the other pieces' states
@@ -400,7 +402,7 @@ static void E_backward_rank0(const Ctx& c, EBuffers& b, Run run) {
   if (run.compute) {
     CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.started[2], 0));  // let the collective start first
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[6], c.compute));
-    run_host(run, HostWork::kOWeightGrad, 16);
+    run_host(run, HostWork::kOWeightGrad, c.few_ctas_on_copy_engines ? 0 : 16);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[7], c.compute));
   }
   // [4] G[0] = sum of the other pieces' dM
@@ -446,7 +448,7 @@ static void E_backward_rank1(const Ctx& c, EBuffers& b, Run run) {
   if (run.compute) {
     CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.started[2], 0));  // let the collective start first
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[6], c.compute));
-    run_host(run, HostWork::kOWeightGrad, 16);
+    run_host(run, HostWork::kOWeightGrad, c.few_ctas_on_copy_engines ? 0 : 16);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[7], c.compute));
   }
   // [4] G[1] = sum of the other pieces' dM
@@ -492,7 +494,7 @@ static void E_backward_rank2(const Ctx& c, EBuffers& b, Run run) {
   if (run.compute) {
     CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.started[2], 0));  // let the collective start first
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[6], c.compute));
-    run_host(run, HostWork::kOWeightGrad, 16);
+    run_host(run, HostWork::kOWeightGrad, c.few_ctas_on_copy_engines ? 0 : 16);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[7], c.compute));
   }
   // [4] G[2] = sum of the other pieces' dM
@@ -538,7 +540,7 @@ static void E_backward_rank3(const Ctx& c, EBuffers& b, Run run) {
   if (run.compute) {
     CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.started[2], 0));  // let the collective start first
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[6], c.compute));
-    run_host(run, HostWork::kOWeightGrad, 16);
+    run_host(run, HostWork::kOWeightGrad, c.few_ctas_on_copy_engines ? 0 : 16);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[7], c.compute));
   }
   // [4] G[3] = sum of the other pieces' dM

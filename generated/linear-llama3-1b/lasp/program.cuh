@@ -9,6 +9,7 @@
 #include <functional>
 #include "kernels.h"
 #include "check.cuh"
+#include "comm.cuh"
 
 namespace program {
 
@@ -125,6 +126,7 @@ struct Ctx {
   cudaStream_t comm;      // NCCL (the same stream as `compute` when timing without overlap)
   ncclComm_t nccl;        // the sequence-parallel communicator
   ncclComm_t nccl_few_ctas;  // the same group, NCCL limited to kFewCtas CTAs: small collectives beside kernels
+  bool few_ctas_on_copy_engines = false;  // NCCL copies nccl_few_ctas's AllGathers with the copy engines (no SMs)
   lasp::LinearDims dims;  // this rank's activations
   cudaEvent_t* events;    // one per step of the longest rank program: the step has finished
   cudaEvent_t* started;   // likewise: the communication stream has reached the step
@@ -197,18 +199,18 @@ constexpr size_t kL_g_elements = 262144;
 constexpr size_t kL_dm_all_elements = 2097152;
 
 // Allocates a layer's buffers; scratch buffers (not kept from forward to backward) are shared when
-// `shared` is given.
-inline LBuffers alloc_L(const LBuffers* shared) {
+// `shared` is given. The buffers of the collectives beside kernels come from `windows` (comm.cuh).
+inline LBuffers alloc_L(const LBuffers* shared, lasp::StateWindows& windows) {
   LBuffers b;
   CUDA_CHECK(cudaMalloc(&b.q, kL_q_elements * sizeof(bf16)));
   CUDA_CHECK(cudaMalloc(&b.k, kL_k_elements * sizeof(bf16)));
   CUDA_CHECK(cudaMalloc(&b.v, kL_v_elements * sizeof(bf16)));
   CUDA_CHECK(cudaMalloc(&b.o, kL_o_elements * sizeof(bf16)));
   if (shared != nullptr) b.m = shared->m;
-  else CUDA_CHECK(cudaMalloc(&b.m, kL_m_elements * sizeof(float)));
+  else b.m = static_cast<float*>(windows.alloc(kL_m_elements * sizeof(float)));
   CUDA_CHECK(cudaMalloc(&b.p, kL_p_elements * sizeof(float)));
   if (shared != nullptr) b.m_all = shared->m_all;
-  else CUDA_CHECK(cudaMalloc(&b.m_all, kL_m_all_elements * sizeof(float)));
+  else b.m_all = static_cast<float*>(windows.alloc(kL_m_all_elements * sizeof(float)));
   CUDA_CHECK(cudaMalloc(&b.do_, kL_do__elements * sizeof(bf16)));
   if (shared != nullptr) b.dq = shared->dq;
   else CUDA_CHECK(cudaMalloc(&b.dq, kL_dq_elements * sizeof(bf16)));
@@ -217,11 +219,11 @@ inline LBuffers alloc_L(const LBuffers* shared) {
   if (shared != nullptr) b.dv = shared->dv;
   else CUDA_CHECK(cudaMalloc(&b.dv, kL_dv_elements * sizeof(bf16)));
   if (shared != nullptr) b.dm = shared->dm;
-  else CUDA_CHECK(cudaMalloc(&b.dm, kL_dm_elements * sizeof(float)));
+  else b.dm = static_cast<float*>(windows.alloc(kL_dm_elements * sizeof(float)));
   if (shared != nullptr) b.g = shared->g;
   else CUDA_CHECK(cudaMalloc(&b.g, kL_g_elements * sizeof(float)));
   if (shared != nullptr) b.dm_all = shared->dm_all;
-  else CUDA_CHECK(cudaMalloc(&b.dm_all, kL_dm_all_elements * sizeof(float)));
+  else b.dm_all = static_cast<float*>(windows.alloc(kL_dm_all_elements * sizeof(float)));
   b.ws_floats = lasp::linear_state_workspace_bytes(lasp::LinearDims{kBatch, kLocalTokens, kHeads, kHeadDim}, kPieceTokens) / sizeof(float);
   CUDA_CHECK(cudaMalloc(&b.kv_ws, kPiecesPerRank * b.ws_floats * sizeof(float)));
   if (shared != nullptr) b.qdo_ws = shared->qdo_ws;
@@ -251,7 +253,7 @@ static void L_forward_rank0(const Ctx& c, LBuffers& b, Run run) {
   if (run.compute) {
     CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.started[1], 0));  // let the collective start first
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[4], c.compute));
-    run_host(run, HostWork::kQProjection, 16);
+    run_host(run, HostWork::kQProjection, c.few_ctas_on_copy_engines ? 0 : 16);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[5], c.compute));
   }
   // [3] O[0] = intra-piece product (chunk algorithm)
@@ -285,7 +287,7 @@ static void L_forward_rank1(const Ctx& c, LBuffers& b, Run run) {
   if (run.compute) {
     CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.started[1], 0));  // let the collective start first
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[4], c.compute));
-    run_host(run, HostWork::kQProjection, 16);
+    run_host(run, HostWork::kQProjection, c.few_ctas_on_copy_engines ? 0 : 16);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[5], c.compute));
   }
   // [3] P[1] = decayed sum of the 1 earlier piece states
@@ -325,7 +327,7 @@ static void L_forward_rank2(const Ctx& c, LBuffers& b, Run run) {
   if (run.compute) {
     CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.started[1], 0));  // let the collective start first
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[4], c.compute));
-    run_host(run, HostWork::kQProjection, 16);
+    run_host(run, HostWork::kQProjection, c.few_ctas_on_copy_engines ? 0 : 16);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[5], c.compute));
   }
   // [3] P[2] = decayed sum of the 2 earlier piece states
@@ -365,7 +367,7 @@ static void L_forward_rank3(const Ctx& c, LBuffers& b, Run run) {
   if (run.compute) {
     CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.started[1], 0));  // let the collective start first
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[4], c.compute));
-    run_host(run, HostWork::kQProjection, 16);
+    run_host(run, HostWork::kQProjection, c.few_ctas_on_copy_engines ? 0 : 16);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[5], c.compute));
   }
   // [3] P[3] = decayed sum of the 3 earlier piece states
@@ -405,7 +407,7 @@ static void L_forward_rank4(const Ctx& c, LBuffers& b, Run run) {
   if (run.compute) {
     CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.started[1], 0));  // let the collective start first
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[4], c.compute));
-    run_host(run, HostWork::kQProjection, 16);
+    run_host(run, HostWork::kQProjection, c.few_ctas_on_copy_engines ? 0 : 16);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[5], c.compute));
   }
   // [3] P[4] = decayed sum of the 4 earlier piece states
@@ -445,7 +447,7 @@ static void L_forward_rank5(const Ctx& c, LBuffers& b, Run run) {
   if (run.compute) {
     CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.started[1], 0));  // let the collective start first
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[4], c.compute));
-    run_host(run, HostWork::kQProjection, 16);
+    run_host(run, HostWork::kQProjection, c.few_ctas_on_copy_engines ? 0 : 16);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[5], c.compute));
   }
   // [3] P[5] = decayed sum of the 5 earlier piece states
@@ -485,7 +487,7 @@ static void L_forward_rank6(const Ctx& c, LBuffers& b, Run run) {
   if (run.compute) {
     CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.started[1], 0));  // let the collective start first
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[4], c.compute));
-    run_host(run, HostWork::kQProjection, 16);
+    run_host(run, HostWork::kQProjection, c.few_ctas_on_copy_engines ? 0 : 16);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[5], c.compute));
   }
   // [3] P[6] = decayed sum of the 6 earlier piece states
@@ -525,7 +527,7 @@ static void L_forward_rank7(const Ctx& c, LBuffers& b, Run run) {
   if (run.compute) {
     CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.started[1], 0));  // let the collective start first
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[4], c.compute));
-    run_host(run, HostWork::kQProjection, 16);
+    run_host(run, HostWork::kQProjection, c.few_ctas_on_copy_engines ? 0 : 16);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[5], c.compute));
   }
   // [3] P[7] = decayed sum of the 7 earlier piece states
@@ -580,7 +582,7 @@ static void L_backward_rank0(const Ctx& c, LBuffers& b, Run run) {
   if (run.compute) {
     CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.started[1], 0));  // let the collective start first
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[4], c.compute));
-    run_host(run, HostWork::kOWeightGrad, 16);
+    run_host(run, HostWork::kOWeightGrad, c.few_ctas_on_copy_engines ? 0 : 16);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[5], c.compute));
   }
   // [3] G[0] = decayed sum of the 7 later pieces' dM
@@ -620,7 +622,7 @@ static void L_backward_rank1(const Ctx& c, LBuffers& b, Run run) {
   if (run.compute) {
     CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.started[1], 0));  // let the collective start first
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[4], c.compute));
-    run_host(run, HostWork::kOWeightGrad, 16);
+    run_host(run, HostWork::kOWeightGrad, c.few_ctas_on_copy_engines ? 0 : 16);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[5], c.compute));
   }
   // [3] G[1] = decayed sum of the 6 later pieces' dM
@@ -660,7 +662,7 @@ static void L_backward_rank2(const Ctx& c, LBuffers& b, Run run) {
   if (run.compute) {
     CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.started[1], 0));  // let the collective start first
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[4], c.compute));
-    run_host(run, HostWork::kOWeightGrad, 16);
+    run_host(run, HostWork::kOWeightGrad, c.few_ctas_on_copy_engines ? 0 : 16);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[5], c.compute));
   }
   // [3] G[2] = decayed sum of the 5 later pieces' dM
@@ -700,7 +702,7 @@ static void L_backward_rank3(const Ctx& c, LBuffers& b, Run run) {
   if (run.compute) {
     CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.started[1], 0));  // let the collective start first
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[4], c.compute));
-    run_host(run, HostWork::kOWeightGrad, 16);
+    run_host(run, HostWork::kOWeightGrad, c.few_ctas_on_copy_engines ? 0 : 16);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[5], c.compute));
   }
   // [3] G[3] = decayed sum of the 4 later pieces' dM
@@ -740,7 +742,7 @@ static void L_backward_rank4(const Ctx& c, LBuffers& b, Run run) {
   if (run.compute) {
     CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.started[1], 0));  // let the collective start first
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[4], c.compute));
-    run_host(run, HostWork::kOWeightGrad, 16);
+    run_host(run, HostWork::kOWeightGrad, c.few_ctas_on_copy_engines ? 0 : 16);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[5], c.compute));
   }
   // [3] G[4] = decayed sum of the 3 later pieces' dM
@@ -780,7 +782,7 @@ static void L_backward_rank5(const Ctx& c, LBuffers& b, Run run) {
   if (run.compute) {
     CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.started[1], 0));  // let the collective start first
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[4], c.compute));
-    run_host(run, HostWork::kOWeightGrad, 16);
+    run_host(run, HostWork::kOWeightGrad, c.few_ctas_on_copy_engines ? 0 : 16);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[5], c.compute));
   }
   // [3] G[5] = decayed sum of the 2 later pieces' dM
@@ -820,7 +822,7 @@ static void L_backward_rank6(const Ctx& c, LBuffers& b, Run run) {
   if (run.compute) {
     CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.started[1], 0));  // let the collective start first
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[4], c.compute));
-    run_host(run, HostWork::kOWeightGrad, 16);
+    run_host(run, HostWork::kOWeightGrad, c.few_ctas_on_copy_engines ? 0 : 16);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[5], c.compute));
   }
   // [3] G[6] = decayed sum of the 1 later pieces' dM
@@ -860,7 +862,7 @@ static void L_backward_rank7(const Ctx& c, LBuffers& b, Run run) {
   if (run.compute) {
     CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.started[1], 0));  // let the collective start first
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[4], c.compute));
-    run_host(run, HostWork::kOWeightGrad, 16);
+    run_host(run, HostWork::kOWeightGrad, c.few_ctas_on_copy_engines ? 0 : 16);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[5], c.compute));
   }
   // [3] dQ, dK, dV[7] inside the piece + the dO P^T terms (one walk)

@@ -9,6 +9,7 @@
 #include <functional>
 #include "kernels.h"
 #include "check.cuh"
+#include "comm.cuh"
 
 namespace program {
 
@@ -89,6 +90,7 @@ struct Ctx {
   cudaStream_t comm;      // NCCL (the same stream as `compute` when timing without overlap)
   ncclComm_t nccl;        // the sequence-parallel communicator
   ncclComm_t nccl_few_ctas;  // the same group, NCCL limited to kFewCtas CTAs: small collectives beside kernels
+  bool few_ctas_on_copy_engines = false;  // NCCL copies nccl_few_ctas's AllGathers with the copy engines (no SMs)
   lasp::LinearDims dims;  // this rank's activations
   cudaEvent_t* events;    // one per step of the longest rank program: the step has finished
   cudaEvent_t* started;   // likewise: the communication stream has reached the step
@@ -161,18 +163,18 @@ constexpr size_t kR_g_elements = 262144;
 constexpr size_t kR_dm_all_elements = 1048576;
 
 // Allocates a layer's buffers; scratch buffers (not kept from forward to backward) are shared when
-// `shared` is given.
-inline RBuffers alloc_R(const RBuffers* shared) {
+// `shared` is given. The buffers of the collectives beside kernels come from `windows` (comm.cuh).
+inline RBuffers alloc_R(const RBuffers* shared, lasp::StateWindows& windows) {
   RBuffers b;
   CUDA_CHECK(cudaMalloc(&b.q, kR_q_elements * sizeof(bf16)));
   CUDA_CHECK(cudaMalloc(&b.k, kR_k_elements * sizeof(bf16)));
   CUDA_CHECK(cudaMalloc(&b.v, kR_v_elements * sizeof(bf16)));
   CUDA_CHECK(cudaMalloc(&b.o, kR_o_elements * sizeof(bf16)));
   if (shared != nullptr) b.m = shared->m;
-  else CUDA_CHECK(cudaMalloc(&b.m, kR_m_elements * sizeof(float)));
+  else b.m = static_cast<float*>(windows.alloc(kR_m_elements * sizeof(float)));
   CUDA_CHECK(cudaMalloc(&b.p, kR_p_elements * sizeof(float)));
   if (shared != nullptr) b.m_all = shared->m_all;
-  else CUDA_CHECK(cudaMalloc(&b.m_all, kR_m_all_elements * sizeof(float)));
+  else b.m_all = static_cast<float*>(windows.alloc(kR_m_all_elements * sizeof(float)));
   CUDA_CHECK(cudaMalloc(&b.do_, kR_do__elements * sizeof(bf16)));
   if (shared != nullptr) b.dq = shared->dq;
   else CUDA_CHECK(cudaMalloc(&b.dq, kR_dq_elements * sizeof(bf16)));
@@ -181,11 +183,11 @@ inline RBuffers alloc_R(const RBuffers* shared) {
   if (shared != nullptr) b.dv = shared->dv;
   else CUDA_CHECK(cudaMalloc(&b.dv, kR_dv_elements * sizeof(bf16)));
   if (shared != nullptr) b.dm = shared->dm;
-  else CUDA_CHECK(cudaMalloc(&b.dm, kR_dm_elements * sizeof(float)));
+  else b.dm = static_cast<float*>(windows.alloc(kR_dm_elements * sizeof(float)));
   if (shared != nullptr) b.g = shared->g;
   else CUDA_CHECK(cudaMalloc(&b.g, kR_g_elements * sizeof(float)));
   if (shared != nullptr) b.dm_all = shared->dm_all;
-  else CUDA_CHECK(cudaMalloc(&b.dm_all, kR_dm_all_elements * sizeof(float)));
+  else b.dm_all = static_cast<float*>(windows.alloc(kR_dm_all_elements * sizeof(float)));
   b.ws_floats = lasp::linear_state_workspace_bytes(lasp::LinearDims{kBatch, kLocalTokens, kHeads, kHeadDim}, kPieceTokens) / sizeof(float);
   CUDA_CHECK(cudaMalloc(&b.kv_ws, kPiecesPerRank * b.ws_floats * sizeof(float)));
   if (shared != nullptr) b.qdo_ws = shared->qdo_ws;
@@ -215,7 +217,7 @@ static void R_forward_rank0(const Ctx& c, RBuffers& b, Run run) {
   if (run.compute) {
     CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.started[1], 0));  // let the collective start first
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[4], c.compute));
-    run_host(run, HostWork::kQProjection, 16);
+    run_host(run, HostWork::kQProjection, c.few_ctas_on_copy_engines ? 0 : 16);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[5], c.compute));
   }
   // [3] O[0] = intra-piece product (chunk algorithm)
@@ -249,7 +251,7 @@ static void R_forward_rank1(const Ctx& c, RBuffers& b, Run run) {
   if (run.compute) {
     CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.started[1], 0));  // let the collective start first
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[4], c.compute));
-    run_host(run, HostWork::kQProjection, 16);
+    run_host(run, HostWork::kQProjection, c.few_ctas_on_copy_engines ? 0 : 16);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[5], c.compute));
   }
   // [3] P[1] = decayed sum of the 1 earlier piece states
@@ -289,7 +291,7 @@ static void R_forward_rank2(const Ctx& c, RBuffers& b, Run run) {
   if (run.compute) {
     CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.started[1], 0));  // let the collective start first
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[4], c.compute));
-    run_host(run, HostWork::kQProjection, 16);
+    run_host(run, HostWork::kQProjection, c.few_ctas_on_copy_engines ? 0 : 16);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[5], c.compute));
   }
   // [3] P[2] = decayed sum of the 2 earlier piece states
@@ -329,7 +331,7 @@ static void R_forward_rank3(const Ctx& c, RBuffers& b, Run run) {
   if (run.compute) {
     CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.started[1], 0));  // let the collective start first
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[4], c.compute));
-    run_host(run, HostWork::kQProjection, 16);
+    run_host(run, HostWork::kQProjection, c.few_ctas_on_copy_engines ? 0 : 16);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[5], c.compute));
   }
   // [3] P[3] = decayed sum of the 3 earlier piece states
@@ -380,7 +382,7 @@ static void R_backward_rank0(const Ctx& c, RBuffers& b, Run run) {
   if (run.compute) {
     CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.started[1], 0));  // let the collective start first
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[4], c.compute));
-    run_host(run, HostWork::kOWeightGrad, 16);
+    run_host(run, HostWork::kOWeightGrad, c.few_ctas_on_copy_engines ? 0 : 16);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[5], c.compute));
   }
   // [3] G[0] = decayed sum of the 3 later pieces' dM
@@ -420,7 +422,7 @@ static void R_backward_rank1(const Ctx& c, RBuffers& b, Run run) {
   if (run.compute) {
     CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.started[1], 0));  // let the collective start first
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[4], c.compute));
-    run_host(run, HostWork::kOWeightGrad, 16);
+    run_host(run, HostWork::kOWeightGrad, c.few_ctas_on_copy_engines ? 0 : 16);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[5], c.compute));
   }
   // [3] G[1] = decayed sum of the 2 later pieces' dM
@@ -460,7 +462,7 @@ static void R_backward_rank2(const Ctx& c, RBuffers& b, Run run) {
   if (run.compute) {
     CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.started[1], 0));  // let the collective start first
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[4], c.compute));
-    run_host(run, HostWork::kOWeightGrad, 16);
+    run_host(run, HostWork::kOWeightGrad, c.few_ctas_on_copy_engines ? 0 : 16);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[5], c.compute));
   }
   // [3] G[2] = decayed sum of the 1 later pieces' dM
@@ -500,7 +502,7 @@ static void R_backward_rank3(const Ctx& c, RBuffers& b, Run run) {
   if (run.compute) {
     CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.started[1], 0));  // let the collective start first
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[4], c.compute));
-    run_host(run, HostWork::kOWeightGrad, 16);
+    run_host(run, HostWork::kOWeightGrad, c.few_ctas_on_copy_engines ? 0 : 16);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[5], c.compute));
   }
   // [3] dQ, dK, dV[3] inside the piece + the dO P^T terms (one walk)

@@ -9,6 +9,7 @@
 #include <functional>
 #include "kernels.h"
 #include "check.cuh"
+#include "comm.cuh"
 
 namespace program {
 
@@ -65,6 +66,7 @@ struct Ctx {
   cudaStream_t comm;      // NCCL (the same stream as `compute` when timing without overlap)
   ncclComm_t nccl;        // the sequence-parallel communicator
   ncclComm_t nccl_few_ctas;  // the same group, NCCL limited to kFewCtas CTAs: small collectives beside kernels
+  bool few_ctas_on_copy_engines = false;  // NCCL copies nccl_few_ctas's AllGathers with the copy engines (no SMs)
   lasp::LinearDims dims;  // this rank's activations
   cudaEvent_t* events;    // one per step of the longest rank program: the step has finished
   cudaEvent_t* started;   // likewise: the communication stream has reached the step
@@ -137,8 +139,8 @@ constexpr size_t kL_g_elements = 16384;
 constexpr size_t kL_g_prev_elements = 16384;
 
 // Allocates a layer's buffers; scratch buffers (not kept from forward to backward) are shared when
-// `shared` is given.
-inline LBuffers alloc_L(const LBuffers* shared) {
+// `shared` is given. The buffers of the collectives beside kernels come from `windows` (comm.cuh).
+inline LBuffers alloc_L(const LBuffers* shared, lasp::StateWindows& windows) {
   LBuffers b;
   CUDA_CHECK(cudaMalloc(&b.q, kL_q_elements * sizeof(bf16)));
   CUDA_CHECK(cudaMalloc(&b.k, kL_k_elements * sizeof(bf16)));
@@ -554,8 +556,8 @@ constexpr size_t kS_dk_elements = 65536;
 constexpr size_t kS_dv_elements = 65536;
 
 // Allocates a layer's buffers; scratch buffers (not kept from forward to backward) are shared when
-// `shared` is given.
-inline SBuffers alloc_S(const SBuffers* shared) {
+// `shared` is given. The buffers of the collectives beside kernels come from `windows` (comm.cuh).
+inline SBuffers alloc_S(const SBuffers* shared, lasp::StateWindows& windows) {
   SBuffers b;
   CUDA_CHECK(cudaMalloc(&b.q, kS_q_elements * sizeof(bf16)));
   CUDA_CHECK(cudaMalloc(&b.k, kS_k_elements * sizeof(bf16)));

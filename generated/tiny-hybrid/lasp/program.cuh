@@ -9,6 +9,7 @@
 #include <functional>
 #include "kernels.h"
 #include "check.cuh"
+#include "comm.cuh"
 
 namespace program {
 
@@ -87,6 +88,7 @@ struct Ctx {
   cudaStream_t comm;      // NCCL (the same stream as `compute` when timing without overlap)
   ncclComm_t nccl;        // the sequence-parallel communicator
   ncclComm_t nccl_few_ctas;  // the same group, NCCL limited to kFewCtas CTAs: small collectives beside kernels
+  bool few_ctas_on_copy_engines = false;  // NCCL copies nccl_few_ctas's AllGathers with the copy engines (no SMs)
   lasp::LinearDims dims;  // this rank's activations
   cudaEvent_t* events;    // one per step of the longest rank program: the step has finished
   cudaEvent_t* started;   // likewise: the communication stream has reached the step
@@ -159,18 +161,18 @@ constexpr size_t kL_g_elements = 32768;
 constexpr size_t kL_dm_all_elements = 65536;
 
 // Allocates a layer's buffers; scratch buffers (not kept from forward to backward) are shared when
-// `shared` is given.
-inline LBuffers alloc_L(const LBuffers* shared) {
+// `shared` is given. The buffers of the collectives beside kernels come from `windows` (comm.cuh).
+inline LBuffers alloc_L(const LBuffers* shared, lasp::StateWindows& windows) {
   LBuffers b;
   CUDA_CHECK(cudaMalloc(&b.q, kL_q_elements * sizeof(bf16)));
   CUDA_CHECK(cudaMalloc(&b.k, kL_k_elements * sizeof(bf16)));
   CUDA_CHECK(cudaMalloc(&b.v, kL_v_elements * sizeof(bf16)));
   CUDA_CHECK(cudaMalloc(&b.o, kL_o_elements * sizeof(bf16)));
   if (shared != nullptr) b.m = shared->m;
-  else CUDA_CHECK(cudaMalloc(&b.m, kL_m_elements * sizeof(float)));
+  else b.m = static_cast<float*>(windows.alloc(kL_m_elements * sizeof(float)));
   CUDA_CHECK(cudaMalloc(&b.p, kL_p_elements * sizeof(float)));
   if (shared != nullptr) b.m_all = shared->m_all;
-  else CUDA_CHECK(cudaMalloc(&b.m_all, kL_m_all_elements * sizeof(float)));
+  else b.m_all = static_cast<float*>(windows.alloc(kL_m_all_elements * sizeof(float)));
   CUDA_CHECK(cudaMalloc(&b.do_, kL_do__elements * sizeof(bf16)));
   if (shared != nullptr) b.dq = shared->dq;
   else CUDA_CHECK(cudaMalloc(&b.dq, kL_dq_elements * sizeof(bf16)));
@@ -179,11 +181,11 @@ inline LBuffers alloc_L(const LBuffers* shared) {
   if (shared != nullptr) b.dv = shared->dv;
   else CUDA_CHECK(cudaMalloc(&b.dv, kL_dv_elements * sizeof(bf16)));
   if (shared != nullptr) b.dm = shared->dm;
-  else CUDA_CHECK(cudaMalloc(&b.dm, kL_dm_elements * sizeof(float)));
+  else b.dm = static_cast<float*>(windows.alloc(kL_dm_elements * sizeof(float)));
   if (shared != nullptr) b.g = shared->g;
   else CUDA_CHECK(cudaMalloc(&b.g, kL_g_elements * sizeof(float)));
   if (shared != nullptr) b.dm_all = shared->dm_all;
-  else CUDA_CHECK(cudaMalloc(&b.dm_all, kL_dm_all_elements * sizeof(float)));
+  else b.dm_all = static_cast<float*>(windows.alloc(kL_dm_all_elements * sizeof(float)));
   b.ws_floats = lasp::linear_state_workspace_bytes(lasp::LinearDims{kBatch, kLocalTokens, kHeads, kHeadDim}, kPieceTokens) / sizeof(float);
   CUDA_CHECK(cudaMalloc(&b.kv_ws, kPiecesPerRank * b.ws_floats * sizeof(float)));
   if (shared != nullptr) b.qdo_ws = shared->qdo_ws;
@@ -221,7 +223,7 @@ static void L_forward_rank0(const Ctx& c, LBuffers& b, Run run) {
   if (run.compute) {
     CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.started[2], 0));  // let the collective start first
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[6], c.compute));
-    run_host(run, HostWork::kQProjection, 16);
+    run_host(run, HostWork::kQProjection, c.few_ctas_on_copy_engines ? 0 : 16);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[7], c.compute));
   }
   // [4] O[0] = intra-piece product (chunk algorithm)
@@ -276,7 +278,7 @@ static void L_forward_rank1(const Ctx& c, LBuffers& b, Run run) {
   if (run.compute) {
     CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.started[2], 0));  // let the collective start first
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[6], c.compute));
-    run_host(run, HostWork::kQProjection, 16);
+    run_host(run, HostWork::kQProjection, c.few_ctas_on_copy_engines ? 0 : 16);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[7], c.compute));
   }
   // [4] P[1] = decayed sum of the 1 earlier piece states
@@ -346,7 +348,7 @@ static void L_backward_rank0(const Ctx& c, LBuffers& b, Run run) {
   if (run.compute) {
     CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.started[2], 0));  // let the collective start first
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[6], c.compute));
-    run_host(run, HostWork::kOWeightGrad, 16);
+    run_host(run, HostWork::kOWeightGrad, c.few_ctas_on_copy_engines ? 0 : 16);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[7], c.compute));
   }
   // [4] G[0] = decayed sum of the 3 later pieces' dM
@@ -401,7 +403,7 @@ static void L_backward_rank1(const Ctx& c, LBuffers& b, Run run) {
   if (run.compute) {
     CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.started[2], 0));  // let the collective start first
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[6], c.compute));
-    run_host(run, HostWork::kOWeightGrad, 16);
+    run_host(run, HostWork::kOWeightGrad, c.few_ctas_on_copy_engines ? 0 : 16);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[7], c.compute));
   }
   // [4] G[1] = decayed sum of the 2 later pieces' dM
@@ -494,16 +496,16 @@ constexpr size_t kS_dk_elements = 65536;
 constexpr size_t kS_dv_elements = 65536;
 
 // Allocates a layer's buffers; scratch buffers (not kept from forward to backward) are shared when
-// `shared` is given.
-inline SBuffers alloc_S(const SBuffers* shared) {
+// `shared` is given. The buffers of the collectives beside kernels come from `windows` (comm.cuh).
+inline SBuffers alloc_S(const SBuffers* shared, lasp::StateWindows& windows) {
   SBuffers b;
   CUDA_CHECK(cudaMalloc(&b.q, kS_q_elements * sizeof(bf16)));
   if (shared != nullptr) b.k = shared->k;
-  else CUDA_CHECK(cudaMalloc(&b.k, kS_k_elements * sizeof(bf16)));
+  else b.k = static_cast<bf16*>(windows.alloc(kS_k_elements * sizeof(bf16)));
   if (shared != nullptr) b.v = shared->v;
-  else CUDA_CHECK(cudaMalloc(&b.v, kS_v_elements * sizeof(bf16)));
-  CUDA_CHECK(cudaMalloc(&b.k_all, kS_k_all_elements * sizeof(bf16)));
-  CUDA_CHECK(cudaMalloc(&b.v_all, kS_v_all_elements * sizeof(bf16)));
+  else b.v = static_cast<bf16*>(windows.alloc(kS_v_elements * sizeof(bf16)));
+  b.k_all = static_cast<bf16*>(windows.alloc(kS_k_all_elements * sizeof(bf16)));
+  b.v_all = static_cast<bf16*>(windows.alloc(kS_v_all_elements * sizeof(bf16)));
   CUDA_CHECK(cudaMalloc(&b.o, kS_o_elements * sizeof(bf16)));
   CUDA_CHECK(cudaMalloc(&b.lse, kS_lse_elements * sizeof(float)));
   if (shared != nullptr) b.o_part = shared->o_part;

@@ -10,6 +10,16 @@
 // The NCCL unique id reaches the other ranks by MPI when the program is built with MPI and started by a
 // launcher, or else through a file on a shared file system: rank 0 writes it under a temporary name and
 // renames it (atomic), the others poll for it.
+//
+// The small collectives that run beside kernels (LASP-2's state AllGathers, on `sp_few_ctas`) move their
+// data one of two ways:
+// - copy engines: NCCL 2.28 and later copies an AllGather with the GPUs' copy engines when the communicator
+//   asks for NCCL_CTA_POLICY_ZERO and both buffers are symmetric windows (StateWindows), so the collective
+//   takes no SM from the kernels beside it. NCCL's kernel, even limited to 4 CTAs, could only start once the
+//   projection GEMM beside it left SMs free (bench/results/2026-11-26-lasp2-overlap-h100x4.md).
+// - kernels: NCCL's own kernel, limited to `few_ctas` CTAs (older NCCL, or no symmetric memory here).
+// LASP_COLLECTIVES=auto (default) takes copy engines where NCCL offers them, =copy_engines stops the
+// program (exit 2) where it cannot, =kernels always takes the kernel (to compare the two).
 #pragma once
 #include <nccl.h>
 #include <cerrno>
@@ -19,6 +29,7 @@
 #include <cstring>
 #include <string>
 #include <thread>
+#include <vector>
 #ifdef LASP_WITH_MPI
 #include <mpi.h>
 #endif
@@ -101,10 +112,30 @@ inline ncclUniqueId share_id_by_file(const std::string& path, bool writer) {
   }
 }
 
+enum class StateCollectives { kAuto, kCopyEngines, kKernels };
+
+inline StateCollectives state_collectives_requested() {
+  const char* v = std::getenv("LASP_COLLECTIVES");
+  if (v == nullptr || *v == '\0' || std::strcmp(v, "auto") == 0) return StateCollectives::kAuto;
+  if (std::strcmp(v, "copy_engines") == 0) return StateCollectives::kCopyEngines;
+  if (std::strcmp(v, "kernels") == 0) return StateCollectives::kKernels;
+  std::fprintf(stderr, "lasp_program: LASP_COLLECTIVES=%s is not a choice (auto, copy_engines or kernels)\n", v);
+  std::exit(2);
+}
+
+// Stops the program where LASP_COLLECTIVES=copy_engines cannot be honoured.
+inline void copy_engines_unavailable(const char* why) {
+  if (state_collectives_requested() != StateCollectives::kCopyEngines) return;
+  std::fprintf(stderr, "lasp_program: LASP_COLLECTIVES=copy_engines, but %s\n", why);
+  std::exit(2);
+}
+
 struct Comms {
   ncclComm_t sp = nullptr;
   ncclComm_t sp_few_ctas = nullptr;  // the same groups; NCCL runs at most `few_ctas` CTAs per collective
   ncclComm_t world = nullptr;
+  // sp_few_ctas asks NCCL for copy-engine collectives; StateWindows clears it if NCCL registers no window.
+  bool copy_engines = false;
 };
 
 // Creates the world communicator from one id, then splits it into the sequence-parallel groups, twice: once
@@ -132,8 +163,68 @@ inline Comms init_comms(const Layout& l, const std::string& id_file, int few_cta
   ncclConfig_t few = NCCL_CONFIG_INITIALIZER;
   few.maxCTAs = few_ctas;
   few.minCTAs = 1;
+  // One rank has no collective to copy; W > 1 asks for copy engines unless told not to.
+  if (l.sp_size > 1 && state_collectives_requested() != StateCollectives::kKernels) {
+#ifdef NCCL_CTA_POLICY_ZERO
+    few.CTAPolicy = NCCL_CTA_POLICY_ZERO;
+    c.copy_engines = true;
+#else
+    copy_engines_unavailable("this program was built against an NCCL older than 2.28 (no copy-engine collectives)");
+#endif
+  }
   NCCL_CHECK(ncclCommSplit(c.world, l.dp_rank, l.sp_rank, &c.sp_few_ctas, &few));
   return c;
 }
+
+// Buffers of the collectives on sp_few_ctas. With copy engines, NCCL allocates them (ncclMemAlloc: memory its
+// peers can map) and registers each as a symmetric window of sp_few_ctas; registration is collective, and
+// every rank allocates the same buffers in the same order. Otherwise they are plain cudaMalloc memory.
+class StateWindows {
+ public:
+  StateWindows() = default;
+  explicit StateWindows(Comms* comms) : comms_(comms) {}
+
+  void* alloc(size_t bytes) {
+    void* p = nullptr;
+#ifdef NCCL_CTA_POLICY_ZERO
+    if (comms_->copy_engines) {
+      NCCL_CHECK(ncclMemAlloc(&p, bytes));
+      ncclWindow_t win = nullptr;
+      NCCL_CHECK(ncclCommWindowRegister(comms_->sp_few_ctas, p, bytes, &win, NCCL_WIN_COLL_SYMMETRIC));
+      held_.push_back(Held{p, win});
+      // NCCL registers nothing where it has no symmetric memory (GPUs without direct P2P, cuMem disabled):
+      // its AllGathers then run its kernels, as every rank learns from the same collective registration.
+      if (win == nullptr) {
+        copy_engines_unavailable("NCCL has no symmetric memory between these GPUs (NCCL_DEBUG=INFO says why)");
+        comms_->copy_engines = false;
+      }
+      return p;
+    }
+#endif
+    CUDA_CHECK(cudaMalloc(&p, bytes));
+    return p;
+  }
+
+  // Deregisters and frees NCCL's buffers; before the communicator is destroyed.
+  void release() {
+#ifdef NCCL_CTA_POLICY_ZERO
+    for (const Held& h : held_) {
+      if (h.win != nullptr) NCCL_CHECK(ncclCommWindowDeregister(comms_->sp_few_ctas, h.win));
+      NCCL_CHECK(ncclMemFree(h.ptr));
+    }
+    held_.clear();
+#endif
+  }
+
+ private:
+#ifdef NCCL_CTA_POLICY_ZERO
+  struct Held {
+    void* ptr;
+    ncclWindow_t win;
+  };
+  std::vector<Held> held_;
+#endif
+  Comms* comms_ = nullptr;
+};
 
 }  // namespace lasp
