@@ -25,6 +25,7 @@
 #include <vector>
 #include "lasp/blas.cuh"
 #include "lasp/comm.cuh"
+#include "lasp/grad_sum.cuh"
 #include "lasp/program.cuh"
 
 using lasp::bf16;
@@ -147,7 +148,7 @@ struct State {
   Options opt;
   lasp::Layout layout;
   lasp::Comms comms;
-  lasp::StateWindows windows;  // buffers of the collectives beside kernels (comm.cuh)
+  lasp::Windows windows;    // buffers of the collectives that may run on the copy engines (comm.cuh)
   program::Ctx ctx;
   cublasHandle_t blas;
   int sms = 0;              // the GPU's SMs (a GEMM beside a collective is planned for fewer)
@@ -155,6 +156,7 @@ struct State {
   cudaEvent_t fence, join;  // layer boundaries between the two streams
   cudaEvent_t grads_ready, grads_done;
   std::vector<LayerWeights> weights;
+  bf16* grad_parts = nullptr;           // the gradient sum's AlltoAll lands here (grad_sum.cuh), copy engines only
   std::vector<bf16*> x;                 // x[l]: input of layer l; x[kLayers] is the output
   std::vector<bf16*> pre_q, pre_k;      // feature-map inputs kept for backward (none for identity)
   std::vector<bf16*> normed;            // RMSNorm outputs, inputs of the O projection
@@ -275,7 +277,7 @@ static void layer_backward(State& st, int l, const KindInfo& kind, Buffers& b, C
   // otherwise have nothing left to overlap.
   CUDA_CHECK(cudaEventRecord(st.grads_ready, st.ctx.compute));
   CUDA_CHECK(cudaStreamWaitEvent(st.grad, st.grads_ready, 0));
-  NCCL_CHECK(ncclAllReduce(w.dw, w.dw, w.elements, ncclBfloat16, ncclSum, st.comms.world, st.grad));
+  lasp::sum_gradients(w.dw, w.elements, st.grad_parts, st.comms, st.layout.rank, st.layout.world, st.grad);
   // dx_prev = dx + dq Wq^T + dk Wk^T + dv Wv^T
   CUDA_CHECK(cudaMemcpyAsync(st.dx_prev, st.dx, kRows * hidden * sizeof(bf16), cudaMemcpyDeviceToDevice, st.ctx.compute));
   lasp::matmul(st.blas, false, true, rows, hidden, width, b.dq, w.wq, st.dx_prev, 1.0f);
@@ -341,11 +343,16 @@ static void allocate(State& st) {
     const WeightLayout& layout = kWeightLayout[l];
     w.elements = layout.elements;
     alloc_bf16(&w.w, w.elements);
-    alloc_bf16(&w.dw, w.elements);
+    w.dw = static_cast<bf16*>(st.windows.grads(w.elements * sizeof(bf16)));
     w.wq = w.w; w.wk = w.w + layout.wk; w.wv = w.w + layout.wv; w.wo = w.w + layout.wo;
     w.dwq = w.dw; w.dwk = w.dw + layout.wk; w.dwv = w.dw + layout.wv; w.dwo = w.dw + layout.wo;
     // Weights are the same on every rank: the position map is "one piece", the seed is per layer.
     lasp::fill_normal(w.w, 1, layout.rows, program::kHeadDim, lasp::PieceMap{0, {0, 0}, {0, 0}, {0, 0}}, layout.rows, st.opt.seed, 1000 + l, program::kWeightScale, st.ctx.compute);
+  }
+  if (st.comms.grads_on_copy_engines) {
+    size_t most = 0;
+    for (const LayerWeights& w : st.weights) most = std::max(most, w.elements);
+    st.grad_parts = static_cast<bf16*>(st.windows.grads(most * sizeof(bf16)));
   }
   for (int l = 0; l <= program::kLayers; l++) alloc_bf16(&st.x[l], kRows * hidden);
   if (kKinds[0].feature_map != 0) { alloc_bf16(&st.pre_q[0], kRows * kQkvWidth); alloc_bf16(&st.pre_k[0], kRows * kQkvWidth); }
@@ -604,6 +611,16 @@ static int verify(State& st) {
     }
     say("verify E (lasp2): o %.2e  dq %.2e  dk %.2e  dv %.2e  (tolerance %.0e)\n", err[0], err[1], err[2], err[3], tolerance);
   }
+  if (st.layout.world > 1) {
+    // The weight-gradient sum over every rank, on the path the step takes (copy engines or NCCL's AllReduce).
+    const LayerWeights& w = st.weights[0];
+    const float err = lasp::gradient_sum_error(w.dw, w.elements, st.grad_parts, st.comms, st.layout.rank,
+                                               st.layout.world, st.opt.seed, st.ctx.compute);
+    const bool good = err <= tolerance;
+    ok = ok && good;
+    emit("verify", "\"layer\":\"weights\",\"quantity\":\"dw_sum\",\"max_rel_err\":%.3e,\"tolerance\":%.1e,\"ok\":%s", err, tolerance, good ? "true" : "false");
+    say("verify the weight-gradient sum over %d ranks: %.2e  (tolerance %.0e)\n", st.layout.world, err, tolerance);
+  }
   say(ok ? "verify: ok\n" : "verify: FAILED\n");
   return ok ? 0 : 1;
 }
@@ -631,7 +648,7 @@ int main(int argc, char** argv) {
   CUDA_CHECK(cudaGetDeviceProperties(&prop, st.layout.device));
   st.sms = prop.multiProcessorCount;
   st.comms = lasp::init_comms(st.layout, opt.id_file, program::kFewCtas);
-  st.windows = lasp::StateWindows(&st.comms);
+  st.windows = lasp::Windows(&st.comms);
   // The communication stream gets the highest priority: the chunk kernels fill every SM, and NCCL's kernel
   // must take SMs as soon as any frees up, or the collective waits for the computation it should overlap.
   int least_priority = 0, greatest_priority = 0;
@@ -661,14 +678,24 @@ int main(int argc, char** argv) {
       program::kWorld, program::kDataParallel, prop.name, opt.mode.c_str());
   allocate(st);
   // Known once the windows are registered (every rank the same).
-  st.ctx.few_ctas_on_copy_engines = st.comms.copy_engines;
+  st.ctx.few_ctas_on_copy_engines = st.comms.states_on_copy_engines;
+  if (st.layout.world > 1) {
+    bool grads_copied = true;
+    for (const LayerWeights& w : st.weights)
+      grads_copied = grads_copied && lasp::gradients_on_copy_engines(st.comms, w.elements, st.layout.world);
+    const char* grads = grads_copied ? "copy engines" : "NCCL kernels";
+    const char* states = !program::kStateCollectives || program::kWorld == 1 ? "none"
+                         : st.comms.states_on_copy_engines                     ? "copy engines"
+                                                                                : "NCCL kernels";
+    emit("collectives", "\"states\":\"%s\",\"gradients\":\"%s\"", states, grads);
+    if (std::strcmp(states, "none") == 0) say("collectives beside the kernels: gradient sum on %s\n", grads);
+    else say("collectives beside the kernels: state AllGathers on %s, gradient sum on %s\n", states, grads);
+  }
   // Which backend each whole-sequence softmax attention takes (asking builds cuDNN's plans, before any timing).
   int code = opt.mode == "verify" ? verify(st) : bench(st);
   CUDA_CHECK(cudaDeviceSynchronize());
   st.windows.release();
-  ncclCommDestroy(st.comms.sp);
-  ncclCommDestroy(st.comms.sp_few_ctas);
-  ncclCommDestroy(st.comms.world);
+  lasp::destroy_comms(st.comms);
 #ifdef LASP_WITH_MPI
   MPI_Finalize();
 #endif

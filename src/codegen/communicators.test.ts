@@ -1,7 +1,7 @@
 // Which communicator each collective of the generated program uses: small collectives beside computation go
 // to the few-CTA communicator, everything else to NCCL's defaults.
 import { spawnSync } from "node:child_process";
-import { copyFileSync, mkdirSync, mkdtempSync, writeFileSync } from "node:fs";
+import { mkdtempSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { describe, expect, it } from "vitest";
@@ -9,7 +9,7 @@ import { checkSource } from "../check/front-end.js";
 import { lowerSpec } from "../schedule/lower.js";
 import type { CollectiveStep, RankProgram } from "../schedule/ir.js";
 import { fewCtaCollectives, GEMM_SM_MARGIN, OVERLAP_CTAS, SMALL_COLLECTIVE_BYTES } from "./communicators.js";
-import { generateProgram } from "./generate.js";
+import { generateProgram, writeProgram } from "./generate.js";
 import { overlapPartners } from "./view-model.js";
 
 function spec(parallel: string, run: string, dims = "heads 4 head_dim 64") {
@@ -93,7 +93,7 @@ describe("the few-CTA communicator", () => {
     const files = generateProgram(spec("gpus 2 sequence 2 linear lasp2 softmax allgather", "seq_len 8K"));
     const cuh = files.get("lasp/program.cuh")!;
     const fromWindows = [
-      ...cuh.matchAll(/b\.(\w+) = static_cast<\w+\*>\(windows\.alloc\(k(\w+?)_\1_elements/g),
+      ...cuh.matchAll(/b\.(\w+) = static_cast<\w+\*>\(windows\.states\(k(\w+?)_\1_elements/g),
     ];
     // LASP-2's states and gathered states, forward and backward, shared by the layers of the kind; in this
     // short sequence also the softmax kind's K and V (small enough for the few-CTA communicator), the gathered
@@ -109,23 +109,32 @@ describe("the few-CTA communicator", () => {
       "S.v_all",
     ]);
     expect(cuh).toMatch(/if \(shared != nullptr\) b\.m_all = shared->m_all;\n\s+else b\.m_all = static_cast/);
-    expect(cuh).toMatch(/\n  b\.k_all = static_cast<bf16\*>\(windows\.alloc/);
+    expect(cuh).toMatch(/\n  b\.k_all = static_cast<bf16\*>\(windows\.states/);
     expect(cuh).toMatch(/else CUDA_CHECK\(cudaMalloc\(&b\.dk_sum, /);
     const main = files.get("main.cu")!;
     expect(main).toContain("program::alloc_L(nullptr, st.windows)");
+    // The weight gradients and the gradient sum's scratch come from windows too (grad_sum.cuh).
+    expect(main).toContain("w.dw = static_cast<bf16*>(st.windows.grads(w.elements * sizeof(bf16)));");
+    expect(main).toContain("st.grad_parts = static_cast<bf16*>(st.windows.grads(most * sizeof(bf16)));");
+    expect(main).toContain(
+      "lasp::sum_gradients(w.dw, w.elements, st.grad_parts, st.comms, st.layout.rank, st.layout.world, st.grad);",
+    );
     // The choice is known once the windows are registered; reported, and the windows released before the
     // communicators are destroyed.
     expect(main).toMatch(
-      /allocate\(st\);\n.*\n\s+st\.ctx\.few_ctas_on_copy_engines = st\.comms\.copy_engines;/,
+      /allocate\(st\);\n.*\n\s+st\.ctx\.few_ctas_on_copy_engines = st\.comms\.states_on_copy_engines;/,
     );
-    expect(main).toContain('emit("collectives", "\\"states\\":\\"%s\\"", how);');
+    expect(main).toContain(
+      'emit("collectives", "\\"states\\":\\"%s\\",\\"gradients\\":\\"%s\\"", states, grads);',
+    );
+    expect(files.get("lasp/program.cuh")!).toContain("constexpr bool kStateCollectives = true;");
     expect(main.indexOf("st.windows.release();")).toBeLessThan(
-      main.indexOf("ncclCommDestroy(st.comms.sp_few_ctas);"),
+      main.indexOf("lasp::destroy_comms(st.comms);"),
     );
-    // A program without state collectives reports nothing.
+    // A program without state collectives says "none" for them and allocates no state windows.
     const ulysses = generateProgram(spec("gpus 2 sequence 2 linear ulysses softmax ulysses", "seq_len 8K"));
-    expect(ulysses.get("main.cu")!).not.toContain('emit("collectives"');
-    expect(ulysses.get("lasp/program.cuh")!).not.toContain("windows.alloc(");
+    expect(ulysses.get("lasp/program.cuh")!).toContain("constexpr bool kStateCollectives = false;");
+    expect(ulysses.get("lasp/program.cuh")!).not.toContain("windows.states(");
   });
 });
 
@@ -160,22 +169,27 @@ describe("a projection beside a collective", () => {
   });
 });
 
-describe("how the state AllGathers move data (lasp/comm.cuh against stand-in NCCL functions: no GPU needed)", () => {
+describe("how the collectives beside the kernels move data (lasp/comm.cuh, grad_sum.cuh; stand-in NCCL, no GPU)", () => {
   const hasNvcc = spawnSync("nvcc", ["--version"]).status === 0;
   const fixtures = resolve("src/codegen/fixtures/host-api");
-  // The test program defines NCCL's functions itself: they record the config of the few-CTA split and play
-  // an NCCL that registers a window or not (REGISTERS=0|1). OLD_NCCL plays an NCCL older than 2.28.
+  // The test program defines NCCL's functions itself: they record the configs of the splits and the calls of
+  // the gradient sum, and play an NCCL that registers windows or not (REGISTERS=0|1). OLD_NCCL plays an
+  // NCCL older than 2.28. Rank 0 of WORLD ranks (SP per sequence group) writes the NCCL id and goes on.
   const harness = (oldNccl: boolean) => `#include <nccl.h>
 ${oldNccl ? "#undef NCCL_CTA_POLICY_ZERO\n" : ""}#include <cstdlib>
 #include "lasp/comm.cuh"
-static int g_policy = -1, g_max_ctas = -1, g_splits = 0;
+#include "lasp/grad_sum.cuh"
+static int g_few_policy = -1, g_few_ctas = -1, g_world_policy = -1;
 static char g_window;
+static const char* g_base;
+static int policy(const ncclConfig_t* c) { return c->CTAPolicy == NCCL_CONFIG_UNDEF_INT ? -1 : c->CTAPolicy; }
 extern "C" {
 ncclResult_t ncclGetUniqueId(ncclUniqueId*) { return ncclSuccess; }
-ncclResult_t ncclCommInitRank(ncclComm_t* c, int, ncclUniqueId, int) { *c = nullptr; return ncclSuccess; }
+ncclResult_t ncclCommInitRank(ncclComm_t* c, int, ncclUniqueId, int) { *c = (ncclComm_t)&g_window; return ncclSuccess; }
 ncclResult_t ncclCommSplit(ncclComm_t, int, int, ncclComm_t* c, ncclConfig_t* config) {
-  if (++g_splits == 2) { g_policy = config->CTAPolicy; g_max_ctas = config->maxCTAs; }
-  *c = nullptr;
+  if (config != nullptr && config->maxCTAs != NCCL_CONFIG_UNDEF_INT) { g_few_policy = policy(config); g_few_ctas = config->maxCTAs; }
+  else if (config != nullptr) g_world_policy = policy(config);
+  *c = (ncclComm_t)&g_window;
   return ncclSuccess;
 }
 ncclResult_t ncclMemAlloc(void** p, size_t bytes) { *p = std::malloc(bytes); return ncclSuccess; }
@@ -185,63 +199,88 @@ ncclResult_t ncclCommWindowRegister(ncclComm_t, void*, size_t, ncclWindow_t* win
   return ncclSuccess;
 }
 ncclResult_t ncclCommWindowDeregister(ncclComm_t, ncclWindow_t) { return ncclSuccess; }
+ncclResult_t ncclAlltoAll(const void* s, void*, size_t n, ncclDataType_t, ncclComm_t, cudaStream_t) {
+  std::printf(" alltoall(dw+%td, %zu)", ((const char*)s - g_base) / 2, n);
+  return ncclSuccess;
+}
+ncclResult_t ncclAllGather(const void* s, void* r, size_t n, ncclDataType_t, ncclComm_t, cudaStream_t) {
+  std::printf(" allgather(dw+%td, dw+%td, %zu)", ((const char*)s - g_base) / 2, ((const char*)r - g_base) / 2, n);
+  return ncclSuccess;
+}
+ncclResult_t ncclAllReduce(const void* s, void*, size_t n, ncclDataType_t, ncclRedOp_t, ncclComm_t, cudaStream_t) {
+  std::printf(" allreduce(dw+%td, %zu)", ((const char*)s - g_base) / 2, n);
+  return ncclSuccess;
+}
 const char* ncclGetErrorString(ncclResult_t) { return "stand-in"; }
+}
+void lasp::sum_slices(const bf16*, int parts, size_t slice, bf16* out, cudaStream_t) {
+  std::printf(" sum(%d x %zu -> dw+%td)", parts, slice, ((const char*)out - g_base) / 2);
 }
 int main(int argc, char** argv) {
   lasp::Layout l;
-  l.sp_size = std::atoi(argv[1]);
-  lasp::Comms c = lasp::init_comms(l, "", 4);
-  std::printf("policy=%d max_ctas=%d copy_engines=%d", g_policy == NCCL_CONFIG_UNDEF_INT ? -1 : g_policy, g_max_ctas, (int)c.copy_engines);
-  if (c.copy_engines) {
-    lasp::StateWindows windows(&c);
-    windows.alloc(4096);
-    windows.release();
-    std::printf(" after_windows=%d", (int)c.copy_engines);
+  l.world = std::atoi(argv[1]);
+  l.sp_size = std::atoi(argv[2]);
+  const size_t elements = std::strtoull(argv[4], nullptr, 10);
+  lasp::Comms c = lasp::init_comms(l, argv[3], 4);
+  std::printf("few_policy=%d few_ctas=%d world_policy=%d states=%d grads=%d", g_few_policy, g_few_ctas,
+              g_world_policy, (int)c.states_on_copy_engines, (int)c.grads_on_copy_engines);
+  lasp::Windows windows(&c);
+  if (c.states_on_copy_engines) windows.states(4096);
+  if (c.grads_on_copy_engines) {
+    lasp::bf16* dw = static_cast<lasp::bf16*>(windows.grads(elements * 2));
+    g_base = (const char*)dw;
+    std::printf(" | windows: states=%d grads=%d |", (int)c.states_on_copy_engines, (int)c.grads_on_copy_engines);
+    // Rank 1's part of the sum, as rank 1 would issue it.
+    if (l.world > 1) lasp::sum_gradients(dw, elements, nullptr, c, 1, l.world, nullptr);
   }
+  windows.release();
   std::printf("\\n");
+  (void)argc;
   return 0;
 }
 `;
-  const build = (oldNccl: boolean) => {
-    const dir = mkdtempSync(join(tmpdir(), "lasp-states-"));
-    mkdirSync(join(dir, "lasp"));
-    for (const f of ["comm.cuh", "check.cuh"])
-      copyFileSync(resolve("templates/runtime", f), join(dir, "lasp", f));
+  const build = async (oldNccl: boolean) => {
+    const dir = mkdtempSync(join(tmpdir(), "lasp-collectives-"));
+    await writeProgram(
+      dir,
+      generateProgram(spec("gpus 2 sequence 2 linear lasp2 softmax allgather", "seq_len 8K")),
+    );
     writeFileSync(join(dir, "t.cu"), harness(oldNccl));
-    const r = spawnSync("nvcc", ["-std=c++17", "-I.", `-I${fixtures}`, "t.cu", "-o", "t"], {
+    const r = spawnSync("nvcc", ["-std=c++17", "-I.", "-Ilasp", `-I${fixtures}`, "t.cu", "-o", "t"], {
       cwd: dir,
       encoding: "utf8",
     });
     expect(r.stderr).not.toMatch(/error/);
     expect(r.status).toBe(0);
-    return (choice: string | undefined, spSize: number, registers = 1) => {
+    let ids = 0;
+    return (choice: string | undefined, world: number, sp: number, elements = 4096, registers = 1) => {
       const env: NodeJS.ProcessEnv = { ...process.env, REGISTERS: String(registers) };
       delete env["LASP_COLLECTIVES"];
       if (choice !== undefined) env["LASP_COLLECTIVES"] = choice;
-      return spawnSync(join(dir, "t"), [String(spSize)], { cwd: dir, encoding: "utf8", env });
+      const args = [String(world), String(sp), join(dir, `id${ids++}`), String(elements)];
+      return spawnSync(join(dir, "t"), args, { cwd: dir, encoding: "utf8", env });
     };
   };
+  const kernels = "few_policy=-1 few_ctas=4 world_policy=-1 states=0 grads=0\n";
 
   it.runIf(hasNvcc)(
-    "asks NCCL 2.28 for copy engines on more than one rank, keeps the kernel when told or when no window registers",
-    () => {
-      const run = build(false);
+    "asks NCCL 2.28 for copy engines where more than one rank shares the work, and keeps its kernels when told",
+    async () => {
+      const run = await build(false);
       for (const choice of [undefined, "auto", "copy_engines"]) {
-        const r = run(choice, 4);
+        const r = run(choice, 4, 4);
         expect(r.status).toBe(0);
-        expect(r.stdout).toBe("policy=2 max_ctas=4 copy_engines=1 after_windows=1\n");
+        // The state AllGathers (few CTAs, CTA policy zero) and the gradient sum (world, policy zero) both.
+        expect(r.stdout).toMatch(
+          /^few_policy=2 few_ctas=4 world_policy=2 states=1 grads=1 \| windows: states=1 grads=1 \|/,
+        );
       }
-      // Told to, or one rank (nothing to gather): NCCL's kernel on few CTAs, as before.
-      expect(run("kernels", 4).stdout).toBe("policy=-1 max_ctas=4 copy_engines=0\n");
-      expect(run("copy_engines", 1).stdout).toBe("policy=-1 max_ctas=4 copy_engines=0\n");
-      // NCCL registers no window (no symmetric memory between the GPUs): the kernel, or exit 2 if insisted on.
-      expect(run("auto", 4, 0).stdout).toBe("policy=2 max_ctas=4 copy_engines=1 after_windows=0\n");
-      const insist = run("copy_engines", 4, 0);
-      expect(insist.status).toBe(2);
-      expect(insist.stderr).toContain(
-        "LASP_COLLECTIVES=copy_engines, but NCCL has no symmetric memory between these GPUs",
-      );
-      const bogus = run("dma", 4);
+      // Data parallel only: nothing to gather along the sequence, gradients still summed on copy engines.
+      expect(run("auto", 2, 1).stdout).toMatch(/^few_policy=-1 few_ctas=4 world_policy=2 states=0 grads=1 /);
+      // Told to, or a single GPU: NCCL's kernels (the AllGathers on few CTAs), as before.
+      expect(run("kernels", 4, 4).stdout).toBe(kernels);
+      expect(run("copy_engines", 1, 1).stdout).toBe(kernels);
+      const bogus = run("dma", 4, 4);
       expect(bogus.status).toBe(2);
       expect(bogus.stderr).toContain("LASP_COLLECTIVES=dma is not a choice (auto, copy_engines or kernels)");
     },
@@ -249,11 +288,35 @@ int main(int argc, char** argv) {
   );
 
   it.runIf(hasNvcc)(
-    "runs NCCL's kernel with an NCCL older than 2.28, and says so when copy engines are insisted on",
-    () => {
-      const run = build(true);
-      expect(run("auto", 4).stdout).toBe("policy=-1 max_ctas=4 copy_engines=0\n");
-      const insist = run("copy_engines", 4);
+    "sums gradients by an AlltoAll, a sum of the slices and an in-place AllGather, else by one AllReduce",
+    async () => {
+      const run = await build(false);
+      // 4096 gradients on 4 ranks: rank 1 receives every rank's 1024-element slice 1, sums the 4 into dw's own
+      // slice (elements 1024..2047), and gathers every rank's slice into dw.
+      expect(run("auto", 4, 4).stdout).toMatch(
+        /\| alltoall\(dw\+0, 1024\) sum\(4 x 1024 -> dw\+1024\) allgather\(dw\+1024, dw\+0, 1024\)\n$/,
+      );
+      // Gradients the ranks cannot split evenly: one AllReduce.
+      expect(run("auto", 4, 4, 4098).stdout).toMatch(/\| allreduce\(dw\+0, 4098\)\n$/);
+      // NCCL registers no window (no symmetric memory between the GPUs): its kernels, or exit 2 if insisted on.
+      expect(run("auto", 4, 4, 4096, 0).stdout).toMatch(
+        /\| windows: states=0 grads=0 \| allreduce\(dw\+0, 4096\)\n$/,
+      );
+      const insist = run("copy_engines", 4, 4, 4096, 0);
+      expect(insist.status).toBe(2);
+      expect(insist.stderr).toContain(
+        "LASP_COLLECTIVES=copy_engines, but NCCL has no symmetric memory between these GPUs",
+      );
+    },
+    120_000,
+  );
+
+  it.runIf(hasNvcc)(
+    "runs NCCL's kernels with an NCCL older than 2.28, and says so when copy engines are insisted on",
+    async () => {
+      const run = await build(true);
+      expect(run("auto", 4, 4).stdout).toBe(kernels);
+      const insist = run("copy_engines", 4, 4);
       expect(insist.status).toBe(2);
       expect(insist.stderr).toContain(
         "LASP_COLLECTIVES=copy_engines, but this program was built against an NCCL older than 2.28",

@@ -25,6 +25,7 @@ export const RUNTIME_FILES = [
   "elementwise.cuh",
   "model.cuh",
   "comm.cuh",
+  "grad_sum.cuh",
   "blas.cuh",
 ] as const;
 

@@ -154,8 +154,6 @@ export interface ProgramView {
   pieceMaps: string[];
   wholeSequence: string;
   maxEvents: number;
-  /** Some layer kind has collectives on the few-CTA communicator (the program reports how they copy). */
-  stateCollectives: boolean;
   flopsPerStep: string;
   layersReversed: LayerView[];
   constants: ConstantView[];
@@ -332,6 +330,7 @@ export interface ViewInputs {
 export function buildView({ spec, program, compilerVersion }: ViewInputs): ProgramView {
   const { sizes, layout } = program;
   const localTokens = layout.byRank[0]!.reduce((s, p) => s + p.length, 0);
+  const stateCollectives = program.schedules.some((schedule) => windowBuffers(schedule).size > 0);
   const constants: ConstantView[] = [
     {
       ctype: "int",
@@ -384,6 +383,12 @@ export function buildView({ spec, program, compilerVersion }: ViewInputs): Progr
       name: "kWeightScale",
       value: floatLiteral(1 / Math.sqrt(spec.model.hidden)),
       comment: "standard deviation of the initial weights, 1/sqrt(hidden)",
+    },
+    {
+      ctype: "bool",
+      name: "kStateCollectives",
+      value: String(stateCollectives),
+      comment: "some layer kind gathers on the few-CTA communicator, whose buffers are copy-engine windows",
     },
     {
       ctype: "int",
@@ -505,7 +510,6 @@ export function buildView({ spec, program, compilerVersion }: ViewInputs): Progr
     pieceMaps: layout.byRank.map((pieces) => pieceMap(pieces)),
     wholeSequence: pieceMap([{ start: 0, length: sizes.seqLen }]),
     maxEvents,
-    stateCollectives: kinds.some((k) => k.buffers.some((b) => b.window)),
     flopsPerStep: flopsPerStep(spec, program).toExponential(6),
     constants,
     tables,

@@ -81,11 +81,15 @@ export interface BackendEvent {
   kind: string;
   attention: string;
 }
-/** How the state AllGathers beside the kernels move data: `copy engines` or `NCCL kernels` (PROTOCOL.md). */
+/**
+ * How the collectives beside the kernels move data (PROTOCOL.md): the state AllGathers (`copy engines`,
+ * `NCCL kernels`, or `none`) and the weight-gradient sum (`copy engines` or `NCCL kernels`).
+ */
 export interface CollectivesEvent {
   event: "collectives";
   rank: number;
   states: string;
+  gradients: string;
 }
 export type ProgramEvent =
   | StartEvent

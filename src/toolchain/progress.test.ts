@@ -99,24 +99,33 @@ describe("run progress", () => {
     });
   });
 
-  it("says how the state AllGathers moved data, and when ranks differ", () => {
+  it("says how the collectives beside the kernels moved data, and when ranks differ", () => {
     const events: ProgramEvent[] = [
       summary(0, 14.1),
       summary(1, 14.2),
-      { event: "collectives", rank: 0, states: "copy engines" },
-      { event: "collectives", rank: 1, states: "copy engines" },
+      { event: "collectives", rank: 0, states: "copy engines", gradients: "copy engines" },
+      { event: "collectives", rank: 1, states: "copy engines", gradients: "copy engines" },
     ];
-    expect(formatSummary(summarizeRun(events)!)).toMatch(/state AllGathers\s+copy engines$/m);
-    const mixed = summarizeRun([...events, { event: "collectives", rank: 2, states: "NCCL kernels" }])!;
+    const text = formatSummary(summarizeRun(events)!);
+    expect(text).toMatch(/state AllGathers\s+copy engines$/m);
+    expect(text).toMatch(/gradient sum\s+copy engines$/m);
+    const mixed = summarizeRun([
+      ...events,
+      { event: "collectives", rank: 2, states: "NCCL kernels", gradients: "copy engines" },
+    ])!;
     expect(mixed.stateCollectives).toEqual(["copy engines", "NCCL kernels"]);
     expect(formatSummary(mixed)).toMatch(/state AllGathers\s+copy engines \/ NCCL kernels/);
-    // One GPU (no such event): no row.
-    expect(formatSummary(summarizeRun([summary(0, 1)])!)).not.toContain("AllGathers");
-    expect(parseEventLine('{"event":"collectives","rank":1,"states":"copy engines"}')).toEqual({
-      event: "collectives",
-      rank: 1,
-      states: "copy engines",
-    });
+    // A program without state AllGathers (Ulysses) still sums gradients; one GPU reports neither.
+    const ulysses = summarizeRun([
+      summary(0, 1),
+      { event: "collectives", rank: 0, states: "none", gradients: "NCCL kernels" },
+    ])!;
+    expect(formatSummary(ulysses)).not.toContain("AllGathers");
+    expect(formatSummary(ulysses)).toMatch(/gradient sum\s+NCCL kernels$/m);
+    expect(formatSummary(summarizeRun([summary(0, 1)])!)).not.toContain("gradient sum");
+    expect(
+      parseEventLine('{"event":"collectives","rank":1,"states":"copy engines","gradients":"NCCL kernels"}'),
+    ).toEqual({ event: "collectives", rank: 1, states: "copy engines", gradients: "NCCL kernels" });
   });
 
   it("summarizes over ranks: medians, the spread of step time, phases", () => {

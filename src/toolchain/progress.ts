@@ -1,7 +1,7 @@
 // Human progress of `lasp run` on stderr: a status line redrawn in place on a terminal (one line per change
 // otherwise), the program's human lines, the verify results, and a summary table over all ranks.
 import { formatBytes, table } from "../inspect/units.js";
-import type { ProgramEvent, StartEvent, SummaryEvent, TraceEvent } from "./launch.js";
+import type { CollectivesEvent, ProgramEvent, StartEvent, SummaryEvent, TraceEvent } from "./launch.js";
 
 // --------------------------------------------------------------------------------------------- status line
 
@@ -121,6 +121,8 @@ export interface RunSummary {
   backends: { kind: string; attention: string[] }[];
   /** How the state AllGathers moved data, over the ranks (`copy engines`, `NCCL kernels`); empty without them. */
   stateCollectives: string[];
+  /** How the weight-gradient sum moved data, over the ranks; empty on one GPU. */
+  gradientCollectives: string[];
 }
 
 export interface TimelineRow {
@@ -208,8 +210,17 @@ export function summarizeRun(events: readonly ProgramEvent[]): RunSummary | unde
     phases: [...phaseTimes].map(([name, times]) => ({ name, ms: median([...times.values()]) })),
     timeline: summarizeTimeline(events),
     backends: summarizeBackends(events),
-    stateCollectives: [...new Set(events.flatMap((e) => (e.event === "collectives" ? [e.states] : [])))],
+    stateCollectives: collectiveChoices(events, (e) => e.states).filter((c) => c !== "none"),
+    gradientCollectives: collectiveChoices(events, (e) => e.gradients),
   };
+}
+
+/** The distinct values of one field of the `collectives` events, in the order first reported. */
+function collectiveChoices(
+  events: readonly ProgramEvent[],
+  field: (e: CollectivesEvent) => string,
+): string[] {
+  return [...new Set(events.flatMap((e) => (e.event === "collectives" ? [field(e)] : [])))];
 }
 
 /** Each kind's backends over the ranks, in the order first reported; ranks normally agree. */
@@ -242,6 +253,7 @@ export function formatSummary(s: RunSummary): string {
     ["peak memory", memory],
     ...s.backends.map((b) => [`softmax ${b.kind} attention`, b.attention.join(" / ")]),
     ...(s.stateCollectives.length > 0 ? [["state AllGathers", s.stateCollectives.join(" / ")]] : []),
+    ...(s.gradientCollectives.length > 0 ? [["gradient sum", s.gradientCollectives.join(" / ")]] : []),
   ];
   const out = [
     `summary over ${s.ranks} rank${s.ranks === 1 ? "" : "s"} (median over ranks)`,

@@ -32,6 +32,7 @@ constexpr int kWarmup = 3;  // untimed warm-up steps
 constexpr int kSeed = 0;  // seed of weights and inputs
 constexpr float kNormEps = 0.0000100000000f;  // RMSNorm epsilon
 constexpr float kWeightScale = 0.0312500000f;  // standard deviation of the initial weights, 1/sqrt(hidden)
+constexpr bool kStateCollectives = false;  // some layer kind gathers on the few-CTA communicator, whose buffers are copy-engine windows
 constexpr int kFewCtas = 4;  // CTA limit of the communicator for small collectives beside computation (Ctx::nccl_few_ctas)
 
 // Where each sequence-parallel rank's rows sit in the global sequence (contiguous layout).
@@ -144,7 +145,7 @@ constexpr size_t kE_dm_total_elements = 262144;
 
 // Allocates a layer's buffers; scratch buffers (not kept from forward to backward) are shared when
 // `shared` is given. The buffers of the collectives beside kernels come from `windows` (comm.cuh).
-inline EBuffers alloc_E(const EBuffers* shared, lasp::StateWindows& windows) {
+inline EBuffers alloc_E(const EBuffers* shared, lasp::Windows& windows) {
   EBuffers b;
   CUDA_CHECK(cudaMalloc(&b.q, kE_q_elements * sizeof(bf16)));
   CUDA_CHECK(cudaMalloc(&b.k, kE_k_elements * sizeof(bf16)));

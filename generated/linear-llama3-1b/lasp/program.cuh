@@ -32,6 +32,7 @@ constexpr int kWarmup = 3;  // untimed warm-up steps
 constexpr int kSeed = 0;  // seed of weights and inputs
 constexpr float kNormEps = 0.0000100000000f;  // RMSNorm epsilon
 constexpr float kWeightScale = 0.0220970869f;  // standard deviation of the initial weights, 1/sqrt(hidden)
+constexpr bool kStateCollectives = true;  // some layer kind gathers on the few-CTA communicator, whose buffers are copy-engine windows
 constexpr int kFewCtas = 4;  // CTA limit of the communicator for small collectives beside computation (Ctx::nccl_few_ctas)
 
 // Where each sequence-parallel rank's rows sit in the global sequence (contiguous layout).
@@ -200,17 +201,17 @@ constexpr size_t kL_dm_all_elements = 2097152;
 
 // Allocates a layer's buffers; scratch buffers (not kept from forward to backward) are shared when
 // `shared` is given. The buffers of the collectives beside kernels come from `windows` (comm.cuh).
-inline LBuffers alloc_L(const LBuffers* shared, lasp::StateWindows& windows) {
+inline LBuffers alloc_L(const LBuffers* shared, lasp::Windows& windows) {
   LBuffers b;
   CUDA_CHECK(cudaMalloc(&b.q, kL_q_elements * sizeof(bf16)));
   CUDA_CHECK(cudaMalloc(&b.k, kL_k_elements * sizeof(bf16)));
   CUDA_CHECK(cudaMalloc(&b.v, kL_v_elements * sizeof(bf16)));
   CUDA_CHECK(cudaMalloc(&b.o, kL_o_elements * sizeof(bf16)));
   if (shared != nullptr) b.m = shared->m;
-  else b.m = static_cast<float*>(windows.alloc(kL_m_elements * sizeof(float)));
+  else b.m = static_cast<float*>(windows.states(kL_m_elements * sizeof(float)));
   CUDA_CHECK(cudaMalloc(&b.p, kL_p_elements * sizeof(float)));
   if (shared != nullptr) b.m_all = shared->m_all;
-  else b.m_all = static_cast<float*>(windows.alloc(kL_m_all_elements * sizeof(float)));
+  else b.m_all = static_cast<float*>(windows.states(kL_m_all_elements * sizeof(float)));
   CUDA_CHECK(cudaMalloc(&b.do_, kL_do__elements * sizeof(bf16)));
   if (shared != nullptr) b.dq = shared->dq;
   else CUDA_CHECK(cudaMalloc(&b.dq, kL_dq_elements * sizeof(bf16)));
@@ -219,11 +220,11 @@ inline LBuffers alloc_L(const LBuffers* shared, lasp::StateWindows& windows) {
   if (shared != nullptr) b.dv = shared->dv;
   else CUDA_CHECK(cudaMalloc(&b.dv, kL_dv_elements * sizeof(bf16)));
   if (shared != nullptr) b.dm = shared->dm;
-  else b.dm = static_cast<float*>(windows.alloc(kL_dm_elements * sizeof(float)));
+  else b.dm = static_cast<float*>(windows.states(kL_dm_elements * sizeof(float)));
   if (shared != nullptr) b.g = shared->g;
   else CUDA_CHECK(cudaMalloc(&b.g, kL_g_elements * sizeof(float)));
   if (shared != nullptr) b.dm_all = shared->dm_all;
-  else b.dm_all = static_cast<float*>(windows.alloc(kL_dm_all_elements * sizeof(float)));
+  else b.dm_all = static_cast<float*>(windows.states(kL_dm_all_elements * sizeof(float)));
   b.ws_floats = lasp::linear_state_workspace_bytes(lasp::LinearDims{kBatch, kLocalTokens, kHeads, kHeadDim}, kPieceTokens) / sizeof(float);
   CUDA_CHECK(cudaMalloc(&b.kv_ws, kPiecesPerRank * b.ws_floats * sizeof(float)));
   if (shared != nullptr) b.qdo_ws = shared->qdo_ws;

@@ -104,6 +104,7 @@ void feature_map_forward(bf16* x, size_t n, int feature_map, cudaStream_t s);
 void feature_map_backward(const bf16* x_pre, const bf16* dy, bf16* dx, size_t n, int feature_map, cudaStream_t s);
 void rms_norm_forward(const bf16* x, bf16* y, size_t rows, int d, float eps, cudaStream_t s);
 void rms_norm_backward(const bf16* x, const bf16* dy, bf16* dx, size_t rows, int d, float eps, cudaStream_t s);
+void sum_slices(const bf16* in, int parts, size_t slice, bf16* out, cudaStream_t s);
 
 // Inputs, the residual, and rows of whole-sequence tensors (model.cuh).
 void fill_normal(bf16* x, int batch, int rows, int width, const PieceMap& map, int global_rows, uint64_t seed,

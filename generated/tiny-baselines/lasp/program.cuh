@@ -32,6 +32,7 @@ constexpr int kWarmup = 1;  // untimed warm-up steps
 constexpr int kSeed = 1;  // seed of weights and inputs
 constexpr float kNormEps = 0.0000100000000f;  // RMSNorm epsilon
 constexpr float kWeightScale = 0.0625000000f;  // standard deviation of the initial weights, 1/sqrt(hidden)
+constexpr bool kStateCollectives = false;  // some layer kind gathers on the few-CTA communicator, whose buffers are copy-engine windows
 constexpr int kFewCtas = 4;  // CTA limit of the communicator for small collectives beside computation (Ctx::nccl_few_ctas)
 
 // Where each sequence-parallel rank's rows sit in the global sequence (contiguous layout).
@@ -140,7 +141,7 @@ constexpr size_t kL_g_prev_elements = 16384;
 
 // Allocates a layer's buffers; scratch buffers (not kept from forward to backward) are shared when
 // `shared` is given. The buffers of the collectives beside kernels come from `windows` (comm.cuh).
-inline LBuffers alloc_L(const LBuffers* shared, lasp::StateWindows& windows) {
+inline LBuffers alloc_L(const LBuffers* shared, lasp::Windows& windows) {
   LBuffers b;
   CUDA_CHECK(cudaMalloc(&b.q, kL_q_elements * sizeof(bf16)));
   CUDA_CHECK(cudaMalloc(&b.k, kL_k_elements * sizeof(bf16)));
@@ -557,7 +558,7 @@ constexpr size_t kS_dv_elements = 65536;
 
 // Allocates a layer's buffers; scratch buffers (not kept from forward to backward) are shared when
 // `shared` is given. The buffers of the collectives beside kernels come from `windows` (comm.cuh).
-inline SBuffers alloc_S(const SBuffers* shared, lasp::StateWindows& windows) {
+inline SBuffers alloc_S(const SBuffers* shared, lasp::Windows& windows) {
   SBuffers b;
   CUDA_CHECK(cudaMalloc(&b.q, kS_q_elements * sizeof(bf16)));
   CUDA_CHECK(cudaMalloc(&b.k, kS_k_elements * sizeof(bf16)));

@@ -11,15 +11,17 @@
 // launcher, or else through a file on a shared file system: rank 0 writes it under a temporary name and
 // renames it (atomic), the others poll for it.
 //
-// The small collectives that run beside kernels (LASP-2's state AllGathers, on `sp_few_ctas`) move their
-// data one of two ways:
-// - copy engines: NCCL 2.28 and later copies an AllGather with the GPUs' copy engines when the communicator
-//   asks for NCCL_CTA_POLICY_ZERO and both buffers are symmetric windows (StateWindows), so the collective
-//   takes no SM from the kernels beside it. NCCL's kernel, even limited to 4 CTAs, could only start once the
-//   projection GEMM beside it left SMs free (bench/results/2026-11-26-lasp2-overlap-h100x4.md).
-// - kernels: NCCL's own kernel, limited to `few_ctas` CTAs (older NCCL, or no symmetric memory here).
-// LASP_COLLECTIVES=auto (default) takes copy engines where NCCL offers them, =copy_engines stops the
-// program (exit 2) where it cannot, =kernels always takes the kernel (to compare the two).
+// Two kinds of collective run beside kernels and move their data one of two ways:
+// - LASP-2's state AllGathers (on `sp_few_ctas`) and the weight-gradient sum (on `world_copy`, see
+//   grad_sum.cuh) can go to the GPUs' copy engines: NCCL 2.28 and later copies an AllGather or AlltoAll
+//   with them when the communicator asks for NCCL_CTA_POLICY_ZERO and both buffers are symmetric windows
+//   (Windows below), so the collective takes no SM from the kernels beside it. NCCL's kernel, even limited to
+//   4 CTAs, could only start once the projection GEMM beside it left SMs free
+//   (bench/results/2026-11-26-lasp2-overlap-h100x4.md).
+// - otherwise NCCL's own kernels: the AllGathers on `few_ctas` CTAs, the gradients in one AllReduce (older
+//   NCCL, no symmetric memory between the GPUs, or LASP_COLLECTIVES=kernels).
+// LASP_COLLECTIVES=auto (default) takes copy engines where NCCL offers them, =copy_engines stops the program
+// (exit 2) where it cannot, =kernels always takes NCCL's kernels (to compare the two).
 #pragma once
 #include <nccl.h>
 #include <cerrno>
@@ -112,20 +114,20 @@ inline ncclUniqueId share_id_by_file(const std::string& path, bool writer) {
   }
 }
 
-enum class StateCollectives { kAuto, kCopyEngines, kKernels };
+enum class CollectivePath { kAuto, kCopyEngines, kKernels };
 
-inline StateCollectives state_collectives_requested() {
+inline CollectivePath collectives_requested() {
   const char* v = std::getenv("LASP_COLLECTIVES");
-  if (v == nullptr || *v == '\0' || std::strcmp(v, "auto") == 0) return StateCollectives::kAuto;
-  if (std::strcmp(v, "copy_engines") == 0) return StateCollectives::kCopyEngines;
-  if (std::strcmp(v, "kernels") == 0) return StateCollectives::kKernels;
+  if (v == nullptr || *v == '\0' || std::strcmp(v, "auto") == 0) return CollectivePath::kAuto;
+  if (std::strcmp(v, "copy_engines") == 0) return CollectivePath::kCopyEngines;
+  if (std::strcmp(v, "kernels") == 0) return CollectivePath::kKernels;
   std::fprintf(stderr, "lasp_program: LASP_COLLECTIVES=%s is not a choice (auto, copy_engines or kernels)\n", v);
   std::exit(2);
 }
 
 // Stops the program where LASP_COLLECTIVES=copy_engines cannot be honoured.
 inline void copy_engines_unavailable(const char* why) {
-  if (state_collectives_requested() != StateCollectives::kCopyEngines) return;
+  if (collectives_requested() != CollectivePath::kCopyEngines) return;
   std::fprintf(stderr, "lasp_program: LASP_COLLECTIVES=copy_engines, but %s\n", why);
   std::exit(2);
 }
@@ -134,8 +136,11 @@ struct Comms {
   ncclComm_t sp = nullptr;
   ncclComm_t sp_few_ctas = nullptr;  // the same groups; NCCL runs at most `few_ctas` CTAs per collective
   ncclComm_t world = nullptr;
-  // sp_few_ctas asks NCCL for copy-engine collectives; StateWindows clears it if NCCL registers no window.
-  bool copy_engines = false;
+  ncclComm_t world_copy = nullptr;   // every rank, copy-engine collectives (the gradient sum); or none
+  // Whether NCCL copies sp_few_ctas's AllGathers, and world_copy's, with the copy engines: asked for at
+  // creation, cleared by Windows when NCCL registers no window.
+  bool states_on_copy_engines = false;
+  bool grads_on_copy_engines = false;
 };
 
 // Creates the world communicator from one id, then splits it into the sequence-parallel groups, twice: once
@@ -163,53 +168,52 @@ inline Comms init_comms(const Layout& l, const std::string& id_file, int few_cta
   ncclConfig_t few = NCCL_CONFIG_INITIALIZER;
   few.maxCTAs = few_ctas;
   few.minCTAs = 1;
-  // One rank has no collective to copy; W > 1 asks for copy engines unless told not to.
-  if (l.sp_size > 1 && state_collectives_requested() != StateCollectives::kKernels) {
+  // One rank has nothing to gather or sum; more ask for copy engines unless told not to.
+  const bool copy = collectives_requested() != CollectivePath::kKernels && l.world > 1;
 #ifdef NCCL_CTA_POLICY_ZERO
+  if (copy && l.sp_size > 1) {
     few.CTAPolicy = NCCL_CTA_POLICY_ZERO;
-    c.copy_engines = true;
-#else
-    copy_engines_unavailable("this program was built against an NCCL older than 2.28 (no copy-engine collectives)");
-#endif
+    c.states_on_copy_engines = true;
   }
+  if (copy) {
+    ncclConfig_t zero = NCCL_CONFIG_INITIALIZER;
+    zero.CTAPolicy = NCCL_CTA_POLICY_ZERO;
+    NCCL_CHECK(ncclCommSplit(c.world, 0, l.rank, &c.world_copy, &zero));
+    c.grads_on_copy_engines = true;
+  }
+#else
+  if (copy) copy_engines_unavailable("this program was built against an NCCL older than 2.28 (no copy-engine collectives)");
+#endif
   NCCL_CHECK(ncclCommSplit(c.world, l.dp_rank, l.sp_rank, &c.sp_few_ctas, &few));
   return c;
 }
 
-// Buffers of the collectives on sp_few_ctas. With copy engines, NCCL allocates them (ncclMemAlloc: memory its
-// peers can map) and registers each as a symmetric window of sp_few_ctas; registration is collective, and
-// every rank allocates the same buffers in the same order. Otherwise they are plain cudaMalloc memory.
-class StateWindows {
+inline void destroy_comms(Comms& c) {
+  NCCL_CHECK(ncclCommDestroy(c.sp));
+  NCCL_CHECK(ncclCommDestroy(c.sp_few_ctas));
+  if (c.world_copy != nullptr) NCCL_CHECK(ncclCommDestroy(c.world_copy));
+  NCCL_CHECK(ncclCommDestroy(c.world));
+}
+
+// Buffers of the collectives that may run on the copy engines: with copy engines, NCCL allocates them
+// (ncclMemAlloc: memory its peers can map) and registers each as a symmetric window of its communicator;
+// registration is collective, and every rank allocates the same buffers in the same order. Otherwise they
+// are plain cudaMalloc memory.
+class Windows {
  public:
-  StateWindows() = default;
-  explicit StateWindows(Comms* comms) : comms_(comms) {}
+  Windows() = default;
+  explicit Windows(Comms* comms) : comms_(comms) {}
 
-  void* alloc(size_t bytes) {
-    void* p = nullptr;
-#ifdef NCCL_CTA_POLICY_ZERO
-    if (comms_->copy_engines) {
-      NCCL_CHECK(ncclMemAlloc(&p, bytes));
-      ncclWindow_t win = nullptr;
-      NCCL_CHECK(ncclCommWindowRegister(comms_->sp_few_ctas, p, bytes, &win, NCCL_WIN_COLL_SYMMETRIC));
-      held_.push_back(Held{p, win});
-      // NCCL registers nothing where it has no symmetric memory (GPUs without direct P2P, cuMem disabled):
-      // its AllGathers then run its kernels, as every rank learns from the same collective registration.
-      if (win == nullptr) {
-        copy_engines_unavailable("NCCL has no symmetric memory between these GPUs (NCCL_DEBUG=INFO says why)");
-        comms_->copy_engines = false;
-      }
-      return p;
-    }
-#endif
-    CUDA_CHECK(cudaMalloc(&p, bytes));
-    return p;
-  }
+  // A buffer of the state AllGathers (sp_few_ctas).
+  void* states(size_t bytes) { return alloc(comms_->sp_few_ctas, &comms_->states_on_copy_engines, bytes); }
+  // A buffer of the gradient sum (world_copy).
+  void* grads(size_t bytes) { return alloc(comms_->world_copy, &comms_->grads_on_copy_engines, bytes); }
 
-  // Deregisters and frees NCCL's buffers; before the communicator is destroyed.
+  // Deregisters and frees NCCL's buffers; before the communicators are destroyed.
   void release() {
 #ifdef NCCL_CTA_POLICY_ZERO
     for (const Held& h : held_) {
-      if (h.win != nullptr) NCCL_CHECK(ncclCommWindowDeregister(comms_->sp_few_ctas, h.win));
+      if (h.win != nullptr) NCCL_CHECK(ncclCommWindowDeregister(h.comm, h.win));
       NCCL_CHECK(ncclMemFree(h.ptr));
     }
     held_.clear();
@@ -217,9 +221,34 @@ class StateWindows {
   }
 
  private:
+  void* alloc(ncclComm_t comm, bool* copy_engines, size_t bytes) {
+    void* p = nullptr;
+#ifdef NCCL_CTA_POLICY_ZERO
+    if (*copy_engines) {
+      NCCL_CHECK(ncclMemAlloc(&p, bytes));
+      ncclWindow_t win = nullptr;
+      NCCL_CHECK(ncclCommWindowRegister(comm, p, bytes, &win, NCCL_WIN_COLL_SYMMETRIC));
+      held_.push_back(Held{p, comm, win});
+      // NCCL registers nothing where it has no symmetric memory (GPUs without direct P2P, several nodes,
+      // cuMem disabled): its collectives then run its kernels, as every rank learns from the same
+      // collective registration.
+      if (win == nullptr) {
+        copy_engines_unavailable("NCCL has no symmetric memory between these GPUs (NCCL_DEBUG=INFO says why)");
+        *copy_engines = false;
+      }
+      return p;
+    }
+#endif
+    (void)comm;
+    (void)copy_engines;
+    CUDA_CHECK(cudaMalloc(&p, bytes));
+    return p;
+  }
+
 #ifdef NCCL_CTA_POLICY_ZERO
   struct Held {
     void* ptr;
+    ncclComm_t comm;
     ncclWindow_t win;
   };
   std::vector<Held> held_;
