@@ -525,7 +525,9 @@ static void forward_step(State& st) {
   layer_forward(st, 31, kKinds[1], g_layer31, [&](program::Run run) { program::S_forward(st.ctx, g_layer31, run); });
 }
 
-static void backward_step(State& st) {
+// `layers_done`, when given, is recorded on the compute stream once every layer's backward is issued, before
+// the wait for the last weight-gradient sums.
+static void backward_step(State& st, cudaEvent_t layers_done = nullptr) {
   lasp::fill_normal(st.dx, program::kBatch, program::kLocalTokens, program::kHidden, program::kPieceMaps[st.layout.sp_rank], program::kSeqLen, st.opt.seed + st.layout.dp_rank, 2, 1.0f, st.ctx.compute);
   layer_backward(st, 31, kKinds[1], g_layer31, [&](program::Run run) { program::S_backward(st.ctx, g_layer31, run); });
   layer_backward(st, 30, kKinds[0], g_layer30, [&](program::Run run) { program::L_backward(st.ctx, g_layer30, run); });
@@ -560,6 +562,7 @@ static void backward_step(State& st) {
   layer_backward(st, 1, kKinds[0], g_layer1, [&](program::Run run) { program::L_backward(st.ctx, g_layer1, run); });
   layer_backward(st, 0, kKinds[0], g_layer0, [&](program::Run run) { program::L_backward(st.ctx, g_layer0, run); });
   join_streams(st);
+  if (layers_done != nullptr) CUDA_CHECK(cudaEventRecord(layers_done, st.ctx.compute));
   CUDA_CHECK(cudaEventRecord(st.grads_done, st.grad));
   CUDA_CHECK(cudaStreamWaitEvent(st.ctx.compute, st.grads_done, 0));
 }
@@ -631,14 +634,38 @@ static void trace_pass(State& st, const char* kind, const char* pass, int steps,
 
 static int bench(State& st) {
   std::vector<float> steps;
+  // Where each timed step's time goes, on the compute stream: the forward pass, the backward pass up to its
+  // last layer, and the wait for the weight-gradient sums still running after it.
+  cudaEvent_t marks[4];
+  for (auto& e : marks) CUDA_CHECK(cudaEventCreate(&e));
+  std::vector<float> forward_ms, backward_ms, grad_wait_ms;
   for (int s = 0; s < st.opt.warmup + st.opt.steps; s++) {
     bool warm = s < st.opt.warmup;
-    float ms = time_ms(st, 1, [&] { forward_step(st); backward_step(st); });
-    if (!warm) steps.push_back(ms);
+    float ms = time_ms(st, 1, [&] {
+      CUDA_CHECK(cudaEventRecord(marks[0], st.ctx.compute));
+      forward_step(st);
+      CUDA_CHECK(cudaEventRecord(marks[1], st.ctx.compute));
+      backward_step(st, marks[2]);
+      CUDA_CHECK(cudaEventRecord(marks[3], st.ctx.compute));
+    });
+    if (!warm) {
+      steps.push_back(ms);
+      float part[3];
+      for (int p = 0; p < 3; p++) CUDA_CHECK(cudaEventElapsedTime(&part[p], marks[p], marks[p + 1]));
+      forward_ms.push_back(part[0]);
+      backward_ms.push_back(part[1]);
+      grad_wait_ms.push_back(part[2]);
+    }
     emit("step", "\"step\":%d,\"ms\":%.4f,\"warmup\":%s", s, ms, warm ? "true" : "false");
     say("step %d/%d  %.3f ms%s\n", s + 1, st.opt.warmup + st.opt.steps, ms, warm ? "  (warm-up)" : "");
   }
   const float step_ms = median(steps);
+  for (auto& e : marks) CUDA_CHECK(cudaEventDestroy(e));
+  emit("phase", "\"name\":\"step.forward\",\"ms\":%.4f", median(forward_ms));
+  emit("phase", "\"name\":\"step.backward\",\"ms\":%.4f", median(backward_ms));
+  emit("phase", "\"name\":\"step.gradient_wait\",\"ms\":%.4f", median(grad_wait_ms));
+  say("step: forward %.3f ms, backward %.3f ms, then %.3f ms waiting for the weight-gradient sums\n",
+      median(forward_ms), median(backward_ms), median(grad_wait_ms));
   // Per layer kind: the attention core with overlap, its computation alone and its communication alone;
   // the communication that overlap hides is what it does not add to the computation:
   // hidden = 1 - (overlapped - compute only) / communication only. Serialised on one stream for reference.

@@ -148,6 +148,19 @@ describe("the generated program", () => {
     expect(program).not.toContain("ncclAllGather");
   });
 
+  it("times where each bench step goes: forward, backward, and the wait for the gradient sums after it", () => {
+    const main = generateProgram(specOf("examples/tiny-linear.lasp")).get("main.cu")!;
+    // Marks on the compute stream around the forward pass and before the wait for the last gradient sums.
+    expect(main).toMatch(
+      /cudaEventRecord\(marks\[0\], st\.ctx\.compute\)\);\n\s+forward_step\(st\);\n\s+CUDA_CHECK\(cudaEventRecord\(marks\[1\], st\.ctx\.compute\)\);\n\s+backward_step\(st, marks\[2\]\);/,
+    );
+    expect(main).toMatch(
+      /if \(layers_done != nullptr\) CUDA_CHECK\(cudaEventRecord\(layers_done, st\.ctx\.compute\)\);\n\s+CUDA_CHECK\(cudaEventRecord\(st\.grads_done, st\.grad\)\);/,
+    );
+    for (const phase of ["step.forward", "step.backward", "step.gradient_wait"])
+      expect(main).toContain(`emit("phase", "\\"name\\":\\"${phase}\\",\\"ms\\":%.4f"`);
+  });
+
   // sm_90a is what programs are built for; sm_80 (ARCH=80) must still compile: the wgmma and TMA code is
   // left out of those passes and the mma.sync kernels run there.
   for (const arch of ["90a", "80"]) {
