@@ -8,7 +8,13 @@ import { describe, expect, it } from "vitest";
 import { checkSource } from "../check/front-end.js";
 import { lowerSpec } from "../schedule/lower.js";
 import type { CollectiveStep, RankProgram } from "../schedule/ir.js";
-import { fewCtaCollectives, GEMM_SM_MARGIN, OVERLAP_CTAS, SMALL_COLLECTIVE_BYTES } from "./communicators.js";
+import {
+  copyEngineCandidates,
+  fewCtaCollectives,
+  GEMM_SM_MARGIN,
+  OVERLAP_CTAS,
+  SMALL_COLLECTIVE_BYTES,
+} from "./communicators.js";
 import { generateProgram, writeProgram } from "./generate.js";
 import { overlapPartners } from "./view-model.js";
 
@@ -59,6 +65,35 @@ describe("the few-CTA communicator", () => {
     }
   });
 
+  it("takes large K/V AllGathers beside computation too, when NCCL copies its AllGathers with copy engines", () => {
+    const source = spec(
+      "gpus 2 sequence 2 linear lasp2 softmax allgather",
+      "seq_len 64K",
+      "heads 16 head_dim 128",
+    );
+    const softmax = lowerSpec(source).schedules.find((s) => s.strategy === "allgather")!;
+    const forward = softmax.passes.forward[0]!;
+    const candidates = copyEngineCandidates(forward, overlapPartners(forward));
+    const gathers = forward.steps.filter((s) => s.kind === "collective" && s.collective === "allgather");
+    expect(gathers.length).toBeGreaterThan(0);
+    for (const g of gathers) expect(candidates.has(g.id)).toBe(true);
+    // Never a ReduceScatter (it needs NCCL's kernel), never what the few-CTA communicator takes anyway.
+    const backward = softmax.passes.backward[0]!;
+    const back = copyEngineCandidates(backward, overlapPartners(backward));
+    for (const id of back) expect((backward.steps[id] as CollectiveStep).collective).toBe("allgather");
+    const linear = lowerSpec(source).schedules.find((s) => s.strategy === "lasp2")!.passes.forward[0]!;
+    expect(copyEngineCandidates(linear, overlapPartners(linear)).size).toBe(0);
+    // The call picks the communicator at run time; the buffers are windows, so NCCL may copy them.
+    const cuh = generateProgram(source).get("lasp/program.cuh")!;
+    expect(cuh).toMatch(
+      /ncclAllGather\(b\.k, b\.k_all, \d+, ncclBfloat16, c\.few_ctas_on_copy_engines \? c\.nccl_few_ctas : c\.nccl, c\.comm\)/,
+    );
+    expect(cuh).toMatch(/b\.k_all = static_cast<bf16\*>\(windows\.gathers\(/);
+    expect(cuh).toMatch(
+      /ncclReduceScatter\(b\.dk_all, b\.dk_sum, \d+, ncclFloat32, ncclSum, c\.nccl, c\.comm\)/,
+    );
+  });
+
   it("is not used without a computation beside the collective (overlap off) or for Ulysses' all-to-all", () => {
     const off = lowerSpec(spec("gpus 2 sequence 2 linear lasp2 softmax allgather overlap off", "seq_len 8K"));
     const uly = lowerSpec(spec("gpus 2 sequence 2 linear ulysses softmax ulysses", "seq_len 8K"));
@@ -93,7 +128,7 @@ describe("the few-CTA communicator", () => {
     const files = generateProgram(spec("gpus 2 sequence 2 linear lasp2 softmax allgather", "seq_len 8K"));
     const cuh = files.get("lasp/program.cuh")!;
     const fromWindows = [
-      ...cuh.matchAll(/b\.(\w+) = static_cast<\w+\*>\(windows\.states\(k(\w+?)_\1_elements/g),
+      ...cuh.matchAll(/b\.(\w+) = static_cast<\w+\*>\(windows\.gathers\(k(\w+?)_\1_elements/g),
     ];
     // LASP-2's states and gathered states, forward and backward, shared by the layers of the kind; in this
     // short sequence also the softmax kind's K and V (small enough for the few-CTA communicator), the gathered
@@ -109,7 +144,7 @@ describe("the few-CTA communicator", () => {
       "S.v_all",
     ]);
     expect(cuh).toMatch(/if \(shared != nullptr\) b\.m_all = shared->m_all;\n\s+else b\.m_all = static_cast/);
-    expect(cuh).toMatch(/\n  b\.k_all = static_cast<bf16\*>\(windows\.states/);
+    expect(cuh).toMatch(/\n  b\.k_all = static_cast<bf16\*>\(windows\.gathers/);
     expect(cuh).toMatch(/else CUDA_CHECK\(cudaMalloc\(&b\.dk_sum, /);
     const main = files.get("main.cu")!;
     expect(main).toContain("program::alloc_L(nullptr, st.windows)");
@@ -134,7 +169,7 @@ describe("the few-CTA communicator", () => {
     // A program without state collectives says "none" for them and allocates no state windows.
     const ulysses = generateProgram(spec("gpus 2 sequence 2 linear ulysses softmax ulysses", "seq_len 8K"));
     expect(ulysses.get("lasp/program.cuh")!).toContain("constexpr bool kStateCollectives = false;");
-    expect(ulysses.get("lasp/program.cuh")!).not.toContain("windows.states(");
+    expect(ulysses.get("lasp/program.cuh")!).not.toContain("windows.gathers(");
   });
 });
 
@@ -225,7 +260,7 @@ int main(int argc, char** argv) {
   std::printf("few_policy=%d few_ctas=%d world_policy=%d states=%d grads=%d", g_few_policy, g_few_ctas,
               g_world_policy, (int)c.states_on_copy_engines, (int)c.grads_on_copy_engines);
   lasp::Windows windows(&c);
-  if (c.states_on_copy_engines) windows.states(4096);
+  if (c.states_on_copy_engines) windows.gathers(4096);
   if (c.grads_on_copy_engines) {
     lasp::bf16* dw = static_cast<lasp::bf16*>(windows.grads(elements * 2));
     g_base = (const char*)dw;

@@ -40,3 +40,25 @@ export function fewCtaCollectives(program: RankProgram, partners: ReadonlyMap<nu
       .map((s) => s.id),
   );
 }
+
+/**
+ * AllGathers too large for the few-CTA communicator that have a computation beside them (LASP-2H's K and V
+ * over a long sequence). They go to it anyway when NCCL copies its AllGathers with the copy engines, where
+ * CTA limits do not apply and no SM is taken from the kernel beside; to NCCL's defaults otherwise. The choice
+ * is made at run time (Ctx::few_ctas_on_copy_engines, comm.cuh).
+ */
+export function copyEngineCandidates(
+  program: RankProgram,
+  partners: ReadonlyMap<number, number>,
+): Set<number> {
+  const overlapped = new Set(partners.values());
+  const few = fewCtaCollectives(program, partners);
+  return new Set(
+    program.steps
+      .filter(
+        (s) =>
+          s.kind === "collective" && s.collective === "allgather" && overlapped.has(s.id) && !few.has(s.id),
+      )
+      .map((s) => s.id),
+  );
+}

@@ -42,6 +42,8 @@ export interface StepContext {
   tables: TableSink[];
   /** Collectives that use the few-CTA communicator (communicators.ts); the others use the default one. */
   fewCtas: ReadonlySet<number>;
+  /** Large AllGathers that take the few-CTA communicator when it copies with the copy engines (communicators.ts). */
+  copyCandidates: ReadonlySet<number>;
   /** Computation steps that a collective overlaps -> that collective (overlapPartners). */
   besideCollective: ReadonlyMap<number, number>;
   /** The kind keeps segment-state workspaces (workspaces.ts). */
@@ -154,7 +156,11 @@ export function stepCalls(step: Step, ctx: StepContext): Call[] {
 
 function collectiveCalls(step: Extract<Step, { kind: "collective" }>, ctx: StepContext): Call[] {
   if (step.collective === "alltoall") return alltoallCalls(step, ctx);
-  const comm = ctx.fewCtas.has(step.id) ? "c.nccl_few_ctas" : "c.nccl";
+  const comm = ctx.fewCtas.has(step.id)
+    ? "c.nccl_few_ctas"
+    : ctx.copyCandidates.has(step.id)
+      ? "c.few_ctas_on_copy_engines ? c.nccl_few_ctas : c.nccl"
+      : "c.nccl";
   return step.transfers.map(({ send, recv }) => {
     const d = decl(ctx, send);
     const count = String(elementsOf(d));

@@ -17,7 +17,7 @@ import { elementsOf } from "../schedule/context.js";
 import { pairedWithPrevious } from "../schedule/p2p-groups.js";
 import { fullSoftmaxDims, stepCalls, type Call, type StepContext } from "./steps.js";
 import { cppIdent, floatLiteral, intList, softmaxDimsLiteral, softmaxDimsName } from "./names.js";
-import { fewCtaCollectives, OVERLAP_CTAS } from "./communicators.js";
+import { copyEngineCandidates, fewCtaCollectives, OVERLAP_CTAS } from "./communicators.js";
 import { usesWorkspaces } from "./workspaces.js";
 
 export interface ConstantView {
@@ -35,8 +35,8 @@ export interface BufferView {
   /** Kept per layer instance (activations and what the backward pass reads); else shared scratch. */
   perLayer: boolean;
   /**
-   * Sent or received by an AllGather on the few-CTA communicator: allocated through lasp::StateWindows, so
-   * that NCCL can copy it with the copy engines (comm.cuh).
+   * Sent or received by an AllGather on the few-CTA communicator (or one that may go there): allocated through
+   * lasp::Windows, so that NCCL can copy it with the copy engines (comm.cuh).
    */
   window: boolean;
 }
@@ -187,16 +187,20 @@ function kindBuffers(schedule: LayerSchedule): BufferView[] {
 }
 
 /**
- * Buffers that an AllGather on the few-CTA communicator sends or receives, on any rank of either pass: NCCL
- * copies only AllGathers (of these collectives) with the copy engines; a ReduceScatter needs its kernel.
+ * Buffers that an AllGather on the few-CTA communicator sends or receives, on any rank of either pass, or one
+ * that goes there when it copies with the copy engines (copyEngineCandidates): NCCL copies only AllGathers
+ * with the copy engines; a ReduceScatter needs its kernel.
  */
 function windowBuffers(schedule: LayerSchedule): Set<string> {
   const names = new Set<string>();
   for (const pass of ["forward", "backward"] as const) {
     for (const rp of schedule.passes[pass]) {
-      const few = fewCtaCollectives(rp, overlapPartners(rp));
+      const partners = overlapPartners(rp);
+      const few = fewCtaCollectives(rp, partners);
+      const candidates = copyEngineCandidates(rp, partners);
       for (const step of rp.steps) {
-        if (step.kind !== "collective" || step.collective !== "allgather" || !few.has(step.id)) continue;
+        if (step.kind !== "collective" || step.collective !== "allgather") continue;
+        if (!few.has(step.id) && !candidates.has(step.id)) continue;
         for (const t of step.transfers) names.add(t.send).add(t.recv);
       }
     }
@@ -419,6 +423,7 @@ export function buildView({ spec, program, compilerVersion }: ViewInputs): Progr
       const ranks = schedule.passes[pass].map((rp, at): RankView => {
         const overlap = overlapPartners(rp);
         const fewCtas = fewCtaCollectives(rp, overlap);
+        const copyCandidates = copyEngineCandidates(rp, overlap);
         const ctx: StepContext = {
           program: rp,
           schedule,
@@ -428,6 +433,7 @@ export function buildView({ spec, program, compilerVersion }: ViewInputs): Progr
           tables,
           pass,
           fewCtas,
+          copyCandidates,
           besideCollective: overlap,
           workspaces,
         };

@@ -202,8 +202,9 @@ class Windows {
   Windows() = default;
   explicit Windows(Comms* comms) : comms_(comms) {}
 
-  // A buffer of the state AllGathers (sp_few_ctas).
-  void* states(size_t bytes) { return alloc(comms_->sp_few_ctas, &comms_->states_on_copy_engines, bytes); }
+  // A buffer of the AllGathers beside kernels (sp_few_ctas: the state AllGathers, large K/V gathers that go
+  // there on copy engines).
+  void* gathers(size_t bytes) { return alloc(comms_->sp_few_ctas, &comms_->states_on_copy_engines, bytes); }
   // A buffer of the gradient sum (world_copy).
   void* grads(size_t bytes) { return alloc(comms_->world_copy, &comms_->grads_on_copy_engines, bytes); }
 

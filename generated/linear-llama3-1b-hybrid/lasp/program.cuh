@@ -272,10 +272,10 @@ inline LBuffers alloc_L(const LBuffers* shared, lasp::Windows& windows) {
   CUDA_CHECK(cudaMalloc(&b.v, kL_v_elements * sizeof(bf16)));
   CUDA_CHECK(cudaMalloc(&b.o, kL_o_elements * sizeof(bf16)));
   if (shared != nullptr) b.m = shared->m;
-  else b.m = static_cast<float*>(windows.states(kL_m_elements * sizeof(float)));
+  else b.m = static_cast<float*>(windows.gathers(kL_m_elements * sizeof(float)));
   CUDA_CHECK(cudaMalloc(&b.p, kL_p_elements * sizeof(float)));
   if (shared != nullptr) b.m_all = shared->m_all;
-  else b.m_all = static_cast<float*>(windows.states(kL_m_all_elements * sizeof(float)));
+  else b.m_all = static_cast<float*>(windows.gathers(kL_m_all_elements * sizeof(float)));
   CUDA_CHECK(cudaMalloc(&b.do_, kL_do__elements * sizeof(bf16)));
   if (shared != nullptr) b.dq = shared->dq;
   else CUDA_CHECK(cudaMalloc(&b.dq, kL_dq_elements * sizeof(bf16)));
@@ -284,11 +284,11 @@ inline LBuffers alloc_L(const LBuffers* shared, lasp::Windows& windows) {
   if (shared != nullptr) b.dv = shared->dv;
   else CUDA_CHECK(cudaMalloc(&b.dv, kL_dv_elements * sizeof(bf16)));
   if (shared != nullptr) b.dm = shared->dm;
-  else b.dm = static_cast<float*>(windows.states(kL_dm_elements * sizeof(float)));
+  else b.dm = static_cast<float*>(windows.gathers(kL_dm_elements * sizeof(float)));
   if (shared != nullptr) b.g = shared->g;
   else CUDA_CHECK(cudaMalloc(&b.g, kL_g_elements * sizeof(float)));
   if (shared != nullptr) b.dm_all = shared->dm_all;
-  else b.dm_all = static_cast<float*>(windows.states(kL_dm_all_elements * sizeof(float)));
+  else b.dm_all = static_cast<float*>(windows.gathers(kL_dm_all_elements * sizeof(float)));
   b.ws_floats = lasp::linear_state_workspace_bytes(lasp::LinearDims{kBatch, kLocalTokens, kHeads, kHeadDim}, kPieceTokens) / sizeof(float);
   CUDA_CHECK(cudaMalloc(&b.kv_ws, kPiecesPerRank * b.ws_floats * sizeof(float)));
   if (shared != nullptr) b.qdo_ws = shared->qdo_ws;
@@ -1348,11 +1348,11 @@ inline SBuffers alloc_S(const SBuffers* shared, lasp::Windows& windows) {
   SBuffers b;
   CUDA_CHECK(cudaMalloc(&b.q, kS_q_elements * sizeof(bf16)));
   if (shared != nullptr) b.k = shared->k;
-  else CUDA_CHECK(cudaMalloc(&b.k, kS_k_elements * sizeof(bf16)));
+  else b.k = static_cast<bf16*>(windows.gathers(kS_k_elements * sizeof(bf16)));
   if (shared != nullptr) b.v = shared->v;
-  else CUDA_CHECK(cudaMalloc(&b.v, kS_v_elements * sizeof(bf16)));
-  CUDA_CHECK(cudaMalloc(&b.k_all, kS_k_all_elements * sizeof(bf16)));
-  CUDA_CHECK(cudaMalloc(&b.v_all, kS_v_all_elements * sizeof(bf16)));
+  else b.v = static_cast<bf16*>(windows.gathers(kS_v_elements * sizeof(bf16)));
+  b.k_all = static_cast<bf16*>(windows.gathers(kS_k_all_elements * sizeof(bf16)));
+  b.v_all = static_cast<bf16*>(windows.gathers(kS_v_all_elements * sizeof(bf16)));
   CUDA_CHECK(cudaMalloc(&b.o, kS_o_elements * sizeof(bf16)));
   CUDA_CHECK(cudaMalloc(&b.lse, kS_lse_elements * sizeof(float)));
   if (shared != nullptr) b.o_part = shared->o_part;
@@ -1390,8 +1390,8 @@ static void S_forward_rank0(const Ctx& c, SBuffers& b, Run run) {
     CUDA_CHECK(cudaEventRecord(c.started[0], c.comm));  // the collective is next on its stream
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[0], c.comm));
     NCCL_CHECK(ncclGroupStart());
-    NCCL_CHECK(ncclAllGather(b.k, b.k_all, 67108864, ncclBfloat16, c.nccl, c.comm));
-    NCCL_CHECK(ncclAllGather(b.v, b.v_all, 67108864, ncclBfloat16, c.nccl, c.comm));
+    NCCL_CHECK(ncclAllGather(b.k, b.k_all, 67108864, ncclBfloat16, c.few_ctas_on_copy_engines ? c.nccl_few_ctas : c.nccl, c.comm));
+    NCCL_CHECK(ncclAllGather(b.v, b.v_all, 67108864, ncclBfloat16, c.few_ctas_on_copy_engines ? c.nccl_few_ctas : c.nccl, c.comm));
     NCCL_CHECK(ncclGroupEnd());
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[1], c.comm));
     CUDA_CHECK(cudaEventRecord(c.events[0], c.comm));
@@ -1467,8 +1467,8 @@ static void S_forward_rank1(const Ctx& c, SBuffers& b, Run run) {
     CUDA_CHECK(cudaEventRecord(c.started[0], c.comm));  // the collective is next on its stream
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[0], c.comm));
     NCCL_CHECK(ncclGroupStart());
-    NCCL_CHECK(ncclAllGather(b.k, b.k_all, 67108864, ncclBfloat16, c.nccl, c.comm));
-    NCCL_CHECK(ncclAllGather(b.v, b.v_all, 67108864, ncclBfloat16, c.nccl, c.comm));
+    NCCL_CHECK(ncclAllGather(b.k, b.k_all, 67108864, ncclBfloat16, c.few_ctas_on_copy_engines ? c.nccl_few_ctas : c.nccl, c.comm));
+    NCCL_CHECK(ncclAllGather(b.v, b.v_all, 67108864, ncclBfloat16, c.few_ctas_on_copy_engines ? c.nccl_few_ctas : c.nccl, c.comm));
     NCCL_CHECK(ncclGroupEnd());
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[1], c.comm));
     CUDA_CHECK(cudaEventRecord(c.events[0], c.comm));
@@ -1544,8 +1544,8 @@ static void S_forward_rank2(const Ctx& c, SBuffers& b, Run run) {
     CUDA_CHECK(cudaEventRecord(c.started[0], c.comm));  // the collective is next on its stream
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[0], c.comm));
     NCCL_CHECK(ncclGroupStart());
-    NCCL_CHECK(ncclAllGather(b.k, b.k_all, 67108864, ncclBfloat16, c.nccl, c.comm));
-    NCCL_CHECK(ncclAllGather(b.v, b.v_all, 67108864, ncclBfloat16, c.nccl, c.comm));
+    NCCL_CHECK(ncclAllGather(b.k, b.k_all, 67108864, ncclBfloat16, c.few_ctas_on_copy_engines ? c.nccl_few_ctas : c.nccl, c.comm));
+    NCCL_CHECK(ncclAllGather(b.v, b.v_all, 67108864, ncclBfloat16, c.few_ctas_on_copy_engines ? c.nccl_few_ctas : c.nccl, c.comm));
     NCCL_CHECK(ncclGroupEnd());
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[1], c.comm));
     CUDA_CHECK(cudaEventRecord(c.events[0], c.comm));
@@ -1621,8 +1621,8 @@ static void S_forward_rank3(const Ctx& c, SBuffers& b, Run run) {
     CUDA_CHECK(cudaEventRecord(c.started[0], c.comm));  // the collective is next on its stream
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[0], c.comm));
     NCCL_CHECK(ncclGroupStart());
-    NCCL_CHECK(ncclAllGather(b.k, b.k_all, 67108864, ncclBfloat16, c.nccl, c.comm));
-    NCCL_CHECK(ncclAllGather(b.v, b.v_all, 67108864, ncclBfloat16, c.nccl, c.comm));
+    NCCL_CHECK(ncclAllGather(b.k, b.k_all, 67108864, ncclBfloat16, c.few_ctas_on_copy_engines ? c.nccl_few_ctas : c.nccl, c.comm));
+    NCCL_CHECK(ncclAllGather(b.v, b.v_all, 67108864, ncclBfloat16, c.few_ctas_on_copy_engines ? c.nccl_few_ctas : c.nccl, c.comm));
     NCCL_CHECK(ncclGroupEnd());
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[1], c.comm));
     CUDA_CHECK(cudaEventRecord(c.events[0], c.comm));
@@ -1698,8 +1698,8 @@ static void S_forward_rank4(const Ctx& c, SBuffers& b, Run run) {
     CUDA_CHECK(cudaEventRecord(c.started[0], c.comm));  // the collective is next on its stream
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[0], c.comm));
     NCCL_CHECK(ncclGroupStart());
-    NCCL_CHECK(ncclAllGather(b.k, b.k_all, 67108864, ncclBfloat16, c.nccl, c.comm));
-    NCCL_CHECK(ncclAllGather(b.v, b.v_all, 67108864, ncclBfloat16, c.nccl, c.comm));
+    NCCL_CHECK(ncclAllGather(b.k, b.k_all, 67108864, ncclBfloat16, c.few_ctas_on_copy_engines ? c.nccl_few_ctas : c.nccl, c.comm));
+    NCCL_CHECK(ncclAllGather(b.v, b.v_all, 67108864, ncclBfloat16, c.few_ctas_on_copy_engines ? c.nccl_few_ctas : c.nccl, c.comm));
     NCCL_CHECK(ncclGroupEnd());
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[1], c.comm));
     CUDA_CHECK(cudaEventRecord(c.events[0], c.comm));
@@ -1775,8 +1775,8 @@ static void S_forward_rank5(const Ctx& c, SBuffers& b, Run run) {
     CUDA_CHECK(cudaEventRecord(c.started[0], c.comm));  // the collective is next on its stream
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[0], c.comm));
     NCCL_CHECK(ncclGroupStart());
-    NCCL_CHECK(ncclAllGather(b.k, b.k_all, 67108864, ncclBfloat16, c.nccl, c.comm));
-    NCCL_CHECK(ncclAllGather(b.v, b.v_all, 67108864, ncclBfloat16, c.nccl, c.comm));
+    NCCL_CHECK(ncclAllGather(b.k, b.k_all, 67108864, ncclBfloat16, c.few_ctas_on_copy_engines ? c.nccl_few_ctas : c.nccl, c.comm));
+    NCCL_CHECK(ncclAllGather(b.v, b.v_all, 67108864, ncclBfloat16, c.few_ctas_on_copy_engines ? c.nccl_few_ctas : c.nccl, c.comm));
     NCCL_CHECK(ncclGroupEnd());
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[1], c.comm));
     CUDA_CHECK(cudaEventRecord(c.events[0], c.comm));
@@ -1852,8 +1852,8 @@ static void S_forward_rank6(const Ctx& c, SBuffers& b, Run run) {
     CUDA_CHECK(cudaEventRecord(c.started[0], c.comm));  // the collective is next on its stream
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[0], c.comm));
     NCCL_CHECK(ncclGroupStart());
-    NCCL_CHECK(ncclAllGather(b.k, b.k_all, 67108864, ncclBfloat16, c.nccl, c.comm));
-    NCCL_CHECK(ncclAllGather(b.v, b.v_all, 67108864, ncclBfloat16, c.nccl, c.comm));
+    NCCL_CHECK(ncclAllGather(b.k, b.k_all, 67108864, ncclBfloat16, c.few_ctas_on_copy_engines ? c.nccl_few_ctas : c.nccl, c.comm));
+    NCCL_CHECK(ncclAllGather(b.v, b.v_all, 67108864, ncclBfloat16, c.few_ctas_on_copy_engines ? c.nccl_few_ctas : c.nccl, c.comm));
     NCCL_CHECK(ncclGroupEnd());
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[1], c.comm));
     CUDA_CHECK(cudaEventRecord(c.events[0], c.comm));
@@ -1929,8 +1929,8 @@ static void S_forward_rank7(const Ctx& c, SBuffers& b, Run run) {
     CUDA_CHECK(cudaEventRecord(c.started[0], c.comm));  // the collective is next on its stream
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[0], c.comm));
     NCCL_CHECK(ncclGroupStart());
-    NCCL_CHECK(ncclAllGather(b.k, b.k_all, 67108864, ncclBfloat16, c.nccl, c.comm));
-    NCCL_CHECK(ncclAllGather(b.v, b.v_all, 67108864, ncclBfloat16, c.nccl, c.comm));
+    NCCL_CHECK(ncclAllGather(b.k, b.k_all, 67108864, ncclBfloat16, c.few_ctas_on_copy_engines ? c.nccl_few_ctas : c.nccl, c.comm));
+    NCCL_CHECK(ncclAllGather(b.v, b.v_all, 67108864, ncclBfloat16, c.few_ctas_on_copy_engines ? c.nccl_few_ctas : c.nccl, c.comm));
     NCCL_CHECK(ncclGroupEnd());
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[1], c.comm));
     CUDA_CHECK(cudaEventRecord(c.events[0], c.comm));

@@ -172,10 +172,10 @@ inline RBuffers alloc_R(const RBuffers* shared, lasp::Windows& windows) {
   CUDA_CHECK(cudaMalloc(&b.v, kR_v_elements * sizeof(bf16)));
   CUDA_CHECK(cudaMalloc(&b.o, kR_o_elements * sizeof(bf16)));
   if (shared != nullptr) b.m = shared->m;
-  else b.m = static_cast<float*>(windows.states(kR_m_elements * sizeof(float)));
+  else b.m = static_cast<float*>(windows.gathers(kR_m_elements * sizeof(float)));
   CUDA_CHECK(cudaMalloc(&b.p, kR_p_elements * sizeof(float)));
   if (shared != nullptr) b.m_all = shared->m_all;
-  else b.m_all = static_cast<float*>(windows.states(kR_m_all_elements * sizeof(float)));
+  else b.m_all = static_cast<float*>(windows.gathers(kR_m_all_elements * sizeof(float)));
   CUDA_CHECK(cudaMalloc(&b.do_, kR_do__elements * sizeof(bf16)));
   if (shared != nullptr) b.dq = shared->dq;
   else CUDA_CHECK(cudaMalloc(&b.dq, kR_dq_elements * sizeof(bf16)));
@@ -184,11 +184,11 @@ inline RBuffers alloc_R(const RBuffers* shared, lasp::Windows& windows) {
   if (shared != nullptr) b.dv = shared->dv;
   else CUDA_CHECK(cudaMalloc(&b.dv, kR_dv_elements * sizeof(bf16)));
   if (shared != nullptr) b.dm = shared->dm;
-  else b.dm = static_cast<float*>(windows.states(kR_dm_elements * sizeof(float)));
+  else b.dm = static_cast<float*>(windows.gathers(kR_dm_elements * sizeof(float)));
   if (shared != nullptr) b.g = shared->g;
   else CUDA_CHECK(cudaMalloc(&b.g, kR_g_elements * sizeof(float)));
   if (shared != nullptr) b.dm_all = shared->dm_all;
-  else b.dm_all = static_cast<float*>(windows.states(kR_dm_all_elements * sizeof(float)));
+  else b.dm_all = static_cast<float*>(windows.gathers(kR_dm_all_elements * sizeof(float)));
   b.ws_floats = lasp::linear_state_workspace_bytes(lasp::LinearDims{kBatch, kLocalTokens, kHeads, kHeadDim}, kPieceTokens) / sizeof(float);
   CUDA_CHECK(cudaMalloc(&b.kv_ws, kPiecesPerRank * b.ws_floats * sizeof(float)));
   if (shared != nullptr) b.qdo_ws = shared->qdo_ws;

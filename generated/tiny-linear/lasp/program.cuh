@@ -154,10 +154,10 @@ inline LBuffers alloc_L(const LBuffers* shared, lasp::Windows& windows) {
   CUDA_CHECK(cudaMalloc(&b.v, kL_v_elements * sizeof(bf16)));
   CUDA_CHECK(cudaMalloc(&b.o, kL_o_elements * sizeof(bf16)));
   if (shared != nullptr) b.m = shared->m;
-  else b.m = static_cast<float*>(windows.states(kL_m_elements * sizeof(float)));
+  else b.m = static_cast<float*>(windows.gathers(kL_m_elements * sizeof(float)));
   CUDA_CHECK(cudaMalloc(&b.p, kL_p_elements * sizeof(float)));
   if (shared != nullptr) b.m_all = shared->m_all;
-  else b.m_all = static_cast<float*>(windows.states(kL_m_all_elements * sizeof(float)));
+  else b.m_all = static_cast<float*>(windows.gathers(kL_m_all_elements * sizeof(float)));
   CUDA_CHECK(cudaMalloc(&b.do_, kL_do__elements * sizeof(bf16)));
   if (shared != nullptr) b.dq = shared->dq;
   else CUDA_CHECK(cudaMalloc(&b.dq, kL_dq_elements * sizeof(bf16)));
@@ -166,11 +166,11 @@ inline LBuffers alloc_L(const LBuffers* shared, lasp::Windows& windows) {
   if (shared != nullptr) b.dv = shared->dv;
   else CUDA_CHECK(cudaMalloc(&b.dv, kL_dv_elements * sizeof(bf16)));
   if (shared != nullptr) b.dm = shared->dm;
-  else b.dm = static_cast<float*>(windows.states(kL_dm_elements * sizeof(float)));
+  else b.dm = static_cast<float*>(windows.gathers(kL_dm_elements * sizeof(float)));
   if (shared != nullptr) b.g = shared->g;
   else CUDA_CHECK(cudaMalloc(&b.g, kL_g_elements * sizeof(float)));
   if (shared != nullptr) b.dm_all = shared->dm_all;
-  else b.dm_all = static_cast<float*>(windows.states(kL_dm_all_elements * sizeof(float)));
+  else b.dm_all = static_cast<float*>(windows.gathers(kL_dm_all_elements * sizeof(float)));
   b.ws_floats = lasp::linear_state_workspace_bytes(lasp::LinearDims{kBatch, kLocalTokens, kHeads, kHeadDim}, kPieceTokens) / sizeof(float);
   CUDA_CHECK(cudaMalloc(&b.kv_ws, kPiecesPerRank * b.ws_floats * sizeof(float)));
   if (shared != nullptr) b.qdo_ws = shared->qdo_ws;
