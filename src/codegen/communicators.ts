@@ -5,6 +5,9 @@
 // LASP-2's attention 5% faster while its AllGather still ended well before the kernel beside it. Large
 // collectives (K and V, Ulysses' all-to-all) keep NCCL's default: with 4 CTAs they would take longer than
 // the computation they hide behind.
+// Where NCCL 2.28 copies the few-CTA communicator's AllGathers with the copy engines (decided when the
+// program starts, templates/runtime/comm.cuh), CTA limits no longer apply and no SM is taken: the large
+// AllGathers beside computation go there too (copyEngineCandidates), and a GEMM beside keeps every SM.
 import type { RankProgram } from "../schedule/ir.js";
 
 /** The CTA limit of the communicator for small collectives beside computation (ncclConfig_t.maxCTAs). */

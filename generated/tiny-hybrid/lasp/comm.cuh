@@ -11,15 +11,16 @@
 // launcher, or else through a file on a shared file system: rank 0 writes it under a temporary name and
 // renames it (atomic), the others poll for it.
 //
-// Two kinds of collective run beside kernels and move their data one of two ways:
-// - LASP-2's state AllGathers (on `sp_few_ctas`) and the weight-gradient sum (on `world_copy`, see
-//   grad_sum.cuh) can go to the GPUs' copy engines: NCCL 2.28 and later copies an AllGather or AlltoAll
+// Collectives that run beside kernels move their data one of two ways:
+// - the AllGathers beside computation on `sp_few_ctas` (LASP-2's states; LASP-2H's K and V, which take it
+//   only when it copies, the compiler's copyEngineCandidates) and the weight-gradient sum (on `world_copy`,
+//   see grad_sum.cuh) can go to the GPUs' copy engines: NCCL 2.28 and later copies an AllGather or AlltoAll
 //   with them when the communicator asks for NCCL_CTA_POLICY_ZERO and both buffers are symmetric windows
 //   (Windows below), so the collective takes no SM from the kernels beside it. NCCL's kernel, even limited to
 //   4 CTAs, could only start once the projection GEMM beside it left SMs free
 //   (bench/results/2026-11-26-lasp2-overlap-h100x4.md).
-// - otherwise NCCL's own kernels: the AllGathers on `few_ctas` CTAs, the gradients in one AllReduce (older
-//   NCCL, no symmetric memory between the GPUs, or LASP_COLLECTIVES=kernels).
+// - otherwise NCCL's own kernels: the small AllGathers on `few_ctas` CTAs, the large ones on `sp`, the
+//   gradients in one AllReduce (older NCCL, no symmetric memory between the GPUs, or LASP_COLLECTIVES=kernels).
 // LASP_COLLECTIVES=auto (default) takes copy engines where NCCL offers them, =copy_engines stops the program
 // (exit 2) where it cannot, =kernels always takes NCCL's kernels (to compare the two).
 #pragma once
