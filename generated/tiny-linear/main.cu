@@ -635,18 +635,13 @@ int main(int argc, char** argv) {
       program::kWorld, program::kDataParallel, prop.name, opt.mode.c_str());
   allocate(st);
   // Known once the windows are registered (every rank the same).
-  st.ctx.few_ctas_on_copy_engines = st.comms.states_on_copy_engines;
+  st.ctx.few_ctas_on_copy_engines = st.comms.gathers_on_copy_engines;
   if (st.layout.world > 1) {
-    bool grads_copied = true;
-    for (const LayerWeights& w : st.weights)
-      grads_copied = grads_copied && lasp::gradients_on_copy_engines(st.comms, w.elements, st.layout.world);
-    const char* grads = grads_copied ? "copy engines" : "NCCL kernels";
-    const char* states = !program::kStateCollectives || program::kWorld == 1 ? "none"
-                         : st.comms.states_on_copy_engines                     ? "copy engines"
-                                                                                : "NCCL kernels";
-    emit("collectives", "\"states\":\"%s\",\"gradients\":\"%s\"", states, grads);
-    if (std::strcmp(states, "none") == 0) say("collectives beside the kernels: gradient sum on %s\n", grads);
-    else say("collectives beside the kernels: state AllGathers on %s, gradient sum on %s\n", states, grads);
+    const char* grads = lasp::collective_path(program::kGradientsSplitEvenly && st.comms.grads_on_copy_engines);
+    const char* gathers = program::kGathersBesideKernels ? lasp::collective_path(st.comms.gathers_on_copy_engines) : "none";
+    emit("collectives", "\"gathers\":\"%s\",\"gradients\":\"%s\"", gathers, grads);
+    if (!program::kGathersBesideKernels) say("collectives beside the kernels: gradient sum on %s\n", grads);
+    else say("collectives beside the kernels: AllGathers on %s, gradient sum on %s\n", gathers, grads);
   }
   // Which backend each whole-sequence softmax attention takes (asking builds cuDNN's plans, before any timing).
   int code = opt.mode == "verify" ? verify(st) : bench(st);

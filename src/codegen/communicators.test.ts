@@ -157,18 +157,35 @@ describe("the few-CTA communicator", () => {
     // The choice is known once the windows are registered; reported, and the windows released before the
     // communicators are destroyed.
     expect(main).toMatch(
-      /allocate\(st\);\n.*\n\s+st\.ctx\.few_ctas_on_copy_engines = st\.comms\.states_on_copy_engines;/,
+      /allocate\(st\);\n.*\n\s+st\.ctx\.few_ctas_on_copy_engines = st\.comms\.gathers_on_copy_engines;/,
     );
     expect(main).toContain(
-      'emit("collectives", "\\"states\\":\\"%s\\",\\"gradients\\":\\"%s\\"", states, grads);',
+      'emit("collectives", "\\"gathers\\":\\"%s\\",\\"gradients\\":\\"%s\\"", gathers, grads);',
     );
-    expect(files.get("lasp/program.cuh")!).toContain("constexpr bool kStateCollectives = true;");
+    expect(files.get("lasp/program.cuh")!).toContain("constexpr bool kGathersBesideKernels = true;");
+    // The report says copy engines for the gradients only where every layer's gradients split evenly.
+    expect(files.get("lasp/program.cuh")!).toContain("constexpr bool kGradientsSplitEvenly = true;");
+    expect(main).toContain(
+      "lasp::collective_path(program::kGradientsSplitEvenly && st.comms.grads_on_copy_engines)",
+    );
+    const uneven = checkSource(
+      "t.lasp",
+      `model m { vocab 64 hidden 200 ffn 64 heads 4 head_dim 64
+        layer L = linear_attention { decay 0.9 }
+        stack L x 1 }
+        parallel { gpus 3 sequence 3 linear lasp2 }
+        run { seq_len 3K }`,
+    ).spec!;
+    // 2 x (200 x 256) + 2 x (200 x 256) = 204800 gradients do not split over 3 ranks.
+    expect(generateProgram(uneven).get("lasp/program.cuh")!).toContain(
+      "constexpr bool kGradientsSplitEvenly = false;",
+    );
     expect(main.indexOf("st.windows.release();")).toBeLessThan(
       main.indexOf("lasp::destroy_comms(st.comms);"),
     );
     // A program without state collectives says "none" for them and allocates no state windows.
     const ulysses = generateProgram(spec("gpus 2 sequence 2 linear ulysses softmax ulysses", "seq_len 8K"));
-    expect(ulysses.get("lasp/program.cuh")!).toContain("constexpr bool kStateCollectives = false;");
+    expect(ulysses.get("lasp/program.cuh")!).toContain("constexpr bool kGathersBesideKernels = false;");
     expect(ulysses.get("lasp/program.cuh")!).not.toContain("windows.gathers(");
   });
 });
@@ -258,13 +275,13 @@ int main(int argc, char** argv) {
   const size_t elements = std::strtoull(argv[4], nullptr, 10);
   lasp::Comms c = lasp::init_comms(l, argv[3], 4);
   std::printf("few_policy=%d few_ctas=%d world_policy=%d states=%d grads=%d", g_few_policy, g_few_ctas,
-              g_world_policy, (int)c.states_on_copy_engines, (int)c.grads_on_copy_engines);
+              g_world_policy, (int)c.gathers_on_copy_engines, (int)c.grads_on_copy_engines);
   lasp::Windows windows(&c);
-  if (c.states_on_copy_engines) windows.gathers(4096);
+  if (c.gathers_on_copy_engines) windows.gathers(4096);
   if (c.grads_on_copy_engines) {
     lasp::bf16* dw = static_cast<lasp::bf16*>(windows.grads(elements * 2));
     g_base = (const char*)dw;
-    std::printf(" | windows: states=%d grads=%d |", (int)c.states_on_copy_engines, (int)c.grads_on_copy_engines);
+    std::printf(" | windows: states=%d grads=%d |", (int)c.gathers_on_copy_engines, (int)c.grads_on_copy_engines);
     // Rank 1's part of the sum, as rank 1 would issue it.
     if (l.world > 1) lasp::sum_gradients(dw, elements, nullptr, c, 1, l.world, nullptr);
   }

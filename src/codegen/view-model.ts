@@ -334,7 +334,13 @@ export interface ViewInputs {
 export function buildView({ spec, program, compilerVersion }: ViewInputs): ProgramView {
   const { sizes, layout } = program;
   const localTokens = layout.byRank[0]!.reduce((s, p) => s + p.length, 0);
-  const stateCollectives = program.schedules.some((schedule) => windowBuffers(schedule).size > 0);
+  const gathersBesideKernels = program.schedules.some((schedule) => windowBuffers(schedule).size > 0);
+  // Every layer's weight gradients split evenly over the ranks: the gradient sum may take the copy engines
+  // (templates/runtime/grad_sum.cuh); the layer views below hold the same counts.
+  const gradientsSplitEvenly = program.layers.every((s) => {
+    const { q, kv } = weightBlocks(spec.model.hidden, sizes, program.schedules[s]!);
+    return (2 * q + 2 * kv) % spec.parallel.gpus === 0;
+  });
   const constants: ConstantView[] = [
     {
       ctype: "int",
@@ -390,9 +396,15 @@ export function buildView({ spec, program, compilerVersion }: ViewInputs): Progr
     },
     {
       ctype: "bool",
-      name: "kStateCollectives",
-      value: String(stateCollectives),
-      comment: "some layer kind gathers on the few-CTA communicator, whose buffers are copy-engine windows",
+      name: "kGathersBesideKernels",
+      value: String(gathersBesideKernels),
+      comment: "some layer kind has AllGathers beside computation that may take the copy engines",
+    },
+    {
+      ctype: "bool",
+      name: "kGradientsSplitEvenly",
+      value: String(gradientsSplitEvenly),
+      comment: "every layer's weight gradients split evenly over the ranks (the copy-engine gradient sum)",
     },
     {
       ctype: "int",
@@ -486,8 +498,7 @@ export function buildView({ spec, program, compilerVersion }: ViewInputs): Progr
   });
   const layers = program.layers.map((s, index): LayerView => {
     const first = kinds[s]!.firstLayer;
-    const q = spec.model.hidden * sizes.heads * sizes.headDim;
-    const kv = spec.model.hidden * kinds[s]!.kvWidth;
+    const { q, kv } = weightBlocks(spec.model.hidden, sizes, program.schedules[s]!);
     return {
       index,
       kind: kinds[s]!.name,
@@ -568,6 +579,16 @@ export function flopsPerStep(spec: ResolvedSpec, program: ScheduleProgram): numb
 }
 
 export { intList };
+
+/** Elements of a layer's Wq (and Wo), hidden x heads x d, and of its Wk (and Wv), hidden x kv heads x d. */
+function weightBlocks(
+  hidden: number,
+  sizes: ScheduleSizes,
+  schedule: LayerSchedule,
+): { q: number; kv: number } {
+  const kvHeads = schedule.layer.type === "softmax_attention" ? schedule.layer.kvHeads : sizes.heads;
+  return { q: hidden * sizes.heads * sizes.headDim, kv: hidden * kvHeads * sizes.headDim };
+}
 
 /** The dims of a kind's whole-sequence softmax step (the same on every rank: each holds one head shard). */
 function wholeSoftmaxDims(schedule: LayerSchedule, sizes: ScheduleSizes): string {

@@ -82,13 +82,13 @@ export interface BackendEvent {
   attention: string;
 }
 /**
- * How the collectives beside the kernels move data (PROTOCOL.md): the state AllGathers (`copy engines`,
+ * How the collectives beside the kernels move data (PROTOCOL.md): the AllGathers beside computation (`copy engines`,
  * `NCCL kernels`, or `none`) and the weight-gradient sum (`copy engines` or `NCCL kernels`).
  */
 export interface CollectivesEvent {
   event: "collectives";
   rank: number;
-  states: string;
+  gathers: string;
   gradients: string;
 }
 export type ProgramEvent =

@@ -103,29 +103,29 @@ describe("run progress", () => {
     const events: ProgramEvent[] = [
       summary(0, 14.1),
       summary(1, 14.2),
-      { event: "collectives", rank: 0, states: "copy engines", gradients: "copy engines" },
-      { event: "collectives", rank: 1, states: "copy engines", gradients: "copy engines" },
+      { event: "collectives", rank: 0, gathers: "copy engines", gradients: "copy engines" },
+      { event: "collectives", rank: 1, gathers: "copy engines", gradients: "copy engines" },
     ];
     const text = formatSummary(summarizeRun(events)!);
-    expect(text).toMatch(/state AllGathers\s+copy engines$/m);
+    expect(text).toMatch(/AllGathers beside kernels\s+copy engines$/m);
     expect(text).toMatch(/gradient sum\s+copy engines$/m);
     const mixed = summarizeRun([
       ...events,
-      { event: "collectives", rank: 2, states: "NCCL kernels", gradients: "copy engines" },
+      { event: "collectives", rank: 2, gathers: "NCCL kernels", gradients: "copy engines" },
     ])!;
-    expect(mixed.stateCollectives).toEqual(["copy engines", "NCCL kernels"]);
-    expect(formatSummary(mixed)).toMatch(/state AllGathers\s+copy engines \/ NCCL kernels/);
-    // A program without state AllGathers (Ulysses) still sums gradients; one GPU reports neither.
+    expect(mixed.gatherCollectives).toEqual(["copy engines", "NCCL kernels"]);
+    expect(formatSummary(mixed)).toMatch(/AllGathers beside kernels\s+copy engines \/ NCCL kernels/);
+    // A program without AllGathers beside computation (Ulysses) still sums gradients; one GPU reports neither.
     const ulysses = summarizeRun([
       summary(0, 1),
-      { event: "collectives", rank: 0, states: "none", gradients: "NCCL kernels" },
+      { event: "collectives", rank: 0, gathers: "none", gradients: "NCCL kernels" },
     ])!;
     expect(formatSummary(ulysses)).not.toContain("AllGathers");
     expect(formatSummary(ulysses)).toMatch(/gradient sum\s+NCCL kernels$/m);
     expect(formatSummary(summarizeRun([summary(0, 1)])!)).not.toContain("gradient sum");
     expect(
-      parseEventLine('{"event":"collectives","rank":1,"states":"copy engines","gradients":"NCCL kernels"}'),
-    ).toEqual({ event: "collectives", rank: 1, states: "copy engines", gradients: "NCCL kernels" });
+      parseEventLine('{"event":"collectives","rank":1,"gathers":"copy engines","gradients":"NCCL kernels"}'),
+    ).toEqual({ event: "collectives", rank: 1, gathers: "copy engines", gradients: "NCCL kernels" });
   });
 
   it("summarizes over ranks: medians, the spread of step time, phases", () => {

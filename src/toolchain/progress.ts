@@ -119,8 +119,9 @@ export interface RunSummary {
   timeline: TimelineRow[];
   /** Per softmax kind with whole-sequence attention, the backends its ranks reported (`lasp`, `cudnn X.Y.Z`). */
   backends: { kind: string; attention: string[] }[];
-  /** How the state AllGathers moved data, over the ranks (`copy engines`, `NCCL kernels`); empty without them. */
-  stateCollectives: string[];
+  /** How the AllGathers beside computation moved data, over the ranks (`copy engines`, `NCCL kernels`); empty
+   * without them. */
+  gatherCollectives: string[];
   /** How the weight-gradient sum moved data, over the ranks; empty on one GPU. */
   gradientCollectives: string[];
 }
@@ -210,7 +211,7 @@ export function summarizeRun(events: readonly ProgramEvent[]): RunSummary | unde
     phases: [...phaseTimes].map(([name, times]) => ({ name, ms: median([...times.values()]) })),
     timeline: summarizeTimeline(events),
     backends: summarizeBackends(events),
-    stateCollectives: collectiveChoices(events, (e) => e.states).filter((c) => c !== "none"),
+    gatherCollectives: collectiveChoices(events, (e) => e.gathers).filter((c) => c !== "none"),
     gradientCollectives: collectiveChoices(events, (e) => e.gradients),
   };
 }
@@ -252,7 +253,9 @@ export function formatSummary(s: RunSummary): string {
     ["hidden communication", finite(s.hiddenComm) ? `${(s.hiddenComm * 100).toFixed(1)} %` : "?"],
     ["peak memory", memory],
     ...s.backends.map((b) => [`softmax ${b.kind} attention`, b.attention.join(" / ")]),
-    ...(s.stateCollectives.length > 0 ? [["state AllGathers", s.stateCollectives.join(" / ")]] : []),
+    ...(s.gatherCollectives.length > 0
+      ? [["AllGathers beside kernels", s.gatherCollectives.join(" / ")]]
+      : []),
     ...(s.gradientCollectives.length > 0 ? [["gradient sum", s.gradientCollectives.join(" / ")]] : []),
   ];
   const out = [

@@ -140,7 +140,7 @@ struct Comms {
   ncclComm_t world_copy = nullptr;   // every rank, copy-engine collectives (the gradient sum); or none
   // Whether NCCL copies sp_few_ctas's AllGathers, and world_copy's, with the copy engines: asked for at
   // creation, cleared by Windows when NCCL registers no window.
-  bool states_on_copy_engines = false;
+  bool gathers_on_copy_engines = false;
   bool grads_on_copy_engines = false;
 };
 
@@ -174,7 +174,7 @@ inline Comms init_comms(const Layout& l, const std::string& id_file, int few_cta
 #ifdef NCCL_CTA_POLICY_ZERO
   if (copy && l.sp_size > 1) {
     few.CTAPolicy = NCCL_CTA_POLICY_ZERO;
-    c.states_on_copy_engines = true;
+    c.gathers_on_copy_engines = true;
   }
   if (copy) {
     ncclConfig_t zero = NCCL_CONFIG_INITIALIZER;
@@ -188,6 +188,9 @@ inline Comms init_comms(const Layout& l, const std::string& id_file, int few_cta
   NCCL_CHECK(ncclCommSplit(c.world, l.dp_rank, l.sp_rank, &c.sp_few_ctas, &few));
   return c;
 }
+
+// How a collective moves data, as the program reports it.
+inline const char* collective_path(bool copy_engines) { return copy_engines ? "copy engines" : "NCCL kernels"; }
 
 inline void destroy_comms(Comms& c) {
   NCCL_CHECK(ncclCommDestroy(c.sp));
@@ -207,7 +210,7 @@ class Windows {
 
   // A buffer of the AllGathers beside kernels (sp_few_ctas: the state AllGathers, large K/V gathers that go
   // there on copy engines).
-  void* gathers(size_t bytes) { return alloc(comms_->sp_few_ctas, &comms_->states_on_copy_engines, bytes); }
+  void* gathers(size_t bytes) { return alloc(comms_->sp_few_ctas, &comms_->gathers_on_copy_engines, bytes); }
   // A buffer of the gradient sum (world_copy).
   void* grads(size_t bytes) { return alloc(comms_->world_copy, &comms_->grads_on_copy_engines, bytes); }
 

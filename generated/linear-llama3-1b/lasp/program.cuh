@@ -32,7 +32,8 @@ constexpr int kWarmup = 3;  // untimed warm-up steps
 constexpr int kSeed = 0;  // seed of weights and inputs
 constexpr float kNormEps = 0.0000100000000f;  // RMSNorm epsilon
 constexpr float kWeightScale = 0.0220970869f;  // standard deviation of the initial weights, 1/sqrt(hidden)
-constexpr bool kStateCollectives = true;  // some layer kind gathers on the few-CTA communicator, whose buffers are copy-engine windows
+constexpr bool kGathersBesideKernels = true;  // some layer kind has AllGathers beside computation that may take the copy engines
+constexpr bool kGradientsSplitEvenly = true;  // every layer's weight gradients split evenly over the ranks (the copy-engine gradient sum)
 constexpr int kFewCtas = 4;  // CTA limit of the communicator for small collectives beside computation (Ctx::nccl_few_ctas)
 
 // Where each sequence-parallel rank's rows sit in the global sequence (contiguous layout).
