@@ -4,7 +4,7 @@
 //   nvcc -std=c++17 -O3 -gencode=arch=compute_90a,code=sm_90a -DLASP_WITH_CUDNN -Itemplates/runtime \
 //        -I$CUDNN/include -o cudnn_attention_test bench/gpu/cudnn_attention_test.cu -L$CUDNN/lib -l:libcudnn.so.9
 //   ./cudnn_attention_test [--seed N] [--checks-only | --bench-only] [--runs N] [--tokens N ...]
-//                          [--pingpong 0|1] [--dq-vec4 0|1]   (our kernels' settings; default: the header's)
+//                          [--pingpong 0|1] [--dq-vec4 0|1]   (our kernels' settings; default: the product's)
 //   (bench/gpu/run_cudnn.sh finds cuDNN, builds, runs this and PyTorch's SDPA in one go.)
 //
 // Our kernels take a minute to compile, so the file can also be built in two parts (run_cudnn.sh's OURS_OBJ):
@@ -50,27 +50,27 @@ void ours_forward(const bf16* q, const bf16* k, const bf16* v, const SoftmaxDims
 void ours_backward(const bf16* q, const bf16* k, const bf16* v, const bf16* o, const float* lse, const bf16* dout,
                    const SoftmaxDims& d, bf16* dq, bf16* dk, bf16* dv);
 void ours_settings(int* fwd_mode, int* bwd_mode, int* pingpong, int* dq_vec4);
-void ours_set(int pingpong, int dq_vec4);  // -1 keeps the header's default
+void ours_set(int pingpong, int dq_vec4);  // -1 keeps the product's setting
 
 #if LASP_CUDNN_TEST_PART != 2
-#include "softmax_attention.cuh"
+#include "softmax_variants.cuh"  // the shipped kernels, and the settings only benchmarks change
 void ours_forward(const bf16* q, const bf16* k, const bf16* v, const SoftmaxDims& d, float* lse, bf16* o) {
   const lasp::PieceMap id{0, {0, 0}, {0, 0}, {0, 0}};
-  lasp::softmax_block_forward(q, k, v, d, id, id, true, nullptr, lse, o, 0);
+  lasp::variants::block_forward(q, k, v, d, id, id, true, nullptr, lse, o, 0);
 }
 void ours_backward(const bf16* q, const bf16* k, const bf16* v, const bf16* o, const float* lse, const bf16* dout,
                    const SoftmaxDims& d, bf16* dq, bf16* dk, bf16* dv) {
-  lasp::softmax_full_backward(q, k, v, o, lse, dout, d, true, dq, dk, dv, 0);
+  lasp::variants::full_backward(q, k, v, o, lse, dout, d, true, dq, dk, dv, 0);
 }
 void ours_settings(int* fwd_mode, int* bwd_mode, int* pingpong, int* dq_vec4) {
-  *fwd_mode = lasp::smx::fwd_impl();
-  *bwd_mode = lasp::smx::bwd_impl();
-  *pingpong = lasp::smx::fwd_ws_pingpong();
-  *dq_vec4 = lasp::smx::bwd_dq_vec4();
+  *fwd_mode = lasp::variants::fwd_mode();
+  *bwd_mode = lasp::variants::bwd_mode();
+  *pingpong = lasp::variants::pingpong();
+  *dq_vec4 = lasp::variants::dq_vec4();
 }
 void ours_set(int pingpong, int dq_vec4) {
-  if (pingpong >= 0) lasp::smx::fwd_ws_pingpong() = pingpong;
-  if (dq_vec4 >= 0) lasp::smx::bwd_dq_vec4() = dq_vec4;
+  if (pingpong >= 0) lasp::variants::pingpong() = pingpong;
+  if (dq_vec4 >= 0) lasp::variants::dq_vec4() = dq_vec4;
 }
 #endif
 

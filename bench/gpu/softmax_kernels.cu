@@ -1,14 +1,15 @@
-// Correctness checks and timings of the softmax (flash) attention kernels (templates/runtime/softmax_attention.cuh).
+// Correctness checks and timings of the softmax (flash) attention kernels (templates/runtime/softmax_attention.cuh)
+// and of the variants only the benchmarks select (softmax_variants.cuh, whose functions this file calls).
 //
 //   nvcc -std=c++17 -O3 -gencode=arch=compute_90a,code=sm_90a -o softmax_kernels bench/gpu/softmax_kernels.cu
 //   ./softmax_kernels [--seed N] [--checks-only | --bench-only] [--runs N] [--tokens N ...]
 //                     [--bwd-impl 0|1|2] [--all-impls] [--suite 4:2,5:1,3:1] [--pingpong 0|1] [--dq-vec4 0|1]
 //
-// d = 128 has several implementations of each pass (softmax_attention.cuh): mma.sync (mode 0) and wgmma (forward
-// mode 1 plain, 3 with the intra-warpgroup overlap, 4 / 5 warp-specialized with a TMA producer and ping-pong
-// consumers, 2 / 3 stages; backward mode 1, and 2 warp-specialized). With checks on, a probe first runs the
+// d = 128 has several implementations of each pass (the modes of softmax_variants.cuh): mma.sync (mode 0) and
+// wgmma (forward mode 1 plain, 3 with the intra-warpgroup overlap, 4 / 5 warp-specialized with a TMA producer,
+// 2 / 3 stages; backward mode 1, and 2 warp-specialized). With checks on, a probe first runs the
 // forward modes 4, 5, 3 and 1 on four small cases (each in a child process with a time limit, so a hang cannot stop the run) and keeps the
-// header's default if it is right, else the first that is right (0 if none); backward modes 2 and 1 are probed
+// product's default if it is right, else the first that is right (0 if none); backward modes 2 and 1 are probed
 // the same way. The whole suite then runs once per (forward, backward) pair of --suite (default 4:2,5:1,3:1:
 // the new kernels on every configuration the old ones are checked on), pairs that failed a probe counting as
 // failures; --all-impls runs the suite on the mma.sync kernels first as well. --pingpong and --dq-vec4 set the
@@ -30,7 +31,7 @@
 // Timings: batch 1, 16 heads x 128 (kv 16), causal, identity maps, median of --runs after warm-up, CUDA
 // events; FLOPs 4*N*N*H*d/2 forward, 2.5x that backward. Lines starting with OURS are read by run_softmax.sh.
 #include "../../templates/runtime/check.cuh"
-#include "../../templates/runtime/softmax_attention.cuh"
+#include "softmax_variants.cuh"
 #include "bench_timing.cuh"
 
 #include <algorithm>
@@ -273,13 +274,13 @@ static void run_case(const Case& c) {
   Dev<float> lse(nl), opart(nq);
   // fp32 o_part
   opart.poison(), lse.poison();
-  lasp::softmax_block_forward(q.p, k.p, v.p, d, c.qm, c.km, c.causal, opart.p, lse.p, nullptr, 0);
+  lasp::variants::block_forward(q.p, k.p, v.p, d, c.qm, c.km, c.causal, opart.p, lse.p, nullptr, 0);
   CUDA_CHECK(cudaDeviceSynchronize());
   report("forward o_part (fp32)", rel_err(to_d(opart.down()), r.o));
   report("forward lse (o_part call), max abs", lse_err(lse.down(), r.lse));
   // bf16 o_out
   o.poison(), lse.poison();
-  lasp::softmax_block_forward(q.p, k.p, v.p, d, c.qm, c.km, c.causal, nullptr, lse.p, o.p, 0);
+  lasp::variants::block_forward(q.p, k.p, v.p, d, c.qm, c.km, c.causal, nullptr, lse.p, o.p, 0);
   CUDA_CHECK(cudaDeviceSynchronize());
   auto ho = o.down();
   auto hl = lse.down();
@@ -291,7 +292,7 @@ static void run_case(const Case& c) {
   auto init_q = rand_f32(nq), init_k = rand_f32(nk), init_v = rand_f32(nk);
   Dev<float> dq(nq), dk(nk), dv(nk);
   dq.up(init_q), dk.up(init_k), dv.up(init_v);
-  lasp::softmax_block_backward(q.p, k.p, v.p, o.p, lse.p, dout.p, d, c.qm, c.km, c.causal, dq.p, dk.p, dv.p, 0);
+  lasp::variants::block_backward(q.p, k.p, v.p, o.p, lse.p, dout.p, d, c.qm, c.km, c.causal, dq.p, dk.p, dv.p, 0);
   CUDA_CHECK(cudaDeviceSynchronize());
   auto gq = dq.down(), gk = dk.down(), gv = dv.down();
   std::vector<double> aq(nq), ak(nk), av(nk);
@@ -325,8 +326,8 @@ static void run_case(const Case& c) {
     CUDA_CHECK(cudaMemset(dv1.p, 0, k1.size() * 4));
     CUDA_CHECK(cudaMemset(dk2.p, 0, k2.size() * 4));
     CUDA_CHECK(cudaMemset(dv2.p, 0, k2.size() * 4));
-    lasp::softmax_block_backward(q.p, K1.p, V1.p, o.p, lse.p, dout.p, d1, c.qm, km1, c.causal, dq2.p, dk1.p, dv1.p, 0);
-    lasp::softmax_block_backward(q.p, K2.p, V2.p, o.p, lse.p, dout.p, d2, c.qm, km2, c.causal, dq2.p, dk2.p, dv2.p, 0);
+    lasp::variants::block_backward(q.p, K1.p, V1.p, o.p, lse.p, dout.p, d1, c.qm, km1, c.causal, dq2.p, dk1.p, dv1.p, 0);
+    lasp::variants::block_backward(q.p, K2.p, V2.p, o.p, lse.p, dout.p, d2, c.qm, km2, c.causal, dq2.p, dk2.p, dv2.p, 0);
     CUDA_CHECK(cudaDeviceSynchronize());
     auto s1k = dk1.down(), s1v = dv1.down(), s2k = dk2.down(), s2v = dv2.down();
     std::vector<double> sk(nk), sv(nk);
@@ -347,7 +348,7 @@ static void run_case(const Case& c) {
   if (c.NQ == c.NK && c.qm.count == 0 && c.km.count == 0) {
     Dev<bf16> bq(nq), bk(nk), bv(nk);
     bq.poison(), bk.poison(), bv.poison();
-    lasp::softmax_full_backward(q.p, k.p, v.p, o.p, lse.p, dout.p, d, c.causal, bq.p, bk.p, bv.p, 0);
+    lasp::variants::full_backward(q.p, k.p, v.p, o.p, lse.p, dout.p, d, c.causal, bq.p, bk.p, bv.p, 0);
     CUDA_CHECK(cudaDeviceSynchronize());
     report("full backward dq (bf16)", rel_err(to_d(bq.down()), r.dq));
     report("full backward dk (bf16)", rel_err(to_d(bk.down()), r.dk));
@@ -367,8 +368,8 @@ static void sampled_check(int N) {
   q.up(hq), k.up(hk), v.up(hv), dout.up(hdo);
   o.poison(), lse.poison(), dq.poison(), dk.poison(), dv.poison();
   PieceMap id{0, {0, 0}, {0, 0}, {0, 0}};
-  lasp::softmax_block_forward(q.p, k.p, v.p, d, id, id, true, nullptr, lse.p, o.p, 0);
-  lasp::softmax_full_backward(q.p, k.p, v.p, o.p, lse.p, dout.p, d, true, dq.p, dk.p, dv.p, 0);
+  lasp::variants::block_forward(q.p, k.p, v.p, d, id, id, true, nullptr, lse.p, o.p, 0);
+  lasp::variants::full_backward(q.p, k.p, v.p, o.p, lse.p, dout.p, d, true, dq.p, dk.p, dv.p, 0);
   CUDA_CHECK(cudaDeviceSynchronize());
   auto ho = o.down(), gq = dq.down(), gk = dk.down(), gv = dv.down();
   auto hl = lse.down();
@@ -460,10 +461,10 @@ static double probe_fwd(const Case& c) {
   Ref r;
   ref_forward(to_f(hq), to_f(hk), to_f(hv), d, c.qm, c.km, c.causal, r);
   o.poison(), lse.poison(), op.poison();
-  lasp::softmax_block_forward(q.p, k.p, v.p, d, c.qm, c.km, c.causal, nullptr, lse.p, o.p, 0);
+  lasp::variants::block_forward(q.p, k.p, v.p, d, c.qm, c.km, c.causal, nullptr, lse.p, o.p, 0);
   CUDA_CHECK(cudaDeviceSynchronize());
   double e = std::max(rel_err(to_d(o.down()), r.o), lse_err(lse.down(), r.lse));
-  lasp::softmax_block_forward(q.p, k.p, v.p, d, c.qm, c.km, c.causal, op.p, lse.p, nullptr, 0);
+  lasp::variants::block_forward(q.p, k.p, v.p, d, c.qm, c.km, c.causal, op.p, lse.p, nullptr, 0);
   CUDA_CHECK(cudaDeviceSynchronize());
   return std::max(e, rel_err(to_d(op.down()), r.o));
 }
@@ -475,7 +476,7 @@ static double probe_mode(int mode) {
       {"p3", 1, 310, 260, 8, 2, 128, true, pieces({{100, 200}, {700, 110}}), pieces({{0, 150}, {650, 110}})},
       {"p4", 1, 700, 700, 2, 1, 128, true, id, id},
   };
-  lasp::smx::fwd_impl() = mode;
+  lasp::variants::fwd_mode() = mode;
   double e = 0;
   for (auto& c : cs) e = std::max(e, probe_fwd(c));
   return e;
@@ -484,15 +485,15 @@ static double probe_mode(int mode) {
 static void run_case(const Case& c);
 static double probe_bwd_mode(int mode) {
   PieceMap id{0, {0, 0}, {0, 0}, {0, 0}};
-  lasp::smx::fwd_impl() = 3;
-  lasp::smx::bwd_impl() = mode;
+  lasp::variants::fwd_mode() = 3;
+  lasp::variants::bwd_mode() = mode;
   run_case({"bp1", 2, 300, 300, 4, 2, 128, true, id, id});
   run_case({"bp2", 1, 310, 260, 8, 2, 128, true, pieces({{100, 200}, {700, 110}}), pieces({{0, 150}, {650, 110}})});
   return g_fail ? INFINITY : 0.0;
 }
 static bool run_probe_child(const char* self, const char* flag, int mode) {
   std::string cmd = std::string("timeout 30 ") + self + " " + flag + " " + std::to_string(mode) + " --pingpong " +
-                    std::to_string(lasp::smx::fwd_ws_pingpong()) + " --dq-vec4 " + std::to_string(lasp::smx::bwd_dq_vec4());
+                    std::to_string(lasp::variants::pingpong()) + " --dq-vec4 " + std::to_string(lasp::variants::dq_vec4());
   FILE* f = popen(cmd.c_str(), "r");
   double e = INFINITY;
   char line[512];
@@ -520,9 +521,9 @@ static int probe_wgmma(const char* self) {
   }
   for (int mode : {2, 1})
     if (run_probe_child(self, "--probe-bwd", mode)) g_bwd_probe_ok.push_back(mode);
-  if (std::find(g_probe_ok.begin(), g_probe_ok.end(), LASP_SOFTMAX_FWD_IMPL_DEFAULT) != g_probe_ok.end())
-    chosen = LASP_SOFTMAX_FWD_IMPL_DEFAULT;  // the header's default when it is right
-  lasp::smx::fwd_impl() = chosen;
+  if (std::find(g_probe_ok.begin(), g_probe_ok.end(), lasp::variants::shipped_fwd_mode()) != g_probe_ok.end())
+    chosen = lasp::variants::shipped_fwd_mode();  // the product's default when it is right
+  lasp::variants::fwd_mode() = chosen;
   std::printf("WGMMA forward mode used: %d (0 = mma.sync)\n", chosen);
   std::fflush(stdout);
   return chosen;
@@ -573,52 +574,52 @@ static void bench(int N, int runs) {
   q.up(rand_bf16(n)), k.up(rand_bf16(n)), v.up(rand_bf16(n)), dout.up(rand_bf16(n));
   PieceMap id{0, {0, 0}, {0, 0}, {0, 0}};
   const double fwd_flop = 4.0 * N * (double)N * H * D / 2, bwd_flop = 2.5 * fwd_flop;
-  const int mode = lasp::smx::fwd_impl();
-  lasp::smx::fwd_impl() = 0;
-  float tm = time_ms([&] { lasp::softmax_block_forward(q.p, k.p, v.p, d, id, id, true, nullptr, lse.p, o.p, 0); }, runs);
+  const int mode = lasp::variants::fwd_mode();
+  lasp::variants::fwd_mode() = 0;
+  float tm = time_ms([&] { lasp::variants::block_forward(q.p, k.p, v.p, d, id, id, true, nullptr, lse.p, o.p, 0); }, runs);
   float t1 = NAN;
   if (mode != 0 && mode != 1) {  // the plain wgmma forward too, for the comparison
-    lasp::smx::fwd_impl() = 1;
-    t1 = time_ms([&] { lasp::softmax_block_forward(q.p, k.p, v.p, d, id, id, true, nullptr, lse.p, o.p, 0); }, runs);
+    lasp::variants::fwd_mode() = 1;
+    t1 = time_ms([&] { lasp::variants::block_forward(q.p, k.p, v.p, d, id, id, true, nullptr, lse.p, o.p, 0); }, runs);
   }
   float tmode[6] = {NAN, NAN, NAN, NAN, NAN, NAN};
   for (int m : {3, 4, 5})
     if (m != mode && (g_probe_ok.empty() || probe_ok(m))) {
-      lasp::smx::fwd_impl() = m;
-      tmode[m] = time_ms([&] { lasp::softmax_block_forward(q.p, k.p, v.p, d, id, id, true, nullptr, lse.p, o.p, 0); }, runs);
+      lasp::variants::fwd_mode() = m;
+      tmode[m] = time_ms([&] { lasp::variants::block_forward(q.p, k.p, v.p, d, id, id, true, nullptr, lse.p, o.p, 0); }, runs);
     }
   float tpp = NAN;  // the warp-specialized forward (mode 4) with the ping-pong setting flipped
-  const int pp = lasp::smx::fwd_ws_pingpong();
+  const int pp = lasp::variants::pingpong();
   if (g_probe_ok.empty() || probe_ok(4)) {
-    lasp::smx::fwd_impl() = 4;
-    lasp::smx::fwd_ws_pingpong() = !pp;
-    tpp = time_ms([&] { lasp::softmax_block_forward(q.p, k.p, v.p, d, id, id, true, nullptr, lse.p, o.p, 0); }, runs);
-    lasp::smx::fwd_ws_pingpong() = pp;
+    lasp::variants::fwd_mode() = 4;
+    lasp::variants::pingpong() = !pp;
+    tpp = time_ms([&] { lasp::variants::block_forward(q.p, k.p, v.p, d, id, id, true, nullptr, lse.p, o.p, 0); }, runs);
+    lasp::variants::pingpong() = pp;
   }
-  lasp::smx::fwd_impl() = mode;
-  float tf = time_ms([&] { lasp::softmax_block_forward(q.p, k.p, v.p, d, id, id, true, nullptr, lse.p, o.p, 0); }, runs);
-  float tfp = time_ms([&] { lasp::softmax_block_forward(q.p, k.p, v.p, d, id, id, true, fq.p, lse.p, nullptr, 0); }, runs);
-  lasp::softmax_block_forward(q.p, k.p, v.p, d, id, id, true, nullptr, lse.p, o.p, 0);
-  float tb = time_ms([&] { lasp::softmax_full_backward(q.p, k.p, v.p, o.p, lse.p, dout.p, d, true, dq.p, dk.p, dv.p, 0); }, runs);
+  lasp::variants::fwd_mode() = mode;
+  float tf = time_ms([&] { lasp::variants::block_forward(q.p, k.p, v.p, d, id, id, true, nullptr, lse.p, o.p, 0); }, runs);
+  float tfp = time_ms([&] { lasp::variants::block_forward(q.p, k.p, v.p, d, id, id, true, fq.p, lse.p, nullptr, 0); }, runs);
+  lasp::variants::block_forward(q.p, k.p, v.p, d, id, id, true, nullptr, lse.p, o.p, 0);
+  float tb = time_ms([&] { lasp::variants::full_backward(q.p, k.p, v.p, o.p, lse.p, dout.p, d, true, dq.p, dk.p, dv.p, 0); }, runs);
   CUDA_CHECK(cudaMemset(fq.p, 0, n * 4));
   CUDA_CHECK(cudaMemset(fk.p, 0, n * 4));
   CUDA_CHECK(cudaMemset(fv.p, 0, n * 4));
-  const int vec4 = lasp::smx::bwd_dq_vec4();
-  lasp::smx::bwd_dq_vec4() = !vec4;
-  float tb2 = time_ms([&] { lasp::softmax_full_backward(q.p, k.p, v.p, o.p, lse.p, dout.p, d, true, dq.p, dk.p, dv.p, 0); }, runs);
-  lasp::smx::bwd_dq_vec4() = vec4;
-  const int bmode = lasp::smx::bwd_impl();
-  lasp::smx::bwd_impl() = 0;
-  float tbm = time_ms([&] { lasp::softmax_full_backward(q.p, k.p, v.p, o.p, lse.p, dout.p, d, true, dq.p, dk.p, dv.p, 0); }, runs);
+  const int vec4 = lasp::variants::dq_vec4();
+  lasp::variants::dq_vec4() = !vec4;
+  float tb2 = time_ms([&] { lasp::variants::full_backward(q.p, k.p, v.p, o.p, lse.p, dout.p, d, true, dq.p, dk.p, dv.p, 0); }, runs);
+  lasp::variants::dq_vec4() = vec4;
+  const int bmode = lasp::variants::bwd_mode();
+  lasp::variants::bwd_mode() = 0;
+  float tbm = time_ms([&] { lasp::variants::full_backward(q.p, k.p, v.p, o.p, lse.p, dout.p, d, true, dq.p, dk.p, dv.p, 0); }, runs);
   float tbmode[3] = {NAN, NAN, NAN};
   for (int m : {1, 2})
     if (m != bmode && (g_bwd_probe_ok.empty() || bwd_probe_ok(m))) {
-      lasp::smx::bwd_impl() = m;
-      tbmode[m] = time_ms([&] { lasp::softmax_full_backward(q.p, k.p, v.p, o.p, lse.p, dout.p, d, true, dq.p, dk.p, dv.p, 0); }, runs);
+      lasp::variants::bwd_mode() = m;
+      tbmode[m] = time_ms([&] { lasp::variants::full_backward(q.p, k.p, v.p, o.p, lse.p, dout.p, d, true, dq.p, dk.p, dv.p, 0); }, runs);
     }
-  lasp::smx::bwd_impl() = bmode;
+  lasp::variants::bwd_mode() = bmode;
   float tbb = time_ms([&] {
-    lasp::softmax_block_backward(q.p, k.p, v.p, o.p, lse.p, dout.p, d, id, id, true, fq.p, fk.p, fv.p, 0);
+    lasp::variants::block_backward(q.p, k.p, v.p, o.p, lse.p, dout.p, d, id, id, true, fq.p, fk.p, fv.p, 0);
   }, runs);
   auto tfl = [](double flop, float ms) { return flop / (ms * 1e-3) / 1e12; };
   std::printf("OURS fwd %d %.3f %.1f\n", N, tf, tfl(fwd_flop, tf));
@@ -658,8 +659,8 @@ int main(int argc, char** argv) {
     else if (a == "--tokens" && i + 1 < argc) tokens.push_back(std::stoi(argv[++i]));
     else if (a == "--bwd-impl" && i + 1 < argc) bwd_mode = std::stoi(argv[++i]);
     else if (a == "--all-impls") all_impls = true;
-    else if (a == "--pingpong" && i + 1 < argc) lasp::smx::fwd_ws_pingpong() = std::stoi(argv[++i]);
-    else if (a == "--dq-vec4" && i + 1 < argc) lasp::smx::bwd_dq_vec4() = std::stoi(argv[++i]);
+    else if (a == "--pingpong" && i + 1 < argc) lasp::variants::pingpong() = std::stoi(argv[++i]);
+    else if (a == "--dq-vec4" && i + 1 < argc) lasp::variants::dq_vec4() = std::stoi(argv[++i]);
     else if (a == "--probe-mode" && i + 1 < argc) probe_fwd_only = std::stoi(argv[++i]);
     else if (a == "--probe-bwd" && i + 1 < argc) probe_bwd_only = std::stoi(argv[++i]);
     else if (a == "--suite" && i + 1 < argc) {
@@ -695,13 +696,13 @@ int main(int argc, char** argv) {
   cudaDeviceProp prop;
   CUDA_CHECK(cudaGetDeviceProperties(&prop, 0));
   std::printf("device %s, %d SMs, seed %llu\n", prop.name, prop.multiProcessorCount, (unsigned long long)seed);
-  const int header_bwd = lasp::smx::bwd_impl();
+  const int header_bwd = lasp::variants::bwd_mode();
   if (bwd_mode < 0) bwd_mode = !do_checks || bwd_probe_ok(header_bwd) ? header_bwd : bwd_probe_ok(1) ? 1 : 0;
-  int mode = lasp::smx::fwd_impl();  // set by the probe when checks run
+  int mode = lasp::variants::fwd_mode();  // set by the probe when checks run
   if (do_checks) {
     if (all_impls) {  // the whole suite on the mma.sync kernels first
-      lasp::smx::fwd_impl() = 0;
-      lasp::smx::bwd_impl() = 0;
+      lasp::variants::fwd_mode() = 0;
+      lasp::variants::bwd_mode() = 0;
       std::printf("== checks with the mma.sync kernels\n");
       checks();
     }
@@ -712,23 +713,23 @@ int main(int argc, char** argv) {
         ++g_fail;
         continue;
       }
-      lasp::smx::fwd_impl() = fm;
-      lasp::smx::bwd_impl() = bm;
+      lasp::variants::fwd_mode() = fm;
+      lasp::variants::bwd_mode() = bm;
       std::printf("== checks with forward mode %d, backward mode %d (d = 128; d = 64 always mma.sync)\n", fm, bm);
       checks();
       chosen_checked |= fm == mode && bm == bwd_mode;
     }
     if (!chosen_checked) {
-      lasp::smx::fwd_impl() = mode;
-      lasp::smx::bwd_impl() = bwd_mode;
+      lasp::variants::fwd_mode() = mode;
+      lasp::variants::bwd_mode() = bwd_mode;
       std::printf("== checks with forward mode %d, backward mode %d (d = 128; d = 64 always mma.sync)\n", mode, bwd_mode);
       checks();
     }
-    lasp::smx::fwd_impl() = mode;
+    lasp::variants::fwd_mode() = mode;
     std::printf("CHECKS %s (%d failed)\n", g_fail ? "FAILED" : "passed", g_fail);
     std::fflush(stdout);
   }
-  lasp::smx::bwd_impl() = bwd_mode;
+  lasp::variants::bwd_mode() = bwd_mode;
   if (do_bench)
     for (int N : tokens) bench(N, runs);
   return g_fail ? 1 : 0;

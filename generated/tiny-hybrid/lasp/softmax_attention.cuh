@@ -12,19 +12,19 @@
 // pieces, monotonic). Activations are bf16 [batch][rows][heads][d], d = 64 or 128; statistics fp32.
 //
 // Design choices:
-// - Several implementations of each pass. d = 128 (the target) runs on Hopper warpgroup MMAs (wgmma, sm_90a):
-//   FlashAttention-3-style math on 128-byte-swizzled shared tiles; by default warp-specialized (fwd_ws_kernel,
-//   bwd_ws_kernel, below), with the earlier cp.async kernels kept as modes and as the fallback. d = 64 (and
-//   d = 128 when fwd_impl()/bwd_impl() are set to 0) runs the FlashAttention-2-style mma.sync m16n8k16 kernels
-//   fed by ldmatrix from XOR-swizzled tiles. The kernels without warp specialization stream tiles through
-//   shared memory with cp.async, double buffered (triple for V in the pipelined forward), zero-filled past the
-//   last row.
+// - The default path and its fallbacks only, named by SoftmaxForwardKernel / SoftmaxBackwardKernel. d = 128
+//   (the target) runs on Hopper warpgroup MMAs (wgmma, sm_90a): FlashAttention-3-style math on
+//   128-byte-swizzled shared tiles, warp-specialized (fwd_ws_kernel, bwd_ws_kernel), falling back to the cp.async
+//   wgmma kernels where no tensor map can be made. d = 64, and every head dim before Hopper, runs the
+//   FlashAttention-2-style mma.sync m16n8k16 kernels fed by ldmatrix from XOR-swizzled tiles. The kernels
+//   without warp specialization stream tiles through shared memory with cp.async, double buffered (triple for
+//   V in the pipelined forward), zero-filled past the last row. Variants only the benchmarks select (the plain
+//   wgmma forward, 3 K/V stages, ping-pong turns, 16-byte dQ atomics) live in bench/gpu/softmax_variants.cuh.
 // - Warp specialization (d = 128, default): a producer warpgroup (setmaxnreg 24; one thread or warp works) loads
 //   tiles with TMA bulk tensor copies into a ring of stages guarded by full/empty mbarriers, two consumer
-//   warpgroups (setmaxnreg 240) do the math below; the forward's consumers can take turns issuing their MMAs
-//   (FA3's ping-pong, named barriers). Tensor maps are encoded on the host for every call (driver entry point,
-//   no -lcuda, nothing enqueued: graph capture records them in the kernel's parameters); where one cannot be
-//   made (no keys, a pointer not 16-byte aligned) the call takes the cp.async kernel.
+//   warpgroups (setmaxnreg 240) do the math below. Tensor maps are encoded on the host for every call (driver
+//   entry point, no -lcuda, nothing enqueued: graph capture records them in the kernel's parameters); where one
+//   cannot be made (no keys, a pointer not 16-byte aligned) the call takes the cp.async kernel.
 // - Forward (d = 128, fwd_wgmma_pipe_kernel): a CTA of two warpgroups owns 128 query rows of one head and walks
 //   128-key tiles: S = Q K^T (both operands in shared memory), the online softmax in registers in the log2
 //   domain (scale*log2e folded into one multiply, ex2.approx), O += P V with P straight from the accumulator
@@ -35,9 +35,7 @@
 //   walks every 64-row query tile of every query head of its group, so dK/dV sum over the group in registers
 //   and are written once, without atomics. S^T = K Q^T and dP^T = V dO^T give P^T and dS^T directly in the
 //   A-fragment layout for dV += P^T dO and dK += dS^T Q; dS^T goes through shared memory once for dQ = dS K,
-//   which is added to the fp32 dq accumulator with 8-byte float2 atomics (the default, bwd_dq_vec4()) or 16-byte
-//   float4 ones (sm_90; lane pairs swap halves so each lane holds 4 consecutive columns; only where dq_acc is
-//   16-byte aligned). delta = rowsum(dout*o) comes from a
+//   which is added to the fp32 dq accumulator with 8-byte float2 atomics. delta = rowsum(dout*o) comes from a
 //   small prep kernel. The mma.sync backward (d = 64) has the same structure with 8 warps x 16 keys.
 // - Masking costs nothing on tiles that do not need it. Maps are monotonic, so a tile's first and last rows
 //   bound its positions, and the visible keys of a query tile are a prefix [0, n_end) of the key block whose
@@ -58,11 +56,13 @@
 // - Like the other kernel headers the host functions are not `inline`: include this file in one translation
 //   unit (kernels.cu). It needs only the CUDA toolkit and types.cuh (SoftmaxDims, PieceMap). Build for
 //   sm_90a (wgmma); the launchers raise the dynamic shared-memory limit of each kernel they launch.
-// - Measured (H100 80GB HBM3, batch 1, 16 heads x 128, causal, bench/gpu/SOFTMAX_NOTES.md v7): forward 558 / 590
-//   TFLOP/s at 16K / 64K tokens (1.00x / 1.03x SDPA cuDNN, 1.77x / 1.78x SDPA flash), forward + backward 370 /
-//   398 TFLOP/s (0.68x / 0.72x cuDNN, 1.18x / 1.24x flash). Resources: fwd_ws 384 threads, 168 registers at
-//   entry (consumers up to 240), 161 KB shared memory, 1 CTA per SM; bwd_ws the same threads and registers,
-//   162 KB; fwd_wgmma_pipe 239-255 registers, 193 KB; bwd_wgmma 235-255 registers, 145 KB.
+// - Measured (one H100, batch 1, 16 heads x 128, causal, 16K / 64K tokens): the forward matches SDPA's cuDNN
+//   path (1.00x / 1.03x, bench/results/2026-11-26-softmax-kernels-v2-h100.md); with the current defaults the
+//   forward runs at 0.95x and the backward at 0.67x of cuDNN's fused attention in the same call
+//   (bench/results/2026-11-26-cudnn-attention-h100.md): the backward is the gap. Every version's notes:
+//   bench/gpu/SOFTMAX_NOTES.md. Resources: fwd_ws 384 threads, 168 registers at entry (consumers up to 240),
+//   161 KB shared memory, 1 CTA per SM; bwd_ws the same threads and registers, 162 KB; fwd_wgmma_pipe 239-255
+//   registers, 193 KB; bwd_wgmma 235-255 registers, 145 KB.
 #pragma once
 #include <cuda.h>  // CUtensorMap and its enums only; the encoder comes through cudaGetDriverEntryPoint (no -lcuda)
 #include <cuda_runtime.h>
@@ -73,21 +73,30 @@
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
+#include <type_traits>
 
 #include "types.cuh"
 #include "check.cuh"
 #include "mma.cuh"
 
-#ifndef LASP_SOFTMAX_BWD_IMPL_DEFAULT
-#define LASP_SOFTMAX_BWD_IMPL_DEFAULT 2
-#endif
-#ifndef LASP_SOFTMAX_FWD_IMPL_DEFAULT
-#define LASP_SOFTMAX_FWD_IMPL_DEFAULT 4
-#endif
-
 namespace lasp {
 
 // SoftmaxDims and PieceMap come from types.cuh.
+
+// The kernel a pass runs (head_dim 128; head_dim 64 always runs mma_sync). The default is warp_specialized on
+// Hopper and mma_sync elsewhere (smx::default_forward_kernel / default_backward_kernel); a warp-specialized call
+// whose tensor maps cannot be made (no keys, a pointer not 16-byte aligned, no driver entry point) takes the
+// wgmma kernel without specialization instead. The benchmark harness names the others to check them.
+enum class SoftmaxForwardKernel {
+  warp_specialized,  // fwd_ws_kernel: TMA producer warp, 2 K/V stages, two consumer warpgroups (sm_90a)
+  wgmma_pipelined,   // fwd_wgmma_pipe_kernel: cp.async tiles, intra-warpgroup overlap (sm_90a)
+  mma_sync,          // fwd_kernel: mma.sync m16n8k16, any GPU from sm_80 on
+};
+enum class SoftmaxBackwardKernel {
+  warp_specialized,  // bwd_ws_kernel: TMA producer warp, double-buffered dS^T (sm_90a)
+  wgmma,             // bwd_wgmma_kernel: cp.async tiles (sm_90a)
+  mma_sync,          // bwd_kernel: mma.sync m16n8k16, any GPU from sm_80 on
+};
 
 namespace smx {
 
@@ -389,12 +398,12 @@ __global__ void __launch_bounds__(kFwdThreads, 2)
 }
 
 // ---------------------------------------------------------------------------------------------------------
-// Forward with wgmma (sm_90a), d = 128: FlashAttention-3-style math without warp specialization. A CTA of two
-// warpgroups owns 128 query rows (64 per warpgroup) and walks 128-key tiles: S = Q K^T with both operands
-// from shared memory, the online softmax in registers, then O += P V with P straight from registers (the
-// wgmma A-fragment layout of a warp's 16 rows is the mma.sync one) and V from shared memory (transposed
-// operand). Tiles are stored in the canonical 128-byte-swizzle layout: [d/64 panels][rows][64], 16-byte
-// chunk ^= row % 8, 1024-byte aligned. K/V double-buffered with cp.async, as in the mma.sync kernel.
+// Forward with wgmma (sm_90a), d = 128: FlashAttention-3-style math without warp specialization, the fallback
+// of the warp-specialized forward below. A CTA of two warpgroups owns 128 query rows (64 per warpgroup) and
+// walks 128-key tiles: S = Q K^T with both operands from shared memory, the online softmax in registers, then
+// O += P V with P straight from registers (the wgmma A-fragment layout of a warp's 16 rows is the mma.sync one)
+// and V from shared memory (transposed operand). Tiles are stored in the canonical 128-byte-swizzle layout:
+// [d/64 panels][rows][64], 16-byte chunk ^= row % 8, 1024-byte aligned, and streamed with cp.async.
 // ---------------------------------------------------------------------------------------------------------
 // The wgmma code exists only in sm_90a device passes. Other passes (a compute_90 PTX pass, which nvcc 13's
 // -arch=sm_90a shorthand also runs, or other architectures) get bodies that trap, so the header still
@@ -405,7 +414,6 @@ __global__ void __launch_bounds__(kFwdThreads, 2)
 #define LASP_SMX_WGMMA 0
 #endif
 constexpr int kWgBM = 128, kWgBN = 128, kWgThreads = 256;
-constexpr int wg_smem_bytes() { return (kWgBM * 128 + 4 * kWgBN * 128) * 2 + 1024; }
 
 // Element offset of (r, c) in a [c/64][ROWS][64] tile with the 128-byte swizzle.
 template <int ROWS>
@@ -540,163 +548,10 @@ __device__ __forceinline__ void wgmma_ss64_t(float (&d)[32], uint64_t da, uint64
 #endif
 }
 
-template <bool CAUSAL, bool OUT_F32>
-__global__ void __launch_bounds__(kWgThreads, 1)
-    fwd_wgmma_kernel(const __nv_bfloat16* __restrict__ q, const __nv_bfloat16* __restrict__ k,
-                     const __nv_bfloat16* __restrict__ v, SoftmaxDims dm, PieceMap qmap, PieceMap kmap,
-                     float* __restrict__ o_part, float* __restrict__ lse, __nv_bfloat16* __restrict__ o_out,
-                     float scale_log2, uint32_t v_lbo, uint32_t v_sbo) {
-  constexpr int D = 128, BM = kWgBM, BN = kWgBN, NT = kWgThreads;
-  extern __shared__ __align__(1024) unsigned char smem_wg[];
-  // 1024-byte alignment of the tiles (the swizzle pattern is a function of the address).
-  unsigned char* base = smem_wg + ((1024 - (smem_addr(smem_wg) & 1023)) & 1023);
-  __nv_bfloat16* sQ = reinterpret_cast<__nv_bfloat16*>(base);
-  __nv_bfloat16* sK = sQ + BM * D;      // [2][BN*D]
-  __nv_bfloat16* sV = sK + 2 * BN * D;  // [2][BN*D]
-  const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5, wg = warp >> 2, wq = warp & 3;
-  const int g = lane >> 2, tq = lane & 3;
-  const int H = dm.heads, HK = dm.kv_heads;
-  const int b = blockIdx.x / H, h = blockIdx.x % H, hk = h / (H / HK);
-  const int m0 = (gridDim.y - 1 - blockIdx.y) * BM;
-  const int qvalid = min(BM, dm.q_rows - m0);
-  const size_t qstride = (size_t)H * D, kstride = (size_t)HK * D;
-  const __nv_bfloat16* qg = q + (((size_t)b * dm.q_rows + m0) * H + h) * D;
-  const __nv_bfloat16* kg = k + ((size_t)b * dm.k_rows * HK + hk) * D;
-  const __nv_bfloat16* vg = v + ((size_t)b * dm.k_rows * HK + hk) * D;
-
-  int n_end = dm.k_rows, n_full = dm.k_rows;
-  if (CAUSAL) {
-    n_end = count_le(kmap, dm.k_rows, pos_of(qmap, m0 + qvalid - 1));
-    n_full = count_le(kmap, dm.k_rows, pos_of(qmap, m0));
-  }
-  const int n_tiles = (n_end + BN - 1) / BN;
-
-  load_rows_sw128<BM, NT>(sQ, qg, qstride, qvalid, tid);
-  if (n_tiles > 0) {
-    load_rows_sw128<BN, NT>(sK, kg, kstride, min(BN, dm.k_rows), tid);
-    load_rows_sw128<BN, NT>(sV, vg, kstride, min(BN, dm.k_rows), tid);
-  }
-  cp_commit();
-
-  float o[64];
-#pragma unroll
-  for (int i = 0; i < 64; ++i) o[i] = 0.f;
-  float mrow[2] = {-INFINITY, -INFINITY}, lrow[2] = {0.f, 0.f};
-  const uint32_t qaddr = smem_addr(sQ) + wg * 64 * 128;  // this warpgroup's 64 rows (128 bytes each)
-
-  for (int it = 0; it < n_tiles; ++it) {
-    const int n0 = it * BN;
-    cp_wait<0>();
-    fence_proxy_async();  // cp.async writes -> visible to the tensor cores' (async proxy) reads
-    __syncthreads();
-    if (it + 1 < n_tiles) {
-      const int st = (it + 1) & 1, nn = n0 + BN;
-      load_rows_sw128<BN, NT>(sK + st * BN * D, kg + (size_t)nn * kstride, kstride, min(BN, dm.k_rows - nn), tid);
-      load_rows_sw128<BN, NT>(sV + st * BN * D, vg + (size_t)nn * kstride, kstride, min(BN, dm.k_rows - nn), tid);
-    }
-    cp_commit();
-    const uint32_t kaddr = smem_addr(sK + (it & 1) * BN * D), vaddr = smem_addr(sV + (it & 1) * BN * D);
-
-    float s[64];
-    reg_fence(s);
-    wg_fence();
-#pragma unroll
-    for (int kk = 0; kk < D / 16; ++kk)
-      wgmma_ss(s, gmma_desc(qaddr + (kk >> 2) * BM * 128 + (kk & 3) * 32, 16, 1024),
-               gmma_desc(kaddr + (kk >> 2) * BN * 128 + (kk & 3) * 32, 16, 1024), kk > 0);
-    wg_commit();
-    wg_wait0();
-    reg_fence(s);
-
-    // s[4j + 2hh + e]: row wg*64 + 16*wq + g + 8*hh, column n0 + 8j + 2tq + e.
-    const bool masked = n0 + BN > n_full;
-    if (masked) {
-#pragma unroll
-      for (int hh = 0; hh < 2; ++hh) {
-        const int qp = pos_of(qmap, m0 + wg * 64 + 16 * wq + g + 8 * hh);
-#pragma unroll
-        for (int j = 0; j < 16; ++j)
-#pragma unroll
-          for (int e = 0; e < 2; ++e) {
-            const int c = n0 + 8 * j + 2 * tq + e;
-            const bool vis = c < dm.k_rows && (!CAUSAL || pos_of(kmap, c) <= qp);
-            s[4 * j + 2 * hh + e] = vis ? s[4 * j + 2 * hh + e] * scale_log2 : -INFINITY;
-          }
-      }
-    } else {
-#pragma unroll
-      for (int i = 0; i < 64; ++i) s[i] *= scale_log2;
-    }
-#pragma unroll
-    for (int hh = 0; hh < 2; ++hh) {
-      float mx = mrow[hh];
-#pragma unroll
-      for (int j = 0; j < 16; ++j) mx = fmaxf(mx, fmaxf(s[4 * j + 2 * hh], s[4 * j + 2 * hh + 1]));
-      mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 1));
-      mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 2));
-      const float bse = mx == -INFINITY ? 0.f : mx;
-      const float alpha = ex2(mrow[hh] - bse);
-      mrow[hh] = mx;
-      float sum = 0.f;
-#pragma unroll
-      for (int j = 0; j < 16; ++j) {
-        s[4 * j + 2 * hh] = ex2(s[4 * j + 2 * hh] - bse);
-        s[4 * j + 2 * hh + 1] = ex2(s[4 * j + 2 * hh + 1] - bse);
-        sum += s[4 * j + 2 * hh] + s[4 * j + 2 * hh + 1];
-      }
-      lrow[hh] = lrow[hh] * alpha + sum;
-#pragma unroll
-      for (int j = 0; j < 16; ++j) {
-        o[4 * j + 2 * hh] *= alpha;
-        o[4 * j + 2 * hh + 1] *= alpha;
-      }
-    }
-    uint32_t pa[8][4];
-#pragma unroll
-    for (int kk = 0; kk < 8; ++kk) {
-      pa[kk][0] = pack2(s[8 * kk + 0], s[8 * kk + 1]);
-      pa[kk][1] = pack2(s[8 * kk + 2], s[8 * kk + 3]);
-      pa[kk][2] = pack2(s[8 * kk + 4], s[8 * kk + 5]);
-      pa[kk][3] = pack2(s[8 * kk + 6], s[8 * kk + 7]);
-    }
-    reg_fence(o);
-    wg_fence();
-#pragma unroll
-    for (int kk = 0; kk < BN / 16; ++kk) wgmma_rs(o, pa[kk], gmma_desc(vaddr + kk * 16 * 128, v_lbo, v_sbo), 1);
-    wg_commit();
-    wg_wait0();
-    reg_fence(o);
-  }
-  cp_wait<0>();
-
-#pragma unroll
-  for (int hh = 0; hh < 2; ++hh) {
-    float l = lrow[hh];
-    l += __shfl_xor_sync(0xffffffffu, l, 1);
-    l += __shfl_xor_sync(0xffffffffu, l, 2);
-    const int r = wg * 64 + 16 * wq + g + 8 * hh;
-    if (r >= qvalid) continue;
-    const float inv = l > 0.f ? 1.f / l : 0.f;
-    const size_t row = ((size_t)b * dm.q_rows + m0 + r) * H + h;
-    if (tq == 0) lse[row] = l > 0.f ? (mrow[hh] + log2f(l)) * kLn2 : -INFINITY;
-    if (OUT_F32) {
-      float* op = o_part + row * D + 2 * tq;
-#pragma unroll
-      for (int j = 0; j < 16; ++j)
-        *reinterpret_cast<float2*>(op + 8 * j) = make_float2(o[4 * j + 2 * hh] * inv, o[4 * j + 2 * hh + 1] * inv);
-    } else {
-      __nv_bfloat16* op = o_out + row * D + 2 * tq;
-#pragma unroll
-      for (int j = 0; j < 16; ++j)
-        *reinterpret_cast<uint32_t*>(op + 8 * j) = pack2(o[4 * j + 2 * hh] * inv, o[4 * j + 2 * hh + 1] * inv);
-    }
-  }
-}
-
-// The same forward with FlashAttention-3's intra-warpgroup overlap: the next tile's S = Q K^T is issued
-// together with the current O += P V, the softmax of the new S runs while the P V MMAs are still in
-// flight, and only then O is rescaled. V needs three stages (a tile's P V may still be reading its stage
-// when the next tile's prefetch starts); K keeps two.
+// FlashAttention-3's intra-warpgroup overlap: the next tile's S = Q K^T is issued together with the current
+// O += P V, the softmax of the new S runs while the P V MMAs are still in flight, and only then O is rescaled.
+// V needs three stages (a tile's P V may still be reading its stage when the next tile's prefetch starts); K
+// keeps two. v_lbo / v_sbo: the V descriptor's offsets (the launcher passes LBO = panel stride, SBO = 1024 B).
 constexpr int wg_pipe_smem_bytes() { return (kWgBM * 128 + 5 * kWgBN * 128) * 2 + 1024; }
 __device__ __forceinline__ void keep_alive(const uint32_t (&a)[8][4]) {
 #pragma unroll
@@ -896,14 +751,14 @@ __global__ void __launch_bounds__(kWgThreads, 1)
 }
 
 // ---------------------------------------------------------------------------------------------------------
-// Forward with warp specialization (FlashAttention-3's structure), d = 128, modes 4 (2 stages) and 5 (3
-// stages). A CTA of three warpgroups owns 128 query rows: warpgroup 0 is the producer (one thread issues TMA
+// Forward with warp specialization (FlashAttention-3's structure), d = 128, the default on Hopper. A CTA of
+// three warpgroups owns 128 query rows: warpgroup 0 is the producer (one thread issues TMA
 // bulk tensor copies of Q once and of every K/V tile into a ring of STAGES stages; full barriers complete on
 // the copies' byte counts, empty barriers on the arrival of all 256 consumer threads), warpgroups 1 and 2 are
 // consumers of 64 rows each with the same math as fwd_wgmma_pipe_kernel (S(t) issued with P V(t-1), softmax
 // of S(t) while P V(t-1) runs). setmaxnreg moves registers from the producer (24) to the consumers (240).
-// Ping-pong: two named barriers make the consumers take turns issuing their MMAs, so one warpgroup's softmax
-// runs while the other's MMAs occupy the tensor cores. The tiles land in the same 128-byte-swizzled
+// pingpong 1 (FA3's turns; the product passes 0, bench/gpu/softmax_variants.cuh times 1): two named barriers
+// make the consumers take turns issuing their MMAs. The tiles land in the same 128-byte-swizzled
 // [panel][rows][64] layout as the cp.async kernels (a 64-column box per panel, SWIZZLE_128B), rows past the
 // end of the tensor are filled with zeros by the copy engine. Tensor maps are encoded on the host for every
 // call (no cache: pointers may change between calls) and passed by value as __grid_constant__ parameters.
@@ -1175,10 +1030,6 @@ __global__ void __launch_bounds__(kWsThreads, 1)
 #endif
 }
 
-// Which forward kernel d = 128 uses: 0 = mma.sync, 1 = wgmma (V descriptor: LBO = panel stride, SBO = 1024),
-// 2 = wgmma with the two offsets swapped (a probe: wrong on H100), 3 = wgmma with the intra-warpgroup overlap,
-// 4 / 5 = warp-specialized (TMA producer, ping-pong consumers) with 2 / 3 K/V stages (mode 3 where no tensor map
-// can be made). Set from the harness's probe; the default is the verified one.
 // The wgmma kernels exist only on Hopper (compute capability 9.0, built for sm_90a); elsewhere every head dim
 // takes the mma.sync kernels.
 inline bool hopper_device() {
@@ -1186,10 +1037,6 @@ inline bool hopper_device() {
   CUDA_CHECK(cudaGetDevice(&device));
   CUDA_CHECK(cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, device));
   return major == 9;
-}
-inline int& fwd_impl() {
-  static int mode = hopper_device() ? LASP_SOFTMAX_FWD_IMPL_DEFAULT : 0;
-  return mode;
 }
 
 // ---------------------------------------------------------------------------------------------------------
@@ -1495,6 +1342,189 @@ __global__ void __launch_bounds__(kBwdThreads, 1)
 // ---------------------------------------------------------------------------------------------------------
 constexpr int wgb_smem_bytes() { return (2 * kBwdBN * 128 + 4 * kBwdBM * 128 + kBwdBN * kBwdBM) * 2 + 4 * kBwdBM * 4 + 1024; }
 
+// The steps of one query tile, shared by bwd_wgmma_kernel and bwd_ws_kernel (their 256 math threads: warp w owns
+// keys 16w..16w+15 of the CTA's 128, warpgroup wg = w / 4 the dQ columns 64wg..64wg+63). Forced inline, so each
+// kernel compiles to what it did with the steps written out.
+constexpr uint32_t kBwdKPanel = kBwdBN * 128, kBwdQPanel = kBwdBM * 128;  // bytes per 64-column panel
+
+// S^T = K_wg Q^T and dP^T = V_wg dO^T (64 keys x 64 queries per warpgroup), issued together, waited for.
+__device__ __forceinline__ void bwd_scores(float (&s)[32], float (&dp)[32], uint32_t kaddr, uint32_t vaddr,
+                                           uint32_t qaddr, uint32_t oaddr, int wg) {
+  constexpr int D = 128;
+  reg_fence32(s);
+  reg_fence32(dp);
+  wg_fence();
+#pragma unroll
+  for (int kk = 0; kk < D / 16; ++kk) {
+    const uint32_t ko = (kk >> 2) * kBwdKPanel + wg * 64 * 128 + (kk & 3) * 32;
+    const uint32_t qo = (kk >> 2) * kBwdQPanel + (kk & 3) * 32;
+    wgmma_ss64(s, gmma_desc(kaddr + ko, 16, 1024), gmma_desc(qaddr + qo, 16, 1024), kk > 0);
+  }
+#pragma unroll
+  for (int kk = 0; kk < D / 16; ++kk) {
+    const uint32_t ko = (kk >> 2) * kBwdKPanel + wg * 64 * 128 + (kk & 3) * 32;
+    const uint32_t qo = (kk >> 2) * kBwdQPanel + (kk & 3) * 32;
+    wgmma_ss64(dp, gmma_desc(vaddr + ko, 16, 1024), gmma_desc(oaddr + qo, 16, 1024), kk > 0);
+  }
+  wg_commit();
+  wg_wait0();
+  reg_fence32(s);
+  reg_fence32(dp);
+}
+
+// P^T (s[4nt + 2hh + e]: key 16*warp + g + 8hh, query m0 + 8nt + 2tq + e) rounded to bf16 into pk (A fragments of
+// dV += P^T dO), then dS^T = P^T (dP^T - delta) from that bf16 P (as dV uses it) into dsk (A fragments of
+// dK += dS^T Q) and into the swizzled tile sS (for dQ = dS K), fenced for the tensor cores. tL / tD: the tile's
+// lse and delta; kpos: the positions of the thread's two keys (INT_MAX past the end).
+template <bool CAUSAL>
+__device__ __forceinline__ void bwd_probs(float (&s)[32], const float (&dp)[32], const float* tL, const float* tD,
+                                          bool masked, int m0, const PieceMap& qmap, const int (&kpos)[2],
+                                          float scale_log2, __nv_bfloat16* sS, int warp, int g, int tq,
+                                          uint32_t (&pk)[4][4], uint32_t (&dsk)[4][4]) {
+  constexpr int BM = kBwdBM;
+#pragma unroll
+  for (int nt = 0; nt < 8; ++nt)
+#pragma unroll
+    for (int e = 0; e < 2; ++e) {
+      const int c = 8 * nt + 2 * tq + e;
+      float l = tL[c];
+      l = l == -INFINITY ? INFINITY : l * kLog2e;
+      int qp = 0;
+      if (masked) qp = pos_of(qmap, m0 + c);
+#pragma unroll
+      for (int hh = 0; hh < 2; ++hh) {
+        float p = ex2(s[4 * nt + 2 * hh + e] * scale_log2 - l);
+        if (masked) {
+          const bool vis = kpos[hh] != INT_MAX && (!CAUSAL || kpos[hh] <= qp);
+          p = vis ? p : 0.f;
+        }
+        s[4 * nt + 2 * hh + e] = p;
+      }
+    }
+#pragma unroll
+  for (int kk = 0; kk < 4; ++kk) {
+    pk[kk][0] = pack2(s[8 * kk + 0], s[8 * kk + 1]);
+    pk[kk][1] = pack2(s[8 * kk + 2], s[8 * kk + 3]);
+    pk[kk][2] = pack2(s[8 * kk + 4], s[8 * kk + 5]);
+    pk[kk][3] = pack2(s[8 * kk + 6], s[8 * kk + 7]);
+  }
+#pragma unroll
+  for (int nt = 0; nt < 8; ++nt) {
+    const float2 dl = *reinterpret_cast<const float2*>(tD + 8 * nt + 2 * tq);
+#pragma unroll
+    for (int hh = 0; hh < 2; ++hh) {
+      uint32_t pp = pk[nt >> 1][(nt & 1) * 2 + hh];
+      float2 p = __bfloat1622float2(*reinterpret_cast<__nv_bfloat162*>(&pp));
+      const uint32_t w = pack2(p.x * (dp[4 * nt + 2 * hh] - dl.x), p.y * (dp[4 * nt + 2 * hh + 1] - dl.y));
+      dsk[nt >> 1][(nt & 1) * 2 + hh] = w;
+      *reinterpret_cast<uint32_t*>(sS + swz<BM>(16 * warp + g + 8 * hh, 8 * nt + 2 * tq)) = w;
+    }
+  }
+  fence_proxy_async();  // dS^T stores -> visible to the dQ wgmma after the caller's barrier
+}
+
+// dV += P^T dO and dK += dS^T Q (64 keys x 128 per warpgroup; B MN-major: LBO = panel, SBO = 8 rows), committed and
+// left in flight across the caller's barrier and the dQ MMAs (bwd_dq keeps pk / dsk alive until they retire).
+__device__ __forceinline__ void bwd_issue_dv_dk(float (&dv)[64], float (&dk)[64], const uint32_t (&pk)[4][4],
+                                                const uint32_t (&dsk)[4][4], uint32_t qaddr, uint32_t oaddr) {
+  constexpr int BM = kBwdBM;
+  reg_fence(dv);
+  reg_fence(dk);
+  wg_fence();
+#pragma unroll
+  for (int kk = 0; kk < BM / 16; ++kk) wgmma_rs(dv, pk[kk], gmma_desc(oaddr + kk * 16 * 128, kBwdQPanel, 1024), 1);
+#pragma unroll
+  for (int kk = 0; kk < BM / 16; ++kk) wgmma_rs(dk, dsk[kk], gmma_desc(qaddr + kk * 16 * 128, kBwdQPanel, 1024), 1);
+  wg_commit();
+}
+
+// dQ[:, 64wg..64wg+63] = dS K: A = dS (MN-major view of the dS^T tile at saddr), B = K columns of panel wg
+// (MN-major). Waits for every MMA in flight, the dV / dK ones included.
+__device__ __forceinline__ void bwd_dq(float (&dq)[32], float (&dv)[64], float (&dk)[64], const uint32_t (&pk)[4][4],
+                                       const uint32_t (&dsk)[4][4], uint32_t saddr, uint32_t kaddr, int wg) {
+  constexpr int BN = kBwdBN;
+  reg_fence32(dq);
+  wg_fence();
+#pragma unroll
+  for (int kk = 0; kk < BN / 16; ++kk)
+    wgmma_ss64_t(dq, gmma_desc(saddr + kk * 16 * 128, 1024 * 8, 1024),
+                 gmma_desc(kaddr + wg * kBwdKPanel + kk * 16 * 128, kBwdKPanel, 1024), kk > 0);
+  wg_commit();
+  wg_wait0();
+  reg_fence32(dq);
+  reg_fence(dv);
+  reg_fence(dk);
+#pragma unroll
+  for (int i = 0; i < 4; ++i)
+#pragma unroll
+    for (int j = 0; j < 4; ++j) asm volatile("" ::"r"(pk[i][j]), "r"(dsk[i][j]) : "memory");
+}
+
+// dq_acc[rows m0.., head h] += scale dQ with 8-byte atomics, or 16-byte ones when dq_vec4 (0 in the product;
+// bench/gpu/softmax_variants.cuh times 1: lane pairs (tq, tq^1) swap halves so each lane holds 4 consecutive
+// columns of one row).
+__device__ __forceinline__ void bwd_add_dq(const float (&dq)[32], float* dq_acc, int dq_vec4, const SoftmaxDims& dm,
+                                           int b, int h, int m0, int warp, int wg, int g, int tq, float scale) {
+  constexpr int D = 128;
+  const int H = dm.heads;
+  if (dq_vec4) {
+    const bool odd = tq & 1;
+    const int r = m0 + 16 * (warp & 3) + g + (odd ? 8 : 0);
+    float* dst = dq_acc + (((size_t)b * dm.q_rows + r) * H + h) * D + wg * 64 + 4 * (tq >> 1);
+#pragma unroll
+    for (int nt = 0; nt < 8; ++nt) {
+      const float a0 = dq[4 * nt] * scale, a1 = dq[4 * nt + 1] * scale;
+      const float b0 = dq[4 * nt + 2] * scale, b1 = dq[4 * nt + 3] * scale;
+      const float r0 = __shfl_xor_sync(0xffffffffu, odd ? a0 : b0, 1);
+      const float r1 = __shfl_xor_sync(0xffffffffu, odd ? a1 : b1, 1);
+      if (r < dm.q_rows)
+        atomic_add4(dst + 8 * nt, odd ? make_float4(r0, r1, b0, b1) : make_float4(a0, a1, r0, r1));
+    }
+  } else {
+#pragma unroll
+    for (int hh = 0; hh < 2; ++hh) {
+      const int r = m0 + 16 * (warp & 3) + g + 8 * hh;
+      if (r < dm.q_rows) {
+        float* dst = dq_acc + (((size_t)b * dm.q_rows + r) * H + h) * D + wg * 64 + 2 * tq;
+#pragma unroll
+        for (int nt = 0; nt < 8; ++nt)
+          atomic_add2(dst + 8 * nt, dq[4 * nt + 2 * hh] * scale, dq[4 * nt + 2 * hh + 1] * scale);
+      }
+    }
+  }
+}
+
+// The thread's two keys' dK (times scale) and dV: written as bf16 (KV_BF16) or added to the fp32 accumulators.
+template <bool KV_BF16>
+__device__ __forceinline__ void bwd_store_dk_dv(const float (&dk)[64], const float (&dv)[64], const SoftmaxDims& dm,
+                                                int b, int hk, int n0, int warp, int g, int tq, float scale,
+                                                float* dk_acc, float* dv_acc, __nv_bfloat16* dk_out,
+                                                __nv_bfloat16* dv_out) {
+  constexpr int D = 128;
+  const int HK = dm.kv_heads;
+#pragma unroll
+  for (int hh = 0; hh < 2; ++hh) {
+    const int j = n0 + 16 * warp + g + 8 * hh;
+    if (j >= dm.k_rows) continue;
+    const size_t row = (((size_t)b * dm.k_rows + j) * HK + hk) * D + 2 * tq;
+#pragma unroll
+    for (int t = 0; t < D / 8; ++t) {
+      const float k0 = dk[4 * t + 2 * hh] * scale, k1 = dk[4 * t + 2 * hh + 1] * scale;
+      const float v0 = dv[4 * t + 2 * hh], v1 = dv[4 * t + 2 * hh + 1];
+      if (KV_BF16) {
+        *reinterpret_cast<uint32_t*>(dk_out + row + 8 * t) = pack2(k0, k1);
+        *reinterpret_cast<uint32_t*>(dv_out + row + 8 * t) = pack2(v0, v1);
+      } else {
+        float2* pk2 = reinterpret_cast<float2*>(dk_acc + row + 8 * t);
+        float2* pv2 = reinterpret_cast<float2*>(dv_acc + row + 8 * t);
+        float2 ok = *pk2, ov = *pv2;
+        *pk2 = make_float2(ok.x + k0, ok.y + k1);
+        *pv2 = make_float2(ov.x + v0, ov.y + v1);
+      }
+    }
+  }
+}
+
 template <bool CAUSAL, bool KV_BF16>
 __global__ void __launch_bounds__(kBwdThreads, 1)
     bwd_wgmma_kernel(const __nv_bfloat16* __restrict__ q, const __nv_bfloat16* __restrict__ k,
@@ -1561,7 +1591,6 @@ __global__ void __launch_bounds__(kBwdThreads, 1)
 #pragma unroll
   for (int i = 0; i < 64; ++i) dk[i] = dv[i] = 0.f;
   const uint32_t kaddr = smem_addr(sK), vaddr = smem_addr(sV), saddr = smem_addr(sS);
-  constexpr uint32_t KPANEL = BN * 128, QPANEL = BM * 128;  // bytes per 64-column panel
 
   for (int it = 0; it < iters; ++it) {
     const int hg = it / per_head, m0 = (mt0 + it % per_head) * BM, h = hk * G + hg;
@@ -1575,156 +1604,25 @@ __global__ void __launch_bounds__(kBwdThreads, 1)
     const float* tL = sL + st * BM;
     const float* tD = sD + st * BM;
 
-    // S^T = K_wg Q^T and dP^T = V_wg dO^T (64 keys x 64 queries per warpgroup), issued together.
     float s[32], dp[32];
-    reg_fence32(s);
-    reg_fence32(dp);
-    wg_fence();
-#pragma unroll
-    for (int kk = 0; kk < D / 16; ++kk) {
-      const uint32_t ko = (kk >> 2) * KPANEL + wg * 64 * 128 + (kk & 3) * 32, qo = (kk >> 2) * QPANEL + (kk & 3) * 32;
-      wgmma_ss64(s, gmma_desc(kaddr + ko, 16, 1024), gmma_desc(qaddr + qo, 16, 1024), kk > 0);
-    }
-#pragma unroll
-    for (int kk = 0; kk < D / 16; ++kk) {
-      const uint32_t ko = (kk >> 2) * KPANEL + wg * 64 * 128 + (kk & 3) * 32, qo = (kk >> 2) * QPANEL + (kk & 3) * 32;
-      wgmma_ss64(dp, gmma_desc(vaddr + ko, 16, 1024), gmma_desc(oaddr + qo, 16, 1024), kk > 0);
-    }
-    wg_commit();
-    wg_wait0();
-    reg_fence32(s);
-    reg_fence32(dp);
-
-    // P^T (s[4nt + 2hh + e]: key 16*warp + g + 8hh, query m0 + 8nt + 2tq + e).
+    bwd_scores(s, dp, kaddr, vaddr, qaddr, oaddr, wg);
     const bool masked = (CAUSAL && m0 < q_full) || kvalid < BN;
-#pragma unroll
-    for (int nt = 0; nt < 8; ++nt)
-#pragma unroll
-      for (int e = 0; e < 2; ++e) {
-        const int c = 8 * nt + 2 * tq + e;
-        float l = tL[c];
-        l = l == -INFINITY ? INFINITY : l * kLog2e;
-        int qp = 0;
-        if (masked) qp = pos_of(qmap, m0 + c);
-#pragma unroll
-        for (int hh = 0; hh < 2; ++hh) {
-          float p = ex2(s[4 * nt + 2 * hh + e] * scale_log2 - l);
-          if (masked) {
-            const bool vis = kpos[hh] != INT_MAX && (!CAUSAL || kpos[hh] <= qp);
-            p = vis ? p : 0.f;
-          }
-          s[4 * nt + 2 * hh + e] = p;
-        }
-      }
-    uint32_t pk[4][4];
-#pragma unroll
-    for (int kk = 0; kk < 4; ++kk) {
-      pk[kk][0] = pack2(s[8 * kk + 0], s[8 * kk + 1]);
-      pk[kk][1] = pack2(s[8 * kk + 2], s[8 * kk + 3]);
-      pk[kk][2] = pack2(s[8 * kk + 4], s[8 * kk + 5]);
-      pk[kk][3] = pack2(s[8 * kk + 6], s[8 * kk + 7]);
-    }
-    // dS^T = P^T (dP^T - delta), from the bf16 P (as dV uses it).
-    uint32_t dsk[4][4];
-#pragma unroll
-    for (int nt = 0; nt < 8; ++nt) {
-      const float2 dl = *reinterpret_cast<const float2*>(tD + 8 * nt + 2 * tq);
-#pragma unroll
-      for (int hh = 0; hh < 2; ++hh) {
-        uint32_t pp = pk[nt >> 1][(nt & 1) * 2 + hh];
-        float2 p = __bfloat1622float2(*reinterpret_cast<__nv_bfloat162*>(&pp));
-        const uint32_t w = pack2(p.x * (dp[4 * nt + 2 * hh] - dl.x), p.y * (dp[4 * nt + 2 * hh + 1] - dl.y));
-        dsk[nt >> 1][(nt & 1) * 2 + hh] = w;
-        *reinterpret_cast<uint32_t*>(sS + swz<BM>(16 * warp + g + 8 * hh, 8 * nt + 2 * tq)) = w;
-      }
-    }
-    fence_proxy_async();  // dS^T stores -> visible to the dQ wgmma after the barrier below
-
-    // dV += P^T dO and dK += dS^T Q (64 keys x 128 per warpgroup; B MN-major: LBO = panel, SBO = 8 rows).
-    reg_fence(dv);
-    reg_fence(dk);
-    wg_fence();
-#pragma unroll
-    for (int kk = 0; kk < BM / 16; ++kk) wgmma_rs(dv, pk[kk], gmma_desc(oaddr + kk * 16 * 128, QPANEL, 1024), 1);
-#pragma unroll
-    for (int kk = 0; kk < BM / 16; ++kk) wgmma_rs(dk, dsk[kk], gmma_desc(qaddr + kk * 16 * 128, QPANEL, 1024), 1);
-    wg_commit();      // left in flight across the barrier and the dQ MMAs (pk/dsk kept alive below)
+    uint32_t pk[4][4], dsk[4][4];
+    bwd_probs<CAUSAL>(s, dp, tL, tD, masked, m0, qmap, kpos, scale_log2, sS, warp, g, tq, pk, dsk);
+    bwd_issue_dv_dk(dv, dk, pk, dsk, qaddr, oaddr);
     __syncthreads();  // dS^T complete (each thread fenced its stores)
-
-    // dQ[:, 64wg..64wg+63] = dS K: A = dS (MN-major view of dS^T), B = K columns of panel wg (MN-major).
     float dq[32];
-    reg_fence32(dq);
-    wg_fence();
-#pragma unroll
-    for (int kk = 0; kk < BN / 16; ++kk)
-      wgmma_ss64_t(dq, gmma_desc(saddr + kk * 16 * 128, 1024 * 8, 1024),
-                   gmma_desc(kaddr + wg * KPANEL + kk * 16 * 128, KPANEL, 1024), kk > 0);
-    wg_commit();
-    wg_wait0();
-    reg_fence32(dq);
-    reg_fence(dv);
-    reg_fence(dk);
-#pragma unroll
-    for (int i = 0; i < 4; ++i)
-#pragma unroll
-      for (int j = 0; j < 4; ++j) asm volatile("" ::"r"(pk[i][j]), "r"(dsk[i][j]) : "memory");
-    if (dq_vec4) {
-      // Lane pairs (tq, tq^1) swap halves so that each lane holds 4 consecutive columns of one row: one
-      // 16-byte atomic instead of two 8-byte ones.
-      const bool odd = tq & 1;
-      const int r = m0 + 16 * (warp & 3) + g + (odd ? 8 : 0);
-      float* dst = dq_acc + (((size_t)b * dm.q_rows + r) * H + h) * D + wg * 64 + 4 * (tq >> 1);
-#pragma unroll
-      for (int nt = 0; nt < 8; ++nt) {
-        const float a0 = dq[4 * nt] * scale, a1 = dq[4 * nt + 1] * scale;
-        const float b0 = dq[4 * nt + 2] * scale, b1 = dq[4 * nt + 3] * scale;
-        const float r0 = __shfl_xor_sync(0xffffffffu, odd ? a0 : b0, 1);
-        const float r1 = __shfl_xor_sync(0xffffffffu, odd ? a1 : b1, 1);
-        if (r < dm.q_rows)
-          atomic_add4(dst + 8 * nt, odd ? make_float4(r0, r1, b0, b1) : make_float4(a0, a1, r0, r1));
-      }
-    } else {
-#pragma unroll
-      for (int hh = 0; hh < 2; ++hh) {
-        const int r = m0 + 16 * (warp & 3) + g + 8 * hh;
-        if (r < dm.q_rows) {
-          float* dst = dq_acc + (((size_t)b * dm.q_rows + r) * H + h) * D + wg * 64 + 2 * tq;
-#pragma unroll
-          for (int nt = 0; nt < 8; ++nt)
-            atomic_add2(dst + 8 * nt, dq[4 * nt + 2 * hh] * scale, dq[4 * nt + 2 * hh + 1] * scale);
-        }
-      }
-    }
+    bwd_dq(dq, dv, dk, pk, dsk, saddr, kaddr, wg);
+    bwd_add_dq(dq, dq_acc, dq_vec4, dm, b, h, m0, warp, wg, g, tq, scale);
   }
   cp_wait<0>();
-
-#pragma unroll
-  for (int hh = 0; hh < 2; ++hh) {
-    const int j = n0 + 16 * warp + g + 8 * hh;
-    if (j >= dm.k_rows) continue;
-    const size_t row = (((size_t)b * dm.k_rows + j) * HK + hk) * D + 2 * tq;
-#pragma unroll
-    for (int t = 0; t < D / 8; ++t) {
-      const float k0 = dk[4 * t + 2 * hh] * scale, k1 = dk[4 * t + 2 * hh + 1] * scale;
-      const float v0 = dv[4 * t + 2 * hh], v1 = dv[4 * t + 2 * hh + 1];
-      if (KV_BF16) {
-        *reinterpret_cast<uint32_t*>(dk_out + row + 8 * t) = pack2(k0, k1);
-        *reinterpret_cast<uint32_t*>(dv_out + row + 8 * t) = pack2(v0, v1);
-      } else {
-        float2* pk2 = reinterpret_cast<float2*>(dk_acc + row + 8 * t);
-        float2* pv2 = reinterpret_cast<float2*>(dv_acc + row + 8 * t);
-        float2 ok = *pk2, ov = *pv2;
-        *pk2 = make_float2(ok.x + k0, ok.y + k1);
-        *pv2 = make_float2(ov.x + v0, ov.y + v1);
-      }
-    }
-  }
+  bwd_store_dk_dv<KV_BF16>(dk, dv, dm, b, hk, n0, warp, g, tq, scale, dk_acc, dv_acc, dk_out, dv_out);
 }
 
-// The same backward with warp specialization (mode 2): a producer warpgroup (one warp) loads K/V once and every
-// query tile's Q and dO with TMA bulk tensor copies (64-row boxes) plus its lse and delta (plain loads by the 32
-// lanes) into a ring of STAGES stages with full/empty mbarriers; two consumer warpgroups (setmaxnreg 240) run the
-// math of bwd_wgmma_kernel unchanged. The dS^T tile is double-buffered, so the consumers meet once per query
+// The same backward with warp specialization (the default on Hopper): a producer warpgroup (one warp) loads K/V
+// once and every query tile's Q and dO with TMA bulk tensor copies (64-row boxes) plus its lse and delta (plain
+// loads by the 32 lanes) into a ring of STAGES stages with full/empty mbarriers; two consumer warpgroups
+// (setmaxnreg 240) run the math of bwd_wgmma_kernel (the shared steps above). The dS^T tile is double-buffered, so the consumers meet once per query
 // tile (named barrier 3, dS^T complete before dQ = dS K) instead of twice at a CTA barrier.
 constexpr int kWsbStages = 2;
 constexpr int wsb_smem_bytes() {
@@ -1847,161 +1745,22 @@ __global__ void __launch_bounds__(kWsThreads, 1)
       const uint32_t saddr = smem_addr(tS);
 
       float s[32], dp[32];
-      reg_fence32(s);
-      reg_fence32(dp);
-      wg_fence();
-#pragma unroll
-      for (int kk = 0; kk < D / 16; ++kk) {
-        const uint32_t ko = (kk >> 2) * KPANEL + wg * 64 * 128 + (kk & 3) * 32, qo = (kk >> 2) * QPANEL + (kk & 3) * 32;
-        wgmma_ss64(s, gmma_desc(kaddr + ko, 16, 1024), gmma_desc(qaddr + qo, 16, 1024), kk > 0);
-      }
-#pragma unroll
-      for (int kk = 0; kk < D / 16; ++kk) {
-        const uint32_t ko = (kk >> 2) * KPANEL + wg * 64 * 128 + (kk & 3) * 32, qo = (kk >> 2) * QPANEL + (kk & 3) * 32;
-        wgmma_ss64(dp, gmma_desc(vaddr + ko, 16, 1024), gmma_desc(oaddr + qo, 16, 1024), kk > 0);
-      }
-      wg_commit();
-      wg_wait0();
-      reg_fence32(s);
-      reg_fence32(dp);
-
+      bwd_scores(s, dp, kaddr, vaddr, qaddr, oaddr, wg);
       const bool masked = (CAUSAL && m0 < q_full) || kvalid < BN;
-#pragma unroll
-      for (int nt = 0; nt < 8; ++nt)
-#pragma unroll
-        for (int e = 0; e < 2; ++e) {
-          const int c = 8 * nt + 2 * tq + e;
-          float l = tL[c];
-          l = l == -INFINITY ? INFINITY : l * kLog2e;
-          int qp = 0;
-          if (masked) qp = pos_of(qmap, m0 + c);
-#pragma unroll
-          for (int hh = 0; hh < 2; ++hh) {
-            float p = ex2(s[4 * nt + 2 * hh + e] * scale_log2 - l);
-            if (masked) {
-              const bool vis = kpos[hh] != INT_MAX && (!CAUSAL || kpos[hh] <= qp);
-              p = vis ? p : 0.f;
-            }
-            s[4 * nt + 2 * hh + e] = p;
-          }
-        }
-      uint32_t pk[4][4];
-#pragma unroll
-      for (int kk = 0; kk < 4; ++kk) {
-        pk[kk][0] = pack2(s[8 * kk + 0], s[8 * kk + 1]);
-        pk[kk][1] = pack2(s[8 * kk + 2], s[8 * kk + 3]);
-        pk[kk][2] = pack2(s[8 * kk + 4], s[8 * kk + 5]);
-        pk[kk][3] = pack2(s[8 * kk + 6], s[8 * kk + 7]);
-      }
-      uint32_t dsk[4][4];
-#pragma unroll
-      for (int nt = 0; nt < 8; ++nt) {
-        const float2 dl = *reinterpret_cast<const float2*>(tD + 8 * nt + 2 * tq);
-#pragma unroll
-        for (int hh = 0; hh < 2; ++hh) {
-          uint32_t pp = pk[nt >> 1][(nt & 1) * 2 + hh];
-          float2 p = __bfloat1622float2(*reinterpret_cast<__nv_bfloat162*>(&pp));
-          const uint32_t w = pack2(p.x * (dp[4 * nt + 2 * hh] - dl.x), p.y * (dp[4 * nt + 2 * hh + 1] - dl.y));
-          dsk[nt >> 1][(nt & 1) * 2 + hh] = w;
-          *reinterpret_cast<uint32_t*>(tS + swz<BM>(16 * warp + g + 8 * hh, 8 * nt + 2 * tq)) = w;
-        }
-      }
-      fence_proxy_async();  // dS^T stores -> visible to the dQ wgmma after the barrier below
-
-      reg_fence(dv);
-      reg_fence(dk);
-      wg_fence();
-#pragma unroll
-      for (int kk = 0; kk < BM / 16; ++kk) wgmma_rs(dv, pk[kk], gmma_desc(oaddr + kk * 16 * 128, QPANEL, 1024), 1);
-#pragma unroll
-      for (int kk = 0; kk < BM / 16; ++kk) wgmma_rs(dk, dsk[kk], gmma_desc(qaddr + kk * 16 * 128, QPANEL, 1024), 1);
-      wg_commit();
+      uint32_t pk[4][4], dsk[4][4];
+      bwd_probs<CAUSAL>(s, dp, tL, tD, masked, m0, qmap, kpos, scale_log2, tS, warp, g, tq, pk, dsk);
+      bwd_issue_dv_dk(dv, dk, pk, dsk, qaddr, oaddr);
       named_sync(3);  // both warpgroups' dS^T rows are stored
-
       float dq[32];
-      reg_fence32(dq);
-      wg_fence();
-#pragma unroll
-      for (int kk = 0; kk < BN / 16; ++kk)
-        wgmma_ss64_t(dq, gmma_desc(saddr + kk * 16 * 128, 1024 * 8, 1024),
-                     gmma_desc(kaddr + wg * KPANEL + kk * 16 * 128, KPANEL, 1024), kk > 0);
-      wg_commit();
-      wg_wait0();
-      reg_fence32(dq);
-      reg_fence(dv);
-      reg_fence(dk);
-#pragma unroll
-      for (int i = 0; i < 4; ++i)
-#pragma unroll
-        for (int j = 0; j < 4; ++j) asm volatile("" ::"r"(pk[i][j]), "r"(dsk[i][j]) : "memory");
+      bwd_dq(dq, dv, dk, pk, dsk, saddr, kaddr, wg);
       mbar_arrive(empty(st));  // Q, dO, lse and delta of this stage are no longer read
-      if (dq_vec4) {
-        const bool odd = tq & 1;
-        const int r = m0 + 16 * (warp & 3) + g + (odd ? 8 : 0);
-        float* dst = dq_acc + (((size_t)b * dm.q_rows + r) * H + h) * D + wg * 64 + 4 * (tq >> 1);
-#pragma unroll
-        for (int nt = 0; nt < 8; ++nt) {
-          const float a0 = dq[4 * nt] * scale, a1 = dq[4 * nt + 1] * scale;
-          const float b0 = dq[4 * nt + 2] * scale, b1 = dq[4 * nt + 3] * scale;
-          const float r0 = __shfl_xor_sync(0xffffffffu, odd ? a0 : b0, 1);
-          const float r1 = __shfl_xor_sync(0xffffffffu, odd ? a1 : b1, 1);
-          if (r < dm.q_rows)
-            atomic_add4(dst + 8 * nt, odd ? make_float4(r0, r1, b0, b1) : make_float4(a0, a1, r0, r1));
-        }
-      } else {
-#pragma unroll
-        for (int hh = 0; hh < 2; ++hh) {
-          const int r = m0 + 16 * (warp & 3) + g + 8 * hh;
-          if (r < dm.q_rows) {
-            float* dst = dq_acc + (((size_t)b * dm.q_rows + r) * H + h) * D + wg * 64 + 2 * tq;
-#pragma unroll
-            for (int nt = 0; nt < 8; ++nt)
-              atomic_add2(dst + 8 * nt, dq[4 * nt + 2 * hh] * scale, dq[4 * nt + 2 * hh + 1] * scale);
-          }
-        }
-      }
+      bwd_add_dq(dq, dq_acc, dq_vec4, dm, b, h, m0, warp, wg, g, tq, scale);
     }
-
-#pragma unroll
-    for (int hh = 0; hh < 2; ++hh) {
-      const int j = n0 + 16 * warp + g + 8 * hh;
-      if (j >= dm.k_rows) continue;
-      const size_t row = (((size_t)b * dm.k_rows + j) * HK + hk) * D + 2 * tq;
-#pragma unroll
-      for (int t = 0; t < D / 8; ++t) {
-        const float k0 = dk[4 * t + 2 * hh] * scale, k1 = dk[4 * t + 2 * hh + 1] * scale;
-        const float v0 = dv[4 * t + 2 * hh], v1 = dv[4 * t + 2 * hh + 1];
-        if (KV_BF16) {
-          *reinterpret_cast<uint32_t*>(dk_out + row + 8 * t) = pack2(k0, k1);
-          *reinterpret_cast<uint32_t*>(dv_out + row + 8 * t) = pack2(v0, v1);
-        } else {
-          float2* pk2 = reinterpret_cast<float2*>(dk_acc + row + 8 * t);
-          float2* pv2 = reinterpret_cast<float2*>(dv_acc + row + 8 * t);
-          float2 ok = *pk2, ov = *pv2;
-          *pk2 = make_float2(ok.x + k0, ok.y + k1);
-          *pv2 = make_float2(ov.x + v0, ov.y + v1);
-        }
-      }
-    }
+    bwd_store_dk_dv<KV_BF16>(dk, dv, dm, b, hk, n0, warp, g, tq, scale, dk_acc, dv_acc, dk_out, dv_out);
   }
 #else
   __trap();
 #endif
-}
-
-// Whether the wgmma backward adds dQ with 16-byte atomics (when dq_acc is 16-byte aligned) or 8-byte ones.
-inline int& bwd_dq_vec4() {
-  // 0: 8-byte atomics, faster with the warp-specialized backward on H100 in both runs that timed them (run 7:
-  // 6.95 vs 8.44 ms at 16K, 122.6 vs 124.8 at 64K; run 8: 7.47 vs 7.84 ms at 16K) and checked with it in run 8
-  // (the full suite, 513 checks, SOFTMAX_NOTES.md). 1 (16-byte) is checked too.
-  static int on = 0;
-  return on;
-}
-// Which backward kernel d = 128 uses: 0 = mma.sync, 1 = wgmma, 2 = wgmma warp-specialized (TMA producer; mode 1
-// where no tensor map can be made).
-inline int& bwd_impl() {
-  static int mode = hopper_device() ? LASP_SOFTMAX_BWD_IMPL_DEFAULT : 0;
-  return mode;
 }
 
 // fp32 -> bf16, 4 elements per thread (n % 4 == 0).
@@ -2097,77 +1856,79 @@ inline bool make_tile_map(CUtensorMap* m, const void* ptr, int batch, int rows, 
              CU_TENSOR_MAP_FLOAT_OOB_FILL_NONE) == CUDA_SUCCESS;
 }
 
-// Whether the consumers of the warp-specialized forward take turns issuing their MMAs (1: FA3's ping-pong) or
-// issue them freely (0, the default). Both pass the full check suite (run 8 ran it with 0, earlier runs with 1).
-// Neither is reliably faster on H100: run 7 timed 0 faster at 16K (1.76 vs 1.97 ms) and equal at 64K (30.1 vs
-// 29.8), run 8 timed 1 faster at 16K (1.77 vs 2.10 ms); the same kernel moves by 10-15% between runs at 16K.
-// 0 is the default because without turns no warpgroup waits for the other's long softmax (masked tiles).
-inline int& fwd_ws_pingpong() {
-  static int on = 0;
-  return on;
+// The three maps of the forward (Q, K, V; 128-row boxes); false when one cannot be made.
+inline bool make_forward_maps(CUtensorMap* mq, CUtensorMap* mk, CUtensorMap* mv, const bf16* q, const bf16* k,
+                              const bf16* v, const SoftmaxDims& d) {
+  return make_tile_map(mq, q, d.batch, d.q_rows, d.heads) && make_tile_map(mk, k, d.batch, d.k_rows, d.kv_heads) &&
+         make_tile_map(mv, v, d.batch, d.k_rows, d.kv_heads);
 }
-template <bool CAUSAL, bool OUT_F32, int STAGES>
+// The four maps of the backward (Q, dO: 64-row boxes; K, V: 128-row boxes); false when one cannot be made.
+inline bool make_backward_maps(CUtensorMap* mq, CUtensorMap* mdo, CUtensorMap* mk, CUtensorMap* mv, const bf16* q,
+                               const bf16* dout, const bf16* k, const bf16* v, const SoftmaxDims& d) {
+  return make_tile_map(mq, q, d.batch, d.q_rows, d.heads, kBwdBM) &&
+         make_tile_map(mdo, dout, d.batch, d.q_rows, d.heads, kBwdBM) &&
+         make_tile_map(mk, k, d.batch, d.k_rows, d.kv_heads, kBwdBN) &&
+         make_tile_map(mv, v, d.batch, d.k_rows, d.kv_heads, kBwdBN);
+}
+
+// The default kernels: warp-specialized for d = 128 on Hopper, mma.sync otherwise. The device is read once per
+// process (per pass), on the device of the first call.
+inline SoftmaxForwardKernel default_forward_kernel(int head_dim) {
+  if (head_dim != 128) return SoftmaxForwardKernel::mma_sync;
+  static const bool hopper = hopper_device();
+  return hopper ? SoftmaxForwardKernel::warp_specialized : SoftmaxForwardKernel::mma_sync;
+}
+inline SoftmaxBackwardKernel default_backward_kernel(int head_dim) {
+  if (head_dim != 128) return SoftmaxBackwardKernel::mma_sync;
+  static const bool hopper = hopper_device();
+  return hopper ? SoftmaxBackwardKernel::warp_specialized : SoftmaxBackwardKernel::mma_sync;
+}
+
+// The warp-specialized forward takes 2 K/V stages and issues its consumers' MMAs without turns (pingpong 0):
+// neither 3 stages nor FA3's ping-pong turns were faster on H100 (bench/gpu/SOFTMAX_NOTES.md, v7 and run 8).
+constexpr int kFwdWsStages = 2;
+template <bool CAUSAL, bool OUT_F32>
 void launch_fwd_ws(const CUtensorMap& mq, const CUtensorMap& mk, const CUtensorMap& mv, const SoftmaxDims& d,
                    const PieceMap& qm, const PieceMap& km, float* o_part, float* lse, bf16* o_out, float sl2,
                    cudaStream_t s) {
   const dim3 g2(d.batch * d.heads, (d.q_rows + kWgBM - 1) / kWgBM);
-  auto kern = fwd_ws_kernel<CAUSAL, OUT_F32, STAGES>;
-  set_smem(kern, ws_smem_bytes<STAGES>());
-  kern<<<g2, kWsThreads, ws_smem_bytes<STAGES>(), s>>>(mq, mk, mv, d, qm, km, o_part, lse, o_out, sl2,
-                                                        (uint32_t)(kWgBN * 128), 1024u, fwd_ws_pingpong());
+  auto kern = fwd_ws_kernel<CAUSAL, OUT_F32, kFwdWsStages>;
+  set_smem(kern, ws_smem_bytes<kFwdWsStages>());
+  kern<<<g2, kWsThreads, ws_smem_bytes<kFwdWsStages>(), s>>>(mq, mk, mv, d, qm, km, o_part, lse, o_out, sl2,
+                                                              (uint32_t)(kWgBN * 128), 1024u, 0);
+}
+template <bool CAUSAL, bool OUT_F32>
+void launch_fwd_pipe(const bf16* q, const bf16* k, const bf16* v, const SoftmaxDims& d, const PieceMap& qm,
+                     const PieceMap& km, float* o_part, float* lse, bf16* o_out, float sl2, cudaStream_t s) {
+  const dim3 g2(d.batch * d.heads, (d.q_rows + kWgBM - 1) / kWgBM);
+  auto kern = fwd_wgmma_pipe_kernel<CAUSAL, OUT_F32>;
+  set_smem(kern, wg_pipe_smem_bytes());
+  kern<<<g2, kWgThreads, wg_pipe_smem_bytes(), s>>>(q, k, v, d, qm, km, o_part, lse, o_out, sl2,
+                                                     (uint32_t)(kWgBN * 128), 1024u);
 }
 
 template <int D, bool CAUSAL>
-void launch_fwd(const bf16* q, const bf16* k, const bf16* v, const SoftmaxDims& d, const PieceMap& qm,
-                const PieceMap& km, float* o_part, float* lse, bf16* o_out, cudaStream_t s) {
-  const int mt = (d.q_rows + kFwdBM - 1) / kFwdBM;
-  dim3 grid(d.batch * d.heads, mt);
-  const int smem = fwd_smem_bytes<D>();
+void launch_fwd(SoftmaxForwardKernel kernel, const bf16* q, const bf16* k, const bf16* v, const SoftmaxDims& d,
+                const PieceMap& qm, const PieceMap& km, float* o_part, float* lse, bf16* o_out, cudaStream_t s) {
   const float sl2 = kLog2e / std::sqrt((float)D);
-  int mode = D == 128 ? fwd_impl() : 0;
-  if (mode == 4 || mode == 5) {
-    // Warp-specialized TMA kernel; where a tensor map cannot be made (no keys, a pointer not 16-byte aligned,
-    // no driver entry point) the same call takes the cp.async pipelined kernel (mode 3).
+  if (D == 128 && kernel == SoftmaxForwardKernel::warp_specialized) {
     CUtensorMap mq, mk, mv;
-    if (make_tile_map(&mq, q, d.batch, d.q_rows, d.heads) && make_tile_map(&mk, k, d.batch, d.k_rows, d.kv_heads) &&
-        make_tile_map(&mv, v, d.batch, d.k_rows, d.kv_heads)) {
-      if (mode == 4) {
-        if (o_part) launch_fwd_ws<CAUSAL, true, 2>(mq, mk, mv, d, qm, km, o_part, lse, o_out, sl2, s);
-        else launch_fwd_ws<CAUSAL, false, 2>(mq, mk, mv, d, qm, km, o_part, lse, o_out, sl2, s);
-      } else {
-        if (o_part) launch_fwd_ws<CAUSAL, true, 3>(mq, mk, mv, d, qm, km, o_part, lse, o_out, sl2, s);
-        else launch_fwd_ws<CAUSAL, false, 3>(mq, mk, mv, d, qm, km, o_part, lse, o_out, sl2, s);
-      }
+    if (make_forward_maps(&mq, &mk, &mv, q, k, v, d)) {
+      if (o_part) launch_fwd_ws<CAUSAL, true>(mq, mk, mv, d, qm, km, o_part, lse, o_out, sl2, s);
+      else launch_fwd_ws<CAUSAL, false>(mq, mk, mv, d, qm, km, o_part, lse, o_out, sl2, s);
       LAUNCH_CHECK();
       return;
     }
-    mode = 3;
+    kernel = SoftmaxForwardKernel::wgmma_pipelined;
   }
-  if (mode != 0) {
-    const dim3 g2(d.batch * d.heads, (d.q_rows + kWgBM - 1) / kWgBM);
-    const uint32_t panel = kWgBN * 128, lbo = mode != 2 ? panel : 1024u, sbo = mode != 2 ? 1024u : panel;
-    if (mode == 3) {
-      if (o_part) {
-        auto kern = fwd_wgmma_pipe_kernel<CAUSAL, true>;
-        set_smem(kern, wg_pipe_smem_bytes());
-        kern<<<g2, kWgThreads, wg_pipe_smem_bytes(), s>>>(q, k, v, d, qm, km, o_part, lse, o_out, sl2, lbo, sbo);
-      } else {
-        auto kern = fwd_wgmma_pipe_kernel<CAUSAL, false>;
-        set_smem(kern, wg_pipe_smem_bytes());
-        kern<<<g2, kWgThreads, wg_pipe_smem_bytes(), s>>>(q, k, v, d, qm, km, o_part, lse, o_out, sl2, lbo, sbo);
-      }
-    } else if (o_part) {
-      auto kern = fwd_wgmma_kernel<CAUSAL, true>;
-      set_smem(kern, wg_smem_bytes());
-      kern<<<g2, kWgThreads, wg_smem_bytes(), s>>>(q, k, v, d, qm, km, o_part, lse, o_out, sl2, lbo, sbo);
-    } else {
-      auto kern = fwd_wgmma_kernel<CAUSAL, false>;
-      set_smem(kern, wg_smem_bytes());
-      kern<<<g2, kWgThreads, wg_smem_bytes(), s>>>(q, k, v, d, qm, km, o_part, lse, o_out, sl2, lbo, sbo);
-    }
+  if (D == 128 && kernel == SoftmaxForwardKernel::wgmma_pipelined) {
+    if (o_part) launch_fwd_pipe<CAUSAL, true>(q, k, v, d, qm, km, o_part, lse, o_out, sl2, s);
+    else launch_fwd_pipe<CAUSAL, false>(q, k, v, d, qm, km, o_part, lse, o_out, sl2, s);
     LAUNCH_CHECK();
     return;
   }
+  const dim3 grid(d.batch * d.heads, (d.q_rows + kFwdBM - 1) / kFwdBM);
+  const int smem = fwd_smem_bytes<D>();
   if (o_part) {
     auto kern = fwd_kernel<D, CAUSAL, true>;
     set_smem(kern, smem);
@@ -2193,43 +1954,105 @@ float* launch_delta(const bf16* o, const bf16* dout, const SoftmaxDims& d, cudaS
   return delta;
 }
 
+// The wgmma backward kernels add dQ with 8-byte atomics (dq_vec4 0): the 16-byte ones were no faster on H100
+// (bench/gpu/SOFTMAX_NOTES.md, v6 to run 8).
 template <int D, bool CAUSAL, bool KV_BF16>
-void launch_bwd(const bf16* q, const bf16* k, const bf16* v, const float* lse, const bf16* dout, const float* delta,
-                const SoftmaxDims& d, const PieceMap& qm, const PieceMap& km, float* dq_acc, float* dk_acc,
-                float* dv_acc, bf16* dk_out, bf16* dv_out, cudaStream_t s) {
-  const int nt = (d.k_rows + kBwdBN - 1) / kBwdBN;
-  dim3 grid(d.batch * d.kv_heads, nt);
-  const int smem = bwd_smem_bytes<D>();
+void launch_bwd(SoftmaxBackwardKernel kernel, const bf16* q, const bf16* k, const bf16* v, const float* lse,
+                const bf16* dout, const float* delta, const SoftmaxDims& d, const PieceMap& qm, const PieceMap& km,
+                float* dq_acc, float* dk_acc, float* dv_acc, bf16* dk_out, bf16* dv_out, cudaStream_t s) {
+  const dim3 grid(d.batch * d.kv_heads, (d.k_rows + kBwdBN - 1) / kBwdBN);
   const float scale = 1.f / std::sqrt((float)D);
-  if (D == 128 && bwd_impl() == 2) {
-    // Warp-specialized backward; where a tensor map cannot be made, the same call takes mode 1.
+  if (D == 128 && kernel == SoftmaxBackwardKernel::warp_specialized) {
     CUtensorMap mq, mdo, mk, mv;
-    if (make_tile_map(&mq, q, d.batch, d.q_rows, d.heads, kBwdBM) &&
-        make_tile_map(&mdo, dout, d.batch, d.q_rows, d.heads, kBwdBM) &&
-        make_tile_map(&mk, k, d.batch, d.k_rows, d.kv_heads, kBwdBN) &&
-        make_tile_map(&mv, v, d.batch, d.k_rows, d.kv_heads, kBwdBN)) {
+    if (make_backward_maps(&mq, &mdo, &mk, &mv, q, dout, k, v, d)) {
       auto kw = bwd_ws_kernel<CAUSAL, KV_BF16>;
       set_smem(kw, wsb_smem_bytes());
-      kw<<<grid, kWsThreads, wsb_smem_bytes(), s>>>(
-          mq, mdo, mk, mv, lse, delta, d, qm, km, dq_acc, dk_acc, dv_acc, dk_out, dv_out, scale, scale * kLog2e,
-          bwd_dq_vec4() && (reinterpret_cast<uintptr_t>(dq_acc) & 15) == 0 ? 1 : 0);
+      kw<<<grid, kWsThreads, wsb_smem_bytes(), s>>>(mq, mdo, mk, mv, lse, delta, d, qm, km, dq_acc, dk_acc, dv_acc,
+                                                    dk_out, dv_out, scale, scale * kLog2e, 0);
       LAUNCH_CHECK();
       return;
     }
+    kernel = SoftmaxBackwardKernel::wgmma;
   }
-  if (D == 128 && bwd_impl() != 0) {
+  if (D == 128 && kernel == SoftmaxBackwardKernel::wgmma) {
     auto kw = bwd_wgmma_kernel<CAUSAL, KV_BF16>;
     set_smem(kw, wgb_smem_bytes());
     kw<<<grid, kBwdThreads, wgb_smem_bytes(), s>>>(q, k, v, lse, dout, delta, d, qm, km, dq_acc, dk_acc, dv_acc,
-                                                   dk_out, dv_out, scale, scale * kLog2e,
-                                                   bwd_dq_vec4() && (reinterpret_cast<uintptr_t>(dq_acc) & 15) == 0 ? 1 : 0);
+                                                   dk_out, dv_out, scale, scale * kLog2e, 0);
     LAUNCH_CHECK();
     return;
   }
+  const int smem = bwd_smem_bytes<D>();
   auto kern = bwd_kernel<D, CAUSAL, KV_BF16>;
   set_smem(kern, smem);
   kern<<<grid, kBwdThreads, smem, s>>>(q, k, v, lse, dout, delta, d, qm, km, dq_acc, dk_acc, dv_acc, dk_out, dv_out,
                                        scale, scale * kLog2e);
+  LAUNCH_CHECK();
+}
+
+// Calls f(std::integral_constant<int, 128>{}) for head_dim 128, f(std::integral_constant<int, 64>{}) otherwise
+// (check_dims allows only these two).
+template <class F>
+void with_head_dim(int head_dim, F&& f) {
+  if (head_dim == 128) f(std::integral_constant<int, 128>{});
+  else f(std::integral_constant<int, 64>{});
+}
+
+// The public functions below with the kernel named (the harness in bench/gpu/ checks the fallbacks this way).
+inline void block_forward(SoftmaxForwardKernel kernel, const bf16* q, const bf16* k, const bf16* v,
+                          const SoftmaxDims& d, const PieceMap& qmap, const PieceMap& kmap, bool causal,
+                          float* o_part, float* lse, bf16* o_out, cudaStream_t stream) {
+  check_dims(d, "softmax_block_forward");
+  if ((o_part == nullptr) == (o_out == nullptr)) {
+    std::fprintf(stderr, "softmax_block_forward: exactly one of o_part and o_out must be given\n");
+    std::exit(3);
+  }
+  if (d.q_rows == 0) return;
+  with_head_dim(d.head_dim, [&](auto D) {
+    if (causal) launch_fwd<D, true>(kernel, q, k, v, d, qmap, kmap, o_part, lse, o_out, stream);
+    else launch_fwd<D, false>(kernel, q, k, v, d, qmap, kmap, o_part, lse, o_out, stream);
+  });
+}
+
+inline void block_backward(SoftmaxBackwardKernel kernel, const bf16* q, const bf16* k, const bf16* v, const bf16* o,
+                           const float* lse, const bf16* dout, const SoftmaxDims& d, const PieceMap& qmap,
+                           const PieceMap& kmap, bool causal, float* dq_acc, float* dk_acc, float* dv_acc,
+                           cudaStream_t stream) {
+  check_dims(d, "softmax_block_backward");
+  if (d.q_rows == 0 || d.k_rows == 0) return;
+  with_head_dim(d.head_dim, [&](auto D) {
+    const float* delta = launch_delta<D>(o, dout, d, stream);
+    if (causal)
+      launch_bwd<D, true, false>(kernel, q, k, v, lse, dout, delta, d, qmap, kmap, dq_acc, dk_acc, dv_acc, nullptr,
+                                 nullptr, stream);
+    else
+      launch_bwd<D, false, false>(kernel, q, k, v, lse, dout, delta, d, qmap, kmap, dq_acc, dk_acc, dv_acc, nullptr,
+                                  nullptr, stream);
+  });
+}
+
+inline void full_backward(SoftmaxBackwardKernel kernel, const bf16* q, const bf16* k, const bf16* v, const bf16* o,
+                          const float* lse, const bf16* dout, const SoftmaxDims& d, bool causal, bf16* dq, bf16* dk,
+                          bf16* dv, cudaStream_t stream) {
+  check_dims(d, "softmax_full_backward");
+  if (d.q_rows != d.k_rows) {
+    std::fprintf(stderr, "softmax_full_backward: q_rows (%d) must equal k_rows (%d)\n", d.q_rows, d.k_rows);
+    std::exit(3);
+  }
+  if (d.q_rows == 0) return;
+  const PieceMap id{0, {0, 0}, {0, 0}, {0, 0}};
+  const size_t nq = (size_t)d.batch * d.q_rows * d.heads * d.head_dim;
+  float* dqw = static_cast<float*>(dq_workspace().get(nq * sizeof(float)));
+  CUDA_CHECK(cudaMemsetAsync(dqw, 0, nq * sizeof(float), stream));
+  with_head_dim(d.head_dim, [&](auto D) {
+    const float* delta = launch_delta<D>(o, dout, d, stream);
+    if (causal)
+      launch_bwd<D, true, true>(kernel, q, k, v, lse, dout, delta, d, id, id, dqw, nullptr, nullptr, dk, dv, stream);
+    else
+      launch_bwd<D, false, true>(kernel, q, k, v, lse, dout, delta, d, id, id, dqw, nullptr, nullptr, dk, dv, stream);
+  });
+  const size_t n4 = nq / 4;
+  f32_to_bf16_kernel<<<(unsigned)((n4 + 255) / 256), 256, 0, stream>>>(dqw, dq, n4);
   LAUNCH_CHECK();
 }
 
@@ -2238,74 +2061,21 @@ void launch_bwd(const bf16* q, const bf16* k, const bf16* v, const float* lse, c
 void softmax_block_forward(const bf16* q, const bf16* k, const bf16* v, const SoftmaxDims& d,
                            const PieceMap& qmap, const PieceMap& kmap, bool causal, float* o_part, float* lse,
                            bf16* o_out, cudaStream_t stream) {
-  smx::check_dims(d, "softmax_block_forward");
-  if ((o_part == nullptr) == (o_out == nullptr)) {
-    std::fprintf(stderr, "softmax_block_forward: exactly one of o_part and o_out must be given\n");
-    std::exit(3);
-  }
-  if (d.q_rows == 0) return;
-  if (d.head_dim == 128) {
-    if (causal) smx::launch_fwd<128, true>(q, k, v, d, qmap, kmap, o_part, lse, o_out, stream);
-    else smx::launch_fwd<128, false>(q, k, v, d, qmap, kmap, o_part, lse, o_out, stream);
-  } else {
-    if (causal) smx::launch_fwd<64, true>(q, k, v, d, qmap, kmap, o_part, lse, o_out, stream);
-    else smx::launch_fwd<64, false>(q, k, v, d, qmap, kmap, o_part, lse, o_out, stream);
-  }
+  smx::block_forward(smx::default_forward_kernel(d.head_dim), q, k, v, d, qmap, kmap, causal, o_part, lse, o_out,
+                     stream);
 }
 
 void softmax_block_backward(const bf16* q, const bf16* k, const bf16* v, const bf16* o, const float* lse,
                             const bf16* dout, const SoftmaxDims& d, const PieceMap& qmap, const PieceMap& kmap,
                             bool causal, float* dq_acc, float* dk_acc, float* dv_acc, cudaStream_t stream) {
-  smx::check_dims(d, "softmax_block_backward");
-  if (d.q_rows == 0 || d.k_rows == 0) return;
-  if (d.head_dim == 128) {
-    const float* delta = smx::launch_delta<128>(o, dout, d, stream);
-    if (causal)
-      smx::launch_bwd<128, true, false>(q, k, v, lse, dout, delta, d, qmap, kmap, dq_acc, dk_acc, dv_acc, nullptr,
-                                        nullptr, stream);
-    else
-      smx::launch_bwd<128, false, false>(q, k, v, lse, dout, delta, d, qmap, kmap, dq_acc, dk_acc, dv_acc, nullptr,
-                                         nullptr, stream);
-  } else {
-    const float* delta = smx::launch_delta<64>(o, dout, d, stream);
-    if (causal)
-      smx::launch_bwd<64, true, false>(q, k, v, lse, dout, delta, d, qmap, kmap, dq_acc, dk_acc, dv_acc, nullptr,
-                                       nullptr, stream);
-    else
-      smx::launch_bwd<64, false, false>(q, k, v, lse, dout, delta, d, qmap, kmap, dq_acc, dk_acc, dv_acc, nullptr,
-                                        nullptr, stream);
-  }
+  smx::block_backward(smx::default_backward_kernel(d.head_dim), q, k, v, o, lse, dout, d, qmap, kmap, causal, dq_acc,
+                      dk_acc, dv_acc, stream);
 }
 
 void softmax_full_backward(const bf16* q, const bf16* k, const bf16* v, const bf16* o, const float* lse,
                            const bf16* dout, const SoftmaxDims& d, bool causal, bf16* dq, bf16* dk, bf16* dv,
                            cudaStream_t stream) {
-  smx::check_dims(d, "softmax_full_backward");
-  if (d.q_rows != d.k_rows) {
-    std::fprintf(stderr, "softmax_full_backward: q_rows (%d) must equal k_rows (%d)\n", d.q_rows, d.k_rows);
-    std::exit(3);
-  }
-  if (d.q_rows == 0) return;
-  const PieceMap id{0, {0, 0}, {0, 0}, {0, 0}};
-  const size_t nq = (size_t)d.batch * d.q_rows * d.heads * d.head_dim;
-  float* dqw = static_cast<float*>(smx::dq_workspace().get(nq * sizeof(float)));
-  CUDA_CHECK(cudaMemsetAsync(dqw, 0, nq * sizeof(float), stream));
-  if (d.head_dim == 128) {
-    const float* delta = smx::launch_delta<128>(o, dout, d, stream);
-    if (causal)
-      smx::launch_bwd<128, true, true>(q, k, v, lse, dout, delta, d, id, id, dqw, nullptr, nullptr, dk, dv, stream);
-    else
-      smx::launch_bwd<128, false, true>(q, k, v, lse, dout, delta, d, id, id, dqw, nullptr, nullptr, dk, dv, stream);
-  } else {
-    const float* delta = smx::launch_delta<64>(o, dout, d, stream);
-    if (causal)
-      smx::launch_bwd<64, true, true>(q, k, v, lse, dout, delta, d, id, id, dqw, nullptr, nullptr, dk, dv, stream);
-    else
-      smx::launch_bwd<64, false, true>(q, k, v, lse, dout, delta, d, id, id, dqw, nullptr, nullptr, dk, dv, stream);
-  }
-  const size_t n4 = nq / 4;
-  smx::f32_to_bf16_kernel<<<(unsigned)((n4 + 255) / 256), 256, 0, stream>>>(dqw, dq, n4);
-  LAUNCH_CHECK();
+  smx::full_backward(smx::default_backward_kernel(d.head_dim), q, k, v, o, lse, dout, d, causal, dq, dk, dv, stream);
 }
 
 }  // namespace lasp

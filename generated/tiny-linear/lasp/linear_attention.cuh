@@ -51,6 +51,7 @@
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
+#include <type_traits>
 
 #include "types.cuh"
 #include "check.cuh"
@@ -1298,6 +1299,14 @@ void intra_backward(const bf16* q, const bf16* k, const bf16* v, const bf16* dou
   launch_apply<D, false>(k, m.ptr + dd, dv, d, p, nullptr, 0, false, s);
 }
 
+// Calls f(std::integral_constant<int, 128>{}) for head_dim 128, f(std::integral_constant<int, 64>{}) otherwise
+// (check_dims allows only these two): the one place the API turns the head dim into a template argument.
+template <class F>
+void with_head_dim(int head_dim, F&& f) {
+  if (head_dim == 128) f(std::integral_constant<int, 128>{});
+  else f(std::integral_constant<int, 64>{});
+}
+
 }  // namespace detail
 
 // =========================================================================================================
@@ -1308,10 +1317,7 @@ void intra_backward(const bf16* q, const bf16* k, const bf16* v, const bf16* dou
 void linear_state(const bf16* k, const bf16* v, Piece p, float* M, LinearDims dims, const float* lam,
                   cudaStream_t s) {
   detail::check_piece(dims, p);
-  if (dims.head_dim == 128)
-    detail::state_total<128>(k, v, p, M, dims, lam, false, 0.f, s);
-  else
-    detail::state_total<64>(k, v, p, M, dims, lam, false, 0.f, s);
+  detail::with_head_dim(dims.head_dim, [&](auto D) { detail::state_total<D>(k, v, p, M, dims, lam, false, 0.f, s); });
 }
 
 // Causal: o_i = sum_{j<=i in piece} lam^(i-j) (q_i.k_j) v_j. Bidirectional: o_i = q_i sum_j k_j^T v_j.
@@ -1319,20 +1325,18 @@ void linear_state(const bf16* k, const bf16* v, Piece p, float* M, LinearDims di
 void linear_intra(const bf16* q, const bf16* k, const bf16* v, Piece p, bf16* o, LinearDims dims, const float* lam,
                   bool causal, cudaStream_t s) {
   detail::check_piece(dims, p);
-  if (dims.head_dim == 128)
-    detail::intra_forward<128>(q, k, v, nullptr, p, o, dims, lam, causal, s);
-  else
-    detail::intra_forward<64>(q, k, v, nullptr, p, o, dims, lam, causal, s);
+  detail::with_head_dim(dims.head_dim, [&](auto D) {
+    detail::intra_forward<D>(q, k, v, nullptr, p, o, dims, lam, causal, s);
+  });
 }
 
 // o_i += lam^(i+1) q_i P.
 void linear_inter(const bf16* q, const float* P, Piece p, bf16* o, LinearDims dims, const float* lam,
                   cudaStream_t s) {
   detail::check_piece(dims, p);
-  if (dims.head_dim == 128)
-    detail::launch_apply<128, false>(q, P, o, dims, p, lam, 1, true, s);
-  else
-    detail::launch_apply<64, false>(q, P, o, dims, p, lam, 1, true, s);
+  detail::with_head_dim(dims.head_dim, [&](auto D) {
+    detail::launch_apply<D, false>(q, P, o, dims, p, lam, 1, true, s);
+  });
 }
 
 // out = sum_u [gaps[u] >= 0] lam^gaps[u] states[u]; gaps is a device array of `count` ints.
@@ -1376,43 +1380,37 @@ void state_sum(const float* states, int count, float* out, LinearDims dims, cuda
 void linear_grad_state(const bf16* q, const bf16* dout, Piece p, float* dM, LinearDims dims, const float* lam,
                        cudaStream_t s) {
   detail::check_piece(dims, p);
-  if (dims.head_dim == 128)
-    detail::state_total<128>(q, dout, p, dM, dims, lam, true, 0.f, s);
-  else
-    detail::state_total<64>(q, dout, p, dM, dims, lam, true, 0.f, s);
+  detail::with_head_dim(dims.head_dim, [&](auto D) {
+    detail::state_total<D>(q, dout, p, dM, dims, lam, true, 0.f, s);
+  });
 }
 
 // Overwrites the piece's rows of dq, dk, dv with the intra-piece gradients.
 void linear_intra_backward(const bf16* q, const bf16* k, const bf16* v, const bf16* dout, Piece p, bf16* dq,
                            bf16* dk, bf16* dv, LinearDims dims, const float* lam, bool causal, cudaStream_t s) {
   detail::check_piece(dims, p);
-  if (dims.head_dim == 128)
-    detail::intra_backward<128>(q, k, v, dout, nullptr, nullptr, p, dq, dk, dv, dims, lam, causal, s);
-  else
-    detail::intra_backward<64>(q, k, v, dout, nullptr, nullptr, p, dq, dk, dv, dims, lam, causal, s);
+  detail::with_head_dim(dims.head_dim, [&](auto D) {
+    detail::intra_backward<D>(q, k, v, dout, nullptr, nullptr, p, dq, dk, dv, dims, lam, causal, s);
+  });
 }
 
 // dq_i += lam^(i+1) do_i P^T.
 void linear_dq_inter(const bf16* dout, const float* P, Piece p, bf16* dq, LinearDims dims, const float* lam,
                      cudaStream_t s) {
   detail::check_piece(dims, p);
-  if (dims.head_dim == 128)
-    detail::launch_apply<128, true>(dout, P, dq, dims, p, lam, 1, true, s);
-  else
-    detail::launch_apply<64, true>(dout, P, dq, dims, p, lam, 1, true, s);
+  detail::with_head_dim(dims.head_dim, [&](auto D) {
+    detail::launch_apply<D, true>(dout, P, dq, dims, p, lam, 1, true, s);
+  });
 }
 
 // dk_j += lam^(C-1-j) v_j G^T ;  dv_j += lam^(C-1-j) k_j G.
 void linear_dkdv_inter(const bf16* k, const bf16* v, const float* G, Piece p, bf16* dk, bf16* dv, LinearDims dims,
                        const float* lam, cudaStream_t s) {
   detail::check_piece(dims, p);
-  if (dims.head_dim == 128) {
-    detail::launch_apply<128, true>(v, G, dk, dims, p, lam, 2, true, s);
-    detail::launch_apply<128, false>(k, G, dv, dims, p, lam, 2, true, s);
-  } else {
-    detail::launch_apply<64, true>(v, G, dk, dims, p, lam, 2, true, s);
-    detail::launch_apply<64, false>(k, G, dv, dims, p, lam, 2, true, s);
-  }
+  detail::with_head_dim(dims.head_dim, [&](auto D) {
+    detail::launch_apply<D, true>(v, G, dk, dims, p, lam, 2, true, s);
+    detail::launch_apply<D, false>(k, G, dv, dims, p, lam, 2, true, s);
+  });
 }
 
 // ---------------------------------------------------------------------------------------------------------
@@ -1428,20 +1426,18 @@ void linear_dkdv_inter(const bf16* k, const bf16* v, const float* G, Piece p, bf
 void linear_forward_fused(const bf16* q, const bf16* k, const bf16* v, const float* P, Piece p, bf16* o,
                           LinearDims dims, const float* lam, bool causal, cudaStream_t s) {
   detail::check_piece(dims, p);
-  if (dims.head_dim == 128)
-    detail::intra_forward<128>(q, k, v, P, p, o, dims, lam, causal, s);
-  else
-    detail::intra_forward<64>(q, k, v, P, p, o, dims, lam, causal, s);
+  detail::with_head_dim(dims.head_dim, [&](auto D) {
+    detail::intra_forward<D>(q, k, v, P, p, o, dims, lam, causal, s);
+  });
 }
 
 void linear_backward_fused(const bf16* q, const bf16* k, const bf16* v, const bf16* dout, const float* P,
                            const float* G, Piece p, bf16* dq, bf16* dk, bf16* dv, LinearDims dims, const float* lam,
                            bool causal, cudaStream_t s) {
   detail::check_piece(dims, p);
-  if (dims.head_dim == 128)
-    detail::intra_backward<128>(q, k, v, dout, P, G, p, dq, dk, dv, dims, lam, causal, s);
-  else
-    detail::intra_backward<64>(q, k, v, dout, P, G, p, dq, dk, dv, dims, lam, causal, s);
+  detail::with_head_dim(dims.head_dim, [&](auto D) {
+    detail::intra_backward<D>(q, k, v, dout, P, G, p, dq, dk, dv, dims, lam, causal, s);
+  });
 }
 
 // ---------------------------------------------------------------------------------------------------------
@@ -1487,57 +1483,51 @@ size_t linear_state_workspace_bytes(LinearDims dims, int piece_length) {
 void linear_state(const bf16* k, const bf16* v, Piece p, float* M, LinearDims dims, const float* lam,
                   cudaStream_t s, float* kv_ws) {
   detail::check_piece(dims, p);
-  if (dims.head_dim == 128)
-    detail::state_total<128>(k, v, p, M, dims, lam, false, 0.f, s, kv_ws);
-  else
-    detail::state_total<64>(k, v, p, M, dims, lam, false, 0.f, s, kv_ws);
+  detail::with_head_dim(dims.head_dim, [&](auto D) {
+    detail::state_total<D>(k, v, p, M, dims, lam, false, 0.f, s, kv_ws);
+  });
 }
 
 void linear_grad_state(const bf16* q, const bf16* dout, Piece p, float* dM, LinearDims dims, const float* lam,
                        cudaStream_t s, float* qdo_ws) {
   detail::check_piece(dims, p);
-  if (dims.head_dim == 128)
-    detail::state_total<128>(q, dout, p, dM, dims, lam, true, 0.f, s, qdo_ws);
-  else
-    detail::state_total<64>(q, dout, p, dM, dims, lam, true, 0.f, s, qdo_ws);
+  detail::with_head_dim(dims.head_dim, [&](auto D) {
+    detail::state_total<D>(q, dout, p, dM, dims, lam, true, 0.f, s, qdo_ws);
+  });
 }
 
 void linear_intra(const bf16* q, const bf16* k, const bf16* v, Piece p, bf16* o, LinearDims dims, const float* lam,
                   bool causal, cudaStream_t s, const float* kv_ws) {
   detail::check_piece(dims, p);
-  if (dims.head_dim == 128)
-    detail::intra_forward<128>(q, k, v, nullptr, p, o, dims, lam, causal, s, kv_ws);
-  else
-    detail::intra_forward<64>(q, k, v, nullptr, p, o, dims, lam, causal, s, kv_ws);
+  detail::with_head_dim(dims.head_dim, [&](auto D) {
+    detail::intra_forward<D>(q, k, v, nullptr, p, o, dims, lam, causal, s, kv_ws);
+  });
 }
 
 void linear_intra_backward(const bf16* q, const bf16* k, const bf16* v, const bf16* dout, Piece p, bf16* dq,
                            bf16* dk, bf16* dv, LinearDims dims, const float* lam, bool causal, cudaStream_t s,
                            const float* kv_ws, const float* qdo_ws) {
   detail::check_piece(dims, p);
-  if (dims.head_dim == 128)
-    detail::intra_backward<128>(q, k, v, dout, nullptr, nullptr, p, dq, dk, dv, dims, lam, causal, s, kv_ws, qdo_ws);
-  else
-    detail::intra_backward<64>(q, k, v, dout, nullptr, nullptr, p, dq, dk, dv, dims, lam, causal, s, kv_ws, qdo_ws);
+  detail::with_head_dim(dims.head_dim, [&](auto D) {
+    detail::intra_backward<D>(q, k, v, dout, nullptr, nullptr, p, dq, dk, dv, dims, lam, causal, s, kv_ws, qdo_ws);
+  });
 }
 
 void linear_forward_fused(const bf16* q, const bf16* k, const bf16* v, const float* P, Piece p, bf16* o,
                           LinearDims dims, const float* lam, bool causal, cudaStream_t s, const float* kv_ws) {
   detail::check_piece(dims, p);
-  if (dims.head_dim == 128)
-    detail::intra_forward<128>(q, k, v, P, p, o, dims, lam, causal, s, kv_ws);
-  else
-    detail::intra_forward<64>(q, k, v, P, p, o, dims, lam, causal, s, kv_ws);
+  detail::with_head_dim(dims.head_dim, [&](auto D) {
+    detail::intra_forward<D>(q, k, v, P, p, o, dims, lam, causal, s, kv_ws);
+  });
 }
 
 void linear_backward_fused(const bf16* q, const bf16* k, const bf16* v, const bf16* dout, const float* P,
                            const float* G, Piece p, bf16* dq, bf16* dk, bf16* dv, LinearDims dims, const float* lam,
                            bool causal, cudaStream_t s, const float* kv_ws, const float* qdo_ws) {
   detail::check_piece(dims, p);
-  if (dims.head_dim == 128)
-    detail::intra_backward<128>(q, k, v, dout, P, G, p, dq, dk, dv, dims, lam, causal, s, kv_ws, qdo_ws);
-  else
-    detail::intra_backward<64>(q, k, v, dout, P, G, p, dq, dk, dv, dims, lam, causal, s, kv_ws, qdo_ws);
+  detail::with_head_dim(dims.head_dim, [&](auto D) {
+    detail::intra_backward<D>(q, k, v, dout, P, G, p, dq, dk, dv, dims, lam, causal, s, kv_ws, qdo_ws);
+  });
 }
 
 }  // namespace lasp
