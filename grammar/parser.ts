@@ -69,8 +69,28 @@ function withExpected(message: string, expected: TokenType[]): string {
   return `${message}${EXPECTED_SEPARATOR}${JSON.stringify(words.map((w) => w.slice(1, -1)))}`;
 }
 
+/**
+ * What may come where a closing bracket was expected: the loop before it ended because the token could not
+ * start another entry, so the entries are expected as much as the bracket.
+ */
+const CLOSING_MEANING: Record<string, { words: string; tokens: TokenType[] }> = {
+  modelBlock: {
+    words: "a setting, a `layer` declaration, the `stack` or `}`",
+    tokens: [Layer, Stack, RBrace],
+  },
+  layerDecl: { words: "a setting or `}`", tokens: [RBrace] },
+  parallelBlock: { words: "a setting or `}`", tokens: [RBrace] },
+  runBlock: { words: "a setting or `}`", tokens: [RBrace] },
+  list: { words: "`,` or `]`", tokens: [Comma, RBracket] },
+  stackItem: { words: "`,` or `]`", tokens: [Comma, RBracket] },
+};
+
 const messages: IParserErrorMessageProvider = {
   buildMismatchTokenMessage({ expected, actual, ruleName }) {
+    const closing = CLOSING_MEANING[ruleName];
+    if (closing !== undefined && (expected === RBrace || expected === RBracket)) {
+      return withExpected(`expected ${closing.words} but found ${describeToken(actual)}`, closing.tokens);
+    }
     // The top rule ends in "expected the end of the file": what it really wanted is another block.
     if (expected === EOF && ruleName === "spec") {
       return withExpected(

@@ -53,14 +53,17 @@ describe("lasp check", () => {
   it("prints `ok FILE` and exits 0 for a good spec", async () => {
     const path = example("tiny-linear.lasp");
     const run = await lasp(["check", path]);
-    expect(run).toEqual({ exit: 0, stdout: `ok ${path}\n`, stderr: "" });
+    expect(run.exit).toBe(0);
+    expect(run.stdout).toBe(`ok ${path} (1 warning)\n`);
+    // The generated program ignores vocab and ffn until it runs the whole model (W0603).
+    expect(run.stderr).toContain("warning[W0603]: `vocab`, `ffn` have no effect yet");
   });
 
   it("checks every example", async () => {
     const paths = ["tiny-linear.lasp", "tiny-hybrid.lasp", "linear-llama3-1b-hybrid.lasp"].map(example);
     const run = await lasp(["check", ...paths]);
     expect(run.exit).toBe(0);
-    expect(run.stdout).toBe(paths.map((p) => `ok ${p}\n`).join(""));
+    expect(run.stdout).toBe(paths.map((p) => `ok ${p} (1 warning)\n`).join(""));
   });
 
   it("prints diagnostics to stderr and exits 1 for a bad spec", async () => {
@@ -78,7 +81,7 @@ describe("lasp check", () => {
     const path = file("warn.lasp", GOOD.replace("stack L", "layer S = softmax_attention { }\n  stack L"));
     const run = await lasp(["check", path]);
     expect(run.exit).toBe(0);
-    expect(run.stdout).toBe(`ok ${path} (1 warning)\n`);
+    expect(run.stdout).toBe(`ok ${path} (2 warnings)\n`);
     expect(run.stderr).toContain("warning[W0601]");
   });
 
@@ -113,7 +116,7 @@ describe("lasp check", () => {
     const good = file("good.lasp", GOOD);
     const run = await lasp(["check", first, good, second]);
     expect(run.exit).toBe(1);
-    expect(run.stdout).toBe(`ok ${good}\n`);
+    expect(run.stdout).toBe(`ok ${good} (1 warning)\n`);
     expect(run.stderr).toContain(`${first}:2:`);
     expect(run.stderr).toContain("`rmsnorm` is not a valid `norm`");
     expect(run.stderr).toContain(`${first}:6:`);
@@ -263,8 +266,8 @@ describe("the real binary", () => {
 
   it("checks an example, exit 0", () => {
     const run = bin(["check", "examples/tiny-linear.lasp"]);
-    expect(run.stderr).toBe("");
-    expect(run.stdout).toBe("ok examples/tiny-linear.lasp\n");
+    expect(run.stderr).toContain("warning[W0603]");
+    expect(run.stdout).toBe("ok examples/tiny-linear.lasp (1 warning)\n");
     expect(run.status).toBe(0);
   });
 
@@ -289,5 +292,79 @@ describe("the real binary", () => {
     expect(run.stdout).toBe("{");
     expect(run.stderr).not.toMatch(/EPIPE|Error|at /);
     expect(run.status).toBe(0);
+  });
+});
+
+describe("output fits the terminal, and flags read numbers as specs do", () => {
+  /** Runs lasp with COLUMNS set (or unset), restoring it after. */
+  async function withColumns(columns: string | undefined, argv: string[]): Promise<Run> {
+    const saved = process.env["COLUMNS"];
+    if (columns === undefined) delete process.env["COLUMNS"];
+    else process.env["COLUMNS"] = columns;
+    try {
+      return await lasp(argv);
+    } finally {
+      if (saved === undefined) delete process.env["COLUMNS"];
+      else process.env["COLUMNS"] = saved;
+    }
+  }
+  const widest = (text: string): number => Math.max(...text.split("\n").map((l) => [...l].length));
+
+  for (const columns of [undefined, "80"]) {
+    const limit = columns === undefined ? 100 : Number(columns);
+    it(`inspect's text has no line over ${limit} columns with COLUMNS ${columns ?? "unset"}`, async () => {
+      for (const spec of [
+        "linear-llama3-1b-hybrid.lasp",
+        "tiny-baselines.lasp",
+        "linear-llama3-8b-hybrid.lasp",
+      ]) {
+        const run = await withColumns(columns, ["inspect", example(spec), "--rank", "1"]);
+        expect(run.exit).toBe(0);
+        expect(widest(run.stdout), spec).toBeLessThanOrEqual(limit);
+        // Wrapping keeps every table: the predictions and the weight-gradient sums are still there.
+        expect(run.stdout).toContain("Predicted per layer");
+        expect(run.stdout).toContain("weight-gradient sum");
+      }
+    });
+
+    it(`--help has no line over ${limit} columns with COLUMNS ${columns ?? "unset"}`, async () => {
+      for (const argv of [["--help"], ["inspect", "--help"], ["verify", "--help"], ["run", "--help"]]) {
+        const run = await withColumns(columns, argv);
+        expect(run.exit).toBe(0);
+        expect(widest(run.stdout), argv.join(" ")).toBeLessThanOrEqual(limit);
+      }
+      // Every command's help, whoever wrote it, stays within 100 columns.
+      for (const command of ["check", "fmt", "compile"]) {
+        const run = await withColumns(columns, [command, "--help"]);
+        expect(widest(run.stdout), command).toBeLessThanOrEqual(100);
+      }
+    });
+  }
+
+  it("verify accepts --seq-len 1K as a spec's seq_len 1K", async () => {
+    const run = await lasp(["verify", example("tiny-hybrid.lasp"), "--seq-len", "1K"]);
+    expect(run.exit).toBe(0);
+    expect(run.stdout).toContain("seq_len 1024");
+    // Every column of the table has a name, the verdict's too.
+    expect(run.stdout).toMatch(/layer kind\s+type\s+strategy\s+o\s+dq\s+dk\s+dv\s+result\n/);
+  });
+
+  it("verify reads --seq-len 512K as 524288 tokens (and then checks it against the layout)", async () => {
+    // 7-token blocks make 524288 tokens refused by the layout rule: the flag itself was read.
+    const run = await lasp(["verify", example("tiny-hybrid.lasp"), "--seq-len", "512K", "--block", "7"]);
+    expect(run.exit).toBe(2);
+    expect(run.stderr).toContain("--seq-len 524288 must be a multiple of");
+    expect(run.stderr).not.toContain("must be a whole number");
+  });
+
+  it("verify refuses a number a spec would not accept, with exit 2 and the forms that work", async () => {
+    for (const bad of ["512Q", "-512", "0x200"]) {
+      const run = await lasp(["verify", example("tiny-hybrid.lasp"), "--seq-len", bad]);
+      expect(run.exit, bad).toBe(2);
+      expect(run.stdout).toBe("");
+      expect(run.stderr).toContain(`lasp: --seq-len must be a whole number of at least 1, got ${bad}`);
+      expect(run.stderr).toContain("512K");
+      expect(run.stderr).not.toMatch(/\n\s+at /);
+    }
   });
 });

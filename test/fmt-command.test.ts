@@ -115,7 +115,9 @@ describe("lasp fmt on files it cannot format", () => {
     expect(fmt.exit).toBe(1);
     expect(fmt.stdout).toBe("");
     expect(fmt.stderr).toBe(check.stderr);
-    expect(fmt.stderr).toContain(`${broken}:3:9: error[E0201]`);
+    expect(fmt.stderr).toContain(
+      `${broken}:4:1: error[E0201]: expected a value for \`hidden\` but found \`}\``,
+    );
     expect(read(broken)).toBe(BROKEN);
     expect((await lasp(["fmt", "--check", broken])).stderr).toBe(check.stderr);
   });
@@ -153,7 +155,7 @@ describe("lasp fmt on files it cannot format", () => {
     chmodSync(messy, 0o444);
     const run = await lasp(["fmt", messy]);
     expect(run.exit).toBe(2);
-    expect(run.stderr).toContain(`lasp: cannot write ${messy}: permission denied`);
+    expect(run.stderr).toContain(`lasp: cannot write ${messy}: not writable (permission denied)`);
     expect(read(messy)).toBe(MESSY);
   });
 

@@ -8,7 +8,7 @@ import { fileURLToPath } from "node:url";
 import fc from "fast-check";
 import { afterAll, describe, expect, it } from "vitest";
 import { laspLexer } from "../grammar/tokens.js";
-import { positionAt, type Span } from "../src/ast/span.js";
+import type { Span } from "../src/ast/span.js";
 import { checkBytes, checkSource, type FrontEndResult } from "../src/check/front-end.js";
 import {
   LAYER_KINDS,
@@ -17,9 +17,11 @@ import {
   PARALLEL_KEYS,
   RUN_KEYS,
   SOFTMAX_KEYS,
-} from "../src/check/schema.js";
+} from "../src/spec/schema.js";
 import { hasErrors } from "../src/diagnostics/diagnostic.js";
 import { renderDiagnostic, renderDiagnostics } from "../src/diagnostics/render.js";
+import { decodeSpec } from "../src/syntax/decode.js";
+import { positionAt } from "../src/syntax/position.js";
 import { nameArb, stringValueArb } from "./arbitraries/spec.js";
 
 const root = join(dirname(fileURLToPath(import.meta.url)), "..");
@@ -42,8 +44,8 @@ function expectSpanInside(span: Span, source: string, what: string): void {
   expect(end.offset, what).toBeLessThanOrEqual(source.length);
   expect(start.line, what).toBeGreaterThanOrEqual(1);
   expect(start.column, what).toBeGreaterThanOrEqual(1);
-  // Lines and columns agree with the offset (a lone `\r` is a line break to the lexer but not to
-  // positionAt or the renderer; see the CR case below).
+  // Lines and columns (in code points) agree with the offset (a lone `\r` is a line break to the lexer
+  // but not to positionAt; see the CR case below).
   if (!/\r(?!\n)/.test(source)) {
     const at = positionAt(source, start.offset);
     expect({ line: start.line, column: start.column }, what).toEqual({ line: at.line, column: at.column });
@@ -59,13 +61,22 @@ function expectSane(result: FrontEndResult): void {
   for (const d of diagnostics.slice(0, 300)) {
     const what = `${d.code} ${d.message.slice(0, 200)}`;
     expect(d.message.length, what).toBeGreaterThan(0);
+    // User text in messages and hints is always cut: a huge name never makes a huge message.
+    expect(d.message.length, what).toBeLessThan(MAX_MESSAGE);
+    expect(d.hint?.length ?? 0, what).toBeLessThan(MAX_MESSAGE);
     expectSpanInside(d.span, source, what);
     for (const note of d.related ?? []) expectSpanInside(note.span, source, `${what} (note)`);
     expect(renderDiagnostic(result.file, source, d, { color: false })).toContain(d.code);
   }
+  // Diagnostics come in source order, whichever stage found them.
+  const offsets = diagnostics.map((d) => d.span.start.offset);
+  expect(offsets).toEqual([...offsets].sort((a, b) => a - b));
   renderDiagnostics(result.file, source, diagnostics, { color: true });
   renderDiagnostics(result.file, source, diagnostics, { color: false });
 }
+
+/** Longer than any message or hint lasp writes, far shorter than the user text fuzzing feeds it. */
+const MAX_MESSAGE = 600;
 
 function checkText(source: string): FrontEndResult {
   const result = checkSource("fuzz.lasp", source);
@@ -228,6 +239,38 @@ describe("fuzz", () => {
         },
       ),
       { numRuns: 100 },
+    );
+  });
+
+  it("bytes are refused exactly when they are not UTF-8 or hold a NUL, at the bad byte's line", () => {
+    fc.assert(
+      fc.property(
+        fc.oneof(
+          fc.uint8Array({ maxLength: 64 }),
+          fc.string({ unit: "binary", maxLength: 40 }).map((s) => new TextEncoder().encode(s)),
+          fc
+            .tuple(
+              fc.string({ unit: "binary", maxLength: 30 }),
+              fc.uint8Array({ minLength: 1, maxLength: 3 }),
+            )
+            .map(([s, tail]) => new Uint8Array([...new TextEncoder().encode(s), ...tail])),
+        ),
+        (bytes) => {
+          let valid = !bytes.includes(0);
+          try {
+            new TextDecoder("utf-8", { fatal: true }).decode(bytes);
+          } catch {
+            valid = false;
+          }
+          const decoded = decodeSpec(bytes);
+          expect(decoded.ok).toBe(valid);
+          if (!decoded.ok) {
+            const { start } = decoded.diagnostic.span;
+            expect(positionAt(decoded.text, start.offset)).toEqual(start);
+          }
+        },
+      ),
+      { numRuns: 300 },
     );
   });
 

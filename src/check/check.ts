@@ -14,6 +14,7 @@ import type {
 } from "../ast/ast.js";
 import type { Span } from "../ast/span.js";
 import { diagnose, hasErrors, sortDiagnostics, type Diagnostic } from "../diagnostics/diagnostic.js";
+import { quote } from "../diagnostics/quote.js";
 import { wordHint } from "../diagnostics/suggest.js";
 import type {
   DType,
@@ -38,7 +39,7 @@ import {
   PARALLEL_KEYS,
   RUN_KEYS,
   SOFTMAX_KEYS,
-} from "./schema.js";
+} from "../spec/schema.js";
 import { SettingsReader, type DataValue, type DecayValue, type ReadSettings } from "./values.js";
 
 export interface CheckResult {
@@ -77,8 +78,6 @@ class Checker {
     const modelRead = model
       ? this.reader.read(model.entries.filter(isSetting), MODEL_KEYS, "the `model` block")
       : undefined;
-    if (model && modelRead)
-      this.reader.requireKeys(modelRead, MODEL_KEYS, "the `model` block", model.keyword);
     const declared = model ? this.layers(model) : new Map<string, DeclaredLayer>();
     const stack = model ? this.stack(model, declared) : undefined;
 
@@ -89,6 +88,9 @@ class Checker {
     );
     const runRead =
       runBlock?.kind === "run" ? this.reader.read(runBlock.settings, RUN_KEYS, "the `run` block") : undefined;
+    // Missing keys last: an unknown key in any block may stand for one of them (`hidden_size`).
+    if (model && modelRead)
+      this.reader.requireKeys(modelRead, MODEL_KEYS, "the `model` block", model.keyword);
     if (runBlock && runRead) this.reader.requireKeys(runRead, RUN_KEYS, "the `run` block", runBlock.keyword);
 
     const inputs: RuleInputs = {
@@ -202,7 +204,7 @@ class Checker {
       }
       const kind = kindName as DeclaredLayer["kind"];
       const keys = kind === "linear_attention" ? LINEAR_KEYS : SOFTMAX_KEYS;
-      const read = this.reader.read(decl.settings, keys, `layer \`${name}\` (${kind})`);
+      const read = this.reader.read(decl.settings, keys, `layer ${quote(name)} (${kind})`);
       declared.set(name, { decl, kind, read });
     }
     return declared;
@@ -215,6 +217,7 @@ class Checker {
   ): { names: string[]; used: Set<string> } | undefined {
     const stacks = model.entries.filter((e): e is StackDecl => e.kind === "stack");
     if (stacks.length === 0) {
+      if (this.reader.wasMeant("model", "stack")) return undefined; // `num_hidden_layers 16`: reported
       this.diagnostics.push(
         diagnose("missingKey", model.keyword, ["stack", "the `model` block"], {
           hint: "add it, for example `stack [L, L, L, S] x 4`",

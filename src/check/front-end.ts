@@ -26,7 +26,7 @@ export function checkSource(file: string, source: string): FrontEndResult {
 
 export function checkBytes(file: string, bytes: Uint8Array): FrontEndResult {
   const decoded = decodeSpec(bytes);
-  if (!decoded.ok) return { file, source: "", diagnostics: [decoded.diagnostic] };
+  if (!decoded.ok) return { file, source: decoded.text, diagnostics: [decoded.diagnostic] };
   return checkSource(file, decoded.text);
 }
 

@@ -1,9 +1,12 @@
 // Rules that relate several settings: the conditions under which the schedules in ALGORITHMS.md are
 // defined (sequence * data == gpus, even pieces of whole kernel blocks, head splits, causal-only LASP-1).
+// Each error points at one setting (for a strategy's rule, the setting that chose the strategy) and has a
+// note on each other setting it involves, so a user sees both ends of the conflict.
 import type { LayerDecl } from "../ast/ast.js";
 import type { Span } from "../ast/span.js";
-import { diagnose, type Diagnostic } from "../diagnostics/diagnostic.js";
+import { diagnose, type Diagnostic, type RelatedNote } from "../diagnostics/diagnostic.js";
 import { KERNEL_BLOCK, SUPPORTED_HEAD_DIMS } from "../spec/resolved.js";
+import { quote } from "../diagnostics/quote.js";
 import type { DecayValue, ReadSettings } from "./values.js";
 
 export interface RuleInputs {
@@ -44,6 +47,11 @@ function spanOf(read: ReadSettings | undefined, key: string): Span | undefined {
   return read?.settings.get(key)?.span;
 }
 
+/** Notes on the other settings a rule involves; a setting left to its default has nothing to point at. */
+function notes(...entries: [Span | undefined, string][]): RelatedNote[] {
+  return entries.flatMap(([span, message]) => (span === undefined ? [] : [{ span, message }]));
+}
+
 function resolveHeadDim(model: ReadSettings | undefined, diagnostics: Diagnostic[]): number | undefined {
   const supported = `supported: ${SUPPORTED_HEAD_DIMS.join(" or ")}`;
   const given = num(model, "head_dim");
@@ -60,6 +68,7 @@ function resolveHeadDim(model: ReadSettings | undefined, diagnostics: Diagnostic
     diagnostics.push(
       diagnose("headDimDefault", spanOf(model, "heads")!, [hidden, heads], {
         hint: `set \`head_dim\` (${supported})`,
+        related: notes([spanOf(model, "hidden"), `hidden ${hidden} is set here`]),
       }),
     );
     return undefined;
@@ -69,6 +78,7 @@ function resolveHeadDim(model: ReadSettings | undefined, diagnostics: Diagnostic
     diagnostics.push(
       diagnose("headDim", spanOf(model, "heads")!, [derived], {
         hint: `hidden / heads gives ${derived}; change heads or set \`head_dim\` (${supported})`,
+        related: notes([spanOf(model, "hidden"), `hidden ${hidden} is set here`]),
       }),
     );
     return undefined;
@@ -91,6 +101,10 @@ function resolveGroups(
       diagnostics.push(
         diagnose("gpuCount", spanOf(parallel, "gpus")!, [gpus, sequence, data], {
           hint: `set gpus ${sequence * data}, or change sequence or data so that their product is ${gpus}`,
+          related: notes(
+            [spanOf(parallel, "sequence"), `sequence ${sequence} is set here`],
+            [spanOf(parallel, "data"), `data ${data} is set here`],
+          ),
         }),
       );
       return undefined;
@@ -102,6 +116,7 @@ function resolveGroups(
       diagnostics.push(
         diagnose("gpuCount", spanOf(parallel, "gpus")!, [gpus, undefined, data], {
           hint: `use a multiple of ${data} for gpus (for example ${Math.max(1, Math.round(gpus / data)) * data}), or a data size that divides ${gpus}`,
+          related: notes([spanOf(parallel, "data"), `data ${data} is set here`]),
         }),
       );
       return undefined;
@@ -120,17 +135,24 @@ function checkSequenceSplit(inputs: RuleInputs, sequence: number, diagnostics: D
   const pieces = layout === "zigzag" ? 2 * sequence : sequence;
   const unit = pieces * KERNEL_BLOCK;
   const hint = `the nearest lengths that work are ${nearestMultiples(seqLen, unit)}`;
+  const related = notes(
+    [
+      spanOf(inputs.parallel, "sequence") ?? spanOf(inputs.parallel, "gpus"),
+      `the sequence-parallel size ${sequence} comes from here`,
+    ],
+    [layout === "zigzag" ? spanOf(inputs.parallel, "layout") : undefined, "zigzag is chosen here"],
+  );
   if (seqLen % pieces !== 0) {
     const why =
       layout === "zigzag"
         ? `zigzag gives each of the ${sequence} sequence-parallel ranks two pieces`
         : `one piece per sequence-parallel rank`;
-    diagnostics.push(diagnose("seqLenSplit", span, [seqLen, pieces, why], { hint }));
+    diagnostics.push(diagnose("seqLenSplit", span, [seqLen, pieces, why], { hint, related }));
     return;
   }
   const piece = seqLen / pieces;
   if (piece % KERNEL_BLOCK !== 0)
-    diagnostics.push(diagnose("pieceBlock", span, [piece, KERNEL_BLOCK], { hint }));
+    diagnostics.push(diagnose("pieceBlock", span, [piece, KERNEL_BLOCK], { hint, related }));
 }
 
 function nearestMultiples(value: number, unit: number): string {
@@ -153,6 +175,10 @@ function checkBatch(inputs: RuleInputs, data: number, diagnostics: Diagnostic[])
         given === undefined
           ? `batch defaults to 1; add \`batch ${example}\` to the run block, or use data 1`
           : `use a multiple of ${data}, for example batch ${example}`,
+      related: notes([
+        given === undefined ? undefined : spanOf(inputs.parallel, "data"),
+        `data ${data} is set here`,
+      ]),
     }),
   );
 }
@@ -175,6 +201,7 @@ function checkLayers(
         diagnostics.push(
           diagnose("kvHeads", spanOf(read, "kv_heads") ?? decl.name.span, [heads, kvHeads, name], {
             hint: `kv_heads must divide heads: ${divisors(heads).join(", ")}`,
+            related: notes([spanOf(inputs.model, "heads"), `heads ${heads} is set here`]),
           }),
         );
         continue;
@@ -184,8 +211,8 @@ function checkLayers(
           inputs,
           name,
           [
-            ["heads", heads],
-            ["kv_heads", kvHeads],
+            ["heads", heads, spanOf(inputs.model, "heads")],
+            ["kv_heads", kvHeads, spanOf(read, "kv_heads")],
           ],
           sequence,
           "softmax",
@@ -217,18 +244,28 @@ function checkLayers(
       diagnostics.push(
         diagnose("bidirectionalDecay", spanOf(read, "decay")!, [name], {
           hint: "a decay weighs keys by how far back they are, which needs the causal order: remove `decay` or set `causal true`",
+          related: notes([spanOf(read, "causal"), `layer ${quote(name)} is made bidirectional here`]),
         }),
       );
     }
     if (used && !causal && linear === "lasp1") {
+      // The strategy is the choice to revisit: the error is on `linear lasp1`, the layer gets a note.
       diagnostics.push(
-        diagnose("lasp1Bidirectional", spanOf(read, "causal")!, [name], {
+        diagnose("lasp1Bidirectional", spanOf(inputs.parallel, "linear") ?? inputs.parallelKeyword!, [name], {
           hint: "use `linear lasp2`, which runs bidirectional layers with one AllReduce",
+          related: notes([spanOf(read, "causal"), `layer ${quote(name)} is made bidirectional here`]),
         }),
       );
     }
     if (used && linear === "ulysses" && sequence !== undefined) {
-      checkUlysses(inputs, name, [["heads", heads]], sequence, "linear", diagnostics);
+      checkUlysses(
+        inputs,
+        name,
+        [["heads", heads, spanOf(inputs.model, "heads")]],
+        sequence,
+        "linear",
+        diagnostics,
+      );
     }
   }
 }
@@ -236,17 +273,24 @@ function checkLayers(
 function checkUlysses(
   inputs: RuleInputs,
   layer: string,
-  counts: [string, number][],
+  counts: [string, number, Span | undefined][],
   sequence: number,
   strategyKey: string,
   diagnostics: Diagnostic[],
 ): void {
-  for (const [what, count] of counts) {
+  for (const [what, count, countSpan] of counts) {
     if (count % sequence !== 0) {
       const span = spanOf(inputs.parallel, strategyKey) ?? inputs.parallelKeyword!;
       diagnostics.push(
         diagnose("ulyssesHeads", span, [what, count, sequence, layer], {
           hint: `Ulysses gives each rank ${what} / sequence heads; use a sequence size that divides ${count}, or another strategy`,
+          related: notes(
+            [countSpan, `${what} ${count} is set here`],
+            [
+              spanOf(inputs.parallel, "sequence") ?? spanOf(inputs.parallel, "gpus"),
+              `the sequence-parallel size ${sequence} comes from here`,
+            ],
+          ),
         }),
       );
       return;

@@ -4,8 +4,10 @@
 import type { Setting, Value } from "../ast/ast.js";
 import type { Span } from "../ast/span.js";
 import { diagnose, type Diagnostic } from "../diagnostics/diagnostic.js";
-import { listWords, nearest, wordHint } from "../diagnostics/suggest.js";
-import { BOOLEAN_WORDS, DECAY_SCHEDULES, type KeyRule, type ValueRule } from "./schema.js";
+import { cut, quote } from "../diagnostics/quote.js";
+import { listWords, nearest } from "../diagnostics/suggest.js";
+import { blockOfKeys, suggestKey } from "../spec/key-homes.js";
+import { BOOLEAN_WORDS, DECAY_SCHEDULES, type KeyRule, type ValueRule } from "../spec/schema.js";
 
 export type DecayValue =
   { kind: "schedule"; name: string } | { kind: "fixed"; value: number } | { kind: "list"; values: number[] };
@@ -20,7 +22,7 @@ export interface ReadSettings {
 
 /** A number as the user wrote it where the source is known, else as JavaScript prints it. */
 export function formatNumber(value: number, text?: string): string {
-  return text ?? String(value);
+  return cut(text ?? String(value));
 }
 
 function describeValue(value: Value): string {
@@ -28,7 +30,7 @@ function describeValue(value: Value): string {
     case "number":
       return `the number ${formatNumber(value.value, value.text)}`;
     case "word":
-      return `the word \`${value.name}\``;
+      return `the word ${quote(value.name)}`;
     case "string":
       return "a string";
     case "list":
@@ -44,6 +46,12 @@ export function rangeText(rule: ValueRule): string {
 }
 
 export class SettingsReader {
+  /**
+   * `block.key` of every key an unknown key was taken for ("did you mean `hidden`?", a key written in the
+   * wrong block): a missing-key error about it would only repeat the same mistake.
+   */
+  private readonly meant = new Set<string>();
+
   constructor(private readonly diagnostics: Diagnostic[]) {}
 
   read(settings: readonly Setting[], keys: readonly KeyRule[], where: string): ReadSettings {
@@ -54,9 +62,12 @@ export class SettingsReader {
       const key = setting.key.name;
       const rule = keys.find((k) => k.key === key);
       if (rule === undefined) {
-        this.diagnostics.push(
-          diagnose("unknownKey", setting.key.span, [key, where], { hint: wordHint(key, known, `keys here`) }),
-        );
+        const block = blockOfKeys(keys);
+        const suggestion = block === undefined ? undefined : suggestKey(key, block);
+        if (suggestion?.meant !== undefined)
+          this.meant.add(`${suggestion.meant.block}.${suggestion.meant.key}`);
+        const hint = suggestion?.hint ?? `keys here: ${listWords(known)}`;
+        this.diagnostics.push(diagnose("unknownKey", setting.key.span, [key, where], { hint }));
         continue;
       }
       const first = seen.get(key);
@@ -76,10 +87,16 @@ export class SettingsReader {
     return { values, settings: seen };
   }
 
-  /** Reports every missing required key at `at` (the block keyword). */
+  /** Whether an unknown key was taken for `key` of `block` (see `meant`); call after reading every block. */
+  wasMeant(block: string, key: string): boolean {
+    return this.meant.has(`${block}.${key}`);
+  }
+
+  /** Reports every missing required key at `at` (the block keyword), unless an unknown key stood for it. */
   requireKeys(read: ReadSettings, keys: readonly KeyRule[], where: string, at: Span): void {
+    const block = blockOfKeys(keys);
     for (const rule of keys) {
-      if (rule.required && !read.settings.has(rule.key)) {
+      if (rule.required && !read.settings.has(rule.key) && !this.wasMeant(block ?? "", rule.key)) {
         this.diagnostics.push(
           diagnose("missingKey", at, [rule.key, where], { hint: `add it, for example \`${rule.example}\`` }),
         );

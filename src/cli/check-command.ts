@@ -1,6 +1,8 @@
 // `lasp check <files...>`: checks specs and prints `ok` per file or the diagnostics.
 import { checkFile, type FrontEndResult } from "../check/front-end.js";
-import { hasErrors } from "../diagnostics/diagnostic.js";
+import { notGenerated, type NotGeneratedOptions } from "../codegen/not-generated.js";
+import { memoryNotes } from "../cost/memory-notes.js";
+import { hasErrors, sortDiagnostics } from "../diagnostics/diagnostic.js";
 import { renderDiagnostics } from "../diagnostics/render.js";
 import { EXIT, type CliIo } from "./io.js";
 
@@ -22,6 +24,23 @@ export function describeIoError(error: unknown): string {
   return (error as Error).message;
 }
 
+/**
+ * Adds, to a spec that checks clean, what the generated program would ignore (warnings) or, with `refuse`,
+ * cannot do yet (errors): check, compile and run say it at the setting's position.
+ */
+export function withGeneratorNotes(
+  result: FrontEndResult,
+  options: NotGeneratedOptions = {},
+): FrontEndResult {
+  if (result.ast === undefined || result.spec === undefined) return result;
+  const notes = [...notGenerated(result.ast, options), ...memoryNotes(result.ast, result.spec, options)];
+  if (notes.length === 0) return result;
+  const diagnostics = sortDiagnostics([...result.diagnostics, ...notes]);
+  return hasErrors(notes)
+    ? { file: result.file, source: result.source, ast: result.ast, diagnostics }
+    : { ...result, diagnostics };
+}
+
 /** Prints a result's diagnostics; true when it has no errors. */
 export function reportDiagnostics(result: FrontEndResult, io: CliIo): boolean {
   if (result.diagnostics.length > 0) {
@@ -33,11 +52,12 @@ export function reportDiagnostics(result: FrontEndResult, io: CliIo): boolean {
 export async function checkCommand(files: string[], io: CliIo): Promise<number> {
   let exit: number = EXIT.ok;
   for (const file of files) {
-    const result = await loadSpec(file, io);
-    if (result === undefined) {
+    const loaded = await loadSpec(file, io);
+    if (loaded === undefined) {
       exit = EXIT.usage;
       continue;
     }
+    const result = withGeneratorNotes(loaded);
     const ok = reportDiagnostics(result, io);
     if (ok) {
       const warnings = result.diagnostics.length;

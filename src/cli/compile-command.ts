@@ -1,18 +1,22 @@
 // `lasp compile <spec> [-o DIR]`: writes the generated CUDA/NCCL program (sources, CMakeLists.txt,
-// build.sh, README.md) for the spec.
+// build.sh, README.md) for the spec. The output folder is lasp's only where it wrote it: src/io/owned-folder.ts
+// says what is replaced and what is left; each folder lasp may not use is refused with exit 2.
 import { CodegenLimitation, generateProgram, writeProgram } from "../codegen/generate.js";
-import { describeIoError, loadSpec, reportDiagnostics } from "./check-command.js";
+import { MANIFEST, OutputFolderError, type OwnedFolderResult } from "../io/owned-folder.js";
+import { loadSpec, reportDiagnostics, withGeneratorNotes } from "./check-command.js";
 import { EXIT, type CliIo } from "./io.js";
 import { lasp2Option } from "./lasp2-option.js";
 
 export interface CompileOptions {
   out?: string;
   lasp2?: string;
+  force?: boolean;
 }
 
 export async function compileCommand(file: string, options: CompileOptions, io: CliIo): Promise<number> {
-  const result = await loadSpec(file, io);
-  if (result === undefined) return EXIT.usage;
+  const loaded = await loadSpec(file, io);
+  if (loaded === undefined) return EXIT.usage;
+  const result = withGeneratorNotes(loaded, { refuse: true });
   if (!reportDiagnostics(result, io) || result.spec === undefined) return EXIT.specErrors;
   const lasp2 = lasp2Option(options.lasp2, io);
   if (lasp2 === null) return EXIT.usage;
@@ -27,14 +31,41 @@ export async function compileCommand(file: string, options: CompileOptions, io: 
     throw error;
   }
   const dir = options.out ?? `lasp_${result.spec.model.name}`;
+  let written: OwnedFolderResult;
   try {
-    await writeProgram(dir, files);
+    written = await writeProgram(dir, files, { force: options.force ?? false });
   } catch (error) {
-    io.stderr(`lasp: cannot write ${dir}: ${describeIoError(error)}\n`);
+    if (!(error instanceof OutputFolderError)) throw error;
+    io.stderr(`lasp: ${refusal(error, dir)}\n`);
     return EXIT.usage;
   }
   io.stdout(
     `wrote ${files.size} files to ${dir}/ (build: cmake -S ${dir} -B ${dir}/build && cmake --build ${dir}/build, or ${dir}/build.sh)\n`,
   );
+  if (written.removed.length > 0)
+    io.stdout(`removed what the program no longer has: ${written.removed.join(", ")}\n`);
+  if (written.replacedUnowned.length > 0)
+    io.stdout(`replaced (--force) files lasp had not written: ${written.replacedUnowned.join(", ")}\n`);
   return EXIT.ok;
+}
+
+/** Why the program cannot go to `dir`, and what would work. */
+function refusal(error: OutputFolderError, dir: string): string {
+  const force = "(lasp then writes its files there, replacing files of the same names, and deletes nothing)";
+  switch (error.problem) {
+    case "empty-path":
+      return "-o names no folder (the path is empty); name the folder for the program, e.g. -o out";
+    case "not-a-folder":
+      return `cannot write the program to ${dir}: it is a file, not a folder; name a new folder with -o (lasp never replaces a file with a folder)`;
+    case "not-owned":
+      return `will not write into ${dir}: it is not empty and has no ${MANIFEST}, so lasp did not write it; name a new or empty folder with -o, or add --force ${force}`;
+    case "unowned-files":
+      return `will not write into ${dir}: it holds files lasp did not write under names the program uses (${error.files.join(", ")}); move them away, or add --force to replace them`;
+    case "bad-manifest":
+      return `will not write into ${dir}: ${error.message}; add --force ${force}`;
+    case "not-writable":
+      return `cannot write the program to ${dir}: ${error.message}; name a folder you can write to with -o`;
+    case "io":
+      return `cannot write the program to ${dir}: ${error.message}`;
+  }
 }

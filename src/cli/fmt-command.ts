@@ -1,9 +1,11 @@
 // `lasp fmt <files...>`: formats specs in place (src/format/STYLE_GUIDE.md); `--check` only lists the files
 // that are not formatted. A file with syntax errors gets the diagnostics `lasp check` prints and is left as it
-// is; an unreadable file is a usage error.
-import { readFile, writeFile } from "node:fs/promises";
+// is; an unreadable file is a usage error. A file is replaced whole (src/io/atomic-write.ts), keeping its mode.
+import { readFile } from "node:fs/promises";
 import { decodeSpec } from "../syntax/decode.js";
 import { formatSpec } from "../format/format.js";
+import { writeFileAtomic } from "../io/atomic-write.js";
+import { describeWriteFailure } from "../io/write-error.js";
 import { describeIoError, reportDiagnostics } from "./check-command.js";
 import { EXIT, type CliIo } from "./io.js";
 
@@ -28,7 +30,7 @@ export async function fmtCommand(files: string[], options: FmtOptions, io: CliIo
     }
     const decoded = decodeSpec(bytes);
     if (!decoded.ok) {
-      reportDiagnostics({ file, source: "", diagnostics: [decoded.diagnostic] }, io);
+      reportDiagnostics({ file, source: decoded.text, diagnostics: [decoded.diagnostic] }, io);
       fail(EXIT.specErrors);
       continue;
     }
@@ -47,9 +49,9 @@ export async function fmtCommand(files: string[], options: FmtOptions, io: CliIo
       continue;
     }
     try {
-      await writeFile(file, result.text);
+      await writeFileAtomic(file, result.text);
     } catch (error) {
-      io.stderr(`lasp: cannot write ${file}: ${describeIoError(error)}\n`);
+      io.stderr(`lasp: cannot write ${file}: ${describeWriteFailure(file, error)}\n`);
       fail(EXIT.usage);
       continue;
     }

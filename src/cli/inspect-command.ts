@@ -1,22 +1,32 @@
-// `lasp inspect <spec>`: the lowered schedule of one rank in words, the communication table, `--json` for
-// the whole IR, `--svg FILE` for a timeline picture.
-import { writeFile } from "node:fs/promises";
+// `lasp inspect <spec>`: the lowered schedule of one rank in words, the communication table and the predicted
+// times; `--json` for the whole IR with the same tables (src/inspect/README.md), `--svg FILE` for a timeline
+// picture. All three render one report (src/inspect/report.ts).
+import { simulateProgram } from "../cost/simulate.js";
+import { inspectReport } from "../inspect/report.js";
+import { writeFileAtomic } from "../io/atomic-write.js";
 import { timelineSvg } from "../inspect/svg.js";
 import { inspectText } from "../inspect/text.js";
+import { outputWidth } from "../inspect/units.js";
 import { lowerSpec } from "../schedule/lower.js";
-import { describeIoError, loadSpec, reportDiagnostics } from "./check-command.js";
+import { H100, memoryReport, memoryShape, parseMemorySize, type Gpu } from "../cost/memory.js";
+import { memoryJson, memoryText } from "../inspect/memory.js";
+import { loadSpec, reportDiagnostics } from "./check-command.js";
 import { EXIT, type CliIo } from "./io.js";
 import { lasp2Option } from "./lasp2-option.js";
+import { outputFileProblem } from "./output-file.js";
+import { parseNumberText } from "./number-flag.js";
 
 export interface InspectOptions {
   rank: string;
   json?: boolean;
   svg?: string;
   lasp2?: string;
+  /** Device memory of the GPU the memory section compares against, e.g. `80GB`, `141GB`, `96GiB`. */
+  gpuMemory?: string;
 }
 
 export async function inspectCommand(file: string, options: InspectOptions, io: CliIo): Promise<number> {
-  const rank = Number(options.rank);
+  const rank = parseNumberText(options.rank.trim()) ?? Number.NaN;
   const result = await loadSpec(file, io);
   if (result === undefined) return EXIT.usage;
   if (!reportDiagnostics(result, io) || result.spec === undefined) return EXIT.specErrors;
@@ -29,24 +39,52 @@ export async function inspectCommand(file: string, options: InspectOptions, io: 
   }
   const lasp2 = lasp2Option(options.lasp2, io);
   if (lasp2 === null) return EXIT.usage;
+  const gpu = gpuOption(options.gpuMemory, io);
+  if (gpu === undefined) return EXIT.usage;
+  const memory = memoryReport(memoryShape(spec, { lasp2 }), spec.run.seqLen, gpu);
   const program = lowerSpec(spec, { lasp2 });
+  const times = simulateProgram(program);
+  const report = inspectReport(spec, program, undefined, times);
   if (options.svg !== undefined) {
     // Four layers (one of each kind where the stack has several) keep the picture readable.
     const first = program.schedules.map((_, s) => program.layers.indexOf(s));
     const layers = [...new Set([...first, ...program.layers.keys()])].slice(0, 4).sort((a, b) => a - b);
     try {
-      await writeFile(options.svg, timelineSvg(program, { layers }));
+      await writeFileAtomic(
+        options.svg,
+        timelineSvg(program, { layers, times, predictions: report.predictions }),
+      );
     } catch (error) {
-      io.stderr(`lasp: cannot write ${options.svg}: ${describeIoError(error)}\n`);
+      io.stderr(
+        `lasp: cannot write ${options.svg}: ${outputFileProblem(options.svg, error, "timeline.svg")}\n`,
+      );
       return EXIT.usage;
     }
-    io.stderr(`wrote ${options.svg} (layers ${layers.join(", ")}, ${spec.parallel.sequence} ranks)\n`);
+    io.stderr(
+      `wrote ${options.svg}: layers ${layers.join(", ")} of ${program.layers.length}, on each of the ${spec.parallel.sequence} ranks\n`,
+    );
     if (!options.json) return EXIT.ok;
   }
   if (options.json) {
-    io.stdout(`${JSON.stringify(program, null, 2)}\n`);
+    // The IR's fields as before, and beside them the tables the text shows.
+    io.stdout(`${JSON.stringify({ ...program, ...report, memory: memoryJson(memory) }, null, 2)}\n`);
     return EXIT.ok;
   }
-  io.stdout(inspectText(spec, program, { rank }));
+  io.stdout(
+    `${inspectText(spec, program, { rank, report, width: outputWidth() })}\n${memoryText(memory, outputWidth())}\n`,
+  );
   return EXIT.ok;
+}
+
+/** The GPU of the memory section: an H100 with `--gpu-memory` bytes; undefined (after saying why) if unreadable. */
+function gpuOption(text: string | undefined, io: CliIo): Gpu | undefined {
+  if (text === undefined) return H100;
+  const memory = parseMemorySize(text);
+  if (memory === undefined) {
+    io.stderr(
+      `lasp: --gpu-memory must be a size such as 80GB, 141GB or 96GiB, got ${JSON.stringify(text)}\n`,
+    );
+    return undefined;
+  }
+  return { ...H100, memory };
 }

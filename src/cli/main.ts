@@ -1,29 +1,44 @@
 // The `lasp` command line. Every command returns an exit code: 0 ok, 1 spec errors, 2 usage errors.
+// A command's module is imported only when that command runs: the parser (chevrotain), the code generator
+// (handlebars) and the toolchain (execa) were most of every start, and `--help` or `--version` need none of
+// them (test/cli-startup.test.ts keeps it so). Only types come from the command modules here.
 import { Command, CommanderError } from "commander";
-import { checkCommand } from "./check-command.js";
-import { compileCommand, type CompileOptions } from "./compile-command.js";
-import { fmtCommand, type FmtOptions } from "./fmt-command.js";
-import { inspectCommand, type InspectOptions } from "./inspect-command.js";
+import type { CompileOptions } from "./compile-command.js";
+import { COMPILE_HELP } from "./compile-help.js";
+import type { FmtOptions } from "./fmt-command.js";
+import type { InspectOptions } from "./inspect-command.js";
 import { LASP2_FLAG, LASP2_HELP } from "./lasp2-option.js";
+import { outputWidth } from "../inspect/units.js";
 import { EXIT, processIo, type CliIo } from "./io.js";
-import { version } from "./package-info.js";
-import { RUN_HELP, runCommand, type RunCliOptions } from "./run-command.js";
-import { verifyCommand, type VerifyCliOptions } from "./verify-command.js";
+import { version } from "../io/package-info.js";
+import type { RunCliOptions } from "./run-command.js";
+import { RUN_HELP } from "./run-help.js";
+import type { VerifyCliOptions } from "./verify-command.js";
 
 const EXAMPLES = `
 Examples:
-  $ lasp check examples/linear-llama3-1b.lasp      check a spec, print ok or the errors
-  $ lasp check examples/*.lasp                     check several specs at once
-  $ lasp fmt --check examples/*.lasp               list the specs that are not formatted
-  $ lasp compile examples/tiny-linear.lasp -o out   write the CUDA/NCCL program to out/
-  $ lasp inspect examples/tiny-hybrid.lasp         the schedule of rank 0 and the communication table
-  $ lasp inspect examples/tiny-hybrid.lasp --json  the whole lowered program as JSON
-  $ lasp inspect examples/tiny-hybrid.lasp --svg timeline.svg   a timeline picture of the first layers
-  $ lasp verify examples/linear-llama3-1b-hybrid.lasp   prove the schedules exact on the CPU (float64)
-  $ lasp run examples/tiny-linear.lasp --mode verify    build the CUDA program and run it on this machine's GPUs
+  $ lasp check examples/linear-llama3-1b.lasp
+      check a spec, print ok or the errors
+  $ lasp check examples/*.lasp
+      check several specs at once
+  $ lasp fmt --check examples/*.lasp
+      list the specs that are not formatted
+  $ lasp compile examples/tiny-linear.lasp -o out
+      write the CUDA/NCCL program to out/
+  $ lasp inspect examples/tiny-hybrid.lasp
+      the schedule of rank 0, the communication table, predicted times
+  $ lasp inspect examples/tiny-hybrid.lasp --json
+      the same tables and the whole lowered program, as JSON
+  $ lasp inspect examples/tiny-hybrid.lasp --svg timeline.svg
+      a timeline picture of the first layers
+  $ lasp verify examples/linear-llama3-1b-hybrid.lasp --seq-len 2K
+      prove the schedules exact on the CPU (float64), at 2048 tokens
+  $ lasp run examples/tiny-linear.lasp --mode verify
+      build the CUDA program and run it on this machine's GPUs
 
-Exit codes: 0 ok; 1 the spec has errors (or cannot be generated yet, or its verification failed);
-2 usage errors (bad options, unreadable files); 3 a missing GPU, tool or library; 4 a build failure.
+Exit codes: 0 ok; 1 the spec has errors (or cannot be generated yet, or its
+verification failed); 2 usage errors (bad options, unreadable files); 3 a
+missing GPU, tool or library; 4 a build failure.
 Set NO_COLOR to turn colours off.`;
 
 export function buildProgram(io: CliIo, setExit: (code: number) => void): Command {
@@ -35,6 +50,8 @@ export function buildProgram(io: CliIo, setExit: (code: number) => void): Comman
     .helpOption("-h, --help", "show help")
     .showHelpAfterError("(run `lasp --help` for usage)")
     .addHelpText("after", EXAMPLES)
+    // Descriptions wrap to the terminal (100 columns at most), however long the command column.
+    .configureHelp({ helpWidth: outputWidth(), minWidthToWrap: 20 })
     .configureOutput({ writeOut: io.stdout, writeErr: io.stderr })
     .exitOverride();
 
@@ -42,14 +59,20 @@ export function buildProgram(io: CliIo, setExit: (code: number) => void): Comman
     .command("check")
     .description("check specs and print `ok` per file or the diagnostics")
     .argument("<files...>", ".lasp spec files")
-    .action(async (files: string[]) => setExit(await checkCommand(files, io)));
+    .action(async (files: string[]) => {
+      const { checkCommand } = await import("./check-command.js");
+      setExit(await checkCommand(files, io));
+    });
 
   program
     .command("fmt")
     .description("format specs in place (layout: src/format/STYLE_GUIDE.md), keeping every comment")
     .argument("<files...>", ".lasp spec files")
     .option("--check", "change nothing; list the files that are not formatted and exit 1 if there are any")
-    .action(async (files: string[], options: FmtOptions) => setExit(await fmtCommand(files, options, io)));
+    .action(async (files: string[], options: FmtOptions) => {
+      const { fmtCommand } = await import("./fmt-command.js");
+      setExit(await fmtCommand(files, options, io));
+    });
 
   program
     .command("compile")
@@ -57,11 +80,14 @@ export function buildProgram(io: CliIo, setExit: (code: number) => void): Comman
       "write the generated CUDA/NCCL program of a spec (sources, CMakeLists.txt, build.sh, README)",
     )
     .argument("<spec>", ".lasp spec file")
-    .option("-o, --out <dir>", "output directory (default: lasp_<model name>)")
+    .option("-o, --out <dir>", "output directory (default: lasp_<model name>); see below")
+    .option("--force", "write into a non-empty folder lasp did not write (deletes nothing of it)")
     .option(LASP2_FLAG, LASP2_HELP)
-    .action(async (spec: string, options: CompileOptions) =>
-      setExit(await compileCommand(spec, options, io)),
-    );
+    .addHelpText("after", COMPILE_HELP)
+    .action(async (spec: string, options: CompileOptions) => {
+      const { compileCommand } = await import("./compile-command.js");
+      setExit(await compileCommand(spec, options, io));
+    });
 
   program
     .command("inspect")
@@ -70,10 +96,15 @@ export function buildProgram(io: CliIo, setExit: (code: number) => void): Comman
     .option("--rank <n>", "the rank whose steps are listed", "0")
     .option("--json", "print the whole lowered program as JSON (field reference: src/schedule/README.md)")
     .option("--svg <file>", "write a timeline picture (one lane per stream and rank, predicted times)")
+    .option(
+      "--gpu-memory <size>",
+      "GPU memory the memory section compares with (default 80GB; e.g. 141GB, 96GiB)",
+    )
     .option(LASP2_FLAG, LASP2_HELP)
-    .action(async (spec: string, options: InspectOptions) =>
-      setExit(await inspectCommand(spec, options, io)),
-    );
+    .action(async (spec: string, options: InspectOptions) => {
+      const { inspectCommand } = await import("./inspect-command.js");
+      setExit(await inspectCommand(spec, options, io));
+    });
 
   program
     .command("verify")
@@ -87,9 +118,10 @@ export function buildProgram(io: CliIo, setExit: (code: number) => void): Comman
     .option("--tolerance <x>", "largest relative error that passes", "1e-9")
     .option("--json", "print the errors as JSON")
     .option(LASP2_FLAG, LASP2_HELP)
-    .action(async (spec: string, options: VerifyCliOptions) =>
-      setExit(await verifyCommand(spec, options, io)),
-    );
+    .action(async (spec: string, options: VerifyCliOptions) => {
+      const { verifyCommand } = await import("./verify-command.js");
+      setExit(await verifyCommand(spec, options, io));
+    });
 
   program
     .command("run")
@@ -109,9 +141,10 @@ export function buildProgram(io: CliIo, setExit: (code: number) => void): Comman
     .option("--dry-run", "print the build and launch commands without running anything")
     .option(LASP2_FLAG, LASP2_HELP)
     .addHelpText("after", RUN_HELP)
-    .action(async (spec: string, programArgs: string[], options: RunCliOptions) =>
-      setExit(await runCommand(spec, { ...options, programArgs }, io)),
-    );
+    .action(async (spec: string, programArgs: string[], options: RunCliOptions) => {
+      const { runCommand } = await import("./run-command.js");
+      setExit(await runCommand(spec, { ...options, programArgs }, io));
+    });
 
   return program;
 }

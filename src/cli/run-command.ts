@@ -26,7 +26,8 @@ import {
 import { RunProgress, StatusLine } from "../toolchain/progress.js";
 import { findTools, HOW_TO_GET, which, type Toolchain } from "../toolchain/tools.js";
 import type { ResolvedSpec } from "../spec/resolved.js";
-import { loadSpec, reportDiagnostics } from "./check-command.js";
+import { OutputFolderError } from "../io/owned-folder.js";
+import { loadSpec, reportDiagnostics, withGeneratorNotes } from "./check-command.js";
 import { EXIT, type CliIo } from "./io.js";
 import type { LowerOptions } from "../schedule/lower.js";
 import { lasp2Option } from "./lasp2-option.js";
@@ -34,13 +35,7 @@ import { lasp2Option } from "./lasp2-option.js";
 /** Exit codes of `lasp run`; a failing rank's own code is passed through unchanged. */
 export const RUN_EXIT = { ...EXIT, environment: 3, build: 4, interrupted: 130 } as const;
 
-export const RUN_HELP = `
-Options after \`--\` go to every rank unchanged, e.g. \`lasp run spec.lasp -- --warmup 2 --seed 7\`.
-
-Exit codes: 0 ok, 1 spec errors (or the program's verify failed), 2 usage errors, 3 this machine cannot run
-it (no GPU, too few GPUs, no nvcc or cmake), 4 the build failed (the log and a repro command are printed),
-130 interrupted; a rank that fails passes its own exit code through.
-Build cache: .lasp-cache/ in the working directory, or $LASP_CACHE_DIR.`;
+export { RUN_HELP } from "./run-help.js";
 
 export type ProgramGenerator = (
   spec: ResolvedSpec,
@@ -80,7 +75,7 @@ export interface RunDeps {
   killGraceMs?: number;
 }
 
-const MODES = ["bench", "verify", "train"] as const;
+const MODES = ["bench", "verify"] as const;
 
 /** The program's own exit codes (PROTOCOL.md), for messages. */
 const PROGRAM_EXIT: Record<number, string> = {
@@ -131,6 +126,11 @@ function parseOptions(cli: RunCliOptions, io: CliIo): Parsed | undefined {
   }
   const programArgs: string[] = [];
   if (cli.mode !== undefined) {
+    if (cli.mode === "train") {
+      return fail(
+        "--mode train is not generated yet (no optimizer, data loader or checkpoints); use bench or verify",
+      );
+    }
     if (!(MODES as readonly string[]).includes(cli.mode)) {
       return fail(`--mode must be one of ${MODES.join(", ")}, got ${cli.mode}`);
     }
@@ -253,8 +253,12 @@ export async function runCommand(
 ): Promise<number> {
   const parsed = parseOptions(cli, io);
   if (parsed === undefined) return RUN_EXIT.usage;
-  const loaded = await loadSpec(file, io);
-  if (loaded === undefined) return RUN_EXIT.usage;
+  const read = await loadSpec(file, io);
+  if (read === undefined) return RUN_EXIT.usage;
+  const loaded = withGeneratorNotes(read, {
+    refuse: true,
+    ...(cli.mode !== undefined ? { modeOverride: cli.mode } : {}),
+  });
   if (!reportDiagnostics(loaded, io) || loaded.spec === undefined) return RUN_EXIT.specErrors;
   const spec = loaded.spec;
   const world = spec.parallel.gpus;
@@ -351,6 +355,10 @@ export async function runCommand(
       if (controller.signal.aborted) {
         io.stderr("lasp: interrupted during the build\n");
         return RUN_EXIT.interrupted;
+      }
+      if (error instanceof OutputFolderError) {
+        io.stderr(`lasp: cannot write the sources to ${cli.out}: ${error.message}\n`);
+        return RUN_EXIT.usage;
       }
       if (!(error instanceof BuildError)) throw error;
       const excerpt = error.excerpt.map((l) => `  ${l}\n`).join("");

@@ -5,6 +5,7 @@ import { verifySpec, VerifyUsageError, type VerifyOptions } from "../verify/veri
 import { loadSpec, reportDiagnostics } from "./check-command.js";
 import { EXIT, type CliIo } from "./io.js";
 import { lasp2Option } from "./lasp2-option.js";
+import { integerFlag, positiveFlag } from "./number-flag.js";
 
 export interface VerifyCliOptions {
   seqLen?: string;
@@ -17,16 +18,6 @@ export interface VerifyCliOptions {
   lasp2?: string;
 }
 
-function positiveInteger(flag: string, text: string | undefined, io: CliIo): number | undefined | null {
-  if (text === undefined) return undefined;
-  const value = Number(text);
-  if (!Number.isInteger(value) || value < 1) {
-    io.stderr(`lasp: ${flag} must be a whole number of at least 1, got ${text}\n`);
-    return null;
-  }
-  return value;
-}
-
 export async function verifyCommand(file: string, cli: VerifyCliOptions, io: CliIo): Promise<number> {
   const options: VerifyOptions = {};
   for (const [flag, key, text] of [
@@ -36,18 +27,15 @@ export async function verifyCommand(file: string, cli: VerifyCliOptions, io: Cli
     ["--block", "block", cli.block],
     ["--seed", "seed", cli.seed],
   ] as const) {
-    const value = positiveInteger(flag, text, io);
+    const value = integerFlag(flag, text, io);
     if (value === null) return EXIT.usage;
     if (value !== undefined) options[key] = value;
   }
   const lasp2 = lasp2Option(cli.lasp2, io);
   if (lasp2 === null) return EXIT.usage;
   options.lasp2 = lasp2;
-  const tolerance = Number(cli.tolerance);
-  if (!(tolerance > 0)) {
-    io.stderr(`lasp: --tolerance must be a positive number, got ${cli.tolerance}\n`);
-    return EXIT.usage;
-  }
+  const tolerance = positiveFlag("--tolerance", cli.tolerance, io);
+  if (tolerance === null || tolerance === undefined) return EXIT.usage;
   const result = await loadSpec(file, io);
   if (result === undefined) return EXIT.usage;
   if (!reportDiagnostics(result, io) || result.spec === undefined) return EXIT.specErrors;
@@ -83,7 +71,7 @@ export async function verifyCommand(file: string, cli: VerifyCliOptions, io: Cli
     fmt(r.errors.dv),
     Math.max(...Object.values(r.errors)) > tolerance ? "FAIL" : "ok",
   ]);
-  io.stdout(`${table(["layer kind", "type", "strategy", "o", "dq", "dk", "dv", ""], rows, "  ")}\n`);
+  io.stdout(`${table(["layer kind", "type", "strategy", "o", "dq", "dk", "dv", "result"], rows, "  ")}\n`);
   io.stdout(
     failed
       ? `FAILED: max relative error ${fmt(report.maxError)} is above ${tolerance}\n`

@@ -4,7 +4,7 @@ import { spawnSync } from "node:child_process";
 import { mkdtempSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
-import { describe, expect, it } from "vitest";
+import { describe, expect, it, type ExpectStatic } from "vitest";
 import { checkSource } from "../check/front-end.js";
 import { lowerSpec } from "../schedule/lower.js";
 import type { CollectiveStep, RankProgram } from "../schedule/ir.js";
@@ -17,6 +17,7 @@ import {
 } from "./communicators.js";
 import { generateProgram, writeProgram } from "./generate.js";
 import { overlapPartners } from "./view-model.js";
+import { itWithNvcc, nvcc } from "../../test/nvcc.js";
 
 function spec(parallel: string, run: string, dims = "heads 4 head_dim 64") {
   const source = `model m { vocab 64 hidden 256 ffn 64 ${dims}
@@ -222,7 +223,6 @@ describe("a projection beside a collective", () => {
 });
 
 describe("how the collectives beside the kernels move data (lasp/comm.cuh, grad_sum.cuh; stand-in NCCL, no GPU)", () => {
-  const hasNvcc = spawnSync("nvcc", ["--version"]).status === 0;
   const fixtures = resolve("src/codegen/fixtures/host-api");
   // The test program defines NCCL's functions itself: they record the configs of the splits and the calls of
   // the gradient sum, and play an NCCL that registers windows or not (REGISTERS=0|1). OLD_NCCL plays an
@@ -291,16 +291,16 @@ int main(int argc, char** argv) {
   return 0;
 }
 `;
-  const build = async (oldNccl: boolean) => {
+  const build = async (oldNccl: boolean, expect: ExpectStatic) => {
     const dir = mkdtempSync(join(tmpdir(), "lasp-collectives-"));
     await writeProgram(
       dir,
       generateProgram(spec("gpus 2 sequence 2 linear lasp2 softmax allgather", "seq_len 8K")),
     );
     writeFileSync(join(dir, "t.cu"), harness(oldNccl));
-    const r = spawnSync("nvcc", ["-std=c++17", "-I.", "-Ilasp", `-I${fixtures}`, "t.cu", "-o", "t"], {
-      cwd: dir,
-      encoding: "utf8",
+    // The two tests that build the same harness share one compile (test/nvcc.ts).
+    const r = await nvcc(dir, ["-std=c++17", "-I.", "-Ilasp", `-I${fixtures}`, "t.cu", "-o", "t"], {
+      outputs: ["t"],
     });
     expect(r.stderr).not.toMatch(/error/);
     expect(r.status).toBe(0);
@@ -315,10 +315,10 @@ int main(int argc, char** argv) {
   };
   const kernels = "few_policy=-1 few_ctas=4 world_policy=-1 states=0 grads=0\n";
 
-  it.runIf(hasNvcc)(
+  itWithNvcc(
     "asks NCCL 2.28 for copy engines where more than one rank shares the work, and keeps its kernels when told",
-    async () => {
-      const run = await build(false);
+    async ({ expect }) => {
+      const run = await build(false, expect);
       for (const choice of [undefined, "auto", "copy_engines"]) {
         const r = run(choice, 4, 4);
         expect(r.status).toBe(0);
@@ -339,10 +339,10 @@ int main(int argc, char** argv) {
     120_000,
   );
 
-  it.runIf(hasNvcc)(
+  itWithNvcc(
     "sums gradients by an AlltoAll, a sum of the slices and an in-place AllGather, else by one AllReduce",
-    async () => {
-      const run = await build(false);
+    async ({ expect }) => {
+      const run = await build(false, expect);
       // 4096 gradients on 4 ranks: rank 1 receives every rank's 1024-element slice 1, sums the 4 into dw's own
       // slice (elements 1024..2047), and gathers every rank's slice into dw.
       expect(run("auto", 4, 4).stdout).toMatch(
@@ -363,10 +363,10 @@ int main(int argc, char** argv) {
     120_000,
   );
 
-  it.runIf(hasNvcc)(
+  itWithNvcc(
     "runs NCCL's kernels with an NCCL older than 2.28, and says so when copy engines are insisted on",
-    async () => {
-      const run = await build(true);
+    async ({ expect }) => {
+      const run = await build(true, expect);
       expect(run("auto", 4, 4).stdout).toBe(kernels);
       const insist = run("copy_engines", 4, 4);
       expect(insist.status).toBe(2);

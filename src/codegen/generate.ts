@@ -1,10 +1,10 @@
 // The code generator: resolved spec -> schedule IR -> view model -> the files of a standalone CUDA/NCCL
 // program (`lasp compile`). One template per output file; the runtime headers are copied under a header.
-import { mkdir, rm, writeFile } from "node:fs/promises";
-import { dirname, join } from "node:path";
+import { writeOwnedFolder, type OwnedFolderResult } from "../io/owned-folder.js";
+import { largestAllocation, MAX_ELEMENTS, memoryShape } from "../cost/memory.js";
 import { lowerSpec, type LowerOptions } from "../schedule/lower.js";
 import type { ResolvedSpec } from "../spec/resolved.js";
-import { version } from "../cli/package-info.js";
+import { version } from "../io/package-info.js";
 import { Renderer } from "./render.js";
 import { UnsupportedOp } from "./steps.js";
 import { buildView } from "./view-model.js";
@@ -49,6 +49,7 @@ export function generateProgram(
   lowering: LowerOptions = {},
 ): Map<string, string> {
   checkSupported(spec);
+  checkCounts(spec, lowering);
   const program = lowerSpec(spec, lowering);
   let view;
   try {
@@ -77,15 +78,33 @@ function checkSupported(spec: ResolvedSpec): void {
   }
 }
 
+/**
+ * The kernels and cuBLAS take token and element counts as 32-bit ints. `lasp compile` reports this at the
+ * spec's seq_len (E0702, src/cost/memory-notes.ts) where it can; this guard holds for every spec.
+ */
+function checkCounts(spec: ResolvedSpec, lowering: LowerOptions): void {
+  const largest = largestAllocation(memoryShape(spec, lowering), spec.run.seqLen);
+  if (largest.elements > MAX_ELEMENTS) {
+    throw new CodegenLimitation(
+      `at seq_len ${spec.run.seqLen} the generated program's ${largest.what} would hold ${largest.elements} elements per GPU, more than its kernels count (2^31 - 1) (E0702): use a shorter seq_len or more sequence-parallel GPUs`,
+    );
+  }
+}
+
 /** Slots in lasp::SlotList (types.cuh). */
 const MAX_MERGED_SOURCES = 64;
 
-/** Writes the files under `dir`, replacing what a previous compile left there. */
-export async function writeProgram(dir: string, files: Map<string, string>): Promise<void> {
-  await rm(dir, { recursive: true, force: true });
-  for (const [path, contents] of files) {
-    const target = join(dir, path);
-    await mkdir(dirname(target), { recursive: true });
-    await writeFile(target, contents, path.endsWith(".sh") ? { mode: 0o755 } : {});
-  }
+/**
+ * Writes the files under `dir`, each atomically, replacing what a previous compile wrote there and nothing
+ * else (src/io/owned-folder.ts: the rules, and the OutputFolderError thrown for a folder lasp may not use).
+ */
+export async function writeProgram(
+  dir: string,
+  files: ReadonlyMap<string, string>,
+  options: { force?: boolean } = {},
+): Promise<OwnedFolderResult> {
+  return writeOwnedFolder(dir, files, {
+    force: options.force ?? false,
+    mode: (path) => (path.endsWith(".sh") ? 0o755 : undefined),
+  });
 }

@@ -3,7 +3,8 @@
 import { existsSync, readdirSync, readFileSync } from "node:fs";
 import { join, relative } from "node:path";
 import { checkSource } from "../check/front-end.js";
-import { packageRoot } from "../cli/package-info.js";
+import { packageRoot } from "../io/package-info.js";
+import { MANIFEST, manifestText, removeOwnedFiles } from "../io/owned-folder.js";
 import { CodegenLimitation, generateProgram, writeProgram } from "./generate.js";
 
 export interface GeneratedExample {
@@ -54,12 +55,14 @@ export function staleFiles(root = packageRoot()): string[] {
       if (committed.length > 0) stale.push(`${relative(root, ex.dir)}/ (the example no longer generates)`);
       continue;
     }
-    for (const [path, contents] of ex.files) {
+    // The manifest writeProgram leaves is committed too, so a fresh clone recompiles into generated/ cleanly.
+    const expected = new Map([...ex.files, [MANIFEST, manifestText(ex.files.keys())]]);
+    for (const [path, contents] of expected) {
       const file = join(ex.dir, path);
       if (!existsSync(file) || readFileSync(file, "utf8") !== contents) stale.push(relative(root, file));
     }
     for (const path of committed)
-      if (!ex.files.has(path)) stale.push(`${relative(root, join(ex.dir, path))} (no longer generated)`);
+      if (!expected.has(path)) stale.push(`${relative(root, join(ex.dir, path))} (no longer generated)`);
   }
   return stale;
 }
@@ -78,11 +81,12 @@ async function main(): Promise<void> {
   }
   for (const ex of generateExamples(root)) {
     if (ex.files === undefined) {
-      await writeProgram(ex.dir, new Map());
+      await removeOwnedFiles(ex.dir);
       process.stderr.write(`skipped ${ex.example}: ${ex.limitation}\n`);
       continue;
     }
-    await writeProgram(ex.dir, ex.files);
+    // generated/ is the generator's own tree; force also covers folders written before manifests existed.
+    await writeProgram(ex.dir, ex.files, { force: true });
     process.stderr.write(`wrote ${relative(root, ex.dir)}/ (${ex.files.size} files)\n`);
   }
 }

@@ -3,7 +3,7 @@
 import { readdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import Handlebars from "handlebars";
-import { packageRoot } from "../cli/package-info.js";
+import { packageRoot } from "../io/package-info.js";
 
 export function templatesDir(): string {
   return join(packageRoot(), "templates");

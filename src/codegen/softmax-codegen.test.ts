@@ -8,8 +8,7 @@ import { join, resolve } from "node:path";
 import { describe, expect, it } from "vitest";
 import { checkSource } from "../check/front-end.js";
 import { CodegenLimitation, generateProgram, writeProgram } from "./generate.js";
-
-const hasNvcc = spawnSync("nvcc", ["--version"]).status === 0;
+import { HOST_SYNTAX_ONLY, itWithNvcc, nvcc, UNOPTIMIZED_DEVICE_CODE } from "../../test/nvcc.js";
 
 function program(parallel: string, stack = "[L, S] x 1", run = ""): Map<string, string> {
   const source = `model m { vocab 64 hidden 256 ffn 64 heads 4 head_dim 64
@@ -204,9 +203,9 @@ describe("cuDNN in the build", () => {
 describe("the softmax backend choice (lasp/softmax_backend.cuh, host code: no GPU needed)", () => {
   const files = program("gpus 2 sequence 2 linear ulysses softmax ulysses layout zigzag");
 
-  it.runIf(hasNvcc)(
+  itWithNvcc(
     "follows LASP_SOFTMAX_BACKEND and stops with exit 2 and a message where it cannot",
-    async () => {
+    async ({ expect }) => {
       const dir = mkdtempSync(join(tmpdir(), "lasp-backend-"));
       await writeProgram(dir, files);
       writeFileSync(
@@ -219,9 +218,8 @@ int main() {
 }
 `,
       );
-      const build = spawnSync("nvcc", ["-std=c++17", "-I.", "-Ilasp", "choice.cu", "-o", "choice"], {
-        cwd: dir,
-        encoding: "utf8",
+      const build = await nvcc(dir, ["-std=c++17", "-I.", "-Ilasp", "choice.cu", "-o", "choice"], {
+        outputs: ["choice"],
       });
       expect(build.stderr).not.toMatch(/error/);
       expect(build.status).toBe(0);
@@ -275,16 +273,25 @@ describe("the generated host code", () => {
     ],
   ];
   for (const [name, files] of specs) {
-    it.runIf(hasNvcc)(
+    // The host code is what is checked here: one device pass (not -arch's two) and no object file.
+    itWithNvcc(
       `type-checks with nvcc against declaration-only NCCL and cuBLAS headers: ${name}`,
-      async () => {
+      async ({ expect }) => {
         const dir = mkdtempSync(join(tmpdir(), "lasp-host-"));
         await writeProgram(dir, files);
-        const result = spawnSync(
-          "nvcc",
-          ["-std=c++17", "-arch=sm_90a", "-I.", "-Ilasp", `-I${fixtures}`, "-c", "main.cu", "-o", "main.o"],
-          { cwd: dir, encoding: "utf8" },
-        );
+        const result = await nvcc(dir, [
+          "-std=c++17",
+          "-gencode=arch=compute_90a,code=sm_90a",
+          ...UNOPTIMIZED_DEVICE_CODE,
+          ...HOST_SYNTAX_ONLY,
+          "-I.",
+          "-Ilasp",
+          `-I${fixtures}`,
+          "-c",
+          "main.cu",
+          "-o",
+          "main.o",
+        ]);
         expect(result.stderr).not.toMatch(/error/);
         expect(result.status).toBe(0);
       },

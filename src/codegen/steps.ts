@@ -1,53 +1,19 @@
 // IR steps to C++ calls: which runtime function each op becomes and every argument it gets (buffer slots,
 // piece offsets, element counts, gap tables), all computed here so the templates only print them.
-import type {
-  BufferDecl,
-  ComputeStep,
-  LayerSchedule,
-  LayoutPlan,
-  Pass,
-  RankProgram,
-  ScheduleSizes,
-  Step,
-} from "../schedule/ir.js";
+import type { BufferDecl, ComputeStep, Step } from "../schedule/ir.js";
 import { elementsOf } from "../schedule/context.js";
 import { GEMM_SM_MARGIN } from "./communicators.js";
 import { cppIdent, softmaxDimsLiteral, softmaxDimsName } from "./names.js";
+import type { StepContext } from "./step-context.js";
 import { workspaceArgs } from "./workspaces.js";
+
+export type { StepContext, TableSink } from "./step-context.js";
 
 export interface Call {
   /** The checking macro wrapped around the call, or "" for the runtime's own checked launchers. */
   check: "" | "CUDA_CHECK" | "NCCL_CHECK";
   fn: string;
   args: string[];
-}
-
-/** A table of constants the generated program uploads to the GPU at start (decays, prefix gaps). */
-export interface TableSink {
-  name: string;
-  ctype: string;
-  values: string;
-  count: number;
-  comment: string;
-}
-
-export interface StepContext {
-  program: RankProgram;
-  schedule: LayerSchedule;
-  plan: LayoutPlan;
-  sizes: ScheduleSizes;
-  /** C++ name of the layer kind. */
-  kind: string;
-  pass: Pass;
-  tables: TableSink[];
-  /** Collectives that use the few-CTA communicator (communicators.ts); the others use the default one. */
-  fewCtas: ReadonlySet<number>;
-  /** Large AllGathers that take the few-CTA communicator when it copies with the copy engines (communicators.ts). */
-  copyCandidates: ReadonlySet<number>;
-  /** Computation steps that a collective overlaps -> that collective (overlapPartners). */
-  besideCollective: ReadonlyMap<number, number>;
-  /** The kind keeps segment-state workspaces (workspaces.ts). */
-  workspaces: boolean;
 }
 
 export class UnsupportedOp extends Error {}

@@ -165,7 +165,7 @@ export interface ProgramView {
 const ELEMENT_CTYPE = (decl: BufferDecl): "bf16" | "float" => (decl.dtype === "fp32" ? "float" : "bf16");
 
 /** Buffers of a layer kind: the union over passes and ranks (same name, same storage). */
-function kindBuffers(schedule: LayerSchedule): BufferView[] {
+export function kindBuffers(schedule: LayerSchedule): BufferView[] {
   const windows = windowBuffers(schedule);
   const byName = new Map<string, BufferDecl>();
   // Inputs of the backward pass on any rank (ranks may differ: LASP-2's first causal piece saves no prefix).
@@ -361,10 +361,10 @@ export function buildView({ spec, program, compilerVersion }: ViewInputs): Progr
       value: String(sizes.batch),
       comment: "sequences per step on each data-parallel rank",
     },
-    { ctype: "int", name: "kSeqLen", value: String(sizes.seqLen), comment: "global sequence length N" },
-    { ctype: "int", name: "kLocalTokens", value: String(localTokens), comment: "tokens each rank holds" },
+    { ctype: "int64_t", name: "kSeqLen", value: String(sizes.seqLen), comment: "global sequence length N" },
+    { ctype: "int64_t", name: "kLocalTokens", value: String(localTokens), comment: "tokens each rank holds" },
     {
-      ctype: "int",
+      ctype: "int64_t",
       name: "kPieceTokens",
       value: String(pieceTokens(layout)),
       comment: "tokens of each piece",
@@ -525,7 +525,8 @@ export function buildView({ spec, program, compilerVersion }: ViewInputs): Progr
     mode: spec.run.mode === "verify" ? "verify" : "bench",
     tolerance: floatLiteral(TOLERANCE[sizes.dtype]),
     pieceMaps: layout.byRank.map((pieces) => pieceMap(pieces)),
-    wholeSequence: pieceMap([{ start: 0, length: sizes.seqLen }]),
+    // Count 0: the rows are global positions already, so no length is stored (the sequence may hold 2^31).
+    wholeSequence: "lasp::PieceMap{0, {0, 0}, {0, 0}, {0, 0}}",
     maxEvents,
     flopsPerStep: flopsPerStep(spec, program).toExponential(6),
     constants,
@@ -581,7 +582,7 @@ export function flopsPerStep(spec: ResolvedSpec, program: ScheduleProgram): numb
 export { intList };
 
 /** Elements of a layer's Wq (and Wo), hidden x heads x d, and of its Wk (and Wv), hidden x kv heads x d. */
-function weightBlocks(
+export function weightBlocks(
   hidden: number,
   sizes: ScheduleSizes,
   schedule: LayerSchedule,

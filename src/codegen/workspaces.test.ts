@@ -24,7 +24,7 @@ const body = (cuh: string, fn: string): string => {
 describe("segment-state workspaces", () => {
   it("are kept per layer for kv and shared for qdo, sized at allocation for the GPU", () => {
     const cuh = programCuh("gpus 2 linear lasp2 layout zigzag");
-    expect(cuh).toContain("constexpr int kPieceTokens = 1024;");
+    expect(cuh).toContain("constexpr int64_t kPieceTokens = 1024;");
     expect(cuh).toContain(
       "b.ws_floats = lasp::linear_state_workspace_bytes(lasp::LinearDims{kBatch, kLocalTokens, kHeads, kHeadDim}, kPieceTokens) / sizeof(float);",
     );

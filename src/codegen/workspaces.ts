@@ -5,7 +5,7 @@
 // module decides, per step, which workspace a call passes: one per piece, kv (from linear_state, kept from
 // the forward pass to the backward, so per layer) and qdo (from linear_grad_state, within the backward).
 import type { ComputeStep, RankProgram } from "../schedule/ir.js";
-import type { StepContext } from "./steps.js";
+import type { StepContext } from "./step-context.js";
 
 /** Whether a pass program computes piece j's state (op linear.state or linear.grad_state). */
 function computes(program: RankProgram | undefined, op: ComputeStep["op"], j: number): boolean {

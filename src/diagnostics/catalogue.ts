@@ -1,8 +1,11 @@
 // Every message `lasp` shows about a spec lives here, under a stable code (like TypeScript's
 // diagnosticMessages.json). Codes never change meaning once released: E01xx text, E02xx syntax,
-// E03xx structure, E04xx values, E05xx rules of the algorithms, W06xx warnings.
+// E03xx structure, E04xx values, E05xx rules of the algorithms, W06xx warnings,
+// E07xx what the code generator cannot emit yet.
 // test/diagnostics holds one golden case per code.
-import type { Severity } from "./diagnostic.js";
+/** How a diagnostic counts: an error stops the spec (exit 1), a warning is shown and the exit stays 0. */
+export type Severity = "error" | "warning";
+import { quote } from "./quote.js";
 
 interface Entry<A extends unknown[]> {
   code: string;
@@ -22,15 +25,13 @@ function entry<A extends unknown[]>(
 }
 
 /** A word or value in backquotes, cut short so a 10 MB token still gives a one-line message. */
-const q = (text: string | number): string => {
-  const t = String(text);
-  return `\`${t.length > 40 ? `${t.slice(0, 40)}…` : t}\``;
-};
+const q = quote;
 
 export const MESSAGES = {
   // E01xx: the text itself
-  unexpectedCharacters: entry("E0101", "error", "unexpected character", (text: string) =>
-    text.length === 1 ? `unexpected character ${q(text)}` : `unexpected characters ${q(text)}`,
+  // `shown` comes from describeCharacters: the characters in backquotes and the names of unusual ones.
+  unexpectedCharacters: entry("E0101", "error", "unexpected character", (shown: string, count: number) =>
+    count === 1 ? `unexpected character ${shown}` : `unexpected characters ${shown}`,
   ),
   unterminatedString: entry(
     "E0102",
@@ -238,6 +239,42 @@ export const MESSAGES = {
     "warning",
     "strategy has no effect",
     (key: string, kind: string) => `${q(key)} has no effect: the stack has no ${q(kind)} layer`,
+  ),
+  notUsedYet: entry(
+    "W0603",
+    "warning",
+    "setting not used by the generated program yet",
+    (keys: string, count: number, why: string) =>
+      `${keys} ${count === 1 ? "has" : "have"} no effect yet: ${why}`,
+  ),
+  memoryFit: entry(
+    "W0604",
+    "warning",
+    "does not fit the GPU's memory",
+    (seqLen: string, needed: string, gpu: string) =>
+      `at seq_len ${seqLen} the generated program needs ${needed} per GPU, more than ${gpu}`,
+  ),
+  countLimitAhead: entry(
+    "W0605",
+    "warning",
+    "too large for the generated program's 32-bit counts",
+    (seqLen: string, what: string, elements: number) =>
+      `at seq_len ${seqLen} the generated program's ${what} would hold ${elements} elements, more than its kernels count (2^31 - 1): \`lasp compile\` refuses it`,
+  ),
+
+  // E07xx: what the code generator cannot emit yet (compile and run only)
+  notGeneratedYet: entry(
+    "E0701",
+    "error",
+    "setting not generated yet",
+    (keys: string, why: string) => `${keys} cannot be compiled yet: ${why}`,
+  ),
+  countLimit: entry(
+    "E0702",
+    "error",
+    "too large for the generated program's 32-bit counts",
+    (seqLen: string, what: string, elements: number) =>
+      `at seq_len ${seqLen} the generated program's ${what} would hold ${elements} elements per GPU, more than its kernels count (2^31 - 1)`,
   ),
 } as const;
 

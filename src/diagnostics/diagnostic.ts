@@ -1,9 +1,15 @@
 // A diagnostic is data: a stable code, a span in one file, a message, an optional hint and related notes.
 // Rendering (text with a caret, colours) is separate, in render.ts.
 import type { Span } from "../ast/span.js";
-import { MESSAGES, type DiagnosticCode, type MessageArgs, type MessageName } from "./catalogue.js";
+import {
+  MESSAGES,
+  type DiagnosticCode,
+  type MessageArgs,
+  type MessageName,
+  type Severity,
+} from "./catalogue.js";
 
-export type Severity = "error" | "warning";
+export type { Severity } from "./catalogue.js";
 
 export interface RelatedNote {
   span: Span;

@@ -5,6 +5,7 @@
 //        = hint: did you mean `hidden`?
 // Long lines are cut to a window around the span so a 10 MB line still prints one short line.
 import type { Diagnostic } from "./diagnostic.js";
+import { textWidth } from "./width.js";
 
 export interface RenderOptions {
   color: boolean;
@@ -17,41 +18,53 @@ const WINDOW = 100;
 const paint = (on: boolean, code: string, text: string): string =>
   on ? `\u001b[${code}m${text}\u001b[0m` : text;
 
-/** The text of 1-based line `line`, without its line break. */
-function lineText(source: string, lineStartOffset: number): string {
-  let end = source.indexOf("\n", lineStartOffset);
-  if (end === -1) end = source.length;
-  let text = source.slice(lineStartOffset, end);
-  if (text.endsWith("\r")) text = text.slice(0, -1);
-  return text;
+/** Where the line holding `offset` starts (a lone `\r` ends a line too, as it does for the lexer). */
+function lineStartOf(source: string, offset: number): number {
+  const before = Math.min(offset, source.length) - 1;
+  if (before < 0) return 0;
+  return Math.max(source.lastIndexOf("\n", before), source.lastIndexOf("\r", before)) + 1;
 }
 
-/** Shows only printable characters so a caret lines up and binary junk cannot upset the terminal. */
+/** The text of the line starting at `lineStartOffset`, without its line break. */
+function lineText(source: string, lineStartOffset: number): string {
+  const ends = [source.indexOf("\n", lineStartOffset), source.indexOf("\r", lineStartOffset)];
+  const end = Math.min(...ends.map((e) => (e === -1 ? source.length : e)));
+  return source.slice(lineStartOffset, end);
+}
+
+/**
+ * Shows only printable characters so a caret lines up and binary junk cannot upset the terminal: control
+ * and invisible format characters (U+200B, U+FEFF) become `?`, a tab one space.
+ */
 function printable(text: string): string {
-  return text.replace(/[\t]/g, " ").replace(/[\u0000-\u001f\u007f-\u009f]/g, "?");
+  return text.replace(/[\t]/g, " ").replace(/[\u0000-\u001f\u007f-\u009f]|\p{Cf}/gu, "?");
+}
+
+/** Moves a cut off the second half of a surrogate pair, so no half character is printed. */
+function snap(text: string, at: number): number {
+  const unit = text.charCodeAt(at);
+  return at > 0 && at < text.length && unit >= 0xdc00 && unit <= 0xdfff ? at - 1 : at;
 }
 
 function excerpt(source: string, d: Diagnostic, color: boolean): string[] {
   const { start, end } = d.span;
-  const lineStart = start.offset - (start.column - 1);
+  const lineStart = lineStartOf(source, start.offset);
   const full = lineText(source, lineStart);
-  const from = start.column - 1;
-  const to = Math.max(
-    from + 1,
-    Math.min(full.length, start.line === end.line ? end.column - 1 : full.length),
-  );
+  // Offsets within the line, in UTF-16 units; what is printed is measured in terminal columns.
+  const from = Math.min(start.offset - lineStart, full.length);
+  const to = Math.max(from + 1, Math.min(full.length, end.offset - lineStart));
   // Cut a window around the span when the line is long.
   let windowStart = 0;
   let windowEnd = full.length;
   if (full.length > WINDOW) {
-    windowStart = Math.max(0, from - 30);
-    windowEnd = Math.min(full.length, windowStart + WINDOW);
+    windowStart = snap(full, Math.max(0, from - 30));
+    windowEnd = snap(full, Math.min(full.length, windowStart + WINDOW));
   }
   const prefix = windowStart > 0 ? "…" : "";
   const suffix = windowEnd < full.length ? "…" : "";
   const shown = prefix + printable(full.slice(windowStart, windowEnd)) + suffix;
-  const caretStart = prefix.length + (from - windowStart);
-  const caretLength = Math.max(1, Math.min(to, windowEnd) - from);
+  const caretStart = prefix.length + textWidth(printable(full.slice(windowStart, from)));
+  const caretLength = Math.max(1, textWidth(printable(full.slice(from, Math.min(to, windowEnd)))));
   const gutter = String(start.line);
   const pad = " ".repeat(gutter.length);
   const caretColor = d.severity === "error" ? "1;31" : "1;33";

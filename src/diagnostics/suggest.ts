@@ -1,4 +1,5 @@
 // Hints: the nearest valid word for a misspelling, the list of valid words, the valid range of a number.
+import { quote } from "./quote.js";
 
 /** Edits between two words; swapping two neighbouring letters counts as one (`modle` is one from `model`). */
 export function editDistance(a: string, b: string): number {
@@ -38,8 +39,12 @@ export function nearest(word: string, candidates: readonly string[]): string | u
   return bestDistance <= allowed && bestDistance < word.length ? best : undefined;
 }
 
+/** The most words a list in a hint names; a user's spec may declare thousands of layers. */
+const LISTED = 12;
+
 export function listWords(words: readonly string[]): string {
-  const quoted = words.map((w) => `\`${w}\``);
+  const quoted = words.slice(0, LISTED).map(quote);
+  if (words.length > LISTED) return `${quoted.join(", ")} and ${words.length - LISTED} more`;
   if (quoted.length <= 1) return quoted[0] ?? "";
   return `${quoted.slice(0, -1).join(", ")} or ${quoted[quoted.length - 1]}`;
 }
@@ -47,6 +52,6 @@ export function listWords(words: readonly string[]): string {
 /** "did you mean `hidden`?" when one word is close, else "expected one of ...". */
 export function wordHint(word: string, candidates: readonly string[], noun = "valid values"): string {
   const guess = nearest(word, candidates);
-  if (guess !== undefined) return `did you mean \`${guess}\`?`;
+  if (guess !== undefined) return `did you mean ${quote(guess)}?`;
   return `${noun}: ${listWords(candidates)}`;
 }

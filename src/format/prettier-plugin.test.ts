@@ -65,7 +65,7 @@ describe("the prettier plugin through prettier's API", () => {
   it("rejects a syntax error with the diagnostic's message and location", async () => {
     const attempt = prettier.format("run {\n  seq_len\n}\n", { parser: "lasp", plugins: [plugin] });
     await expect(attempt).rejects.toThrow(/expected a value/);
-    await expect(attempt).rejects.toMatchObject({ loc: { start: { line: 2, column: 10 } } });
+    await expect(attempt).rejects.toMatchObject({ loc: { start: { line: 3, column: 1 } } });
   });
 });
 

@@ -2,7 +2,7 @@ import { existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { laspParser } from "../../grammar/parser.js";
-import { LINEAR_KEYS, MODEL_KEYS, PARALLEL_KEYS, RUN_KEYS, SOFTMAX_KEYS } from "../check/schema.js";
+import { LINEAR_KEYS, MODEL_KEYS, PARALLEL_KEYS, RUN_KEYS, SOFTMAX_KEYS } from "../spec/schema.js";
 import { catalogue } from "../diagnostics/catalogue.js";
 import { numberLiteralValue } from "../syntax/build-ast.js";
 import { railroadHtml } from "./railroad.js";

@@ -1,5 +1,5 @@
 // The generated parts of grammar/README.md: the grammar in EBNF (from the parser's own productions), one key
-// table per block (from src/check/schema.ts) and the table of diagnostic codes (from the catalogue). README
+// table per block (from src/spec/schema.ts) and the table of diagnostic codes (from the catalogue). README
 // holds each between `<!-- NAME:begin -->` and `<!-- NAME:end -->`; update.ts rewrites them and a test fails
 // when they are stale, so the reference cannot drift from what the compiler accepts.
 import type { ISerializedGast } from "chevrotain";
@@ -17,7 +17,7 @@ import {
   SOFTMAX_KEYS,
   type KeyRule,
   type ValueRule,
-} from "../check/schema.js";
+} from "../spec/schema.js";
 import { catalogue } from "../diagnostics/catalogue.js";
 import { listWords } from "../diagnostics/suggest.js";
 

@@ -2,10 +2,14 @@
 // per rank, every step a rectangle with a tooltip. Passes run in training order (forward up the selected
 // layers, backward down them), each in its own segment with a header; an overview strip on top shows the
 // passes to scale. When their durations differ a lot (a softmax layer next to linear ones), each segment gets
-// its own time scale so the short passes stay readable; the overview keeps the true proportions.
+// its own time scale so the short passes stay readable; the overview keeps the true proportions. The times
+// written out (pass = projection + attention, the weight-gradient sum) are the report's (report.ts), as in the
+// text and the JSON.
 import type { ComputeStep, Pass, ScheduleProgram, Step } from "../schedule/ir.js";
 import { computeTime, DEFAULT_MACHINE, type Machine } from "../cost/machine.js";
-import { passOrder, simulatePass, type PassTimeline } from "../cost/simulate.js";
+import { passOrder, simulateProgram, type PassTimeline, type ProgramTimes } from "../cost/simulate.js";
+import { predict, type Predictions } from "./report.js";
+import { formatBytes as fmtBytes, formatFlops as fmtFlops, formatTime as fmtTime } from "./units.js";
 
 export interface TimelineOptions {
   /** Stack entries to show (indices into `program.layers`); default all. */
@@ -20,13 +24,18 @@ export interface TimelineOptions {
    * shared unless the longest pass is more than 4 times the shortest.
    */
   scale?: "shared" | "per-pass";
+  /** The simulation on `machine`, where the caller has it already. */
+  times?: ProgramTimes;
+  /** The report's predictions from `times`; default: computed for the sequence-parallel group alone. */
+  predictions?: Predictions;
 }
 
-export type Category = "linear" | "softmax" | "collective" | "p2p" | "data";
+export type Category = "linear" | "softmax" | "projection" | "collective" | "p2p" | "data";
 
 export const CATEGORY_STYLE: Record<Category, { fill: string; text: string; name: string }> = {
   linear: { fill: "#3b6ea5", text: "#ffffff", name: "linear attention compute" },
   softmax: { fill: "#f0a04b", text: "#1d1d1d", name: "softmax attention compute" },
+  projection: { fill: "#2f8f8a", text: "#ffffff", name: "layer projection (GEMM)" },
   collective: { fill: "#8e5ba8", text: "#ffffff", name: "collective (NCCL)" },
   p2p: { fill: "#3f9a5a", text: "#ffffff", name: "send / recv" },
   data: { fill: "#a5a5a5", text: "#1d1d1d", name: "data movement (pack, copy, zero, sum)" },
@@ -37,6 +46,8 @@ export function categoryOf(step: Step): Category {
   if (step.kind === "send" || step.kind === "recv") return "p2p";
   if (step.op.startsWith("linear.")) return "linear";
   if (step.op.startsWith("softmax.")) return "softmax";
+  // A host step is the layer's own projection GEMM that the schedule runs beside its collective.
+  if (step.op === "host") return "projection";
   return "data";
 }
 
@@ -75,17 +86,10 @@ export function timelineSvg(program: ScheduleProgram, options: TimelineOptions =
   for (const r of ranks)
     if (!allRanks.includes(r)) throw new Error(`no rank ${r} in a group of ${allRanks.length}`);
 
-  // Simulate each (layer kind, pass) once; place the passes in training order.
-  const cache = new Map<string, PassTimeline>();
-  const timelineOf = (schedule: number, pass: Pass): PassTimeline => {
-    const key = `${schedule}:${pass}`;
-    let t = cache.get(key);
-    if (t === undefined) {
-      t = simulatePass(program.schedules[schedule]!.passes[pass], machine);
-      cache.set(key, t);
-    }
-    return t;
-  };
+  // Each (layer kind, pass) is simulated once, for the whole program; place the passes in training order.
+  const times = options.times ?? simulateProgram(program, machine);
+  const predictions = options.predictions ?? predict(program, program.layout.ranks, machine, times);
+  const timelineOf = (schedule: number, pass: Pass): PassTimeline => times.kinds[schedule]![pass];
   let clock = 0;
   const segments: Segment[] = passOrder(entries).map(({ layer: entry, pass }) => {
     const schedule = program.layers[entry]!;
@@ -113,13 +117,25 @@ export function timelineSvg(program: ScheduleProgram, options: TimelineOptions =
   const hidden = sumOf(segments, (s) => s.timeline.hiddenComm);
   const comm = sumOf(segments, (s) => s.timeline.commTime);
   const title = `${program.spec.model} — ${program.layout.ranks} ranks, ${program.layout.layout} layout, ${fmtTokens(program.sizes.seqLen)} tokens`;
+  const projection = sumOf(segments, (s) => s.timeline.projectionTime);
   const subtitle =
-    `${entries.length} layer${entries.length === 1 ? "" : "s"} [${entries.join(", ")}], forward then backward: ` +
-    `${fmtTime(total)} of attention on ${machine.name}; ` +
+    `${entries.length} of the ${program.layers.length} layers (${entries.join(", ")}), forward then backward: ` +
+    `${fmtTime(total)} of passes = ${fmtTime(projection)} projection + ${fmtTime(total - projection)} attention ` +
+    `on ${machine.name}; ` +
     (comm > 0 ? `${pct(hidden / comm)} of the communication hidden behind compute` : "no communication");
+  const sums = [...new Set(entries.map((e) => program.layers[e]!))].map((k) => predictions.kinds[k]!);
+  const gradients =
+    `weight-gradient sum after each layer's backward, on its own stream (not drawn): ` +
+    sums
+      .map(
+        (k) =>
+          `${k.kind} ${fmtTime(k.weightGradientSum.time)} (AllReduce of ${fmtBytes(k.weightGradientSum.bytes)} over ${k.weightGradientSum.ranks} GPUs)`,
+      )
+      .join(", ");
   out.push(text(MARGIN, y + 14, title, { size: 16, weight: "bold" }));
   out.push(text(MARGIN, y + 32, subtitle, { size: 12, fill: "#333" }));
-  y += 46;
+  out.push(text(MARGIN, y + 48, gradients, { size: 12, fill: "#333" }));
+  y += 62;
 
   // Overview: every pass to scale.
   out.push(text(MARGIN, y + 13, "whole step", { size: 11, fill: "#444" }));
@@ -215,14 +231,36 @@ export function timelineSvg(program: ScheduleProgram, options: TimelineOptions =
       const head1 = `layer ${s.entry} · ${layer.kind} (${type}, ${layer.strategy}) · ${s.pass}`;
       const hiddenText =
         s.timeline.commTime > 0 ? ` · comm ${pct(s.timeline.hiddenFraction)} hidden` : " · no communication";
-      const head2 = `${fmtTime(span)}${hiddenText}`;
+      const split =
+        s.timeline.projectionTime > 0
+          ? ` = ${fmtTime(s.timeline.projectionTime)} projection + ${fmtTime(s.timeline.attentionTime)} attention`
+          : "";
+      const gradientSum =
+        s.pass === "backward"
+          ? ` · then a ${fmtTime(predictions.kinds[s.schedule]!.weightGradientSum.time)} weight-gradient sum`
+          : "";
+      const head2 = `${fmtTime(span)}${split}${hiddenText}${gradientSum}`;
       out.push(
         text(x + 1, y + 13, fit([head1, `L${s.entry} ${layer.kind} ${type} ${s.pass}`], w, 11.5) ?? "", {
           size: 11.5,
           weight: "bold",
         }),
       );
-      out.push(text(x + 1, y + 27, fit([head2, fmtTime(span)], w, 10.5) ?? "", { size: 10.5, fill: "#444" }));
+      out.push(
+        text(
+          x + 1,
+          y + 27,
+          fit(
+            [head2, `${fmtTime(span)}${split}${hiddenText}`, `${fmtTime(span)}${split}`, fmtTime(span)],
+            w,
+            10.5,
+          ) ?? "",
+          {
+            size: 10.5,
+            fill: "#444",
+          },
+        ),
+      );
       // Steps.
       ranks.forEach((rank, i) => {
         const at = s.timeline.ranks.findIndex((r) => r.rank === rank);
@@ -322,40 +360,10 @@ function fmtTick(t: number, step: number): string {
   return `${(t / unit).toFixed(digits)} ${name}`;
 }
 
-/** Seconds with three significant digits and a unit. */
-export function fmtTime(s: number): string {
-  const [unit, name] =
-    s >= 1 ? [1, "s"] : s >= 1e-3 ? [1e-3, "ms"] : s >= 1e-6 || s === 0 ? [1e-6, "µs"] : [1e-9, "ns"];
-  const v = s / unit;
-  return `${v.toFixed(v >= 100 ? 0 : v >= 10 ? 1 : 2)} ${name}`;
-}
-
 function fmtTokens(tokens: number): string {
   if (tokens % (1 << 20) === 0) return `${tokens >> 20}M`;
   if (tokens % 1024 === 0) return `${tokens >> 10}K`;
   return `${tokens}`;
-}
-
-function fmtBytes(bytes: number): string {
-  const units = ["B", "KiB", "MiB", "GiB", "TiB"];
-  let v = bytes;
-  let u = 0;
-  while (v >= 1024 && u < units.length - 1) {
-    v /= 1024;
-    u++;
-  }
-  return u === 0 ? `${v} B` : `${v.toFixed(v >= 100 ? 0 : v >= 10 ? 1 : 2)} ${units[u]}`;
-}
-
-function fmtFlops(flops: number): string {
-  const units = ["FLOP", "kFLOP", "MFLOP", "GFLOP", "TFLOP", "PFLOP"];
-  let v = flops;
-  let u = 0;
-  while (v >= 1000 && u < units.length - 1) {
-    v /= 1000;
-    u++;
-  }
-  return `${v.toFixed(v >= 100 || u === 0 ? 0 : 1)} ${units[u]}`;
 }
 
 const pct = (x: number): string => `${Math.round(100 * x)}%`;

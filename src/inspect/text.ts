@@ -1,14 +1,18 @@
 // `lasp inspect` in words: the layout, then per layer kind the forward and backward steps of one rank
-// (stream, size, what each waits on, which communication it overlaps), then the communication table.
-import { simulateProgram } from "../cost/simulate.js";
+// (stream, size, what each waits on, which communication it overlaps), then the communication table and the
+// predicted times, both from the report (report.ts) that --json and --svg show too. Lines fit `width` columns.
 import { PassGraph, type NodeRef } from "../schedule/graph.js";
 import type { LayerSchedule, Pass, ScheduleProgram, Step } from "../schedule/ir.js";
 import type { ResolvedSpec } from "../spec/resolved.js";
-import { compareStrategies, type StrategyRow } from "./compare.js";
-import { formatBytes, formatFlops, table } from "./units.js";
+import { inspectReport, type CommunicationRow, type InspectReport, type PassPrediction } from "./report.js";
+import { formatBytes, formatFlops, formatTime, MAX_WIDTH, table, wrap } from "./units.js";
 
 export interface InspectTextOptions {
   rank: number;
+  /** Columns the text may use; default 100. */
+  width?: number;
+  /** The numbers to show, where the caller has them already. */
+  report?: InspectReport;
 }
 
 export function inspectText(
@@ -16,40 +20,81 @@ export function inspectText(
   program: ScheduleProgram,
   options: InspectTextOptions,
 ): string {
-  const parts = [header(spec, program)];
+  const width = options.width ?? MAX_WIDTH;
+  const report = options.report ?? inspectReport(spec, program);
+  const parts = [header(spec, program, width)];
   for (const schedule of program.schedules) {
     const layers = program.layers.flatMap((s, i) => (program.schedules[s] === schedule ? [i] : []));
     parts.push(
-      `Layer kind ${schedule.kind}: ${schedule.layer.type}, ${schedule.strategy}${describeKind(schedule)} — layers ${compactList(layers)}`,
+      paragraph(
+        `Layer kind ${schedule.kind}: ${schedule.layer.type}, ${schedule.strategy}${describeKind(schedule)} — layers ${compactList(layers)}`,
+        width,
+        "",
+      ),
     );
-    for (const pass of ["forward", "backward"] as const) parts.push(passText(schedule, pass, options.rank));
+    for (const pass of ["forward", "backward"] as const)
+      parts.push(passText(schedule, pass, options.rank, width));
   }
-  parts.push(communicationText(spec, program));
-  parts.push(simulationText(program));
+  parts.push(communicationText(program, report.communication, width));
+  parts.push(predictionText(report, width));
   return `${parts.join("\n\n")}\n`;
 }
 
-/** The cost model's prediction: per layer kind and pass, the makespan and how much communication is hidden. */
-function simulationText(program: ScheduleProgram): string {
-  const times = simulateProgram(program);
-  const ms = (s: number): string => `${(s * 1e3).toFixed(3)} ms`;
+/** A line wrapped at spaces to `width`, continuation lines indented two more than the first. */
+function paragraph(text: string, width: number, indent = "  "): string {
+  const lines = wrap(text, width - indent.length - 2);
+  return lines.map((l, i) => `${indent}${i > 0 ? "  " : ""}${l}`).join("\n");
+}
+
+/**
+ * The cost model's prediction, per layer kind and pass: the pass as the SVG draws it, the projection it runs
+ * inside (LASP-2 overlaps its collective with one), the attention itself, and the hidden communication; then
+ * the weight-gradient sums and the totals of a training step.
+ */
+function predictionText(report: InspectReport, width: number): string {
+  const p = report.predictions;
   const pct = (x: number): string => `${Math.round(x * 100)}%`;
-  const rows = times.kinds.map((k) => [
-    `${k.kind} (x${k.count})`,
-    k.strategy,
-    ms(k.forward.attentionTime),
-    pct(k.forward.hiddenFraction),
-    ms(k.backward.attentionTime),
-    pct(k.backward.hiddenFraction),
+  const row = (kind: string, strategy: string, pass: string, t: PassPrediction): string[] => [
+    kind,
+    strategy,
+    pass,
+    formatTime(t.pass),
+    t.projection > 0 ? formatTime(t.projection) : "none",
+    formatTime(t.attention),
+    t.comm > 0 ? pct(t.hiddenFraction) : "no comm",
+  ];
+  const rows = p.kinds.flatMap((k) => [
+    row(`${k.kind} (x${k.count})`, k.strategy, "forward", k.forward),
+    row("", "", "backward", k.backward),
   ]);
+  const sums = p.kinds.map(
+    (k) =>
+      `${k.kind}: ${formatTime(k.weightGradientSum.time)} (${formatBytes(k.weightGradientSum.bytes)} over ${k.weightGradientSum.ranks} GPUs)`,
+  );
   return [
-    `Predicted on the ${times.machine} model (roofline compute, NCCL ring volumes; attention only)`,
-    table(["layer kind", "strategy", "forward", "comm hidden", "backward", "comm hidden"], rows),
-    `  attention per training step: ${ms(times.stepTime)}; ${pct(times.hiddenFraction)} of all communication hidden behind computation`,
+    paragraph(
+      `Predicted per layer on the ${p.machine} model (roofline compute, NCCL ring volumes); pass = projection + attention`,
+      width,
+      "",
+    ),
+    table(
+      ["layer kind", "strategy", "pass", "pass time", "projection", "attention", "comm hidden"],
+      rows,
+      "  ",
+      width,
+    ),
+    paragraph(
+      `weight-gradient sum, one AllReduce per layer on its own stream beside the backward (not in the pass times): ${sums.join("; ")}`,
+      width,
+    ),
+    paragraph(
+      `per training step: ${formatTime(p.step.passes)} of passes = ${formatTime(p.step.projection)} projection + ${formatTime(p.step.attention)} attention; ${formatTime(p.step.weightGradientSums)} of weight-gradient sums; ${pct(p.step.hiddenFraction)} of the schedules' communication hidden behind computation`,
+      width,
+    ),
   ].join("\n");
 }
 
-function header(spec: ResolvedSpec, program: ScheduleProgram): string {
+function header(spec: ResolvedSpec, program: ScheduleProgram, width: number): string {
   const { parallel, run } = spec;
   const plan = program.layout;
   const local = plan.byRank[0]!.reduce((s, p) => s + p.length, 0);
@@ -62,7 +107,9 @@ function header(spec: ResolvedSpec, program: ScheduleProgram): string {
     `  ${parallel.gpus} GPUs = sequence ${parallel.sequence} x data ${parallel.data}; ${parallel.layout} layout; overlap ${parallel.overlap ? "on" : "off"}`,
     `  seq_len ${run.seqLen}: ${local} tokens per rank in ${plan.byRank[0]!.length} piece${plan.byRank[0]!.length > 1 ? "s" : ""}; batch ${program.sizes.batch} per data-parallel rank; ${program.sizes.dtype}`,
     ...pieces.map((p) => `  ${p}`),
-  ].join("\n");
+  ]
+    .map((line, i) => (i === 0 ? line : paragraph(line.slice(2), width)))
+    .join("\n");
 }
 
 function describeKind(schedule: LayerSchedule): string {
@@ -112,7 +159,7 @@ function closure(graph: PassGraph, node: NodeRef): Set<number> {
   return sameRank;
 }
 
-function passText(schedule: LayerSchedule, pass: Pass, rank: number): string {
+function passText(schedule: LayerSchedule, pass: Pass, rank: number, width: number): string {
   const programs = schedule.passes[pass];
   const program = programs[rank] ?? programs[0]!;
   const graph = new PassGraph(programs);
@@ -122,49 +169,46 @@ function passText(schedule: LayerSchedule, pass: Pass, rank: number): string {
     let overlaps = "";
     if (step.stream === "comm") {
       const with_ = concurrentWith(graph, { rank: program.rank, step: step.id }, computeNodes);
-      overlaps = with_.length > 0 ? `overlaps ${with_.map((n) => n.step).join(",")}` : "not overlapped";
+      overlaps = with_.length > 0 ? `overlaps ${with_.map((n) => n.step).join(", ")}` : "not overlapped";
     }
-    return [String(step.id), step.stream, step.label, sizeOf(step), step.deps.join(","), overlaps];
+    // Spaces after the commas let long lists wrap.
+    return [String(step.id), step.stream, step.label, sizeOf(step), step.deps.join(", "), overlaps];
   });
   return [
     `  ${pass}, rank ${program.rank}:`,
-    table(["#", "stream", "step", "size", "waits on", "overlap"], rows, "    "),
+    table(["#", "stream", "step", "size", "waits on", "overlap"], rows, "    ", width),
   ].join("\n");
 }
 
-function communicationText(spec: ResolvedSpec, program: ScheduleProgram): string {
-  const rows = compareStrategies(spec, program);
-  const layerCount = (kind: string): number =>
-    program.layers.filter((s) => program.schedules[s]!.kind === kind).length;
-  const body = rows.map((row: StrategyRow) => [
-    `${row.kind} (x${layerCount(row.kind)})`,
-    `${row.strategy}${row.chosen ? " *" : ""}`,
-    row.layout,
-    row.forward.collectives,
-    bytesCell(program, row, "forward"),
-    String(row.forward.dependentSteps),
-    row.backward.collectives,
-    bytesCell(program, row, "backward"),
-    String(row.backward.dependentSteps),
-  ]);
+function communicationText(program: ScheduleProgram, rows: CommunicationRow[], width: number): string {
+  // One row per pass keeps the table narrow enough for a terminal.
+  const body = rows.flatMap((row) =>
+    (["forward", "backward"] as const).map((pass) => [
+      pass === "forward" ? `${row.kind} (x${row.layers})` : "",
+      pass === "forward" ? `${row.strategy}${row.chosen ? " *" : ""}` : "",
+      pass === "forward" ? row.layout : "",
+      pass,
+      row[pass].collectives,
+      bytesCell(program, row, pass),
+      String(row[pass].dependentSteps),
+    ]),
+  );
   return [
     "Communication per layer and rank (* = what this spec uses)",
     table(
-      [
-        "layer kind",
-        "strategy",
-        "layout",
-        "forward",
-        "bytes/rank",
-        "dependent",
-        "backward",
-        "bytes/rank",
-        "dependent",
-      ],
+      ["layer kind", "strategy", "layout", "pass", "collectives", "bytes/rank", "dependent"],
       body,
+      "  ",
+      width,
     ),
-    `  One fp32 state is B x H x dk x dv x 4 = ${program.sizes.batch} x ${program.sizes.heads} x ${program.sizes.headDim} x ${program.sizes.headDim} x 4 = ${formatBytes(stateBytes(program))}.`,
-    "  'dependent' counts communication steps that wait on each other: LASP-1 and ring attention grow with the ranks, LASP-2 stays at one.",
+    paragraph(
+      `One fp32 state is B x H x dk x dv x 4 = ${program.sizes.batch} x ${program.sizes.heads} x ${program.sizes.headDim} x ${program.sizes.headDim} x 4 = ${formatBytes(stateBytes(program))}.`,
+      width,
+    ),
+    paragraph(
+      "'dependent' counts communication steps that wait on each other: LASP-1 and ring attention grow with the ranks, LASP-2 stays at one.",
+      width,
+    ),
   ].join("\n");
 }
 
@@ -173,7 +217,7 @@ function stateBytes(program: ScheduleProgram): number {
   return batch * heads * headDim * headDim * 4;
 }
 
-function bytesCell(program: ScheduleProgram, row: StrategyRow, pass: Pass): string {
+function bytesCell(program: ScheduleProgram, row: CommunicationRow, pass: Pass): string {
   const bytes = row[pass].bytesPerRank;
   const text = formatBytes(bytes);
   if (row.strategy === "lasp2" || row.strategy === "lasp1") {

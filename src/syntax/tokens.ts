@@ -16,6 +16,14 @@ import {
 import type { Comment } from "../ast/ast.js";
 import type { Span } from "../ast/span.js";
 import { diagnose, type Diagnostic } from "../diagnostics/diagnostic.js";
+import { quote } from "../diagnostics/quote.js";
+import {
+  characterHint,
+  CURLY_CLOSING_QUOTES,
+  CURLY_OPENING_QUOTES,
+  describeCharacters,
+} from "./characters.js";
+import { codePointsBetween, positionAt, toCodePointColumns } from "./position.js";
 
 export function tokenSpan(token: IToken): Span {
   return {
@@ -54,8 +62,17 @@ export function lex(source: string): Lexed {
   }
   const text = foreign.length === 0 ? source : blank(source, foreign);
   const result = laspLexer.tokenize(text);
+  toCodePointColumns(source, [
+    ...result.tokens,
+    ...(result.groups["comments"] ?? []),
+    ...(result.groups["errors"] ?? []),
+  ]);
   const diagnostics: Diagnostic[] = foreign.slice(0, MAX_LEXICAL).map((run) => unexpected(source, run));
-  for (const error of result.errors.slice(0, MAX_LEXICAL)) diagnostics.push(unexpected(source, error));
+  for (const error of result.errors.slice(0, MAX_LEXICAL)) {
+    // Chevrotain counts columns in UTF-16 units: place the error again in code points.
+    const { line, column } = positionAt(source, error.offset);
+    diagnostics.push(unexpected(source, { offset: error.offset, length: error.length, line, column }));
+  }
   for (const token of result.groups["errors"] ?? []) diagnostics.push(errorToken(token));
   const comments = (result.groups["comments"] ?? []).map((t) => ({ text: t.image, span: tokenSpan(t) }));
   return { tokens: result.tokens, comments, diagnostics: diagnostics.slice(0, MAX_LEXICAL) };
@@ -80,7 +97,16 @@ function foreignRuns(source: string): CharRun[] {
   const scan = (end: number): void => {
     FOREIGN.lastIndex = position;
     for (let m = FOREIGN.exec(source); m !== null && m.index < end; m = FOREIGN.exec(source)) {
-      const length = Math.min(m[0].length, end - m.index);
+      let length = Math.min(m[0].length, end - m.index);
+      // A curly-quoted string is one mistake: the run covers it up to its closing quote on the same line.
+      if (CURLY_OPENING_QUOTES.includes(source[m.index]!)) {
+        const rest = source.slice(m.index + 1, end).split(/[\r\n]/, 1)[0]!;
+        const close = [...CURLY_CLOSING_QUOTES].map((q) => rest.indexOf(q)).filter((i) => i >= 0);
+        if (close.length > 0) {
+          length = Math.max(length, Math.min(...close) + 2);
+          FOREIGN.lastIndex = m.index + length;
+        }
+      }
       for (
         let i = source.indexOf("\n", lineStart);
         i !== -1 && i < m.index;
@@ -89,7 +115,7 @@ function foreignRuns(source: string): CharRun[] {
         line++;
         lineStart = i + 1;
       }
-      runs.push({ offset: m.index, length, line, column: m.index - lineStart + 1 });
+      runs.push({ offset: m.index, length, line, column: codePointsBetween(source, lineStart, m.index) + 1 });
       if (runs.length > MAX_LEXICAL) return;
     }
   };
@@ -116,16 +142,19 @@ function blank(source: string, runs: readonly CharRun[]): string {
 }
 
 function unexpected(source: string, error: CharRun | ILexingError): Diagnostic {
-  const text = source.slice(error.offset, error.offset + Math.min(error.length, 20));
-  const shown = error.length > 20 ? `${text}…` : text;
+  // Enough of a long run to show and name its start; the rest is counted, not copied.
+  const text = source.slice(error.offset, error.offset + Math.min(error.length, 64));
+  const count = codePointsBetween(source, error.offset, error.offset + error.length);
   const line = error.line ?? 1;
   const column = error.column ?? 1;
   const span: Span = {
     start: { offset: error.offset, line, column },
-    end: { offset: error.offset + error.length, line, column: column + error.length },
+    end: { offset: error.offset + error.length, line, column: column + count },
   };
-  return diagnose("unexpectedCharacters", span, [shown], {
-    hint: 'a spec holds names, numbers, "strings", the signs { } [ ] , = and // comments',
+  const shown = describeCharacters(text);
+  return diagnose("unexpectedCharacters", span, [shown, count], {
+    hint:
+      characterHint(text) ?? 'a spec holds names, numbers, "strings", the signs { } [ ] , = and // comments',
   });
 }
 
@@ -165,9 +194,13 @@ export const MAX_NESTING = 256;
  * the real cause, where the parser would point at the end of the file.
  */
 export function checkBrackets(tokens: readonly IToken[]): Diagnostic[] {
+  // Brackets that nest properly are the structure the user wrote: a keyword out of place inside them (a
+  // `parallel` block or a `stack` inside `model`'s braces) is the parser's to report, at the keyword.
+  if (nestsProperly(tokens)) return [];
   const open: { token: IToken; index: number }[] = [];
   const diagnostics: Diagnostic[] = [];
-  for (const [index, token] of tokens.entries()) {
+  for (let index = 0; index < tokens.length; index++) {
+    const token = tokens[index]!;
     const type = token.tokenType;
     // A keyword that cannot stand where the innermost bracket is open shows which bracket was left open:
     // `layer` or `stack` inside a layer's braces or a list, a block keyword inside any bracket.
@@ -175,6 +208,15 @@ export function checkBrackets(tokens: readonly IToken[]): Diagnostic[] {
     const insideLayerOrList =
       top !== undefined && (top.token.tokenType === LBracket || tokens[top.index - 4]?.tokenType === Layer);
     const blockKeyword = type === Model || type === Parallel || type === Run;
+    if (top !== undefined && blockKeyword) {
+      // A whole block inside another (`parallel { ... }` inside `model`) is misplaced, not a sign that the
+      // outer one was left open: skip it, and let the parser say where it belongs.
+      const end = balancedBlockEnd(tokens, index);
+      if (end !== undefined) {
+        index = end;
+        continue;
+      }
+    }
     if (top !== undefined && ((insideLayerOrList && (type === Layer || type === Stack)) || blockKeyword)) {
       diagnostics.push(unclosed(tokens, top.token, top.index));
       open.pop();
@@ -217,6 +259,45 @@ export function checkBrackets(tokens: readonly IToken[]): Diagnostic[] {
   return diagnostics;
 }
 
+/**
+ * The index of the `}` closing the block that the keyword at `at` starts (`parallel {`, `model NAME {`), when
+ * its brackets nest properly and hold no other block keyword; undefined otherwise.
+ */
+function balancedBlockEnd(tokens: readonly IToken[], at: number): number | undefined {
+  let i = at + 1;
+  if (tokens[at]!.tokenType === Model && tokens[i]?.tokenType === Identifier) i++;
+  if (tokens[i]?.tokenType !== LBrace) return undefined;
+  const open: string[] = [];
+  for (; i < tokens.length; i++) {
+    const t = tokens[i]!;
+    if (t.tokenType === LBrace || t.tokenType === LBracket) open.push(t.image);
+    else if (t.tokenType === RBrace || t.tokenType === RBracket) {
+      if (open.pop() !== CLOSER_OPENER[t.image]) return undefined;
+      if (open.length === 0) return i;
+    } else if (t.tokenType === Model || t.tokenType === Parallel || t.tokenType === Run) return undefined;
+  }
+  return undefined;
+}
+
+const CLOSER_OPENER: Record<string, string> = { "}": "{", "]": "[" };
+
+/** Whether every bracket is closed by the right closer, no deeper than MAX_NESTING. */
+function nestsProperly(tokens: readonly IToken[]): boolean {
+  const open: string[] = [];
+  for (const t of tokens) {
+    if (t.tokenType === LBrace || t.tokenType === LBracket) {
+      open.push(t.image);
+      if (open.length > MAX_NESTING) return false;
+    } else if (
+      (t.tokenType === RBrace || t.tokenType === RBracket) &&
+      open.pop() !== CLOSER_OPENER[t.image]
+    ) {
+      return false;
+    }
+  }
+  return open.length === 0;
+}
+
 function unclosed(tokens: readonly IToken[], token: IToken, index: number): Diagnostic {
   const closer = CLOSER_OF[token.image]!;
   return diagnose("unclosed", tokenSpan(token), [token.image, describeOpener(tokens, index)], {
@@ -239,6 +320,6 @@ function describeOpener(tokens: readonly IToken[], index: number): string {
   }
   if (twoBefore?.tokenType.name === "Model") return "the `model` block";
   const layerAt = tokens[index - 4];
-  if (layerAt?.tokenType === Layer) return `layer \`${tokens[index - 3]!.image}\``;
+  if (layerAt?.tokenType === Layer) return `layer ${quote(tokens[index - 3]!.image)}`;
   return "this block";
 }

@@ -5,10 +5,12 @@
 // second build of the same sources finds `<cache>/build.json` and returns at once.
 import { createHash } from "node:crypto";
 import { createWriteStream } from "node:fs";
-import { chmod, mkdir, readdir, readFile, rm, writeFile } from "node:fs/promises";
+import { mkdir, readdir, readFile, rm } from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
 import { execa } from "execa";
+import { writeFileAtomic } from "../io/atomic-write.js";
+import { MANIFEST, writeOwnedFolder } from "../io/owned-folder.js";
 import { isExecutable } from "./tools.js";
 
 /** The executable's name; PROTOCOL.md fixes it. */
@@ -239,18 +241,23 @@ export function buildStepOf(line: string): string | undefined {
   return undefined;
 }
 
-async function writeSources(files: GeneratedFiles, dir: string): Promise<void> {
-  for (const [name, contents] of files) {
-    const target = path.join(dir, name);
-    await mkdir(path.dirname(target), { recursive: true });
-    // Unchanged files keep their time stamps, so an incremental rebuild recompiles only what changed.
-    const old = await readFile(target, "utf8").catch(() => undefined);
-    if (old !== contents) await writeFile(target, contents);
-    if (name.endsWith(".sh")) await chmod(target, 0o755);
-  }
+/**
+ * Writes the sources as `lasp compile` does (src/io/owned-folder.ts: atomic files, a manifest, stale files
+ * of lasp's removed, nobody else's), leaving unchanged files with their time stamps so an incremental
+ * rebuild recompiles only what changed. The cache's own folder is lasp's (`force`); a folder named by
+ * `lasp run -o DIR` follows compile's rules, so a user's folder is refused (OutputFolderError).
+ */
+async function writeSources(files: GeneratedFiles, dir: string, force: boolean): Promise<void> {
+  await writeOwnedFolder(dir, files, {
+    force,
+    mode: (name) => (name.endsWith(".sh") ? 0o755 : undefined),
+  });
 }
 
-/** Reads a program folder (e.g. what `lasp compile -o DIR` wrote) into a file map; skips `build*` folders. */
+/**
+ * Reads a program folder (e.g. what `lasp compile -o DIR` wrote) into a file map; skips `build*` folders and
+ * the manifest.
+ */
 export async function readSourceTree(dir: string): Promise<Map<string, string>> {
   const files = new Map<string, string>();
   const walk = async (rel: string): Promise<void> => {
@@ -258,7 +265,7 @@ export async function readSourceTree(dir: string): Promise<Map<string, string>> 
       const name = rel === "" ? entry.name : `${rel}/${entry.name}`;
       if (entry.isDirectory()) {
         if (!/^(build|\.)/.test(entry.name)) await walk(name);
-      } else if (entry.isFile() && entry.name !== PROGRAM_NAME) {
+      } else if (entry.isFile() && entry.name !== PROGRAM_NAME && entry.name !== MANIFEST) {
         files.set(name, await readFile(path.join(dir, name), "utf8"));
       }
     }
@@ -292,7 +299,8 @@ export async function buildGeneratedProgram(
   const plan = planBuild(files, options);
   const stamp = path.join(plan.cacheDir, "build.json");
   await mkdir(plan.cacheDir, { recursive: true });
-  if (plan.sourceDir !== path.join(plan.cacheDir, "src")) await writeSources(files, plan.sourceDir);
+  const ownFolder = plan.sourceDir === path.join(plan.cacheDir, "src");
+  if (!ownFolder) await writeSources(files, plan.sourceDir, false);
   const previous = await readFile(stamp, "utf8")
     .then((t) => JSON.parse(t) as { key?: string; binary?: string })
     .catch(() => undefined);
@@ -301,7 +309,7 @@ export async function buildGeneratedProgram(
     return { ...plan, cached: true, seconds: 0 };
   }
   await rm(stamp, { force: true });
-  await writeSources(files, plan.sourceDir);
+  await writeSources(files, plan.sourceDir, ownFolder);
   await mkdir(plan.buildDir, { recursive: true });
 
   const started = Date.now();
@@ -375,7 +383,7 @@ export async function buildGeneratedProgram(
     );
   }
   const seconds = (Date.now() - started) / 1000;
-  await writeFile(
+  await writeFileAtomic(
     stamp,
     `${JSON.stringify({ key: plan.key, binary: plan.binary, builder: plan.builder, seconds, at: new Date().toISOString() }, null, 2)}\n`,
   );

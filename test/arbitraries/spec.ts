@@ -1,4 +1,4 @@
-// fast-check arbitraries of VALID specs, as ASTs: every key comes from the tables in src/check/schema.ts with a
+// fast-check arbitraries of VALID specs, as ASTs: every key comes from the tables in src/spec/schema.ts with a
 // value its rule accepts, and the cross-setting rules of src/check/rules.ts hold (gpus = sequence x data,
 // seq_len splits into whole kernel blocks, kv_heads divides heads, head_dim 64 or 128, ulysses only where the
 // heads split over the sequence ranks, lasp1 only with causal layers, decay only on causal layers, every
@@ -29,7 +29,7 @@ import {
   RUN_KEYS,
   LINEAR_KEYS,
   type KeyRule,
-} from "../../src/check/schema.js";
+} from "../../src/spec/schema.js";
 import { KERNEL_BLOCK, SUPPORTED_HEAD_DIMS } from "../../src/spec/resolved.js";
 
 /** Generated nodes carry this span: stripSpans drops spans before any comparison. */

@@ -38,8 +38,8 @@ __device__ inline float hashed_normal(uint64_t seed, uint64_t salt, uint64_t ind
   return sqrtf(-2.0f * logf(u1)) * cospif(2.0f * u2);
 }
 
-// x[b][row][h][e] for the rank's rows; global_rows is the length of the whole sequence.
-__global__ void fill_normal_kernel(__nv_bfloat16* x, int batch, int rows, int width, PieceMap map, int global_rows,
+// x[b][row][h][e] for the rank's rows; global_rows is the length of the whole sequence (64-bit: it may be 2^31).
+__global__ void fill_normal_kernel(__nv_bfloat16* x, int batch, int rows, int width, PieceMap map, int64_t global_rows,
                                    uint64_t seed, uint64_t salt, float scale) {
   size_t n = (size_t)batch * rows * width;
   for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < n; i += (size_t)gridDim.x * blockDim.x) {
@@ -52,7 +52,7 @@ __global__ void fill_normal_kernel(__nv_bfloat16* x, int batch, int rows, int wi
   }
 }
 
-void fill_normal(__nv_bfloat16* x, int batch, int rows, int width, const PieceMap& map, int global_rows,
+void fill_normal(__nv_bfloat16* x, int batch, int rows, int width, const PieceMap& map, int64_t global_rows,
                         uint64_t seed, uint64_t salt, float scale, cudaStream_t stream) {
   size_t n = (size_t)batch * rows * width;
   int blocks = (int)((n + 255) / 256 < 65535 ? (n + 255) / 256 : 65535);
@@ -62,7 +62,7 @@ void fill_normal(__nv_bfloat16* x, int batch, int rows, int width, const PieceMa
 
 // out[b][local][..] = full[b][global_row(local)][..]: the rank's rows of a whole-sequence fp32 tensor.
 __global__ void gather_rows_kernel(const float* full, float* out, int batch, int rows, int width, PieceMap map,
-                                   int global_rows) {
+                                   int64_t global_rows) {
   size_t n = (size_t)batch * rows * width;
   for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < n; i += (size_t)gridDim.x * blockDim.x) {
     size_t e = i % width;
@@ -73,7 +73,7 @@ __global__ void gather_rows_kernel(const float* full, float* out, int batch, int
 }
 
 void gather_rows(const float* full, float* out, int batch, int rows, int width, const PieceMap& map,
-                        int global_rows, cudaStream_t stream) {
+                        int64_t global_rows, cudaStream_t stream) {
   size_t n = (size_t)batch * rows * width;
   int blocks = (int)((n + 255) / 256 < 65535 ? (n + 255) / 256 : 65535);
   gather_rows_kernel<<<blocks, 256, 0, stream>>>(full, out, batch, rows, width, map, global_rows);

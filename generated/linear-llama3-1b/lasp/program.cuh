@@ -6,6 +6,7 @@
 #pragma once
 #include <cuda_runtime.h>
 #include <nccl.h>
+#include <cstdint>
 #include <functional>
 #include "kernels.h"
 #include "check.cuh"
@@ -19,9 +20,9 @@ constexpr int kWorld = 8;  // sequence-parallel ranks W (the SP group)
 constexpr int kDataParallel = 1;  // data-parallel groups
 constexpr int kGpus = 8;  // all GPUs = sequence x data
 constexpr int kBatch = 1;  // sequences per step on each data-parallel rank
-constexpr int kSeqLen = 524288;  // global sequence length N
-constexpr int kLocalTokens = 65536;  // tokens each rank holds
-constexpr int kPieceTokens = 65536;  // tokens of each piece
+constexpr int64_t kSeqLen = 524288;  // global sequence length N
+constexpr int64_t kLocalTokens = 65536;  // tokens each rank holds
+constexpr int64_t kPieceTokens = 65536;  // tokens of each piece
 constexpr int kPiecesPerRank = 1;  // contiguous layout
 constexpr int kHidden = 2048;  // model width
 constexpr int kHeads = 16;  // query heads
@@ -49,7 +50,7 @@ static const lasp::PieceMap kPieceMaps[kWorld] = {
 };
 
 // The whole sequence as one piece, for the verify oracle.
-static const lasp::PieceMap kWholeSequence = lasp::PieceMap{1, {0, 0}, {0, 0}, {524288, 0}};
+static const lasp::PieceMap kWholeSequence = lasp::PieceMap{0, {0, 0}, {0, 0}, {0, 0}};
 
 // Constant tables the steps read on the GPU: per-head decays and the token gaps of each decayed sum.
 static const float kLDecay_host[16] = { 1.0f, 1.0f, 1.0f, 1.0f, 1.0f, 1.0f, 1.0f, 1.0f, 1.0f, 1.0f, 1.0f, 1.0f, 1.0f, 1.0f, 1.0f, 1.0f };  // per-head decay of layer kind L (none)

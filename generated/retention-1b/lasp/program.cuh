@@ -6,6 +6,7 @@
 #pragma once
 #include <cuda_runtime.h>
 #include <nccl.h>
+#include <cstdint>
 #include <functional>
 #include "kernels.h"
 #include "check.cuh"
@@ -19,9 +20,9 @@ constexpr int kWorld = 4;  // sequence-parallel ranks W (the SP group)
 constexpr int kDataParallel = 1;  // data-parallel groups
 constexpr int kGpus = 4;  // all GPUs = sequence x data
 constexpr int kBatch = 1;  // sequences per step on each data-parallel rank
-constexpr int kSeqLen = 262144;  // global sequence length N
-constexpr int kLocalTokens = 65536;  // tokens each rank holds
-constexpr int kPieceTokens = 65536;  // tokens of each piece
+constexpr int64_t kSeqLen = 262144;  // global sequence length N
+constexpr int64_t kLocalTokens = 65536;  // tokens each rank holds
+constexpr int64_t kPieceTokens = 65536;  // tokens of each piece
 constexpr int kPiecesPerRank = 1;  // contiguous layout
 constexpr int kHidden = 2048;  // model width
 constexpr int kHeads = 16;  // query heads
@@ -45,7 +46,7 @@ static const lasp::PieceMap kPieceMaps[kWorld] = {
 };
 
 // The whole sequence as one piece, for the verify oracle.
-static const lasp::PieceMap kWholeSequence = lasp::PieceMap{1, {0, 0}, {0, 0}, {262144, 0}};
+static const lasp::PieceMap kWholeSequence = lasp::PieceMap{0, {0, 0}, {0, 0}, {0, 0}};
 
 // Constant tables the steps read on the GPU: per-head decays and the token gaps of each decayed sum.
 static const float kRDecay_host[16] = { 0.968750000f, 0.984375000f, 0.992187500f, 0.996093750f, 0.998046875f, 0.999023438f, 0.999511719f, 0.999755859f, 0.999877930f, 0.999938965f, 0.999969482f, 0.999984741f, 0.999992371f, 0.999996185f, 0.999998093f, 0.999999046f };  // per-head decay of layer kind R (retention)

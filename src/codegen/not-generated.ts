@@ -1,0 +1,98 @@
+// What the language accepts but the generated program does not do yet. A setting the program would ignore
+// is never silent: `lasp check` warns at its position (W0603), and `lasp compile` / `lasp run` refuse a
+// setting whose program would do something other than what it says (E0701). Each entry leaves this table in
+// the commit that gives the setting its effect.
+import type { Block, Setting, SpecFile } from "../ast/ast.js";
+import { diagnose, type Diagnostic } from "../diagnostics/diagnostic.js";
+
+interface Ignored {
+  block: Block["kind"];
+  key: string;
+  /** Whether this setting's value is ignored (default: any value). */
+  when?: (setting: Setting) => boolean;
+}
+
+interface Reason {
+  settings: Ignored[];
+  /** Why, for the message: what the program does instead. */
+  why: string;
+  /** More on the warning, for its hint. */
+  hint?: string;
+  /** Refused by compile and run: the program would run something else than the spec asks for. */
+  refuse?: { hint: string };
+}
+
+const isWord = (word: string) => (s: Setting) => s.value.kind === "word" && s.value.name === word;
+
+const REASONS: Reason[] = [
+  {
+    settings: [
+      { block: "model", key: "vocab" },
+      { block: "model", key: "ffn" },
+      { block: "model", key: "norm" },
+    ],
+    why: "the generated program runs the attention blocks only",
+    hint: "the embedding, block norms, MLP and LM head come with the whole model (a later lasp)",
+  },
+  {
+    settings: [
+      { block: "run", key: "lr" },
+      { block: "run", key: "data", when: (s) => s.value.kind === "string" },
+    ],
+    why: "the generated program does not train yet",
+    hint: "it runs on random tokens and updates no weights",
+  },
+  {
+    settings: [{ block: "run", key: "mode", when: isWord("train") }],
+    why: "the generated program has no optimizer, data loader or checkpoints",
+    refuse: { hint: "use `mode bench` or `mode verify` (`lasp run --mode bench` overrides the spec)" },
+  },
+];
+
+function settingsOf(block: Block): Setting[] {
+  return block.kind === "model"
+    ? block.entries.filter((e): e is Setting => e.kind === "setting")
+    : block.settings;
+}
+
+/** The settings of `ast` that match `wanted`, in source order. */
+function find(ast: SpecFile, wanted: Ignored[]): Setting[] {
+  return ast.blocks.flatMap((block) =>
+    settingsOf(block).filter((s) =>
+      wanted.some((w) => w.block === block.kind && w.key === s.key.name && (w.when?.(s) ?? true)),
+    ),
+  );
+}
+
+const named = (s: Setting): string =>
+  s.value.kind === "word" && s.key.name === "mode" ? `mode ${s.value.name}` : s.key.name;
+
+export interface NotGeneratedOptions {
+  /** For compile and run: settings the program would betray are errors. */
+  refuse?: boolean;
+  /** A mode given on the command line, which replaces the spec's. */
+  modeOverride?: string;
+}
+
+/** One diagnostic per reason, at the first setting it names, with a note at each other one. */
+export function notGenerated(ast: SpecFile, options: NotGeneratedOptions = {}): Diagnostic[] {
+  const out: Diagnostic[] = [];
+  for (const reason of REASONS) {
+    const found = find(ast, reason.settings).filter(
+      (s) => !(s.key.name === "mode" && options.modeOverride !== undefined),
+    );
+    if (found.length === 0) continue;
+    const [first, ...rest] = found;
+    const related = rest.map((s) => ({ span: s.span, message: `\`${named(s)}\` is ignored too` }));
+    const keys = found.map((s) => `\`${named(s)}\``).join(", ");
+    if (reason.refuse !== undefined && options.refuse === true) {
+      out.push(
+        diagnose("notGeneratedYet", first!.span, [keys, reason.why], { hint: reason.refuse.hint, related }),
+      );
+    } else {
+      const hint = reason.hint !== undefined ? { hint: reason.hint } : {};
+      out.push(diagnose("notUsedYet", first!.span, [keys, found.length, reason.why], { ...hint, related }));
+    }
+  }
+  return out;
+}

@@ -1,0 +1,108 @@
+// Settings the generated program ignores are never silent (src/codegen/not-generated.ts). The goldens in
+// generator-cases/ show what `lasp check` (W0603) and `lasp compile` / `lasp run` (E0701) print; one case
+// per code, named like the front end's cases.
+import { existsSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { dirname, join } from "node:path";
+import { fileURLToPath } from "node:url";
+import { describe, expect, it } from "vitest";
+import { checkSource } from "../../src/check/front-end.js";
+import { main } from "../../src/cli/main.js";
+import { withGeneratorNotes } from "../../src/cli/check-command.js";
+import { captureIo } from "../../src/cli/test-io.js";
+import { hasErrors } from "../../src/diagnostics/diagnostic.js";
+import { renderDiagnostics } from "../../src/diagnostics/render.js";
+
+const dir = join(dirname(fileURLToPath(import.meta.url)), "generator-cases");
+export const GENERATOR_CASES = readdirSync(dir).filter((f) => f.endsWith(".lasp"));
+
+describe("generator goldens (what check, compile and run say about settings the program ignores)", () => {
+  it.each(GENERATOR_CASES)("%s", async (file) => {
+    const code = file.split(/[-.]/)[0]!;
+    const refuse = code.startsWith("E");
+    const result = withGeneratorNotes(checkSource(file, readFileSync(join(dir, file), "utf8")), { refuse });
+    expect(result.diagnostics.map((d) => d.code)).toContain(code);
+    const text = renderDiagnostics(file, result.source, result.diagnostics, { color: false });
+    const exit = hasErrors(result.diagnostics) ? 1 : 0;
+    await expect(`${text}\n\nexit code ${exit}\n`).toMatchFileSnapshot(
+      `generator-cases/${file.replace(/\.lasp$/, "")}.golden.txt`,
+    );
+  });
+});
+
+describe("settings the generated program ignores", () => {
+  const spec = (run: string, model = "") => `model m {
+  vocab 512  hidden 256  ffn 512  heads 4  head_dim 64 ${model}
+  layer L = linear_attention { decay 0.9 }
+  stack L x 2
+}
+parallel { gpus 2 }
+run { seq_len 1K ${run} }
+`;
+  const notes = (source: string, refuse = false) =>
+    withGeneratorNotes(checkSource("s.lasp", source), { refuse }).diagnostics;
+
+  it("warn once per reason, at the first setting, with a note at each other one", () => {
+    const d = notes(spec("lr 1e-3", "norm rms"));
+    expect(d.map((x) => x.code)).toEqual(["W0603", "W0603"]);
+    expect(d[0]!.message).toMatch(/^`vocab`, `ffn`, `norm` have no effect yet: /);
+    expect(d[0]!.span.start).toMatchObject({ line: 2, column: 3 });
+    expect(d[0]!.related!.map((r) => r.span.start.column)).toEqual([26, 56]);
+    expect(d[1]!.message).toMatch(/^`lr` has no effect yet: the generated program does not train yet/);
+  });
+
+  it("leave synthetic data and the defaults alone", () => {
+    const d = notes(spec("data synthetic  mode bench"));
+    expect(d.map((x) => x.message)).toEqual([expect.stringMatching(/^`vocab`, `ffn` have no effect/)]);
+  });
+
+  it("make `mode train` an error only where a program would be built", () => {
+    const source = spec("mode train");
+    expect(notes(source).filter((d) => d.severity === "error")).toEqual([]);
+    const refused = notes(source, true).filter((d) => d.severity === "error");
+    expect(refused.map((d) => [d.code, d.span.start.line, d.span.start.column])).toEqual([["E0701", 7, 18]]);
+    expect(refused[0]!.hint).toContain("mode bench");
+  });
+
+  it("say nothing more about a spec that already has errors", () => {
+    const d = notes(spec("mode train  batch 0"), true);
+    expect(d.map((x) => x.code)).not.toContain("E0701");
+    expect(d.map((x) => x.code)).not.toContain("W0603");
+  });
+});
+
+describe("the commands", () => {
+  const write = (text: string): string => {
+    const file = join(mkdtempSync(join(tmpdir(), "lasp-notgen-")), "train.lasp");
+    writeFileSync(file, text);
+    return file;
+  };
+  const train = readFileSync(join(dir, "E0701.lasp"), "utf8");
+
+  it("lasp check warns about `mode train` and still exits 0", async () => {
+    const file = write(train);
+    const io = captureIo();
+    expect(await main(["check", file], io)).toBe(0);
+    expect(io.err).toContain(`${file}:8:19: warning[W0603]: \`mode train\` has no effect yet`);
+    expect(io.out).toContain(`ok ${file} (2 warnings)`);
+  });
+
+  it("lasp compile refuses `mode train` at the setting, before writing anything (exit 1)", async () => {
+    const file = write(train);
+    const out = join(dirname(file), "out");
+    const io = captureIo();
+    expect(await main(["compile", file, "-o", out], io)).toBe(1);
+    expect(io.err).toContain(`${file}:8:19: error[E0701]: \`mode train\` cannot be compiled yet`);
+    expect(existsSync(out)).toBe(false);
+  });
+
+  it("lasp run refuses `mode train` in the spec and on the command line", async () => {
+    const file = write(train);
+    const io = captureIo();
+    expect(await main(["run", file, "--dry-run"], io)).toBe(1);
+    expect(io.err).toContain("error[E0701]");
+    const flag = captureIo();
+    expect(await main(["run", "examples/tiny-linear.lasp", "--mode", "train", "--dry-run"], flag)).toBe(2);
+    expect(flag.err).toContain("--mode train is not generated yet");
+  });
+});
