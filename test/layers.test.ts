@@ -8,7 +8,7 @@ import { describe, expect, it } from "vitest";
 const FLOORS: string[][] = [
   ["ast", "spec", "diagnostics", "syntax", "io", "grammar"],
   ["check", "format"],
-  ["schedule", "reference"],
+  ["schedule", "reference", "model"],
   ["verify", "cost", "inspect", "codegen"],
   ["toolchain"],
   ["cli", "grammar-docs"],

@@ -11,6 +11,7 @@ import type { GpuInfo } from "../src/toolchain/gpus.js";
 import { fixtureFiles } from "../src/toolchain/test-program.js";
 import type { Toolchain } from "../src/toolchain/tools.js";
 import { captureIo } from "../src/cli/test-io.js";
+import { CodegenLimitation } from "../src/codegen/generate.js";
 
 const SPEC = "examples/tiny-linear.lasp"; // parallel { gpus 2 }
 
@@ -123,7 +124,6 @@ describe("lasp run: the machine", () => {
   });
 
   it("reports a spec the code generator cannot emit yet as a spec error (exit 1)", async () => {
-    class CodegenLimitation extends Error {}
     const r = await run(
       {},
       deps({

@@ -3,761 +3,260 @@
 // The training program for retention_1b: one process per GPU, sequence parallel over 4 ranks
 // (contiguous layout) and data parallel over 1 group(s).
 //
-// Each layer is: Q, K, V projections (cuBLAS; K and V over the kv heads) -> feature map (linear attention)
-// or rotary embedding at the rows' global positions (softmax attention) -> the attention core, run by the
-// schedule in program.cuh (its steps on a compute and a communication stream) -> output RMSNorm -> O
-// projection -> residual. Weight gradients are summed over every rank with one AllReduce per layer, issued
-// on the communication stream as soon as the layer's weight gradients exist.
+// This file holds what the spec decides, as tables: the layer kinds, the layers of the stack, the tensors of
+// the model; the passes are loops over them. Each layer (lasp/layer.cuh) runs its kind's attention schedule
+// (lasp/program.cuh) between its projections; its weight gradients are summed over every rank as soon as
+// they exist, on a stream of their own.
 //
 // Modes: `bench` times training steps (median step time, tokens/s, TFLOP/s, time per layer kind, hidden
 // communication, peak memory); `verify` runs each layer kind's schedule on deterministic inputs and compares
 // the output and dQ, dK, dV with a dense fp32 oracle over the whole sequence. Output: human lines on stderr,
 // one JSON object per event on stdout (src/toolchain/PROTOCOL.md in the lasp repository).
-#include <cuda_runtime.h>
-#include <cublas_v2.h>
-#include <nccl.h>
-#include <algorithm>
-#include <cstdarg>
-#include <cstdio>
-#include <cstdlib>
-#include <cstring>
-#include <string>
-#include <vector>
-#include "lasp/blas.cuh"
-#include "lasp/comm.cuh"
-#include "lasp/grad_sum.cuh"
-#include "lasp/program.cuh"
+#include <cuda_runtime.h>     // streams and events
+#include "lasp/program.cuh"   // this spec's constants and each layer kind's schedule, rank by rank
+#include "lasp/options.cuh"   // the command line
+#include "lasp/report.cuh"    // JSON events on stdout, human lines on stderr
+#include "lasp/state.cuh"     // one rank's state, its start, the tables' types, the model's allocation
+#include "lasp/layer.cuh"     // a layer's forward and backward around its attention core
+#include "lasp/bench.cuh"     // bench: step timings, each kind's hidden communication, the summary
+#include "lasp/verify.cuh"    // verify: each kind against the dense oracle, the weight-gradient sum
 
 using lasp::bf16;
 
 // ---------------------------------------------------------------------------------------------------------
-// Command line (PROTOCOL.md)
+// The model's tables.
 
-struct Options {
-  int rank = -1, world = -1, device = -1;
-  std::string id_file;
-  std::string mode = "bench";
-  int steps = program::kSteps;
-  int warmup = program::kWarmup;
-  unsigned long long seed = program::kSeed;
-  bool json_only = false;  // --json: no human progress lines (lasp run shows its own)
+// Layer kinds: name, strategy, feature map, output norm, causal, softmax, kv heads, RoPE base, hosted, K/V row
+// width, verify's input scale, layers of the kind, its first layer, whole-sequence attention, its dims, decays.
+static const lasp::LayerKind kKinds[] = {
+    {"R", "lasp2", 0, true, true, false, 16, 0.0f, true, 2048, 0.0883883476f, 16, 0, false, lasp::SoftmaxDims{}, &program::Tables::kRDecay },
 };
 
-static void usage_error(const char* message) {
-  std::fprintf(stderr, "lasp_program: %s\nusage: lasp_program [--rank R --world W --device D] [--nccl-id-file PATH]\n"
-               "                    [--mode bench|verify] [--steps N] [--warmup N] [--seed N] [--json]\n", message);
-  std::exit(2);
-}
+// Every weight, layer by layer, in one allocation (bf16; a layer's four are one block, its gradient sum's
+// unit); the gradients have the same layout. Name, shape as stored, elements, offset.
+static const lasp::TensorSpec kParameters[] = {
+    {"model.layers.0.self_attn.q_proj.weight", "[2048][2048]", 4194304, 0 },  // [0]
+    {"model.layers.0.self_attn.k_proj.weight", "[2048][2048]", 4194304, 4194304 },  // [1]
+    {"model.layers.0.self_attn.v_proj.weight", "[2048][2048]", 4194304, 8388608 },  // [2]
+    {"model.layers.0.self_attn.o_proj.weight", "[2048][2048]", 4194304, 12582912 },  // [3]
+    {"model.layers.1.self_attn.q_proj.weight", "[2048][2048]", 4194304, 16777216 },  // [4]
+    {"model.layers.1.self_attn.k_proj.weight", "[2048][2048]", 4194304, 20971520 },  // [5]
+    {"model.layers.1.self_attn.v_proj.weight", "[2048][2048]", 4194304, 25165824 },  // [6]
+    {"model.layers.1.self_attn.o_proj.weight", "[2048][2048]", 4194304, 29360128 },  // [7]
+    {"model.layers.2.self_attn.q_proj.weight", "[2048][2048]", 4194304, 33554432 },  // [8]
+    {"model.layers.2.self_attn.k_proj.weight", "[2048][2048]", 4194304, 37748736 },  // [9]
+    {"model.layers.2.self_attn.v_proj.weight", "[2048][2048]", 4194304, 41943040 },  // [10]
+    {"model.layers.2.self_attn.o_proj.weight", "[2048][2048]", 4194304, 46137344 },  // [11]
+    {"model.layers.3.self_attn.q_proj.weight", "[2048][2048]", 4194304, 50331648 },  // [12]
+    {"model.layers.3.self_attn.k_proj.weight", "[2048][2048]", 4194304, 54525952 },  // [13]
+    {"model.layers.3.self_attn.v_proj.weight", "[2048][2048]", 4194304, 58720256 },  // [14]
+    {"model.layers.3.self_attn.o_proj.weight", "[2048][2048]", 4194304, 62914560 },  // [15]
+    {"model.layers.4.self_attn.q_proj.weight", "[2048][2048]", 4194304, 67108864 },  // [16]
+    {"model.layers.4.self_attn.k_proj.weight", "[2048][2048]", 4194304, 71303168 },  // [17]
+    {"model.layers.4.self_attn.v_proj.weight", "[2048][2048]", 4194304, 75497472 },  // [18]
+    {"model.layers.4.self_attn.o_proj.weight", "[2048][2048]", 4194304, 79691776 },  // [19]
+    {"model.layers.5.self_attn.q_proj.weight", "[2048][2048]", 4194304, 83886080 },  // [20]
+    {"model.layers.5.self_attn.k_proj.weight", "[2048][2048]", 4194304, 88080384 },  // [21]
+    {"model.layers.5.self_attn.v_proj.weight", "[2048][2048]", 4194304, 92274688 },  // [22]
+    {"model.layers.5.self_attn.o_proj.weight", "[2048][2048]", 4194304, 96468992 },  // [23]
+    {"model.layers.6.self_attn.q_proj.weight", "[2048][2048]", 4194304, 100663296 },  // [24]
+    {"model.layers.6.self_attn.k_proj.weight", "[2048][2048]", 4194304, 104857600 },  // [25]
+    {"model.layers.6.self_attn.v_proj.weight", "[2048][2048]", 4194304, 109051904 },  // [26]
+    {"model.layers.6.self_attn.o_proj.weight", "[2048][2048]", 4194304, 113246208 },  // [27]
+    {"model.layers.7.self_attn.q_proj.weight", "[2048][2048]", 4194304, 117440512 },  // [28]
+    {"model.layers.7.self_attn.k_proj.weight", "[2048][2048]", 4194304, 121634816 },  // [29]
+    {"model.layers.7.self_attn.v_proj.weight", "[2048][2048]", 4194304, 125829120 },  // [30]
+    {"model.layers.7.self_attn.o_proj.weight", "[2048][2048]", 4194304, 130023424 },  // [31]
+    {"model.layers.8.self_attn.q_proj.weight", "[2048][2048]", 4194304, 134217728 },  // [32]
+    {"model.layers.8.self_attn.k_proj.weight", "[2048][2048]", 4194304, 138412032 },  // [33]
+    {"model.layers.8.self_attn.v_proj.weight", "[2048][2048]", 4194304, 142606336 },  // [34]
+    {"model.layers.8.self_attn.o_proj.weight", "[2048][2048]", 4194304, 146800640 },  // [35]
+    {"model.layers.9.self_attn.q_proj.weight", "[2048][2048]", 4194304, 150994944 },  // [36]
+    {"model.layers.9.self_attn.k_proj.weight", "[2048][2048]", 4194304, 155189248 },  // [37]
+    {"model.layers.9.self_attn.v_proj.weight", "[2048][2048]", 4194304, 159383552 },  // [38]
+    {"model.layers.9.self_attn.o_proj.weight", "[2048][2048]", 4194304, 163577856 },  // [39]
+    {"model.layers.10.self_attn.q_proj.weight", "[2048][2048]", 4194304, 167772160 },  // [40]
+    {"model.layers.10.self_attn.k_proj.weight", "[2048][2048]", 4194304, 171966464 },  // [41]
+    {"model.layers.10.self_attn.v_proj.weight", "[2048][2048]", 4194304, 176160768 },  // [42]
+    {"model.layers.10.self_attn.o_proj.weight", "[2048][2048]", 4194304, 180355072 },  // [43]
+    {"model.layers.11.self_attn.q_proj.weight", "[2048][2048]", 4194304, 184549376 },  // [44]
+    {"model.layers.11.self_attn.k_proj.weight", "[2048][2048]", 4194304, 188743680 },  // [45]
+    {"model.layers.11.self_attn.v_proj.weight", "[2048][2048]", 4194304, 192937984 },  // [46]
+    {"model.layers.11.self_attn.o_proj.weight", "[2048][2048]", 4194304, 197132288 },  // [47]
+    {"model.layers.12.self_attn.q_proj.weight", "[2048][2048]", 4194304, 201326592 },  // [48]
+    {"model.layers.12.self_attn.k_proj.weight", "[2048][2048]", 4194304, 205520896 },  // [49]
+    {"model.layers.12.self_attn.v_proj.weight", "[2048][2048]", 4194304, 209715200 },  // [50]
+    {"model.layers.12.self_attn.o_proj.weight", "[2048][2048]", 4194304, 213909504 },  // [51]
+    {"model.layers.13.self_attn.q_proj.weight", "[2048][2048]", 4194304, 218103808 },  // [52]
+    {"model.layers.13.self_attn.k_proj.weight", "[2048][2048]", 4194304, 222298112 },  // [53]
+    {"model.layers.13.self_attn.v_proj.weight", "[2048][2048]", 4194304, 226492416 },  // [54]
+    {"model.layers.13.self_attn.o_proj.weight", "[2048][2048]", 4194304, 230686720 },  // [55]
+    {"model.layers.14.self_attn.q_proj.weight", "[2048][2048]", 4194304, 234881024 },  // [56]
+    {"model.layers.14.self_attn.k_proj.weight", "[2048][2048]", 4194304, 239075328 },  // [57]
+    {"model.layers.14.self_attn.v_proj.weight", "[2048][2048]", 4194304, 243269632 },  // [58]
+    {"model.layers.14.self_attn.o_proj.weight", "[2048][2048]", 4194304, 247463936 },  // [59]
+    {"model.layers.15.self_attn.q_proj.weight", "[2048][2048]", 4194304, 251658240 },  // [60]
+    {"model.layers.15.self_attn.k_proj.weight", "[2048][2048]", 4194304, 255852544 },  // [61]
+    {"model.layers.15.self_attn.v_proj.weight", "[2048][2048]", 4194304, 260046848 },  // [62]
+    {"model.layers.15.self_attn.o_proj.weight", "[2048][2048]", 4194304, 264241152 },  // [63]
+};
 
-static int int_arg(const char* flag, const char* value) {
-  char* end = nullptr;
-  long v = std::strtol(value, &end, 10);
-  if (end == value || *end != '\0' || v < 0) {
-    std::string m = std::string(flag) + " needs a whole number, got " + value;
-    usage_error(m.c_str());
-  }
-  return (int)v;
-}
+// Activations kept for the backward pass, and its scratch, in one allocation (bf16).
+static const lasp::TensorSpec kActivations[] = {
+    {"x.0", "[65536][2048]", 134217728, 0 },  // [0]
+    {"x.1", "[65536][2048]", 134217728, 134217728 },  // [1]
+    {"x.2", "[65536][2048]", 134217728, 268435456 },  // [2]
+    {"x.3", "[65536][2048]", 134217728, 402653184 },  // [3]
+    {"x.4", "[65536][2048]", 134217728, 536870912 },  // [4]
+    {"x.5", "[65536][2048]", 134217728, 671088640 },  // [5]
+    {"x.6", "[65536][2048]", 134217728, 805306368 },  // [6]
+    {"x.7", "[65536][2048]", 134217728, 939524096 },  // [7]
+    {"x.8", "[65536][2048]", 134217728, 1073741824 },  // [8]
+    {"x.9", "[65536][2048]", 134217728, 1207959552 },  // [9]
+    {"x.10", "[65536][2048]", 134217728, 1342177280 },  // [10]
+    {"x.11", "[65536][2048]", 134217728, 1476395008 },  // [11]
+    {"x.12", "[65536][2048]", 134217728, 1610612736 },  // [12]
+    {"x.13", "[65536][2048]", 134217728, 1744830464 },  // [13]
+    {"x.14", "[65536][2048]", 134217728, 1879048192 },  // [14]
+    {"x.15", "[65536][2048]", 134217728, 2013265920 },  // [15]
+    {"x.16", "[65536][2048]", 134217728, 2147483648 },  // [16]
+    {"layers.0.normed", "[65536][2048]", 134217728, 2281701376 },  // [17]
+    {"layers.1.normed", "[65536][2048]", 134217728, 2415919104 },  // [18]
+    {"layers.2.normed", "[65536][2048]", 134217728, 2550136832 },  // [19]
+    {"layers.3.normed", "[65536][2048]", 134217728, 2684354560 },  // [20]
+    {"layers.4.normed", "[65536][2048]", 134217728, 2818572288 },  // [21]
+    {"layers.5.normed", "[65536][2048]", 134217728, 2952790016 },  // [22]
+    {"layers.6.normed", "[65536][2048]", 134217728, 3087007744 },  // [23]
+    {"layers.7.normed", "[65536][2048]", 134217728, 3221225472 },  // [24]
+    {"layers.8.normed", "[65536][2048]", 134217728, 3355443200 },  // [25]
+    {"layers.9.normed", "[65536][2048]", 134217728, 3489660928 },  // [26]
+    {"layers.10.normed", "[65536][2048]", 134217728, 3623878656 },  // [27]
+    {"layers.11.normed", "[65536][2048]", 134217728, 3758096384 },  // [28]
+    {"layers.12.normed", "[65536][2048]", 134217728, 3892314112 },  // [29]
+    {"layers.13.normed", "[65536][2048]", 134217728, 4026531840 },  // [30]
+    {"layers.14.normed", "[65536][2048]", 134217728, 4160749568 },  // [31]
+    {"layers.15.normed", "[65536][2048]", 134217728, 4294967296 },  // [32]
+    {"dx", "[65536][2048]", 134217728, 4429185024 },  // [33]
+    {"dx_prev", "[65536][2048]", 134217728, 4563402752 },  // [34]
+    {"dnormed", "[65536][2048]", 134217728, 4697620480 },  // [35]
+    {"y", "[65536][2048]", 134217728, 4831838208 },  // [36]
+};
 
-static Options parse_args(int argc, char** argv) {
-  Options o;
-  for (int i = 1; i < argc; i++) {
-    std::string a = argv[i];
-    auto next = [&]() -> const char* {
-      if (i + 1 >= argc) usage_error((a + " needs a value").c_str());
-      return argv[++i];
-    };
-    if (a == "--rank") o.rank = int_arg("--rank", next());
-    else if (a == "--world") o.world = int_arg("--world", next());
-    else if (a == "--device") o.device = int_arg("--device", next());
-    else if (a == "--nccl-id-file") o.id_file = next();
-    else if (a == "--mode") o.mode = next();
-    else if (a == "--steps") o.steps = int_arg("--steps", next());
-    else if (a == "--warmup") o.warmup = int_arg("--warmup", next());
-    else if (a == "--seed") o.seed = (unsigned long long)int_arg("--seed", next());
-    else if (a == "--json") o.json_only = true;  // JSON lines are always on stdout; this drops the human ones
-    else usage_error(("unknown option " + a).c_str());
+// The stack: each layer's kind (row of kKinds), its buffer set, its weights (rows of kParameters) and its
+// activations (rows of kActivations: input, output, feature-map inputs, normed output; -1 none).
+static const lasp::LayerDesc kLayers[] = {
+    { 0, 0, 0, 1, 2, 3, 0, 1, -1, -1, 17 },  // 0: R
+    { 0, 1, 4, 5, 6, 7, 1, 2, -1, -1, 18 },  // 1: R
+    { 0, 2, 8, 9, 10, 11, 2, 3, -1, -1, 19 },  // 2: R
+    { 0, 3, 12, 13, 14, 15, 3, 4, -1, -1, 20 },  // 3: R
+    { 0, 4, 16, 17, 18, 19, 4, 5, -1, -1, 21 },  // 4: R
+    { 0, 5, 20, 21, 22, 23, 5, 6, -1, -1, 22 },  // 5: R
+    { 0, 6, 24, 25, 26, 27, 6, 7, -1, -1, 23 },  // 6: R
+    { 0, 7, 28, 29, 30, 31, 7, 8, -1, -1, 24 },  // 7: R
+    { 0, 8, 32, 33, 34, 35, 8, 9, -1, -1, 25 },  // 8: R
+    { 0, 9, 36, 37, 38, 39, 9, 10, -1, -1, 26 },  // 9: R
+    { 0, 10, 40, 41, 42, 43, 10, 11, -1, -1, 27 },  // 10: R
+    { 0, 11, 44, 45, 46, 47, 11, 12, -1, -1, 28 },  // 11: R
+    { 0, 12, 48, 49, 50, 51, 12, 13, -1, -1, 29 },  // 12: R
+    { 0, 13, 52, 53, 54, 55, 13, 14, -1, -1, 30 },  // 13: R
+    { 0, 14, 56, 57, 58, 59, 14, 15, -1, -1, 31 },  // 14: R
+    { 0, 15, 60, 61, 62, 63, 15, 16, -1, -1, 32 },  // 15: R
+};
+
+static const lasp::ModelTables kModel = {
+    kKinds, program::kLayerKinds, kLayers, program::kLayers, kParameters, 268435456, kActivations, 4966055936,
+    lasp::ScratchRows{ 33, 34, 35, 36 },
+};
+
+// Each layer kind's buffer sets, one per layer of the kind (scratch shared with the first), and its passes.
+static program::RBuffers g_R[16];
+static const lasp::KindPasses<program::RBuffers> kRPasses = {g_R, program::R_forward, program::R_backward,
+                                                               program::kR_forward_events, program::kR_backward_events};
+
+// Calls f(passes) with layer kind k's KindPasses (each kind's buffers are a type of its own).
+template <typename F>
+static void with_kind(int k, F&& f) {
+  switch (k) {
+    case 0: f(kRPasses); break;
   }
-  if (o.mode != "bench" && o.mode != "verify") {
-    usage_error(o.mode == "train" ? "train mode is not generated yet: use bench or verify"
-                                  : "--mode must be bench or verify");
-  }
-  if (o.steps < 1) usage_error("--steps must be at least 1");
-  return o;
 }
 
 // ---------------------------------------------------------------------------------------------------------
-// Output: one JSON object per line on stdout; human lines on stderr from rank 0.
+// The passes.
 
-static int g_rank = 0;
-static bool g_quiet = false;
-
-static void emit(const char* event, const char* fields_format, ...) {
-  char fields[1024];
-  va_list args;
-  va_start(args, fields_format);
-  std::vsnprintf(fields, sizeof(fields), fields_format, args);
-  va_end(args);
-  std::printf("{\"event\":\"%s\",\"rank\":%d%s%s}\n", event, g_rank, fields[0] ? "," : "", fields);
-  std::fflush(stdout);
+static void allocate(lasp::State& st) {
+  for (const lasp::LayerDesc& layer : kLayers)
+    with_kind(layer.kind, [&](auto& passes) {
+      program::allocate(passes.sets[layer.slot], layer.slot == 0 ? nullptr : &passes.sets[0], st.windows);
+    });
+  lasp::allocate_model(st);
 }
 
-static void say(const char* format, ...) {
-  if (g_rank != 0 || g_quiet) return;
-  va_list args;
-  va_start(args, format);
-  std::vfprintf(stderr, format, args);
-  va_end(args);
-  std::fflush(stderr);
-}
-
-// ---------------------------------------------------------------------------------------------------------
-// Model state of one rank.
-
-struct KindInfo {
-  const char* name;
-  int feature_map;   // lasp::FeatureMap value
-  bool output_norm;  // RMSNorm over the head dimension of the attention output
-  bool causal;
-  bool softmax;      // softmax attention: RoPE on q and k, the softmax oracle
-  int kv_heads;      // heads of K and V (grouped-query attention); the query heads for linear attention
-  float rope_theta;  // RoPE base (softmax attention)
-  bool hosted;       // the schedule runs the Q projection and dWo itself (host steps, beside its collective)
-  int kv_width;      // width of a K or V row: kv heads x head dim
-  float verify_scale;  // scale of verify's random q and k (1 for softmax, whose scores are scaled inside)
-};
-
-// Each layer's weights in one allocation: element count, offsets of Wk, Wv and Wo (Wq at 0), and its rows
-// of head_dim elements for the initialiser.
-struct WeightLayout {
-  size_t elements, wk, wv, wo;
-  int rows;
-};
-
-struct LayerWeights {
-  bf16* w = nullptr;   // Wq [hidden][H d], Wk, Wv [hidden][Hkv d], Wo [H d][hidden], one allocation
-  bf16* dw = nullptr;  // their gradients, in the same layout (one AllReduce per layer)
-  size_t elements = 0;
-  bf16 *wq, *wk, *wv, *wo, *dwq, *dwk, *dwv, *dwo;
-};
-
-constexpr size_t kRows = (size_t)program::kBatch * program::kLocalTokens;  // rows of every activation
-constexpr size_t kQkvWidth = (size_t)program::kHeads * program::kHeadDim;
-
-struct State {
-  Options opt;
-  lasp::Layout layout;
-  lasp::Comms comms;
-  lasp::Windows windows;    // buffers of the collectives that may run on the copy engines (comm.cuh)
-  program::Ctx ctx;
-  cublasHandle_t blas;
-  int sms = 0;              // the GPU's SMs (a GEMM beside a collective is planned for fewer)
-  cudaStream_t grad;        // the weight-gradient AllReduce, apart so LASP collectives never queue behind it
-  cudaEvent_t fence, join;  // layer boundaries between the two streams
-  cudaEvent_t grads_ready, grads_done;
-  std::vector<LayerWeights> weights;
-  bf16* grad_parts = nullptr;           // the gradient sum's AlltoAll lands here (grad_sum.cuh), copy engines only
-  std::vector<bf16*> x;                 // x[l]: input of layer l; x[kLayers] is the output
-  std::vector<bf16*> pre_q, pre_k;      // feature-map inputs kept for backward (none for identity)
-  std::vector<bf16*> normed;            // RMSNorm outputs, inputs of the O projection
-  bf16 *dx, *dx_prev, *dnormed, *y;     // backward scratch
-  size_t baseline_mem_bytes = 0;        // device memory in use before allocate(): CUDA context, NCCL, cuBLAS
-};
-
-static void alloc_bf16(bf16** p, size_t n) { CUDA_CHECK(cudaMalloc(p, n * sizeof(bf16))); }
-
-// The communication stream may start a layer only after the compute stream reached it (its inputs exist
-// and the previous layer's scratch buffers are free), and the compute stream continues only after the
-// layer's last collective.
-static void fence_streams(State& st) {
-  CUDA_CHECK(cudaEventRecord(st.fence, st.ctx.compute));
-  CUDA_CHECK(cudaStreamWaitEvent(st.ctx.comm, st.fence, 0));
-}
-static void join_streams(State& st) {
-  CUDA_CHECK(cudaEventRecord(st.join, st.ctx.comm));
-  CUDA_CHECK(cudaStreamWaitEvent(st.ctx.compute, st.join, 0));
-}
-
-// Q = X Wq of layer l with what follows it on q: RoPE (softmax) or the feature map (linear attention).
-template <typename Buffers>
-static void q_projection(State& st, int l, const KindInfo& kind, Buffers& b) {
-  lasp::matmul(st.blas, false, false, (int)kRows, (int)kQkvWidth, program::kHidden, st.x[l], st.weights[l].wq, b.q);
-  if (kind.softmax)
-    lasp::rope_apply(b.q, program::kBatch, program::kLocalTokens, program::kHeads, program::kHeadDim, program::kPieceMaps[st.layout.sp_rank], kind.rope_theta, false, st.ctx.compute);
-  if (kind.feature_map != 0) {
-    CUDA_CHECK(cudaMemcpyAsync(st.pre_q[l], b.q, kRows * kQkvWidth * sizeof(bf16), cudaMemcpyDeviceToDevice, st.ctx.compute));
-    lasp::feature_map_forward(b.q, kRows * kQkvWidth, kind.feature_map, st.ctx.compute);
-  }
-}
-
-// dWo = attn^T dY of layer l (dY = st.dx; attn = the normed output, or o without the norm).
-template <typename Buffers>
-static void o_weight_grad(State& st, int l, const KindInfo& kind, Buffers& b) {
-  bf16* attn = kind.output_norm ? st.normed[l] : b.o;
-  lasp::matmul(st.blas, true, false, (int)kQkvWidth, program::kHidden, (int)kRows, attn, st.dx, st.weights[l].dwo);
-}
-
-// What a hosted kind's `host` steps run (program::Run::host): the projection the step stands for.
-// cuBLAS's Hopper GEMMs hold every SM until they end, so a collective issued beside one would start only
-// after it: with `leave_sms` > 0 the GEMM is planned for that many SMs fewer (cublasSetSmCountTarget).
-template <typename Buffers>
-static program::HostFn host_work(State& st, int l, const KindInfo& kind, Buffers& b) {
-  return [&st, l, &kind, &b](program::HostWork work, int leave_sms) {
-    if (leave_sms > 0) CUBLAS_CHECK(cublasSetSmCountTarget(st.blas, st.sms - leave_sms));
-    if (work == program::HostWork::kQProjection) q_projection(st, l, kind, b);
-    else o_weight_grad(st, l, kind, b);
-    if (leave_sms > 0) CUBLAS_CHECK(cublasSetSmCountTarget(st.blas, 0));
-  };
-}
-
-template <typename Buffers, typename Core>
-static void layer_forward(State& st, int l, const KindInfo& kind, Buffers& b, Core core) {
-  const int hidden = program::kHidden, width = (int)kQkvWidth, rows = (int)kRows;
-  const int kv_width = kind.kv_width;
-  LayerWeights& w = st.weights[l];
-  const lasp::PieceMap& map = program::kPieceMaps[st.layout.sp_rank];
-  if (!kind.hosted) q_projection(st, l, kind, b);
-  lasp::matmul(st.blas, false, false, rows, kv_width, hidden, st.x[l], w.wk, b.k);
-  lasp::matmul(st.blas, false, false, rows, kv_width, hidden, st.x[l], w.wv, b.v);
-  // Rotary embedding at the rows' global positions: the same rotation for any layout and GPU count.
-  if (kind.softmax)
-    lasp::rope_apply(b.k, program::kBatch, program::kLocalTokens, kind.kv_heads, program::kHeadDim, map, kind.rope_theta, false, st.ctx.compute);
-  if (kind.feature_map != 0) {
-    CUDA_CHECK(cudaMemcpyAsync(st.pre_k[l], b.k, kRows * kQkvWidth * sizeof(bf16), cudaMemcpyDeviceToDevice, st.ctx.compute));
-    lasp::feature_map_forward(b.k, kRows * kQkvWidth, kind.feature_map, st.ctx.compute);
-  }
-  // A hosted kind's schedule calls the Q projection itself, beside the collective of the states it
-  // computes from K and V first.
-  const auto host = host_work(st, l, kind, b);
-  fence_streams(st);
-  core(program::Run{true, true, kind.hosted ? &host : nullptr});
-  join_streams(st);
-  bf16* attn = b.o;
-  if (kind.output_norm) {
-    lasp::rms_norm_forward(b.o, st.normed[l], kRows * program::kHeads, program::kHeadDim, program::kNormEps, st.ctx.compute);
-    attn = st.normed[l];
-  }
-  lasp::matmul(st.blas, false, false, rows, hidden, width, attn, w.wo, st.y);
-  CUDA_CHECK(cudaMemcpyAsync(st.x[l + 1], st.x[l], kRows * hidden * sizeof(bf16), cudaMemcpyDeviceToDevice, st.ctx.compute));
-  lasp::add_inplace(st.x[l + 1], st.y, kRows * hidden, st.ctx.compute);
-}
-
-template <typename Buffers, typename Core>
-static void layer_backward(State& st, int l, const KindInfo& kind, Buffers& b, Core core) {
-  const int hidden = program::kHidden, width = (int)kQkvWidth, rows = (int)kRows;
-  const int kv_width = kind.kv_width;
-  LayerWeights& w = st.weights[l];
-  // dy = dx; d(attn) = dy Wo^T; dWo = attn^T dy (a hosted kind's schedule runs it beside its collective)
-  lasp::matmul(st.blas, false, true, rows, width, hidden, st.dx, w.wo, st.dnormed);
-  if (!kind.hosted) o_weight_grad(st, l, kind, b);
-  if (kind.output_norm) {
-    lasp::rms_norm_backward(b.o, st.dnormed, b.do_, kRows * program::kHeads, program::kHeadDim, program::kNormEps, st.ctx.compute);
-  } else {
-    CUDA_CHECK(cudaMemcpyAsync(b.do_, st.dnormed, kRows * kQkvWidth * sizeof(bf16), cudaMemcpyDeviceToDevice, st.ctx.compute));
-  }
-  const auto host = host_work(st, l, kind, b);
-  fence_streams(st);
-  core(program::Run{true, true, kind.hosted ? &host : nullptr});
-  join_streams(st);
-  if (kind.feature_map != 0) {
-    lasp::feature_map_backward(st.pre_q[l], b.dq, b.dq, kRows * kQkvWidth, kind.feature_map, st.ctx.compute);
-    lasp::feature_map_backward(st.pre_k[l], b.dk, b.dk, kRows * kQkvWidth, kind.feature_map, st.ctx.compute);
-  }
-  if (kind.softmax) {
-    // The rotation is orthogonal: its backward is the inverse rotation.
-    const lasp::PieceMap& map = program::kPieceMaps[st.layout.sp_rank];
-    lasp::rope_apply(b.dq, program::kBatch, program::kLocalTokens, program::kHeads, program::kHeadDim, map, kind.rope_theta, true, st.ctx.compute);
-    lasp::rope_apply(b.dk, program::kBatch, program::kLocalTokens, kind.kv_heads, program::kHeadDim, map, kind.rope_theta, true, st.ctx.compute);
-  }
-  lasp::matmul(st.blas, true, false, hidden, width, rows, st.x[l], b.dq, w.dwq);
-  lasp::matmul(st.blas, true, false, hidden, kv_width, rows, st.x[l], b.dk, w.dwk);
-  lasp::matmul(st.blas, true, false, hidden, kv_width, rows, st.x[l], b.dv, w.dwv);
-  // The weight gradients are complete: they are summed over every rank (sequence pieces and data replicas)
-  // on their own stream and communicator while the input gradient below and the next layer's backward run.
-  // Issuing it before the dx GEMMs matters for the last layer of the backward, whose AllReduce would
-  // otherwise have nothing left to overlap.
-  CUDA_CHECK(cudaEventRecord(st.grads_ready, st.ctx.compute));
-  CUDA_CHECK(cudaStreamWaitEvent(st.grad, st.grads_ready, 0));
-  lasp::sum_gradients(w.dw, w.elements, st.grad_parts, st.comms, st.layout.rank, st.layout.world, st.grad);
-  // dx_prev = dx + dq Wq^T + dk Wk^T + dv Wv^T
-  CUDA_CHECK(cudaMemcpyAsync(st.dx_prev, st.dx, kRows * hidden * sizeof(bf16), cudaMemcpyDeviceToDevice, st.ctx.compute));
-  lasp::matmul(st.blas, false, true, rows, hidden, width, b.dq, w.wq, st.dx_prev, 1.0f);
-  lasp::matmul(st.blas, false, true, rows, hidden, kv_width, b.dk, w.wk, st.dx_prev, 1.0f);
-  lasp::matmul(st.blas, false, true, rows, hidden, kv_width, b.dv, w.wv, st.dx_prev, 1.0f);
-  std::swap(st.dx, st.dx_prev);
-}
-
-// Layer buffers, one set per layer; scratch buffers are shared by the layers of a kind.
-static program::RBuffers g_layer0;
-static program::RBuffers g_layer1;
-static program::RBuffers g_layer2;
-static program::RBuffers g_layer3;
-static program::RBuffers g_layer4;
-static program::RBuffers g_layer5;
-static program::RBuffers g_layer6;
-static program::RBuffers g_layer7;
-static program::RBuffers g_layer8;
-static program::RBuffers g_layer9;
-static program::RBuffers g_layer10;
-static program::RBuffers g_layer11;
-static program::RBuffers g_layer12;
-static program::RBuffers g_layer13;
-static program::RBuffers g_layer14;
-static program::RBuffers g_layer15;
-
-static const KindInfo kKinds[] = {
-    {"R", 0, true, true, false, 16, 0.0f, true, 2048, 0.0883883476f },
-};
-
-static const WeightLayout kWeightLayout[program::kLayers] = {
-    { 16777216, 4194304, 8388608, 12582912, 131072 },
-    { 16777216, 4194304, 8388608, 12582912, 131072 },
-    { 16777216, 4194304, 8388608, 12582912, 131072 },
-    { 16777216, 4194304, 8388608, 12582912, 131072 },
-    { 16777216, 4194304, 8388608, 12582912, 131072 },
-    { 16777216, 4194304, 8388608, 12582912, 131072 },
-    { 16777216, 4194304, 8388608, 12582912, 131072 },
-    { 16777216, 4194304, 8388608, 12582912, 131072 },
-    { 16777216, 4194304, 8388608, 12582912, 131072 },
-    { 16777216, 4194304, 8388608, 12582912, 131072 },
-    { 16777216, 4194304, 8388608, 12582912, 131072 },
-    { 16777216, 4194304, 8388608, 12582912, 131072 },
-    { 16777216, 4194304, 8388608, 12582912, 131072 },
-    { 16777216, 4194304, 8388608, 12582912, 131072 },
-    { 16777216, 4194304, 8388608, 12582912, 131072 },
-    { 16777216, 4194304, 8388608, 12582912, 131072 },
-};
-
-static void allocate(State& st) {
-  const size_t hidden = program::kHidden;
-  g_layer0 = program::alloc_R(nullptr, st.windows);
-  g_layer1 = program::alloc_R(&g_layer0, st.windows);
-  g_layer2 = program::alloc_R(&g_layer0, st.windows);
-  g_layer3 = program::alloc_R(&g_layer0, st.windows);
-  g_layer4 = program::alloc_R(&g_layer0, st.windows);
-  g_layer5 = program::alloc_R(&g_layer0, st.windows);
-  g_layer6 = program::alloc_R(&g_layer0, st.windows);
-  g_layer7 = program::alloc_R(&g_layer0, st.windows);
-  g_layer8 = program::alloc_R(&g_layer0, st.windows);
-  g_layer9 = program::alloc_R(&g_layer0, st.windows);
-  g_layer10 = program::alloc_R(&g_layer0, st.windows);
-  g_layer11 = program::alloc_R(&g_layer0, st.windows);
-  g_layer12 = program::alloc_R(&g_layer0, st.windows);
-  g_layer13 = program::alloc_R(&g_layer0, st.windows);
-  g_layer14 = program::alloc_R(&g_layer0, st.windows);
-  g_layer15 = program::alloc_R(&g_layer0, st.windows);
-  st.weights.resize(program::kLayers);
-  st.x.resize(program::kLayers + 1);
-  st.pre_q.assign(program::kLayers, nullptr);
-  st.pre_k.assign(program::kLayers, nullptr);
-  st.normed.assign(program::kLayers, nullptr);
+static void forward_step(lasp::State& st) {
   for (int l = 0; l < program::kLayers; l++) {
-    LayerWeights& w = st.weights[l];
-    const WeightLayout& layout = kWeightLayout[l];
-    w.elements = layout.elements;
-    alloc_bf16(&w.w, w.elements);
-    w.dw = static_cast<bf16*>(st.windows.grads(w.elements * sizeof(bf16)));
-    w.wq = w.w; w.wk = w.w + layout.wk; w.wv = w.w + layout.wv; w.wo = w.w + layout.wo;
-    w.dwq = w.dw; w.dwk = w.dw + layout.wk; w.dwv = w.dw + layout.wv; w.dwo = w.dw + layout.wo;
-    // Weights are the same on every rank: the position map is "one piece", the seed is per layer.
-    lasp::fill_normal(w.w, 1, layout.rows, program::kHeadDim, lasp::PieceMap{0, {0, 0}, {0, 0}, {0, 0}}, layout.rows, st.opt.seed, 1000 + l, program::kWeightScale, st.ctx.compute);
+    const lasp::LayerDesc& layer = kLayers[l];
+    with_kind(layer.kind, [&](auto& passes) {
+      auto& b = passes.sets[layer.slot];
+      lasp::layer_forward(st, l, kKinds[layer.kind], b, [&](lasp::Run run) { passes.forward(st.ctx, b, run); });
+    });
   }
-  if (st.comms.grads_on_copy_engines) {
-    size_t most = 0;
-    for (const LayerWeights& w : st.weights) most = std::max(most, w.elements);
-    st.grad_parts = static_cast<bf16*>(st.windows.grads(most * sizeof(bf16)));
-  }
-  for (int l = 0; l <= program::kLayers; l++) alloc_bf16(&st.x[l], kRows * hidden);
-  if (kKinds[0].feature_map != 0) { alloc_bf16(&st.pre_q[0], kRows * kQkvWidth); alloc_bf16(&st.pre_k[0], kRows * kQkvWidth); }
-  if (kKinds[0].output_norm) alloc_bf16(&st.normed[0], kRows * kQkvWidth);
-  if (kKinds[0].feature_map != 0) { alloc_bf16(&st.pre_q[1], kRows * kQkvWidth); alloc_bf16(&st.pre_k[1], kRows * kQkvWidth); }
-  if (kKinds[0].output_norm) alloc_bf16(&st.normed[1], kRows * kQkvWidth);
-  if (kKinds[0].feature_map != 0) { alloc_bf16(&st.pre_q[2], kRows * kQkvWidth); alloc_bf16(&st.pre_k[2], kRows * kQkvWidth); }
-  if (kKinds[0].output_norm) alloc_bf16(&st.normed[2], kRows * kQkvWidth);
-  if (kKinds[0].feature_map != 0) { alloc_bf16(&st.pre_q[3], kRows * kQkvWidth); alloc_bf16(&st.pre_k[3], kRows * kQkvWidth); }
-  if (kKinds[0].output_norm) alloc_bf16(&st.normed[3], kRows * kQkvWidth);
-  if (kKinds[0].feature_map != 0) { alloc_bf16(&st.pre_q[4], kRows * kQkvWidth); alloc_bf16(&st.pre_k[4], kRows * kQkvWidth); }
-  if (kKinds[0].output_norm) alloc_bf16(&st.normed[4], kRows * kQkvWidth);
-  if (kKinds[0].feature_map != 0) { alloc_bf16(&st.pre_q[5], kRows * kQkvWidth); alloc_bf16(&st.pre_k[5], kRows * kQkvWidth); }
-  if (kKinds[0].output_norm) alloc_bf16(&st.normed[5], kRows * kQkvWidth);
-  if (kKinds[0].feature_map != 0) { alloc_bf16(&st.pre_q[6], kRows * kQkvWidth); alloc_bf16(&st.pre_k[6], kRows * kQkvWidth); }
-  if (kKinds[0].output_norm) alloc_bf16(&st.normed[6], kRows * kQkvWidth);
-  if (kKinds[0].feature_map != 0) { alloc_bf16(&st.pre_q[7], kRows * kQkvWidth); alloc_bf16(&st.pre_k[7], kRows * kQkvWidth); }
-  if (kKinds[0].output_norm) alloc_bf16(&st.normed[7], kRows * kQkvWidth);
-  if (kKinds[0].feature_map != 0) { alloc_bf16(&st.pre_q[8], kRows * kQkvWidth); alloc_bf16(&st.pre_k[8], kRows * kQkvWidth); }
-  if (kKinds[0].output_norm) alloc_bf16(&st.normed[8], kRows * kQkvWidth);
-  if (kKinds[0].feature_map != 0) { alloc_bf16(&st.pre_q[9], kRows * kQkvWidth); alloc_bf16(&st.pre_k[9], kRows * kQkvWidth); }
-  if (kKinds[0].output_norm) alloc_bf16(&st.normed[9], kRows * kQkvWidth);
-  if (kKinds[0].feature_map != 0) { alloc_bf16(&st.pre_q[10], kRows * kQkvWidth); alloc_bf16(&st.pre_k[10], kRows * kQkvWidth); }
-  if (kKinds[0].output_norm) alloc_bf16(&st.normed[10], kRows * kQkvWidth);
-  if (kKinds[0].feature_map != 0) { alloc_bf16(&st.pre_q[11], kRows * kQkvWidth); alloc_bf16(&st.pre_k[11], kRows * kQkvWidth); }
-  if (kKinds[0].output_norm) alloc_bf16(&st.normed[11], kRows * kQkvWidth);
-  if (kKinds[0].feature_map != 0) { alloc_bf16(&st.pre_q[12], kRows * kQkvWidth); alloc_bf16(&st.pre_k[12], kRows * kQkvWidth); }
-  if (kKinds[0].output_norm) alloc_bf16(&st.normed[12], kRows * kQkvWidth);
-  if (kKinds[0].feature_map != 0) { alloc_bf16(&st.pre_q[13], kRows * kQkvWidth); alloc_bf16(&st.pre_k[13], kRows * kQkvWidth); }
-  if (kKinds[0].output_norm) alloc_bf16(&st.normed[13], kRows * kQkvWidth);
-  if (kKinds[0].feature_map != 0) { alloc_bf16(&st.pre_q[14], kRows * kQkvWidth); alloc_bf16(&st.pre_k[14], kRows * kQkvWidth); }
-  if (kKinds[0].output_norm) alloc_bf16(&st.normed[14], kRows * kQkvWidth);
-  if (kKinds[0].feature_map != 0) { alloc_bf16(&st.pre_q[15], kRows * kQkvWidth); alloc_bf16(&st.pre_k[15], kRows * kQkvWidth); }
-  if (kKinds[0].output_norm) alloc_bf16(&st.normed[15], kRows * kQkvWidth);
-  alloc_bf16(&st.dx, kRows * hidden);
-  alloc_bf16(&st.dx_prev, kRows * hidden);
-  alloc_bf16(&st.dnormed, kRows * kQkvWidth);
-  alloc_bf16(&st.y, kRows * hidden);
-  const lasp::PieceMap& map = program::kPieceMaps[st.layout.sp_rank];
-  // Inputs and the incoming gradient: functions of the global token position, the same for any W.
-  lasp::fill_normal(st.x[0], program::kBatch, program::kLocalTokens, (int)hidden, map, program::kSeqLen, st.opt.seed + st.layout.dp_rank, 1, 1.0f, st.ctx.compute);
-  lasp::fill_normal(st.dx, program::kBatch, program::kLocalTokens, (int)hidden, map, program::kSeqLen, st.opt.seed + st.layout.dp_rank, 2, 1.0f, st.ctx.compute);
-}
-
-static void forward_step(State& st) {
-  layer_forward(st, 0, kKinds[0], g_layer0, [&](program::Run run) { program::R_forward(st.ctx, g_layer0, run); });
-  layer_forward(st, 1, kKinds[0], g_layer1, [&](program::Run run) { program::R_forward(st.ctx, g_layer1, run); });
-  layer_forward(st, 2, kKinds[0], g_layer2, [&](program::Run run) { program::R_forward(st.ctx, g_layer2, run); });
-  layer_forward(st, 3, kKinds[0], g_layer3, [&](program::Run run) { program::R_forward(st.ctx, g_layer3, run); });
-  layer_forward(st, 4, kKinds[0], g_layer4, [&](program::Run run) { program::R_forward(st.ctx, g_layer4, run); });
-  layer_forward(st, 5, kKinds[0], g_layer5, [&](program::Run run) { program::R_forward(st.ctx, g_layer5, run); });
-  layer_forward(st, 6, kKinds[0], g_layer6, [&](program::Run run) { program::R_forward(st.ctx, g_layer6, run); });
-  layer_forward(st, 7, kKinds[0], g_layer7, [&](program::Run run) { program::R_forward(st.ctx, g_layer7, run); });
-  layer_forward(st, 8, kKinds[0], g_layer8, [&](program::Run run) { program::R_forward(st.ctx, g_layer8, run); });
-  layer_forward(st, 9, kKinds[0], g_layer9, [&](program::Run run) { program::R_forward(st.ctx, g_layer9, run); });
-  layer_forward(st, 10, kKinds[0], g_layer10, [&](program::Run run) { program::R_forward(st.ctx, g_layer10, run); });
-  layer_forward(st, 11, kKinds[0], g_layer11, [&](program::Run run) { program::R_forward(st.ctx, g_layer11, run); });
-  layer_forward(st, 12, kKinds[0], g_layer12, [&](program::Run run) { program::R_forward(st.ctx, g_layer12, run); });
-  layer_forward(st, 13, kKinds[0], g_layer13, [&](program::Run run) { program::R_forward(st.ctx, g_layer13, run); });
-  layer_forward(st, 14, kKinds[0], g_layer14, [&](program::Run run) { program::R_forward(st.ctx, g_layer14, run); });
-  layer_forward(st, 15, kKinds[0], g_layer15, [&](program::Run run) { program::R_forward(st.ctx, g_layer15, run); });
 }
 
 // `layers_done`, when given, is recorded on the compute stream once every layer's backward is issued, before
 // the wait for the last weight-gradient sums.
-static void backward_step(State& st, cudaEvent_t layers_done = nullptr) {
-  lasp::fill_normal(st.dx, program::kBatch, program::kLocalTokens, program::kHidden, program::kPieceMaps[st.layout.sp_rank], program::kSeqLen, st.opt.seed + st.layout.dp_rank, 2, 1.0f, st.ctx.compute);
-  layer_backward(st, 15, kKinds[0], g_layer15, [&](program::Run run) { program::R_backward(st.ctx, g_layer15, run); });
-  layer_backward(st, 14, kKinds[0], g_layer14, [&](program::Run run) { program::R_backward(st.ctx, g_layer14, run); });
-  layer_backward(st, 13, kKinds[0], g_layer13, [&](program::Run run) { program::R_backward(st.ctx, g_layer13, run); });
-  layer_backward(st, 12, kKinds[0], g_layer12, [&](program::Run run) { program::R_backward(st.ctx, g_layer12, run); });
-  layer_backward(st, 11, kKinds[0], g_layer11, [&](program::Run run) { program::R_backward(st.ctx, g_layer11, run); });
-  layer_backward(st, 10, kKinds[0], g_layer10, [&](program::Run run) { program::R_backward(st.ctx, g_layer10, run); });
-  layer_backward(st, 9, kKinds[0], g_layer9, [&](program::Run run) { program::R_backward(st.ctx, g_layer9, run); });
-  layer_backward(st, 8, kKinds[0], g_layer8, [&](program::Run run) { program::R_backward(st.ctx, g_layer8, run); });
-  layer_backward(st, 7, kKinds[0], g_layer7, [&](program::Run run) { program::R_backward(st.ctx, g_layer7, run); });
-  layer_backward(st, 6, kKinds[0], g_layer6, [&](program::Run run) { program::R_backward(st.ctx, g_layer6, run); });
-  layer_backward(st, 5, kKinds[0], g_layer5, [&](program::Run run) { program::R_backward(st.ctx, g_layer5, run); });
-  layer_backward(st, 4, kKinds[0], g_layer4, [&](program::Run run) { program::R_backward(st.ctx, g_layer4, run); });
-  layer_backward(st, 3, kKinds[0], g_layer3, [&](program::Run run) { program::R_backward(st.ctx, g_layer3, run); });
-  layer_backward(st, 2, kKinds[0], g_layer2, [&](program::Run run) { program::R_backward(st.ctx, g_layer2, run); });
-  layer_backward(st, 1, kKinds[0], g_layer1, [&](program::Run run) { program::R_backward(st.ctx, g_layer1, run); });
-  layer_backward(st, 0, kKinds[0], g_layer0, [&](program::Run run) { program::R_backward(st.ctx, g_layer0, run); });
-  join_streams(st);
-  if (layers_done != nullptr) CUDA_CHECK(cudaEventRecord(layers_done, st.ctx.compute));
-  CUDA_CHECK(cudaEventRecord(st.grads_done, st.grad));
-  CUDA_CHECK(cudaStreamWaitEvent(st.ctx.compute, st.grads_done, 0));
+static void backward_step(lasp::State& st, cudaEvent_t layers_done = nullptr) {
+  lasp::seed_output_gradient(st);
+  for (int l = program::kLayers - 1; l >= 0; l--) {
+    const lasp::LayerDesc& layer = kLayers[l];
+    with_kind(layer.kind, [&](auto& passes) {
+      auto& b = passes.sets[layer.slot];
+      lasp::layer_backward(st, l, kKinds[layer.kind], b, [&](lasp::Run run) { passes.backward(st.ctx, b, run); });
+    });
+  }
+  lasp::finish_backward(st, layers_done);
 }
 
 // ---------------------------------------------------------------------------------------------------------
-// bench
+// The modes.
 
-static float median(std::vector<float> v) {
-  std::sort(v.begin(), v.end());
-  return v.empty() ? 0.0f : v[v.size() / 2];
-}
-
-// Times `issue` on the compute stream (after joining the communication stream), median of `reps`.
-template <typename F>
-static float time_ms(State& st, int reps, F issue) {
-  cudaEvent_t a, b;
-  CUDA_CHECK(cudaEventCreate(&a));
-  CUDA_CHECK(cudaEventCreate(&b));
-  std::vector<float> times;
-  for (int r = 0; r < reps; r++) {
-    CUDA_CHECK(cudaDeviceSynchronize());
-    CUDA_CHECK(cudaEventRecord(a, st.ctx.compute));
-    fence_streams(st);
-    issue();
-    join_streams(st);
-    CUDA_CHECK(cudaEventRecord(b, st.ctx.compute));
-    CUDA_CHECK(cudaEventSynchronize(b));
-    float ms = 0;
-    CUDA_CHECK(cudaEventElapsedTime(&ms, a, b));
-    times.push_back(ms);
-  }
-  CUDA_CHECK(cudaEventDestroy(a));
-  CUDA_CHECK(cudaEventDestroy(b));
-  return median(times);
-}
-
-// One pass of a layer kind with a timing event before and after every step: when the step's stream reached
-// it with its dependencies met, and when it was done, in ms from the pass's start; `run` picks both streams
-// or the computation alone. Emitted as `trace` events (the step ids are the IR's; `lasp inspect --json` says
-// which stream each is on). Steps merged into another step's NCCL group, or missing on this rank, have no
-// events of their own and are left out.
-template <typename F>
-static void trace_pass(State& st, const char* kind, const char* pass, int steps, program::Run run, F issue) {
-  std::vector<cudaEvent_t> events(2 * steps);
-  for (auto& e : events) CUDA_CHECK(cudaEventCreate(&e));
-  cudaEvent_t base;
-  CUDA_CHECK(cudaEventCreate(&base));
-  program::Ctx traced = st.ctx;
-  traced.trace = events.data();
-  CUDA_CHECK(cudaDeviceSynchronize());
-  CUDA_CHECK(cudaEventRecord(base, st.ctx.compute));
-  fence_streams(st);
-  issue(traced, run);
-  join_streams(st);
-  CUDA_CHECK(cudaDeviceSynchronize());
-  for (int i = 0; i < steps; i++) {
-    float start = 0, end = 0;
-    if (cudaEventElapsedTime(&start, base, events[2 * i]) != cudaSuccess ||
-        cudaEventElapsedTime(&end, base, events[2 * i + 1]) != cudaSuccess) {
-      (void)cudaGetLastError();  // never recorded: not a step of its own on this rank
-      continue;
-    }
-    emit("trace", "\"kind\":\"%s\",\"pass\":\"%s\",\"streams\":\"%s\",\"step\":%d,\"start_ms\":%.4f,\"end_ms\":%.4f", kind, pass,
-         run.comm ? "both" : "compute", i, start, end);
-  }
-  for (auto& e : events) CUDA_CHECK(cudaEventDestroy(e));
-  CUDA_CHECK(cudaEventDestroy(base));
-}
-
-static int bench(State& st) {
-  std::vector<float> steps;
-  // Where each timed step's time goes, on the compute stream: the forward pass, the backward pass up to its
-  // last layer, and the wait for the weight-gradient sums still running after it.
-  cudaEvent_t marks[4];
-  for (auto& e : marks) CUDA_CHECK(cudaEventCreate(&e));
-  std::vector<float> forward_ms, backward_ms, grad_wait_ms;
-  for (int s = 0; s < st.opt.warmup + st.opt.steps; s++) {
-    bool warm = s < st.opt.warmup;
-    float ms = time_ms(st, 1, [&] {
-      CUDA_CHECK(cudaEventRecord(marks[0], st.ctx.compute));
-      forward_step(st);
-      CUDA_CHECK(cudaEventRecord(marks[1], st.ctx.compute));
-      backward_step(st, marks[2]);
-      CUDA_CHECK(cudaEventRecord(marks[3], st.ctx.compute));
-    });
-    if (!warm) {
-      steps.push_back(ms);
-      float part[3];
-      for (int p = 0; p < 3; p++) CUDA_CHECK(cudaEventElapsedTime(&part[p], marks[p], marks[p + 1]));
-      forward_ms.push_back(part[0]);
-      backward_ms.push_back(part[1]);
-      grad_wait_ms.push_back(part[2]);
-    }
-    emit("step", "\"step\":%d,\"ms\":%.4f,\"warmup\":%s", s, ms, warm ? "true" : "false");
-    say("step %d/%d  %.3f ms%s\n", s + 1, st.opt.warmup + st.opt.steps, ms, warm ? "  (warm-up)" : "");
-  }
-  const float step_ms = median(steps);
-  for (auto& e : marks) CUDA_CHECK(cudaEventDestroy(e));
-  emit("phase", "\"name\":\"step.forward\",\"ms\":%.4f", median(forward_ms));
-  emit("phase", "\"name\":\"step.backward\",\"ms\":%.4f", median(backward_ms));
-  emit("phase", "\"name\":\"step.gradient_wait\",\"ms\":%.4f", median(grad_wait_ms));
-  say("step: forward %.3f ms, backward %.3f ms, then %.3f ms waiting for the weight-gradient sums\n",
-      median(forward_ms), median(backward_ms), median(grad_wait_ms));
-  // Per layer kind: the attention core with overlap, its computation alone and its communication alone;
-  // the communication that overlap hides is what it does not add to the computation:
-  // hidden = 1 - (overlapped - compute only) / communication only. Serialised on one stream for reference.
-  // A hosted kind's passes run the projections their collectives overlap (host steps): they are timed with
-  // them, and the projections' own time is taken out, so the figures are the attention's as for any kind.
-  double hidden_sum = 0, comm_sum = 0;
-  {
-    auto& b = g_layer0;
-    const KindInfo& kind = kKinds[0];
-    const auto host = host_work(st, 0, kind, b);
-    const program::HostFn* hooks = kind.hosted ? &host : nullptr;
-    const float q_proj = kind.hosted ? time_ms(st, 10, [&] { host(program::HostWork::kQProjection, 0); }) : 0.0f;
-    const float projections = kind.hosted ? q_proj + time_ms(st, 10, [&] { host(program::HostWork::kOWeightGrad, 0); }) : 0.0f;
-    program::Ctx serial = st.ctx;
-    serial.comm = st.ctx.compute;
-    auto both = [&](const program::Ctx& c, program::Run run) { program::R_forward(c, b, run); program::R_backward(c, b, run); };
-    float overlapped = time_ms(st, 10, [&] { both(st.ctx, program::Run{true, true, hooks}); }) - projections;
-    float serialised = time_ms(st, 10, [&] { both(serial, program::Run{true, true, hooks}); }) - projections;
-    float comm_only = time_ms(st, 10, [&] { both(st.ctx, program::Run{false, true, hooks}); });
-    float compute_only = time_ms(st, 10, [&] { both(st.ctx, program::Run{true, false, hooks}); }) - projections;
-    float fwd = time_ms(st, 10, [&] { program::R_forward(st.ctx, b, program::Run{true, true, hooks}); }) - q_proj;
-    float hidden = comm_only > 0 ? std::min(1.0f, std::max(0.0f, 1.0f - (overlapped - compute_only) / comm_only)) : 1.0f;
-    hidden_sum += hidden * comm_only * 16;
-    comm_sum += comm_only * 16;
-    emit("phase", "\"name\":\"R.forward\",\"ms\":%.4f", fwd);
-    emit("phase", "\"name\":\"R.backward\",\"ms\":%.4f", overlapped - fwd);
-    emit("phase", "\"name\":\"R.comm\",\"ms\":%.4f,\"serial_ms\":%.4f,\"compute_only_ms\":%.4f,\"overlapped_ms\":%.4f,\"hidden\":%.3f", comm_only, serialised, compute_only, overlapped, hidden);
-    // Both streams, then the computation alone: the same steps' durations with and without communication beside them.
-    for (program::Run run : {program::Run{true, true, hooks}, program::Run{true, false, hooks}})
-      trace_pass(st, "R", "forward", program::kR_forward_events, run, [&](const program::Ctx& c, program::Run r) { program::R_forward(c, b, r); });
-    // Both streams, then the computation alone: the same steps' durations with and without communication beside them.
-    for (program::Run run : {program::Run{true, true, hooks}, program::Run{true, false, hooks}})
-      trace_pass(st, "R", "backward", program::kR_backward_events, run, [&](const program::Ctx& c, program::Run r) { program::R_backward(c, b, r); });
-    say("layer kind R (lasp2): attention fwd+bwd %.3f ms overlapped, %.3f ms computation alone, %.3f ms serialised, communication %.3f ms, %.0f%% hidden\n",
-        overlapped, compute_only, serialised, comm_only, 100.0f * hidden);
-  }
-  // Nothing is freed while the program runs (workspaces only grow, the kernels' stream-ordered pool keeps what
-  // it takes), so the memory in use now is the peak. program_mem_bytes is what the program itself allocated
-  // since before allocate(): what `lasp inspect`'s memory model predicts (its "allocated by the program" total).
-  size_t free_bytes = 0, total_bytes = 0;
-  CUDA_CHECK(cudaMemGetInfo(&free_bytes, &total_bytes));
-  const size_t in_use = total_bytes - free_bytes;
-  const size_t program_bytes = in_use > st.baseline_mem_bytes ? in_use - st.baseline_mem_bytes : 0;
-  const double tokens = (double)program::kBatch * program::kLocalTokens * program::kGpus;
-  const double tflops = program::kFlopsPerStep / (step_ms * 1e-3) / 1e12;
-  const double hidden = comm_sum > 0 ? hidden_sum / comm_sum : 1.0;
-  emit("summary", "\"median_ms\":%.4f,\"tokens_per_s\":%.1f,\"tflops\":%.2f,\"hidden_comm_fraction\":%.3f,\"peak_mem_bytes\":%zu,\"program_mem_bytes\":%zu,\"baseline_mem_bytes\":%zu",
-       step_ms, tokens / (step_ms * 1e-3), tflops, hidden, in_use, program_bytes, st.baseline_mem_bytes);
-  say("median step %.3f ms, %.0f tokens/s, %.1f TFLOP/s per GPU, %.0f%% of communication hidden, %.2f GiB in use\n",
-      step_ms, tokens / (step_ms * 1e-3), tflops, 100 * hidden, in_use / 1073741824.0);
+static int bench(lasp::State& st) {
+  const float step_ms = lasp::time_steps(st, forward_step, backward_step);
+  lasp::HiddenComm hidden;
+  for (int k = 0; k < kModel.kind_count; k++)
+    with_kind(k, [&](auto& passes) { lasp::time_kind(st, kKinds[k], passes, hidden); });
+  lasp::summarize(st, step_ms, hidden);
   return 0;
 }
 
-// ---------------------------------------------------------------------------------------------------------
-// verify: each layer kind's schedule against the dense fp32 oracle over the whole sequence.
-
-static int verify(State& st) {
-  const lasp::PieceMap& map = program::kPieceMaps[st.layout.sp_rank];
-  const size_t local = kRows * kQkvWidth;
-  const size_t full = (size_t)program::kBatch * program::kSeqLen * kQkvWidth;
-  const float tolerance = 0.0200000000f;
-  bf16 *fq, *fk, *fv, *fdo;
-  float *ref, *ref_local, *errors;
-  alloc_bf16(&fq, full); alloc_bf16(&fk, full); alloc_bf16(&fv, full); alloc_bf16(&fdo, full);
-  CUDA_CHECK(cudaMalloc(&ref, 3 * full * sizeof(float)));
-  CUDA_CHECK(cudaMalloc(&ref_local, local * sizeof(float)));
-  CUDA_CHECK(cudaMalloc(&errors, 4 * sizeof(float)));
-  float* ref_lse;  // log-sum-exp of the softmax oracle [B][N][H]
-  CUDA_CHECK(cudaMalloc(&ref_lse, (size_t)program::kBatch * program::kSeqLen * program::kHeads * sizeof(float)));
-  lasp::LinearDims whole = st.ctx.dims;
-  whole.tokens = program::kSeqLen;
+static int verify(lasp::State& st) {
+  lasp::Oracle oracle = lasp::make_oracle();
   bool ok = true;
-  cudaStream_t s = st.ctx.compute;
-  const int B = program::kBatch, L = (int)program::kLocalTokens, W = (int)kQkvWidth;
-  const int64_t N = program::kSeqLen;  // 64-bit: the sequence may hold 2^31 tokens
-  {
-    auto& b = g_layer0;
-    const KindInfo& kind = kKinds[0];
-    const int KW = kind.kv_width;
-    const size_t local_kv = kRows * KW;
-    // The same numbers on every rank and GPU count: a function of the global position. Softmax scores get
-    // unit variance (q, k ~ N(0, 1), scaled by 1/sqrt(d) inside); linear attention's q, k are scaled down.
-    const float in_scale = kind.verify_scale;
-    lasp::fill_normal(b.q, B, L, W, map, N, st.opt.seed, 11, in_scale, s);
-    lasp::fill_normal(b.k, B, L, KW, map, N, st.opt.seed, 12, in_scale, s);
-    lasp::fill_normal(b.v, B, L, KW, map, N, st.opt.seed, 13, 1.0f, s);
-    lasp::fill_normal(b.do_, B, L, W, map, N, st.opt.seed, 14, 1.0f, s);
-    fence_streams(st);
-    program::R_forward(st.ctx, b);
-    program::R_backward(st.ctx, b);
-    join_streams(st);
-    lasp::fill_normal(fq, B, N, W, program::kWholeSequence, N, st.opt.seed, 11, in_scale, s);
-    lasp::fill_normal(fk, B, N, KW, program::kWholeSequence, N, st.opt.seed, 12, in_scale, s);
-    lasp::fill_normal(fv, B, N, KW, program::kWholeSequence, N, st.opt.seed, 13, 1.0f, s);
-    lasp::fill_normal(fdo, B, N, W, program::kWholeSequence, N, st.opt.seed, 14, 1.0f, s);
-    const char* names[4] = {"o", "dq", "dk", "dv"};
-    const bf16* got[4] = {b.o, b.dq, b.dk, b.dv};
-    const int widths[4] = {W, W, KW, KW};
-    float err[4];
-    lasp::oracle_linear_forward(fq, fk, fv, ref, whole, st.ctx.tables.kRDecay, kind.causal, s);
-    lasp::gather_rows(ref, ref_local, B, L, W, map, N, s);
-    err[0] = lasp::max_rel_err(got[0], ref_local, local, s);
-    lasp::oracle_linear_backward(fq, fk, fv, fdo, ref, ref + full, ref + 2 * full, whole, st.ctx.tables.kRDecay, kind.causal, s);
-    for (int g = 1; g < 4; g++) {
-      lasp::gather_rows(ref + (g - 1) * full, ref_local, B, L, widths[g], map, N, s);
-      err[g] = lasp::max_rel_err(got[g], ref_local, widths[g] == W ? local : local_kv, s);
-    }
-    // The largest error over the sequence-parallel group.
-    CUDA_CHECK(cudaMemcpyAsync(errors, err, sizeof(err), cudaMemcpyHostToDevice, s));
-    NCCL_CHECK(ncclAllReduce(errors, errors, 4, ncclFloat32, ncclMax, st.comms.sp, s));
-    CUDA_CHECK(cudaMemcpyAsync(err, errors, sizeof(err), cudaMemcpyDeviceToHost, s));
-    CUDA_CHECK(cudaStreamSynchronize(s));
-    for (int g = 0; g < 4; g++) {
-      bool good = err[g] <= tolerance && err[g] == err[g];
-      ok = ok && good;
-      emit("verify", "\"layer\":\"R\",\"quantity\":\"%s\",\"max_rel_err\":%.3e,\"tolerance\":%.1e,\"ok\":%s", names[g], err[g], tolerance, good ? "true" : "false");
-    }
-    say("verify R (lasp2): o %.2e  dq %.2e  dk %.2e  dv %.2e  (tolerance %.0e)\n", err[0], err[1], err[2], err[3], tolerance);
-  }
-  if (st.layout.world > 1) {
-    // The weight-gradient sum over every rank, on the path the step takes (copy engines or NCCL's AllReduce).
-    const LayerWeights& w = st.weights[0];
-    const float err = lasp::gradient_sum_error(w.dw, w.elements, st.grad_parts, st.comms, st.layout.rank,
-                                               st.layout.world, st.opt.seed, st.ctx.compute);
-    const bool good = err <= tolerance;
-    ok = ok && good;
-    emit("verify", "\"layer\":\"weights\",\"quantity\":\"dw_sum\",\"max_rel_err\":%.3e,\"tolerance\":%.1e,\"ok\":%s", err, tolerance, good ? "true" : "false");
-    say("verify the weight-gradient sum over %d ranks: %.2e  (tolerance %.0e)\n", st.layout.world, err, tolerance);
-  }
-  say(ok ? "verify: ok\n" : "verify: FAILED\n");
+  for (int k = 0; k < kModel.kind_count; k++)
+    with_kind(k, [&](auto& passes) { ok = lasp::verify_kind(st, oracle, kKinds[k], passes) && ok; });
+  if (st.layout.world > 1) ok = lasp::verify_gradient_sum(st) && ok;
+  lasp::say(ok ? "verify: ok\n" : "verify: FAILED\n");
   return ok ? 0 : 1;
 }
 
-// ---------------------------------------------------------------------------------------------------------
-
 int main(int argc, char** argv) {
-  Options opt = parse_args(argc, argv);
+  lasp::Options defaults;
+  defaults.mode = program::kMode;
+  defaults.steps = program::kSteps;
+  defaults.warmup = program::kWarmup;
+  defaults.seed = program::kSeed;
+  lasp::State st;
+  st.opt = lasp::parse_args(argc, argv, defaults);
+  st.model = kModel;
   setenv("NCCL_NVLS_ENABLE", "0", 0);  // never NVLink multicast unless the environment asks for it
 #ifdef LASP_WITH_MPI
   MPI_Init(&argc, &argv);
 #endif
-  State st;
-  st.opt = opt;
-  st.layout = lasp::layout_from(opt.rank, opt.world < 0 ? program::kGpus : opt.world, opt.device, program::kWorld);
-  g_rank = st.layout.rank;
-  g_quiet = opt.json_only;
-  if (st.layout.world != program::kGpus) {
-    std::fprintf(stderr, "lasp_program: compiled for %d GPUs (sequence %d x data %d) but started with %d ranks\n",
-                 program::kGpus, program::kWorld, program::kDataParallel, st.layout.world);
-    return 2;
-  }
-  CUDA_CHECK(cudaSetDevice(st.layout.device));
-  cudaDeviceProp prop;
-  CUDA_CHECK(cudaGetDeviceProperties(&prop, st.layout.device));
-  st.sms = prop.multiProcessorCount;
-  st.comms = lasp::init_comms(st.layout, opt.id_file, program::kFewCtas);
-  st.windows = lasp::Windows(&st.comms);
-  // The communication stream gets the highest priority: the chunk kernels fill every SM, and NCCL's kernel
-  // must take SMs as soon as any frees up, or the collective waits for the computation it should overlap.
-  int least_priority = 0, greatest_priority = 0;
-  CUDA_CHECK(cudaDeviceGetStreamPriorityRange(&least_priority, &greatest_priority));
-  CUDA_CHECK(cudaStreamCreateWithPriority(&st.ctx.compute, cudaStreamNonBlocking, least_priority));
-  CUDA_CHECK(cudaStreamCreateWithPriority(&st.ctx.comm, cudaStreamNonBlocking, greatest_priority));
-  CUDA_CHECK(cudaEventCreateWithFlags(&st.fence, cudaEventDisableTiming));
-  CUDA_CHECK(cudaEventCreateWithFlags(&st.join, cudaEventDisableTiming));
-  CUDA_CHECK(cudaEventCreateWithFlags(&st.grads_ready, cudaEventDisableTiming));
-  CUDA_CHECK(cudaEventCreateWithFlags(&st.grads_done, cudaEventDisableTiming));
-  CUDA_CHECK(cudaStreamCreateWithFlags(&st.grad, cudaStreamNonBlocking));
-  static cudaEvent_t events[program::kMaxEvents], started[program::kMaxEvents];
-  for (auto& e : events) CUDA_CHECK(cudaEventCreateWithFlags(&e, cudaEventDisableTiming));
-  for (auto& e : started) CUDA_CHECK(cudaEventCreateWithFlags(&e, cudaEventDisableTiming));
-  st.ctx.rank = st.layout.sp_rank;
-  st.ctx.nccl = st.comms.sp;
-  st.ctx.nccl_few_ctas = st.comms.sp_few_ctas;
-  st.ctx.dims = lasp::LinearDims{program::kBatch, program::kLocalTokens, program::kHeads, program::kHeadDim};
-  st.ctx.events = events;
-  st.ctx.started = started;
-  st.ctx.tables = program::upload_tables();
-  CUBLAS_CHECK(cublasCreate(&st.blas));
-  CUBLAS_CHECK(cublasSetStream(st.blas, st.ctx.compute));
-  emit("start", "\"world\":%d,\"device\":\"%s\",\"spec\":\"examples/retention-1b.lasp\",\"mode\":\"%s\",\"steps\":%d,\"warmup\":%d",
-       st.layout.world, prop.name, opt.mode.c_str(), opt.steps, opt.warmup);
-  say("lasp_program for retention_1b: %d ranks (sequence %d x data %d) on %s, %s mode\n", st.layout.world,
-      program::kWorld, program::kDataParallel, prop.name, opt.mode.c_str());
-  {
-    size_t free_bytes = 0, total_bytes = 0;
-    CUDA_CHECK(cudaMemGetInfo(&free_bytes, &total_bytes));
-    st.baseline_mem_bytes = total_bytes - free_bytes;
-  }
+  if (!lasp::start_rank(st)) return 2;
   allocate(st);
-  // Known once the windows are registered (every rank the same).
-  st.ctx.few_ctas_on_copy_engines = st.comms.gathers_on_copy_engines;
-  if (st.layout.world > 1) {
-    const char* grads = lasp::collective_path(program::kGradientsSplitEvenly && st.comms.grads_on_copy_engines);
-    const char* gathers = program::kGathersBesideKernels ? lasp::collective_path(st.comms.gathers_on_copy_engines) : "none";
-    emit("collectives", "\"gathers\":\"%s\",\"gradients\":\"%s\"", gathers, grads);
-    if (!program::kGathersBesideKernels) say("collectives beside the kernels: gradient sum on %s\n", grads);
-    else say("collectives beside the kernels: AllGathers on %s, gradient sum on %s\n", gathers, grads);
-  }
-  // Which backend each whole-sequence softmax attention takes (asking builds cuDNN's plans, before any timing).
-  int code = opt.mode == "verify" ? verify(st) : bench(st);
-  CUDA_CHECK(cudaDeviceSynchronize());
-  st.windows.release();
-  lasp::destroy_comms(st.comms);
+  lasp::report_collectives(st);
+  lasp::report_backends(st);
+  int code = st.opt.mode == "verify" ? verify(st) : bench(st);
+  lasp::finish_rank(st);
 #ifdef LASP_WITH_MPI
   MPI_Finalize();
 #endif

@@ -39,8 +39,16 @@ import {
   PARALLEL_KEYS,
   RUN_KEYS,
   SOFTMAX_KEYS,
+  type KeyRule,
 } from "../spec/schema.js";
-import { SettingsReader, type DataValue, type DecayValue, type ReadSettings } from "./values.js";
+import {
+  settingValue,
+  SettingsReader,
+  type DataValue,
+  type DecayValue,
+  type ReadSettings,
+  type ReadValue,
+} from "./values.js";
 
 export interface CheckResult {
   spec?: ResolvedSpec;
@@ -58,6 +66,11 @@ interface DeclaredLayer {
   decl: LayerDecl;
   kind: (typeof LAYER_KINDS)[number];
   read: ReadSettings;
+}
+
+/** A setting's value: required keys are present once the spec has no errors, the others default by the schema. */
+function valueOf<T extends ReadValue>(read: ReadSettings, keys: readonly KeyRule[], key: string): T {
+  return settingValue<T>(read, keys, key)!;
 }
 
 class Checker {
@@ -110,19 +123,18 @@ class Checker {
     const { heads, headDim, gpus, sequence, data } = resolvedNumbers;
     const kinds = new Map<string, LayerKind>();
     for (const [name, d] of declared) kinds.set(name, this.resolveKind(name, d, heads));
-    const get = <T>(read: ReadSettings, key: string, fallback: T): T =>
-      (read.values.get(key) as T | undefined) ?? fallback;
     const spec: ResolvedSpec = {
       file: this.file,
       model: {
         name: model.name.name,
-        vocab: get(modelRead, "vocab", 0),
-        hidden: get(modelRead, "hidden", 0),
-        ffn: get(modelRead, "ffn", 0),
+        vocab: valueOf<number>(modelRead, MODEL_KEYS, "vocab"),
+        hidden: valueOf<number>(modelRead, MODEL_KEYS, "hidden"),
+        ffn: valueOf<number>(modelRead, MODEL_KEYS, "ffn"),
         heads,
         headDim,
-        norm: get<Norm>(modelRead, "norm", "rms"),
-        normEps: get(modelRead, "norm_eps", 1e-5),
+        norm: valueOf<Norm>(modelRead, MODEL_KEYS, "norm"),
+        normEps: valueOf<number>(modelRead, MODEL_KEYS, "norm_eps"),
+        tieEmbeddings: valueOf<boolean>(modelRead, MODEL_KEYS, "tie_embeddings"),
         kinds: [...kinds.values()],
         layers: stack.names.map((name) => kinds.get(name)!),
       },
@@ -130,21 +142,21 @@ class Checker {
         gpus,
         sequence,
         data,
-        linear: get<LinearStrategy>(parallelRead, "linear", "lasp2"),
-        softmax: get<SoftmaxStrategy>(parallelRead, "softmax", "allgather"),
-        layout: get<Layout>(parallelRead, "layout", "contiguous"),
-        overlap: get(parallelRead, "overlap", true),
+        linear: valueOf<LinearStrategy>(parallelRead, PARALLEL_KEYS, "linear"),
+        softmax: valueOf<SoftmaxStrategy>(parallelRead, PARALLEL_KEYS, "softmax"),
+        layout: valueOf<Layout>(parallelRead, PARALLEL_KEYS, "layout"),
+        overlap: valueOf<boolean>(parallelRead, PARALLEL_KEYS, "overlap"),
       },
       run: {
-        seqLen: get(runRead, "seq_len", 0),
-        batch: get(runRead, "batch", 1),
-        dtype: get<DType>(runRead, "dtype", "bf16"),
-        steps: get(runRead, "steps", 10),
-        warmup: get(runRead, "warmup", 3),
-        mode: get<Mode>(runRead, "mode", "bench"),
-        seed: get(runRead, "seed", 0),
-        lr: get(runRead, "lr", 3e-4),
-        data: get<DataValue>(runRead, "data", { kind: "synthetic" }),
+        seqLen: valueOf<number>(runRead, RUN_KEYS, "seq_len"),
+        batch: valueOf<number>(runRead, RUN_KEYS, "batch"),
+        dtype: valueOf<DType>(runRead, RUN_KEYS, "dtype"),
+        steps: valueOf<number>(runRead, RUN_KEYS, "steps"),
+        warmup: valueOf<number>(runRead, RUN_KEYS, "warmup"),
+        mode: valueOf<Mode>(runRead, RUN_KEYS, "mode"),
+        seed: valueOf<number>(runRead, RUN_KEYS, "seed"),
+        lr: valueOf<number>(runRead, RUN_KEYS, "lr"),
+        data: valueOf<DataValue>(runRead, RUN_KEYS, "data"),
       },
     };
     return { spec, diagnostics };
@@ -320,18 +332,18 @@ class Checker {
         type: "softmax_attention",
         name,
         kvHeads: (v.get("kv_heads") as number | undefined) ?? heads,
-        ropeTheta: (v.get("rope_theta") as number | undefined) ?? 10000,
-        causal: (v.get("causal") as boolean | undefined) ?? true,
+        ropeTheta: valueOf<number>(d.read, SOFTMAX_KEYS, "rope_theta"),
+        causal: valueOf<boolean>(d.read, SOFTMAX_KEYS, "causal"),
       };
     }
-    const decay = (v.get("decay") as DecayValue | undefined) ?? { kind: "schedule", name: "none" };
+    const decay = valueOf<DecayValue>(d.read, LINEAR_KEYS, "decay");
     return {
       type: "linear_attention",
       name,
       decay: resolveDecay(decay, heads),
-      featureMap: (v.get("feature_map") as FeatureMap | undefined) ?? "identity",
-      outputNorm: (v.get("output_norm") as "rms" | "none" | undefined) ?? "rms",
-      causal: (v.get("causal") as boolean | undefined) ?? true,
+      featureMap: valueOf<FeatureMap>(d.read, LINEAR_KEYS, "feature_map"),
+      outputNorm: valueOf<"rms" | "none">(d.read, LINEAR_KEYS, "output_norm"),
+      causal: valueOf<boolean>(d.read, LINEAR_KEYS, "causal"),
     };
   }
 }

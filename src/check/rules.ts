@@ -7,7 +7,8 @@ import type { Span } from "../ast/span.js";
 import { diagnose, type Diagnostic, type RelatedNote } from "../diagnostics/diagnostic.js";
 import { KERNEL_BLOCK, SUPPORTED_HEAD_DIMS } from "../spec/resolved.js";
 import { quote } from "../diagnostics/quote.js";
-import type { DecayValue, ReadSettings } from "./values.js";
+import { LINEAR_KEYS, PARALLEL_KEYS, RUN_KEYS } from "../spec/schema.js";
+import { settingValue, type DecayValue, type ReadSettings } from "./values.js";
 
 export interface RuleInputs {
   model: ReadSettings | undefined;
@@ -93,7 +94,7 @@ function resolveGroups(
   for (const key of ["gpus", "sequence", "data"]) {
     if (parallel.settings.has(key) && !parallel.values.has(key)) return undefined; // invalid, reported
   }
-  const data = num(parallel, "data") ?? 1;
+  const data = settingValue<number>(parallel, PARALLEL_KEYS, "data")!;
   const gpus = num(parallel, "gpus");
   const sequence = num(parallel, "sequence");
   if (gpus !== undefined && sequence !== undefined) {
@@ -129,7 +130,7 @@ function resolveGroups(
 
 function checkSequenceSplit(inputs: RuleInputs, sequence: number, diagnostics: Diagnostic[]): void {
   const seqLen = num(inputs.run, "seq_len");
-  const layout = (inputs.parallel.values.get("layout") as string | undefined) ?? "contiguous";
+  const layout = settingValue<string>(inputs.parallel, PARALLEL_KEYS, "layout")!;
   if (seqLen === undefined) return;
   const span = spanOf(inputs.run, "seq_len")!;
   const pieces = layout === "zigzag" ? 2 * sequence : sequence;
@@ -163,7 +164,7 @@ function nearestMultiples(value: number, unit: number): string {
 
 function checkBatch(inputs: RuleInputs, data: number, diagnostics: Diagnostic[]): void {
   const given = num(inputs.run, "batch");
-  const batch = given ?? 1; // the schema's default
+  const batch = settingValue<number>(inputs.run, RUN_KEYS, "batch")!;
   if (batch % data === 0) return;
   // An omitted batch is the default 1: point at the data size that cannot split it.
   const span = given === undefined ? spanOf(inputs.parallel, "data") : spanOf(inputs.run, "batch");
@@ -189,8 +190,8 @@ function checkLayers(
   sequence: number | undefined,
   diagnostics: Diagnostic[],
 ): void {
-  const linear = (inputs.parallel.values.get("linear") as string | undefined) ?? "lasp2";
-  const softmax = (inputs.parallel.values.get("softmax") as string | undefined) ?? "allgather";
+  const linear = settingValue<string>(inputs.parallel, PARALLEL_KEYS, "linear")!;
+  const softmax = settingValue<string>(inputs.parallel, PARALLEL_KEYS, "softmax")!;
   for (const { decl, kind, read } of inputs.declared) {
     const name = decl.name.name;
     const used = inputs.used.has(name);
@@ -229,7 +230,7 @@ function checkLayers(
         }),
       );
     }
-    const causal = (read.values.get("causal") as boolean | undefined) ?? true;
+    const causal = settingValue<boolean>(read, LINEAR_KEYS, "causal")!;
     const decays =
       decay === undefined
         ? []

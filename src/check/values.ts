@@ -7,6 +7,7 @@ import { diagnose, type Diagnostic } from "../diagnostics/diagnostic.js";
 import { cut, quote } from "../diagnostics/quote.js";
 import { listWords, nearest } from "../diagnostics/suggest.js";
 import { blockOfKeys, suggestKey } from "../spec/key-homes.js";
+import { numberLiteralValue } from "../syntax/build-ast.js";
 import { BOOLEAN_WORDS, DECAY_SCHEDULES, type KeyRule, type ValueRule } from "../spec/schema.js";
 
 export type DecayValue =
@@ -18,6 +19,41 @@ export interface ReadSettings {
   values: Map<string, ReadValue>;
   /** The setting each key came from (also for keys whose value was invalid). */
   settings: Map<string, Setting>;
+}
+
+/**
+ * A key's default as the checker uses it: the schema's text (what the docs show), read by the same rules as
+ * a written value, so the schema is the one home of every default. Undefined for required and derived keys.
+ */
+export function schemaDefault(rule: KeyRule): ReadValue | undefined {
+  const text = rule.default;
+  if (text === undefined) return undefined;
+  switch (rule.rule.type) {
+    case "int":
+    case "float":
+      return numberLiteralValue(text);
+    case "enum":
+      return text;
+    case "bool":
+      return BOOLEAN_WORDS[text];
+    case "decay":
+      return { kind: "schedule", name: text };
+    case "data":
+      return text === "synthetic" ? { kind: "synthetic" } : { kind: "file", path: text };
+  }
+}
+
+/** The value a block gives `key`, or the schema's default; undefined for a required or derived key not given. */
+export function settingValue<T extends ReadValue>(
+  read: ReadSettings | undefined,
+  keys: readonly KeyRule[],
+  key: string,
+): T | undefined {
+  const given = read?.values.get(key);
+  if (given !== undefined) return given as T;
+  const rule = keys.find((r) => r.key === key);
+  if (rule === undefined) throw new Error(`${key} is not a key of this block`);
+  return schemaDefault(rule) as T | undefined;
 }
 
 /** A number as the user wrote it where the source is known, else as JavaScript prints it. */

@@ -33,7 +33,10 @@ export function withGeneratorNotes(
   options: NotGeneratedOptions = {},
 ): FrontEndResult {
   if (result.ast === undefined || result.spec === undefined) return result;
-  const notes = [...notGenerated(result.ast, options), ...memoryNotes(result.ast, result.spec, options)];
+  const notes = [
+    ...notGenerated(result.ast, options, result.spec),
+    ...memoryNotes(result.ast, result.spec, options),
+  ];
   if (notes.length === 0) return result;
   const diagnostics = sortDiagnostics([...result.diagnostics, ...notes]);
   return hasErrors(notes)

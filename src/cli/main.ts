@@ -1,4 +1,4 @@
-// The `lasp` command line. Every command returns an exit code: 0 ok, 1 spec errors, 2 usage errors.
+// The `lasp` command line. Every command returns an exit code (EXIT in io.ts, RUN_EXIT in run-command.ts).
 // A command's module is imported only when that command runs: the parser (chevrotain), the code generator
 // (handlebars) and the toolchain (execa) were most of every start, and `--help` or `--version` need none of
 // them (test/cli-startup.test.ts keeps it so). Only types come from the command modules here.
@@ -44,7 +44,7 @@ Set NO_COLOR to turn colours off.`;
 export function buildProgram(io: CliIo, setExit: (code: number) => void): Command {
   const program = new Command("lasp")
     .description(
-      "Compiler for long-context training: checks .lasp specs and lowers them to LASP-2 schedules.",
+      "Compiler for long-context training: checks .lasp specs, lowers them to LASP-2 / LASP-2H schedules, and writes, builds and runs their CUDA/NCCL programs.",
     )
     .version(version(), "-V, --version", "print the version")
     .helpOption("-h, --help", "show help")

@@ -84,17 +84,9 @@ const PROGRAM_EXIT: Record<number, string> = {
   3: "CUDA or NCCL failure",
 };
 
-async function defaultGenerator(): Promise<ProgramGenerator | undefined> {
-  // A variable keeps TypeScript from resolving the module, which the code generator provides.
-  const modulePath = "../codegen/generate.js";
-  try {
-    const module = (await import(modulePath)) as { generateProgram?: ProgramGenerator };
-    return module.generateProgram;
-  } catch (error) {
-    const text = `${(error as NodeJS.ErrnoException).code ?? ""} ${(error as Error).message}`;
-    if (/ERR_MODULE_NOT_FOUND|Cannot find|Failed to load|does not exist/i.test(text)) return undefined;
-    throw error;
-  }
+/** The code generator, loaded only by the commands that build (handlebars and the templates are heavy). */
+async function codegen(): Promise<typeof import("../codegen/generate.js")> {
+  return import("../codegen/generate.js");
 }
 
 function defaultInterrupt(handler: () => void): () => void {
@@ -271,21 +263,15 @@ export async function runCommand(
     return RUN_EXIT.environment;
   }
 
-  const generate = deps.generate ?? (await defaultGenerator());
-  if (generate === undefined) {
-    io.stderr(
-      "lasp: code generation is not available in this build of lasp, so `lasp run` has no program to build.\n" +
-        `  \`lasp inspect ${file}\` and \`lasp verify ${file}\` work without it.\n`,
-    );
-    return RUN_EXIT.environment;
-  }
+  const generator = await codegen();
+  const generate = deps.generate ?? generator.generateProgram;
   let files: Map<string, string>;
   try {
     files = await generate(spec, undefined, parsed.lowering);
   } catch (error) {
-    // The generator's CodegenLimitation: a spec it cannot emit yet, said in words.
-    if ((error as Error).constructor?.name === "CodegenLimitation") {
-      io.stderr(`lasp: cannot run ${file}: ${(error as Error).message}\n`);
+    // A spec the generator cannot emit yet, said in words.
+    if (error instanceof generator.CodegenLimitation) {
+      io.stderr(`lasp: cannot run ${file}: ${error.message}\n`);
       return RUN_EXIT.specErrors;
     }
     throw error;

@@ -5,8 +5,13 @@ import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { checkSource } from "../check/front-end.js";
 import { main } from "../cli/main.js";
-import { GEMM_SM_MARGIN } from "./communicators.js";
-import { generateProgram, writeProgram } from "./generate.js";
+import { GEMM_SM_MARGIN } from "../schedule/placement.js";
+import { generateProgram, RUNTIME_FILES, writeProgram } from "./generate.js";
+import { templatesDir } from "./render.js";
+import { ALIGN_ELEMENTS } from "./model-tables.js";
+import { buildView } from "./view-model.js";
+import { lowerSpec } from "../schedule/lower.js";
+import type { ResolvedSpec } from "../spec/resolved.js";
 import { generateExamples, staleFiles } from "./regenerate.js";
 import { captureIo } from "../cli/test-io.js";
 import {
@@ -24,6 +29,9 @@ function specOf(file: string) {
 }
 
 const capture = captureIo;
+
+const viewInputs = (spec: ResolvedSpec) => ({ spec, program: lowerSpec(spec), compilerVersion: "test" });
+const viewOf = (file: string) => buildView(viewInputs(specOf(file)));
 
 describe("generated/", () => {
   it("is up to date with the templates and passes (run `npm run generate` when this fails)", () => {
@@ -117,15 +125,8 @@ describe("the generated program", () => {
       /linear_backward_fused\(b\.q, b\.k, b\.v, b\.do_, b\.p, nullptr, /,
     );
     expect(body("L_forward_rank0")).toContain("lasp::linear_intra(");
-    // main.cu leaves the Q projection and dWo to a hosted kind's pass, and runs them itself otherwise.
-    const main = files.get("main.cu")!;
-    // KindInfo's `hosted` field, the eighth.
-    expect(main).toMatch(/\{"L", (?:[^,]+, ){6}true, /);
-    expect(main).toContain("if (!kind.hosted) q_projection(st, l, kind, b);");
-    expect(main).toContain("if (!kind.hosted) o_weight_grad(st, l, kind, b);");
-    // bench's per-kind timings run the projections too (as the step does) and take their time out.
-    expect(main).toContain("both(st.ctx, program::Run{true, false, hooks}); }) - projections;");
-    expect(main).toContain("core(program::Run{true, true, kind.hosted ? &host : nullptr});");
+    // The layer leaves the Q projection and dWo to a hosted kind's pass (lasp/layer.cuh reads the flag).
+    expect(viewOf("examples/tiny-linear.lasp").kinds.map((k) => [k.name, k.hosted])).toEqual([["L", "true"]]);
   });
 
   it("emits LASP-1 as a chain of sends and receives, and zigzag pieces at their local offsets", () => {
@@ -153,17 +154,42 @@ describe("the generated program", () => {
     expect(program).not.toContain("ncclAllGather");
   });
 
-  it("times where each bench step goes: forward, backward, and the wait for the gradient sums after it", () => {
-    const main = generateProgram(specOf("examples/tiny-linear.lasp")).get("main.cu")!;
-    // Marks on the compute stream around the forward pass and before the wait for the last gradient sums.
-    expect(main).toMatch(
-      /cudaEventRecord\(marks\[0\], st\.ctx\.compute\)\);\n\s+forward_step\(st\);\n\s+CUDA_CHECK\(cudaEventRecord\(marks\[1\], st\.ctx\.compute\)\);\n\s+backward_step\(st, marks\[2\]\);/,
-    );
-    expect(main).toMatch(
-      /if \(layers_done != nullptr\) CUDA_CHECK\(cudaEventRecord\(layers_done, st\.ctx\.compute\)\);\n\s+CUDA_CHECK\(cudaEventRecord\(st\.grads_done, st\.grad\)\);/,
-    );
-    for (const phase of ["step.forward", "step.backward", "step.gradient_wait"])
-      expect(main).toContain(`emit("phase", "\\"name\\":\\"${phase}\\",\\"ms\\":%.4f"`);
+  it("holds the spec's decisions in main.cu and the fixed C++ in runtime headers, each include said", () => {
+    const main = files.get("main.cu")!;
+    // Tables and loops: no per-layer code, so a deeper stack adds table rows only.
+    expect(main).toContain("static const lasp::LayerDesc kLayers[] = {");
+    expect(main).toContain("for (int l = 0; l < program::kLayers; l++) {");
+    expect(main).not.toMatch(/g_layer\d/);
+    for (const include of main.split("\n").filter((line) => line.startsWith("#include")))
+      expect(include, include).toMatch(/\/\/ \w/);
+    for (const header of ["options", "report", "tensors", "state", "layer", "bench", "verify"])
+      expect(files.has(`lasp/${header}.cuh`), header).toBe(true);
+    // Every runtime header opens with what it provides; those of the host program say it of each include.
+    for (const file of RUNTIME_FILES)
+      expect(readFileSync(join(templatesDir(), "runtime", file), "utf8"), file).toMatch(/^\/\/ \S/);
+    const host = [
+      "options",
+      "report",
+      "tensors",
+      "buffers",
+      "run",
+      "state",
+      "layer",
+      "bench",
+      "verify",
+      "comm",
+      "grad_sum",
+      "blas",
+    ];
+    for (const name of host) {
+      const text = readFileSync(join(templatesDir(), "runtime", `${name}.cuh`), "utf8");
+      for (const include of text.split("\n").filter((line) => line.startsWith("#include")))
+        expect(include, `${name}.cuh: ${include}`).toMatch(/\/\/ \S/);
+    }
+    const deep = generateProgram(specOf("examples/linear-llama3-8b-hybrid.lasp")).get("main.cu")!;
+    const codeLines = (text: string) => text.split("\n").filter((l) => !/^\s+\{ ?[-\d"]/.test(l));
+    // The 8B spec has more layers and kinds: more table rows and one more kind's lines, nothing else.
+    expect(Math.abs(codeLines(deep).length - codeLines(main).length)).toBeLessThan(20);
   });
 
   // sm_90a is what programs are built for; sm_80 (ARCH=80) must still compile: the wgmma and TMA code is
@@ -222,7 +248,9 @@ describe("lasp compile", () => {
     );
     const io = capture();
     expect(await main(["compile", spec, "-o", join(dir, "never")], io)).toBe(1);
-    expect(io.err).toContain(`cannot compile ${spec}: dtype fp16 is not generated yet`);
+    expect(io.err).toMatch(
+      /:\d+:\d+: error\[E0701\]: `dtype fp16` cannot be compiled yet: the generated kernels are bf16/,
+    );
   });
 
   it("reports an unwritable output directory as a usage error", async () => {
@@ -257,19 +285,95 @@ describe("FLOPs per step (TFLOP/s in bench)", () => {
   });
 });
 
-describe("numbers main.cu takes from the compiler", () => {
-  it("lays out each layer's weights by its kind's kv heads (GQA layers have narrower Wk, Wv)", () => {
-    const source = `model m { vocab 64 hidden 256 ffn 64 heads 4 head_dim 64
-      layer L = linear_attention { decay 0.9 }
-      layer S = softmax_attention { kv_heads 2 }
-      stack [L, S] x 1 }
-      parallel { gpus 2 }
-      run { seq_len 2K }`;
-    const main = generateProgram(checkSource("w.lasp", source).spec!).get("main.cu")!;
-    // L: Wq, Wk, Wv, Wo all 256 x 256 = 65536; S: Wk, Wv 256 x (2 x 64) = 32768. Rows of 64 elements.
-    expect(main).toContain("{ 262144, 65536, 131072, 196608, 4096 },");
-    expect(main).toContain("{ 196608, 65536, 98304, 131072, 3072 },");
-    expect(main).toContain("program::kWeightScale");
-    expect(main).not.toMatch(/sqrtf\(/);
+describe("the model's tables (main.cu's kKinds, kLayers, kParameters, kActivations)", () => {
+  const source = `model m { vocab 64 hidden 256 ffn 64 heads 4 head_dim 64
+    layer L = linear_attention { decay 0.9 feature_map elu_plus_one }
+    layer S = softmax_attention { kv_heads 2 }
+    stack [L, S, L] x 1 }
+    parallel { gpus 2 }
+    run { seq_len 2K batch 2 }`;
+  const view = buildView(viewInputs(checkSource("w.lasp", source).spec!));
+
+  it("lays out each layer's weights as one block, by its kind's kv heads (GQA layers have narrower Wk, Wv)", () => {
+    const { rows } = view.parameters;
+    const block = (l: number) => {
+      const layer = view.layers[l]!;
+      return [layer.wq, layer.wk, layer.wv, layer.wo].map((r) => [rows[r]!.shape, rows[r]!.offset]);
+    };
+    // L: Wq, Wk, Wv, Wo all 256 x 256 = 65536, back to back; S: Wk, Wv 256 x (2 x 64) = 32768.
+    expect(block(0)).toEqual([
+      [[256, 256], 0],
+      [[256, 256], 65536],
+      [[256, 256], 131072],
+      [[256, 256], 196608],
+    ]);
+    expect(block(1)).toEqual([
+      [[256, 256], 262144],
+      [[256, 128], 327680],
+      [[256, 128], 360448],
+      [[256, 256], 393216],
+    ]);
+    expect(rows[view.layers[1]!.wq]!.name).toBe("model.layers.1.self_attn.q_proj.weight");
+    expect(view.parameters.elements).toBe(262144 + 196608 + 262144);
+  });
+
+  it("keeps what the backward pass reads per layer: inputs, feature-map inputs, normed outputs", () => {
+    const { rows } = view.activations;
+    const name = (r: number) => (r < 0 ? null : rows[r]!.name);
+    // Each layer reads x.l and writes x.(l+1); the linear layers keep their feature-map inputs.
+    expect(view.layers.map((l) => [name(l.x), name(l.out), name(l.preQ), name(l.normed)])).toEqual([
+      ["x.0", "x.1", "layers.0.pre_q", "layers.0.normed"],
+      ["x.1", "x.2", null, null],
+      ["x.2", "x.3", "layers.2.pre_q", "layers.2.normed"],
+    ]);
+    // Rows of batch x tokens per rank (2 x 1024) by the width; 256-byte aligned, in one allocation.
+    expect(rows[view.scratch.dx]!.shape).toEqual([2048, 256]);
+    for (const row of rows) expect(row.offset % ALIGN_ELEMENTS).toBe(0);
+    const last = rows[rows.length - 1]!;
+    expect(view.activations.elements).toBeGreaterThanOrEqual(last.offset + last.elements);
+    for (const [a, b] of rows.slice(1).map((r, i) => [rows[i]!, r] as const))
+      expect(b.offset).toBeGreaterThanOrEqual(a.offset + a.elements);
+  });
+
+  it("allocates each kind's buffers by a table: one block per layer, one shared scratch block, windows alone", () => {
+    for (const kind of view.kinds) {
+      const { rows, layerBytes, sharedBytes } = kind.bufferTable;
+      // The table is the kind's buffers in order; what the backward pass reads is per layer.
+      expect(rows.map((r) => r.field)).toEqual(kind.buffers.map((b) => b.field));
+      for (const [row, buffer] of rows.map((r, i) => [r, kind.buffers[i]!] as const))
+        expect(row.home.startsWith("kLayer"), row.field).toBe(buffer.perLayer);
+      for (const [home, bytes] of [
+        ["kLayer", layerBytes],
+        ["kShared", sharedBytes],
+      ] as const) {
+        const block = rows.filter((r) => r.home === home);
+        const size = (r: (typeof rows)[number]) => r.elements * (r.ctype === "float" ? 4 : 2);
+        for (const r of block) expect(r.offset % 256, r.field).toBe(0);
+        for (const [a, b] of block.slice(1).map((r, i) => [block[i]!, r] as const))
+          expect(b.offset).toBeGreaterThanOrEqual(a.offset + size(a));
+        expect(bytes).toBeGreaterThanOrEqual(Math.max(0, ...block.map((r) => r.offset + size(r))));
+      }
+    }
+    // The LASP-2 kind's activations per layer, its state gathers in shared windows.
+    const homes = Object.fromEntries(view.kinds[0]!.bufferTable.rows.map((r) => [r.field, r.home]));
+    expect([homes["q"], homes["o"], homes["dq"]]).toEqual(["kLayer", "kLayer", "kShared"]);
+  });
+
+  it("gives each layer its kind and buffer set, and each kind its layer count and first layer", () => {
+    expect(view.layers.map((l) => [l.kind, l.kindIndex, l.slot])).toEqual([
+      ["L", 0, 0],
+      ["S", 1, 0],
+      ["L", 0, 1],
+    ]);
+    expect(view.kinds.map((k) => [k.name, k.layerCount, k.firstLayer, k.decayMember])).toEqual([
+      ["L", 2, 0, "&program::Tables::kLDecay"],
+      ["S", 1, 1, "nullptr"],
+    ]);
+    const constant = (name: string) => view.constants.find((c) => c.name === name)?.value;
+    expect([constant("kLayers"), constant("kLayerKinds"), constant("kTolerance")]).toEqual([
+      "3",
+      "2",
+      "0.0200000000f",
+    ]);
   });
 });

@@ -1,5 +1,6 @@
-// Which communicator each collective of the generated program uses: small collectives beside computation go
-// to the few-CTA communicator, everything else to NCCL's defaults.
+// Which communicator each collective takes (decided by the placement pass, schedule/placement.ts, and spelled
+// by communicators.ts): small collectives beside computation go to the few-CTA communicator, everything else
+// to NCCL's defaults.
 import { spawnSync } from "node:child_process";
 import { mkdtempSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -8,15 +9,11 @@ import { describe, expect, it, type ExpectStatic } from "vitest";
 import { checkSource } from "../check/front-end.js";
 import { lowerSpec } from "../schedule/lower.js";
 import type { CollectiveStep, RankProgram } from "../schedule/ir.js";
-import {
-  copyEngineCandidates,
-  fewCtaCollectives,
-  GEMM_SM_MARGIN,
-  OVERLAP_CTAS,
-  SMALL_COLLECTIVE_BYTES,
-} from "./communicators.js";
+import { GEMM_SM_MARGIN, OVERLAP_CTAS, SMALL_COLLECTIVE_BYTES } from "../schedule/placement.js";
+import { communicator, smsLeft } from "./communicators.js";
 import { generateProgram, writeProgram } from "./generate.js";
-import { overlapPartners } from "./view-model.js";
+import { buildView } from "./view-model.js";
+import type { ResolvedSpec } from "../spec/resolved.js";
 import { itWithNvcc, nvcc } from "../../test/nvcc.js";
 
 function spec(parallel: string, run: string, dims = "heads 4 head_dim 64") {
@@ -31,12 +28,18 @@ function spec(parallel: string, run: string, dims = "heads 4 head_dim 64") {
   return checked;
 }
 
+/** Where each buffer of each layer kind lives (program.cuh's buffer tables), as `kind.field home`. */
+function bufferHomes(source: ResolvedSpec): string[] {
+  const view = buildView({ spec: source, program: lowerSpec(source), compilerVersion: "test" });
+  return view.kinds.flatMap((k) => k.bufferTable.rows.map((r) => `${k.name}.${r.field} ${r.home}`));
+}
+const windowsOf = (source: ResolvedSpec): string[] => bufferHomes(source).filter((b) => b.endsWith("Window"));
+
 /** Collectives of one rank's pass, each with whether it goes to the few-CTA communicator. */
 function selection(program: RankProgram): { step: CollectiveStep; few: boolean }[] {
-  const few = fewCtaCollectives(program, overlapPartners(program));
   return program.steps
     .filter((s): s is CollectiveStep => s.kind === "collective")
-    .map((step) => ({ step, few: few.has(step.id) }));
+    .map((step) => ({ step, few: step.placement.communicator === "few_ctas" }));
 }
 
 describe("the few-CTA communicator", () => {
@@ -74,22 +77,28 @@ describe("the few-CTA communicator", () => {
     );
     const softmax = lowerSpec(source).schedules.find((s) => s.strategy === "allgather")!;
     const forward = softmax.passes.forward[0]!;
-    const candidates = copyEngineCandidates(forward, overlapPartners(forward));
+    const candidates = (program: RankProgram): CollectiveStep[] =>
+      program.steps.filter(
+        (s): s is CollectiveStep => s.kind === "collective" && s.placement.copyEngineCandidate,
+      );
     const gathers = forward.steps.filter((s) => s.kind === "collective" && s.collective === "allgather");
     expect(gathers.length).toBeGreaterThan(0);
-    for (const g of gathers) expect(candidates.has(g.id)).toBe(true);
+    expect(candidates(forward).map((s) => s.id)).toEqual(gathers.map((s) => s.id));
+    for (const g of candidates(forward))
+      expect(communicator(g.placement)).toContain("c.few_ctas_on_copy_engines");
     // Never a ReduceScatter (it needs NCCL's kernel), never what the few-CTA communicator takes anyway.
     const backward = softmax.passes.backward[0]!;
-    const back = copyEngineCandidates(backward, overlapPartners(backward));
-    for (const id of back) expect((backward.steps[id] as CollectiveStep).collective).toBe("allgather");
+    for (const step of backward.steps)
+      if (step.kind === "collective" && step.collective !== "allgather")
+        expect(step.placement).toEqual({ communicator: "default", copyEngineCandidate: false });
     const linear = lowerSpec(source).schedules.find((s) => s.strategy === "lasp2")!.passes.forward[0]!;
-    expect(copyEngineCandidates(linear, overlapPartners(linear)).size).toBe(0);
+    expect(candidates(linear)).toHaveLength(0);
     // The call picks the communicator at run time; the buffers are windows, so NCCL may copy them.
     const cuh = generateProgram(source).get("lasp/program.cuh")!;
     expect(cuh).toMatch(
       /ncclAllGather\(b\.k, b\.k_all, \d+, ncclBfloat16, c\.few_ctas_on_copy_engines \? c\.nccl_few_ctas : c\.nccl, c\.comm\)/,
     );
-    expect(cuh).toMatch(/b\.k_all = static_cast<bf16\*>\(windows\.gathers\(/);
+    expect(windowsOf(source)).toContain("S.k_all kLayerWindow");
     expect(cuh).toMatch(
       /ncclReduceScatter\(b\.dk_all, b\.dk_sum, \d+, ncclFloat32, ncclSum, c\.nccl, c\.comm\)/,
     );
@@ -119,55 +128,58 @@ describe("the few-CTA communicator", () => {
     // The state AllGather (B x H x d x d = 4 x 64 x 64 fp32 per rank) uses it; the verify mode's error
     // reduction and everything else use the default communicator.
     expect(cuh).toMatch(/ncclAllGather\(b\.m, b\.m_all, 16384, ncclFloat32, c\.nccl_few_ctas, c\.comm\)/);
-    const main = files.get("main.cu")!;
-    expect(main).toContain("lasp::init_comms(st.layout, opt.id_file, program::kFewCtas)");
-    expect(main).toContain("st.ctx.nccl_few_ctas = st.comms.sp_few_ctas;");
+    const state = files.get("lasp/state.cuh")!;
+    expect(state).toContain("init_comms(st.layout, st.opt.id_file, program::kFewCtas)");
+    expect(state).toContain("st.ctx.nccl_few_ctas = st.comms.sp_few_ctas;");
     expect(files.get("lasp/comm.cuh")!).toContain("few.maxCTAs = few_ctas;");
   });
 
   it("allocates the buffers of those collectives as NCCL windows, so NCCL may copy them with copy engines", () => {
-    const files = generateProgram(spec("gpus 2 sequence 2 linear lasp2 softmax allgather", "seq_len 8K"));
-    const cuh = files.get("lasp/program.cuh")!;
-    const fromWindows = [
-      ...cuh.matchAll(/b\.(\w+) = static_cast<\w+\*>\(windows\.gathers\(k(\w+?)_\1_elements/g),
-    ];
+    const source = spec("gpus 2 sequence 2 linear lasp2 softmax allgather", "seq_len 8K");
+    const files = generateProgram(source);
     // LASP-2's states and gathered states, forward and backward, shared by the layers of the kind; in this
     // short sequence also the softmax kind's K and V (small enough for the few-CTA communicator), the gathered
-    // ones kept per layer. The ReduceScatter of their gradients needs NCCL's kernel: plain memory.
-    expect(fromWindows.map(([, field, kind]) => `${kind}.${field}`)).toEqual([
-      "L.m",
-      "L.m_all",
-      "L.dm",
-      "L.dm_all",
-      "S.k",
-      "S.v",
-      "S.k_all",
-      "S.v_all",
+    // ones kept per layer. The ReduceScatter of their gradients needs NCCL's kernel: plain memory (shared scratch).
+    expect(windowsOf(source)).toEqual([
+      "L.m kSharedWindow",
+      "L.m_all kSharedWindow",
+      "L.dm kSharedWindow",
+      "L.dm_all kSharedWindow",
+      "S.k kSharedWindow",
+      "S.v kSharedWindow",
+      "S.k_all kLayerWindow",
+      "S.v_all kLayerWindow",
     ]);
-    expect(cuh).toMatch(/if \(shared != nullptr\) b\.m_all = shared->m_all;\n\s+else b\.m_all = static_cast/);
-    expect(cuh).toMatch(/\n  b\.k_all = static_cast<bf16\*>\(windows\.gathers/);
-    expect(cuh).toMatch(/else CUDA_CHECK\(cudaMalloc\(&b\.dk_sum, /);
+    expect(bufferHomes(source)).toContain("S.dk_sum kShared");
+    // Each layer's buffers come from its kind's allocate(), the windows among them from st.windows.
     const main = files.get("main.cu")!;
-    expect(main).toContain("program::alloc_L(nullptr, st.windows)");
-    // The weight gradients and the gradient sum's scratch come from windows too (grad_sum.cuh).
-    expect(main).toContain("w.dw = static_cast<bf16*>(st.windows.grads(w.elements * sizeof(bf16)));");
-    expect(main).toContain("st.grad_parts = static_cast<bf16*>(st.windows.grads(most * sizeof(bf16)));");
     expect(main).toContain(
-      "lasp::sum_gradients(w.dw, w.elements, st.grad_parts, st.comms, st.layout.rank, st.layout.world, st.grad);",
+      "program::allocate(passes.sets[layer.slot], layer.slot == 0 ? nullptr : &passes.sets[0], st.windows);",
     );
-    // The choice is known once the windows are registered; reported, and the windows released before the
-    // communicators are destroyed.
-    expect(main).toMatch(
-      /allocate\(st\);\n.*\n\s+st\.ctx\.few_ctas_on_copy_engines = st\.comms\.gathers_on_copy_engines;/,
+    // The weight gradients (one window in the weights' layout) and the gradient sum's scratch come from
+    // windows too (grad_sum.cuh); each layer's block is summed on its own.
+    const state = files.get("lasp/state.cuh")!;
+    expect(state).toContain(
+      "point_tensors<bf16>(st.windows.grads(m.parameter_elements * sizeof(bf16)), m.parameters)",
     );
-    expect(main).toContain(
+    expect(state).toContain("st.grad_parts = static_cast<bf16*>(st.windows.grads(most * sizeof(bf16)));");
+    expect(files.get("lasp/layer.cuh")!).toContain(
+      "sum_gradients(layer_block(st.grads, layer), layer_block_elements(st.grads, layer), st.grad_parts, st.comms,",
+    );
+    // The choice is known once the windows are registered (at the end of the allocation), then reported; the
+    // windows are released before the communicators are destroyed.
+    expect(state).toMatch(
+      /registered \(every rank the same\)\.\n\s+st\.ctx\.few_ctas_on_copy_engines = st\.comms\.gathers_on_copy_engines;\n\}/,
+    );
+    expect(main.indexOf("allocate(st);")).toBeLessThan(main.indexOf("lasp::report_collectives(st);"));
+    expect(state).toContain(
       'emit("collectives", "\\"gathers\\":\\"%s\\",\\"gradients\\":\\"%s\\"", gathers, grads);',
     );
     expect(files.get("lasp/program.cuh")!).toContain("constexpr bool kGathersBesideKernels = true;");
     // The report says copy engines for the gradients only where every layer's gradients split evenly.
     expect(files.get("lasp/program.cuh")!).toContain("constexpr bool kGradientsSplitEvenly = true;");
-    expect(main).toContain(
-      "lasp::collective_path(program::kGradientsSplitEvenly && st.comms.grads_on_copy_engines)",
+    expect(state).toContain(
+      "collective_path(program::kGradientsSplitEvenly && st.comms.grads_on_copy_engines)",
     );
     const uneven = checkSource(
       "t.lasp",
@@ -181,13 +193,11 @@ describe("the few-CTA communicator", () => {
     expect(generateProgram(uneven).get("lasp/program.cuh")!).toContain(
       "constexpr bool kGradientsSplitEvenly = false;",
     );
-    expect(main.indexOf("st.windows.release();")).toBeLessThan(
-      main.indexOf("lasp::destroy_comms(st.comms);"),
-    );
+    expect(state.indexOf("st.windows.release();")).toBeLessThan(state.indexOf("destroy_comms(st.comms);"));
     // A program without state collectives says "none" for them and allocates no state windows.
     const ulysses = generateProgram(spec("gpus 2 sequence 2 linear ulysses softmax ulysses", "seq_len 8K"));
     expect(ulysses.get("lasp/program.cuh")!).toContain("constexpr bool kGathersBesideKernels = false;");
-    expect(ulysses.get("lasp/program.cuh")!).not.toContain("windows.gathers(");
+    expect(windowsOf(spec("gpus 2 sequence 2 linear ulysses softmax ulysses", "seq_len 8K"))).toEqual([]);
   });
 });
 
@@ -200,25 +210,37 @@ describe("a projection beside a collective", () => {
       run { seq_len 8K }`;
     const checked = checkSource("t.lasp", source).spec;
     if (checked === undefined) throw new Error("test spec does not check");
-    return generateProgram(checked);
+    return checked;
   };
+  const hosts = (gpus: number) =>
+    lowerSpec(linear(gpus))
+      .schedules[0]!.passes.forward.concat(lowerSpec(linear(gpus)).schedules[0]!.passes.backward)
+      .map((rp) => ({ rp, host: rp.steps.find((s) => s.kind === "compute" && s.op === "host")! }));
 
   it("leaves SMs to the state collective on every rank, and none where no collective runs", () => {
-    const cuh = linear(4).get("lasp/program.cuh")!;
-    const calls = [...cuh.matchAll(/run_host\(run, HostWork::(\w+), (.+)\);/g)];
     // Forward (Q projection) and backward (dWo) of each of the 4 ranks. The state collective is on the
     // few-CTA communicator: the margin is for NCCL's kernel, none when NCCL copies it with the copy engines.
-    expect(calls).toHaveLength(8);
-    for (const [, , leave] of calls) expect(leave).toBe(`c.few_ctas_on_copy_engines ? 0 : ${GEMM_SM_MARGIN}`);
-    const single = linear(1).get("lasp/program.cuh")!;
-    const alone = [...single.matchAll(/run_host\(run, HostWork::(\w+), (\d+)\);/g)];
+    const placed = hosts(4);
+    expect(placed).toHaveLength(8);
+    for (const { rp, host } of placed) {
+      const partner = rp.steps[host.placement.overlaps!] as CollectiveStep;
+      expect(partner.kind).toBe("collective");
+      expect(partner.placement.communicator).toBe("few_ctas");
+      expect(host.placement.smMargin).toEqual({ kernels: GEMM_SM_MARGIN, copyEngines: 0 });
+      expect(smsLeft(host.placement)).toBe(`c.few_ctas_on_copy_engines ? 0 : ${GEMM_SM_MARGIN}`);
+    }
+    const alone = hosts(1);
     expect(alone).toHaveLength(2);
-    for (const [, , leave] of alone) expect(Number(leave)).toBe(0);
+    for (const { host } of alone) {
+      expect(host.placement).toEqual({});
+      expect(smsLeft(host.placement)).toBe("0");
+    }
     // The program plans the GEMM for fewer SMs only then, and only while the collective is issued.
-    expect(cuh).toContain("(*run.host)(work, run.comm ? leave_sms : 0)");
-    const main = linear(4).get("main.cu")!;
-    expect(main).toContain("cublasSetSmCountTarget(st.blas, st.sms - leave_sms)");
-    expect(main).toContain("cublasSetSmCountTarget(st.blas, 0)");
+    const files = generateProgram(linear(4));
+    expect(files.get("lasp/run.cuh")!).toContain("(*run.host)(work, run.comm ? leave_sms : 0)");
+    const layer = files.get("lasp/layer.cuh")!;
+    expect(layer).toContain("cublasSetSmCountTarget(st.blas, st.sms - leave_sms)");
+    expect(layer).toContain("cublasSetSmCountTarget(st.blas, 0)");
   });
 });
 

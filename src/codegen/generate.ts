@@ -5,6 +5,7 @@ import { largestAllocation, MAX_ELEMENTS, memoryShape } from "../cost/memory.js"
 import { lowerSpec, type LowerOptions } from "../schedule/lower.js";
 import type { ResolvedSpec } from "../spec/resolved.js";
 import { version } from "../io/package-info.js";
+import { MAX_MERGED_SOURCES } from "./not-generated.js";
 import { Renderer } from "./render.js";
 import { UnsupportedOp } from "./steps.js";
 import { buildView } from "./view-model.js";
@@ -27,6 +28,15 @@ export const RUNTIME_FILES = [
   "comm.cuh",
   "grad_sum.cuh",
   "blas.cuh",
+  "buffers.cuh",
+  "run.cuh",
+  "options.cuh",
+  "report.cuh",
+  "tensors.cuh",
+  "state.cuh",
+  "layer.cuh",
+  "bench.cuh",
+  "verify.cuh",
 ] as const;
 
 /** Output files rendered from templates: template -> path in the program. */
@@ -64,16 +74,17 @@ export function generateProgram(
   return files;
 }
 
+/** The same limits `lasp compile` reports at the spec's settings (E0701, not-generated.ts), for every caller. */
 function checkSupported(spec: ResolvedSpec): void {
   if (spec.run.dtype !== "bf16") {
     throw new CodegenLimitation(
-      `dtype ${spec.run.dtype} is not generated yet: the kernels are bf16 (states and statistics fp32)`,
+      `dtype ${spec.run.dtype} is not generated yet: the kernels are bf16 (states and statistics fp32) (E0701)`,
     );
   }
   const softmax = spec.model.layers.find((l) => l.type === "softmax_attention");
   if (softmax !== undefined && spec.parallel.sequence > MAX_MERGED_SOURCES) {
     throw new CodegenLimitation(
-      `the generated log-sum-exp merge combines at most ${MAX_MERGED_SOURCES} key blocks, and sequence is ${spec.parallel.sequence}`,
+      `the generated log-sum-exp merge combines at most ${MAX_MERGED_SOURCES} key blocks, and sequence is ${spec.parallel.sequence} (E0701)`,
     );
   }
 }
@@ -90,9 +101,6 @@ function checkCounts(spec: ResolvedSpec, lowering: LowerOptions): void {
     );
   }
 }
-
-/** Slots in lasp::SlotList (types.cuh). */
-const MAX_MERGED_SOURCES = 64;
 
 /**
  * Writes the files under `dir`, each atomically, replacing what a previous compile wrote there and nothing

@@ -88,7 +88,3 @@ export function floatLiteral(value: number): string {
   const text = value.toPrecision(9);
   return `${text.includes(".") || text.includes("e") ? text : `${text}.0`}f`;
 }
-
-export function intList(values: readonly number[]): string {
-  return values.join(", ");
-}

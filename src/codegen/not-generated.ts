@@ -4,12 +4,19 @@
 // the commit that gives the setting its effect.
 import type { Block, Setting, SpecFile } from "../ast/ast.js";
 import { diagnose, type Diagnostic } from "../diagnostics/diagnostic.js";
+import type { ResolvedSpec } from "../spec/resolved.js";
+
+/** What a condition may look at: the resolved spec and the other settings of the setting's block. */
+interface Context {
+  spec: ResolvedSpec | undefined;
+  block: Setting[];
+}
 
 interface Ignored {
   block: Block["kind"];
   key: string;
   /** Whether this setting's value is ignored (default: any value). */
-  when?: (setting: Setting) => boolean;
+  when?: (setting: Setting, context: Context) => boolean;
 }
 
 interface Reason {
@@ -24,12 +31,22 @@ interface Reason {
 
 const isWord = (word: string) => (s: Setting) => s.value.kind === "word" && s.value.name === word;
 
+/** Slots of lasp::SlotList (types.cuh): the key blocks one log-sum-exp merge combines. */
+export const MAX_MERGED_SOURCES = 64;
+
+/** More sequence-parallel ranks than one merge combines, in a spec with softmax layers. */
+const tooManySources = (_: Setting, { spec }: Context): boolean =>
+  spec !== undefined &&
+  spec.parallel.sequence > MAX_MERGED_SOURCES &&
+  spec.model.layers.some((l) => l.type === "softmax_attention");
+
 const REASONS: Reason[] = [
   {
     settings: [
       { block: "model", key: "vocab" },
       { block: "model", key: "ffn" },
       { block: "model", key: "norm" },
+      { block: "model", key: "tie_embeddings" },
     ],
     why: "the generated program runs the attention blocks only",
     hint: "the embedding, block norms, MLP and LM head come with the whole model (a later lasp)",
@@ -47,6 +64,26 @@ const REASONS: Reason[] = [
     why: "the generated program has no optimizer, data loader or checkpoints",
     refuse: { hint: "use `mode bench` or `mode verify` (`lasp run --mode bench` overrides the spec)" },
   },
+  {
+    settings: [{ block: "run", key: "dtype", when: (s) => !isWord("bf16")(s) }],
+    why: "the generated kernels are bf16 (states and statistics fp32)",
+    refuse: { hint: "use `dtype bf16`" },
+  },
+  {
+    settings: [
+      { block: "parallel", key: "sequence", when: tooManySources },
+      // Without `sequence`, the group size comes from `gpus`.
+      {
+        block: "parallel",
+        key: "gpus",
+        when: (s, c) => tooManySources(s, c) && !c.block.some((b) => b.key.name === "sequence"),
+      },
+    ],
+    why: `the generated log-sum-exp merge of softmax layers combines at most ${MAX_MERGED_SOURCES} key blocks`,
+    refuse: {
+      hint: `use at most ${MAX_MERGED_SOURCES} sequence-parallel GPUs (\`data\` can take the others)`,
+    },
+  },
 ];
 
 function settingsOf(block: Block): Setting[] {
@@ -56,16 +93,23 @@ function settingsOf(block: Block): Setting[] {
 }
 
 /** The settings of `ast` that match `wanted`, in source order. */
-function find(ast: SpecFile, wanted: Ignored[]): Setting[] {
-  return ast.blocks.flatMap((block) =>
-    settingsOf(block).filter((s) =>
-      wanted.some((w) => w.block === block.kind && w.key === s.key.name && (w.when?.(s) ?? true)),
-    ),
-  );
+function find(ast: SpecFile, wanted: Ignored[], spec: ResolvedSpec | undefined): Setting[] {
+  return ast.blocks.flatMap((block) => {
+    const settings = settingsOf(block);
+    return settings.filter((s) =>
+      wanted.some(
+        (w) =>
+          w.block === block.kind && w.key === s.key.name && (w.when?.(s, { spec, block: settings }) ?? true),
+      ),
+    );
+  });
 }
 
+/** A setting as the message names it: where the value is what is not generated, with it (`mode train`). */
 const named = (s: Setting): string =>
-  s.value.kind === "word" && s.key.name === "mode" ? `mode ${s.value.name}` : s.key.name;
+  s.value.kind === "word" && (s.key.name === "mode" || s.key.name === "dtype")
+    ? `${s.key.name} ${s.value.name}`
+    : s.key.name;
 
 export interface NotGeneratedOptions {
   /** For compile and run: settings the program would betray are errors. */
@@ -75,10 +119,14 @@ export interface NotGeneratedOptions {
 }
 
 /** One diagnostic per reason, at the first setting it names, with a note at each other one. */
-export function notGenerated(ast: SpecFile, options: NotGeneratedOptions = {}): Diagnostic[] {
+export function notGenerated(
+  ast: SpecFile,
+  options: NotGeneratedOptions = {},
+  spec?: ResolvedSpec,
+): Diagnostic[] {
   const out: Diagnostic[] = [];
   for (const reason of REASONS) {
-    const found = find(ast, reason.settings).filter(
+    const found = find(ast, reason.settings, spec).filter(
       (s) => !(s.key.name === "mode" && options.modeOverride !== undefined),
     );
     if (found.length === 0) continue;

@@ -7,10 +7,13 @@ import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { describe, expect, it } from "vitest";
 import { checkSource } from "../check/front-end.js";
+import { lowerSpec } from "../schedule/lower.js";
+import type { ResolvedSpec } from "../spec/resolved.js";
 import { CodegenLimitation, generateProgram, writeProgram } from "./generate.js";
+import { buildView, type ProgramView } from "./view-model.js";
 import { HOST_SYNTAX_ONLY, itWithNvcc, nvcc, UNOPTIMIZED_DEVICE_CODE } from "../../test/nvcc.js";
 
-function program(parallel: string, stack = "[L, S] x 1", run = ""): Map<string, string> {
+function specOf(parallel: string, stack = "[L, S] x 1", run = ""): ResolvedSpec {
   const source = `model m { vocab 64 hidden 256 ffn 64 heads 4 head_dim 64
     layer L = linear_attention { decay 0.9 }
     layer S = softmax_attention { kv_heads 2 }
@@ -19,7 +22,17 @@ function program(parallel: string, stack = "[L, S] x 1", run = ""): Map<string, 
     run { seq_len 2K ${run} }`;
   const spec = checkSource("t.lasp", source).spec;
   if (spec === undefined) throw new Error("test spec does not check");
-  return generateProgram(spec);
+  return spec;
+}
+
+function program(parallel: string, stack = "[L, S] x 1", run = ""): Map<string, string> {
+  return generateProgram(specOf(parallel, stack, run));
+}
+
+/** The view model main.cu's tables are filled from. */
+function view(parallel: string): ProgramView {
+  const spec = specOf(parallel);
+  return buildView({ spec, program: lowerSpec(spec), compilerVersion: "test" });
 }
 
 /** The body of one rank's pass function, without the timeline's trace events unless asked for. */
@@ -53,8 +66,12 @@ describe("LASP-2H in the generated program", () => {
     expect(cuh).toContain(
       "static const lasp::SoftmaxDims kS_dims = lasp::SoftmaxDims{1, 1024, 1024, 4, 2, 64};",
     );
-    // main.cu runs a softmax layer's Q projection itself (the K/V gather overlaps the own block instead).
-    expect(files.get("main.cu")!).toMatch(/\{"S", (?:[^,]+, ){6}false, /);
+    // The layer runs a softmax layer's Q projection itself (the K/V gather overlaps the own block instead).
+    const kinds = view("gpus 2 sequence 2 linear lasp2 softmax allgather layout zigzag").kinds;
+    expect(kinds.map((k) => [k.name, k.hosted])).toEqual([
+      ["L", "true"],
+      ["S", "false"],
+    ]);
   });
 
   it("sums dQ in fp32 and ReduceScatters fp32 dK, dV while the rank's own block runs", () => {
@@ -85,10 +102,14 @@ describe("LASP-2H in the generated program", () => {
       /c\.trace\[0\], c\.comm\)\);\n\s*NCCL_CHECK\(ncclGroupStart\(\)\);[\s\S]*?ncclGroupEnd\(\)\);\n\s*if \(c\.trace != nullptr\) CUDA_CHECK\(cudaEventRecord\(c\.trace\[1\], c\.comm\)\);/,
     );
     expect(rank0).toContain("if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[7], c.compute));");
+    // bench traces both passes of every kind, with as many events as its longest rank program has steps.
     const main = files.get("main.cu")!;
+    for (const kind of ["L", "S"])
+      expect(main).toContain(`program::k${kind}_forward_events, program::k${kind}_backward_events}`);
     for (const pass of ["forward", "backward"])
-      for (const kind of ["L", "S"])
-        expect(main).toContain(`trace_pass(st, "${kind}", "${pass}", program::k${kind}_${pass}_events, run,`);
+      expect(files.get("lasp/bench.cuh")!).toContain(
+        `trace_pass(st, kind.name, "${pass}", passes.${pass}_events, run,`,
+      );
   });
 
   it("declares the piece maps before the steps that read them", () => {
@@ -168,10 +189,12 @@ describe("Ulysses in the generated program", () => {
     expect(rankBody(cuh, "S_backward_rank1")).toContain(
       "lasp::softmax_whole_backward(b.q_full, b.k_full, b.v_full, b.o_full, b.lse_full, b.do_full, lasp::SoftmaxDims{1, 2048, 2048, 2, 1, 64}, true,",
     );
-    // The program reports that kind's backend once, asking with the same dims.
-    expect(files.get("main.cu")!).toContain(
-      "lasp::softmax_whole_backend(lasp::SoftmaxDims{1, 2048, 2048, 2, 1, 64}, true);",
-    );
+    // The program reports that kind's backend once, asking with the same dims (kKinds' whole_dims).
+    const kinds = view("gpus 2 sequence 2 linear ulysses softmax ulysses layout zigzag").kinds;
+    expect(kinds.map((k) => [k.name, k.whole, k.wholeDims])).toEqual([
+      ["L", false, "lasp::SoftmaxDims{}"],
+      ["S", true, "lasp::SoftmaxDims{1, 2048, 2048, 2, 1, 64}"],
+    ]);
     // Linear layers read the decay of the shard's heads.
     expect(rankBody(cuh, "L_forward_rank1")).toMatch(
       /lasp::linear_intra\(b\.q_full, b\.k_full, b\.v_full, lasp::Piece\{0, 2048\}, b\.o_full, lasp::LinearDims\{1, 2048, 2, 64\}, c\.tables\.kLDecay \+ 2, true/,

@@ -20,12 +20,6 @@ export interface StepContext {
   kind: string;
   pass: Pass;
   tables: TableSink[];
-  /** Collectives that use the few-CTA communicator (communicators.ts); the others use the default one. */
-  fewCtas: ReadonlySet<number>;
-  /** Large AllGathers that take the few-CTA communicator when it copies with the copy engines (communicators.ts). */
-  copyCandidates: ReadonlySet<number>;
-  /** Computation steps that a collective overlaps -> that collective (overlapPartners). */
-  besideCollective: ReadonlyMap<number, number>;
   /** The kind keeps segment-state workspaces (workspaces.ts). */
   workspaces: boolean;
 }

@@ -1,8 +1,11 @@
 // IR steps to C++ calls: which runtime function each op becomes and every argument it gets (buffer slots,
-// piece offsets, element counts, gap tables), all computed here so the templates only print them.
-import type { BufferDecl, ComputeStep, Step } from "../schedule/ir.js";
+// piece offsets, element counts, gap tables), all computed here so the templates only print them. One
+// handler per op of the catalogue (CODEGEN_HANDLERS), reading the step's named operands; the communicator and
+// the SMs a GEMM leaves come from the placement pass's fields (communicators.ts spells them).
+import { handleOp, type BufferDecl, type ComputeStep, type OpHandlers, type Step } from "../schedule/ir.js";
 import { elementsOf } from "../schedule/context.js";
-import { GEMM_SM_MARGIN } from "./communicators.js";
+import type { HeadShard } from "../schedule/ops.js";
+import { communicator, smsLeft } from "./communicators.js";
 import { cppIdent, softmaxDimsLiteral, softmaxDimsName } from "./names.js";
 import type { StepContext } from "./step-context.js";
 import { workspaceArgs } from "./workspaces.js";
@@ -52,27 +55,16 @@ function piece(ctx: StepContext, j: number): string {
   return `lasp::Piece{${offset}, ${local[j]!.length}}`;
 }
 
-function num(step: ComputeStep, key: string): number {
-  const value = step.params[key];
-  if (typeof value !== "number") throw new Error(`${step.op} needs numeric ${key}`);
-  return value;
-}
-
 /**
  * Registers a gap table for a decayed sum over the gathered states (rank-major order): gaps[u] is the
- * number of tokens between gathered piece u and the target piece (prefix: u before the target; suffix: u
+ * number of tokens between gathered piece u and the target piece j (prefix: u before the target; suffix: u
  * after), or -1 when u does not contribute. Returns the C++ name of the device pointer.
  */
-function gapTable(ctx: StepContext, step: ComputeStep): string {
-  const j = num(step, "piece");
+function gapTable(ctx: StepContext, j: number, prefix: boolean): string {
   const target = ctx.plan.byRank[ctx.program.rank]![j]!;
   const gathered = ctx.plan.byRank.flat(); // rank-major, as the AllGather lays them out
   const gaps = gathered.map((u) => {
-    if (step.op === "linear.prefix") {
-      const gap = target.start - (u.start + u.length);
-      return u.index !== target.index && gap >= 0 ? gap : -1;
-    }
-    const gap = u.start - (target.start + target.length);
+    const gap = prefix ? target.start - (u.start + u.length) : u.start - (target.start + target.length);
     return u.index !== target.index && gap >= 0 ? gap : -1;
   });
   const name = `k${ctx.kind}_${ctx.pass}_r${ctx.program.rank}_gaps${j}`;
@@ -81,21 +73,9 @@ function gapTable(ctx: StepContext, step: ComputeStep): string {
     ctype: "int",
     values: gaps.join(", "),
     count: gaps.length,
-    comment: `${step.op === "linear.prefix" ? "prefix" : "suffix"} gaps of rank ${ctx.program.rank}'s piece ${target.index} (-1: not included)`,
+    comment: `${prefix ? "prefix" : "suffix"} gaps of rank ${ctx.program.rank}'s piece ${target.index} (-1: not included)`,
   });
   return `c.tables.${name}`;
-}
-
-/**
- * SMs a `host` step's GEMM leaves to the collective beside it: GEMM_SM_MARGIN for NCCL's kernel; none when
- * that collective is on the few-CTA communicator and NCCL copies it with the copy engines (decided at run
- * time, comm.cuh).
- */
-function smsLeft(id: number, ctx: StepContext): string {
-  const partner = ctx.besideCollective.get(id);
-  if (partner === undefined) return "0";
-  if (ctx.fewCtas.has(partner)) return `c.few_ctas_on_copy_engines ? 0 : ${GEMM_SM_MARGIN}`;
-  return String(GEMM_SM_MARGIN);
 }
 
 export function stepCalls(step: Step, ctx: StepContext): Call[] {
@@ -117,16 +97,12 @@ export function stepCalls(step: Step, ctx: StepContext): Call[] {
       };
     });
   }
-  return computeCalls(step, ctx);
+  return handleOp(CODEGEN_HANDLERS, step, ctx);
 }
 
 function collectiveCalls(step: Extract<Step, { kind: "collective" }>, ctx: StepContext): Call[] {
   if (step.collective === "alltoall") return alltoallCalls(step, ctx);
-  const comm = ctx.fewCtas.has(step.id)
-    ? "c.nccl_few_ctas"
-    : ctx.copyCandidates.has(step.id)
-      ? "c.few_ctas_on_copy_engines ? c.nccl_few_ctas : c.nccl"
-      : "c.nccl";
+  const comm = communicator(step.placement);
   return step.transfers.map(({ send, recv }) => {
     const d = decl(ctx, send);
     const count = String(elementsOf(d));
@@ -185,318 +161,388 @@ function alltoallCalls(step: Extract<Step, { kind: "collective" }>, ctx: StepCon
   });
 }
 
-function computeCalls(step: ComputeStep, ctx: StepContext): Call[] {
+const buf = (name: string): string => `b.${cppIdent(name)}`;
+const launch = (fn: string, args: string[]): Call[] => [{ check: "", fn: `lasp::${fn}`, args }];
+const decayTable = (ctx: StepContext): string => `c.tables.k${ctx.kind}Decay`;
+const bool = (value: boolean): string => (value ? "true" : "false");
+const DIMS = "c.dims";
+
+/** A piece's prefix (P) or suffix (G) state from the exchanged states, as its mode says. */
+function combineCalls(
+  step: ComputeStep<"linear.prefix" | "linear.suffix">,
+  out: string,
+  ctx: StepContext,
+): Call[] {
+  const j = step.params.piece;
   const s = stream(step);
-  const lam = `c.tables.k${ctx.kind}Decay`;
-  const dims = "c.dims";
-  const r = step.reads.map((n) => `b.${cppIdent(n)}`);
-  const w = step.writes.map((n) => `b.${cppIdent(n)}`);
-  const slot = (name: string, j: number): string => slotPointer(ctx, name, j);
-  const launch = (fn: string, args: string[]): Call[] => [{ check: "", fn: `lasp::${fn}`, args }];
-  const causal = step.params["causal"] === false ? "false" : "true";
-  switch (step.op) {
-    case "linear.state": {
-      const j = num(step, "piece");
-      const ws = workspaceArgs(step, ctx, j);
-      return launch("linear_state", [
-        r[0]!,
-        r[1]!,
-        piece(ctx, j),
-        slot(step.writes[0]!, j),
-        dims,
-        lam,
-        s,
-        ...ws,
-      ]);
-    }
-    case "linear.intra": {
-      const j = num(step, "piece");
-      const ws = workspaceArgs(step, ctx, j);
-      return launch("linear_intra", [r[0]!, r[1]!, r[2]!, piece(ctx, j), w[0]!, dims, lam, causal, s, ...ws]);
-    }
-    case "linear.prefix":
-    case "linear.suffix": {
-      const j = num(step, "piece");
-      const out = slot(step.writes[0]!, j);
-      const mode = step.params["mode"];
-      if (mode === "zero") {
-        const d = decl(ctx, step.writes[0]!);
-        return [
-          {
-            check: "CUDA_CHECK",
-            fn: "cudaMemsetAsync",
-            args: [out, "0", `${slotElements(d)} * ${sizeofType(d)}`, s],
-          },
-        ];
-      }
-      if (mode === "others") return launch("state_sub", [r[0]!, slot(step.reads[1]!, j), out, dims, s]);
-      const gathered = decl(ctx, step.reads[0]!).slots!;
-      return launch("linear_decayed_sum", [r[0]!, String(gathered), gapTable(ctx, step), out, dims, lam, s]);
-    }
-    case "linear.forward_fused": {
-      const j = num(step, "piece");
-      const prefix = step.params["prefix"] === true ? slot(step.reads[3]!, j) : "nullptr";
-      return launch("linear_forward_fused", [
-        r[0]!,
-        r[1]!,
-        r[2]!,
-        prefix,
-        piece(ctx, j),
-        w[0]!,
-        dims,
-        lam,
-        causal,
-        s,
-        ...workspaceArgs(step, ctx, j),
-      ]);
-    }
-    case "linear.backward_fused": {
-      const j = num(step, "piece");
-      const states = step.reads.slice(4);
-      const prefix = step.params["prefix"] === true ? slot(states.shift()!, j) : "nullptr";
-      const suffix = step.params["suffix"] === true ? slot(states.shift()!, j) : "nullptr";
-      return launch("linear_backward_fused", [
-        ...r.slice(0, 4),
-        prefix,
-        suffix,
-        piece(ctx, j),
-        ...w,
-        dims,
-        lam,
-        causal,
-        s,
-        ...workspaceArgs(step, ctx, j),
-      ]);
-    }
-    case "host": {
-      const work =
-        step.params["work"] === "q_projection" ? "HostWork::kQProjection" : "HostWork::kOWeightGrad";
-      return [{ check: "", fn: "run_host", args: ["run", work, smsLeft(step.id, ctx)] }];
-    }
-    case "linear.inter": {
-      const j = num(step, "piece");
-      return launch("linear_inter", [r[0]!, slot(step.reads[1]!, j), piece(ctx, j), w[0]!, dims, lam, s]);
-    }
-    case "linear.ring_forward":
-    case "linear.ring_backward": {
-      const j = num(step, "piece");
-      const length = ctx.plan.byRank[ctx.program.rank]![j]!.length;
-      return launch("linear_ring_step", [
-        slot(step.reads[0]!, j),
-        slot(step.reads[1]!, j),
-        String(length),
-        slot(step.writes[0]!, j),
-        dims,
-        lam,
-        s,
-      ]);
-    }
-    case "linear.grad_state": {
-      const j = num(step, "piece");
-      return launch("linear_grad_state", [
-        r[0]!,
-        r[1]!,
-        piece(ctx, j),
-        slot(step.writes[0]!, j),
-        dims,
-        lam,
-        s,
-        ...workspaceArgs(step, ctx, j),
-      ]);
-    }
-    case "linear.intra_backward": {
-      const j = num(step, "piece");
-      return launch("linear_intra_backward", [
-        r[0]!,
-        r[1]!,
-        r[2]!,
-        r[3]!,
-        piece(ctx, j),
-        w[0]!,
-        w[1]!,
-        w[2]!,
-        dims,
-        lam,
-        causal,
-        s,
-        ...workspaceArgs(step, ctx, j),
-      ]);
-    }
-    case "linear.dq_inter": {
-      const j = num(step, "piece");
-      return launch("linear_dq_inter", [r[0]!, slot(step.reads[1]!, j), piece(ctx, j), w[0]!, dims, lam, s]);
-    }
-    case "linear.dkdv_inter": {
-      const j = num(step, "piece");
-      return launch("linear_dkdv_inter", [
-        r[0]!,
-        r[1]!,
-        slot(step.reads[2]!, j),
-        piece(ctx, j),
-        w[0]!,
-        w[1]!,
-        dims,
-        lam,
-        s,
-      ]);
-    }
-    case "add":
-      return step.writes.map((name, i) => {
-        const d = decl(ctx, name);
-        if (d.dtype !== "bf16") throw new UnsupportedOp(`an add into ${d.dtype} is not generated`);
+  const target = slotPointer(ctx, out, j);
+  const { gathered, total, own } = step.operands;
+  if (step.params.mode === "zero") {
+    const d = decl(ctx, out);
+    return [
+      {
+        check: "CUDA_CHECK",
+        fn: "cudaMemsetAsync",
+        args: [target, "0", `${slotElements(d)} * ${sizeofType(d)}`, s],
+      },
+    ];
+  }
+  if (step.params.mode === "others")
+    return launch("state_sub", [buf(total!), slotPointer(ctx, own!, j), target, DIMS, s]);
+  const slots = decl(ctx, gathered!).slots!;
+  const gaps = gapTable(ctx, j, step.op === "linear.prefix");
+  return launch("linear_decayed_sum", [
+    buf(gathered!),
+    String(slots),
+    gaps,
+    target,
+    DIMS,
+    decayTable(ctx),
+    s,
+  ]);
+}
+
+/** One handler per op of the catalogue (schedule/ops.ts): the runtime calls a compute step becomes. */
+export const CODEGEN_HANDLERS: OpHandlers<[StepContext], Call[]> = {
+  "linear.state": (step, ctx) => {
+    const j = step.params.piece;
+    const { k, v, m } = step.operands;
+    return launch("linear_state", [
+      buf(k),
+      buf(v),
+      piece(ctx, j),
+      slotPointer(ctx, m, j),
+      DIMS,
+      decayTable(ctx),
+      stream(step),
+      ...workspaceArgs(step, ctx, j),
+    ]);
+  },
+  "linear.intra": (step, ctx) => {
+    const j = step.params.piece;
+    const { q, k, v, o } = step.operands;
+    return launch("linear_intra", [
+      buf(q),
+      buf(k),
+      buf(v),
+      piece(ctx, j),
+      buf(o),
+      DIMS,
+      decayTable(ctx),
+      bool(step.params.causal),
+      stream(step),
+      ...workspaceArgs(step, ctx, j),
+    ]);
+  },
+  "linear.prefix": (step, ctx) => combineCalls(step, step.operands.p, ctx),
+  "linear.suffix": (step, ctx) => combineCalls(step, step.operands.g, ctx),
+  "linear.forward_fused": (step, ctx) => {
+    const j = step.params.piece;
+    const { q, k, v, p, o } = step.operands;
+    return launch("linear_forward_fused", [
+      buf(q),
+      buf(k),
+      buf(v),
+      p === undefined ? "nullptr" : slotPointer(ctx, p, j),
+      piece(ctx, j),
+      buf(o),
+      DIMS,
+      decayTable(ctx),
+      bool(step.params.causal),
+      stream(step),
+      ...workspaceArgs(step, ctx, j),
+    ]);
+  },
+  "linear.backward_fused": (step, ctx) => {
+    const j = step.params.piece;
+    const { q, k, v, dout, p, g, dq, dk, dv } = step.operands;
+    return launch("linear_backward_fused", [
+      buf(q),
+      buf(k),
+      buf(v),
+      buf(dout),
+      p === undefined ? "nullptr" : slotPointer(ctx, p, j),
+      g === undefined ? "nullptr" : slotPointer(ctx, g, j),
+      piece(ctx, j),
+      buf(dq),
+      buf(dk),
+      buf(dv),
+      DIMS,
+      decayTable(ctx),
+      bool(step.params.causal),
+      stream(step),
+      ...workspaceArgs(step, ctx, j),
+    ]);
+  },
+  host: (step) => {
+    const work = step.params.work === "q_projection" ? "HostWork::kQProjection" : "HostWork::kOWeightGrad";
+    return [{ check: "", fn: "run_host", args: ["run", work, smsLeft(step.placement)] }];
+  },
+  "linear.inter": (step, ctx) => {
+    const j = step.params.piece;
+    const { q, p, o } = step.operands;
+    return launch("linear_inter", [
+      buf(q),
+      slotPointer(ctx, p, j),
+      piece(ctx, j),
+      buf(o),
+      DIMS,
+      decayTable(ctx),
+      stream(step),
+    ]);
+  },
+  "linear.ring_forward": (step, ctx) => {
+    const { p, m, next } = step.operands;
+    return ringCalls(step, [p, m, next], ctx);
+  },
+  "linear.ring_backward": (step, ctx) => {
+    const { g, dm, previous } = step.operands;
+    return ringCalls(step, [g, dm, previous], ctx);
+  },
+  "linear.grad_state": (step, ctx) => {
+    const j = step.params.piece;
+    const { q, dout, dm } = step.operands;
+    return launch("linear_grad_state", [
+      buf(q),
+      buf(dout),
+      piece(ctx, j),
+      slotPointer(ctx, dm, j),
+      DIMS,
+      decayTable(ctx),
+      stream(step),
+      ...workspaceArgs(step, ctx, j),
+    ]);
+  },
+  "linear.intra_backward": (step, ctx) => {
+    const j = step.params.piece;
+    const { q, k, v, dout, dq, dk, dv } = step.operands;
+    return launch("linear_intra_backward", [
+      buf(q),
+      buf(k),
+      buf(v),
+      buf(dout),
+      piece(ctx, j),
+      buf(dq),
+      buf(dk),
+      buf(dv),
+      DIMS,
+      decayTable(ctx),
+      bool(step.params.causal),
+      stream(step),
+      ...workspaceArgs(step, ctx, j),
+    ]);
+  },
+  "linear.dq_inter": (step, ctx) => {
+    const j = step.params.piece;
+    const { dout, p, dq } = step.operands;
+    return launch("linear_dq_inter", [
+      buf(dout),
+      slotPointer(ctx, p, j),
+      piece(ctx, j),
+      buf(dq),
+      DIMS,
+      decayTable(ctx),
+      stream(step),
+    ]);
+  },
+  "linear.dkdv_inter": (step, ctx) => {
+    const j = step.params.piece;
+    const { k, v, g, dk, dv } = step.operands;
+    return launch("linear_dkdv_inter", [
+      buf(k),
+      buf(v),
+      slotPointer(ctx, g, j),
+      piece(ctx, j),
+      buf(dk),
+      buf(dv),
+      DIMS,
+      decayTable(ctx),
+      stream(step),
+    ]);
+  },
+  add: (step, ctx) =>
+    step.operands.sums.map(({ a, b, out }) => {
+      const d = decl(ctx, out);
+      if (d.dtype !== "bf16") throw new UnsupportedOp(`an add into ${d.dtype} is not generated`);
+      return {
+        check: "" as const,
+        fn: "lasp::add_to_bf16",
+        args: [buf(a), buf(b), buf(out), String(elementsOf(d)), stream(step)],
+      };
+    }),
+  accumulate: (step, ctx) => {
+    const { src, dst } = step.operands;
+    return launch("state_sum", [buf(src), String(decl(ctx, src).slots ?? 1), buf(dst), DIMS, stream(step)]);
+  },
+  copy: (step, ctx) => {
+    const from = step.params.from ?? 0;
+    const to = step.params.to ?? 0;
+    const s = stream(step);
+    return step.operands.src.map((src, i) => {
+      const dst = step.operands.dst[i]!;
+      const d = decl(ctx, src);
+      const target = decl(ctx, dst);
+      if (d.dtype !== target.dtype) {
+        if (d.dtype !== "fp32" || target.dtype !== "bf16")
+          throw new UnsupportedOp(`a copy from ${d.dtype} to ${target.dtype} is not generated`);
         return {
           check: "" as const,
-          fn: "lasp::add_to_bf16",
-          args: [r[2 * i]!, r[2 * i + 1]!, w[i]!, String(elementsOf(d)), s],
+          fn: "lasp::cast_to_bf16",
+          args: [slotPointer(ctx, src, from), slotPointer(ctx, dst, to), String(slotElements(d)), s],
         };
-      });
-    case "accumulate": {
-      const d = decl(ctx, step.reads[0]!);
-      return launch("state_sum", [r[0]!, String(d.slots ?? 1), w[0]!, dims, s]);
-    }
-    case "copy": {
-      const from = typeof step.params["from"] === "number" ? step.params["from"] : 0;
-      const to = typeof step.params["to"] === "number" ? step.params["to"] : 0;
-      return step.reads.map((src, i) => {
-        const d = decl(ctx, src);
-        const target = decl(ctx, step.writes[i]!);
-        if (d.dtype !== target.dtype) {
-          if (d.dtype !== "fp32" || target.dtype !== "bf16")
-            throw new UnsupportedOp(`a copy from ${d.dtype} to ${target.dtype} is not generated`);
-          return {
-            check: "" as const,
-            fn: "lasp::cast_to_bf16",
-            args: [slot(src, from), slot(step.writes[i]!, to), String(slotElements(d)), s],
-          };
-        }
-        return {
-          check: "CUDA_CHECK" as const,
-          fn: "cudaMemcpyAsync",
-          args: [
-            slot(step.writes[i]!, to),
-            slot(src, from),
-            `${slotElements(d)} * ${sizeofType(d)}`,
-            "cudaMemcpyDeviceToDevice",
-            s,
-          ],
-        };
-      });
-    }
-    case "fill_zero":
-      return step.writes.map((name) => {
-        const d = decl(ctx, name);
-        return {
-          check: "CUDA_CHECK" as const,
-          fn: "cudaMemsetAsync",
-          args: [`b.${cppIdent(name)}`, "0", `${elementsOf(d)} * ${sizeofType(d)}`, s],
-        };
-      });
-    case "softmax.block": {
-      const source = num(step, "source");
-      const kvSlot = blockSlot(step);
-      return launch("softmax_block_forward", [
-        r[0]!,
-        slot(step.reads[1]!, kvSlot),
-        slot(step.reads[2]!, kvSlot),
-        softmaxDims(ctx),
-        pieceMapOf(ctx.program.rank),
-        pieceMapOf(source),
-        causal,
-        slot(step.writes[0]!, source),
-        slot(step.writes[1]!, source),
-        "nullptr",
-        s,
-      ]);
-    }
-    case "softmax.merge": {
-      const sources = String(step.params["sources"]).split(",").map(Number);
-      const [B, L, H, d] = decl(ctx, step.writes[0]!).shape as [number, number, number, number];
-      return launch("softmax_merge", [
-        r[0]!,
-        r[1]!,
-        `lasp::SlotList{${sources.length}, {${sources.join(", ")}}}`,
-        w[0]!,
-        w[1]!,
-        String(B),
-        String(L),
-        String(H),
-        String(d),
-        s,
-      ]);
-    }
-    case "softmax.block_backward": {
-      const source = num(step, "source");
-      const kvSlot = blockSlot(step);
-      return launch("softmax_block_backward", [
-        r[0]!,
-        slot(step.reads[1]!, kvSlot),
-        slot(step.reads[2]!, kvSlot),
-        r[3]!,
-        r[4]!,
-        r[5]!,
-        softmaxDims(ctx),
-        pieceMapOf(ctx.program.rank),
-        pieceMapOf(source),
-        causal,
-        w[0]!,
-        slot(step.writes[1]!, kvSlot),
-        slot(step.writes[2]!, kvSlot),
-        s,
-      ]);
-    }
-    case "softmax.full":
-      return launch("softmax_whole_forward", [
-        r[0]!,
-        r[1]!,
-        r[2]!,
-        fullSoftmaxDims(ctx, step),
-        causal,
-        w[1]!,
-        w[0]!,
-        s,
-      ]);
-    case "softmax.full_backward":
-      return launch("softmax_whole_backward", [
-        ...r.slice(0, 6),
-        fullSoftmaxDims(ctx, step),
-        causal,
-        w[0]!,
-        w[1]!,
-        w[2]!,
-        s,
-      ]);
-    case "linear.full":
-      return launch("linear_intra", [
-        r[0]!,
-        r[1]!,
-        r[2]!,
-        `lasp::Piece{0, ${ctx.sizes.seqLen}}`,
-        w[0]!,
-        fullLinearDims(ctx, step),
-        headDecay(ctx, step),
-        causal,
-        s,
-      ]);
-    case "linear.full_backward":
-      return launch("linear_intra_backward", [
-        ...r.slice(0, 4),
-        `lasp::Piece{0, ${ctx.sizes.seqLen}}`,
-        w[0]!,
-        w[1]!,
-        w[2]!,
-        fullLinearDims(ctx, step),
-        headDecay(ctx, step),
-        causal,
-        s,
-      ]);
-    case "pack":
-    case "unpack":
-      return movementCalls(step, ctx);
-    default:
-      throw new UnsupportedOp(
-        `the ${step.op} step is not generated yet (${ctx.schedule.strategy} on ${ctx.schedule.layer.type})`,
-      );
-  }
+      }
+      return {
+        check: "CUDA_CHECK" as const,
+        fn: "cudaMemcpyAsync",
+        args: [
+          slotPointer(ctx, dst, to),
+          slotPointer(ctx, src, from),
+          `${slotElements(d)} * ${sizeofType(d)}`,
+          "cudaMemcpyDeviceToDevice",
+          s,
+        ],
+      };
+    });
+  },
+  fill_zero: (step, ctx) =>
+    step.operands.dst.map((name) => {
+      const d = decl(ctx, name);
+      return {
+        check: "CUDA_CHECK" as const,
+        fn: "cudaMemsetAsync",
+        args: [buf(name), "0", `${elementsOf(d)} * ${sizeofType(d)}`, stream(step)],
+      };
+    }),
+  "softmax.block": (step, ctx) => {
+    const { source, causal } = step.params;
+    const kvSlot = step.params.slot ?? source;
+    const { q, k, v, o, lse } = step.operands;
+    return launch("softmax_block_forward", [
+      buf(q),
+      slotPointer(ctx, k, kvSlot),
+      slotPointer(ctx, v, kvSlot),
+      softmaxDims(ctx),
+      pieceMapOf(ctx.program.rank),
+      pieceMapOf(source),
+      bool(causal),
+      slotPointer(ctx, o, source),
+      slotPointer(ctx, lse, source),
+      "nullptr",
+      stream(step),
+    ]);
+  },
+  "softmax.merge": (step, ctx) => {
+    const { sources } = step.params;
+    const { parts, partLse, o, lse } = step.operands;
+    const [B, L, H, d] = decl(ctx, o).shape as [number, number, number, number];
+    return launch("softmax_merge", [
+      buf(parts),
+      buf(partLse),
+      `lasp::SlotList{${sources.length}, {${sources.join(", ")}}}`,
+      buf(o),
+      buf(lse),
+      String(B),
+      String(L),
+      String(H),
+      String(d),
+      stream(step),
+    ]);
+  },
+  "softmax.block_backward": (step, ctx) => {
+    const { source, causal } = step.params;
+    const kvSlot = step.params.slot ?? source;
+    const { q, k, v, o, lse, dout, dq, dk, dv } = step.operands;
+    return launch("softmax_block_backward", [
+      buf(q),
+      slotPointer(ctx, k, kvSlot),
+      slotPointer(ctx, v, kvSlot),
+      buf(o),
+      buf(lse),
+      buf(dout),
+      softmaxDims(ctx),
+      pieceMapOf(ctx.program.rank),
+      pieceMapOf(source),
+      bool(causal),
+      buf(dq),
+      slotPointer(ctx, dk, kvSlot),
+      slotPointer(ctx, dv, kvSlot),
+      stream(step),
+    ]);
+  },
+  "softmax.full": (step, ctx) => {
+    const { q, k, v, o, lse } = step.operands;
+    return launch("softmax_whole_forward", [
+      buf(q),
+      buf(k),
+      buf(v),
+      fullSoftmaxDims(ctx, step),
+      bool(step.params.causal),
+      buf(lse),
+      buf(o),
+      stream(step),
+    ]);
+  },
+  "softmax.full_backward": (step, ctx) => {
+    const { q, k, v, o, lse, dout, dq, dk, dv } = step.operands;
+    return launch("softmax_whole_backward", [
+      ...[q, k, v, o, lse, dout].map(buf),
+      fullSoftmaxDims(ctx, step),
+      bool(step.params.causal),
+      buf(dq),
+      buf(dk),
+      buf(dv),
+      stream(step),
+    ]);
+  },
+  "linear.full": (step, ctx) => {
+    const { q, k, v, o } = step.operands;
+    return launch("linear_intra", [
+      buf(q),
+      buf(k),
+      buf(v),
+      `lasp::Piece{0, ${ctx.sizes.seqLen}}`,
+      buf(o),
+      fullLinearDims(ctx, step.params),
+      headDecay(ctx, step.params),
+      bool(step.params.causal),
+      stream(step),
+    ]);
+  },
+  "linear.full_backward": (step, ctx) => {
+    const { q, k, v, dout, dq, dk, dv } = step.operands;
+    return launch("linear_intra_backward", [
+      ...[q, k, v, dout].map(buf),
+      `lasp::Piece{0, ${ctx.sizes.seqLen}}`,
+      buf(dq),
+      buf(dk),
+      buf(dv),
+      fullLinearDims(ctx, step.params),
+      headDecay(ctx, step.params),
+      bool(step.params.causal),
+      stream(step),
+    ]);
+  },
+  pack: (step, ctx) => movementCalls(step, ctx),
+  unpack: (step, ctx) => movementCalls(step, ctx),
+};
+
+/** LASP-1's hand-on (forward) or hand-back (backward): out = lam^C state + own, all slots of piece j. */
+function ringCalls(
+  step: ComputeStep<"linear.ring_forward" | "linear.ring_backward">,
+  [state, own, out]: [string, string, string],
+  ctx: StepContext,
+): Call[] {
+  const j = step.params.piece;
+  const length = ctx.plan.byRank[ctx.program.rank]![j]!.length;
+  return launch("linear_ring_step", [
+    slotPointer(ctx, state, j),
+    slotPointer(ctx, own, j),
+    String(length),
+    slotPointer(ctx, out, j),
+    DIMS,
+    decayTable(ctx),
+    stream(step),
+  ]);
 }
 
 /** The piece map of a sequence-parallel rank (program.cuh defines kPieceMaps before the steps). */
@@ -505,32 +551,24 @@ const pieceMapOf = (rank: number): string => `kPieceMaps[${rank}]`;
 /** Softmax dimensions of a block step: this rank's queries against one rank's keys (program.cuh). */
 const softmaxDims = (ctx: StepContext): string => softmaxDimsName(ctx.kind);
 
-/**
- * The slot of a key/value block's buffers: the ring's double-buffer slot, else the source rank's slot of
- * the gathered buffers (a buffer without slots, such as the rank's own keys, ignores it).
- */
-function blockSlot(step: ComputeStep): number {
-  return typeof step.params["slot"] === "number" ? step.params["slot"] : num(step, "source");
-}
-
 /** A lasp::SoftmaxDims initialiser for a whole-sequence step (softmax.full and its backward). */
 export function fullSoftmaxDims(ctx: Pick<StepContext, "sizes">, step: ComputeStep): string {
+  if (step.op !== "softmax.full" && step.op !== "softmax.full_backward")
+    throw new Error(`${step.op} is not a whole-sequence softmax step`);
   const { batch, seqLen, headDim } = ctx.sizes;
-  const heads = num(step, "heads");
-  const kvHeads = num(step, "kvHeads");
+  const { heads, kvHeads } = step.params;
   return softmaxDimsLiteral({ batch, qRows: seqLen, kRows: seqLen, heads, kvHeads, headDim });
 }
 
-function fullLinearDims(ctx: StepContext, step: ComputeStep): string {
+function fullLinearDims(ctx: StepContext, shard: HeadShard): string {
   const { batch, seqLen, headDim } = ctx.sizes;
-  return `lasp::LinearDims{${batch}, ${seqLen}, ${num(step, "heads")}, ${headDim}}`;
+  return `lasp::LinearDims{${batch}, ${seqLen}, ${shard.heads}, ${headDim}}`;
 }
 
 /** The decay table from this shard's first head on. */
-function headDecay(ctx: StepContext, step: ComputeStep): string {
-  const start = num(step, "headStart");
-  const table = `c.tables.k${ctx.kind}Decay`;
-  return start === 0 ? table : `${table} + ${start}`;
+function headDecay(ctx: StepContext, shard: HeadShard): string {
+  const table = decayTable(ctx);
+  return shard.headStart === 0 ? table : `${table} + ${shard.headStart}`;
 }
 
 /**
@@ -538,10 +576,10 @@ function headDecay(ctx: StepContext, step: ComputeStep): string {
  * contiguous group of heads, from one buffer's row pitch to another's. Rows are token rows; a rank's pieces
  * are runs of rows at their global positions. Offsets are in elements, pitches and widths in bytes.
  */
-function movementCalls(step: ComputeStep, ctx: StepContext): Call[] {
+function movementCalls(step: ComputeStep<"pack" | "unpack">, ctx: StepContext): Call[] {
   const W = ctx.plan.ranks;
   const { batch: B, seqLen: N, headDim: d } = ctx.sizes;
-  const layout = step.params["layout"];
+  const layout = step.params.layout;
   const calls: Call[] = [];
   const copy2d = (
     dst: string,
@@ -573,12 +611,11 @@ function movementCalls(step: ComputeStep, ctx: StepContext): Call[] {
     const shape = decl(ctx, name).shape;
     return shape[shape.length - 2]!;
   };
-  const packed = step.op === "pack" ? step.writes[0]! : step.reads[0]!;
+  const { packed, parts } = step.operands;
   const packedDecl = decl(ctx, packed);
   const slotSize = slotElements(packedDecl);
   const S = headsOf(packed);
   const L = packedDecl.shape[2]!;
-  const parts = step.op === "pack" ? step.reads : step.writes;
   for (let r = 0; r < W; r++) {
     let offset = 0; // heads of the packed row before this part
     for (const part of parts) {

@@ -16,9 +16,18 @@ import type {
 import { elementsOf } from "../schedule/context.js";
 import { pairedWithPrevious } from "../schedule/p2p-groups.js";
 import { fullSoftmaxDims, stepCalls, type Call, type StepContext } from "./steps.js";
-import { cppIdent, floatLiteral, intList, softmaxDimsLiteral, softmaxDimsName } from "./names.js";
-import { copyEngineCandidates, fewCtaCollectives, OVERLAP_CTAS } from "./communicators.js";
+import { cppIdent, floatLiteral, softmaxDimsLiteral, softmaxDimsName } from "./names.js";
+import { OVERLAP_CTAS } from "./communicators.js";
 import { usesWorkspaces } from "./workspaces.js";
+import {
+  bufferTable,
+  modelTables,
+  type BufferRow,
+  type BufferTable,
+  type LayerRows,
+  type ScratchRows,
+  type TensorRow,
+} from "./model-tables.js";
 
 export interface ConstantView {
   ctype: string;
@@ -96,9 +105,12 @@ export interface KindView {
   causal: string;
   /** Softmax attention (RoPE, grouped-query K/V, the softmax oracle) rather than linear attention. */
   softmax: boolean;
-  /** The lasp::SoftmaxDims of its whole-sequence attention (softmax.full), whose backend the program
-   * reports; "" when the kind has none. */
+  /** Runs softmax attention over the whole sequence on one rank (softmax.full): the program reports its backend. */
+  whole: boolean;
+  /** The lasp::SoftmaxDims of that attention; an empty initialiser when the kind has none. */
   wholeDims: string;
+  /** The program::Tables member of its per-head decays (`&program::Tables::kLDecay`); nullptr for softmax. */
+  decayMember: string;
   /** Key/value heads (the query heads for linear attention). */
   kvHeads: number;
   /** Width of a K or V row: kv heads x head dim. */
@@ -118,26 +130,36 @@ export interface KindView {
   /** Per-head decay table (linear kinds), else "". */
   decayTable: string;
   buffers: BufferView[];
+  /** The same buffers as program.cuh's table: where each lives, its offset in its block. */
+  bufferTable: BufferTableView;
   passes: PassView[];
   /** Layers of the stack that use this kind. */
   layerCount: number;
 }
 
-export interface LayerView {
+/** A row of main.cu's kLayers: the layer's kind, its buffer set, and its tensors' rows in the tables. */
+export interface LayerView extends LayerRows {
   index: number;
   kind: string;
   kindIndex: number;
-  struct: string;
-  /** `nullptr` for the first layer of a kind, else `&g_layerN` whose scratch buffers it shares. */
-  sharedWith: string;
-  /** The layer's weights in one allocation, Wq [hidden][H d], Wk, Wv [hidden][Hkv d], Wo [H d][hidden]: */
-  weightElements: number;
-  /** element offsets of Wk, Wv, Wo in it, */
-  wkOffset: number;
-  wvOffset: number;
-  woOffset: number;
-  /** and its rows of head_dim elements (how the initialiser fills it). */
-  weightRows: number;
+  /** Its buffer set among its kind's (0: the kind's first layer, whose scratch buffers the others share). */
+  slot: number;
+}
+
+/** A row of main.cu's kParameters or kActivations. */
+export interface TensorView extends TensorRow {
+  /** The shape as C++ declares an array of it, e.g. `[1024][256]`. */
+  shapeText: string;
+}
+
+export interface BufferTableView extends BufferTable {
+  rows: (BufferRow & { bf16Field: string; floatField: string })[];
+}
+
+export interface TensorTableView {
+  rows: TensorView[];
+  /** Elements of the table's one allocation. */
+  elements: number;
 }
 
 export interface ProgramView {
@@ -148,18 +170,18 @@ export interface ProgramView {
   gpus: number;
   dataParallel: number;
   layout: string;
-  layoutName: string;
-  mode: string;
-  tolerance: string;
   pieceMaps: string[];
   wholeSequence: string;
   maxEvents: number;
   flopsPerStep: string;
-  layersReversed: LayerView[];
   constants: ConstantView[];
   tables: TableView[];
   kinds: KindView[];
+  /** The stack in order (kLayers), and the model's tensors (kParameters, kActivations). */
   layers: LayerView[];
+  parameters: TensorTableView;
+  activations: TensorTableView;
+  scratch: ScratchRows;
 }
 
 const ELEMENT_CTYPE = (decl: BufferDecl): "bf16" | "float" => (decl.dtype === "fp32" ? "float" : "bf16");
@@ -188,19 +210,17 @@ export function kindBuffers(schedule: LayerSchedule): BufferView[] {
 
 /**
  * Buffers that an AllGather on the few-CTA communicator sends or receives, on any rank of either pass, or one
- * that goes there when it copies with the copy engines (copyEngineCandidates): NCCL copies only AllGathers
+ * that goes there when it copies with the copy engines (a copy-engine candidate): NCCL copies only AllGathers
  * with the copy engines; a ReduceScatter needs its kernel.
  */
 function windowBuffers(schedule: LayerSchedule): Set<string> {
   const names = new Set<string>();
   for (const pass of ["forward", "backward"] as const) {
     for (const rp of schedule.passes[pass]) {
-      const partners = overlapPartners(rp);
-      const few = fewCtaCollectives(rp, partners);
-      const candidates = copyEngineCandidates(rp, partners);
       for (const step of rp.steps) {
         if (step.kind !== "collective" || step.collective !== "allgather") continue;
-        if (!few.has(step.id) && !candidates.has(step.id)) continue;
+        const { communicator, copyEngineCandidate } = step.placement;
+        if (communicator !== "few_ctas" && !copyEngineCandidate) continue;
         for (const t of step.transfers) names.add(t.send).add(t.recv);
       }
     }
@@ -263,35 +283,13 @@ export function rankSteps(
   return views;
 }
 
-/**
- * For each collective, the first later computation that does not depend on it: the work it should overlap.
- * That computation waits until the communication stream has reached the collective, so NCCL's kernel is
- * issued first and is not left waiting for SMs that the (one-wave) chunk kernels would take.
- * Returns computation step -> collective step.
- */
-export function overlapPartners(program: RankProgram): Map<number, number> {
-  const ancestors = program.steps.map(() => new Set<number>());
-  const lastOn = new Map<string, number>();
-  for (const step of program.steps) {
-    const direct = [...step.deps];
-    const previous = lastOn.get(step.stream);
-    if (previous !== undefined) direct.push(previous);
-    for (const d of direct) {
-      ancestors[step.id]!.add(d);
-      for (const a of ancestors[d]!) ancestors[step.id]!.add(a);
-    }
-    lastOn.set(step.stream, step.id);
-  }
-  const partners = new Map<number, number>();
-  for (const step of program.steps) {
-    if (step.kind !== "collective") continue;
-    const partner = program.steps.find(
-      (s) =>
-        s.id > step.id && s.kind === "compute" && s.stream === "compute" && !ancestors[s.id]!.has(step.id),
-    );
-    if (partner !== undefined && !partners.has(partner.id)) partners.set(partner.id, step.id);
-  }
-  return partners;
+/** Computation step -> the collective it overlaps, as the placement pass decided (schedule/placement.ts). */
+function overlapsOf(program: RankProgram): Map<number, number> {
+  const overlaps = new Map<number, number>();
+  for (const step of program.steps)
+    if (step.kind === "compute" && step.placement.overlaps !== undefined)
+      overlaps.set(step.id, step.placement.overlaps);
+  return overlaps;
 }
 
 /**
@@ -343,6 +341,30 @@ export function buildView({ spec, program, compilerVersion }: ViewInputs): Progr
   });
   const constants: ConstantView[] = [
     {
+      ctype: "const char*",
+      name: "kSpecFile",
+      value: JSON.stringify(spec.file),
+      comment: "the spec it came from",
+    },
+    {
+      ctype: "const char*",
+      name: "kModelName",
+      value: JSON.stringify(spec.model.name),
+      comment: "the spec's model",
+    },
+    {
+      ctype: "const char*",
+      name: "kMode",
+      value: JSON.stringify(spec.run.mode === "verify" ? "verify" : "bench"),
+      comment: "the mode without --mode",
+    },
+    {
+      ctype: "float",
+      name: "kTolerance",
+      value: floatLiteral(TOLERANCE[sizes.dtype]),
+      comment: `largest relative error verify passes (${sizes.dtype})`,
+    },
+    {
       ctype: "int",
       name: "kWorld",
       value: String(layout.ranks),
@@ -379,6 +401,7 @@ export function buildView({ spec, program, compilerVersion }: ViewInputs): Progr
     { ctype: "int", name: "kHeads", value: String(sizes.heads), comment: "query heads" },
     { ctype: "int", name: "kHeadDim", value: String(sizes.headDim), comment: "head dimension" },
     { ctype: "int", name: "kLayers", value: String(program.layers.length), comment: "layers in the stack" },
+    { ctype: "int", name: "kLayerKinds", value: String(program.schedules.length), comment: "layer kinds" },
     {
       ctype: "int",
       name: "kSteps",
@@ -430,12 +453,11 @@ export function buildView({ spec, program, compilerVersion }: ViewInputs): Progr
     }
     const kvHeads = softmax ? layer.kvHeads : sizes.heads;
     const workspaces = usesWorkspaces(schedule.passes.forward);
+    const buffers = kindBuffers(schedule);
     const passes = (["forward", "backward"] as const).map((pass): PassView => {
       const pairedByRank = pairedWithPrevious(schedule.passes[pass]);
       const ranks = schedule.passes[pass].map((rp, at): RankView => {
-        const overlap = overlapPartners(rp);
-        const fewCtas = fewCtaCollectives(rp, overlap);
-        const copyCandidates = copyEngineCandidates(rp, overlap);
+        const overlap = overlapsOf(rp);
         const ctx: StepContext = {
           program: rp,
           schedule,
@@ -444,9 +466,6 @@ export function buildView({ spec, program, compilerVersion }: ViewInputs): Progr
           kind: name,
           tables,
           pass,
-          fewCtas,
-          copyCandidates,
-          besideCollective: overlap,
           workspaces,
         };
         const events = recordedSteps(rp);
@@ -475,7 +494,9 @@ export function buildView({ spec, program, compilerVersion }: ViewInputs): Progr
       kvHeads,
       kvWidth: kvHeads * sizes.headDim,
       verifyScale: floatLiteral(softmax ? 1 : 1 / Math.sqrt(sizes.headDim)),
-      wholeDims: wholeSoftmaxDims(schedule, sizes),
+      whole: wholeSoftmaxDims(schedule, sizes) !== "",
+      wholeDims: wholeSoftmaxDims(schedule, sizes) || "lasp::SoftmaxDims{}",
+      decayMember: softmax ? "nullptr" : `&program::Tables::${decayTable}`,
       ropeTheta: softmax ? floatLiteral(layer.ropeTheta) : "0.0f",
       hosted: hostsProjections(schedule) ? "true" : "false",
       workspaces,
@@ -491,27 +512,20 @@ export function buildView({ spec, program, compilerVersion }: ViewInputs): Progr
         : "",
       dimsName: softmaxDimsName(name),
       decayTable,
-      buffers: kindBuffers(schedule),
+      buffers,
+      bufferTable: bufferTableView(`${name}Buffers`, bufferTable(buffers)),
       passes,
       layerCount: program.layers.filter((l) => program.schedules[l] === schedule).length,
     };
   });
-  const layers = program.layers.map((s, index): LayerView => {
-    const first = kinds[s]!.firstLayer;
-    const { q, kv } = weightBlocks(spec.model.hidden, sizes, program.schedules[s]!);
-    return {
-      index,
-      kind: kinds[s]!.name,
-      kindIndex: s,
-      struct: kinds[s]!.struct,
-      sharedWith: first === index ? "nullptr" : `&g_layer${first}`,
-      weightElements: 2 * q + 2 * kv,
-      wkOffset: q,
-      wvOffset: q + kv,
-      woOffset: q + 2 * kv,
-      weightRows: (2 * q + 2 * kv) / sizes.headDim,
-    };
-  });
+  const tensors = modelTables(spec, sizes.batch * localTokens);
+  const layers = program.layers.map((s, index): LayerView => ({
+    index,
+    kind: kinds[s]!.name,
+    kindIndex: s,
+    slot: program.layers.slice(0, index).filter((t) => t === s).length,
+    ...tensors.layers[index]!,
+  }));
   const maxEvents = Math.max(1, ...kinds.flatMap((k) => k.passes.map((p) => p.events)));
   return {
     specFile: spec.file,
@@ -521,9 +535,6 @@ export function buildView({ spec, program, compilerVersion }: ViewInputs): Progr
     gpus: spec.parallel.gpus,
     dataParallel: spec.parallel.data,
     layout: layout.layout,
-    layoutName: layout.layout,
-    mode: spec.run.mode === "verify" ? "verify" : "bench",
-    tolerance: floatLiteral(TOLERANCE[sizes.dtype]),
     pieceMaps: layout.byRank.map((pieces) => pieceMap(pieces)),
     // Count 0: the rows are global positions already, so no length is stored (the sequence may hold 2^31).
     wholeSequence: "lasp::PieceMap{0, {0, 0}, {0, 0}, {0, 0}}",
@@ -533,11 +544,28 @@ export function buildView({ spec, program, compilerVersion }: ViewInputs): Progr
     tables,
     kinds,
     layers,
-    layersReversed: [...layers].reverse(),
+    parameters: tableView(tensors.parameters),
+    activations: tableView(tensors.activations),
+    scratch: tensors.scratch,
   };
 }
 
 const FEATURE_MAPS = ["identity", "elu_plus_one", "relu", "silu"];
+
+/** A kind's buffer table with each row's field as the C++ pointer to member of its element type. */
+function bufferTableView(struct: string, table: BufferTable): BufferTableView {
+  const rows = table.rows.map((row) => ({
+    ...row,
+    bf16Field: row.ctype === "bf16" ? `&${struct}::${row.field}` : "nullptr",
+    floatField: row.ctype === "float" ? `&${struct}::${row.field}` : "nullptr",
+  }));
+  return { ...table, rows };
+}
+
+function tableView(table: { rows: TensorRow[]; elements: number }): TensorTableView {
+  const rows = table.rows.map((row) => ({ ...row, shapeText: row.shape.map((n) => `[${n}]`).join("") }));
+  return { rows, elements: table.elements };
+}
 
 /** Max relative error that passes verify, by activation type (bf16 keeps 8 bits of mantissa). */
 const TOLERANCE = { bf16: 2e-2, fp16: 5e-3, fp32: 1e-4 } as const;
@@ -578,8 +606,6 @@ export function flopsPerStep(spec: ResolvedSpec, program: ScheduleProgram): numb
     return sum + attention(schedule) + projections(schedule);
   }, 0);
 }
-
-export { intList };
 
 /** Elements of a layer's Wq (and Wo), hidden x heads x d, and of its Wk (and Wv), hidden x kv heads x d. */
 export function weightBlocks(

@@ -8,8 +8,18 @@ import type { ComputeStep, RankProgram } from "../schedule/ir.js";
 import type { StepContext } from "./step-context.js";
 
 /** Whether a pass program computes piece j's state (op linear.state or linear.grad_state). */
-function computes(program: RankProgram | undefined, op: ComputeStep["op"], j: number): boolean {
-  return (program?.steps ?? []).some((s) => s.kind === "compute" && s.op === op && s.params["piece"] === j);
+function computes(
+  program: RankProgram | undefined,
+  op: "linear.state" | "linear.grad_state",
+  j: number,
+): boolean {
+  return (program?.steps ?? []).some(
+    (s) =>
+      s.kind === "compute" &&
+      (s.op === "linear.state" || s.op === "linear.grad_state") &&
+      s.op === op &&
+      s.params.piece === j,
+  );
 }
 
 const at = (name: "kv_ws" | "qdo_ws", j: number): string =>

@@ -7,11 +7,12 @@ import type { ResolvedSpec } from "../spec/resolved.js";
 import { H100, MAX_ELEMENTS, memoryReport, memoryShape, type Gpu, type MemoryReport } from "./memory.js";
 
 /**
- * Lowering every rank's schedule costs time and memory that grow with the ranks (about 0.5 s at 512), and
- * check runs on every command: beyond this sequence-parallel size the notes are left to `lasp inspect`
+ * Lowering every rank's schedule costs time and memory that grow faster than the ranks (a hybrid's softmax
+ * layers: about 1 s at 64 ranks, 40 s of CPU at 256 on the 2-core dev machine), and check runs on every
+ * command: beyond this sequence-parallel size the notes are left to `lasp inspect`
  * (compile still refuses what the 32-bit counts cannot hold, generate.ts).
  */
-export const MEMORY_NOTES_MAX_SEQUENCE = 256;
+export const MEMORY_NOTES_MAX_SEQUENCE = 64;
 
 /** Bytes in decimal gigabytes, as GPU memory is sold (80 GB). */
 export function gigabytes(bytes: number): string {

@@ -11,7 +11,7 @@
 import { kindBuffers, weightBlocks } from "../codegen/view-model.js";
 import { cppIdent } from "../codegen/names.js";
 import { usesWorkspaces } from "../codegen/workspaces.js";
-import type { LayerSchedule, ScheduleProgram, Step } from "../schedule/ir.js";
+import type { ComputeStep, LayerSchedule, ScheduleProgram, Step } from "../schedule/ir.js";
 import { lowerSpec, type LowerOptions } from "../schedule/lower.js";
 import { KERNEL_BLOCK, type ResolvedSpec } from "../spec/resolved.js";
 
@@ -155,9 +155,11 @@ function communicated(schedule: LayerSchedule): Set<string> {
 
 function softmaxBackward(schedule: LayerSchedule, heads: number): KindShape["softmaxBackward"] {
   const steps: Step[] = schedule.passes.backward[0]!.steps;
-  const whole = steps.find((s) => s.kind === "compute" && s.op === "softmax.full_backward");
-  if (whole !== undefined && whole.kind === "compute")
-    return { whole: true, heads: Number(whole.params["heads"]) };
+  const whole = steps.find(
+    (s): s is ComputeStep<"softmax.full_backward"> =>
+      s.kind === "compute" && s.op === "softmax.full_backward",
+  );
+  if (whole !== undefined) return { whole: true, heads: whole.params.heads };
   if (steps.some((s) => s.kind === "compute" && s.op === "softmax.block_backward"))
     return { whole: false, heads };
   return undefined;
@@ -178,7 +180,7 @@ function tableSizes(program: ScheduleProgram): { tables: number; tableBytes: num
         for (const step of rp.steps) {
           if (step.kind !== "compute" || (step.op !== "linear.prefix" && step.op !== "linear.suffix"))
             continue;
-          if (step.params["mode"] === "zero" || step.params["mode"] === "others") continue;
+          if (step.params.mode === "zero" || step.params.mode === "others") continue;
           tables++;
           tableBytes += pieces * FP32;
         }

@@ -29,11 +29,13 @@ const compute = (
   stream,
   deps,
   op: "linear.intra",
+  operands: { q: "q", k: "k", v: "v", o: "o" },
+  params: { piece: 0, causal: true },
   reads: [],
   writes: [],
-  params: {},
   flops,
   bytes,
+  placement: {},
 });
 const collective = (
   id: number,
@@ -53,6 +55,7 @@ const collective = (
   key,
   transfers: [{ send: "a", recv: "b" }],
   bytes,
+  placement: { communicator: "default", copyEngineCandidate: false },
 });
 const p2p = (
   id: number,

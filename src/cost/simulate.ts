@@ -4,7 +4,9 @@
 // Model (the generated program's execution model, simplified):
 // - Each rank has two streams, compute and comm. A stream runs its steps one at a time in program order; a
 //   step starts when its stream is free and every dep (a step of the same rank, either stream) has ended.
-//   The two streams never slow each other down (NCCL's SM use and memory traffic are not modelled).
+//   The two streams never slow each other down (NCCL's SM use and memory traffic are not modelled), so the
+//   placement pass's decisions (schedule/placement.ts: the communicator, the SMs a GEMM leaves) do not change
+//   the times; what overlaps what follows from the same deps and stream order the placement pass reads.
 // - A compute step takes the machine's roofline time (machine.ts).
 // - A send is eager: it starts as soon as it is ready and holds the sender's comm stream for the transfer
 //   time. Its recv is posted when ready on the receiver's comm stream, the data flows from the later of the

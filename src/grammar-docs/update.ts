@@ -1,5 +1,6 @@
 // `npm run docs`: rewrites the generated regions of grammar/README.md and grammar/railroad.html from the
-// parser, the key tables and the diagnostics catalogue. `npm run docs:check` (`--check`) writes nothing and
+// parser, the key tables and the diagnostics catalogue, and the op table of src/schedule/README.md from the
+// op catalogue (schedule/ops.ts). `npm run docs:check` (`--check`) writes nothing and
 // exits 1 listing the files that are out of date.
 import { existsSync, readFileSync, realpathSync, writeFileSync } from "node:fs";
 import { dirname, join } from "node:path";
@@ -7,6 +8,7 @@ import { fileURLToPath, pathToFileURL } from "node:url";
 import * as prettier from "prettier";
 import { railroadHtml } from "./railroad.js";
 import { readmeRegions, replaceRegions } from "./reference.js";
+import { OPS_README, opsTable } from "../schedule/ops-doc.js";
 
 export const README = "grammar/README.md";
 export const RAILROAD = "grammar/railroad.html";
@@ -40,9 +42,16 @@ export async function docFiles(root: string = repositoryRoot()): Promise<DocFile
     ...options,
     filepath: readmePath,
   });
+  const ops = read(OPS_README);
+  const opsPath = join(root, OPS_README);
+  const expectedOps = await prettier.format(replaceRegions(ops, { ops: opsTable() }), {
+    ...((await prettier.resolveConfig(opsPath)) ?? {}),
+    filepath: opsPath,
+  });
   return [
     { path: README, current: readme, expected: expectedReadme },
     { path: RAILROAD, current: read(RAILROAD), expected: railroadHtml() },
+    { path: OPS_README, current: ops, expected: expectedOps },
   ];
 }
 

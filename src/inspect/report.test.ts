@@ -6,6 +6,7 @@ import { join } from "node:path";
 import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
 import { main } from "../cli/main.js";
 import { captureIo } from "../cli/test-io.js";
+import { IR_VERSION } from "../schedule/ir.js";
 import type { InspectReport } from "./report.js";
 import { formatBytes, formatTime } from "./units.js";
 
@@ -114,7 +115,7 @@ describe("lasp inspect: text, JSON and SVG agree", () => {
 
   it("keeps the IR's JSON fields and adds the communication table and the predictions", async () => {
     const { json, text } = await inspect("examples/linear-llama3-1b-hybrid.lasp");
-    expect(json).toHaveProperty("irVersion", 1);
+    expect(json).toHaveProperty("irVersion", IR_VERSION);
     expect(Object.keys(json)).toEqual(
       expect.arrayContaining([
         "spec",

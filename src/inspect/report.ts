@@ -7,6 +7,7 @@ import { simulateProgram, type PassTimeline, type ProgramTimes } from "../cost/s
 import type { LayerSchedule, ScheduleProgram, ScheduleSizes } from "../schedule/ir.js";
 import type { LayerKind, ResolvedSpec } from "../spec/resolved.js";
 import { compareStrategies, type StrategyRow } from "./compare.js";
+import { modelReport, type ModelReport } from "./model.js";
 
 export interface CommunicationRow extends StrategyRow {
   /** Layers of the stack that use this kind. */
@@ -67,6 +68,8 @@ export interface Predictions {
 export interface InspectReport {
   communication: CommunicationRow[];
   predictions: Predictions;
+  /** The whole model: parameters per part and training FLOPs per token (model.ts). */
+  model: ModelReport;
 }
 
 /** The program keeps weights and their gradients in bf16 whatever the activations' dtype (main.cu.hbs). */
@@ -101,7 +104,11 @@ export function inspectReport(
     ...row,
     layers: layerCount(row.kind),
   }));
-  return { communication, predictions: predict(program, spec.parallel.gpus, machine, times) };
+  return {
+    communication,
+    predictions: predict(program, spec.parallel.gpus, machine, times),
+    model: modelReport(spec),
+  };
 }
 
 /** The predictions of `program` on `machine` when `gpus` GPUs (sequence x data) hold the weights. */

@@ -415,10 +415,10 @@ function labels(step: Step, pieces: { index: number }[]): string[] {
   }
   if (step.kind === "send") return [step.label, `send → r${step.peer}`, `→${step.peer}`];
   if (step.kind === "recv") return [step.label, `recv ← r${step.peer}`, `←${step.peer}`];
-  const [medium, tiny] = OP_SHORT[step.op] ?? [step.op, step.op];
-  const source = step.params["source"];
-  const local = step.params["piece"];
-  const piece = typeof local === "number" ? pieces[local]?.index : undefined;
+  const [medium, tiny] = OP_SHORT[step.op];
+  const source = "source" in step.params ? step.params.source : undefined;
+  const local = "piece" in step.params ? step.params.piece : undefined;
+  const piece = local !== undefined ? pieces[local]?.index : undefined;
   const detail = source !== undefined ? ` r${source}` : piece !== undefined ? ` ${piece}` : "";
   return [step.label, `${medium}${detail}`, `${tiny}${detail}`, medium, tiny];
 }

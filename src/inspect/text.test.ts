@@ -1,6 +1,7 @@
 import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
 import { main } from "../cli/main.js";
 import { captureIo } from "../cli/test-io.js";
+import { IR_VERSION } from "../schedule/ir.js";
 
 const capture = captureIo;
 
@@ -35,19 +36,27 @@ describe("lasp inspect", () => {
     expect(io.out).toContain("forward, rank 3:");
     expect(io.out).toMatch(/comm\s+AllGather piece states \(2 per rank\)\s+2\.00 MiB\s+0, 1\s+overlaps 3/);
     expect(io.out).toMatch(/comm\s+ReduceScatter dK and dV/);
+    // The placement pass's decisions, under the table: the state gather on few CTAs, the Q projection
+    // issued beside it with SMs left to it.
+    expect(io.out).toContain(
+      "placement: 2 on the few-CTA communicator; 3 issued beside 2, its GEMM leaving 16 SMs (0 on the\n      copy engines)",
+    );
   });
 
   it("prints the whole lowered program as JSON with stable fields", async () => {
     const io = capture();
     expect(await main(["inspect", "examples/tiny-hybrid.lasp", "--json"], io)).toBe(0);
     const program = JSON.parse(io.out);
-    expect(program.irVersion).toBe(1);
+    expect(program.irVersion).toBe(IR_VERSION);
     expect(program.layout.byRank).toHaveLength(2);
     expect(program.schedules.map((s: { strategy: string }) => s.strategy)).toEqual(["lasp2", "allgather"]);
     expect(program.layers).toEqual([0, 1, 0, 1]);
     const step = program.schedules[0].passes.forward[0].steps[0];
     expect(Object.keys(step)).toEqual(
-      expect.arrayContaining(["id", "label", "stream", "deps", "op", "reads", "writes", "flops", "bytes"]),
+      expect.arrayContaining([
+        ...["id", "label", "stream", "deps", "op", "operands", "params", "reads", "writes", "flops", "bytes"],
+        "placement",
+      ]),
     );
   });
 

@@ -1,9 +1,11 @@
 // `lasp inspect` in words: the layout, then per layer kind the forward and backward steps of one rank
-// (stream, size, what each waits on, which communication it overlaps), then the communication table and the
+// (stream, size, what each waits on, which computation each communication overlaps (schedule/overlap.ts) and
+// what the placement pass decided), then the communication table and the
 // predicted times, both from the report (report.ts) that --json and --svg show too. Lines fit `width` columns.
-import { PassGraph, type NodeRef } from "../schedule/graph.js";
-import type { LayerSchedule, Pass, ScheduleProgram, Step } from "../schedule/ir.js";
+import type { LayerSchedule, Pass, RankProgram, ScheduleProgram, Step } from "../schedule/ir.js";
+import { Concurrency } from "../schedule/overlap.js";
 import type { ResolvedSpec } from "../spec/resolved.js";
+import { modelText } from "./model.js";
 import { inspectReport, type CommunicationRow, type InspectReport, type PassPrediction } from "./report.js";
 import { formatBytes, formatFlops, formatTime, MAX_WIDTH, table, wrap } from "./units.js";
 
@@ -37,6 +39,7 @@ export function inspectText(
   }
   parts.push(communicationText(program, report.communication, width));
   parts.push(predictionText(report, width));
+  parts.push(modelText(report.model, width));
   return `${parts.join("\n\n")}\n`;
 }
 
@@ -137,39 +140,37 @@ function sizeOf(step: Step): string {
 }
 
 /** Steps of `rank` that may run at the same time as `node`: neither happens before the other. */
-function concurrentWith(graph: PassGraph, node: NodeRef, candidates: NodeRef[]): NodeRef[] {
-  const ancestors = closure(graph, node);
-  return candidates.filter(
-    (c) => c.step !== node.step && !ancestors.has(c.step) && !closure(graph, c).has(node.step),
-  );
+/** What the placement pass decided for a step (schedule/placement.ts), in words; "" if nothing. */
+function placementWords(step: Step): string {
+  if (step.kind === "collective") {
+    if (step.placement.communicator === "few_ctas") return `${step.id} on the few-CTA communicator`;
+    if (step.placement.copyEngineCandidate)
+      return `${step.id} on the few-CTA communicator where NCCL copies with the copy engines`;
+    return "";
+  }
+  if (step.kind !== "compute" || step.placement.overlaps === undefined) return "";
+  const beside = `${step.id} issued beside ${step.placement.overlaps}`;
+  const margin = step.placement.smMargin;
+  if (margin === undefined) return beside;
+  if (margin.kernels === margin.copyEngines) return `${beside}, its GEMM leaving ${margin.kernels} SMs`;
+  return `${beside}, its GEMM leaving ${margin.kernels} SMs (${margin.copyEngines} on the copy engines)`;
 }
 
-function closure(graph: PassGraph, node: NodeRef): Set<number> {
-  const seen = new Set<string>();
-  const sameRank = new Set<number>();
-  const stack = [...graph.predsOf(node)];
-  while (stack.length > 0) {
-    const n = stack.pop()!;
-    const k = `${n.rank}:${n.step}`;
-    if (seen.has(k)) continue;
-    seen.add(k);
-    if (n.rank === node.rank) sameRank.add(n.step);
-    stack.push(...graph.predsOf(n));
-  }
-  return sameRank;
+/** The placement pass's decisions for the rank's steps, as one paragraph under its table (none if none). */
+function placementText(program: RankProgram, width: number): string[] {
+  const words = program.steps.map(placementWords).filter((w) => w !== "");
+  return words.length === 0 ? [] : [paragraph(`placement: ${words.join("; ")}`, width, "    ")];
 }
 
 function passText(schedule: LayerSchedule, pass: Pass, rank: number, width: number): string {
   const programs = schedule.passes[pass];
   const program = programs[rank] ?? programs[0]!;
-  const graph = new PassGraph(programs);
-  const nodes = program.steps.map((s) => ({ rank: program.rank, step: s.id }));
-  const computeNodes = nodes.filter((n) => program.steps[n.step]!.stream === "compute");
+  const concurrency = new Concurrency(programs);
   const rows = program.steps.map((step) => {
     let overlaps = "";
     if (step.stream === "comm") {
-      const with_ = concurrentWith(graph, { rank: program.rank, step: step.id }, computeNodes);
-      overlaps = with_.length > 0 ? `overlaps ${with_.map((n) => n.step).join(", ")}` : "not overlapped";
+      const with_ = concurrency.computeBeside({ rank: program.rank, step: step.id });
+      overlaps = with_.length > 0 ? `overlaps ${with_.join(", ")}` : "not overlapped";
     }
     // Spaces after the commas let long lists wrap.
     return [String(step.id), step.stream, step.label, sizeOf(step), step.deps.join(", "), overlaps];
@@ -177,6 +178,7 @@ function passText(schedule: LayerSchedule, pass: Pass, rank: number, width: numb
   return [
     `  ${pass}, rank ${program.rank}:`,
     table(["#", "stream", "step", "size", "waits on", "overlap"], rows, "    ", width),
+    ...placementText(program, width),
   ].join("\n");
 }
 

@@ -11,6 +11,7 @@ import type {
   Stream,
 } from "./ir.js";
 import { bytesOf } from "./context.js";
+import { opIo, type OpOperands, type OpParams } from "./ops.js";
 
 export class RankBuilder {
   private readonly program: RankProgram;
@@ -28,27 +29,31 @@ export class RankBuilder {
     return decl.name;
   }
 
-  compute(
-    op: ComputeOp,
+  /** A compute step; its reads and writes are derived from the named operands by the op catalogue. */
+  compute<O extends ComputeOp>(
+    op: O,
     label: string,
-    io: { reads: string[]; writes: string[] },
+    operands: OpOperands[O],
     cost: { flops: number; bytes: number },
-    params: ComputeStep["params"] = {},
+    params: OpParams[O],
     deps: number[] = [],
     stream: Stream = "compute",
   ): number {
     const id = this.program.steps.length;
-    this.program.steps.push({
-      kind: "compute",
+    const step = {
+      kind: "compute" as const,
       id,
       label,
       stream,
       deps: unique(deps),
       op,
-      ...io,
+      operands,
       params,
+      ...opIo(op, operands),
       ...cost,
-    });
+      placement: {},
+    };
+    this.program.steps.push(step as ComputeStep);
     return id;
   }
 
@@ -73,6 +78,8 @@ export class RankBuilder {
       key,
       transfers,
       bytes,
+      // Decided by the placement pass (placement.ts) once the whole program stands.
+      placement: { communicator: "default", copyEngineCandidate: false },
     };
     this.program.steps.push(step);
     return id;

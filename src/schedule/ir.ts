@@ -1,11 +1,15 @@
 // The schedule IR: for every layer kind, pass and rank, the ordered steps of computation and communication.
 // It is the single source of truth downstream of the checker: the reference executor proves it exact, the
 // cost model times it, the code generator emits it and `lasp inspect` shows it. Nothing downstream
-// re-derives a schedule. Field names are part of `lasp inspect --json`'s documented output: keep them stable.
+// re-derives a schedule: placement (what overlaps what, which communicator a collective takes, the SMs a GEMM
+// leaves) is decided by the placement pass (placement.ts) and recorded here. Compute ops, their named operands
+// and typed params are catalogued in ops.ts. Field names are part of `lasp inspect --json`'s documented output
+// (src/schedule/README.md; golden files in test/ir-json/): keep them stable.
 import type { DType, LayerKind, Layout } from "../spec/resolved.js";
+import type { ComputeOp, OpOperands, OpParams } from "./ops.js";
 
-/** Version of the JSON form; bump on any incompatible change of the fields below. */
-export const IR_VERSION = 1;
+/** Version of the JSON form; bump on any incompatible change of the fields below (2: operands, placement). */
+export const IR_VERSION = 2;
 
 export type Stream = "compute" | "comm";
 export type Pass = "forward" | "backward";
@@ -47,38 +51,7 @@ export interface BufferDecl {
   input?: boolean;
 }
 
-export type ComputeOp =
-  // linear attention (per piece; `piece` is the local piece index)
-  | "linear.state" // M = sum_j lam^(C-1-j) k_j^T v_j
-  | "linear.intra" // O_intra, the masked product inside the piece (chunk algorithm)
-  | "linear.prefix" // P for a piece from the gathered states (AllGather) or the total (AllReduce)
-  | "linear.inter" // O += lam^(i+1) q_i P
-  | "linear.ring_forward" // LASP-1: P_next = lam^C P + M
-  | "linear.grad_state" // dM = sum_i lam^(i+1) q_i^T do_i
-  | "linear.intra_backward" // dQ, dK, dV inside the piece
-  | "linear.dq_inter" // dq_i += lam^(i+1) do_i P^T
-  | "linear.suffix" // G for a piece from the gathered dM (or the total)
-  | "linear.dkdv_inter" // dk_j += lam^(C-1-j) v_j G^T, dv_j += lam^(C-1-j) k_j G
-  | "linear.ring_backward" // LASP-1: G_prev = lam^C G + dM
-  | "linear.forward_fused" // LASP-2: O = intra + lam^(i+1) q_i P in one walk (params.prefix: P is read)
-  | "linear.backward_fused" // LASP-2: dQ, dK, dV inside the piece plus the P and G terms (params.prefix, .suffix)
-  | "linear.full" // Ulysses: whole-sequence linear attention on a head shard, forward
-  | "linear.full_backward"
-  // softmax attention
-  | "softmax.block" // flash attention of local queries against one key/value block (global positions)
-  | "softmax.merge" // log-sum-exp merge of the partial results
-  | "softmax.block_backward" // dq, and dk/dv for the block, from the merged o and lse
-  | "softmax.full" // Ulysses: whole-sequence attention on a head shard
-  | "softmax.full_backward"
-  // data movement inside a rank
-  | "pack" // lay data out for a collective (token pieces or head shards)
-  | "unpack" // the inverse, after the collective
-  | "copy" // dst = src (a slot of a state buffer, or a whole buffer)
-  | "fill_zero" // dst = 0
-  | "accumulate" // dst = sum of the source slots
-  | "add" // writes[i] = reads[2i] + reads[2i+1], in the written buffer's dtype
-  // the layer's own work around the attention core, placed where a collective can overlap it
-  | "host"; // params.work: "q_projection" (writes q) or "o_weight_grad" (dWo; touches no core buffer)
+export type { ComputeOp } from "./ops.js";
 
 export interface StepBase {
   /** Position in the rank's program; `deps` refer to these. */
@@ -90,16 +63,67 @@ export interface StepBase {
   deps: number[];
 }
 
-export interface ComputeStep extends StepBase {
+/**
+ * Placement of a compute step (placement.ts): the collective it overlaps, and for a `host` step (a GEMM) the
+ * SMs it leaves to that collective.
+ */
+export interface ComputePlacement {
+  /**
+   * The collective (step id) this step is the first computation beside: the step waits until the comm stream
+   * has started that collective, so NCCL's kernel is issued before a kernel that fills the GPU.
+   */
+  overlaps?: number;
+  /**
+   * `host` steps beside a collective: SMs the GEMM leaves free, `kernels` while the collective runs NCCL's
+   * kernels, `copyEngines` where it runs on the copy engines (the run-time choice, comm.cuh).
+   */
+  smMargin?: { kernels: number; copyEngines: number };
+}
+
+interface ComputeStepOf<O extends ComputeOp> extends StepBase {
   kind: "compute";
-  op: ComputeOp;
+  op: O;
+  /** Named buffer operands (ops.ts). */
+  operands: OpOperands[O];
+  /** Typed operation parameters (ops.ts): piece indices, source ranks, slots, modes, head shards. */
+  params: OpParams[O];
+  /** Buffers read and written, derived from the operands by the catalogue (ops.ts) for graph analysis. */
   reads: string[];
   writes: string[];
-  /** Operation parameters the executor and code generator need (piece indices, block indices, ...). */
-  params: Record<string, number | boolean | string>;
   flops: number;
   /** Bytes read plus written in device memory, counting each buffer once. */
   bytes: number;
+  placement: ComputePlacement;
+}
+
+/** A compute step of op O; without O, the union over every op (narrowed by `step.op`). */
+export type ComputeStep<O extends ComputeOp = ComputeOp> = O extends ComputeOp ? ComputeStepOf<O> : never;
+
+/** One handler per op: a table of this type misses no op (ops.ts's catalogue is its key set). */
+export type OpHandlers<Args extends unknown[], R> = {
+  [O in ComputeOp]: (step: ComputeStep<O>, ...args: Args) => R;
+};
+
+/** Calls the handler of the step's op. */
+export function handleOp<Args extends unknown[], R>(
+  handlers: OpHandlers<Args, R>,
+  step: ComputeStep,
+  ...args: Args
+): R {
+  // The table is keyed by op, so the handler found takes exactly this step's type.
+  const handler = handlers[step.op] as (step: ComputeStep, ...args: Args) => R;
+  return handler(step, ...args);
+}
+
+/**
+ * Which communicator a collective takes (placement.ts). `few_ctas`: the communicator with few CTAs (small
+ * collectives beside computation). `default`: NCCL's defaults; with `copyEngineCandidate`, an AllGather beside
+ * computation that takes the few-CTA communicator anyway when it copies with the copy engines (decided when
+ * the program starts, comm.cuh).
+ */
+export interface CollectivePlacement {
+  communicator: "default" | "few_ctas";
+  copyEngineCandidate: boolean;
 }
 
 export type CollectiveKind = "allgather" | "allreduce" | "reducescatter" | "alltoall";
@@ -115,6 +139,7 @@ export interface CollectiveStep extends StepBase {
   transfers: { send: string; recv: string }[];
   /** Bytes this rank contributes (its send buffers): the figure ALGORITHMS.md's table gives. */
   bytes: number;
+  placement: CollectivePlacement;
 }
 
 interface P2PBase extends StepBase {

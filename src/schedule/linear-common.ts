@@ -59,7 +59,7 @@ export function stateSteps(
       ? b.compute(
           "linear.state",
           `M[${piece.index}] = K^T V over piece ${piece.index}${decayWords(layer)}`,
-          { reads: [k, v], writes: [m] },
+          { k, v, m },
           stateCost(ctx, piece.length),
           { piece: j },
         )
@@ -82,7 +82,7 @@ export function gradStateSteps(
       ? b.compute(
           "linear.grad_state",
           `dM[${piece.index}] = ${layer.causal ? "lam^(i+1) " : ""}Q^T dO over piece ${piece.index}`,
-          { reads: [q, dout], writes: [dm] },
+          { q, dout, dm },
           stateCost(ctx, piece.length),
           { piece: j },
         )
@@ -103,7 +103,7 @@ export function intraStep(
   return b.compute(
     "linear.intra",
     `O[${piece.index}] = intra-piece product (chunk algorithm)`,
-    { reads: [io.q, io.k, io.v], writes: [io.o] },
+    { q: io.q, k: io.k, v: io.v, o: io.o },
     intraCost(ctx, piece.length),
     { piece: j, causal },
     deps,
@@ -122,7 +122,7 @@ export function intraBackwardStep(
   return b.compute(
     "linear.intra_backward",
     `dQ, dK, dV[${piece.index}] inside the piece`,
-    { reads: [io.q, io.k, io.v, io.dout], writes: [io.dq, io.dk, io.dv] },
+    { ...io },
     intraBackwardCost(ctx, piece.length),
     { piece: j, causal },
     deps,
@@ -142,7 +142,7 @@ export function interStep(
   return b.compute(
     "linear.inter",
     `O[${piece.index}] += ${causal ? "lam^(i+1) " : ""}Q P`,
-    { reads: [io.q, io.p, io.o], writes: [io.o] },
+    { ...io },
     interCost(ctx, piece.length),
     { piece: j },
     deps,
@@ -160,7 +160,7 @@ export function dqInterStep(
   return b.compute(
     "linear.dq_inter",
     `dQ[${piece.index}] += dO P^T`,
-    { reads: [io.dout, io.p, io.dq], writes: [io.dq] },
+    { ...io },
     interCost(ctx, piece.length),
     { piece: j },
     deps,
@@ -178,7 +178,7 @@ export function dkdvInterStep(
   return b.compute(
     "linear.dkdv_inter",
     `dK, dV[${piece.index}] += contributions of G`,
-    { reads: [io.k, io.v, io.g, io.dk, io.dv], writes: [io.dk, io.dv] },
+    { ...io },
     interCost(ctx, piece.length, 2),
     { piece: j },
     deps,

@@ -44,7 +44,7 @@ function forwardAlone(ctx: LowerContext, layer: SoftmaxAttentionKind, rank: numb
   b.compute(
     "softmax.full",
     "whole-sequence attention (this rank holds every position)",
-    { reads: [q, k, v], writes: [o, lse] },
+    { q, k, v, o, lse },
     blockCost(ctx, visiblePairs(ctx, layer, rank, rank), L, L, layer),
     wholeSequence(ctx, layer),
   );
@@ -66,7 +66,7 @@ function backwardAlone(ctx: LowerContext, layer: SoftmaxAttentionKind, rank: num
   b.compute(
     "softmax.full_backward",
     "whole-sequence backward (this rank holds every position)",
-    { reads: [q, k, v, o, lse, dout], writes: [dq, dk, dv] },
+    { q, k, v, o, lse, dout, dq, dk, dv },
     blockBackwardCost(ctx, visiblePairs(ctx, layer, rank, rank), L, L, layer),
     wholeSequence(ctx, layer),
   );
@@ -136,18 +136,18 @@ function forward(ctx: LowerContext, layer: SoftmaxAttentionKind, rank: number): 
     return b.compute(
       "softmax.block",
       own ? "attend to this rank's own keys (no communication needed)" : `attend to rank ${s}'s keys`,
-      { reads: own ? [q, k, v] : [q, kAll, vAll], writes: [parts, partLse] },
+      { q, k: own ? k : kAll, v: own ? v : vAll, o: parts, lse: partLse },
       blockCost(ctx, pairs, L, L, layer),
-      { source: s, local: own, causal: layer.causal },
+      { source: s, causal: layer.causal },
       own && ctx.overlap ? [] : [gather],
     );
   });
   b.compute(
     "softmax.merge",
     `merge ${sources.length} partial results (log-sum-exp)`,
-    { reads: [parts, partLse], writes: [o, lse] },
+    { parts, partLse, o, lse },
     mergeCost(ctx, sources.length),
-    { sources: sources.join(",") },
+    { sources },
     blocks,
   );
   return b.build();
@@ -191,7 +191,7 @@ function backward(ctx: LowerContext, layer: SoftmaxAttentionKind, rank: number):
   const clear = b.compute(
     "fill_zero",
     "clear dQ and the dK, dV accumulators",
-    { reads: [], writes: [dqAcc, dkAll, dvAll, dkOwn, dvOwn] },
+    { dst: [dqAcc, dkAll, dvAll, dkOwn, dvOwn] },
     { flops: 0, bytes: 2 * rowBytes(ctx, L) + 2 * (W + 1) * rowBytes(ctx, L, layer.kvHeads) * 2 },
     {},
   );
@@ -201,10 +201,7 @@ function backward(ctx: LowerContext, layer: SoftmaxAttentionKind, rank: number):
       own
         ? "dQ, and dK, dV of this rank's own positions (no communication needed)"
         : `dQ, and dK, dV of rank ${s}'s positions`,
-      {
-        reads: [q, kAll, vAll, o, lse, dout, dqAcc, own ? dkOwn : dkAll, own ? dvOwn : dvAll],
-        writes: [dqAcc, own ? dkOwn : dkAll, own ? dvOwn : dvAll],
-      },
+      { q, k: kAll, v: vAll, o, lse, dout, dq: dqAcc, dk: own ? dkOwn : dkAll, dv: own ? dvOwn : dvAll },
       blockBackwardCost(ctx, visiblePairs(ctx, layer, rank, s), L, L, layer),
       { source: s, causal: layer.causal },
       [clear, ...after],
@@ -230,7 +227,12 @@ function backward(ctx: LowerContext, layer: SoftmaxAttentionKind, rank: number):
   b.compute(
     "add",
     "dK, dV of this rank: the other ranks' share plus its own",
-    { reads: [dkSum, dkOwn, dvSum, dvOwn], writes: [dk, dv] },
+    {
+      sums: [
+        { a: dkSum, b: dkOwn, out: dk },
+        { a: dvSum, b: dvOwn, out: dv },
+      ],
+    },
     {
       flops: 2 * ctx.sizes.batch * L * layer.kvHeads * ctx.sizes.headDim,
       bytes: 5 * rowBytes(ctx, L, layer.kvHeads),

@@ -47,18 +47,15 @@ function forward(ctx: LowerContext, layer: LinearAttentionKind, rank: number): R
     let ready: number;
     const previous = all[piece.index - 1];
     if (previous === undefined) {
-      ready = b.compute(
-        "linear.prefix",
-        `P[${piece.index}] = 0 (first piece)`,
-        { reads: [], writes: [p] },
-        prefixCost(ctx, 0),
-        { piece: j, mode: "zero" },
-      );
+      ready = b.compute("linear.prefix", `P[${piece.index}] = 0 (first piece)`, { p }, prefixCost(ctx, 0), {
+        piece: j,
+        mode: "zero",
+      });
     } else if (previous.rank === rank) {
       ready = b.compute(
         "copy",
         `P[${piece.index}] = the state piece ${previous.index} hands on`,
-        { reads: [next], writes: [p] },
+        { src: [next], dst: [p] },
         { flops: 0, bytes: 2 * stateBytes(ctx) },
         { from: localIndex(ctx, previous), to: j },
         [handedOn.get(previous.index)!],
@@ -83,7 +80,7 @@ function forward(ctx: LowerContext, layer: LinearAttentionKind, rank: number): R
         : b.compute(
             "linear.ring_forward",
             `hand on lam^C P[${piece.index}] + M[${piece.index}]`,
-            { reads: [p, m], writes: [next] },
+            { p, m, next },
             prefixCost(ctx, 2),
             { piece: j },
             [ready, stateIds[j]!],
@@ -130,18 +127,15 @@ function backward(ctx: LowerContext, layer: LinearAttentionKind, rank: number): 
     let ready: number;
     const later = all[piece.index + 1];
     if (later === undefined) {
-      ready = b.compute(
-        "linear.suffix",
-        `G[${piece.index}] = 0 (last piece)`,
-        { reads: [], writes: [g] },
-        prefixCost(ctx, 0),
-        { piece: j, mode: "zero" },
-      );
+      ready = b.compute("linear.suffix", `G[${piece.index}] = 0 (last piece)`, { g }, prefixCost(ctx, 0), {
+        piece: j,
+        mode: "zero",
+      });
     } else if (later.rank === rank) {
       ready = b.compute(
         "copy",
         `G[${piece.index}] = the state piece ${later.index} hands back`,
-        { reads: [previousOut], writes: [g] },
+        { src: [previousOut], dst: [g] },
         { flops: 0, bytes: 2 * stateBytes(ctx) },
         { from: localIndex(ctx, later), to: j },
         [handedBack.get(later.index)!],
@@ -163,7 +157,7 @@ function backward(ctx: LowerContext, layer: LinearAttentionKind, rank: number): 
       const hand = b.compute(
         "linear.ring_backward",
         `hand back lam^C G[${piece.index}] + dM[${piece.index}]`,
-        { reads: [g, dm], writes: [previousOut] },
+        { g, dm, previous: previousOut },
         prefixCost(ctx, 2),
         { piece: j },
         [ready, gradSteps[j]!],

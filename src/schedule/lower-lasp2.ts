@@ -73,7 +73,7 @@ function exchange(
   const acc = b.compute(
     "accumulate",
     `sum this rank's ${what}`,
-    { reads: [own], writes: [sum] },
+    { src: own, dst: sum },
     { flops: 0, bytes: (P + 1) * stateBytes(ctx) },
     {},
     after,
@@ -105,16 +105,28 @@ function combine(
 ): number {
   const [name, which, what] =
     mode === "prefix" ? ["P", "earlier", "piece states"] : ["G", "later", "pieces' dM"];
-  return b.compute(
-    mode === "prefix" ? "linear.prefix" : "linear.suffix",
-    layer.causal
-      ? `${name}[${piece.index}] = decayed sum of the ${terms} ${which} ${what}`
-      : `${name}[${piece.index}] = sum of the other ${mode === "prefix" ? "pieces' states" : "pieces' dM"}`,
-    { reads: layer.causal ? [io.gathered] : [io.gathered, io.own], writes: [io.out] },
-    prefixCost(ctx, terms),
-    { piece: j, mode: layer.causal ? mode : "others" },
-    [comm],
-  );
+  const label = layer.causal
+    ? `${name}[${piece.index}] = decayed sum of the ${terms} ${which} ${what}`
+    : `${name}[${piece.index}] = sum of the other ${mode === "prefix" ? "pieces' states" : "pieces' dM"}`;
+  const from = layer.causal ? { gathered: io.gathered } : { total: io.gathered, own: io.own };
+  const others = layer.causal ? undefined : ("others" as const);
+  return mode === "prefix"
+    ? b.compute(
+        "linear.prefix",
+        label,
+        { ...from, p: io.out },
+        prefixCost(ctx, terms),
+        { piece: j, mode: others ?? mode },
+        [comm],
+      )
+    : b.compute(
+        "linear.suffix",
+        label,
+        { ...from, g: io.out },
+        prefixCost(ctx, terms),
+        { piece: j, mode: others ?? mode },
+        [comm],
+      );
 }
 
 /** A step the program fills with the layer's own work (a projection), placed for a collective to overlap. */
@@ -126,18 +138,11 @@ function hostStep(
   deps: number[],
 ) {
   return work === "q_projection"
-    ? b.compute(
-        "host",
-        "Q = X Wq (the layer's projection)",
-        { reads: [], writes: [q] },
-        projectionCost(ctx),
-        { work },
-        deps,
-      )
+    ? b.compute("host", "Q = X Wq (the layer's projection)", { q }, projectionCost(ctx), { work }, deps)
     : b.compute(
         "host",
         "dWo = attn^T dY (the layer's weight gradient)",
-        { reads: [], writes: [] },
+        {},
         projectionCost(ctx),
         { work },
         deps,
@@ -178,9 +183,9 @@ function forwardFused(ctx: LowerContext, layer: LinearAttentionKind, rank: numbe
     b.compute(
       "linear.forward_fused",
       `O[${piece.index}] = intra-piece product + ${layer.causal ? "lam^(i+1) " : ""}Q P (one walk)`,
-      { reads: [q, k, v, p], writes: [o] },
+      { q, k, v, p, o },
       forwardFusedCost(ctx, piece.length, true),
-      { piece: j, causal: layer.causal, prefix: true },
+      { piece: j, causal: layer.causal },
       [host, prefix],
     );
   });
@@ -219,12 +224,9 @@ function backwardFused(ctx: LowerContext, layer: LinearAttentionKind, rank: numb
     b.compute(
       "linear.backward_fused",
       `dQ, dK, dV[${piece.index}] inside the piece + the ${terms_} terms (one walk)`,
-      {
-        reads: [q, k, v, dout, ...(prefix ? [p] : []), ...(suffix !== undefined ? [g] : [])],
-        writes: [dq, dk, dv],
-      },
+      { q, k, v, dout, ...(prefix ? { p } : {}), ...(suffix !== undefined ? { g } : {}), dq, dk, dv },
       backwardFusedCost(ctx, piece.length, prefix, suffix !== undefined),
-      { piece: j, causal: layer.causal, prefix, suffix: suffix !== undefined },
+      { piece: j, causal: layer.causal },
       suffix !== undefined ? [host, suffix] : [host, comm],
     );
   });

@@ -62,7 +62,7 @@ function forward(ctx: LowerContext, layer: SoftmaxAttentionKind, rank: number): 
     b.compute(
       "copy",
       "K, V of this rank into ring slot 0",
-      { reads: [k, v], writes: [kRing, vRing] },
+      { src: [k, v], dst: [kRing, vRing] },
       { flops: 0, bytes: 4 * rowBytes(ctx, L, layer.kvHeads) },
       { to: 0 },
     ),
@@ -107,7 +107,7 @@ function forward(ctx: LowerContext, layer: SoftmaxAttentionKind, rank: number): 
       const step = b.compute(
         "softmax.block",
         `attend to rank ${source}'s keys (ring step ${s})`,
-        { reads: [q, kRing, vRing], writes: [parts, partLse] },
+        { q, k: kRing, v: vRing, o: parts, lse: partLse },
         blockCost(ctx, pairs, L, L, layer),
         { source, slot, causal: layer.causal },
         ctx.overlap ? arrived : [...arrived, ...incoming],
@@ -121,9 +121,9 @@ function forward(ctx: LowerContext, layer: SoftmaxAttentionKind, rank: number): 
   b.compute(
     "softmax.merge",
     `merge ${sources.length} partial results (log-sum-exp)`,
-    { reads: [parts, partLse], writes: [o, lse] },
+    { parts, partLse, o, lse },
     mergeCost(ctx, sources.length),
-    { sources: sources.join(",") },
+    { sources },
     computed,
   );
   return b.build();
@@ -170,14 +170,14 @@ function backward(ctx: LowerContext, layer: SoftmaxAttentionKind, rank: number):
   const start = b.compute(
     "copy",
     "K, V of this rank into ring slot 0",
-    { reads: [k, v], writes: [kRing, vRing] },
+    { src: [k, v], dst: [kRing, vRing] },
     { flops: 0, bytes: 4 * rowBytes(ctx, L, layer.kvHeads) },
     { to: 0 },
   );
   const clear = b.compute(
     "fill_zero",
     "clear dQ and the dK, dV accumulators",
-    { reads: [], writes: [dqAcc, dkRing, dvRing] },
+    { dst: [dqAcc, dkRing, dvRing] },
     { flops: 0, bytes: 2 * rowBytes(ctx, L) + 4 * 2 * rowBytes(ctx, L, layer.kvHeads) },
     {},
   );
@@ -194,7 +194,7 @@ function backward(ctx: LowerContext, layer: SoftmaxAttentionKind, rank: number):
       const step = b.compute(
         "softmax.block_backward",
         `dQ, and dK, dV of rank ${source}'s block (ring step ${s})`,
-        { reads: [q, kRing, vRing, o, lse, dout, dqAcc, dkRing, dvRing], writes: [dqAcc, dkRing, dvRing] },
+        { q, k: kRing, v: vRing, o, lse, dout, dq: dqAcc, dk: dkRing, dv: dvRing },
         blockBackwardCost(ctx, pairs, L, L, layer),
         { source, slot, causal: layer.causal },
         arrived,
@@ -252,7 +252,7 @@ function backward(ctx: LowerContext, layer: SoftmaxAttentionKind, rank: number):
       b.compute(
         "copy",
         "dK, dV of this rank from the ring",
-        { reads: [dkRing, dvRing], writes: [dk, dv] },
+        { src: [dkRing, dvRing], dst: [dk, dv] },
         { flops: 0, bytes: 4 * rowBytes(ctx, L, layer.kvHeads) },
         { from: 1 - slot },
         [home],
@@ -261,7 +261,7 @@ function backward(ctx: LowerContext, layer: SoftmaxAttentionKind, rank: number):
       b.compute(
         "copy",
         "dK, dV of this rank",
-        { reads: [dkRing, dvRing], writes: [dk, dv] },
+        { src: [dkRing, dvRing], dst: [dk, dv] },
         { flops: 0, bytes: 4 * rowBytes(ctx, L, layer.kvHeads) },
         { from: slot },
         done,

@@ -6,6 +6,7 @@ import type { LinearAttentionKind, SoftmaxAttentionKind } from "../spec/resolved
 import { RankBuilder } from "./builder.js";
 import { activation, localTokensOf, rowBytes, perRank, type LowerContext } from "./context.js";
 import type { BufferDecl, RankProgram } from "./ir.js";
+import type { HeadShard } from "./ops.js";
 import { fullCost } from "./linear-costs.js";
 import { blockBackwardCost, blockCost, visiblePairs } from "./softmax-common.js";
 
@@ -67,6 +68,17 @@ function attentionCost(
   return { flops: cost.flops / ctx.group.length, bytes: cost.bytes / ctx.group.length };
 }
 
+/** The head shard a rank computes over the whole sequence. */
+function headShard(rank: number, sh: ReturnType<typeof shard>, layer: Layer): HeadShard {
+  return {
+    headStart: rank * sh.heads,
+    heads: sh.heads,
+    kvHeadStart: rank * sh.kvHeads,
+    kvHeads: sh.kvHeads,
+    causal: layer.causal,
+  };
+}
+
 function forward(ctx: LowerContext, layer: Layer, rank: number): RankProgram {
   const b = new RankBuilder(rank);
   const sh = shard(ctx, layer);
@@ -98,22 +110,19 @@ function forward(ctx: LowerContext, layer: Layer, rank: number): RankProgram {
   const oRecv = b.buffer(
     exchange(ctx, "o_recv", sh.heads, "every rank's head shard of this rank's output rows"),
   );
-  const reads = [qFull, kFull, vFull];
-  const writes = [oFull];
-  if (layer.type === "softmax_attention") {
-    writes.push(
-      b.buffer({
-        name: "lse_full",
-        shape: [ctx.sizes.batch, ctx.sizes.seqLen, sh.heads],
-        dtype: "fp32",
-        doc: "log-sum-exp of this rank's heads (kept for backward)",
-      }),
-    );
-  }
+  const lseFull =
+    layer.type === "softmax_attention"
+      ? b.buffer({
+          name: "lse_full",
+          shape: [ctx.sizes.batch, ctx.sizes.seqLen, sh.heads],
+          dtype: "fp32",
+          doc: "log-sum-exp of this rank's heads (kept for backward)",
+        })
+      : undefined;
   const pack = b.compute(
     "pack",
     "split q, k, v by head shard for each destination",
-    { reads: [q, k, v], writes: [send] },
+    { parts: [q, k, v], packed: send },
     { flops: 0, bytes: 2 * rowBytes(ctx, L, sh.perDestination * ctx.group.length) },
     { layout: "heads" },
   );
@@ -128,30 +137,22 @@ function forward(ctx: LowerContext, layer: Layer, rank: number): RankProgram {
   const unpack = b.compute(
     "unpack",
     "place every rank's tokens at their global positions",
-    { reads: [recv], writes: [qFull, kFull, vFull] },
+    { packed: recv, parts: [qFull, kFull, vFull] },
     { flops: 0, bytes: 2 * rowBytes(ctx, L, sh.perDestination * ctx.group.length) },
     { layout: "sequence" },
     [a2a],
   );
-  const op = layer.type === "linear_attention" ? "linear.full" : "softmax.full";
-  const attend = b.compute(
-    op,
-    `whole-sequence attention on heads ${rank * sh.heads}..${(rank + 1) * sh.heads - 1}`,
-    { reads, writes },
-    attentionCost(ctx, layer, sh, false),
-    {
-      headStart: rank * sh.heads,
-      heads: sh.heads,
-      kvHeadStart: rank * sh.kvHeads,
-      kvHeads: sh.kvHeads,
-      causal: layer.causal,
-    },
-    [unpack],
-  );
+  const label = `whole-sequence attention on heads ${rank * sh.heads}..${(rank + 1) * sh.heads - 1}`;
+  const io = { q: qFull, k: kFull, v: vFull, o: oFull };
+  const cost = attentionCost(ctx, layer, sh, false);
+  const attend =
+    lseFull === undefined
+      ? b.compute("linear.full", label, io, cost, headShard(rank, sh, layer), [unpack])
+      : b.compute("softmax.full", label, { ...io, lse: lseFull }, cost, headShard(rank, sh, layer), [unpack]);
   const packO = b.compute(
     "pack",
     "split the output rows by owner rank",
-    { reads: [oFull], writes: [oSend] },
+    { parts: [oFull], packed: oSend },
     { flops: 0, bytes: 2 * rowBytes(ctx, L, ctx.sizes.heads) },
     { layout: "tokens" },
     [attend],
@@ -167,7 +168,7 @@ function forward(ctx: LowerContext, layer: Layer, rank: number): RankProgram {
   b.compute(
     "unpack",
     "join the head shards of this rank's output",
-    { reads: [oRecv], writes: [o] },
+    { packed: oRecv, parts: [o] },
     { flops: 0, bytes: 2 * rowBytes(ctx, L) },
     { layout: "heads" },
     [back],
@@ -184,19 +185,19 @@ function backward(ctx: LowerContext, layer: Layer, rank: number): RankProgram {
   const qFull = b.buffer(full(ctx, "q_full", sh.heads, "saved by the forward pass", true));
   const kFull = b.buffer(full(ctx, "k_full", sh.kvHeads, "saved by the forward pass", true));
   const vFull = b.buffer(full(ctx, "v_full", sh.kvHeads, "saved by the forward pass", true));
-  const reads = [qFull, kFull, vFull];
-  if (layer.type === "softmax_attention") {
-    reads.push(b.buffer(full(ctx, "o_full", sh.heads, "saved by the forward pass", true)));
-    reads.push(
-      b.buffer({
-        name: "lse_full",
-        shape: [ctx.sizes.batch, ctx.sizes.seqLen, sh.heads],
-        dtype: "fp32",
-        doc: "saved by the forward pass",
-        input: true,
-      }),
-    );
-  }
+  const saved =
+    layer.type === "softmax_attention"
+      ? {
+          o: b.buffer(full(ctx, "o_full", sh.heads, "saved by the forward pass", true)),
+          lse: b.buffer({
+            name: "lse_full",
+            shape: [ctx.sizes.batch, ctx.sizes.seqLen, sh.heads],
+            dtype: "fp32",
+            doc: "saved by the forward pass",
+            input: true,
+          }),
+        }
+      : undefined;
   const doSend = b.buffer(
     exchange(ctx, "do_send", sh.heads, "output-gradient head shards, one per destination rank"),
   );
@@ -220,7 +221,7 @@ function backward(ctx: LowerContext, layer: Layer, rank: number): RankProgram {
   const pack = b.compute(
     "pack",
     "split dO by head shard for each destination",
-    { reads: [dout], writes: [doSend] },
+    { parts: [dout], packed: doSend },
     { flops: 0, bytes: 2 * rowBytes(ctx, L) },
     { layout: "heads" },
   );
@@ -235,30 +236,24 @@ function backward(ctx: LowerContext, layer: Layer, rank: number): RankProgram {
   const unpack = b.compute(
     "unpack",
     "place every rank's dO rows at their global positions",
-    { reads: [doRecv], writes: [doFull] },
+    { packed: doRecv, parts: [doFull] },
     { flops: 0, bytes: 2 * rowBytes(ctx, L) },
     { layout: "sequence" },
     [a2a],
   );
-  const op = layer.type === "linear_attention" ? "linear.full_backward" : "softmax.full_backward";
-  const grads = b.compute(
-    op,
-    `whole-sequence backward on heads ${rank * sh.heads}..${(rank + 1) * sh.heads - 1}`,
-    { reads: [...reads, doFull], writes: [dqFull, dkFull, dvFull] },
-    attentionCost(ctx, layer, sh, true),
-    {
-      headStart: rank * sh.heads,
-      heads: sh.heads,
-      kvHeadStart: rank * sh.kvHeads,
-      kvHeads: sh.kvHeads,
-      causal: layer.causal,
-    },
-    [unpack],
-  );
+  const label = `whole-sequence backward on heads ${rank * sh.heads}..${(rank + 1) * sh.heads - 1}`;
+  const io = { q: qFull, k: kFull, v: vFull, dout: doFull, dq: dqFull, dk: dkFull, dv: dvFull };
+  const cost = attentionCost(ctx, layer, sh, true);
+  const grads =
+    saved === undefined
+      ? b.compute("linear.full_backward", label, io, cost, headShard(rank, sh, layer), [unpack])
+      : b.compute("softmax.full_backward", label, { ...io, ...saved }, cost, headShard(rank, sh, layer), [
+          unpack,
+        ]);
   const packG = b.compute(
     "pack",
     "split dQ, dK, dV rows by owner rank",
-    { reads: [dqFull, dkFull, dvFull], writes: [send] },
+    { parts: [dqFull, dkFull, dvFull], packed: send },
     { flops: 0, bytes: 2 * rowBytes(ctx, L, sh.perDestination * ctx.group.length) },
     { layout: "tokens" },
     [grads],
@@ -274,7 +269,7 @@ function backward(ctx: LowerContext, layer: Layer, rank: number): RankProgram {
   b.compute(
     "unpack",
     "join the head shards of this rank's dQ, dK, dV",
-    { reads: [recv], writes: [dq, dk, dv] },
+    { packed: recv, parts: [dq, dk, dv] },
     { flops: 0, bytes: 2 * rowBytes(ctx, L, sh.perDestination * ctx.group.length) },
     { layout: "heads" },
     [back],

@@ -1,6 +1,7 @@
 import { describe, expect, it } from "vitest";
 import type { Layout } from "../spec/resolved.js";
 import { PassGraph } from "./graph.js";
+import { stepReads } from "./ir.js";
 import { checkProgram } from "./invariants.js";
 import { planLayout } from "./layout.js";
 import { lowerSpec } from "./lower.js";
@@ -212,19 +213,17 @@ describe("LASP-2 adds no zero terms", () => {
       )!;
     expect(walk("forward", 0)).toMatchObject({ op: "linear.intra" });
     for (const rank of [1, 2, 3])
-      expect(walk("forward", rank)).toMatchObject({ op: "linear.forward_fused", params: { prefix: true } });
-    expect(walk("backward", 0)).toMatchObject({
-      op: "linear.backward_fused",
-      params: { prefix: false, suffix: true },
-    });
-    expect(walk("backward", 1)).toMatchObject({
-      op: "linear.backward_fused",
-      params: { prefix: true, suffix: true },
-    });
-    expect(walk("backward", 3)).toMatchObject({
-      op: "linear.backward_fused",
-      params: { prefix: true, suffix: false },
-    });
+      expect(walk("forward", rank)).toMatchObject({ op: "linear.forward_fused", operands: { p: "p" } });
+    // The optional operands say which terms the walk adds: P (dO P^T) and G.
+    const terms = (rank: number) => {
+      const step = walk("backward", rank);
+      if (step.kind !== "compute" || step.op !== "linear.backward_fused") throw new Error("not fused");
+      return { p: step.operands.p, g: step.operands.g };
+    };
+    expect(terms(0)).toEqual({ p: undefined, g: "g" });
+    expect(terms(1)).toEqual({ p: "p", g: "g" });
+    expect(terms(3)).toEqual({ p: "p", g: undefined });
+    expect(stepReads(walk("backward", 3))).toEqual(["q", "k", "v", "do", "p"]);
   });
 
   it("overlaps the state collective with the projection, and the walk waits for both (fused)", () => {

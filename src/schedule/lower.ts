@@ -10,6 +10,7 @@ import { lowerLasp1 } from "./lower-lasp1.js";
 import { lowerLasp2 } from "./lower-lasp2.js";
 import { lowerRing } from "./lower-ring.js";
 import { lowerUlysses } from "./lower-ulysses.js";
+import { placeSchedule } from "./placement.js";
 
 const ELEMENT_BYTES = { bf16: 2, fp16: 2, fp32: 4 } as const;
 
@@ -50,7 +51,10 @@ export function strategyOf(spec: ResolvedSpec, kind: LayerKind): string {
   return kind.type === "linear_attention" ? spec.parallel.linear : spec.parallel.softmax;
 }
 
-/** Lowers one layer kind with a named strategy (also used to compare strategies the spec did not pick). */
+/**
+ * Lowers one layer kind with a named strategy (also used to compare strategies the spec did not pick), then
+ * places its steps (placement.ts).
+ */
 export function lowerKind(ctx: LowerContext, kind: LayerKind, strategy: string): LayerSchedule {
   const passes = (() => {
     if (kind.type === "linear_attention") {
@@ -64,5 +68,5 @@ export function lowerKind(ctx: LowerContext, kind: LayerKind, strategy: string):
     }
     throw new Error(`no ${strategy} schedule for ${kind.type}`);
   })();
-  return { kind: kind.name, layer: kind, strategy, passes };
+  return { kind: kind.name, layer: kind, strategy, passes: placeSchedule(passes) };
 }

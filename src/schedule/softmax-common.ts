@@ -129,7 +129,7 @@ export function castDq(
   return b.compute(
     "copy",
     "dQ to the activation type",
-    { reads: [dqAcc], writes: [dq] },
+    { src: [dqAcc], dst: [dq] },
     { flops: 0, bytes: 3 * rowBytes(ctx, L) },
     {},
     after,

@@ -57,6 +57,7 @@ export function tinySpec(o: TinyOptions): ResolvedSpec {
       headDim,
       norm: "rms",
       normEps: 1e-5,
+      tieEmbeddings: false,
       kinds: o.layers,
       layers: o.layers,
     },

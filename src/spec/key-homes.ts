@@ -51,6 +51,7 @@ export const KEY_ALIASES: Readonly<Record<string, string>> = {
   norm_epsilon: "norm_eps",
   eps: "norm_eps",
   norm_type: "norm",
+  tie_word_embeddings: "tie_embeddings",
   normalization: "norm",
   num_hidden_layers: "stack",
   num_layers: "stack",

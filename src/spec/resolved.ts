@@ -41,6 +41,8 @@ export interface ResolvedModel {
   headDim: number;
   norm: Norm;
   normEps: number;
+  /** The LM head is the embedding transposed (`tie_embeddings`). */
+  tieEmbeddings: boolean;
   /** Declared layer kinds by name, in declaration order. */
   kinds: LayerKind[];
   /** The flattened stack: `layers[i]` is the kind of layer i. */
@@ -86,8 +88,3 @@ export const KERNEL_BLOCK = 64;
 
 /** Head dimensions the kernels are written for. */
 export const SUPPORTED_HEAD_DIMS = [64, 128] as const;
-
-/** Tokens per piece: a rank holds one piece (contiguous) or two (zigzag). */
-export function pieceLength(parallel: ResolvedParallel, seqLen: number): number {
-  return seqLen / (parallel.layout === "zigzag" ? 2 * parallel.sequence : parallel.sequence);
-}

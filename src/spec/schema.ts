@@ -60,6 +60,13 @@ export const MODEL_KEYS: readonly KeyRule[] = [
     example: "norm_eps 1e-5",
     doc: "epsilon of the block normalisation",
   },
+  {
+    key: "tie_embeddings",
+    rule: { type: "bool" },
+    default: "false",
+    example: "tie_embeddings true",
+    doc: "the LM head is the token embedding transposed (no `lm_head.weight` of its own)",
+  },
 ];
 
 export const LINEAR_KEYS: readonly KeyRule[] = [

@@ -1,6 +1,6 @@
 // The executor's memory: every buffer of a rank as an array of float64 tensors, one per slot (a buffer
 // without slots has one). Shapes drop the batch dimension: the executor runs one batch element at a time.
-import type { BufferDecl, LayoutPlan, Piece } from "../schedule/ir.js";
+import type { BufferDecl, LayoutPlan } from "../schedule/ir.js";
 import { clone, sliceRows, type Tensor, writeRows, zeros } from "../reference/tensor.js";
 
 export type Slots = Tensor[];
@@ -74,8 +74,4 @@ export function pieceRows(t: Tensor, plan: LayoutPlan, rank: number, j: number):
 
 export function writePieceRows(dst: Tensor, plan: LayoutPlan, rank: number, j: number, rows: Tensor): void {
   writeRows(dst, pieceOffset(plan, rank, j), rows);
-}
-
-export function localPiece(plan: LayoutPlan, rank: number, j: number): Piece {
-  return plan.byRank[rank]![j]!;
 }

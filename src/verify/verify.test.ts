@@ -97,7 +97,7 @@ describe("verify catches wrong schedules", () => {
     const program = lowerSpec(spec, { block: 8 });
     for (const rp of program.schedules[0]!.passes.forward) {
       for (const step of rp.steps)
-        if (step.kind === "compute" && step.op === "linear.prefix") step.params["mode"] = "zero";
+        if (step.kind === "compute" && step.op === "linear.prefix") step.params.mode = "zero";
     }
     const report = verifyProgram(spec, program, 8, 1);
     expect(report.rows[0]!.errors.o).toBeGreaterThan(1e-2);

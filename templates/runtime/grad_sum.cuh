@@ -14,14 +14,14 @@
 //   of all ranks, so a rank's AlltoAll writes into a peer's scratch only once that peer has reached the same
 //   AlltoAll on its own stream, after its sum of the layer before.
 #pragma once
-#include <nccl.h>
-#include <cmath>
-#include <vector>
+#include <nccl.h>  // AlltoAll, AllGather, AllReduce
+#include <cmath>   // fabs, fmax (the verify check)
+#include <vector>  // host copies (the verify check)
 
-#include "check.cuh"
-#include "comm.cuh"
-#include "kernels.h"
-#include "types.cuh"
+#include "check.cuh"  // NCCL_CHECK, CUDA_CHECK
+#include "comm.cuh"   // Comms
+#include "kernels.h"  // sum_slices, fill_normal
+#include "types.cuh"  // bf16
 
 namespace lasp {
 

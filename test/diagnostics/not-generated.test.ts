@@ -56,12 +56,48 @@ run { seq_len 1K ${run} }
     expect(d.map((x) => x.message)).toEqual([expect.stringMatching(/^`vocab`, `ffn` have no effect/)]);
   });
 
+  it("count `tie_embeddings` among the model settings the attention-only program ignores", () => {
+    const d = notes(spec("", "tie_embeddings false"));
+    expect(d.map((x) => x.code)).toEqual(["W0603"]);
+    expect(d[0]!.message).toMatch(/^`vocab`, `ffn`, `tie_embeddings[^`]*` have no effect yet: /);
+    expect(d[0]!.related!.at(-1)!.message).toMatch(/^`tie_embeddings[^`]*` is ignored too$/);
+  });
+
   it("make `mode train` an error only where a program would be built", () => {
     const source = spec("mode train");
     expect(notes(source).filter((d) => d.severity === "error")).toEqual([]);
     const refused = notes(source, true).filter((d) => d.severity === "error");
     expect(refused.map((d) => [d.code, d.span.start.line, d.span.start.column])).toEqual([["E0701", 7, 18]]);
     expect(refused[0]!.hint).toContain("mode bench");
+  });
+
+  it("refuse a dtype other than bf16 at the setting", () => {
+    const refused = notes(spec("dtype fp16"), true).filter((d) => d.severity === "error");
+    expect(refused.map((d) => [d.code, d.message])).toEqual([
+      [
+        "E0701",
+        expect.stringMatching(/^`dtype fp16` cannot be compiled yet: the generated kernels are bf16/),
+      ],
+    ]);
+    expect(notes(spec("dtype bf16"), true).filter((d) => d.severity === "error")).toEqual([]);
+  });
+
+  it("refuse more than 64 sequence-parallel ranks for softmax layers, at `sequence` or else at `gpus`", () => {
+    const hybrid = (parallel: string, run = "") => `model m {
+  vocab 512  hidden 256  ffn 512  heads 4  head_dim 64
+  layer S = softmax_attention { }
+  stack S x 1
+}
+parallel { ${parallel} }
+run { seq_len 8K  ${run} }
+`;
+    const at = (parallel: string, run = "") =>
+      notes(hybrid(parallel, run), true)
+        .filter((d) => d.severity === "error")
+        .map((d) => [d.span.start.line, d.message.split(" cannot")[0]]);
+    expect(at("gpus 128  sequence 128")).toEqual([[6, "`sequence`"]]);
+    expect(at("gpus 128")).toEqual([[6, "`gpus`"]]);
+    expect(at("gpus 128  sequence 64  data 2", "batch 2")).toEqual([]);
   });
 
   it("say nothing more about a spec that already has errors", () => {

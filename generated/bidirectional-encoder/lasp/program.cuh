@@ -4,18 +4,23 @@
 // pass and rank the steps of the schedule IR in order, on the compute or the communication stream, with
 // the CUDA events that order the two streams exactly as the IR's dependencies say.
 #pragma once
-#include <cuda_runtime.h>
-#include <nccl.h>
-#include <cstdint>
-#include <functional>
-#include "kernels.h"
-#include "check.cuh"
-#include "comm.cuh"
+#include <cuda_runtime.h>  // streams, events
+#include <nccl.h>          // the schedule's collectives
+#include <cstdint>         // int64_t
+#include "kernels.h"       // the kernels the steps launch
+#include "check.cuh"       // CUDA_CHECK, NCCL_CHECK
+#include "comm.cuh"        // Windows: buffers of the collectives that may take the copy engines
+#include "buffers.cuh"     // BufferSpec, allocate_buffers: each layer kind's buffers from its table
+#include "run.cuh"         // Run, HostWork, HostFn: how a pass is issued
 
 namespace program {
 
 using lasp::bf16;
 
+constexpr const char* kSpecFile = "examples/bidirectional-encoder.lasp";  // the spec it came from
+constexpr const char* kModelName = "bidirectional_encoder";  // the spec's model
+constexpr const char* kMode = "bench";  // the mode without --mode
+constexpr float kTolerance = 0.0200000000f;  // largest relative error verify passes (bf16)
 constexpr int kWorld = 4;  // sequence-parallel ranks W (the SP group)
 constexpr int kDataParallel = 1;  // data-parallel groups
 constexpr int kGpus = 4;  // all GPUs = sequence x data
@@ -28,6 +33,7 @@ constexpr int kHidden = 1024;  // model width
 constexpr int kHeads = 16;  // query heads
 constexpr int kHeadDim = 64;  // head dimension
 constexpr int kLayers = 12;  // layers in the stack
+constexpr int kLayerKinds = 1;  // layer kinds
 constexpr int kSteps = 20;  // timed steps (bench) by default
 constexpr int kWarmup = 3;  // untimed warm-up steps
 constexpr int kSeed = 0;  // seed of weights and inputs
@@ -77,26 +83,11 @@ struct Ctx {
   cudaEvent_t* trace = nullptr;  // when set (bench's timeline), timing events 2 id and 2 id + 1 around step id
 };
 
-// The layer's own work that a `host` step of the schedule stands for (a projection placed where a collective
-// can overlap it). The program passes it in Run, and the step calls it on the compute stream; without it
-// (the per-kind timings), the caller has done that work before the pass.
-enum class HostWork { kQProjection, kOWeightGrad };
-
-// Runs one HostWork on the compute stream, leaving the given number of SMs free for a collective beside it.
-using HostFn = std::function<void(HostWork, int leave_sms)>;
-
-// Which streams' steps to issue: both normally; one of them to time compute or communication alone.
-struct Run {
-  bool compute = true;
-  bool comm = true;
-  const HostFn* host = nullptr;
-};
-
-// `leave_sms`: SMs the work leaves to the collective the schedule places beside it (none when the
-// communication stream is not issued, so the computation alone is timed as it would run by itself).
-inline void run_host(const Run& run, HostWork work, int leave_sms) {
-  if (run.host != nullptr) (*run.host)(work, run.comm ? leave_sms : 0);
-}
+// How the passes below are issued (run.cuh), named here as the steps name them.
+using lasp::HostFn;
+using lasp::HostWork;
+using lasp::Run;
+using lasp::run_host;
 
 // ---------------------------------------------------------------------------------------------------------
 // Layer kind E: linear_attention, lasp2, bidirectional, decay none — 12 layer(s) of the stack.
@@ -127,59 +118,35 @@ struct EBuffers {
 };
 
 
-// Element counts of the buffers above, in the same order.
-constexpr size_t kE_q_elements = 134217728;
-constexpr size_t kE_k_elements = 134217728;
-constexpr size_t kE_v_elements = 134217728;
-constexpr size_t kE_o_elements = 134217728;
-constexpr size_t kE_m_elements = 262144;
-constexpr size_t kE_p_elements = 262144;
-constexpr size_t kE_m_sum_elements = 262144;
-constexpr size_t kE_m_total_elements = 262144;
-constexpr size_t kE_do__elements = 134217728;
-constexpr size_t kE_dq_elements = 134217728;
-constexpr size_t kE_dk_elements = 134217728;
-constexpr size_t kE_dv_elements = 134217728;
-constexpr size_t kE_dm_elements = 262144;
-constexpr size_t kE_g_elements = 262144;
-constexpr size_t kE_dm_sum_elements = 262144;
-constexpr size_t kE_dm_total_elements = 262144;
+// The buffers above as a table (buffers.cuh): name, field, elements, offset in bytes in its block, home.
+// Per-layer buffers share one block per layer, scratch one block per kind; collective windows stand alone.
+static const lasp::BufferSpec<EBuffers> kEBuffers[] = {
+    {"q", &EBuffers::q, nullptr, 134217728, 0, lasp::BufferHome::kLayer },
+    {"k", &EBuffers::k, nullptr, 134217728, 268435456, lasp::BufferHome::kLayer },
+    {"v", &EBuffers::v, nullptr, 134217728, 536870912, lasp::BufferHome::kLayer },
+    {"o", &EBuffers::o, nullptr, 134217728, 805306368, lasp::BufferHome::kLayer },
+    {"m", nullptr, &EBuffers::m, 262144, 0, lasp::BufferHome::kShared },
+    {"p", nullptr, &EBuffers::p, 262144, 1073741824, lasp::BufferHome::kLayer },
+    {"m_sum", nullptr, &EBuffers::m_sum, 262144, 1048576, lasp::BufferHome::kShared },
+    {"m_total", nullptr, &EBuffers::m_total, 262144, 2097152, lasp::BufferHome::kShared },
+    {"do_", &EBuffers::do_, nullptr, 134217728, 1074790400, lasp::BufferHome::kLayer },
+    {"dq", &EBuffers::dq, nullptr, 134217728, 3145728, lasp::BufferHome::kShared },
+    {"dk", &EBuffers::dk, nullptr, 134217728, 271581184, lasp::BufferHome::kShared },
+    {"dv", &EBuffers::dv, nullptr, 134217728, 540016640, lasp::BufferHome::kShared },
+    {"dm", nullptr, &EBuffers::dm, 262144, 808452096, lasp::BufferHome::kShared },
+    {"g", nullptr, &EBuffers::g, 262144, 809500672, lasp::BufferHome::kShared },
+    {"dm_sum", nullptr, &EBuffers::dm_sum, 262144, 810549248, lasp::BufferHome::kShared },
+    {"dm_total", nullptr, &EBuffers::dm_total, 262144, 811597824, lasp::BufferHome::kShared },
+};
 
-// Allocates a layer's buffers; scratch buffers (not kept from forward to backward) are shared when
-// `shared` is given. The buffers of the collectives beside kernels come from `windows` (comm.cuh).
-inline EBuffers alloc_E(const EBuffers* shared, lasp::Windows& windows) {
-  EBuffers b;
-  CUDA_CHECK(cudaMalloc(&b.q, kE_q_elements * sizeof(bf16)));
-  CUDA_CHECK(cudaMalloc(&b.k, kE_k_elements * sizeof(bf16)));
-  CUDA_CHECK(cudaMalloc(&b.v, kE_v_elements * sizeof(bf16)));
-  CUDA_CHECK(cudaMalloc(&b.o, kE_o_elements * sizeof(bf16)));
-  if (shared != nullptr) b.m = shared->m;
-  else CUDA_CHECK(cudaMalloc(&b.m, kE_m_elements * sizeof(float)));
-  CUDA_CHECK(cudaMalloc(&b.p, kE_p_elements * sizeof(float)));
-  if (shared != nullptr) b.m_sum = shared->m_sum;
-  else CUDA_CHECK(cudaMalloc(&b.m_sum, kE_m_sum_elements * sizeof(float)));
-  if (shared != nullptr) b.m_total = shared->m_total;
-  else CUDA_CHECK(cudaMalloc(&b.m_total, kE_m_total_elements * sizeof(float)));
-  CUDA_CHECK(cudaMalloc(&b.do_, kE_do__elements * sizeof(bf16)));
-  if (shared != nullptr) b.dq = shared->dq;
-  else CUDA_CHECK(cudaMalloc(&b.dq, kE_dq_elements * sizeof(bf16)));
-  if (shared != nullptr) b.dk = shared->dk;
-  else CUDA_CHECK(cudaMalloc(&b.dk, kE_dk_elements * sizeof(bf16)));
-  if (shared != nullptr) b.dv = shared->dv;
-  else CUDA_CHECK(cudaMalloc(&b.dv, kE_dv_elements * sizeof(bf16)));
-  if (shared != nullptr) b.dm = shared->dm;
-  else CUDA_CHECK(cudaMalloc(&b.dm, kE_dm_elements * sizeof(float)));
-  if (shared != nullptr) b.g = shared->g;
-  else CUDA_CHECK(cudaMalloc(&b.g, kE_g_elements * sizeof(float)));
-  if (shared != nullptr) b.dm_sum = shared->dm_sum;
-  else CUDA_CHECK(cudaMalloc(&b.dm_sum, kE_dm_sum_elements * sizeof(float)));
-  if (shared != nullptr) b.dm_total = shared->dm_total;
-  else CUDA_CHECK(cudaMalloc(&b.dm_total, kE_dm_total_elements * sizeof(float)));
+// Allocates a layer's buffers `b` by the table; scratch (not kept from forward to backward) is `shared`'s
+// when given. The buffers of the collectives beside kernels come from `windows` (comm.cuh).
+inline void allocate(EBuffers& b, const EBuffers* shared, lasp::Windows& windows) {
+  lasp::allocate_buffers(b, shared, windows, kEBuffers, 1343225856, 812646400);
   b.ws_floats = lasp::linear_state_workspace_bytes(lasp::LinearDims{kBatch, kLocalTokens, kHeads, kHeadDim}, kPieceTokens) / sizeof(float);
   CUDA_CHECK(cudaMalloc(&b.kv_ws, kPiecesPerRank * b.ws_floats * sizeof(float)));
   if (shared != nullptr) b.qdo_ws = shared->qdo_ws;
   else CUDA_CHECK(cudaMalloc(&b.qdo_ws, kPiecesPerRank * b.ws_floats * sizeof(float)));
-  return b;
 }
 
 // E forward, rank 0.

@@ -16,15 +16,13 @@
 //   accumulation in rank order, one rounding to bf16.
 // - Feature-map codes match the generator (lasp::FeatureMap): 0 identity, 1 elu_plus_one, 2 relu, 3 silu.
 #pragma once
-#include <cuda_runtime.h>
-#include <cuda_bf16.h>
-#include <cstddef>
-#include <cstdint>
-#include <cstdio>
-#include <cstdlib>
+#include <cuda_runtime.h>  // launches, streams
+#include <cuda_bf16.h>     // __nv_bfloat16, __nv_bfloat162
+#include <cstddef>         // size_t
+#include <cstdint>         // integer types
 
-#include "types.cuh"
-#include "check.cuh"
+#include "types.cuh"       // bf16
+#include "check.cuh"       // LAUNCH_CHECK
 
 namespace lasp {
 

@@ -4,18 +4,23 @@
 // pass and rank the steps of the schedule IR in order, on the compute or the communication stream, with
 // the CUDA events that order the two streams exactly as the IR's dependencies say.
 #pragma once
-#include <cuda_runtime.h>
-#include <nccl.h>
-#include <cstdint>
-#include <functional>
-#include "kernels.h"
-#include "check.cuh"
-#include "comm.cuh"
+#include <cuda_runtime.h>  // streams, events
+#include <nccl.h>          // the schedule's collectives
+#include <cstdint>         // int64_t
+#include "kernels.h"       // the kernels the steps launch
+#include "check.cuh"       // CUDA_CHECK, NCCL_CHECK
+#include "comm.cuh"        // Windows: buffers of the collectives that may take the copy engines
+#include "buffers.cuh"     // BufferSpec, allocate_buffers: each layer kind's buffers from its table
+#include "run.cuh"         // Run, HostWork, HostFn: how a pass is issued
 
 namespace program {
 
 using lasp::bf16;
 
+constexpr const char* kSpecFile = "examples/linear-llama3-1b.lasp";  // the spec it came from
+constexpr const char* kModelName = "linear_llama3_1b";  // the spec's model
+constexpr const char* kMode = "bench";  // the mode without --mode
+constexpr float kTolerance = 0.0200000000f;  // largest relative error verify passes (bf16)
 constexpr int kWorld = 8;  // sequence-parallel ranks W (the SP group)
 constexpr int kDataParallel = 1;  // data-parallel groups
 constexpr int kGpus = 8;  // all GPUs = sequence x data
@@ -28,6 +33,7 @@ constexpr int kHidden = 2048;  // model width
 constexpr int kHeads = 16;  // query heads
 constexpr int kHeadDim = 128;  // head dimension
 constexpr int kLayers = 16;  // layers in the stack
+constexpr int kLayerKinds = 1;  // layer kinds
 constexpr int kSteps = 20;  // timed steps (bench) by default
 constexpr int kWarmup = 3;  // untimed warm-up steps
 constexpr int kSeed = 0;  // seed of weights and inputs
@@ -137,26 +143,11 @@ struct Ctx {
   cudaEvent_t* trace = nullptr;  // when set (bench's timeline), timing events 2 id and 2 id + 1 around step id
 };
 
-// The layer's own work that a `host` step of the schedule stands for (a projection placed where a collective
-// can overlap it). The program passes it in Run, and the step calls it on the compute stream; without it
-// (the per-kind timings), the caller has done that work before the pass.
-enum class HostWork { kQProjection, kOWeightGrad };
-
-// Runs one HostWork on the compute stream, leaving the given number of SMs free for a collective beside it.
-using HostFn = std::function<void(HostWork, int leave_sms)>;
-
-// Which streams' steps to issue: both normally; one of them to time compute or communication alone.
-struct Run {
-  bool compute = true;
-  bool comm = true;
-  const HostFn* host = nullptr;
-};
-
-// `leave_sms`: SMs the work leaves to the collective the schedule places beside it (none when the
-// communication stream is not issued, so the computation alone is timed as it would run by itself).
-inline void run_host(const Run& run, HostWork work, int leave_sms) {
-  if (run.host != nullptr) (*run.host)(work, run.comm ? leave_sms : 0);
-}
+// How the passes below are issued (run.cuh), named here as the steps name them.
+using lasp::HostFn;
+using lasp::HostWork;
+using lasp::Run;
+using lasp::run_host;
 
 // ---------------------------------------------------------------------------------------------------------
 // Layer kind L: linear_attention, lasp2, causal, decay none — 16 layer(s) of the stack.
@@ -185,53 +176,33 @@ struct LBuffers {
 };
 
 
-// Element counts of the buffers above, in the same order.
-constexpr size_t kL_q_elements = 134217728;
-constexpr size_t kL_k_elements = 134217728;
-constexpr size_t kL_v_elements = 134217728;
-constexpr size_t kL_o_elements = 134217728;
-constexpr size_t kL_m_elements = 262144;
-constexpr size_t kL_p_elements = 262144;
-constexpr size_t kL_m_all_elements = 2097152;
-constexpr size_t kL_do__elements = 134217728;
-constexpr size_t kL_dq_elements = 134217728;
-constexpr size_t kL_dk_elements = 134217728;
-constexpr size_t kL_dv_elements = 134217728;
-constexpr size_t kL_dm_elements = 262144;
-constexpr size_t kL_g_elements = 262144;
-constexpr size_t kL_dm_all_elements = 2097152;
+// The buffers above as a table (buffers.cuh): name, field, elements, offset in bytes in its block, home.
+// Per-layer buffers share one block per layer, scratch one block per kind; collective windows stand alone.
+static const lasp::BufferSpec<LBuffers> kLBuffers[] = {
+    {"q", &LBuffers::q, nullptr, 134217728, 0, lasp::BufferHome::kLayer },
+    {"k", &LBuffers::k, nullptr, 134217728, 268435456, lasp::BufferHome::kLayer },
+    {"v", &LBuffers::v, nullptr, 134217728, 536870912, lasp::BufferHome::kLayer },
+    {"o", &LBuffers::o, nullptr, 134217728, 805306368, lasp::BufferHome::kLayer },
+    {"m", nullptr, &LBuffers::m, 262144, 0, lasp::BufferHome::kSharedWindow },
+    {"p", nullptr, &LBuffers::p, 262144, 1073741824, lasp::BufferHome::kLayer },
+    {"m_all", nullptr, &LBuffers::m_all, 2097152, 0, lasp::BufferHome::kSharedWindow },
+    {"do_", &LBuffers::do_, nullptr, 134217728, 1074790400, lasp::BufferHome::kLayer },
+    {"dq", &LBuffers::dq, nullptr, 134217728, 0, lasp::BufferHome::kShared },
+    {"dk", &LBuffers::dk, nullptr, 134217728, 268435456, lasp::BufferHome::kShared },
+    {"dv", &LBuffers::dv, nullptr, 134217728, 536870912, lasp::BufferHome::kShared },
+    {"dm", nullptr, &LBuffers::dm, 262144, 0, lasp::BufferHome::kSharedWindow },
+    {"g", nullptr, &LBuffers::g, 262144, 805306368, lasp::BufferHome::kShared },
+    {"dm_all", nullptr, &LBuffers::dm_all, 2097152, 0, lasp::BufferHome::kSharedWindow },
+};
 
-// Allocates a layer's buffers; scratch buffers (not kept from forward to backward) are shared when
-// `shared` is given. The buffers of the collectives beside kernels come from `windows` (comm.cuh).
-inline LBuffers alloc_L(const LBuffers* shared, lasp::Windows& windows) {
-  LBuffers b;
-  CUDA_CHECK(cudaMalloc(&b.q, kL_q_elements * sizeof(bf16)));
-  CUDA_CHECK(cudaMalloc(&b.k, kL_k_elements * sizeof(bf16)));
-  CUDA_CHECK(cudaMalloc(&b.v, kL_v_elements * sizeof(bf16)));
-  CUDA_CHECK(cudaMalloc(&b.o, kL_o_elements * sizeof(bf16)));
-  if (shared != nullptr) b.m = shared->m;
-  else b.m = static_cast<float*>(windows.gathers(kL_m_elements * sizeof(float)));
-  CUDA_CHECK(cudaMalloc(&b.p, kL_p_elements * sizeof(float)));
-  if (shared != nullptr) b.m_all = shared->m_all;
-  else b.m_all = static_cast<float*>(windows.gathers(kL_m_all_elements * sizeof(float)));
-  CUDA_CHECK(cudaMalloc(&b.do_, kL_do__elements * sizeof(bf16)));
-  if (shared != nullptr) b.dq = shared->dq;
-  else CUDA_CHECK(cudaMalloc(&b.dq, kL_dq_elements * sizeof(bf16)));
-  if (shared != nullptr) b.dk = shared->dk;
-  else CUDA_CHECK(cudaMalloc(&b.dk, kL_dk_elements * sizeof(bf16)));
-  if (shared != nullptr) b.dv = shared->dv;
-  else CUDA_CHECK(cudaMalloc(&b.dv, kL_dv_elements * sizeof(bf16)));
-  if (shared != nullptr) b.dm = shared->dm;
-  else b.dm = static_cast<float*>(windows.gathers(kL_dm_elements * sizeof(float)));
-  if (shared != nullptr) b.g = shared->g;
-  else CUDA_CHECK(cudaMalloc(&b.g, kL_g_elements * sizeof(float)));
-  if (shared != nullptr) b.dm_all = shared->dm_all;
-  else b.dm_all = static_cast<float*>(windows.gathers(kL_dm_all_elements * sizeof(float)));
+// Allocates a layer's buffers `b` by the table; scratch (not kept from forward to backward) is `shared`'s
+// when given. The buffers of the collectives beside kernels come from `windows` (comm.cuh).
+inline void allocate(LBuffers& b, const LBuffers* shared, lasp::Windows& windows) {
+  lasp::allocate_buffers(b, shared, windows, kLBuffers, 1343225856, 806354944);
   b.ws_floats = lasp::linear_state_workspace_bytes(lasp::LinearDims{kBatch, kLocalTokens, kHeads, kHeadDim}, kPieceTokens) / sizeof(float);
   CUDA_CHECK(cudaMalloc(&b.kv_ws, kPiecesPerRank * b.ws_floats * sizeof(float)));
   if (shared != nullptr) b.qdo_ws = shared->qdo_ws;
   else CUDA_CHECK(cudaMalloc(&b.qdo_ws, kPiecesPerRank * b.ws_floats * sizeof(float)));
-  return b;
 }
 
 // L forward, rank 0.

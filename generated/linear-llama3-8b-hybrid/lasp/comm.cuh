@@ -5,7 +5,7 @@
 // One process per GPU. Ranks are numbered data-major: rank = d * W + s, where s is the position in the
 // sequence-parallel (SP) group of W consecutive ranks and d the data-parallel replica. Two communicators:
 // `sp` (the W ranks that share one sequence: LASP collectives and send/recv) and `world` (every rank:
-// the gradient AllReduce of the weights, which is summed over both sequence pieces and data replicas).
+// the weight-gradient sum of grad_sum.cuh, over both sequence pieces and data replicas).
 //
 // The NCCL unique id reaches the other ranks by MPI when the program is built with MPI and started by a
 // launcher, or else through a file on a shared file system: rank 0 writes it under a temporary name and
@@ -24,19 +24,19 @@
 // LASP_COLLECTIVES=auto (default) takes copy engines where NCCL offers them, =copy_engines stops the program
 // (exit 2) where it cannot, =kernels always takes NCCL's kernels (to compare the two).
 #pragma once
-#include <nccl.h>
-#include <cerrno>
-#include <chrono>
-#include <cstdio>
-#include <cstdlib>
-#include <cstring>
-#include <string>
-#include <thread>
-#include <vector>
+#include <nccl.h>   // communicators, windows
+#include <cerrno>   // errno of a failed id file
+#include <chrono>   // the wait for rank 0's id file
+#include <cstdio>   // the id file, messages
+#include <cstdlib>  // getenv, exit
+#include <cstring>  // strcmp, strerror
+#include <string>   // paths
+#include <thread>   // sleep while waiting
+#include <vector>   // the windows held
 #ifdef LASP_WITH_MPI
-#include <mpi.h>
+#include <mpi.h>  // the id broadcast under mpirun
 #endif
-#include "check.cuh"
+#include "check.cuh"  // CUDA_CHECK, NCCL_CHECK
 
 namespace lasp {
 
@@ -82,7 +82,8 @@ inline Layout layout_from(int rank, int world, int device, int sp_size) {
   return l;
 }
 
-// Exchanges one NCCL id among `members` ranks through a file (rank 0 of the group writes).
+// Shares one NCCL id among the ranks of a communicator through a file: the writer (the communicator's first
+// rank) creates it, the others wait for it.
 inline ncclUniqueId share_id_by_file(const std::string& path, bool writer) {
   ncclUniqueId id;
   if (writer) {

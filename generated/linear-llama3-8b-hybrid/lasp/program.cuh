@@ -4,18 +4,23 @@
 // pass and rank the steps of the schedule IR in order, on the compute or the communication stream, with
 // the CUDA events that order the two streams exactly as the IR's dependencies say.
 #pragma once
-#include <cuda_runtime.h>
-#include <nccl.h>
-#include <cstdint>
-#include <functional>
-#include "kernels.h"
-#include "check.cuh"
-#include "comm.cuh"
+#include <cuda_runtime.h>  // streams, events
+#include <nccl.h>          // the schedule's collectives
+#include <cstdint>         // int64_t
+#include "kernels.h"       // the kernels the steps launch
+#include "check.cuh"       // CUDA_CHECK, NCCL_CHECK
+#include "comm.cuh"        // Windows: buffers of the collectives that may take the copy engines
+#include "buffers.cuh"     // BufferSpec, allocate_buffers: each layer kind's buffers from its table
+#include "run.cuh"         // Run, HostWork, HostFn: how a pass is issued
 
 namespace program {
 
 using lasp::bf16;
 
+constexpr const char* kSpecFile = "examples/linear-llama3-8b-hybrid.lasp";  // the spec it came from
+constexpr const char* kModelName = "linear_llama3_8b_hybrid";  // the spec's model
+constexpr const char* kMode = "bench";  // the mode without --mode
+constexpr float kTolerance = 0.0200000000f;  // largest relative error verify passes (bf16)
 constexpr int kWorld = 8;  // sequence-parallel ranks W (the SP group)
 constexpr int kDataParallel = 2;  // data-parallel groups
 constexpr int kGpus = 16;  // all GPUs = sequence x data
@@ -28,6 +33,7 @@ constexpr int kHidden = 4096;  // model width
 constexpr int kHeads = 32;  // query heads
 constexpr int kHeadDim = 128;  // head dimension
 constexpr int kLayers = 32;  // layers in the stack
+constexpr int kLayerKinds = 2;  // layer kinds
 constexpr int kSteps = 20;  // timed steps (bench) by default
 constexpr int kWarmup = 3;  // untimed warm-up steps
 constexpr int kSeed = 0;  // seed of weights and inputs
@@ -201,26 +207,11 @@ struct Ctx {
   cudaEvent_t* trace = nullptr;  // when set (bench's timeline), timing events 2 id and 2 id + 1 around step id
 };
 
-// The layer's own work that a `host` step of the schedule stands for (a projection placed where a collective
-// can overlap it). The program passes it in Run, and the step calls it on the compute stream; without it
-// (the per-kind timings), the caller has done that work before the pass.
-enum class HostWork { kQProjection, kOWeightGrad };
-
-// Runs one HostWork on the compute stream, leaving the given number of SMs free for a collective beside it.
-using HostFn = std::function<void(HostWork, int leave_sms)>;
-
-// Which streams' steps to issue: both normally; one of them to time compute or communication alone.
-struct Run {
-  bool compute = true;
-  bool comm = true;
-  const HostFn* host = nullptr;
-};
-
-// `leave_sms`: SMs the work leaves to the collective the schedule places beside it (none when the
-// communication stream is not issued, so the computation alone is timed as it would run by itself).
-inline void run_host(const Run& run, HostWork work, int leave_sms) {
-  if (run.host != nullptr) (*run.host)(work, run.comm ? leave_sms : 0);
-}
+// How the passes below are issued (run.cuh), named here as the steps name them.
+using lasp::HostFn;
+using lasp::HostWork;
+using lasp::Run;
+using lasp::run_host;
 
 // ---------------------------------------------------------------------------------------------------------
 // Layer kind L: linear_attention, lasp2, causal, decay none — 24 layer(s) of the stack.
@@ -249,53 +240,33 @@ struct LBuffers {
 };
 
 
-// Element counts of the buffers above, in the same order.
-constexpr size_t kL_q_elements = 67108864;
-constexpr size_t kL_k_elements = 67108864;
-constexpr size_t kL_v_elements = 67108864;
-constexpr size_t kL_o_elements = 67108864;
-constexpr size_t kL_m_elements = 1048576;
-constexpr size_t kL_p_elements = 1048576;
-constexpr size_t kL_m_all_elements = 8388608;
-constexpr size_t kL_do__elements = 67108864;
-constexpr size_t kL_dq_elements = 67108864;
-constexpr size_t kL_dk_elements = 67108864;
-constexpr size_t kL_dv_elements = 67108864;
-constexpr size_t kL_dm_elements = 1048576;
-constexpr size_t kL_g_elements = 1048576;
-constexpr size_t kL_dm_all_elements = 8388608;
+// The buffers above as a table (buffers.cuh): name, field, elements, offset in bytes in its block, home.
+// Per-layer buffers share one block per layer, scratch one block per kind; collective windows stand alone.
+static const lasp::BufferSpec<LBuffers> kLBuffers[] = {
+    {"q", &LBuffers::q, nullptr, 67108864, 0, lasp::BufferHome::kLayer },
+    {"k", &LBuffers::k, nullptr, 67108864, 134217728, lasp::BufferHome::kLayer },
+    {"v", &LBuffers::v, nullptr, 67108864, 268435456, lasp::BufferHome::kLayer },
+    {"o", &LBuffers::o, nullptr, 67108864, 402653184, lasp::BufferHome::kLayer },
+    {"m", nullptr, &LBuffers::m, 1048576, 0, lasp::BufferHome::kSharedWindow },
+    {"p", nullptr, &LBuffers::p, 1048576, 536870912, lasp::BufferHome::kLayer },
+    {"m_all", nullptr, &LBuffers::m_all, 8388608, 0, lasp::BufferHome::kSharedWindow },
+    {"do_", &LBuffers::do_, nullptr, 67108864, 541065216, lasp::BufferHome::kLayer },
+    {"dq", &LBuffers::dq, nullptr, 67108864, 0, lasp::BufferHome::kShared },
+    {"dk", &LBuffers::dk, nullptr, 67108864, 134217728, lasp::BufferHome::kShared },
+    {"dv", &LBuffers::dv, nullptr, 67108864, 268435456, lasp::BufferHome::kShared },
+    {"dm", nullptr, &LBuffers::dm, 1048576, 0, lasp::BufferHome::kSharedWindow },
+    {"g", nullptr, &LBuffers::g, 1048576, 402653184, lasp::BufferHome::kShared },
+    {"dm_all", nullptr, &LBuffers::dm_all, 8388608, 0, lasp::BufferHome::kSharedWindow },
+};
 
-// Allocates a layer's buffers; scratch buffers (not kept from forward to backward) are shared when
-// `shared` is given. The buffers of the collectives beside kernels come from `windows` (comm.cuh).
-inline LBuffers alloc_L(const LBuffers* shared, lasp::Windows& windows) {
-  LBuffers b;
-  CUDA_CHECK(cudaMalloc(&b.q, kL_q_elements * sizeof(bf16)));
-  CUDA_CHECK(cudaMalloc(&b.k, kL_k_elements * sizeof(bf16)));
-  CUDA_CHECK(cudaMalloc(&b.v, kL_v_elements * sizeof(bf16)));
-  CUDA_CHECK(cudaMalloc(&b.o, kL_o_elements * sizeof(bf16)));
-  if (shared != nullptr) b.m = shared->m;
-  else b.m = static_cast<float*>(windows.gathers(kL_m_elements * sizeof(float)));
-  CUDA_CHECK(cudaMalloc(&b.p, kL_p_elements * sizeof(float)));
-  if (shared != nullptr) b.m_all = shared->m_all;
-  else b.m_all = static_cast<float*>(windows.gathers(kL_m_all_elements * sizeof(float)));
-  CUDA_CHECK(cudaMalloc(&b.do_, kL_do__elements * sizeof(bf16)));
-  if (shared != nullptr) b.dq = shared->dq;
-  else CUDA_CHECK(cudaMalloc(&b.dq, kL_dq_elements * sizeof(bf16)));
-  if (shared != nullptr) b.dk = shared->dk;
-  else CUDA_CHECK(cudaMalloc(&b.dk, kL_dk_elements * sizeof(bf16)));
-  if (shared != nullptr) b.dv = shared->dv;
-  else CUDA_CHECK(cudaMalloc(&b.dv, kL_dv_elements * sizeof(bf16)));
-  if (shared != nullptr) b.dm = shared->dm;
-  else b.dm = static_cast<float*>(windows.gathers(kL_dm_elements * sizeof(float)));
-  if (shared != nullptr) b.g = shared->g;
-  else CUDA_CHECK(cudaMalloc(&b.g, kL_g_elements * sizeof(float)));
-  if (shared != nullptr) b.dm_all = shared->dm_all;
-  else b.dm_all = static_cast<float*>(windows.gathers(kL_dm_all_elements * sizeof(float)));
+// Allocates a layer's buffers `b` by the table; scratch (not kept from forward to backward) is `shared`'s
+// when given. The buffers of the collectives beside kernels come from `windows` (comm.cuh).
+inline void allocate(LBuffers& b, const LBuffers* shared, lasp::Windows& windows) {
+  lasp::allocate_buffers(b, shared, windows, kLBuffers, 675282944, 406847488);
   b.ws_floats = lasp::linear_state_workspace_bytes(lasp::LinearDims{kBatch, kLocalTokens, kHeads, kHeadDim}, kPieceTokens) / sizeof(float);
   CUDA_CHECK(cudaMalloc(&b.kv_ws, kPiecesPerRank * b.ws_floats * sizeof(float)));
   if (shared != nullptr) b.qdo_ws = shared->qdo_ws;
   else CUDA_CHECK(cudaMalloc(&b.qdo_ws, kPiecesPerRank * b.ws_floats * sizeof(float)));
-  return b;
 }
 
 // L forward, rank 0.
@@ -1321,68 +1292,35 @@ struct SBuffers {
 // The rank's queries against one rank's keys (grouped-query: 8 kv heads).
 static const lasp::SoftmaxDims kS_dims = lasp::SoftmaxDims{1, 16384, 16384, 32, 8, 128};
 
+// The buffers above as a table (buffers.cuh): name, field, elements, offset in bytes in its block, home.
+// Per-layer buffers share one block per layer, scratch one block per kind; collective windows stand alone.
+static const lasp::BufferSpec<SBuffers> kSBuffers[] = {
+    {"q", &SBuffers::q, nullptr, 67108864, 0, lasp::BufferHome::kLayer },
+    {"k", &SBuffers::k, nullptr, 16777216, 0, lasp::BufferHome::kSharedWindow },
+    {"v", &SBuffers::v, nullptr, 16777216, 0, lasp::BufferHome::kSharedWindow },
+    {"k_all", &SBuffers::k_all, nullptr, 134217728, 0, lasp::BufferHome::kLayerWindow },
+    {"v_all", &SBuffers::v_all, nullptr, 134217728, 0, lasp::BufferHome::kLayerWindow },
+    {"o", &SBuffers::o, nullptr, 67108864, 134217728, lasp::BufferHome::kLayer },
+    {"lse", nullptr, &SBuffers::lse, 524288, 268435456, lasp::BufferHome::kLayer },
+    {"o_part", nullptr, &SBuffers::o_part, 536870912, 0, lasp::BufferHome::kShared },
+    {"lse_part", nullptr, &SBuffers::lse_part, 4194304, 2147483648, lasp::BufferHome::kShared },
+    {"do_", &SBuffers::do_, nullptr, 67108864, 270532608, lasp::BufferHome::kLayer },
+    {"dq", &SBuffers::dq, nullptr, 67108864, 2164260864, lasp::BufferHome::kShared },
+    {"dq_acc", nullptr, &SBuffers::dq_acc, 67108864, 2298478592, lasp::BufferHome::kShared },
+    {"dk_all", nullptr, &SBuffers::dk_all, 134217728, 2566914048, lasp::BufferHome::kShared },
+    {"dv_all", nullptr, &SBuffers::dv_all, 134217728, 3103784960, lasp::BufferHome::kShared },
+    {"dk_sum", nullptr, &SBuffers::dk_sum, 16777216, 3640655872, lasp::BufferHome::kShared },
+    {"dv_sum", nullptr, &SBuffers::dv_sum, 16777216, 3707764736, lasp::BufferHome::kShared },
+    {"dk_own", nullptr, &SBuffers::dk_own, 16777216, 3774873600, lasp::BufferHome::kShared },
+    {"dv_own", nullptr, &SBuffers::dv_own, 16777216, 3841982464, lasp::BufferHome::kShared },
+    {"dk", &SBuffers::dk, nullptr, 16777216, 3909091328, lasp::BufferHome::kShared },
+    {"dv", &SBuffers::dv, nullptr, 16777216, 3942645760, lasp::BufferHome::kShared },
+};
 
-// Element counts of the buffers above, in the same order.
-constexpr size_t kS_q_elements = 67108864;
-constexpr size_t kS_k_elements = 16777216;
-constexpr size_t kS_v_elements = 16777216;
-constexpr size_t kS_k_all_elements = 134217728;
-constexpr size_t kS_v_all_elements = 134217728;
-constexpr size_t kS_o_elements = 67108864;
-constexpr size_t kS_lse_elements = 524288;
-constexpr size_t kS_o_part_elements = 536870912;
-constexpr size_t kS_lse_part_elements = 4194304;
-constexpr size_t kS_do__elements = 67108864;
-constexpr size_t kS_dq_elements = 67108864;
-constexpr size_t kS_dq_acc_elements = 67108864;
-constexpr size_t kS_dk_all_elements = 134217728;
-constexpr size_t kS_dv_all_elements = 134217728;
-constexpr size_t kS_dk_sum_elements = 16777216;
-constexpr size_t kS_dv_sum_elements = 16777216;
-constexpr size_t kS_dk_own_elements = 16777216;
-constexpr size_t kS_dv_own_elements = 16777216;
-constexpr size_t kS_dk_elements = 16777216;
-constexpr size_t kS_dv_elements = 16777216;
-
-// Allocates a layer's buffers; scratch buffers (not kept from forward to backward) are shared when
-// `shared` is given. The buffers of the collectives beside kernels come from `windows` (comm.cuh).
-inline SBuffers alloc_S(const SBuffers* shared, lasp::Windows& windows) {
-  SBuffers b;
-  CUDA_CHECK(cudaMalloc(&b.q, kS_q_elements * sizeof(bf16)));
-  if (shared != nullptr) b.k = shared->k;
-  else b.k = static_cast<bf16*>(windows.gathers(kS_k_elements * sizeof(bf16)));
-  if (shared != nullptr) b.v = shared->v;
-  else b.v = static_cast<bf16*>(windows.gathers(kS_v_elements * sizeof(bf16)));
-  b.k_all = static_cast<bf16*>(windows.gathers(kS_k_all_elements * sizeof(bf16)));
-  b.v_all = static_cast<bf16*>(windows.gathers(kS_v_all_elements * sizeof(bf16)));
-  CUDA_CHECK(cudaMalloc(&b.o, kS_o_elements * sizeof(bf16)));
-  CUDA_CHECK(cudaMalloc(&b.lse, kS_lse_elements * sizeof(float)));
-  if (shared != nullptr) b.o_part = shared->o_part;
-  else CUDA_CHECK(cudaMalloc(&b.o_part, kS_o_part_elements * sizeof(float)));
-  if (shared != nullptr) b.lse_part = shared->lse_part;
-  else CUDA_CHECK(cudaMalloc(&b.lse_part, kS_lse_part_elements * sizeof(float)));
-  CUDA_CHECK(cudaMalloc(&b.do_, kS_do__elements * sizeof(bf16)));
-  if (shared != nullptr) b.dq = shared->dq;
-  else CUDA_CHECK(cudaMalloc(&b.dq, kS_dq_elements * sizeof(bf16)));
-  if (shared != nullptr) b.dq_acc = shared->dq_acc;
-  else CUDA_CHECK(cudaMalloc(&b.dq_acc, kS_dq_acc_elements * sizeof(float)));
-  if (shared != nullptr) b.dk_all = shared->dk_all;
-  else CUDA_CHECK(cudaMalloc(&b.dk_all, kS_dk_all_elements * sizeof(float)));
-  if (shared != nullptr) b.dv_all = shared->dv_all;
-  else CUDA_CHECK(cudaMalloc(&b.dv_all, kS_dv_all_elements * sizeof(float)));
-  if (shared != nullptr) b.dk_sum = shared->dk_sum;
-  else CUDA_CHECK(cudaMalloc(&b.dk_sum, kS_dk_sum_elements * sizeof(float)));
-  if (shared != nullptr) b.dv_sum = shared->dv_sum;
-  else CUDA_CHECK(cudaMalloc(&b.dv_sum, kS_dv_sum_elements * sizeof(float)));
-  if (shared != nullptr) b.dk_own = shared->dk_own;
-  else CUDA_CHECK(cudaMalloc(&b.dk_own, kS_dk_own_elements * sizeof(float)));
-  if (shared != nullptr) b.dv_own = shared->dv_own;
-  else CUDA_CHECK(cudaMalloc(&b.dv_own, kS_dv_own_elements * sizeof(float)));
-  if (shared != nullptr) b.dk = shared->dk;
-  else CUDA_CHECK(cudaMalloc(&b.dk, kS_dk_elements * sizeof(bf16)));
-  if (shared != nullptr) b.dv = shared->dv;
-  else CUDA_CHECK(cudaMalloc(&b.dv, kS_dv_elements * sizeof(bf16)));
-  return b;
+// Allocates a layer's buffers `b` by the table; scratch (not kept from forward to backward) is `shared`'s
+// when given. The buffers of the collectives beside kernels come from `windows` (comm.cuh).
+inline void allocate(SBuffers& b, const SBuffers* shared, lasp::Windows& windows) {
+  lasp::allocate_buffers(b, shared, windows, kSBuffers, 404750336, 3976200192);
 }
 
 // S forward, rank 0.

@@ -3,10 +3,10 @@
 // The kernels' host API: what main.cu and program.cuh call. The definitions are compiled in kernels.cu,
 // which needs only the CUDA toolkit; main.cu adds NCCL and cuBLAS.
 #pragma once
-#include <cuda_runtime.h>
-#include <cstddef>
-#include <cstdint>
-#include "types.cuh"
+#include <cuda_runtime.h>  // cudaStream_t
+#include <cstddef>         // size_t
+#include <cstdint>         // uint64_t
+#include "types.cuh"       // bf16, LinearDims, Piece, PieceMap, SoftmaxDims, SlotList
 
 namespace lasp {
 

@@ -6,10 +6,10 @@
 // every GPU count generates the same global sequence and each rank takes its own pieces, so runs on 1, 2 or
 // 8 GPUs compute the same numbers and the verify oracle can rebuild the whole sequence on any rank.
 #pragma once
-#include <cuda_bf16.h>
-#include <cstdint>
-#include "check.cuh"
-#include "types.cuh"
+#include <cuda_bf16.h>  // __nv_bfloat16
+#include <cstdint>      // uint64_t, int64_t
+#include "check.cuh"    // LAUNCH_CHECK
+#include "types.cuh"    // PieceMap
 
 namespace lasp {
 

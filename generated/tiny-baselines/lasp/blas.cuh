@@ -6,9 +6,9 @@
 // C = op(A) op(B) is issued as the column-major C^T = op(B)^T op(A)^T: the operands swap places and keep
 // their transpose flags.
 #pragma once
-#include <cublas_v2.h>
-#include <cuda_bf16.h>
-#include "check.cuh"
+#include <cublas_v2.h>  // cublasGemmEx
+#include <cuda_bf16.h>   // __nv_bfloat16
+#include "check.cuh"     // CUBLAS_CHECK
 
 namespace lasp {
 

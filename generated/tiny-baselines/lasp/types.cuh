@@ -2,7 +2,7 @@
 // and run `lasp compile` again.
 // The plain structs shared by the kernels and the host program.
 #pragma once
-#include <cuda_bf16.h>
+#include <cuda_bf16.h>  // __nv_bfloat16
 
 namespace lasp {
 

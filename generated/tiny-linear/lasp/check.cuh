@@ -17,9 +17,9 @@
 //   so the benchmarks in bench/gpu/ that include a kernel header alone get the same checks. Every macro is
 //   guarded by #ifndef, so a harness may define its own first.
 #pragma once
-#include <cuda_runtime.h>
-#include <cstdio>
-#include <cstdlib>
+#include <cuda_runtime.h>  // cudaGetErrorName, cudaGetLastError
+#include <cstdio>          // the message
+#include <cstdlib>         // exit
 
 #ifndef LASP_EXIT_CODE_FAILURE
 #define LASP_EXIT_CODE_FAILURE 3

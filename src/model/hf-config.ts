@@ -1,0 +1,121 @@
+// A Hugging Face style config.json for the model, written beside the safetensors weights so that a user can
+// rebuild the model in PyTorch from the two files alone. The keys are LlamaConfig's where Llama has them;
+// what Llama lacks is added the way recent Hugging Face configs add it (`layer_types`, as Qwen3-Next and
+// Gemma do) plus one entry per layer in `layer_configs` with the attention settings of that layer.
+//
+// - `architectures`: `LlamaForCausalLM` when transformers' Llama is the model exactly (causal softmax layers
+//   only, RMSNorm, one kv_heads and RoPE base); otherwise `LaspLinearLlamaForCausalLM`, or `...ForMaskedLM`
+//   when every layer is bidirectional (an encoder, trained by masked-token prediction).
+// - `num_key_value_heads` and `rope_theta` are the softmax layers' when they all agree (linear layers use
+//   every head for k and v, and no RoPE); when they differ only `layer_configs` has them.
+// - Linear layers: `decay` (one value per head; 1 = none), `feature_map` on q and k, and `output_norm`, an
+//   RMSNorm over each head's output with no learned weight (parameters.ts says why).
+import type { LayerKind, ResolvedSpec } from "../spec/resolved.js";
+
+export type LinearLayerConfig = {
+  layer_type: "linear_attention";
+  causal: boolean;
+  decay: number[];
+  feature_map: string;
+  output_norm: "rms" | "none";
+};
+export type SoftmaxLayerConfig = {
+  layer_type: "full_attention";
+  causal: boolean;
+  num_key_value_heads: number;
+  rope_theta: number;
+};
+
+export interface HfConfig {
+  architectures: string[];
+  model_type: string;
+  vocab_size: number;
+  hidden_size: number;
+  intermediate_size: number;
+  num_hidden_layers: number;
+  num_attention_heads: number;
+  num_key_value_heads?: number;
+  head_dim: number;
+  hidden_act: "silu";
+  /** `rms_norm` (RMSNorm, a weight) or `layer_norm` (LayerNorm, a weight and a bias). */
+  norm_type: "rms_norm" | "layer_norm";
+  rms_norm_eps?: number;
+  layer_norm_eps?: number;
+  rope_theta?: number;
+  max_position_embeddings: number;
+  tie_word_embeddings: boolean;
+  attention_bias: false;
+  mlp_bias: false;
+  torch_dtype: string;
+  layer_types: Array<LinearLayerConfig["layer_type"] | SoftmaxLayerConfig["layer_type"]>;
+  layer_configs: Array<LinearLayerConfig | SoftmaxLayerConfig>;
+}
+
+const TORCH_DTYPES = { bf16: "bfloat16", fp16: "float16", fp32: "float32" } as const;
+
+function layerConfig(layer: LayerKind): LinearLayerConfig | SoftmaxLayerConfig {
+  return layer.type === "softmax_attention"
+    ? {
+        layer_type: "full_attention",
+        causal: layer.causal,
+        num_key_value_heads: layer.kvHeads,
+        rope_theta: layer.ropeTheta,
+      }
+    : {
+        layer_type: "linear_attention",
+        causal: layer.causal,
+        decay: [...layer.decay.perHead],
+        feature_map: layer.featureMap,
+        output_norm: layer.outputNorm,
+      };
+}
+
+/** The one value every element has, or undefined when they differ or there are none. */
+function shared<T>(values: T[]): T | undefined {
+  return values.length > 0 && values.every((v) => v === values[0]) ? values[0] : undefined;
+}
+
+export function hfConfig(spec: ResolvedSpec): HfConfig {
+  const { model } = spec;
+  const softmax = model.layers.filter((l) => l.type === "softmax_attention");
+  const kvHeads = softmax.length === 0 ? model.heads : shared(softmax.map((l) => l.kvHeads));
+  const ropeTheta = shared(softmax.map((l) => l.ropeTheta));
+  const encoder = model.layers.every((l) => !l.causal);
+  const plainLlama =
+    softmax.length === model.layers.length &&
+    !encoder &&
+    softmax.every((l) => l.causal) &&
+    model.norm === "rms" &&
+    kvHeads !== undefined &&
+    ropeTheta !== undefined;
+  const eps = model.norm === "rms" ? { rms_norm_eps: model.normEps } : { layer_norm_eps: model.normEps };
+  return {
+    architectures: [
+      plainLlama ? "LlamaForCausalLM" : `LaspLinearLlamaFor${encoder ? "MaskedLM" : "CausalLM"}`,
+    ],
+    model_type: plainLlama ? "llama" : "lasp_linear_llama",
+    vocab_size: model.vocab,
+    hidden_size: model.hidden,
+    intermediate_size: model.ffn,
+    num_hidden_layers: model.layers.length,
+    num_attention_heads: model.heads,
+    ...(kvHeads !== undefined ? { num_key_value_heads: kvHeads } : {}),
+    head_dim: model.headDim,
+    hidden_act: "silu",
+    norm_type: model.norm === "rms" ? "rms_norm" : "layer_norm",
+    ...eps,
+    ...(ropeTheta !== undefined ? { rope_theta: ropeTheta } : {}),
+    max_position_embeddings: spec.run.seqLen,
+    tie_word_embeddings: model.tieEmbeddings,
+    attention_bias: false,
+    mlp_bias: false,
+    torch_dtype: TORCH_DTYPES[spec.run.dtype],
+    layer_types: model.layers.map((l) => layerConfig(l).layer_type),
+    layer_configs: model.layers.map(layerConfig),
+  };
+}
+
+/** config.json's text: two-space JSON and a final newline, as Hugging Face writes it. */
+export function hfConfigText(spec: ResolvedSpec): string {
+  return `${JSON.stringify(hfConfig(spec), null, 2)}\n`;
+}

@@ -1,0 +1,313 @@
+// The catalogue of compute ops: every op of the schedule IR with its named buffer operands, its typed params,
+// what it reads and writes, and one line of documentation (src/schedule/README.md's op table is generated
+// from it). Consumers (code generator, CPU executor, inspect) keep one handler per op in a table typed by
+// `OpHandlers` (ir.ts), so adding an op here without a handler everywhere is a type error.
+// This module imports nothing: ir.ts builds its step types on it.
+
+/** A buffer of the rank's program, by name (RankProgram.buffers). */
+export type Buf = string;
+
+/** How a piece's prefix (forward) or suffix (backward) state is formed. */
+export type CombineMode = "zero" | "others";
+
+/** The params every whole-sequence (Ulysses) step takes: the head shard it computes. */
+export interface HeadShard {
+  headStart: number;
+  heads: number;
+  kvHeadStart: number;
+  kvHeads: number;
+  causal: boolean;
+}
+
+/** Named buffer operands of each op. Optional operands are absent when the step does without them. */
+export interface OpOperands {
+  "linear.state": { k: Buf; v: Buf; m: Buf };
+  "linear.intra": { q: Buf; k: Buf; v: Buf; o: Buf };
+  /** `gathered` (mode prefix: every piece's state), or `total` and `own` (mode others); none for zero. */
+  "linear.prefix": { gathered?: Buf; total?: Buf; own?: Buf; p: Buf };
+  "linear.inter": { q: Buf; p: Buf; o: Buf };
+  "linear.ring_forward": { p: Buf; m: Buf; next: Buf };
+  "linear.grad_state": { q: Buf; dout: Buf; dm: Buf };
+  "linear.intra_backward": { q: Buf; k: Buf; v: Buf; dout: Buf; dq: Buf; dk: Buf; dv: Buf };
+  "linear.dq_inter": { dout: Buf; p: Buf; dq: Buf };
+  /** As linear.prefix: `gathered`, or `total` and `own`, or none. */
+  "linear.suffix": { gathered?: Buf; total?: Buf; own?: Buf; g: Buf };
+  "linear.dkdv_inter": { k: Buf; v: Buf; g: Buf; dk: Buf; dv: Buf };
+  "linear.ring_backward": { g: Buf; dm: Buf; previous: Buf };
+  "linear.forward_fused": { q: Buf; k: Buf; v: Buf; p?: Buf; o: Buf };
+  "linear.backward_fused": {
+    q: Buf;
+    k: Buf;
+    v: Buf;
+    dout: Buf;
+    p?: Buf;
+    g?: Buf;
+    dq: Buf;
+    dk: Buf;
+    dv: Buf;
+  };
+  "linear.full": { q: Buf; k: Buf; v: Buf; o: Buf };
+  "linear.full_backward": { q: Buf; k: Buf; v: Buf; dout: Buf; dq: Buf; dk: Buf; dv: Buf };
+  /** `o` and `lse` receive the block's partial result in slot `source`. */
+  "softmax.block": { q: Buf; k: Buf; v: Buf; o: Buf; lse: Buf };
+  "softmax.merge": { parts: Buf; partLse: Buf; o: Buf; lse: Buf };
+  /** dq accumulates; dk, dv receive the block's gradients (slot `slot ?? source` when slotted). */
+  "softmax.block_backward": {
+    q: Buf;
+    k: Buf;
+    v: Buf;
+    o: Buf;
+    lse: Buf;
+    dout: Buf;
+    dq: Buf;
+    dk: Buf;
+    dv: Buf;
+  };
+  "softmax.full": { q: Buf; k: Buf; v: Buf; o: Buf; lse: Buf };
+  "softmax.full_backward": {
+    q: Buf;
+    k: Buf;
+    v: Buf;
+    o: Buf;
+    lse: Buf;
+    dout: Buf;
+    dq: Buf;
+    dk: Buf;
+    dv: Buf;
+  };
+  /** `parts` are joined along the head axis into each destination's slot of `packed`. */
+  pack: { parts: Buf[]; packed: Buf };
+  unpack: { packed: Buf; parts: Buf[] };
+  /** `dst[i]` (slot `to`) = `src[i]` (slot `from`). */
+  copy: { src: Buf[]; dst: Buf[] };
+  fill_zero: { dst: Buf[] };
+  accumulate: { src: Buf; dst: Buf };
+  add: { sums: { a: Buf; b: Buf; out: Buf }[] };
+  /** q_projection writes `q`; o_weight_grad touches no buffer of the attention core. */
+  host: { q?: Buf };
+}
+
+/** Typed params of each op. `piece` is the local piece index of the rank. */
+export interface OpParams {
+  "linear.state": { piece: number };
+  "linear.intra": { piece: number; causal: boolean };
+  "linear.prefix": { piece: number; mode: "prefix" | CombineMode };
+  "linear.inter": { piece: number };
+  "linear.ring_forward": { piece: number };
+  "linear.grad_state": { piece: number };
+  "linear.intra_backward": { piece: number; causal: boolean };
+  "linear.dq_inter": { piece: number };
+  "linear.suffix": { piece: number; mode: "suffix" | CombineMode };
+  "linear.dkdv_inter": { piece: number };
+  "linear.ring_backward": { piece: number };
+  "linear.forward_fused": { piece: number; causal: boolean };
+  "linear.backward_fused": { piece: number; causal: boolean };
+  "linear.full": HeadShard;
+  "linear.full_backward": HeadShard;
+  /** `slot`: the ring's double-buffer slot of k, v; without it, the source rank's slot of gathered k, v. */
+  "softmax.block": { source: number; slot?: number; causal: boolean };
+  /** The slots of the partials to merge, in merge order. */
+  "softmax.merge": { sources: number[] };
+  "softmax.block_backward": { source: number; slot?: number; causal: boolean };
+  "softmax.full": HeadShard;
+  "softmax.full_backward": HeadShard;
+  pack: { layout: "heads" | "tokens" };
+  unpack: { layout: "heads" | "sequence" };
+  /** Slots of the source and destination buffers (0 when absent). */
+  copy: { from?: number; to?: number };
+  fill_zero: Record<string, never>;
+  accumulate: Record<string, never>;
+  add: Record<string, never>;
+  host: { work: "q_projection" | "o_weight_grad" };
+}
+
+export type ComputeOp = keyof OpOperands & keyof OpParams;
+
+export interface OpEntry<O extends ComputeOp> {
+  /** Names of the buffer operands (optional ones included), in the order the README lists them. */
+  operands: readonly (keyof OpOperands[O] & string)[];
+  /** Names of the params (optional ones included). */
+  params: readonly (keyof OpParams[O] & string)[];
+  /** One line for the README's op table (markdown). */
+  doc: string;
+  /** Buffers the op reads and writes, for graph analysis (read-after-write, liveness, memory traffic). */
+  io(operands: OpOperands[O]): { reads: Buf[]; writes: Buf[] };
+}
+
+const present = (...names: (Buf | undefined)[]): Buf[] => names.filter((n): n is Buf => n !== undefined);
+
+/** Every op, in the order the README lists them. */
+export const OPS: { [O in ComputeOp]: OpEntry<O> } = {
+  "linear.state": {
+    operands: ["k", "v", "m"],
+    params: ["piece"],
+    doc: "`M = sum_j lam^(C-1-j) k_j^T v_j` of piece `piece`",
+    io: (o) => ({ reads: [o.k, o.v], writes: [o.m] }),
+  },
+  "linear.intra": {
+    operands: ["q", "k", "v", "o"],
+    params: ["piece", "causal"],
+    doc: "the masked product inside the piece (chunk algorithm)",
+    io: (o) => ({ reads: [o.q, o.k, o.v], writes: [o.o] }),
+  },
+  "linear.prefix": {
+    operands: ["gathered", "total", "own", "p"],
+    params: ["piece", "mode"],
+    doc: "`P` of a piece: `mode` `prefix` (decayed sum of earlier gathered states), `others` (total minus own, bidirectional) or `zero`",
+    io: (o) => ({ reads: present(o.gathered, o.total, o.own), writes: [o.p] }),
+  },
+  "linear.inter": {
+    operands: ["q", "p", "o"],
+    params: ["piece"],
+    doc: "`O += lam^(i+1) q_i P`",
+    io: (o) => ({ reads: [o.q, o.p, o.o], writes: [o.o] }),
+  },
+  "linear.ring_forward": {
+    operands: ["p", "m", "next"],
+    params: ["piece"],
+    doc: "LASP-1: `P_next = lam^C P + M`",
+    io: (o) => ({ reads: [o.p, o.m], writes: [o.next] }),
+  },
+  "linear.grad_state": {
+    operands: ["q", "dout", "dm"],
+    params: ["piece"],
+    doc: "`dM = sum_i lam^(i+1) q_i^T do_i`",
+    io: (o) => ({ reads: [o.q, o.dout], writes: [o.dm] }),
+  },
+  "linear.intra_backward": {
+    operands: ["q", "k", "v", "dout", "dq", "dk", "dv"],
+    params: ["piece", "causal"],
+    doc: "dQ, dK, dV inside the piece",
+    io: (o) => ({ reads: [o.q, o.k, o.v, o.dout], writes: [o.dq, o.dk, o.dv] }),
+  },
+  "linear.dq_inter": {
+    operands: ["dout", "p", "dq"],
+    params: ["piece"],
+    doc: "`dq_i += lam^(i+1) do_i P^T`",
+    io: (o) => ({ reads: [o.dout, o.p, o.dq], writes: [o.dq] }),
+  },
+  "linear.suffix": {
+    operands: ["gathered", "total", "own", "g"],
+    params: ["piece", "mode"],
+    doc: "`G` of a piece: `suffix`, `others` or `zero`",
+    io: (o) => ({ reads: present(o.gathered, o.total, o.own), writes: [o.g] }),
+  },
+  "linear.dkdv_inter": {
+    operands: ["k", "v", "g", "dk", "dv"],
+    params: ["piece"],
+    doc: "`dk_j += lam^(C-1-j) v_j G^T`, `dv_j += lam^(C-1-j) k_j G`",
+    io: (o) => ({ reads: [o.k, o.v, o.g, o.dk, o.dv], writes: [o.dk, o.dv] }),
+  },
+  "linear.ring_backward": {
+    operands: ["g", "dm", "previous"],
+    params: ["piece"],
+    doc: "LASP-1: `G_prev = lam^C G + dM`",
+    io: (o) => ({ reads: [o.g, o.dm], writes: [o.previous] }),
+  },
+  "linear.forward_fused": {
+    operands: ["q", "k", "v", "p", "o"],
+    params: ["piece", "causal"],
+    doc: "LASP-2 (fused): `linear.intra` with `+ lam^(i+1) q_i P` added inside the walk when operand `p` is given",
+    io: (o) => ({ reads: present(o.q, o.k, o.v, o.p), writes: [o.o] }),
+  },
+  "linear.backward_fused": {
+    operands: ["q", "k", "v", "dout", "p", "g", "dq", "dk", "dv"],
+    params: ["piece", "causal"],
+    doc: "LASP-2 (fused): `linear.intra_backward` with the P (operand `p`) and G (operand `g`) terms inside the walks",
+    io: (o) => ({ reads: present(o.q, o.k, o.v, o.dout, o.p, o.g), writes: [o.dq, o.dk, o.dv] }),
+  },
+  "linear.full": {
+    operands: ["q", "k", "v", "o"],
+    params: ["headStart", "heads", "kvHeadStart", "kvHeads", "causal"],
+    doc: "Ulysses: whole-sequence linear attention on a head shard",
+    io: (o) => ({ reads: [o.q, o.k, o.v], writes: [o.o] }),
+  },
+  "linear.full_backward": {
+    operands: ["q", "k", "v", "dout", "dq", "dk", "dv"],
+    params: ["headStart", "heads", "kvHeadStart", "kvHeads", "causal"],
+    doc: "Ulysses: its backward",
+    io: (o) => ({ reads: [o.q, o.k, o.v, o.dout], writes: [o.dq, o.dk, o.dv] }),
+  },
+  "softmax.block": {
+    operands: ["q", "k", "v", "o", "lse"],
+    params: ["source", "slot", "causal"],
+    doc: "flash attention of the rank's queries against one source rank's keys (global positions)",
+    io: (o) => ({ reads: [o.q, o.k, o.v], writes: [o.o, o.lse] }),
+  },
+  "softmax.merge": {
+    operands: ["parts", "partLse", "o", "lse"],
+    params: ["sources"],
+    doc: "log-sum-exp merge of the partials in the slots `params.sources`",
+    io: (o) => ({ reads: [o.parts, o.partLse], writes: [o.o, o.lse] }),
+  },
+  "softmax.block_backward": {
+    operands: ["q", "k", "v", "o", "lse", "dout", "dq", "dk", "dv"],
+    params: ["source", "slot", "causal"],
+    doc: "dQ, and dK, dV of one source block, from the merged `o` and `lse`",
+    io: (o) => ({
+      reads: [o.q, o.k, o.v, o.o, o.lse, o.dout, o.dq, o.dk, o.dv],
+      writes: [o.dq, o.dk, o.dv],
+    }),
+  },
+  "softmax.full": {
+    operands: ["q", "k", "v", "o", "lse"],
+    params: ["headStart", "heads", "kvHeadStart", "kvHeads", "causal"],
+    doc: "Ulysses: whole-sequence softmax attention on a head shard",
+    io: (o) => ({ reads: [o.q, o.k, o.v], writes: [o.o, o.lse] }),
+  },
+  "softmax.full_backward": {
+    operands: ["q", "k", "v", "o", "lse", "dout", "dq", "dk", "dv"],
+    params: ["headStart", "heads", "kvHeadStart", "kvHeads", "causal"],
+    doc: "Ulysses: its backward",
+    io: (o) => ({ reads: [o.q, o.k, o.v, o.o, o.lse, o.dout], writes: [o.dq, o.dk, o.dv] }),
+  },
+  pack: {
+    operands: ["parts", "packed"],
+    params: ["layout"],
+    doc: "Ulysses data movement before an all-to-all (`params.layout`: `heads`, `tokens`)",
+    io: (o) => ({ reads: o.parts, writes: [o.packed] }),
+  },
+  unpack: {
+    operands: ["packed", "parts"],
+    params: ["layout"],
+    doc: "Ulysses data movement after an all-to-all (`params.layout`: `heads`, `sequence`)",
+    io: (o) => ({ reads: [o.packed], writes: o.parts }),
+  },
+  copy: {
+    operands: ["src", "dst"],
+    params: ["from", "to"],
+    doc: "`dst[i][params.to] = src[i][params.from]`, converted to the written buffer's dtype (fp32 sums to bf16 gradients)",
+    io: (o) => ({ reads: o.src, writes: o.dst }),
+  },
+  fill_zero: {
+    operands: ["dst"],
+    params: [],
+    doc: "clear every slot of the `dst` buffers",
+    io: (o) => ({ reads: [], writes: o.dst }),
+  },
+  accumulate: {
+    operands: ["src", "dst"],
+    params: [],
+    doc: "`dst = sum of the slots of src`",
+    io: (o) => ({ reads: [o.src], writes: [o.dst] }),
+  },
+  add: {
+    operands: ["sums"],
+    params: [],
+    doc: "`out = a + b` for each of `sums`, in the written buffer's dtype",
+    io: (o) => ({ reads: o.sums.flatMap((s) => [s.a, s.b]), writes: o.sums.map((s) => s.out) }),
+  },
+  host: {
+    operands: ["q"],
+    params: ["work"],
+    doc: "the layer's own work placed for a collective to overlap: `params.work` `q_projection` (writes `q`) or `o_weight_grad` (dWo)",
+    io: (o) => ({ reads: [], writes: present(o.q) }),
+  },
+};
+
+export const COMPUTE_OPS = Object.keys(OPS) as ComputeOp[];
+
+/** What an op with these operands reads and writes: the one place the flat lists are computed. */
+export function opIo<O extends ComputeOp>(op: O, operands: OpOperands[O]): { reads: Buf[]; writes: Buf[] } {
+  return (OPS[op] as OpEntry<O>).io(operands);
+}

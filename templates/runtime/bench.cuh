@@ -1,0 +1,179 @@
+// bench mode: timed training steps, where each step's time goes, and for each layer kind how much of its
+// communication the schedule hides behind computation; then the summary (tokens/s, TFLOP/s, memory).
+//
+// Design choices:
+// - Times are CUDA events on the compute stream, the median over steps or repetitions: the host issues
+//   ahead, so wall-clock time on the host would measure the launch queue.
+// - A layer kind's attention is timed with overlap, with its computation alone, with its communication
+//   alone and serialised on one stream; the communication that overlap hides is what it does not add to
+//   the computation: hidden = 1 - (overlapped - compute only) / communication only. A hosted kind's passes
+//   run the projections their collectives overlap (host steps): they are timed with them, and the
+//   projections' own time is taken out, so the figures are the attention's as for any kind.
+// - The timeline (`trace` events) records an event before and after every step of a pass; the step ids are
+//   the IR's (`lasp inspect --json` says which stream each is on).
+// - Nothing is freed while the program runs (workspaces only grow, the kernels' stream-ordered pool keeps
+//   what it takes), so the memory in use at the end is the peak. program_mem_bytes is what the program
+//   allocated itself: what `lasp inspect`'s memory model predicts (its "allocated by the program" total).
+#pragma once
+#include <cuda_runtime.h>  // events
+#include <algorithm>       // std::sort, std::min, std::max
+#include <vector>          // timings
+#include "layer.cuh"       // host_work
+#include "report.cuh"      // emit, say
+#include "run.cuh"         // Run, HostFn
+#include "state.cuh"       // State, LayerKind, KindPasses
+
+namespace lasp {
+
+inline float median(std::vector<float> v) {
+  std::sort(v.begin(), v.end());
+  return v.empty() ? 0.0f : v[v.size() / 2];
+}
+
+// Times `issue` on the compute stream (after joining the communication stream), median of `reps`.
+template <typename F>
+inline float time_ms(State& st, int reps, F issue) {
+  cudaEvent_t a, b;
+  CUDA_CHECK(cudaEventCreate(&a));
+  CUDA_CHECK(cudaEventCreate(&b));
+  std::vector<float> times;
+  for (int r = 0; r < reps; r++) {
+    CUDA_CHECK(cudaDeviceSynchronize());
+    CUDA_CHECK(cudaEventRecord(a, st.ctx.compute));
+    fence_streams(st);
+    issue();
+    join_streams(st);
+    CUDA_CHECK(cudaEventRecord(b, st.ctx.compute));
+    CUDA_CHECK(cudaEventSynchronize(b));
+    float ms = 0;
+    CUDA_CHECK(cudaEventElapsedTime(&ms, a, b));
+    times.push_back(ms);
+  }
+  CUDA_CHECK(cudaEventDestroy(a));
+  CUDA_CHECK(cudaEventDestroy(b));
+  return median(times);
+}
+
+// One pass of a layer kind with a timing event before and after every step: when the step's stream reached
+// it with its dependencies met, and when it was done, in ms from the pass's start; `run` picks both streams
+// or the computation alone. Steps merged into another step's NCCL group, or missing on this rank, have no
+// events of their own and are left out.
+template <typename F>
+inline void trace_pass(State& st, const char* kind, const char* pass, int steps, Run run, F issue) {
+  std::vector<cudaEvent_t> events(2 * steps);
+  for (auto& e : events) CUDA_CHECK(cudaEventCreate(&e));
+  cudaEvent_t base;
+  CUDA_CHECK(cudaEventCreate(&base));
+  program::Ctx traced = st.ctx;
+  traced.trace = events.data();
+  CUDA_CHECK(cudaDeviceSynchronize());
+  CUDA_CHECK(cudaEventRecord(base, st.ctx.compute));
+  fence_streams(st);
+  issue(traced, run);
+  join_streams(st);
+  CUDA_CHECK(cudaDeviceSynchronize());
+  for (int i = 0; i < steps; i++) {
+    float start = 0, end = 0;
+    if (cudaEventElapsedTime(&start, base, events[2 * i]) != cudaSuccess ||
+        cudaEventElapsedTime(&end, base, events[2 * i + 1]) != cudaSuccess) {
+      (void)cudaGetLastError();  // never recorded: not a step of its own on this rank
+      continue;
+    }
+    emit("trace", "\"kind\":\"%s\",\"pass\":\"%s\",\"streams\":\"%s\",\"step\":%d,\"start_ms\":%.4f,\"end_ms\":%.4f", kind, pass,
+         run.comm ? "both" : "compute", i, start, end);
+  }
+  for (auto& e : events) CUDA_CHECK(cudaEventDestroy(e));
+  CUDA_CHECK(cudaEventDestroy(base));
+}
+
+// The training steps, warm-up first: emits `step` events and the step's phases (forward, backward, and the
+// wait for the weight-gradient sums still running after it); returns the median step time.
+template <typename Forward, typename Backward>
+inline float time_steps(State& st, Forward forward_step, Backward backward_step) {
+  std::vector<float> steps;
+  cudaEvent_t marks[4];  // on the compute stream: before forward, after it, after the last layer's backward, end
+  for (auto& e : marks) CUDA_CHECK(cudaEventCreate(&e));
+  std::vector<float> forward_ms, backward_ms, grad_wait_ms;
+  for (int s = 0; s < st.opt.warmup + st.opt.steps; s++) {
+    bool warm = s < st.opt.warmup;
+    float ms = time_ms(st, 1, [&] {
+      CUDA_CHECK(cudaEventRecord(marks[0], st.ctx.compute));
+      forward_step(st);
+      CUDA_CHECK(cudaEventRecord(marks[1], st.ctx.compute));
+      backward_step(st, marks[2]);
+      CUDA_CHECK(cudaEventRecord(marks[3], st.ctx.compute));
+    });
+    if (!warm) {
+      steps.push_back(ms);
+      float part[3];
+      for (int p = 0; p < 3; p++) CUDA_CHECK(cudaEventElapsedTime(&part[p], marks[p], marks[p + 1]));
+      forward_ms.push_back(part[0]);
+      backward_ms.push_back(part[1]);
+      grad_wait_ms.push_back(part[2]);
+    }
+    emit("step", "\"step\":%d,\"ms\":%.4f,\"warmup\":%s", s, ms, warm ? "true" : "false");
+    say("step %d/%d  %.3f ms%s\n", s + 1, st.opt.warmup + st.opt.steps, ms, warm ? "  (warm-up)" : "");
+  }
+  const float step_ms = median(steps);
+  for (auto& e : marks) CUDA_CHECK(cudaEventDestroy(e));
+  emit("phase", "\"name\":\"step.forward\",\"ms\":%.4f", median(forward_ms));
+  emit("phase", "\"name\":\"step.backward\",\"ms\":%.4f", median(backward_ms));
+  emit("phase", "\"name\":\"step.gradient_wait\",\"ms\":%.4f", median(grad_wait_ms));
+  say("step: forward %.3f ms, backward %.3f ms, then %.3f ms waiting for the weight-gradient sums\n",
+      median(forward_ms), median(backward_ms), median(grad_wait_ms));
+  return step_ms;
+}
+
+// Communication over the stack and the part of it hidden, weighted by each kind's layers.
+struct HiddenComm {
+  double hidden_ms = 0;
+  double comm_ms = 0;
+};
+
+// A layer kind's attention, on its first layer's buffers: phases, timeline, and its share of HiddenComm.
+template <typename Buffers>
+inline void time_kind(State& st, const LayerKind& kind, const KindPasses<Buffers>& passes, HiddenComm& total) {
+  Buffers& b = passes.sets[0];
+  const auto host = host_work(st, kind.first_layer, kind, b);
+  const HostFn* hooks = kind.hosted ? &host : nullptr;
+  const float q_proj = kind.hosted ? time_ms(st, 10, [&] { host(HostWork::kQProjection, 0); }) : 0.0f;
+  const float projections = kind.hosted ? q_proj + time_ms(st, 10, [&] { host(HostWork::kOWeightGrad, 0); }) : 0.0f;
+  program::Ctx serial = st.ctx;
+  serial.comm = st.ctx.compute;
+  auto both = [&](const program::Ctx& c, Run run) { passes.forward(c, b, run); passes.backward(c, b, run); };
+  float overlapped = time_ms(st, 10, [&] { both(st.ctx, Run{true, true, hooks}); }) - projections;
+  float serialised = time_ms(st, 10, [&] { both(serial, Run{true, true, hooks}); }) - projections;
+  float comm_only = time_ms(st, 10, [&] { both(st.ctx, Run{false, true, hooks}); });
+  float compute_only = time_ms(st, 10, [&] { both(st.ctx, Run{true, false, hooks}); }) - projections;
+  float fwd = time_ms(st, 10, [&] { passes.forward(st.ctx, b, Run{true, true, hooks}); }) - q_proj;
+  float hidden = comm_only > 0 ? std::min(1.0f, std::max(0.0f, 1.0f - (overlapped - compute_only) / comm_only)) : 1.0f;
+  total.hidden_ms += hidden * comm_only * kind.layers;
+  total.comm_ms += comm_only * kind.layers;
+  emit("phase", "\"name\":\"%s.forward\",\"ms\":%.4f", kind.name, fwd);
+  emit("phase", "\"name\":\"%s.backward\",\"ms\":%.4f", kind.name, overlapped - fwd);
+  emit("phase", "\"name\":\"%s.comm\",\"ms\":%.4f,\"serial_ms\":%.4f,\"compute_only_ms\":%.4f,\"overlapped_ms\":%.4f,\"hidden\":%.3f", kind.name, comm_only, serialised, compute_only, overlapped, hidden);
+  // Both streams, then the computation alone: the same steps' durations with and without communication beside them.
+  for (Run run : {Run{true, true, hooks}, Run{true, false, hooks}})
+    trace_pass(st, kind.name, "forward", passes.forward_events, run, [&](const program::Ctx& c, Run r) { passes.forward(c, b, r); });
+  for (Run run : {Run{true, true, hooks}, Run{true, false, hooks}})
+    trace_pass(st, kind.name, "backward", passes.backward_events, run, [&](const program::Ctx& c, Run r) { passes.backward(c, b, r); });
+  say("layer kind %s (%s): attention fwd+bwd %.3f ms overlapped, %.3f ms computation alone, %.3f ms serialised, communication %.3f ms, %.0f%% hidden\n",
+      kind.name, kind.strategy, overlapped, compute_only, serialised, comm_only, 100.0f * hidden);
+}
+
+// The `summary` event and line: the median step, throughput, hidden communication and memory.
+inline void summarize(State& st, float step_ms, const HiddenComm& comm) {
+  size_t free_bytes = 0, total_bytes = 0;
+  CUDA_CHECK(cudaMemGetInfo(&free_bytes, &total_bytes));
+  const size_t in_use = total_bytes - free_bytes;
+  const size_t program_bytes = in_use > st.baseline_mem_bytes ? in_use - st.baseline_mem_bytes : 0;
+  const double tokens = (double)program::kBatch * program::kLocalTokens * program::kGpus;
+  const double tflops = program::kFlopsPerStep / (step_ms * 1e-3) / 1e12;
+  const double hidden = comm.comm_ms > 0 ? comm.hidden_ms / comm.comm_ms : 1.0;
+  emit("summary", "\"median_ms\":%.4f,\"tokens_per_s\":%.1f,\"tflops\":%.2f,\"hidden_comm_fraction\":%.3f,\"peak_mem_bytes\":%zu,\"program_mem_bytes\":%zu,\"baseline_mem_bytes\":%zu",
+       step_ms, tokens / (step_ms * 1e-3), tflops, hidden, in_use, program_bytes, st.baseline_mem_bytes);
+  say("median step %.3f ms, %.0f tokens/s, %.1f TFLOP/s per GPU, %.0f%% of communication hidden, %.2f GiB in use\n",
+      step_ms, tokens / (step_ms * 1e-3), tflops, 100 * hidden, in_use / 1073741824.0);
+}
+
+}  // namespace lasp

@@ -1,0 +1,498 @@
+// Weights on disk: writing and reading safetensors files (https://github.com/huggingface/safetensors), the
+// format `--save-weights` / `--load-weights` and checkpoints use, so that Python's `safetensors` package
+// loads what the program writes and the program loads what PyTorch writes.
+//
+// Design choices:
+// - Host code only, plain C++17 and POSIX (fsync, rename): no CUDA header, so it compiles with g++ alone
+//   and its tests need no GPU (test/safetensors.test.ts). It is named .cuh like the other runtime headers,
+//   which the program includes from lasp/. The caller copies tensors between the GPU and the host buffers.
+// - The format: 8 bytes, little-endian, the header's length N; N bytes of JSON, one entry per tensor
+//   {"dtype", "shape", "data_offsets": [begin, end]} (offsets into the data that follows the header) and an
+//   optional "__metadata__" of strings; the header padded with spaces to a multiple of 8 bytes (so the data
+//   is aligned); then the tensors' bytes, back to back, in the order given, with no holes.
+// - Written atomically: into `PATH.tmp.PID` in the same folder, flushed and fsync'ed, then renamed over
+//   PATH and the folder fsync'ed; a crash or a full disk leaves the old file whole, never half a new one.
+// - Read strictly: the header is parsed and checked against the file (offsets inside the data, sizes equal
+//   to shape x dtype, no holes, no overlaps) before any data is read; each tensor the model expects must be
+//   there with the expected dtype and shape, and the file may hold no other tensor. Errors are returned as a
+//   sentence naming the file, the tensor, what was expected and what was found; the program prints it and
+//   exits (a wrong file is the user's to fix, not a bug).
+// - Only BF16 and F32 data are written; a header naming another dtype parses (so the error can say
+//   "expected BF16, found F16") and is refused where a tensor is checked.
+#pragma once
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstdint>
+#include <cstdio>
+#include <cstring>
+#include <string>
+#include <utility>
+#include <vector>
+
+namespace lasp {
+namespace safetensors {
+
+enum class DType { BF16, F32, Other };
+
+inline const char* dtype_name(DType d) { return d == DType::BF16 ? "BF16" : d == DType::F32 ? "F32" : "?"; }
+inline std::size_t dtype_bytes(DType d) { return d == DType::BF16 ? 2 : d == DType::F32 ? 4 : 0; }
+
+/** One tensor to write: its bytes are shape's product times the dtype's size. */
+struct TensorOut {
+  std::string name;
+  DType dtype;
+  std::vector<int64_t> shape;
+  const void* data;
+};
+
+/** One tensor the reader expects, and where its bytes go. */
+struct TensorIn {
+  std::string name;
+  DType dtype;
+  std::vector<int64_t> shape;
+  void* data;
+};
+
+/** One entry of a parsed header; `dtype_text` is the header's word (e.g. "F16" for DType::Other). */
+struct TensorEntry {
+  std::string name;
+  DType dtype;
+  std::string dtype_text;
+  std::vector<int64_t> shape;
+  uint64_t begin = 0, end = 0;
+};
+
+struct Header {
+  std::vector<TensorEntry> tensors;
+  std::vector<std::pair<std::string, std::string>> metadata;
+  /** File offset of the data: 8 + the header's length. */
+  uint64_t data_start = 0;
+  uint64_t data_bytes = 0;
+};
+
+/** Headers above this size are refused unread (the reference implementation's limit). */
+constexpr uint64_t kMaxHeaderBytes = 100u << 20;
+
+namespace detail {
+
+inline uint64_t elements(const std::vector<int64_t>& shape) {
+  uint64_t n = 1;
+  for (int64_t d : shape) n *= static_cast<uint64_t>(d);
+  return n;
+}
+
+inline std::string shape_text(const std::vector<int64_t>& shape) {
+  std::string s = "[";
+  for (std::size_t i = 0; i < shape.size(); ++i) s += (i ? ", " : "") + std::to_string(shape[i]);
+  return s + "]";
+}
+
+inline void json_string(std::string& out, const std::string& s) {
+  out += '"';
+  for (unsigned char c : s) {
+    if (c == '"' || c == '\\') {
+      out += '\\';
+      out += static_cast<char>(c);
+    } else if (c < 0x20) {
+      char buf[8];
+      std::snprintf(buf, sizeof buf, "\\u%04x", c);
+      out += buf;
+    } else {
+      out += static_cast<char>(c);
+    }
+  }
+  out += '"';
+}
+
+/** A small JSON reader for the header: objects, arrays, strings, non-negative integers, and skipping. */
+struct Parser {
+  explicit Parser(const std::string& text) : s(text) {}
+  const std::string& s;
+  std::size_t i = 0;
+  std::string error;
+
+  bool fail(const std::string& what) {
+    if (error.empty()) error = what + " at byte " + std::to_string(i) + " of the header";
+    return false;
+  }
+  void space() {
+    while (i < s.size() && (s[i] == ' ' || s[i] == '\n' || s[i] == '\r' || s[i] == '\t')) ++i;
+  }
+  bool eat(char c) {
+    space();
+    if (i < s.size() && s[i] == c) {
+      ++i;
+      return true;
+    }
+    return false;
+  }
+  bool expect(char c) { return eat(c) || fail(std::string("expected '") + c + "'"); }
+  bool string(std::string& out) {
+    if (!expect('"')) return false;
+    out.clear();
+    while (i < s.size() && s[i] != '"') {
+      char c = s[i++];
+      if (c != '\\') {
+        out += c;
+        continue;
+      }
+      if (i >= s.size()) break;
+      char e = s[i++];
+      switch (e) {
+        case '"': case '\\': case '/': out += e; break;
+        case 'b': out += '\b'; break;
+        case 'f': out += '\f'; break;
+        case 'n': out += '\n'; break;
+        case 'r': out += '\r'; break;
+        case 't': out += '\t'; break;
+        case 'u': {
+          unsigned code = 0;
+          for (int k = 0; k < 4; ++k, ++i) {
+            const char h = i < s.size() ? s[i] : 'x';
+            const int v = h >= '0' && h <= '9' ? h - '0' : h >= 'a' && h <= 'f' ? h - 'a' + 10
+                        : h >= 'A' && h <= 'F' ? h - 'A' + 10 : -1;
+            if (v < 0) return fail("a bad \\u escape");
+            code = code * 16 + static_cast<unsigned>(v);
+          }
+          // Names are ASCII in practice; other code points of the basic plane are kept as UTF-8.
+          if (code < 0x80) {
+            out += static_cast<char>(code);
+          } else if (code < 0x800) {
+            out += static_cast<char>(0xC0 | (code >> 6));
+            out += static_cast<char>(0x80 | (code & 0x3F));
+          } else {
+            out += static_cast<char>(0xE0 | (code >> 12));
+            out += static_cast<char>(0x80 | ((code >> 6) & 0x3F));
+            out += static_cast<char>(0x80 | (code & 0x3F));
+          }
+          break;
+        }
+        default: return fail("an unknown escape in a string");
+      }
+    }
+    return expect('"');
+  }
+  bool integer(uint64_t& out) {
+    space();
+    std::size_t start = i;
+    out = 0;
+    while (i < s.size() && s[i] >= '0' && s[i] <= '9') {
+      if (out > (UINT64_MAX - 9) / 10) return fail("a number too large");
+      out = out * 10 + static_cast<uint64_t>(s[i++] - '0');
+    }
+    return i > start || fail("expected a non-negative whole number");
+  }
+  bool integers(std::vector<uint64_t>& out) {
+    out.clear();
+    if (!expect('[')) return false;
+    if (eat(']')) return true;
+    do {
+      uint64_t v;
+      if (!integer(v)) return false;
+      out.push_back(v);
+    } while (eat(','));
+    return expect(']');
+  }
+  /** Skips any JSON value (unknown keys are allowed and ignored, as the reference reader does). */
+  bool skip(int depth = 0) {
+    space();
+    if (depth > 64) return fail("values nested too deep");
+    if (i >= s.size()) return fail("expected a value");
+    char c = s[i];
+    if (c == '"') {
+      std::string ignored;
+      return string(ignored);
+    }
+    if (c == '{' || c == '[') {
+      char close = c == '{' ? '}' : ']';
+      ++i;
+      if (eat(close)) return true;
+      do {
+        if (c == '{') {
+          std::string key;
+          if (!string(key) || !expect(':')) return false;
+        }
+        if (!skip(depth + 1)) return false;
+      } while (eat(','));
+      return expect(close);
+    }
+    std::size_t start = i;
+    while (i < s.size() && std::strchr(",}] \n\r\t", s[i]) == nullptr) ++i;
+    return i > start || fail("expected a value");
+  }
+};
+
+inline bool parse_tensor(Parser& p, TensorEntry& t) {
+  if (!p.expect('{')) return false;
+  bool dtype = false, shape = false, offsets = false;
+  if (!p.eat('}')) {
+    do {
+      std::string key;
+      if (!p.string(key) || !p.expect(':')) return false;
+      if (key == "dtype") {
+        if (!p.string(t.dtype_text)) return false;
+        t.dtype = t.dtype_text == "BF16" ? DType::BF16 : t.dtype_text == "F32" ? DType::F32 : DType::Other;
+        dtype = true;
+      } else if (key == "shape") {
+        std::vector<uint64_t> dims;
+        if (!p.integers(dims)) return false;
+        t.shape.assign(dims.begin(), dims.end());
+        shape = true;
+      } else if (key == "data_offsets") {
+        std::vector<uint64_t> o;
+        if (!p.integers(o)) return false;
+        if (o.size() != 2) return p.fail("data_offsets of `" + t.name + "` is not [begin, end]");
+        t.begin = o[0];
+        t.end = o[1];
+        offsets = true;
+      } else if (!p.skip()) {
+        return false;
+      }
+    } while (p.eat(','));
+    if (!p.expect('}')) return false;
+  }
+  if (!dtype || !shape || !offsets) return p.fail("tensor `" + t.name + "` lacks dtype, shape or data_offsets");
+  return true;
+}
+
+inline bool parse_header(const std::string& text, Header& h, std::string& error) {
+  Parser p(text);
+  bool ok = p.expect('{');
+  if (ok && !p.eat('}')) {
+    do {
+      std::string key;
+      if (!(ok = p.string(key) && p.expect(':'))) break;
+      if (key == "__metadata__") {
+        if (!(ok = p.expect('{'))) break;
+        if (p.eat('}')) continue;
+        do {
+          std::pair<std::string, std::string> kv;
+          if (!(ok = p.string(kv.first) && p.expect(':') && p.string(kv.second))) break;
+          h.metadata.push_back(kv);
+        } while (p.eat(','));
+        if (!ok || !(ok = p.expect('}'))) break;
+      } else {
+        TensorEntry t;
+        t.name = key;
+        if (!(ok = parse_tensor(p, t))) break;
+        h.tensors.push_back(t);
+      }
+    } while (p.eat(','));
+    ok = ok && p.expect('}');
+  }
+  if (ok) {
+    p.space();
+    if (p.i != text.size()) ok = p.fail("text after the header's object");
+  }
+  if (!ok) error = p.error;
+  return ok;
+}
+
+inline void fail_with(std::string* error, const std::string& message) {
+  if (error != nullptr) *error = message;
+}
+
+/** fsync of the folder holding `path`, so that a rename into it survives a crash. */
+inline bool sync_folder(const std::string& path) {
+  std::size_t slash = path.find_last_of('/');
+  std::string folder = slash == std::string::npos ? "." : slash == 0 ? "/" : path.substr(0, slash);
+  int fd = ::open(folder.c_str(), O_RDONLY | O_DIRECTORY);
+  if (fd < 0) return false;
+  bool ok = ::fsync(fd) == 0;
+  ::close(fd);
+  return ok;
+}
+
+}  // namespace detail
+
+/** The header's JSON text, padded with spaces to a multiple of 8 bytes. */
+inline std::string header_text(const std::vector<TensorOut>& tensors,
+                               const std::vector<std::pair<std::string, std::string>>& metadata) {
+  std::string h = "{";
+  bool first = true;
+  if (!metadata.empty()) {
+    h += "\"__metadata__\":{";
+    for (std::size_t i = 0; i < metadata.size(); ++i) {
+      if (i) h += ',';
+      detail::json_string(h, metadata[i].first);
+      h += ':';
+      detail::json_string(h, metadata[i].second);
+    }
+    h += '}';
+    first = false;
+  }
+  uint64_t offset = 0;
+  for (const TensorOut& t : tensors) {
+    uint64_t bytes = detail::elements(t.shape) * dtype_bytes(t.dtype);
+    if (!first) h += ',';
+    first = false;
+    detail::json_string(h, t.name);
+    h += ":{\"dtype\":\"";
+    h += dtype_name(t.dtype);
+    h += "\",\"shape\":[";
+    for (std::size_t i = 0; i < t.shape.size(); ++i) h += (i ? "," : "") + std::to_string(t.shape[i]);
+    h += "],\"data_offsets\":[" + std::to_string(offset) + "," + std::to_string(offset + bytes) + "]}";
+    offset += bytes;
+  }
+  h += '}';
+  while (h.size() % 8 != 0) h += ' ';
+  return h;
+}
+
+/** Writes `tensors` to `path` atomically; false, with a sentence in *error, when it cannot. */
+inline bool write_file(const std::string& path, const std::vector<TensorOut>& tensors,
+                       const std::vector<std::pair<std::string, std::string>>& metadata, std::string* error) {
+  for (const TensorOut& t : tensors) {
+    if (t.dtype == DType::Other) {
+      detail::fail_with(error, "cannot write tensor `" + t.name + "` of " + path + ": only BF16 and F32 are written");
+      return false;
+    }
+  }
+  const std::string header = header_text(tensors, metadata);
+  const std::string tmp = path + ".tmp." + std::to_string(static_cast<long>(::getpid()));
+  std::FILE* f = std::fopen(tmp.c_str(), "wb");
+  if (f == nullptr) {
+    detail::fail_with(error, "cannot write " + path + ": cannot create " + tmp + " (" + std::strerror(errno) + ")");
+    return false;
+  }
+  unsigned char length[8];
+  for (int i = 0; i < 8; ++i) length[i] = static_cast<unsigned char>(static_cast<uint64_t>(header.size()) >> (8 * i));
+  bool ok = std::fwrite(length, 1, 8, f) == 8 && std::fwrite(header.data(), 1, header.size(), f) == header.size();
+  for (std::size_t k = 0; ok && k < tensors.size(); ++k) {
+    std::size_t bytes = static_cast<std::size_t>(detail::elements(tensors[k].shape) * dtype_bytes(tensors[k].dtype));
+    ok = bytes == 0 || std::fwrite(tensors[k].data, 1, bytes, f) == bytes;
+  }
+  const int saved = errno;
+  ok = std::fflush(f) == 0 && ok;
+  ok = ok && ::fsync(::fileno(f)) == 0;
+  ok = std::fclose(f) == 0 && ok;
+  if (!ok || std::rename(tmp.c_str(), path.c_str()) != 0) {
+    const int why = errno != 0 ? errno : saved;
+    std::remove(tmp.c_str());
+    detail::fail_with(error, "cannot write " + path + ": " + std::strerror(why) + " (the old file, if any, is kept)");
+    return false;
+  }
+  detail::sync_folder(path);
+  return true;
+}
+
+/** Reads and checks the header of `path`: every tensor's bytes inside the file, no holes, no overlaps. */
+inline bool read_header(const std::string& path, Header* out, std::string* error) {
+  std::FILE* f = std::fopen(path.c_str(), "rb");
+  if (f == nullptr) {
+    detail::fail_with(error, "cannot read " + path + ": " + std::strerror(errno));
+    return false;
+  }
+  std::fseek(f, 0, SEEK_END);
+  const uint64_t size = static_cast<uint64_t>(std::ftell(f));
+  std::fseek(f, 0, SEEK_SET);
+  unsigned char length[8];
+  if (size < 8 || std::fread(length, 1, 8, f) != 8) {
+    std::fclose(f);
+    detail::fail_with(error, path + " is not a safetensors file: " + std::to_string(size) +
+                                 " bytes, too short for the 8-byte header length");
+    return false;
+  }
+  uint64_t n = 0;
+  for (int i = 7; i >= 0; --i) n = (n << 8) | length[i];
+  if (n > kMaxHeaderBytes || 8 + n > size) {
+    std::fclose(f);
+    detail::fail_with(error, path + " is truncated or not a safetensors file: its header length is " +
+                                 std::to_string(n) + " bytes, the file has " + std::to_string(size) + " in all");
+    return false;
+  }
+  std::string text(static_cast<std::size_t>(n), '\0');
+  const bool read = n == 0 || std::fread(&text[0], 1, text.size(), f) == text.size();
+  std::fclose(f);
+  Header h;
+  std::string why;
+  if (!read || !detail::parse_header(text, h, why)) {
+    detail::fail_with(error, path + " has an unreadable safetensors header: " + (read ? why : "read error"));
+    return false;
+  }
+  h.data_start = 8 + n;
+  h.data_bytes = size - h.data_start;
+  // Sorted by offset, the tensors must tile the data exactly: no holes, no overlaps, nothing past the end.
+  std::vector<const TensorEntry*> order;
+  for (const TensorEntry& t : h.tensors) order.push_back(&t);
+  for (std::size_t a = 1; a < order.size(); ++a)
+    for (std::size_t b = a; b > 0 && order[b]->begin < order[b - 1]->begin; --b) std::swap(order[b], order[b - 1]);
+  uint64_t at = 0;
+  for (const TensorEntry* t : order) {
+    const uint64_t want = detail::elements(t->shape) * dtype_bytes(t->dtype);
+    if (t->end < t->begin || (t->dtype != DType::Other && t->end - t->begin != want)) {
+      detail::fail_with(error, path + ": tensor `" + t->name + "` has data_offsets [" + std::to_string(t->begin) +
+                                   ", " + std::to_string(t->end) + "], which do not hold " + t->dtype_text + " " +
+                                   detail::shape_text(t->shape) + " (" + std::to_string(want) + " bytes)");
+      return false;
+    }
+    if (t->begin != at) {
+      detail::fail_with(error, path + ": tensor `" + t->name + "` starts at data byte " + std::to_string(t->begin) +
+                                   ", expected " + std::to_string(at) + " (a hole or an overlap)");
+      return false;
+    }
+    at = t->end;
+  }
+  if (at != h.data_bytes) {
+    detail::fail_with(error, path + " is truncated: its header places " + std::to_string(at) +
+                                 " bytes of tensor data, the file holds " + std::to_string(h.data_bytes) +
+                                 " after the header");
+    return false;
+  }
+  *out = std::move(h);
+  return true;
+}
+
+/**
+ * Reads `path` into the tensors' buffers, after checking that the file holds exactly these tensors with
+ * these dtypes and shapes; false, with a sentence naming the tensor in *error, when it does not.
+ */
+inline bool read_file(const std::string& path, const std::vector<TensorIn>& expected, std::string* error,
+                      Header* header_out = nullptr) {
+  Header h;
+  if (!read_header(path, &h, error)) return false;
+  std::vector<const TensorEntry*> found(expected.size(), nullptr);
+  for (std::size_t k = 0; k < expected.size(); ++k) {
+    const TensorIn& want = expected[k];
+    for (const TensorEntry& t : h.tensors)
+      if (t.name == want.name) found[k] = &t;
+    const std::string expects = std::string(dtype_name(want.dtype)) + " " + detail::shape_text(want.shape);
+    if (found[k] == nullptr) {
+      detail::fail_with(error, path + " has no tensor `" + want.name + "` (the model expects " + expects + ")");
+      return false;
+    }
+    if (found[k]->dtype != want.dtype || found[k]->shape != want.shape) {
+      detail::fail_with(error, path + ": tensor `" + want.name + "` is " + found[k]->dtype_text + " " +
+                                   detail::shape_text(found[k]->shape) + ", the model expects " + expects);
+      return false;
+    }
+  }
+  for (const TensorEntry& t : h.tensors) {
+    bool known = false;
+    for (const TensorIn& want : expected) known = known || want.name == t.name;
+    if (!known) {
+      detail::fail_with(error, path + " has a tensor `" + t.name + "` (" + t.dtype_text + " " +
+                                   detail::shape_text(t.shape) + ") that the model does not have");
+      return false;
+    }
+  }
+  std::FILE* f = std::fopen(path.c_str(), "rb");
+  bool ok = f != nullptr;
+  for (std::size_t k = 0; ok && k < expected.size(); ++k) {
+    const std::size_t bytes = static_cast<std::size_t>(found[k]->end - found[k]->begin);
+    ok = std::fseek(f, static_cast<long>(h.data_start + found[k]->begin), SEEK_SET) == 0 &&
+         (bytes == 0 || std::fread(expected[k].data, 1, bytes, f) == bytes);
+  }
+  if (f != nullptr) std::fclose(f);
+  if (!ok) {
+    detail::fail_with(error, "cannot read the tensors of " + path + ": " + std::strerror(errno));
+    return false;
+  }
+  if (header_out != nullptr) *header_out = std::move(h);
+  return true;
+}
+
+}  // namespace safetensors
+}  // namespace lasp

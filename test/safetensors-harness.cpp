@@ -1,0 +1,64 @@
+// The host logic of templates/runtime/safetensors.cuh driven from test/safetensors.test.ts:
+//   harness write FILE            writes the three tensors below (and __metadata__ {"format": "pt"})
+//   harness read FILE [VARIANT]   reads FILE expecting them, checks the values, prints "ok N tensors";
+//                                 VARIANT changes what is expected: shape, dtype, missing, fewer
+// Errors go to stderr with exit code 1, as the program reports a wrong --load-weights file.
+#include <cstdint>
+#include <cstdio>
+#include <cstring>
+#include <string>
+#include <vector>
+
+#include "safetensors.cuh"
+
+namespace st = lasp::safetensors;
+
+int main(int argc, char** argv) {
+  if (argc < 3) return 2;
+  const std::string mode = argv[1], path = argv[2], variant = argc > 3 ? argv[3] : "ok";
+  // Known bit patterns: bf16 values as their 16 bits, f32 values exactly representable.
+  std::vector<uint16_t> embed(12), up(10);
+  for (int i = 0; i < 12; ++i) embed[i] = static_cast<uint16_t>(0x3F80 + i);
+  for (int i = 0; i < 10; ++i) up[i] = static_cast<uint16_t>(0x4000 + 3 * i);
+  std::vector<float> norm = {1.5f, -2.25f, 0.125f};
+  std::string error;
+
+  if (mode == "write") {
+    const std::vector<st::TensorOut> tensors = {
+        {"model.embed_tokens.weight", st::DType::BF16, {4, 3}, embed.data()},
+        {"model.layers.0.mlp.up_proj.weight", st::DType::BF16, {2, 5}, up.data()},
+        {"model.norm.weight", st::DType::F32, {3}, norm.data()},
+    };
+    if (!st::write_file(path, tensors, {{"format", "pt"}}, &error)) {
+      std::fprintf(stderr, "%s\n", error.c_str());
+      return 1;
+    }
+    std::printf("wrote %zu tensors\n", tensors.size());
+    return 0;
+  }
+
+  std::vector<uint16_t> embed_in(12, 0), up_in(10, 0);
+  std::vector<float> norm_in(3, 0.f);
+  std::vector<st::TensorIn> expected = {
+      {"model.embed_tokens.weight", st::DType::BF16, {4, 3}, embed_in.data()},
+      {"model.layers.0.mlp.up_proj.weight", st::DType::BF16, {2, 5}, up_in.data()},
+      {"model.norm.weight", st::DType::F32, {3}, norm_in.data()},
+  };
+  if (variant == "shape") expected[0].shape = {3, 4};
+  if (variant == "dtype") expected[2].dtype = st::DType::BF16;
+  if (variant == "missing") expected.push_back({"lm_head.weight", st::DType::BF16, {4, 3}, embed_in.data()});
+  if (variant == "fewer") expected.pop_back();
+  st::Header header;
+  if (!st::read_file(path, expected, &error, &header)) {
+    std::fprintf(stderr, "%s\n", error.c_str());
+    return 1;
+  }
+  if (embed_in != embed || up_in != up || std::memcmp(norm_in.data(), norm.data(), sizeof(float) * 3) != 0) {
+    std::fprintf(stderr, "the values read differ from the values written\n");
+    return 1;
+  }
+  std::printf("ok %zu tensors", header.tensors.size());
+  for (const auto& kv : header.metadata) std::printf(" %s=%s", kv.first.c_str(), kv.second.c_str());
+  std::printf("\n");
+  return 0;
+}

@@ -1,0 +1,204 @@
+// templates/runtime/safetensors.cuh's host logic, compiled with g++ (no CUDA needed) into
+// test/safetensors-harness.cpp. What it writes is parsed here independently, following the format's
+// specification (8-byte little-endian length, JSON header padded with spaces to 8 bytes, data back to
+// back), and files written here are read by it, so the format is checked against the spec, not itself.
+import { spawnSync } from "node:child_process";
+import { mkdtempSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { dirname, join } from "node:path";
+import { fileURLToPath } from "node:url";
+import { beforeAll, describe, expect, it } from "vitest";
+
+const root = join(dirname(fileURLToPath(import.meta.url)), "..");
+const compiler = spawnSync("g++", ["--version"]).status === 0;
+const dir = mkdtempSync(join(tmpdir(), "lasp-safetensors-"));
+const harness = join(dir, "harness");
+
+/** The tensors the harness writes: bf16 as their 16 bits, f32 as numbers. */
+const EMBED = Array.from({ length: 12 }, (_, i) => 0x3f80 + i);
+const UP = Array.from({ length: 10 }, (_, i) => 0x4000 + 3 * i);
+const NORM = [1.5, -2.25, 0.125];
+
+function run(...args: string[]): { status: number | null; stdout: string; stderr: string } {
+  const r = spawnSync(harness, args, { encoding: "utf8" });
+  return { status: r.status, stdout: r.stdout, stderr: r.stderr.trim() };
+}
+
+interface Entry {
+  dtype: string;
+  shape: number[];
+  data_offsets: [number, number];
+}
+
+/** A safetensors file from parts, written here (not by the header): header text as given, then data. */
+function safetensorsFile(header: string, data: Buffer): Buffer {
+  const padded = header + " ".repeat((8 - (header.length % 8)) % 8);
+  const length = Buffer.alloc(8);
+  length.writeBigUInt64LE(BigInt(padded.length));
+  return Buffer.concat([length, Buffer.from(padded, "utf8"), data]);
+}
+
+const u16 = (values: number[]): Buffer => Buffer.from(new Uint16Array(values).buffer);
+const f32 = (values: number[]): Buffer => Buffer.from(new Float32Array(values).buffer);
+
+describe.skipIf(!compiler)("safetensors.cuh (host side, compiled with g++)", () => {
+  let file: string;
+
+  beforeAll(() => {
+    const build = spawnSync(
+      "g++",
+      [
+        "-std=c++17",
+        "-O1",
+        "-Wall",
+        "-Wextra",
+        "-Werror",
+        "-pedantic",
+        "-I",
+        join(root, "templates/runtime"),
+      ].concat([join(root, "test/safetensors-harness.cpp"), "-o", harness]),
+      { encoding: "utf8" },
+    );
+    expect(build.stderr).toBe("");
+    expect(build.status).toBe(0);
+    file = join(dir, "model.safetensors");
+    expect(run("write", file)).toMatchObject({ status: 0, stdout: "wrote 3 tensors\n" });
+  }, 60_000);
+
+  it("writes the format the specification describes, parsed here independently", () => {
+    const bytes = readFileSync(file);
+    const n = Number(bytes.readBigUInt64LE(0));
+    expect(n % 8).toBe(0);
+    const text = bytes.subarray(8, 8 + n).toString("utf8");
+    expect(text.startsWith("{")).toBe(true);
+    expect(text.trimEnd().endsWith("}")).toBe(true);
+    expect(text.length - text.trimEnd().length).toBeLessThan(8);
+    const header = JSON.parse(text) as Record<string, Entry | Record<string, string>>;
+    expect(header["__metadata__"]).toEqual({ format: "pt" });
+    expect(header["model.embed_tokens.weight"]).toEqual({
+      dtype: "BF16",
+      shape: [4, 3],
+      data_offsets: [0, 24],
+    });
+    expect(header["model.layers.0.mlp.up_proj.weight"]).toEqual({
+      dtype: "BF16",
+      shape: [2, 5],
+      data_offsets: [24, 44],
+    });
+    expect(header["model.norm.weight"]).toEqual({ dtype: "F32", shape: [3], data_offsets: [44, 56] });
+    const data = bytes.subarray(8 + n);
+    expect(data.length).toBe(56);
+    const bf16 = (from: number, count: number) =>
+      Array.from({ length: count }, (_, i) => data.readUInt16LE(from + 2 * i));
+    expect(bf16(0, 12)).toEqual(EMBED);
+    expect(bf16(24, 10)).toEqual(UP);
+    expect([0, 1, 2].map((i) => data.readFloatLE(44 + 4 * i))).toEqual(NORM);
+  });
+
+  it("reads back what it wrote, and leaves no temporary file beside it", () => {
+    expect(run("read", file)).toMatchObject({ status: 0, stdout: "ok 3 tensors format=pt\n" });
+    expect(readdirSync(dir).sort()).toEqual(["harness", "model.safetensors"]);
+  });
+
+  it("replaces an existing file whole", () => {
+    const path = join(dir, "replaced.safetensors");
+    writeFileSync(path, "an old file, longer than nothing");
+    expect(run("write", path).status).toBe(0);
+    expect(readFileSync(path)).toEqual(readFileSync(file));
+  });
+
+  it("reads a file written elsewhere: keys in another order, spaces, other metadata", () => {
+    const header = `{ "model.norm.weight" : { "shape": [3], "data_offsets": [44, 56], "dtype": "F32" },
+      "model.embed_tokens.weight": {"data_offsets":[0,24],"dtype":"BF16","shape":[4,3]},
+      "__metadata__": {"format": "pt", "note": "a \\"quoted\\" \\u0041"},
+      "model.layers.0.mlp.up_proj.weight": {"dtype":"BF16","shape":[2,5],"data_offsets":[24,44]} }`;
+    const path = join(dir, "other.safetensors");
+    writeFileSync(path, safetensorsFile(header, Buffer.concat([u16(EMBED), u16(UP), f32(NORM)])));
+    expect(run("read", path)).toMatchObject({
+      status: 0,
+      stdout: 'ok 3 tensors format=pt note=a "quoted" A\n',
+    });
+  });
+
+  it("says a truncated file is truncated, in the data or in the header", () => {
+    const bytes = readFileSync(file);
+    const short = join(dir, "short.safetensors");
+    writeFileSync(short, bytes.subarray(0, bytes.length - 2));
+    const n = Number(bytes.readBigUInt64LE(0));
+    expect(run("read", short)).toEqual({
+      status: 1,
+      stdout: "",
+      stderr: `${short} is truncated: its header places 56 bytes of tensor data, the file holds 54 after the header`,
+    });
+    writeFileSync(short, bytes.subarray(0, 20));
+    expect(run("read", short).stderr).toBe(
+      `${short} is truncated or not a safetensors file: its header length is ${n} bytes, the file has 20 in all`,
+    );
+    writeFileSync(short, bytes.subarray(0, 5));
+    expect(run("read", short).stderr).toBe(
+      `${short} is not a safetensors file: 5 bytes, too short for the 8-byte header length`,
+    );
+  });
+
+  it("names the tensor, the expected and the found dtype", () => {
+    expect(run("read", file, "dtype")).toMatchObject({
+      status: 1,
+      stderr: `${file}: tensor \`model.norm.weight\` is F32 [3], the model expects BF16 [3]`,
+    });
+    const header = JSON.stringify({
+      "model.embed_tokens.weight": { dtype: "BF16", shape: [4, 3], data_offsets: [0, 24] },
+      "model.layers.0.mlp.up_proj.weight": { dtype: "BF16", shape: [2, 5], data_offsets: [24, 44] },
+      "model.norm.weight": { dtype: "F16", shape: [3], data_offsets: [44, 50] },
+    });
+    const path = join(dir, "f16.safetensors");
+    writeFileSync(path, safetensorsFile(header, Buffer.concat([u16(EMBED), u16(UP), u16([1, 2, 3])])));
+    expect(run("read", path).stderr).toBe(
+      `${path}: tensor \`model.norm.weight\` is F16 [3], the model expects F32 [3]`,
+    );
+  });
+
+  it("names the tensor, the expected and the found shape", () => {
+    expect(run("read", file, "shape")).toMatchObject({
+      status: 1,
+      stderr: `${file}: tensor \`model.embed_tokens.weight\` is BF16 [4, 3], the model expects BF16 [3, 4]`,
+    });
+  });
+
+  it("refuses a missing tensor and one the model does not have", () => {
+    expect(run("read", file, "missing").stderr).toBe(
+      `${file} has no tensor \`lm_head.weight\` (the model expects BF16 [4, 3])`,
+    );
+    expect(run("read", file, "fewer").stderr).toBe(
+      `${file} has a tensor \`model.norm.weight\` (F32 [3]) that the model does not have`,
+    );
+  });
+
+  it("refuses offsets that do not match the shape, and headers that are not JSON", () => {
+    const data = Buffer.concat([u16(EMBED), u16(UP), f32(NORM)]);
+    const path = join(dir, "bad.safetensors");
+    const entries = {
+      "model.embed_tokens.weight": { dtype: "BF16", shape: [4, 3], data_offsets: [0, 22] },
+      "model.layers.0.mlp.up_proj.weight": { dtype: "BF16", shape: [2, 5], data_offsets: [22, 44] },
+      "model.norm.weight": { dtype: "F32", shape: [3], data_offsets: [44, 56] },
+    };
+    writeFileSync(path, safetensorsFile(JSON.stringify(entries), data));
+    expect(run("read", path).stderr).toBe(
+      `${path}: tensor \`model.embed_tokens.weight\` has data_offsets [0, 22], which do not hold BF16 [4, 3] (24 bytes)`,
+    );
+    writeFileSync(path, safetensorsFile('{"model.norm.weight": {"dtype": "F32", "shape": [3}', data));
+    expect(run("read", path).stderr).toMatch(
+      new RegExp(
+        `^${path.replace(/[.]/g, "\\.")} has an unreadable safetensors header: expected '\\]' at byte \\d+`,
+      ),
+    );
+  });
+
+  it("says why it cannot write, and leaves nothing behind", () => {
+    const path = join(dir, "no-such-folder", "model.safetensors");
+    const r = run("write", path);
+    expect(r.status).toBe(1);
+    expect(r.stderr).toBe(
+      `cannot write ${path}: cannot create ${path}.tmp.${r.stderr.match(/tmp\.(\d+)/)?.[1]} (No such file or directory)`,
+    );
+  });
+});
