@@ -6,7 +6,7 @@ import { inspectReport } from "../inspect/report.js";
 import { writeFileAtomic } from "../io/atomic-write.js";
 import { timelineSvg } from "../inspect/svg.js";
 import { inspectText } from "../inspect/text.js";
-import { outputWidth } from "../inspect/units.js";
+import { outputWidth } from "../text/units.js";
 import { lowerSpec } from "../schedule/lower.js";
 import { H100, memoryReport, memoryShape, parseMemorySize, type Gpu } from "../cost/memory.js";
 import { memoryJson, memoryText } from "../inspect/memory.js";

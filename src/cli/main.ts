@@ -8,7 +8,7 @@ import { COMPILE_HELP } from "./compile-help.js";
 import type { FmtOptions } from "./fmt-command.js";
 import type { InspectOptions } from "./inspect-command.js";
 import { LASP2_FLAG, LASP2_HELP } from "./lasp2-option.js";
-import { outputWidth } from "../inspect/units.js";
+import { outputWidth } from "../text/units.js";
 import { EXIT, processIo, type CliIo } from "./io.js";
 import { version } from "../io/package-info.js";
 import type { RunCliOptions } from "./run-command.js";

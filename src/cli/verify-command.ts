@@ -1,6 +1,6 @@
 // `lasp verify <spec>`: executes the lowered schedule numerically (float64, W simulated ranks, forward and
 // backward) at a reduced size and compares every layer kind's output and dQ, dK, dV with the dense oracle.
-import { table } from "../inspect/units.js";
+import { table } from "../text/units.js";
 import { verifySpec, VerifyUsageError, type VerifyOptions } from "../verify/verify.js";
 import { loadSpec, reportDiagnostics } from "./check-command.js";
 import { EXIT, type CliIo } from "./io.js";

@@ -2,7 +2,7 @@
 // chosen GPU and the longest seq_len that does, as a small table for the text and an object for `--json`.
 import { gigabytes } from "../cost/memory-notes.js";
 import { RUNTIME_RESERVE_BYTES, type MemoryCategory, type MemoryReport } from "../cost/memory.js";
-import { MAX_WIDTH, table, wrap } from "./units.js";
+import { MAX_WIDTH, table, wrap } from "../text/units.js";
 
 const LABELS: Record<MemoryCategory, string> = {
   weights: "weights",

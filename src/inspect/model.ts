@@ -4,7 +4,7 @@
 import { trainingFlopsPerToken } from "../model/flops.js";
 import { parameterCounts } from "../model/parameters.js";
 import type { ResolvedSpec } from "../spec/resolved.js";
-import { formatFlops, MAX_WIDTH, wrap } from "./units.js";
+import { formatFlops, MAX_WIDTH, wrap } from "../text/units.js";
 
 export interface ModelReport {
   /** Every distinct weight; a tied LM head is the embedding and counts once. */

@@ -8,7 +8,7 @@ import { main } from "../cli/main.js";
 import { captureIo } from "../cli/test-io.js";
 import { IR_VERSION } from "../schedule/ir.js";
 import type { InspectReport } from "./report.js";
-import { formatBytes, formatTime } from "./units.js";
+import { formatBytes, formatTime } from "../text/units.js";
 
 beforeEach(() => void vi.stubEnv("COLUMNS", "100"));
 afterEach(() => void vi.unstubAllEnvs());

@@ -9,7 +9,7 @@ import type { ComputeStep, Pass, ScheduleProgram, Step } from "../schedule/ir.js
 import { computeTime, DEFAULT_MACHINE, type Machine } from "../cost/machine.js";
 import { passOrder, simulateProgram, type PassTimeline, type ProgramTimes } from "../cost/simulate.js";
 import { predict, type Predictions } from "./report.js";
-import { formatBytes as fmtBytes, formatFlops as fmtFlops, formatTime as fmtTime } from "./units.js";
+import { formatBytes as fmtBytes, formatFlops as fmtFlops, formatTime as fmtTime } from "../text/units.js";
 
 export interface TimelineOptions {
   /** Stack entries to show (indices into `program.layers`); default all. */

@@ -7,7 +7,7 @@ import { Concurrency } from "../schedule/overlap.js";
 import type { ResolvedSpec } from "../spec/resolved.js";
 import { modelText } from "./model.js";
 import { inspectReport, type CommunicationRow, type InspectReport, type PassPrediction } from "./report.js";
-import { formatBytes, formatFlops, formatTime, MAX_WIDTH, table, wrap } from "./units.js";
+import { formatBytes, formatFlops, formatTime, MAX_WIDTH, table, wrap } from "../text/units.js";
 
 export interface InspectTextOptions {
   rank: number;

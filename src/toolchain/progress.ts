@@ -1,6 +1,6 @@
 // Human progress of `lasp run` on stderr: a status line redrawn in place on a terminal (one line per change
 // otherwise), the program's human lines, the verify results, and a summary table over all ranks.
-import { formatBytes, table } from "../inspect/units.js";
+import { formatBytes, table } from "../text/units.js";
 import type { CollectivesEvent, ProgramEvent, StartEvent, SummaryEvent, TraceEvent } from "./launch.js";
 
 // --------------------------------------------------------------------------------------------- status line

@@ -1,4 +1,5 @@
-// Human units for sizes, FLOPs and times in `lasp inspect` output, and tables that fit the terminal.
+// Human units for sizes, FLOPs and times, and tables that fit the terminal: what inspect, verify and the
+// progress of `lasp run` print.
 
 export function formatBytes(bytes: number): string {
   const units = ["B", "KiB", "MiB", "GiB", "TiB"];
