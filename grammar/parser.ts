@@ -2,7 +2,8 @@
 // declarations, the stack) and reads every setting generically as `key value`; which keys exist and what
 // values they take is the checker's job, so a misspelled key gets "unknown key, did you mean ..." rather
 // than a syntax error. grammar/README.md writes the same grammar out in EBNF.
-import { CstParser, EOF, type IParserErrorMessageProvider, type IToken, type TokenType } from "chevrotain";
+import type { IParserErrorMessageProvider, IToken, TokenType } from "chevrotain";
+import { CstParser, EOF } from "./chevrotain.js";
 import {
   allTokens,
   Comma,

@@ -1,6 +1,7 @@
 // The tokens of the `.lasp` language. Every token carries a human `label`: it is what diagnostics print
 // ("expected `}` but found `hidden`"), so labels are written the way a user would write the token.
-import { createToken, Lexer, type TokenType } from "chevrotain";
+import type { TokenType } from "chevrotain";
+import { createToken, Lexer } from "./chevrotain.js";
 
 export const WhiteSpace = createToken({
   name: "WhiteSpace",

@@ -12,7 +12,7 @@ const root = join(dirname(fileURLToPath(import.meta.url)), "..");
 const version = (JSON.parse(readFileSync(join(root, "package.json"), "utf8")) as { version: string }).version;
 
 /** Runs `lasp ARGS` and returns its output and the packages and compiler folders of the modules it loaded. */
-function loads(args: string[]): { stdout: string; status: number | null; modules: string[] } {
+function loads(args: string[]): { stdout: string; status: number | null; modules: string[]; urls: string[] } {
   const trace = join(mkdtempSync(join(tmpdir(), "lasp-startup-")), "modules.txt");
   const run = spawnSync(
     process.execPath,
@@ -25,7 +25,7 @@ function loads(args: string[]): { stdout: string; status: number | null; modules
     (url) => url.match(/node_modules\/((?:@[^/]+\/)?[^/]+)|dist\/((?:src\/)?[^/]+)/)?.[0],
   );
   const modules = [...new Set(names.filter((name): name is string => name !== undefined))].sort();
-  return { stdout: run.stdout, status: run.status, modules };
+  return { stdout: run.stdout, status: run.status, modules, urls };
 }
 
 const HEAVY = [
@@ -61,6 +61,14 @@ describe("starting lasp", () => {
     expect(run.status).toBe(0);
     // The trace sees what a command loads: check needs chevrotain.
     expect(run.modules).toContain("node_modules/chevrotain");
+    // From its single-file build (grammar/chevrotain.ts): the entry is only resolved, to find the bundle,
+    // and none of the ~700 modules behind it (its sources, lodash-es) is loaded.
+    const chevrotain = run.urls.filter((url) => url.includes("node_modules/chevrotain/"));
+    expect(chevrotain).toContainEqual(
+      expect.stringMatching(/node_modules\/chevrotain\/lib\/chevrotain\.mjs$/),
+    );
+    expect(chevrotain.length).toBeLessThanOrEqual(2);
+    expect(run.modules).not.toContain("node_modules/lodash-es");
     for (const heavy of HEAVY.slice(1)) expect(run.modules).not.toContain(heavy);
   });
 });

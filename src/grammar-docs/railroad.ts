@@ -2,7 +2,7 @@
 // createSyntaxDiagramsCode. Chevrotain's default page loads its scripts from unpkg.com; ours loads the copy
 // that `npm ci` puts in node_modules/chevrotain/diagrams/ (the same UMD scripts and stylesheet, which set
 // browser globals as plain <script> tags), so the page works offline from a checkout.
-import { createSyntaxDiagramsCode } from "chevrotain";
+import { createSyntaxDiagramsCode } from "../../grammar/chevrotain.js";
 import { grammarProductions, terminalText, type Production } from "./reference.js";
 
 /** Where grammar/railroad.html finds chevrotain's diagram scripts: the checkout's node_modules. */
