@@ -10,6 +10,7 @@ import { generateProgram, RUNTIME_FILES, writeProgram } from "./generate.js";
 import { templatesDir } from "./render.js";
 import { ALIGN_ELEMENTS } from "./model-tables.js";
 import { buildView } from "./view-model.js";
+import { namedCallsOf, stepCalling } from "./test-calls.js";
 import { lowerSpec } from "../schedule/lower.js";
 import type { ResolvedSpec } from "../spec/resolved.js";
 import { generateExamples, staleFiles } from "./regenerate.js";
@@ -86,7 +87,7 @@ describe("the generated program", () => {
       .replace(/\n\s*if \(c\.trace != nullptr\)[^\n]*/g, ""); // the timeline's events, tested elsewhere
     // The state step records an event the AllGather waits for; the prefix waits for the AllGather.
     expect(rank1).toMatch(
-      /linear_state[^\n]*\n\s*CUDA_CHECK\(cudaEventRecord\(c\.events\[0\], c\.compute\)\);/,
+      /lasp::linear_state\(args[^\n]*\n\s*CUDA_CHECK\(cudaEventRecord\(c\.events\[0\], c\.compute\)\);/,
     );
     expect(rank1).toMatch(
       /cudaStreamWaitEvent\(c\.comm, c\.events\[0\], 0\)\);\n\s*CUDA_CHECK\(cudaEventRecord\(c\.started\[1\], c\.comm\)\);[^\n]*\n\s*NCCL_CHECK\(ncclAllGather/,
@@ -104,7 +105,20 @@ describe("the generated program", () => {
           String.raw`c\.few_ctas_on_copy_engines \? 0 : ${GEMM_SM_MARGIN}\);`,
       ),
     );
-    expect(rank1).toMatch(/lasp::linear_forward_fused\(b\.q, b\.k, b\.v, b\.p, lasp::Piece\{0, 512\}, b\.o,/);
+    const view = viewOf("examples/tiny-linear.lasp");
+    const fused = stepCalling(view, "L_forward_rank1", "lasp::linear_forward_fused", { p: "b.p" });
+    const prefix = stepCalling(view, "L_forward_rank1", "lasp::linear_decayed_sum", {});
+    expect(fused!.id).toBeGreaterThan(prefix!.id); // on the same stream: no event between them
+    expect(namedCallsOf(view, "L_forward_rank1", "lasp::linear_forward_fused")[0]!.fields).toEqual({
+      q: "b.q",
+      k: "b.k",
+      v: "b.v",
+      p: "b.p",
+      o: "b.o",
+      piece: "lasp::Piece{0, 512}",
+      causal: "true",
+      kv_ws: "b.kv_ws",
+    });
   });
 
   it("runs LASP-2's projections inside the schedule and fuses only the nonzero terms into the walk", () => {
@@ -114,19 +128,22 @@ describe("the generated program", () => {
         program.indexOf(`static void ${fn}(`),
         program.indexOf("\n}\n", program.indexOf(`static void ${fn}(`)),
       );
-    // Rank 0 holds the first piece: no prefix, so its backward walk gets P = nullptr and G from rank 1.
+    // Rank 0 holds the first piece: no prefix, so its backward walk leaves P unset (nullptr) and gets G
+    // from rank 1; rank 1 holds the last, so the reverse.
     expect(body("L_backward_rank0")).toContain(
       `run_host(run, HostWork::kOWeightGrad, c.few_ctas_on_copy_engines ? 0 : ${GEMM_SM_MARGIN});`,
     );
-    expect(body("L_backward_rank0")).toMatch(
-      /linear_backward_fused\(b\.q, b\.k, b\.v, b\.do_, nullptr, b\.g, /,
-    );
-    expect(body("L_backward_rank1")).toMatch(
-      /linear_backward_fused\(b\.q, b\.k, b\.v, b\.do_, b\.p, nullptr, /,
+    const view = viewOf("examples/tiny-linear.lasp");
+    const states = (fn: string) =>
+      namedCallsOf(view, fn, "lasp::linear_backward_fused").map(({ fields }) => [fields.p, fields.g]);
+    expect(states("L_backward_rank0")).toEqual([[undefined, "b.g"]]);
+    expect(states("L_backward_rank1")).toEqual([["b.p", undefined]]);
+    expect(body("L_backward_rank1")).toContain(
+      "lasp::linear_backward_fused(args, c.dims, c.tables.kLDecay, c.compute);",
     );
     expect(body("L_forward_rank0")).toContain("lasp::linear_intra(");
     // The layer leaves the Q projection and dWo to a hosted kind's pass (lasp/layer.cuh reads the flag).
-    expect(viewOf("examples/tiny-linear.lasp").kinds.map((k) => [k.name, k.hosted])).toEqual([["L", "true"]]);
+    expect(view.kinds.map((k) => [k.name, k.hosted])).toEqual([["L", "true"]]);
   });
 
   it("emits LASP-1 as a chain of sends and receives, and zigzag pieces at their local offsets", () => {

@@ -13,6 +13,7 @@ import { buildView } from "./view-model.js";
 /** Runtime headers copied into every program, under lasp/. */
 export const RUNTIME_FILES = [
   "types.cuh",
+  "attention_args.cuh",
   "check.cuh",
   "mma.cuh",
   "linear_attention.cuh",

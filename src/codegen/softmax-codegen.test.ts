@@ -11,6 +11,7 @@ import { lowerSpec } from "../schedule/lower.js";
 import type { ResolvedSpec } from "../spec/resolved.js";
 import { CodegenLimitation, generateProgram, writeProgram } from "./generate.js";
 import { buildView, type ProgramView } from "./view-model.js";
+import { namedCallsOf, stepCalling } from "./test-calls.js";
 import { HOST_SYNTAX_ONLY, itWithNvcc, nvcc, UNOPTIMIZED_DEVICE_CODE } from "../../test/nvcc.js";
 
 function specOf(parallel: string, stack = "[L, S] x 1", run = ""): ResolvedSpec {
@@ -53,16 +54,55 @@ describe("LASP-2H in the generated program", () => {
     expect(rank0).toContain(
       "NCCL_CHECK(ncclAllGather(b.k, b.k_all, 131072, ncclBfloat16, c.nccl_few_ctas, c.comm));",
     );
-    expect(rank0).toMatch(
-      /started\[0\], 0\)\);[^\n]*\n\s*lasp::softmax_block_forward\(b\.q, b\.k, b\.v, kS_dims, kPieceMaps\[0\], kPieceMaps\[0\]/,
-    );
-    // Rank 1's block comes from slot 1 of the gathered keys, with rank 1's positions.
+    const v = view("gpus 2 sequence 2 linear lasp2 softmax allgather layout zigzag");
+    // The own block (own keys, own positions) only lets the gather start first, then runs beside it.
+    const own = stepCalling(v, "S_forward_rank0", "lasp::softmax_block_forward", {
+      k: "b.k",
+      v: "b.v",
+      k_map: "kPieceMaps[0]",
+    });
+    expect(own?.waitsStarted).toEqual([{ event: 0 }]);
+    // Rank 1's block comes from slot 1 of the gathered keys, with rank 1's positions; its partials go to
+    // slot 1, and no bf16 output is set (the merge writes it).
+    const [, other] = namedCallsOf(v, "S_forward_rank0", "lasp::softmax_block_forward");
+    expect(other).toEqual({
+      fn: "lasp::softmax_block_forward",
+      type: "SoftmaxBlockArgs",
+      fields: {
+        q: "b.q",
+        k: "b.k_all + 131072",
+        v: "b.v_all + 131072",
+        o: "b.o_part + 262144",
+        lse: "b.lse_part + 4096",
+        q_map: "kPieceMaps[0]",
+        k_map: "kPieceMaps[1]",
+        causal: "true",
+      },
+      args: ["kS_dims", "c.compute"],
+    });
+    expect(namedCallsOf(v, "S_forward_rank0", "lasp::softmax_merge")).toEqual([
+      {
+        fn: "lasp::softmax_merge",
+        type: "SoftmaxMergeArgs",
+        fields: {
+          parts: "b.o_part",
+          part_lse: "b.lse_part",
+          sources: "lasp::SlotList{2, {0, 1}}",
+          o: "b.o",
+          lse: "b.lse",
+          batch: "1",
+          rows: "1024",
+          heads: "4",
+          head_dim: "64",
+        },
+        args: ["c.compute"],
+      },
+    ]);
+    // The program prints each field on its own line of the struct, then the call.
     expect(rank0).toContain(
-      "lasp::softmax_block_forward(b.q, b.k_all + 131072, b.v_all + 131072, kS_dims, kPieceMaps[0], kPieceMaps[1], true, b.o_part + 262144, b.lse_part + 4096, nullptr, c.compute);",
+      "lasp::SoftmaxBlockArgs args;\n    args.q = b.q; args.k = b.k_all + 131072; args.v = b.v_all + 131072;\n",
     );
-    expect(rank0).toContain(
-      "lasp::softmax_merge(b.o_part, b.lse_part, lasp::SlotList{2, {0, 1}}, b.o, b.lse, 1, 1024, 4, 64, c.compute);",
-    );
+    expect(rank0).toContain("lasp::softmax_merge(args, c.compute);");
     expect(cuh).toContain(
       "static const lasp::SoftmaxDims kS_dims = lasp::SoftmaxDims{1, 1024, 1024, 4, 2, 64};",
     );
@@ -77,15 +117,44 @@ describe("LASP-2H in the generated program", () => {
   it("sums dQ in fp32 and ReduceScatters fp32 dK, dV while the rank's own block runs", () => {
     const rank1 = rankBody(cuh, "S_backward_rank1");
     expect(rank1).toContain("cudaMemsetAsync(b.dq_acc, 0, 262144 * sizeof(float), c.compute)");
-    expect(rank1).toContain(
-      "lasp::softmax_block_backward(b.q, b.k_all, b.v_all, b.o, b.lse, b.do_, kS_dims, kPieceMaps[1], kPieceMaps[0], true, b.dq_acc, b.dk_all, b.dv_all, c.compute);",
-    );
+    const v = view("gpus 2 sequence 2 linear lasp2 softmax allgather layout zigzag");
+    const blocks = namedCallsOf(v, "S_backward_rank1", "lasp::softmax_block_backward");
+    // Rank 0's block first, into the gathered dK, dV slots the ReduceScatter sends home; then the own block.
+    expect(blocks.map((b) => b.fields)).toEqual([
+      {
+        q: "b.q",
+        k: "b.k_all",
+        v: "b.v_all",
+        o: "b.o",
+        lse: "b.lse",
+        dout: "b.do_",
+        dq: "b.dq_acc",
+        dk: "b.dk_all",
+        dv: "b.dv_all",
+        q_map: "kPieceMaps[1]",
+        k_map: "kPieceMaps[0]",
+        causal: "true",
+      },
+      {
+        q: "b.q",
+        k: "b.k_all + 131072",
+        v: "b.v_all + 131072",
+        o: "b.o",
+        lse: "b.lse",
+        dout: "b.do_",
+        dq: "b.dq_acc",
+        dk: "b.dk_own",
+        dv: "b.dv_own",
+        q_map: "kPieceMaps[1]",
+        k_map: "kPieceMaps[1]",
+        causal: "true",
+      },
+    ]);
+    expect(blocks.every((b) => b.args.join(", ") === "kS_dims, c.compute")).toBe(true);
     const scatter = rank1.indexOf(
       "NCCL_CHECK(ncclReduceScatter(b.dk_all, b.dk_sum, 131072, ncclFloat32, ncclSum, c.nccl_few_ctas, c.comm));",
     );
-    const own = rank1.indexOf(
-      "lasp::softmax_block_backward(b.q, b.k_all + 131072, b.v_all + 131072, b.o, b.lse, b.do_, kS_dims, kPieceMaps[1], kPieceMaps[1], true, b.dq_acc, b.dk_own, b.dv_own, c.compute);",
-    );
+    const own = rank1.indexOf("args.dq = b.dq_acc; args.dk = b.dk_own; args.dv = b.dv_own;");
     expect(scatter).toBeGreaterThan(0);
     expect(own).toBeGreaterThan(scatter);
     // The own block waits only until the ReduceScatter is issued, not until it ends.
@@ -142,9 +211,11 @@ describe("ring attention in the generated program", () => {
     expect(rank2).toMatch(
       /ncclGroupEnd\(\)\);\n\s*CUDA_CHECK\(cudaEventRecord\(c\.events\[2\], c\.comm\)\);/,
     );
-    expect(rank2).toMatch(
-      /cudaStreamWaitEvent\(c\.compute, c\.events\[2\], 0\)\);\n\s*lasp::softmax_block_forward\(b\.q, b\.k_ring \+ 65536/,
-    );
+    const ring = view("gpus 4 sequence 4 linear lasp1 softmax ring layout contiguous");
+    const block = stepCalling(ring, "S_forward_rank2", "lasp::softmax_block_forward", {
+      k: "b.k_ring + 65536",
+    });
+    expect(block?.waits).toContainEqual({ event: 2 });
   });
 
   it("casts the dK, dV accumulators that came home", () => {
@@ -183,22 +254,59 @@ describe("Ulysses in the generated program", () => {
 
   it("runs whole-sequence attention on the rank's head shard", () => {
     // softmax_whole_*: cuDNN's fused attention where the build has it, lasp's kernels otherwise.
-    expect(rankBody(cuh, "S_forward_rank1")).toContain(
-      "lasp::softmax_whole_forward(b.q_full, b.k_full, b.v_full, lasp::SoftmaxDims{1, 2048, 2048, 2, 1, 64}, true, b.lse_full, b.o_full,",
-    );
-    expect(rankBody(cuh, "S_backward_rank1")).toContain(
-      "lasp::softmax_whole_backward(b.q_full, b.k_full, b.v_full, b.o_full, b.lse_full, b.do_full, lasp::SoftmaxDims{1, 2048, 2048, 2, 1, 64}, true,",
-    );
+    const v = view("gpus 2 sequence 2 linear ulysses softmax ulysses layout zigzag");
+    const dims = "lasp::SoftmaxDims{1, 2048, 2048, 2, 1, 64}";
+    expect(namedCallsOf(v, "S_forward_rank1", "lasp::softmax_whole_forward")).toEqual([
+      {
+        fn: "lasp::softmax_whole_forward",
+        type: "SoftmaxFullArgs",
+        fields: {
+          q: "b.q_full",
+          k: "b.k_full",
+          v: "b.v_full",
+          o: "b.o_full",
+          lse: "b.lse_full",
+          causal: "true",
+        },
+        args: [dims, "c.compute"],
+      },
+    ]);
+    expect(namedCallsOf(v, "S_backward_rank1", "lasp::softmax_whole_backward").map((c) => c.fields)).toEqual([
+      {
+        q: "b.q_full",
+        k: "b.k_full",
+        v: "b.v_full",
+        o: "b.o_full",
+        lse: "b.lse_full",
+        dout: "b.do_full",
+        dq: "b.dq_full",
+        dk: "b.dk_full",
+        dv: "b.dv_full",
+        causal: "true",
+      },
+    ]);
     // The program reports that kind's backend once, asking with the same dims (kKinds' whole_dims).
-    const kinds = view("gpus 2 sequence 2 linear ulysses softmax ulysses layout zigzag").kinds;
+    const kinds = v.kinds;
     expect(kinds.map((k) => [k.name, k.whole, k.wholeDims])).toEqual([
       ["L", false, "lasp::SoftmaxDims{}"],
       ["S", true, "lasp::SoftmaxDims{1, 2048, 2048, 2, 1, 64}"],
     ]);
     // Linear layers read the decay of the shard's heads.
-    expect(rankBody(cuh, "L_forward_rank1")).toMatch(
-      /lasp::linear_intra\(b\.q_full, b\.k_full, b\.v_full, lasp::Piece\{0, 2048\}, b\.o_full, lasp::LinearDims\{1, 2048, 2, 64\}, c\.tables\.kLDecay \+ 2, true/,
-    );
+    expect(namedCallsOf(v, "L_forward_rank1", "lasp::linear_intra")).toEqual([
+      {
+        fn: "lasp::linear_intra",
+        type: "LinearIntraArgs",
+        fields: {
+          q: "b.q_full",
+          k: "b.k_full",
+          v: "b.v_full",
+          o: "b.o_full",
+          piece: "lasp::Piece{0, 2048}",
+          causal: "true",
+        },
+        args: ["lasp::LinearDims{1, 2048, 2, 64}", "c.tables.kLDecay + 2", "c.compute"],
+      },
+    ]);
   });
 });
 

@@ -1,14 +1,15 @@
 // IR steps to C++ calls: which runtime function each op becomes and every argument it gets (buffer slots,
 // piece offsets, element counts, gap tables), all computed here so the templates only print them. One
-// handler per op of the catalogue (CODEGEN_HANDLERS), reading the step's named operands; the communicator and
-// the SMs a GEMM leaves come from the placement pass's fields (communicators.ts spells them).
+// handler per op of the catalogue (CODEGEN_HANDLERS), reading the step's named operands; the attention calls
+// pass them on by the same names, as a struct (runtime/attention_args.cuh). The communicator and the SMs a
+// GEMM leaves come from the placement pass's fields (communicators.ts spells them).
 import { handleOp, type BufferDecl, type ComputeStep, type OpHandlers, type Step } from "../schedule/ir.js";
 import { elementsOf } from "../schedule/context.js";
 import type { HeadShard } from "../schedule/ops.js";
 import { communicator, smsLeft } from "./communicators.js";
 import { cppIdent, softmaxDimsLiteral, softmaxDimsName } from "./names.js";
 import type { StepContext } from "./step-context.js";
-import { workspaceArgs } from "./workspaces.js";
+import { workspaceFields } from "./workspaces.js";
 
 export type { StepContext, TableSink } from "./step-context.js";
 
@@ -16,8 +17,27 @@ export interface Call {
   /** The checking macro wrapped around the call, or "" for the runtime's own checked launchers. */
   check: "" | "CUDA_CHECK" | "NCCL_CHECK";
   fn: string;
+  /** The struct of named operands the call takes first (attention_args.cuh), for the attention calls. */
+  operands?: NamedOperands;
+  /** The positional arguments: all of them, or those after the struct (the shape, decays, stream). */
   args: string[];
 }
+
+/**
+ * A `lasp::<type> args;` whose fields the program sets, one line per group of related fields (inputs,
+ * outputs, where and how, workspaces); an unset field keeps its default (nullptr).
+ */
+export interface NamedOperands {
+  type: string;
+  lines: Field[][];
+}
+
+export interface Field {
+  name: string;
+  value: string;
+}
+
+type FieldGroup = Record<string, string | undefined>;
 
 export class UnsupportedOp extends Error {}
 
@@ -167,6 +187,26 @@ const decayTable = (ctx: StepContext): string => `c.tables.k${ctx.kind}Decay`;
 const bool = (value: boolean): string => (value ? "true" : "false");
 const DIMS = "c.dims";
 
+/**
+ * A call taking its operands as the struct `type` (attention_args.cuh), then `args`: each group of fields
+ * one line, in the order given; an undefined value (an absent optional operand or workspace) stays unset.
+ */
+function namedCall(fn: string, type: string, groups: FieldGroup[], args: string[]): Call[] {
+  const lines = groups
+    .map((group) =>
+      Object.entries(group).flatMap(([name, value]) => (value === undefined ? [] : [{ name, value }])),
+    )
+    .filter((line) => line.length > 0);
+  return [{ check: "", fn: `lasp::${fn}`, operands: { type, lines }, args }];
+}
+
+/** Piece j's slot of an optional state (P or G), or undefined (the field stays nullptr: no such term). */
+const statePointer = (ctx: StepContext, name: string | undefined, j: number): string | undefined =>
+  name === undefined ? undefined : slotPointer(ctx, name, j);
+
+/** The arguments after a linear-attention call's struct: this rank's dims, the decays, the stream. */
+const linearArgs = (step: Step, ctx: StepContext): string[] => [DIMS, decayTable(ctx), stream(step)];
+
 /** A piece's prefix (P) or suffix (G) state from the exchanged states, as its mode says. */
 function combineCalls(
   step: ComputeStep<"linear.prefix" | "linear.suffix">,
@@ -207,72 +247,65 @@ export const CODEGEN_HANDLERS: OpHandlers<[StepContext], Call[]> = {
   "linear.state": (step, ctx) => {
     const j = step.params.piece;
     const { k, v, m } = step.operands;
-    return launch("linear_state", [
-      buf(k),
-      buf(v),
-      piece(ctx, j),
-      slotPointer(ctx, m, j),
-      DIMS,
-      decayTable(ctx),
-      stream(step),
-      ...workspaceArgs(step, ctx, j),
-    ]);
+    return namedCall(
+      "linear_state",
+      "LinearStateArgs",
+      [
+        { k: buf(k), v: buf(v) },
+        { m: slotPointer(ctx, m, j) },
+        { piece: piece(ctx, j) },
+        workspaceFields(step, ctx, j),
+      ],
+      linearArgs(step, ctx),
+    );
   },
   "linear.intra": (step, ctx) => {
     const j = step.params.piece;
     const { q, k, v, o } = step.operands;
-    return launch("linear_intra", [
-      buf(q),
-      buf(k),
-      buf(v),
-      piece(ctx, j),
-      buf(o),
-      DIMS,
-      decayTable(ctx),
-      bool(step.params.causal),
-      stream(step),
-      ...workspaceArgs(step, ctx, j),
-    ]);
+    return namedCall(
+      "linear_intra",
+      "LinearIntraArgs",
+      [
+        { q: buf(q), k: buf(k), v: buf(v) },
+        { o: buf(o) },
+        { piece: piece(ctx, j), causal: bool(step.params.causal) },
+        workspaceFields(step, ctx, j),
+      ],
+      linearArgs(step, ctx),
+    );
   },
   "linear.prefix": (step, ctx) => combineCalls(step, step.operands.p, ctx),
   "linear.suffix": (step, ctx) => combineCalls(step, step.operands.g, ctx),
   "linear.forward_fused": (step, ctx) => {
     const j = step.params.piece;
     const { q, k, v, p, o } = step.operands;
-    return launch("linear_forward_fused", [
-      buf(q),
-      buf(k),
-      buf(v),
-      p === undefined ? "nullptr" : slotPointer(ctx, p, j),
-      piece(ctx, j),
-      buf(o),
-      DIMS,
-      decayTable(ctx),
-      bool(step.params.causal),
-      stream(step),
-      ...workspaceArgs(step, ctx, j),
-    ]);
+    return namedCall(
+      "linear_forward_fused",
+      "LinearForwardFusedArgs",
+      [
+        { q: buf(q), k: buf(k), v: buf(v), p: statePointer(ctx, p, j) },
+        { o: buf(o) },
+        { piece: piece(ctx, j), causal: bool(step.params.causal) },
+        workspaceFields(step, ctx, j),
+      ],
+      linearArgs(step, ctx),
+    );
   },
   "linear.backward_fused": (step, ctx) => {
     const j = step.params.piece;
     const { q, k, v, dout, p, g, dq, dk, dv } = step.operands;
-    return launch("linear_backward_fused", [
-      buf(q),
-      buf(k),
-      buf(v),
-      buf(dout),
-      p === undefined ? "nullptr" : slotPointer(ctx, p, j),
-      g === undefined ? "nullptr" : slotPointer(ctx, g, j),
-      piece(ctx, j),
-      buf(dq),
-      buf(dk),
-      buf(dv),
-      DIMS,
-      decayTable(ctx),
-      bool(step.params.causal),
-      stream(step),
-      ...workspaceArgs(step, ctx, j),
-    ]);
+    return namedCall(
+      "linear_backward_fused",
+      "LinearBackwardFusedArgs",
+      [
+        { q: buf(q), k: buf(k), v: buf(v), dout: buf(dout) },
+        { p: statePointer(ctx, p, j), g: statePointer(ctx, g, j) },
+        { dq: buf(dq), dk: buf(dk), dv: buf(dv) },
+        { piece: piece(ctx, j), causal: bool(step.params.causal) },
+        workspaceFields(step, ctx, j),
+      ],
+      linearArgs(step, ctx),
+    );
   },
   host: (step) => {
     const work = step.params.work === "q_projection" ? "HostWork::kQProjection" : "HostWork::kOWeightGrad";
@@ -281,15 +314,12 @@ export const CODEGEN_HANDLERS: OpHandlers<[StepContext], Call[]> = {
   "linear.inter": (step, ctx) => {
     const j = step.params.piece;
     const { q, p, o } = step.operands;
-    return launch("linear_inter", [
-      buf(q),
-      slotPointer(ctx, p, j),
-      piece(ctx, j),
-      buf(o),
-      DIMS,
-      decayTable(ctx),
-      stream(step),
-    ]);
+    return namedCall(
+      "linear_inter",
+      "LinearInterArgs",
+      [{ q: buf(q), p: slotPointer(ctx, p, j) }, { o: buf(o) }, { piece: piece(ctx, j) }],
+      linearArgs(step, ctx),
+    );
   },
   "linear.ring_forward": (step, ctx) => {
     const { p, m, next } = step.operands;
@@ -302,63 +332,56 @@ export const CODEGEN_HANDLERS: OpHandlers<[StepContext], Call[]> = {
   "linear.grad_state": (step, ctx) => {
     const j = step.params.piece;
     const { q, dout, dm } = step.operands;
-    return launch("linear_grad_state", [
-      buf(q),
-      buf(dout),
-      piece(ctx, j),
-      slotPointer(ctx, dm, j),
-      DIMS,
-      decayTable(ctx),
-      stream(step),
-      ...workspaceArgs(step, ctx, j),
-    ]);
+    return namedCall(
+      "linear_grad_state",
+      "LinearGradStateArgs",
+      [
+        { q: buf(q), dout: buf(dout) },
+        { dm: slotPointer(ctx, dm, j) },
+        { piece: piece(ctx, j) },
+        workspaceFields(step, ctx, j),
+      ],
+      linearArgs(step, ctx),
+    );
   },
   "linear.intra_backward": (step, ctx) => {
     const j = step.params.piece;
     const { q, k, v, dout, dq, dk, dv } = step.operands;
-    return launch("linear_intra_backward", [
-      buf(q),
-      buf(k),
-      buf(v),
-      buf(dout),
-      piece(ctx, j),
-      buf(dq),
-      buf(dk),
-      buf(dv),
-      DIMS,
-      decayTable(ctx),
-      bool(step.params.causal),
-      stream(step),
-      ...workspaceArgs(step, ctx, j),
-    ]);
+    return namedCall(
+      "linear_intra_backward",
+      "LinearIntraBackwardArgs",
+      [
+        { q: buf(q), k: buf(k), v: buf(v), dout: buf(dout) },
+        { dq: buf(dq), dk: buf(dk), dv: buf(dv) },
+        { piece: piece(ctx, j), causal: bool(step.params.causal) },
+        workspaceFields(step, ctx, j),
+      ],
+      linearArgs(step, ctx),
+    );
   },
   "linear.dq_inter": (step, ctx) => {
     const j = step.params.piece;
     const { dout, p, dq } = step.operands;
-    return launch("linear_dq_inter", [
-      buf(dout),
-      slotPointer(ctx, p, j),
-      piece(ctx, j),
-      buf(dq),
-      DIMS,
-      decayTable(ctx),
-      stream(step),
-    ]);
+    return namedCall(
+      "linear_dq_inter",
+      "LinearDqInterArgs",
+      [{ dout: buf(dout), p: slotPointer(ctx, p, j) }, { dq: buf(dq) }, { piece: piece(ctx, j) }],
+      linearArgs(step, ctx),
+    );
   },
   "linear.dkdv_inter": (step, ctx) => {
     const j = step.params.piece;
     const { k, v, g, dk, dv } = step.operands;
-    return launch("linear_dkdv_inter", [
-      buf(k),
-      buf(v),
-      slotPointer(ctx, g, j),
-      piece(ctx, j),
-      buf(dk),
-      buf(dv),
-      DIMS,
-      decayTable(ctx),
-      stream(step),
-    ]);
+    return namedCall(
+      "linear_dkdv_inter",
+      "LinearDkdvInterArgs",
+      [
+        { k: buf(k), v: buf(v), g: slotPointer(ctx, g, j) },
+        { dk: buf(dk), dv: buf(dv) },
+        { piece: piece(ctx, j) },
+      ],
+      linearArgs(step, ctx),
+    );
   },
   add: (step, ctx) =>
     step.operands.sums.map(({ a, b, out }) => {
@@ -417,110 +440,104 @@ export const CODEGEN_HANDLERS: OpHandlers<[StepContext], Call[]> = {
     const { source, causal } = step.params;
     const kvSlot = step.params.slot ?? source;
     const { q, k, v, o, lse } = step.operands;
-    return launch("softmax_block_forward", [
-      buf(q),
-      slotPointer(ctx, k, kvSlot),
-      slotPointer(ctx, v, kvSlot),
-      softmaxDims(ctx),
-      pieceMapOf(ctx.program.rank),
-      pieceMapOf(source),
-      bool(causal),
-      slotPointer(ctx, o, source),
-      slotPointer(ctx, lse, source),
-      "nullptr",
-      stream(step),
-    ]);
+    return namedCall(
+      "softmax_block_forward",
+      "SoftmaxBlockArgs",
+      [
+        { q: buf(q), k: slotPointer(ctx, k, kvSlot), v: slotPointer(ctx, v, kvSlot) },
+        { o: slotPointer(ctx, o, source), lse: slotPointer(ctx, lse, source) },
+        { q_map: pieceMapOf(ctx.program.rank), k_map: pieceMapOf(source), causal: bool(causal) },
+      ],
+      [softmaxDims(ctx), stream(step)],
+    );
   },
   "softmax.merge": (step, ctx) => {
     const { sources } = step.params;
     const { parts, partLse, o, lse } = step.operands;
     const [B, L, H, d] = decl(ctx, o).shape as [number, number, number, number];
-    return launch("softmax_merge", [
-      buf(parts),
-      buf(partLse),
-      `lasp::SlotList{${sources.length}, {${sources.join(", ")}}}`,
-      buf(o),
-      buf(lse),
-      String(B),
-      String(L),
-      String(H),
-      String(d),
-      stream(step),
-    ]);
+    return namedCall(
+      "softmax_merge",
+      "SoftmaxMergeArgs",
+      [
+        {
+          parts: buf(parts),
+          part_lse: buf(partLse),
+          sources: `lasp::SlotList{${sources.length}, {${sources.join(", ")}}}`,
+        },
+        { o: buf(o), lse: buf(lse) },
+        { batch: String(B), rows: String(L), heads: String(H), head_dim: String(d) },
+      ],
+      [stream(step)],
+    );
   },
   "softmax.block_backward": (step, ctx) => {
     const { source, causal } = step.params;
     const kvSlot = step.params.slot ?? source;
     const { q, k, v, o, lse, dout, dq, dk, dv } = step.operands;
-    return launch("softmax_block_backward", [
-      buf(q),
-      slotPointer(ctx, k, kvSlot),
-      slotPointer(ctx, v, kvSlot),
-      buf(o),
-      buf(lse),
-      buf(dout),
-      softmaxDims(ctx),
-      pieceMapOf(ctx.program.rank),
-      pieceMapOf(source),
-      bool(causal),
-      buf(dq),
-      slotPointer(ctx, dk, kvSlot),
-      slotPointer(ctx, dv, kvSlot),
-      stream(step),
-    ]);
+    return namedCall(
+      "softmax_block_backward",
+      "SoftmaxBlockBackwardArgs",
+      [
+        { q: buf(q), k: slotPointer(ctx, k, kvSlot), v: slotPointer(ctx, v, kvSlot) },
+        { o: buf(o), lse: buf(lse), dout: buf(dout) },
+        { dq: buf(dq), dk: slotPointer(ctx, dk, kvSlot), dv: slotPointer(ctx, dv, kvSlot) },
+        { q_map: pieceMapOf(ctx.program.rank), k_map: pieceMapOf(source), causal: bool(causal) },
+      ],
+      [softmaxDims(ctx), stream(step)],
+    );
   },
   "softmax.full": (step, ctx) => {
     const { q, k, v, o, lse } = step.operands;
-    return launch("softmax_whole_forward", [
-      buf(q),
-      buf(k),
-      buf(v),
-      fullSoftmaxDims(ctx, step),
-      bool(step.params.causal),
-      buf(lse),
-      buf(o),
-      stream(step),
-    ]);
+    return namedCall(
+      "softmax_whole_forward",
+      "SoftmaxFullArgs",
+      [
+        { q: buf(q), k: buf(k), v: buf(v) },
+        { o: buf(o), lse: buf(lse) },
+        { causal: bool(step.params.causal) },
+      ],
+      [fullSoftmaxDims(ctx, step), stream(step)],
+    );
   },
   "softmax.full_backward": (step, ctx) => {
     const { q, k, v, o, lse, dout, dq, dk, dv } = step.operands;
-    return launch("softmax_whole_backward", [
-      ...[q, k, v, o, lse, dout].map(buf),
-      fullSoftmaxDims(ctx, step),
-      bool(step.params.causal),
-      buf(dq),
-      buf(dk),
-      buf(dv),
-      stream(step),
-    ]);
+    return namedCall(
+      "softmax_whole_backward",
+      "SoftmaxFullBackwardArgs",
+      [
+        { q: buf(q), k: buf(k), v: buf(v) },
+        { o: buf(o), lse: buf(lse), dout: buf(dout) },
+        { dq: buf(dq), dk: buf(dk), dv: buf(dv) },
+        { causal: bool(step.params.causal) },
+      ],
+      [fullSoftmaxDims(ctx, step), stream(step)],
+    );
   },
   "linear.full": (step, ctx) => {
     const { q, k, v, o } = step.operands;
-    return launch("linear_intra", [
-      buf(q),
-      buf(k),
-      buf(v),
-      `lasp::Piece{0, ${ctx.sizes.seqLen}}`,
-      buf(o),
-      fullLinearDims(ctx, step.params),
-      headDecay(ctx, step.params),
-      bool(step.params.causal),
-      stream(step),
-    ]);
+    return namedCall(
+      "linear_intra",
+      "LinearIntraArgs",
+      [
+        { q: buf(q), k: buf(k), v: buf(v) },
+        { o: buf(o) },
+        { piece: `lasp::Piece{0, ${ctx.sizes.seqLen}}`, causal: bool(step.params.causal) },
+      ],
+      [fullLinearDims(ctx, step.params), headDecay(ctx, step.params), stream(step)],
+    );
   },
   "linear.full_backward": (step, ctx) => {
     const { q, k, v, dout, dq, dk, dv } = step.operands;
-    return launch("linear_intra_backward", [
-      ...[q, k, v, dout].map(buf),
-      `lasp::Piece{0, ${ctx.sizes.seqLen}}`,
-      buf(dq),
-      buf(dk),
-      buf(dv),
-      fullLinearDims(ctx, step.params),
-      headDecay(ctx, step.params),
-      bool(step.params.causal),
-      stream(step),
-    ]);
+    return namedCall(
+      "linear_intra_backward",
+      "LinearIntraBackwardArgs",
+      [
+        { q: buf(q), k: buf(k), v: buf(v), dout: buf(dout) },
+        { dq: buf(dq), dk: buf(dk), dv: buf(dv) },
+        { piece: `lasp::Piece{0, ${ctx.sizes.seqLen}}`, causal: bool(step.params.causal) },
+      ],
+      [fullLinearDims(ctx, step.params), headDecay(ctx, step.params), stream(step)],
+    );
   },
   pack: (step, ctx) => movementCalls(step, ctx),
   unpack: (step, ctx) => movementCalls(step, ctx),

@@ -22,6 +22,9 @@ function computes(
   );
 }
 
+/** The workspaces a call passes, by field; an absent one is left unset (nullptr) in the call's struct. */
+export type WorkspaceFields = { kv_ws?: string; qdo_ws?: string };
+
 const at = (name: "kv_ws" | "qdo_ws", j: number): string =>
   j === 0 ? `b.${name}` : `b.${name} + ${j} * b.ws_floats`;
 
@@ -31,26 +34,27 @@ export function usesWorkspaces(forward: RankProgram[]): boolean {
 }
 
 /**
- * The workspace arguments a linear-attention call of piece `j` appends, or none when the kind has no
- * workspaces. A consumer gets nullptr (recompute) unless the producer ran for the same piece before it.
+ * The workspace fields of a linear-attention call of piece `j` (attention_args.cuh's kv_ws, qdo_ws), none
+ * when the kind has no workspaces. A consumer's field is left unset (nullptr: recompute) unless the producer
+ * ran for the same piece before it.
  */
-export function workspaceArgs(step: ComputeStep, ctx: StepContext, j: number): string[] {
-  if (!ctx.workspaces) return [];
+export function workspaceFields(step: ComputeStep, ctx: StepContext, j: number): WorkspaceFields {
+  if (!ctx.workspaces) return {};
   const forward = ctx.schedule.passes.forward.find((p) => p.rank === ctx.program.rank);
-  const kv = computes(forward, "linear.state", j) ? at("kv_ws", j) : "nullptr";
-  const qdo = computes(ctx.program, "linear.grad_state", j) ? at("qdo_ws", j) : "nullptr";
+  const kv = computes(forward, "linear.state", j) ? at("kv_ws", j) : undefined;
+  const qdo = computes(ctx.program, "linear.grad_state", j) ? at("qdo_ws", j) : undefined;
   switch (step.op) {
     case "linear.state":
-      return [at("kv_ws", j)];
+      return { kv_ws: at("kv_ws", j) };
     case "linear.grad_state":
-      return [at("qdo_ws", j)];
+      return { qdo_ws: at("qdo_ws", j) };
     case "linear.intra":
     case "linear.forward_fused":
-      return [kv];
+      return { kv_ws: kv };
     case "linear.intra_backward":
     case "linear.backward_fused":
-      return [kv, qdo];
+      return { kv_ws: kv, qdo_ws: qdo };
     default:
-      return [];
+      return {};
   }
 }

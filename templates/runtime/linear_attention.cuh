@@ -52,6 +52,7 @@
 #include <type_traits>
 
 #include "types.cuh"
+#include "attention_args.cuh"
 #include "check.cuh"
 #include "mma.cuh"
 
@@ -1526,6 +1527,48 @@ void linear_backward_fused(const bf16* q, const bf16* k, const bf16* v, const bf
   detail::with_head_dim(dims.head_dim, [&](auto D) {
     detail::intra_backward<D>(q, k, v, dout, P, G, p, dq, dk, dv, dims, lam, causal, s, kv_ws, qdo_ws);
   });
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// The program's calls (kernels.h): the same entry points taking their operands as one named struct
+// (attention_args.cuh); an unset workspace is nullptr, which the overloads above read as "recompute".
+// ---------------------------------------------------------------------------------------------------------
+void linear_state(const LinearStateArgs& a, LinearDims dims, const float* lam, cudaStream_t s) {
+  linear_state(a.k, a.v, a.piece, a.m, dims, lam, s, a.kv_ws);
+}
+
+void linear_intra(const LinearIntraArgs& a, LinearDims dims, const float* lam, cudaStream_t s) {
+  linear_intra(a.q, a.k, a.v, a.piece, a.o, dims, lam, a.causal, s, a.kv_ws);
+}
+
+void linear_inter(const LinearInterArgs& a, LinearDims dims, const float* lam, cudaStream_t s) {
+  linear_inter(a.q, a.p, a.piece, a.o, dims, lam, s);
+}
+
+void linear_forward_fused(const LinearForwardFusedArgs& a, LinearDims dims, const float* lam, cudaStream_t s) {
+  linear_forward_fused(a.q, a.k, a.v, a.p, a.piece, a.o, dims, lam, a.causal, s, a.kv_ws);
+}
+
+void linear_grad_state(const LinearGradStateArgs& a, LinearDims dims, const float* lam, cudaStream_t s) {
+  linear_grad_state(a.q, a.dout, a.piece, a.dm, dims, lam, s, a.qdo_ws);
+}
+
+void linear_intra_backward(const LinearIntraBackwardArgs& a, LinearDims dims, const float* lam, cudaStream_t s) {
+  linear_intra_backward(a.q, a.k, a.v, a.dout, a.piece, a.dq, a.dk, a.dv, dims, lam, a.causal, s, a.kv_ws,
+                        a.qdo_ws);
+}
+
+void linear_dq_inter(const LinearDqInterArgs& a, LinearDims dims, const float* lam, cudaStream_t s) {
+  linear_dq_inter(a.dout, a.p, a.piece, a.dq, dims, lam, s);
+}
+
+void linear_dkdv_inter(const LinearDkdvInterArgs& a, LinearDims dims, const float* lam, cudaStream_t s) {
+  linear_dkdv_inter(a.k, a.v, a.g, a.piece, a.dk, a.dv, dims, lam, s);
+}
+
+void linear_backward_fused(const LinearBackwardFusedArgs& a, LinearDims dims, const float* lam, cudaStream_t s) {
+  linear_backward_fused(a.q, a.k, a.v, a.dout, a.p, a.g, a.piece, a.dq, a.dk, a.dv, dims, lam, a.causal, s, a.kv_ws,
+                        a.qdo_ws);
 }
 
 }  // namespace lasp

@@ -34,6 +34,7 @@
 #include <cstdlib>
 
 #include "types.cuh"
+#include "attention_args.cuh"
 #include "check.cuh"
 
 namespace lasp {
@@ -184,6 +185,11 @@ void softmax_merge(const float* o_part, const float* lse_part, SlotList slots, b
   if (rows_total == 0) return;
   smx_support::merge_kernel<<<smx_support::grid_for(rows_total, smx_support::kMergeWarps), 32 * smx_support::kMergeWarps, 0, s>>>(o_part, lse_part, slots, o, lse, rows_total, d);
   LAUNCH_CHECK();
+}
+
+// The program's call (kernels.h): the same, operands as one named struct (attention_args.cuh).
+void softmax_merge(const SoftmaxMergeArgs& a, cudaStream_t s) {
+  softmax_merge(a.parts, a.part_lse, a.sources, a.o, a.lse, a.batch, a.rows, a.heads, a.head_dim, s);
 }
 
 // dst[i] = bf16(src[i]) (round to nearest even) for i < n.

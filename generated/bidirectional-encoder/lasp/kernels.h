@@ -7,80 +7,50 @@
 #include <cstddef>         // size_t
 #include <cstdint>         // uint64_t
 #include "types.cuh"       // bf16, LinearDims, Piece, PieceMap, SoftmaxDims, SlotList
+#include "attention_args.cuh"  // the attention calls' named operands (LinearIntraArgs, ...)
 
 namespace lasp {
 
-// Linear attention, one piece of a rank's tokens at a time (linear_attention.cuh). States are fp32
-// [batch][heads][d][d]; `lam` is a device array of per-head decays.
-void linear_state(const bf16* k, const bf16* v, Piece p, float* M, LinearDims dims, const float* lam, cudaStream_t s);
-void linear_intra(const bf16* q, const bf16* k, const bf16* v, Piece p, bf16* o, LinearDims dims, const float* lam,
-                  bool causal, cudaStream_t s);
-void linear_inter(const bf16* q, const float* P, Piece p, bf16* o, LinearDims dims, const float* lam, cudaStream_t s);
+// Linear attention, one piece of a rank's tokens at a time (linear_attention.cuh), operands named in a struct
+// (attention_args.cuh). States are fp32 [batch][heads][d][d]; `lam` is a device array of per-head decays.
+// The walks can keep (state calls) or start from (the others) per-segment states in a workspace of
+// linear_state_workspace_bytes per piece; unset (nullptr): keep nothing, or recompute.
+void linear_state(const LinearStateArgs& a, LinearDims dims, const float* lam, cudaStream_t s);
+void linear_intra(const LinearIntraArgs& a, LinearDims dims, const float* lam, cudaStream_t s);
+void linear_inter(const LinearInterArgs& a, LinearDims dims, const float* lam, cudaStream_t s);
+void linear_grad_state(const LinearGradStateArgs& a, LinearDims dims, const float* lam, cudaStream_t s);
+void linear_intra_backward(const LinearIntraBackwardArgs& a, LinearDims dims, const float* lam, cudaStream_t s);
+void linear_dq_inter(const LinearDqInterArgs& a, LinearDims dims, const float* lam, cudaStream_t s);
+void linear_dkdv_inter(const LinearDkdvInterArgs& a, LinearDims dims, const float* lam, cudaStream_t s);
+// The intra-piece walk with the prefix (P) and suffix (G) terms added inside it; unset: no such term.
+void linear_forward_fused(const LinearForwardFusedArgs& a, LinearDims dims, const float* lam, cudaStream_t s);
+void linear_backward_fused(const LinearBackwardFusedArgs& a, LinearDims dims, const float* lam, cudaStream_t s);
+size_t linear_state_workspace_bytes(LinearDims dims, int piece_length);
+// Combining exchanged states: decayed sums over gathered states (gaps: a device array of `count` ints),
+// LASP-1's ring step (out = lam^C in + M), differences and sums.
 void linear_decayed_sum(const float* states, int count, const int* gaps, float* out, LinearDims dims, const float* lam,
                         cudaStream_t s);
 void linear_ring_step(const float* in, const float* M, int C, float* out, LinearDims dims, const float* lam,
                       cudaStream_t s);
 void state_sub(const float* a, const float* b, float* out, LinearDims dims, cudaStream_t s);
 void state_sum(const float* states, int count, float* out, LinearDims dims, cudaStream_t s);
-void linear_grad_state(const bf16* q, const bf16* dout, Piece p, float* dM, LinearDims dims, const float* lam,
-                       cudaStream_t s);
-void linear_intra_backward(const bf16* q, const bf16* k, const bf16* v, const bf16* dout, Piece p, bf16* dq, bf16* dk,
-                           bf16* dv, LinearDims dims, const float* lam, bool causal, cudaStream_t s);
-void linear_dq_inter(const bf16* dout, const float* P, Piece p, bf16* dq, LinearDims dims, const float* lam,
-                     cudaStream_t s);
-void linear_dkdv_inter(const bf16* k, const bf16* v, const float* G, Piece p, bf16* dk, bf16* dv, LinearDims dims,
-                       const float* lam, cudaStream_t s);
-// The intra-piece walk with the prefix (P) and suffix (G) terms added inside it; nullptr: no such term.
-void linear_forward_fused(const bf16* q, const bf16* k, const bf16* v, const float* P, Piece p, bf16* o,
-                          LinearDims dims, const float* lam, bool causal, cudaStream_t s);
-void linear_backward_fused(const bf16* q, const bf16* k, const bf16* v, const bf16* dout, const float* P,
-                           const float* G, Piece p, bf16* dq, bf16* dk, bf16* dv, LinearDims dims, const float* lam,
-                           bool causal, cudaStream_t s);
-// The same walks keeping (state calls) or starting from (the others) per-segment states in a workspace of
-// linear_state_workspace_bytes per piece; nullptr: keep nothing, or recompute (see linear_attention.cuh).
-size_t linear_state_workspace_bytes(LinearDims dims, int piece_length);
-void linear_state(const bf16* k, const bf16* v, Piece p, float* M, LinearDims dims, const float* lam, cudaStream_t s,
-                  float* kv_ws);
-void linear_grad_state(const bf16* q, const bf16* dout, Piece p, float* dM, LinearDims dims, const float* lam,
-                       cudaStream_t s, float* qdo_ws);
-void linear_intra(const bf16* q, const bf16* k, const bf16* v, Piece p, bf16* o, LinearDims dims, const float* lam,
-                  bool causal, cudaStream_t s, const float* kv_ws);
-void linear_intra_backward(const bf16* q, const bf16* k, const bf16* v, const bf16* dout, Piece p, bf16* dq, bf16* dk,
-                           bf16* dv, LinearDims dims, const float* lam, bool causal, cudaStream_t s,
-                           const float* kv_ws, const float* qdo_ws);
-void linear_forward_fused(const bf16* q, const bf16* k, const bf16* v, const float* P, Piece p, bf16* o,
-                          LinearDims dims, const float* lam, bool causal, cudaStream_t s, const float* kv_ws);
-void linear_backward_fused(const bf16* q, const bf16* k, const bf16* v, const bf16* dout, const float* P,
-                           const float* G, Piece p, bf16* dq, bf16* dk, bf16* dv, LinearDims dims, const float* lam,
-                           bool causal, cudaStream_t s, const float* kv_ws, const float* qdo_ws);
-
 
 // Softmax attention, one block of keys at a time (softmax_attention.cuh): q, k, v bf16; positions from the
 // piece maps (global token positions, so the causal mask holds for any layout); fp32 partials and lse.
-void softmax_block_forward(const bf16* q, const bf16* k, const bf16* v, const SoftmaxDims& d, const PieceMap& qmap,
-                           const PieceMap& kmap, bool causal, float* o_part, float* lse, bf16* o_out, cudaStream_t s);
-void softmax_block_backward(const bf16* q, const bf16* k, const bf16* v, const bf16* o, const float* lse,
-                            const bf16* dout, const SoftmaxDims& d, const PieceMap& qmap, const PieceMap& kmap,
-                            bool causal, float* dq_acc, float* dk_acc, float* dv_acc, cudaStream_t s);
-void softmax_full_backward(const bf16* q, const bf16* k, const bf16* v, const bf16* o, const float* lse,
-                           const bf16* dout, const SoftmaxDims& d, bool causal, bf16* dq, bf16* dk, bf16* dv,
-                           cudaStream_t s);
+void softmax_block_forward(const SoftmaxBlockArgs& a, const SoftmaxDims& d, cudaStream_t s);
+void softmax_block_backward(const SoftmaxBlockBackwardArgs& a, const SoftmaxDims& d, cudaStream_t s);
 
 // Softmax attention over a whole sequence on one rank (softmax_whole.cuh): cuDNN's fused attention where the
 // program was built with it and it supports the shape, the kernels above otherwise. The log-sum-exp layout
 // is the backend's own: pass the forward's to the backward of the same shape only.
-void softmax_whole_forward(const bf16* q, const bf16* k, const bf16* v, const SoftmaxDims& d, bool causal,
-                           float* lse, bf16* o, cudaStream_t s);
-void softmax_whole_backward(const bf16* q, const bf16* k, const bf16* v, const bf16* o, const float* lse,
-                            const bf16* dout, const SoftmaxDims& d, bool causal, bf16* dq, bf16* dk, bf16* dv,
-                            cudaStream_t s);
+void softmax_whole_forward(const SoftmaxFullArgs& a, const SoftmaxDims& d, cudaStream_t s);
+void softmax_whole_backward(const SoftmaxFullBackwardArgs& a, const SoftmaxDims& d, cudaStream_t s);
 // Which backend that shape takes ("lasp" or "cudnn X.Y.Z"); the first call builds cuDNN's plans.
 const char* softmax_whole_backend(const SoftmaxDims& d, bool causal);
 
 // Around the softmax blocks (softmax_support.cuh): the log-sum-exp merge, fp32 -> bf16 (alone or as a sum),
 // rotary embedding.
-void softmax_merge(const float* o_part, const float* lse_part, SlotList slots, bf16* o, float* lse, int batch,
-                   int rows, int heads, int d, cudaStream_t s);
+void softmax_merge(const SoftmaxMergeArgs& a, cudaStream_t s);
 void cast_to_bf16(const float* src, bf16* dst, size_t n, cudaStream_t s);
 void add_to_bf16(const float* a, const float* b, bf16* dst, size_t n, cudaStream_t s);
 void rope_apply(bf16* x, int batch, int rows, int heads, int d, const PieceMap& map, float theta, bool inverse,

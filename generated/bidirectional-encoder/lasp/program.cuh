@@ -154,7 +154,12 @@ static void E_forward_rank0(const Ctx& c, EBuffers& b, Run run) {
   // [0] M[0] = K^T V over piece 0
   if (run.compute) {
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[0], c.compute));
-    lasp::linear_state(b.k, b.v, lasp::Piece{0, 32768}, b.m, c.dims, c.tables.kEDecay, c.compute, b.kv_ws);
+    lasp::LinearStateArgs args;
+    args.k = b.k; args.v = b.v;
+    args.m = b.m;
+    args.piece = lasp::Piece{0, 32768};
+    args.kv_ws = b.kv_ws;
+    lasp::linear_state(args, c.dims, c.tables.kEDecay, c.compute);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[1], c.compute));
   }
   // [1] sum this rank's piece states
@@ -190,7 +195,12 @@ static void E_forward_rank0(const Ctx& c, EBuffers& b, Run run) {
   // [5] O[0] = intra-piece product + Q P (one walk)
   if (run.compute) {
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[10], c.compute));
-    lasp::linear_forward_fused(b.q, b.k, b.v, b.p, lasp::Piece{0, 32768}, b.o, c.dims, c.tables.kEDecay, false, c.compute, b.kv_ws);
+    lasp::LinearForwardFusedArgs args;
+    args.q = b.q; args.k = b.k; args.v = b.v; args.p = b.p;
+    args.o = b.o;
+    args.piece = lasp::Piece{0, 32768}; args.causal = false;
+    args.kv_ws = b.kv_ws;
+    lasp::linear_forward_fused(args, c.dims, c.tables.kEDecay, c.compute);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[11], c.compute));
   }
 }
@@ -200,7 +210,12 @@ static void E_forward_rank1(const Ctx& c, EBuffers& b, Run run) {
   // [0] M[1] = K^T V over piece 1
   if (run.compute) {
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[0], c.compute));
-    lasp::linear_state(b.k, b.v, lasp::Piece{0, 32768}, b.m, c.dims, c.tables.kEDecay, c.compute, b.kv_ws);
+    lasp::LinearStateArgs args;
+    args.k = b.k; args.v = b.v;
+    args.m = b.m;
+    args.piece = lasp::Piece{0, 32768};
+    args.kv_ws = b.kv_ws;
+    lasp::linear_state(args, c.dims, c.tables.kEDecay, c.compute);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[1], c.compute));
   }
   // [1] sum this rank's piece states
@@ -236,7 +251,12 @@ static void E_forward_rank1(const Ctx& c, EBuffers& b, Run run) {
   // [5] O[1] = intra-piece product + Q P (one walk)
   if (run.compute) {
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[10], c.compute));
-    lasp::linear_forward_fused(b.q, b.k, b.v, b.p, lasp::Piece{0, 32768}, b.o, c.dims, c.tables.kEDecay, false, c.compute, b.kv_ws);
+    lasp::LinearForwardFusedArgs args;
+    args.q = b.q; args.k = b.k; args.v = b.v; args.p = b.p;
+    args.o = b.o;
+    args.piece = lasp::Piece{0, 32768}; args.causal = false;
+    args.kv_ws = b.kv_ws;
+    lasp::linear_forward_fused(args, c.dims, c.tables.kEDecay, c.compute);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[11], c.compute));
   }
 }
@@ -246,7 +266,12 @@ static void E_forward_rank2(const Ctx& c, EBuffers& b, Run run) {
   // [0] M[2] = K^T V over piece 2
   if (run.compute) {
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[0], c.compute));
-    lasp::linear_state(b.k, b.v, lasp::Piece{0, 32768}, b.m, c.dims, c.tables.kEDecay, c.compute, b.kv_ws);
+    lasp::LinearStateArgs args;
+    args.k = b.k; args.v = b.v;
+    args.m = b.m;
+    args.piece = lasp::Piece{0, 32768};
+    args.kv_ws = b.kv_ws;
+    lasp::linear_state(args, c.dims, c.tables.kEDecay, c.compute);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[1], c.compute));
   }
   // [1] sum this rank's piece states
@@ -282,7 +307,12 @@ static void E_forward_rank2(const Ctx& c, EBuffers& b, Run run) {
   // [5] O[2] = intra-piece product + Q P (one walk)
   if (run.compute) {
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[10], c.compute));
-    lasp::linear_forward_fused(b.q, b.k, b.v, b.p, lasp::Piece{0, 32768}, b.o, c.dims, c.tables.kEDecay, false, c.compute, b.kv_ws);
+    lasp::LinearForwardFusedArgs args;
+    args.q = b.q; args.k = b.k; args.v = b.v; args.p = b.p;
+    args.o = b.o;
+    args.piece = lasp::Piece{0, 32768}; args.causal = false;
+    args.kv_ws = b.kv_ws;
+    lasp::linear_forward_fused(args, c.dims, c.tables.kEDecay, c.compute);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[11], c.compute));
   }
 }
@@ -292,7 +322,12 @@ static void E_forward_rank3(const Ctx& c, EBuffers& b, Run run) {
   // [0] M[3] = K^T V over piece 3
   if (run.compute) {
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[0], c.compute));
-    lasp::linear_state(b.k, b.v, lasp::Piece{0, 32768}, b.m, c.dims, c.tables.kEDecay, c.compute, b.kv_ws);
+    lasp::LinearStateArgs args;
+    args.k = b.k; args.v = b.v;
+    args.m = b.m;
+    args.piece = lasp::Piece{0, 32768};
+    args.kv_ws = b.kv_ws;
+    lasp::linear_state(args, c.dims, c.tables.kEDecay, c.compute);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[1], c.compute));
   }
   // [1] sum this rank's piece states
@@ -328,7 +363,12 @@ static void E_forward_rank3(const Ctx& c, EBuffers& b, Run run) {
   // [5] O[3] = intra-piece product + Q P (one walk)
   if (run.compute) {
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[10], c.compute));
-    lasp::linear_forward_fused(b.q, b.k, b.v, b.p, lasp::Piece{0, 32768}, b.o, c.dims, c.tables.kEDecay, false, c.compute, b.kv_ws);
+    lasp::LinearForwardFusedArgs args;
+    args.q = b.q; args.k = b.k; args.v = b.v; args.p = b.p;
+    args.o = b.o;
+    args.piece = lasp::Piece{0, 32768}; args.causal = false;
+    args.kv_ws = b.kv_ws;
+    lasp::linear_forward_fused(args, c.dims, c.tables.kEDecay, c.compute);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[11], c.compute));
   }
 }
@@ -349,7 +389,12 @@ static void E_backward_rank0(const Ctx& c, EBuffers& b, Run run) {
   // [0] dM[0] = Q^T dO over piece 0
   if (run.compute) {
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[0], c.compute));
-    lasp::linear_grad_state(b.q, b.do_, lasp::Piece{0, 32768}, b.dm, c.dims, c.tables.kEDecay, c.compute, b.qdo_ws);
+    lasp::LinearGradStateArgs args;
+    args.q = b.q; args.dout = b.do_;
+    args.dm = b.dm;
+    args.piece = lasp::Piece{0, 32768};
+    args.qdo_ws = b.qdo_ws;
+    lasp::linear_grad_state(args, c.dims, c.tables.kEDecay, c.compute);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[1], c.compute));
   }
   // [1] sum this rank's piece gradient states
@@ -385,7 +430,13 @@ static void E_backward_rank0(const Ctx& c, EBuffers& b, Run run) {
   // [5] dQ, dK, dV[0] inside the piece + the dO P^T, G terms (one walk)
   if (run.compute) {
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[10], c.compute));
-    lasp::linear_backward_fused(b.q, b.k, b.v, b.do_, b.p, b.g, lasp::Piece{0, 32768}, b.dq, b.dk, b.dv, c.dims, c.tables.kEDecay, false, c.compute, b.kv_ws, b.qdo_ws);
+    lasp::LinearBackwardFusedArgs args;
+    args.q = b.q; args.k = b.k; args.v = b.v; args.dout = b.do_;
+    args.p = b.p; args.g = b.g;
+    args.dq = b.dq; args.dk = b.dk; args.dv = b.dv;
+    args.piece = lasp::Piece{0, 32768}; args.causal = false;
+    args.kv_ws = b.kv_ws; args.qdo_ws = b.qdo_ws;
+    lasp::linear_backward_fused(args, c.dims, c.tables.kEDecay, c.compute);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[11], c.compute));
   }
 }
@@ -395,7 +446,12 @@ static void E_backward_rank1(const Ctx& c, EBuffers& b, Run run) {
   // [0] dM[1] = Q^T dO over piece 1
   if (run.compute) {
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[0], c.compute));
-    lasp::linear_grad_state(b.q, b.do_, lasp::Piece{0, 32768}, b.dm, c.dims, c.tables.kEDecay, c.compute, b.qdo_ws);
+    lasp::LinearGradStateArgs args;
+    args.q = b.q; args.dout = b.do_;
+    args.dm = b.dm;
+    args.piece = lasp::Piece{0, 32768};
+    args.qdo_ws = b.qdo_ws;
+    lasp::linear_grad_state(args, c.dims, c.tables.kEDecay, c.compute);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[1], c.compute));
   }
   // [1] sum this rank's piece gradient states
@@ -431,7 +487,13 @@ static void E_backward_rank1(const Ctx& c, EBuffers& b, Run run) {
   // [5] dQ, dK, dV[1] inside the piece + the dO P^T, G terms (one walk)
   if (run.compute) {
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[10], c.compute));
-    lasp::linear_backward_fused(b.q, b.k, b.v, b.do_, b.p, b.g, lasp::Piece{0, 32768}, b.dq, b.dk, b.dv, c.dims, c.tables.kEDecay, false, c.compute, b.kv_ws, b.qdo_ws);
+    lasp::LinearBackwardFusedArgs args;
+    args.q = b.q; args.k = b.k; args.v = b.v; args.dout = b.do_;
+    args.p = b.p; args.g = b.g;
+    args.dq = b.dq; args.dk = b.dk; args.dv = b.dv;
+    args.piece = lasp::Piece{0, 32768}; args.causal = false;
+    args.kv_ws = b.kv_ws; args.qdo_ws = b.qdo_ws;
+    lasp::linear_backward_fused(args, c.dims, c.tables.kEDecay, c.compute);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[11], c.compute));
   }
 }
@@ -441,7 +503,12 @@ static void E_backward_rank2(const Ctx& c, EBuffers& b, Run run) {
   // [0] dM[2] = Q^T dO over piece 2
   if (run.compute) {
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[0], c.compute));
-    lasp::linear_grad_state(b.q, b.do_, lasp::Piece{0, 32768}, b.dm, c.dims, c.tables.kEDecay, c.compute, b.qdo_ws);
+    lasp::LinearGradStateArgs args;
+    args.q = b.q; args.dout = b.do_;
+    args.dm = b.dm;
+    args.piece = lasp::Piece{0, 32768};
+    args.qdo_ws = b.qdo_ws;
+    lasp::linear_grad_state(args, c.dims, c.tables.kEDecay, c.compute);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[1], c.compute));
   }
   // [1] sum this rank's piece gradient states
@@ -477,7 +544,13 @@ static void E_backward_rank2(const Ctx& c, EBuffers& b, Run run) {
   // [5] dQ, dK, dV[2] inside the piece + the dO P^T, G terms (one walk)
   if (run.compute) {
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[10], c.compute));
-    lasp::linear_backward_fused(b.q, b.k, b.v, b.do_, b.p, b.g, lasp::Piece{0, 32768}, b.dq, b.dk, b.dv, c.dims, c.tables.kEDecay, false, c.compute, b.kv_ws, b.qdo_ws);
+    lasp::LinearBackwardFusedArgs args;
+    args.q = b.q; args.k = b.k; args.v = b.v; args.dout = b.do_;
+    args.p = b.p; args.g = b.g;
+    args.dq = b.dq; args.dk = b.dk; args.dv = b.dv;
+    args.piece = lasp::Piece{0, 32768}; args.causal = false;
+    args.kv_ws = b.kv_ws; args.qdo_ws = b.qdo_ws;
+    lasp::linear_backward_fused(args, c.dims, c.tables.kEDecay, c.compute);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[11], c.compute));
   }
 }
@@ -487,7 +560,12 @@ static void E_backward_rank3(const Ctx& c, EBuffers& b, Run run) {
   // [0] dM[3] = Q^T dO over piece 3
   if (run.compute) {
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[0], c.compute));
-    lasp::linear_grad_state(b.q, b.do_, lasp::Piece{0, 32768}, b.dm, c.dims, c.tables.kEDecay, c.compute, b.qdo_ws);
+    lasp::LinearGradStateArgs args;
+    args.q = b.q; args.dout = b.do_;
+    args.dm = b.dm;
+    args.piece = lasp::Piece{0, 32768};
+    args.qdo_ws = b.qdo_ws;
+    lasp::linear_grad_state(args, c.dims, c.tables.kEDecay, c.compute);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[1], c.compute));
   }
   // [1] sum this rank's piece gradient states
@@ -523,7 +601,13 @@ static void E_backward_rank3(const Ctx& c, EBuffers& b, Run run) {
   // [5] dQ, dK, dV[3] inside the piece + the dO P^T, G terms (one walk)
   if (run.compute) {
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[10], c.compute));
-    lasp::linear_backward_fused(b.q, b.k, b.v, b.do_, b.p, b.g, lasp::Piece{0, 32768}, b.dq, b.dk, b.dv, c.dims, c.tables.kEDecay, false, c.compute, b.kv_ws, b.qdo_ws);
+    lasp::LinearBackwardFusedArgs args;
+    args.q = b.q; args.k = b.k; args.v = b.v; args.dout = b.do_;
+    args.p = b.p; args.g = b.g;
+    args.dq = b.dq; args.dk = b.dk; args.dv = b.dv;
+    args.piece = lasp::Piece{0, 32768}; args.causal = false;
+    args.kv_ws = b.kv_ws; args.qdo_ws = b.qdo_ws;
+    lasp::linear_backward_fused(args, c.dims, c.tables.kEDecay, c.compute);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[11], c.compute));
   }
 }

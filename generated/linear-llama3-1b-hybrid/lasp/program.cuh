@@ -274,14 +274,24 @@ static void L_forward_rank0(const Ctx& c, LBuffers& b, Run run) {
   // [0] M[0] = K^T V over piece 0
   if (run.compute) {
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[0], c.compute));
-    lasp::linear_state(b.k, b.v, lasp::Piece{0, 32768}, b.m, c.dims, c.tables.kLDecay, c.compute, b.kv_ws);
+    lasp::LinearStateArgs args;
+    args.k = b.k; args.v = b.v;
+    args.m = b.m;
+    args.piece = lasp::Piece{0, 32768};
+    args.kv_ws = b.kv_ws;
+    lasp::linear_state(args, c.dims, c.tables.kLDecay, c.compute);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[1], c.compute));
     CUDA_CHECK(cudaEventRecord(c.events[0], c.compute));
   }
   // [1] M[15] = K^T V over piece 15
   if (run.compute) {
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[2], c.compute));
-    lasp::linear_state(b.k, b.v, lasp::Piece{32768, 32768}, b.m + 262144, c.dims, c.tables.kLDecay, c.compute, b.kv_ws + 1 * b.ws_floats);
+    lasp::LinearStateArgs args;
+    args.k = b.k; args.v = b.v;
+    args.m = b.m + 262144;
+    args.piece = lasp::Piece{32768, 32768};
+    args.kv_ws = b.kv_ws + 1 * b.ws_floats;
+    lasp::linear_state(args, c.dims, c.tables.kLDecay, c.compute);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[3], c.compute));
     CUDA_CHECK(cudaEventRecord(c.events[1], c.compute));
   }
@@ -306,7 +316,12 @@ static void L_forward_rank0(const Ctx& c, LBuffers& b, Run run) {
   if (run.compute) {
     CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.events[2], 0));
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[8], c.compute));
-    lasp::linear_intra(b.q, b.k, b.v, lasp::Piece{0, 32768}, b.o, c.dims, c.tables.kLDecay, true, c.compute, b.kv_ws);
+    lasp::LinearIntraArgs args;
+    args.q = b.q; args.k = b.k; args.v = b.v;
+    args.o = b.o;
+    args.piece = lasp::Piece{0, 32768}; args.causal = true;
+    args.kv_ws = b.kv_ws;
+    lasp::linear_intra(args, c.dims, c.tables.kLDecay, c.compute);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[9], c.compute));
   }
   // [5] P[15] = decayed sum of the 15 earlier piece states
@@ -319,7 +334,12 @@ static void L_forward_rank0(const Ctx& c, LBuffers& b, Run run) {
   // [6] O[15] = intra-piece product + lam^(i+1) Q P (one walk)
   if (run.compute) {
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[12], c.compute));
-    lasp::linear_forward_fused(b.q, b.k, b.v, b.p + 262144, lasp::Piece{32768, 32768}, b.o, c.dims, c.tables.kLDecay, true, c.compute, b.kv_ws + 1 * b.ws_floats);
+    lasp::LinearForwardFusedArgs args;
+    args.q = b.q; args.k = b.k; args.v = b.v; args.p = b.p + 262144;
+    args.o = b.o;
+    args.piece = lasp::Piece{32768, 32768}; args.causal = true;
+    args.kv_ws = b.kv_ws + 1 * b.ws_floats;
+    lasp::linear_forward_fused(args, c.dims, c.tables.kLDecay, c.compute);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[13], c.compute));
   }
 }
@@ -329,14 +349,24 @@ static void L_forward_rank1(const Ctx& c, LBuffers& b, Run run) {
   // [0] M[1] = K^T V over piece 1
   if (run.compute) {
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[0], c.compute));
-    lasp::linear_state(b.k, b.v, lasp::Piece{0, 32768}, b.m, c.dims, c.tables.kLDecay, c.compute, b.kv_ws);
+    lasp::LinearStateArgs args;
+    args.k = b.k; args.v = b.v;
+    args.m = b.m;
+    args.piece = lasp::Piece{0, 32768};
+    args.kv_ws = b.kv_ws;
+    lasp::linear_state(args, c.dims, c.tables.kLDecay, c.compute);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[1], c.compute));
     CUDA_CHECK(cudaEventRecord(c.events[0], c.compute));
   }
   // [1] M[14] = K^T V over piece 14
   if (run.compute) {
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[2], c.compute));
-    lasp::linear_state(b.k, b.v, lasp::Piece{32768, 32768}, b.m + 262144, c.dims, c.tables.kLDecay, c.compute, b.kv_ws + 1 * b.ws_floats);
+    lasp::LinearStateArgs args;
+    args.k = b.k; args.v = b.v;
+    args.m = b.m + 262144;
+    args.piece = lasp::Piece{32768, 32768};
+    args.kv_ws = b.kv_ws + 1 * b.ws_floats;
+    lasp::linear_state(args, c.dims, c.tables.kLDecay, c.compute);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[3], c.compute));
     CUDA_CHECK(cudaEventRecord(c.events[1], c.compute));
   }
@@ -367,7 +397,12 @@ static void L_forward_rank1(const Ctx& c, LBuffers& b, Run run) {
   // [5] O[1] = intra-piece product + lam^(i+1) Q P (one walk)
   if (run.compute) {
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[10], c.compute));
-    lasp::linear_forward_fused(b.q, b.k, b.v, b.p, lasp::Piece{0, 32768}, b.o, c.dims, c.tables.kLDecay, true, c.compute, b.kv_ws);
+    lasp::LinearForwardFusedArgs args;
+    args.q = b.q; args.k = b.k; args.v = b.v; args.p = b.p;
+    args.o = b.o;
+    args.piece = lasp::Piece{0, 32768}; args.causal = true;
+    args.kv_ws = b.kv_ws;
+    lasp::linear_forward_fused(args, c.dims, c.tables.kLDecay, c.compute);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[11], c.compute));
   }
   // [6] P[14] = decayed sum of the 14 earlier piece states
@@ -380,7 +415,12 @@ static void L_forward_rank1(const Ctx& c, LBuffers& b, Run run) {
   // [7] O[14] = intra-piece product + lam^(i+1) Q P (one walk)
   if (run.compute) {
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[14], c.compute));
-    lasp::linear_forward_fused(b.q, b.k, b.v, b.p + 262144, lasp::Piece{32768, 32768}, b.o, c.dims, c.tables.kLDecay, true, c.compute, b.kv_ws + 1 * b.ws_floats);
+    lasp::LinearForwardFusedArgs args;
+    args.q = b.q; args.k = b.k; args.v = b.v; args.p = b.p + 262144;
+    args.o = b.o;
+    args.piece = lasp::Piece{32768, 32768}; args.causal = true;
+    args.kv_ws = b.kv_ws + 1 * b.ws_floats;
+    lasp::linear_forward_fused(args, c.dims, c.tables.kLDecay, c.compute);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[15], c.compute));
   }
 }
@@ -390,14 +430,24 @@ static void L_forward_rank2(const Ctx& c, LBuffers& b, Run run) {
   // [0] M[2] = K^T V over piece 2
   if (run.compute) {
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[0], c.compute));
-    lasp::linear_state(b.k, b.v, lasp::Piece{0, 32768}, b.m, c.dims, c.tables.kLDecay, c.compute, b.kv_ws);
+    lasp::LinearStateArgs args;
+    args.k = b.k; args.v = b.v;
+    args.m = b.m;
+    args.piece = lasp::Piece{0, 32768};
+    args.kv_ws = b.kv_ws;
+    lasp::linear_state(args, c.dims, c.tables.kLDecay, c.compute);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[1], c.compute));
     CUDA_CHECK(cudaEventRecord(c.events[0], c.compute));
   }
   // [1] M[13] = K^T V over piece 13
   if (run.compute) {
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[2], c.compute));
-    lasp::linear_state(b.k, b.v, lasp::Piece{32768, 32768}, b.m + 262144, c.dims, c.tables.kLDecay, c.compute, b.kv_ws + 1 * b.ws_floats);
+    lasp::LinearStateArgs args;
+    args.k = b.k; args.v = b.v;
+    args.m = b.m + 262144;
+    args.piece = lasp::Piece{32768, 32768};
+    args.kv_ws = b.kv_ws + 1 * b.ws_floats;
+    lasp::linear_state(args, c.dims, c.tables.kLDecay, c.compute);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[3], c.compute));
     CUDA_CHECK(cudaEventRecord(c.events[1], c.compute));
   }
@@ -428,7 +478,12 @@ static void L_forward_rank2(const Ctx& c, LBuffers& b, Run run) {
   // [5] O[2] = intra-piece product + lam^(i+1) Q P (one walk)
   if (run.compute) {
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[10], c.compute));
-    lasp::linear_forward_fused(b.q, b.k, b.v, b.p, lasp::Piece{0, 32768}, b.o, c.dims, c.tables.kLDecay, true, c.compute, b.kv_ws);
+    lasp::LinearForwardFusedArgs args;
+    args.q = b.q; args.k = b.k; args.v = b.v; args.p = b.p;
+    args.o = b.o;
+    args.piece = lasp::Piece{0, 32768}; args.causal = true;
+    args.kv_ws = b.kv_ws;
+    lasp::linear_forward_fused(args, c.dims, c.tables.kLDecay, c.compute);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[11], c.compute));
   }
   // [6] P[13] = decayed sum of the 13 earlier piece states
@@ -441,7 +496,12 @@ static void L_forward_rank2(const Ctx& c, LBuffers& b, Run run) {
   // [7] O[13] = intra-piece product + lam^(i+1) Q P (one walk)
   if (run.compute) {
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[14], c.compute));
-    lasp::linear_forward_fused(b.q, b.k, b.v, b.p + 262144, lasp::Piece{32768, 32768}, b.o, c.dims, c.tables.kLDecay, true, c.compute, b.kv_ws + 1 * b.ws_floats);
+    lasp::LinearForwardFusedArgs args;
+    args.q = b.q; args.k = b.k; args.v = b.v; args.p = b.p + 262144;
+    args.o = b.o;
+    args.piece = lasp::Piece{32768, 32768}; args.causal = true;
+    args.kv_ws = b.kv_ws + 1 * b.ws_floats;
+    lasp::linear_forward_fused(args, c.dims, c.tables.kLDecay, c.compute);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[15], c.compute));
   }
 }
@@ -451,14 +511,24 @@ static void L_forward_rank3(const Ctx& c, LBuffers& b, Run run) {
   // [0] M[3] = K^T V over piece 3
   if (run.compute) {
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[0], c.compute));
-    lasp::linear_state(b.k, b.v, lasp::Piece{0, 32768}, b.m, c.dims, c.tables.kLDecay, c.compute, b.kv_ws);
+    lasp::LinearStateArgs args;
+    args.k = b.k; args.v = b.v;
+    args.m = b.m;
+    args.piece = lasp::Piece{0, 32768};
+    args.kv_ws = b.kv_ws;
+    lasp::linear_state(args, c.dims, c.tables.kLDecay, c.compute);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[1], c.compute));
     CUDA_CHECK(cudaEventRecord(c.events[0], c.compute));
   }
   // [1] M[12] = K^T V over piece 12
   if (run.compute) {
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[2], c.compute));
-    lasp::linear_state(b.k, b.v, lasp::Piece{32768, 32768}, b.m + 262144, c.dims, c.tables.kLDecay, c.compute, b.kv_ws + 1 * b.ws_floats);
+    lasp::LinearStateArgs args;
+    args.k = b.k; args.v = b.v;
+    args.m = b.m + 262144;
+    args.piece = lasp::Piece{32768, 32768};
+    args.kv_ws = b.kv_ws + 1 * b.ws_floats;
+    lasp::linear_state(args, c.dims, c.tables.kLDecay, c.compute);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[3], c.compute));
     CUDA_CHECK(cudaEventRecord(c.events[1], c.compute));
   }
@@ -489,7 +559,12 @@ static void L_forward_rank3(const Ctx& c, LBuffers& b, Run run) {
   // [5] O[3] = intra-piece product + lam^(i+1) Q P (one walk)
   if (run.compute) {
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[10], c.compute));
-    lasp::linear_forward_fused(b.q, b.k, b.v, b.p, lasp::Piece{0, 32768}, b.o, c.dims, c.tables.kLDecay, true, c.compute, b.kv_ws);
+    lasp::LinearForwardFusedArgs args;
+    args.q = b.q; args.k = b.k; args.v = b.v; args.p = b.p;
+    args.o = b.o;
+    args.piece = lasp::Piece{0, 32768}; args.causal = true;
+    args.kv_ws = b.kv_ws;
+    lasp::linear_forward_fused(args, c.dims, c.tables.kLDecay, c.compute);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[11], c.compute));
   }
   // [6] P[12] = decayed sum of the 12 earlier piece states
@@ -502,7 +577,12 @@ static void L_forward_rank3(const Ctx& c, LBuffers& b, Run run) {
   // [7] O[12] = intra-piece product + lam^(i+1) Q P (one walk)
   if (run.compute) {
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[14], c.compute));
-    lasp::linear_forward_fused(b.q, b.k, b.v, b.p + 262144, lasp::Piece{32768, 32768}, b.o, c.dims, c.tables.kLDecay, true, c.compute, b.kv_ws + 1 * b.ws_floats);
+    lasp::LinearForwardFusedArgs args;
+    args.q = b.q; args.k = b.k; args.v = b.v; args.p = b.p + 262144;
+    args.o = b.o;
+    args.piece = lasp::Piece{32768, 32768}; args.causal = true;
+    args.kv_ws = b.kv_ws + 1 * b.ws_floats;
+    lasp::linear_forward_fused(args, c.dims, c.tables.kLDecay, c.compute);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[15], c.compute));
   }
 }
@@ -512,14 +592,24 @@ static void L_forward_rank4(const Ctx& c, LBuffers& b, Run run) {
   // [0] M[4] = K^T V over piece 4
   if (run.compute) {
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[0], c.compute));
-    lasp::linear_state(b.k, b.v, lasp::Piece{0, 32768}, b.m, c.dims, c.tables.kLDecay, c.compute, b.kv_ws);
+    lasp::LinearStateArgs args;
+    args.k = b.k; args.v = b.v;
+    args.m = b.m;
+    args.piece = lasp::Piece{0, 32768};
+    args.kv_ws = b.kv_ws;
+    lasp::linear_state(args, c.dims, c.tables.kLDecay, c.compute);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[1], c.compute));
     CUDA_CHECK(cudaEventRecord(c.events[0], c.compute));
   }
   // [1] M[11] = K^T V over piece 11
   if (run.compute) {
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[2], c.compute));
-    lasp::linear_state(b.k, b.v, lasp::Piece{32768, 32768}, b.m + 262144, c.dims, c.tables.kLDecay, c.compute, b.kv_ws + 1 * b.ws_floats);
+    lasp::LinearStateArgs args;
+    args.k = b.k; args.v = b.v;
+    args.m = b.m + 262144;
+    args.piece = lasp::Piece{32768, 32768};
+    args.kv_ws = b.kv_ws + 1 * b.ws_floats;
+    lasp::linear_state(args, c.dims, c.tables.kLDecay, c.compute);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[3], c.compute));
     CUDA_CHECK(cudaEventRecord(c.events[1], c.compute));
   }
@@ -550,7 +640,12 @@ static void L_forward_rank4(const Ctx& c, LBuffers& b, Run run) {
   // [5] O[4] = intra-piece product + lam^(i+1) Q P (one walk)
   if (run.compute) {
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[10], c.compute));
-    lasp::linear_forward_fused(b.q, b.k, b.v, b.p, lasp::Piece{0, 32768}, b.o, c.dims, c.tables.kLDecay, true, c.compute, b.kv_ws);
+    lasp::LinearForwardFusedArgs args;
+    args.q = b.q; args.k = b.k; args.v = b.v; args.p = b.p;
+    args.o = b.o;
+    args.piece = lasp::Piece{0, 32768}; args.causal = true;
+    args.kv_ws = b.kv_ws;
+    lasp::linear_forward_fused(args, c.dims, c.tables.kLDecay, c.compute);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[11], c.compute));
   }
   // [6] P[11] = decayed sum of the 11 earlier piece states
@@ -563,7 +658,12 @@ static void L_forward_rank4(const Ctx& c, LBuffers& b, Run run) {
   // [7] O[11] = intra-piece product + lam^(i+1) Q P (one walk)
   if (run.compute) {
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[14], c.compute));
-    lasp::linear_forward_fused(b.q, b.k, b.v, b.p + 262144, lasp::Piece{32768, 32768}, b.o, c.dims, c.tables.kLDecay, true, c.compute, b.kv_ws + 1 * b.ws_floats);
+    lasp::LinearForwardFusedArgs args;
+    args.q = b.q; args.k = b.k; args.v = b.v; args.p = b.p + 262144;
+    args.o = b.o;
+    args.piece = lasp::Piece{32768, 32768}; args.causal = true;
+    args.kv_ws = b.kv_ws + 1 * b.ws_floats;
+    lasp::linear_forward_fused(args, c.dims, c.tables.kLDecay, c.compute);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[15], c.compute));
   }
 }
@@ -573,14 +673,24 @@ static void L_forward_rank5(const Ctx& c, LBuffers& b, Run run) {
   // [0] M[5] = K^T V over piece 5
   if (run.compute) {
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[0], c.compute));
-    lasp::linear_state(b.k, b.v, lasp::Piece{0, 32768}, b.m, c.dims, c.tables.kLDecay, c.compute, b.kv_ws);
+    lasp::LinearStateArgs args;
+    args.k = b.k; args.v = b.v;
+    args.m = b.m;
+    args.piece = lasp::Piece{0, 32768};
+    args.kv_ws = b.kv_ws;
+    lasp::linear_state(args, c.dims, c.tables.kLDecay, c.compute);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[1], c.compute));
     CUDA_CHECK(cudaEventRecord(c.events[0], c.compute));
   }
   // [1] M[10] = K^T V over piece 10
   if (run.compute) {
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[2], c.compute));
-    lasp::linear_state(b.k, b.v, lasp::Piece{32768, 32768}, b.m + 262144, c.dims, c.tables.kLDecay, c.compute, b.kv_ws + 1 * b.ws_floats);
+    lasp::LinearStateArgs args;
+    args.k = b.k; args.v = b.v;
+    args.m = b.m + 262144;
+    args.piece = lasp::Piece{32768, 32768};
+    args.kv_ws = b.kv_ws + 1 * b.ws_floats;
+    lasp::linear_state(args, c.dims, c.tables.kLDecay, c.compute);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[3], c.compute));
     CUDA_CHECK(cudaEventRecord(c.events[1], c.compute));
   }
@@ -611,7 +721,12 @@ static void L_forward_rank5(const Ctx& c, LBuffers& b, Run run) {
   // [5] O[5] = intra-piece product + lam^(i+1) Q P (one walk)
   if (run.compute) {
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[10], c.compute));
-    lasp::linear_forward_fused(b.q, b.k, b.v, b.p, lasp::Piece{0, 32768}, b.o, c.dims, c.tables.kLDecay, true, c.compute, b.kv_ws);
+    lasp::LinearForwardFusedArgs args;
+    args.q = b.q; args.k = b.k; args.v = b.v; args.p = b.p;
+    args.o = b.o;
+    args.piece = lasp::Piece{0, 32768}; args.causal = true;
+    args.kv_ws = b.kv_ws;
+    lasp::linear_forward_fused(args, c.dims, c.tables.kLDecay, c.compute);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[11], c.compute));
   }
   // [6] P[10] = decayed sum of the 10 earlier piece states
@@ -624,7 +739,12 @@ static void L_forward_rank5(const Ctx& c, LBuffers& b, Run run) {
   // [7] O[10] = intra-piece product + lam^(i+1) Q P (one walk)
   if (run.compute) {
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[14], c.compute));
-    lasp::linear_forward_fused(b.q, b.k, b.v, b.p + 262144, lasp::Piece{32768, 32768}, b.o, c.dims, c.tables.kLDecay, true, c.compute, b.kv_ws + 1 * b.ws_floats);
+    lasp::LinearForwardFusedArgs args;
+    args.q = b.q; args.k = b.k; args.v = b.v; args.p = b.p + 262144;
+    args.o = b.o;
+    args.piece = lasp::Piece{32768, 32768}; args.causal = true;
+    args.kv_ws = b.kv_ws + 1 * b.ws_floats;
+    lasp::linear_forward_fused(args, c.dims, c.tables.kLDecay, c.compute);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[15], c.compute));
   }
 }
@@ -634,14 +754,24 @@ static void L_forward_rank6(const Ctx& c, LBuffers& b, Run run) {
   // [0] M[6] = K^T V over piece 6
   if (run.compute) {
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[0], c.compute));
-    lasp::linear_state(b.k, b.v, lasp::Piece{0, 32768}, b.m, c.dims, c.tables.kLDecay, c.compute, b.kv_ws);
+    lasp::LinearStateArgs args;
+    args.k = b.k; args.v = b.v;
+    args.m = b.m;
+    args.piece = lasp::Piece{0, 32768};
+    args.kv_ws = b.kv_ws;
+    lasp::linear_state(args, c.dims, c.tables.kLDecay, c.compute);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[1], c.compute));
     CUDA_CHECK(cudaEventRecord(c.events[0], c.compute));
   }
   // [1] M[9] = K^T V over piece 9
   if (run.compute) {
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[2], c.compute));
-    lasp::linear_state(b.k, b.v, lasp::Piece{32768, 32768}, b.m + 262144, c.dims, c.tables.kLDecay, c.compute, b.kv_ws + 1 * b.ws_floats);
+    lasp::LinearStateArgs args;
+    args.k = b.k; args.v = b.v;
+    args.m = b.m + 262144;
+    args.piece = lasp::Piece{32768, 32768};
+    args.kv_ws = b.kv_ws + 1 * b.ws_floats;
+    lasp::linear_state(args, c.dims, c.tables.kLDecay, c.compute);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[3], c.compute));
     CUDA_CHECK(cudaEventRecord(c.events[1], c.compute));
   }
@@ -672,7 +802,12 @@ static void L_forward_rank6(const Ctx& c, LBuffers& b, Run run) {
   // [5] O[6] = intra-piece product + lam^(i+1) Q P (one walk)
   if (run.compute) {
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[10], c.compute));
-    lasp::linear_forward_fused(b.q, b.k, b.v, b.p, lasp::Piece{0, 32768}, b.o, c.dims, c.tables.kLDecay, true, c.compute, b.kv_ws);
+    lasp::LinearForwardFusedArgs args;
+    args.q = b.q; args.k = b.k; args.v = b.v; args.p = b.p;
+    args.o = b.o;
+    args.piece = lasp::Piece{0, 32768}; args.causal = true;
+    args.kv_ws = b.kv_ws;
+    lasp::linear_forward_fused(args, c.dims, c.tables.kLDecay, c.compute);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[11], c.compute));
   }
   // [6] P[9] = decayed sum of the 9 earlier piece states
@@ -685,7 +820,12 @@ static void L_forward_rank6(const Ctx& c, LBuffers& b, Run run) {
   // [7] O[9] = intra-piece product + lam^(i+1) Q P (one walk)
   if (run.compute) {
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[14], c.compute));
-    lasp::linear_forward_fused(b.q, b.k, b.v, b.p + 262144, lasp::Piece{32768, 32768}, b.o, c.dims, c.tables.kLDecay, true, c.compute, b.kv_ws + 1 * b.ws_floats);
+    lasp::LinearForwardFusedArgs args;
+    args.q = b.q; args.k = b.k; args.v = b.v; args.p = b.p + 262144;
+    args.o = b.o;
+    args.piece = lasp::Piece{32768, 32768}; args.causal = true;
+    args.kv_ws = b.kv_ws + 1 * b.ws_floats;
+    lasp::linear_forward_fused(args, c.dims, c.tables.kLDecay, c.compute);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[15], c.compute));
   }
 }
@@ -695,14 +835,24 @@ static void L_forward_rank7(const Ctx& c, LBuffers& b, Run run) {
   // [0] M[7] = K^T V over piece 7
   if (run.compute) {
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[0], c.compute));
-    lasp::linear_state(b.k, b.v, lasp::Piece{0, 32768}, b.m, c.dims, c.tables.kLDecay, c.compute, b.kv_ws);
+    lasp::LinearStateArgs args;
+    args.k = b.k; args.v = b.v;
+    args.m = b.m;
+    args.piece = lasp::Piece{0, 32768};
+    args.kv_ws = b.kv_ws;
+    lasp::linear_state(args, c.dims, c.tables.kLDecay, c.compute);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[1], c.compute));
     CUDA_CHECK(cudaEventRecord(c.events[0], c.compute));
   }
   // [1] M[8] = K^T V over piece 8
   if (run.compute) {
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[2], c.compute));
-    lasp::linear_state(b.k, b.v, lasp::Piece{32768, 32768}, b.m + 262144, c.dims, c.tables.kLDecay, c.compute, b.kv_ws + 1 * b.ws_floats);
+    lasp::LinearStateArgs args;
+    args.k = b.k; args.v = b.v;
+    args.m = b.m + 262144;
+    args.piece = lasp::Piece{32768, 32768};
+    args.kv_ws = b.kv_ws + 1 * b.ws_floats;
+    lasp::linear_state(args, c.dims, c.tables.kLDecay, c.compute);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[3], c.compute));
     CUDA_CHECK(cudaEventRecord(c.events[1], c.compute));
   }
@@ -733,7 +883,12 @@ static void L_forward_rank7(const Ctx& c, LBuffers& b, Run run) {
   // [5] O[7] = intra-piece product + lam^(i+1) Q P (one walk)
   if (run.compute) {
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[10], c.compute));
-    lasp::linear_forward_fused(b.q, b.k, b.v, b.p, lasp::Piece{0, 32768}, b.o, c.dims, c.tables.kLDecay, true, c.compute, b.kv_ws);
+    lasp::LinearForwardFusedArgs args;
+    args.q = b.q; args.k = b.k; args.v = b.v; args.p = b.p;
+    args.o = b.o;
+    args.piece = lasp::Piece{0, 32768}; args.causal = true;
+    args.kv_ws = b.kv_ws;
+    lasp::linear_forward_fused(args, c.dims, c.tables.kLDecay, c.compute);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[11], c.compute));
   }
   // [6] P[8] = decayed sum of the 8 earlier piece states
@@ -746,7 +901,12 @@ static void L_forward_rank7(const Ctx& c, LBuffers& b, Run run) {
   // [7] O[8] = intra-piece product + lam^(i+1) Q P (one walk)
   if (run.compute) {
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[14], c.compute));
-    lasp::linear_forward_fused(b.q, b.k, b.v, b.p + 262144, lasp::Piece{32768, 32768}, b.o, c.dims, c.tables.kLDecay, true, c.compute, b.kv_ws + 1 * b.ws_floats);
+    lasp::LinearForwardFusedArgs args;
+    args.q = b.q; args.k = b.k; args.v = b.v; args.p = b.p + 262144;
+    args.o = b.o;
+    args.piece = lasp::Piece{32768, 32768}; args.causal = true;
+    args.kv_ws = b.kv_ws + 1 * b.ws_floats;
+    lasp::linear_forward_fused(args, c.dims, c.tables.kLDecay, c.compute);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[15], c.compute));
   }
 }
@@ -771,14 +931,24 @@ static void L_backward_rank0(const Ctx& c, LBuffers& b, Run run) {
   // [0] dM[0] = lam^(i+1) Q^T dO over piece 0
   if (run.compute) {
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[0], c.compute));
-    lasp::linear_grad_state(b.q, b.do_, lasp::Piece{0, 32768}, b.dm, c.dims, c.tables.kLDecay, c.compute, b.qdo_ws);
+    lasp::LinearGradStateArgs args;
+    args.q = b.q; args.dout = b.do_;
+    args.dm = b.dm;
+    args.piece = lasp::Piece{0, 32768};
+    args.qdo_ws = b.qdo_ws;
+    lasp::linear_grad_state(args, c.dims, c.tables.kLDecay, c.compute);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[1], c.compute));
     CUDA_CHECK(cudaEventRecord(c.events[0], c.compute));
   }
   // [1] dM[15] = lam^(i+1) Q^T dO over piece 15
   if (run.compute) {
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[2], c.compute));
-    lasp::linear_grad_state(b.q, b.do_, lasp::Piece{32768, 32768}, b.dm + 262144, c.dims, c.tables.kLDecay, c.compute, b.qdo_ws + 1 * b.ws_floats);
+    lasp::LinearGradStateArgs args;
+    args.q = b.q; args.dout = b.do_;
+    args.dm = b.dm + 262144;
+    args.piece = lasp::Piece{32768, 32768};
+    args.qdo_ws = b.qdo_ws + 1 * b.ws_floats;
+    lasp::linear_grad_state(args, c.dims, c.tables.kLDecay, c.compute);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[3], c.compute));
     CUDA_CHECK(cudaEventRecord(c.events[1], c.compute));
   }
@@ -809,14 +979,26 @@ static void L_backward_rank0(const Ctx& c, LBuffers& b, Run run) {
   // [5] dQ, dK, dV[0] inside the piece + the G terms (one walk)
   if (run.compute) {
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[10], c.compute));
-    lasp::linear_backward_fused(b.q, b.k, b.v, b.do_, nullptr, b.g, lasp::Piece{0, 32768}, b.dq, b.dk, b.dv, c.dims, c.tables.kLDecay, true, c.compute, b.kv_ws, b.qdo_ws);
+    lasp::LinearBackwardFusedArgs args;
+    args.q = b.q; args.k = b.k; args.v = b.v; args.dout = b.do_;
+    args.g = b.g;
+    args.dq = b.dq; args.dk = b.dk; args.dv = b.dv;
+    args.piece = lasp::Piece{0, 32768}; args.causal = true;
+    args.kv_ws = b.kv_ws; args.qdo_ws = b.qdo_ws;
+    lasp::linear_backward_fused(args, c.dims, c.tables.kLDecay, c.compute);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[11], c.compute));
   }
   // [6] dQ, dK, dV[15] inside the piece + the dO P^T terms (one walk)
   if (run.compute) {
     CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.events[2], 0));
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[12], c.compute));
-    lasp::linear_backward_fused(b.q, b.k, b.v, b.do_, b.p + 262144, nullptr, lasp::Piece{32768, 32768}, b.dq, b.dk, b.dv, c.dims, c.tables.kLDecay, true, c.compute, b.kv_ws + 1 * b.ws_floats, b.qdo_ws + 1 * b.ws_floats);
+    lasp::LinearBackwardFusedArgs args;
+    args.q = b.q; args.k = b.k; args.v = b.v; args.dout = b.do_;
+    args.p = b.p + 262144;
+    args.dq = b.dq; args.dk = b.dk; args.dv = b.dv;
+    args.piece = lasp::Piece{32768, 32768}; args.causal = true;
+    args.kv_ws = b.kv_ws + 1 * b.ws_floats; args.qdo_ws = b.qdo_ws + 1 * b.ws_floats;
+    lasp::linear_backward_fused(args, c.dims, c.tables.kLDecay, c.compute);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[13], c.compute));
   }
 }
@@ -826,14 +1008,24 @@ static void L_backward_rank1(const Ctx& c, LBuffers& b, Run run) {
   // [0] dM[1] = lam^(i+1) Q^T dO over piece 1
   if (run.compute) {
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[0], c.compute));
-    lasp::linear_grad_state(b.q, b.do_, lasp::Piece{0, 32768}, b.dm, c.dims, c.tables.kLDecay, c.compute, b.qdo_ws);
+    lasp::LinearGradStateArgs args;
+    args.q = b.q; args.dout = b.do_;
+    args.dm = b.dm;
+    args.piece = lasp::Piece{0, 32768};
+    args.qdo_ws = b.qdo_ws;
+    lasp::linear_grad_state(args, c.dims, c.tables.kLDecay, c.compute);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[1], c.compute));
     CUDA_CHECK(cudaEventRecord(c.events[0], c.compute));
   }
   // [1] dM[14] = lam^(i+1) Q^T dO over piece 14
   if (run.compute) {
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[2], c.compute));
-    lasp::linear_grad_state(b.q, b.do_, lasp::Piece{32768, 32768}, b.dm + 262144, c.dims, c.tables.kLDecay, c.compute, b.qdo_ws + 1 * b.ws_floats);
+    lasp::LinearGradStateArgs args;
+    args.q = b.q; args.dout = b.do_;
+    args.dm = b.dm + 262144;
+    args.piece = lasp::Piece{32768, 32768};
+    args.qdo_ws = b.qdo_ws + 1 * b.ws_floats;
+    lasp::linear_grad_state(args, c.dims, c.tables.kLDecay, c.compute);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[3], c.compute));
     CUDA_CHECK(cudaEventRecord(c.events[1], c.compute));
   }
@@ -864,7 +1056,13 @@ static void L_backward_rank1(const Ctx& c, LBuffers& b, Run run) {
   // [5] dQ, dK, dV[1] inside the piece + the dO P^T, G terms (one walk)
   if (run.compute) {
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[10], c.compute));
-    lasp::linear_backward_fused(b.q, b.k, b.v, b.do_, b.p, b.g, lasp::Piece{0, 32768}, b.dq, b.dk, b.dv, c.dims, c.tables.kLDecay, true, c.compute, b.kv_ws, b.qdo_ws);
+    lasp::LinearBackwardFusedArgs args;
+    args.q = b.q; args.k = b.k; args.v = b.v; args.dout = b.do_;
+    args.p = b.p; args.g = b.g;
+    args.dq = b.dq; args.dk = b.dk; args.dv = b.dv;
+    args.piece = lasp::Piece{0, 32768}; args.causal = true;
+    args.kv_ws = b.kv_ws; args.qdo_ws = b.qdo_ws;
+    lasp::linear_backward_fused(args, c.dims, c.tables.kLDecay, c.compute);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[11], c.compute));
   }
   // [6] G[14] = decayed sum of the 1 later pieces' dM
@@ -877,7 +1075,13 @@ static void L_backward_rank1(const Ctx& c, LBuffers& b, Run run) {
   // [7] dQ, dK, dV[14] inside the piece + the dO P^T, G terms (one walk)
   if (run.compute) {
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[14], c.compute));
-    lasp::linear_backward_fused(b.q, b.k, b.v, b.do_, b.p + 262144, b.g + 262144, lasp::Piece{32768, 32768}, b.dq, b.dk, b.dv, c.dims, c.tables.kLDecay, true, c.compute, b.kv_ws + 1 * b.ws_floats, b.qdo_ws + 1 * b.ws_floats);
+    lasp::LinearBackwardFusedArgs args;
+    args.q = b.q; args.k = b.k; args.v = b.v; args.dout = b.do_;
+    args.p = b.p + 262144; args.g = b.g + 262144;
+    args.dq = b.dq; args.dk = b.dk; args.dv = b.dv;
+    args.piece = lasp::Piece{32768, 32768}; args.causal = true;
+    args.kv_ws = b.kv_ws + 1 * b.ws_floats; args.qdo_ws = b.qdo_ws + 1 * b.ws_floats;
+    lasp::linear_backward_fused(args, c.dims, c.tables.kLDecay, c.compute);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[15], c.compute));
   }
 }
@@ -887,14 +1091,24 @@ static void L_backward_rank2(const Ctx& c, LBuffers& b, Run run) {
   // [0] dM[2] = lam^(i+1) Q^T dO over piece 2
   if (run.compute) {
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[0], c.compute));
-    lasp::linear_grad_state(b.q, b.do_, lasp::Piece{0, 32768}, b.dm, c.dims, c.tables.kLDecay, c.compute, b.qdo_ws);
+    lasp::LinearGradStateArgs args;
+    args.q = b.q; args.dout = b.do_;
+    args.dm = b.dm;
+    args.piece = lasp::Piece{0, 32768};
+    args.qdo_ws = b.qdo_ws;
+    lasp::linear_grad_state(args, c.dims, c.tables.kLDecay, c.compute);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[1], c.compute));
     CUDA_CHECK(cudaEventRecord(c.events[0], c.compute));
   }
   // [1] dM[13] = lam^(i+1) Q^T dO over piece 13
   if (run.compute) {
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[2], c.compute));
-    lasp::linear_grad_state(b.q, b.do_, lasp::Piece{32768, 32768}, b.dm + 262144, c.dims, c.tables.kLDecay, c.compute, b.qdo_ws + 1 * b.ws_floats);
+    lasp::LinearGradStateArgs args;
+    args.q = b.q; args.dout = b.do_;
+    args.dm = b.dm + 262144;
+    args.piece = lasp::Piece{32768, 32768};
+    args.qdo_ws = b.qdo_ws + 1 * b.ws_floats;
+    lasp::linear_grad_state(args, c.dims, c.tables.kLDecay, c.compute);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[3], c.compute));
     CUDA_CHECK(cudaEventRecord(c.events[1], c.compute));
   }
@@ -925,7 +1139,13 @@ static void L_backward_rank2(const Ctx& c, LBuffers& b, Run run) {
   // [5] dQ, dK, dV[2] inside the piece + the dO P^T, G terms (one walk)
   if (run.compute) {
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[10], c.compute));
-    lasp::linear_backward_fused(b.q, b.k, b.v, b.do_, b.p, b.g, lasp::Piece{0, 32768}, b.dq, b.dk, b.dv, c.dims, c.tables.kLDecay, true, c.compute, b.kv_ws, b.qdo_ws);
+    lasp::LinearBackwardFusedArgs args;
+    args.q = b.q; args.k = b.k; args.v = b.v; args.dout = b.do_;
+    args.p = b.p; args.g = b.g;
+    args.dq = b.dq; args.dk = b.dk; args.dv = b.dv;
+    args.piece = lasp::Piece{0, 32768}; args.causal = true;
+    args.kv_ws = b.kv_ws; args.qdo_ws = b.qdo_ws;
+    lasp::linear_backward_fused(args, c.dims, c.tables.kLDecay, c.compute);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[11], c.compute));
   }
   // [6] G[13] = decayed sum of the 2 later pieces' dM
@@ -938,7 +1158,13 @@ static void L_backward_rank2(const Ctx& c, LBuffers& b, Run run) {
   // [7] dQ, dK, dV[13] inside the piece + the dO P^T, G terms (one walk)
   if (run.compute) {
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[14], c.compute));
-    lasp::linear_backward_fused(b.q, b.k, b.v, b.do_, b.p + 262144, b.g + 262144, lasp::Piece{32768, 32768}, b.dq, b.dk, b.dv, c.dims, c.tables.kLDecay, true, c.compute, b.kv_ws + 1 * b.ws_floats, b.qdo_ws + 1 * b.ws_floats);
+    lasp::LinearBackwardFusedArgs args;
+    args.q = b.q; args.k = b.k; args.v = b.v; args.dout = b.do_;
+    args.p = b.p + 262144; args.g = b.g + 262144;
+    args.dq = b.dq; args.dk = b.dk; args.dv = b.dv;
+    args.piece = lasp::Piece{32768, 32768}; args.causal = true;
+    args.kv_ws = b.kv_ws + 1 * b.ws_floats; args.qdo_ws = b.qdo_ws + 1 * b.ws_floats;
+    lasp::linear_backward_fused(args, c.dims, c.tables.kLDecay, c.compute);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[15], c.compute));
   }
 }
@@ -948,14 +1174,24 @@ static void L_backward_rank3(const Ctx& c, LBuffers& b, Run run) {
   // [0] dM[3] = lam^(i+1) Q^T dO over piece 3
   if (run.compute) {
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[0], c.compute));
-    lasp::linear_grad_state(b.q, b.do_, lasp::Piece{0, 32768}, b.dm, c.dims, c.tables.kLDecay, c.compute, b.qdo_ws);
+    lasp::LinearGradStateArgs args;
+    args.q = b.q; args.dout = b.do_;
+    args.dm = b.dm;
+    args.piece = lasp::Piece{0, 32768};
+    args.qdo_ws = b.qdo_ws;
+    lasp::linear_grad_state(args, c.dims, c.tables.kLDecay, c.compute);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[1], c.compute));
     CUDA_CHECK(cudaEventRecord(c.events[0], c.compute));
   }
   // [1] dM[12] = lam^(i+1) Q^T dO over piece 12
   if (run.compute) {
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[2], c.compute));
-    lasp::linear_grad_state(b.q, b.do_, lasp::Piece{32768, 32768}, b.dm + 262144, c.dims, c.tables.kLDecay, c.compute, b.qdo_ws + 1 * b.ws_floats);
+    lasp::LinearGradStateArgs args;
+    args.q = b.q; args.dout = b.do_;
+    args.dm = b.dm + 262144;
+    args.piece = lasp::Piece{32768, 32768};
+    args.qdo_ws = b.qdo_ws + 1 * b.ws_floats;
+    lasp::linear_grad_state(args, c.dims, c.tables.kLDecay, c.compute);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[3], c.compute));
     CUDA_CHECK(cudaEventRecord(c.events[1], c.compute));
   }
@@ -986,7 +1222,13 @@ static void L_backward_rank3(const Ctx& c, LBuffers& b, Run run) {
   // [5] dQ, dK, dV[3] inside the piece + the dO P^T, G terms (one walk)
   if (run.compute) {
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[10], c.compute));
-    lasp::linear_backward_fused(b.q, b.k, b.v, b.do_, b.p, b.g, lasp::Piece{0, 32768}, b.dq, b.dk, b.dv, c.dims, c.tables.kLDecay, true, c.compute, b.kv_ws, b.qdo_ws);
+    lasp::LinearBackwardFusedArgs args;
+    args.q = b.q; args.k = b.k; args.v = b.v; args.dout = b.do_;
+    args.p = b.p; args.g = b.g;
+    args.dq = b.dq; args.dk = b.dk; args.dv = b.dv;
+    args.piece = lasp::Piece{0, 32768}; args.causal = true;
+    args.kv_ws = b.kv_ws; args.qdo_ws = b.qdo_ws;
+    lasp::linear_backward_fused(args, c.dims, c.tables.kLDecay, c.compute);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[11], c.compute));
   }
   // [6] G[12] = decayed sum of the 3 later pieces' dM
@@ -999,7 +1241,13 @@ static void L_backward_rank3(const Ctx& c, LBuffers& b, Run run) {
   // [7] dQ, dK, dV[12] inside the piece + the dO P^T, G terms (one walk)
   if (run.compute) {
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[14], c.compute));
-    lasp::linear_backward_fused(b.q, b.k, b.v, b.do_, b.p + 262144, b.g + 262144, lasp::Piece{32768, 32768}, b.dq, b.dk, b.dv, c.dims, c.tables.kLDecay, true, c.compute, b.kv_ws + 1 * b.ws_floats, b.qdo_ws + 1 * b.ws_floats);
+    lasp::LinearBackwardFusedArgs args;
+    args.q = b.q; args.k = b.k; args.v = b.v; args.dout = b.do_;
+    args.p = b.p + 262144; args.g = b.g + 262144;
+    args.dq = b.dq; args.dk = b.dk; args.dv = b.dv;
+    args.piece = lasp::Piece{32768, 32768}; args.causal = true;
+    args.kv_ws = b.kv_ws + 1 * b.ws_floats; args.qdo_ws = b.qdo_ws + 1 * b.ws_floats;
+    lasp::linear_backward_fused(args, c.dims, c.tables.kLDecay, c.compute);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[15], c.compute));
   }
 }
@@ -1009,14 +1257,24 @@ static void L_backward_rank4(const Ctx& c, LBuffers& b, Run run) {
   // [0] dM[4] = lam^(i+1) Q^T dO over piece 4
   if (run.compute) {
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[0], c.compute));
-    lasp::linear_grad_state(b.q, b.do_, lasp::Piece{0, 32768}, b.dm, c.dims, c.tables.kLDecay, c.compute, b.qdo_ws);
+    lasp::LinearGradStateArgs args;
+    args.q = b.q; args.dout = b.do_;
+    args.dm = b.dm;
+    args.piece = lasp::Piece{0, 32768};
+    args.qdo_ws = b.qdo_ws;
+    lasp::linear_grad_state(args, c.dims, c.tables.kLDecay, c.compute);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[1], c.compute));
     CUDA_CHECK(cudaEventRecord(c.events[0], c.compute));
   }
   // [1] dM[11] = lam^(i+1) Q^T dO over piece 11
   if (run.compute) {
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[2], c.compute));
-    lasp::linear_grad_state(b.q, b.do_, lasp::Piece{32768, 32768}, b.dm + 262144, c.dims, c.tables.kLDecay, c.compute, b.qdo_ws + 1 * b.ws_floats);
+    lasp::LinearGradStateArgs args;
+    args.q = b.q; args.dout = b.do_;
+    args.dm = b.dm + 262144;
+    args.piece = lasp::Piece{32768, 32768};
+    args.qdo_ws = b.qdo_ws + 1 * b.ws_floats;
+    lasp::linear_grad_state(args, c.dims, c.tables.kLDecay, c.compute);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[3], c.compute));
     CUDA_CHECK(cudaEventRecord(c.events[1], c.compute));
   }
@@ -1047,7 +1305,13 @@ static void L_backward_rank4(const Ctx& c, LBuffers& b, Run run) {
   // [5] dQ, dK, dV[4] inside the piece + the dO P^T, G terms (one walk)
   if (run.compute) {
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[10], c.compute));
-    lasp::linear_backward_fused(b.q, b.k, b.v, b.do_, b.p, b.g, lasp::Piece{0, 32768}, b.dq, b.dk, b.dv, c.dims, c.tables.kLDecay, true, c.compute, b.kv_ws, b.qdo_ws);
+    lasp::LinearBackwardFusedArgs args;
+    args.q = b.q; args.k = b.k; args.v = b.v; args.dout = b.do_;
+    args.p = b.p; args.g = b.g;
+    args.dq = b.dq; args.dk = b.dk; args.dv = b.dv;
+    args.piece = lasp::Piece{0, 32768}; args.causal = true;
+    args.kv_ws = b.kv_ws; args.qdo_ws = b.qdo_ws;
+    lasp::linear_backward_fused(args, c.dims, c.tables.kLDecay, c.compute);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[11], c.compute));
   }
   // [6] G[11] = decayed sum of the 4 later pieces' dM
@@ -1060,7 +1324,13 @@ static void L_backward_rank4(const Ctx& c, LBuffers& b, Run run) {
   // [7] dQ, dK, dV[11] inside the piece + the dO P^T, G terms (one walk)
   if (run.compute) {
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[14], c.compute));
-    lasp::linear_backward_fused(b.q, b.k, b.v, b.do_, b.p + 262144, b.g + 262144, lasp::Piece{32768, 32768}, b.dq, b.dk, b.dv, c.dims, c.tables.kLDecay, true, c.compute, b.kv_ws + 1 * b.ws_floats, b.qdo_ws + 1 * b.ws_floats);
+    lasp::LinearBackwardFusedArgs args;
+    args.q = b.q; args.k = b.k; args.v = b.v; args.dout = b.do_;
+    args.p = b.p + 262144; args.g = b.g + 262144;
+    args.dq = b.dq; args.dk = b.dk; args.dv = b.dv;
+    args.piece = lasp::Piece{32768, 32768}; args.causal = true;
+    args.kv_ws = b.kv_ws + 1 * b.ws_floats; args.qdo_ws = b.qdo_ws + 1 * b.ws_floats;
+    lasp::linear_backward_fused(args, c.dims, c.tables.kLDecay, c.compute);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[15], c.compute));
   }
 }
@@ -1070,14 +1340,24 @@ static void L_backward_rank5(const Ctx& c, LBuffers& b, Run run) {
   // [0] dM[5] = lam^(i+1) Q^T dO over piece 5
   if (run.compute) {
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[0], c.compute));
-    lasp::linear_grad_state(b.q, b.do_, lasp::Piece{0, 32768}, b.dm, c.dims, c.tables.kLDecay, c.compute, b.qdo_ws);
+    lasp::LinearGradStateArgs args;
+    args.q = b.q; args.dout = b.do_;
+    args.dm = b.dm;
+    args.piece = lasp::Piece{0, 32768};
+    args.qdo_ws = b.qdo_ws;
+    lasp::linear_grad_state(args, c.dims, c.tables.kLDecay, c.compute);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[1], c.compute));
     CUDA_CHECK(cudaEventRecord(c.events[0], c.compute));
   }
   // [1] dM[10] = lam^(i+1) Q^T dO over piece 10
   if (run.compute) {
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[2], c.compute));
-    lasp::linear_grad_state(b.q, b.do_, lasp::Piece{32768, 32768}, b.dm + 262144, c.dims, c.tables.kLDecay, c.compute, b.qdo_ws + 1 * b.ws_floats);
+    lasp::LinearGradStateArgs args;
+    args.q = b.q; args.dout = b.do_;
+    args.dm = b.dm + 262144;
+    args.piece = lasp::Piece{32768, 32768};
+    args.qdo_ws = b.qdo_ws + 1 * b.ws_floats;
+    lasp::linear_grad_state(args, c.dims, c.tables.kLDecay, c.compute);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[3], c.compute));
     CUDA_CHECK(cudaEventRecord(c.events[1], c.compute));
   }
@@ -1108,7 +1388,13 @@ static void L_backward_rank5(const Ctx& c, LBuffers& b, Run run) {
   // [5] dQ, dK, dV[5] inside the piece + the dO P^T, G terms (one walk)
   if (run.compute) {
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[10], c.compute));
-    lasp::linear_backward_fused(b.q, b.k, b.v, b.do_, b.p, b.g, lasp::Piece{0, 32768}, b.dq, b.dk, b.dv, c.dims, c.tables.kLDecay, true, c.compute, b.kv_ws, b.qdo_ws);
+    lasp::LinearBackwardFusedArgs args;
+    args.q = b.q; args.k = b.k; args.v = b.v; args.dout = b.do_;
+    args.p = b.p; args.g = b.g;
+    args.dq = b.dq; args.dk = b.dk; args.dv = b.dv;
+    args.piece = lasp::Piece{0, 32768}; args.causal = true;
+    args.kv_ws = b.kv_ws; args.qdo_ws = b.qdo_ws;
+    lasp::linear_backward_fused(args, c.dims, c.tables.kLDecay, c.compute);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[11], c.compute));
   }
   // [6] G[10] = decayed sum of the 5 later pieces' dM
@@ -1121,7 +1407,13 @@ static void L_backward_rank5(const Ctx& c, LBuffers& b, Run run) {
   // [7] dQ, dK, dV[10] inside the piece + the dO P^T, G terms (one walk)
   if (run.compute) {
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[14], c.compute));
-    lasp::linear_backward_fused(b.q, b.k, b.v, b.do_, b.p + 262144, b.g + 262144, lasp::Piece{32768, 32768}, b.dq, b.dk, b.dv, c.dims, c.tables.kLDecay, true, c.compute, b.kv_ws + 1 * b.ws_floats, b.qdo_ws + 1 * b.ws_floats);
+    lasp::LinearBackwardFusedArgs args;
+    args.q = b.q; args.k = b.k; args.v = b.v; args.dout = b.do_;
+    args.p = b.p + 262144; args.g = b.g + 262144;
+    args.dq = b.dq; args.dk = b.dk; args.dv = b.dv;
+    args.piece = lasp::Piece{32768, 32768}; args.causal = true;
+    args.kv_ws = b.kv_ws + 1 * b.ws_floats; args.qdo_ws = b.qdo_ws + 1 * b.ws_floats;
+    lasp::linear_backward_fused(args, c.dims, c.tables.kLDecay, c.compute);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[15], c.compute));
   }
 }
@@ -1131,14 +1423,24 @@ static void L_backward_rank6(const Ctx& c, LBuffers& b, Run run) {
   // [0] dM[6] = lam^(i+1) Q^T dO over piece 6
   if (run.compute) {
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[0], c.compute));
-    lasp::linear_grad_state(b.q, b.do_, lasp::Piece{0, 32768}, b.dm, c.dims, c.tables.kLDecay, c.compute, b.qdo_ws);
+    lasp::LinearGradStateArgs args;
+    args.q = b.q; args.dout = b.do_;
+    args.dm = b.dm;
+    args.piece = lasp::Piece{0, 32768};
+    args.qdo_ws = b.qdo_ws;
+    lasp::linear_grad_state(args, c.dims, c.tables.kLDecay, c.compute);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[1], c.compute));
     CUDA_CHECK(cudaEventRecord(c.events[0], c.compute));
   }
   // [1] dM[9] = lam^(i+1) Q^T dO over piece 9
   if (run.compute) {
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[2], c.compute));
-    lasp::linear_grad_state(b.q, b.do_, lasp::Piece{32768, 32768}, b.dm + 262144, c.dims, c.tables.kLDecay, c.compute, b.qdo_ws + 1 * b.ws_floats);
+    lasp::LinearGradStateArgs args;
+    args.q = b.q; args.dout = b.do_;
+    args.dm = b.dm + 262144;
+    args.piece = lasp::Piece{32768, 32768};
+    args.qdo_ws = b.qdo_ws + 1 * b.ws_floats;
+    lasp::linear_grad_state(args, c.dims, c.tables.kLDecay, c.compute);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[3], c.compute));
     CUDA_CHECK(cudaEventRecord(c.events[1], c.compute));
   }
@@ -1169,7 +1471,13 @@ static void L_backward_rank6(const Ctx& c, LBuffers& b, Run run) {
   // [5] dQ, dK, dV[6] inside the piece + the dO P^T, G terms (one walk)
   if (run.compute) {
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[10], c.compute));
-    lasp::linear_backward_fused(b.q, b.k, b.v, b.do_, b.p, b.g, lasp::Piece{0, 32768}, b.dq, b.dk, b.dv, c.dims, c.tables.kLDecay, true, c.compute, b.kv_ws, b.qdo_ws);
+    lasp::LinearBackwardFusedArgs args;
+    args.q = b.q; args.k = b.k; args.v = b.v; args.dout = b.do_;
+    args.p = b.p; args.g = b.g;
+    args.dq = b.dq; args.dk = b.dk; args.dv = b.dv;
+    args.piece = lasp::Piece{0, 32768}; args.causal = true;
+    args.kv_ws = b.kv_ws; args.qdo_ws = b.qdo_ws;
+    lasp::linear_backward_fused(args, c.dims, c.tables.kLDecay, c.compute);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[11], c.compute));
   }
   // [6] G[9] = decayed sum of the 6 later pieces' dM
@@ -1182,7 +1490,13 @@ static void L_backward_rank6(const Ctx& c, LBuffers& b, Run run) {
   // [7] dQ, dK, dV[9] inside the piece + the dO P^T, G terms (one walk)
   if (run.compute) {
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[14], c.compute));
-    lasp::linear_backward_fused(b.q, b.k, b.v, b.do_, b.p + 262144, b.g + 262144, lasp::Piece{32768, 32768}, b.dq, b.dk, b.dv, c.dims, c.tables.kLDecay, true, c.compute, b.kv_ws + 1 * b.ws_floats, b.qdo_ws + 1 * b.ws_floats);
+    lasp::LinearBackwardFusedArgs args;
+    args.q = b.q; args.k = b.k; args.v = b.v; args.dout = b.do_;
+    args.p = b.p + 262144; args.g = b.g + 262144;
+    args.dq = b.dq; args.dk = b.dk; args.dv = b.dv;
+    args.piece = lasp::Piece{32768, 32768}; args.causal = true;
+    args.kv_ws = b.kv_ws + 1 * b.ws_floats; args.qdo_ws = b.qdo_ws + 1 * b.ws_floats;
+    lasp::linear_backward_fused(args, c.dims, c.tables.kLDecay, c.compute);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[15], c.compute));
   }
 }
@@ -1192,14 +1506,24 @@ static void L_backward_rank7(const Ctx& c, LBuffers& b, Run run) {
   // [0] dM[7] = lam^(i+1) Q^T dO over piece 7
   if (run.compute) {
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[0], c.compute));
-    lasp::linear_grad_state(b.q, b.do_, lasp::Piece{0, 32768}, b.dm, c.dims, c.tables.kLDecay, c.compute, b.qdo_ws);
+    lasp::LinearGradStateArgs args;
+    args.q = b.q; args.dout = b.do_;
+    args.dm = b.dm;
+    args.piece = lasp::Piece{0, 32768};
+    args.qdo_ws = b.qdo_ws;
+    lasp::linear_grad_state(args, c.dims, c.tables.kLDecay, c.compute);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[1], c.compute));
     CUDA_CHECK(cudaEventRecord(c.events[0], c.compute));
   }
   // [1] dM[8] = lam^(i+1) Q^T dO over piece 8
   if (run.compute) {
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[2], c.compute));
-    lasp::linear_grad_state(b.q, b.do_, lasp::Piece{32768, 32768}, b.dm + 262144, c.dims, c.tables.kLDecay, c.compute, b.qdo_ws + 1 * b.ws_floats);
+    lasp::LinearGradStateArgs args;
+    args.q = b.q; args.dout = b.do_;
+    args.dm = b.dm + 262144;
+    args.piece = lasp::Piece{32768, 32768};
+    args.qdo_ws = b.qdo_ws + 1 * b.ws_floats;
+    lasp::linear_grad_state(args, c.dims, c.tables.kLDecay, c.compute);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[3], c.compute));
     CUDA_CHECK(cudaEventRecord(c.events[1], c.compute));
   }
@@ -1230,7 +1554,13 @@ static void L_backward_rank7(const Ctx& c, LBuffers& b, Run run) {
   // [5] dQ, dK, dV[7] inside the piece + the dO P^T, G terms (one walk)
   if (run.compute) {
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[10], c.compute));
-    lasp::linear_backward_fused(b.q, b.k, b.v, b.do_, b.p, b.g, lasp::Piece{0, 32768}, b.dq, b.dk, b.dv, c.dims, c.tables.kLDecay, true, c.compute, b.kv_ws, b.qdo_ws);
+    lasp::LinearBackwardFusedArgs args;
+    args.q = b.q; args.k = b.k; args.v = b.v; args.dout = b.do_;
+    args.p = b.p; args.g = b.g;
+    args.dq = b.dq; args.dk = b.dk; args.dv = b.dv;
+    args.piece = lasp::Piece{0, 32768}; args.causal = true;
+    args.kv_ws = b.kv_ws; args.qdo_ws = b.qdo_ws;
+    lasp::linear_backward_fused(args, c.dims, c.tables.kLDecay, c.compute);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[11], c.compute));
   }
   // [6] G[8] = decayed sum of the 7 later pieces' dM
@@ -1243,7 +1573,13 @@ static void L_backward_rank7(const Ctx& c, LBuffers& b, Run run) {
   // [7] dQ, dK, dV[8] inside the piece + the dO P^T, G terms (one walk)
   if (run.compute) {
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[14], c.compute));
-    lasp::linear_backward_fused(b.q, b.k, b.v, b.do_, b.p + 262144, b.g + 262144, lasp::Piece{32768, 32768}, b.dq, b.dk, b.dv, c.dims, c.tables.kLDecay, true, c.compute, b.kv_ws + 1 * b.ws_floats, b.qdo_ws + 1 * b.ws_floats);
+    lasp::LinearBackwardFusedArgs args;
+    args.q = b.q; args.k = b.k; args.v = b.v; args.dout = b.do_;
+    args.p = b.p + 262144; args.g = b.g + 262144;
+    args.dq = b.dq; args.dk = b.dk; args.dv = b.dv;
+    args.piece = lasp::Piece{32768, 32768}; args.causal = true;
+    args.kv_ws = b.kv_ws + 1 * b.ws_floats; args.qdo_ws = b.qdo_ws + 1 * b.ws_floats;
+    lasp::linear_backward_fused(args, c.dims, c.tables.kLDecay, c.compute);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[15], c.compute));
   }
 }
@@ -1340,62 +1676,98 @@ static void S_forward_rank0(const Ctx& c, SBuffers& b, Run run) {
   if (run.compute) {
     CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.started[0], 0));  // let the collective start first
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[2], c.compute));
-    lasp::softmax_block_forward(b.q, b.k, b.v, kS_dims, kPieceMaps[0], kPieceMaps[0], true, b.o_part, b.lse_part, nullptr, c.compute);
+    lasp::SoftmaxBlockArgs args;
+    args.q = b.q; args.k = b.k; args.v = b.v;
+    args.o = b.o_part; args.lse = b.lse_part;
+    args.q_map = kPieceMaps[0]; args.k_map = kPieceMaps[0]; args.causal = true;
+    lasp::softmax_block_forward(args, kS_dims, c.compute);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[3], c.compute));
   }
   // [2] attend to rank 1's keys
   if (run.compute) {
     CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.events[0], 0));
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[4], c.compute));
-    lasp::softmax_block_forward(b.q, b.k_all + 67108864, b.v_all + 67108864, kS_dims, kPieceMaps[0], kPieceMaps[1], true, b.o_part + 134217728, b.lse_part + 1048576, nullptr, c.compute);
+    lasp::SoftmaxBlockArgs args;
+    args.q = b.q; args.k = b.k_all + 67108864; args.v = b.v_all + 67108864;
+    args.o = b.o_part + 134217728; args.lse = b.lse_part + 1048576;
+    args.q_map = kPieceMaps[0]; args.k_map = kPieceMaps[1]; args.causal = true;
+    lasp::softmax_block_forward(args, kS_dims, c.compute);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[5], c.compute));
   }
   // [3] attend to rank 2's keys
   if (run.compute) {
     CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.events[0], 0));
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[6], c.compute));
-    lasp::softmax_block_forward(b.q, b.k_all + 134217728, b.v_all + 134217728, kS_dims, kPieceMaps[0], kPieceMaps[2], true, b.o_part + 268435456, b.lse_part + 2097152, nullptr, c.compute);
+    lasp::SoftmaxBlockArgs args;
+    args.q = b.q; args.k = b.k_all + 134217728; args.v = b.v_all + 134217728;
+    args.o = b.o_part + 268435456; args.lse = b.lse_part + 2097152;
+    args.q_map = kPieceMaps[0]; args.k_map = kPieceMaps[2]; args.causal = true;
+    lasp::softmax_block_forward(args, kS_dims, c.compute);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[7], c.compute));
   }
   // [4] attend to rank 3's keys
   if (run.compute) {
     CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.events[0], 0));
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[8], c.compute));
-    lasp::softmax_block_forward(b.q, b.k_all + 201326592, b.v_all + 201326592, kS_dims, kPieceMaps[0], kPieceMaps[3], true, b.o_part + 402653184, b.lse_part + 3145728, nullptr, c.compute);
+    lasp::SoftmaxBlockArgs args;
+    args.q = b.q; args.k = b.k_all + 201326592; args.v = b.v_all + 201326592;
+    args.o = b.o_part + 402653184; args.lse = b.lse_part + 3145728;
+    args.q_map = kPieceMaps[0]; args.k_map = kPieceMaps[3]; args.causal = true;
+    lasp::softmax_block_forward(args, kS_dims, c.compute);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[9], c.compute));
   }
   // [5] attend to rank 4's keys
   if (run.compute) {
     CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.events[0], 0));
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[10], c.compute));
-    lasp::softmax_block_forward(b.q, b.k_all + 268435456, b.v_all + 268435456, kS_dims, kPieceMaps[0], kPieceMaps[4], true, b.o_part + 536870912, b.lse_part + 4194304, nullptr, c.compute);
+    lasp::SoftmaxBlockArgs args;
+    args.q = b.q; args.k = b.k_all + 268435456; args.v = b.v_all + 268435456;
+    args.o = b.o_part + 536870912; args.lse = b.lse_part + 4194304;
+    args.q_map = kPieceMaps[0]; args.k_map = kPieceMaps[4]; args.causal = true;
+    lasp::softmax_block_forward(args, kS_dims, c.compute);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[11], c.compute));
   }
   // [6] attend to rank 5's keys
   if (run.compute) {
     CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.events[0], 0));
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[12], c.compute));
-    lasp::softmax_block_forward(b.q, b.k_all + 335544320, b.v_all + 335544320, kS_dims, kPieceMaps[0], kPieceMaps[5], true, b.o_part + 671088640, b.lse_part + 5242880, nullptr, c.compute);
+    lasp::SoftmaxBlockArgs args;
+    args.q = b.q; args.k = b.k_all + 335544320; args.v = b.v_all + 335544320;
+    args.o = b.o_part + 671088640; args.lse = b.lse_part + 5242880;
+    args.q_map = kPieceMaps[0]; args.k_map = kPieceMaps[5]; args.causal = true;
+    lasp::softmax_block_forward(args, kS_dims, c.compute);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[13], c.compute));
   }
   // [7] attend to rank 6's keys
   if (run.compute) {
     CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.events[0], 0));
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[14], c.compute));
-    lasp::softmax_block_forward(b.q, b.k_all + 402653184, b.v_all + 402653184, kS_dims, kPieceMaps[0], kPieceMaps[6], true, b.o_part + 805306368, b.lse_part + 6291456, nullptr, c.compute);
+    lasp::SoftmaxBlockArgs args;
+    args.q = b.q; args.k = b.k_all + 402653184; args.v = b.v_all + 402653184;
+    args.o = b.o_part + 805306368; args.lse = b.lse_part + 6291456;
+    args.q_map = kPieceMaps[0]; args.k_map = kPieceMaps[6]; args.causal = true;
+    lasp::softmax_block_forward(args, kS_dims, c.compute);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[15], c.compute));
   }
   // [8] attend to rank 7's keys
   if (run.compute) {
     CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.events[0], 0));
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[16], c.compute));
-    lasp::softmax_block_forward(b.q, b.k_all + 469762048, b.v_all + 469762048, kS_dims, kPieceMaps[0], kPieceMaps[7], true, b.o_part + 939524096, b.lse_part + 7340032, nullptr, c.compute);
+    lasp::SoftmaxBlockArgs args;
+    args.q = b.q; args.k = b.k_all + 469762048; args.v = b.v_all + 469762048;
+    args.o = b.o_part + 939524096; args.lse = b.lse_part + 7340032;
+    args.q_map = kPieceMaps[0]; args.k_map = kPieceMaps[7]; args.causal = true;
+    lasp::softmax_block_forward(args, kS_dims, c.compute);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[17], c.compute));
   }
   // [9] merge 8 partial results (log-sum-exp)
   if (run.compute) {
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[18], c.compute));
-    lasp::softmax_merge(b.o_part, b.lse_part, lasp::SlotList{8, {0, 1, 2, 3, 4, 5, 6, 7}}, b.o, b.lse, 1, 65536, 16, 128, c.compute);
+    lasp::SoftmaxMergeArgs args;
+    args.parts = b.o_part; args.part_lse = b.lse_part; args.sources = lasp::SlotList{8, {0, 1, 2, 3, 4, 5, 6, 7}};
+    args.o = b.o; args.lse = b.lse;
+    args.batch = 1; args.rows = 65536; args.heads = 16; args.head_dim = 128;
+    lasp::softmax_merge(args, c.compute);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[19], c.compute));
   }
 }
@@ -1417,62 +1789,98 @@ static void S_forward_rank1(const Ctx& c, SBuffers& b, Run run) {
   if (run.compute) {
     CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.started[0], 0));  // let the collective start first
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[2], c.compute));
-    lasp::softmax_block_forward(b.q, b.k, b.v, kS_dims, kPieceMaps[1], kPieceMaps[1], true, b.o_part + 134217728, b.lse_part + 1048576, nullptr, c.compute);
+    lasp::SoftmaxBlockArgs args;
+    args.q = b.q; args.k = b.k; args.v = b.v;
+    args.o = b.o_part + 134217728; args.lse = b.lse_part + 1048576;
+    args.q_map = kPieceMaps[1]; args.k_map = kPieceMaps[1]; args.causal = true;
+    lasp::softmax_block_forward(args, kS_dims, c.compute);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[3], c.compute));
   }
   // [2] attend to rank 0's keys
   if (run.compute) {
     CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.events[0], 0));
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[4], c.compute));
-    lasp::softmax_block_forward(b.q, b.k_all, b.v_all, kS_dims, kPieceMaps[1], kPieceMaps[0], true, b.o_part, b.lse_part, nullptr, c.compute);
+    lasp::SoftmaxBlockArgs args;
+    args.q = b.q; args.k = b.k_all; args.v = b.v_all;
+    args.o = b.o_part; args.lse = b.lse_part;
+    args.q_map = kPieceMaps[1]; args.k_map = kPieceMaps[0]; args.causal = true;
+    lasp::softmax_block_forward(args, kS_dims, c.compute);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[5], c.compute));
   }
   // [3] attend to rank 2's keys
   if (run.compute) {
     CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.events[0], 0));
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[6], c.compute));
-    lasp::softmax_block_forward(b.q, b.k_all + 134217728, b.v_all + 134217728, kS_dims, kPieceMaps[1], kPieceMaps[2], true, b.o_part + 268435456, b.lse_part + 2097152, nullptr, c.compute);
+    lasp::SoftmaxBlockArgs args;
+    args.q = b.q; args.k = b.k_all + 134217728; args.v = b.v_all + 134217728;
+    args.o = b.o_part + 268435456; args.lse = b.lse_part + 2097152;
+    args.q_map = kPieceMaps[1]; args.k_map = kPieceMaps[2]; args.causal = true;
+    lasp::softmax_block_forward(args, kS_dims, c.compute);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[7], c.compute));
   }
   // [4] attend to rank 3's keys
   if (run.compute) {
     CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.events[0], 0));
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[8], c.compute));
-    lasp::softmax_block_forward(b.q, b.k_all + 201326592, b.v_all + 201326592, kS_dims, kPieceMaps[1], kPieceMaps[3], true, b.o_part + 402653184, b.lse_part + 3145728, nullptr, c.compute);
+    lasp::SoftmaxBlockArgs args;
+    args.q = b.q; args.k = b.k_all + 201326592; args.v = b.v_all + 201326592;
+    args.o = b.o_part + 402653184; args.lse = b.lse_part + 3145728;
+    args.q_map = kPieceMaps[1]; args.k_map = kPieceMaps[3]; args.causal = true;
+    lasp::softmax_block_forward(args, kS_dims, c.compute);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[9], c.compute));
   }
   // [5] attend to rank 4's keys
   if (run.compute) {
     CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.events[0], 0));
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[10], c.compute));
-    lasp::softmax_block_forward(b.q, b.k_all + 268435456, b.v_all + 268435456, kS_dims, kPieceMaps[1], kPieceMaps[4], true, b.o_part + 536870912, b.lse_part + 4194304, nullptr, c.compute);
+    lasp::SoftmaxBlockArgs args;
+    args.q = b.q; args.k = b.k_all + 268435456; args.v = b.v_all + 268435456;
+    args.o = b.o_part + 536870912; args.lse = b.lse_part + 4194304;
+    args.q_map = kPieceMaps[1]; args.k_map = kPieceMaps[4]; args.causal = true;
+    lasp::softmax_block_forward(args, kS_dims, c.compute);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[11], c.compute));
   }
   // [6] attend to rank 5's keys
   if (run.compute) {
     CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.events[0], 0));
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[12], c.compute));
-    lasp::softmax_block_forward(b.q, b.k_all + 335544320, b.v_all + 335544320, kS_dims, kPieceMaps[1], kPieceMaps[5], true, b.o_part + 671088640, b.lse_part + 5242880, nullptr, c.compute);
+    lasp::SoftmaxBlockArgs args;
+    args.q = b.q; args.k = b.k_all + 335544320; args.v = b.v_all + 335544320;
+    args.o = b.o_part + 671088640; args.lse = b.lse_part + 5242880;
+    args.q_map = kPieceMaps[1]; args.k_map = kPieceMaps[5]; args.causal = true;
+    lasp::softmax_block_forward(args, kS_dims, c.compute);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[13], c.compute));
   }
   // [7] attend to rank 6's keys
   if (run.compute) {
     CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.events[0], 0));
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[14], c.compute));
-    lasp::softmax_block_forward(b.q, b.k_all + 402653184, b.v_all + 402653184, kS_dims, kPieceMaps[1], kPieceMaps[6], true, b.o_part + 805306368, b.lse_part + 6291456, nullptr, c.compute);
+    lasp::SoftmaxBlockArgs args;
+    args.q = b.q; args.k = b.k_all + 402653184; args.v = b.v_all + 402653184;
+    args.o = b.o_part + 805306368; args.lse = b.lse_part + 6291456;
+    args.q_map = kPieceMaps[1]; args.k_map = kPieceMaps[6]; args.causal = true;
+    lasp::softmax_block_forward(args, kS_dims, c.compute);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[15], c.compute));
   }
   // [8] attend to rank 7's keys
   if (run.compute) {
     CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.events[0], 0));
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[16], c.compute));
-    lasp::softmax_block_forward(b.q, b.k_all + 469762048, b.v_all + 469762048, kS_dims, kPieceMaps[1], kPieceMaps[7], true, b.o_part + 939524096, b.lse_part + 7340032, nullptr, c.compute);
+    lasp::SoftmaxBlockArgs args;
+    args.q = b.q; args.k = b.k_all + 469762048; args.v = b.v_all + 469762048;
+    args.o = b.o_part + 939524096; args.lse = b.lse_part + 7340032;
+    args.q_map = kPieceMaps[1]; args.k_map = kPieceMaps[7]; args.causal = true;
+    lasp::softmax_block_forward(args, kS_dims, c.compute);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[17], c.compute));
   }
   // [9] merge 8 partial results (log-sum-exp)
   if (run.compute) {
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[18], c.compute));
-    lasp::softmax_merge(b.o_part, b.lse_part, lasp::SlotList{8, {1, 0, 2, 3, 4, 5, 6, 7}}, b.o, b.lse, 1, 65536, 16, 128, c.compute);
+    lasp::SoftmaxMergeArgs args;
+    args.parts = b.o_part; args.part_lse = b.lse_part; args.sources = lasp::SlotList{8, {1, 0, 2, 3, 4, 5, 6, 7}};
+    args.o = b.o; args.lse = b.lse;
+    args.batch = 1; args.rows = 65536; args.heads = 16; args.head_dim = 128;
+    lasp::softmax_merge(args, c.compute);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[19], c.compute));
   }
 }
@@ -1494,62 +1902,98 @@ static void S_forward_rank2(const Ctx& c, SBuffers& b, Run run) {
   if (run.compute) {
     CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.started[0], 0));  // let the collective start first
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[2], c.compute));
-    lasp::softmax_block_forward(b.q, b.k, b.v, kS_dims, kPieceMaps[2], kPieceMaps[2], true, b.o_part + 268435456, b.lse_part + 2097152, nullptr, c.compute);
+    lasp::SoftmaxBlockArgs args;
+    args.q = b.q; args.k = b.k; args.v = b.v;
+    args.o = b.o_part + 268435456; args.lse = b.lse_part + 2097152;
+    args.q_map = kPieceMaps[2]; args.k_map = kPieceMaps[2]; args.causal = true;
+    lasp::softmax_block_forward(args, kS_dims, c.compute);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[3], c.compute));
   }
   // [2] attend to rank 0's keys
   if (run.compute) {
     CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.events[0], 0));
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[4], c.compute));
-    lasp::softmax_block_forward(b.q, b.k_all, b.v_all, kS_dims, kPieceMaps[2], kPieceMaps[0], true, b.o_part, b.lse_part, nullptr, c.compute);
+    lasp::SoftmaxBlockArgs args;
+    args.q = b.q; args.k = b.k_all; args.v = b.v_all;
+    args.o = b.o_part; args.lse = b.lse_part;
+    args.q_map = kPieceMaps[2]; args.k_map = kPieceMaps[0]; args.causal = true;
+    lasp::softmax_block_forward(args, kS_dims, c.compute);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[5], c.compute));
   }
   // [3] attend to rank 1's keys
   if (run.compute) {
     CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.events[0], 0));
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[6], c.compute));
-    lasp::softmax_block_forward(b.q, b.k_all + 67108864, b.v_all + 67108864, kS_dims, kPieceMaps[2], kPieceMaps[1], true, b.o_part + 134217728, b.lse_part + 1048576, nullptr, c.compute);
+    lasp::SoftmaxBlockArgs args;
+    args.q = b.q; args.k = b.k_all + 67108864; args.v = b.v_all + 67108864;
+    args.o = b.o_part + 134217728; args.lse = b.lse_part + 1048576;
+    args.q_map = kPieceMaps[2]; args.k_map = kPieceMaps[1]; args.causal = true;
+    lasp::softmax_block_forward(args, kS_dims, c.compute);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[7], c.compute));
   }
   // [4] attend to rank 3's keys
   if (run.compute) {
     CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.events[0], 0));
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[8], c.compute));
-    lasp::softmax_block_forward(b.q, b.k_all + 201326592, b.v_all + 201326592, kS_dims, kPieceMaps[2], kPieceMaps[3], true, b.o_part + 402653184, b.lse_part + 3145728, nullptr, c.compute);
+    lasp::SoftmaxBlockArgs args;
+    args.q = b.q; args.k = b.k_all + 201326592; args.v = b.v_all + 201326592;
+    args.o = b.o_part + 402653184; args.lse = b.lse_part + 3145728;
+    args.q_map = kPieceMaps[2]; args.k_map = kPieceMaps[3]; args.causal = true;
+    lasp::softmax_block_forward(args, kS_dims, c.compute);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[9], c.compute));
   }
   // [5] attend to rank 4's keys
   if (run.compute) {
     CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.events[0], 0));
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[10], c.compute));
-    lasp::softmax_block_forward(b.q, b.k_all + 268435456, b.v_all + 268435456, kS_dims, kPieceMaps[2], kPieceMaps[4], true, b.o_part + 536870912, b.lse_part + 4194304, nullptr, c.compute);
+    lasp::SoftmaxBlockArgs args;
+    args.q = b.q; args.k = b.k_all + 268435456; args.v = b.v_all + 268435456;
+    args.o = b.o_part + 536870912; args.lse = b.lse_part + 4194304;
+    args.q_map = kPieceMaps[2]; args.k_map = kPieceMaps[4]; args.causal = true;
+    lasp::softmax_block_forward(args, kS_dims, c.compute);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[11], c.compute));
   }
   // [6] attend to rank 5's keys
   if (run.compute) {
     CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.events[0], 0));
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[12], c.compute));
-    lasp::softmax_block_forward(b.q, b.k_all + 335544320, b.v_all + 335544320, kS_dims, kPieceMaps[2], kPieceMaps[5], true, b.o_part + 671088640, b.lse_part + 5242880, nullptr, c.compute);
+    lasp::SoftmaxBlockArgs args;
+    args.q = b.q; args.k = b.k_all + 335544320; args.v = b.v_all + 335544320;
+    args.o = b.o_part + 671088640; args.lse = b.lse_part + 5242880;
+    args.q_map = kPieceMaps[2]; args.k_map = kPieceMaps[5]; args.causal = true;
+    lasp::softmax_block_forward(args, kS_dims, c.compute);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[13], c.compute));
   }
   // [7] attend to rank 6's keys
   if (run.compute) {
     CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.events[0], 0));
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[14], c.compute));
-    lasp::softmax_block_forward(b.q, b.k_all + 402653184, b.v_all + 402653184, kS_dims, kPieceMaps[2], kPieceMaps[6], true, b.o_part + 805306368, b.lse_part + 6291456, nullptr, c.compute);
+    lasp::SoftmaxBlockArgs args;
+    args.q = b.q; args.k = b.k_all + 402653184; args.v = b.v_all + 402653184;
+    args.o = b.o_part + 805306368; args.lse = b.lse_part + 6291456;
+    args.q_map = kPieceMaps[2]; args.k_map = kPieceMaps[6]; args.causal = true;
+    lasp::softmax_block_forward(args, kS_dims, c.compute);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[15], c.compute));
   }
   // [8] attend to rank 7's keys
   if (run.compute) {
     CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.events[0], 0));
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[16], c.compute));
-    lasp::softmax_block_forward(b.q, b.k_all + 469762048, b.v_all + 469762048, kS_dims, kPieceMaps[2], kPieceMaps[7], true, b.o_part + 939524096, b.lse_part + 7340032, nullptr, c.compute);
+    lasp::SoftmaxBlockArgs args;
+    args.q = b.q; args.k = b.k_all + 469762048; args.v = b.v_all + 469762048;
+    args.o = b.o_part + 939524096; args.lse = b.lse_part + 7340032;
+    args.q_map = kPieceMaps[2]; args.k_map = kPieceMaps[7]; args.causal = true;
+    lasp::softmax_block_forward(args, kS_dims, c.compute);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[17], c.compute));
   }
   // [9] merge 8 partial results (log-sum-exp)
   if (run.compute) {
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[18], c.compute));
-    lasp::softmax_merge(b.o_part, b.lse_part, lasp::SlotList{8, {2, 0, 1, 3, 4, 5, 6, 7}}, b.o, b.lse, 1, 65536, 16, 128, c.compute);
+    lasp::SoftmaxMergeArgs args;
+    args.parts = b.o_part; args.part_lse = b.lse_part; args.sources = lasp::SlotList{8, {2, 0, 1, 3, 4, 5, 6, 7}};
+    args.o = b.o; args.lse = b.lse;
+    args.batch = 1; args.rows = 65536; args.heads = 16; args.head_dim = 128;
+    lasp::softmax_merge(args, c.compute);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[19], c.compute));
   }
 }
@@ -1571,62 +2015,98 @@ static void S_forward_rank3(const Ctx& c, SBuffers& b, Run run) {
   if (run.compute) {
     CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.started[0], 0));  // let the collective start first
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[2], c.compute));
-    lasp::softmax_block_forward(b.q, b.k, b.v, kS_dims, kPieceMaps[3], kPieceMaps[3], true, b.o_part + 402653184, b.lse_part + 3145728, nullptr, c.compute);
+    lasp::SoftmaxBlockArgs args;
+    args.q = b.q; args.k = b.k; args.v = b.v;
+    args.o = b.o_part + 402653184; args.lse = b.lse_part + 3145728;
+    args.q_map = kPieceMaps[3]; args.k_map = kPieceMaps[3]; args.causal = true;
+    lasp::softmax_block_forward(args, kS_dims, c.compute);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[3], c.compute));
   }
   // [2] attend to rank 0's keys
   if (run.compute) {
     CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.events[0], 0));
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[4], c.compute));
-    lasp::softmax_block_forward(b.q, b.k_all, b.v_all, kS_dims, kPieceMaps[3], kPieceMaps[0], true, b.o_part, b.lse_part, nullptr, c.compute);
+    lasp::SoftmaxBlockArgs args;
+    args.q = b.q; args.k = b.k_all; args.v = b.v_all;
+    args.o = b.o_part; args.lse = b.lse_part;
+    args.q_map = kPieceMaps[3]; args.k_map = kPieceMaps[0]; args.causal = true;
+    lasp::softmax_block_forward(args, kS_dims, c.compute);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[5], c.compute));
   }
   // [3] attend to rank 1's keys
   if (run.compute) {
     CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.events[0], 0));
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[6], c.compute));
-    lasp::softmax_block_forward(b.q, b.k_all + 67108864, b.v_all + 67108864, kS_dims, kPieceMaps[3], kPieceMaps[1], true, b.o_part + 134217728, b.lse_part + 1048576, nullptr, c.compute);
+    lasp::SoftmaxBlockArgs args;
+    args.q = b.q; args.k = b.k_all + 67108864; args.v = b.v_all + 67108864;
+    args.o = b.o_part + 134217728; args.lse = b.lse_part + 1048576;
+    args.q_map = kPieceMaps[3]; args.k_map = kPieceMaps[1]; args.causal = true;
+    lasp::softmax_block_forward(args, kS_dims, c.compute);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[7], c.compute));
   }
   // [4] attend to rank 2's keys
   if (run.compute) {
     CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.events[0], 0));
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[8], c.compute));
-    lasp::softmax_block_forward(b.q, b.k_all + 134217728, b.v_all + 134217728, kS_dims, kPieceMaps[3], kPieceMaps[2], true, b.o_part + 268435456, b.lse_part + 2097152, nullptr, c.compute);
+    lasp::SoftmaxBlockArgs args;
+    args.q = b.q; args.k = b.k_all + 134217728; args.v = b.v_all + 134217728;
+    args.o = b.o_part + 268435456; args.lse = b.lse_part + 2097152;
+    args.q_map = kPieceMaps[3]; args.k_map = kPieceMaps[2]; args.causal = true;
+    lasp::softmax_block_forward(args, kS_dims, c.compute);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[9], c.compute));
   }
   // [5] attend to rank 4's keys
   if (run.compute) {
     CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.events[0], 0));
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[10], c.compute));
-    lasp::softmax_block_forward(b.q, b.k_all + 268435456, b.v_all + 268435456, kS_dims, kPieceMaps[3], kPieceMaps[4], true, b.o_part + 536870912, b.lse_part + 4194304, nullptr, c.compute);
+    lasp::SoftmaxBlockArgs args;
+    args.q = b.q; args.k = b.k_all + 268435456; args.v = b.v_all + 268435456;
+    args.o = b.o_part + 536870912; args.lse = b.lse_part + 4194304;
+    args.q_map = kPieceMaps[3]; args.k_map = kPieceMaps[4]; args.causal = true;
+    lasp::softmax_block_forward(args, kS_dims, c.compute);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[11], c.compute));
   }
   // [6] attend to rank 5's keys
   if (run.compute) {
     CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.events[0], 0));
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[12], c.compute));
-    lasp::softmax_block_forward(b.q, b.k_all + 335544320, b.v_all + 335544320, kS_dims, kPieceMaps[3], kPieceMaps[5], true, b.o_part + 671088640, b.lse_part + 5242880, nullptr, c.compute);
+    lasp::SoftmaxBlockArgs args;
+    args.q = b.q; args.k = b.k_all + 335544320; args.v = b.v_all + 335544320;
+    args.o = b.o_part + 671088640; args.lse = b.lse_part + 5242880;
+    args.q_map = kPieceMaps[3]; args.k_map = kPieceMaps[5]; args.causal = true;
+    lasp::softmax_block_forward(args, kS_dims, c.compute);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[13], c.compute));
   }
   // [7] attend to rank 6's keys
   if (run.compute) {
     CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.events[0], 0));
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[14], c.compute));
-    lasp::softmax_block_forward(b.q, b.k_all + 402653184, b.v_all + 402653184, kS_dims, kPieceMaps[3], kPieceMaps[6], true, b.o_part + 805306368, b.lse_part + 6291456, nullptr, c.compute);
+    lasp::SoftmaxBlockArgs args;
+    args.q = b.q; args.k = b.k_all + 402653184; args.v = b.v_all + 402653184;
+    args.o = b.o_part + 805306368; args.lse = b.lse_part + 6291456;
+    args.q_map = kPieceMaps[3]; args.k_map = kPieceMaps[6]; args.causal = true;
+    lasp::softmax_block_forward(args, kS_dims, c.compute);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[15], c.compute));
   }
   // [8] attend to rank 7's keys
   if (run.compute) {
     CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.events[0], 0));
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[16], c.compute));
-    lasp::softmax_block_forward(b.q, b.k_all + 469762048, b.v_all + 469762048, kS_dims, kPieceMaps[3], kPieceMaps[7], true, b.o_part + 939524096, b.lse_part + 7340032, nullptr, c.compute);
+    lasp::SoftmaxBlockArgs args;
+    args.q = b.q; args.k = b.k_all + 469762048; args.v = b.v_all + 469762048;
+    args.o = b.o_part + 939524096; args.lse = b.lse_part + 7340032;
+    args.q_map = kPieceMaps[3]; args.k_map = kPieceMaps[7]; args.causal = true;
+    lasp::softmax_block_forward(args, kS_dims, c.compute);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[17], c.compute));
   }
   // [9] merge 8 partial results (log-sum-exp)
   if (run.compute) {
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[18], c.compute));
-    lasp::softmax_merge(b.o_part, b.lse_part, lasp::SlotList{8, {3, 0, 1, 2, 4, 5, 6, 7}}, b.o, b.lse, 1, 65536, 16, 128, c.compute);
+    lasp::SoftmaxMergeArgs args;
+    args.parts = b.o_part; args.part_lse = b.lse_part; args.sources = lasp::SlotList{8, {3, 0, 1, 2, 4, 5, 6, 7}};
+    args.o = b.o; args.lse = b.lse;
+    args.batch = 1; args.rows = 65536; args.heads = 16; args.head_dim = 128;
+    lasp::softmax_merge(args, c.compute);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[19], c.compute));
   }
 }
@@ -1648,62 +2128,98 @@ static void S_forward_rank4(const Ctx& c, SBuffers& b, Run run) {
   if (run.compute) {
     CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.started[0], 0));  // let the collective start first
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[2], c.compute));
-    lasp::softmax_block_forward(b.q, b.k, b.v, kS_dims, kPieceMaps[4], kPieceMaps[4], true, b.o_part + 536870912, b.lse_part + 4194304, nullptr, c.compute);
+    lasp::SoftmaxBlockArgs args;
+    args.q = b.q; args.k = b.k; args.v = b.v;
+    args.o = b.o_part + 536870912; args.lse = b.lse_part + 4194304;
+    args.q_map = kPieceMaps[4]; args.k_map = kPieceMaps[4]; args.causal = true;
+    lasp::softmax_block_forward(args, kS_dims, c.compute);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[3], c.compute));
   }
   // [2] attend to rank 0's keys
   if (run.compute) {
     CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.events[0], 0));
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[4], c.compute));
-    lasp::softmax_block_forward(b.q, b.k_all, b.v_all, kS_dims, kPieceMaps[4], kPieceMaps[0], true, b.o_part, b.lse_part, nullptr, c.compute);
+    lasp::SoftmaxBlockArgs args;
+    args.q = b.q; args.k = b.k_all; args.v = b.v_all;
+    args.o = b.o_part; args.lse = b.lse_part;
+    args.q_map = kPieceMaps[4]; args.k_map = kPieceMaps[0]; args.causal = true;
+    lasp::softmax_block_forward(args, kS_dims, c.compute);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[5], c.compute));
   }
   // [3] attend to rank 1's keys
   if (run.compute) {
     CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.events[0], 0));
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[6], c.compute));
-    lasp::softmax_block_forward(b.q, b.k_all + 67108864, b.v_all + 67108864, kS_dims, kPieceMaps[4], kPieceMaps[1], true, b.o_part + 134217728, b.lse_part + 1048576, nullptr, c.compute);
+    lasp::SoftmaxBlockArgs args;
+    args.q = b.q; args.k = b.k_all + 67108864; args.v = b.v_all + 67108864;
+    args.o = b.o_part + 134217728; args.lse = b.lse_part + 1048576;
+    args.q_map = kPieceMaps[4]; args.k_map = kPieceMaps[1]; args.causal = true;
+    lasp::softmax_block_forward(args, kS_dims, c.compute);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[7], c.compute));
   }
   // [4] attend to rank 2's keys
   if (run.compute) {
     CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.events[0], 0));
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[8], c.compute));
-    lasp::softmax_block_forward(b.q, b.k_all + 134217728, b.v_all + 134217728, kS_dims, kPieceMaps[4], kPieceMaps[2], true, b.o_part + 268435456, b.lse_part + 2097152, nullptr, c.compute);
+    lasp::SoftmaxBlockArgs args;
+    args.q = b.q; args.k = b.k_all + 134217728; args.v = b.v_all + 134217728;
+    args.o = b.o_part + 268435456; args.lse = b.lse_part + 2097152;
+    args.q_map = kPieceMaps[4]; args.k_map = kPieceMaps[2]; args.causal = true;
+    lasp::softmax_block_forward(args, kS_dims, c.compute);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[9], c.compute));
   }
   // [5] attend to rank 3's keys
   if (run.compute) {
     CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.events[0], 0));
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[10], c.compute));
-    lasp::softmax_block_forward(b.q, b.k_all + 201326592, b.v_all + 201326592, kS_dims, kPieceMaps[4], kPieceMaps[3], true, b.o_part + 402653184, b.lse_part + 3145728, nullptr, c.compute);
+    lasp::SoftmaxBlockArgs args;
+    args.q = b.q; args.k = b.k_all + 201326592; args.v = b.v_all + 201326592;
+    args.o = b.o_part + 402653184; args.lse = b.lse_part + 3145728;
+    args.q_map = kPieceMaps[4]; args.k_map = kPieceMaps[3]; args.causal = true;
+    lasp::softmax_block_forward(args, kS_dims, c.compute);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[11], c.compute));
   }
   // [6] attend to rank 5's keys
   if (run.compute) {
     CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.events[0], 0));
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[12], c.compute));
-    lasp::softmax_block_forward(b.q, b.k_all + 335544320, b.v_all + 335544320, kS_dims, kPieceMaps[4], kPieceMaps[5], true, b.o_part + 671088640, b.lse_part + 5242880, nullptr, c.compute);
+    lasp::SoftmaxBlockArgs args;
+    args.q = b.q; args.k = b.k_all + 335544320; args.v = b.v_all + 335544320;
+    args.o = b.o_part + 671088640; args.lse = b.lse_part + 5242880;
+    args.q_map = kPieceMaps[4]; args.k_map = kPieceMaps[5]; args.causal = true;
+    lasp::softmax_block_forward(args, kS_dims, c.compute);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[13], c.compute));
   }
   // [7] attend to rank 6's keys
   if (run.compute) {
     CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.events[0], 0));
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[14], c.compute));
-    lasp::softmax_block_forward(b.q, b.k_all + 402653184, b.v_all + 402653184, kS_dims, kPieceMaps[4], kPieceMaps[6], true, b.o_part + 805306368, b.lse_part + 6291456, nullptr, c.compute);
+    lasp::SoftmaxBlockArgs args;
+    args.q = b.q; args.k = b.k_all + 402653184; args.v = b.v_all + 402653184;
+    args.o = b.o_part + 805306368; args.lse = b.lse_part + 6291456;
+    args.q_map = kPieceMaps[4]; args.k_map = kPieceMaps[6]; args.causal = true;
+    lasp::softmax_block_forward(args, kS_dims, c.compute);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[15], c.compute));
   }
   // [8] attend to rank 7's keys
   if (run.compute) {
     CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.events[0], 0));
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[16], c.compute));
-    lasp::softmax_block_forward(b.q, b.k_all + 469762048, b.v_all + 469762048, kS_dims, kPieceMaps[4], kPieceMaps[7], true, b.o_part + 939524096, b.lse_part + 7340032, nullptr, c.compute);
+    lasp::SoftmaxBlockArgs args;
+    args.q = b.q; args.k = b.k_all + 469762048; args.v = b.v_all + 469762048;
+    args.o = b.o_part + 939524096; args.lse = b.lse_part + 7340032;
+    args.q_map = kPieceMaps[4]; args.k_map = kPieceMaps[7]; args.causal = true;
+    lasp::softmax_block_forward(args, kS_dims, c.compute);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[17], c.compute));
   }
   // [9] merge 8 partial results (log-sum-exp)
   if (run.compute) {
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[18], c.compute));
-    lasp::softmax_merge(b.o_part, b.lse_part, lasp::SlotList{8, {4, 0, 1, 2, 3, 5, 6, 7}}, b.o, b.lse, 1, 65536, 16, 128, c.compute);
+    lasp::SoftmaxMergeArgs args;
+    args.parts = b.o_part; args.part_lse = b.lse_part; args.sources = lasp::SlotList{8, {4, 0, 1, 2, 3, 5, 6, 7}};
+    args.o = b.o; args.lse = b.lse;
+    args.batch = 1; args.rows = 65536; args.heads = 16; args.head_dim = 128;
+    lasp::softmax_merge(args, c.compute);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[19], c.compute));
   }
 }
@@ -1725,62 +2241,98 @@ static void S_forward_rank5(const Ctx& c, SBuffers& b, Run run) {
   if (run.compute) {
     CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.started[0], 0));  // let the collective start first
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[2], c.compute));
-    lasp::softmax_block_forward(b.q, b.k, b.v, kS_dims, kPieceMaps[5], kPieceMaps[5], true, b.o_part + 671088640, b.lse_part + 5242880, nullptr, c.compute);
+    lasp::SoftmaxBlockArgs args;
+    args.q = b.q; args.k = b.k; args.v = b.v;
+    args.o = b.o_part + 671088640; args.lse = b.lse_part + 5242880;
+    args.q_map = kPieceMaps[5]; args.k_map = kPieceMaps[5]; args.causal = true;
+    lasp::softmax_block_forward(args, kS_dims, c.compute);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[3], c.compute));
   }
   // [2] attend to rank 0's keys
   if (run.compute) {
     CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.events[0], 0));
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[4], c.compute));
-    lasp::softmax_block_forward(b.q, b.k_all, b.v_all, kS_dims, kPieceMaps[5], kPieceMaps[0], true, b.o_part, b.lse_part, nullptr, c.compute);
+    lasp::SoftmaxBlockArgs args;
+    args.q = b.q; args.k = b.k_all; args.v = b.v_all;
+    args.o = b.o_part; args.lse = b.lse_part;
+    args.q_map = kPieceMaps[5]; args.k_map = kPieceMaps[0]; args.causal = true;
+    lasp::softmax_block_forward(args, kS_dims, c.compute);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[5], c.compute));
   }
   // [3] attend to rank 1's keys
   if (run.compute) {
     CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.events[0], 0));
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[6], c.compute));
-    lasp::softmax_block_forward(b.q, b.k_all + 67108864, b.v_all + 67108864, kS_dims, kPieceMaps[5], kPieceMaps[1], true, b.o_part + 134217728, b.lse_part + 1048576, nullptr, c.compute);
+    lasp::SoftmaxBlockArgs args;
+    args.q = b.q; args.k = b.k_all + 67108864; args.v = b.v_all + 67108864;
+    args.o = b.o_part + 134217728; args.lse = b.lse_part + 1048576;
+    args.q_map = kPieceMaps[5]; args.k_map = kPieceMaps[1]; args.causal = true;
+    lasp::softmax_block_forward(args, kS_dims, c.compute);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[7], c.compute));
   }
   // [4] attend to rank 2's keys
   if (run.compute) {
     CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.events[0], 0));
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[8], c.compute));
-    lasp::softmax_block_forward(b.q, b.k_all + 134217728, b.v_all + 134217728, kS_dims, kPieceMaps[5], kPieceMaps[2], true, b.o_part + 268435456, b.lse_part + 2097152, nullptr, c.compute);
+    lasp::SoftmaxBlockArgs args;
+    args.q = b.q; args.k = b.k_all + 134217728; args.v = b.v_all + 134217728;
+    args.o = b.o_part + 268435456; args.lse = b.lse_part + 2097152;
+    args.q_map = kPieceMaps[5]; args.k_map = kPieceMaps[2]; args.causal = true;
+    lasp::softmax_block_forward(args, kS_dims, c.compute);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[9], c.compute));
   }
   // [5] attend to rank 3's keys
   if (run.compute) {
     CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.events[0], 0));
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[10], c.compute));
-    lasp::softmax_block_forward(b.q, b.k_all + 201326592, b.v_all + 201326592, kS_dims, kPieceMaps[5], kPieceMaps[3], true, b.o_part + 402653184, b.lse_part + 3145728, nullptr, c.compute);
+    lasp::SoftmaxBlockArgs args;
+    args.q = b.q; args.k = b.k_all + 201326592; args.v = b.v_all + 201326592;
+    args.o = b.o_part + 402653184; args.lse = b.lse_part + 3145728;
+    args.q_map = kPieceMaps[5]; args.k_map = kPieceMaps[3]; args.causal = true;
+    lasp::softmax_block_forward(args, kS_dims, c.compute);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[11], c.compute));
   }
   // [6] attend to rank 4's keys
   if (run.compute) {
     CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.events[0], 0));
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[12], c.compute));
-    lasp::softmax_block_forward(b.q, b.k_all + 268435456, b.v_all + 268435456, kS_dims, kPieceMaps[5], kPieceMaps[4], true, b.o_part + 536870912, b.lse_part + 4194304, nullptr, c.compute);
+    lasp::SoftmaxBlockArgs args;
+    args.q = b.q; args.k = b.k_all + 268435456; args.v = b.v_all + 268435456;
+    args.o = b.o_part + 536870912; args.lse = b.lse_part + 4194304;
+    args.q_map = kPieceMaps[5]; args.k_map = kPieceMaps[4]; args.causal = true;
+    lasp::softmax_block_forward(args, kS_dims, c.compute);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[13], c.compute));
   }
   // [7] attend to rank 6's keys
   if (run.compute) {
     CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.events[0], 0));
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[14], c.compute));
-    lasp::softmax_block_forward(b.q, b.k_all + 402653184, b.v_all + 402653184, kS_dims, kPieceMaps[5], kPieceMaps[6], true, b.o_part + 805306368, b.lse_part + 6291456, nullptr, c.compute);
+    lasp::SoftmaxBlockArgs args;
+    args.q = b.q; args.k = b.k_all + 402653184; args.v = b.v_all + 402653184;
+    args.o = b.o_part + 805306368; args.lse = b.lse_part + 6291456;
+    args.q_map = kPieceMaps[5]; args.k_map = kPieceMaps[6]; args.causal = true;
+    lasp::softmax_block_forward(args, kS_dims, c.compute);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[15], c.compute));
   }
   // [8] attend to rank 7's keys
   if (run.compute) {
     CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.events[0], 0));
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[16], c.compute));
-    lasp::softmax_block_forward(b.q, b.k_all + 469762048, b.v_all + 469762048, kS_dims, kPieceMaps[5], kPieceMaps[7], true, b.o_part + 939524096, b.lse_part + 7340032, nullptr, c.compute);
+    lasp::SoftmaxBlockArgs args;
+    args.q = b.q; args.k = b.k_all + 469762048; args.v = b.v_all + 469762048;
+    args.o = b.o_part + 939524096; args.lse = b.lse_part + 7340032;
+    args.q_map = kPieceMaps[5]; args.k_map = kPieceMaps[7]; args.causal = true;
+    lasp::softmax_block_forward(args, kS_dims, c.compute);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[17], c.compute));
   }
   // [9] merge 8 partial results (log-sum-exp)
   if (run.compute) {
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[18], c.compute));
-    lasp::softmax_merge(b.o_part, b.lse_part, lasp::SlotList{8, {5, 0, 1, 2, 3, 4, 6, 7}}, b.o, b.lse, 1, 65536, 16, 128, c.compute);
+    lasp::SoftmaxMergeArgs args;
+    args.parts = b.o_part; args.part_lse = b.lse_part; args.sources = lasp::SlotList{8, {5, 0, 1, 2, 3, 4, 6, 7}};
+    args.o = b.o; args.lse = b.lse;
+    args.batch = 1; args.rows = 65536; args.heads = 16; args.head_dim = 128;
+    lasp::softmax_merge(args, c.compute);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[19], c.compute));
   }
 }
@@ -1802,62 +2354,98 @@ static void S_forward_rank6(const Ctx& c, SBuffers& b, Run run) {
   if (run.compute) {
     CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.started[0], 0));  // let the collective start first
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[2], c.compute));
-    lasp::softmax_block_forward(b.q, b.k, b.v, kS_dims, kPieceMaps[6], kPieceMaps[6], true, b.o_part + 805306368, b.lse_part + 6291456, nullptr, c.compute);
+    lasp::SoftmaxBlockArgs args;
+    args.q = b.q; args.k = b.k; args.v = b.v;
+    args.o = b.o_part + 805306368; args.lse = b.lse_part + 6291456;
+    args.q_map = kPieceMaps[6]; args.k_map = kPieceMaps[6]; args.causal = true;
+    lasp::softmax_block_forward(args, kS_dims, c.compute);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[3], c.compute));
   }
   // [2] attend to rank 0's keys
   if (run.compute) {
     CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.events[0], 0));
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[4], c.compute));
-    lasp::softmax_block_forward(b.q, b.k_all, b.v_all, kS_dims, kPieceMaps[6], kPieceMaps[0], true, b.o_part, b.lse_part, nullptr, c.compute);
+    lasp::SoftmaxBlockArgs args;
+    args.q = b.q; args.k = b.k_all; args.v = b.v_all;
+    args.o = b.o_part; args.lse = b.lse_part;
+    args.q_map = kPieceMaps[6]; args.k_map = kPieceMaps[0]; args.causal = true;
+    lasp::softmax_block_forward(args, kS_dims, c.compute);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[5], c.compute));
   }
   // [3] attend to rank 1's keys
   if (run.compute) {
     CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.events[0], 0));
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[6], c.compute));
-    lasp::softmax_block_forward(b.q, b.k_all + 67108864, b.v_all + 67108864, kS_dims, kPieceMaps[6], kPieceMaps[1], true, b.o_part + 134217728, b.lse_part + 1048576, nullptr, c.compute);
+    lasp::SoftmaxBlockArgs args;
+    args.q = b.q; args.k = b.k_all + 67108864; args.v = b.v_all + 67108864;
+    args.o = b.o_part + 134217728; args.lse = b.lse_part + 1048576;
+    args.q_map = kPieceMaps[6]; args.k_map = kPieceMaps[1]; args.causal = true;
+    lasp::softmax_block_forward(args, kS_dims, c.compute);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[7], c.compute));
   }
   // [4] attend to rank 2's keys
   if (run.compute) {
     CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.events[0], 0));
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[8], c.compute));
-    lasp::softmax_block_forward(b.q, b.k_all + 134217728, b.v_all + 134217728, kS_dims, kPieceMaps[6], kPieceMaps[2], true, b.o_part + 268435456, b.lse_part + 2097152, nullptr, c.compute);
+    lasp::SoftmaxBlockArgs args;
+    args.q = b.q; args.k = b.k_all + 134217728; args.v = b.v_all + 134217728;
+    args.o = b.o_part + 268435456; args.lse = b.lse_part + 2097152;
+    args.q_map = kPieceMaps[6]; args.k_map = kPieceMaps[2]; args.causal = true;
+    lasp::softmax_block_forward(args, kS_dims, c.compute);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[9], c.compute));
   }
   // [5] attend to rank 3's keys
   if (run.compute) {
     CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.events[0], 0));
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[10], c.compute));
-    lasp::softmax_block_forward(b.q, b.k_all + 201326592, b.v_all + 201326592, kS_dims, kPieceMaps[6], kPieceMaps[3], true, b.o_part + 402653184, b.lse_part + 3145728, nullptr, c.compute);
+    lasp::SoftmaxBlockArgs args;
+    args.q = b.q; args.k = b.k_all + 201326592; args.v = b.v_all + 201326592;
+    args.o = b.o_part + 402653184; args.lse = b.lse_part + 3145728;
+    args.q_map = kPieceMaps[6]; args.k_map = kPieceMaps[3]; args.causal = true;
+    lasp::softmax_block_forward(args, kS_dims, c.compute);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[11], c.compute));
   }
   // [6] attend to rank 4's keys
   if (run.compute) {
     CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.events[0], 0));
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[12], c.compute));
-    lasp::softmax_block_forward(b.q, b.k_all + 268435456, b.v_all + 268435456, kS_dims, kPieceMaps[6], kPieceMaps[4], true, b.o_part + 536870912, b.lse_part + 4194304, nullptr, c.compute);
+    lasp::SoftmaxBlockArgs args;
+    args.q = b.q; args.k = b.k_all + 268435456; args.v = b.v_all + 268435456;
+    args.o = b.o_part + 536870912; args.lse = b.lse_part + 4194304;
+    args.q_map = kPieceMaps[6]; args.k_map = kPieceMaps[4]; args.causal = true;
+    lasp::softmax_block_forward(args, kS_dims, c.compute);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[13], c.compute));
   }
   // [7] attend to rank 5's keys
   if (run.compute) {
     CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.events[0], 0));
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[14], c.compute));
-    lasp::softmax_block_forward(b.q, b.k_all + 335544320, b.v_all + 335544320, kS_dims, kPieceMaps[6], kPieceMaps[5], true, b.o_part + 671088640, b.lse_part + 5242880, nullptr, c.compute);
+    lasp::SoftmaxBlockArgs args;
+    args.q = b.q; args.k = b.k_all + 335544320; args.v = b.v_all + 335544320;
+    args.o = b.o_part + 671088640; args.lse = b.lse_part + 5242880;
+    args.q_map = kPieceMaps[6]; args.k_map = kPieceMaps[5]; args.causal = true;
+    lasp::softmax_block_forward(args, kS_dims, c.compute);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[15], c.compute));
   }
   // [8] attend to rank 7's keys
   if (run.compute) {
     CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.events[0], 0));
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[16], c.compute));
-    lasp::softmax_block_forward(b.q, b.k_all + 469762048, b.v_all + 469762048, kS_dims, kPieceMaps[6], kPieceMaps[7], true, b.o_part + 939524096, b.lse_part + 7340032, nullptr, c.compute);
+    lasp::SoftmaxBlockArgs args;
+    args.q = b.q; args.k = b.k_all + 469762048; args.v = b.v_all + 469762048;
+    args.o = b.o_part + 939524096; args.lse = b.lse_part + 7340032;
+    args.q_map = kPieceMaps[6]; args.k_map = kPieceMaps[7]; args.causal = true;
+    lasp::softmax_block_forward(args, kS_dims, c.compute);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[17], c.compute));
   }
   // [9] merge 8 partial results (log-sum-exp)
   if (run.compute) {
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[18], c.compute));
-    lasp::softmax_merge(b.o_part, b.lse_part, lasp::SlotList{8, {6, 0, 1, 2, 3, 4, 5, 7}}, b.o, b.lse, 1, 65536, 16, 128, c.compute);
+    lasp::SoftmaxMergeArgs args;
+    args.parts = b.o_part; args.part_lse = b.lse_part; args.sources = lasp::SlotList{8, {6, 0, 1, 2, 3, 4, 5, 7}};
+    args.o = b.o; args.lse = b.lse;
+    args.batch = 1; args.rows = 65536; args.heads = 16; args.head_dim = 128;
+    lasp::softmax_merge(args, c.compute);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[19], c.compute));
   }
 }
@@ -1879,62 +2467,98 @@ static void S_forward_rank7(const Ctx& c, SBuffers& b, Run run) {
   if (run.compute) {
     CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.started[0], 0));  // let the collective start first
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[2], c.compute));
-    lasp::softmax_block_forward(b.q, b.k, b.v, kS_dims, kPieceMaps[7], kPieceMaps[7], true, b.o_part + 939524096, b.lse_part + 7340032, nullptr, c.compute);
+    lasp::SoftmaxBlockArgs args;
+    args.q = b.q; args.k = b.k; args.v = b.v;
+    args.o = b.o_part + 939524096; args.lse = b.lse_part + 7340032;
+    args.q_map = kPieceMaps[7]; args.k_map = kPieceMaps[7]; args.causal = true;
+    lasp::softmax_block_forward(args, kS_dims, c.compute);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[3], c.compute));
   }
   // [2] attend to rank 0's keys
   if (run.compute) {
     CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.events[0], 0));
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[4], c.compute));
-    lasp::softmax_block_forward(b.q, b.k_all, b.v_all, kS_dims, kPieceMaps[7], kPieceMaps[0], true, b.o_part, b.lse_part, nullptr, c.compute);
+    lasp::SoftmaxBlockArgs args;
+    args.q = b.q; args.k = b.k_all; args.v = b.v_all;
+    args.o = b.o_part; args.lse = b.lse_part;
+    args.q_map = kPieceMaps[7]; args.k_map = kPieceMaps[0]; args.causal = true;
+    lasp::softmax_block_forward(args, kS_dims, c.compute);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[5], c.compute));
   }
   // [3] attend to rank 1's keys
   if (run.compute) {
     CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.events[0], 0));
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[6], c.compute));
-    lasp::softmax_block_forward(b.q, b.k_all + 67108864, b.v_all + 67108864, kS_dims, kPieceMaps[7], kPieceMaps[1], true, b.o_part + 134217728, b.lse_part + 1048576, nullptr, c.compute);
+    lasp::SoftmaxBlockArgs args;
+    args.q = b.q; args.k = b.k_all + 67108864; args.v = b.v_all + 67108864;
+    args.o = b.o_part + 134217728; args.lse = b.lse_part + 1048576;
+    args.q_map = kPieceMaps[7]; args.k_map = kPieceMaps[1]; args.causal = true;
+    lasp::softmax_block_forward(args, kS_dims, c.compute);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[7], c.compute));
   }
   // [4] attend to rank 2's keys
   if (run.compute) {
     CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.events[0], 0));
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[8], c.compute));
-    lasp::softmax_block_forward(b.q, b.k_all + 134217728, b.v_all + 134217728, kS_dims, kPieceMaps[7], kPieceMaps[2], true, b.o_part + 268435456, b.lse_part + 2097152, nullptr, c.compute);
+    lasp::SoftmaxBlockArgs args;
+    args.q = b.q; args.k = b.k_all + 134217728; args.v = b.v_all + 134217728;
+    args.o = b.o_part + 268435456; args.lse = b.lse_part + 2097152;
+    args.q_map = kPieceMaps[7]; args.k_map = kPieceMaps[2]; args.causal = true;
+    lasp::softmax_block_forward(args, kS_dims, c.compute);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[9], c.compute));
   }
   // [5] attend to rank 3's keys
   if (run.compute) {
     CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.events[0], 0));
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[10], c.compute));
-    lasp::softmax_block_forward(b.q, b.k_all + 201326592, b.v_all + 201326592, kS_dims, kPieceMaps[7], kPieceMaps[3], true, b.o_part + 402653184, b.lse_part + 3145728, nullptr, c.compute);
+    lasp::SoftmaxBlockArgs args;
+    args.q = b.q; args.k = b.k_all + 201326592; args.v = b.v_all + 201326592;
+    args.o = b.o_part + 402653184; args.lse = b.lse_part + 3145728;
+    args.q_map = kPieceMaps[7]; args.k_map = kPieceMaps[3]; args.causal = true;
+    lasp::softmax_block_forward(args, kS_dims, c.compute);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[11], c.compute));
   }
   // [6] attend to rank 4's keys
   if (run.compute) {
     CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.events[0], 0));
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[12], c.compute));
-    lasp::softmax_block_forward(b.q, b.k_all + 268435456, b.v_all + 268435456, kS_dims, kPieceMaps[7], kPieceMaps[4], true, b.o_part + 536870912, b.lse_part + 4194304, nullptr, c.compute);
+    lasp::SoftmaxBlockArgs args;
+    args.q = b.q; args.k = b.k_all + 268435456; args.v = b.v_all + 268435456;
+    args.o = b.o_part + 536870912; args.lse = b.lse_part + 4194304;
+    args.q_map = kPieceMaps[7]; args.k_map = kPieceMaps[4]; args.causal = true;
+    lasp::softmax_block_forward(args, kS_dims, c.compute);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[13], c.compute));
   }
   // [7] attend to rank 5's keys
   if (run.compute) {
     CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.events[0], 0));
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[14], c.compute));
-    lasp::softmax_block_forward(b.q, b.k_all + 335544320, b.v_all + 335544320, kS_dims, kPieceMaps[7], kPieceMaps[5], true, b.o_part + 671088640, b.lse_part + 5242880, nullptr, c.compute);
+    lasp::SoftmaxBlockArgs args;
+    args.q = b.q; args.k = b.k_all + 335544320; args.v = b.v_all + 335544320;
+    args.o = b.o_part + 671088640; args.lse = b.lse_part + 5242880;
+    args.q_map = kPieceMaps[7]; args.k_map = kPieceMaps[5]; args.causal = true;
+    lasp::softmax_block_forward(args, kS_dims, c.compute);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[15], c.compute));
   }
   // [8] attend to rank 6's keys
   if (run.compute) {
     CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.events[0], 0));
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[16], c.compute));
-    lasp::softmax_block_forward(b.q, b.k_all + 402653184, b.v_all + 402653184, kS_dims, kPieceMaps[7], kPieceMaps[6], true, b.o_part + 805306368, b.lse_part + 6291456, nullptr, c.compute);
+    lasp::SoftmaxBlockArgs args;
+    args.q = b.q; args.k = b.k_all + 402653184; args.v = b.v_all + 402653184;
+    args.o = b.o_part + 805306368; args.lse = b.lse_part + 6291456;
+    args.q_map = kPieceMaps[7]; args.k_map = kPieceMaps[6]; args.causal = true;
+    lasp::softmax_block_forward(args, kS_dims, c.compute);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[17], c.compute));
   }
   // [9] merge 8 partial results (log-sum-exp)
   if (run.compute) {
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[18], c.compute));
-    lasp::softmax_merge(b.o_part, b.lse_part, lasp::SlotList{8, {7, 0, 1, 2, 3, 4, 5, 6}}, b.o, b.lse, 1, 65536, 16, 128, c.compute);
+    lasp::SoftmaxMergeArgs args;
+    args.parts = b.o_part; args.part_lse = b.lse_part; args.sources = lasp::SlotList{8, {7, 0, 1, 2, 3, 4, 5, 6}};
+    args.o = b.o; args.lse = b.lse;
+    args.batch = 1; args.rows = 65536; args.heads = 16; args.head_dim = 128;
+    lasp::softmax_merge(args, c.compute);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[19], c.compute));
   }
 }
@@ -1969,49 +2593,84 @@ static void S_backward_rank0(const Ctx& c, SBuffers& b, Run run) {
   // [1] dQ, and dK, dV of rank 1's positions
   if (run.compute) {
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[2], c.compute));
-    lasp::softmax_block_backward(b.q, b.k_all + 67108864, b.v_all + 67108864, b.o, b.lse, b.do_, kS_dims, kPieceMaps[0], kPieceMaps[1], true, b.dq_acc, b.dk_all + 67108864, b.dv_all + 67108864, c.compute);
+    lasp::SoftmaxBlockBackwardArgs args;
+    args.q = b.q; args.k = b.k_all + 67108864; args.v = b.v_all + 67108864;
+    args.o = b.o; args.lse = b.lse; args.dout = b.do_;
+    args.dq = b.dq_acc; args.dk = b.dk_all + 67108864; args.dv = b.dv_all + 67108864;
+    args.q_map = kPieceMaps[0]; args.k_map = kPieceMaps[1]; args.causal = true;
+    lasp::softmax_block_backward(args, kS_dims, c.compute);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[3], c.compute));
     CUDA_CHECK(cudaEventRecord(c.events[1], c.compute));
   }
   // [2] dQ, and dK, dV of rank 2's positions
   if (run.compute) {
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[4], c.compute));
-    lasp::softmax_block_backward(b.q, b.k_all + 134217728, b.v_all + 134217728, b.o, b.lse, b.do_, kS_dims, kPieceMaps[0], kPieceMaps[2], true, b.dq_acc, b.dk_all + 134217728, b.dv_all + 134217728, c.compute);
+    lasp::SoftmaxBlockBackwardArgs args;
+    args.q = b.q; args.k = b.k_all + 134217728; args.v = b.v_all + 134217728;
+    args.o = b.o; args.lse = b.lse; args.dout = b.do_;
+    args.dq = b.dq_acc; args.dk = b.dk_all + 134217728; args.dv = b.dv_all + 134217728;
+    args.q_map = kPieceMaps[0]; args.k_map = kPieceMaps[2]; args.causal = true;
+    lasp::softmax_block_backward(args, kS_dims, c.compute);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[5], c.compute));
     CUDA_CHECK(cudaEventRecord(c.events[2], c.compute));
   }
   // [3] dQ, and dK, dV of rank 3's positions
   if (run.compute) {
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[6], c.compute));
-    lasp::softmax_block_backward(b.q, b.k_all + 201326592, b.v_all + 201326592, b.o, b.lse, b.do_, kS_dims, kPieceMaps[0], kPieceMaps[3], true, b.dq_acc, b.dk_all + 201326592, b.dv_all + 201326592, c.compute);
+    lasp::SoftmaxBlockBackwardArgs args;
+    args.q = b.q; args.k = b.k_all + 201326592; args.v = b.v_all + 201326592;
+    args.o = b.o; args.lse = b.lse; args.dout = b.do_;
+    args.dq = b.dq_acc; args.dk = b.dk_all + 201326592; args.dv = b.dv_all + 201326592;
+    args.q_map = kPieceMaps[0]; args.k_map = kPieceMaps[3]; args.causal = true;
+    lasp::softmax_block_backward(args, kS_dims, c.compute);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[7], c.compute));
     CUDA_CHECK(cudaEventRecord(c.events[3], c.compute));
   }
   // [4] dQ, and dK, dV of rank 4's positions
   if (run.compute) {
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[8], c.compute));
-    lasp::softmax_block_backward(b.q, b.k_all + 268435456, b.v_all + 268435456, b.o, b.lse, b.do_, kS_dims, kPieceMaps[0], kPieceMaps[4], true, b.dq_acc, b.dk_all + 268435456, b.dv_all + 268435456, c.compute);
+    lasp::SoftmaxBlockBackwardArgs args;
+    args.q = b.q; args.k = b.k_all + 268435456; args.v = b.v_all + 268435456;
+    args.o = b.o; args.lse = b.lse; args.dout = b.do_;
+    args.dq = b.dq_acc; args.dk = b.dk_all + 268435456; args.dv = b.dv_all + 268435456;
+    args.q_map = kPieceMaps[0]; args.k_map = kPieceMaps[4]; args.causal = true;
+    lasp::softmax_block_backward(args, kS_dims, c.compute);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[9], c.compute));
     CUDA_CHECK(cudaEventRecord(c.events[4], c.compute));
   }
   // [5] dQ, and dK, dV of rank 5's positions
   if (run.compute) {
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[10], c.compute));
-    lasp::softmax_block_backward(b.q, b.k_all + 335544320, b.v_all + 335544320, b.o, b.lse, b.do_, kS_dims, kPieceMaps[0], kPieceMaps[5], true, b.dq_acc, b.dk_all + 335544320, b.dv_all + 335544320, c.compute);
+    lasp::SoftmaxBlockBackwardArgs args;
+    args.q = b.q; args.k = b.k_all + 335544320; args.v = b.v_all + 335544320;
+    args.o = b.o; args.lse = b.lse; args.dout = b.do_;
+    args.dq = b.dq_acc; args.dk = b.dk_all + 335544320; args.dv = b.dv_all + 335544320;
+    args.q_map = kPieceMaps[0]; args.k_map = kPieceMaps[5]; args.causal = true;
+    lasp::softmax_block_backward(args, kS_dims, c.compute);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[11], c.compute));
     CUDA_CHECK(cudaEventRecord(c.events[5], c.compute));
   }
   // [6] dQ, and dK, dV of rank 6's positions
   if (run.compute) {
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[12], c.compute));
-    lasp::softmax_block_backward(b.q, b.k_all + 402653184, b.v_all + 402653184, b.o, b.lse, b.do_, kS_dims, kPieceMaps[0], kPieceMaps[6], true, b.dq_acc, b.dk_all + 402653184, b.dv_all + 402653184, c.compute);
+    lasp::SoftmaxBlockBackwardArgs args;
+    args.q = b.q; args.k = b.k_all + 402653184; args.v = b.v_all + 402653184;
+    args.o = b.o; args.lse = b.lse; args.dout = b.do_;
+    args.dq = b.dq_acc; args.dk = b.dk_all + 402653184; args.dv = b.dv_all + 402653184;
+    args.q_map = kPieceMaps[0]; args.k_map = kPieceMaps[6]; args.causal = true;
+    lasp::softmax_block_backward(args, kS_dims, c.compute);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[13], c.compute));
     CUDA_CHECK(cudaEventRecord(c.events[6], c.compute));
   }
   // [7] dQ, and dK, dV of rank 7's positions
   if (run.compute) {
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[14], c.compute));
-    lasp::softmax_block_backward(b.q, b.k_all + 469762048, b.v_all + 469762048, b.o, b.lse, b.do_, kS_dims, kPieceMaps[0], kPieceMaps[7], true, b.dq_acc, b.dk_all + 469762048, b.dv_all + 469762048, c.compute);
+    lasp::SoftmaxBlockBackwardArgs args;
+    args.q = b.q; args.k = b.k_all + 469762048; args.v = b.v_all + 469762048;
+    args.o = b.o; args.lse = b.lse; args.dout = b.do_;
+    args.dq = b.dq_acc; args.dk = b.dk_all + 469762048; args.dv = b.dv_all + 469762048;
+    args.q_map = kPieceMaps[0]; args.k_map = kPieceMaps[7]; args.causal = true;
+    lasp::softmax_block_backward(args, kS_dims, c.compute);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[15], c.compute));
     CUDA_CHECK(cudaEventRecord(c.events[7], c.compute));
   }
@@ -2037,7 +2696,12 @@ static void S_backward_rank0(const Ctx& c, SBuffers& b, Run run) {
   if (run.compute) {
     CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.started[8], 0));  // let the collective start first
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[18], c.compute));
-    lasp::softmax_block_backward(b.q, b.k_all, b.v_all, b.o, b.lse, b.do_, kS_dims, kPieceMaps[0], kPieceMaps[0], true, b.dq_acc, b.dk_own, b.dv_own, c.compute);
+    lasp::SoftmaxBlockBackwardArgs args;
+    args.q = b.q; args.k = b.k_all; args.v = b.v_all;
+    args.o = b.o; args.lse = b.lse; args.dout = b.do_;
+    args.dq = b.dq_acc; args.dk = b.dk_own; args.dv = b.dv_own;
+    args.q_map = kPieceMaps[0]; args.k_map = kPieceMaps[0]; args.causal = true;
+    lasp::softmax_block_backward(args, kS_dims, c.compute);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[19], c.compute));
   }
   // [10] dQ to the activation type
@@ -2071,49 +2735,84 @@ static void S_backward_rank1(const Ctx& c, SBuffers& b, Run run) {
   // [1] dQ, and dK, dV of rank 0's positions
   if (run.compute) {
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[2], c.compute));
-    lasp::softmax_block_backward(b.q, b.k_all, b.v_all, b.o, b.lse, b.do_, kS_dims, kPieceMaps[1], kPieceMaps[0], true, b.dq_acc, b.dk_all, b.dv_all, c.compute);
+    lasp::SoftmaxBlockBackwardArgs args;
+    args.q = b.q; args.k = b.k_all; args.v = b.v_all;
+    args.o = b.o; args.lse = b.lse; args.dout = b.do_;
+    args.dq = b.dq_acc; args.dk = b.dk_all; args.dv = b.dv_all;
+    args.q_map = kPieceMaps[1]; args.k_map = kPieceMaps[0]; args.causal = true;
+    lasp::softmax_block_backward(args, kS_dims, c.compute);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[3], c.compute));
     CUDA_CHECK(cudaEventRecord(c.events[1], c.compute));
   }
   // [2] dQ, and dK, dV of rank 2's positions
   if (run.compute) {
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[4], c.compute));
-    lasp::softmax_block_backward(b.q, b.k_all + 134217728, b.v_all + 134217728, b.o, b.lse, b.do_, kS_dims, kPieceMaps[1], kPieceMaps[2], true, b.dq_acc, b.dk_all + 134217728, b.dv_all + 134217728, c.compute);
+    lasp::SoftmaxBlockBackwardArgs args;
+    args.q = b.q; args.k = b.k_all + 134217728; args.v = b.v_all + 134217728;
+    args.o = b.o; args.lse = b.lse; args.dout = b.do_;
+    args.dq = b.dq_acc; args.dk = b.dk_all + 134217728; args.dv = b.dv_all + 134217728;
+    args.q_map = kPieceMaps[1]; args.k_map = kPieceMaps[2]; args.causal = true;
+    lasp::softmax_block_backward(args, kS_dims, c.compute);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[5], c.compute));
     CUDA_CHECK(cudaEventRecord(c.events[2], c.compute));
   }
   // [3] dQ, and dK, dV of rank 3's positions
   if (run.compute) {
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[6], c.compute));
-    lasp::softmax_block_backward(b.q, b.k_all + 201326592, b.v_all + 201326592, b.o, b.lse, b.do_, kS_dims, kPieceMaps[1], kPieceMaps[3], true, b.dq_acc, b.dk_all + 201326592, b.dv_all + 201326592, c.compute);
+    lasp::SoftmaxBlockBackwardArgs args;
+    args.q = b.q; args.k = b.k_all + 201326592; args.v = b.v_all + 201326592;
+    args.o = b.o; args.lse = b.lse; args.dout = b.do_;
+    args.dq = b.dq_acc; args.dk = b.dk_all + 201326592; args.dv = b.dv_all + 201326592;
+    args.q_map = kPieceMaps[1]; args.k_map = kPieceMaps[3]; args.causal = true;
+    lasp::softmax_block_backward(args, kS_dims, c.compute);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[7], c.compute));
     CUDA_CHECK(cudaEventRecord(c.events[3], c.compute));
   }
   // [4] dQ, and dK, dV of rank 4's positions
   if (run.compute) {
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[8], c.compute));
-    lasp::softmax_block_backward(b.q, b.k_all + 268435456, b.v_all + 268435456, b.o, b.lse, b.do_, kS_dims, kPieceMaps[1], kPieceMaps[4], true, b.dq_acc, b.dk_all + 268435456, b.dv_all + 268435456, c.compute);
+    lasp::SoftmaxBlockBackwardArgs args;
+    args.q = b.q; args.k = b.k_all + 268435456; args.v = b.v_all + 268435456;
+    args.o = b.o; args.lse = b.lse; args.dout = b.do_;
+    args.dq = b.dq_acc; args.dk = b.dk_all + 268435456; args.dv = b.dv_all + 268435456;
+    args.q_map = kPieceMaps[1]; args.k_map = kPieceMaps[4]; args.causal = true;
+    lasp::softmax_block_backward(args, kS_dims, c.compute);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[9], c.compute));
     CUDA_CHECK(cudaEventRecord(c.events[4], c.compute));
   }
   // [5] dQ, and dK, dV of rank 5's positions
   if (run.compute) {
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[10], c.compute));
-    lasp::softmax_block_backward(b.q, b.k_all + 335544320, b.v_all + 335544320, b.o, b.lse, b.do_, kS_dims, kPieceMaps[1], kPieceMaps[5], true, b.dq_acc, b.dk_all + 335544320, b.dv_all + 335544320, c.compute);
+    lasp::SoftmaxBlockBackwardArgs args;
+    args.q = b.q; args.k = b.k_all + 335544320; args.v = b.v_all + 335544320;
+    args.o = b.o; args.lse = b.lse; args.dout = b.do_;
+    args.dq = b.dq_acc; args.dk = b.dk_all + 335544320; args.dv = b.dv_all + 335544320;
+    args.q_map = kPieceMaps[1]; args.k_map = kPieceMaps[5]; args.causal = true;
+    lasp::softmax_block_backward(args, kS_dims, c.compute);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[11], c.compute));
     CUDA_CHECK(cudaEventRecord(c.events[5], c.compute));
   }
   // [6] dQ, and dK, dV of rank 6's positions
   if (run.compute) {
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[12], c.compute));
-    lasp::softmax_block_backward(b.q, b.k_all + 402653184, b.v_all + 402653184, b.o, b.lse, b.do_, kS_dims, kPieceMaps[1], kPieceMaps[6], true, b.dq_acc, b.dk_all + 402653184, b.dv_all + 402653184, c.compute);
+    lasp::SoftmaxBlockBackwardArgs args;
+    args.q = b.q; args.k = b.k_all + 402653184; args.v = b.v_all + 402653184;
+    args.o = b.o; args.lse = b.lse; args.dout = b.do_;
+    args.dq = b.dq_acc; args.dk = b.dk_all + 402653184; args.dv = b.dv_all + 402653184;
+    args.q_map = kPieceMaps[1]; args.k_map = kPieceMaps[6]; args.causal = true;
+    lasp::softmax_block_backward(args, kS_dims, c.compute);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[13], c.compute));
     CUDA_CHECK(cudaEventRecord(c.events[6], c.compute));
   }
   // [7] dQ, and dK, dV of rank 7's positions
   if (run.compute) {
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[14], c.compute));
-    lasp::softmax_block_backward(b.q, b.k_all + 469762048, b.v_all + 469762048, b.o, b.lse, b.do_, kS_dims, kPieceMaps[1], kPieceMaps[7], true, b.dq_acc, b.dk_all + 469762048, b.dv_all + 469762048, c.compute);
+    lasp::SoftmaxBlockBackwardArgs args;
+    args.q = b.q; args.k = b.k_all + 469762048; args.v = b.v_all + 469762048;
+    args.o = b.o; args.lse = b.lse; args.dout = b.do_;
+    args.dq = b.dq_acc; args.dk = b.dk_all + 469762048; args.dv = b.dv_all + 469762048;
+    args.q_map = kPieceMaps[1]; args.k_map = kPieceMaps[7]; args.causal = true;
+    lasp::softmax_block_backward(args, kS_dims, c.compute);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[15], c.compute));
     CUDA_CHECK(cudaEventRecord(c.events[7], c.compute));
   }
@@ -2139,7 +2838,12 @@ static void S_backward_rank1(const Ctx& c, SBuffers& b, Run run) {
   if (run.compute) {
     CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.started[8], 0));  // let the collective start first
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[18], c.compute));
-    lasp::softmax_block_backward(b.q, b.k_all + 67108864, b.v_all + 67108864, b.o, b.lse, b.do_, kS_dims, kPieceMaps[1], kPieceMaps[1], true, b.dq_acc, b.dk_own, b.dv_own, c.compute);
+    lasp::SoftmaxBlockBackwardArgs args;
+    args.q = b.q; args.k = b.k_all + 67108864; args.v = b.v_all + 67108864;
+    args.o = b.o; args.lse = b.lse; args.dout = b.do_;
+    args.dq = b.dq_acc; args.dk = b.dk_own; args.dv = b.dv_own;
+    args.q_map = kPieceMaps[1]; args.k_map = kPieceMaps[1]; args.causal = true;
+    lasp::softmax_block_backward(args, kS_dims, c.compute);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[19], c.compute));
   }
   // [10] dQ to the activation type
@@ -2173,49 +2877,84 @@ static void S_backward_rank2(const Ctx& c, SBuffers& b, Run run) {
   // [1] dQ, and dK, dV of rank 0's positions
   if (run.compute) {
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[2], c.compute));
-    lasp::softmax_block_backward(b.q, b.k_all, b.v_all, b.o, b.lse, b.do_, kS_dims, kPieceMaps[2], kPieceMaps[0], true, b.dq_acc, b.dk_all, b.dv_all, c.compute);
+    lasp::SoftmaxBlockBackwardArgs args;
+    args.q = b.q; args.k = b.k_all; args.v = b.v_all;
+    args.o = b.o; args.lse = b.lse; args.dout = b.do_;
+    args.dq = b.dq_acc; args.dk = b.dk_all; args.dv = b.dv_all;
+    args.q_map = kPieceMaps[2]; args.k_map = kPieceMaps[0]; args.causal = true;
+    lasp::softmax_block_backward(args, kS_dims, c.compute);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[3], c.compute));
     CUDA_CHECK(cudaEventRecord(c.events[1], c.compute));
   }
   // [2] dQ, and dK, dV of rank 1's positions
   if (run.compute) {
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[4], c.compute));
-    lasp::softmax_block_backward(b.q, b.k_all + 67108864, b.v_all + 67108864, b.o, b.lse, b.do_, kS_dims, kPieceMaps[2], kPieceMaps[1], true, b.dq_acc, b.dk_all + 67108864, b.dv_all + 67108864, c.compute);
+    lasp::SoftmaxBlockBackwardArgs args;
+    args.q = b.q; args.k = b.k_all + 67108864; args.v = b.v_all + 67108864;
+    args.o = b.o; args.lse = b.lse; args.dout = b.do_;
+    args.dq = b.dq_acc; args.dk = b.dk_all + 67108864; args.dv = b.dv_all + 67108864;
+    args.q_map = kPieceMaps[2]; args.k_map = kPieceMaps[1]; args.causal = true;
+    lasp::softmax_block_backward(args, kS_dims, c.compute);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[5], c.compute));
     CUDA_CHECK(cudaEventRecord(c.events[2], c.compute));
   }
   // [3] dQ, and dK, dV of rank 3's positions
   if (run.compute) {
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[6], c.compute));
-    lasp::softmax_block_backward(b.q, b.k_all + 201326592, b.v_all + 201326592, b.o, b.lse, b.do_, kS_dims, kPieceMaps[2], kPieceMaps[3], true, b.dq_acc, b.dk_all + 201326592, b.dv_all + 201326592, c.compute);
+    lasp::SoftmaxBlockBackwardArgs args;
+    args.q = b.q; args.k = b.k_all + 201326592; args.v = b.v_all + 201326592;
+    args.o = b.o; args.lse = b.lse; args.dout = b.do_;
+    args.dq = b.dq_acc; args.dk = b.dk_all + 201326592; args.dv = b.dv_all + 201326592;
+    args.q_map = kPieceMaps[2]; args.k_map = kPieceMaps[3]; args.causal = true;
+    lasp::softmax_block_backward(args, kS_dims, c.compute);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[7], c.compute));
     CUDA_CHECK(cudaEventRecord(c.events[3], c.compute));
   }
   // [4] dQ, and dK, dV of rank 4's positions
   if (run.compute) {
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[8], c.compute));
-    lasp::softmax_block_backward(b.q, b.k_all + 268435456, b.v_all + 268435456, b.o, b.lse, b.do_, kS_dims, kPieceMaps[2], kPieceMaps[4], true, b.dq_acc, b.dk_all + 268435456, b.dv_all + 268435456, c.compute);
+    lasp::SoftmaxBlockBackwardArgs args;
+    args.q = b.q; args.k = b.k_all + 268435456; args.v = b.v_all + 268435456;
+    args.o = b.o; args.lse = b.lse; args.dout = b.do_;
+    args.dq = b.dq_acc; args.dk = b.dk_all + 268435456; args.dv = b.dv_all + 268435456;
+    args.q_map = kPieceMaps[2]; args.k_map = kPieceMaps[4]; args.causal = true;
+    lasp::softmax_block_backward(args, kS_dims, c.compute);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[9], c.compute));
     CUDA_CHECK(cudaEventRecord(c.events[4], c.compute));
   }
   // [5] dQ, and dK, dV of rank 5's positions
   if (run.compute) {
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[10], c.compute));
-    lasp::softmax_block_backward(b.q, b.k_all + 335544320, b.v_all + 335544320, b.o, b.lse, b.do_, kS_dims, kPieceMaps[2], kPieceMaps[5], true, b.dq_acc, b.dk_all + 335544320, b.dv_all + 335544320, c.compute);
+    lasp::SoftmaxBlockBackwardArgs args;
+    args.q = b.q; args.k = b.k_all + 335544320; args.v = b.v_all + 335544320;
+    args.o = b.o; args.lse = b.lse; args.dout = b.do_;
+    args.dq = b.dq_acc; args.dk = b.dk_all + 335544320; args.dv = b.dv_all + 335544320;
+    args.q_map = kPieceMaps[2]; args.k_map = kPieceMaps[5]; args.causal = true;
+    lasp::softmax_block_backward(args, kS_dims, c.compute);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[11], c.compute));
     CUDA_CHECK(cudaEventRecord(c.events[5], c.compute));
   }
   // [6] dQ, and dK, dV of rank 6's positions
   if (run.compute) {
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[12], c.compute));
-    lasp::softmax_block_backward(b.q, b.k_all + 402653184, b.v_all + 402653184, b.o, b.lse, b.do_, kS_dims, kPieceMaps[2], kPieceMaps[6], true, b.dq_acc, b.dk_all + 402653184, b.dv_all + 402653184, c.compute);
+    lasp::SoftmaxBlockBackwardArgs args;
+    args.q = b.q; args.k = b.k_all + 402653184; args.v = b.v_all + 402653184;
+    args.o = b.o; args.lse = b.lse; args.dout = b.do_;
+    args.dq = b.dq_acc; args.dk = b.dk_all + 402653184; args.dv = b.dv_all + 402653184;
+    args.q_map = kPieceMaps[2]; args.k_map = kPieceMaps[6]; args.causal = true;
+    lasp::softmax_block_backward(args, kS_dims, c.compute);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[13], c.compute));
     CUDA_CHECK(cudaEventRecord(c.events[6], c.compute));
   }
   // [7] dQ, and dK, dV of rank 7's positions
   if (run.compute) {
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[14], c.compute));
-    lasp::softmax_block_backward(b.q, b.k_all + 469762048, b.v_all + 469762048, b.o, b.lse, b.do_, kS_dims, kPieceMaps[2], kPieceMaps[7], true, b.dq_acc, b.dk_all + 469762048, b.dv_all + 469762048, c.compute);
+    lasp::SoftmaxBlockBackwardArgs args;
+    args.q = b.q; args.k = b.k_all + 469762048; args.v = b.v_all + 469762048;
+    args.o = b.o; args.lse = b.lse; args.dout = b.do_;
+    args.dq = b.dq_acc; args.dk = b.dk_all + 469762048; args.dv = b.dv_all + 469762048;
+    args.q_map = kPieceMaps[2]; args.k_map = kPieceMaps[7]; args.causal = true;
+    lasp::softmax_block_backward(args, kS_dims, c.compute);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[15], c.compute));
     CUDA_CHECK(cudaEventRecord(c.events[7], c.compute));
   }
@@ -2241,7 +2980,12 @@ static void S_backward_rank2(const Ctx& c, SBuffers& b, Run run) {
   if (run.compute) {
     CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.started[8], 0));  // let the collective start first
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[18], c.compute));
-    lasp::softmax_block_backward(b.q, b.k_all + 134217728, b.v_all + 134217728, b.o, b.lse, b.do_, kS_dims, kPieceMaps[2], kPieceMaps[2], true, b.dq_acc, b.dk_own, b.dv_own, c.compute);
+    lasp::SoftmaxBlockBackwardArgs args;
+    args.q = b.q; args.k = b.k_all + 134217728; args.v = b.v_all + 134217728;
+    args.o = b.o; args.lse = b.lse; args.dout = b.do_;
+    args.dq = b.dq_acc; args.dk = b.dk_own; args.dv = b.dv_own;
+    args.q_map = kPieceMaps[2]; args.k_map = kPieceMaps[2]; args.causal = true;
+    lasp::softmax_block_backward(args, kS_dims, c.compute);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[19], c.compute));
   }
   // [10] dQ to the activation type
@@ -2275,49 +3019,84 @@ static void S_backward_rank3(const Ctx& c, SBuffers& b, Run run) {
   // [1] dQ, and dK, dV of rank 0's positions
   if (run.compute) {
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[2], c.compute));
-    lasp::softmax_block_backward(b.q, b.k_all, b.v_all, b.o, b.lse, b.do_, kS_dims, kPieceMaps[3], kPieceMaps[0], true, b.dq_acc, b.dk_all, b.dv_all, c.compute);
+    lasp::SoftmaxBlockBackwardArgs args;
+    args.q = b.q; args.k = b.k_all; args.v = b.v_all;
+    args.o = b.o; args.lse = b.lse; args.dout = b.do_;
+    args.dq = b.dq_acc; args.dk = b.dk_all; args.dv = b.dv_all;
+    args.q_map = kPieceMaps[3]; args.k_map = kPieceMaps[0]; args.causal = true;
+    lasp::softmax_block_backward(args, kS_dims, c.compute);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[3], c.compute));
     CUDA_CHECK(cudaEventRecord(c.events[1], c.compute));
   }
   // [2] dQ, and dK, dV of rank 1's positions
   if (run.compute) {
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[4], c.compute));
-    lasp::softmax_block_backward(b.q, b.k_all + 67108864, b.v_all + 67108864, b.o, b.lse, b.do_, kS_dims, kPieceMaps[3], kPieceMaps[1], true, b.dq_acc, b.dk_all + 67108864, b.dv_all + 67108864, c.compute);
+    lasp::SoftmaxBlockBackwardArgs args;
+    args.q = b.q; args.k = b.k_all + 67108864; args.v = b.v_all + 67108864;
+    args.o = b.o; args.lse = b.lse; args.dout = b.do_;
+    args.dq = b.dq_acc; args.dk = b.dk_all + 67108864; args.dv = b.dv_all + 67108864;
+    args.q_map = kPieceMaps[3]; args.k_map = kPieceMaps[1]; args.causal = true;
+    lasp::softmax_block_backward(args, kS_dims, c.compute);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[5], c.compute));
     CUDA_CHECK(cudaEventRecord(c.events[2], c.compute));
   }
   // [3] dQ, and dK, dV of rank 2's positions
   if (run.compute) {
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[6], c.compute));
-    lasp::softmax_block_backward(b.q, b.k_all + 134217728, b.v_all + 134217728, b.o, b.lse, b.do_, kS_dims, kPieceMaps[3], kPieceMaps[2], true, b.dq_acc, b.dk_all + 134217728, b.dv_all + 134217728, c.compute);
+    lasp::SoftmaxBlockBackwardArgs args;
+    args.q = b.q; args.k = b.k_all + 134217728; args.v = b.v_all + 134217728;
+    args.o = b.o; args.lse = b.lse; args.dout = b.do_;
+    args.dq = b.dq_acc; args.dk = b.dk_all + 134217728; args.dv = b.dv_all + 134217728;
+    args.q_map = kPieceMaps[3]; args.k_map = kPieceMaps[2]; args.causal = true;
+    lasp::softmax_block_backward(args, kS_dims, c.compute);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[7], c.compute));
     CUDA_CHECK(cudaEventRecord(c.events[3], c.compute));
   }
   // [4] dQ, and dK, dV of rank 4's positions
   if (run.compute) {
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[8], c.compute));
-    lasp::softmax_block_backward(b.q, b.k_all + 268435456, b.v_all + 268435456, b.o, b.lse, b.do_, kS_dims, kPieceMaps[3], kPieceMaps[4], true, b.dq_acc, b.dk_all + 268435456, b.dv_all + 268435456, c.compute);
+    lasp::SoftmaxBlockBackwardArgs args;
+    args.q = b.q; args.k = b.k_all + 268435456; args.v = b.v_all + 268435456;
+    args.o = b.o; args.lse = b.lse; args.dout = b.do_;
+    args.dq = b.dq_acc; args.dk = b.dk_all + 268435456; args.dv = b.dv_all + 268435456;
+    args.q_map = kPieceMaps[3]; args.k_map = kPieceMaps[4]; args.causal = true;
+    lasp::softmax_block_backward(args, kS_dims, c.compute);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[9], c.compute));
     CUDA_CHECK(cudaEventRecord(c.events[4], c.compute));
   }
   // [5] dQ, and dK, dV of rank 5's positions
   if (run.compute) {
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[10], c.compute));
-    lasp::softmax_block_backward(b.q, b.k_all + 335544320, b.v_all + 335544320, b.o, b.lse, b.do_, kS_dims, kPieceMaps[3], kPieceMaps[5], true, b.dq_acc, b.dk_all + 335544320, b.dv_all + 335544320, c.compute);
+    lasp::SoftmaxBlockBackwardArgs args;
+    args.q = b.q; args.k = b.k_all + 335544320; args.v = b.v_all + 335544320;
+    args.o = b.o; args.lse = b.lse; args.dout = b.do_;
+    args.dq = b.dq_acc; args.dk = b.dk_all + 335544320; args.dv = b.dv_all + 335544320;
+    args.q_map = kPieceMaps[3]; args.k_map = kPieceMaps[5]; args.causal = true;
+    lasp::softmax_block_backward(args, kS_dims, c.compute);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[11], c.compute));
     CUDA_CHECK(cudaEventRecord(c.events[5], c.compute));
   }
   // [6] dQ, and dK, dV of rank 6's positions
   if (run.compute) {
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[12], c.compute));
-    lasp::softmax_block_backward(b.q, b.k_all + 402653184, b.v_all + 402653184, b.o, b.lse, b.do_, kS_dims, kPieceMaps[3], kPieceMaps[6], true, b.dq_acc, b.dk_all + 402653184, b.dv_all + 402653184, c.compute);
+    lasp::SoftmaxBlockBackwardArgs args;
+    args.q = b.q; args.k = b.k_all + 402653184; args.v = b.v_all + 402653184;
+    args.o = b.o; args.lse = b.lse; args.dout = b.do_;
+    args.dq = b.dq_acc; args.dk = b.dk_all + 402653184; args.dv = b.dv_all + 402653184;
+    args.q_map = kPieceMaps[3]; args.k_map = kPieceMaps[6]; args.causal = true;
+    lasp::softmax_block_backward(args, kS_dims, c.compute);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[13], c.compute));
     CUDA_CHECK(cudaEventRecord(c.events[6], c.compute));
   }
   // [7] dQ, and dK, dV of rank 7's positions
   if (run.compute) {
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[14], c.compute));
-    lasp::softmax_block_backward(b.q, b.k_all + 469762048, b.v_all + 469762048, b.o, b.lse, b.do_, kS_dims, kPieceMaps[3], kPieceMaps[7], true, b.dq_acc, b.dk_all + 469762048, b.dv_all + 469762048, c.compute);
+    lasp::SoftmaxBlockBackwardArgs args;
+    args.q = b.q; args.k = b.k_all + 469762048; args.v = b.v_all + 469762048;
+    args.o = b.o; args.lse = b.lse; args.dout = b.do_;
+    args.dq = b.dq_acc; args.dk = b.dk_all + 469762048; args.dv = b.dv_all + 469762048;
+    args.q_map = kPieceMaps[3]; args.k_map = kPieceMaps[7]; args.causal = true;
+    lasp::softmax_block_backward(args, kS_dims, c.compute);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[15], c.compute));
     CUDA_CHECK(cudaEventRecord(c.events[7], c.compute));
   }
@@ -2343,7 +3122,12 @@ static void S_backward_rank3(const Ctx& c, SBuffers& b, Run run) {
   if (run.compute) {
     CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.started[8], 0));  // let the collective start first
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[18], c.compute));
-    lasp::softmax_block_backward(b.q, b.k_all + 201326592, b.v_all + 201326592, b.o, b.lse, b.do_, kS_dims, kPieceMaps[3], kPieceMaps[3], true, b.dq_acc, b.dk_own, b.dv_own, c.compute);
+    lasp::SoftmaxBlockBackwardArgs args;
+    args.q = b.q; args.k = b.k_all + 201326592; args.v = b.v_all + 201326592;
+    args.o = b.o; args.lse = b.lse; args.dout = b.do_;
+    args.dq = b.dq_acc; args.dk = b.dk_own; args.dv = b.dv_own;
+    args.q_map = kPieceMaps[3]; args.k_map = kPieceMaps[3]; args.causal = true;
+    lasp::softmax_block_backward(args, kS_dims, c.compute);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[19], c.compute));
   }
   // [10] dQ to the activation type
@@ -2377,49 +3161,84 @@ static void S_backward_rank4(const Ctx& c, SBuffers& b, Run run) {
   // [1] dQ, and dK, dV of rank 0's positions
   if (run.compute) {
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[2], c.compute));
-    lasp::softmax_block_backward(b.q, b.k_all, b.v_all, b.o, b.lse, b.do_, kS_dims, kPieceMaps[4], kPieceMaps[0], true, b.dq_acc, b.dk_all, b.dv_all, c.compute);
+    lasp::SoftmaxBlockBackwardArgs args;
+    args.q = b.q; args.k = b.k_all; args.v = b.v_all;
+    args.o = b.o; args.lse = b.lse; args.dout = b.do_;
+    args.dq = b.dq_acc; args.dk = b.dk_all; args.dv = b.dv_all;
+    args.q_map = kPieceMaps[4]; args.k_map = kPieceMaps[0]; args.causal = true;
+    lasp::softmax_block_backward(args, kS_dims, c.compute);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[3], c.compute));
     CUDA_CHECK(cudaEventRecord(c.events[1], c.compute));
   }
   // [2] dQ, and dK, dV of rank 1's positions
   if (run.compute) {
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[4], c.compute));
-    lasp::softmax_block_backward(b.q, b.k_all + 67108864, b.v_all + 67108864, b.o, b.lse, b.do_, kS_dims, kPieceMaps[4], kPieceMaps[1], true, b.dq_acc, b.dk_all + 67108864, b.dv_all + 67108864, c.compute);
+    lasp::SoftmaxBlockBackwardArgs args;
+    args.q = b.q; args.k = b.k_all + 67108864; args.v = b.v_all + 67108864;
+    args.o = b.o; args.lse = b.lse; args.dout = b.do_;
+    args.dq = b.dq_acc; args.dk = b.dk_all + 67108864; args.dv = b.dv_all + 67108864;
+    args.q_map = kPieceMaps[4]; args.k_map = kPieceMaps[1]; args.causal = true;
+    lasp::softmax_block_backward(args, kS_dims, c.compute);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[5], c.compute));
     CUDA_CHECK(cudaEventRecord(c.events[2], c.compute));
   }
   // [3] dQ, and dK, dV of rank 2's positions
   if (run.compute) {
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[6], c.compute));
-    lasp::softmax_block_backward(b.q, b.k_all + 134217728, b.v_all + 134217728, b.o, b.lse, b.do_, kS_dims, kPieceMaps[4], kPieceMaps[2], true, b.dq_acc, b.dk_all + 134217728, b.dv_all + 134217728, c.compute);
+    lasp::SoftmaxBlockBackwardArgs args;
+    args.q = b.q; args.k = b.k_all + 134217728; args.v = b.v_all + 134217728;
+    args.o = b.o; args.lse = b.lse; args.dout = b.do_;
+    args.dq = b.dq_acc; args.dk = b.dk_all + 134217728; args.dv = b.dv_all + 134217728;
+    args.q_map = kPieceMaps[4]; args.k_map = kPieceMaps[2]; args.causal = true;
+    lasp::softmax_block_backward(args, kS_dims, c.compute);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[7], c.compute));
     CUDA_CHECK(cudaEventRecord(c.events[3], c.compute));
   }
   // [4] dQ, and dK, dV of rank 3's positions
   if (run.compute) {
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[8], c.compute));
-    lasp::softmax_block_backward(b.q, b.k_all + 201326592, b.v_all + 201326592, b.o, b.lse, b.do_, kS_dims, kPieceMaps[4], kPieceMaps[3], true, b.dq_acc, b.dk_all + 201326592, b.dv_all + 201326592, c.compute);
+    lasp::SoftmaxBlockBackwardArgs args;
+    args.q = b.q; args.k = b.k_all + 201326592; args.v = b.v_all + 201326592;
+    args.o = b.o; args.lse = b.lse; args.dout = b.do_;
+    args.dq = b.dq_acc; args.dk = b.dk_all + 201326592; args.dv = b.dv_all + 201326592;
+    args.q_map = kPieceMaps[4]; args.k_map = kPieceMaps[3]; args.causal = true;
+    lasp::softmax_block_backward(args, kS_dims, c.compute);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[9], c.compute));
     CUDA_CHECK(cudaEventRecord(c.events[4], c.compute));
   }
   // [5] dQ, and dK, dV of rank 5's positions
   if (run.compute) {
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[10], c.compute));
-    lasp::softmax_block_backward(b.q, b.k_all + 335544320, b.v_all + 335544320, b.o, b.lse, b.do_, kS_dims, kPieceMaps[4], kPieceMaps[5], true, b.dq_acc, b.dk_all + 335544320, b.dv_all + 335544320, c.compute);
+    lasp::SoftmaxBlockBackwardArgs args;
+    args.q = b.q; args.k = b.k_all + 335544320; args.v = b.v_all + 335544320;
+    args.o = b.o; args.lse = b.lse; args.dout = b.do_;
+    args.dq = b.dq_acc; args.dk = b.dk_all + 335544320; args.dv = b.dv_all + 335544320;
+    args.q_map = kPieceMaps[4]; args.k_map = kPieceMaps[5]; args.causal = true;
+    lasp::softmax_block_backward(args, kS_dims, c.compute);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[11], c.compute));
     CUDA_CHECK(cudaEventRecord(c.events[5], c.compute));
   }
   // [6] dQ, and dK, dV of rank 6's positions
   if (run.compute) {
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[12], c.compute));
-    lasp::softmax_block_backward(b.q, b.k_all + 402653184, b.v_all + 402653184, b.o, b.lse, b.do_, kS_dims, kPieceMaps[4], kPieceMaps[6], true, b.dq_acc, b.dk_all + 402653184, b.dv_all + 402653184, c.compute);
+    lasp::SoftmaxBlockBackwardArgs args;
+    args.q = b.q; args.k = b.k_all + 402653184; args.v = b.v_all + 402653184;
+    args.o = b.o; args.lse = b.lse; args.dout = b.do_;
+    args.dq = b.dq_acc; args.dk = b.dk_all + 402653184; args.dv = b.dv_all + 402653184;
+    args.q_map = kPieceMaps[4]; args.k_map = kPieceMaps[6]; args.causal = true;
+    lasp::softmax_block_backward(args, kS_dims, c.compute);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[13], c.compute));
     CUDA_CHECK(cudaEventRecord(c.events[6], c.compute));
   }
   // [7] dQ, and dK, dV of rank 7's positions
   if (run.compute) {
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[14], c.compute));
-    lasp::softmax_block_backward(b.q, b.k_all + 469762048, b.v_all + 469762048, b.o, b.lse, b.do_, kS_dims, kPieceMaps[4], kPieceMaps[7], true, b.dq_acc, b.dk_all + 469762048, b.dv_all + 469762048, c.compute);
+    lasp::SoftmaxBlockBackwardArgs args;
+    args.q = b.q; args.k = b.k_all + 469762048; args.v = b.v_all + 469762048;
+    args.o = b.o; args.lse = b.lse; args.dout = b.do_;
+    args.dq = b.dq_acc; args.dk = b.dk_all + 469762048; args.dv = b.dv_all + 469762048;
+    args.q_map = kPieceMaps[4]; args.k_map = kPieceMaps[7]; args.causal = true;
+    lasp::softmax_block_backward(args, kS_dims, c.compute);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[15], c.compute));
     CUDA_CHECK(cudaEventRecord(c.events[7], c.compute));
   }
@@ -2445,7 +3264,12 @@ static void S_backward_rank4(const Ctx& c, SBuffers& b, Run run) {
   if (run.compute) {
     CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.started[8], 0));  // let the collective start first
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[18], c.compute));
-    lasp::softmax_block_backward(b.q, b.k_all + 268435456, b.v_all + 268435456, b.o, b.lse, b.do_, kS_dims, kPieceMaps[4], kPieceMaps[4], true, b.dq_acc, b.dk_own, b.dv_own, c.compute);
+    lasp::SoftmaxBlockBackwardArgs args;
+    args.q = b.q; args.k = b.k_all + 268435456; args.v = b.v_all + 268435456;
+    args.o = b.o; args.lse = b.lse; args.dout = b.do_;
+    args.dq = b.dq_acc; args.dk = b.dk_own; args.dv = b.dv_own;
+    args.q_map = kPieceMaps[4]; args.k_map = kPieceMaps[4]; args.causal = true;
+    lasp::softmax_block_backward(args, kS_dims, c.compute);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[19], c.compute));
   }
   // [10] dQ to the activation type
@@ -2479,49 +3303,84 @@ static void S_backward_rank5(const Ctx& c, SBuffers& b, Run run) {
   // [1] dQ, and dK, dV of rank 0's positions
   if (run.compute) {
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[2], c.compute));
-    lasp::softmax_block_backward(b.q, b.k_all, b.v_all, b.o, b.lse, b.do_, kS_dims, kPieceMaps[5], kPieceMaps[0], true, b.dq_acc, b.dk_all, b.dv_all, c.compute);
+    lasp::SoftmaxBlockBackwardArgs args;
+    args.q = b.q; args.k = b.k_all; args.v = b.v_all;
+    args.o = b.o; args.lse = b.lse; args.dout = b.do_;
+    args.dq = b.dq_acc; args.dk = b.dk_all; args.dv = b.dv_all;
+    args.q_map = kPieceMaps[5]; args.k_map = kPieceMaps[0]; args.causal = true;
+    lasp::softmax_block_backward(args, kS_dims, c.compute);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[3], c.compute));
     CUDA_CHECK(cudaEventRecord(c.events[1], c.compute));
   }
   // [2] dQ, and dK, dV of rank 1's positions
   if (run.compute) {
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[4], c.compute));
-    lasp::softmax_block_backward(b.q, b.k_all + 67108864, b.v_all + 67108864, b.o, b.lse, b.do_, kS_dims, kPieceMaps[5], kPieceMaps[1], true, b.dq_acc, b.dk_all + 67108864, b.dv_all + 67108864, c.compute);
+    lasp::SoftmaxBlockBackwardArgs args;
+    args.q = b.q; args.k = b.k_all + 67108864; args.v = b.v_all + 67108864;
+    args.o = b.o; args.lse = b.lse; args.dout = b.do_;
+    args.dq = b.dq_acc; args.dk = b.dk_all + 67108864; args.dv = b.dv_all + 67108864;
+    args.q_map = kPieceMaps[5]; args.k_map = kPieceMaps[1]; args.causal = true;
+    lasp::softmax_block_backward(args, kS_dims, c.compute);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[5], c.compute));
     CUDA_CHECK(cudaEventRecord(c.events[2], c.compute));
   }
   // [3] dQ, and dK, dV of rank 2's positions
   if (run.compute) {
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[6], c.compute));
-    lasp::softmax_block_backward(b.q, b.k_all + 134217728, b.v_all + 134217728, b.o, b.lse, b.do_, kS_dims, kPieceMaps[5], kPieceMaps[2], true, b.dq_acc, b.dk_all + 134217728, b.dv_all + 134217728, c.compute);
+    lasp::SoftmaxBlockBackwardArgs args;
+    args.q = b.q; args.k = b.k_all + 134217728; args.v = b.v_all + 134217728;
+    args.o = b.o; args.lse = b.lse; args.dout = b.do_;
+    args.dq = b.dq_acc; args.dk = b.dk_all + 134217728; args.dv = b.dv_all + 134217728;
+    args.q_map = kPieceMaps[5]; args.k_map = kPieceMaps[2]; args.causal = true;
+    lasp::softmax_block_backward(args, kS_dims, c.compute);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[7], c.compute));
     CUDA_CHECK(cudaEventRecord(c.events[3], c.compute));
   }
   // [4] dQ, and dK, dV of rank 3's positions
   if (run.compute) {
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[8], c.compute));
-    lasp::softmax_block_backward(b.q, b.k_all + 201326592, b.v_all + 201326592, b.o, b.lse, b.do_, kS_dims, kPieceMaps[5], kPieceMaps[3], true, b.dq_acc, b.dk_all + 201326592, b.dv_all + 201326592, c.compute);
+    lasp::SoftmaxBlockBackwardArgs args;
+    args.q = b.q; args.k = b.k_all + 201326592; args.v = b.v_all + 201326592;
+    args.o = b.o; args.lse = b.lse; args.dout = b.do_;
+    args.dq = b.dq_acc; args.dk = b.dk_all + 201326592; args.dv = b.dv_all + 201326592;
+    args.q_map = kPieceMaps[5]; args.k_map = kPieceMaps[3]; args.causal = true;
+    lasp::softmax_block_backward(args, kS_dims, c.compute);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[9], c.compute));
     CUDA_CHECK(cudaEventRecord(c.events[4], c.compute));
   }
   // [5] dQ, and dK, dV of rank 4's positions
   if (run.compute) {
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[10], c.compute));
-    lasp::softmax_block_backward(b.q, b.k_all + 268435456, b.v_all + 268435456, b.o, b.lse, b.do_, kS_dims, kPieceMaps[5], kPieceMaps[4], true, b.dq_acc, b.dk_all + 268435456, b.dv_all + 268435456, c.compute);
+    lasp::SoftmaxBlockBackwardArgs args;
+    args.q = b.q; args.k = b.k_all + 268435456; args.v = b.v_all + 268435456;
+    args.o = b.o; args.lse = b.lse; args.dout = b.do_;
+    args.dq = b.dq_acc; args.dk = b.dk_all + 268435456; args.dv = b.dv_all + 268435456;
+    args.q_map = kPieceMaps[5]; args.k_map = kPieceMaps[4]; args.causal = true;
+    lasp::softmax_block_backward(args, kS_dims, c.compute);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[11], c.compute));
     CUDA_CHECK(cudaEventRecord(c.events[5], c.compute));
   }
   // [6] dQ, and dK, dV of rank 6's positions
   if (run.compute) {
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[12], c.compute));
-    lasp::softmax_block_backward(b.q, b.k_all + 402653184, b.v_all + 402653184, b.o, b.lse, b.do_, kS_dims, kPieceMaps[5], kPieceMaps[6], true, b.dq_acc, b.dk_all + 402653184, b.dv_all + 402653184, c.compute);
+    lasp::SoftmaxBlockBackwardArgs args;
+    args.q = b.q; args.k = b.k_all + 402653184; args.v = b.v_all + 402653184;
+    args.o = b.o; args.lse = b.lse; args.dout = b.do_;
+    args.dq = b.dq_acc; args.dk = b.dk_all + 402653184; args.dv = b.dv_all + 402653184;
+    args.q_map = kPieceMaps[5]; args.k_map = kPieceMaps[6]; args.causal = true;
+    lasp::softmax_block_backward(args, kS_dims, c.compute);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[13], c.compute));
     CUDA_CHECK(cudaEventRecord(c.events[6], c.compute));
   }
   // [7] dQ, and dK, dV of rank 7's positions
   if (run.compute) {
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[14], c.compute));
-    lasp::softmax_block_backward(b.q, b.k_all + 469762048, b.v_all + 469762048, b.o, b.lse, b.do_, kS_dims, kPieceMaps[5], kPieceMaps[7], true, b.dq_acc, b.dk_all + 469762048, b.dv_all + 469762048, c.compute);
+    lasp::SoftmaxBlockBackwardArgs args;
+    args.q = b.q; args.k = b.k_all + 469762048; args.v = b.v_all + 469762048;
+    args.o = b.o; args.lse = b.lse; args.dout = b.do_;
+    args.dq = b.dq_acc; args.dk = b.dk_all + 469762048; args.dv = b.dv_all + 469762048;
+    args.q_map = kPieceMaps[5]; args.k_map = kPieceMaps[7]; args.causal = true;
+    lasp::softmax_block_backward(args, kS_dims, c.compute);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[15], c.compute));
     CUDA_CHECK(cudaEventRecord(c.events[7], c.compute));
   }
@@ -2547,7 +3406,12 @@ static void S_backward_rank5(const Ctx& c, SBuffers& b, Run run) {
   if (run.compute) {
     CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.started[8], 0));  // let the collective start first
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[18], c.compute));
-    lasp::softmax_block_backward(b.q, b.k_all + 335544320, b.v_all + 335544320, b.o, b.lse, b.do_, kS_dims, kPieceMaps[5], kPieceMaps[5], true, b.dq_acc, b.dk_own, b.dv_own, c.compute);
+    lasp::SoftmaxBlockBackwardArgs args;
+    args.q = b.q; args.k = b.k_all + 335544320; args.v = b.v_all + 335544320;
+    args.o = b.o; args.lse = b.lse; args.dout = b.do_;
+    args.dq = b.dq_acc; args.dk = b.dk_own; args.dv = b.dv_own;
+    args.q_map = kPieceMaps[5]; args.k_map = kPieceMaps[5]; args.causal = true;
+    lasp::softmax_block_backward(args, kS_dims, c.compute);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[19], c.compute));
   }
   // [10] dQ to the activation type
@@ -2581,49 +3445,84 @@ static void S_backward_rank6(const Ctx& c, SBuffers& b, Run run) {
   // [1] dQ, and dK, dV of rank 0's positions
   if (run.compute) {
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[2], c.compute));
-    lasp::softmax_block_backward(b.q, b.k_all, b.v_all, b.o, b.lse, b.do_, kS_dims, kPieceMaps[6], kPieceMaps[0], true, b.dq_acc, b.dk_all, b.dv_all, c.compute);
+    lasp::SoftmaxBlockBackwardArgs args;
+    args.q = b.q; args.k = b.k_all; args.v = b.v_all;
+    args.o = b.o; args.lse = b.lse; args.dout = b.do_;
+    args.dq = b.dq_acc; args.dk = b.dk_all; args.dv = b.dv_all;
+    args.q_map = kPieceMaps[6]; args.k_map = kPieceMaps[0]; args.causal = true;
+    lasp::softmax_block_backward(args, kS_dims, c.compute);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[3], c.compute));
     CUDA_CHECK(cudaEventRecord(c.events[1], c.compute));
   }
   // [2] dQ, and dK, dV of rank 1's positions
   if (run.compute) {
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[4], c.compute));
-    lasp::softmax_block_backward(b.q, b.k_all + 67108864, b.v_all + 67108864, b.o, b.lse, b.do_, kS_dims, kPieceMaps[6], kPieceMaps[1], true, b.dq_acc, b.dk_all + 67108864, b.dv_all + 67108864, c.compute);
+    lasp::SoftmaxBlockBackwardArgs args;
+    args.q = b.q; args.k = b.k_all + 67108864; args.v = b.v_all + 67108864;
+    args.o = b.o; args.lse = b.lse; args.dout = b.do_;
+    args.dq = b.dq_acc; args.dk = b.dk_all + 67108864; args.dv = b.dv_all + 67108864;
+    args.q_map = kPieceMaps[6]; args.k_map = kPieceMaps[1]; args.causal = true;
+    lasp::softmax_block_backward(args, kS_dims, c.compute);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[5], c.compute));
     CUDA_CHECK(cudaEventRecord(c.events[2], c.compute));
   }
   // [3] dQ, and dK, dV of rank 2's positions
   if (run.compute) {
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[6], c.compute));
-    lasp::softmax_block_backward(b.q, b.k_all + 134217728, b.v_all + 134217728, b.o, b.lse, b.do_, kS_dims, kPieceMaps[6], kPieceMaps[2], true, b.dq_acc, b.dk_all + 134217728, b.dv_all + 134217728, c.compute);
+    lasp::SoftmaxBlockBackwardArgs args;
+    args.q = b.q; args.k = b.k_all + 134217728; args.v = b.v_all + 134217728;
+    args.o = b.o; args.lse = b.lse; args.dout = b.do_;
+    args.dq = b.dq_acc; args.dk = b.dk_all + 134217728; args.dv = b.dv_all + 134217728;
+    args.q_map = kPieceMaps[6]; args.k_map = kPieceMaps[2]; args.causal = true;
+    lasp::softmax_block_backward(args, kS_dims, c.compute);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[7], c.compute));
     CUDA_CHECK(cudaEventRecord(c.events[3], c.compute));
   }
   // [4] dQ, and dK, dV of rank 3's positions
   if (run.compute) {
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[8], c.compute));
-    lasp::softmax_block_backward(b.q, b.k_all + 201326592, b.v_all + 201326592, b.o, b.lse, b.do_, kS_dims, kPieceMaps[6], kPieceMaps[3], true, b.dq_acc, b.dk_all + 201326592, b.dv_all + 201326592, c.compute);
+    lasp::SoftmaxBlockBackwardArgs args;
+    args.q = b.q; args.k = b.k_all + 201326592; args.v = b.v_all + 201326592;
+    args.o = b.o; args.lse = b.lse; args.dout = b.do_;
+    args.dq = b.dq_acc; args.dk = b.dk_all + 201326592; args.dv = b.dv_all + 201326592;
+    args.q_map = kPieceMaps[6]; args.k_map = kPieceMaps[3]; args.causal = true;
+    lasp::softmax_block_backward(args, kS_dims, c.compute);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[9], c.compute));
     CUDA_CHECK(cudaEventRecord(c.events[4], c.compute));
   }
   // [5] dQ, and dK, dV of rank 4's positions
   if (run.compute) {
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[10], c.compute));
-    lasp::softmax_block_backward(b.q, b.k_all + 268435456, b.v_all + 268435456, b.o, b.lse, b.do_, kS_dims, kPieceMaps[6], kPieceMaps[4], true, b.dq_acc, b.dk_all + 268435456, b.dv_all + 268435456, c.compute);
+    lasp::SoftmaxBlockBackwardArgs args;
+    args.q = b.q; args.k = b.k_all + 268435456; args.v = b.v_all + 268435456;
+    args.o = b.o; args.lse = b.lse; args.dout = b.do_;
+    args.dq = b.dq_acc; args.dk = b.dk_all + 268435456; args.dv = b.dv_all + 268435456;
+    args.q_map = kPieceMaps[6]; args.k_map = kPieceMaps[4]; args.causal = true;
+    lasp::softmax_block_backward(args, kS_dims, c.compute);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[11], c.compute));
     CUDA_CHECK(cudaEventRecord(c.events[5], c.compute));
   }
   // [6] dQ, and dK, dV of rank 5's positions
   if (run.compute) {
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[12], c.compute));
-    lasp::softmax_block_backward(b.q, b.k_all + 335544320, b.v_all + 335544320, b.o, b.lse, b.do_, kS_dims, kPieceMaps[6], kPieceMaps[5], true, b.dq_acc, b.dk_all + 335544320, b.dv_all + 335544320, c.compute);
+    lasp::SoftmaxBlockBackwardArgs args;
+    args.q = b.q; args.k = b.k_all + 335544320; args.v = b.v_all + 335544320;
+    args.o = b.o; args.lse = b.lse; args.dout = b.do_;
+    args.dq = b.dq_acc; args.dk = b.dk_all + 335544320; args.dv = b.dv_all + 335544320;
+    args.q_map = kPieceMaps[6]; args.k_map = kPieceMaps[5]; args.causal = true;
+    lasp::softmax_block_backward(args, kS_dims, c.compute);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[13], c.compute));
     CUDA_CHECK(cudaEventRecord(c.events[6], c.compute));
   }
   // [7] dQ, and dK, dV of rank 7's positions
   if (run.compute) {
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[14], c.compute));
-    lasp::softmax_block_backward(b.q, b.k_all + 469762048, b.v_all + 469762048, b.o, b.lse, b.do_, kS_dims, kPieceMaps[6], kPieceMaps[7], true, b.dq_acc, b.dk_all + 469762048, b.dv_all + 469762048, c.compute);
+    lasp::SoftmaxBlockBackwardArgs args;
+    args.q = b.q; args.k = b.k_all + 469762048; args.v = b.v_all + 469762048;
+    args.o = b.o; args.lse = b.lse; args.dout = b.do_;
+    args.dq = b.dq_acc; args.dk = b.dk_all + 469762048; args.dv = b.dv_all + 469762048;
+    args.q_map = kPieceMaps[6]; args.k_map = kPieceMaps[7]; args.causal = true;
+    lasp::softmax_block_backward(args, kS_dims, c.compute);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[15], c.compute));
     CUDA_CHECK(cudaEventRecord(c.events[7], c.compute));
   }
@@ -2649,7 +3548,12 @@ static void S_backward_rank6(const Ctx& c, SBuffers& b, Run run) {
   if (run.compute) {
     CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.started[8], 0));  // let the collective start first
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[18], c.compute));
-    lasp::softmax_block_backward(b.q, b.k_all + 402653184, b.v_all + 402653184, b.o, b.lse, b.do_, kS_dims, kPieceMaps[6], kPieceMaps[6], true, b.dq_acc, b.dk_own, b.dv_own, c.compute);
+    lasp::SoftmaxBlockBackwardArgs args;
+    args.q = b.q; args.k = b.k_all + 402653184; args.v = b.v_all + 402653184;
+    args.o = b.o; args.lse = b.lse; args.dout = b.do_;
+    args.dq = b.dq_acc; args.dk = b.dk_own; args.dv = b.dv_own;
+    args.q_map = kPieceMaps[6]; args.k_map = kPieceMaps[6]; args.causal = true;
+    lasp::softmax_block_backward(args, kS_dims, c.compute);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[19], c.compute));
   }
   // [10] dQ to the activation type
@@ -2683,49 +3587,84 @@ static void S_backward_rank7(const Ctx& c, SBuffers& b, Run run) {
   // [1] dQ, and dK, dV of rank 0's positions
   if (run.compute) {
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[2], c.compute));
-    lasp::softmax_block_backward(b.q, b.k_all, b.v_all, b.o, b.lse, b.do_, kS_dims, kPieceMaps[7], kPieceMaps[0], true, b.dq_acc, b.dk_all, b.dv_all, c.compute);
+    lasp::SoftmaxBlockBackwardArgs args;
+    args.q = b.q; args.k = b.k_all; args.v = b.v_all;
+    args.o = b.o; args.lse = b.lse; args.dout = b.do_;
+    args.dq = b.dq_acc; args.dk = b.dk_all; args.dv = b.dv_all;
+    args.q_map = kPieceMaps[7]; args.k_map = kPieceMaps[0]; args.causal = true;
+    lasp::softmax_block_backward(args, kS_dims, c.compute);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[3], c.compute));
     CUDA_CHECK(cudaEventRecord(c.events[1], c.compute));
   }
   // [2] dQ, and dK, dV of rank 1's positions
   if (run.compute) {
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[4], c.compute));
-    lasp::softmax_block_backward(b.q, b.k_all + 67108864, b.v_all + 67108864, b.o, b.lse, b.do_, kS_dims, kPieceMaps[7], kPieceMaps[1], true, b.dq_acc, b.dk_all + 67108864, b.dv_all + 67108864, c.compute);
+    lasp::SoftmaxBlockBackwardArgs args;
+    args.q = b.q; args.k = b.k_all + 67108864; args.v = b.v_all + 67108864;
+    args.o = b.o; args.lse = b.lse; args.dout = b.do_;
+    args.dq = b.dq_acc; args.dk = b.dk_all + 67108864; args.dv = b.dv_all + 67108864;
+    args.q_map = kPieceMaps[7]; args.k_map = kPieceMaps[1]; args.causal = true;
+    lasp::softmax_block_backward(args, kS_dims, c.compute);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[5], c.compute));
     CUDA_CHECK(cudaEventRecord(c.events[2], c.compute));
   }
   // [3] dQ, and dK, dV of rank 2's positions
   if (run.compute) {
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[6], c.compute));
-    lasp::softmax_block_backward(b.q, b.k_all + 134217728, b.v_all + 134217728, b.o, b.lse, b.do_, kS_dims, kPieceMaps[7], kPieceMaps[2], true, b.dq_acc, b.dk_all + 134217728, b.dv_all + 134217728, c.compute);
+    lasp::SoftmaxBlockBackwardArgs args;
+    args.q = b.q; args.k = b.k_all + 134217728; args.v = b.v_all + 134217728;
+    args.o = b.o; args.lse = b.lse; args.dout = b.do_;
+    args.dq = b.dq_acc; args.dk = b.dk_all + 134217728; args.dv = b.dv_all + 134217728;
+    args.q_map = kPieceMaps[7]; args.k_map = kPieceMaps[2]; args.causal = true;
+    lasp::softmax_block_backward(args, kS_dims, c.compute);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[7], c.compute));
     CUDA_CHECK(cudaEventRecord(c.events[3], c.compute));
   }
   // [4] dQ, and dK, dV of rank 3's positions
   if (run.compute) {
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[8], c.compute));
-    lasp::softmax_block_backward(b.q, b.k_all + 201326592, b.v_all + 201326592, b.o, b.lse, b.do_, kS_dims, kPieceMaps[7], kPieceMaps[3], true, b.dq_acc, b.dk_all + 201326592, b.dv_all + 201326592, c.compute);
+    lasp::SoftmaxBlockBackwardArgs args;
+    args.q = b.q; args.k = b.k_all + 201326592; args.v = b.v_all + 201326592;
+    args.o = b.o; args.lse = b.lse; args.dout = b.do_;
+    args.dq = b.dq_acc; args.dk = b.dk_all + 201326592; args.dv = b.dv_all + 201326592;
+    args.q_map = kPieceMaps[7]; args.k_map = kPieceMaps[3]; args.causal = true;
+    lasp::softmax_block_backward(args, kS_dims, c.compute);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[9], c.compute));
     CUDA_CHECK(cudaEventRecord(c.events[4], c.compute));
   }
   // [5] dQ, and dK, dV of rank 4's positions
   if (run.compute) {
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[10], c.compute));
-    lasp::softmax_block_backward(b.q, b.k_all + 268435456, b.v_all + 268435456, b.o, b.lse, b.do_, kS_dims, kPieceMaps[7], kPieceMaps[4], true, b.dq_acc, b.dk_all + 268435456, b.dv_all + 268435456, c.compute);
+    lasp::SoftmaxBlockBackwardArgs args;
+    args.q = b.q; args.k = b.k_all + 268435456; args.v = b.v_all + 268435456;
+    args.o = b.o; args.lse = b.lse; args.dout = b.do_;
+    args.dq = b.dq_acc; args.dk = b.dk_all + 268435456; args.dv = b.dv_all + 268435456;
+    args.q_map = kPieceMaps[7]; args.k_map = kPieceMaps[4]; args.causal = true;
+    lasp::softmax_block_backward(args, kS_dims, c.compute);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[11], c.compute));
     CUDA_CHECK(cudaEventRecord(c.events[5], c.compute));
   }
   // [6] dQ, and dK, dV of rank 5's positions
   if (run.compute) {
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[12], c.compute));
-    lasp::softmax_block_backward(b.q, b.k_all + 335544320, b.v_all + 335544320, b.o, b.lse, b.do_, kS_dims, kPieceMaps[7], kPieceMaps[5], true, b.dq_acc, b.dk_all + 335544320, b.dv_all + 335544320, c.compute);
+    lasp::SoftmaxBlockBackwardArgs args;
+    args.q = b.q; args.k = b.k_all + 335544320; args.v = b.v_all + 335544320;
+    args.o = b.o; args.lse = b.lse; args.dout = b.do_;
+    args.dq = b.dq_acc; args.dk = b.dk_all + 335544320; args.dv = b.dv_all + 335544320;
+    args.q_map = kPieceMaps[7]; args.k_map = kPieceMaps[5]; args.causal = true;
+    lasp::softmax_block_backward(args, kS_dims, c.compute);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[13], c.compute));
     CUDA_CHECK(cudaEventRecord(c.events[6], c.compute));
   }
   // [7] dQ, and dK, dV of rank 6's positions
   if (run.compute) {
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[14], c.compute));
-    lasp::softmax_block_backward(b.q, b.k_all + 402653184, b.v_all + 402653184, b.o, b.lse, b.do_, kS_dims, kPieceMaps[7], kPieceMaps[6], true, b.dq_acc, b.dk_all + 402653184, b.dv_all + 402653184, c.compute);
+    lasp::SoftmaxBlockBackwardArgs args;
+    args.q = b.q; args.k = b.k_all + 402653184; args.v = b.v_all + 402653184;
+    args.o = b.o; args.lse = b.lse; args.dout = b.do_;
+    args.dq = b.dq_acc; args.dk = b.dk_all + 402653184; args.dv = b.dv_all + 402653184;
+    args.q_map = kPieceMaps[7]; args.k_map = kPieceMaps[6]; args.causal = true;
+    lasp::softmax_block_backward(args, kS_dims, c.compute);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[15], c.compute));
     CUDA_CHECK(cudaEventRecord(c.events[7], c.compute));
   }
@@ -2751,7 +3690,12 @@ static void S_backward_rank7(const Ctx& c, SBuffers& b, Run run) {
   if (run.compute) {
     CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.started[8], 0));  // let the collective start first
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[18], c.compute));
-    lasp::softmax_block_backward(b.q, b.k_all + 469762048, b.v_all + 469762048, b.o, b.lse, b.do_, kS_dims, kPieceMaps[7], kPieceMaps[7], true, b.dq_acc, b.dk_own, b.dv_own, c.compute);
+    lasp::SoftmaxBlockBackwardArgs args;
+    args.q = b.q; args.k = b.k_all + 469762048; args.v = b.v_all + 469762048;
+    args.o = b.o; args.lse = b.lse; args.dout = b.do_;
+    args.dq = b.dq_acc; args.dk = b.dk_own; args.dv = b.dv_own;
+    args.q_map = kPieceMaps[7]; args.k_map = kPieceMaps[7]; args.causal = true;
+    lasp::softmax_block_backward(args, kS_dims, c.compute);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[19], c.compute));
   }
   // [10] dQ to the activation type

@@ -6,6 +6,7 @@
 #pragma once
 #include <cstdio>
 
+#include "attention_args.cuh"
 #include "check.cuh"
 #include "cudnn_attention.cuh"
 #include "softmax_attention.cuh"
@@ -52,6 +53,15 @@ void softmax_whole_backward(const bf16* q, const bf16* k, const bf16* v, const b
   }
 #endif
   softmax_full_backward(q, k, v, o, lse, dout, d, causal, dq, dk, dv, s);
+}
+
+// The program's calls (kernels.h): the same, operands as one named struct (attention_args.cuh).
+void softmax_whole_forward(const SoftmaxFullArgs& a, const SoftmaxDims& d, cudaStream_t s) {
+  softmax_whole_forward(a.q, a.k, a.v, d, a.causal, a.lse, a.o, s);
+}
+
+void softmax_whole_backward(const SoftmaxFullBackwardArgs& a, const SoftmaxDims& d, cudaStream_t s) {
+  softmax_whole_backward(a.q, a.k, a.v, a.o, a.lse, a.dout, d, a.causal, a.dq, a.dk, a.dv, s);
 }
 
 }  // namespace lasp

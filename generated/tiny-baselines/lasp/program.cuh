@@ -150,14 +150,24 @@ static void L_forward_rank0(const Ctx& c, LBuffers& b, Run run) {
   // [0] M[0] = K^T V over piece 0 (decayed)
   if (run.compute) {
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[0], c.compute));
-    lasp::linear_state(b.k, b.v, lasp::Piece{0, 512}, b.m, c.dims, c.tables.kLDecay, c.compute, b.kv_ws);
+    lasp::LinearStateArgs args;
+    args.k = b.k; args.v = b.v;
+    args.m = b.m;
+    args.piece = lasp::Piece{0, 512};
+    args.kv_ws = b.kv_ws;
+    lasp::linear_state(args, c.dims, c.tables.kLDecay, c.compute);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[1], c.compute));
     CUDA_CHECK(cudaEventRecord(c.events[0], c.compute));
   }
   // [1] O[0] = intra-piece product (chunk algorithm)
   if (run.compute) {
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[2], c.compute));
-    lasp::linear_intra(b.q, b.k, b.v, lasp::Piece{0, 512}, b.o, c.dims, c.tables.kLDecay, true, c.compute, b.kv_ws);
+    lasp::LinearIntraArgs args;
+    args.q = b.q; args.k = b.k; args.v = b.v;
+    args.o = b.o;
+    args.piece = lasp::Piece{0, 512}; args.causal = true;
+    args.kv_ws = b.kv_ws;
+    lasp::linear_intra(args, c.dims, c.tables.kLDecay, c.compute);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[3], c.compute));
   }
   // [2] P[0] = 0 (first piece)
@@ -188,14 +198,24 @@ static void L_forward_rank1(const Ctx& c, LBuffers& b, Run run) {
   // [0] M[1] = K^T V over piece 1 (decayed)
   if (run.compute) {
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[0], c.compute));
-    lasp::linear_state(b.k, b.v, lasp::Piece{0, 512}, b.m, c.dims, c.tables.kLDecay, c.compute, b.kv_ws);
+    lasp::LinearStateArgs args;
+    args.k = b.k; args.v = b.v;
+    args.m = b.m;
+    args.piece = lasp::Piece{0, 512};
+    args.kv_ws = b.kv_ws;
+    lasp::linear_state(args, c.dims, c.tables.kLDecay, c.compute);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[1], c.compute));
     CUDA_CHECK(cudaEventRecord(c.events[0], c.compute));
   }
   // [1] O[1] = intra-piece product (chunk algorithm)
   if (run.compute) {
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[2], c.compute));
-    lasp::linear_intra(b.q, b.k, b.v, lasp::Piece{0, 512}, b.o, c.dims, c.tables.kLDecay, true, c.compute, b.kv_ws);
+    lasp::LinearIntraArgs args;
+    args.q = b.q; args.k = b.k; args.v = b.v;
+    args.o = b.o;
+    args.piece = lasp::Piece{0, 512}; args.causal = true;
+    args.kv_ws = b.kv_ws;
+    lasp::linear_intra(args, c.dims, c.tables.kLDecay, c.compute);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[3], c.compute));
   }
   // [2] recv P[1] from rank 0
@@ -222,7 +242,11 @@ static void L_forward_rank1(const Ctx& c, LBuffers& b, Run run) {
   if (run.compute) {
     CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.events[2], 0));
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[10], c.compute));
-    lasp::linear_inter(b.q, b.p, lasp::Piece{0, 512}, b.o, c.dims, c.tables.kLDecay, c.compute);
+    lasp::LinearInterArgs args;
+    args.q = b.q; args.p = b.p;
+    args.o = b.o;
+    args.piece = lasp::Piece{0, 512};
+    lasp::linear_inter(args, c.dims, c.tables.kLDecay, c.compute);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[11], c.compute));
   }
 }
@@ -232,14 +256,24 @@ static void L_forward_rank2(const Ctx& c, LBuffers& b, Run run) {
   // [0] M[2] = K^T V over piece 2 (decayed)
   if (run.compute) {
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[0], c.compute));
-    lasp::linear_state(b.k, b.v, lasp::Piece{0, 512}, b.m, c.dims, c.tables.kLDecay, c.compute, b.kv_ws);
+    lasp::LinearStateArgs args;
+    args.k = b.k; args.v = b.v;
+    args.m = b.m;
+    args.piece = lasp::Piece{0, 512};
+    args.kv_ws = b.kv_ws;
+    lasp::linear_state(args, c.dims, c.tables.kLDecay, c.compute);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[1], c.compute));
     CUDA_CHECK(cudaEventRecord(c.events[0], c.compute));
   }
   // [1] O[2] = intra-piece product (chunk algorithm)
   if (run.compute) {
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[2], c.compute));
-    lasp::linear_intra(b.q, b.k, b.v, lasp::Piece{0, 512}, b.o, c.dims, c.tables.kLDecay, true, c.compute, b.kv_ws);
+    lasp::LinearIntraArgs args;
+    args.q = b.q; args.k = b.k; args.v = b.v;
+    args.o = b.o;
+    args.piece = lasp::Piece{0, 512}; args.causal = true;
+    args.kv_ws = b.kv_ws;
+    lasp::linear_intra(args, c.dims, c.tables.kLDecay, c.compute);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[3], c.compute));
   }
   // [2] recv P[2] from rank 1
@@ -266,7 +300,11 @@ static void L_forward_rank2(const Ctx& c, LBuffers& b, Run run) {
   if (run.compute) {
     CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.events[2], 0));
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[10], c.compute));
-    lasp::linear_inter(b.q, b.p, lasp::Piece{0, 512}, b.o, c.dims, c.tables.kLDecay, c.compute);
+    lasp::LinearInterArgs args;
+    args.q = b.q; args.p = b.p;
+    args.o = b.o;
+    args.piece = lasp::Piece{0, 512};
+    lasp::linear_inter(args, c.dims, c.tables.kLDecay, c.compute);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[11], c.compute));
   }
 }
@@ -276,7 +314,11 @@ static void L_forward_rank3(const Ctx& c, LBuffers& b, Run run) {
   // [0] O[3] = intra-piece product (chunk algorithm)
   if (run.compute) {
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[0], c.compute));
-    lasp::linear_intra(b.q, b.k, b.v, lasp::Piece{0, 512}, b.o, c.dims, c.tables.kLDecay, true, c.compute, nullptr);
+    lasp::LinearIntraArgs args;
+    args.q = b.q; args.k = b.k; args.v = b.v;
+    args.o = b.o;
+    args.piece = lasp::Piece{0, 512}; args.causal = true;
+    lasp::linear_intra(args, c.dims, c.tables.kLDecay, c.compute);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[1], c.compute));
   }
   // [1] recv P[3] from rank 2
@@ -290,7 +332,11 @@ static void L_forward_rank3(const Ctx& c, LBuffers& b, Run run) {
   if (run.compute) {
     CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.events[1], 0));
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[4], c.compute));
-    lasp::linear_inter(b.q, b.p, lasp::Piece{0, 512}, b.o, c.dims, c.tables.kLDecay, c.compute);
+    lasp::LinearInterArgs args;
+    args.q = b.q; args.p = b.p;
+    args.o = b.o;
+    args.piece = lasp::Piece{0, 512};
+    lasp::linear_inter(args, c.dims, c.tables.kLDecay, c.compute);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[5], c.compute));
   }
 }
@@ -311,7 +357,12 @@ static void L_backward_rank0(const Ctx& c, LBuffers& b, Run run) {
   // [0] dQ, dK, dV[0] inside the piece
   if (run.compute) {
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[0], c.compute));
-    lasp::linear_intra_backward(b.q, b.k, b.v, b.do_, lasp::Piece{0, 512}, b.dq, b.dk, b.dv, c.dims, c.tables.kLDecay, true, c.compute, b.kv_ws, nullptr);
+    lasp::LinearIntraBackwardArgs args;
+    args.q = b.q; args.k = b.k; args.v = b.v; args.dout = b.do_;
+    args.dq = b.dq; args.dk = b.dk; args.dv = b.dv;
+    args.piece = lasp::Piece{0, 512}; args.causal = true;
+    args.kv_ws = b.kv_ws;
+    lasp::linear_intra_backward(args, c.dims, c.tables.kLDecay, c.compute);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[1], c.compute));
   }
   // [1] recv G[0] from rank 1
@@ -325,7 +376,11 @@ static void L_backward_rank0(const Ctx& c, LBuffers& b, Run run) {
   if (run.compute) {
     CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.events[1], 0));
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[4], c.compute));
-    lasp::linear_dkdv_inter(b.k, b.v, b.g, lasp::Piece{0, 512}, b.dk, b.dv, c.dims, c.tables.kLDecay, c.compute);
+    lasp::LinearDkdvInterArgs args;
+    args.k = b.k; args.v = b.v; args.g = b.g;
+    args.dk = b.dk; args.dv = b.dv;
+    args.piece = lasp::Piece{0, 512};
+    lasp::linear_dkdv_inter(args, c.dims, c.tables.kLDecay, c.compute);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[5], c.compute));
   }
 }
@@ -335,20 +390,34 @@ static void L_backward_rank1(const Ctx& c, LBuffers& b, Run run) {
   // [0] dM[1] = lam^(i+1) Q^T dO over piece 1
   if (run.compute) {
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[0], c.compute));
-    lasp::linear_grad_state(b.q, b.do_, lasp::Piece{0, 512}, b.dm, c.dims, c.tables.kLDecay, c.compute, b.qdo_ws);
+    lasp::LinearGradStateArgs args;
+    args.q = b.q; args.dout = b.do_;
+    args.dm = b.dm;
+    args.piece = lasp::Piece{0, 512};
+    args.qdo_ws = b.qdo_ws;
+    lasp::linear_grad_state(args, c.dims, c.tables.kLDecay, c.compute);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[1], c.compute));
     CUDA_CHECK(cudaEventRecord(c.events[0], c.compute));
   }
   // [1] dQ, dK, dV[1] inside the piece
   if (run.compute) {
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[2], c.compute));
-    lasp::linear_intra_backward(b.q, b.k, b.v, b.do_, lasp::Piece{0, 512}, b.dq, b.dk, b.dv, c.dims, c.tables.kLDecay, true, c.compute, b.kv_ws, b.qdo_ws);
+    lasp::LinearIntraBackwardArgs args;
+    args.q = b.q; args.k = b.k; args.v = b.v; args.dout = b.do_;
+    args.dq = b.dq; args.dk = b.dk; args.dv = b.dv;
+    args.piece = lasp::Piece{0, 512}; args.causal = true;
+    args.kv_ws = b.kv_ws; args.qdo_ws = b.qdo_ws;
+    lasp::linear_intra_backward(args, c.dims, c.tables.kLDecay, c.compute);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[3], c.compute));
   }
   // [2] dQ[1] += dO P^T
   if (run.compute) {
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[4], c.compute));
-    lasp::linear_dq_inter(b.do_, b.p, lasp::Piece{0, 512}, b.dq, c.dims, c.tables.kLDecay, c.compute);
+    lasp::LinearDqInterArgs args;
+    args.dout = b.do_; args.p = b.p;
+    args.dq = b.dq;
+    args.piece = lasp::Piece{0, 512};
+    lasp::linear_dq_inter(args, c.dims, c.tables.kLDecay, c.compute);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[5], c.compute));
   }
   // [3] recv G[1] from rank 2
@@ -375,7 +444,11 @@ static void L_backward_rank1(const Ctx& c, LBuffers& b, Run run) {
   if (run.compute) {
     CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.events[3], 0));
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[12], c.compute));
-    lasp::linear_dkdv_inter(b.k, b.v, b.g, lasp::Piece{0, 512}, b.dk, b.dv, c.dims, c.tables.kLDecay, c.compute);
+    lasp::LinearDkdvInterArgs args;
+    args.k = b.k; args.v = b.v; args.g = b.g;
+    args.dk = b.dk; args.dv = b.dv;
+    args.piece = lasp::Piece{0, 512};
+    lasp::linear_dkdv_inter(args, c.dims, c.tables.kLDecay, c.compute);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[13], c.compute));
   }
 }
@@ -385,20 +458,34 @@ static void L_backward_rank2(const Ctx& c, LBuffers& b, Run run) {
   // [0] dM[2] = lam^(i+1) Q^T dO over piece 2
   if (run.compute) {
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[0], c.compute));
-    lasp::linear_grad_state(b.q, b.do_, lasp::Piece{0, 512}, b.dm, c.dims, c.tables.kLDecay, c.compute, b.qdo_ws);
+    lasp::LinearGradStateArgs args;
+    args.q = b.q; args.dout = b.do_;
+    args.dm = b.dm;
+    args.piece = lasp::Piece{0, 512};
+    args.qdo_ws = b.qdo_ws;
+    lasp::linear_grad_state(args, c.dims, c.tables.kLDecay, c.compute);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[1], c.compute));
     CUDA_CHECK(cudaEventRecord(c.events[0], c.compute));
   }
   // [1] dQ, dK, dV[2] inside the piece
   if (run.compute) {
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[2], c.compute));
-    lasp::linear_intra_backward(b.q, b.k, b.v, b.do_, lasp::Piece{0, 512}, b.dq, b.dk, b.dv, c.dims, c.tables.kLDecay, true, c.compute, b.kv_ws, b.qdo_ws);
+    lasp::LinearIntraBackwardArgs args;
+    args.q = b.q; args.k = b.k; args.v = b.v; args.dout = b.do_;
+    args.dq = b.dq; args.dk = b.dk; args.dv = b.dv;
+    args.piece = lasp::Piece{0, 512}; args.causal = true;
+    args.kv_ws = b.kv_ws; args.qdo_ws = b.qdo_ws;
+    lasp::linear_intra_backward(args, c.dims, c.tables.kLDecay, c.compute);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[3], c.compute));
   }
   // [2] dQ[2] += dO P^T
   if (run.compute) {
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[4], c.compute));
-    lasp::linear_dq_inter(b.do_, b.p, lasp::Piece{0, 512}, b.dq, c.dims, c.tables.kLDecay, c.compute);
+    lasp::LinearDqInterArgs args;
+    args.dout = b.do_; args.p = b.p;
+    args.dq = b.dq;
+    args.piece = lasp::Piece{0, 512};
+    lasp::linear_dq_inter(args, c.dims, c.tables.kLDecay, c.compute);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[5], c.compute));
   }
   // [3] recv G[2] from rank 3
@@ -425,7 +512,11 @@ static void L_backward_rank2(const Ctx& c, LBuffers& b, Run run) {
   if (run.compute) {
     CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.events[3], 0));
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[12], c.compute));
-    lasp::linear_dkdv_inter(b.k, b.v, b.g, lasp::Piece{0, 512}, b.dk, b.dv, c.dims, c.tables.kLDecay, c.compute);
+    lasp::LinearDkdvInterArgs args;
+    args.k = b.k; args.v = b.v; args.g = b.g;
+    args.dk = b.dk; args.dv = b.dv;
+    args.piece = lasp::Piece{0, 512};
+    lasp::linear_dkdv_inter(args, c.dims, c.tables.kLDecay, c.compute);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[13], c.compute));
   }
 }
@@ -435,20 +526,34 @@ static void L_backward_rank3(const Ctx& c, LBuffers& b, Run run) {
   // [0] dM[3] = lam^(i+1) Q^T dO over piece 3
   if (run.compute) {
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[0], c.compute));
-    lasp::linear_grad_state(b.q, b.do_, lasp::Piece{0, 512}, b.dm, c.dims, c.tables.kLDecay, c.compute, b.qdo_ws);
+    lasp::LinearGradStateArgs args;
+    args.q = b.q; args.dout = b.do_;
+    args.dm = b.dm;
+    args.piece = lasp::Piece{0, 512};
+    args.qdo_ws = b.qdo_ws;
+    lasp::linear_grad_state(args, c.dims, c.tables.kLDecay, c.compute);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[1], c.compute));
     CUDA_CHECK(cudaEventRecord(c.events[0], c.compute));
   }
   // [1] dQ, dK, dV[3] inside the piece
   if (run.compute) {
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[2], c.compute));
-    lasp::linear_intra_backward(b.q, b.k, b.v, b.do_, lasp::Piece{0, 512}, b.dq, b.dk, b.dv, c.dims, c.tables.kLDecay, true, c.compute, nullptr, b.qdo_ws);
+    lasp::LinearIntraBackwardArgs args;
+    args.q = b.q; args.k = b.k; args.v = b.v; args.dout = b.do_;
+    args.dq = b.dq; args.dk = b.dk; args.dv = b.dv;
+    args.piece = lasp::Piece{0, 512}; args.causal = true;
+    args.qdo_ws = b.qdo_ws;
+    lasp::linear_intra_backward(args, c.dims, c.tables.kLDecay, c.compute);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[3], c.compute));
   }
   // [2] dQ[3] += dO P^T
   if (run.compute) {
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[4], c.compute));
-    lasp::linear_dq_inter(b.do_, b.p, lasp::Piece{0, 512}, b.dq, c.dims, c.tables.kLDecay, c.compute);
+    lasp::LinearDqInterArgs args;
+    args.dout = b.do_; args.p = b.p;
+    args.dq = b.dq;
+    args.piece = lasp::Piece{0, 512};
+    lasp::linear_dq_inter(args, c.dims, c.tables.kLDecay, c.compute);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[5], c.compute));
   }
   // [3] G[3] = 0 (last piece)
@@ -562,7 +667,11 @@ static void S_forward_rank0(const Ctx& c, SBuffers& b, Run run) {
   // [3] attend to rank 0's keys (ring step 0)
   if (run.compute) {
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[6], c.compute));
-    lasp::softmax_block_forward(b.q, b.k_ring, b.v_ring, kS_dims, kPieceMaps[0], kPieceMaps[0], true, b.o_part, b.lse_part, nullptr, c.compute);
+    lasp::SoftmaxBlockArgs args;
+    args.q = b.q; args.k = b.k_ring; args.v = b.v_ring;
+    args.o = b.o_part; args.lse = b.lse_part;
+    args.q_map = kPieceMaps[0]; args.k_map = kPieceMaps[0]; args.causal = true;
+    lasp::softmax_block_forward(args, kS_dims, c.compute);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[7], c.compute));
     CUDA_CHECK(cudaEventRecord(c.events[3], c.compute));
   }
@@ -593,7 +702,11 @@ static void S_forward_rank0(const Ctx& c, SBuffers& b, Run run) {
   // [8] merge 1 partial results (log-sum-exp)
   if (run.compute) {
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[16], c.compute));
-    lasp::softmax_merge(b.o_part, b.lse_part, lasp::SlotList{1, {0}}, b.o, b.lse, 1, 512, 4, 64, c.compute);
+    lasp::SoftmaxMergeArgs args;
+    args.parts = b.o_part; args.part_lse = b.lse_part; args.sources = lasp::SlotList{1, {0}};
+    args.o = b.o; args.lse = b.lse;
+    args.batch = 1; args.rows = 512; args.heads = 4; args.head_dim = 64;
+    lasp::softmax_merge(args, c.compute);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[17], c.compute));
   }
 }
@@ -624,7 +737,11 @@ static void S_forward_rank1(const Ctx& c, SBuffers& b, Run run) {
   // [3] attend to rank 1's keys (ring step 0)
   if (run.compute) {
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[6], c.compute));
-    lasp::softmax_block_forward(b.q, b.k_ring, b.v_ring, kS_dims, kPieceMaps[1], kPieceMaps[1], true, b.o_part + 131072, b.lse_part + 2048, nullptr, c.compute);
+    lasp::SoftmaxBlockArgs args;
+    args.q = b.q; args.k = b.k_ring; args.v = b.v_ring;
+    args.o = b.o_part + 131072; args.lse = b.lse_part + 2048;
+    args.q_map = kPieceMaps[1]; args.k_map = kPieceMaps[1]; args.causal = true;
+    lasp::softmax_block_forward(args, kS_dims, c.compute);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[7], c.compute));
     CUDA_CHECK(cudaEventRecord(c.events[3], c.compute));
   }
@@ -644,7 +761,11 @@ static void S_forward_rank1(const Ctx& c, SBuffers& b, Run run) {
   if (run.compute) {
     CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.events[2], 0));
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[12], c.compute));
-    lasp::softmax_block_forward(b.q, b.k_ring + 65536, b.v_ring + 65536, kS_dims, kPieceMaps[1], kPieceMaps[0], true, b.o_part, b.lse_part, nullptr, c.compute);
+    lasp::SoftmaxBlockArgs args;
+    args.q = b.q; args.k = b.k_ring + 65536; args.v = b.v_ring + 65536;
+    args.o = b.o_part; args.lse = b.lse_part;
+    args.q_map = kPieceMaps[1]; args.k_map = kPieceMaps[0]; args.causal = true;
+    lasp::softmax_block_forward(args, kS_dims, c.compute);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[13], c.compute));
     CUDA_CHECK(cudaEventRecord(c.events[6], c.compute));
   }
@@ -663,7 +784,11 @@ static void S_forward_rank1(const Ctx& c, SBuffers& b, Run run) {
   // [9] merge 2 partial results (log-sum-exp)
   if (run.compute) {
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[18], c.compute));
-    lasp::softmax_merge(b.o_part, b.lse_part, lasp::SlotList{2, {1, 0}}, b.o, b.lse, 1, 512, 4, 64, c.compute);
+    lasp::SoftmaxMergeArgs args;
+    args.parts = b.o_part; args.part_lse = b.lse_part; args.sources = lasp::SlotList{2, {1, 0}};
+    args.o = b.o; args.lse = b.lse;
+    args.batch = 1; args.rows = 512; args.heads = 4; args.head_dim = 64;
+    lasp::softmax_merge(args, c.compute);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[19], c.compute));
   }
 }
@@ -694,7 +819,11 @@ static void S_forward_rank2(const Ctx& c, SBuffers& b, Run run) {
   // [3] attend to rank 2's keys (ring step 0)
   if (run.compute) {
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[6], c.compute));
-    lasp::softmax_block_forward(b.q, b.k_ring, b.v_ring, kS_dims, kPieceMaps[2], kPieceMaps[2], true, b.o_part + 262144, b.lse_part + 4096, nullptr, c.compute);
+    lasp::SoftmaxBlockArgs args;
+    args.q = b.q; args.k = b.k_ring; args.v = b.v_ring;
+    args.o = b.o_part + 262144; args.lse = b.lse_part + 4096;
+    args.q_map = kPieceMaps[2]; args.k_map = kPieceMaps[2]; args.causal = true;
+    lasp::softmax_block_forward(args, kS_dims, c.compute);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[7], c.compute));
     CUDA_CHECK(cudaEventRecord(c.events[3], c.compute));
   }
@@ -715,7 +844,11 @@ static void S_forward_rank2(const Ctx& c, SBuffers& b, Run run) {
   if (run.compute) {
     CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.events[2], 0));
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[12], c.compute));
-    lasp::softmax_block_forward(b.q, b.k_ring + 65536, b.v_ring + 65536, kS_dims, kPieceMaps[2], kPieceMaps[1], true, b.o_part + 131072, b.lse_part + 2048, nullptr, c.compute);
+    lasp::SoftmaxBlockArgs args;
+    args.q = b.q; args.k = b.k_ring + 65536; args.v = b.v_ring + 65536;
+    args.o = b.o_part + 131072; args.lse = b.lse_part + 2048;
+    args.q_map = kPieceMaps[2]; args.k_map = kPieceMaps[1]; args.causal = true;
+    lasp::softmax_block_forward(args, kS_dims, c.compute);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[13], c.compute));
     CUDA_CHECK(cudaEventRecord(c.events[6], c.compute));
   }
@@ -735,13 +868,21 @@ static void S_forward_rank2(const Ctx& c, SBuffers& b, Run run) {
   if (run.compute) {
     CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.events[5], 0));
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[18], c.compute));
-    lasp::softmax_block_forward(b.q, b.k_ring, b.v_ring, kS_dims, kPieceMaps[2], kPieceMaps[0], true, b.o_part, b.lse_part, nullptr, c.compute);
+    lasp::SoftmaxBlockArgs args;
+    args.q = b.q; args.k = b.k_ring; args.v = b.v_ring;
+    args.o = b.o_part; args.lse = b.lse_part;
+    args.q_map = kPieceMaps[2]; args.k_map = kPieceMaps[0]; args.causal = true;
+    lasp::softmax_block_forward(args, kS_dims, c.compute);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[19], c.compute));
   }
   // [10] merge 3 partial results (log-sum-exp)
   if (run.compute) {
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[20], c.compute));
-    lasp::softmax_merge(b.o_part, b.lse_part, lasp::SlotList{3, {2, 1, 0}}, b.o, b.lse, 1, 512, 4, 64, c.compute);
+    lasp::SoftmaxMergeArgs args;
+    args.parts = b.o_part; args.part_lse = b.lse_part; args.sources = lasp::SlotList{3, {2, 1, 0}};
+    args.o = b.o; args.lse = b.lse;
+    args.batch = 1; args.rows = 512; args.heads = 4; args.head_dim = 64;
+    lasp::softmax_merge(args, c.compute);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[21], c.compute));
   }
 }
@@ -772,7 +913,11 @@ static void S_forward_rank3(const Ctx& c, SBuffers& b, Run run) {
   // [3] attend to rank 3's keys (ring step 0)
   if (run.compute) {
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[6], c.compute));
-    lasp::softmax_block_forward(b.q, b.k_ring, b.v_ring, kS_dims, kPieceMaps[3], kPieceMaps[3], true, b.o_part + 393216, b.lse_part + 6144, nullptr, c.compute);
+    lasp::SoftmaxBlockArgs args;
+    args.q = b.q; args.k = b.k_ring; args.v = b.v_ring;
+    args.o = b.o_part + 393216; args.lse = b.lse_part + 6144;
+    args.q_map = kPieceMaps[3]; args.k_map = kPieceMaps[3]; args.causal = true;
+    lasp::softmax_block_forward(args, kS_dims, c.compute);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[7], c.compute));
     CUDA_CHECK(cudaEventRecord(c.events[3], c.compute));
   }
@@ -793,7 +938,11 @@ static void S_forward_rank3(const Ctx& c, SBuffers& b, Run run) {
   if (run.compute) {
     CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.events[2], 0));
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[12], c.compute));
-    lasp::softmax_block_forward(b.q, b.k_ring + 65536, b.v_ring + 65536, kS_dims, kPieceMaps[3], kPieceMaps[2], true, b.o_part + 262144, b.lse_part + 4096, nullptr, c.compute);
+    lasp::SoftmaxBlockArgs args;
+    args.q = b.q; args.k = b.k_ring + 65536; args.v = b.v_ring + 65536;
+    args.o = b.o_part + 262144; args.lse = b.lse_part + 4096;
+    args.q_map = kPieceMaps[3]; args.k_map = kPieceMaps[2]; args.causal = true;
+    lasp::softmax_block_forward(args, kS_dims, c.compute);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[13], c.compute));
     CUDA_CHECK(cudaEventRecord(c.events[6], c.compute));
   }
@@ -814,20 +963,32 @@ static void S_forward_rank3(const Ctx& c, SBuffers& b, Run run) {
   if (run.compute) {
     CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.events[5], 0));
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[18], c.compute));
-    lasp::softmax_block_forward(b.q, b.k_ring, b.v_ring, kS_dims, kPieceMaps[3], kPieceMaps[1], true, b.o_part + 131072, b.lse_part + 2048, nullptr, c.compute);
+    lasp::SoftmaxBlockArgs args;
+    args.q = b.q; args.k = b.k_ring; args.v = b.v_ring;
+    args.o = b.o_part + 131072; args.lse = b.lse_part + 2048;
+    args.q_map = kPieceMaps[3]; args.k_map = kPieceMaps[1]; args.causal = true;
+    lasp::softmax_block_forward(args, kS_dims, c.compute);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[19], c.compute));
   }
   // [10] attend to rank 0's keys (ring step 3)
   if (run.compute) {
     CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.events[8], 0));
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[20], c.compute));
-    lasp::softmax_block_forward(b.q, b.k_ring + 65536, b.v_ring + 65536, kS_dims, kPieceMaps[3], kPieceMaps[0], true, b.o_part, b.lse_part, nullptr, c.compute);
+    lasp::SoftmaxBlockArgs args;
+    args.q = b.q; args.k = b.k_ring + 65536; args.v = b.v_ring + 65536;
+    args.o = b.o_part; args.lse = b.lse_part;
+    args.q_map = kPieceMaps[3]; args.k_map = kPieceMaps[0]; args.causal = true;
+    lasp::softmax_block_forward(args, kS_dims, c.compute);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[21], c.compute));
   }
   // [11] merge 4 partial results (log-sum-exp)
   if (run.compute) {
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[22], c.compute));
-    lasp::softmax_merge(b.o_part, b.lse_part, lasp::SlotList{4, {3, 2, 1, 0}}, b.o, b.lse, 1, 512, 4, 64, c.compute);
+    lasp::SoftmaxMergeArgs args;
+    args.parts = b.o_part; args.part_lse = b.lse_part; args.sources = lasp::SlotList{4, {3, 2, 1, 0}};
+    args.o = b.o; args.lse = b.lse;
+    args.batch = 1; args.rows = 512; args.heads = 4; args.head_dim = 64;
+    lasp::softmax_merge(args, c.compute);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[23], c.compute));
   }
 }
@@ -864,7 +1025,12 @@ static void S_backward_rank0(const Ctx& c, SBuffers& b, Run run) {
   // [2] dQ, and dK, dV of rank 0's block (ring step 0)
   if (run.compute) {
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[4], c.compute));
-    lasp::softmax_block_backward(b.q, b.k_ring, b.v_ring, b.o, b.lse, b.do_, kS_dims, kPieceMaps[0], kPieceMaps[0], true, b.dq_acc, b.dk_ring, b.dv_ring, c.compute);
+    lasp::SoftmaxBlockBackwardArgs args;
+    args.q = b.q; args.k = b.k_ring; args.v = b.v_ring;
+    args.o = b.o; args.lse = b.lse; args.dout = b.do_;
+    args.dq = b.dq_acc; args.dk = b.dk_ring; args.dv = b.dv_ring;
+    args.q_map = kPieceMaps[0]; args.k_map = kPieceMaps[0]; args.causal = true;
+    lasp::softmax_block_backward(args, kS_dims, c.compute);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[5], c.compute));
     CUDA_CHECK(cudaEventRecord(c.events[2], c.compute));
   }
@@ -965,7 +1131,12 @@ static void S_backward_rank1(const Ctx& c, SBuffers& b, Run run) {
   // [2] dQ, and dK, dV of rank 1's block (ring step 0)
   if (run.compute) {
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[4], c.compute));
-    lasp::softmax_block_backward(b.q, b.k_ring, b.v_ring, b.o, b.lse, b.do_, kS_dims, kPieceMaps[1], kPieceMaps[1], true, b.dq_acc, b.dk_ring, b.dv_ring, c.compute);
+    lasp::SoftmaxBlockBackwardArgs args;
+    args.q = b.q; args.k = b.k_ring; args.v = b.v_ring;
+    args.o = b.o; args.lse = b.lse; args.dout = b.do_;
+    args.dq = b.dq_acc; args.dk = b.dk_ring; args.dv = b.dv_ring;
+    args.q_map = kPieceMaps[1]; args.k_map = kPieceMaps[1]; args.causal = true;
+    lasp::softmax_block_backward(args, kS_dims, c.compute);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[5], c.compute));
     CUDA_CHECK(cudaEventRecord(c.events[2], c.compute));
   }
@@ -991,7 +1162,12 @@ static void S_backward_rank1(const Ctx& c, SBuffers& b, Run run) {
   if (run.compute) {
     CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.events[4], 0));
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[10], c.compute));
-    lasp::softmax_block_backward(b.q, b.k_ring + 65536, b.v_ring + 65536, b.o, b.lse, b.do_, kS_dims, kPieceMaps[1], kPieceMaps[0], true, b.dq_acc, b.dk_ring + 65536, b.dv_ring + 65536, c.compute);
+    lasp::SoftmaxBlockBackwardArgs args;
+    args.q = b.q; args.k = b.k_ring + 65536; args.v = b.v_ring + 65536;
+    args.o = b.o; args.lse = b.lse; args.dout = b.do_;
+    args.dq = b.dq_acc; args.dk = b.dk_ring + 65536; args.dv = b.dv_ring + 65536;
+    args.q_map = kPieceMaps[1]; args.k_map = kPieceMaps[0]; args.causal = true;
+    lasp::softmax_block_backward(args, kS_dims, c.compute);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[11], c.compute));
     CUDA_CHECK(cudaEventRecord(c.events[5], c.compute));
   }
@@ -1077,7 +1253,12 @@ static void S_backward_rank2(const Ctx& c, SBuffers& b, Run run) {
   // [2] dQ, and dK, dV of rank 2's block (ring step 0)
   if (run.compute) {
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[4], c.compute));
-    lasp::softmax_block_backward(b.q, b.k_ring, b.v_ring, b.o, b.lse, b.do_, kS_dims, kPieceMaps[2], kPieceMaps[2], true, b.dq_acc, b.dk_ring, b.dv_ring, c.compute);
+    lasp::SoftmaxBlockBackwardArgs args;
+    args.q = b.q; args.k = b.k_ring; args.v = b.v_ring;
+    args.o = b.o; args.lse = b.lse; args.dout = b.do_;
+    args.dq = b.dq_acc; args.dk = b.dk_ring; args.dv = b.dv_ring;
+    args.q_map = kPieceMaps[2]; args.k_map = kPieceMaps[2]; args.causal = true;
+    lasp::softmax_block_backward(args, kS_dims, c.compute);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[5], c.compute));
     CUDA_CHECK(cudaEventRecord(c.events[2], c.compute));
   }
@@ -1103,7 +1284,12 @@ static void S_backward_rank2(const Ctx& c, SBuffers& b, Run run) {
   if (run.compute) {
     CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.events[4], 0));
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[10], c.compute));
-    lasp::softmax_block_backward(b.q, b.k_ring + 65536, b.v_ring + 65536, b.o, b.lse, b.do_, kS_dims, kPieceMaps[2], kPieceMaps[1], true, b.dq_acc, b.dk_ring + 65536, b.dv_ring + 65536, c.compute);
+    lasp::SoftmaxBlockBackwardArgs args;
+    args.q = b.q; args.k = b.k_ring + 65536; args.v = b.v_ring + 65536;
+    args.o = b.o; args.lse = b.lse; args.dout = b.do_;
+    args.dq = b.dq_acc; args.dk = b.dk_ring + 65536; args.dv = b.dv_ring + 65536;
+    args.q_map = kPieceMaps[2]; args.k_map = kPieceMaps[1]; args.causal = true;
+    lasp::softmax_block_backward(args, kS_dims, c.compute);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[11], c.compute));
     CUDA_CHECK(cudaEventRecord(c.events[5], c.compute));
   }
@@ -1129,7 +1315,12 @@ static void S_backward_rank2(const Ctx& c, SBuffers& b, Run run) {
   if (run.compute) {
     CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.events[7], 0));
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[16], c.compute));
-    lasp::softmax_block_backward(b.q, b.k_ring, b.v_ring, b.o, b.lse, b.do_, kS_dims, kPieceMaps[2], kPieceMaps[0], true, b.dq_acc, b.dk_ring, b.dv_ring, c.compute);
+    lasp::SoftmaxBlockBackwardArgs args;
+    args.q = b.q; args.k = b.k_ring; args.v = b.v_ring;
+    args.o = b.o; args.lse = b.lse; args.dout = b.do_;
+    args.dq = b.dq_acc; args.dk = b.dk_ring; args.dv = b.dv_ring;
+    args.q_map = kPieceMaps[2]; args.k_map = kPieceMaps[0]; args.causal = true;
+    lasp::softmax_block_backward(args, kS_dims, c.compute);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[17], c.compute));
     CUDA_CHECK(cudaEventRecord(c.events[8], c.compute));
   }
@@ -1200,7 +1391,12 @@ static void S_backward_rank3(const Ctx& c, SBuffers& b, Run run) {
   // [2] dQ, and dK, dV of rank 3's block (ring step 0)
   if (run.compute) {
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[4], c.compute));
-    lasp::softmax_block_backward(b.q, b.k_ring, b.v_ring, b.o, b.lse, b.do_, kS_dims, kPieceMaps[3], kPieceMaps[3], true, b.dq_acc, b.dk_ring, b.dv_ring, c.compute);
+    lasp::SoftmaxBlockBackwardArgs args;
+    args.q = b.q; args.k = b.k_ring; args.v = b.v_ring;
+    args.o = b.o; args.lse = b.lse; args.dout = b.do_;
+    args.dq = b.dq_acc; args.dk = b.dk_ring; args.dv = b.dv_ring;
+    args.q_map = kPieceMaps[3]; args.k_map = kPieceMaps[3]; args.causal = true;
+    lasp::softmax_block_backward(args, kS_dims, c.compute);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[5], c.compute));
     CUDA_CHECK(cudaEventRecord(c.events[2], c.compute));
   }
@@ -1226,7 +1422,12 @@ static void S_backward_rank3(const Ctx& c, SBuffers& b, Run run) {
   if (run.compute) {
     CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.events[4], 0));
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[10], c.compute));
-    lasp::softmax_block_backward(b.q, b.k_ring + 65536, b.v_ring + 65536, b.o, b.lse, b.do_, kS_dims, kPieceMaps[3], kPieceMaps[2], true, b.dq_acc, b.dk_ring + 65536, b.dv_ring + 65536, c.compute);
+    lasp::SoftmaxBlockBackwardArgs args;
+    args.q = b.q; args.k = b.k_ring + 65536; args.v = b.v_ring + 65536;
+    args.o = b.o; args.lse = b.lse; args.dout = b.do_;
+    args.dq = b.dq_acc; args.dk = b.dk_ring + 65536; args.dv = b.dv_ring + 65536;
+    args.q_map = kPieceMaps[3]; args.k_map = kPieceMaps[2]; args.causal = true;
+    lasp::softmax_block_backward(args, kS_dims, c.compute);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[11], c.compute));
     CUDA_CHECK(cudaEventRecord(c.events[5], c.compute));
   }
@@ -1252,7 +1453,12 @@ static void S_backward_rank3(const Ctx& c, SBuffers& b, Run run) {
   if (run.compute) {
     CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.events[7], 0));
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[16], c.compute));
-    lasp::softmax_block_backward(b.q, b.k_ring, b.v_ring, b.o, b.lse, b.do_, kS_dims, kPieceMaps[3], kPieceMaps[1], true, b.dq_acc, b.dk_ring, b.dv_ring, c.compute);
+    lasp::SoftmaxBlockBackwardArgs args;
+    args.q = b.q; args.k = b.k_ring; args.v = b.v_ring;
+    args.o = b.o; args.lse = b.lse; args.dout = b.do_;
+    args.dq = b.dq_acc; args.dk = b.dk_ring; args.dv = b.dv_ring;
+    args.q_map = kPieceMaps[3]; args.k_map = kPieceMaps[1]; args.causal = true;
+    lasp::softmax_block_backward(args, kS_dims, c.compute);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[17], c.compute));
     CUDA_CHECK(cudaEventRecord(c.events[8], c.compute));
   }
@@ -1278,7 +1484,12 @@ static void S_backward_rank3(const Ctx& c, SBuffers& b, Run run) {
   if (run.compute) {
     CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.events[10], 0));
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[22], c.compute));
-    lasp::softmax_block_backward(b.q, b.k_ring + 65536, b.v_ring + 65536, b.o, b.lse, b.do_, kS_dims, kPieceMaps[3], kPieceMaps[0], true, b.dq_acc, b.dk_ring + 65536, b.dv_ring + 65536, c.compute);
+    lasp::SoftmaxBlockBackwardArgs args;
+    args.q = b.q; args.k = b.k_ring + 65536; args.v = b.v_ring + 65536;
+    args.o = b.o; args.lse = b.lse; args.dout = b.do_;
+    args.dq = b.dq_acc; args.dk = b.dk_ring + 65536; args.dv = b.dv_ring + 65536;
+    args.q_map = kPieceMaps[3]; args.k_map = kPieceMaps[0]; args.causal = true;
+    lasp::softmax_block_backward(args, kS_dims, c.compute);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[23], c.compute));
     CUDA_CHECK(cudaEventRecord(c.events[11], c.compute));
   }

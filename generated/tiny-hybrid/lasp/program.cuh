@@ -172,14 +172,24 @@ static void L_forward_rank0(const Ctx& c, LBuffers& b, Run run) {
   // [0] M[0] = K^T V over piece 0 (decayed)
   if (run.compute) {
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[0], c.compute));
-    lasp::linear_state(b.k, b.v, lasp::Piece{0, 256}, b.m, c.dims, c.tables.kLDecay, c.compute, b.kv_ws);
+    lasp::LinearStateArgs args;
+    args.k = b.k; args.v = b.v;
+    args.m = b.m;
+    args.piece = lasp::Piece{0, 256};
+    args.kv_ws = b.kv_ws;
+    lasp::linear_state(args, c.dims, c.tables.kLDecay, c.compute);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[1], c.compute));
     CUDA_CHECK(cudaEventRecord(c.events[0], c.compute));
   }
   // [1] M[3] = K^T V over piece 3 (decayed)
   if (run.compute) {
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[2], c.compute));
-    lasp::linear_state(b.k, b.v, lasp::Piece{256, 256}, b.m + 16384, c.dims, c.tables.kLDecay, c.compute, b.kv_ws + 1 * b.ws_floats);
+    lasp::LinearStateArgs args;
+    args.k = b.k; args.v = b.v;
+    args.m = b.m + 16384;
+    args.piece = lasp::Piece{256, 256};
+    args.kv_ws = b.kv_ws + 1 * b.ws_floats;
+    lasp::linear_state(args, c.dims, c.tables.kLDecay, c.compute);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[3], c.compute));
     CUDA_CHECK(cudaEventRecord(c.events[1], c.compute));
   }
@@ -204,7 +214,12 @@ static void L_forward_rank0(const Ctx& c, LBuffers& b, Run run) {
   if (run.compute) {
     CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.events[2], 0));
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[8], c.compute));
-    lasp::linear_intra(b.q, b.k, b.v, lasp::Piece{0, 256}, b.o, c.dims, c.tables.kLDecay, true, c.compute, b.kv_ws);
+    lasp::LinearIntraArgs args;
+    args.q = b.q; args.k = b.k; args.v = b.v;
+    args.o = b.o;
+    args.piece = lasp::Piece{0, 256}; args.causal = true;
+    args.kv_ws = b.kv_ws;
+    lasp::linear_intra(args, c.dims, c.tables.kLDecay, c.compute);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[9], c.compute));
   }
   // [5] P[3] = decayed sum of the 3 earlier piece states
@@ -217,7 +232,12 @@ static void L_forward_rank0(const Ctx& c, LBuffers& b, Run run) {
   // [6] O[3] = intra-piece product + lam^(i+1) Q P (one walk)
   if (run.compute) {
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[12], c.compute));
-    lasp::linear_forward_fused(b.q, b.k, b.v, b.p + 16384, lasp::Piece{256, 256}, b.o, c.dims, c.tables.kLDecay, true, c.compute, b.kv_ws + 1 * b.ws_floats);
+    lasp::LinearForwardFusedArgs args;
+    args.q = b.q; args.k = b.k; args.v = b.v; args.p = b.p + 16384;
+    args.o = b.o;
+    args.piece = lasp::Piece{256, 256}; args.causal = true;
+    args.kv_ws = b.kv_ws + 1 * b.ws_floats;
+    lasp::linear_forward_fused(args, c.dims, c.tables.kLDecay, c.compute);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[13], c.compute));
   }
 }
@@ -227,14 +247,24 @@ static void L_forward_rank1(const Ctx& c, LBuffers& b, Run run) {
   // [0] M[1] = K^T V over piece 1 (decayed)
   if (run.compute) {
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[0], c.compute));
-    lasp::linear_state(b.k, b.v, lasp::Piece{0, 256}, b.m, c.dims, c.tables.kLDecay, c.compute, b.kv_ws);
+    lasp::LinearStateArgs args;
+    args.k = b.k; args.v = b.v;
+    args.m = b.m;
+    args.piece = lasp::Piece{0, 256};
+    args.kv_ws = b.kv_ws;
+    lasp::linear_state(args, c.dims, c.tables.kLDecay, c.compute);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[1], c.compute));
     CUDA_CHECK(cudaEventRecord(c.events[0], c.compute));
   }
   // [1] M[2] = K^T V over piece 2 (decayed)
   if (run.compute) {
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[2], c.compute));
-    lasp::linear_state(b.k, b.v, lasp::Piece{256, 256}, b.m + 16384, c.dims, c.tables.kLDecay, c.compute, b.kv_ws + 1 * b.ws_floats);
+    lasp::LinearStateArgs args;
+    args.k = b.k; args.v = b.v;
+    args.m = b.m + 16384;
+    args.piece = lasp::Piece{256, 256};
+    args.kv_ws = b.kv_ws + 1 * b.ws_floats;
+    lasp::linear_state(args, c.dims, c.tables.kLDecay, c.compute);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[3], c.compute));
     CUDA_CHECK(cudaEventRecord(c.events[1], c.compute));
   }
@@ -265,7 +295,12 @@ static void L_forward_rank1(const Ctx& c, LBuffers& b, Run run) {
   // [5] O[1] = intra-piece product + lam^(i+1) Q P (one walk)
   if (run.compute) {
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[10], c.compute));
-    lasp::linear_forward_fused(b.q, b.k, b.v, b.p, lasp::Piece{0, 256}, b.o, c.dims, c.tables.kLDecay, true, c.compute, b.kv_ws);
+    lasp::LinearForwardFusedArgs args;
+    args.q = b.q; args.k = b.k; args.v = b.v; args.p = b.p;
+    args.o = b.o;
+    args.piece = lasp::Piece{0, 256}; args.causal = true;
+    args.kv_ws = b.kv_ws;
+    lasp::linear_forward_fused(args, c.dims, c.tables.kLDecay, c.compute);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[11], c.compute));
   }
   // [6] P[2] = decayed sum of the 2 earlier piece states
@@ -278,7 +313,12 @@ static void L_forward_rank1(const Ctx& c, LBuffers& b, Run run) {
   // [7] O[2] = intra-piece product + lam^(i+1) Q P (one walk)
   if (run.compute) {
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[14], c.compute));
-    lasp::linear_forward_fused(b.q, b.k, b.v, b.p + 16384, lasp::Piece{256, 256}, b.o, c.dims, c.tables.kLDecay, true, c.compute, b.kv_ws + 1 * b.ws_floats);
+    lasp::LinearForwardFusedArgs args;
+    args.q = b.q; args.k = b.k; args.v = b.v; args.p = b.p + 16384;
+    args.o = b.o;
+    args.piece = lasp::Piece{256, 256}; args.causal = true;
+    args.kv_ws = b.kv_ws + 1 * b.ws_floats;
+    lasp::linear_forward_fused(args, c.dims, c.tables.kLDecay, c.compute);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[15], c.compute));
   }
 }
@@ -297,14 +337,24 @@ static void L_backward_rank0(const Ctx& c, LBuffers& b, Run run) {
   // [0] dM[0] = lam^(i+1) Q^T dO over piece 0
   if (run.compute) {
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[0], c.compute));
-    lasp::linear_grad_state(b.q, b.do_, lasp::Piece{0, 256}, b.dm, c.dims, c.tables.kLDecay, c.compute, b.qdo_ws);
+    lasp::LinearGradStateArgs args;
+    args.q = b.q; args.dout = b.do_;
+    args.dm = b.dm;
+    args.piece = lasp::Piece{0, 256};
+    args.qdo_ws = b.qdo_ws;
+    lasp::linear_grad_state(args, c.dims, c.tables.kLDecay, c.compute);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[1], c.compute));
     CUDA_CHECK(cudaEventRecord(c.events[0], c.compute));
   }
   // [1] dM[3] = lam^(i+1) Q^T dO over piece 3
   if (run.compute) {
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[2], c.compute));
-    lasp::linear_grad_state(b.q, b.do_, lasp::Piece{256, 256}, b.dm + 16384, c.dims, c.tables.kLDecay, c.compute, b.qdo_ws + 1 * b.ws_floats);
+    lasp::LinearGradStateArgs args;
+    args.q = b.q; args.dout = b.do_;
+    args.dm = b.dm + 16384;
+    args.piece = lasp::Piece{256, 256};
+    args.qdo_ws = b.qdo_ws + 1 * b.ws_floats;
+    lasp::linear_grad_state(args, c.dims, c.tables.kLDecay, c.compute);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[3], c.compute));
     CUDA_CHECK(cudaEventRecord(c.events[1], c.compute));
   }
@@ -335,14 +385,26 @@ static void L_backward_rank0(const Ctx& c, LBuffers& b, Run run) {
   // [5] dQ, dK, dV[0] inside the piece + the G terms (one walk)
   if (run.compute) {
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[10], c.compute));
-    lasp::linear_backward_fused(b.q, b.k, b.v, b.do_, nullptr, b.g, lasp::Piece{0, 256}, b.dq, b.dk, b.dv, c.dims, c.tables.kLDecay, true, c.compute, b.kv_ws, b.qdo_ws);
+    lasp::LinearBackwardFusedArgs args;
+    args.q = b.q; args.k = b.k; args.v = b.v; args.dout = b.do_;
+    args.g = b.g;
+    args.dq = b.dq; args.dk = b.dk; args.dv = b.dv;
+    args.piece = lasp::Piece{0, 256}; args.causal = true;
+    args.kv_ws = b.kv_ws; args.qdo_ws = b.qdo_ws;
+    lasp::linear_backward_fused(args, c.dims, c.tables.kLDecay, c.compute);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[11], c.compute));
   }
   // [6] dQ, dK, dV[3] inside the piece + the dO P^T terms (one walk)
   if (run.compute) {
     CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.events[2], 0));
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[12], c.compute));
-    lasp::linear_backward_fused(b.q, b.k, b.v, b.do_, b.p + 16384, nullptr, lasp::Piece{256, 256}, b.dq, b.dk, b.dv, c.dims, c.tables.kLDecay, true, c.compute, b.kv_ws + 1 * b.ws_floats, b.qdo_ws + 1 * b.ws_floats);
+    lasp::LinearBackwardFusedArgs args;
+    args.q = b.q; args.k = b.k; args.v = b.v; args.dout = b.do_;
+    args.p = b.p + 16384;
+    args.dq = b.dq; args.dk = b.dk; args.dv = b.dv;
+    args.piece = lasp::Piece{256, 256}; args.causal = true;
+    args.kv_ws = b.kv_ws + 1 * b.ws_floats; args.qdo_ws = b.qdo_ws + 1 * b.ws_floats;
+    lasp::linear_backward_fused(args, c.dims, c.tables.kLDecay, c.compute);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[13], c.compute));
   }
 }
@@ -352,14 +414,24 @@ static void L_backward_rank1(const Ctx& c, LBuffers& b, Run run) {
   // [0] dM[1] = lam^(i+1) Q^T dO over piece 1
   if (run.compute) {
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[0], c.compute));
-    lasp::linear_grad_state(b.q, b.do_, lasp::Piece{0, 256}, b.dm, c.dims, c.tables.kLDecay, c.compute, b.qdo_ws);
+    lasp::LinearGradStateArgs args;
+    args.q = b.q; args.dout = b.do_;
+    args.dm = b.dm;
+    args.piece = lasp::Piece{0, 256};
+    args.qdo_ws = b.qdo_ws;
+    lasp::linear_grad_state(args, c.dims, c.tables.kLDecay, c.compute);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[1], c.compute));
     CUDA_CHECK(cudaEventRecord(c.events[0], c.compute));
   }
   // [1] dM[2] = lam^(i+1) Q^T dO over piece 2
   if (run.compute) {
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[2], c.compute));
-    lasp::linear_grad_state(b.q, b.do_, lasp::Piece{256, 256}, b.dm + 16384, c.dims, c.tables.kLDecay, c.compute, b.qdo_ws + 1 * b.ws_floats);
+    lasp::LinearGradStateArgs args;
+    args.q = b.q; args.dout = b.do_;
+    args.dm = b.dm + 16384;
+    args.piece = lasp::Piece{256, 256};
+    args.qdo_ws = b.qdo_ws + 1 * b.ws_floats;
+    lasp::linear_grad_state(args, c.dims, c.tables.kLDecay, c.compute);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[3], c.compute));
     CUDA_CHECK(cudaEventRecord(c.events[1], c.compute));
   }
@@ -390,7 +462,13 @@ static void L_backward_rank1(const Ctx& c, LBuffers& b, Run run) {
   // [5] dQ, dK, dV[1] inside the piece + the dO P^T, G terms (one walk)
   if (run.compute) {
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[10], c.compute));
-    lasp::linear_backward_fused(b.q, b.k, b.v, b.do_, b.p, b.g, lasp::Piece{0, 256}, b.dq, b.dk, b.dv, c.dims, c.tables.kLDecay, true, c.compute, b.kv_ws, b.qdo_ws);
+    lasp::LinearBackwardFusedArgs args;
+    args.q = b.q; args.k = b.k; args.v = b.v; args.dout = b.do_;
+    args.p = b.p; args.g = b.g;
+    args.dq = b.dq; args.dk = b.dk; args.dv = b.dv;
+    args.piece = lasp::Piece{0, 256}; args.causal = true;
+    args.kv_ws = b.kv_ws; args.qdo_ws = b.qdo_ws;
+    lasp::linear_backward_fused(args, c.dims, c.tables.kLDecay, c.compute);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[11], c.compute));
   }
   // [6] G[2] = decayed sum of the 1 later pieces' dM
@@ -403,7 +481,13 @@ static void L_backward_rank1(const Ctx& c, LBuffers& b, Run run) {
   // [7] dQ, dK, dV[2] inside the piece + the dO P^T, G terms (one walk)
   if (run.compute) {
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[14], c.compute));
-    lasp::linear_backward_fused(b.q, b.k, b.v, b.do_, b.p + 16384, b.g + 16384, lasp::Piece{256, 256}, b.dq, b.dk, b.dv, c.dims, c.tables.kLDecay, true, c.compute, b.kv_ws + 1 * b.ws_floats, b.qdo_ws + 1 * b.ws_floats);
+    lasp::LinearBackwardFusedArgs args;
+    args.q = b.q; args.k = b.k; args.v = b.v; args.dout = b.do_;
+    args.p = b.p + 16384; args.g = b.g + 16384;
+    args.dq = b.dq; args.dk = b.dk; args.dv = b.dv;
+    args.piece = lasp::Piece{256, 256}; args.causal = true;
+    args.kv_ws = b.kv_ws + 1 * b.ws_floats; args.qdo_ws = b.qdo_ws + 1 * b.ws_floats;
+    lasp::linear_backward_fused(args, c.dims, c.tables.kLDecay, c.compute);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[15], c.compute));
   }
 }
@@ -494,20 +578,32 @@ static void S_forward_rank0(const Ctx& c, SBuffers& b, Run run) {
   if (run.compute) {
     CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.started[0], 0));  // let the collective start first
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[2], c.compute));
-    lasp::softmax_block_forward(b.q, b.k, b.v, kS_dims, kPieceMaps[0], kPieceMaps[0], true, b.o_part, b.lse_part, nullptr, c.compute);
+    lasp::SoftmaxBlockArgs args;
+    args.q = b.q; args.k = b.k; args.v = b.v;
+    args.o = b.o_part; args.lse = b.lse_part;
+    args.q_map = kPieceMaps[0]; args.k_map = kPieceMaps[0]; args.causal = true;
+    lasp::softmax_block_forward(args, kS_dims, c.compute);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[3], c.compute));
   }
   // [2] attend to rank 1's keys
   if (run.compute) {
     CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.events[0], 0));
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[4], c.compute));
-    lasp::softmax_block_forward(b.q, b.k_all + 65536, b.v_all + 65536, kS_dims, kPieceMaps[0], kPieceMaps[1], true, b.o_part + 131072, b.lse_part + 2048, nullptr, c.compute);
+    lasp::SoftmaxBlockArgs args;
+    args.q = b.q; args.k = b.k_all + 65536; args.v = b.v_all + 65536;
+    args.o = b.o_part + 131072; args.lse = b.lse_part + 2048;
+    args.q_map = kPieceMaps[0]; args.k_map = kPieceMaps[1]; args.causal = true;
+    lasp::softmax_block_forward(args, kS_dims, c.compute);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[5], c.compute));
   }
   // [3] merge 2 partial results (log-sum-exp)
   if (run.compute) {
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[6], c.compute));
-    lasp::softmax_merge(b.o_part, b.lse_part, lasp::SlotList{2, {0, 1}}, b.o, b.lse, 1, 512, 4, 64, c.compute);
+    lasp::SoftmaxMergeArgs args;
+    args.parts = b.o_part; args.part_lse = b.lse_part; args.sources = lasp::SlotList{2, {0, 1}};
+    args.o = b.o; args.lse = b.lse;
+    args.batch = 1; args.rows = 512; args.heads = 4; args.head_dim = 64;
+    lasp::softmax_merge(args, c.compute);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[7], c.compute));
   }
 }
@@ -529,20 +625,32 @@ static void S_forward_rank1(const Ctx& c, SBuffers& b, Run run) {
   if (run.compute) {
     CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.started[0], 0));  // let the collective start first
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[2], c.compute));
-    lasp::softmax_block_forward(b.q, b.k, b.v, kS_dims, kPieceMaps[1], kPieceMaps[1], true, b.o_part + 131072, b.lse_part + 2048, nullptr, c.compute);
+    lasp::SoftmaxBlockArgs args;
+    args.q = b.q; args.k = b.k; args.v = b.v;
+    args.o = b.o_part + 131072; args.lse = b.lse_part + 2048;
+    args.q_map = kPieceMaps[1]; args.k_map = kPieceMaps[1]; args.causal = true;
+    lasp::softmax_block_forward(args, kS_dims, c.compute);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[3], c.compute));
   }
   // [2] attend to rank 0's keys
   if (run.compute) {
     CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.events[0], 0));
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[4], c.compute));
-    lasp::softmax_block_forward(b.q, b.k_all, b.v_all, kS_dims, kPieceMaps[1], kPieceMaps[0], true, b.o_part, b.lse_part, nullptr, c.compute);
+    lasp::SoftmaxBlockArgs args;
+    args.q = b.q; args.k = b.k_all; args.v = b.v_all;
+    args.o = b.o_part; args.lse = b.lse_part;
+    args.q_map = kPieceMaps[1]; args.k_map = kPieceMaps[0]; args.causal = true;
+    lasp::softmax_block_forward(args, kS_dims, c.compute);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[5], c.compute));
   }
   // [3] merge 2 partial results (log-sum-exp)
   if (run.compute) {
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[6], c.compute));
-    lasp::softmax_merge(b.o_part, b.lse_part, lasp::SlotList{2, {1, 0}}, b.o, b.lse, 1, 512, 4, 64, c.compute);
+    lasp::SoftmaxMergeArgs args;
+    args.parts = b.o_part; args.part_lse = b.lse_part; args.sources = lasp::SlotList{2, {1, 0}};
+    args.o = b.o; args.lse = b.lse;
+    args.batch = 1; args.rows = 512; args.heads = 4; args.head_dim = 64;
+    lasp::softmax_merge(args, c.compute);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[7], c.compute));
   }
 }
@@ -571,7 +679,12 @@ static void S_backward_rank0(const Ctx& c, SBuffers& b, Run run) {
   // [1] dQ, and dK, dV of rank 1's positions
   if (run.compute) {
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[2], c.compute));
-    lasp::softmax_block_backward(b.q, b.k_all + 65536, b.v_all + 65536, b.o, b.lse, b.do_, kS_dims, kPieceMaps[0], kPieceMaps[1], true, b.dq_acc, b.dk_all + 65536, b.dv_all + 65536, c.compute);
+    lasp::SoftmaxBlockBackwardArgs args;
+    args.q = b.q; args.k = b.k_all + 65536; args.v = b.v_all + 65536;
+    args.o = b.o; args.lse = b.lse; args.dout = b.do_;
+    args.dq = b.dq_acc; args.dk = b.dk_all + 65536; args.dv = b.dv_all + 65536;
+    args.q_map = kPieceMaps[0]; args.k_map = kPieceMaps[1]; args.causal = true;
+    lasp::softmax_block_backward(args, kS_dims, c.compute);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[3], c.compute));
     CUDA_CHECK(cudaEventRecord(c.events[1], c.compute));
   }
@@ -591,7 +704,12 @@ static void S_backward_rank0(const Ctx& c, SBuffers& b, Run run) {
   if (run.compute) {
     CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.started[2], 0));  // let the collective start first
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[6], c.compute));
-    lasp::softmax_block_backward(b.q, b.k_all, b.v_all, b.o, b.lse, b.do_, kS_dims, kPieceMaps[0], kPieceMaps[0], true, b.dq_acc, b.dk_own, b.dv_own, c.compute);
+    lasp::SoftmaxBlockBackwardArgs args;
+    args.q = b.q; args.k = b.k_all; args.v = b.v_all;
+    args.o = b.o; args.lse = b.lse; args.dout = b.do_;
+    args.dq = b.dq_acc; args.dk = b.dk_own; args.dv = b.dv_own;
+    args.q_map = kPieceMaps[0]; args.k_map = kPieceMaps[0]; args.causal = true;
+    lasp::softmax_block_backward(args, kS_dims, c.compute);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[7], c.compute));
   }
   // [4] dQ to the activation type
@@ -625,7 +743,12 @@ static void S_backward_rank1(const Ctx& c, SBuffers& b, Run run) {
   // [1] dQ, and dK, dV of rank 0's positions
   if (run.compute) {
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[2], c.compute));
-    lasp::softmax_block_backward(b.q, b.k_all, b.v_all, b.o, b.lse, b.do_, kS_dims, kPieceMaps[1], kPieceMaps[0], true, b.dq_acc, b.dk_all, b.dv_all, c.compute);
+    lasp::SoftmaxBlockBackwardArgs args;
+    args.q = b.q; args.k = b.k_all; args.v = b.v_all;
+    args.o = b.o; args.lse = b.lse; args.dout = b.do_;
+    args.dq = b.dq_acc; args.dk = b.dk_all; args.dv = b.dv_all;
+    args.q_map = kPieceMaps[1]; args.k_map = kPieceMaps[0]; args.causal = true;
+    lasp::softmax_block_backward(args, kS_dims, c.compute);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[3], c.compute));
     CUDA_CHECK(cudaEventRecord(c.events[1], c.compute));
   }
@@ -645,7 +768,12 @@ static void S_backward_rank1(const Ctx& c, SBuffers& b, Run run) {
   if (run.compute) {
     CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.started[2], 0));  // let the collective start first
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[6], c.compute));
-    lasp::softmax_block_backward(b.q, b.k_all + 65536, b.v_all + 65536, b.o, b.lse, b.do_, kS_dims, kPieceMaps[1], kPieceMaps[1], true, b.dq_acc, b.dk_own, b.dv_own, c.compute);
+    lasp::SoftmaxBlockBackwardArgs args;
+    args.q = b.q; args.k = b.k_all + 65536; args.v = b.v_all + 65536;
+    args.o = b.o; args.lse = b.lse; args.dout = b.do_;
+    args.dq = b.dq_acc; args.dk = b.dk_own; args.dv = b.dv_own;
+    args.q_map = kPieceMaps[1]; args.k_map = kPieceMaps[1]; args.causal = true;
+    lasp::softmax_block_backward(args, kS_dims, c.compute);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[7], c.compute));
   }
   // [4] dQ to the activation type

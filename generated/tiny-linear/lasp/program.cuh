@@ -156,7 +156,12 @@ static void L_forward_rank0(const Ctx& c, LBuffers& b, Run run) {
   // [0] M[0] = K^T V over piece 0 (decayed)
   if (run.compute) {
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[0], c.compute));
-    lasp::linear_state(b.k, b.v, lasp::Piece{0, 512}, b.m, c.dims, c.tables.kLDecay, c.compute, b.kv_ws);
+    lasp::LinearStateArgs args;
+    args.k = b.k; args.v = b.v;
+    args.m = b.m;
+    args.piece = lasp::Piece{0, 512};
+    args.kv_ws = b.kv_ws;
+    lasp::linear_state(args, c.dims, c.tables.kLDecay, c.compute);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[1], c.compute));
     CUDA_CHECK(cudaEventRecord(c.events[0], c.compute));
   }
@@ -180,7 +185,12 @@ static void L_forward_rank0(const Ctx& c, LBuffers& b, Run run) {
   if (run.compute) {
     CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.events[1], 0));
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[6], c.compute));
-    lasp::linear_intra(b.q, b.k, b.v, lasp::Piece{0, 512}, b.o, c.dims, c.tables.kLDecay, true, c.compute, b.kv_ws);
+    lasp::LinearIntraArgs args;
+    args.q = b.q; args.k = b.k; args.v = b.v;
+    args.o = b.o;
+    args.piece = lasp::Piece{0, 512}; args.causal = true;
+    args.kv_ws = b.kv_ws;
+    lasp::linear_intra(args, c.dims, c.tables.kLDecay, c.compute);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[7], c.compute));
   }
 }
@@ -190,7 +200,12 @@ static void L_forward_rank1(const Ctx& c, LBuffers& b, Run run) {
   // [0] M[1] = K^T V over piece 1 (decayed)
   if (run.compute) {
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[0], c.compute));
-    lasp::linear_state(b.k, b.v, lasp::Piece{0, 512}, b.m, c.dims, c.tables.kLDecay, c.compute, b.kv_ws);
+    lasp::LinearStateArgs args;
+    args.k = b.k; args.v = b.v;
+    args.m = b.m;
+    args.piece = lasp::Piece{0, 512};
+    args.kv_ws = b.kv_ws;
+    lasp::linear_state(args, c.dims, c.tables.kLDecay, c.compute);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[1], c.compute));
     CUDA_CHECK(cudaEventRecord(c.events[0], c.compute));
   }
@@ -220,7 +235,12 @@ static void L_forward_rank1(const Ctx& c, LBuffers& b, Run run) {
   // [4] O[1] = intra-piece product + lam^(i+1) Q P (one walk)
   if (run.compute) {
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[8], c.compute));
-    lasp::linear_forward_fused(b.q, b.k, b.v, b.p, lasp::Piece{0, 512}, b.o, c.dims, c.tables.kLDecay, true, c.compute, b.kv_ws);
+    lasp::LinearForwardFusedArgs args;
+    args.q = b.q; args.k = b.k; args.v = b.v; args.p = b.p;
+    args.o = b.o;
+    args.piece = lasp::Piece{0, 512}; args.causal = true;
+    args.kv_ws = b.kv_ws;
+    lasp::linear_forward_fused(args, c.dims, c.tables.kLDecay, c.compute);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[9], c.compute));
   }
 }
@@ -239,7 +259,12 @@ static void L_backward_rank0(const Ctx& c, LBuffers& b, Run run) {
   // [0] dM[0] = lam^(i+1) Q^T dO over piece 0
   if (run.compute) {
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[0], c.compute));
-    lasp::linear_grad_state(b.q, b.do_, lasp::Piece{0, 512}, b.dm, c.dims, c.tables.kLDecay, c.compute, b.qdo_ws);
+    lasp::LinearGradStateArgs args;
+    args.q = b.q; args.dout = b.do_;
+    args.dm = b.dm;
+    args.piece = lasp::Piece{0, 512};
+    args.qdo_ws = b.qdo_ws;
+    lasp::linear_grad_state(args, c.dims, c.tables.kLDecay, c.compute);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[1], c.compute));
     CUDA_CHECK(cudaEventRecord(c.events[0], c.compute));
   }
@@ -269,7 +294,13 @@ static void L_backward_rank0(const Ctx& c, LBuffers& b, Run run) {
   // [4] dQ, dK, dV[0] inside the piece + the G terms (one walk)
   if (run.compute) {
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[8], c.compute));
-    lasp::linear_backward_fused(b.q, b.k, b.v, b.do_, nullptr, b.g, lasp::Piece{0, 512}, b.dq, b.dk, b.dv, c.dims, c.tables.kLDecay, true, c.compute, b.kv_ws, b.qdo_ws);
+    lasp::LinearBackwardFusedArgs args;
+    args.q = b.q; args.k = b.k; args.v = b.v; args.dout = b.do_;
+    args.g = b.g;
+    args.dq = b.dq; args.dk = b.dk; args.dv = b.dv;
+    args.piece = lasp::Piece{0, 512}; args.causal = true;
+    args.kv_ws = b.kv_ws; args.qdo_ws = b.qdo_ws;
+    lasp::linear_backward_fused(args, c.dims, c.tables.kLDecay, c.compute);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[9], c.compute));
   }
 }
@@ -279,7 +310,12 @@ static void L_backward_rank1(const Ctx& c, LBuffers& b, Run run) {
   // [0] dM[1] = lam^(i+1) Q^T dO over piece 1
   if (run.compute) {
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[0], c.compute));
-    lasp::linear_grad_state(b.q, b.do_, lasp::Piece{0, 512}, b.dm, c.dims, c.tables.kLDecay, c.compute, b.qdo_ws);
+    lasp::LinearGradStateArgs args;
+    args.q = b.q; args.dout = b.do_;
+    args.dm = b.dm;
+    args.piece = lasp::Piece{0, 512};
+    args.qdo_ws = b.qdo_ws;
+    lasp::linear_grad_state(args, c.dims, c.tables.kLDecay, c.compute);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[1], c.compute));
     CUDA_CHECK(cudaEventRecord(c.events[0], c.compute));
   }
@@ -303,7 +339,13 @@ static void L_backward_rank1(const Ctx& c, LBuffers& b, Run run) {
   if (run.compute) {
     CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.events[1], 0));
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[6], c.compute));
-    lasp::linear_backward_fused(b.q, b.k, b.v, b.do_, b.p, nullptr, lasp::Piece{0, 512}, b.dq, b.dk, b.dv, c.dims, c.tables.kLDecay, true, c.compute, b.kv_ws, b.qdo_ws);
+    lasp::LinearBackwardFusedArgs args;
+    args.q = b.q; args.k = b.k; args.v = b.v; args.dout = b.do_;
+    args.p = b.p;
+    args.dq = b.dq; args.dk = b.dk; args.dv = b.dv;
+    args.piece = lasp::Piece{0, 512}; args.causal = true;
+    args.kv_ws = b.kv_ws; args.qdo_ws = b.qdo_ws;
+    lasp::linear_backward_fused(args, c.dims, c.tables.kLDecay, c.compute);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[7], c.compute));
   }
 }

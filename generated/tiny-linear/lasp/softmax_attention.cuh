@@ -76,6 +76,7 @@
 #include <type_traits>
 
 #include "types.cuh"
+#include "attention_args.cuh"
 #include "check.cuh"
 #include "mma.cuh"
 
@@ -2076,6 +2077,15 @@ void softmax_full_backward(const bf16* q, const bf16* k, const bf16* v, const bf
                            const bf16* dout, const SoftmaxDims& d, bool causal, bf16* dq, bf16* dk, bf16* dv,
                            cudaStream_t stream) {
   smx::full_backward(smx::default_backward_kernel(d.head_dim), q, k, v, o, lse, dout, d, causal, dq, dk, dv, stream);
+}
+
+// The program's calls (kernels.h): the same, operands as one named struct (attention_args.cuh).
+void softmax_block_forward(const SoftmaxBlockArgs& a, const SoftmaxDims& d, cudaStream_t s) {
+  softmax_block_forward(a.q, a.k, a.v, d, a.q_map, a.k_map, a.causal, a.o, a.lse, a.o_out, s);
+}
+
+void softmax_block_backward(const SoftmaxBlockBackwardArgs& a, const SoftmaxDims& d, cudaStream_t s) {
+  softmax_block_backward(a.q, a.k, a.v, a.o, a.lse, a.dout, d, a.q_map, a.k_map, a.causal, a.dq, a.dk, a.dv, s);
 }
 
 }  // namespace lasp

@@ -1,0 +1,184 @@
+// The named operands of the attention calls the program makes (kernels.h): one struct per call shape, its
+// fields named as the schedule IR's operands (src/schedule/ops.ts), so a generated call reads
+//   lasp::LinearIntraArgs args;
+//   args.q = b.q; ...; args.piece = lasp::Piece{0, 512}; args.causal = true;
+//   lasp::linear_intra(args, c.dims, c.tables.kLDecay, c.compute);
+// Every field has a default: an optional state (P, G) or workspace left unset is nullptr, which the
+// kernels read as "no such term" or "recompute". The shape the call runs at (dims, decays, stream) follows
+// the struct as plain arguments.
+#pragma once
+#include "types.cuh"  // bf16, Piece, PieceMap, SlotList
+
+namespace lasp {
+
+// ---- Linear attention, one piece at a time (linear_attention.cuh); states fp32 [batch][heads][d][d].
+
+// linear.state: M of the piece; kv_ws keeps its segment states for the walks after it.
+struct LinearStateArgs {
+  const bf16* k = nullptr;
+  const bf16* v = nullptr;
+  float* m = nullptr;
+  Piece piece{0, 0};
+  float* kv_ws = nullptr;
+};
+
+// linear.intra (and linear.full, the whole sequence as one piece): the masked product inside the piece.
+struct LinearIntraArgs {
+  const bf16* q = nullptr;
+  const bf16* k = nullptr;
+  const bf16* v = nullptr;
+  bf16* o = nullptr;
+  Piece piece{0, 0};
+  bool causal = true;
+  const float* kv_ws = nullptr;
+};
+
+// linear.inter: o += the prefix state's term.
+struct LinearInterArgs {
+  const bf16* q = nullptr;
+  const float* p = nullptr;
+  bf16* o = nullptr;
+  Piece piece{0, 0};
+};
+
+// linear.forward_fused: linear.intra with the prefix state P added inside the walk (nullptr: none).
+struct LinearForwardFusedArgs {
+  const bf16* q = nullptr;
+  const bf16* k = nullptr;
+  const bf16* v = nullptr;
+  const float* p = nullptr;
+  bf16* o = nullptr;
+  Piece piece{0, 0};
+  bool causal = true;
+  const float* kv_ws = nullptr;
+};
+
+// linear.grad_state: dM of the piece; qdo_ws keeps its segment states for the dK, dV walk.
+struct LinearGradStateArgs {
+  const bf16* q = nullptr;
+  const bf16* dout = nullptr;
+  float* dm = nullptr;
+  Piece piece{0, 0};
+  float* qdo_ws = nullptr;
+};
+
+// linear.intra_backward (and linear.full_backward): dq, dk, dv of the piece, overwritten.
+struct LinearIntraBackwardArgs {
+  const bf16* q = nullptr;
+  const bf16* k = nullptr;
+  const bf16* v = nullptr;
+  const bf16* dout = nullptr;
+  bf16* dq = nullptr;
+  bf16* dk = nullptr;
+  bf16* dv = nullptr;
+  Piece piece{0, 0};
+  bool causal = true;
+  const float* kv_ws = nullptr;
+  const float* qdo_ws = nullptr;
+};
+
+// linear.dq_inter: dq += the prefix state's term.
+struct LinearDqInterArgs {
+  const bf16* dout = nullptr;
+  const float* p = nullptr;
+  bf16* dq = nullptr;
+  Piece piece{0, 0};
+};
+
+// linear.dkdv_inter: dk, dv += the suffix state's terms.
+struct LinearDkdvInterArgs {
+  const bf16* k = nullptr;
+  const bf16* v = nullptr;
+  const float* g = nullptr;
+  bf16* dk = nullptr;
+  bf16* dv = nullptr;
+  Piece piece{0, 0};
+};
+
+// linear.backward_fused: linear.intra_backward with the P and G terms inside the walks (nullptr: none).
+struct LinearBackwardFusedArgs {
+  const bf16* q = nullptr;
+  const bf16* k = nullptr;
+  const bf16* v = nullptr;
+  const bf16* dout = nullptr;
+  const float* p = nullptr;
+  const float* g = nullptr;
+  bf16* dq = nullptr;
+  bf16* dk = nullptr;
+  bf16* dv = nullptr;
+  Piece piece{0, 0};
+  bool causal = true;
+  const float* kv_ws = nullptr;
+  const float* qdo_ws = nullptr;
+};
+
+// ---- Softmax attention (softmax_attention.cuh, softmax_support.cuh, softmax_whole.cuh).
+
+// softmax.block: this rank's queries against one block of keys; positions from the piece maps. o and lse
+// are the fp32 partials the merge combines; o_out (bf16), when set, receives the normalised output instead.
+struct SoftmaxBlockArgs {
+  const bf16* q = nullptr;
+  const bf16* k = nullptr;
+  const bf16* v = nullptr;
+  float* o = nullptr;
+  float* lse = nullptr;
+  bf16* o_out = nullptr;
+  PieceMap q_map{0, {0, 0}, {0, 0}, {0, 0}};
+  PieceMap k_map{0, {0, 0}, {0, 0}, {0, 0}};
+  bool causal = true;
+};
+
+// softmax.block_backward: adds one block's gradients into the fp32 accumulators dq, dk, dv.
+struct SoftmaxBlockBackwardArgs {
+  const bf16* q = nullptr;
+  const bf16* k = nullptr;
+  const bf16* v = nullptr;
+  const bf16* o = nullptr;
+  const float* lse = nullptr;
+  const bf16* dout = nullptr;
+  float* dq = nullptr;
+  float* dk = nullptr;
+  float* dv = nullptr;
+  PieceMap q_map{0, {0, 0}, {0, 0}, {0, 0}};
+  PieceMap k_map{0, {0, 0}, {0, 0}, {0, 0}};
+  bool causal = true;
+};
+
+// softmax.merge: o (bf16 [batch][rows][heads][head_dim]) and lse from the partials of the slots `sources`.
+struct SoftmaxMergeArgs {
+  const float* parts = nullptr;
+  const float* part_lse = nullptr;
+  SlotList sources{0, {}};
+  bf16* o = nullptr;
+  float* lse = nullptr;
+  int batch = 0;
+  int rows = 0;
+  int heads = 0;
+  int head_dim = 0;
+};
+
+// softmax.full: a whole sequence on one rank; lse in the backend's own layout (see kernels.h).
+struct SoftmaxFullArgs {
+  const bf16* q = nullptr;
+  const bf16* k = nullptr;
+  const bf16* v = nullptr;
+  bf16* o = nullptr;
+  float* lse = nullptr;
+  bool causal = true;
+};
+
+// softmax.full_backward: dq, dk, dv of a whole sequence, overwritten.
+struct SoftmaxFullBackwardArgs {
+  const bf16* q = nullptr;
+  const bf16* k = nullptr;
+  const bf16* v = nullptr;
+  const bf16* o = nullptr;
+  const float* lse = nullptr;
+  const bf16* dout = nullptr;
+  bf16* dq = nullptr;
+  bf16* dk = nullptr;
+  bf16* dv = nullptr;
+  bool causal = true;
+};
+
+}  // namespace lasp
