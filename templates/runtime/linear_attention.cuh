@@ -1413,7 +1413,7 @@ void linear_dkdv_inter(const bf16* k, const bf16* v, const float* G, Piece p, bf
 }
 
 // ---------------------------------------------------------------------------------------------------------
-// Fused variants (additions, not used by the generator yet). When the schedule can wait for P (forward) or
+// Fused variants (LASP-2 fused, the generator's default). When the schedule can wait for P (forward) or
 // P and G (backward) before the intra pass, these do intra + inter in one pass over the activations:
 //   linear_forward_fused  = linear_intra + linear_inter                                   (o overwritten)
 //   linear_backward_fused = linear_intra_backward + linear_dq_inter + linear_dkdv_inter   (dq, dk, dv overwritten)
@@ -1440,7 +1440,7 @@ void linear_backward_fused(const bf16* q, const bf16* k, const bf16* v, const bf
 }
 
 // ---------------------------------------------------------------------------------------------------------
-// Shared segment states (additions, not used by the generator yet). Every causal walk needs the states of
+// Shared segment states (the generator passes them whenever a kind runs a state walk). Every causal walk needs the states of
 // its segments; linear_state and linear_grad_state compute exactly those aggregates on the way to M and dM.
 // These overloads keep them in a caller-owned fp32 workspace, so the walks skip their own segment-state
 // pass (one read of k and v, or q and do, per walk: 5.25 activation tensors of the per-rank fwd + bwd).
