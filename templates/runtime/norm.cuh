@@ -1,0 +1,293 @@
+// The block norms: RMSNorm and LayerNorm over the hidden size, fused with the residual add, and their
+// backward with the weight (and bias) gradients.
+//
+// Design choices:
+// - A pre-norm block computes `x = x + y; out = norm(x)`: norm_forward does both in one pass (llm.c's
+//   fused_residual_forward), writing the new residual x (bf16) and out; with y == nullptr it only normalises
+//   (the first block). The norm is taken of the residual as rounded to bf16, the value the backward reads.
+// - RMSNorm: out = x * rstd * w, rstd = 1 / sqrt(mean(x^2) + eps). LayerNorm: out = (x - mean) * rstd * w + b,
+//   rstd = 1 / sqrt(var(x) + eps), the variance taken around the mean in a second sweep over registers (no
+//   E[x^2] - E[x]^2 cancellation). Statistics in fp32; rstd (and mean for LayerNorm) are saved per row for
+//   the backward, 4 or 8 bytes a row.
+// - One block per row, each thread holding VPT 16-byte vectors (8 bf16) of the row in registers: the row is
+//   read from memory once, whatever the pass count. Block size and VPT come from hidden (at most 256
+//   threads, VPT 1, 2 or 4), so hidden must be a multiple of 8 and at most 8192; the host says so otherwise.
+// - Backward: dx = rstd * (g - mean(g) - xhat * mean(g * xhat)) with g = dout * w (RMSNorm drops the mean(g)
+//   term), written over dx or added to it (`accumulate`: the residual stream's gradient, bf16, gathers the
+//   block's branch). The weight gradient sum(dout * xhat) and bias gradient sum(dout) over rows must be
+//   deterministic: a fixed grid of blocks each sums its rows (in row order) into registers and writes one
+//   fp32 partial per column, then a second kernel adds the partials in a fixed order into dw and db (+=). No
+//   atomics; the grid size depends only on the row count, so the bits do not depend on the GPU either.
+// - Weights and biases are bf16 (as the other parameters); their gradients fp32.
+#pragma once
+#include <cuda_runtime.h>
+#include <cuda_bf16.h>
+#include <cstddef>
+#include <cstdint>
+#include <cstdio>
+#include <cstdlib>
+
+#include "types.cuh"
+#include "check.cuh"
+
+namespace lasp {
+
+enum NormKind : int { kRmsNorm = 0, kLayerNorm = 1 };
+
+namespace norm {
+
+constexpr int kMaxThreads = 256;
+constexpr int kMaxVpt = 4;
+constexpr int kMaxHidden = kMaxThreads * kMaxVpt * 8;
+// Blocks of the backward's first pass (fewer when there are fewer rows): several per SM of an H100/H200 so
+// the loads of one hide another's reductions; the partials they write are 2 x 1024 x hidden floats, a few
+// percent of the rows' bytes at 16K rows.
+constexpr int kBackwardBlocks = 1024;
+
+union Pack8 {
+  int4 v;
+  __nv_bfloat162 h[4];
+};
+
+__device__ __forceinline__ void load8(const bf16* p, float* f) {
+  Pack8 x;
+  x.v = *reinterpret_cast<const int4*>(p);
+#pragma unroll
+  for (int u = 0; u < 4; ++u) {
+    const float2 t = __bfloat1622float2(x.h[u]);
+    f[2 * u] = t.x;
+    f[2 * u + 1] = t.y;
+  }
+}
+
+__device__ __forceinline__ void store8(bf16* p, const float* f) {
+  Pack8 x;
+#pragma unroll
+  for (int u = 0; u < 4; ++u) x.h[u] = __floats2bfloat162_rn(f[2 * u], f[2 * u + 1]);
+  *reinterpret_cast<int4*>(p) = x.v;
+}
+
+// Sum over the block; every thread gets the result. `shared` holds 32 floats; a barrier at the start keeps a
+// second call from overwriting what the first is still reading.
+__device__ __forceinline__ float block_sum(float v, float* shared) {
+  for (int off = 16; off > 0; off >>= 1) v += __shfl_xor_sync(0xffffffffu, v, off);
+  __syncthreads();
+  if ((threadIdx.x & 31) == 0) shared[threadIdx.x >> 5] = v;
+  __syncthreads();
+  const int warps = blockDim.x >> 5;
+  float s = 0.f;
+  for (int w = 0; w < warps; ++w) s += shared[w];  // same order in every thread: the same bits everywhere
+  return s;
+}
+
+template <int VPT>
+__global__ void __launch_bounds__(kMaxThreads)
+    forward_kernel(int kind, bf16* __restrict__ out, float* __restrict__ mean_out, float* __restrict__ rstd_out,
+                   bf16* __restrict__ x, const bf16* __restrict__ y, const bf16* __restrict__ w,
+                   const bf16* __restrict__ b, int hidden, float eps) {
+  __shared__ float shared[32];
+  const size_t row = blockIdx.x;
+  const int vecs = hidden / 8;
+  bf16* xr = x + row * hidden;
+  float v[VPT][8];
+  float sum = 0.f;
+#pragma unroll
+  for (int k = 0; k < VPT; ++k) {
+    const int c = threadIdx.x + k * blockDim.x;
+    if (c >= vecs) continue;
+    load8(xr + 8 * c, v[k]);
+    if (y != nullptr) {
+      float a[8];
+      load8(y + row * hidden + 8 * c, a);
+#pragma unroll
+      for (int e = 0; e < 8; ++e) v[k][e] = __bfloat162float(__float2bfloat16(v[k][e] + a[e]));
+      store8(xr + 8 * c, v[k]);
+    }
+#pragma unroll
+    for (int e = 0; e < 8; ++e) sum += kind == kLayerNorm ? v[k][e] : v[k][e] * v[k][e];
+  }
+  sum = block_sum(sum, shared);
+  float mean = 0.f, rstd;
+  if (kind == kLayerNorm) {
+    mean = sum / hidden;
+    float var = 0.f;
+#pragma unroll
+    for (int k = 0; k < VPT; ++k) {
+      if (threadIdx.x + k * blockDim.x >= vecs) continue;
+#pragma unroll
+      for (int e = 0; e < 8; ++e) var += (v[k][e] - mean) * (v[k][e] - mean);
+    }
+    rstd = rsqrtf(block_sum(var, shared) / hidden + eps);
+  } else {
+    rstd = rsqrtf(sum / hidden + eps);
+  }
+  if (threadIdx.x == 0) {
+    rstd_out[row] = rstd;
+    if (mean_out != nullptr) mean_out[row] = mean;
+  }
+#pragma unroll
+  for (int k = 0; k < VPT; ++k) {
+    const int c = threadIdx.x + k * blockDim.x;
+    if (c >= vecs) continue;
+    float wf[8], bf[8] = {}, o[8];
+    load8(w + 8 * c, wf);
+    if (kind == kLayerNorm && b != nullptr) load8(b + 8 * c, bf);
+#pragma unroll
+    for (int e = 0; e < 8; ++e) o[e] = (v[k][e] - mean) * rstd * wf[e] + bf[e];
+    store8(out + row * hidden + 8 * c, o);
+  }
+}
+
+// Block j sums rows j, j + gridDim.x, ... (in that order) of dout * xhat and dout into partial[j][hidden] and
+// partial[gridDim.x + j][hidden], and writes each row's dx.
+template <int VPT>
+__global__ void __launch_bounds__(kMaxThreads)
+    backward_kernel(int kind, bf16* dx, int accumulate, float* __restrict__ partial, const bf16* __restrict__ dout,
+                    const bf16* __restrict__ x, const bf16* __restrict__ w, const float* __restrict__ mean_in,
+                    const float* __restrict__ rstd_in, int rows, int hidden) {
+  __shared__ float shared[32];
+  const int vecs = hidden / 8;
+  float wf[VPT][8], dw[VPT][8] = {}, db[VPT][8] = {};
+#pragma unroll
+  for (int k = 0; k < VPT; ++k) {
+    const int c = threadIdx.x + k * blockDim.x;
+    if (c < vecs) load8(w + 8 * c, wf[k]);
+  }
+  for (int row = blockIdx.x; row < rows; row += gridDim.x) {
+    const float rstd = rstd_in[row];
+    const float mean = kind == kLayerNorm ? mean_in[row] : 0.f;
+    float xh[VPT][8], g[VPT][8];
+    float sum_g = 0.f, sum_gx = 0.f;
+#pragma unroll
+    for (int k = 0; k < VPT; ++k) {
+      const int c = threadIdx.x + k * blockDim.x;
+      if (c >= vecs) continue;
+      float d[8];
+      load8(x + (size_t)row * hidden + 8 * c, xh[k]);
+      load8(dout + (size_t)row * hidden + 8 * c, d);
+#pragma unroll
+      for (int e = 0; e < 8; ++e) {
+        xh[k][e] = (xh[k][e] - mean) * rstd;
+        g[k][e] = d[e] * wf[k][e];
+        dw[k][e] += d[e] * xh[k][e];
+        db[k][e] += d[e];
+        sum_g += g[k][e];
+        sum_gx += g[k][e] * xh[k][e];
+      }
+    }
+    const float mean_gx = block_sum(sum_gx, shared) / hidden;
+    const float mean_g = kind == kLayerNorm ? block_sum(sum_g, shared) / hidden : 0.f;
+#pragma unroll
+    for (int k = 0; k < VPT; ++k) {
+      const int c = threadIdx.x + k * blockDim.x;
+      if (c >= vecs) continue;
+      bf16* dxp = dx + (size_t)row * hidden + 8 * c;
+      float prev[8] = {}, o[8];
+      if (accumulate) load8(dxp, prev);
+#pragma unroll
+      for (int e = 0; e < 8; ++e) o[e] = prev[e] + rstd * (g[k][e] - mean_g - xh[k][e] * mean_gx);
+      store8(dxp, o);
+    }
+  }
+#pragma unroll
+  for (int k = 0; k < VPT; ++k) {
+    const int c = threadIdx.x + k * blockDim.x;
+    if (c >= vecs) continue;
+#pragma unroll
+    for (int e = 0; e < 8; ++e) {
+      partial[(size_t)blockIdx.x * hidden + 8 * c + e] = dw[k][e];
+      partial[((size_t)gridDim.x + blockIdx.x) * hidden + 8 * c + e] = db[k][e];
+    }
+  }
+}
+
+// dw[h] += sum over the blocks' partials of column h; db likewise from the second half. A block of 32 x 32
+// threads takes 32 columns: thread (tx, ty) sums partials ty, ty + 32, ... of column tx (independent loads in
+// flight, not one long chain), then row ty == 0 adds the 32 sums in ty order: a fixed order, the same bits on
+// every run.
+__global__ void __launch_bounds__(1024) reduce_partials_kernel(const float* __restrict__ partial, int blocks,
+                                                               int hidden, float* __restrict__ dw,
+                                                               float* __restrict__ db) {
+  __shared__ float sw_part[32][33], sb_part[32][33];
+  const int h = blockIdx.x * 32 + threadIdx.x;
+  float sw = 0.f, sb = 0.f;
+  if (h < hidden) {
+#pragma unroll 8
+    for (int j = threadIdx.y; j < blocks; j += 32) {
+      sw += partial[(size_t)j * hidden + h];
+      sb += partial[((size_t)blocks + j) * hidden + h];
+    }
+  }
+  sw_part[threadIdx.y][threadIdx.x] = sw;
+  sb_part[threadIdx.y][threadIdx.x] = sb;
+  __syncthreads();
+  if (threadIdx.y != 0 || h >= hidden) return;
+  for (int y = 1; y < 32; ++y) {
+    sw += sw_part[y][threadIdx.x];
+    sb += sb_part[y][threadIdx.x];
+  }
+  dw[h] += sw;
+  if (db != nullptr) db[h] += sb;
+}
+
+struct Launch {
+  int threads;
+  int vpt;
+};
+
+inline Launch launch_for(int hidden, const char* op) {
+  if (hidden <= 0 || hidden % 8 != 0 || hidden > kMaxHidden) {
+    std::fprintf(stderr, "%s: hidden size %d must be a positive multiple of 8 and at most %d\n", op, hidden,
+                 kMaxHidden);
+    std::exit(LASP_EXIT_CODE_FAILURE);
+  }
+  const int vecs = hidden / 8;
+  int vpt = (vecs + kMaxThreads - 1) / kMaxThreads;
+  if (vpt == 3) vpt = 4;  // instantiated for 1, 2 and 4
+  const int threads = ((vecs + vpt - 1) / vpt + 31) / 32 * 32;
+  return {threads, vpt};
+}
+
+inline int backward_blocks(int rows) { return rows < kBackwardBlocks ? rows : kBackwardBlocks; }
+
+}  // namespace norm
+
+// Bytes of fp32 scratch norm_backward needs for the weight and bias partial sums.
+inline size_t norm_backward_scratch_bytes(int rows, int hidden) {
+  return 2 * (size_t)norm::backward_blocks(rows) * hidden * sizeof(float);
+}
+
+// With y: x = x + y (bf16, in place), then out = norm(x) * w (+ b). Without y: out = norm(x) * w (+ b).
+// Saves rstd[rows] and, for LayerNorm, mean[rows] (may be nullptr for RMSNorm). bias is LayerNorm's only.
+inline void norm_forward(NormKind kind, bf16* out, float* mean, float* rstd, bf16* x, const bf16* y,
+                         const bf16* weight, const bf16* bias, int rows, int hidden, float eps, cudaStream_t s) {
+  const norm::Launch l = norm::launch_for(hidden, "norm_forward");
+  if (kind == kLayerNorm && mean == nullptr) {
+    std::fprintf(stderr, "norm_forward: LayerNorm needs a buffer for the row means\n");
+    std::exit(LASP_EXIT_CODE_FAILURE);
+  }
+  if (rows == 0) return;
+  auto kernel = l.vpt == 1 ? norm::forward_kernel<1> : l.vpt == 2 ? norm::forward_kernel<2> : norm::forward_kernel<4>;
+  kernel<<<rows, l.threads, 0, s>>>(kind, out, mean, rstd, x, y, weight, bias, hidden, eps);
+  LAUNCH_CHECK();
+}
+
+// dx = d norm / dx applied to dout (accumulate: dx += that); dweight += sum(dout * xhat), dbias += sum(dout)
+// (dbias only for LayerNorm; nullptr skips it). x, mean and rstd are what norm_forward read and saved.
+// scratch holds norm_backward_scratch_bytes(rows, hidden).
+inline void norm_backward(NormKind kind, bf16* dx, bool accumulate, float* dweight, float* dbias, const bf16* dout,
+                          const bf16* x, const bf16* weight, const float* mean, const float* rstd, int rows,
+                          int hidden, float* scratch, cudaStream_t s) {
+  const norm::Launch l = norm::launch_for(hidden, "norm_backward");
+  if (rows == 0) return;
+  const int blocks = norm::backward_blocks(rows);
+  auto kernel =
+      l.vpt == 1 ? norm::backward_kernel<1> : l.vpt == 2 ? norm::backward_kernel<2> : norm::backward_kernel<4>;
+  kernel<<<blocks, l.threads, 0, s>>>(kind, dx, accumulate, scratch, dout, x, weight, mean, rstd, rows, hidden);
+  LAUNCH_CHECK();
+  norm::reduce_partials_kernel<<<(hidden + 31) / 32, dim3(32, 32), 0, s>>>(scratch, blocks, hidden, dweight,
+                                                                            kind == kLayerNorm ? dbias : nullptr);
+  LAUNCH_CHECK();
+}
+
+}  // namespace lasp
