@@ -91,10 +91,15 @@ export function buildProgram(io: CliIo, setExit: (code: number) => void): Comman
 
   program
     .command("inspect")
-    .description("show the lowered schedule of one rank and the communication per layer and rank")
+    .description(
+      "show the lowered schedule of one rank, the communication per layer, predicted times, the model and the memory per GPU",
+    )
     .argument("<spec>", ".lasp spec file")
     .option("--rank <n>", "the rank whose steps are listed", "0")
-    .option("--json", "print the whole lowered program as JSON (field reference: src/schedule/README.md)")
+    .option(
+      "--json",
+      "print the lowered program and the report as JSON (fields: src/schedule/README.md, src/inspect/README.md)",
+    )
     .option("--svg <file>", "write a timeline picture (one lane per stream and rank, predicted times)")
     .option(
       "--gpu-memory <size>",
