@@ -140,6 +140,24 @@ describe("lasp run: the machine", () => {
   });
 });
 
+describe("lasp run: numbers on the command line", () => {
+  it("reads --steps and --gpus-per-node as a spec reads numbers, and says what is wrong otherwise (exit 2)", async () => {
+    const dry = await run({ dryRun: true, steps: "1K" });
+    expect(dry.code).toBe(0);
+    expect(dry.out + dry.err).toContain("--steps 1024");
+    for (const [options, flag] of [
+      [{ steps: "0" }, "--steps"],
+      [{ steps: "2.5" }, "--steps"],
+      [{ launcher: "mpirun", gpusPerNode: "x" }, "--gpus-per-node"],
+    ] as const) {
+      const r = await run({ dryRun: true, ...options });
+      expect(r.code).toBe(2);
+      expect(r.err).toContain(`lasp: ${flag} must be a whole number of at least 1`);
+      expect(r.err).toContain("512K");
+    }
+  });
+});
+
 describe("lasp run --dry-run", () => {
   it("prints the build and launch commands and touches nothing", async () => {
     const cache = path.join(root, "dry-cache");

@@ -31,6 +31,7 @@ import { loadSpec, reportDiagnostics, withGeneratorNotes } from "./check-command
 import { EXIT, type CliIo } from "./io.js";
 import type { LowerOptions } from "../schedule/lower.js";
 import { lasp2Option } from "./lasp2-option.js";
+import { integerFlag } from "./number-flag.js";
 
 /** Exit codes of `lasp run`; a failing rank's own code is passed through unchanged. */
 export const RUN_EXIT = { ...EXIT, environment: 3, build: 4, interrupted: 130 } as const;
@@ -128,20 +129,14 @@ function parseOptions(cli: RunCliOptions, io: CliIo): Parsed | undefined {
     }
     programArgs.push("--mode", cli.mode);
   }
-  if (cli.steps !== undefined) {
-    const steps = Number(cli.steps);
-    if (!Number.isInteger(steps) || steps < 1) {
-      return fail(`--steps must be a whole number of at least 1, got ${cli.steps}`);
-    }
-    programArgs.push("--steps", String(steps));
-  }
-  let gpusPerNode: number | undefined;
-  if (cli.gpusPerNode !== undefined) {
-    gpusPerNode = Number(cli.gpusPerNode);
-    if (!Number.isInteger(gpusPerNode) || gpusPerNode < 1) {
-      return fail(`--gpus-per-node must be a whole number of at least 1, got ${cli.gpusPerNode}`);
-    }
-    if (launcher === "local") return fail("--gpus-per-node applies to --launcher mpirun or srun");
+  // Numbers as a spec writes them (number-flag.ts): `--steps 1K` is 1024 steps.
+  const steps = integerFlag("--steps", cli.steps, io);
+  if (steps === null) return undefined;
+  if (steps !== undefined) programArgs.push("--steps", String(steps));
+  const gpusPerNode = integerFlag("--gpus-per-node", cli.gpusPerNode, io);
+  if (gpusPerNode === null) return undefined;
+  if (gpusPerNode !== undefined && launcher === "local") {
+    return fail("--gpus-per-node applies to --launcher mpirun or srun");
   }
   if (cli.launcherArgs !== undefined && launcher === "local") {
     return fail("--launcher-args applies to --launcher mpirun or srun");
