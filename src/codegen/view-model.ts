@@ -19,6 +19,7 @@ import { fullSoftmaxDims, stepCalls, type Call, type StepContext } from "./steps
 import { cppIdent, floatLiteral, softmaxDimsLiteral, softmaxDimsName } from "./names.js";
 import { OVERLAP_CTAS } from "./communicators.js";
 import { usesWorkspaces } from "./workspaces.js";
+import { weightBlocks } from "../schedule/weights.js";
 import {
   bufferTable,
   modelTables,
@@ -605,16 +606,6 @@ export function flopsPerStep(spec: ResolvedSpec, program: ScheduleProgram): numb
     const schedule = program.schedules[s]!;
     return sum + attention(schedule) + projections(schedule);
   }, 0);
-}
-
-/** Elements of a layer's Wq (and Wo), hidden x heads x d, and of its Wk (and Wv), hidden x kv heads x d. */
-export function weightBlocks(
-  hidden: number,
-  sizes: ScheduleSizes,
-  schedule: LayerSchedule,
-): { q: number; kv: number } {
-  const kvHeads = schedule.layer.type === "softmax_attention" ? schedule.layer.kvHeads : sizes.heads;
-  return { q: hidden * sizes.heads * sizes.headDim, kv: hidden * kvHeads * sizes.headDim };
 }
 
 /** The dims of a kind's whole-sequence softmax step (the same on every rank: each holds one head shard). */

@@ -26,7 +26,7 @@ const tiny = spec(`model m { vocab 512 hidden 128 ffn 512 heads 2 head_dim 64
 run { seq_len 128 }`);
 
 describe("the memory model", () => {
-  it("counts a tiny one-GPU linear layer byte by byte, as allocate() and alloc_L do", () => {
+  it("counts a tiny one-GPU linear layer byte by byte, as the program allocates it", () => {
     const rows = 128; // batch 1 x 128 tokens on the one rank
     const act = rows * 128 * 2; // one bf16 [rows][128] tensor: hidden = heads x head_dim = 128
     const state = 2 * 64 * 64 * 4; // one fp32 [batch][heads][d][d] state

@@ -1,6 +1,6 @@
 // The memory model: bytes per GPU of the generated program, by category, mirroring what it allocates
-// (templates/main.cu.hbs `allocate`, program.cuh's alloc_<kind>, the workspaces the runtime headers grow and
-// keep), and the largest seq_len that fits on a GPU of a given size. The IR's buffers come from the lowered
+// (the tables of main.cu: one allocation each for weights, gradients and activations; program.cuh's buffer
+// tables per layer kind; the workspaces the runtime headers grow and keep), and the largest seq_len that fits on a GPU of a given size. The IR's buffers come from the lowered
 // program through the code generator's own buffer table (kindBuffers), so the model counts what the program
 // declares, not a second description of it.
 //
@@ -8,7 +8,8 @@
 // `baseline_mem_bytes` measures them), the plan workspace cuDNN asks for, and the kernels' short-lived scratch
 // from the stream-ordered pool. In verify mode the oracle's whole-sequence buffers are counted too. Optimizer states are zero: `train` mode, the only one with an
 // optimizer, is not generated yet.
-import { kindBuffers, weightBlocks } from "../codegen/view-model.js";
+import { kindBuffers } from "../codegen/view-model.js";
+import { weightBlocks } from "../schedule/weights.js";
 import { cppIdent } from "../codegen/names.js";
 import { usesWorkspaces } from "../codegen/workspaces.js";
 import type { ComputeStep, LayerSchedule, ScheduleProgram, Step } from "../schedule/ir.js";

@@ -4,8 +4,9 @@
 // report, so they cannot disagree. Times are seconds, sizes bytes.
 import { collectiveTime, DEFAULT_MACHINE, type Machine } from "../cost/machine.js";
 import { simulateProgram, type PassTimeline, type ProgramTimes } from "../cost/simulate.js";
-import type { LayerSchedule, ScheduleProgram, ScheduleSizes } from "../schedule/ir.js";
+import type { ScheduleProgram } from "../schedule/ir.js";
 import type { LayerKind, ResolvedSpec } from "../spec/resolved.js";
+import { attentionWeightElements } from "../schedule/weights.js";
 import { compareStrategies, type StrategyRow } from "./compare.js";
 import { modelReport, type ModelReport } from "./model.js";
 
@@ -76,11 +77,6 @@ export interface InspectReport {
 const WEIGHT_BYTES = 2;
 
 /** Elements of a layer's attention weights: Wq and Wo over the heads, Wk and Wv over the kv heads. */
-export function attentionWeightElements(sizes: ScheduleSizes, schedule: LayerSchedule): number {
-  const kvHeads = schedule.layer.type === "softmax_attention" ? schedule.layer.kvHeads : sizes.heads;
-  return 2 * sizes.hidden * sizes.heads * sizes.headDim + 2 * sizes.hidden * kvHeads * sizes.headDim;
-}
-
 function passPrediction(t: PassTimeline): PassPrediction {
   return {
     pass: t.makespan,
