@@ -3,10 +3,20 @@
 // The plain structs shared by the kernels and the host program.
 #pragma once
 #include <cuda_bf16.h>  // __nv_bfloat16
+#include <type_traits>  // std::integral_constant
 
 namespace lasp {
 
 using bf16 = __nv_bfloat16;
+
+// Calls f(std::integral_constant<int, 128>{}) for head_dim 128, f(std::integral_constant<int, 64>{}) otherwise
+// (the kernels' check_dims allow only these two): where the attention APIs turn the head dim into a template
+// argument.
+template <class F>
+void with_head_dim(int head_dim, F&& f) {
+  if (head_dim == 128) f(std::integral_constant<int, 128>{});
+  else f(std::integral_constant<int, 64>{});
+}
 
 // One rank's activations: bf16 [batch][tokens][heads][head_dim], row-major.
 struct LinearDims {

@@ -1991,14 +1991,6 @@ void launch_bwd(SoftmaxBackwardKernel kernel, const bf16* q, const bf16* k, cons
   LAUNCH_CHECK();
 }
 
-// Calls f(std::integral_constant<int, 128>{}) for head_dim 128, f(std::integral_constant<int, 64>{}) otherwise
-// (check_dims allows only these two).
-template <class F>
-void with_head_dim(int head_dim, F&& f) {
-  if (head_dim == 128) f(std::integral_constant<int, 128>{});
-  else f(std::integral_constant<int, 64>{});
-}
-
 // The public functions below with the kernel named (the harness in bench/gpu/ checks the fallbacks this way).
 inline void block_forward(SoftmaxForwardKernel kernel, const bf16* q, const bf16* k, const bf16* v,
                           const SoftmaxDims& d, const PieceMap& qmap, const PieceMap& kmap, bool causal,

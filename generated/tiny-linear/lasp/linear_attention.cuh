@@ -1300,14 +1300,6 @@ void intra_backward(const bf16* q, const bf16* k, const bf16* v, const bf16* dou
   launch_apply<D, false>(k, m.ptr + dd, dv, d, p, nullptr, 0, false, s);
 }
 
-// Calls f(std::integral_constant<int, 128>{}) for head_dim 128, f(std::integral_constant<int, 64>{}) otherwise
-// (check_dims allows only these two): the one place the API turns the head dim into a template argument.
-template <class F>
-void with_head_dim(int head_dim, F&& f) {
-  if (head_dim == 128) f(std::integral_constant<int, 128>{});
-  else f(std::integral_constant<int, 64>{});
-}
-
 }  // namespace detail
 
 // =========================================================================================================
@@ -1318,7 +1310,7 @@ void with_head_dim(int head_dim, F&& f) {
 void linear_state(const bf16* k, const bf16* v, Piece p, float* M, LinearDims dims, const float* lam,
                   cudaStream_t s) {
   detail::check_piece(dims, p);
-  detail::with_head_dim(dims.head_dim, [&](auto D) { detail::state_total<D>(k, v, p, M, dims, lam, false, 0.f, s); });
+  with_head_dim(dims.head_dim, [&](auto D) { detail::state_total<D>(k, v, p, M, dims, lam, false, 0.f, s); });
 }
 
 // Causal: o_i = sum_{j<=i in piece} lam^(i-j) (q_i.k_j) v_j. Bidirectional: o_i = q_i sum_j k_j^T v_j.
@@ -1326,7 +1318,7 @@ void linear_state(const bf16* k, const bf16* v, Piece p, float* M, LinearDims di
 void linear_intra(const bf16* q, const bf16* k, const bf16* v, Piece p, bf16* o, LinearDims dims, const float* lam,
                   bool causal, cudaStream_t s) {
   detail::check_piece(dims, p);
-  detail::with_head_dim(dims.head_dim, [&](auto D) {
+  with_head_dim(dims.head_dim, [&](auto D) {
     detail::intra_forward<D>(q, k, v, nullptr, p, o, dims, lam, causal, s);
   });
 }
@@ -1335,7 +1327,7 @@ void linear_intra(const bf16* q, const bf16* k, const bf16* v, Piece p, bf16* o,
 void linear_inter(const bf16* q, const float* P, Piece p, bf16* o, LinearDims dims, const float* lam,
                   cudaStream_t s) {
   detail::check_piece(dims, p);
-  detail::with_head_dim(dims.head_dim, [&](auto D) {
+  with_head_dim(dims.head_dim, [&](auto D) {
     detail::launch_apply<D, false>(q, P, o, dims, p, lam, 1, true, s);
   });
 }
@@ -1381,7 +1373,7 @@ void state_sum(const float* states, int count, float* out, LinearDims dims, cuda
 void linear_grad_state(const bf16* q, const bf16* dout, Piece p, float* dM, LinearDims dims, const float* lam,
                        cudaStream_t s) {
   detail::check_piece(dims, p);
-  detail::with_head_dim(dims.head_dim, [&](auto D) {
+  with_head_dim(dims.head_dim, [&](auto D) {
     detail::state_total<D>(q, dout, p, dM, dims, lam, true, 0.f, s);
   });
 }
@@ -1390,7 +1382,7 @@ void linear_grad_state(const bf16* q, const bf16* dout, Piece p, float* dM, Line
 void linear_intra_backward(const bf16* q, const bf16* k, const bf16* v, const bf16* dout, Piece p, bf16* dq,
                            bf16* dk, bf16* dv, LinearDims dims, const float* lam, bool causal, cudaStream_t s) {
   detail::check_piece(dims, p);
-  detail::with_head_dim(dims.head_dim, [&](auto D) {
+  with_head_dim(dims.head_dim, [&](auto D) {
     detail::intra_backward<D>(q, k, v, dout, nullptr, nullptr, p, dq, dk, dv, dims, lam, causal, s);
   });
 }
@@ -1399,7 +1391,7 @@ void linear_intra_backward(const bf16* q, const bf16* k, const bf16* v, const bf
 void linear_dq_inter(const bf16* dout, const float* P, Piece p, bf16* dq, LinearDims dims, const float* lam,
                      cudaStream_t s) {
   detail::check_piece(dims, p);
-  detail::with_head_dim(dims.head_dim, [&](auto D) {
+  with_head_dim(dims.head_dim, [&](auto D) {
     detail::launch_apply<D, true>(dout, P, dq, dims, p, lam, 1, true, s);
   });
 }
@@ -1408,7 +1400,7 @@ void linear_dq_inter(const bf16* dout, const float* P, Piece p, bf16* dq, Linear
 void linear_dkdv_inter(const bf16* k, const bf16* v, const float* G, Piece p, bf16* dk, bf16* dv, LinearDims dims,
                        const float* lam, cudaStream_t s) {
   detail::check_piece(dims, p);
-  detail::with_head_dim(dims.head_dim, [&](auto D) {
+  with_head_dim(dims.head_dim, [&](auto D) {
     detail::launch_apply<D, true>(v, G, dk, dims, p, lam, 2, true, s);
     detail::launch_apply<D, false>(k, G, dv, dims, p, lam, 2, true, s);
   });
@@ -1427,7 +1419,7 @@ void linear_dkdv_inter(const bf16* k, const bf16* v, const float* G, Piece p, bf
 void linear_forward_fused(const bf16* q, const bf16* k, const bf16* v, const float* P, Piece p, bf16* o,
                           LinearDims dims, const float* lam, bool causal, cudaStream_t s) {
   detail::check_piece(dims, p);
-  detail::with_head_dim(dims.head_dim, [&](auto D) {
+  with_head_dim(dims.head_dim, [&](auto D) {
     detail::intra_forward<D>(q, k, v, P, p, o, dims, lam, causal, s);
   });
 }
@@ -1436,7 +1428,7 @@ void linear_backward_fused(const bf16* q, const bf16* k, const bf16* v, const bf
                            const float* G, Piece p, bf16* dq, bf16* dk, bf16* dv, LinearDims dims, const float* lam,
                            bool causal, cudaStream_t s) {
   detail::check_piece(dims, p);
-  detail::with_head_dim(dims.head_dim, [&](auto D) {
+  with_head_dim(dims.head_dim, [&](auto D) {
     detail::intra_backward<D>(q, k, v, dout, P, G, p, dq, dk, dv, dims, lam, causal, s);
   });
 }
@@ -1484,7 +1476,7 @@ size_t linear_state_workspace_bytes(LinearDims dims, int piece_length) {
 void linear_state(const bf16* k, const bf16* v, Piece p, float* M, LinearDims dims, const float* lam,
                   cudaStream_t s, float* kv_ws) {
   detail::check_piece(dims, p);
-  detail::with_head_dim(dims.head_dim, [&](auto D) {
+  with_head_dim(dims.head_dim, [&](auto D) {
     detail::state_total<D>(k, v, p, M, dims, lam, false, 0.f, s, kv_ws);
   });
 }
@@ -1492,7 +1484,7 @@ void linear_state(const bf16* k, const bf16* v, Piece p, float* M, LinearDims di
 void linear_grad_state(const bf16* q, const bf16* dout, Piece p, float* dM, LinearDims dims, const float* lam,
                        cudaStream_t s, float* qdo_ws) {
   detail::check_piece(dims, p);
-  detail::with_head_dim(dims.head_dim, [&](auto D) {
+  with_head_dim(dims.head_dim, [&](auto D) {
     detail::state_total<D>(q, dout, p, dM, dims, lam, true, 0.f, s, qdo_ws);
   });
 }
@@ -1500,7 +1492,7 @@ void linear_grad_state(const bf16* q, const bf16* dout, Piece p, float* dM, Line
 void linear_intra(const bf16* q, const bf16* k, const bf16* v, Piece p, bf16* o, LinearDims dims, const float* lam,
                   bool causal, cudaStream_t s, const float* kv_ws) {
   detail::check_piece(dims, p);
-  detail::with_head_dim(dims.head_dim, [&](auto D) {
+  with_head_dim(dims.head_dim, [&](auto D) {
     detail::intra_forward<D>(q, k, v, nullptr, p, o, dims, lam, causal, s, kv_ws);
   });
 }
@@ -1509,7 +1501,7 @@ void linear_intra_backward(const bf16* q, const bf16* k, const bf16* v, const bf
                            bf16* dk, bf16* dv, LinearDims dims, const float* lam, bool causal, cudaStream_t s,
                            const float* kv_ws, const float* qdo_ws) {
   detail::check_piece(dims, p);
-  detail::with_head_dim(dims.head_dim, [&](auto D) {
+  with_head_dim(dims.head_dim, [&](auto D) {
     detail::intra_backward<D>(q, k, v, dout, nullptr, nullptr, p, dq, dk, dv, dims, lam, causal, s, kv_ws, qdo_ws);
   });
 }
@@ -1517,7 +1509,7 @@ void linear_intra_backward(const bf16* q, const bf16* k, const bf16* v, const bf
 void linear_forward_fused(const bf16* q, const bf16* k, const bf16* v, const float* P, Piece p, bf16* o,
                           LinearDims dims, const float* lam, bool causal, cudaStream_t s, const float* kv_ws) {
   detail::check_piece(dims, p);
-  detail::with_head_dim(dims.head_dim, [&](auto D) {
+  with_head_dim(dims.head_dim, [&](auto D) {
     detail::intra_forward<D>(q, k, v, P, p, o, dims, lam, causal, s, kv_ws);
   });
 }
@@ -1526,7 +1518,7 @@ void linear_backward_fused(const bf16* q, const bf16* k, const bf16* v, const bf
                            const float* G, Piece p, bf16* dq, bf16* dk, bf16* dv, LinearDims dims, const float* lam,
                            bool causal, cudaStream_t s, const float* kv_ws, const float* qdo_ws) {
   detail::check_piece(dims, p);
-  detail::with_head_dim(dims.head_dim, [&](auto D) {
+  with_head_dim(dims.head_dim, [&](auto D) {
     detail::intra_backward<D>(q, k, v, dout, P, G, p, dq, dk, dv, dims, lam, causal, s, kv_ws, qdo_ws);
   });
 }
