@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Writes the specs of the GPU suite (bench/gpu/specs/) and compiles each into .gpu-suite/<name>/ with
 # `lasp compile`, ready to carry to a GPU machine, where run-suite.sh builds and runs them.
-# Usage: make-suite.sh [linear|softmax|bench|all] [max GPUs]: which programs go to .gpu-suite/ (every spec
-# is written either way; bench = every benchmark, weak (b-) and strong (s-) scaling, no verify programs), and
+# Usage: make-suite.sh [linear|softmax|bench|model|all] [max GPUs]: which programs go to .gpu-suite/ (every spec
+# is written either way; bench = every benchmark, weak (b-) and strong (s-) scaling and the whole model (m-),
+# no verify programs; model = the m- ones only), and
 # the largest GPU count to compile for (default 4).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -86,11 +87,21 @@ for w in 1 2 4 8; do
   sspec "s-hyb-ring-zz-w$w" $w ring      lasp2 zigzag 128 16 8 2048 65536 "[L, L, L, S] x 2" bench 20 true
   sspec "s-hyb-uly-zz-w$w"  $w ulysses   lasp2 zigzag 128 16 8 2048 65536 "[L, L, L, S] x 2" bench 20 true
 done
+# the whole model on one GPU (issue 16's performance goal): the 1B examples at 16K tokens per step, the LM
+# head untied as in the PyTorch baseline (bench/gpu/torch_model.py)
+mspec() { # name example
+  sed -e 's/gpus 8  sequence 8  data 1/gpus 1  sequence 1  data 1/' -e 's/seq_len 256K/seq_len 16K/' \
+    -e 's/steps 20 /steps 10 /' -e '/^ *norm /s/tie_embeddings true/tie_embeddings false/' -e "s/^model [a-z0-9_]*/model ${1//-/_}/" \
+    -e "1s|^|// GPU suite: $1 (written by bench/gpu/make-suite.sh from examples/$2.lasp)\\n|" "examples/$2.lasp" > "$specs/$1.lasp"
+}
+mspec m-linear-1b-w1 linear-llama3-1b
+mspec m-hybrid-1b-w1 linear-llama3-1b-hybrid
 for f in "$specs"/*.lasp; do
   name=$(basename "$f" .lasp)
   [ "${name##*-w}" -le "$max_gpus" ] || continue
   case "$which:$name" in
-    linear:v-sm-* | linear:v-hyb-* | linear:b-hyb-* | linear:s-hyb-* | softmax:v-lasp* | softmax:b-lasp* | softmax:s-lasp* | bench:v-*) continue ;;
+    linear:v-sm-* | linear:v-hyb-* | linear:b-hyb-* | linear:s-hyb-* | linear:m-* | softmax:v-lasp* | softmax:b-lasp* | softmax:s-lasp* | softmax:m-*) continue ;;
+    bench:v-* | model:[vbs]-*) continue ;;
   esac
   node bin/lasp.js compile "$f" -o ".gpu-suite/$name" > /dev/null 2>&1 ||
     { node bin/lasp.js compile "$f" -o ".gpu-suite/$name"; exit 1; }

@@ -25,6 +25,7 @@
 #include "norm.cuh"
 #include "swiglu.cuh"
 #include "classifier.cuh"
+#include "lm_head.cuh"
 #include "bench_timing.cuh"
 
 #include <algorithm>
@@ -304,7 +305,8 @@ static void check_norm(uint64_t seed, lasp::NormKind kind, int rows, int hidden,
   out.poison();
   mean.poison();
   rstd.poison();
-  lasp::norm_forward(kind, out.p, ln ? mean.p : nullptr, rstd.p, x.p, residual ? y.p : nullptr, w.p, ln ? b.p : nullptr,
+  lasp::norm_forward(kind, out.p, ln ? mean.p : nullptr, rstd.p, x.p, residual ? y.p : nullptr, x.p, w.p,
+                     ln ? b.p : nullptr,
                      rows, hidden, eps, 0);
   CUDA_CHECK(cudaDeviceSynchronize());
   const NormRef ref = norm_reference(kind, x0, residual ? &y0 : nullptr, w0, b0, dout0, dx0, accumulate, dw0, db0,
@@ -552,11 +554,11 @@ static void bench(cublasHandle_t handle, uint64_t seed, int runs) {
       const bool ln = kind == lasp::kLayerNorm;
       const std::string name = ln ? "layernorm" : "rmsnorm";
       record(name + "_forward +residual", nh, time_ms([&] {
-               lasp::norm_forward(kind, out.p, ln ? mean.p : nullptr, rstd.p, x.p, y.p, w.p, b.p, N, H, 1e-5f, 0);
+               lasp::norm_forward(kind, out.p, ln ? mean.p : nullptr, rstd.p, x.p, y.p, x.p, w.p, b.p, N, H, 1e-5f, 0);
              }, runs),
              4 * t, 0);
       record(name + "_forward", nh, time_ms([&] {
-               lasp::norm_forward(kind, out.p, ln ? mean.p : nullptr, rstd.p, x.p, nullptr, w.p, b.p, N, H, 1e-5f, 0);
+               lasp::norm_forward(kind, out.p, ln ? mean.p : nullptr, rstd.p, x.p, nullptr, nullptr, w.p, b.p, N, H, 1e-5f, 0);
              }, runs),
              2 * t, 0);
       record(name + "_backward acc", nh, time_ms([&] {
@@ -606,8 +608,8 @@ static void bench(cublasHandle_t handle, uint64_t seed, int runs) {
                for (int t0 = 0; t0 < N; t0 += chunk) {
                  lasp::matmul(handle, false, true, chunk, V, H, x.p + (size_t)t0 * H, w.p, logits.p);
                  lasp::matmul(handle, false, false, chunk, H, V, logits.p, w.p, dx.p + (size_t)t0 * H);
-                 lasp::classifier::matmul_f32_out(handle, true, false, V, H, chunk, logits.p, x.p + (size_t)t0 * H,
-                                                  dw.p, t0 > 0 ? 1.f : 0.f);
+                 lasp::matmul_f32(handle, true, false, V, H, chunk, logits.p, x.p + (size_t)t0 * H, dw.p,
+                                  t0 > 0 ? 1.f : 0.f);
                }
              }, runs),
              io, flops);

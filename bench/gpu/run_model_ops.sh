@@ -13,7 +13,7 @@ BIN=/tmp/model_ops
   --format=csv; nvcc --version | tail -2; } | tee "$OUT/gpu.txt"
 
 echo "== build"
-nvcc -std=c++17 -O3 -lineinfo -gencode=arch=compute_90a,code=sm_90a --resource-usage -Itemplates/runtime \
+nvcc -std=c++17 -O3 -lineinfo -gencode=arch=compute_90a,code=sm_90a --resource-usage -Itemplates/runtime -Ibench/gpu/harness \
   bench/gpu/model_ops_test.cu -lcublas -o "$BIN" >"$OUT/build.log" 2>&1 || { cat "$OUT/build.log"; exit 3; }
 grep -E "spill|stack" "$OUT/build.log" | grep -v " 0 bytes spill stores, 0 bytes spill loads" | head -5
 

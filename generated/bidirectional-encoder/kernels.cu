@@ -9,4 +9,10 @@
 #include "lasp/softmax_support.cuh"    // log-sum-exp merge, casts, rotary embedding
 #include "lasp/softmax_oracle.cuh"     // verify's dense softmax oracle
 #include "lasp/elementwise.cuh"        // feature maps, RMSNorm, the gradient slices' sum
-#include "lasp/model.cuh"              // deterministic inputs, the residual, rows of whole-sequence tensors
+#include "lasp/model.cuh"              // deterministic inputs and weights, rows of whole-sequence tensors
+#include "lasp/tokens.cuh"             // the step's token ids and targets
+#include "lasp/embedding.cuh"          // the token embedding and its deterministic backward
+#include "lasp/norm.cuh"               // the block norms fused with the residual add
+#include "lasp/swiglu.cuh"             // the MLP's element-wise middle
+#include "lasp/classifier.cuh"         // cross-entropy over the LM head's logits
+#include "lasp/model_oracle.cuh"       // verify's whole-model oracle: plain fp32 kernels

@@ -4,14 +4,17 @@
 // (contiguous layout) and data parallel over 1 group(s).
 //
 // This file holds what the spec decides, as tables: the layer kinds, the layers of the stack, the tensors of
-// the model; the passes are loops over them. Each layer (lasp/layer.cuh) runs its kind's attention schedule
-// (lasp/program.cuh) between its projections; its weight gradients are summed over every rank as soon as
-// they exist, on a stream of their own.
+// the model; the passes are loops over them. The model: the embedding of the step's tokens, each layer's
+// pre-norm block (lasp/layer.cuh: norm, attention by its kind's schedule in lasp/program.cuh, residual, norm,
+// SwiGLU MLP, residual), the final norm, the LM head and cross-entropy; the backward pass issues each block of
+// weight gradients' sum over every rank as soon as it exists, on a stream of its own.
 //
-// Modes: `bench` times training steps (median step time, tokens/s, TFLOP/s, time per layer kind, hidden
+// Modes: `bench` times training steps (median step time, loss, tokens/s, MFU, time per layer kind, hidden
 // communication, peak memory); `verify` runs each layer kind's schedule on deterministic inputs and compares
-// the output and dQ, dK, dV with a dense fp32 oracle over the whole sequence. Output: human lines on stderr,
-// one JSON object per event on stdout (src/toolchain/PROTOCOL.md in the lasp repository).
+// the output and dQ, dK, dV with a dense fp32 oracle over the whole sequence, then the whole model's step and
+// its loss and weight gradients against a dense fp32 oracle of the whole model.
+// Output: human lines on stderr, one JSON object per event on stdout (src/toolchain/PROTOCOL.md in the lasp
+// repository).
 #include <cuda_runtime.h>     // streams and events
 #include "lasp/program.cuh"   // this spec's constants and each layer kind's schedule, rank by rank
 #include "lasp/options.cuh"   // the command line
@@ -20,6 +23,8 @@
 #include "lasp/layer.cuh"     // a layer's forward and backward around its attention core
 #include "lasp/bench.cuh"     // bench: step timings, each kind's hidden communication, the summary
 #include "lasp/verify.cuh"    // verify: each kind against the dense oracle, the weight-gradient sum
+#include "lasp/verify_model.cuh"  // verify: the whole model's step against a dense fp32 oracle
+#include "lasp/weights_io.cuh"  // weights and gradients on disk: --load-weights, --save-weights, --save-grads
 
 using lasp::bf16;
 
@@ -32,136 +37,313 @@ static const lasp::LayerKind kKinds[] = {
     {"E", "lasp2", 1, true, false, false, 16, 0.0f, true, 1024, 0.125000000f, 12, 0, false, lasp::SoftmaxDims{}, &program::Tables::kEDecay },
 };
 
-// Every weight, layer by layer, in one allocation (bf16; a layer's four are one block, its gradient sum's
-// unit); the gradients have the same layout. Name, shape as stored, elements, offset.
+// Every weight, in Hugging Face's order, names and shapes ([out][in]: the program computes x W^T), in one
+// allocation (bf16); the gradients have the same layout (fp32), one communication window. Name, shape,
+// elements, offset, initial standard deviation (0: every element the value after it).
 static const lasp::TensorSpec kParameters[] = {
-    {"model.layers.0.self_attn.q_proj.weight", "[1024][1024]", 1048576, 0 },  // [0]
-    {"model.layers.0.self_attn.k_proj.weight", "[1024][1024]", 1048576, 1048576 },  // [1]
-    {"model.layers.0.self_attn.v_proj.weight", "[1024][1024]", 1048576, 2097152 },  // [2]
-    {"model.layers.0.self_attn.o_proj.weight", "[1024][1024]", 1048576, 3145728 },  // [3]
-    {"model.layers.1.self_attn.q_proj.weight", "[1024][1024]", 1048576, 4194304 },  // [4]
-    {"model.layers.1.self_attn.k_proj.weight", "[1024][1024]", 1048576, 5242880 },  // [5]
-    {"model.layers.1.self_attn.v_proj.weight", "[1024][1024]", 1048576, 6291456 },  // [6]
-    {"model.layers.1.self_attn.o_proj.weight", "[1024][1024]", 1048576, 7340032 },  // [7]
-    {"model.layers.2.self_attn.q_proj.weight", "[1024][1024]", 1048576, 8388608 },  // [8]
-    {"model.layers.2.self_attn.k_proj.weight", "[1024][1024]", 1048576, 9437184 },  // [9]
-    {"model.layers.2.self_attn.v_proj.weight", "[1024][1024]", 1048576, 10485760 },  // [10]
-    {"model.layers.2.self_attn.o_proj.weight", "[1024][1024]", 1048576, 11534336 },  // [11]
-    {"model.layers.3.self_attn.q_proj.weight", "[1024][1024]", 1048576, 12582912 },  // [12]
-    {"model.layers.3.self_attn.k_proj.weight", "[1024][1024]", 1048576, 13631488 },  // [13]
-    {"model.layers.3.self_attn.v_proj.weight", "[1024][1024]", 1048576, 14680064 },  // [14]
-    {"model.layers.3.self_attn.o_proj.weight", "[1024][1024]", 1048576, 15728640 },  // [15]
-    {"model.layers.4.self_attn.q_proj.weight", "[1024][1024]", 1048576, 16777216 },  // [16]
-    {"model.layers.4.self_attn.k_proj.weight", "[1024][1024]", 1048576, 17825792 },  // [17]
-    {"model.layers.4.self_attn.v_proj.weight", "[1024][1024]", 1048576, 18874368 },  // [18]
-    {"model.layers.4.self_attn.o_proj.weight", "[1024][1024]", 1048576, 19922944 },  // [19]
-    {"model.layers.5.self_attn.q_proj.weight", "[1024][1024]", 1048576, 20971520 },  // [20]
-    {"model.layers.5.self_attn.k_proj.weight", "[1024][1024]", 1048576, 22020096 },  // [21]
-    {"model.layers.5.self_attn.v_proj.weight", "[1024][1024]", 1048576, 23068672 },  // [22]
-    {"model.layers.5.self_attn.o_proj.weight", "[1024][1024]", 1048576, 24117248 },  // [23]
-    {"model.layers.6.self_attn.q_proj.weight", "[1024][1024]", 1048576, 25165824 },  // [24]
-    {"model.layers.6.self_attn.k_proj.weight", "[1024][1024]", 1048576, 26214400 },  // [25]
-    {"model.layers.6.self_attn.v_proj.weight", "[1024][1024]", 1048576, 27262976 },  // [26]
-    {"model.layers.6.self_attn.o_proj.weight", "[1024][1024]", 1048576, 28311552 },  // [27]
-    {"model.layers.7.self_attn.q_proj.weight", "[1024][1024]", 1048576, 29360128 },  // [28]
-    {"model.layers.7.self_attn.k_proj.weight", "[1024][1024]", 1048576, 30408704 },  // [29]
-    {"model.layers.7.self_attn.v_proj.weight", "[1024][1024]", 1048576, 31457280 },  // [30]
-    {"model.layers.7.self_attn.o_proj.weight", "[1024][1024]", 1048576, 32505856 },  // [31]
-    {"model.layers.8.self_attn.q_proj.weight", "[1024][1024]", 1048576, 33554432 },  // [32]
-    {"model.layers.8.self_attn.k_proj.weight", "[1024][1024]", 1048576, 34603008 },  // [33]
-    {"model.layers.8.self_attn.v_proj.weight", "[1024][1024]", 1048576, 35651584 },  // [34]
-    {"model.layers.8.self_attn.o_proj.weight", "[1024][1024]", 1048576, 36700160 },  // [35]
-    {"model.layers.9.self_attn.q_proj.weight", "[1024][1024]", 1048576, 37748736 },  // [36]
-    {"model.layers.9.self_attn.k_proj.weight", "[1024][1024]", 1048576, 38797312 },  // [37]
-    {"model.layers.9.self_attn.v_proj.weight", "[1024][1024]", 1048576, 39845888 },  // [38]
-    {"model.layers.9.self_attn.o_proj.weight", "[1024][1024]", 1048576, 40894464 },  // [39]
-    {"model.layers.10.self_attn.q_proj.weight", "[1024][1024]", 1048576, 41943040 },  // [40]
-    {"model.layers.10.self_attn.k_proj.weight", "[1024][1024]", 1048576, 42991616 },  // [41]
-    {"model.layers.10.self_attn.v_proj.weight", "[1024][1024]", 1048576, 44040192 },  // [42]
-    {"model.layers.10.self_attn.o_proj.weight", "[1024][1024]", 1048576, 45088768 },  // [43]
-    {"model.layers.11.self_attn.q_proj.weight", "[1024][1024]", 1048576, 46137344 },  // [44]
-    {"model.layers.11.self_attn.k_proj.weight", "[1024][1024]", 1048576, 47185920 },  // [45]
-    {"model.layers.11.self_attn.v_proj.weight", "[1024][1024]", 1048576, 48234496 },  // [46]
-    {"model.layers.11.self_attn.o_proj.weight", "[1024][1024]", 1048576, 49283072 },  // [47]
+    {"model.embed_tokens.weight", "[32000][1024]", 32768000, 0, 0.0312500000f, 1.0f },  // [0]
+    {"model.layers.0.input_layernorm.weight", "[1024]", 1024, 32768000, 0.0f, 1.0f },  // [1]
+    {"model.layers.0.input_layernorm.bias", "[1024]", 1024, 32769024, 0.0f, 0.0f },  // [2]
+    {"model.layers.0.self_attn.q_proj.weight", "[1024][1024]", 1048576, 32770048, 0.0312500000f, 1.0f },  // [3]
+    {"model.layers.0.self_attn.k_proj.weight", "[1024][1024]", 1048576, 33818624, 0.0312500000f, 1.0f },  // [4]
+    {"model.layers.0.self_attn.v_proj.weight", "[1024][1024]", 1048576, 34867200, 0.0312500000f, 1.0f },  // [5]
+    {"model.layers.0.self_attn.o_proj.weight", "[1024][1024]", 1048576, 35915776, 0.0312500000f, 1.0f },  // [6]
+    {"model.layers.0.post_attention_layernorm.weight", "[1024]", 1024, 36964352, 0.0f, 1.0f },  // [7]
+    {"model.layers.0.post_attention_layernorm.bias", "[1024]", 1024, 36965376, 0.0f, 0.0f },  // [8]
+    {"model.layers.0.mlp.gate_proj.weight", "[4096][1024]", 4194304, 36966400, 0.0312500000f, 1.0f },  // [9]
+    {"model.layers.0.mlp.up_proj.weight", "[4096][1024]", 4194304, 41160704, 0.0312500000f, 1.0f },  // [10]
+    {"model.layers.0.mlp.down_proj.weight", "[1024][4096]", 4194304, 45355008, 0.0156250000f, 1.0f },  // [11]
+    {"model.layers.1.input_layernorm.weight", "[1024]", 1024, 49549312, 0.0f, 1.0f },  // [12]
+    {"model.layers.1.input_layernorm.bias", "[1024]", 1024, 49550336, 0.0f, 0.0f },  // [13]
+    {"model.layers.1.self_attn.q_proj.weight", "[1024][1024]", 1048576, 49551360, 0.0312500000f, 1.0f },  // [14]
+    {"model.layers.1.self_attn.k_proj.weight", "[1024][1024]", 1048576, 50599936, 0.0312500000f, 1.0f },  // [15]
+    {"model.layers.1.self_attn.v_proj.weight", "[1024][1024]", 1048576, 51648512, 0.0312500000f, 1.0f },  // [16]
+    {"model.layers.1.self_attn.o_proj.weight", "[1024][1024]", 1048576, 52697088, 0.0312500000f, 1.0f },  // [17]
+    {"model.layers.1.post_attention_layernorm.weight", "[1024]", 1024, 53745664, 0.0f, 1.0f },  // [18]
+    {"model.layers.1.post_attention_layernorm.bias", "[1024]", 1024, 53746688, 0.0f, 0.0f },  // [19]
+    {"model.layers.1.mlp.gate_proj.weight", "[4096][1024]", 4194304, 53747712, 0.0312500000f, 1.0f },  // [20]
+    {"model.layers.1.mlp.up_proj.weight", "[4096][1024]", 4194304, 57942016, 0.0312500000f, 1.0f },  // [21]
+    {"model.layers.1.mlp.down_proj.weight", "[1024][4096]", 4194304, 62136320, 0.0156250000f, 1.0f },  // [22]
+    {"model.layers.2.input_layernorm.weight", "[1024]", 1024, 66330624, 0.0f, 1.0f },  // [23]
+    {"model.layers.2.input_layernorm.bias", "[1024]", 1024, 66331648, 0.0f, 0.0f },  // [24]
+    {"model.layers.2.self_attn.q_proj.weight", "[1024][1024]", 1048576, 66332672, 0.0312500000f, 1.0f },  // [25]
+    {"model.layers.2.self_attn.k_proj.weight", "[1024][1024]", 1048576, 67381248, 0.0312500000f, 1.0f },  // [26]
+    {"model.layers.2.self_attn.v_proj.weight", "[1024][1024]", 1048576, 68429824, 0.0312500000f, 1.0f },  // [27]
+    {"model.layers.2.self_attn.o_proj.weight", "[1024][1024]", 1048576, 69478400, 0.0312500000f, 1.0f },  // [28]
+    {"model.layers.2.post_attention_layernorm.weight", "[1024]", 1024, 70526976, 0.0f, 1.0f },  // [29]
+    {"model.layers.2.post_attention_layernorm.bias", "[1024]", 1024, 70528000, 0.0f, 0.0f },  // [30]
+    {"model.layers.2.mlp.gate_proj.weight", "[4096][1024]", 4194304, 70529024, 0.0312500000f, 1.0f },  // [31]
+    {"model.layers.2.mlp.up_proj.weight", "[4096][1024]", 4194304, 74723328, 0.0312500000f, 1.0f },  // [32]
+    {"model.layers.2.mlp.down_proj.weight", "[1024][4096]", 4194304, 78917632, 0.0156250000f, 1.0f },  // [33]
+    {"model.layers.3.input_layernorm.weight", "[1024]", 1024, 83111936, 0.0f, 1.0f },  // [34]
+    {"model.layers.3.input_layernorm.bias", "[1024]", 1024, 83112960, 0.0f, 0.0f },  // [35]
+    {"model.layers.3.self_attn.q_proj.weight", "[1024][1024]", 1048576, 83113984, 0.0312500000f, 1.0f },  // [36]
+    {"model.layers.3.self_attn.k_proj.weight", "[1024][1024]", 1048576, 84162560, 0.0312500000f, 1.0f },  // [37]
+    {"model.layers.3.self_attn.v_proj.weight", "[1024][1024]", 1048576, 85211136, 0.0312500000f, 1.0f },  // [38]
+    {"model.layers.3.self_attn.o_proj.weight", "[1024][1024]", 1048576, 86259712, 0.0312500000f, 1.0f },  // [39]
+    {"model.layers.3.post_attention_layernorm.weight", "[1024]", 1024, 87308288, 0.0f, 1.0f },  // [40]
+    {"model.layers.3.post_attention_layernorm.bias", "[1024]", 1024, 87309312, 0.0f, 0.0f },  // [41]
+    {"model.layers.3.mlp.gate_proj.weight", "[4096][1024]", 4194304, 87310336, 0.0312500000f, 1.0f },  // [42]
+    {"model.layers.3.mlp.up_proj.weight", "[4096][1024]", 4194304, 91504640, 0.0312500000f, 1.0f },  // [43]
+    {"model.layers.3.mlp.down_proj.weight", "[1024][4096]", 4194304, 95698944, 0.0156250000f, 1.0f },  // [44]
+    {"model.layers.4.input_layernorm.weight", "[1024]", 1024, 99893248, 0.0f, 1.0f },  // [45]
+    {"model.layers.4.input_layernorm.bias", "[1024]", 1024, 99894272, 0.0f, 0.0f },  // [46]
+    {"model.layers.4.self_attn.q_proj.weight", "[1024][1024]", 1048576, 99895296, 0.0312500000f, 1.0f },  // [47]
+    {"model.layers.4.self_attn.k_proj.weight", "[1024][1024]", 1048576, 100943872, 0.0312500000f, 1.0f },  // [48]
+    {"model.layers.4.self_attn.v_proj.weight", "[1024][1024]", 1048576, 101992448, 0.0312500000f, 1.0f },  // [49]
+    {"model.layers.4.self_attn.o_proj.weight", "[1024][1024]", 1048576, 103041024, 0.0312500000f, 1.0f },  // [50]
+    {"model.layers.4.post_attention_layernorm.weight", "[1024]", 1024, 104089600, 0.0f, 1.0f },  // [51]
+    {"model.layers.4.post_attention_layernorm.bias", "[1024]", 1024, 104090624, 0.0f, 0.0f },  // [52]
+    {"model.layers.4.mlp.gate_proj.weight", "[4096][1024]", 4194304, 104091648, 0.0312500000f, 1.0f },  // [53]
+    {"model.layers.4.mlp.up_proj.weight", "[4096][1024]", 4194304, 108285952, 0.0312500000f, 1.0f },  // [54]
+    {"model.layers.4.mlp.down_proj.weight", "[1024][4096]", 4194304, 112480256, 0.0156250000f, 1.0f },  // [55]
+    {"model.layers.5.input_layernorm.weight", "[1024]", 1024, 116674560, 0.0f, 1.0f },  // [56]
+    {"model.layers.5.input_layernorm.bias", "[1024]", 1024, 116675584, 0.0f, 0.0f },  // [57]
+    {"model.layers.5.self_attn.q_proj.weight", "[1024][1024]", 1048576, 116676608, 0.0312500000f, 1.0f },  // [58]
+    {"model.layers.5.self_attn.k_proj.weight", "[1024][1024]", 1048576, 117725184, 0.0312500000f, 1.0f },  // [59]
+    {"model.layers.5.self_attn.v_proj.weight", "[1024][1024]", 1048576, 118773760, 0.0312500000f, 1.0f },  // [60]
+    {"model.layers.5.self_attn.o_proj.weight", "[1024][1024]", 1048576, 119822336, 0.0312500000f, 1.0f },  // [61]
+    {"model.layers.5.post_attention_layernorm.weight", "[1024]", 1024, 120870912, 0.0f, 1.0f },  // [62]
+    {"model.layers.5.post_attention_layernorm.bias", "[1024]", 1024, 120871936, 0.0f, 0.0f },  // [63]
+    {"model.layers.5.mlp.gate_proj.weight", "[4096][1024]", 4194304, 120872960, 0.0312500000f, 1.0f },  // [64]
+    {"model.layers.5.mlp.up_proj.weight", "[4096][1024]", 4194304, 125067264, 0.0312500000f, 1.0f },  // [65]
+    {"model.layers.5.mlp.down_proj.weight", "[1024][4096]", 4194304, 129261568, 0.0156250000f, 1.0f },  // [66]
+    {"model.layers.6.input_layernorm.weight", "[1024]", 1024, 133455872, 0.0f, 1.0f },  // [67]
+    {"model.layers.6.input_layernorm.bias", "[1024]", 1024, 133456896, 0.0f, 0.0f },  // [68]
+    {"model.layers.6.self_attn.q_proj.weight", "[1024][1024]", 1048576, 133457920, 0.0312500000f, 1.0f },  // [69]
+    {"model.layers.6.self_attn.k_proj.weight", "[1024][1024]", 1048576, 134506496, 0.0312500000f, 1.0f },  // [70]
+    {"model.layers.6.self_attn.v_proj.weight", "[1024][1024]", 1048576, 135555072, 0.0312500000f, 1.0f },  // [71]
+    {"model.layers.6.self_attn.o_proj.weight", "[1024][1024]", 1048576, 136603648, 0.0312500000f, 1.0f },  // [72]
+    {"model.layers.6.post_attention_layernorm.weight", "[1024]", 1024, 137652224, 0.0f, 1.0f },  // [73]
+    {"model.layers.6.post_attention_layernorm.bias", "[1024]", 1024, 137653248, 0.0f, 0.0f },  // [74]
+    {"model.layers.6.mlp.gate_proj.weight", "[4096][1024]", 4194304, 137654272, 0.0312500000f, 1.0f },  // [75]
+    {"model.layers.6.mlp.up_proj.weight", "[4096][1024]", 4194304, 141848576, 0.0312500000f, 1.0f },  // [76]
+    {"model.layers.6.mlp.down_proj.weight", "[1024][4096]", 4194304, 146042880, 0.0156250000f, 1.0f },  // [77]
+    {"model.layers.7.input_layernorm.weight", "[1024]", 1024, 150237184, 0.0f, 1.0f },  // [78]
+    {"model.layers.7.input_layernorm.bias", "[1024]", 1024, 150238208, 0.0f, 0.0f },  // [79]
+    {"model.layers.7.self_attn.q_proj.weight", "[1024][1024]", 1048576, 150239232, 0.0312500000f, 1.0f },  // [80]
+    {"model.layers.7.self_attn.k_proj.weight", "[1024][1024]", 1048576, 151287808, 0.0312500000f, 1.0f },  // [81]
+    {"model.layers.7.self_attn.v_proj.weight", "[1024][1024]", 1048576, 152336384, 0.0312500000f, 1.0f },  // [82]
+    {"model.layers.7.self_attn.o_proj.weight", "[1024][1024]", 1048576, 153384960, 0.0312500000f, 1.0f },  // [83]
+    {"model.layers.7.post_attention_layernorm.weight", "[1024]", 1024, 154433536, 0.0f, 1.0f },  // [84]
+    {"model.layers.7.post_attention_layernorm.bias", "[1024]", 1024, 154434560, 0.0f, 0.0f },  // [85]
+    {"model.layers.7.mlp.gate_proj.weight", "[4096][1024]", 4194304, 154435584, 0.0312500000f, 1.0f },  // [86]
+    {"model.layers.7.mlp.up_proj.weight", "[4096][1024]", 4194304, 158629888, 0.0312500000f, 1.0f },  // [87]
+    {"model.layers.7.mlp.down_proj.weight", "[1024][4096]", 4194304, 162824192, 0.0156250000f, 1.0f },  // [88]
+    {"model.layers.8.input_layernorm.weight", "[1024]", 1024, 167018496, 0.0f, 1.0f },  // [89]
+    {"model.layers.8.input_layernorm.bias", "[1024]", 1024, 167019520, 0.0f, 0.0f },  // [90]
+    {"model.layers.8.self_attn.q_proj.weight", "[1024][1024]", 1048576, 167020544, 0.0312500000f, 1.0f },  // [91]
+    {"model.layers.8.self_attn.k_proj.weight", "[1024][1024]", 1048576, 168069120, 0.0312500000f, 1.0f },  // [92]
+    {"model.layers.8.self_attn.v_proj.weight", "[1024][1024]", 1048576, 169117696, 0.0312500000f, 1.0f },  // [93]
+    {"model.layers.8.self_attn.o_proj.weight", "[1024][1024]", 1048576, 170166272, 0.0312500000f, 1.0f },  // [94]
+    {"model.layers.8.post_attention_layernorm.weight", "[1024]", 1024, 171214848, 0.0f, 1.0f },  // [95]
+    {"model.layers.8.post_attention_layernorm.bias", "[1024]", 1024, 171215872, 0.0f, 0.0f },  // [96]
+    {"model.layers.8.mlp.gate_proj.weight", "[4096][1024]", 4194304, 171216896, 0.0312500000f, 1.0f },  // [97]
+    {"model.layers.8.mlp.up_proj.weight", "[4096][1024]", 4194304, 175411200, 0.0312500000f, 1.0f },  // [98]
+    {"model.layers.8.mlp.down_proj.weight", "[1024][4096]", 4194304, 179605504, 0.0156250000f, 1.0f },  // [99]
+    {"model.layers.9.input_layernorm.weight", "[1024]", 1024, 183799808, 0.0f, 1.0f },  // [100]
+    {"model.layers.9.input_layernorm.bias", "[1024]", 1024, 183800832, 0.0f, 0.0f },  // [101]
+    {"model.layers.9.self_attn.q_proj.weight", "[1024][1024]", 1048576, 183801856, 0.0312500000f, 1.0f },  // [102]
+    {"model.layers.9.self_attn.k_proj.weight", "[1024][1024]", 1048576, 184850432, 0.0312500000f, 1.0f },  // [103]
+    {"model.layers.9.self_attn.v_proj.weight", "[1024][1024]", 1048576, 185899008, 0.0312500000f, 1.0f },  // [104]
+    {"model.layers.9.self_attn.o_proj.weight", "[1024][1024]", 1048576, 186947584, 0.0312500000f, 1.0f },  // [105]
+    {"model.layers.9.post_attention_layernorm.weight", "[1024]", 1024, 187996160, 0.0f, 1.0f },  // [106]
+    {"model.layers.9.post_attention_layernorm.bias", "[1024]", 1024, 187997184, 0.0f, 0.0f },  // [107]
+    {"model.layers.9.mlp.gate_proj.weight", "[4096][1024]", 4194304, 187998208, 0.0312500000f, 1.0f },  // [108]
+    {"model.layers.9.mlp.up_proj.weight", "[4096][1024]", 4194304, 192192512, 0.0312500000f, 1.0f },  // [109]
+    {"model.layers.9.mlp.down_proj.weight", "[1024][4096]", 4194304, 196386816, 0.0156250000f, 1.0f },  // [110]
+    {"model.layers.10.input_layernorm.weight", "[1024]", 1024, 200581120, 0.0f, 1.0f },  // [111]
+    {"model.layers.10.input_layernorm.bias", "[1024]", 1024, 200582144, 0.0f, 0.0f },  // [112]
+    {"model.layers.10.self_attn.q_proj.weight", "[1024][1024]", 1048576, 200583168, 0.0312500000f, 1.0f },  // [113]
+    {"model.layers.10.self_attn.k_proj.weight", "[1024][1024]", 1048576, 201631744, 0.0312500000f, 1.0f },  // [114]
+    {"model.layers.10.self_attn.v_proj.weight", "[1024][1024]", 1048576, 202680320, 0.0312500000f, 1.0f },  // [115]
+    {"model.layers.10.self_attn.o_proj.weight", "[1024][1024]", 1048576, 203728896, 0.0312500000f, 1.0f },  // [116]
+    {"model.layers.10.post_attention_layernorm.weight", "[1024]", 1024, 204777472, 0.0f, 1.0f },  // [117]
+    {"model.layers.10.post_attention_layernorm.bias", "[1024]", 1024, 204778496, 0.0f, 0.0f },  // [118]
+    {"model.layers.10.mlp.gate_proj.weight", "[4096][1024]", 4194304, 204779520, 0.0312500000f, 1.0f },  // [119]
+    {"model.layers.10.mlp.up_proj.weight", "[4096][1024]", 4194304, 208973824, 0.0312500000f, 1.0f },  // [120]
+    {"model.layers.10.mlp.down_proj.weight", "[1024][4096]", 4194304, 213168128, 0.0156250000f, 1.0f },  // [121]
+    {"model.layers.11.input_layernorm.weight", "[1024]", 1024, 217362432, 0.0f, 1.0f },  // [122]
+    {"model.layers.11.input_layernorm.bias", "[1024]", 1024, 217363456, 0.0f, 0.0f },  // [123]
+    {"model.layers.11.self_attn.q_proj.weight", "[1024][1024]", 1048576, 217364480, 0.0312500000f, 1.0f },  // [124]
+    {"model.layers.11.self_attn.k_proj.weight", "[1024][1024]", 1048576, 218413056, 0.0312500000f, 1.0f },  // [125]
+    {"model.layers.11.self_attn.v_proj.weight", "[1024][1024]", 1048576, 219461632, 0.0312500000f, 1.0f },  // [126]
+    {"model.layers.11.self_attn.o_proj.weight", "[1024][1024]", 1048576, 220510208, 0.0312500000f, 1.0f },  // [127]
+    {"model.layers.11.post_attention_layernorm.weight", "[1024]", 1024, 221558784, 0.0f, 1.0f },  // [128]
+    {"model.layers.11.post_attention_layernorm.bias", "[1024]", 1024, 221559808, 0.0f, 0.0f },  // [129]
+    {"model.layers.11.mlp.gate_proj.weight", "[4096][1024]", 4194304, 221560832, 0.0312500000f, 1.0f },  // [130]
+    {"model.layers.11.mlp.up_proj.weight", "[4096][1024]", 4194304, 225755136, 0.0312500000f, 1.0f },  // [131]
+    {"model.layers.11.mlp.down_proj.weight", "[1024][4096]", 4194304, 229949440, 0.0156250000f, 1.0f },  // [132]
+    {"model.norm.weight", "[1024]", 1024, 234143744, 0.0f, 1.0f },  // [133]
+    {"model.norm.bias", "[1024]", 1024, 234144768, 0.0f, 0.0f },  // [134]
 };
 
-// Activations kept for the backward pass, and its scratch, in one allocation (bf16).
+// Activations kept for the backward pass, and the scratch every layer shares, in one allocation (bf16).
 static const lasp::TensorSpec kActivations[] = {
-    {"x.0", "[131072][1024]", 134217728, 0 },  // [0]
-    {"x.1", "[131072][1024]", 134217728, 134217728 },  // [1]
-    {"x.2", "[131072][1024]", 134217728, 268435456 },  // [2]
-    {"x.3", "[131072][1024]", 134217728, 402653184 },  // [3]
-    {"x.4", "[131072][1024]", 134217728, 536870912 },  // [4]
-    {"x.5", "[131072][1024]", 134217728, 671088640 },  // [5]
-    {"x.6", "[131072][1024]", 134217728, 805306368 },  // [6]
-    {"x.7", "[131072][1024]", 134217728, 939524096 },  // [7]
-    {"x.8", "[131072][1024]", 134217728, 1073741824 },  // [8]
-    {"x.9", "[131072][1024]", 134217728, 1207959552 },  // [9]
-    {"x.10", "[131072][1024]", 134217728, 1342177280 },  // [10]
-    {"x.11", "[131072][1024]", 134217728, 1476395008 },  // [11]
-    {"x.12", "[131072][1024]", 134217728, 1610612736 },  // [12]
-    {"layers.0.pre_q", "[131072][1024]", 134217728, 1744830464 },  // [13]
-    {"layers.0.pre_k", "[131072][1024]", 134217728, 1879048192 },  // [14]
-    {"layers.0.normed", "[131072][1024]", 134217728, 2013265920 },  // [15]
-    {"layers.1.pre_q", "[131072][1024]", 134217728, 2147483648 },  // [16]
-    {"layers.1.pre_k", "[131072][1024]", 134217728, 2281701376 },  // [17]
-    {"layers.1.normed", "[131072][1024]", 134217728, 2415919104 },  // [18]
-    {"layers.2.pre_q", "[131072][1024]", 134217728, 2550136832 },  // [19]
-    {"layers.2.pre_k", "[131072][1024]", 134217728, 2684354560 },  // [20]
-    {"layers.2.normed", "[131072][1024]", 134217728, 2818572288 },  // [21]
-    {"layers.3.pre_q", "[131072][1024]", 134217728, 2952790016 },  // [22]
-    {"layers.3.pre_k", "[131072][1024]", 134217728, 3087007744 },  // [23]
-    {"layers.3.normed", "[131072][1024]", 134217728, 3221225472 },  // [24]
-    {"layers.4.pre_q", "[131072][1024]", 134217728, 3355443200 },  // [25]
-    {"layers.4.pre_k", "[131072][1024]", 134217728, 3489660928 },  // [26]
-    {"layers.4.normed", "[131072][1024]", 134217728, 3623878656 },  // [27]
-    {"layers.5.pre_q", "[131072][1024]", 134217728, 3758096384 },  // [28]
-    {"layers.5.pre_k", "[131072][1024]", 134217728, 3892314112 },  // [29]
-    {"layers.5.normed", "[131072][1024]", 134217728, 4026531840 },  // [30]
-    {"layers.6.pre_q", "[131072][1024]", 134217728, 4160749568 },  // [31]
-    {"layers.6.pre_k", "[131072][1024]", 134217728, 4294967296 },  // [32]
-    {"layers.6.normed", "[131072][1024]", 134217728, 4429185024 },  // [33]
-    {"layers.7.pre_q", "[131072][1024]", 134217728, 4563402752 },  // [34]
-    {"layers.7.pre_k", "[131072][1024]", 134217728, 4697620480 },  // [35]
-    {"layers.7.normed", "[131072][1024]", 134217728, 4831838208 },  // [36]
-    {"layers.8.pre_q", "[131072][1024]", 134217728, 4966055936 },  // [37]
-    {"layers.8.pre_k", "[131072][1024]", 134217728, 5100273664 },  // [38]
-    {"layers.8.normed", "[131072][1024]", 134217728, 5234491392 },  // [39]
-    {"layers.9.pre_q", "[131072][1024]", 134217728, 5368709120 },  // [40]
-    {"layers.9.pre_k", "[131072][1024]", 134217728, 5502926848 },  // [41]
-    {"layers.9.normed", "[131072][1024]", 134217728, 5637144576 },  // [42]
-    {"layers.10.pre_q", "[131072][1024]", 134217728, 5771362304 },  // [43]
-    {"layers.10.pre_k", "[131072][1024]", 134217728, 5905580032 },  // [44]
-    {"layers.10.normed", "[131072][1024]", 134217728, 6039797760 },  // [45]
-    {"layers.11.pre_q", "[131072][1024]", 134217728, 6174015488 },  // [46]
-    {"layers.11.pre_k", "[131072][1024]", 134217728, 6308233216 },  // [47]
-    {"layers.11.normed", "[131072][1024]", 134217728, 6442450944 },  // [48]
-    {"dx", "[131072][1024]", 134217728, 6576668672 },  // [49]
-    {"dx_prev", "[131072][1024]", 134217728, 6710886400 },  // [50]
-    {"dnormed", "[131072][1024]", 134217728, 6845104128 },  // [51]
-    {"y", "[131072][1024]", 134217728, 6979321856 },  // [52]
+    {"layers.0.input", "[131072][1024]", 134217728, 0 },  // [0]
+    {"layers.0.mid", "[131072][1024]", 134217728, 134217728 },  // [1]
+    {"layers.0.gate_up", "[131072][8192]", 1073741824, 268435456 },  // [2]
+    {"layers.0.pre_q", "[131072][1024]", 134217728, 1342177280 },  // [3]
+    {"layers.0.pre_k", "[131072][1024]", 134217728, 1476395008 },  // [4]
+    {"layers.0.normed", "[131072][1024]", 134217728, 1610612736 },  // [5]
+    {"layers.1.input", "[131072][1024]", 134217728, 1744830464 },  // [6]
+    {"layers.1.mid", "[131072][1024]", 134217728, 1879048192 },  // [7]
+    {"layers.1.gate_up", "[131072][8192]", 1073741824, 2013265920 },  // [8]
+    {"layers.1.pre_q", "[131072][1024]", 134217728, 3087007744 },  // [9]
+    {"layers.1.pre_k", "[131072][1024]", 134217728, 3221225472 },  // [10]
+    {"layers.1.normed", "[131072][1024]", 134217728, 3355443200 },  // [11]
+    {"layers.2.input", "[131072][1024]", 134217728, 3489660928 },  // [12]
+    {"layers.2.mid", "[131072][1024]", 134217728, 3623878656 },  // [13]
+    {"layers.2.gate_up", "[131072][8192]", 1073741824, 3758096384 },  // [14]
+    {"layers.2.pre_q", "[131072][1024]", 134217728, 4831838208 },  // [15]
+    {"layers.2.pre_k", "[131072][1024]", 134217728, 4966055936 },  // [16]
+    {"layers.2.normed", "[131072][1024]", 134217728, 5100273664 },  // [17]
+    {"layers.3.input", "[131072][1024]", 134217728, 5234491392 },  // [18]
+    {"layers.3.mid", "[131072][1024]", 134217728, 5368709120 },  // [19]
+    {"layers.3.gate_up", "[131072][8192]", 1073741824, 5502926848 },  // [20]
+    {"layers.3.pre_q", "[131072][1024]", 134217728, 6576668672 },  // [21]
+    {"layers.3.pre_k", "[131072][1024]", 134217728, 6710886400 },  // [22]
+    {"layers.3.normed", "[131072][1024]", 134217728, 6845104128 },  // [23]
+    {"layers.4.input", "[131072][1024]", 134217728, 6979321856 },  // [24]
+    {"layers.4.mid", "[131072][1024]", 134217728, 7113539584 },  // [25]
+    {"layers.4.gate_up", "[131072][8192]", 1073741824, 7247757312 },  // [26]
+    {"layers.4.pre_q", "[131072][1024]", 134217728, 8321499136 },  // [27]
+    {"layers.4.pre_k", "[131072][1024]", 134217728, 8455716864 },  // [28]
+    {"layers.4.normed", "[131072][1024]", 134217728, 8589934592 },  // [29]
+    {"layers.5.input", "[131072][1024]", 134217728, 8724152320 },  // [30]
+    {"layers.5.mid", "[131072][1024]", 134217728, 8858370048 },  // [31]
+    {"layers.5.gate_up", "[131072][8192]", 1073741824, 8992587776 },  // [32]
+    {"layers.5.pre_q", "[131072][1024]", 134217728, 10066329600 },  // [33]
+    {"layers.5.pre_k", "[131072][1024]", 134217728, 10200547328 },  // [34]
+    {"layers.5.normed", "[131072][1024]", 134217728, 10334765056 },  // [35]
+    {"layers.6.input", "[131072][1024]", 134217728, 10468982784 },  // [36]
+    {"layers.6.mid", "[131072][1024]", 134217728, 10603200512 },  // [37]
+    {"layers.6.gate_up", "[131072][8192]", 1073741824, 10737418240 },  // [38]
+    {"layers.6.pre_q", "[131072][1024]", 134217728, 11811160064 },  // [39]
+    {"layers.6.pre_k", "[131072][1024]", 134217728, 11945377792 },  // [40]
+    {"layers.6.normed", "[131072][1024]", 134217728, 12079595520 },  // [41]
+    {"layers.7.input", "[131072][1024]", 134217728, 12213813248 },  // [42]
+    {"layers.7.mid", "[131072][1024]", 134217728, 12348030976 },  // [43]
+    {"layers.7.gate_up", "[131072][8192]", 1073741824, 12482248704 },  // [44]
+    {"layers.7.pre_q", "[131072][1024]", 134217728, 13555990528 },  // [45]
+    {"layers.7.pre_k", "[131072][1024]", 134217728, 13690208256 },  // [46]
+    {"layers.7.normed", "[131072][1024]", 134217728, 13824425984 },  // [47]
+    {"layers.8.input", "[131072][1024]", 134217728, 13958643712 },  // [48]
+    {"layers.8.mid", "[131072][1024]", 134217728, 14092861440 },  // [49]
+    {"layers.8.gate_up", "[131072][8192]", 1073741824, 14227079168 },  // [50]
+    {"layers.8.pre_q", "[131072][1024]", 134217728, 15300820992 },  // [51]
+    {"layers.8.pre_k", "[131072][1024]", 134217728, 15435038720 },  // [52]
+    {"layers.8.normed", "[131072][1024]", 134217728, 15569256448 },  // [53]
+    {"layers.9.input", "[131072][1024]", 134217728, 15703474176 },  // [54]
+    {"layers.9.mid", "[131072][1024]", 134217728, 15837691904 },  // [55]
+    {"layers.9.gate_up", "[131072][8192]", 1073741824, 15971909632 },  // [56]
+    {"layers.9.pre_q", "[131072][1024]", 134217728, 17045651456 },  // [57]
+    {"layers.9.pre_k", "[131072][1024]", 134217728, 17179869184 },  // [58]
+    {"layers.9.normed", "[131072][1024]", 134217728, 17314086912 },  // [59]
+    {"layers.10.input", "[131072][1024]", 134217728, 17448304640 },  // [60]
+    {"layers.10.mid", "[131072][1024]", 134217728, 17582522368 },  // [61]
+    {"layers.10.gate_up", "[131072][8192]", 1073741824, 17716740096 },  // [62]
+    {"layers.10.pre_q", "[131072][1024]", 134217728, 18790481920 },  // [63]
+    {"layers.10.pre_k", "[131072][1024]", 134217728, 18924699648 },  // [64]
+    {"layers.10.normed", "[131072][1024]", 134217728, 19058917376 },  // [65]
+    {"layers.11.input", "[131072][1024]", 134217728, 19193135104 },  // [66]
+    {"layers.11.mid", "[131072][1024]", 134217728, 19327352832 },  // [67]
+    {"layers.11.gate_up", "[131072][8192]", 1073741824, 19461570560 },  // [68]
+    {"layers.11.pre_q", "[131072][1024]", 134217728, 20535312384 },  // [69]
+    {"layers.11.pre_k", "[131072][1024]", 134217728, 20669530112 },  // [70]
+    {"layers.11.normed", "[131072][1024]", 134217728, 20803747840 },  // [71]
+    {"final.input", "[131072][1024]", 134217728, 20937965568 },  // [72]
+    {"normed", "[131072][1024]", 134217728, 21072183296 },  // [73]
+    {"y", "[131072][1024]", 134217728, 21206401024 },  // [74]
+    {"dx", "[131072][1024]", 134217728, 21340618752 },  // [75]
+    {"dnormed", "[131072][1024]", 134217728, 21474836480 },  // [76]
+    {"dattn", "[131072][1024]", 134217728, 21609054208 },  // [77]
+    {"ffn", "[131072][4096]", 536870912, 21743271936 },  // [78]
+    {"logits", "[4096][32000]", 131072000, 22280142848 },  // [79]
 };
 
-// The stack: each layer's kind (row of kKinds), its buffer set, its weights (rows of kParameters) and its
-// activations (rows of kActivations: input, output, feature-map inputs, normed output; -1 none).
+// The norms' saved statistics, their weight-gradient partials and each token's loss, in one allocation (fp32).
+static const lasp::TensorSpec kStatistics[] = {
+    {"layers.0.input_layernorm.rstd", "[131072]", 131072, 0 },  // [0]
+    {"layers.0.input_layernorm.mean", "[131072]", 131072, 131072 },  // [1]
+    {"layers.0.post_attention_layernorm.rstd", "[131072]", 131072, 262144 },  // [2]
+    {"layers.0.post_attention_layernorm.mean", "[131072]", 131072, 393216 },  // [3]
+    {"layers.1.input_layernorm.rstd", "[131072]", 131072, 524288 },  // [4]
+    {"layers.1.input_layernorm.mean", "[131072]", 131072, 655360 },  // [5]
+    {"layers.1.post_attention_layernorm.rstd", "[131072]", 131072, 786432 },  // [6]
+    {"layers.1.post_attention_layernorm.mean", "[131072]", 131072, 917504 },  // [7]
+    {"layers.2.input_layernorm.rstd", "[131072]", 131072, 1048576 },  // [8]
+    {"layers.2.input_layernorm.mean", "[131072]", 131072, 1179648 },  // [9]
+    {"layers.2.post_attention_layernorm.rstd", "[131072]", 131072, 1310720 },  // [10]
+    {"layers.2.post_attention_layernorm.mean", "[131072]", 131072, 1441792 },  // [11]
+    {"layers.3.input_layernorm.rstd", "[131072]", 131072, 1572864 },  // [12]
+    {"layers.3.input_layernorm.mean", "[131072]", 131072, 1703936 },  // [13]
+    {"layers.3.post_attention_layernorm.rstd", "[131072]", 131072, 1835008 },  // [14]
+    {"layers.3.post_attention_layernorm.mean", "[131072]", 131072, 1966080 },  // [15]
+    {"layers.4.input_layernorm.rstd", "[131072]", 131072, 2097152 },  // [16]
+    {"layers.4.input_layernorm.mean", "[131072]", 131072, 2228224 },  // [17]
+    {"layers.4.post_attention_layernorm.rstd", "[131072]", 131072, 2359296 },  // [18]
+    {"layers.4.post_attention_layernorm.mean", "[131072]", 131072, 2490368 },  // [19]
+    {"layers.5.input_layernorm.rstd", "[131072]", 131072, 2621440 },  // [20]
+    {"layers.5.input_layernorm.mean", "[131072]", 131072, 2752512 },  // [21]
+    {"layers.5.post_attention_layernorm.rstd", "[131072]", 131072, 2883584 },  // [22]
+    {"layers.5.post_attention_layernorm.mean", "[131072]", 131072, 3014656 },  // [23]
+    {"layers.6.input_layernorm.rstd", "[131072]", 131072, 3145728 },  // [24]
+    {"layers.6.input_layernorm.mean", "[131072]", 131072, 3276800 },  // [25]
+    {"layers.6.post_attention_layernorm.rstd", "[131072]", 131072, 3407872 },  // [26]
+    {"layers.6.post_attention_layernorm.mean", "[131072]", 131072, 3538944 },  // [27]
+    {"layers.7.input_layernorm.rstd", "[131072]", 131072, 3670016 },  // [28]
+    {"layers.7.input_layernorm.mean", "[131072]", 131072, 3801088 },  // [29]
+    {"layers.7.post_attention_layernorm.rstd", "[131072]", 131072, 3932160 },  // [30]
+    {"layers.7.post_attention_layernorm.mean", "[131072]", 131072, 4063232 },  // [31]
+    {"layers.8.input_layernorm.rstd", "[131072]", 131072, 4194304 },  // [32]
+    {"layers.8.input_layernorm.mean", "[131072]", 131072, 4325376 },  // [33]
+    {"layers.8.post_attention_layernorm.rstd", "[131072]", 131072, 4456448 },  // [34]
+    {"layers.8.post_attention_layernorm.mean", "[131072]", 131072, 4587520 },  // [35]
+    {"layers.9.input_layernorm.rstd", "[131072]", 131072, 4718592 },  // [36]
+    {"layers.9.input_layernorm.mean", "[131072]", 131072, 4849664 },  // [37]
+    {"layers.9.post_attention_layernorm.rstd", "[131072]", 131072, 4980736 },  // [38]
+    {"layers.9.post_attention_layernorm.mean", "[131072]", 131072, 5111808 },  // [39]
+    {"layers.10.input_layernorm.rstd", "[131072]", 131072, 5242880 },  // [40]
+    {"layers.10.input_layernorm.mean", "[131072]", 131072, 5373952 },  // [41]
+    {"layers.10.post_attention_layernorm.rstd", "[131072]", 131072, 5505024 },  // [42]
+    {"layers.10.post_attention_layernorm.mean", "[131072]", 131072, 5636096 },  // [43]
+    {"layers.11.input_layernorm.rstd", "[131072]", 131072, 5767168 },  // [44]
+    {"layers.11.input_layernorm.mean", "[131072]", 131072, 5898240 },  // [45]
+    {"layers.11.post_attention_layernorm.rstd", "[131072]", 131072, 6029312 },  // [46]
+    {"layers.11.post_attention_layernorm.mean", "[131072]", 131072, 6160384 },  // [47]
+    {"final.norm.rstd", "[131072]", 131072, 6291456 },  // [48]
+    {"final.norm.mean", "[131072]", 131072, 6422528 },  // [49]
+    {"norm_partials", "[2048][1024]", 2097152, 6553600 },  // [50]
+    {"losses", "[131072]", 131072, 8650752 },  // [51]
+};
+
+// The stack: each layer's kind (row of kKinds), its buffer set, its weights (rows of kParameters: block
+// norm, Wq, Wk, Wv, Wo, MLP norm, Wgate, Wup, Wdown; biases of LayerNorm), its activations (rows of
+// kActivations: input, after attention, gate|up, feature-map inputs, attention output norm) and its norms'
+// statistics (rows of kStatistics); -1 none.
 static const lasp::LayerDesc kLayers[] = {
-    { 0, 0, 0, 1, 2, 3, 0, 1, 13, 14, 15 },  // 0: E
-    { 0, 1, 4, 5, 6, 7, 1, 2, 16, 17, 18 },  // 1: E
-    { 0, 2, 8, 9, 10, 11, 2, 3, 19, 20, 21 },  // 2: E
-    { 0, 3, 12, 13, 14, 15, 3, 4, 22, 23, 24 },  // 3: E
-    { 0, 4, 16, 17, 18, 19, 4, 5, 25, 26, 27 },  // 4: E
-    { 0, 5, 20, 21, 22, 23, 5, 6, 28, 29, 30 },  // 5: E
-    { 0, 6, 24, 25, 26, 27, 6, 7, 31, 32, 33 },  // 6: E
-    { 0, 7, 28, 29, 30, 31, 7, 8, 34, 35, 36 },  // 7: E
-    { 0, 8, 32, 33, 34, 35, 8, 9, 37, 38, 39 },  // 8: E
-    { 0, 9, 36, 37, 38, 39, 9, 10, 40, 41, 42 },  // 9: E
-    { 0, 10, 40, 41, 42, 43, 10, 11, 43, 44, 45 },  // 10: E
-    { 0, 11, 44, 45, 46, 47, 11, 12, 46, 47, 48 },  // 11: E
+    { 0, 0, { 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11 }, { 0, 1, 2, 3, 4, 5 }, { 0, 1, 2, 3 } },  // 0: E
+    { 0, 1, { 12, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22 }, { 6, 7, 8, 9, 10, 11 }, { 4, 5, 6, 7 } },  // 1: E
+    { 0, 2, { 23, 24, 25, 26, 27, 28, 29, 30, 31, 32, 33 }, { 12, 13, 14, 15, 16, 17 }, { 8, 9, 10, 11 } },  // 2: E
+    { 0, 3, { 34, 35, 36, 37, 38, 39, 40, 41, 42, 43, 44 }, { 18, 19, 20, 21, 22, 23 }, { 12, 13, 14, 15 } },  // 3: E
+    { 0, 4, { 45, 46, 47, 48, 49, 50, 51, 52, 53, 54, 55 }, { 24, 25, 26, 27, 28, 29 }, { 16, 17, 18, 19 } },  // 4: E
+    { 0, 5, { 56, 57, 58, 59, 60, 61, 62, 63, 64, 65, 66 }, { 30, 31, 32, 33, 34, 35 }, { 20, 21, 22, 23 } },  // 5: E
+    { 0, 6, { 67, 68, 69, 70, 71, 72, 73, 74, 75, 76, 77 }, { 36, 37, 38, 39, 40, 41 }, { 24, 25, 26, 27 } },  // 6: E
+    { 0, 7, { 78, 79, 80, 81, 82, 83, 84, 85, 86, 87, 88 }, { 42, 43, 44, 45, 46, 47 }, { 28, 29, 30, 31 } },  // 7: E
+    { 0, 8, { 89, 90, 91, 92, 93, 94, 95, 96, 97, 98, 99 }, { 48, 49, 50, 51, 52, 53 }, { 32, 33, 34, 35 } },  // 8: E
+    { 0, 9, { 100, 101, 102, 103, 104, 105, 106, 107, 108, 109, 110 }, { 54, 55, 56, 57, 58, 59 }, { 36, 37, 38, 39 } },  // 9: E
+    { 0, 10, { 111, 112, 113, 114, 115, 116, 117, 118, 119, 120, 121 }, { 60, 61, 62, 63, 64, 65 }, { 40, 41, 42, 43 } },  // 10: E
+    { 0, 11, { 122, 123, 124, 125, 126, 127, 128, 129, 130, 131, 132 }, { 66, 67, 68, 69, 70, 71 }, { 44, 45, 46, 47 } },  // 11: E
 };
 
 static const lasp::ModelTables kModel = {
-    kKinds, program::kLayerKinds, kLayers, program::kLayers, kParameters, 50331648, kActivations, 7113539584,
-    lasp::ScratchRows{ 49, 50, 51, 52 },
+    kKinds, program::kLayerKinds, kLayers, program::kLayers,
+    kParameters, 135, 234145792, kActivations, 22411214848, kStatistics, 8781824,
+    // The ends: embedding, final norm (and bias), LM head; the final norm's input and statistics.
+    lasp::HeadDesc{ 0, 133, 134, 0, 72, 48, 49 },
+    // Scratch: normed, y, dx, dnormed, dattn, ffn, logits (kActivations); partials, losses (kStatistics).
+    lasp::ScratchRows{ 73, 74, 75, 76, 77, 78, 79, 50, 51 },
 };
 
 // Each layer kind's buffer sets, one per layer of the kind (scratch shared with the first), and its passes.
@@ -188,7 +370,9 @@ static void allocate(lasp::State& st) {
   lasp::allocate_model(st);
 }
 
+// Tokens to the final norm: the embedding, each layer's block, the final norm.
 static void forward_step(lasp::State& st) {
+  lasp::embed(st);
   for (int l = 0; l < program::kLayers; l++) {
     const lasp::LayerDesc& layer = kLayers[l];
     with_kind(layer.kind, [&](auto& passes) {
@@ -196,12 +380,14 @@ static void forward_step(lasp::State& st) {
       lasp::layer_forward(st, l, kKinds[layer.kind], b, [&](lasp::Run run) { passes.forward(st.ctx, b, run); });
     });
   }
+  lasp::final_norm(st);
 }
 
-// `layers_done`, when given, is recorded on the compute stream once every layer's backward is issued, before
-// the wait for the last weight-gradient sums.
+// The LM head and loss, and back through every layer to the embedding; each block of weight gradients is
+// summed over every rank as soon as it is complete. `layers_done`, when given, is recorded on the compute
+// stream once everything is issued, before the wait for the last weight-gradient sums.
 static void backward_step(lasp::State& st, cudaEvent_t layers_done = nullptr) {
-  lasp::seed_output_gradient(st);
+  lasp::head_backward(st);
   for (int l = program::kLayers - 1; l >= 0; l--) {
     const lasp::LayerDesc& layer = kLayers[l];
     with_kind(layer.kind, [&](auto& passes) {
@@ -217,10 +403,12 @@ static void backward_step(lasp::State& st, cudaEvent_t layers_done = nullptr) {
 
 static int bench(lasp::State& st) {
   const float step_ms = lasp::time_steps(st, forward_step, backward_step);
+  lasp::profile_parts(st, forward_step, backward_step);
+  const double gemm_tflops = lasp::gemm_ceiling_tflops(st);
   lasp::HiddenComm hidden;
   for (int k = 0; k < kModel.kind_count; k++)
     with_kind(k, [&](auto& passes) { lasp::time_kind(st, kKinds[k], passes, hidden); });
-  lasp::summarize(st, step_ms, hidden);
+  lasp::summarize(st, step_ms, hidden, gemm_tflops);
   return 0;
 }
 
@@ -230,6 +418,16 @@ static int verify(lasp::State& st) {
   for (int k = 0; k < kModel.kind_count; k++)
     with_kind(k, [&](auto& passes) { ok = lasp::verify_kind(st, oracle, kKinds[k], passes) && ok; });
   if (st.layout.world > 1) ok = lasp::verify_gradient_sum(st) && ok;
+  // The whole model's step: its loss, and its gradients for bench/gpu/torch_reference.py.
+  forward_step(st);
+  backward_step(st);
+  const double loss = lasp::step_loss(st);
+  const bool finite = loss == loss && loss < 1e30;
+  ok = ok && finite;
+  lasp::emit("loss", "\"value\":%.17g,\"targets\":%.0f", loss, st.target_total);
+  lasp::say("the whole model's step: loss %.6f over %.0f targets\n", loss, st.target_total);
+  ok = lasp::verify_model(st, loss) && ok;
+  if (!st.opt.save_grads.empty()) lasp::save_grads(st, st.opt.save_grads, loss);
   lasp::say(ok ? "verify: ok\n" : "verify: FAILED\n");
   return ok ? 0 : 1;
 }
@@ -249,6 +447,8 @@ int main(int argc, char** argv) {
 #endif
   if (!lasp::start_rank(st)) return 2;
   allocate(st);
+  if (!st.opt.load_weights.empty()) lasp::load_weights(st, st.opt.load_weights);
+  if (!st.opt.save_weights.empty()) lasp::save_weights(st, st.opt.save_weights);
   lasp::report_collectives(st);
   lasp::report_backends(st);
   int code = st.opt.mode == "verify" ? verify(st) : bench(st);

@@ -4,14 +4,17 @@
 // (zigzag layout) and data parallel over 1 group(s).
 //
 // This file holds what the spec decides, as tables: the layer kinds, the layers of the stack, the tensors of
-// the model; the passes are loops over them. Each layer (lasp/layer.cuh) runs its kind's attention schedule
-// (lasp/program.cuh) between its projections; its weight gradients are summed over every rank as soon as
-// they exist, on a stream of their own.
+// the model; the passes are loops over them. The model: the embedding of the step's tokens, each layer's
+// pre-norm block (lasp/layer.cuh: norm, attention by its kind's schedule in lasp/program.cuh, residual, norm,
+// SwiGLU MLP, residual), the final norm, the LM head and cross-entropy; the backward pass issues each block of
+// weight gradients' sum over every rank as soon as it exists, on a stream of its own.
 //
-// Modes: `bench` times training steps (median step time, tokens/s, TFLOP/s, time per layer kind, hidden
+// Modes: `bench` times training steps (median step time, loss, tokens/s, MFU, time per layer kind, hidden
 // communication, peak memory); `verify` runs each layer kind's schedule on deterministic inputs and compares
-// the output and dQ, dK, dV with a dense fp32 oracle over the whole sequence. Output: human lines on stderr,
-// one JSON object per event on stdout (src/toolchain/PROTOCOL.md in the lasp repository).
+// the output and dQ, dK, dV with a dense fp32 oracle over the whole sequence, then the whole model's step and
+// its loss and weight gradients against a dense fp32 oracle of the whole model.
+// Output: human lines on stderr, one JSON object per event on stdout (src/toolchain/PROTOCOL.md in the lasp
+// repository).
 #include <cuda_runtime.h>     // streams and events
 #include "lasp/program.cuh"   // this spec's constants and each layer kind's schedule, rank by rank
 #include "lasp/options.cuh"   // the command line
@@ -20,6 +23,8 @@
 #include "lasp/layer.cuh"     // a layer's forward and backward around its attention core
 #include "lasp/bench.cuh"     // bench: step timings, each kind's hidden communication, the summary
 #include "lasp/verify.cuh"    // verify: each kind against the dense oracle, the weight-gradient sum
+#include "lasp/verify_model.cuh"  // verify: the whole model's step against a dense fp32 oracle
+#include "lasp/weights_io.cuh"  // weights and gradients on disk: --load-weights, --save-weights, --save-grads
 
 using lasp::bf16;
 
@@ -33,136 +38,299 @@ static const lasp::LayerKind kKinds[] = {
     {"S", "allgather", 0, false, true, true, 8, 500000.000f, false, 1024, 1.0f, 4, 3, false, lasp::SoftmaxDims{}, nullptr },
 };
 
-// Every weight, layer by layer, in one allocation (bf16; a layer's four are one block, its gradient sum's
-// unit); the gradients have the same layout. Name, shape as stored, elements, offset.
+// Every weight, in Hugging Face's order, names and shapes ([out][in]: the program computes x W^T), in one
+// allocation (bf16); the gradients have the same layout (fp32), one communication window. Name, shape,
+// elements, offset, initial standard deviation (0: every element the value after it).
 static const lasp::TensorSpec kParameters[] = {
-    {"model.layers.0.self_attn.q_proj.weight", "[2048][2048]", 4194304, 0 },  // [0]
-    {"model.layers.0.self_attn.k_proj.weight", "[2048][2048]", 4194304, 4194304 },  // [1]
-    {"model.layers.0.self_attn.v_proj.weight", "[2048][2048]", 4194304, 8388608 },  // [2]
-    {"model.layers.0.self_attn.o_proj.weight", "[2048][2048]", 4194304, 12582912 },  // [3]
-    {"model.layers.1.self_attn.q_proj.weight", "[2048][2048]", 4194304, 16777216 },  // [4]
-    {"model.layers.1.self_attn.k_proj.weight", "[2048][2048]", 4194304, 20971520 },  // [5]
-    {"model.layers.1.self_attn.v_proj.weight", "[2048][2048]", 4194304, 25165824 },  // [6]
-    {"model.layers.1.self_attn.o_proj.weight", "[2048][2048]", 4194304, 29360128 },  // [7]
-    {"model.layers.2.self_attn.q_proj.weight", "[2048][2048]", 4194304, 33554432 },  // [8]
-    {"model.layers.2.self_attn.k_proj.weight", "[2048][2048]", 4194304, 37748736 },  // [9]
-    {"model.layers.2.self_attn.v_proj.weight", "[2048][2048]", 4194304, 41943040 },  // [10]
-    {"model.layers.2.self_attn.o_proj.weight", "[2048][2048]", 4194304, 46137344 },  // [11]
-    {"model.layers.3.self_attn.q_proj.weight", "[2048][2048]", 4194304, 50331648 },  // [12]
-    {"model.layers.3.self_attn.k_proj.weight", "[2048][1024]", 2097152, 54525952 },  // [13]
-    {"model.layers.3.self_attn.v_proj.weight", "[2048][1024]", 2097152, 56623104 },  // [14]
-    {"model.layers.3.self_attn.o_proj.weight", "[2048][2048]", 4194304, 58720256 },  // [15]
-    {"model.layers.4.self_attn.q_proj.weight", "[2048][2048]", 4194304, 62914560 },  // [16]
-    {"model.layers.4.self_attn.k_proj.weight", "[2048][2048]", 4194304, 67108864 },  // [17]
-    {"model.layers.4.self_attn.v_proj.weight", "[2048][2048]", 4194304, 71303168 },  // [18]
-    {"model.layers.4.self_attn.o_proj.weight", "[2048][2048]", 4194304, 75497472 },  // [19]
-    {"model.layers.5.self_attn.q_proj.weight", "[2048][2048]", 4194304, 79691776 },  // [20]
-    {"model.layers.5.self_attn.k_proj.weight", "[2048][2048]", 4194304, 83886080 },  // [21]
-    {"model.layers.5.self_attn.v_proj.weight", "[2048][2048]", 4194304, 88080384 },  // [22]
-    {"model.layers.5.self_attn.o_proj.weight", "[2048][2048]", 4194304, 92274688 },  // [23]
-    {"model.layers.6.self_attn.q_proj.weight", "[2048][2048]", 4194304, 96468992 },  // [24]
-    {"model.layers.6.self_attn.k_proj.weight", "[2048][2048]", 4194304, 100663296 },  // [25]
-    {"model.layers.6.self_attn.v_proj.weight", "[2048][2048]", 4194304, 104857600 },  // [26]
-    {"model.layers.6.self_attn.o_proj.weight", "[2048][2048]", 4194304, 109051904 },  // [27]
-    {"model.layers.7.self_attn.q_proj.weight", "[2048][2048]", 4194304, 113246208 },  // [28]
-    {"model.layers.7.self_attn.k_proj.weight", "[2048][1024]", 2097152, 117440512 },  // [29]
-    {"model.layers.7.self_attn.v_proj.weight", "[2048][1024]", 2097152, 119537664 },  // [30]
-    {"model.layers.7.self_attn.o_proj.weight", "[2048][2048]", 4194304, 121634816 },  // [31]
-    {"model.layers.8.self_attn.q_proj.weight", "[2048][2048]", 4194304, 125829120 },  // [32]
-    {"model.layers.8.self_attn.k_proj.weight", "[2048][2048]", 4194304, 130023424 },  // [33]
-    {"model.layers.8.self_attn.v_proj.weight", "[2048][2048]", 4194304, 134217728 },  // [34]
-    {"model.layers.8.self_attn.o_proj.weight", "[2048][2048]", 4194304, 138412032 },  // [35]
-    {"model.layers.9.self_attn.q_proj.weight", "[2048][2048]", 4194304, 142606336 },  // [36]
-    {"model.layers.9.self_attn.k_proj.weight", "[2048][2048]", 4194304, 146800640 },  // [37]
-    {"model.layers.9.self_attn.v_proj.weight", "[2048][2048]", 4194304, 150994944 },  // [38]
-    {"model.layers.9.self_attn.o_proj.weight", "[2048][2048]", 4194304, 155189248 },  // [39]
-    {"model.layers.10.self_attn.q_proj.weight", "[2048][2048]", 4194304, 159383552 },  // [40]
-    {"model.layers.10.self_attn.k_proj.weight", "[2048][2048]", 4194304, 163577856 },  // [41]
-    {"model.layers.10.self_attn.v_proj.weight", "[2048][2048]", 4194304, 167772160 },  // [42]
-    {"model.layers.10.self_attn.o_proj.weight", "[2048][2048]", 4194304, 171966464 },  // [43]
-    {"model.layers.11.self_attn.q_proj.weight", "[2048][2048]", 4194304, 176160768 },  // [44]
-    {"model.layers.11.self_attn.k_proj.weight", "[2048][1024]", 2097152, 180355072 },  // [45]
-    {"model.layers.11.self_attn.v_proj.weight", "[2048][1024]", 2097152, 182452224 },  // [46]
-    {"model.layers.11.self_attn.o_proj.weight", "[2048][2048]", 4194304, 184549376 },  // [47]
-    {"model.layers.12.self_attn.q_proj.weight", "[2048][2048]", 4194304, 188743680 },  // [48]
-    {"model.layers.12.self_attn.k_proj.weight", "[2048][2048]", 4194304, 192937984 },  // [49]
-    {"model.layers.12.self_attn.v_proj.weight", "[2048][2048]", 4194304, 197132288 },  // [50]
-    {"model.layers.12.self_attn.o_proj.weight", "[2048][2048]", 4194304, 201326592 },  // [51]
-    {"model.layers.13.self_attn.q_proj.weight", "[2048][2048]", 4194304, 205520896 },  // [52]
-    {"model.layers.13.self_attn.k_proj.weight", "[2048][2048]", 4194304, 209715200 },  // [53]
-    {"model.layers.13.self_attn.v_proj.weight", "[2048][2048]", 4194304, 213909504 },  // [54]
-    {"model.layers.13.self_attn.o_proj.weight", "[2048][2048]", 4194304, 218103808 },  // [55]
-    {"model.layers.14.self_attn.q_proj.weight", "[2048][2048]", 4194304, 222298112 },  // [56]
-    {"model.layers.14.self_attn.k_proj.weight", "[2048][2048]", 4194304, 226492416 },  // [57]
-    {"model.layers.14.self_attn.v_proj.weight", "[2048][2048]", 4194304, 230686720 },  // [58]
-    {"model.layers.14.self_attn.o_proj.weight", "[2048][2048]", 4194304, 234881024 },  // [59]
-    {"model.layers.15.self_attn.q_proj.weight", "[2048][2048]", 4194304, 239075328 },  // [60]
-    {"model.layers.15.self_attn.k_proj.weight", "[2048][1024]", 2097152, 243269632 },  // [61]
-    {"model.layers.15.self_attn.v_proj.weight", "[2048][1024]", 2097152, 245366784 },  // [62]
-    {"model.layers.15.self_attn.o_proj.weight", "[2048][2048]", 4194304, 247463936 },  // [63]
+    {"model.embed_tokens.weight", "[128256][2048]", 262668288, 0, 0.0220970869f, 1.0f },  // [0]
+    {"model.layers.0.input_layernorm.weight", "[2048]", 2048, 262668288, 0.0f, 1.0f },  // [1]
+    {"model.layers.0.self_attn.q_proj.weight", "[2048][2048]", 4194304, 262670336, 0.0220970869f, 1.0f },  // [2]
+    {"model.layers.0.self_attn.k_proj.weight", "[2048][2048]", 4194304, 266864640, 0.0220970869f, 1.0f },  // [3]
+    {"model.layers.0.self_attn.v_proj.weight", "[2048][2048]", 4194304, 271058944, 0.0220970869f, 1.0f },  // [4]
+    {"model.layers.0.self_attn.o_proj.weight", "[2048][2048]", 4194304, 275253248, 0.0220970869f, 1.0f },  // [5]
+    {"model.layers.0.post_attention_layernorm.weight", "[2048]", 2048, 279447552, 0.0f, 1.0f },  // [6]
+    {"model.layers.0.mlp.gate_proj.weight", "[8192][2048]", 16777216, 279449600, 0.0220970869f, 1.0f },  // [7]
+    {"model.layers.0.mlp.up_proj.weight", "[8192][2048]", 16777216, 296226816, 0.0220970869f, 1.0f },  // [8]
+    {"model.layers.0.mlp.down_proj.weight", "[2048][8192]", 16777216, 313004032, 0.0110485435f, 1.0f },  // [9]
+    {"model.layers.1.input_layernorm.weight", "[2048]", 2048, 329781248, 0.0f, 1.0f },  // [10]
+    {"model.layers.1.self_attn.q_proj.weight", "[2048][2048]", 4194304, 329783296, 0.0220970869f, 1.0f },  // [11]
+    {"model.layers.1.self_attn.k_proj.weight", "[2048][2048]", 4194304, 333977600, 0.0220970869f, 1.0f },  // [12]
+    {"model.layers.1.self_attn.v_proj.weight", "[2048][2048]", 4194304, 338171904, 0.0220970869f, 1.0f },  // [13]
+    {"model.layers.1.self_attn.o_proj.weight", "[2048][2048]", 4194304, 342366208, 0.0220970869f, 1.0f },  // [14]
+    {"model.layers.1.post_attention_layernorm.weight", "[2048]", 2048, 346560512, 0.0f, 1.0f },  // [15]
+    {"model.layers.1.mlp.gate_proj.weight", "[8192][2048]", 16777216, 346562560, 0.0220970869f, 1.0f },  // [16]
+    {"model.layers.1.mlp.up_proj.weight", "[8192][2048]", 16777216, 363339776, 0.0220970869f, 1.0f },  // [17]
+    {"model.layers.1.mlp.down_proj.weight", "[2048][8192]", 16777216, 380116992, 0.0110485435f, 1.0f },  // [18]
+    {"model.layers.2.input_layernorm.weight", "[2048]", 2048, 396894208, 0.0f, 1.0f },  // [19]
+    {"model.layers.2.self_attn.q_proj.weight", "[2048][2048]", 4194304, 396896256, 0.0220970869f, 1.0f },  // [20]
+    {"model.layers.2.self_attn.k_proj.weight", "[2048][2048]", 4194304, 401090560, 0.0220970869f, 1.0f },  // [21]
+    {"model.layers.2.self_attn.v_proj.weight", "[2048][2048]", 4194304, 405284864, 0.0220970869f, 1.0f },  // [22]
+    {"model.layers.2.self_attn.o_proj.weight", "[2048][2048]", 4194304, 409479168, 0.0220970869f, 1.0f },  // [23]
+    {"model.layers.2.post_attention_layernorm.weight", "[2048]", 2048, 413673472, 0.0f, 1.0f },  // [24]
+    {"model.layers.2.mlp.gate_proj.weight", "[8192][2048]", 16777216, 413675520, 0.0220970869f, 1.0f },  // [25]
+    {"model.layers.2.mlp.up_proj.weight", "[8192][2048]", 16777216, 430452736, 0.0220970869f, 1.0f },  // [26]
+    {"model.layers.2.mlp.down_proj.weight", "[2048][8192]", 16777216, 447229952, 0.0110485435f, 1.0f },  // [27]
+    {"model.layers.3.input_layernorm.weight", "[2048]", 2048, 464007168, 0.0f, 1.0f },  // [28]
+    {"model.layers.3.self_attn.q_proj.weight", "[2048][2048]", 4194304, 464009216, 0.0220970869f, 1.0f },  // [29]
+    {"model.layers.3.self_attn.k_proj.weight", "[1024][2048]", 2097152, 468203520, 0.0220970869f, 1.0f },  // [30]
+    {"model.layers.3.self_attn.v_proj.weight", "[1024][2048]", 2097152, 470300672, 0.0220970869f, 1.0f },  // [31]
+    {"model.layers.3.self_attn.o_proj.weight", "[2048][2048]", 4194304, 472397824, 0.0220970869f, 1.0f },  // [32]
+    {"model.layers.3.post_attention_layernorm.weight", "[2048]", 2048, 476592128, 0.0f, 1.0f },  // [33]
+    {"model.layers.3.mlp.gate_proj.weight", "[8192][2048]", 16777216, 476594176, 0.0220970869f, 1.0f },  // [34]
+    {"model.layers.3.mlp.up_proj.weight", "[8192][2048]", 16777216, 493371392, 0.0220970869f, 1.0f },  // [35]
+    {"model.layers.3.mlp.down_proj.weight", "[2048][8192]", 16777216, 510148608, 0.0110485435f, 1.0f },  // [36]
+    {"model.layers.4.input_layernorm.weight", "[2048]", 2048, 526925824, 0.0f, 1.0f },  // [37]
+    {"model.layers.4.self_attn.q_proj.weight", "[2048][2048]", 4194304, 526927872, 0.0220970869f, 1.0f },  // [38]
+    {"model.layers.4.self_attn.k_proj.weight", "[2048][2048]", 4194304, 531122176, 0.0220970869f, 1.0f },  // [39]
+    {"model.layers.4.self_attn.v_proj.weight", "[2048][2048]", 4194304, 535316480, 0.0220970869f, 1.0f },  // [40]
+    {"model.layers.4.self_attn.o_proj.weight", "[2048][2048]", 4194304, 539510784, 0.0220970869f, 1.0f },  // [41]
+    {"model.layers.4.post_attention_layernorm.weight", "[2048]", 2048, 543705088, 0.0f, 1.0f },  // [42]
+    {"model.layers.4.mlp.gate_proj.weight", "[8192][2048]", 16777216, 543707136, 0.0220970869f, 1.0f },  // [43]
+    {"model.layers.4.mlp.up_proj.weight", "[8192][2048]", 16777216, 560484352, 0.0220970869f, 1.0f },  // [44]
+    {"model.layers.4.mlp.down_proj.weight", "[2048][8192]", 16777216, 577261568, 0.0110485435f, 1.0f },  // [45]
+    {"model.layers.5.input_layernorm.weight", "[2048]", 2048, 594038784, 0.0f, 1.0f },  // [46]
+    {"model.layers.5.self_attn.q_proj.weight", "[2048][2048]", 4194304, 594040832, 0.0220970869f, 1.0f },  // [47]
+    {"model.layers.5.self_attn.k_proj.weight", "[2048][2048]", 4194304, 598235136, 0.0220970869f, 1.0f },  // [48]
+    {"model.layers.5.self_attn.v_proj.weight", "[2048][2048]", 4194304, 602429440, 0.0220970869f, 1.0f },  // [49]
+    {"model.layers.5.self_attn.o_proj.weight", "[2048][2048]", 4194304, 606623744, 0.0220970869f, 1.0f },  // [50]
+    {"model.layers.5.post_attention_layernorm.weight", "[2048]", 2048, 610818048, 0.0f, 1.0f },  // [51]
+    {"model.layers.5.mlp.gate_proj.weight", "[8192][2048]", 16777216, 610820096, 0.0220970869f, 1.0f },  // [52]
+    {"model.layers.5.mlp.up_proj.weight", "[8192][2048]", 16777216, 627597312, 0.0220970869f, 1.0f },  // [53]
+    {"model.layers.5.mlp.down_proj.weight", "[2048][8192]", 16777216, 644374528, 0.0110485435f, 1.0f },  // [54]
+    {"model.layers.6.input_layernorm.weight", "[2048]", 2048, 661151744, 0.0f, 1.0f },  // [55]
+    {"model.layers.6.self_attn.q_proj.weight", "[2048][2048]", 4194304, 661153792, 0.0220970869f, 1.0f },  // [56]
+    {"model.layers.6.self_attn.k_proj.weight", "[2048][2048]", 4194304, 665348096, 0.0220970869f, 1.0f },  // [57]
+    {"model.layers.6.self_attn.v_proj.weight", "[2048][2048]", 4194304, 669542400, 0.0220970869f, 1.0f },  // [58]
+    {"model.layers.6.self_attn.o_proj.weight", "[2048][2048]", 4194304, 673736704, 0.0220970869f, 1.0f },  // [59]
+    {"model.layers.6.post_attention_layernorm.weight", "[2048]", 2048, 677931008, 0.0f, 1.0f },  // [60]
+    {"model.layers.6.mlp.gate_proj.weight", "[8192][2048]", 16777216, 677933056, 0.0220970869f, 1.0f },  // [61]
+    {"model.layers.6.mlp.up_proj.weight", "[8192][2048]", 16777216, 694710272, 0.0220970869f, 1.0f },  // [62]
+    {"model.layers.6.mlp.down_proj.weight", "[2048][8192]", 16777216, 711487488, 0.0110485435f, 1.0f },  // [63]
+    {"model.layers.7.input_layernorm.weight", "[2048]", 2048, 728264704, 0.0f, 1.0f },  // [64]
+    {"model.layers.7.self_attn.q_proj.weight", "[2048][2048]", 4194304, 728266752, 0.0220970869f, 1.0f },  // [65]
+    {"model.layers.7.self_attn.k_proj.weight", "[1024][2048]", 2097152, 732461056, 0.0220970869f, 1.0f },  // [66]
+    {"model.layers.7.self_attn.v_proj.weight", "[1024][2048]", 2097152, 734558208, 0.0220970869f, 1.0f },  // [67]
+    {"model.layers.7.self_attn.o_proj.weight", "[2048][2048]", 4194304, 736655360, 0.0220970869f, 1.0f },  // [68]
+    {"model.layers.7.post_attention_layernorm.weight", "[2048]", 2048, 740849664, 0.0f, 1.0f },  // [69]
+    {"model.layers.7.mlp.gate_proj.weight", "[8192][2048]", 16777216, 740851712, 0.0220970869f, 1.0f },  // [70]
+    {"model.layers.7.mlp.up_proj.weight", "[8192][2048]", 16777216, 757628928, 0.0220970869f, 1.0f },  // [71]
+    {"model.layers.7.mlp.down_proj.weight", "[2048][8192]", 16777216, 774406144, 0.0110485435f, 1.0f },  // [72]
+    {"model.layers.8.input_layernorm.weight", "[2048]", 2048, 791183360, 0.0f, 1.0f },  // [73]
+    {"model.layers.8.self_attn.q_proj.weight", "[2048][2048]", 4194304, 791185408, 0.0220970869f, 1.0f },  // [74]
+    {"model.layers.8.self_attn.k_proj.weight", "[2048][2048]", 4194304, 795379712, 0.0220970869f, 1.0f },  // [75]
+    {"model.layers.8.self_attn.v_proj.weight", "[2048][2048]", 4194304, 799574016, 0.0220970869f, 1.0f },  // [76]
+    {"model.layers.8.self_attn.o_proj.weight", "[2048][2048]", 4194304, 803768320, 0.0220970869f, 1.0f },  // [77]
+    {"model.layers.8.post_attention_layernorm.weight", "[2048]", 2048, 807962624, 0.0f, 1.0f },  // [78]
+    {"model.layers.8.mlp.gate_proj.weight", "[8192][2048]", 16777216, 807964672, 0.0220970869f, 1.0f },  // [79]
+    {"model.layers.8.mlp.up_proj.weight", "[8192][2048]", 16777216, 824741888, 0.0220970869f, 1.0f },  // [80]
+    {"model.layers.8.mlp.down_proj.weight", "[2048][8192]", 16777216, 841519104, 0.0110485435f, 1.0f },  // [81]
+    {"model.layers.9.input_layernorm.weight", "[2048]", 2048, 858296320, 0.0f, 1.0f },  // [82]
+    {"model.layers.9.self_attn.q_proj.weight", "[2048][2048]", 4194304, 858298368, 0.0220970869f, 1.0f },  // [83]
+    {"model.layers.9.self_attn.k_proj.weight", "[2048][2048]", 4194304, 862492672, 0.0220970869f, 1.0f },  // [84]
+    {"model.layers.9.self_attn.v_proj.weight", "[2048][2048]", 4194304, 866686976, 0.0220970869f, 1.0f },  // [85]
+    {"model.layers.9.self_attn.o_proj.weight", "[2048][2048]", 4194304, 870881280, 0.0220970869f, 1.0f },  // [86]
+    {"model.layers.9.post_attention_layernorm.weight", "[2048]", 2048, 875075584, 0.0f, 1.0f },  // [87]
+    {"model.layers.9.mlp.gate_proj.weight", "[8192][2048]", 16777216, 875077632, 0.0220970869f, 1.0f },  // [88]
+    {"model.layers.9.mlp.up_proj.weight", "[8192][2048]", 16777216, 891854848, 0.0220970869f, 1.0f },  // [89]
+    {"model.layers.9.mlp.down_proj.weight", "[2048][8192]", 16777216, 908632064, 0.0110485435f, 1.0f },  // [90]
+    {"model.layers.10.input_layernorm.weight", "[2048]", 2048, 925409280, 0.0f, 1.0f },  // [91]
+    {"model.layers.10.self_attn.q_proj.weight", "[2048][2048]", 4194304, 925411328, 0.0220970869f, 1.0f },  // [92]
+    {"model.layers.10.self_attn.k_proj.weight", "[2048][2048]", 4194304, 929605632, 0.0220970869f, 1.0f },  // [93]
+    {"model.layers.10.self_attn.v_proj.weight", "[2048][2048]", 4194304, 933799936, 0.0220970869f, 1.0f },  // [94]
+    {"model.layers.10.self_attn.o_proj.weight", "[2048][2048]", 4194304, 937994240, 0.0220970869f, 1.0f },  // [95]
+    {"model.layers.10.post_attention_layernorm.weight", "[2048]", 2048, 942188544, 0.0f, 1.0f },  // [96]
+    {"model.layers.10.mlp.gate_proj.weight", "[8192][2048]", 16777216, 942190592, 0.0220970869f, 1.0f },  // [97]
+    {"model.layers.10.mlp.up_proj.weight", "[8192][2048]", 16777216, 958967808, 0.0220970869f, 1.0f },  // [98]
+    {"model.layers.10.mlp.down_proj.weight", "[2048][8192]", 16777216, 975745024, 0.0110485435f, 1.0f },  // [99]
+    {"model.layers.11.input_layernorm.weight", "[2048]", 2048, 992522240, 0.0f, 1.0f },  // [100]
+    {"model.layers.11.self_attn.q_proj.weight", "[2048][2048]", 4194304, 992524288, 0.0220970869f, 1.0f },  // [101]
+    {"model.layers.11.self_attn.k_proj.weight", "[1024][2048]", 2097152, 996718592, 0.0220970869f, 1.0f },  // [102]
+    {"model.layers.11.self_attn.v_proj.weight", "[1024][2048]", 2097152, 998815744, 0.0220970869f, 1.0f },  // [103]
+    {"model.layers.11.self_attn.o_proj.weight", "[2048][2048]", 4194304, 1000912896, 0.0220970869f, 1.0f },  // [104]
+    {"model.layers.11.post_attention_layernorm.weight", "[2048]", 2048, 1005107200, 0.0f, 1.0f },  // [105]
+    {"model.layers.11.mlp.gate_proj.weight", "[8192][2048]", 16777216, 1005109248, 0.0220970869f, 1.0f },  // [106]
+    {"model.layers.11.mlp.up_proj.weight", "[8192][2048]", 16777216, 1021886464, 0.0220970869f, 1.0f },  // [107]
+    {"model.layers.11.mlp.down_proj.weight", "[2048][8192]", 16777216, 1038663680, 0.0110485435f, 1.0f },  // [108]
+    {"model.layers.12.input_layernorm.weight", "[2048]", 2048, 1055440896, 0.0f, 1.0f },  // [109]
+    {"model.layers.12.self_attn.q_proj.weight", "[2048][2048]", 4194304, 1055442944, 0.0220970869f, 1.0f },  // [110]
+    {"model.layers.12.self_attn.k_proj.weight", "[2048][2048]", 4194304, 1059637248, 0.0220970869f, 1.0f },  // [111]
+    {"model.layers.12.self_attn.v_proj.weight", "[2048][2048]", 4194304, 1063831552, 0.0220970869f, 1.0f },  // [112]
+    {"model.layers.12.self_attn.o_proj.weight", "[2048][2048]", 4194304, 1068025856, 0.0220970869f, 1.0f },  // [113]
+    {"model.layers.12.post_attention_layernorm.weight", "[2048]", 2048, 1072220160, 0.0f, 1.0f },  // [114]
+    {"model.layers.12.mlp.gate_proj.weight", "[8192][2048]", 16777216, 1072222208, 0.0220970869f, 1.0f },  // [115]
+    {"model.layers.12.mlp.up_proj.weight", "[8192][2048]", 16777216, 1088999424, 0.0220970869f, 1.0f },  // [116]
+    {"model.layers.12.mlp.down_proj.weight", "[2048][8192]", 16777216, 1105776640, 0.0110485435f, 1.0f },  // [117]
+    {"model.layers.13.input_layernorm.weight", "[2048]", 2048, 1122553856, 0.0f, 1.0f },  // [118]
+    {"model.layers.13.self_attn.q_proj.weight", "[2048][2048]", 4194304, 1122555904, 0.0220970869f, 1.0f },  // [119]
+    {"model.layers.13.self_attn.k_proj.weight", "[2048][2048]", 4194304, 1126750208, 0.0220970869f, 1.0f },  // [120]
+    {"model.layers.13.self_attn.v_proj.weight", "[2048][2048]", 4194304, 1130944512, 0.0220970869f, 1.0f },  // [121]
+    {"model.layers.13.self_attn.o_proj.weight", "[2048][2048]", 4194304, 1135138816, 0.0220970869f, 1.0f },  // [122]
+    {"model.layers.13.post_attention_layernorm.weight", "[2048]", 2048, 1139333120, 0.0f, 1.0f },  // [123]
+    {"model.layers.13.mlp.gate_proj.weight", "[8192][2048]", 16777216, 1139335168, 0.0220970869f, 1.0f },  // [124]
+    {"model.layers.13.mlp.up_proj.weight", "[8192][2048]", 16777216, 1156112384, 0.0220970869f, 1.0f },  // [125]
+    {"model.layers.13.mlp.down_proj.weight", "[2048][8192]", 16777216, 1172889600, 0.0110485435f, 1.0f },  // [126]
+    {"model.layers.14.input_layernorm.weight", "[2048]", 2048, 1189666816, 0.0f, 1.0f },  // [127]
+    {"model.layers.14.self_attn.q_proj.weight", "[2048][2048]", 4194304, 1189668864, 0.0220970869f, 1.0f },  // [128]
+    {"model.layers.14.self_attn.k_proj.weight", "[2048][2048]", 4194304, 1193863168, 0.0220970869f, 1.0f },  // [129]
+    {"model.layers.14.self_attn.v_proj.weight", "[2048][2048]", 4194304, 1198057472, 0.0220970869f, 1.0f },  // [130]
+    {"model.layers.14.self_attn.o_proj.weight", "[2048][2048]", 4194304, 1202251776, 0.0220970869f, 1.0f },  // [131]
+    {"model.layers.14.post_attention_layernorm.weight", "[2048]", 2048, 1206446080, 0.0f, 1.0f },  // [132]
+    {"model.layers.14.mlp.gate_proj.weight", "[8192][2048]", 16777216, 1206448128, 0.0220970869f, 1.0f },  // [133]
+    {"model.layers.14.mlp.up_proj.weight", "[8192][2048]", 16777216, 1223225344, 0.0220970869f, 1.0f },  // [134]
+    {"model.layers.14.mlp.down_proj.weight", "[2048][8192]", 16777216, 1240002560, 0.0110485435f, 1.0f },  // [135]
+    {"model.layers.15.input_layernorm.weight", "[2048]", 2048, 1256779776, 0.0f, 1.0f },  // [136]
+    {"model.layers.15.self_attn.q_proj.weight", "[2048][2048]", 4194304, 1256781824, 0.0220970869f, 1.0f },  // [137]
+    {"model.layers.15.self_attn.k_proj.weight", "[1024][2048]", 2097152, 1260976128, 0.0220970869f, 1.0f },  // [138]
+    {"model.layers.15.self_attn.v_proj.weight", "[1024][2048]", 2097152, 1263073280, 0.0220970869f, 1.0f },  // [139]
+    {"model.layers.15.self_attn.o_proj.weight", "[2048][2048]", 4194304, 1265170432, 0.0220970869f, 1.0f },  // [140]
+    {"model.layers.15.post_attention_layernorm.weight", "[2048]", 2048, 1269364736, 0.0f, 1.0f },  // [141]
+    {"model.layers.15.mlp.gate_proj.weight", "[8192][2048]", 16777216, 1269366784, 0.0220970869f, 1.0f },  // [142]
+    {"model.layers.15.mlp.up_proj.weight", "[8192][2048]", 16777216, 1286144000, 0.0220970869f, 1.0f },  // [143]
+    {"model.layers.15.mlp.down_proj.weight", "[2048][8192]", 16777216, 1302921216, 0.0110485435f, 1.0f },  // [144]
+    {"model.norm.weight", "[2048]", 2048, 1319698432, 0.0f, 1.0f },  // [145]
 };
 
-// Activations kept for the backward pass, and its scratch, in one allocation (bf16).
+// Activations kept for the backward pass, and the scratch every layer shares, in one allocation (bf16).
 static const lasp::TensorSpec kActivations[] = {
-    {"x.0", "[65536][2048]", 134217728, 0 },  // [0]
-    {"x.1", "[65536][2048]", 134217728, 134217728 },  // [1]
-    {"x.2", "[65536][2048]", 134217728, 268435456 },  // [2]
-    {"x.3", "[65536][2048]", 134217728, 402653184 },  // [3]
-    {"x.4", "[65536][2048]", 134217728, 536870912 },  // [4]
-    {"x.5", "[65536][2048]", 134217728, 671088640 },  // [5]
-    {"x.6", "[65536][2048]", 134217728, 805306368 },  // [6]
-    {"x.7", "[65536][2048]", 134217728, 939524096 },  // [7]
-    {"x.8", "[65536][2048]", 134217728, 1073741824 },  // [8]
-    {"x.9", "[65536][2048]", 134217728, 1207959552 },  // [9]
-    {"x.10", "[65536][2048]", 134217728, 1342177280 },  // [10]
-    {"x.11", "[65536][2048]", 134217728, 1476395008 },  // [11]
-    {"x.12", "[65536][2048]", 134217728, 1610612736 },  // [12]
-    {"x.13", "[65536][2048]", 134217728, 1744830464 },  // [13]
-    {"x.14", "[65536][2048]", 134217728, 1879048192 },  // [14]
-    {"x.15", "[65536][2048]", 134217728, 2013265920 },  // [15]
-    {"x.16", "[65536][2048]", 134217728, 2147483648 },  // [16]
-    {"layers.0.normed", "[65536][2048]", 134217728, 2281701376 },  // [17]
-    {"layers.1.normed", "[65536][2048]", 134217728, 2415919104 },  // [18]
-    {"layers.2.normed", "[65536][2048]", 134217728, 2550136832 },  // [19]
-    {"layers.4.normed", "[65536][2048]", 134217728, 2684354560 },  // [20]
-    {"layers.5.normed", "[65536][2048]", 134217728, 2818572288 },  // [21]
-    {"layers.6.normed", "[65536][2048]", 134217728, 2952790016 },  // [22]
-    {"layers.8.normed", "[65536][2048]", 134217728, 3087007744 },  // [23]
-    {"layers.9.normed", "[65536][2048]", 134217728, 3221225472 },  // [24]
-    {"layers.10.normed", "[65536][2048]", 134217728, 3355443200 },  // [25]
-    {"layers.12.normed", "[65536][2048]", 134217728, 3489660928 },  // [26]
-    {"layers.13.normed", "[65536][2048]", 134217728, 3623878656 },  // [27]
-    {"layers.14.normed", "[65536][2048]", 134217728, 3758096384 },  // [28]
-    {"dx", "[65536][2048]", 134217728, 3892314112 },  // [29]
-    {"dx_prev", "[65536][2048]", 134217728, 4026531840 },  // [30]
-    {"dnormed", "[65536][2048]", 134217728, 4160749568 },  // [31]
-    {"y", "[65536][2048]", 134217728, 4294967296 },  // [32]
+    {"layers.0.input", "[32768][2048]", 67108864, 0 },  // [0]
+    {"layers.0.mid", "[32768][2048]", 67108864, 67108864 },  // [1]
+    {"layers.0.gate_up", "[32768][16384]", 536870912, 134217728 },  // [2]
+    {"layers.0.normed", "[32768][2048]", 67108864, 671088640 },  // [3]
+    {"layers.1.input", "[32768][2048]", 67108864, 738197504 },  // [4]
+    {"layers.1.mid", "[32768][2048]", 67108864, 805306368 },  // [5]
+    {"layers.1.gate_up", "[32768][16384]", 536870912, 872415232 },  // [6]
+    {"layers.1.normed", "[32768][2048]", 67108864, 1409286144 },  // [7]
+    {"layers.2.input", "[32768][2048]", 67108864, 1476395008 },  // [8]
+    {"layers.2.mid", "[32768][2048]", 67108864, 1543503872 },  // [9]
+    {"layers.2.gate_up", "[32768][16384]", 536870912, 1610612736 },  // [10]
+    {"layers.2.normed", "[32768][2048]", 67108864, 2147483648 },  // [11]
+    {"layers.3.input", "[32768][2048]", 67108864, 2214592512 },  // [12]
+    {"layers.3.mid", "[32768][2048]", 67108864, 2281701376 },  // [13]
+    {"layers.3.gate_up", "[32768][16384]", 536870912, 2348810240 },  // [14]
+    {"layers.4.input", "[32768][2048]", 67108864, 2885681152 },  // [15]
+    {"layers.4.mid", "[32768][2048]", 67108864, 2952790016 },  // [16]
+    {"layers.4.gate_up", "[32768][16384]", 536870912, 3019898880 },  // [17]
+    {"layers.4.normed", "[32768][2048]", 67108864, 3556769792 },  // [18]
+    {"layers.5.input", "[32768][2048]", 67108864, 3623878656 },  // [19]
+    {"layers.5.mid", "[32768][2048]", 67108864, 3690987520 },  // [20]
+    {"layers.5.gate_up", "[32768][16384]", 536870912, 3758096384 },  // [21]
+    {"layers.5.normed", "[32768][2048]", 67108864, 4294967296 },  // [22]
+    {"layers.6.input", "[32768][2048]", 67108864, 4362076160 },  // [23]
+    {"layers.6.mid", "[32768][2048]", 67108864, 4429185024 },  // [24]
+    {"layers.6.gate_up", "[32768][16384]", 536870912, 4496293888 },  // [25]
+    {"layers.6.normed", "[32768][2048]", 67108864, 5033164800 },  // [26]
+    {"layers.7.input", "[32768][2048]", 67108864, 5100273664 },  // [27]
+    {"layers.7.mid", "[32768][2048]", 67108864, 5167382528 },  // [28]
+    {"layers.7.gate_up", "[32768][16384]", 536870912, 5234491392 },  // [29]
+    {"layers.8.input", "[32768][2048]", 67108864, 5771362304 },  // [30]
+    {"layers.8.mid", "[32768][2048]", 67108864, 5838471168 },  // [31]
+    {"layers.8.gate_up", "[32768][16384]", 536870912, 5905580032 },  // [32]
+    {"layers.8.normed", "[32768][2048]", 67108864, 6442450944 },  // [33]
+    {"layers.9.input", "[32768][2048]", 67108864, 6509559808 },  // [34]
+    {"layers.9.mid", "[32768][2048]", 67108864, 6576668672 },  // [35]
+    {"layers.9.gate_up", "[32768][16384]", 536870912, 6643777536 },  // [36]
+    {"layers.9.normed", "[32768][2048]", 67108864, 7180648448 },  // [37]
+    {"layers.10.input", "[32768][2048]", 67108864, 7247757312 },  // [38]
+    {"layers.10.mid", "[32768][2048]", 67108864, 7314866176 },  // [39]
+    {"layers.10.gate_up", "[32768][16384]", 536870912, 7381975040 },  // [40]
+    {"layers.10.normed", "[32768][2048]", 67108864, 7918845952 },  // [41]
+    {"layers.11.input", "[32768][2048]", 67108864, 7985954816 },  // [42]
+    {"layers.11.mid", "[32768][2048]", 67108864, 8053063680 },  // [43]
+    {"layers.11.gate_up", "[32768][16384]", 536870912, 8120172544 },  // [44]
+    {"layers.12.input", "[32768][2048]", 67108864, 8657043456 },  // [45]
+    {"layers.12.mid", "[32768][2048]", 67108864, 8724152320 },  // [46]
+    {"layers.12.gate_up", "[32768][16384]", 536870912, 8791261184 },  // [47]
+    {"layers.12.normed", "[32768][2048]", 67108864, 9328132096 },  // [48]
+    {"layers.13.input", "[32768][2048]", 67108864, 9395240960 },  // [49]
+    {"layers.13.mid", "[32768][2048]", 67108864, 9462349824 },  // [50]
+    {"layers.13.gate_up", "[32768][16384]", 536870912, 9529458688 },  // [51]
+    {"layers.13.normed", "[32768][2048]", 67108864, 10066329600 },  // [52]
+    {"layers.14.input", "[32768][2048]", 67108864, 10133438464 },  // [53]
+    {"layers.14.mid", "[32768][2048]", 67108864, 10200547328 },  // [54]
+    {"layers.14.gate_up", "[32768][16384]", 536870912, 10267656192 },  // [55]
+    {"layers.14.normed", "[32768][2048]", 67108864, 10804527104 },  // [56]
+    {"layers.15.input", "[32768][2048]", 67108864, 10871635968 },  // [57]
+    {"layers.15.mid", "[32768][2048]", 67108864, 10938744832 },  // [58]
+    {"layers.15.gate_up", "[32768][16384]", 536870912, 11005853696 },  // [59]
+    {"final.input", "[32768][2048]", 67108864, 11542724608 },  // [60]
+    {"normed", "[32768][2048]", 67108864, 11609833472 },  // [61]
+    {"y", "[32768][2048]", 67108864, 11676942336 },  // [62]
+    {"dx", "[32768][2048]", 67108864, 11744051200 },  // [63]
+    {"dnormed", "[32768][2048]", 67108864, 11811160064 },  // [64]
+    {"dattn", "[32768][2048]", 67108864, 11878268928 },  // [65]
+    {"ffn", "[32768][8192]", 268435456, 11945377792 },  // [66]
+    {"logits", "[1024][128256]", 131334144, 12213813248 },  // [67]
 };
 
-// The stack: each layer's kind (row of kKinds), its buffer set, its weights (rows of kParameters) and its
-// activations (rows of kActivations: input, output, feature-map inputs, normed output; -1 none).
+// The norms' saved statistics, their weight-gradient partials and each token's loss, in one allocation (fp32).
+static const lasp::TensorSpec kStatistics[] = {
+    {"layers.0.input_layernorm.rstd", "[32768]", 32768, 0 },  // [0]
+    {"layers.0.post_attention_layernorm.rstd", "[32768]", 32768, 32768 },  // [1]
+    {"layers.1.input_layernorm.rstd", "[32768]", 32768, 65536 },  // [2]
+    {"layers.1.post_attention_layernorm.rstd", "[32768]", 32768, 98304 },  // [3]
+    {"layers.2.input_layernorm.rstd", "[32768]", 32768, 131072 },  // [4]
+    {"layers.2.post_attention_layernorm.rstd", "[32768]", 32768, 163840 },  // [5]
+    {"layers.3.input_layernorm.rstd", "[32768]", 32768, 196608 },  // [6]
+    {"layers.3.post_attention_layernorm.rstd", "[32768]", 32768, 229376 },  // [7]
+    {"layers.4.input_layernorm.rstd", "[32768]", 32768, 262144 },  // [8]
+    {"layers.4.post_attention_layernorm.rstd", "[32768]", 32768, 294912 },  // [9]
+    {"layers.5.input_layernorm.rstd", "[32768]", 32768, 327680 },  // [10]
+    {"layers.5.post_attention_layernorm.rstd", "[32768]", 32768, 360448 },  // [11]
+    {"layers.6.input_layernorm.rstd", "[32768]", 32768, 393216 },  // [12]
+    {"layers.6.post_attention_layernorm.rstd", "[32768]", 32768, 425984 },  // [13]
+    {"layers.7.input_layernorm.rstd", "[32768]", 32768, 458752 },  // [14]
+    {"layers.7.post_attention_layernorm.rstd", "[32768]", 32768, 491520 },  // [15]
+    {"layers.8.input_layernorm.rstd", "[32768]", 32768, 524288 },  // [16]
+    {"layers.8.post_attention_layernorm.rstd", "[32768]", 32768, 557056 },  // [17]
+    {"layers.9.input_layernorm.rstd", "[32768]", 32768, 589824 },  // [18]
+    {"layers.9.post_attention_layernorm.rstd", "[32768]", 32768, 622592 },  // [19]
+    {"layers.10.input_layernorm.rstd", "[32768]", 32768, 655360 },  // [20]
+    {"layers.10.post_attention_layernorm.rstd", "[32768]", 32768, 688128 },  // [21]
+    {"layers.11.input_layernorm.rstd", "[32768]", 32768, 720896 },  // [22]
+    {"layers.11.post_attention_layernorm.rstd", "[32768]", 32768, 753664 },  // [23]
+    {"layers.12.input_layernorm.rstd", "[32768]", 32768, 786432 },  // [24]
+    {"layers.12.post_attention_layernorm.rstd", "[32768]", 32768, 819200 },  // [25]
+    {"layers.13.input_layernorm.rstd", "[32768]", 32768, 851968 },  // [26]
+    {"layers.13.post_attention_layernorm.rstd", "[32768]", 32768, 884736 },  // [27]
+    {"layers.14.input_layernorm.rstd", "[32768]", 32768, 917504 },  // [28]
+    {"layers.14.post_attention_layernorm.rstd", "[32768]", 32768, 950272 },  // [29]
+    {"layers.15.input_layernorm.rstd", "[32768]", 32768, 983040 },  // [30]
+    {"layers.15.post_attention_layernorm.rstd", "[32768]", 32768, 1015808 },  // [31]
+    {"final.norm.rstd", "[32768]", 32768, 1048576 },  // [32]
+    {"norm_partials", "[2048][2048]", 4194304, 1081344 },  // [33]
+    {"losses", "[32768]", 32768, 5275648 },  // [34]
+};
+
+// The stack: each layer's kind (row of kKinds), its buffer set, its weights (rows of kParameters: block
+// norm, Wq, Wk, Wv, Wo, MLP norm, Wgate, Wup, Wdown; biases of LayerNorm), its activations (rows of
+// kActivations: input, after attention, gate|up, feature-map inputs, attention output norm) and its norms'
+// statistics (rows of kStatistics); -1 none.
 static const lasp::LayerDesc kLayers[] = {
-    { 0, 0, 0, 1, 2, 3, 0, 1, -1, -1, 17 },  // 0: L
-    { 0, 1, 4, 5, 6, 7, 1, 2, -1, -1, 18 },  // 1: L
-    { 0, 2, 8, 9, 10, 11, 2, 3, -1, -1, 19 },  // 2: L
-    { 1, 0, 12, 13, 14, 15, 3, 4, -1, -1, -1 },  // 3: S
-    { 0, 3, 16, 17, 18, 19, 4, 5, -1, -1, 20 },  // 4: L
-    { 0, 4, 20, 21, 22, 23, 5, 6, -1, -1, 21 },  // 5: L
-    { 0, 5, 24, 25, 26, 27, 6, 7, -1, -1, 22 },  // 6: L
-    { 1, 1, 28, 29, 30, 31, 7, 8, -1, -1, -1 },  // 7: S
-    { 0, 6, 32, 33, 34, 35, 8, 9, -1, -1, 23 },  // 8: L
-    { 0, 7, 36, 37, 38, 39, 9, 10, -1, -1, 24 },  // 9: L
-    { 0, 8, 40, 41, 42, 43, 10, 11, -1, -1, 25 },  // 10: L
-    { 1, 2, 44, 45, 46, 47, 11, 12, -1, -1, -1 },  // 11: S
-    { 0, 9, 48, 49, 50, 51, 12, 13, -1, -1, 26 },  // 12: L
-    { 0, 10, 52, 53, 54, 55, 13, 14, -1, -1, 27 },  // 13: L
-    { 0, 11, 56, 57, 58, 59, 14, 15, -1, -1, 28 },  // 14: L
-    { 1, 3, 60, 61, 62, 63, 15, 16, -1, -1, -1 },  // 15: S
+    { 0, 0, { 1, -1, 2, 3, 4, 5, 6, -1, 7, 8, 9 }, { 0, 1, 2, -1, -1, 3 }, { 0, -1, 1, -1 } },  // 0: L
+    { 0, 1, { 10, -1, 11, 12, 13, 14, 15, -1, 16, 17, 18 }, { 4, 5, 6, -1, -1, 7 }, { 2, -1, 3, -1 } },  // 1: L
+    { 0, 2, { 19, -1, 20, 21, 22, 23, 24, -1, 25, 26, 27 }, { 8, 9, 10, -1, -1, 11 }, { 4, -1, 5, -1 } },  // 2: L
+    { 1, 0, { 28, -1, 29, 30, 31, 32, 33, -1, 34, 35, 36 }, { 12, 13, 14, -1, -1, -1 }, { 6, -1, 7, -1 } },  // 3: S
+    { 0, 3, { 37, -1, 38, 39, 40, 41, 42, -1, 43, 44, 45 }, { 15, 16, 17, -1, -1, 18 }, { 8, -1, 9, -1 } },  // 4: L
+    { 0, 4, { 46, -1, 47, 48, 49, 50, 51, -1, 52, 53, 54 }, { 19, 20, 21, -1, -1, 22 }, { 10, -1, 11, -1 } },  // 5: L
+    { 0, 5, { 55, -1, 56, 57, 58, 59, 60, -1, 61, 62, 63 }, { 23, 24, 25, -1, -1, 26 }, { 12, -1, 13, -1 } },  // 6: L
+    { 1, 1, { 64, -1, 65, 66, 67, 68, 69, -1, 70, 71, 72 }, { 27, 28, 29, -1, -1, -1 }, { 14, -1, 15, -1 } },  // 7: S
+    { 0, 6, { 73, -1, 74, 75, 76, 77, 78, -1, 79, 80, 81 }, { 30, 31, 32, -1, -1, 33 }, { 16, -1, 17, -1 } },  // 8: L
+    { 0, 7, { 82, -1, 83, 84, 85, 86, 87, -1, 88, 89, 90 }, { 34, 35, 36, -1, -1, 37 }, { 18, -1, 19, -1 } },  // 9: L
+    { 0, 8, { 91, -1, 92, 93, 94, 95, 96, -1, 97, 98, 99 }, { 38, 39, 40, -1, -1, 41 }, { 20, -1, 21, -1 } },  // 10: L
+    { 1, 2, { 100, -1, 101, 102, 103, 104, 105, -1, 106, 107, 108 }, { 42, 43, 44, -1, -1, -1 }, { 22, -1, 23, -1 } },  // 11: S
+    { 0, 9, { 109, -1, 110, 111, 112, 113, 114, -1, 115, 116, 117 }, { 45, 46, 47, -1, -1, 48 }, { 24, -1, 25, -1 } },  // 12: L
+    { 0, 10, { 118, -1, 119, 120, 121, 122, 123, -1, 124, 125, 126 }, { 49, 50, 51, -1, -1, 52 }, { 26, -1, 27, -1 } },  // 13: L
+    { 0, 11, { 127, -1, 128, 129, 130, 131, 132, -1, 133, 134, 135 }, { 53, 54, 55, -1, -1, 56 }, { 28, -1, 29, -1 } },  // 14: L
+    { 1, 3, { 136, -1, 137, 138, 139, 140, 141, -1, 142, 143, 144 }, { 57, 58, 59, -1, -1, -1 }, { 30, -1, 31, -1 } },  // 15: S
 };
 
 static const lasp::ModelTables kModel = {
-    kKinds, program::kLayerKinds, kLayers, program::kLayers, kParameters, 251658240, kActivations, 4429185024,
-    lasp::ScratchRows{ 29, 30, 31, 32 },
+    kKinds, program::kLayerKinds, kLayers, program::kLayers,
+    kParameters, 146, 1319700480, kActivations, 12345147392, kStatistics, 5308416,
+    // The ends: embedding, final norm (and bias), LM head; the final norm's input and statistics.
+    lasp::HeadDesc{ 0, 145, -1, 0, 60, 32, -1 },
+    // Scratch: normed, y, dx, dnormed, dattn, ffn, logits (kActivations); partials, losses (kStatistics).
+    lasp::ScratchRows{ 61, 62, 63, 64, 65, 66, 67, 33, 34 },
 };
 
 // Each layer kind's buffer sets, one per layer of the kind (scratch shared with the first), and its passes.
@@ -193,7 +361,9 @@ static void allocate(lasp::State& st) {
   lasp::allocate_model(st);
 }
 
+// Tokens to the final norm: the embedding, each layer's block, the final norm.
 static void forward_step(lasp::State& st) {
+  lasp::embed(st);
   for (int l = 0; l < program::kLayers; l++) {
     const lasp::LayerDesc& layer = kLayers[l];
     with_kind(layer.kind, [&](auto& passes) {
@@ -201,12 +371,14 @@ static void forward_step(lasp::State& st) {
       lasp::layer_forward(st, l, kKinds[layer.kind], b, [&](lasp::Run run) { passes.forward(st.ctx, b, run); });
     });
   }
+  lasp::final_norm(st);
 }
 
-// `layers_done`, when given, is recorded on the compute stream once every layer's backward is issued, before
-// the wait for the last weight-gradient sums.
+// The LM head and loss, and back through every layer to the embedding; each block of weight gradients is
+// summed over every rank as soon as it is complete. `layers_done`, when given, is recorded on the compute
+// stream once everything is issued, before the wait for the last weight-gradient sums.
 static void backward_step(lasp::State& st, cudaEvent_t layers_done = nullptr) {
-  lasp::seed_output_gradient(st);
+  lasp::head_backward(st);
   for (int l = program::kLayers - 1; l >= 0; l--) {
     const lasp::LayerDesc& layer = kLayers[l];
     with_kind(layer.kind, [&](auto& passes) {
@@ -222,10 +394,12 @@ static void backward_step(lasp::State& st, cudaEvent_t layers_done = nullptr) {
 
 static int bench(lasp::State& st) {
   const float step_ms = lasp::time_steps(st, forward_step, backward_step);
+  lasp::profile_parts(st, forward_step, backward_step);
+  const double gemm_tflops = lasp::gemm_ceiling_tflops(st);
   lasp::HiddenComm hidden;
   for (int k = 0; k < kModel.kind_count; k++)
     with_kind(k, [&](auto& passes) { lasp::time_kind(st, kKinds[k], passes, hidden); });
-  lasp::summarize(st, step_ms, hidden);
+  lasp::summarize(st, step_ms, hidden, gemm_tflops);
   return 0;
 }
 
@@ -235,6 +409,16 @@ static int verify(lasp::State& st) {
   for (int k = 0; k < kModel.kind_count; k++)
     with_kind(k, [&](auto& passes) { ok = lasp::verify_kind(st, oracle, kKinds[k], passes) && ok; });
   if (st.layout.world > 1) ok = lasp::verify_gradient_sum(st) && ok;
+  // The whole model's step: its loss, and its gradients for bench/gpu/torch_reference.py.
+  forward_step(st);
+  backward_step(st);
+  const double loss = lasp::step_loss(st);
+  const bool finite = loss == loss && loss < 1e30;
+  ok = ok && finite;
+  lasp::emit("loss", "\"value\":%.17g,\"targets\":%.0f", loss, st.target_total);
+  lasp::say("the whole model's step: loss %.6f over %.0f targets\n", loss, st.target_total);
+  ok = lasp::verify_model(st, loss) && ok;
+  if (!st.opt.save_grads.empty()) lasp::save_grads(st, st.opt.save_grads, loss);
   lasp::say(ok ? "verify: ok\n" : "verify: FAILED\n");
   return ok ? 0 : 1;
 }
@@ -254,6 +438,8 @@ int main(int argc, char** argv) {
 #endif
   if (!lasp::start_rank(st)) return 2;
   allocate(st);
+  if (!st.opt.load_weights.empty()) lasp::load_weights(st, st.opt.load_weights);
+  if (!st.opt.save_weights.empty()) lasp::save_weights(st, st.opt.save_weights);
   lasp::report_collectives(st);
   lasp::report_backends(st);
   int code = st.opt.mode == "verify" ? verify(st) : bench(st);

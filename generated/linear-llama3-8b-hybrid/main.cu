@@ -4,14 +4,17 @@
 // (zigzag layout) and data parallel over 2 group(s).
 //
 // This file holds what the spec decides, as tables: the layer kinds, the layers of the stack, the tensors of
-// the model; the passes are loops over them. Each layer (lasp/layer.cuh) runs its kind's attention schedule
-// (lasp/program.cuh) between its projections; its weight gradients are summed over every rank as soon as
-// they exist, on a stream of their own.
+// the model; the passes are loops over them. The model: the embedding of the step's tokens, each layer's
+// pre-norm block (lasp/layer.cuh: norm, attention by its kind's schedule in lasp/program.cuh, residual, norm,
+// SwiGLU MLP, residual), the final norm, the LM head and cross-entropy; the backward pass issues each block of
+// weight gradients' sum over every rank as soon as it exists, on a stream of its own.
 //
-// Modes: `bench` times training steps (median step time, tokens/s, TFLOP/s, time per layer kind, hidden
+// Modes: `bench` times training steps (median step time, loss, tokens/s, MFU, time per layer kind, hidden
 // communication, peak memory); `verify` runs each layer kind's schedule on deterministic inputs and compares
-// the output and dQ, dK, dV with a dense fp32 oracle over the whole sequence. Output: human lines on stderr,
-// one JSON object per event on stdout (src/toolchain/PROTOCOL.md in the lasp repository).
+// the output and dQ, dK, dV with a dense fp32 oracle over the whole sequence, then the whole model's step and
+// its loss and weight gradients against a dense fp32 oracle of the whole model.
+// Output: human lines on stderr, one JSON object per event on stdout (src/toolchain/PROTOCOL.md in the lasp
+// repository).
 #include <cuda_runtime.h>     // streams and events
 #include "lasp/program.cuh"   // this spec's constants and each layer kind's schedule, rank by rank
 #include "lasp/options.cuh"   // the command line
@@ -20,6 +23,8 @@
 #include "lasp/layer.cuh"     // a layer's forward and backward around its attention core
 #include "lasp/bench.cuh"     // bench: step timings, each kind's hidden communication, the summary
 #include "lasp/verify.cuh"    // verify: each kind against the dense oracle, the weight-gradient sum
+#include "lasp/verify_model.cuh"  // verify: the whole model's step against a dense fp32 oracle
+#include "lasp/weights_io.cuh"  // weights and gradients on disk: --load-weights, --save-weights, --save-grads
 
 using lasp::bf16;
 
@@ -33,244 +38,552 @@ static const lasp::LayerKind kKinds[] = {
     {"S", "allgather", 0, false, true, true, 8, 500000.000f, false, 1024, 1.0f, 8, 3, false, lasp::SoftmaxDims{}, nullptr },
 };
 
-// Every weight, layer by layer, in one allocation (bf16; a layer's four are one block, its gradient sum's
-// unit); the gradients have the same layout. Name, shape as stored, elements, offset.
+// Every weight, in Hugging Face's order, names and shapes ([out][in]: the program computes x W^T), in one
+// allocation (bf16); the gradients have the same layout (fp32), one communication window. Name, shape,
+// elements, offset, initial standard deviation (0: every element the value after it).
 static const lasp::TensorSpec kParameters[] = {
-    {"model.layers.0.self_attn.q_proj.weight", "[4096][4096]", 16777216, 0 },  // [0]
-    {"model.layers.0.self_attn.k_proj.weight", "[4096][4096]", 16777216, 16777216 },  // [1]
-    {"model.layers.0.self_attn.v_proj.weight", "[4096][4096]", 16777216, 33554432 },  // [2]
-    {"model.layers.0.self_attn.o_proj.weight", "[4096][4096]", 16777216, 50331648 },  // [3]
-    {"model.layers.1.self_attn.q_proj.weight", "[4096][4096]", 16777216, 67108864 },  // [4]
-    {"model.layers.1.self_attn.k_proj.weight", "[4096][4096]", 16777216, 83886080 },  // [5]
-    {"model.layers.1.self_attn.v_proj.weight", "[4096][4096]", 16777216, 100663296 },  // [6]
-    {"model.layers.1.self_attn.o_proj.weight", "[4096][4096]", 16777216, 117440512 },  // [7]
-    {"model.layers.2.self_attn.q_proj.weight", "[4096][4096]", 16777216, 134217728 },  // [8]
-    {"model.layers.2.self_attn.k_proj.weight", "[4096][4096]", 16777216, 150994944 },  // [9]
-    {"model.layers.2.self_attn.v_proj.weight", "[4096][4096]", 16777216, 167772160 },  // [10]
-    {"model.layers.2.self_attn.o_proj.weight", "[4096][4096]", 16777216, 184549376 },  // [11]
-    {"model.layers.3.self_attn.q_proj.weight", "[4096][4096]", 16777216, 201326592 },  // [12]
-    {"model.layers.3.self_attn.k_proj.weight", "[4096][1024]", 4194304, 218103808 },  // [13]
-    {"model.layers.3.self_attn.v_proj.weight", "[4096][1024]", 4194304, 222298112 },  // [14]
-    {"model.layers.3.self_attn.o_proj.weight", "[4096][4096]", 16777216, 226492416 },  // [15]
-    {"model.layers.4.self_attn.q_proj.weight", "[4096][4096]", 16777216, 243269632 },  // [16]
-    {"model.layers.4.self_attn.k_proj.weight", "[4096][4096]", 16777216, 260046848 },  // [17]
-    {"model.layers.4.self_attn.v_proj.weight", "[4096][4096]", 16777216, 276824064 },  // [18]
-    {"model.layers.4.self_attn.o_proj.weight", "[4096][4096]", 16777216, 293601280 },  // [19]
-    {"model.layers.5.self_attn.q_proj.weight", "[4096][4096]", 16777216, 310378496 },  // [20]
-    {"model.layers.5.self_attn.k_proj.weight", "[4096][4096]", 16777216, 327155712 },  // [21]
-    {"model.layers.5.self_attn.v_proj.weight", "[4096][4096]", 16777216, 343932928 },  // [22]
-    {"model.layers.5.self_attn.o_proj.weight", "[4096][4096]", 16777216, 360710144 },  // [23]
-    {"model.layers.6.self_attn.q_proj.weight", "[4096][4096]", 16777216, 377487360 },  // [24]
-    {"model.layers.6.self_attn.k_proj.weight", "[4096][4096]", 16777216, 394264576 },  // [25]
-    {"model.layers.6.self_attn.v_proj.weight", "[4096][4096]", 16777216, 411041792 },  // [26]
-    {"model.layers.6.self_attn.o_proj.weight", "[4096][4096]", 16777216, 427819008 },  // [27]
-    {"model.layers.7.self_attn.q_proj.weight", "[4096][4096]", 16777216, 444596224 },  // [28]
-    {"model.layers.7.self_attn.k_proj.weight", "[4096][1024]", 4194304, 461373440 },  // [29]
-    {"model.layers.7.self_attn.v_proj.weight", "[4096][1024]", 4194304, 465567744 },  // [30]
-    {"model.layers.7.self_attn.o_proj.weight", "[4096][4096]", 16777216, 469762048 },  // [31]
-    {"model.layers.8.self_attn.q_proj.weight", "[4096][4096]", 16777216, 486539264 },  // [32]
-    {"model.layers.8.self_attn.k_proj.weight", "[4096][4096]", 16777216, 503316480 },  // [33]
-    {"model.layers.8.self_attn.v_proj.weight", "[4096][4096]", 16777216, 520093696 },  // [34]
-    {"model.layers.8.self_attn.o_proj.weight", "[4096][4096]", 16777216, 536870912 },  // [35]
-    {"model.layers.9.self_attn.q_proj.weight", "[4096][4096]", 16777216, 553648128 },  // [36]
-    {"model.layers.9.self_attn.k_proj.weight", "[4096][4096]", 16777216, 570425344 },  // [37]
-    {"model.layers.9.self_attn.v_proj.weight", "[4096][4096]", 16777216, 587202560 },  // [38]
-    {"model.layers.9.self_attn.o_proj.weight", "[4096][4096]", 16777216, 603979776 },  // [39]
-    {"model.layers.10.self_attn.q_proj.weight", "[4096][4096]", 16777216, 620756992 },  // [40]
-    {"model.layers.10.self_attn.k_proj.weight", "[4096][4096]", 16777216, 637534208 },  // [41]
-    {"model.layers.10.self_attn.v_proj.weight", "[4096][4096]", 16777216, 654311424 },  // [42]
-    {"model.layers.10.self_attn.o_proj.weight", "[4096][4096]", 16777216, 671088640 },  // [43]
-    {"model.layers.11.self_attn.q_proj.weight", "[4096][4096]", 16777216, 687865856 },  // [44]
-    {"model.layers.11.self_attn.k_proj.weight", "[4096][1024]", 4194304, 704643072 },  // [45]
-    {"model.layers.11.self_attn.v_proj.weight", "[4096][1024]", 4194304, 708837376 },  // [46]
-    {"model.layers.11.self_attn.o_proj.weight", "[4096][4096]", 16777216, 713031680 },  // [47]
-    {"model.layers.12.self_attn.q_proj.weight", "[4096][4096]", 16777216, 729808896 },  // [48]
-    {"model.layers.12.self_attn.k_proj.weight", "[4096][4096]", 16777216, 746586112 },  // [49]
-    {"model.layers.12.self_attn.v_proj.weight", "[4096][4096]", 16777216, 763363328 },  // [50]
-    {"model.layers.12.self_attn.o_proj.weight", "[4096][4096]", 16777216, 780140544 },  // [51]
-    {"model.layers.13.self_attn.q_proj.weight", "[4096][4096]", 16777216, 796917760 },  // [52]
-    {"model.layers.13.self_attn.k_proj.weight", "[4096][4096]", 16777216, 813694976 },  // [53]
-    {"model.layers.13.self_attn.v_proj.weight", "[4096][4096]", 16777216, 830472192 },  // [54]
-    {"model.layers.13.self_attn.o_proj.weight", "[4096][4096]", 16777216, 847249408 },  // [55]
-    {"model.layers.14.self_attn.q_proj.weight", "[4096][4096]", 16777216, 864026624 },  // [56]
-    {"model.layers.14.self_attn.k_proj.weight", "[4096][4096]", 16777216, 880803840 },  // [57]
-    {"model.layers.14.self_attn.v_proj.weight", "[4096][4096]", 16777216, 897581056 },  // [58]
-    {"model.layers.14.self_attn.o_proj.weight", "[4096][4096]", 16777216, 914358272 },  // [59]
-    {"model.layers.15.self_attn.q_proj.weight", "[4096][4096]", 16777216, 931135488 },  // [60]
-    {"model.layers.15.self_attn.k_proj.weight", "[4096][1024]", 4194304, 947912704 },  // [61]
-    {"model.layers.15.self_attn.v_proj.weight", "[4096][1024]", 4194304, 952107008 },  // [62]
-    {"model.layers.15.self_attn.o_proj.weight", "[4096][4096]", 16777216, 956301312 },  // [63]
-    {"model.layers.16.self_attn.q_proj.weight", "[4096][4096]", 16777216, 973078528 },  // [64]
-    {"model.layers.16.self_attn.k_proj.weight", "[4096][4096]", 16777216, 989855744 },  // [65]
-    {"model.layers.16.self_attn.v_proj.weight", "[4096][4096]", 16777216, 1006632960 },  // [66]
-    {"model.layers.16.self_attn.o_proj.weight", "[4096][4096]", 16777216, 1023410176 },  // [67]
-    {"model.layers.17.self_attn.q_proj.weight", "[4096][4096]", 16777216, 1040187392 },  // [68]
-    {"model.layers.17.self_attn.k_proj.weight", "[4096][4096]", 16777216, 1056964608 },  // [69]
-    {"model.layers.17.self_attn.v_proj.weight", "[4096][4096]", 16777216, 1073741824 },  // [70]
-    {"model.layers.17.self_attn.o_proj.weight", "[4096][4096]", 16777216, 1090519040 },  // [71]
-    {"model.layers.18.self_attn.q_proj.weight", "[4096][4096]", 16777216, 1107296256 },  // [72]
-    {"model.layers.18.self_attn.k_proj.weight", "[4096][4096]", 16777216, 1124073472 },  // [73]
-    {"model.layers.18.self_attn.v_proj.weight", "[4096][4096]", 16777216, 1140850688 },  // [74]
-    {"model.layers.18.self_attn.o_proj.weight", "[4096][4096]", 16777216, 1157627904 },  // [75]
-    {"model.layers.19.self_attn.q_proj.weight", "[4096][4096]", 16777216, 1174405120 },  // [76]
-    {"model.layers.19.self_attn.k_proj.weight", "[4096][1024]", 4194304, 1191182336 },  // [77]
-    {"model.layers.19.self_attn.v_proj.weight", "[4096][1024]", 4194304, 1195376640 },  // [78]
-    {"model.layers.19.self_attn.o_proj.weight", "[4096][4096]", 16777216, 1199570944 },  // [79]
-    {"model.layers.20.self_attn.q_proj.weight", "[4096][4096]", 16777216, 1216348160 },  // [80]
-    {"model.layers.20.self_attn.k_proj.weight", "[4096][4096]", 16777216, 1233125376 },  // [81]
-    {"model.layers.20.self_attn.v_proj.weight", "[4096][4096]", 16777216, 1249902592 },  // [82]
-    {"model.layers.20.self_attn.o_proj.weight", "[4096][4096]", 16777216, 1266679808 },  // [83]
-    {"model.layers.21.self_attn.q_proj.weight", "[4096][4096]", 16777216, 1283457024 },  // [84]
-    {"model.layers.21.self_attn.k_proj.weight", "[4096][4096]", 16777216, 1300234240 },  // [85]
-    {"model.layers.21.self_attn.v_proj.weight", "[4096][4096]", 16777216, 1317011456 },  // [86]
-    {"model.layers.21.self_attn.o_proj.weight", "[4096][4096]", 16777216, 1333788672 },  // [87]
-    {"model.layers.22.self_attn.q_proj.weight", "[4096][4096]", 16777216, 1350565888 },  // [88]
-    {"model.layers.22.self_attn.k_proj.weight", "[4096][4096]", 16777216, 1367343104 },  // [89]
-    {"model.layers.22.self_attn.v_proj.weight", "[4096][4096]", 16777216, 1384120320 },  // [90]
-    {"model.layers.22.self_attn.o_proj.weight", "[4096][4096]", 16777216, 1400897536 },  // [91]
-    {"model.layers.23.self_attn.q_proj.weight", "[4096][4096]", 16777216, 1417674752 },  // [92]
-    {"model.layers.23.self_attn.k_proj.weight", "[4096][1024]", 4194304, 1434451968 },  // [93]
-    {"model.layers.23.self_attn.v_proj.weight", "[4096][1024]", 4194304, 1438646272 },  // [94]
-    {"model.layers.23.self_attn.o_proj.weight", "[4096][4096]", 16777216, 1442840576 },  // [95]
-    {"model.layers.24.self_attn.q_proj.weight", "[4096][4096]", 16777216, 1459617792 },  // [96]
-    {"model.layers.24.self_attn.k_proj.weight", "[4096][4096]", 16777216, 1476395008 },  // [97]
-    {"model.layers.24.self_attn.v_proj.weight", "[4096][4096]", 16777216, 1493172224 },  // [98]
-    {"model.layers.24.self_attn.o_proj.weight", "[4096][4096]", 16777216, 1509949440 },  // [99]
-    {"model.layers.25.self_attn.q_proj.weight", "[4096][4096]", 16777216, 1526726656 },  // [100]
-    {"model.layers.25.self_attn.k_proj.weight", "[4096][4096]", 16777216, 1543503872 },  // [101]
-    {"model.layers.25.self_attn.v_proj.weight", "[4096][4096]", 16777216, 1560281088 },  // [102]
-    {"model.layers.25.self_attn.o_proj.weight", "[4096][4096]", 16777216, 1577058304 },  // [103]
-    {"model.layers.26.self_attn.q_proj.weight", "[4096][4096]", 16777216, 1593835520 },  // [104]
-    {"model.layers.26.self_attn.k_proj.weight", "[4096][4096]", 16777216, 1610612736 },  // [105]
-    {"model.layers.26.self_attn.v_proj.weight", "[4096][4096]", 16777216, 1627389952 },  // [106]
-    {"model.layers.26.self_attn.o_proj.weight", "[4096][4096]", 16777216, 1644167168 },  // [107]
-    {"model.layers.27.self_attn.q_proj.weight", "[4096][4096]", 16777216, 1660944384 },  // [108]
-    {"model.layers.27.self_attn.k_proj.weight", "[4096][1024]", 4194304, 1677721600 },  // [109]
-    {"model.layers.27.self_attn.v_proj.weight", "[4096][1024]", 4194304, 1681915904 },  // [110]
-    {"model.layers.27.self_attn.o_proj.weight", "[4096][4096]", 16777216, 1686110208 },  // [111]
-    {"model.layers.28.self_attn.q_proj.weight", "[4096][4096]", 16777216, 1702887424 },  // [112]
-    {"model.layers.28.self_attn.k_proj.weight", "[4096][4096]", 16777216, 1719664640 },  // [113]
-    {"model.layers.28.self_attn.v_proj.weight", "[4096][4096]", 16777216, 1736441856 },  // [114]
-    {"model.layers.28.self_attn.o_proj.weight", "[4096][4096]", 16777216, 1753219072 },  // [115]
-    {"model.layers.29.self_attn.q_proj.weight", "[4096][4096]", 16777216, 1769996288 },  // [116]
-    {"model.layers.29.self_attn.k_proj.weight", "[4096][4096]", 16777216, 1786773504 },  // [117]
-    {"model.layers.29.self_attn.v_proj.weight", "[4096][4096]", 16777216, 1803550720 },  // [118]
-    {"model.layers.29.self_attn.o_proj.weight", "[4096][4096]", 16777216, 1820327936 },  // [119]
-    {"model.layers.30.self_attn.q_proj.weight", "[4096][4096]", 16777216, 1837105152 },  // [120]
-    {"model.layers.30.self_attn.k_proj.weight", "[4096][4096]", 16777216, 1853882368 },  // [121]
-    {"model.layers.30.self_attn.v_proj.weight", "[4096][4096]", 16777216, 1870659584 },  // [122]
-    {"model.layers.30.self_attn.o_proj.weight", "[4096][4096]", 16777216, 1887436800 },  // [123]
-    {"model.layers.31.self_attn.q_proj.weight", "[4096][4096]", 16777216, 1904214016 },  // [124]
-    {"model.layers.31.self_attn.k_proj.weight", "[4096][1024]", 4194304, 1920991232 },  // [125]
-    {"model.layers.31.self_attn.v_proj.weight", "[4096][1024]", 4194304, 1925185536 },  // [126]
-    {"model.layers.31.self_attn.o_proj.weight", "[4096][4096]", 16777216, 1929379840 },  // [127]
+    {"model.embed_tokens.weight", "[128256][4096]", 525336576, 0, 0.0156250000f, 1.0f },  // [0]
+    {"model.layers.0.input_layernorm.weight", "[4096]", 4096, 525336576, 0.0f, 1.0f },  // [1]
+    {"model.layers.0.self_attn.q_proj.weight", "[4096][4096]", 16777216, 525340672, 0.0156250000f, 1.0f },  // [2]
+    {"model.layers.0.self_attn.k_proj.weight", "[4096][4096]", 16777216, 542117888, 0.0156250000f, 1.0f },  // [3]
+    {"model.layers.0.self_attn.v_proj.weight", "[4096][4096]", 16777216, 558895104, 0.0156250000f, 1.0f },  // [4]
+    {"model.layers.0.self_attn.o_proj.weight", "[4096][4096]", 16777216, 575672320, 0.0156250000f, 1.0f },  // [5]
+    {"model.layers.0.post_attention_layernorm.weight", "[4096]", 4096, 592449536, 0.0f, 1.0f },  // [6]
+    {"model.layers.0.mlp.gate_proj.weight", "[14336][4096]", 58720256, 592453632, 0.0156250000f, 1.0f },  // [7]
+    {"model.layers.0.mlp.up_proj.weight", "[14336][4096]", 58720256, 651173888, 0.0156250000f, 1.0f },  // [8]
+    {"model.layers.0.mlp.down_proj.weight", "[4096][14336]", 58720256, 709894144, 0.00835191381f, 1.0f },  // [9]
+    {"model.layers.1.input_layernorm.weight", "[4096]", 4096, 768614400, 0.0f, 1.0f },  // [10]
+    {"model.layers.1.self_attn.q_proj.weight", "[4096][4096]", 16777216, 768618496, 0.0156250000f, 1.0f },  // [11]
+    {"model.layers.1.self_attn.k_proj.weight", "[4096][4096]", 16777216, 785395712, 0.0156250000f, 1.0f },  // [12]
+    {"model.layers.1.self_attn.v_proj.weight", "[4096][4096]", 16777216, 802172928, 0.0156250000f, 1.0f },  // [13]
+    {"model.layers.1.self_attn.o_proj.weight", "[4096][4096]", 16777216, 818950144, 0.0156250000f, 1.0f },  // [14]
+    {"model.layers.1.post_attention_layernorm.weight", "[4096]", 4096, 835727360, 0.0f, 1.0f },  // [15]
+    {"model.layers.1.mlp.gate_proj.weight", "[14336][4096]", 58720256, 835731456, 0.0156250000f, 1.0f },  // [16]
+    {"model.layers.1.mlp.up_proj.weight", "[14336][4096]", 58720256, 894451712, 0.0156250000f, 1.0f },  // [17]
+    {"model.layers.1.mlp.down_proj.weight", "[4096][14336]", 58720256, 953171968, 0.00835191381f, 1.0f },  // [18]
+    {"model.layers.2.input_layernorm.weight", "[4096]", 4096, 1011892224, 0.0f, 1.0f },  // [19]
+    {"model.layers.2.self_attn.q_proj.weight", "[4096][4096]", 16777216, 1011896320, 0.0156250000f, 1.0f },  // [20]
+    {"model.layers.2.self_attn.k_proj.weight", "[4096][4096]", 16777216, 1028673536, 0.0156250000f, 1.0f },  // [21]
+    {"model.layers.2.self_attn.v_proj.weight", "[4096][4096]", 16777216, 1045450752, 0.0156250000f, 1.0f },  // [22]
+    {"model.layers.2.self_attn.o_proj.weight", "[4096][4096]", 16777216, 1062227968, 0.0156250000f, 1.0f },  // [23]
+    {"model.layers.2.post_attention_layernorm.weight", "[4096]", 4096, 1079005184, 0.0f, 1.0f },  // [24]
+    {"model.layers.2.mlp.gate_proj.weight", "[14336][4096]", 58720256, 1079009280, 0.0156250000f, 1.0f },  // [25]
+    {"model.layers.2.mlp.up_proj.weight", "[14336][4096]", 58720256, 1137729536, 0.0156250000f, 1.0f },  // [26]
+    {"model.layers.2.mlp.down_proj.weight", "[4096][14336]", 58720256, 1196449792, 0.00835191381f, 1.0f },  // [27]
+    {"model.layers.3.input_layernorm.weight", "[4096]", 4096, 1255170048, 0.0f, 1.0f },  // [28]
+    {"model.layers.3.self_attn.q_proj.weight", "[4096][4096]", 16777216, 1255174144, 0.0156250000f, 1.0f },  // [29]
+    {"model.layers.3.self_attn.k_proj.weight", "[1024][4096]", 4194304, 1271951360, 0.0156250000f, 1.0f },  // [30]
+    {"model.layers.3.self_attn.v_proj.weight", "[1024][4096]", 4194304, 1276145664, 0.0156250000f, 1.0f },  // [31]
+    {"model.layers.3.self_attn.o_proj.weight", "[4096][4096]", 16777216, 1280339968, 0.0156250000f, 1.0f },  // [32]
+    {"model.layers.3.post_attention_layernorm.weight", "[4096]", 4096, 1297117184, 0.0f, 1.0f },  // [33]
+    {"model.layers.3.mlp.gate_proj.weight", "[14336][4096]", 58720256, 1297121280, 0.0156250000f, 1.0f },  // [34]
+    {"model.layers.3.mlp.up_proj.weight", "[14336][4096]", 58720256, 1355841536, 0.0156250000f, 1.0f },  // [35]
+    {"model.layers.3.mlp.down_proj.weight", "[4096][14336]", 58720256, 1414561792, 0.00835191381f, 1.0f },  // [36]
+    {"model.layers.4.input_layernorm.weight", "[4096]", 4096, 1473282048, 0.0f, 1.0f },  // [37]
+    {"model.layers.4.self_attn.q_proj.weight", "[4096][4096]", 16777216, 1473286144, 0.0156250000f, 1.0f },  // [38]
+    {"model.layers.4.self_attn.k_proj.weight", "[4096][4096]", 16777216, 1490063360, 0.0156250000f, 1.0f },  // [39]
+    {"model.layers.4.self_attn.v_proj.weight", "[4096][4096]", 16777216, 1506840576, 0.0156250000f, 1.0f },  // [40]
+    {"model.layers.4.self_attn.o_proj.weight", "[4096][4096]", 16777216, 1523617792, 0.0156250000f, 1.0f },  // [41]
+    {"model.layers.4.post_attention_layernorm.weight", "[4096]", 4096, 1540395008, 0.0f, 1.0f },  // [42]
+    {"model.layers.4.mlp.gate_proj.weight", "[14336][4096]", 58720256, 1540399104, 0.0156250000f, 1.0f },  // [43]
+    {"model.layers.4.mlp.up_proj.weight", "[14336][4096]", 58720256, 1599119360, 0.0156250000f, 1.0f },  // [44]
+    {"model.layers.4.mlp.down_proj.weight", "[4096][14336]", 58720256, 1657839616, 0.00835191381f, 1.0f },  // [45]
+    {"model.layers.5.input_layernorm.weight", "[4096]", 4096, 1716559872, 0.0f, 1.0f },  // [46]
+    {"model.layers.5.self_attn.q_proj.weight", "[4096][4096]", 16777216, 1716563968, 0.0156250000f, 1.0f },  // [47]
+    {"model.layers.5.self_attn.k_proj.weight", "[4096][4096]", 16777216, 1733341184, 0.0156250000f, 1.0f },  // [48]
+    {"model.layers.5.self_attn.v_proj.weight", "[4096][4096]", 16777216, 1750118400, 0.0156250000f, 1.0f },  // [49]
+    {"model.layers.5.self_attn.o_proj.weight", "[4096][4096]", 16777216, 1766895616, 0.0156250000f, 1.0f },  // [50]
+    {"model.layers.5.post_attention_layernorm.weight", "[4096]", 4096, 1783672832, 0.0f, 1.0f },  // [51]
+    {"model.layers.5.mlp.gate_proj.weight", "[14336][4096]", 58720256, 1783676928, 0.0156250000f, 1.0f },  // [52]
+    {"model.layers.5.mlp.up_proj.weight", "[14336][4096]", 58720256, 1842397184, 0.0156250000f, 1.0f },  // [53]
+    {"model.layers.5.mlp.down_proj.weight", "[4096][14336]", 58720256, 1901117440, 0.00835191381f, 1.0f },  // [54]
+    {"model.layers.6.input_layernorm.weight", "[4096]", 4096, 1959837696, 0.0f, 1.0f },  // [55]
+    {"model.layers.6.self_attn.q_proj.weight", "[4096][4096]", 16777216, 1959841792, 0.0156250000f, 1.0f },  // [56]
+    {"model.layers.6.self_attn.k_proj.weight", "[4096][4096]", 16777216, 1976619008, 0.0156250000f, 1.0f },  // [57]
+    {"model.layers.6.self_attn.v_proj.weight", "[4096][4096]", 16777216, 1993396224, 0.0156250000f, 1.0f },  // [58]
+    {"model.layers.6.self_attn.o_proj.weight", "[4096][4096]", 16777216, 2010173440, 0.0156250000f, 1.0f },  // [59]
+    {"model.layers.6.post_attention_layernorm.weight", "[4096]", 4096, 2026950656, 0.0f, 1.0f },  // [60]
+    {"model.layers.6.mlp.gate_proj.weight", "[14336][4096]", 58720256, 2026954752, 0.0156250000f, 1.0f },  // [61]
+    {"model.layers.6.mlp.up_proj.weight", "[14336][4096]", 58720256, 2085675008, 0.0156250000f, 1.0f },  // [62]
+    {"model.layers.6.mlp.down_proj.weight", "[4096][14336]", 58720256, 2144395264, 0.00835191381f, 1.0f },  // [63]
+    {"model.layers.7.input_layernorm.weight", "[4096]", 4096, 2203115520, 0.0f, 1.0f },  // [64]
+    {"model.layers.7.self_attn.q_proj.weight", "[4096][4096]", 16777216, 2203119616, 0.0156250000f, 1.0f },  // [65]
+    {"model.layers.7.self_attn.k_proj.weight", "[1024][4096]", 4194304, 2219896832, 0.0156250000f, 1.0f },  // [66]
+    {"model.layers.7.self_attn.v_proj.weight", "[1024][4096]", 4194304, 2224091136, 0.0156250000f, 1.0f },  // [67]
+    {"model.layers.7.self_attn.o_proj.weight", "[4096][4096]", 16777216, 2228285440, 0.0156250000f, 1.0f },  // [68]
+    {"model.layers.7.post_attention_layernorm.weight", "[4096]", 4096, 2245062656, 0.0f, 1.0f },  // [69]
+    {"model.layers.7.mlp.gate_proj.weight", "[14336][4096]", 58720256, 2245066752, 0.0156250000f, 1.0f },  // [70]
+    {"model.layers.7.mlp.up_proj.weight", "[14336][4096]", 58720256, 2303787008, 0.0156250000f, 1.0f },  // [71]
+    {"model.layers.7.mlp.down_proj.weight", "[4096][14336]", 58720256, 2362507264, 0.00835191381f, 1.0f },  // [72]
+    {"model.layers.8.input_layernorm.weight", "[4096]", 4096, 2421227520, 0.0f, 1.0f },  // [73]
+    {"model.layers.8.self_attn.q_proj.weight", "[4096][4096]", 16777216, 2421231616, 0.0156250000f, 1.0f },  // [74]
+    {"model.layers.8.self_attn.k_proj.weight", "[4096][4096]", 16777216, 2438008832, 0.0156250000f, 1.0f },  // [75]
+    {"model.layers.8.self_attn.v_proj.weight", "[4096][4096]", 16777216, 2454786048, 0.0156250000f, 1.0f },  // [76]
+    {"model.layers.8.self_attn.o_proj.weight", "[4096][4096]", 16777216, 2471563264, 0.0156250000f, 1.0f },  // [77]
+    {"model.layers.8.post_attention_layernorm.weight", "[4096]", 4096, 2488340480, 0.0f, 1.0f },  // [78]
+    {"model.layers.8.mlp.gate_proj.weight", "[14336][4096]", 58720256, 2488344576, 0.0156250000f, 1.0f },  // [79]
+    {"model.layers.8.mlp.up_proj.weight", "[14336][4096]", 58720256, 2547064832, 0.0156250000f, 1.0f },  // [80]
+    {"model.layers.8.mlp.down_proj.weight", "[4096][14336]", 58720256, 2605785088, 0.00835191381f, 1.0f },  // [81]
+    {"model.layers.9.input_layernorm.weight", "[4096]", 4096, 2664505344, 0.0f, 1.0f },  // [82]
+    {"model.layers.9.self_attn.q_proj.weight", "[4096][4096]", 16777216, 2664509440, 0.0156250000f, 1.0f },  // [83]
+    {"model.layers.9.self_attn.k_proj.weight", "[4096][4096]", 16777216, 2681286656, 0.0156250000f, 1.0f },  // [84]
+    {"model.layers.9.self_attn.v_proj.weight", "[4096][4096]", 16777216, 2698063872, 0.0156250000f, 1.0f },  // [85]
+    {"model.layers.9.self_attn.o_proj.weight", "[4096][4096]", 16777216, 2714841088, 0.0156250000f, 1.0f },  // [86]
+    {"model.layers.9.post_attention_layernorm.weight", "[4096]", 4096, 2731618304, 0.0f, 1.0f },  // [87]
+    {"model.layers.9.mlp.gate_proj.weight", "[14336][4096]", 58720256, 2731622400, 0.0156250000f, 1.0f },  // [88]
+    {"model.layers.9.mlp.up_proj.weight", "[14336][4096]", 58720256, 2790342656, 0.0156250000f, 1.0f },  // [89]
+    {"model.layers.9.mlp.down_proj.weight", "[4096][14336]", 58720256, 2849062912, 0.00835191381f, 1.0f },  // [90]
+    {"model.layers.10.input_layernorm.weight", "[4096]", 4096, 2907783168, 0.0f, 1.0f },  // [91]
+    {"model.layers.10.self_attn.q_proj.weight", "[4096][4096]", 16777216, 2907787264, 0.0156250000f, 1.0f },  // [92]
+    {"model.layers.10.self_attn.k_proj.weight", "[4096][4096]", 16777216, 2924564480, 0.0156250000f, 1.0f },  // [93]
+    {"model.layers.10.self_attn.v_proj.weight", "[4096][4096]", 16777216, 2941341696, 0.0156250000f, 1.0f },  // [94]
+    {"model.layers.10.self_attn.o_proj.weight", "[4096][4096]", 16777216, 2958118912, 0.0156250000f, 1.0f },  // [95]
+    {"model.layers.10.post_attention_layernorm.weight", "[4096]", 4096, 2974896128, 0.0f, 1.0f },  // [96]
+    {"model.layers.10.mlp.gate_proj.weight", "[14336][4096]", 58720256, 2974900224, 0.0156250000f, 1.0f },  // [97]
+    {"model.layers.10.mlp.up_proj.weight", "[14336][4096]", 58720256, 3033620480, 0.0156250000f, 1.0f },  // [98]
+    {"model.layers.10.mlp.down_proj.weight", "[4096][14336]", 58720256, 3092340736, 0.00835191381f, 1.0f },  // [99]
+    {"model.layers.11.input_layernorm.weight", "[4096]", 4096, 3151060992, 0.0f, 1.0f },  // [100]
+    {"model.layers.11.self_attn.q_proj.weight", "[4096][4096]", 16777216, 3151065088, 0.0156250000f, 1.0f },  // [101]
+    {"model.layers.11.self_attn.k_proj.weight", "[1024][4096]", 4194304, 3167842304, 0.0156250000f, 1.0f },  // [102]
+    {"model.layers.11.self_attn.v_proj.weight", "[1024][4096]", 4194304, 3172036608, 0.0156250000f, 1.0f },  // [103]
+    {"model.layers.11.self_attn.o_proj.weight", "[4096][4096]", 16777216, 3176230912, 0.0156250000f, 1.0f },  // [104]
+    {"model.layers.11.post_attention_layernorm.weight", "[4096]", 4096, 3193008128, 0.0f, 1.0f },  // [105]
+    {"model.layers.11.mlp.gate_proj.weight", "[14336][4096]", 58720256, 3193012224, 0.0156250000f, 1.0f },  // [106]
+    {"model.layers.11.mlp.up_proj.weight", "[14336][4096]", 58720256, 3251732480, 0.0156250000f, 1.0f },  // [107]
+    {"model.layers.11.mlp.down_proj.weight", "[4096][14336]", 58720256, 3310452736, 0.00835191381f, 1.0f },  // [108]
+    {"model.layers.12.input_layernorm.weight", "[4096]", 4096, 3369172992, 0.0f, 1.0f },  // [109]
+    {"model.layers.12.self_attn.q_proj.weight", "[4096][4096]", 16777216, 3369177088, 0.0156250000f, 1.0f },  // [110]
+    {"model.layers.12.self_attn.k_proj.weight", "[4096][4096]", 16777216, 3385954304, 0.0156250000f, 1.0f },  // [111]
+    {"model.layers.12.self_attn.v_proj.weight", "[4096][4096]", 16777216, 3402731520, 0.0156250000f, 1.0f },  // [112]
+    {"model.layers.12.self_attn.o_proj.weight", "[4096][4096]", 16777216, 3419508736, 0.0156250000f, 1.0f },  // [113]
+    {"model.layers.12.post_attention_layernorm.weight", "[4096]", 4096, 3436285952, 0.0f, 1.0f },  // [114]
+    {"model.layers.12.mlp.gate_proj.weight", "[14336][4096]", 58720256, 3436290048, 0.0156250000f, 1.0f },  // [115]
+    {"model.layers.12.mlp.up_proj.weight", "[14336][4096]", 58720256, 3495010304, 0.0156250000f, 1.0f },  // [116]
+    {"model.layers.12.mlp.down_proj.weight", "[4096][14336]", 58720256, 3553730560, 0.00835191381f, 1.0f },  // [117]
+    {"model.layers.13.input_layernorm.weight", "[4096]", 4096, 3612450816, 0.0f, 1.0f },  // [118]
+    {"model.layers.13.self_attn.q_proj.weight", "[4096][4096]", 16777216, 3612454912, 0.0156250000f, 1.0f },  // [119]
+    {"model.layers.13.self_attn.k_proj.weight", "[4096][4096]", 16777216, 3629232128, 0.0156250000f, 1.0f },  // [120]
+    {"model.layers.13.self_attn.v_proj.weight", "[4096][4096]", 16777216, 3646009344, 0.0156250000f, 1.0f },  // [121]
+    {"model.layers.13.self_attn.o_proj.weight", "[4096][4096]", 16777216, 3662786560, 0.0156250000f, 1.0f },  // [122]
+    {"model.layers.13.post_attention_layernorm.weight", "[4096]", 4096, 3679563776, 0.0f, 1.0f },  // [123]
+    {"model.layers.13.mlp.gate_proj.weight", "[14336][4096]", 58720256, 3679567872, 0.0156250000f, 1.0f },  // [124]
+    {"model.layers.13.mlp.up_proj.weight", "[14336][4096]", 58720256, 3738288128, 0.0156250000f, 1.0f },  // [125]
+    {"model.layers.13.mlp.down_proj.weight", "[4096][14336]", 58720256, 3797008384, 0.00835191381f, 1.0f },  // [126]
+    {"model.layers.14.input_layernorm.weight", "[4096]", 4096, 3855728640, 0.0f, 1.0f },  // [127]
+    {"model.layers.14.self_attn.q_proj.weight", "[4096][4096]", 16777216, 3855732736, 0.0156250000f, 1.0f },  // [128]
+    {"model.layers.14.self_attn.k_proj.weight", "[4096][4096]", 16777216, 3872509952, 0.0156250000f, 1.0f },  // [129]
+    {"model.layers.14.self_attn.v_proj.weight", "[4096][4096]", 16777216, 3889287168, 0.0156250000f, 1.0f },  // [130]
+    {"model.layers.14.self_attn.o_proj.weight", "[4096][4096]", 16777216, 3906064384, 0.0156250000f, 1.0f },  // [131]
+    {"model.layers.14.post_attention_layernorm.weight", "[4096]", 4096, 3922841600, 0.0f, 1.0f },  // [132]
+    {"model.layers.14.mlp.gate_proj.weight", "[14336][4096]", 58720256, 3922845696, 0.0156250000f, 1.0f },  // [133]
+    {"model.layers.14.mlp.up_proj.weight", "[14336][4096]", 58720256, 3981565952, 0.0156250000f, 1.0f },  // [134]
+    {"model.layers.14.mlp.down_proj.weight", "[4096][14336]", 58720256, 4040286208, 0.00835191381f, 1.0f },  // [135]
+    {"model.layers.15.input_layernorm.weight", "[4096]", 4096, 4099006464, 0.0f, 1.0f },  // [136]
+    {"model.layers.15.self_attn.q_proj.weight", "[4096][4096]", 16777216, 4099010560, 0.0156250000f, 1.0f },  // [137]
+    {"model.layers.15.self_attn.k_proj.weight", "[1024][4096]", 4194304, 4115787776, 0.0156250000f, 1.0f },  // [138]
+    {"model.layers.15.self_attn.v_proj.weight", "[1024][4096]", 4194304, 4119982080, 0.0156250000f, 1.0f },  // [139]
+    {"model.layers.15.self_attn.o_proj.weight", "[4096][4096]", 16777216, 4124176384, 0.0156250000f, 1.0f },  // [140]
+    {"model.layers.15.post_attention_layernorm.weight", "[4096]", 4096, 4140953600, 0.0f, 1.0f },  // [141]
+    {"model.layers.15.mlp.gate_proj.weight", "[14336][4096]", 58720256, 4140957696, 0.0156250000f, 1.0f },  // [142]
+    {"model.layers.15.mlp.up_proj.weight", "[14336][4096]", 58720256, 4199677952, 0.0156250000f, 1.0f },  // [143]
+    {"model.layers.15.mlp.down_proj.weight", "[4096][14336]", 58720256, 4258398208, 0.00835191381f, 1.0f },  // [144]
+    {"model.layers.16.input_layernorm.weight", "[4096]", 4096, 4317118464, 0.0f, 1.0f },  // [145]
+    {"model.layers.16.self_attn.q_proj.weight", "[4096][4096]", 16777216, 4317122560, 0.0156250000f, 1.0f },  // [146]
+    {"model.layers.16.self_attn.k_proj.weight", "[4096][4096]", 16777216, 4333899776, 0.0156250000f, 1.0f },  // [147]
+    {"model.layers.16.self_attn.v_proj.weight", "[4096][4096]", 16777216, 4350676992, 0.0156250000f, 1.0f },  // [148]
+    {"model.layers.16.self_attn.o_proj.weight", "[4096][4096]", 16777216, 4367454208, 0.0156250000f, 1.0f },  // [149]
+    {"model.layers.16.post_attention_layernorm.weight", "[4096]", 4096, 4384231424, 0.0f, 1.0f },  // [150]
+    {"model.layers.16.mlp.gate_proj.weight", "[14336][4096]", 58720256, 4384235520, 0.0156250000f, 1.0f },  // [151]
+    {"model.layers.16.mlp.up_proj.weight", "[14336][4096]", 58720256, 4442955776, 0.0156250000f, 1.0f },  // [152]
+    {"model.layers.16.mlp.down_proj.weight", "[4096][14336]", 58720256, 4501676032, 0.00835191381f, 1.0f },  // [153]
+    {"model.layers.17.input_layernorm.weight", "[4096]", 4096, 4560396288, 0.0f, 1.0f },  // [154]
+    {"model.layers.17.self_attn.q_proj.weight", "[4096][4096]", 16777216, 4560400384, 0.0156250000f, 1.0f },  // [155]
+    {"model.layers.17.self_attn.k_proj.weight", "[4096][4096]", 16777216, 4577177600, 0.0156250000f, 1.0f },  // [156]
+    {"model.layers.17.self_attn.v_proj.weight", "[4096][4096]", 16777216, 4593954816, 0.0156250000f, 1.0f },  // [157]
+    {"model.layers.17.self_attn.o_proj.weight", "[4096][4096]", 16777216, 4610732032, 0.0156250000f, 1.0f },  // [158]
+    {"model.layers.17.post_attention_layernorm.weight", "[4096]", 4096, 4627509248, 0.0f, 1.0f },  // [159]
+    {"model.layers.17.mlp.gate_proj.weight", "[14336][4096]", 58720256, 4627513344, 0.0156250000f, 1.0f },  // [160]
+    {"model.layers.17.mlp.up_proj.weight", "[14336][4096]", 58720256, 4686233600, 0.0156250000f, 1.0f },  // [161]
+    {"model.layers.17.mlp.down_proj.weight", "[4096][14336]", 58720256, 4744953856, 0.00835191381f, 1.0f },  // [162]
+    {"model.layers.18.input_layernorm.weight", "[4096]", 4096, 4803674112, 0.0f, 1.0f },  // [163]
+    {"model.layers.18.self_attn.q_proj.weight", "[4096][4096]", 16777216, 4803678208, 0.0156250000f, 1.0f },  // [164]
+    {"model.layers.18.self_attn.k_proj.weight", "[4096][4096]", 16777216, 4820455424, 0.0156250000f, 1.0f },  // [165]
+    {"model.layers.18.self_attn.v_proj.weight", "[4096][4096]", 16777216, 4837232640, 0.0156250000f, 1.0f },  // [166]
+    {"model.layers.18.self_attn.o_proj.weight", "[4096][4096]", 16777216, 4854009856, 0.0156250000f, 1.0f },  // [167]
+    {"model.layers.18.post_attention_layernorm.weight", "[4096]", 4096, 4870787072, 0.0f, 1.0f },  // [168]
+    {"model.layers.18.mlp.gate_proj.weight", "[14336][4096]", 58720256, 4870791168, 0.0156250000f, 1.0f },  // [169]
+    {"model.layers.18.mlp.up_proj.weight", "[14336][4096]", 58720256, 4929511424, 0.0156250000f, 1.0f },  // [170]
+    {"model.layers.18.mlp.down_proj.weight", "[4096][14336]", 58720256, 4988231680, 0.00835191381f, 1.0f },  // [171]
+    {"model.layers.19.input_layernorm.weight", "[4096]", 4096, 5046951936, 0.0f, 1.0f },  // [172]
+    {"model.layers.19.self_attn.q_proj.weight", "[4096][4096]", 16777216, 5046956032, 0.0156250000f, 1.0f },  // [173]
+    {"model.layers.19.self_attn.k_proj.weight", "[1024][4096]", 4194304, 5063733248, 0.0156250000f, 1.0f },  // [174]
+    {"model.layers.19.self_attn.v_proj.weight", "[1024][4096]", 4194304, 5067927552, 0.0156250000f, 1.0f },  // [175]
+    {"model.layers.19.self_attn.o_proj.weight", "[4096][4096]", 16777216, 5072121856, 0.0156250000f, 1.0f },  // [176]
+    {"model.layers.19.post_attention_layernorm.weight", "[4096]", 4096, 5088899072, 0.0f, 1.0f },  // [177]
+    {"model.layers.19.mlp.gate_proj.weight", "[14336][4096]", 58720256, 5088903168, 0.0156250000f, 1.0f },  // [178]
+    {"model.layers.19.mlp.up_proj.weight", "[14336][4096]", 58720256, 5147623424, 0.0156250000f, 1.0f },  // [179]
+    {"model.layers.19.mlp.down_proj.weight", "[4096][14336]", 58720256, 5206343680, 0.00835191381f, 1.0f },  // [180]
+    {"model.layers.20.input_layernorm.weight", "[4096]", 4096, 5265063936, 0.0f, 1.0f },  // [181]
+    {"model.layers.20.self_attn.q_proj.weight", "[4096][4096]", 16777216, 5265068032, 0.0156250000f, 1.0f },  // [182]
+    {"model.layers.20.self_attn.k_proj.weight", "[4096][4096]", 16777216, 5281845248, 0.0156250000f, 1.0f },  // [183]
+    {"model.layers.20.self_attn.v_proj.weight", "[4096][4096]", 16777216, 5298622464, 0.0156250000f, 1.0f },  // [184]
+    {"model.layers.20.self_attn.o_proj.weight", "[4096][4096]", 16777216, 5315399680, 0.0156250000f, 1.0f },  // [185]
+    {"model.layers.20.post_attention_layernorm.weight", "[4096]", 4096, 5332176896, 0.0f, 1.0f },  // [186]
+    {"model.layers.20.mlp.gate_proj.weight", "[14336][4096]", 58720256, 5332180992, 0.0156250000f, 1.0f },  // [187]
+    {"model.layers.20.mlp.up_proj.weight", "[14336][4096]", 58720256, 5390901248, 0.0156250000f, 1.0f },  // [188]
+    {"model.layers.20.mlp.down_proj.weight", "[4096][14336]", 58720256, 5449621504, 0.00835191381f, 1.0f },  // [189]
+    {"model.layers.21.input_layernorm.weight", "[4096]", 4096, 5508341760, 0.0f, 1.0f },  // [190]
+    {"model.layers.21.self_attn.q_proj.weight", "[4096][4096]", 16777216, 5508345856, 0.0156250000f, 1.0f },  // [191]
+    {"model.layers.21.self_attn.k_proj.weight", "[4096][4096]", 16777216, 5525123072, 0.0156250000f, 1.0f },  // [192]
+    {"model.layers.21.self_attn.v_proj.weight", "[4096][4096]", 16777216, 5541900288, 0.0156250000f, 1.0f },  // [193]
+    {"model.layers.21.self_attn.o_proj.weight", "[4096][4096]", 16777216, 5558677504, 0.0156250000f, 1.0f },  // [194]
+    {"model.layers.21.post_attention_layernorm.weight", "[4096]", 4096, 5575454720, 0.0f, 1.0f },  // [195]
+    {"model.layers.21.mlp.gate_proj.weight", "[14336][4096]", 58720256, 5575458816, 0.0156250000f, 1.0f },  // [196]
+    {"model.layers.21.mlp.up_proj.weight", "[14336][4096]", 58720256, 5634179072, 0.0156250000f, 1.0f },  // [197]
+    {"model.layers.21.mlp.down_proj.weight", "[4096][14336]", 58720256, 5692899328, 0.00835191381f, 1.0f },  // [198]
+    {"model.layers.22.input_layernorm.weight", "[4096]", 4096, 5751619584, 0.0f, 1.0f },  // [199]
+    {"model.layers.22.self_attn.q_proj.weight", "[4096][4096]", 16777216, 5751623680, 0.0156250000f, 1.0f },  // [200]
+    {"model.layers.22.self_attn.k_proj.weight", "[4096][4096]", 16777216, 5768400896, 0.0156250000f, 1.0f },  // [201]
+    {"model.layers.22.self_attn.v_proj.weight", "[4096][4096]", 16777216, 5785178112, 0.0156250000f, 1.0f },  // [202]
+    {"model.layers.22.self_attn.o_proj.weight", "[4096][4096]", 16777216, 5801955328, 0.0156250000f, 1.0f },  // [203]
+    {"model.layers.22.post_attention_layernorm.weight", "[4096]", 4096, 5818732544, 0.0f, 1.0f },  // [204]
+    {"model.layers.22.mlp.gate_proj.weight", "[14336][4096]", 58720256, 5818736640, 0.0156250000f, 1.0f },  // [205]
+    {"model.layers.22.mlp.up_proj.weight", "[14336][4096]", 58720256, 5877456896, 0.0156250000f, 1.0f },  // [206]
+    {"model.layers.22.mlp.down_proj.weight", "[4096][14336]", 58720256, 5936177152, 0.00835191381f, 1.0f },  // [207]
+    {"model.layers.23.input_layernorm.weight", "[4096]", 4096, 5994897408, 0.0f, 1.0f },  // [208]
+    {"model.layers.23.self_attn.q_proj.weight", "[4096][4096]", 16777216, 5994901504, 0.0156250000f, 1.0f },  // [209]
+    {"model.layers.23.self_attn.k_proj.weight", "[1024][4096]", 4194304, 6011678720, 0.0156250000f, 1.0f },  // [210]
+    {"model.layers.23.self_attn.v_proj.weight", "[1024][4096]", 4194304, 6015873024, 0.0156250000f, 1.0f },  // [211]
+    {"model.layers.23.self_attn.o_proj.weight", "[4096][4096]", 16777216, 6020067328, 0.0156250000f, 1.0f },  // [212]
+    {"model.layers.23.post_attention_layernorm.weight", "[4096]", 4096, 6036844544, 0.0f, 1.0f },  // [213]
+    {"model.layers.23.mlp.gate_proj.weight", "[14336][4096]", 58720256, 6036848640, 0.0156250000f, 1.0f },  // [214]
+    {"model.layers.23.mlp.up_proj.weight", "[14336][4096]", 58720256, 6095568896, 0.0156250000f, 1.0f },  // [215]
+    {"model.layers.23.mlp.down_proj.weight", "[4096][14336]", 58720256, 6154289152, 0.00835191381f, 1.0f },  // [216]
+    {"model.layers.24.input_layernorm.weight", "[4096]", 4096, 6213009408, 0.0f, 1.0f },  // [217]
+    {"model.layers.24.self_attn.q_proj.weight", "[4096][4096]", 16777216, 6213013504, 0.0156250000f, 1.0f },  // [218]
+    {"model.layers.24.self_attn.k_proj.weight", "[4096][4096]", 16777216, 6229790720, 0.0156250000f, 1.0f },  // [219]
+    {"model.layers.24.self_attn.v_proj.weight", "[4096][4096]", 16777216, 6246567936, 0.0156250000f, 1.0f },  // [220]
+    {"model.layers.24.self_attn.o_proj.weight", "[4096][4096]", 16777216, 6263345152, 0.0156250000f, 1.0f },  // [221]
+    {"model.layers.24.post_attention_layernorm.weight", "[4096]", 4096, 6280122368, 0.0f, 1.0f },  // [222]
+    {"model.layers.24.mlp.gate_proj.weight", "[14336][4096]", 58720256, 6280126464, 0.0156250000f, 1.0f },  // [223]
+    {"model.layers.24.mlp.up_proj.weight", "[14336][4096]", 58720256, 6338846720, 0.0156250000f, 1.0f },  // [224]
+    {"model.layers.24.mlp.down_proj.weight", "[4096][14336]", 58720256, 6397566976, 0.00835191381f, 1.0f },  // [225]
+    {"model.layers.25.input_layernorm.weight", "[4096]", 4096, 6456287232, 0.0f, 1.0f },  // [226]
+    {"model.layers.25.self_attn.q_proj.weight", "[4096][4096]", 16777216, 6456291328, 0.0156250000f, 1.0f },  // [227]
+    {"model.layers.25.self_attn.k_proj.weight", "[4096][4096]", 16777216, 6473068544, 0.0156250000f, 1.0f },  // [228]
+    {"model.layers.25.self_attn.v_proj.weight", "[4096][4096]", 16777216, 6489845760, 0.0156250000f, 1.0f },  // [229]
+    {"model.layers.25.self_attn.o_proj.weight", "[4096][4096]", 16777216, 6506622976, 0.0156250000f, 1.0f },  // [230]
+    {"model.layers.25.post_attention_layernorm.weight", "[4096]", 4096, 6523400192, 0.0f, 1.0f },  // [231]
+    {"model.layers.25.mlp.gate_proj.weight", "[14336][4096]", 58720256, 6523404288, 0.0156250000f, 1.0f },  // [232]
+    {"model.layers.25.mlp.up_proj.weight", "[14336][4096]", 58720256, 6582124544, 0.0156250000f, 1.0f },  // [233]
+    {"model.layers.25.mlp.down_proj.weight", "[4096][14336]", 58720256, 6640844800, 0.00835191381f, 1.0f },  // [234]
+    {"model.layers.26.input_layernorm.weight", "[4096]", 4096, 6699565056, 0.0f, 1.0f },  // [235]
+    {"model.layers.26.self_attn.q_proj.weight", "[4096][4096]", 16777216, 6699569152, 0.0156250000f, 1.0f },  // [236]
+    {"model.layers.26.self_attn.k_proj.weight", "[4096][4096]", 16777216, 6716346368, 0.0156250000f, 1.0f },  // [237]
+    {"model.layers.26.self_attn.v_proj.weight", "[4096][4096]", 16777216, 6733123584, 0.0156250000f, 1.0f },  // [238]
+    {"model.layers.26.self_attn.o_proj.weight", "[4096][4096]", 16777216, 6749900800, 0.0156250000f, 1.0f },  // [239]
+    {"model.layers.26.post_attention_layernorm.weight", "[4096]", 4096, 6766678016, 0.0f, 1.0f },  // [240]
+    {"model.layers.26.mlp.gate_proj.weight", "[14336][4096]", 58720256, 6766682112, 0.0156250000f, 1.0f },  // [241]
+    {"model.layers.26.mlp.up_proj.weight", "[14336][4096]", 58720256, 6825402368, 0.0156250000f, 1.0f },  // [242]
+    {"model.layers.26.mlp.down_proj.weight", "[4096][14336]", 58720256, 6884122624, 0.00835191381f, 1.0f },  // [243]
+    {"model.layers.27.input_layernorm.weight", "[4096]", 4096, 6942842880, 0.0f, 1.0f },  // [244]
+    {"model.layers.27.self_attn.q_proj.weight", "[4096][4096]", 16777216, 6942846976, 0.0156250000f, 1.0f },  // [245]
+    {"model.layers.27.self_attn.k_proj.weight", "[1024][4096]", 4194304, 6959624192, 0.0156250000f, 1.0f },  // [246]
+    {"model.layers.27.self_attn.v_proj.weight", "[1024][4096]", 4194304, 6963818496, 0.0156250000f, 1.0f },  // [247]
+    {"model.layers.27.self_attn.o_proj.weight", "[4096][4096]", 16777216, 6968012800, 0.0156250000f, 1.0f },  // [248]
+    {"model.layers.27.post_attention_layernorm.weight", "[4096]", 4096, 6984790016, 0.0f, 1.0f },  // [249]
+    {"model.layers.27.mlp.gate_proj.weight", "[14336][4096]", 58720256, 6984794112, 0.0156250000f, 1.0f },  // [250]
+    {"model.layers.27.mlp.up_proj.weight", "[14336][4096]", 58720256, 7043514368, 0.0156250000f, 1.0f },  // [251]
+    {"model.layers.27.mlp.down_proj.weight", "[4096][14336]", 58720256, 7102234624, 0.00835191381f, 1.0f },  // [252]
+    {"model.layers.28.input_layernorm.weight", "[4096]", 4096, 7160954880, 0.0f, 1.0f },  // [253]
+    {"model.layers.28.self_attn.q_proj.weight", "[4096][4096]", 16777216, 7160958976, 0.0156250000f, 1.0f },  // [254]
+    {"model.layers.28.self_attn.k_proj.weight", "[4096][4096]", 16777216, 7177736192, 0.0156250000f, 1.0f },  // [255]
+    {"model.layers.28.self_attn.v_proj.weight", "[4096][4096]", 16777216, 7194513408, 0.0156250000f, 1.0f },  // [256]
+    {"model.layers.28.self_attn.o_proj.weight", "[4096][4096]", 16777216, 7211290624, 0.0156250000f, 1.0f },  // [257]
+    {"model.layers.28.post_attention_layernorm.weight", "[4096]", 4096, 7228067840, 0.0f, 1.0f },  // [258]
+    {"model.layers.28.mlp.gate_proj.weight", "[14336][4096]", 58720256, 7228071936, 0.0156250000f, 1.0f },  // [259]
+    {"model.layers.28.mlp.up_proj.weight", "[14336][4096]", 58720256, 7286792192, 0.0156250000f, 1.0f },  // [260]
+    {"model.layers.28.mlp.down_proj.weight", "[4096][14336]", 58720256, 7345512448, 0.00835191381f, 1.0f },  // [261]
+    {"model.layers.29.input_layernorm.weight", "[4096]", 4096, 7404232704, 0.0f, 1.0f },  // [262]
+    {"model.layers.29.self_attn.q_proj.weight", "[4096][4096]", 16777216, 7404236800, 0.0156250000f, 1.0f },  // [263]
+    {"model.layers.29.self_attn.k_proj.weight", "[4096][4096]", 16777216, 7421014016, 0.0156250000f, 1.0f },  // [264]
+    {"model.layers.29.self_attn.v_proj.weight", "[4096][4096]", 16777216, 7437791232, 0.0156250000f, 1.0f },  // [265]
+    {"model.layers.29.self_attn.o_proj.weight", "[4096][4096]", 16777216, 7454568448, 0.0156250000f, 1.0f },  // [266]
+    {"model.layers.29.post_attention_layernorm.weight", "[4096]", 4096, 7471345664, 0.0f, 1.0f },  // [267]
+    {"model.layers.29.mlp.gate_proj.weight", "[14336][4096]", 58720256, 7471349760, 0.0156250000f, 1.0f },  // [268]
+    {"model.layers.29.mlp.up_proj.weight", "[14336][4096]", 58720256, 7530070016, 0.0156250000f, 1.0f },  // [269]
+    {"model.layers.29.mlp.down_proj.weight", "[4096][14336]", 58720256, 7588790272, 0.00835191381f, 1.0f },  // [270]
+    {"model.layers.30.input_layernorm.weight", "[4096]", 4096, 7647510528, 0.0f, 1.0f },  // [271]
+    {"model.layers.30.self_attn.q_proj.weight", "[4096][4096]", 16777216, 7647514624, 0.0156250000f, 1.0f },  // [272]
+    {"model.layers.30.self_attn.k_proj.weight", "[4096][4096]", 16777216, 7664291840, 0.0156250000f, 1.0f },  // [273]
+    {"model.layers.30.self_attn.v_proj.weight", "[4096][4096]", 16777216, 7681069056, 0.0156250000f, 1.0f },  // [274]
+    {"model.layers.30.self_attn.o_proj.weight", "[4096][4096]", 16777216, 7697846272, 0.0156250000f, 1.0f },  // [275]
+    {"model.layers.30.post_attention_layernorm.weight", "[4096]", 4096, 7714623488, 0.0f, 1.0f },  // [276]
+    {"model.layers.30.mlp.gate_proj.weight", "[14336][4096]", 58720256, 7714627584, 0.0156250000f, 1.0f },  // [277]
+    {"model.layers.30.mlp.up_proj.weight", "[14336][4096]", 58720256, 7773347840, 0.0156250000f, 1.0f },  // [278]
+    {"model.layers.30.mlp.down_proj.weight", "[4096][14336]", 58720256, 7832068096, 0.00835191381f, 1.0f },  // [279]
+    {"model.layers.31.input_layernorm.weight", "[4096]", 4096, 7890788352, 0.0f, 1.0f },  // [280]
+    {"model.layers.31.self_attn.q_proj.weight", "[4096][4096]", 16777216, 7890792448, 0.0156250000f, 1.0f },  // [281]
+    {"model.layers.31.self_attn.k_proj.weight", "[1024][4096]", 4194304, 7907569664, 0.0156250000f, 1.0f },  // [282]
+    {"model.layers.31.self_attn.v_proj.weight", "[1024][4096]", 4194304, 7911763968, 0.0156250000f, 1.0f },  // [283]
+    {"model.layers.31.self_attn.o_proj.weight", "[4096][4096]", 16777216, 7915958272, 0.0156250000f, 1.0f },  // [284]
+    {"model.layers.31.post_attention_layernorm.weight", "[4096]", 4096, 7932735488, 0.0f, 1.0f },  // [285]
+    {"model.layers.31.mlp.gate_proj.weight", "[14336][4096]", 58720256, 7932739584, 0.0156250000f, 1.0f },  // [286]
+    {"model.layers.31.mlp.up_proj.weight", "[14336][4096]", 58720256, 7991459840, 0.0156250000f, 1.0f },  // [287]
+    {"model.layers.31.mlp.down_proj.weight", "[4096][14336]", 58720256, 8050180096, 0.00835191381f, 1.0f },  // [288]
+    {"model.norm.weight", "[4096]", 4096, 8108900352, 0.0f, 1.0f },  // [289]
+    {"lm_head.weight", "[128256][4096]", 525336576, 8108904448, 0.0156250000f, 1.0f },  // [290]
 };
 
-// Activations kept for the backward pass, and its scratch, in one allocation (bf16).
+// Activations kept for the backward pass, and the scratch every layer shares, in one allocation (bf16).
 static const lasp::TensorSpec kActivations[] = {
-    {"x.0", "[16384][4096]", 67108864, 0 },  // [0]
-    {"x.1", "[16384][4096]", 67108864, 67108864 },  // [1]
-    {"x.2", "[16384][4096]", 67108864, 134217728 },  // [2]
-    {"x.3", "[16384][4096]", 67108864, 201326592 },  // [3]
-    {"x.4", "[16384][4096]", 67108864, 268435456 },  // [4]
-    {"x.5", "[16384][4096]", 67108864, 335544320 },  // [5]
-    {"x.6", "[16384][4096]", 67108864, 402653184 },  // [6]
-    {"x.7", "[16384][4096]", 67108864, 469762048 },  // [7]
-    {"x.8", "[16384][4096]", 67108864, 536870912 },  // [8]
-    {"x.9", "[16384][4096]", 67108864, 603979776 },  // [9]
-    {"x.10", "[16384][4096]", 67108864, 671088640 },  // [10]
-    {"x.11", "[16384][4096]", 67108864, 738197504 },  // [11]
-    {"x.12", "[16384][4096]", 67108864, 805306368 },  // [12]
-    {"x.13", "[16384][4096]", 67108864, 872415232 },  // [13]
-    {"x.14", "[16384][4096]", 67108864, 939524096 },  // [14]
-    {"x.15", "[16384][4096]", 67108864, 1006632960 },  // [15]
-    {"x.16", "[16384][4096]", 67108864, 1073741824 },  // [16]
-    {"x.17", "[16384][4096]", 67108864, 1140850688 },  // [17]
-    {"x.18", "[16384][4096]", 67108864, 1207959552 },  // [18]
-    {"x.19", "[16384][4096]", 67108864, 1275068416 },  // [19]
-    {"x.20", "[16384][4096]", 67108864, 1342177280 },  // [20]
-    {"x.21", "[16384][4096]", 67108864, 1409286144 },  // [21]
-    {"x.22", "[16384][4096]", 67108864, 1476395008 },  // [22]
-    {"x.23", "[16384][4096]", 67108864, 1543503872 },  // [23]
-    {"x.24", "[16384][4096]", 67108864, 1610612736 },  // [24]
-    {"x.25", "[16384][4096]", 67108864, 1677721600 },  // [25]
-    {"x.26", "[16384][4096]", 67108864, 1744830464 },  // [26]
-    {"x.27", "[16384][4096]", 67108864, 1811939328 },  // [27]
-    {"x.28", "[16384][4096]", 67108864, 1879048192 },  // [28]
-    {"x.29", "[16384][4096]", 67108864, 1946157056 },  // [29]
-    {"x.30", "[16384][4096]", 67108864, 2013265920 },  // [30]
-    {"x.31", "[16384][4096]", 67108864, 2080374784 },  // [31]
-    {"x.32", "[16384][4096]", 67108864, 2147483648 },  // [32]
-    {"layers.0.normed", "[16384][4096]", 67108864, 2214592512 },  // [33]
-    {"layers.1.normed", "[16384][4096]", 67108864, 2281701376 },  // [34]
-    {"layers.2.normed", "[16384][4096]", 67108864, 2348810240 },  // [35]
-    {"layers.4.normed", "[16384][4096]", 67108864, 2415919104 },  // [36]
-    {"layers.5.normed", "[16384][4096]", 67108864, 2483027968 },  // [37]
-    {"layers.6.normed", "[16384][4096]", 67108864, 2550136832 },  // [38]
-    {"layers.8.normed", "[16384][4096]", 67108864, 2617245696 },  // [39]
-    {"layers.9.normed", "[16384][4096]", 67108864, 2684354560 },  // [40]
-    {"layers.10.normed", "[16384][4096]", 67108864, 2751463424 },  // [41]
-    {"layers.12.normed", "[16384][4096]", 67108864, 2818572288 },  // [42]
-    {"layers.13.normed", "[16384][4096]", 67108864, 2885681152 },  // [43]
-    {"layers.14.normed", "[16384][4096]", 67108864, 2952790016 },  // [44]
-    {"layers.16.normed", "[16384][4096]", 67108864, 3019898880 },  // [45]
-    {"layers.17.normed", "[16384][4096]", 67108864, 3087007744 },  // [46]
-    {"layers.18.normed", "[16384][4096]", 67108864, 3154116608 },  // [47]
-    {"layers.20.normed", "[16384][4096]", 67108864, 3221225472 },  // [48]
-    {"layers.21.normed", "[16384][4096]", 67108864, 3288334336 },  // [49]
-    {"layers.22.normed", "[16384][4096]", 67108864, 3355443200 },  // [50]
-    {"layers.24.normed", "[16384][4096]", 67108864, 3422552064 },  // [51]
-    {"layers.25.normed", "[16384][4096]", 67108864, 3489660928 },  // [52]
-    {"layers.26.normed", "[16384][4096]", 67108864, 3556769792 },  // [53]
-    {"layers.28.normed", "[16384][4096]", 67108864, 3623878656 },  // [54]
-    {"layers.29.normed", "[16384][4096]", 67108864, 3690987520 },  // [55]
-    {"layers.30.normed", "[16384][4096]", 67108864, 3758096384 },  // [56]
-    {"dx", "[16384][4096]", 67108864, 3825205248 },  // [57]
-    {"dx_prev", "[16384][4096]", 67108864, 3892314112 },  // [58]
-    {"dnormed", "[16384][4096]", 67108864, 3959422976 },  // [59]
-    {"y", "[16384][4096]", 67108864, 4026531840 },  // [60]
+    {"layers.0.input", "[16384][4096]", 67108864, 0 },  // [0]
+    {"layers.0.mid", "[16384][4096]", 67108864, 67108864 },  // [1]
+    {"layers.0.gate_up", "[16384][28672]", 469762048, 134217728 },  // [2]
+    {"layers.0.normed", "[16384][4096]", 67108864, 603979776 },  // [3]
+    {"layers.1.input", "[16384][4096]", 67108864, 671088640 },  // [4]
+    {"layers.1.mid", "[16384][4096]", 67108864, 738197504 },  // [5]
+    {"layers.1.gate_up", "[16384][28672]", 469762048, 805306368 },  // [6]
+    {"layers.1.normed", "[16384][4096]", 67108864, 1275068416 },  // [7]
+    {"layers.2.input", "[16384][4096]", 67108864, 1342177280 },  // [8]
+    {"layers.2.mid", "[16384][4096]", 67108864, 1409286144 },  // [9]
+    {"layers.2.gate_up", "[16384][28672]", 469762048, 1476395008 },  // [10]
+    {"layers.2.normed", "[16384][4096]", 67108864, 1946157056 },  // [11]
+    {"layers.3.input", "[16384][4096]", 67108864, 2013265920 },  // [12]
+    {"layers.3.mid", "[16384][4096]", 67108864, 2080374784 },  // [13]
+    {"layers.3.gate_up", "[16384][28672]", 469762048, 2147483648 },  // [14]
+    {"layers.4.input", "[16384][4096]", 67108864, 2617245696 },  // [15]
+    {"layers.4.mid", "[16384][4096]", 67108864, 2684354560 },  // [16]
+    {"layers.4.gate_up", "[16384][28672]", 469762048, 2751463424 },  // [17]
+    {"layers.4.normed", "[16384][4096]", 67108864, 3221225472 },  // [18]
+    {"layers.5.input", "[16384][4096]", 67108864, 3288334336 },  // [19]
+    {"layers.5.mid", "[16384][4096]", 67108864, 3355443200 },  // [20]
+    {"layers.5.gate_up", "[16384][28672]", 469762048, 3422552064 },  // [21]
+    {"layers.5.normed", "[16384][4096]", 67108864, 3892314112 },  // [22]
+    {"layers.6.input", "[16384][4096]", 67108864, 3959422976 },  // [23]
+    {"layers.6.mid", "[16384][4096]", 67108864, 4026531840 },  // [24]
+    {"layers.6.gate_up", "[16384][28672]", 469762048, 4093640704 },  // [25]
+    {"layers.6.normed", "[16384][4096]", 67108864, 4563402752 },  // [26]
+    {"layers.7.input", "[16384][4096]", 67108864, 4630511616 },  // [27]
+    {"layers.7.mid", "[16384][4096]", 67108864, 4697620480 },  // [28]
+    {"layers.7.gate_up", "[16384][28672]", 469762048, 4764729344 },  // [29]
+    {"layers.8.input", "[16384][4096]", 67108864, 5234491392 },  // [30]
+    {"layers.8.mid", "[16384][4096]", 67108864, 5301600256 },  // [31]
+    {"layers.8.gate_up", "[16384][28672]", 469762048, 5368709120 },  // [32]
+    {"layers.8.normed", "[16384][4096]", 67108864, 5838471168 },  // [33]
+    {"layers.9.input", "[16384][4096]", 67108864, 5905580032 },  // [34]
+    {"layers.9.mid", "[16384][4096]", 67108864, 5972688896 },  // [35]
+    {"layers.9.gate_up", "[16384][28672]", 469762048, 6039797760 },  // [36]
+    {"layers.9.normed", "[16384][4096]", 67108864, 6509559808 },  // [37]
+    {"layers.10.input", "[16384][4096]", 67108864, 6576668672 },  // [38]
+    {"layers.10.mid", "[16384][4096]", 67108864, 6643777536 },  // [39]
+    {"layers.10.gate_up", "[16384][28672]", 469762048, 6710886400 },  // [40]
+    {"layers.10.normed", "[16384][4096]", 67108864, 7180648448 },  // [41]
+    {"layers.11.input", "[16384][4096]", 67108864, 7247757312 },  // [42]
+    {"layers.11.mid", "[16384][4096]", 67108864, 7314866176 },  // [43]
+    {"layers.11.gate_up", "[16384][28672]", 469762048, 7381975040 },  // [44]
+    {"layers.12.input", "[16384][4096]", 67108864, 7851737088 },  // [45]
+    {"layers.12.mid", "[16384][4096]", 67108864, 7918845952 },  // [46]
+    {"layers.12.gate_up", "[16384][28672]", 469762048, 7985954816 },  // [47]
+    {"layers.12.normed", "[16384][4096]", 67108864, 8455716864 },  // [48]
+    {"layers.13.input", "[16384][4096]", 67108864, 8522825728 },  // [49]
+    {"layers.13.mid", "[16384][4096]", 67108864, 8589934592 },  // [50]
+    {"layers.13.gate_up", "[16384][28672]", 469762048, 8657043456 },  // [51]
+    {"layers.13.normed", "[16384][4096]", 67108864, 9126805504 },  // [52]
+    {"layers.14.input", "[16384][4096]", 67108864, 9193914368 },  // [53]
+    {"layers.14.mid", "[16384][4096]", 67108864, 9261023232 },  // [54]
+    {"layers.14.gate_up", "[16384][28672]", 469762048, 9328132096 },  // [55]
+    {"layers.14.normed", "[16384][4096]", 67108864, 9797894144 },  // [56]
+    {"layers.15.input", "[16384][4096]", 67108864, 9865003008 },  // [57]
+    {"layers.15.mid", "[16384][4096]", 67108864, 9932111872 },  // [58]
+    {"layers.15.gate_up", "[16384][28672]", 469762048, 9999220736 },  // [59]
+    {"layers.16.input", "[16384][4096]", 67108864, 10468982784 },  // [60]
+    {"layers.16.mid", "[16384][4096]", 67108864, 10536091648 },  // [61]
+    {"layers.16.gate_up", "[16384][28672]", 469762048, 10603200512 },  // [62]
+    {"layers.16.normed", "[16384][4096]", 67108864, 11072962560 },  // [63]
+    {"layers.17.input", "[16384][4096]", 67108864, 11140071424 },  // [64]
+    {"layers.17.mid", "[16384][4096]", 67108864, 11207180288 },  // [65]
+    {"layers.17.gate_up", "[16384][28672]", 469762048, 11274289152 },  // [66]
+    {"layers.17.normed", "[16384][4096]", 67108864, 11744051200 },  // [67]
+    {"layers.18.input", "[16384][4096]", 67108864, 11811160064 },  // [68]
+    {"layers.18.mid", "[16384][4096]", 67108864, 11878268928 },  // [69]
+    {"layers.18.gate_up", "[16384][28672]", 469762048, 11945377792 },  // [70]
+    {"layers.18.normed", "[16384][4096]", 67108864, 12415139840 },  // [71]
+    {"layers.19.input", "[16384][4096]", 67108864, 12482248704 },  // [72]
+    {"layers.19.mid", "[16384][4096]", 67108864, 12549357568 },  // [73]
+    {"layers.19.gate_up", "[16384][28672]", 469762048, 12616466432 },  // [74]
+    {"layers.20.input", "[16384][4096]", 67108864, 13086228480 },  // [75]
+    {"layers.20.mid", "[16384][4096]", 67108864, 13153337344 },  // [76]
+    {"layers.20.gate_up", "[16384][28672]", 469762048, 13220446208 },  // [77]
+    {"layers.20.normed", "[16384][4096]", 67108864, 13690208256 },  // [78]
+    {"layers.21.input", "[16384][4096]", 67108864, 13757317120 },  // [79]
+    {"layers.21.mid", "[16384][4096]", 67108864, 13824425984 },  // [80]
+    {"layers.21.gate_up", "[16384][28672]", 469762048, 13891534848 },  // [81]
+    {"layers.21.normed", "[16384][4096]", 67108864, 14361296896 },  // [82]
+    {"layers.22.input", "[16384][4096]", 67108864, 14428405760 },  // [83]
+    {"layers.22.mid", "[16384][4096]", 67108864, 14495514624 },  // [84]
+    {"layers.22.gate_up", "[16384][28672]", 469762048, 14562623488 },  // [85]
+    {"layers.22.normed", "[16384][4096]", 67108864, 15032385536 },  // [86]
+    {"layers.23.input", "[16384][4096]", 67108864, 15099494400 },  // [87]
+    {"layers.23.mid", "[16384][4096]", 67108864, 15166603264 },  // [88]
+    {"layers.23.gate_up", "[16384][28672]", 469762048, 15233712128 },  // [89]
+    {"layers.24.input", "[16384][4096]", 67108864, 15703474176 },  // [90]
+    {"layers.24.mid", "[16384][4096]", 67108864, 15770583040 },  // [91]
+    {"layers.24.gate_up", "[16384][28672]", 469762048, 15837691904 },  // [92]
+    {"layers.24.normed", "[16384][4096]", 67108864, 16307453952 },  // [93]
+    {"layers.25.input", "[16384][4096]", 67108864, 16374562816 },  // [94]
+    {"layers.25.mid", "[16384][4096]", 67108864, 16441671680 },  // [95]
+    {"layers.25.gate_up", "[16384][28672]", 469762048, 16508780544 },  // [96]
+    {"layers.25.normed", "[16384][4096]", 67108864, 16978542592 },  // [97]
+    {"layers.26.input", "[16384][4096]", 67108864, 17045651456 },  // [98]
+    {"layers.26.mid", "[16384][4096]", 67108864, 17112760320 },  // [99]
+    {"layers.26.gate_up", "[16384][28672]", 469762048, 17179869184 },  // [100]
+    {"layers.26.normed", "[16384][4096]", 67108864, 17649631232 },  // [101]
+    {"layers.27.input", "[16384][4096]", 67108864, 17716740096 },  // [102]
+    {"layers.27.mid", "[16384][4096]", 67108864, 17783848960 },  // [103]
+    {"layers.27.gate_up", "[16384][28672]", 469762048, 17850957824 },  // [104]
+    {"layers.28.input", "[16384][4096]", 67108864, 18320719872 },  // [105]
+    {"layers.28.mid", "[16384][4096]", 67108864, 18387828736 },  // [106]
+    {"layers.28.gate_up", "[16384][28672]", 469762048, 18454937600 },  // [107]
+    {"layers.28.normed", "[16384][4096]", 67108864, 18924699648 },  // [108]
+    {"layers.29.input", "[16384][4096]", 67108864, 18991808512 },  // [109]
+    {"layers.29.mid", "[16384][4096]", 67108864, 19058917376 },  // [110]
+    {"layers.29.gate_up", "[16384][28672]", 469762048, 19126026240 },  // [111]
+    {"layers.29.normed", "[16384][4096]", 67108864, 19595788288 },  // [112]
+    {"layers.30.input", "[16384][4096]", 67108864, 19662897152 },  // [113]
+    {"layers.30.mid", "[16384][4096]", 67108864, 19730006016 },  // [114]
+    {"layers.30.gate_up", "[16384][28672]", 469762048, 19797114880 },  // [115]
+    {"layers.30.normed", "[16384][4096]", 67108864, 20266876928 },  // [116]
+    {"layers.31.input", "[16384][4096]", 67108864, 20333985792 },  // [117]
+    {"layers.31.mid", "[16384][4096]", 67108864, 20401094656 },  // [118]
+    {"layers.31.gate_up", "[16384][28672]", 469762048, 20468203520 },  // [119]
+    {"final.input", "[16384][4096]", 67108864, 20937965568 },  // [120]
+    {"normed", "[16384][4096]", 67108864, 21005074432 },  // [121]
+    {"y", "[16384][4096]", 67108864, 21072183296 },  // [122]
+    {"dx", "[16384][4096]", 67108864, 21139292160 },  // [123]
+    {"dnormed", "[16384][4096]", 67108864, 21206401024 },  // [124]
+    {"dattn", "[16384][4096]", 67108864, 21273509888 },  // [125]
+    {"ffn", "[16384][14336]", 234881024, 21340618752 },  // [126]
+    {"logits", "[1024][128256]", 131334144, 21575499776 },  // [127]
 };
 
-// The stack: each layer's kind (row of kKinds), its buffer set, its weights (rows of kParameters) and its
-// activations (rows of kActivations: input, output, feature-map inputs, normed output; -1 none).
+// The norms' saved statistics, their weight-gradient partials and each token's loss, in one allocation (fp32).
+static const lasp::TensorSpec kStatistics[] = {
+    {"layers.0.input_layernorm.rstd", "[16384]", 16384, 0 },  // [0]
+    {"layers.0.post_attention_layernorm.rstd", "[16384]", 16384, 16384 },  // [1]
+    {"layers.1.input_layernorm.rstd", "[16384]", 16384, 32768 },  // [2]
+    {"layers.1.post_attention_layernorm.rstd", "[16384]", 16384, 49152 },  // [3]
+    {"layers.2.input_layernorm.rstd", "[16384]", 16384, 65536 },  // [4]
+    {"layers.2.post_attention_layernorm.rstd", "[16384]", 16384, 81920 },  // [5]
+    {"layers.3.input_layernorm.rstd", "[16384]", 16384, 98304 },  // [6]
+    {"layers.3.post_attention_layernorm.rstd", "[16384]", 16384, 114688 },  // [7]
+    {"layers.4.input_layernorm.rstd", "[16384]", 16384, 131072 },  // [8]
+    {"layers.4.post_attention_layernorm.rstd", "[16384]", 16384, 147456 },  // [9]
+    {"layers.5.input_layernorm.rstd", "[16384]", 16384, 163840 },  // [10]
+    {"layers.5.post_attention_layernorm.rstd", "[16384]", 16384, 180224 },  // [11]
+    {"layers.6.input_layernorm.rstd", "[16384]", 16384, 196608 },  // [12]
+    {"layers.6.post_attention_layernorm.rstd", "[16384]", 16384, 212992 },  // [13]
+    {"layers.7.input_layernorm.rstd", "[16384]", 16384, 229376 },  // [14]
+    {"layers.7.post_attention_layernorm.rstd", "[16384]", 16384, 245760 },  // [15]
+    {"layers.8.input_layernorm.rstd", "[16384]", 16384, 262144 },  // [16]
+    {"layers.8.post_attention_layernorm.rstd", "[16384]", 16384, 278528 },  // [17]
+    {"layers.9.input_layernorm.rstd", "[16384]", 16384, 294912 },  // [18]
+    {"layers.9.post_attention_layernorm.rstd", "[16384]", 16384, 311296 },  // [19]
+    {"layers.10.input_layernorm.rstd", "[16384]", 16384, 327680 },  // [20]
+    {"layers.10.post_attention_layernorm.rstd", "[16384]", 16384, 344064 },  // [21]
+    {"layers.11.input_layernorm.rstd", "[16384]", 16384, 360448 },  // [22]
+    {"layers.11.post_attention_layernorm.rstd", "[16384]", 16384, 376832 },  // [23]
+    {"layers.12.input_layernorm.rstd", "[16384]", 16384, 393216 },  // [24]
+    {"layers.12.post_attention_layernorm.rstd", "[16384]", 16384, 409600 },  // [25]
+    {"layers.13.input_layernorm.rstd", "[16384]", 16384, 425984 },  // [26]
+    {"layers.13.post_attention_layernorm.rstd", "[16384]", 16384, 442368 },  // [27]
+    {"layers.14.input_layernorm.rstd", "[16384]", 16384, 458752 },  // [28]
+    {"layers.14.post_attention_layernorm.rstd", "[16384]", 16384, 475136 },  // [29]
+    {"layers.15.input_layernorm.rstd", "[16384]", 16384, 491520 },  // [30]
+    {"layers.15.post_attention_layernorm.rstd", "[16384]", 16384, 507904 },  // [31]
+    {"layers.16.input_layernorm.rstd", "[16384]", 16384, 524288 },  // [32]
+    {"layers.16.post_attention_layernorm.rstd", "[16384]", 16384, 540672 },  // [33]
+    {"layers.17.input_layernorm.rstd", "[16384]", 16384, 557056 },  // [34]
+    {"layers.17.post_attention_layernorm.rstd", "[16384]", 16384, 573440 },  // [35]
+    {"layers.18.input_layernorm.rstd", "[16384]", 16384, 589824 },  // [36]
+    {"layers.18.post_attention_layernorm.rstd", "[16384]", 16384, 606208 },  // [37]
+    {"layers.19.input_layernorm.rstd", "[16384]", 16384, 622592 },  // [38]
+    {"layers.19.post_attention_layernorm.rstd", "[16384]", 16384, 638976 },  // [39]
+    {"layers.20.input_layernorm.rstd", "[16384]", 16384, 655360 },  // [40]
+    {"layers.20.post_attention_layernorm.rstd", "[16384]", 16384, 671744 },  // [41]
+    {"layers.21.input_layernorm.rstd", "[16384]", 16384, 688128 },  // [42]
+    {"layers.21.post_attention_layernorm.rstd", "[16384]", 16384, 704512 },  // [43]
+    {"layers.22.input_layernorm.rstd", "[16384]", 16384, 720896 },  // [44]
+    {"layers.22.post_attention_layernorm.rstd", "[16384]", 16384, 737280 },  // [45]
+    {"layers.23.input_layernorm.rstd", "[16384]", 16384, 753664 },  // [46]
+    {"layers.23.post_attention_layernorm.rstd", "[16384]", 16384, 770048 },  // [47]
+    {"layers.24.input_layernorm.rstd", "[16384]", 16384, 786432 },  // [48]
+    {"layers.24.post_attention_layernorm.rstd", "[16384]", 16384, 802816 },  // [49]
+    {"layers.25.input_layernorm.rstd", "[16384]", 16384, 819200 },  // [50]
+    {"layers.25.post_attention_layernorm.rstd", "[16384]", 16384, 835584 },  // [51]
+    {"layers.26.input_layernorm.rstd", "[16384]", 16384, 851968 },  // [52]
+    {"layers.26.post_attention_layernorm.rstd", "[16384]", 16384, 868352 },  // [53]
+    {"layers.27.input_layernorm.rstd", "[16384]", 16384, 884736 },  // [54]
+    {"layers.27.post_attention_layernorm.rstd", "[16384]", 16384, 901120 },  // [55]
+    {"layers.28.input_layernorm.rstd", "[16384]", 16384, 917504 },  // [56]
+    {"layers.28.post_attention_layernorm.rstd", "[16384]", 16384, 933888 },  // [57]
+    {"layers.29.input_layernorm.rstd", "[16384]", 16384, 950272 },  // [58]
+    {"layers.29.post_attention_layernorm.rstd", "[16384]", 16384, 966656 },  // [59]
+    {"layers.30.input_layernorm.rstd", "[16384]", 16384, 983040 },  // [60]
+    {"layers.30.post_attention_layernorm.rstd", "[16384]", 16384, 999424 },  // [61]
+    {"layers.31.input_layernorm.rstd", "[16384]", 16384, 1015808 },  // [62]
+    {"layers.31.post_attention_layernorm.rstd", "[16384]", 16384, 1032192 },  // [63]
+    {"final.norm.rstd", "[16384]", 16384, 1048576 },  // [64]
+    {"norm_partials", "[2048][4096]", 8388608, 1064960 },  // [65]
+    {"losses", "[16384]", 16384, 9453568 },  // [66]
+};
+
+// The stack: each layer's kind (row of kKinds), its buffer set, its weights (rows of kParameters: block
+// norm, Wq, Wk, Wv, Wo, MLP norm, Wgate, Wup, Wdown; biases of LayerNorm), its activations (rows of
+// kActivations: input, after attention, gate|up, feature-map inputs, attention output norm) and its norms'
+// statistics (rows of kStatistics); -1 none.
 static const lasp::LayerDesc kLayers[] = {
-    { 0, 0, 0, 1, 2, 3, 0, 1, -1, -1, 33 },  // 0: L
-    { 0, 1, 4, 5, 6, 7, 1, 2, -1, -1, 34 },  // 1: L
-    { 0, 2, 8, 9, 10, 11, 2, 3, -1, -1, 35 },  // 2: L
-    { 1, 0, 12, 13, 14, 15, 3, 4, -1, -1, -1 },  // 3: S
-    { 0, 3, 16, 17, 18, 19, 4, 5, -1, -1, 36 },  // 4: L
-    { 0, 4, 20, 21, 22, 23, 5, 6, -1, -1, 37 },  // 5: L
-    { 0, 5, 24, 25, 26, 27, 6, 7, -1, -1, 38 },  // 6: L
-    { 1, 1, 28, 29, 30, 31, 7, 8, -1, -1, -1 },  // 7: S
-    { 0, 6, 32, 33, 34, 35, 8, 9, -1, -1, 39 },  // 8: L
-    { 0, 7, 36, 37, 38, 39, 9, 10, -1, -1, 40 },  // 9: L
-    { 0, 8, 40, 41, 42, 43, 10, 11, -1, -1, 41 },  // 10: L
-    { 1, 2, 44, 45, 46, 47, 11, 12, -1, -1, -1 },  // 11: S
-    { 0, 9, 48, 49, 50, 51, 12, 13, -1, -1, 42 },  // 12: L
-    { 0, 10, 52, 53, 54, 55, 13, 14, -1, -1, 43 },  // 13: L
-    { 0, 11, 56, 57, 58, 59, 14, 15, -1, -1, 44 },  // 14: L
-    { 1, 3, 60, 61, 62, 63, 15, 16, -1, -1, -1 },  // 15: S
-    { 0, 12, 64, 65, 66, 67, 16, 17, -1, -1, 45 },  // 16: L
-    { 0, 13, 68, 69, 70, 71, 17, 18, -1, -1, 46 },  // 17: L
-    { 0, 14, 72, 73, 74, 75, 18, 19, -1, -1, 47 },  // 18: L
-    { 1, 4, 76, 77, 78, 79, 19, 20, -1, -1, -1 },  // 19: S
-    { 0, 15, 80, 81, 82, 83, 20, 21, -1, -1, 48 },  // 20: L
-    { 0, 16, 84, 85, 86, 87, 21, 22, -1, -1, 49 },  // 21: L
-    { 0, 17, 88, 89, 90, 91, 22, 23, -1, -1, 50 },  // 22: L
-    { 1, 5, 92, 93, 94, 95, 23, 24, -1, -1, -1 },  // 23: S
-    { 0, 18, 96, 97, 98, 99, 24, 25, -1, -1, 51 },  // 24: L
-    { 0, 19, 100, 101, 102, 103, 25, 26, -1, -1, 52 },  // 25: L
-    { 0, 20, 104, 105, 106, 107, 26, 27, -1, -1, 53 },  // 26: L
-    { 1, 6, 108, 109, 110, 111, 27, 28, -1, -1, -1 },  // 27: S
-    { 0, 21, 112, 113, 114, 115, 28, 29, -1, -1, 54 },  // 28: L
-    { 0, 22, 116, 117, 118, 119, 29, 30, -1, -1, 55 },  // 29: L
-    { 0, 23, 120, 121, 122, 123, 30, 31, -1, -1, 56 },  // 30: L
-    { 1, 7, 124, 125, 126, 127, 31, 32, -1, -1, -1 },  // 31: S
+    { 0, 0, { 1, -1, 2, 3, 4, 5, 6, -1, 7, 8, 9 }, { 0, 1, 2, -1, -1, 3 }, { 0, -1, 1, -1 } },  // 0: L
+    { 0, 1, { 10, -1, 11, 12, 13, 14, 15, -1, 16, 17, 18 }, { 4, 5, 6, -1, -1, 7 }, { 2, -1, 3, -1 } },  // 1: L
+    { 0, 2, { 19, -1, 20, 21, 22, 23, 24, -1, 25, 26, 27 }, { 8, 9, 10, -1, -1, 11 }, { 4, -1, 5, -1 } },  // 2: L
+    { 1, 0, { 28, -1, 29, 30, 31, 32, 33, -1, 34, 35, 36 }, { 12, 13, 14, -1, -1, -1 }, { 6, -1, 7, -1 } },  // 3: S
+    { 0, 3, { 37, -1, 38, 39, 40, 41, 42, -1, 43, 44, 45 }, { 15, 16, 17, -1, -1, 18 }, { 8, -1, 9, -1 } },  // 4: L
+    { 0, 4, { 46, -1, 47, 48, 49, 50, 51, -1, 52, 53, 54 }, { 19, 20, 21, -1, -1, 22 }, { 10, -1, 11, -1 } },  // 5: L
+    { 0, 5, { 55, -1, 56, 57, 58, 59, 60, -1, 61, 62, 63 }, { 23, 24, 25, -1, -1, 26 }, { 12, -1, 13, -1 } },  // 6: L
+    { 1, 1, { 64, -1, 65, 66, 67, 68, 69, -1, 70, 71, 72 }, { 27, 28, 29, -1, -1, -1 }, { 14, -1, 15, -1 } },  // 7: S
+    { 0, 6, { 73, -1, 74, 75, 76, 77, 78, -1, 79, 80, 81 }, { 30, 31, 32, -1, -1, 33 }, { 16, -1, 17, -1 } },  // 8: L
+    { 0, 7, { 82, -1, 83, 84, 85, 86, 87, -1, 88, 89, 90 }, { 34, 35, 36, -1, -1, 37 }, { 18, -1, 19, -1 } },  // 9: L
+    { 0, 8, { 91, -1, 92, 93, 94, 95, 96, -1, 97, 98, 99 }, { 38, 39, 40, -1, -1, 41 }, { 20, -1, 21, -1 } },  // 10: L
+    { 1, 2, { 100, -1, 101, 102, 103, 104, 105, -1, 106, 107, 108 }, { 42, 43, 44, -1, -1, -1 }, { 22, -1, 23, -1 } },  // 11: S
+    { 0, 9, { 109, -1, 110, 111, 112, 113, 114, -1, 115, 116, 117 }, { 45, 46, 47, -1, -1, 48 }, { 24, -1, 25, -1 } },  // 12: L
+    { 0, 10, { 118, -1, 119, 120, 121, 122, 123, -1, 124, 125, 126 }, { 49, 50, 51, -1, -1, 52 }, { 26, -1, 27, -1 } },  // 13: L
+    { 0, 11, { 127, -1, 128, 129, 130, 131, 132, -1, 133, 134, 135 }, { 53, 54, 55, -1, -1, 56 }, { 28, -1, 29, -1 } },  // 14: L
+    { 1, 3, { 136, -1, 137, 138, 139, 140, 141, -1, 142, 143, 144 }, { 57, 58, 59, -1, -1, -1 }, { 30, -1, 31, -1 } },  // 15: S
+    { 0, 12, { 145, -1, 146, 147, 148, 149, 150, -1, 151, 152, 153 }, { 60, 61, 62, -1, -1, 63 }, { 32, -1, 33, -1 } },  // 16: L
+    { 0, 13, { 154, -1, 155, 156, 157, 158, 159, -1, 160, 161, 162 }, { 64, 65, 66, -1, -1, 67 }, { 34, -1, 35, -1 } },  // 17: L
+    { 0, 14, { 163, -1, 164, 165, 166, 167, 168, -1, 169, 170, 171 }, { 68, 69, 70, -1, -1, 71 }, { 36, -1, 37, -1 } },  // 18: L
+    { 1, 4, { 172, -1, 173, 174, 175, 176, 177, -1, 178, 179, 180 }, { 72, 73, 74, -1, -1, -1 }, { 38, -1, 39, -1 } },  // 19: S
+    { 0, 15, { 181, -1, 182, 183, 184, 185, 186, -1, 187, 188, 189 }, { 75, 76, 77, -1, -1, 78 }, { 40, -1, 41, -1 } },  // 20: L
+    { 0, 16, { 190, -1, 191, 192, 193, 194, 195, -1, 196, 197, 198 }, { 79, 80, 81, -1, -1, 82 }, { 42, -1, 43, -1 } },  // 21: L
+    { 0, 17, { 199, -1, 200, 201, 202, 203, 204, -1, 205, 206, 207 }, { 83, 84, 85, -1, -1, 86 }, { 44, -1, 45, -1 } },  // 22: L
+    { 1, 5, { 208, -1, 209, 210, 211, 212, 213, -1, 214, 215, 216 }, { 87, 88, 89, -1, -1, -1 }, { 46, -1, 47, -1 } },  // 23: S
+    { 0, 18, { 217, -1, 218, 219, 220, 221, 222, -1, 223, 224, 225 }, { 90, 91, 92, -1, -1, 93 }, { 48, -1, 49, -1 } },  // 24: L
+    { 0, 19, { 226, -1, 227, 228, 229, 230, 231, -1, 232, 233, 234 }, { 94, 95, 96, -1, -1, 97 }, { 50, -1, 51, -1 } },  // 25: L
+    { 0, 20, { 235, -1, 236, 237, 238, 239, 240, -1, 241, 242, 243 }, { 98, 99, 100, -1, -1, 101 }, { 52, -1, 53, -1 } },  // 26: L
+    { 1, 6, { 244, -1, 245, 246, 247, 248, 249, -1, 250, 251, 252 }, { 102, 103, 104, -1, -1, -1 }, { 54, -1, 55, -1 } },  // 27: S
+    { 0, 21, { 253, -1, 254, 255, 256, 257, 258, -1, 259, 260, 261 }, { 105, 106, 107, -1, -1, 108 }, { 56, -1, 57, -1 } },  // 28: L
+    { 0, 22, { 262, -1, 263, 264, 265, 266, 267, -1, 268, 269, 270 }, { 109, 110, 111, -1, -1, 112 }, { 58, -1, 59, -1 } },  // 29: L
+    { 0, 23, { 271, -1, 272, 273, 274, 275, 276, -1, 277, 278, 279 }, { 113, 114, 115, -1, -1, 116 }, { 60, -1, 61, -1 } },  // 30: L
+    { 1, 7, { 280, -1, 281, 282, 283, 284, 285, -1, 286, 287, 288 }, { 117, 118, 119, -1, -1, -1 }, { 62, -1, 63, -1 } },  // 31: S
 };
 
 static const lasp::ModelTables kModel = {
-    kKinds, program::kLayerKinds, kLayers, program::kLayers, kParameters, 1946157056, kActivations, 4093640704,
-    lasp::ScratchRows{ 57, 58, 59, 60 },
+    kKinds, program::kLayerKinds, kLayers, program::kLayers,
+    kParameters, 291, 8634241024, kActivations, 21706833920, kStatistics, 9469952,
+    // The ends: embedding, final norm (and bias), LM head; the final norm's input and statistics.
+    lasp::HeadDesc{ 0, 289, -1, 290, 120, 64, -1 },
+    // Scratch: normed, y, dx, dnormed, dattn, ffn, logits (kActivations); partials, losses (kStatistics).
+    lasp::ScratchRows{ 121, 122, 123, 124, 125, 126, 127, 65, 66 },
 };
 
 // Each layer kind's buffer sets, one per layer of the kind (scratch shared with the first), and its passes.
@@ -301,7 +614,9 @@ static void allocate(lasp::State& st) {
   lasp::allocate_model(st);
 }
 
+// Tokens to the final norm: the embedding, each layer's block, the final norm.
 static void forward_step(lasp::State& st) {
+  lasp::embed(st);
   for (int l = 0; l < program::kLayers; l++) {
     const lasp::LayerDesc& layer = kLayers[l];
     with_kind(layer.kind, [&](auto& passes) {
@@ -309,12 +624,14 @@ static void forward_step(lasp::State& st) {
       lasp::layer_forward(st, l, kKinds[layer.kind], b, [&](lasp::Run run) { passes.forward(st.ctx, b, run); });
     });
   }
+  lasp::final_norm(st);
 }
 
-// `layers_done`, when given, is recorded on the compute stream once every layer's backward is issued, before
-// the wait for the last weight-gradient sums.
+// The LM head and loss, and back through every layer to the embedding; each block of weight gradients is
+// summed over every rank as soon as it is complete. `layers_done`, when given, is recorded on the compute
+// stream once everything is issued, before the wait for the last weight-gradient sums.
 static void backward_step(lasp::State& st, cudaEvent_t layers_done = nullptr) {
-  lasp::seed_output_gradient(st);
+  lasp::head_backward(st);
   for (int l = program::kLayers - 1; l >= 0; l--) {
     const lasp::LayerDesc& layer = kLayers[l];
     with_kind(layer.kind, [&](auto& passes) {
@@ -330,10 +647,12 @@ static void backward_step(lasp::State& st, cudaEvent_t layers_done = nullptr) {
 
 static int bench(lasp::State& st) {
   const float step_ms = lasp::time_steps(st, forward_step, backward_step);
+  lasp::profile_parts(st, forward_step, backward_step);
+  const double gemm_tflops = lasp::gemm_ceiling_tflops(st);
   lasp::HiddenComm hidden;
   for (int k = 0; k < kModel.kind_count; k++)
     with_kind(k, [&](auto& passes) { lasp::time_kind(st, kKinds[k], passes, hidden); });
-  lasp::summarize(st, step_ms, hidden);
+  lasp::summarize(st, step_ms, hidden, gemm_tflops);
   return 0;
 }
 
@@ -343,6 +662,16 @@ static int verify(lasp::State& st) {
   for (int k = 0; k < kModel.kind_count; k++)
     with_kind(k, [&](auto& passes) { ok = lasp::verify_kind(st, oracle, kKinds[k], passes) && ok; });
   if (st.layout.world > 1) ok = lasp::verify_gradient_sum(st) && ok;
+  // The whole model's step: its loss, and its gradients for bench/gpu/torch_reference.py.
+  forward_step(st);
+  backward_step(st);
+  const double loss = lasp::step_loss(st);
+  const bool finite = loss == loss && loss < 1e30;
+  ok = ok && finite;
+  lasp::emit("loss", "\"value\":%.17g,\"targets\":%.0f", loss, st.target_total);
+  lasp::say("the whole model's step: loss %.6f over %.0f targets\n", loss, st.target_total);
+  ok = lasp::verify_model(st, loss) && ok;
+  if (!st.opt.save_grads.empty()) lasp::save_grads(st, st.opt.save_grads, loss);
   lasp::say(ok ? "verify: ok\n" : "verify: FAILED\n");
   return ok ? 0 : 1;
 }
@@ -362,6 +691,8 @@ int main(int argc, char** argv) {
 #endif
   if (!lasp::start_rank(st)) return 2;
   allocate(st);
+  if (!st.opt.load_weights.empty()) lasp::load_weights(st, st.opt.load_weights);
+  if (!st.opt.save_weights.empty()) lasp::save_weights(st, st.opt.save_weights);
   lasp::report_collectives(st);
   lasp::report_backends(st);
   int code = st.opt.mode == "verify" ? verify(st) : bench(st);

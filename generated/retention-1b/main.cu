@@ -4,14 +4,17 @@
 // (contiguous layout) and data parallel over 1 group(s).
 //
 // This file holds what the spec decides, as tables: the layer kinds, the layers of the stack, the tensors of
-// the model; the passes are loops over them. Each layer (lasp/layer.cuh) runs its kind's attention schedule
-// (lasp/program.cuh) between its projections; its weight gradients are summed over every rank as soon as
-// they exist, on a stream of their own.
+// the model; the passes are loops over them. The model: the embedding of the step's tokens, each layer's
+// pre-norm block (lasp/layer.cuh: norm, attention by its kind's schedule in lasp/program.cuh, residual, norm,
+// SwiGLU MLP, residual), the final norm, the LM head and cross-entropy; the backward pass issues each block of
+// weight gradients' sum over every rank as soon as it exists, on a stream of its own.
 //
-// Modes: `bench` times training steps (median step time, tokens/s, TFLOP/s, time per layer kind, hidden
+// Modes: `bench` times training steps (median step time, loss, tokens/s, MFU, time per layer kind, hidden
 // communication, peak memory); `verify` runs each layer kind's schedule on deterministic inputs and compares
-// the output and dQ, dK, dV with a dense fp32 oracle over the whole sequence. Output: human lines on stderr,
-// one JSON object per event on stdout (src/toolchain/PROTOCOL.md in the lasp repository).
+// the output and dQ, dK, dV with a dense fp32 oracle over the whole sequence, then the whole model's step and
+// its loss and weight gradients against a dense fp32 oracle of the whole model.
+// Output: human lines on stderr, one JSON object per event on stdout (src/toolchain/PROTOCOL.md in the lasp
+// repository).
 #include <cuda_runtime.h>     // streams and events
 #include "lasp/program.cuh"   // this spec's constants and each layer kind's schedule, rank by rank
 #include "lasp/options.cuh"   // the command line
@@ -20,6 +23,8 @@
 #include "lasp/layer.cuh"     // a layer's forward and backward around its attention core
 #include "lasp/bench.cuh"     // bench: step timings, each kind's hidden communication, the summary
 #include "lasp/verify.cuh"    // verify: each kind against the dense oracle, the weight-gradient sum
+#include "lasp/verify_model.cuh"  // verify: the whole model's step against a dense fp32 oracle
+#include "lasp/weights_io.cuh"  // weights and gradients on disk: --load-weights, --save-weights, --save-grads
 
 using lasp::bf16;
 
@@ -32,140 +37,303 @@ static const lasp::LayerKind kKinds[] = {
     {"R", "lasp2", 0, true, true, false, 16, 0.0f, true, 2048, 0.0883883476f, 16, 0, false, lasp::SoftmaxDims{}, &program::Tables::kRDecay },
 };
 
-// Every weight, layer by layer, in one allocation (bf16; a layer's four are one block, its gradient sum's
-// unit); the gradients have the same layout. Name, shape as stored, elements, offset.
+// Every weight, in Hugging Face's order, names and shapes ([out][in]: the program computes x W^T), in one
+// allocation (bf16); the gradients have the same layout (fp32), one communication window. Name, shape,
+// elements, offset, initial standard deviation (0: every element the value after it).
 static const lasp::TensorSpec kParameters[] = {
-    {"model.layers.0.self_attn.q_proj.weight", "[2048][2048]", 4194304, 0 },  // [0]
-    {"model.layers.0.self_attn.k_proj.weight", "[2048][2048]", 4194304, 4194304 },  // [1]
-    {"model.layers.0.self_attn.v_proj.weight", "[2048][2048]", 4194304, 8388608 },  // [2]
-    {"model.layers.0.self_attn.o_proj.weight", "[2048][2048]", 4194304, 12582912 },  // [3]
-    {"model.layers.1.self_attn.q_proj.weight", "[2048][2048]", 4194304, 16777216 },  // [4]
-    {"model.layers.1.self_attn.k_proj.weight", "[2048][2048]", 4194304, 20971520 },  // [5]
-    {"model.layers.1.self_attn.v_proj.weight", "[2048][2048]", 4194304, 25165824 },  // [6]
-    {"model.layers.1.self_attn.o_proj.weight", "[2048][2048]", 4194304, 29360128 },  // [7]
-    {"model.layers.2.self_attn.q_proj.weight", "[2048][2048]", 4194304, 33554432 },  // [8]
-    {"model.layers.2.self_attn.k_proj.weight", "[2048][2048]", 4194304, 37748736 },  // [9]
-    {"model.layers.2.self_attn.v_proj.weight", "[2048][2048]", 4194304, 41943040 },  // [10]
-    {"model.layers.2.self_attn.o_proj.weight", "[2048][2048]", 4194304, 46137344 },  // [11]
-    {"model.layers.3.self_attn.q_proj.weight", "[2048][2048]", 4194304, 50331648 },  // [12]
-    {"model.layers.3.self_attn.k_proj.weight", "[2048][2048]", 4194304, 54525952 },  // [13]
-    {"model.layers.3.self_attn.v_proj.weight", "[2048][2048]", 4194304, 58720256 },  // [14]
-    {"model.layers.3.self_attn.o_proj.weight", "[2048][2048]", 4194304, 62914560 },  // [15]
-    {"model.layers.4.self_attn.q_proj.weight", "[2048][2048]", 4194304, 67108864 },  // [16]
-    {"model.layers.4.self_attn.k_proj.weight", "[2048][2048]", 4194304, 71303168 },  // [17]
-    {"model.layers.4.self_attn.v_proj.weight", "[2048][2048]", 4194304, 75497472 },  // [18]
-    {"model.layers.4.self_attn.o_proj.weight", "[2048][2048]", 4194304, 79691776 },  // [19]
-    {"model.layers.5.self_attn.q_proj.weight", "[2048][2048]", 4194304, 83886080 },  // [20]
-    {"model.layers.5.self_attn.k_proj.weight", "[2048][2048]", 4194304, 88080384 },  // [21]
-    {"model.layers.5.self_attn.v_proj.weight", "[2048][2048]", 4194304, 92274688 },  // [22]
-    {"model.layers.5.self_attn.o_proj.weight", "[2048][2048]", 4194304, 96468992 },  // [23]
-    {"model.layers.6.self_attn.q_proj.weight", "[2048][2048]", 4194304, 100663296 },  // [24]
-    {"model.layers.6.self_attn.k_proj.weight", "[2048][2048]", 4194304, 104857600 },  // [25]
-    {"model.layers.6.self_attn.v_proj.weight", "[2048][2048]", 4194304, 109051904 },  // [26]
-    {"model.layers.6.self_attn.o_proj.weight", "[2048][2048]", 4194304, 113246208 },  // [27]
-    {"model.layers.7.self_attn.q_proj.weight", "[2048][2048]", 4194304, 117440512 },  // [28]
-    {"model.layers.7.self_attn.k_proj.weight", "[2048][2048]", 4194304, 121634816 },  // [29]
-    {"model.layers.7.self_attn.v_proj.weight", "[2048][2048]", 4194304, 125829120 },  // [30]
-    {"model.layers.7.self_attn.o_proj.weight", "[2048][2048]", 4194304, 130023424 },  // [31]
-    {"model.layers.8.self_attn.q_proj.weight", "[2048][2048]", 4194304, 134217728 },  // [32]
-    {"model.layers.8.self_attn.k_proj.weight", "[2048][2048]", 4194304, 138412032 },  // [33]
-    {"model.layers.8.self_attn.v_proj.weight", "[2048][2048]", 4194304, 142606336 },  // [34]
-    {"model.layers.8.self_attn.o_proj.weight", "[2048][2048]", 4194304, 146800640 },  // [35]
-    {"model.layers.9.self_attn.q_proj.weight", "[2048][2048]", 4194304, 150994944 },  // [36]
-    {"model.layers.9.self_attn.k_proj.weight", "[2048][2048]", 4194304, 155189248 },  // [37]
-    {"model.layers.9.self_attn.v_proj.weight", "[2048][2048]", 4194304, 159383552 },  // [38]
-    {"model.layers.9.self_attn.o_proj.weight", "[2048][2048]", 4194304, 163577856 },  // [39]
-    {"model.layers.10.self_attn.q_proj.weight", "[2048][2048]", 4194304, 167772160 },  // [40]
-    {"model.layers.10.self_attn.k_proj.weight", "[2048][2048]", 4194304, 171966464 },  // [41]
-    {"model.layers.10.self_attn.v_proj.weight", "[2048][2048]", 4194304, 176160768 },  // [42]
-    {"model.layers.10.self_attn.o_proj.weight", "[2048][2048]", 4194304, 180355072 },  // [43]
-    {"model.layers.11.self_attn.q_proj.weight", "[2048][2048]", 4194304, 184549376 },  // [44]
-    {"model.layers.11.self_attn.k_proj.weight", "[2048][2048]", 4194304, 188743680 },  // [45]
-    {"model.layers.11.self_attn.v_proj.weight", "[2048][2048]", 4194304, 192937984 },  // [46]
-    {"model.layers.11.self_attn.o_proj.weight", "[2048][2048]", 4194304, 197132288 },  // [47]
-    {"model.layers.12.self_attn.q_proj.weight", "[2048][2048]", 4194304, 201326592 },  // [48]
-    {"model.layers.12.self_attn.k_proj.weight", "[2048][2048]", 4194304, 205520896 },  // [49]
-    {"model.layers.12.self_attn.v_proj.weight", "[2048][2048]", 4194304, 209715200 },  // [50]
-    {"model.layers.12.self_attn.o_proj.weight", "[2048][2048]", 4194304, 213909504 },  // [51]
-    {"model.layers.13.self_attn.q_proj.weight", "[2048][2048]", 4194304, 218103808 },  // [52]
-    {"model.layers.13.self_attn.k_proj.weight", "[2048][2048]", 4194304, 222298112 },  // [53]
-    {"model.layers.13.self_attn.v_proj.weight", "[2048][2048]", 4194304, 226492416 },  // [54]
-    {"model.layers.13.self_attn.o_proj.weight", "[2048][2048]", 4194304, 230686720 },  // [55]
-    {"model.layers.14.self_attn.q_proj.weight", "[2048][2048]", 4194304, 234881024 },  // [56]
-    {"model.layers.14.self_attn.k_proj.weight", "[2048][2048]", 4194304, 239075328 },  // [57]
-    {"model.layers.14.self_attn.v_proj.weight", "[2048][2048]", 4194304, 243269632 },  // [58]
-    {"model.layers.14.self_attn.o_proj.weight", "[2048][2048]", 4194304, 247463936 },  // [59]
-    {"model.layers.15.self_attn.q_proj.weight", "[2048][2048]", 4194304, 251658240 },  // [60]
-    {"model.layers.15.self_attn.k_proj.weight", "[2048][2048]", 4194304, 255852544 },  // [61]
-    {"model.layers.15.self_attn.v_proj.weight", "[2048][2048]", 4194304, 260046848 },  // [62]
-    {"model.layers.15.self_attn.o_proj.weight", "[2048][2048]", 4194304, 264241152 },  // [63]
+    {"model.embed_tokens.weight", "[128256][2048]", 262668288, 0, 0.0220970869f, 1.0f },  // [0]
+    {"model.layers.0.input_layernorm.weight", "[2048]", 2048, 262668288, 0.0f, 1.0f },  // [1]
+    {"model.layers.0.self_attn.q_proj.weight", "[2048][2048]", 4194304, 262670336, 0.0220970869f, 1.0f },  // [2]
+    {"model.layers.0.self_attn.k_proj.weight", "[2048][2048]", 4194304, 266864640, 0.0220970869f, 1.0f },  // [3]
+    {"model.layers.0.self_attn.v_proj.weight", "[2048][2048]", 4194304, 271058944, 0.0220970869f, 1.0f },  // [4]
+    {"model.layers.0.self_attn.o_proj.weight", "[2048][2048]", 4194304, 275253248, 0.0220970869f, 1.0f },  // [5]
+    {"model.layers.0.post_attention_layernorm.weight", "[2048]", 2048, 279447552, 0.0f, 1.0f },  // [6]
+    {"model.layers.0.mlp.gate_proj.weight", "[8192][2048]", 16777216, 279449600, 0.0220970869f, 1.0f },  // [7]
+    {"model.layers.0.mlp.up_proj.weight", "[8192][2048]", 16777216, 296226816, 0.0220970869f, 1.0f },  // [8]
+    {"model.layers.0.mlp.down_proj.weight", "[2048][8192]", 16777216, 313004032, 0.0110485435f, 1.0f },  // [9]
+    {"model.layers.1.input_layernorm.weight", "[2048]", 2048, 329781248, 0.0f, 1.0f },  // [10]
+    {"model.layers.1.self_attn.q_proj.weight", "[2048][2048]", 4194304, 329783296, 0.0220970869f, 1.0f },  // [11]
+    {"model.layers.1.self_attn.k_proj.weight", "[2048][2048]", 4194304, 333977600, 0.0220970869f, 1.0f },  // [12]
+    {"model.layers.1.self_attn.v_proj.weight", "[2048][2048]", 4194304, 338171904, 0.0220970869f, 1.0f },  // [13]
+    {"model.layers.1.self_attn.o_proj.weight", "[2048][2048]", 4194304, 342366208, 0.0220970869f, 1.0f },  // [14]
+    {"model.layers.1.post_attention_layernorm.weight", "[2048]", 2048, 346560512, 0.0f, 1.0f },  // [15]
+    {"model.layers.1.mlp.gate_proj.weight", "[8192][2048]", 16777216, 346562560, 0.0220970869f, 1.0f },  // [16]
+    {"model.layers.1.mlp.up_proj.weight", "[8192][2048]", 16777216, 363339776, 0.0220970869f, 1.0f },  // [17]
+    {"model.layers.1.mlp.down_proj.weight", "[2048][8192]", 16777216, 380116992, 0.0110485435f, 1.0f },  // [18]
+    {"model.layers.2.input_layernorm.weight", "[2048]", 2048, 396894208, 0.0f, 1.0f },  // [19]
+    {"model.layers.2.self_attn.q_proj.weight", "[2048][2048]", 4194304, 396896256, 0.0220970869f, 1.0f },  // [20]
+    {"model.layers.2.self_attn.k_proj.weight", "[2048][2048]", 4194304, 401090560, 0.0220970869f, 1.0f },  // [21]
+    {"model.layers.2.self_attn.v_proj.weight", "[2048][2048]", 4194304, 405284864, 0.0220970869f, 1.0f },  // [22]
+    {"model.layers.2.self_attn.o_proj.weight", "[2048][2048]", 4194304, 409479168, 0.0220970869f, 1.0f },  // [23]
+    {"model.layers.2.post_attention_layernorm.weight", "[2048]", 2048, 413673472, 0.0f, 1.0f },  // [24]
+    {"model.layers.2.mlp.gate_proj.weight", "[8192][2048]", 16777216, 413675520, 0.0220970869f, 1.0f },  // [25]
+    {"model.layers.2.mlp.up_proj.weight", "[8192][2048]", 16777216, 430452736, 0.0220970869f, 1.0f },  // [26]
+    {"model.layers.2.mlp.down_proj.weight", "[2048][8192]", 16777216, 447229952, 0.0110485435f, 1.0f },  // [27]
+    {"model.layers.3.input_layernorm.weight", "[2048]", 2048, 464007168, 0.0f, 1.0f },  // [28]
+    {"model.layers.3.self_attn.q_proj.weight", "[2048][2048]", 4194304, 464009216, 0.0220970869f, 1.0f },  // [29]
+    {"model.layers.3.self_attn.k_proj.weight", "[2048][2048]", 4194304, 468203520, 0.0220970869f, 1.0f },  // [30]
+    {"model.layers.3.self_attn.v_proj.weight", "[2048][2048]", 4194304, 472397824, 0.0220970869f, 1.0f },  // [31]
+    {"model.layers.3.self_attn.o_proj.weight", "[2048][2048]", 4194304, 476592128, 0.0220970869f, 1.0f },  // [32]
+    {"model.layers.3.post_attention_layernorm.weight", "[2048]", 2048, 480786432, 0.0f, 1.0f },  // [33]
+    {"model.layers.3.mlp.gate_proj.weight", "[8192][2048]", 16777216, 480788480, 0.0220970869f, 1.0f },  // [34]
+    {"model.layers.3.mlp.up_proj.weight", "[8192][2048]", 16777216, 497565696, 0.0220970869f, 1.0f },  // [35]
+    {"model.layers.3.mlp.down_proj.weight", "[2048][8192]", 16777216, 514342912, 0.0110485435f, 1.0f },  // [36]
+    {"model.layers.4.input_layernorm.weight", "[2048]", 2048, 531120128, 0.0f, 1.0f },  // [37]
+    {"model.layers.4.self_attn.q_proj.weight", "[2048][2048]", 4194304, 531122176, 0.0220970869f, 1.0f },  // [38]
+    {"model.layers.4.self_attn.k_proj.weight", "[2048][2048]", 4194304, 535316480, 0.0220970869f, 1.0f },  // [39]
+    {"model.layers.4.self_attn.v_proj.weight", "[2048][2048]", 4194304, 539510784, 0.0220970869f, 1.0f },  // [40]
+    {"model.layers.4.self_attn.o_proj.weight", "[2048][2048]", 4194304, 543705088, 0.0220970869f, 1.0f },  // [41]
+    {"model.layers.4.post_attention_layernorm.weight", "[2048]", 2048, 547899392, 0.0f, 1.0f },  // [42]
+    {"model.layers.4.mlp.gate_proj.weight", "[8192][2048]", 16777216, 547901440, 0.0220970869f, 1.0f },  // [43]
+    {"model.layers.4.mlp.up_proj.weight", "[8192][2048]", 16777216, 564678656, 0.0220970869f, 1.0f },  // [44]
+    {"model.layers.4.mlp.down_proj.weight", "[2048][8192]", 16777216, 581455872, 0.0110485435f, 1.0f },  // [45]
+    {"model.layers.5.input_layernorm.weight", "[2048]", 2048, 598233088, 0.0f, 1.0f },  // [46]
+    {"model.layers.5.self_attn.q_proj.weight", "[2048][2048]", 4194304, 598235136, 0.0220970869f, 1.0f },  // [47]
+    {"model.layers.5.self_attn.k_proj.weight", "[2048][2048]", 4194304, 602429440, 0.0220970869f, 1.0f },  // [48]
+    {"model.layers.5.self_attn.v_proj.weight", "[2048][2048]", 4194304, 606623744, 0.0220970869f, 1.0f },  // [49]
+    {"model.layers.5.self_attn.o_proj.weight", "[2048][2048]", 4194304, 610818048, 0.0220970869f, 1.0f },  // [50]
+    {"model.layers.5.post_attention_layernorm.weight", "[2048]", 2048, 615012352, 0.0f, 1.0f },  // [51]
+    {"model.layers.5.mlp.gate_proj.weight", "[8192][2048]", 16777216, 615014400, 0.0220970869f, 1.0f },  // [52]
+    {"model.layers.5.mlp.up_proj.weight", "[8192][2048]", 16777216, 631791616, 0.0220970869f, 1.0f },  // [53]
+    {"model.layers.5.mlp.down_proj.weight", "[2048][8192]", 16777216, 648568832, 0.0110485435f, 1.0f },  // [54]
+    {"model.layers.6.input_layernorm.weight", "[2048]", 2048, 665346048, 0.0f, 1.0f },  // [55]
+    {"model.layers.6.self_attn.q_proj.weight", "[2048][2048]", 4194304, 665348096, 0.0220970869f, 1.0f },  // [56]
+    {"model.layers.6.self_attn.k_proj.weight", "[2048][2048]", 4194304, 669542400, 0.0220970869f, 1.0f },  // [57]
+    {"model.layers.6.self_attn.v_proj.weight", "[2048][2048]", 4194304, 673736704, 0.0220970869f, 1.0f },  // [58]
+    {"model.layers.6.self_attn.o_proj.weight", "[2048][2048]", 4194304, 677931008, 0.0220970869f, 1.0f },  // [59]
+    {"model.layers.6.post_attention_layernorm.weight", "[2048]", 2048, 682125312, 0.0f, 1.0f },  // [60]
+    {"model.layers.6.mlp.gate_proj.weight", "[8192][2048]", 16777216, 682127360, 0.0220970869f, 1.0f },  // [61]
+    {"model.layers.6.mlp.up_proj.weight", "[8192][2048]", 16777216, 698904576, 0.0220970869f, 1.0f },  // [62]
+    {"model.layers.6.mlp.down_proj.weight", "[2048][8192]", 16777216, 715681792, 0.0110485435f, 1.0f },  // [63]
+    {"model.layers.7.input_layernorm.weight", "[2048]", 2048, 732459008, 0.0f, 1.0f },  // [64]
+    {"model.layers.7.self_attn.q_proj.weight", "[2048][2048]", 4194304, 732461056, 0.0220970869f, 1.0f },  // [65]
+    {"model.layers.7.self_attn.k_proj.weight", "[2048][2048]", 4194304, 736655360, 0.0220970869f, 1.0f },  // [66]
+    {"model.layers.7.self_attn.v_proj.weight", "[2048][2048]", 4194304, 740849664, 0.0220970869f, 1.0f },  // [67]
+    {"model.layers.7.self_attn.o_proj.weight", "[2048][2048]", 4194304, 745043968, 0.0220970869f, 1.0f },  // [68]
+    {"model.layers.7.post_attention_layernorm.weight", "[2048]", 2048, 749238272, 0.0f, 1.0f },  // [69]
+    {"model.layers.7.mlp.gate_proj.weight", "[8192][2048]", 16777216, 749240320, 0.0220970869f, 1.0f },  // [70]
+    {"model.layers.7.mlp.up_proj.weight", "[8192][2048]", 16777216, 766017536, 0.0220970869f, 1.0f },  // [71]
+    {"model.layers.7.mlp.down_proj.weight", "[2048][8192]", 16777216, 782794752, 0.0110485435f, 1.0f },  // [72]
+    {"model.layers.8.input_layernorm.weight", "[2048]", 2048, 799571968, 0.0f, 1.0f },  // [73]
+    {"model.layers.8.self_attn.q_proj.weight", "[2048][2048]", 4194304, 799574016, 0.0220970869f, 1.0f },  // [74]
+    {"model.layers.8.self_attn.k_proj.weight", "[2048][2048]", 4194304, 803768320, 0.0220970869f, 1.0f },  // [75]
+    {"model.layers.8.self_attn.v_proj.weight", "[2048][2048]", 4194304, 807962624, 0.0220970869f, 1.0f },  // [76]
+    {"model.layers.8.self_attn.o_proj.weight", "[2048][2048]", 4194304, 812156928, 0.0220970869f, 1.0f },  // [77]
+    {"model.layers.8.post_attention_layernorm.weight", "[2048]", 2048, 816351232, 0.0f, 1.0f },  // [78]
+    {"model.layers.8.mlp.gate_proj.weight", "[8192][2048]", 16777216, 816353280, 0.0220970869f, 1.0f },  // [79]
+    {"model.layers.8.mlp.up_proj.weight", "[8192][2048]", 16777216, 833130496, 0.0220970869f, 1.0f },  // [80]
+    {"model.layers.8.mlp.down_proj.weight", "[2048][8192]", 16777216, 849907712, 0.0110485435f, 1.0f },  // [81]
+    {"model.layers.9.input_layernorm.weight", "[2048]", 2048, 866684928, 0.0f, 1.0f },  // [82]
+    {"model.layers.9.self_attn.q_proj.weight", "[2048][2048]", 4194304, 866686976, 0.0220970869f, 1.0f },  // [83]
+    {"model.layers.9.self_attn.k_proj.weight", "[2048][2048]", 4194304, 870881280, 0.0220970869f, 1.0f },  // [84]
+    {"model.layers.9.self_attn.v_proj.weight", "[2048][2048]", 4194304, 875075584, 0.0220970869f, 1.0f },  // [85]
+    {"model.layers.9.self_attn.o_proj.weight", "[2048][2048]", 4194304, 879269888, 0.0220970869f, 1.0f },  // [86]
+    {"model.layers.9.post_attention_layernorm.weight", "[2048]", 2048, 883464192, 0.0f, 1.0f },  // [87]
+    {"model.layers.9.mlp.gate_proj.weight", "[8192][2048]", 16777216, 883466240, 0.0220970869f, 1.0f },  // [88]
+    {"model.layers.9.mlp.up_proj.weight", "[8192][2048]", 16777216, 900243456, 0.0220970869f, 1.0f },  // [89]
+    {"model.layers.9.mlp.down_proj.weight", "[2048][8192]", 16777216, 917020672, 0.0110485435f, 1.0f },  // [90]
+    {"model.layers.10.input_layernorm.weight", "[2048]", 2048, 933797888, 0.0f, 1.0f },  // [91]
+    {"model.layers.10.self_attn.q_proj.weight", "[2048][2048]", 4194304, 933799936, 0.0220970869f, 1.0f },  // [92]
+    {"model.layers.10.self_attn.k_proj.weight", "[2048][2048]", 4194304, 937994240, 0.0220970869f, 1.0f },  // [93]
+    {"model.layers.10.self_attn.v_proj.weight", "[2048][2048]", 4194304, 942188544, 0.0220970869f, 1.0f },  // [94]
+    {"model.layers.10.self_attn.o_proj.weight", "[2048][2048]", 4194304, 946382848, 0.0220970869f, 1.0f },  // [95]
+    {"model.layers.10.post_attention_layernorm.weight", "[2048]", 2048, 950577152, 0.0f, 1.0f },  // [96]
+    {"model.layers.10.mlp.gate_proj.weight", "[8192][2048]", 16777216, 950579200, 0.0220970869f, 1.0f },  // [97]
+    {"model.layers.10.mlp.up_proj.weight", "[8192][2048]", 16777216, 967356416, 0.0220970869f, 1.0f },  // [98]
+    {"model.layers.10.mlp.down_proj.weight", "[2048][8192]", 16777216, 984133632, 0.0110485435f, 1.0f },  // [99]
+    {"model.layers.11.input_layernorm.weight", "[2048]", 2048, 1000910848, 0.0f, 1.0f },  // [100]
+    {"model.layers.11.self_attn.q_proj.weight", "[2048][2048]", 4194304, 1000912896, 0.0220970869f, 1.0f },  // [101]
+    {"model.layers.11.self_attn.k_proj.weight", "[2048][2048]", 4194304, 1005107200, 0.0220970869f, 1.0f },  // [102]
+    {"model.layers.11.self_attn.v_proj.weight", "[2048][2048]", 4194304, 1009301504, 0.0220970869f, 1.0f },  // [103]
+    {"model.layers.11.self_attn.o_proj.weight", "[2048][2048]", 4194304, 1013495808, 0.0220970869f, 1.0f },  // [104]
+    {"model.layers.11.post_attention_layernorm.weight", "[2048]", 2048, 1017690112, 0.0f, 1.0f },  // [105]
+    {"model.layers.11.mlp.gate_proj.weight", "[8192][2048]", 16777216, 1017692160, 0.0220970869f, 1.0f },  // [106]
+    {"model.layers.11.mlp.up_proj.weight", "[8192][2048]", 16777216, 1034469376, 0.0220970869f, 1.0f },  // [107]
+    {"model.layers.11.mlp.down_proj.weight", "[2048][8192]", 16777216, 1051246592, 0.0110485435f, 1.0f },  // [108]
+    {"model.layers.12.input_layernorm.weight", "[2048]", 2048, 1068023808, 0.0f, 1.0f },  // [109]
+    {"model.layers.12.self_attn.q_proj.weight", "[2048][2048]", 4194304, 1068025856, 0.0220970869f, 1.0f },  // [110]
+    {"model.layers.12.self_attn.k_proj.weight", "[2048][2048]", 4194304, 1072220160, 0.0220970869f, 1.0f },  // [111]
+    {"model.layers.12.self_attn.v_proj.weight", "[2048][2048]", 4194304, 1076414464, 0.0220970869f, 1.0f },  // [112]
+    {"model.layers.12.self_attn.o_proj.weight", "[2048][2048]", 4194304, 1080608768, 0.0220970869f, 1.0f },  // [113]
+    {"model.layers.12.post_attention_layernorm.weight", "[2048]", 2048, 1084803072, 0.0f, 1.0f },  // [114]
+    {"model.layers.12.mlp.gate_proj.weight", "[8192][2048]", 16777216, 1084805120, 0.0220970869f, 1.0f },  // [115]
+    {"model.layers.12.mlp.up_proj.weight", "[8192][2048]", 16777216, 1101582336, 0.0220970869f, 1.0f },  // [116]
+    {"model.layers.12.mlp.down_proj.weight", "[2048][8192]", 16777216, 1118359552, 0.0110485435f, 1.0f },  // [117]
+    {"model.layers.13.input_layernorm.weight", "[2048]", 2048, 1135136768, 0.0f, 1.0f },  // [118]
+    {"model.layers.13.self_attn.q_proj.weight", "[2048][2048]", 4194304, 1135138816, 0.0220970869f, 1.0f },  // [119]
+    {"model.layers.13.self_attn.k_proj.weight", "[2048][2048]", 4194304, 1139333120, 0.0220970869f, 1.0f },  // [120]
+    {"model.layers.13.self_attn.v_proj.weight", "[2048][2048]", 4194304, 1143527424, 0.0220970869f, 1.0f },  // [121]
+    {"model.layers.13.self_attn.o_proj.weight", "[2048][2048]", 4194304, 1147721728, 0.0220970869f, 1.0f },  // [122]
+    {"model.layers.13.post_attention_layernorm.weight", "[2048]", 2048, 1151916032, 0.0f, 1.0f },  // [123]
+    {"model.layers.13.mlp.gate_proj.weight", "[8192][2048]", 16777216, 1151918080, 0.0220970869f, 1.0f },  // [124]
+    {"model.layers.13.mlp.up_proj.weight", "[8192][2048]", 16777216, 1168695296, 0.0220970869f, 1.0f },  // [125]
+    {"model.layers.13.mlp.down_proj.weight", "[2048][8192]", 16777216, 1185472512, 0.0110485435f, 1.0f },  // [126]
+    {"model.layers.14.input_layernorm.weight", "[2048]", 2048, 1202249728, 0.0f, 1.0f },  // [127]
+    {"model.layers.14.self_attn.q_proj.weight", "[2048][2048]", 4194304, 1202251776, 0.0220970869f, 1.0f },  // [128]
+    {"model.layers.14.self_attn.k_proj.weight", "[2048][2048]", 4194304, 1206446080, 0.0220970869f, 1.0f },  // [129]
+    {"model.layers.14.self_attn.v_proj.weight", "[2048][2048]", 4194304, 1210640384, 0.0220970869f, 1.0f },  // [130]
+    {"model.layers.14.self_attn.o_proj.weight", "[2048][2048]", 4194304, 1214834688, 0.0220970869f, 1.0f },  // [131]
+    {"model.layers.14.post_attention_layernorm.weight", "[2048]", 2048, 1219028992, 0.0f, 1.0f },  // [132]
+    {"model.layers.14.mlp.gate_proj.weight", "[8192][2048]", 16777216, 1219031040, 0.0220970869f, 1.0f },  // [133]
+    {"model.layers.14.mlp.up_proj.weight", "[8192][2048]", 16777216, 1235808256, 0.0220970869f, 1.0f },  // [134]
+    {"model.layers.14.mlp.down_proj.weight", "[2048][8192]", 16777216, 1252585472, 0.0110485435f, 1.0f },  // [135]
+    {"model.layers.15.input_layernorm.weight", "[2048]", 2048, 1269362688, 0.0f, 1.0f },  // [136]
+    {"model.layers.15.self_attn.q_proj.weight", "[2048][2048]", 4194304, 1269364736, 0.0220970869f, 1.0f },  // [137]
+    {"model.layers.15.self_attn.k_proj.weight", "[2048][2048]", 4194304, 1273559040, 0.0220970869f, 1.0f },  // [138]
+    {"model.layers.15.self_attn.v_proj.weight", "[2048][2048]", 4194304, 1277753344, 0.0220970869f, 1.0f },  // [139]
+    {"model.layers.15.self_attn.o_proj.weight", "[2048][2048]", 4194304, 1281947648, 0.0220970869f, 1.0f },  // [140]
+    {"model.layers.15.post_attention_layernorm.weight", "[2048]", 2048, 1286141952, 0.0f, 1.0f },  // [141]
+    {"model.layers.15.mlp.gate_proj.weight", "[8192][2048]", 16777216, 1286144000, 0.0220970869f, 1.0f },  // [142]
+    {"model.layers.15.mlp.up_proj.weight", "[8192][2048]", 16777216, 1302921216, 0.0220970869f, 1.0f },  // [143]
+    {"model.layers.15.mlp.down_proj.weight", "[2048][8192]", 16777216, 1319698432, 0.0110485435f, 1.0f },  // [144]
+    {"model.norm.weight", "[2048]", 2048, 1336475648, 0.0f, 1.0f },  // [145]
 };
 
-// Activations kept for the backward pass, and its scratch, in one allocation (bf16).
+// Activations kept for the backward pass, and the scratch every layer shares, in one allocation (bf16).
 static const lasp::TensorSpec kActivations[] = {
-    {"x.0", "[65536][2048]", 134217728, 0 },  // [0]
-    {"x.1", "[65536][2048]", 134217728, 134217728 },  // [1]
-    {"x.2", "[65536][2048]", 134217728, 268435456 },  // [2]
-    {"x.3", "[65536][2048]", 134217728, 402653184 },  // [3]
-    {"x.4", "[65536][2048]", 134217728, 536870912 },  // [4]
-    {"x.5", "[65536][2048]", 134217728, 671088640 },  // [5]
-    {"x.6", "[65536][2048]", 134217728, 805306368 },  // [6]
-    {"x.7", "[65536][2048]", 134217728, 939524096 },  // [7]
-    {"x.8", "[65536][2048]", 134217728, 1073741824 },  // [8]
-    {"x.9", "[65536][2048]", 134217728, 1207959552 },  // [9]
-    {"x.10", "[65536][2048]", 134217728, 1342177280 },  // [10]
-    {"x.11", "[65536][2048]", 134217728, 1476395008 },  // [11]
-    {"x.12", "[65536][2048]", 134217728, 1610612736 },  // [12]
-    {"x.13", "[65536][2048]", 134217728, 1744830464 },  // [13]
-    {"x.14", "[65536][2048]", 134217728, 1879048192 },  // [14]
-    {"x.15", "[65536][2048]", 134217728, 2013265920 },  // [15]
-    {"x.16", "[65536][2048]", 134217728, 2147483648 },  // [16]
-    {"layers.0.normed", "[65536][2048]", 134217728, 2281701376 },  // [17]
-    {"layers.1.normed", "[65536][2048]", 134217728, 2415919104 },  // [18]
-    {"layers.2.normed", "[65536][2048]", 134217728, 2550136832 },  // [19]
-    {"layers.3.normed", "[65536][2048]", 134217728, 2684354560 },  // [20]
-    {"layers.4.normed", "[65536][2048]", 134217728, 2818572288 },  // [21]
-    {"layers.5.normed", "[65536][2048]", 134217728, 2952790016 },  // [22]
-    {"layers.6.normed", "[65536][2048]", 134217728, 3087007744 },  // [23]
-    {"layers.7.normed", "[65536][2048]", 134217728, 3221225472 },  // [24]
-    {"layers.8.normed", "[65536][2048]", 134217728, 3355443200 },  // [25]
-    {"layers.9.normed", "[65536][2048]", 134217728, 3489660928 },  // [26]
-    {"layers.10.normed", "[65536][2048]", 134217728, 3623878656 },  // [27]
-    {"layers.11.normed", "[65536][2048]", 134217728, 3758096384 },  // [28]
-    {"layers.12.normed", "[65536][2048]", 134217728, 3892314112 },  // [29]
-    {"layers.13.normed", "[65536][2048]", 134217728, 4026531840 },  // [30]
-    {"layers.14.normed", "[65536][2048]", 134217728, 4160749568 },  // [31]
-    {"layers.15.normed", "[65536][2048]", 134217728, 4294967296 },  // [32]
-    {"dx", "[65536][2048]", 134217728, 4429185024 },  // [33]
-    {"dx_prev", "[65536][2048]", 134217728, 4563402752 },  // [34]
-    {"dnormed", "[65536][2048]", 134217728, 4697620480 },  // [35]
-    {"y", "[65536][2048]", 134217728, 4831838208 },  // [36]
+    {"layers.0.input", "[65536][2048]", 134217728, 0 },  // [0]
+    {"layers.0.mid", "[65536][2048]", 134217728, 134217728 },  // [1]
+    {"layers.0.gate_up", "[65536][16384]", 1073741824, 268435456 },  // [2]
+    {"layers.0.normed", "[65536][2048]", 134217728, 1342177280 },  // [3]
+    {"layers.1.input", "[65536][2048]", 134217728, 1476395008 },  // [4]
+    {"layers.1.mid", "[65536][2048]", 134217728, 1610612736 },  // [5]
+    {"layers.1.gate_up", "[65536][16384]", 1073741824, 1744830464 },  // [6]
+    {"layers.1.normed", "[65536][2048]", 134217728, 2818572288 },  // [7]
+    {"layers.2.input", "[65536][2048]", 134217728, 2952790016 },  // [8]
+    {"layers.2.mid", "[65536][2048]", 134217728, 3087007744 },  // [9]
+    {"layers.2.gate_up", "[65536][16384]", 1073741824, 3221225472 },  // [10]
+    {"layers.2.normed", "[65536][2048]", 134217728, 4294967296 },  // [11]
+    {"layers.3.input", "[65536][2048]", 134217728, 4429185024 },  // [12]
+    {"layers.3.mid", "[65536][2048]", 134217728, 4563402752 },  // [13]
+    {"layers.3.gate_up", "[65536][16384]", 1073741824, 4697620480 },  // [14]
+    {"layers.3.normed", "[65536][2048]", 134217728, 5771362304 },  // [15]
+    {"layers.4.input", "[65536][2048]", 134217728, 5905580032 },  // [16]
+    {"layers.4.mid", "[65536][2048]", 134217728, 6039797760 },  // [17]
+    {"layers.4.gate_up", "[65536][16384]", 1073741824, 6174015488 },  // [18]
+    {"layers.4.normed", "[65536][2048]", 134217728, 7247757312 },  // [19]
+    {"layers.5.input", "[65536][2048]", 134217728, 7381975040 },  // [20]
+    {"layers.5.mid", "[65536][2048]", 134217728, 7516192768 },  // [21]
+    {"layers.5.gate_up", "[65536][16384]", 1073741824, 7650410496 },  // [22]
+    {"layers.5.normed", "[65536][2048]", 134217728, 8724152320 },  // [23]
+    {"layers.6.input", "[65536][2048]", 134217728, 8858370048 },  // [24]
+    {"layers.6.mid", "[65536][2048]", 134217728, 8992587776 },  // [25]
+    {"layers.6.gate_up", "[65536][16384]", 1073741824, 9126805504 },  // [26]
+    {"layers.6.normed", "[65536][2048]", 134217728, 10200547328 },  // [27]
+    {"layers.7.input", "[65536][2048]", 134217728, 10334765056 },  // [28]
+    {"layers.7.mid", "[65536][2048]", 134217728, 10468982784 },  // [29]
+    {"layers.7.gate_up", "[65536][16384]", 1073741824, 10603200512 },  // [30]
+    {"layers.7.normed", "[65536][2048]", 134217728, 11676942336 },  // [31]
+    {"layers.8.input", "[65536][2048]", 134217728, 11811160064 },  // [32]
+    {"layers.8.mid", "[65536][2048]", 134217728, 11945377792 },  // [33]
+    {"layers.8.gate_up", "[65536][16384]", 1073741824, 12079595520 },  // [34]
+    {"layers.8.normed", "[65536][2048]", 134217728, 13153337344 },  // [35]
+    {"layers.9.input", "[65536][2048]", 134217728, 13287555072 },  // [36]
+    {"layers.9.mid", "[65536][2048]", 134217728, 13421772800 },  // [37]
+    {"layers.9.gate_up", "[65536][16384]", 1073741824, 13555990528 },  // [38]
+    {"layers.9.normed", "[65536][2048]", 134217728, 14629732352 },  // [39]
+    {"layers.10.input", "[65536][2048]", 134217728, 14763950080 },  // [40]
+    {"layers.10.mid", "[65536][2048]", 134217728, 14898167808 },  // [41]
+    {"layers.10.gate_up", "[65536][16384]", 1073741824, 15032385536 },  // [42]
+    {"layers.10.normed", "[65536][2048]", 134217728, 16106127360 },  // [43]
+    {"layers.11.input", "[65536][2048]", 134217728, 16240345088 },  // [44]
+    {"layers.11.mid", "[65536][2048]", 134217728, 16374562816 },  // [45]
+    {"layers.11.gate_up", "[65536][16384]", 1073741824, 16508780544 },  // [46]
+    {"layers.11.normed", "[65536][2048]", 134217728, 17582522368 },  // [47]
+    {"layers.12.input", "[65536][2048]", 134217728, 17716740096 },  // [48]
+    {"layers.12.mid", "[65536][2048]", 134217728, 17850957824 },  // [49]
+    {"layers.12.gate_up", "[65536][16384]", 1073741824, 17985175552 },  // [50]
+    {"layers.12.normed", "[65536][2048]", 134217728, 19058917376 },  // [51]
+    {"layers.13.input", "[65536][2048]", 134217728, 19193135104 },  // [52]
+    {"layers.13.mid", "[65536][2048]", 134217728, 19327352832 },  // [53]
+    {"layers.13.gate_up", "[65536][16384]", 1073741824, 19461570560 },  // [54]
+    {"layers.13.normed", "[65536][2048]", 134217728, 20535312384 },  // [55]
+    {"layers.14.input", "[65536][2048]", 134217728, 20669530112 },  // [56]
+    {"layers.14.mid", "[65536][2048]", 134217728, 20803747840 },  // [57]
+    {"layers.14.gate_up", "[65536][16384]", 1073741824, 20937965568 },  // [58]
+    {"layers.14.normed", "[65536][2048]", 134217728, 22011707392 },  // [59]
+    {"layers.15.input", "[65536][2048]", 134217728, 22145925120 },  // [60]
+    {"layers.15.mid", "[65536][2048]", 134217728, 22280142848 },  // [61]
+    {"layers.15.gate_up", "[65536][16384]", 1073741824, 22414360576 },  // [62]
+    {"layers.15.normed", "[65536][2048]", 134217728, 23488102400 },  // [63]
+    {"final.input", "[65536][2048]", 134217728, 23622320128 },  // [64]
+    {"normed", "[65536][2048]", 134217728, 23756537856 },  // [65]
+    {"y", "[65536][2048]", 134217728, 23890755584 },  // [66]
+    {"dx", "[65536][2048]", 134217728, 24024973312 },  // [67]
+    {"dnormed", "[65536][2048]", 134217728, 24159191040 },  // [68]
+    {"dattn", "[65536][2048]", 134217728, 24293408768 },  // [69]
+    {"ffn", "[65536][8192]", 536870912, 24427626496 },  // [70]
+    {"logits", "[1024][128256]", 131334144, 24964497408 },  // [71]
 };
 
-// The stack: each layer's kind (row of kKinds), its buffer set, its weights (rows of kParameters) and its
-// activations (rows of kActivations: input, output, feature-map inputs, normed output; -1 none).
+// The norms' saved statistics, their weight-gradient partials and each token's loss, in one allocation (fp32).
+static const lasp::TensorSpec kStatistics[] = {
+    {"layers.0.input_layernorm.rstd", "[65536]", 65536, 0 },  // [0]
+    {"layers.0.post_attention_layernorm.rstd", "[65536]", 65536, 65536 },  // [1]
+    {"layers.1.input_layernorm.rstd", "[65536]", 65536, 131072 },  // [2]
+    {"layers.1.post_attention_layernorm.rstd", "[65536]", 65536, 196608 },  // [3]
+    {"layers.2.input_layernorm.rstd", "[65536]", 65536, 262144 },  // [4]
+    {"layers.2.post_attention_layernorm.rstd", "[65536]", 65536, 327680 },  // [5]
+    {"layers.3.input_layernorm.rstd", "[65536]", 65536, 393216 },  // [6]
+    {"layers.3.post_attention_layernorm.rstd", "[65536]", 65536, 458752 },  // [7]
+    {"layers.4.input_layernorm.rstd", "[65536]", 65536, 524288 },  // [8]
+    {"layers.4.post_attention_layernorm.rstd", "[65536]", 65536, 589824 },  // [9]
+    {"layers.5.input_layernorm.rstd", "[65536]", 65536, 655360 },  // [10]
+    {"layers.5.post_attention_layernorm.rstd", "[65536]", 65536, 720896 },  // [11]
+    {"layers.6.input_layernorm.rstd", "[65536]", 65536, 786432 },  // [12]
+    {"layers.6.post_attention_layernorm.rstd", "[65536]", 65536, 851968 },  // [13]
+    {"layers.7.input_layernorm.rstd", "[65536]", 65536, 917504 },  // [14]
+    {"layers.7.post_attention_layernorm.rstd", "[65536]", 65536, 983040 },  // [15]
+    {"layers.8.input_layernorm.rstd", "[65536]", 65536, 1048576 },  // [16]
+    {"layers.8.post_attention_layernorm.rstd", "[65536]", 65536, 1114112 },  // [17]
+    {"layers.9.input_layernorm.rstd", "[65536]", 65536, 1179648 },  // [18]
+    {"layers.9.post_attention_layernorm.rstd", "[65536]", 65536, 1245184 },  // [19]
+    {"layers.10.input_layernorm.rstd", "[65536]", 65536, 1310720 },  // [20]
+    {"layers.10.post_attention_layernorm.rstd", "[65536]", 65536, 1376256 },  // [21]
+    {"layers.11.input_layernorm.rstd", "[65536]", 65536, 1441792 },  // [22]
+    {"layers.11.post_attention_layernorm.rstd", "[65536]", 65536, 1507328 },  // [23]
+    {"layers.12.input_layernorm.rstd", "[65536]", 65536, 1572864 },  // [24]
+    {"layers.12.post_attention_layernorm.rstd", "[65536]", 65536, 1638400 },  // [25]
+    {"layers.13.input_layernorm.rstd", "[65536]", 65536, 1703936 },  // [26]
+    {"layers.13.post_attention_layernorm.rstd", "[65536]", 65536, 1769472 },  // [27]
+    {"layers.14.input_layernorm.rstd", "[65536]", 65536, 1835008 },  // [28]
+    {"layers.14.post_attention_layernorm.rstd", "[65536]", 65536, 1900544 },  // [29]
+    {"layers.15.input_layernorm.rstd", "[65536]", 65536, 1966080 },  // [30]
+    {"layers.15.post_attention_layernorm.rstd", "[65536]", 65536, 2031616 },  // [31]
+    {"final.norm.rstd", "[65536]", 65536, 2097152 },  // [32]
+    {"norm_partials", "[2048][2048]", 4194304, 2162688 },  // [33]
+    {"losses", "[65536]", 65536, 6356992 },  // [34]
+};
+
+// The stack: each layer's kind (row of kKinds), its buffer set, its weights (rows of kParameters: block
+// norm, Wq, Wk, Wv, Wo, MLP norm, Wgate, Wup, Wdown; biases of LayerNorm), its activations (rows of
+// kActivations: input, after attention, gate|up, feature-map inputs, attention output norm) and its norms'
+// statistics (rows of kStatistics); -1 none.
 static const lasp::LayerDesc kLayers[] = {
-    { 0, 0, 0, 1, 2, 3, 0, 1, -1, -1, 17 },  // 0: R
-    { 0, 1, 4, 5, 6, 7, 1, 2, -1, -1, 18 },  // 1: R
-    { 0, 2, 8, 9, 10, 11, 2, 3, -1, -1, 19 },  // 2: R
-    { 0, 3, 12, 13, 14, 15, 3, 4, -1, -1, 20 },  // 3: R
-    { 0, 4, 16, 17, 18, 19, 4, 5, -1, -1, 21 },  // 4: R
-    { 0, 5, 20, 21, 22, 23, 5, 6, -1, -1, 22 },  // 5: R
-    { 0, 6, 24, 25, 26, 27, 6, 7, -1, -1, 23 },  // 6: R
-    { 0, 7, 28, 29, 30, 31, 7, 8, -1, -1, 24 },  // 7: R
-    { 0, 8, 32, 33, 34, 35, 8, 9, -1, -1, 25 },  // 8: R
-    { 0, 9, 36, 37, 38, 39, 9, 10, -1, -1, 26 },  // 9: R
-    { 0, 10, 40, 41, 42, 43, 10, 11, -1, -1, 27 },  // 10: R
-    { 0, 11, 44, 45, 46, 47, 11, 12, -1, -1, 28 },  // 11: R
-    { 0, 12, 48, 49, 50, 51, 12, 13, -1, -1, 29 },  // 12: R
-    { 0, 13, 52, 53, 54, 55, 13, 14, -1, -1, 30 },  // 13: R
-    { 0, 14, 56, 57, 58, 59, 14, 15, -1, -1, 31 },  // 14: R
-    { 0, 15, 60, 61, 62, 63, 15, 16, -1, -1, 32 },  // 15: R
+    { 0, 0, { 1, -1, 2, 3, 4, 5, 6, -1, 7, 8, 9 }, { 0, 1, 2, -1, -1, 3 }, { 0, -1, 1, -1 } },  // 0: R
+    { 0, 1, { 10, -1, 11, 12, 13, 14, 15, -1, 16, 17, 18 }, { 4, 5, 6, -1, -1, 7 }, { 2, -1, 3, -1 } },  // 1: R
+    { 0, 2, { 19, -1, 20, 21, 22, 23, 24, -1, 25, 26, 27 }, { 8, 9, 10, -1, -1, 11 }, { 4, -1, 5, -1 } },  // 2: R
+    { 0, 3, { 28, -1, 29, 30, 31, 32, 33, -1, 34, 35, 36 }, { 12, 13, 14, -1, -1, 15 }, { 6, -1, 7, -1 } },  // 3: R
+    { 0, 4, { 37, -1, 38, 39, 40, 41, 42, -1, 43, 44, 45 }, { 16, 17, 18, -1, -1, 19 }, { 8, -1, 9, -1 } },  // 4: R
+    { 0, 5, { 46, -1, 47, 48, 49, 50, 51, -1, 52, 53, 54 }, { 20, 21, 22, -1, -1, 23 }, { 10, -1, 11, -1 } },  // 5: R
+    { 0, 6, { 55, -1, 56, 57, 58, 59, 60, -1, 61, 62, 63 }, { 24, 25, 26, -1, -1, 27 }, { 12, -1, 13, -1 } },  // 6: R
+    { 0, 7, { 64, -1, 65, 66, 67, 68, 69, -1, 70, 71, 72 }, { 28, 29, 30, -1, -1, 31 }, { 14, -1, 15, -1 } },  // 7: R
+    { 0, 8, { 73, -1, 74, 75, 76, 77, 78, -1, 79, 80, 81 }, { 32, 33, 34, -1, -1, 35 }, { 16, -1, 17, -1 } },  // 8: R
+    { 0, 9, { 82, -1, 83, 84, 85, 86, 87, -1, 88, 89, 90 }, { 36, 37, 38, -1, -1, 39 }, { 18, -1, 19, -1 } },  // 9: R
+    { 0, 10, { 91, -1, 92, 93, 94, 95, 96, -1, 97, 98, 99 }, { 40, 41, 42, -1, -1, 43 }, { 20, -1, 21, -1 } },  // 10: R
+    { 0, 11, { 100, -1, 101, 102, 103, 104, 105, -1, 106, 107, 108 }, { 44, 45, 46, -1, -1, 47 }, { 22, -1, 23, -1 } },  // 11: R
+    { 0, 12, { 109, -1, 110, 111, 112, 113, 114, -1, 115, 116, 117 }, { 48, 49, 50, -1, -1, 51 }, { 24, -1, 25, -1 } },  // 12: R
+    { 0, 13, { 118, -1, 119, 120, 121, 122, 123, -1, 124, 125, 126 }, { 52, 53, 54, -1, -1, 55 }, { 26, -1, 27, -1 } },  // 13: R
+    { 0, 14, { 127, -1, 128, 129, 130, 131, 132, -1, 133, 134, 135 }, { 56, 57, 58, -1, -1, 59 }, { 28, -1, 29, -1 } },  // 14: R
+    { 0, 15, { 136, -1, 137, 138, 139, 140, 141, -1, 142, 143, 144 }, { 60, 61, 62, -1, -1, 63 }, { 30, -1, 31, -1 } },  // 15: R
 };
 
 static const lasp::ModelTables kModel = {
-    kKinds, program::kLayerKinds, kLayers, program::kLayers, kParameters, 268435456, kActivations, 4966055936,
-    lasp::ScratchRows{ 33, 34, 35, 36 },
+    kKinds, program::kLayerKinds, kLayers, program::kLayers,
+    kParameters, 146, 1336477696, kActivations, 25095831552, kStatistics, 6422528,
+    // The ends: embedding, final norm (and bias), LM head; the final norm's input and statistics.
+    lasp::HeadDesc{ 0, 145, -1, 0, 64, 32, -1 },
+    // Scratch: normed, y, dx, dnormed, dattn, ffn, logits (kActivations); partials, losses (kStatistics).
+    lasp::ScratchRows{ 65, 66, 67, 68, 69, 70, 71, 33, 34 },
 };
 
 // Each layer kind's buffer sets, one per layer of the kind (scratch shared with the first), and its passes.
@@ -192,7 +360,9 @@ static void allocate(lasp::State& st) {
   lasp::allocate_model(st);
 }
 
+// Tokens to the final norm: the embedding, each layer's block, the final norm.
 static void forward_step(lasp::State& st) {
+  lasp::embed(st);
   for (int l = 0; l < program::kLayers; l++) {
     const lasp::LayerDesc& layer = kLayers[l];
     with_kind(layer.kind, [&](auto& passes) {
@@ -200,12 +370,14 @@ static void forward_step(lasp::State& st) {
       lasp::layer_forward(st, l, kKinds[layer.kind], b, [&](lasp::Run run) { passes.forward(st.ctx, b, run); });
     });
   }
+  lasp::final_norm(st);
 }
 
-// `layers_done`, when given, is recorded on the compute stream once every layer's backward is issued, before
-// the wait for the last weight-gradient sums.
+// The LM head and loss, and back through every layer to the embedding; each block of weight gradients is
+// summed over every rank as soon as it is complete. `layers_done`, when given, is recorded on the compute
+// stream once everything is issued, before the wait for the last weight-gradient sums.
 static void backward_step(lasp::State& st, cudaEvent_t layers_done = nullptr) {
-  lasp::seed_output_gradient(st);
+  lasp::head_backward(st);
   for (int l = program::kLayers - 1; l >= 0; l--) {
     const lasp::LayerDesc& layer = kLayers[l];
     with_kind(layer.kind, [&](auto& passes) {
@@ -221,10 +393,12 @@ static void backward_step(lasp::State& st, cudaEvent_t layers_done = nullptr) {
 
 static int bench(lasp::State& st) {
   const float step_ms = lasp::time_steps(st, forward_step, backward_step);
+  lasp::profile_parts(st, forward_step, backward_step);
+  const double gemm_tflops = lasp::gemm_ceiling_tflops(st);
   lasp::HiddenComm hidden;
   for (int k = 0; k < kModel.kind_count; k++)
     with_kind(k, [&](auto& passes) { lasp::time_kind(st, kKinds[k], passes, hidden); });
-  lasp::summarize(st, step_ms, hidden);
+  lasp::summarize(st, step_ms, hidden, gemm_tflops);
   return 0;
 }
 
@@ -234,6 +408,16 @@ static int verify(lasp::State& st) {
   for (int k = 0; k < kModel.kind_count; k++)
     with_kind(k, [&](auto& passes) { ok = lasp::verify_kind(st, oracle, kKinds[k], passes) && ok; });
   if (st.layout.world > 1) ok = lasp::verify_gradient_sum(st) && ok;
+  // The whole model's step: its loss, and its gradients for bench/gpu/torch_reference.py.
+  forward_step(st);
+  backward_step(st);
+  const double loss = lasp::step_loss(st);
+  const bool finite = loss == loss && loss < 1e30;
+  ok = ok && finite;
+  lasp::emit("loss", "\"value\":%.17g,\"targets\":%.0f", loss, st.target_total);
+  lasp::say("the whole model's step: loss %.6f over %.0f targets\n", loss, st.target_total);
+  ok = lasp::verify_model(st, loss) && ok;
+  if (!st.opt.save_grads.empty()) lasp::save_grads(st, st.opt.save_grads, loss);
   lasp::say(ok ? "verify: ok\n" : "verify: FAILED\n");
   return ok ? 0 : 1;
 }
@@ -253,6 +437,8 @@ int main(int argc, char** argv) {
 #endif
   if (!lasp::start_rank(st)) return 2;
   allocate(st);
+  if (!st.opt.load_weights.empty()) lasp::load_weights(st, st.opt.load_weights);
+  if (!st.opt.save_weights.empty()) lasp::save_weights(st, st.opt.save_weights);
   lasp::report_collectives(st);
   lasp::report_backends(st);
   int code = st.opt.mode == "verify" ? verify(st) : bench(st);

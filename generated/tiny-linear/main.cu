@@ -4,14 +4,17 @@
 // (contiguous layout) and data parallel over 1 group(s).
 //
 // This file holds what the spec decides, as tables: the layer kinds, the layers of the stack, the tensors of
-// the model; the passes are loops over them. Each layer (lasp/layer.cuh) runs its kind's attention schedule
-// (lasp/program.cuh) between its projections; its weight gradients are summed over every rank as soon as
-// they exist, on a stream of their own.
+// the model; the passes are loops over them. The model: the embedding of the step's tokens, each layer's
+// pre-norm block (lasp/layer.cuh: norm, attention by its kind's schedule in lasp/program.cuh, residual, norm,
+// SwiGLU MLP, residual), the final norm, the LM head and cross-entropy; the backward pass issues each block of
+// weight gradients' sum over every rank as soon as it exists, on a stream of its own.
 //
-// Modes: `bench` times training steps (median step time, tokens/s, TFLOP/s, time per layer kind, hidden
+// Modes: `bench` times training steps (median step time, loss, tokens/s, MFU, time per layer kind, hidden
 // communication, peak memory); `verify` runs each layer kind's schedule on deterministic inputs and compares
-// the output and dQ, dK, dV with a dense fp32 oracle over the whole sequence. Output: human lines on stderr,
-// one JSON object per event on stdout (src/toolchain/PROTOCOL.md in the lasp repository).
+// the output and dQ, dK, dV with a dense fp32 oracle over the whole sequence, then the whole model's step and
+// its loss and weight gradients against a dense fp32 oracle of the whole model.
+// Output: human lines on stderr, one JSON object per event on stdout (src/toolchain/PROTOCOL.md in the lasp
+// repository).
 #include <cuda_runtime.h>     // streams and events
 #include "lasp/program.cuh"   // this spec's constants and each layer kind's schedule, rank by rank
 #include "lasp/options.cuh"   // the command line
@@ -20,6 +23,8 @@
 #include "lasp/layer.cuh"     // a layer's forward and backward around its attention core
 #include "lasp/bench.cuh"     // bench: step timings, each kind's hidden communication, the summary
 #include "lasp/verify.cuh"    // verify: each kind against the dense oracle, the weight-gradient sum
+#include "lasp/verify_model.cuh"  // verify: the whole model's step against a dense fp32 oracle
+#include "lasp/weights_io.cuh"  // weights and gradients on disk: --load-weights, --save-weights, --save-grads
 
 using lasp::bf16;
 
@@ -32,42 +37,80 @@ static const lasp::LayerKind kKinds[] = {
     {"L", "lasp2", 0, true, true, false, 4, 0.0f, true, 256, 0.125000000f, 2, 0, false, lasp::SoftmaxDims{}, &program::Tables::kLDecay },
 };
 
-// Every weight, layer by layer, in one allocation (bf16; a layer's four are one block, its gradient sum's
-// unit); the gradients have the same layout. Name, shape as stored, elements, offset.
+// Every weight, in Hugging Face's order, names and shapes ([out][in]: the program computes x W^T), in one
+// allocation (bf16); the gradients have the same layout (fp32), one communication window. Name, shape,
+// elements, offset, initial standard deviation (0: every element the value after it).
 static const lasp::TensorSpec kParameters[] = {
-    {"model.layers.0.self_attn.q_proj.weight", "[256][256]", 65536, 0 },  // [0]
-    {"model.layers.0.self_attn.k_proj.weight", "[256][256]", 65536, 65536 },  // [1]
-    {"model.layers.0.self_attn.v_proj.weight", "[256][256]", 65536, 131072 },  // [2]
-    {"model.layers.0.self_attn.o_proj.weight", "[256][256]", 65536, 196608 },  // [3]
-    {"model.layers.1.self_attn.q_proj.weight", "[256][256]", 65536, 262144 },  // [4]
-    {"model.layers.1.self_attn.k_proj.weight", "[256][256]", 65536, 327680 },  // [5]
-    {"model.layers.1.self_attn.v_proj.weight", "[256][256]", 65536, 393216 },  // [6]
-    {"model.layers.1.self_attn.o_proj.weight", "[256][256]", 65536, 458752 },  // [7]
+    {"model.embed_tokens.weight", "[512][256]", 131072, 0, 0.0625000000f, 1.0f },  // [0]
+    {"model.layers.0.input_layernorm.weight", "[256]", 256, 131072, 0.0f, 1.0f },  // [1]
+    {"model.layers.0.self_attn.q_proj.weight", "[256][256]", 65536, 131328, 0.0625000000f, 1.0f },  // [2]
+    {"model.layers.0.self_attn.k_proj.weight", "[256][256]", 65536, 196864, 0.0625000000f, 1.0f },  // [3]
+    {"model.layers.0.self_attn.v_proj.weight", "[256][256]", 65536, 262400, 0.0625000000f, 1.0f },  // [4]
+    {"model.layers.0.self_attn.o_proj.weight", "[256][256]", 65536, 327936, 0.0625000000f, 1.0f },  // [5]
+    {"model.layers.0.post_attention_layernorm.weight", "[256]", 256, 393472, 0.0f, 1.0f },  // [6]
+    {"model.layers.0.mlp.gate_proj.weight", "[512][256]", 131072, 393728, 0.0625000000f, 1.0f },  // [7]
+    {"model.layers.0.mlp.up_proj.weight", "[512][256]", 131072, 524800, 0.0625000000f, 1.0f },  // [8]
+    {"model.layers.0.mlp.down_proj.weight", "[256][512]", 131072, 655872, 0.0441941738f, 1.0f },  // [9]
+    {"model.layers.1.input_layernorm.weight", "[256]", 256, 786944, 0.0f, 1.0f },  // [10]
+    {"model.layers.1.self_attn.q_proj.weight", "[256][256]", 65536, 787200, 0.0625000000f, 1.0f },  // [11]
+    {"model.layers.1.self_attn.k_proj.weight", "[256][256]", 65536, 852736, 0.0625000000f, 1.0f },  // [12]
+    {"model.layers.1.self_attn.v_proj.weight", "[256][256]", 65536, 918272, 0.0625000000f, 1.0f },  // [13]
+    {"model.layers.1.self_attn.o_proj.weight", "[256][256]", 65536, 983808, 0.0625000000f, 1.0f },  // [14]
+    {"model.layers.1.post_attention_layernorm.weight", "[256]", 256, 1049344, 0.0f, 1.0f },  // [15]
+    {"model.layers.1.mlp.gate_proj.weight", "[512][256]", 131072, 1049600, 0.0625000000f, 1.0f },  // [16]
+    {"model.layers.1.mlp.up_proj.weight", "[512][256]", 131072, 1180672, 0.0625000000f, 1.0f },  // [17]
+    {"model.layers.1.mlp.down_proj.weight", "[256][512]", 131072, 1311744, 0.0441941738f, 1.0f },  // [18]
+    {"model.norm.weight", "[256]", 256, 1442816, 0.0f, 1.0f },  // [19]
+    {"lm_head.weight", "[512][256]", 131072, 1443072, 0.0625000000f, 1.0f },  // [20]
 };
 
-// Activations kept for the backward pass, and its scratch, in one allocation (bf16).
+// Activations kept for the backward pass, and the scratch every layer shares, in one allocation (bf16).
 static const lasp::TensorSpec kActivations[] = {
-    {"x.0", "[512][256]", 131072, 0 },  // [0]
-    {"x.1", "[512][256]", 131072, 131072 },  // [1]
-    {"x.2", "[512][256]", 131072, 262144 },  // [2]
-    {"layers.0.normed", "[512][256]", 131072, 393216 },  // [3]
-    {"layers.1.normed", "[512][256]", 131072, 524288 },  // [4]
-    {"dx", "[512][256]", 131072, 655360 },  // [5]
-    {"dx_prev", "[512][256]", 131072, 786432 },  // [6]
-    {"dnormed", "[512][256]", 131072, 917504 },  // [7]
-    {"y", "[512][256]", 131072, 1048576 },  // [8]
+    {"layers.0.input", "[512][256]", 131072, 0 },  // [0]
+    {"layers.0.mid", "[512][256]", 131072, 131072 },  // [1]
+    {"layers.0.gate_up", "[512][1024]", 524288, 262144 },  // [2]
+    {"layers.0.normed", "[512][256]", 131072, 786432 },  // [3]
+    {"layers.1.input", "[512][256]", 131072, 917504 },  // [4]
+    {"layers.1.mid", "[512][256]", 131072, 1048576 },  // [5]
+    {"layers.1.gate_up", "[512][1024]", 524288, 1179648 },  // [6]
+    {"layers.1.normed", "[512][256]", 131072, 1703936 },  // [7]
+    {"final.input", "[512][256]", 131072, 1835008 },  // [8]
+    {"normed", "[512][256]", 131072, 1966080 },  // [9]
+    {"y", "[512][256]", 131072, 2097152 },  // [10]
+    {"dx", "[512][256]", 131072, 2228224 },  // [11]
+    {"dnormed", "[512][256]", 131072, 2359296 },  // [12]
+    {"dattn", "[512][256]", 131072, 2490368 },  // [13]
+    {"ffn", "[512][512]", 262144, 2621440 },  // [14]
+    {"logits", "[512][512]", 262144, 2883584 },  // [15]
 };
 
-// The stack: each layer's kind (row of kKinds), its buffer set, its weights (rows of kParameters) and its
-// activations (rows of kActivations: input, output, feature-map inputs, normed output; -1 none).
+// The norms' saved statistics, their weight-gradient partials and each token's loss, in one allocation (fp32).
+static const lasp::TensorSpec kStatistics[] = {
+    {"layers.0.input_layernorm.rstd", "[512]", 512, 0 },  // [0]
+    {"layers.0.post_attention_layernorm.rstd", "[512]", 512, 512 },  // [1]
+    {"layers.1.input_layernorm.rstd", "[512]", 512, 1024 },  // [2]
+    {"layers.1.post_attention_layernorm.rstd", "[512]", 512, 1536 },  // [3]
+    {"final.norm.rstd", "[512]", 512, 2048 },  // [4]
+    {"norm_partials", "[1024][256]", 262144, 2560 },  // [5]
+    {"losses", "[512]", 512, 264704 },  // [6]
+};
+
+// The stack: each layer's kind (row of kKinds), its buffer set, its weights (rows of kParameters: block
+// norm, Wq, Wk, Wv, Wo, MLP norm, Wgate, Wup, Wdown; biases of LayerNorm), its activations (rows of
+// kActivations: input, after attention, gate|up, feature-map inputs, attention output norm) and its norms'
+// statistics (rows of kStatistics); -1 none.
 static const lasp::LayerDesc kLayers[] = {
-    { 0, 0, 0, 1, 2, 3, 0, 1, -1, -1, 3 },  // 0: L
-    { 0, 1, 4, 5, 6, 7, 1, 2, -1, -1, 4 },  // 1: L
+    { 0, 0, { 1, -1, 2, 3, 4, 5, 6, -1, 7, 8, 9 }, { 0, 1, 2, -1, -1, 3 }, { 0, -1, 1, -1 } },  // 0: L
+    { 0, 1, { 10, -1, 11, 12, 13, 14, 15, -1, 16, 17, 18 }, { 4, 5, 6, -1, -1, 7 }, { 2, -1, 3, -1 } },  // 1: L
 };
 
 static const lasp::ModelTables kModel = {
-    kKinds, program::kLayerKinds, kLayers, program::kLayers, kParameters, 524288, kActivations, 1179648,
-    lasp::ScratchRows{ 5, 6, 7, 8 },
+    kKinds, program::kLayerKinds, kLayers, program::kLayers,
+    kParameters, 21, 1574144, kActivations, 3145728, kStatistics, 265216,
+    // The ends: embedding, final norm (and bias), LM head; the final norm's input and statistics.
+    lasp::HeadDesc{ 0, 19, -1, 20, 8, 4, -1 },
+    // Scratch: normed, y, dx, dnormed, dattn, ffn, logits (kActivations); partials, losses (kStatistics).
+    lasp::ScratchRows{ 9, 10, 11, 12, 13, 14, 15, 5, 6 },
 };
 
 // Each layer kind's buffer sets, one per layer of the kind (scratch shared with the first), and its passes.
@@ -94,7 +137,9 @@ static void allocate(lasp::State& st) {
   lasp::allocate_model(st);
 }
 
+// Tokens to the final norm: the embedding, each layer's block, the final norm.
 static void forward_step(lasp::State& st) {
+  lasp::embed(st);
   for (int l = 0; l < program::kLayers; l++) {
     const lasp::LayerDesc& layer = kLayers[l];
     with_kind(layer.kind, [&](auto& passes) {
@@ -102,12 +147,14 @@ static void forward_step(lasp::State& st) {
       lasp::layer_forward(st, l, kKinds[layer.kind], b, [&](lasp::Run run) { passes.forward(st.ctx, b, run); });
     });
   }
+  lasp::final_norm(st);
 }
 
-// `layers_done`, when given, is recorded on the compute stream once every layer's backward is issued, before
-// the wait for the last weight-gradient sums.
+// The LM head and loss, and back through every layer to the embedding; each block of weight gradients is
+// summed over every rank as soon as it is complete. `layers_done`, when given, is recorded on the compute
+// stream once everything is issued, before the wait for the last weight-gradient sums.
 static void backward_step(lasp::State& st, cudaEvent_t layers_done = nullptr) {
-  lasp::seed_output_gradient(st);
+  lasp::head_backward(st);
   for (int l = program::kLayers - 1; l >= 0; l--) {
     const lasp::LayerDesc& layer = kLayers[l];
     with_kind(layer.kind, [&](auto& passes) {
@@ -123,10 +170,12 @@ static void backward_step(lasp::State& st, cudaEvent_t layers_done = nullptr) {
 
 static int bench(lasp::State& st) {
   const float step_ms = lasp::time_steps(st, forward_step, backward_step);
+  lasp::profile_parts(st, forward_step, backward_step);
+  const double gemm_tflops = lasp::gemm_ceiling_tflops(st);
   lasp::HiddenComm hidden;
   for (int k = 0; k < kModel.kind_count; k++)
     with_kind(k, [&](auto& passes) { lasp::time_kind(st, kKinds[k], passes, hidden); });
-  lasp::summarize(st, step_ms, hidden);
+  lasp::summarize(st, step_ms, hidden, gemm_tflops);
   return 0;
 }
 
@@ -136,6 +185,16 @@ static int verify(lasp::State& st) {
   for (int k = 0; k < kModel.kind_count; k++)
     with_kind(k, [&](auto& passes) { ok = lasp::verify_kind(st, oracle, kKinds[k], passes) && ok; });
   if (st.layout.world > 1) ok = lasp::verify_gradient_sum(st) && ok;
+  // The whole model's step: its loss, and its gradients for bench/gpu/torch_reference.py.
+  forward_step(st);
+  backward_step(st);
+  const double loss = lasp::step_loss(st);
+  const bool finite = loss == loss && loss < 1e30;
+  ok = ok && finite;
+  lasp::emit("loss", "\"value\":%.17g,\"targets\":%.0f", loss, st.target_total);
+  lasp::say("the whole model's step: loss %.6f over %.0f targets\n", loss, st.target_total);
+  ok = lasp::verify_model(st, loss) && ok;
+  if (!st.opt.save_grads.empty()) lasp::save_grads(st, st.opt.save_grads, loss);
   lasp::say(ok ? "verify: ok\n" : "verify: FAILED\n");
   return ok ? 0 : 1;
 }
@@ -155,6 +214,8 @@ int main(int argc, char** argv) {
 #endif
   if (!lasp::start_rank(st)) return 2;
   allocate(st);
+  if (!st.opt.load_weights.empty()) lasp::load_weights(st, st.opt.load_weights);
+  if (!st.opt.save_weights.empty()) lasp::save_weights(st, st.opt.save_weights);
   lasp::report_collectives(st);
   lasp::report_backends(st);
   int code = st.opt.mode == "verify" ? verify(st) : bench(st);

@@ -135,6 +135,7 @@ class Checker {
         norm: valueOf<Norm>(modelRead, MODEL_KEYS, "norm"),
         normEps: valueOf<number>(modelRead, MODEL_KEYS, "norm_eps"),
         tieEmbeddings: valueOf<boolean>(modelRead, MODEL_KEYS, "tie_embeddings"),
+        maskRate: valueOf<number>(modelRead, MODEL_KEYS, "mask_rate"),
         kinds: [...kinds.values()],
         layers: stack.names.map((name) => kinds.get(name)!),
       },

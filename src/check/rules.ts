@@ -7,7 +7,7 @@ import type { Span } from "../ast/span.js";
 import { diagnose, type Diagnostic, type RelatedNote } from "../diagnostics/diagnostic.js";
 import { KERNEL_BLOCK, SUPPORTED_HEAD_DIMS } from "../spec/resolved.js";
 import { quote } from "../diagnostics/quote.js";
-import { LINEAR_KEYS, PARALLEL_KEYS, RUN_KEYS } from "../spec/schema.js";
+import { LINEAR_KEYS, PARALLEL_KEYS, RUN_KEYS, SOFTMAX_KEYS } from "../spec/schema.js";
 import { settingValue, type DecayValue, type ReadSettings } from "./values.js";
 
 export interface RuleInputs {
@@ -36,6 +36,7 @@ export function checkRules(inputs: RuleInputs, diagnostics: Diagnostic[]): Resol
   if (group) checkBatch(inputs, group.data, diagnostics);
   if (heads !== undefined) checkLayers(inputs, heads, group?.sequence, diagnostics);
   checkUnusedStrategies(inputs, diagnostics);
+  checkUnusedMaskRate(inputs, diagnostics);
   if (heads === undefined || headDim === undefined || group === undefined) return undefined;
   return { heads, headDim, ...group };
 }
@@ -311,6 +312,35 @@ function checkUnusedStrategies(inputs: RuleInputs, diagnostics: Diagnostic[]): v
       diagnostics.push(diagnose("unusedStrategy", span, [key, kind], { hint: "remove the setting" }));
     }
   }
+}
+
+/** `mask_rate` acts only on an all-bidirectional stack (masked-token prediction); one causal layer makes it next-token. */
+function checkUnusedMaskRate(inputs: RuleInputs, diagnostics: Diagnostic[]): void {
+  const span = spanOf(inputs.model, "mask_rate");
+  if (span === undefined || !inputs.model!.values.has("mask_rate")) return;
+  // `used` holds the stack's layers in the order they first appear, so the note is on the first causal one.
+  const causal = [...inputs.used]
+    .map((name) => inputs.declared.find((d) => d.decl.name.name === name))
+    .find((d) => d !== undefined && causalOf(d));
+  if (causal === undefined) return;
+  const name = causal.decl.name.name;
+  const causalSpan = spanOf(causal.read, "causal");
+  diagnostics.push(
+    diagnose("unusedMaskRate", span, [name], {
+      hint: "remove the setting, or make every layer `causal false`",
+      related: [
+        causalSpan === undefined
+          ? { span: causal.decl.name.span, message: `layer ${quote(name)} is causal by default` }
+          : { span: causalSpan, message: `layer ${quote(name)} is made causal here` },
+      ],
+    }),
+  );
+}
+
+/** Whether a layer is causal; a `causal` given but invalid is already reported and counts as not. */
+function causalOf(d: RuleInputs["declared"][number]): boolean {
+  if (d.read.settings.has("causal") && !d.read.values.has("causal")) return false;
+  return settingValue<boolean>(d.read, d.kind === "linear_attention" ? LINEAR_KEYS : SOFTMAX_KEYS, "causal")!;
 }
 
 function divisors(n: number): number[] {

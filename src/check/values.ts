@@ -77,7 +77,7 @@ function describeValue(value: Value): string {
 export function rangeText(rule: ValueRule): string {
   if (rule.type === "int") return `a whole number from ${rule.min} to ${rule.max}`;
   if (rule.type === "float")
-    return `${rule.minExclusive ? `more than ${rule.min}` : `at least ${rule.min}`} and at most ${rule.max}`;
+    return `${rule.minExclusive ? `more than ${rule.min}` : `at least ${rule.min}`} and ${rule.maxExclusive ? `less than ${rule.max}` : `at most ${rule.max}`}`;
   return "";
 }
 
@@ -190,7 +190,8 @@ export class SettingsReader {
       return undefined;
     }
     const tooSmall = rule.type === "float" && rule.minExclusive ? n <= rule.min : n < rule.min;
-    if (tooSmall || n > rule.max) {
+    const tooLarge = rule.type === "float" && rule.maxExclusive ? n >= rule.max : n > rule.max;
+    if (tooSmall || tooLarge) {
       this.diagnostics.push(
         diagnose("outOfRange", value.span, [key, formatNumber(n, value.text)], {
           hint: `valid: ${rangeText(rule)}`,

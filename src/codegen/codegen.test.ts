@@ -8,7 +8,8 @@ import { main } from "../cli/main.js";
 import { GEMM_SM_MARGIN } from "../schedule/placement.js";
 import { generateProgram, RUNTIME_FILES, writeProgram } from "./generate.js";
 import { templatesDir } from "./render.js";
-import { ALIGN_ELEMENTS } from "./model-tables.js";
+import { ALIGN_ELEMENTS, classifierChunk } from "../model/tables.js";
+import { modelParameters } from "../model/parameters.js";
 import { buildView } from "./view-model.js";
 import { namedCallsOf, stepCalling } from "./test-calls.js";
 import { lowerSpec } from "../schedule/lower.js";
@@ -311,45 +312,113 @@ describe("the model's tables (main.cu's kKinds, kLayers, kParameters, kActivatio
     run { seq_len 2K batch 2 }`;
   const view = buildView(viewInputs(checkSource("w.lasp", source).spec!));
 
-  it("lays out each layer's weights as one block, by its kind's kv heads (GQA layers have narrower Wk, Wv)", () => {
+  it("lays out the weights as the catalogue lists them: Hugging Face's names, order and [out][in] shapes", () => {
     const { rows } = view.parameters;
-    const block = (l: number) => {
-      const layer = view.layers[l]!;
-      return [layer.wq, layer.wk, layer.wv, layer.wo].map((r) => [rows[r]!.shape, rows[r]!.offset]);
-    };
-    // L: Wq, Wk, Wv, Wo all 256 x 256 = 65536, back to back; S: Wk, Wv 256 x (2 x 64) = 32768.
-    expect(block(0)).toEqual([
-      [[256, 256], 0],
-      [[256, 256], 65536],
-      [[256, 256], 131072],
-      [[256, 256], 196608],
-    ]);
-    expect(block(1)).toEqual([
-      [[256, 256], 262144],
-      [[256, 128], 327680],
-      [[256, 128], 360448],
-      [[256, 256], 393216],
-    ]);
-    expect(rows[view.layers[1]!.wq]!.name).toBe("model.layers.1.self_attn.q_proj.weight");
-    expect(view.parameters.elements).toBe(262144 + 196608 + 262144);
+    const names = modelParameters(checkSource("w.lasp", source).spec!.model).map((t) => t.name);
+    expect(rows.map((r) => r.name)).toEqual(names);
+    const at = (r: number) => [rows[r]!.name.replace(/^model\.layers\.\d+\./, ""), rows[r]!.shape];
+    // Layer 1 (GQA softmax, 2 kv heads): Wk and Wv are 128 x 256; the MLP's ffn is 64.
+    const l1 = view.layers[1]!;
+    expect([l1.attnNorm, l1.wq, l1.wk, l1.wv, l1.wo, l1.mlpNorm, l1.wGate, l1.wUp, l1.wDown].map(at)).toEqual(
+      [
+        ["input_layernorm.weight", [256]],
+        ["self_attn.q_proj.weight", [256, 256]],
+        ["self_attn.k_proj.weight", [128, 256]],
+        ["self_attn.v_proj.weight", [128, 256]],
+        ["self_attn.o_proj.weight", [256, 256]],
+        ["post_attention_layernorm.weight", [256]],
+        ["mlp.gate_proj.weight", [64, 256]],
+        ["mlp.up_proj.weight", [64, 256]],
+        ["mlp.down_proj.weight", [256, 64]],
+      ],
+    );
+    expect([l1.attnNormBias, l1.mlpNormBias]).toEqual([-1, -1]);
   });
 
-  it("keeps what the backward pass reads per layer: inputs, feature-map inputs, normed outputs", () => {
+  it("packs q, k, v and gate, up into one operand each, aligns the rest, and keeps each layer one block", () => {
+    const { rows } = view.parameters;
+    const end = (r: number) => rows[r]!.offset + rows[r]!.elements;
+    for (const l of view.layers) {
+      expect(rows[l.wk]!.offset).toBe(end(l.wq));
+      expect(rows[l.wv]!.offset).toBe(end(l.wk));
+      expect(rows[l.wUp]!.offset).toBe(end(l.wGate));
+      for (const r of [l.attnNorm, l.wq, l.wo, l.mlpNorm, l.wGate, l.wDown])
+        expect(rows[r]!.offset % ALIGN_ELEMENTS).toBe(0);
+      // The layer's rows are consecutive in the table: one block from its first norm to Wdown.
+      expect(l.wDown - l.attnNorm).toBe(8);
+    }
+    // Tied (the spec's default here is untied): an lm_head row exists and is the last.
+    expect(rows[view.head.lmHead]!.name).toBe("lm_head.weight");
+    expect(view.head.lmHead).toBe(rows.length - 1);
+    for (const [a, b] of rows.slice(1).map((r, i) => [rows[i]!, r] as const))
+      expect(b.offset).toBeGreaterThanOrEqual(a.offset + a.elements);
+    expect(view.parameters.elements).toBeGreaterThanOrEqual(end(rows.length - 1));
+  });
+
+  it("starts weights at 1/sqrt(fan in), norm weights at 1", () => {
+    const { rows } = view.parameters;
+    const l0 = view.layers[0]!;
+    expect(rows[l0.wq]!.initStd).toBeCloseTo(1 / 16);
+    expect(rows[l0.wDown]!.initStd).toBeCloseTo(1 / 8);
+    expect([rows[l0.attnNorm]!.initStd, rows[l0.attnNorm]!.initValue]).toEqual([0, 1]);
+    expect(rows[view.head.embedding]!.initStd).toBeCloseTo(1 / 16);
+  });
+
+  it("keeps what the backward pass reads per layer: the residual stream, gate|up, feature-map inputs", () => {
     const { rows } = view.activations;
     const name = (r: number) => (r < 0 ? null : rows[r]!.name);
-    // Each layer reads x.l and writes x.(l+1); the linear layers keep their feature-map inputs.
-    expect(view.layers.map((l) => [name(l.x), name(l.out), name(l.preQ), name(l.normed)])).toEqual([
-      ["x.0", "x.1", "layers.0.pre_q", "layers.0.normed"],
-      ["x.1", "x.2", null, null],
-      ["x.2", "x.3", "layers.2.pre_q", "layers.2.normed"],
+    expect(
+      view.layers.map((l) => [name(l.input), name(l.mid), name(l.gateUp), name(l.preQ), name(l.normed)]),
+    ).toEqual([
+      ["layers.0.input", "layers.0.mid", "layers.0.gate_up", "layers.0.pre_q", "layers.0.normed"],
+      ["layers.1.input", "layers.1.mid", "layers.1.gate_up", null, null],
+      ["layers.2.input", "layers.2.mid", "layers.2.gate_up", "layers.2.pre_q", "layers.2.normed"],
     ]);
-    // Rows of batch x tokens per rank (2 x 1024) by the width; 256-byte aligned, in one allocation.
+    // Rows of batch x tokens per rank (2 x 1024) by the width; gate|up 2 x ffn wide.
     expect(rows[view.scratch.dx]!.shape).toEqual([2048, 256]);
+    expect(rows[view.layers[0]!.gateUp]!.shape).toEqual([2048, 128]);
+    // The logits of one chunk: 2048 tokens fit the budget at vocab 64.
+    expect(rows[view.scratch.logits]!.shape).toEqual([2048, 64]);
     for (const row of rows) expect(row.offset % ALIGN_ELEMENTS).toBe(0);
     const last = rows[rows.length - 1]!;
     expect(view.activations.elements).toBeGreaterThanOrEqual(last.offset + last.elements);
     for (const [a, b] of rows.slice(1).map((r, i) => [rows[i]!, r] as const))
       expect(b.offset).toBeGreaterThanOrEqual(a.offset + a.elements);
+    // The norms' statistics: one rstd per row and norm (RMSNorm keeps no mean).
+    const stats = view.statistics.rows;
+    expect(stats[view.layers[2]!.mlpRstd]!.name).toBe("layers.2.post_attention_layernorm.rstd");
+    expect(view.layers[2]!.mlpMean).toBe(-1);
+    expect(stats[view.scratch.losses]!.shape).toEqual([2048]);
+  });
+
+  it("holds exactly Linear-Llama3-1B's parameters, counted by hand, with the head tied to the embedding", () => {
+    const big = viewOf("examples/linear-llama3-1b.lasp");
+    // vocab 128256, hidden 2048, ffn 8192, 16 heads x 128, 16 layers, RMSNorm, tied head:
+    // embedding V x h; per layer q, k, v, o 4 x h x h, gate, up, down 3 x h x ffn, two norms 2 x h; final norm h.
+    const [V, h, ffn, layers] = [128256, 2048, 8192, 16];
+    const byHand = V * h + layers * (4 * h * h + 3 * h * ffn + 2 * h) + h;
+    expect(byHand).toBe(1_336_477_696);
+    expect(big.parameters.rows.reduce((n, r) => n + r.elements, 0)).toBe(byHand);
+    expect(big.head.lmHead).toBe(big.head.embedding);
+    expect(big.parameters.rows.some((r) => r.name === "lm_head.weight")).toBe(false);
+  });
+
+  it("gives LayerNorm a bias beside each weight, and a chunk of the LM head that fits its budget", () => {
+    const ln = buildView(
+      viewInputs(checkSource("ln.lasp", source.replace("vocab 64", "vocab 128256 norm layernorm")).spec!),
+    );
+    const rows = ln.parameters.rows;
+    const l0 = ln.layers[0]!;
+    expect([rows[l0.attnNormBias]!.name, rows[l0.attnNormBias]!.initValue]).toEqual([
+      "model.layers.0.input_layernorm.bias",
+      0,
+    ]);
+    expect(rows[ln.head.finalNormBias]!.name).toBe("model.norm.bias");
+    expect(ln.layers[0]!.attnMean).toBeGreaterThanOrEqual(0);
+    // 256 MiB of bf16 logits at vocab 128256: 1046 tokens, 1024 as a multiple of 128.
+    expect(classifierChunk(16384, 128256)).toBe(1024);
+    expect(ln.activations.rows[ln.scratch.logits]!.shape).toEqual([1024, 128256]);
+    expect(classifierChunk(100, 128256)).toBe(100);
   });
 
   it("allocates each kind's buffers by a table: one block per layer, one shared scratch block, windows alone", () => {
@@ -392,5 +461,23 @@ describe("the model's tables (main.cu's kKinds, kLayers, kParameters, kActivatio
       "2",
       "0.0200000000f",
     ]);
+  });
+
+  it("masks the spec's `mask_rate` share of the tokens in an encoder (0.15 when not given)", () => {
+    const encoder = (extra: string) => {
+      const text = `model e { vocab 64 hidden 256 ffn 64 heads 4 head_dim 64 ${extra}
+        layer E = linear_attention { causal false }
+        stack E x 2 }
+        parallel { gpus 2 }
+        run { seq_len 2K }`;
+      const constants = buildView(viewInputs(checkSource("e.lasp", text).spec!)).constants;
+      const constant = (name: string) => constants.find((c) => c.name === name)?.value;
+      return [constant("kMaskedObjective"), constant("kMaskRate")];
+    };
+    expect(encoder("")).toEqual(["true", "0.150000000f"]);
+    expect(encoder("mask_rate 0.25")).toEqual(["true", "0.250000000f"]);
+    // The causal model trains by the next token; its rate is the default, unused.
+    const constant = (name: string) => view.constants.find((c) => c.name === name)?.value;
+    expect(constant("kMaskedObjective")).toBe("false");
   });
 });

@@ -160,11 +160,11 @@ describe("the few-CTA communicator", () => {
     // windows too (grad_sum.cuh); each layer's block is summed on its own.
     const state = files.get("lasp/state.cuh")!;
     expect(state).toContain(
-      "point_tensors<bf16>(st.windows.grads(m.parameter_elements * sizeof(bf16)), m.parameters)",
+      "float* grads = static_cast<float*>(st.windows.grads(m.parameter_elements * sizeof(float)));",
     );
-    expect(state).toContain("st.grad_parts = static_cast<bf16*>(st.windows.grads(most * sizeof(bf16)));");
+    expect(state).toContain("st.grad_parts = static_cast<float*>(st.windows.grads(most * sizeof(float)));");
     expect(files.get("lasp/layer.cuh")!).toContain(
-      "sum_gradients(layer_block(st.grads, layer), layer_block_elements(st.grads, layer), st.grad_parts, st.comms,",
+      "sum_gradients(block_start(st.grads, first), block_elements(st.grads, first, last), st.grad_parts, st.comms,",
     );
     // The choice is known once the windows are registered (at the end of the allocation), then reported; the
     // windows are released before the communicators are destroyed.
@@ -274,21 +274,21 @@ ncclResult_t ncclCommWindowRegister(ncclComm_t, void*, size_t, ncclWindow_t* win
 }
 ncclResult_t ncclCommWindowDeregister(ncclComm_t, ncclWindow_t) { return ncclSuccess; }
 ncclResult_t ncclAlltoAll(const void* s, void*, size_t n, ncclDataType_t, ncclComm_t, cudaStream_t) {
-  std::printf(" alltoall(dw+%td, %zu)", ((const char*)s - g_base) / 2, n);
+  std::printf(" alltoall(dw+%td, %zu)", ((const char*)s - g_base) / 4, n);
   return ncclSuccess;
 }
 ncclResult_t ncclAllGather(const void* s, void* r, size_t n, ncclDataType_t, ncclComm_t, cudaStream_t) {
-  std::printf(" allgather(dw+%td, dw+%td, %zu)", ((const char*)s - g_base) / 2, ((const char*)r - g_base) / 2, n);
+  std::printf(" allgather(dw+%td, dw+%td, %zu)", ((const char*)s - g_base) / 4, ((const char*)r - g_base) / 4, n);
   return ncclSuccess;
 }
 ncclResult_t ncclAllReduce(const void* s, void*, size_t n, ncclDataType_t, ncclRedOp_t, ncclComm_t, cudaStream_t) {
-  std::printf(" allreduce(dw+%td, %zu)", ((const char*)s - g_base) / 2, n);
+  std::printf(" allreduce(dw+%td, %zu)", ((const char*)s - g_base) / 4, n);
   return ncclSuccess;
 }
 const char* ncclGetErrorString(ncclResult_t) { return "stand-in"; }
 }
-void lasp::sum_slices(const bf16*, int parts, size_t slice, bf16* out, cudaStream_t) {
-  std::printf(" sum(%d x %zu -> dw+%td)", parts, slice, ((const char*)out - g_base) / 2);
+void lasp::sum_slices(const float*, int parts, size_t slice, float* out, cudaStream_t) {
+  std::printf(" sum(%d x %zu -> dw+%td)", parts, slice, ((const char*)out - g_base) / 4);
 }
 int main(int argc, char** argv) {
   lasp::Layout l;
@@ -301,7 +301,7 @@ int main(int argc, char** argv) {
   lasp::Windows windows(&c);
   if (c.gathers_on_copy_engines) windows.gathers(4096);
   if (c.grads_on_copy_engines) {
-    lasp::bf16* dw = static_cast<lasp::bf16*>(windows.grads(elements * 2));
+    float* dw = static_cast<float*>(windows.grads(elements * 4));
     g_base = (const char*)dw;
     std::printf(" | windows: states=%d grads=%d |", (int)c.gathers_on_copy_engines, (int)c.grads_on_copy_engines);
     // Rank 1's part of the sum, as rank 1 would issue it.

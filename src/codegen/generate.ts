@@ -26,9 +26,16 @@ export const RUNTIME_FILES = [
   "softmax_oracle.cuh",
   "elementwise.cuh",
   "model.cuh",
+  "tokens.cuh",
+  "embedding.cuh",
+  "norm.cuh",
+  "swiglu.cuh",
+  "classifier.cuh",
+  "model_oracle.cuh",
   "comm.cuh",
   "grad_sum.cuh",
   "blas.cuh",
+  "lm_head.cuh",
   "buffers.cuh",
   "run.cuh",
   "options.cuh",
@@ -38,6 +45,9 @@ export const RUNTIME_FILES = [
   "layer.cuh",
   "bench.cuh",
   "verify.cuh",
+  "verify_model.cuh",
+  "safetensors.cuh",
+  "weights_io.cuh",
 ] as const;
 
 /** Output files rendered from templates: template -> path in the program. */

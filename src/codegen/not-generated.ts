@@ -43,16 +43,6 @@ const tooManySources = (_: Setting, { spec }: Context): boolean =>
 const REASONS: Reason[] = [
   {
     settings: [
-      { block: "model", key: "vocab" },
-      { block: "model", key: "ffn" },
-      { block: "model", key: "norm" },
-      { block: "model", key: "tie_embeddings" },
-    ],
-    why: "the generated program runs the attention blocks only",
-    hint: "the embedding, block norms, MLP and LM head come with the whole model (a later lasp)",
-  },
-  {
-    settings: [
       { block: "run", key: "lr" },
       { block: "run", key: "data", when: (s) => s.value.kind === "string" },
     ],

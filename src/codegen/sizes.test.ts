@@ -9,7 +9,7 @@ import { CodegenLimitation, generateProgram } from "./generate.js";
 import { buildView } from "./view-model.js";
 
 const source = (sequence: number, layout = "contiguous") => `model m {
-  vocab 512  hidden 64  ffn 512  heads 1  head_dim 64
+  vocab 512  hidden 64  ffn 32  heads 1  head_dim 64
   layer L = linear_attention { }
   stack L x 2
 }

@@ -19,16 +19,17 @@ import { fullSoftmaxDims, stepCalls, type Call, type StepContext } from "./steps
 import { cppIdent, floatLiteral, softmaxDimsLiteral, softmaxDimsName } from "./names.js";
 import { OVERLAP_CTAS } from "./communicators.js";
 import { usesWorkspaces } from "./workspaces.js";
-import { weightBlocks } from "../schedule/weights.js";
+import { bufferTable, type BufferRow, type BufferTable } from "./buffer-table.js";
 import {
-  bufferTable,
+  gradientBlocks,
   modelTables,
-  type BufferRow,
-  type BufferTable,
-  type LayerRows,
+  type HeadRows,
   type ScratchRows,
   type TensorRow,
-} from "./model-tables.js";
+} from "../model/tables.js";
+import type { LayerRows } from "../model/tables.js";
+import { trainingFlopsPerToken } from "../model/flops.js";
+import { hfConfigText } from "../model/hf-config.js";
 
 export interface ConstantView {
   ctype: string;
@@ -151,6 +152,9 @@ export interface LayerView extends LayerRows {
 export interface TensorView extends TensorRow {
   /** The shape as C++ declares an array of it, e.g. `[1024][256]`. */
   shapeText: string;
+  /** initStd and initValue as C++ float literals. */
+  initStdText: string;
+  initValueText: string;
 }
 
 export interface BufferTableView extends BufferTable {
@@ -178,10 +182,12 @@ export interface ProgramView {
   constants: ConstantView[];
   tables: TableView[];
   kinds: KindView[];
-  /** The stack in order (kLayers), and the model's tensors (kParameters, kActivations). */
+  /** The stack in order (kLayers), and the model's tensors (kParameters, kActivations, kStatistics). */
   layers: LayerView[];
   parameters: TensorTableView;
   activations: TensorTableView;
+  statistics: TensorTableView;
+  head: HeadRows;
   scratch: ScratchRows;
 }
 
@@ -334,12 +340,12 @@ export function buildView({ spec, program, compilerVersion }: ViewInputs): Progr
   const { sizes, layout } = program;
   const localTokens = layout.byRank[0]!.reduce((s, p) => s + p.length, 0);
   const gathersBesideKernels = program.schedules.some((schedule) => windowBuffers(schedule).size > 0);
-  // Every layer's weight gradients split evenly over the ranks: the gradient sum may take the copy engines
-  // (templates/runtime/grad_sum.cuh); the layer views below hold the same counts.
-  const gradientsSplitEvenly = program.layers.every((s) => {
-    const { q, kv } = weightBlocks(spec.model.hidden, sizes, program.schedules[s]!);
-    return (2 * q + 2 * kv) % spec.parallel.gpus === 0;
-  });
+  const tensors = modelTables(spec, sizes.batch * localTokens);
+  // Every block of weight gradients splits evenly over the ranks: the gradient sum may take the copy engines
+  // (templates/runtime/grad_sum.cuh).
+  const gradientsSplitEvenly = gradientBlocks(tensors.parameters, tensors.layers, tensors.head).every(
+    (elements) => elements % spec.parallel.gpus === 0,
+  );
   const constants: ConstantView[] = [
     {
       ctype: "const char*",
@@ -411,7 +417,56 @@ export function buildView({ spec, program, compilerVersion }: ViewInputs): Progr
     },
     { ctype: "int", name: "kWarmup", value: String(spec.run.warmup), comment: "untimed warm-up steps" },
     { ctype: "int", name: "kSeed", value: String(spec.run.seed), comment: "seed of weights and inputs" },
-    { ctype: "float", name: "kNormEps", value: floatLiteral(spec.model.normEps), comment: "RMSNorm epsilon" },
+    { ctype: "int", name: "kVocab", value: String(spec.model.vocab), comment: "vocabulary size" },
+    { ctype: "int", name: "kFfn", value: String(spec.model.ffn), comment: "the MLP's inner width" },
+    {
+      ctype: "lasp::NormKind",
+      name: "kNorm",
+      value: spec.model.norm === "layernorm" ? "lasp::kLayerNorm" : "lasp::kRmsNorm",
+      comment: "the block norms and the final norm",
+    },
+    {
+      ctype: "float",
+      name: "kNormEps",
+      value: floatLiteral(spec.model.normEps),
+      comment: "epsilon of every norm (block, final, attention output)",
+    },
+    {
+      ctype: "bool",
+      name: "kTiedEmbeddings",
+      value: String(spec.model.tieEmbeddings),
+      comment: "the LM head is the embedding table",
+    },
+    {
+      ctype: "bool",
+      name: "kMaskedObjective",
+      value: String(maskedObjective(spec)),
+      comment: "masked-token prediction (every layer bidirectional), else the next token",
+    },
+    {
+      ctype: "float",
+      name: "kMaskRate",
+      value: floatLiteral(spec.model.maskRate),
+      comment: "share of the input tokens masked (masked-token prediction)",
+    },
+    {
+      ctype: "int",
+      name: "kClassifierChunk",
+      value: String(tensors.classifierChunk),
+      comment: "tokens per chunk of the LM head and loss",
+    },
+    {
+      ctype: "const char*",
+      name: "kHfConfig",
+      value: `R"json(${hfConfigText(spec)})json"`,
+      comment: "config.json, written beside --save-weights (src/model/hf-config.ts)",
+    },
+    {
+      ctype: "double",
+      name: "kModelFlopsPerToken",
+      value: trainingFlopsPerToken(spec).perToken.toExponential(6),
+      comment: "training FLOPs per token as MFU counts them (src/model/flops.ts)",
+    },
     {
       ctype: "float",
       name: "kWeightScale",
@@ -519,7 +574,6 @@ export function buildView({ spec, program, compilerVersion }: ViewInputs): Progr
       layerCount: program.layers.filter((l) => program.schedules[l] === schedule).length,
     };
   });
-  const tensors = modelTables(spec, sizes.batch * localTokens);
   const layers = program.layers.map((s, index): LayerView => ({
     index,
     kind: kinds[s]!.name,
@@ -547,11 +601,16 @@ export function buildView({ spec, program, compilerVersion }: ViewInputs): Progr
     layers,
     parameters: tableView(tensors.parameters),
     activations: tableView(tensors.activations),
+    statistics: tableView(tensors.statistics),
+    head: tensors.head,
     scratch: tensors.scratch,
   };
 }
 
 const FEATURE_MAPS = ["identity", "elu_plus_one", "relu", "silu"];
+
+/** An encoder (every layer bidirectional) trains by masked-token prediction; anything else by the next token. */
+export const maskedObjective = (spec: ResolvedSpec): boolean => spec.model.layers.every((l) => !l.causal);
 
 /** A kind's buffer table with each row's field as the C++ pointer to member of its element type. */
 function bufferTableView(struct: string, table: BufferTable): BufferTableView {
@@ -564,7 +623,12 @@ function bufferTableView(struct: string, table: BufferTable): BufferTableView {
 }
 
 function tableView(table: { rows: TensorRow[]; elements: number }): TensorTableView {
-  const rows = table.rows.map((row) => ({ ...row, shapeText: row.shape.map((n) => `[${n}]`).join("") }));
+  const rows = table.rows.map((row) => ({
+    ...row,
+    shapeText: row.shape.map((n) => `[${n}]`).join(""),
+    initStdText: floatLiteral(row.initStd),
+    initValueText: floatLiteral(row.initValue),
+  }));
   return { rows, elements: table.elements };
 }
 
@@ -602,10 +666,14 @@ export function flopsPerStep(spec: ResolvedSpec, program: ScheduleProgram): numb
     const kvHeads = schedule.layer.type === "softmax_attention" ? schedule.layer.kvHeads : heads;
     return 3 * 2 * rows * spec.model.hidden * headDim * (2 * heads + 2 * kvHeads);
   };
+  // The MLP's gate, up and down products and the LM head, forward and backward (3 x 2 FLOPs a weight).
+  const { hidden, ffn, vocab } = spec.model;
+  const mlp = 6 * rows * 3 * hidden * ffn;
+  const head = 6 * rows * vocab * hidden;
   return program.layers.reduce((sum, s) => {
     const schedule = program.schedules[s]!;
-    return sum + attention(schedule) + projections(schedule);
-  }, 0);
+    return sum + attention(schedule) + projections(schedule) + mlp;
+  }, head);
 }
 
 /** The dims of a kind's whole-sequence softmax step (the same on every rank: each holds one head shard). */

@@ -4,9 +4,14 @@ import { checkSource } from "../check/front-end.js";
 import { kindBuffers } from "../codegen/view-model.js";
 import { lowerSpec } from "../schedule/lower.js";
 import type { ResolvedSpec } from "../spec/resolved.js";
+import { main } from "../cli/main.js";
+import { captureIo } from "../cli/test-io.js";
+import { gradientBlocks, modelTables } from "../model/tables.js";
 import {
   allocations,
   bytesByCategory,
+  groupRows,
+  tableGroupsOf,
   H100,
   memoryReport,
   memoryShape,
@@ -26,24 +31,121 @@ const tiny = spec(`model m { vocab 512 hidden 128 ffn 512 heads 2 head_dim 64
 run { seq_len 128 }`);
 
 describe("the memory model", () => {
-  it("counts a tiny one-GPU linear layer byte by byte, as the program allocates it", () => {
-    const rows = 128; // batch 1 x 128 tokens on the one rank
-    const act = rows * 128 * 2; // one bf16 [rows][128] tensor: hidden = heads x head_dim = 128
+  it("counts a tiny one-GPU model byte by byte, as the program allocates it", () => {
+    const rows = 128; // batch 1 x 128 tokens on the one rank; hidden = heads x head_dim = 128
+    // Parameters (untied, the default), every tensor a multiple of 128 elements, so no padding: the
+    // embedding 512 x 128; a layer's two norms, Wq, Wk, Wv, Wo 128 x 128, gate, up, down 512 x 128; the final
+    // norm; the LM head 512 x 128.
+    const parameters = 512 * 128 + (2 * 128 + 4 * 128 * 128 + 3 * 512 * 128) + 128 + 512 * 128;
+    const act = rows * 128 * 2; // one bf16 [rows][128] tensor
     const state = 2 * 64 * 64 * 4; // one fp32 [batch][heads][d][d] state
-    const weights = 4 * 128 * 128 * 2; // Wq, Wk, Wv, Wo
     const expected = {
-      weights,
-      gradients: weights,
+      weights: parameters * 2,
+      gradients: parameters * 4,
       optimizer: 0,
-      // x[0], x[1]; the normed output; q, k, v, o, do kept for the backward
-      activations: 2 * act + act + 5 * act,
-      // dx, dx_prev, y, dnormed; states m, p, dm, g; dq, dk, dv; the decay table (2 floats)
-      workspaces: 4 * act + 4 * state + 3 * act + 2 * 4,
+      activations:
+        // the layer's input, mid and normed attention output, the final norm's input; gate_up [rows][1024]
+        4 * act +
+        rows * 1024 * 2 +
+        // the norms' saved 1/rms (two in the layer, the final one); the token ids and targets
+        3 * rows * 4 +
+        2 * rows * 4 +
+        // q, k, v, o, do kept for the backward
+        5 * act,
+      workspaces:
+        // shared rows: normed, y, dx, dnormed, dattn; ffn [rows][512]; one chunk of logits [128][vocab 512]
+        5 * act +
+        rows * 512 * 2 +
+        128 * 512 * 2 +
+        // the norm partials [2 x 128][128] and the losses, fp32
+        (256 * 128 + rows) * 4 +
+        // the embedding sort's three int arrays and CUB's scratch (estimated), the loss sum and count
+        3 * 512 +
+        (rows * 8 + 2 ** 20) +
+        12 +
+        // states m, p, dm, g; dq, dk, dv; the decay table (2 floats)
+        4 * state +
+        3 * act +
+        2 * 4,
       communication: 0,
     };
-    const list = allocations(memoryShape(tiny), 128);
-    expect(bytesByCategory(list)).toEqual(expected);
-    expect(programBytes(memoryShape(tiny), 128)).toBe(884744);
+    const shape = memoryShape(tiny);
+    expect(shape.parameters.elements).toBe(parameters);
+    expect(bytesByCategory(allocations(shape, 128))).toEqual(expected);
+  });
+
+  it("counts the model's tables as the program allocates them: every row once, padding included", () => {
+    for (const name of ["linear-llama3-1b-hybrid", "bidirectional-encoder", "tiny-hybrid"]) {
+      const s = spec(readFileSync(`examples/${name}.lasp`, "utf8"));
+      const shape = memoryShape(s);
+      const rows = ((s.run.batch / s.parallel.data) * s.run.seqLen) / s.parallel.sequence;
+      const tables = modelTables(s, rows);
+      const list = allocations(shape, s.run.seqLen);
+      const sum = (prefix: string): number =>
+        list.filter((a) => a.what.startsWith(prefix)).reduce((t, a) => t + a.elements * a.count, 0);
+      expect(sum("activation ")).toBe(tables.activations.elements);
+      expect(sum("statistic ")).toBe(tables.statistics.elements);
+      expect(sum("parameter table")).toBe(tables.parameters.elements);
+      expect(sum("gradient table")).toBe(tables.parameters.elements);
+      const landing = list.find((a) => a.what === "gradient-sum landing buffer");
+      if (s.parallel.gpus > 1)
+        expect(landing?.elements).toBe(
+          Math.max(...gradientBlocks(tables.parameters, tables.layers, tables.head)),
+        );
+      else expect(landing).toBeUndefined();
+    }
+  });
+
+  it("interpolates the tables between row counts exactly as modelTables computes them", () => {
+    for (const name of ["linear-llama3-1b", "tiny-hybrid", "bidirectional-encoder"]) {
+      const s = spec(readFileSync(`examples/${name}.lasp`, "utf8"));
+      const groups = tableGroupsOf(s);
+      // Below and past the clamps (LM head chunk, norm partials), in several residues modulo 128.
+      for (const rows of [64, 1000, 1024, 1088, 4096, 5000 + 64, 65536, 262144, 262144 + 192, 1 << 22])
+        expect(groups(rows)).toEqual(groupRows(modelTables(s, rows)));
+    }
+  });
+
+  it("covers every allocation of allocate_model (runtime/state.cuh)", () => {
+    // Nothing typed lists the runtime's calls: read them from the header, so a new one fails here until the
+    // model counts it. Each call's target, and the allocations the model counts for it.
+    const counted: Record<string, string[]> = {
+      weights: ["parameter table"],
+      "m.parameter_elements": ["gradient table"],
+      most: ["gradient-sum landing buffer"],
+      activations: ["activation layers.{l}.input"],
+      statistics: ["statistic layers.{l}.input_layernorm.rstd"],
+      "st.ids": ["token ids and targets"],
+      "st.targets": ["token ids and targets"],
+      "st.loss_sum": ["loss sum (fp64) and target count"],
+      "st.target_count": ["loss sum (fp64) and target count"],
+      sort_workspace: ["embedding sort positions and ids", "embedding sort CUB scratch (an estimate)"],
+    };
+    const header = readFileSync("templates/runtime/state.cuh", "utf8");
+    const body = header.slice(header.indexOf("inline void allocate_model("));
+    const end = body.indexOf("\n}\n");
+    const calls = [...body.slice(0, end).matchAll(/cudaMalloc\(&([\w.]+),|windows\.\w+\(([\w.]+) \*/g)].map(
+      (m) => m[1] ?? m[2]!,
+    );
+    expect(calls.sort()).toEqual(Object.keys(counted).sort());
+    const s = spec(readFileSync("examples/linear-llama3-1b.lasp", "utf8"));
+    const names = allocations(memoryShape(s), s.run.seqLen).map((a) => a.what);
+    for (const what of Object.values(counted).flat()) expect(names).toContain(what);
+  });
+
+  it("gives lasp inspect --json the weights and gradients of Linear-Llama3-1B (tied) counted by hand", async () => {
+    // 128256 x 2048 embedding (also the LM head); per layer two norms, Wq, Wk, Wv, Wo 2048 x 2048 and
+    // gate, up, down 8192 x 2048; the final norm. Every tensor a multiple of 128 elements: no padding.
+    const perLayer = 2 * 2048 + 4 * 2048 * 2048 + 3 * 8192 * 2048;
+    const parameters = 128256 * 2048 + 16 * perLayer + 2048;
+    expect(parameters).toBe(1_336_477_696);
+    const io = captureIo();
+    expect(await main(["inspect", "examples/linear-llama3-1b.lasp", "--json"], io)).toBe(0);
+    const json = JSON.parse(io.out) as { memory: { categories: Record<string, number> } };
+    expect(json.memory.categories["weights"]).toBe(parameters * 2);
+    expect(json.memory.categories["gradients"]).toBe(parameters * 4);
+    // The landing buffer: the largest block of gradients, the tied embedding, in fp32.
+    expect(json.memory.categories["communication"]).toBeGreaterThanOrEqual(128256 * 2048 * 4);
   });
 
   it.each([

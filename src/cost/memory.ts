@@ -1,17 +1,28 @@
 // The memory model: bytes per GPU of the generated program, by category, mirroring what it allocates
-// (the tables of main.cu: one allocation each for weights, gradients and activations; program.cuh's buffer
-// tables per layer kind; the workspaces the runtime headers grow and keep), and the largest seq_len that fits on a GPU of a given size. The IR's buffers come from the lowered
-// program through the code generator's own buffer table (kindBuffers), so the model counts what the program
-// declares, not a second description of it.
+// (runtime/state.cuh, allocate_model: the parameter, gradient, activation and statistics tables of
+// src/model/tables.ts, one allocation each, the tokens and the embedding sort's workspace; program.cuh's
+// buffer tables per layer kind; the workspaces the runtime headers grow and keep), and the largest seq_len
+// that fits on a GPU of a given size. The tables come from modelTables and the IR's buffers from the code
+// generator's own buffer table (kindBuffers), so the model counts what the program declares, not a second
+// description of it.
 //
 // Not counted: the CUDA context, NCCL's and cuBLAS's own buffers (RUNTIME_RESERVE_BYTES estimates them; bench's
 // `baseline_mem_bytes` measures them), the plan workspace cuDNN asks for, and the kernels' short-lived scratch
-// from the stream-ordered pool. In verify mode the oracle's whole-sequence buffers are counted too. Optimizer states are zero: `train` mode, the only one with an
-// optimizer, is not generated yet.
+// from the stream-ordered pool. CUB's radix-sort scratch is an estimate (its size is CUB's to say at run
+// time). In verify mode the oracle's whole-sequence buffers are counted too. Optimizer states are zero:
+// `train` mode, the only one with an optimizer, is not generated yet.
 import { kindBuffers } from "../codegen/view-model.js";
-import { weightBlocks } from "../schedule/weights.js";
 import { cppIdent } from "../codegen/names.js";
 import { usesWorkspaces } from "../codegen/workspaces.js";
+import {
+  classifierChunk,
+  gradientBlocks,
+  modelTables,
+  normPartialRows,
+  ALIGN_ELEMENTS,
+  type ModelTables,
+  type TensorTable,
+} from "../model/tables.js";
 import type { ComputeStep, LayerSchedule, ScheduleProgram, Step } from "../schedule/ir.js";
 import { lowerSpec, type LowerOptions } from "../schedule/lower.js";
 import { KERNEL_BLOCK, type ResolvedSpec } from "../spec/resolved.js";
@@ -35,6 +46,11 @@ export interface Allocation {
   elements: number;
   elementBytes: number;
   count: number;
+  /**
+   * A table of many tensors, addressed with 64-bit offsets: its largest tensor, the most one kernel counts
+   * (what the 32-bit limit applies to). Absent: the allocation is one tensor.
+   */
+  largestTensor?: { name: string; elements: number };
 }
 
 export interface Gpu {
@@ -53,8 +69,11 @@ export const H100: Gpu = { memory: 80e9, sms: 132 };
  */
 export const RUNTIME_RESERVE_BYTES = 2 * 2 ** 30;
 
-/** The kernels and cuBLAS take element and token counts as 32-bit ints: every allocation stays below this. */
+/** The kernels and cuBLAS take element and token counts as 32-bit ints: every tensor stays below this. */
 export const MAX_ELEMENTS = 2 ** 31 - 1;
+
+/** An estimate of CUB's radix-sort scratch for the embedding's sort of `rows` token ids (embedding.cuh). */
+export const cubSortBytes = (rows: number): number => rows * 8 + 2 ** 20;
 
 /** An IR buffer's elements as a function of seq_len: a + b * seq_len (each has at most one dimension in tokens). */
 interface BufferShape {
@@ -72,17 +91,21 @@ interface KindShape {
   buffers: BufferShape[];
   /** The kind keeps segment-state workspaces (kv per layer, qdo per kind). */
   workspaces: boolean;
-  /** Feature-map inputs kept for the backward pass (pre_q, pre_k). */
-  featureMap: boolean;
-  /** RMSNorm outputs kept per layer (normed). */
-  outputNorm: boolean;
   /**
    * A softmax backward step, whose delta (and, over the whole sequence, dQ) workspaces the runtime grows:
    * over the whole sequence (Ulysses) it has a shard of `heads` query heads, else every head of local rows.
    */
   softmaxBackward?: { whole: boolean; heads: number };
-  /** Elements of the layer's Wq, Wk, Wv and Wo together. */
-  weightElements: number;
+}
+
+/** Rows of the activation and statistics tables of one name (a layer's, with every layer alike) and size. */
+export interface TableGroup {
+  what: string;
+  category: MemoryCategory;
+  /** Elements of one row, the padding to the next row included (so the groups sum to the table). */
+  elements: number;
+  elementBytes: number;
+  count: number;
 }
 
 /** What the program allocates apart from seq_len: enough to evaluate it at any length that splits the same way. */
@@ -94,10 +117,17 @@ export interface MemoryShape {
   tables: number;
   /** seq_len must be a multiple of this (whole kernel blocks in every piece). */
   unit: number;
+  /** The parameter table (the gradients have the same layout), which does not depend on seq_len. */
+  parameters: { elements: number; largest: { name: string; elements: number } };
+  /** The largest block of weight gradients the gradient sum moves at once (state.cuh). */
+  mostGradientBlock: number;
+  /** The activation and statistics tables' rows at `rows` rows per rank. */
+  tableGroups: (rows: number) => TableGroup[];
 }
 
 const BF16 = 2;
 const FP32 = 4;
+const INT32 = 4;
 
 /** The model's inputs, from two lowerings at small lengths (lowering cost grows with the ranks, not seq_len). */
 export function memoryShape(spec: ResolvedSpec, lowering: LowerOptions = {}): MemoryShape {
@@ -111,9 +141,7 @@ export function memoryShape(spec: ResolvedSpec, lowering: LowerOptions = {}): Me
     const small = kindBuffers(schedule);
     const large = kindBuffers(two.schedules[s]!);
     const moved = communicated(schedule);
-    const layer = schedule.layer;
     const backward = softmaxBackward(schedule, spec.model.heads);
-    const { q, kv } = weightBlocks(spec.model.hidden, one.sizes, schedule);
     return {
       name: schedule.kind,
       layers: one.layers.filter((l) => l === s).length,
@@ -129,14 +157,97 @@ export function memoryShape(spec: ResolvedSpec, lowering: LowerOptions = {}): Me
         };
       }),
       workspaces: usesWorkspaces(schedule.passes.forward),
-      featureMap: layer.type === "linear_attention" && layer.featureMap !== "identity",
-      outputNorm: layer.type === "linear_attention" && layer.outputNorm === "rms",
       ...(backward === undefined ? {} : { softmaxBackward: backward }),
-      weightElements: 2 * q + 2 * kv,
     };
   });
   const { tables, tableBytes } = tableSizes(one);
-  return { spec, kinds, tables, tableBytes, unit };
+  // The parameter table does not depend on the rows: any row count gives it.
+  const base = modelTables(spec, 1);
+  const largest = base.parameters.rows.reduce((best, row) => (row.elements > best.elements ? row : best));
+  return {
+    spec,
+    kinds,
+    tables,
+    tableBytes,
+    unit,
+    parameters: {
+      elements: base.parameters.elements,
+      largest: { name: largest.name, elements: largest.elements },
+    },
+    mostGradientBlock: Math.max(...gradientBlocks(base.parameters, base.layers, base.head)),
+    tableGroups: tableGroupsOf(spec),
+  };
+}
+
+/**
+ * The activation and statistics tables' rows at any row count, grouped. A direct modelTables call costs about
+ * a millisecond for a large model and the seq_len search makes dozens; past the tables' clamps (the LM head's
+ * chunk, the norm partials' rows) every row's elements are affine in the rows, and so is its padding within
+ * one residue class of the rows modulo the alignment: there two calls, 128 rows apart, give every length.
+ */
+export function tableGroupsOf(spec: ResolvedSpec): (rows: number) => TableGroup[] {
+  const affineFrom = Math.max(classifierChunk(Infinity, spec.model.vocab), normPartialRows(Infinity) / 2);
+  const cache = new Map<number, [TableGroup[], TableGroup[], number]>();
+  return (rows: number): TableGroup[] => {
+    if (rows < affineFrom) return groupRows(modelTables(spec, rows));
+    const residue = (rows - affineFrom) % ALIGN_ELEMENTS;
+    let known = cache.get(residue);
+    if (known === undefined) {
+      const r1 = affineFrom + residue;
+      known = [groupRows(modelTables(spec, r1)), groupRows(modelTables(spec, r1 + ALIGN_ELEMENTS)), r1];
+      cache.set(residue, known);
+    }
+    const [g1, g2, r1] = known;
+    const steps = (rows - r1) / ALIGN_ELEMENTS;
+    return g1.map((g, i) => ({ ...g, elements: g.elements + (g2[i]!.elements - g.elements) * steps }));
+  };
+}
+
+/**
+ * The activation table's rows (bf16) and the statistics table's (fp32) as groups: a layer's rows and the
+ * final norm's (kept for the backward pass) are activations, the rows every layer shares are workspaces.
+ */
+export function groupRows(tables: ModelTables): TableGroup[] {
+  const { scratch } = tables;
+  const shared = {
+    activations: new Set([
+      scratch.normed,
+      scratch.y,
+      scratch.dx,
+      scratch.dnormed,
+      scratch.dattn,
+      scratch.ffn,
+      scratch.logits,
+    ]),
+    statistics: new Set([scratch.partials, scratch.losses]),
+  };
+  const groups: TableGroup[] = [];
+  const byKey = new Map<string, TableGroup>();
+  const addTable = (
+    table: TensorTable,
+    label: string,
+    elementBytes: number,
+    scratchRows: Set<number>,
+  ): void => {
+    table.rows.forEach((row, i) => {
+      const end = i + 1 < table.rows.length ? table.rows[i + 1]!.offset : table.elements;
+      const elements = end - row.offset;
+      const name = row.name.replace(/^layers\.\d+\./, "layers.{l}.");
+      const category: MemoryCategory = scratchRows.has(row.index) ? "workspaces" : "activations";
+      const what = `${label} ${name}`;
+      const key = `${what}/${elements}`;
+      const group = byKey.get(key);
+      if (group !== undefined) group.count++;
+      else {
+        const created = { what, category, elements, elementBytes, count: 1 };
+        byKey.set(key, created);
+        groups.push(created);
+      }
+    });
+  };
+  addTable(tables.activations, "activation", BF16, shared.activations);
+  addTable(tables.statistics, "statistic", FP32, shared.statistics);
+  return groups;
 }
 
 /** Buffers a collective or a send/receive moves (named as the generated program's fields). */
@@ -204,8 +315,7 @@ export function allocations(shape: MemoryShape, seqLen: number, sms: number = H1
   const { spec } = shape;
   const { sequence, layout, gpus } = spec.parallel;
   const batch = spec.run.batch / spec.parallel.data;
-  const { hidden, heads, headDim } = spec.model;
-  const layers = spec.model.layers.length;
+  const { heads, headDim } = spec.model;
   const pieces = layout === "zigzag" ? 2 : 1;
   const local = seqLen / sequence;
   const rows = batch * local;
@@ -220,24 +330,38 @@ export function allocations(shape: MemoryShape, seqLen: number, sms: number = H1
   ): void => {
     if (count > 0 && elements > 0) out.push({ what, category, elements, elementBytes, count });
   };
-  let mostWeights = 0;
-  for (const kind of shape.kinds) {
-    add(`${kind.name} weights (Wq, Wk, Wv, Wo)`, "weights", kind.weightElements, BF16, kind.layers);
-    add(`${kind.name} weight gradients`, "gradients", kind.weightElements, BF16, kind.layers);
-    mostWeights = Math.max(mostWeights, kind.weightElements);
-  }
+  // The model's tables (state.cuh, allocate_model): weights in bf16, their gradients in fp32 (a window).
+  const { parameters } = shape;
+  out.push(
+    {
+      what: "parameter table",
+      category: "weights",
+      elements: parameters.elements,
+      elementBytes: BF16,
+      count: 1,
+      largestTensor: parameters.largest,
+    },
+    {
+      what: "gradient table",
+      category: "gradients",
+      elements: parameters.elements,
+      elementBytes: FP32,
+      count: 1,
+      largestTensor: parameters.largest,
+    },
+  );
   // The gradient sum's landing buffer where NCCL can copy with the copy engines (grad_sum.cuh): decided
   // at run time, counted whenever there is more than one GPU.
-  if (gpus > 1) add("gradient-sum landing buffer", "communication", mostWeights, BF16);
-  add("layer inputs x (and the output)", "activations", rows * hidden, BF16, layers + 1);
-  add("backward scratch dx, dx_prev, y", "workspaces", rows * hidden, BF16, 3);
-  add("backward scratch dnormed", "workspaces", rows * width, BF16);
+  if (gpus > 1) add("gradient-sum landing buffer", "communication", shape.mostGradientBlock, FP32);
+  for (const g of shape.tableGroups(rows)) add(g.what, g.category, g.elements, g.elementBytes, g.count);
+  // The step's tokens, and the embedding's sort of them (embedding.cuh: three int arrays, then CUB's scratch).
+  add("token ids and targets", "activations", rows, INT32, 2);
+  add("embedding sort positions and ids", "workspaces", align256(rows * INT32) / INT32, INT32, 3);
+  add("embedding sort CUB scratch (an estimate)", "workspaces", cubSortBytes(rows) / 8, 8);
+  add("loss sum (fp64) and target count", "workspaces", 8 + INT32, 1);
   let delta = 0;
   let dq = 0;
   for (const kind of shape.kinds) {
-    if (kind.featureMap)
-      add(`${kind.name} feature-map inputs`, "activations", rows * width, BF16, 2 * kind.layers);
-    if (kind.outputNorm) add(`${kind.name} normed output`, "activations", rows * width, BF16, kind.layers);
     for (const buffer of kind.buffers) {
       const category = buffer.perLayer
         ? "activations"
@@ -272,7 +396,7 @@ export function allocations(shape: MemoryShape, seqLen: number, sms: number = H1
   add("softmax backward dQ workspace", "workspaces", dq + Math.floor(dq / 8), FP32);
   add("constant tables", "workspaces", shape.tableBytes / FP32, FP32);
   if (spec.run.mode === "verify") {
-    // verify's dense oracle over the whole sequence (main.cu.hbs `verify`), at the widest kind's width.
+    // verify's dense oracle over the whole sequence (verify.cuh, make_oracle), at the widest kind's width.
     const full = batch * seqLen * width;
     add("verify's whole-sequence q, k, v, do", "workspaces", full, BF16, 4);
     add("verify's fp32 reference", "workspaces", 3 * full, FP32);
@@ -281,6 +405,8 @@ export function allocations(shape: MemoryShape, seqLen: number, sms: number = H1
   }
   return out;
 }
+
+const align256 = (bytes: number): number => Math.ceil(bytes / 256) * 256;
 
 export interface MemoryReport {
   seqLen: number;
@@ -292,7 +418,7 @@ export interface MemoryReport {
   totalBytes: number;
   gpu: Gpu;
   fits: boolean;
-  /** The largest allocation in elements, and whether it stays within the kernels' 32-bit counts. */
+  /** The largest tensor in elements (of a table, its largest row), what the kernels count with 32-bit ints. */
   largestAllocation: { what: string; elements: number };
   /** The largest seq_len (a multiple of `unit`) that fits the GPU and the 32-bit counts; undefined if none. */
   largestSeqLen?: number;
@@ -314,9 +440,24 @@ export function programBytes(shape: MemoryShape, seqLen: number, sms: number = H
   return allocations(shape, seqLen, sms).reduce((sum, a) => sum + bytesOf(a), 0);
 }
 
-/** The allocation with the most elements at `seqLen`. */
-export function largestAllocation(shape: MemoryShape, seqLen: number, sms: number = H100.sms): Allocation {
-  return allocations(shape, seqLen, sms).reduce((best, a) => (a.elements > best.elements ? a : best));
+/**
+ * The tensor with the most elements at `seqLen` (of a table, its largest tensor): what the kernels' 32-bit
+ * counts must hold.
+ */
+export function largestAllocation(
+  shape: MemoryShape,
+  seqLen: number,
+  sms: number = H100.sms,
+): { what: string; elements: number } {
+  let best = { what: "", elements: 0 };
+  for (const a of allocations(shape, seqLen, sms)) {
+    const tensor =
+      a.largestTensor === undefined
+        ? { what: a.what, elements: a.elements }
+        : { what: `${a.what}'s ${a.largestTensor.name}`, elements: a.largestTensor.elements };
+    if (tensor.elements > best.elements) best = tensor;
+  }
+  return best;
 }
 
 const MAX_SEQ_LEN = 2 ** 31;

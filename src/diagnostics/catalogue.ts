@@ -261,6 +261,13 @@ export const MESSAGES = {
     (seqLen: string, what: string, elements: number) =>
       `at seq_len ${seqLen} the generated program's ${what} would hold ${elements} elements, more than its kernels count (2^31 - 1): \`lasp compile\` refuses it`,
   ),
+  unusedMaskRate: entry(
+    "W0606",
+    "warning",
+    "mask_rate has no effect",
+    (layer: string) =>
+      `\`mask_rate\` has no effect: layer ${q(layer)} is causal, so the model trains by next-token prediction`,
+  ),
 
   // E07xx: what the code generator cannot emit yet (compile and run only)
   notGeneratedYet: entry(

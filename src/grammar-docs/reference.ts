@@ -153,7 +153,7 @@ export function valueText(rule: ValueRule): string {
     case "int":
       return `whole number, ${formatSize(rule.min)} to ${formatSize(rule.max)}`;
     case "float":
-      return `number in ${rule.minExclusive ? "(" : "["}${formatSize(rule.min)}, ${formatSize(rule.max)}]`;
+      return `number in ${rule.minExclusive ? "(" : "["}${formatSize(rule.min)}, ${formatSize(rule.max)}${rule.maxExclusive ? ")" : "]"}`;
     case "enum":
       return listWords(rule.words);
     case "bool": {

@@ -40,7 +40,7 @@ export function memoryText(report: MemoryReport, width: number = MAX_WIDTH): str
     report.largestSeqLen === undefined
       ? `No seq_len fits: even the shortest is limited by ${LIMITS[report.limitedBy]}.`
       : `Longest seq_len that fits: ${report.largestSeqLen} (then limited by ${LIMITS[report.limitedBy]}).`;
-  const largest = `Largest allocation: ${report.largestAllocation.what}, ${report.largestAllocation.elements} elements.`;
+  const largest = `Largest tensor: ${report.largestAllocation.what}, ${report.largestAllocation.elements} elements.`;
   return [
     wrap(title, width).join("\n"),
     table(["", "per GPU", "note"], rows, "  ", width),

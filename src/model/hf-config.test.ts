@@ -84,6 +84,13 @@ describe("config.json (Hugging Face style)", () => {
     expect(config).not.toHaveProperty("rms_norm_eps");
     expect(config).not.toHaveProperty("rope_theta");
     expect(config.num_key_value_heads).toBe(16);
+    expect([config.mask_token_id, config.mask_rate]).toEqual([31999, 0.15]);
+    const rate = hfConfig(
+      model("layer E = linear_attention { causal false }\n  stack E x 1", "mask_rate 0.3"),
+    );
+    expect(rate.mask_rate).toBe(0.3);
+    // A causal model trains by the next token: no mask to describe.
+    expect(hfConfig(example("linear-llama3-1b"))).not.toHaveProperty("mask_rate");
   });
 
   it("leaves kv heads and RoPE base to the layers when the softmax layers disagree", () => {

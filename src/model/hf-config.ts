@@ -11,6 +11,7 @@
 // - Linear layers: `decay` (one value per head; 1 = none), `feature_map` on q and k, and `output_norm`, an
 //   RMSNorm over each head's output with no learned weight (parameters.ts says why).
 import type { LayerKind, ResolvedSpec } from "../spec/resolved.js";
+import { version } from "../io/package-info.js";
 
 export type LinearLayerConfig = {
   layer_type: "linear_attention";
@@ -49,6 +50,12 @@ export interface HfConfig {
   torch_dtype: string;
   layer_types: Array<LinearLayerConfig["layer_type"] | SoftmaxLayerConfig["layer_type"]>;
   layer_configs: Array<LinearLayerConfig | SoftmaxLayerConfig>;
+  /** A masked-token model's mask id: the last id of the vocabulary (runtime/tokens.cuh). */
+  mask_token_id?: number;
+  /** A masked-token model's share of input tokens masked in training (`mask_rate`). */
+  mask_rate?: number;
+  /** Who wrote the file: a program replaces a config.json beside its weights only when lasp wrote it. */
+  generated_by: string;
 }
 
 const TORCH_DTYPES = { bf16: "bfloat16", fp16: "float16", fp32: "float32" } as const;
@@ -112,6 +119,8 @@ export function hfConfig(spec: ResolvedSpec): HfConfig {
     torch_dtype: TORCH_DTYPES[spec.run.dtype],
     layer_types: model.layers.map((l) => layerConfig(l).layer_type),
     layer_configs: model.layers.map(layerConfig),
+    ...(encoder ? { mask_token_id: model.vocab - 1, mask_rate: model.maskRate } : {}),
+    generated_by: `lasp ${version()}`,
   };
 }
 

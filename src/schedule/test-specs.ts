@@ -58,6 +58,7 @@ export function tinySpec(o: TinyOptions): ResolvedSpec {
       norm: "rms",
       normEps: 1e-5,
       tieEmbeddings: false,
+      maskRate: 0.15,
       kinds: o.layers,
       layers: o.layers,
     },

@@ -43,6 +43,8 @@ export interface ResolvedModel {
   normEps: number;
   /** The LM head is the embedding transposed (`tie_embeddings`). */
   tieEmbeddings: boolean;
+  /** Share of the input tokens masked when every layer is bidirectional (masked-token prediction; `mask_rate`). */
+  maskRate: number;
   /** Declared layer kinds by name, in declaration order. */
   kinds: LayerKind[];
   /** The flattened stack: `layers[i]` is the kind of layer i. */

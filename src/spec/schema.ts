@@ -4,7 +4,7 @@
 
 export type ValueRule =
   | { type: "int"; min: number; max: number }
-  | { type: "float"; min: number; max: number; minExclusive?: boolean }
+  | { type: "float"; min: number; max: number; minExclusive?: boolean; maxExclusive?: boolean }
   | { type: "enum"; words: readonly string[] }
   | { type: "bool" }
   | { type: "decay" }
@@ -66,6 +66,13 @@ export const MODEL_KEYS: readonly KeyRule[] = [
     default: "false",
     example: "tie_embeddings true",
     doc: "the LM head is the token embedding transposed (no `lm_head.weight` of its own)",
+  },
+  {
+    key: "mask_rate",
+    rule: { type: "float", min: 0, max: 1, minExclusive: true, maxExclusive: true },
+    default: "0.15",
+    example: "mask_rate 0.15",
+    doc: "share of the input tokens masked when the model trains by masked-token prediction (every layer bidirectional)",
   },
 ];
 

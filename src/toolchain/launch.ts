@@ -31,6 +31,8 @@ export interface StepEvent {
   rank: number;
   step: number;
   ms: number;
+  /** The step's loss: the mean over every target of every rank (absent from older programs). */
+  loss?: number;
   warmup: boolean;
 }
 export interface PhaseEvent {
@@ -54,6 +56,10 @@ export interface SummaryEvent {
   median_ms: number;
   tokens_per_s: number;
   tflops: number;
+  /** Model FLOPs utilisation of one GPU (0..1); null where the GPU's peak is unknown, absent in older programs. */
+  mfu?: number | null;
+  /** The last step's loss. */
+  loss?: number;
   hidden_comm_fraction: number;
   peak_mem_bytes: number;
 }

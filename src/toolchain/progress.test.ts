@@ -38,6 +38,16 @@ describe("run progress", () => {
     expect(formatStep(6, 41.23, true, start(0) as never)).toBe("step 7/20  41.2 ms  (warm-up)");
     expect(formatStep(19, 4.5, false, start(0) as never)).toBe("step 20/20  4.50 ms");
     expect(formatStep(2, 4.5, false, undefined)).toBe("step 3  4.50 ms");
+    // The whole model's programs report each step's loss.
+    expect(formatStep(6, 41.23, false, start(0) as never, 11.76543)).toBe("step 7/20  41.2 ms  loss 11.7654");
+  });
+
+  it("shows the model FLOPs utilisation and the loss, and says when the GPU's peak is unknown", () => {
+    const known = summarizeRun([{ ...summary(0, 40.9), mfu: 0.6312, loss: 11.8 } as ProgramEvent])!;
+    expect(formatSummary(known)).toMatch(/MFU\s+63\.1 %\n/);
+    expect(formatSummary(known)).toMatch(/loss\s+11\.8000/);
+    const unknown = summarizeRun([{ ...summary(0, 40.9), mfu: null } as ProgramEvent])!;
+    expect(formatSummary(unknown)).toMatch(/MFU\s+\? \(GPU not in the program's peak table\)/);
   });
 
   it("redraws the status line in place on a terminal and prints each change once otherwise", () => {

@@ -92,12 +92,19 @@ export function median(values: readonly number[]): number | undefined {
  * `step 7/20  41.2 ms  (warm-up)` for the event with `step` 6: the program counts from 0 over warm-up and timed
  * steps together, and `start` gives the timed `steps` and the `warmup` steps.
  */
-export function formatStep(step: number, ms: number, warmup: boolean, start: StartEvent | undefined): string {
+export function formatStep(
+  step: number,
+  ms: number,
+  warmup: boolean,
+  start: StartEvent | undefined,
+  loss?: number,
+): string {
   const total =
     start !== undefined && finite(start.steps) ? start.steps + (finite(start.warmup) ? start.warmup : 0) : 0;
   const shown = finite(step) ? step + 1 : "?";
   const position = total > 0 && finite(step) && step < total ? `${shown}/${total}` : String(shown);
-  return `step ${position}  ${formatMs(ms)}${warmup ? "  (warm-up)" : ""}`;
+  const shownLoss = finite(loss) ? `  loss ${loss.toFixed(4)}` : "";
+  return `step ${position}  ${formatMs(ms)}${shownLoss}${warmup ? "  (warm-up)" : ""}`;
 }
 
 // ------------------------------------------------------------------------------------------------- summary
@@ -110,6 +117,10 @@ export interface RunSummary {
   tokensPerS: number | undefined;
   /** Model TFLOP/s of one GPU. */
   tflops: number | undefined;
+  /** Model FLOPs utilisation of one GPU (0..1); undefined where the program could not say (unknown GPU). */
+  mfu: number | undefined;
+  /** The loss of the last step. */
+  loss: number | undefined;
   /** Fraction 0..1 of communication hidden behind computation. */
   hiddenComm: number | undefined;
   peakMemBytes: { median: number | undefined; max: number | undefined };
@@ -206,6 +217,8 @@ export function summarizeRun(events: readonly ProgramEvent[]): RunSummary | unde
     },
     tokensPerS: median(pick((s) => s.tokens_per_s)),
     tflops: median(pick((s) => s.tflops)),
+    mfu: median(pick((s) => s.mfu)),
+    loss: median(pick((s) => s.loss)),
     hiddenComm: median(pick((s) => s.hidden_comm_fraction)),
     peakMemBytes: { median: median(memory), max: memory.length > 0 ? Math.max(...memory) : undefined },
     phases: [...phaseTimes].map(([name, times]) => ({ name, ms: median([...times.values()]) })),
@@ -250,6 +263,8 @@ export function formatSummary(s: RunSummary): string {
     ["step time", `${formatMs(s.stepMs.median)}${spread}`],
     ["tokens/s", formatRate(s.tokensPerS)],
     ["TFLOP/s per GPU", finite(s.tflops) ? s.tflops.toFixed(1) : "?"],
+    ["MFU", finite(s.mfu) ? `${(s.mfu * 100).toFixed(1)} %` : "? (GPU not in the program's peak table)"],
+    ["loss", finite(s.loss) ? s.loss.toFixed(4) : "?"],
     ["hidden communication", finite(s.hiddenComm) ? `${(s.hiddenComm * 100).toFixed(1)} %` : "?"],
     ["peak memory", memory],
     ...s.backends.map((b) => [`softmax ${b.kind} attention`, b.attention.join(" / ")]),
@@ -370,7 +385,7 @@ export class RunProgress {
         }
         break;
       case "step":
-        if (e.rank === 0) this.status.update(formatStep(e.step, e.ms, e.warmup === true, this.start));
+        if (e.rank === 0) this.status.update(formatStep(e.step, e.ms, e.warmup === true, this.start, e.loss));
         break;
       case "error":
         this.status.print(`[rank ${e.rank}] error: ${e.message}`);

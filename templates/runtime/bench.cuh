@@ -17,7 +17,10 @@
 #pragma once
 #include <cuda_runtime.h>  // events
 #include <algorithm>       // std::sort, std::min, std::max
+#include <cstdio>          // snprintf
+#include <string>          // the GPU's name
 #include <vector>          // timings
+#include "blas.cuh"        // matmul (the GEMM ceiling)
 #include "layer.cuh"       // host_work
 #include "report.cuh"      // emit, say
 #include "run.cuh"         // Run, HostFn
@@ -111,8 +114,9 @@ inline float time_steps(State& st, Forward forward_step, Backward backward_step)
       backward_ms.push_back(part[1]);
       grad_wait_ms.push_back(part[2]);
     }
-    emit("step", "\"step\":%d,\"ms\":%.4f,\"warmup\":%s", s, ms, warm ? "true" : "false");
-    say("step %d/%d  %.3f ms%s\n", s + 1, st.opt.warmup + st.opt.steps, ms, warm ? "  (warm-up)" : "");
+    const double loss = step_loss(st);
+    emit("step", "\"step\":%d,\"ms\":%.4f,\"loss\":%.6f,\"warmup\":%s", s, ms, loss, warm ? "true" : "false");
+    say("step %d/%d  %.3f ms  loss %.4f%s\n", s + 1, st.opt.warmup + st.opt.steps, ms, loss, warm ? "  (warm-up)" : "");
   }
   const float step_ms = median(steps);
   for (auto& e : marks) CUDA_CHECK(cudaEventDestroy(e));
@@ -122,6 +126,55 @@ inline float time_steps(State& st, Forward forward_step, Backward backward_step)
   say("step: forward %.3f ms, backward %.3f ms, then %.3f ms waiting for the weight-gradient sums\n",
       median(forward_ms), median(backward_ms), median(grad_wait_ms));
   return step_ms;
+}
+
+// One more step with an event where each part starts (layer.cuh's part() calls): the step's time by part,
+// summed over the layers; emits `phase` events `part.<name>`. The attention core includes the communication its
+// schedule does not hide; gradient_wait is the weight-gradient sums' time left after the last layer.
+template <typename Forward, typename Backward>
+inline void profile_parts(State& st, Forward forward_step, Backward backward_step) {
+  cudaEvent_t start, end;
+  CUDA_CHECK(cudaEventCreate(&start));
+  CUDA_CHECK(cudaEventCreate(&end));
+  CUDA_CHECK(cudaDeviceSynchronize());
+  st.parts.on = true;
+  CUDA_CHECK(cudaEventRecord(start, st.ctx.compute));
+  forward_step(st);
+  backward_step(st, nullptr);
+  CUDA_CHECK(cudaEventRecord(end, st.ctx.compute));
+  st.parts.on = false;
+  CUDA_CHECK(cudaEventSynchronize(end));
+  double ms[(int)Part::kCount] = {};
+  const auto& marks = st.parts.marks;
+  for (size_t i = 0; i < marks.size(); i++) {
+    float t = 0;
+    CUDA_CHECK(cudaEventElapsedTime(&t, marks[i].second, i + 1 < marks.size() ? marks[i + 1].second : end));
+    ms[(int)marks[i].first] += t;
+  }
+  float total = 0;
+  CUDA_CHECK(cudaEventElapsedTime(&total, start, end));
+  for (auto& m : st.parts.marks) CUDA_CHECK(cudaEventDestroy(m.second));
+  st.parts.marks.clear();
+  CUDA_CHECK(cudaEventDestroy(start));
+  CUDA_CHECK(cudaEventDestroy(end));
+  say("one step by part (%.3f ms):", total);
+  for (int p = 0; p < (int)Part::kCount; p++) {
+    emit("phase", "\"name\":\"part.%s\",\"ms\":%.4f", part_name((Part)p), ms[p]);
+    say("  %s %.3f ms (%.1f%%)", part_name((Part)p), ms[p], total > 0 ? 100.0 * ms[p] / total : 0.0);
+  }
+  say("\n");
+}
+
+// The GEMM ceiling of this GPU at the model's largest product shape (the MLP's gate|up: rows x 2 ffn x hidden,
+// bf16 in, fp32 accumulation, as the step's GEMMs): TFLOP/s, the median of 20 after 5 warm-up runs. Writes layer
+// 0's gate|up activation (bench is done with it).
+inline double gemm_ceiling_tflops(State& st) {
+  const LayerDesc& l0 = st.model.layers[0];
+  const int m = (int)kRows, n = 2 * program::kFfn, k = program::kHidden;
+  auto gemm = [&] { matmul(st.blas, false, true, m, n, k, st.normed, st.params[l0.w.w_gate], st.acts[l0.a.gate_up]); };
+  for (int i = 0; i < 5; i++) gemm();
+  const float ms = time_ms(st, 20, gemm);
+  return ms > 0 ? 2.0 * m * n * k / (ms * 1e-3) / 1e12 : 0.0;
 }
 
 // Communication over the stack and the part of it hidden, weighted by each kind's layers.
@@ -161,8 +214,17 @@ inline void time_kind(State& st, const LayerKind& kind, const KindPasses<Buffers
       kind.name, kind.strategy, overlapped, compute_only, serialised, comm_only, 100.0f * hidden);
 }
 
-// The `summary` event and line: the median step, throughput, hidden communication and memory.
-inline void summarize(State& st, float step_ms, const HiddenComm& comm) {
+// Dense bf16 peak FLOP/s of the GPUs MFU is reported for (their data sheets, without sparsity); 0: unknown.
+inline double peak_bf16_flops(const char* device) {
+  const std::string name(device);
+  if (name.find("H200") != std::string::npos) return 989e12;
+  if (name.find("H100") != std::string::npos) return name.find("PCIe") != std::string::npos ? 756e12 : 989e12;
+  if (name.find("A100") != std::string::npos) return 312e12;
+  return 0;
+}
+
+// The `summary` event and line: the median step, throughput, MFU, hidden communication and memory.
+inline void summarize(State& st, float step_ms, const HiddenComm& comm, double gemm_tflops) {
   size_t free_bytes = 0, total_bytes = 0;
   CUDA_CHECK(cudaMemGetInfo(&free_bytes, &total_bytes));
   const size_t in_use = total_bytes - free_bytes;
@@ -170,10 +232,19 @@ inline void summarize(State& st, float step_ms, const HiddenComm& comm) {
   const double tokens = (double)program::kBatch * program::kLocalTokens * program::kGpus;
   const double tflops = program::kFlopsPerStep / (step_ms * 1e-3) / 1e12;
   const double hidden = comm.comm_ms > 0 ? comm.hidden_ms / comm.comm_ms : 1.0;
-  emit("summary", "\"median_ms\":%.4f,\"tokens_per_s\":%.1f,\"tflops\":%.2f,\"hidden_comm_fraction\":%.3f,\"peak_mem_bytes\":%zu,\"program_mem_bytes\":%zu,\"baseline_mem_bytes\":%zu",
-       step_ms, tokens / (step_ms * 1e-3), tflops, hidden, in_use, program_bytes, st.baseline_mem_bytes);
-  say("median step %.3f ms, %.0f tokens/s, %.1f TFLOP/s per GPU, %.0f%% of communication hidden, %.2f GiB in use\n",
-      step_ms, tokens / (step_ms * 1e-3), tflops, 100 * hidden, in_use / 1073741824.0);
+  // MFU: the model's training FLOPs per token (as the literature counts them) at this rate, per GPU.
+  const double tokens_per_s = tokens / (step_ms * 1e-3);
+  const double peak = peak_bf16_flops(st.device.name);
+  const double mfu = peak > 0 ? program::kModelFlopsPerToken * tokens_per_s / program::kGpus / peak : 0;
+  char mfu_json[32] = "null", mfu_text[48] = "unknown (the GPU is not in the table)";
+  if (peak > 0) {
+    std::snprintf(mfu_json, sizeof mfu_json, "%.4f", mfu);
+    std::snprintf(mfu_text, sizeof mfu_text, "%.1f%%", 100 * mfu);
+  }
+  emit("summary", "\"median_ms\":%.4f,\"tokens_per_s\":%.1f,\"tflops\":%.2f,\"mfu\":%s,\"gemm_tflops\":%.1f,\"loss\":%.6f,\"hidden_comm_fraction\":%.3f,\"peak_mem_bytes\":%zu,\"program_mem_bytes\":%zu,\"baseline_mem_bytes\":%zu",
+       step_ms, tokens_per_s, tflops, mfu_json, gemm_tflops, step_loss(st), hidden, in_use, program_bytes, st.baseline_mem_bytes);
+  say("median step %.3f ms, %.0f tokens/s, %.1f TFLOP/s per GPU (GEMM ceiling %.0f), MFU %s, %.0f%% of communication hidden, %.2f GiB in use\n",
+      step_ms, tokens_per_s, tflops, gemm_tflops, mfu_text, 100 * hidden, in_use / 1073741824.0);
 }
 
 }  // namespace lasp

@@ -1,4 +1,5 @@
-// The LM head fused with cross-entropy, forward and backward, chunked over tokens.
+// Cross-entropy over the LM head's logits, forward and backward, one chunk of tokens at a time: the row kernel
+// and the loss's sums. The chunk loop with its GEMMs is lm_head.cuh (it needs cuBLAS; this file only CUDA).
 //
 // Design choices:
 // - The logits of all tokens are never held at once (16K tokens x 128256 x 2 bytes = 4 GiB): the tokens go
@@ -19,9 +20,7 @@
 // - With dx == nullptr only the loss is computed (evaluation): no gradient is written and the backward GEMMs
 //   are skipped.
 // - The row kernel uses 16-byte loads when vocab is a multiple of 8 (128256 is), element loads otherwise.
-// - cuBLAS runs on the handle's stream: classifier_forward_backward sets it to `s` first.
 #pragma once
-#include <cublas_v2.h>
 #include <cuda_runtime.h>
 #include <cuda_bf16.h>
 #include <cfloat>
@@ -32,7 +31,6 @@
 
 #include "types.cuh"
 #include "check.cuh"
-#include "blas.cuh"
 
 namespace lasp {
 
@@ -155,70 +153,30 @@ __global__ void __launch_bounds__(1024) count_targets_kernel(const int* __restri
   if (threadIdx.x == 0) *out = part[0];
 }
 
-// C[M][N] (fp32) = alpha op(A) op(B) + beta C with bf16 operands: blas.cuh's matmul with an fp32 output.
-inline void matmul_f32_out(cublasHandle_t handle, bool trans_a, bool trans_b, int M, int N, int K, const bf16* A,
-                           const bf16* B, float* C, float beta) {
-  const float alpha = 1.0f;
-  const int lda = trans_a ? M : K;
-  const int ldb = trans_b ? K : N;
-  CUBLAS_CHECK(cublasGemmEx(handle, trans_b ? CUBLAS_OP_T : CUBLAS_OP_N, trans_a ? CUBLAS_OP_T : CUBLAS_OP_N, N, M, K,
-                            &alpha, B, CUDA_R_16BF, ldb, A, CUDA_R_16BF, lda, &beta, C, CUDA_R_32F, N,
-                            CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT));
-}
-
 }  // namespace classifier
 
-// Bytes of the logits buffer for chunks of `chunk` tokens.
-inline size_t classifier_logits_bytes(int chunk, int vocab) { return (size_t)chunk * vocab * sizeof(bf16); }
-
-// The largest chunk (a multiple of 128 tokens, at least 128) whose logits fit in `budget` bytes.
-inline int classifier_chunk_tokens(size_t budget, int vocab, int tokens) {
-  size_t chunk = budget / ((size_t)vocab * sizeof(bf16)) / 128 * 128;
-  if (chunk < 128) chunk = 128;
-  return (int)(chunk < (size_t)tokens ? chunk : tokens);
-}
-
-// x [tokens][hidden] (the final norm's output), weight [vocab][hidden] (the LM head, or the embedding table when
-// tied), targets [tokens] (-1: none). Writes losses[tokens] (fp32, per token; 0 where no target). With dx:
-// dx [tokens][hidden] (bf16, overwritten) and dweight [vocab][hidden] (fp32; += when accumulate, else =),
-// scaled by inv_count = 1 / (targets counted over all ranks). logits: classifier_logits_bytes(chunk, vocab).
-inline void classifier_forward_backward(cublasHandle_t handle, cudaStream_t s, const bf16* x, const bf16* weight,
-                                        const int* targets, int tokens, int vocab, int hidden, int chunk,
-                                        float inv_count, bf16* logits, float* losses, bf16* dx, float* dweight,
-                                        bool accumulate) {
-  if (chunk <= 0 || vocab <= 0 || hidden <= 0) {
-    std::fprintf(stderr, "classifier_forward_backward: chunk %d, vocab %d and hidden %d must be positive\n", chunk,
-                 vocab, hidden);
-    std::exit(LASP_EXIT_CODE_FAILURE);
-  }
-  CUBLAS_CHECK(cublasSetStream(handle, s));
-  const bool grad = dx != nullptr;
-  for (int t0 = 0; t0 < tokens; t0 += chunk) {
-    const int rows = tokens - t0 < chunk ? tokens - t0 : chunk;
-    const bf16* xc = x + (size_t)t0 * hidden;
-    matmul(handle, false, true, rows, vocab, hidden, xc, weight, logits);
-    if (vocab % 8 == 0)
-      classifier::softmax_xent_kernel<true><<<rows, classifier::kRowThreads, 0, s>>>(
-          logits, targets + t0, losses + t0, vocab, inv_count, grad);
-    else
-      classifier::softmax_xent_kernel<false><<<rows, classifier::kRowThreads, 0, s>>>(
-          logits, targets + t0, losses + t0, vocab, inv_count, grad);
-    LAUNCH_CHECK();
-    if (!grad) continue;
-    matmul(handle, false, false, rows, hidden, vocab, logits, weight, dx + (size_t)t0 * hidden);
-    classifier::matmul_f32_out(handle, true, false, vocab, hidden, rows, logits, xc, dweight,
-                               (accumulate || t0 > 0) ? 1.0f : 0.0f);
-  }
+// For each of `rows` rows of logits [rows][vocab] (bf16) with targets[rows] (-1: none): losses[r] = lse - z[target]
+// (0 without a target), and with grad the row overwritten by (softmax - onehot) * inv_count (0 without a target).
+void classifier_rows(bf16* logits, const int* targets, float* losses, int rows, int vocab, float inv_count, bool grad,
+                     cudaStream_t s) {
+  if (rows <= 0) return;
+  if (vocab % 8 == 0)
+    classifier::softmax_xent_kernel<true><<<rows, classifier::kRowThreads, 0, s>>>(logits, targets, losses, vocab,
+                                                                                    inv_count, grad);
+  else
+    classifier::softmax_xent_kernel<false><<<rows, classifier::kRowThreads, 0, s>>>(logits, targets, losses, vocab,
+                                                                                     inv_count, grad);
+  LAUNCH_CHECK();
 }
 
 // *out = the sum of losses[0..n) in fp64, the same bits on every run.
-inline void loss_sum(const float* losses, int n, double* out, cudaStream_t s) {
+void loss_sum(const float* losses, int n, double* out, cudaStream_t s) {
   classifier::loss_sum_kernel<<<1, 1024, 0, s>>>(losses, n, out);
   LAUNCH_CHECK();
 }
 
 // *out = the number of targets >= 0 among targets[0..n).
-inline void count_targets(const int* targets, int n, int* out, cudaStream_t s) {
+void count_targets(const int* targets, int n, int* out, cudaStream_t s) {
   classifier::count_targets_kernel<<<1, 1024, 0, s>>>(targets, n, out);
   LAUNCH_CHECK();
 }

@@ -10,8 +10,8 @@
 //   a warp-shuffle reduction; the backward recomputes the scale from x rather than storing it (d floats of
 //   extra reads beat another buffer and another argument):
 //   dx = r dy - r^3 x mean(dy * x), r = 1 / sqrt(mean(x^2) + eps).
-// - sum_slices adds the W slices an AlltoAll gathered for the weight-gradient sum (grad_sum.cuh): fp32
-//   accumulation in rank order, one rounding to bf16.
+// - sum_slices adds the W slices an AlltoAll gathered for the weight-gradient sum (grad_sum.cuh), fp32 in
+//   rank order.
 // - Feature-map codes match the generator (lasp::FeatureMap): 0 identity, 1 elu_plus_one, 2 relu, 3 silu.
 #pragma once
 #include <cuda_runtime.h>  // launches, streams
@@ -141,36 +141,30 @@ __global__ void rms_backward_kernel(const bf16* __restrict__ x, const bf16* dy, 
   }
 }
 
-// out[i] = sum over p < parts of in[p * slice + i], summed in fp32 and rounded to bf16 once. `vec`: slice is a
-// multiple of 8 and both pointers 16-byte aligned, so each thread moves 8 elements per access.
-__global__ void sum_slices_kernel(const bf16* __restrict__ in, int parts, size_t slice, bf16* __restrict__ out,
+// out[i] = sum over p < parts of in[p * slice + i] (fp32), in rank order. `vec`: slice is a multiple of 4 and
+// both pointers 16-byte aligned, so each thread moves 4 elements per access.
+__global__ void sum_slices_kernel(const float* __restrict__ in, int parts, size_t slice, float* __restrict__ out,
                                   int vec) {
   const size_t stride = (size_t)gridDim.x * blockDim.x;
   const size_t first = blockIdx.x * (size_t)blockDim.x + threadIdx.x;
   if (vec) {
-    for (size_t i = first; i < slice / 8; i += stride) {
-      float acc[8] = {};
+    for (size_t i = first; i < slice / 4; i += stride) {
+      float4 acc = make_float4(0.f, 0.f, 0.f, 0.f);
       for (int p = 0; p < parts; ++p) {
-        Pack8 x;
-        x.v = reinterpret_cast<const int4*>(in + (size_t)p * slice)[i];
-#pragma unroll
-        for (int u = 0; u < 4; ++u) {
-          const float2 f = __bfloat1622float2(x.h[u]);
-          acc[2 * u] += f.x;
-          acc[2 * u + 1] += f.y;
-        }
+        const float4 x = reinterpret_cast<const float4*>(in + (size_t)p * slice)[i];
+        acc.x += x.x;
+        acc.y += x.y;
+        acc.z += x.z;
+        acc.w += x.w;
       }
-      Pack8 y;
-#pragma unroll
-      for (int u = 0; u < 4; ++u) y.h[u] = __floats2bfloat162_rn(acc[2 * u], acc[2 * u + 1]);
-      reinterpret_cast<int4*>(out)[i] = y.v;
+      reinterpret_cast<float4*>(out)[i] = acc;
     }
     return;
   }
   for (size_t i = first; i < slice; i += stride) {
     float acc = 0.f;
-    for (int p = 0; p < parts; ++p) acc += __bfloat162float(in[(size_t)p * slice + i]);
-    out[i] = __float2bfloat16(acc);
+    for (int p = 0; p < parts; ++p) acc += in[(size_t)p * slice + i];
+    out[i] = acc;
   }
 }
 
@@ -205,11 +199,11 @@ void feature_map_backward(const bf16* x_pre, const bf16* dy, bf16* dx, size_t n,
   LAUNCH_CHECK();
 }
 
-// out = the sum of `parts` consecutive slices of `in` (bf16, `slice` elements each), in fp32, rounded once.
-void sum_slices(const bf16* in, int parts, size_t slice, bf16* out, cudaStream_t s) {
+// out = the sum of `parts` consecutive slices of `in` (fp32, `slice` elements each), in rank order.
+void sum_slices(const float* in, int parts, size_t slice, float* out, cudaStream_t s) {
   if (slice == 0) return;
-  const int vec = slice % 8 == 0 && (uintptr_t)in % 16 == 0 && (uintptr_t)out % 16 == 0 ? 1 : 0;
-  elementwise::sum_slices_kernel<<<elementwise::grid_for(vec ? slice / 8 : slice, 256), 256, 0, s>>>(in, parts, slice,
+  const int vec = slice % 4 == 0 && (uintptr_t)in % 16 == 0 && (uintptr_t)out % 16 == 0 ? 1 : 0;
+  elementwise::sum_slices_kernel<<<elementwise::grid_for(vec ? slice / 4 : slice, 256), 256, 0, s>>>(in, parts, slice,
                                                                                                      out, vec);
   LAUNCH_CHECK();
 }

@@ -23,7 +23,7 @@
 #include <cstdio>
 #include <cstdlib>
 
-#include "types.cuh"
+#include "types.cuh"  // bf16, EmbeddingSort
 #include "check.cuh"
 
 namespace lasp {
@@ -108,23 +108,13 @@ inline size_t cub_temp_bytes(int tokens, int vocab) {
 
 }  // namespace embedding
 
-// The sorted (token, position) pairs of one step, carved from one workspace.
-struct EmbeddingSort {
-  int* positions;   // [tokens] 0..tokens-1, the sort's input values
-  int* sorted_ids;  // [tokens]
-  int* sorted_pos;  // [tokens]
-  void* cub_temp;
-  size_t cub_temp_bytes;
-  int tokens;
-  int vocab;
-};
 
 // Bytes of the workspace embedding_sort_view carves (three int arrays and CUB's scratch).
-inline size_t embedding_workspace_bytes(int tokens, int vocab) {
+size_t embedding_workspace_bytes(int tokens, int vocab) {
   return 3 * embedding::align256((size_t)tokens * sizeof(int)) + embedding::cub_temp_bytes(tokens, vocab);
 }
 
-inline EmbeddingSort embedding_sort_view(void* workspace, int tokens, int vocab) {
+EmbeddingSort embedding_sort_view(void* workspace, int tokens, int vocab) {
   char* p = static_cast<char*>(workspace);
   const size_t ints = embedding::align256((size_t)tokens * sizeof(int));
   EmbeddingSort s;
@@ -139,7 +129,7 @@ inline EmbeddingSort embedding_sort_view(void* workspace, int tokens, int vocab)
 }
 
 // out[t][:] = table[ids[t]][:] for the rank's tokens.
-inline void embedding_forward(const int* ids, const bf16* table, bf16* out, int tokens, int hidden, cudaStream_t s) {
+void embedding_forward(const int* ids, const bf16* table, bf16* out, int tokens, int hidden, cudaStream_t s) {
   embedding::require_hidden_multiple_of_8(hidden, "embedding_forward");
   if (tokens == 0) return;
   const int blocks = tokens < 132 * 16 ? tokens : 132 * 16;  // enough to fill any Hopper; blocks stride on
@@ -148,7 +138,7 @@ inline void embedding_forward(const int* ids, const bf16* table, bf16* out, int 
 }
 
 // Sorts the step's ids once, for embedding_backward.
-inline void embedding_sort(const int* ids, const EmbeddingSort& sort, cudaStream_t s) {
+void embedding_sort(const int* ids, const EmbeddingSort& sort, cudaStream_t s) {
   if (sort.tokens == 0) return;
   embedding::iota_kernel<<<(sort.tokens + 255) / 256, 256, 0, s>>>(sort.positions, sort.tokens);
   LAUNCH_CHECK();
@@ -159,7 +149,7 @@ inline void embedding_sort(const int* ids, const EmbeddingSort& sort, cudaStream
 }
 
 // dtable[id][:] += sum of dout[t][:] over the tokens t with ids[t] == id, in increasing t; dtable is fp32.
-inline void embedding_backward(const EmbeddingSort& sort, const bf16* dout, float* dtable, int hidden,
+void embedding_backward(const EmbeddingSort& sort, const bf16* dout, float* dtable, int hidden,
                                cudaStream_t s) {
   embedding::require_hidden_multiple_of_8(hidden, "embedding_backward");
   if (sort.tokens == 0) return;

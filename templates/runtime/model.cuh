@@ -1,4 +1,4 @@
-// Small kernels of the model around the attention core, and the deterministic inputs.
+// The deterministic inputs and initial weights, and the rows of whole-sequence tensors.
 //
 // Inputs are a function of (seed, tensor, batch, GLOBAL token position, head, element), never of the rank:
 // every GPU count generates the same global sequence and each rank takes its own pieces, so runs on 1, 2 or
@@ -37,7 +37,9 @@ __device__ inline float hashed_normal(uint64_t seed, uint64_t salt, uint64_t ind
 }
 
 // x[b][row][h][e] for the rank's rows; global_rows is the length of the whole sequence (64-bit: it may be 2^31).
-__global__ void fill_normal_kernel(__nv_bfloat16* x, int batch, int rows, int width, PieceMap map, int64_t global_rows,
+// bf16 or fp32 elements: the same normal, rounded to the type.
+template <typename T>
+__global__ void fill_normal_kernel(T* x, int batch, int rows, int width, PieceMap map, int64_t global_rows,
                                    uint64_t seed, uint64_t salt, float scale) {
   size_t n = (size_t)batch * rows * width;
   for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < n; i += (size_t)gridDim.x * blockDim.x) {
@@ -46,15 +48,34 @@ __global__ void fill_normal_kernel(__nv_bfloat16* x, int batch, int rows, int wi
     size_t b = i / ((size_t)width * rows);
     size_t g = (size_t)global_row(map, (int)row);
     uint64_t index = ((uint64_t)b * global_rows + g) * width + e;
-    x[i] = __float2bfloat16(scale * hashed_normal(seed, salt, index));
+    x[i] = (T)(scale * hashed_normal(seed, salt, index));
   }
 }
 
+inline int fill_blocks(size_t n) { return (int)((n + 255) / 256 < 65535 ? (n + 255) / 256 : 65535); }
+
 void fill_normal(__nv_bfloat16* x, int batch, int rows, int width, const PieceMap& map, int64_t global_rows,
                         uint64_t seed, uint64_t salt, float scale, cudaStream_t stream) {
-  size_t n = (size_t)batch * rows * width;
-  int blocks = (int)((n + 255) / 256 < 65535 ? (n + 255) / 256 : 65535);
-  fill_normal_kernel<<<blocks, 256, 0, stream>>>(x, batch, rows, width, map, global_rows, seed, salt, scale);
+  fill_normal_kernel<<<fill_blocks((size_t)batch * rows * width), 256, 0, stream>>>(x, batch, rows, width, map,
+                                                                                   global_rows, seed, salt, scale);
+  LAUNCH_CHECK();
+}
+
+void fill_normal(float* x, int batch, int rows, int width, const PieceMap& map, int64_t global_rows, uint64_t seed,
+                 uint64_t salt, float scale, cudaStream_t stream) {
+  fill_normal_kernel<<<fill_blocks((size_t)batch * rows * width), 256, 0, stream>>>(x, batch, rows, width, map,
+                                                                                   global_rows, seed, salt, scale);
+  LAUNCH_CHECK();
+}
+
+__global__ void fill_constant_kernel(__nv_bfloat16* x, size_t n, float value) {
+  for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < n; i += (size_t)gridDim.x * blockDim.x)
+    x[i] = __float2bfloat16(value);
+}
+
+// x[0..n) = value (norm weights start at 1, biases at 0).
+void fill_constant(__nv_bfloat16* x, size_t n, float value, cudaStream_t stream) {
+  fill_constant_kernel<<<fill_blocks(n), 256, 0, stream>>>(x, n, value);
   LAUNCH_CHECK();
 }
 
@@ -72,22 +93,7 @@ __global__ void gather_rows_kernel(const float* full, float* out, int batch, int
 
 void gather_rows(const float* full, float* out, int batch, int rows, int width, const PieceMap& map,
                         int64_t global_rows, cudaStream_t stream) {
-  size_t n = (size_t)batch * rows * width;
-  int blocks = (int)((n + 255) / 256 < 65535 ? (n + 255) / 256 : 65535);
-  gather_rows_kernel<<<blocks, 256, 0, stream>>>(full, out, batch, rows, width, map, global_rows);
-  LAUNCH_CHECK();
-}
-
-// x += y, element-wise in fp32 (the residual connection).
-__global__ void add_inplace_kernel(__nv_bfloat16* x, const __nv_bfloat16* y, size_t n) {
-  for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < n; i += (size_t)gridDim.x * blockDim.x) {
-    x[i] = __float2bfloat16(__bfloat162float(x[i]) + __bfloat162float(y[i]));
-  }
-}
-
-void add_inplace(__nv_bfloat16* x, const __nv_bfloat16* y, size_t n, cudaStream_t stream) {
-  int blocks = (int)((n + 255) / 256 < 65535 ? (n + 255) / 256 : 65535);
-  add_inplace_kernel<<<blocks, 256, 0, stream>>>(x, y, n);
+  gather_rows_kernel<<<fill_blocks((size_t)batch * rows * width), 256, 0, stream>>>(full, out, batch, rows, width, map, global_rows);
   LAUNCH_CHECK();
 }
 

@@ -2,9 +2,11 @@
 // backward with the weight (and bias) gradients.
 //
 // Design choices:
-// - A pre-norm block computes `x = x + y; out = norm(x)`: norm_forward does both in one pass (llm.c's
-//   fused_residual_forward), writing the new residual x (bf16) and out; with y == nullptr it only normalises
-//   (the first block). The norm is taken of the residual as rounded to bf16, the value the backward reads.
+// - A pre-norm block computes `sum = x + y; out = norm(sum)`: norm_forward does both in one pass (llm.c's
+//   fused_residual_forward), writing the new residual `sum` (bf16; it may be x itself) and out; with
+//   y == nullptr it only normalises x (the first block, or a recomputation in the backward). The norm is taken
+//   of the residual as rounded to bf16, the value the backward reads. The program keeps each block's residual
+//   for the backward, so the sum goes to a tensor of its own rather than over x.
 // - RMSNorm: out = x * rstd * w, rstd = 1 / sqrt(mean(x^2) + eps). LayerNorm: out = (x - mean) * rstd * w + b,
 //   rstd = 1 / sqrt(var(x) + eps), the variance taken around the mean in a second sweep over registers (no
 //   E[x^2] - E[x]^2 cancellation). Statistics in fp32; rstd (and mean for LayerNorm) are saved per row for
@@ -27,12 +29,10 @@
 #include <cstdio>
 #include <cstdlib>
 
-#include "types.cuh"
+#include "types.cuh"  // bf16, NormKind
 #include "check.cuh"
 
 namespace lasp {
-
-enum NormKind : int { kRmsNorm = 0, kLayerNorm = 1 };
 
 namespace norm {
 
@@ -83,12 +83,13 @@ __device__ __forceinline__ float block_sum(float v, float* shared) {
 template <int VPT>
 __global__ void __launch_bounds__(kMaxThreads)
     forward_kernel(int kind, bf16* __restrict__ out, float* __restrict__ mean_out, float* __restrict__ rstd_out,
-                   bf16* __restrict__ x, const bf16* __restrict__ y, const bf16* __restrict__ w,
+                   const bf16* x, const bf16* __restrict__ y, bf16* sum_out, const bf16* __restrict__ w,
                    const bf16* __restrict__ b, int hidden, float eps) {
+  // x and sum_out may be one tensor: each thread reads its elements of x before it writes them.
   __shared__ float shared[32];
   const size_t row = blockIdx.x;
   const int vecs = hidden / 8;
-  bf16* xr = x + row * hidden;
+  const bf16* xr = x + row * hidden;
   float v[VPT][8];
   float sum = 0.f;
 #pragma unroll
@@ -101,7 +102,7 @@ __global__ void __launch_bounds__(kMaxThreads)
       load8(y + row * hidden + 8 * c, a);
 #pragma unroll
       for (int e = 0; e < 8; ++e) v[k][e] = __bfloat162float(__float2bfloat16(v[k][e] + a[e]));
-      store8(xr + 8 * c, v[k]);
+      store8(sum_out + row * hidden + 8 * c, v[k]);
     }
 #pragma unroll
     for (int e = 0; e < 8; ++e) sum += kind == kLayerNorm ? v[k][e] : v[k][e] * v[k][e];
@@ -253,29 +254,31 @@ inline int backward_blocks(int rows) { return rows < kBackwardBlocks ? rows : kB
 }  // namespace norm
 
 // Bytes of fp32 scratch norm_backward needs for the weight and bias partial sums.
-inline size_t norm_backward_scratch_bytes(int rows, int hidden) {
+size_t norm_backward_scratch_bytes(int rows, int hidden) {
   return 2 * (size_t)norm::backward_blocks(rows) * hidden * sizeof(float);
 }
 
-// With y: x = x + y (bf16, in place), then out = norm(x) * w (+ b). Without y: out = norm(x) * w (+ b).
-// Saves rstd[rows] and, for LayerNorm, mean[rows] (may be nullptr for RMSNorm). bias is LayerNorm's only.
-inline void norm_forward(NormKind kind, bf16* out, float* mean, float* rstd, bf16* x, const bf16* y,
+// With y: sum = x + y (bf16; sum may be x), then out = norm(sum) * w (+ b). Without y: out = norm(x) * w (+ b),
+// and sum is not touched (may be nullptr). Saves rstd[rows] and, for LayerNorm, mean[rows] (may be nullptr for
+// RMSNorm). bias is LayerNorm's only.
+void norm_forward(NormKind kind, bf16* out, float* mean, float* rstd, const bf16* x, const bf16* y, bf16* sum,
                          const bf16* weight, const bf16* bias, int rows, int hidden, float eps, cudaStream_t s) {
   const norm::Launch l = norm::launch_for(hidden, "norm_forward");
-  if (kind == kLayerNorm && mean == nullptr) {
-    std::fprintf(stderr, "norm_forward: LayerNorm needs a buffer for the row means\n");
+  if ((kind == kLayerNorm && mean == nullptr) || (y != nullptr && sum == nullptr)) {
+    std::fprintf(stderr, "norm_forward: %s\n", y != nullptr && sum == nullptr ? "a residual add needs a tensor for the sum"
+                                                                            : "LayerNorm needs a buffer for the row means");
     std::exit(LASP_EXIT_CODE_FAILURE);
   }
   if (rows == 0) return;
   auto kernel = l.vpt == 1 ? norm::forward_kernel<1> : l.vpt == 2 ? norm::forward_kernel<2> : norm::forward_kernel<4>;
-  kernel<<<rows, l.threads, 0, s>>>(kind, out, mean, rstd, x, y, weight, bias, hidden, eps);
+  kernel<<<rows, l.threads, 0, s>>>(kind, out, mean, rstd, x, y, sum, weight, bias, hidden, eps);
   LAUNCH_CHECK();
 }
 
 // dx = d norm / dx applied to dout (accumulate: dx += that); dweight += sum(dout * xhat), dbias += sum(dout)
 // (dbias only for LayerNorm; nullptr skips it). x, mean and rstd are what norm_forward read and saved.
 // scratch holds norm_backward_scratch_bytes(rows, hidden).
-inline void norm_backward(NormKind kind, bf16* dx, bool accumulate, float* dweight, float* dbias, const bf16* dout,
+void norm_backward(NormKind kind, bf16* dx, bool accumulate, float* dweight, float* dbias, const bf16* dout,
                           const bf16* x, const bf16* weight, const float* mean, const float* rstd, int rows,
                           int hidden, float* scratch, cudaStream_t s) {
   const norm::Launch l = norm::launch_for(hidden, "norm_backward");

@@ -17,8 +17,8 @@
 //   there with the expected dtype and shape, and the file may hold no other tensor. Errors are returned as a
 //   sentence naming the file, the tensor, what was expected and what was found; the program prints it and
 //   exits (a wrong file is the user's to fix, not a bug).
-// - Only BF16 and F32 data are written; a header naming another dtype parses (so the error can say
-//   "expected BF16, found F16") and is refused where a tensor is checked.
+// - Only BF16, F32 and I32 data are written (weights, gradients, token ids); a header naming another dtype
+//   parses (so the error can say "expected BF16, found F16") and is refused where a tensor is checked.
 #pragma once
 #include <fcntl.h>
 #include <unistd.h>
@@ -34,10 +34,12 @@
 namespace lasp {
 namespace safetensors {
 
-enum class DType { BF16, F32, Other };
+enum class DType { BF16, F32, I32, Other };
 
-inline const char* dtype_name(DType d) { return d == DType::BF16 ? "BF16" : d == DType::F32 ? "F32" : "?"; }
-inline std::size_t dtype_bytes(DType d) { return d == DType::BF16 ? 2 : d == DType::F32 ? 4 : 0; }
+inline const char* dtype_name(DType d) {
+  return d == DType::BF16 ? "BF16" : d == DType::F32 ? "F32" : d == DType::I32 ? "I32" : "?";
+}
+inline std::size_t dtype_bytes(DType d) { return d == DType::BF16 ? 2 : d == DType::F32 || d == DType::I32 ? 4 : 0; }
 
 /** One tensor to write: its bytes are shape's product times the dtype's size. */
 struct TensorOut {
@@ -233,7 +235,10 @@ inline bool parse_tensor(Parser& p, TensorEntry& t) {
       if (!p.string(key) || !p.expect(':')) return false;
       if (key == "dtype") {
         if (!p.string(t.dtype_text)) return false;
-        t.dtype = t.dtype_text == "BF16" ? DType::BF16 : t.dtype_text == "F32" ? DType::F32 : DType::Other;
+        t.dtype = t.dtype_text == "BF16"  ? DType::BF16
+                  : t.dtype_text == "F32" ? DType::F32
+                  : t.dtype_text == "I32" ? DType::I32
+                                          : DType::Other;
         dtype = true;
       } else if (key == "shape") {
         std::vector<uint64_t> dims;
@@ -346,7 +351,7 @@ inline bool write_file(const std::string& path, const std::vector<TensorOut>& te
                        const std::vector<std::pair<std::string, std::string>>& metadata, std::string* error) {
   for (const TensorOut& t : tensors) {
     if (t.dtype == DType::Other) {
-      detail::fail_with(error, "cannot write tensor `" + t.name + "` of " + path + ": only BF16 and F32 are written");
+      detail::fail_with(error, "cannot write tensor `" + t.name + "` of " + path + ": only BF16, F32 and I32 are written");
       return false;
     }
   }

@@ -105,7 +105,7 @@ inline int grid_for(int rows) {
 }  // namespace swiglu
 
 // h[r][:] = silu(gate[r][:]) * up[r][:]; gate and up rows are `ld` apart, h rows ffn apart.
-inline void swiglu_forward(const bf16* gate, const bf16* up, size_t ld, bf16* h, int rows, int ffn, cudaStream_t s) {
+void swiglu_forward(const bf16* gate, const bf16* up, size_t ld, bf16* h, int rows, int ffn, cudaStream_t s) {
   swiglu::require_vectors(ffn, ld, "swiglu_forward");
   if (rows == 0) return;
   swiglu::forward_kernel<<<swiglu::grid_for(rows), 256, 0, s>>>(gate, up, ld, h, rows, ffn);
@@ -113,7 +113,7 @@ inline void swiglu_forward(const bf16* gate, const bf16* up, size_t ld, bf16* h,
 }
 
 // dgate, dup from dh (same layout as gate, up; they may be gate and up).
-inline void swiglu_backward(const bf16* gate, const bf16* up, const bf16* dh, bf16* dgate, bf16* dup, size_t ld,
+void swiglu_backward(const bf16* gate, const bf16* up, const bf16* dh, bf16* dgate, bf16* dup, size_t ld,
                             int rows, int ffn, cudaStream_t s) {
   swiglu::require_vectors(ffn, ld, "swiglu_backward");
   if (rows == 0) return;

@@ -43,24 +43,18 @@ run { seq_len 1K ${run} }
     withGeneratorNotes(checkSource("s.lasp", source), { refuse }).diagnostics;
 
   it("warn once per reason, at the first setting, with a note at each other one", () => {
-    const d = notes(spec("lr 1e-3", "norm rms"));
-    expect(d.map((x) => x.code)).toEqual(["W0603", "W0603"]);
-    expect(d[0]!.message).toMatch(/^`vocab`, `ffn`, `norm` have no effect yet: /);
-    expect(d[0]!.span.start).toMatchObject({ line: 2, column: 3 });
-    expect(d[0]!.related!.map((r) => r.span.start.column)).toEqual([26, 56]);
-    expect(d[1]!.message).toMatch(/^`lr` has no effect yet: the generated program does not train yet/);
-  });
-
-  it("leave synthetic data and the defaults alone", () => {
-    const d = notes(spec("data synthetic  mode bench"));
-    expect(d.map((x) => x.message)).toEqual([expect.stringMatching(/^`vocab`, `ffn` have no effect/)]);
-  });
-
-  it("count `tie_embeddings` among the model settings the attention-only program ignores", () => {
-    const d = notes(spec("", "tie_embeddings false"));
+    const d = notes(spec('lr 1e-3  data "tokens.bin"', "norm rms"));
     expect(d.map((x) => x.code)).toEqual(["W0603"]);
-    expect(d[0]!.message).toMatch(/^`vocab`, `ffn`, `tie_embeddings[^`]*` have no effect yet: /);
-    expect(d[0]!.related!.at(-1)!.message).toMatch(/^`tie_embeddings[^`]*` is ignored too$/);
+    expect(d[0]!.message).toMatch(
+      /^`lr`, `data` have no effect yet: the generated program does not train yet/,
+    );
+    expect(d[0]!.span.start).toMatchObject({ line: 7, column: 18 });
+    expect(d[0]!.related!.map((r) => r.span.start.column)).toEqual([27]);
+  });
+
+  it("leave synthetic data, the defaults and the model's settings alone: the program runs the whole model", () => {
+    expect(notes(spec("data synthetic  mode bench"))).toEqual([]);
+    expect(notes(spec("", "norm layernorm  tie_embeddings true"))).toEqual([]);
   });
 
   it("make `mode train` an error only where a program would be built", () => {
@@ -120,7 +114,7 @@ describe("the commands", () => {
     const io = captureIo();
     expect(await main(["check", file], io)).toBe(0);
     expect(io.err).toContain(`${file}:8:19: warning[W0603]: \`mode train\` has no effect yet`);
-    expect(io.out).toContain(`ok ${file} (2 warnings)`);
+    expect(io.out).toContain(`ok ${file} (1 warning)`);
   });
 
   it("lasp compile refuses `mode train` at the setting, before writing anything (exit 1)", async () => {

@@ -6,7 +6,7 @@
 #include <cuda_runtime.h>  // cudaStream_t
 #include <cstddef>         // size_t
 #include <cstdint>         // uint64_t
-#include "types.cuh"       // bf16, LinearDims, Piece, PieceMap, SoftmaxDims, SlotList
+#include "types.cuh"       // bf16, LinearDims, Piece, PieceMap, SoftmaxDims, SlotList, NormKind, EmbeddingSort
 #include "attention_args.cuh"  // the attention calls' named operands (LinearIntraArgs, ...)
 
 namespace lasp {
@@ -74,13 +74,68 @@ void feature_map_forward(bf16* x, size_t n, int feature_map, cudaStream_t s);
 void feature_map_backward(const bf16* x_pre, const bf16* dy, bf16* dx, size_t n, int feature_map, cudaStream_t s);
 void rms_norm_forward(const bf16* x, bf16* y, size_t rows, int d, float eps, cudaStream_t s);
 void rms_norm_backward(const bf16* x, const bf16* dy, bf16* dx, size_t rows, int d, float eps, cudaStream_t s);
-void sum_slices(const bf16* in, int parts, size_t slice, bf16* out, cudaStream_t s);
-
-// Inputs, the residual, and rows of whole-sequence tensors (model.cuh).
-void fill_normal(bf16* x, int batch, int rows, int width, const PieceMap& map, int global_rows, uint64_t seed,
+void sum_slices(const float* in, int parts, size_t slice, float* out, cudaStream_t s);
+// Deterministic inputs and weights, rows of whole-sequence tensors (model.cuh).
+void fill_normal(bf16* x, int batch, int rows, int width, const PieceMap& map, int64_t global_rows, uint64_t seed,
                  uint64_t salt, float scale, cudaStream_t s);
-void gather_rows(const float* full, float* out, int batch, int rows, int width, const PieceMap& map, int global_rows,
-                 cudaStream_t s);
-void add_inplace(bf16* x, const bf16* y, size_t n, cudaStream_t s);
-
+void fill_normal(float* x, int batch, int rows, int width, const PieceMap& map, int64_t global_rows, uint64_t seed,
+                 uint64_t salt, float scale, cudaStream_t s);
+void fill_constant(bf16* x, size_t n, float value, cudaStream_t s);
+void gather_rows(const float* full, float* out, int batch, int rows, int width, const PieceMap& map,
+                 int64_t global_rows, cudaStream_t s);
+// The step's tokens and targets (tokens.cuh): ids from the seed and the global position; targets the next
+// token's id, or the masked tokens' ids (masked-token prediction); -1 none.
+void synthetic_tokens(int* ids, int* targets, int batch, int rows, const PieceMap& map, int64_t seq_len, int vocab,
+                      uint64_t seed, bool masked, float mask_rate, cudaStream_t s);
+// The token embedding (embedding.cuh): the lookup, and its backward as a deterministic scatter-add into fp32
+// (the ids sorted once per step).
+size_t embedding_workspace_bytes(int tokens, int vocab);
+EmbeddingSort embedding_sort_view(void* workspace, int tokens, int vocab);
+void embedding_forward(const int* ids, const bf16* table, bf16* out, int tokens, int hidden, cudaStream_t s);
+void embedding_sort(const int* ids, const EmbeddingSort& sort, cudaStream_t s);
+void embedding_backward(const EmbeddingSort& sort, const bf16* dout, float* dtable, int hidden, cudaStream_t s);
+// The block norms (norm.cuh): sum = x + y and out = norm(sum) in one pass; the backward with the weight (and
+// bias) gradients in fp32, deterministic.
+size_t norm_backward_scratch_bytes(int rows, int hidden);
+void norm_forward(NormKind kind, bf16* out, float* mean, float* rstd, const bf16* x, const bf16* y, bf16* sum,
+                  const bf16* weight, const bf16* bias, int rows, int hidden, float eps, cudaStream_t s);
+void norm_backward(NormKind kind, bf16* dx, bool accumulate, float* dweight, float* dbias, const bf16* dout,
+                   const bf16* x, const bf16* weight, const float* mean, const float* rstd, int rows, int hidden,
+                   float* scratch, cudaStream_t s);
+// SwiGLU's element-wise middle (swiglu.cuh): h = silu(gate) * up; the backward may write over gate and up.
+void swiglu_forward(const bf16* gate, const bf16* up, size_t ld, bf16* h, int rows, int ffn, cudaStream_t s);
+void swiglu_backward(const bf16* gate, const bf16* up, const bf16* dh, bf16* dgate, bf16* dup, size_t ld, int rows,
+                     int ffn, cudaStream_t s);
+// Cross-entropy over one chunk of logits, in place (classifier.cuh; lm_head.cuh runs the chunks), and the
+// loss's sums.
+void classifier_rows(bf16* logits, const int* targets, float* losses, int rows, int vocab, float inv_count, bool grad,
+                     cudaStream_t s);
+void loss_sum(const float* losses, int n, double* out, cudaStream_t s);
+void count_targets(const int* targets, int n, int* out, cudaStream_t s);
+// verify's whole-model oracle (model_oracle.cuh): plain fp32 kernels, one op each, with their backward; the
+// products between them are cuBLAS's fp32 GEMMs (verify_model.cuh).
+void oracle_to_f32(const bf16* src, float* dst, size_t n, cudaStream_t s);
+void oracle_add(const float* a, const float* b, float* out, size_t n, cudaStream_t s);
+void oracle_embedding_forward(const int* ids, const float* table, float* out, int tokens, int hidden, cudaStream_t s);
+void oracle_embedding_backward(const int* ids, const float* dout, float* dtable, int tokens, int hidden,
+                               cudaStream_t s);
+void oracle_norm_forward(NormKind kind, const float* x, const float* w, const float* b, float* out, float* mean,
+                         float* rstd, int rows, int hidden, float eps, cudaStream_t s);
+void oracle_norm_backward(NormKind kind, const float* dout, const float* x, const float* w, const float* mean,
+                          const float* rstd, float* dx, int rows, int hidden, cudaStream_t s);
+void oracle_norm_weight_grad(NormKind kind, const float* dout, const float* x, const float* mean, const float* rstd,
+                             float* dw, float* db, int rows, int hidden, cudaStream_t s);
+void oracle_rope(float* x, int batch, int n, int heads, int d, float theta, bool inverse, cudaStream_t s);
+void oracle_feature_map_forward(const float* pre, float* out, size_t n, int feature_map, cudaStream_t s);
+void oracle_feature_map_backward(const float* pre, const float* dy, float* dx, size_t n, int feature_map,
+                                 cudaStream_t s);
+void oracle_head_rms_forward(const float* x, float* y, size_t rows, int d, float eps, cudaStream_t s);
+void oracle_head_rms_backward(const float* x, const float* dy, float* dx, size_t rows, int d, float eps,
+                              cudaStream_t s);
+void oracle_swiglu_forward(const float* gate, const float* up, float* h, size_t n, cudaStream_t s);
+void oracle_swiglu_backward(const float* gate, const float* up, const float* dh, float* dgate, float* dup, size_t n,
+                            cudaStream_t s);
+void oracle_xent_rows(float* logits, const int* targets, float* losses, int rows, int vocab, float inv_count,
+                      cudaStream_t s);
+void oracle_compare(const float* got, const float* ref, size_t n, double* out, cudaStream_t s);
 }  // namespace lasp

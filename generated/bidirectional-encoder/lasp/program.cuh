@@ -37,7 +37,344 @@ constexpr int kLayerKinds = 1;  // layer kinds
 constexpr int kSteps = 20;  // timed steps (bench) by default
 constexpr int kWarmup = 3;  // untimed warm-up steps
 constexpr int kSeed = 0;  // seed of weights and inputs
-constexpr float kNormEps = 0.0000100000000f;  // RMSNorm epsilon
+constexpr int kVocab = 32000;  // vocabulary size
+constexpr int kFfn = 4096;  // the MLP's inner width
+constexpr lasp::NormKind kNorm = lasp::kLayerNorm;  // the block norms and the final norm
+constexpr float kNormEps = 0.0000100000000f;  // epsilon of every norm (block, final, attention output)
+constexpr bool kTiedEmbeddings = true;  // the LM head is the embedding table
+constexpr bool kMaskedObjective = true;  // masked-token prediction (every layer bidirectional), else the next token
+constexpr float kMaskRate = 0.150000000f;  // share of the input tokens masked (masked-token prediction)
+constexpr int kClassifierChunk = 4096;  // tokens per chunk of the LM head and loss
+constexpr const char* kHfConfig = R"json({
+  "architectures": [
+    "LaspLinearLlamaForMaskedLM"
+  ],
+  "model_type": "lasp_linear_llama",
+  "vocab_size": 32000,
+  "hidden_size": 1024,
+  "intermediate_size": 4096,
+  "num_hidden_layers": 12,
+  "num_attention_heads": 16,
+  "num_key_value_heads": 16,
+  "head_dim": 64,
+  "hidden_act": "silu",
+  "norm_type": "layer_norm",
+  "layer_norm_eps": 0.00001,
+  "max_position_embeddings": 131072,
+  "tie_word_embeddings": true,
+  "attention_bias": false,
+  "mlp_bias": false,
+  "torch_dtype": "bfloat16",
+  "layer_types": [
+    "linear_attention",
+    "linear_attention",
+    "linear_attention",
+    "linear_attention",
+    "linear_attention",
+    "linear_attention",
+    "linear_attention",
+    "linear_attention",
+    "linear_attention",
+    "linear_attention",
+    "linear_attention",
+    "linear_attention"
+  ],
+  "layer_configs": [
+    {
+      "layer_type": "linear_attention",
+      "causal": false,
+      "decay": [
+        1,
+        1,
+        1,
+        1,
+        1,
+        1,
+        1,
+        1,
+        1,
+        1,
+        1,
+        1,
+        1,
+        1,
+        1,
+        1
+      ],
+      "feature_map": "elu_plus_one",
+      "output_norm": "rms"
+    },
+    {
+      "layer_type": "linear_attention",
+      "causal": false,
+      "decay": [
+        1,
+        1,
+        1,
+        1,
+        1,
+        1,
+        1,
+        1,
+        1,
+        1,
+        1,
+        1,
+        1,
+        1,
+        1,
+        1
+      ],
+      "feature_map": "elu_plus_one",
+      "output_norm": "rms"
+    },
+    {
+      "layer_type": "linear_attention",
+      "causal": false,
+      "decay": [
+        1,
+        1,
+        1,
+        1,
+        1,
+        1,
+        1,
+        1,
+        1,
+        1,
+        1,
+        1,
+        1,
+        1,
+        1,
+        1
+      ],
+      "feature_map": "elu_plus_one",
+      "output_norm": "rms"
+    },
+    {
+      "layer_type": "linear_attention",
+      "causal": false,
+      "decay": [
+        1,
+        1,
+        1,
+        1,
+        1,
+        1,
+        1,
+        1,
+        1,
+        1,
+        1,
+        1,
+        1,
+        1,
+        1,
+        1
+      ],
+      "feature_map": "elu_plus_one",
+      "output_norm": "rms"
+    },
+    {
+      "layer_type": "linear_attention",
+      "causal": false,
+      "decay": [
+        1,
+        1,
+        1,
+        1,
+        1,
+        1,
+        1,
+        1,
+        1,
+        1,
+        1,
+        1,
+        1,
+        1,
+        1,
+        1
+      ],
+      "feature_map": "elu_plus_one",
+      "output_norm": "rms"
+    },
+    {
+      "layer_type": "linear_attention",
+      "causal": false,
+      "decay": [
+        1,
+        1,
+        1,
+        1,
+        1,
+        1,
+        1,
+        1,
+        1,
+        1,
+        1,
+        1,
+        1,
+        1,
+        1,
+        1
+      ],
+      "feature_map": "elu_plus_one",
+      "output_norm": "rms"
+    },
+    {
+      "layer_type": "linear_attention",
+      "causal": false,
+      "decay": [
+        1,
+        1,
+        1,
+        1,
+        1,
+        1,
+        1,
+        1,
+        1,
+        1,
+        1,
+        1,
+        1,
+        1,
+        1,
+        1
+      ],
+      "feature_map": "elu_plus_one",
+      "output_norm": "rms"
+    },
+    {
+      "layer_type": "linear_attention",
+      "causal": false,
+      "decay": [
+        1,
+        1,
+        1,
+        1,
+        1,
+        1,
+        1,
+        1,
+        1,
+        1,
+        1,
+        1,
+        1,
+        1,
+        1,
+        1
+      ],
+      "feature_map": "elu_plus_one",
+      "output_norm": "rms"
+    },
+    {
+      "layer_type": "linear_attention",
+      "causal": false,
+      "decay": [
+        1,
+        1,
+        1,
+        1,
+        1,
+        1,
+        1,
+        1,
+        1,
+        1,
+        1,
+        1,
+        1,
+        1,
+        1,
+        1
+      ],
+      "feature_map": "elu_plus_one",
+      "output_norm": "rms"
+    },
+    {
+      "layer_type": "linear_attention",
+      "causal": false,
+      "decay": [
+        1,
+        1,
+        1,
+        1,
+        1,
+        1,
+        1,
+        1,
+        1,
+        1,
+        1,
+        1,
+        1,
+        1,
+        1,
+        1
+      ],
+      "feature_map": "elu_plus_one",
+      "output_norm": "rms"
+    },
+    {
+      "layer_type": "linear_attention",
+      "causal": false,
+      "decay": [
+        1,
+        1,
+        1,
+        1,
+        1,
+        1,
+        1,
+        1,
+        1,
+        1,
+        1,
+        1,
+        1,
+        1,
+        1,
+        1
+      ],
+      "feature_map": "elu_plus_one",
+      "output_norm": "rms"
+    },
+    {
+      "layer_type": "linear_attention",
+      "causal": false,
+      "decay": [
+        1,
+        1,
+        1,
+        1,
+        1,
+        1,
+        1,
+        1,
+        1,
+        1,
+        1,
+        1,
+        1,
+        1,
+        1,
+        1
+      ],
+      "feature_map": "elu_plus_one",
+      "output_norm": "rms"
+    }
+  ],
+  "mask_token_id": 31999,
+  "mask_rate": 0.15,
+  "generated_by": "lasp 0.1.0"
+}
+)json";  // config.json, written beside --save-weights (src/model/hf-config.ts)
+constexpr double kModelFlopsPerToken = 1.423442e+9;  // training FLOPs per token as MFU counts them (src/model/flops.ts)
 constexpr float kWeightScale = 0.0312500000f;  // standard deviation of the initial weights, 1/sqrt(hidden)
 constexpr bool kGathersBesideKernels = false;  // some layer kind has AllGathers beside computation that may take the copy engines
 constexpr bool kGradientsSplitEvenly = true;  // every layer's weight gradients split evenly over the ranks (the copy-engine gradient sum)
@@ -628,6 +965,6 @@ constexpr int kMaxEvents = 6;
 
 // FLOPs one rank performs in one training step: attention steps from the schedule IR, plus the
 // projections (forward 2*rows*in*out per matrix product, backward twice that).
-constexpr double kFlopsPerStep = 4.329331e+13;
+constexpr double kFlopsPerStep = 1.878104e+14;
 
 }  // namespace program

@@ -25,9 +25,9 @@ constexpr int kWorld = 8;  // sequence-parallel ranks W (the SP group)
 constexpr int kDataParallel = 1;  // data-parallel groups
 constexpr int kGpus = 8;  // all GPUs = sequence x data
 constexpr int kBatch = 1;  // sequences per step on each data-parallel rank
-constexpr int64_t kSeqLen = 524288;  // global sequence length N
-constexpr int64_t kLocalTokens = 65536;  // tokens each rank holds
-constexpr int64_t kPieceTokens = 32768;  // tokens of each piece
+constexpr int64_t kSeqLen = 262144;  // global sequence length N
+constexpr int64_t kLocalTokens = 32768;  // tokens each rank holds
+constexpr int64_t kPieceTokens = 16384;  // tokens of each piece
 constexpr int kPiecesPerRank = 2;  // zigzag layout
 constexpr int kHidden = 2048;  // model width
 constexpr int kHeads = 16;  // query heads
@@ -37,7 +37,371 @@ constexpr int kLayerKinds = 2;  // layer kinds
 constexpr int kSteps = 20;  // timed steps (bench) by default
 constexpr int kWarmup = 3;  // untimed warm-up steps
 constexpr int kSeed = 0;  // seed of weights and inputs
-constexpr float kNormEps = 0.0000100000000f;  // RMSNorm epsilon
+constexpr int kVocab = 128256;  // vocabulary size
+constexpr int kFfn = 8192;  // the MLP's inner width
+constexpr lasp::NormKind kNorm = lasp::kRmsNorm;  // the block norms and the final norm
+constexpr float kNormEps = 0.0000100000000f;  // epsilon of every norm (block, final, attention output)
+constexpr bool kTiedEmbeddings = true;  // the LM head is the embedding table
+constexpr bool kMaskedObjective = false;  // masked-token prediction (every layer bidirectional), else the next token
+constexpr float kMaskRate = 0.150000000f;  // share of the input tokens masked (masked-token prediction)
+constexpr int kClassifierChunk = 1024;  // tokens per chunk of the LM head and loss
+constexpr const char* kHfConfig = R"json({
+  "architectures": [
+    "LaspLinearLlamaForCausalLM"
+  ],
+  "model_type": "lasp_linear_llama",
+  "vocab_size": 128256,
+  "hidden_size": 2048,
+  "intermediate_size": 8192,
+  "num_hidden_layers": 16,
+  "num_attention_heads": 16,
+  "num_key_value_heads": 8,
+  "head_dim": 128,
+  "hidden_act": "silu",
+  "norm_type": "rms_norm",
+  "rms_norm_eps": 0.00001,
+  "rope_theta": 500000,
+  "max_position_embeddings": 262144,
+  "tie_word_embeddings": true,
+  "attention_bias": false,
+  "mlp_bias": false,
+  "torch_dtype": "bfloat16",
+  "layer_types": [
+    "linear_attention",
+    "linear_attention",
+    "linear_attention",
+    "full_attention",
+    "linear_attention",
+    "linear_attention",
+    "linear_attention",
+    "full_attention",
+    "linear_attention",
+    "linear_attention",
+    "linear_attention",
+    "full_attention",
+    "linear_attention",
+    "linear_attention",
+    "linear_attention",
+    "full_attention"
+  ],
+  "layer_configs": [
+    {
+      "layer_type": "linear_attention",
+      "causal": true,
+      "decay": [
+        1,
+        1,
+        1,
+        1,
+        1,
+        1,
+        1,
+        1,
+        1,
+        1,
+        1,
+        1,
+        1,
+        1,
+        1,
+        1
+      ],
+      "feature_map": "identity",
+      "output_norm": "rms"
+    },
+    {
+      "layer_type": "linear_attention",
+      "causal": true,
+      "decay": [
+        1,
+        1,
+        1,
+        1,
+        1,
+        1,
+        1,
+        1,
+        1,
+        1,
+        1,
+        1,
+        1,
+        1,
+        1,
+        1
+      ],
+      "feature_map": "identity",
+      "output_norm": "rms"
+    },
+    {
+      "layer_type": "linear_attention",
+      "causal": true,
+      "decay": [
+        1,
+        1,
+        1,
+        1,
+        1,
+        1,
+        1,
+        1,
+        1,
+        1,
+        1,
+        1,
+        1,
+        1,
+        1,
+        1
+      ],
+      "feature_map": "identity",
+      "output_norm": "rms"
+    },
+    {
+      "layer_type": "full_attention",
+      "causal": true,
+      "num_key_value_heads": 8,
+      "rope_theta": 500000
+    },
+    {
+      "layer_type": "linear_attention",
+      "causal": true,
+      "decay": [
+        1,
+        1,
+        1,
+        1,
+        1,
+        1,
+        1,
+        1,
+        1,
+        1,
+        1,
+        1,
+        1,
+        1,
+        1,
+        1
+      ],
+      "feature_map": "identity",
+      "output_norm": "rms"
+    },
+    {
+      "layer_type": "linear_attention",
+      "causal": true,
+      "decay": [
+        1,
+        1,
+        1,
+        1,
+        1,
+        1,
+        1,
+        1,
+        1,
+        1,
+        1,
+        1,
+        1,
+        1,
+        1,
+        1
+      ],
+      "feature_map": "identity",
+      "output_norm": "rms"
+    },
+    {
+      "layer_type": "linear_attention",
+      "causal": true,
+      "decay": [
+        1,
+        1,
+        1,
+        1,
+        1,
+        1,
+        1,
+        1,
+        1,
+        1,
+        1,
+        1,
+        1,
+        1,
+        1,
+        1
+      ],
+      "feature_map": "identity",
+      "output_norm": "rms"
+    },
+    {
+      "layer_type": "full_attention",
+      "causal": true,
+      "num_key_value_heads": 8,
+      "rope_theta": 500000
+    },
+    {
+      "layer_type": "linear_attention",
+      "causal": true,
+      "decay": [
+        1,
+        1,
+        1,
+        1,
+        1,
+        1,
+        1,
+        1,
+        1,
+        1,
+        1,
+        1,
+        1,
+        1,
+        1,
+        1
+      ],
+      "feature_map": "identity",
+      "output_norm": "rms"
+    },
+    {
+      "layer_type": "linear_attention",
+      "causal": true,
+      "decay": [
+        1,
+        1,
+        1,
+        1,
+        1,
+        1,
+        1,
+        1,
+        1,
+        1,
+        1,
+        1,
+        1,
+        1,
+        1,
+        1
+      ],
+      "feature_map": "identity",
+      "output_norm": "rms"
+    },
+    {
+      "layer_type": "linear_attention",
+      "causal": true,
+      "decay": [
+        1,
+        1,
+        1,
+        1,
+        1,
+        1,
+        1,
+        1,
+        1,
+        1,
+        1,
+        1,
+        1,
+        1,
+        1,
+        1
+      ],
+      "feature_map": "identity",
+      "output_norm": "rms"
+    },
+    {
+      "layer_type": "full_attention",
+      "causal": true,
+      "num_key_value_heads": 8,
+      "rope_theta": 500000
+    },
+    {
+      "layer_type": "linear_attention",
+      "causal": true,
+      "decay": [
+        1,
+        1,
+        1,
+        1,
+        1,
+        1,
+        1,
+        1,
+        1,
+        1,
+        1,
+        1,
+        1,
+        1,
+        1,
+        1
+      ],
+      "feature_map": "identity",
+      "output_norm": "rms"
+    },
+    {
+      "layer_type": "linear_attention",
+      "causal": true,
+      "decay": [
+        1,
+        1,
+        1,
+        1,
+        1,
+        1,
+        1,
+        1,
+        1,
+        1,
+        1,
+        1,
+        1,
+        1,
+        1,
+        1
+      ],
+      "feature_map": "identity",
+      "output_norm": "rms"
+    },
+    {
+      "layer_type": "linear_attention",
+      "causal": true,
+      "decay": [
+        1,
+        1,
+        1,
+        1,
+        1,
+        1,
+        1,
+        1,
+        1,
+        1,
+        1,
+        1,
+        1,
+        1,
+        1,
+        1
+      ],
+      "feature_map": "identity",
+      "output_norm": "rms"
+    },
+    {
+      "layer_type": "full_attention",
+      "causal": true,
+      "num_key_value_heads": 8,
+      "rope_theta": 500000
+    }
+  ],
+  "generated_by": "lasp 0.1.0"
+}
+)json";  // config.json, written beside --save-weights (src/model/hf-config.ts)
+constexpr double kModelFlopsPerToken = 3.374422e+10;  // training FLOPs per token as MFU counts them (src/model/flops.ts)
 constexpr float kWeightScale = 0.0220970869f;  // standard deviation of the initial weights, 1/sqrt(hidden)
 constexpr bool kGathersBesideKernels = true;  // some layer kind has AllGathers beside computation that may take the copy engines
 constexpr bool kGradientsSplitEvenly = true;  // every layer's weight gradients split evenly over the ranks (the copy-engine gradient sum)
@@ -45,14 +409,14 @@ constexpr int kFewCtas = 4;  // CTA limit of the communicator for small collecti
 
 // Where each sequence-parallel rank's rows sit in the global sequence (zigzag layout).
 static const lasp::PieceMap kPieceMaps[kWorld] = {
-    lasp::PieceMap{2, {0, 32768}, {0, 491520}, {32768, 32768}},
-    lasp::PieceMap{2, {0, 32768}, {32768, 458752}, {32768, 32768}},
-    lasp::PieceMap{2, {0, 32768}, {65536, 425984}, {32768, 32768}},
-    lasp::PieceMap{2, {0, 32768}, {98304, 393216}, {32768, 32768}},
-    lasp::PieceMap{2, {0, 32768}, {131072, 360448}, {32768, 32768}},
-    lasp::PieceMap{2, {0, 32768}, {163840, 327680}, {32768, 32768}},
-    lasp::PieceMap{2, {0, 32768}, {196608, 294912}, {32768, 32768}},
-    lasp::PieceMap{2, {0, 32768}, {229376, 262144}, {32768, 32768}},
+    lasp::PieceMap{2, {0, 16384}, {0, 245760}, {16384, 16384}},
+    lasp::PieceMap{2, {0, 16384}, {16384, 229376}, {16384, 16384}},
+    lasp::PieceMap{2, {0, 16384}, {32768, 212992}, {16384, 16384}},
+    lasp::PieceMap{2, {0, 16384}, {49152, 196608}, {16384, 16384}},
+    lasp::PieceMap{2, {0, 16384}, {65536, 180224}, {16384, 16384}},
+    lasp::PieceMap{2, {0, 16384}, {81920, 163840}, {16384, 16384}},
+    lasp::PieceMap{2, {0, 16384}, {98304, 147456}, {16384, 16384}},
+    lasp::PieceMap{2, {0, 16384}, {114688, 131072}, {16384, 16384}},
 };
 
 // The whole sequence as one piece, for the verify oracle.
@@ -60,36 +424,36 @@ static const lasp::PieceMap kWholeSequence = lasp::PieceMap{0, {0, 0}, {0, 0}, {
 
 // Constant tables the steps read on the GPU: per-head decays and the token gaps of each decayed sum.
 static const float kLDecay_host[16] = { 1.0f, 1.0f, 1.0f, 1.0f, 1.0f, 1.0f, 1.0f, 1.0f, 1.0f, 1.0f, 1.0f, 1.0f, 1.0f, 1.0f, 1.0f, 1.0f };  // per-head decay of layer kind L (none)
-static const int kL_forward_r0_gaps1_host[16] = { 458752, -1, 425984, 0, 393216, 32768, 360448, 65536, 327680, 98304, 294912, 131072, 262144, 163840, 229376, 196608 };  // prefix gaps of rank 0's piece 15 (-1: not included)
+static const int kL_forward_r0_gaps1_host[16] = { 229376, -1, 212992, 0, 196608, 16384, 180224, 32768, 163840, 49152, 147456, 65536, 131072, 81920, 114688, 98304 };  // prefix gaps of rank 0's piece 15 (-1: not included)
 static const int kL_forward_r1_gaps0_host[16] = { 0, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1 };  // prefix gaps of rank 1's piece 1 (-1: not included)
-static const int kL_forward_r1_gaps1_host[16] = { 425984, -1, 393216, -1, 360448, 0, 327680, 32768, 294912, 65536, 262144, 98304, 229376, 131072, 196608, 163840 };  // prefix gaps of rank 1's piece 14 (-1: not included)
-static const int kL_forward_r2_gaps0_host[16] = { 32768, -1, 0, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1 };  // prefix gaps of rank 2's piece 2 (-1: not included)
-static const int kL_forward_r2_gaps1_host[16] = { 393216, -1, 360448, -1, 327680, -1, 294912, 0, 262144, 32768, 229376, 65536, 196608, 98304, 163840, 131072 };  // prefix gaps of rank 2's piece 13 (-1: not included)
-static const int kL_forward_r3_gaps0_host[16] = { 65536, -1, 32768, -1, 0, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1 };  // prefix gaps of rank 3's piece 3 (-1: not included)
-static const int kL_forward_r3_gaps1_host[16] = { 360448, -1, 327680, -1, 294912, -1, 262144, -1, 229376, 0, 196608, 32768, 163840, 65536, 131072, 98304 };  // prefix gaps of rank 3's piece 12 (-1: not included)
-static const int kL_forward_r4_gaps0_host[16] = { 98304, -1, 65536, -1, 32768, -1, 0, -1, -1, -1, -1, -1, -1, -1, -1, -1 };  // prefix gaps of rank 4's piece 4 (-1: not included)
-static const int kL_forward_r4_gaps1_host[16] = { 327680, -1, 294912, -1, 262144, -1, 229376, -1, 196608, -1, 163840, 0, 131072, 32768, 98304, 65536 };  // prefix gaps of rank 4's piece 11 (-1: not included)
-static const int kL_forward_r5_gaps0_host[16] = { 131072, -1, 98304, -1, 65536, -1, 32768, -1, 0, -1, -1, -1, -1, -1, -1, -1 };  // prefix gaps of rank 5's piece 5 (-1: not included)
-static const int kL_forward_r5_gaps1_host[16] = { 294912, -1, 262144, -1, 229376, -1, 196608, -1, 163840, -1, 131072, -1, 98304, 0, 65536, 32768 };  // prefix gaps of rank 5's piece 10 (-1: not included)
-static const int kL_forward_r6_gaps0_host[16] = { 163840, -1, 131072, -1, 98304, -1, 65536, -1, 32768, -1, 0, -1, -1, -1, -1, -1 };  // prefix gaps of rank 6's piece 6 (-1: not included)
-static const int kL_forward_r6_gaps1_host[16] = { 262144, -1, 229376, -1, 196608, -1, 163840, -1, 131072, -1, 98304, -1, 65536, -1, 32768, 0 };  // prefix gaps of rank 6's piece 9 (-1: not included)
-static const int kL_forward_r7_gaps0_host[16] = { 196608, -1, 163840, -1, 131072, -1, 98304, -1, 65536, -1, 32768, -1, 0, -1, -1, -1 };  // prefix gaps of rank 7's piece 7 (-1: not included)
-static const int kL_forward_r7_gaps1_host[16] = { 229376, -1, 196608, -1, 163840, -1, 131072, -1, 98304, -1, 65536, -1, 32768, -1, 0, -1 };  // prefix gaps of rank 7's piece 8 (-1: not included)
-static const int kL_backward_r0_gaps0_host[16] = { -1, 458752, 0, 425984, 32768, 393216, 65536, 360448, 98304, 327680, 131072, 294912, 163840, 262144, 196608, 229376 };  // suffix gaps of rank 0's piece 0 (-1: not included)
-static const int kL_backward_r1_gaps0_host[16] = { -1, 425984, -1, 393216, 0, 360448, 32768, 327680, 65536, 294912, 98304, 262144, 131072, 229376, 163840, 196608 };  // suffix gaps of rank 1's piece 1 (-1: not included)
+static const int kL_forward_r1_gaps1_host[16] = { 212992, -1, 196608, -1, 180224, 0, 163840, 16384, 147456, 32768, 131072, 49152, 114688, 65536, 98304, 81920 };  // prefix gaps of rank 1's piece 14 (-1: not included)
+static const int kL_forward_r2_gaps0_host[16] = { 16384, -1, 0, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1 };  // prefix gaps of rank 2's piece 2 (-1: not included)
+static const int kL_forward_r2_gaps1_host[16] = { 196608, -1, 180224, -1, 163840, -1, 147456, 0, 131072, 16384, 114688, 32768, 98304, 49152, 81920, 65536 };  // prefix gaps of rank 2's piece 13 (-1: not included)
+static const int kL_forward_r3_gaps0_host[16] = { 32768, -1, 16384, -1, 0, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1 };  // prefix gaps of rank 3's piece 3 (-1: not included)
+static const int kL_forward_r3_gaps1_host[16] = { 180224, -1, 163840, -1, 147456, -1, 131072, -1, 114688, 0, 98304, 16384, 81920, 32768, 65536, 49152 };  // prefix gaps of rank 3's piece 12 (-1: not included)
+static const int kL_forward_r4_gaps0_host[16] = { 49152, -1, 32768, -1, 16384, -1, 0, -1, -1, -1, -1, -1, -1, -1, -1, -1 };  // prefix gaps of rank 4's piece 4 (-1: not included)
+static const int kL_forward_r4_gaps1_host[16] = { 163840, -1, 147456, -1, 131072, -1, 114688, -1, 98304, -1, 81920, 0, 65536, 16384, 49152, 32768 };  // prefix gaps of rank 4's piece 11 (-1: not included)
+static const int kL_forward_r5_gaps0_host[16] = { 65536, -1, 49152, -1, 32768, -1, 16384, -1, 0, -1, -1, -1, -1, -1, -1, -1 };  // prefix gaps of rank 5's piece 5 (-1: not included)
+static const int kL_forward_r5_gaps1_host[16] = { 147456, -1, 131072, -1, 114688, -1, 98304, -1, 81920, -1, 65536, -1, 49152, 0, 32768, 16384 };  // prefix gaps of rank 5's piece 10 (-1: not included)
+static const int kL_forward_r6_gaps0_host[16] = { 81920, -1, 65536, -1, 49152, -1, 32768, -1, 16384, -1, 0, -1, -1, -1, -1, -1 };  // prefix gaps of rank 6's piece 6 (-1: not included)
+static const int kL_forward_r6_gaps1_host[16] = { 131072, -1, 114688, -1, 98304, -1, 81920, -1, 65536, -1, 49152, -1, 32768, -1, 16384, 0 };  // prefix gaps of rank 6's piece 9 (-1: not included)
+static const int kL_forward_r7_gaps0_host[16] = { 98304, -1, 81920, -1, 65536, -1, 49152, -1, 32768, -1, 16384, -1, 0, -1, -1, -1 };  // prefix gaps of rank 7's piece 7 (-1: not included)
+static const int kL_forward_r7_gaps1_host[16] = { 114688, -1, 98304, -1, 81920, -1, 65536, -1, 49152, -1, 32768, -1, 16384, -1, 0, -1 };  // prefix gaps of rank 7's piece 8 (-1: not included)
+static const int kL_backward_r0_gaps0_host[16] = { -1, 229376, 0, 212992, 16384, 196608, 32768, 180224, 49152, 163840, 65536, 147456, 81920, 131072, 98304, 114688 };  // suffix gaps of rank 0's piece 0 (-1: not included)
+static const int kL_backward_r1_gaps0_host[16] = { -1, 212992, -1, 196608, 0, 180224, 16384, 163840, 32768, 147456, 49152, 131072, 65536, 114688, 81920, 98304 };  // suffix gaps of rank 1's piece 1 (-1: not included)
 static const int kL_backward_r1_gaps1_host[16] = { -1, 0, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1 };  // suffix gaps of rank 1's piece 14 (-1: not included)
-static const int kL_backward_r2_gaps0_host[16] = { -1, 393216, -1, 360448, -1, 327680, 0, 294912, 32768, 262144, 65536, 229376, 98304, 196608, 131072, 163840 };  // suffix gaps of rank 2's piece 2 (-1: not included)
-static const int kL_backward_r2_gaps1_host[16] = { -1, 32768, -1, 0, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1 };  // suffix gaps of rank 2's piece 13 (-1: not included)
-static const int kL_backward_r3_gaps0_host[16] = { -1, 360448, -1, 327680, -1, 294912, -1, 262144, 0, 229376, 32768, 196608, 65536, 163840, 98304, 131072 };  // suffix gaps of rank 3's piece 3 (-1: not included)
-static const int kL_backward_r3_gaps1_host[16] = { -1, 65536, -1, 32768, -1, 0, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1 };  // suffix gaps of rank 3's piece 12 (-1: not included)
-static const int kL_backward_r4_gaps0_host[16] = { -1, 327680, -1, 294912, -1, 262144, -1, 229376, -1, 196608, 0, 163840, 32768, 131072, 65536, 98304 };  // suffix gaps of rank 4's piece 4 (-1: not included)
-static const int kL_backward_r4_gaps1_host[16] = { -1, 98304, -1, 65536, -1, 32768, -1, 0, -1, -1, -1, -1, -1, -1, -1, -1 };  // suffix gaps of rank 4's piece 11 (-1: not included)
-static const int kL_backward_r5_gaps0_host[16] = { -1, 294912, -1, 262144, -1, 229376, -1, 196608, -1, 163840, -1, 131072, 0, 98304, 32768, 65536 };  // suffix gaps of rank 5's piece 5 (-1: not included)
-static const int kL_backward_r5_gaps1_host[16] = { -1, 131072, -1, 98304, -1, 65536, -1, 32768, -1, 0, -1, -1, -1, -1, -1, -1 };  // suffix gaps of rank 5's piece 10 (-1: not included)
-static const int kL_backward_r6_gaps0_host[16] = { -1, 262144, -1, 229376, -1, 196608, -1, 163840, -1, 131072, -1, 98304, -1, 65536, 0, 32768 };  // suffix gaps of rank 6's piece 6 (-1: not included)
-static const int kL_backward_r6_gaps1_host[16] = { -1, 163840, -1, 131072, -1, 98304, -1, 65536, -1, 32768, -1, 0, -1, -1, -1, -1 };  // suffix gaps of rank 6's piece 9 (-1: not included)
-static const int kL_backward_r7_gaps0_host[16] = { -1, 229376, -1, 196608, -1, 163840, -1, 131072, -1, 98304, -1, 65536, -1, 32768, -1, 0 };  // suffix gaps of rank 7's piece 7 (-1: not included)
-static const int kL_backward_r7_gaps1_host[16] = { -1, 196608, -1, 163840, -1, 131072, -1, 98304, -1, 65536, -1, 32768, -1, 0, -1, -1 };  // suffix gaps of rank 7's piece 8 (-1: not included)
+static const int kL_backward_r2_gaps0_host[16] = { -1, 196608, -1, 180224, -1, 163840, 0, 147456, 16384, 131072, 32768, 114688, 49152, 98304, 65536, 81920 };  // suffix gaps of rank 2's piece 2 (-1: not included)
+static const int kL_backward_r2_gaps1_host[16] = { -1, 16384, -1, 0, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1 };  // suffix gaps of rank 2's piece 13 (-1: not included)
+static const int kL_backward_r3_gaps0_host[16] = { -1, 180224, -1, 163840, -1, 147456, -1, 131072, 0, 114688, 16384, 98304, 32768, 81920, 49152, 65536 };  // suffix gaps of rank 3's piece 3 (-1: not included)
+static const int kL_backward_r3_gaps1_host[16] = { -1, 32768, -1, 16384, -1, 0, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1 };  // suffix gaps of rank 3's piece 12 (-1: not included)
+static const int kL_backward_r4_gaps0_host[16] = { -1, 163840, -1, 147456, -1, 131072, -1, 114688, -1, 98304, 0, 81920, 16384, 65536, 32768, 49152 };  // suffix gaps of rank 4's piece 4 (-1: not included)
+static const int kL_backward_r4_gaps1_host[16] = { -1, 49152, -1, 32768, -1, 16384, -1, 0, -1, -1, -1, -1, -1, -1, -1, -1 };  // suffix gaps of rank 4's piece 11 (-1: not included)
+static const int kL_backward_r5_gaps0_host[16] = { -1, 147456, -1, 131072, -1, 114688, -1, 98304, -1, 81920, -1, 65536, 0, 49152, 16384, 32768 };  // suffix gaps of rank 5's piece 5 (-1: not included)
+static const int kL_backward_r5_gaps1_host[16] = { -1, 65536, -1, 49152, -1, 32768, -1, 16384, -1, 0, -1, -1, -1, -1, -1, -1 };  // suffix gaps of rank 5's piece 10 (-1: not included)
+static const int kL_backward_r6_gaps0_host[16] = { -1, 131072, -1, 114688, -1, 98304, -1, 81920, -1, 65536, -1, 49152, -1, 32768, 0, 16384 };  // suffix gaps of rank 6's piece 6 (-1: not included)
+static const int kL_backward_r6_gaps1_host[16] = { -1, 81920, -1, 65536, -1, 49152, -1, 32768, -1, 16384, -1, 0, -1, -1, -1, -1 };  // suffix gaps of rank 6's piece 9 (-1: not included)
+static const int kL_backward_r7_gaps0_host[16] = { -1, 114688, -1, 98304, -1, 81920, -1, 65536, -1, 49152, -1, 32768, -1, 16384, -1, 0 };  // suffix gaps of rank 7's piece 7 (-1: not included)
+static const int kL_backward_r7_gaps1_host[16] = { -1, 98304, -1, 81920, -1, 65536, -1, 49152, -1, 32768, -1, 16384, -1, 0, -1, -1 };  // suffix gaps of rank 7's piece 8 (-1: not included)
 
 struct Tables {
   float* kLDecay = nullptr;
@@ -217,17 +581,17 @@ using lasp::run_host;
 // Layer kind L: linear_attention, lasp2, causal, decay none — 12 layer(s) of the stack.
 
 struct LBuffers {
-  bf16* q = nullptr;  // 134217728 elements: queries (after the feature map) [per layer]
-  bf16* k = nullptr;  // 134217728 elements: keys (after the feature map) [per layer]
-  bf16* v = nullptr;  // 134217728 elements: values [per layer]
-  bf16* o = nullptr;  // 134217728 elements: attention output [per layer]
+  bf16* q = nullptr;  // 67108864 elements: queries (after the feature map) [per layer]
+  bf16* k = nullptr;  // 67108864 elements: keys (after the feature map) [per layer]
+  bf16* v = nullptr;  // 67108864 elements: values [per layer]
+  bf16* o = nullptr;  // 67108864 elements: attention output [per layer]
   float* m = nullptr;  // 524288 elements: this rank's piece states M
   float* p = nullptr;  // 524288 elements: prefix state P of each piece, kept for the backward pass [per layer]
   float* m_all = nullptr;  // 4194304 elements: every piece's states, gathered (rank-major order)
-  bf16* do_ = nullptr;  // 134217728 elements: gradient of the output [per layer]
-  bf16* dq = nullptr;  // 134217728 elements: gradient of q
-  bf16* dk = nullptr;  // 134217728 elements: gradient of k
-  bf16* dv = nullptr;  // 134217728 elements: gradient of v
+  bf16* do_ = nullptr;  // 67108864 elements: gradient of the output [per layer]
+  bf16* dq = nullptr;  // 67108864 elements: gradient of q
+  bf16* dk = nullptr;  // 67108864 elements: gradient of k
+  bf16* dv = nullptr;  // 67108864 elements: gradient of v
   float* dm = nullptr;  // 524288 elements: this rank's piece gradient states dM
   float* g = nullptr;  // 524288 elements: suffix gradient state G of each piece
   float* dm_all = nullptr;  // 4194304 elements: every piece's dM, gathered (rank-major order)
@@ -243,26 +607,26 @@ struct LBuffers {
 // The buffers above as a table (buffers.cuh): name, field, elements, offset in bytes in its block, home.
 // Per-layer buffers share one block per layer, scratch one block per kind; collective windows stand alone.
 static const lasp::BufferSpec<LBuffers> kLBuffers[] = {
-    {"q", &LBuffers::q, nullptr, 134217728, 0, lasp::BufferHome::kLayer },
-    {"k", &LBuffers::k, nullptr, 134217728, 268435456, lasp::BufferHome::kLayer },
-    {"v", &LBuffers::v, nullptr, 134217728, 536870912, lasp::BufferHome::kLayer },
-    {"o", &LBuffers::o, nullptr, 134217728, 805306368, lasp::BufferHome::kLayer },
+    {"q", &LBuffers::q, nullptr, 67108864, 0, lasp::BufferHome::kLayer },
+    {"k", &LBuffers::k, nullptr, 67108864, 134217728, lasp::BufferHome::kLayer },
+    {"v", &LBuffers::v, nullptr, 67108864, 268435456, lasp::BufferHome::kLayer },
+    {"o", &LBuffers::o, nullptr, 67108864, 402653184, lasp::BufferHome::kLayer },
     {"m", nullptr, &LBuffers::m, 524288, 0, lasp::BufferHome::kSharedWindow },
-    {"p", nullptr, &LBuffers::p, 524288, 1073741824, lasp::BufferHome::kLayer },
+    {"p", nullptr, &LBuffers::p, 524288, 536870912, lasp::BufferHome::kLayer },
     {"m_all", nullptr, &LBuffers::m_all, 4194304, 0, lasp::BufferHome::kSharedWindow },
-    {"do_", &LBuffers::do_, nullptr, 134217728, 1075838976, lasp::BufferHome::kLayer },
-    {"dq", &LBuffers::dq, nullptr, 134217728, 0, lasp::BufferHome::kShared },
-    {"dk", &LBuffers::dk, nullptr, 134217728, 268435456, lasp::BufferHome::kShared },
-    {"dv", &LBuffers::dv, nullptr, 134217728, 536870912, lasp::BufferHome::kShared },
+    {"do_", &LBuffers::do_, nullptr, 67108864, 538968064, lasp::BufferHome::kLayer },
+    {"dq", &LBuffers::dq, nullptr, 67108864, 0, lasp::BufferHome::kShared },
+    {"dk", &LBuffers::dk, nullptr, 67108864, 134217728, lasp::BufferHome::kShared },
+    {"dv", &LBuffers::dv, nullptr, 67108864, 268435456, lasp::BufferHome::kShared },
     {"dm", nullptr, &LBuffers::dm, 524288, 0, lasp::BufferHome::kSharedWindow },
-    {"g", nullptr, &LBuffers::g, 524288, 805306368, lasp::BufferHome::kShared },
+    {"g", nullptr, &LBuffers::g, 524288, 402653184, lasp::BufferHome::kShared },
     {"dm_all", nullptr, &LBuffers::dm_all, 4194304, 0, lasp::BufferHome::kSharedWindow },
 };
 
 // Allocates a layer's buffers `b` by the table; scratch (not kept from forward to backward) is `shared`'s
 // when given. The buffers of the collectives beside kernels come from `windows` (comm.cuh).
 inline void allocate(LBuffers& b, const LBuffers* shared, lasp::Windows& windows) {
-  lasp::allocate_buffers(b, shared, windows, kLBuffers, 1344274432, 807403520);
+  lasp::allocate_buffers(b, shared, windows, kLBuffers, 673185792, 404750336);
   b.ws_floats = lasp::linear_state_workspace_bytes(lasp::LinearDims{kBatch, kLocalTokens, kHeads, kHeadDim}, kPieceTokens) / sizeof(float);
   CUDA_CHECK(cudaMalloc(&b.kv_ws, kPiecesPerRank * b.ws_floats * sizeof(float)));
   if (shared != nullptr) b.qdo_ws = shared->qdo_ws;
@@ -277,7 +641,7 @@ static void L_forward_rank0(const Ctx& c, LBuffers& b, Run run) {
     lasp::LinearStateArgs args;
     args.k = b.k; args.v = b.v;
     args.m = b.m;
-    args.piece = lasp::Piece{0, 32768};
+    args.piece = lasp::Piece{0, 16384};
     args.kv_ws = b.kv_ws;
     lasp::linear_state(args, c.dims, c.tables.kLDecay, c.compute);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[1], c.compute));
@@ -289,7 +653,7 @@ static void L_forward_rank0(const Ctx& c, LBuffers& b, Run run) {
     lasp::LinearStateArgs args;
     args.k = b.k; args.v = b.v;
     args.m = b.m + 262144;
-    args.piece = lasp::Piece{32768, 32768};
+    args.piece = lasp::Piece{16384, 16384};
     args.kv_ws = b.kv_ws + 1 * b.ws_floats;
     lasp::linear_state(args, c.dims, c.tables.kLDecay, c.compute);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[3], c.compute));
@@ -319,7 +683,7 @@ static void L_forward_rank0(const Ctx& c, LBuffers& b, Run run) {
     lasp::LinearIntraArgs args;
     args.q = b.q; args.k = b.k; args.v = b.v;
     args.o = b.o;
-    args.piece = lasp::Piece{0, 32768}; args.causal = true;
+    args.piece = lasp::Piece{0, 16384}; args.causal = true;
     args.kv_ws = b.kv_ws;
     lasp::linear_intra(args, c.dims, c.tables.kLDecay, c.compute);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[9], c.compute));
@@ -337,7 +701,7 @@ static void L_forward_rank0(const Ctx& c, LBuffers& b, Run run) {
     lasp::LinearForwardFusedArgs args;
     args.q = b.q; args.k = b.k; args.v = b.v; args.p = b.p + 262144;
     args.o = b.o;
-    args.piece = lasp::Piece{32768, 32768}; args.causal = true;
+    args.piece = lasp::Piece{16384, 16384}; args.causal = true;
     args.kv_ws = b.kv_ws + 1 * b.ws_floats;
     lasp::linear_forward_fused(args, c.dims, c.tables.kLDecay, c.compute);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[13], c.compute));
@@ -352,7 +716,7 @@ static void L_forward_rank1(const Ctx& c, LBuffers& b, Run run) {
     lasp::LinearStateArgs args;
     args.k = b.k; args.v = b.v;
     args.m = b.m;
-    args.piece = lasp::Piece{0, 32768};
+    args.piece = lasp::Piece{0, 16384};
     args.kv_ws = b.kv_ws;
     lasp::linear_state(args, c.dims, c.tables.kLDecay, c.compute);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[1], c.compute));
@@ -364,7 +728,7 @@ static void L_forward_rank1(const Ctx& c, LBuffers& b, Run run) {
     lasp::LinearStateArgs args;
     args.k = b.k; args.v = b.v;
     args.m = b.m + 262144;
-    args.piece = lasp::Piece{32768, 32768};
+    args.piece = lasp::Piece{16384, 16384};
     args.kv_ws = b.kv_ws + 1 * b.ws_floats;
     lasp::linear_state(args, c.dims, c.tables.kLDecay, c.compute);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[3], c.compute));
@@ -400,7 +764,7 @@ static void L_forward_rank1(const Ctx& c, LBuffers& b, Run run) {
     lasp::LinearForwardFusedArgs args;
     args.q = b.q; args.k = b.k; args.v = b.v; args.p = b.p;
     args.o = b.o;
-    args.piece = lasp::Piece{0, 32768}; args.causal = true;
+    args.piece = lasp::Piece{0, 16384}; args.causal = true;
     args.kv_ws = b.kv_ws;
     lasp::linear_forward_fused(args, c.dims, c.tables.kLDecay, c.compute);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[11], c.compute));
@@ -418,7 +782,7 @@ static void L_forward_rank1(const Ctx& c, LBuffers& b, Run run) {
     lasp::LinearForwardFusedArgs args;
     args.q = b.q; args.k = b.k; args.v = b.v; args.p = b.p + 262144;
     args.o = b.o;
-    args.piece = lasp::Piece{32768, 32768}; args.causal = true;
+    args.piece = lasp::Piece{16384, 16384}; args.causal = true;
     args.kv_ws = b.kv_ws + 1 * b.ws_floats;
     lasp::linear_forward_fused(args, c.dims, c.tables.kLDecay, c.compute);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[15], c.compute));
@@ -433,7 +797,7 @@ static void L_forward_rank2(const Ctx& c, LBuffers& b, Run run) {
     lasp::LinearStateArgs args;
     args.k = b.k; args.v = b.v;
     args.m = b.m;
-    args.piece = lasp::Piece{0, 32768};
+    args.piece = lasp::Piece{0, 16384};
     args.kv_ws = b.kv_ws;
     lasp::linear_state(args, c.dims, c.tables.kLDecay, c.compute);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[1], c.compute));
@@ -445,7 +809,7 @@ static void L_forward_rank2(const Ctx& c, LBuffers& b, Run run) {
     lasp::LinearStateArgs args;
     args.k = b.k; args.v = b.v;
     args.m = b.m + 262144;
-    args.piece = lasp::Piece{32768, 32768};
+    args.piece = lasp::Piece{16384, 16384};
     args.kv_ws = b.kv_ws + 1 * b.ws_floats;
     lasp::linear_state(args, c.dims, c.tables.kLDecay, c.compute);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[3], c.compute));
@@ -481,7 +845,7 @@ static void L_forward_rank2(const Ctx& c, LBuffers& b, Run run) {
     lasp::LinearForwardFusedArgs args;
     args.q = b.q; args.k = b.k; args.v = b.v; args.p = b.p;
     args.o = b.o;
-    args.piece = lasp::Piece{0, 32768}; args.causal = true;
+    args.piece = lasp::Piece{0, 16384}; args.causal = true;
     args.kv_ws = b.kv_ws;
     lasp::linear_forward_fused(args, c.dims, c.tables.kLDecay, c.compute);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[11], c.compute));
@@ -499,7 +863,7 @@ static void L_forward_rank2(const Ctx& c, LBuffers& b, Run run) {
     lasp::LinearForwardFusedArgs args;
     args.q = b.q; args.k = b.k; args.v = b.v; args.p = b.p + 262144;
     args.o = b.o;
-    args.piece = lasp::Piece{32768, 32768}; args.causal = true;
+    args.piece = lasp::Piece{16384, 16384}; args.causal = true;
     args.kv_ws = b.kv_ws + 1 * b.ws_floats;
     lasp::linear_forward_fused(args, c.dims, c.tables.kLDecay, c.compute);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[15], c.compute));
@@ -514,7 +878,7 @@ static void L_forward_rank3(const Ctx& c, LBuffers& b, Run run) {
     lasp::LinearStateArgs args;
     args.k = b.k; args.v = b.v;
     args.m = b.m;
-    args.piece = lasp::Piece{0, 32768};
+    args.piece = lasp::Piece{0, 16384};
     args.kv_ws = b.kv_ws;
     lasp::linear_state(args, c.dims, c.tables.kLDecay, c.compute);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[1], c.compute));
@@ -526,7 +890,7 @@ static void L_forward_rank3(const Ctx& c, LBuffers& b, Run run) {
     lasp::LinearStateArgs args;
     args.k = b.k; args.v = b.v;
     args.m = b.m + 262144;
-    args.piece = lasp::Piece{32768, 32768};
+    args.piece = lasp::Piece{16384, 16384};
     args.kv_ws = b.kv_ws + 1 * b.ws_floats;
     lasp::linear_state(args, c.dims, c.tables.kLDecay, c.compute);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[3], c.compute));
@@ -562,7 +926,7 @@ static void L_forward_rank3(const Ctx& c, LBuffers& b, Run run) {
     lasp::LinearForwardFusedArgs args;
     args.q = b.q; args.k = b.k; args.v = b.v; args.p = b.p;
     args.o = b.o;
-    args.piece = lasp::Piece{0, 32768}; args.causal = true;
+    args.piece = lasp::Piece{0, 16384}; args.causal = true;
     args.kv_ws = b.kv_ws;
     lasp::linear_forward_fused(args, c.dims, c.tables.kLDecay, c.compute);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[11], c.compute));
@@ -580,7 +944,7 @@ static void L_forward_rank3(const Ctx& c, LBuffers& b, Run run) {
     lasp::LinearForwardFusedArgs args;
     args.q = b.q; args.k = b.k; args.v = b.v; args.p = b.p + 262144;
     args.o = b.o;
-    args.piece = lasp::Piece{32768, 32768}; args.causal = true;
+    args.piece = lasp::Piece{16384, 16384}; args.causal = true;
     args.kv_ws = b.kv_ws + 1 * b.ws_floats;
     lasp::linear_forward_fused(args, c.dims, c.tables.kLDecay, c.compute);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[15], c.compute));
@@ -595,7 +959,7 @@ static void L_forward_rank4(const Ctx& c, LBuffers& b, Run run) {
     lasp::LinearStateArgs args;
     args.k = b.k; args.v = b.v;
     args.m = b.m;
-    args.piece = lasp::Piece{0, 32768};
+    args.piece = lasp::Piece{0, 16384};
     args.kv_ws = b.kv_ws;
     lasp::linear_state(args, c.dims, c.tables.kLDecay, c.compute);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[1], c.compute));
@@ -607,7 +971,7 @@ static void L_forward_rank4(const Ctx& c, LBuffers& b, Run run) {
     lasp::LinearStateArgs args;
     args.k = b.k; args.v = b.v;
     args.m = b.m + 262144;
-    args.piece = lasp::Piece{32768, 32768};
+    args.piece = lasp::Piece{16384, 16384};
     args.kv_ws = b.kv_ws + 1 * b.ws_floats;
     lasp::linear_state(args, c.dims, c.tables.kLDecay, c.compute);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[3], c.compute));
@@ -643,7 +1007,7 @@ static void L_forward_rank4(const Ctx& c, LBuffers& b, Run run) {
     lasp::LinearForwardFusedArgs args;
     args.q = b.q; args.k = b.k; args.v = b.v; args.p = b.p;
     args.o = b.o;
-    args.piece = lasp::Piece{0, 32768}; args.causal = true;
+    args.piece = lasp::Piece{0, 16384}; args.causal = true;
     args.kv_ws = b.kv_ws;
     lasp::linear_forward_fused(args, c.dims, c.tables.kLDecay, c.compute);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[11], c.compute));
@@ -661,7 +1025,7 @@ static void L_forward_rank4(const Ctx& c, LBuffers& b, Run run) {
     lasp::LinearForwardFusedArgs args;
     args.q = b.q; args.k = b.k; args.v = b.v; args.p = b.p + 262144;
     args.o = b.o;
-    args.piece = lasp::Piece{32768, 32768}; args.causal = true;
+    args.piece = lasp::Piece{16384, 16384}; args.causal = true;
     args.kv_ws = b.kv_ws + 1 * b.ws_floats;
     lasp::linear_forward_fused(args, c.dims, c.tables.kLDecay, c.compute);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[15], c.compute));
@@ -676,7 +1040,7 @@ static void L_forward_rank5(const Ctx& c, LBuffers& b, Run run) {
     lasp::LinearStateArgs args;
     args.k = b.k; args.v = b.v;
     args.m = b.m;
-    args.piece = lasp::Piece{0, 32768};
+    args.piece = lasp::Piece{0, 16384};
     args.kv_ws = b.kv_ws;
     lasp::linear_state(args, c.dims, c.tables.kLDecay, c.compute);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[1], c.compute));
@@ -688,7 +1052,7 @@ static void L_forward_rank5(const Ctx& c, LBuffers& b, Run run) {
     lasp::LinearStateArgs args;
     args.k = b.k; args.v = b.v;
     args.m = b.m + 262144;
-    args.piece = lasp::Piece{32768, 32768};
+    args.piece = lasp::Piece{16384, 16384};
     args.kv_ws = b.kv_ws + 1 * b.ws_floats;
     lasp::linear_state(args, c.dims, c.tables.kLDecay, c.compute);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[3], c.compute));
@@ -724,7 +1088,7 @@ static void L_forward_rank5(const Ctx& c, LBuffers& b, Run run) {
     lasp::LinearForwardFusedArgs args;
     args.q = b.q; args.k = b.k; args.v = b.v; args.p = b.p;
     args.o = b.o;
-    args.piece = lasp::Piece{0, 32768}; args.causal = true;
+    args.piece = lasp::Piece{0, 16384}; args.causal = true;
     args.kv_ws = b.kv_ws;
     lasp::linear_forward_fused(args, c.dims, c.tables.kLDecay, c.compute);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[11], c.compute));
@@ -742,7 +1106,7 @@ static void L_forward_rank5(const Ctx& c, LBuffers& b, Run run) {
     lasp::LinearForwardFusedArgs args;
     args.q = b.q; args.k = b.k; args.v = b.v; args.p = b.p + 262144;
     args.o = b.o;
-    args.piece = lasp::Piece{32768, 32768}; args.causal = true;
+    args.piece = lasp::Piece{16384, 16384}; args.causal = true;
     args.kv_ws = b.kv_ws + 1 * b.ws_floats;
     lasp::linear_forward_fused(args, c.dims, c.tables.kLDecay, c.compute);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[15], c.compute));
@@ -757,7 +1121,7 @@ static void L_forward_rank6(const Ctx& c, LBuffers& b, Run run) {
     lasp::LinearStateArgs args;
     args.k = b.k; args.v = b.v;
     args.m = b.m;
-    args.piece = lasp::Piece{0, 32768};
+    args.piece = lasp::Piece{0, 16384};
     args.kv_ws = b.kv_ws;
     lasp::linear_state(args, c.dims, c.tables.kLDecay, c.compute);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[1], c.compute));
@@ -769,7 +1133,7 @@ static void L_forward_rank6(const Ctx& c, LBuffers& b, Run run) {
     lasp::LinearStateArgs args;
     args.k = b.k; args.v = b.v;
     args.m = b.m + 262144;
-    args.piece = lasp::Piece{32768, 32768};
+    args.piece = lasp::Piece{16384, 16384};
     args.kv_ws = b.kv_ws + 1 * b.ws_floats;
     lasp::linear_state(args, c.dims, c.tables.kLDecay, c.compute);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[3], c.compute));
@@ -805,7 +1169,7 @@ static void L_forward_rank6(const Ctx& c, LBuffers& b, Run run) {
     lasp::LinearForwardFusedArgs args;
     args.q = b.q; args.k = b.k; args.v = b.v; args.p = b.p;
     args.o = b.o;
-    args.piece = lasp::Piece{0, 32768}; args.causal = true;
+    args.piece = lasp::Piece{0, 16384}; args.causal = true;
     args.kv_ws = b.kv_ws;
     lasp::linear_forward_fused(args, c.dims, c.tables.kLDecay, c.compute);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[11], c.compute));
@@ -823,7 +1187,7 @@ static void L_forward_rank6(const Ctx& c, LBuffers& b, Run run) {
     lasp::LinearForwardFusedArgs args;
     args.q = b.q; args.k = b.k; args.v = b.v; args.p = b.p + 262144;
     args.o = b.o;
-    args.piece = lasp::Piece{32768, 32768}; args.causal = true;
+    args.piece = lasp::Piece{16384, 16384}; args.causal = true;
     args.kv_ws = b.kv_ws + 1 * b.ws_floats;
     lasp::linear_forward_fused(args, c.dims, c.tables.kLDecay, c.compute);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[15], c.compute));
@@ -838,7 +1202,7 @@ static void L_forward_rank7(const Ctx& c, LBuffers& b, Run run) {
     lasp::LinearStateArgs args;
     args.k = b.k; args.v = b.v;
     args.m = b.m;
-    args.piece = lasp::Piece{0, 32768};
+    args.piece = lasp::Piece{0, 16384};
     args.kv_ws = b.kv_ws;
     lasp::linear_state(args, c.dims, c.tables.kLDecay, c.compute);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[1], c.compute));
@@ -850,7 +1214,7 @@ static void L_forward_rank7(const Ctx& c, LBuffers& b, Run run) {
     lasp::LinearStateArgs args;
     args.k = b.k; args.v = b.v;
     args.m = b.m + 262144;
-    args.piece = lasp::Piece{32768, 32768};
+    args.piece = lasp::Piece{16384, 16384};
     args.kv_ws = b.kv_ws + 1 * b.ws_floats;
     lasp::linear_state(args, c.dims, c.tables.kLDecay, c.compute);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[3], c.compute));
@@ -886,7 +1250,7 @@ static void L_forward_rank7(const Ctx& c, LBuffers& b, Run run) {
     lasp::LinearForwardFusedArgs args;
     args.q = b.q; args.k = b.k; args.v = b.v; args.p = b.p;
     args.o = b.o;
-    args.piece = lasp::Piece{0, 32768}; args.causal = true;
+    args.piece = lasp::Piece{0, 16384}; args.causal = true;
     args.kv_ws = b.kv_ws;
     lasp::linear_forward_fused(args, c.dims, c.tables.kLDecay, c.compute);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[11], c.compute));
@@ -904,7 +1268,7 @@ static void L_forward_rank7(const Ctx& c, LBuffers& b, Run run) {
     lasp::LinearForwardFusedArgs args;
     args.q = b.q; args.k = b.k; args.v = b.v; args.p = b.p + 262144;
     args.o = b.o;
-    args.piece = lasp::Piece{32768, 32768}; args.causal = true;
+    args.piece = lasp::Piece{16384, 16384}; args.causal = true;
     args.kv_ws = b.kv_ws + 1 * b.ws_floats;
     lasp::linear_forward_fused(args, c.dims, c.tables.kLDecay, c.compute);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[15], c.compute));
@@ -934,7 +1298,7 @@ static void L_backward_rank0(const Ctx& c, LBuffers& b, Run run) {
     lasp::LinearGradStateArgs args;
     args.q = b.q; args.dout = b.do_;
     args.dm = b.dm;
-    args.piece = lasp::Piece{0, 32768};
+    args.piece = lasp::Piece{0, 16384};
     args.qdo_ws = b.qdo_ws;
     lasp::linear_grad_state(args, c.dims, c.tables.kLDecay, c.compute);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[1], c.compute));
@@ -946,7 +1310,7 @@ static void L_backward_rank0(const Ctx& c, LBuffers& b, Run run) {
     lasp::LinearGradStateArgs args;
     args.q = b.q; args.dout = b.do_;
     args.dm = b.dm + 262144;
-    args.piece = lasp::Piece{32768, 32768};
+    args.piece = lasp::Piece{16384, 16384};
     args.qdo_ws = b.qdo_ws + 1 * b.ws_floats;
     lasp::linear_grad_state(args, c.dims, c.tables.kLDecay, c.compute);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[3], c.compute));
@@ -983,7 +1347,7 @@ static void L_backward_rank0(const Ctx& c, LBuffers& b, Run run) {
     args.q = b.q; args.k = b.k; args.v = b.v; args.dout = b.do_;
     args.g = b.g;
     args.dq = b.dq; args.dk = b.dk; args.dv = b.dv;
-    args.piece = lasp::Piece{0, 32768}; args.causal = true;
+    args.piece = lasp::Piece{0, 16384}; args.causal = true;
     args.kv_ws = b.kv_ws; args.qdo_ws = b.qdo_ws;
     lasp::linear_backward_fused(args, c.dims, c.tables.kLDecay, c.compute);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[11], c.compute));
@@ -996,7 +1360,7 @@ static void L_backward_rank0(const Ctx& c, LBuffers& b, Run run) {
     args.q = b.q; args.k = b.k; args.v = b.v; args.dout = b.do_;
     args.p = b.p + 262144;
     args.dq = b.dq; args.dk = b.dk; args.dv = b.dv;
-    args.piece = lasp::Piece{32768, 32768}; args.causal = true;
+    args.piece = lasp::Piece{16384, 16384}; args.causal = true;
     args.kv_ws = b.kv_ws + 1 * b.ws_floats; args.qdo_ws = b.qdo_ws + 1 * b.ws_floats;
     lasp::linear_backward_fused(args, c.dims, c.tables.kLDecay, c.compute);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[13], c.compute));
@@ -1011,7 +1375,7 @@ static void L_backward_rank1(const Ctx& c, LBuffers& b, Run run) {
     lasp::LinearGradStateArgs args;
     args.q = b.q; args.dout = b.do_;
     args.dm = b.dm;
-    args.piece = lasp::Piece{0, 32768};
+    args.piece = lasp::Piece{0, 16384};
     args.qdo_ws = b.qdo_ws;
     lasp::linear_grad_state(args, c.dims, c.tables.kLDecay, c.compute);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[1], c.compute));
@@ -1023,7 +1387,7 @@ static void L_backward_rank1(const Ctx& c, LBuffers& b, Run run) {
     lasp::LinearGradStateArgs args;
     args.q = b.q; args.dout = b.do_;
     args.dm = b.dm + 262144;
-    args.piece = lasp::Piece{32768, 32768};
+    args.piece = lasp::Piece{16384, 16384};
     args.qdo_ws = b.qdo_ws + 1 * b.ws_floats;
     lasp::linear_grad_state(args, c.dims, c.tables.kLDecay, c.compute);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[3], c.compute));
@@ -1060,7 +1424,7 @@ static void L_backward_rank1(const Ctx& c, LBuffers& b, Run run) {
     args.q = b.q; args.k = b.k; args.v = b.v; args.dout = b.do_;
     args.p = b.p; args.g = b.g;
     args.dq = b.dq; args.dk = b.dk; args.dv = b.dv;
-    args.piece = lasp::Piece{0, 32768}; args.causal = true;
+    args.piece = lasp::Piece{0, 16384}; args.causal = true;
     args.kv_ws = b.kv_ws; args.qdo_ws = b.qdo_ws;
     lasp::linear_backward_fused(args, c.dims, c.tables.kLDecay, c.compute);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[11], c.compute));
@@ -1079,7 +1443,7 @@ static void L_backward_rank1(const Ctx& c, LBuffers& b, Run run) {
     args.q = b.q; args.k = b.k; args.v = b.v; args.dout = b.do_;
     args.p = b.p + 262144; args.g = b.g + 262144;
     args.dq = b.dq; args.dk = b.dk; args.dv = b.dv;
-    args.piece = lasp::Piece{32768, 32768}; args.causal = true;
+    args.piece = lasp::Piece{16384, 16384}; args.causal = true;
     args.kv_ws = b.kv_ws + 1 * b.ws_floats; args.qdo_ws = b.qdo_ws + 1 * b.ws_floats;
     lasp::linear_backward_fused(args, c.dims, c.tables.kLDecay, c.compute);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[15], c.compute));
@@ -1094,7 +1458,7 @@ static void L_backward_rank2(const Ctx& c, LBuffers& b, Run run) {
     lasp::LinearGradStateArgs args;
     args.q = b.q; args.dout = b.do_;
     args.dm = b.dm;
-    args.piece = lasp::Piece{0, 32768};
+    args.piece = lasp::Piece{0, 16384};
     args.qdo_ws = b.qdo_ws;
     lasp::linear_grad_state(args, c.dims, c.tables.kLDecay, c.compute);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[1], c.compute));
@@ -1106,7 +1470,7 @@ static void L_backward_rank2(const Ctx& c, LBuffers& b, Run run) {
     lasp::LinearGradStateArgs args;
     args.q = b.q; args.dout = b.do_;
     args.dm = b.dm + 262144;
-    args.piece = lasp::Piece{32768, 32768};
+    args.piece = lasp::Piece{16384, 16384};
     args.qdo_ws = b.qdo_ws + 1 * b.ws_floats;
     lasp::linear_grad_state(args, c.dims, c.tables.kLDecay, c.compute);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[3], c.compute));
@@ -1143,7 +1507,7 @@ static void L_backward_rank2(const Ctx& c, LBuffers& b, Run run) {
     args.q = b.q; args.k = b.k; args.v = b.v; args.dout = b.do_;
     args.p = b.p; args.g = b.g;
     args.dq = b.dq; args.dk = b.dk; args.dv = b.dv;
-    args.piece = lasp::Piece{0, 32768}; args.causal = true;
+    args.piece = lasp::Piece{0, 16384}; args.causal = true;
     args.kv_ws = b.kv_ws; args.qdo_ws = b.qdo_ws;
     lasp::linear_backward_fused(args, c.dims, c.tables.kLDecay, c.compute);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[11], c.compute));
@@ -1162,7 +1526,7 @@ static void L_backward_rank2(const Ctx& c, LBuffers& b, Run run) {
     args.q = b.q; args.k = b.k; args.v = b.v; args.dout = b.do_;
     args.p = b.p + 262144; args.g = b.g + 262144;
     args.dq = b.dq; args.dk = b.dk; args.dv = b.dv;
-    args.piece = lasp::Piece{32768, 32768}; args.causal = true;
+    args.piece = lasp::Piece{16384, 16384}; args.causal = true;
     args.kv_ws = b.kv_ws + 1 * b.ws_floats; args.qdo_ws = b.qdo_ws + 1 * b.ws_floats;
     lasp::linear_backward_fused(args, c.dims, c.tables.kLDecay, c.compute);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[15], c.compute));
@@ -1177,7 +1541,7 @@ static void L_backward_rank3(const Ctx& c, LBuffers& b, Run run) {
     lasp::LinearGradStateArgs args;
     args.q = b.q; args.dout = b.do_;
     args.dm = b.dm;
-    args.piece = lasp::Piece{0, 32768};
+    args.piece = lasp::Piece{0, 16384};
     args.qdo_ws = b.qdo_ws;
     lasp::linear_grad_state(args, c.dims, c.tables.kLDecay, c.compute);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[1], c.compute));
@@ -1189,7 +1553,7 @@ static void L_backward_rank3(const Ctx& c, LBuffers& b, Run run) {
     lasp::LinearGradStateArgs args;
     args.q = b.q; args.dout = b.do_;
     args.dm = b.dm + 262144;
-    args.piece = lasp::Piece{32768, 32768};
+    args.piece = lasp::Piece{16384, 16384};
     args.qdo_ws = b.qdo_ws + 1 * b.ws_floats;
     lasp::linear_grad_state(args, c.dims, c.tables.kLDecay, c.compute);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[3], c.compute));
@@ -1226,7 +1590,7 @@ static void L_backward_rank3(const Ctx& c, LBuffers& b, Run run) {
     args.q = b.q; args.k = b.k; args.v = b.v; args.dout = b.do_;
     args.p = b.p; args.g = b.g;
     args.dq = b.dq; args.dk = b.dk; args.dv = b.dv;
-    args.piece = lasp::Piece{0, 32768}; args.causal = true;
+    args.piece = lasp::Piece{0, 16384}; args.causal = true;
     args.kv_ws = b.kv_ws; args.qdo_ws = b.qdo_ws;
     lasp::linear_backward_fused(args, c.dims, c.tables.kLDecay, c.compute);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[11], c.compute));
@@ -1245,7 +1609,7 @@ static void L_backward_rank3(const Ctx& c, LBuffers& b, Run run) {
     args.q = b.q; args.k = b.k; args.v = b.v; args.dout = b.do_;
     args.p = b.p + 262144; args.g = b.g + 262144;
     args.dq = b.dq; args.dk = b.dk; args.dv = b.dv;
-    args.piece = lasp::Piece{32768, 32768}; args.causal = true;
+    args.piece = lasp::Piece{16384, 16384}; args.causal = true;
     args.kv_ws = b.kv_ws + 1 * b.ws_floats; args.qdo_ws = b.qdo_ws + 1 * b.ws_floats;
     lasp::linear_backward_fused(args, c.dims, c.tables.kLDecay, c.compute);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[15], c.compute));
@@ -1260,7 +1624,7 @@ static void L_backward_rank4(const Ctx& c, LBuffers& b, Run run) {
     lasp::LinearGradStateArgs args;
     args.q = b.q; args.dout = b.do_;
     args.dm = b.dm;
-    args.piece = lasp::Piece{0, 32768};
+    args.piece = lasp::Piece{0, 16384};
     args.qdo_ws = b.qdo_ws;
     lasp::linear_grad_state(args, c.dims, c.tables.kLDecay, c.compute);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[1], c.compute));
@@ -1272,7 +1636,7 @@ static void L_backward_rank4(const Ctx& c, LBuffers& b, Run run) {
     lasp::LinearGradStateArgs args;
     args.q = b.q; args.dout = b.do_;
     args.dm = b.dm + 262144;
-    args.piece = lasp::Piece{32768, 32768};
+    args.piece = lasp::Piece{16384, 16384};
     args.qdo_ws = b.qdo_ws + 1 * b.ws_floats;
     lasp::linear_grad_state(args, c.dims, c.tables.kLDecay, c.compute);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[3], c.compute));
@@ -1309,7 +1673,7 @@ static void L_backward_rank4(const Ctx& c, LBuffers& b, Run run) {
     args.q = b.q; args.k = b.k; args.v = b.v; args.dout = b.do_;
     args.p = b.p; args.g = b.g;
     args.dq = b.dq; args.dk = b.dk; args.dv = b.dv;
-    args.piece = lasp::Piece{0, 32768}; args.causal = true;
+    args.piece = lasp::Piece{0, 16384}; args.causal = true;
     args.kv_ws = b.kv_ws; args.qdo_ws = b.qdo_ws;
     lasp::linear_backward_fused(args, c.dims, c.tables.kLDecay, c.compute);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[11], c.compute));
@@ -1328,7 +1692,7 @@ static void L_backward_rank4(const Ctx& c, LBuffers& b, Run run) {
     args.q = b.q; args.k = b.k; args.v = b.v; args.dout = b.do_;
     args.p = b.p + 262144; args.g = b.g + 262144;
     args.dq = b.dq; args.dk = b.dk; args.dv = b.dv;
-    args.piece = lasp::Piece{32768, 32768}; args.causal = true;
+    args.piece = lasp::Piece{16384, 16384}; args.causal = true;
     args.kv_ws = b.kv_ws + 1 * b.ws_floats; args.qdo_ws = b.qdo_ws + 1 * b.ws_floats;
     lasp::linear_backward_fused(args, c.dims, c.tables.kLDecay, c.compute);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[15], c.compute));
@@ -1343,7 +1707,7 @@ static void L_backward_rank5(const Ctx& c, LBuffers& b, Run run) {
     lasp::LinearGradStateArgs args;
     args.q = b.q; args.dout = b.do_;
     args.dm = b.dm;
-    args.piece = lasp::Piece{0, 32768};
+    args.piece = lasp::Piece{0, 16384};
     args.qdo_ws = b.qdo_ws;
     lasp::linear_grad_state(args, c.dims, c.tables.kLDecay, c.compute);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[1], c.compute));
@@ -1355,7 +1719,7 @@ static void L_backward_rank5(const Ctx& c, LBuffers& b, Run run) {
     lasp::LinearGradStateArgs args;
     args.q = b.q; args.dout = b.do_;
     args.dm = b.dm + 262144;
-    args.piece = lasp::Piece{32768, 32768};
+    args.piece = lasp::Piece{16384, 16384};
     args.qdo_ws = b.qdo_ws + 1 * b.ws_floats;
     lasp::linear_grad_state(args, c.dims, c.tables.kLDecay, c.compute);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[3], c.compute));
@@ -1392,7 +1756,7 @@ static void L_backward_rank5(const Ctx& c, LBuffers& b, Run run) {
     args.q = b.q; args.k = b.k; args.v = b.v; args.dout = b.do_;
     args.p = b.p; args.g = b.g;
     args.dq = b.dq; args.dk = b.dk; args.dv = b.dv;
-    args.piece = lasp::Piece{0, 32768}; args.causal = true;
+    args.piece = lasp::Piece{0, 16384}; args.causal = true;
     args.kv_ws = b.kv_ws; args.qdo_ws = b.qdo_ws;
     lasp::linear_backward_fused(args, c.dims, c.tables.kLDecay, c.compute);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[11], c.compute));
@@ -1411,7 +1775,7 @@ static void L_backward_rank5(const Ctx& c, LBuffers& b, Run run) {
     args.q = b.q; args.k = b.k; args.v = b.v; args.dout = b.do_;
     args.p = b.p + 262144; args.g = b.g + 262144;
     args.dq = b.dq; args.dk = b.dk; args.dv = b.dv;
-    args.piece = lasp::Piece{32768, 32768}; args.causal = true;
+    args.piece = lasp::Piece{16384, 16384}; args.causal = true;
     args.kv_ws = b.kv_ws + 1 * b.ws_floats; args.qdo_ws = b.qdo_ws + 1 * b.ws_floats;
     lasp::linear_backward_fused(args, c.dims, c.tables.kLDecay, c.compute);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[15], c.compute));
@@ -1426,7 +1790,7 @@ static void L_backward_rank6(const Ctx& c, LBuffers& b, Run run) {
     lasp::LinearGradStateArgs args;
     args.q = b.q; args.dout = b.do_;
     args.dm = b.dm;
-    args.piece = lasp::Piece{0, 32768};
+    args.piece = lasp::Piece{0, 16384};
     args.qdo_ws = b.qdo_ws;
     lasp::linear_grad_state(args, c.dims, c.tables.kLDecay, c.compute);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[1], c.compute));
@@ -1438,7 +1802,7 @@ static void L_backward_rank6(const Ctx& c, LBuffers& b, Run run) {
     lasp::LinearGradStateArgs args;
     args.q = b.q; args.dout = b.do_;
     args.dm = b.dm + 262144;
-    args.piece = lasp::Piece{32768, 32768};
+    args.piece = lasp::Piece{16384, 16384};
     args.qdo_ws = b.qdo_ws + 1 * b.ws_floats;
     lasp::linear_grad_state(args, c.dims, c.tables.kLDecay, c.compute);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[3], c.compute));
@@ -1475,7 +1839,7 @@ static void L_backward_rank6(const Ctx& c, LBuffers& b, Run run) {
     args.q = b.q; args.k = b.k; args.v = b.v; args.dout = b.do_;
     args.p = b.p; args.g = b.g;
     args.dq = b.dq; args.dk = b.dk; args.dv = b.dv;
-    args.piece = lasp::Piece{0, 32768}; args.causal = true;
+    args.piece = lasp::Piece{0, 16384}; args.causal = true;
     args.kv_ws = b.kv_ws; args.qdo_ws = b.qdo_ws;
     lasp::linear_backward_fused(args, c.dims, c.tables.kLDecay, c.compute);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[11], c.compute));
@@ -1494,7 +1858,7 @@ static void L_backward_rank6(const Ctx& c, LBuffers& b, Run run) {
     args.q = b.q; args.k = b.k; args.v = b.v; args.dout = b.do_;
     args.p = b.p + 262144; args.g = b.g + 262144;
     args.dq = b.dq; args.dk = b.dk; args.dv = b.dv;
-    args.piece = lasp::Piece{32768, 32768}; args.causal = true;
+    args.piece = lasp::Piece{16384, 16384}; args.causal = true;
     args.kv_ws = b.kv_ws + 1 * b.ws_floats; args.qdo_ws = b.qdo_ws + 1 * b.ws_floats;
     lasp::linear_backward_fused(args, c.dims, c.tables.kLDecay, c.compute);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[15], c.compute));
@@ -1509,7 +1873,7 @@ static void L_backward_rank7(const Ctx& c, LBuffers& b, Run run) {
     lasp::LinearGradStateArgs args;
     args.q = b.q; args.dout = b.do_;
     args.dm = b.dm;
-    args.piece = lasp::Piece{0, 32768};
+    args.piece = lasp::Piece{0, 16384};
     args.qdo_ws = b.qdo_ws;
     lasp::linear_grad_state(args, c.dims, c.tables.kLDecay, c.compute);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[1], c.compute));
@@ -1521,7 +1885,7 @@ static void L_backward_rank7(const Ctx& c, LBuffers& b, Run run) {
     lasp::LinearGradStateArgs args;
     args.q = b.q; args.dout = b.do_;
     args.dm = b.dm + 262144;
-    args.piece = lasp::Piece{32768, 32768};
+    args.piece = lasp::Piece{16384, 16384};
     args.qdo_ws = b.qdo_ws + 1 * b.ws_floats;
     lasp::linear_grad_state(args, c.dims, c.tables.kLDecay, c.compute);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[3], c.compute));
@@ -1558,7 +1922,7 @@ static void L_backward_rank7(const Ctx& c, LBuffers& b, Run run) {
     args.q = b.q; args.k = b.k; args.v = b.v; args.dout = b.do_;
     args.p = b.p; args.g = b.g;
     args.dq = b.dq; args.dk = b.dk; args.dv = b.dv;
-    args.piece = lasp::Piece{0, 32768}; args.causal = true;
+    args.piece = lasp::Piece{0, 16384}; args.causal = true;
     args.kv_ws = b.kv_ws; args.qdo_ws = b.qdo_ws;
     lasp::linear_backward_fused(args, c.dims, c.tables.kLDecay, c.compute);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[11], c.compute));
@@ -1577,7 +1941,7 @@ static void L_backward_rank7(const Ctx& c, LBuffers& b, Run run) {
     args.q = b.q; args.k = b.k; args.v = b.v; args.dout = b.do_;
     args.p = b.p + 262144; args.g = b.g + 262144;
     args.dq = b.dq; args.dk = b.dk; args.dv = b.dv;
-    args.piece = lasp::Piece{32768, 32768}; args.causal = true;
+    args.piece = lasp::Piece{16384, 16384}; args.causal = true;
     args.kv_ws = b.kv_ws + 1 * b.ws_floats; args.qdo_ws = b.qdo_ws + 1 * b.ws_floats;
     lasp::linear_backward_fused(args, c.dims, c.tables.kLDecay, c.compute);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[15], c.compute));
@@ -1603,60 +1967,60 @@ inline void L_backward(const Ctx& c, LBuffers& b, Run run = Run{}) {
 // Layer kind S: softmax_attention, allgather, causal, 8 kv heads, RoPE base 500000 — 4 layer(s) of the stack.
 
 struct SBuffers {
-  bf16* q = nullptr;  // 134217728 elements: queries (RoPE applied) [per layer]
-  bf16* k = nullptr;  // 67108864 elements: keys (RoPE applied)
-  bf16* v = nullptr;  // 67108864 elements: values
-  bf16* k_all = nullptr;  // 536870912 elements: every rank's keys, gathered; kept for the backward pass [per layer]
-  bf16* v_all = nullptr;  // 536870912 elements: every rank's values, gathered; kept for the backward pass [per layer]
-  bf16* o = nullptr;  // 134217728 elements: attention output [per layer]
-  float* lse = nullptr;  // 1048576 elements: log-sum-exp per query and head, kept for the backward pass [per layer]
-  float* o_part = nullptr;  // 1073741824 elements: normalised partial output per source block
-  float* lse_part = nullptr;  // 8388608 elements: log-sum-exp of each partial
-  bf16* do_ = nullptr;  // 134217728 elements: gradient of the output [per layer]
-  bf16* dq = nullptr;  // 134217728 elements: gradient of q
-  float* dq_acc = nullptr;  // 134217728 elements: fp32 sum of dQ over the key blocks
-  float* dk_all = nullptr;  // 536870912 elements: gradient of every gathered key position
-  float* dv_all = nullptr;  // 536870912 elements: gradient of every gathered value position
-  float* dk_sum = nullptr;  // 67108864 elements: this rank's keys' gradient, summed over the ranks
-  float* dv_sum = nullptr;  // 67108864 elements: this rank's values' gradient, summed over the ranks
-  float* dk_own = nullptr;  // 67108864 elements: this rank's keys' gradient from its own queries
-  float* dv_own = nullptr;  // 67108864 elements: this rank's values' gradient from its own queries
-  bf16* dk = nullptr;  // 67108864 elements: gradient of this rank's keys
-  bf16* dv = nullptr;  // 67108864 elements: gradient of this rank's values
+  bf16* q = nullptr;  // 67108864 elements: queries (RoPE applied) [per layer]
+  bf16* k = nullptr;  // 33554432 elements: keys (RoPE applied)
+  bf16* v = nullptr;  // 33554432 elements: values
+  bf16* k_all = nullptr;  // 268435456 elements: every rank's keys, gathered; kept for the backward pass [per layer]
+  bf16* v_all = nullptr;  // 268435456 elements: every rank's values, gathered; kept for the backward pass [per layer]
+  bf16* o = nullptr;  // 67108864 elements: attention output [per layer]
+  float* lse = nullptr;  // 524288 elements: log-sum-exp per query and head, kept for the backward pass [per layer]
+  float* o_part = nullptr;  // 536870912 elements: normalised partial output per source block
+  float* lse_part = nullptr;  // 4194304 elements: log-sum-exp of each partial
+  bf16* do_ = nullptr;  // 67108864 elements: gradient of the output [per layer]
+  bf16* dq = nullptr;  // 67108864 elements: gradient of q
+  float* dq_acc = nullptr;  // 67108864 elements: fp32 sum of dQ over the key blocks
+  float* dk_all = nullptr;  // 268435456 elements: gradient of every gathered key position
+  float* dv_all = nullptr;  // 268435456 elements: gradient of every gathered value position
+  float* dk_sum = nullptr;  // 33554432 elements: this rank's keys' gradient, summed over the ranks
+  float* dv_sum = nullptr;  // 33554432 elements: this rank's values' gradient, summed over the ranks
+  float* dk_own = nullptr;  // 33554432 elements: this rank's keys' gradient from its own queries
+  float* dv_own = nullptr;  // 33554432 elements: this rank's values' gradient from its own queries
+  bf16* dk = nullptr;  // 33554432 elements: gradient of this rank's keys
+  bf16* dv = nullptr;  // 33554432 elements: gradient of this rank's values
 };
 
 // The rank's queries against one rank's keys (grouped-query: 8 kv heads).
-static const lasp::SoftmaxDims kS_dims = lasp::SoftmaxDims{1, 65536, 65536, 16, 8, 128};
+static const lasp::SoftmaxDims kS_dims = lasp::SoftmaxDims{1, 32768, 32768, 16, 8, 128};
 
 // The buffers above as a table (buffers.cuh): name, field, elements, offset in bytes in its block, home.
 // Per-layer buffers share one block per layer, scratch one block per kind; collective windows stand alone.
 static const lasp::BufferSpec<SBuffers> kSBuffers[] = {
-    {"q", &SBuffers::q, nullptr, 134217728, 0, lasp::BufferHome::kLayer },
-    {"k", &SBuffers::k, nullptr, 67108864, 0, lasp::BufferHome::kSharedWindow },
-    {"v", &SBuffers::v, nullptr, 67108864, 0, lasp::BufferHome::kSharedWindow },
-    {"k_all", &SBuffers::k_all, nullptr, 536870912, 0, lasp::BufferHome::kLayerWindow },
-    {"v_all", &SBuffers::v_all, nullptr, 536870912, 0, lasp::BufferHome::kLayerWindow },
-    {"o", &SBuffers::o, nullptr, 134217728, 268435456, lasp::BufferHome::kLayer },
-    {"lse", nullptr, &SBuffers::lse, 1048576, 536870912, lasp::BufferHome::kLayer },
-    {"o_part", nullptr, &SBuffers::o_part, 1073741824, 0, lasp::BufferHome::kShared },
-    {"lse_part", nullptr, &SBuffers::lse_part, 8388608, 4294967296, lasp::BufferHome::kShared },
-    {"do_", &SBuffers::do_, nullptr, 134217728, 541065216, lasp::BufferHome::kLayer },
-    {"dq", &SBuffers::dq, nullptr, 134217728, 4328521728, lasp::BufferHome::kShared },
-    {"dq_acc", nullptr, &SBuffers::dq_acc, 134217728, 4596957184, lasp::BufferHome::kShared },
-    {"dk_all", nullptr, &SBuffers::dk_all, 536870912, 5133828096, lasp::BufferHome::kShared },
-    {"dv_all", nullptr, &SBuffers::dv_all, 536870912, 7281311744, lasp::BufferHome::kShared },
-    {"dk_sum", nullptr, &SBuffers::dk_sum, 67108864, 9428795392, lasp::BufferHome::kShared },
-    {"dv_sum", nullptr, &SBuffers::dv_sum, 67108864, 9697230848, lasp::BufferHome::kShared },
-    {"dk_own", nullptr, &SBuffers::dk_own, 67108864, 9965666304, lasp::BufferHome::kShared },
-    {"dv_own", nullptr, &SBuffers::dv_own, 67108864, 10234101760, lasp::BufferHome::kShared },
-    {"dk", &SBuffers::dk, nullptr, 67108864, 10502537216, lasp::BufferHome::kShared },
-    {"dv", &SBuffers::dv, nullptr, 67108864, 10636754944, lasp::BufferHome::kShared },
+    {"q", &SBuffers::q, nullptr, 67108864, 0, lasp::BufferHome::kLayer },
+    {"k", &SBuffers::k, nullptr, 33554432, 0, lasp::BufferHome::kSharedWindow },
+    {"v", &SBuffers::v, nullptr, 33554432, 0, lasp::BufferHome::kSharedWindow },
+    {"k_all", &SBuffers::k_all, nullptr, 268435456, 0, lasp::BufferHome::kLayerWindow },
+    {"v_all", &SBuffers::v_all, nullptr, 268435456, 0, lasp::BufferHome::kLayerWindow },
+    {"o", &SBuffers::o, nullptr, 67108864, 134217728, lasp::BufferHome::kLayer },
+    {"lse", nullptr, &SBuffers::lse, 524288, 268435456, lasp::BufferHome::kLayer },
+    {"o_part", nullptr, &SBuffers::o_part, 536870912, 0, lasp::BufferHome::kShared },
+    {"lse_part", nullptr, &SBuffers::lse_part, 4194304, 2147483648, lasp::BufferHome::kShared },
+    {"do_", &SBuffers::do_, nullptr, 67108864, 270532608, lasp::BufferHome::kLayer },
+    {"dq", &SBuffers::dq, nullptr, 67108864, 2164260864, lasp::BufferHome::kShared },
+    {"dq_acc", nullptr, &SBuffers::dq_acc, 67108864, 2298478592, lasp::BufferHome::kShared },
+    {"dk_all", nullptr, &SBuffers::dk_all, 268435456, 2566914048, lasp::BufferHome::kShared },
+    {"dv_all", nullptr, &SBuffers::dv_all, 268435456, 3640655872, lasp::BufferHome::kShared },
+    {"dk_sum", nullptr, &SBuffers::dk_sum, 33554432, 4714397696, lasp::BufferHome::kShared },
+    {"dv_sum", nullptr, &SBuffers::dv_sum, 33554432, 4848615424, lasp::BufferHome::kShared },
+    {"dk_own", nullptr, &SBuffers::dk_own, 33554432, 4982833152, lasp::BufferHome::kShared },
+    {"dv_own", nullptr, &SBuffers::dv_own, 33554432, 5117050880, lasp::BufferHome::kShared },
+    {"dk", &SBuffers::dk, nullptr, 33554432, 5251268608, lasp::BufferHome::kShared },
+    {"dv", &SBuffers::dv, nullptr, 33554432, 5318377472, lasp::BufferHome::kShared },
 };
 
 // Allocates a layer's buffers `b` by the table; scratch (not kept from forward to backward) is `shared`'s
 // when given. The buffers of the collectives beside kernels come from `windows` (comm.cuh).
 inline void allocate(SBuffers& b, const SBuffers* shared, lasp::Windows& windows) {
-  lasp::allocate_buffers(b, shared, windows, kSBuffers, 809500672, 10770972672);
+  lasp::allocate_buffers(b, shared, windows, kSBuffers, 404750336, 5385486336);
 }
 
 // S forward, rank 0.
@@ -1666,8 +2030,8 @@ static void S_forward_rank0(const Ctx& c, SBuffers& b, Run run) {
     CUDA_CHECK(cudaEventRecord(c.started[0], c.comm));  // the collective is next on its stream
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[0], c.comm));
     NCCL_CHECK(ncclGroupStart());
-    NCCL_CHECK(ncclAllGather(b.k, b.k_all, 67108864, ncclBfloat16, c.few_ctas_on_copy_engines ? c.nccl_few_ctas : c.nccl, c.comm));
-    NCCL_CHECK(ncclAllGather(b.v, b.v_all, 67108864, ncclBfloat16, c.few_ctas_on_copy_engines ? c.nccl_few_ctas : c.nccl, c.comm));
+    NCCL_CHECK(ncclAllGather(b.k, b.k_all, 33554432, ncclBfloat16, c.few_ctas_on_copy_engines ? c.nccl_few_ctas : c.nccl, c.comm));
+    NCCL_CHECK(ncclAllGather(b.v, b.v_all, 33554432, ncclBfloat16, c.few_ctas_on_copy_engines ? c.nccl_few_ctas : c.nccl, c.comm));
     NCCL_CHECK(ncclGroupEnd());
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[1], c.comm));
     CUDA_CHECK(cudaEventRecord(c.events[0], c.comm));
@@ -1688,8 +2052,8 @@ static void S_forward_rank0(const Ctx& c, SBuffers& b, Run run) {
     CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.events[0], 0));
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[4], c.compute));
     lasp::SoftmaxBlockArgs args;
-    args.q = b.q; args.k = b.k_all + 67108864; args.v = b.v_all + 67108864;
-    args.o = b.o_part + 134217728; args.lse = b.lse_part + 1048576;
+    args.q = b.q; args.k = b.k_all + 33554432; args.v = b.v_all + 33554432;
+    args.o = b.o_part + 67108864; args.lse = b.lse_part + 524288;
     args.q_map = kPieceMaps[0]; args.k_map = kPieceMaps[1]; args.causal = true;
     lasp::softmax_block_forward(args, kS_dims, c.compute);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[5], c.compute));
@@ -1699,8 +2063,8 @@ static void S_forward_rank0(const Ctx& c, SBuffers& b, Run run) {
     CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.events[0], 0));
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[6], c.compute));
     lasp::SoftmaxBlockArgs args;
-    args.q = b.q; args.k = b.k_all + 134217728; args.v = b.v_all + 134217728;
-    args.o = b.o_part + 268435456; args.lse = b.lse_part + 2097152;
+    args.q = b.q; args.k = b.k_all + 67108864; args.v = b.v_all + 67108864;
+    args.o = b.o_part + 134217728; args.lse = b.lse_part + 1048576;
     args.q_map = kPieceMaps[0]; args.k_map = kPieceMaps[2]; args.causal = true;
     lasp::softmax_block_forward(args, kS_dims, c.compute);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[7], c.compute));
@@ -1710,8 +2074,8 @@ static void S_forward_rank0(const Ctx& c, SBuffers& b, Run run) {
     CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.events[0], 0));
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[8], c.compute));
     lasp::SoftmaxBlockArgs args;
-    args.q = b.q; args.k = b.k_all + 201326592; args.v = b.v_all + 201326592;
-    args.o = b.o_part + 402653184; args.lse = b.lse_part + 3145728;
+    args.q = b.q; args.k = b.k_all + 100663296; args.v = b.v_all + 100663296;
+    args.o = b.o_part + 201326592; args.lse = b.lse_part + 1572864;
     args.q_map = kPieceMaps[0]; args.k_map = kPieceMaps[3]; args.causal = true;
     lasp::softmax_block_forward(args, kS_dims, c.compute);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[9], c.compute));
@@ -1721,8 +2085,8 @@ static void S_forward_rank0(const Ctx& c, SBuffers& b, Run run) {
     CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.events[0], 0));
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[10], c.compute));
     lasp::SoftmaxBlockArgs args;
-    args.q = b.q; args.k = b.k_all + 268435456; args.v = b.v_all + 268435456;
-    args.o = b.o_part + 536870912; args.lse = b.lse_part + 4194304;
+    args.q = b.q; args.k = b.k_all + 134217728; args.v = b.v_all + 134217728;
+    args.o = b.o_part + 268435456; args.lse = b.lse_part + 2097152;
     args.q_map = kPieceMaps[0]; args.k_map = kPieceMaps[4]; args.causal = true;
     lasp::softmax_block_forward(args, kS_dims, c.compute);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[11], c.compute));
@@ -1732,8 +2096,8 @@ static void S_forward_rank0(const Ctx& c, SBuffers& b, Run run) {
     CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.events[0], 0));
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[12], c.compute));
     lasp::SoftmaxBlockArgs args;
-    args.q = b.q; args.k = b.k_all + 335544320; args.v = b.v_all + 335544320;
-    args.o = b.o_part + 671088640; args.lse = b.lse_part + 5242880;
+    args.q = b.q; args.k = b.k_all + 167772160; args.v = b.v_all + 167772160;
+    args.o = b.o_part + 335544320; args.lse = b.lse_part + 2621440;
     args.q_map = kPieceMaps[0]; args.k_map = kPieceMaps[5]; args.causal = true;
     lasp::softmax_block_forward(args, kS_dims, c.compute);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[13], c.compute));
@@ -1743,8 +2107,8 @@ static void S_forward_rank0(const Ctx& c, SBuffers& b, Run run) {
     CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.events[0], 0));
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[14], c.compute));
     lasp::SoftmaxBlockArgs args;
-    args.q = b.q; args.k = b.k_all + 402653184; args.v = b.v_all + 402653184;
-    args.o = b.o_part + 805306368; args.lse = b.lse_part + 6291456;
+    args.q = b.q; args.k = b.k_all + 201326592; args.v = b.v_all + 201326592;
+    args.o = b.o_part + 402653184; args.lse = b.lse_part + 3145728;
     args.q_map = kPieceMaps[0]; args.k_map = kPieceMaps[6]; args.causal = true;
     lasp::softmax_block_forward(args, kS_dims, c.compute);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[15], c.compute));
@@ -1754,8 +2118,8 @@ static void S_forward_rank0(const Ctx& c, SBuffers& b, Run run) {
     CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.events[0], 0));
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[16], c.compute));
     lasp::SoftmaxBlockArgs args;
-    args.q = b.q; args.k = b.k_all + 469762048; args.v = b.v_all + 469762048;
-    args.o = b.o_part + 939524096; args.lse = b.lse_part + 7340032;
+    args.q = b.q; args.k = b.k_all + 234881024; args.v = b.v_all + 234881024;
+    args.o = b.o_part + 469762048; args.lse = b.lse_part + 3670016;
     args.q_map = kPieceMaps[0]; args.k_map = kPieceMaps[7]; args.causal = true;
     lasp::softmax_block_forward(args, kS_dims, c.compute);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[17], c.compute));
@@ -1766,7 +2130,7 @@ static void S_forward_rank0(const Ctx& c, SBuffers& b, Run run) {
     lasp::SoftmaxMergeArgs args;
     args.parts = b.o_part; args.part_lse = b.lse_part; args.sources = lasp::SlotList{8, {0, 1, 2, 3, 4, 5, 6, 7}};
     args.o = b.o; args.lse = b.lse;
-    args.batch = 1; args.rows = 65536; args.heads = 16; args.head_dim = 128;
+    args.batch = 1; args.rows = 32768; args.heads = 16; args.head_dim = 128;
     lasp::softmax_merge(args, c.compute);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[19], c.compute));
   }
@@ -1779,8 +2143,8 @@ static void S_forward_rank1(const Ctx& c, SBuffers& b, Run run) {
     CUDA_CHECK(cudaEventRecord(c.started[0], c.comm));  // the collective is next on its stream
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[0], c.comm));
     NCCL_CHECK(ncclGroupStart());
-    NCCL_CHECK(ncclAllGather(b.k, b.k_all, 67108864, ncclBfloat16, c.few_ctas_on_copy_engines ? c.nccl_few_ctas : c.nccl, c.comm));
-    NCCL_CHECK(ncclAllGather(b.v, b.v_all, 67108864, ncclBfloat16, c.few_ctas_on_copy_engines ? c.nccl_few_ctas : c.nccl, c.comm));
+    NCCL_CHECK(ncclAllGather(b.k, b.k_all, 33554432, ncclBfloat16, c.few_ctas_on_copy_engines ? c.nccl_few_ctas : c.nccl, c.comm));
+    NCCL_CHECK(ncclAllGather(b.v, b.v_all, 33554432, ncclBfloat16, c.few_ctas_on_copy_engines ? c.nccl_few_ctas : c.nccl, c.comm));
     NCCL_CHECK(ncclGroupEnd());
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[1], c.comm));
     CUDA_CHECK(cudaEventRecord(c.events[0], c.comm));
@@ -1791,7 +2155,7 @@ static void S_forward_rank1(const Ctx& c, SBuffers& b, Run run) {
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[2], c.compute));
     lasp::SoftmaxBlockArgs args;
     args.q = b.q; args.k = b.k; args.v = b.v;
-    args.o = b.o_part + 134217728; args.lse = b.lse_part + 1048576;
+    args.o = b.o_part + 67108864; args.lse = b.lse_part + 524288;
     args.q_map = kPieceMaps[1]; args.k_map = kPieceMaps[1]; args.causal = true;
     lasp::softmax_block_forward(args, kS_dims, c.compute);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[3], c.compute));
@@ -1812,8 +2176,8 @@ static void S_forward_rank1(const Ctx& c, SBuffers& b, Run run) {
     CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.events[0], 0));
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[6], c.compute));
     lasp::SoftmaxBlockArgs args;
-    args.q = b.q; args.k = b.k_all + 134217728; args.v = b.v_all + 134217728;
-    args.o = b.o_part + 268435456; args.lse = b.lse_part + 2097152;
+    args.q = b.q; args.k = b.k_all + 67108864; args.v = b.v_all + 67108864;
+    args.o = b.o_part + 134217728; args.lse = b.lse_part + 1048576;
     args.q_map = kPieceMaps[1]; args.k_map = kPieceMaps[2]; args.causal = true;
     lasp::softmax_block_forward(args, kS_dims, c.compute);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[7], c.compute));
@@ -1823,8 +2187,8 @@ static void S_forward_rank1(const Ctx& c, SBuffers& b, Run run) {
     CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.events[0], 0));
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[8], c.compute));
     lasp::SoftmaxBlockArgs args;
-    args.q = b.q; args.k = b.k_all + 201326592; args.v = b.v_all + 201326592;
-    args.o = b.o_part + 402653184; args.lse = b.lse_part + 3145728;
+    args.q = b.q; args.k = b.k_all + 100663296; args.v = b.v_all + 100663296;
+    args.o = b.o_part + 201326592; args.lse = b.lse_part + 1572864;
     args.q_map = kPieceMaps[1]; args.k_map = kPieceMaps[3]; args.causal = true;
     lasp::softmax_block_forward(args, kS_dims, c.compute);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[9], c.compute));
@@ -1834,8 +2198,8 @@ static void S_forward_rank1(const Ctx& c, SBuffers& b, Run run) {
     CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.events[0], 0));
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[10], c.compute));
     lasp::SoftmaxBlockArgs args;
-    args.q = b.q; args.k = b.k_all + 268435456; args.v = b.v_all + 268435456;
-    args.o = b.o_part + 536870912; args.lse = b.lse_part + 4194304;
+    args.q = b.q; args.k = b.k_all + 134217728; args.v = b.v_all + 134217728;
+    args.o = b.o_part + 268435456; args.lse = b.lse_part + 2097152;
     args.q_map = kPieceMaps[1]; args.k_map = kPieceMaps[4]; args.causal = true;
     lasp::softmax_block_forward(args, kS_dims, c.compute);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[11], c.compute));
@@ -1845,8 +2209,8 @@ static void S_forward_rank1(const Ctx& c, SBuffers& b, Run run) {
     CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.events[0], 0));
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[12], c.compute));
     lasp::SoftmaxBlockArgs args;
-    args.q = b.q; args.k = b.k_all + 335544320; args.v = b.v_all + 335544320;
-    args.o = b.o_part + 671088640; args.lse = b.lse_part + 5242880;
+    args.q = b.q; args.k = b.k_all + 167772160; args.v = b.v_all + 167772160;
+    args.o = b.o_part + 335544320; args.lse = b.lse_part + 2621440;
     args.q_map = kPieceMaps[1]; args.k_map = kPieceMaps[5]; args.causal = true;
     lasp::softmax_block_forward(args, kS_dims, c.compute);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[13], c.compute));
@@ -1856,8 +2220,8 @@ static void S_forward_rank1(const Ctx& c, SBuffers& b, Run run) {
     CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.events[0], 0));
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[14], c.compute));
     lasp::SoftmaxBlockArgs args;
-    args.q = b.q; args.k = b.k_all + 402653184; args.v = b.v_all + 402653184;
-    args.o = b.o_part + 805306368; args.lse = b.lse_part + 6291456;
+    args.q = b.q; args.k = b.k_all + 201326592; args.v = b.v_all + 201326592;
+    args.o = b.o_part + 402653184; args.lse = b.lse_part + 3145728;
     args.q_map = kPieceMaps[1]; args.k_map = kPieceMaps[6]; args.causal = true;
     lasp::softmax_block_forward(args, kS_dims, c.compute);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[15], c.compute));
@@ -1867,8 +2231,8 @@ static void S_forward_rank1(const Ctx& c, SBuffers& b, Run run) {
     CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.events[0], 0));
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[16], c.compute));
     lasp::SoftmaxBlockArgs args;
-    args.q = b.q; args.k = b.k_all + 469762048; args.v = b.v_all + 469762048;
-    args.o = b.o_part + 939524096; args.lse = b.lse_part + 7340032;
+    args.q = b.q; args.k = b.k_all + 234881024; args.v = b.v_all + 234881024;
+    args.o = b.o_part + 469762048; args.lse = b.lse_part + 3670016;
     args.q_map = kPieceMaps[1]; args.k_map = kPieceMaps[7]; args.causal = true;
     lasp::softmax_block_forward(args, kS_dims, c.compute);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[17], c.compute));
@@ -1879,7 +2243,7 @@ static void S_forward_rank1(const Ctx& c, SBuffers& b, Run run) {
     lasp::SoftmaxMergeArgs args;
     args.parts = b.o_part; args.part_lse = b.lse_part; args.sources = lasp::SlotList{8, {1, 0, 2, 3, 4, 5, 6, 7}};
     args.o = b.o; args.lse = b.lse;
-    args.batch = 1; args.rows = 65536; args.heads = 16; args.head_dim = 128;
+    args.batch = 1; args.rows = 32768; args.heads = 16; args.head_dim = 128;
     lasp::softmax_merge(args, c.compute);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[19], c.compute));
   }
@@ -1892,8 +2256,8 @@ static void S_forward_rank2(const Ctx& c, SBuffers& b, Run run) {
     CUDA_CHECK(cudaEventRecord(c.started[0], c.comm));  // the collective is next on its stream
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[0], c.comm));
     NCCL_CHECK(ncclGroupStart());
-    NCCL_CHECK(ncclAllGather(b.k, b.k_all, 67108864, ncclBfloat16, c.few_ctas_on_copy_engines ? c.nccl_few_ctas : c.nccl, c.comm));
-    NCCL_CHECK(ncclAllGather(b.v, b.v_all, 67108864, ncclBfloat16, c.few_ctas_on_copy_engines ? c.nccl_few_ctas : c.nccl, c.comm));
+    NCCL_CHECK(ncclAllGather(b.k, b.k_all, 33554432, ncclBfloat16, c.few_ctas_on_copy_engines ? c.nccl_few_ctas : c.nccl, c.comm));
+    NCCL_CHECK(ncclAllGather(b.v, b.v_all, 33554432, ncclBfloat16, c.few_ctas_on_copy_engines ? c.nccl_few_ctas : c.nccl, c.comm));
     NCCL_CHECK(ncclGroupEnd());
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[1], c.comm));
     CUDA_CHECK(cudaEventRecord(c.events[0], c.comm));
@@ -1904,7 +2268,7 @@ static void S_forward_rank2(const Ctx& c, SBuffers& b, Run run) {
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[2], c.compute));
     lasp::SoftmaxBlockArgs args;
     args.q = b.q; args.k = b.k; args.v = b.v;
-    args.o = b.o_part + 268435456; args.lse = b.lse_part + 2097152;
+    args.o = b.o_part + 134217728; args.lse = b.lse_part + 1048576;
     args.q_map = kPieceMaps[2]; args.k_map = kPieceMaps[2]; args.causal = true;
     lasp::softmax_block_forward(args, kS_dims, c.compute);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[3], c.compute));
@@ -1925,8 +2289,8 @@ static void S_forward_rank2(const Ctx& c, SBuffers& b, Run run) {
     CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.events[0], 0));
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[6], c.compute));
     lasp::SoftmaxBlockArgs args;
-    args.q = b.q; args.k = b.k_all + 67108864; args.v = b.v_all + 67108864;
-    args.o = b.o_part + 134217728; args.lse = b.lse_part + 1048576;
+    args.q = b.q; args.k = b.k_all + 33554432; args.v = b.v_all + 33554432;
+    args.o = b.o_part + 67108864; args.lse = b.lse_part + 524288;
     args.q_map = kPieceMaps[2]; args.k_map = kPieceMaps[1]; args.causal = true;
     lasp::softmax_block_forward(args, kS_dims, c.compute);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[7], c.compute));
@@ -1936,8 +2300,8 @@ static void S_forward_rank2(const Ctx& c, SBuffers& b, Run run) {
     CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.events[0], 0));
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[8], c.compute));
     lasp::SoftmaxBlockArgs args;
-    args.q = b.q; args.k = b.k_all + 201326592; args.v = b.v_all + 201326592;
-    args.o = b.o_part + 402653184; args.lse = b.lse_part + 3145728;
+    args.q = b.q; args.k = b.k_all + 100663296; args.v = b.v_all + 100663296;
+    args.o = b.o_part + 201326592; args.lse = b.lse_part + 1572864;
     args.q_map = kPieceMaps[2]; args.k_map = kPieceMaps[3]; args.causal = true;
     lasp::softmax_block_forward(args, kS_dims, c.compute);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[9], c.compute));
@@ -1947,8 +2311,8 @@ static void S_forward_rank2(const Ctx& c, SBuffers& b, Run run) {
     CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.events[0], 0));
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[10], c.compute));
     lasp::SoftmaxBlockArgs args;
-    args.q = b.q; args.k = b.k_all + 268435456; args.v = b.v_all + 268435456;
-    args.o = b.o_part + 536870912; args.lse = b.lse_part + 4194304;
+    args.q = b.q; args.k = b.k_all + 134217728; args.v = b.v_all + 134217728;
+    args.o = b.o_part + 268435456; args.lse = b.lse_part + 2097152;
     args.q_map = kPieceMaps[2]; args.k_map = kPieceMaps[4]; args.causal = true;
     lasp::softmax_block_forward(args, kS_dims, c.compute);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[11], c.compute));
@@ -1958,8 +2322,8 @@ static void S_forward_rank2(const Ctx& c, SBuffers& b, Run run) {
     CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.events[0], 0));
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[12], c.compute));
     lasp::SoftmaxBlockArgs args;
-    args.q = b.q; args.k = b.k_all + 335544320; args.v = b.v_all + 335544320;
-    args.o = b.o_part + 671088640; args.lse = b.lse_part + 5242880;
+    args.q = b.q; args.k = b.k_all + 167772160; args.v = b.v_all + 167772160;
+    args.o = b.o_part + 335544320; args.lse = b.lse_part + 2621440;
     args.q_map = kPieceMaps[2]; args.k_map = kPieceMaps[5]; args.causal = true;
     lasp::softmax_block_forward(args, kS_dims, c.compute);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[13], c.compute));
@@ -1969,8 +2333,8 @@ static void S_forward_rank2(const Ctx& c, SBuffers& b, Run run) {
     CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.events[0], 0));
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[14], c.compute));
     lasp::SoftmaxBlockArgs args;
-    args.q = b.q; args.k = b.k_all + 402653184; args.v = b.v_all + 402653184;
-    args.o = b.o_part + 805306368; args.lse = b.lse_part + 6291456;
+    args.q = b.q; args.k = b.k_all + 201326592; args.v = b.v_all + 201326592;
+    args.o = b.o_part + 402653184; args.lse = b.lse_part + 3145728;
     args.q_map = kPieceMaps[2]; args.k_map = kPieceMaps[6]; args.causal = true;
     lasp::softmax_block_forward(args, kS_dims, c.compute);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[15], c.compute));
@@ -1980,8 +2344,8 @@ static void S_forward_rank2(const Ctx& c, SBuffers& b, Run run) {
     CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.events[0], 0));
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[16], c.compute));
     lasp::SoftmaxBlockArgs args;
-    args.q = b.q; args.k = b.k_all + 469762048; args.v = b.v_all + 469762048;
-    args.o = b.o_part + 939524096; args.lse = b.lse_part + 7340032;
+    args.q = b.q; args.k = b.k_all + 234881024; args.v = b.v_all + 234881024;
+    args.o = b.o_part + 469762048; args.lse = b.lse_part + 3670016;
     args.q_map = kPieceMaps[2]; args.k_map = kPieceMaps[7]; args.causal = true;
     lasp::softmax_block_forward(args, kS_dims, c.compute);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[17], c.compute));
@@ -1992,7 +2356,7 @@ static void S_forward_rank2(const Ctx& c, SBuffers& b, Run run) {
     lasp::SoftmaxMergeArgs args;
     args.parts = b.o_part; args.part_lse = b.lse_part; args.sources = lasp::SlotList{8, {2, 0, 1, 3, 4, 5, 6, 7}};
     args.o = b.o; args.lse = b.lse;
-    args.batch = 1; args.rows = 65536; args.heads = 16; args.head_dim = 128;
+    args.batch = 1; args.rows = 32768; args.heads = 16; args.head_dim = 128;
     lasp::softmax_merge(args, c.compute);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[19], c.compute));
   }
@@ -2005,8 +2369,8 @@ static void S_forward_rank3(const Ctx& c, SBuffers& b, Run run) {
     CUDA_CHECK(cudaEventRecord(c.started[0], c.comm));  // the collective is next on its stream
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[0], c.comm));
     NCCL_CHECK(ncclGroupStart());
-    NCCL_CHECK(ncclAllGather(b.k, b.k_all, 67108864, ncclBfloat16, c.few_ctas_on_copy_engines ? c.nccl_few_ctas : c.nccl, c.comm));
-    NCCL_CHECK(ncclAllGather(b.v, b.v_all, 67108864, ncclBfloat16, c.few_ctas_on_copy_engines ? c.nccl_few_ctas : c.nccl, c.comm));
+    NCCL_CHECK(ncclAllGather(b.k, b.k_all, 33554432, ncclBfloat16, c.few_ctas_on_copy_engines ? c.nccl_few_ctas : c.nccl, c.comm));
+    NCCL_CHECK(ncclAllGather(b.v, b.v_all, 33554432, ncclBfloat16, c.few_ctas_on_copy_engines ? c.nccl_few_ctas : c.nccl, c.comm));
     NCCL_CHECK(ncclGroupEnd());
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[1], c.comm));
     CUDA_CHECK(cudaEventRecord(c.events[0], c.comm));
@@ -2017,7 +2381,7 @@ static void S_forward_rank3(const Ctx& c, SBuffers& b, Run run) {
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[2], c.compute));
     lasp::SoftmaxBlockArgs args;
     args.q = b.q; args.k = b.k; args.v = b.v;
-    args.o = b.o_part + 402653184; args.lse = b.lse_part + 3145728;
+    args.o = b.o_part + 201326592; args.lse = b.lse_part + 1572864;
     args.q_map = kPieceMaps[3]; args.k_map = kPieceMaps[3]; args.causal = true;
     lasp::softmax_block_forward(args, kS_dims, c.compute);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[3], c.compute));
@@ -2038,8 +2402,8 @@ static void S_forward_rank3(const Ctx& c, SBuffers& b, Run run) {
     CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.events[0], 0));
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[6], c.compute));
     lasp::SoftmaxBlockArgs args;
-    args.q = b.q; args.k = b.k_all + 67108864; args.v = b.v_all + 67108864;
-    args.o = b.o_part + 134217728; args.lse = b.lse_part + 1048576;
+    args.q = b.q; args.k = b.k_all + 33554432; args.v = b.v_all + 33554432;
+    args.o = b.o_part + 67108864; args.lse = b.lse_part + 524288;
     args.q_map = kPieceMaps[3]; args.k_map = kPieceMaps[1]; args.causal = true;
     lasp::softmax_block_forward(args, kS_dims, c.compute);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[7], c.compute));
@@ -2049,8 +2413,8 @@ static void S_forward_rank3(const Ctx& c, SBuffers& b, Run run) {
     CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.events[0], 0));
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[8], c.compute));
     lasp::SoftmaxBlockArgs args;
-    args.q = b.q; args.k = b.k_all + 134217728; args.v = b.v_all + 134217728;
-    args.o = b.o_part + 268435456; args.lse = b.lse_part + 2097152;
+    args.q = b.q; args.k = b.k_all + 67108864; args.v = b.v_all + 67108864;
+    args.o = b.o_part + 134217728; args.lse = b.lse_part + 1048576;
     args.q_map = kPieceMaps[3]; args.k_map = kPieceMaps[2]; args.causal = true;
     lasp::softmax_block_forward(args, kS_dims, c.compute);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[9], c.compute));
@@ -2060,8 +2424,8 @@ static void S_forward_rank3(const Ctx& c, SBuffers& b, Run run) {
     CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.events[0], 0));
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[10], c.compute));
     lasp::SoftmaxBlockArgs args;
-    args.q = b.q; args.k = b.k_all + 268435456; args.v = b.v_all + 268435456;
-    args.o = b.o_part + 536870912; args.lse = b.lse_part + 4194304;
+    args.q = b.q; args.k = b.k_all + 134217728; args.v = b.v_all + 134217728;
+    args.o = b.o_part + 268435456; args.lse = b.lse_part + 2097152;
     args.q_map = kPieceMaps[3]; args.k_map = kPieceMaps[4]; args.causal = true;
     lasp::softmax_block_forward(args, kS_dims, c.compute);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[11], c.compute));
@@ -2071,8 +2435,8 @@ static void S_forward_rank3(const Ctx& c, SBuffers& b, Run run) {
     CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.events[0], 0));
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[12], c.compute));
     lasp::SoftmaxBlockArgs args;
-    args.q = b.q; args.k = b.k_all + 335544320; args.v = b.v_all + 335544320;
-    args.o = b.o_part + 671088640; args.lse = b.lse_part + 5242880;
+    args.q = b.q; args.k = b.k_all + 167772160; args.v = b.v_all + 167772160;
+    args.o = b.o_part + 335544320; args.lse = b.lse_part + 2621440;
     args.q_map = kPieceMaps[3]; args.k_map = kPieceMaps[5]; args.causal = true;
     lasp::softmax_block_forward(args, kS_dims, c.compute);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[13], c.compute));
@@ -2082,8 +2446,8 @@ static void S_forward_rank3(const Ctx& c, SBuffers& b, Run run) {
     CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.events[0], 0));
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[14], c.compute));
     lasp::SoftmaxBlockArgs args;
-    args.q = b.q; args.k = b.k_all + 402653184; args.v = b.v_all + 402653184;
-    args.o = b.o_part + 805306368; args.lse = b.lse_part + 6291456;
+    args.q = b.q; args.k = b.k_all + 201326592; args.v = b.v_all + 201326592;
+    args.o = b.o_part + 402653184; args.lse = b.lse_part + 3145728;
     args.q_map = kPieceMaps[3]; args.k_map = kPieceMaps[6]; args.causal = true;
     lasp::softmax_block_forward(args, kS_dims, c.compute);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[15], c.compute));
@@ -2093,8 +2457,8 @@ static void S_forward_rank3(const Ctx& c, SBuffers& b, Run run) {
     CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.events[0], 0));
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[16], c.compute));
     lasp::SoftmaxBlockArgs args;
-    args.q = b.q; args.k = b.k_all + 469762048; args.v = b.v_all + 469762048;
-    args.o = b.o_part + 939524096; args.lse = b.lse_part + 7340032;
+    args.q = b.q; args.k = b.k_all + 234881024; args.v = b.v_all + 234881024;
+    args.o = b.o_part + 469762048; args.lse = b.lse_part + 3670016;
     args.q_map = kPieceMaps[3]; args.k_map = kPieceMaps[7]; args.causal = true;
     lasp::softmax_block_forward(args, kS_dims, c.compute);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[17], c.compute));
@@ -2105,7 +2469,7 @@ static void S_forward_rank3(const Ctx& c, SBuffers& b, Run run) {
     lasp::SoftmaxMergeArgs args;
     args.parts = b.o_part; args.part_lse = b.lse_part; args.sources = lasp::SlotList{8, {3, 0, 1, 2, 4, 5, 6, 7}};
     args.o = b.o; args.lse = b.lse;
-    args.batch = 1; args.rows = 65536; args.heads = 16; args.head_dim = 128;
+    args.batch = 1; args.rows = 32768; args.heads = 16; args.head_dim = 128;
     lasp::softmax_merge(args, c.compute);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[19], c.compute));
   }
@@ -2118,8 +2482,8 @@ static void S_forward_rank4(const Ctx& c, SBuffers& b, Run run) {
     CUDA_CHECK(cudaEventRecord(c.started[0], c.comm));  // the collective is next on its stream
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[0], c.comm));
     NCCL_CHECK(ncclGroupStart());
-    NCCL_CHECK(ncclAllGather(b.k, b.k_all, 67108864, ncclBfloat16, c.few_ctas_on_copy_engines ? c.nccl_few_ctas : c.nccl, c.comm));
-    NCCL_CHECK(ncclAllGather(b.v, b.v_all, 67108864, ncclBfloat16, c.few_ctas_on_copy_engines ? c.nccl_few_ctas : c.nccl, c.comm));
+    NCCL_CHECK(ncclAllGather(b.k, b.k_all, 33554432, ncclBfloat16, c.few_ctas_on_copy_engines ? c.nccl_few_ctas : c.nccl, c.comm));
+    NCCL_CHECK(ncclAllGather(b.v, b.v_all, 33554432, ncclBfloat16, c.few_ctas_on_copy_engines ? c.nccl_few_ctas : c.nccl, c.comm));
     NCCL_CHECK(ncclGroupEnd());
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[1], c.comm));
     CUDA_CHECK(cudaEventRecord(c.events[0], c.comm));
@@ -2130,7 +2494,7 @@ static void S_forward_rank4(const Ctx& c, SBuffers& b, Run run) {
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[2], c.compute));
     lasp::SoftmaxBlockArgs args;
     args.q = b.q; args.k = b.k; args.v = b.v;
-    args.o = b.o_part + 536870912; args.lse = b.lse_part + 4194304;
+    args.o = b.o_part + 268435456; args.lse = b.lse_part + 2097152;
     args.q_map = kPieceMaps[4]; args.k_map = kPieceMaps[4]; args.causal = true;
     lasp::softmax_block_forward(args, kS_dims, c.compute);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[3], c.compute));
@@ -2151,8 +2515,8 @@ static void S_forward_rank4(const Ctx& c, SBuffers& b, Run run) {
     CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.events[0], 0));
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[6], c.compute));
     lasp::SoftmaxBlockArgs args;
-    args.q = b.q; args.k = b.k_all + 67108864; args.v = b.v_all + 67108864;
-    args.o = b.o_part + 134217728; args.lse = b.lse_part + 1048576;
+    args.q = b.q; args.k = b.k_all + 33554432; args.v = b.v_all + 33554432;
+    args.o = b.o_part + 67108864; args.lse = b.lse_part + 524288;
     args.q_map = kPieceMaps[4]; args.k_map = kPieceMaps[1]; args.causal = true;
     lasp::softmax_block_forward(args, kS_dims, c.compute);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[7], c.compute));
@@ -2162,8 +2526,8 @@ static void S_forward_rank4(const Ctx& c, SBuffers& b, Run run) {
     CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.events[0], 0));
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[8], c.compute));
     lasp::SoftmaxBlockArgs args;
-    args.q = b.q; args.k = b.k_all + 134217728; args.v = b.v_all + 134217728;
-    args.o = b.o_part + 268435456; args.lse = b.lse_part + 2097152;
+    args.q = b.q; args.k = b.k_all + 67108864; args.v = b.v_all + 67108864;
+    args.o = b.o_part + 134217728; args.lse = b.lse_part + 1048576;
     args.q_map = kPieceMaps[4]; args.k_map = kPieceMaps[2]; args.causal = true;
     lasp::softmax_block_forward(args, kS_dims, c.compute);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[9], c.compute));
@@ -2173,8 +2537,8 @@ static void S_forward_rank4(const Ctx& c, SBuffers& b, Run run) {
     CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.events[0], 0));
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[10], c.compute));
     lasp::SoftmaxBlockArgs args;
-    args.q = b.q; args.k = b.k_all + 201326592; args.v = b.v_all + 201326592;
-    args.o = b.o_part + 402653184; args.lse = b.lse_part + 3145728;
+    args.q = b.q; args.k = b.k_all + 100663296; args.v = b.v_all + 100663296;
+    args.o = b.o_part + 201326592; args.lse = b.lse_part + 1572864;
     args.q_map = kPieceMaps[4]; args.k_map = kPieceMaps[3]; args.causal = true;
     lasp::softmax_block_forward(args, kS_dims, c.compute);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[11], c.compute));
@@ -2184,8 +2548,8 @@ static void S_forward_rank4(const Ctx& c, SBuffers& b, Run run) {
     CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.events[0], 0));
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[12], c.compute));
     lasp::SoftmaxBlockArgs args;
-    args.q = b.q; args.k = b.k_all + 335544320; args.v = b.v_all + 335544320;
-    args.o = b.o_part + 671088640; args.lse = b.lse_part + 5242880;
+    args.q = b.q; args.k = b.k_all + 167772160; args.v = b.v_all + 167772160;
+    args.o = b.o_part + 335544320; args.lse = b.lse_part + 2621440;
     args.q_map = kPieceMaps[4]; args.k_map = kPieceMaps[5]; args.causal = true;
     lasp::softmax_block_forward(args, kS_dims, c.compute);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[13], c.compute));
@@ -2195,8 +2559,8 @@ static void S_forward_rank4(const Ctx& c, SBuffers& b, Run run) {
     CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.events[0], 0));
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[14], c.compute));
     lasp::SoftmaxBlockArgs args;
-    args.q = b.q; args.k = b.k_all + 402653184; args.v = b.v_all + 402653184;
-    args.o = b.o_part + 805306368; args.lse = b.lse_part + 6291456;
+    args.q = b.q; args.k = b.k_all + 201326592; args.v = b.v_all + 201326592;
+    args.o = b.o_part + 402653184; args.lse = b.lse_part + 3145728;
     args.q_map = kPieceMaps[4]; args.k_map = kPieceMaps[6]; args.causal = true;
     lasp::softmax_block_forward(args, kS_dims, c.compute);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[15], c.compute));
@@ -2206,8 +2570,8 @@ static void S_forward_rank4(const Ctx& c, SBuffers& b, Run run) {
     CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.events[0], 0));
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[16], c.compute));
     lasp::SoftmaxBlockArgs args;
-    args.q = b.q; args.k = b.k_all + 469762048; args.v = b.v_all + 469762048;
-    args.o = b.o_part + 939524096; args.lse = b.lse_part + 7340032;
+    args.q = b.q; args.k = b.k_all + 234881024; args.v = b.v_all + 234881024;
+    args.o = b.o_part + 469762048; args.lse = b.lse_part + 3670016;
     args.q_map = kPieceMaps[4]; args.k_map = kPieceMaps[7]; args.causal = true;
     lasp::softmax_block_forward(args, kS_dims, c.compute);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[17], c.compute));
@@ -2218,7 +2582,7 @@ static void S_forward_rank4(const Ctx& c, SBuffers& b, Run run) {
     lasp::SoftmaxMergeArgs args;
     args.parts = b.o_part; args.part_lse = b.lse_part; args.sources = lasp::SlotList{8, {4, 0, 1, 2, 3, 5, 6, 7}};
     args.o = b.o; args.lse = b.lse;
-    args.batch = 1; args.rows = 65536; args.heads = 16; args.head_dim = 128;
+    args.batch = 1; args.rows = 32768; args.heads = 16; args.head_dim = 128;
     lasp::softmax_merge(args, c.compute);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[19], c.compute));
   }
@@ -2231,8 +2595,8 @@ static void S_forward_rank5(const Ctx& c, SBuffers& b, Run run) {
     CUDA_CHECK(cudaEventRecord(c.started[0], c.comm));  // the collective is next on its stream
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[0], c.comm));
     NCCL_CHECK(ncclGroupStart());
-    NCCL_CHECK(ncclAllGather(b.k, b.k_all, 67108864, ncclBfloat16, c.few_ctas_on_copy_engines ? c.nccl_few_ctas : c.nccl, c.comm));
-    NCCL_CHECK(ncclAllGather(b.v, b.v_all, 67108864, ncclBfloat16, c.few_ctas_on_copy_engines ? c.nccl_few_ctas : c.nccl, c.comm));
+    NCCL_CHECK(ncclAllGather(b.k, b.k_all, 33554432, ncclBfloat16, c.few_ctas_on_copy_engines ? c.nccl_few_ctas : c.nccl, c.comm));
+    NCCL_CHECK(ncclAllGather(b.v, b.v_all, 33554432, ncclBfloat16, c.few_ctas_on_copy_engines ? c.nccl_few_ctas : c.nccl, c.comm));
     NCCL_CHECK(ncclGroupEnd());
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[1], c.comm));
     CUDA_CHECK(cudaEventRecord(c.events[0], c.comm));
@@ -2243,7 +2607,7 @@ static void S_forward_rank5(const Ctx& c, SBuffers& b, Run run) {
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[2], c.compute));
     lasp::SoftmaxBlockArgs args;
     args.q = b.q; args.k = b.k; args.v = b.v;
-    args.o = b.o_part + 671088640; args.lse = b.lse_part + 5242880;
+    args.o = b.o_part + 335544320; args.lse = b.lse_part + 2621440;
     args.q_map = kPieceMaps[5]; args.k_map = kPieceMaps[5]; args.causal = true;
     lasp::softmax_block_forward(args, kS_dims, c.compute);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[3], c.compute));
@@ -2264,8 +2628,8 @@ static void S_forward_rank5(const Ctx& c, SBuffers& b, Run run) {
     CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.events[0], 0));
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[6], c.compute));
     lasp::SoftmaxBlockArgs args;
-    args.q = b.q; args.k = b.k_all + 67108864; args.v = b.v_all + 67108864;
-    args.o = b.o_part + 134217728; args.lse = b.lse_part + 1048576;
+    args.q = b.q; args.k = b.k_all + 33554432; args.v = b.v_all + 33554432;
+    args.o = b.o_part + 67108864; args.lse = b.lse_part + 524288;
     args.q_map = kPieceMaps[5]; args.k_map = kPieceMaps[1]; args.causal = true;
     lasp::softmax_block_forward(args, kS_dims, c.compute);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[7], c.compute));
@@ -2275,8 +2639,8 @@ static void S_forward_rank5(const Ctx& c, SBuffers& b, Run run) {
     CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.events[0], 0));
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[8], c.compute));
     lasp::SoftmaxBlockArgs args;
-    args.q = b.q; args.k = b.k_all + 134217728; args.v = b.v_all + 134217728;
-    args.o = b.o_part + 268435456; args.lse = b.lse_part + 2097152;
+    args.q = b.q; args.k = b.k_all + 67108864; args.v = b.v_all + 67108864;
+    args.o = b.o_part + 134217728; args.lse = b.lse_part + 1048576;
     args.q_map = kPieceMaps[5]; args.k_map = kPieceMaps[2]; args.causal = true;
     lasp::softmax_block_forward(args, kS_dims, c.compute);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[9], c.compute));
@@ -2286,8 +2650,8 @@ static void S_forward_rank5(const Ctx& c, SBuffers& b, Run run) {
     CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.events[0], 0));
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[10], c.compute));
     lasp::SoftmaxBlockArgs args;
-    args.q = b.q; args.k = b.k_all + 201326592; args.v = b.v_all + 201326592;
-    args.o = b.o_part + 402653184; args.lse = b.lse_part + 3145728;
+    args.q = b.q; args.k = b.k_all + 100663296; args.v = b.v_all + 100663296;
+    args.o = b.o_part + 201326592; args.lse = b.lse_part + 1572864;
     args.q_map = kPieceMaps[5]; args.k_map = kPieceMaps[3]; args.causal = true;
     lasp::softmax_block_forward(args, kS_dims, c.compute);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[11], c.compute));
@@ -2297,8 +2661,8 @@ static void S_forward_rank5(const Ctx& c, SBuffers& b, Run run) {
     CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.events[0], 0));
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[12], c.compute));
     lasp::SoftmaxBlockArgs args;
-    args.q = b.q; args.k = b.k_all + 268435456; args.v = b.v_all + 268435456;
-    args.o = b.o_part + 536870912; args.lse = b.lse_part + 4194304;
+    args.q = b.q; args.k = b.k_all + 134217728; args.v = b.v_all + 134217728;
+    args.o = b.o_part + 268435456; args.lse = b.lse_part + 2097152;
     args.q_map = kPieceMaps[5]; args.k_map = kPieceMaps[4]; args.causal = true;
     lasp::softmax_block_forward(args, kS_dims, c.compute);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[13], c.compute));
@@ -2308,8 +2672,8 @@ static void S_forward_rank5(const Ctx& c, SBuffers& b, Run run) {
     CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.events[0], 0));
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[14], c.compute));
     lasp::SoftmaxBlockArgs args;
-    args.q = b.q; args.k = b.k_all + 402653184; args.v = b.v_all + 402653184;
-    args.o = b.o_part + 805306368; args.lse = b.lse_part + 6291456;
+    args.q = b.q; args.k = b.k_all + 201326592; args.v = b.v_all + 201326592;
+    args.o = b.o_part + 402653184; args.lse = b.lse_part + 3145728;
     args.q_map = kPieceMaps[5]; args.k_map = kPieceMaps[6]; args.causal = true;
     lasp::softmax_block_forward(args, kS_dims, c.compute);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[15], c.compute));
@@ -2319,8 +2683,8 @@ static void S_forward_rank5(const Ctx& c, SBuffers& b, Run run) {
     CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.events[0], 0));
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[16], c.compute));
     lasp::SoftmaxBlockArgs args;
-    args.q = b.q; args.k = b.k_all + 469762048; args.v = b.v_all + 469762048;
-    args.o = b.o_part + 939524096; args.lse = b.lse_part + 7340032;
+    args.q = b.q; args.k = b.k_all + 234881024; args.v = b.v_all + 234881024;
+    args.o = b.o_part + 469762048; args.lse = b.lse_part + 3670016;
     args.q_map = kPieceMaps[5]; args.k_map = kPieceMaps[7]; args.causal = true;
     lasp::softmax_block_forward(args, kS_dims, c.compute);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[17], c.compute));
@@ -2331,7 +2695,7 @@ static void S_forward_rank5(const Ctx& c, SBuffers& b, Run run) {
     lasp::SoftmaxMergeArgs args;
     args.parts = b.o_part; args.part_lse = b.lse_part; args.sources = lasp::SlotList{8, {5, 0, 1, 2, 3, 4, 6, 7}};
     args.o = b.o; args.lse = b.lse;
-    args.batch = 1; args.rows = 65536; args.heads = 16; args.head_dim = 128;
+    args.batch = 1; args.rows = 32768; args.heads = 16; args.head_dim = 128;
     lasp::softmax_merge(args, c.compute);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[19], c.compute));
   }
@@ -2344,8 +2708,8 @@ static void S_forward_rank6(const Ctx& c, SBuffers& b, Run run) {
     CUDA_CHECK(cudaEventRecord(c.started[0], c.comm));  // the collective is next on its stream
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[0], c.comm));
     NCCL_CHECK(ncclGroupStart());
-    NCCL_CHECK(ncclAllGather(b.k, b.k_all, 67108864, ncclBfloat16, c.few_ctas_on_copy_engines ? c.nccl_few_ctas : c.nccl, c.comm));
-    NCCL_CHECK(ncclAllGather(b.v, b.v_all, 67108864, ncclBfloat16, c.few_ctas_on_copy_engines ? c.nccl_few_ctas : c.nccl, c.comm));
+    NCCL_CHECK(ncclAllGather(b.k, b.k_all, 33554432, ncclBfloat16, c.few_ctas_on_copy_engines ? c.nccl_few_ctas : c.nccl, c.comm));
+    NCCL_CHECK(ncclAllGather(b.v, b.v_all, 33554432, ncclBfloat16, c.few_ctas_on_copy_engines ? c.nccl_few_ctas : c.nccl, c.comm));
     NCCL_CHECK(ncclGroupEnd());
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[1], c.comm));
     CUDA_CHECK(cudaEventRecord(c.events[0], c.comm));
@@ -2356,7 +2720,7 @@ static void S_forward_rank6(const Ctx& c, SBuffers& b, Run run) {
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[2], c.compute));
     lasp::SoftmaxBlockArgs args;
     args.q = b.q; args.k = b.k; args.v = b.v;
-    args.o = b.o_part + 805306368; args.lse = b.lse_part + 6291456;
+    args.o = b.o_part + 402653184; args.lse = b.lse_part + 3145728;
     args.q_map = kPieceMaps[6]; args.k_map = kPieceMaps[6]; args.causal = true;
     lasp::softmax_block_forward(args, kS_dims, c.compute);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[3], c.compute));
@@ -2377,8 +2741,8 @@ static void S_forward_rank6(const Ctx& c, SBuffers& b, Run run) {
     CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.events[0], 0));
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[6], c.compute));
     lasp::SoftmaxBlockArgs args;
-    args.q = b.q; args.k = b.k_all + 67108864; args.v = b.v_all + 67108864;
-    args.o = b.o_part + 134217728; args.lse = b.lse_part + 1048576;
+    args.q = b.q; args.k = b.k_all + 33554432; args.v = b.v_all + 33554432;
+    args.o = b.o_part + 67108864; args.lse = b.lse_part + 524288;
     args.q_map = kPieceMaps[6]; args.k_map = kPieceMaps[1]; args.causal = true;
     lasp::softmax_block_forward(args, kS_dims, c.compute);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[7], c.compute));
@@ -2388,8 +2752,8 @@ static void S_forward_rank6(const Ctx& c, SBuffers& b, Run run) {
     CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.events[0], 0));
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[8], c.compute));
     lasp::SoftmaxBlockArgs args;
-    args.q = b.q; args.k = b.k_all + 134217728; args.v = b.v_all + 134217728;
-    args.o = b.o_part + 268435456; args.lse = b.lse_part + 2097152;
+    args.q = b.q; args.k = b.k_all + 67108864; args.v = b.v_all + 67108864;
+    args.o = b.o_part + 134217728; args.lse = b.lse_part + 1048576;
     args.q_map = kPieceMaps[6]; args.k_map = kPieceMaps[2]; args.causal = true;
     lasp::softmax_block_forward(args, kS_dims, c.compute);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[9], c.compute));
@@ -2399,8 +2763,8 @@ static void S_forward_rank6(const Ctx& c, SBuffers& b, Run run) {
     CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.events[0], 0));
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[10], c.compute));
     lasp::SoftmaxBlockArgs args;
-    args.q = b.q; args.k = b.k_all + 201326592; args.v = b.v_all + 201326592;
-    args.o = b.o_part + 402653184; args.lse = b.lse_part + 3145728;
+    args.q = b.q; args.k = b.k_all + 100663296; args.v = b.v_all + 100663296;
+    args.o = b.o_part + 201326592; args.lse = b.lse_part + 1572864;
     args.q_map = kPieceMaps[6]; args.k_map = kPieceMaps[3]; args.causal = true;
     lasp::softmax_block_forward(args, kS_dims, c.compute);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[11], c.compute));
@@ -2410,8 +2774,8 @@ static void S_forward_rank6(const Ctx& c, SBuffers& b, Run run) {
     CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.events[0], 0));
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[12], c.compute));
     lasp::SoftmaxBlockArgs args;
-    args.q = b.q; args.k = b.k_all + 268435456; args.v = b.v_all + 268435456;
-    args.o = b.o_part + 536870912; args.lse = b.lse_part + 4194304;
+    args.q = b.q; args.k = b.k_all + 134217728; args.v = b.v_all + 134217728;
+    args.o = b.o_part + 268435456; args.lse = b.lse_part + 2097152;
     args.q_map = kPieceMaps[6]; args.k_map = kPieceMaps[4]; args.causal = true;
     lasp::softmax_block_forward(args, kS_dims, c.compute);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[13], c.compute));
@@ -2421,8 +2785,8 @@ static void S_forward_rank6(const Ctx& c, SBuffers& b, Run run) {
     CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.events[0], 0));
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[14], c.compute));
     lasp::SoftmaxBlockArgs args;
-    args.q = b.q; args.k = b.k_all + 335544320; args.v = b.v_all + 335544320;
-    args.o = b.o_part + 671088640; args.lse = b.lse_part + 5242880;
+    args.q = b.q; args.k = b.k_all + 167772160; args.v = b.v_all + 167772160;
+    args.o = b.o_part + 335544320; args.lse = b.lse_part + 2621440;
     args.q_map = kPieceMaps[6]; args.k_map = kPieceMaps[5]; args.causal = true;
     lasp::softmax_block_forward(args, kS_dims, c.compute);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[15], c.compute));
@@ -2432,8 +2796,8 @@ static void S_forward_rank6(const Ctx& c, SBuffers& b, Run run) {
     CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.events[0], 0));
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[16], c.compute));
     lasp::SoftmaxBlockArgs args;
-    args.q = b.q; args.k = b.k_all + 469762048; args.v = b.v_all + 469762048;
-    args.o = b.o_part + 939524096; args.lse = b.lse_part + 7340032;
+    args.q = b.q; args.k = b.k_all + 234881024; args.v = b.v_all + 234881024;
+    args.o = b.o_part + 469762048; args.lse = b.lse_part + 3670016;
     args.q_map = kPieceMaps[6]; args.k_map = kPieceMaps[7]; args.causal = true;
     lasp::softmax_block_forward(args, kS_dims, c.compute);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[17], c.compute));
@@ -2444,7 +2808,7 @@ static void S_forward_rank6(const Ctx& c, SBuffers& b, Run run) {
     lasp::SoftmaxMergeArgs args;
     args.parts = b.o_part; args.part_lse = b.lse_part; args.sources = lasp::SlotList{8, {6, 0, 1, 2, 3, 4, 5, 7}};
     args.o = b.o; args.lse = b.lse;
-    args.batch = 1; args.rows = 65536; args.heads = 16; args.head_dim = 128;
+    args.batch = 1; args.rows = 32768; args.heads = 16; args.head_dim = 128;
     lasp::softmax_merge(args, c.compute);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[19], c.compute));
   }
@@ -2457,8 +2821,8 @@ static void S_forward_rank7(const Ctx& c, SBuffers& b, Run run) {
     CUDA_CHECK(cudaEventRecord(c.started[0], c.comm));  // the collective is next on its stream
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[0], c.comm));
     NCCL_CHECK(ncclGroupStart());
-    NCCL_CHECK(ncclAllGather(b.k, b.k_all, 67108864, ncclBfloat16, c.few_ctas_on_copy_engines ? c.nccl_few_ctas : c.nccl, c.comm));
-    NCCL_CHECK(ncclAllGather(b.v, b.v_all, 67108864, ncclBfloat16, c.few_ctas_on_copy_engines ? c.nccl_few_ctas : c.nccl, c.comm));
+    NCCL_CHECK(ncclAllGather(b.k, b.k_all, 33554432, ncclBfloat16, c.few_ctas_on_copy_engines ? c.nccl_few_ctas : c.nccl, c.comm));
+    NCCL_CHECK(ncclAllGather(b.v, b.v_all, 33554432, ncclBfloat16, c.few_ctas_on_copy_engines ? c.nccl_few_ctas : c.nccl, c.comm));
     NCCL_CHECK(ncclGroupEnd());
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[1], c.comm));
     CUDA_CHECK(cudaEventRecord(c.events[0], c.comm));
@@ -2469,7 +2833,7 @@ static void S_forward_rank7(const Ctx& c, SBuffers& b, Run run) {
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[2], c.compute));
     lasp::SoftmaxBlockArgs args;
     args.q = b.q; args.k = b.k; args.v = b.v;
-    args.o = b.o_part + 939524096; args.lse = b.lse_part + 7340032;
+    args.o = b.o_part + 469762048; args.lse = b.lse_part + 3670016;
     args.q_map = kPieceMaps[7]; args.k_map = kPieceMaps[7]; args.causal = true;
     lasp::softmax_block_forward(args, kS_dims, c.compute);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[3], c.compute));
@@ -2490,8 +2854,8 @@ static void S_forward_rank7(const Ctx& c, SBuffers& b, Run run) {
     CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.events[0], 0));
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[6], c.compute));
     lasp::SoftmaxBlockArgs args;
-    args.q = b.q; args.k = b.k_all + 67108864; args.v = b.v_all + 67108864;
-    args.o = b.o_part + 134217728; args.lse = b.lse_part + 1048576;
+    args.q = b.q; args.k = b.k_all + 33554432; args.v = b.v_all + 33554432;
+    args.o = b.o_part + 67108864; args.lse = b.lse_part + 524288;
     args.q_map = kPieceMaps[7]; args.k_map = kPieceMaps[1]; args.causal = true;
     lasp::softmax_block_forward(args, kS_dims, c.compute);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[7], c.compute));
@@ -2501,8 +2865,8 @@ static void S_forward_rank7(const Ctx& c, SBuffers& b, Run run) {
     CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.events[0], 0));
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[8], c.compute));
     lasp::SoftmaxBlockArgs args;
-    args.q = b.q; args.k = b.k_all + 134217728; args.v = b.v_all + 134217728;
-    args.o = b.o_part + 268435456; args.lse = b.lse_part + 2097152;
+    args.q = b.q; args.k = b.k_all + 67108864; args.v = b.v_all + 67108864;
+    args.o = b.o_part + 134217728; args.lse = b.lse_part + 1048576;
     args.q_map = kPieceMaps[7]; args.k_map = kPieceMaps[2]; args.causal = true;
     lasp::softmax_block_forward(args, kS_dims, c.compute);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[9], c.compute));
@@ -2512,8 +2876,8 @@ static void S_forward_rank7(const Ctx& c, SBuffers& b, Run run) {
     CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.events[0], 0));
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[10], c.compute));
     lasp::SoftmaxBlockArgs args;
-    args.q = b.q; args.k = b.k_all + 201326592; args.v = b.v_all + 201326592;
-    args.o = b.o_part + 402653184; args.lse = b.lse_part + 3145728;
+    args.q = b.q; args.k = b.k_all + 100663296; args.v = b.v_all + 100663296;
+    args.o = b.o_part + 201326592; args.lse = b.lse_part + 1572864;
     args.q_map = kPieceMaps[7]; args.k_map = kPieceMaps[3]; args.causal = true;
     lasp::softmax_block_forward(args, kS_dims, c.compute);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[11], c.compute));
@@ -2523,8 +2887,8 @@ static void S_forward_rank7(const Ctx& c, SBuffers& b, Run run) {
     CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.events[0], 0));
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[12], c.compute));
     lasp::SoftmaxBlockArgs args;
-    args.q = b.q; args.k = b.k_all + 268435456; args.v = b.v_all + 268435456;
-    args.o = b.o_part + 536870912; args.lse = b.lse_part + 4194304;
+    args.q = b.q; args.k = b.k_all + 134217728; args.v = b.v_all + 134217728;
+    args.o = b.o_part + 268435456; args.lse = b.lse_part + 2097152;
     args.q_map = kPieceMaps[7]; args.k_map = kPieceMaps[4]; args.causal = true;
     lasp::softmax_block_forward(args, kS_dims, c.compute);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[13], c.compute));
@@ -2534,8 +2898,8 @@ static void S_forward_rank7(const Ctx& c, SBuffers& b, Run run) {
     CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.events[0], 0));
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[14], c.compute));
     lasp::SoftmaxBlockArgs args;
-    args.q = b.q; args.k = b.k_all + 335544320; args.v = b.v_all + 335544320;
-    args.o = b.o_part + 671088640; args.lse = b.lse_part + 5242880;
+    args.q = b.q; args.k = b.k_all + 167772160; args.v = b.v_all + 167772160;
+    args.o = b.o_part + 335544320; args.lse = b.lse_part + 2621440;
     args.q_map = kPieceMaps[7]; args.k_map = kPieceMaps[5]; args.causal = true;
     lasp::softmax_block_forward(args, kS_dims, c.compute);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[15], c.compute));
@@ -2545,8 +2909,8 @@ static void S_forward_rank7(const Ctx& c, SBuffers& b, Run run) {
     CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.events[0], 0));
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[16], c.compute));
     lasp::SoftmaxBlockArgs args;
-    args.q = b.q; args.k = b.k_all + 402653184; args.v = b.v_all + 402653184;
-    args.o = b.o_part + 805306368; args.lse = b.lse_part + 6291456;
+    args.q = b.q; args.k = b.k_all + 201326592; args.v = b.v_all + 201326592;
+    args.o = b.o_part + 402653184; args.lse = b.lse_part + 3145728;
     args.q_map = kPieceMaps[7]; args.k_map = kPieceMaps[6]; args.causal = true;
     lasp::softmax_block_forward(args, kS_dims, c.compute);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[17], c.compute));
@@ -2557,7 +2921,7 @@ static void S_forward_rank7(const Ctx& c, SBuffers& b, Run run) {
     lasp::SoftmaxMergeArgs args;
     args.parts = b.o_part; args.part_lse = b.lse_part; args.sources = lasp::SlotList{8, {7, 0, 1, 2, 3, 4, 5, 6}};
     args.o = b.o; args.lse = b.lse;
-    args.batch = 1; args.rows = 65536; args.heads = 16; args.head_dim = 128;
+    args.batch = 1; args.rows = 32768; args.heads = 16; args.head_dim = 128;
     lasp::softmax_merge(args, c.compute);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[19], c.compute));
   }
@@ -2583,20 +2947,20 @@ static void S_backward_rank0(const Ctx& c, SBuffers& b, Run run) {
   // [0] clear dQ and the dK, dV accumulators
   if (run.compute) {
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[0], c.compute));
-    CUDA_CHECK(cudaMemsetAsync(b.dq_acc, 0, 134217728 * sizeof(float), c.compute));
-    CUDA_CHECK(cudaMemsetAsync(b.dk_all, 0, 536870912 * sizeof(float), c.compute));
-    CUDA_CHECK(cudaMemsetAsync(b.dv_all, 0, 536870912 * sizeof(float), c.compute));
-    CUDA_CHECK(cudaMemsetAsync(b.dk_own, 0, 67108864 * sizeof(float), c.compute));
-    CUDA_CHECK(cudaMemsetAsync(b.dv_own, 0, 67108864 * sizeof(float), c.compute));
+    CUDA_CHECK(cudaMemsetAsync(b.dq_acc, 0, 67108864 * sizeof(float), c.compute));
+    CUDA_CHECK(cudaMemsetAsync(b.dk_all, 0, 268435456 * sizeof(float), c.compute));
+    CUDA_CHECK(cudaMemsetAsync(b.dv_all, 0, 268435456 * sizeof(float), c.compute));
+    CUDA_CHECK(cudaMemsetAsync(b.dk_own, 0, 33554432 * sizeof(float), c.compute));
+    CUDA_CHECK(cudaMemsetAsync(b.dv_own, 0, 33554432 * sizeof(float), c.compute));
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[1], c.compute));
   }
   // [1] dQ, and dK, dV of rank 1's positions
   if (run.compute) {
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[2], c.compute));
     lasp::SoftmaxBlockBackwardArgs args;
-    args.q = b.q; args.k = b.k_all + 67108864; args.v = b.v_all + 67108864;
+    args.q = b.q; args.k = b.k_all + 33554432; args.v = b.v_all + 33554432;
     args.o = b.o; args.lse = b.lse; args.dout = b.do_;
-    args.dq = b.dq_acc; args.dk = b.dk_all + 67108864; args.dv = b.dv_all + 67108864;
+    args.dq = b.dq_acc; args.dk = b.dk_all + 33554432; args.dv = b.dv_all + 33554432;
     args.q_map = kPieceMaps[0]; args.k_map = kPieceMaps[1]; args.causal = true;
     lasp::softmax_block_backward(args, kS_dims, c.compute);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[3], c.compute));
@@ -2606,9 +2970,9 @@ static void S_backward_rank0(const Ctx& c, SBuffers& b, Run run) {
   if (run.compute) {
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[4], c.compute));
     lasp::SoftmaxBlockBackwardArgs args;
-    args.q = b.q; args.k = b.k_all + 134217728; args.v = b.v_all + 134217728;
+    args.q = b.q; args.k = b.k_all + 67108864; args.v = b.v_all + 67108864;
     args.o = b.o; args.lse = b.lse; args.dout = b.do_;
-    args.dq = b.dq_acc; args.dk = b.dk_all + 134217728; args.dv = b.dv_all + 134217728;
+    args.dq = b.dq_acc; args.dk = b.dk_all + 67108864; args.dv = b.dv_all + 67108864;
     args.q_map = kPieceMaps[0]; args.k_map = kPieceMaps[2]; args.causal = true;
     lasp::softmax_block_backward(args, kS_dims, c.compute);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[5], c.compute));
@@ -2618,9 +2982,9 @@ static void S_backward_rank0(const Ctx& c, SBuffers& b, Run run) {
   if (run.compute) {
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[6], c.compute));
     lasp::SoftmaxBlockBackwardArgs args;
-    args.q = b.q; args.k = b.k_all + 201326592; args.v = b.v_all + 201326592;
+    args.q = b.q; args.k = b.k_all + 100663296; args.v = b.v_all + 100663296;
     args.o = b.o; args.lse = b.lse; args.dout = b.do_;
-    args.dq = b.dq_acc; args.dk = b.dk_all + 201326592; args.dv = b.dv_all + 201326592;
+    args.dq = b.dq_acc; args.dk = b.dk_all + 100663296; args.dv = b.dv_all + 100663296;
     args.q_map = kPieceMaps[0]; args.k_map = kPieceMaps[3]; args.causal = true;
     lasp::softmax_block_backward(args, kS_dims, c.compute);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[7], c.compute));
@@ -2630,9 +2994,9 @@ static void S_backward_rank0(const Ctx& c, SBuffers& b, Run run) {
   if (run.compute) {
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[8], c.compute));
     lasp::SoftmaxBlockBackwardArgs args;
-    args.q = b.q; args.k = b.k_all + 268435456; args.v = b.v_all + 268435456;
+    args.q = b.q; args.k = b.k_all + 134217728; args.v = b.v_all + 134217728;
     args.o = b.o; args.lse = b.lse; args.dout = b.do_;
-    args.dq = b.dq_acc; args.dk = b.dk_all + 268435456; args.dv = b.dv_all + 268435456;
+    args.dq = b.dq_acc; args.dk = b.dk_all + 134217728; args.dv = b.dv_all + 134217728;
     args.q_map = kPieceMaps[0]; args.k_map = kPieceMaps[4]; args.causal = true;
     lasp::softmax_block_backward(args, kS_dims, c.compute);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[9], c.compute));
@@ -2642,9 +3006,9 @@ static void S_backward_rank0(const Ctx& c, SBuffers& b, Run run) {
   if (run.compute) {
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[10], c.compute));
     lasp::SoftmaxBlockBackwardArgs args;
-    args.q = b.q; args.k = b.k_all + 335544320; args.v = b.v_all + 335544320;
+    args.q = b.q; args.k = b.k_all + 167772160; args.v = b.v_all + 167772160;
     args.o = b.o; args.lse = b.lse; args.dout = b.do_;
-    args.dq = b.dq_acc; args.dk = b.dk_all + 335544320; args.dv = b.dv_all + 335544320;
+    args.dq = b.dq_acc; args.dk = b.dk_all + 167772160; args.dv = b.dv_all + 167772160;
     args.q_map = kPieceMaps[0]; args.k_map = kPieceMaps[5]; args.causal = true;
     lasp::softmax_block_backward(args, kS_dims, c.compute);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[11], c.compute));
@@ -2654,9 +3018,9 @@ static void S_backward_rank0(const Ctx& c, SBuffers& b, Run run) {
   if (run.compute) {
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[12], c.compute));
     lasp::SoftmaxBlockBackwardArgs args;
-    args.q = b.q; args.k = b.k_all + 402653184; args.v = b.v_all + 402653184;
+    args.q = b.q; args.k = b.k_all + 201326592; args.v = b.v_all + 201326592;
     args.o = b.o; args.lse = b.lse; args.dout = b.do_;
-    args.dq = b.dq_acc; args.dk = b.dk_all + 402653184; args.dv = b.dv_all + 402653184;
+    args.dq = b.dq_acc; args.dk = b.dk_all + 201326592; args.dv = b.dv_all + 201326592;
     args.q_map = kPieceMaps[0]; args.k_map = kPieceMaps[6]; args.causal = true;
     lasp::softmax_block_backward(args, kS_dims, c.compute);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[13], c.compute));
@@ -2666,9 +3030,9 @@ static void S_backward_rank0(const Ctx& c, SBuffers& b, Run run) {
   if (run.compute) {
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[14], c.compute));
     lasp::SoftmaxBlockBackwardArgs args;
-    args.q = b.q; args.k = b.k_all + 469762048; args.v = b.v_all + 469762048;
+    args.q = b.q; args.k = b.k_all + 234881024; args.v = b.v_all + 234881024;
     args.o = b.o; args.lse = b.lse; args.dout = b.do_;
-    args.dq = b.dq_acc; args.dk = b.dk_all + 469762048; args.dv = b.dv_all + 469762048;
+    args.dq = b.dq_acc; args.dk = b.dk_all + 234881024; args.dv = b.dv_all + 234881024;
     args.q_map = kPieceMaps[0]; args.k_map = kPieceMaps[7]; args.causal = true;
     lasp::softmax_block_backward(args, kS_dims, c.compute);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[15], c.compute));
@@ -2686,8 +3050,8 @@ static void S_backward_rank0(const Ctx& c, SBuffers& b, Run run) {
     CUDA_CHECK(cudaEventRecord(c.started[8], c.comm));  // the collective is next on its stream
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[16], c.comm));
     NCCL_CHECK(ncclGroupStart());
-    NCCL_CHECK(ncclReduceScatter(b.dk_all, b.dk_sum, 67108864, ncclFloat32, ncclSum, c.nccl, c.comm));
-    NCCL_CHECK(ncclReduceScatter(b.dv_all, b.dv_sum, 67108864, ncclFloat32, ncclSum, c.nccl, c.comm));
+    NCCL_CHECK(ncclReduceScatter(b.dk_all, b.dk_sum, 33554432, ncclFloat32, ncclSum, c.nccl, c.comm));
+    NCCL_CHECK(ncclReduceScatter(b.dv_all, b.dv_sum, 33554432, ncclFloat32, ncclSum, c.nccl, c.comm));
     NCCL_CHECK(ncclGroupEnd());
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[17], c.comm));
     CUDA_CHECK(cudaEventRecord(c.events[8], c.comm));
@@ -2707,15 +3071,15 @@ static void S_backward_rank0(const Ctx& c, SBuffers& b, Run run) {
   // [10] dQ to the activation type
   if (run.compute) {
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[20], c.compute));
-    lasp::cast_to_bf16(b.dq_acc, b.dq, 134217728, c.compute);
+    lasp::cast_to_bf16(b.dq_acc, b.dq, 67108864, c.compute);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[21], c.compute));
   }
   // [11] dK, dV of this rank: the other ranks' share plus its own
   if (run.compute) {
     CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.events[8], 0));
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[22], c.compute));
-    lasp::add_to_bf16(b.dk_sum, b.dk_own, b.dk, 67108864, c.compute);
-    lasp::add_to_bf16(b.dv_sum, b.dv_own, b.dv, 67108864, c.compute);
+    lasp::add_to_bf16(b.dk_sum, b.dk_own, b.dk, 33554432, c.compute);
+    lasp::add_to_bf16(b.dv_sum, b.dv_own, b.dv, 33554432, c.compute);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[23], c.compute));
   }
 }
@@ -2725,11 +3089,11 @@ static void S_backward_rank1(const Ctx& c, SBuffers& b, Run run) {
   // [0] clear dQ and the dK, dV accumulators
   if (run.compute) {
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[0], c.compute));
-    CUDA_CHECK(cudaMemsetAsync(b.dq_acc, 0, 134217728 * sizeof(float), c.compute));
-    CUDA_CHECK(cudaMemsetAsync(b.dk_all, 0, 536870912 * sizeof(float), c.compute));
-    CUDA_CHECK(cudaMemsetAsync(b.dv_all, 0, 536870912 * sizeof(float), c.compute));
-    CUDA_CHECK(cudaMemsetAsync(b.dk_own, 0, 67108864 * sizeof(float), c.compute));
-    CUDA_CHECK(cudaMemsetAsync(b.dv_own, 0, 67108864 * sizeof(float), c.compute));
+    CUDA_CHECK(cudaMemsetAsync(b.dq_acc, 0, 67108864 * sizeof(float), c.compute));
+    CUDA_CHECK(cudaMemsetAsync(b.dk_all, 0, 268435456 * sizeof(float), c.compute));
+    CUDA_CHECK(cudaMemsetAsync(b.dv_all, 0, 268435456 * sizeof(float), c.compute));
+    CUDA_CHECK(cudaMemsetAsync(b.dk_own, 0, 33554432 * sizeof(float), c.compute));
+    CUDA_CHECK(cudaMemsetAsync(b.dv_own, 0, 33554432 * sizeof(float), c.compute));
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[1], c.compute));
   }
   // [1] dQ, and dK, dV of rank 0's positions
@@ -2748,9 +3112,9 @@ static void S_backward_rank1(const Ctx& c, SBuffers& b, Run run) {
   if (run.compute) {
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[4], c.compute));
     lasp::SoftmaxBlockBackwardArgs args;
-    args.q = b.q; args.k = b.k_all + 134217728; args.v = b.v_all + 134217728;
+    args.q = b.q; args.k = b.k_all + 67108864; args.v = b.v_all + 67108864;
     args.o = b.o; args.lse = b.lse; args.dout = b.do_;
-    args.dq = b.dq_acc; args.dk = b.dk_all + 134217728; args.dv = b.dv_all + 134217728;
+    args.dq = b.dq_acc; args.dk = b.dk_all + 67108864; args.dv = b.dv_all + 67108864;
     args.q_map = kPieceMaps[1]; args.k_map = kPieceMaps[2]; args.causal = true;
     lasp::softmax_block_backward(args, kS_dims, c.compute);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[5], c.compute));
@@ -2760,9 +3124,9 @@ static void S_backward_rank1(const Ctx& c, SBuffers& b, Run run) {
   if (run.compute) {
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[6], c.compute));
     lasp::SoftmaxBlockBackwardArgs args;
-    args.q = b.q; args.k = b.k_all + 201326592; args.v = b.v_all + 201326592;
+    args.q = b.q; args.k = b.k_all + 100663296; args.v = b.v_all + 100663296;
     args.o = b.o; args.lse = b.lse; args.dout = b.do_;
-    args.dq = b.dq_acc; args.dk = b.dk_all + 201326592; args.dv = b.dv_all + 201326592;
+    args.dq = b.dq_acc; args.dk = b.dk_all + 100663296; args.dv = b.dv_all + 100663296;
     args.q_map = kPieceMaps[1]; args.k_map = kPieceMaps[3]; args.causal = true;
     lasp::softmax_block_backward(args, kS_dims, c.compute);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[7], c.compute));
@@ -2772,9 +3136,9 @@ static void S_backward_rank1(const Ctx& c, SBuffers& b, Run run) {
   if (run.compute) {
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[8], c.compute));
     lasp::SoftmaxBlockBackwardArgs args;
-    args.q = b.q; args.k = b.k_all + 268435456; args.v = b.v_all + 268435456;
+    args.q = b.q; args.k = b.k_all + 134217728; args.v = b.v_all + 134217728;
     args.o = b.o; args.lse = b.lse; args.dout = b.do_;
-    args.dq = b.dq_acc; args.dk = b.dk_all + 268435456; args.dv = b.dv_all + 268435456;
+    args.dq = b.dq_acc; args.dk = b.dk_all + 134217728; args.dv = b.dv_all + 134217728;
     args.q_map = kPieceMaps[1]; args.k_map = kPieceMaps[4]; args.causal = true;
     lasp::softmax_block_backward(args, kS_dims, c.compute);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[9], c.compute));
@@ -2784,9 +3148,9 @@ static void S_backward_rank1(const Ctx& c, SBuffers& b, Run run) {
   if (run.compute) {
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[10], c.compute));
     lasp::SoftmaxBlockBackwardArgs args;
-    args.q = b.q; args.k = b.k_all + 335544320; args.v = b.v_all + 335544320;
+    args.q = b.q; args.k = b.k_all + 167772160; args.v = b.v_all + 167772160;
     args.o = b.o; args.lse = b.lse; args.dout = b.do_;
-    args.dq = b.dq_acc; args.dk = b.dk_all + 335544320; args.dv = b.dv_all + 335544320;
+    args.dq = b.dq_acc; args.dk = b.dk_all + 167772160; args.dv = b.dv_all + 167772160;
     args.q_map = kPieceMaps[1]; args.k_map = kPieceMaps[5]; args.causal = true;
     lasp::softmax_block_backward(args, kS_dims, c.compute);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[11], c.compute));
@@ -2796,9 +3160,9 @@ static void S_backward_rank1(const Ctx& c, SBuffers& b, Run run) {
   if (run.compute) {
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[12], c.compute));
     lasp::SoftmaxBlockBackwardArgs args;
-    args.q = b.q; args.k = b.k_all + 402653184; args.v = b.v_all + 402653184;
+    args.q = b.q; args.k = b.k_all + 201326592; args.v = b.v_all + 201326592;
     args.o = b.o; args.lse = b.lse; args.dout = b.do_;
-    args.dq = b.dq_acc; args.dk = b.dk_all + 402653184; args.dv = b.dv_all + 402653184;
+    args.dq = b.dq_acc; args.dk = b.dk_all + 201326592; args.dv = b.dv_all + 201326592;
     args.q_map = kPieceMaps[1]; args.k_map = kPieceMaps[6]; args.causal = true;
     lasp::softmax_block_backward(args, kS_dims, c.compute);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[13], c.compute));
@@ -2808,9 +3172,9 @@ static void S_backward_rank1(const Ctx& c, SBuffers& b, Run run) {
   if (run.compute) {
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[14], c.compute));
     lasp::SoftmaxBlockBackwardArgs args;
-    args.q = b.q; args.k = b.k_all + 469762048; args.v = b.v_all + 469762048;
+    args.q = b.q; args.k = b.k_all + 234881024; args.v = b.v_all + 234881024;
     args.o = b.o; args.lse = b.lse; args.dout = b.do_;
-    args.dq = b.dq_acc; args.dk = b.dk_all + 469762048; args.dv = b.dv_all + 469762048;
+    args.dq = b.dq_acc; args.dk = b.dk_all + 234881024; args.dv = b.dv_all + 234881024;
     args.q_map = kPieceMaps[1]; args.k_map = kPieceMaps[7]; args.causal = true;
     lasp::softmax_block_backward(args, kS_dims, c.compute);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[15], c.compute));
@@ -2828,8 +3192,8 @@ static void S_backward_rank1(const Ctx& c, SBuffers& b, Run run) {
     CUDA_CHECK(cudaEventRecord(c.started[8], c.comm));  // the collective is next on its stream
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[16], c.comm));
     NCCL_CHECK(ncclGroupStart());
-    NCCL_CHECK(ncclReduceScatter(b.dk_all, b.dk_sum, 67108864, ncclFloat32, ncclSum, c.nccl, c.comm));
-    NCCL_CHECK(ncclReduceScatter(b.dv_all, b.dv_sum, 67108864, ncclFloat32, ncclSum, c.nccl, c.comm));
+    NCCL_CHECK(ncclReduceScatter(b.dk_all, b.dk_sum, 33554432, ncclFloat32, ncclSum, c.nccl, c.comm));
+    NCCL_CHECK(ncclReduceScatter(b.dv_all, b.dv_sum, 33554432, ncclFloat32, ncclSum, c.nccl, c.comm));
     NCCL_CHECK(ncclGroupEnd());
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[17], c.comm));
     CUDA_CHECK(cudaEventRecord(c.events[8], c.comm));
@@ -2839,7 +3203,7 @@ static void S_backward_rank1(const Ctx& c, SBuffers& b, Run run) {
     CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.started[8], 0));  // let the collective start first
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[18], c.compute));
     lasp::SoftmaxBlockBackwardArgs args;
-    args.q = b.q; args.k = b.k_all + 67108864; args.v = b.v_all + 67108864;
+    args.q = b.q; args.k = b.k_all + 33554432; args.v = b.v_all + 33554432;
     args.o = b.o; args.lse = b.lse; args.dout = b.do_;
     args.dq = b.dq_acc; args.dk = b.dk_own; args.dv = b.dv_own;
     args.q_map = kPieceMaps[1]; args.k_map = kPieceMaps[1]; args.causal = true;
@@ -2849,15 +3213,15 @@ static void S_backward_rank1(const Ctx& c, SBuffers& b, Run run) {
   // [10] dQ to the activation type
   if (run.compute) {
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[20], c.compute));
-    lasp::cast_to_bf16(b.dq_acc, b.dq, 134217728, c.compute);
+    lasp::cast_to_bf16(b.dq_acc, b.dq, 67108864, c.compute);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[21], c.compute));
   }
   // [11] dK, dV of this rank: the other ranks' share plus its own
   if (run.compute) {
     CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.events[8], 0));
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[22], c.compute));
-    lasp::add_to_bf16(b.dk_sum, b.dk_own, b.dk, 67108864, c.compute);
-    lasp::add_to_bf16(b.dv_sum, b.dv_own, b.dv, 67108864, c.compute);
+    lasp::add_to_bf16(b.dk_sum, b.dk_own, b.dk, 33554432, c.compute);
+    lasp::add_to_bf16(b.dv_sum, b.dv_own, b.dv, 33554432, c.compute);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[23], c.compute));
   }
 }
@@ -2867,11 +3231,11 @@ static void S_backward_rank2(const Ctx& c, SBuffers& b, Run run) {
   // [0] clear dQ and the dK, dV accumulators
   if (run.compute) {
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[0], c.compute));
-    CUDA_CHECK(cudaMemsetAsync(b.dq_acc, 0, 134217728 * sizeof(float), c.compute));
-    CUDA_CHECK(cudaMemsetAsync(b.dk_all, 0, 536870912 * sizeof(float), c.compute));
-    CUDA_CHECK(cudaMemsetAsync(b.dv_all, 0, 536870912 * sizeof(float), c.compute));
-    CUDA_CHECK(cudaMemsetAsync(b.dk_own, 0, 67108864 * sizeof(float), c.compute));
-    CUDA_CHECK(cudaMemsetAsync(b.dv_own, 0, 67108864 * sizeof(float), c.compute));
+    CUDA_CHECK(cudaMemsetAsync(b.dq_acc, 0, 67108864 * sizeof(float), c.compute));
+    CUDA_CHECK(cudaMemsetAsync(b.dk_all, 0, 268435456 * sizeof(float), c.compute));
+    CUDA_CHECK(cudaMemsetAsync(b.dv_all, 0, 268435456 * sizeof(float), c.compute));
+    CUDA_CHECK(cudaMemsetAsync(b.dk_own, 0, 33554432 * sizeof(float), c.compute));
+    CUDA_CHECK(cudaMemsetAsync(b.dv_own, 0, 33554432 * sizeof(float), c.compute));
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[1], c.compute));
   }
   // [1] dQ, and dK, dV of rank 0's positions
@@ -2890,9 +3254,9 @@ static void S_backward_rank2(const Ctx& c, SBuffers& b, Run run) {
   if (run.compute) {
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[4], c.compute));
     lasp::SoftmaxBlockBackwardArgs args;
-    args.q = b.q; args.k = b.k_all + 67108864; args.v = b.v_all + 67108864;
+    args.q = b.q; args.k = b.k_all + 33554432; args.v = b.v_all + 33554432;
     args.o = b.o; args.lse = b.lse; args.dout = b.do_;
-    args.dq = b.dq_acc; args.dk = b.dk_all + 67108864; args.dv = b.dv_all + 67108864;
+    args.dq = b.dq_acc; args.dk = b.dk_all + 33554432; args.dv = b.dv_all + 33554432;
     args.q_map = kPieceMaps[2]; args.k_map = kPieceMaps[1]; args.causal = true;
     lasp::softmax_block_backward(args, kS_dims, c.compute);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[5], c.compute));
@@ -2902,9 +3266,9 @@ static void S_backward_rank2(const Ctx& c, SBuffers& b, Run run) {
   if (run.compute) {
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[6], c.compute));
     lasp::SoftmaxBlockBackwardArgs args;
-    args.q = b.q; args.k = b.k_all + 201326592; args.v = b.v_all + 201326592;
+    args.q = b.q; args.k = b.k_all + 100663296; args.v = b.v_all + 100663296;
     args.o = b.o; args.lse = b.lse; args.dout = b.do_;
-    args.dq = b.dq_acc; args.dk = b.dk_all + 201326592; args.dv = b.dv_all + 201326592;
+    args.dq = b.dq_acc; args.dk = b.dk_all + 100663296; args.dv = b.dv_all + 100663296;
     args.q_map = kPieceMaps[2]; args.k_map = kPieceMaps[3]; args.causal = true;
     lasp::softmax_block_backward(args, kS_dims, c.compute);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[7], c.compute));
@@ -2914,9 +3278,9 @@ static void S_backward_rank2(const Ctx& c, SBuffers& b, Run run) {
   if (run.compute) {
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[8], c.compute));
     lasp::SoftmaxBlockBackwardArgs args;
-    args.q = b.q; args.k = b.k_all + 268435456; args.v = b.v_all + 268435456;
+    args.q = b.q; args.k = b.k_all + 134217728; args.v = b.v_all + 134217728;
     args.o = b.o; args.lse = b.lse; args.dout = b.do_;
-    args.dq = b.dq_acc; args.dk = b.dk_all + 268435456; args.dv = b.dv_all + 268435456;
+    args.dq = b.dq_acc; args.dk = b.dk_all + 134217728; args.dv = b.dv_all + 134217728;
     args.q_map = kPieceMaps[2]; args.k_map = kPieceMaps[4]; args.causal = true;
     lasp::softmax_block_backward(args, kS_dims, c.compute);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[9], c.compute));
@@ -2926,9 +3290,9 @@ static void S_backward_rank2(const Ctx& c, SBuffers& b, Run run) {
   if (run.compute) {
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[10], c.compute));
     lasp::SoftmaxBlockBackwardArgs args;
-    args.q = b.q; args.k = b.k_all + 335544320; args.v = b.v_all + 335544320;
+    args.q = b.q; args.k = b.k_all + 167772160; args.v = b.v_all + 167772160;
     args.o = b.o; args.lse = b.lse; args.dout = b.do_;
-    args.dq = b.dq_acc; args.dk = b.dk_all + 335544320; args.dv = b.dv_all + 335544320;
+    args.dq = b.dq_acc; args.dk = b.dk_all + 167772160; args.dv = b.dv_all + 167772160;
     args.q_map = kPieceMaps[2]; args.k_map = kPieceMaps[5]; args.causal = true;
     lasp::softmax_block_backward(args, kS_dims, c.compute);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[11], c.compute));
@@ -2938,9 +3302,9 @@ static void S_backward_rank2(const Ctx& c, SBuffers& b, Run run) {
   if (run.compute) {
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[12], c.compute));
     lasp::SoftmaxBlockBackwardArgs args;
-    args.q = b.q; args.k = b.k_all + 402653184; args.v = b.v_all + 402653184;
+    args.q = b.q; args.k = b.k_all + 201326592; args.v = b.v_all + 201326592;
     args.o = b.o; args.lse = b.lse; args.dout = b.do_;
-    args.dq = b.dq_acc; args.dk = b.dk_all + 402653184; args.dv = b.dv_all + 402653184;
+    args.dq = b.dq_acc; args.dk = b.dk_all + 201326592; args.dv = b.dv_all + 201326592;
     args.q_map = kPieceMaps[2]; args.k_map = kPieceMaps[6]; args.causal = true;
     lasp::softmax_block_backward(args, kS_dims, c.compute);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[13], c.compute));
@@ -2950,9 +3314,9 @@ static void S_backward_rank2(const Ctx& c, SBuffers& b, Run run) {
   if (run.compute) {
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[14], c.compute));
     lasp::SoftmaxBlockBackwardArgs args;
-    args.q = b.q; args.k = b.k_all + 469762048; args.v = b.v_all + 469762048;
+    args.q = b.q; args.k = b.k_all + 234881024; args.v = b.v_all + 234881024;
     args.o = b.o; args.lse = b.lse; args.dout = b.do_;
-    args.dq = b.dq_acc; args.dk = b.dk_all + 469762048; args.dv = b.dv_all + 469762048;
+    args.dq = b.dq_acc; args.dk = b.dk_all + 234881024; args.dv = b.dv_all + 234881024;
     args.q_map = kPieceMaps[2]; args.k_map = kPieceMaps[7]; args.causal = true;
     lasp::softmax_block_backward(args, kS_dims, c.compute);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[15], c.compute));
@@ -2970,8 +3334,8 @@ static void S_backward_rank2(const Ctx& c, SBuffers& b, Run run) {
     CUDA_CHECK(cudaEventRecord(c.started[8], c.comm));  // the collective is next on its stream
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[16], c.comm));
     NCCL_CHECK(ncclGroupStart());
-    NCCL_CHECK(ncclReduceScatter(b.dk_all, b.dk_sum, 67108864, ncclFloat32, ncclSum, c.nccl, c.comm));
-    NCCL_CHECK(ncclReduceScatter(b.dv_all, b.dv_sum, 67108864, ncclFloat32, ncclSum, c.nccl, c.comm));
+    NCCL_CHECK(ncclReduceScatter(b.dk_all, b.dk_sum, 33554432, ncclFloat32, ncclSum, c.nccl, c.comm));
+    NCCL_CHECK(ncclReduceScatter(b.dv_all, b.dv_sum, 33554432, ncclFloat32, ncclSum, c.nccl, c.comm));
     NCCL_CHECK(ncclGroupEnd());
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[17], c.comm));
     CUDA_CHECK(cudaEventRecord(c.events[8], c.comm));
@@ -2981,7 +3345,7 @@ static void S_backward_rank2(const Ctx& c, SBuffers& b, Run run) {
     CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.started[8], 0));  // let the collective start first
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[18], c.compute));
     lasp::SoftmaxBlockBackwardArgs args;
-    args.q = b.q; args.k = b.k_all + 134217728; args.v = b.v_all + 134217728;
+    args.q = b.q; args.k = b.k_all + 67108864; args.v = b.v_all + 67108864;
     args.o = b.o; args.lse = b.lse; args.dout = b.do_;
     args.dq = b.dq_acc; args.dk = b.dk_own; args.dv = b.dv_own;
     args.q_map = kPieceMaps[2]; args.k_map = kPieceMaps[2]; args.causal = true;
@@ -2991,15 +3355,15 @@ static void S_backward_rank2(const Ctx& c, SBuffers& b, Run run) {
   // [10] dQ to the activation type
   if (run.compute) {
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[20], c.compute));
-    lasp::cast_to_bf16(b.dq_acc, b.dq, 134217728, c.compute);
+    lasp::cast_to_bf16(b.dq_acc, b.dq, 67108864, c.compute);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[21], c.compute));
   }
   // [11] dK, dV of this rank: the other ranks' share plus its own
   if (run.compute) {
     CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.events[8], 0));
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[22], c.compute));
-    lasp::add_to_bf16(b.dk_sum, b.dk_own, b.dk, 67108864, c.compute);
-    lasp::add_to_bf16(b.dv_sum, b.dv_own, b.dv, 67108864, c.compute);
+    lasp::add_to_bf16(b.dk_sum, b.dk_own, b.dk, 33554432, c.compute);
+    lasp::add_to_bf16(b.dv_sum, b.dv_own, b.dv, 33554432, c.compute);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[23], c.compute));
   }
 }
@@ -3009,11 +3373,11 @@ static void S_backward_rank3(const Ctx& c, SBuffers& b, Run run) {
   // [0] clear dQ and the dK, dV accumulators
   if (run.compute) {
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[0], c.compute));
-    CUDA_CHECK(cudaMemsetAsync(b.dq_acc, 0, 134217728 * sizeof(float), c.compute));
-    CUDA_CHECK(cudaMemsetAsync(b.dk_all, 0, 536870912 * sizeof(float), c.compute));
-    CUDA_CHECK(cudaMemsetAsync(b.dv_all, 0, 536870912 * sizeof(float), c.compute));
-    CUDA_CHECK(cudaMemsetAsync(b.dk_own, 0, 67108864 * sizeof(float), c.compute));
-    CUDA_CHECK(cudaMemsetAsync(b.dv_own, 0, 67108864 * sizeof(float), c.compute));
+    CUDA_CHECK(cudaMemsetAsync(b.dq_acc, 0, 67108864 * sizeof(float), c.compute));
+    CUDA_CHECK(cudaMemsetAsync(b.dk_all, 0, 268435456 * sizeof(float), c.compute));
+    CUDA_CHECK(cudaMemsetAsync(b.dv_all, 0, 268435456 * sizeof(float), c.compute));
+    CUDA_CHECK(cudaMemsetAsync(b.dk_own, 0, 33554432 * sizeof(float), c.compute));
+    CUDA_CHECK(cudaMemsetAsync(b.dv_own, 0, 33554432 * sizeof(float), c.compute));
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[1], c.compute));
   }
   // [1] dQ, and dK, dV of rank 0's positions
@@ -3032,9 +3396,9 @@ static void S_backward_rank3(const Ctx& c, SBuffers& b, Run run) {
   if (run.compute) {
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[4], c.compute));
     lasp::SoftmaxBlockBackwardArgs args;
-    args.q = b.q; args.k = b.k_all + 67108864; args.v = b.v_all + 67108864;
+    args.q = b.q; args.k = b.k_all + 33554432; args.v = b.v_all + 33554432;
     args.o = b.o; args.lse = b.lse; args.dout = b.do_;
-    args.dq = b.dq_acc; args.dk = b.dk_all + 67108864; args.dv = b.dv_all + 67108864;
+    args.dq = b.dq_acc; args.dk = b.dk_all + 33554432; args.dv = b.dv_all + 33554432;
     args.q_map = kPieceMaps[3]; args.k_map = kPieceMaps[1]; args.causal = true;
     lasp::softmax_block_backward(args, kS_dims, c.compute);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[5], c.compute));
@@ -3044,9 +3408,9 @@ static void S_backward_rank3(const Ctx& c, SBuffers& b, Run run) {
   if (run.compute) {
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[6], c.compute));
     lasp::SoftmaxBlockBackwardArgs args;
-    args.q = b.q; args.k = b.k_all + 134217728; args.v = b.v_all + 134217728;
+    args.q = b.q; args.k = b.k_all + 67108864; args.v = b.v_all + 67108864;
     args.o = b.o; args.lse = b.lse; args.dout = b.do_;
-    args.dq = b.dq_acc; args.dk = b.dk_all + 134217728; args.dv = b.dv_all + 134217728;
+    args.dq = b.dq_acc; args.dk = b.dk_all + 67108864; args.dv = b.dv_all + 67108864;
     args.q_map = kPieceMaps[3]; args.k_map = kPieceMaps[2]; args.causal = true;
     lasp::softmax_block_backward(args, kS_dims, c.compute);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[7], c.compute));
@@ -3056,9 +3420,9 @@ static void S_backward_rank3(const Ctx& c, SBuffers& b, Run run) {
   if (run.compute) {
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[8], c.compute));
     lasp::SoftmaxBlockBackwardArgs args;
-    args.q = b.q; args.k = b.k_all + 268435456; args.v = b.v_all + 268435456;
+    args.q = b.q; args.k = b.k_all + 134217728; args.v = b.v_all + 134217728;
     args.o = b.o; args.lse = b.lse; args.dout = b.do_;
-    args.dq = b.dq_acc; args.dk = b.dk_all + 268435456; args.dv = b.dv_all + 268435456;
+    args.dq = b.dq_acc; args.dk = b.dk_all + 134217728; args.dv = b.dv_all + 134217728;
     args.q_map = kPieceMaps[3]; args.k_map = kPieceMaps[4]; args.causal = true;
     lasp::softmax_block_backward(args, kS_dims, c.compute);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[9], c.compute));
@@ -3068,9 +3432,9 @@ static void S_backward_rank3(const Ctx& c, SBuffers& b, Run run) {
   if (run.compute) {
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[10], c.compute));
     lasp::SoftmaxBlockBackwardArgs args;
-    args.q = b.q; args.k = b.k_all + 335544320; args.v = b.v_all + 335544320;
+    args.q = b.q; args.k = b.k_all + 167772160; args.v = b.v_all + 167772160;
     args.o = b.o; args.lse = b.lse; args.dout = b.do_;
-    args.dq = b.dq_acc; args.dk = b.dk_all + 335544320; args.dv = b.dv_all + 335544320;
+    args.dq = b.dq_acc; args.dk = b.dk_all + 167772160; args.dv = b.dv_all + 167772160;
     args.q_map = kPieceMaps[3]; args.k_map = kPieceMaps[5]; args.causal = true;
     lasp::softmax_block_backward(args, kS_dims, c.compute);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[11], c.compute));
@@ -3080,9 +3444,9 @@ static void S_backward_rank3(const Ctx& c, SBuffers& b, Run run) {
   if (run.compute) {
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[12], c.compute));
     lasp::SoftmaxBlockBackwardArgs args;
-    args.q = b.q; args.k = b.k_all + 402653184; args.v = b.v_all + 402653184;
+    args.q = b.q; args.k = b.k_all + 201326592; args.v = b.v_all + 201326592;
     args.o = b.o; args.lse = b.lse; args.dout = b.do_;
-    args.dq = b.dq_acc; args.dk = b.dk_all + 402653184; args.dv = b.dv_all + 402653184;
+    args.dq = b.dq_acc; args.dk = b.dk_all + 201326592; args.dv = b.dv_all + 201326592;
     args.q_map = kPieceMaps[3]; args.k_map = kPieceMaps[6]; args.causal = true;
     lasp::softmax_block_backward(args, kS_dims, c.compute);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[13], c.compute));
@@ -3092,9 +3456,9 @@ static void S_backward_rank3(const Ctx& c, SBuffers& b, Run run) {
   if (run.compute) {
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[14], c.compute));
     lasp::SoftmaxBlockBackwardArgs args;
-    args.q = b.q; args.k = b.k_all + 469762048; args.v = b.v_all + 469762048;
+    args.q = b.q; args.k = b.k_all + 234881024; args.v = b.v_all + 234881024;
     args.o = b.o; args.lse = b.lse; args.dout = b.do_;
-    args.dq = b.dq_acc; args.dk = b.dk_all + 469762048; args.dv = b.dv_all + 469762048;
+    args.dq = b.dq_acc; args.dk = b.dk_all + 234881024; args.dv = b.dv_all + 234881024;
     args.q_map = kPieceMaps[3]; args.k_map = kPieceMaps[7]; args.causal = true;
     lasp::softmax_block_backward(args, kS_dims, c.compute);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[15], c.compute));
@@ -3112,8 +3476,8 @@ static void S_backward_rank3(const Ctx& c, SBuffers& b, Run run) {
     CUDA_CHECK(cudaEventRecord(c.started[8], c.comm));  // the collective is next on its stream
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[16], c.comm));
     NCCL_CHECK(ncclGroupStart());
-    NCCL_CHECK(ncclReduceScatter(b.dk_all, b.dk_sum, 67108864, ncclFloat32, ncclSum, c.nccl, c.comm));
-    NCCL_CHECK(ncclReduceScatter(b.dv_all, b.dv_sum, 67108864, ncclFloat32, ncclSum, c.nccl, c.comm));
+    NCCL_CHECK(ncclReduceScatter(b.dk_all, b.dk_sum, 33554432, ncclFloat32, ncclSum, c.nccl, c.comm));
+    NCCL_CHECK(ncclReduceScatter(b.dv_all, b.dv_sum, 33554432, ncclFloat32, ncclSum, c.nccl, c.comm));
     NCCL_CHECK(ncclGroupEnd());
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[17], c.comm));
     CUDA_CHECK(cudaEventRecord(c.events[8], c.comm));
@@ -3123,7 +3487,7 @@ static void S_backward_rank3(const Ctx& c, SBuffers& b, Run run) {
     CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.started[8], 0));  // let the collective start first
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[18], c.compute));
     lasp::SoftmaxBlockBackwardArgs args;
-    args.q = b.q; args.k = b.k_all + 201326592; args.v = b.v_all + 201326592;
+    args.q = b.q; args.k = b.k_all + 100663296; args.v = b.v_all + 100663296;
     args.o = b.o; args.lse = b.lse; args.dout = b.do_;
     args.dq = b.dq_acc; args.dk = b.dk_own; args.dv = b.dv_own;
     args.q_map = kPieceMaps[3]; args.k_map = kPieceMaps[3]; args.causal = true;
@@ -3133,15 +3497,15 @@ static void S_backward_rank3(const Ctx& c, SBuffers& b, Run run) {
   // [10] dQ to the activation type
   if (run.compute) {
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[20], c.compute));
-    lasp::cast_to_bf16(b.dq_acc, b.dq, 134217728, c.compute);
+    lasp::cast_to_bf16(b.dq_acc, b.dq, 67108864, c.compute);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[21], c.compute));
   }
   // [11] dK, dV of this rank: the other ranks' share plus its own
   if (run.compute) {
     CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.events[8], 0));
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[22], c.compute));
-    lasp::add_to_bf16(b.dk_sum, b.dk_own, b.dk, 67108864, c.compute);
-    lasp::add_to_bf16(b.dv_sum, b.dv_own, b.dv, 67108864, c.compute);
+    lasp::add_to_bf16(b.dk_sum, b.dk_own, b.dk, 33554432, c.compute);
+    lasp::add_to_bf16(b.dv_sum, b.dv_own, b.dv, 33554432, c.compute);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[23], c.compute));
   }
 }
@@ -3151,11 +3515,11 @@ static void S_backward_rank4(const Ctx& c, SBuffers& b, Run run) {
   // [0] clear dQ and the dK, dV accumulators
   if (run.compute) {
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[0], c.compute));
-    CUDA_CHECK(cudaMemsetAsync(b.dq_acc, 0, 134217728 * sizeof(float), c.compute));
-    CUDA_CHECK(cudaMemsetAsync(b.dk_all, 0, 536870912 * sizeof(float), c.compute));
-    CUDA_CHECK(cudaMemsetAsync(b.dv_all, 0, 536870912 * sizeof(float), c.compute));
-    CUDA_CHECK(cudaMemsetAsync(b.dk_own, 0, 67108864 * sizeof(float), c.compute));
-    CUDA_CHECK(cudaMemsetAsync(b.dv_own, 0, 67108864 * sizeof(float), c.compute));
+    CUDA_CHECK(cudaMemsetAsync(b.dq_acc, 0, 67108864 * sizeof(float), c.compute));
+    CUDA_CHECK(cudaMemsetAsync(b.dk_all, 0, 268435456 * sizeof(float), c.compute));
+    CUDA_CHECK(cudaMemsetAsync(b.dv_all, 0, 268435456 * sizeof(float), c.compute));
+    CUDA_CHECK(cudaMemsetAsync(b.dk_own, 0, 33554432 * sizeof(float), c.compute));
+    CUDA_CHECK(cudaMemsetAsync(b.dv_own, 0, 33554432 * sizeof(float), c.compute));
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[1], c.compute));
   }
   // [1] dQ, and dK, dV of rank 0's positions
@@ -3174,9 +3538,9 @@ static void S_backward_rank4(const Ctx& c, SBuffers& b, Run run) {
   if (run.compute) {
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[4], c.compute));
     lasp::SoftmaxBlockBackwardArgs args;
-    args.q = b.q; args.k = b.k_all + 67108864; args.v = b.v_all + 67108864;
+    args.q = b.q; args.k = b.k_all + 33554432; args.v = b.v_all + 33554432;
     args.o = b.o; args.lse = b.lse; args.dout = b.do_;
-    args.dq = b.dq_acc; args.dk = b.dk_all + 67108864; args.dv = b.dv_all + 67108864;
+    args.dq = b.dq_acc; args.dk = b.dk_all + 33554432; args.dv = b.dv_all + 33554432;
     args.q_map = kPieceMaps[4]; args.k_map = kPieceMaps[1]; args.causal = true;
     lasp::softmax_block_backward(args, kS_dims, c.compute);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[5], c.compute));
@@ -3186,9 +3550,9 @@ static void S_backward_rank4(const Ctx& c, SBuffers& b, Run run) {
   if (run.compute) {
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[6], c.compute));
     lasp::SoftmaxBlockBackwardArgs args;
-    args.q = b.q; args.k = b.k_all + 134217728; args.v = b.v_all + 134217728;
+    args.q = b.q; args.k = b.k_all + 67108864; args.v = b.v_all + 67108864;
     args.o = b.o; args.lse = b.lse; args.dout = b.do_;
-    args.dq = b.dq_acc; args.dk = b.dk_all + 134217728; args.dv = b.dv_all + 134217728;
+    args.dq = b.dq_acc; args.dk = b.dk_all + 67108864; args.dv = b.dv_all + 67108864;
     args.q_map = kPieceMaps[4]; args.k_map = kPieceMaps[2]; args.causal = true;
     lasp::softmax_block_backward(args, kS_dims, c.compute);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[7], c.compute));
@@ -3198,9 +3562,9 @@ static void S_backward_rank4(const Ctx& c, SBuffers& b, Run run) {
   if (run.compute) {
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[8], c.compute));
     lasp::SoftmaxBlockBackwardArgs args;
-    args.q = b.q; args.k = b.k_all + 201326592; args.v = b.v_all + 201326592;
+    args.q = b.q; args.k = b.k_all + 100663296; args.v = b.v_all + 100663296;
     args.o = b.o; args.lse = b.lse; args.dout = b.do_;
-    args.dq = b.dq_acc; args.dk = b.dk_all + 201326592; args.dv = b.dv_all + 201326592;
+    args.dq = b.dq_acc; args.dk = b.dk_all + 100663296; args.dv = b.dv_all + 100663296;
     args.q_map = kPieceMaps[4]; args.k_map = kPieceMaps[3]; args.causal = true;
     lasp::softmax_block_backward(args, kS_dims, c.compute);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[9], c.compute));
@@ -3210,9 +3574,9 @@ static void S_backward_rank4(const Ctx& c, SBuffers& b, Run run) {
   if (run.compute) {
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[10], c.compute));
     lasp::SoftmaxBlockBackwardArgs args;
-    args.q = b.q; args.k = b.k_all + 335544320; args.v = b.v_all + 335544320;
+    args.q = b.q; args.k = b.k_all + 167772160; args.v = b.v_all + 167772160;
     args.o = b.o; args.lse = b.lse; args.dout = b.do_;
-    args.dq = b.dq_acc; args.dk = b.dk_all + 335544320; args.dv = b.dv_all + 335544320;
+    args.dq = b.dq_acc; args.dk = b.dk_all + 167772160; args.dv = b.dv_all + 167772160;
     args.q_map = kPieceMaps[4]; args.k_map = kPieceMaps[5]; args.causal = true;
     lasp::softmax_block_backward(args, kS_dims, c.compute);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[11], c.compute));
@@ -3222,9 +3586,9 @@ static void S_backward_rank4(const Ctx& c, SBuffers& b, Run run) {
   if (run.compute) {
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[12], c.compute));
     lasp::SoftmaxBlockBackwardArgs args;
-    args.q = b.q; args.k = b.k_all + 402653184; args.v = b.v_all + 402653184;
+    args.q = b.q; args.k = b.k_all + 201326592; args.v = b.v_all + 201326592;
     args.o = b.o; args.lse = b.lse; args.dout = b.do_;
-    args.dq = b.dq_acc; args.dk = b.dk_all + 402653184; args.dv = b.dv_all + 402653184;
+    args.dq = b.dq_acc; args.dk = b.dk_all + 201326592; args.dv = b.dv_all + 201326592;
     args.q_map = kPieceMaps[4]; args.k_map = kPieceMaps[6]; args.causal = true;
     lasp::softmax_block_backward(args, kS_dims, c.compute);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[13], c.compute));
@@ -3234,9 +3598,9 @@ static void S_backward_rank4(const Ctx& c, SBuffers& b, Run run) {
   if (run.compute) {
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[14], c.compute));
     lasp::SoftmaxBlockBackwardArgs args;
-    args.q = b.q; args.k = b.k_all + 469762048; args.v = b.v_all + 469762048;
+    args.q = b.q; args.k = b.k_all + 234881024; args.v = b.v_all + 234881024;
     args.o = b.o; args.lse = b.lse; args.dout = b.do_;
-    args.dq = b.dq_acc; args.dk = b.dk_all + 469762048; args.dv = b.dv_all + 469762048;
+    args.dq = b.dq_acc; args.dk = b.dk_all + 234881024; args.dv = b.dv_all + 234881024;
     args.q_map = kPieceMaps[4]; args.k_map = kPieceMaps[7]; args.causal = true;
     lasp::softmax_block_backward(args, kS_dims, c.compute);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[15], c.compute));
@@ -3254,8 +3618,8 @@ static void S_backward_rank4(const Ctx& c, SBuffers& b, Run run) {
     CUDA_CHECK(cudaEventRecord(c.started[8], c.comm));  // the collective is next on its stream
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[16], c.comm));
     NCCL_CHECK(ncclGroupStart());
-    NCCL_CHECK(ncclReduceScatter(b.dk_all, b.dk_sum, 67108864, ncclFloat32, ncclSum, c.nccl, c.comm));
-    NCCL_CHECK(ncclReduceScatter(b.dv_all, b.dv_sum, 67108864, ncclFloat32, ncclSum, c.nccl, c.comm));
+    NCCL_CHECK(ncclReduceScatter(b.dk_all, b.dk_sum, 33554432, ncclFloat32, ncclSum, c.nccl, c.comm));
+    NCCL_CHECK(ncclReduceScatter(b.dv_all, b.dv_sum, 33554432, ncclFloat32, ncclSum, c.nccl, c.comm));
     NCCL_CHECK(ncclGroupEnd());
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[17], c.comm));
     CUDA_CHECK(cudaEventRecord(c.events[8], c.comm));
@@ -3265,7 +3629,7 @@ static void S_backward_rank4(const Ctx& c, SBuffers& b, Run run) {
     CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.started[8], 0));  // let the collective start first
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[18], c.compute));
     lasp::SoftmaxBlockBackwardArgs args;
-    args.q = b.q; args.k = b.k_all + 268435456; args.v = b.v_all + 268435456;
+    args.q = b.q; args.k = b.k_all + 134217728; args.v = b.v_all + 134217728;
     args.o = b.o; args.lse = b.lse; args.dout = b.do_;
     args.dq = b.dq_acc; args.dk = b.dk_own; args.dv = b.dv_own;
     args.q_map = kPieceMaps[4]; args.k_map = kPieceMaps[4]; args.causal = true;
@@ -3275,15 +3639,15 @@ static void S_backward_rank4(const Ctx& c, SBuffers& b, Run run) {
   // [10] dQ to the activation type
   if (run.compute) {
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[20], c.compute));
-    lasp::cast_to_bf16(b.dq_acc, b.dq, 134217728, c.compute);
+    lasp::cast_to_bf16(b.dq_acc, b.dq, 67108864, c.compute);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[21], c.compute));
   }
   // [11] dK, dV of this rank: the other ranks' share plus its own
   if (run.compute) {
     CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.events[8], 0));
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[22], c.compute));
-    lasp::add_to_bf16(b.dk_sum, b.dk_own, b.dk, 67108864, c.compute);
-    lasp::add_to_bf16(b.dv_sum, b.dv_own, b.dv, 67108864, c.compute);
+    lasp::add_to_bf16(b.dk_sum, b.dk_own, b.dk, 33554432, c.compute);
+    lasp::add_to_bf16(b.dv_sum, b.dv_own, b.dv, 33554432, c.compute);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[23], c.compute));
   }
 }
@@ -3293,11 +3657,11 @@ static void S_backward_rank5(const Ctx& c, SBuffers& b, Run run) {
   // [0] clear dQ and the dK, dV accumulators
   if (run.compute) {
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[0], c.compute));
-    CUDA_CHECK(cudaMemsetAsync(b.dq_acc, 0, 134217728 * sizeof(float), c.compute));
-    CUDA_CHECK(cudaMemsetAsync(b.dk_all, 0, 536870912 * sizeof(float), c.compute));
-    CUDA_CHECK(cudaMemsetAsync(b.dv_all, 0, 536870912 * sizeof(float), c.compute));
-    CUDA_CHECK(cudaMemsetAsync(b.dk_own, 0, 67108864 * sizeof(float), c.compute));
-    CUDA_CHECK(cudaMemsetAsync(b.dv_own, 0, 67108864 * sizeof(float), c.compute));
+    CUDA_CHECK(cudaMemsetAsync(b.dq_acc, 0, 67108864 * sizeof(float), c.compute));
+    CUDA_CHECK(cudaMemsetAsync(b.dk_all, 0, 268435456 * sizeof(float), c.compute));
+    CUDA_CHECK(cudaMemsetAsync(b.dv_all, 0, 268435456 * sizeof(float), c.compute));
+    CUDA_CHECK(cudaMemsetAsync(b.dk_own, 0, 33554432 * sizeof(float), c.compute));
+    CUDA_CHECK(cudaMemsetAsync(b.dv_own, 0, 33554432 * sizeof(float), c.compute));
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[1], c.compute));
   }
   // [1] dQ, and dK, dV of rank 0's positions
@@ -3316,9 +3680,9 @@ static void S_backward_rank5(const Ctx& c, SBuffers& b, Run run) {
   if (run.compute) {
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[4], c.compute));
     lasp::SoftmaxBlockBackwardArgs args;
-    args.q = b.q; args.k = b.k_all + 67108864; args.v = b.v_all + 67108864;
+    args.q = b.q; args.k = b.k_all + 33554432; args.v = b.v_all + 33554432;
     args.o = b.o; args.lse = b.lse; args.dout = b.do_;
-    args.dq = b.dq_acc; args.dk = b.dk_all + 67108864; args.dv = b.dv_all + 67108864;
+    args.dq = b.dq_acc; args.dk = b.dk_all + 33554432; args.dv = b.dv_all + 33554432;
     args.q_map = kPieceMaps[5]; args.k_map = kPieceMaps[1]; args.causal = true;
     lasp::softmax_block_backward(args, kS_dims, c.compute);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[5], c.compute));
@@ -3328,9 +3692,9 @@ static void S_backward_rank5(const Ctx& c, SBuffers& b, Run run) {
   if (run.compute) {
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[6], c.compute));
     lasp::SoftmaxBlockBackwardArgs args;
-    args.q = b.q; args.k = b.k_all + 134217728; args.v = b.v_all + 134217728;
+    args.q = b.q; args.k = b.k_all + 67108864; args.v = b.v_all + 67108864;
     args.o = b.o; args.lse = b.lse; args.dout = b.do_;
-    args.dq = b.dq_acc; args.dk = b.dk_all + 134217728; args.dv = b.dv_all + 134217728;
+    args.dq = b.dq_acc; args.dk = b.dk_all + 67108864; args.dv = b.dv_all + 67108864;
     args.q_map = kPieceMaps[5]; args.k_map = kPieceMaps[2]; args.causal = true;
     lasp::softmax_block_backward(args, kS_dims, c.compute);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[7], c.compute));
@@ -3340,9 +3704,9 @@ static void S_backward_rank5(const Ctx& c, SBuffers& b, Run run) {
   if (run.compute) {
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[8], c.compute));
     lasp::SoftmaxBlockBackwardArgs args;
-    args.q = b.q; args.k = b.k_all + 201326592; args.v = b.v_all + 201326592;
+    args.q = b.q; args.k = b.k_all + 100663296; args.v = b.v_all + 100663296;
     args.o = b.o; args.lse = b.lse; args.dout = b.do_;
-    args.dq = b.dq_acc; args.dk = b.dk_all + 201326592; args.dv = b.dv_all + 201326592;
+    args.dq = b.dq_acc; args.dk = b.dk_all + 100663296; args.dv = b.dv_all + 100663296;
     args.q_map = kPieceMaps[5]; args.k_map = kPieceMaps[3]; args.causal = true;
     lasp::softmax_block_backward(args, kS_dims, c.compute);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[9], c.compute));
@@ -3352,9 +3716,9 @@ static void S_backward_rank5(const Ctx& c, SBuffers& b, Run run) {
   if (run.compute) {
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[10], c.compute));
     lasp::SoftmaxBlockBackwardArgs args;
-    args.q = b.q; args.k = b.k_all + 268435456; args.v = b.v_all + 268435456;
+    args.q = b.q; args.k = b.k_all + 134217728; args.v = b.v_all + 134217728;
     args.o = b.o; args.lse = b.lse; args.dout = b.do_;
-    args.dq = b.dq_acc; args.dk = b.dk_all + 268435456; args.dv = b.dv_all + 268435456;
+    args.dq = b.dq_acc; args.dk = b.dk_all + 134217728; args.dv = b.dv_all + 134217728;
     args.q_map = kPieceMaps[5]; args.k_map = kPieceMaps[4]; args.causal = true;
     lasp::softmax_block_backward(args, kS_dims, c.compute);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[11], c.compute));
@@ -3364,9 +3728,9 @@ static void S_backward_rank5(const Ctx& c, SBuffers& b, Run run) {
   if (run.compute) {
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[12], c.compute));
     lasp::SoftmaxBlockBackwardArgs args;
-    args.q = b.q; args.k = b.k_all + 402653184; args.v = b.v_all + 402653184;
+    args.q = b.q; args.k = b.k_all + 201326592; args.v = b.v_all + 201326592;
     args.o = b.o; args.lse = b.lse; args.dout = b.do_;
-    args.dq = b.dq_acc; args.dk = b.dk_all + 402653184; args.dv = b.dv_all + 402653184;
+    args.dq = b.dq_acc; args.dk = b.dk_all + 201326592; args.dv = b.dv_all + 201326592;
     args.q_map = kPieceMaps[5]; args.k_map = kPieceMaps[6]; args.causal = true;
     lasp::softmax_block_backward(args, kS_dims, c.compute);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[13], c.compute));
@@ -3376,9 +3740,9 @@ static void S_backward_rank5(const Ctx& c, SBuffers& b, Run run) {
   if (run.compute) {
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[14], c.compute));
     lasp::SoftmaxBlockBackwardArgs args;
-    args.q = b.q; args.k = b.k_all + 469762048; args.v = b.v_all + 469762048;
+    args.q = b.q; args.k = b.k_all + 234881024; args.v = b.v_all + 234881024;
     args.o = b.o; args.lse = b.lse; args.dout = b.do_;
-    args.dq = b.dq_acc; args.dk = b.dk_all + 469762048; args.dv = b.dv_all + 469762048;
+    args.dq = b.dq_acc; args.dk = b.dk_all + 234881024; args.dv = b.dv_all + 234881024;
     args.q_map = kPieceMaps[5]; args.k_map = kPieceMaps[7]; args.causal = true;
     lasp::softmax_block_backward(args, kS_dims, c.compute);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[15], c.compute));
@@ -3396,8 +3760,8 @@ static void S_backward_rank5(const Ctx& c, SBuffers& b, Run run) {
     CUDA_CHECK(cudaEventRecord(c.started[8], c.comm));  // the collective is next on its stream
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[16], c.comm));
     NCCL_CHECK(ncclGroupStart());
-    NCCL_CHECK(ncclReduceScatter(b.dk_all, b.dk_sum, 67108864, ncclFloat32, ncclSum, c.nccl, c.comm));
-    NCCL_CHECK(ncclReduceScatter(b.dv_all, b.dv_sum, 67108864, ncclFloat32, ncclSum, c.nccl, c.comm));
+    NCCL_CHECK(ncclReduceScatter(b.dk_all, b.dk_sum, 33554432, ncclFloat32, ncclSum, c.nccl, c.comm));
+    NCCL_CHECK(ncclReduceScatter(b.dv_all, b.dv_sum, 33554432, ncclFloat32, ncclSum, c.nccl, c.comm));
     NCCL_CHECK(ncclGroupEnd());
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[17], c.comm));
     CUDA_CHECK(cudaEventRecord(c.events[8], c.comm));
@@ -3407,7 +3771,7 @@ static void S_backward_rank5(const Ctx& c, SBuffers& b, Run run) {
     CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.started[8], 0));  // let the collective start first
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[18], c.compute));
     lasp::SoftmaxBlockBackwardArgs args;
-    args.q = b.q; args.k = b.k_all + 335544320; args.v = b.v_all + 335544320;
+    args.q = b.q; args.k = b.k_all + 167772160; args.v = b.v_all + 167772160;
     args.o = b.o; args.lse = b.lse; args.dout = b.do_;
     args.dq = b.dq_acc; args.dk = b.dk_own; args.dv = b.dv_own;
     args.q_map = kPieceMaps[5]; args.k_map = kPieceMaps[5]; args.causal = true;
@@ -3417,15 +3781,15 @@ static void S_backward_rank5(const Ctx& c, SBuffers& b, Run run) {
   // [10] dQ to the activation type
   if (run.compute) {
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[20], c.compute));
-    lasp::cast_to_bf16(b.dq_acc, b.dq, 134217728, c.compute);
+    lasp::cast_to_bf16(b.dq_acc, b.dq, 67108864, c.compute);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[21], c.compute));
   }
   // [11] dK, dV of this rank: the other ranks' share plus its own
   if (run.compute) {
     CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.events[8], 0));
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[22], c.compute));
-    lasp::add_to_bf16(b.dk_sum, b.dk_own, b.dk, 67108864, c.compute);
-    lasp::add_to_bf16(b.dv_sum, b.dv_own, b.dv, 67108864, c.compute);
+    lasp::add_to_bf16(b.dk_sum, b.dk_own, b.dk, 33554432, c.compute);
+    lasp::add_to_bf16(b.dv_sum, b.dv_own, b.dv, 33554432, c.compute);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[23], c.compute));
   }
 }
@@ -3435,11 +3799,11 @@ static void S_backward_rank6(const Ctx& c, SBuffers& b, Run run) {
   // [0] clear dQ and the dK, dV accumulators
   if (run.compute) {
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[0], c.compute));
-    CUDA_CHECK(cudaMemsetAsync(b.dq_acc, 0, 134217728 * sizeof(float), c.compute));
-    CUDA_CHECK(cudaMemsetAsync(b.dk_all, 0, 536870912 * sizeof(float), c.compute));
-    CUDA_CHECK(cudaMemsetAsync(b.dv_all, 0, 536870912 * sizeof(float), c.compute));
-    CUDA_CHECK(cudaMemsetAsync(b.dk_own, 0, 67108864 * sizeof(float), c.compute));
-    CUDA_CHECK(cudaMemsetAsync(b.dv_own, 0, 67108864 * sizeof(float), c.compute));
+    CUDA_CHECK(cudaMemsetAsync(b.dq_acc, 0, 67108864 * sizeof(float), c.compute));
+    CUDA_CHECK(cudaMemsetAsync(b.dk_all, 0, 268435456 * sizeof(float), c.compute));
+    CUDA_CHECK(cudaMemsetAsync(b.dv_all, 0, 268435456 * sizeof(float), c.compute));
+    CUDA_CHECK(cudaMemsetAsync(b.dk_own, 0, 33554432 * sizeof(float), c.compute));
+    CUDA_CHECK(cudaMemsetAsync(b.dv_own, 0, 33554432 * sizeof(float), c.compute));
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[1], c.compute));
   }
   // [1] dQ, and dK, dV of rank 0's positions
@@ -3458,9 +3822,9 @@ static void S_backward_rank6(const Ctx& c, SBuffers& b, Run run) {
   if (run.compute) {
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[4], c.compute));
     lasp::SoftmaxBlockBackwardArgs args;
-    args.q = b.q; args.k = b.k_all + 67108864; args.v = b.v_all + 67108864;
+    args.q = b.q; args.k = b.k_all + 33554432; args.v = b.v_all + 33554432;
     args.o = b.o; args.lse = b.lse; args.dout = b.do_;
-    args.dq = b.dq_acc; args.dk = b.dk_all + 67108864; args.dv = b.dv_all + 67108864;
+    args.dq = b.dq_acc; args.dk = b.dk_all + 33554432; args.dv = b.dv_all + 33554432;
     args.q_map = kPieceMaps[6]; args.k_map = kPieceMaps[1]; args.causal = true;
     lasp::softmax_block_backward(args, kS_dims, c.compute);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[5], c.compute));
@@ -3470,9 +3834,9 @@ static void S_backward_rank6(const Ctx& c, SBuffers& b, Run run) {
   if (run.compute) {
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[6], c.compute));
     lasp::SoftmaxBlockBackwardArgs args;
-    args.q = b.q; args.k = b.k_all + 134217728; args.v = b.v_all + 134217728;
+    args.q = b.q; args.k = b.k_all + 67108864; args.v = b.v_all + 67108864;
     args.o = b.o; args.lse = b.lse; args.dout = b.do_;
-    args.dq = b.dq_acc; args.dk = b.dk_all + 134217728; args.dv = b.dv_all + 134217728;
+    args.dq = b.dq_acc; args.dk = b.dk_all + 67108864; args.dv = b.dv_all + 67108864;
     args.q_map = kPieceMaps[6]; args.k_map = kPieceMaps[2]; args.causal = true;
     lasp::softmax_block_backward(args, kS_dims, c.compute);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[7], c.compute));
@@ -3482,9 +3846,9 @@ static void S_backward_rank6(const Ctx& c, SBuffers& b, Run run) {
   if (run.compute) {
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[8], c.compute));
     lasp::SoftmaxBlockBackwardArgs args;
-    args.q = b.q; args.k = b.k_all + 201326592; args.v = b.v_all + 201326592;
+    args.q = b.q; args.k = b.k_all + 100663296; args.v = b.v_all + 100663296;
     args.o = b.o; args.lse = b.lse; args.dout = b.do_;
-    args.dq = b.dq_acc; args.dk = b.dk_all + 201326592; args.dv = b.dv_all + 201326592;
+    args.dq = b.dq_acc; args.dk = b.dk_all + 100663296; args.dv = b.dv_all + 100663296;
     args.q_map = kPieceMaps[6]; args.k_map = kPieceMaps[3]; args.causal = true;
     lasp::softmax_block_backward(args, kS_dims, c.compute);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[9], c.compute));
@@ -3494,9 +3858,9 @@ static void S_backward_rank6(const Ctx& c, SBuffers& b, Run run) {
   if (run.compute) {
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[10], c.compute));
     lasp::SoftmaxBlockBackwardArgs args;
-    args.q = b.q; args.k = b.k_all + 268435456; args.v = b.v_all + 268435456;
+    args.q = b.q; args.k = b.k_all + 134217728; args.v = b.v_all + 134217728;
     args.o = b.o; args.lse = b.lse; args.dout = b.do_;
-    args.dq = b.dq_acc; args.dk = b.dk_all + 268435456; args.dv = b.dv_all + 268435456;
+    args.dq = b.dq_acc; args.dk = b.dk_all + 134217728; args.dv = b.dv_all + 134217728;
     args.q_map = kPieceMaps[6]; args.k_map = kPieceMaps[4]; args.causal = true;
     lasp::softmax_block_backward(args, kS_dims, c.compute);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[11], c.compute));
@@ -3506,9 +3870,9 @@ static void S_backward_rank6(const Ctx& c, SBuffers& b, Run run) {
   if (run.compute) {
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[12], c.compute));
     lasp::SoftmaxBlockBackwardArgs args;
-    args.q = b.q; args.k = b.k_all + 335544320; args.v = b.v_all + 335544320;
+    args.q = b.q; args.k = b.k_all + 167772160; args.v = b.v_all + 167772160;
     args.o = b.o; args.lse = b.lse; args.dout = b.do_;
-    args.dq = b.dq_acc; args.dk = b.dk_all + 335544320; args.dv = b.dv_all + 335544320;
+    args.dq = b.dq_acc; args.dk = b.dk_all + 167772160; args.dv = b.dv_all + 167772160;
     args.q_map = kPieceMaps[6]; args.k_map = kPieceMaps[5]; args.causal = true;
     lasp::softmax_block_backward(args, kS_dims, c.compute);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[13], c.compute));
@@ -3518,9 +3882,9 @@ static void S_backward_rank6(const Ctx& c, SBuffers& b, Run run) {
   if (run.compute) {
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[14], c.compute));
     lasp::SoftmaxBlockBackwardArgs args;
-    args.q = b.q; args.k = b.k_all + 469762048; args.v = b.v_all + 469762048;
+    args.q = b.q; args.k = b.k_all + 234881024; args.v = b.v_all + 234881024;
     args.o = b.o; args.lse = b.lse; args.dout = b.do_;
-    args.dq = b.dq_acc; args.dk = b.dk_all + 469762048; args.dv = b.dv_all + 469762048;
+    args.dq = b.dq_acc; args.dk = b.dk_all + 234881024; args.dv = b.dv_all + 234881024;
     args.q_map = kPieceMaps[6]; args.k_map = kPieceMaps[7]; args.causal = true;
     lasp::softmax_block_backward(args, kS_dims, c.compute);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[15], c.compute));
@@ -3538,8 +3902,8 @@ static void S_backward_rank6(const Ctx& c, SBuffers& b, Run run) {
     CUDA_CHECK(cudaEventRecord(c.started[8], c.comm));  // the collective is next on its stream
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[16], c.comm));
     NCCL_CHECK(ncclGroupStart());
-    NCCL_CHECK(ncclReduceScatter(b.dk_all, b.dk_sum, 67108864, ncclFloat32, ncclSum, c.nccl, c.comm));
-    NCCL_CHECK(ncclReduceScatter(b.dv_all, b.dv_sum, 67108864, ncclFloat32, ncclSum, c.nccl, c.comm));
+    NCCL_CHECK(ncclReduceScatter(b.dk_all, b.dk_sum, 33554432, ncclFloat32, ncclSum, c.nccl, c.comm));
+    NCCL_CHECK(ncclReduceScatter(b.dv_all, b.dv_sum, 33554432, ncclFloat32, ncclSum, c.nccl, c.comm));
     NCCL_CHECK(ncclGroupEnd());
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[17], c.comm));
     CUDA_CHECK(cudaEventRecord(c.events[8], c.comm));
@@ -3549,7 +3913,7 @@ static void S_backward_rank6(const Ctx& c, SBuffers& b, Run run) {
     CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.started[8], 0));  // let the collective start first
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[18], c.compute));
     lasp::SoftmaxBlockBackwardArgs args;
-    args.q = b.q; args.k = b.k_all + 402653184; args.v = b.v_all + 402653184;
+    args.q = b.q; args.k = b.k_all + 201326592; args.v = b.v_all + 201326592;
     args.o = b.o; args.lse = b.lse; args.dout = b.do_;
     args.dq = b.dq_acc; args.dk = b.dk_own; args.dv = b.dv_own;
     args.q_map = kPieceMaps[6]; args.k_map = kPieceMaps[6]; args.causal = true;
@@ -3559,15 +3923,15 @@ static void S_backward_rank6(const Ctx& c, SBuffers& b, Run run) {
   // [10] dQ to the activation type
   if (run.compute) {
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[20], c.compute));
-    lasp::cast_to_bf16(b.dq_acc, b.dq, 134217728, c.compute);
+    lasp::cast_to_bf16(b.dq_acc, b.dq, 67108864, c.compute);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[21], c.compute));
   }
   // [11] dK, dV of this rank: the other ranks' share plus its own
   if (run.compute) {
     CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.events[8], 0));
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[22], c.compute));
-    lasp::add_to_bf16(b.dk_sum, b.dk_own, b.dk, 67108864, c.compute);
-    lasp::add_to_bf16(b.dv_sum, b.dv_own, b.dv, 67108864, c.compute);
+    lasp::add_to_bf16(b.dk_sum, b.dk_own, b.dk, 33554432, c.compute);
+    lasp::add_to_bf16(b.dv_sum, b.dv_own, b.dv, 33554432, c.compute);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[23], c.compute));
   }
 }
@@ -3577,11 +3941,11 @@ static void S_backward_rank7(const Ctx& c, SBuffers& b, Run run) {
   // [0] clear dQ and the dK, dV accumulators
   if (run.compute) {
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[0], c.compute));
-    CUDA_CHECK(cudaMemsetAsync(b.dq_acc, 0, 134217728 * sizeof(float), c.compute));
-    CUDA_CHECK(cudaMemsetAsync(b.dk_all, 0, 536870912 * sizeof(float), c.compute));
-    CUDA_CHECK(cudaMemsetAsync(b.dv_all, 0, 536870912 * sizeof(float), c.compute));
-    CUDA_CHECK(cudaMemsetAsync(b.dk_own, 0, 67108864 * sizeof(float), c.compute));
-    CUDA_CHECK(cudaMemsetAsync(b.dv_own, 0, 67108864 * sizeof(float), c.compute));
+    CUDA_CHECK(cudaMemsetAsync(b.dq_acc, 0, 67108864 * sizeof(float), c.compute));
+    CUDA_CHECK(cudaMemsetAsync(b.dk_all, 0, 268435456 * sizeof(float), c.compute));
+    CUDA_CHECK(cudaMemsetAsync(b.dv_all, 0, 268435456 * sizeof(float), c.compute));
+    CUDA_CHECK(cudaMemsetAsync(b.dk_own, 0, 33554432 * sizeof(float), c.compute));
+    CUDA_CHECK(cudaMemsetAsync(b.dv_own, 0, 33554432 * sizeof(float), c.compute));
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[1], c.compute));
   }
   // [1] dQ, and dK, dV of rank 0's positions
@@ -3600,9 +3964,9 @@ static void S_backward_rank7(const Ctx& c, SBuffers& b, Run run) {
   if (run.compute) {
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[4], c.compute));
     lasp::SoftmaxBlockBackwardArgs args;
-    args.q = b.q; args.k = b.k_all + 67108864; args.v = b.v_all + 67108864;
+    args.q = b.q; args.k = b.k_all + 33554432; args.v = b.v_all + 33554432;
     args.o = b.o; args.lse = b.lse; args.dout = b.do_;
-    args.dq = b.dq_acc; args.dk = b.dk_all + 67108864; args.dv = b.dv_all + 67108864;
+    args.dq = b.dq_acc; args.dk = b.dk_all + 33554432; args.dv = b.dv_all + 33554432;
     args.q_map = kPieceMaps[7]; args.k_map = kPieceMaps[1]; args.causal = true;
     lasp::softmax_block_backward(args, kS_dims, c.compute);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[5], c.compute));
@@ -3612,9 +3976,9 @@ static void S_backward_rank7(const Ctx& c, SBuffers& b, Run run) {
   if (run.compute) {
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[6], c.compute));
     lasp::SoftmaxBlockBackwardArgs args;
-    args.q = b.q; args.k = b.k_all + 134217728; args.v = b.v_all + 134217728;
+    args.q = b.q; args.k = b.k_all + 67108864; args.v = b.v_all + 67108864;
     args.o = b.o; args.lse = b.lse; args.dout = b.do_;
-    args.dq = b.dq_acc; args.dk = b.dk_all + 134217728; args.dv = b.dv_all + 134217728;
+    args.dq = b.dq_acc; args.dk = b.dk_all + 67108864; args.dv = b.dv_all + 67108864;
     args.q_map = kPieceMaps[7]; args.k_map = kPieceMaps[2]; args.causal = true;
     lasp::softmax_block_backward(args, kS_dims, c.compute);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[7], c.compute));
@@ -3624,9 +3988,9 @@ static void S_backward_rank7(const Ctx& c, SBuffers& b, Run run) {
   if (run.compute) {
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[8], c.compute));
     lasp::SoftmaxBlockBackwardArgs args;
-    args.q = b.q; args.k = b.k_all + 201326592; args.v = b.v_all + 201326592;
+    args.q = b.q; args.k = b.k_all + 100663296; args.v = b.v_all + 100663296;
     args.o = b.o; args.lse = b.lse; args.dout = b.do_;
-    args.dq = b.dq_acc; args.dk = b.dk_all + 201326592; args.dv = b.dv_all + 201326592;
+    args.dq = b.dq_acc; args.dk = b.dk_all + 100663296; args.dv = b.dv_all + 100663296;
     args.q_map = kPieceMaps[7]; args.k_map = kPieceMaps[3]; args.causal = true;
     lasp::softmax_block_backward(args, kS_dims, c.compute);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[9], c.compute));
@@ -3636,9 +4000,9 @@ static void S_backward_rank7(const Ctx& c, SBuffers& b, Run run) {
   if (run.compute) {
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[10], c.compute));
     lasp::SoftmaxBlockBackwardArgs args;
-    args.q = b.q; args.k = b.k_all + 268435456; args.v = b.v_all + 268435456;
+    args.q = b.q; args.k = b.k_all + 134217728; args.v = b.v_all + 134217728;
     args.o = b.o; args.lse = b.lse; args.dout = b.do_;
-    args.dq = b.dq_acc; args.dk = b.dk_all + 268435456; args.dv = b.dv_all + 268435456;
+    args.dq = b.dq_acc; args.dk = b.dk_all + 134217728; args.dv = b.dv_all + 134217728;
     args.q_map = kPieceMaps[7]; args.k_map = kPieceMaps[4]; args.causal = true;
     lasp::softmax_block_backward(args, kS_dims, c.compute);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[11], c.compute));
@@ -3648,9 +4012,9 @@ static void S_backward_rank7(const Ctx& c, SBuffers& b, Run run) {
   if (run.compute) {
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[12], c.compute));
     lasp::SoftmaxBlockBackwardArgs args;
-    args.q = b.q; args.k = b.k_all + 335544320; args.v = b.v_all + 335544320;
+    args.q = b.q; args.k = b.k_all + 167772160; args.v = b.v_all + 167772160;
     args.o = b.o; args.lse = b.lse; args.dout = b.do_;
-    args.dq = b.dq_acc; args.dk = b.dk_all + 335544320; args.dv = b.dv_all + 335544320;
+    args.dq = b.dq_acc; args.dk = b.dk_all + 167772160; args.dv = b.dv_all + 167772160;
     args.q_map = kPieceMaps[7]; args.k_map = kPieceMaps[5]; args.causal = true;
     lasp::softmax_block_backward(args, kS_dims, c.compute);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[13], c.compute));
@@ -3660,9 +4024,9 @@ static void S_backward_rank7(const Ctx& c, SBuffers& b, Run run) {
   if (run.compute) {
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[14], c.compute));
     lasp::SoftmaxBlockBackwardArgs args;
-    args.q = b.q; args.k = b.k_all + 402653184; args.v = b.v_all + 402653184;
+    args.q = b.q; args.k = b.k_all + 201326592; args.v = b.v_all + 201326592;
     args.o = b.o; args.lse = b.lse; args.dout = b.do_;
-    args.dq = b.dq_acc; args.dk = b.dk_all + 402653184; args.dv = b.dv_all + 402653184;
+    args.dq = b.dq_acc; args.dk = b.dk_all + 201326592; args.dv = b.dv_all + 201326592;
     args.q_map = kPieceMaps[7]; args.k_map = kPieceMaps[6]; args.causal = true;
     lasp::softmax_block_backward(args, kS_dims, c.compute);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[15], c.compute));
@@ -3680,8 +4044,8 @@ static void S_backward_rank7(const Ctx& c, SBuffers& b, Run run) {
     CUDA_CHECK(cudaEventRecord(c.started[8], c.comm));  // the collective is next on its stream
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[16], c.comm));
     NCCL_CHECK(ncclGroupStart());
-    NCCL_CHECK(ncclReduceScatter(b.dk_all, b.dk_sum, 67108864, ncclFloat32, ncclSum, c.nccl, c.comm));
-    NCCL_CHECK(ncclReduceScatter(b.dv_all, b.dv_sum, 67108864, ncclFloat32, ncclSum, c.nccl, c.comm));
+    NCCL_CHECK(ncclReduceScatter(b.dk_all, b.dk_sum, 33554432, ncclFloat32, ncclSum, c.nccl, c.comm));
+    NCCL_CHECK(ncclReduceScatter(b.dv_all, b.dv_sum, 33554432, ncclFloat32, ncclSum, c.nccl, c.comm));
     NCCL_CHECK(ncclGroupEnd());
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[17], c.comm));
     CUDA_CHECK(cudaEventRecord(c.events[8], c.comm));
@@ -3691,7 +4055,7 @@ static void S_backward_rank7(const Ctx& c, SBuffers& b, Run run) {
     CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.started[8], 0));  // let the collective start first
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[18], c.compute));
     lasp::SoftmaxBlockBackwardArgs args;
-    args.q = b.q; args.k = b.k_all + 469762048; args.v = b.v_all + 469762048;
+    args.q = b.q; args.k = b.k_all + 234881024; args.v = b.v_all + 234881024;
     args.o = b.o; args.lse = b.lse; args.dout = b.do_;
     args.dq = b.dq_acc; args.dk = b.dk_own; args.dv = b.dv_own;
     args.q_map = kPieceMaps[7]; args.k_map = kPieceMaps[7]; args.causal = true;
@@ -3701,15 +4065,15 @@ static void S_backward_rank7(const Ctx& c, SBuffers& b, Run run) {
   // [10] dQ to the activation type
   if (run.compute) {
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[20], c.compute));
-    lasp::cast_to_bf16(b.dq_acc, b.dq, 134217728, c.compute);
+    lasp::cast_to_bf16(b.dq_acc, b.dq, 67108864, c.compute);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[21], c.compute));
   }
   // [11] dK, dV of this rank: the other ranks' share plus its own
   if (run.compute) {
     CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.events[8], 0));
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[22], c.compute));
-    lasp::add_to_bf16(b.dk_sum, b.dk_own, b.dk, 67108864, c.compute);
-    lasp::add_to_bf16(b.dv_sum, b.dv_own, b.dv, 67108864, c.compute);
+    lasp::add_to_bf16(b.dk_sum, b.dk_own, b.dk, 33554432, c.compute);
+    lasp::add_to_bf16(b.dv_sum, b.dv_own, b.dv, 33554432, c.compute);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[23], c.compute));
   }
 }
@@ -3734,6 +4098,6 @@ constexpr int kMaxEvents = 12;
 
 // FLOPs one rank performs in one training step: attention steps from the schedule IR, plus the
 // projections (forward 2*rows*in*out per matrix product, backward twice that).
-constexpr double kFlopsPerStep = 2.075384e+15;
+constexpr double kFlopsPerStep = 7.550834e+14;
 
 }  // namespace program

@@ -20,11 +20,13 @@
 #include <cublas_v2.h>     // the projections' handle
 #include <nccl.h>          // communicators
 #include <algorithm>       // std::max
+#include <utility>         // std::pair
+#include <vector>          // the profiled step's marks
 #include <cstdio>          // the start-up error
 #include "program.cuh"     // this spec's constants, Ctx and each layer kind's schedule (generated)
 #include "run.cuh"         // Run: how a pass is issued
 #include "comm.cuh"        // Layout, Comms, Windows
-#include "kernels.h"       // fill_normal, softmax_whole_backend
+#include "kernels.h"       // fill_normal, synthetic_tokens, the embedding sort, softmax_whole_backend
 #include "options.cuh"     // Options
 #include "report.cuh"      // emit, say
 #include "tensors.cuh"     // TensorSpec, TensorSet
@@ -54,17 +56,46 @@ struct LayerKind {
   DecayTable decay;    // per-head decays (linear kinds); nullptr for softmax kinds
 };
 
-// A layer of the stack, as main.cu's kLayers describes it.
-struct LayerDesc {
-  int kind;                           // row of kKinds
-  int slot;                           // its buffer set among its kind's (slot 0 owns the shared scratch)
-  int wq, wk, wv, wo;                 // rows of kParameters, one contiguous block (the gradient sum's unit)
-  int x, out, pre_q, pre_k, normed;   // rows of kActivations; -1: the layer has none
+// A layer's weights: rows of kParameters (-1: none). attn_norm .. w_down is one block, the gradient sum's unit.
+struct LayerWeights {
+  int attn_norm, attn_norm_bias, wq, wk, wv, wo, mlp_norm, mlp_norm_bias, w_gate, w_up, w_down;
 };
 
-// The backward pass's scratch: rows of kActivations.
+// What a layer keeps for its backward: rows of kActivations (-1: none).
+struct LayerActivations {
+  int input;         // the residual stream into the layer (its block norm's input)
+  int mid;           // the residual stream after the attention branch (the MLP norm's input)
+  int gate_up;       // the MLP's gate and up products, [rows][2 ffn]
+  int pre_q, pre_k;  // feature-map inputs
+  int normed;        // the attention output's RMSNorm (the O projection's input)
+};
+
+// A layer's norm statistics: rows of kStatistics (-1: none).
+struct LayerStatistics {
+  int attn_rstd, attn_mean, mlp_rstd, mlp_mean;
+};
+
+// A layer of the stack, as main.cu's kLayers describes it.
+struct LayerDesc {
+  int kind;  // row of kKinds
+  int slot;  // its buffer set among its kind's (slot 0 owns the shared scratch)
+  LayerWeights w;
+  LayerActivations a;
+  LayerStatistics s;
+};
+
+// The ends of the model: rows of kParameters (embedding, final norm and bias, LM head: the embedding when
+// tied), of kActivations (the final norm's input) and of kStatistics (its statistics).
+struct HeadDesc {
+  int embedding, final_norm, final_norm_bias, lm_head;
+  int final_input;
+  int final_rstd, final_mean;
+};
+
+// Scratch every layer shares: rows of kActivations, then of kStatistics (partials, losses).
 struct ScratchRows {
-  int dx, dx_prev, dnormed, y;
+  int normed, y, dx, dnormed, dattn, ffn, logits;
+  int partials, losses;
 };
 
 // The tables of main.cu.
@@ -74,9 +105,13 @@ struct ModelTables {
   const LayerDesc* layers;
   int layer_count;
   const TensorSpec* parameters;
+  int parameter_count;
   size_t parameter_elements;
   const TensorSpec* activations;
   size_t activation_elements;
+  const TensorSpec* statistics;
+  size_t statistic_elements;
+  HeadDesc head;
   ScratchRows scratch;
 };
 
@@ -93,6 +128,20 @@ struct KindPasses {
 constexpr size_t kRows = (size_t)program::kBatch * program::kLocalTokens;  // rows of every activation
 constexpr size_t kQkvWidth = (size_t)program::kHeads * program::kHeadDim;
 
+// The parts of a step bench reports the time of (one profiled step: an event at each boundary).
+enum class Part : int { kEmbedding, kNorms, kProjections, kAttention, kMlp, kHead, kGradientWait, kCount };
+inline const char* part_name(Part p) {
+  static const char* names[] = {"embedding",      "norms", "attention_projections", "attention_core",
+                                "mlp",            "lm_head_loss", "gradient_wait"};
+  return names[(int)p];
+}
+
+// The profiled step's boundaries: where each part starts on the compute stream (off: nothing is recorded).
+struct PartMarks {
+  bool on = false;
+  std::vector<std::pair<Part, cudaEvent_t>> marks;
+};
+
 struct State {
   Options opt;
   ModelTables model;
@@ -107,17 +156,44 @@ struct State {
   cudaEvent_t fence, join;  // layer boundaries between the two streams
   cudaEvent_t grads_ready, grads_done;
   TensorSet<bf16> params;   // weights, kParameters
-  TensorSet<bf16> grads;    // their gradients, the same layout (a window of Comms::world_copy)
-  TensorSet<bf16> acts;     // activations and backward scratch, kActivations
-  bf16* grad_parts = nullptr;           // the gradient sum's AlltoAll lands here (grad_sum.cuh), copy engines only
-  bf16 *dx, *dx_prev, *dnormed, *y;     // backward scratch (dx and dx_prev swap at every layer)
+  TensorSet<float> grads;   // their gradients, the same layout in fp32 (a window of Comms::world_copy)
+  TensorSet<bf16> acts;     // activations and scratch, kActivations
+  TensorSet<float> stats;   // norm statistics, partial sums and losses, kStatistics
+  float* grad_parts = nullptr;  // the gradient sum's AlltoAll lands here (grad_sum.cuh), copy engines only
+  // Scratch (kActivations): a norm's output, a branch's output, the residual stream's gradient, a norm
+  // output's gradient, the attention output's gradient, SwiGLU's h or dh, one chunk's logits.
+  bf16 *normed, *y, *dx, *dnormed, *dattn, *ffn, *logits;
+  float *partials, *losses;     // norm_backward's partial sums; each token's loss
+  int *ids, *targets;           // the step's tokens and what each predicts (-1: nothing)
+  EmbeddingSort sort;           // the ids sorted for the embedding's backward
+  double* loss_sum = nullptr;   // device: the step's summed loss (over every rank after the reduction)
+  int* target_count = nullptr;  // device: targets over every rank
+  float inv_count = 0.0f;       // 1 / targets over every rank: the loss is their mean
+  double target_total = 0;      // targets over every rank
   size_t baseline_mem_bytes = 0;        // device memory in use before allocation: CUDA context, NCCL, cuBLAS
+  PartMarks parts;                      // bench's profiled step
 };
 
-// A layer's weights (or gradients): one block, Wq first.
-inline bf16* layer_block(const TensorSet<bf16>& set, const LayerDesc& layer) { return set[layer.wq]; }
-inline size_t layer_block_elements(const TensorSet<bf16>& set, const LayerDesc& layer) {
-  return (size_t)(set[layer.wo] - set[layer.wq]) + set.elements(layer.wo);
+// Marks the start of part `p` on the compute stream, in bench's profiled step.
+inline void part(State& st, Part p) {
+  if (!st.parts.on) return;
+  cudaEvent_t e;
+  CUDA_CHECK(cudaEventCreate(&e));
+  CUDA_CHECK(cudaEventRecord(e, st.ctx.compute));
+  st.parts.marks.push_back({p, e});
+}
+
+// A block of weights (or gradients) from row `first` to row `last` of kParameters: its start and elements.
+template <typename T>
+inline T* block_start(const TensorSet<T>& set, int first) { return set[first]; }
+template <typename T>
+inline size_t block_elements(const TensorSet<T>& set, int first, int last) {
+  return set.specs[last].offset + set.specs[last].elements - set.specs[first].offset;
+}
+
+// The last row of the head's gradient block: the untied LM head, else the final norm (or its bias).
+inline int head_block_last(const HeadDesc& h) {
+  return h.lm_head != h.embedding ? h.lm_head : h.final_norm_bias >= 0 ? h.final_norm_bias : h.final_norm;
 }
 
 // The communication stream may start a layer only after the compute stream reached it (its inputs exist
@@ -179,38 +255,70 @@ inline bool start_rank(State& st) {
   return true;
 }
 
-// The model's weights, gradients and activations, one allocation per table, and their initial values.
-// The layer kinds' buffers are allocated before (main.cu), in the same order on every rank.
+// The model's weights, gradients, activations and statistics, one allocation per table; the initial weights,
+// the step's tokens and their targets. The layer kinds' buffers are allocated before (main.cu), in the same
+// order on every rank.
 inline void allocate_model(State& st) {
   const ModelTables& m = st.model;
+  cudaStream_t s = st.ctx.compute;
   void* weights = nullptr;
   CUDA_CHECK(cudaMalloc(&weights, m.parameter_elements * sizeof(bf16)));
   st.params = point_tensors<bf16>(weights, m.parameters);
-  st.grads = point_tensors<bf16>(st.windows.grads(m.parameter_elements * sizeof(bf16)), m.parameters);
-  size_t most = 0;
-  for (int l = 0; l < m.layer_count; l++) {
-    const LayerDesc& layer = m.layers[l];
-    const size_t elements = layer_block_elements(st.params, layer);
-    most = std::max(most, elements);
-    // Weights are the same on every rank: the position map is "one piece", the seed is per layer.
-    const int rows = (int)(elements / program::kHeadDim);
-    fill_normal(layer_block(st.params, layer), 1, rows, program::kHeadDim, PieceMap{0, {0, 0}, {0, 0}, {0, 0}}, rows,
-                st.opt.seed, 1000 + l, program::kWeightScale, st.ctx.compute);
+  float* grads = static_cast<float*>(st.windows.grads(m.parameter_elements * sizeof(float)));
+  CUDA_CHECK(cudaMemsetAsync(grads, 0, m.parameter_elements * sizeof(float), s));  // padding stays 0
+  st.grads = point_tensors<float>(grads, m.parameters);
+  // Weights are the same on every rank: a function of the seed and the tensor's row alone.
+  const PieceMap whole{0, {0, 0}, {0, 0}, {0, 0}};
+  for (int row = 0; row < m.parameter_count; row++) {
+    const TensorSpec& t = m.parameters[row];
+    if (t.init_std > 0.0f)
+      fill_normal(st.params[row], 1, 1, (int)t.elements, whole, 1, st.opt.seed, 1000 + row, t.init_std, s);
+    else
+      fill_constant(st.params[row], t.elements, t.init_value, s);
   }
-  if (st.comms.grads_on_copy_engines) st.grad_parts = static_cast<bf16*>(st.windows.grads(most * sizeof(bf16)));
+  // The gradient sums' largest block, for the copy engines' scratch.
+  size_t most = block_elements(st.grads, m.head.embedding, m.head.embedding);
+  most = std::max(most, block_elements(st.grads, m.head.final_norm, head_block_last(m.head)));
+  for (int l = 0; l < m.layer_count; l++)
+    most = std::max(most, block_elements(st.grads, m.layers[l].w.attn_norm, m.layers[l].w.w_down));
+  if (st.comms.grads_on_copy_engines) st.grad_parts = static_cast<float*>(st.windows.grads(most * sizeof(float)));
   void* activations = nullptr;
   CUDA_CHECK(cudaMalloc(&activations, m.activation_elements * sizeof(bf16)));
   st.acts = point_tensors<bf16>(activations, m.activations);
-  st.dx = st.acts[m.scratch.dx];
-  st.dx_prev = st.acts[m.scratch.dx_prev];
-  st.dnormed = st.acts[m.scratch.dnormed];
-  st.y = st.acts[m.scratch.y];
-  // Inputs and the incoming gradient: functions of the global token position, the same for any W.
-  const PieceMap& map = program::kPieceMaps[st.layout.sp_rank];
-  fill_normal(st.acts[m.layers[0].x], program::kBatch, program::kLocalTokens, program::kHidden, map, program::kSeqLen,
-              st.opt.seed + st.layout.dp_rank, 1, 1.0f, st.ctx.compute);
-  fill_normal(st.dx, program::kBatch, program::kLocalTokens, program::kHidden, map, program::kSeqLen,
-              st.opt.seed + st.layout.dp_rank, 2, 1.0f, st.ctx.compute);
+  void* statistics = nullptr;
+  CUDA_CHECK(cudaMalloc(&statistics, m.statistic_elements * sizeof(float)));
+  st.stats = point_tensors<float>(statistics, m.statistics);
+  const ScratchRows& r = m.scratch;
+  st.normed = st.acts[r.normed];
+  st.y = st.acts[r.y];
+  st.dx = st.acts[r.dx];
+  st.dnormed = st.acts[r.dnormed];
+  st.dattn = st.acts[r.dattn];
+  st.ffn = st.acts[r.ffn];
+  st.logits = st.acts[r.logits];
+  st.partials = st.stats[r.partials];
+  st.losses = st.stats[r.losses];
+  // The tokens: functions of the global position, the same for any GPU count; each data replica its own.
+  const int tokens = (int)kRows;
+  CUDA_CHECK(cudaMalloc(&st.ids, kRows * sizeof(int)));
+  CUDA_CHECK(cudaMalloc(&st.targets, kRows * sizeof(int)));
+  CUDA_CHECK(cudaMalloc(&st.loss_sum, sizeof(double)));
+  CUDA_CHECK(cudaMalloc(&st.target_count, sizeof(int)));
+  void* sort_workspace = nullptr;
+  CUDA_CHECK(cudaMalloc(&sort_workspace, embedding_workspace_bytes(tokens, program::kVocab)));
+  st.sort = embedding_sort_view(sort_workspace, tokens, program::kVocab);
+  synthetic_tokens(st.ids, st.targets, program::kBatch, (int)program::kLocalTokens, program::kPieceMaps[st.layout.sp_rank],
+                   program::kSeqLen, program::kVocab, st.opt.seed + st.layout.dp_rank, program::kMaskedObjective,
+                   program::kMaskRate, s);
+  embedding_sort(st.ids, st.sort, s);
+  // The loss is the mean over every target of every rank.
+  count_targets(st.targets, tokens, st.target_count, s);
+  if (st.layout.world > 1) NCCL_CHECK(ncclAllReduce(st.target_count, st.target_count, 1, ncclInt32, ncclSum, st.comms.world, s));
+  int count = 0;
+  CUDA_CHECK(cudaMemcpyAsync(&count, st.target_count, sizeof(int), cudaMemcpyDeviceToHost, s));
+  CUDA_CHECK(cudaStreamSynchronize(s));
+  st.target_total = count;
+  st.inv_count = count > 0 ? 1.0f / (float)count : 0.0f;
   // Known once the windows are registered (every rank the same).
   st.ctx.few_ctas_on_copy_engines = st.comms.gathers_on_copy_engines;
 }

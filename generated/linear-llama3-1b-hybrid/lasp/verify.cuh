@@ -111,9 +111,9 @@ inline bool verify_kind(State& st, Oracle& oracle, const LayerKind& kind, const 
 // The weight-gradient sum over every rank, on the path the step takes (copy engines or NCCL's AllReduce),
 // on the first layer's gradients. Returns whether it is within program::kTolerance.
 inline bool verify_gradient_sum(State& st) {
-  const LayerDesc& first = st.model.layers[0];
+  const LayerWeights& first = st.model.layers[0].w;
   const float tolerance = program::kTolerance;
-  const float err = gradient_sum_error(layer_block(st.grads, first), layer_block_elements(st.grads, first), st.grad_parts,
+  const float err = gradient_sum_error(block_start(st.grads, first.attn_norm), block_elements(st.grads, first.attn_norm, first.w_down), st.grad_parts,
                                        st.comms, st.layout.rank, st.layout.world, st.opt.seed, st.ctx.compute);
   const bool good = err <= tolerance;
   emit("verify", "\"layer\":\"weights\",\"quantity\":\"dw_sum\",\"max_rel_err\":%.3e,\"tolerance\":%.1e,\"ok\":%s", err, tolerance, good ? "true" : "false");

@@ -25,9 +25,9 @@ constexpr int kWorld = 8;  // sequence-parallel ranks W (the SP group)
 constexpr int kDataParallel = 1;  // data-parallel groups
 constexpr int kGpus = 8;  // all GPUs = sequence x data
 constexpr int kBatch = 1;  // sequences per step on each data-parallel rank
-constexpr int64_t kSeqLen = 524288;  // global sequence length N
-constexpr int64_t kLocalTokens = 65536;  // tokens each rank holds
-constexpr int64_t kPieceTokens = 65536;  // tokens of each piece
+constexpr int64_t kSeqLen = 262144;  // global sequence length N
+constexpr int64_t kLocalTokens = 32768;  // tokens each rank holds
+constexpr int64_t kPieceTokens = 32768;  // tokens of each piece
 constexpr int kPiecesPerRank = 1;  // contiguous layout
 constexpr int kHidden = 2048;  // model width
 constexpr int kHeads = 16;  // query heads
@@ -37,7 +37,442 @@ constexpr int kLayerKinds = 1;  // layer kinds
 constexpr int kSteps = 20;  // timed steps (bench) by default
 constexpr int kWarmup = 3;  // untimed warm-up steps
 constexpr int kSeed = 0;  // seed of weights and inputs
-constexpr float kNormEps = 0.0000100000000f;  // RMSNorm epsilon
+constexpr int kVocab = 128256;  // vocabulary size
+constexpr int kFfn = 8192;  // the MLP's inner width
+constexpr lasp::NormKind kNorm = lasp::kRmsNorm;  // the block norms and the final norm
+constexpr float kNormEps = 0.0000100000000f;  // epsilon of every norm (block, final, attention output)
+constexpr bool kTiedEmbeddings = true;  // the LM head is the embedding table
+constexpr bool kMaskedObjective = false;  // masked-token prediction (every layer bidirectional), else the next token
+constexpr float kMaskRate = 0.150000000f;  // share of the input tokens masked (masked-token prediction)
+constexpr int kClassifierChunk = 1024;  // tokens per chunk of the LM head and loss
+constexpr const char* kHfConfig = R"json({
+  "architectures": [
+    "LaspLinearLlamaForCausalLM"
+  ],
+  "model_type": "lasp_linear_llama",
+  "vocab_size": 128256,
+  "hidden_size": 2048,
+  "intermediate_size": 8192,
+  "num_hidden_layers": 16,
+  "num_attention_heads": 16,
+  "num_key_value_heads": 16,
+  "head_dim": 128,
+  "hidden_act": "silu",
+  "norm_type": "rms_norm",
+  "rms_norm_eps": 0.00001,
+  "max_position_embeddings": 262144,
+  "tie_word_embeddings": true,
+  "attention_bias": false,
+  "mlp_bias": false,
+  "torch_dtype": "bfloat16",
+  "layer_types": [
+    "linear_attention",
+    "linear_attention",
+    "linear_attention",
+    "linear_attention",
+    "linear_attention",
+    "linear_attention",
+    "linear_attention",
+    "linear_attention",
+    "linear_attention",
+    "linear_attention",
+    "linear_attention",
+    "linear_attention",
+    "linear_attention",
+    "linear_attention",
+    "linear_attention",
+    "linear_attention"
+  ],
+  "layer_configs": [
+    {
+      "layer_type": "linear_attention",
+      "causal": true,
+      "decay": [
+        1,
+        1,
+        1,
+        1,
+        1,
+        1,
+        1,
+        1,
+        1,
+        1,
+        1,
+        1,
+        1,
+        1,
+        1,
+        1
+      ],
+      "feature_map": "identity",
+      "output_norm": "rms"
+    },
+    {
+      "layer_type": "linear_attention",
+      "causal": true,
+      "decay": [
+        1,
+        1,
+        1,
+        1,
+        1,
+        1,
+        1,
+        1,
+        1,
+        1,
+        1,
+        1,
+        1,
+        1,
+        1,
+        1
+      ],
+      "feature_map": "identity",
+      "output_norm": "rms"
+    },
+    {
+      "layer_type": "linear_attention",
+      "causal": true,
+      "decay": [
+        1,
+        1,
+        1,
+        1,
+        1,
+        1,
+        1,
+        1,
+        1,
+        1,
+        1,
+        1,
+        1,
+        1,
+        1,
+        1
+      ],
+      "feature_map": "identity",
+      "output_norm": "rms"
+    },
+    {
+      "layer_type": "linear_attention",
+      "causal": true,
+      "decay": [
+        1,
+        1,
+        1,
+        1,
+        1,
+        1,
+        1,
+        1,
+        1,
+        1,
+        1,
+        1,
+        1,
+        1,
+        1,
+        1
+      ],
+      "feature_map": "identity",
+      "output_norm": "rms"
+    },
+    {
+      "layer_type": "linear_attention",
+      "causal": true,
+      "decay": [
+        1,
+        1,
+        1,
+        1,
+        1,
+        1,
+        1,
+        1,
+        1,
+        1,
+        1,
+        1,
+        1,
+        1,
+        1,
+        1
+      ],
+      "feature_map": "identity",
+      "output_norm": "rms"
+    },
+    {
+      "layer_type": "linear_attention",
+      "causal": true,
+      "decay": [
+        1,
+        1,
+        1,
+        1,
+        1,
+        1,
+        1,
+        1,
+        1,
+        1,
+        1,
+        1,
+        1,
+        1,
+        1,
+        1
+      ],
+      "feature_map": "identity",
+      "output_norm": "rms"
+    },
+    {
+      "layer_type": "linear_attention",
+      "causal": true,
+      "decay": [
+        1,
+        1,
+        1,
+        1,
+        1,
+        1,
+        1,
+        1,
+        1,
+        1,
+        1,
+        1,
+        1,
+        1,
+        1,
+        1
+      ],
+      "feature_map": "identity",
+      "output_norm": "rms"
+    },
+    {
+      "layer_type": "linear_attention",
+      "causal": true,
+      "decay": [
+        1,
+        1,
+        1,
+        1,
+        1,
+        1,
+        1,
+        1,
+        1,
+        1,
+        1,
+        1,
+        1,
+        1,
+        1,
+        1
+      ],
+      "feature_map": "identity",
+      "output_norm": "rms"
+    },
+    {
+      "layer_type": "linear_attention",
+      "causal": true,
+      "decay": [
+        1,
+        1,
+        1,
+        1,
+        1,
+        1,
+        1,
+        1,
+        1,
+        1,
+        1,
+        1,
+        1,
+        1,
+        1,
+        1
+      ],
+      "feature_map": "identity",
+      "output_norm": "rms"
+    },
+    {
+      "layer_type": "linear_attention",
+      "causal": true,
+      "decay": [
+        1,
+        1,
+        1,
+        1,
+        1,
+        1,
+        1,
+        1,
+        1,
+        1,
+        1,
+        1,
+        1,
+        1,
+        1,
+        1
+      ],
+      "feature_map": "identity",
+      "output_norm": "rms"
+    },
+    {
+      "layer_type": "linear_attention",
+      "causal": true,
+      "decay": [
+        1,
+        1,
+        1,
+        1,
+        1,
+        1,
+        1,
+        1,
+        1,
+        1,
+        1,
+        1,
+        1,
+        1,
+        1,
+        1
+      ],
+      "feature_map": "identity",
+      "output_norm": "rms"
+    },
+    {
+      "layer_type": "linear_attention",
+      "causal": true,
+      "decay": [
+        1,
+        1,
+        1,
+        1,
+        1,
+        1,
+        1,
+        1,
+        1,
+        1,
+        1,
+        1,
+        1,
+        1,
+        1,
+        1
+      ],
+      "feature_map": "identity",
+      "output_norm": "rms"
+    },
+    {
+      "layer_type": "linear_attention",
+      "causal": true,
+      "decay": [
+        1,
+        1,
+        1,
+        1,
+        1,
+        1,
+        1,
+        1,
+        1,
+        1,
+        1,
+        1,
+        1,
+        1,
+        1,
+        1
+      ],
+      "feature_map": "identity",
+      "output_norm": "rms"
+    },
+    {
+      "layer_type": "linear_attention",
+      "causal": true,
+      "decay": [
+        1,
+        1,
+        1,
+        1,
+        1,
+        1,
+        1,
+        1,
+        1,
+        1,
+        1,
+        1,
+        1,
+        1,
+        1,
+        1
+      ],
+      "feature_map": "identity",
+      "output_norm": "rms"
+    },
+    {
+      "layer_type": "linear_attention",
+      "causal": true,
+      "decay": [
+        1,
+        1,
+        1,
+        1,
+        1,
+        1,
+        1,
+        1,
+        1,
+        1,
+        1,
+        1,
+        1,
+        1,
+        1,
+        1
+      ],
+      "feature_map": "identity",
+      "output_norm": "rms"
+    },
+    {
+      "layer_type": "linear_attention",
+      "causal": true,
+      "decay": [
+        1,
+        1,
+        1,
+        1,
+        1,
+        1,
+        1,
+        1,
+        1,
+        1,
+        1,
+        1,
+        1,
+        1,
+        1,
+        1
+      ],
+      "feature_map": "identity",
+      "output_norm": "rms"
+    }
+  ],
+  "generated_by": "lasp 0.1.0"
+}
+)json";  // config.json, written beside --save-weights (src/model/hf-config.ts)
+constexpr double kModelFlopsPerToken = 8.093958e+9;  // training FLOPs per token as MFU counts them (src/model/flops.ts)
 constexpr float kWeightScale = 0.0220970869f;  // standard deviation of the initial weights, 1/sqrt(hidden)
 constexpr bool kGathersBesideKernels = true;  // some layer kind has AllGathers beside computation that may take the copy engines
 constexpr bool kGradientsSplitEvenly = true;  // every layer's weight gradients split evenly over the ranks (the copy-engine gradient sum)
@@ -45,14 +480,14 @@ constexpr int kFewCtas = 4;  // CTA limit of the communicator for small collecti
 
 // Where each sequence-parallel rank's rows sit in the global sequence (contiguous layout).
 static const lasp::PieceMap kPieceMaps[kWorld] = {
-    lasp::PieceMap{1, {0, 0}, {0, 0}, {65536, 0}},
-    lasp::PieceMap{1, {0, 0}, {65536, 0}, {65536, 0}},
-    lasp::PieceMap{1, {0, 0}, {131072, 0}, {65536, 0}},
-    lasp::PieceMap{1, {0, 0}, {196608, 0}, {65536, 0}},
-    lasp::PieceMap{1, {0, 0}, {262144, 0}, {65536, 0}},
-    lasp::PieceMap{1, {0, 0}, {327680, 0}, {65536, 0}},
-    lasp::PieceMap{1, {0, 0}, {393216, 0}, {65536, 0}},
-    lasp::PieceMap{1, {0, 0}, {458752, 0}, {65536, 0}},
+    lasp::PieceMap{1, {0, 0}, {0, 0}, {32768, 0}},
+    lasp::PieceMap{1, {0, 0}, {32768, 0}, {32768, 0}},
+    lasp::PieceMap{1, {0, 0}, {65536, 0}, {32768, 0}},
+    lasp::PieceMap{1, {0, 0}, {98304, 0}, {32768, 0}},
+    lasp::PieceMap{1, {0, 0}, {131072, 0}, {32768, 0}},
+    lasp::PieceMap{1, {0, 0}, {163840, 0}, {32768, 0}},
+    lasp::PieceMap{1, {0, 0}, {196608, 0}, {32768, 0}},
+    lasp::PieceMap{1, {0, 0}, {229376, 0}, {32768, 0}},
 };
 
 // The whole sequence as one piece, for the verify oracle.
@@ -61,18 +496,18 @@ static const lasp::PieceMap kWholeSequence = lasp::PieceMap{0, {0, 0}, {0, 0}, {
 // Constant tables the steps read on the GPU: per-head decays and the token gaps of each decayed sum.
 static const float kLDecay_host[16] = { 1.0f, 1.0f, 1.0f, 1.0f, 1.0f, 1.0f, 1.0f, 1.0f, 1.0f, 1.0f, 1.0f, 1.0f, 1.0f, 1.0f, 1.0f, 1.0f };  // per-head decay of layer kind L (none)
 static const int kL_forward_r1_gaps0_host[8] = { 0, -1, -1, -1, -1, -1, -1, -1 };  // prefix gaps of rank 1's piece 1 (-1: not included)
-static const int kL_forward_r2_gaps0_host[8] = { 65536, 0, -1, -1, -1, -1, -1, -1 };  // prefix gaps of rank 2's piece 2 (-1: not included)
-static const int kL_forward_r3_gaps0_host[8] = { 131072, 65536, 0, -1, -1, -1, -1, -1 };  // prefix gaps of rank 3's piece 3 (-1: not included)
-static const int kL_forward_r4_gaps0_host[8] = { 196608, 131072, 65536, 0, -1, -1, -1, -1 };  // prefix gaps of rank 4's piece 4 (-1: not included)
-static const int kL_forward_r5_gaps0_host[8] = { 262144, 196608, 131072, 65536, 0, -1, -1, -1 };  // prefix gaps of rank 5's piece 5 (-1: not included)
-static const int kL_forward_r6_gaps0_host[8] = { 327680, 262144, 196608, 131072, 65536, 0, -1, -1 };  // prefix gaps of rank 6's piece 6 (-1: not included)
-static const int kL_forward_r7_gaps0_host[8] = { 393216, 327680, 262144, 196608, 131072, 65536, 0, -1 };  // prefix gaps of rank 7's piece 7 (-1: not included)
-static const int kL_backward_r0_gaps0_host[8] = { -1, 0, 65536, 131072, 196608, 262144, 327680, 393216 };  // suffix gaps of rank 0's piece 0 (-1: not included)
-static const int kL_backward_r1_gaps0_host[8] = { -1, -1, 0, 65536, 131072, 196608, 262144, 327680 };  // suffix gaps of rank 1's piece 1 (-1: not included)
-static const int kL_backward_r2_gaps0_host[8] = { -1, -1, -1, 0, 65536, 131072, 196608, 262144 };  // suffix gaps of rank 2's piece 2 (-1: not included)
-static const int kL_backward_r3_gaps0_host[8] = { -1, -1, -1, -1, 0, 65536, 131072, 196608 };  // suffix gaps of rank 3's piece 3 (-1: not included)
-static const int kL_backward_r4_gaps0_host[8] = { -1, -1, -1, -1, -1, 0, 65536, 131072 };  // suffix gaps of rank 4's piece 4 (-1: not included)
-static const int kL_backward_r5_gaps0_host[8] = { -1, -1, -1, -1, -1, -1, 0, 65536 };  // suffix gaps of rank 5's piece 5 (-1: not included)
+static const int kL_forward_r2_gaps0_host[8] = { 32768, 0, -1, -1, -1, -1, -1, -1 };  // prefix gaps of rank 2's piece 2 (-1: not included)
+static const int kL_forward_r3_gaps0_host[8] = { 65536, 32768, 0, -1, -1, -1, -1, -1 };  // prefix gaps of rank 3's piece 3 (-1: not included)
+static const int kL_forward_r4_gaps0_host[8] = { 98304, 65536, 32768, 0, -1, -1, -1, -1 };  // prefix gaps of rank 4's piece 4 (-1: not included)
+static const int kL_forward_r5_gaps0_host[8] = { 131072, 98304, 65536, 32768, 0, -1, -1, -1 };  // prefix gaps of rank 5's piece 5 (-1: not included)
+static const int kL_forward_r6_gaps0_host[8] = { 163840, 131072, 98304, 65536, 32768, 0, -1, -1 };  // prefix gaps of rank 6's piece 6 (-1: not included)
+static const int kL_forward_r7_gaps0_host[8] = { 196608, 163840, 131072, 98304, 65536, 32768, 0, -1 };  // prefix gaps of rank 7's piece 7 (-1: not included)
+static const int kL_backward_r0_gaps0_host[8] = { -1, 0, 32768, 65536, 98304, 131072, 163840, 196608 };  // suffix gaps of rank 0's piece 0 (-1: not included)
+static const int kL_backward_r1_gaps0_host[8] = { -1, -1, 0, 32768, 65536, 98304, 131072, 163840 };  // suffix gaps of rank 1's piece 1 (-1: not included)
+static const int kL_backward_r2_gaps0_host[8] = { -1, -1, -1, 0, 32768, 65536, 98304, 131072 };  // suffix gaps of rank 2's piece 2 (-1: not included)
+static const int kL_backward_r3_gaps0_host[8] = { -1, -1, -1, -1, 0, 32768, 65536, 98304 };  // suffix gaps of rank 3's piece 3 (-1: not included)
+static const int kL_backward_r4_gaps0_host[8] = { -1, -1, -1, -1, -1, 0, 32768, 65536 };  // suffix gaps of rank 4's piece 4 (-1: not included)
+static const int kL_backward_r5_gaps0_host[8] = { -1, -1, -1, -1, -1, -1, 0, 32768 };  // suffix gaps of rank 5's piece 5 (-1: not included)
 static const int kL_backward_r6_gaps0_host[8] = { -1, -1, -1, -1, -1, -1, -1, 0 };  // suffix gaps of rank 6's piece 6 (-1: not included)
 
 struct Tables {
@@ -153,17 +588,17 @@ using lasp::run_host;
 // Layer kind L: linear_attention, lasp2, causal, decay none — 16 layer(s) of the stack.
 
 struct LBuffers {
-  bf16* q = nullptr;  // 134217728 elements: queries (after the feature map) [per layer]
-  bf16* k = nullptr;  // 134217728 elements: keys (after the feature map) [per layer]
-  bf16* v = nullptr;  // 134217728 elements: values [per layer]
-  bf16* o = nullptr;  // 134217728 elements: attention output [per layer]
+  bf16* q = nullptr;  // 67108864 elements: queries (after the feature map) [per layer]
+  bf16* k = nullptr;  // 67108864 elements: keys (after the feature map) [per layer]
+  bf16* v = nullptr;  // 67108864 elements: values [per layer]
+  bf16* o = nullptr;  // 67108864 elements: attention output [per layer]
   float* m = nullptr;  // 262144 elements: this rank's piece states M
   float* p = nullptr;  // 262144 elements: prefix state P of each piece, kept for the backward pass [per layer]
   float* m_all = nullptr;  // 2097152 elements: every piece's states, gathered (rank-major order)
-  bf16* do_ = nullptr;  // 134217728 elements: gradient of the output [per layer]
-  bf16* dq = nullptr;  // 134217728 elements: gradient of q
-  bf16* dk = nullptr;  // 134217728 elements: gradient of k
-  bf16* dv = nullptr;  // 134217728 elements: gradient of v
+  bf16* do_ = nullptr;  // 67108864 elements: gradient of the output [per layer]
+  bf16* dq = nullptr;  // 67108864 elements: gradient of q
+  bf16* dk = nullptr;  // 67108864 elements: gradient of k
+  bf16* dv = nullptr;  // 67108864 elements: gradient of v
   float* dm = nullptr;  // 262144 elements: this rank's piece gradient states dM
   float* g = nullptr;  // 262144 elements: suffix gradient state G of each piece
   float* dm_all = nullptr;  // 2097152 elements: every piece's dM, gathered (rank-major order)
@@ -179,26 +614,26 @@ struct LBuffers {
 // The buffers above as a table (buffers.cuh): name, field, elements, offset in bytes in its block, home.
 // Per-layer buffers share one block per layer, scratch one block per kind; collective windows stand alone.
 static const lasp::BufferSpec<LBuffers> kLBuffers[] = {
-    {"q", &LBuffers::q, nullptr, 134217728, 0, lasp::BufferHome::kLayer },
-    {"k", &LBuffers::k, nullptr, 134217728, 268435456, lasp::BufferHome::kLayer },
-    {"v", &LBuffers::v, nullptr, 134217728, 536870912, lasp::BufferHome::kLayer },
-    {"o", &LBuffers::o, nullptr, 134217728, 805306368, lasp::BufferHome::kLayer },
+    {"q", &LBuffers::q, nullptr, 67108864, 0, lasp::BufferHome::kLayer },
+    {"k", &LBuffers::k, nullptr, 67108864, 134217728, lasp::BufferHome::kLayer },
+    {"v", &LBuffers::v, nullptr, 67108864, 268435456, lasp::BufferHome::kLayer },
+    {"o", &LBuffers::o, nullptr, 67108864, 402653184, lasp::BufferHome::kLayer },
     {"m", nullptr, &LBuffers::m, 262144, 0, lasp::BufferHome::kSharedWindow },
-    {"p", nullptr, &LBuffers::p, 262144, 1073741824, lasp::BufferHome::kLayer },
+    {"p", nullptr, &LBuffers::p, 262144, 536870912, lasp::BufferHome::kLayer },
     {"m_all", nullptr, &LBuffers::m_all, 2097152, 0, lasp::BufferHome::kSharedWindow },
-    {"do_", &LBuffers::do_, nullptr, 134217728, 1074790400, lasp::BufferHome::kLayer },
-    {"dq", &LBuffers::dq, nullptr, 134217728, 0, lasp::BufferHome::kShared },
-    {"dk", &LBuffers::dk, nullptr, 134217728, 268435456, lasp::BufferHome::kShared },
-    {"dv", &LBuffers::dv, nullptr, 134217728, 536870912, lasp::BufferHome::kShared },
+    {"do_", &LBuffers::do_, nullptr, 67108864, 537919488, lasp::BufferHome::kLayer },
+    {"dq", &LBuffers::dq, nullptr, 67108864, 0, lasp::BufferHome::kShared },
+    {"dk", &LBuffers::dk, nullptr, 67108864, 134217728, lasp::BufferHome::kShared },
+    {"dv", &LBuffers::dv, nullptr, 67108864, 268435456, lasp::BufferHome::kShared },
     {"dm", nullptr, &LBuffers::dm, 262144, 0, lasp::BufferHome::kSharedWindow },
-    {"g", nullptr, &LBuffers::g, 262144, 805306368, lasp::BufferHome::kShared },
+    {"g", nullptr, &LBuffers::g, 262144, 402653184, lasp::BufferHome::kShared },
     {"dm_all", nullptr, &LBuffers::dm_all, 2097152, 0, lasp::BufferHome::kSharedWindow },
 };
 
 // Allocates a layer's buffers `b` by the table; scratch (not kept from forward to backward) is `shared`'s
 // when given. The buffers of the collectives beside kernels come from `windows` (comm.cuh).
 inline void allocate(LBuffers& b, const LBuffers* shared, lasp::Windows& windows) {
-  lasp::allocate_buffers(b, shared, windows, kLBuffers, 1343225856, 806354944);
+  lasp::allocate_buffers(b, shared, windows, kLBuffers, 672137216, 403701760);
   b.ws_floats = lasp::linear_state_workspace_bytes(lasp::LinearDims{kBatch, kLocalTokens, kHeads, kHeadDim}, kPieceTokens) / sizeof(float);
   CUDA_CHECK(cudaMalloc(&b.kv_ws, kPiecesPerRank * b.ws_floats * sizeof(float)));
   if (shared != nullptr) b.qdo_ws = shared->qdo_ws;
@@ -213,7 +648,7 @@ static void L_forward_rank0(const Ctx& c, LBuffers& b, Run run) {
     lasp::LinearStateArgs args;
     args.k = b.k; args.v = b.v;
     args.m = b.m;
-    args.piece = lasp::Piece{0, 65536};
+    args.piece = lasp::Piece{0, 32768};
     args.kv_ws = b.kv_ws;
     lasp::linear_state(args, c.dims, c.tables.kLDecay, c.compute);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[1], c.compute));
@@ -242,7 +677,7 @@ static void L_forward_rank0(const Ctx& c, LBuffers& b, Run run) {
     lasp::LinearIntraArgs args;
     args.q = b.q; args.k = b.k; args.v = b.v;
     args.o = b.o;
-    args.piece = lasp::Piece{0, 65536}; args.causal = true;
+    args.piece = lasp::Piece{0, 32768}; args.causal = true;
     args.kv_ws = b.kv_ws;
     lasp::linear_intra(args, c.dims, c.tables.kLDecay, c.compute);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[7], c.compute));
@@ -257,7 +692,7 @@ static void L_forward_rank1(const Ctx& c, LBuffers& b, Run run) {
     lasp::LinearStateArgs args;
     args.k = b.k; args.v = b.v;
     args.m = b.m;
-    args.piece = lasp::Piece{0, 65536};
+    args.piece = lasp::Piece{0, 32768};
     args.kv_ws = b.kv_ws;
     lasp::linear_state(args, c.dims, c.tables.kLDecay, c.compute);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[1], c.compute));
@@ -292,7 +727,7 @@ static void L_forward_rank1(const Ctx& c, LBuffers& b, Run run) {
     lasp::LinearForwardFusedArgs args;
     args.q = b.q; args.k = b.k; args.v = b.v; args.p = b.p;
     args.o = b.o;
-    args.piece = lasp::Piece{0, 65536}; args.causal = true;
+    args.piece = lasp::Piece{0, 32768}; args.causal = true;
     args.kv_ws = b.kv_ws;
     lasp::linear_forward_fused(args, c.dims, c.tables.kLDecay, c.compute);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[9], c.compute));
@@ -307,7 +742,7 @@ static void L_forward_rank2(const Ctx& c, LBuffers& b, Run run) {
     lasp::LinearStateArgs args;
     args.k = b.k; args.v = b.v;
     args.m = b.m;
-    args.piece = lasp::Piece{0, 65536};
+    args.piece = lasp::Piece{0, 32768};
     args.kv_ws = b.kv_ws;
     lasp::linear_state(args, c.dims, c.tables.kLDecay, c.compute);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[1], c.compute));
@@ -342,7 +777,7 @@ static void L_forward_rank2(const Ctx& c, LBuffers& b, Run run) {
     lasp::LinearForwardFusedArgs args;
     args.q = b.q; args.k = b.k; args.v = b.v; args.p = b.p;
     args.o = b.o;
-    args.piece = lasp::Piece{0, 65536}; args.causal = true;
+    args.piece = lasp::Piece{0, 32768}; args.causal = true;
     args.kv_ws = b.kv_ws;
     lasp::linear_forward_fused(args, c.dims, c.tables.kLDecay, c.compute);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[9], c.compute));
@@ -357,7 +792,7 @@ static void L_forward_rank3(const Ctx& c, LBuffers& b, Run run) {
     lasp::LinearStateArgs args;
     args.k = b.k; args.v = b.v;
     args.m = b.m;
-    args.piece = lasp::Piece{0, 65536};
+    args.piece = lasp::Piece{0, 32768};
     args.kv_ws = b.kv_ws;
     lasp::linear_state(args, c.dims, c.tables.kLDecay, c.compute);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[1], c.compute));
@@ -392,7 +827,7 @@ static void L_forward_rank3(const Ctx& c, LBuffers& b, Run run) {
     lasp::LinearForwardFusedArgs args;
     args.q = b.q; args.k = b.k; args.v = b.v; args.p = b.p;
     args.o = b.o;
-    args.piece = lasp::Piece{0, 65536}; args.causal = true;
+    args.piece = lasp::Piece{0, 32768}; args.causal = true;
     args.kv_ws = b.kv_ws;
     lasp::linear_forward_fused(args, c.dims, c.tables.kLDecay, c.compute);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[9], c.compute));
@@ -407,7 +842,7 @@ static void L_forward_rank4(const Ctx& c, LBuffers& b, Run run) {
     lasp::LinearStateArgs args;
     args.k = b.k; args.v = b.v;
     args.m = b.m;
-    args.piece = lasp::Piece{0, 65536};
+    args.piece = lasp::Piece{0, 32768};
     args.kv_ws = b.kv_ws;
     lasp::linear_state(args, c.dims, c.tables.kLDecay, c.compute);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[1], c.compute));
@@ -442,7 +877,7 @@ static void L_forward_rank4(const Ctx& c, LBuffers& b, Run run) {
     lasp::LinearForwardFusedArgs args;
     args.q = b.q; args.k = b.k; args.v = b.v; args.p = b.p;
     args.o = b.o;
-    args.piece = lasp::Piece{0, 65536}; args.causal = true;
+    args.piece = lasp::Piece{0, 32768}; args.causal = true;
     args.kv_ws = b.kv_ws;
     lasp::linear_forward_fused(args, c.dims, c.tables.kLDecay, c.compute);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[9], c.compute));
@@ -457,7 +892,7 @@ static void L_forward_rank5(const Ctx& c, LBuffers& b, Run run) {
     lasp::LinearStateArgs args;
     args.k = b.k; args.v = b.v;
     args.m = b.m;
-    args.piece = lasp::Piece{0, 65536};
+    args.piece = lasp::Piece{0, 32768};
     args.kv_ws = b.kv_ws;
     lasp::linear_state(args, c.dims, c.tables.kLDecay, c.compute);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[1], c.compute));
@@ -492,7 +927,7 @@ static void L_forward_rank5(const Ctx& c, LBuffers& b, Run run) {
     lasp::LinearForwardFusedArgs args;
     args.q = b.q; args.k = b.k; args.v = b.v; args.p = b.p;
     args.o = b.o;
-    args.piece = lasp::Piece{0, 65536}; args.causal = true;
+    args.piece = lasp::Piece{0, 32768}; args.causal = true;
     args.kv_ws = b.kv_ws;
     lasp::linear_forward_fused(args, c.dims, c.tables.kLDecay, c.compute);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[9], c.compute));
@@ -507,7 +942,7 @@ static void L_forward_rank6(const Ctx& c, LBuffers& b, Run run) {
     lasp::LinearStateArgs args;
     args.k = b.k; args.v = b.v;
     args.m = b.m;
-    args.piece = lasp::Piece{0, 65536};
+    args.piece = lasp::Piece{0, 32768};
     args.kv_ws = b.kv_ws;
     lasp::linear_state(args, c.dims, c.tables.kLDecay, c.compute);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[1], c.compute));
@@ -542,7 +977,7 @@ static void L_forward_rank6(const Ctx& c, LBuffers& b, Run run) {
     lasp::LinearForwardFusedArgs args;
     args.q = b.q; args.k = b.k; args.v = b.v; args.p = b.p;
     args.o = b.o;
-    args.piece = lasp::Piece{0, 65536}; args.causal = true;
+    args.piece = lasp::Piece{0, 32768}; args.causal = true;
     args.kv_ws = b.kv_ws;
     lasp::linear_forward_fused(args, c.dims, c.tables.kLDecay, c.compute);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[9], c.compute));
@@ -557,7 +992,7 @@ static void L_forward_rank7(const Ctx& c, LBuffers& b, Run run) {
     lasp::LinearStateArgs args;
     args.k = b.k; args.v = b.v;
     args.m = b.m;
-    args.piece = lasp::Piece{0, 65536};
+    args.piece = lasp::Piece{0, 32768};
     args.kv_ws = b.kv_ws;
     lasp::linear_state(args, c.dims, c.tables.kLDecay, c.compute);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[1], c.compute));
@@ -592,7 +1027,7 @@ static void L_forward_rank7(const Ctx& c, LBuffers& b, Run run) {
     lasp::LinearForwardFusedArgs args;
     args.q = b.q; args.k = b.k; args.v = b.v; args.p = b.p;
     args.o = b.o;
-    args.piece = lasp::Piece{0, 65536}; args.causal = true;
+    args.piece = lasp::Piece{0, 32768}; args.causal = true;
     args.kv_ws = b.kv_ws;
     lasp::linear_forward_fused(args, c.dims, c.tables.kLDecay, c.compute);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[9], c.compute));
@@ -622,7 +1057,7 @@ static void L_backward_rank0(const Ctx& c, LBuffers& b, Run run) {
     lasp::LinearGradStateArgs args;
     args.q = b.q; args.dout = b.do_;
     args.dm = b.dm;
-    args.piece = lasp::Piece{0, 65536};
+    args.piece = lasp::Piece{0, 32768};
     args.qdo_ws = b.qdo_ws;
     lasp::linear_grad_state(args, c.dims, c.tables.kLDecay, c.compute);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[1], c.compute));
@@ -658,7 +1093,7 @@ static void L_backward_rank0(const Ctx& c, LBuffers& b, Run run) {
     args.q = b.q; args.k = b.k; args.v = b.v; args.dout = b.do_;
     args.g = b.g;
     args.dq = b.dq; args.dk = b.dk; args.dv = b.dv;
-    args.piece = lasp::Piece{0, 65536}; args.causal = true;
+    args.piece = lasp::Piece{0, 32768}; args.causal = true;
     args.kv_ws = b.kv_ws; args.qdo_ws = b.qdo_ws;
     lasp::linear_backward_fused(args, c.dims, c.tables.kLDecay, c.compute);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[9], c.compute));
@@ -673,7 +1108,7 @@ static void L_backward_rank1(const Ctx& c, LBuffers& b, Run run) {
     lasp::LinearGradStateArgs args;
     args.q = b.q; args.dout = b.do_;
     args.dm = b.dm;
-    args.piece = lasp::Piece{0, 65536};
+    args.piece = lasp::Piece{0, 32768};
     args.qdo_ws = b.qdo_ws;
     lasp::linear_grad_state(args, c.dims, c.tables.kLDecay, c.compute);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[1], c.compute));
@@ -709,7 +1144,7 @@ static void L_backward_rank1(const Ctx& c, LBuffers& b, Run run) {
     args.q = b.q; args.k = b.k; args.v = b.v; args.dout = b.do_;
     args.p = b.p; args.g = b.g;
     args.dq = b.dq; args.dk = b.dk; args.dv = b.dv;
-    args.piece = lasp::Piece{0, 65536}; args.causal = true;
+    args.piece = lasp::Piece{0, 32768}; args.causal = true;
     args.kv_ws = b.kv_ws; args.qdo_ws = b.qdo_ws;
     lasp::linear_backward_fused(args, c.dims, c.tables.kLDecay, c.compute);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[9], c.compute));
@@ -724,7 +1159,7 @@ static void L_backward_rank2(const Ctx& c, LBuffers& b, Run run) {
     lasp::LinearGradStateArgs args;
     args.q = b.q; args.dout = b.do_;
     args.dm = b.dm;
-    args.piece = lasp::Piece{0, 65536};
+    args.piece = lasp::Piece{0, 32768};
     args.qdo_ws = b.qdo_ws;
     lasp::linear_grad_state(args, c.dims, c.tables.kLDecay, c.compute);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[1], c.compute));
@@ -760,7 +1195,7 @@ static void L_backward_rank2(const Ctx& c, LBuffers& b, Run run) {
     args.q = b.q; args.k = b.k; args.v = b.v; args.dout = b.do_;
     args.p = b.p; args.g = b.g;
     args.dq = b.dq; args.dk = b.dk; args.dv = b.dv;
-    args.piece = lasp::Piece{0, 65536}; args.causal = true;
+    args.piece = lasp::Piece{0, 32768}; args.causal = true;
     args.kv_ws = b.kv_ws; args.qdo_ws = b.qdo_ws;
     lasp::linear_backward_fused(args, c.dims, c.tables.kLDecay, c.compute);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[9], c.compute));
@@ -775,7 +1210,7 @@ static void L_backward_rank3(const Ctx& c, LBuffers& b, Run run) {
     lasp::LinearGradStateArgs args;
     args.q = b.q; args.dout = b.do_;
     args.dm = b.dm;
-    args.piece = lasp::Piece{0, 65536};
+    args.piece = lasp::Piece{0, 32768};
     args.qdo_ws = b.qdo_ws;
     lasp::linear_grad_state(args, c.dims, c.tables.kLDecay, c.compute);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[1], c.compute));
@@ -811,7 +1246,7 @@ static void L_backward_rank3(const Ctx& c, LBuffers& b, Run run) {
     args.q = b.q; args.k = b.k; args.v = b.v; args.dout = b.do_;
     args.p = b.p; args.g = b.g;
     args.dq = b.dq; args.dk = b.dk; args.dv = b.dv;
-    args.piece = lasp::Piece{0, 65536}; args.causal = true;
+    args.piece = lasp::Piece{0, 32768}; args.causal = true;
     args.kv_ws = b.kv_ws; args.qdo_ws = b.qdo_ws;
     lasp::linear_backward_fused(args, c.dims, c.tables.kLDecay, c.compute);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[9], c.compute));
@@ -826,7 +1261,7 @@ static void L_backward_rank4(const Ctx& c, LBuffers& b, Run run) {
     lasp::LinearGradStateArgs args;
     args.q = b.q; args.dout = b.do_;
     args.dm = b.dm;
-    args.piece = lasp::Piece{0, 65536};
+    args.piece = lasp::Piece{0, 32768};
     args.qdo_ws = b.qdo_ws;
     lasp::linear_grad_state(args, c.dims, c.tables.kLDecay, c.compute);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[1], c.compute));
@@ -862,7 +1297,7 @@ static void L_backward_rank4(const Ctx& c, LBuffers& b, Run run) {
     args.q = b.q; args.k = b.k; args.v = b.v; args.dout = b.do_;
     args.p = b.p; args.g = b.g;
     args.dq = b.dq; args.dk = b.dk; args.dv = b.dv;
-    args.piece = lasp::Piece{0, 65536}; args.causal = true;
+    args.piece = lasp::Piece{0, 32768}; args.causal = true;
     args.kv_ws = b.kv_ws; args.qdo_ws = b.qdo_ws;
     lasp::linear_backward_fused(args, c.dims, c.tables.kLDecay, c.compute);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[9], c.compute));
@@ -877,7 +1312,7 @@ static void L_backward_rank5(const Ctx& c, LBuffers& b, Run run) {
     lasp::LinearGradStateArgs args;
     args.q = b.q; args.dout = b.do_;
     args.dm = b.dm;
-    args.piece = lasp::Piece{0, 65536};
+    args.piece = lasp::Piece{0, 32768};
     args.qdo_ws = b.qdo_ws;
     lasp::linear_grad_state(args, c.dims, c.tables.kLDecay, c.compute);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[1], c.compute));
@@ -913,7 +1348,7 @@ static void L_backward_rank5(const Ctx& c, LBuffers& b, Run run) {
     args.q = b.q; args.k = b.k; args.v = b.v; args.dout = b.do_;
     args.p = b.p; args.g = b.g;
     args.dq = b.dq; args.dk = b.dk; args.dv = b.dv;
-    args.piece = lasp::Piece{0, 65536}; args.causal = true;
+    args.piece = lasp::Piece{0, 32768}; args.causal = true;
     args.kv_ws = b.kv_ws; args.qdo_ws = b.qdo_ws;
     lasp::linear_backward_fused(args, c.dims, c.tables.kLDecay, c.compute);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[9], c.compute));
@@ -928,7 +1363,7 @@ static void L_backward_rank6(const Ctx& c, LBuffers& b, Run run) {
     lasp::LinearGradStateArgs args;
     args.q = b.q; args.dout = b.do_;
     args.dm = b.dm;
-    args.piece = lasp::Piece{0, 65536};
+    args.piece = lasp::Piece{0, 32768};
     args.qdo_ws = b.qdo_ws;
     lasp::linear_grad_state(args, c.dims, c.tables.kLDecay, c.compute);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[1], c.compute));
@@ -964,7 +1399,7 @@ static void L_backward_rank6(const Ctx& c, LBuffers& b, Run run) {
     args.q = b.q; args.k = b.k; args.v = b.v; args.dout = b.do_;
     args.p = b.p; args.g = b.g;
     args.dq = b.dq; args.dk = b.dk; args.dv = b.dv;
-    args.piece = lasp::Piece{0, 65536}; args.causal = true;
+    args.piece = lasp::Piece{0, 32768}; args.causal = true;
     args.kv_ws = b.kv_ws; args.qdo_ws = b.qdo_ws;
     lasp::linear_backward_fused(args, c.dims, c.tables.kLDecay, c.compute);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[9], c.compute));
@@ -979,7 +1414,7 @@ static void L_backward_rank7(const Ctx& c, LBuffers& b, Run run) {
     lasp::LinearGradStateArgs args;
     args.q = b.q; args.dout = b.do_;
     args.dm = b.dm;
-    args.piece = lasp::Piece{0, 65536};
+    args.piece = lasp::Piece{0, 32768};
     args.qdo_ws = b.qdo_ws;
     lasp::linear_grad_state(args, c.dims, c.tables.kLDecay, c.compute);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[1], c.compute));
@@ -1009,7 +1444,7 @@ static void L_backward_rank7(const Ctx& c, LBuffers& b, Run run) {
     args.q = b.q; args.k = b.k; args.v = b.v; args.dout = b.do_;
     args.p = b.p;
     args.dq = b.dq; args.dk = b.dk; args.dv = b.dv;
-    args.piece = lasp::Piece{0, 65536}; args.causal = true;
+    args.piece = lasp::Piece{0, 32768}; args.causal = true;
     args.kv_ws = b.kv_ws; args.qdo_ws = b.qdo_ws;
     lasp::linear_backward_fused(args, c.dims, c.tables.kLDecay, c.compute);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[7], c.compute));
@@ -1036,6 +1471,6 @@ constexpr int kMaxEvents = 5;
 
 // FLOPs one rank performs in one training step: attention steps from the schedule IR, plus the
 // projections (forward 2*rows*in*out per matrix product, backward twice that).
-constexpr double kFlopsPerStep = 1.135246e+14;
+constexpr double kFlopsPerStep = 2.667347e+14;
 
 }  // namespace program

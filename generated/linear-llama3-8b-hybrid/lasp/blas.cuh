@@ -22,4 +22,14 @@ inline void matmul(cublasHandle_t handle, bool trans_a, bool trans_b, int M, int
                             CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT));
 }
 
+// The same product with an fp32 C (the weight gradients: fp32, summed over ranks in fp32).
+inline void matmul_f32(cublasHandle_t handle, bool trans_a, bool trans_b, int M, int N, int K, const __nv_bfloat16* A,
+                       const __nv_bfloat16* B, float* C, float beta = 0.0f, float alpha = 1.0f) {
+  const int lda = trans_a ? M : K;
+  const int ldb = trans_b ? K : N;
+  CUBLAS_CHECK(cublasGemmEx(handle, trans_b ? CUBLAS_OP_T : CUBLAS_OP_N, trans_a ? CUBLAS_OP_T : CUBLAS_OP_N, N, M, K,
+                            &alpha, B, CUDA_R_16BF, ldb, A, CUDA_R_16BF, lda, &beta, C, CUDA_R_32F, N,
+                            CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT));
+}
+
 }  // namespace lasp

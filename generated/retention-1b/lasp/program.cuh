@@ -37,7 +37,442 @@ constexpr int kLayerKinds = 1;  // layer kinds
 constexpr int kSteps = 20;  // timed steps (bench) by default
 constexpr int kWarmup = 3;  // untimed warm-up steps
 constexpr int kSeed = 0;  // seed of weights and inputs
-constexpr float kNormEps = 0.0000100000000f;  // RMSNorm epsilon
+constexpr int kVocab = 128256;  // vocabulary size
+constexpr int kFfn = 8192;  // the MLP's inner width
+constexpr lasp::NormKind kNorm = lasp::kRmsNorm;  // the block norms and the final norm
+constexpr float kNormEps = 0.0000100000000f;  // epsilon of every norm (block, final, attention output)
+constexpr bool kTiedEmbeddings = true;  // the LM head is the embedding table
+constexpr bool kMaskedObjective = false;  // masked-token prediction (every layer bidirectional), else the next token
+constexpr float kMaskRate = 0.150000000f;  // share of the input tokens masked (masked-token prediction)
+constexpr int kClassifierChunk = 1024;  // tokens per chunk of the LM head and loss
+constexpr const char* kHfConfig = R"json({
+  "architectures": [
+    "LaspLinearLlamaForCausalLM"
+  ],
+  "model_type": "lasp_linear_llama",
+  "vocab_size": 128256,
+  "hidden_size": 2048,
+  "intermediate_size": 8192,
+  "num_hidden_layers": 16,
+  "num_attention_heads": 16,
+  "num_key_value_heads": 16,
+  "head_dim": 128,
+  "hidden_act": "silu",
+  "norm_type": "rms_norm",
+  "rms_norm_eps": 0.00001,
+  "max_position_embeddings": 262144,
+  "tie_word_embeddings": true,
+  "attention_bias": false,
+  "mlp_bias": false,
+  "torch_dtype": "bfloat16",
+  "layer_types": [
+    "linear_attention",
+    "linear_attention",
+    "linear_attention",
+    "linear_attention",
+    "linear_attention",
+    "linear_attention",
+    "linear_attention",
+    "linear_attention",
+    "linear_attention",
+    "linear_attention",
+    "linear_attention",
+    "linear_attention",
+    "linear_attention",
+    "linear_attention",
+    "linear_attention",
+    "linear_attention"
+  ],
+  "layer_configs": [
+    {
+      "layer_type": "linear_attention",
+      "causal": true,
+      "decay": [
+        0.96875,
+        0.984375,
+        0.9921875,
+        0.99609375,
+        0.998046875,
+        0.9990234375,
+        0.99951171875,
+        0.999755859375,
+        0.9998779296875,
+        0.99993896484375,
+        0.999969482421875,
+        0.9999847412109375,
+        0.9999923706054688,
+        0.9999961853027344,
+        0.9999980926513672,
+        0.9999990463256836
+      ],
+      "feature_map": "identity",
+      "output_norm": "rms"
+    },
+    {
+      "layer_type": "linear_attention",
+      "causal": true,
+      "decay": [
+        0.96875,
+        0.984375,
+        0.9921875,
+        0.99609375,
+        0.998046875,
+        0.9990234375,
+        0.99951171875,
+        0.999755859375,
+        0.9998779296875,
+        0.99993896484375,
+        0.999969482421875,
+        0.9999847412109375,
+        0.9999923706054688,
+        0.9999961853027344,
+        0.9999980926513672,
+        0.9999990463256836
+      ],
+      "feature_map": "identity",
+      "output_norm": "rms"
+    },
+    {
+      "layer_type": "linear_attention",
+      "causal": true,
+      "decay": [
+        0.96875,
+        0.984375,
+        0.9921875,
+        0.99609375,
+        0.998046875,
+        0.9990234375,
+        0.99951171875,
+        0.999755859375,
+        0.9998779296875,
+        0.99993896484375,
+        0.999969482421875,
+        0.9999847412109375,
+        0.9999923706054688,
+        0.9999961853027344,
+        0.9999980926513672,
+        0.9999990463256836
+      ],
+      "feature_map": "identity",
+      "output_norm": "rms"
+    },
+    {
+      "layer_type": "linear_attention",
+      "causal": true,
+      "decay": [
+        0.96875,
+        0.984375,
+        0.9921875,
+        0.99609375,
+        0.998046875,
+        0.9990234375,
+        0.99951171875,
+        0.999755859375,
+        0.9998779296875,
+        0.99993896484375,
+        0.999969482421875,
+        0.9999847412109375,
+        0.9999923706054688,
+        0.9999961853027344,
+        0.9999980926513672,
+        0.9999990463256836
+      ],
+      "feature_map": "identity",
+      "output_norm": "rms"
+    },
+    {
+      "layer_type": "linear_attention",
+      "causal": true,
+      "decay": [
+        0.96875,
+        0.984375,
+        0.9921875,
+        0.99609375,
+        0.998046875,
+        0.9990234375,
+        0.99951171875,
+        0.999755859375,
+        0.9998779296875,
+        0.99993896484375,
+        0.999969482421875,
+        0.9999847412109375,
+        0.9999923706054688,
+        0.9999961853027344,
+        0.9999980926513672,
+        0.9999990463256836
+      ],
+      "feature_map": "identity",
+      "output_norm": "rms"
+    },
+    {
+      "layer_type": "linear_attention",
+      "causal": true,
+      "decay": [
+        0.96875,
+        0.984375,
+        0.9921875,
+        0.99609375,
+        0.998046875,
+        0.9990234375,
+        0.99951171875,
+        0.999755859375,
+        0.9998779296875,
+        0.99993896484375,
+        0.999969482421875,
+        0.9999847412109375,
+        0.9999923706054688,
+        0.9999961853027344,
+        0.9999980926513672,
+        0.9999990463256836
+      ],
+      "feature_map": "identity",
+      "output_norm": "rms"
+    },
+    {
+      "layer_type": "linear_attention",
+      "causal": true,
+      "decay": [
+        0.96875,
+        0.984375,
+        0.9921875,
+        0.99609375,
+        0.998046875,
+        0.9990234375,
+        0.99951171875,
+        0.999755859375,
+        0.9998779296875,
+        0.99993896484375,
+        0.999969482421875,
+        0.9999847412109375,
+        0.9999923706054688,
+        0.9999961853027344,
+        0.9999980926513672,
+        0.9999990463256836
+      ],
+      "feature_map": "identity",
+      "output_norm": "rms"
+    },
+    {
+      "layer_type": "linear_attention",
+      "causal": true,
+      "decay": [
+        0.96875,
+        0.984375,
+        0.9921875,
+        0.99609375,
+        0.998046875,
+        0.9990234375,
+        0.99951171875,
+        0.999755859375,
+        0.9998779296875,
+        0.99993896484375,
+        0.999969482421875,
+        0.9999847412109375,
+        0.9999923706054688,
+        0.9999961853027344,
+        0.9999980926513672,
+        0.9999990463256836
+      ],
+      "feature_map": "identity",
+      "output_norm": "rms"
+    },
+    {
+      "layer_type": "linear_attention",
+      "causal": true,
+      "decay": [
+        0.96875,
+        0.984375,
+        0.9921875,
+        0.99609375,
+        0.998046875,
+        0.9990234375,
+        0.99951171875,
+        0.999755859375,
+        0.9998779296875,
+        0.99993896484375,
+        0.999969482421875,
+        0.9999847412109375,
+        0.9999923706054688,
+        0.9999961853027344,
+        0.9999980926513672,
+        0.9999990463256836
+      ],
+      "feature_map": "identity",
+      "output_norm": "rms"
+    },
+    {
+      "layer_type": "linear_attention",
+      "causal": true,
+      "decay": [
+        0.96875,
+        0.984375,
+        0.9921875,
+        0.99609375,
+        0.998046875,
+        0.9990234375,
+        0.99951171875,
+        0.999755859375,
+        0.9998779296875,
+        0.99993896484375,
+        0.999969482421875,
+        0.9999847412109375,
+        0.9999923706054688,
+        0.9999961853027344,
+        0.9999980926513672,
+        0.9999990463256836
+      ],
+      "feature_map": "identity",
+      "output_norm": "rms"
+    },
+    {
+      "layer_type": "linear_attention",
+      "causal": true,
+      "decay": [
+        0.96875,
+        0.984375,
+        0.9921875,
+        0.99609375,
+        0.998046875,
+        0.9990234375,
+        0.99951171875,
+        0.999755859375,
+        0.9998779296875,
+        0.99993896484375,
+        0.999969482421875,
+        0.9999847412109375,
+        0.9999923706054688,
+        0.9999961853027344,
+        0.9999980926513672,
+        0.9999990463256836
+      ],
+      "feature_map": "identity",
+      "output_norm": "rms"
+    },
+    {
+      "layer_type": "linear_attention",
+      "causal": true,
+      "decay": [
+        0.96875,
+        0.984375,
+        0.9921875,
+        0.99609375,
+        0.998046875,
+        0.9990234375,
+        0.99951171875,
+        0.999755859375,
+        0.9998779296875,
+        0.99993896484375,
+        0.999969482421875,
+        0.9999847412109375,
+        0.9999923706054688,
+        0.9999961853027344,
+        0.9999980926513672,
+        0.9999990463256836
+      ],
+      "feature_map": "identity",
+      "output_norm": "rms"
+    },
+    {
+      "layer_type": "linear_attention",
+      "causal": true,
+      "decay": [
+        0.96875,
+        0.984375,
+        0.9921875,
+        0.99609375,
+        0.998046875,
+        0.9990234375,
+        0.99951171875,
+        0.999755859375,
+        0.9998779296875,
+        0.99993896484375,
+        0.999969482421875,
+        0.9999847412109375,
+        0.9999923706054688,
+        0.9999961853027344,
+        0.9999980926513672,
+        0.9999990463256836
+      ],
+      "feature_map": "identity",
+      "output_norm": "rms"
+    },
+    {
+      "layer_type": "linear_attention",
+      "causal": true,
+      "decay": [
+        0.96875,
+        0.984375,
+        0.9921875,
+        0.99609375,
+        0.998046875,
+        0.9990234375,
+        0.99951171875,
+        0.999755859375,
+        0.9998779296875,
+        0.99993896484375,
+        0.999969482421875,
+        0.9999847412109375,
+        0.9999923706054688,
+        0.9999961853027344,
+        0.9999980926513672,
+        0.9999990463256836
+      ],
+      "feature_map": "identity",
+      "output_norm": "rms"
+    },
+    {
+      "layer_type": "linear_attention",
+      "causal": true,
+      "decay": [
+        0.96875,
+        0.984375,
+        0.9921875,
+        0.99609375,
+        0.998046875,
+        0.9990234375,
+        0.99951171875,
+        0.999755859375,
+        0.9998779296875,
+        0.99993896484375,
+        0.999969482421875,
+        0.9999847412109375,
+        0.9999923706054688,
+        0.9999961853027344,
+        0.9999980926513672,
+        0.9999990463256836
+      ],
+      "feature_map": "identity",
+      "output_norm": "rms"
+    },
+    {
+      "layer_type": "linear_attention",
+      "causal": true,
+      "decay": [
+        0.96875,
+        0.984375,
+        0.9921875,
+        0.99609375,
+        0.998046875,
+        0.9990234375,
+        0.99951171875,
+        0.999755859375,
+        0.9998779296875,
+        0.99993896484375,
+        0.999969482421875,
+        0.9999847412109375,
+        0.9999923706054688,
+        0.9999961853027344,
+        0.9999980926513672,
+        0.9999990463256836
+      ],
+      "feature_map": "identity",
+      "output_norm": "rms"
+    }
+  ],
+  "generated_by": "lasp 0.1.0"
+}
+)json";  // config.json, written beside --save-weights (src/model/hf-config.ts)
+constexpr double kModelFlopsPerToken = 8.093958e+9;  // training FLOPs per token as MFU counts them (src/model/flops.ts)
 constexpr float kWeightScale = 0.0220970869f;  // standard deviation of the initial weights, 1/sqrt(hidden)
 constexpr bool kGathersBesideKernels = true;  // some layer kind has AllGathers beside computation that may take the copy engines
 constexpr bool kGradientsSplitEvenly = true;  // every layer's weight gradients split evenly over the ranks (the copy-engine gradient sum)
@@ -588,6 +1023,6 @@ constexpr int kMaxEvents = 5;
 
 // FLOPs one rank performs in one training step: attention steps from the schedule IR, plus the
 // projections (forward 2*rows*in*out per matrix product, backward twice that).
-constexpr double kFlopsPerStep = 1.132497e+14;
+constexpr double kFlopsPerStep = 5.331944e+14;
 
 }  // namespace program

@@ -37,7 +37,83 @@ constexpr int kLayerKinds = 2;  // layer kinds
 constexpr int kSteps = 3;  // timed steps (bench) by default
 constexpr int kWarmup = 1;  // untimed warm-up steps
 constexpr int kSeed = 1;  // seed of weights and inputs
-constexpr float kNormEps = 0.0000100000000f;  // RMSNorm epsilon
+constexpr int kVocab = 512;  // vocabulary size
+constexpr int kFfn = 512;  // the MLP's inner width
+constexpr lasp::NormKind kNorm = lasp::kRmsNorm;  // the block norms and the final norm
+constexpr float kNormEps = 0.0000100000000f;  // epsilon of every norm (block, final, attention output)
+constexpr bool kTiedEmbeddings = false;  // the LM head is the embedding table
+constexpr bool kMaskedObjective = false;  // masked-token prediction (every layer bidirectional), else the next token
+constexpr float kMaskRate = 0.150000000f;  // share of the input tokens masked (masked-token prediction)
+constexpr int kClassifierChunk = 512;  // tokens per chunk of the LM head and loss
+constexpr const char* kHfConfig = R"json({
+  "architectures": [
+    "LaspLinearLlamaForCausalLM"
+  ],
+  "model_type": "lasp_linear_llama",
+  "vocab_size": 512,
+  "hidden_size": 256,
+  "intermediate_size": 512,
+  "num_hidden_layers": 4,
+  "num_attention_heads": 4,
+  "num_key_value_heads": 2,
+  "head_dim": 64,
+  "hidden_act": "silu",
+  "norm_type": "rms_norm",
+  "rms_norm_eps": 0.00001,
+  "rope_theta": 10000,
+  "max_position_embeddings": 2048,
+  "tie_word_embeddings": false,
+  "attention_bias": false,
+  "mlp_bias": false,
+  "torch_dtype": "bfloat16",
+  "layer_types": [
+    "linear_attention",
+    "full_attention",
+    "linear_attention",
+    "full_attention"
+  ],
+  "layer_configs": [
+    {
+      "layer_type": "linear_attention",
+      "causal": true,
+      "decay": [
+        0.98,
+        0.98,
+        0.98,
+        0.98
+      ],
+      "feature_map": "identity",
+      "output_norm": "rms"
+    },
+    {
+      "layer_type": "full_attention",
+      "causal": true,
+      "num_key_value_heads": 2,
+      "rope_theta": 10000
+    },
+    {
+      "layer_type": "linear_attention",
+      "causal": true,
+      "decay": [
+        0.98,
+        0.98,
+        0.98,
+        0.98
+      ],
+      "feature_map": "identity",
+      "output_norm": "rms"
+    },
+    {
+      "layer_type": "full_attention",
+      "causal": true,
+      "num_key_value_heads": 2,
+      "rope_theta": 10000
+    }
+  ],
+  "generated_by": "lasp 0.1.0"
+}
+)json";  // config.json, written beside --save-weights (src/model/hf-config.ts)
+constexpr double kModelFlopsPerToken = 2.909798e+7;  // training FLOPs per token as MFU counts them (src/model/flops.ts)
 constexpr float kWeightScale = 0.0625000000f;  // standard deviation of the initial weights, 1/sqrt(hidden)
 constexpr bool kGathersBesideKernels = false;  // some layer kind has AllGathers beside computation that may take the copy engines
 constexpr bool kGradientsSplitEvenly = true;  // every layer's weight gradients split evenly over the ranks (the copy-engine gradient sum)
@@ -1539,6 +1615,6 @@ constexpr int kMaxEvents = 16;
 
 // FLOPs one rank performs in one training step: attention steps from the schedule IR, plus the
 // projections (forward 2*rows*in*out per matrix product, backward twice that).
-constexpr double kFlopsPerStep = 7.134970e+9;
+constexpr double kFlopsPerStep = 1.236946e+10;
 
 }  // namespace program

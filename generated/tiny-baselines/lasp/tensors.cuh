@@ -20,6 +20,8 @@ struct TensorSpec {
   const char* shape;  // as stored, row-major, e.g. "[2048][512]"
   size_t elements;
   size_t offset;      // elements from the start of the table's allocation
+  float init_std;     // weights: initial values normal with this standard deviation, or
+  float init_value;   // this value everywhere when init_std is 0 (activations: unused)
 };
 
 // A table's tensors in their allocation.

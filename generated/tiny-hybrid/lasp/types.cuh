@@ -3,6 +3,7 @@
 // The plain structs shared by the kernels and the host program.
 #pragma once
 #include <cuda_bf16.h>  // __nv_bfloat16
+#include <cstddef>      // size_t
 #include <type_traits>  // std::integral_constant
 
 namespace lasp {
@@ -56,6 +57,20 @@ struct SoftmaxDims {
 struct SlotList {
   int count;
   int slot[64];
+};
+
+// The block norms (norm.cuh): RMSNorm (a weight) or LayerNorm (a weight and a bias).
+enum NormKind : int { kRmsNorm = 0, kLayerNorm = 1 };
+
+// The sorted (token, position) pairs of one step, carved from one workspace (embedding.cuh).
+struct EmbeddingSort {
+  int* positions;   // [tokens] 0..tokens-1, the sort's input values
+  int* sorted_ids;  // [tokens]
+  int* sorted_pos;  // [tokens]
+  void* cub_temp;
+  size_t cub_temp_bytes;
+  int tokens;
+  int vocab;
 };
 
 }  // namespace lasp

@@ -22,11 +22,14 @@ struct Options {
   int warmup = 0;
   unsigned long long seed = 0;
   bool json_only = false;  // --json: no human progress lines (lasp run shows its own)
+  std::string load_weights, save_weights;  // safetensors files (weights_io.cuh); empty: none
+  std::string save_grads;                  // verify: the step's gradients, tokens and loss
 };
 
 [[noreturn]] inline void usage_error(const char* message) {
   std::fprintf(stderr, "lasp_program: %s\nusage: lasp_program [--rank R --world W --device D] [--nccl-id-file PATH]\n"
-               "                    [--mode bench|verify] [--steps N] [--warmup N] [--seed N] [--json]\n", message);
+               "                    [--mode bench|verify] [--steps N] [--warmup N] [--seed N] [--json]\n"
+               "                    [--load-weights FILE] [--save-weights FILE] [--save-grads FILE]\n", message);
   std::exit(2);
 }
 
@@ -57,6 +60,9 @@ inline Options parse_args(int argc, char** argv, Options o) {
     else if (a == "--warmup") o.warmup = int_arg("--warmup", next());
     else if (a == "--seed") o.seed = (unsigned long long)int_arg("--seed", next());
     else if (a == "--json") o.json_only = true;  // JSON lines are always on stdout; this drops the human ones
+    else if (a == "--load-weights") o.load_weights = next();
+    else if (a == "--save-weights") o.save_weights = next();
+    else if (a == "--save-grads") o.save_grads = next();
     else usage_error(("unknown option " + a).c_str());
   }
   if (o.mode != "bench" && o.mode != "verify") {
@@ -64,6 +70,7 @@ inline Options parse_args(int argc, char** argv, Options o) {
                                   : "--mode must be bench or verify");
   }
   if (o.steps < 1) usage_error("--steps must be at least 1");
+  if (!o.save_grads.empty() && o.mode != "verify") usage_error("--save-grads is verify mode's: add --mode verify");
   return o;
 }
 

@@ -1,0 +1,54 @@
+#!/usr/bin/env bash
+# The whole model on ONE GPU (issue 16), in one call on the GPU machine, from the repository root:
+#   here:     bash bench/gpu/make-suite.sh all 1 && bash bench/gpu/prebuild.sh     (carry .gpu-suite)
+#   there:    bash bench/gpu/run-model.sh verify|bench
+# verify: every 1-GPU verify program (each layer kind against its dense oracle, then the whole model's step),
+#         then the whole model against PyTorch: REFERENCE programs write their weights and gradients
+#         (--save-weights, --save-grads) and bench/gpu/torch_reference.py rebuilds the model from them alone.
+# bench:  the whole model's step, lasp (m-linear-1b-w1, m-hybrid-1b-w1: Linear-Llama3-1B and its hybrid at 16K
+#         tokens; SUITE_FILTER picks others) and PyTorch (bench/gpu/torch_model.py on the same models; PRESETS).
+# Results under $OUT: logs, each tool's JSON, a table last.
+set -uo pipefail
+cd "$(dirname "$0")/../.."
+export NCCL_NVLS_ENABLE=0
+OUT=${OUT:-/tmp/lasp-model}
+mkdir -p "$OUT"
+nvidia-smi --query-gpu=name,driver_version,memory.total,clocks.max.sm --format=csv | tee "$OUT/gpu.txt"
+REFERENCE=${REFERENCE:-"v-lasp2-decay-zz-d64-w1 v-lasp2-bidir-d64-w1 v-lasp1-zz-d64-w1 v-sm-ag-zz-gqa-d128-w1 v-sm-ag-bidir-d64-w1 v-hyb-1b-w1"}
+case "${1:-}" in
+verify)
+  (cd .gpu-suite && OUT=$OUT/verify SUITE_FILTER='v-*' bash run-prebuilt.sh) > "$OUT/verify.log" 2>&1
+  grep -E " exit |build failed" "$OUT/verify.log"
+  scratch=$(mktemp -d)
+  for p in $REFERENCE; do
+    [ -x ".gpu-suite/$p/prog" ] || { echo "$p: not built"; continue; }
+    mkdir -p "$scratch/$p" "$OUT/reference/$p"
+    timeout 300 ".gpu-suite/$p/prog" --rank 0 --world 1 --device 0 --nccl-id-file "$scratch/$p/id" --mode verify \
+      --save-weights "$scratch/$p/model.safetensors" --save-grads "$scratch/$p/grads.safetensors" \
+      > "$OUT/reference/$p/program.out" 2> "$OUT/reference/$p/program.err"
+    echo "$p program exit $?"
+    timeout 300 python3 bench/gpu/torch_reference.py "$scratch/$p/model.safetensors" "$scratch/$p/grads.safetensors" \
+      --device cuda --json "$OUT/reference/$p/reference.json" > "$OUT/reference/$p/reference.txt" 2>&1
+    echo "$p reference exit $?"
+    cp "$scratch/$p/config.json" "$OUT/reference/$p/" 2> /dev/null
+    head -8 "$OUT/reference/$p/reference.txt"
+  done
+  rm -rf "$scratch"
+  ;;
+bench)
+  # lasp first (each program builds in the background of nothing: run-prebuilt.sh compiles them all), then PyTorch
+  # (torch.compile and fla's autotuning take minutes on a fresh machine); PRESETS picks PyTorch's models.
+  (cd .gpu-suite && RANK_TIMEOUT=300 OUT=$OUT/lasp SUITE_FILTER="${SUITE_FILTER:-m-*}" bash run-prebuilt.sh) > "$OUT/lasp.log" 2>&1
+  grep -E " exit |build failed" "$OUT/lasp.log"
+  for preset in ${PRESETS:-linear-llama3-1b hybrid}; do
+    timeout "${TORCH_TIMEOUT:-420}" python3 bench/gpu/torch_model.py --preset "$preset" --tokens 16384 --steps 10 \
+      --warmup 3 --json "$OUT/torch-$preset.json" > "$OUT/torch-$preset.log" 2>&1
+    echo "torch $preset exit $?"
+    tail -n 6 "$OUT/torch-$preset.log"
+  done
+  ;;
+*)
+  sed -n '2,10p' "$0"
+  exit 2
+  ;;
+esac

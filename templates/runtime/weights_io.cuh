@@ -1,0 +1,146 @@
+// Weights and gradients on disk: `--save-weights FILE` and `--load-weights FILE` (safetensors, Hugging Face
+// Llama names and PyTorch shapes, bf16, with config.json beside), and `--save-grads FILE` in verify mode
+// (the same names in fp32, with the step's tokens, targets and loss) for bench/gpu/torch_reference.py.
+//
+// Design choices:
+// - kParameters is the file's table of contents: its rows are the catalogue's names and shapes in Hugging
+//   Face's order, so a file is the weights' allocation copied row by row, and a tied LM head is stored once,
+//   as model.embed_tokens.weight (transformers ties it on load).
+// - Rank 0 writes; every rank reads (the weights are replicated). A file is checked whole (names, dtypes,
+//   shapes: safetensors.cuh) before any weight changes; a wrong file is the user's to fix: the sentence, exit 2.
+// - config.json goes beside the weights unless a config.json that lasp did not write is there: that one is
+//   the user's, and the program stops before writing anything.
+// - The tokens saved are every data replica's whole sequences, [data x batch][seq_len], made on the device
+//   from the seed as each rank makes its own (tokens.cuh); labels[b][p] is what position p predicts (-1: nothing).
+#pragma once
+#include <cuda_runtime.h>  // copies
+#include <cstdio>          // messages
+#include <cstdlib>         // std::exit
+#include <fstream>         // config.json
+#include <sstream>         // config.json
+#include <string>
+#include <vector>
+#include "kernels.h"       // synthetic_tokens
+#include "report.cuh"      // emit, say
+#include "safetensors.cuh" // the file format
+#include "state.cuh"       // State
+
+namespace lasp {
+
+namespace weights_io {
+
+// "[2048][512]" -> {2048, 512}: the compiler writes every shape so.
+inline std::vector<int64_t> dims(const char* shape) {
+  std::vector<int64_t> out;
+  for (const char* p = shape; *p != '\0'; p++)
+    if (*p == '[') out.push_back(std::strtoll(p + 1, nullptr, 10));
+  return out;
+}
+
+[[noreturn]] inline void fail(const std::string& message) {
+  std::fprintf(stderr, "lasp_program: %s\n", message.c_str());
+  std::exit(2);
+}
+
+inline std::string folder_of(const std::string& path) {
+  const size_t slash = path.find_last_of('/');
+  return slash == std::string::npos ? "." : slash == 0 ? "/" : path.substr(0, slash);
+}
+
+// Writes config.json beside `weights_path`, atomically; stops when a config.json lasp did not write is there.
+inline void write_config(const std::string& weights_path) {
+  const std::string path = folder_of(weights_path) + "/config.json";
+  std::ifstream existing(path);
+  if (existing) {
+    std::stringstream text;
+    text << existing.rdbuf();
+    if (text.str().find("\"generated_by\": \"lasp") == std::string::npos)
+      fail(path + " exists and lasp did not write it: it is left alone; save the weights into another folder");
+  }
+  const std::string tmp = path + ".tmp." + std::to_string((long)::getpid());
+  std::FILE* f = std::fopen(tmp.c_str(), "wb");
+  const size_t bytes = std::strlen(program::kHfConfig);
+  bool ok = f != nullptr && std::fwrite(program::kHfConfig, 1, bytes, f) == bytes;
+  if (f != nullptr) ok = (std::fflush(f) == 0) && (::fsync(::fileno(f)) == 0) && ok, std::fclose(f);
+  if (!ok || std::rename(tmp.c_str(), path.c_str()) != 0) {
+    std::remove(tmp.c_str());
+    fail("cannot write " + path + ": " + std::strerror(errno));
+  }
+}
+
+}  // namespace weights_io
+
+// The weights to `path` (and config.json beside it), from rank 0.
+inline void save_weights(State& st, const std::string& path) {
+  if (st.layout.rank != 0) return;
+  const ModelTables& m = st.model;
+  std::vector<bf16> host(m.parameter_elements);
+  CUDA_CHECK(cudaMemcpy(host.data(), st.params.base, host.size() * sizeof(bf16), cudaMemcpyDeviceToHost));
+  std::vector<safetensors::TensorOut> tensors;
+  for (int r = 0; r < m.parameter_count; r++)
+    tensors.push_back({m.parameters[r].name, safetensors::DType::BF16, weights_io::dims(m.parameters[r].shape),
+                       host.data() + m.parameters[r].offset});
+  weights_io::write_config(path);
+  std::string error;
+  if (!safetensors::write_file(path, tensors, {{"format", "pt"}}, &error)) weights_io::fail(error);
+  emit("weights", "\"saved\":\"%s\",\"tensors\":%d", path.c_str(), m.parameter_count);
+  say("saved %d weight tensors to %s (config.json beside it)\n", m.parameter_count, path.c_str());
+}
+
+// The weights from `path` on every rank, after the whole file is checked against the model.
+inline void load_weights(State& st, const std::string& path) {
+  const ModelTables& m = st.model;
+  std::vector<bf16> host(m.parameter_elements);
+  std::vector<safetensors::TensorIn> expected;
+  for (int r = 0; r < m.parameter_count; r++)
+    expected.push_back({m.parameters[r].name, safetensors::DType::BF16, weights_io::dims(m.parameters[r].shape),
+                        host.data() + m.parameters[r].offset});
+  std::string error;
+  if (!safetensors::read_file(path, expected, &error)) weights_io::fail(error);
+  for (int r = 0; r < m.parameter_count; r++)
+    CUDA_CHECK(cudaMemcpy(st.params[r], host.data() + m.parameters[r].offset, m.parameters[r].elements * sizeof(bf16),
+                          cudaMemcpyHostToDevice));
+  emit("weights", "\"loaded\":\"%s\",\"tensors\":%d", path.c_str(), m.parameter_count);
+  say("loaded %d weight tensors from %s\n", m.parameter_count, path.c_str());
+}
+
+// The step's weight gradients (summed over every rank), tokens, labels and loss to `path`, from rank 0.
+inline void save_grads(State& st, const std::string& path, double loss) {
+  if (st.layout.rank != 0) return;
+  const ModelTables& m = st.model;
+  CUDA_CHECK(cudaDeviceSynchronize());
+  std::vector<float> host(m.parameter_elements);
+  CUDA_CHECK(cudaMemcpy(host.data(), st.grads.base, host.size() * sizeof(float), cudaMemcpyDeviceToHost));
+  // Every replica's whole sequences, as each rank makes its pieces of them.
+  const int64_t rows = (int64_t)program::kDataParallel * program::kBatch, n = program::kSeqLen;
+  std::vector<int> ids((size_t)(rows * n)), labels((size_t)(rows * n));
+  int *d_ids = nullptr, *d_labels = nullptr;
+  CUDA_CHECK(cudaMalloc(&d_ids, (size_t)program::kBatch * n * sizeof(int)));
+  CUDA_CHECK(cudaMalloc(&d_labels, (size_t)program::kBatch * n * sizeof(int)));
+  for (int r = 0; r < program::kDataParallel; r++) {
+    synthetic_tokens(d_ids, d_labels, program::kBatch, (int)n, program::kWholeSequence, n, program::kVocab, st.opt.seed + r,
+                     program::kMaskedObjective, program::kMaskRate, st.ctx.compute);
+    const size_t at = (size_t)r * program::kBatch * n, count = (size_t)program::kBatch * n;
+    CUDA_CHECK(cudaMemcpyAsync(ids.data() + at, d_ids, count * sizeof(int), cudaMemcpyDeviceToHost, st.ctx.compute));
+    CUDA_CHECK(cudaMemcpyAsync(labels.data() + at, d_labels, count * sizeof(int), cudaMemcpyDeviceToHost, st.ctx.compute));
+    CUDA_CHECK(cudaStreamSynchronize(st.ctx.compute));
+  }
+  CUDA_CHECK(cudaFree(d_ids));
+  CUDA_CHECK(cudaFree(d_labels));
+  const float loss32 = (float)loss;
+  std::vector<safetensors::TensorOut> tensors;
+  for (int r = 0; r < m.parameter_count; r++)
+    tensors.push_back({m.parameters[r].name, safetensors::DType::F32, weights_io::dims(m.parameters[r].shape),
+                       host.data() + m.parameters[r].offset});
+  tensors.push_back({"input_ids", safetensors::DType::I32, {rows, n}, ids.data()});
+  tensors.push_back({"labels", safetensors::DType::I32, {rows, n}, labels.data()});
+  tensors.push_back({"loss", safetensors::DType::F32, {1}, &loss32});
+  char loss_text[40];
+  std::snprintf(loss_text, sizeof loss_text, "%.17g", loss);
+  std::string error;
+  if (!safetensors::write_file(path, tensors, {{"format", "pt"}, {"loss", loss_text}}, &error)) weights_io::fail(error);
+  emit("gradients", "\"saved\":\"%s\",\"tensors\":%d,\"loss\":%.17g", path.c_str(), m.parameter_count, loss);
+  say("saved %d gradient tensors, the tokens and the loss to %s\n", m.parameter_count, path.c_str());
+}
+
+}  // namespace lasp
