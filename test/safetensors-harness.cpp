@@ -1,5 +1,6 @@
 // The host logic of templates/runtime/safetensors.cuh driven from test/safetensors.test.ts:
 //   harness write FILE            writes the three tensors below (and __metadata__ {"format": "pt"})
+//   harness write-ids FILE        writes token ids and labels as I32 (what --save-grads adds to gradients)
 //   harness read FILE [VARIANT]   reads FILE expecting them, checks the values, prints "ok N tensors";
 //                                 VARIANT changes what is expected: shape, dtype, missing, fewer
 // Errors go to stderr with exit code 1, as the program reports a wrong --load-weights file.
@@ -22,6 +23,27 @@ int main(int argc, char** argv) {
   for (int i = 0; i < 10; ++i) up[i] = static_cast<uint16_t>(0x4000 + 3 * i);
   std::vector<float> norm = {1.5f, -2.25f, 0.125f};
   std::string error;
+
+  if (mode == "write-ids") {
+    const std::vector<int32_t> ids = {0, 7, 128255, 3, 3, 1}, labels = {7, 128255, 3, 3, 1, -1};
+    const std::vector<st::TensorOut> tensors = {
+        {"input_ids", st::DType::I32, {2, 3}, ids.data()},
+        {"labels", st::DType::I32, {2, 3}, labels.data()},
+    };
+    if (!st::write_file(path, tensors, {{"loss", "11.5"}}, &error)) {
+      std::fprintf(stderr, "%s\n", error.c_str());
+      return 1;
+    }
+    std::vector<int32_t> back(6, 0);
+    if (!st::read_file(path, {{"input_ids", st::DType::I32, {2, 3}, back.data()}, {"labels", st::DType::I32, {2, 3}, back.data()}},
+                       &error) ||
+        back != labels) {
+      std::fprintf(stderr, "I32 round trip: %s\n", error.c_str());
+      return 1;
+    }
+    std::printf("wrote %zu tensors\n", tensors.size());
+    return 0;
+  }
 
   if (mode == "write") {
     const std::vector<st::TensorOut> tensors = {

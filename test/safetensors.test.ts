@@ -95,6 +95,18 @@ describe.skipIf(!compiler)("safetensors.cuh (host side, compiled with g++)", () 
     expect([0, 1, 2].map((i) => data.readFloatLE(44 + 4 * i))).toEqual(NORM);
   });
 
+  it("writes token ids as I32, little-endian, read back whole (what --save-grads adds)", () => {
+    const path = join(mkdtempSync(join(tmpdir(), "lasp-ids-")), "ids.safetensors");
+    expect(run("write-ids", path)).toMatchObject({ status: 0, stdout: "wrote 2 tensors\n" });
+    const bytes = readFileSync(path);
+    const n = Number(bytes.readBigUInt64LE(0));
+    const header = JSON.parse(bytes.subarray(8, 8 + n).toString("utf8")) as Record<string, Entry>;
+    expect(header["input_ids"]).toEqual({ dtype: "I32", shape: [2, 3], data_offsets: [0, 24] });
+    expect(header["labels"]).toEqual({ dtype: "I32", shape: [2, 3], data_offsets: [24, 48] });
+    const data = bytes.subarray(8 + n);
+    expect([0, 1, 2, 3, 4, 5].map((i) => data.readInt32LE(24 + 4 * i))).toEqual([7, 128255, 3, 3, 1, -1]);
+  });
+
   it("reads back what it wrote, and leaves no temporary file beside it", () => {
     expect(run("read", file)).toMatchObject({ status: 0, stdout: "ok 3 tensors format=pt\n" });
     expect(readdirSync(dir).sort()).toEqual(["harness", "model.safetensors"]);
