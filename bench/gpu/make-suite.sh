@@ -96,6 +96,10 @@ mspec() { # name example
 }
 mspec m-linear-1b-w1 linear-llama3-1b
 mspec m-hybrid-1b-w1 linear-llama3-1b-hybrid
+# `recompute mlp`: the longest sequence that fits (memory), and what the extra product costs (time), checked by
+# verify on a small model too
+sed -e 's/m_linear_1b_w1/m_linear_1b_rc_w1/' -e 's/  steps 10 /  recompute mlp  steps 10 /' "$specs/m-linear-1b-w1.lasp" > "$specs/m-linear-1b-rc-w1.lasp"
+sed -e 's/v_lasp2_decay_zz_d64_w1/v_lasp2_recompute_d64_w1/' -e 's/  steps 1 /  recompute mlp  steps 1 /' "$specs/v-lasp2-decay-zz-d64-w1.lasp" > "$specs/v-lasp2-recompute-d64-w1.lasp"
 for f in "$specs"/*.lasp; do
   name=$(basename "$f" .lasp)
   [ "${name##*-w}" -le "$max_gpus" ] || continue

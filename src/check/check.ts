@@ -18,6 +18,7 @@ import { quote } from "../diagnostics/quote.js";
 import { wordHint } from "../diagnostics/suggest.js";
 import type {
   DType,
+  Recompute,
   FeatureMap,
   LayerKind,
   Layout,
@@ -152,6 +153,7 @@ class Checker {
         seqLen: valueOf<number>(runRead, RUN_KEYS, "seq_len"),
         batch: valueOf<number>(runRead, RUN_KEYS, "batch"),
         dtype: valueOf<DType>(runRead, RUN_KEYS, "dtype"),
+        recompute: valueOf<Recompute>(runRead, RUN_KEYS, "recompute"),
         steps: valueOf<number>(runRead, RUN_KEYS, "steps"),
         warmup: valueOf<number>(runRead, RUN_KEYS, "warmup"),
         mode: valueOf<Mode>(runRead, RUN_KEYS, "mode"),

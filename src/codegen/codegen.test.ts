@@ -421,6 +421,27 @@ describe("the model's tables (main.cu's kKinds, kLayers, kParameters, kActivatio
     expect(classifierChunk(100, 128256)).toBe(100);
   });
 
+  it("shares one gate|up among the layers with `recompute mlp`, and counts the product made again", () => {
+    const recompute = buildView(
+      viewInputs(checkSource("r.lasp", source.replace("seq_len 2K", "seq_len 2K  recompute mlp")).spec!),
+    );
+    const rows = recompute.activations.rows;
+    expect(new Set(recompute.layers.map((l) => l.gateUp))).toEqual(new Set([recompute.scratch.gateUp]));
+    expect(rows[recompute.scratch.gateUp]!.name).toBe("gate_up");
+    expect(view.scratch.gateUp).toBe(-1);
+    // Two fewer [rows][2 ffn] tensors than one per layer (3 layers).
+    expect(view.activations.elements - recompute.activations.elements).toBe(2 * 2048 * 128);
+    const constant = (v: typeof view, name: string) => v.constants.find((c) => c.name === name)!.value;
+    expect([constant(view, "kRecomputeMlp"), constant(recompute, "kRecomputeMlp")]).toEqual([
+      "false",
+      "true",
+    ]);
+    // One more gate|up product per layer: 2 x rows x 2 ffn x hidden FLOPs each.
+    const flops = (v: typeof view) => Number(v.flopsPerStep);
+    // (flopsPerStep is printed with 7 significant digits.)
+    expect((flops(recompute) - flops(view)) / (3 * 2 * 2048 * 128 * 256)).toBeCloseTo(1, 3);
+  });
+
   it("allocates each kind's buffers by a table: one block per layer, one shared scratch block, windows alone", () => {
     for (const kind of view.kinds) {
       const { rows, layerBytes, sharedBytes } = kind.bufferTable;

@@ -433,6 +433,12 @@ export function buildView({ spec, program, compilerVersion }: ViewInputs): Progr
     },
     {
       ctype: "bool",
+      name: "kRecomputeMlp",
+      value: String(spec.run.recompute === "mlp"),
+      comment: "the backward pass makes each layer's gate|up again (`recompute mlp`) instead of keeping it",
+    },
+    {
+      ctype: "bool",
       name: "kTiedEmbeddings",
       value: String(spec.model.tieEmbeddings),
       comment: "the LM head is the embedding table",
@@ -668,7 +674,8 @@ export function flopsPerStep(spec: ResolvedSpec, program: ScheduleProgram): numb
   };
   // The MLP's gate, up and down products and the LM head, forward and backward (3 x 2 FLOPs a weight).
   const { hidden, ffn, vocab } = spec.model;
-  const mlp = 6 * rows * 3 * hidden * ffn;
+  // `recompute mlp` runs the gate|up product once more (executed FLOPs; MFU counts the model's only).
+  const mlp = 6 * rows * 3 * hidden * ffn + (spec.run.recompute === "mlp" ? 2 * rows * 2 * ffn * hidden : 0);
   const head = 6 * rows * vocab * hidden;
   return program.layers.reduce((sum, s) => {
     const schedule = program.schedules[s]!;

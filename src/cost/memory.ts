@@ -218,6 +218,7 @@ export function groupRows(tables: ModelTables): TableGroup[] {
       scratch.dattn,
       scratch.ffn,
       scratch.logits,
+      ...(scratch.gateUp >= 0 ? [scratch.gateUp] : []),
     ]),
     statistics: new Set([scratch.partials, scratch.losses]),
   };

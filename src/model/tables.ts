@@ -49,7 +49,8 @@ export interface LayerRows {
   /** The residual stream into the layer, and after its attention branch (the norms' inputs). */
   input: number;
   mid: number;
-  /** The MLP's gate and up products, [rows][2 ffn] (SwiGLU's input, kept for its backward). */
+  /** The MLP's gate and up products, [rows][2 ffn] (SwiGLU's input, kept for its backward; with `recompute mlp`
+   * one shared row, made again in the backward). */
   gateUp: number;
   /** Feature-map inputs kept for the backward pass (linear kinds with a feature map). */
   preQ: number;
@@ -88,6 +89,8 @@ export interface ScratchRows {
   dattn: number;
   /** SwiGLU's output h, then its gradient dh ([rows][ffn]). */
   ffn: number;
+  /** With `recompute mlp`, the one gate|up every layer uses in turn (each layer's gateUp row); else -1. */
+  gateUp: number;
   /** The LM head's logits of one chunk of tokens ([chunk][vocab]). */
   logits: number;
   /** fp32: the norms' weight-gradient partial sums, and each token's loss. */
@@ -189,13 +192,15 @@ export function modelTables(spec: ResolvedSpec, rows: number): ModelTables {
     stats.add(`${prefix}.rstd`, [rows]),
     layerNorm ? stats.add(`${prefix}.mean`, [rows]) : -1,
   ];
+  // `recompute mlp`: gate|up is made again in the backward pass, so the layers share one.
+  const sharedGateUp = spec.run.recompute === "mlp" ? acts.add("gate_up", [rows, 2 * ffn]) : -1;
   const layers = model.layers.map((kind, l): LayerRows => {
     const featureMap = kind.type === "linear_attention" && kind.featureMap !== "identity";
     const outputNorm = kind.type === "linear_attention" && kind.outputNorm === "rms";
     const p = `layers.${l}`;
     const input = acts.add(`${p}.input`, [rows, hidden]);
     const mid = acts.add(`${p}.mid`, [rows, hidden]);
-    const gateUp = acts.add(`${p}.gate_up`, [rows, 2 * ffn]);
+    const gateUp = sharedGateUp >= 0 ? sharedGateUp : acts.add(`${p}.gate_up`, [rows, 2 * ffn]);
     const preQ = featureMap ? acts.add(`${p}.pre_q`, [rows, width]) : -1;
     const preK = featureMap ? acts.add(`${p}.pre_k`, [rows, width]) : -1;
     const normed = outputNorm ? acts.add(`${p}.normed`, [rows, width]) : -1;
@@ -225,6 +230,7 @@ export function modelTables(spec: ResolvedSpec, rows: number): ModelTables {
     dnormed: acts.add("dnormed", [rows, hidden]),
     dattn: acts.add("dattn", [rows, width]),
     ffn: acts.add("ffn", [rows, ffn]),
+    gateUp: sharedGateUp,
     logits: acts.add("logits", [chunk, vocab]),
     partials: stats.add("norm_partials", [normPartialRows(rows), hidden]),
     losses: stats.add("losses", [rows]),

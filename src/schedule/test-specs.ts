@@ -75,6 +75,7 @@ export function tinySpec(o: TinyOptions): ResolvedSpec {
       seqLen: o.seqLen,
       batch: o.batch ?? 1,
       dtype: "fp32",
+      recompute: "none",
       steps: 1,
       warmup: 0,
       mode: "verify",

@@ -63,12 +63,17 @@ export interface ResolvedParallel {
   overlap: boolean;
 }
 
+/** `mlp`: each layer's gate and up products are recomputed in the backward pass (runtime/layer.cuh). */
+export type Recompute = "none" | "mlp";
+
 export interface ResolvedRun {
   /** Global sequence length N, in tokens. */
   seqLen: number;
   /** Global batch (sequences per step), split over the data-parallel ranks. */
   batch: number;
   dtype: DType;
+  /** Activations the backward pass recomputes instead of keeping. */
+  recompute: Recompute;
   steps: number;
   warmup: number;
   mode: Mode;

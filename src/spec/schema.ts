@@ -191,6 +191,13 @@ export const RUN_KEYS: readonly KeyRule[] = [
     example: "dtype bf16",
     doc: "activation and weight type (states and softmax statistics are fp32)",
   },
+  {
+    key: "recompute",
+    rule: { type: "enum", words: ["none", "mlp"] },
+    default: "none",
+    example: "recompute mlp",
+    doc: "what the backward pass recomputes instead of keeping: `mlp`, each layer's gate and up products (one more GEMM per layer, less activation memory)",
+  },
   { key: "steps", rule: int(1, 1e9), default: "10", example: "steps 20", doc: "timed or trained steps" },
   {
     key: "warmup",

@@ -41,6 +41,7 @@ constexpr int kVocab = 128256;  // vocabulary size
 constexpr int kFfn = 8192;  // the MLP's inner width
 constexpr lasp::NormKind kNorm = lasp::kRmsNorm;  // the block norms and the final norm
 constexpr float kNormEps = 0.0000100000000f;  // epsilon of every norm (block, final, attention output)
+constexpr bool kRecomputeMlp = false;  // the backward pass makes each layer's gate|up again (`recompute mlp`) instead of keeping it
 constexpr bool kTiedEmbeddings = true;  // the LM head is the embedding table
 constexpr bool kMaskedObjective = false;  // masked-token prediction (every layer bidirectional), else the next token
 constexpr float kMaskRate = 0.150000000f;  // share of the input tokens masked (masked-token prediction)
