@@ -608,7 +608,7 @@ static void bench(cublasHandle_t handle, uint64_t seed, int runs) {
                for (int t0 = 0; t0 < N; t0 += chunk) {
                  lasp::matmul(handle, false, true, chunk, V, H, x.p + (size_t)t0 * H, w.p, logits.p);
                  lasp::matmul(handle, false, false, chunk, H, V, logits.p, w.p, dx.p + (size_t)t0 * H);
-                 lasp::matmul_f32(handle, true, false, V, H, chunk, logits.p, x.p + (size_t)t0 * H, dw.p,
+                 lasp::matmul(handle, true, false, V, H, chunk, logits.p, x.p + (size_t)t0 * H, dw.p,
                                   t0 > 0 ? 1.f : 0.f);
                }
              }, runs),

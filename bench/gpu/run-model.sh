@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The whole model on ONE GPU (issue 16), in one call on the GPU machine, from the repository root:
 #   here:     bash bench/gpu/make-suite.sh all 1 && bash bench/gpu/prebuild.sh     (carry .gpu-suite)
-#   there:    bash bench/gpu/run-model.sh verify|bench
+#   there:    bash bench/gpu/run-model.sh verify|bench|all      (all: verify, then bench without PyTorch)
 # verify: every 1-GPU verify program (each layer kind against its dense oracle, then the whole model's step),
 #         then the whole model against PyTorch: REFERENCE programs write their weights and gradients
 #         (--save-weights, --save-grads) and bench/gpu/torch_reference.py rebuilds the model from them alone.
@@ -15,7 +15,9 @@ OUT=${OUT:-/tmp/lasp-model}
 mkdir -p "$OUT"
 nvidia-smi --query-gpu=name,driver_version,memory.total,clocks.max.sm --format=csv | tee "$OUT/gpu.txt"
 REFERENCE=${REFERENCE:-"v-lasp2-decay-zz-d64-w1 v-lasp2-bidir-d64-w1 v-lasp1-zz-d64-w1 v-sm-ag-zz-gqa-d128-w1 v-sm-ag-bidir-d64-w1 v-hyb-1b-w1"}
-case "${1:-}" in
+mode=${1:-}
+[ "$mode" = all ] && { bash "$0" verify; OUT=$OUT PRESETS=${PRESETS:-none} bash "$0" bench; exit; }
+case "$mode" in
 verify)
   (cd .gpu-suite && OUT=$OUT/verify SUITE_FILTER='v-*' bash run-prebuilt.sh) > "$OUT/verify.log" 2>&1
   grep -E " exit |build failed" "$OUT/verify.log"
@@ -41,6 +43,7 @@ bench)
   (cd .gpu-suite && RANK_TIMEOUT=300 OUT=$OUT/lasp SUITE_FILTER="${SUITE_FILTER:-m-*}" bash run-prebuilt.sh) > "$OUT/lasp.log" 2>&1
   grep -E " exit |build failed" "$OUT/lasp.log"
   for preset in ${PRESETS:-linear-llama3-1b hybrid}; do
+    [ "$preset" = none ] && continue
     timeout "${TORCH_TIMEOUT:-420}" python3 bench/gpu/torch_model.py --preset "$preset" --tokens 16384 --steps 10 \
       --warmup 3 --json "$OUT/torch-$preset.json" > "$OUT/torch-$preset.log" 2>&1
     echo "torch $preset exit $?"

@@ -25,7 +25,7 @@
 #pragma once
 #include <cuda_runtime.h>  // cudaMemcpyAsync, cudaMemsetAsync, events
 #include <cublas_v2.h>     // cublasSetSmCountTarget
-#include "blas.cuh"        // matmul, matmul_f32
+#include "blas.cuh"        // matmul
 #include "grad_sum.cuh"    // sum_gradients
 #include "lm_head.cuh"     // classifier_forward_backward
 #include "run.cuh"         // Run, HostWork, HostFn
@@ -80,7 +80,7 @@ template <typename Buffers>
 inline void o_weight_grad(State& st, int l, const LayerKind& kind, Buffers& b) {
   const LayerDesc& layer = st.model.layers[l];
   const bf16* attn = kind.output_norm ? st.acts[layer.a.normed] : b.o;
-  matmul_f32(st.blas, true, false, program::kHidden, (int)kQkvWidth, (int)kRows, st.dx, attn, st.grads[layer.w.wo]);
+  matmul(st.blas, true, false, program::kHidden, (int)kQkvWidth, (int)kRows, st.dx, attn, st.grads[layer.w.wo]);
 }
 
 // What a hosted kind's `host` steps run (Run::host): the projection the step stands for, leaving
@@ -203,7 +203,7 @@ inline void layer_backward(State& st, int l, const LayerKind& kind, Buffers& b, 
   }
   part(st, Part::kMlp);
   swiglu_forward(gate_up, gate_up + ffn, kFfnWidth, st.ffn, rows, ffn, s);
-  matmul_f32(st.blas, true, false, hidden, ffn, rows, st.dx, st.ffn, st.grads[w.w_down]);
+  matmul(st.blas, true, false, hidden, ffn, rows, st.dx, st.ffn, st.grads[w.w_down]);
   matmul(st.blas, false, false, rows, ffn, hidden, st.dx, st.params[w.w_down], st.ffn);
   swiglu_backward(gate_up, gate_up + ffn, st.ffn, gate_up, gate_up + ffn, kFfnWidth, rows, ffn, s);
   if (!program::kRecomputeMlp) {
@@ -211,7 +211,7 @@ inline void layer_backward(State& st, int l, const LayerKind& kind, Buffers& b, 
     block_norm(st, w.mlp_norm, w.mlp_norm_bias, layer.s.mlp_rstd, layer.s.mlp_mean, mid, nullptr, nullptr);
   }
   part(st, Part::kMlp);
-  matmul_f32(st.blas, true, false, 2 * ffn, hidden, rows, gate_up, st.normed, st.grads[w.w_gate]);
+  matmul(st.blas, true, false, 2 * ffn, hidden, rows, gate_up, st.normed, st.grads[w.w_gate]);
   matmul(st.blas, false, false, rows, hidden, 2 * ffn, gate_up, st.params[w.w_gate], st.dnormed);
   part(st, Part::kNorms);
   block_norm_backward(st, w.mlp_norm, w.mlp_norm_bias, layer.s.mlp_rstd, layer.s.mlp_mean, mid, false);
@@ -242,9 +242,9 @@ inline void layer_backward(State& st, int l, const LayerKind& kind, Buffers& b, 
     rope_apply(b.dq, program::kBatch, program::kLocalTokens, program::kHeads, program::kHeadDim, map, kind.rope_theta, true, s);
     rope_apply(b.dk, program::kBatch, program::kLocalTokens, kind.kv_heads, program::kHeadDim, map, kind.rope_theta, true, s);
   }
-  matmul_f32(st.blas, true, false, width, hidden, rows, b.dq, st.normed, st.grads[w.wq]);
-  matmul_f32(st.blas, true, false, kv_width, hidden, rows, b.dk, st.normed, st.grads[w.wk]);
-  matmul_f32(st.blas, true, false, kv_width, hidden, rows, b.dv, st.normed, st.grads[w.wv]);
+  matmul(st.blas, true, false, width, hidden, rows, b.dq, st.normed, st.grads[w.wq]);
+  matmul(st.blas, true, false, kv_width, hidden, rows, b.dk, st.normed, st.grads[w.wk]);
+  matmul(st.blas, true, false, kv_width, hidden, rows, b.dv, st.normed, st.grads[w.wv]);
   // da = dq Wq + dk Wk + dv Wv, then the norm's backward into dx.
   matmul(st.blas, false, false, rows, hidden, width, b.dq, st.params[w.wq], st.dnormed);
   matmul(st.blas, false, false, rows, hidden, kv_width, b.dk, st.params[w.wk], st.dnormed, 1.0f);

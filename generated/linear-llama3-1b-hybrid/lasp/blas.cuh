@@ -12,23 +12,18 @@
 
 namespace lasp {
 
-// C[M][N] = alpha * op(A) op(B) + beta * C, op(A) is [M][K] (A stored [K][M] when trans_a), op(B) is [K][N].
-inline void matmul(cublasHandle_t handle, bool trans_a, bool trans_b, int M, int N, int K, const __nv_bfloat16* A,
-                   const __nv_bfloat16* B, __nv_bfloat16* C, float beta = 0.0f, float alpha = 1.0f) {
-  const int lda = trans_a ? M : K;
-  const int ldb = trans_b ? K : N;
-  CUBLAS_CHECK(cublasGemmEx(handle, trans_b ? CUBLAS_OP_T : CUBLAS_OP_N, trans_a ? CUBLAS_OP_T : CUBLAS_OP_N, N, M, K,
-                            &alpha, B, CUDA_R_16BF, ldb, A, CUDA_R_16BF, lda, &beta, C, CUDA_R_16BF, N,
-                            CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT));
-}
+inline cudaDataType_t cuda_type(const __nv_bfloat16*) { return CUDA_R_16BF; }
+inline cudaDataType_t cuda_type(const float*) { return CUDA_R_32F; }
 
-// The same product with an fp32 C (the weight gradients: fp32, summed over ranks in fp32).
-inline void matmul_f32(cublasHandle_t handle, bool trans_a, bool trans_b, int M, int N, int K, const __nv_bfloat16* A,
-                       const __nv_bfloat16* B, float* C, float beta = 0.0f, float alpha = 1.0f) {
+// C[M][N] = alpha * op(A) op(B) + beta * C, op(A) is [M][K] (A stored [K][M] when trans_a), op(B) is [K][N];
+// C bf16 (activations) or fp32 (weight gradients: summed over ranks and steps in fp32).
+template <typename Out>
+inline void matmul(cublasHandle_t handle, bool trans_a, bool trans_b, int M, int N, int K, const __nv_bfloat16* A,
+                   const __nv_bfloat16* B, Out* C, float beta = 0.0f, float alpha = 1.0f) {
   const int lda = trans_a ? M : K;
   const int ldb = trans_b ? K : N;
   CUBLAS_CHECK(cublasGemmEx(handle, trans_b ? CUBLAS_OP_T : CUBLAS_OP_N, trans_a ? CUBLAS_OP_T : CUBLAS_OP_N, N, M, K,
-                            &alpha, B, CUDA_R_16BF, ldb, A, CUDA_R_16BF, lda, &beta, C, CUDA_R_32F, N,
+                            &alpha, B, CUDA_R_16BF, ldb, A, CUDA_R_16BF, lda, &beta, C, cuda_type(C), N,
                             CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT));
 }
 

@@ -7,7 +7,7 @@
 #include <cublas_v2.h>  // the handle
 #include <cstdio>       // the error below
 #include <cstdlib>      // std::exit
-#include "blas.cuh"     // matmul, matmul_f32
+#include "blas.cuh"     // matmul
 #include "check.cuh"    // CUBLAS_CHECK, LASP_EXIT_CODE_FAILURE
 #include "kernels.h"    // classifier_rows
 #include "types.cuh"    // bf16
@@ -47,7 +47,7 @@ inline void classifier_forward_backward(cublasHandle_t handle, cudaStream_t s, c
     classifier_rows(logits, targets + t0, losses + t0, rows, vocab, inv_count, grad, s);
     if (!grad) continue;
     matmul(handle, false, false, rows, hidden, vocab, logits, weight, dx + (size_t)t0 * hidden);
-    matmul_f32(handle, true, false, vocab, hidden, rows, logits, xc, dweight, (accumulate || t0 > 0) ? 1.0f : 0.0f);
+    matmul(handle, true, false, vocab, hidden, rows, logits, xc, dweight, (accumulate || t0 > 0) ? 1.0f : 0.0f);
   }
 }
 
