@@ -27,7 +27,7 @@ for d in */; do
     "$d/main.cu" kernels.o "${libs[@]}" -o "$d/prog" > "$LOGS/build-$d.log" 2>&1 &
 done
 wait
-for d in $(ls -d v-*/ b-*/ s-*/ 2>/dev/null); do
+for d in $(ls -d v-*/ b-*/ s-*/ m-*/ 2>/dev/null); do
   d=${d%/}
   case "$d" in ${SUITE_FILTER:-*}) ;; *) continue ;; esac
   world=${d##*-w}

@@ -3,7 +3,7 @@ oracle of the program's loss and weight gradients (issue 16, "Correctness").
 
 Usage:
     python3 bench/gpu/torch_reference.py WEIGHTS.safetensors GRADS.safetensors [--config config.json]
-        [--device cuda|cpu] [--dtype float32|float64] [--rel-tol 2e-2] [--cos-tol 0.999] [--loss-tol 1e-2]
+        [--device cuda|cpu] [--dtype float32|float64] [--rel-tol 1e-1] [--cos-tol 0.999] [--loss-tol 1e-2]
         [--recompute] [--json OUT]
     python3 bench/gpu/torch_reference.py --self-test [--device cpu]
 
@@ -927,7 +927,10 @@ def main(argv=None):
     ap.add_argument("--config", help="config.json (default: beside the weights)")
     ap.add_argument("--device", default=None, help="cuda or cpu (default: cuda when available)")
     ap.add_argument("--dtype", default="float32", choices=["float32", "float64"], help="the reference's precision")
-    ap.add_argument("--rel-tol", type=float, default=2e-2, help="max |prog - ref| / max |ref| per tensor")
+    # The cosine decides; the max error only catches gross outliers: a bf16 program's whole-model gradients
+    # differ from fp32's by about what one bf16 rounding of the weights does (the "sens" columns), and a few
+    # near-zero sums move the max error to several times that (bench/results/2026-12-05-whole-model-h100.md).
+    ap.add_argument("--rel-tol", type=float, default=1e-1, help="max |prog - ref| / max |ref| per tensor")
     ap.add_argument("--cos-tol", type=float, default=0.999, help="least cosine similarity per tensor")
     ap.add_argument("--loss-tol", type=float, default=1e-2, help="largest relative difference of the loss")
     ap.add_argument(

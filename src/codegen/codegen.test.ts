@@ -1,7 +1,7 @@
 import { execFileSync, spawnSync } from "node:child_process";
 import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
-import { join } from "node:path";
+import { join, resolve } from "node:path";
 import { describe, expect, it } from "vitest";
 import { checkSource } from "../check/front-end.js";
 import { main } from "../cli/main.js";
@@ -16,13 +16,7 @@ import { lowerSpec } from "../schedule/lower.js";
 import type { ResolvedSpec } from "../spec/resolved.js";
 import { generateExamples, staleFiles } from "./regenerate.js";
 import { captureIo } from "../cli/test-io.js";
-import {
-  HOST_SYNTAX_ONLY,
-  itWithNvcc,
-  nvcc,
-  nvccToolchain,
-  UNOPTIMIZED_DEVICE_CODE,
-} from "../../test/nvcc.js";
+import { itWithNvcc, nvcc, nvccToolchain, UNOPTIMIZED_DEVICE_CODE } from "../../test/nvcc.js";
 
 function specOf(file: string) {
   const spec = checkSource(file, readFileSync(file, "utf8")).spec;
@@ -213,26 +207,68 @@ describe("the generated program", () => {
   // sm_90a is what programs are built for; sm_80 (ARCH=80) must still compile: the wgmma and TMA code is
   // left out of those passes and the mma.sync kernels run there. sm_80 compiles the device code only
   // (--cubin): the host code is the same for both and is checked in the sm_90a pass.
+  const kernels90a = ["-gencode=arch=compute_90a,code=sm_90a", "-c", "kernels.cu", "-o", "kernels.o"];
   const kernelPasses: [string, string[]][] = [
-    [
-      "90a",
-      ["-gencode=arch=compute_90a,code=sm_90a", ...HOST_SYNTAX_ONLY, "-c", "kernels.cu", "-o", "kernels.o"],
-    ],
+    ["90a", kernels90a],
     ["80", ["-gencode=arch=compute_80,code=sm_80", "--cubin", "kernels.cu", "-o", "kernels.sm_80.cubin"]],
   ];
+  const compileKernels = (dir: string, pass: string[]) =>
+    nvcc(dir, ["-std=c++17", "-I.", "-Ilasp", ...UNOPTIMIZED_DEVICE_CODE, ...pass], {
+      outputs: pass.includes("kernels.o") ? ["kernels.o"] : [],
+    });
   for (const [arch, pass] of kernelPasses) {
     itWithNvcc(
       `compiles the kernels translation unit with nvcc for sm_${arch} (CUDA toolkit only)`,
       async ({ expect }) => {
         const dir = mkdtempSync(join(tmpdir(), "lasp-nvcc-"));
         await writeProgram(dir, files);
-        const result = await nvcc(dir, ["-std=c++17", "-I.", "-Ilasp", ...UNOPTIMIZED_DEVICE_CODE, ...pass]);
+        const result = await compileKernels(dir, pass);
         expect(result.stderr).not.toMatch(/error/);
         expect(result.status).toBe(0);
       },
       300_000,
     );
   }
+
+  // CI cannot link (no NCCL or cuBLAS): the symbols stand in for the link. A declaration in kernels.h that
+  // differs from its definition in kernels.cu (an int for an int64_t) type-checks and then fails to link.
+  itWithNvcc(
+    "links: every lasp:: function main.cu calls is defined in the kernels translation unit",
+    async ({ expect }) => {
+      const dir = mkdtempSync(join(tmpdir(), "lasp-link-"));
+      await writeProgram(dir, files);
+      const fixtures = resolve("src/codegen/fixtures/host-api");
+      const [kernels, main] = await Promise.all([
+        compileKernels(dir, kernels90a),
+        nvcc(
+          dir,
+          [
+            "-std=c++17",
+            "-I.",
+            "-Ilasp",
+            `-I${fixtures}`,
+            ...UNOPTIMIZED_DEVICE_CODE,
+            ...kernels90a.slice(0, 2),
+            "main.cu",
+            "-o",
+            "main.o",
+          ],
+          { outputs: ["main.o"] },
+        ),
+      ]);
+      expect([kernels.status, main.status]).toEqual([0, 0]);
+      const symbols = (args: string[]) =>
+        execFileSync("nm", ["-C", ...args], { cwd: dir, encoding: "utf8" })
+          .split("\n")
+          .map((line) => line.replace(/^\s*([0-9a-f]+\s+)?\S\s+/, ""))
+          .filter((name) => name.startsWith("lasp::"));
+      const needed = symbols(["--undefined-only", "main.o"]);
+      const defined = new Set(symbols(["--defined-only", "kernels.o"]));
+      expect(needed.length).toBeGreaterThan(10);
+      expect(needed.filter((name) => !defined.has(name))).toEqual([]);
+    },
+    300_000,
+  );
 
   // CI has neither library; the GPU machine builds the whole program through `lasp run`.
   const libraries =

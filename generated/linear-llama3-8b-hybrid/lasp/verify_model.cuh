@@ -26,13 +26,15 @@
 // - Data parallel: the program's loss is the mean over every replica's targets and its gradients the sum over
 //   every rank, so the oracle runs the step of each replica (seed + replica) with 1 / (targets of all
 //   replicas) as the loss's scale, and adds their losses and gradients.
-// - Tolerances (program::kTolerance, bf16's 2e-2; the program keeps activations, the residual stream and its
-//   gradient in bf16, whose unit roundoff is 2^-9 = 2e-3, through every layer):
-//   * the loss: |got - ref| / |ref| <= tolerance (a mean over thousands of tokens: bf16 errors average out);
-//   * each weight-gradient tensor: max |got - ref| / max |ref| <= tolerance. Where that fails but the
-//     relative L2 error ||got - ref|| / ||ref|| is within the tolerance, the tensor passes on that criterion,
-//     which a few outlier elements (a near-zero sum of many bf16 products) cannot move, and the event says
-//     so (`criterion`: `rel_l2`, both numbers given): never a silent loosening. A non-finite element fails.
+// - Tolerances (the compiler's numbers, program.cuh): the program keeps activations, the residual stream and
+//   its gradient in bf16 (unit roundoff 2^-9) through every layer, and a weight gradient sums products over
+//   every token, so its error is that of the whole model's bf16 arithmetic, not of one op:
+//   * the loss: |got - ref| / |ref| <= kModelLossTolerance (a mean over thousands of tokens);
+//   * each weight-gradient tensor: the relative L2 error ||got - ref|| / ||ref|| <= kModelGradTolerance. The
+//     max error over max |ref| is reported too, but does not decide: a few elements that are near-zero sums of
+//     many bf16 products move it by several times the L2 error without anything being wrong. What bf16 alone
+//     does is measured by bench/gpu/torch_reference.py (its "sens" columns: the same model with its weights
+//     moved by one bf16 rounding) and recorded in bench/results/; a non-finite element fails.
 // - Events: one `verify` per gradient group (the embedding, each layer, the head: the gradient sum's blocks)
 //   with its worst tensor, and one for the loss; `max_rel_err` is the deciding criterion's value.
 #pragma once
@@ -245,11 +247,9 @@ inline std::string json_number(double v, const char* format = "%.3e") {
 
 // One tensor's comparison: its criterion's value and whether it passes.
 struct TensorCheck {
-  double max_err;  // max |got - ref| / max |ref|
-  double rel_l2;   // ||got - ref|| / ||ref||
-  bool by_l2;      // passes on rel_l2 only
+  double max_err;  // max |got - ref| / max |ref| (reported)
+  double rel_l2;   // ||got - ref|| / ||ref|| (decides)
   bool ok;
-  double value() const { return by_l2 ? rel_l2 : max_err; }
 };
 
 inline TensorCheck check_tensor(const float* got, const float* ref, size_t n, float tolerance, cudaStream_t s) {
@@ -259,8 +259,7 @@ inline TensorCheck check_tensor(const float* got, const float* ref, size_t n, fl
   c.max_err = r[1] > 0 ? r[0] / r[1] : (r[0] > 0 ? INFINITY : 0.0);
   c.rel_l2 = r[3] > 0 ? std::sqrt(r[2] / r[3]) : (r[2] > 0 ? INFINITY : 0.0);
   if (r[4] > 0) c.max_err = c.rel_l2 = INFINITY;  // a non-finite element fails
-  c.by_l2 = !(c.max_err <= tolerance) && c.rel_l2 <= tolerance;
-  c.ok = c.max_err <= tolerance || c.by_l2;
+  c.ok = c.rel_l2 <= tolerance;
   return c;
 }
 
@@ -270,7 +269,7 @@ inline TensorCheck check_tensor(const float* got, const float* ref, size_t n, fl
 // oracle's; emits a `verify` event per gradient group and for the loss. Returns whether all pass.
 inline bool verify_model(State& st, double loss) {
   const ModelTables& m = st.model;
-  const float tolerance = program::kTolerance;
+  const float tolerance = program::kModelGradTolerance, loss_tolerance = program::kModelLossTolerance;
   cudaStream_t s = st.ctx.compute;
   model_check::Arena arena;
   const int B = program::kBatch, N = (int)program::kSeqLen, H = program::kHidden, W = (int)kQkvWidth;
@@ -320,12 +319,12 @@ inline bool verify_model(State& st, double loss) {
   // The loss.
   const double ref_loss = targets > 0 ? loss_total / targets : 0.0;
   const double loss_err = ref_loss != 0.0 ? std::fabs(loss - ref_loss) / std::fabs(ref_loss) : std::fabs(loss);
-  bool ok = loss_err <= tolerance;
+  bool ok = loss_err <= loss_tolerance;
   emit("verify",
        "\"layer\":\"model\",\"quantity\":\"loss_vs_oracle\",\"value\":%s,\"reference\":%s,\"max_rel_err\":%s,"
        "\"tolerance\":%.1e,\"ok\":%s",
        model_check::json_number(loss, "%.9g").c_str(), model_check::json_number(ref_loss, "%.9g").c_str(),
-       model_check::json_number(loss_err).c_str(), tolerance, loss_err <= tolerance ? "true" : "false");
+       model_check::json_number(loss_err).c_str(), loss_tolerance, ok ? "true" : "false");
   say("verify the whole model against the fp32 oracle (%d replica(s) x %d tokens): loss %.6f vs %.6f (rel %.2e)\n",
       replicas, T, loss, ref_loss, loss_err);
 
@@ -346,40 +345,30 @@ inline bool verify_model(State& st, double loss) {
     for (int row = g.first; row <= g.last; row++) covered[row] = true;
   for (int row = 0; row < m.parameter_count; row++)
     if (!covered[row]) groups.push_back({m.parameters[row].name, row, row});
-  int passed_by_l2 = 0;
   for (const Group& g : groups) {
-    model_check::TensorCheck worst{0.0, 0.0, false, true};
+    model_check::TensorCheck worst{0.0, 0.0, true};
     int worst_row = g.first;
     bool group_ok = true;
     for (int row = g.first; row <= g.last; row++) {
       const model_check::TensorCheck c =
           model_check::check_tensor(st.grads[row], o.g(row), m.parameters[row].elements, tolerance, s);
       group_ok = group_ok && c.ok;
-      if (c.by_l2) {
-        passed_by_l2++;
-        say("  %s passes on the relative L2 error %.2e (max error / max |ref| %.2e > %.0e)\n", m.parameters[row].name,
-            c.rel_l2, c.max_err, tolerance);
-      }
-      // The worst: a failure first, then the largest deciding value.
-      const bool worse = (!c.ok && worst.ok) || (c.ok == worst.ok && !(c.value() <= worst.value()));
-      if (row == g.first || worse) {
+      // The worst: the largest relative L2 error (NaN first).
+      if (row == g.first || !(c.rel_l2 <= worst.rel_l2)) {
         worst = c;
         worst_row = row;
       }
     }
     ok = ok && group_ok;
     emit("verify",
-         "\"layer\":\"%s\",\"quantity\":\"dW\",\"worst\":\"%s\",\"max_rel_err\":%s,\"criterion\":\"%s\","
+         "\"layer\":\"%s\",\"quantity\":\"dW\",\"worst\":\"%s\",\"max_rel_err\":%s,\"criterion\":\"rel_l2\","
          "\"max_err_over_max_ref\":%s,\"rel_l2\":%s,\"tolerance\":%.1e,\"ok\":%s",
-         g.name.c_str(), m.parameters[worst_row].name, model_check::json_number(worst.value()).c_str(),
-         worst.by_l2 ? "rel_l2" : "max", model_check::json_number(worst.max_err).c_str(),
-         model_check::json_number(worst.rel_l2).c_str(), tolerance, group_ok ? "true" : "false");
-    say("verify %s weight gradients: worst %s %.2e (%s)%s\n", g.name.c_str(), m.parameters[worst_row].name,
-        worst.value(), worst.by_l2 ? "relative L2" : "max error / max |ref|", group_ok ? "" : "  FAILED");
+         g.name.c_str(), m.parameters[worst_row].name, model_check::json_number(worst.rel_l2).c_str(),
+         model_check::json_number(worst.max_err).c_str(), model_check::json_number(worst.rel_l2).c_str(), tolerance,
+         group_ok ? "true" : "false");
+    say("verify %s weight gradients: worst %s, relative L2 error %.2e (max error / max |ref| %.2e)%s\n",
+        g.name.c_str(), m.parameters[worst_row].name, worst.rel_l2, worst.max_err, group_ok ? "" : "  FAILED");
   }
-  if (passed_by_l2 > 0)
-    say("verify: %d weight-gradient tensor(s) pass on the relative L2 error only (tolerance %.0e)\n", passed_by_l2,
-        tolerance);
   CUDA_CHECK(cudaStreamSynchronize(s));
   return ok;
 }

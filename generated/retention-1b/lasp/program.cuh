@@ -46,6 +46,8 @@ constexpr bool kTiedEmbeddings = true;  // the LM head is the embedding table
 constexpr bool kMaskedObjective = false;  // masked-token prediction (every layer bidirectional), else the next token
 constexpr float kMaskRate = 0.150000000f;  // share of the input tokens masked (masked-token prediction)
 constexpr int kClassifierChunk = 1024;  // tokens per chunk of the LM head and loss
+constexpr float kModelLossTolerance = 0.00100000000f;  // verify: the whole model's loss against its fp32 oracle, relative error
+constexpr float kModelGradTolerance = 0.0500000000f;  // verify: each weight gradient against the oracle's, relative L2 error
 constexpr const char* kHfConfig = R"json({
   "architectures": [
     "LaspLinearLlamaForCausalLM"
