@@ -88,25 +88,29 @@ static const lasp::TensorSpec kActivations[] = {
     {"layers.0.input", "[512][256]", 131072, 0 },  // [0]
     {"layers.0.mid", "[512][256]", 131072, 131072 },  // [1]
     {"layers.0.gate_up", "[512][1024]", 524288, 262144 },  // [2]
-    {"layers.0.normed", "[512][256]", 131072, 786432 },  // [3]
-    {"layers.1.input", "[512][256]", 131072, 917504 },  // [4]
-    {"layers.1.mid", "[512][256]", 131072, 1048576 },  // [5]
-    {"layers.1.gate_up", "[512][1024]", 524288, 1179648 },  // [6]
-    {"layers.2.input", "[512][256]", 131072, 1703936 },  // [7]
-    {"layers.2.mid", "[512][256]", 131072, 1835008 },  // [8]
-    {"layers.2.gate_up", "[512][1024]", 524288, 1966080 },  // [9]
-    {"layers.2.normed", "[512][256]", 131072, 2490368 },  // [10]
-    {"layers.3.input", "[512][256]", 131072, 2621440 },  // [11]
-    {"layers.3.mid", "[512][256]", 131072, 2752512 },  // [12]
-    {"layers.3.gate_up", "[512][1024]", 524288, 2883584 },  // [13]
-    {"final.input", "[512][256]", 131072, 3407872 },  // [14]
-    {"normed", "[512][256]", 131072, 3538944 },  // [15]
-    {"y", "[512][256]", 131072, 3670016 },  // [16]
-    {"dx", "[512][256]", 131072, 3801088 },  // [17]
-    {"dnormed", "[512][256]", 131072, 3932160 },  // [18]
-    {"dattn", "[512][256]", 131072, 4063232 },  // [19]
-    {"ffn", "[512][512]", 262144, 4194304 },  // [20]
-    {"logits", "[512][512]", 262144, 4456448 },  // [21]
+    {"layers.0.h", "[512][512]", 262144, 786432 },  // [3]
+    {"layers.0.normed", "[512][256]", 131072, 1048576 },  // [4]
+    {"layers.1.input", "[512][256]", 131072, 1179648 },  // [5]
+    {"layers.1.mid", "[512][256]", 131072, 1310720 },  // [6]
+    {"layers.1.gate_up", "[512][1024]", 524288, 1441792 },  // [7]
+    {"layers.1.h", "[512][512]", 262144, 1966080 },  // [8]
+    {"layers.2.input", "[512][256]", 131072, 2228224 },  // [9]
+    {"layers.2.mid", "[512][256]", 131072, 2359296 },  // [10]
+    {"layers.2.gate_up", "[512][1024]", 524288, 2490368 },  // [11]
+    {"layers.2.h", "[512][512]", 262144, 3014656 },  // [12]
+    {"layers.2.normed", "[512][256]", 131072, 3276800 },  // [13]
+    {"layers.3.input", "[512][256]", 131072, 3407872 },  // [14]
+    {"layers.3.mid", "[512][256]", 131072, 3538944 },  // [15]
+    {"layers.3.gate_up", "[512][1024]", 524288, 3670016 },  // [16]
+    {"layers.3.h", "[512][512]", 262144, 4194304 },  // [17]
+    {"final.input", "[512][256]", 131072, 4456448 },  // [18]
+    {"normed", "[512][256]", 131072, 4587520 },  // [19]
+    {"y", "[512][256]", 131072, 4718592 },  // [20]
+    {"dx", "[512][256]", 131072, 4849664 },  // [21]
+    {"dnormed", "[512][256]", 131072, 4980736 },  // [22]
+    {"dattn", "[512][256]", 131072, 5111808 },  // [23]
+    {"ffn", "[512][512]", 262144, 5242880 },  // [24]
+    {"logits", "[512][512]", 262144, 5505024 },  // [25]
 };
 
 // The norms' saved statistics, their weight-gradient partials and each token's loss, in one allocation (fp32).
@@ -126,22 +130,22 @@ static const lasp::TensorSpec kStatistics[] = {
 
 // The stack: each layer's kind (row of kKinds), its buffer set, its weights (rows of kParameters: block
 // norm, Wq, Wk, Wv, Wo, MLP norm, Wgate, Wup, Wdown; biases of LayerNorm), its activations (rows of
-// kActivations: input, after attention, gate|up, feature-map inputs, attention output norm) and its norms'
+// kActivations: input, after attention, gate|up, SwiGLU's h, feature-map inputs, attention output norm) and its norms'
 // statistics (rows of kStatistics); -1 none.
 static const lasp::LayerDesc kLayers[] = {
-    { 0, 0, { 1, -1, 2, 3, 4, 5, 6, -1, 7, 8, 9 }, { 0, 1, 2, -1, -1, 3 }, { 0, -1, 1, -1 } },  // 0: L
-    { 1, 0, { 10, -1, 11, 12, 13, 14, 15, -1, 16, 17, 18 }, { 4, 5, 6, -1, -1, -1 }, { 2, -1, 3, -1 } },  // 1: S
-    { 0, 1, { 19, -1, 20, 21, 22, 23, 24, -1, 25, 26, 27 }, { 7, 8, 9, -1, -1, 10 }, { 4, -1, 5, -1 } },  // 2: L
-    { 1, 1, { 28, -1, 29, 30, 31, 32, 33, -1, 34, 35, 36 }, { 11, 12, 13, -1, -1, -1 }, { 6, -1, 7, -1 } },  // 3: S
+    { 0, 0, { 1, -1, 2, 3, 4, 5, 6, -1, 7, 8, 9 }, { 0, 1, 2, 3, -1, -1, 4 }, { 0, -1, 1, -1 } },  // 0: L
+    { 1, 0, { 10, -1, 11, 12, 13, 14, 15, -1, 16, 17, 18 }, { 5, 6, 7, 8, -1, -1, -1 }, { 2, -1, 3, -1 } },  // 1: S
+    { 0, 1, { 19, -1, 20, 21, 22, 23, 24, -1, 25, 26, 27 }, { 9, 10, 11, 12, -1, -1, 13 }, { 4, -1, 5, -1 } },  // 2: L
+    { 1, 1, { 28, -1, 29, 30, 31, 32, 33, -1, 34, 35, 36 }, { 14, 15, 16, 17, -1, -1, -1 }, { 6, -1, 7, -1 } },  // 3: S
 };
 
 static const lasp::ModelTables kModel = {
     kKinds, program::kLayerKinds, kLayers, program::kLayers,
-    kParameters, 39, 2754816, kActivations, 4718592, kStatistics, 267264,
+    kParameters, 39, 2754816, kActivations, 5767168, kStatistics, 267264,
     // The ends: embedding, final norm (and bias), LM head; the final norm's input and statistics.
-    lasp::HeadDesc{ 0, 37, -1, 38, 14, 8, -1 },
+    lasp::HeadDesc{ 0, 37, -1, 38, 18, 8, -1 },
     // Scratch: normed, y, dx, dnormed, dattn, ffn, logits (kActivations); partials, losses (kStatistics).
-    lasp::ScratchRows{ 15, 16, 17, 18, 19, 20, 21, 9, 10 },
+    lasp::ScratchRows{ 19, 20, 21, 22, 23, 24, 25, 9, 10 },
 };
 
 // Each layer kind's buffer sets, one per layer of the kind (scratch shared with the first), and its passes.

@@ -69,19 +69,21 @@ static const lasp::TensorSpec kActivations[] = {
     {"layers.0.input", "[512][256]", 131072, 0 },  // [0]
     {"layers.0.mid", "[512][256]", 131072, 131072 },  // [1]
     {"layers.0.gate_up", "[512][1024]", 524288, 262144 },  // [2]
-    {"layers.0.normed", "[512][256]", 131072, 786432 },  // [3]
-    {"layers.1.input", "[512][256]", 131072, 917504 },  // [4]
-    {"layers.1.mid", "[512][256]", 131072, 1048576 },  // [5]
-    {"layers.1.gate_up", "[512][1024]", 524288, 1179648 },  // [6]
-    {"layers.1.normed", "[512][256]", 131072, 1703936 },  // [7]
-    {"final.input", "[512][256]", 131072, 1835008 },  // [8]
-    {"normed", "[512][256]", 131072, 1966080 },  // [9]
-    {"y", "[512][256]", 131072, 2097152 },  // [10]
-    {"dx", "[512][256]", 131072, 2228224 },  // [11]
-    {"dnormed", "[512][256]", 131072, 2359296 },  // [12]
-    {"dattn", "[512][256]", 131072, 2490368 },  // [13]
-    {"ffn", "[512][512]", 262144, 2621440 },  // [14]
-    {"logits", "[512][512]", 262144, 2883584 },  // [15]
+    {"layers.0.h", "[512][512]", 262144, 786432 },  // [3]
+    {"layers.0.normed", "[512][256]", 131072, 1048576 },  // [4]
+    {"layers.1.input", "[512][256]", 131072, 1179648 },  // [5]
+    {"layers.1.mid", "[512][256]", 131072, 1310720 },  // [6]
+    {"layers.1.gate_up", "[512][1024]", 524288, 1441792 },  // [7]
+    {"layers.1.h", "[512][512]", 262144, 1966080 },  // [8]
+    {"layers.1.normed", "[512][256]", 131072, 2228224 },  // [9]
+    {"final.input", "[512][256]", 131072, 2359296 },  // [10]
+    {"normed", "[512][256]", 131072, 2490368 },  // [11]
+    {"y", "[512][256]", 131072, 2621440 },  // [12]
+    {"dx", "[512][256]", 131072, 2752512 },  // [13]
+    {"dnormed", "[512][256]", 131072, 2883584 },  // [14]
+    {"dattn", "[512][256]", 131072, 3014656 },  // [15]
+    {"ffn", "[512][512]", 262144, 3145728 },  // [16]
+    {"logits", "[512][512]", 262144, 3407872 },  // [17]
 };
 
 // The norms' saved statistics, their weight-gradient partials and each token's loss, in one allocation (fp32).
@@ -97,20 +99,20 @@ static const lasp::TensorSpec kStatistics[] = {
 
 // The stack: each layer's kind (row of kKinds), its buffer set, its weights (rows of kParameters: block
 // norm, Wq, Wk, Wv, Wo, MLP norm, Wgate, Wup, Wdown; biases of LayerNorm), its activations (rows of
-// kActivations: input, after attention, gate|up, feature-map inputs, attention output norm) and its norms'
+// kActivations: input, after attention, gate|up, SwiGLU's h, feature-map inputs, attention output norm) and its norms'
 // statistics (rows of kStatistics); -1 none.
 static const lasp::LayerDesc kLayers[] = {
-    { 0, 0, { 1, -1, 2, 3, 4, 5, 6, -1, 7, 8, 9 }, { 0, 1, 2, -1, -1, 3 }, { 0, -1, 1, -1 } },  // 0: L
-    { 0, 1, { 10, -1, 11, 12, 13, 14, 15, -1, 16, 17, 18 }, { 4, 5, 6, -1, -1, 7 }, { 2, -1, 3, -1 } },  // 1: L
+    { 0, 0, { 1, -1, 2, 3, 4, 5, 6, -1, 7, 8, 9 }, { 0, 1, 2, 3, -1, -1, 4 }, { 0, -1, 1, -1 } },  // 0: L
+    { 0, 1, { 10, -1, 11, 12, 13, 14, 15, -1, 16, 17, 18 }, { 5, 6, 7, 8, -1, -1, 9 }, { 2, -1, 3, -1 } },  // 1: L
 };
 
 static const lasp::ModelTables kModel = {
     kKinds, program::kLayerKinds, kLayers, program::kLayers,
-    kParameters, 21, 1574144, kActivations, 3145728, kStatistics, 265216,
+    kParameters, 21, 1574144, kActivations, 3670016, kStatistics, 265216,
     // The ends: embedding, final norm (and bias), LM head; the final norm's input and statistics.
-    lasp::HeadDesc{ 0, 19, -1, 20, 8, 4, -1 },
+    lasp::HeadDesc{ 0, 19, -1, 20, 10, 4, -1 },
     // Scratch: normed, y, dx, dnormed, dattn, ffn, logits (kActivations); partials, losses (kStatistics).
-    lasp::ScratchRows{ 9, 10, 11, 12, 13, 14, 15, 5, 6 },
+    lasp::ScratchRows{ 11, 12, 13, 14, 15, 16, 17, 5, 6 },
 };
 
 // Each layer kind's buffer sets, one per layer of the kind (scratch shared with the first), and its passes.

@@ -451,9 +451,9 @@ describe("the model's tables (main.cu's kKinds, kLayers, kParameters, kActivatio
     ]);
     expect(rows[ln.head.finalNormBias]!.name).toBe("model.norm.bias");
     expect(ln.layers[0]!.attnMean).toBeGreaterThanOrEqual(0);
-    // 256 MiB of bf16 logits at vocab 128256: 1046 tokens, 1024 as a multiple of 128.
-    expect(classifierChunk(16384, 128256)).toBe(1024);
-    expect(ln.activations.rows[ln.scratch.logits]!.shape).toEqual([1024, 128256]);
+    // 1 GiB of bf16 logits at vocab 128256: 4186 tokens, 4096 as a multiple of 128; at most the rank's rows.
+    expect(classifierChunk(16384, 128256)).toBe(4096);
+    expect(ln.activations.rows[ln.scratch.logits]!.shape).toEqual([2048, 128256]);
     expect(classifierChunk(100, 128256)).toBe(100);
   });
 
@@ -465,8 +465,10 @@ describe("the model's tables (main.cu's kKinds, kLayers, kParameters, kActivatio
     expect(new Set(recompute.layers.map((l) => l.gateUp))).toEqual(new Set([recompute.scratch.gateUp]));
     expect(rows[recompute.scratch.gateUp]!.name).toBe("gate_up");
     expect(view.scratch.gateUp).toBe(-1);
-    // Two fewer [rows][2 ffn] tensors than one per layer (3 layers).
-    expect(view.activations.elements - recompute.activations.elements).toBe(2 * 2048 * 128);
+    // Two fewer [rows][2 ffn] gate|up tensors than one per layer (3 layers), and no [rows][ffn] h kept.
+    expect(view.activations.elements - recompute.activations.elements).toBe(2 * 2048 * 128 + 3 * 2048 * 64);
+    expect(recompute.layers.map((l) => l.h)).toEqual([-1, -1, -1]);
+    expect(view.activations.rows[view.layers[1]!.h]!.name).toBe("layers.1.h");
     const constant = (v: typeof view, name: string) => v.constants.find((c) => c.name === name)!.value;
     expect([constant(view, "kRecomputeMlp"), constant(recompute, "kRecomputeMlp")]).toEqual([
       "false",

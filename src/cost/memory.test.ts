@@ -44,9 +44,11 @@ describe("the memory model", () => {
       gradients: parameters * 4,
       optimizer: 0,
       activations:
-        // the layer's input, mid and normed attention output, the final norm's input; gate_up [rows][1024]
+        // the layer's input, mid and normed attention output, the final norm's input; gate_up [rows][1024] and
+        // SwiGLU's h [rows][512]
         4 * act +
         rows * 1024 * 2 +
+        rows * 512 * 2 +
         // the norms' saved 1/rms (two in the layer, the final one); the token ids and targets
         3 * rows * 4 +
         2 * rows * 4 +

@@ -52,6 +52,9 @@ export interface LayerRows {
   /** The MLP's gate and up products, [rows][2 ffn] (SwiGLU's input, kept for its backward; with `recompute mlp`
    * one shared row, made again in the backward). */
   gateUp: number;
+  /** SwiGLU's output, [rows][ffn] (Wdown's input, kept for its weight gradient); -1 with `recompute mlp`: the
+   * `ffn` scratch, made again in the backward. */
+  h: number;
   /** Feature-map inputs kept for the backward pass (linear kinds with a feature map). */
   preQ: number;
   preK: number;
@@ -127,8 +130,12 @@ class TableBuilder {
   }
 }
 
-/** Bytes of one chunk's logits at most: the LM head's chunk is the largest multiple of 128 tokens within it. */
-export const LOGITS_BUDGET_BYTES = 256 * 1024 * 1024;
+/**
+ * Bytes of one chunk's logits at most: the LM head's chunk is the largest multiple of 128 tokens within it. Each
+ * chunk reads and writes the head's fp32 gradient once (1 GB at vocab 128256 x hidden 2048), so fewer, larger
+ * chunks move less: 4096 tokens at that vocab.
+ */
+export const LOGITS_BUDGET_BYTES = 1024 * 1024 * 1024;
 
 /** Tokens per chunk of the LM head and loss: a multiple of 128 whose bf16 logits fit the budget, at most `rows`. */
 export function classifierChunk(rows: number, vocab: number): number {
@@ -201,6 +208,7 @@ export function modelTables(spec: ResolvedSpec, rows: number): ModelTables {
     const input = acts.add(`${p}.input`, [rows, hidden]);
     const mid = acts.add(`${p}.mid`, [rows, hidden]);
     const gateUp = sharedGateUp >= 0 ? sharedGateUp : acts.add(`${p}.gate_up`, [rows, 2 * ffn]);
+    const h = sharedGateUp >= 0 ? -1 : acts.add(`${p}.h`, [rows, ffn]);
     const preQ = featureMap ? acts.add(`${p}.pre_q`, [rows, width]) : -1;
     const preK = featureMap ? acts.add(`${p}.pre_k`, [rows, width]) : -1;
     const normed = outputNorm ? acts.add(`${p}.normed`, [rows, width]) : -1;
@@ -211,6 +219,7 @@ export function modelTables(spec: ResolvedSpec, rows: number): ModelTables {
       input,
       mid,
       gateUp,
+      h,
       preQ,
       preK,
       normed,

@@ -16,8 +16,8 @@
 //   layer l-1's MLP output, the MLP norm adds the attention output, the final norm the last MLP output. The
 //   residual stream is kept per layer (its input and its value after attention: each norm's input), with the
 //   norms' statistics; the norms' outputs are recomputed in the backward (one pass over a row) rather than
-//   kept. SwiGLU's output is recomputed from gate|up, which is kept, or with `recompute mlp` made again too
-//   (one more GEMM per layer for 2 x ffn fewer bf16 values kept per token and layer).
+//   kept. The MLP keeps gate|up and SwiGLU's output h; with `recompute mlp` it keeps neither and makes both
+//   again (one more GEMM per layer for 3 x ffn fewer bf16 values kept per token and layer).
 // - A hosted kind's schedule places the Q projection (forward) and dWo (backward) itself, beside the
 //   collective they overlap (`host` steps): the layer then leaves them to the core, through HostFn (run.cuh).
 // - cuBLAS's Hopper GEMMs hold every SM until they end, so a collective issued beside one would start only
@@ -149,8 +149,9 @@ inline void layer_forward(State& st, int l, const LayerKind& kind, Buffers& b, C
   block_norm(st, w.mlp_norm, w.mlp_norm_bias, layer.s.mlp_rstd, layer.s.mlp_mean, input, st.y, st.acts[layer.a.mid]);
   part(st, Part::kMlp);
   matmul(st.blas, false, true, rows, 2 * ffn, hidden, st.normed, st.params[w.w_gate], gate_up);
-  swiglu_forward(gate_up, gate_up + ffn, kFfnWidth, st.ffn, rows, ffn, st.ctx.compute);
-  matmul(st.blas, false, true, rows, hidden, ffn, st.ffn, st.params[w.w_down], st.y);
+  bf16* h = layer.a.h >= 0 ? st.acts[layer.a.h] : st.ffn;
+  swiglu_forward(gate_up, gate_up + ffn, kFfnWidth, h, rows, ffn, st.ctx.compute);
+  matmul(st.blas, false, true, rows, hidden, ffn, h, st.params[w.w_down], st.y);
 }
 
 // After the last layer: the final norm of the residual stream (mid of the last layer + its MLP output), into
@@ -194,7 +195,7 @@ inline void layer_backward(State& st, int l, const LayerKind& kind, Buffers& b, 
   bf16* input = st.acts[layer.a.input];
   bf16* mid = st.acts[layer.a.mid];
   bf16* gate_up = st.acts[layer.a.gate_up];
-  // The MLP: (with `recompute mlp`, m = Norm(mid) and gate|up = m [Wgate; Wup]^T again;) h again from gate|up;
+  // The MLP: (with `recompute mlp`, m = Norm(mid), gate|up = m [Wgate; Wup]^T and h from gate|up again;)
   // dWdown = dY^T h; dh = dY Wdown; d(gate|up) over gate|up; m = Norm(mid) again (unless just made);
   // d[Wgate; Wup] = d(gate|up)^T m; dm = d(gate|up) [Wgate; Wup]; then the norm's backward into dx.
   if (program::kRecomputeMlp) {
@@ -204,8 +205,9 @@ inline void layer_backward(State& st, int l, const LayerKind& kind, Buffers& b, 
     matmul(st.blas, false, true, rows, 2 * ffn, hidden, st.normed, st.params[w.w_gate], gate_up);
   }
   part(st, Part::kMlp);
-  swiglu_forward(gate_up, gate_up + ffn, kFfnWidth, st.ffn, rows, ffn, s);
-  matmul(st.blas, true, false, hidden, ffn, rows, st.dx, st.ffn, st.grads[w.w_down]);
+  const bf16* h = layer.a.h >= 0 ? st.acts[layer.a.h] : st.ffn;
+  if (layer.a.h < 0) swiglu_forward(gate_up, gate_up + ffn, kFfnWidth, st.ffn, rows, ffn, s);
+  matmul(st.blas, true, false, hidden, ffn, rows, st.dx, h, st.grads[w.w_down]);
   matmul(st.blas, false, false, rows, ffn, hidden, st.dx, st.params[w.w_down], st.ffn);
   swiglu_backward(gate_up, gate_up + ffn, st.ffn, gate_up, gate_up + ffn, kFfnWidth, rows, ffn, s);
   if (!program::kRecomputeMlp) {

@@ -66,6 +66,7 @@ struct LayerActivations {
   int input;         // the residual stream into the layer (its block norm's input)
   int mid;           // the residual stream after the attention branch (the MLP norm's input)
   int gate_up;       // the MLP's gate and up products, [rows][2 ffn]
+  int h;             // SwiGLU's output, [rows][ffn]; -1: the ffn scratch, made again in the backward
   int pre_q, pre_k;  // feature-map inputs
   int normed;        // the attention output's RMSNorm (the O projection's input)
 };
