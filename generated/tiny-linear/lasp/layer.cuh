@@ -126,8 +126,8 @@ inline void layer_forward(State& st, int l, const LayerKind& kind, Buffers& b, C
   if (kind.softmax)
     rope_apply(b.k, program::kBatch, program::kLocalTokens, kind.kv_heads, program::kHeadDim, map, kind.rope_theta, false, st.ctx.compute);
   if (kind.feature_map != 0) {
-    CUDA_CHECK(cudaMemcpyAsync(st.acts[layer.a.pre_k], b.k, kRows * kQkvWidth * sizeof(bf16), cudaMemcpyDeviceToDevice, st.ctx.compute));
-    feature_map_forward(b.k, kRows * kQkvWidth, kind.feature_map, st.ctx.compute);
+    CUDA_CHECK(cudaMemcpyAsync(st.acts[layer.a.pre_k], b.k, kRows * kv_width * sizeof(bf16), cudaMemcpyDeviceToDevice, st.ctx.compute));
+    feature_map_forward(b.k, kRows * kv_width, kind.feature_map, st.ctx.compute);
   }
   // A hosted kind's schedule calls the Q projection itself, beside the collective of the states it
   // computes from K and V first.
@@ -238,7 +238,7 @@ inline void layer_backward(State& st, int l, const LayerKind& kind, Buffers& b, 
   part(st, Part::kProjections);
   if (kind.feature_map != 0) {
     feature_map_backward(st.acts[layer.a.pre_q], b.dq, b.dq, kRows * kQkvWidth, kind.feature_map, s);
-    feature_map_backward(st.acts[layer.a.pre_k], b.dk, b.dk, kRows * kQkvWidth, kind.feature_map, s);
+    feature_map_backward(st.acts[layer.a.pre_k], b.dk, b.dk, kRows * kv_width, kind.feature_map, s);
   }
   if (kind.softmax) {
     // The rotation is orthogonal: its backward is the inverse rotation.
