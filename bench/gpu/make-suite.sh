@@ -100,6 +100,11 @@ mspec m-hybrid-1b-w1 linear-llama3-1b-hybrid
 # verify on a small model too
 sed -e 's/m_linear_1b_w1/m_linear_1b_rc_w1/' -e 's/  steps 10 /  recompute mlp  steps 10 /' "$specs/m-linear-1b-w1.lasp" > "$specs/m-linear-1b-rc-w1.lasp"
 sed -e 's/v_lasp2_decay_zz_d64_w1/v_lasp2_recompute_d64_w1/' -e 's/  steps 1 /  recompute mlp  steps 1 /' "$specs/v-lasp2-decay-zz-d64-w1.lasp" > "$specs/v-lasp2-recompute-d64-w1.lasp"
+# the examples' other model settings: a tied LM head (most examples), and the encoder example's LayerNorm, tied
+# head and elu+1 feature map
+sed -e 's/v_lasp2_decay_zz_d64_w1/v_tied_d64_w1/' -e 's/head_dim 64$/head_dim 64  tie_embeddings true/' "$specs/v-lasp2-decay-zz-d64-w1.lasp" > "$specs/v-tied-d64-w1.lasp"
+sed -e 's/v_lasp2_bidir_d64_w1/v_encoder_ln_d64_w1/' -e 's/head_dim 64$/head_dim 64  norm layernorm  tie_embeddings true/' \
+  -e 's/causal false }/causal false  feature_map elu_plus_one }/' "$specs/v-lasp2-bidir-d64-w1.lasp" > "$specs/v-encoder-ln-d64-w1.lasp"
 for f in "$specs"/*.lasp; do
   name=$(basename "$f" .lasp)
   [ "${name##*-w}" -le "$max_gpus" ] || continue

@@ -14,7 +14,7 @@ export NCCL_NVLS_ENABLE=0
 OUT=${OUT:-/tmp/lasp-model}
 mkdir -p "$OUT"
 nvidia-smi --query-gpu=name,driver_version,memory.total,clocks.max.sm --format=csv | tee "$OUT/gpu.txt"
-REFERENCE=${REFERENCE:-"v-lasp2-decay-zz-d64-w1 v-lasp2-bidir-d64-w1 v-lasp1-zz-d64-w1 v-sm-ag-zz-gqa-d128-w1 v-sm-ag-bidir-d64-w1 v-hyb-1b-w1"}
+REFERENCE=${REFERENCE:-"v-lasp2-decay-zz-d64-w1 v-lasp2-bidir-d64-w1 v-lasp1-zz-d64-w1 v-sm-ag-zz-gqa-d128-w1 v-sm-ag-bidir-d64-w1 v-hyb-1b-w1 v-tied-d64-w1 v-encoder-ln-d64-w1"}
 mode=${1:-}
 [ "$mode" = all ] && { bash "$0" verify; OUT=$OUT PRESETS=${PRESETS:-none} bash "$0" bench; exit; }
 case "$mode" in
