@@ -334,7 +334,7 @@ describe("output fits the terminal, and flags read numbers as specs do", () => {
         expect(widest(run.stdout), argv.join(" ")).toBeLessThanOrEqual(limit);
       }
       // Every command's help, whoever wrote it, stays within 100 columns.
-      for (const command of ["check", "fmt", "compile"]) {
+      for (const command of ["check", "fmt", "compile", "tokens"]) {
         const run = await withColumns(columns, [command, "--help"]);
         expect(widest(run.stdout), command).toBeLessThanOrEqual(100);
       }

@@ -6,7 +6,7 @@ import { dirname, join, relative, resolve } from "node:path";
 import { describe, expect, it } from "vitest";
 
 const FLOORS: string[][] = [
-  ["ast", "spec", "diagnostics", "syntax", "io", "text", "grammar"],
+  ["ast", "spec", "diagnostics", "syntax", "io", "text", "grammar", "data"],
   ["check", "format"],
   ["schedule", "reference", "model"],
   ["verify", "cost", "inspect", "codegen"],

@@ -5,12 +5,10 @@
 import { spawnSync } from "node:child_process";
 import { mkdtempSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
-import { dirname, join } from "node:path";
-import { fileURLToPath } from "node:url";
+import { join } from "node:path";
 import { beforeAll, describe, expect, it } from "vitest";
+import { buildHarness, gxx } from "./host-harness.js";
 
-const root = join(dirname(fileURLToPath(import.meta.url)), "..");
-const compiler = spawnSync("g++", ["--version"]).status === 0;
 const dir = mkdtempSync(join(tmpdir(), "lasp-safetensors-"));
 const harness = join(dir, "harness");
 
@@ -41,24 +39,11 @@ function safetensorsFile(header: string, data: Buffer): Buffer {
 const u16 = (values: number[]): Buffer => Buffer.from(new Uint16Array(values).buffer);
 const f32 = (values: number[]): Buffer => Buffer.from(new Float32Array(values).buffer);
 
-describe.skipIf(!compiler)("safetensors.cuh (host side, compiled with g++)", () => {
+describe.skipIf(!gxx)("safetensors.cuh (host side, compiled with g++)", () => {
   let file: string;
 
   beforeAll(() => {
-    const build = spawnSync(
-      "g++",
-      [
-        "-std=c++17",
-        "-O1",
-        "-Wall",
-        "-Wextra",
-        "-Werror",
-        "-pedantic",
-        "-I",
-        join(root, "templates/runtime"),
-      ].concat([join(root, "test/safetensors-harness.cpp"), "-o", harness]),
-      { encoding: "utf8" },
-    );
+    const build = buildHarness("safetensors-harness.cpp", harness);
     expect(build.stderr).toBe("");
     expect(build.status).toBe(0);
     file = join(dir, "model.safetensors");

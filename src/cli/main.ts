@@ -13,6 +13,7 @@ import { EXIT, processIo, type CliIo } from "./io.js";
 import { version } from "../io/package-info.js";
 import type { RunCliOptions } from "./run-command.js";
 import { RUN_HELP } from "./run-help.js";
+import type { TokensOptions } from "./tokens-command.js";
 import type { VerifyCliOptions } from "./verify-command.js";
 
 const EXAMPLES = `
@@ -35,6 +36,8 @@ Examples:
       prove the schedules exact on the CPU (float64), at 2048 tokens
   $ lasp run examples/tiny-linear.lasp --mode verify
       build the CUDA program and run it on this machine's GPUs
+  $ lasp tokens README.md grammar/README.md -o docs.bin
+      a byte-level token file (llm.c's format) to train on
 
 Exit codes: 0 ok; 1 the spec has errors (or cannot be generated yet, or its
 verification failed); 2 usage errors (bad options, unreadable files); 3 a
@@ -149,6 +152,19 @@ export function buildProgram(io: CliIo, setExit: (code: number) => void): Comman
     .action(async (spec: string, programArgs: string[], options: RunCliOptions) => {
       const { runCommand } = await import("./run-command.js");
       setExit(await runCommand(spec, { ...options, programArgs }, io));
+    });
+
+  program
+    .command("tokens")
+    .description(
+      "write llm.c's token file of the files' bytes: a byte-level tokenizer (vocab 256), files joined in order",
+    )
+    .argument("<files...>", "files to tokenize, read as bytes")
+    .requiredOption("-o, --out <file>", "the token file to write (llm.c's GPT-2 format, version 1)")
+    .option("--force", "replace a file at --out that is not a token file lasp wrote")
+    .action(async (files: string[], options: TokensOptions) => {
+      const { tokensCommand } = await import("./tokens-command.js");
+      setExit(await tokensCommand(files, options, io));
     });
 
   return program;

@@ -1,0 +1,153 @@
+// `lasp tokens FILES... -o OUT`: a byte-level tokenizer (vocabulary 256). Every byte of every file, in the
+// order given, is one token, written as llm.c's GPT-2 token file (src/data/llmc-format.ts) that train mode
+// and llm.c itself read. No token separates the files: a byte vocabulary has no spare id for llm.c's
+// end-of-text token, and any byte chosen as a separator also occurs inside text (README.md, "Token files").
+//
+// OUT is replaced whole (src/io/atomic-write.ts) and only when it is a token file of this kind, which is what
+// `lasp tokens` writes (a valid GPT-2 header and size, every token below 256): the single-file form of
+// compile's rule that lasp replaces only what it wrote. Anything else (text, a GPT-2 token file made with
+// llm.c's scripts, a mistyped input) is refused with exit 2 unless --force.
+import type { Stats } from "node:fs";
+import { readFile, stat } from "node:fs/promises";
+import { dirname } from "node:path";
+import { encodeByteTokens, GPT2_FORMAT, MAX_TOKENS, TokenFileError } from "../data/llmc-format.js";
+import { findTokenOutOfRange, readTokenFileHeader } from "../data/token-file.js";
+import { writeFileAtomic } from "../io/atomic-write.js";
+import { errorCode } from "../io/write-error.js";
+import { EXIT, type CliIo } from "./io.js";
+import { outputFileProblem } from "./output-file.js";
+
+export interface TokensOptions {
+  out: string;
+  force?: boolean;
+}
+
+/** Every token is one byte. */
+export const BYTE_VOCAB = 256;
+
+export async function tokensCommand(files: string[], options: TokensOptions, io: CliIo): Promise<number> {
+  const chunks = await readInputs(files, io);
+  if (chunks === undefined) return EXIT.usage;
+  const tokens = chunks.reduce((sum, chunk) => sum + chunk.length, 0);
+  if (tokens === 0) {
+    const which = files.length === 1 ? "the input file is" : `all ${files.length} input files are`;
+    io.stderr(`lasp: no tokens to write: ${which} empty\n`);
+    return EXIT.usage;
+  }
+
+  const out = options.out;
+  if (!options.force) {
+    const notOurs = await whyNotByteTokenFile(out);
+    if (notOurs !== undefined) {
+      io.stderr(
+        `lasp: will not replace ${out}: it is not a token file lasp wrote (${notOurs}); name another file with -o, or add --force to replace it\n`,
+      );
+      return EXIT.usage;
+    }
+  }
+  try {
+    await writeFileAtomic(out, encodeByteTokens(chunks));
+  } catch (error) {
+    // The temporary file's folder is what fails to open; say which folder is missing, once.
+    const problem =
+      errorCode(error) === "ENOENT" && out !== ""
+        ? `its folder ${dirname(out)} does not exist`
+        : outputFileProblem(out, error, "tokens.bin");
+    io.stderr(`lasp: cannot write ${out}: ${problem}\n`);
+    return EXIT.usage;
+  }
+  io.stdout(
+    `wrote ${out}: ${tokens} tokens from ${plural(files.length, "file", "files")} (vocab ${BYTE_VOCAB}, llm.c format v${GPT2_FORMAT.version})\n`,
+  );
+  return EXIT.ok;
+}
+
+/** The bytes of every file, or undefined after saying why some cannot be read (all of them named). */
+async function readInputs(files: string[], io: CliIo): Promise<Uint8Array[] | undefined> {
+  let size = 0;
+  let unreadable = false;
+  for (const file of files) {
+    try {
+      const info = await stat(file);
+      if (info.isDirectory()) {
+        io.stderr(`lasp: cannot read ${file}: it is a folder; name the files in it (e.g. ${file}/*.md)\n`);
+        unreadable = true;
+      }
+      size += info.size;
+    } catch (error) {
+      io.stderr(`lasp: cannot read ${file}: ${describeReadError(error)}\n`);
+      unreadable = true;
+    }
+  }
+  if (unreadable) return undefined;
+  // Refused before reading anything: one file's count is an int32.
+  if (size > MAX_TOKENS) {
+    io.stderr(
+      `lasp: the files hold ${size} bytes, more tokens than one llm.c token file counts (${MAX_TOKENS}, an int32); split them over several outputs\n`,
+    );
+    return undefined;
+  }
+  const chunks: Uint8Array[] = [];
+  for (const file of files) {
+    try {
+      chunks.push(await readFile(file));
+    } catch (error) {
+      io.stderr(`lasp: cannot read ${file}: ${describeReadError(error)}\n`);
+      return undefined;
+    }
+  }
+  const read = chunks.reduce((sum, chunk) => sum + chunk.length, 0);
+  if (read > MAX_TOKENS) {
+    io.stderr(`lasp: the files grew to ${read} bytes while read, more than one token file counts\n`);
+    return undefined;
+  }
+  return chunks;
+}
+
+/**
+ * Why `path` may not be replaced without --force; undefined where it is free: missing, or a byte-level token
+ * file. Paths that cannot be written at all (a folder, a missing folder) are left to the write to report.
+ */
+async function whyNotByteTokenFile(path: string): Promise<string | undefined> {
+  let info: Stats;
+  try {
+    info = await stat(path);
+  } catch (error) {
+    const code = errorCode(error);
+    return code === "ENOENT" || code === "ENOTDIR"
+      ? undefined
+      : `it cannot be read: ${describeReadError(error)}`;
+  }
+  if (!info.isFile()) return info.isDirectory() ? undefined : "it is not a regular file";
+  try {
+    const header = await readTokenFileHeader(path);
+    if (header.format !== GPT2_FORMAT)
+      return `it holds llm.c's ${header.format.name} tokens (uint${8 * header.format.tokenBytes}), not bytes`;
+    const beyond = await findTokenOutOfRange(path, header, BYTE_VOCAB);
+    if (beyond !== undefined) {
+      return `token ${beyond.index} is ${beyond.token}, beyond the byte vocabulary: a GPT-2 token file from llm.c?`;
+    }
+    return undefined;
+  } catch (error) {
+    if (error instanceof TokenFileError) return error.message;
+    return `it cannot be read: ${describeReadError(error)}`;
+  }
+}
+
+function describeReadError(error: unknown): string {
+  switch (errorCode(error)) {
+    case "ENOENT":
+      return "no such file";
+    case "EACCES":
+    case "EPERM":
+      return "permission denied";
+    case "ENOTDIR":
+      return "a part of the path is a file, not a folder";
+    default:
+      return (error as Error).message;
+  }
+}
+
+function plural(count: number, one: string, many: string): string {
+  return count === 1 ? `1 ${one}` : `${count} ${many}`;
+}
