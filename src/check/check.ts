@@ -25,8 +25,10 @@ import type {
   LinearAttentionKind,
   LinearStrategy,
   Mode,
+  LrSchedule,
   Norm,
   ResolvedSpec,
+  ResolvedTraining,
   SoftmaxStrategy,
 } from "../spec/resolved.js";
 import { lightningDecay, retentionDecay } from "./decay.js";
@@ -47,6 +49,7 @@ import {
   SettingsReader,
   type DataValue,
   type DecayValue,
+  type PathValue,
   type ReadSettings,
   type ReadValue,
 } from "./values.js";
@@ -160,6 +163,7 @@ class Checker {
         seed: valueOf<number>(runRead, RUN_KEYS, "seed"),
         lr: valueOf<number>(runRead, RUN_KEYS, "lr"),
         data: valueOf<DataValue>(runRead, RUN_KEYS, "data"),
+        train: resolveTraining(runRead),
       },
     };
     return { spec, diagnostics };
@@ -353,6 +357,27 @@ class Checker {
 
 function isSetting(entry: ModelEntry): entry is Setting {
   return entry.kind === "setting";
+}
+
+/** The training settings, with the defaults derived from other keys: warmup from steps, min_lr from lr. */
+function resolveTraining(run: ReadSettings): ResolvedTraining {
+  const steps = valueOf<number>(run, RUN_KEYS, "steps");
+  const lr = valueOf<number>(run, RUN_KEYS, "lr");
+  const betas = valueOf<number[]>(run, RUN_KEYS, "betas");
+  return {
+    betas: [betas[0]!, betas[1]!],
+    adamEps: valueOf<number>(run, RUN_KEYS, "adam_eps"),
+    weightDecay: valueOf<number>(run, RUN_KEYS, "weight_decay"),
+    warmupSteps: settingValue<number>(run, RUN_KEYS, "warmup_steps") ?? Math.floor(steps / 100),
+    lrSchedule: valueOf<LrSchedule>(run, RUN_KEYS, "lr_schedule"),
+    minLr: settingValue<number>(run, RUN_KEYS, "min_lr") ?? lr / 10,
+    gradClip: valueOf<number>(run, RUN_KEYS, "grad_clip"),
+    accumulate: valueOf<number>(run, RUN_KEYS, "accumulate"),
+    checkpointEvery: valueOf<number>(run, RUN_KEYS, "checkpoint_every"),
+    keepCheckpoints: valueOf<number>(run, RUN_KEYS, "keep_checkpoints"),
+    evalData: valueOf<PathValue>(run, RUN_KEYS, "eval_data"),
+    evalEvery: valueOf<number>(run, RUN_KEYS, "eval_every"),
+  };
 }
 
 function resolveDecay(decay: DecayValue, heads: number): LinearAttentionKind["decay"] {

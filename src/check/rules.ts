@@ -8,7 +8,7 @@ import { diagnose, type Diagnostic, type RelatedNote } from "../diagnostics/diag
 import { KERNEL_BLOCK, SUPPORTED_HEAD_DIMS } from "../spec/resolved.js";
 import { quote } from "../diagnostics/quote.js";
 import { LINEAR_KEYS, PARALLEL_KEYS, RUN_KEYS, SOFTMAX_KEYS } from "../spec/schema.js";
-import { settingValue, type DecayValue, type ReadSettings } from "./values.js";
+import { formatNumber, settingValue, type DecayValue, type PathValue, type ReadSettings } from "./values.js";
 
 export interface RuleInputs {
   model: ReadSettings | undefined;
@@ -37,6 +37,7 @@ export function checkRules(inputs: RuleInputs, diagnostics: Diagnostic[]): Resol
   if (heads !== undefined) checkLayers(inputs, heads, group?.sequence, diagnostics);
   checkUnusedStrategies(inputs, diagnostics);
   checkUnusedMaskRate(inputs, diagnostics);
+  if (inputs.run) checkTraining(inputs.run, diagnostics);
   if (heads === undefined || headDim === undefined || group === undefined) return undefined;
   return { heads, headDim, ...group };
 }
@@ -341,6 +342,68 @@ function checkUnusedMaskRate(inputs: RuleInputs, diagnostics: Diagnostic[]): voi
 function causalOf(d: RuleInputs["declared"][number]): boolean {
   if (d.read.settings.has("causal") && !d.read.values.has("causal")) return false;
   return settingValue<boolean>(d.read, d.kind === "linear_attention" ? LINEAR_KEYS : SOFTMAX_KEYS, "causal")!;
+}
+
+/** A key given with a value that was invalid (already reported): rules that need it stay quiet. */
+function invalid(read: ReadSettings, key: string): boolean {
+  return read.settings.has(key) && !read.values.has(key);
+}
+
+/** The key's value as written (`3e-4`), or as its default reads. */
+function shown(read: ReadSettings, key: string): string {
+  const setting = read.settings.get(key);
+  const text = setting?.value.kind === "number" ? setting.value.text : undefined;
+  return formatNumber(
+    settingValue<number>(read, RUN_KEYS, key)!,
+    text ?? RUN_KEYS.find((k) => k.key === key)?.default,
+  );
+}
+
+/** The training settings that relate to each other: the schedule fits in the run, evaluation has data. */
+function checkTraining(run: ReadSettings, diagnostics: Diagnostic[]): void {
+  const steps = settingValue<number>(run, RUN_KEYS, "steps")!;
+  const warmup = num(run, "warmup_steps");
+  if (warmup !== undefined && !invalid(run, "steps") && warmup > steps) {
+    diagnostics.push(
+      diagnose("warmupPastSteps", spanOf(run, "warmup_steps")!, [warmup, steps], {
+        hint: run.settings.has("steps")
+          ? `use at most ${steps} warmup steps, or more steps`
+          : `steps defaults to ${steps}; add \`steps\` to the run block, or use fewer warmup steps`,
+        related: notes([spanOf(run, "steps"), `steps ${steps} is set here`]),
+      }),
+    );
+  }
+  const minLr = num(run, "min_lr");
+  const lr = settingValue<number>(run, RUN_KEYS, "lr")!;
+  if (minLr !== undefined && !invalid(run, "lr") && minLr > lr) {
+    diagnostics.push(
+      diagnose("minLrAboveLr", spanOf(run, "min_lr")!, [shown(run, "min_lr"), shown(run, "lr")], {
+        hint: run.settings.has("lr")
+          ? "min_lr is the rate the schedule decays to: use a value at most lr"
+          : `lr defaults to ${shown(run, "lr")}; use a smaller min_lr, or set \`lr\``,
+        related: notes([spanOf(run, "lr"), `lr ${shown(run, "lr")} is set here`]),
+      }),
+    );
+  }
+  if (invalid(run, "eval_every") || invalid(run, "eval_data")) return;
+  const every = settingValue<number>(run, RUN_KEYS, "eval_every")!;
+  const evalData = settingValue<PathValue>(run, RUN_KEYS, "eval_data")!;
+  if (every > 0 && evalData.kind === "none") {
+    diagnostics.push(
+      diagnose("evalWithoutData", spanOf(run, "eval_every")!, [every], {
+        hint: 'add held-out tokens, for example `eval_data "val.bin"`, or remove `eval_every`',
+        related: notes([spanOf(run, "eval_data"), "`eval_data` is `none` here"]),
+      }),
+    );
+  }
+  if (every === 0 && evalData.kind === "file") {
+    diagnostics.push(
+      diagnose("unusedEvalData", spanOf(run, "eval_data")!, [], {
+        hint: "add `eval_every N` to evaluate every N steps, or remove `eval_data`",
+        related: notes([spanOf(run, "eval_every"), "`eval_every 0` is set here"]),
+      }),
+    );
+  }
 }
 
 function divisors(n: number): number[] {

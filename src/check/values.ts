@@ -13,7 +13,8 @@ import { BOOLEAN_WORDS, DECAY_SCHEDULES, type KeyRule, type ValueRule } from "..
 export type DecayValue =
   { kind: "schedule"; name: string } | { kind: "fixed"; value: number } | { kind: "list"; values: number[] };
 export type DataValue = { kind: "synthetic" } | { kind: "file"; path: string };
-export type ReadValue = number | string | boolean | DecayValue | DataValue;
+export type PathValue = { kind: "none" } | { kind: "file"; path: string };
+export type ReadValue = number | string | boolean | DecayValue | DataValue | PathValue | number[];
 
 export interface ReadSettings {
   values: Map<string, ReadValue>;
@@ -40,6 +41,14 @@ export function schemaDefault(rule: KeyRule): ReadValue | undefined {
       return { kind: "schedule", name: text };
     case "data":
       return text === "synthetic" ? { kind: "synthetic" } : { kind: "file", path: text };
+    case "numbers":
+      // Written as a list: `[0.9, 0.95]`.
+      return text
+        .slice(1, -1)
+        .split(",")
+        .map((item) => numberLiteralValue(item.trim())!);
+    case "path":
+      return text === "none" ? { kind: "none" } : { kind: "file", path: text };
   }
 }
 
@@ -167,7 +176,43 @@ export class SettingsReader {
           ),
         );
         return undefined;
+      case "numbers":
+        return this.numbers(key, value, rule);
+      case "path":
+        if (value.kind === "string") return { kind: "file", path: value.value };
+        if (value.kind === "word" && value.name === "none") return { kind: "none" };
+        this.diagnostics.push(
+          diagnose("wrongType", value.span, [key, "a file path in quotes or `none`", describeValue(value)], {
+            hint: `for example \`${key} "val.bin"\``,
+          }),
+        );
+        return undefined;
     }
+  }
+
+  /** A list of exactly `rule.count` numbers, each in range; every bad item is reported. */
+  private numbers(
+    key: string,
+    value: Value,
+    rule: Extract<ValueRule, { type: "numbers" }>,
+  ): number[] | undefined {
+    const hint = `valid: ${rule.count} numbers in brackets, each ${rangeText(rule.item)}`;
+    if (value.kind !== "list") {
+      this.diagnostics.push(
+        diagnose("wrongType", value.span, [key, `a list of ${rule.count} numbers`, describeValue(value)], {
+          hint,
+        }),
+      );
+      return undefined;
+    }
+    if (value.items.length !== rule.count) {
+      this.diagnostics.push(
+        diagnose("listLength", value.span, [key, rule.count, value.items.length], { hint }),
+      );
+      return undefined;
+    }
+    const values = value.items.map((item) => this.number(key, item, rule.item));
+    return values.every((v) => v !== undefined) ? (values as number[]) : undefined;
   }
 
   number(key: string, value: Value, rule: Extract<ValueRule, { type: "int" | "float" }>): number | undefined {

@@ -148,6 +148,13 @@ export const MESSAGES = {
     "unknown word",
     (key: string, word: string) => `${q(word)} is not a valid ${q(key)}`,
   ),
+  listLength: entry(
+    "E0405",
+    "error",
+    "wrong number of values",
+    (key: string, expected: number, found: number) =>
+      `${q(key)} takes ${expected} numbers, found ${found === 1 ? "1 number" : `${found} numbers`}`,
+  ),
 
   // E05xx: rules the algorithms need
   gpuCount: entry(
@@ -226,6 +233,24 @@ export const MESSAGES = {
     "decay on a bidirectional layer",
     (layer: string) => `layer ${q(layer)} is bidirectional, so it cannot decay with distance`,
   ),
+  warmupPastSteps: entry(
+    "E0512",
+    "error",
+    "warmup longer than the run",
+    (warmup: number, steps: number) => `warmup_steps ${warmup} is more than the run's ${steps} steps`,
+  ),
+  minLrAboveLr: entry(
+    "E0513",
+    "error",
+    "min_lr above lr",
+    (minLr: string, lr: string) => `min_lr ${minLr} is more than lr ${lr}: the schedule would raise the rate`,
+  ),
+  evalWithoutData: entry(
+    "E0514",
+    "error",
+    "evaluation without eval_data",
+    (every: number) => `eval_every ${every} asks for an evaluation, but no \`eval_data\` is given`,
+  ),
 
   // W06xx: warnings (exit code stays 0)
   unusedLayer: entry(
@@ -267,6 +292,12 @@ export const MESSAGES = {
     "mask_rate has no effect",
     (layer: string) =>
       `\`mask_rate\` has no effect: layer ${q(layer)} is causal, so the model trains by next-token prediction`,
+  ),
+  unusedEvalData: entry(
+    "W0607",
+    "warning",
+    "eval_data has no effect",
+    () => "`eval_data` has no effect: `eval_every` is 0, so the run never evaluates",
   ),
 
   // E07xx: what the code generator cannot emit yet (compile and run only)

@@ -166,6 +166,10 @@ export function valueText(rule: ValueRule): string {
       return `${DECAY_SCHEDULES.map((w) => `\`${w}\``).join(", ")}, a number or a list (see [Decay](#decay))`;
     case "data":
       return '`synthetic` or a string: `"tokens.bin"`';
+    case "numbers":
+      return `list of ${rule.count}, each a ${valueText(rule.item)}`;
+    case "path":
+      return '`none` or a string: `"val.bin"`';
   }
 }
 

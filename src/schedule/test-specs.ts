@@ -82,6 +82,21 @@ export function tinySpec(o: TinyOptions): ResolvedSpec {
       seed: 1,
       lr: 3e-4,
       data: { kind: "synthetic" },
+      // The schema's defaults for a 1-step run (train mode is not generated; nothing here reads them).
+      train: {
+        betas: [0.9, 0.95],
+        adamEps: 1e-8,
+        weightDecay: 0.1,
+        warmupSteps: 0,
+        lrSchedule: "cosine",
+        minLr: 3e-5,
+        gradClip: 1,
+        accumulate: 1,
+        checkpointEvery: 0,
+        keepCheckpoints: 3,
+        evalData: { kind: "none" },
+        evalEvery: 0,
+      },
     },
   };
 }

@@ -80,6 +80,34 @@ export interface ResolvedRun {
   seed: number;
   lr: number;
   data: { kind: "synthetic" } | { kind: "file"; path: string };
+  /** Train mode's optimizer, schedule, checkpoint and evaluation settings (the program does not train yet). */
+  train: ResolvedTraining;
+}
+
+export type LrSchedule = "cosine" | "linear" | "constant";
+
+export interface ResolvedTraining {
+  /** AdamW's moment decay rates (beta1, beta2). */
+  betas: [number, number];
+  adamEps: number;
+  /** Decoupled, on weight matrices (embedding and LM head included), not on norm gains or biases. */
+  weightDecay: number;
+  /** Steps of linear warmup from 0 to `lr`, at most `steps`. */
+  warmupSteps: number;
+  lrSchedule: LrSchedule;
+  /** The absolute learning rate the schedule ends at, at most `lr`. */
+  minLr: number;
+  /** The global gradient norm above which gradients are scaled down; 0 = no clipping. */
+  gradClip: number;
+  /** Micro-batches per optimizer step. */
+  accumulate: number;
+  /** Steps between checkpoints; 0 = only at the end. */
+  checkpointEvery: number;
+  /** Latest checkpoints kept; 0 = all. */
+  keepCheckpoints: number;
+  evalData: { kind: "none" } | { kind: "file"; path: string };
+  /** Steps between evaluations; 0 = never. */
+  evalEvery: number;
 }
 
 export interface ResolvedSpec {

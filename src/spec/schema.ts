@@ -8,7 +8,13 @@ export type ValueRule =
   | { type: "enum"; words: readonly string[] }
   | { type: "bool" }
   | { type: "decay" }
-  | { type: "data" };
+  | { type: "data" }
+  /** A fixed number of numbers in brackets, each in the range of `item` (`betas [0.9, 0.95]`). */
+  | { type: "numbers"; count: number; item: FloatRule }
+  /** A file path in quotes, or the word `none`. */
+  | { type: "path" };
+
+export type FloatRule = Extract<ValueRule, { type: "float" }>;
 
 export interface KeyRule {
   key: string;
@@ -29,6 +35,8 @@ export const BOOLEAN_WORDS: Record<string, boolean> = {
   yes: true,
   no: false,
 };
+
+export const LR_SCHEDULES = ["cosine", "linear", "constant"] as const;
 
 export const LAYER_KINDS = ["linear_attention", "softmax_attention"] as const;
 export const DECAY_SCHEDULES = ["none", "retention", "lightning"] as const;
@@ -198,7 +206,13 @@ export const RUN_KEYS: readonly KeyRule[] = [
     example: "recompute mlp",
     doc: "what the backward pass recomputes instead of keeping: `mlp`, each layer's gate and up products (one more GEMM per layer, less activation memory)",
   },
-  { key: "steps", rule: int(1, 1e9), default: "10", example: "steps 20", doc: "timed or trained steps" },
+  {
+    key: "steps",
+    rule: int(1, 1e9),
+    default: "10",
+    example: "steps 20",
+    doc: "timed steps, or optimizer steps in train mode",
+  },
   {
     key: "warmup",
     rule: int(0, 1e6),
@@ -225,7 +239,7 @@ export const RUN_KEYS: readonly KeyRule[] = [
     rule: { type: "float", min: 0, max: 1, minExclusive: true },
     default: "3e-4",
     example: "lr 3e-4",
-    doc: "AdamW learning rate (train mode)",
+    doc: "AdamW's peak learning rate (train mode), reached at the end of `warmup_steps`",
   },
   {
     key: "data",
@@ -233,6 +247,93 @@ export const RUN_KEYS: readonly KeyRule[] = [
     default: "synthetic",
     example: 'data "tokens.bin"',
     doc: "`synthetic` or a token file path in quotes",
+  },
+  // Training settings (train mode). The program does not train yet: `lasp check` warns at each one given (W0603).
+  {
+    key: "betas",
+    rule: {
+      type: "numbers",
+      count: 2,
+      item: { type: "float", min: 0, max: 1, minExclusive: true, maxExclusive: true },
+    },
+    default: "[0.9, 0.95]",
+    example: "betas [0.9, 0.95]",
+    doc: "AdamW's decay rates of the first and second moment (0.95 for the second, as Llama and GPT-3 pre-training use)",
+  },
+  {
+    key: "adam_eps",
+    rule: { type: "float", min: 0, max: 1, minExclusive: true },
+    default: "1e-8",
+    example: "adam_eps 1e-8",
+    doc: "AdamW's epsilon, added to the root of the second moment",
+  },
+  {
+    key: "weight_decay",
+    rule: { type: "float", min: 0, max: 1 },
+    default: "0.1",
+    example: "weight_decay 0.1",
+    doc: "AdamW's decoupled weight decay, on every weight matrix, the token embedding and LM head included (as Megatron-LM, Llama and llm.c do); never on norm gains or biases",
+  },
+  {
+    key: "warmup_steps",
+    rule: int(0, 1e9),
+    example: "warmup_steps 100",
+    doc: "optimizer steps over which the learning rate rises linearly from 0 to `lr` (not `warmup`, the untimed steps of a benchmark); default steps / 100, rounded down",
+  },
+  {
+    key: "lr_schedule",
+    rule: { type: "enum", words: LR_SCHEDULES },
+    default: "cosine",
+    example: "lr_schedule cosine",
+    doc: "how the learning rate falls from `lr` to `min_lr` after the warmup, over the remaining steps",
+  },
+  {
+    key: "min_lr",
+    rule: { type: "float", min: 0, max: 1 },
+    example: "min_lr 3e-5",
+    doc: "the learning rate at the last step, an absolute value at most `lr` (ignored by `lr_schedule constant`); default lr / 10",
+  },
+  {
+    key: "grad_clip",
+    rule: { type: "float", min: 0, max: 1e6 },
+    default: "1.0",
+    example: "grad_clip 1.0",
+    doc: "the most the global gradient norm (over every rank's shard) may be before the gradients are scaled down; 0 turns clipping off",
+  },
+  {
+    key: "accumulate",
+    rule: int(1, 65536),
+    default: "1",
+    example: "accumulate 4",
+    doc: "micro-batches whose gradients are summed into one optimizer step (each of `batch` sequences)",
+  },
+  {
+    key: "checkpoint_every",
+    rule: int(0, 1e9),
+    default: "0",
+    example: "checkpoint_every 1000",
+    doc: "optimizer steps between checkpoints; 0: only at the end (and when the run is stopped by a signal)",
+  },
+  {
+    key: "keep_checkpoints",
+    rule: int(0, 1e6),
+    default: "3",
+    example: "keep_checkpoints 3",
+    doc: "how many of the latest checkpoints to keep on disk; 0 keeps every one",
+  },
+  {
+    key: "eval_data",
+    rule: { type: "path" },
+    default: "none",
+    example: 'eval_data "val.bin"',
+    doc: "held-out tokens for validation loss and perplexity: a token file path in quotes, or `none`",
+  },
+  {
+    key: "eval_every",
+    rule: int(0, 1e9),
+    default: "0",
+    example: "eval_every 250",
+    doc: "optimizer steps between evaluations on `eval_data` (and one at the end); 0: never",
   },
 ];
 

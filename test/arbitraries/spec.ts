@@ -111,6 +111,12 @@ const unitFloat = (): fc.Arbitrary<number> =>
     fc.double({ min: 0, max: 1, minExcluded: true, noNaN: true }),
     fc.constantFrom(1, 0.5, 0.99, 1e-5, 3e-4),
   );
+/** A float in (0, 1), the range of each of `betas`. */
+const openUnitFloat = (): fc.Arbitrary<number> =>
+  fc.oneof(
+    fc.double({ min: 0, max: 1, minExcluded: true, maxExcluded: true, noNaN: true }),
+    fc.constantFrom(0.9, 0.95),
+  );
 const permutationArb = (length: number): fc.Arbitrary<number[]> =>
   fc.shuffledSubarray(
     Array.from({ length }, (_, i) => i),
@@ -327,6 +333,20 @@ export const validSpecArb: fc.Arbitrary<SpecFile> = fc.gen().map((g): SpecFile =
     );
   if (bool()) runSettings.push(setting("lr", num(g(unitFloat))));
   if (bool()) runSettings.push(setting("data", bool() ? word("synthetic") : str(g(pathArb))));
+  // Training settings; the rules between them hold by leaving out warmup_steps and min_lr (their defaults
+  // follow steps and lr) and by giving eval_data and eval_every together.
+  if (bool()) runSettings.push(setting("betas", list([num(g(openUnitFloat)), num(g(openUnitFloat))])));
+  if (bool()) runSettings.push(setting("adam_eps", num(g(unitFloat))));
+  if (bool()) runSettings.push(setting("weight_decay", num(g(unitFloat))));
+  if (bool()) runSettings.push(setting("lr_schedule", word(pick(enumWords(RUN_KEYS, "lr_schedule")))));
+  for (const key of ["accumulate", "checkpoint_every", "keep_checkpoints"]) {
+    if (bool())
+      runSettings.push(setting(key, num(int(intBounds(RUN_KEYS, key).min, intBounds(RUN_KEYS, key).max))));
+  }
+  if (bool()) {
+    runSettings.push(setting("eval_data", str(g(pathArb))));
+    runSettings.push(setting("eval_every", num(int(1, intBounds(RUN_KEYS, "eval_every").max))));
+  }
 
   const blocks: Block[] = [
     { kind: "model", name: ident(modelName), entries: modelEntries, keyword: NO_SPAN, span: NO_SPAN },
