@@ -112,13 +112,14 @@ inline void json_string(std::string& out, const std::string& s) {
 
 /** A small JSON reader for the header: objects, arrays, strings, non-negative integers, and skipping. */
 struct Parser {
-  explicit Parser(const std::string& text) : s(text) {}
+  explicit Parser(const std::string& text, const char* within = " of the header") : s(text), where(within) {}
   const std::string& s;
+  const char* where;  // said after the byte offset of an error
   std::size_t i = 0;
   std::string error;
 
   bool fail(const std::string& what) {
-    if (error.empty()) error = what + " at byte " + std::to_string(i) + " of the header";
+    if (error.empty()) error = what + " at byte " + std::to_string(i) + where;
     return false;
   }
   void space() {

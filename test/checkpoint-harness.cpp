@@ -1,0 +1,199 @@
+// The host logic of templates/runtime/checkpoint.cuh driven from test/checkpoint.test.ts:
+//   harness write RUN STEP WORLD KEEP HASH   a whole checkpoint: begin, ranks 1..W-1 forked as processes that
+//                                            write their shards beside rank 0's, wait (the barrier), commit;
+//                                            prints "wrote FOLDER", then "stale PATH" / "removed PATH" lines
+//   harness begin RUN STEP                   begin only, then exit: a write interrupted before its commit
+//   harness no-shard RUN STEP WORLD          begin, every shard but the last rank's, commit (which must refuse)
+//   harness latest RUN                       "latest FOLDER step N", then "skipped WHY" lines
+//   harness resume FOLDER HASH WORLD RANK    resume, read the model and the rank's shard, check their values
+//   harness state-write FILE                 writes the trainer state below to FILE
+//   harness state-read FILE                  reads FILE, prints its fields one per line
+// The tensors and the trainer state are functions of (step, rank, world), so a read checks what was written.
+// Errors go to stderr with exit code 1, as the program reports them.
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cinttypes>
+#include <cstdint>
+#include <cstdio>
+#include <cstdlib>
+#include <string>
+#include <vector>
+
+#include "checkpoint.cuh"
+
+namespace ck = lasp::checkpoint;
+namespace st = lasp::safetensors;
+
+namespace {
+
+uint64_t number(const char* text) { return std::strtoull(text, nullptr, 10); }
+
+int fail(const std::string& error) {
+  std::fprintf(stderr, "%s\n", error.c_str());
+  return 1;
+}
+
+/** The bf16 weights of step `step` (as 16-bit patterns), a [4, 3] embedding. */
+std::vector<uint16_t> model_values(uint64_t step) {
+  std::vector<uint16_t> v(12);
+  for (int i = 0; i < 12; ++i) v[i] = static_cast<uint16_t>(0x3F80 + (step % 64) * 16 + i);
+  return v;
+}
+
+/** A rank's fp32 shard: master weights, then the two moments, 2 values each. */
+std::vector<float> shard_values(uint64_t step, uint64_t rank) {
+  std::vector<float> v(6);
+  for (int i = 0; i < 6; ++i) v[i] = static_cast<float>(rank) * 100.f + static_cast<float>(step % 1000) + 0.5f * i;
+  return v;
+}
+
+std::vector<st::TensorOut> shard_tensors(const std::vector<float>& v) {
+  return {{"model.embed_tokens.weight", st::DType::F32, {2}, v.data()},
+          {"exp_avg.model.embed_tokens.weight", st::DType::F32, {2}, v.data() + 2},
+          {"exp_avg_sq.model.embed_tokens.weight", st::DType::F32, {2}, v.data() + 4}};
+}
+
+ck::TrainerState state_of(uint64_t step, uint64_t world, const std::string& hash) {
+  ck::TrainerState s;
+  s.step = step;
+  s.tokens_seen = step * 4096;
+  s.data_position = step * 2;
+  s.seed = 1234;
+  s.rng_state = 0xFEDCBA9876543210ull ^ step;
+  s.world_size = world;
+  s.schedule.kind = "cosine";
+  s.schedule.lr = 3e-4;
+  s.schedule.min_lr = 3e-5;
+  s.schedule.warmup_steps = 10;
+  s.schedule.total_steps = 1000;
+  s.lasp_version = "0.1.0";
+  s.spec_hash = hash;
+  return s;
+}
+
+const char* kConfig = "{\"model_type\": \"llama\", \"hidden_size\": 3}\n";
+
+/** Writes ranks 1..world-1's shards from forked processes and rank 0's here; false when any rank failed. */
+bool write_all_shards(const ck::Pending& p, uint64_t step, uint64_t world, uint64_t ranks, std::string* error) {
+  std::vector<pid_t> children;
+  for (uint64_t rank = 1; rank < ranks; ++rank) {
+    const pid_t child = ::fork();
+    if (child == 0) {
+      // Another process, as another rank is: it knows only the run, the step and rank 0's pid.
+      const ck::Pending mine = ck::pending_for(p.run, step, p.owner_pid);
+      const std::vector<float> v = shard_values(step, rank);
+      std::string why;
+      if (!ck::write_shard(mine, rank, world, shard_tensors(v), &why)) {
+        std::fprintf(stderr, "%s\n", why.c_str());
+        ::_exit(1);
+      }
+      ::_exit(0);
+    }
+    children.push_back(child);
+  }
+  bool ok = true;
+  for (pid_t child : children) {
+    int status = 0;
+    ok = ::waitpid(child, &status, 0) == child && WIFEXITED(status) && WEXITSTATUS(status) == 0 && ok;
+  }
+  if (!ok) {
+    *error = "a rank failed to write its shard";
+    return false;
+  }
+  const std::vector<float> v = shard_values(step, 0);
+  return ck::write_shard(p, 0, world, shard_tensors(v), error);
+}
+
+void print_state(const ck::TrainerState& s) {
+  std::printf("step %" PRIu64 "\ntokens_seen %" PRIu64 "\ndata_position %" PRIu64 "\nseed %" PRIu64
+              "\nrng_state %016" PRIx64 "\nworld_size %" PRIu64 "\n",
+              s.step, s.tokens_seen, s.data_position, s.seed, s.rng_state, s.world_size);
+  std::printf("kind %s\nlr %.17g\nmin_lr %.17g\nwarmup_steps %" PRIu64 "\ntotal_steps %" PRIu64 "\n",
+              s.schedule.kind.c_str(), s.schedule.lr, s.schedule.min_lr, s.schedule.warmup_steps,
+              s.schedule.total_steps);
+  std::printf("lasp_version %s\nspec_hash %s\n", s.lasp_version.c_str(), s.spec_hash.c_str());
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  if (argc < 3) return 2;
+  const std::string mode = argv[1], path = argv[2];
+  std::string error;
+
+  if (mode == "write" && argc == 7) {
+    const uint64_t step = number(argv[3]), world = number(argv[4]), keep = number(argv[5]);
+    ck::Pending p;
+    if (!ck::begin(path, step, &p, &error)) return fail(error);
+    if (!write_all_shards(p, step, world, world, &error)) return fail(error);
+    const std::vector<uint16_t> model = model_values(step);
+    ck::CommitResult result;
+    if (!ck::commit(p, {{"model.embed_tokens.weight", st::DType::BF16, {4, 3}, model.data()}}, kConfig,
+                    state_of(step, world, argv[6]), keep, &result, &error))
+      return fail(error);
+    std::printf("wrote %s\n", result.folder.c_str());
+    for (const std::string& s : p.removed_stale) std::printf("stale %s\n", s.c_str());
+    for (const std::string& s : result.removed) std::printf("removed %s\n", s.c_str());
+    return 0;
+  }
+  if (mode == "begin" && argc == 4) {
+    ck::Pending p;
+    if (!ck::begin(path, number(argv[3]), &p, &error)) return fail(error);
+    std::printf("temp %s\n", p.temp.c_str());
+    return 0;
+  }
+  if (mode == "no-shard" && argc == 5) {
+    const uint64_t step = number(argv[3]), world = number(argv[4]);
+    ck::Pending p;
+    if (!ck::begin(path, step, &p, &error)) return fail(error);
+    if (!write_all_shards(p, step, world, world - 1, &error)) return fail(error);
+    const std::vector<uint16_t> model = model_values(step);
+    if (!ck::commit(p, {{"model.embed_tokens.weight", st::DType::BF16, {4, 3}, model.data()}}, kConfig,
+                    state_of(step, world, "h"), 0, nullptr, &error))
+      return fail(error);
+    std::printf("committed without every shard\n");
+    return 0;
+  }
+  if (mode == "latest") {
+    ck::Found found;
+    std::vector<std::string> skipped;
+    const bool ok = ck::latest(path, &found, &error, &skipped);
+    if (ok) std::printf("latest %s step %" PRIu64 "\n", found.folder.c_str(), found.step);
+    for (const std::string& s : skipped) std::printf("skipped %s\n", s.c_str());
+    return ok ? 0 : fail(error);
+  }
+  if (mode == "resume" && argc == 6) {
+    const uint64_t world = number(argv[4]), rank = number(argv[5]);
+    ck::TrainerState s;
+    if (!ck::resume(path, argv[3], world, &s, &error)) return fail(error);
+    std::vector<uint16_t> model(12, 0);
+    std::vector<float> shard(6, 0.f);
+    if (!st::read_file(ck::model_path(path), {{"model.embed_tokens.weight", st::DType::BF16, {4, 3}, model.data()}},
+                       &error))
+      return fail(error);
+    std::vector<st::TensorIn> in = {{"model.embed_tokens.weight", st::DType::F32, {2}, shard.data()},
+                                    {"exp_avg.model.embed_tokens.weight", st::DType::F32, {2}, shard.data() + 2},
+                                    {"exp_avg_sq.model.embed_tokens.weight", st::DType::F32, {2}, shard.data() + 4}};
+    if (!st::read_file(ck::shard_path(path, rank, world), in, &error)) return fail(error);
+    if (model != model_values(s.step) || shard != shard_values(s.step, rank))
+      return fail("the tensors read differ from those written at step " + std::to_string(s.step));
+    print_state(s);
+    return 0;
+  }
+  if (mode == "state-write") {
+    ck::TrainerState s = state_of(123, 4, "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08");
+    s.tokens_seen = 18446744073709551615ull;  // 2^64 - 1: read back exactly, not through a double
+    s.schedule.kind = "linear";
+    s.schedule.min_lr = 0.1 + 0.2;  // a double with no short decimal form
+    if (!ck::detail::write_text(path, ck::trainer_state_json(s), &error)) return fail(error);
+    return 0;
+  }
+  if (mode == "state-read") {
+    ck::TrainerState s;
+    if (!ck::read_trainer_state(path, &s, &error)) return fail(error);
+    print_state(s);
+    return 0;
+  }
+  return 2;
+}
