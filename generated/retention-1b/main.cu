@@ -393,6 +393,7 @@ static int verify(lasp::State& st) {
   for (int k = 0; k < kModel.kind_count; k++)
     with_kind(k, [&](auto& passes) { ok = lasp::verify_kind(st, oracle, kKinds[k], passes) && ok; });
   if (st.layout.world > 1) ok = lasp::verify_gradient_sum(st) && ok;
+  lasp::free_oracle(oracle);  // the whole model's oracle below allocates its own
   // The whole model's step: its loss, and its gradients for bench/gpu/torch_reference.py.
   forward_step(st);
   backward_step(st);

@@ -46,6 +46,13 @@ inline Oracle make_oracle() {
   return o;
 }
 
+inline void free_oracle(Oracle& o) {
+  for (void* p : {(void*)o.q, (void*)o.k, (void*)o.v, (void*)o.dout, (void*)o.ref, (void*)o.ref_local, (void*)o.errors,
+                  (void*)o.lse})
+    CUDA_CHECK(cudaFree(p));
+  o = Oracle{};
+}
+
 // One layer kind's passes on its first layer's buffers against the oracle; emits a `verify` event per
 // quantity. Returns whether all four are within program::kTolerance.
 template <typename Buffers>
