@@ -1,7 +1,7 @@
 // `lasp run` without GPUs: the machine is injected (GPU list, tools) and the program is the C++ fixture of
 // src/toolchain/test-program.ts, which speaks the generated program's protocol.
 import { existsSync } from "node:fs";
-import { mkdtemp, readdir, rm, writeFile } from "node:fs/promises";
+import { mkdtemp, readdir, readFile, rm, writeFile } from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -247,7 +247,10 @@ describe("lasp run: building and running", () => {
     expect(first.code).toBe(0);
     expect(first.err).toMatch(/^\[build\] done in \d+\.\d s: \S+\/src\/lasp_program$/m);
     expect(first.err).toContain("[run] fixture.lasp: 2 ranks on Fake GPU 0, mode bench, 3 steps + 1 warm-up");
-    expect(first.err).toContain("step 1/4  10.0 ms  (warm-up)\nstep 2/4  10.0 ms\n");
+    // 3 steps left at 10 ms: an ETA of 0.03 s, rounded up.
+    expect(first.err).toContain(
+      "step 1/4  10.0 ms  loss 5.5000  ETA 1 s  (warm-up)\nstep 2/4  10.0 ms  loss 3.6667  ETA 1 s\n",
+    );
     expect(first.err).toContain("fixture: rank 0 done");
     expect(first.err).toContain("summary over 2 ranks (median over ranks)");
     expect(first.err).toMatch(/step time\s+10\.5 ms {2}\(ranks 10\.0–11\.0 ms\)/);
@@ -330,6 +333,11 @@ describe("lasp run: building and running", () => {
     expect(code).toBe(130);
     expect(io.err).toContain("lasp: interrupted; stopped all 2 ranks");
     expect(interrupt).toBeUndefined();
+    const folder = path.join(root, /^run folder: (\S+)$/m.exec(io.err)![1]!);
+    expect(JSON.parse(await readFile(path.join(folder, "run.json"), "utf8")).exit).toEqual({
+      code: 130,
+      status: "interrupted",
+    });
   });
 
   it("exits 4 on a failed build with the log path and a repro command", async () => {
@@ -341,6 +349,122 @@ describe("lasp run: building and running", () => {
     expect(r.err).toMatch(
       /^ {2}Repro command:\n {4}cd \S+\/src && PATH=\/opt\/cuda\/bin:"\$PATH" ARCH=90a bash build\.sh$/m,
     );
+    // The run folder records the failed build.
+    const folder = path.join(root, /^run folder: (\S+)$/m.exec(r.err)![1]!);
+    const record = JSON.parse(await readFile(path.join(folder, "run.json"), "utf8"));
+    expect(record.exit).toEqual({ code: 4, status: "build failed" });
+    expect(record.build).toBeNull();
+    expect(await readFile(path.join(folder, "stderr.log"), "utf8")).toContain("lasp: build failed");
+  });
+});
+
+describe("lasp run: the run folder", () => {
+  const AT = new Date(Date.UTC(2026, 11, 5, 9, 3, 7));
+  const lines = (text: string): string[] => text.trimEnd().split("\n");
+
+  it("holds the spec, run.json, every event as received, the logs, the loss chart and the summary", async () => {
+    const r = await run({ json: true }, deps({ now: () => AT }));
+    expect(r.code).toBe(0);
+    const name = "runs/tiny-linear-20261205-090307";
+    const folder = path.join(root, name);
+    expect(r.err).toContain(`[run] folder: ${name}\n`);
+    expect(lines(r.err).at(-1)).toBe(`run folder: ${name}`);
+    expect((await readdir(folder)).sort()).toEqual([
+      "events.jsonl",
+      "loss.svg",
+      "run.json",
+      "spec.lasp",
+      "stderr.log",
+      "summary.txt",
+    ]);
+    const read = (file: string): Promise<string> => readFile(path.join(folder, file), "utf8");
+    expect(await read("spec.lasp")).toBe(await readFile(SPEC, "utf8"));
+
+    const record = JSON.parse(await read("run.json"));
+    expect(record.lasp).toMatch(/^\d+\.\d+\.\d+/);
+    expect(record.spec).toEqual({ path: path.resolve(SPEC), copy: "spec.lasp" });
+    expect(record.command).toEqual(["lasp", "run", SPEC]);
+    // The spec's mode (the fixture itself always says bench).
+    expect(record.mode).toBe("verify");
+    expect(record.world).toBe(2);
+    expect(record.gpus.map((g: GpuInfo) => g.name)).toEqual([H100(0).name, H100(1).name]);
+    expect(record.devices).toEqual({ "0": "Fake GPU 0", "1": "Fake GPU 1" });
+    expect(record.build.hash).toMatch(/^[0-9a-f]{16}$/);
+    expect(r.err).toContain(record.build.binary);
+    expect(existsSync(record.build.binary)).toBe(true);
+    expect(record.launch[0]).toContain(`${record.build.binary} --rank 0 --world 2`);
+    expect(record.started).toBe(AT.toISOString());
+    expect(Date.parse(record.ended)).toBeGreaterThanOrEqual(AT.getTime());
+    expect(record.exit).toEqual({ code: 0, status: "ok" });
+
+    // Every event line of both ranks, the ones this lasp does not know included; the known ones are those
+    // --json printed, in the same order.
+    const events = lines(await read("events.jsonl")).map(
+      (l) => JSON.parse(l) as { event: string; rank: number },
+    );
+    expect(events.filter((e) => e.event === "step")).toHaveLength(2 * 4);
+    expect(
+      events
+        .filter((e) => e.event === "fixture_note")
+        .map((e) => e.rank)
+        .sort(),
+    ).toEqual([0, 1]);
+    expect(events.filter((e) => e.event !== "fixture_note")).toEqual(lines(r.out).map((l) => JSON.parse(l)));
+
+    expect(await read("stderr.log")).toContain("[rank 0] fixture: rank 0 done\n");
+    const svg = await read("loss.svg");
+    expect(svg).toContain("tiny-linear.lasp, mode verify");
+    expect(/<polyline class="loss" points="([^"]*)"/.exec(svg)![1]!.split(" ")).toHaveLength(4);
+
+    // The summary as the terminal showed it, with the loss's sparkline.
+    const summary = await read("summary.txt");
+    expect(summary).toContain("summary over 2 ranks (median over ranks)");
+    expect(lines(summary).at(-1)).toBe("loss 5.5000 █▄▂▁ 2.2000  (4 steps)");
+    expect(r.err).toContain(summary);
+  });
+
+  it("never reuses a folder: a --run-dir that exists gets a suffix", async () => {
+    const first = await run({ runDir: "mine" });
+    const second = await run({ runDir: "mine" });
+    expect([first.code, second.code]).toEqual([0, 0]);
+    expect(lines(first.err).at(-1)).toBe("run folder: mine");
+    expect(lines(second.err).at(-1)).toBe("run folder: mine-2");
+    expect(existsSync(path.join(root, "mine-2", "run.json"))).toBe(true);
+  });
+
+  it("keeps what a failing program sent: the events received, its stderr and the exit status", async () => {
+    const r = await run(
+      { runDir: "crashed" },
+      deps({}, { FIXTURE_CRASH_RANK: "1", FIXTURE_SLEEP_RANK: "0" }),
+    );
+    expect(r.code).toBe(7);
+    const folder = path.join(root, "crashed");
+    const record = JSON.parse(await readFile(path.join(folder, "run.json"), "utf8"));
+    expect(record.exit).toEqual({ code: 7, status: "failed", failedRank: 1 });
+    expect(record.ended).not.toBeNull();
+    const events = lines(await readFile(path.join(folder, "events.jsonl"), "utf8")).map((l) => JSON.parse(l));
+    expect(events.map((e) => `${e.event} ${e.rank}`).sort()).toEqual(["start 0", "start 1"]);
+    const log = await readFile(path.join(folder, "stderr.log"), "utf8");
+    expect(log).toContain("[rank 1] rank 1: boom\n");
+    expect(log).toContain("lasp: rank 1 exited with code 7; stopped the other ranks\n");
+    // No step reported a loss and no summary was printed.
+    expect(existsSync(path.join(folder, "loss.svg"))).toBe(false);
+    expect(existsSync(path.join(folder, "summary.txt"))).toBe(false);
+  });
+
+  it("is not made by --dry-run, nor when the machine cannot run the spec", async () => {
+    const cwd = await mkdtemp(path.join(root, "empty-"));
+    expect((await run({ dryRun: true }, deps({ cwd }))).code).toBe(0);
+    expect((await run({ runDir: "x" }, deps({ cwd, detectGpus: async () => ({ gpus: [] }) }))).code).toBe(3);
+    expect(await readdir(cwd)).toEqual([]);
+  });
+
+  it("says when the folder cannot be made (exit 2)", async () => {
+    const cwd = await mkdtemp(path.join(root, "blocked-"));
+    await writeFile(path.join(cwd, "runs"), "a file where the folder would go");
+    const r = await run({}, deps({ cwd }));
+    expect(r.code).toBe(2);
+    expect(r.err).toContain(`lasp: cannot make the run folder in ${path.join(cwd, "runs")}:`);
   });
 });
 
@@ -350,6 +474,7 @@ describe("lasp run on the command line", () => {
     expect(await main(["run", "--help"], io)).toBe(0);
     expect(io.out).toContain("--launcher <name>");
     expect(io.out).toContain("--dry-run");
+    expect(io.out).toContain("--run-dir <dir>");
     expect(io.out).toContain("4 the build failed");
     const top = capture();
     await main(["--help"], top);

@@ -44,7 +44,12 @@ verification failed); 2 usage errors (bad options, unreadable files); 3 a
 missing GPU, tool or library; 4 a build failure.
 Set NO_COLOR to turn colours off.`;
 
-export function buildProgram(io: CliIo, setExit: (code: number) => void): Command {
+/** `argv`: the command line being parsed, which `lasp run` records in its run folder. */
+export function buildProgram(
+  io: CliIo,
+  setExit: (code: number) => void,
+  argv: readonly string[] = [],
+): Command {
   const program = new Command("lasp")
     .description(
       "Compiler for long-context training: checks .lasp specs, lowers them to LASP-2 / LASP-2H schedules, and writes, builds and runs their CUDA/NCCL programs.",
@@ -147,11 +152,12 @@ export function buildProgram(io: CliIo, setExit: (code: number) => void): Comman
     .option("-o, --out <dir>", "write the generated sources here (default: inside the build cache)")
     .option("--json", "also print the program's events as JSON lines on stdout")
     .option("--dry-run", "print the build and launch commands without running anything")
+    .option("--run-dir <dir>", "the run folder (default runs/<spec name>-<UTC time>/; never reused)")
     .option(LASP2_FLAG, LASP2_HELP)
     .addHelpText("after", RUN_HELP)
     .action(async (spec: string, programArgs: string[], options: RunCliOptions) => {
       const { runCommand } = await import("./run-command.js");
-      setExit(await runCommand(spec, { ...options, programArgs }, io));
+      setExit(await runCommand(spec, { ...options, programArgs, argv }, io));
     });
 
   program
@@ -172,7 +178,7 @@ export function buildProgram(io: CliIo, setExit: (code: number) => void): Comman
 
 export async function main(argv: string[], io: CliIo = processIo()): Promise<number> {
   let exit: number = EXIT.ok;
-  const program = buildProgram(io, (code) => (exit = code));
+  const program = buildProgram(io, (code) => (exit = code), argv);
   if (argv.length === 0) {
     program.outputHelp();
     return EXIT.usage;

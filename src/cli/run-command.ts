@@ -23,10 +23,14 @@ import {
   type LaunchOptions,
   type LaunchResult,
 } from "../toolchain/launch.js";
+import { lossChartSvg } from "../toolchain/loss-chart.js";
 import { RunProgress, StatusLine } from "../toolchain/progress.js";
+import { recordText, RUN_FILES, RunFolder, type RunRecord } from "../toolchain/run-folder.js";
 import { findTools, HOW_TO_GET, which, type Toolchain } from "../toolchain/tools.js";
 import type { ResolvedSpec } from "../spec/resolved.js";
 import { OutputFolderError } from "../io/owned-folder.js";
+import { version } from "../io/package-info.js";
+import { describeWriteError } from "../io/write-error.js";
 import { loadSpec, reportDiagnostics, withGeneratorNotes } from "./check-command.js";
 import { EXIT, type CliIo } from "./io.js";
 import type { LowerOptions } from "../schedule/lower.js";
@@ -58,6 +62,10 @@ export interface RunCliOptions {
   lasp2?: string;
   /** Operands after `--`, handed to the program. */
   programArgs?: string[];
+  /** `--run-dir`: the run folder (default runs/<spec name>-<UTC time>/); a taken name gets a suffix. */
+  runDir?: string;
+  /** The command line as typed (after `lasp`), recorded in run.json. */
+  argv?: readonly string[];
 }
 
 /** What `lasp run` takes from its surroundings; tests replace these. */
@@ -74,6 +82,8 @@ export interface RunDeps {
   env?: NodeJS.ProcessEnv;
   cwd?: string;
   killGraceMs?: number;
+  /** The start time, naming the run folder; default now. */
+  now?: () => Date;
 }
 
 const MODES = ["bench", "verify"] as const;
@@ -163,6 +173,8 @@ interface Environment {
   problems: string[];
   notes: string[];
   tools: Toolchain;
+  /** This machine's GPUs (local launcher only). */
+  probe: GpuProbe | undefined;
 }
 
 async function checkEnvironment(
@@ -227,7 +239,7 @@ async function checkEnvironment(
         : "srun not found on PATH.\n  --launcher srun works on a Slurm cluster, inside an allocation (salloc, sbatch).",
     );
   }
-  return { problems, notes, tools };
+  return { problems, notes, tools, probe };
 }
 
 // ------------------------------------------------------------------------------------------------ the run
@@ -306,8 +318,58 @@ export async function runCommand(
   }
   for (const note of environment.notes) io.stderr(`lasp: ${note}\n`);
 
+  // The run folder comes first, so that a failed build or a crashed rank is recorded too.
+  const started = deps.now?.() ?? new Date();
+  let folder: RunFolder;
+  try {
+    folder = await RunFolder.create({ specPath: file, cwd, dir: cli.runDir, now: started });
+  } catch (error) {
+    const wanted = cli.runDir ?? path.join(cwd, "runs");
+    io.stderr(`lasp: cannot make the run folder in ${wanted}: ${describeWriteError(error)}\n`);
+    return RUN_EXIT.usage;
+  }
+  const run = new RunBook(folder, {
+    lasp: version(),
+    spec: { path: path.resolve(file), copy: RUN_FILES.spec },
+    command: ["lasp", ...(cli.argv ?? ["run", file])],
+    cwd,
+    mode: cli.mode ?? spec.run.mode,
+    world,
+    launcher: parsed.launcher,
+    gpus:
+      environment.probe?.gpus.map((g) => ({ index: g.index, name: g.name, memoryMiB: g.memoryMiB })) ?? null,
+    devices: {},
+    build: null,
+    launch: [],
+    started: started.toISOString(),
+    ended: null,
+    exit: null,
+  });
+  await run.save(RUN_FILES.spec, read.source);
+  await run.saveRecord();
+
   const tty = deps.tty ?? Boolean(process.stderr.isTTY);
   const status = new StatusLine(io.stderr, tty);
+  status.print(`[run] folder: ${shownPath(folder.path, cwd)}`);
+  /** Ends the run: the folder's last files, its warnings and its path, then the exit code. */
+  const end = async (
+    code: number,
+    how: NonNullable<RunRecord["exit"]>["status"],
+    details: { progress?: RunProgress; summary?: string; result?: LaunchResult } = {},
+  ): Promise<number> => {
+    const warnings = await run.finish(code, how, {
+      ...details,
+      title: `${path.basename(file)}, mode ${run.record.mode}`,
+    });
+    for (const warning of warnings) io.stderr(`lasp: warning: ${warning}\n`);
+    io.stderr(`run folder: ${shownPath(folder.path, cwd)}\n`);
+    return code;
+  };
+  /** A message of lasp's about the run, on the terminal and in stderr.log. */
+  const say = (text: string): void => {
+    io.stderr(text);
+    for (const line of text.replace(/\n$/, "").split("\n")) folder.appendLog(line);
+  };
   const controller = new AbortController();
   // The first Ctrl-C stops the ranks (SIGTERM, SIGKILL after 5 s); a second one kills them at once.
   const force = new AbortController();
@@ -325,6 +387,13 @@ export async function runCommand(
         onStep: (text) => status.update(`[build] ${text} …`),
       });
       binary = result.binary;
+      run.record.build = {
+        hash: result.key,
+        binary: result.binary,
+        sourceDir: result.sourceDir,
+        cached: result.cached,
+      };
+      run.record.launch = formatLaunch(planLaunch({ ...launchOptions, binary }, ID_TOKEN));
       if (cli.out !== undefined) status.print(`[build] sources in ${result.sourceDir}`);
       status.done(
         result.cached
@@ -334,20 +403,23 @@ export async function runCommand(
     } catch (error) {
       status.clear();
       if (controller.signal.aborted) {
-        io.stderr("lasp: interrupted during the build\n");
-        return RUN_EXIT.interrupted;
+        say("lasp: interrupted during the build\n");
+        return await end(RUN_EXIT.interrupted, "interrupted");
       }
       if (error instanceof OutputFolderError) {
-        io.stderr(`lasp: cannot write the sources to ${cli.out}: ${error.message}\n`);
-        return RUN_EXIT.usage;
+        say(`lasp: cannot write the sources to ${cli.out}: ${error.message}\n`);
+        return await end(RUN_EXIT.usage, "build failed");
       }
-      if (!(error instanceof BuildError)) throw error;
+      if (!(error instanceof BuildError)) {
+        await end(RUN_EXIT.build, "build failed");
+        throw error;
+      }
       const excerpt = error.excerpt.map((l) => `  ${l}\n`).join("");
-      io.stderr(
+      say(
         `lasp: build failed: ${error.message}\n${excerpt}` +
           `  log: ${error.logPath}\n  Repro command:\n    ${error.repro}\n`,
       );
-      return RUN_EXIT.build;
+      return await end(RUN_EXIT.build, "build failed");
     }
 
     // Launch.
@@ -362,29 +434,87 @@ export async function runCommand(
         if (cli.json) io.stdout(`${JSON.stringify(event)}\n`);
         progress.event(event);
       },
-      onLine: (rank, line) => progress.line(rank, line),
+      onEventLine: (_rank, line) => folder.appendEvent(line),
+      onLine: (rank, line) => {
+        // Every rank's lines carry their rank in the log; the terminal shows rank 0's bare.
+        folder.appendLog(rank === undefined ? line : `[rank ${rank}] ${line}`);
+        progress.line(rank, line);
+      },
     });
     progress.status.clear();
     if (result.interrupted) {
       const what = parsed.launcher === "local" ? `all ${plural(world, "rank")}` : parsed.launcher;
-      io.stderr(`lasp: interrupted; stopped ${what}\n`);
-      return RUN_EXIT.interrupted;
+      say(`lasp: interrupted; stopped ${what}\n`);
+      return await end(RUN_EXIT.interrupted, "interrupted", { progress, result });
     }
-    progress.finish();
-    if (result.exitCode === 0) return RUN_EXIT.ok;
+    const summary = progress.finish();
+    if (result.exitCode === 0) return await end(RUN_EXIT.ok, "ok", { progress, summary, result });
     const verify = progress.verify();
     if (result.exitCode === 1 && verify !== undefined && !verify.ok) {
-      io.stderr(`lasp: the program's verification failed${rankText(result, " on")}\n`);
-      return result.exitCode;
+      say(`lasp: the program's verification failed${rankText(result, " on")}\n`);
+      return await end(result.exitCode, "verify failed", { progress, summary, result });
     }
-    io.stderr(`lasp: ${failureText(result, parsed.launcher, world)}\n`);
+    say(`lasp: ${failureText(result, parsed.launcher, world)}\n`);
     if (result.stderrTail.length > 0) {
       const who = result.failedRank !== undefined ? `rank ${result.failedRank}` : parsed.launcher;
       io.stderr(`  last lines of ${who}'s stderr:\n${result.stderrTail.map((l) => `    ${l}\n`).join("")}`);
     }
-    return result.exitCode;
+    return await end(result.exitCode, "failed", { progress, summary, result });
   } finally {
     removeHandler();
+  }
+}
+
+/** A path under the working directory relative to it (`runs/x`), any other absolute. */
+function shownPath(target: string, cwd: string): string {
+  const relative = path.relative(cwd, target);
+  return relative !== "" && !relative.startsWith("..") && !path.isAbsolute(relative) ? relative : target;
+}
+
+/** The run folder's bookkeeping: run.json as the run goes, and the files written at its end. */
+class RunBook {
+  private readonly warnings: string[] = [];
+
+  constructor(
+    readonly folder: RunFolder,
+    readonly record: RunRecord,
+  ) {}
+
+  /** Writes a whole file; a failure becomes a warning, never the run's end. */
+  async save(name: string, contents: string): Promise<void> {
+    await this.folder.write(name, contents).catch((error: unknown) => {
+      this.warnings.push(`cannot write ${this.folder.file(name)}: ${describeWriteError(error)}`);
+    });
+  }
+
+  async saveRecord(): Promise<void> {
+    await this.save(RUN_FILES.record, recordText(this.record));
+  }
+
+  /** Records the end, writes loss.svg (when there are losses), summary.txt and run.json; returns warnings. */
+  async finish(
+    code: number,
+    how: NonNullable<RunRecord["exit"]>["status"],
+    details: { progress?: RunProgress; summary?: string; result?: LaunchResult; title: string },
+  ): Promise<string[]> {
+    this.folder.close();
+    const { progress, result } = details;
+    for (const e of progress?.all() ?? [])
+      if (e.event === "start") this.record.devices[String(e.rank)] = e.device;
+    this.record.ended = new Date().toISOString();
+    this.record.exit = {
+      code,
+      status: how,
+      ...(result?.failedRank !== undefined && how !== "ok" ? { failedRank: result.failedRank } : {}),
+      ...(result?.failedSignal !== undefined ? { signal: result.failedSignal } : {}),
+    };
+    const chart = lossChartSvg(progress?.losses() ?? [], { title: details.title });
+    if (chart !== "") await this.save(RUN_FILES.chart, chart);
+    if (details.summary !== undefined && details.summary !== "")
+      await this.save(RUN_FILES.summary, details.summary);
+    await this.saveRecord();
+    if (this.folder.appendProblem !== undefined) this.warnings.push(this.folder.appendProblem);
+    return this.warnings;
   }
 }
 

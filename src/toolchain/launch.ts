@@ -169,6 +169,8 @@ export interface LaunchOptions {
   /** From SIGTERM to SIGKILL, default 5000 ms. */
   killGraceMs?: number;
   onEvent?: (event: ProgramEvent) => void;
+  /** Every JSON event line as received, known to this lasp or not (the run folder's events.jsonl). */
+  onEventLine?: (rank: number | undefined, line: string) => void;
   /** Human lines: stderr, and stdout lines that are not JSON. `rank` is undefined under mpirun or srun. */
   onLine?: (rank: number | undefined, line: string, stream: "stdout" | "stderr") => void;
 }
@@ -352,6 +354,7 @@ export async function launch(options: LaunchOptions): Promise<LaunchResult> {
         tails.set(command.rank, tail);
         const onStdout = (line: string): void => {
           const event = parseEventLine(line, command.rank);
+          if (event !== undefined) options.onEventLine?.(command.rank, line);
           if (event === "ignored") return;
           if (event === undefined) {
             options.onLine?.(command.rank, line, "stdout");

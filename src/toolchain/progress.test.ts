@@ -1,6 +1,8 @@
 import { describe, expect, it } from "vitest";
 import { parseEventLine, type ProgramEvent } from "./launch.js";
 import {
+  formatDuration,
+  formatLossLine,
   formatStep,
   formatSummary,
   formatVerify,
@@ -40,6 +42,44 @@ describe("run progress", () => {
     expect(formatStep(2, 4.5, false, undefined)).toBe("step 3  4.50 ms");
     // The whole model's programs report each step's loss.
     expect(formatStep(6, 41.23, false, start(0) as never, 11.76543)).toBe("step 7/20  41.2 ms  loss 11.7654");
+    expect(formatStep(6, 41.23, false, start(0) as never, 5.5, 125.2)).toBe(
+      "step 7/20  41.2 ms  loss 5.5000  ETA 2 min 06 s",
+    );
+  });
+
+  it("writes a time left in seconds, minutes or hours", () => {
+    expect(formatDuration(0.2)).toBe("1 s");
+    expect(formatDuration(59)).toBe("59 s");
+    expect(formatDuration(61)).toBe("1 min 01 s");
+    expect(formatDuration(3 * 3600 + 7 * 60 + 30)).toBe("3 h 07 min");
+  });
+
+  it("estimates the time left from the median timed step, warm-up steps only before the first timed one", () => {
+    const lines: string[] = [];
+    const progress = new RunProgress({ write: (t) => lines.push(t.trimEnd()), tty: false });
+    progress.event(start(0)); // 18 steps + 2 warm-up
+    progress.event({ event: "step", rank: 0, step: 0, ms: 5000, warmup: true });
+    progress.event({ event: "step", rank: 0, step: 1, ms: 3000, warmup: true });
+    progress.event({ event: "step", rank: 0, step: 2, ms: 1000, warmup: false, loss: 4 });
+    progress.event({ event: "step", rank: 0, step: 3, ms: 3000, warmup: false, loss: 3 });
+    progress.event({ event: "step", rank: 0, step: 4, ms: 2000, warmup: false, loss: 2 });
+    progress.event({ event: "step", rank: 1, step: 5, ms: 9000, warmup: false, loss: 2 });
+    expect(lines.slice(1)).toEqual([
+      "step 1/20  5000.0 ms  ETA 1 min 35 s  (warm-up)", // 19 x 5 s
+      "step 2/20  3000.0 ms  ETA 1 min 12 s  (warm-up)", // 18 x median(5, 3) s
+      "step 3/20  1000.0 ms  loss 4.0000  ETA 17 s", // 17 x 1 s: timed steps only from here
+      "step 4/20  3000.0 ms  loss 3.0000  ETA 32 s", // 16 x median(1, 3) s
+      "step 5/20  2000.0 ms  loss 2.0000  ETA 30 s", // 15 x 2 s
+    ]);
+    // Rank 0's losses make the curve; other ranks report the same global loss.
+    expect(progress.losses().map((p) => p.loss)).toEqual([4, 3, 2]);
+    expect(progress.finish()).toBe("loss 4.0000 █▅▁ 2.0000  (3 steps)\n");
+  });
+
+  it("draws the loss as a sparkline between its first and last values", () => {
+    const points = [5.5, 4, 3, 2, 1.5].map((loss, step) => ({ step, loss, warmup: false }));
+    expect(formatLossLine(points)).toBe("loss 5.5000 █▅▄▂▁ 1.5000  (5 steps)");
+    expect(formatLossLine([])).toBe("");
   });
 
   it("shows the model FLOPs utilisation and the loss, and says when the GPU's peak is unknown", () => {
@@ -237,7 +277,8 @@ describe("run progress", () => {
     const lines = out.split("\n");
     expect(lines.slice(0, 5)).toEqual([
       "[run] tiny.lasp: 2 ranks on NVIDIA H100 80GB HBM3, mode bench, 18 steps + 2 warm-up",
-      "step 1/20  41.2 ms  (warm-up)",
+      // 19 steps left at 41.2 ms: 0.8 s, rounded up.
+      "step 1/20  41.2 ms  ETA 1 s  (warm-up)",
       "hello from 0",
       "[rank 1] hello from 1",
       "[rank 1] error: NCCL failure",

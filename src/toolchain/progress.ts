@@ -1,7 +1,9 @@
 // Human progress of `lasp run` on stderr: a status line redrawn in place on a terminal (one line per change
 // otherwise), the program's human lines, the verify results, and a summary table over all ranks.
+import { sparkline } from "../text/sparkline.js";
 import { formatBytes, table } from "../text/units.js";
 import type { CollectivesEvent, ProgramEvent, StartEvent, SummaryEvent, TraceEvent } from "./launch.js";
+import type { LossPoint } from "./loss-chart.js";
 
 // --------------------------------------------------------------------------------------------- status line
 
@@ -88,9 +90,26 @@ export function median(values: readonly number[]): number | undefined {
   return sorted.length % 2 === 1 ? sorted[mid]! : (sorted[mid - 1]! + sorted[mid]!) / 2;
 }
 
+/** `45 s`, `2 min 05 s`, `1 h 02 min`: a time left, rounded up to what a reader needs. */
+export function formatDuration(seconds: number): string {
+  const s = Math.max(0, Math.ceil(seconds));
+  if (s < 60) return `${s} s`;
+  const two = (n: number): string => String(n).padStart(2, "0");
+  if (s < 3600) return `${Math.floor(s / 60)} min ${two(s % 60)} s`;
+  return `${Math.floor(s / 3600)} h ${two(Math.floor((s % 3600) / 60))} min`;
+}
+
+/** Warm-up and timed steps together, from the `start` event; 0 when unknown. */
+function totalSteps(start: StartEvent | undefined): number {
+  return start !== undefined && finite(start.steps)
+    ? start.steps + (finite(start.warmup) ? start.warmup : 0)
+    : 0;
+}
+
 /**
- * `step 7/20  41.2 ms  (warm-up)` for the event with `step` 6: the program counts from 0 over warm-up and timed
- * steps together, and `start` gives the timed `steps` and the `warmup` steps.
+ * `step 7/20  41.2 ms  loss 5.1234  ETA 1 s  (warm-up)` for the event with `step` 6: the program counts from
+ * 0 over warm-up and timed steps together, and `start` gives the timed `steps` and the `warmup` steps.
+ * `etaS` is the time the steps left will take (RunProgress: their number times the median step time).
  */
 export function formatStep(
   step: number,
@@ -98,13 +117,21 @@ export function formatStep(
   warmup: boolean,
   start: StartEvent | undefined,
   loss?: number,
+  etaS?: number,
 ): string {
-  const total =
-    start !== undefined && finite(start.steps) ? start.steps + (finite(start.warmup) ? start.warmup : 0) : 0;
+  const total = totalSteps(start);
   const shown = finite(step) ? step + 1 : "?";
   const position = total > 0 && finite(step) && step < total ? `${shown}/${total}` : String(shown);
   const shownLoss = finite(loss) ? `  loss ${loss.toFixed(4)}` : "";
-  return `step ${position}  ${formatMs(ms)}${shownLoss}${warmup ? "  (warm-up)" : ""}`;
+  const eta = finite(etaS) && etaS > 0 ? `  ETA ${formatDuration(etaS)}` : "";
+  return `step ${position}  ${formatMs(ms)}${shownLoss}${eta}${warmup ? "  (warm-up)" : ""}`;
+}
+
+/** `loss 5.5432 █▇▆▄▃▂▁ 1.8234  (24 steps)`: the summary's text picture of the loss; "" without losses. */
+export function formatLossLine(points: readonly LossPoint[], width = 40): string {
+  const losses = points.map((p) => p.loss).filter(finite);
+  if (losses.length === 0) return "";
+  return `loss ${losses[0]!.toFixed(4)} ${sparkline(losses, width)} ${losses.at(-1)!.toFixed(4)}  (${losses.length} step${losses.length === 1 ? "" : "s"})`;
 }
 
 // ------------------------------------------------------------------------------------------------- summary
@@ -364,6 +391,9 @@ export class RunProgress {
   private announced = false;
   private readonly devices = new Map<number, string>();
   private readonly events: ProgramEvent[] = [];
+  /** The status line's rank's step times: timed steps, and warm-up ones until the first timed step. */
+  private readonly stepMs: { timed: number[]; warmup: number[] } = { timed: [], warmup: [] };
+  private readonly lossPoints: LossPoint[] = [];
 
   constructor(private readonly options: RunProgressOptions) {
     this.status = options.status ?? new StatusLine(options.write, options.tty);
@@ -385,7 +415,13 @@ export class RunProgress {
         }
         break;
       case "step":
-        if (e.rank === 0) this.status.update(formatStep(e.step, e.ms, e.warmup === true, this.start, e.loss));
+        // The loss is the mean over every rank's targets (PROTOCOL.md), so rank 0's is the run's.
+        if (e.rank === 0) {
+          const warmup = e.warmup === true;
+          if (finite(e.ms)) (warmup ? this.stepMs.warmup : this.stepMs.timed).push(e.ms);
+          if (finite(e.loss)) this.lossPoints.push({ step: e.step, loss: e.loss, warmup });
+          this.status.update(formatStep(e.step, e.ms, warmup, this.start, e.loss, this.etaSeconds(e.step)));
+        }
         break;
       case "error":
         this.status.print(`[rank ${e.rank}] error: ${e.message}`);
@@ -409,12 +445,30 @@ export class RunProgress {
     return summarizeVerify(this.events);
   }
 
-  /** Ends the status line and prints the verify table and the summary table. */
-  finish(): void {
+  /** Rank 0's finite losses per step, in the order they came. */
+  losses(): readonly LossPoint[] {
+    return this.lossPoints;
+  }
+
+  /** The steps after `step` times the median step time so far (warm-up steps only until a timed one). */
+  private etaSeconds(step: number): number | undefined {
+    const left = totalSteps(this.start) - (step + 1);
+    const ms = median(this.stepMs.timed.length > 0 ? this.stepMs.timed : this.stepMs.warmup);
+    return left > 0 && ms !== undefined ? (left * ms) / 1000 : undefined;
+  }
+
+  /** Ends the status line, prints the verify table, the summary table and the loss line; returns that text. */
+  finish(): string {
     this.status.done();
+    const parts: string[] = [];
     const verify = summarizeVerify(this.events);
-    if (verify !== undefined) this.options.write(`${formatVerify(verify)}\n`);
+    if (verify !== undefined) parts.push(formatVerify(verify));
     const summary = summarizeRun(this.events);
-    if (summary !== undefined) this.options.write(`${formatSummary(summary)}\n`);
+    if (summary !== undefined) parts.push(formatSummary(summary));
+    const loss = formatLossLine(this.lossPoints);
+    if (loss !== "") parts.push(loss);
+    const text = parts.map((p) => `${p}\n`).join("");
+    if (text !== "") this.options.write(text);
+    return text;
   }
 }

@@ -83,10 +83,13 @@ int main(int argc, char** argv) {
   int step_ms = env_int("FIXTURE_STEP_MS", 2);
   for (int s = 0; s < warmup + steps; s++) {
     sleep_ms(step_ms);
-    std::printf("{\"event\":\"step\",\"rank\":%d,\"step\":%d,\"ms\":%.3f,\"warmup\":%s}\n", rank, s,
-                10.0 + rank, s < warmup ? "true" : "false");
+    // The loss is the mean over every rank's targets, so every rank reports the same one; it falls.
+    std::printf("{\"event\":\"step\",\"rank\":%d,\"step\":%d,\"ms\":%.3f,\"loss\":%.4f,\"warmup\":%s}\n", rank,
+                s, 10.0 + rank, 5.5 / (1.0 + 0.5 * s), s < warmup ? "true" : "false");
     std::fflush(stdout);
   }
+  // An event this lasp does not know (a newer program's): ignored, but kept in the run folder's events.jsonl.
+  std::printf("{\"event\":\"fixture_note\",\"rank\":%d,\"note\":\"from a newer program\"}\n", rank);
   std::printf("{\"event\":\"phase\",\"rank\":%d,\"name\":\"L.forward\",\"ms\":%.3f}\n", rank, 3.0 + rank);
   std::printf("{\"event\":\"phase\",\"rank\":%d,\"name\":\"L.backward\",\"ms\":%.3f}\n", rank, 6.0 + rank);
   bool failed = false;
