@@ -2,39 +2,17 @@
 // the GPUs of one sequence-parallel group talk. Deliberately small (four numbers): it predicts the shape of a
 // schedule (what overlaps, what waits, how time grows with W), not a benchmark to the microsecond.
 import type { CollectiveKind, ComputeStep } from "../schedule/ir.js";
+import { H100_PROFILE, machineOf, type Machine } from "./profile.js";
 
-export interface Machine {
-  name: string;
-  /** Attainable dense bf16 tensor-core throughput of one GPU, FLOP/s. */
-  computeFlops: number;
-  /** Attainable device-memory (HBM) bandwidth of one GPU, B/s. */
-  memoryBandwidth: number;
-  /**
-   * Bus bandwidth per GPU that a collective or a point-to-point transfer attains, B/s (NCCL's "busbw":
-   * the figure that makes the ring formulas below exact for large messages).
-   */
-  linkBandwidth: number;
-  /** Fixed cost of one collective or one send/recv hop (launch, handshake, first byte), s. */
-  linkLatency: number;
-}
+export type { Machine } from "./profile.js";
 
 /**
- * One H100 SXM5 (80 GB) in an 8-GPU HGX node, NVLink 4 through NVSwitch.
- * - computeFlops: the data sheet's dense bf16 peak is 989 TFLOP/s; large cuBLAS GEMMs reach about 790
- *   (~80%); attention kernels (FlashAttention-3, chunked linear attention) reach about 600 (~60%), and they
- *   are what the schedules time, so 600e12.
- * - memoryBandwidth: HBM3 peak 3.35 TB/s; streaming kernels attain about 3.0 TB/s.
- * - linkBandwidth: NVLink 4 is 450 GB/s per direction per GPU; nccl-tests all-gather and reduce-scatter
- *   measure a bus bandwidth of about 350 GB/s on 8 GPUs for large messages.
- * - linkLatency: a small NCCL collective inside one NVLink node takes about 10 us end to end.
+ * One H100 SXM5 (80 GB) in an 8-GPU HGX node, NVLink 4 through NVSwitch: the shipped profile
+ * (profiles/h100-sxm-80gb.json cites each number). The simulator times attention kernels at the profile's
+ * attention rate (600 TFLOP/s: attention kernels reach about 60% of the 989 dense peak, large GEMMs about
+ * 70%), streams memory at the attainable 3.0 TB/s, and links at NCCL's 350 GB/s bus bandwidth and 10 us.
  */
-export const H100_SXM: Machine = {
-  name: "H100 SXM (NVLink 4, 8-GPU node)",
-  computeFlops: 600e12,
-  memoryBandwidth: 3.0e12,
-  linkBandwidth: 350e9,
-  linkLatency: 10e-6,
-};
+export const H100_SXM: Machine = machineOf(H100_PROFILE);
 
 export const DEFAULT_MACHINE: Machine = H100_SXM;
 

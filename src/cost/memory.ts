@@ -26,6 +26,7 @@ import {
 import type { ComputeStep, LayerSchedule, ScheduleProgram, Step } from "../schedule/ir.js";
 import { lowerSpec, type LowerOptions } from "../schedule/lower.js";
 import { KERNEL_BLOCK, type ResolvedSpec } from "../spec/resolved.js";
+import { gpuOf, H100_PROFILE, type Gpu } from "./profile.js";
 
 export type MemoryCategory =
   "weights" | "gradients" | "optimizer" | "activations" | "workspaces" | "communication";
@@ -53,15 +54,10 @@ export interface Allocation {
   largestTensor?: { name: string; elements: number };
 }
 
-export interface Gpu {
-  /** Device memory in bytes. */
-  memory: number;
-  /** SMs: the linear-attention workspaces are sized by them (linear_attention.cuh, plan_segments). */
-  sms: number;
-}
+export type { Gpu } from "./profile.js";
 
-/** An 80 GB H100 (SXM: 132 SMs), the default GPU of `lasp check` and `lasp inspect`. */
-export const H100: Gpu = { memory: 80e9, sms: 132 };
+/** An 80 GB H100 (SXM: 132 SMs), the default GPU of `lasp check` and `lasp inspect`: the shipped profile. */
+export const H100: Gpu = gpuOf(H100_PROFILE);
 
 /**
  * An estimate of what the CUDA context, NCCL's communicators and cuBLAS take besides the program's own

@@ -1,0 +1,177 @@
+import { mkdtempSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { describe, expect, it } from "vitest";
+import { DEFAULT_MACHINE } from "./machine.js";
+import { H100 } from "./memory.js";
+import {
+  gpuOf,
+  H100_PROFILE,
+  loadProfile,
+  machineOf,
+  ProfileError,
+  SHIPPED_PROFILES,
+  validateProfile,
+  type MachineProfile,
+} from "./profile.js";
+
+const dir = mkdtempSync(join(tmpdir(), "lasp-profile-"));
+/** Writes `value` as a profile file and loads it. */
+function load(name: string, value: unknown): MachineProfile {
+  const file = join(dir, `${name}.json`);
+  writeFileSync(file, typeof value === "string" ? value : JSON.stringify(value));
+  return loadProfile(file);
+}
+/** A deep copy of the H100 profile with `edit` applied. */
+function edited(edit: (p: Record<string, any>) => void): Record<string, any> {
+  const copy = structuredClone(H100_PROFILE) as Record<string, any>;
+  edit(copy);
+  return copy;
+}
+
+describe("machine profiles", () => {
+  it("ships the four GPUs of issue 20, every number with its source", () => {
+    expect(Object.keys(SHIPPED_PROFILES).sort()).toEqual([
+      "a100-sxm-40gb",
+      "a100-sxm-80gb",
+      "h100-sxm-80gb",
+      "h200-141gb",
+    ]);
+    for (const profile of Object.values(SHIPPED_PROFILES))
+      // 7 GPU numbers, 4 NVLink, 3 inter-node: 14 sources, none empty.
+      expect(Object.values(profile.sources).filter((s) => s.length > 20)).toHaveLength(14);
+  });
+
+  it("cites this repository's measurement for the H100's GEMM rate", () => {
+    expect(H100_PROFILE.sources["gpu.gemmFlops"]).toContain("bench/results/2026-12-05-whole-model-h100.md");
+    // 664-695 TFLOP/s measured; the profile takes the middle, below the 989 dense peak.
+    expect(H100_PROFILE.gpu.gemmFlops).toBeGreaterThanOrEqual(664e12);
+    expect(H100_PROFILE.gpu.gemmFlops).toBeLessThanOrEqual(695e12);
+  });
+
+  it("orders the GPUs as their data sheets do", () => {
+    const { "a100-sxm-40gb": a40, "a100-sxm-80gb": a80, "h200-141gb": h200 } = SHIPPED_PROFILES;
+    expect(h200!.gpu.hbmBandwidth).toBeGreaterThan(H100_PROFILE.gpu.hbmBandwidth);
+    expect(h200!.gpu.memoryBytes).toBeGreaterThan(H100_PROFILE.gpu.memoryBytes);
+    expect(a80!.gpu.denseBf16Flops).toBeLessThan(H100_PROFILE.gpu.denseBf16Flops / 3);
+    // The two A100s differ in memory only: capacity and bandwidth.
+    expect({ ...a40!.gpu, memoryBytes: 0, hbmBandwidth: 0, hbmAttainable: 0 }).toEqual({
+      ...a80!.gpu,
+      memoryBytes: 0,
+      hbmBandwidth: 0,
+      hbmAttainable: 0,
+    });
+    expect(a40!.gpu.memoryBytes).toBe(40e9);
+  });
+
+  it("gives the simulator and the memory model their H100 from the one profile", () => {
+    expect(DEFAULT_MACHINE).toEqual(machineOf(H100_PROFILE));
+    // The numbers the simulator has always used: attention kernels at 600 TFLOP/s, 3.0 TB/s, NVLink 4.
+    expect(DEFAULT_MACHINE).toMatchObject({
+      computeFlops: 600e12,
+      memoryBandwidth: 3.0e12,
+      linkBandwidth: 350e9,
+      linkLatency: 10e-6,
+    });
+    expect(H100).toEqual(gpuOf(H100_PROFILE));
+    expect(H100).toEqual({ memory: 80e9, sms: 132 });
+  });
+
+  it("loads a user's profile file", () => {
+    const mine = edited((p) => {
+      p.name = "my cluster";
+      p.interNode.busBandwidth = 12.5e9;
+    });
+    const profile = load("mine", mine);
+    expect(profile.interNode.busBandwidth).toBe(12.5e9);
+    expect(machineOf(profile).name).toBe("my cluster (NVLink 4, 8-GPU node)");
+  });
+});
+
+describe("a profile that does not validate", () => {
+  const error = (name: string, value: unknown): string => {
+    try {
+      load(name, value);
+    } catch (e) {
+      expect(e).toBeInstanceOf(ProfileError);
+      return (e as Error).message;
+    }
+    throw new Error("the profile loaded");
+  };
+  const file = (name: string) => join(dir, `${name}.json`);
+
+  it("says the file cannot be read, or is not JSON", () => {
+    expect(() => loadProfile(file("absent"))).toThrow(`${file("absent")}: cannot read the machine profile`);
+    expect(error("broken", "{ name: ").startsWith(`${file("broken")}: not JSON (`)).toBe(true);
+  });
+
+  it("names the file and the field that is missing or wrong", () => {
+    expect(
+      error(
+        "nogemm",
+        edited((p) => delete p.gpu.gemmFlops),
+      ),
+    ).toBe(`${file("nogemm")}: gpu.gemmFlops must be a positive number (got nothing)`);
+    expect(
+      error(
+        "negative",
+        edited((p) => (p.nvlink.latency = -1)),
+      ),
+    ).toBe(`${file("negative")}: nvlink.latency must be a positive number (got -1)`);
+    expect(
+      error(
+        "text",
+        edited((p) => (p.interNode.bandwidthPerGpu = "50 GB/s")),
+      ),
+    ).toBe(`${file("text")}: interNode.bandwidthPerGpu must be a positive number (got "50 GB/s")`);
+    expect(
+      error(
+        "fraction",
+        edited((p) => (p.gpu.sms = 131.5)),
+      ),
+    ).toBe(`${file("fraction")}: gpu.sms must be a whole number (got 131.5)`);
+    expect(
+      error(
+        "nosection",
+        edited((p) => delete p.interNode),
+      ),
+    ).toBe(`${file("nosection")}: interNode must be an object`);
+    expect(error("array", [])).toBe(`${file("array")}: the profile must be a JSON object`);
+  });
+
+  it("wants a source for every number, and no source for a number it does not have", () => {
+    expect(
+      error(
+        "unsourced",
+        edited((p) => delete p.sources["gpu.sms"]),
+      ),
+    ).toBe(`${file("unsourced")}: sources["gpu.sms"] is missing: every number says where it comes from`);
+    expect(
+      error(
+        "stray",
+        edited((p) => (p.sources["gpu.clock"] = "a data sheet")),
+      ),
+    ).toBe(`${file("stray")}: sources["gpu.clock"] names no number of the profile`);
+  });
+
+  it("refuses an attainable rate above its peak", () => {
+    expect(
+      error(
+        "fast",
+        edited((p) => (p.gpu.gemmFlops = 2e15)),
+      ),
+    ).toBe(
+      `${file("fast")}: gpu.gemmFlops exceeds gpu.denseBf16Flops: an attainable rate is at most the peak`,
+    );
+    expect(
+      error(
+        "hbm",
+        edited((p) => (p.gpu.hbmAttainable = 4e12)),
+      ),
+    ).toContain("gpu.hbmAttainable exceeds");
+  });
+
+  it("validates the value it is given, not a file, under the name it is given", () => {
+    expect(() => validateProfile({ name: "" }, "inline")).toThrow("inline: name must be a non-empty string");
+  });
+});

@@ -1,0 +1,183 @@
+// Machine profiles: what one GPU model and its links can do, as data (profiles/*.json, documented in
+// profiles/README.md), every number with its source. This module validates a profile (a shipped one, or a
+// user's file for `--machine FILE`) and turns it into the two small views the rest of the cost model reads
+// today: the simulator's `Machine` and the memory model's `Gpu`. The shipped H100 profile is the one source of
+// the defaults (machine.ts's DEFAULT_MACHINE, memory.ts's H100).
+import { readFileSync } from "node:fs";
+import h100Sxm80 from "./profiles/h100-sxm-80gb.json" with { type: "json" };
+import h200141 from "./profiles/h200-141gb.json" with { type: "json" };
+import a100Sxm80 from "./profiles/a100-sxm-80gb.json" with { type: "json" };
+import a100Sxm40 from "./profiles/a100-sxm-40gb.json" with { type: "json" };
+
+/** The machine model the schedule simulator times on (machine.ts says how each number is used). */
+export interface Machine {
+  name: string;
+  /** Attainable dense bf16 tensor-core throughput of the attention kernels on one GPU, FLOP/s. */
+  computeFlops: number;
+  /** Attainable device-memory (HBM) bandwidth of one GPU, B/s. */
+  memoryBandwidth: number;
+  /**
+   * Bus bandwidth per GPU that a collective or a point-to-point transfer attains, B/s (NCCL's "busbw":
+   * the figure that makes machine.ts's ring formulas exact for large messages).
+   */
+  linkBandwidth: number;
+  /** Fixed cost of one collective or one send/recv hop (launch, handshake, first byte), s. */
+  linkLatency: number;
+}
+
+/** The GPU the memory model fits a program on. */
+export interface Gpu {
+  /** Device memory in bytes. */
+  memory: number;
+  /** SMs: the linear-attention workspaces are sized by them (linear_attention.cuh, plan_segments). */
+  sms: number;
+}
+
+/** One GPU model in its usual node. Rates in FLOP/s, bandwidths in B/s, latencies in s, sizes in bytes. */
+export interface MachineProfile {
+  name: string;
+  gpu: {
+    /** The data sheet's dense bf16 tensor-core peak. */
+    denseBf16Flops: number;
+    /** What large cuBLAS bf16 GEMMs attain (the model's projections, MLP and LM head). */
+    gemmFlops: number;
+    /** What the attention kernels attain (the simulator's compute roofline). */
+    attentionFlops: number;
+    /** HBM peak, and what streaming (element-wise) kernels attain. */
+    hbmBandwidth: number;
+    hbmAttainable: number;
+    memoryBytes: number;
+    sms: number;
+  };
+  /** The links inside one node. */
+  nvlink: {
+    generation: string;
+    /** Per GPU, each direction. */
+    bandwidth: number;
+    /** NCCL's bus bandwidth for large collectives. */
+    busBandwidth: number;
+    latency: number;
+    gpusPerNode: number;
+  };
+  /** The links between nodes. */
+  interNode: {
+    fabric: string;
+    bandwidthPerGpu: number;
+    busBandwidth: number;
+    latency: number;
+  };
+  /** Where each number comes from, keyed by its path ("gpu.gemmFlops"). */
+  sources: Record<string, string>;
+}
+
+/** The numeric fields of each section, in the order a profile lists them; each needs a source. */
+const NUMBERS = {
+  gpu: [
+    "denseBf16Flops",
+    "gemmFlops",
+    "attentionFlops",
+    "hbmBandwidth",
+    "hbmAttainable",
+    "memoryBytes",
+    "sms",
+  ],
+  nvlink: ["bandwidth", "busBandwidth", "latency", "gpusPerNode"],
+  interNode: ["bandwidthPerGpu", "busBandwidth", "latency"],
+} as const;
+const TEXTS = { nvlink: ["generation"], interNode: ["fabric"] } as const;
+/** Counts, not rates: whole numbers. */
+const INTEGERS = new Set(["gpu.sms", "nvlink.gpusPerNode"]);
+
+/** A profile that does not validate: the message names the file and the field. */
+export class ProfileError extends Error {}
+
+const isObject = (value: unknown): value is Record<string, unknown> =>
+  typeof value === "object" && value !== null && !Array.isArray(value);
+
+/** Checks a parsed profile (`file` names it in errors) and returns it typed. */
+export function validateProfile(value: unknown, file: string): MachineProfile {
+  const fail = (field: string, why: string): never => {
+    throw new ProfileError(`${file}: ${field} ${why}`);
+  };
+  if (!isObject(value)) return fail("the profile", "must be a JSON object");
+  if (typeof value.name !== "string" || value.name === "") fail("name", "must be a non-empty string");
+  const sources = value.sources;
+  if (!isObject(sources))
+    return fail("sources", "must be an object mapping each number's path to its source");
+  for (const [section, fields] of Object.entries(NUMBERS)) {
+    const part = value[section];
+    if (!isObject(part)) return fail(section, "must be an object");
+    for (const field of fields) {
+      const path = `${section}.${field}`;
+      const x = part[field];
+      if (typeof x !== "number" || !Number.isFinite(x) || x <= 0)
+        fail(path, `must be a positive number (got ${JSON.stringify(x) ?? "nothing"})`);
+      if (INTEGERS.has(path) && !Number.isInteger(x)) fail(path, `must be a whole number (got ${x})`);
+      const source = sources[path];
+      if (typeof source !== "string" || source.trim() === "")
+        fail(`sources["${path}"]`, "is missing: every number says where it comes from");
+    }
+    for (const field of (TEXTS as Record<string, readonly string[]>)[section] ?? []) {
+      if (typeof part[field] !== "string") fail(`${section}.${field}`, "must be a string");
+    }
+  }
+  const profile = value as unknown as MachineProfile;
+  if (profile.gpu.gemmFlops > profile.gpu.denseBf16Flops)
+    fail("gpu.gemmFlops", "exceeds gpu.denseBf16Flops: an attainable rate is at most the peak");
+  if (profile.gpu.attentionFlops > profile.gpu.denseBf16Flops)
+    fail("gpu.attentionFlops", "exceeds gpu.denseBf16Flops: an attainable rate is at most the peak");
+  if (profile.gpu.hbmAttainable > profile.gpu.hbmBandwidth)
+    fail("gpu.hbmAttainable", "exceeds gpu.hbmBandwidth: an attainable rate is at most the peak");
+  for (const path of Object.keys(sources)) {
+    const [section, field] = path.split(".");
+    const known = (NUMBERS as Record<string, readonly string[]>)[section ?? ""]?.includes(field ?? "");
+    if (!known) fail(`sources["${path}"]`, "names no number of the profile");
+  }
+  return profile;
+}
+
+/** Reads and validates a profile file; a ProfileError says what is wrong (unreadable, not JSON, a field). */
+export function loadProfile(file: string): MachineProfile {
+  let text: string;
+  try {
+    text = readFileSync(file, "utf8");
+  } catch (error) {
+    throw new ProfileError(`${file}: cannot read the machine profile (${(error as Error).message})`);
+  }
+  let value: unknown;
+  try {
+    value = JSON.parse(text);
+  } catch (error) {
+    throw new ProfileError(`${file}: not JSON (${(error as Error).message})`);
+  }
+  return validateProfile(value, file);
+}
+
+/** The simulator's view: the attention kernels' rate, streaming bandwidth, and the NVLink level. */
+export function machineOf(profile: MachineProfile): Machine {
+  return {
+    name: `${profile.name} (${profile.nvlink.generation}, ${profile.nvlink.gpusPerNode}-GPU node)`,
+    computeFlops: profile.gpu.attentionFlops,
+    memoryBandwidth: profile.gpu.hbmAttainable,
+    linkBandwidth: profile.nvlink.busBandwidth,
+    linkLatency: profile.nvlink.latency,
+  };
+}
+
+/** The memory model's view. */
+export function gpuOf(profile: MachineProfile): Gpu {
+  return { memory: profile.gpu.memoryBytes, sms: profile.gpu.sms };
+}
+
+/** The shipped profiles, by file name without `.json`; validated once, here. */
+export const SHIPPED_PROFILES: Readonly<Record<string, MachineProfile>> = Object.fromEntries(
+  Object.entries({
+    "h100-sxm-80gb": h100Sxm80,
+    "h200-141gb": h200141,
+    "a100-sxm-80gb": a100Sxm80,
+    "a100-sxm-40gb": a100Sxm40,
+  }).map(([name, json]) => [name, validateProfile(json, `src/cost/profiles/${name}.json`)]),
+);
+
+/** The default machine: one H100 SXM in an 8-GPU node. */
+export const H100_PROFILE: MachineProfile = SHIPPED_PROFILES["h100-sxm-80gb"]!;

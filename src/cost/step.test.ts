@@ -1,0 +1,167 @@
+import { readFileSync } from "node:fs";
+import { describe, expect, it } from "vitest";
+import { checkSource } from "../check/front-end.js";
+import { trainingFlopsPerToken } from "../model/flops.js";
+import { lowerSpec } from "../schedule/lower.js";
+import type { ResolvedSpec } from "../spec/resolved.js";
+import { H100_PROFILE, machineOf, SHIPPED_PROFILES } from "./profile.js";
+import { simulateProgram } from "./simulate.js";
+import { predictStep, STEP_PARTS, type StepPart, type StepPrediction } from "./step.js";
+
+function benchSpec(name: string, edit: (text: string) => string = (t) => t): ResolvedSpec {
+  const result = checkSource(`${name}.lasp`, edit(readFileSync(`bench/gpu/specs/${name}.lasp`, "utf8")));
+  if (result.spec === undefined) throw new Error(result.diagnostics.map((d) => d.message).join("\n"));
+  return result.spec;
+}
+const predict = (spec: ResolvedSpec, profile = H100_PROFILE): StepPrediction =>
+  predictStep(spec, lowerSpec(spec), profile);
+const ms = (seconds: number): number => seconds * 1e3;
+
+// bench/results/2026-12-05-whole-model-h100.md, "After: SwiGLU's h kept, the LM head in chunks of 4096 tokens":
+// one H100 SXM, 16K tokens; the step is the median of 10, the parts one profiled step (its events cost some
+// 5%: 237.1 ms against the 225.6 median for Linear-Llama3-1B), so the parts add up to more than the step.
+const MEASURED: Record<string, { step: number; parts: Record<StepPart, number> }> = {
+  "m-linear-1b-w1": {
+    step: 225.6,
+    parts: {
+      embedding: 0.2,
+      norms: 10.0,
+      attention_projections: 37.0,
+      attention_core: 17.5,
+      mlp: 128.7,
+      lm_head_loss: 43.7,
+    },
+  },
+  "m-hybrid-1b-w1": {
+    step: 263.1,
+    parts: {
+      embedding: 0.2,
+      norms: 9.7,
+      attention_projections: 34.2,
+      attention_core: 56.7,
+      mlp: 119.1,
+      lm_head_loss: 40.5,
+    },
+  },
+  "m-linear-1b-rc-w1": {
+    step: 256.1,
+    parts: {
+      embedding: 0.2,
+      norms: 9.8,
+      attention_projections: 35.6,
+      attention_core: 16.8,
+      mlp: 153.3,
+      lm_head_loss: 39.7,
+    },
+  },
+};
+
+describe("the whole step on one H100, predicted against the measurement", () => {
+  // Predicted (ms) with the H100 profile, no constant taken from the step's measurement (the GEMM rate is
+  // cuBLAS's, measured alone; the rest are data-sheet figures and the simulator's attention rate):
+  //
+  // | part                  | linear pred / meas  | hybrid pred / meas  | `recompute mlp` pred / meas |
+  // | embedding             |   0.2 /   0.2       |   0.2 /   0.2       |   0.2 /   0.2               |
+  // | norms                 |   7.6 /  10.0 (-24%)|   7.6 /   9.7 (-21%)|   7.6 /   9.8 (-22%)        |
+  // | attention_projections |  34.1 /  37.0 (-8%) |  33.4 /  34.2 (-2%) |  34.1 /  35.6 (-4%)         |
+  // | attention_core        |  11.3 /  17.5 (-36%)|  35.2 /  56.7 (-38%)|  11.3 /  16.8 (-33%)        |
+  // | mlp                   | 127.9 / 128.7 (-1%) | 127.9 / 119.1 (+7%) | 158.0 / 153.3 (+3%)         |
+  // | lm_head_loss          |  45.0 /  43.7 (+3%) |  45.0 /  40.5 (+11%)|  45.0 /  39.7 (+13%)        |
+  // | step                  | 226.0 / 225.6 (+0.2%)| 249.3 / 263.1 (-5.2%)| 256.2 / 256.1 (+0.04%)      |
+  //
+  // Why the parts are off (not fitted away):
+  // - attention_core: the simulator times every attention kernel at one roofline, 600 TFLOP/s or the
+  //   attainable bandwidth. lasp's kernels attain less: the linear layers' kernels take 0.66 ms per layer
+  //   forward and backward where the roofline says 0.25, and the softmax layers' flash kernels (this suite
+  //   without cuDNN) 9.5 ms where it says 6.4. Per-kernel rates are what `lasp calibrate` is to measure.
+  // - norms: a block norm is one block per row of 2048 values plus, in the backward, a second kernel over
+  //   the partial sums and two memsets: short kernels that attain well under the streaming bandwidth, about
+  //   ten launches per layer whose gaps the model does not count.
+  // - lm_head_loss: the head's fp32 weight gradient is read and written per chunk (2.5 ms here) and the model
+  //   adds that to the GEMM's time, where cuBLAS overlaps part of it with the products.
+  // - mlp: the same MLP measured 128.7 and 119.1 ms in the two programs (one profiled step each, same
+  //   machine): the parts' noise is several percent, more than the prediction's error for the linear model.
+  // The linear model's step agrees within 0.2% partly because its errors cancel: the core and norms are
+  // under-predicted by 9 ms, the LM head over-predicted and the profiled parts carry the events' 5%.
+  for (const [name, measured] of Object.entries(MEASURED)) {
+    it(`${name}: the step within 10% of the measured ${measured.step} ms`, () => {
+      const prediction = predict(benchSpec(name));
+      expect(Math.abs(ms(prediction.total) / measured.step - 1)).toBeLessThan(0.1);
+      expect(prediction.total).toBeCloseTo(
+        STEP_PARTS.reduce((s, p) => s + prediction.parts[p], 0),
+        12,
+      );
+    });
+
+    it(`${name}: the parts, with the differences the comment above explains`, () => {
+      const { parts } = predict(benchSpec(name));
+      const ratio = (part: StepPart): number => ms(parts[part]) / measured.parts[part];
+      // The GEMM-bound parts within 15% of the profiled step.
+      for (const part of ["attention_projections", "mlp", "lm_head_loss"] as const) {
+        expect(ratio(part)).toBeGreaterThan(0.85);
+        expect(ratio(part)).toBeLessThan(1.15);
+      }
+      // Under-predicted, for the reasons named above: if a change makes these agree, update the comment.
+      expect(ratio("attention_core")).toBeGreaterThan(0.55);
+      expect(ratio("attention_core")).toBeLessThan(0.7);
+      expect(ratio("norms")).toBeGreaterThan(0.7);
+      expect(ratio("norms")).toBeLessThan(0.85);
+      expect(Math.abs(ms(parts.embedding) - measured.parts.embedding)).toBeLessThan(0.1);
+    });
+  }
+});
+
+describe("the step's terms", () => {
+  const linear = benchSpec("m-linear-1b-w1");
+
+  it("prices every weight's three products once: the catalogue's 6 x matmul weights per token", () => {
+    const prediction = predict(linear);
+    const gemmFlops = prediction.terms.reduce((s, t) => s + t.flops, 0);
+    // LASP-2's hosted passes run Q = X Wq (forward) and dWo (backward) as `host` steps: 16 layers x 2
+    // projections of 2 x rows x hidden x width leave the GEMMs for the attention core.
+    const hosted = 16 * 2 * 2 * prediction.rows * 2048 * 2048;
+    expect(gemmFlops + hosted).toBe(trainingFlopsPerToken(linear).weights * prediction.rows);
+  });
+
+  it("counts the hosted projections in the attention core, as the program's profile does", () => {
+    const prediction = predict(linear);
+    const simulated = simulateProgram(lowerSpec(linear), machineOf(H100_PROFILE));
+    const projections = simulated.kinds.reduce(
+      (s, k) => s + k.count * (k.forward.projectionTime + k.backward.projectionTime),
+      0,
+    );
+    expect(projections).toBeGreaterThan(0);
+    expect(prediction.parts.attention_core).toBeCloseTo(simulated.stepTime + projections, 12);
+  });
+
+  it("adds `recompute mlp`'s second gate|up product and SwiGLU forward", () => {
+    const plain = predict(linear);
+    const recompute = predict(benchSpec("m-linear-1b-rc-w1"));
+    const rows = plain.rows;
+    // 16 layers x 2 x rows x (2 ffn) x hidden at the GEMM rate, and SwiGLU's forward bytes (gate, up, h).
+    const expected =
+      (16 * 2 * rows * 2 * 8192 * 2048) / H100_PROFILE.gpu.gemmFlops +
+      (16 * 3 * rows * 8192 * 2) / H100_PROFILE.gpu.hbmAttainable;
+    expect(recompute.parts.mlp - plain.parts.mlp).toBeCloseTo(expected, 12);
+  });
+
+  it("keeps a tied head's products and drops the untied embedding gradient's zeroing", () => {
+    const tied = predict(
+      benchSpec("m-linear-1b-w1", (t) => t.replace("tie_embeddings false", "tie_embeddings true")),
+    );
+    const untied = predict(linear);
+    const head = (p: StepPrediction) => p.terms.filter((t) => t.part === "lm_head_loss");
+    expect(head(tied).reduce((s, t) => s + t.flops, 0)).toBe(head(untied).reduce((s, t) => s + t.flops, 0));
+    expect(head(untied).map((t) => t.what)).toContain("embedding gradient zeroed");
+    expect(head(tied).map((t) => t.what)).not.toContain("embedding gradient zeroed");
+  });
+
+  it("takes its rates from the profile it is given", () => {
+    const h100 = predict(linear);
+    const a100 = predict(linear, SHIPPED_PROFILES["a100-sxm-80gb"]);
+    const mlpGemm = (p: StepPrediction) => p.terms.find((t) => t.part === "mlp" && t.flops > 0)!;
+    expect(mlpGemm(a100).seconds).toBe(mlpGemm(a100).flops / 270e12);
+    expect(mlpGemm(a100).seconds / mlpGemm(h100).seconds).toBeCloseTo(680 / 270, 12);
+    expect(a100.profile).toBe("A100 SXM 80 GB");
+  });
+});
