@@ -17,6 +17,7 @@ import { diagnose, hasErrors, sortDiagnostics, type Diagnostic } from "../diagno
 import { quote } from "../diagnostics/quote.js";
 import { wordHint } from "../diagnostics/suggest.js";
 import type {
+  Documents,
   DType,
   Recompute,
   FeatureMap,
@@ -163,6 +164,7 @@ class Checker {
         seed: valueOf<number>(runRead, RUN_KEYS, "seed"),
         lr: valueOf<number>(runRead, RUN_KEYS, "lr"),
         data: valueOf<DataValue>(runRead, RUN_KEYS, "data"),
+        documents: resolveDocuments(runRead),
         train: resolveTraining(runRead),
       },
     };
@@ -357,6 +359,18 @@ class Checker {
 
 function isSetting(entry: ModelEntry): entry is Setting {
   return entry.kind === "setting";
+}
+
+/** The document boundaries; the rules (rules.ts) have made sure `eos` has its token. */
+function resolveDocuments(run: ReadSettings): Documents {
+  const kind = valueOf<Documents["kind"]>(run, RUN_KEYS, "documents");
+  if (kind !== "eos") return { kind };
+  const synthetic = valueOf<DataValue>(run, RUN_KEYS, "data").kind === "synthetic";
+  return {
+    kind,
+    eosToken: valueOf<number>(run, RUN_KEYS, "eos_token"),
+    meanLength: synthetic ? valueOf<number>(run, RUN_KEYS, "document_length") : undefined,
+  };
 }
 
 /** The training settings, with the defaults derived from other keys: warmup from steps, min_lr from lr. */

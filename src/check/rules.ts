@@ -8,7 +8,14 @@ import { diagnose, type Diagnostic, type RelatedNote } from "../diagnostics/diag
 import { KERNEL_BLOCK, SUPPORTED_HEAD_DIMS } from "../spec/resolved.js";
 import { quote } from "../diagnostics/quote.js";
 import { LINEAR_KEYS, PARALLEL_KEYS, RUN_KEYS, SOFTMAX_KEYS } from "../spec/schema.js";
-import { formatNumber, settingValue, type DecayValue, type PathValue, type ReadSettings } from "./values.js";
+import {
+  formatNumber,
+  settingValue,
+  type DataValue,
+  type DecayValue,
+  type PathValue,
+  type ReadSettings,
+} from "./values.js";
 
 export interface RuleInputs {
   model: ReadSettings | undefined;
@@ -38,6 +45,7 @@ export function checkRules(inputs: RuleInputs, diagnostics: Diagnostic[]): Resol
   checkUnusedStrategies(inputs, diagnostics);
   checkUnusedMaskRate(inputs, diagnostics);
   if (inputs.run) checkTraining(inputs.run, diagnostics);
+  if (inputs.run) checkDocuments(inputs.run, inputs.model, diagnostics);
   if (heads === undefined || headDim === undefined || group === undefined) return undefined;
   return { heads, headDim, ...group };
 }
@@ -402,6 +410,99 @@ function checkTraining(run: ReadSettings, diagnostics: Diagnostic[]): void {
         hint: "add `eval_every N` to evaluate every N steps, or remove `eval_data`",
         related: notes([spanOf(run, "eval_every"), "`eval_every 0` is set here"]),
       }),
+    );
+  }
+}
+
+/**
+ * Document boundaries: `index` needs a dataset (the `.idx` itself is only read by the program), `eos` a token
+ * of the vocabulary; the settings of another kind of boundary are reported as having no effect.
+ */
+function checkDocuments(run: ReadSettings, model: ReadSettings | undefined, diagnostics: Diagnostic[]): void {
+  if (invalid(run, "documents")) return;
+  const kind = settingValue<string>(run, RUN_KEYS, "documents")!;
+  const documentsNote = notes([spanOf(run, "documents"), `\`documents ${kind}\` is set here`]);
+  const data = invalid(run, "data") ? undefined : settingValue<DataValue>(run, RUN_KEYS, "data")!;
+  if (kind === "index" && data?.kind === "synthetic") {
+    diagnostics.push(
+      diagnose("indexWithoutDataset", spanOf(run, "documents")!, [], {
+        hint: run.settings.has("data")
+          ? 'give a Megatron dataset, for example `data "corpus_text_document"` (its .bin and .idx), or use `documents eos`'
+          : 'data defaults to synthetic; give a Megatron dataset, for example `data "corpus_text_document"`, or use `documents eos`',
+        related: notes([spanOf(run, "data"), "`data synthetic` is set here"]),
+      }),
+    );
+  }
+  if (kind === "eos" && !run.settings.has("eos_token")) {
+    diagnostics.push(
+      diagnose("eosWithoutToken", spanOf(run, "documents")!, [], {
+        hint: "add the id of the token that ends each document, for example `eos_token 50256` (GPT-2's `<|endoftext|>`)",
+      }),
+    );
+  }
+  const token = num(run, "eos_token");
+  if (token !== undefined && kind !== "eos") {
+    diagnostics.push(
+      diagnose(
+        "unusedDocumentSetting",
+        spanOf(run, "eos_token")!,
+        [
+          "eos_token",
+          kind === "none"
+            ? "`documents` is `none`, so no token ends a document"
+            : "`documents index` takes the boundaries from the dataset's `.idx`",
+        ],
+        { hint: "remove it, or set `documents eos`", related: documentsNote },
+      ),
+    );
+  }
+  const vocab = num(model, "vocab");
+  if (token !== undefined && kind === "eos" && vocab !== undefined && token >= vocab) {
+    diagnostics.push(
+      diagnose("eosOutsideVocab", spanOf(run, "eos_token")!, [token, vocab], {
+        hint: `use the id your tokenizer gives its end-of-document token, below ${vocab}`,
+        related: notes([spanOf(model, "vocab"), `vocab ${vocab} is set here`]),
+      }),
+    );
+  }
+  if (invalid(run, "document_length")) return;
+  if (run.settings.has("document_length")) {
+    const why =
+      kind === "none"
+        ? "`documents` is `none`, so there are no documents to draw"
+        : data?.kind === "file"
+          ? "the documents come from the token file, with their own lengths"
+          : undefined; // `index` with synthetic data: reported above
+    if (why !== undefined) {
+      diagnostics.push(
+        diagnose("unusedDocumentSetting", spanOf(run, "document_length")!, ["document_length", why], {
+          hint:
+            kind === "none"
+              ? "remove it, or set `documents eos` to draw synthetic documents of this mean length"
+              : "remove it: the mean length only shapes synthetic data",
+          related:
+            kind === "none" ? documentsNote : notes([spanOf(run, "data"), "the token file is set here"]),
+        }),
+      );
+      return;
+    }
+  }
+  const seqLen = num(run, "seq_len");
+  const length = settingValue<number>(run, RUN_KEYS, "document_length")!;
+  if (kind === "eos" && data?.kind === "synthetic" && seqLen !== undefined && length > seqLen) {
+    const given = run.settings.has("document_length");
+    diagnostics.push(
+      diagnose(
+        "documentsLongerThanSequence",
+        spanOf(run, given ? "document_length" : "documents")!,
+        [shown(run, "document_length"), shown(run, "seq_len")],
+        {
+          hint: given
+            ? "use a document_length below seq_len, so that each sequence packs several documents"
+            : `document_length defaults to ${shown(run, "document_length")}; set a shorter one, for example \`document_length ${Math.max(1, Math.floor(seqLen / 4))}\``,
+          related: notes([spanOf(run, "seq_len"), `seq_len ${shown(run, "seq_len")} is set here`]),
+        },
+      ),
     );
   }
 }

@@ -11,6 +11,7 @@ import { lowerSpec } from "../schedule/lower.js";
 import { H100, memoryReport, memoryShape, parseMemorySize, type Gpu } from "../cost/memory.js";
 import { memoryJson, memoryText } from "../inspect/memory.js";
 import { loadSpec, reportDiagnostics } from "./check-command.js";
+import { documentsNote } from "./documents-note.js";
 import { EXIT, type CliIo } from "./io.js";
 import { lasp2Option } from "./lasp2-option.js";
 import { outputFileProblem } from "./output-file.js";
@@ -30,6 +31,8 @@ export async function inspectCommand(file: string, options: InspectOptions, io: 
   const result = await loadSpec(file, io);
   if (result === undefined) return EXIT.usage;
   if (!reportDiagnostics(result, io) || result.spec === undefined) return EXIT.specErrors;
+  const note = documentsNote(result.spec, "inspect");
+  if (note !== undefined) io.stderr(`lasp: note: ${note}\n`);
   const spec = result.spec;
   if (!Number.isInteger(rank) || rank < 0 || rank >= spec.parallel.sequence) {
     io.stderr(

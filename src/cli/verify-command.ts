@@ -3,6 +3,7 @@
 import { table } from "../text/units.js";
 import { verifySpec, VerifyUsageError, type VerifyOptions } from "../verify/verify.js";
 import { loadSpec, reportDiagnostics } from "./check-command.js";
+import { documentsNote } from "./documents-note.js";
 import { EXIT, type CliIo } from "./io.js";
 import { lasp2Option } from "./lasp2-option.js";
 import { integerFlag, positiveFlag } from "./number-flag.js";
@@ -39,6 +40,8 @@ export async function verifyCommand(file: string, cli: VerifyCliOptions, io: Cli
   const result = await loadSpec(file, io);
   if (result === undefined) return EXIT.usage;
   if (!reportDiagnostics(result, io) || result.spec === undefined) return EXIT.specErrors;
+  const note = documentsNote(result.spec, "verify");
+  if (note !== undefined) io.stderr(`lasp: note: ${note}\n`);
   let report;
   try {
     report = verifySpec(result.spec, options);

@@ -72,6 +72,22 @@ const REASONS: Reason[] = [
     refuse: { hint: "use `mode bench` or `mode verify` (`lasp run --mode bench` overrides the spec)" },
   },
   {
+    // Packed documents (issue 19): the program's attention would cross from one document into the next, so a
+    // run would train the wrong model; refused rather than ignored. Their settings go with `documents`.
+    settings: [
+      { block: "run", key: "documents", when: (s) => !isWord("none")(s) },
+      ...(["eos_token", "document_length"] as const).map((key) => ({
+        block: "run" as const,
+        key,
+        when: (_: Setting, c: Context) =>
+          c.block.some((b) => b.key.name === "documents" && !isWord("none")(b)),
+      })),
+    ],
+    why: "the generated program's attention crosses document boundaries",
+    hint: "`lasp compile` and `lasp run` refuse it; `lasp verify` and `lasp inspect` model one whole sequence",
+    refuse: { hint: "use `documents none` (the default) until attention stops at documents" },
+  },
+  {
     settings: [{ block: "run", key: "dtype", when: (s) => !isWord("bf16")(s) }],
     why: "the generated kernels are bf16 (states and statistics fp32)",
     refuse: { hint: "use `dtype bf16`" },
@@ -114,7 +130,7 @@ function find(ast: SpecFile, wanted: Ignored[], spec: ResolvedSpec | undefined):
 
 /** A setting as the message names it: where the value is what is not generated, with it (`mode train`). */
 const named = (s: Setting): string =>
-  s.value.kind === "word" && (s.key.name === "mode" || s.key.name === "dtype")
+  s.value.kind === "word" && ["mode", "dtype", "documents"].includes(s.key.name)
     ? `${s.key.name} ${s.value.name}`
     : s.key.name;
 

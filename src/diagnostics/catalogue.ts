@@ -251,6 +251,26 @@ export const MESSAGES = {
     "evaluation without eval_data",
     (every: number) => `eval_every ${every} asks for an evaluation, but no \`eval_data\` is given`,
   ),
+  indexWithoutDataset: entry(
+    "E0515",
+    "error",
+    "documents index without a dataset",
+    () =>
+      "`documents index` reads the boundaries from a Megatron dataset's `.idx`, but the data is synthetic",
+  ),
+  eosWithoutToken: entry(
+    "E0516",
+    "error",
+    "documents eos without eos_token",
+    () => "`documents eos` ends a document after each `eos_token`, but no `eos_token` is given",
+  ),
+  eosOutsideVocab: entry(
+    "E0517",
+    "error",
+    "eos_token outside the vocabulary",
+    (token: number, vocab: number) =>
+      `eos_token ${token} is not a token of the model: the vocabulary has ids 0 to ${vocab - 1}`,
+  ),
 
   // W06xx: warnings (exit code stays 0)
   unusedLayer: entry(
@@ -298,6 +318,19 @@ export const MESSAGES = {
     "warning",
     "eval_data has no effect",
     () => "`eval_data` has no effect: `eval_every` is 0, so the run never evaluates",
+  ),
+  unusedDocumentSetting: entry(
+    "W0608",
+    "warning",
+    "document setting has no effect",
+    (key: string, why: string) => `${q(key)} has no effect: ${why}`,
+  ),
+  documentsLongerThanSequence: entry(
+    "W0609",
+    "warning",
+    "documents longer than the sequence",
+    (length: string, seqLen: string) =>
+      `the mean document length ${length} is more than seq_len ${seqLen}: most sequences would hold at most one document boundary`,
   ),
 
   // E07xx: what the code generator cannot emit yet (compile and run only)

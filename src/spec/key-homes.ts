@@ -117,6 +117,14 @@ export const KEY_ALIASES: Readonly<Record<string, string>> = {
   val_data: "eval_data",
   validation_data: "eval_data",
   random_seed: "seed",
+  // run: packed documents (Hugging Face's eos_token_id, Megatron-LM's EOD token and --reset-attention-mask)
+  eos_token_id: "eos_token",
+  eos_id: "eos_token",
+  eod_token: "eos_token",
+  eod_token_id: "eos_token",
+  reset_attention_mask: "documents",
+  mean_document_length: "document_length",
+  doc_len: "document_length",
   // parallel
   world_size: "gpus",
   num_gpus: "gpus",

@@ -80,9 +80,19 @@ export interface ResolvedRun {
   seed: number;
   lr: number;
   data: { kind: "synthetic" } | { kind: "file"; path: string };
+  /** Where documents end in the packed sequence (attention should not cross a boundary; not generated yet). */
+  documents: Documents;
   /** Train mode's optimizer, schedule, checkpoint and evaluation settings (the program does not train yet). */
   train: ResolvedTraining;
 }
+
+/**
+ * Document boundaries. `eos`: a document ends after each `eosToken`; with synthetic data, documents of
+ * random lengths with mean `meanLength` (drawn from the seed), undefined with a token file. `index`: from
+ * the `.idx` beside a Megatron dataset, which only the program reads.
+ */
+export type Documents =
+  { kind: "none" } | { kind: "eos"; eosToken: number; meanLength: number | undefined } | { kind: "index" };
 
 export type LrSchedule = "cosine" | "linear" | "constant";
 

@@ -37,6 +37,7 @@ export const BOOLEAN_WORDS: Record<string, boolean> = {
 };
 
 export const LR_SCHEDULES = ["cosine", "linear", "constant"] as const;
+export const DOCUMENT_BOUNDARIES = ["none", "eos", "index"] as const;
 
 export const LAYER_KINDS = ["linear_attention", "softmax_attention"] as const;
 export const DECAY_SCHEDULES = ["none", "retention", "lightning"] as const;
@@ -247,6 +248,27 @@ export const RUN_KEYS: readonly KeyRule[] = [
     default: "synthetic",
     example: 'data "tokens.bin"',
     doc: "`synthetic` or a token file path in quotes",
+  },
+  // Packed documents (issue 19): checked and resolved; the program does not stop attention at them yet (E0701).
+  {
+    key: "documents",
+    rule: { type: "enum", words: DOCUMENT_BOUNDARIES },
+    default: "none",
+    example: "documents eos",
+    doc: "where documents end in the packed sequence, so that attention stops there: `none` (attention crosses the whole sequence), `eos` (after each `eos_token`), or `index` (from the `.idx` of a Megatron dataset given as `data`)",
+  },
+  {
+    key: "eos_token",
+    rule: int(0, 2 ** 24 - 1),
+    example: "eos_token 50256",
+    doc: "with `documents eos`: the token id that ends each document (GPT-2's `<|endoftext|>` is 50256), below `vocab`; default none: required with `documents eos`",
+  },
+  {
+    key: "document_length",
+    rule: int(1, 2 ** 31),
+    default: "2K",
+    example: "document_length 2K",
+    doc: "with `documents eos` and `data synthetic`: the mean length in tokens of the documents drawn from `seed`",
   },
   // Training settings (train mode). The program does not train yet: `lasp check` warns at each one given (W0603).
   {

@@ -185,8 +185,9 @@ export const validSpecArb: fc.Arbitrary<SpecFile> = fc.gen().map((g): SpecFile =
   const giveHeadDim = heads * headDim > hiddenBounds.max || bool();
   const hidden = giveHeadDim ? int(hiddenBounds.min, hiddenBounds.max) : heads * headDim;
 
+  const vocab = int(intBounds(MODEL_KEYS, "vocab").min, intBounds(MODEL_KEYS, "vocab").max);
   const modelSettings: Setting[] = [
-    setting("vocab", num(int(intBounds(MODEL_KEYS, "vocab").min, intBounds(MODEL_KEYS, "vocab").max))),
+    setting("vocab", num(vocab)),
     setting("hidden", num(hidden)),
     setting("ffn", num(int(intBounds(MODEL_KEYS, "ffn").min, intBounds(MODEL_KEYS, "ffn").max))),
     setting("heads", num(heads)),
@@ -332,7 +333,17 @@ export const validSpecArb: fc.Arbitrary<SpecFile> = fc.gen().map((g): SpecFile =
       setting("seed", num(int(intBounds(RUN_KEYS, "seed").min, intBounds(RUN_KEYS, "seed").max))),
     );
   if (bool()) runSettings.push(setting("lr", num(g(unitFloat))));
-  if (bool()) runSettings.push(setting("data", bool() ? word("synthetic") : str(g(pathArb))));
+  const dataFile = bool();
+  if (dataFile || bool()) runSettings.push(setting("data", dataFile ? str(g(pathArb)) : word("synthetic")));
+  // Documents: `index` only with a token file, `eos` with a token of the vocabulary, and a mean length (which
+  // only synthetic data reads) no longer than the sequence: the default 2K is longer than short sequences.
+  const documents = pick(dataFile ? ["", "none", "eos", "index"] : ["", "none", "eos"]);
+  if (documents !== "") runSettings.push(setting("documents", word(documents)));
+  if (documents === "eos") {
+    runSettings.push(setting("eos_token", num(int(0, vocab - 1))));
+    if (!dataFile && (seqLen < 2048 || bool()))
+      runSettings.push(setting("document_length", num(int(1, seqLen))));
+  }
   // Training settings; the rules between them hold by leaving out warmup_steps and min_lr (their defaults
   // follow steps and lr) and by giving eval_data and eval_every together.
   if (bool()) runSettings.push(setting("betas", list([num(g(openUnitFloat)), num(g(openUnitFloat))])));
