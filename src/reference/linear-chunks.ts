@@ -30,7 +30,7 @@ export const DEFAULT_BLOCK = 64;
 // Row x state kernels. Rows live at an offset inside a [C, H, d] buffer; a head's state at h * dk * dv.
 
 /** out[io + e] += c * sum_a x[ix + a] S[so + a dv + e]   (x S, a 1 x dv row) */
-function rowState(
+export function rowState(
   out: Float64Array,
   io: number,
   c: number,
@@ -50,7 +50,7 @@ function rowState(
 }
 
 /** out[io + a] += c * sum_e y[iy + e] S[so + a dv + e]   (y S^T, a 1 x dk row) */
-function rowStateT(
+export function rowStateT(
   out: Float64Array,
   io: number,
   c: number,
@@ -70,7 +70,7 @@ function rowStateT(
 }
 
 /** S[so + a dv + e] += c * x[ix + a] y[iy + e]   (S += c x^T y) */
-function outerAdd(
+export function outerAdd(
   S: Float64Array,
   so: number,
   c: number,
@@ -99,7 +99,7 @@ function axpyAt(y: Float64Array, iy: number, w: number, x: Float64Array, ix: num
   for (let e = 0; e < n; e++) y[iy + e] = (y[iy + e] ?? 0) + w * (x[ix + e] ?? 0);
 }
 
-function scaleRange(S: Float64Array, from: number, n: number, c: number): void {
+export function scaleRange(S: Float64Array, from: number, n: number, c: number): void {
   if (c === 1) return;
   for (let e = from; e < from + n; e++) S[e] = (S[e] ?? 0) * c;
 }

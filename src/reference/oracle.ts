@@ -190,6 +190,14 @@ export interface AttentionOut {
   lse: Tensor;
 }
 
+/** Which keys a query sees, by global positions: the mask of the masked formula. */
+export type Visibility = (qPos: number, kPos: number) => boolean;
+
+/** The plain mask: everything (bidirectional) or keys at or before the query (causal). */
+export function causalMask(causal: boolean): Visibility {
+  return causal ? (qp, kp) => kp <= qp : () => true;
+}
+
 export function softmaxAttentionForward(
   q: Tensor,
   qPos: ArrayLike<number>,
@@ -197,6 +205,19 @@ export function softmaxAttentionForward(
   kPos: ArrayLike<number>,
   v: Tensor,
   causal: boolean,
+  scale?: number,
+): AttentionOut {
+  return softmaxAttentionForwardMasked(q, qPos, k, kPos, v, causalMask(causal), scale);
+}
+
+/** softmaxAttentionForward under any mask (packed documents: documents.ts). */
+export function softmaxAttentionForwardMasked(
+  q: Tensor,
+  qPos: ArrayLike<number>,
+  k: Tensor,
+  kPos: ArrayLike<number>,
+  v: Tensor,
+  mask: Visibility,
   scale?: number,
 ): AttentionOut {
   const { Nq, Nk, H, Hkv, dk, dv } = softmaxDims(q, qPos, k, kPos, v, "softmaxAttentionForward");
@@ -209,7 +230,7 @@ export function softmaxAttentionForward(
       const g = kvHeadOf(h, H, Hkv);
       let m = -Infinity;
       for (let j = 0; j < Nk; j++) {
-        const visible = !causal || (kPos[j] ?? 0) <= (qPos[i] ?? 0);
+        const visible = mask(qPos[i] ?? 0, kPos[j] ?? 0);
         s[j] = visible ? sc * dotAt(q.data, (i * H + h) * dk, k.data, (j * Hkv + g) * dk, dk) : -Infinity;
         m = Math.max(m, s[j] ?? -Infinity);
       }
@@ -256,12 +277,26 @@ export function softmaxAttentionBackward(
   causal: boolean,
   scale?: number,
 ): AttentionGrads {
+  return softmaxAttentionBackwardMasked(q, qPos, k, kPos, v, dout, causalMask(causal), scale);
+}
+
+/** softmaxAttentionBackward under any mask. */
+export function softmaxAttentionBackwardMasked(
+  q: Tensor,
+  qPos: ArrayLike<number>,
+  k: Tensor,
+  kPos: ArrayLike<number>,
+  v: Tensor,
+  dout: Tensor,
+  mask: Visibility,
+  scale?: number,
+): AttentionGrads {
   const { Nq, Nk, H, Hkv, dk, dv } = softmaxDims(q, qPos, k, kPos, v, "softmaxAttentionBackward");
   const [Nd, Hd, dvd] = dims3(dout, "softmaxAttentionBackward dout");
   if (Nd !== Nq || Hd !== H || dvd !== dv)
     throw new Error("softmaxAttentionBackward: dout must be [Nq, H, dv]");
   const sc = scale ?? 1 / Math.sqrt(dk);
-  const { lse } = softmaxAttentionForward(q, qPos, k, kPos, v, causal, sc);
+  const { lse } = softmaxAttentionForwardMasked(q, qPos, k, kPos, v, mask, sc);
   const dq = zeros(q.shape);
   const dkT = zeros(k.shape);
   const dvT = zeros(v.shape);
@@ -276,7 +311,7 @@ export function softmaxAttentionBackward(
       const oi = (i * H + h) * dv;
       let D = 0;
       for (let j = 0; j < Nk; j++) {
-        const visible = !causal || (kPos[j] ?? 0) <= (qPos[i] ?? 0);
+        const visible = mask(qPos[i] ?? 0, kPos[j] ?? 0);
         p[j] = visible ? Math.exp(sc * dotAt(q.data, qi, k.data, (j * Hkv + g) * dk, dk) - l) : 0;
         dp[j] = visible ? dotAt(dout.data, oi, v.data, (j * Hkv + g) * dv, dv) : 0;
         D += (p[j] ?? 0) * (dp[j] ?? 0);

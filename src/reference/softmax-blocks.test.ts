@@ -3,11 +3,18 @@ import { describe, expect, it } from "vitest";
 import {
   type AttentionGrads,
   type AttentionOut,
+  type Visibility,
   iota,
   softmaxAttentionBackward,
   softmaxAttentionForward,
 } from "./oracle.js";
 import { attendBlock, attendBlockBackward, mergeLse } from "./softmax-blocks.js";
+import {
+  blockNeeded,
+  documentMask,
+  softmaxAttentionBackwardDocs,
+  softmaxAttentionForwardDocs,
+} from "./documents.js";
 import {
   type Piece,
   type Tensor,
@@ -125,7 +132,7 @@ function assemble(d: Data, ranks: Rank[], per: Result[]): Result {
  * LASP-2H: AllGather K, V (and their positions), attend locally with global positions, and ReduceScatter the
  * dK, dV produced for every gathered position back to their owners.
  */
-function lasp2h(d: Data, layout: Piece[][], causal: boolean, tile: number): Result {
+function lasp2h(d: Data, layout: Piece[][], causal: boolean | Visibility, tile: number): Result {
   const ranks = shard(d, layout);
   const K = concatRows(ranks.map((r) => r.k)); // AllGather, rank order
   const V = concatRows(ranks.map((r) => r.v));
@@ -162,16 +169,30 @@ function lasp2h(d: Data, layout: Piece[][], causal: boolean, tile: number): Resu
 /**
  * Ring attention: at step s rank r holds the K/V block of rank (r - s) mod W, attends to it and merges the
  * partials by log-sum-exp. Backward: the same ring, with the merged o and lse; each block's dK, dV
- * accumulate as they travel and end at the block's owner.
+ * accumulate as they travel and end at the block's owner. `skip(qPos, kPos)` leaves a block out (as a
+ * kernel skips blocks outside the queries' documents): its partial is the neutral o = 0, lse = -Infinity.
  */
-function ring(d: Data, layout: Piece[][], causal: boolean, tile: number): Result {
+function ring(
+  d: Data,
+  layout: Piece[][],
+  causal: boolean | Visibility,
+  tile: number,
+  skip: (qPos: number[], kPos: number[]) => boolean = () => false,
+): Result {
   const ranks = shard(d, layout);
   const W = ranks.length;
   const src = (r: number, s: number): Rank => ranks[(r - s + W) % W] as Rank;
+  const neutral = (r: Rank): AttentionOut => {
+    const lse = zeros([r.rows.length, r.q.shape[1] ?? 0]);
+    lse.data.fill(-Infinity);
+    return { o: zeros(r.dout.shape), lse };
+  };
   const fwd = ranks.map((r, ri) =>
     mergeLse(
       Array.from({ length: W }, (_, s) =>
-        attendBlock(r.q, r.rows, src(ri, s).k, src(ri, s).rows, src(ri, s).v, causal, { tile }),
+        skip(r.rows, src(ri, s).rows)
+          ? neutral(r)
+          : attendBlock(r.q, r.rows, src(ri, s).k, src(ri, s).rows, src(ri, s).v, causal, { tile }),
       ),
     ),
   );
@@ -182,6 +203,7 @@ function ring(d: Data, layout: Piece[][], causal: boolean, tile: number): Result
     ranks.forEach((r, ri) => {
       const owner = (ri - s + W) % W;
       const b = src(ri, s);
+      if (skip(r.rows, b.rows)) return;
       const f = fwd[ri] as AttentionOut;
       const g = attendBlockBackward(r.q, r.rows, b.k, b.rows, b.v, f.o, f.lse, r.dout, causal);
       addInto(dq[ri] as Tensor, g.dq);
@@ -386,6 +408,42 @@ describe("property: random small shapes", () => {
         },
       ),
       { numRuns: 25, seed: 20240602 },
+    );
+  });
+});
+
+describe("packed documents: LASP-2H and ring attention under the document mask equal the document oracle", () => {
+  it("random boundaries (at piece edges, shorter than a tile), W, layout, GQA; ring skips unneeded blocks", () => {
+    fc.assert(
+      fc.property(
+        fc.record({
+          W: fc.constantFrom(...WS),
+          zigzag: fc.boolean(),
+          L: fc.integer({ min: 1, max: 4 }),
+          Hkv: fc.integer({ min: 1, max: 2 }),
+          group: fc.integer({ min: 1, max: 2 }),
+          causal: fc.boolean(),
+          tile: fc.integer({ min: 1, max: 5 }),
+          flags: fc.array(fc.boolean(), { minLength: 64, maxLength: 64 }),
+          seed: fc.integer({ min: 0, max: 1 << 30 }),
+        }),
+        ({ W, zigzag, L, Hkv, group, causal, tile, flags, seed }) => {
+          const N = (zigzag ? 2 * W : W) * L;
+          const bounds = flags.slice(0, N).flatMap((f, i) => (f ? [i] : []));
+          const d = data(N, Hkv * group, Hkv, 3, 2, seed);
+          const pieces = zigzag ? zigzagPieces(N, W) : contiguousPieces(N, W);
+          const pos = iota(N);
+          const expected: Result = {
+            out: softmaxAttentionForwardDocs(d.q, pos, d.k, pos, d.v, causal, bounds),
+            grads: softmaxAttentionBackwardDocs(d.q, pos, d.k, pos, d.v, d.dout, causal, bounds),
+          };
+          const mask = documentMask(causal, bounds);
+          expectSame(lasp2h(d, pieces, mask, tile), expected);
+          const skip = (qPos: number[], kPos: number[]): boolean => !blockNeeded(qPos, kPos, causal, bounds);
+          expectSame(ring(d, pieces, mask, tile, skip), expected);
+        },
+      ),
+      { numRuns: 40, seed: 20261211 },
     );
   });
 });

@@ -2,13 +2,21 @@
 // the AllGather-ed keys), ring attention (attend to one K/V block per step, merge the partials by
 // log-sum-exp) and their backward passes. Shapes as in oracle.ts: q [Nq, H, dk], k [Nk, Hkv, dk],
 // v [Nk, Hkv, dv], o [Nq, H, dv], lse [Nq, H]; positions are GLOBAL token positions, so the causal mask is
-// right for any layout (zigzag included) and any subset of keys.
+// right for any layout (zigzag included) and any subset of keys. `causal` may also be any mask over global
+// positions, such as documents.ts's documentMask for packed documents.
 //
 // attendBlock walks the keys in tiles with an online softmax (running max and rescaled sums), the way a
 // flash kernel does, rather than the oracle's one-shot normalisation: agreeing with the oracle then tests
 // the rescaling, and mergeLse is the same rule one level up.
 
-import { type AttentionGrads, type AttentionOut, kvHeadOf, softmaxDims } from "./oracle.js";
+import {
+  type AttentionGrads,
+  type AttentionOut,
+  type Visibility,
+  causalMask,
+  kvHeadOf,
+  softmaxDims,
+} from "./oracle.js";
 import { type Tensor, assertSameShape, dims2, dims3, zeros } from "./tensor.js";
 
 export interface AttendOptions {
@@ -39,10 +47,11 @@ export function attendBlock(
   k: Tensor,
   kPos: ArrayLike<number>,
   v: Tensor,
-  causal: boolean,
+  causal: boolean | Visibility,
   options: AttendOptions = {},
 ): AttentionOut {
   const { Nq, Nk, H, Hkv, dk, dv } = softmaxDims(q, qPos, k, kPos, v, "attendBlock");
+  const mask = typeof causal === "boolean" ? causalMask(causal) : causal;
   const tile = options.tile ?? 64;
   if (!Number.isInteger(tile) || tile < 1)
     throw new Error(`attendBlock: tile ${tile} must be a positive integer`);
@@ -63,7 +72,7 @@ export function attendBlock(
         const t1 = Math.min(t0 + tile, Nk);
         let tm = -Infinity;
         for (let j = t0; j < t1; j++) {
-          const visible = !causal || (kPos[j] ?? 0) <= pi;
+          const visible = mask(pi, kPos[j] ?? 0);
           const sj = visible ? sc * dotAt(q.data, qi, k.data, (j * Hkv + g) * dk, dk) : -Infinity;
           s[j - t0] = sj;
           if (sj > tm) tm = sj;
@@ -146,10 +155,11 @@ export function attendBlockBackward(
   o: Tensor,
   lse: Tensor,
   dout: Tensor,
-  causal: boolean,
+  causal: boolean | Visibility,
   scale?: number,
 ): AttentionGrads {
   const { Nq, Nk, H, Hkv, dk, dv } = softmaxDims(q, qPos, k, kPos, v, "attendBlockBackward");
+  const mask = typeof causal === "boolean" ? causalMask(causal) : causal;
   const [No, Ho, dvo] = dims3(o, "attendBlockBackward o");
   if (No !== Nq || Ho !== H || dvo !== dv) throw new Error("attendBlockBackward: o must be [Nq, H, dv]");
   assertSameShape(dout, o, "attendBlockBackward dout/o");
@@ -169,7 +179,7 @@ export function attendBlockBackward(
       const oi = (i * H + h) * dv;
       const delta = dotAt(dout.data, oi, o.data, oi, dv);
       for (let j = 0; j < Nk; j++) {
-        if (causal && (kPos[j] ?? 0) > pi) continue;
+        if (!mask(pi, kPos[j] ?? 0)) continue;
         const kj = (j * Hkv + g) * dk;
         const vj = (j * Hkv + g) * dv;
         const p = Math.exp(sc * dotAt(q.data, qi, k.data, kj, dk) - l);
