@@ -12,16 +12,15 @@ import {
   type Decay,
   type LinearGrads,
   type Visibility,
-  assertNoDecay,
   causalMask,
-  decayPerHead,
-  decayPowers,
+  linearAttentionBackwardIn,
+  linearAttentionForwardIn,
   softmaxAttentionBackwardMasked,
   softmaxAttentionForwardMasked,
   type AttentionGrads,
   type AttentionOut,
 } from "./oracle.js";
-import { type Piece, type Tensor, assertSameShape, dims3, zeros } from "./tensor.js";
+import { type Piece, type Tensor } from "./tensor.js";
 
 /** Sorted, distinct token positions after which a document ends. */
 export type Boundaries = readonly number[];
@@ -69,54 +68,8 @@ export function documentMask(causal: boolean, boundaries: Boundaries): Visibilit
 }
 
 // ---------------------------------------------------------------------------------------------------------
-// Linear attention: o_i = sum_{j in mask(i), doc(j) = doc(i)} lam_h^(i-j) (q_i . k_j) v_j
-
-function dotAt(a: Float64Array, ia: number, b: Float64Array, ib: number, n: number): number {
-  let s = 0;
-  for (let e = 0; e < n; e++) s += (a[ia + e] ?? 0) * (b[ib + e] ?? 0);
-  return s;
-}
-
-function axpyAt(y: Float64Array, iy: number, w: number, x: Float64Array, ix: number, n: number): void {
-  for (let e = 0; e < n; e++) y[iy + e] = (y[iy + e] ?? 0) + w * (x[ix + e] ?? 0);
-}
-
-interface DocDims {
-  N: number;
-  H: number;
-  dk: number;
-  dv: number;
-  lams: number[];
-  /** The first and last token of each token's document. */
-  first: Int32Array;
-  last: Int32Array;
-}
-
-function docDims(
-  q: Tensor,
-  k: Tensor,
-  v: Tensor,
-  lam: Decay,
-  causal: boolean,
-  boundaries: Boundaries,
-  what: string,
-): DocDims {
-  const [N, H, dk] = dims3(q, `${what} q`);
-  assertSameShape(q, k, `${what} q/k`);
-  const [Nv, Hv, dv] = dims3(v, `${what} v`);
-  if (Nv !== N || Hv !== H)
-    throw new Error(`${what}: v is [${v.shape.join(", ")}] for q [${q.shape.join(", ")}]`);
-  const lams = decayPerHead(lam, H);
-  if (!causal) assertNoDecay(lams, what);
-  const first = new Int32Array(N);
-  const last = new Int32Array(N);
-  for (const span of documentSpans(N, boundaries))
-    for (let i = span.start; i < span.start + span.length; i++) {
-      first[i] = span.start;
-      last[i] = span.start + span.length - 1;
-    }
-  return { N, H, dk, dv, lams, first, last };
-}
+// Linear attention: o_i = sum_{j in mask(i), doc(j) = doc(i)} lam_h^(i-j) (q_i . k_j) v_j, the oracle's
+// formula with the documents as its segments.
 
 export function linearAttentionForwardDocs(
   q: Tensor,
@@ -126,28 +79,8 @@ export function linearAttentionForwardDocs(
   causal: boolean,
   boundaries: Boundaries,
 ): Tensor {
-  const { N, H, dk, dv, lams, first, last } = docDims(
-    q,
-    k,
-    v,
-    lam,
-    causal,
-    boundaries,
-    "linearAttentionForwardDocs",
-  );
-  const o = zeros([N, H, dv]);
-  for (let h = 0; h < H; h++) {
-    const pw = decayPowers(lams[h] ?? 1, N);
-    for (let i = 0; i < N; i++) {
-      const jEnd = causal ? i : (last[i] ?? 0);
-      for (let j = first[i] ?? 0; j <= jEnd; j++) {
-        const w =
-          (causal ? (pw[i - j] ?? 0) : 1) * dotAt(q.data, (i * H + h) * dk, k.data, (j * H + h) * dk, dk);
-        axpyAt(o.data, (i * H + h) * dv, w, v.data, (j * H + h) * dv, dv);
-      }
-    }
-  }
-  return o;
+  const docs = (N: number): Piece[] => documentSpans(N, boundaries);
+  return linearAttentionForwardIn(q, k, v, lam, causal, docs, "linearAttentionForwardDocs");
 }
 
 /** Gradients of sum(dout * o), term by term over the visible pairs as in linearAttentionBackward. */
@@ -160,38 +93,8 @@ export function linearAttentionBackwardDocs(
   causal: boolean,
   boundaries: Boundaries,
 ): LinearGrads {
-  const { N, H, dk, dv, lams, first, last } = docDims(
-    q,
-    k,
-    v,
-    lam,
-    causal,
-    boundaries,
-    "linearAttentionBackwardDocs",
-  );
-  assertSameShape(dout, v, "linearAttentionBackwardDocs dout/v");
-  const dq = zeros(q.shape);
-  const dkT = zeros(k.shape);
-  const dvT = zeros(v.shape);
-  for (let h = 0; h < H; h++) {
-    const pw = decayPowers(lams[h] ?? 1, N);
-    for (let i = 0; i < N; i++) {
-      const jEnd = causal ? i : (last[i] ?? 0);
-      const qi = (i * H + h) * dk;
-      const oi = (i * H + h) * dv;
-      for (let j = first[i] ?? 0; j <= jEnd; j++) {
-        const kj = (j * H + h) * dk;
-        const vj = (j * H + h) * dv;
-        const w = causal ? (pw[i - j] ?? 0) : 1;
-        const a = w * dotAt(dout.data, oi, v.data, vj, dv);
-        const b = w * dotAt(q.data, qi, k.data, kj, dk);
-        axpyAt(dq.data, qi, a, k.data, kj, dk);
-        axpyAt(dkT.data, kj, a, q.data, qi, dk);
-        axpyAt(dvT.data, vj, b, dout.data, oi, dv);
-      }
-    }
-  }
-  return { dq, dk: dkT, dv: dvT };
+  const docs = (N: number): Piece[] => documentSpans(N, boundaries);
+  return linearAttentionBackwardIn(q, k, v, dout, lam, causal, docs, "linearAttentionBackwardDocs");
 }
 
 // ---------------------------------------------------------------------------------------------------------

@@ -17,112 +17,27 @@
 //     dk_j += lam^(L_t-1-j) v_j G_t^T,  dv_j += lam^(L_t-1-j) k_j G_t,  dq_i += lam^(i+1) do_i P_t^T.
 // Only non-negative exponents ever appear, so nothing overflows however small lam is.
 //
+// The walk inside a piece (blocks of B tokens, the decayed exclusive prefix of block states, as the kernels
+// run it) is written once, in linear-documents.ts, with per-token resets at document boundaries; the
+// functions here are it with no boundary. What stays here is the combination across pieces without
+// documents: any layout, gaps allowed, by the closed-form weights above.
+//
 // Bidirectional (lam = 1, no mask): o_i = q_i sum_all M. Either use bidirForward / bidirBackward with the
 // AllReduce-d sums, or intraForward(causal = false) + interForward(q, sumStates(states, self), 1).
 
-import { type Decay, type LinearGrads, assertNoDecay, decayPerHead, decayPowers } from "./oracle.js";
+import {
+  dkdvInterDocs,
+  dqInterDocs,
+  interForwardDocs,
+  intraBackwardDocs,
+  intraForwardDocs,
+  pieceGradStateDocs,
+  pieceStateDocs,
+  ringStepDocs,
+} from "./linear-documents.js";
+import { type Decay, type LinearGrads, decayPerHead } from "./oracle.js";
+import { DEFAULT_BLOCK } from "./rows.js";
 import { type Piece, type Tensor, assertSameShape, dims3, zeros } from "./tensor.js";
-
-/** Default token block of the chunk algorithm (the kernels' B). */
-export const DEFAULT_BLOCK = 64;
-
-// ---------------------------------------------------------------------------------------------------------
-// Row x state kernels. Rows live at an offset inside a [C, H, d] buffer; a head's state at h * dk * dv.
-
-/** out[io + e] += c * sum_a x[ix + a] S[so + a dv + e]   (x S, a 1 x dv row) */
-export function rowState(
-  out: Float64Array,
-  io: number,
-  c: number,
-  x: Float64Array,
-  ix: number,
-  S: Float64Array,
-  so: number,
-  dk: number,
-  dv: number,
-): void {
-  for (let a = 0; a < dk; a++) {
-    const xa = c * (x[ix + a] ?? 0);
-    if (xa === 0) continue;
-    const row = so + a * dv;
-    for (let e = 0; e < dv; e++) out[io + e] = (out[io + e] ?? 0) + xa * (S[row + e] ?? 0);
-  }
-}
-
-/** out[io + a] += c * sum_e y[iy + e] S[so + a dv + e]   (y S^T, a 1 x dk row) */
-export function rowStateT(
-  out: Float64Array,
-  io: number,
-  c: number,
-  y: Float64Array,
-  iy: number,
-  S: Float64Array,
-  so: number,
-  dk: number,
-  dv: number,
-): void {
-  for (let a = 0; a < dk; a++) {
-    const row = so + a * dv;
-    let s = 0;
-    for (let e = 0; e < dv; e++) s += (y[iy + e] ?? 0) * (S[row + e] ?? 0);
-    out[io + a] = (out[io + a] ?? 0) + c * s;
-  }
-}
-
-/** S[so + a dv + e] += c * x[ix + a] y[iy + e]   (S += c x^T y) */
-export function outerAdd(
-  S: Float64Array,
-  so: number,
-  c: number,
-  x: Float64Array,
-  ix: number,
-  dk: number,
-  y: Float64Array,
-  iy: number,
-  dv: number,
-): void {
-  for (let a = 0; a < dk; a++) {
-    const xa = c * (x[ix + a] ?? 0);
-    if (xa === 0) continue;
-    const row = so + a * dv;
-    for (let e = 0; e < dv; e++) S[row + e] = (S[row + e] ?? 0) + xa * (y[iy + e] ?? 0);
-  }
-}
-
-function dotAt(a: Float64Array, ia: number, b: Float64Array, ib: number, n: number): number {
-  let s = 0;
-  for (let e = 0; e < n; e++) s += (a[ia + e] ?? 0) * (b[ib + e] ?? 0);
-  return s;
-}
-
-function axpyAt(y: Float64Array, iy: number, w: number, x: Float64Array, ix: number, n: number): void {
-  for (let e = 0; e < n; e++) y[iy + e] = (y[iy + e] ?? 0) + w * (x[ix + e] ?? 0);
-}
-
-export function scaleRange(S: Float64Array, from: number, n: number, c: number): void {
-  if (c === 1) return;
-  for (let e = from; e < from + n; e++) S[e] = (S[e] ?? 0) * c;
-}
-
-// ---------------------------------------------------------------------------------------------------------
-// Shape checks
-
-interface PieceDims {
-  C: number;
-  H: number;
-  dk: number;
-  dv: number;
-}
-
-function pieceDims(q: Tensor, v: Tensor, what: string): PieceDims {
-  const [C, H, dk] = dims3(q, `${what} (q or k)`);
-  const [Cv, Hv, dv] = dims3(v, `${what} (v or dout)`);
-  if (Cv !== C || Hv !== H)
-    throw new Error(
-      `${what}: [${q.shape.join(", ")}] and [${v.shape.join(", ")}] disagree on tokens or heads`,
-    );
-  return { C, H, dk, dv };
-}
 
 function stateDims(S: Tensor, what: string): [number, number, number] {
   return dims3(S, `${what} state`);
@@ -134,35 +49,13 @@ function checkState(S: Tensor, H: number, dk: number, dv: number, what: string):
     throw new Error(`${what}: state is [${S.shape.join(", ")}], expected [${H}, ${dk}, ${dv}]`);
 }
 
-function checkBlock(blockSize: number): void {
-  if (!Number.isInteger(blockSize) || blockSize < 1)
-    throw new Error(`block size ${blockSize} must be a positive integer`);
-}
-
 // ---------------------------------------------------------------------------------------------------------
-// Forward
+// One piece: the document walk of linear-documents.ts with no boundary ([]), bit for bit the walk without
+// documents (the resets never fire).
 
 /** M = sum_j lam^(C-1-j) k_j^T v_j: the piece's state as seen from its last token. [H, dk, dv]. */
 export function pieceState(k: Tensor, v: Tensor, lam: Decay): Tensor {
-  const { C, H, dk, dv } = pieceDims(k, v, "pieceState");
-  const lams = decayPerHead(lam, H);
-  const M = zeros([H, dk, dv]);
-  for (let h = 0; h < H; h++) {
-    const pw = decayPowers(lams[h] ?? 1, C);
-    for (let j = 0; j < C; j++)
-      outerAdd(
-        M.data,
-        h * dk * dv,
-        pw[C - 1 - j] ?? 0,
-        k.data,
-        (j * H + h) * dk,
-        dk,
-        v.data,
-        (j * H + h) * dv,
-        dv,
-      );
-  }
-  return M;
+  return pieceStateDocs(k, v, lam, []);
 }
 
 /**
@@ -179,66 +72,44 @@ export function intraForward(
   causal: boolean,
   blockSize: number = DEFAULT_BLOCK,
 ): Tensor {
-  const { C, H, dk, dv } = pieceDims(q, v, "intraForward");
-  assertSameShape(q, k, "intraForward q/k");
-  checkBlock(blockSize);
-  const lams = decayPerHead(lam, H);
-  if (!causal) assertNoDecay(lams, "intraForward");
-  const o = zeros([C, H, dv]);
-  const S = new Float64Array(dk * dv);
-  for (let h = 0; h < H; h++) {
-    const pw = decayPowers(lams[h] ?? 1, Math.min(blockSize, C));
-    S.fill(0);
-    if (!causal) {
-      for (let j = 0; j < C; j++)
-        outerAdd(S, 0, 1, k.data, (j * H + h) * dk, dk, v.data, (j * H + h) * dv, dv);
-      for (let i = 0; i < C; i++)
-        rowState(o.data, (i * H + h) * dv, 1, q.data, (i * H + h) * dk, S, 0, dk, dv);
-      continue;
-    }
-    for (let b0 = 0; b0 < C; b0 += blockSize) {
-      const b1 = Math.min(b0 + blockSize, C);
-      for (let i = b0; i < b1; i++) {
-        const qi = (i * H + h) * dk;
-        const oi = (i * H + h) * dv;
-        for (let j = b0; j <= i; j++) {
-          const w = (pw[i - j] ?? 0) * dotAt(q.data, qi, k.data, (j * H + h) * dk, dk);
-          axpyAt(o.data, oi, w, v.data, (j * H + h) * dv, dv);
-        }
-        rowState(o.data, oi, pw[i - b0 + 1] ?? 0, q.data, qi, S, 0, dk, dv);
-      }
-      // S_{b+1} = lam^L S_b + h_b, with h_b the block's own state seen from its last token
-      scaleRange(S, 0, dk * dv, pw[b1 - b0] ?? 0);
-      for (let j = b0; j < b1; j++)
-        outerAdd(S, 0, pw[b1 - 1 - j] ?? 0, k.data, (j * H + h) * dk, dk, v.data, (j * H + h) * dv, dv);
-    }
-  }
-  return o;
+  return intraForwardDocs(q, k, v, lam, causal, [], blockSize);
 }
 
 /** lam^(i+1) q_i P for each local i: the inter-piece term, to be ADDED to O_intra by the caller. */
 export function interForward(q: Tensor, P: Tensor, lam: Decay): Tensor {
-  const [C, H, dk] = dims3(q, "interForward q");
-  const dv = P.shape[2] ?? 0;
-  checkState(P, H, dk, dv, "interForward");
-  const lams = decayPerHead(lam, H);
-  const out = zeros([C, H, dv]);
-  for (let h = 0; h < H; h++) {
-    const pw = decayPowers(lams[h] ?? 1, C);
-    for (let i = 0; i < C; i++)
-      rowState(
-        out.data,
-        (i * H + h) * dv,
-        pw[i + 1] ?? 0,
-        q.data,
-        (i * H + h) * dk,
-        P.data,
-        h * dk * dv,
-        dk,
-        dv,
-      );
-  }
-  return out;
+  return interForwardDocs(q, P, lam, []);
+}
+
+/** dM = sum_i lam^(i+1) q_i^T do_i: what this piece sends to every earlier piece's state. [H, dk, dv]. */
+export function pieceGradState(q: Tensor, dout: Tensor, lam: Decay): Tensor {
+  return pieceGradStateDocs(q, dout, lam, []);
+}
+
+/**
+ * Gradients of the piece's own (intra) term only, block-wise like the kernels: dq runs forward over blocks
+ * with the exclusive prefix S_b of block states; dk and dv run backward with the exclusive suffix G_b of
+ * block gradient-states. Cross-piece terms come from dqInter and dkdvInter.
+ */
+export function intraBackward(
+  q: Tensor,
+  k: Tensor,
+  v: Tensor,
+  dout: Tensor,
+  lam: Decay,
+  causal: boolean,
+  blockSize: number = DEFAULT_BLOCK,
+): LinearGrads {
+  return intraBackwardDocs(q, k, v, dout, lam, causal, [], blockSize);
+}
+
+/** lam^(i+1) do_i P^T for each local i: the inter-piece part of dq (P cached from the forward). */
+export function dqInter(dout: Tensor, P: Tensor, lam: Decay): Tensor {
+  return dqInterDocs(dout, P, lam, []);
+}
+
+/** dk_j = lam^(C-1-j) v_j G^T and dv_j = lam^(C-1-j) k_j G: the inter-piece parts, to be ADDED. */
+export function dkdvInter(k: Tensor, v: Tensor, G: Tensor, lam: Decay): { dk: Tensor; dv: Tensor } {
+  return dkdvInterDocs(k, v, G, lam, []);
 }
 
 // ---------------------------------------------------------------------------------------------------------
@@ -357,8 +228,7 @@ export function sumStates(states: readonly Tensor[], exclude?: number): Tensor {
  * the next piece; for zigzag pass each piece's own length.
  */
 export function ringStep(Pin: Tensor, M: Tensor, lam: Decay, C: number): Tensor {
-  const lams = decayPerHead(lam, Pin.shape[0] ?? 0);
-  return weightedSum([Pin, M], [powPerHead(lams, C), lams.map(() => 1)], "ringStep");
+  return ringStepDocs(Pin, M, lam, { start: 0, length: C }, false);
 }
 
 /**
@@ -366,156 +236,7 @@ export function ringStep(Pin: Tensor, M: Tensor, lam: Decay, C: number): Tensor 
  * it received from the next piece (zeros for the last), sends Gout to the piece before it.
  */
 export function ringStepBackward(Gin: Tensor, dM: Tensor, lam: Decay, C: number): Tensor {
-  const lams = decayPerHead(lam, Gin.shape[0] ?? 0);
-  return weightedSum([Gin, dM], [powPerHead(lams, C), lams.map(() => 1)], "ringStepBackward");
-}
-
-// ---------------------------------------------------------------------------------------------------------
-// Backward
-
-/** dM = sum_i lam^(i+1) q_i^T do_i: what this piece sends to every earlier piece's state. [H, dk, dv]. */
-export function pieceGradState(q: Tensor, dout: Tensor, lam: Decay): Tensor {
-  const { C, H, dk, dv } = pieceDims(q, dout, "pieceGradState");
-  const lams = decayPerHead(lam, H);
-  const dM = zeros([H, dk, dv]);
-  for (let h = 0; h < H; h++) {
-    const pw = decayPowers(lams[h] ?? 1, C);
-    for (let i = 0; i < C; i++)
-      outerAdd(
-        dM.data,
-        h * dk * dv,
-        pw[i + 1] ?? 0,
-        q.data,
-        (i * H + h) * dk,
-        dk,
-        dout.data,
-        (i * H + h) * dv,
-        dv,
-      );
-  }
-  return dM;
-}
-
-/**
- * Gradients of the piece's own (intra) term only, block-wise like the kernels: dq runs forward over blocks
- * with the exclusive prefix S_b of block states; dk and dv run backward with the exclusive suffix G_b of
- * block gradient-states. Cross-piece terms come from dqInter and dkdvInter.
- */
-export function intraBackward(
-  q: Tensor,
-  k: Tensor,
-  v: Tensor,
-  dout: Tensor,
-  lam: Decay,
-  causal: boolean,
-  blockSize: number = DEFAULT_BLOCK,
-): LinearGrads {
-  const { C, H, dk, dv } = pieceDims(q, v, "intraBackward");
-  assertSameShape(q, k, "intraBackward q/k");
-  assertSameShape(v, dout, "intraBackward v/dout");
-  checkBlock(blockSize);
-  const lams = decayPerHead(lam, H);
-  if (!causal) assertNoDecay(lams, "intraBackward");
-  const dq = zeros(q.shape);
-  const dkT = zeros(k.shape);
-  const dvT = zeros(v.shape);
-  const S = new Float64Array(dk * dv);
-  const G = new Float64Array(dk * dv);
-  for (let h = 0; h < H; h++) {
-    const pw = decayPowers(lams[h] ?? 1, Math.min(blockSize, C));
-    const at = (i: number, d: number): number => (i * H + h) * d;
-    S.fill(0);
-    G.fill(0);
-    if (!causal) {
-      for (let j = 0; j < C; j++) outerAdd(S, 0, 1, k.data, at(j, dk), dk, v.data, at(j, dv), dv);
-      for (let i = 0; i < C; i++) outerAdd(G, 0, 1, q.data, at(i, dk), dk, dout.data, at(i, dv), dv);
-      for (let i = 0; i < C; i++) {
-        rowStateT(dq.data, at(i, dk), 1, dout.data, at(i, dv), S, 0, dk, dv);
-        rowStateT(dkT.data, at(i, dk), 1, v.data, at(i, dv), G, 0, dk, dv);
-        rowState(dvT.data, at(i, dv), 1, k.data, at(i, dk), G, 0, dk, dv);
-      }
-      continue;
-    }
-    // dq: forward over blocks
-    for (let b0 = 0; b0 < C; b0 += blockSize) {
-      const b1 = Math.min(b0 + blockSize, C);
-      for (let i = b0; i < b1; i++) {
-        for (let j = b0; j <= i; j++) {
-          const a = (pw[i - j] ?? 0) * dotAt(dout.data, at(i, dv), v.data, at(j, dv), dv);
-          axpyAt(dq.data, at(i, dk), a, k.data, at(j, dk), dk);
-        }
-        rowStateT(dq.data, at(i, dk), pw[i - b0 + 1] ?? 0, dout.data, at(i, dv), S, 0, dk, dv);
-      }
-      scaleRange(S, 0, dk * dv, pw[b1 - b0] ?? 0);
-      for (let j = b0; j < b1; j++)
-        outerAdd(S, 0, pw[b1 - 1 - j] ?? 0, k.data, at(j, dk), dk, v.data, at(j, dv), dv);
-    }
-    // dk, dv: backward over blocks
-    const lastStart = Math.floor((C - 1) / blockSize) * blockSize;
-    for (let b0 = lastStart; b0 >= 0 && C > 0; b0 -= blockSize) {
-      const b1 = Math.min(b0 + blockSize, C);
-      for (let j = b0; j < b1; j++) {
-        for (let i = j; i < b1; i++) {
-          const w = pw[i - j] ?? 0;
-          const a = w * dotAt(dout.data, at(i, dv), v.data, at(j, dv), dv);
-          const b = w * dotAt(q.data, at(i, dk), k.data, at(j, dk), dk);
-          axpyAt(dkT.data, at(j, dk), a, q.data, at(i, dk), dk);
-          axpyAt(dvT.data, at(j, dv), b, dout.data, at(i, dv), dv);
-        }
-        const c = pw[b1 - 1 - j] ?? 0;
-        rowStateT(dkT.data, at(j, dk), c, v.data, at(j, dv), G, 0, dk, dv);
-        rowState(dvT.data, at(j, dv), c, k.data, at(j, dk), G, 0, dk, dv);
-      }
-      // G_{b-1} = lam^L G_b + dM_b, dM_b the block's gradient state seen from its first token
-      scaleRange(G, 0, dk * dv, pw[b1 - b0] ?? 0);
-      for (let i = b0; i < b1; i++)
-        outerAdd(G, 0, pw[i - b0 + 1] ?? 0, q.data, at(i, dk), dk, dout.data, at(i, dv), dv);
-    }
-  }
-  return { dq, dk: dkT, dv: dvT };
-}
-
-/** lam^(i+1) do_i P^T for each local i: the inter-piece part of dq (P cached from the forward). */
-export function dqInter(dout: Tensor, P: Tensor, lam: Decay): Tensor {
-  const [C, H, dv] = dims3(dout, "dqInter dout");
-  const dk = P.shape[1] ?? 0;
-  checkState(P, H, dk, dv, "dqInter");
-  const lams = decayPerHead(lam, H);
-  const dq = zeros([C, H, dk]);
-  for (let h = 0; h < H; h++) {
-    const pw = decayPowers(lams[h] ?? 1, C);
-    for (let i = 0; i < C; i++)
-      rowStateT(
-        dq.data,
-        (i * H + h) * dk,
-        pw[i + 1] ?? 0,
-        dout.data,
-        (i * H + h) * dv,
-        P.data,
-        h * dk * dv,
-        dk,
-        dv,
-      );
-  }
-  return dq;
-}
-
-/** dk_j = lam^(C-1-j) v_j G^T and dv_j = lam^(C-1-j) k_j G: the inter-piece parts, to be ADDED. */
-export function dkdvInter(k: Tensor, v: Tensor, G: Tensor, lam: Decay): { dk: Tensor; dv: Tensor } {
-  const { C, H, dk, dv } = pieceDims(k, v, "dkdvInter");
-  checkState(G, H, dk, dv, "dkdvInter");
-  const lams = decayPerHead(lam, H);
-  const dkT = zeros(k.shape);
-  const dvT = zeros(v.shape);
-  for (let h = 0; h < H; h++) {
-    const pw = decayPowers(lams[h] ?? 1, C);
-    for (let j = 0; j < C; j++) {
-      const c = pw[C - 1 - j] ?? 0;
-      rowStateT(dkT.data, (j * H + h) * dk, c, v.data, (j * H + h) * dv, G.data, h * dk * dv, dk, dv);
-      rowState(dvT.data, (j * H + h) * dv, c, k.data, (j * H + h) * dk, G.data, h * dk * dv, dk, dv);
-    }
-  }
-  return { dk: dkT, dv: dvT };
+  return ringStepDocs(Gin, dM, lam, { start: 0, length: C }, false);
 }
 
 // ---------------------------------------------------------------------------------------------------------

@@ -1,7 +1,7 @@
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
 import { type Boundaries, linearAttentionBackwardDocs, linearAttentionForwardDocs } from "./documents.js";
-import { intraBackward, intraForward, pieceGradState, pieceState } from "./linear-chunks.js";
+import { pieceState } from "./linear-chunks.js";
 import {
   bidirInterDocs,
   dkdvInterDocs,
@@ -221,19 +221,38 @@ describe("the chunk walk with per-token resets equals the document oracle (one p
     });
   }
 
-  it("without boundaries it is today's chunk walk bit for bit", () => {
+  it("without boundaries it is the dense formula, and the piece states are the decayed sums of k v^T", () => {
+    // linear-chunks.ts's walk delegates here with no boundaries: its check is against independent code, the
+    // dense oracle (oracle.ts) and the states' definition written out below.
     const d = data(13, 2, 3, 2, 5);
     for (const causal of [true, false]) {
       const lam = causal ? [0.9, 0.6] : 1;
-      expect(intraForwardDocs(d.q, d.k, d.v, lam, causal, [], 4).data).toEqual(
-        intraForward(d.q, d.k, d.v, lam, causal, 4).data,
+      close(
+        intraForwardDocs(d.q, d.k, d.v, lam, causal, [], 4),
+        linearAttentionForwardDocs(d.q, d.k, d.v, lam, causal, []),
       );
-      const g = intraBackwardDocs(d.q, d.k, d.v, d.dout, lam, causal, [], 4);
-      const r = intraBackward(d.q, d.k, d.v, d.dout, lam, causal, 4);
-      expect([g.dq.data, g.dk.data, g.dv.data]).toEqual([r.dq.data, r.dk.data, r.dv.data]);
-      expect(pieceStateDocs(d.k, d.v, lam, []).data).toEqual(pieceState(d.k, d.v, lam).data);
-      expect(pieceGradStateDocs(d.q, d.dout, lam, []).data).toEqual(pieceGradState(d.q, d.dout, lam).data);
+      closeGrads(
+        intraBackwardDocs(d.q, d.k, d.v, d.dout, lam, causal, [], 4),
+        linearAttentionBackwardDocs(d.q, d.k, d.v, d.dout, lam, causal, []),
+      );
     }
+    // As linear-chunks.ts's header defines them: M = sum_j lam^(L-1-j) k_j^T v_j, dM = sum_i lam^(i+1) q_i^T do_i.
+    const [L, H, dk, dv] = [13, 2, 3, 2];
+    const lam = [0.9, 0.6];
+    const M = pieceStateDocs(d.k, d.v, lam, []).data;
+    const G = pieceGradStateDocs(d.q, d.dout, lam, []).data;
+    for (let h = 0; h < H; h++)
+      for (let a = 0; a < dk; a++)
+        for (let b = 0; b < dv; b++) {
+          let m = 0;
+          let g = 0;
+          for (let j = 0; j < L; j++) {
+            m += lam[h]! ** (L - 1 - j) * d.k.data[(j * H + h) * dk + a]! * d.v.data[(j * H + h) * dv + b]!;
+            g += lam[h]! ** (j + 1) * d.q.data[(j * H + h) * dk + a]! * d.dout.data[(j * H + h) * dv + b]!;
+          }
+          expect(M[(h * dk + a) * dv + b]).toBeCloseTo(m, 12);
+          expect(G[(h * dk + a) * dv + b]).toBeCloseTo(g, 12);
+        }
   });
 });
 

@@ -12,11 +12,22 @@
 // and the mirror image for the backward:
 //   dM = sum_{i <= f} lam^(i+1) q_i^T do_i,  G_t = c_{t+1} G_{t+1} + dM_{t+1},  G_last = 0,
 //   dk_j += [j > l] lam^(L-1-j) v_j G_t^T,  dv_j += [j > l] lam^(L-1-j) k_j G_t,  dq_i += [i <= f] lam^(i+1) do_i P_t^T.
-// Inside a piece the chunk walk is the same recursion one level down, with blocks for pieces.
+// Inside a piece the chunk walk is the same recursion one level down, with blocks for pieces. With no
+// boundary (local = []) every reset is inert: linear-chunks.ts's per-piece functions are these with [],
+// bit for bit, and its LASP-1 step is ringStepDocs without a flag.
 
-import { DEFAULT_BLOCK, outerAdd, rowState, rowStateT, scaleRange } from "./linear-chunks.js";
 import { type Boundaries, checkBoundaries } from "./documents.js";
 import { type Decay, type LinearGrads, assertNoDecay, decayPerHead, decayPowers } from "./oracle.js";
+import {
+  DEFAULT_BLOCK,
+  axpyAt,
+  checkBlock,
+  dotAt,
+  outerAdd,
+  rowState,
+  rowStateT,
+  scaleRange,
+} from "./rows.js";
 import { type Piece, type Tensor, assertSameShape, dims3, zeros } from "./tensor.js";
 
 /** The boundaries of `boundaries` (global) that fall inside `piece`, as local indices. */
@@ -29,16 +40,6 @@ export function localBoundaries(boundaries: Boundaries, piece: Piece): number[] 
 /** The flag a piece gathers beside its state: whether a document ends inside it (then its carry is 0). */
 export function hasBoundary(local: Boundaries): boolean {
   return local.length > 0;
-}
-
-function dotAt(a: Float64Array, ia: number, b: Float64Array, ib: number, n: number): number {
-  let s = 0;
-  for (let e = 0; e < n; e++) s += (a[ia + e] ?? 0) * (b[ib + e] ?? 0);
-  return s;
-}
-
-function axpyAt(y: Float64Array, iy: number, w: number, x: Float64Array, ix: number, n: number): void {
-  for (let e = 0; e < n; e++) y[iy + e] = (y[iy + e] ?? 0) + w * (x[ix + e] ?? 0);
 }
 
 interface PieceDocs {
@@ -88,34 +89,41 @@ function pieceDocs(x: Tensor, y: Tensor, lam: Decay, local: Boundaries, what: st
   };
 }
 
-function checkBlock(blockSize: number): void {
-  if (!Number.isInteger(blockSize) || blockSize < 1)
-    throw new Error(`block size ${blockSize} must be a positive integer`);
-}
-
 // ---------------------------------------------------------------------------------------------------------
 // Forward
 
 /** M = sum_{j > last boundary} lam^(L-1-j) k_j^T v_j: the state this piece hands to the next. */
 export function pieceStateDocs(k: Tensor, v: Tensor, lam: Decay, local: Boundaries): Tensor {
-  const { L, H, dk, dv, lams, last } = pieceDocs(k, v, lam, local, "pieceStateDocs");
-  const M = zeros([H, dk, dv]);
+  const d = pieceDocs(k, v, lam, local, "pieceStateDocs");
+  return rowsState(k, v, d, d.last + 1, d.L - 1, (j) => d.L - 1 - j);
+}
+
+/** sum_{i in [from, to]} lam^exponent(i) x_i^T y_i per head: a piece's state over a run of its tokens. */
+function rowsState(
+  x: Tensor,
+  y: Tensor,
+  { L, H, dk, dv, lams }: PieceDocs,
+  from: number,
+  to: number,
+  exponent: (i: number) => number,
+): Tensor {
+  const S = zeros([H, dk, dv]);
   for (let h = 0; h < H; h++) {
     const pw = decayPowers(lams[h] ?? 1, L);
-    for (let j = last + 1; j < L; j++)
+    for (let i = from; i <= to; i++)
       outerAdd(
-        M.data,
+        S.data,
         h * dk * dv,
-        pw[L - 1 - j] ?? 0,
-        k.data,
-        (j * H + h) * dk,
+        pw[exponent(i)] ?? 0,
+        x.data,
+        (i * H + h) * dk,
         dk,
-        v.data,
-        (j * H + h) * dv,
+        y.data,
+        (i * H + h) * dv,
         dv,
       );
   }
-  return M;
+  return S;
 }
 
 /**
@@ -175,23 +183,40 @@ export function intraForwardDocs(
 
 /** [i <= first boundary] lam^(i+1) q_i P: the inter-piece term, to be ADDED to O_intra. */
 export function interForwardDocs(q: Tensor, P: Tensor, lam: Decay, local: Boundaries): Tensor {
-  const [L, H, dk] = dims3(q, "interForwardDocs q");
-  const [HP, dkP, dv] = dims3(P, "interForwardDocs P");
-  if (HP !== H || dkP !== dk)
-    throw new Error(`interForwardDocs: state [${P.shape.join(", ")}] for q [${q.shape.join(", ")}]`);
-  checkBoundaries(local, L, "interForwardDocs");
+  return prefixRows(q, P, lam, local, false, "interForwardDocs");
+}
+
+/**
+ * [i <= first boundary] lam^(i+1) x_i P (or x_i P^T, `transpose`): the prefix's share of the rows before
+ * the piece's first boundary, o from q in the forward and dq from dout in the backward.
+ */
+function prefixRows(
+  x: Tensor,
+  P: Tensor,
+  lam: Decay,
+  local: Boundaries,
+  transpose: boolean,
+  what: string,
+): Tensor {
+  const [L, H, dx] = dims3(x, `${what} rows`);
+  const [HP, dk, dv] = dims3(P, `${what} state`);
+  if (HP !== H || dx !== (transpose ? dv : dk))
+    throw new Error(`${what}: state [${P.shape.join(", ")}] for rows [${x.shape.join(", ")}]`);
+  checkBoundaries(local, L, what);
   const first = local[0] ?? L - 1;
   const lams = decayPerHead(lam, H);
-  const out = zeros([L, H, dv]);
+  const dOut = transpose ? dk : dv;
+  const out = zeros([L, H, dOut]);
+  const apply = transpose ? rowStateT : rowState;
   for (let h = 0; h < H; h++) {
     const pw = decayPowers(lams[h] ?? 1, L);
     for (let i = 0; i <= first; i++)
-      rowState(
+      apply(
         out.data,
-        (i * H + h) * dv,
+        (i * H + h) * dOut,
         pw[i + 1] ?? 0,
-        q.data,
-        (i * H + h) * dk,
+        x.data,
+        (i * H + h) * dx,
         P.data,
         h * dk * dv,
         dk,
@@ -246,17 +271,7 @@ export function prefixForPieceDocs(
   target: number,
   lam: Decay,
 ): Tensor {
-  const order = scanOrder(pieces, states.length, target, "prefixForPieceDocs");
-  if (flags.length !== states.length)
-    throw new Error(`prefixForPieceDocs: ${flags.length} flags for ${states.length} states`);
-  const first = states[0] as Tensor;
-  const lams = decayPerHead(lam, first.shape[0] ?? 0);
-  const P = zeros(first.shape);
-  for (const u of order) {
-    if (u === target) break;
-    affineStep(P, carryPerHead(lams, pieces[u] as Piece, flags[u] ?? false), states[u] as Tensor);
-  }
-  return P;
+  return scanDocs(states, flags, pieces, target, lam, false, "prefixForPieceDocs");
 }
 
 /** G for `pieces[target]`: G = 0, then for every later piece u, last first, G = c_u G + dM_u. */
@@ -267,17 +282,30 @@ export function suffixForPieceDocs(
   target: number,
   lam: Decay,
 ): Tensor {
-  const order = scanOrder(pieces, dStates.length, target, "suffixForPieceDocs");
-  if (flags.length !== dStates.length)
-    throw new Error(`suffixForPieceDocs: ${flags.length} flags for ${dStates.length} states`);
-  const first = dStates[0] as Tensor;
+  return scanDocs(dStates, flags, pieces, target, lam, true, "suffixForPieceDocs");
+}
+
+/** The affine scan up to `target`: over the pieces before it in global order, or after it backwards. */
+function scanDocs(
+  states: readonly Tensor[],
+  flags: readonly boolean[],
+  pieces: readonly Piece[],
+  target: number,
+  lam: Decay,
+  backwards: boolean,
+  what: string,
+): Tensor {
+  const order = scanOrder(pieces, states.length, target, what);
+  if (flags.length !== states.length)
+    throw new Error(`${what}: ${flags.length} flags for ${states.length} states`);
+  const first = states[0] as Tensor;
   const lams = decayPerHead(lam, first.shape[0] ?? 0);
-  const G = zeros(first.shape);
-  for (const u of order.reverse()) {
+  const S = zeros(first.shape);
+  for (const u of backwards ? order.reverse() : order) {
     if (u === target) break;
-    affineStep(G, carryPerHead(lams, pieces[u] as Piece, flags[u] ?? false), dStates[u] as Tensor);
+    affineStep(S, carryPerHead(lams, pieces[u] as Piece, flags[u] ?? false), states[u] as Tensor);
   }
-  return G;
+  return S;
 }
 
 /** LASP-1 with documents: what a piece sends on, Pout = c Pin + M (c = 0 if a document ends inside it). */
@@ -309,52 +337,13 @@ export function ringStepBackwardDocs(
 
 /** dM = sum_{i <= first boundary} lam^(i+1) q_i^T do_i: what this piece sends to earlier pieces. */
 export function pieceGradStateDocs(q: Tensor, dout: Tensor, lam: Decay, local: Boundaries): Tensor {
-  const { L, H, dk, dv, lams, first } = pieceDocs(q, dout, lam, local, "pieceGradStateDocs");
-  const dM = zeros([H, dk, dv]);
-  for (let h = 0; h < H; h++) {
-    const pw = decayPowers(lams[h] ?? 1, L);
-    for (let i = 0; i <= first; i++)
-      outerAdd(
-        dM.data,
-        h * dk * dv,
-        pw[i + 1] ?? 0,
-        q.data,
-        (i * H + h) * dk,
-        dk,
-        dout.data,
-        (i * H + h) * dv,
-        dv,
-      );
-  }
-  return dM;
+  const d = pieceDocs(q, dout, lam, local, "pieceGradStateDocs");
+  return rowsState(q, dout, d, 0, d.first, (i) => i + 1);
 }
 
 /** [i <= first boundary] lam^(i+1) do_i P^T: the inter-piece part of dq. */
 export function dqInterDocs(dout: Tensor, P: Tensor, lam: Decay, local: Boundaries): Tensor {
-  const [L, H, dv] = dims3(dout, "dqInterDocs dout");
-  const [HP, dk, dvP] = dims3(P, "dqInterDocs P");
-  if (HP !== H || dvP !== dv)
-    throw new Error(`dqInterDocs: state [${P.shape.join(", ")}] for dout [${dout.shape.join(", ")}]`);
-  checkBoundaries(local, L, "dqInterDocs");
-  const first = local[0] ?? L - 1;
-  const lams = decayPerHead(lam, H);
-  const dq = zeros([L, H, dk]);
-  for (let h = 0; h < H; h++) {
-    const pw = decayPowers(lams[h] ?? 1, L);
-    for (let i = 0; i <= first; i++)
-      rowStateT(
-        dq.data,
-        (i * H + h) * dk,
-        pw[i + 1] ?? 0,
-        dout.data,
-        (i * H + h) * dv,
-        P.data,
-        h * dk * dv,
-        dk,
-        dv,
-      );
-  }
-  return dq;
+  return prefixRows(dout, P, lam, local, true, "dqInterDocs");
 }
 
 /** [j > last boundary] lam^(L-1-j) (v_j G^T, k_j G): the inter-piece parts of dk and dv. */
@@ -481,12 +470,7 @@ export function intraBackwardDocs(
 
 /** sum_{i <= first boundary} x_i^T y_i: the state of the piece's first document (lam = 1). */
 export function pieceHeadStateDocs(x: Tensor, y: Tensor, local: Boundaries): Tensor {
-  const { L, H, dk, dv, first } = pieceDocs(x, y, 1, local, "pieceHeadStateDocs");
-  const S = zeros([H, dk, dv]);
-  for (let h = 0; h < H; h++)
-    for (let i = 0; i <= Math.min(first, L - 1); i++)
-      outerAdd(S.data, h * dk * dv, 1, x.data, (i * H + h) * dk, dk, y.data, (i * H + h) * dv, dv);
-  return S;
+  return pieceGradStateDocs(x, y, 1, local);
 }
 
 /** sum_{j > last boundary} x_j^T y_j: the state of the piece's last document (lam = 1). */

@@ -10,7 +10,7 @@
 // caller composes phi(q), phi(k) -> attention -> norm and chains the backward passes itself.
 
 import type { FeatureMap } from "../spec/resolved.js";
-import { type Tensor, assertSameShape, dims3, zeros } from "./tensor.js";
+import { type Piece, type Tensor, assertSameShape, dims3, zeros } from "./tensor.js";
 
 // ---------------------------------------------------------------------------------------------------------
 // Decay
@@ -59,6 +59,12 @@ function axpyAt(y: Float64Array, iy: number, w: number, x: Float64Array, ix: num
 // Linear attention: o_i = sum_{j in mask(i)} lam_h^(i-j) (q_i . k_j) v_j
 //   causal:        mask(i) = { j <= i }, any lam in (0, 1]
 //   bidirectional: mask(i) = all j, lam must be 1 (see assertNoDecay)
+// and, for packed documents (documents.ts), mask(i) kept inside i's own segment: one formula for both.
+
+/** The runs of tokens that never see each other: the whole sequence here, its documents in documents.ts. */
+export type Segments = (N: number) => readonly Piece[];
+
+const wholeSequence: Segments = (N) => [{ start: 0, length: N }];
 
 interface LinearDims {
   N: number;
@@ -66,9 +72,20 @@ interface LinearDims {
   dk: number;
   dv: number;
   lams: number[];
+  /** The first and last token of each token's segment. */
+  first: Int32Array;
+  last: Int32Array;
 }
 
-function linearDims(q: Tensor, k: Tensor, v: Tensor, lam: Decay, causal: boolean, what: string): LinearDims {
+function linearDims(
+  q: Tensor,
+  k: Tensor,
+  v: Tensor,
+  lam: Decay,
+  causal: boolean,
+  segments: Segments,
+  what: string,
+): LinearDims {
   const [N, H, dk] = dims3(q, `${what} q`);
   assertSameShape(q, k, `${what} q/k`);
   const [Nv, Hv, dv] = dims3(v, `${what} v`);
@@ -76,17 +93,37 @@ function linearDims(q: Tensor, k: Tensor, v: Tensor, lam: Decay, causal: boolean
     throw new Error(`${what}: v is [${v.shape.join(", ")}] for q [${q.shape.join(", ")}]`);
   const lams = decayPerHead(lam, H);
   if (!causal) assertNoDecay(lams, what);
-  return { N, H, dk, dv, lams };
+  const first = new Int32Array(N);
+  const last = new Int32Array(N);
+  for (const span of segments(N))
+    for (let i = span.start; i < span.start + span.length; i++) {
+      first[i] = span.start;
+      last[i] = span.start + span.length - 1;
+    }
+  return { N, H, dk, dv, lams, first, last };
 }
 
 export function linearAttentionForward(q: Tensor, k: Tensor, v: Tensor, lam: Decay, causal: boolean): Tensor {
-  const { N, H, dk, dv, lams } = linearDims(q, k, v, lam, causal, "linearAttentionForward");
+  return linearAttentionForwardIn(q, k, v, lam, causal, wholeSequence, "linearAttentionForward");
+}
+
+/** linearAttentionForward with every query kept inside its own segment (`what` names the caller). */
+export function linearAttentionForwardIn(
+  q: Tensor,
+  k: Tensor,
+  v: Tensor,
+  lam: Decay,
+  causal: boolean,
+  segments: Segments,
+  what: string,
+): Tensor {
+  const { N, H, dk, dv, lams, first, last } = linearDims(q, k, v, lam, causal, segments, what);
   const o = zeros([N, H, dv]);
   for (let h = 0; h < H; h++) {
     const pw = decayPowers(lams[h] ?? 1, N);
     for (let i = 0; i < N; i++) {
-      const jEnd = causal ? i : N - 1;
-      for (let j = 0; j <= jEnd; j++) {
+      const jEnd = causal ? i : (last[i] ?? 0);
+      for (let j = first[i] ?? 0; j <= jEnd; j++) {
         const w =
           (causal ? (pw[i - j] ?? 0) : 1) * dotAt(q.data, (i * H + h) * dk, k.data, (j * H + h) * dk, dk);
         axpyAt(o.data, (i * H + h) * dv, w, v.data, (j * H + h) * dv, dv);
@@ -114,19 +151,32 @@ export function linearAttentionBackward(
   lam: Decay,
   causal: boolean,
 ): LinearGrads {
-  const { N, H, dk, dv, lams } = linearDims(q, k, v, lam, causal, "linearAttentionBackward");
-  if (dout.shape.join() !== v.shape.join())
-    throw new Error("linearAttentionBackward: dout must be shaped like v");
+  return linearAttentionBackwardIn(q, k, v, dout, lam, causal, wholeSequence, "linearAttentionBackward");
+}
+
+/** linearAttentionBackward with every query kept inside its own segment. */
+export function linearAttentionBackwardIn(
+  q: Tensor,
+  k: Tensor,
+  v: Tensor,
+  dout: Tensor,
+  lam: Decay,
+  causal: boolean,
+  segments: Segments,
+  what: string,
+): LinearGrads {
+  const { N, H, dk, dv, lams, first, last } = linearDims(q, k, v, lam, causal, segments, what);
+  if (dout.shape.join() !== v.shape.join()) throw new Error(`${what}: dout must be shaped like v`);
   const dq = zeros(q.shape);
   const dkT = zeros(k.shape);
   const dvT = zeros(v.shape);
   for (let h = 0; h < H; h++) {
     const pw = decayPowers(lams[h] ?? 1, N);
     for (let i = 0; i < N; i++) {
-      const jEnd = causal ? i : N - 1;
+      const jEnd = causal ? i : (last[i] ?? 0);
       const qi = (i * H + h) * dk;
       const oi = (i * H + h) * dv;
-      for (let j = 0; j <= jEnd; j++) {
+      for (let j = first[i] ?? 0; j <= jEnd; j++) {
         const kj = (j * H + h) * dk;
         const vj = (j * H + h) * dv;
         const w = causal ? (pw[i - j] ?? 0) : 1;
