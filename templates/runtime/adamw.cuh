@@ -1,0 +1,305 @@
+// The AdamW step over one rank's shard of the parameters: fp32 master weights, fp32 moments m and v, the fp32
+// gradient (already summed over ranks), and the bf16 weights the model computes with.
+//
+// Design choices:
+// - The shard is one contiguous range of the flat parameter buffer (ZeRO-1: the rank's 1/W slice, between the
+//   gradient's reduce-scatter and the weights' all-gather; replicated: the whole buffer). Its five arrays are
+//   indexed alike from the shard's first element: master, m, v and grad are the shard's fp32 state, `weights`
+//   the shard's slice of the bf16 compute buffer, which the all-gather then distributes.
+// - Which elements decay comes from the parameter table, not a mask: a shard holds a few hundred tensors at
+//   most, each entirely decayed (weight matrices, embedding, LM head) or not (norm gains, biases). The host
+//   cuts the global table of (offset, elements, decay) rows to the shard with `adamw_shard_table` (a tensor
+//   the shard boundary splits keeps its flag on both sides), checks and uploads it once with
+//   `adamw_upload_table` (rows in order, back to back, covering the shard exactly); it is the same every step.
+//   A thread finds its first element's row by binary search in the table (a few cached loads per 4 elements,
+//   against 30 bytes of state moved per element) and walks to the next row where its 4 elements cross one.
+// - The arithmetic is torch.optim.AdamW's (single-tensor path), so one step matches it within float rounding:
+//   g = grad * clip_scale; w *= 1 - lr * wd (decayed rows only); m += (1 - b1) (g - m);
+//   v = b2 v + (1 - b2) g^2; w -= (lr / (1 - b1^t)) * m / (sqrt(v) / sqrt(1 - b2^t) + eps). The per-step
+//   scalars (bias corrections from the step number t, the decay factor, the step size) are computed once on
+//   the host in double and rounded to float, as PyTorch's Python scalars are (`adamw_step_constants`).
+// - One `__host__ __device__` function does one element; the kernel and the host test
+//   (test/optimizer-host.test.ts, through `adamw_reference`) run the same code. Each product that meets a sum
+//   is an explicit fmaf, so neither nvcc's nor the host compiler's contraction can change the bits between
+//   the two; division and sqrtf are IEEE-rounded on both (no fast math).
+// - Vectorised: 16-byte loads of the fp32 arrays and 8-byte stores of 4 bf16 for the multiple-of-4 body, the
+//   tail (n % 4 elements) by scalar threads; so the fp32 pointers must be 16-byte aligned and `weights` 8-byte
+//   aligned (a shard starting at a multiple of 4 elements of aligned buffers is). Each element is read and
+//   written by one thread with no reduction: the result is deterministic and independent of the grid.
+#pragma once
+#include <cuda_runtime.h>
+#include <cuda_bf16.h>
+#include <cmath>
+#include <cstddef>
+#include <cstdint>
+#include <cstdio>
+#include <cstdlib>
+#include <string>
+#include <vector>
+
+#include "types.cuh"
+#include "check.cuh"
+
+namespace lasp {
+
+// One row of the parameter table: `elements` parameters from `offset` (in elements, from the start of the flat
+// buffer, or of the shard once cut), decayed or not.
+struct DecayRow {
+  size_t offset;
+  size_t elements;
+  int decay;  // 1: weight decay applies (matrices, embedding, LM head); 0: norm gains, biases
+};
+
+// The shard's arrays, each `elements` long, indexed from the shard's first element.
+struct AdamwShard {
+  float* master;
+  float* m;
+  float* v;
+  const float* grad;
+  bf16* weights;
+  size_t elements;
+};
+
+// The uploaded table of a shard (rows in device memory).
+struct AdamwTable {
+  const DecayRow* rows;
+  int count;
+  size_t elements;  // what the rows cover: must equal the shard's elements
+};
+
+// The settings of one step, as the caller has them (the spec's betas, adam_eps, weight_decay; the schedule's lr
+// of this step; the clip factor from the global norm; the step number from 1).
+struct AdamwSettings {
+  double lr;
+  double beta1;
+  double beta2;
+  double eps;
+  double weight_decay;
+  double clip_scale;
+  int64_t step;
+};
+
+// What the element update needs, per step, rounded to float once.
+struct AdamwConstants {
+  float clip_scale;
+  float one_minus_beta1;
+  float beta2;
+  float one_minus_beta2;
+  float decay_factor;  // 1 - lr * wd
+  float step_size;     // lr / (1 - beta1^t)
+  float sqrt_bc2;      // sqrt(1 - beta2^t)
+  float eps;
+};
+
+namespace adamw {
+
+constexpr int kThreads = 256;
+
+// The update of one element; w, m, v in place; returns nothing, the caller rounds w to bf16.
+__host__ __device__ inline void update(float& w, float& m, float& v, float grad, bool decay,
+                                       const AdamwConstants& c) {
+  const float g = grad * c.clip_scale;
+  if (decay) w = w * c.decay_factor;
+  m = fmaf(c.one_minus_beta1, g - m, m);
+  v = fmaf(c.one_minus_beta2, g * g, c.beta2 * v);
+  const float denom = sqrtf(v) / c.sqrt_bc2 + c.eps;
+  w = fmaf(-c.step_size, m / denom, w);
+}
+
+// The row of element e: the last row whose offset is <= e (rows are in order and back to back).
+__host__ __device__ inline int row_of(const DecayRow* rows, int count, size_t e) {
+  int lo = 0, hi = count - 1;
+  while (lo < hi) {
+    const int mid = (lo + hi + 1) / 2;
+    if (rows[mid].offset <= e) lo = mid;
+    else hi = mid - 1;
+  }
+  return lo;
+}
+
+// The update of the 4 elements from e (a vector of the kernel, or fewer at the tail: `lanes` of them), each
+// with its row's decay flag; r is the row of element e on entry. Returns the row of the last element.
+__host__ __device__ inline int update_vector(float* w, float* m, float* v, const float* g, int lanes, size_t e,
+                                             const DecayRow* rows, int count, int r, const AdamwConstants& c) {
+  for (int u = 0; u < lanes; ++u) {
+    while (r + 1 < count && rows[r + 1].offset <= e + u) ++r;
+    update(w[u], m[u], v[u], g[u], rows[r].decay != 0, c);
+  }
+  return r;
+}
+
+union Bf16x4 {
+  uint2 v;
+  __nv_bfloat162 h[2];
+};
+
+__global__ void step_kernel(float* __restrict__ master, float* __restrict__ m, float* __restrict__ v,
+                            const float* __restrict__ grad, bf16* __restrict__ weights, size_t n,
+                            const DecayRow* __restrict__ rows, int count, AdamwConstants c) {
+  const size_t vectors = n / 4;
+  const size_t stride = (size_t)gridDim.x * blockDim.x;
+  for (size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x; i < vectors; i += stride) {
+    const float4 w4 = reinterpret_cast<const float4*>(master)[i];
+    const float4 m4 = reinterpret_cast<const float4*>(m)[i];
+    const float4 v4 = reinterpret_cast<const float4*>(v)[i];
+    const float4 g4 = reinterpret_cast<const float4*>(grad)[i];
+    float w[4] = {w4.x, w4.y, w4.z, w4.w}, mm[4] = {m4.x, m4.y, m4.z, m4.w}, vv[4] = {v4.x, v4.y, v4.z, v4.w};
+    const float g[4] = {g4.x, g4.y, g4.z, g4.w};
+    update_vector(w, mm, vv, g, 4, 4 * i, rows, count, row_of(rows, count, 4 * i), c);
+    reinterpret_cast<float4*>(master)[i] = make_float4(w[0], w[1], w[2], w[3]);
+    reinterpret_cast<float4*>(m)[i] = make_float4(mm[0], mm[1], mm[2], mm[3]);
+    reinterpret_cast<float4*>(v)[i] = make_float4(vv[0], vv[1], vv[2], vv[3]);
+    Bf16x4 out;
+    out.h[0] = __floats2bfloat162_rn(w[0], w[1]);
+    out.h[1] = __floats2bfloat162_rn(w[2], w[3]);
+    reinterpret_cast<uint2*>(weights)[i] = out.v;
+  }
+  // The tail: the first n % 4 threads of block 0, one element each.
+  if (blockIdx.x == 0 && threadIdx.x < n % 4) {
+    const size_t e = 4 * vectors + threadIdx.x;
+    float w = master[e], mm = m[e], vv = v[e];
+    const float g = grad[e];
+    update_vector(&w, &mm, &vv, &g, 1, e, rows, count, row_of(rows, count, e), c);
+    master[e] = w;
+    m[e] = mm;
+    v[e] = vv;
+    weights[e] = __float2bfloat16_rn(w);
+  }
+}
+
+inline void fail(const char* message) {
+  std::fprintf(stderr, "adamw: %s\n", message);
+  std::exit(LASP_EXIT_CODE_FAILURE);
+}
+
+inline bool aligned(const void* p, size_t bytes) { return reinterpret_cast<uintptr_t>(p) % bytes == 0; }
+
+// Enough blocks to fill any Hopper; threads stride over the rest.
+inline int grid_for(size_t elements) {
+  const size_t vectors = (elements / 4 + kThreads - 1) / kThreads;
+  const size_t cap = 132 * 8;
+  return (int)(vectors < 1 ? 1 : vectors < cap ? vectors : cap);
+}
+
+}  // namespace adamw
+
+// The per-step scalars, after checking the settings (a bad value is a bug of the caller: message and exit).
+inline AdamwConstants adamw_step_constants(const AdamwSettings& s) {
+  char message[200];
+  if (!(s.lr >= 0) || !std::isfinite(s.lr)) {
+    std::snprintf(message, sizeof message, "lr %g must be finite and at least 0", s.lr);
+    adamw::fail(message);
+  }
+  if (!(s.beta1 > 0 && s.beta1 < 1) || !(s.beta2 > 0 && s.beta2 < 1)) {
+    std::snprintf(message, sizeof message, "betas %g, %g must be between 0 and 1 (exclusive)", s.beta1, s.beta2);
+    adamw::fail(message);
+  }
+  if (!(s.eps > 0) || !std::isfinite(s.eps)) {
+    std::snprintf(message, sizeof message, "eps %g must be positive", s.eps);
+    adamw::fail(message);
+  }
+  if (!(s.weight_decay >= 0 && s.weight_decay <= 1)) {
+    std::snprintf(message, sizeof message, "weight decay %g must be between 0 and 1", s.weight_decay);
+    adamw::fail(message);
+  }
+  if (!(s.clip_scale > 0 && s.clip_scale <= 1)) {
+    std::snprintf(message, sizeof message, "clip scale %g must be in (0, 1] (a non-finite norm stops the run first)",
+                  s.clip_scale);
+    adamw::fail(message);
+  }
+  if (s.step < 1) {
+    std::snprintf(message, sizeof message, "step %lld must be at least 1 (bias correction counts from 1)",
+                  (long long)s.step);
+    adamw::fail(message);
+  }
+  const double t = static_cast<double>(s.step);
+  AdamwConstants c;
+  c.clip_scale = (float)s.clip_scale;
+  c.one_minus_beta1 = (float)(1.0 - s.beta1);
+  c.beta2 = (float)s.beta2;
+  c.one_minus_beta2 = (float)(1.0 - s.beta2);
+  c.decay_factor = (float)(1.0 - s.lr * s.weight_decay);
+  c.step_size = (float)(s.lr / (1.0 - std::pow(s.beta1, t)));
+  c.sqrt_bc2 = (float)std::sqrt(1.0 - std::pow(s.beta2, t));
+  c.eps = (float)s.eps;
+  return c;
+}
+
+// The rows of the global parameter table that fall in the shard [begin, end), cut to it and re-based to its
+// first element. A tensor split by a shard boundary keeps its flag in both shards.
+inline std::vector<DecayRow> adamw_shard_table(const std::vector<DecayRow>& global, size_t begin, size_t end) {
+  std::vector<DecayRow> out;
+  for (const DecayRow& row : global) {
+    const size_t lo = row.offset > begin ? row.offset : begin;
+    const size_t row_end = row.offset + row.elements;
+    const size_t hi = row_end < end ? row_end : end;
+    if (lo < hi) out.push_back(DecayRow{lo - begin, hi - lo, row.decay});
+  }
+  return out;
+}
+
+// Why the table cannot describe a shard of `elements`, or "" when it can: the rows must start at 0, follow each
+// other with no gap or overlap, be non-empty, and end at `elements`.
+inline std::string adamw_check_table(const std::vector<DecayRow>& rows, size_t elements) {
+  size_t next = 0;
+  for (size_t i = 0; i < rows.size(); ++i) {
+    if (rows[i].offset != next)
+      return "decay table row " + std::to_string(i) + " starts at " + std::to_string(rows[i].offset) +
+             ", expected " + std::to_string(next) + " (rows must be back to back)";
+    if (rows[i].elements == 0) return "decay table row " + std::to_string(i) + " is empty";
+    next += rows[i].elements;
+  }
+  if (next != elements)
+    return "decay table covers " + std::to_string(next) + " elements, the shard has " + std::to_string(elements);
+  return "";
+}
+
+// The checked table in device memory, uploaded once before the first step (free with cudaFree(table.rows)).
+inline AdamwTable adamw_upload_table(const std::vector<DecayRow>& rows, size_t elements) {
+  const std::string problem = adamw_check_table(rows, elements);
+  if (!problem.empty()) adamw::fail(problem.c_str());
+  AdamwTable table{nullptr, (int)rows.size(), elements};
+  if (rows.empty()) return table;
+  DecayRow* device = nullptr;
+  CUDA_CHECK(cudaMalloc(&device, rows.size() * sizeof(DecayRow)));
+  CUDA_CHECK(cudaMemcpy(device, rows.data(), rows.size() * sizeof(DecayRow), cudaMemcpyHostToDevice));
+  table.rows = device;
+  return table;
+}
+
+// The kernel's walk over a shard in host memory, with the same element function and rows (for tests; a
+// reference, not a fallback): vectors of 4 from element 0, then the tail.
+inline void adamw_reference(float* master, float* m, float* v, const float* grad, bf16* weights, size_t n,
+                            const std::vector<DecayRow>& rows, const AdamwConstants& c) {
+  const int count = (int)rows.size();
+  for (size_t e = 0; e < n; e += 4) {
+    const int lanes = n - e < 4 ? (int)(n - e) : 4;
+    adamw::update_vector(master + e, m + e, v + e, grad + e, lanes, e, rows.data(), count,
+                         adamw::row_of(rows.data(), count, e), c);
+    for (int u = 0; u < lanes; ++u) weights[e + u] = __float2bfloat16_rn(master[e + u]);
+  }
+}
+
+// One AdamW step over the shard, on stream s.
+void adamw_step(const AdamwShard& shard, const AdamwTable& table, const AdamwSettings& settings, cudaStream_t s) {
+  const AdamwConstants c = adamw_step_constants(settings);
+  char message[200];
+  if (table.elements != shard.elements) {
+    std::snprintf(message, sizeof message, "the decay table covers %zu elements, the shard has %zu", table.elements,
+                  shard.elements);
+    adamw::fail(message);
+  }
+  if (shard.elements == 0) return;
+  if (table.rows == nullptr || table.count < 1) adamw::fail("the decay table has no rows");
+  if (!shard.master || !shard.m || !shard.v || !shard.grad || !shard.weights)
+    adamw::fail("master, m, v, grad and weights must all be given");
+  if (!adamw::aligned(shard.master, 16) || !adamw::aligned(shard.m, 16) || !adamw::aligned(shard.v, 16) ||
+      !adamw::aligned(shard.grad, 16) || !adamw::aligned(shard.weights, 8))
+    adamw::fail("master, m, v and grad must be 16-byte aligned and weights 8-byte aligned (a shard starting at a "
+                "multiple of 4 elements)");
+  adamw::step_kernel<<<adamw::grid_for(shard.elements), adamw::kThreads, 0, s>>>(
+      shard.master, shard.m, shard.v, shard.grad, shard.weights, shard.elements, table.rows, table.count, c);
+  LAUNCH_CHECK();
+}
+
+}  // namespace lasp
