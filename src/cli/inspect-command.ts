@@ -1,15 +1,25 @@
 // `lasp inspect <spec>`: the lowered schedule of one rank in words, the communication table and the predicted
 // times; `--json` for the whole IR with the same tables (src/inspect/README.md), `--svg FILE` for a timeline
 // picture. All three render one report (src/inspect/report.ts).
-import { simulateProgram } from "../cost/simulate.js";
-import { inspectReport } from "../inspect/report.js";
+import { existsSync } from "node:fs";
+import { inspectNumbers } from "../inspect/report.js";
 import { writeFileAtomic } from "../io/atomic-write.js";
 import { timelineSvg } from "../inspect/svg.js";
 import { inspectText } from "../inspect/text.js";
 import { outputWidth } from "../text/units.js";
 import { lowerSpec } from "../schedule/lower.js";
-import { H100, memoryReport, memoryShape, parseMemorySize, type Gpu } from "../cost/memory.js";
+import { memoryReport, memoryShape, parseMemorySize, type Gpu } from "../cost/memory.js";
+import {
+  gpuOf,
+  H100_PROFILE,
+  loadProfile,
+  ProfileError,
+  SHIPPED_PROFILES,
+  type MachineProfile,
+} from "../cost/profile.js";
+import { stepText } from "../inspect/step.js";
 import { memoryJson, memoryText } from "../inspect/memory.js";
+import { gigabytes } from "../cost/memory-notes.js";
 import { loadSpec, reportDiagnostics } from "./check-command.js";
 import { documentsNote } from "./documents-note.js";
 import { EXIT, type CliIo } from "./io.js";
@@ -22,6 +32,8 @@ export interface InspectOptions {
   json?: boolean;
   svg?: string;
   lasp2?: string;
+  /** A shipped machine profile's name or a profile's JSON file; default the H100 SXM. */
+  machine?: string;
   /** Device memory of the GPU the memory section compares against, e.g. `80GB`, `141GB`, `96GiB`. */
   gpuMemory?: string;
 }
@@ -42,21 +54,21 @@ export async function inspectCommand(file: string, options: InspectOptions, io: 
   }
   const lasp2 = lasp2Option(options.lasp2, io);
   if (lasp2 === null) return EXIT.usage;
-  const gpu = gpuOption(options.gpuMemory, io);
+  const profile = machineOption(options.machine, io);
+  if (profile === undefined) return EXIT.usage;
+  const gpu = gpuOption(options.gpuMemory, profile, io);
   if (gpu === undefined) return EXIT.usage;
   const memory = memoryReport(memoryShape(spec, { lasp2 }), spec.run.seqLen, gpu);
   const program = lowerSpec(spec, { lasp2 });
-  const times = simulateProgram(program);
-  const report = inspectReport(spec, program, undefined, times);
+  // One set of numbers for the text, the JSON and the SVG.
+  const numbers = inspectNumbers(spec, program, profile);
+  const report = numbers.report;
   if (options.svg !== undefined) {
     // Four layers (one of each kind where the stack has several) keep the picture readable.
     const first = program.schedules.map((_, s) => program.layers.indexOf(s));
     const layers = [...new Set([...first, ...program.layers.keys()])].slice(0, 4).sort((a, b) => a - b);
     try {
-      await writeFileAtomic(
-        options.svg,
-        timelineSvg(program, { layers, times, predictions: report.predictions }),
-      );
+      await writeFileAtomic(options.svg, timelineSvg(program, numbers, { layers }));
     } catch (error) {
       io.stderr(
         `lasp: cannot write ${options.svg}: ${outputFileProblem(options.svg, error, "timeline.svg")}\n`,
@@ -74,14 +86,42 @@ export async function inspectCommand(file: string, options: InspectOptions, io: 
     return EXIT.ok;
   }
   io.stdout(
-    `${inspectText(spec, program, { rank, report, width: outputWidth() })}\n${memoryText(memory, outputWidth())}\n`,
+    `${inspectText(spec, program, { rank, report, width: outputWidth() })}\n${stepText(report.step, outputWidth())}\n\n${memoryText(memory, outputWidth())}\n`,
   );
   return EXIT.ok;
 }
 
-/** The GPU of the memory section: an H100 with `--gpu-memory` bytes; undefined (after saying why) if unreadable. */
-function gpuOption(text: string | undefined, io: CliIo): Gpu | undefined {
-  if (text === undefined) return H100;
+/**
+ * `--machine`: a shipped profile by name, else a profile's JSON file (an existing file, or a path with `/` or
+ * ending in `.json`, so that a missing file gets the loader's error);
+ * undefined (after saying why) when unknown or invalid.
+ */
+function machineOption(text: string | undefined, io: CliIo): MachineProfile | undefined {
+  if (text === undefined) return H100_PROFILE;
+  const shipped = SHIPPED_PROFILES[text];
+  if (shipped !== undefined) return shipped;
+  if (!text.includes("/") && !text.endsWith(".json") && !existsSync(text)) {
+    io.stderr(
+      `lasp: unknown machine ${JSON.stringify(text)}: --machine takes one of ${Object.keys(SHIPPED_PROFILES).join(", ")}, or a profile's JSON file (src/cost/profiles/README.md)\n`,
+    );
+    return undefined;
+  }
+  try {
+    return loadProfile(text);
+  } catch (error) {
+    if (!(error instanceof ProfileError)) throw error;
+    io.stderr(`lasp: --machine: ${error.message}\n`);
+    return undefined;
+  }
+}
+
+/**
+ * The GPU of the memory section: the profile's, with `--gpu-memory` bytes in place of its capacity (said on
+ * stderr); undefined (after saying why) if unreadable.
+ */
+function gpuOption(text: string | undefined, profile: MachineProfile, io: CliIo): Gpu | undefined {
+  const gpu = gpuOf(profile);
+  if (text === undefined) return gpu;
   const memory = parseMemorySize(text);
   if (memory === undefined) {
     io.stderr(
@@ -89,5 +129,8 @@ function gpuOption(text: string | undefined, io: CliIo): Gpu | undefined {
     );
     return undefined;
   }
-  return { ...H100, memory };
+  io.stderr(
+    `lasp: note: --gpu-memory ${text} replaces the ${profile.name} profile's ${gigabytes(profile.gpu.memoryBytes)} in the memory section; the rest of the profile is unchanged\n`,
+  );
+  return { ...gpu, memory };
 }

@@ -110,8 +110,12 @@ export function buildProgram(
     )
     .option("--svg <file>", "write a timeline picture (one lane per stream and rank, predicted times)")
     .option(
+      "--machine <name|file>",
+      "machine profile of the predictions and the memory section: h100-sxm-80gb (default), h200-141gb, a100-sxm-80gb, a100-sxm-40gb, or a profile's JSON file",
+    )
+    .option(
       "--gpu-memory <size>",
-      "GPU memory the memory section compares with (default 80GB; e.g. 141GB, 96GiB)",
+      "GPU memory the memory section compares with, in place of the profile's (e.g. 141GB, 96GiB)",
     )
     .option(LASP2_FLAG, LASP2_HELP)
     .action(async (spec: string, options: InspectOptions) => {

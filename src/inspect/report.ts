@@ -2,13 +2,15 @@
 // (each pass of each layer kind, split into the attention and the projection a schedule runs inside the pass,
 // and the weight-gradient sum after each layer's backward). The text, `--json` and `--svg` all render this
 // report, so they cannot disagree. Times are seconds, sizes bytes.
-import { collectiveTime, DEFAULT_MACHINE, type Machine } from "../cost/machine.js";
+import { collectiveTime, type Machine } from "../cost/machine.js";
+import { H100_PROFILE, machineOf, type MachineProfile } from "../cost/profile.js";
 import { simulateProgram, type PassTimeline, type ProgramTimes } from "../cost/simulate.js";
 import type { ScheduleProgram } from "../schedule/ir.js";
 import type { LayerKind, ResolvedSpec } from "../spec/resolved.js";
 import { attentionWeightElements } from "../schedule/weights.js";
 import { compareStrategies, type StrategyRow } from "./compare.js";
 import { modelReport, type ModelReport } from "./model.js";
+import { stepSection, type StepSection } from "./step.js";
 
 export interface CommunicationRow extends StrategyRow {
   /** Layers of the stack that use this kind. */
@@ -71,6 +73,28 @@ export interface InspectReport {
   predictions: Predictions;
   /** The whole model: parameters per part and training FLOPs per token (model.ts). */
   model: ModelReport;
+  /** The whole step of one rank by part, from the machine profile (step.ts). */
+  step: StepSection;
+}
+
+/**
+ * Everything the text, `--json` and `--svg` show, computed once for one machine profile: the simulator's view
+ * of it, the simulation of every pass on it, and the report the three render.
+ */
+export interface InspectNumbers {
+  machine: Machine;
+  times: ProgramTimes;
+  report: InspectReport;
+}
+
+export function inspectNumbers(
+  spec: ResolvedSpec,
+  program: ScheduleProgram,
+  profile: MachineProfile = H100_PROFILE,
+): InspectNumbers {
+  const machine = machineOf(profile);
+  const times = simulateProgram(program, machine);
+  return { machine, times, report: inspectReport(spec, program, profile, times) };
 }
 
 /** The program keeps weights and their gradients in bf16 whatever the activations' dtype (main.cu.hbs). */
@@ -90,10 +114,12 @@ function passPrediction(t: PassTimeline): PassPrediction {
 export function inspectReport(
   spec: ResolvedSpec,
   program: ScheduleProgram,
-  machine: Machine = DEFAULT_MACHINE,
-  /** The simulation on `machine`, where the caller has it already (the SVG draws the same timelines). */
-  times: ProgramTimes = simulateProgram(program, machine),
+  profile: MachineProfile = H100_PROFILE,
+  /** The simulation on the profile's machine, where the caller has it already (inspectNumbers). */
+  times: ProgramTimes = simulateProgram(program, machineOf(profile)),
 ): InspectReport {
+  const machine = machineOf(profile);
+  const model = modelReport(spec);
   const layerCount = (kind: string): number =>
     program.layers.filter((s) => program.schedules[s]!.kind === kind).length;
   const communication = compareStrategies(spec, program).map((row) => ({
@@ -103,7 +129,8 @@ export function inspectReport(
   return {
     communication,
     predictions: predict(program, spec.parallel.gpus, machine, times),
-    model: modelReport(spec),
+    model,
+    step: stepSection(spec, program, profile, model.flops_per_token),
   };
 }
 
@@ -111,8 +138,9 @@ export function inspectReport(
 export function predict(
   program: ScheduleProgram,
   gpus: number,
-  machine: Machine = DEFAULT_MACHINE,
-  times: ProgramTimes = simulateProgram(program, machine),
+  machine: Machine,
+  /** The simulation of `program` on `machine`. */
+  times: ProgramTimes,
 ): Predictions {
   const kinds = times.kinds.map((k): KindPrediction => {
     const elements = attentionWeightElements(program.sizes, program.schedules[k.schedule]!);

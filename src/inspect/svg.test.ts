@@ -1,11 +1,17 @@
-import { readFileSync } from "node:fs";
+import { mkdtempSync, readFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { checkSource } from "../check/front-end.js";
-import { H100_SXM } from "../cost/machine.js";
+import { main } from "../cli/main.js";
+import { captureIo } from "../cli/test-io.js";
 import type { ScheduleProgram } from "../schedule/ir.js";
+import type { ResolvedSpec } from "../spec/resolved.js";
 import { lowerSpec } from "../schedule/lower.js";
 import { linearKind, softmaxKind, tinySpec } from "../schedule/test-specs.js";
-import { esc, timelineSvg } from "./svg.js";
+import { formatTime } from "../text/units.js";
+import { inspectNumbers, type InspectReport } from "./report.js";
+import { esc, timelineSvg, type TimelineOptions } from "./svg.js";
 
 interface Element {
   name: string;
@@ -64,10 +70,20 @@ function all(e: Element, name: string, className?: string): Element[] {
   return [...here, ...e.children.flatMap((c) => all(c, name, className))];
 }
 
-function example(file: string): ScheduleProgram {
+interface Lowered {
+  spec: ResolvedSpec;
+  program: ScheduleProgram;
+}
+
+function example(file: string): Lowered {
   const spec = checkSource(file, readFileSync(file, "utf8")).spec;
   if (spec === undefined) throw new Error(`${file} does not check`);
-  return lowerSpec(spec);
+  return { spec, program: lowerSpec(spec) };
+}
+
+/** The picture of `lowered` on the default (H100) profile, from the numbers the text and JSON show. */
+function svgOf({ spec, program }: Lowered, options: TimelineOptions = {}): string {
+  return timelineSvg(program, inspectNumbers(spec, program), options);
 }
 
 /** Steps drawn: every step of every selected rank in every pass of every selected layer. */
@@ -102,7 +118,7 @@ describe("timelineSvg", () => {
 
   it("draws the 1B hybrid at 8 ranks and 4 layers as well-formed SVG", () => {
     const layers = [0, 1, 2, 3];
-    const svg = timelineSvg(hybrid, { layers, machine: H100_SXM });
+    const svg = svgOf(hybrid, { layers });
     const root = parseXml(svg);
     expect(root.name).toBe("svg");
     expect(root.attrs["width"]).toBe("1600");
@@ -115,7 +131,7 @@ describe("timelineSvg", () => {
     expect(lanes.slice(0, expected.length)).toEqual(expected);
     // One rectangle per step, each with a tooltip.
     const steps = all(root, "rect", "step");
-    expect(steps).toHaveLength(stepCount(hybrid, layers, ranks));
+    expect(steps).toHaveLength(stepCount(hybrid.program, layers, ranks));
     for (const s of steps) {
       const titles = s.children.filter((c) => c.name === "title");
       expect(titles).toHaveLength(1);
@@ -140,8 +156,9 @@ describe("timelineSvg", () => {
   });
 
   it("shows only the ranks asked for, and every layer by default", () => {
-    const program = example("examples/tiny-baselines.lasp");
-    const root = parseXml(timelineSvg(program, { ranks: [1, 3], machine: H100_SXM }));
+    const tiny = example("examples/tiny-baselines.lasp");
+    const program = tiny.program;
+    const root = parseXml(svgOf(tiny, { ranks: [1, 3] }));
     const lanes = new Set(
       all(root, "rect", "lane").map((r) => `${r.attrs["data-rank"]} ${r.attrs["data-stream"]}`),
     );
@@ -153,18 +170,16 @@ describe("timelineSvg", () => {
   });
 
   it("escapes labels for XML", () => {
-    const program = lowerSpec(
-      tinySpec({
-        ranks: 2,
-        layout: "contiguous",
-        seqLen: 64,
-        layers: [linearKind("L", 4, 0.9), softmaxKind("S", 2)],
-      }),
-      { block: 8 },
-    );
+    const spec = tinySpec({
+      ranks: 2,
+      layout: "contiguous",
+      seqLen: 64,
+      layers: [linearKind("L", 4, 0.9), softmaxKind("S", 2)],
+    });
+    const program = lowerSpec(spec, { block: 8 });
     const step = program.schedules[0]!.passes.forward[0]!.steps[0]!;
     step.label = `a < b & "c" > 'd'`;
-    const svg = timelineSvg(program, { width: 3000 });
+    const svg = svgOf({ spec, program }, { width: 3000 });
     const root = parseXml(svg);
     const titles = all(root, "title").map((t) => t.text);
     expect(titles.some((t) => t.includes(esc(`a < b & "c" > 'd'`)))).toBe(true);
@@ -172,19 +187,60 @@ describe("timelineSvg", () => {
   });
 
   it("uses one time scale when the passes are comparable and one per pass otherwise", () => {
-    const tiny = lowerSpec(
-      tinySpec({ ranks: 2, layout: "contiguous", seqLen: 64, layers: [linearKind("L", 4)] }),
-      {
-        block: 8,
-      },
-    );
-    expect(timelineSvg(tiny)).toContain("share one time scale");
-    expect(timelineSvg(hybrid, { layers: [0, 3] })).toContain("its own time scale");
-    expect(timelineSvg(hybrid, { layers: [0, 3], scale: "shared" })).toContain("share one time scale");
+    const spec = tinySpec({ ranks: 2, layout: "contiguous", seqLen: 64, layers: [linearKind("L", 4)] });
+    const tiny = { spec, program: lowerSpec(spec, { block: 8 }) };
+    expect(svgOf(tiny)).toContain("share one time scale");
+    expect(svgOf(hybrid, { layers: [0, 3] })).toContain("its own time scale");
+    expect(svgOf(hybrid, { layers: [0, 3], scale: "shared" })).toContain("share one time scale");
+  });
+
+  it("writes the same times as the text and --json of the same inspect (any machine profile)", async () => {
+    const file = join(mkdtempSync(join(tmpdir(), "lasp-svg-")), "t.svg");
+    const args = ["inspect", "examples/linear-llama3-8b-hybrid.lasp", "--machine", "a100-sxm-40gb"];
+    const io = captureIo();
+    expect(await main([...args, "--svg", file, "--json"], io)).toBe(0);
+    const json = JSON.parse(io.out) as InspectReport;
+    const text = captureIo();
+    expect(await main(args, text)).toBe(0);
+    const root = parseXml(readFileSync(file, "utf8"));
+    const lines = all(root, "text").map((t) => t.text);
+    const headers = lines.flatMap((t, i) => (/^layer \d+ · /.test(t) ? [[t, lines[i + 1]!]] : []));
+    expect(headers.length).toBeGreaterThan(0);
+    expect(headers.some(([, times]) => times!.includes(" projection + "))).toBe(true);
+    for (const [head, times] of headers) {
+      const [, kindName, pass] = /^layer \d+ · (\S+) .* · (forward|backward)$/.exec(head!)!;
+      const kind = json.predictions.kinds.find((k) => k.kind === kindName)!;
+      const p = kind[pass as "forward" | "backward"];
+      const projection =
+        p.projection > 0
+          ? ` = ${formatTime(p.projection)} projection + ${formatTime(p.attention)} attention`
+          : "";
+      const hidden =
+        p.comm > 0 ? ` · comm ${Math.round(100 * p.hiddenFraction)}% hidden` : " · no communication";
+      const sum =
+        pass === "backward" ? ` · then a ${formatTime(kind.weightGradientSum.time)} weight-gradient sum` : "";
+      // A narrow segment drops the tail of its line (fit), never changes a number.
+      expect(`${formatTime(p.pass)}${projection}${hidden}${sum}`.startsWith(times!)).toBe(true);
+      expect(times!.startsWith(`${formatTime(p.pass)}`)).toBe(true);
+      // The text's table shows the same pass time, projection and attention.
+      expect(text.out).toMatch(
+        new RegExp(
+          `${pass}\\s+${formatTime(p.pass)}\\s+${p.projection > 0 ? formatTime(p.projection) : "none"}\\s+${formatTime(p.attention)}`,
+        ),
+      );
+    }
+    // The weight-gradient sums over every GPU (sequence x data), as the text has them.
+    const gradients = lines.find((t) => t.startsWith("weight-gradient sum after"))!;
+    for (const k of json.predictions.kinds) {
+      expect(k.weightGradientSum.ranks).toBe(16);
+      expect(gradients).toContain(`${k.kind} ${formatTime(k.weightGradientSum.time)} (AllReduce`);
+      expect(text.out).toContain(`${k.kind}: ${formatTime(k.weightGradientSum.time)}`);
+    }
+    expect(lines.some((t) => t.includes(json.predictions.machine))).toBe(true);
   });
 
   it("rejects layers and ranks that do not exist", () => {
-    expect(() => timelineSvg(hybrid, { layers: [99] })).toThrow(/no layer 99/);
-    expect(() => timelineSvg(hybrid, { ranks: [8] })).toThrow(/no rank 8/);
+    expect(() => svgOf(hybrid, { layers: [99] })).toThrow(/no layer 99/);
+    expect(() => svgOf(hybrid, { ranks: [8] })).toThrow(/no rank 8/);
   });
 });

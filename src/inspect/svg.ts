@@ -3,12 +3,13 @@
 // layers, backward down them), each in its own segment with a header; an overview strip on top shows the
 // passes to scale. When their durations differ a lot (a softmax layer next to linear ones), each segment gets
 // its own time scale so the short passes stay readable; the overview keeps the true proportions. The times
-// written out (pass = projection + attention, the weight-gradient sum) are the report's (report.ts), as in the
-// text and the JSON.
+// written out (pass = projection + attention, the hidden share, the weight-gradient sum) are read from the
+// report's predictions (report.ts) that the text and the JSON show, and the rectangles from the same
+// simulation: the caller passes inspectNumbers' one result, so nothing here is computed a second time.
 import type { ComputeStep, Pass, ScheduleProgram, Step } from "../schedule/ir.js";
-import { computeTime, DEFAULT_MACHINE, type Machine } from "../cost/machine.js";
-import { passOrder, simulateProgram, type PassTimeline, type ProgramTimes } from "../cost/simulate.js";
-import { predict, type Predictions } from "./report.js";
+import { computeTime, type Machine } from "../cost/machine.js";
+import { passOrder, type PassTimeline } from "../cost/simulate.js";
+import type { InspectNumbers, PassPrediction } from "./report.js";
 import { formatBytes as fmtBytes, formatFlops as fmtFlops, formatTime as fmtTime } from "../text/units.js";
 
 export interface TimelineOptions {
@@ -16,7 +17,6 @@ export interface TimelineOptions {
   layers?: number[];
   /** Ranks to show; default all. Every rank is simulated either way. */
   ranks?: number[];
-  machine?: Machine;
   /** Width of the picture in px; default 1600. */
   width?: number;
   /**
@@ -24,10 +24,6 @@ export interface TimelineOptions {
    * shared unless the longest pass is more than 4 times the shortest.
    */
   scale?: "shared" | "per-pass";
-  /** The simulation on `machine`, where the caller has it already. */
-  times?: ProgramTimes;
-  /** The report's predictions from `times`; default: computed for the sequence-parallel group alone. */
-  predictions?: Predictions;
 }
 
 export type Category = "linear" | "softmax" | "projection" | "collective" | "p2p" | "data";
@@ -70,12 +66,20 @@ interface Segment {
   schedule: number;
   pass: Pass;
   timeline: PassTimeline;
+  /** The report's numbers for this pass: every time the picture writes out comes from here. */
+  prediction: PassPrediction;
   offset: number; // start within the step, s
 }
 
 /** Renders the simulated timeline of the selected layers as a standalone SVG document. */
-export function timelineSvg(program: ScheduleProgram, options: TimelineOptions = {}): string {
-  const machine = options.machine ?? DEFAULT_MACHINE;
+export function timelineSvg(
+  program: ScheduleProgram,
+  /** inspectNumbers(spec, program, profile): the machine, its simulation and the report's predictions. */
+  numbers: InspectNumbers,
+  options: TimelineOptions = {},
+): string {
+  const { machine, times } = numbers;
+  const predictions = numbers.report.predictions;
   const width = options.width ?? 1600;
   const entries = options.layers ?? program.layers.map((_, i) => i);
   for (const e of entries)
@@ -87,14 +91,13 @@ export function timelineSvg(program: ScheduleProgram, options: TimelineOptions =
     if (!allRanks.includes(r)) throw new Error(`no rank ${r} in a group of ${allRanks.length}`);
 
   // Each (layer kind, pass) is simulated once, for the whole program; place the passes in training order.
-  const times = options.times ?? simulateProgram(program, machine);
-  const predictions = options.predictions ?? predict(program, program.layout.ranks, machine, times);
   const timelineOf = (schedule: number, pass: Pass): PassTimeline => times.kinds[schedule]![pass];
   let clock = 0;
   const segments: Segment[] = passOrder(entries).map(({ layer: entry, pass }) => {
     const schedule = program.layers[entry]!;
     const timeline = timelineOf(schedule, pass);
-    const segment = { entry, schedule, pass, timeline, offset: clock };
+    const prediction = predictions.kinds[schedule]![pass];
+    const segment = { entry, schedule, pass, timeline, prediction, offset: clock };
     clock += timeline.makespan;
     return segment;
   });
@@ -114,13 +117,15 @@ export function timelineSvg(program: ScheduleProgram, options: TimelineOptions =
   let y = MARGIN;
 
   // Title.
-  const hidden = sumOf(segments, (s) => s.timeline.hiddenComm);
-  const comm = sumOf(segments, (s) => s.timeline.commTime);
+  const hidden = sumOf(segments, (s) => s.prediction.comm * s.prediction.hiddenFraction);
+  const comm = sumOf(segments, (s) => s.prediction.comm);
   const title = `${program.spec.model} — ${program.layout.ranks} ranks, ${program.layout.layout} layout, ${fmtTokens(program.sizes.seqLen)} tokens`;
-  const projection = sumOf(segments, (s) => s.timeline.projectionTime);
+  const passes = sumOf(segments, (s) => s.prediction.pass);
+  const projection = sumOf(segments, (s) => s.prediction.projection);
+  const attention = sumOf(segments, (s) => s.prediction.attention);
   const subtitle =
     `${entries.length} of the ${program.layers.length} layers (${entries.join(", ")}), forward then backward: ` +
-    `${fmtTime(total)} of passes = ${fmtTime(projection)} projection + ${fmtTime(total - projection)} attention ` +
+    `${fmtTime(passes)} of passes = ${fmtTime(projection)} projection + ${fmtTime(attention)} attention ` +
     `on ${machine.name}; ` +
     (comm > 0 ? `${pct(hidden / comm)} of the communication hidden behind compute` : "no communication");
   const sums = [...new Set(entries.map((e) => program.layers[e]!))].map((k) => predictions.kinds[k]!);
@@ -230,16 +235,17 @@ export function timelineSvg(program: ScheduleProgram, options: TimelineOptions =
       const type = layer.layer.type === "linear_attention" ? "linear" : "softmax";
       const head1 = `layer ${s.entry} · ${layer.kind} (${type}, ${layer.strategy}) · ${s.pass}`;
       const hiddenText =
-        s.timeline.commTime > 0 ? ` · comm ${pct(s.timeline.hiddenFraction)} hidden` : " · no communication";
+        s.prediction.comm > 0 ? ` · comm ${pct(s.prediction.hiddenFraction)} hidden` : " · no communication";
       const split =
-        s.timeline.projectionTime > 0
-          ? ` = ${fmtTime(s.timeline.projectionTime)} projection + ${fmtTime(s.timeline.attentionTime)} attention`
+        s.prediction.projection > 0
+          ? ` = ${fmtTime(s.prediction.projection)} projection + ${fmtTime(s.prediction.attention)} attention`
           : "";
       const gradientSum =
         s.pass === "backward"
           ? ` · then a ${fmtTime(predictions.kinds[s.schedule]!.weightGradientSum.time)} weight-gradient sum`
           : "";
-      const head2 = `${fmtTime(span)}${split}${hiddenText}${gradientSum}`;
+      const passTime = fmtTime(s.prediction.pass);
+      const head2 = `${passTime}${split}${hiddenText}${gradientSum}`;
       out.push(
         text(x + 1, y + 13, fit([head1, `L${s.entry} ${layer.kind} ${type} ${s.pass}`], w, 11.5) ?? "", {
           size: 11.5,
@@ -250,11 +256,7 @@ export function timelineSvg(program: ScheduleProgram, options: TimelineOptions =
         text(
           x + 1,
           y + 27,
-          fit(
-            [head2, `${fmtTime(span)}${split}${hiddenText}`, `${fmtTime(span)}${split}`, fmtTime(span)],
-            w,
-            10.5,
-          ) ?? "",
+          fit([head2, `${passTime}${split}${hiddenText}`, `${passTime}${split}`, passTime], w, 10.5) ?? "",
           {
             size: 10.5,
             fill: "#444",

@@ -91,7 +91,7 @@ function predictionText(report: InspectReport, width: number): string {
       width,
     ),
     paragraph(
-      `per training step: ${formatTime(p.step.passes)} of passes = ${formatTime(p.step.projection)} projection + ${formatTime(p.step.attention)} attention; ${formatTime(p.step.weightGradientSums)} of weight-gradient sums; ${pct(p.step.hiddenFraction)} of the schedules' communication hidden behind computation`,
+      `attention layers per training step (the whole step by part is in the step section): ${formatTime(p.step.passes)} of passes = ${formatTime(p.step.projection)} projection + ${formatTime(p.step.attention)} attention; ${formatTime(p.step.weightGradientSums)} of weight-gradient sums; ${pct(p.step.hiddenFraction)} of the schedules' communication hidden behind computation`,
       width,
     ),
   ].join("\n");

@@ -1,0 +1,134 @@
+import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { describe, expect, it } from "vitest";
+import { checkSource } from "../check/front-end.js";
+import { main } from "../cli/main.js";
+import { captureIo } from "../cli/test-io.js";
+import { H100_PROFILE, SHIPPED_PROFILES } from "../cost/profile.js";
+import { predictStep, STEP_PARTS } from "../cost/step.js";
+import { trainingFlopsPerToken } from "../model/flops.js";
+import { lowerSpec } from "../schedule/lower.js";
+import { formatTime } from "../text/units.js";
+import type { InspectReport } from "./report.js";
+import { stepSection } from "./step.js";
+
+const ONE_GPU = "bench/gpu/specs/m-linear-1b-w1.lasp";
+const HYBRID = "examples/linear-llama3-1b-hybrid.lasp";
+const dir = mkdtempSync(join(tmpdir(), "lasp-inspect-step-"));
+
+function spec(file: string) {
+  const result = checkSource(file, readFileSync(file, "utf8"));
+  if (result.spec === undefined) throw new Error(`${file} does not check`);
+  return result.spec;
+}
+
+async function inspectJson(args: string[]): Promise<InspectReport & Record<string, unknown>> {
+  const io = captureIo();
+  expect(await main(["inspect", ...args, "--json"], io)).toBe(0);
+  return JSON.parse(io.out) as InspectReport & Record<string, unknown>;
+}
+
+describe("inspect's step section", () => {
+  it("is predictStep's parts and total on one GPU, with the tokens/s and MFU they imply", async () => {
+    const s = spec(ONE_GPU);
+    expect(s.parallel.gpus).toBe(1);
+    const profile = SHIPPED_PROFILES["a100-sxm-80gb"]!;
+    const prediction = predictStep(s, lowerSpec(s), profile);
+    const json = await inspectJson([ONE_GPU, "--machine", "a100-sxm-80gb"]);
+    expect(json.step.profile).toBe(profile.name);
+    expect(json.step.modelled).toBe(true);
+    expect(json.step.parts).toEqual(prediction.parts);
+    expect(json.step.total).toBe(prediction.total);
+    const tokensPerSecond = prediction.rows / prediction.total;
+    expect(json.step.tokensPerSecond).toBeCloseTo(tokensPerSecond, 6);
+    expect(json.step.mfu).toBeCloseTo(
+      (tokensPerSecond * trainingFlopsPerToken(s).perToken) / profile.gpu.denseBf16Flops,
+      9,
+    );
+    expect(json.step.notModelled).toEqual(["kernel launch gaps", "the optimizer"]);
+
+    const io = captureIo();
+    expect(await main(["inspect", ONE_GPU, "--machine", "a100-sxm-80gb"], io)).toBe(0);
+    expect(io.out).toContain(`predicted from the ${profile.name} profile for one GPU`);
+    for (const part of STEP_PARTS) expect(io.out).toContain(formatTime(prediction.parts[part]));
+    expect(io.out).toMatch(new RegExp(`step\\s+${formatTime(prediction.total)}`));
+    expect(io.out).toContain(`MFU ${(json.step.mfu! * 100).toFixed(1)}%`);
+  });
+
+  it("gives no step time for more than one GPU, and says what is missing", async () => {
+    const s = spec(HYBRID);
+    const section = stepSection(s, lowerSpec(s), H100_PROFILE, trainingFlopsPerToken(s).perToken);
+    expect(section).toMatchObject({
+      gpus: 8,
+      modelled: false,
+      total: null,
+      tokensPerSecond: null,
+      mfu: null,
+    });
+    expect(section.notModelled).toContain("the weight-gradient sum over ranks");
+    // The parts are still one rank's: predictStep on the rank's rows.
+    expect(section.parts).toEqual(predictStep(s, lowerSpec(s), H100_PROFILE).parts);
+    const io = captureIo();
+    expect(await main(["inspect", HYBRID], io)).toBe(0);
+    expect(io.out).toContain("No step time for 8 GPUs yet");
+    expect(io.out).toContain("the weight-gradient sum over ranks");
+  });
+});
+
+describe("inspect --machine", () => {
+  it("takes a shipped profile by name, and the H100 by default", async () => {
+    const h100 = await inspectJson([ONE_GPU]);
+    const h200 = await inspectJson([ONE_GPU, "--machine", "h200-141gb"]);
+    expect(h100.step.profile).toBe(H100_PROFILE.name);
+    expect(h200.step.profile).toBe(SHIPPED_PROFILES["h200-141gb"]!.name);
+    expect(h200.predictions.machine).toContain(SHIPPED_PROFILES["h200-141gb"]!.name);
+    expect((h200["memory"] as { gpuMemoryBytes: number }).gpuMemoryBytes).toBe(
+      SHIPPED_PROFILES["h200-141gb"]!.gpu.memoryBytes,
+    );
+    expect(h200.step.total!).toBeLessThan(h100.step.total!);
+  });
+
+  it("takes a user's profile file, and --gpu-memory replaces only its capacity", async () => {
+    const file = join(dir, "slow.json");
+    const profile = structuredClone(H100_PROFILE);
+    profile.name = "Half an H100";
+    profile.gpu.gemmFlops /= 2;
+    writeFileSync(file, JSON.stringify(profile));
+    const json = await inspectJson([ONE_GPU, "--machine", file]);
+    expect(json.step.profile).toBe("Half an H100");
+    const h100 = await inspectJson([ONE_GPU]);
+    // Half the GEMM rate doubles the GEMM terms and leaves the rest (element-wise, attention core) alone.
+    const s = spec(ONE_GPU);
+    const gemm = predictStep(s, lowerSpec(s), H100_PROFILE)
+      .terms.filter((t) => t.part === "mlp" && t.flops > 0)
+      .reduce((sum, t) => sum + t.seconds, 0);
+    expect(json.step.parts.mlp).toBeCloseTo(h100.step.parts.mlp + gemm, 9);
+    expect(json.step.parts.attention_core).toBe(h100.step.parts.attention_core);
+
+    const io = captureIo();
+    expect(await main(["inspect", ONE_GPU, "--machine", file, "--gpu-memory", "40GB", "--json"], io)).toBe(0);
+    expect((JSON.parse(io.out) as { memory: { gpuMemoryBytes: number } }).memory.gpuMemoryBytes).toBe(40e9);
+    expect(io.err).toContain("--gpu-memory 40GB replaces the Half an H100 profile's");
+  });
+
+  it("refuses an unknown name (listing the shipped ones) and an invalid file with the loader's error", async () => {
+    const unknown = captureIo();
+    expect(await main(["inspect", ONE_GPU, "--machine", "b200"], unknown)).toBe(2);
+    expect(unknown.err).toContain('unknown machine "b200"');
+    for (const name of Object.keys(SHIPPED_PROFILES)) expect(unknown.err).toContain(name);
+
+    const file = join(dir, "bad.json");
+    const profile = structuredClone(H100_PROFILE) as unknown as { gpu: Record<string, unknown> };
+    profile.gpu["hbmBandwidth"] = -1;
+    writeFileSync(file, JSON.stringify(profile));
+    const bad = captureIo();
+    expect(await main(["inspect", ONE_GPU, "--machine", file], bad)).toBe(2);
+    expect(bad.err).toContain(`${file}: gpu.hbmBandwidth must be a positive number`);
+    expect(bad.err).not.toMatch(/\n\s+at /);
+
+    const missing = captureIo();
+    expect(await main(["inspect", ONE_GPU, "--machine", join(dir, "none.json")], missing)).toBe(2);
+    expect(missing.err).toContain("cannot read the machine profile");
+  });
+});
