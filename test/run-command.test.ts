@@ -247,9 +247,11 @@ describe("lasp run: building and running", () => {
     expect(first.code).toBe(0);
     expect(first.err).toMatch(/^\[build\] done in \d+\.\d s: \S+\/src\/lasp_program$/m);
     expect(first.err).toContain("[run] fixture.lasp: 2 ranks on Fake GPU 0, mode bench, 3 steps + 1 warm-up");
-    // 3 steps left at 10 ms: an ETA of 0.03 s, rounded up.
+    // 3 steps left at 10 ms: an ETA of 0.03 s, rounded up. The start event's 4096 tokens per step in 10 ms
+    // are 409,600 tokens/s; at 1e6 FLOPs per token over 2 GPUs of 1e12 FLOP/s peak, an MFU of 20.5 %.
     expect(first.err).toContain(
-      "step 1/4  10.0 ms  loss 5.5000  ETA 1 s  (warm-up)\nstep 2/4  10.0 ms  loss 3.6667  ETA 1 s\n",
+      "step 1/4  10.0 ms  loss 5.5000  410 k tokens/s  MFU 20.5 %  ETA 1 s  (warm-up)\n" +
+        "step 2/4  10.0 ms  loss 3.6667  410 k tokens/s  MFU 20.5 %  ETA 1 s\n",
     );
     expect(first.err).toContain("fixture: rank 0 done");
     expect(first.err).toContain("summary over 2 ranks (median over ranks)");

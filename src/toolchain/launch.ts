@@ -25,6 +25,13 @@ export interface StartEvent {
   mode: string;
   steps: number;
   warmup: number;
+  /** Tokens of one step over every rank; with the next two, tokens/s and MFU per step (absent from older
+   * programs). */
+  tokens_per_step?: number;
+  /** Training FLOPs per token as MFU counts them. */
+  flops_per_token?: number;
+  /** The GPU's dense bf16 peak FLOP/s; 0 when the program's table does not know the GPU. */
+  peak_flops?: number;
 }
 export interface StepEvent {
   event: "step";

@@ -9,6 +9,7 @@ import {
   median,
   RunProgress,
   StatusLine,
+  stepThroughput,
   summarizeRun,
   summarizeVerify,
 } from "./progress.js";
@@ -45,6 +46,29 @@ describe("run progress", () => {
     expect(formatStep(6, 41.23, false, start(0) as never, 5.5, 125.2)).toBe(
       "step 7/20  41.2 ms  loss 5.5000  ETA 2 min 06 s",
     );
+  });
+
+  it("shows tokens/s and MFU per step when the start event says tokens per step, FLOPs per token and the peak", () => {
+    // 2 ranks, 65,536 tokens per step in 100 ms: 655,360 tokens/s; 6e8 FLOPs per token over 2 GPUs of 989 TFLOP/s.
+    const measured = {
+      ...(start(0) as object),
+      tokens_per_step: 65536,
+      flops_per_token: 6e8,
+      peak_flops: 989e12,
+    } as never;
+    const { tokensPerS, mfu } = stepThroughput(100, measured);
+    expect(tokensPerS).toBeCloseTo(655360, 6);
+    expect(mfu).toBeCloseTo((6e8 * 655360) / 2 / 989e12, 12);
+    expect(formatStep(6, 100, false, measured, 5.5, 1.2)).toBe(
+      "step 7/20  100.0 ms  loss 5.5000  655 k tokens/s  MFU 19.9 %  ETA 2 s",
+    );
+    // An unknown GPU (peak 0): tokens/s without MFU.
+    const unknownGpu = { ...(measured as object), peak_flops: 0 } as never;
+    expect(stepThroughput(100, unknownGpu).mfu).toBeUndefined();
+    expect(formatStep(6, 100, true, unknownGpu)).toBe("step 7/20  100.0 ms  655 k tokens/s  (warm-up)");
+    // An older program's start event, or no step time: neither.
+    expect(stepThroughput(100, start(0) as never)).toEqual({ tokensPerS: undefined, mfu: undefined });
+    expect(stepThroughput(Number.NaN, measured).tokensPerS).toBeUndefined();
   });
 
   it("writes a time left in seconds, minutes or hours", () => {

@@ -107,8 +107,32 @@ function totalSteps(start: StartEvent | undefined): number {
 }
 
 /**
- * `step 7/20  41.2 ms  loss 5.1234  ETA 1 s  (warm-up)` for the event with `step` 6: the program counts from
- * 0 over warm-up and timed steps together, and `start` gives the timed `steps` and the `warmup` steps.
+ * A step's throughput from its time and the `start` event's tokens per step, FLOPs per token and GPU peak:
+ * tokens/s of the whole job, and MFU (0..1) of one GPU as the summary counts it; undefined where the start
+ * event lacks a field (an older program) or the GPU's peak is unknown (0).
+ */
+export function stepThroughput(
+  ms: number,
+  start: StartEvent | undefined,
+): { tokensPerS: number | undefined; mfu: number | undefined } {
+  const tokens = start?.tokens_per_step;
+  if (!finite(ms) || ms <= 0 || !finite(tokens) || tokens <= 0)
+    return { tokensPerS: undefined, mfu: undefined };
+  const tokensPerS = tokens / (ms / 1000);
+  const flops = start?.flops_per_token;
+  const peak = start?.peak_flops;
+  const gpus = start?.world;
+  const mfu =
+    finite(flops) && finite(peak) && peak > 0 && finite(gpus) && gpus > 0
+      ? (flops * tokensPerS) / gpus / peak
+      : undefined;
+  return { tokensPerS, mfu };
+}
+
+/**
+ * `step 7/20  41.2 ms  loss 5.1234  410 k tokens/s  MFU 41.0 %  ETA 1 s  (warm-up)` for the event with `step` 6: the program counts from
+ * 0 over warm-up and timed steps together, and `start` gives the timed `steps` and the `warmup` steps (and
+ * what tokens/s and MFU need: stepThroughput; an older program's start event lacks it, and they are left out).
  * `etaS` is the time the steps left will take (RunProgress: their number times the median step time).
  */
 export function formatStep(
@@ -123,8 +147,11 @@ export function formatStep(
   const shown = finite(step) ? step + 1 : "?";
   const position = total > 0 && finite(step) && step < total ? `${shown}/${total}` : String(shown);
   const shownLoss = finite(loss) ? `  loss ${loss.toFixed(4)}` : "";
+  const { tokensPerS, mfu } = stepThroughput(ms, start);
+  const rate = finite(tokensPerS) ? `  ${formatRate(tokensPerS)} tokens/s` : "";
+  const shownMfu = finite(mfu) ? `  MFU ${(mfu * 100).toFixed(1)} %` : "";
   const eta = finite(etaS) && etaS > 0 ? `  ETA ${formatDuration(etaS)}` : "";
-  return `step ${position}  ${formatMs(ms)}${shownLoss}${eta}${warmup ? "  (warm-up)" : ""}`;
+  return `step ${position}  ${formatMs(ms)}${shownLoss}${rate}${shownMfu}${eta}${warmup ? "  (warm-up)" : ""}`;
 }
 
 /** `loss 5.5432 █▇▆▄▃▂▁ 1.8234  (24 steps)`: the summary's text picture of the loss; "" without losses. */

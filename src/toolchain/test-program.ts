@@ -67,7 +67,8 @@ int main(int argc, char** argv) {
 
   const char* nvls = std::getenv("NCCL_NVLS_ENABLE");
   std::printf("{\"event\":\"start\",\"rank\":%d,\"world\":%d,\"device\":\"Fake GPU %d\",\"spec\":\"fixture.lasp\","
-              "\"mode\":\"%s\",\"steps\":%d,\"warmup\":%d,\"nvls\":\"%s\"}\n",
+              "\"mode\":\"%s\",\"steps\":%d,\"warmup\":%d,\"tokens_per_step\":4096,\"flops_per_token\":1.0e+06,"
+              "\"peak_flops\":1.0e+12,\"nvls\":\"%s\"}\n",
               rank, world, device, mode.c_str(), steps, warmup, nvls ? nvls : "unset");
   std::fflush(stdout);
 

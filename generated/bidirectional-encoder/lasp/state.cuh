@@ -23,6 +23,7 @@
 #include <utility>         // std::pair
 #include <vector>          // the profiled step's marks
 #include <cstdio>          // the start-up error
+#include <string>          // the GPU's name (its peak)
 #include "program.cuh"     // this spec's constants, Ctx and each layer kind's schedule (generated)
 #include "run.cuh"         // Run: how a pass is issued
 #include "comm.cuh"        // Layout, Comms, Windows
@@ -209,6 +210,16 @@ inline void join_streams(State& st) {
   CUDA_CHECK(cudaStreamWaitEvent(st.ctx.compute, st.join, 0));
 }
 
+// Dense bf16 peak FLOP/s of the GPUs MFU is reported for (their data sheets, without sparsity); 0: unknown.
+// Here, not in bench.cuh: the `start` event carries it, so `lasp run` can show MFU per step in any mode.
+inline double peak_bf16_flops(const char* device) {
+  const std::string name(device);
+  if (name.find("H200") != std::string::npos) return 989e12;
+  if (name.find("H100") != std::string::npos) return name.find("PCIe") != std::string::npos ? 756e12 : 989e12;
+  if (name.find("A100") != std::string::npos) return 312e12;
+  return 0;
+}
+
 // Device, communicators, streams, events and cuBLAS of this rank; emits `start`. Returns false (after
 // saying why) when the launch does not match the compiled GPU count.
 inline bool start_rank(State& st) {
@@ -246,8 +257,13 @@ inline bool start_rank(State& st) {
   st.ctx.tables = program::upload_tables();
   CUBLAS_CHECK(cublasCreate(&st.blas));
   CUBLAS_CHECK(cublasSetStream(st.blas, st.ctx.compute));
-  emit("start", "\"world\":%d,\"device\":\"%s\",\"spec\":\"%s\",\"mode\":\"%s\",\"steps\":%d,\"warmup\":%d",
-       st.layout.world, st.device.name, program::kSpecFile, st.opt.mode.c_str(), st.opt.steps, st.opt.warmup);
+  // Tokens per step (every rank's), training FLOPs per token and the GPU's peak: `lasp run` shows tokens/s
+  // and MFU per step from these and the step time.
+  const double tokens_per_step = (double)program::kBatch * program::kLocalTokens * program::kGpus;
+  emit("start", "\"world\":%d,\"device\":\"%s\",\"spec\":\"%s\",\"mode\":\"%s\",\"steps\":%d,\"warmup\":%d,"
+       "\"tokens_per_step\":%.0f,\"flops_per_token\":%.6e,\"peak_flops\":%.6e",
+       st.layout.world, st.device.name, program::kSpecFile, st.opt.mode.c_str(), st.opt.steps, st.opt.warmup,
+       tokens_per_step, program::kModelFlopsPerToken, peak_bf16_flops(st.device.name));
   say("lasp_program for %s: %d ranks (sequence %d x data %d) on %s, %s mode\n", program::kModelName, st.layout.world,
       program::kWorld, program::kDataParallel, st.device.name, st.opt.mode.c_str());
   size_t free_bytes = 0, total_bytes = 0;

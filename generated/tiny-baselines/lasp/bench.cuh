@@ -20,13 +20,12 @@
 #include <cuda_runtime.h>  // events
 #include <algorithm>       // std::sort, std::min, std::max
 #include <cstdio>          // snprintf
-#include <string>          // the GPU's name
 #include <vector>          // timings
 #include "blas.cuh"        // matmul (the GEMM ceiling)
 #include "layer.cuh"       // host_work
 #include "report.cuh"      // emit, say
 #include "run.cuh"         // Run, HostFn
-#include "state.cuh"       // State, LayerKind, KindPasses
+#include "state.cuh"       // State, LayerKind, KindPasses, peak_bf16_flops
 
 namespace lasp {
 
@@ -214,15 +213,6 @@ inline void time_kind(State& st, const LayerKind& kind, const KindPasses<Buffers
     trace_pass(st, kind.name, "backward", passes.backward_events, run, [&](const program::Ctx& c, Run r) { passes.backward(c, b, r); });
   say("layer kind %s (%s): attention fwd+bwd %.3f ms overlapped, %.3f ms computation alone, %.3f ms serialised, communication %.3f ms, %.0f%% hidden\n",
       kind.name, kind.strategy, overlapped, compute_only, serialised, comm_only, 100.0f * hidden);
-}
-
-// Dense bf16 peak FLOP/s of the GPUs MFU is reported for (their data sheets, without sparsity); 0: unknown.
-inline double peak_bf16_flops(const char* device) {
-  const std::string name(device);
-  if (name.find("H200") != std::string::npos) return 989e12;
-  if (name.find("H100") != std::string::npos) return name.find("PCIe") != std::string::npos ? 756e12 : 989e12;
-  if (name.find("A100") != std::string::npos) return 312e12;
-  return 0;
 }
 
 // The `summary` event and line: the median step, throughput, MFU, hidden communication and memory.
