@@ -40,6 +40,9 @@ export interface StepEvent {
   ms: number;
   /** The step's loss: the mean over every target of every rank (absent from older programs). */
   loss?: number;
+  /** Every rank's tokens over this step's time, and one GPU's MFU (null: unknown GPU); absent from older programs. */
+  tokens_per_s?: number;
+  mfu?: number | null;
   warmup: boolean;
 }
 export interface PhaseEvent {

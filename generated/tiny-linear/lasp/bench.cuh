@@ -116,7 +116,13 @@ inline float time_steps(State& st, Forward forward_step, Backward backward_step)
       grad_wait_ms.push_back(part[2]);
     }
     const double loss = step_loss(st);
-    emit("step", "\"step\":%d,\"ms\":%.4f,\"loss\":%.6f,\"warmup\":%s", s, ms, loss, warm ? "true" : "false");
+    // This step's rate over every rank, and the model FLOPs utilisation of one GPU (null: GPU not in the table).
+    const double tokens_per_s = (double)program::kBatch * program::kLocalTokens * program::kGpus / (ms * 1e-3);
+    const double peak = peak_bf16_flops(st.device.name);
+    char mfu[32] = "null";
+    if (peak > 0) std::snprintf(mfu, sizeof mfu, "%.4f", program::kModelFlopsPerToken * tokens_per_s / program::kGpus / peak);
+    emit("step", "\"step\":%d,\"ms\":%.4f,\"loss\":%.6f,\"tokens_per_s\":%.1f,\"mfu\":%s,\"warmup\":%s", s, ms, loss,
+         tokens_per_s, mfu, warm ? "true" : "false");
     say("step %d/%d  %.3f ms  loss %.4f%s\n", s + 1, st.opt.warmup + st.opt.steps, ms, loss, warm ? "  (warm-up)" : "");
   }
   const float step_ms = median(steps);
