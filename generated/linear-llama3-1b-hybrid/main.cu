@@ -343,8 +343,9 @@ static const lasp::LayerDesc kLayers[] = {
 static const lasp::ModelTables kModel = {
     kKinds, program::kLayerKinds, kLayers, program::kLayers,
     kParameters, 146, 1319700480, kActivations, 17034117120, kStatistics, 5308416,
-    // The ends: embedding, final norm (and bias), LM head; the final norm's input and statistics.
-    lasp::HeadDesc{ 0, 145, -1, 0, 76, 32, -1 },
+    // The ends: embedding, final norm (and bias), LM head; the final norm's input and statistics; the last row of
+    // the head's gradient block.
+    lasp::HeadDesc{ 0, 145, -1, 0, 76, 32, -1, 145 },
     // Scratch: normed, y, dx, dnormed, dattn, ffn, logits (kActivations); partials, losses (kStatistics).
     lasp::ScratchRows{ 77, 78, 79, 80, 81, 82, 83, 33, 34 },
 };

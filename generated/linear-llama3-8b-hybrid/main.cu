@@ -549,8 +549,9 @@ static const lasp::LayerDesc kLayers[] = {
 static const lasp::ModelTables kModel = {
     kKinds, program::kLayerKinds, kLayers, program::kLayers,
     kParameters, 291, 8634241024, kActivations, 2278555648, kStatistics, 8658944,
-    // The ends: embedding, final norm (and bias), LM head; the final norm's input and statistics.
-    lasp::HeadDesc{ 0, 289, -1, 290, 89, 64, -1 },
+    // The ends: embedding, final norm (and bias), LM head; the final norm's input and statistics; the last row of
+    // the head's gradient block.
+    lasp::HeadDesc{ 0, 289, -1, 290, 89, 64, -1, 290 },
     // Scratch: normed, y, dx, dnormed, dattn, ffn, logits (kActivations); partials, losses (kStatistics).
     lasp::ScratchRows{ 90, 91, 92, 93, 94, 95, 96, 65, 66 },
 };

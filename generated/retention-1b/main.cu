@@ -315,8 +315,9 @@ static const lasp::LayerDesc kLayers[] = {
 static const lasp::ModelTables kModel = {
     kKinds, program::kLayerKinds, kLayers, program::kLayers,
     kParameters, 146, 1336477696, kActivations, 9383706624, kStatistics, 6422528,
-    // The ends: embedding, final norm (and bias), LM head; the final norm's input and statistics.
-    lasp::HeadDesc{ 0, 145, -1, 0, 49, 32, -1 },
+    // The ends: embedding, final norm (and bias), LM head; the final norm's input and statistics; the last row of
+    // the head's gradient block.
+    lasp::HeadDesc{ 0, 145, -1, 0, 49, 32, -1, 145 },
     // Scratch: normed, y, dx, dnormed, dattn, ffn, logits (kActivations); partials, losses (kStatistics).
     lasp::ScratchRows{ 50, 51, 52, 53, 54, 55, 56, 33, 34 },
 };

@@ -142,8 +142,9 @@ static const lasp::LayerDesc kLayers[] = {
 static const lasp::ModelTables kModel = {
     kKinds, program::kLayerKinds, kLayers, program::kLayers,
     kParameters, 39, 2754816, kActivations, 5767168, kStatistics, 267264,
-    // The ends: embedding, final norm (and bias), LM head; the final norm's input and statistics.
-    lasp::HeadDesc{ 0, 37, -1, 38, 18, 8, -1 },
+    // The ends: embedding, final norm (and bias), LM head; the final norm's input and statistics; the last row of
+    // the head's gradient block.
+    lasp::HeadDesc{ 0, 37, -1, 38, 18, 8, -1, 38 },
     // Scratch: normed, y, dx, dnormed, dattn, ffn, logits (kActivations); partials, losses (kStatistics).
     lasp::ScratchRows{ 19, 20, 21, 22, 23, 24, 25, 9, 10 },
 };

@@ -109,8 +109,9 @@ static const lasp::LayerDesc kLayers[] = {
 static const lasp::ModelTables kModel = {
     kKinds, program::kLayerKinds, kLayers, program::kLayers,
     kParameters, 21, 1574144, kActivations, 3670016, kStatistics, 265216,
-    // The ends: embedding, final norm (and bias), LM head; the final norm's input and statistics.
-    lasp::HeadDesc{ 0, 19, -1, 20, 10, 4, -1 },
+    // The ends: embedding, final norm (and bias), LM head; the final norm's input and statistics; the last row of
+    // the head's gradient block.
+    lasp::HeadDesc{ 0, 19, -1, 20, 10, 4, -1, 20 },
     // Scratch: normed, y, dx, dnormed, dattn, ffn, logits (kActivations); partials, losses (kStatistics).
     lasp::ScratchRows{ 11, 12, 13, 14, 15, 16, 17, 5, 6 },
 };

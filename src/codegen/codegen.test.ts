@@ -436,6 +436,11 @@ describe("the model's tables (main.cu's kKinds, kLayers, kParameters, kActivatio
     expect(byHand).toBe(1_336_477_696);
     expect(big.parameters.rows.reduce((n, r) => n + r.elements, 0)).toBe(byHand);
     expect(big.head.lmHead).toBe(big.head.embedding);
+    // The head's gradient block is the final norm alone (the tied head is summed with the embedding), and the
+    // largest block the copy engines' scratch must hold is the embedding's.
+    expect(big.head.blockLast).toBe(big.head.finalNorm);
+    expect(big.constants.find((c) => c.name === "kLargestGradientBlock")!.value).toBe(String(V * h));
+    expect(view.head.blockLast).toBe(view.head.lmHead);
     expect(big.parameters.rows.some((r) => r.name === "lm_head.weight")).toBe(false);
   });
 

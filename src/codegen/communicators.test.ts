@@ -162,7 +162,9 @@ describe("the few-CTA communicator", () => {
     expect(state).toContain(
       "float* grads = static_cast<float*>(st.windows.grads(m.parameter_elements * sizeof(float)));",
     );
-    expect(state).toContain("st.grad_parts = static_cast<float*>(st.windows.grads(most * sizeof(float)));");
+    expect(state).toContain(
+      "st.grad_parts = static_cast<float*>(st.windows.grads(program::kLargestGradientBlock * sizeof(float)));",
+    );
     expect(files.get("lasp/layer.cuh")!).toContain(
       "sum_gradients(block_start(st.grads, first), block_elements(st.grads, first, last), st.grad_parts, st.comms,",
     );

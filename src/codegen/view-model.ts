@@ -498,6 +498,18 @@ export function buildView({ spec, program, compilerVersion }: ViewInputs): Progr
       comment: "some layer kind has AllGathers beside computation that may take the copy engines",
     },
     {
+      ctype: "size_t",
+      name: "kLargestGradientBlock",
+      value: String(Math.max(...gradientBlocks(tensors.parameters, tensors.layers, tensors.head))),
+      comment: "elements of the largest block of weight gradients summed at once (the copy engines' scratch)",
+    },
+    {
+      ctype: "double",
+      name: "kTokensPerStep",
+      value: String(sizes.batch * localTokens * spec.parallel.gpus),
+      comment: "tokens of one step over every rank (sequence x data)",
+    },
+    {
       ctype: "bool",
       name: "kGradientsSplitEvenly",
       value: String(gradientsSplitEvenly),

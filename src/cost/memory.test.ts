@@ -114,7 +114,7 @@ describe("the memory model", () => {
     const counted: Record<string, string[]> = {
       weights: ["parameter table"],
       "m.parameter_elements": ["gradient table"],
-      most: ["gradient-sum landing buffer"],
+      "program::kLargestGradientBlock": ["gradient-sum landing buffer"],
       activations: ["activation layers.{l}.input"],
       statistics: ["statistic layers.{l}.input_layernorm.rstd"],
       "st.ids": ["token ids and targets"],
@@ -126,7 +126,7 @@ describe("the memory model", () => {
     const header = readFileSync("templates/runtime/state.cuh", "utf8");
     const body = header.slice(header.indexOf("inline void allocate_model("));
     const end = body.indexOf("\n}\n");
-    const calls = [...body.slice(0, end).matchAll(/cudaMalloc\(&([\w.]+),|windows\.\w+\(([\w.]+) \*/g)].map(
+    const calls = [...body.slice(0, end).matchAll(/cudaMalloc\(&([\w.]+),|windows\.\w+\(([\w.:]+) \*/g)].map(
       (m) => m[1] ?? m[2]!,
     );
     expect(calls.sort()).toEqual(Object.keys(counted).sort());

@@ -77,6 +77,8 @@ export interface HeadRows {
   finalInput: number;
   finalRstd: number;
   finalMean: number;
+  /** The last row of the head's gradient block (first row: finalNorm): the untied LM head, else the final norm's. */
+  blockLast: number;
 }
 
 /** Scratch shared by every layer: rows of the activation table, and `partials`, `losses` of the statistics. */
@@ -249,7 +251,16 @@ export function modelTables(spec: ResolvedSpec, rows: number): ModelTables {
     activations: acts.table(),
     statistics: stats.table(),
     layers,
-    head: { embedding, finalNorm, finalNormBias, lmHead, finalInput, finalRstd, finalMean },
+    head: {
+      embedding,
+      finalNorm,
+      finalNormBias,
+      lmHead,
+      finalInput,
+      finalRstd,
+      finalMean,
+      blockLast: lmHead !== embedding ? lmHead : finalNormBias >= 0 ? finalNormBias : finalNorm,
+    },
     scratch,
     classifierChunk: chunk,
   };
@@ -262,13 +273,9 @@ export function modelTables(spec: ResolvedSpec, rows: number): ModelTables {
 export function gradientBlocks(table: TensorTable, layers: LayerRows[], head: HeadRows): number[] {
   const span = (first: number, last: number): number =>
     table.rows[last]!.offset + table.rows[last]!.elements - table.rows[first]!.offset;
-  const untied = head.lmHead !== head.embedding;
   return [
     ...layers.map((l) => span(l.attnNorm, l.wDown)),
-    span(
-      head.finalNorm,
-      untied ? head.lmHead : head.finalNormBias >= 0 ? head.finalNormBias : head.finalNorm,
-    ),
+    span(head.finalNorm, head.blockLast),
     span(head.embedding, head.embedding),
   ];
 }

@@ -115,7 +115,7 @@ inline float time_steps(State& st, Forward forward_step, Backward backward_step)
     }
     const double loss = step_loss(st);
     // This step's rate over every rank, and the model FLOPs utilisation of one GPU (null: GPU not in the table).
-    const double tokens_per_s = (double)program::kBatch * program::kLocalTokens * program::kGpus / (ms * 1e-3);
+    const double tokens_per_s = program::kTokensPerStep / (ms * 1e-3);
     const double peak = peak_bf16_flops(st.device.name);
     char mfu[32] = "null";
     if (peak > 0) std::snprintf(mfu, sizeof mfu, "%.4f", program::kModelFlopsPerToken * tokens_per_s / program::kGpus / peak);
@@ -225,7 +225,7 @@ inline void summarize(State& st, float step_ms, const HiddenComm& comm, double g
   CUDA_CHECK(cudaMemGetInfo(&free_bytes, &total_bytes));
   const size_t in_use = total_bytes - free_bytes;
   const size_t program_bytes = in_use > st.baseline_mem_bytes ? in_use - st.baseline_mem_bytes : 0;
-  const double tokens = (double)program::kBatch * program::kLocalTokens * program::kGpus;
+  const double tokens = program::kTokensPerStep;
   const double tflops = program::kFlopsPerStep / (step_ms * 1e-3) / 1e12;
   const double hidden = comm.comm_ms > 0 ? comm.hidden_ms / comm.comm_ms : 1.0;
   // MFU: the model's training FLOPs per token (as the literature counts them) at this rate, per GPU.

@@ -19,7 +19,7 @@
 #include <cuda_runtime.h>  // streams, events, device memory
 #include <cublas_v2.h>     // the projections' handle
 #include <nccl.h>          // communicators
-#include <algorithm>       // std::max
+#include <string>          // the GPU's name (peak_bf16_flops)
 #include <utility>         // std::pair
 #include <vector>          // the profiled step's marks
 #include <cstdio>          // the start-up error
@@ -92,6 +92,7 @@ struct HeadDesc {
   int embedding, final_norm, final_norm_bias, lm_head;
   int final_input;
   int final_rstd, final_mean;
+  int block_last;  // the head's gradient block is rows final_norm .. block_last
 };
 
 // Scratch every layer shares: rows of kActivations, then of kStatistics (partials, losses).
@@ -193,11 +194,6 @@ inline size_t block_elements(const TensorSet<T>& set, int first, int last) {
   return set.specs[last].offset + set.specs[last].elements - set.specs[first].offset;
 }
 
-// The last row of the head's gradient block: the untied LM head, else the final norm (or its bias).
-inline int head_block_last(const HeadDesc& h) {
-  return h.lm_head != h.embedding ? h.lm_head : h.final_norm_bias >= 0 ? h.final_norm_bias : h.final_norm;
-}
-
 // The communication stream may start a layer only after the compute stream reached it (its inputs exist
 // and the previous layer's scratch buffers are free), and the compute stream continues only after the
 // layer's last collective.
@@ -259,11 +255,10 @@ inline bool start_rank(State& st) {
   CUBLAS_CHECK(cublasSetStream(st.blas, st.ctx.compute));
   // Tokens per step (every rank's), training FLOPs per token and the GPU's peak: `lasp run` shows tokens/s
   // and MFU per step from these and the step time.
-  const double tokens_per_step = (double)program::kBatch * program::kLocalTokens * program::kGpus;
   emit("start", "\"world\":%d,\"device\":\"%s\",\"spec\":\"%s\",\"mode\":\"%s\",\"steps\":%d,\"warmup\":%d,"
        "\"tokens_per_step\":%.0f,\"flops_per_token\":%.6e,\"peak_flops\":%.6e",
        st.layout.world, st.device.name, program::kSpecFile, st.opt.mode.c_str(), st.opt.steps, st.opt.warmup,
-       tokens_per_step, program::kModelFlopsPerToken, peak_bf16_flops(st.device.name));
+       program::kTokensPerStep, program::kModelFlopsPerToken, peak_bf16_flops(st.device.name));
   say("lasp_program for %s: %d ranks (sequence %d x data %d) on %s, %s mode\n", program::kModelName, st.layout.world,
       program::kWorld, program::kDataParallel, st.device.name, st.opt.mode.c_str());
   size_t free_bytes = 0, total_bytes = 0;
@@ -293,12 +288,9 @@ inline void allocate_model(State& st) {
     else
       fill_constant(st.params[row], t.elements, t.init_value, s);
   }
-  // The gradient sums' largest block, for the copy engines' scratch.
-  size_t most = block_elements(st.grads, m.head.embedding, m.head.embedding);
-  most = std::max(most, block_elements(st.grads, m.head.final_norm, head_block_last(m.head)));
-  for (int l = 0; l < m.layer_count; l++)
-    most = std::max(most, block_elements(st.grads, m.layers[l].w.attn_norm, m.layers[l].w.w_down));
-  if (st.comms.grads_on_copy_engines) st.grad_parts = static_cast<float*>(st.windows.grads(most * sizeof(float)));
+  // The copy engines' scratch holds the largest block the gradient sums move at once.
+  if (st.comms.grads_on_copy_engines)
+    st.grad_parts = static_cast<float*>(st.windows.grads(program::kLargestGradientBlock * sizeof(float)));
   void* activations = nullptr;
   CUDA_CHECK(cudaMalloc(&activations, m.activation_elements * sizeof(bf16)));
   st.acts = point_tensors<bf16>(activations, m.activations);

@@ -339,7 +339,7 @@ inline bool verify_model(State& st, double loss) {
   groups.push_back({"model.embed_tokens", hd.embedding, hd.embedding});
   for (int l = 0; l < m.layer_count; l++)
     groups.push_back({"model.layers." + std::to_string(l), m.layers[l].w.attn_norm, m.layers[l].w.w_down});
-  groups.push_back({"head", hd.final_norm, head_block_last(hd)});
+  groups.push_back({"head", hd.final_norm, hd.block_last});
   std::vector<bool> covered(m.parameter_count, false);
   for (const Group& g : groups)
     for (int row = g.first; row <= g.last; row++) covered[row] = true;

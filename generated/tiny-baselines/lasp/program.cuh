@@ -119,6 +119,8 @@ constexpr const char* kHfConfig = R"json({
 constexpr double kModelFlopsPerToken = 2.909798e+7;  // training FLOPs per token as MFU counts them (src/model/flops.ts)
 constexpr float kWeightScale = 0.0625000000f;  // standard deviation of the initial weights, 1/sqrt(hidden)
 constexpr bool kGathersBesideKernels = false;  // some layer kind has AllGathers beside computation that may take the copy engines
+constexpr size_t kLargestGradientBlock = 655872;  // elements of the largest block of weight gradients summed at once (the copy engines' scratch)
+constexpr double kTokensPerStep = 2048;  // tokens of one step over every rank (sequence x data)
 constexpr bool kGradientsSplitEvenly = true;  // every layer's weight gradients split evenly over the ranks (the copy-engine gradient sum)
 constexpr int kFewCtas = 4;  // CTA limit of the communicator for small collectives beside computation (Ctx::nccl_few_ctas)
 

@@ -180,7 +180,7 @@ inline void head_backward(State& st) {
   if (st.layout.world > 1) NCCL_CHECK(ncclAllReduce(st.loss_sum, st.loss_sum, 1, ncclFloat64, ncclSum, st.comms.world, s));
   part(st, Part::kNorms);
   block_norm_backward(st, h.final_norm, h.final_norm_bias, h.final_rstd, h.final_mean, st.acts[h.final_input], true);
-  sum_block(st, h.final_norm, head_block_last(h));
+  sum_block(st, h.final_norm, h.block_last);
 }
 
 // Layer l backward, from st.dx (the gradient of its output) to st.dx (the gradient of its input);

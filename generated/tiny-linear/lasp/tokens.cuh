@@ -15,7 +15,7 @@
 #include <cuda_runtime.h>  // cudaStream_t
 #include <cstdint>         // uint64_t, int64_t
 #include "check.cuh"       // LAUNCH_CHECK
-#include "model.cuh"       // splitmix64, global_row
+#include "model.cuh"       // splitmix64, global_row, fill_blocks
 #include "types.cuh"       // PieceMap
 
 namespace lasp {
@@ -53,8 +53,7 @@ void synthetic_tokens(int* ids, int* targets, int batch, int rows, const PieceMa
                       uint64_t seed, bool masked, float mask_rate, cudaStream_t s) {
   const size_t n = (size_t)batch * rows;
   if (n == 0) return;
-  const int blocks = (int)((n + 255) / 256 < 65535 ? (n + 255) / 256 : 65535);
-  tokens::synthetic_kernel<<<blocks, 256, 0, s>>>(ids, targets, batch, rows, map, seq_len, vocab, seed, masked,
+  tokens::synthetic_kernel<<<fill_blocks(n), 256, 0, s>>>(ids, targets, batch, rows, map, seq_len, vocab, seed, masked,
                                                   mask_rate);
   LAUNCH_CHECK();
 }
