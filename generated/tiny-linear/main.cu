@@ -39,29 +39,29 @@ static const lasp::LayerKind kKinds[] = {
 
 // Every weight, in Hugging Face's order, names and shapes ([out][in]: the program computes x W^T), in one
 // allocation (bf16); the gradients have the same layout (fp32), one communication window. Name, shape,
-// elements, offset, initial standard deviation (0: every element the value after it).
+// elements, offset, initial standard deviation (0: every element the value after it), dims and rank.
 static const lasp::TensorSpec kParameters[] = {
-    {"model.embed_tokens.weight", "[512][256]", 131072, 0, 0.0625000000f, 1.0f },  // [0]
-    {"model.layers.0.input_layernorm.weight", "[256]", 256, 131072, 0.0f, 1.0f },  // [1]
-    {"model.layers.0.self_attn.q_proj.weight", "[256][256]", 65536, 131328, 0.0625000000f, 1.0f },  // [2]
-    {"model.layers.0.self_attn.k_proj.weight", "[256][256]", 65536, 196864, 0.0625000000f, 1.0f },  // [3]
-    {"model.layers.0.self_attn.v_proj.weight", "[256][256]", 65536, 262400, 0.0625000000f, 1.0f },  // [4]
-    {"model.layers.0.self_attn.o_proj.weight", "[256][256]", 65536, 327936, 0.0625000000f, 1.0f },  // [5]
-    {"model.layers.0.post_attention_layernorm.weight", "[256]", 256, 393472, 0.0f, 1.0f },  // [6]
-    {"model.layers.0.mlp.gate_proj.weight", "[512][256]", 131072, 393728, 0.0625000000f, 1.0f },  // [7]
-    {"model.layers.0.mlp.up_proj.weight", "[512][256]", 131072, 524800, 0.0625000000f, 1.0f },  // [8]
-    {"model.layers.0.mlp.down_proj.weight", "[256][512]", 131072, 655872, 0.0441941738f, 1.0f },  // [9]
-    {"model.layers.1.input_layernorm.weight", "[256]", 256, 786944, 0.0f, 1.0f },  // [10]
-    {"model.layers.1.self_attn.q_proj.weight", "[256][256]", 65536, 787200, 0.0625000000f, 1.0f },  // [11]
-    {"model.layers.1.self_attn.k_proj.weight", "[256][256]", 65536, 852736, 0.0625000000f, 1.0f },  // [12]
-    {"model.layers.1.self_attn.v_proj.weight", "[256][256]", 65536, 918272, 0.0625000000f, 1.0f },  // [13]
-    {"model.layers.1.self_attn.o_proj.weight", "[256][256]", 65536, 983808, 0.0625000000f, 1.0f },  // [14]
-    {"model.layers.1.post_attention_layernorm.weight", "[256]", 256, 1049344, 0.0f, 1.0f },  // [15]
-    {"model.layers.1.mlp.gate_proj.weight", "[512][256]", 131072, 1049600, 0.0625000000f, 1.0f },  // [16]
-    {"model.layers.1.mlp.up_proj.weight", "[512][256]", 131072, 1180672, 0.0625000000f, 1.0f },  // [17]
-    {"model.layers.1.mlp.down_proj.weight", "[256][512]", 131072, 1311744, 0.0441941738f, 1.0f },  // [18]
-    {"model.norm.weight", "[256]", 256, 1442816, 0.0f, 1.0f },  // [19]
-    {"lm_head.weight", "[512][256]", 131072, 1443072, 0.0625000000f, 1.0f },  // [20]
+    {"model.embed_tokens.weight", "[512][256]", 131072, 0, 0.0625000000f, 1.0f, { 512, 256 }, 2 },  // [0]
+    {"model.layers.0.input_layernorm.weight", "[256]", 256, 131072, 0.0f, 1.0f, { 256 }, 1 },  // [1]
+    {"model.layers.0.self_attn.q_proj.weight", "[256][256]", 65536, 131328, 0.0625000000f, 1.0f, { 256, 256 }, 2 },  // [2]
+    {"model.layers.0.self_attn.k_proj.weight", "[256][256]", 65536, 196864, 0.0625000000f, 1.0f, { 256, 256 }, 2 },  // [3]
+    {"model.layers.0.self_attn.v_proj.weight", "[256][256]", 65536, 262400, 0.0625000000f, 1.0f, { 256, 256 }, 2 },  // [4]
+    {"model.layers.0.self_attn.o_proj.weight", "[256][256]", 65536, 327936, 0.0625000000f, 1.0f, { 256, 256 }, 2 },  // [5]
+    {"model.layers.0.post_attention_layernorm.weight", "[256]", 256, 393472, 0.0f, 1.0f, { 256 }, 1 },  // [6]
+    {"model.layers.0.mlp.gate_proj.weight", "[512][256]", 131072, 393728, 0.0625000000f, 1.0f, { 512, 256 }, 2 },  // [7]
+    {"model.layers.0.mlp.up_proj.weight", "[512][256]", 131072, 524800, 0.0625000000f, 1.0f, { 512, 256 }, 2 },  // [8]
+    {"model.layers.0.mlp.down_proj.weight", "[256][512]", 131072, 655872, 0.0441941738f, 1.0f, { 256, 512 }, 2 },  // [9]
+    {"model.layers.1.input_layernorm.weight", "[256]", 256, 786944, 0.0f, 1.0f, { 256 }, 1 },  // [10]
+    {"model.layers.1.self_attn.q_proj.weight", "[256][256]", 65536, 787200, 0.0625000000f, 1.0f, { 256, 256 }, 2 },  // [11]
+    {"model.layers.1.self_attn.k_proj.weight", "[256][256]", 65536, 852736, 0.0625000000f, 1.0f, { 256, 256 }, 2 },  // [12]
+    {"model.layers.1.self_attn.v_proj.weight", "[256][256]", 65536, 918272, 0.0625000000f, 1.0f, { 256, 256 }, 2 },  // [13]
+    {"model.layers.1.self_attn.o_proj.weight", "[256][256]", 65536, 983808, 0.0625000000f, 1.0f, { 256, 256 }, 2 },  // [14]
+    {"model.layers.1.post_attention_layernorm.weight", "[256]", 256, 1049344, 0.0f, 1.0f, { 256 }, 1 },  // [15]
+    {"model.layers.1.mlp.gate_proj.weight", "[512][256]", 131072, 1049600, 0.0625000000f, 1.0f, { 512, 256 }, 2 },  // [16]
+    {"model.layers.1.mlp.up_proj.weight", "[512][256]", 131072, 1180672, 0.0625000000f, 1.0f, { 512, 256 }, 2 },  // [17]
+    {"model.layers.1.mlp.down_proj.weight", "[256][512]", 131072, 1311744, 0.0441941738f, 1.0f, { 256, 512 }, 2 },  // [18]
+    {"model.norm.weight", "[256]", 256, 1442816, 0.0f, 1.0f, { 256 }, 1 },  // [19]
+    {"lm_head.weight", "[512][256]", 131072, 1443072, 0.0625000000f, 1.0f, { 512, 256 }, 2 },  // [20]
 };
 
 // Activations kept for the backward pass, and the scratch every layer shares, in one allocation (bf16).

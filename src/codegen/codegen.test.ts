@@ -369,6 +369,8 @@ describe("the model's tables (main.cu's kKinds, kLayers, kParameters, kActivatio
       ],
     );
     expect([l1.attnNormBias, l1.mlpNormBias]).toEqual([-1, -1]);
+    // The program reads a weight's dims from its row (what --save-weights records), not from the shape text.
+    expect([rows[l1.wk]!.dimsText, rows[l1.attnNorm]!.dimsText]).toEqual(["128, 256", "256"]);
   });
 
   it("packs q, k, v and gate, up into one operand each, aligns the rest, and keeps each layer one block", () => {

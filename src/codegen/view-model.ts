@@ -155,6 +155,8 @@ export interface TensorView extends TensorRow {
   /** initStd and initValue as C++ float literals. */
   initStdText: string;
   initValueText: string;
+  /** The shape's numbers, comma-separated: a weight's dims (runtime/tensors.cuh holds rank 1 or 2). */
+  dimsText: string;
 }
 
 export interface BufferTableView extends BufferTable {
@@ -658,6 +660,7 @@ function tableView(table: { rows: TensorRow[]; elements: number }): TensorTableV
     shapeText: row.shape.map((n) => `[${n}]`).join(""),
     initStdText: floatLiteral(row.initStd),
     initValueText: floatLiteral(row.initValue),
+    dimsText: row.shape.join(", "),
   }));
   return { rows, elements: table.elements };
 }

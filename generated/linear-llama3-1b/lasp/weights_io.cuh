@@ -31,13 +31,8 @@ namespace lasp {
 
 namespace weights_io {
 
-// "[2048][512]" -> {2048, 512}: the compiler writes every shape so.
-inline std::vector<int64_t> dims(const char* shape) {
-  std::vector<int64_t> out;
-  for (const char* p = shape; *p != '\0'; p++)
-    if (*p == '[') out.push_back(std::strtoll(p + 1, nullptr, 10));
-  return out;
-}
+// A weight's shape, as the compiler wrote it into its row.
+inline std::vector<int64_t> dims(const TensorSpec& t) { return std::vector<int64_t>(t.dims, t.dims + t.rank); }
 
 [[noreturn]] inline void fail(const std::string& message) {
   std::fprintf(stderr, "lasp_program: %s\n", message.c_str());
@@ -80,7 +75,7 @@ inline void save_weights(State& st, const std::string& path) {
   CUDA_CHECK(cudaMemcpy(host.data(), st.params.base, host.size() * sizeof(bf16), cudaMemcpyDeviceToHost));
   std::vector<safetensors::TensorOut> tensors;
   for (int r = 0; r < m.parameter_count; r++)
-    tensors.push_back({m.parameters[r].name, safetensors::DType::BF16, weights_io::dims(m.parameters[r].shape),
+    tensors.push_back({m.parameters[r].name, safetensors::DType::BF16, weights_io::dims(m.parameters[r]),
                        host.data() + m.parameters[r].offset});
   weights_io::write_config(path);
   std::string error;
@@ -95,7 +90,7 @@ inline void load_weights(State& st, const std::string& path) {
   std::vector<bf16> host(m.parameter_elements);
   std::vector<safetensors::TensorIn> expected;
   for (int r = 0; r < m.parameter_count; r++)
-    expected.push_back({m.parameters[r].name, safetensors::DType::BF16, weights_io::dims(m.parameters[r].shape),
+    expected.push_back({m.parameters[r].name, safetensors::DType::BF16, weights_io::dims(m.parameters[r]),
                         host.data() + m.parameters[r].offset});
   std::string error;
   if (!safetensors::read_file(path, expected, &error)) weights_io::fail(error);
@@ -132,7 +127,7 @@ inline void save_grads(State& st, const std::string& path, double loss) {
   const float loss32 = (float)loss;
   std::vector<safetensors::TensorOut> tensors;
   for (int r = 0; r < m.parameter_count; r++)
-    tensors.push_back({m.parameters[r].name, safetensors::DType::F32, weights_io::dims(m.parameters[r].shape),
+    tensors.push_back({m.parameters[r].name, safetensors::DType::F32, weights_io::dims(m.parameters[r]),
                        host.data() + m.parameters[r].offset});
   tensors.push_back({"input_ids", safetensors::DType::I32, {rows, n}, ids.data()});
   tensors.push_back({"labels", safetensors::DType::I32, {rows, n}, labels.data()});

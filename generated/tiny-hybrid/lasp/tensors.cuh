@@ -12,6 +12,7 @@
 //   of weights.
 #pragma once
 #include <cstddef>  // size_t
+#include <cstdint>  // int64_t
 
 namespace lasp {
 
@@ -22,6 +23,8 @@ struct TensorSpec {
   size_t offset;      // elements from the start of the table's allocation
   float init_std;     // weights: initial values normal with this standard deviation, or
   float init_value;   // this value everywhere when init_std is 0 (activations: unused)
+  int64_t dims[2];    // weights: the shape as numbers (rank 1 or 2), what a safetensors file records
+  int rank;
 };
 
 // A table's tensors in their allocation.
