@@ -1,6 +1,6 @@
-// The host-side logic of the model's runtime headers (norm.cuh, swiglu.cuh, lm_head.cuh): launch shapes, scratch
-// sizes, the LM head's chunk, and the refusals, driven from test/model-ops-host.test.ts. No kernel runs: the
-// harness needs nvcc but no GPU.
+// The host-side logic of the model's runtime headers (norm.cuh, swiglu.cuh) and of the GPU harnesses' LM-head
+// chunks (bench/gpu/harness/kernels.h): launch shapes, scratch sizes, the chunk, and the refusals, driven from
+// test/model-ops-host.test.ts. No kernel runs: the harness needs nvcc but no GPU.
 //   harness shapes            one line per case: what the host code decides
 //   harness refuse-norm H     norm_forward's check of hidden H (exits with the header's message)
 //   harness refuse-swiglu F   swiglu_forward's check of ffn F

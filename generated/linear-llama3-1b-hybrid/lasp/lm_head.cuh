@@ -14,20 +14,11 @@
 
 namespace lasp {
 
-// Bytes of the logits buffer for chunks of `chunk` tokens.
-inline size_t classifier_logits_bytes(int chunk, int vocab) { return (size_t)chunk * vocab * sizeof(bf16); }
-
-// The largest chunk (a multiple of 128 tokens, at least 128) whose logits fit in `budget` bytes.
-inline int classifier_chunk_tokens(size_t budget, int vocab, int tokens) {
-  size_t chunk = budget / ((size_t)vocab * sizeof(bf16)) / 128 * 128;
-  if (chunk < 128) chunk = 128;
-  return (int)(chunk < (size_t)tokens ? chunk : tokens);
-}
-
 // x [tokens][hidden] (the final norm's output), weight [vocab][hidden] (the LM head, or the embedding table when
 // tied), targets [tokens] (-1: none). Writes losses[tokens] (fp32, per token; 0 where no target). With dx:
 // dx [tokens][hidden] (bf16, overwritten) and dweight [vocab][hidden] (fp32; += when accumulate, else =),
-// scaled by inv_count = 1 / (targets counted over all ranks). logits: classifier_logits_bytes(chunk, vocab).
+// scaled by inv_count = 1 / (targets counted over all ranks). logits: [chunk][vocab] bf16 (the compiler's chunk,
+// program::kClassifierChunk, sizes the program's buffer).
 // cuBLAS runs on the handle's stream, set to `s` here.
 inline void classifier_forward_backward(cublasHandle_t handle, cudaStream_t s, const bf16* x, const bf16* weight,
                                         const int* targets, int tokens, int vocab, int hidden, int chunk,
