@@ -1,12 +1,12 @@
 // `lasp run` without GPUs: the machine is injected (GPU list, tools) and the program is the C++ fixture of
 // src/toolchain/test-program.ts, which speaks the generated program's protocol.
 import { existsSync } from "node:fs";
-import { mkdtemp, readdir, readFile, rm, writeFile } from "node:fs/promises";
+import { mkdir, mkdtemp, readdir, readFile, rm, writeFile } from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { main } from "../src/cli/main.js";
-import { runCommand, type RunCliOptions, type RunDeps } from "../src/cli/run-command.js";
+import { onStopSignals, runCommand, type RunCliOptions, type RunDeps } from "../src/cli/run-command.js";
 import type { GpuInfo } from "../src/toolchain/gpus.js";
 import { fixtureFiles } from "../src/toolchain/test-program.js";
 import type { Toolchain } from "../src/toolchain/tools.js";
@@ -470,6 +470,226 @@ describe("lasp run: the run folder", () => {
   });
 });
 
+describe("lasp run: train mode", () => {
+  const lines = (text: string): string[] => text.trimEnd().split("\n");
+  /** Every file under `dir`, relative, sorted: what a run folder holds. */
+  const tree = async (dir: string): Promise<string[]> =>
+    (await readdir(dir, { recursive: true })).map(String).sort();
+  const record = async (folder: string) => JSON.parse(await readFile(path.join(folder, "run.json"), "utf8"));
+  const folderOf = (err: string, cwd: string): string =>
+    path.join(cwd, /^run folder: (\S+)$/m.exec(err)![1]!);
+
+  it("hands every rank the run folder; the checkpoints land in it; progress shows lr, evals, checkpoints and a training summary", async () => {
+    const cwd = await mkdtemp(path.join(root, "train-"));
+    const r = await run({ mode: "train", steps: "5" }, deps({ cwd }));
+    expect(r.code).toBe(0);
+    const folder = folderOf(r.err, cwd);
+    const rel = path.relative(cwd, folder);
+    expect((await record(folder)).launch[0]).toContain(`--mode train --steps 5 --run-dir ${folder}`);
+    expect((await record(folder)).mode).toBe("train");
+    expect(await readdir(path.join(folder, "checkpoints"))).toEqual([
+      "step-000002",
+      "step-000004",
+      "step-000005",
+    ]);
+    expect(r.err).toContain("[run] fixture.lasp: 2 ranks on Fake GPU 0, mode train, 5 steps\n");
+    expect(r.err).toContain("[train] data: synthetic tokens, 2 windows per step\n");
+    expect(r.err).toContain(
+      "step 2/5  10.0 ms  loss 3.6667  lr 1.2e-4  410 k tokens/s  MFU 20.5 %  ETA 1 s\n",
+    );
+    expect(r.err).toContain("eval at step 2: loss 3.7667, perplexity 43.24\n");
+    expect(r.err).toMatch(
+      new RegExp(`^checkpoint step 4 written in \\d+ ms: ${rel}/checkpoints/step-000004$`, "m"),
+    );
+    const summary = await readFile(path.join(folder, "summary.txt"), "utf8");
+    expect(lines(summary)).toEqual([
+      "training over 2 ranks",
+      "  steps            5 (steps 1–5 of 5)",
+      "  time             50 ms",
+      "  tokens           20.5 k",
+      "  tokens/s         410 k",
+      "  MFU              20.5 %",
+      "  final loss       1.8333",
+      "  eval loss        2.3000 (perplexity 9.97)",
+      `  last checkpoint  ${rel}/checkpoints/step-000005`,
+      "loss 5.5000 █▅▃▂▁ 1.8333  (5 steps)",
+    ]);
+    expect(r.err).toContain(summary);
+    const svg = await readFile(path.join(folder, "loss.svg"), "utf8");
+    expect(/<polyline class="loss" points="([^"]*)"/.exec(svg)![1]!.split(" ")).toHaveLength(5);
+  });
+
+  it("--resume alone continues from the newest checkpoint of the spec's newest run, in a new folder, leaving the old one as it was", async () => {
+    const cwd = await mkdtemp(path.join(root, "resume-"));
+    const first = await run({ mode: "train", steps: "5" }, deps({ cwd }));
+    expect(first.code).toBe(0);
+    const old = folderOf(first.err, cwd);
+    const before = await tree(old);
+    const argv = ["run", SPEC, "--resume", "--steps", "7"];
+    // The spec says bench: --resume makes it a training run.
+    const r = await run({ resume: true, steps: "7", argv }, deps({ cwd }));
+    expect(r.code).toBe(0);
+    const folder = folderOf(r.err, cwd);
+    expect(folder).not.toBe(old);
+    const checkpoint = path.join(old, "checkpoints", "step-000005");
+    const rec = await record(folder);
+    expect(rec.resumedFrom).toBe(checkpoint);
+    expect(rec.mode).toBe("train");
+    expect(rec.command).toEqual(["lasp", ...argv]);
+    expect(rec.launch[0]).toContain(`--mode train --steps 7 --run-dir ${folder} --resume ${checkpoint}`);
+    expect(r.err).toContain(
+      `resumed from ${path.relative(cwd, checkpoint)} after step 5 (20.5 k tokens seen)\n`,
+    );
+    expect(r.err).toContain("step 6/7  10.0 ms  loss 1.5714");
+    expect(r.err).toContain("  steps            2 (steps 6–7 of 7, resumed after step 5)");
+    expect(await readdir(path.join(folder, "checkpoints"))).toEqual(["step-000006", "step-000007"]);
+    expect(await tree(old)).toEqual(before);
+  });
+
+  it("hands the program the spec's token files resolved against the spec's folder", async () => {
+    const cwd = await mkdtemp(path.join(root, "data-"));
+    const specDir = path.join(cwd, "specs");
+    await mkdir(specDir);
+    const spec = path.join(specDir, "train.lasp");
+    const text = await readFile(SPEC, "utf8");
+    await writeFile(
+      spec,
+      text.replace(/mode verify/, 'mode train  data "data/train.bin"  eval_data "../val.bin"  eval_every 2'),
+    );
+    const r = await run({ dryRun: true }, deps({ cwd }), spec);
+    expect(r.code).toBe(0);
+    expect(r.out).toContain(
+      `--data ${path.join(specDir, "data", "train.bin")} --eval-data ${path.join(cwd, "val.bin")}`,
+    );
+    // bench and verify read no token file: nothing is passed
+    const bench = await run({ dryRun: true, mode: "bench" }, deps({ cwd }), spec);
+    expect(bench.out).not.toContain("--data");
+  });
+
+  it("--resume DIR takes a run folder's newest checkpoint or a checkpoint folder, and passes its absolute path", async () => {
+    const cwd = await mkdtemp(path.join(root, "resume-dir-"));
+    const first = await run({ mode: "train", steps: "4", runDir: "runs/first" }, deps({ cwd }));
+    expect(first.code).toBe(0);
+    const checkpoints = path.join(cwd, "runs/first/checkpoints");
+    const fromRun = await run({ resume: "runs/first", dryRun: true }, deps({ cwd }));
+    expect(fromRun.code).toBe(0);
+    expect(fromRun.out).toContain(`--mode train --run-dir ${path.join(cwd, "runs", "tiny-linear-")}`);
+    expect(fromRun.out).toContain(`--resume ${path.join(checkpoints, "step-000004")} &`);
+    const fromCheckpoint = await run(
+      { resume: "runs/first/checkpoints/step-000002", dryRun: true },
+      deps({ cwd }),
+    );
+    expect(fromCheckpoint.out).toContain(`--resume ${path.join(checkpoints, "step-000002")} &`);
+    // --resume alone finds the run by its run.json, whatever --run-dir named it.
+    const newest = await run({ resume: true, dryRun: true, runDir: "runs/second" }, deps({ cwd }));
+    expect(newest.out).toContain(
+      `--run-dir ${path.join(cwd, "runs/second")} --resume ${path.join(checkpoints, "step-000004")} &`,
+    );
+  });
+
+  it("says where it looked when there is nothing to resume, and refuses --resume outside train mode (exit 2)", async () => {
+    const cwd = await mkdtemp(path.join(root, "resume-none-"));
+    const none = await run({ resume: true }, deps({ cwd }));
+    expect(none.code).toBe(2);
+    expect(lines(none.err)).toEqual([
+      `lasp: --resume: no run folders to resume from: ${path.join(cwd, "runs")} does not exist`,
+      `  Name one: lasp run ${SPEC} --resume RUN_FOLDER (its newest checkpoint) or --resume CHECKPOINT_FOLDER`,
+    ]);
+    await writeFile(path.join(cwd, "notes.txt"), "mine");
+    const file = await run({ resume: "notes.txt" }, deps({ cwd }));
+    expect(file.code).toBe(2);
+    expect(file.err).toContain("lasp: --resume: notes.txt is a file, not a checkpoint or run folder");
+    const bench = await run({ resume: true, mode: "bench" }, deps({ cwd }));
+    expect(bench.code).toBe(2);
+    expect(bench.err).toContain(
+      "lasp: --resume continues a training run (mode train); it cannot run --mode bench",
+    );
+    expect(await readdir(cwd)).toEqual(["notes.txt"]);
+  });
+
+  it("takes SIGTERM (Slurm's preemption) as it takes Ctrl-C, and leaves both alone after the run", () => {
+    const seen: string[] = [];
+    const listeners = (): number[] => [process.listenerCount("SIGINT"), process.listenerCount("SIGTERM")];
+    const before = listeners();
+    const remove = onStopSignals(() => seen.push("stop"));
+    process.emit("SIGTERM");
+    process.emit("SIGINT");
+    expect(seen).toEqual(["stop", "stop"]);
+    remove();
+    expect(listeners()).toEqual(before);
+  });
+
+  /** Starts a training run that is interrupted (once or twice) when rank 0's step line `at` is shown. */
+  async function interrupted(times: number, at: string, env: NodeJS.ProcessEnv) {
+    const cwd = await mkdtemp(path.join(root, "stop-"));
+    let interrupt: (() => void) | undefined;
+    const d = deps(
+      // The failure grace is short; a training run's Ctrl-C waits for the checkpoint (trainGraceMs, 10 min).
+      {
+        cwd,
+        killGraceMs: 50,
+        onInterrupt: (handler) => ((interrupt = handler), () => (interrupt = undefined)),
+      },
+      { FIXTURE_STEP_MS: "50", ...env },
+    );
+    const io = capture();
+    const code = await runCommand(
+      SPEC,
+      { mode: "train", steps: "100" },
+      {
+        ...io,
+        stderr: (t) => {
+          io.stderr(t);
+          if (t.startsWith(at)) for (let i = 0; i < times; i++) interrupt?.();
+        },
+      },
+      d,
+    );
+    return { code, err: io.err, cwd, folder: folderOf(io.err, cwd) };
+  }
+
+  it("on Ctrl-C or SIGTERM lets the ranks finish their step and write a checkpoint, then says how to resume (exit 130)", async () => {
+    const r = await interrupted(1, "step 2/", { FIXTURE_CHECKPOINT_MS: "300" });
+    expect(r.code).toBe(130);
+    const rel = path.relative(r.cwd, r.folder);
+    expect(r.err).toContain(
+      "lasp: stopping: the ranks are finishing their step and writing a checkpoint (press Ctrl-C again to kill them)\n",
+    );
+    const stopped = /^lasp: stopped after step (\d+); checkpoint written: (\S+)$/m.exec(r.err);
+    expect(stopped).not.toBeNull();
+    expect(stopped![2]).toBe(`${rel}/checkpoints/step-${stopped![1]!.padStart(6, "0")}`);
+    expect(existsSync(path.join(r.cwd, stopped![2]!, "trainer_state.json"))).toBe(true);
+    expect(r.err).toContain(`\n  continue with: lasp run ${SPEC} --resume ${rel}\n`);
+    expect(r.err).toContain("training over 2 ranks (stopped early)");
+    expect((await record(r.folder)).exit).toEqual({
+      code: 130,
+      status: "interrupted",
+      checkpoint: path.join(r.cwd, stopped![2]!),
+    });
+    expect(await readFile(path.join(r.folder, "stderr.log"), "utf8")).toContain("lasp: stopping: the ranks");
+  });
+
+  it("kills the ranks at once on a second Ctrl-C, and says no checkpoint was written on the way out", async () => {
+    const r = await interrupted(2, "step 1/", { FIXTURE_CHECKPOINT_MS: "5000" });
+    expect(r.code).toBe(130);
+    expect(r.err).toContain("lasp: killing the ranks\n");
+    expect(r.err).toContain("lasp: interrupted; the ranks ended before writing a checkpoint\n");
+    expect((await record(r.folder)).exit).toEqual({ code: 130, status: "interrupted" });
+  });
+
+  it("names the step of a non-finite loss and the checkpoint kept (exit 6)", async () => {
+    const cwd = await mkdtemp(path.join(root, "nan-"));
+    const r = await run({ mode: "train", steps: "5" }, deps({ cwd }, { FIXTURE_NONFINITE_STEP: "3" }));
+    expect(r.code).toBe(6);
+    const rel = path.relative(cwd, folderOf(r.err, cwd));
+    expect(r.err).toContain(
+      `lasp: stopped: non-finite loss or gradient norm at step 4; the last checkpoint is kept: ${rel}/checkpoints/step-000002\n` +
+        `  continue from it with: lasp run ${SPEC} --resume ${rel}\n`,
+    );
+    expect((await record(folderOf(r.err, cwd))).exit).toMatchObject({ code: 6, status: "non-finite" });
+  });
+});
+
 describe("lasp run on the command line", () => {
   it("is listed with its options and exit codes", async () => {
     const io = capture();
@@ -477,6 +697,8 @@ describe("lasp run on the command line", () => {
     expect(io.out).toContain("--launcher <name>");
     expect(io.out).toContain("--dry-run");
     expect(io.out).toContain("--run-dir <dir>");
+    expect(io.out).toContain("--resume [dir]");
+    expect(io.out).toContain("lasp run spec.lasp --resume runs/NAME");
     expect(io.out).toContain("4 the build failed");
     const top = capture();
     await main(["--help"], top);

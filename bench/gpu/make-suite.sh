@@ -99,18 +99,33 @@ mspec m-hybrid-1b-w1 linear-llama3-1b-hybrid
 # `recompute mlp`: the longest sequence that fits (memory), and what the extra product costs (time), checked by
 # verify on a small model too
 sed -e 's/m_linear_1b_w1/m_linear_1b_rc_w1/' -e 's/  steps 10 /  recompute mlp  steps 10 /' "$specs/m-linear-1b-w1.lasp" > "$specs/m-linear-1b-rc-w1.lasp"
+# the longest sequences `lasp inspect` predicts fit an 80 GB GPU (issue 16's memory goal), run to show they do
+sed -e 's/m_linear_1b_w1/m_linear_1b_long_w1/' -e 's/seq_len 16K/seq_len 49216/' -e 's/steps 10 /steps 3 /' "$specs/m-linear-1b-w1.lasp" > "$specs/m-linear-1b-long-w1.lasp"
+sed -e 's/m_linear_1b_rc_w1/m_linear_1b_rc_long_w1/' -e 's/seq_len 16K/seq_len 110016/' -e 's/steps 10 /steps 3 /' "$specs/m-linear-1b-rc-w1.lasp" > "$specs/m-linear-1b-rc-long-w1.lasp"
 sed -e 's/v_lasp2_decay_zz_d64_w1/v_lasp2_recompute_d64_w1/' -e 's/  steps 1 /  recompute mlp  steps 1 /' "$specs/v-lasp2-decay-zz-d64-w1.lasp" > "$specs/v-lasp2-recompute-d64-w1.lasp"
 # the examples' other model settings: a tied LM head (most examples), and the encoder example's LayerNorm, tied
 # head and elu+1 feature map
 sed -e 's/v_lasp2_decay_zz_d64_w1/v_tied_d64_w1/' -e 's/head_dim 64$/head_dim 64  tie_embeddings true/' "$specs/v-lasp2-decay-zz-d64-w1.lasp" > "$specs/v-tied-d64-w1.lasp"
 sed -e 's/v_lasp2_bidir_d64_w1/v_encoder_ln_d64_w1/' -e 's/head_dim 64$/head_dim 64  norm layernorm  tie_embeddings true/' \
   -e 's/causal false }/causal false  feature_map elu_plus_one }/' "$specs/v-lasp2-bidir-d64-w1.lasp" > "$specs/v-encoder-ln-d64-w1.lasp"
+# the feature map (elu+1) causal and bidirectional, over 2 and 3 layers, and LayerNorm with a tied head alone:
+# which of the encoder example's settings its verify depends on
+sed -e 's/v_lasp2_decay_zz_d64_w1/v_elu_causal_d64_w1/' -e 's/causal true }/causal true  feature_map elu_plus_one }/' "$specs/v-lasp2-decay-zz-d64-w1.lasp" > "$specs/v-elu-causal-d64-w1.lasp"
+sed -e 's/v_lasp2_bidir_d64_w1/v_elu_bidir_d64_w1/' -e 's/causal false }/causal false  feature_map elu_plus_one }/' "$specs/v-lasp2-bidir-d64-w1.lasp" > "$specs/v-elu-bidir-d64-w1.lasp"
+sed -e 's/v_elu_bidir_d64_w1/v_elu_bidir_3l_d64_w1/' -e 's/stack L x 2/stack L x 3/' "$specs/v-elu-bidir-d64-w1.lasp" > "$specs/v-elu-bidir-3l-d64-w1.lasp"
+sed -e 's/v_lasp2_bidir_d64_w1/v_ln_bidir_tied_d64_w1/' -e 's/head_dim 64$/head_dim 64  norm layernorm  tie_embeddings true/' "$specs/v-lasp2-bidir-d64-w1.lasp" > "$specs/v-ln-bidir-tied-d64-w1.lasp"
+# train mode (issue 17): the tiny example from token files (run-train.sh makes them), and Linear-Llama3-1B from
+# a synthetic token file at 16K tokens per step, 100 steps, a checkpoint at the end
+sed -e 's/^model tiny_train/model t_tiny_train_w1/' -e "1s|^|// GPU suite: t-tiny-train-w1 (written by bench/gpu/make-suite.sh from examples/tiny-train.lasp)\\n|" \
+  examples/tiny-train.lasp > "$specs/t-tiny-train-w1.lasp"
+sed -e 's/m_linear_1b_w1/t_linear_1b_w1/' -e 's/steps 10  warmup 3  mode bench/steps 100  mode train  data "data\/random-128256.bin"  warmup_steps 10/' \
+  "$specs/m-linear-1b-w1.lasp" > "$specs/t-linear-1b-w1.lasp"
 for f in "$specs"/*.lasp; do
   name=$(basename "$f" .lasp)
   [ "${name##*-w}" -le "$max_gpus" ] || continue
   case "$which:$name" in
     linear:v-sm-* | linear:v-hyb-* | linear:b-hyb-* | linear:s-hyb-* | linear:m-* | softmax:v-lasp* | softmax:b-lasp* | softmax:s-lasp* | softmax:m-*) continue ;;
-    bench:v-* | model:[vbs]-*) continue ;;
+    bench:v-* | bench:t-* | model:[vbst]-*) continue ;;
   esac
   node bin/lasp.js compile "$f" -o ".gpu-suite/$name" > /dev/null 2>&1 ||
     { node bin/lasp.js compile "$f" -o ".gpu-suite/$name"; exit 1; }

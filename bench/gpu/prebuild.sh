@@ -5,7 +5,7 @@
 # builds the kernels with cuDNN's fused attention (lasp/softmax_whole.cuh); run-prebuilt.sh then links cuDNN.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
-first=$(ls -d .gpu-suite/*/ | head -1)
+first=$(dirname "$(ls .gpu-suite/*/kernels.cu | head -1)")
 nvcc -O3 -std=c++17 --use_fast_math -lineinfo "-gencode=arch=compute_${ARCH:-90a},code=sm_${ARCH:-90a}" \
   ${CUDNN_INCLUDE:+-DLASP_WITH_CUDNN -I"$CUDNN_INCLUDE"} -I"$first" -I"$first/lasp" -c "$first/kernels.cu" \
   -o .gpu-suite/kernels.o

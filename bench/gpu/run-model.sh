@@ -7,6 +7,10 @@
 #         (--save-weights, --save-grads) and bench/gpu/torch_reference.py rebuilds the model from them alone.
 # bench:  the whole model's step, lasp (m-linear-1b-w1, m-hybrid-1b-w1: Linear-Llama3-1B and its hybrid at 16K
 #         tokens; SUITE_FILTER picks others) and PyTorch (bench/gpu/torch_model.py on the same models; PRESETS).
+# longest: lasp at the longest seq_len `lasp inspect` predicts fits 80 GB (m-*-long-w1), and PyTorch's longest
+#         found by trying (torch_model.py --max-seq, with and without AdamW's state, capped at an H100's memory).
+# roundtrip: ROUNDTRIP programs in verify mode, saving their weights and gradients, then again loading those
+#         weights (--load-weights): the gradients must be the same bytes.
 # Results under $OUT: logs, each tool's JSON, a table last.
 set -uo pipefail
 cd "$(dirname "$0")/../.."
@@ -50,8 +54,33 @@ bench)
     tail -n 6 "$OUT/torch-$preset.log"
   done
   ;;
+longest)
+  (cd .gpu-suite && RANK_TIMEOUT=300 OUT=$OUT/longest SUITE_FILTER='m-*long*' bash run-prebuilt.sh) > "$OUT/longest.log" 2>&1
+  grep -E " exit |build failed" "$OUT/longest.log"
+  grep -h "program_mem\|memory" "$OUT/longest.log" | head -4
+  for opt in "" --no-optimizer; do
+    timeout "${TORCH_TIMEOUT:-300}" python3 bench/gpu/torch_model.py --preset linear-llama3-1b --tokens 16384 --steps 2 \
+      --warmup 1 --max-seq --memory-gib 79.2 $opt --json "$OUT/torch-max-seq$opt.json" > "$OUT/torch-max-seq$opt.log" 2>&1
+    echo "torch max-seq $opt exit $?"
+    grep -E "longest|peak" "$OUT/torch-max-seq$opt.log"
+  done
+  ;;
+roundtrip)
+  scratch=$(mktemp -d)
+  for p in ${ROUNDTRIP:-v-tied-d64-w1 v-encoder-ln-d64-w1 v-hyb-1b-w1}; do
+    [ -x ".gpu-suite/$p/prog" ] || { echo "$p: not built"; continue; }
+    run() { timeout 300 ".gpu-suite/$p/prog" --rank 0 --world 1 --device 0 --nccl-id-file "$scratch/$p.id" --mode verify "$@"; }
+    run --save-weights "$scratch/$p.a.safetensors" --save-grads "$scratch/$p.ga.safetensors" > "$OUT/$p.a.out" 2> "$OUT/$p.a.err"
+    a=$?
+    run --load-weights "$scratch/$p.a.safetensors" --save-grads "$scratch/$p.gb.safetensors" > "$OUT/$p.b.out" 2> "$OUT/$p.b.err"
+    b=$?
+    same=$(cmp -s "$scratch/$p.ga.safetensors" "$scratch/$p.gb.safetensors" && echo "same bytes" || echo "DIFFERENT")
+    echo "$p roundtrip: save exit $a, load exit $b, gradients $same; loss $(cat "$OUT/$p.a."* | grep -o 'loss [0-9.e+-]*' | head -1) / $(cat "$OUT/$p.b."* | grep -o 'loss [0-9.e+-]*' | head -1)"
+  done
+  rm -rf "$scratch"
+  ;;
 *)
-  sed -n '2,10p' "$0"
+  sed -n '2,14p' "$0"
   exit 2
   ;;
 esac

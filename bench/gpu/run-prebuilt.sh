@@ -22,6 +22,7 @@ if nm kernels.o 2>/dev/null | grep "U cudnnBackendCreateDescriptor" > /dev/null;
 fi
 for d in */; do
   d=${d%/}
+  [ -f "$d/main.cu" ] || continue  # data/, not a program
   [ -x "$d/prog" ] && continue
   nvcc -O3 -std=c++17 --use_fast_math -gencode=arch=compute_${ARCH:-90a},code=sm_${ARCH:-90a} -I"$d" -I"$d/lasp" \
     "$d/main.cu" kernels.o "${libs[@]}" -o "$d/prog" > "$LOGS/build-$d.log" 2>&1 &

@@ -757,6 +757,12 @@ def main(argv=None):
     ap.add_argument("--warmup", type=int, default=3)
     ap.add_argument("--no-optimizer", action="store_true", help="time forward+backward only, no AdamW state")
     ap.add_argument("--max-seq", action="store_true", help="also find the longest seq_len whose fwd+bwd fits")
+    ap.add_argument(
+        "--memory-gib",
+        type=float,
+        default=None,
+        help="cap this process's GPU memory (an 80 GB GPU's share on a larger one: --memory-gib 79.2)",
+    )
     ap.add_argument("--ce-chunk", type=int, default=4096, help="tokens per chunk of the LM head + loss")
     ap.add_argument(
         "--compile-mode", default=None, help="torch.compile mode, or 'none' for eager (default: default; self-test: none)"
@@ -794,6 +800,13 @@ def run_bench(args):
     seq_len = args.tokens // args.batch
     torch.backends.cuda.matmul.allow_tf32 = True
     torch.backends.cudnn.allow_tf32 = True
+    if args.memory_gib is not None and cuda:
+        total = torch.cuda.get_device_properties(0).total_memory
+        if args.memory_gib * 2**30 >= total:
+            NOTES.append(f"--memory-gib {args.memory_gib}: the GPU has {total / 2**30:.1f} GiB, so no cap")
+        else:
+            torch.cuda.set_per_process_memory_fraction(args.memory_gib * 2**30 / total)
+            NOTES.append(f"GPU memory capped at {args.memory_gib} GiB of {total / 2**30:.1f} GiB")
     import torch._dynamo as dynamo  # binds `dynamo` only: `import torch._dynamo` would make torch local here
 
     dynamo.config.cache_size_limit = max(dynamo.config.cache_size_limit, 64)
@@ -894,7 +907,7 @@ def run_bench(args):
         res["max_seq_with_optimizer_state"] = opt is not None
         print(
             f"longest seq_len whose forward+backward fits (batch 1, {'with' if opt else 'without'} optimizer state,"
-            f" {torch.cuda.get_device_properties(0).total_memory / 2**30:.0f} GiB): {longest}"
+            f" {args.memory_gib or torch.cuda.get_device_properties(0).total_memory / 2**30:.0f} GiB): {longest}"
         )
     for note in NOTES:
         print(f"note: {note}")

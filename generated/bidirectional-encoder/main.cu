@@ -9,7 +9,8 @@
 // SwiGLU MLP, residual), the final norm, the LM head and cross-entropy; the backward pass issues each block of
 // weight gradients' sum over every rank as soon as it exists, on a stream of its own.
 //
-// Modes: `bench` times training steps (median step time, loss, tokens/s, MFU, time per layer kind, hidden
+// Modes: `train` trains the model (lasp/train.cuh: tokens from the data, AdamW, evaluation, checkpoints,
+// resume); `bench` times training steps (median step time, loss, tokens/s, MFU, time per layer kind, hidden
 // communication, peak memory); `verify` runs each layer kind's schedule on deterministic inputs and compares
 // the output and dQ, dK, dV with a dense fp32 oracle over the whole sequence, then the whole model's step and
 // its loss and weight gradients against a dense fp32 oracle of the whole model.
@@ -25,6 +26,7 @@
 #include "lasp/verify.cuh"    // verify: each kind against the dense oracle, the weight-gradient sum
 #include "lasp/verify_model.cuh"  // verify: the whole model's step against a dense fp32 oracle
 #include "lasp/weights_io.cuh"  // weights and gradients on disk: --load-weights, --save-weights, --save-grads
+#include "lasp/train.cuh"     // train: the loop, the optimizer, data, evaluation, checkpoints
 
 using lasp::bf16;
 
@@ -176,6 +178,61 @@ static const lasp::TensorSpec kParameters[] = {
     {"model.layers.11.mlp.down_proj.weight", "[1024][4096]", 4194304, 229949440, 0.0156250000f, 1.0f, { 1024, 4096 }, 2 },  // [132]
     {"model.norm.weight", "[1024]", 1024, 234143744, 0.0f, 1.0f, { 1024 }, 1 },  // [133]
     {"model.norm.bias", "[1024]", 1024, 234144768, 0.0f, 0.0f, { 1024 }, 1 },  // [134]
+};
+
+// AdamW's weight decay over the weights' allocation, back to back: offset, elements, decayed (matrices, the
+// embedding and LM head) or not (norm gains, biases, padding).
+static const lasp::DecayRow kDecayRows[] = {
+    { 0, 32768000, 1 },
+    { 32768000, 2048, 0 },
+    { 32770048, 4194304, 1 },
+    { 36964352, 2048, 0 },
+    { 36966400, 12582912, 1 },
+    { 49549312, 2048, 0 },
+    { 49551360, 4194304, 1 },
+    { 53745664, 2048, 0 },
+    { 53747712, 12582912, 1 },
+    { 66330624, 2048, 0 },
+    { 66332672, 4194304, 1 },
+    { 70526976, 2048, 0 },
+    { 70529024, 12582912, 1 },
+    { 83111936, 2048, 0 },
+    { 83113984, 4194304, 1 },
+    { 87308288, 2048, 0 },
+    { 87310336, 12582912, 1 },
+    { 99893248, 2048, 0 },
+    { 99895296, 4194304, 1 },
+    { 104089600, 2048, 0 },
+    { 104091648, 12582912, 1 },
+    { 116674560, 2048, 0 },
+    { 116676608, 4194304, 1 },
+    { 120870912, 2048, 0 },
+    { 120872960, 12582912, 1 },
+    { 133455872, 2048, 0 },
+    { 133457920, 4194304, 1 },
+    { 137652224, 2048, 0 },
+    { 137654272, 12582912, 1 },
+    { 150237184, 2048, 0 },
+    { 150239232, 4194304, 1 },
+    { 154433536, 2048, 0 },
+    { 154435584, 12582912, 1 },
+    { 167018496, 2048, 0 },
+    { 167020544, 4194304, 1 },
+    { 171214848, 2048, 0 },
+    { 171216896, 12582912, 1 },
+    { 183799808, 2048, 0 },
+    { 183801856, 4194304, 1 },
+    { 187996160, 2048, 0 },
+    { 187998208, 12582912, 1 },
+    { 200581120, 2048, 0 },
+    { 200583168, 4194304, 1 },
+    { 204777472, 2048, 0 },
+    { 204779520, 12582912, 1 },
+    { 217362432, 2048, 0 },
+    { 217364480, 4194304, 1 },
+    { 221558784, 2048, 0 },
+    { 221560832, 12582912, 1 },
+    { 234143744, 2048, 0 },
 };
 
 // Activations kept for the backward pass, and the scratch every layer shares, in one allocation (bf16).
@@ -446,6 +503,11 @@ static int verify(lasp::State& st) {
   return ok ? 0 : 1;
 }
 
+static int train(lasp::State& st) {
+  return lasp::train_run(st, kDecayRows, (int)(sizeof kDecayRows / sizeof kDecayRows[0]), forward_step,
+                         [](lasp::State& s) { backward_step(s); });
+}
+
 int main(int argc, char** argv) {
   lasp::Options defaults;
   defaults.mode = program::kMode;
@@ -465,7 +527,7 @@ int main(int argc, char** argv) {
   if (!st.opt.save_weights.empty()) lasp::save_weights(st, st.opt.save_weights);
   lasp::report_collectives(st);
   lasp::report_backends(st);
-  int code = st.opt.mode == "verify" ? verify(st) : bench(st);
+  int code = st.opt.mode == "verify" ? verify(st) : st.opt.mode == "train" ? train(st) : bench(st);
   lasp::finish_rank(st);
 #ifdef LASP_WITH_MPI
   MPI_Finalize();

@@ -9,7 +9,8 @@
 // SwiGLU MLP, residual), the final norm, the LM head and cross-entropy; the backward pass issues each block of
 // weight gradients' sum over every rank as soon as it exists, on a stream of its own.
 //
-// Modes: `bench` times training steps (median step time, loss, tokens/s, MFU, time per layer kind, hidden
+// Modes: `train` trains the model (lasp/train.cuh: tokens from the data, AdamW, evaluation, checkpoints,
+// resume); `bench` times training steps (median step time, loss, tokens/s, MFU, time per layer kind, hidden
 // communication, peak memory); `verify` runs each layer kind's schedule on deterministic inputs and compares
 // the output and dQ, dK, dV with a dense fp32 oracle over the whole sequence, then the whole model's step and
 // its loss and weight gradients against a dense fp32 oracle of the whole model.
@@ -25,6 +26,7 @@
 #include "lasp/verify.cuh"    // verify: each kind against the dense oracle, the weight-gradient sum
 #include "lasp/verify_model.cuh"  // verify: the whole model's step against a dense fp32 oracle
 #include "lasp/weights_io.cuh"  // weights and gradients on disk: --load-weights, --save-weights, --save-grads
+#include "lasp/train.cuh"     // train: the loop, the optimizer, data, evaluation, checkpoints
 
 using lasp::bf16;
 
@@ -188,6 +190,77 @@ static const lasp::TensorSpec kParameters[] = {
     {"model.layers.15.mlp.up_proj.weight", "[8192][2048]", 16777216, 1286144000, 0.0220970869f, 1.0f, { 8192, 2048 }, 2 },  // [143]
     {"model.layers.15.mlp.down_proj.weight", "[2048][8192]", 16777216, 1302921216, 0.0110485435f, 1.0f, { 2048, 8192 }, 2 },  // [144]
     {"model.norm.weight", "[2048]", 2048, 1319698432, 0.0f, 1.0f, { 2048 }, 1 },  // [145]
+};
+
+// AdamW's weight decay over the weights' allocation, back to back: offset, elements, decayed (matrices, the
+// embedding and LM head) or not (norm gains, biases, padding).
+static const lasp::DecayRow kDecayRows[] = {
+    { 0, 262668288, 1 },
+    { 262668288, 2048, 0 },
+    { 262670336, 16777216, 1 },
+    { 279447552, 2048, 0 },
+    { 279449600, 50331648, 1 },
+    { 329781248, 2048, 0 },
+    { 329783296, 16777216, 1 },
+    { 346560512, 2048, 0 },
+    { 346562560, 50331648, 1 },
+    { 396894208, 2048, 0 },
+    { 396896256, 16777216, 1 },
+    { 413673472, 2048, 0 },
+    { 413675520, 50331648, 1 },
+    { 464007168, 2048, 0 },
+    { 464009216, 12582912, 1 },
+    { 476592128, 2048, 0 },
+    { 476594176, 50331648, 1 },
+    { 526925824, 2048, 0 },
+    { 526927872, 16777216, 1 },
+    { 543705088, 2048, 0 },
+    { 543707136, 50331648, 1 },
+    { 594038784, 2048, 0 },
+    { 594040832, 16777216, 1 },
+    { 610818048, 2048, 0 },
+    { 610820096, 50331648, 1 },
+    { 661151744, 2048, 0 },
+    { 661153792, 16777216, 1 },
+    { 677931008, 2048, 0 },
+    { 677933056, 50331648, 1 },
+    { 728264704, 2048, 0 },
+    { 728266752, 12582912, 1 },
+    { 740849664, 2048, 0 },
+    { 740851712, 50331648, 1 },
+    { 791183360, 2048, 0 },
+    { 791185408, 16777216, 1 },
+    { 807962624, 2048, 0 },
+    { 807964672, 50331648, 1 },
+    { 858296320, 2048, 0 },
+    { 858298368, 16777216, 1 },
+    { 875075584, 2048, 0 },
+    { 875077632, 50331648, 1 },
+    { 925409280, 2048, 0 },
+    { 925411328, 16777216, 1 },
+    { 942188544, 2048, 0 },
+    { 942190592, 50331648, 1 },
+    { 992522240, 2048, 0 },
+    { 992524288, 12582912, 1 },
+    { 1005107200, 2048, 0 },
+    { 1005109248, 50331648, 1 },
+    { 1055440896, 2048, 0 },
+    { 1055442944, 16777216, 1 },
+    { 1072220160, 2048, 0 },
+    { 1072222208, 50331648, 1 },
+    { 1122553856, 2048, 0 },
+    { 1122555904, 16777216, 1 },
+    { 1139333120, 2048, 0 },
+    { 1139335168, 50331648, 1 },
+    { 1189666816, 2048, 0 },
+    { 1189668864, 16777216, 1 },
+    { 1206446080, 2048, 0 },
+    { 1206448128, 50331648, 1 },
+    { 1256779776, 2048, 0 },
+    { 1256781824, 12582912, 1 },
+    { 1269364736, 2048, 0 },
+    { 1269366784, 50331648, 1 },
+    { 1319698432, 2048, 0 },
 };
 
 // Activations kept for the backward pass, and the scratch every layer shares, in one allocation (bf16).
@@ -441,6 +514,11 @@ static int verify(lasp::State& st) {
   return ok ? 0 : 1;
 }
 
+static int train(lasp::State& st) {
+  return lasp::train_run(st, kDecayRows, (int)(sizeof kDecayRows / sizeof kDecayRows[0]), forward_step,
+                         [](lasp::State& s) { backward_step(s); });
+}
+
 int main(int argc, char** argv) {
   lasp::Options defaults;
   defaults.mode = program::kMode;
@@ -460,7 +538,7 @@ int main(int argc, char** argv) {
   if (!st.opt.save_weights.empty()) lasp::save_weights(st, st.opt.save_weights);
   lasp::report_collectives(st);
   lasp::report_backends(st);
-  int code = st.opt.mode == "verify" ? verify(st) : bench(st);
+  int code = st.opt.mode == "verify" ? verify(st) : st.opt.mode == "train" ? train(st) : bench(st);
   lasp::finish_rank(st);
 #ifdef LASP_WITH_MPI
   MPI_Finalize();

@@ -9,7 +9,8 @@
 // SwiGLU MLP, residual), the final norm, the LM head and cross-entropy; the backward pass issues each block of
 // weight gradients' sum over every rank as soon as it exists, on a stream of its own.
 //
-// Modes: `bench` times training steps (median step time, loss, tokens/s, MFU, time per layer kind, hidden
+// Modes: `train` trains the model (lasp/train.cuh: tokens from the data, AdamW, evaluation, checkpoints,
+// resume); `bench` times training steps (median step time, loss, tokens/s, MFU, time per layer kind, hidden
 // communication, peak memory); `verify` runs each layer kind's schedule on deterministic inputs and compares
 // the output and dQ, dK, dV with a dense fp32 oracle over the whole sequence, then the whole model's step and
 // its loss and weight gradients against a dense fp32 oracle of the whole model.
@@ -25,6 +26,7 @@
 #include "lasp/verify.cuh"    // verify: each kind against the dense oracle, the weight-gradient sum
 #include "lasp/verify_model.cuh"  // verify: the whole model's step against a dense fp32 oracle
 #include "lasp/weights_io.cuh"  // weights and gradients on disk: --load-weights, --save-weights, --save-grads
+#include "lasp/train.cuh"     // train: the loop, the optimizer, data, evaluation, checkpoints
 
 using lasp::bf16;
 
@@ -187,6 +189,77 @@ static const lasp::TensorSpec kParameters[] = {
     {"model.layers.15.mlp.up_proj.weight", "[8192][2048]", 16777216, 1302921216, 0.0220970869f, 1.0f, { 8192, 2048 }, 2 },  // [143]
     {"model.layers.15.mlp.down_proj.weight", "[2048][8192]", 16777216, 1319698432, 0.0110485435f, 1.0f, { 2048, 8192 }, 2 },  // [144]
     {"model.norm.weight", "[2048]", 2048, 1336475648, 0.0f, 1.0f, { 2048 }, 1 },  // [145]
+};
+
+// AdamW's weight decay over the weights' allocation, back to back: offset, elements, decayed (matrices, the
+// embedding and LM head) or not (norm gains, biases, padding).
+static const lasp::DecayRow kDecayRows[] = {
+    { 0, 262668288, 1 },
+    { 262668288, 2048, 0 },
+    { 262670336, 16777216, 1 },
+    { 279447552, 2048, 0 },
+    { 279449600, 50331648, 1 },
+    { 329781248, 2048, 0 },
+    { 329783296, 16777216, 1 },
+    { 346560512, 2048, 0 },
+    { 346562560, 50331648, 1 },
+    { 396894208, 2048, 0 },
+    { 396896256, 16777216, 1 },
+    { 413673472, 2048, 0 },
+    { 413675520, 50331648, 1 },
+    { 464007168, 2048, 0 },
+    { 464009216, 16777216, 1 },
+    { 480786432, 2048, 0 },
+    { 480788480, 50331648, 1 },
+    { 531120128, 2048, 0 },
+    { 531122176, 16777216, 1 },
+    { 547899392, 2048, 0 },
+    { 547901440, 50331648, 1 },
+    { 598233088, 2048, 0 },
+    { 598235136, 16777216, 1 },
+    { 615012352, 2048, 0 },
+    { 615014400, 50331648, 1 },
+    { 665346048, 2048, 0 },
+    { 665348096, 16777216, 1 },
+    { 682125312, 2048, 0 },
+    { 682127360, 50331648, 1 },
+    { 732459008, 2048, 0 },
+    { 732461056, 16777216, 1 },
+    { 749238272, 2048, 0 },
+    { 749240320, 50331648, 1 },
+    { 799571968, 2048, 0 },
+    { 799574016, 16777216, 1 },
+    { 816351232, 2048, 0 },
+    { 816353280, 50331648, 1 },
+    { 866684928, 2048, 0 },
+    { 866686976, 16777216, 1 },
+    { 883464192, 2048, 0 },
+    { 883466240, 50331648, 1 },
+    { 933797888, 2048, 0 },
+    { 933799936, 16777216, 1 },
+    { 950577152, 2048, 0 },
+    { 950579200, 50331648, 1 },
+    { 1000910848, 2048, 0 },
+    { 1000912896, 16777216, 1 },
+    { 1017690112, 2048, 0 },
+    { 1017692160, 50331648, 1 },
+    { 1068023808, 2048, 0 },
+    { 1068025856, 16777216, 1 },
+    { 1084803072, 2048, 0 },
+    { 1084805120, 50331648, 1 },
+    { 1135136768, 2048, 0 },
+    { 1135138816, 16777216, 1 },
+    { 1151916032, 2048, 0 },
+    { 1151918080, 50331648, 1 },
+    { 1202249728, 2048, 0 },
+    { 1202251776, 16777216, 1 },
+    { 1219028992, 2048, 0 },
+    { 1219031040, 50331648, 1 },
+    { 1269362688, 2048, 0 },
+    { 1269364736, 16777216, 1 },
+    { 1286141952, 2048, 0 },
+    { 1286144000, 50331648, 1 },
+    { 1336475648, 2048, 0 },
 };
 
 // Activations kept for the backward pass, and the scratch every layer shares, in one allocation (bf16).
@@ -440,6 +513,11 @@ static int verify(lasp::State& st) {
   return ok ? 0 : 1;
 }
 
+static int train(lasp::State& st) {
+  return lasp::train_run(st, kDecayRows, (int)(sizeof kDecayRows / sizeof kDecayRows[0]), forward_step,
+                         [](lasp::State& s) { backward_step(s); });
+}
+
 int main(int argc, char** argv) {
   lasp::Options defaults;
   defaults.mode = program::kMode;
@@ -459,7 +537,7 @@ int main(int argc, char** argv) {
   if (!st.opt.save_weights.empty()) lasp::save_weights(st, st.opt.save_weights);
   lasp::report_collectives(st);
   lasp::report_backends(st);
-  int code = st.opt.mode == "verify" ? verify(st) : bench(st);
+  int code = st.opt.mode == "verify" ? verify(st) : st.opt.mode == "train" ? train(st) : bench(st);
   lasp::finish_rank(st);
 #ifdef LASP_WITH_MPI
   MPI_Finalize();

@@ -9,7 +9,8 @@
 // SwiGLU MLP, residual), the final norm, the LM head and cross-entropy; the backward pass issues each block of
 // weight gradients' sum over every rank as soon as it exists, on a stream of its own.
 //
-// Modes: `bench` times training steps (median step time, loss, tokens/s, MFU, time per layer kind, hidden
+// Modes: `train` trains the model (lasp/train.cuh: tokens from the data, AdamW, evaluation, checkpoints,
+// resume); `bench` times training steps (median step time, loss, tokens/s, MFU, time per layer kind, hidden
 // communication, peak memory); `verify` runs each layer kind's schedule on deterministic inputs and compares
 // the output and dQ, dK, dV with a dense fp32 oracle over the whole sequence, then the whole model's step and
 // its loss and weight gradients against a dense fp32 oracle of the whole model.
@@ -25,6 +26,7 @@
 #include "lasp/verify.cuh"    // verify: each kind against the dense oracle, the weight-gradient sum
 #include "lasp/verify_model.cuh"  // verify: the whole model's step against a dense fp32 oracle
 #include "lasp/weights_io.cuh"  // weights and gradients on disk: --load-weights, --save-weights, --save-grads
+#include "lasp/train.cuh"     // train: the loop, the optimizer, data, evaluation, checkpoints
 
 using lasp::bf16;
 
@@ -333,6 +335,142 @@ static const lasp::TensorSpec kParameters[] = {
     {"model.layers.31.mlp.down_proj.weight", "[4096][14336]", 58720256, 8050180096, 0.00835191381f, 1.0f, { 4096, 14336 }, 2 },  // [288]
     {"model.norm.weight", "[4096]", 4096, 8108900352, 0.0f, 1.0f, { 4096 }, 1 },  // [289]
     {"lm_head.weight", "[128256][4096]", 525336576, 8108904448, 0.0156250000f, 1.0f, { 128256, 4096 }, 2 },  // [290]
+};
+
+// AdamW's weight decay over the weights' allocation, back to back: offset, elements, decayed (matrices, the
+// embedding and LM head) or not (norm gains, biases, padding).
+static const lasp::DecayRow kDecayRows[] = {
+    { 0, 525336576, 1 },
+    { 525336576, 4096, 0 },
+    { 525340672, 67108864, 1 },
+    { 592449536, 4096, 0 },
+    { 592453632, 176160768, 1 },
+    { 768614400, 4096, 0 },
+    { 768618496, 67108864, 1 },
+    { 835727360, 4096, 0 },
+    { 835731456, 176160768, 1 },
+    { 1011892224, 4096, 0 },
+    { 1011896320, 67108864, 1 },
+    { 1079005184, 4096, 0 },
+    { 1079009280, 176160768, 1 },
+    { 1255170048, 4096, 0 },
+    { 1255174144, 41943040, 1 },
+    { 1297117184, 4096, 0 },
+    { 1297121280, 176160768, 1 },
+    { 1473282048, 4096, 0 },
+    { 1473286144, 67108864, 1 },
+    { 1540395008, 4096, 0 },
+    { 1540399104, 176160768, 1 },
+    { 1716559872, 4096, 0 },
+    { 1716563968, 67108864, 1 },
+    { 1783672832, 4096, 0 },
+    { 1783676928, 176160768, 1 },
+    { 1959837696, 4096, 0 },
+    { 1959841792, 67108864, 1 },
+    { 2026950656, 4096, 0 },
+    { 2026954752, 176160768, 1 },
+    { 2203115520, 4096, 0 },
+    { 2203119616, 41943040, 1 },
+    { 2245062656, 4096, 0 },
+    { 2245066752, 176160768, 1 },
+    { 2421227520, 4096, 0 },
+    { 2421231616, 67108864, 1 },
+    { 2488340480, 4096, 0 },
+    { 2488344576, 176160768, 1 },
+    { 2664505344, 4096, 0 },
+    { 2664509440, 67108864, 1 },
+    { 2731618304, 4096, 0 },
+    { 2731622400, 176160768, 1 },
+    { 2907783168, 4096, 0 },
+    { 2907787264, 67108864, 1 },
+    { 2974896128, 4096, 0 },
+    { 2974900224, 176160768, 1 },
+    { 3151060992, 4096, 0 },
+    { 3151065088, 41943040, 1 },
+    { 3193008128, 4096, 0 },
+    { 3193012224, 176160768, 1 },
+    { 3369172992, 4096, 0 },
+    { 3369177088, 67108864, 1 },
+    { 3436285952, 4096, 0 },
+    { 3436290048, 176160768, 1 },
+    { 3612450816, 4096, 0 },
+    { 3612454912, 67108864, 1 },
+    { 3679563776, 4096, 0 },
+    { 3679567872, 176160768, 1 },
+    { 3855728640, 4096, 0 },
+    { 3855732736, 67108864, 1 },
+    { 3922841600, 4096, 0 },
+    { 3922845696, 176160768, 1 },
+    { 4099006464, 4096, 0 },
+    { 4099010560, 41943040, 1 },
+    { 4140953600, 4096, 0 },
+    { 4140957696, 176160768, 1 },
+    { 4317118464, 4096, 0 },
+    { 4317122560, 67108864, 1 },
+    { 4384231424, 4096, 0 },
+    { 4384235520, 176160768, 1 },
+    { 4560396288, 4096, 0 },
+    { 4560400384, 67108864, 1 },
+    { 4627509248, 4096, 0 },
+    { 4627513344, 176160768, 1 },
+    { 4803674112, 4096, 0 },
+    { 4803678208, 67108864, 1 },
+    { 4870787072, 4096, 0 },
+    { 4870791168, 176160768, 1 },
+    { 5046951936, 4096, 0 },
+    { 5046956032, 41943040, 1 },
+    { 5088899072, 4096, 0 },
+    { 5088903168, 176160768, 1 },
+    { 5265063936, 4096, 0 },
+    { 5265068032, 67108864, 1 },
+    { 5332176896, 4096, 0 },
+    { 5332180992, 176160768, 1 },
+    { 5508341760, 4096, 0 },
+    { 5508345856, 67108864, 1 },
+    { 5575454720, 4096, 0 },
+    { 5575458816, 176160768, 1 },
+    { 5751619584, 4096, 0 },
+    { 5751623680, 67108864, 1 },
+    { 5818732544, 4096, 0 },
+    { 5818736640, 176160768, 1 },
+    { 5994897408, 4096, 0 },
+    { 5994901504, 41943040, 1 },
+    { 6036844544, 4096, 0 },
+    { 6036848640, 176160768, 1 },
+    { 6213009408, 4096, 0 },
+    { 6213013504, 67108864, 1 },
+    { 6280122368, 4096, 0 },
+    { 6280126464, 176160768, 1 },
+    { 6456287232, 4096, 0 },
+    { 6456291328, 67108864, 1 },
+    { 6523400192, 4096, 0 },
+    { 6523404288, 176160768, 1 },
+    { 6699565056, 4096, 0 },
+    { 6699569152, 67108864, 1 },
+    { 6766678016, 4096, 0 },
+    { 6766682112, 176160768, 1 },
+    { 6942842880, 4096, 0 },
+    { 6942846976, 41943040, 1 },
+    { 6984790016, 4096, 0 },
+    { 6984794112, 176160768, 1 },
+    { 7160954880, 4096, 0 },
+    { 7160958976, 67108864, 1 },
+    { 7228067840, 4096, 0 },
+    { 7228071936, 176160768, 1 },
+    { 7404232704, 4096, 0 },
+    { 7404236800, 67108864, 1 },
+    { 7471345664, 4096, 0 },
+    { 7471349760, 176160768, 1 },
+    { 7647510528, 4096, 0 },
+    { 7647514624, 67108864, 1 },
+    { 7714623488, 4096, 0 },
+    { 7714627584, 176160768, 1 },
+    { 7890788352, 4096, 0 },
+    { 7890792448, 41943040, 1 },
+    { 7932735488, 4096, 0 },
+    { 7932739584, 176160768, 1 },
+    { 8108900352, 4096, 0 },
+    { 8108904448, 525336576, 1 },
 };
 
 // Activations kept for the backward pass, and the scratch every layer shares, in one allocation (bf16).
@@ -647,6 +785,11 @@ static int verify(lasp::State& st) {
   return ok ? 0 : 1;
 }
 
+static int train(lasp::State& st) {
+  return lasp::train_run(st, kDecayRows, (int)(sizeof kDecayRows / sizeof kDecayRows[0]), forward_step,
+                         [](lasp::State& s) { backward_step(s); });
+}
+
 int main(int argc, char** argv) {
   lasp::Options defaults;
   defaults.mode = program::kMode;
@@ -666,7 +809,7 @@ int main(int argc, char** argv) {
   if (!st.opt.save_weights.empty()) lasp::save_weights(st, st.opt.save_weights);
   lasp::report_collectives(st);
   lasp::report_backends(st);
-  int code = st.opt.mode == "verify" ? verify(st) : bench(st);
+  int code = st.opt.mode == "verify" ? verify(st) : st.opt.mode == "train" ? train(st) : bench(st);
   lasp::finish_rank(st);
 #ifdef LASP_WITH_MPI
   MPI_Finalize();

@@ -16,3 +16,5 @@
 #include "lasp/swiglu.cuh"             // the MLP's element-wise middle
 #include "lasp/classifier.cuh"         // cross-entropy over the LM head's logits
 #include "lasp/model_oracle.cuh"       // verify's whole-model oracle: plain fp32 kernels
+#include "lasp/adamw.cuh"              // train: the AdamW step
+#include "lasp/grad_norm.cuh"          // train: the global gradient norm's partial

@@ -9,7 +9,8 @@
 // SwiGLU MLP, residual), the final norm, the LM head and cross-entropy; the backward pass issues each block of
 // weight gradients' sum over every rank as soon as it exists, on a stream of its own.
 //
-// Modes: `bench` times training steps (median step time, loss, tokens/s, MFU, time per layer kind, hidden
+// Modes: `train` trains the model (lasp/train.cuh: tokens from the data, AdamW, evaluation, checkpoints,
+// resume); `bench` times training steps (median step time, loss, tokens/s, MFU, time per layer kind, hidden
 // communication, peak memory); `verify` runs each layer kind's schedule on deterministic inputs and compares
 // the output and dQ, dK, dV with a dense fp32 oracle over the whole sequence, then the whole model's step and
 // its loss and weight gradients against a dense fp32 oracle of the whole model.
@@ -25,6 +26,7 @@
 #include "lasp/verify.cuh"    // verify: each kind against the dense oracle, the weight-gradient sum
 #include "lasp/verify_model.cuh"  // verify: the whole model's step against a dense fp32 oracle
 #include "lasp/weights_io.cuh"  // weights and gradients on disk: --load-weights, --save-weights, --save-grads
+#include "lasp/train.cuh"     // train: the loop, the optimizer, data, evaluation, checkpoints
 
 using lasp::bf16;
 
@@ -62,6 +64,22 @@ static const lasp::TensorSpec kParameters[] = {
     {"model.layers.1.mlp.down_proj.weight", "[256][512]", 131072, 1311744, 0.0441941738f, 1.0f, { 256, 512 }, 2 },  // [18]
     {"model.norm.weight", "[256]", 256, 1442816, 0.0f, 1.0f, { 256 }, 1 },  // [19]
     {"lm_head.weight", "[512][256]", 131072, 1443072, 0.0625000000f, 1.0f, { 512, 256 }, 2 },  // [20]
+};
+
+// AdamW's weight decay over the weights' allocation, back to back: offset, elements, decayed (matrices, the
+// embedding and LM head) or not (norm gains, biases, padding).
+static const lasp::DecayRow kDecayRows[] = {
+    { 0, 131072, 1 },
+    { 131072, 256, 0 },
+    { 131328, 262144, 1 },
+    { 393472, 256, 0 },
+    { 393728, 393216, 1 },
+    { 786944, 256, 0 },
+    { 787200, 262144, 1 },
+    { 1049344, 256, 0 },
+    { 1049600, 393216, 1 },
+    { 1442816, 256, 0 },
+    { 1443072, 131072, 1 },
 };
 
 // Activations kept for the backward pass, and the scratch every layer shares, in one allocation (bf16).
@@ -203,6 +221,11 @@ static int verify(lasp::State& st) {
   return ok ? 0 : 1;
 }
 
+static int train(lasp::State& st) {
+  return lasp::train_run(st, kDecayRows, (int)(sizeof kDecayRows / sizeof kDecayRows[0]), forward_step,
+                         [](lasp::State& s) { backward_step(s); });
+}
+
 int main(int argc, char** argv) {
   lasp::Options defaults;
   defaults.mode = program::kMode;
@@ -222,7 +245,7 @@ int main(int argc, char** argv) {
   if (!st.opt.save_weights.empty()) lasp::save_weights(st, st.opt.save_weights);
   lasp::report_collectives(st);
   lasp::report_backends(st);
-  int code = st.opt.mode == "verify" ? verify(st) : bench(st);
+  int code = st.opt.mode == "verify" ? verify(st) : st.opt.mode == "train" ? train(st) : bench(st);
   lasp::finish_rank(st);
 #ifdef LASP_WITH_MPI
   MPI_Finalize();

@@ -157,6 +157,10 @@ export function buildProgram(
     .option("--json", "also print the program's events as JSON lines on stdout")
     .option("--dry-run", "print the build and launch commands without running anything")
     .option("--run-dir <dir>", "the run folder (default runs/<spec name>-<UTC time>/; never reused)")
+    .option(
+      "--resume [dir]",
+      "train mode: continue from a checkpoint folder, a run folder's newest checkpoint, or (no DIR) the spec's newest run's",
+    )
     .option(LASP2_FLAG, LASP2_HELP)
     .addHelpText("after", RUN_HELP)
     .action(async (spec: string, programArgs: string[], options: RunCliOptions) => {

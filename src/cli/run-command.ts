@@ -1,6 +1,8 @@
 // `lasp run <spec>`: checks the spec, generates its CUDA/NCCL program, checks this machine (GPUs, nvcc,
 // cmake), builds the program into the cache and starts one process per GPU (or hands it to mpirun/srun),
-// showing progress and a summary. Exit codes: RUN_EXIT below.
+// showing progress and a summary. Exit codes: RUN_EXIT below. In train mode the ranks write checkpoints into
+// the run folder (--run-dir), `--resume` continues from one (checkpoints.ts finds it), and the first Ctrl-C
+// or SIGTERM gives them time to finish their step and write a checkpoint.
 import path from "node:path";
 import {
   BuildError,
@@ -12,6 +14,7 @@ import {
   type BuildOptions,
   type GeneratedFiles,
 } from "../toolchain/build.js";
+import { CheckpointNotFound, findResumePoint, type ResumePoint } from "../toolchain/checkpoints.js";
 import { describeGpus, detectGpus, type GpuProbe } from "../toolchain/gpus.js";
 import {
   defaultIdParent,
@@ -25,7 +28,14 @@ import {
 } from "../toolchain/launch.js";
 import { lossChartSvg } from "../toolchain/loss-chart.js";
 import { RunProgress, StatusLine } from "../toolchain/progress.js";
-import { recordText, RUN_FILES, RunFolder, type RunRecord } from "../toolchain/run-folder.js";
+import {
+  recordText,
+  RUN_FILES,
+  RunFolder,
+  runFolderName,
+  RUNS_PARENT,
+  type RunRecord,
+} from "../toolchain/run-folder.js";
 import { findTools, HOW_TO_GET, which, type Toolchain } from "../toolchain/tools.js";
 import type { ResolvedSpec } from "../spec/resolved.js";
 import { OutputFolderError } from "../io/owned-folder.js";
@@ -64,6 +74,8 @@ export interface RunCliOptions {
   programArgs?: string[];
   /** `--run-dir`: the run folder (default runs/<spec name>-<UTC time>/); a taken name gets a suffix. */
   runDir?: string;
+  /** `--resume [DIR]`: true without DIR (the spec's newest run), else a checkpoint or run folder. */
+  resume?: string | boolean;
   /** The command line as typed (after `lasp`), recorded in run.json. */
   argv?: readonly string[];
 }
@@ -77,32 +89,48 @@ export interface RunDeps {
   which?: (name: string) => Promise<string | undefined>;
   /** Whether stderr is a terminal (status line redrawn in place); default process.stderr.isTTY. */
   tty?: boolean;
-  /** Installs a Ctrl-C handler and returns its removal; default: process SIGINT. */
+  /** Installs a handler of Ctrl-C and SIGTERM and returns its removal; default: process SIGINT and SIGTERM. */
   onInterrupt?: (handler: () => void) => () => void;
   env?: NodeJS.ProcessEnv;
   cwd?: string;
+  /** From SIGTERM to SIGKILL when a rank failed, or on Ctrl-C outside train mode (launch.ts's 5 s). */
   killGraceMs?: number;
+  /** Train mode: from the first Ctrl-C to SIGKILL, the time to finish a step and write a checkpoint. */
+  trainGraceMs?: number;
   /** The start time, naming the run folder; default now. */
   now?: () => Date;
 }
 
-const MODES = ["bench", "verify"] as const;
+const MODES = ["bench", "verify", "train"] as const;
+
+/** Train mode's grace after the first Ctrl-C: a step of a large model plus writing its checkpoint. */
+export const TRAIN_GRACE_MS = 10 * 60 * 1000;
 
 /** The program's own exit codes (PROTOCOL.md), for messages. */
 const PROGRAM_EXIT: Record<number, string> = {
   1: "verify failed",
-  2: "bad command line",
+  2: "bad command line or input file",
   3: "CUDA or NCCL failure",
+  5: "stopped by a signal after writing a checkpoint",
+  6: "stopped by a non-finite loss or gradient norm",
 };
+/** Train mode's clean stop: SIGTERM or SIGINT, the step finished and a checkpoint written. */
+const STOPPED_WITH_CHECKPOINT = 5;
+const NON_FINITE = 6;
 
 /** The code generator, loaded only by the commands that build (handlebars and the templates are heavy). */
 async function codegen(): Promise<typeof import("../codegen/generate.js")> {
   return import("../codegen/generate.js");
 }
 
-function defaultInterrupt(handler: () => void): () => void {
+/** SIGTERM too: Slurm's preemption and `kill` reach lasp run, which passes them on as the first Ctrl-C. */
+export function onStopSignals(handler: () => void): () => void {
   process.on("SIGINT", handler);
-  return () => void process.off("SIGINT", handler);
+  process.on("SIGTERM", handler);
+  return () => {
+    process.off("SIGINT", handler);
+    process.off("SIGTERM", handler);
+  };
 }
 
 function plural(n: number, word: string): string {
@@ -113,7 +141,11 @@ interface Parsed {
   launcher: Launcher;
   gpusPerNode: number | undefined;
   launcherArgs: string[];
+  /** lasp's options for the program (--mode, --steps), then the user's after `--`. */
   programArgs: string[];
+  userArgs: string[];
+  /** `--resume`: undefined without it, else the DIR given (undefined inside: the newest run's). */
+  resume: { dir: string | undefined } | undefined;
   arch: string;
   lowering: LowerOptions;
 }
@@ -129,16 +161,20 @@ function parseOptions(cli: RunCliOptions, io: CliIo): Parsed | undefined {
   }
   const programArgs: string[] = [];
   if (cli.mode !== undefined) {
-    if (cli.mode === "train") {
-      return fail(
-        "--mode train is not generated yet (no optimizer, data loader or checkpoints); use bench or verify",
-      );
-    }
     if (!(MODES as readonly string[]).includes(cli.mode)) {
       return fail(`--mode must be one of ${MODES.join(", ")}, got ${cli.mode}`);
     }
     programArgs.push("--mode", cli.mode);
   }
+  const resume =
+    cli.resume === undefined || cli.resume === false
+      ? undefined
+      : { dir: typeof cli.resume === "string" ? cli.resume : undefined };
+  if (resume !== undefined && cli.mode !== undefined && cli.mode !== "train") {
+    return fail(`--resume continues a training run (mode train); it cannot run --mode ${cli.mode}`);
+  }
+  // --resume implies train mode, whatever the spec says.
+  if (resume !== undefined && cli.mode === undefined) programArgs.push("--mode", "train");
   // Numbers as a spec writes them (number-flag.ts): `--steps 1K` is 1024 steps.
   const steps = integerFlag("--steps", cli.steps, io);
   if (steps === null) return undefined;
@@ -161,7 +197,9 @@ function parseOptions(cli: RunCliOptions, io: CliIo): Parsed | undefined {
     launcher,
     gpusPerNode,
     launcherArgs: (cli.launcherArgs ?? "").split(/\s+/).filter((a) => a !== ""),
-    programArgs: [...programArgs, ...(cli.programArgs ?? [])],
+    programArgs,
+    userArgs: [...(cli.programArgs ?? [])],
+    resume,
     arch,
     lowering: { lasp2 },
   };
@@ -263,6 +301,47 @@ export async function runCommand(
   const world = spec.parallel.gpus;
   const cwd = deps.cwd ?? process.cwd();
   const env = deps.env ?? process.env;
+  const mode = cli.mode ?? (parsed.resume !== undefined ? "train" : spec.run.mode);
+  const train = mode === "train";
+
+  // What to resume from, before anything else is looked at: a wrong folder is the user's to fix.
+  let resumePoint: ResumePoint | undefined;
+  if (parsed.resume !== undefined) {
+    try {
+      resumePoint = await findResumePoint({
+        dir: parsed.resume.dir,
+        specPath: file,
+        cwd,
+        runsRoot:
+          cli.runDir !== undefined
+            ? path.dirname(path.resolve(cwd, cli.runDir))
+            : path.join(cwd, RUNS_PARENT),
+      });
+    } catch (error) {
+      if (!(error instanceof CheckpointNotFound)) throw error;
+      io.stderr(
+        `lasp: --resume: ${error.message}\n` +
+          `  Name one: lasp run ${shellQuote(file)} --resume RUN_FOLDER (its newest checkpoint) or --resume CHECKPOINT_FOLDER\n`,
+      );
+      return RUN_EXIT.usage;
+    }
+  }
+  // The spec's token files are relative to its folder; the program compiles them in as written (relative to
+  // its working directory), so lasp hands it the resolved paths.
+  const specFolder = path.dirname(path.resolve(cwd, file));
+  const tokenFiles: string[] = [];
+  if (train && spec.run.data.kind === "file")
+    tokenFiles.push("--data", path.resolve(specFolder, spec.run.data.path));
+  if (train && spec.run.train.evalData.kind === "file")
+    tokenFiles.push("--eval-data", path.resolve(specFolder, spec.run.train.evalData.path));
+  /** The program's options: lasp's, train mode's run folder, token files and checkpoint, then the user's. */
+  const programArgs = (runFolder: string): string[] => [
+    ...parsed.programArgs,
+    ...(train ? ["--run-dir", runFolder] : []),
+    ...tokenFiles,
+    ...(resumePoint !== undefined ? ["--resume", resumePoint.checkpoint.path] : []),
+    ...parsed.userArgs,
+  ];
 
   const environment = await checkEnvironment(file, spec, parsed, { ...deps, env });
   if (!cli.dryRun && environment.problems.length > 0) {
@@ -303,14 +382,24 @@ export async function runCommand(
     nvcc: tools.nvcc?.path,
   };
   if (cli.out !== undefined) buildOptions.sourceDir = path.resolve(cwd, cli.out);
-  const launchOptions: Omit<LaunchOptions, "binary"> = {
+  const started = deps.now?.() ?? new Date();
+  // A dry run shows the folder a run would get (before any suffix a taken name gets).
+  const plannedFolder =
+    cli.runDir !== undefined
+      ? path.resolve(cwd, cli.runDir)
+      : path.join(cwd, RUNS_PARENT, runFolderName(file, started));
+  let launchOptions: Omit<LaunchOptions, "binary"> = {
     world,
     launcher: parsed.launcher,
-    programArgs: parsed.programArgs,
+    programArgs: programArgs(plannedFolder),
     launcherArgs: parsed.launcherArgs,
     env,
     ...(parsed.gpusPerNode !== undefined ? { gpusPerNode: parsed.gpusPerNode } : {}),
     ...(deps.killGraceMs !== undefined ? { killGraceMs: deps.killGraceMs } : {}),
+    // A training run's ranks finish their step and write a checkpoint before they exit 5.
+    ...(train
+      ? { interruptGraceMs: deps.trainGraceMs ?? TRAIN_GRACE_MS, stopExitCodes: [STOPPED_WITH_CHECKPOINT] }
+      : {}),
   };
 
   if (cli.dryRun) {
@@ -319,7 +408,6 @@ export async function runCommand(
   for (const note of environment.notes) io.stderr(`lasp: ${note}\n`);
 
   // The run folder comes first, so that a failed build or a crashed rank is recorded too.
-  const started = deps.now?.() ?? new Date();
   let folder: RunFolder;
   try {
     folder = await RunFolder.create({ specPath: file, cwd, dir: cli.runDir, now: started });
@@ -328,12 +416,13 @@ export async function runCommand(
     io.stderr(`lasp: cannot make the run folder in ${wanted}: ${describeWriteError(error)}\n`);
     return RUN_EXIT.usage;
   }
+  launchOptions = { ...launchOptions, programArgs: programArgs(folder.path) };
   const run = new RunBook(folder, {
     lasp: version(),
     spec: { path: path.resolve(file), copy: RUN_FILES.spec },
     command: ["lasp", ...(cli.argv ?? ["run", file])],
     cwd,
-    mode: cli.mode ?? spec.run.mode,
+    mode,
     world,
     launcher: parsed.launcher,
     gpus:
@@ -341,6 +430,7 @@ export async function runCommand(
     devices: {},
     build: null,
     launch: [],
+    ...(resumePoint !== undefined ? { resumedFrom: resumePoint.checkpoint.path } : {}),
     started: started.toISOString(),
     ended: null,
     exit: null,
@@ -355,7 +445,7 @@ export async function runCommand(
   const end = async (
     code: number,
     how: NonNullable<RunRecord["exit"]>["status"],
-    details: { progress?: RunProgress; summary?: string; result?: LaunchResult } = {},
+    details: { progress?: RunProgress; summary?: string; result?: LaunchResult; checkpoint?: string } = {},
   ): Promise<number> => {
     const warnings = await run.finish(code, how, {
       ...details,
@@ -365,16 +455,27 @@ export async function runCommand(
     io.stderr(`run folder: ${shownPath(folder.path, cwd)}\n`);
     return code;
   };
-  /** A message of lasp's about the run, on the terminal and in stderr.log. */
-  const say = (text: string): void => {
-    io.stderr(text);
+  /** A message of lasp's about the run, on the terminal (above the status line, when given) and in stderr.log. */
+  const say = (text: string, above?: StatusLine): void => {
+    if (above !== undefined) above.print(text.replace(/\n$/, ""));
+    else io.stderr(text);
     for (const line of text.replace(/\n$/, "").split("\n")) folder.appendLog(line);
   };
   const controller = new AbortController();
-  // The first Ctrl-C stops the ranks (SIGTERM, SIGKILL after 5 s); a second one kills them at once.
+  // The first Ctrl-C (or SIGTERM) stops the ranks: SIGTERM, SIGKILL after 5 s, or in train mode after
+  // TRAIN_GRACE_MS, time to finish the step and write a checkpoint; a second one kills them at once.
   const force = new AbortController();
-  const removeHandler = (deps.onInterrupt ?? defaultInterrupt)(() => {
-    if (controller.signal.aborted) force.abort();
+  let launched = false;
+  const removeHandler = (deps.onInterrupt ?? onStopSignals)(() => {
+    if (controller.signal.aborted) {
+      if (train && launched && !force.signal.aborted) say("lasp: killing the ranks\n", status);
+      force.abort();
+    } else if (train && launched) {
+      say(
+        "lasp: stopping: the ranks are finishing their step and writing a checkpoint (press Ctrl-C again to kill them)\n",
+        status,
+      );
+    }
     controller.abort();
   });
   try {
@@ -423,7 +524,8 @@ export async function runCommand(
     }
 
     // Launch.
-    const progress = new RunProgress({ write: io.stderr, tty, status });
+    const progress = new RunProgress({ write: io.stderr, tty, status, showPath: (p) => shownPath(p, cwd) });
+    launched = true;
     const result: LaunchResult = await launch({
       ...launchOptions,
       binary,
@@ -442,6 +544,23 @@ export async function runCommand(
       },
     });
     progress.status.clear();
+    if (train) {
+      const ended = trainingEnd(result, progress, {
+        file,
+        runFolder: folder.path,
+        show: (p) => shownPath(p, cwd),
+      });
+      if (ended !== undefined) {
+        const summary = progress.finish();
+        say(ended.message);
+        return await end(ended.code, ended.status, {
+          progress,
+          summary,
+          result,
+          checkpoint: ended.checkpoint,
+        });
+      }
+    }
     if (result.interrupted) {
       const what = parsed.launcher === "local" ? `all ${plural(world, "rank")}` : parsed.launcher;
       say(`lasp: interrupted; stopped ${what}\n`);
@@ -495,7 +614,13 @@ class RunBook {
   async finish(
     code: number,
     how: NonNullable<RunRecord["exit"]>["status"],
-    details: { progress?: RunProgress; summary?: string; result?: LaunchResult; title: string },
+    details: {
+      progress?: RunProgress;
+      summary?: string;
+      result?: LaunchResult;
+      checkpoint?: string;
+      title: string;
+    },
   ): Promise<string[]> {
     this.folder.close();
     const { progress, result } = details;
@@ -507,6 +632,7 @@ class RunBook {
       status: how,
       ...(result?.failedRank !== undefined && how !== "ok" ? { failedRank: result.failedRank } : {}),
       ...(result?.failedSignal !== undefined ? { signal: result.failedSignal } : {}),
+      ...(details.checkpoint !== undefined ? { checkpoint: details.checkpoint } : {}),
     };
     const chart = lossChartSvg(progress?.losses() ?? [], { title: details.title });
     if (chart !== "") await this.save(RUN_FILES.chart, chart);
@@ -516,6 +642,65 @@ class RunBook {
     if (this.folder.appendProblem !== undefined) this.warnings.push(this.folder.appendProblem);
     return this.warnings;
   }
+}
+
+interface TrainingEnd {
+  code: number;
+  status: NonNullable<RunRecord["exit"]>["status"];
+  message: string;
+  /** The checkpoint written on the way out. */
+  checkpoint?: string;
+}
+
+/**
+ * How a training run ended, where train mode has its own words: every rank stopped after writing a
+ * checkpoint (exit 5: a Ctrl-C, or a SIGTERM from lasp or from Slurm), a non-finite loss (exit 6), or a
+ * Ctrl-C that ended the ranks before they wrote one. Undefined otherwise (ok, or a failure said as for any run).
+ */
+function trainingEnd(
+  result: LaunchResult,
+  progress: RunProgress,
+  where: { file: string; runFolder: string; show: (p: string) => string },
+): TrainingEnd | undefined {
+  const stopped = progress.last("stopped");
+  const last = progress.last("checkpoint")?.folder;
+  const resume = `lasp run ${shellQuote(where.file)} --resume ${shellQuote(where.show(where.runFolder))}`;
+  const codes = result.exits.map((e) => e.exitCode);
+  if (codes.length > 0 && codes.every((c) => c === STOPPED_WITH_CHECKPOINT)) {
+    const step = stopped?.step ?? progress.training()?.lastStep;
+    const after = step !== undefined ? ` after step ${step}` : "";
+    const written = last !== undefined ? `: ${where.show(last)}` : "";
+    return {
+      code: RUN_EXIT.interrupted,
+      status: "interrupted",
+      message: `lasp: stopped${after}; checkpoint written${written}\n  continue with: ${resume}\n`,
+      ...(last !== undefined ? { checkpoint: last } : {}),
+    };
+  }
+  const resumeText = `\n  continue from it with: ${resume}`;
+  if (!result.interrupted && result.exitCode === NON_FINITE) {
+    // `step` is the last step done (PROTOCOL.md); the one whose loss or norm was not finite is the next.
+    const at =
+      stopped?.reason === "non-finite" && Number.isFinite(stopped.step) ? ` at step ${stopped.step + 1}` : "";
+    const kept =
+      last !== undefined
+        ? `the last checkpoint is kept: ${where.show(last)}${resumeText}`
+        : "no checkpoint had been written";
+    return {
+      code: NON_FINITE,
+      status: "non-finite",
+      message: `lasp: stopped: non-finite loss or gradient norm${at}; ${kept}\n`,
+    };
+  }
+  if (result.interrupted) {
+    const kept = last !== undefined ? `; the last checkpoint: ${where.show(last)}${resumeText}` : "";
+    return {
+      code: RUN_EXIT.interrupted,
+      status: "interrupted",
+      message: `lasp: interrupted; the ranks ended before writing a checkpoint${kept}\n`,
+    };
+  }
+  return undefined;
 }
 
 function rankText(result: LaunchResult, prefix: string): string {

@@ -46,6 +46,7 @@ describe("generated/", () => {
         "linear-llama3-1b-hybrid",
         "retention-1b",
         "bidirectional-encoder",
+        "tiny-train",
       ]),
     );
     expect(examples.filter((x) => x.files === undefined)).toEqual([]);

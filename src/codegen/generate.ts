@@ -48,6 +48,15 @@ export const RUNTIME_FILES = [
   "verify_model.cuh",
   "safetensors.cuh",
   "weights_io.cuh",
+  "lr_schedule.cuh",
+  "adamw.cuh",
+  "grad_norm.cuh",
+  "token_files.cuh",
+  "checkpoint.cuh",
+  "optimizer.cuh",
+  "train_data.cuh",
+  "train_checkpoint.cuh",
+  "train.cuh",
 ] as const;
 
 /** Output files rendered from templates: template -> path in the program. */

@@ -40,37 +40,7 @@ const tooManySources = (_: Setting, { spec }: Context): boolean =>
   spec.parallel.sequence > MAX_MERGED_SOURCES &&
   spec.model.layers.some((l) => l.type === "softmax_attention");
 
-/** Train mode's settings (schema.ts), ignored until the program trains; `eval_data` below, as `data`. */
-const TRAINING_KEYS = [
-  "betas",
-  "adam_eps",
-  "weight_decay",
-  "warmup_steps",
-  "lr_schedule",
-  "min_lr",
-  "grad_clip",
-  "accumulate",
-  "checkpoint_every",
-  "keep_checkpoints",
-  "eval_every",
-] as const;
-
 const REASONS: Reason[] = [
-  {
-    settings: [
-      { block: "run", key: "lr" },
-      { block: "run", key: "data", when: (s) => s.value.kind === "string" },
-      ...TRAINING_KEYS.map((key) => ({ block: "run" as const, key })),
-      { block: "run", key: "eval_data", when: (s) => s.value.kind === "string" },
-    ],
-    why: "the generated program does not train yet",
-    hint: "it runs on random tokens and updates no weights",
-  },
-  {
-    settings: [{ block: "run", key: "mode", when: isWord("train") }],
-    why: "the generated program has no optimizer, data loader or checkpoints",
-    refuse: { hint: "use `mode bench` or `mode verify` (`lasp run --mode bench` overrides the spec)" },
-  },
   {
     // Packed documents (issue 19): the program's attention would cross from one document into the next, so a
     // run would train the wrong model; refused rather than ignored. Their settings go with `documents`.

@@ -27,7 +27,8 @@ import {
   type ScratchRows,
   type TensorRow,
 } from "../model/tables.js";
-import type { LayerRows } from "../model/tables.js";
+import { decayRows, type DecayRow, type LayerRows } from "../model/tables.js";
+import { trainConstants } from "./train-constants.js";
 import { trainingFlopsPerToken } from "../model/flops.js";
 import { hfConfigText } from "../model/hf-config.js";
 
@@ -187,6 +188,8 @@ export interface ProgramView {
   /** The stack in order (kLayers), and the model's tensors (kParameters, kActivations, kStatistics). */
   layers: LayerView[];
   parameters: TensorTableView;
+  /** AdamW's weight decay over the parameter allocation (kDecayRows). */
+  decayRows: DecayRow[];
   activations: TensorTableView;
   statistics: TensorTableView;
   head: HeadRows;
@@ -357,6 +360,12 @@ export function buildView({ spec, program, compilerVersion }: ViewInputs): Progr
     },
     {
       ctype: "const char*",
+      name: "kCompilerVersion",
+      value: JSON.stringify(compilerVersion),
+      comment: "the lasp that generated it (checkpoints record it)",
+    },
+    {
+      ctype: "const char*",
       name: "kModelName",
       value: JSON.stringify(spec.model.name),
       comment: "the spec's model",
@@ -364,7 +373,7 @@ export function buildView({ spec, program, compilerVersion }: ViewInputs): Progr
     {
       ctype: "const char*",
       name: "kMode",
-      value: JSON.stringify(spec.run.mode === "verify" ? "verify" : "bench"),
+      value: JSON.stringify(spec.run.mode),
       comment: "the mode without --mode",
     },
     {
@@ -523,6 +532,7 @@ export function buildView({ spec, program, compilerVersion }: ViewInputs): Progr
       value: String(OVERLAP_CTAS),
       comment: "CTA limit of the communicator for small collectives beside computation (Ctx::nccl_few_ctas)",
     },
+    ...trainConstants(spec),
   ];
   const tables: TableView[] = [];
   const kinds = program.schedules.map((schedule): KindView => {
@@ -632,6 +642,7 @@ export function buildView({ spec, program, compilerVersion }: ViewInputs): Progr
     kinds,
     layers,
     parameters: tableView(tensors.parameters),
+    decayRows: decayRows(tensors.parameters),
     activations: tableView(tensors.activations),
     statistics: tableView(tensors.statistics),
     head: tensors.head,

@@ -9,8 +9,9 @@
 // Not counted: the CUDA context, NCCL's and cuBLAS's own buffers (RUNTIME_RESERVE_BYTES estimates them; bench's
 // `baseline_mem_bytes` measures them), the plan workspace cuDNN asks for, and the kernels' short-lived scratch
 // from the stream-ordered pool. CUB's radix-sort scratch is an estimate (its size is CUB's to say at run
-// time). In verify mode the oracle's whole-sequence buffers are counted too. Optimizer states are zero:
-// `train` mode, the only one with an optimizer, is not generated yet.
+// time). In verify mode the oracle's whole-sequence buffers are counted too. Optimizer states only in `train`
+// mode (runtime/optimizer.cuh): fp32 master weights and two moments, replicated on every rank, and the step's
+// gradient sum with `accumulate` above 1.
 import { kindBuffers } from "../codegen/view-model.js";
 import { cppIdent } from "../codegen/names.js";
 import { usesWorkspaces } from "../codegen/workspaces.js";
@@ -347,6 +348,12 @@ export function allocations(shape: MemoryShape, seqLen: number, sms: number = H1
       largestTensor: parameters.largest,
     },
   );
+  // train mode's optimizer (optimizer.cuh, make_optimizer): master weights, m and v, and the micro-batches' sum.
+  if (spec.run.mode === "train") {
+    add("AdamW master weights and moments (fp32, replicated)", "optimizer", parameters.elements, FP32, 3);
+    if (spec.run.train.accumulate > 1)
+      add("the step's gradient sum over micro-batches", "optimizer", parameters.elements, FP32);
+  }
   // The gradient sum's landing buffer where NCCL can copy with the copy engines (grad_sum.cuh): decided
   // at run time, counted whenever there is more than one GPU.
   if (gpus > 1) add("gradient-sum landing buffer", "communication", shape.mostGradientBlock, FP32);
@@ -407,6 +414,8 @@ const align256 = (bytes: number): number => Math.ceil(bytes / 256) * 256;
 
 export interface MemoryReport {
   seqLen: number;
+  /** The program's mode (train adds the optimizer's state). */
+  mode: string;
   /** Bytes per category, every category present (zero where nothing is allocated). */
   categories: Record<MemoryCategory, number>;
   /** What the program allocates: the sum of the categories. */
@@ -489,6 +498,7 @@ export function memoryReport(shape: MemoryShape, seqLen: number, gpu: Gpu = H100
         : "32-bit counts";
   const report: MemoryReport = {
     seqLen,
+    mode: shape.spec.run.mode,
     categories,
     programBytes: program,
     totalBytes: program + RUNTIME_RESERVE_BYTES,

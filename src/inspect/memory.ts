@@ -13,9 +13,13 @@ const LABELS: Record<MemoryCategory, string> = {
   communication: "communication buffers",
 };
 
-const NOTES: Partial<Record<MemoryCategory, string>> = {
-  optimizer: "none until train mode is generated",
-};
+/** What a category holds where it is not obvious from its label, by mode. */
+function note(category: MemoryCategory, mode: string): string {
+  if (category !== "optimizer") return "";
+  return mode === "train"
+    ? "AdamW: fp32 master weights, m and v"
+    : `none in ${mode} mode (train mode has AdamW's)`;
+}
 
 const LIMITS: Record<MemoryReport["limitedBy"], string> = {
   memory: "the GPU's memory",
@@ -27,7 +31,7 @@ export function memoryText(report: MemoryReport, width: number = MAX_WIDTH): str
   const rows = (Object.keys(LABELS) as MemoryCategory[]).map((c) => [
     LABELS[c],
     gigabytes(report.categories[c]),
-    NOTES[c] ?? "",
+    note(c, report.mode),
   ]);
   const share = Math.round((100 * report.totalBytes) / report.gpu.memory);
   rows.push(
@@ -35,7 +39,7 @@ export function memoryText(report: MemoryReport, width: number = MAX_WIDTH): str
     ["CUDA context, NCCL, cuBLAS", gigabytes(RUNTIME_RESERVE_BYTES), "an estimate"],
     ["total", gigabytes(report.totalBytes), `${report.fits ? "fits" : "does not fit"}: ${share}% of the GPU`],
   );
-  const title = `Memory per GPU at seq_len ${report.seqLen} (bench mode; GPU of ${gigabytes(report.gpu.memory)}, ${report.gpu.sms} SMs):`;
+  const title = `Memory per GPU at seq_len ${report.seqLen} (${report.mode} mode; GPU of ${gigabytes(report.gpu.memory)}, ${report.gpu.sms} SMs):`;
   const longest =
     report.largestSeqLen === undefined
       ? `No seq_len fits: even the shortest is limited by ${LIMITS[report.limitedBy]}.`

@@ -279,3 +279,34 @@ export function gradientBlocks(table: TensorTable, layers: LayerRows[], head: He
     span(head.embedding, head.embedding),
   ];
 }
+
+/** A run of the flat parameter buffer that AdamW decays (1) or not (0): runtime/adamw.cuh's DecayRow. */
+export interface DecayRow {
+  offset: number;
+  elements: number;
+  decay: 0 | 1;
+}
+
+/**
+ * Weight decay over the whole parameter allocation, back to back from 0 to its end: every matrix decays (the
+ * embedding and LM head included, as Megatron-LM, Llama and llm.c do), norm gains and biases do not, nor the
+ * alignment padding between tensors (its gradient is 0, so it stays 0 either way). Neighbours with the same
+ * flag are merged, so the table has a few rows per layer.
+ */
+export function decayRows(table: TensorTable): DecayRow[] {
+  const rows: DecayRow[] = [];
+  const push = (offset: number, elements: number, decay: 0 | 1): void => {
+    if (elements === 0) return;
+    const last = rows.at(-1);
+    if (last !== undefined && last.decay === decay) last.elements += elements;
+    else rows.push({ offset, elements, decay });
+  };
+  let end = 0;
+  for (const row of table.rows) {
+    push(end, row.offset - end, 0);
+    push(row.offset, row.elements, row.shape.length === 2 ? 1 : 0);
+    end = row.offset + row.elements;
+  }
+  push(end, table.elements - end, 0);
+  return rows;
+}

@@ -82,7 +82,7 @@ export interface ResolvedRun {
   data: { kind: "synthetic" } | { kind: "file"; path: string };
   /** Where documents end in the packed sequence (attention should not cross a boundary; not generated yet). */
   documents: Documents;
-  /** Train mode's optimizer, schedule, checkpoint and evaluation settings (the program does not train yet). */
+  /** Train mode's optimizer, schedule, checkpoint and evaluation settings (templates/runtime/train.cuh). */
   train: ResolvedTraining;
 }
 

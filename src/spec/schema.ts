@@ -270,7 +270,7 @@ export const RUN_KEYS: readonly KeyRule[] = [
     example: "document_length 2K",
     doc: "with `documents eos` and `data synthetic`: the mean length in tokens of the documents drawn from `seed`",
   },
-  // Training settings (train mode). The program does not train yet: `lasp check` warns at each one given (W0603).
+  // Training settings (train mode: templates/runtime/train.cuh and optimizer.cuh).
   {
     key: "betas",
     rule: {

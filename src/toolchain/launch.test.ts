@@ -114,6 +114,54 @@ describe("launching ranks on this node", () => {
     expect(await readdir(path.join(root, "ids"))).toEqual([]);
   });
 
+  it("gives a training run's ranks the interrupt grace to write their checkpoint, not the failure grace", async () => {
+    // Rank 0 writes the checkpoint for 400 ms after the abort; the failure grace (50 ms) would cut it short.
+    const train = async (interruptGraceMs: number | undefined) => {
+      const runDir = await mkdtemp(path.join(root, "train-"));
+      const controller = new AbortController();
+      const result = await launch({
+        ...options({ killGraceMs: 50, env: { FIXTURE_STEP_MS: "20", FIXTURE_CHECKPOINT_MS: "400" } }),
+        ...(interruptGraceMs !== undefined ? { interruptGraceMs } : {}),
+        programArgs: ["--mode", "train", "--steps", "100", "--run-dir", runDir],
+        signal: controller.signal,
+        onEvent: (e) => {
+          if (e.event === "step" && e.rank === 0 && e.step === 0) controller.abort();
+        },
+      });
+      return { result, checkpoints: await readdir(path.join(runDir, "checkpoints")).catch(() => []) };
+    };
+    const patient = await train(10_000);
+    expect(patient.result.interrupted).toBe(true);
+    expect(patient.result.exitCode).toBe(130);
+    expect(patient.result.exits.map((e) => e.exitCode)).toEqual([5, 5]);
+    expect(patient.checkpoints.some((name) => /^step-\d{6}$/.test(name))).toBe(true);
+    const hasty = await train(undefined);
+    expect(hasty.result.exits).toContainEqual({ rank: 0, exitCode: 137, signal: "SIGKILL" });
+    expect(hasty.checkpoints.some((name) => /^step-\d{6}$/.test(name))).toBe(false);
+  });
+
+  it("takes a stop code (exit 5, a checkpoint written) as no failure: the other ranks may finish theirs", async () => {
+    // Every rank stops after step 2 (as when Slurm signals every task); rank 1 has nothing to write and exits
+    // first, rank 0 writes for 400 ms.
+    const stop = (stopExitCodes: number[] | undefined) =>
+      mkdtemp(path.join(root, "stop-")).then((runDir) =>
+        launch({
+          ...options({ killGraceMs: 50, env: { FIXTURE_STOP_STEP: "1", FIXTURE_CHECKPOINT_MS: "400" } }),
+          ...(stopExitCodes !== undefined ? { stopExitCodes, interruptGraceMs: 10_000 } : {}),
+          programArgs: ["--mode", "train", "--steps", "10", "--run-dir", runDir],
+        }),
+      );
+    const clean = await stop([5]);
+    expect(clean.exitCode).toBe(5);
+    expect(clean.failedRank).toBeUndefined();
+    expect(clean.interrupted).toBe(false);
+    expect(clean.exits.map((e) => e.exitCode)).toEqual([5, 5]);
+    // Without stop codes, rank 1's exit 5 is a failure and rank 0 is stopped mid-checkpoint.
+    const failed = await stop(undefined);
+    expect(failed.failedRank).toBe(1);
+    expect(failed.exits).toContainEqual({ rank: 0, exitCode: 137, signal: "SIGKILL" });
+  });
+
   it("reports a program that cannot be started as exit 127", async () => {
     const result = await launch(options({ binary: path.join(root, "missing"), world: 1 }));
     expect(result.exitCode).toBe(127);

@@ -44,6 +44,13 @@ export interface StepEvent {
   tokens_per_s?: number;
   mfu?: number | null;
   warmup: boolean;
+  /** Train mode: the run's steps (a resumed run's included), the global gradient norm before clipping, the
+   * clipping factor applied (1: none), the learning rate, and the tokens seen so far. */
+  steps?: number;
+  grad_norm?: number;
+  clip?: number;
+  lr?: number;
+  tokens_seen?: number;
 }
 export interface PhaseEvent {
   event: "phase";
@@ -107,7 +114,87 @@ export interface CollectivesEvent {
   gathers: string;
   gradients: string;
 }
+// Train mode's events (PROTOCOL.md).
+export interface OptimizerEvent {
+  event: "optimizer";
+  rank: number;
+  /** `zero1` (each rank its 1/W slice) or `replicated`. */
+  update: string;
+  parameters: number;
+  /** fp32 master weights and moments on this rank. */
+  state_bytes: number;
+  decayed: number;
+}
+export interface DataEvent {
+  event: "data";
+  rank: number;
+  /** `synthetic` or the token file. */
+  source: string;
+  format: string;
+  tokens: number;
+  windows: number;
+  windows_per_step: number;
+  eval: string | null;
+  eval_windows: number;
+}
+export interface ResumedEvent {
+  event: "resumed";
+  rank: number;
+  from: string;
+  /** Steps done. */
+  step: number;
+  data_position: number;
+  tokens_seen: number;
+}
+export interface EvalEvent {
+  event: "eval";
+  rank: number;
+  step: number;
+  loss: number;
+  perplexity: number;
+  targets: number;
+  windows: number;
+}
+export interface CheckpointEvent {
+  event: "checkpoint";
+  rank: number;
+  step: number;
+  /** The committed checkpoint folder. */
+  folder: string;
+  ms: number;
+  /** Older checkpoints deleted by keep_checkpoints. */
+  removed: string[];
+}
+export interface StoppedEvent {
+  event: "stopped";
+  rank: number;
+  /** The last step done. */
+  step: number;
+  /** `signal` (a checkpoint was written) or `non-finite` (the last checkpoint is kept). */
+  reason: string;
+  code: number;
+}
+export interface TrainedEvent {
+  event: "trained";
+  rank: number;
+  /** Done in this process (a resumed run counts from where it resumed). */
+  steps: number;
+  step: number;
+  tokens: number;
+  seconds: number;
+  tokens_per_s: number;
+  mfu: number | null;
+  loss: number;
+  eval_loss: number | null;
+}
 export type ProgramEvent =
+  | OptimizerEvent
+  | DataEvent
+  | ResumedEvent
+  | EvalEvent
+  | CheckpointEvent
+  | StoppedEvent
+  | TrainedEvent
   | StartEvent
   | StepEvent
   | PhaseEvent
@@ -128,6 +215,13 @@ const EVENT_NAMES = new Set([
   "error",
   "backend",
   "collectives",
+  "optimizer",
+  "data",
+  "resumed",
+  "eval",
+  "checkpoint",
+  "stopped",
+  "trained",
 ]);
 
 /**
@@ -176,8 +270,14 @@ export interface LaunchOptions {
   signal?: AbortSignal;
   /** Aborting kills every rank at once with SIGKILL (a second Ctrl-C). */
   forceSignal?: AbortSignal;
-  /** From SIGTERM to SIGKILL, default 5000 ms. */
+  /** From SIGTERM to SIGKILL when a rank failed, default 5000 ms. */
   killGraceMs?: number;
+  /** From SIGTERM to SIGKILL when aborted (default killGraceMs): a training run's ranks finish their step
+   * and write a checkpoint first. */
+  interruptGraceMs?: number;
+  /** Exit codes of a rank that stopped cleanly (train mode's 5: a signal, a checkpoint written): not a
+   * failure; the other ranks get interruptGraceMs to stop the same way before they are stopped. */
+  stopExitCodes?: readonly number[];
   onEvent?: (event: ProgramEvent) => void;
   /** Every JSON event line as received, known to this lasp or not (the run folder's events.jsonl). */
   onEventLine?: (rank: number | undefined, line: string) => void;
@@ -263,7 +363,8 @@ export interface RankExit {
 }
 
 export interface LaunchResult {
-  /** 0 when every rank exited 0; else the failing rank's code (128 + n for signal n); 130 when interrupted. */
+  /** 0 when every rank exited 0; else the failing rank's code (128 + n for signal n), or a stop code
+   * (stopExitCodes) when no rank failed; 130 when interrupted. */
   exitCode: number;
   /** The rank that failed first; undefined when none did, or when mpirun/srun failed without saying. */
   failedRank: number | undefined;
@@ -298,6 +399,8 @@ function lines(stream: Readable | null, onLine: (line: string) => void): Promise
 /** Runs the program on all ranks and waits for them; never rejects for a failing rank. */
 export async function launch(options: LaunchOptions): Promise<LaunchResult> {
   const grace = options.killGraceMs ?? 5000;
+  const interruptGrace = options.interruptGraceMs ?? grace;
+  const stopCodes = new Set(options.stopExitCodes ?? []);
   const events: ProgramEvent[] = [];
   const exits: RankExit[] = [];
   const tails = new Map<number | undefined, string[]>();
@@ -320,25 +423,29 @@ export async function launch(options: LaunchOptions): Promise<LaunchResult> {
   const baseEnv = options.env ?? process.env;
 
   let failure: RankExit | undefined;
+  let stoppedCleanly: RankExit | undefined;
   let failedByEvent: number | undefined;
   let interrupted = false;
   let stopping = false;
   const timers: NodeJS.Timeout[] = [];
   const running = new Set<ResultPromise>();
 
-  const stopAll = (): void => {
-    if (stopping) return;
-    stopping = true;
-    for (const child of running) child.kill("SIGTERM");
-    const timer = setTimeout(() => {
-      for (const child of running) child.kill("SIGKILL");
-    }, grace);
+  const later = (ms: number, action: () => void): void => {
+    const timer = setTimeout(action, ms);
     timer.unref();
     timers.push(timer);
   };
+  const stopAll = (ms = grace): void => {
+    if (stopping) return;
+    stopping = true;
+    for (const child of running) child.kill("SIGTERM");
+    later(ms, () => {
+      for (const child of running) child.kill("SIGKILL");
+    });
+  };
   const onAbort = (): void => {
     interrupted = true;
-    stopAll();
+    stopAll(interruptGrace);
   };
   const onForce = (): void => {
     interrupted = true;
@@ -396,7 +503,14 @@ export async function launch(options: LaunchOptions): Promise<LaunchResult> {
           exit.exitCode = 127;
         }
         exits.push(exit);
-        if (exit.exitCode !== 0 && failure === undefined && !interrupted && !stopping) {
+        if (stopCodes.has(exit.exitCode) && exit.signal === undefined) {
+          // The others were signalled too (Slurm signals every task) and are finishing the same step; they
+          // are stopped only if they have not followed within the grace period.
+          if (stoppedCleanly === undefined && !interrupted && !stopping) {
+            stoppedCleanly = exit;
+            later(interruptGrace, () => stopAll());
+          }
+        } else if (exit.exitCode !== 0 && failure === undefined && !interrupted && !stopping) {
           failure = exit;
           stopAll();
         }
@@ -411,7 +525,7 @@ export async function launch(options: LaunchOptions): Promise<LaunchResult> {
 
   const failedRank = failure?.rank ?? (failure !== undefined ? failedByEvent : undefined);
   return {
-    exitCode: interrupted ? 130 : (failure?.exitCode ?? 0),
+    exitCode: interrupted ? 130 : (failure?.exitCode ?? stoppedCleanly?.exitCode ?? 0),
     failedRank: interrupted ? undefined : failedRank,
     failedSignal: interrupted ? undefined : failure?.signal,
     interrupted,

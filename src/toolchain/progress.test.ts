@@ -3,14 +3,17 @@ import { parseEventLine, type ProgramEvent } from "./launch.js";
 import {
   formatDuration,
   formatLossLine,
+  formatLr,
   formatStep,
   formatSummary,
+  formatTraining,
   formatVerify,
   median,
   RunProgress,
   StatusLine,
   stepThroughput,
   summarizeRun,
+  summarizeTraining,
   summarizeVerify,
 } from "./progress.js";
 
@@ -308,5 +311,172 @@ describe("run progress", () => {
       "[rank 1] error: NCCL failure",
     ]);
     expect(out).toMatch(/step time\s+41\.0 ms {2}\(ranks 40\.0–42\.0 ms\)/);
+  });
+});
+
+describe("training progress", () => {
+  const trainStart = (rank: number): ProgramEvent => ({
+    event: "start",
+    rank,
+    world: 2,
+    device: "NVIDIA H100 80GB HBM3",
+    spec: "tiny.lasp",
+    mode: "train",
+    steps: 1000,
+    warmup: 0,
+    tokens_per_step: 65536,
+    flops_per_token: 6e8,
+    peak_flops: 989e12,
+  });
+  const trainStep = (rank: number, step: number, loss: number): ProgramEvent => ({
+    event: "step",
+    rank,
+    step,
+    ms: 100,
+    loss,
+    tokens_per_s: 655360,
+    mfu: 0.199,
+    warmup: false,
+    steps: 1000,
+    grad_norm: 1.25,
+    clip: 1,
+    lr: 3e-4,
+    tokens_seen: 65536 * (step + 1),
+  });
+
+  it("shows the learning rate after the loss, and the run's steps as the total", () => {
+    expect(formatLr(3e-4)).toBe("3.0e-4");
+    expect(formatLr(1.25e-5)).toBe("1.3e-5");
+    expect(formatStep(499, 100, false, trainStart(0) as never, 2.5, 50, { lr: 3e-4, steps: 1000 })).toBe(
+      "step 500/1000  100.0 ms  loss 2.5000  lr 3.0e-4  655 k tokens/s  MFU 19.9 %  ETA 50 s",
+    );
+    // A resumed run's steps go on from where it stopped: the total is the run's, whatever the start says.
+    expect(formatStep(1499, 100, false, trainStart(0) as never, 2.5, undefined, { steps: 2000 })).toMatch(
+      /^step 1500\/2000 /,
+    );
+  });
+
+  it("prints rank 0's evaluations, checkpoints, resume, data and optimizer as lines, paths as the run shows them", () => {
+    let out = "";
+    const show = (p: string): string => p.replace("/abs/", "");
+    const progress = new RunProgress({ write: (t) => (out += t), tty: false, showPath: show });
+    const events: ProgramEvent[] = [
+      trainStart(0),
+      {
+        event: "data",
+        rank: 0,
+        source: "/abs/tokens.bin",
+        format: "llm.c",
+        tokens: 1.2e6,
+        windows: 300,
+        windows_per_step: 2,
+        eval: "/abs/val.bin",
+        eval_windows: 12,
+      },
+      {
+        event: "optimizer",
+        rank: 0,
+        update: "zero1",
+        parameters: 1.2e9,
+        state_bytes: 6 * 2 ** 30,
+        decayed: 1.1e9,
+      },
+      {
+        event: "resumed",
+        rank: 0,
+        from: "/abs/runs/a/checkpoints/step-000500",
+        step: 500,
+        data_position: 1000,
+        tokens_seen: 32.8e6,
+      },
+      trainStep(0, 500, 2.25),
+      trainStep(1, 500, 2.25),
+      { event: "eval", rank: 0, step: 501, loss: 1.23451, perplexity: 3.4365, targets: 8192, windows: 2 },
+      { event: "eval", rank: 1, step: 501, loss: 1.23451, perplexity: 3.4365, targets: 8192, windows: 2 },
+      {
+        event: "checkpoint",
+        rank: 0,
+        step: 501,
+        folder: "/abs/runs/b/checkpoints/step-000501",
+        ms: 1234,
+        removed: ["/abs/runs/b/checkpoints/step-000100"],
+      },
+    ];
+    for (const e of events) progress.event(e);
+    expect(out.split("\n").slice(1, -1)).toEqual([
+      "[train] data: tokens.bin (llm.c, 1.2 M tokens, 300 windows), 2 windows per step; eval: val.bin (12 windows)",
+      "[train] AdamW over 1.2 G parameters (1.1 G with weight decay), sharded over the ranks (ZeRO-1), 6.00 GiB of fp32 state on rank 0",
+      "resumed from runs/a/checkpoints/step-000500 after step 500 (32.8 M tokens seen)",
+      // 499 steps left at 100 ms.
+      "step 501/1000  100.0 ms  loss 2.2500  lr 3.0e-4  655 k tokens/s  MFU 19.9 %  ETA 50 s",
+      "eval at step 501: loss 1.2345, perplexity 3.44",
+      "checkpoint step 501 written in 1.2 s: runs/b/checkpoints/step-000501; removed step-000100",
+    ]);
+  });
+
+  it("summarizes a finished run from its `trained` event, with the eval loss and the last checkpoint", () => {
+    const events: ProgramEvent[] = [
+      trainStart(0),
+      trainStart(1),
+      trainStep(0, 998, 1.9),
+      trainStep(0, 999, 1.8),
+      { event: "eval", rank: 0, step: 1000, loss: 2.0, perplexity: Math.exp(2), targets: 8192, windows: 2 },
+      {
+        event: "checkpoint",
+        rank: 0,
+        step: 1000,
+        folder: "runs/b/checkpoints/step-001000",
+        ms: 900,
+        removed: [],
+      },
+      {
+        event: "trained",
+        rank: 0,
+        steps: 500,
+        step: 1000,
+        tokens: 32.8e6,
+        seconds: 65,
+        tokens_per_s: 504e3,
+        mfu: 0.153,
+        loss: 1.8,
+        eval_loss: 2.0,
+      },
+    ];
+    const t = summarizeTraining(events)!;
+    expect(t).toMatchObject({
+      ranks: 2,
+      steps: 500,
+      lastStep: 1000,
+      totalSteps: 1000,
+      finished: true,
+      evalLoss: 2,
+    });
+    expect(formatTraining(t).split("\n")).toEqual([
+      "training over 2 ranks",
+      "  steps            500 (steps 501–1000 of 1000)",
+      "  time             1 min 05 s",
+      "  tokens           32.8 M",
+      "  tokens/s         504 k",
+      "  MFU              15.3 %",
+      "  final loss       1.8000",
+      "  eval loss        2.0000 (perplexity 7.39)",
+      "  last checkpoint  runs/b/checkpoints/step-001000",
+    ]);
+  });
+
+  it("summarizes a run that stopped early from its steps, and none that did not train", () => {
+    const t = summarizeTraining([trainStart(0), trainStep(0, 0, 5.5), trainStep(0, 1, 4.5)])!;
+    expect(t).toMatchObject({
+      steps: 2,
+      lastStep: 2,
+      seconds: 0.2,
+      tokens: 131072,
+      tokensPerS: 655360,
+      loss: 4.5,
+      finished: false,
+    });
+    expect(t.evalLoss).toBeUndefined();
+    expect(formatTraining(t).split("\n")[0]).toBe("training over 1 rank (stopped early)");
+    expect(summarizeTraining([start(0), summary(0, 40)])).toBeUndefined();
   });
 });

@@ -1,8 +1,21 @@
 // Human progress of `lasp run` on stderr: a status line redrawn in place on a terminal (one line per change
-// otherwise), the program's human lines, the verify results, and a summary table over all ranks.
+// otherwise), the program's human lines, the verify results, and a summary table over all ranks; in train
+// mode also a line per evaluation, checkpoint and resume, and a training summary.
 import { sparkline } from "../text/sparkline.js";
 import { formatBytes, table } from "../text/units.js";
-import type { CollectivesEvent, ProgramEvent, StartEvent, SummaryEvent, TraceEvent } from "./launch.js";
+import type {
+  CheckpointEvent,
+  CollectivesEvent,
+  DataEvent,
+  EvalEvent,
+  OptimizerEvent,
+  ProgramEvent,
+  ResumedEvent,
+  StartEvent,
+  StepEvent,
+  SummaryEvent,
+  TraceEvent,
+} from "./launch.js";
 import type { LossPoint } from "./loss-chart.js";
 
 // --------------------------------------------------------------------------------------------- status line
@@ -129,11 +142,17 @@ export function stepThroughput(
   return { tokensPerS, mfu };
 }
 
+/** A learning rate as the status line shows it: `3.0e-4`. */
+export function formatLr(lr: number): string {
+  return lr.toExponential(1).replace("e+", "e");
+}
+
 /**
  * `step 7/20  41.2 ms  loss 5.1234  410 k tokens/s  MFU 41.0 %  ETA 1 s  (warm-up)` for the event with `step` 6: the program counts from
  * 0 over warm-up and timed steps together, and `start` gives the timed `steps` and the `warmup` steps (and
  * what tokens/s and MFU need: stepThroughput; an older program's start event lacks it, and they are left out).
  * `etaS` is the time the steps left will take (RunProgress: their number times the median step time).
+ * A train step adds its learning rate after the loss (`lr 3.0e-4`); its `steps` (the run's) is the total.
  */
 export function formatStep(
   step: number,
@@ -142,11 +161,14 @@ export function formatStep(
   start: StartEvent | undefined,
   loss?: number,
   etaS?: number,
+  train: { lr?: number; steps?: number } = {},
 ): string {
-  const total = totalSteps(start);
+  const total = finite(train.steps) ? train.steps : totalSteps(start);
   const shown = finite(step) ? step + 1 : "?";
   const position = total > 0 && finite(step) && step < total ? `${shown}/${total}` : String(shown);
-  const shownLoss = finite(loss) ? `  loss ${loss.toFixed(4)}` : "";
+  const shownLoss =
+    (finite(loss) ? `  loss ${loss.toFixed(4)}` : "") +
+    (finite(train.lr) ? `  lr ${formatLr(train.lr)}` : "");
   const { tokensPerS, mfu } = stepThroughput(ms, start);
   const rate = finite(tokensPerS) ? `  ${formatRate(tokensPerS)} tokens/s` : "";
   const shownMfu = finite(mfu) ? `  MFU ${(mfu * 100).toFixed(1)} %` : "";
@@ -357,6 +379,150 @@ export function formatSummary(s: RunSummary): string {
   return out.join("\n");
 }
 
+// ------------------------------------------------------------------------------------------- training
+
+/** A training run's result: from the `trained` event, or from the steps seen when the run stopped early. */
+export interface TrainingSummary {
+  ranks: number;
+  /** Steps done by this run (a resumed run counts from where it resumed), and the last one of the run. */
+  steps: number;
+  lastStep: number | undefined;
+  /** The run's steps (the start event's). */
+  totalSteps: number | undefined;
+  /** The step this run resumed after, when it did. */
+  resumedAfter: number | undefined;
+  seconds: number | undefined;
+  tokens: number | undefined;
+  tokensPerS: number | undefined;
+  mfu: number | undefined;
+  /** The last step's loss, and the last evaluation's. */
+  loss: number | undefined;
+  evalLoss: number | undefined;
+  evalPerplexity: number | undefined;
+  /** The newest checkpoint written (its folder). */
+  checkpoint: string | undefined;
+  /** Whether the program said it finished (`trained`); false when it stopped early. */
+  finished: boolean;
+}
+
+function lastOf<K extends ProgramEvent["event"]>(
+  events: readonly ProgramEvent[],
+  kind: K,
+): Extract<ProgramEvent, { event: K }> | undefined {
+  for (let i = events.length - 1; i >= 0; i--) {
+    const e = events[i]!;
+    if (e.event === kind && e.rank === 0) return e as Extract<ProgramEvent, { event: K }>;
+  }
+  return undefined;
+}
+
+/** Rank 0's training events summarized; undefined when the run was not a training run. */
+export function summarizeTraining(events: readonly ProgramEvent[]): TrainingSummary | undefined {
+  const start = events.find((e): e is StartEvent => e.event === "start" && e.rank === 0);
+  const trained = lastOf(events, "trained");
+  if (start?.mode !== "train" && trained === undefined) return undefined;
+  const steps = events.filter((e): e is StepEvent => e.event === "step" && e.rank === 0);
+  const evaluation = lastOf(events, "eval");
+  const pick = (f: (s: StepEvent) => unknown): number[] => steps.map(f).filter(finite);
+  const stepMs = pick((s) => s.ms);
+  const last = steps.at(-1);
+  const resumed = lastOf(events, "resumed");
+  const evalLoss = trained !== undefined && finite(trained.eval_loss) ? trained.eval_loss : evaluation?.loss;
+  return {
+    ranks: new Set(events.filter((e) => e.event === "start").map((e) => e.rank)).size,
+    steps: finite(trained?.steps) ? trained.steps : steps.length,
+    lastStep: finite(trained?.step) ? trained.step : last !== undefined ? last.step + 1 : undefined,
+    totalSteps: finite(last?.steps) ? last.steps : finite(start?.steps) ? start.steps : undefined,
+    resumedAfter: finite(resumed?.step) ? resumed.step : undefined,
+    seconds: finite(trained?.seconds)
+      ? trained.seconds
+      : stepMs.length > 0
+        ? stepMs.reduce((a, b) => a + b, 0) / 1000
+        : undefined,
+    tokens: finite(trained?.tokens)
+      ? trained.tokens
+      : finite(start?.tokens_per_step)
+        ? start.tokens_per_step * steps.length
+        : undefined,
+    tokensPerS: finite(trained?.tokens_per_s) ? trained.tokens_per_s : median(pick((s) => s.tokens_per_s)),
+    mfu: finite(trained?.mfu) ? trained.mfu : median(pick((s) => s.mfu)),
+    loss: finite(trained?.loss) ? trained.loss : last?.loss,
+    evalLoss: finite(evalLoss) ? evalLoss : undefined,
+    evalPerplexity: finite(evalLoss) ? Math.exp(evalLoss) : undefined,
+    checkpoint: lastOf(events, "checkpoint")?.folder,
+    finished: trained !== undefined,
+  };
+}
+
+/** `1.2 s`, `850 ms`, or a longer duration as formatDuration writes it. */
+function formatSeconds(seconds: number): string {
+  if (seconds < 1) return `${Math.round(seconds * 1000)} ms`;
+  return seconds < 60 ? `${seconds.toFixed(1)} s` : formatDuration(seconds);
+}
+
+/** The training table; paths through `showPath` (relative to the working directory). */
+export function formatTraining(t: TrainingSummary, showPath: (p: string) => string = (p) => p): string {
+  const first = finite(t.lastStep) ? t.lastStep - t.steps + 1 : undefined;
+  const range =
+    finite(first) && finite(t.lastStep) && t.steps > 0
+      ? ` (steps ${first}–${t.lastStep}${finite(t.totalSteps) ? ` of ${t.totalSteps}` : ""}${finite(t.resumedAfter) ? `, resumed after step ${t.resumedAfter}` : ""})`
+      : "";
+  const rows = [
+    ["steps", `${t.steps}${range}`],
+    ["time", finite(t.seconds) ? formatSeconds(t.seconds) : "?"],
+    ["tokens", finite(t.tokens) ? formatRate(t.tokens) : "?"],
+    ["tokens/s", formatRate(t.tokensPerS)],
+    ["MFU", finite(t.mfu) ? `${(t.mfu * 100).toFixed(1)} %` : "? (GPU not in the program's peak table)"],
+    ["final loss", finite(t.loss) ? t.loss.toFixed(4) : "?"],
+    ...(finite(t.evalLoss)
+      ? [["eval loss", `${t.evalLoss.toFixed(4)} (perplexity ${t.evalPerplexity!.toFixed(2)})`]]
+      : []),
+    ...(t.checkpoint !== undefined ? [["last checkpoint", showPath(t.checkpoint)]] : []),
+  ];
+  const title = `training over ${t.ranks} rank${t.ranks === 1 ? "" : "s"}${t.finished ? "" : " (stopped early)"}`;
+  return [title, table(["", ""], rows).split("\n").slice(2).join("\n")].join("\n");
+}
+
+/** `eval at step 500: loss 1.2345, perplexity 3.44`. */
+export function formatEval(e: EvalEvent): string {
+  const loss = finite(e.loss) ? e.loss.toFixed(4) : String(e.loss);
+  const perplexity = finite(e.perplexity) ? `, perplexity ${e.perplexity.toFixed(2)}` : "";
+  return `eval at step ${e.step}: loss ${loss}${perplexity}`;
+}
+
+/** `checkpoint step 500 written in 1.2 s: runs/x/checkpoints/step-000500` (and the ones keep_checkpoints removed). */
+export function formatCheckpoint(e: CheckpointEvent, showPath: (p: string) => string = (p) => p): string {
+  const time = finite(e.ms) ? ` in ${formatSeconds(e.ms / 1000)}` : "";
+  const removed =
+    Array.isArray(e.removed) && e.removed.length > 0
+      ? `; removed ${e.removed.map((r) => r.split("/").at(-1)).join(", ")}`
+      : "";
+  return `checkpoint step ${e.step} written${time}: ${showPath(e.folder)}${removed}`;
+}
+
+/** `resumed from runs/x/checkpoints/step-000500 after step 500 (2.0 M tokens seen)`. */
+export function formatResumed(e: ResumedEvent, showPath: (p: string) => string = (p) => p): string {
+  const seen = finite(e.tokens_seen) ? ` (${formatRate(e.tokens_seen)} tokens seen)` : "";
+  return `resumed from ${showPath(e.from)} after step ${e.step}${seen}`;
+}
+
+/** `[train] data: synthetic tokens, 2 windows per step` or the token file with its size and evaluation file. */
+export function formatData(e: DataEvent, showPath: (p: string) => string = (p) => p): string {
+  const source =
+    e.format === "synthetic"
+      ? "synthetic tokens"
+      : `${showPath(e.source)} (${e.format}, ${formatRate(e.tokens)} tokens, ${formatRate(e.windows)} windows)`;
+  const evaluation =
+    typeof e.eval === "string" ? `; eval: ${showPath(e.eval)} (${formatRate(e.eval_windows)} windows)` : "";
+  return `[train] data: ${source}, ${e.windows_per_step} window${e.windows_per_step === 1 ? "" : "s"} per step${evaluation}`;
+}
+
+/** `[train] AdamW over 1.2 G parameters (1.1 G with weight decay), zero1: 4.0 GiB of fp32 state on rank 0`. */
+export function formatOptimizer(e: OptimizerEvent): string {
+  const update = e.update === "zero1" ? "sharded over the ranks (ZeRO-1)" : e.update;
+  return `[train] AdamW over ${formatRate(e.parameters)} parameters (${formatRate(e.decayed)} with weight decay), ${update}, ${finite(e.state_bytes) ? formatBytes(e.state_bytes) : "?"} of fp32 state on rank ${e.rank}`;
+}
+
 export interface VerifyReport {
   ok: boolean;
   /** Per layer and quantity, the largest error over ranks. */
@@ -409,6 +575,8 @@ export interface RunProgressOptions {
   tty: boolean;
   /** A status line shared with the build; made here when absent. */
   status?: StatusLine;
+  /** How a path the program names is shown (the run's: relative to the working directory). */
+  showPath?: (p: string) => string;
 }
 
 /** Feeds on launch events and lines; `finish()` prints the verify table and the summary. */
@@ -425,6 +593,8 @@ export class RunProgress {
   constructor(private readonly options: RunProgressOptions) {
     this.status = options.status ?? new StatusLine(options.write, options.tty);
   }
+
+  private readonly showPath = (p: string): string => this.options.showPath?.(p) ?? p;
 
   event(e: ProgramEvent): void {
     this.events.push(e);
@@ -447,8 +617,30 @@ export class RunProgress {
           const warmup = e.warmup === true;
           if (finite(e.ms)) (warmup ? this.stepMs.warmup : this.stepMs.timed).push(e.ms);
           if (finite(e.loss)) this.lossPoints.push({ step: e.step, loss: e.loss, warmup });
-          this.status.update(formatStep(e.step, e.ms, warmup, this.start, e.loss, this.etaSeconds(e.step)));
+          const total = finite(e.steps) ? e.steps : undefined;
+          const train = {
+            ...(finite(e.lr) ? { lr: e.lr } : {}),
+            ...(total !== undefined ? { steps: total } : {}),
+          };
+          this.status.update(
+            formatStep(e.step, e.ms, warmup, this.start, e.loss, this.etaSeconds(e.step, total), train),
+          );
         }
+        break;
+      case "eval":
+        if (e.rank === 0) this.status.print(formatEval(e));
+        break;
+      case "checkpoint":
+        if (e.rank === 0) this.status.print(formatCheckpoint(e, this.showPath));
+        break;
+      case "resumed":
+        if (e.rank === 0) this.status.print(formatResumed(e, this.showPath));
+        break;
+      case "data":
+        if (e.rank === 0) this.status.print(formatData(e, this.showPath));
+        break;
+      case "optimizer":
+        if (e.rank === 0) this.status.print(formatOptimizer(e));
         break;
       case "error":
         this.status.print(`[rank ${e.rank}] error: ${e.message}`);
@@ -472,14 +664,24 @@ export class RunProgress {
     return summarizeVerify(this.events);
   }
 
+  /** Training's result so far (train mode), for lasp's messages at the end. */
+  training(): TrainingSummary | undefined {
+    return summarizeTraining(this.events);
+  }
+
+  /** Rank 0's last event of a kind (`stopped`, `checkpoint`, ...). */
+  last<K extends ProgramEvent["event"]>(kind: K): Extract<ProgramEvent, { event: K }> | undefined {
+    return lastOf(this.events, kind);
+  }
+
   /** Rank 0's finite losses per step, in the order they came. */
   losses(): readonly LossPoint[] {
     return this.lossPoints;
   }
 
   /** The steps after `step` times the median step time so far (warm-up steps only until a timed one). */
-  private etaSeconds(step: number): number | undefined {
-    const left = totalSteps(this.start) - (step + 1);
+  private etaSeconds(step: number, total = totalSteps(this.start)): number | undefined {
+    const left = total - (step + 1);
     const ms = median(this.stepMs.timed.length > 0 ? this.stepMs.timed : this.stepMs.warmup);
     return left > 0 && ms !== undefined ? (left * ms) / 1000 : undefined;
   }
@@ -492,6 +694,8 @@ export class RunProgress {
     if (verify !== undefined) parts.push(formatVerify(verify));
     const summary = summarizeRun(this.events);
     if (summary !== undefined) parts.push(formatSummary(summary));
+    const training = summarizeTraining(this.events);
+    if (training !== undefined) parts.push(formatTraining(training, this.showPath));
     const loss = formatLossLine(this.lossPoints);
     if (loss !== "") parts.push(loss);
     const text = parts.map((p) => `${p}\n`).join("");

@@ -21,17 +21,25 @@ export const RUN_FILES = {
   log: "stderr.log",
   chart: "loss.svg",
   summary: "summary.txt",
+  /** Train mode: the program's checkpoints (checkpoints.ts). */
+  checkpoints: "checkpoints",
 } as const;
 
 const MAX_SUFFIX = 1000;
 
-/** `tiny-linear-20261205-151804` for examples/tiny-linear.lasp at 15:18:04 UTC; odd characters become `_`. */
-export function runFolderName(specPath: string, at: Date): string {
-  const name =
+/** The spec's part of its run folders' names: `tiny-linear` for examples/tiny-linear.lasp; odd characters `_`. */
+export function runFolderPrefix(specPath: string): string {
+  return (
     path
       .basename(specPath)
       .replace(/\.lasp$/, "")
-      .replace(/[^A-Za-z0-9._-]/g, "_") || "run";
+      .replace(/[^A-Za-z0-9._-]/g, "_") || "run"
+  );
+}
+
+/** `tiny-linear-20261205-151804` for examples/tiny-linear.lasp at 15:18:04 UTC. */
+export function runFolderName(specPath: string, at: Date): string {
+  const name = runFolderPrefix(specPath);
   const two = (n: number): string => String(n).padStart(2, "0");
   const date = `${at.getUTCFullYear()}${two(at.getUTCMonth() + 1)}${two(at.getUTCDate())}`;
   const time = `${two(at.getUTCHours())}${two(at.getUTCMinutes())}${two(at.getUTCSeconds())}`;
@@ -137,14 +145,18 @@ export interface RunRecord {
   build: { hash: string; binary: string; sourceDir: string; cached: boolean } | null;
   /** The program's command lines (the NCCL id file's temporary folder as $ID_DIR). */
   launch: string[];
+  /** `--resume`: the checkpoint folder this run continues from (absolute); absent otherwise. */
+  resumedFrom?: string;
   started: string;
   ended: string | null;
   /** null while running; `status` says in words what the code means. */
   exit: {
     code: number;
-    status: "ok" | "failed" | "verify failed" | "build failed" | "interrupted";
+    status: "ok" | "failed" | "verify failed" | "build failed" | "interrupted" | "non-finite";
     failedRank?: number;
     signal?: string;
+    /** Train mode: the checkpoint written when the ranks stopped (exit 5). */
+    checkpoint?: string;
   } | null;
 }
 

@@ -5,16 +5,28 @@
 //   FIXTURE_SLEEP_RANK=R   rank R sleeps 60 s after its start event (FIXTURE_IGNORE_TERM=1: ignores SIGTERM)
 //   FIXTURE_STEP_MS=N      each step sleeps N ms (default 2)
 //   FIXTURE_VERIFY_FAIL=1  in verify mode, one error is above tolerance and the exit code is 1
+// In train mode (--mode train) it trains on nothing: step events with the train fields, an eval and a
+// checkpoint (rank 0 writes RUN_DIR/checkpoints/step-NNNNNN/ through a .tmp-PID folder) every 2 steps, the
+// end's checkpoint and `trained`; `--resume DIR` continues from the step in DIR's trainer_state.json. On
+// SIGTERM or SIGINT it finishes the step, writes a checkpoint, sends `stopped` and exits 5.
+//   FIXTURE_CHECKPOINT_MS=N  writing a checkpoint takes N ms (default 0)
+//   FIXTURE_NONFINITE_STEP=N the loss of step N (counted from 0) is not finite: `stopped`, exit 6
+//   FIXTURE_STOP_STEP=N      every rank acts as if signalled after N steps (as Slurm signals every task)
 
 const MAIN_CPP = String.raw`// Test fixture for lasp run: a CPU-only program that follows src/toolchain/PROTOCOL.md.
 #include <chrono>
+#include <cmath>
 #include <csignal>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <string>
+#include <sys/stat.h>
 #include <thread>
 #include <unistd.h>
+
+static volatile std::sig_atomic_t g_stop = 0;
+static void on_stop_signal(int) { g_stop = 1; }
 
 static int env_int(const char* name, int fallback) {
   const char* v = std::getenv(name);
@@ -23,9 +35,95 @@ static int env_int(const char* name, int fallback) {
 
 static void sleep_ms(int ms) { std::this_thread::sleep_for(std::chrono::milliseconds(ms)); }
 
+// Rank 0 commits a checkpoint the program's way: a temporary folder, trainer_state.json last, a rename.
+static std::string write_checkpoint(int rank, const std::string& run_dir, int step) {
+  char name[32];
+  std::snprintf(name, sizeof name, "step-%06d", step);
+  std::string parent = run_dir + "/checkpoints", folder = parent + "/" + name;
+  if (rank != 0) return folder;
+  auto t0 = std::chrono::steady_clock::now();
+  mkdir(parent.c_str(), 0755);
+  std::string tmp = parent + "/.tmp-" + std::to_string(getpid());
+  mkdir(tmp.c_str(), 0755);
+  sleep_ms(env_int("FIXTURE_CHECKPOINT_MS", 0));
+  FILE* f = std::fopen((tmp + "/trainer_state.json").c_str(), "w");
+  if (!f) { std::fprintf(stderr, "cannot write %s\n", tmp.c_str()); std::exit(3); }
+  std::fprintf(f, "{\"step\": %d}\n", step);
+  std::fclose(f);
+  std::rename(tmp.c_str(), folder.c_str());
+  double ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
+  std::printf("{\"event\":\"checkpoint\",\"rank\":0,\"step\":%d,\"folder\":\"%s\",\"ms\":%.1f,\"removed\":[]}\n",
+              step, folder.c_str(), ms);
+  std::fflush(stdout);
+  return folder;
+}
+
+static int train(int rank, int world, int device, int steps, const std::string& run_dir, const std::string& resume) {
+  std::signal(SIGTERM, on_stop_signal);
+  std::signal(SIGINT, on_stop_signal);
+  int done = 0;
+  if (!resume.empty()) {
+    FILE* f = std::fopen((resume + "/trainer_state.json").c_str(), "r");
+    if (!f || std::fscanf(f, " {\"step\": %d", &done) != 1) {
+      std::fprintf(stderr, "lasp_program: %s is not a checkpoint\n", resume.c_str());
+      return 2;
+    }
+    std::fclose(f);
+  }
+  std::printf("{\"event\":\"start\",\"rank\":%d,\"world\":%d,\"device\":\"Fake GPU %d\",\"spec\":\"fixture.lasp\","
+              "\"mode\":\"train\",\"steps\":%d,\"warmup\":0,\"tokens_per_step\":4096,\"flops_per_token\":1.0e+06,"
+              "\"peak_flops\":1.0e+12}\n", rank, world, device, steps);
+  std::printf("{\"event\":\"optimizer\",\"rank\":%d,\"update\":\"%s\",\"parameters\":1000000,"
+              "\"state_bytes\":%d,\"decayed\":900000}\n", rank, world > 1 ? "zero1" : "replicated", 12000000 / world);
+  std::printf("{\"event\":\"data\",\"rank\":%d,\"source\":\"synthetic\",\"format\":\"synthetic\",\"tokens\":0,"
+              "\"windows\":0,\"windows_per_step\":2,\"eval\":null,\"eval_windows\":0}\n", rank);
+  if (done > 0)
+    std::printf("{\"event\":\"resumed\",\"rank\":%d,\"from\":\"%s\",\"step\":%d,\"data_position\":%d,"
+                "\"tokens_seen\":%d}\n", rank, resume.c_str(), done, 2 * done, 4096 * done);
+  std::fflush(stdout);
+  int step_ms = env_int("FIXTURE_STEP_MS", 2), bad = env_int("FIXTURE_NONFINITE_STEP", -1), first = done;
+  double loss = 0, eval_loss = -1;
+  for (int s = done; s < steps; s++) {
+    sleep_ms(step_ms);
+    if (s == bad) {
+      if (rank == 0) std::fprintf(stderr, "lasp_program: the loss of step %d is nan\n", s + 1);
+      std::printf("{\"event\":\"stopped\",\"rank\":%d,\"step\":%d,\"reason\":\"non-finite\",\"code\":6}\n", rank, s);
+      std::fflush(stdout);
+      return 6;
+    }
+    loss = 5.5 / (1.0 + 0.5 * s);
+    done = s + 1;
+    std::printf("{\"event\":\"step\",\"rank\":%d,\"step\":%d,\"ms\":%.3f,\"loss\":%.4f,\"tokens_per_s\":409600,"
+                "\"mfu\":0.2048,\"warmup\":false,\"steps\":%d,\"grad_norm\":%.3f,\"clip\":1,\"lr\":%.3e,"
+                "\"tokens_seen\":%d}\n", rank, s, 10.0, loss, steps, 1.5 / done, 3e-4 * done / steps, 4096 * done);
+    if (done % 2 == 0 && done < steps) {
+      eval_loss = loss + 0.1;
+      if (rank == 0)
+        std::printf("{\"event\":\"eval\",\"rank\":0,\"step\":%d,\"loss\":%.4f,\"perplexity\":%.4f,\"targets\":8192,"
+                    "\"windows\":2}\n", done, eval_loss, std::exp(eval_loss));
+      write_checkpoint(rank, run_dir, done);
+    }
+    std::fflush(stdout);
+    if (done == env_int("FIXTURE_STOP_STEP", -1)) g_stop = 1;
+    if (g_stop) {
+      if (done % 2 != 0 || done == steps) write_checkpoint(rank, run_dir, done);
+      std::printf("{\"event\":\"stopped\",\"rank\":%d,\"step\":%d,\"reason\":\"signal\",\"code\":5}\n", rank, done);
+      std::fflush(stdout);
+      return 5;
+    }
+  }
+  if (done > first) write_checkpoint(rank, run_dir, done);  // the end's (the loop's skip the last step)
+  std::printf("{\"event\":\"trained\",\"rank\":%d,\"steps\":%d,\"step\":%d,\"tokens\":%d,\"seconds\":%.3f,"
+              "\"tokens_per_s\":409600,\"mfu\":0.2048,\"loss\":%.4f,\"eval_loss\":", rank, done - first, done,
+              4096 * (done - first), (done - first) * 0.01, loss);
+  if (eval_loss < 0) std::printf("null}\n"); else std::printf("%.4f}\n", eval_loss);
+  std::fflush(stdout);
+  return 0;
+}
+
 int main(int argc, char** argv) {
   int rank = -1, world = -1, device = -1, steps = 3, warmup = 1;
-  std::string id_file, mode = "bench";
+  std::string id_file, mode = "bench", run_dir = ".", resume;
   for (int i = 1; i < argc; i++) {
     std::string a = argv[i];
     auto next = [&]() -> const char* {
@@ -41,6 +139,8 @@ int main(int argc, char** argv) {
     else if (a == "--warmup") warmup = std::atoi(next());
     else if (a == "--seed") (void)next();
     else if (a == "--json") {}
+    else if (a == "--run-dir") run_dir = next();
+    else if (a == "--resume") resume = next();
     else { std::fprintf(stderr, "lasp_program: unknown option %s\n", a.c_str()); return 2; }
   }
   if (rank < 0) rank = env_int("OMPI_COMM_WORLD_RANK", env_int("PMI_RANK", env_int("SLURM_PROCID", 0)));
@@ -65,6 +165,7 @@ int main(int argc, char** argv) {
     }
   }
 
+  if (mode == "train") return train(rank, world, device, steps, run_dir, resume);
   const char* nvls = std::getenv("NCCL_NVLS_ENABLE");
   std::printf("{\"event\":\"start\",\"rank\":%d,\"world\":%d,\"device\":\"Fake GPU %d\",\"spec\":\"fixture.lasp\","
               "\"mode\":\"%s\",\"steps\":%d,\"warmup\":%d,\"tokens_per_step\":4096,\"flops_per_token\":1.0e+06,"

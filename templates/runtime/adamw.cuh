@@ -37,47 +37,10 @@
 #include <string>
 #include <vector>
 
-#include "types.cuh"
+#include "types.cuh"  // DecayRow, AdamwShard, AdamwTable, AdamwSettings
 #include "check.cuh"
 
 namespace lasp {
-
-// One row of the parameter table: `elements` parameters from `offset` (in elements, from the start of the flat
-// buffer, or of the shard once cut), decayed or not.
-struct DecayRow {
-  size_t offset;
-  size_t elements;
-  int decay;  // 1: weight decay applies (matrices, embedding, LM head); 0: norm gains, biases
-};
-
-// The shard's arrays, each `elements` long, indexed from the shard's first element.
-struct AdamwShard {
-  float* master;
-  float* m;
-  float* v;
-  const float* grad;
-  bf16* weights;
-  size_t elements;
-};
-
-// The uploaded table of a shard (rows in device memory).
-struct AdamwTable {
-  const DecayRow* rows;
-  int count;
-  size_t elements;  // what the rows cover: must equal the shard's elements
-};
-
-// The settings of one step, as the caller has them (the spec's betas, adam_eps, weight_decay; the schedule's lr
-// of this step; the clip factor from the global norm; the step number from 1).
-struct AdamwSettings {
-  double lr;
-  double beta1;
-  double beta2;
-  double eps;
-  double weight_decay;
-  double clip_scale;
-  int64_t step;
-};
 
 // What the element update needs, per step, rounded to float once.
 struct AdamwConstants {
@@ -255,7 +218,7 @@ inline std::string adamw_check_table(const std::vector<DecayRow>& rows, size_t e
 }
 
 // The checked table in device memory, uploaded once before the first step (free with cudaFree(table.rows)).
-inline AdamwTable adamw_upload_table(const std::vector<DecayRow>& rows, size_t elements) {
+AdamwTable adamw_upload_table(const std::vector<DecayRow>& rows, size_t elements) {
   const std::string problem = adamw_check_table(rows, elements);
   if (!problem.empty()) adamw::fail(problem.c_str());
   AdamwTable table{nullptr, (int)rows.size(), elements};

@@ -89,7 +89,7 @@ __global__ void total_kernel(const double* __restrict__ partials, int blocks, do
 }  // namespace grad_norm
 
 // Scratch of the first pass: one double per block.
-inline size_t grad_norm_scratch_bytes(size_t n) { return (size_t)grad_norm::blocks_for(n) * sizeof(double); }
+size_t grad_norm_scratch_bytes(size_t n) { return (size_t)grad_norm::blocks_for(n) * sizeof(double); }
 
 // The kernels' sum on the host, in their exact order (for tests; a reference, not a fallback).
 inline double grad_norm_reference(const float* x, size_t n) {

@@ -65,16 +65,24 @@ inline void write_config(const std::string& weights_path) {
 
 }  // namespace weights_io
 
-// The weights to `path` (and config.json beside it), from rank 0.
-inline void save_weights(State& st, const std::string& path) {
-  if (st.layout.rank != 0) return;
+// The weights as safetensors tensors (Hugging Face names, bf16), copied from the GPU into `host`.
+inline std::vector<safetensors::TensorOut> weight_tensors(const State& st, std::vector<bf16>& host) {
   const ModelTables& m = st.model;
-  std::vector<bf16> host(m.parameter_elements);
+  host.resize(m.parameter_elements);
   CUDA_CHECK(cudaMemcpy(host.data(), st.params.base, host.size() * sizeof(bf16), cudaMemcpyDeviceToHost));
   std::vector<safetensors::TensorOut> tensors;
   for (int r = 0; r < m.parameter_count; r++)
     tensors.push_back({m.parameters[r].name, safetensors::DType::BF16, weights_io::dims(m.parameters[r]),
                        host.data() + m.parameters[r].offset});
+  return tensors;
+}
+
+// The weights to `path` (and config.json beside it), from rank 0.
+inline void save_weights(State& st, const std::string& path) {
+  if (st.layout.rank != 0) return;
+  const ModelTables& m = st.model;
+  std::vector<bf16> host;
+  const std::vector<safetensors::TensorOut> tensors = weight_tensors(st, host);
   weights_io::write_config(path);
   std::string error;
   if (!safetensors::write_file(path, tensors, {{"format", "pt"}}, &error)) weights_io::fail(error);

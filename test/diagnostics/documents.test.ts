@@ -172,7 +172,7 @@ describe("the program does not stop attention at documents yet", () => {
   it("check warns (W0603), compile and run refuse (E0701), `documents none` is left alone", () => {
     expect(notes("documents eos  eos_token 5", false)).toEqual(["W0603"]);
     expect(notes("documents eos  eos_token 5", true)).toEqual(["E0701"]);
-    expect(notes('data "d"  documents index', true)).toEqual(["W0603", "E0701"]);
+    expect(notes('data "d"  documents index', true)).toEqual(["E0701"]);
     expect(notes("documents none", true)).toEqual([]);
   });
 

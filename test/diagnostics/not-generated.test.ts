@@ -43,13 +43,13 @@ run { seq_len 1K ${run} }
     withGeneratorNotes(checkSource("s.lasp", source), { refuse }).diagnostics;
 
   it("warn once per reason, at the first setting, with a note at each other one", () => {
-    const d = notes(spec('lr 1e-3  data "tokens.bin"', "norm rms"));
+    const d = notes(spec("documents eos  eos_token 5  document_length 1K", "norm rms"));
     expect(d.map((x) => x.code)).toEqual(["W0603"]);
     expect(d[0]!.message).toMatch(
-      /^`lr`, `data` have no effect yet: the generated program does not train yet/,
+      /^`documents eos`, `eos_token`, `document_length` have no effect yet: the generated program's attention crosses/,
     );
     expect(d[0]!.span.start).toMatchObject({ line: 7, column: 18 });
-    expect(d[0]!.related!.map((r) => r.span.start.column)).toEqual([27]);
+    expect(d[0]!.related!.map((r) => r.span.start.column)).toEqual([33, 46]);
   });
 
   it("leave synthetic data, the defaults and the model's settings alone: the program runs the whole model", () => {
@@ -57,12 +57,10 @@ run { seq_len 1K ${run} }
     expect(notes(spec("", "norm layernorm  tie_embeddings true"))).toEqual([]);
   });
 
-  it("make `mode train` an error only where a program would be built", () => {
-    const source = spec("mode train");
-    expect(notes(source).filter((d) => d.severity === "error")).toEqual([]);
-    const refused = notes(source, true).filter((d) => d.severity === "error");
-    expect(refused.map((d) => [d.code, d.span.start.line, d.span.start.column])).toEqual([["E0701", 7, 18]]);
-    expect(refused[0]!.hint).toContain("mode bench");
+  it("leave `mode train`, a token file and the training settings alone: the program trains", () => {
+    const source = spec('mode train  lr 1e-3  data "tokens.bin"  grad_clip 0.5');
+    expect(notes(source)).toEqual([]);
+    expect(notes(source, true)).toEqual([]);
   });
 
   it("refuse a dtype other than bf16 at the setting", () => {
@@ -107,32 +105,31 @@ describe("the commands", () => {
     writeFileSync(file, text);
     return file;
   };
-  const train = readFileSync(join(dir, "E0701.lasp"), "utf8");
+  const train = `model m {
+  vocab 512  hidden 256  ffn 512  heads 4  head_dim 64
+  layer L = linear_attention { decay 0.9 }
+  stack L x 2
+}
+parallel { gpus 2 }
+run { seq_len 1K  mode train }
+`;
 
-  it("lasp check warns about `mode train` and still exits 0", async () => {
+  it("lasp check accepts `mode train` without a warning", async () => {
     const file = write(train);
     const io = captureIo();
     expect(await main(["check", file], io)).toBe(0);
-    expect(io.err).toContain(`${file}:8:19: warning[W0603]: \`mode train\` has no effect yet`);
-    expect(io.out).toContain(`ok ${file} (1 warning)`);
+    expect(io.err).toBe("");
+    expect(io.out).toContain(`ok ${file}`);
   });
 
-  it("lasp compile refuses `mode train` at the setting, before writing anything (exit 1)", async () => {
+  it("lasp compile writes a program whose mode without --mode is train", async () => {
     const file = write(train);
     const out = join(dirname(file), "out");
     const io = captureIo();
-    expect(await main(["compile", file, "-o", out], io)).toBe(1);
-    expect(io.err).toContain(`${file}:8:19: error[E0701]: \`mode train\` cannot be compiled yet`);
-    expect(existsSync(out)).toBe(false);
-  });
-
-  it("lasp run refuses `mode train` in the spec and on the command line", async () => {
-    const file = write(train);
-    const io = captureIo();
-    expect(await main(["run", file, "--dry-run"], io)).toBe(1);
-    expect(io.err).toContain("error[E0701]");
-    const flag = captureIo();
-    expect(await main(["run", "examples/tiny-linear.lasp", "--mode", "train", "--dry-run"], flag)).toBe(2);
-    expect(flag.err).toContain("--mode train is not generated yet");
+    expect(await main(["compile", file, "-o", out], io)).toBe(0);
+    expect(readFileSync(join(out, "lasp/program.cuh"), "utf8")).toContain(
+      'constexpr const char* kMode = "train";',
+    );
+    expect(existsSync(join(out, "lasp/train.cuh"))).toBe(true);
   });
 });

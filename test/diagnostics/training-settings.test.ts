@@ -1,6 +1,6 @@
 // Train mode's settings in the `run` block (AdamW, schedule, clipping, accumulation, checkpoints, evaluation):
-// their defaults, a clear error at the value for each kind of bad value, the rules between them, and the
-// "not used yet" warning (W0603) while the program does not train.
+// their defaults, a clear error at the value for each kind of bad value, the rules between them; the program
+// uses them all (templates/runtime/train.cuh), so neither check nor compile says they are ignored.
 import { readFileSync } from "node:fs";
 import { describe, expect, it } from "vitest";
 import { withGeneratorNotes } from "../../src/cli/check-command.js";
@@ -141,29 +141,15 @@ describe("rules between the training settings", () => {
   });
 });
 
-describe("training settings are not used yet (W0603)", () => {
-  const notes = (run: string) => withGeneratorNotes(checkSource("t.lasp", spec(run)), {}).diagnostics;
+describe("training settings have their effect in train mode (no W0603 or E0701)", () => {
+  const notes = (run: string, refuse = false) =>
+    withGeneratorNotes(checkSource("t.lasp", spec(run)), { refuse }).diagnostics;
 
-  it("name every training key given, in source order, in the lr / data warning", () => {
-    const d = notes(
-      'betas [0.9, 0.95]  adam_eps 1e-8  weight_decay 0.1  warmup_steps 0  lr_schedule cosine  min_lr 1e-5  grad_clip 1  accumulate 2  checkpoint_every 10  keep_checkpoints 3  eval_data "v.bin"  eval_every 5',
-    );
-    expect(d.map((x) => x.code)).toEqual(["W0603"]);
-    const keys = TRAINING_KEYS.map((k) => `\`${k}\``).join(", ");
-    expect(d[0]!.message).toBe(`${keys} have no effect yet: the generated program does not train yet`);
-    expect(d[0]!.related).toHaveLength(TRAINING_KEYS.length - 1);
-  });
-
-  it("say nothing when none is given, or for `eval_data none`", () => {
-    expect(notes("")).toEqual([]);
-    expect(notes("eval_data none")).toEqual([]);
-  });
-
-  it("one key alone", () => {
-    const d = notes("grad_clip 0.5");
-    expect(d.map((x) => x.message)).toEqual([
-      "`grad_clip` has no effect yet: the generated program does not train yet",
-    ]);
+  it("every training key, a token file and `mode train`: neither warned about nor refused", () => {
+    const all =
+      'mode train  lr 1e-3  data "t.bin"  betas [0.9, 0.95]  adam_eps 1e-8  weight_decay 0.1  warmup_steps 0  lr_schedule cosine  min_lr 1e-5  grad_clip 1  accumulate 2  checkpoint_every 10  keep_checkpoints 3  eval_data "v.bin"  eval_every 5';
+    expect(notes(all)).toEqual([]);
+    expect(notes(all, true)).toEqual([]);
   });
 });
 

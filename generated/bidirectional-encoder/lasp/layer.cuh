@@ -183,6 +183,18 @@ inline void head_backward(State& st) {
   sum_block(st, h.final_norm, h.block_last);
 }
 
+// Evaluation: the LM head and the loss alone on the final norm's output (no gradient), the summed loss in
+// st.loss_sum over every rank.
+inline void head_loss(State& st) {
+  const HeadDesc& h = st.model.head;
+  cudaStream_t s = st.ctx.compute;
+  classifier_forward_backward(st.blas, s, st.normed, st.params[h.lm_head], st.targets, (int)kRows, program::kVocab,
+                              program::kHidden, program::kClassifierChunk, st.inv_count, st.logits, st.losses,
+                              nullptr, nullptr, false);
+  loss_sum(st.losses, (int)kRows, st.loss_sum, s);
+  if (st.layout.world > 1) NCCL_CHECK(ncclAllReduce(st.loss_sum, st.loss_sum, 1, ncclFloat64, ncclSum, st.comms.world, s));
+}
+
 // Layer l backward, from st.dx (the gradient of its output) to st.dx (the gradient of its input);
 // `core(run)` issues the kind's backward pass.
 template <typename Buffers, typename Core>

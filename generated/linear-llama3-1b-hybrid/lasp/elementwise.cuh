@@ -14,6 +14,8 @@
 //   dx = r dy - r^3 x mean(dy * x), r = 1 / sqrt(mean(x^2) + eps).
 // - sum_slices adds the W slices an AlltoAll gathered for the weight-gradient sum (grad_sum.cuh), fp32 in
 //   rank order.
+// - scale_add accumulates micro-batches' fp32 gradients (train mode's `accumulate`), one element per thread in
+//   a fixed order: deterministic.
 // - Feature-map codes match the generator (lasp::FeatureMap): 0 identity, 1 elu_plus_one, 2 relu, 3 silu.
 #pragma once
 #include <cuda_runtime.h>  // launches, streams
@@ -170,6 +172,13 @@ __global__ void sum_slices_kernel(const float* __restrict__ in, int parts, size_
   }
 }
 
+// acc and g may be the same array (a sum scaled in place): no __restrict__.
+__global__ void scale_add_kernel(float* acc, const float* g, float alpha, float beta, size_t n) {
+  const size_t stride = (size_t)gridDim.x * blockDim.x;
+  for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < n; i += stride)
+    acc[i] = beta == 0.f ? alpha * g[i] : fmaf(alpha, g[i], beta * acc[i]);
+}
+
 inline int grid_for(size_t work, int per_block) {
   int dev = 0, sms = 0;
   CUDA_CHECK(cudaGetDevice(&dev));
@@ -207,6 +216,14 @@ void sum_slices(const float* in, int parts, size_t slice, float* out, cudaStream
   const int vec = slice % 4 == 0 && (uintptr_t)in % 16 == 0 && (uintptr_t)out % 16 == 0 ? 1 : 0;
   elementwise::sum_slices_kernel<<<elementwise::grid_for(vec ? slice / 4 : slice, 256), 256, 0, s>>>(in, parts, slice,
                                                                                                      out, vec);
+  LAUNCH_CHECK();
+}
+
+// acc = beta acc + alpha g (fp32, n elements): a micro-batch's gradients into the step's; beta 0 overwrites acc
+// (whatever it held, NaN included); g may be acc.
+void scale_add(float* acc, const float* g, float alpha, float beta, size_t n, cudaStream_t s) {
+  if (n == 0) return;
+  elementwise::scale_add_kernel<<<elementwise::grid_for(n, 256), 256, 0, s>>>(acc, g, alpha, beta, n);
   LAUNCH_CHECK();
 }
 

@@ -6,6 +6,7 @@
 #include <cuda_runtime.h>  // cudaStream_t
 #include <cstddef>         // size_t
 #include <cstdint>         // uint64_t
+#include <vector>          // the optimizer's decay table
 #include "types.cuh"       // bf16, LinearDims, Piece, PieceMap, SoftmaxDims, SlotList, NormKind, EmbeddingSort
 #include "attention_args.cuh"  // the attention calls' named operands (LinearIntraArgs, ...)
 
@@ -112,6 +113,18 @@ void classifier_rows(bf16* logits, const int* targets, float* losses, int rows, 
                      cudaStream_t s);
 void loss_sum(const float* losses, int n, double* out, cudaStream_t s);
 void count_targets(const int* targets, int n, int* out, cudaStream_t s);
+// Train mode's tokens from a file (tokens.cuh): masked-token prediction masks a mask_rate share of the ids
+// (vocab - 1 the mask id) by a hash of (seed, window, position), the masked ids becoming the targets.
+void mask_tokens(int* ids, int* targets, int batch, int rows, const PieceMap& map, int64_t seq_len, int vocab,
+                 uint64_t seed, float mask_rate, cudaStream_t s);
+// The optimizer (adamw.cuh, grad_norm.cuh): AdamW over a shard of the flat fp32 state with a decay table
+// uploaded once; the sum of squares of a gradient range, deterministic, in fp64.
+AdamwTable adamw_upload_table(const std::vector<DecayRow>& rows, size_t elements);
+void adamw_step(const AdamwShard& shard, const AdamwTable& table, const AdamwSettings& settings, cudaStream_t s);
+size_t grad_norm_scratch_bytes(size_t n);
+void grad_norm_squared(const float* x, size_t n, double* out, double* scratch, size_t scratch_bytes, cudaStream_t s);
+// Gradient accumulation over micro-batches (elementwise.cuh): acc = beta acc + alpha g.
+void scale_add(float* acc, const float* g, float alpha, float beta, size_t n, cudaStream_t s);
 // verify's whole-model oracle (model_oracle.cuh): plain fp32 kernels, one op each, with their backward; the
 // products between them are cuBLAS's fp32 GEMMs (verify_model.cuh).
 void oracle_to_f32(const bf16* src, float* dst, size_t n, cudaStream_t s);

@@ -4,6 +4,7 @@
 #pragma once
 #include <cuda_bf16.h>  // __nv_bfloat16
 #include <cstddef>      // size_t
+#include <cstdint>      // int64_t
 #include <type_traits>  // std::integral_constant
 
 namespace lasp {
@@ -71,6 +72,44 @@ struct EmbeddingSort {
   size_t cub_temp_bytes;
   int tokens;
   int vocab;
+};
+
+// The AdamW step's operands (adamw.cuh says how they are used).
+// One row of the parameter table: `elements` parameters from `offset` (in elements, from the start of the flat
+// buffer, or of the shard once cut), decayed or not.
+struct DecayRow {
+  size_t offset;
+  size_t elements;
+  int decay;  // 1: weight decay applies (matrices, embedding, LM head); 0: norm gains, biases
+};
+
+// The shard's arrays, each `elements` long, indexed from the shard's first element.
+struct AdamwShard {
+  float* master;
+  float* m;
+  float* v;
+  const float* grad;
+  bf16* weights;
+  size_t elements;
+};
+
+// The uploaded table of a shard (rows in device memory).
+struct AdamwTable {
+  const DecayRow* rows;
+  int count;
+  size_t elements;  // what the rows cover: must equal the shard's elements
+};
+
+// The settings of one step, as the caller has them (the spec's betas, adam_eps, weight_decay; the schedule's lr
+// of this step; the clip factor from the global norm; the step number from 1).
+struct AdamwSettings {
+  double lr;
+  double beta1;
+  double beta2;
+  double eps;
+  double weight_decay;
+  double clip_scale;
+  int64_t step;
 };
 
 }  // namespace lasp

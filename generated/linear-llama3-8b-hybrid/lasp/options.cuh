@@ -17,19 +17,24 @@ namespace lasp {
 struct Options {
   int rank = -1, world = -1, device = -1;  // -1: from the launcher's environment (comm.cuh's layout_from)
   std::string id_file;                     // where rank 0 leaves the NCCL unique id for the others
-  std::string mode;                        // bench or verify
+  std::string mode;                        // bench, verify or train
   int steps = 0;
   int warmup = 0;
   unsigned long long seed = 0;
   bool json_only = false;  // --json: no human progress lines (lasp run shows its own)
   std::string load_weights, save_weights;  // safetensors files (weights_io.cuh); empty: none
   std::string save_grads;                  // verify: the step's gradients, tokens and loss
+  std::string run_dir;                     // train: where checkpoints go (RUN/checkpoints); empty: here
+  std::string resume;                      // train: the checkpoint folder to continue from
+  std::string data, eval_data;             // train: token files instead of the spec's (`lasp run` resolves the
+                                           // spec's paths against its folder and passes them)
 };
 
 [[noreturn]] inline void usage_error(const char* message) {
   std::fprintf(stderr, "lasp_program: %s\nusage: lasp_program [--rank R --world W --device D] [--nccl-id-file PATH]\n"
                "                    [--mode bench|verify] [--steps N] [--warmup N] [--seed N] [--json]\n"
-               "                    [--load-weights FILE] [--save-weights FILE] [--save-grads FILE]\n", message);
+               "                    [--load-weights FILE] [--save-weights FILE] [--save-grads FILE]\n"
+               "                    [--run-dir DIR] [--resume CHECKPOINT] [--data FILE] [--eval-data FILE]\n", message);
   std::exit(2);
 }
 
@@ -63,14 +68,18 @@ inline Options parse_args(int argc, char** argv, Options o) {
     else if (a == "--load-weights") o.load_weights = next();
     else if (a == "--save-weights") o.save_weights = next();
     else if (a == "--save-grads") o.save_grads = next();
+    else if (a == "--run-dir") o.run_dir = next();
+    else if (a == "--resume") o.resume = next();
+    else if (a == "--data") o.data = next();
+    else if (a == "--eval-data") o.eval_data = next();
     else usage_error(("unknown option " + a).c_str());
   }
-  if (o.mode != "bench" && o.mode != "verify") {
-    usage_error(o.mode == "train" ? "train mode is not generated yet: use bench or verify"
-                                  : "--mode must be bench or verify");
-  }
+  if (o.mode != "bench" && o.mode != "verify" && o.mode != "train") usage_error("--mode must be bench, verify or train");
   if (o.steps < 1) usage_error("--steps must be at least 1");
   if (!o.save_grads.empty() && o.mode != "verify") usage_error("--save-grads is verify mode's: add --mode verify");
+  if (!o.resume.empty() && o.mode != "train") usage_error("--resume is train mode's: add --mode train");
+  if (!o.resume.empty() && !o.load_weights.empty())
+    usage_error("--resume reads the checkpoint's weights: drop --load-weights");
   return o;
 }
 

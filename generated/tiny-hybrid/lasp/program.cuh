@@ -12,12 +12,14 @@
 #include "comm.cuh"        // Windows: buffers of the collectives that may take the copy engines
 #include "buffers.cuh"     // BufferSpec, allocate_buffers: each layer kind's buffers from its table
 #include "run.cuh"         // Run, HostWork, HostFn: how a pass is issued
+#include "lr_schedule.cuh" // LrScheduleKind: train mode's schedule constant
 
 namespace program {
 
 using lasp::bf16;
 
 constexpr const char* kSpecFile = "examples/tiny-hybrid.lasp";  // the spec it came from
+constexpr const char* kCompilerVersion = "0.1.0";  // the lasp that generated it (checkpoints record it)
 constexpr const char* kModelName = "tiny_hybrid";  // the spec's model
 constexpr const char* kMode = "verify";  // the mode without --mode
 constexpr float kTolerance = 0.0200000000f;  // largest relative error verify passes (bf16)
@@ -123,6 +125,23 @@ constexpr size_t kLargestGradientBlock = 655872;  // elements of the largest blo
 constexpr double kTokensPerStep = 1024;  // tokens of one step over every rank (sequence x data)
 constexpr bool kGradientsSplitEvenly = true;  // every layer's weight gradients split evenly over the ranks (the copy-engine gradient sum)
 constexpr int kFewCtas = 4;  // CTA limit of the communicator for small collectives beside computation (Ctx::nccl_few_ctas)
+constexpr double kLr = 0.0003;  // train: AdamW's peak learning rate
+constexpr double kBeta1 = 0.9;  // train: AdamW's first-moment decay
+constexpr double kBeta2 = 0.95;  // train: AdamW's second-moment decay
+constexpr double kAdamEps = 1e-8;  // train: AdamW's epsilon
+constexpr double kWeightDecay = 0.1;  // train: decoupled weight decay on the rows kDecayRows marks
+constexpr int64_t kWarmupSteps = 0;  // train: steps of linear warmup to kLr
+constexpr lasp::LrScheduleKind kLrSchedule = lasp::kLrCosine;  // train: lr_schedule cosine
+constexpr double kMinLr = 0.000029999999999999997;  // train: the rate at the last step
+constexpr double kGradClip = 1.0;  // train: the largest global gradient norm (0: no clipping)
+constexpr int kAccumulate = 1;  // train: micro-batches per step
+constexpr int64_t kCheckpointEvery = 0;  // train: steps between checkpoints (0: at the end only)
+constexpr int64_t kKeepCheckpoints = 3;  // train: checkpoints kept (0: all)
+constexpr int64_t kEvalEvery = 0;  // train: steps between evaluations on kEvalData (0: never)
+constexpr const char* kData = "";  // train: the token file ("": synthetic tokens from the seed)
+constexpr const char* kEvalData = "";  // train: held-out tokens ("": none)
+constexpr int kEvalWindows = 32;  // train: the most windows of kEvalData one evaluation reads (in file order)
+constexpr const char* kModelHash = "b919c6fbf7e39c4b";  // the model and its layout: a checkpoint of another is not resumed
 
 // Where each sequence-parallel rank's rows sit in the global sequence (zigzag layout).
 static const lasp::PieceMap kPieceMaps[kWorld] = {

@@ -46,6 +46,19 @@ __global__ void synthetic_kernel(int* ids, int* targets, int batch, int rows, Pi
   }
 }
 
+// Masks a mask_rate share of file tokens (train mode): the hash of (seed, the window's position in the
+// sequence) decides, as synthetic_kernel's does; ids must be below vocab - 1 (the reader checks).
+__global__ void mask_kernel(int* ids, int* targets, int batch, int rows, PieceMap map, int64_t seq_len,
+                            uint64_t seed, int mask_id, float mask_rate) {
+  const size_t n = (size_t)batch * rows;
+  for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < n; i += (size_t)gridDim.x * blockDim.x) {
+    const uint64_t at = (uint64_t)(i / rows) * seq_len + global_row(map, (int)(i % rows));
+    const float u = (hashed(seed, 22, at) >> 40) * (1.0f / 16777216.0f);
+    targets[i] = u < mask_rate ? ids[i] : -1;
+    if (u < mask_rate) ids[i] = mask_id;
+  }
+}
+
 }  // namespace tokens
 
 // ids and targets [batch][rows] of the rank's rows (map: where they sit in the sequence of seq_len tokens).
@@ -55,6 +68,18 @@ void synthetic_tokens(int* ids, int* targets, int batch, int rows, const PieceMa
   if (n == 0) return;
   tokens::synthetic_kernel<<<fill_blocks(n), 256, 0, s>>>(ids, targets, batch, rows, map, seq_len, vocab, seed, masked,
                                                   mask_rate);
+  LAUNCH_CHECK();
+}
+
+// Masked-token prediction on ids read from a file: a mask_rate share of the positions gets the mask id
+// (vocab - 1) and, as its target, the id it had; every other position has no target (-1). `seed` differs per
+// window, so each window masks other positions.
+void mask_tokens(int* ids, int* targets, int batch, int rows, const PieceMap& map, int64_t seq_len, int vocab,
+                 uint64_t seed, float mask_rate, cudaStream_t s) {
+  const size_t n = (size_t)batch * rows;
+  if (n == 0) return;
+  tokens::mask_kernel<<<fill_blocks(n), 256, 0, s>>>(ids, targets, batch, rows, map, seq_len, seed, vocab - 1,
+                                                     mask_rate);
   LAUNCH_CHECK();
 }
 

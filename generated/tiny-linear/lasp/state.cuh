@@ -257,7 +257,8 @@ inline bool start_rank(State& st) {
   // and MFU per step from these and the step time.
   emit("start", "\"world\":%d,\"device\":\"%s\",\"spec\":\"%s\",\"mode\":\"%s\",\"steps\":%d,\"warmup\":%d,"
        "\"tokens_per_step\":%.0f,\"flops_per_token\":%.6e,\"peak_flops\":%.6e",
-       st.layout.world, st.device.name, program::kSpecFile, st.opt.mode.c_str(), st.opt.steps, st.opt.warmup,
+       st.layout.world, st.device.name, program::kSpecFile, st.opt.mode.c_str(), st.opt.steps,
+       st.opt.mode == "train" ? 0 : st.opt.warmup,  // train mode has no untimed steps
        program::kTokensPerStep, program::kModelFlopsPerToken, peak_bf16_flops(st.device.name));
   say("lasp_program for %s: %d ranks (sequence %d x data %d) on %s, %s mode\n", program::kModelName, st.layout.world,
       program::kWorld, program::kDataParallel, st.device.name, st.opt.mode.c_str());
@@ -265,6 +266,20 @@ inline bool start_rank(State& st) {
   CUDA_CHECK(cudaMemGetInfo(&free_bytes, &total_bytes));
   st.baseline_mem_bytes = total_bytes - free_bytes;
   return true;
+}
+
+// After st.ids and st.targets are written: the ids sorted for the embedding's backward, and the targets counted
+// over every rank (the loss is their mean; waits for the count).
+inline void prepare_tokens(State& st) {
+  cudaStream_t s = st.ctx.compute;
+  embedding_sort(st.ids, st.sort, s);
+  count_targets(st.targets, (int)kRows, st.target_count, s);
+  if (st.layout.world > 1) NCCL_CHECK(ncclAllReduce(st.target_count, st.target_count, 1, ncclInt32, ncclSum, st.comms.world, s));
+  int count = 0;
+  CUDA_CHECK(cudaMemcpyAsync(&count, st.target_count, sizeof(int), cudaMemcpyDeviceToHost, s));
+  CUDA_CHECK(cudaStreamSynchronize(s));
+  st.target_total = count;
+  st.inv_count = count > 0 ? 1.0f / (float)count : 0.0f;
 }
 
 // The model's weights, gradients, activations and statistics, one allocation per table; the initial weights,
@@ -319,15 +334,7 @@ inline void allocate_model(State& st) {
   synthetic_tokens(st.ids, st.targets, program::kBatch, (int)program::kLocalTokens, program::kPieceMaps[st.layout.sp_rank],
                    program::kSeqLen, program::kVocab, st.opt.seed + st.layout.dp_rank, program::kMaskedObjective,
                    program::kMaskRate, s);
-  embedding_sort(st.ids, st.sort, s);
-  // The loss is the mean over every target of every rank.
-  count_targets(st.targets, tokens, st.target_count, s);
-  if (st.layout.world > 1) NCCL_CHECK(ncclAllReduce(st.target_count, st.target_count, 1, ncclInt32, ncclSum, st.comms.world, s));
-  int count = 0;
-  CUDA_CHECK(cudaMemcpyAsync(&count, st.target_count, sizeof(int), cudaMemcpyDeviceToHost, s));
-  CUDA_CHECK(cudaStreamSynchronize(s));
-  st.target_total = count;
-  st.inv_count = count > 0 ? 1.0f / (float)count : 0.0f;
+  prepare_tokens(st);
   // Known once the windows are registered (every rank the same).
   st.ctx.few_ctas_on_copy_engines = st.comms.gathers_on_copy_engines;
 }

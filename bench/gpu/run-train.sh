@@ -1,0 +1,109 @@
+#!/usr/bin/env bash
+# Train mode on ONE GPU (issue 17), in one call on the GPU machine, from the repository root:
+#   here:   bash bench/gpu/make-suite.sh all 1 && bash bench/gpu/make-train-data.sh && bash bench/gpu/prebuild.sh
+#   there:  bash bench/gpu/run-train.sh [tiny|resume|signal|1b|all]
+# tiny:   t-tiny-train-w1 (examples/tiny-train.lasp) for its 600 steps: the loss curve, evaluation, checkpoints.
+# resume: the same run resumed from its step-400 checkpoint: the losses of steps 401-600 must be the same bits.
+# signal: the same run stopped by SIGTERM after a few seconds (exit 5 and a checkpoint), resumed from that
+#         checkpoint to the end: the losses after it must be the same bits as the uninterrupted run's.
+# 1b:     t-linear-1b-w1, Linear-Llama3-1B at 16K tokens for 100 steps from a random token file (the optimizer
+#         step included), beside bench/gpu/torch_model.py's training step with fused AdamW (PRESETS=none: skip).
+# Results under $OUT: each run's events (JSONL) and stderr, a table last.
+set -uo pipefail
+cd "$(dirname "$0")/../.."
+export NCCL_NVLS_ENABLE=0
+OUT=${OUT:-/tmp/lasp-train}
+RUNS=${RUNS:-/tmp/lasp-train-runs}  # run folders (checkpoints) stay out of $OUT: large
+mkdir -p "$OUT" "$RUNS"
+nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader | tee "$OUT/gpu.txt"
+suite=.gpu-suite
+# Build every program not built yet (run-prebuilt.sh compiles them all in parallel; the filter runs none).
+[ -x $suite/t-tiny-train-w1/prog ] || (cd $suite && SUITE_FILTER=none OUT=$OUT/build bash run-prebuilt.sh > "$OUT/build.log" 2>&1)
+run() { # name program-dir run-dir [flags...]: runs a program from .gpu-suite (its data paths are relative to it)
+  local name=$1 prog=$2 dir=$3
+  shift 3
+  (cd $suite && timeout "${RUN_TIMEOUT:-300}" "$prog/prog" --rank 0 --world 1 --device 0 --nccl-id-file "$RUNS/$name.id" \
+    --mode train --run-dir "$RUNS/$name" "$@" > "$OUT/$name.jsonl" 2> "$OUT/$name.err")
+  local code=$?
+  echo "$name exit $code"
+  return $code
+}
+losses() { python3 -c '
+import json, sys
+for line in open(sys.argv[1]):
+    e = json.loads(line)
+    if e["event"] == "step" and "grad_norm" in e: print(e["step"] + 1, repr(e["loss"]))
+' "$1"; }
+same_after() { # name-a name-b first-step: the losses of steps >= first-step in both runs, compared as text
+  join <(losses "$OUT/$1.jsonl" | awk -v f=$3 '$1 >= f') <(losses "$OUT/$2.jsonl" | awk -v f=$3 '$1 >= f') > "$OUT/$1-vs-$2.txt"
+  local n=$(wc -l < "$OUT/$1-vs-$2.txt") differ=$(awk '$2 != $3' "$OUT/$1-vs-$2.txt" | wc -l)
+  echo "$1 vs $2 from step $3: $n steps compared, $differ differ"
+}
+mode=${1:-all}
+if [ "$mode" = tiny ] || [ "$mode" = all ] || [ "$mode" = resume ] || [ "$mode" = signal ]; then
+  run tiny t-tiny-train-w1 "$OUT/tiny"
+  grep -h "eval at\|trained\|checkpoint of" "$OUT/tiny.err" | tail -12
+fi
+if [ "$mode" = resume ] || [ "$mode" = all ]; then
+  run resumed t-tiny-train-w1 "$OUT/resumed" --resume "$RUNS/tiny/checkpoints/step-000400"
+  same_after tiny resumed 401
+fi
+if [ "$mode" = signal ] || [ "$mode" = all ]; then
+  (cd $suite && exec t-tiny-train-w1/prog --rank 0 --world 1 --device 0 --nccl-id-file "$RUNS/stopped.id" --mode train \
+    --run-dir "$RUNS/stopped" > "$OUT/stopped.jsonl" 2> "$OUT/stopped.err") &
+  pid=$!
+  # SIGTERM once step SIGNAL_AT is done (between two checkpoints): the run must finish its step, write a
+  # checkpoint of it and exit 5
+  for _ in $(seq 600); do
+    grep -q "\"step\":$((${SIGNAL_AT:-300} - 1)),\"steps\"" "$OUT/stopped.jsonl" 2> /dev/null && break
+    sleep 0.05
+  done
+  kill -TERM $pid
+  wait $pid
+  echo "stopped exit $? (5: stopped by a signal after a checkpoint)"
+  last=$(ls -d "$RUNS"/stopped/checkpoints/step-* 2> /dev/null | tail -1)
+  echo "its last checkpoint: $last"
+  if [ -n "$last" ]; then
+    run continued t-tiny-train-w1 "$OUT/continued" --resume "$last"
+    same_after tiny continued $((10#${last##*step-} + 1))
+  fi
+fi
+if [ "$mode" = 1b ] || [ "$mode" = all ]; then
+  run linear-1b t-linear-1b-w1 "$OUT/linear-1b"
+  tail -3 "$OUT/linear-1b.err"
+  for preset in ${PRESETS:-linear-llama3-1b}; do
+    [ "$preset" = none ] && continue
+    timeout "${TORCH_TIMEOUT:-420}" python3 bench/gpu/torch_model.py --preset "$preset" --tokens 16384 --steps 10 \
+      --warmup 3 --json "$OUT/torch-$preset.json" > "$OUT/torch-$preset.log" 2>&1
+    echo "torch $preset exit $?"
+    tail -n 6 "$OUT/torch-$preset.log"
+  done
+fi
+ls -R "$RUNS" > "$OUT/run-folders.txt"
+python3 - "$OUT" <<'PY'
+import json, os, sys, statistics
+out = sys.argv[1]
+print(f"{'run':<12} {'steps':>6} {'first loss':>10} {'last loss':>10} {'eval loss':>10} {'median ms':>10} {'tokens/s':>10} {'MFU':>7}")
+for name in ["tiny", "resumed", "stopped", "continued", "linear-1b"]:
+    path = os.path.join(out, name + ".jsonl")
+    if not os.path.exists(path):
+        continue
+    steps, evals = [], []
+    for line in open(path):
+        try:
+            e = json.loads(line)
+        except ValueError:
+            continue
+        if e["event"] == "step":
+            steps.append(e)
+        if e["event"] == "eval":
+            evals.append(e)
+    if not steps:
+        print(f"{name:<12} no steps")
+        continue
+    ms = statistics.median(s["ms"] for s in steps[1:] or steps)
+    mfu = statistics.median((s["mfu"] or 0) for s in steps[1:] or steps)
+    ev = f"{evals[-1]['loss']:.4f}" if evals else "-"
+    print(f"{name:<12} {len(steps):>6} {steps[0]['loss']:>10.4f} {steps[-1]['loss']:>10.4f} {ev:>10} {ms:>10.2f} "
+          f"{statistics.median(s['tokens_per_s'] for s in steps[1:] or steps):>10.0f} {100 * mfu:>6.1f}%")
+PY

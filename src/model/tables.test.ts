@@ -1,0 +1,62 @@
+import { describe, expect, it } from "vitest";
+import { checkSource } from "../check/front-end.js";
+import type { ResolvedSpec } from "../spec/resolved.js";
+import { decayRows, modelTables } from "./tables.js";
+
+function specOf(source: string): ResolvedSpec {
+  const result = checkSource("m.lasp", source);
+  if (result.spec === undefined) throw new Error(result.diagnostics.map((d) => d.message).join("\n"));
+  return result.spec;
+}
+
+const model = (extra: string): ResolvedSpec =>
+  specOf(`model m {
+  vocab 100  hidden 256  ffn 512  heads 4  head_dim 64 ${extra}
+  layer L = linear_attention { }
+  stack L x 2
+}
+parallel { gpus 1 }
+run { seq_len 1K }
+`);
+
+describe("AdamW's decay table (decayRows)", () => {
+  for (const [what, extra] of [
+    ["RMSNorm, untied head", ""],
+    ["LayerNorm (biases), tied head", "norm layernorm  tie_embeddings true"],
+  ] as const) {
+    it(`covers the whole parameter allocation back to back (${what})`, () => {
+      const { parameters } = modelTables(model(extra), 1024);
+      const rows = decayRows(parameters);
+      let next = 0;
+      for (const row of rows) {
+        expect(row.offset).toBe(next);
+        expect(row.elements).toBeGreaterThan(0);
+        next += row.elements;
+      }
+      expect(next).toBe(parameters.elements);
+      // Neighbours differ: the table is as short as it can be.
+      for (let i = 1; i < rows.length; i++) expect(rows[i]!.decay).not.toBe(rows[i - 1]!.decay);
+    });
+
+    it(`decays every matrix, the embedding included, and no norm gain, bias or padding (${what})`, () => {
+      const { parameters } = modelTables(model(extra), 1024);
+      const rows = decayRows(parameters);
+      const decayedAt = (e: number): number =>
+        rows.find((r) => e >= r.offset && e < r.offset + r.elements)!.decay;
+      let decayed = 0;
+      for (const t of parameters.rows) {
+        const want = t.shape.length === 2 ? 1 : 0;
+        expect([t.name, decayedAt(t.offset), decayedAt(t.offset + t.elements - 1)]).toEqual([
+          t.name,
+          want,
+          want,
+        ]);
+        decayed += want * t.elements;
+      }
+      expect(decayed).toBe(rows.reduce((n, r) => n + r.decay * r.elements, 0));
+      expect(
+        parameters.rows.some((t) => t.name === "model.embed_tokens.weight" && t.shape.length === 2),
+      ).toBe(true);
+    });
+  }
+});

@@ -1,0 +1,176 @@
+// Where `lasp run --resume` continues from (PROTOCOL.md, "Train mode"). The program writes a checkpoint into
+// a temporary folder and renames it to RUN/checkpoints/step-DIGITS with trainer_state.json inside, so a
+// folder of that name holding trainer_state.json is complete; anything else there (a `.tmp-PID` folder a
+// crash left, a step folder without its state, a user's notes) is never a candidate. Only reads: the run
+// being resumed is never changed (the new run writes its checkpoints into its own folder).
+import { readdir, readFile, stat } from "node:fs/promises";
+import path from "node:path";
+import { errorCode } from "../io/write-error.js";
+import { RUN_FILES, runFolderPrefix } from "./run-folder.js";
+
+/** The file that completes a checkpoint folder (the program writes it last, then renames the folder). */
+export const TRAINER_STATE = "trainer_state.json";
+
+const STEP_FOLDER = /^step-(\d+)$/;
+
+export interface Checkpoint {
+  /** The checkpoint folder, absolute. */
+  path: string;
+  /** Steps done, from the folder's name. */
+  step: number;
+}
+
+/** Nothing to resume from, in words that say where lasp looked. */
+export class CheckpointNotFound extends Error {}
+
+async function isDirectory(target: string): Promise<boolean> {
+  return (await stat(target).catch(() => undefined))?.isDirectory() ?? false;
+}
+
+async function isFile(target: string): Promise<boolean> {
+  return (await stat(target).catch(() => undefined))?.isFile() ?? false;
+}
+
+/** Whether `folder` is a complete checkpoint: it holds trainer_state.json. */
+export function isCheckpoint(folder: string): Promise<boolean> {
+  return isFile(path.join(folder, TRAINER_STATE));
+}
+
+/** The complete checkpoints among the `step-DIGITS` folders of `folder`, by step; [] when it cannot be read. */
+export async function checkpointsIn(folder: string): Promise<Checkpoint[]> {
+  const names = await readdir(folder).catch(() => [] as string[]);
+  const found: Checkpoint[] = [];
+  for (const name of names) {
+    const step = STEP_FOLDER.exec(name)?.[1];
+    const candidate = path.resolve(folder, name);
+    if (step !== undefined && (await isCheckpoint(candidate)))
+      found.push({ path: candidate, step: Number(step) });
+  }
+  return found.sort((a, b) => a.step - b.step);
+}
+
+/** A run folder's newest complete checkpoint (highest step), if any. */
+export async function newestCheckpoint(runFolder: string): Promise<Checkpoint | undefined> {
+  return (await checkpointsIn(path.join(runFolder, RUN_FILES.checkpoints))).at(-1);
+}
+
+interface RunFolderEntry {
+  path: string;
+  /** Start time (ms): run.json's `started`, else the time in the name. */
+  started: number;
+  /** 1 for `name`, n for `name-n` (two runs in one second). */
+  suffix: number;
+}
+
+async function recordOf(
+  folder: string,
+): Promise<{ started?: unknown; spec?: { path?: unknown } } | undefined> {
+  try {
+    const value: unknown = JSON.parse(await readFile(path.join(folder, RUN_FILES.record), "utf8"));
+    return typeof value === "object" && value !== null ? value : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * The run folders of a spec under `runsRoot`, newest first: those named `<spec name>-<UTC time>[-n]` (as
+ * run-folder.ts names them) and those whose run.json names the same spec file (a `--run-dir` of the user's).
+ */
+export async function runFoldersOf(runsRoot: string, specPath: string): Promise<string[]> {
+  const prefix = runFolderPrefix(specPath).replace(/[.*+?^${}()|[\]\\]/g, "\\$&");
+  const named = new RegExp(`^${prefix}-(\\d{4})(\\d\\d)(\\d\\d)-(\\d\\d)(\\d\\d)(\\d\\d)(?:-(\\d+))?$`);
+  const spec = path.resolve(specPath);
+  const entries: RunFolderEntry[] = [];
+  for (const name of await readdir(runsRoot).catch(() => [] as string[])) {
+    const folder = path.join(runsRoot, name);
+    if (!(await isDirectory(folder))) continue;
+    const match = named.exec(name);
+    const record = await recordOf(folder);
+    if (match === null && record?.spec?.path !== spec) continue;
+    const fromName =
+      match === null
+        ? Number.NaN
+        : Date.UTC(+match[1]!, +match[2]! - 1, +match[3]!, +match[4]!, +match[5]!, +match[6]!);
+    const fromRecord = typeof record?.started === "string" ? Date.parse(record.started) : Number.NaN;
+    entries.push({
+      path: folder,
+      started: Number.isFinite(fromRecord) ? fromRecord : Number.isFinite(fromName) ? fromName : 0,
+      suffix: match?.[7] !== undefined ? Number(match[7]) : 1,
+    });
+  }
+  return entries
+    .sort((a, b) => b.started - a.started || b.suffix - a.suffix || b.path.localeCompare(a.path))
+    .map((e) => e.path);
+}
+
+export interface ResumeRequest {
+  /** `--resume DIR` (relative to cwd), or undefined for `--resume` alone: the newest run of the spec. */
+  dir: string | undefined;
+  specPath: string;
+  cwd: string;
+  /** Where run folders are made: `runs/` under cwd, or `--run-dir`'s parent. */
+  runsRoot: string;
+}
+
+export interface ResumePoint {
+  checkpoint: Checkpoint;
+  /** The run folder the checkpoint belongs to, when it was found through one. */
+  runFolder: string | undefined;
+}
+
+/** The checkpoint to continue from; throws CheckpointNotFound naming where it looked. */
+export async function findResumePoint(request: ResumeRequest): Promise<ResumePoint> {
+  if (request.dir !== undefined) return resolveGiven(path.resolve(request.cwd, request.dir), request.dir);
+  const root = path.resolve(request.cwd, request.runsRoot);
+  if (!(await isDirectory(root))) {
+    throw new CheckpointNotFound(`no run folders to resume from: ${root} does not exist`);
+  }
+  const runs = await runFoldersOf(root, request.specPath);
+  for (const runFolder of runs) {
+    const checkpoint = await newestCheckpoint(runFolder);
+    if (checkpoint !== undefined) return { checkpoint, runFolder };
+  }
+  const what = `${RUN_FILES.checkpoints}/step-N/ with ${TRAINER_STATE}`;
+  throw new CheckpointNotFound(
+    runs.length === 0
+      ? `no run folder of ${request.specPath} in ${root} (folders named ${runFolderPrefix(request.specPath)}-<UTC time>)`
+      : `none of the ${runs.length} run folder${runs.length === 1 ? "" : "s"} of ${request.specPath} in ${root} has a complete checkpoint (${what})`,
+  );
+}
+
+/** `--resume DIR`: a checkpoint folder, a run folder (its newest checkpoint) or a run's checkpoints/ folder. */
+async function resolveGiven(dir: string, shown: string): Promise<ResumePoint> {
+  let info;
+  try {
+    info = await stat(dir);
+  } catch (error) {
+    const code = errorCode(error);
+    throw new CheckpointNotFound(
+      `${shown}: ${code === "ENOENT" ? "no such folder" : (error as Error).message}`,
+    );
+  }
+  if (!info.isDirectory()) throw new CheckpointNotFound(`${shown} is a file, not a checkpoint or run folder`);
+  const step = STEP_FOLDER.exec(path.basename(dir))?.[1];
+  if (await isCheckpoint(dir)) {
+    return {
+      checkpoint: { path: dir, step: step !== undefined ? Number(step) : Number.NaN },
+      runFolder: undefined,
+    };
+  }
+  if (step !== undefined) {
+    throw new CheckpointNotFound(
+      `${shown} is not a complete checkpoint: it has no ${TRAINER_STATE} (the program writes it last)`,
+    );
+  }
+  const inRun = await newestCheckpoint(dir);
+  if (inRun !== undefined) return { checkpoint: inRun, runFolder: dir };
+  const inFolder = (await checkpointsIn(dir)).at(-1);
+  if (inFolder !== undefined) {
+    const runFolder = path.basename(dir) === RUN_FILES.checkpoints ? path.dirname(dir) : undefined;
+    return { checkpoint: inFolder, runFolder };
+  }
+  throw new CheckpointNotFound(
+    `${shown} holds no complete checkpoint: neither ${TRAINER_STATE} nor ${RUN_FILES.checkpoints}/step-N/ with one`,
+  );
+}
