@@ -113,6 +113,10 @@ sed -e 's/v_lasp2_bidir_d64_w1/v_encoder_ln_d64_w1/' -e 's/head_dim 64$/head_dim
 sed -e 's/v_lasp2_decay_zz_d64_w1/v_elu_causal_d64_w1/' -e 's/causal true }/causal true  feature_map elu_plus_one }/' "$specs/v-lasp2-decay-zz-d64-w1.lasp" > "$specs/v-elu-causal-d64-w1.lasp"
 sed -e 's/v_lasp2_bidir_d64_w1/v_elu_bidir_d64_w1/' -e 's/causal false }/causal false  feature_map elu_plus_one }/' "$specs/v-lasp2-bidir-d64-w1.lasp" > "$specs/v-elu-bidir-d64-w1.lasp"
 sed -e 's/v_elu_bidir_d64_w1/v_elu_bidir_3l_d64_w1/' -e 's/stack L x 2/stack L x 3/' "$specs/v-elu-bidir-d64-w1.lasp" > "$specs/v-elu-bidir-3l-d64-w1.lasp"
+# ... and what the elu+1 failure depends on: the states' growth without decay (causal too) and the length
+sed -e 's/v_elu_causal_d64_w1/v_elu_causal_nodecay_d64_w1/' -e 's/decay \[[^]]*\]/decay none/' "$specs/v-elu-causal-d64-w1.lasp" > "$specs/v-elu-causal-nodecay-d64-w1.lasp"
+sed -e 's/v_elu_bidir_d64_w1/v_elu_bidir_256_d64_w1/' -e 's/seq_len 4096/seq_len 256/' "$specs/v-elu-bidir-d64-w1.lasp" > "$specs/v-elu-bidir-256-d64-w1.lasp"
+sed -e 's/v_elu_bidir_d64_w1/v_elu_bidir_1k_d64_w1/' -e 's/seq_len 4096/seq_len 1024/' "$specs/v-elu-bidir-d64-w1.lasp" > "$specs/v-elu-bidir-1k-d64-w1.lasp"
 sed -e 's/v_lasp2_bidir_d64_w1/v_ln_bidir_tied_d64_w1/' -e 's/head_dim 64$/head_dim 64  norm layernorm  tie_embeddings true/' "$specs/v-lasp2-bidir-d64-w1.lasp" > "$specs/v-ln-bidir-tied-d64-w1.lasp"
 # train mode (issue 17): the tiny example from token files (run-train.sh makes them), and Linear-Llama3-1B from
 # a synthetic token file at 16K tokens per step, 100 steps, a checkpoint at the end
