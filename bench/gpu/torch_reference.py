@@ -399,8 +399,23 @@ def softmax_attention(q, k, v, layer, causal_mask):
     return torch.stack(outs, dim=2)
 
 
-def forward_loss(cfg, params, input_ids, labels, recompute=False):
-    """The mean cross-entropy over labels >= 0; params maps the Hugging Face names to leaf tensors."""
+class RoundBf16(torch.autograd.Function):
+    """x rounded to bf16 and back, and so its gradient: where a bf16 program stores an activation."""
+
+    @staticmethod
+    def forward(ctx, x):
+        return x.to(torch.bfloat16).to(x.dtype)
+
+    @staticmethod
+    def backward(ctx, g):
+        return g.to(torch.bfloat16).to(g.dtype)
+
+
+def forward_loss(cfg, params, input_ids, labels, recompute=False, round_activations=False):
+    """The mean cross-entropy over labels >= 0; params maps the Hugging Face names to leaf tensors. With
+    round_activations, the values a bf16 program keeps in bf16 (the residual stream, q, k, v, the attention
+    output) and their gradients are rounded to bf16, the arithmetic staying in `dtype`."""
+    rnd = RoundBf16.apply if round_activations else (lambda t: t)
     B, N = input_ids.shape
     dtype, device = params["model.embed_tokens.weight"].dtype, input_ids.device
     masks = DecayMasks(N, dtype, device)
@@ -416,10 +431,10 @@ def forward_loss(cfg, params, input_ids, labels, recompute=False):
         k = (h @ params[f"{p}.self_attn.k_proj.weight"].T).view(B, N, Hkv, d)
         v = (h @ params[f"{p}.self_attn.v_proj.weight"].T).view(B, N, Hkv, d)
         if layer.kind == "linear":
-            q, k = feature_map(layer.feature_map, q), feature_map(layer.feature_map, k)
+            q, k, v = rnd(feature_map(layer.feature_map, q)), rnd(feature_map(layer.feature_map, k)), rnd(v)
 
             def core(q, k, v, layer=layer):
-                o = linear_attention(q, k, v, layer, masks)
+                o = rnd(linear_attention(q, k, v, layer, masks))
                 return head_rms_norm(o, cfg.eps) if layer.output_norm == "rms" else o
 
         else:
@@ -437,13 +452,13 @@ def forward_loss(cfg, params, input_ids, labels, recompute=False):
             o = checkpoint(core, q, k, v, use_reentrant=False)
         else:
             o = core(q, k, v)
-        x = x + o.reshape(B, N, H * d) @ params[f"{p}.self_attn.o_proj.weight"].T
+        x = rnd(x + o.reshape(B, N, H * d) @ params[f"{p}.self_attn.o_proj.weight"].T)
         h = block_norm(
             cfg, x, params[f"{p}.post_attention_layernorm.weight"], params.get(f"{p}.post_attention_layernorm.bias")
         )
         gate = h @ params[f"{p}.mlp.gate_proj.weight"].T
         up = h @ params[f"{p}.mlp.up_proj.weight"].T
-        x = x + (F.silu(gate) * up) @ params[f"{p}.mlp.down_proj.weight"].T
+        x = rnd(x + (F.silu(gate) * up) @ params[f"{p}.mlp.down_proj.weight"].T)
     x = block_norm(cfg, x, params["model.norm.weight"], params.get("model.norm.bias"))
     head = params["model.embed_tokens.weight"] if cfg.tied else params["lm_head.weight"]
     logits = x.reshape(B * N, cfg.hidden) @ head.T
@@ -452,10 +467,10 @@ def forward_loss(cfg, params, input_ids, labels, recompute=False):
     return F.cross_entropy(logits, flat, ignore_index=-1, reduction="sum") / count
 
 
-def reference_gradients(cfg, weights, input_ids, labels, device, dtype, recompute=False):
+def reference_gradients(cfg, weights, input_ids, labels, device, dtype, recompute=False, round_activations=False):
     """(loss, {name: grad}) of the model in `dtype` on `device`, weights upcast from the file."""
     params = {n: t.to(device=device, dtype=dtype, copy=True).requires_grad_(True) for n, t in weights.items()}
-    loss = forward_loss(cfg, params, input_ids.to(device), labels.to(device), recompute)
+    loss = forward_loss(cfg, params, input_ids.to(device), labels.to(device), recompute, round_activations)
     loss.backward()
     grads = {}
     for n, t in params.items():
@@ -549,6 +564,14 @@ def sensitivity(cfg, weights, ids, labels, device, dtype, recompute, ref_grads, 
     gen = torch.Generator().manual_seed(seed)
     noisy = {n: t.double() * (1 + level * torch.randn(t.shape, generator=gen, dtype=torch.float64)) for n, t in weights.items()}
     _, moved = reference_gradients(cfg, noisy, ids, labels, device, dtype, recompute)
+    return {n: compare_tensor(moved[n].cpu(), ref_grads[n].cpu()) for n in ref_grads}
+
+
+def activation_rounding(cfg, weights, ids, labels, device, dtype, recompute, ref_grads):
+    """How far the reference's own gradients move when the activations a bf16 program keeps in bf16 are rounded
+    to bf16 (forward and backward): per tensor (rel err, cos) against the unrounded ones. Where this is large,
+    no bf16 program can match the fp32 reference: the configuration is ill-conditioned in its activations."""
+    _, moved = reference_gradients(cfg, weights, ids, labels, device, dtype, recompute, round_activations=True)
     return {n: compare_tensor(moved[n].cpu(), ref_grads[n].cpu()) for n in ref_grads}
 
 
@@ -671,6 +694,13 @@ def run_check(args, quiet=False):
         sens = sensitivity(cfg, weights, ids, labels, device, dtype, recompute, ref_grads)
     factor = args.sensitivity_factor if sens is not None else 0.0
     result = compare(cfg, grads, meta, ref_loss, ref_grads, args.rel_tol, args.cos_tol, args.loss_tol, sens, factor)
+    if args.bf16_activations:
+        moved = activation_rounding(cfg, weights, ids, labels, device, dtype, recompute, ref_grads)
+        result["bf16_activations"] = {n: {"rel_err": r, "cos": c} for n, (r, c) in moved.items()}
+        worst = sorted(moved.items(), key=lambda kv: -kv[1][0])[:6]
+        say("the reference with bf16-rounded activations against itself (worst first):")
+        for n, (r, c) in worst:
+            say(f"  {n:<46}  rel err {r:.2e}  cos {c:.7f}")
     result["config"] = config_path
     result["device"] = device
     result["dtype"] = args.dtype
@@ -950,6 +980,12 @@ def main(argv=None):
         type=float,
         default=0.0,
         help="F > 0: a tensor also passes within F x the reference's own sensitivity (default 0: fixed tolerances)",
+    )
+    ap.add_argument(
+        "--bf16-activations",
+        action="store_true",
+        help="also run the reference with the activations a bf16 program keeps rounded to bf16, and show how far"
+        " its gradients move (an ill-conditioned configuration moves far)",
     )
     ap.add_argument("--json", help="also write the table as JSON here")
     ap.add_argument("--builtin-reader", action="store_true", help="read safetensors without the package")

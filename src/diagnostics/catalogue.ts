@@ -332,6 +332,13 @@ export const MESSAGES = {
     (length: string, seqLen: string) =>
       `the mean document length ${length} is more than seq_len ${seqLen}: most sequences would hold at most one document boundary`,
   ),
+  bf16Cancellation: entry(
+    "W0610",
+    "warning",
+    "gradients lost to bf16 rounding",
+    (layer: string, featureMap: string, dtype: string) =>
+      `layer ${q(layer)} is bidirectional with \`feature_map ${featureMap}\`: every token gets nearly the same output, and the Wq and Wk gradients of the layers after it are lost to ${dtype} rounding (bench/results/2026-12-05-train-mode-h100.md)`,
+  ),
 
   // E07xx: what the code generator cannot emit yet (compile and run only)
   notGeneratedYet: entry(

@@ -98,7 +98,7 @@ export const LINEAR_KEYS: readonly KeyRule[] = [
     rule: { type: "enum", words: ["identity", "elu_plus_one", "relu", "silu"] },
     default: "identity",
     example: "feature_map identity",
-    doc: "applied to q and k before the products",
+    doc: "applied to q and k before the products; a non-negative one (`elu_plus_one`, `relu`) on a bidirectional layer followed by others loses their Wq and Wk gradients to bf16 rounding (W0610)",
   },
   {
     key: "output_norm",

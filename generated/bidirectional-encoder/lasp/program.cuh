@@ -106,7 +106,7 @@ constexpr const char* kHfConfig = R"json({
         1,
         1
       ],
-      "feature_map": "elu_plus_one",
+      "feature_map": "identity",
       "output_norm": "rms"
     },
     {
@@ -130,7 +130,7 @@ constexpr const char* kHfConfig = R"json({
         1,
         1
       ],
-      "feature_map": "elu_plus_one",
+      "feature_map": "identity",
       "output_norm": "rms"
     },
     {
@@ -154,7 +154,7 @@ constexpr const char* kHfConfig = R"json({
         1,
         1
       ],
-      "feature_map": "elu_plus_one",
+      "feature_map": "identity",
       "output_norm": "rms"
     },
     {
@@ -178,7 +178,7 @@ constexpr const char* kHfConfig = R"json({
         1,
         1
       ],
-      "feature_map": "elu_plus_one",
+      "feature_map": "identity",
       "output_norm": "rms"
     },
     {
@@ -202,7 +202,7 @@ constexpr const char* kHfConfig = R"json({
         1,
         1
       ],
-      "feature_map": "elu_plus_one",
+      "feature_map": "identity",
       "output_norm": "rms"
     },
     {
@@ -226,7 +226,7 @@ constexpr const char* kHfConfig = R"json({
         1,
         1
       ],
-      "feature_map": "elu_plus_one",
+      "feature_map": "identity",
       "output_norm": "rms"
     },
     {
@@ -250,7 +250,7 @@ constexpr const char* kHfConfig = R"json({
         1,
         1
       ],
-      "feature_map": "elu_plus_one",
+      "feature_map": "identity",
       "output_norm": "rms"
     },
     {
@@ -274,7 +274,7 @@ constexpr const char* kHfConfig = R"json({
         1,
         1
       ],
-      "feature_map": "elu_plus_one",
+      "feature_map": "identity",
       "output_norm": "rms"
     },
     {
@@ -298,7 +298,7 @@ constexpr const char* kHfConfig = R"json({
         1,
         1
       ],
-      "feature_map": "elu_plus_one",
+      "feature_map": "identity",
       "output_norm": "rms"
     },
     {
@@ -322,7 +322,7 @@ constexpr const char* kHfConfig = R"json({
         1,
         1
       ],
-      "feature_map": "elu_plus_one",
+      "feature_map": "identity",
       "output_norm": "rms"
     },
     {
@@ -346,7 +346,7 @@ constexpr const char* kHfConfig = R"json({
         1,
         1
       ],
-      "feature_map": "elu_plus_one",
+      "feature_map": "identity",
       "output_norm": "rms"
     },
     {
@@ -370,7 +370,7 @@ constexpr const char* kHfConfig = R"json({
         1,
         1
       ],
-      "feature_map": "elu_plus_one",
+      "feature_map": "identity",
       "output_norm": "rms"
     }
   ],
@@ -402,7 +402,7 @@ constexpr int64_t kEvalEvery = 0;  // train: steps between evaluations on kEvalD
 constexpr const char* kData = "";  // train: the token file ("": synthetic tokens from the seed)
 constexpr const char* kEvalData = "";  // train: held-out tokens ("": none)
 constexpr int kEvalWindows = 32;  // train: the most windows of kEvalData one evaluation reads (in file order)
-constexpr const char* kModelHash = "ee0061ec0f22c7e6";  // the model and its layout: a checkpoint of another is not resumed
+constexpr const char* kModelHash = "75adead6c881581d";  // the model and its layout: a checkpoint of another is not resumed
 
 // Where each sequence-parallel rank's rows sit in the global sequence (contiguous layout).
 static const lasp::PieceMap kPieceMaps[kWorld] = {
