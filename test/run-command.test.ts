@@ -566,6 +566,20 @@ describe("lasp run: train mode", () => {
     expect(bench.out).not.toContain("--data");
   });
 
+  it("stops before the build when a token file the spec names does not exist, at the setting", async () => {
+    const cwd = await mkdtemp(path.join(root, "no-data-"));
+    const spec = path.join(cwd, "train.lasp");
+    const text = await readFile(SPEC, "utf8");
+    await writeFile(spec, text.replace(/mode verify/, 'mode train  data "missing.bin"'));
+    const r = await run({}, deps({ cwd }), spec);
+    expect(r.code).toBe(2);
+    const line = text.split("\n").findIndex((l) => l.includes("mode verify")) + 1;
+    expect(r.err).toContain(`${spec}:${line}:`);
+    expect(r.err).toContain(`the token file ${path.join(cwd, "missing.bin")} does not exist`);
+    expect(r.err).toContain("lasp tokens");
+    expect(existsSync(path.join(cwd, "runs"))).toBe(false);
+  });
+
   it("--resume DIR takes a run folder's newest checkpoint or a checkpoint folder, and passes its absolute path", async () => {
     const cwd = await mkdtemp(path.join(root, "resume-dir-"));
     const first = await run({ mode: "train", steps: "4", runDir: "runs/first" }, deps({ cwd }));

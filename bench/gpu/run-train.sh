@@ -2,7 +2,8 @@
 # Train mode on ONE GPU (issue 17), in one call on the GPU machine, from the repository root:
 #   here:   bash bench/gpu/make-suite.sh all 1 && bash bench/gpu/make-train-data.sh && bash bench/gpu/prebuild.sh
 #   there:  bash bench/gpu/run-train.sh [tiny|resume|signal|1b|all]
-# tiny:   t-tiny-train-w1 (examples/tiny-train.lasp) for its 600 steps: the loss curve, evaluation, checkpoints.
+# tiny:   t-tiny-train-w1 (examples/tiny-train.lasp) for its 600 steps: the loss curve, evaluation, checkpoints;
+#         then PyTorch evaluates the last checkpoint on the same windows (torch_reference.py --eval-tokens).
 # resume: the same run resumed from its step-400 checkpoint: the losses of steps 401-600 must be the same bits.
 # signal: the same run stopped by SIGTERM after a few seconds (exit 5 and a checkpoint), resumed from that
 #         checkpoint to the end: the losses after it must be the same bits as the uninterrupted run's.
@@ -43,6 +44,10 @@ mode=${1:-all}
 if [ "$mode" = tiny ] || [ "$mode" = all ] || [ "$mode" = resume ] || [ "$mode" = signal ]; then
   run tiny t-tiny-train-w1 "$OUT/tiny"
   grep -h "eval at\|trained\|checkpoint of" "$OUT/tiny.err" | tail -12
+  # PyTorch rebuilds the model from the last checkpoint alone and evaluates the same windows
+  want=$(python3 -c 'import json,sys; print([e for e in map(json.loads, open(sys.argv[1])) if e["event"] == "eval"][-1]["loss"])' "$OUT/tiny.jsonl")
+  timeout 200 python3 bench/gpu/torch_reference.py "$RUNS/tiny/checkpoints/step-000600/model.safetensors" \
+    --eval-tokens $suite/data/eval.bin --seq-len 1024 --windows 32 --expect-loss "$want" --device cuda 2>&1 | tee "$OUT/tiny-torch-eval.txt"
 fi
 if [ "$mode" = resume ] || [ "$mode" = all ]; then
   run resumed t-tiny-train-w1 "$OUT/resumed" --resume "$RUNS/tiny/checkpoints/step-000400"

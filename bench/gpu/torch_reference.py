@@ -950,6 +950,64 @@ def self_test(device):
     return 0
 
 
+def read_llmc_tokens(path):
+    """The token ids of an llm.c token file (GPT-2: magic 20240520 version 1, uint16; Llama 3: 20240801 version 7,
+    uint32), as an int64 tensor; BadInput for anything else."""
+    import numpy as np
+
+    with open(path, "rb") as f:
+        header = np.frombuffer(f.read(1024), dtype="<i4")
+        if header.size != 256:
+            raise BadInput(f"{path}: shorter than llm.c's 1024-byte header")
+        kinds = {(20240520, 1): "<u2", (20240801, 7): "<u4"}
+        kind = kinds.get((int(header[0]), int(header[1])))
+        if kind is None:
+            raise BadInput(f"{path}: magic {header[0]} version {header[1]} is not an llm.c token file")
+        count = int(header[2])
+        ids = np.frombuffer(f.read(), dtype=kind)
+    if ids.size != count:
+        raise BadInput(f"{path}: the header says {count} tokens, the file holds {ids.size}")
+    return torch.from_numpy(ids.astype("int64"))
+
+
+def run_eval(args):
+    """The mean next-token loss of the weights over the first --windows windows of --seq-len tokens of a token
+    file, in file order: what the program's `eval` event reports for a checkpoint's step (train.cuh evaluate)."""
+    device = pick_device(args.device)
+    dtype = torch.float64 if args.dtype == "float64" else torch.float32
+    torch.backends.cuda.matmul.allow_tf32 = False
+    config_path = args.config or os.path.join(os.path.dirname(os.path.abspath(args.weights)), "config.json")
+    cfg = load_config(config_path)
+    if all(not layer.causal for layer in cfg.layers):
+        raise BadInput("an encoder trains on masked tokens drawn by the program's hash: --eval-tokens needs a causal model")
+    if args.seq_len is None or args.seq_len < 2:
+        raise BadInput("--eval-tokens needs --seq-len (the spec's seq_len)")
+    weights, _ = read_safetensors(args.weights, not args.builtin_reader)
+    ids = read_llmc_tokens(args.eval_tokens)
+    windows = min(args.windows, (ids.numel() - 1) // args.seq_len)
+    if windows < 1:
+        raise BadInput(f"{args.eval_tokens} holds fewer than one window of {args.seq_len} tokens and the next")
+    if int(ids.max()) >= cfg.vocab:
+        raise BadInput(f"{args.eval_tokens}: token id {int(ids.max())} is outside the vocabulary of {cfg.vocab}")
+    params = {n: t.to(device=device, dtype=dtype) for n, t in weights.items()}
+    total, count = 0.0, 0
+    with torch.no_grad():
+        for w in range(windows):
+            window = ids[w * args.seq_len : (w + 1) * args.seq_len + 1]
+            x, y = window[:-1][None].to(device), window[1:][None].to(device)
+            total += forward_loss(cfg, params, x, y).item() * y.numel()
+            count += y.numel()
+    loss = total / count
+    print(f"model: {config_path}; {windows} windows of {args.seq_len} tokens from {args.eval_tokens}, {args.dtype}")
+    print(f"loss {loss:.6f} over {count} targets (perplexity {math.exp(loss):.4f})")
+    if args.expect_loss is None:
+        return 0
+    rel = abs(loss - args.expect_loss) / abs(args.expect_loss)
+    ok = rel <= args.loss_tol
+    print(f"program's loss {args.expect_loss:.6f}: rel err {rel:.2e} (tol {args.loss_tol:g}) {'ok' if ok else 'FAIL'}")
+    return 0 if ok else 1
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("weights", nargs="?", help="the program's --save-weights file")
@@ -987,6 +1045,14 @@ def main(argv=None):
         help="also run the reference with the activations a bf16 program keeps rounded to bf16, and show how far"
         " its gradients move (an ill-conditioned configuration moves far)",
     )
+    ap.add_argument(
+        "--eval-tokens",
+        help="instead of gradients: the mean loss of WEIGHTS (a checkpoint's model.safetensors) over the first"
+        " --windows windows of this llm.c token file, as the program's `eval` event reports it",
+    )
+    ap.add_argument("--seq-len", type=int, help="with --eval-tokens: the spec's seq_len")
+    ap.add_argument("--windows", type=int, default=32, help="with --eval-tokens: windows read (the program's: 32)")
+    ap.add_argument("--expect-loss", type=float, help="with --eval-tokens: the program's loss, checked within --loss-tol")
     ap.add_argument("--json", help="also write the table as JSON here")
     ap.add_argument("--builtin-reader", action="store_true", help="read safetensors without the package")
     ap.add_argument("--self-test", action="store_true", help="check this script on tiny random models")
@@ -994,8 +1060,12 @@ def main(argv=None):
     try:
         if args.self_test:
             return self_test(pick_device(args.device or "cpu"))
+        if args.eval_tokens:
+            if not args.weights:
+                ap.error("give WEIGHTS (a checkpoint's model.safetensors) with --eval-tokens")
+            return run_eval(args)
         if not args.weights or not args.grads:
-            ap.error("give WEIGHTS and GRADS (or --self-test)")
+            ap.error("give WEIGHTS and GRADS (or --self-test, or --eval-tokens)")
         return run_check(args)
     except BadInput as exc:
         print(f"torch_reference: {exc}", file=sys.stderr)

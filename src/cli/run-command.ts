@@ -27,6 +27,7 @@ import {
   type LaunchResult,
 } from "../toolchain/launch.js";
 import { lossChartSvg } from "../toolchain/loss-chart.js";
+import { trainTokenFiles } from "./token-file-paths.js";
 import { RunProgress, StatusLine } from "../toolchain/progress.js";
 import {
   recordText,
@@ -328,12 +329,20 @@ export async function runCommand(
   }
   // The spec's token files are relative to its folder; the program compiles them in as written (relative to
   // its working directory), so lasp hands it the resolved paths.
-  const specFolder = path.dirname(path.resolve(cwd, file));
-  const tokenFiles: string[] = [];
-  if (train && spec.run.data.kind === "file")
-    tokenFiles.push("--data", path.resolve(specFolder, spec.run.data.path));
-  if (train && spec.run.train.evalData.kind === "file")
-    tokenFiles.push("--eval-data", path.resolve(specFolder, spec.run.train.evalData.path));
+  const tokens = train
+    ? trainTokenFiles(loaded.ast!, spec, path.dirname(path.resolve(cwd, file)))
+    : undefined;
+  const tokenFiles = tokens?.args ?? [];
+  if (tokens !== undefined && tokens.missing.length > 0 && !cli.dryRun) {
+    for (const m of tokens.missing) {
+      const at = m.span === undefined ? file : `${file}:${m.span.start.line}:${m.span.start.column}`;
+      io.stderr(
+        `${at}: error: \`${m.key}\`: the token file ${m.path} does not exist (paths are relative to the spec's folder)\n` +
+          `  = hint: make one from text with \`lasp tokens FILES... -o ${m.path}\`, or use llm.c's or Megatron-LM's data scripts\n`,
+      );
+    }
+    return RUN_EXIT.usage;
+  }
   /** The program's options: lasp's, train mode's run folder, token files and checkpoint, then the user's. */
   const programArgs = (runFolder: string): string[] => [
     ...parsed.programArgs,
