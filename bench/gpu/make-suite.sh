@@ -122,6 +122,12 @@ sed -e 's/v_lasp2_bidir_d64_w1/v_ln_bidir_tied_d64_w1/' -e 's/head_dim 64$/head_
 # a synthetic token file at 16K tokens per step, 100 steps, a checkpoint at the end
 sed -e 's/^model tiny_train/model t_tiny_train_w1/' -e "1s|^|// GPU suite: t-tiny-train-w1 (written by bench/gpu/make-suite.sh from examples/tiny-train.lasp)\\n|" \
   examples/tiny-train.lasp > "$specs/t-tiny-train-w1.lasp"
+# ... and on 2 and 4 GPUs (sequence parallel, LASP-2, zigzag on 4): the same data, so the losses must agree with 1 GPU's
+for w in 2 4; do
+  sed -e "s/^model t_tiny_train_w1/model t_tiny_train_w$w/" -e "s/gpus 1  sequence 1/gpus $w  sequence $w/" \
+    -e "s/t-tiny-train-w1/t-tiny-train-w$w/" "$specs/t-tiny-train-w1.lasp" > "$specs/t-tiny-train-w$w.lasp"
+done
+sed -i 's/  linear lasp2$/  linear lasp2  layout zigzag/' "$specs/t-tiny-train-w4.lasp"
 sed -e 's/m_linear_1b_w1/t_linear_1b_w1/' -e 's/steps 10  warmup 3  mode bench/steps 100  mode train  data "data\/random-128256.bin"  warmup_steps 10/' \
   "$specs/m-linear-1b-w1.lasp" > "$specs/t-linear-1b-w1.lasp"
 for f in "$specs"/*.lasp; do

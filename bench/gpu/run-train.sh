@@ -1,12 +1,14 @@
 #!/usr/bin/env bash
-# Train mode on ONE GPU (issue 17), in one call on the GPU machine, from the repository root:
-#   here:   bash bench/gpu/make-suite.sh all 1 && bash bench/gpu/make-train-data.sh && bash bench/gpu/prebuild.sh
-#   there:  bash bench/gpu/run-train.sh [tiny|resume|signal|1b|all]
+# Train mode (issue 17), in one call on the GPU machine, from the repository root:
+#   here:   bash bench/gpu/make-suite.sh all 4 && bash bench/gpu/make-train-data.sh && bash bench/gpu/prebuild.sh
+#   there:  bash bench/gpu/run-train.sh [tiny|resume|signal|multi|1b|all]      (all: one GPU's, not multi)
 # tiny:   t-tiny-train-w1 (examples/tiny-train.lasp) for its 600 steps: the loss curve, evaluation, checkpoints;
 #         then PyTorch evaluates the last checkpoint on the same windows (torch_reference.py --eval-tokens).
 # resume: the same run resumed from its step-400 checkpoint: the losses of steps 401-600 must be the same bits.
 # signal: the same run stopped by SIGTERM after a few seconds (exit 5 and a checkpoint), resumed from that
 #         checkpoint to the end: the losses after it must be the same bits as the uninterrupted run's.
+# multi:  t-tiny-train-w2 and -w4 (sequence parallel over 2 and 4 GPUs) on the same data as -w1: the losses
+#         step by step beside 1 GPU's (the same windows; sums in another order, so close, not the same bits).
 # 1b:     t-linear-1b-w1, Linear-Llama3-1B at 16K tokens for 100 steps from a random token file (the optimizer
 #         step included), beside bench/gpu/torch_model.py's training step with fused AdamW (PRESETS=none: skip).
 # Results under $OUT: each run's events (JSONL) and stderr, a table last.
@@ -72,6 +74,41 @@ if [ "$mode" = signal ] || [ "$mode" = all ]; then
     run continued t-tiny-train-w1 "$OUT/continued" --resume "$last"
     same_after tiny continued $((10#${last##*step-} + 1))
   fi
+fi
+if [ "$mode" = multi ]; then
+  [ -s "$OUT/tiny.jsonl" ] || run tiny t-tiny-train-w1 "$OUT/tiny"
+  gpus=$(nvidia-smi -L | wc -l)
+  for w in 2 4; do
+    [ "$w" -le "$gpus" ] || { echo "tiny-w$w: needs $w GPUs"; continue; }
+    rm -f "$RUNS/tiny-w$w.id"
+    pids=()
+    for ((r = 0; r < w; r++)); do
+      (cd $suite && timeout "${RUN_TIMEOUT:-300}" t-tiny-train-w$w/prog --rank $r --world $w --device $r \
+        --nccl-id-file "$RUNS/tiny-w$w.id" --mode train --run-dir "$RUNS/tiny-w$w" > "$OUT/tiny-w$w.r$r.jsonl" \
+        2> "$OUT/tiny-w$w.r$r.err") &
+      pids+=($!)
+    done
+    worst=0
+    for p in "${pids[@]}"; do wait "$p" || { c=$?; [ $c -gt $worst ] && worst=$c; }; done
+    echo "tiny-w$w exit $worst"
+    cp "$OUT/tiny-w$w.r0.jsonl" "$OUT/tiny-w$w.jsonl"
+    python3 - "$OUT/tiny.jsonl" "$OUT/tiny-w$w.jsonl" <<'PY'
+import json, sys
+def losses(path):
+    return {e["step"] + 1: e["loss"] for e in map(json.loads, open(path)) if e["event"] == "step" and "grad_norm" in e}
+def evals(path):
+    return {e["step"]: e["loss"] for e in map(json.loads, open(path)) if e["event"] == "eval"}
+a, b = losses(sys.argv[1]), losses(sys.argv[2])
+common = sorted(set(a) & set(b))
+rel = {s: abs(a[s] - b[s]) / abs(a[s]) for s in common}
+for upto in (1, 10, 100, len(common)):
+    within = [rel[s] for s in common if s <= upto]
+    if within:
+        print(f"  steps 1-{upto}: largest relative loss difference to 1 GPU {max(within):.2e}")
+ea, eb = evals(sys.argv[1]), evals(sys.argv[2])
+print("  eval losses (1 GPU / this):", ", ".join(f"{s}: {ea[s]:.4f} / {eb[s]:.4f}" for s in sorted(set(ea) & set(eb))))
+PY
+  done
 fi
 if [ "$mode" = 1b ] || [ "$mode" = all ]; then
   run linear-1b t-linear-1b-w1 "$OUT/linear-1b"
