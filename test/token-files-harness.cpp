@@ -69,6 +69,12 @@ int main(int argc, char** argv) {
     std::printf("ok %llu tokens\n", static_cast<unsigned long long>(file.count()));
     return 0;
   }
+  if (mode == "check-part" && argc == 6) {
+    if (!file.check_vocab_part(static_cast<int>(number(argv[3])), number(argv[4]), number(argv[5]), &error))
+      return fail(error);
+    std::printf("ok\n");
+    return 0;
+  }
   if (mode == "enough" && argc == 5) {
     const int64_t seq_len = static_cast<int64_t>(number(argv[3]));
     if (!tf::check_enough(file, seq_len, number(argv[4]), &error)) return fail(error);

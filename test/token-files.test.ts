@@ -226,6 +226,20 @@ describe.skipIf(!gxx)("token_files.cuh (host side, compiled with g++)", () => {
       expect(line(run("read", path, 0, 2, 256).stdout, "ids")).toEqual([5, 9]);
       expect(run("read", path, 3, 4, 1000).stderr).toBe(`cannot read tokens [3, 7) of ${path}: it holds 5`);
     });
+
+    it("splits the vocabulary check over ranks: each part its own tokens, together all of them", () => {
+      // 5 tokens over 3 parts: [0, 2), [2, 4), [4, 5); bad ids at 2 and 4.
+      const path = join(dir, "vocab-parts.bin");
+      writeFileSync(path, llmcFile([5, 9, 300, 2, 301], "gpt2"));
+      const bad = (i: number, id: number) =>
+        `${path}: token ${i} (byte ${1024 + 2 * i}) is ${id}, outside the vocabulary [0, 256)`;
+      expect(run("check-part", path, 256, 0, 3).stdout).toBe("ok\n");
+      expect(run("check-part", path, 256, 1, 3)).toMatchObject({ status: 1, stderr: bad(2, 300) });
+      expect(run("check-part", path, 256, 2, 3)).toMatchObject({ status: 1, stderr: bad(4, 301) });
+      // More parts than tokens: the extra parts are empty and pass.
+      expect(run("check-part", path, 256, 6, 8).stdout).toBe("ok\n");
+      expect(run("check-part", path, 256, 4, 8)).toMatchObject({ status: 1, stderr: bad(4, 301) });
+    });
   });
 
   describe("Megatron indexed datasets", () => {

@@ -16,7 +16,8 @@
 //   position; its ids must then be below vocab - 1, the mask id.
 // - Synthetic tokens: synthetic_tokens with a seed made from (seed, position): each step new tokens.
 // - A bad file is refused before step 1: format, size, fewer windows than one step needs, a token id outside
-//   the vocabulary (the whole file is read once to find it, with its offset).
+//   the vocabulary (the whole file is read once to find it, with its offset: each rank reads 1/W of it, and the
+//   rank that finds a bad id stops; `lasp run` then stops the others).
 #pragma once
 #include <cuda_runtime.h>  // copies, pinned memory
 #include <cstdint>         // uint64_t
@@ -88,9 +89,10 @@ inline WindowSource open_windows(const State& st, const std::string& path, uint6
   std::string error;
   if (!src.file.open(path, &error)) train_data::fail(error);
   if (!token_files::check_enough(src.file, program::kSeqLen, windows_needed, &error)) train_data::fail(error);
+  // Each rank reads 1/W of the file: a large file is checked W times faster, and once.
   say("checking the %llu tokens of %s (%s) against the vocabulary of %d\n", (unsigned long long)src.file.count(),
       path.c_str(), what, train_data::id_limit());
-  if (!src.file.check_vocab(train_data::id_limit(), &error)) {
+  if (!src.file.check_vocab_part(train_data::id_limit(), (uint64_t)st.layout.rank, (uint64_t)st.layout.world, &error)) {
     if (program::kMaskedObjective) error += " (masked-token prediction keeps id vocab - 1 for the mask)";
     train_data::fail(error);
   }

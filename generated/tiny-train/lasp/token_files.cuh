@@ -234,8 +234,13 @@ class TokenFile {
   }
 
   /** Checks every token of the file against the vocabulary: one sequential pass over the mapping. */
-  bool check_vocab(int vocab, std::string* error) const {
-    for (uint64_t i = 0; i < count_; ++i) {
+  bool check_vocab(int vocab, std::string* error) const { return check_vocab_part(vocab, 0, 1, error); }
+
+  /** check_vocab over part `part` of `parts` equal parts of the file (each rank checks its own). */
+  bool check_vocab_part(int vocab, uint64_t part, uint64_t parts, std::string* error) const {
+    const uint64_t first = count_ / parts * part + (part < count_ % parts ? part : count_ % parts);
+    const uint64_t n = count_ / parts + (part < count_ % parts ? 1 : 0);
+    for (uint64_t i = first; i < first + n; ++i) {
       const int64_t id = detail::token_at(tokens_, type_, i);
       if (id < 0 || id >= vocab) return bad_token(i, id, vocab, error);
     }
