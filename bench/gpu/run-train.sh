@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Train mode (issue 17), in one call on the GPU machine, from the repository root:
 #   here:   bash bench/gpu/make-suite.sh all 4 && bash bench/gpu/make-train-data.sh && bash bench/gpu/prebuild.sh
-#   there:  bash bench/gpu/run-train.sh [tiny|resume|signal|multi|1b|all]      (all: one GPU's, not multi)
+#   there:  bash bench/gpu/run-train.sh [tiny|resume|signal|multi|adamw|1b|all]      (all: one GPU's, not multi)
 # tiny:   t-tiny-train-w1 (examples/tiny-train.lasp) for its 600 steps: the loss curve, evaluation, checkpoints;
 #         then PyTorch evaluates the last checkpoint on the same windows (torch_reference.py --eval-tokens).
 # resume: the same run resumed from its step-400 checkpoint: the losses of steps 401-600 must be the same bits.
@@ -9,6 +9,7 @@
 #         checkpoint to the end: the losses after it must be the same bits as the uninterrupted run's.
 # multi:  t-tiny-train-w2 and -w4 (sequence parallel over 2 and 4 GPUs) on the same data as -w1: the losses
 #         step by step beside 1 GPU's (the same windows; sums in another order, so close, not the same bits).
+# adamw:  the program's AdamW kernel against torch.optim.AdamW on the same numbers (adamw_check.cu, adamw_torch.py).
 # 1b:     t-linear-1b-w1, Linear-Llama3-1B at 16K tokens for 100 steps from a random token file (the optimizer
 #         step included), beside bench/gpu/torch_model.py's training step with fused AdamW (PRESETS=none: skip).
 # Results under $OUT: each run's events (JSONL) and stderr, a table last.
@@ -109,6 +110,11 @@ ea, eb = evals(sys.argv[1]), evals(sys.argv[2])
 print("  eval losses (1 GPU / this):", ", ".join(f"{s}: {ea[s]:.4f} / {eb[s]:.4f}" for s in sorted(set(ea) & set(eb))))
 PY
   done
+fi
+if [ "$mode" = adamw ] || [ "$mode" = all ]; then
+  nvcc -O3 -std=c++17 "-gencode=arch=compute_${ARCH:-90a},code=sm_${ARCH:-90a}" -Itemplates/runtime bench/gpu/adamw_check.cu \
+    -o "$RUNS/adamw_check" && "$RUNS/adamw_check" "$RUNS/adamw.bin" && python3 bench/gpu/adamw_torch.py "$RUNS/adamw.bin" |
+    tee "$OUT/adamw-vs-torch.txt"
 fi
 if [ "$mode" = 1b ] || [ "$mode" = all ]; then
   run linear-1b t-linear-1b-w1 "$OUT/linear-1b"
