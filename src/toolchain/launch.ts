@@ -165,6 +165,14 @@ export interface CheckpointEvent {
   /** Older checkpoints deleted by keep_checkpoints. */
   removed: string[];
 }
+export interface SavingEvent {
+  event: "saving";
+  rank: number;
+  /** The step whose checkpoint is being written. */
+  step: number;
+  /** What it will hold on disk, every rank's files together. */
+  bytes: number;
+}
 export interface StoppedEvent {
   event: "stopped";
   rank: number;
@@ -193,6 +201,7 @@ export type ProgramEvent =
   | ResumedEvent
   | EvalEvent
   | CheckpointEvent
+  | SavingEvent
   | StoppedEvent
   | TrainedEvent
   | StartEvent
@@ -220,6 +229,7 @@ const EVENT_NAMES = new Set([
   "resumed",
   "eval",
   "checkpoint",
+  "saving",
   "stopped",
   "trained",
 ]);

@@ -393,6 +393,8 @@ describe("training progress", () => {
       trainStep(1, 500, 2.25),
       { event: "eval", rank: 0, step: 501, loss: 1.23451, perplexity: 3.4365, targets: 8192, windows: 2 },
       { event: "eval", rank: 1, step: 501, loss: 1.23451, perplexity: 3.4365, targets: 8192, windows: 2 },
+      { event: "saving", rank: 0, step: 501, bytes: 22.4e9 },
+      { event: "saving", rank: 1, step: 501, bytes: 22.4e9 },
       {
         event: "checkpoint",
         rank: 0,
@@ -410,6 +412,7 @@ describe("training progress", () => {
       // 499 steps left at 100 ms.
       "step 501/1000  100.0 ms  loss 2.2500  lr 3.0e-4  655 k tokens/s  MFU 19.9 %  ETA 50 s",
       "eval at step 501: loss 1.2345, perplexity 3.44",
+      "writing the checkpoint of step 501 (22.4 GB) …",
       "checkpoint step 501 written in 1.2 s: runs/b/checkpoints/step-000501; removed step-000100",
     ]);
   });

@@ -5,6 +5,7 @@ import { sparkline } from "../text/sparkline.js";
 import { formatBytes, table } from "../text/units.js";
 import type {
   CheckpointEvent,
+  SavingEvent,
   CollectivesEvent,
   DataEvent,
   EvalEvent,
@@ -500,6 +501,12 @@ export function formatCheckpoint(e: CheckpointEvent, showPath: (p: string) => st
   return `checkpoint step ${e.step} written${time}: ${showPath(e.folder)}${removed}`;
 }
 
+/** `writing the checkpoint of step 500 (22.4 GB) …`: the status line while a checkpoint is written. */
+export function formatSaving(e: SavingEvent): string {
+  const size = finite(e.bytes) ? ` (${(e.bytes / 1e9).toFixed(1)} GB)` : "";
+  return `writing the checkpoint of step ${e.step}${size} …`;
+}
+
 /** `resumed from runs/x/checkpoints/step-000500 after step 500 (2.0 M tokens seen)`. */
 export function formatResumed(e: ResumedEvent, showPath: (p: string) => string = (p) => p): string {
   const seen = finite(e.tokens_seen) ? ` (${formatRate(e.tokens_seen)} tokens seen)` : "";
@@ -632,6 +639,10 @@ export class RunProgress {
         break;
       case "checkpoint":
         if (e.rank === 0) this.status.print(formatCheckpoint(e, this.showPath));
+        break;
+      case "saving":
+        // A large model's checkpoint takes a while: the status line says what the run is doing meanwhile.
+        if (e.rank === 0) this.status.update(formatSaving(e));
         break;
       case "resumed":
         if (e.rank === 0) this.status.print(formatResumed(e, this.showPath));

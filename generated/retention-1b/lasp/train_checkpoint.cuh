@@ -86,6 +86,12 @@ inline checkpoint::TrainerState trainer_state(const State& st, const Optimizer& 
 inline void save_checkpoint(State& st, const Optimizer& o, const checkpoint::TrainerState& state,
                             const std::string& run_dir) {
   const auto started = std::chrono::steady_clock::now();
+  // The weights (bf16) and the fp32 state once over every rank's shard: `lasp run` shows it while it is written.
+  const size_t bytes = o.elements * (sizeof(bf16) + 3 * sizeof(float));
+  if (st.layout.rank == 0) {
+    emit("saving", "\"step\":%llu,\"bytes\":%zu", (unsigned long long)state.step, bytes);
+    say("writing the checkpoint of step %llu (%.1f GB)\n", (unsigned long long)state.step, bytes / 1e9);
+  }
   CUDA_CHECK(cudaStreamSynchronize(st.ctx.compute));
   std::string error;
   checkpoint::Pending pending;
