@@ -235,6 +235,25 @@ static const lasp::DecayRow kDecayRows[] = {
     { 234143744, 2048, 0 },
 };
 
+// The blocks of weight gradients summed at once (each layer's, the head's, the embedding's): first element and
+// elements. ZeRO-1 (program::kOptimizerSharded) gives every rank the same 1/W slice of each.
+static const lasp::ParamBlock kGradientBlocks[] = {
+    { 32768000, 16781312 },
+    { 49549312, 16781312 },
+    { 66330624, 16781312 },
+    { 83111936, 16781312 },
+    { 99893248, 16781312 },
+    { 116674560, 16781312 },
+    { 133455872, 16781312 },
+    { 150237184, 16781312 },
+    { 167018496, 16781312 },
+    { 183799808, 16781312 },
+    { 200581120, 16781312 },
+    { 217362432, 16781312 },
+    { 234143744, 2048 },
+    { 0, 32768000 },
+};
+
 // Activations kept for the backward pass, and the scratch every layer shares, in one allocation (bf16).
 static const lasp::TensorSpec kActivations[] = {
     {"layers.0.input", "[131072][1024]", 134217728, 0 },  // [0]
@@ -480,8 +499,9 @@ static int verify(lasp::State& st) {
 }
 
 static int train(lasp::State& st) {
-  return lasp::train_run(st, kDecayRows, (int)(sizeof kDecayRows / sizeof kDecayRows[0]), forward_step,
-                         [](lasp::State& s) { backward_step(s); });
+  const lasp::OptimizerTables tables{kDecayRows, (int)(sizeof kDecayRows / sizeof kDecayRows[0]), kGradientBlocks,
+                                     (int)(sizeof kGradientBlocks / sizeof kGradientBlocks[0])};
+  return lasp::train_run(st, tables, forward_step, [](lasp::State& s) { backward_step(s); });
 }
 
 int main(int argc, char** argv) {

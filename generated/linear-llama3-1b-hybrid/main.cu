@@ -263,6 +263,29 @@ static const lasp::DecayRow kDecayRows[] = {
     { 1319698432, 2048, 0 },
 };
 
+// The blocks of weight gradients summed at once (each layer's, the head's, the embedding's): first element and
+// elements. ZeRO-1 (program::kOptimizerSharded) gives every rank the same 1/W slice of each.
+static const lasp::ParamBlock kGradientBlocks[] = {
+    { 262668288, 67112960 },
+    { 329781248, 67112960 },
+    { 396894208, 67112960 },
+    { 464007168, 62918656 },
+    { 526925824, 67112960 },
+    { 594038784, 67112960 },
+    { 661151744, 67112960 },
+    { 728264704, 62918656 },
+    { 791183360, 67112960 },
+    { 858296320, 67112960 },
+    { 925409280, 67112960 },
+    { 992522240, 62918656 },
+    { 1055440896, 67112960 },
+    { 1122553856, 67112960 },
+    { 1189666816, 67112960 },
+    { 1256779776, 62918656 },
+    { 1319698432, 2048 },
+    { 0, 262668288 },
+};
+
 // Activations kept for the backward pass, and the scratch every layer shares, in one allocation (bf16).
 static const lasp::TensorSpec kActivations[] = {
     {"layers.0.input", "[32768][2048]", 67108864, 0 },  // [0]
@@ -515,8 +538,9 @@ static int verify(lasp::State& st) {
 }
 
 static int train(lasp::State& st) {
-  return lasp::train_run(st, kDecayRows, (int)(sizeof kDecayRows / sizeof kDecayRows[0]), forward_step,
-                         [](lasp::State& s) { backward_step(s); });
+  const lasp::OptimizerTables tables{kDecayRows, (int)(sizeof kDecayRows / sizeof kDecayRows[0]), kGradientBlocks,
+                                     (int)(sizeof kGradientBlocks / sizeof kGradientBlocks[0])};
+  return lasp::train_run(st, tables, forward_step, [](lasp::State& s) { backward_step(s); });
 }
 
 int main(int argc, char** argv) {

@@ -262,6 +262,29 @@ static const lasp::DecayRow kDecayRows[] = {
     { 1336475648, 2048, 0 },
 };
 
+// The blocks of weight gradients summed at once (each layer's, the head's, the embedding's): first element and
+// elements. ZeRO-1 (program::kOptimizerSharded) gives every rank the same 1/W slice of each.
+static const lasp::ParamBlock kGradientBlocks[] = {
+    { 262668288, 67112960 },
+    { 329781248, 67112960 },
+    { 396894208, 67112960 },
+    { 464007168, 67112960 },
+    { 531120128, 67112960 },
+    { 598233088, 67112960 },
+    { 665346048, 67112960 },
+    { 732459008, 67112960 },
+    { 799571968, 67112960 },
+    { 866684928, 67112960 },
+    { 933797888, 67112960 },
+    { 1000910848, 67112960 },
+    { 1068023808, 67112960 },
+    { 1135136768, 67112960 },
+    { 1202249728, 67112960 },
+    { 1269362688, 67112960 },
+    { 1336475648, 2048 },
+    { 0, 262668288 },
+};
+
 // Activations kept for the backward pass, and the scratch every layer shares, in one allocation (bf16).
 static const lasp::TensorSpec kActivations[] = {
     {"layers.0.input", "[32768][2048]", 67108864, 0 },  // [0]
@@ -514,8 +537,9 @@ static int verify(lasp::State& st) {
 }
 
 static int train(lasp::State& st) {
-  return lasp::train_run(st, kDecayRows, (int)(sizeof kDecayRows / sizeof kDecayRows[0]), forward_step,
-                         [](lasp::State& s) { backward_step(s); });
+  const lasp::OptimizerTables tables{kDecayRows, (int)(sizeof kDecayRows / sizeof kDecayRows[0]), kGradientBlocks,
+                                     (int)(sizeof kGradientBlocks / sizeof kGradientBlocks[0])};
+  return lasp::train_run(st, tables, forward_step, [](lasp::State& s) { backward_step(s); });
 }
 
 int main(int argc, char** argv) {

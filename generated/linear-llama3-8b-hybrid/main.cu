@@ -473,6 +473,45 @@ static const lasp::DecayRow kDecayRows[] = {
     { 8108904448, 525336576, 1 },
 };
 
+// The blocks of weight gradients summed at once (each layer's, the head's, the embedding's): first element and
+// elements. ZeRO-1 (program::kOptimizerSharded) gives every rank the same 1/W slice of each.
+static const lasp::ParamBlock kGradientBlocks[] = {
+    { 525336576, 243277824 },
+    { 768614400, 243277824 },
+    { 1011892224, 243277824 },
+    { 1255170048, 218112000 },
+    { 1473282048, 243277824 },
+    { 1716559872, 243277824 },
+    { 1959837696, 243277824 },
+    { 2203115520, 218112000 },
+    { 2421227520, 243277824 },
+    { 2664505344, 243277824 },
+    { 2907783168, 243277824 },
+    { 3151060992, 218112000 },
+    { 3369172992, 243277824 },
+    { 3612450816, 243277824 },
+    { 3855728640, 243277824 },
+    { 4099006464, 218112000 },
+    { 4317118464, 243277824 },
+    { 4560396288, 243277824 },
+    { 4803674112, 243277824 },
+    { 5046951936, 218112000 },
+    { 5265063936, 243277824 },
+    { 5508341760, 243277824 },
+    { 5751619584, 243277824 },
+    { 5994897408, 218112000 },
+    { 6213009408, 243277824 },
+    { 6456287232, 243277824 },
+    { 6699565056, 243277824 },
+    { 6942842880, 218112000 },
+    { 7160954880, 243277824 },
+    { 7404232704, 243277824 },
+    { 7647510528, 243277824 },
+    { 7890788352, 218112000 },
+    { 8108900352, 525340672 },
+    { 0, 525336576 },
+};
+
 // Activations kept for the backward pass, and the scratch every layer shares, in one allocation (bf16).
 static const lasp::TensorSpec kActivations[] = {
     {"gate_up", "[4096][28672]", 117440512, 0 },  // [0]
@@ -786,8 +825,9 @@ static int verify(lasp::State& st) {
 }
 
 static int train(lasp::State& st) {
-  return lasp::train_run(st, kDecayRows, (int)(sizeof kDecayRows / sizeof kDecayRows[0]), forward_step,
-                         [](lasp::State& s) { backward_step(s); });
+  const lasp::OptimizerTables tables{kDecayRows, (int)(sizeof kDecayRows / sizeof kDecayRows[0]), kGradientBlocks,
+                                     (int)(sizeof kGradientBlocks / sizeof kGradientBlocks[0])};
+  return lasp::train_run(st, tables, forward_step, [](lasp::State& s) { backward_step(s); });
 }
 
 int main(int argc, char** argv) {

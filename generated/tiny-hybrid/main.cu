@@ -109,6 +109,17 @@ static const lasp::DecayRow kDecayRows[] = {
     { 2623744, 131072, 1 },
 };
 
+// The blocks of weight gradients summed at once (each layer's, the head's, the embedding's): first element and
+// elements. ZeRO-1 (program::kOptimizerSharded) gives every rank the same 1/W slice of each.
+static const lasp::ParamBlock kGradientBlocks[] = {
+    { 131072, 655872 },
+    { 786944, 590336 },
+    { 1377280, 655872 },
+    { 2033152, 590336 },
+    { 2623488, 131328 },
+    { 0, 131072 },
+};
+
 // Activations kept for the backward pass, and the scratch every layer shares, in one allocation (bf16).
 static const lasp::TensorSpec kActivations[] = {
     {"layers.0.input", "[512][256]", 131072, 0 },  // [0]
@@ -267,8 +278,9 @@ static int verify(lasp::State& st) {
 }
 
 static int train(lasp::State& st) {
-  return lasp::train_run(st, kDecayRows, (int)(sizeof kDecayRows / sizeof kDecayRows[0]), forward_step,
-                         [](lasp::State& s) { backward_step(s); });
+  const lasp::OptimizerTables tables{kDecayRows, (int)(sizeof kDecayRows / sizeof kDecayRows[0]), kGradientBlocks,
+                                     (int)(sizeof kGradientBlocks / sizeof kGradientBlocks[0])};
+  return lasp::train_run(st, tables, forward_step, [](lasp::State& s) { backward_step(s); });
 }
 
 int main(int argc, char** argv) {

@@ -106,6 +106,17 @@ static const lasp::DecayRow kDecayRows[] = {
     { 7179264, 384, 0 },
 };
 
+// The blocks of weight gradients summed at once (each layer's, the head's, the embedding's): first element and
+// elements. ZeRO-1 (program::kOptimizerSharded) gives every rank the same 1/W slice of each.
+static const lasp::ParamBlock kGradientBlocks[] = {
+    { 98304, 1770240 },
+    { 1868544, 1770240 },
+    { 3638784, 1770240 },
+    { 5409024, 1770240 },
+    { 7179264, 384 },
+    { 0, 98304 },
+};
+
 // Activations kept for the backward pass, and the scratch every layer shares, in one allocation (bf16).
 static const lasp::TensorSpec kActivations[] = {
     {"layers.0.input", "[16384][384]", 6291456, 0 },  // [0]
@@ -262,8 +273,9 @@ static int verify(lasp::State& st) {
 }
 
 static int train(lasp::State& st) {
-  return lasp::train_run(st, kDecayRows, (int)(sizeof kDecayRows / sizeof kDecayRows[0]), forward_step,
-                         [](lasp::State& s) { backward_step(s); });
+  const lasp::OptimizerTables tables{kDecayRows, (int)(sizeof kDecayRows / sizeof kDecayRows[0]), kGradientBlocks,
+                                     (int)(sizeof kGradientBlocks / sizeof kGradientBlocks[0])};
+  return lasp::train_run(st, tables, forward_step, [](lasp::State& s) { backward_step(s); });
 }
 
 int main(int argc, char** argv) {

@@ -49,6 +49,7 @@ export const RUNTIME_FILES = [
   "safetensors.cuh",
   "weights_io.cuh",
   "lr_schedule.cuh",
+  "adamw_table.cuh",
   "adamw.cuh",
   "grad_norm.cuh",
   "token_files.cuh",

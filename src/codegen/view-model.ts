@@ -27,7 +27,14 @@ import {
   type ScratchRows,
   type TensorRow,
 } from "../model/tables.js";
-import { decayRows, type DecayRow, type LayerRows } from "../model/tables.js";
+import {
+  decayRows,
+  gradientBlockSpans,
+  optimizerSharded,
+  type DecayRow,
+  type GradientBlock,
+  type LayerRows,
+} from "../model/tables.js";
 import { trainConstants } from "./train-constants.js";
 import { trainingFlopsPerToken } from "../model/flops.js";
 import { hfConfigText } from "../model/hf-config.js";
@@ -190,6 +197,8 @@ export interface ProgramView {
   parameters: TensorTableView;
   /** AdamW's weight decay over the parameter allocation (kDecayRows). */
   decayRows: DecayRow[];
+  /** The blocks of weight gradients summed at once (kGradientBlocks): ZeRO-1 shards each over the ranks. */
+  gradientBlocks: GradientBlock[];
   activations: TensorTableView;
   statistics: TensorTableView;
   head: HeadRows;
@@ -351,6 +360,7 @@ export function buildView({ spec, program, compilerVersion }: ViewInputs): Progr
   const gradientsSplitEvenly = gradientBlocks(tensors.parameters, tensors.layers, tensors.head).every(
     (elements) => elements % spec.parallel.gpus === 0,
   );
+  const blocks = gradientBlockSpans(tensors.parameters, tensors.layers, tensors.head);
   const constants: ConstantView[] = [
     {
       ctype: "const char*",
@@ -527,6 +537,12 @@ export function buildView({ spec, program, compilerVersion }: ViewInputs): Progr
       comment: "every layer's weight gradients split evenly over the ranks (the copy-engine gradient sum)",
     },
     {
+      ctype: "bool",
+      name: "kOptimizerSharded",
+      value: String(optimizerSharded(blocks, spec.parallel.gpus)),
+      comment: "train: AdamW's state sharded over the ranks by gradient block (ZeRO-1), else replicated",
+    },
+    {
       ctype: "int",
       name: "kFewCtas",
       value: String(OVERLAP_CTAS),
@@ -643,6 +659,7 @@ export function buildView({ spec, program, compilerVersion }: ViewInputs): Progr
     layers,
     parameters: tableView(tensors.parameters),
     decayRows: decayRows(tensors.parameters),
+    gradientBlocks: blocks,
     activations: tableView(tensors.activations),
     statistics: tableView(tensors.statistics),
     head: tensors.head,

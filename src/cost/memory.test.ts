@@ -220,3 +220,34 @@ describe("the memory model", () => {
     for (const bad of ["80", "80 gigs", "", "-1GB", "0GB"]) expect(parseMemorySize(bad)).toBeUndefined();
   });
 });
+
+describe("train mode's optimizer state", () => {
+  const train = (parallel: string) =>
+    spec(`model m { vocab 512 hidden 128 ffn 512 heads 2 head_dim 64
+  layer L = linear_attention { } stack L x 2 }
+parallel { ${parallel} }
+run { seq_len 1K  mode train }`);
+
+  it("is 12 bytes a parameter on one GPU (replicated), none in bench mode", () => {
+    const one = train("gpus 1");
+    const shape = memoryShape(one);
+    const params = shape.parameters.elements;
+    expect(shape.optimizerSharded).toBe(false);
+    expect(bytesByCategory(allocations(shape, 1024)).optimizer).toBe(12 * params);
+    const bench = memoryShape({ ...one, run: { ...one.run, mode: "bench" } });
+    expect(bytesByCategory(allocations(bench, 1024)).optimizer).toBe(0);
+  });
+
+  it("is each rank's 1/W of every gradient block with ZeRO-1 on more GPUs, 16 bytes with accumulation", () => {
+    const four = train("gpus 4  sequence 4");
+    const shape = memoryShape(four);
+    expect(shape.optimizerSharded).toBe(true);
+    const t = modelTables(four, 1);
+    const blocks = gradientBlocks(t.parameters, t.layers, t.head);
+    const slices = blocks.reduce((n, b) => n + b / 4, 0);
+    expect(shape.optimizerElements).toBe(slices);
+    expect(bytesByCategory(allocations(shape, 1024)).optimizer).toBe(12 * slices);
+    const accumulating = { ...four, run: { ...four.run, train: { ...four.run.train, accumulate: 4 } } };
+    expect(bytesByCategory(allocations(memoryShape(accumulating), 1024)).optimizer).toBe(16 * slices);
+  });
+});

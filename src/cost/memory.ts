@@ -10,15 +10,18 @@
 // `baseline_mem_bytes` measures them), the plan workspace cuDNN asks for, and the kernels' short-lived scratch
 // from the stream-ordered pool. CUB's radix-sort scratch is an estimate (its size is CUB's to say at run
 // time). In verify mode the oracle's whole-sequence buffers are counted too. Optimizer states only in `train`
-// mode (runtime/optimizer.cuh): fp32 master weights and two moments, replicated on every rank, and the step's
-// gradient sum with `accumulate` above 1.
+// mode (runtime/optimizer.cuh): fp32 master weights and two moments, replicated on every rank or sharded over
+// them (ZeRO-1, the compiler's choice: tables.ts optimizerSharded), and the step's gradient sum with
+// `accumulate` above 1.
 import { kindBuffers } from "../codegen/view-model.js";
 import { cppIdent } from "../codegen/names.js";
 import { usesWorkspaces } from "../codegen/workspaces.js";
 import {
   classifierChunk,
   gradientBlocks,
+  gradientBlockSpans,
   modelTables,
+  optimizerSharded,
   normPartialRows,
   ALIGN_ELEMENTS,
   type ModelTables,
@@ -118,6 +121,10 @@ export interface MemoryShape {
   parameters: { elements: number; largest: { name: string; elements: number } };
   /** The largest block of weight gradients the gradient sum moves at once (state.cuh). */
   mostGradientBlock: number;
+  /** train mode: the elements of AdamW's state arrays on one rank (optimizer.cuh: all, or its ZeRO-1 slices). */
+  optimizerElements: number;
+  /** Whether that state is sharded over the ranks (ZeRO-1). */
+  optimizerSharded: boolean;
   /** The activation and statistics tables' rows at `rows` rows per rank. */
   tableGroups: (rows: number) => TableGroup[];
 }
@@ -172,8 +179,21 @@ export function memoryShape(spec: ResolvedSpec, lowering: LowerOptions = {}): Me
       largest: { name: largest.name, elements: largest.elements },
     },
     mostGradientBlock: Math.max(...gradientBlocks(base.parameters, base.layers, base.head)),
+    ...optimizerState(spec, base),
     tableGroups: tableGroupsOf(spec),
   };
+}
+
+/** AdamW's state on one rank: every parameter, or with ZeRO-1 the rank's 1/W of each gradient block. */
+function optimizerState(
+  spec: ResolvedSpec,
+  base: ModelTables,
+): { optimizerElements: number; optimizerSharded: boolean } {
+  const blocks = gradientBlockSpans(base.parameters, base.layers, base.head);
+  const gpus = spec.parallel.gpus;
+  if (!optimizerSharded(blocks, gpus))
+    return { optimizerElements: base.parameters.elements, optimizerSharded: false };
+  return { optimizerElements: blocks.reduce((n, b) => n + b.elements / gpus, 0), optimizerSharded: true };
 }
 
 /**
@@ -350,9 +370,10 @@ export function allocations(shape: MemoryShape, seqLen: number, sms: number = H1
   );
   // train mode's optimizer (optimizer.cuh, make_optimizer): master weights, m and v, and the micro-batches' sum.
   if (spec.run.mode === "train") {
-    add("AdamW master weights and moments (fp32, replicated)", "optimizer", parameters.elements, FP32, 3);
+    const how = shape.optimizerSharded ? "sharded over the ranks (ZeRO-1)" : "replicated";
+    add(`AdamW master weights and moments (fp32, ${how})`, "optimizer", shape.optimizerElements, FP32, 3);
     if (spec.run.train.accumulate > 1)
-      add("the step's gradient sum over micro-batches", "optimizer", parameters.elements, FP32);
+      add("the step's gradient sum over micro-batches", "optimizer", shape.optimizerElements, FP32);
   }
   // The gradient sum's landing buffer where NCCL can copy with the copy engines (grad_sum.cuh): decided
   // at run time, counted whenever there is more than one GPU.

@@ -1,7 +1,7 @@
 import { describe, expect, it } from "vitest";
 import { checkSource } from "../check/front-end.js";
 import type { ResolvedSpec } from "../spec/resolved.js";
-import { decayRows, modelTables } from "./tables.js";
+import { decayRows, gradientBlocks, gradientBlockSpans, modelTables, optimizerSharded } from "./tables.js";
 
 function specOf(source: string): ResolvedSpec {
   const result = checkSource("m.lasp", source);
@@ -59,4 +59,36 @@ describe("AdamW's decay table (decayRows)", () => {
       ).toBe(true);
     });
   }
+});
+
+describe("ZeRO-1's choice (optimizerSharded) over the gradient blocks", () => {
+  const blocksOf = (spec: ResolvedSpec) => {
+    const t = modelTables(spec, 1024);
+    return gradientBlockSpans(t.parameters, t.layers, t.head);
+  };
+
+  it("names each block's first element and length, and the blocks do not overlap", () => {
+    const t = modelTables(model(""), 1024);
+    const blocks = gradientBlockSpans(t.parameters, t.layers, t.head);
+    expect(blocks.map((b) => b.elements)).toEqual(gradientBlocks(t.parameters, t.layers, t.head));
+    expect(blocks[0]!.offset).toBe(t.parameters.rows[t.layers[0]!.attnNorm]!.offset);
+    expect(blocks.at(-1)!.offset).toBe(t.parameters.rows[t.head.embedding]!.offset);
+    const sorted = [...blocks].sort((a, b) => a.offset - b.offset);
+    for (let i = 1; i < sorted.length; i++)
+      expect(sorted[i]!.offset).toBeGreaterThanOrEqual(sorted[i - 1]!.offset + sorted[i - 1]!.elements);
+    // Every block starts 256-byte aligned, so every 1/W slice of a multiple of 4 elements is 16-byte aligned.
+    for (const b of blocks) expect(b.offset % 128).toBe(0);
+  });
+
+  it("shards on more than one GPU when every block splits into slices of a multiple of 4", () => {
+    const blocks = blocksOf(model(""));
+    expect(optimizerSharded(blocks, 1)).toBe(false);
+    for (const gpus of [2, 4, 8]) {
+      expect(optimizerSharded(blocks, gpus)).toBe(blocks.every((b) => b.elements % (4 * gpus) === 0));
+    }
+    expect(optimizerSharded(blocks, 2)).toBe(true);
+    // vocab 100 x hidden 256: the embedding's 25,600 elements do not split into 3 x multiples of 4.
+    expect(blocks.at(-1)!.elements).toBe(25600);
+    expect(optimizerSharded(blocks, 3)).toBe(false);
+  });
 });

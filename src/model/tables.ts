@@ -271,13 +271,36 @@ export function modelTables(spec: ResolvedSpec, rows: number): ModelTables {
  * layer's, first norm to Wdown; the final norm with the untied LM head; the embedding (with the tied head).
  */
 export function gradientBlocks(table: TensorTable, layers: LayerRows[], head: HeadRows): number[] {
-  const span = (first: number, last: number): number =>
-    table.rows[last]!.offset + table.rows[last]!.elements - table.rows[first]!.offset;
+  return gradientBlockSpans(table, layers, head).map((b) => b.elements);
+}
+
+/** A block of weight gradients: its first element in the parameter allocation and its elements. */
+export interface GradientBlock {
+  offset: number;
+  elements: number;
+}
+
+/** gradientBlocks with where each block starts: the layers', the head's, the embedding's. */
+export function gradientBlockSpans(table: TensorTable, layers: LayerRows[], head: HeadRows): GradientBlock[] {
+  const span = (first: number, last: number): GradientBlock => ({
+    offset: table.rows[first]!.offset,
+    elements: table.rows[last]!.offset + table.rows[last]!.elements - table.rows[first]!.offset,
+  });
   return [
     ...layers.map((l) => span(l.attnNorm, l.wDown)),
     span(head.finalNorm, head.blockLast),
     span(head.embedding, head.embedding),
   ];
+}
+
+/**
+ * Whether train mode shards AdamW's state over the ranks (ZeRO-1: runtime/optimizer.cuh): on more than one GPU,
+ * when every gradient block splits into `gpus` equal slices of a multiple of 4 elements (the AdamW kernel's
+ * 16-byte vectors; a block starts 256-byte aligned, so every slice does). Otherwise every rank keeps the whole
+ * state (replicated).
+ */
+export function optimizerSharded(blocks: readonly GradientBlock[], gpus: number): boolean {
+  return gpus > 1 && blocks.every((b) => b.elements % (4 * gpus) === 0);
 }
 
 /** A run of the flat parameter buffer that AdamW decays (1) or not (0): runtime/adamw.cuh's DecayRow. */

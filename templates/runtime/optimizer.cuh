@@ -1,63 +1,108 @@
-// Train mode's optimizer state and step: fp32 master weights and AdamW moments over the whole parameter
-// allocation, the step's gradients (micro-batches summed), the global gradient norm and clipping, the
-// learning rate of the step, and the update that also writes the bf16 weights the model computes with.
+// Train mode's optimizer state and step: fp32 master weights and AdamW moments, the step's gradients
+// (micro-batches summed), the global gradient norm and clipping, the learning rate of the step, and the update
+// that also writes the bf16 weights the model computes with.
 //
 // Design choices:
-// - Replicated: every rank holds the whole fp32 state and updates every weight. The weight gradients are
-//   already summed over every rank (grad_sum.cuh) before the step, so every rank computes the same bits and no
-//   weight moves. ZeRO-1 (each rank its 1/W slice, between the two halves of the gradient sum) is not built
-//   yet; the `optimizer` event says which update runs.
-// - The state is 12 bytes per parameter (master, m, v), plus 4 with `accumulate` > 1 (the step's gradient sum);
-//   the memory model (src/cost/memory.ts) counts the same.
+// - The state is a list of slices of the parameter allocation, each with its place in the state arrays and
+//   its decay table. Replicated (one GPU, or blocks that do not split evenly): one slice, the whole
+//   allocation; every rank holds it all and computes the same bits from the gradients already summed over
+//   every rank. ZeRO-1 (program::kOptimizerSharded, the compiler's choice): rank r's slices are the r-th 1/W
+//   of each block of weight gradients (main.cu's kGradientBlocks), which the gradient sum's AlltoAll and sum
+//   already leave summed on rank r (grad_sum.cuh, without its AllGather); each rank updates only those, and an
+//   AllGather of each block's bf16 weights gives every rank all of them. The state is then 12/W bytes per
+//   parameter instead of 12 (+4 or 4/W with `accumulate` above 1); the memory model counts the same.
 // - Master weights start as the bf16 weights widened (so a run and its PyTorch reload start from equal
 //   weights); a resume reads them from the checkpoint's optimizer shards, exactly.
 // - Micro-batches: each backward pass leaves the gradient of its mean loss; the step's gradient is the
 //   gradient of the mean over every micro-batch's targets, sum_a count_a g_a / sum_a count_a, accumulated in
 //   fp32 in micro-batch order (deterministic).
-// - The norm is over every element of the summed gradients (exact over all ranks: each holds them all); the
-//   clip factor and learning rate are host scalars (lr_schedule.cuh), the step number counts from 1.
+// - The global norm: each slice's sum of squares in fp64 (grad_norm.cuh), added in slice order; with ZeRO-1
+//   the ranks' sums are gathered and added in rank order, so every rank gets the same bits. The clip factor
+//   and learning rate are host scalars (lr_schedule.cuh), the step number counts from 1.
 #pragma once
 #include <cuda_runtime.h>
+#include <nccl.h>
 #include <cmath>
 #include <vector>
+#include "adamw_table.cuh"  // adamw_shard_table
 #include "kernels.h"        // adamw_step, adamw_upload_table, grad_norm_squared, scale_add, oracle_to_f32
 #include "lr_schedule.cuh"  // LrSchedule, lr_at, clip_factor
 #include "state.cuh"        // State
 
 namespace lasp {
 
+// A part of the parameter allocation this rank updates: where it is in the weights and gradients, where its
+// state is, how long it is, and the block it belongs to (gathered after the update under ZeRO-1).
+struct OptimizerSlice {
+  size_t param;
+  size_t state;
+  size_t elements;
+  ParamBlock block;
+  AdamwTable table;
+};
+
+// What main.cu gives the optimizer: kDecayRows and kGradientBlocks.
+struct OptimizerTables {
+  const DecayRow* decay;
+  int decay_rows;
+  const ParamBlock* blocks;
+  int block_count;
+};
+
 struct Optimizer {
-  float* master = nullptr;  // fp32 weights, the allocation's layout
+  bool sharded = false;
+  std::vector<OptimizerSlice> slices;
+  float* master = nullptr;  // fp32 weights, the slices back to back
   float* m = nullptr;       // first moment
   float* v = nullptr;       // second moment
-  float* sum = nullptr;     // accumulate > 1: the step's gradients; else nullptr (the gradients themselves)
-  size_t elements = 0;
-  AdamwTable table{};
-  double* norm = nullptr;   // device: the sum of squares
+  float* sum = nullptr;     // accumulate > 1: the step's gradients of the slices; else nullptr
+  size_t elements = 0;      // of the state arrays
+  size_t decayed = 0;       // parameters of this rank's slices that decay
+  double* norms = nullptr;  // device: each slice's sum of squares, then the ranks' sums
   double* scratch = nullptr;
   size_t scratch_bytes = 0;
   LrSchedule schedule;
-  std::vector<DecayRow> decay;  // kDecayRows, for the `optimizer` event
 };
 
 // The state for the model's parameters; master weights from the current bf16 weights, moments 0.
-inline Optimizer make_optimizer(State& st, const DecayRow* rows, int row_count, int64_t steps) {
+inline Optimizer make_optimizer(State& st, const OptimizerTables& t, int64_t steps) {
   Optimizer o;
-  const size_t n = st.model.parameter_elements;
   cudaStream_t s = st.ctx.compute;
-  o.elements = n;
-  CUDA_CHECK(cudaMalloc(&o.master, n * sizeof(float)));
-  CUDA_CHECK(cudaMalloc(&o.m, n * sizeof(float)));
-  CUDA_CHECK(cudaMalloc(&o.v, n * sizeof(float)));
-  if (program::kAccumulate > 1) CUDA_CHECK(cudaMalloc(&o.sum, n * sizeof(float)));
-  CUDA_CHECK(cudaMemsetAsync(o.m, 0, n * sizeof(float), s));
-  CUDA_CHECK(cudaMemsetAsync(o.v, 0, n * sizeof(float), s));
-  oracle_to_f32(st.params.base, o.master, n, s);  // a plain widening copy
-  o.decay.assign(rows, rows + row_count);
-  o.table = adamw_upload_table(o.decay, n);
-  o.scratch_bytes = grad_norm_scratch_bytes(n);
+  const std::vector<DecayRow> decay(t.decay, t.decay + t.decay_rows);
+  o.sharded = program::kOptimizerSharded && st.layout.world > 1;
+  if (o.sharded) {
+    const size_t r = (size_t)st.layout.rank, w = (size_t)st.layout.world;
+    for (int b = 0; b < t.block_count; b++) {
+      const size_t slice = t.blocks[b].elements / w;
+      o.slices.push_back({t.blocks[b].offset + r * slice, o.elements, slice, t.blocks[b], AdamwTable{}});
+      o.elements += slice;
+    }
+  } else {
+    const size_t n = st.model.parameter_elements;
+    o.slices.push_back({0, 0, n, ParamBlock{0, n}, AdamwTable{}});
+    o.elements = n;
+  }
+  size_t most = 0;
+  for (OptimizerSlice& sl : o.slices) {
+    const std::vector<DecayRow> rows = adamw_shard_table(decay, sl.param, sl.param + sl.elements);
+    for (const DecayRow& d : rows) o.decayed += d.decay ? d.elements : 0;
+    sl.table = adamw_upload_table(rows, sl.elements);
+    most = sl.elements > most ? sl.elements : most;
+  }
+  CUDA_CHECK(cudaMalloc(&o.master, o.elements * sizeof(float)));
+  CUDA_CHECK(cudaMalloc(&o.m, o.elements * sizeof(float)));
+  CUDA_CHECK(cudaMalloc(&o.v, o.elements * sizeof(float)));
+  if (program::kAccumulate > 1) CUDA_CHECK(cudaMalloc(&o.sum, o.elements * sizeof(float)));
+  CUDA_CHECK(cudaMemsetAsync(o.m, 0, o.elements * sizeof(float), s));
+  CUDA_CHECK(cudaMemsetAsync(o.v, 0, o.elements * sizeof(float), s));
+  for (const OptimizerSlice& sl : o.slices)
+    oracle_to_f32(st.params.base + sl.param, o.master + sl.state, sl.elements, s);  // a plain widening copy
+  o.scratch_bytes = grad_norm_scratch_bytes(most);
   CUDA_CHECK(cudaMalloc(&o.scratch, o.scratch_bytes));
-  CUDA_CHECK(cudaMalloc(&o.norm, sizeof(double)));
+  const size_t norms = o.slices.size() > (size_t)st.layout.world ? o.slices.size() : (size_t)st.layout.world;
+  CUDA_CHECK(cudaMalloc(&o.norms, (norms + 1) * sizeof(double)));
+  // Under ZeRO-1 the gradient sum leaves each rank its slices only (grad_sum.cuh).
+  st.gather_gradients = !o.sharded;
   o.schedule.kind = program::kLrSchedule;
   o.schedule.lr = program::kLr;
   o.schedule.min_lr = program::kMinLr;
@@ -71,24 +116,46 @@ inline Optimizer make_optimizer(State& st, const DecayRow* rows, int row_count, 
   return o;
 }
 
-// The gradients the step uses: the accumulated sum, or the last backward pass's.
-inline float* step_gradients(State& st, Optimizer& o) { return o.sum != nullptr ? o.sum : st.grads.base; }
+// Slice k's gradients for the step: the accumulated sum, or the last backward pass's.
+inline float* step_gradients(State& st, Optimizer& o, const OptimizerSlice& sl) {
+  return o.sum != nullptr ? o.sum + sl.state : st.grads.base + sl.param;
+}
 
 // After micro-batch `a`'s backward pass (its mean's gradient, over `count` targets): into the step's sum.
 inline void accumulate_gradients(State& st, Optimizer& o, int a, double count) {
   if (o.sum == nullptr) return;
-  scale_add(o.sum, st.grads.base, (float)count, a == 0 ? 0.0f : 1.0f, o.elements, st.ctx.compute);
+  for (const OptimizerSlice& sl : o.slices)
+    scale_add(o.sum + sl.state, st.grads.base + sl.param, (float)count, a == 0 ? 0.0f : 1.0f, sl.elements,
+              st.ctx.compute);
 }
 
-// The step's gradients divided by every micro-batch's targets (accumulate > 1), then their global norm's square
-// (waits for it).
+// The step's gradients divided by every micro-batch's targets (accumulate > 1), then the square of their global
+// norm over every rank (waits for it).
 inline double finish_gradients(State& st, Optimizer& o, double targets) {
   cudaStream_t s = st.ctx.compute;
-  if (o.sum != nullptr) scale_add(o.sum, o.sum, targets > 0 ? (float)(1.0 / targets) : 0.0f, 0.0f, o.elements, s);
-  grad_norm_squared(step_gradients(st, o), o.elements, o.norm, o.scratch, o.scratch_bytes, s);
-  double norm2 = 0;
-  CUDA_CHECK(cudaMemcpyAsync(&norm2, o.norm, sizeof(double), cudaMemcpyDeviceToHost, s));
+  const size_t n = o.slices.size();
+  for (size_t k = 0; k < n; k++) {
+    const OptimizerSlice& sl = o.slices[k];
+    if (o.sum != nullptr)
+      scale_add(o.sum + sl.state, o.sum + sl.state, targets > 0 ? (float)(1.0 / targets) : 0.0f, 0.0f, sl.elements, s);
+    grad_norm_squared(step_gradients(st, o, sl), sl.elements, o.norms + k, o.scratch, o.scratch_bytes, s);
+  }
+  std::vector<double> parts(n);
+  CUDA_CHECK(cudaMemcpyAsync(parts.data(), o.norms, n * sizeof(double), cudaMemcpyDeviceToHost, s));
   CUDA_CHECK(cudaStreamSynchronize(s));
+  double norm2 = 0;
+  for (double p : parts) norm2 += p;
+  if (!o.sharded) return norm2;
+  // Every rank's sum, added in rank order on every rank.
+  const int w = st.layout.world;
+  double* mine = o.norms + w;
+  CUDA_CHECK(cudaMemcpyAsync(mine, &norm2, sizeof(double), cudaMemcpyHostToDevice, s));
+  NCCL_CHECK(ncclAllGather(mine, o.norms, 1, ncclFloat64, st.comms.world, s));
+  std::vector<double> ranks(w);
+  CUDA_CHECK(cudaMemcpyAsync(ranks.data(), o.norms, w * sizeof(double), cudaMemcpyDeviceToHost, s));
+  CUDA_CHECK(cudaStreamSynchronize(s));
+  norm2 = 0;
+  for (double r : ranks) norm2 += r;
   return norm2;
 }
 
@@ -97,25 +164,35 @@ struct StepScalars {
   double lr, clip;
 };
 
-// AdamW step `step` (from 1) with the global norm's square; writes the master weights and the bf16 weights.
+// AdamW step `step` (from 1) with the global norm's square: the master weights and bf16 weights of this rank's
+// slices, then (ZeRO-1) every block's bf16 weights gathered from the ranks.
 inline StepScalars optimizer_step(State& st, Optimizer& o, int64_t step, double norm2) {
   StepScalars k{lr_at(o.schedule, step), clip_factor(norm2, program::kGradClip)};
-  const AdamwShard shard{o.master, o.m, o.v, step_gradients(st, o), st.params.base, o.elements};
-  adamw_step(shard, o.table, AdamwSettings{k.lr, program::kBeta1, program::kBeta2, program::kAdamEps,
-                                           program::kWeightDecay, k.clip, step},
-             st.ctx.compute);
+  const AdamwSettings settings{k.lr, program::kBeta1, program::kBeta2, program::kAdamEps, program::kWeightDecay,
+                               k.clip, step};
+  for (const OptimizerSlice& sl : o.slices) {
+    const AdamwShard shard{o.master + sl.state, o.m + sl.state, o.v + sl.state, step_gradients(st, o, sl),
+                           st.params.base + sl.param, sl.elements};
+    adamw_step(shard, sl.table, settings, st.ctx.compute);
+  }
+  if (o.sharded) {
+    // In place: rank r's slice of each block is already where the gathered block puts it.
+    NCCL_CHECK(ncclGroupStart());
+    for (const OptimizerSlice& sl : o.slices)
+      NCCL_CHECK(ncclAllGather(st.params.base + sl.param, st.params.base + sl.block.offset, sl.elements,
+                               ncclBfloat16, st.comms.world, st.ctx.compute));
+    NCCL_CHECK(ncclGroupEnd());
+  }
   return k;
 }
 
 // The `optimizer` event and line: which update, how many parameters, what the state takes.
 inline void report_optimizer(const State& st, const Optimizer& o) {
-  size_t decayed = 0;
-  for (const DecayRow& r : o.decay) decayed += r.decay ? r.elements : 0;
   const size_t bytes = o.elements * sizeof(float) * (o.sum != nullptr ? 4 : 3);
-  emit("optimizer", "\"update\":\"replicated\",\"parameters\":%zu,\"state_bytes\":%zu,\"decayed\":%zu", o.elements,
-       bytes, decayed);
-  say("optimizer: AdamW, replicated on %d rank(s), %.2f GB of fp32 state per GPU; %zu of %zu parameters decay\n",
-      st.layout.world, bytes / 1e9, decayed, o.elements);
+  emit("optimizer", "\"update\":\"%s\",\"parameters\":%zu,\"state_bytes\":%zu,\"decayed\":%zu",
+       o.sharded ? "zero1" : "replicated", o.elements, bytes, o.decayed);
+  say("optimizer: AdamW, %s, %.2f GB of fp32 state per GPU; %zu of its %zu parameters decay\n",
+      o.sharded ? "sharded over the ranks (ZeRO-1)" : "replicated on every rank", bytes / 1e9, o.decayed, o.elements);
 }
 
 }  // namespace lasp

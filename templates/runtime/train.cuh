@@ -80,14 +80,14 @@ inline double evaluate(State& st, WindowSource& eval, TokenStage& stage, uint64_
   return loss;
 }
 
-// Runs the training; returns the exit code. `decay` is main.cu's kDecayRows.
+// Runs the training; returns the exit code. `tables`: main.cu's kDecayRows and kGradientBlocks.
 template <typename Forward, typename Backward>
-inline int train_run(State& st, const DecayRow* decay, int decay_rows, Forward forward, Backward backward) {
+inline int train_run(State& st, const OptimizerTables& tables, Forward forward, Backward backward) {
   std::signal(SIGTERM, train::on_signal);
   std::signal(SIGINT, train::on_signal);
   const int64_t steps = st.opt.steps;
   const std::string run_dir = st.opt.run_dir.empty() ? "." : st.opt.run_dir;
-  Optimizer o = make_optimizer(st, decay, decay_rows, steps);
+  Optimizer o = make_optimizer(st, tables, steps);
   report_optimizer(st, o);
   // Windows per optimizer step over every replica; a replica's micro-batch a takes its own B of them.
   const uint64_t per_step = (uint64_t)program::kAccumulate * program::kDataParallel * program::kBatch;

@@ -61,7 +61,7 @@ inline void sum_block(State& st, int first, int last) {
   CUDA_CHECK(cudaEventRecord(st.grads_ready, st.ctx.compute));
   CUDA_CHECK(cudaStreamWaitEvent(st.grad, st.grads_ready, 0));
   sum_gradients(block_start(st.grads, first), block_elements(st.grads, first, last), st.grad_parts, st.comms,
-                st.layout.rank, st.layout.world, st.grad);
+                st.layout.rank, st.layout.world, st.grad, st.gather_gradients);
 }
 
 // Q = Norm(x) Wq^T of layer l with what follows it on q: RoPE (softmax) or the feature map (linear attention).

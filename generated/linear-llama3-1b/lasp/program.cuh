@@ -483,6 +483,7 @@ constexpr bool kGathersBesideKernels = true;  // some layer kind has AllGathers 
 constexpr size_t kLargestGradientBlock = 262668288;  // elements of the largest block of weight gradients summed at once (the copy engines' scratch)
 constexpr double kTokensPerStep = 262144;  // tokens of one step over every rank (sequence x data)
 constexpr bool kGradientsSplitEvenly = true;  // every layer's weight gradients split evenly over the ranks (the copy-engine gradient sum)
+constexpr bool kOptimizerSharded = true;  // train: AdamW's state sharded over the ranks by gradient block (ZeRO-1), else replicated
 constexpr int kFewCtas = 4;  // CTA limit of the communicator for small collectives beside computation (Ctx::nccl_few_ctas)
 constexpr double kLr = 0.0003;  // train: AdamW's peak learning rate
 constexpr double kBeta1 = 0.9;  // train: AdamW's first-moment decay

@@ -74,6 +74,12 @@ struct EmbeddingSort {
   int vocab;
 };
 
+// A block of the parameter allocation: first element and elements (main.cu's kGradientBlocks).
+struct ParamBlock {
+  size_t offset;
+  size_t elements;
+};
+
 // The AdamW step's operands (adamw.cuh says how they are used).
 // One row of the parameter table: `elements` parameters from `offset` (in elements, from the start of the flat
 // buffer, or of the shard once cut), decayed or not.

@@ -33,17 +33,20 @@ inline bool gradients_on_copy_engines(const Comms& c, size_t elements, int world
 }
 
 // dw (fp32, `elements`, a window of Comms::world_copy when on copy engines) = its sum over all `world` ranks.
+// gather false (ZeRO-1's optimizer updates only this rank's slice): on the copy engines, only slice `rank` of dw
+// is summed (the AllGather is left out: the updated weights are gathered instead); the AllReduce sums it all.
 inline void sum_gradients(float* dw, size_t elements, float* scratch, const Comms& c, int rank, int world,
-                          cudaStream_t s) {
+                          cudaStream_t s, bool gather = true) {
 #ifdef NCCL_CTA_POLICY_ZERO
   if (gradients_on_copy_engines(c, elements, world)) {
     const size_t slice = elements / world;
     NCCL_CHECK(ncclAlltoAll(dw, scratch, slice, ncclFloat32, c.world_copy, s));
     sum_slices(scratch, world, slice, dw + (size_t)rank * slice, s);
-    NCCL_CHECK(ncclAllGather(dw + (size_t)rank * slice, dw, slice, ncclFloat32, c.world_copy, s));
+    if (gather) NCCL_CHECK(ncclAllGather(dw + (size_t)rank * slice, dw, slice, ncclFloat32, c.world_copy, s));
     return;
   }
 #endif
+  (void)gather;
   (void)scratch;
   (void)rank;
   NCCL_CHECK(ncclAllReduce(dw, dw, elements, ncclFloat32, ncclSum, c.world, s));

@@ -163,6 +163,7 @@ struct State {
   TensorSet<bf16> acts;     // activations and scratch, kActivations
   TensorSet<float> stats;   // norm statistics, partial sums and losses, kStatistics
   float* grad_parts = nullptr;  // the gradient sum's AlltoAll lands here (grad_sum.cuh), copy engines only
+  bool gather_gradients = true; // false under ZeRO-1: each rank keeps only its slice of each summed block
   // Scratch (kActivations): a norm's output, a branch's output, the residual stream's gradient, a norm
   // output's gradient, the attention output's gradient, SwiGLU's h or dh, one chunk's logits.
   bf16 *normed, *y, *dx, *dnormed, *dattn, *ffn, *logits;

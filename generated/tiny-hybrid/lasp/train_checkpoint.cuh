@@ -4,9 +4,10 @@
 // RUN/checkpoints/step-NNNNNN (checkpoint.cuh owns the folders and their atomic commit), and back on --resume.
 //
 // Design choices:
-// - The optimizer state is replicated (optimizer.cuh), but the shards on disk are per rank as ZeRO-1 will
-//   keep them: rank r writes elements [r E / W, (r + 1) E / W) of master, exp_avg and exp_avg_sq (E: the
-//   parameter allocation), so the checkpoint holds the state once, and a resume reads every rank's shard.
+// - One shard per rank. Replicated state (optimizer.cuh): rank r writes elements [r E / W, (r + 1) E / W) of
+//   master, exp_avg and exp_avg_sq (E: the parameter allocation), so the checkpoint holds the state once, and a
+//   resume reads every rank's shard. ZeRO-1: rank r writes the slices it holds (`zero1.` names) and reads
+//   back its own.
 // - The ranks agree through NCCL (no MPI needed): rank 0's process id, which names the temporary folder, goes
 //   to every rank by a max-reduction, and a second reduction is the barrier after every shard is on disk; then
 //   rank 0 writes the weights, config.json and trainer_state.json and renames the folder.
@@ -58,6 +59,21 @@ inline void shard_range(size_t elements, int rank, int world, size_t* first, siz
 }
 
 const char* const kStateNames[3] = {"master", "exp_avg", "exp_avg_sq"};
+// ZeRO-1's shards hold other elements (each rank's slices of every block): other names, so a checkpoint of
+// one kind read as the other fails on a name, not silently.
+const char* const kShardedNames[3] = {"zero1.master", "zero1.exp_avg", "zero1.exp_avg_sq"};
+
+// What rank `rank` writes of the state: replicated, its 1/W of the (identical) state arrays; ZeRO-1, all it holds.
+inline void own_range(const Optimizer& o, int rank, int world, size_t* first, size_t* count) {
+  if (o.sharded) {
+    *first = 0;
+    *count = o.elements;
+    return;
+  }
+  shard_range(o.elements, rank, world, first, count);
+}
+
+inline const char* state_name(const Optimizer& o, int k) { return o.sharded ? kShardedNames[k] : kStateNames[k]; }
 
 }  // namespace train_checkpoint
 
@@ -104,13 +120,13 @@ inline void save_checkpoint(State& st, const Optimizer& o, const checkpoint::Tra
   if (st.layout.rank != 0) pending = checkpoint::pending_for(run_dir, state.step, owner);
   // This rank's shard of the fp32 state.
   size_t first = 0, count = 0;
-  train_checkpoint::shard_range(o.elements, st.layout.rank, st.layout.world, &first, &count);
+  train_checkpoint::own_range(o, st.layout.rank, st.layout.world, &first, &count);
   std::vector<float> host(3 * count);
   const float* arrays[3] = {o.master, o.m, o.v};
   std::vector<safetensors::TensorOut> shard;
   for (int k = 0; k < 3; k++) {
     CUDA_CHECK(cudaMemcpy(host.data() + k * count, arrays[k] + first, count * sizeof(float), cudaMemcpyDeviceToHost));
-    shard.push_back({train_checkpoint::kStateNames[k], safetensors::DType::F32, {(int64_t)count}, host.data() + k * count});
+    shard.push_back({train_checkpoint::state_name(o, k), safetensors::DType::F32, {(int64_t)count}, host.data() + k * count});
   }
   if (!checkpoint::write_shard(pending, (uint64_t)st.layout.rank, (uint64_t)st.layout.world, shard, &error))
     train_checkpoint::fail(error);
@@ -149,13 +165,15 @@ inline checkpoint::TrainerState load_checkpoint(State& st, Optimizer& o, const s
   if (state.rng_state != train_data::position_seed(state.seed, state.data_position))
     train_checkpoint::fail(checkpoint::state_path(folder) + ": rng_state does not match its seed and data_position");
   load_weights(st, checkpoint::model_path(folder));
+  // Replicated: every rank's part, into this rank's whole state; ZeRO-1: this rank's own shard.
   for (int r = 0; r < st.layout.world; r++) {
+    if (o.sharded && r != st.layout.rank) continue;
     size_t first = 0, count = 0;
-    train_checkpoint::shard_range(o.elements, r, st.layout.world, &first, &count);
+    train_checkpoint::own_range(o, r, st.layout.world, &first, &count);
     std::vector<float> host(3 * count);
     std::vector<safetensors::TensorIn> expected;
     for (int k = 0; k < 3; k++)
-      expected.push_back({train_checkpoint::kStateNames[k], safetensors::DType::F32, {(int64_t)count}, host.data() + k * count});
+      expected.push_back({train_checkpoint::state_name(o, k), safetensors::DType::F32, {(int64_t)count}, host.data() + k * count});
     const std::string path = checkpoint::shard_path(folder, (uint64_t)r, (uint64_t)st.layout.world);
     if (!safetensors::read_file(path, expected, &error)) train_checkpoint::fail(error);
     float* arrays[3] = {o.master, o.m, o.v};
