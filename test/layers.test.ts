@@ -9,7 +9,7 @@ const FLOORS: string[][] = [
   ["ast", "spec", "diagnostics", "syntax", "io", "text", "grammar", "data"],
   ["check", "format"],
   ["schedule", "reference", "model"],
-  ["verify", "cost", "inspect", "codegen"],
+  ["verify", "cost", "inspect", "codegen", "plan"],
   ["toolchain"],
   ["cli", "grammar-docs"],
 ];

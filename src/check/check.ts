@@ -43,6 +43,9 @@ import {
   PARALLEL_KEYS,
   RUN_KEYS,
   SOFTMAX_KEYS,
+  AUTO,
+  AUTO_KEYS,
+  type AutoKey,
   type KeyRule,
 } from "../spec/schema.js";
 import {
@@ -76,6 +79,16 @@ interface DeclaredLayer {
 /** A setting's value: required keys are present once the spec has no errors, the others default by the schema. */
 function valueOf<T extends ReadValue>(read: ReadSettings, keys: readonly KeyRule[], key: string): T {
   return settingValue<T>(read, keys, key)!;
+}
+
+/** A parallel key that may be `auto`: its default until the planner resolves it (schema.ts's AUTO). */
+function strategyOf<T extends string>(read: ReadSettings, key: AutoKey): T {
+  const value = valueOf<string>(read, PARALLEL_KEYS, key);
+  return (value === AUTO ? PARALLEL_KEYS.find((k) => k.key === key)!.default : value) as T;
+}
+
+function autoKeys(read: ReadSettings): AutoKey[] {
+  return AUTO_KEYS.filter((key) => valueOf<string>(read, PARALLEL_KEYS, key) === AUTO);
 }
 
 class Checker {
@@ -148,10 +161,11 @@ class Checker {
         gpus,
         sequence,
         data,
-        linear: valueOf<LinearStrategy>(parallelRead, PARALLEL_KEYS, "linear"),
-        softmax: valueOf<SoftmaxStrategy>(parallelRead, PARALLEL_KEYS, "softmax"),
-        layout: valueOf<Layout>(parallelRead, PARALLEL_KEYS, "layout"),
+        linear: strategyOf<LinearStrategy>(parallelRead, "linear"),
+        softmax: strategyOf<SoftmaxStrategy>(parallelRead, "softmax"),
+        layout: strategyOf<Layout>(parallelRead, "layout"),
         overlap: valueOf<boolean>(parallelRead, PARALLEL_KEYS, "overlap"),
+        ...(autoKeys(parallelRead).length > 0 ? { auto: { keys: autoKeys(parallelRead) } } : {}),
       },
       run: {
         seqLen: valueOf<number>(runRead, RUN_KEYS, "seq_len"),

@@ -7,14 +7,23 @@ import { hasErrors, sortDiagnostics } from "../diagnostics/diagnostic.js";
 import { renderDiagnostics } from "../diagnostics/render.js";
 import { EXIT, type CliIo } from "./io.js";
 
-/** Reads and checks one file; an unreadable file is a usage error, reported here. */
+/**
+ * Reads and checks one file; an unreadable file is a usage error, reported here. Settings written `auto` are
+ * resolved here, once for every command, by the planner (src/plan/auto.ts, loaded only then).
+ */
 export async function loadSpec(file: string, io: CliIo): Promise<FrontEndResult | undefined> {
+  let result: FrontEndResult;
   try {
-    return await checkFile(file);
+    result = await checkFile(file);
   } catch (error) {
     io.stderr(`lasp: cannot read ${file}: ${describeIoError(error)}\n`);
     return undefined;
   }
+  if (result.spec?.parallel.auto !== undefined && result.ast !== undefined) {
+    const { resolveAuto } = await import("../plan/auto.js");
+    result.spec = resolveAuto(result.ast, file, result.spec);
+  }
+  return result;
 }
 
 export function describeIoError(error: unknown): string {

@@ -18,6 +18,7 @@ import {
   type MachineProfile,
 } from "../cost/profile.js";
 import { stepText } from "../inspect/step.js";
+import { autoText } from "../inspect/auto.js";
 import { memoryJson, memoryText } from "../inspect/memory.js";
 import { gigabytes } from "../cost/memory-notes.js";
 import { loadSpec, reportDiagnostics } from "./check-command.js";
@@ -82,11 +83,13 @@ export async function inspectCommand(file: string, options: InspectOptions, io: 
   }
   if (options.json) {
     // The IR's fields as before, and beside them the tables the text shows.
-    io.stdout(`${JSON.stringify({ ...program, ...report, memory: memoryJson(memory) }, null, 2)}\n`);
+    const auto = spec.parallel.auto === undefined ? {} : { auto: spec.parallel.auto };
+    io.stdout(`${JSON.stringify({ ...program, ...report, memory: memoryJson(memory), ...auto }, null, 2)}\n`);
     return EXIT.ok;
   }
+  const auto = spec.parallel.auto === undefined ? "" : `${autoText(spec.parallel.auto, outputWidth())}\n\n`;
   io.stdout(
-    `${inspectText(spec, program, { rank, report, width: outputWidth() })}\n${stepText(report.step, outputWidth())}\n\n${memoryText(memory, outputWidth())}\n`,
+    `${auto}${inspectText(spec, program, { rank, report, width: outputWidth() })}\n${stepText(report.step, outputWidth())}\n\n${memoryText(memory, outputWidth())}\n`,
   );
   return EXIT.ok;
 }
@@ -96,7 +99,7 @@ export async function inspectCommand(file: string, options: InspectOptions, io: 
  * ending in `.json`, so that a missing file gets the loader's error);
  * undefined (after saying why) when unknown or invalid.
  */
-function machineOption(text: string | undefined, io: CliIo): MachineProfile | undefined {
+export function machineOption(text: string | undefined, io: CliIo): MachineProfile | undefined {
   if (text === undefined) return H100_PROFILE;
   const shipped = SHIPPED_PROFILES[text];
   if (shipped !== undefined) return shipped;

@@ -7,6 +7,7 @@ import type { CompileOptions } from "./compile-command.js";
 import { COMPILE_HELP } from "./compile-help.js";
 import type { FmtOptions } from "./fmt-command.js";
 import type { InspectOptions } from "./inspect-command.js";
+import type { PlanOptions } from "./plan-command.js";
 import { LASP2_FLAG, LASP2_HELP } from "./lasp2-option.js";
 import { outputWidth } from "../text/units.js";
 import { EXIT, processIo, type CliIo } from "./io.js";
@@ -32,6 +33,8 @@ Examples:
       the same tables and the whole lowered program, as JSON
   $ lasp inspect examples/tiny-hybrid.lasp --svg timeline.svg
       a timeline picture of the first layers
+  $ lasp plan examples/linear-llama3-1b.lasp --gpus 8 16 32 --svg plan.svg
+      rank every schedule choice by predicted tokens/s per GPU, and plot it
   $ lasp verify examples/linear-llama3-1b-hybrid.lasp --seq-len 2K
       prove the schedules exact on the CPU (float64), at 2048 tokens
   $ lasp run examples/tiny-linear.lasp --mode verify
@@ -121,6 +124,25 @@ export function buildProgram(
     .action(async (spec: string, options: InspectOptions) => {
       const { inspectCommand } = await import("./inspect-command.js");
       setExit(await inspectCommand(spec, options, io));
+    });
+
+  program
+    .command("plan")
+    .description(
+      "rank every valid schedule choice (strategies, layout, sequence x data) by predicted step time and tokens/s per GPU, with memory per GPU",
+    )
+    .argument("<spec>", ".lasp spec file")
+    .option("--gpus <n...>", "GPU counts to plan for (default: the spec's)")
+    .option("--seq-len <n...>", "global sequence lengths, e.g. 64K 256K (default: the spec's)")
+    .option(
+      "--machine <name|file>",
+      "machine profile: h100-sxm-80gb (default), h200-141gb, a100-sxm-80gb, a100-sxm-40gb, or a profile's JSON file",
+    )
+    .option("--json", "print the ranked rows and the skipped choices as JSON")
+    .option("--svg <file>", "write tokens/s per GPU against the GPUs (or seq_len), one line per choice")
+    .action(async (spec: string, options: PlanOptions) => {
+      const { planCommand } = await import("./plan-command.js");
+      setExit(await planCommand(spec, options, io));
     });
 
   program

@@ -164,6 +164,21 @@ export function machineOf(profile: MachineProfile): Machine {
   };
 }
 
+/**
+ * The simulator's view for a group of `ranks` GPUs placed on consecutive GPUs of nodes: inside one node the
+ * NVLink level; a group that spans nodes runs its rings through the slower inter-node links, which bound
+ * NCCL's bus bandwidth (the hierarchical algorithms change the latency, not that bound).
+ */
+export function machineForGroup(profile: MachineProfile, ranks: number): Machine {
+  if (ranks <= profile.nvlink.gpusPerNode) return machineOf(profile);
+  return {
+    ...machineOf(profile),
+    name: `${profile.name} (${Math.ceil(ranks / profile.nvlink.gpusPerNode)} nodes over ${profile.interNode.fabric})`,
+    linkBandwidth: profile.interNode.busBandwidth,
+    linkLatency: profile.interNode.latency,
+  };
+}
+
 /** The memory model's view. */
 export function gpuOf(profile: MachineProfile): Gpu {
   return { memory: profile.gpu.memoryBytes, sms: profile.gpu.sms };

@@ -11,14 +11,13 @@
 // - The attention core: the schedule simulator on the IR (simulate.ts), every layer's forward and backward
 //   pass. A hosted kind's schedule runs the Q projection and dWo inside its passes (`host` steps), and the
 //   program's profile counts them in attention_core too, so they leave the projections' GEMMs here.
-// Not in it yet: the weight-gradient sum over ranks (one GPU: none), kernel launch gaps, and the optimizer
-// (bench mode runs none).
+// Not in it: kernel launch gaps; the weight-gradient sum over ranks and the optimizer are training-step.ts's.
 import { elementsOf, modelParameters, type ModelPart } from "../model/parameters.js";
 import { classifierChunk, normPartialRows } from "../model/tables.js";
 import type { ScheduleProgram } from "../schedule/ir.js";
 import type { ResolvedSpec } from "../spec/resolved.js";
 import { cubSortBytes } from "./memory.js";
-import { machineOf, type MachineProfile } from "./profile.js";
+import { machineForGroup, type MachineProfile } from "./profile.js";
 import { simulatePass } from "./simulate.js";
 
 export const STEP_PARTS = [
@@ -207,7 +206,7 @@ export function predictStep(
   );
 
   // The attention core: each kind's passes on the simulator, once per layer of that kind.
-  const machine = machineOf(profile);
+  const machine = machineForGroup(profile, spec.parallel.sequence);
   program.schedules.forEach((schedule, i) => {
     const count = program.layers.filter((l) => l === i).length;
     if (count === 0) return;

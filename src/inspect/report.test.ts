@@ -87,11 +87,11 @@ describe("lasp inspect: text, JSON and SVG agree", () => {
           }
         }
         const sum = k.weightGradientSum;
-        expect(sum.bytes).toBe(2 * sum.elements);
+        expect(sum.bytes).toBe(4 * sum.elements); // fp32 gradients, the layer's whole block
         const words = `${formatTime(sum.time)} (${formatBytes(sum.bytes)} over ${sum.ranks} GPUs)`;
         expect(text.replace(/\n\s+/g, " ")).toContain(`${k.kind}: ${words}`);
         expect(headers.join("\n")).toContain(
-          `${k.kind} ${formatTime(sum.time)} (AllReduce of ${formatBytes(sum.bytes)} over ${sum.ranks} GPUs)`,
+          `${k.kind} ${formatTime(sum.time)} (${sum.collective} of ${formatBytes(sum.bytes)} over ${sum.ranks} GPUs)`,
         );
       }
       const step = json.predictions.step;

@@ -2,12 +2,17 @@
 // (each pass of each layer kind, split into the attention and the projection a schedule runs inside the pass,
 // and the weight-gradient sum after each layer's backward). The text, `--json` and `--svg` all render this
 // report, so they cannot disagree. Times are seconds, sizes bytes.
-import { collectiveTime, type Machine } from "../cost/machine.js";
-import { H100_PROFILE, machineOf, type MachineProfile } from "../cost/profile.js";
+import type { Machine } from "../cost/machine.js";
+import { H100_PROFILE, machineForGroup, type MachineProfile } from "../cost/profile.js";
+import {
+  blockSpans,
+  gathersGradients,
+  gradientSumTime,
+  type GradientSumPath,
+} from "../cost/training-step.js";
 import { simulateProgram, type PassTimeline, type ProgramTimes } from "../cost/simulate.js";
 import type { ScheduleProgram } from "../schedule/ir.js";
 import type { LayerKind, ResolvedSpec } from "../spec/resolved.js";
-import { attentionWeightElements } from "../schedule/weights.js";
 import { compareStrategies, type StrategyRow } from "./compare.js";
 import { modelReport, type ModelReport } from "./model.js";
 import { stepSection, type StepSection } from "./step.js";
@@ -29,9 +34,13 @@ export interface PassPrediction {
   hiddenFraction: number;
 }
 
-/** The sum of a layer's weight gradients (Wq, Wk, Wv, Wo) over every GPU, as the generated program issues it. */
+/**
+ * The sum of a layer's fp32 weight gradients (its norms, attention and MLP: one block) over every GPU, as the
+ * generated program issues it (runtime/grad_sum.cuh; cost/training-step.ts prices it).
+ */
 export interface WeightGradientSum {
-  collective: "AllReduce";
+  /** "copy engines" (AlltoAll, a sum kernel, AllGather) inside a node, else "AllReduce". */
+  collective: "AllReduce" | "copy engines";
   /** Every GPU holds a replica: sequence x data. */
   ranks: number;
   elements: number;
@@ -92,15 +101,20 @@ export function inspectNumbers(
   program: ScheduleProgram,
   profile: MachineProfile = H100_PROFILE,
 ): InspectNumbers {
-  const machine = machineOf(profile);
+  const machine = machineForGroup(profile, spec.parallel.sequence);
   const times = simulateProgram(program, machine);
   return { machine, times, report: inspectReport(spec, program, profile, times) };
 }
 
-/** The program keeps weights and their gradients in bf16 whatever the activations' dtype (main.cu.hbs). */
-const WEIGHT_BYTES = 2;
+/** The program sums fp32 weight gradients (the optimizer's master weights are fp32). */
+const GRADIENT_BYTES = 4;
 
-/** Elements of a layer's attention weights: Wq and Wo over the heads, Wk and Wv over the kv heads. */
+const COLLECTIVE: Record<GradientSumPath, WeightGradientSum["collective"]> = {
+  none: "AllReduce",
+  allreduce: "AllReduce",
+  copy_engines: "copy engines",
+};
+
 function passPrediction(t: PassTimeline): PassPrediction {
   return {
     pass: t.makespan,
@@ -116,9 +130,8 @@ export function inspectReport(
   program: ScheduleProgram,
   profile: MachineProfile = H100_PROFILE,
   /** The simulation on the profile's machine, where the caller has it already (inspectNumbers). */
-  times: ProgramTimes = simulateProgram(program, machineOf(profile)),
+  times: ProgramTimes = simulateProgram(program, machineForGroup(profile, spec.parallel.sequence)),
 ): InspectReport {
-  const machine = machineOf(profile);
   const model = modelReport(spec);
   const layerCount = (kind: string): number =>
     program.layers.filter((s) => program.schedules[s]!.kind === kind).length;
@@ -128,23 +141,29 @@ export function inspectReport(
   }));
   return {
     communication,
-    predictions: predict(program, spec.parallel.gpus, machine, times),
+    predictions: predict(spec, program, profile, times),
     model,
     step: stepSection(spec, program, profile, model.flops_per_token),
   };
 }
 
-/** The predictions of `program` on `machine` when `gpus` GPUs (sequence x data) hold the weights. */
+/** The predictions of `program` (lowered from `spec`) on `profile`'s GPUs: every GPU holds the weights. */
 export function predict(
+  spec: ResolvedSpec,
   program: ScheduleProgram,
-  gpus: number,
-  machine: Machine,
-  /** The simulation of `program` on `machine`. */
+  profile: MachineProfile,
+  /** The simulation of `program` on the profile's machine. */
   times: ProgramTimes,
 ): Predictions {
+  const gpus = spec.parallel.gpus;
+  const blocks = blockSpans(spec);
+  const gather = gathersGradients(spec);
   const kinds = times.kinds.map((k): KindPrediction => {
-    const elements = attentionWeightElements(program.sizes, program.schedules[k.schedule]!);
-    const bytes = elements * WEIGHT_BYTES;
+    // The block of the first layer of this kind (every layer of a kind has the same weights).
+    const layer = program.layers.indexOf(k.schedule);
+    const elements = blocks[layer]!.elements;
+    const bytes = elements * GRADIENT_BYTES;
+    const sum = gradientSumTime(elements, gpus, profile, gather);
     return {
       kind: k.kind,
       layer: k.layer,
@@ -153,11 +172,11 @@ export function predict(
       forward: passPrediction(k.forward),
       backward: passPrediction(k.backward),
       weightGradientSum: {
-        collective: "AllReduce",
+        collective: COLLECTIVE[sum.path],
         ranks: gpus,
         elements,
         bytes,
-        time: collectiveTime("allreduce", bytes, gpus, machine),
+        time: sum.seconds,
       },
     };
   });

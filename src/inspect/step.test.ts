@@ -7,11 +7,12 @@ import { main } from "../cli/main.js";
 import { captureIo } from "../cli/test-io.js";
 import { H100_PROFILE, SHIPPED_PROFILES } from "../cost/profile.js";
 import { predictStep, STEP_PARTS } from "../cost/step.js";
+import { predictTrainingStep } from "../cost/training-step.js";
 import { trainingFlopsPerToken } from "../model/flops.js";
 import { lowerSpec } from "../schedule/lower.js";
 import { formatTime } from "../text/units.js";
 import type { InspectReport } from "./report.js";
-import { stepSection } from "./step.js";
+import { stepSection, stepText } from "./step.js";
 
 const ONE_GPU = "bench/gpu/specs/m-linear-1b-w1.lasp";
 const HYBRID = "examples/linear-llama3-1b-hybrid.lasp";
@@ -46,7 +47,8 @@ describe("inspect's step section", () => {
       (tokensPerSecond * trainingFlopsPerToken(s).perToken) / profile.gpu.denseBf16Flops,
       9,
     );
-    expect(json.step.notModelled).toEqual(["kernel launch gaps", "the optimizer"]);
+    expect(json.step.notModelled).toEqual(["kernel launch gaps"]);
+    expect(json.step.optimizer).toBeNull(); // bench mode
 
     const io = captureIo();
     expect(await main(["inspect", ONE_GPU, "--machine", "a100-sxm-80gb"], io)).toBe(0);
@@ -56,23 +58,33 @@ describe("inspect's step section", () => {
     expect(io.out).toContain(`MFU ${(json.step.mfu! * 100).toFixed(1)}%`);
   });
 
-  it("gives no step time for more than one GPU, and says what is missing", async () => {
+  it("gives the whole step for more than one GPU: the parts, the exposed gradient sums, tokens/s per GPU", async () => {
     const s = spec(HYBRID);
     const section = stepSection(s, lowerSpec(s), H100_PROFILE, trainingFlopsPerToken(s).perToken);
-    expect(section).toMatchObject({
-      gpus: 8,
-      modelled: false,
-      total: null,
-      tokensPerSecond: null,
-      mfu: null,
-    });
-    expect(section.notModelled).toContain("the weight-gradient sum over ranks");
+    const prediction = predictTrainingStep(s, lowerSpec(s), H100_PROFILE);
+    expect(section).toMatchObject({ gpus: 8, modelled: true, total: prediction.total, optimizer: null });
+    expect(section.gradientSum.busy).toBeGreaterThan(section.gradientSum.exposed);
+    expect(section.total).toBeCloseTo(prediction.step.total + section.gradientSum.exposed, 12);
+    expect(section.tokensPerSecond).toBeCloseTo((s.run.seqLen * s.run.batch) / 8 / section.total, 6);
     // The parts are still one rank's: predictStep on the rank's rows.
     expect(section.parts).toEqual(predictStep(s, lowerSpec(s), H100_PROFILE).parts);
     const io = captureIo();
     expect(await main(["inspect", HYBRID], io)).toBe(0);
-    expect(io.out).toContain("No step time for 8 GPUs yet");
-    expect(io.out).toContain("the weight-gradient sum over ranks");
+    expect(io.out).toContain("predicted from the H100 SXM 80 GB profile for 8 GPUs");
+    expect(io.out).toMatch(
+      new RegExp(`gradient sums left after the backward\\s+${formatTime(section.gradientSum.exposed)}`),
+    );
+    expect(io.out).toMatch(new RegExp(`step\\s+${formatTime(section.total)}`));
+    expect(io.out).toContain("tokens/s per GPU");
+  });
+
+  it("adds train mode's optimizer to the step", () => {
+    const s = spec("bench/gpu/specs/t-linear-1b-w1.lasp");
+    const section = stepSection(s, lowerSpec(s), H100_PROFILE, trainingFlopsPerToken(s).perToken);
+    const bench = predictStep(s, lowerSpec(s), H100_PROFILE);
+    expect(section.optimizer).toBeGreaterThan(0);
+    expect(section.total).toBeCloseTo(bench.total + section.optimizer!, 12);
+    expect(stepText(section)).toContain("optimizer (AdamW)");
   });
 });
 

@@ -1,40 +1,39 @@
 // The step section of `lasp inspect`: the whole training step of one rank by part (cost/step.ts's
-// predictStep on the chosen machine profile), and on one GPU the tokens/s and MFU it implies. With more than
-// one GPU, predictStep prices each rank's own work and its attention's communication but not the weight-gradient
-// sum over ranks, the launch gaps or the optimizer, so the section shows the parts and no step total: a total
-// that leaves out the sum over ranks would read as a multi-GPU step time and mean something else.
-import { predictStep, STEP_PARTS, type StepPart } from "../cost/step.js";
+// predictStep on the chosen machine profile), what more than one GPU and train mode add (cost/training-step.ts:
+// the weight-gradient sums the backward does not hide, the optimizer), and the tokens/s per GPU and MFU the step
+// implies. `lasp plan` ranks choices by the same section, so the two never disagree.
+import { STEP_PARTS, type StepPart } from "../cost/step.js";
+import { predictTrainingStep } from "../cost/training-step.js";
 import type { MachineProfile } from "../cost/profile.js";
 import type { ScheduleProgram } from "../schedule/ir.js";
 import type { ResolvedSpec } from "../spec/resolved.js";
 import { formatTime, MAX_WIDTH, table, wrap } from "../text/units.js";
-
-/** What predictStep leaves out with more than one GPU (with one, bench mode measures none of it either). */
-export const NOT_MODELLED = [
-  "the weight-gradient sum over ranks",
-  "kernel launch gaps",
-  "the optimizer",
-] as const;
 
 export interface StepSection {
   /** The machine profile the prediction comes from. */
   profile: string;
   /** GPUs of the spec (sequence x data). */
   gpus: number;
-  /** Tokens (rows) of one rank in a step. */
+  /** Tokens (rows) of one rank in a micro-batch. */
   rowsPerRank: number;
-  /** Seconds per part on one rank, as bench mode reports them (runtime/state.cuh). */
+  /** Seconds per part of one micro-batch on one rank, as bench mode reports them (runtime/state.cuh). */
   parts: Record<StepPart, number>;
-  /** True on one GPU: the parts add up to the step bench mode measures (no optimizer). */
+  /** True: the step below is predicted (kept for readers of the JSON written before it always was). */
   modelled: boolean;
   /** What the prediction leaves out. */
   notModelled: string[];
-  /** The step, s; null with more than one GPU. */
-  total: number | null;
-  /** Tokens per second of the GPU; null with more than one GPU. */
-  tokensPerSecond: number | null;
-  /** Model FLOPs per token x tokens/s over the profile's dense bf16 peak; null with more than one GPU. */
-  mfu: number | null;
+  /** The weight-gradient sums over every GPU: their whole time, and what the backward leaves exposed, s. */
+  gradientSum: { busy: number; exposed: number };
+  /** Train mode's optimizer step, s; null in bench and verify mode. */
+  optimizer: number | null;
+  /** Micro-batches per step (`accumulate` in train mode, else 1). */
+  microBatches: number;
+  /** The step, s: micro-batches x (the parts + exposed sums) + the optimizer. */
+  total: number;
+  /** Tokens per second per GPU. */
+  tokensPerSecond: number;
+  /** Model FLOPs per token x tokens/s per GPU over the profile's dense bf16 peak. */
+  mfu: number;
 }
 
 export function stepSection(
@@ -44,20 +43,21 @@ export function stepSection(
   /** Training FLOPs per token (model/flops.ts), the MFU's numerator per token. */
   flopsPerToken: number,
 ): StepSection {
-  const prediction = predictStep(spec, program, profile);
-  const gpus = spec.parallel.gpus;
-  const one = gpus === 1;
-  const tokensPerSecond = one ? prediction.rows / prediction.total : null;
+  const prediction = predictTrainingStep(spec, program, profile);
+  const tokensPerSecond = prediction.tokensPerSecondPerGpu;
   return {
     profile: profile.name,
-    gpus,
-    rowsPerRank: prediction.rows,
-    parts: prediction.parts,
-    modelled: one,
-    notModelled: one ? ["kernel launch gaps", "the optimizer"] : [...NOT_MODELLED],
-    total: one ? prediction.total : null,
+    gpus: spec.parallel.gpus,
+    rowsPerRank: prediction.step.rows,
+    parts: prediction.step.parts,
+    modelled: true,
+    notModelled: ["kernel launch gaps"],
+    gradientSum: { busy: prediction.gradientSum.busy, exposed: prediction.gradientSum.exposed },
+    optimizer: prediction.optimizer?.seconds ?? null,
+    microBatches: prediction.microBatches,
+    total: prediction.total,
     tokensPerSecond,
-    mfu: tokensPerSecond === null ? null : (tokensPerSecond * flopsPerToken) / profile.gpu.denseBf16Flops,
+    mfu: (tokensPerSecond * flopsPerToken) / profile.gpu.denseBf16Flops,
   };
 }
 
@@ -72,17 +72,22 @@ const LABELS: Record<StepPart, string> = {
 
 export function stepText(step: StepSection, width: number = MAX_WIDTH): string {
   const rows = STEP_PARTS.map((p) => [LABELS[p], formatTime(step.parts[p])]);
-  const title =
-    step.total === null
-      ? `Step by part on one rank, predicted from the ${step.profile} profile: each rank's own work and its attention's communication, ${step.rowsPerRank} tokens per rank`
-      : `Step by part, predicted from the ${step.profile} profile for one GPU (${step.rowsPerRank} tokens)`;
-  const lines =
-    step.total === null
-      ? [`No step time for ${step.gpus} GPUs yet: the model does not include ${inWords(step.notModelled)}.`]
-      : [
-          `${Math.round(step.tokensPerSecond!).toLocaleString("en-US")} tokens/s, MFU ${(step.mfu! * 100).toFixed(1)}% of the dense bf16 peak; without ${step.notModelled.join(" or ")} (bench mode's step).`,
-        ];
-  if (step.total !== null) rows.push(["step", formatTime(step.total)]);
+  const one = step.gpus === 1;
+  if (!one) rows.push(["gradient sums left after the backward", formatTime(step.gradientSum.exposed)]);
+  if (step.optimizer !== null) rows.push(["optimizer (AdamW)", formatTime(step.optimizer)]);
+  rows.push(["step", formatTime(step.total)]);
+  const title = one
+    ? `Step by part, predicted from the ${step.profile} profile for one GPU (${step.rowsPerRank} tokens)`
+    : `Step by part on one rank, predicted from the ${step.profile} profile for ${step.gpus} GPUs (${step.rowsPerRank} tokens per rank)`;
+  const lines = [
+    `${Math.round(step.tokensPerSecond).toLocaleString("en-US")} tokens/s${one ? "" : " per GPU"}, MFU ${(step.mfu * 100).toFixed(1)}% of the dense bf16 peak; without ${step.notModelled.join(" or ")}.`,
+  ];
+  if (step.microBatches > 1)
+    lines.push(`The parts are one micro-batch's; the step runs ${step.microBatches} of them.`);
+  if (!one)
+    lines.push(
+      `The weight-gradient sums take ${formatTime(step.gradientSum.busy)} on their own stream beside the backward; what is left after it is in the step.`,
+    );
   return [
     wrap(title, width).join("\n"),
     table(["part", "time"], rows, "  ", width),
@@ -92,9 +97,4 @@ export function stepText(step: StepSection, width: number = MAX_WIDTH): string {
         .join("\n"),
     ),
   ].join("\n");
-}
-
-/** "a, b and c". */
-function inWords(items: string[]): string {
-  return items.length <= 1 ? (items[0] ?? "") : `${items.slice(0, -1).join(", ")} and ${items.at(-1)}`;
 }

@@ -134,7 +134,7 @@ export function timelineSvg(
     sums
       .map(
         (k) =>
-          `${k.kind} ${fmtTime(k.weightGradientSum.time)} (AllReduce of ${fmtBytes(k.weightGradientSum.bytes)} over ${k.weightGradientSum.ranks} GPUs)`,
+          `${k.kind} ${fmtTime(k.weightGradientSum.time)} (${k.weightGradientSum.collective} of ${fmtBytes(k.weightGradientSum.bytes)} over ${k.weightGradientSum.ranks} GPUs)`,
       )
       .join(", ");
   out.push(text(MARGIN, y + 14, title, { size: 16, weight: "bold" }));

@@ -2,6 +2,8 @@
 // filled in, schedules of decay are expanded to one value per head, the stack is flattened to one entry per
 // layer. Nothing downstream reads the AST.
 
+import type { AutoKey } from "./schema.js";
+
 export type FeatureMap = "identity" | "elu_plus_one" | "relu" | "silu";
 export type LinearStrategy = "lasp2" | "lasp1" | "ulysses";
 export type SoftmaxStrategy = "allgather" | "ring" | "ulysses";
@@ -61,6 +63,19 @@ export interface ResolvedParallel {
   softmax: SoftmaxStrategy;
   layout: Layout;
   overlap: boolean;
+  /** Set when the spec writes `auto` for any of linear, softmax, layout (schema.ts's AUTO). */
+  auto?: AutoResolution;
+}
+
+/**
+ * The keys written `auto` and, once the planner has resolved them (src/plan/auto.ts), what it chose: until
+ * then the resolved spec holds the keys' defaults.
+ */
+export interface AutoResolution {
+  keys: AutoKey[];
+  /** The planner's choice and why: its tokens/s per GPU, the runner-up's, on which machine profile. */
+  chosen?: { label: string; tokensPerSecondPerGpu: number; machine: string };
+  runnerUp?: { label: string; tokensPerSecondPerGpu: number };
 }
 
 /** `mlp`: each layer's gate and up products are recomputed in the backward pass (runtime/layer.cuh). */

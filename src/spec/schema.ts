@@ -139,6 +139,14 @@ export const SOFTMAX_KEYS: readonly KeyRule[] = [
   },
 ];
 
+/**
+ * `linear auto`, `softmax auto`, `layout auto`: the checker puts the key's default in the resolved spec and
+ * lists the key in `parallel.auto`; the command line's loader (src/plan/auto.ts) then picks the fastest choice.
+ */
+export const AUTO = "auto";
+export const AUTO_KEYS = ["linear", "softmax", "layout"] as const;
+export type AutoKey = (typeof AUTO_KEYS)[number];
+
 export const PARALLEL_KEYS: readonly KeyRule[] = [
   { key: "gpus", rule: int(1, 4096), example: "gpus 8", doc: "total GPUs; default sequence x data" },
   {
@@ -150,24 +158,24 @@ export const PARALLEL_KEYS: readonly KeyRule[] = [
   { key: "data", rule: int(1, 4096), default: "1", example: "data 1", doc: "data-parallel group size" },
   {
     key: "linear",
-    rule: { type: "enum", words: ["lasp2", "lasp1", "ulysses"] },
+    rule: { type: "enum", words: ["lasp2", "lasp1", "ulysses", AUTO] },
     default: "lasp2",
     example: "linear lasp2",
-    doc: "schedule of linear-attention layers",
+    doc: "schedule of linear-attention layers; `auto`: the fastest by `lasp plan`'s model (H100)",
   },
   {
     key: "softmax",
-    rule: { type: "enum", words: ["allgather", "ring", "ulysses"] },
+    rule: { type: "enum", words: ["allgather", "ring", "ulysses", AUTO] },
     default: "allgather",
     example: "softmax allgather",
-    doc: "schedule of softmax layers (`allgather` is LASP-2H)",
+    doc: "schedule of softmax layers (`allgather` is LASP-2H); `auto` as for `linear`",
   },
   {
     key: "layout",
-    rule: { type: "enum", words: ["contiguous", "zigzag"] },
+    rule: { type: "enum", words: ["contiguous", "zigzag", AUTO] },
     default: "contiguous",
     example: "layout zigzag",
-    doc: "how the sequence is split over ranks, the same for every layer",
+    doc: "how the sequence is split over ranks, the same for every layer; `auto` as for `linear`",
   },
   {
     key: "overlap",

@@ -1,0 +1,232 @@
+import { readFileSync } from "node:fs";
+import { describe, expect, it } from "vitest";
+import { checkSource } from "../check/front-end.js";
+import { parameterCounts } from "../model/parameters.js";
+import { lowerSpec } from "../schedule/lower.js";
+import type { ResolvedSpec } from "../spec/resolved.js";
+import { H100_PROFILE, SHIPPED_PROFILES } from "./profile.js";
+import {
+  gradientSumTime,
+  OPTIMIZER_BYTES_PER_PARAMETER,
+  predictTrainingStep,
+  type TrainingStepPrediction,
+} from "./training-step.js";
+
+function benchSpec(name: string, edit: (text: string) => string = (t) => t): ResolvedSpec {
+  const result = checkSource(`${name}.lasp`, edit(readFileSync(`bench/gpu/specs/${name}.lasp`, "utf8")));
+  if (result.spec === undefined) throw new Error(result.diagnostics.map((d) => d.message).join("\n"));
+  return result.spec;
+}
+const predict = (name: string, profile = H100_PROFILE): TrainingStepPrediction => {
+  const spec = benchSpec(name);
+  return predictTrainingStep(spec, lowerSpec(spec), profile);
+};
+const ms = (seconds: number): number => seconds * 1e3;
+
+describe("train mode's step on one H100, predicted against the measurement", () => {
+  // bench/results/2026-12-05-train-mode-h100.md: t-linear-1b-w1 (Linear-Llama3-1B, 16K tokens, AdamW replicated,
+  // 1.599B parameters) trains at 244.35 ms a step (median of 100); the same model's bench step (no optimizer)
+  // was 229.1 ms in the call after and 225.6 ms in bench/results/2026-12-05-whole-model-h100.md.
+  const TRAIN_STEP_MS = 244.35;
+  const BENCH_STEP_MS = [225.6, 229.1];
+
+  it("the train step within 2% of the measured 244.35 ms (predicted 244.2: 226.0 + the optimizer's 18.1)", () => {
+    const p = predict("t-linear-1b-w1");
+    expect(Math.abs(ms(p.total) / TRAIN_STEP_MS - 1)).toBeLessThan(0.02);
+    expect(p.gradientSum.busy).toBe(0); // one GPU sums nothing
+  });
+
+  it("the optimizer: 34 bytes per parameter at the attainable bandwidth, as much as train adds to bench", () => {
+    const spec = benchSpec("t-linear-1b-w1");
+    const p = predict("t-linear-1b-w1");
+    const parameters = parameterCounts(spec.model).total;
+    expect(p.optimizer!.parameters).toBe(parameters);
+    expect(p.optimizer!.seconds).toBeCloseTo(
+      (parameters * OPTIMIZER_BYTES_PER_PARAMETER) / H100_PROFILE.gpu.hbmAttainable,
+      12,
+    );
+    // Measured: train minus bench is 15.3-18.8 ms (the bench steps of two calls); 15.3 ms would need 3.6 TB/s,
+    // above the H100's 3.35 TB/s peak, so the lower figure is the bench step's spread, not the optimizer's.
+    const added = BENCH_STEP_MS.map((b) => TRAIN_STEP_MS - b);
+    expect(ms(p.optimizer!.seconds)).toBeGreaterThan(Math.min(...added));
+    expect(ms(p.optimizer!.seconds)).toBeLessThan(Math.max(...added) * 1.05);
+  });
+
+  it("bench mode runs no optimizer; accumulation repeats the forward and backward per micro-batch", () => {
+    expect(predict("m-linear-1b-w1").optimizer).toBeNull();
+    const spec = benchSpec("t-linear-1b-w1", (t) => t.replace("mode train", "mode train  accumulate 4"));
+    const four = predictTrainingStep(spec, lowerSpec(spec), H100_PROFILE);
+    const one = predict("t-linear-1b-w1");
+    expect(four.microBatches).toBe(4);
+    expect(four.tokens).toBe(4 * one.tokens);
+    expect(four.total - four.optimizer!.seconds).toBeCloseTo(4 * one.step.total, 12);
+    expect(four.optimizer!.bytes).toBeGreaterThan(one.optimizer!.bytes);
+  });
+});
+
+// bench/results/2026-11-26-weak-scaling-session5-h100x4.md (lease D, one run each, median rank; the copy
+// engines for LASP-2's states and the gradient sums, cuDNN for whole-sequence softmax), 16K tokens per GPU,
+// 4 layers (linear) or [L, L, L, S] x 2 (hybrid), vocab 512, ffn 512.
+const WEAK: Record<string, [number | undefined, number, number]> = {
+  lasp2: [13.45, 13.915, 14.07],
+  lasp1: [13.52, 15.21, 15.94],
+  "hyb-ag-zz": [40.46, 68.14, 110.14],
+  "hyb-ag-ct": [undefined, 84.82, 163.22],
+  "hyb-ring-zz": [undefined, 70.37, 117.71],
+  "hyb-uly-zz": [undefined, 58.88, 89.22],
+};
+const weak = (strategy: string, gpus: 1 | 2 | 4): number => ms(predict(`b-${strategy}-w${gpus}`).total);
+
+describe("weak scaling on 1, 2 and 4 H100s, predicted against the measurement", () => {
+  // Predicted (ms; measured in brackets):
+  // | LASP-2       | 15.59 [13.45] | 16.25 [13.92] | 16.37 [14.07] | 4 vs 1: +5.0% [+4.6%; four leases +4.3..+4.7%] |
+  // | LASP-1       | 15.38 [13.52] | 17.13 [15.21] | 17.46 [15.94] | 4 vs 1: +13.5% [+17.9%]                        |
+  // | Ulysses      | 42.44 [40.46] | 57.87 [58.88] | 84.23 [89.22] | -1.7%, -5.6%                                   |
+  // | LASP-2H zz   |               | 56.44 [68.14] | 82.59 [110.14]| -17%, -25%                                     |
+  // | LASP-2H ct   |               | 69.25 [84.82] | 121.04 [163.22]| -18%, -26%                                    |
+  // | ring zz      |               | 58.47 [70.37] | 86.78 [117.71]| -17%, -26%                                     |
+  // Why, not fitted away:
+  // - The linear stacks are over-predicted by 14-16% on one GPU and by as much on 2 and 4: the error is in
+  //   each rank's own work (this small model's norms and short GEMMs), not in what more GPUs add; the 1B model
+  //   (step.test.ts) is within 0.2%. What scaling adds agrees: LASP-2's state AllGathers and the gradient
+  //   sums' last layer (predicted 0.40 ms exposed at 4 GPUs; the measured backward is 0.2-0.4 ms longer than
+  //   one GPU's, and `step.gradient_wait` ~0 because the program joins the sums inside the backward).
+  // - LASP-1's W-1 dependent hops each wait for a kernel launch and a handshake the model prices at one link
+  //   latency (10 us): the measured chain is slower than that at 4 GPUs.
+  // - Ulysses' softmax layers run on cuDNN (head shards of the whole sequence), which attains about the
+  //   simulator's 600 TFLOP/s: within 6%.
+  // - LASP-2H (gathered blocks) and ring attention run lasp's own softmax kernels, whose backward takes 1.4x
+  //   cuDNN's time (bench/results/2026-11-26-cudnn-attention-h100.md); the simulator times every attention
+  //   kernel at one rate, and the IR does not say which backend the program picks at build time. A per-backend
+  //   rate (`lasp calibrate`) is the fix.
+  it("LASP-2: what 2 and 4 GPUs add over one within 1.5 points of the measured", () => {
+    const [one, two, four] = WEAK.lasp2 as [number, number, number];
+    const p1 = weak("lasp2", 1);
+    expect(Math.abs(weak("lasp2", 2) / p1 - two / one)).toBeLessThan(0.015);
+    expect(Math.abs(weak("lasp2", 4) / p1 - four / one)).toBeLessThan(0.015);
+  });
+
+  it("the linear stacks' own work over-predicted by 10-20% at every GPU count (the same offset)", () => {
+    for (const strategy of ["lasp2", "lasp1"]) {
+      ([1, 2, 4] as const).forEach((gpus, i) => {
+        const ratio = weak(strategy, gpus) / WEAK[strategy]![i]!;
+        expect(ratio).toBeGreaterThan(1.08);
+        expect(ratio).toBeLessThan(1.2);
+      });
+    }
+  });
+
+  it("LASP-1's chain: slower than LASP-2 at 2 and 4 GPUs, its growth under-predicted (launch latency per hop)", () => {
+    const [one, , four] = WEAK.lasp1 as [number, number, number];
+    const growth = weak("lasp1", 4) / weak("lasp1", 1);
+    expect(growth).toBeGreaterThan(1.08);
+    expect(growth).toBeLessThan(four / one);
+    expect(weak("lasp1", 4)).toBeGreaterThan(weak("lasp2", 4));
+  });
+
+  it("Ulysses (cuDNN) within 10%; LASP-2H and ring (lasp's softmax kernels) under by 15-30%", () => {
+    for (const gpus of [2, 4] as const) {
+      const at = gpus === 2 ? 1 : 2;
+      expect(Math.abs(weak("hyb-uly-zz", gpus) / WEAK["hyb-uly-zz"]![at]! - 1)).toBeLessThan(0.1);
+      for (const strategy of ["hyb-ag-zz", "hyb-ag-ct", "hyb-ring-zz"]) {
+        const ratio = weak(strategy, gpus) / WEAK[strategy]![at]!;
+        expect(ratio).toBeGreaterThan(0.7);
+        expect(ratio).toBeLessThan(0.85);
+      }
+    }
+  });
+
+  it("the ranking the measurements show: zigzag before contiguous, Ulysses first at 4 GPUs", () => {
+    expect(weak("hyb-ag-zz", 4)).toBeLessThan(weak("hyb-ag-ct", 4));
+    expect(weak("hyb-uly-zz", 4)).toBeLessThan(weak("hyb-ring-zz", 4));
+    // Measured: Ulysses 89.2 < LASP-2H 110.1 < ring 117.7; predicted LASP-2H 82.6 < Ulysses 84.2 < ring 86.8:
+    // the first two swap because LASP-2H's kernels are priced at cuDNN's rate (above).
+    expect(weak("hyb-ag-zz", 4)).toBeLessThan(weak("hyb-ring-zz", 4));
+  });
+});
+
+describe("the weight-gradient sum", () => {
+  it("queues one sum per block behind the backward: only what is left after the embedding is exposed", () => {
+    const p = predict("b-lasp2-w4");
+    const { blocks } = p.gradientSum;
+    expect(blocks.map((b) => b.what)).toEqual([
+      "final norm and LM head",
+      "layer 3",
+      "layer 2",
+      "layer 1",
+      "layer 0",
+      "embedding",
+    ]);
+    for (let i = 1; i < blocks.length; i++) {
+      expect(blocks[i]!.issued).toBeGreaterThanOrEqual(blocks[i - 1]!.issued);
+      expect(blocks[i]!.done).toBeCloseTo(
+        Math.max(blocks[i - 1]!.done, blocks[i]!.issued) + blocks[i]!.seconds,
+        15,
+      );
+    }
+    expect(p.gradientSum.exposed).toBeCloseTo(blocks.at(-1)!.done - p.step.total, 15);
+    // Layer 0's sum (20M fp32 gradients) is the bulk of it: less than all the sums, more than none.
+    expect(p.gradientSum.exposed).toBeGreaterThan(blocks[4]!.seconds * 0.9);
+    expect(p.gradientSum.exposed).toBeLessThan(p.gradientSum.busy);
+    expect(blocks.every((b) => b.path === "copy_engines")).toBe(true);
+  });
+
+  it("takes the copy engines inside a node when the block splits evenly, else one AllReduce", () => {
+    expect(gradientSumTime(1024, 1, H100_PROFILE)).toEqual({ path: "none", seconds: 0 });
+    expect(gradientSumTime(1024, 8, H100_PROFILE).path).toBe("copy_engines");
+    expect(gradientSumTime(1023, 8, H100_PROFILE).path).toBe("allreduce");
+    expect(gradientSumTime(1024, 16, H100_PROFILE).path).toBe("allreduce");
+  });
+
+  it("between nodes the inter-node links bound it: much slower than inside a node", () => {
+    const elements = 20e6;
+    const inside = gradientSumTime(elements, 8, H100_PROFILE).seconds;
+    const across = gradientSumTime(elements, 16, H100_PROFILE).seconds;
+    const bytes = elements * 4;
+    expect(across).toBeCloseTo(
+      H100_PROFILE.interNode.latency + (2 * bytes * 15) / 16 / H100_PROFILE.interNode.busBandwidth,
+      12,
+    );
+    expect(across / inside).toBeGreaterThan(5);
+  });
+
+  it("an A100 profile prices the same step slower than the H100's", () => {
+    expect(predict("b-lasp2-w4", SHIPPED_PROFILES["a100-sxm-80gb"]).total).toBeGreaterThan(
+      predict("b-lasp2-w4").total,
+    );
+  });
+});
+
+describe("train mode on more than one GPU", () => {
+  /** t-linear-1b-w1 on `gpus` GPUs as data parallelism (`batch` sequences), optionally another vocabulary. */
+  const dataParallel = (gpus: number, vocab = 128256): TrainingStepPrediction => {
+    const spec = benchSpec("t-linear-1b-w1", (t) =>
+      t
+        .replace("gpus 1  sequence 1  data 1", `gpus ${gpus}  sequence 1  data ${gpus}`)
+        .replace("batch 1", `batch ${gpus}`)
+        .replace("vocab 128256", `vocab ${vocab}`),
+    );
+    return predictTrainingStep(spec, lowerSpec(spec), H100_PROFILE);
+  };
+
+  it("ZeRO-1 where every block splits evenly: a 1/W update, gradient sums without their AllGather, weights gathered", () => {
+    const one = predict("t-linear-1b-w1");
+    const four = dataParallel(4);
+    expect(four.optimizer!.sharded).toBe(true);
+    expect(four.optimizer!.bytes).toBeCloseTo(one.optimizer!.bytes / 4, 0);
+    expect(four.optimizer!.weightGather).toBeGreaterThan(0);
+    for (const b of four.gradientSum.blocks) {
+      expect(b.path).toBe("copy_engines");
+      expect(b.seconds).toBeLessThan(gradientSumTime(b.elements, 4, H100_PROFILE).seconds);
+    }
+  });
+
+  it("replicated where a block does not split (vocab 128257 over 3 GPUs): the whole update on every rank", () => {
+    const three = dataParallel(3, 128257);
+    expect(three.optimizer!.sharded).toBe(false);
+    expect(three.optimizer!.weightGather).toBe(0);
+    expect(three.optimizer!.bytes).toBe(three.optimizer!.parameters * OPTIMIZER_BYTES_PER_PARAMETER);
+    // No block splits over 3 (a layer's is 2048 x 32770 elements): one AllReduce each, as grad_sum.cuh does.
+    expect(three.gradientSum.blocks.every((b) => b.path === "allreduce")).toBe(true);
+  });
+});

@@ -1,0 +1,184 @@
+import { mkdtempSync, readFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { describe, expect, it } from "vitest";
+import { checkSource } from "../check/front-end.js";
+import { main } from "../cli/main.js";
+import { captureIo } from "../cli/test-io.js";
+import { H100_PROFILE, SHIPPED_PROFILES } from "../cost/profile.js";
+import { inspectNumbers } from "../inspect/report.js";
+import { lowerSpec } from "../schedule/lower.js";
+import { choicesFor, plan, type Plan } from "./plan.js";
+import { planLines } from "./svg.js";
+import { variant } from "./variants.js";
+
+const TINY = "examples/tiny-hybrid.lasp";
+const LINEAR = "examples/tiny-linear.lasp";
+const dir = mkdtempSync(join(tmpdir(), "lasp-plan-"));
+
+function front(file: string, edit: (text: string) => string = (t) => t) {
+  const result = checkSource(file, edit(readFileSync(file, "utf8")));
+  if (result.spec === undefined || result.ast === undefined) throw new Error(`${file} does not check`);
+  return { ast: result.ast, spec: result.spec, file };
+}
+
+/** tiny-hybrid with a batch of 2, so that sequence x data splits of 2 and 4 GPUs are valid. */
+const batch2 = (t: string): string => t.replace("batch 1", "batch 2");
+
+describe("the choices", () => {
+  it("are every split of the GPUs times each schedule of the model's kinds and each layout", () => {
+    const { spec } = front(TINY);
+    const choices = choicesFor(spec, 4);
+    // Splits 4x1, 2x2, 1x4; linear 3 x softmax 3 x layout 2.
+    expect(choices).toHaveLength(3 * 3 * 3 * 2);
+    expect(new Set(choices.map((c) => `${c.sequence}x${c.data}`))).toEqual(new Set(["4x1", "2x2", "1x4"]));
+    expect(new Set(choices.map((c) => c.softmax))).toEqual(new Set(["allgather", "ring", "ulysses"]));
+  });
+
+  it("leave out the schedule of a layer kind the model does not have", () => {
+    const { spec } = front(LINEAR);
+    const choices = choicesFor(spec, 2);
+    expect(choices.every((c) => c.softmax === undefined)).toBe(true);
+    expect(new Set(choices.map((c) => c.linear))).toEqual(new Set(["lasp2", "lasp1", "ulysses"]));
+  });
+
+  it("are checked by the compiler's own checker: a refused one carries its message", () => {
+    const { ast, file } = front(TINY);
+    // 4 heads over 8 ranks: Ulysses cannot split them.
+    const refused = variant(ast, file, { parallel: { gpus: 8, sequence: 8, data: 1, linear: "ulysses" } });
+    expect(refused).toEqual({ refused: expect.stringContaining("not divisible by sequence 8") });
+    const accepted = variant(ast, file, {
+      parallel: { gpus: 4, sequence: 4, data: 1, layout: "contiguous" },
+    });
+    expect("spec" in accepted && accepted.spec.parallel).toMatchObject({
+      gpus: 4,
+      sequence: 4,
+      layout: "contiguous",
+      linear: "lasp2",
+    });
+  });
+});
+
+describe("plan", () => {
+  const request = { ...front(TINY, batch2), profile: H100_PROFILE };
+  const result: Plan = plan({ ...request, gpus: [2, 4] });
+
+  it("prices or skips every choice, and says why it skipped", () => {
+    const total = choicesFor(request.spec, 2).length + choicesFor(request.spec, 4).length;
+    expect(result.rows.length + result.skipped.length).toBe(total);
+    expect(result.rows.length).toBeGreaterThan(0);
+    // 1 x 4 splits a batch of 2 over 4 replicas: refused by the checker, with its message.
+    expect(result.skipped.some((s) => s.reason.includes("not divisible by data 4"))).toBe(true);
+    expect(result.rows.some((r) => r.choice.data === 4)).toBe(false);
+  });
+
+  it("ranks within each GPU count: what fits first, then the most tokens/s per GPU", () => {
+    for (const gpus of [2, 4]) {
+      const rows = result.rows.filter((r) => r.gpus === gpus);
+      for (let i = 1; i < rows.length; i++) {
+        const [a, b] = [rows[i - 1]!, rows[i]!];
+        expect(Number(a.fits) >= Number(b.fits)).toBe(true);
+        if (a.fits === b.fits)
+          expect(a.tokensPerSecondPerGpu).toBeGreaterThanOrEqual(b.tokensPerSecondPerGpu);
+      }
+    }
+    expect(result.rows.map((r) => r.gpus)).toEqual([...result.rows.map((r) => r.gpus)].sort((a, b) => a - b));
+  });
+
+  it("marks the spec's own choice once, at its own GPU count", () => {
+    const own = result.rows.filter((r) => r.own);
+    expect(own).toHaveLength(1);
+    expect(own[0]).toMatchObject({
+      gpus: 2,
+      choice: { sequence: 2, data: 1, linear: "lasp2", softmax: "allgather", layout: "zigzag" },
+    });
+  });
+
+  it("shows inspect's numbers for each choice: one set of numbers", () => {
+    const row = result.rows.find((r) => r.gpus === 4 && r.choice.softmax === "ring")!;
+    const checked = variant(request.ast, request.file, {
+      parallel: {
+        gpus: 4,
+        sequence: row.choice.sequence,
+        data: row.choice.data,
+        linear: row.choice.linear!,
+        softmax: "ring",
+        layout: row.choice.layout,
+      },
+    });
+    if (!("spec" in checked)) throw new Error(checked.refused);
+    const { report, times } = inspectNumbers(checked.spec, lowerSpec(checked.spec), H100_PROFILE);
+    expect(row.step).toBe(report.step.total);
+    expect(row.tokensPerSecondPerGpu).toBe(report.step.tokensPerSecond);
+    expect(row.exposedComm).toBeCloseTo(
+      times.exposedComm / row.choice.sequence + report.step.gradientSum.exposed,
+      15,
+    );
+  });
+
+  it("takes the machine profile: an A100 is slower on every choice", () => {
+    const a100 = plan({ ...request, profile: SHIPPED_PROFILES["a100-sxm-80gb"]! });
+    const h100 = plan(request);
+    for (const row of a100.rows) {
+      const same = h100.rows.find((r) => r.label === row.label)!;
+      expect(row.step).toBeGreaterThan(same.step);
+    }
+  });
+
+  it("finds what does not fit at a length no GPU holds, and ranks it last", () => {
+    const long = plan({ ...request, gpus: [2], seqLens: [1024, 2 ** 31] });
+    const huge = long.rows.filter((r) => r.seqLen === 2 ** 31);
+    expect(huge.length).toBeGreaterThan(0);
+    expect(huge.every((r) => !r.fits)).toBe(true);
+    expect(long.rows.filter((r) => r.seqLen === 1024).every((r) => r.fits)).toBe(true);
+  });
+
+  it("draws one line per strategy combination over the GPU counts", () => {
+    const { axis, lines } = planLines(result);
+    expect(axis).toBe("gpus");
+    const combos = new Set(
+      result.rows.map((r) => `${r.choice.linear}/${r.choice.softmax}/${r.choice.layout}/${r.choice.data}`),
+    );
+    expect(lines).toHaveLength(combos.size);
+    for (const line of lines)
+      expect(line.points.map((p) => p.x)).toEqual([...line.points.map((p) => p.x)].sort((a, b) => a - b));
+  });
+});
+
+describe("lasp plan", () => {
+  it("prints the ranked table with the spec's own choice marked and the skipped counted", async () => {
+    const io = captureIo();
+    expect(await main(["plan", TINY, "--gpus", "2", "4"], io)).toBe(0);
+    expect(io.out).toContain("2 GPUs, seq_len 1K:");
+    expect(io.out).toContain("4 GPUs, seq_len 1K:");
+    expect(io.out).toMatch(/\d+\*\s+lasp2 \+ allgather, zigzag, 2 x 1 /);
+    expect(io.out).toContain("Skipped");
+    expect(io.out).toContain("not divisible by data 2");
+  });
+
+  it("--json has the rows and the skipped choices; --svg writes the plot", async () => {
+    const svg = join(dir, "plan.svg");
+    const io = captureIo();
+    expect(await main(["plan", TINY, "--seq-len", "1K,2K", "--json", "--svg", svg], io)).toBe(0);
+    const json = JSON.parse(io.out) as Plan;
+    expect(json.seqLens).toEqual([1024, 2048]);
+    expect(json.rows.length).toBeGreaterThan(0);
+    expect(json.rows.every((r) => r.step > 0 && r.memoryBytes > 0)).toBe(true);
+    const picture = readFileSync(svg, "utf8");
+    expect(picture).toContain("<svg");
+    expect(picture).toContain("sequence length (tokens)");
+    expect(io.err).toContain(`wrote ${svg}`);
+  });
+
+  it("refuses bad flags with a usage error and no stack trace", async () => {
+    const gpus = captureIo();
+    expect(await main(["plan", TINY, "--gpus", "two"], gpus)).toBe(2);
+    expect(gpus.err).toContain("--gpus must be a whole number");
+    const machine = captureIo();
+    expect(await main(["plan", TINY, "--machine", "b200"], machine)).toBe(2);
+    expect(machine.err).toContain('unknown machine "b200"');
+    const missing = captureIo();
+    expect(await main(["plan", join(dir, "none.lasp")], missing)).toBe(2);
+    for (const io of [gpus, machine, missing]) expect(io.err).not.toMatch(/\n\s+at /);
+  });
+});
