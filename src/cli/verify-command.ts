@@ -1,9 +1,10 @@
 // `lasp verify <spec>`: executes the lowered schedule numerically (float64, W simulated ranks, forward and
 // backward) at a reduced size and compares every layer kind's output and dQ, dK, dV with the dense oracle.
+// With packed documents the schedules run with boundaries drawn from the seed, against the document oracle
+// (each document attended to alone).
 import { table } from "../text/units.js";
 import { verifySpec, VerifyUsageError, type VerifyOptions } from "../verify/verify.js";
 import { loadSpec, reportDiagnostics } from "./check-command.js";
-import { documentsNote } from "./documents-note.js";
 import { EXIT, type CliIo } from "./io.js";
 import { lasp2Option } from "./lasp2-option.js";
 import { integerFlag, positiveFlag } from "./number-flag.js";
@@ -40,8 +41,6 @@ export async function verifyCommand(file: string, cli: VerifyCliOptions, io: Cli
   const result = await loadSpec(file, io);
   if (result === undefined) return EXIT.usage;
   if (!reportDiagnostics(result, io) || result.spec === undefined) return EXIT.specErrors;
-  const note = documentsNote(result.spec, "verify");
-  if (note !== undefined) io.stderr(`lasp: note: ${note}\n`);
   let report;
   try {
     report = verifySpec(result.spec, options);
@@ -55,7 +54,7 @@ export async function verifyCommand(file: string, cli: VerifyCliOptions, io: Cli
   const failed = report.maxError > tolerance;
   if (cli.json) {
     io.stdout(
-      `${JSON.stringify({ file, tolerance, maxError: report.maxError, ok: !failed, rows: report.rows }, null, 2)}\n`,
+      `${JSON.stringify({ file, tolerance, maxError: report.maxError, ok: !failed, rows: report.rows, ...(report.documents !== undefined ? { documents: report.documents } : {}) }, null, 2)}\n`,
     );
     return failed ? EXIT.specErrors : EXIT.ok;
   }
@@ -63,6 +62,12 @@ export async function verifyCommand(file: string, cli: VerifyCliOptions, io: Cli
   io.stdout(
     `${file}: ${s.parallel.sequence} simulated ranks, ${s.parallel.layout}, seq_len ${s.run.seqLen}, ${s.model.heads} heads x ${s.model.headDim}, float64\n`,
   );
+  if (report.documents !== undefined) {
+    const { boundaries, meanLength } = report.documents;
+    io.stdout(
+      `documents ${s.run.documents.kind}: ${boundaries.length + 1} documents of mean length ${meanLength} drawn from seed ${cli.seed ?? s.run.seed}, each attended to alone (boundaries after ${listed(boundaries)})\n`,
+    );
+  }
   const fmt = (x: number): string => x.toExponential(1);
   const rows = report.rows.map((r) => [
     r.kind,
@@ -81,4 +86,11 @@ export async function verifyCommand(file: string, cli: VerifyCliOptions, io: Cli
       : `ok: max relative error ${fmt(report.maxError)} (tolerance ${tolerance})\n`,
   );
   return failed ? EXIT.specErrors : EXIT.ok;
+}
+
+/** Up to a dozen boundaries, then an ellipsis: the line stays readable at any --seq-len. */
+function listed(boundaries: readonly number[]): string {
+  if (boundaries.length === 0) return "none";
+  const shown = boundaries.slice(0, 12).join(", ");
+  return boundaries.length > 12 ? `${shown}, … ${boundaries.length} in all` : shown;
 }

@@ -1,6 +1,6 @@
 // What every lowering pass needs: the layout, the sizes and the sequence-parallel group; plus the buffer
 // shapes and cost formulas they share, so the passes only describe their schedule.
-import type { BufferDecl, LayoutPlan, Piece, RankProgram, ScheduleSizes } from "./ir.js";
+import type { BufferDecl, DocumentTable, LayoutPlan, Piece, RankProgram, ScheduleSizes } from "./ir.js";
 import { localTokens } from "./layout.js";
 
 export interface LowerContext {
@@ -12,6 +12,8 @@ export interface LowerContext {
   group: number[];
   /** How LASP-2 arranges a pass (lower-lasp2.ts): fused walks beside a projection, or split inter steps. */
   lasp2: "fused" | "split";
+  /** Packed documents: attention stops at their boundaries (absent with `documents none`). */
+  documents?: DocumentTable;
 }
 
 export function makeContext(
@@ -19,8 +21,22 @@ export function makeContext(
   sizes: ScheduleSizes,
   overlap: boolean,
   lasp2: "fused" | "split" = "fused",
+  documents?: DocumentTable,
 ): LowerContext {
-  return { plan, sizes, overlap, group: Array.from({ length: plan.ranks }, (_, r) => r), lasp2 };
+  const ctx: LowerContext = {
+    plan,
+    sizes,
+    overlap,
+    group: Array.from({ length: plan.ranks }, (_, r) => r),
+    lasp2,
+  };
+  if (documents !== undefined) ctx.documents = documents;
+  return ctx;
+}
+
+/** The per-piece flag buffers (1 if a document ends inside) gathered beside the states, with documents. */
+export function flagBuffer(ctx: LowerContext, name: string, count: number, doc: string): BufferDecl {
+  return { name, shape: [count, ctx.sizes.batch, 1], slots: count, dtype: "fp32", doc };
 }
 
 export const STATE_BYTES = 4; // states, statistics and partials are fp32

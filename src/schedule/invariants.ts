@@ -49,6 +49,7 @@ export function checkPass(program: ScheduleProgram, schedule: LayerSchedule, pas
       program.layout,
       program.sizes,
       rp.rank,
+      program.documents !== undefined,
     ).bytes;
     if (moved !== expected)
       problems.push(`rank ${rp.rank} moves ${moved} bytes; the closed form says ${expected}`);

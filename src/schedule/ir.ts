@@ -44,7 +44,8 @@ export interface BufferDecl {
    * destination ranks); the dimension after the slots (or the first, without slots) is always the batch.
    */
   slots?: number;
-  dtype: DType | "fp32";
+  /** `int32`: the document end flags of packed documents (`doc_ends`). */
+  dtype: DType | "fp32" | "int32";
   /** What the buffer holds, in words. */
   doc: string;
   /** Inputs are written before the layer's pass begins (activations, cached values, incoming gradients). */
@@ -202,6 +203,23 @@ export interface ScheduleProgram {
   schedules: LayerSchedule[];
   /** The stack: layer i runs `schedules[layers[i]]`. */
   layers: number[];
+  /** Packed documents (absent with `documents none`): the boundaries the schedules were lowered with. */
+  documents?: DocumentTable;
+}
+
+/**
+ * Where documents end (docs/DOCUMENTS.md). The ops take the boundaries per step from the input buffer
+ * `doc_ends` (1 at each token that ends a document, the whole sequence on every rank); this table holds the
+ * ones drawn from the seed (`drawBoundaries`), which `lasp verify` runs and `lasp inspect` shows.
+ */
+export interface DocumentTable {
+  kind: "eos" | "index";
+  /** Mean document length the boundaries were drawn with. */
+  meanLength: number;
+  /** Global positions of the last token of each document (all but the sequence's last), sorted. */
+  boundaries: number[];
+  /** `byRank[r][j]`: the boundaries inside rank r's local piece j, as indices into the piece. */
+  byRank: number[][][];
 }
 
 /** Buffers a step reads. */

@@ -3,6 +3,7 @@
 import type { LinearAttentionKind } from "../spec/resolved.js";
 import type { RankBuilder } from "./builder.js";
 import { activation, piecesOf, states, type LowerContext } from "./context.js";
+import { documentEnds } from "./document-operands.js";
 import type { Piece } from "./ir.js";
 import { interCost, intraBackwardCost, intraCost, stateCost } from "./linear-costs.js";
 
@@ -43,7 +44,8 @@ export function backwardBuffers(b: RankBuilder, ctx: LowerContext, P: number, sa
 
 /**
  * One `linear.state` step per piece of the rank: M = sum_j lam^(C-1-j) k_j^T v_j; only for the pieces
- * `needed` accepts (the others' entries are undefined).
+ * `needed` accepts (the others' entries are undefined). With documents M covers the tokens after the piece's
+ * last boundary, `flag` (when given) receives whether it has one and `head` the state of its first document.
  */
 export function stateSteps(
   b: RankBuilder,
@@ -53,13 +55,15 @@ export function stateSteps(
   v: string,
   m: string,
   needed: (piece: Piece) => boolean = () => true,
+  outs: { head?: string; flag?: string } = {},
 ): (number | undefined)[] {
+  const docs = documentEnds(b, ctx);
   return piecesOf(ctx, b.rank).map((piece, j) =>
     needed(piece)
       ? b.compute(
           "linear.state",
-          `M[${piece.index}] = K^T V over piece ${piece.index}${decayWords(layer)}`,
-          { k, v, m },
+          `M[${piece.index}] = K^T V over piece ${piece.index}${decayWords(layer)}${docs.ends ? " after its last boundary" : ""}${outs.head !== undefined ? " (and its head, up to its first)" : ""}`,
+          { k, v, ...docs, m, ...outs },
           stateCost(ctx, piece.length),
           { piece: j },
         )
@@ -67,7 +71,10 @@ export function stateSteps(
   );
 }
 
-/** One `linear.grad_state` step per piece that `needed` accepts: dM = sum_i lam^(i+1) q_i^T do_i. */
+/**
+ * One `linear.grad_state` step per piece that `needed` accepts: dM = sum_i lam^(i+1) q_i^T do_i (with
+ * documents up to the piece's first boundary; `tail` receives its last document's part).
+ */
 export function gradStateSteps(
   b: RankBuilder,
   ctx: LowerContext,
@@ -76,13 +83,15 @@ export function gradStateSteps(
   dout: string,
   dm: string,
   needed: (piece: Piece) => boolean = () => true,
+  outs: { tail?: string; flag?: string } = {},
 ): (number | undefined)[] {
+  const docs = documentEnds(b, ctx);
   return piecesOf(ctx, b.rank).map((piece, j) =>
     needed(piece)
       ? b.compute(
           "linear.grad_state",
-          `dM[${piece.index}] = ${layer.causal ? "lam^(i+1) " : ""}Q^T dO over piece ${piece.index}`,
-          { q, dout, dm },
+          `dM[${piece.index}] = ${layer.causal ? "lam^(i+1) " : ""}Q^T dO over piece ${piece.index}${docs.ends ? " up to its first boundary" : ""}${outs.tail !== undefined ? " (and its tail, after its last)" : ""}`,
+          { q, dout, ...docs, dm, ...outs },
           stateCost(ctx, piece.length),
           { piece: j },
         )
@@ -103,7 +112,7 @@ export function intraStep(
   return b.compute(
     "linear.intra",
     `O[${piece.index}] = intra-piece product (chunk algorithm)`,
-    { q: io.q, k: io.k, v: io.v, o: io.o },
+    { q: io.q, k: io.k, v: io.v, ...documentEnds(b, ctx), o: io.o },
     intraCost(ctx, piece.length),
     { piece: j, causal },
     deps,
@@ -122,7 +131,7 @@ export function intraBackwardStep(
   return b.compute(
     "linear.intra_backward",
     `dQ, dK, dV[${piece.index}] inside the piece`,
-    { ...io },
+    { q: io.q, k: io.k, v: io.v, dout: io.dout, ...documentEnds(b, ctx), dq: io.dq, dk: io.dk, dv: io.dv },
     intraBackwardCost(ctx, piece.length),
     { piece: j, causal },
     deps,
@@ -135,14 +144,14 @@ export function interStep(
   ctx: LowerContext,
   piece: Piece,
   j: number,
-  io: { q: string; p: string; o: string },
+  io: { q: string; p: string; after?: string; o: string },
   causal: boolean,
   deps: number[],
 ): number {
   return b.compute(
     "linear.inter",
     `O[${piece.index}] += ${causal ? "lam^(i+1) " : ""}Q P`,
-    { ...io },
+    { q: io.q, p: io.p, ...after(io.after), ...documentEnds(b, ctx), o: io.o },
     interCost(ctx, piece.length),
     { piece: j },
     deps,
@@ -154,13 +163,13 @@ export function dqInterStep(
   ctx: LowerContext,
   piece: Piece,
   j: number,
-  io: { dout: string; p: string; dq: string },
+  io: { dout: string; p: string; after?: string; dq: string },
   deps: number[],
 ): number {
   return b.compute(
     "linear.dq_inter",
     `dQ[${piece.index}] += dO P^T`,
-    { ...io },
+    { dout: io.dout, p: io.p, ...after(io.after), ...documentEnds(b, ctx), dq: io.dq },
     interCost(ctx, piece.length),
     { piece: j },
     deps,
@@ -172,15 +181,28 @@ export function dkdvInterStep(
   ctx: LowerContext,
   piece: Piece,
   j: number,
-  io: { k: string; v: string; g: string; dk: string; dv: string },
+  io: { k: string; v: string; g: string; before?: string; dk: string; dv: string },
   deps: number[],
 ): number {
   return b.compute(
     "linear.dkdv_inter",
     `dK, dV[${piece.index}] += contributions of G`,
-    { ...io },
+    {
+      k: io.k,
+      v: io.v,
+      g: io.g,
+      ...(io.before !== undefined ? { before: io.before } : {}),
+      ...documentEnds(b, ctx),
+      dk: io.dk,
+      dv: io.dv,
+    },
     interCost(ctx, piece.length, 2),
     { piece: j },
     deps,
   );
+}
+
+/** The optional `after` operand (bidirectional layers with documents), spread into a step's operands. */
+function after(name: string | undefined): { after?: string } {
+  return name !== undefined ? { after: name } : {};
 }

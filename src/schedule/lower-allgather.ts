@@ -5,6 +5,7 @@
 import type { SoftmaxAttentionKind } from "../spec/resolved.js";
 import { RankBuilder } from "./builder.js";
 import { activation, localTokensOf, rowBytes, perRank, type LowerContext } from "./context.js";
+import { documentEnds } from "./document-operands.js";
 import type { RankProgram } from "./ir.js";
 import {
   blockBackwardCost,
@@ -44,7 +45,7 @@ function forwardAlone(ctx: LowerContext, layer: SoftmaxAttentionKind, rank: numb
   b.compute(
     "softmax.full",
     "whole-sequence attention (this rank holds every position)",
-    { q, k, v, o, lse },
+    { q, k, v, ...documentEnds(b, ctx), o, lse },
     blockCost(ctx, visiblePairs(ctx, layer, rank, rank), L, L, layer),
     wholeSequence(ctx, layer),
   );
@@ -66,7 +67,7 @@ function backwardAlone(ctx: LowerContext, layer: SoftmaxAttentionKind, rank: num
   b.compute(
     "softmax.full_backward",
     "whole-sequence backward (this rank holds every position)",
-    { q, k, v, o, lse, dout, dq, dk, dv },
+    { q, k, v, o, lse, dout, ...documentEnds(b, ctx), dq, dk, dv },
     blockBackwardCost(ctx, visiblePairs(ctx, layer, rank, rank), L, L, layer),
     wholeSequence(ctx, layer),
   );
@@ -136,7 +137,7 @@ function forward(ctx: LowerContext, layer: SoftmaxAttentionKind, rank: number): 
     return b.compute(
       "softmax.block",
       own ? "attend to this rank's own keys (no communication needed)" : `attend to rank ${s}'s keys`,
-      { q, k: own ? k : kAll, v: own ? v : vAll, o: parts, lse: partLse },
+      { q, k: own ? k : kAll, v: own ? v : vAll, ...documentEnds(b, ctx), o: parts, lse: partLse },
       blockCost(ctx, pairs, L, L, layer),
       { source: s, causal: layer.causal },
       own && ctx.overlap ? [] : [gather],
@@ -201,7 +202,18 @@ function backward(ctx: LowerContext, layer: SoftmaxAttentionKind, rank: number):
       own
         ? "dQ, and dK, dV of this rank's own positions (no communication needed)"
         : `dQ, and dK, dV of rank ${s}'s positions`,
-      { q, k: kAll, v: vAll, o, lse, dout, dq: dqAcc, dk: own ? dkOwn : dkAll, dv: own ? dvOwn : dvAll },
+      {
+        q,
+        k: kAll,
+        v: vAll,
+        o,
+        lse,
+        dout,
+        ...documentEnds(b, ctx),
+        dq: dqAcc,
+        dk: own ? dkOwn : dkAll,
+        dv: own ? dvOwn : dvAll,
+      },
       blockBackwardCost(ctx, visiblePairs(ctx, layer, rank, s), L, L, layer),
       { source: s, causal: layer.causal },
       [clear, ...after],

@@ -3,10 +3,12 @@
 // with G. Causal layers only (the checker rejects bidirectional ones). Zigzag chains go up the ranks and
 // back down, so a pass has 2(W-1) dependent hops instead of W-1. Terms that would add zero are left out: the
 // first piece's prefix and the last piece's suffix are zero (no inter step), the last piece's state and the
-// first piece's gradient state are handed to nobody (not computed).
+// first piece's gradient state are handed to nobody (not computed). With documents (docs/DOCUMENTS.md) the
+// chain is the affine scan one hop at a time: a piece where a document ends hands on its M alone (carry 0).
 import type { LinearAttentionKind } from "../spec/resolved.js";
 import { RankBuilder } from "./builder.js";
 import { piecesOf, stateBytes, states, perRank, type LowerContext } from "./context.js";
+import { documentEnds } from "./document-operands.js";
 import type { Piece, RankProgram } from "./ir.js";
 import { prefixCost } from "./linear-costs.js";
 import {
@@ -80,7 +82,7 @@ function forward(ctx: LowerContext, layer: LinearAttentionKind, rank: number): R
         : b.compute(
             "linear.ring_forward",
             `hand on lam^C P[${piece.index}] + M[${piece.index}]`,
-            { p, m, next },
+            { p, m, ...documentEnds(b, ctx), next },
             prefixCost(ctx, 2),
             { piece: j },
             [ready, stateIds[j]!],
@@ -157,7 +159,7 @@ function backward(ctx: LowerContext, layer: LinearAttentionKind, rank: number): 
       const hand = b.compute(
         "linear.ring_backward",
         `hand back lam^C G[${piece.index}] + dM[${piece.index}]`,
-        { g, dm, previous: previousOut },
+        { g, dm, ...documentEnds(b, ctx), previous: previousOut },
         prefixCost(ctx, 2),
         { piece: j },
         [ready, gradSteps[j]!],

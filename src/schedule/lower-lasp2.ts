@@ -18,9 +18,15 @@
 // projection at once and hold every SM, so its share of the collective would run only after the walk,
 // while every other rank's walk waits for that share (measured on 4 x H100: the forward AllGather ended
 // 0.18 ms after the projection beside it on the first rank, the backward one 0.28 ms after dWo).
+//
+// Packed documents (docs/DOCUMENTS.md): every op that attends takes the document ends; the state steps also
+// write one flag per piece (a document ends inside: carry 0), gathered in the same grouped AllGather, and
+// the prefix and suffix steps run the affine scan over states and flags. A bidirectional layer gathers two
+// states per piece (the head and tail documents' parts) instead of reducing one, and builds two scans.
 import type { LinearAttentionKind } from "../spec/resolved.js";
 import { RankBuilder } from "./builder.js";
-import { piecesOf, stateBytes, states, perRank, type LowerContext } from "./context.js";
+import { flagBuffer, piecesOf, stateBytes, states, perRank, type LowerContext } from "./context.js";
+import { documentEnds } from "./document-operands.js";
 import type { Piece, RankProgram } from "./ir.js";
 import { backwardFusedCost, forwardFusedCost, prefixCost, projectionCost } from "./linear-costs.js";
 import {
@@ -43,7 +49,10 @@ export function lowerLasp2(ctx: LowerContext, layer: LinearAttentionKind) {
 
 /**
  * The state collective of a pass: AllGather of the piece states (causal) or AllReduce of their sum
- * (bidirectional). Returns its step and the buffer the prefix (suffix) steps read.
+ * (bidirectional). Returns its step and the buffer the prefix (suffix) steps read. With documents the
+ * pieces' flags travel in the same grouped AllGather (the scan's carries follow from them), and a
+ * bidirectional layer gathers each piece's two states (`outs.head` or `outs.tail` beside `own`) instead of
+ * reducing one: a document may run into earlier and later pieces alike.
  */
 function exchange(
   b: RankBuilder,
@@ -51,23 +60,42 @@ function exchange(
   layer: LinearAttentionKind,
   pass: "fwd" | "bwd",
   own: string,
+  outs: DocumentOuts,
   after: number[],
-): { comm: number; gathered: string } {
+): { comm: number; gathered: string; flags?: string; twin?: string } {
   const P = piecesOf(ctx, b.rank).length;
   const total = ctx.plan.pieces.length;
   const [what, noun] = pass === "fwd" ? ["piece states", "states"] : ["piece gradient states", "dM"];
-  if (layer.causal) {
+  if (layer.causal || outs.flag !== undefined) {
     const gathered = `${own}_all`;
     const all = b.buffer(states(ctx, gathered, total, `every piece's ${noun}, gathered (rank-major order)`));
+    const transfers = [{ send: own, recv: all }];
+    const twinOwn = outs.head ?? outs.tail;
+    const twin = twinOwn === undefined ? undefined : `${twinOwn}_all`;
+    if (twinOwn !== undefined && twin !== undefined) {
+      const which = outs.head !== undefined ? "head (first document's)" : "tail (last document's)";
+      b.buffer(states(ctx, twin, total, `every piece's ${which} ${noun}, gathered`));
+      transfers.push({ send: twinOwn, recv: twin });
+    }
+    const flags = outs.flag === undefined ? undefined : `${own}_flag_all`;
+    if (outs.flag !== undefined && flags !== undefined) {
+      b.buffer(flagBuffer(ctx, flags, total, "every piece's flag, gathered"));
+      transfers.push({ send: outs.flag, recv: flags });
+    }
     const comm = b.collective(
       "allgather",
-      `AllGather ${what} (${P} per rank)`,
+      `AllGather ${what} (${P} per rank${twin !== undefined ? ", head and tail" : ""})${flags !== undefined ? " and their flags" : ""}`,
       ctx.group,
       `${pass}.states`,
-      [{ send: own, recv: all }],
+      transfers,
       after,
     );
-    return { comm, gathered };
+    return {
+      comm,
+      gathered,
+      ...(flags !== undefined ? { flags } : {}),
+      ...(twin !== undefined ? { twin } : {}),
+    };
   }
   const sum = b.buffer(states(ctx, `${own}_sum`, 1, `sum of this rank's ${noun}`));
   const acc = b.compute(
@@ -91,6 +119,44 @@ function exchange(
   return { comm, gathered };
 }
 
+/** What the state steps write besides M (dM) with documents: the piece flags, and a bidirectional twin. */
+interface DocumentOuts {
+  flag?: string;
+  /** Forward, bidirectional: the state of each piece's first document (M is then its last one's). */
+  head?: string;
+  /** Backward, bidirectional: the gradient state of each piece's last document (dM is its first one's). */
+  tail?: string;
+}
+
+/**
+ * With documents: the buffers of this rank's piece flags (a document ends inside), which the state steps
+ * write and the collective gathers beside the states, and for a bidirectional layer the second state per
+ * piece (docs/DOCUMENTS.md); nothing without documents.
+ */
+function documentOuts(
+  b: RankBuilder,
+  ctx: LowerContext,
+  layer: LinearAttentionKind,
+  pass: "fwd" | "bwd",
+  own: string,
+  P: number,
+): DocumentOuts {
+  if (ctx.documents === undefined) return {};
+  const flag = b.buffer(
+    flagBuffer(ctx, `${own}_flag`, P, "1 if a document ends inside the piece: its carry is 0"),
+  );
+  if (layer.causal) return { flag };
+  return pass === "fwd"
+    ? {
+        head: b.buffer(states(ctx, "m_head", P, "state of each piece's first document (M: its last one's)")),
+        flag,
+      }
+    : {
+        tail: b.buffer(states(ctx, "dm_tail", P, "dM of each piece's last document (dm: its first one's)")),
+        flag,
+      };
+}
+
 /** P (prefix) or G (suffix) of one piece from the exchanged states; `terms` > 0 other pieces contribute. */
 function combine(
   b: RankBuilder,
@@ -98,18 +164,31 @@ function combine(
   layer: LinearAttentionKind,
   piece: Piece,
   j: number,
-  io: { gathered: string; own: string; out: string },
+  io: {
+    gathered: string;
+    flags: string | undefined;
+    own: string;
+    out: string;
+    /** Bidirectional with documents: what the scan builds, in words. */
+    name?: string;
+    what?: string;
+  },
   mode: "prefix" | "suffix",
   terms: number,
   comm: number,
 ): number {
   const [name, which, what] =
     mode === "prefix" ? ["P", "earlier", "piece states"] : ["G", "later", "pieces' dM"];
-  const label = layer.causal
-    ? `${name}[${piece.index}] = decayed sum of the ${terms} ${which} ${what}`
-    : `${name}[${piece.index}] = sum of the other ${mode === "prefix" ? "pieces' states" : "pieces' dM"}`;
-  const from = layer.causal ? { gathered: io.gathered } : { total: io.gathered, own: io.own };
-  const others = layer.causal ? undefined : ("others" as const);
+  const scan = layer.causal || io.flags !== undefined;
+  const label =
+    io.flags !== undefined
+      ? `${io.name ?? name}[${piece.index}] = affine scan of the ${which} ${io.what ?? what} (carry 0 past a boundary)`
+      : layer.causal
+        ? `${name}[${piece.index}] = decayed sum of the ${terms} ${which} ${what}`
+        : `${name}[${piece.index}] = sum of the other ${mode === "prefix" ? "pieces' states" : "pieces' dM"}`;
+  const flags = io.flags !== undefined ? { flags: io.flags } : {};
+  const from = scan ? { gathered: io.gathered, ...flags } : { total: io.gathered, own: io.own };
+  const others = scan ? undefined : ("others" as const);
   return mode === "prefix"
     ? b.compute(
         "linear.prefix",
@@ -160,6 +239,27 @@ function backwardStart(ctx: LowerContext, layer: LinearAttentionKind, rank: numb
   return { b, pieces, total, hasPrefix, ...backwardBuffers(b, ctx, pieces.length, savedPrefix) };
 }
 
+/**
+ * Bidirectional layers with documents: the buffer of each piece's second scan (`p_after`, the suffix scan of
+ * the later pieces' head states, forward; `g_before`, the prefix scan of the earlier pieces' tail dM,
+ * backward), declared as the forward pass wrote it (`saved`) or as a pass's own; undefined otherwise.
+ */
+function secondScan(
+  b: RankBuilder,
+  ctx: LowerContext,
+  layer: LinearAttentionKind,
+  name: "p_after" | "g_before",
+  saved = false,
+): string | undefined {
+  if (ctx.documents === undefined || layer.causal) return undefined;
+  const P = piecesOf(ctx, b.rank).length;
+  const doc =
+    name === "p_after"
+      ? "F of each piece: the later pieces' head states, for its last document"
+      : "the earlier pieces' tail dM, for each piece's first document";
+  return b.buffer(states(ctx, name, P, doc, saved));
+}
+
 function forwardFused(ctx: LowerContext, layer: LinearAttentionKind, rank: number): RankProgram {
   const b = new RankBuilder(rank);
   const pieces = piecesOf(ctx, rank);
@@ -170,8 +270,11 @@ function forwardFused(ctx: LowerContext, layer: LinearAttentionKind, rank: numbe
     intraStep(b, ctx, pieces[0]!, 0, { q, k, v, o }, layer.causal, [host]);
     return b.build();
   }
-  const stateIds = stateSteps(b, ctx, layer, k, v, m) as number[];
-  const { comm, gathered } = exchange(b, ctx, layer, "fwd", m, stateIds);
+  const outs = documentOuts(b, ctx, layer, "fwd", m, pieces.length);
+  const pAfter = secondScan(b, ctx, layer, "p_after");
+  const stateIds = stateSteps(b, ctx, layer, k, v, m, undefined, outs) as number[];
+  const exchanged = exchange(b, ctx, layer, "fwd", m, outs, stateIds);
+  const { comm } = exchanged;
   const host = hostStep(b, ctx, "q_projection", q, ctx.overlap ? [] : [comm]);
   pieces.forEach((piece, j) => {
     const terms = layer.causal ? piece.index : total - 1;
@@ -179,17 +282,78 @@ function forwardFused(ctx: LowerContext, layer: LinearAttentionKind, rank: numbe
       intraStep(b, ctx, piece, j, { q, k, v, o }, layer.causal, [host, comm]);
       return;
     }
-    const prefix = combine(b, ctx, layer, piece, j, { gathered, own: m, out: p }, "prefix", terms, comm);
+    const scans = forwardScans(b, ctx, layer, piece, j, exchanged, { m, p, pAfter }, terms);
     b.compute(
       "linear.forward_fused",
       `O[${piece.index}] = intra-piece product + ${layer.causal ? "lam^(i+1) " : ""}Q P (one walk)`,
-      { q, k, v, p, o },
+      { q, k, v, p, ...(pAfter !== undefined ? { after: pAfter } : {}), ...documentEnds(b, ctx), o },
       forwardFusedCost(ctx, piece.length, true),
       { piece: j, causal: layer.causal },
-      [host, prefix],
+      [host, ...scans],
     );
   });
   return b.build();
+}
+
+/** The forward scans of a piece: P, and with bidirectional documents F (`p_after`). Their step ids. */
+function forwardScans(
+  b: RankBuilder,
+  ctx: LowerContext,
+  layer: LinearAttentionKind,
+  piece: Piece,
+  j: number,
+  exchanged: ReturnType<typeof exchange>,
+  { m, p, pAfter }: { m: string; p: string; pAfter: string | undefined },
+  terms: number,
+): number[] {
+  const { comm, gathered, flags, twin } = exchanged;
+  const tails = pAfter !== undefined ? { name: "P", what: "pieces' tail states" } : {};
+  const prefix = combine(
+    b,
+    ctx,
+    layer,
+    piece,
+    j,
+    { gathered, flags, own: m, out: p, ...tails },
+    "prefix",
+    terms,
+    comm,
+  );
+  if (pAfter === undefined || twin === undefined) return [prefix];
+  const heads = { name: "F", what: "pieces' head states" };
+  const io = { gathered: twin, flags, own: m, out: pAfter, ...heads };
+  return [prefix, combine(b, ctx, layer, piece, j, io, "suffix", terms, comm)];
+}
+
+/** The backward scans of a piece: G, and with bidirectional documents `g_before`. Undefined if none. */
+function backwardScans(
+  b: RankBuilder,
+  ctx: LowerContext,
+  layer: LinearAttentionKind,
+  piece: Piece,
+  j: number,
+  exchanged: ReturnType<typeof exchange>,
+  { dm, g, gBefore }: { dm: string; g: string; gBefore: string | undefined },
+  terms: number,
+): number[] | undefined {
+  if (terms === 0) return undefined;
+  const { comm, gathered, flags, twin } = exchanged;
+  const heads = gBefore !== undefined ? { name: "G", what: "pieces' head dM" } : {};
+  const suffix = combine(
+    b,
+    ctx,
+    layer,
+    piece,
+    j,
+    { gathered, flags, own: dm, out: g, ...heads },
+    "suffix",
+    terms,
+    comm,
+  );
+  if (gBefore === undefined || twin === undefined) return [suffix];
+  const tails = { name: "G_before", what: "pieces' tail dM" };
+  const io = { gathered: twin, flags, own: dm, out: gBefore, ...tails };
+  return [suffix, combine(b, ctx, layer, piece, j, io, "prefix", terms, comm)];
 }
 
 function backwardFused(ctx: LowerContext, layer: LinearAttentionKind, rank: number): RankProgram {
@@ -204,30 +368,42 @@ function backwardFused(ctx: LowerContext, layer: LinearAttentionKind, rank: numb
     intraBackwardStep(b, ctx, pieces[0]!, 0, io, layer.causal, [host]);
     return b.build();
   }
-  const gradSteps = gradStateSteps(b, ctx, layer, q, dout, dm) as number[];
-  const { comm, gathered } = exchange(b, ctx, layer, "bwd", dm, gradSteps);
+  const pAfter = secondScan(b, ctx, layer, "p_after", true);
+  const gBefore = secondScan(b, ctx, layer, "g_before");
+  const outs = documentOuts(b, ctx, layer, "bwd", dm, pieces.length);
+  const gradSteps = gradStateSteps(b, ctx, layer, q, dout, dm, undefined, outs) as number[];
+  const exchanged = exchange(b, ctx, layer, "bwd", dm, outs, gradSteps);
+  const { comm } = exchanged;
   const host = hostStep(b, ctx, "o_weight_grad", q, ctx.overlap ? [] : [comm]);
   pieces.forEach((piece, j) => {
     const prefix = hasPrefix(piece.index);
     const terms = layer.causal ? total - 1 - piece.index : total - 1;
-    const suffix =
-      terms > 0
-        ? combine(b, ctx, layer, piece, j, { gathered, own: dm, out: g }, "suffix", terms, comm)
-        : undefined;
-    if (!prefix && suffix === undefined) {
+    const scans = backwardScans(b, ctx, layer, piece, j, exchanged, { dm, g, gBefore }, terms);
+    if (!prefix && scans === undefined) {
       intraBackwardStep(b, ctx, piece, j, io, layer.causal, [host, comm]);
       return;
     }
-    const terms_ = [prefix ? "dO P^T" : "", suffix !== undefined ? "G" : ""]
+    const terms_ = [prefix ? "dO P^T" : "", scans !== undefined ? "G" : ""]
       .filter((t) => t !== "")
       .join(", ");
     b.compute(
       "linear.backward_fused",
       `dQ, dK, dV[${piece.index}] inside the piece + the ${terms_} terms (one walk)`,
-      { q, k, v, dout, ...(prefix ? { p } : {}), ...(suffix !== undefined ? { g } : {}), dq, dk, dv },
-      backwardFusedCost(ctx, piece.length, prefix, suffix !== undefined),
+      {
+        q,
+        k,
+        v,
+        dout,
+        ...(prefix ? { p, ...(pAfter !== undefined ? { after: pAfter } : {}) } : {}),
+        ...(scans !== undefined ? { g, ...(gBefore !== undefined ? { before: gBefore } : {}) } : {}),
+        ...documentEnds(b, ctx),
+        dq,
+        dk,
+        dv,
+      },
+      backwardFusedCost(ctx, piece.length, prefix, scans !== undefined),
       { piece: j, causal: layer.causal },
-      suffix !== undefined ? [host, suffix] : [host, comm],
+      scans !== undefined ? [host, ...scans] : [host, comm],
     );
   });
   return b.build();
@@ -242,16 +418,19 @@ function forward(ctx: LowerContext, layer: LinearAttentionKind, rank: number): R
     intraStep(b, ctx, pieces[0]!, 0, { q, k, v, o }, layer.causal);
     return b.build();
   }
-  const stateIds = stateSteps(b, ctx, layer, k, v, m) as number[];
-  const { comm, gathered } = exchange(b, ctx, layer, "fwd", m, stateIds);
+  const outs = documentOuts(b, ctx, layer, "fwd", m, pieces.length);
+  const pAfter = secondScan(b, ctx, layer, "p_after");
+  const stateIds = stateSteps(b, ctx, layer, k, v, m, undefined, outs) as number[];
+  const exchanged = exchange(b, ctx, layer, "fwd", m, outs, stateIds);
   const intraSteps = pieces.map((piece, j) =>
-    intraStep(b, ctx, piece, j, { q, k, v, o }, layer.causal, ctx.overlap ? [] : [comm]),
+    intraStep(b, ctx, piece, j, { q, k, v, o }, layer.causal, ctx.overlap ? [] : [exchanged.comm]),
   );
   pieces.forEach((piece, j) => {
     const terms = layer.causal ? piece.index : total - 1;
     if (terms === 0) return;
-    const prefix = combine(b, ctx, layer, piece, j, { gathered, own: m, out: p }, "prefix", terms, comm);
-    interStep(b, ctx, piece, j, { q, p, o }, layer.causal, [prefix, intraSteps[j]!]);
+    const scans = forwardScans(b, ctx, layer, piece, j, exchanged, { m, p, pAfter }, terms);
+    const io = { q, p, ...(pAfter !== undefined ? { after: pAfter } : {}), o };
+    interStep(b, ctx, piece, j, io, layer.causal, [...scans, intraSteps[j]!]);
   });
   return b.build();
 }
@@ -267,16 +446,23 @@ function backward(ctx: LowerContext, layer: LinearAttentionKind, rank: number): 
     intraBackwardStep(b, ctx, pieces[0]!, 0, io, layer.causal);
     return b.build();
   }
-  const gradSteps = gradStateSteps(b, ctx, layer, q, dout, dm) as number[];
-  const { comm, gathered } = exchange(b, ctx, layer, "bwd", dm, gradSteps);
+  const pAfter = secondScan(b, ctx, layer, "p_after", true);
+  const gBefore = secondScan(b, ctx, layer, "g_before");
+  const outs = documentOuts(b, ctx, layer, "bwd", dm, pieces.length);
+  const gradSteps = gradStateSteps(b, ctx, layer, q, dout, dm, undefined, outs) as number[];
+  const exchanged = exchange(b, ctx, layer, "bwd", dm, outs, gradSteps);
   pieces.forEach((piece, j) => {
-    const intra = intraBackwardStep(b, ctx, piece, j, io, layer.causal, ctx.overlap ? [] : [comm]);
+    const intra = intraBackwardStep(b, ctx, piece, j, io, layer.causal, ctx.overlap ? [] : [exchanged.comm]);
     // P of the first causal piece is empty: the forward pass wrote none, and dO P^T would add zero.
-    if (hasPrefix(piece.index)) dqInterStep(b, ctx, piece, j, { dout, p, dq }, [intra]);
+    if (hasPrefix(piece.index)) {
+      const dqIo = { dout, p, ...(pAfter !== undefined ? { after: pAfter } : {}), dq };
+      dqInterStep(b, ctx, piece, j, dqIo, [intra]);
+    }
     const terms = layer.causal ? total - 1 - piece.index : total - 1;
-    if (terms === 0) return;
-    const suffix = combine(b, ctx, layer, piece, j, { gathered, own: dm, out: g }, "suffix", terms, comm);
-    dkdvInterStep(b, ctx, piece, j, { k, v, g, dk, dv }, [suffix, intra]);
+    const scans = backwardScans(b, ctx, layer, piece, j, exchanged, { dm, g, gBefore }, terms);
+    if (scans === undefined) return;
+    const dkdvIo = { k, v, g, ...(gBefore !== undefined ? { before: gBefore } : {}), dk, dv };
+    dkdvInterStep(b, ctx, piece, j, dkdvIo, [...scans, intra]);
   });
   return b.build();
 }

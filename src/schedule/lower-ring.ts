@@ -6,6 +6,7 @@
 import type { SoftmaxAttentionKind } from "../spec/resolved.js";
 import { RankBuilder } from "./builder.js";
 import { activation, localTokensOf, rowBytes, perRank, type LowerContext } from "./context.js";
+import { documentEnds } from "./document-operands.js";
 import type { RankProgram } from "./ir.js";
 import {
   blockBackwardCost,
@@ -107,7 +108,7 @@ function forward(ctx: LowerContext, layer: SoftmaxAttentionKind, rank: number): 
       const step = b.compute(
         "softmax.block",
         `attend to rank ${source}'s keys (ring step ${s})`,
-        { q, k: kRing, v: vRing, o: parts, lse: partLse },
+        { q, k: kRing, v: vRing, ...documentEnds(b, ctx), o: parts, lse: partLse },
         blockCost(ctx, pairs, L, L, layer),
         { source, slot, causal: layer.causal },
         ctx.overlap ? arrived : [...arrived, ...incoming],
@@ -194,7 +195,7 @@ function backward(ctx: LowerContext, layer: SoftmaxAttentionKind, rank: number):
       const step = b.compute(
         "softmax.block_backward",
         `dQ, and dK, dV of rank ${source}'s block (ring step ${s})`,
-        { q, k: kRing, v: vRing, o, lse, dout, dq: dqAcc, dk: dkRing, dv: dvRing },
+        { q, k: kRing, v: vRing, o, lse, dout, ...documentEnds(b, ctx), dq: dqAcc, dk: dkRing, dv: dvRing },
         blockBackwardCost(ctx, pairs, L, L, layer),
         { source, slot, causal: layer.causal },
         arrived,

@@ -5,6 +5,7 @@
 import type { LinearAttentionKind, SoftmaxAttentionKind } from "../spec/resolved.js";
 import { RankBuilder } from "./builder.js";
 import { activation, localTokensOf, rowBytes, perRank, type LowerContext } from "./context.js";
+import { documentEnds } from "./document-operands.js";
 import type { BufferDecl, RankProgram } from "./ir.js";
 import type { HeadShard } from "./ops.js";
 import { fullCost } from "./linear-costs.js";
@@ -143,7 +144,7 @@ function forward(ctx: LowerContext, layer: Layer, rank: number): RankProgram {
     [a2a],
   );
   const label = `whole-sequence attention on heads ${rank * sh.heads}..${(rank + 1) * sh.heads - 1}`;
-  const io = { q: qFull, k: kFull, v: vFull, o: oFull };
+  const io = { q: qFull, k: kFull, v: vFull, ...documentEnds(b, ctx), o: oFull };
   const cost = attentionCost(ctx, layer, sh, false);
   const attend =
     lseFull === undefined
@@ -243,13 +244,21 @@ function backward(ctx: LowerContext, layer: Layer, rank: number): RankProgram {
   );
   const label = `whole-sequence backward on heads ${rank * sh.heads}..${(rank + 1) * sh.heads - 1}`;
   const io = { q: qFull, k: kFull, v: vFull, dout: doFull, dq: dqFull, dk: dkFull, dv: dvFull };
+  const docs = documentEnds(b, ctx);
   const cost = attentionCost(ctx, layer, sh, true);
   const grads =
     saved === undefined
-      ? b.compute("linear.full_backward", label, io, cost, headShard(rank, sh, layer), [unpack])
-      : b.compute("softmax.full_backward", label, { ...io, ...saved }, cost, headShard(rank, sh, layer), [
+      ? b.compute("linear.full_backward", label, { ...io, ...docs }, cost, headShard(rank, sh, layer), [
           unpack,
-        ]);
+        ])
+      : b.compute(
+          "softmax.full_backward",
+          label,
+          { ...io, ...saved, ...docs },
+          cost,
+          headShard(rank, sh, layer),
+          [unpack],
+        );
   const packG = b.compute(
     "pack",
     "split dQ, dK, dV rows by owner rank",

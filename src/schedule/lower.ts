@@ -3,7 +3,14 @@
 import type { LayerKind, ResolvedSpec } from "../spec/resolved.js";
 import { KERNEL_BLOCK } from "../spec/resolved.js";
 import { makeContext, type LowerContext } from "./context.js";
-import { IR_VERSION, type LayerSchedule, type ScheduleProgram, type ScheduleSizes } from "./ir.js";
+import { DEFAULT_DOCUMENT_LENGTH, documentTable, drawBoundaries } from "./documents.js";
+import {
+  IR_VERSION,
+  type DocumentTable,
+  type LayerSchedule,
+  type ScheduleProgram,
+  type ScheduleSizes,
+} from "./ir.js";
 import { planLayout } from "./layout.js";
 import { lowerAllGather } from "./lower-allgather.js";
 import { lowerLasp1 } from "./lower-lasp1.js";
@@ -19,6 +26,12 @@ export interface LowerOptions {
   block?: number;
   /** LASP-2's arrangement (lower-lasp2.ts); fused unless asked otherwise. */
   lasp2?: "fused" | "split";
+  /**
+   * Packed documents (the spec's `documents` other than `none`): their mean length (default the spec's
+   * `document_length`, else DEFAULT_DOCUMENT_LENGTH) and the seed of the drawing (default the spec's), or
+   * the `boundaries` themselves (global positions, sorted: tests place them where they want).
+   */
+  documents?: { meanLength?: number; seed?: number; boundaries?: readonly number[] };
 }
 
 export function lowerSpec(spec: ResolvedSpec, options: LowerOptions = {}): ScheduleProgram {
@@ -34,7 +47,8 @@ export function lowerSpec(spec: ResolvedSpec, options: LowerOptions = {}): Sched
     hidden: model.hidden,
   };
   const plan = planLayout(parallel.layout, parallel.sequence, run.seqLen);
-  const ctx = makeContext(plan, sizes, parallel.overlap, options.lasp2);
+  const documents = documentsOf(spec, plan, options.documents ?? {});
+  const ctx = makeContext(plan, sizes, parallel.overlap, options.lasp2, documents);
   const used = model.kinds.filter((kind) => model.layers.includes(kind));
   const schedules = used.map((kind) => lowerKind(ctx, kind, strategyOf(spec, kind)));
   return {
@@ -44,7 +58,25 @@ export function lowerSpec(spec: ResolvedSpec, options: LowerOptions = {}): Sched
     layout: plan,
     schedules,
     layers: model.layers.map((kind) => used.indexOf(kind)),
+    ...(documents !== undefined ? { documents } : {}),
   };
+}
+
+/** The document table the schedules are lowered with: boundaries drawn from the seed; none without documents. */
+function documentsOf(
+  spec: ResolvedSpec,
+  plan: ReturnType<typeof planLayout>,
+  options: NonNullable<LowerOptions["documents"]>,
+): DocumentTable | undefined {
+  const { documents } = spec.run;
+  if (documents.kind === "none") return undefined;
+  const mean =
+    options.meanLength ??
+    (documents.kind === "eos" ? documents.meanLength : undefined) ??
+    DEFAULT_DOCUMENT_LENGTH;
+  const boundaries =
+    options.boundaries ?? drawBoundaries(spec.run.seqLen, mean, options.seed ?? spec.run.seed);
+  return documentTable(documents, plan, mean, boundaries);
 }
 
 export function strategyOf(spec: ResolvedSpec, kind: LayerKind): string {

@@ -4,7 +4,11 @@
 // `OpHandlers` (ir.ts), so adding an op here without a handler everywhere is a type error.
 // This module imports nothing: ir.ts builds its step types on it.
 
-/** A buffer of the rank's program, by name (RankProgram.buffers). */
+/**
+ * A buffer of the rank's program, by name (RankProgram.buffers). With packed documents, the ops that attend
+ * take the operand `ends` (the input `doc_ends`: 1 at each token that ends a document); without, they never
+ * have it, so `documents none` lowers to exactly the steps it did before.
+ */
 export type Buf = string;
 
 /** How a piece's prefix (forward) or suffix (backward) state is formed. */
@@ -21,35 +25,66 @@ export interface HeadShard {
 
 /** Named buffer operands of each op. Optional operands are absent when the step does without them. */
 export interface OpOperands {
-  "linear.state": { k: Buf; v: Buf; m: Buf };
-  "linear.intra": { q: Buf; k: Buf; v: Buf; o: Buf };
-  /** `gathered` (mode prefix: every piece's state), or `total` and `own` (mode others); none for zero. */
-  "linear.prefix": { gathered?: Buf; total?: Buf; own?: Buf; p: Buf };
-  "linear.inter": { q: Buf; p: Buf; o: Buf };
-  "linear.ring_forward": { p: Buf; m: Buf; next: Buf };
-  "linear.grad_state": { q: Buf; dout: Buf; dm: Buf };
-  "linear.intra_backward": { q: Buf; k: Buf; v: Buf; dout: Buf; dq: Buf; dk: Buf; dv: Buf };
-  "linear.dq_inter": { dout: Buf; p: Buf; dq: Buf };
-  /** As linear.prefix: `gathered`, or `total` and `own`, or none. */
-  "linear.suffix": { gathered?: Buf; total?: Buf; own?: Buf; g: Buf };
-  "linear.dkdv_inter": { k: Buf; v: Buf; g: Buf; dk: Buf; dv: Buf };
-  "linear.ring_backward": { g: Buf; dm: Buf; previous: Buf };
-  "linear.forward_fused": { q: Buf; k: Buf; v: Buf; p?: Buf; o: Buf };
+  /**
+   * With documents: `ends`, and `flag`, which receives 1 in slot `piece` if a document ends inside it;
+   * bidirectional, `head` receives the state of the piece's first document (`m` then holds its last one's).
+   */
+  "linear.state": { k: Buf; v: Buf; ends?: Buf; m: Buf; head?: Buf; flag?: Buf };
+  "linear.intra": { q: Buf; k: Buf; v: Buf; ends?: Buf; o: Buf };
+  /**
+   * `gathered` (mode prefix: every piece's state), or `total` and `own` (mode others); none for zero. With
+   * documents, `flags` (every piece's flag, gathered beside the states) turns the prefix into the affine scan.
+   */
+  "linear.prefix": { gathered?: Buf; flags?: Buf; total?: Buf; own?: Buf; p: Buf };
+  /** Bidirectional with documents: `p` reaches the rows of the first document, `after` those of the last. */
+  "linear.inter": { q: Buf; p: Buf; after?: Buf; ends?: Buf; o: Buf };
+  "linear.ring_forward": { p: Buf; m: Buf; ends?: Buf; next: Buf };
+  /** Bidirectional with documents: `dm` is the first document's part, `tail` receives the last one's. */
+  "linear.grad_state": { q: Buf; dout: Buf; ends?: Buf; dm: Buf; tail?: Buf; flag?: Buf };
+  "linear.intra_backward": {
+    q: Buf;
+    k: Buf;
+    v: Buf;
+    dout: Buf;
+    ends?: Buf;
+    dq: Buf;
+    dk: Buf;
+    dv: Buf;
+  };
+  "linear.dq_inter": { dout: Buf; p: Buf; after?: Buf; ends?: Buf; dq: Buf };
+  /** As linear.prefix: `gathered` (and `flags` with documents), or `total` and `own`, or none. */
+  "linear.suffix": { gathered?: Buf; flags?: Buf; total?: Buf; own?: Buf; g: Buf };
+  /** Bidirectional with documents: `before` reaches the rows of the first document, `g` those of the last. */
+  "linear.dkdv_inter": { k: Buf; v: Buf; g: Buf; before?: Buf; ends?: Buf; dk: Buf; dv: Buf };
+  "linear.ring_backward": { g: Buf; dm: Buf; ends?: Buf; previous: Buf };
+  "linear.forward_fused": { q: Buf; k: Buf; v: Buf; p?: Buf; after?: Buf; ends?: Buf; o: Buf };
   "linear.backward_fused": {
     q: Buf;
     k: Buf;
     v: Buf;
     dout: Buf;
     p?: Buf;
+    after?: Buf;
     g?: Buf;
+    before?: Buf;
+    ends?: Buf;
     dq: Buf;
     dk: Buf;
     dv: Buf;
   };
-  "linear.full": { q: Buf; k: Buf; v: Buf; o: Buf };
-  "linear.full_backward": { q: Buf; k: Buf; v: Buf; dout: Buf; dq: Buf; dk: Buf; dv: Buf };
+  "linear.full": { q: Buf; k: Buf; v: Buf; ends?: Buf; o: Buf };
+  "linear.full_backward": {
+    q: Buf;
+    k: Buf;
+    v: Buf;
+    dout: Buf;
+    ends?: Buf;
+    dq: Buf;
+    dk: Buf;
+    dv: Buf;
+  };
   /** `o` and `lse` receive the block's partial result in slot `source`. */
-  "softmax.block": { q: Buf; k: Buf; v: Buf; o: Buf; lse: Buf };
+  "softmax.block": { q: Buf; k: Buf; v: Buf; ends?: Buf; o: Buf; lse: Buf };
   "softmax.merge": { parts: Buf; partLse: Buf; o: Buf; lse: Buf };
   /** dq accumulates; dk, dv receive the block's gradients (slot `slot ?? source` when slotted). */
   "softmax.block_backward": {
@@ -59,11 +94,12 @@ export interface OpOperands {
     o: Buf;
     lse: Buf;
     dout: Buf;
+    ends?: Buf;
     dq: Buf;
     dk: Buf;
     dv: Buf;
   };
-  "softmax.full": { q: Buf; k: Buf; v: Buf; o: Buf; lse: Buf };
+  "softmax.full": { q: Buf; k: Buf; v: Buf; ends?: Buf; o: Buf; lse: Buf };
   "softmax.full_backward": {
     q: Buf;
     k: Buf;
@@ -71,6 +107,7 @@ export interface OpOperands {
     o: Buf;
     lse: Buf;
     dout: Buf;
+    ends?: Buf;
     dq: Buf;
     dk: Buf;
     dv: Buf;
@@ -139,100 +176,103 @@ const present = (...names: (Buf | undefined)[]): Buf[] => names.filter((n): n is
 /** Every op, in the order the README lists them. */
 export const OPS: { [O in ComputeOp]: OpEntry<O> } = {
   "linear.state": {
-    operands: ["k", "v", "m"],
+    operands: ["k", "v", "ends", "m", "head", "flag"],
     params: ["piece"],
-    doc: "`M = sum_j lam^(C-1-j) k_j^T v_j` of piece `piece`",
-    io: (o) => ({ reads: [o.k, o.v], writes: [o.m] }),
+    doc: "`M = sum_j lam^(C-1-j) k_j^T v_j` of piece `piece`; with `ends`, over the tokens after its last boundary, `flag` = 1 if it has one, and (bidirectional) `head` over those up to its first",
+    io: (o) => ({ reads: present(o.k, o.v, o.ends), writes: present(o.m, o.head, o.flag) }),
   },
   "linear.intra": {
-    operands: ["q", "k", "v", "o"],
+    operands: ["q", "k", "v", "ends", "o"],
     params: ["piece", "causal"],
-    doc: "the masked product inside the piece (chunk algorithm)",
-    io: (o) => ({ reads: [o.q, o.k, o.v], writes: [o.o] }),
+    doc: "the masked product inside the piece (chunk algorithm; with `ends`, a state reset at each boundary)",
+    io: (o) => ({ reads: present(o.q, o.k, o.v, o.ends), writes: [o.o] }),
   },
   "linear.prefix": {
-    operands: ["gathered", "total", "own", "p"],
+    operands: ["gathered", "flags", "total", "own", "p"],
     params: ["piece", "mode"],
-    doc: "`P` of a piece: `mode` `prefix` (decayed sum of earlier gathered states), `others` (total minus own, bidirectional) or `zero`",
-    io: (o) => ({ reads: present(o.gathered, o.total, o.own), writes: [o.p] }),
+    doc: "`P` of a piece: `mode` `prefix` (decayed sum of earlier gathered states; with `flags`, the affine scan `P = c P + M`, `c = 0` past a boundary), `others` (total minus own, bidirectional) or `zero`",
+    io: (o) => ({ reads: present(o.gathered, o.flags, o.total, o.own), writes: [o.p] }),
   },
   "linear.inter": {
-    operands: ["q", "p", "o"],
+    operands: ["q", "p", "after", "ends", "o"],
     params: ["piece"],
-    doc: "`O += lam^(i+1) q_i P`",
-    io: (o) => ({ reads: [o.q, o.p, o.o], writes: [o.o] }),
+    doc: "`O += lam^(i+1) q_i P` (with `ends`, only up to the piece's first boundary; bidirectional, `+ q_i after` past its last)",
+    io: (o) => ({ reads: present(o.q, o.p, o.after, o.ends, o.o), writes: [o.o] }),
   },
   "linear.ring_forward": {
-    operands: ["p", "m", "next"],
+    operands: ["p", "m", "ends", "next"],
     params: ["piece"],
-    doc: "LASP-1: `P_next = lam^C P + M`",
-    io: (o) => ({ reads: [o.p, o.m], writes: [o.next] }),
+    doc: "LASP-1: `P_next = lam^C P + M` (with `ends`, `0 P + M` past a boundary)",
+    io: (o) => ({ reads: present(o.p, o.m, o.ends), writes: [o.next] }),
   },
   "linear.grad_state": {
-    operands: ["q", "dout", "dm"],
+    operands: ["q", "dout", "ends", "dm", "tail", "flag"],
     params: ["piece"],
-    doc: "`dM = sum_i lam^(i+1) q_i^T do_i`",
-    io: (o) => ({ reads: [o.q, o.dout], writes: [o.dm] }),
+    doc: "`dM = sum_i lam^(i+1) q_i^T do_i`; with `ends`, over the queries up to the first boundary, `flag`, and (bidirectional) `tail` over those after the last",
+    io: (o) => ({ reads: present(o.q, o.dout, o.ends), writes: present(o.dm, o.tail, o.flag) }),
   },
   "linear.intra_backward": {
-    operands: ["q", "k", "v", "dout", "dq", "dk", "dv"],
+    operands: ["q", "k", "v", "dout", "ends", "dq", "dk", "dv"],
     params: ["piece", "causal"],
     doc: "dQ, dK, dV inside the piece",
-    io: (o) => ({ reads: [o.q, o.k, o.v, o.dout], writes: [o.dq, o.dk, o.dv] }),
+    io: (o) => ({ reads: present(o.q, o.k, o.v, o.dout, o.ends), writes: [o.dq, o.dk, o.dv] }),
   },
   "linear.dq_inter": {
-    operands: ["dout", "p", "dq"],
+    operands: ["dout", "p", "after", "ends", "dq"],
     params: ["piece"],
-    doc: "`dq_i += lam^(i+1) do_i P^T`",
-    io: (o) => ({ reads: [o.dout, o.p, o.dq], writes: [o.dq] }),
+    doc: "`dq_i += lam^(i+1) do_i P^T` (with `ends`, up to the first boundary; bidirectional, `after` past the last)",
+    io: (o) => ({ reads: present(o.dout, o.p, o.after, o.ends, o.dq), writes: [o.dq] }),
   },
   "linear.suffix": {
-    operands: ["gathered", "total", "own", "g"],
+    operands: ["gathered", "flags", "total", "own", "g"],
     params: ["piece", "mode"],
-    doc: "`G` of a piece: `suffix`, `others` or `zero`",
-    io: (o) => ({ reads: present(o.gathered, o.total, o.own), writes: [o.g] }),
+    doc: "`G` of a piece: `suffix` (with `flags`, the affine scan), `others` or `zero`",
+    io: (o) => ({ reads: present(o.gathered, o.flags, o.total, o.own), writes: [o.g] }),
   },
   "linear.dkdv_inter": {
-    operands: ["k", "v", "g", "dk", "dv"],
+    operands: ["k", "v", "g", "before", "ends", "dk", "dv"],
     params: ["piece"],
-    doc: "`dk_j += lam^(C-1-j) v_j G^T`, `dv_j += lam^(C-1-j) k_j G`",
-    io: (o) => ({ reads: [o.k, o.v, o.g, o.dk, o.dv], writes: [o.dk, o.dv] }),
+    doc: "`dk_j += lam^(C-1-j) v_j G^T`, `dv_j += lam^(C-1-j) k_j G` (with `ends`, after the last boundary; bidirectional, `before` up to the first)",
+    io: (o) => ({ reads: present(o.k, o.v, o.g, o.before, o.ends, o.dk, o.dv), writes: [o.dk, o.dv] }),
   },
   "linear.ring_backward": {
-    operands: ["g", "dm", "previous"],
+    operands: ["g", "dm", "ends", "previous"],
     params: ["piece"],
-    doc: "LASP-1: `G_prev = lam^C G + dM`",
-    io: (o) => ({ reads: [o.g, o.dm], writes: [o.previous] }),
+    doc: "LASP-1: `G_prev = lam^C G + dM` (with `ends`, `0 G + dM` past a boundary)",
+    io: (o) => ({ reads: present(o.g, o.dm, o.ends), writes: [o.previous] }),
   },
   "linear.forward_fused": {
-    operands: ["q", "k", "v", "p", "o"],
+    operands: ["q", "k", "v", "p", "after", "ends", "o"],
     params: ["piece", "causal"],
     doc: "LASP-2 (fused): `linear.intra` with `+ lam^(i+1) q_i P` added inside the walk when operand `p` is given",
-    io: (o) => ({ reads: present(o.q, o.k, o.v, o.p), writes: [o.o] }),
+    io: (o) => ({ reads: present(o.q, o.k, o.v, o.p, o.after, o.ends), writes: [o.o] }),
   },
   "linear.backward_fused": {
-    operands: ["q", "k", "v", "dout", "p", "g", "dq", "dk", "dv"],
+    operands: ["q", "k", "v", "dout", "p", "after", "g", "before", "ends", "dq", "dk", "dv"],
     params: ["piece", "causal"],
     doc: "LASP-2 (fused): `linear.intra_backward` with the P (operand `p`) and G (operand `g`) terms inside the walks",
-    io: (o) => ({ reads: present(o.q, o.k, o.v, o.dout, o.p, o.g), writes: [o.dq, o.dk, o.dv] }),
+    io: (o) => ({
+      reads: present(o.q, o.k, o.v, o.dout, o.p, o.after, o.g, o.before, o.ends),
+      writes: [o.dq, o.dk, o.dv],
+    }),
   },
   "linear.full": {
-    operands: ["q", "k", "v", "o"],
+    operands: ["q", "k", "v", "ends", "o"],
     params: ["headStart", "heads", "kvHeadStart", "kvHeads", "causal"],
-    doc: "Ulysses: whole-sequence linear attention on a head shard",
-    io: (o) => ({ reads: [o.q, o.k, o.v], writes: [o.o] }),
+    doc: "Ulysses: whole-sequence linear attention on a head shard (with `ends`, per document)",
+    io: (o) => ({ reads: present(o.q, o.k, o.v, o.ends), writes: [o.o] }),
   },
   "linear.full_backward": {
-    operands: ["q", "k", "v", "dout", "dq", "dk", "dv"],
+    operands: ["q", "k", "v", "dout", "ends", "dq", "dk", "dv"],
     params: ["headStart", "heads", "kvHeadStart", "kvHeads", "causal"],
     doc: "Ulysses: its backward",
-    io: (o) => ({ reads: [o.q, o.k, o.v, o.dout], writes: [o.dq, o.dk, o.dv] }),
+    io: (o) => ({ reads: present(o.q, o.k, o.v, o.dout, o.ends), writes: [o.dq, o.dk, o.dv] }),
   },
   "softmax.block": {
-    operands: ["q", "k", "v", "o", "lse"],
+    operands: ["q", "k", "v", "ends", "o", "lse"],
     params: ["source", "slot", "causal"],
-    doc: "flash attention of the rank's queries against one source rank's keys (global positions)",
-    io: (o) => ({ reads: [o.q, o.k, o.v], writes: [o.o, o.lse] }),
+    doc: "flash attention of the rank's queries against one source rank's keys (global positions; with `ends`, the document mask, skipping a block no query's document reaches)",
+    io: (o) => ({ reads: present(o.q, o.k, o.v, o.ends), writes: [o.o, o.lse] }),
   },
   "softmax.merge": {
     operands: ["parts", "partLse", "o", "lse"],
@@ -241,25 +281,25 @@ export const OPS: { [O in ComputeOp]: OpEntry<O> } = {
     io: (o) => ({ reads: [o.parts, o.partLse], writes: [o.o, o.lse] }),
   },
   "softmax.block_backward": {
-    operands: ["q", "k", "v", "o", "lse", "dout", "dq", "dk", "dv"],
+    operands: ["q", "k", "v", "o", "lse", "dout", "ends", "dq", "dk", "dv"],
     params: ["source", "slot", "causal"],
     doc: "dQ, and dK, dV of one source block, from the merged `o` and `lse`",
     io: (o) => ({
-      reads: [o.q, o.k, o.v, o.o, o.lse, o.dout, o.dq, o.dk, o.dv],
+      reads: present(o.q, o.k, o.v, o.o, o.lse, o.dout, o.ends, o.dq, o.dk, o.dv),
       writes: [o.dq, o.dk, o.dv],
     }),
   },
   "softmax.full": {
-    operands: ["q", "k", "v", "o", "lse"],
+    operands: ["q", "k", "v", "ends", "o", "lse"],
     params: ["headStart", "heads", "kvHeadStart", "kvHeads", "causal"],
-    doc: "Ulysses: whole-sequence softmax attention on a head shard",
-    io: (o) => ({ reads: [o.q, o.k, o.v], writes: [o.o, o.lse] }),
+    doc: "Ulysses: whole-sequence softmax attention on a head shard (with `ends`, the document mask)",
+    io: (o) => ({ reads: present(o.q, o.k, o.v, o.ends), writes: [o.o, o.lse] }),
   },
   "softmax.full_backward": {
-    operands: ["q", "k", "v", "o", "lse", "dout", "dq", "dk", "dv"],
+    operands: ["q", "k", "v", "o", "lse", "dout", "ends", "dq", "dk", "dv"],
     params: ["headStart", "heads", "kvHeadStart", "kvHeads", "causal"],
     doc: "Ulysses: its backward",
-    io: (o) => ({ reads: [o.q, o.k, o.v, o.o, o.lse, o.dout], writes: [o.dq, o.dk, o.dv] }),
+    io: (o) => ({ reads: present(o.q, o.k, o.v, o.o, o.lse, o.dout, o.ends), writes: [o.dq, o.dk, o.dv] }),
   },
   pack: {
     operands: ["parts", "packed"],

@@ -18,6 +18,8 @@ export function closedFormVolume(
   plan: LayoutPlan,
   sizes: ScheduleSizes,
   rank = 0,
+  /** Packed documents: LASP-2 gathers one fp32 flag per piece beside its states (two states if bidirectional). */
+  documents = false,
 ): Volume {
   const W = plan.ranks;
   const P = plan.byRank[0]!.length; // pieces per rank
@@ -31,6 +33,7 @@ export function closedFormVolume(
       case "lasp2":
         // One piece in all: no other piece has a state to give, so nothing is exchanged.
         if (plan.pieces.length === 1) return { bytes: 0, dependentSteps: 0 };
+        if (documents) return { bytes: P * ((kind.causal ? 1 : 2) * state + B * 4), dependentSteps: 1 };
         return kind.causal ? { bytes: P * state, dependentSteps: 1 } : { bytes: state, dependentSteps: 1 };
       case "lasp1": {
         // Hops cross a rank boundary between consecutive pieces; this rank sends at the boundaries it leaves.

@@ -14,6 +14,31 @@ import {
   suffixForPiece,
 } from "../reference/linear-chunks.js";
 import {
+  blockNeeded,
+  documentMask,
+  linearAttentionBackwardDocs,
+  linearAttentionForwardDocs,
+  softmaxAttentionBackwardDocs,
+  softmaxAttentionForwardDocs,
+} from "../reference/documents.js";
+import {
+  bidirInterDocs,
+  dkdvInterDocs,
+  dqInterDocs,
+  hasBoundary,
+  interForwardDocs,
+  intraBackwardDocs,
+  intraForwardDocs,
+  localBoundaries,
+  pieceGradStateDocs,
+  pieceHeadStateDocs,
+  pieceStateDocs,
+  pieceTailStateDocs,
+  prefixForPieceDocs,
+  ringStepDocs,
+  suffixForPieceDocs,
+} from "../reference/linear-documents.js";
+import {
   linearAttentionBackward,
   linearAttentionForward,
   softmaxAttentionBackward,
@@ -66,35 +91,149 @@ const writeRows = (ctx: OpContext, name: string, j: number, value: Tensor): void
 const addRows = (ctx: OpContext, name: string, j: number, value: Tensor): void =>
   writeRows(ctx, name, j, add(rows(ctx, name, j), value));
 
+/** Every document boundary (global positions) from the step's `ends` operand: 1 where a document ends. */
+function boundaries(ctx: OpContext, ends: string): number[] {
+  const flags = ctx.store.one(ends).data;
+  const out: number[] = [];
+  for (let i = 0; i < flags.length; i++) if (flags[i] !== 0) out.push(i);
+  return out;
+}
+
+/** The boundaries inside local piece j, as indices into the piece; undefined without documents. */
+function localEnds(ctx: OpContext, ends: string | undefined, j: number): number[] | undefined {
+  if (ends === undefined) return undefined;
+  return localBoundaries(boundaries(ctx, ends), ctx.plan.byRank[ctx.rank]![j]!);
+}
+
+/** The one-element flag of a piece: 1 if a document ends inside it. */
+function flagTensor(local: readonly number[]): Tensor {
+  const t = zeros([1]);
+  t.data[0] = hasBoundary(local) ? 1 : 0;
+  return t;
+}
+
 /** A piece's prefix (P) or suffix (G) state from the exchanged states, as its mode says. */
 function combine(ctx: OpContext, step: ComputeStep<"linear.prefix" | "linear.suffix">, out: string): void {
   const { store, plan, rank } = ctx;
   const j = step.params.piece;
-  const { gathered, total, own } = step.operands;
+  const { gathered, flags, total, own } = step.operands;
   const target = plan.byRank[rank]![j]!;
   if (step.params.mode === "zero") store.set(out, j, zeros(slotShape(store.decl(out))));
   else if (step.params.mode === "others") store.set(out, j, sub(store.one(total!), store.one(own!, j)));
   else {
-    // Gathered states arrive rank-major; put them in global piece order for the prefix/suffix sums.
-    const states = store.get(gathered!);
+    // Gathered states (and flags) arrive rank-major; put them in global piece order for the scans.
     const perRank = plan.byRank[0]!.length;
-    const ordered = plan.pieces.map((p) => states[p.rank * perRank + plan.byRank[p.rank]!.indexOf(p)]!);
+    const inOrder = <T>(all: T[]): T[] =>
+      plan.pieces.map((p) => all[p.rank * perRank + plan.byRank[p.rank]!.indexOf(p)]!);
+    const ordered = inOrder(store.get(gathered!));
+    if (flags !== undefined) {
+      const carriesZero = inOrder(store.get(flags)).map((f) => f.data[0] !== 0);
+      const scan = step.op === "linear.prefix" ? prefixForPieceDocs : suffixForPieceDocs;
+      store.set(out, j, scan(ordered, carriesZero, plan.pieces, target.index, decay(ctx)));
+      return;
+    }
     const fn = step.op === "linear.prefix" ? prefixForPiece : suffixForPiece;
     store.set(out, j, fn(ordered, plan.pieces, target.index, decay(ctx)));
   }
 }
 
-/** LASP-1's hand-on (forward) or hand-back (backward): out = lam^C state + own, in piece j's slots. */
+/**
+ * LASP-1's hand-on (forward) or hand-back (backward): out = lam^C state + own, in piece j's slots; with
+ * documents out = c state + own, c = 0 if a document ends inside the piece (the scan's step either way).
+ */
 function ring(
   ctx: OpContext,
-  step: ComputeStep,
+  step: ComputeStep<"linear.ring_forward" | "linear.ring_backward">,
   [state, own, out]: [string, string, string],
   j: number,
 ): void {
-  const length = ctx.plan.byRank[ctx.rank]![j]!.length;
+  const piece = ctx.plan.byRank[ctx.rank]![j]!;
+  const [S, M] = [ctx.store.one(state, j), ctx.store.one(own, j)];
+  const local = localEnds(ctx, step.operands.ends, j);
+  if (local !== undefined) {
+    ctx.store.set(out, j, ringStepDocs(S, M, decay(ctx), piece, hasBoundary(local)));
+    return;
+  }
   const fn = step.op === "linear.ring_forward" ? ringStep : ringStepBackward;
-  ctx.store.set(out, j, fn(ctx.store.one(state, j), ctx.store.one(own, j), decay(ctx), length));
+  ctx.store.set(out, j, fn(S, M, decay(ctx), piece.length));
 }
+
+/** The piece's own product (chunk walk), with a reset at each boundary when there are documents. */
+function intra(
+  ctx: OpContext,
+  step: ComputeStep<"linear.intra" | "linear.forward_fused">,
+  j: number,
+): Tensor {
+  const { q, k, v, ends } = step.operands;
+  const [Q, K, V] = [rows(ctx, q, j), rows(ctx, k, j), rows(ctx, v, j)];
+  const local = localEnds(ctx, ends, j);
+  return local === undefined
+    ? intraForward(Q, K, V, decay(ctx), step.params.causal, ctx.block)
+    : intraForwardDocs(Q, K, V, decay(ctx), step.params.causal, local, ctx.block);
+}
+
+/** lam^(i+1) q_i P, for the rows before the piece's first boundary when there are documents. */
+function inter(
+  ctx: OpContext,
+  { q, p, after, ends }: { q: string; p: string; after?: string; ends?: string },
+  j: number,
+): Tensor {
+  const local = localEnds(ctx, ends, j);
+  const [Q, P] = [rows(ctx, q, j), ctx.store.one(p, j)];
+  if (after !== undefined)
+    return bidirInterDocs(Q, P, ctx.store.one(after, j), documented(local, after), false);
+  return local === undefined ? interForward(Q, P, decay(ctx)) : interForwardDocs(Q, P, decay(ctx), local);
+}
+
+/** The piece's boundaries where an operand only documents have (`after`, `before`) is given. */
+function documented(local: number[] | undefined, operand: string): number[] {
+  if (local === undefined) throw new Error(`operand ${operand} needs the document ends (operand ends)`);
+  return local;
+}
+
+function intraGrads(
+  ctx: OpContext,
+  step: ComputeStep<"linear.intra_backward" | "linear.backward_fused">,
+  j: number,
+): { dq: Tensor; dk: Tensor; dv: Tensor } {
+  const { q, k, v, dout, ends } = step.operands;
+  const [Q, K, V, dO] = [rows(ctx, q, j), rows(ctx, k, j), rows(ctx, v, j), rows(ctx, dout, j)];
+  const local = localEnds(ctx, ends, j);
+  return local === undefined
+    ? intraBackward(Q, K, V, dO, decay(ctx), step.params.causal, ctx.block)
+    : intraBackwardDocs(Q, K, V, dO, decay(ctx), step.params.causal, local, ctx.block);
+}
+
+function dqTerm(
+  ctx: OpContext,
+  { dout, p, after, ends }: { dout: string; p: string; after?: string; ends?: string },
+  j: number,
+): Tensor {
+  const local = localEnds(ctx, ends, j);
+  const [dO, P] = [rows(ctx, dout, j), ctx.store.one(p, j)];
+  if (after !== undefined)
+    return bidirInterDocs(dO, P, ctx.store.one(after, j), documented(local, after), true);
+  return local === undefined ? dqInter(dO, P, decay(ctx)) : dqInterDocs(dO, P, decay(ctx), local);
+}
+
+function dkdvTerm(
+  ctx: OpContext,
+  { k, v, g, before, ends }: { k: string; v: string; g: string; before?: string; ends?: string },
+  j: number,
+): { dk: Tensor; dv: Tensor } {
+  const local = localEnds(ctx, ends, j);
+  const [K, V, G] = [rows(ctx, k, j), rows(ctx, v, j), ctx.store.one(g, j)];
+  if (before !== undefined) {
+    // Bidirectional: keys of the first document take the earlier pieces' tails, of the last the later heads.
+    const [B, docs] = [ctx.store.one(before, j), documented(local, before)];
+    return { dk: bidirInterDocs(V, B, G, docs, true), dv: bidirInterDocs(K, B, G, docs, false) };
+  }
+  return local === undefined ? dkdvInter(K, V, G, decay(ctx)) : dkdvInterDocs(K, V, G, decay(ctx), local);
+}
+
+/** Whole-sequence boundaries of a step's `ends`, or undefined without documents. */
+const wholeEnds = (ctx: OpContext, ends: string | undefined): number[] | undefined =>
+  ends === undefined ? undefined : boundaries(ctx, ends);
 
 /**
  * One handler per op of the catalogue (schedule/ops.ts). Placement (which collective a step overlaps, the
@@ -103,28 +242,24 @@ function ring(
 export const EXECUTOR_HANDLERS: OpHandlers<[OpContext], void> = {
   "linear.state": (step, ctx) => {
     const j = step.params.piece;
-    const { k, v, m } = step.operands;
-    ctx.store.set(m, j, pieceState(rows(ctx, k, j), rows(ctx, v, j), decay(ctx)));
-  },
-  "linear.intra": (step, ctx) => {
-    const j = step.params.piece;
-    const { q, k, v, o } = step.operands;
-    const out = intraForward(
-      rows(ctx, q, j),
-      rows(ctx, k, j),
-      rows(ctx, v, j),
-      decay(ctx),
-      step.params.causal,
-      ctx.block,
+    const { k, v, ends, m, head, flag } = step.operands;
+    const local = localEnds(ctx, ends, j);
+    const [K, V] = [rows(ctx, k, j), rows(ctx, v, j)];
+    ctx.store.set(
+      m,
+      j,
+      local === undefined ? pieceState(K, V, decay(ctx)) : pieceStateDocs(K, V, decay(ctx), local),
     );
-    writeRows(ctx, o, j, out);
+    if (head !== undefined) ctx.store.set(head, j, pieceHeadStateDocs(K, V, documented(local, head)));
+    if (flag !== undefined) ctx.store.set(flag, j, flagTensor(local ?? []));
   },
+  "linear.intra": (step, ctx) =>
+    writeRows(ctx, step.operands.o, step.params.piece, intra(ctx, step, step.params.piece)),
   "linear.prefix": (step, ctx) => combine(ctx, step, step.operands.p),
   "linear.suffix": (step, ctx) => combine(ctx, step, step.operands.g),
   "linear.inter": (step, ctx) => {
     const j = step.params.piece;
-    const { q, p, o } = step.operands;
-    addRows(ctx, o, j, interForward(rows(ctx, q, j), ctx.store.one(p, j), decay(ctx)));
+    addRows(ctx, step.operands.o, j, inter(ctx, step.operands, j));
   },
   "linear.ring_forward": (step, ctx) => {
     const { p, m, next } = step.operands;
@@ -136,70 +271,51 @@ export const EXECUTOR_HANDLERS: OpHandlers<[OpContext], void> = {
   },
   "linear.grad_state": (step, ctx) => {
     const j = step.params.piece;
-    const { q, dout, dm } = step.operands;
-    ctx.store.set(dm, j, pieceGradState(rows(ctx, q, j), rows(ctx, dout, j), decay(ctx)));
+    const { q, dout, ends, dm, tail, flag } = step.operands;
+    const local = localEnds(ctx, ends, j);
+    const [Q, dO] = [rows(ctx, q, j), rows(ctx, dout, j)];
+    const dM =
+      local === undefined ? pieceGradState(Q, dO, decay(ctx)) : pieceGradStateDocs(Q, dO, decay(ctx), local);
+    ctx.store.set(dm, j, dM);
+    if (tail !== undefined) ctx.store.set(tail, j, pieceTailStateDocs(Q, dO, documented(local, tail)));
+    if (flag !== undefined) ctx.store.set(flag, j, flagTensor(local ?? []));
   },
   "linear.intra_backward": (step, ctx) => {
     const j = step.params.piece;
-    const { q, k, v, dout, dq, dk, dv } = step.operands;
-    const g = intraBackward(
-      rows(ctx, q, j),
-      rows(ctx, k, j),
-      rows(ctx, v, j),
-      rows(ctx, dout, j),
-      decay(ctx),
-      step.params.causal,
-      ctx.block,
-    );
+    const { dq, dk, dv } = step.operands;
+    const g = intraGrads(ctx, step, j);
     writeRows(ctx, dq, j, g.dq);
     writeRows(ctx, dk, j, g.dk);
     writeRows(ctx, dv, j, g.dv);
   },
   "linear.dq_inter": (step, ctx) => {
     const j = step.params.piece;
-    const { dout, p, dq } = step.operands;
-    addRows(ctx, dq, j, dqInter(rows(ctx, dout, j), ctx.store.one(p, j), decay(ctx)));
+    addRows(ctx, step.operands.dq, j, dqTerm(ctx, step.operands, j));
   },
   "linear.dkdv_inter": (step, ctx) => {
     const j = step.params.piece;
-    const { k, v, g, dk, dv } = step.operands;
-    const t = dkdvInter(rows(ctx, k, j), rows(ctx, v, j), ctx.store.one(g, j), decay(ctx));
+    const { dk, dv } = step.operands;
+    const t = dkdvTerm(ctx, step.operands, j);
     addRows(ctx, dk, j, t.dk);
     addRows(ctx, dv, j, t.dv);
   },
   "linear.forward_fused": (step, ctx) => {
     // The fused walk equals the intra-piece product plus the inter term.
     const j = step.params.piece;
-    const { q, k, v, p, o } = step.operands;
-    const lam = decay(ctx);
-    const intra = intraForward(
-      rows(ctx, q, j),
-      rows(ctx, k, j),
-      rows(ctx, v, j),
-      lam,
-      step.params.causal,
-      ctx.block,
-    );
-    const out = p === undefined ? intra : add(intra, interForward(rows(ctx, q, j), ctx.store.one(p, j), lam));
-    writeRows(ctx, o, j, out);
+    const { q, p, after, ends, o } = step.operands;
+    const own = intra(ctx, step, j);
+    const io = { q, ...(after !== undefined ? { after } : {}), ...(ends !== undefined ? { ends } : {}) };
+    writeRows(ctx, o, j, p === undefined ? own : add(own, inter(ctx, { ...io, p }, j)));
   },
   "linear.backward_fused": (step, ctx) => {
     const j = step.params.piece;
-    const { q, k, v, dout, p, g, dq, dk, dv } = step.operands;
-    const lam = decay(ctx);
-    const grads = intraBackward(
-      rows(ctx, q, j),
-      rows(ctx, k, j),
-      rows(ctx, v, j),
-      rows(ctx, dout, j),
-      lam,
-      step.params.causal,
-      ctx.block,
-    );
-    let { dq: dQ, dk: dK, dv: dV } = grads;
-    if (p !== undefined) dQ = add(dQ, dqInter(rows(ctx, dout, j), ctx.store.one(p, j), lam));
+    const { k, v, dout, p, after, g, before, ends, dq, dk, dv } = step.operands;
+    const docs = ends !== undefined ? { ends } : {};
+    let { dq: dQ, dk: dK, dv: dV } = intraGrads(ctx, step, j);
+    if (p !== undefined)
+      dQ = add(dQ, dqTerm(ctx, { dout, p, ...(after !== undefined ? { after } : {}), ...docs }, j));
     if (g !== undefined) {
-      const t = dkdvInter(rows(ctx, k, j), rows(ctx, v, j), ctx.store.one(g, j), lam);
+      const t = dkdvTerm(ctx, { k, v, g, ...(before !== undefined ? { before } : {}), ...docs }, j);
       dK = add(dK, t.dk);
       dV = add(dV, t.dv);
     }
@@ -210,32 +326,50 @@ export const EXECUTOR_HANDLERS: OpHandlers<[OpContext], void> = {
   // The program's projection: the executor is given q (and needs no weight gradient) from the start.
   host: () => {},
   "linear.full": (step, ctx) => {
-    const { q, k, v, o } = step.operands;
+    const { q, k, v, ends, o } = step.operands;
     const [Q, K, V] = [q, k, v].map((n) => ctx.store.one(n)) as [Tensor, Tensor, Tensor];
     const lam = decay(ctx, shardHeads(step.params));
-    ctx.store.set(o, 0, linearAttentionForward(Q, K, V, lam, step.params.causal));
+    const docs = wholeEnds(ctx, ends);
+    const out =
+      docs === undefined
+        ? linearAttentionForward(Q, K, V, lam, step.params.causal)
+        : linearAttentionForwardDocs(Q, K, V, lam, step.params.causal, docs);
+    ctx.store.set(o, 0, out);
   },
   "linear.full_backward": (step, ctx) => {
-    const { q, k, v, dout, dq, dk, dv } = step.operands;
+    const { q, k, v, dout, ends, dq, dk, dv } = step.operands;
     const [Q, K, V, dO] = [q, k, v, dout].map((n) => ctx.store.one(n)) as [Tensor, Tensor, Tensor, Tensor];
-    const g = linearAttentionBackward(Q, K, V, dO, decay(ctx, shardHeads(step.params)), step.params.causal);
+    const lam = decay(ctx, shardHeads(step.params));
+    const docs = wholeEnds(ctx, ends);
+    const g =
+      docs === undefined
+        ? linearAttentionBackward(Q, K, V, dO, lam, step.params.causal)
+        : linearAttentionBackwardDocs(Q, K, V, dO, lam, step.params.causal, docs);
     ctx.store.set(dq, 0, g.dq);
     ctx.store.set(dk, 0, g.dk);
     ctx.store.set(dv, 0, g.dv);
   },
   "softmax.full": (step, ctx) => {
-    const { q, k, v, o, lse } = step.operands;
+    const { q, k, v, ends, o, lse } = step.operands;
     const [Q, K, V] = [q, k, v].map((n) => ctx.store.one(n)) as [Tensor, Tensor, Tensor];
     const positions = everyPosition(Q);
-    const out = softmaxAttentionForward(Q, positions, K, positions, V, step.params.causal);
+    const docs = wholeEnds(ctx, ends);
+    const out =
+      docs === undefined
+        ? softmaxAttentionForward(Q, positions, K, positions, V, step.params.causal)
+        : softmaxAttentionForwardDocs(Q, positions, K, positions, V, step.params.causal, docs);
     ctx.store.set(o, 0, out.o);
     ctx.store.set(lse, 0, out.lse);
   },
   "softmax.full_backward": (step, ctx) => {
-    const { q, k, v, dout, dq, dk, dv } = step.operands;
+    const { q, k, v, dout, ends, dq, dk, dv } = step.operands;
     const [Q, K, V, dO] = [q, k, v, dout].map((n) => ctx.store.one(n)) as [Tensor, Tensor, Tensor, Tensor];
     const positions = everyPosition(Q);
-    const g = softmaxAttentionBackward(Q, positions, K, positions, V, dO, step.params.causal);
+    const docs = wholeEnds(ctx, ends);
+    const g =
+      docs === undefined
+        ? softmaxAttentionBackward(Q, positions, K, positions, V, dO, step.params.causal)
+        : softmaxAttentionBackwardDocs(Q, positions, K, positions, V, dO, step.params.causal, docs);
     ctx.store.set(dq, 0, g.dq);
     ctx.store.set(dk, 0, g.dk);
     ctx.store.set(dv, 0, g.dv);
@@ -243,14 +377,25 @@ export const EXECUTOR_HANDLERS: OpHandlers<[OpContext], void> = {
   "softmax.block": (step, ctx) => {
     const { store, plan, rank } = ctx;
     const { source, causal } = step.params;
-    const { q, k, v, o, lse } = step.operands;
+    const { q, k, v, ends, o, lse } = step.operands;
+    const [qPos, kPos] = [rankPositions(plan, rank), rankPositions(plan, source)];
+    const docs = wholeEnds(ctx, ends);
+    if (docs !== undefined && !blockNeeded(qPos, kPos, causal, docs)) {
+      // No query's document reaches this block: the kernel skips it, leaving the merge's neutral element.
+      const Q = store.one(q);
+      const lseNone = zeros([Q.shape[0]!, Q.shape[1]!]);
+      lseNone.data.fill(-Infinity);
+      store.set(o, source, zeros(slotShape(store.decl(o))));
+      store.set(lse, source, lseNone);
+      return;
+    }
     const out = attendBlock(
       store.one(q),
-      rankPositions(plan, rank),
+      qPos,
       blockInput(ctx, k, step.params),
-      rankPositions(plan, source),
+      kPos,
       blockInput(ctx, v, step.params),
-      causal,
+      docs === undefined ? causal : documentMask(causal, docs),
     );
     store.set(o, source, out.o);
     store.set(lse, source, out.lse);
@@ -267,17 +412,21 @@ export const EXECUTOR_HANDLERS: OpHandlers<[OpContext], void> = {
   "softmax.block_backward": (step, ctx) => {
     const { store, plan, rank } = ctx;
     const { source, causal } = step.params;
-    const { q, k, v, o, lse, dout, dq, dk, dv } = step.operands;
+    const { q, k, v, o, lse, dout, ends, dq, dk, dv } = step.operands;
+    const [qPos, kPos] = [rankPositions(plan, rank), rankPositions(plan, source)];
+    const docs = wholeEnds(ctx, ends);
+    // A block no query's document reaches is skipped: it adds nothing to dQ, dK or dV.
+    if (docs !== undefined && !blockNeeded(qPos, kPos, causal, docs)) return;
     const g = attendBlockBackward(
       store.one(q),
-      rankPositions(plan, rank),
+      qPos,
       blockInput(ctx, k, step.params),
-      rankPositions(plan, source),
+      kPos,
       blockInput(ctx, v, step.params),
       store.one(o),
       store.one(lse),
       store.one(dout),
-      causal,
+      docs === undefined ? causal : documentMask(causal, docs),
     );
     // dK, dV go to the block's slot of a per-block buffer, or to a buffer of the rank's own block alone.
     const slot = step.params.slot ?? source;

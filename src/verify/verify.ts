@@ -1,6 +1,14 @@
 // `lasp verify`: runs the lowered schedule of every layer kind on W simulated ranks in float64, forward and
 // backward, at a reduced size, and compares the output and dQ, dK, dV with the dense oracle (the masked
 // attention formula computed directly over the whole sequence). Exact schedules agree to rounding (~1e-15).
+// With packed documents (`documents eos|index`) the schedules run with boundaries drawn from the seed
+// (schedule/documents.ts) and the oracle is the document one: each document attended to alone.
+import {
+  linearAttentionBackwardDocs,
+  linearAttentionForwardDocs,
+  softmaxAttentionBackwardDocs,
+  softmaxAttentionForwardDocs,
+} from "../reference/documents.js";
 import {
   linearAttentionBackward,
   linearAttentionForward,
@@ -10,6 +18,7 @@ import {
 import { gatherRows, maxRelErr, randn, scatterRows, type Tensor, zeros } from "../reference/tensor.js";
 import type { LayoutPlan, ScheduleProgram } from "../schedule/ir.js";
 import { rankPositions } from "../schedule/layout.js";
+import { DEFAULT_DOCUMENT_LENGTH } from "../schedule/documents.js";
 import { lowerSpec } from "../schedule/lower.js";
 import type { LayerKind, ResolvedSpec } from "../spec/resolved.js";
 import { executePass } from "./execute.js";
@@ -24,6 +33,11 @@ export interface VerifyOptions {
   seed?: number;
   /** LASP-2's arrangement to check (lower-lasp2.ts); the compiler's default otherwise. */
   lasp2?: "fused" | "split";
+  /**
+   * With documents: their mean length at the reduced size. Default: the spec's mean scaled with the
+   * sequence (as many documents per sequence as at full size), at least 2 tokens.
+   */
+  documentLength?: number;
 }
 
 export interface VerifyRow {
@@ -38,6 +52,8 @@ export interface VerifyReport {
   spec: ResolvedSpec;
   rows: VerifyRow[];
   maxError: number;
+  /** With documents: the boundaries every layer ran with (global positions at the reduced size). */
+  documents?: { meanLength: number; boundaries: number[] };
 }
 
 /** The spec at the reduced size: same layers, strategies, layout and W; fewer tokens, heads and dims. */
@@ -110,14 +126,46 @@ function globals(spec: ResolvedSpec, kind: LayerKind, seed: number): Globals {
   };
 }
 
-function oracle(kind: LayerKind, g: Globals): { o: Tensor; dq: Tensor; dk: Tensor; dv: Tensor } {
+/** The dense result: over the whole sequence, or with `boundaries` each document attended to alone. */
+function oracle(
+  kind: LayerKind,
+  g: Globals,
+  boundaries?: readonly number[],
+): { o: Tensor; dq: Tensor; dk: Tensor; dv: Tensor } {
   if (kind.type === "linear_attention") {
-    const o = linearAttentionForward(g.q, g.k, g.v, kind.decay.perHead, kind.causal);
-    return { o, ...linearAttentionBackward(g.q, g.k, g.v, g.dout, kind.decay.perHead, kind.causal) };
+    const lam = kind.decay.perHead;
+    if (boundaries !== undefined) {
+      const o = linearAttentionForwardDocs(g.q, g.k, g.v, lam, kind.causal, boundaries);
+      return { o, ...linearAttentionBackwardDocs(g.q, g.k, g.v, g.dout, lam, kind.causal, boundaries) };
+    }
+    const o = linearAttentionForward(g.q, g.k, g.v, lam, kind.causal);
+    return { o, ...linearAttentionBackward(g.q, g.k, g.v, g.dout, lam, kind.causal) };
   }
   const positions = Array.from({ length: g.q.shape[0]! }, (_, i) => i);
+  if (boundaries !== undefined) {
+    const o = softmaxAttentionForwardDocs(g.q, positions, g.k, positions, g.v, kind.causal, boundaries).o;
+    return {
+      o,
+      ...softmaxAttentionBackwardDocs(g.q, positions, g.k, positions, g.v, g.dout, kind.causal, boundaries),
+    };
+  }
   const o = softmaxAttentionForward(g.q, positions, g.k, positions, g.v, kind.causal).o;
   return { o, ...softmaxAttentionBackward(g.q, positions, g.k, positions, g.v, g.dout, kind.causal) };
+}
+
+/** The input `doc_ends`: 1 at each token that ends a document (the whole sequence, as every rank holds it). */
+function documentEndFlags(seqLen: number, boundaries: readonly number[]): Tensor {
+  const t = zeros([seqLen]);
+  for (const b of boundaries) t.data[b] = 1;
+  return t;
+}
+
+/** The mean document length at the reduced size: as many documents per sequence as the spec's. */
+export function reducedDocumentLength(original: ResolvedSpec, seqLen: number): number {
+  const { documents } = original.run;
+  const mean = (documents.kind === "eos" ? documents.meanLength : undefined) ?? DEFAULT_DOCUMENT_LENGTH;
+  // At least 2 tokens (1 for a spec whose documents are single tokens), so some documents span tokens.
+  return Math.max(Math.min(2, mean), Math.round((mean * seqLen) / original.run.seqLen));
 }
 
 function assemble(plan: LayoutPlan, parts: Tensor[], like: Tensor): Tensor {
@@ -128,12 +176,20 @@ function assemble(plan: LayoutPlan, parts: Tensor[], like: Tensor): Tensor {
 
 export function verifySpec(original: ResolvedSpec, options: VerifyOptions = {}): VerifyReport {
   const { spec, block } = shrinkSpec(original, options);
-  return verifyProgram(
-    spec,
-    lowerSpec(spec, { block, lasp2: options.lasp2 }),
-    block,
-    options.seed ?? spec.run.seed,
-  );
+  const seed = options.seed ?? spec.run.seed;
+  if (
+    options.documentLength !== undefined &&
+    (!Number.isInteger(options.documentLength) || options.documentLength < 1)
+  )
+    throw new VerifyUsageError(
+      `--document-length ${options.documentLength} must be a whole number of tokens, at least 1`,
+    );
+  const documents = {
+    meanLength: options.documentLength ?? reducedDocumentLength(original, spec.run.seqLen),
+    seed,
+  };
+  const program = lowerSpec(spec, { block, lasp2: options.lasp2, documents });
+  return verifyProgram(spec, program, block, seed);
 }
 
 /**
@@ -149,20 +205,26 @@ export function verifyProgram(
   executionPlan: LayoutPlan = program.layout,
 ): VerifyReport {
   const plan = program.layout;
+  const boundaries = program.documents?.boundaries;
+  const ends = boundaries === undefined ? undefined : documentEndFlags(spec.run.seqLen, boundaries);
   const rows = program.schedules.map((schedule, index): VerifyRow => {
     const g = globals(spec, schedule.layer, seed * 100 + index * 10);
     const local = (t: Tensor, rank: number): Tensor => gatherRows(t, rankPositions(plan, rank));
     const activations: Record<string, Tensor> = { q: g.q, k: g.k, v: g.v, do: g.dout };
+    // Every rank holds the whole sequence's document end flags (global positions).
+    const whole: Record<string, Tensor> = ends === undefined ? {} : { doc_ends: ends };
     const forward = executePass(schedule, "forward", executionPlan, block, (rank, name) => {
+      if (whole[name] !== undefined) return [whole[name]];
       const t = activations[name];
       if (t === undefined) throw new Error(`forward input ${name} has no source`);
       return [local(t, rank)];
     });
     const backward = executePass(schedule, "backward", executionPlan, block, (rank, name) => {
+      if (whole[name] !== undefined) return [whole[name]];
       const t = activations[name];
       return t !== undefined ? [local(t, rank)] : forward.stores[rank]!.get(name);
     });
-    const expected = oracle(schedule.layer, g);
+    const expected = oracle(schedule.layer, g, boundaries);
     const got = (run: typeof forward, name: string, like: Tensor): Tensor =>
       assemble(
         plan,
@@ -182,5 +244,13 @@ export function verifyProgram(
     };
   });
   const maxError = Math.max(0, ...rows.flatMap((r) => Object.values(r.errors)));
-  return { spec, rows, maxError };
+  const documents = program.documents;
+  return documents === undefined
+    ? { spec, rows, maxError }
+    : {
+        spec,
+        rows,
+        maxError,
+        documents: { meanLength: documents.meanLength, boundaries: documents.boundaries },
+      };
 }

@@ -1,7 +1,7 @@
 // Packed documents in the `run` block (issue 19): `documents`, `eos_token` and `document_length` resolve to
 // ResolvedRun.documents, the combinations that make no sense are reported at the right setting (E0515-E0517,
 // W0608, W0609), and compile and run refuse documents while the program's attention crosses them (E0701);
-// verify and inspect say they do not model them yet.
+// verify proves the schedules with documents, and inspect says its costs are those of one whole sequence.
 import { existsSync, mkdtempSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
@@ -202,16 +202,15 @@ describe("the program does not stop attention at documents yet", () => {
     expect(existsSync(out)).toBe(false);
   });
 
-  it("lasp verify and lasp inspect say they model one whole sequence", async () => {
+  it("lasp verify checks the documents; lasp inspect says its costs are those of one whole sequence", async () => {
     const file = write("documents eos  eos_token 5  document_length 256");
     const verify = captureIo();
     expect(await main(["verify", file], verify)).toBe(0);
-    expect(verify.err).toContain(
-      "lasp: note: `documents eos` is not modelled yet: it checks attention across",
-    );
+    expect(verify.err).not.toContain("note");
+    expect(verify.out).toMatch(/^documents eos: \d+ documents of mean length \d+ drawn from seed/m);
     const inspect = captureIo();
     expect(await main(["inspect", file, "--json"], inspect)).toBe(0);
-    expect(inspect.err).toContain("lasp: note: `documents eos` is not modelled yet");
+    expect(inspect.err).toContain("lasp: note: the costs inspect shows for `documents eos` are those of");
     const plain = captureIo();
     expect(await main(["verify", write("")], plain)).toBe(0);
     expect(plain.err).not.toContain("documents");
