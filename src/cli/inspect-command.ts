@@ -1,6 +1,7 @@
 // `lasp inspect <spec>`: the lowered schedule of one rank in words, the communication table and the predicted
 // times; `--json` for the whole IR with the same tables (src/inspect/README.md), `--svg FILE` for a timeline
 // picture. All three render one report (src/inspect/report.ts).
+import path from "node:path";
 import { existsSync } from "node:fs";
 import { inspectNumbers } from "../inspect/report.js";
 import { writeFileAtomic } from "../io/atomic-write.js";
@@ -18,6 +19,7 @@ import {
   type MachineProfile,
 } from "../cost/profile.js";
 import { stepText } from "../inspect/step.js";
+import { trainingSection, trainingText } from "../inspect/training.js";
 import { autoText } from "../inspect/auto.js";
 import { memoryJson, memoryText } from "../inspect/memory.js";
 import { gigabytes } from "../cost/memory-notes.js";
@@ -59,11 +61,19 @@ export async function inspectCommand(file: string, options: InspectOptions, io: 
   if (profile === undefined) return EXIT.usage;
   const gpu = gpuOption(options.gpuMemory, profile, io);
   if (gpu === undefined) return EXIT.usage;
-  const memory = memoryReport(memoryShape(spec, { lasp2 }), spec.run.seqLen, gpu);
+  const shape = memoryShape(spec, { lasp2 });
+  const memory = memoryReport(shape, spec.run.seqLen, gpu);
   const program = lowerSpec(spec, { lasp2 });
   // One set of numbers for the text, the JSON and the SVG.
   const numbers = inspectNumbers(spec, program, profile);
   const report = numbers.report;
+  // train mode: the run's tokens, time, data reads and checkpoints (the data's paths are the spec folder's).
+  const training = trainingSection(
+    spec,
+    report.step,
+    shape.parameters.elements,
+    path.dirname(path.resolve(file)),
+  );
   if (options.svg !== undefined) {
     // Four layers (one of each kind where the stack has several) keep the picture readable.
     const first = program.schedules.map((_, s) => program.layers.indexOf(s));
@@ -84,12 +94,16 @@ export async function inspectCommand(file: string, options: InspectOptions, io: 
   if (options.json) {
     // The IR's fields as before, and beside them the tables the text shows.
     const auto = spec.parallel.auto === undefined ? {} : { auto: spec.parallel.auto };
-    io.stdout(`${JSON.stringify({ ...program, ...report, memory: memoryJson(memory), ...auto }, null, 2)}\n`);
+    const train = training === undefined ? {} : { training };
+    io.stdout(
+      `${JSON.stringify({ ...program, ...report, memory: memoryJson(memory), ...auto, ...train }, null, 2)}\n`,
+    );
     return EXIT.ok;
   }
   const auto = spec.parallel.auto === undefined ? "" : `${autoText(spec.parallel.auto, outputWidth())}\n\n`;
+  const train = training === undefined ? "" : `\n\n${trainingText(training, outputWidth())}`;
   io.stdout(
-    `${auto}${inspectText(spec, program, { rank, report, width: outputWidth() })}\n${stepText(report.step, outputWidth())}\n\n${memoryText(memory, outputWidth())}\n`,
+    `${auto}${inspectText(spec, program, { rank, report, width: outputWidth() })}\n${stepText(report.step, outputWidth())}${train}\n\n${memoryText(memory, outputWidth())}\n`,
   );
   return EXIT.ok;
 }

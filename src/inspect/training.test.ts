@@ -1,0 +1,74 @@
+import { mkdtempSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { describe, expect, it } from "vitest";
+import { checkSource } from "../check/front-end.js";
+import { EVAL_WINDOWS } from "../codegen/train-constants.js";
+import { memoryShape } from "../cost/memory.js";
+import { encodeTokenFile, GPT2_FORMAT } from "../data/llmc-format.js";
+import { H100_PROFILE } from "../cost/profile.js";
+import { lowerSpec } from "../schedule/lower.js";
+import type { ResolvedSpec } from "../spec/resolved.js";
+import { stepSection } from "./step.js";
+import { trainingSection, trainingText } from "./training.js";
+
+function spec(run: string): ResolvedSpec {
+  const result = checkSource(
+    "t.lasp",
+    `model m { vocab 256 hidden 256 ffn 512 heads 4 head_dim 64
+  layer L = linear_attention { decay 0.99 } stack L x 2 }
+run { seq_len 1K  batch 4  ${run} }`,
+  );
+  if (result.spec === undefined) throw new Error(result.diagnostics.map((d) => d.message).join("\n"));
+  return result.spec;
+}
+
+const section = (s: ResolvedSpec, folder: string) => {
+  const step = stepSection(s, lowerSpec(s), H100_PROFILE, 1e9);
+  return { step, training: trainingSection(s, step, memoryShape(s).parameters.elements, folder) };
+};
+
+describe("inspect's training section", () => {
+  const folder = mkdtempSync(join(tmpdir(), "lasp-training-"));
+  // 10,241 tokens: (10241 - 1) / 1024 = 10 windows of 1K tokens and the one after.
+  writeFileSync(join(folder, "train.bin"), encodeTokenFile(GPT2_FORMAT, new Uint16Array(10241)));
+
+  it("counts the run's tokens, its time, the data's windows and reads, and a checkpoint's bytes", () => {
+    const s = spec(
+      'mode train  steps 50  accumulate 2  data "train.bin"  checkpoint_every 20  keep_checkpoints 2',
+    );
+    const { step, training } = section(s, folder);
+    expect(training).toBeDefined();
+    const t = training!;
+    expect(t.tokensPerStep).toBe(4 * 1024 * 2);
+    expect(t.tokens).toBe(50 * 4 * 1024 * 2);
+    expect(t.seconds).toBeCloseTo(50 * step.total, 12);
+    expect(t.data).toMatchObject({ kind: "llm.c", tokens: 10241, windows: 10, epochs: (50 * 4 * 2) / 10 });
+    expect(t.checkpointBytes).toBe(memoryShape(s).parameters.elements * 14);
+    const text = trainingText(t, 400);
+    expect(text).toContain("50 x 8,192 tokens = 409,600 tokens");
+    expect(text).toContain("10,241 tokens, 10 windows; the run reads it 40.00 times");
+    expect(text).toContain("every 20 steps and at the end, the last 2 kept");
+  });
+
+  it("says what it cannot count: a missing file, a Megatron dataset, synthetic tokens; nothing outside train mode", () => {
+    writeFileSync(join(folder, "corpus.idx"), "");
+    writeFileSync(join(folder, "corpus.bin"), "");
+    const missing = section(spec('mode train  data "nothing.bin"'), folder).training!;
+    expect(missing.data).toMatchObject({ kind: "missing" });
+    expect(trainingText(missing)).toContain("does not exist yet (`lasp tokens FILES... -o");
+    const megatron = section(spec('mode train  data "corpus"'), folder).training!;
+    expect(megatron.data).toMatchObject({ kind: "Megatron" });
+    expect(section(spec("mode train"), folder).training!.data).toEqual({ kind: "synthetic" });
+    expect(section(spec("mode bench"), folder).training).toBeUndefined();
+  });
+
+  it("names the evaluation's windows and the schedule in plain numbers", () => {
+    const s = spec(
+      'mode train  steps 100  lr 3e-4  warmup_steps 10  data "train.bin"  eval_data "train.bin"  eval_every 25',
+    );
+    const text = trainingText(section(s, folder).training!, 400);
+    expect(text).toContain(`its first ${EVAL_WINDOWS} windows every 25 steps and at the end`);
+    expect(text).toContain("10 warmup steps to 0.0003, then cosine to 0.00003 at step 100");
+  });
+});

@@ -1,0 +1,168 @@
+// The training section of `lasp inspect` for a spec in train mode: how many tokens the run trains on and how
+// long the step model says it takes, how many times it reads its data (the token file's header is read when
+// the file is there), the learning-rate schedule, and what each checkpoint writes. The numbers are the step
+// section's and the memory model's; the data file's the program reads the same way (token_files.cuh).
+import { closeSync, existsSync, openSync, readSync } from "node:fs";
+import path from "node:path";
+import { decodeHeader, HEADER_BYTES } from "../data/llmc-format.js";
+import { EVAL_WINDOWS } from "../codegen/train-constants.js";
+import type { ResolvedSpec } from "../spec/resolved.js";
+import { formatTime, MAX_WIDTH, table } from "../text/units.js";
+import type { StepSection } from "./step.js";
+
+export interface TrainingData {
+  /** The file as the spec names it, resolved against the spec's folder. */
+  path: string;
+  /** `llm.c` (its header read), `Megatron` (the program counts its tokens), `missing`, or `unreadable`. */
+  kind: "llm.c" | "Megatron" | "missing" | "unreadable";
+  tokens?: number;
+  /** Windows of seq_len tokens and the one after (token_files.cuh window_count). */
+  windows?: number;
+  /** How many times the run reads every window (steps x windows per step / windows). */
+  epochs?: number;
+  problem?: string;
+}
+
+export interface TrainingSection {
+  steps: number;
+  /** Tokens of one optimizer step over every GPU (micro-batches included). */
+  tokensPerStep: number;
+  tokens: number;
+  /** The step model's prediction for the whole run, s (checkpoints and evaluation not included). */
+  seconds: number;
+  schedule: { kind: string; warmupSteps: number; lr: number; minLr: number };
+  /** Bytes of one checkpoint: bf16 weights and the fp32 master weights and moments (every rank's shards). */
+  checkpointBytes: number;
+  checkpointEvery: number;
+  keepCheckpoints: number;
+  data: TrainingData | { kind: "synthetic" };
+  evalData?: TrainingData;
+  evalEvery: number;
+}
+
+/** What the token file at `file` holds, from its header (llm.c) or its kind (Megatron), without reading it. */
+export function describeTokenFile(file: string, seqLen: number, windowsRead: number): TrainingData {
+  if (existsSync(`${file}.idx`) || (file.endsWith(".bin") && existsSync(`${file.slice(0, -4)}.idx`)))
+    return { path: file, kind: "Megatron" };
+  if (!existsSync(file)) return { path: file, kind: "missing" };
+  let fd: number | undefined;
+  try {
+    fd = openSync(file, "r");
+    const bytes = new Uint8Array(HEADER_BYTES);
+    if (readSync(fd, bytes, 0, HEADER_BYTES, 0) < HEADER_BYTES)
+      throw new Error("shorter than llm.c's header");
+    const header = decodeHeader(bytes);
+    const windows = header.tokens > 0 ? Math.floor((header.tokens - 1) / seqLen) : 0;
+    return {
+      path: file,
+      kind: "llm.c",
+      tokens: header.tokens,
+      windows,
+      ...(windows > 0 && windowsRead > 0 ? { epochs: windowsRead / windows } : {}),
+    };
+  } catch (error) {
+    return {
+      path: file,
+      kind: "unreadable",
+      problem: error instanceof Error ? error.message : String(error),
+    };
+  } finally {
+    if (fd !== undefined) closeSync(fd);
+  }
+}
+
+/** The section for a train-mode spec (undefined in bench and verify mode). `specFolder` resolves the data. */
+export function trainingSection(
+  spec: ResolvedSpec,
+  step: StepSection,
+  parameterElements: number,
+  specFolder: string,
+): TrainingSection | undefined {
+  if (spec.run.mode !== "train") return undefined;
+  const t = spec.run.train;
+  const tokensPerStep = spec.run.batch * spec.run.seqLen * t.accumulate;
+  const windowsPerStep = spec.run.batch * t.accumulate;
+  const data =
+    spec.run.data.kind === "file"
+      ? describeTokenFile(
+          path.resolve(specFolder, spec.run.data.path),
+          spec.run.seqLen,
+          spec.run.steps * windowsPerStep,
+        )
+      : ({ kind: "synthetic" } as const);
+  return {
+    steps: spec.run.steps,
+    tokensPerStep,
+    tokens: tokensPerStep * spec.run.steps,
+    seconds: step.total * spec.run.steps,
+    schedule: { kind: t.lrSchedule, warmupSteps: t.warmupSteps, lr: spec.run.lr, minLr: t.minLr },
+    checkpointBytes: parameterElements * (2 + 12),
+    checkpointEvery: t.checkpointEvery,
+    keepCheckpoints: t.keepCheckpoints,
+    data,
+    ...(t.evalData.kind === "file"
+      ? { evalData: describeTokenFile(path.resolve(specFolder, t.evalData.path), spec.run.seqLen, 0) }
+      : {}),
+    evalEvery: t.evalEvery,
+  };
+}
+
+/** A rate as a person writes it: 3 significant digits, no float noise (3e-5, 0.002). */
+const rate = (x: number): string => String(Number(x.toPrecision(3)));
+
+/** A path under the working folder relative to it, any other absolute. */
+function shown(file: string): string {
+  const relative = path.relative(process.cwd(), file);
+  return relative !== "" && !relative.startsWith("..") && !path.isAbsolute(relative) ? relative : file;
+}
+
+const count = (n: number): string =>
+  n >= 1e9 ? `${(n / 1e9).toFixed(2)}B` : n >= 1e6 ? `${(n / 1e6).toFixed(2)}M` : n.toLocaleString("en-US");
+
+function dataText(d: TrainingData | { kind: "synthetic" }): string {
+  switch (d.kind) {
+    case "synthetic":
+      return "synthetic: new random tokens every step from the seed";
+    case "Megatron":
+      return `${shown(d.path)} (a Megatron-LM dataset: the program counts its tokens)`;
+    case "missing":
+      return `${shown(d.path)} does not exist yet (\`lasp tokens FILES... -o ${shown(d.path)}\` makes one from text)`;
+    case "unreadable":
+      return `${shown(d.path)}: ${d.problem ?? "unreadable"}`;
+    case "llm.c": {
+      const epochs = d.epochs === undefined ? "" : `; the run reads it ${d.epochs.toFixed(2)} times`;
+      return `${shown(d.path)}: ${count(d.tokens ?? 0)} tokens, ${count(d.windows ?? 0)} windows${epochs}`;
+    }
+  }
+}
+
+export function trainingText(s: TrainingSection, width: number = MAX_WIDTH): string {
+  const schedule =
+    s.schedule.kind === "constant"
+      ? `${s.schedule.warmupSteps} warmup steps to ${rate(s.schedule.lr)}, then constant`
+      : `${s.schedule.warmupSteps} warmup steps to ${rate(s.schedule.lr)}, then ${s.schedule.kind} to ${rate(s.schedule.minLr)} at step ${s.steps}`;
+  const every = s.checkpointEvery > 0 ? `every ${s.checkpointEvery} steps and at the end` : "at the end";
+  const keep = s.keepCheckpoints > 0 ? `, the last ${s.keepCheckpoints} kept` : ", all kept";
+  const rows = [
+    [
+      "steps",
+      `${s.steps.toLocaleString("en-US")} x ${count(s.tokensPerStep)} tokens = ${count(s.tokens)} tokens`,
+    ],
+    ["predicted time", `${formatTime(s.seconds)} of steps (the step section's step, times the steps)`],
+    ["learning rate", schedule],
+    ["data", dataText(s.data)],
+    ...(s.evalData !== undefined
+      ? [
+          [
+            "evaluation",
+            `${dataText(s.evalData)}; its first ${EVAL_WINDOWS} windows every ${s.evalEvery} steps and at the end`,
+          ],
+        ]
+      : []),
+    ["checkpoints", `${every}${keep}; ${(s.checkpointBytes / 1e9).toFixed(2)} GB each`],
+  ];
+  return [
+    `Training (train mode), ${s.steps.toLocaleString("en-US")} steps:`,
+    table(["", "what"], rows, "  ", width),
+  ].join("\n");
+}
