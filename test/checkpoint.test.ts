@@ -288,7 +288,7 @@ describe.skipIf(!gxx)("checkpoint.cuh (host side, compiled with g++)", () => {
     const folder = join(runDir, "checkpoints", "step-000006");
     expect(run("resume", folder, "0123abcd", 4, 0)).toMatchObject({
       status: 1,
-      stderr: `cannot resume from ${folder}: it was written for another spec (spec hash ${HASH}, this run's is 0123abcd)`,
+      stderr: `cannot resume from ${folder}: it was written for another model (model hash ${HASH}, this run's is 0123abcd)`,
     });
     expect(run("resume", folder, HASH, 2, 0)).toMatchObject({
       status: 1,

@@ -24,14 +24,13 @@ export function doubleLiteral(value: number): string {
 }
 
 /**
- * What a checkpoint must match to be resumed: the model and how its tokens are laid out over the ranks (not the
- * run's length, rate or data, which a user may change to continue a run). 16 hex digits of a SHA-256.
+ * What a checkpoint must match to be resumed: the model (its weights' names, shapes and meaning: layers, decays,
+ * feature maps, norms), nothing of the run or the layout. The GPU count is checked on its own (the optimizer's
+ * shards are per rank); seq_len, batch and the data may change, as the data position counts windows. 16 hex
+ * digits of a SHA-256.
  */
 export function modelHash(spec: ResolvedSpec): string {
-  const { model, parallel } = spec;
-  const { seqLen, batch, dtype } = spec.run;
-  const text = JSON.stringify({ model, parallel, seqLen, batch, dtype });
-  return createHash("sha256").update(text).digest("hex").slice(0, 16);
+  return createHash("sha256").update(JSON.stringify(spec.model)).digest("hex").slice(0, 16);
 }
 
 export function trainConstants(spec: ResolvedSpec): TrainConstant[] {
@@ -134,7 +133,7 @@ export function trainConstants(spec: ResolvedSpec): TrainConstant[] {
       ctype: "const char*",
       name: "kModelHash",
       value: JSON.stringify(modelHash(spec)),
-      comment: "the model and its layout: a checkpoint of another is not resumed",
+      comment: "the model: a checkpoint of another is not resumed",
     },
   ];
 }

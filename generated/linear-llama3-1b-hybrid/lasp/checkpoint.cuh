@@ -93,7 +93,7 @@ struct TrainerState {
   uint64_t world_size = 1;     // ranks, and so optimizer shards
   LrSchedule schedule;
   std::string lasp_version;
-  std::string spec_hash;  // the spec file's hash; resume refuses another
+  std::string spec_hash;  // the model's hash (program::kModelHash); resume refuses another
 };
 
 /** trainer_state.json's format_version; a file of another version is refused. */
@@ -812,7 +812,7 @@ inline bool resume(const std::string& folder, const std::string& spec_hash, uint
     return false;
   }
   if (state.spec_hash != spec_hash) {
-    detail::fail_with(error, what + "it was written for another spec (spec hash " + state.spec_hash +
+    detail::fail_with(error, what + "it was written for another model (model hash " + state.spec_hash +
                                  ", this run's is " + spec_hash + ")");
     return false;
   }
