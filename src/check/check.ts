@@ -32,6 +32,7 @@ import type {
   ResolvedTraining,
   SoftmaxStrategy,
 } from "../spec/resolved.js";
+import { paddedLength, pieceCount } from "../spec/padding.js";
 import { lightningDecay, retentionDecay } from "./decay.js";
 import { checkRules, type RuleInputs } from "./rules.js";
 import {
@@ -165,10 +166,15 @@ class Checker {
         softmax: strategyOf<SoftmaxStrategy>(parallelRead, "softmax"),
         layout: strategyOf<Layout>(parallelRead, "layout"),
         overlap: valueOf<boolean>(parallelRead, PARALLEL_KEYS, "overlap"),
+        scanBlocks: valueOf<number>(parallelRead, PARALLEL_KEYS, "scan_blocks"),
         ...(autoKeys(parallelRead).length > 0 ? { auto: { keys: autoKeys(parallelRead) } } : {}),
       },
       run: {
-        seqLen: valueOf<number>(runRead, RUN_KEYS, "seq_len"),
+        ...padSequence(
+          valueOf<number>(runRead, RUN_KEYS, "seq_len"),
+          strategyOf<Layout>(parallelRead, "layout"),
+          sequence,
+        ),
         batch: valueOf<number>(runRead, RUN_KEYS, "batch"),
         dtype: valueOf<DType>(runRead, RUN_KEYS, "dtype"),
         recompute: valueOf<Recompute>(runRead, RUN_KEYS, "recompute"),
@@ -373,6 +379,12 @@ class Checker {
 
 function isSetting(entry: ModelEntry): entry is Setting {
   return entry.kind === "setting";
+}
+
+/** The length every pass computes on: `seq_len` padded to equal pieces of whole blocks (rules.ts notes it). */
+function padSequence(seqLen: number, layout: Layout, sequence: number): { seqLen: number; padding: number } {
+  const padded = paddedLength(seqLen, pieceCount(layout, sequence));
+  return { seqLen: padded, padding: padded - seqLen };
 }
 
 /** The document boundaries; the rules (rules.ts) have made sure `eos` has its token. */

@@ -7,6 +7,7 @@ import type { Span } from "../ast/span.js";
 import { diagnose, type Diagnostic, type RelatedNote } from "../diagnostics/diagnostic.js";
 import { KERNEL_BLOCK, SUPPORTED_HEAD_DIMS } from "../spec/resolved.js";
 import { quote } from "../diagnostics/quote.js";
+import { paddedLength, pieceCount } from "../spec/padding.js";
 import { LINEAR_KEYS, PARALLEL_KEYS, RUN_KEYS, SOFTMAX_KEYS } from "../spec/schema.js";
 import {
   formatNumber,
@@ -42,6 +43,7 @@ export function checkRules(inputs: RuleInputs, diagnostics: Diagnostic[]): Resol
   if (group) checkSequenceSplit(inputs, group.sequence, diagnostics);
   if (group) checkBatch(inputs, group.data, diagnostics);
   if (heads !== undefined) checkLayers(inputs, heads, group?.sequence, diagnostics);
+  checkScanBlocks(inputs, headDim, diagnostics);
   checkUnusedStrategies(inputs, diagnostics);
   checkUnusedMaskRate(inputs, diagnostics);
   if (inputs.run) checkTraining(inputs.run, diagnostics);
@@ -138,14 +140,20 @@ function resolveGroups(
   return { gpus: seq * data, sequence: seq, data };
 }
 
+/**
+ * A `seq_len` that does not split into equal pieces of whole kernel blocks is padded (spec/padding.ts): a
+ * note says how much it costs. Padding that would fill a whole piece stays an error: a rank would hold a piece
+ * with no real token, and fewer ranks or another length serve the sequence better.
+ */
 function checkSequenceSplit(inputs: RuleInputs, sequence: number, diagnostics: Diagnostic[]): void {
   const seqLen = num(inputs.run, "seq_len");
   const layout = settingValue<string>(inputs.parallel, PARALLEL_KEYS, "layout")!;
   if (seqLen === undefined) return;
+  const pieces = pieceCount(layout === "zigzag" ? "zigzag" : "contiguous", sequence);
+  const padded = paddedLength(seqLen, pieces);
+  if (padded === seqLen) return;
   const span = spanOf(inputs.run, "seq_len")!;
-  const pieces = layout === "zigzag" ? 2 * sequence : sequence;
-  const unit = pieces * KERNEL_BLOCK;
-  const hint = `the nearest lengths that work are ${nearestMultiples(seqLen, unit)}`;
+  const nearest = nearestMultiples(seqLen, pieces * KERNEL_BLOCK);
   const related = notes(
     [
       spanOf(inputs.parallel, "sequence") ?? spanOf(inputs.parallel, "gpus"),
@@ -153,17 +161,38 @@ function checkSequenceSplit(inputs: RuleInputs, sequence: number, diagnostics: D
     ],
     [layout === "zigzag" ? spanOf(inputs.parallel, "layout") : undefined, "zigzag is chosen here"],
   );
-  if (seqLen % pieces !== 0) {
-    const why =
-      layout === "zigzag"
-        ? `zigzag gives each of the ${sequence} sequence-parallel ranks two pieces`
-        : `one piece per sequence-parallel rank`;
-    diagnostics.push(diagnose("seqLenSplit", span, [seqLen, pieces, why], { hint, related }));
+  const why =
+    layout === "zigzag"
+      ? `zigzag gives each of the ${sequence} sequence-parallel ranks two pieces`
+      : `one piece per sequence-parallel rank`;
+  const padding = padded - seqLen;
+  const empty = Math.floor(padding / (padded / pieces));
+  if (empty > 0) {
+    diagnostics.push(
+      diagnose("seqLenSplit", span, [seqLen, pieces, KERNEL_BLOCK, padded, empty, why], {
+        hint: `the nearest lengths that need no padding are ${nearest}; or use fewer sequence-parallel ranks`,
+        related,
+      }),
+    );
     return;
   }
-  const piece = seqLen / pieces;
-  if (piece % KERNEL_BLOCK !== 0)
-    diagnostics.push(diagnose("pieceBlock", span, [piece, KERNEL_BLOCK], { hint, related }));
+  diagnostics.push(
+    diagnose(
+      "paddedSequence",
+      span,
+      [seqLen, padded, pieces, KERNEL_BLOCK, why, padding, share(padding, padded)],
+      {
+        hint: `the padding is a document of its own: no real token attends to it and no loss counts it; the nearest lengths that need no padding are ${nearest}`,
+        related,
+      },
+    ),
+  );
+}
+
+/** `part` of `whole` as a percentage a reader can compare: one decimal, and never a misleading 0.0%. */
+function share(part: number, whole: number): string {
+  const percent = (100 * part) / whole;
+  return percent < 0.1 ? "under 0.1%" : `${percent.toFixed(1)}%`;
 }
 
 function nearestMultiples(value: number, unit: number): string {
@@ -259,13 +288,19 @@ function checkLayers(
         }),
       );
     }
-    if (used && !causal && linear === "lasp1") {
-      // The strategy is the choice to revisit: the error is on `linear lasp1`, the layer gets a note.
+    if (used && !causal && (linear === "lasp1" || linear === "allscan")) {
+      // The strategy is the choice to revisit: the error is on `linear lasp1` (or `allscan`: a chain carries a
+      // prefix, but every bidirectional token needs the whole sum), the layer gets a note.
       diagnostics.push(
-        diagnose("lasp1Bidirectional", spanOf(inputs.parallel, "linear") ?? inputs.parallelKeyword!, [name], {
-          hint: "use `linear lasp2`, which runs bidirectional layers with one AllReduce",
-          related: notes([spanOf(read, "causal"), `layer ${quote(name)} is made bidirectional here`]),
-        }),
+        diagnose(
+          "lasp1Bidirectional",
+          spanOf(inputs.parallel, "linear") ?? inputs.parallelKeyword!,
+          [name, linear],
+          {
+            hint: "use `linear lasp2`, which runs bidirectional layers with one AllReduce",
+            related: notes([spanOf(read, "causal"), `layer ${quote(name)} is made bidirectional here`]),
+          },
+        ),
       );
     }
     if (used && linear === "ulysses" && sequence !== undefined) {
@@ -306,6 +341,31 @@ function checkUlysses(
       );
       return;
     }
+  }
+}
+
+/** `scan_blocks` splits All-Scan's states by rows: it must divide head_dim, and means nothing to other strategies. */
+function checkScanBlocks(inputs: RuleInputs, headDim: number | undefined, diagnostics: Diagnostic[]): void {
+  const span = spanOf(inputs.parallel, "scan_blocks");
+  if (span === undefined || invalid(inputs.parallel, "scan_blocks")) return;
+  const blocks = num(inputs.parallel, "scan_blocks")!;
+  const linear = settingValue<string>(inputs.parallel, PARALLEL_KEYS, "linear")!;
+  // `linear auto` may choose allscan, so the setting counts there.
+  if (linear !== "allscan" && linear !== "auto") {
+    diagnostics.push(
+      diagnose("unusedScanBlocks", span, [linear], {
+        hint: "remove the setting, or use `linear allscan`",
+        related: notes([spanOf(inputs.parallel, "linear"), `linear ${linear} is set here`]),
+      }),
+    );
+  }
+  if (headDim !== undefined && headDim % blocks !== 0) {
+    diagnostics.push(
+      diagnose("scanBlocksDivide", span, [blocks, headDim], {
+        hint: `use a divisor of ${headDim}: ${divisors(headDim).join(", ")}`,
+        related: notes([spanOf(inputs.model, "head_dim"), `head_dim ${headDim} is set here`]),
+      }),
+    );
   }
 }
 

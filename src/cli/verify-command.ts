@@ -54,7 +54,7 @@ export async function verifyCommand(file: string, cli: VerifyCliOptions, io: Cli
   const failed = report.maxError > tolerance;
   if (cli.json) {
     io.stdout(
-      `${JSON.stringify({ file, tolerance, maxError: report.maxError, ok: !failed, rows: report.rows, ...(report.documents !== undefined ? { documents: report.documents } : {}) }, null, 2)}\n`,
+      `${JSON.stringify({ file, tolerance, maxError: report.maxError, ok: !failed, rows: report.rows, ...(report.documents !== undefined ? { documents: report.documents } : {}), ...(report.padding !== undefined ? { padding: report.padding } : {}) }, null, 2)}\n`,
     );
     return failed ? EXIT.specErrors : EXIT.ok;
   }
@@ -62,6 +62,12 @@ export async function verifyCommand(file: string, cli: VerifyCliOptions, io: Cli
   io.stdout(
     `${file}: ${s.parallel.sequence} simulated ranks, ${s.parallel.layout}, seq_len ${s.run.seqLen}, ${s.model.heads} heads x ${s.model.headDim}, float64\n`,
   );
+  if (report.padding !== undefined) {
+    const { realSeqLen, padding } = report.padding;
+    io.stdout(
+      `padded: ${realSeqLen} real tokens and ${padding} of padding (a document of its own); the real tokens are compared with the oracle of the real tokens alone\n`,
+    );
+  }
   if (report.documents !== undefined) {
     const { boundaries, meanLength } = report.documents;
     io.stdout(

@@ -27,6 +27,8 @@ interface Reason {
   hint?: string;
   /** Refused by compile and run: the program would run something else than the spec asks for. */
   refuse?: { hint: string };
+  /** No W0603 from `lasp check`: the checker's own note already says it (a padded seq_len, W0612). */
+  quiet?: boolean;
 }
 
 const isWord = (word: string) => (s: Setting) => s.value.kind === "word" && s.value.name === word;
@@ -40,7 +42,36 @@ const tooManySources = (_: Setting, { spec }: Context): boolean =>
   spec.parallel.sequence > MAX_MERGED_SOURCES &&
   spec.model.layers.some((l) => l.type === "softmax_attention");
 
+/** A seq_len the checker padded up to equal pieces of whole kernel blocks (spec/padding.ts). */
+const padded = (_: Setting, { spec }: Context): boolean => spec !== undefined && spec.run.padding > 0;
+
+/** All-Scan with its states in several blocks (docs/ALLSCAN.md); with one block it is LASP-1's chain. */
+const blockedScan = (_: Setting, { spec }: Context): boolean =>
+  spec !== undefined && spec.parallel.linear === "allscan" && spec.parallel.scanBlocks > 1;
+
 const REASONS: Reason[] = [
+  {
+    // All-Scan (issue 21): the IR sends and combines blocks of every head's state rows, which are strided in
+    // the program's [B, H, dk, dv] states; it has no kernel to pack a block for ncclSend nor a ring step over
+    // a row range, so it would move whole states K times. Refused until those exist.
+    settings: [
+      { block: "parallel", key: "linear", when: blockedScan },
+      { block: "parallel", key: "scan_blocks", when: blockedScan },
+    ],
+    why: "the generated program has no kernels to send and combine a block of state rows (All-Scan's pipelined chain)",
+    hint: "`lasp verify`, `lasp inspect` and `lasp plan` run it; `scan_blocks 1` compiles (LASP-1's chain)",
+    refuse: { hint: "use `scan_blocks 1` (the chain unpipelined, as LASP-1) or `linear lasp2`" },
+  },
+  {
+    // A padded seq_len: the padding is a document of its own, which the program's attention would not keep
+    // apart from the real tokens (it has no document mask yet), so a run would train on a wrong sequence.
+    settings: [{ block: "run", key: "seq_len", when: padded }],
+    why: "it is padded up to equal pieces of whole kernel blocks, and the generated program's attention has no document mask to keep the padding apart from the real tokens",
+    refuse: {
+      hint: "use a seq_len that splits evenly (`lasp check` names the nearest ones) until the program stops attention at documents",
+    },
+    quiet: true,
+  },
   {
     // Packed documents (issue 19): the program's attention would cross from one document into the next, so a
     // run would train the wrong model; refused rather than ignored. Their settings go with `documents`.
@@ -100,7 +131,7 @@ function find(ast: SpecFile, wanted: Ignored[], spec: ResolvedSpec | undefined):
 
 /** A setting as the message names it: where the value is what is not generated, with it (`mode train`). */
 const named = (s: Setting): string =>
-  s.value.kind === "word" && ["mode", "dtype", "documents"].includes(s.key.name)
+  s.value.kind === "word" && ["mode", "dtype", "documents", "linear"].includes(s.key.name)
     ? `${s.key.name} ${s.value.name}`
     : s.key.name;
 
@@ -130,7 +161,7 @@ export function notGenerated(
       out.push(
         diagnose("notGeneratedYet", first!.span, [keys, reason.why], { hint: reason.refuse.hint, related }),
       );
-    } else {
+    } else if (reason.quiet !== true) {
       const hint = reason.hint !== undefined ? { hint: reason.hint } : {};
       out.push(diagnose("notUsedYet", first!.span, [keys, found.length, reason.why], { ...hint, related }));
     }

@@ -102,6 +102,8 @@ export function stepCalls(step: Step, ctx: StepContext): Call[] {
   if (step.kind === "collective") return collectiveCalls(step, ctx);
   if (step.kind === "send" || step.kind === "recv") {
     return step.transfers.map((t) => {
+      // All-Scan's blocks of state rows are refused before code generation (not-generated.ts, E0701).
+      if (t.rows !== undefined) throw new Error(`${step.label}: blocks of state rows are not generated yet`);
       const d = decl(ctx, t.buffer);
       return {
         check: "NCCL_CHECK" as const,
@@ -550,6 +552,8 @@ function ringCalls(
   ctx: StepContext,
 ): Call[] {
   const j = step.params.piece;
+  if (step.params.rows !== undefined)
+    throw new Error(`${step.label}: blocks of state rows are not generated yet`);
   const length = ctx.plan.byRank[ctx.program.rank]![j]!.length;
   return launch("linear_ring_step", [
     slotPointer(ctx, state, j),

@@ -282,6 +282,7 @@ describe("simulatePass on lowered schedules", () => {
       ["lasp2", linearKind("L", 16, 0.99), { linear: "lasp2" }],
       ["lasp2 bidirectional", linearKind("L", 16, 1, false), { linear: "lasp2" }],
       ["lasp1", linearKind("L", 16, 0.99), { linear: "lasp1" }],
+      ["allscan", linearKind("L", 16, 0.99), { linear: "allscan", scanBlocks: 4 }],
       ["ulysses linear", linearKind("L", 16, 0.99), { linear: "ulysses" }],
       ["allgather", softmaxKind("S", 8), { softmax: "allgather" }],
       ["ring", softmaxKind("S", 8), { softmax: "ring" }],
@@ -332,6 +333,55 @@ describe("simulatePass on lowered schedules", () => {
     expect(lasp2[0]!).toBeLessThan(lasp2[1]!);
     // And LASP-2 beats LASP-1 once the chain is long.
     expect(lasp2[3]!).toBeLessThan(lasp1[3]!);
+  });
+});
+
+describe("All-Scan's chain", () => {
+  // From rank 0's first send to rank W-1's last receive: the chain's latency.
+  const chainSpan = (W: number, K: number, machine: Machine): number => {
+    const forward = program({ ranks: W, linear: "allscan", scanBlocks: K }).schedules[0]!.passes.forward;
+    const t = simulatePass(forward, machine);
+    const first = forward[0]!.steps.find((s) => s.kind === "send")!;
+    const last = forward[W - 1]!.steps.filter((s) => s.kind === "recv").at(-1)!;
+    return t.ranks[W - 1]!.steps[last.id]!.end - t.ranks[0]!.steps[first.id]!.start;
+  };
+  const state = 1 * LARGE.heads * LARGE.headDim * LARGE.headDim * 4;
+
+  it("pipelines its K blocks: about tau + (W-1) tau / K where the link's bandwidth dominates", () => {
+    const wide = { ...H100_SXM, linkLatency: 0, linkBandwidth: 10e9 }; // a state takes 105 us on the link
+    const tau = p2pTime(state, wide);
+    for (const W of [4, 8]) {
+      for (const K of [1, 2, 4, 8]) {
+        // W - 1 hops of the first block, then K - 1 more blocks behind it.
+        const ideal = tau + ((W - 2) * tau) / K;
+        const span = chainSpan(W, K, wide);
+        // Above it only by the hand-ons, memory-bound sums of a block of states (about 1%).
+        expect(span).toBeGreaterThanOrEqual(ideal * (1 - 1e-9));
+        expect(span).toBeLessThan(ideal * 1.02);
+      }
+      expect(chainSpan(W, 4, wide)).toBeLessThan(0.55 * chainSpan(W, 1, wide)); // (1 + (W-2)/4) / (W-1) <= 1/2
+    }
+  });
+
+  it("pays the link latency per block and hop: (W + K - 2) (alpha + s / (K bw)) on H100's NVLink", () => {
+    for (const W of [4, 8]) {
+      for (const K of [1, 2, 4]) {
+        const model = (W - 1 + K - 1) * p2pTime(state / K, H100_SXM);
+        const span = chainSpan(W, K, H100_SXM);
+        expect(span).toBeGreaterThanOrEqual(model * (1 - 1e-9));
+        expect(span).toBeLessThan(model * 1.08); // the hand-ons, up to 1 us each
+      }
+    }
+    // At 1 MiB states NVLink's 10 us latency outweighs the pipelining: K = 4 is slower than K = 1 at W = 4.
+    expect(chainSpan(4, 4, H100_SXM)).toBeGreaterThan(chainSpan(4, 1, H100_SXM));
+  });
+
+  it("starts at once: rank 0 hands on its state without waiting for its intra-piece work", () => {
+    const forward = program({ ranks: 4, linear: "allscan", scanBlocks: 2 }).schedules[0]!.passes.forward;
+    const t = simulatePass(forward, H100_SXM);
+    const send = forward[0]!.steps.find((s) => s.kind === "send")!;
+    const intra = forward[0]!.steps.find((s) => s.kind === "compute" && s.op === "linear.intra")!;
+    expect(t.ranks[0]!.steps[send.id]!.start).toBeLessThan(t.ranks[0]!.steps[intra.id]!.end);
   });
 });
 

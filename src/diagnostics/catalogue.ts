@@ -170,16 +170,10 @@ export const MESSAGES = {
     "E0502",
     "error",
     "sequence does not split evenly",
-    (seqLen: number, pieces: number, why: string) =>
-      `seq_len ${seqLen} does not split into ${pieces} equal pieces (${why})`,
+    (seqLen: number, pieces: number, block: number, padded: number, empty: number, why: string) =>
+      `seq_len ${seqLen} does not split into ${pieces} equal pieces of whole ${block}-token blocks (${why}), and padding it to ${padded} would leave ${empty === 1 ? "a piece" : `${empty} pieces`} with no real token`,
   ),
-  pieceBlock: entry(
-    "E0503",
-    "error",
-    "piece not a multiple of the kernel block",
-    (piece: number, block: number) =>
-      `each rank's piece of ${piece} tokens is not a multiple of the ${block}-token kernel block`,
-  ),
+  // E0503 (a piece not a multiple of the kernel block) is retired: such a seq_len is padded (W0612).
   kvHeads: entry(
     "E0504",
     "error",
@@ -210,8 +204,9 @@ export const MESSAGES = {
   lasp1Bidirectional: entry(
     "E0508",
     "error",
-    "LASP-1 needs causal layers",
-    (layer: string) => `layer ${q(layer)} is bidirectional, which the lasp1 ring cannot run`,
+    "LASP-1 and All-Scan need causal layers",
+    (layer: string, strategy: string) =>
+      `layer ${q(layer)} is bidirectional, which the ${strategy === "allscan" ? "allscan chain" : "lasp1 ring"} cannot run`,
   ),
   batchSplit: entry(
     "E0509",
@@ -270,6 +265,14 @@ export const MESSAGES = {
     "eos_token outside the vocabulary",
     (token: number, vocab: number) =>
       `eos_token ${token} is not a token of the model: the vocabulary has ids 0 to ${vocab - 1}`,
+  ),
+
+  scanBlocksDivide: entry(
+    "E0518",
+    "error",
+    "scan_blocks does not divide head_dim",
+    (blocks: number, headDim: number) =>
+      `scan_blocks ${blocks} does not divide head_dim ${headDim}: each block must hold whole state rows`,
   ),
 
   // W06xx: warnings (exit code stays 0)
@@ -338,6 +341,30 @@ export const MESSAGES = {
     "gradients lost to bf16 rounding",
     (layer: string, featureMap: string, dtype: string) =>
       `layer ${q(layer)} is bidirectional with \`feature_map ${featureMap}\`: every token gets nearly the same output, and the Wq and Wk gradients of the layers after it are lost to ${dtype} rounding (bench/results/2026-12-05-train-mode-h100.md)`,
+  ),
+
+  unusedScanBlocks: entry(
+    "W0611",
+    "warning",
+    "scan_blocks has no effect",
+    (linear: string) =>
+      `\`scan_blocks\` has no effect: only \`linear allscan\` splits states into blocks, and linear is ${q(linear)}`,
+  ),
+
+  paddedSequence: entry(
+    "W0612",
+    "warning",
+    "seq_len padded",
+    (
+      seqLen: number,
+      padded: number,
+      pieces: number,
+      block: number,
+      why: string,
+      padding: number,
+      share: string,
+    ) =>
+      `seq_len ${seqLen} is padded to ${padded}, ${pieces} equal pieces of whole ${block}-token blocks (${why}): its ${padding} padding tokens cost ${share} of every layer's compute`,
   ),
 
   // E07xx: what the code generator cannot emit yet (compile and run only)

@@ -59,7 +59,7 @@ export function candidateStrategies(spec: ResolvedSpec, kind: LayerKind): string
   const W = spec.parallel.sequence;
   const ulysses = spec.model.heads % W === 0 && (kind.type === "linear_attention" || kind.kvHeads % W === 0);
   if (kind.type === "linear_attention")
-    return ["lasp2", ...(kind.causal ? ["lasp1"] : []), ...(ulysses ? ["ulysses"] : [])];
+    return ["lasp2", ...(kind.causal ? ["lasp1", "allscan"] : []), ...(ulysses ? ["ulysses"] : [])];
   return ["allgather", "ring", ...(ulysses ? ["ulysses"] : [])];
 }
 
@@ -71,7 +71,14 @@ export function compareStrategies(spec: ResolvedSpec, program: ScheduleProgram):
     for (const layout of ["contiguous", "zigzag"] as const) {
       const pieces = layout === "zigzag" ? 2 * W : W;
       if (spec.run.seqLen % pieces !== 0) continue;
-      const ctx = makeContext(planLayout(layout, W, spec.run.seqLen), program.sizes, spec.parallel.overlap);
+      const ctx = makeContext(
+        planLayout(layout, W, spec.run.seqLen),
+        program.sizes,
+        spec.parallel.overlap,
+        undefined,
+        undefined,
+        spec.parallel.scanBlocks,
+      );
       for (const strategy of candidateStrategies(spec, kind)) {
         const lowered = lowerKind(ctx, kind, strategy);
         rows.push({

@@ -128,7 +128,8 @@ describe("lasp inspect: text, JSON and SVG agree", () => {
       ]),
     );
     // Every row of the text's communication table is in the JSON, with the numbers it shows.
-    expect(json.communication).toHaveLength(12);
+    // (linear lasp2, lasp1, allscan, ulysses; softmax allgather, ring, ulysses) x 2 layouts.
+    expect(json.communication).toHaveLength(14);
     const chosen = json.communication
       .filter((r) => r.chosen)
       .map((r) => `${r.kind} ${r.strategy} ${r.layout}`);

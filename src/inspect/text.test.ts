@@ -92,10 +92,11 @@ describe("lasp verify", () => {
     expect(bad.err).toContain("--block must be a whole number of at least 1");
   });
 
-  it("says which reduced sizes do not fit the layout, and rejects a bad tolerance", async () => {
+  it("pads a reduced length that does not fit the layout, and rejects a bad tolerance", async () => {
     const sizes = capture();
-    expect(await main(["verify", "examples/tiny-hybrid.lasp", "--seq-len", "30"], sizes)).toBe(2);
-    expect(sizes.err).toContain("--seq-len 30 must be a multiple of 32 (4 pieces of whole 8-token blocks)");
+    expect(await main(["verify", "examples/tiny-hybrid.lasp", "--seq-len", "30"], sizes)).toBe(0);
+    expect(sizes.out).toContain("seq_len 32,");
+    expect(sizes.out).toContain("padded: 30 real tokens and 2 of padding");
     const tolerance = capture();
     expect(await main(["verify", "examples/tiny-hybrid.lasp", "--tolerance", "-1"], tolerance)).toBe(2);
     expect(tolerance.err).toContain("--tolerance must be a positive number, got -1");

@@ -108,7 +108,7 @@ function header(spec: ResolvedSpec, program: ScheduleProgram, width: number): st
   return [
     `${spec.model.name} (${spec.file})`,
     `  ${parallel.gpus} GPUs = sequence ${parallel.sequence} x data ${parallel.data}; ${parallel.layout} layout; overlap ${parallel.overlap ? "on" : "off"}`,
-    `  seq_len ${run.seqLen}: ${local} tokens per rank in ${plan.byRank[0]!.length} piece${plan.byRank[0]!.length > 1 ? "s" : ""}; batch ${program.sizes.batch} per data-parallel rank; ${program.sizes.dtype}`,
+    `  seq_len ${run.seqLen}${run.padding > 0 ? ` (${run.seqLen - run.padding} real tokens and ${run.padding} of padding, a document of its own)` : ""}: ${local} tokens per rank in ${plan.byRank[0]!.length} piece${plan.byRank[0]!.length > 1 ? "s" : ""}; batch ${program.sizes.batch} per data-parallel rank; ${program.sizes.dtype}`,
     ...pieces.map((p) => `  ${p}`),
   ]
     .map((line, i) => (i === 0 ? line : paragraph(line.slice(2), width)))
@@ -222,7 +222,7 @@ function stateBytes(program: ScheduleProgram): number {
 function bytesCell(program: ScheduleProgram, row: CommunicationRow, pass: Pass): string {
   const bytes = row[pass].bytesPerRank;
   const text = formatBytes(bytes);
-  if (row.strategy === "lasp2" || row.strategy === "lasp1") {
+  if (row.strategy === "lasp2" || row.strategy === "lasp1" || row.strategy === "allscan") {
     const states = bytes / stateBytes(program);
     return `${text} (${states} state${states === 1 ? "" : "s"})`;
   }

@@ -44,7 +44,8 @@ describe("auto in the parallel block", () => {
       file: AUTO_FILE,
       spec,
       profile: H100_PROFILE,
-      keep: (c) => c.sequence === 2 && c.data === 1 && c.softmax === "allgather",
+      // All-Scan's blocked chain is not generated (E0701): auto leaves it out.
+      keep: (c) => c.sequence === 2 && c.data === 1 && c.softmax === "allgather" && c.linear !== "allscan",
     }).rows;
     expect(rows.length).toBeGreaterThan(1);
     const [best, next] = rows;

@@ -19,7 +19,9 @@ export function resolveAuto(
   const p = spec.parallel;
   const fixed = (key: "linear" | "softmax" | "layout", value: string | undefined): boolean =>
     auto.keys.includes(key) || value === undefined || value === p[key];
+  // All-Scan's blocked chain is not generated yet (E0701), and `auto` picks what `lasp run` will run.
   const keep = (c: Choice): boolean =>
+    c.linear !== "allscan" &&
     c.sequence === p.sequence &&
     c.data === p.data &&
     fixed("linear", c.linear) &&

@@ -29,8 +29,12 @@ describe("the choices", () => {
   it("are every split of the GPUs times each schedule of the model's kinds and each layout", () => {
     const { spec } = front(TINY);
     const choices = choicesFor(spec, 4);
-    // Splits 4x1, 2x2, 1x4; linear 3 x softmax 3 x layout 2.
-    expect(choices).toHaveLength(3 * 3 * 3 * 2);
+    // Splits 4x1, 2x2, 1x4; linear 3 and All-Scan's 4 block counts x softmax 3 x layout 2.
+    expect(choices).toHaveLength(3 * (3 + 4) * 3 * 2);
+    expect(new Set(choices.filter((c) => c.linear === "allscan").map((c) => c.scanBlocks))).toEqual(
+      new Set([2, 4, 8, 16]),
+    );
+    expect(choices.every((c) => (c.scanBlocks !== undefined) === (c.linear === "allscan"))).toBe(true);
     expect(new Set(choices.map((c) => `${c.sequence}x${c.data}`))).toEqual(new Set(["4x1", "2x2", "1x4"]));
     expect(new Set(choices.map((c) => c.softmax))).toEqual(new Set(["allgather", "ring", "ulysses"]));
   });
@@ -39,7 +43,7 @@ describe("the choices", () => {
     const { spec } = front(LINEAR);
     const choices = choicesFor(spec, 2);
     expect(choices.every((c) => c.softmax === undefined)).toBe(true);
-    expect(new Set(choices.map((c) => c.linear))).toEqual(new Set(["lasp2", "lasp1", "ulysses"]));
+    expect(new Set(choices.map((c) => c.linear))).toEqual(new Set(["lasp2", "lasp1", "allscan", "ulysses"]));
   });
 
   it("are checked by the compiler's own checker: a refused one carries its message", () => {

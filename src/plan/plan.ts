@@ -16,6 +16,8 @@ export interface Choice {
   data: number;
   /** Undefined when the model has no linear-attention layers (the setting changes nothing). */
   linear?: LinearStrategy;
+  /** `linear allscan` only: the blocks K each state travels in (SCAN_BLOCK_CHOICES). */
+  scanBlocks?: number;
   /** Undefined when the model has no softmax layers. */
   softmax?: SoftmaxStrategy;
   layout: Layout;
@@ -74,8 +76,16 @@ export interface PlanRequest {
   onProgress?: (done: number, total: number) => void;
 }
 
+/**
+ * The blocks K the planner tries for All-Scan (those that divide head_dim): K = 1 is LASP-1's chain, which
+ * `lasp1` already prices, so the choices start at 2. The best K grows as sqrt(W) (docs/ALLSCAN.md): 2 inside
+ * one node, 8 to 16 over hundreds of GPUs.
+ */
+export const SCAN_BLOCK_CHOICES = [2, 4, 8, 16] as const;
+
 export function choiceLabel(choice: Choice): string {
-  const kinds = [choice.linear, choice.softmax].filter((s) => s !== undefined).join(" + ");
+  const linear = choice.scanBlocks === undefined ? choice.linear : `${choice.linear}/${choice.scanBlocks}`;
+  const kinds = [linear, choice.softmax].filter((s) => s !== undefined).join(" + ");
   return `${kinds}, ${choice.layout}, ${choice.sequence} x ${choice.data}`;
 }
 
@@ -89,17 +99,23 @@ export function choicesFor(spec: ResolvedSpec, gpus: number): Choice[] {
   for (let data = 1; data <= gpus; data++) {
     if (gpus % data !== 0) continue;
     for (const linear of linears)
-      for (const softmax of softmaxes)
-        for (const layout of strategyWords("layout") as Layout[])
-          out.push({
-            sequence: gpus / data,
-            data,
-            layout,
-            ...(linear === undefined ? {} : { linear }),
-            ...(softmax === undefined ? {} : { softmax }),
-          });
+      for (const blocks of linear === "allscan" ? scanBlockChoices(spec) : [undefined])
+        for (const softmax of softmaxes)
+          for (const layout of strategyWords("layout") as Layout[])
+            out.push({
+              sequence: gpus / data,
+              data,
+              layout,
+              ...(linear === undefined ? {} : { linear }),
+              ...(blocks === undefined ? {} : { scanBlocks: blocks }),
+              ...(softmax === undefined ? {} : { softmax }),
+            });
   }
   return out;
+}
+
+function scanBlockChoices(spec: ResolvedSpec): number[] {
+  return SCAN_BLOCK_CHOICES.filter((K) => spec.model.headDim % K === 0);
 }
 
 function isOwn(spec: ResolvedSpec, gpus: number, seqLen: number, choice: Choice): boolean {
@@ -111,6 +127,7 @@ function isOwn(spec: ResolvedSpec, gpus: number, seqLen: number, choice: Choice)
     choice.data === p.data &&
     choice.layout === p.layout &&
     (choice.linear === undefined || choice.linear === p.linear) &&
+    (choice.scanBlocks === undefined || choice.scanBlocks === p.scanBlocks) &&
     (choice.softmax === undefined || choice.softmax === p.softmax)
   );
 }
@@ -123,6 +140,7 @@ function edits(gpus: number, seqLen: number, choice: Choice): SettingEdits {
       data: choice.data,
       layout: choice.layout,
       ...(choice.linear === undefined ? {} : { linear: choice.linear }),
+      ...(choice.scanBlocks === undefined ? {} : { scan_blocks: choice.scanBlocks }),
       ...(choice.softmax === undefined ? {} : { softmax: choice.softmax }),
     },
     run: { seq_len: seqLen },

@@ -7,6 +7,7 @@ import type {
   ComputeOp,
   ComputeStep,
   P2PStep,
+  P2PTransfer,
   RankProgram,
   Stream,
 } from "./ir.js";
@@ -90,13 +91,15 @@ export class RankBuilder {
     label: string,
     peer: number,
     tag: string,
-    transfers: { buffer: string; slot: number }[],
+    transfers: P2PTransfer[],
     deps: number[],
   ): number {
     const id = this.program.steps.length;
     const bytes = transfers.reduce((sum, t) => {
       const decl = this.decl(t.buffer);
-      return sum + bytesOf(decl) / decl.shape[0]!;
+      // A block of rows is that share of every head's dk x dv state (the next-to-last dimension).
+      const share = t.rows === undefined ? 1 : t.rows.count / decl.shape[decl.shape.length - 2]!;
+      return sum + (bytesOf(decl) / decl.shape[0]!) * share;
     }, 0);
     const step: P2PStep = {
       kind,

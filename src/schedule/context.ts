@@ -14,6 +14,8 @@ export interface LowerContext {
   lasp2: "fused" | "split";
   /** Packed documents: attention stops at their boundaries (absent with `documents none`). */
   documents?: DocumentTable;
+  /** All-Scan's blocks K (lower-allscan.ts): a divisor of the head dim. */
+  scanBlocks: number;
 }
 
 export function makeContext(
@@ -22,6 +24,7 @@ export function makeContext(
   overlap: boolean,
   lasp2: "fused" | "split" = "fused",
   documents?: DocumentTable,
+  scanBlocks = 1,
 ): LowerContext {
   const ctx: LowerContext = {
     plan,
@@ -29,6 +32,7 @@ export function makeContext(
     overlap,
     group: Array.from({ length: plan.ranks }, (_, r) => r),
     lasp2,
+    scanBlocks,
   };
   if (documents !== undefined) ctx.documents = documents;
   return ctx;

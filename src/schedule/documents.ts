@@ -28,14 +28,16 @@ export function drawBoundaries(seqLen: number, mean: number, seed: number): numb
 
 /** The table of the IR: every boundary, and per rank and local piece the piece's own, as local indices. */
 export function documentTable(
-  documents: Exclude<Documents, { kind: "none" }>,
+  kind: Documents["kind"],
   plan: LayoutPlan,
   meanLength: number,
   boundaries: readonly number[],
+  padding = 0,
 ): DocumentTable {
   return {
-    kind: documents.kind,
+    kind,
     meanLength,
+    ...(padding > 0 ? { padding } : {}),
     boundaries: [...boundaries],
     byRank: plan.byRank.map((pieces) =>
       pieces.map((piece) =>

@@ -50,6 +50,7 @@ export function checkPass(program: ScheduleProgram, schedule: LayerSchedule, pas
       program.sizes,
       rp.rank,
       program.documents !== undefined,
+      schedule.scanBlocks,
     ).bytes;
     if (moved !== expected)
       problems.push(`rank ${rp.rank} moves ${moved} bytes; the closed form says ${expected}`);

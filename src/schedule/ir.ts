@@ -6,7 +6,7 @@
 // and typed params are catalogued in ops.ts. Field names are part of `lasp inspect --json`'s documented output
 // (src/schedule/README.md; golden files in test/ir-json/): keep them stable.
 import type { DType, LayerKind, Layout } from "../spec/resolved.js";
-import type { ComputeOp, OpOperands, OpParams } from "./ops.js";
+import type { ComputeOp, OpOperands, OpParams, RowBlock } from "./ops.js";
 
 /** Version of the JSON form; bump on any incompatible change of the fields below (2: operands, placement). */
 export const IR_VERSION = 2;
@@ -52,7 +52,7 @@ export interface BufferDecl {
   input?: boolean;
 }
 
-export type { ComputeOp } from "./ops.js";
+export type { ComputeOp, RowBlock } from "./ops.js";
 
 export interface StepBase {
   /** Position in the rank's program; `deps` refer to these. */
@@ -143,12 +143,21 @@ export interface CollectiveStep extends StepBase {
   placement: CollectivePlacement;
 }
 
+export interface P2PTransfer {
+  buffer: string;
+  slot: number;
+  rows?: RowBlock;
+}
+
 interface P2PBase extends StepBase {
   peer: number;
   /** A send and its recv share the tag. */
   tag: string;
-  /** Buffer slots (index into the first dimension) moved together in one grouped call. */
-  transfers: { buffer: string; slot: number }[];
+  /**
+   * Buffer slots (index into the first dimension) moved together in one grouped call; with `rows`, only that
+   * block of every head's state rows (All-Scan).
+   */
+  transfers: P2PTransfer[];
   bytes: number;
 }
 
@@ -176,6 +185,8 @@ export interface LayerSchedule {
   kind: string;
   layer: LayerKind;
   strategy: string;
+  /** All-Scan only: the blocks K each state travels in (docs/ALLSCAN.md). */
+  scanBlocks?: number;
   passes: Record<Pass, RankProgram[]>;
 }
 
@@ -203,7 +214,7 @@ export interface ScheduleProgram {
   schedules: LayerSchedule[];
   /** The stack: layer i runs `schedules[layers[i]]`. */
   layers: number[];
-  /** Packed documents (absent with `documents none`): the boundaries the schedules were lowered with. */
+  /** Packed documents or padding (absent with neither): the boundaries the schedules were lowered with. */
   documents?: DocumentTable;
 }
 
@@ -213,9 +224,15 @@ export interface ScheduleProgram {
  * ones drawn from the seed (`drawBoundaries`), which `lasp verify` runs and `lasp inspect` shows.
  */
 export interface DocumentTable {
-  kind: "eos" | "index";
-  /** Mean document length the boundaries were drawn with. */
+  /** The spec's `documents`; `none` when the only boundary is the padding's. */
+  kind: "none" | "eos" | "index";
+  /** Mean document length the boundaries were drawn with (`none`: the real tokens' count). */
   meanLength: number;
+  /**
+   * Tokens of padding at the sequence's end (absent without): one document of their own, after a boundary
+   * at the last real token (spec/padding.ts).
+   */
+  padding?: number;
   /** Global positions of the last token of each document (all but the sequence's last), sorted. */
   boundaries: number[];
   /** `byRank[r][j]`: the boundaries inside rank r's local piece j, as indices into the piece. */

@@ -5,11 +5,14 @@
 // first piece's prefix and the last piece's suffix are zero (no inter step), the last piece's state and the
 // first piece's gradient state are handed to nobody (not computed). With documents (docs/DOCUMENTS.md) the
 // chain is the affine scan one hop at a time: a piece where a document ends hands on its M alone (carry 0).
+// All-Scan (lower-allscan.ts) is this chain with each state split into blocks of rows (`ChainBlocks`): the
+// step is elementwise, so every block hops and combines on its own and block k+1 travels while block k is
+// combined on the next rank. LASP-1 is the chain with one block, the whole state.
 import type { LinearAttentionKind } from "../spec/resolved.js";
 import { RankBuilder } from "./builder.js";
 import { piecesOf, stateBytes, states, perRank, type LowerContext } from "./context.js";
 import { documentEnds } from "./document-operands.js";
-import type { Piece, RankProgram } from "./ir.js";
+import type { Piece, RankProgram, RowBlock, Stream } from "./ir.js";
 import { prefixCost } from "./linear-costs.js";
 import {
   backwardBuffers,
@@ -24,7 +27,37 @@ import {
 } from "./linear-common.js";
 
 export function lowerLasp1(ctx: LowerContext, layer: LinearAttentionKind) {
-  return perRank(ctx, layer, forward, backward);
+  return lowerChain(ctx, layer, [undefined]);
+}
+
+/** How a state travels: `undefined` for the whole state (LASP-1), else its blocks of rows in order. */
+export type ChainBlocks = readonly (RowBlock | undefined)[];
+
+/**
+ * `endsOnComm`: the zero prefix of the first piece and the zero suffix of the last go on the communication
+ * stream, so the chain starts without waiting for the intra-piece work queued on the compute stream (All-Scan).
+ * LASP-1 keeps them on the compute stream, as its generated programs have them.
+ */
+export function lowerChain(
+  ctx: LowerContext,
+  layer: LinearAttentionKind,
+  blocks: ChainBlocks,
+  endsOnComm = false,
+) {
+  const stream = endsOnComm ? "comm" : "compute";
+  return perRank(
+    ctx,
+    layer,
+    (c, l, rank) => forward(c, l, rank, blocks, stream),
+    (c, l, rank) => backward(c, l, rank, blocks, stream),
+  );
+}
+
+/** Tag and label suffixes and the op params of one block (nothing for the whole state). */
+function blockWords(rows: RowBlock | undefined, k: number) {
+  return rows === undefined
+    ? { tag: "", label: "", params: {} }
+    : { tag: `.b${k}`, label: ` rows ${rows.start}..${rows.start + rows.count - 1}`, params: { rows } };
 }
 
 /** Local index of a piece on its rank. */
@@ -32,7 +65,13 @@ function localIndex(ctx: LowerContext, piece: Piece): number {
   return piecesOf(ctx, piece.rank).findIndex((p) => p.index === piece.index);
 }
 
-function forward(ctx: LowerContext, layer: LinearAttentionKind, rank: number): RankProgram {
+function forward(
+  ctx: LowerContext,
+  layer: LinearAttentionKind,
+  rank: number,
+  blocks: ChainBlocks,
+  zeroStream: Stream,
+): RankProgram {
   const b = new RankBuilder(rank);
   const pieces = piecesOf(ctx, rank);
   const all = ctx.plan.pieces;
@@ -43,71 +82,95 @@ function forward(ctx: LowerContext, layer: LinearAttentionKind, rank: number): R
   const stateIds = stateSteps(b, ctx, layer, k, v, m, (piece) => all[piece.index + 1] !== undefined);
   const intraSteps = pieces.map((piece, j) => intraStep(b, ctx, piece, j, { q, k, v, o }, true));
   // Pieces in global order: the chain visits them in that order on every rank, so no rank waits on itself.
-  const handedOn = new Map<number, number>(); // global piece index -> step that produced its P locally
+  const handedOn = new Map<number, number[]>(); // global piece index -> steps that produced its P locally
   for (const piece of [...pieces].sort((a, c) => a.index - c.index)) {
     const j = localIndex(ctx, piece);
-    let ready: number;
     const previous = all[piece.index - 1];
+    // One step per block that makes that block of P ready (all of them when P arrives whole).
+    let ready: number[];
     if (previous === undefined) {
-      ready = b.compute("linear.prefix", `P[${piece.index}] = 0 (first piece)`, { p }, prefixCost(ctx, 0), {
-        piece: j,
-        mode: "zero",
-      });
+      const zero = b.compute(
+        "linear.prefix",
+        `P[${piece.index}] = 0 (first piece)`,
+        { p },
+        prefixCost(ctx, 0),
+        {
+          piece: j,
+          mode: "zero",
+        },
+        [],
+        zeroStream,
+      );
+      ready = blocks.map(() => zero);
     } else if (previous.rank === rank) {
-      ready = b.compute(
+      // A hand-on inside the rank (zigzag's turn) copies the whole state once every block of it is combined.
+      const copy = b.compute(
         "copy",
         `P[${piece.index}] = the state piece ${previous.index} hands on`,
         { src: [next], dst: [p] },
         { flops: 0, bytes: 2 * stateBytes(ctx) },
         { from: localIndex(ctx, previous), to: j },
-        [handedOn.get(previous.index)!],
+        handedOn.get(previous.index)!,
         "comm",
       );
+      ready = blocks.map(() => copy);
     } else {
-      ready = b.p2p(
-        "recv",
-        `recv P[${piece.index}] from rank ${previous.rank}`,
-        previous.rank,
-        `fwd.${piece.index}`,
-        [{ buffer: p, slot: j }],
-        [],
-      );
+      ready = [];
     }
-    // The hand-on is the ring's critical path: it runs on the communication stream, right after P arrives,
-    // so the next rank never waits for this rank's inter product.
+    // The hand-on is the chain's critical path: it runs on the communication stream, right after each block
+    // of P arrives, so the next rank never waits for this rank's inter product.
     const following = all[piece.index + 1];
-    const hand =
-      following === undefined
-        ? undefined
-        : b.compute(
-            "linear.ring_forward",
-            `hand on lam^C P[${piece.index}] + M[${piece.index}]`,
-            { p, m, ...documentEnds(b, ctx), next },
-            prefixCost(ctx, 2),
-            { piece: j },
-            [ready, stateIds[j]!],
-            "comm",
-          );
-    if (following !== undefined && hand !== undefined) {
-      handedOn.set(piece.index, hand);
+    const hands: number[] = [];
+    blocks.forEach((rows, n) => {
+      const words = blockWords(rows, n);
+      if (previous !== undefined && previous.rank !== rank) {
+        ready.push(
+          b.p2p(
+            "recv",
+            `recv P[${piece.index}]${words.label} from rank ${previous.rank}`,
+            previous.rank,
+            `fwd.${piece.index}${words.tag}`,
+            [{ buffer: p, slot: j, ...words.params }],
+            [],
+          ),
+        );
+      }
+      if (following === undefined) return;
+      const hand = b.compute(
+        "linear.ring_forward",
+        `hand on lam^C P[${piece.index}] + M[${piece.index}]${words.label}`,
+        { p, m, ...documentEnds(b, ctx), next },
+        rows === undefined ? prefixCost(ctx, 2) : blockCost(ctx, rows),
+        { piece: j, ...words.params },
+        [ready[n]!, stateIds[j]!],
+        "comm",
+      );
+      hands.push(hand);
       if (following.rank !== rank) {
         b.p2p(
           "send",
-          `send P[${following.index}] to rank ${following.rank}`,
+          `send P[${following.index}]${words.label} to rank ${following.rank}`,
           following.rank,
-          `fwd.${following.index}`,
-          [{ buffer: next, slot: j }],
+          `fwd.${following.index}${words.tag}`,
+          [{ buffer: next, slot: j, ...words.params }],
           [hand],
         );
       }
-    }
+    });
+    if (following !== undefined) handedOn.set(piece.index, hands);
     if (previous === undefined) continue; // P = 0
-    interStep(b, ctx, piece, j, { q, p, o }, true, [ready, intraSteps[j]!]);
+    interStep(b, ctx, piece, j, { q, p, o }, true, [...ready, intraSteps[j]!]);
   }
   return b.build();
 }
 
-function backward(ctx: LowerContext, layer: LinearAttentionKind, rank: number): RankProgram {
+function backward(
+  ctx: LowerContext,
+  layer: LinearAttentionKind,
+  rank: number,
+  blocks: ChainBlocks,
+  zeroStream: Stream,
+): RankProgram {
   const b = new RankBuilder(rank);
   const pieces = piecesOf(ctx, rank);
   const all = ctx.plan.pieces;
@@ -123,62 +186,88 @@ function backward(ctx: LowerContext, layer: LinearAttentionKind, rank: number): 
     if (piece.index > 0) dqInterStep(b, ctx, piece, j, { dout, p, dq }, [intra]); // P = 0 for the first
     return intra;
   });
-  const handedBack = new Map<number, number>();
+  const handedBack = new Map<number, number[]>();
   for (const piece of [...pieces].sort((a, c) => c.index - a.index)) {
     const j = localIndex(ctx, piece);
-    let ready: number;
     const later = all[piece.index + 1];
+    let ready: number[];
     if (later === undefined) {
-      ready = b.compute("linear.suffix", `G[${piece.index}] = 0 (last piece)`, { g }, prefixCost(ctx, 0), {
-        piece: j,
-        mode: "zero",
-      });
+      const zero = b.compute(
+        "linear.suffix",
+        `G[${piece.index}] = 0 (last piece)`,
+        { g },
+        prefixCost(ctx, 0),
+        {
+          piece: j,
+          mode: "zero",
+        },
+        [],
+        zeroStream,
+      );
+      ready = blocks.map(() => zero);
     } else if (later.rank === rank) {
-      ready = b.compute(
+      const copy = b.compute(
         "copy",
         `G[${piece.index}] = the state piece ${later.index} hands back`,
         { src: [previousOut], dst: [g] },
         { flops: 0, bytes: 2 * stateBytes(ctx) },
         { from: localIndex(ctx, later), to: j },
-        [handedBack.get(later.index)!],
+        handedBack.get(later.index)!,
         "comm",
       );
+      ready = blocks.map(() => copy);
     } else {
-      ready = b.p2p(
-        "recv",
-        `recv G[${piece.index}] from rank ${later.rank}`,
-        later.rank,
-        `bwd.${piece.index}`,
-        [{ buffer: g, slot: j }],
-        [],
-      );
+      ready = [];
     }
     // As in the forward pass, the hand-back runs on the communication stream, ahead of dK, dV.
     const earlier = all[piece.index - 1];
-    if (earlier !== undefined) {
+    const hands: number[] = [];
+    blocks.forEach((rows, n) => {
+      const words = blockWords(rows, n);
+      if (later !== undefined && later.rank !== rank) {
+        ready.push(
+          b.p2p(
+            "recv",
+            `recv G[${piece.index}]${words.label} from rank ${later.rank}`,
+            later.rank,
+            `bwd.${piece.index}${words.tag}`,
+            [{ buffer: g, slot: j, ...words.params }],
+            [],
+          ),
+        );
+      }
+      if (earlier === undefined) return;
       const hand = b.compute(
         "linear.ring_backward",
-        `hand back lam^C G[${piece.index}] + dM[${piece.index}]`,
+        `hand back lam^C G[${piece.index}] + dM[${piece.index}]${words.label}`,
         { g, dm, ...documentEnds(b, ctx), previous: previousOut },
-        prefixCost(ctx, 2),
-        { piece: j },
-        [ready, gradSteps[j]!],
+        rows === undefined ? prefixCost(ctx, 2) : blockCost(ctx, rows),
+        { piece: j, ...words.params },
+        [ready[n]!, gradSteps[j]!],
         "comm",
       );
-      handedBack.set(piece.index, hand);
+      hands.push(hand);
       if (earlier.rank !== rank) {
         b.p2p(
           "send",
-          `send G[${earlier.index}] to rank ${earlier.rank}`,
+          `send G[${earlier.index}]${words.label} to rank ${earlier.rank}`,
           earlier.rank,
-          `bwd.${earlier.index}`,
-          [{ buffer: previousOut, slot: j }],
+          `bwd.${earlier.index}${words.tag}`,
+          [{ buffer: previousOut, slot: j, ...words.params }],
           [hand],
         );
       }
-    }
+    });
+    if (earlier !== undefined) handedBack.set(piece.index, hands);
     if (later === undefined) continue; // G = 0
-    dkdvInterStep(b, ctx, piece, j, { k, v, g, dk, dv }, [ready, intraSteps[j]!]);
+    dkdvInterStep(b, ctx, piece, j, { k, v, g, dk, dv }, [...ready, intraSteps[j]!]);
   }
   return b.build();
+}
+
+/** The hand-on of one block of rows: that share of a two-term weighted sum of states. */
+function blockCost(ctx: LowerContext, rows: RowBlock): { flops: number; bytes: number } {
+  const whole = prefixCost(ctx, 2);
+  const share = rows.count / ctx.sizes.headDim;
+  return { flops: whole.flops * share, bytes: whole.bytes * share };
 }

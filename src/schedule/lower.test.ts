@@ -28,9 +28,9 @@ describe("layout", () => {
 describe("every strategy lowers to a program that satisfies the invariants", () => {
   for (const W of RANKS) {
     for (const layout of LAYOUTS) {
-      for (const linear of ["lasp2", "lasp1", "ulysses"] as const) {
+      for (const linear of ["lasp2", "lasp1", "allscan", "ulysses"] as const) {
         for (const causal of [true, false]) {
-          if (linear === "lasp1" && !causal) continue;
+          if ((linear === "lasp1" || linear === "allscan") && !causal) continue;
           it(`linear ${linear} W=${W} ${layout} ${causal ? "causal" : "bidirectional"}`, () => {
             const spec = tinySpec({
               ranks: W,
@@ -64,12 +64,18 @@ describe("every strategy lowers to a program that satisfies the invariants", () 
 });
 
 describe("dependent communication steps", () => {
-  const depth = (linear: "lasp2" | "lasp1", W: number, layout: Layout): number[] => {
+  const depth = (
+    linear: "lasp2" | "lasp1" | "allscan",
+    W: number,
+    layout: Layout,
+    scanBlocks = 2,
+  ): number[] => {
     const spec = tinySpec({
       ranks: W,
       layout,
       seqLen: 2 * W * 16,
       linear,
+      scanBlocks,
       layers: [linearKind("L", 4, 0.9)],
     });
     const program = lowerSpec(spec, { block: 8 });
@@ -87,6 +93,37 @@ describe("dependent communication steps", () => {
       expect(depth("lasp1", W, "zigzag")).toEqual([2 * (W - 1), 2 * (W - 1)]);
     }
   });
+  it("All-Scan's K blocks fill each pipeline of W-1 hops in K-1 more receives (zigzag's turn starts a second)", () => {
+    for (const W of RANKS) {
+      for (const K of [1, 2, 4]) {
+        const hops = W === 1 ? 0 : W - 1 + K - 1;
+        expect(depth("allscan", W, "contiguous", K)).toEqual([hops, hops]);
+        expect(depth("allscan", W, "zigzag", K)).toEqual([2 * hops, 2 * hops]);
+        const spec = tinySpec({
+          ranks: W,
+          layout: "zigzag",
+          seqLen: 2 * W * 16,
+          linear: "allscan",
+          scanBlocks: K,
+          layers: [linearKind("L", 4, 0.9)],
+        });
+        const program = lowerSpec(spec, { block: 8 });
+        for (const pass of ["forward", "backward"] as const)
+          expect(
+            closedFormVolume(
+              program.schedules[0]!.layer,
+              "allscan",
+              pass,
+              program.layout,
+              program.sizes,
+              0,
+              false,
+              K,
+            ).dependentSteps,
+          ).toBe(2 * hops);
+      }
+    }
+  });
   it("the closed form agrees on the dependent steps", () => {
     const spec = tinySpec({
       ranks: 8,
@@ -100,6 +137,58 @@ describe("dependent communication steps", () => {
       closedFormVolume(program.schedules[0]!.layer, "lasp1", "forward", program.layout, program.sizes)
         .dependentSteps,
     ).toBe(7);
+  });
+});
+
+describe("All-Scan", () => {
+  const lowered = (linear: "lasp1" | "allscan", scanBlocks: number, layout: Layout = "contiguous") =>
+    lowerSpec(
+      tinySpec({ ranks: 4, layout, seqLen: 128, linear, scanBlocks, layers: [linearKind("L", 4, 0.9)] }),
+      { block: 8 },
+    ).schedules[0]!;
+
+  it("sends each state in K blocks of rows on the communication stream, K sends and receives per hop", () => {
+    const schedule = lowered("allscan", 4);
+    expect(schedule.scanBlocks).toBe(4);
+    const rank1 = schedule.passes.forward[1]!;
+    const p2p = rank1.steps.filter((s) => s.kind === "send" || s.kind === "recv");
+    expect(p2p.map((s) => [s.kind, s.stream, s.transfers[0]!.rows])).toEqual(
+      [0, 2, 4, 6].flatMap((start) => [
+        ["recv", "comm", { start, count: 2 }],
+        ["send", "comm", { start, count: 2 }],
+      ]),
+    );
+    // Each block is a quarter of a state: the four add up to LASP-1's one send.
+    const lasp1Send = lowered("lasp1", 1).passes.forward[1]!.steps.find((s) => s.kind === "send")!;
+    for (const s of p2p) expect(s.bytes).toBe(lasp1Send.bytes / 4);
+    // The hand-on of a block waits for that block alone, not for the blocks behind it.
+    const hands = rank1.steps.filter((s) => s.kind === "compute" && s.op === "linear.ring_forward");
+    const recvs = p2p.filter((s) => s.kind === "recv");
+    hands.forEach((h, n) => {
+      expect(h.deps).toContain(recvs[n]!.id);
+      for (const later of recvs.slice(n + 1)) expect(h.deps).not.toContain(later.id);
+    });
+  });
+
+  it("with one block is LASP-1's chain, its ends on the communication stream", () => {
+    for (const layout of LAYOUTS) {
+      const [scan, ring] = [lowered("allscan", 1, layout), lowered("lasp1", 1, layout)];
+      for (const pass of ["forward", "backward"] as const)
+        scan.passes[pass].forEach((rp, r) => {
+          const other = ring.passes[pass][r]!;
+          expect(rp.steps.map((s) => ({ ...s, stream: "any", placement: {} }))).toEqual(
+            other.steps.map((s) => ({ ...s, stream: "any", placement: {} })),
+          );
+          const moved = rp.steps.filter((s, i) => s.stream !== other.steps[i]!.stream);
+          expect(moved.every((s) => s.kind === "compute" && s.stream === "comm" && "mode" in s.params)).toBe(
+            true,
+          );
+        });
+    }
+  });
+
+  it("refuses a block count that does not divide the head dim", () => {
+    expect(() => lowered("allscan", 3)).toThrow(/3 blocks do not divide the head dim 8/);
   });
 });
 

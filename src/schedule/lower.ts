@@ -13,6 +13,7 @@ import {
 } from "./ir.js";
 import { planLayout } from "./layout.js";
 import { lowerAllGather } from "./lower-allgather.js";
+import { lowerAllScan } from "./lower-allscan.js";
 import { lowerLasp1 } from "./lower-lasp1.js";
 import { lowerLasp2 } from "./lower-lasp2.js";
 import { lowerRing } from "./lower-ring.js";
@@ -48,7 +49,7 @@ export function lowerSpec(spec: ResolvedSpec, options: LowerOptions = {}): Sched
   };
   const plan = planLayout(parallel.layout, parallel.sequence, run.seqLen);
   const documents = documentsOf(spec, plan, options.documents ?? {});
-  const ctx = makeContext(plan, sizes, parallel.overlap, options.lasp2, documents);
+  const ctx = makeContext(plan, sizes, parallel.overlap, options.lasp2, documents, parallel.scanBlocks);
   const used = model.kinds.filter((kind) => model.layers.includes(kind));
   const schedules = used.map((kind) => lowerKind(ctx, kind, strategyOf(spec, kind)));
   return {
@@ -62,21 +63,32 @@ export function lowerSpec(spec: ResolvedSpec, options: LowerOptions = {}): Sched
   };
 }
 
-/** The document table the schedules are lowered with: boundaries drawn from the seed; none without documents. */
+/**
+ * The document table the schedules are lowered with: boundaries drawn from the seed over the real tokens, and
+ * with padding one more at the last real token, so the padding is a document of its own (spec/padding.ts).
+ * None without documents and padding.
+ */
 function documentsOf(
   spec: ResolvedSpec,
   plan: ReturnType<typeof planLayout>,
   options: NonNullable<LowerOptions["documents"]>,
 ): DocumentTable | undefined {
-  const { documents } = spec.run;
-  if (documents.kind === "none") return undefined;
+  const { documents, padding } = spec.run;
+  if (documents.kind === "none" && padding === 0) return undefined;
+  const real = spec.run.seqLen - padding;
+  // `documents none` with padding: the real tokens are one document, the padding another.
   const mean =
-    options.meanLength ??
-    (documents.kind === "eos" ? documents.meanLength : undefined) ??
-    DEFAULT_DOCUMENT_LENGTH;
-  const boundaries =
-    options.boundaries ?? drawBoundaries(spec.run.seqLen, mean, options.seed ?? spec.run.seed);
-  return documentTable(documents, plan, mean, boundaries);
+    documents.kind === "none"
+      ? real
+      : (options.meanLength ??
+        (documents.kind === "eos" ? documents.meanLength : undefined) ??
+        DEFAULT_DOCUMENT_LENGTH);
+  const drawn =
+    documents.kind === "none"
+      ? []
+      : (options.boundaries ?? drawBoundaries(real, mean, options.seed ?? spec.run.seed));
+  const boundaries = padding > 0 ? [...drawn.filter((b) => b < real - 1), real - 1] : drawn;
+  return documentTable(documents.kind, plan, mean, boundaries, padding);
 }
 
 export function strategyOf(spec: ResolvedSpec, kind: LayerKind): string {
@@ -92,6 +104,7 @@ export function lowerKind(ctx: LowerContext, kind: LayerKind, strategy: string):
     if (kind.type === "linear_attention") {
       if (strategy === "lasp2") return lowerLasp2(ctx, kind);
       if (strategy === "lasp1") return lowerLasp1(ctx, kind);
+      if (strategy === "allscan") return lowerAllScan(ctx, kind);
       if (strategy === "ulysses") return lowerUlysses(ctx, kind);
     } else {
       if (strategy === "allgather") return lowerAllGather(ctx, kind);
@@ -100,5 +113,6 @@ export function lowerKind(ctx: LowerContext, kind: LayerKind, strategy: string):
     }
     throw new Error(`no ${strategy} schedule for ${kind.type}`);
   })();
-  return { kind: kind.name, layer: kind, strategy, passes: placeSchedule(passes) };
+  const blocks = strategy === "allscan" ? { scanBlocks: ctx.scanBlocks } : {};
+  return { kind: kind.name, layer: kind, strategy, ...blocks, passes: placeSchedule(passes) };
 }

@@ -16,10 +16,11 @@ function programs(): ScheduleProgram[] {
       for (const [linear, softmax] of [
         ["lasp2", "allgather"],
         ["lasp1", "ring"],
+        ["allscan", "ring"],
         ["ulysses", "ulysses"],
       ] as const)
         for (const causal of [true, false]) {
-          if (linear === "lasp1" && !causal) continue;
+          if ((linear === "lasp1" || linear === "allscan") && !causal) continue;
           const layers = [linearKind("L", 4, 0.9, causal), softmaxKind("S", 2, causal)];
           const spec = tinySpec({ ranks, layout, seqLen: 2 * ranks * 16, linear, softmax, layers });
           for (const lasp2 of ["fused", "split"] as const) out.push(lowerSpec(spec, { lasp2 }));

@@ -14,6 +14,15 @@ export type Buf = string;
 /** How a piece's prefix (forward) or suffix (backward) state is formed. */
 export type CombineMode = "zero" | "others";
 
+/**
+ * A block of state rows (All-Scan, docs/ALLSCAN.md): rows `start .. start + count - 1` of every head's dk x dv
+ * state. The chain's step is elementwise over the state, so each block travels and combines on its own.
+ */
+export interface RowBlock {
+  start: number;
+  count: number;
+}
+
 /** The params every whole-sequence (Ulysses) step takes: the head shard it computes. */
 export interface HeadShard {
   headStart: number;
@@ -130,13 +139,14 @@ export interface OpParams {
   "linear.intra": { piece: number; causal: boolean };
   "linear.prefix": { piece: number; mode: "prefix" | CombineMode };
   "linear.inter": { piece: number };
-  "linear.ring_forward": { piece: number };
+  /** `rows`: All-Scan combines one block of state rows (the rest of `next` is left as it is). */
+  "linear.ring_forward": { piece: number; rows?: RowBlock };
   "linear.grad_state": { piece: number };
   "linear.intra_backward": { piece: number; causal: boolean };
   "linear.dq_inter": { piece: number };
   "linear.suffix": { piece: number; mode: "suffix" | CombineMode };
   "linear.dkdv_inter": { piece: number };
-  "linear.ring_backward": { piece: number };
+  "linear.ring_backward": { piece: number; rows?: RowBlock };
   "linear.forward_fused": { piece: number; causal: boolean };
   "linear.backward_fused": { piece: number; causal: boolean };
   "linear.full": HeadShard;
@@ -201,8 +211,8 @@ export const OPS: { [O in ComputeOp]: OpEntry<O> } = {
   },
   "linear.ring_forward": {
     operands: ["p", "m", "ends", "next"],
-    params: ["piece"],
-    doc: "LASP-1: `P_next = lam^C P + M` (with `ends`, `0 P + M` past a boundary)",
+    params: ["piece", "rows"],
+    doc: "LASP-1 and All-Scan: `P_next = lam^C P + M` (with `ends`, `0 P + M` past a boundary; with `rows`, one block of state rows)",
     io: (o) => ({ reads: present(o.p, o.m, o.ends), writes: [o.next] }),
   },
   "linear.grad_state": {
@@ -237,8 +247,8 @@ export const OPS: { [O in ComputeOp]: OpEntry<O> } = {
   },
   "linear.ring_backward": {
     operands: ["g", "dm", "ends", "previous"],
-    params: ["piece"],
-    doc: "LASP-1: `G_prev = lam^C G + dM` (with `ends`, `0 G + dM` past a boundary)",
+    params: ["piece", "rows"],
+    doc: "LASP-1 and All-Scan: `G_prev = lam^C G + dM` (with `ends`, `0 G + dM` past a boundary; with `rows`, one block of state rows)",
     io: (o) => ({ reads: present(o.g, o.dm, o.ends), writes: [o.previous] }),
   },
   "linear.forward_fused": {

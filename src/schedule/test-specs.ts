@@ -11,11 +11,15 @@ import type {
 export interface TinyOptions {
   ranks: number;
   layout: Layout;
+  /** The length the passes compute on; with `padding`, its last `padding` tokens are the padding document. */
   seqLen: number;
+  padding?: number;
   heads?: number;
   headDim?: number;
   batch?: number;
-  linear?: "lasp2" | "lasp1" | "ulysses";
+  linear?: "lasp2" | "lasp1" | "allscan" | "ulysses";
+  /** All-Scan's blocks K (default 2: the chain pipelines at the reduced head dims). */
+  scanBlocks?: number;
   softmax?: "allgather" | "ring" | "ulysses";
   overlap?: boolean;
   layers: LayerKind[];
@@ -70,9 +74,11 @@ export function tinySpec(o: TinyOptions): ResolvedSpec {
       softmax: o.softmax ?? "allgather",
       layout: o.layout,
       overlap: o.overlap ?? true,
+      scanBlocks: o.scanBlocks ?? 2,
     },
     run: {
       seqLen: o.seqLen,
+      padding: o.padding ?? 0,
       batch: o.batch ?? 1,
       dtype: "fp32",
       recompute: "none",

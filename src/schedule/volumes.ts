@@ -20,6 +20,8 @@ export function closedFormVolume(
   rank = 0,
   /** Packed documents: LASP-2 gathers one fp32 flag per piece beside its states (two states if bidirectional). */
   documents = false,
+  /** All-Scan: the blocks K each state travels in. */
+  scanBlocks = 1,
 ): Volume {
   const W = plan.ranks;
   const P = plan.byRank[0]!.length; // pieces per rank
@@ -35,14 +37,22 @@ export function closedFormVolume(
         if (plan.pieces.length === 1) return { bytes: 0, dependentSteps: 0 };
         if (documents) return { bytes: P * ((kind.causal ? 1 : 2) * state + B * 4), dependentSteps: 1 };
         return kind.causal ? { bytes: P * state, dependentSteps: 1 } : { bytes: state, dependentSteps: 1 };
-      case "lasp1": {
+      case "lasp1":
+      case "allscan": {
         // Hops cross a rank boundary between consecutive pieces; this rank sends at the boundaries it leaves.
-        const crossings = plan.pieces
-          .slice(0, -1)
-          .map((p, i) => [p, plan.pieces[i + 1]!] as const)
-          .filter(([a, b]) => a.rank !== b.rank);
+        const hops = plan.pieces.slice(0, -1).map((p, i) => [p, plan.pieces[i + 1]!] as const);
+        const crossings = hops.filter(([a, b]) => a.rank !== b.rank);
         const senders = crossings.map(([before, after]) => (pass === "forward" ? before.rank : after.rank));
-        return { bytes: senders.filter((r) => r === rank).length * state, dependentSteps: crossings.length };
+        // All-Scan's K blocks add up to one state; each run of crossings between hand-ons inside a rank
+        // (zigzag's turn) is one pipeline, which K blocks fill in K - 1 more receives.
+        const runs = hops.filter(
+          ([a, b], i) => a.rank !== b.rank && (i === 0 || hops[i - 1]![0].rank === hops[i - 1]![1].rank),
+        ).length;
+        const K = strategy === "allscan" ? scanBlocks : 1;
+        return {
+          bytes: senders.filter((r) => r === rank).length * state,
+          dependentSteps: crossings.length + runs * (K - 1),
+        };
       }
       case "ulysses":
         return { bytes: B * L * 3 * H * d * e + B * L * H * d * e, dependentSteps: 2 };

@@ -5,7 +5,7 @@
 import type { AutoKey } from "./schema.js";
 
 export type FeatureMap = "identity" | "elu_plus_one" | "relu" | "silu";
-export type LinearStrategy = "lasp2" | "lasp1" | "ulysses";
+export type LinearStrategy = "lasp2" | "lasp1" | "allscan" | "ulysses";
 export type SoftmaxStrategy = "allgather" | "ring" | "ulysses";
 export type Layout = "contiguous" | "zigzag";
 export type DType = "bf16" | "fp16" | "fp32";
@@ -63,6 +63,8 @@ export interface ResolvedParallel {
   softmax: SoftmaxStrategy;
   layout: Layout;
   overlap: boolean;
+  /** All-Scan's blocks K: each state's dk rows travel in K blocks so the chain pipelines (docs/ALLSCAN.md). */
+  scanBlocks: number;
   /** Set when the spec writes `auto` for any of linear, softmax, layout (schema.ts's AUTO). */
   auto?: AutoResolution;
 }
@@ -82,8 +84,16 @@ export interface AutoResolution {
 export type Recompute = "none" | "mlp";
 
 export interface ResolvedRun {
-  /** Global sequence length N, in tokens. */
+  /**
+   * Global sequence length N every pass computes on, in tokens: the spec's `seq_len` padded up to equal pieces
+   * of whole kernel blocks (spec/padding.ts).
+   */
   seqLen: number;
+  /**
+   * Tokens of padding at the sequence's end (0 when `seq_len` splits evenly): the last `padding` of the
+   * `seqLen` tokens form one document of their own, which no real token attends to and no loss counts.
+   */
+  padding: number;
   /** Global batch (sequences per step), split over the data-parallel ranks. */
   batch: number;
   dtype: DType;

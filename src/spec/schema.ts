@@ -158,10 +158,17 @@ export const PARALLEL_KEYS: readonly KeyRule[] = [
   { key: "data", rule: int(1, 4096), default: "1", example: "data 1", doc: "data-parallel group size" },
   {
     key: "linear",
-    rule: { type: "enum", words: ["lasp2", "lasp1", "ulysses", AUTO] },
+    rule: { type: "enum", words: ["lasp2", "lasp1", "allscan", "ulysses", AUTO] },
     default: "lasp2",
     example: "linear lasp2",
-    doc: "schedule of linear-attention layers; `auto`: the fastest by `lasp plan`'s model (H100)",
+    doc: "schedule of linear-attention layers (`allscan`: ZeCO's pipelined state scan, docs/ALLSCAN.md); `auto`: the fastest by `lasp plan`'s model (H100)",
+  },
+  {
+    key: "scan_blocks",
+    rule: int(1, 128),
+    default: "4",
+    example: "scan_blocks 4",
+    doc: "`linear allscan`: blocks K each state travels in (a divisor of head_dim), so the chain pipelines",
   },
   {
     key: "softmax",
@@ -192,7 +199,7 @@ export const RUN_KEYS: readonly KeyRule[] = [
     rule: int(64, 2 ** 31),
     required: true,
     example: "seq_len 64K",
-    doc: "global sequence length in tokens",
+    doc: "global sequence length in tokens; one that does not split into equal pieces of whole 64-token blocks is padded up to the next that does (W0612), the padding a document of its own",
   },
   {
     key: "batch",

@@ -35,11 +35,12 @@ describe("every schedule with documents equals the document oracle", () => {
   const lam = [0.8, 0.9, 0.95, 1, 0.7, 0.85, 0.99, 0.6];
   for (const W of RANKS) {
     for (const layout of LAYOUTS) {
-      for (const variant of ["lasp2", "lasp2 split", "lasp1", "ulysses"] as const) {
+      for (const variant of ["lasp2", "lasp2 split", "lasp1", "allscan", "ulysses"] as const) {
         const [linear, arrangement] =
           variant === "lasp2 split" ? (["lasp2", "split"] as const) : [variant, undefined];
         const heads = linear === "ulysses" ? Math.max(W, 2) : 4;
-        for (const causal of linear === "lasp1" ? [true] : [true, false]) {
+        const chain = linear === "lasp1" || linear === "allscan"; // causal layers only
+        for (const causal of chain ? [true] : [true, false]) {
           it(`${variant} W=${W} ${layout} ${causal ? "causal, decay per head" : "bidirectional"}`, () => {
             const decay = causal ? lam.slice(0, heads).concat(Array(Math.max(0, heads - 8)).fill(0.9)) : 1;
             const spec = withDocuments({

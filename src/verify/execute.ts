@@ -4,7 +4,7 @@
 import { addInto, clone, type Tensor, zeros } from "../reference/tensor.js";
 import type { CollectiveStep, LayerSchedule, LayoutPlan, Pass, RankProgram } from "../schedule/ir.js";
 import { runCompute } from "./ops.js";
-import { RankStore, type Slots } from "./store.js";
+import { RankStore, stateRows, type Slots } from "./store.js";
 
 export interface PassRun {
   stores: RankStore[];
@@ -45,14 +45,21 @@ export function executePass(
         } else if (step.kind === "send") {
           mailbox.set(
             `${rp.rank}>${step.peer}:${step.tag}`,
-            step.transfers.map((t) => clone(store.one(t.buffer, t.slot))),
+            step.transfers.map((t) => {
+              const whole = store.one(t.buffer, t.slot);
+              return t.rows === undefined ? clone(whole) : stateRows(whole, t.rows);
+            }),
           );
         } else if (step.kind === "recv") {
           const k = `${step.peer}>${rp.rank}:${step.tag}`;
           const message = mailbox.get(k);
           if (message === undefined) break; // wait for the sender
           mailbox.delete(k);
-          step.transfers.forEach((t, n) => store.set(t.buffer, t.slot, message[n]!));
+          step.transfers.forEach((t, n) =>
+            t.rows === undefined
+              ? store.set(t.buffer, t.slot, message[n]!)
+              : store.setRows(t.buffer, t.slot, t.rows, message[n]!),
+          );
         } else {
           const waiting = arrived.get(step.key) ?? new Set<number>();
           waiting.add(rp.rank);

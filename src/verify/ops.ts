@@ -60,7 +60,7 @@ import { handleOp, type ComputeStep, type LayoutPlan, type OpHandlers } from "..
 import type { HeadShard } from "../schedule/ops.js";
 import { rankPositions } from "../schedule/layout.js";
 import type { LayerKind } from "../spec/resolved.js";
-import { pieceRows, slotShape, writePieceRows, type RankStore } from "./store.js";
+import { pieceRows, slotShape, stateRows, writePieceRows, type RankStore } from "./store.js";
 
 export interface OpContext {
   plan: LayoutPlan;
@@ -150,12 +150,16 @@ function ring(
   const piece = ctx.plan.byRank[ctx.rank]![j]!;
   const [S, M] = [ctx.store.one(state, j), ctx.store.one(own, j)];
   const local = localEnds(ctx, step.operands.ends, j);
-  if (local !== undefined) {
-    ctx.store.set(out, j, ringStepDocs(S, M, decay(ctx), piece, hasBoundary(local)));
-    return;
-  }
   const fn = step.op === "linear.ring_forward" ? ringStep : ringStepBackward;
-  ctx.store.set(out, j, fn(S, M, decay(ctx), piece.length));
+  const result =
+    local !== undefined
+      ? ringStepDocs(S, M, decay(ctx), piece, hasBoundary(local))
+      : fn(S, M, decay(ctx), piece.length);
+  // All-Scan: the step is elementwise, so the block's rows of the whole step are the block's step; the rows
+  // of S not yet received do not reach them.
+  const { rows } = step.params;
+  if (rows === undefined) ctx.store.set(out, j, result);
+  else ctx.store.setRows(out, j, rows, stateRows(result, rows));
 }
 
 /** The piece's own product (chunk walk), with a reset at each boundary when there are documents. */

@@ -1,6 +1,6 @@
 // The executor's memory: every buffer of a rank as an array of float64 tensors, one per slot (a buffer
 // without slots has one). Shapes drop the batch dimension: the executor runs one batch element at a time.
-import type { BufferDecl, LayoutPlan } from "../schedule/ir.js";
+import type { BufferDecl, LayoutPlan, RowBlock } from "../schedule/ir.js";
 import { clone, sliceRows, type Tensor, writeRows, zeros } from "../reference/tensor.js";
 
 export type Slots = Tensor[];
@@ -60,6 +60,33 @@ export class RankStore {
   setAll(name: string, tensors: Slots): void {
     this.values.set(name, tensors.map(clone));
   }
+
+  /** Writes one block of state rows (All-Scan) into a slot, keeping its other rows (zeros if unwritten). */
+  setRows(name: string, slot: number, rows: RowBlock, block: Tensor): void {
+    const updated = clone(this.slots(name)[slot]!);
+    writeStateRows(updated, rows, block);
+    this.set(name, slot, updated);
+  }
+}
+
+/** Rows `rows` of every head's state of a [H, dk, dv] tensor, as [H, count, dv]. */
+export function stateRows(t: Tensor, rows: RowBlock): Tensor {
+  const [H, dk, dv] = t.shape as [number, number, number];
+  const out = zeros([H, rows.count, dv]);
+  for (let h = 0; h < H; h++) {
+    const from = (h * dk + rows.start) * dv;
+    out.data.set(t.data.subarray(from, from + rows.count * dv), h * rows.count * dv);
+  }
+  return out;
+}
+
+function writeStateRows(dst: Tensor, rows: RowBlock, block: Tensor): void {
+  const [H, dk, dv] = dst.shape as [number, number, number];
+  for (let h = 0; h < H; h++)
+    dst.data.set(
+      block.data.subarray(h * rows.count * dv, (h + 1) * rows.count * dv),
+      (h * dk + rows.start) * dv,
+    );
 }
 
 /** Row offset of local piece j inside a rank's activations. */

@@ -14,7 +14,7 @@ describe("every linear strategy is exact against the dense oracle", () => {
   const decays = { none: 1, fixed: 0.9, list: [0.8, 0.9, 0.95, 1, 0.7, 0.85, 0.99, 0.6] };
   for (const W of RANKS) {
     for (const layout of LAYOUTS) {
-      for (const variant of ["lasp2", "lasp2 split", "lasp1", "ulysses"] as const) {
+      for (const variant of ["lasp2", "lasp2 split", "lasp1", "allscan", "ulysses"] as const) {
         const [linear, arrangement] =
           variant === "lasp2 split" ? (["lasp2", "split"] as const) : [variant, undefined];
         const options = { block: 8, headDim: 4, lasp2: arrangement };
@@ -35,7 +35,7 @@ describe("every linear strategy is exact against the dense oracle", () => {
             expect(verifySpec(spec, options).maxError).toBeLessThan(EXACT);
           });
         }
-        if (linear !== "lasp1") {
+        if (linear !== "lasp1" && linear !== "allscan") {
           it(`${variant} W=${W} ${layout} bidirectional`, () => {
             const heads = linear === "ulysses" ? Math.max(W, 2) : 4;
             const spec = tinySpec({

@@ -2,7 +2,9 @@
 // backward, at a reduced size, and compares the output and dQ, dK, dV with the dense oracle (the masked
 // attention formula computed directly over the whole sequence). Exact schedules agree to rounding (~1e-15).
 // With packed documents (`documents eos|index`) the schedules run with boundaries drawn from the seed
-// (schedule/documents.ts) and the oracle is the document one: each document attended to alone.
+// (schedule/documents.ts) and the oracle is the document one: each document attended to alone. A padded
+// seq_len (spec/padding.ts) runs padded, and its real tokens are compared with the oracle of the real tokens
+// alone: the padding document must change none of their outputs and gradients.
 import {
   linearAttentionBackwardDocs,
   linearAttentionForwardDocs,
@@ -19,12 +21,16 @@ import { gatherRows, maxRelErr, randn, scatterRows, type Tensor, zeros } from ".
 import type { LayoutPlan, ScheduleProgram } from "../schedule/ir.js";
 import { rankPositions } from "../schedule/layout.js";
 import { DEFAULT_DOCUMENT_LENGTH } from "../schedule/documents.js";
+import { paddedLength, pieceCount } from "../spec/padding.js";
 import { lowerSpec } from "../schedule/lower.js";
 import type { LayerKind, ResolvedSpec } from "../spec/resolved.js";
 import { executePass } from "./execute.js";
 
 export interface VerifyOptions {
-  /** Global tokens at the reduced size; default two kernel blocks per piece. */
+  /**
+   * Real tokens at the reduced size, padded like the spec's seq_len when they do not split into pieces of
+   * whole blocks; default two blocks per piece (less the spec's padding, scaled down, if it pads).
+   */
   seqLen?: number;
   heads?: number;
   headDim?: number;
@@ -54,6 +60,8 @@ export interface VerifyReport {
   maxError: number;
   /** With documents: the boundaries every layer ran with (global positions at the reduced size). */
   documents?: { meanLength: number; boundaries: number[] };
+  /** With a padded seq_len: the real tokens compared with the oracle and the padding after them. */
+  padding?: { realSeqLen: number; padding: number };
 }
 
 /** The spec at the reduced size: same layers, strategies, layout and W; fewer tokens, heads and dims. */
@@ -62,14 +70,16 @@ export function shrinkSpec(
   options: VerifyOptions = {},
 ): { spec: ResolvedSpec; block: number } {
   const W = spec.parallel.sequence;
-  const pieces = spec.parallel.layout === "zigzag" ? 2 * W : W;
+  const pieces = pieceCount(spec.parallel.layout, W);
   const block = options.block ?? 8;
-  const seqLen = options.seqLen ?? pieces * 2 * block;
-  if (seqLen % (pieces * block) !== 0) {
+  const real = options.seqLen ?? reducedRealLength(spec, pieces * 2 * block, 2 * block);
+  if (!Number.isInteger(real) || real < 1)
+    throw new VerifyUsageError(`--seq-len ${real} must be a whole number of tokens, at least 1`);
+  if (real > MAX_VERIFY_SEQ_LEN)
     throw new VerifyUsageError(
-      `--seq-len ${seqLen} must be a multiple of ${pieces * block} (${pieces} pieces of whole ${block}-token blocks)`,
+      `--seq-len ${real} is more than the float64 oracle runs in minutes (it is quadratic in the length): use at most ${MAX_VERIFY_SEQ_LEN}`,
     );
-  }
+  const seqLen = paddedLength(real, pieces, block);
   const ulysses = spec.parallel.linear === "ulysses" || spec.parallel.softmax === "ulysses";
   const heads = options.heads ?? (ulysses ? 2 * W : Math.min(4, spec.model.heads));
   if (ulysses && heads % W !== 0)
@@ -97,14 +107,39 @@ export function shrinkSpec(
     spec: {
       ...spec,
       model: { ...spec.model, heads, headDim, hidden: heads * headDim, kinds, layers },
-      parallel: { ...spec.parallel, data: 1, gpus: W },
-      run: { ...spec.run, seqLen, batch: 1 },
+      // All-Scan's blocks must divide the reduced head dim: the most that do, up to the spec's.
+      parallel: {
+        ...spec.parallel,
+        data: 1,
+        gpus: W,
+        scanBlocks: largestDivisor(headDim, spec.parallel.scanBlocks),
+      },
+      run: { ...spec.run, seqLen, padding: seqLen - real, batch: 1 },
     },
     block,
   };
 }
 
+/**
+ * The real tokens at the reduced size `padded`: all of them without padding; with it, the spec's padding
+ * scaled down, at least one token (so the padding document runs) and less than a piece (as the checker asks).
+ */
+function reducedRealLength(spec: ResolvedSpec, padded: number, piece: number): number {
+  const { padding, seqLen } = spec.run;
+  if (padding === 0) return padded;
+  return padded - Math.min(piece - 1, Math.max(1, Math.round((padding * padded) / seqLen)));
+}
+
 export class VerifyUsageError extends Error {}
+
+/** The longest reduced sequence `lasp verify` takes: its dense oracle does N^2 work in float64 on the CPU. */
+export const MAX_VERIFY_SEQ_LEN = 65536;
+
+function largestDivisor(n: number, atMost: number): number {
+  let d = Math.min(n, atMost);
+  while (n % d !== 0) d--;
+  return d;
+}
 
 interface Globals {
   q: Tensor;
@@ -160,12 +195,13 @@ function documentEndFlags(seqLen: number, boundaries: readonly number[]): Tensor
   return t;
 }
 
-/** The mean document length at the reduced size: as many documents per sequence as the spec's. */
-export function reducedDocumentLength(original: ResolvedSpec, seqLen: number): number {
+/** The mean document length at `realSeqLen` real tokens: as many documents per sequence as the spec's. */
+export function reducedDocumentLength(original: ResolvedSpec, realSeqLen: number): number {
   const { documents } = original.run;
   const mean = (documents.kind === "eos" ? documents.meanLength : undefined) ?? DEFAULT_DOCUMENT_LENGTH;
+  const originalReal = original.run.seqLen - original.run.padding;
   // At least 2 tokens (1 for a spec whose documents are single tokens), so some documents span tokens.
-  return Math.max(Math.min(2, mean), Math.round((mean * seqLen) / original.run.seqLen));
+  return Math.max(Math.min(2, mean), Math.round((mean * realSeqLen) / originalReal));
 }
 
 function assemble(plan: LayoutPlan, parts: Tensor[], like: Tensor): Tensor {
@@ -185,7 +221,7 @@ export function verifySpec(original: ResolvedSpec, options: VerifyOptions = {}):
       `--document-length ${options.documentLength} must be a whole number of tokens, at least 1`,
     );
   const documents = {
-    meanLength: options.documentLength ?? reducedDocumentLength(original, spec.run.seqLen),
+    meanLength: options.documentLength ?? reducedDocumentLength(original, spec.run.seqLen - spec.run.padding),
     seed,
   };
   const program = lowerSpec(spec, { block, lasp2: options.lasp2, documents });
@@ -207,6 +243,13 @@ export function verifyProgram(
   const plan = program.layout;
   const boundaries = program.documents?.boundaries;
   const ends = boundaries === undefined ? undefined : documentEndFlags(spec.run.seqLen, boundaries);
+  // The oracle sees the real tokens alone: without the padding, and without its boundary.
+  const padding = program.documents?.padding ?? 0;
+  const real = Array.from({ length: spec.run.seqLen - padding }, (_, i) => i);
+  const realBoundaries =
+    program.documents === undefined || program.documents.kind === "none"
+      ? undefined
+      : program.documents.boundaries.filter((b) => b < real.length - 1);
   const rows = program.schedules.map((schedule, index): VerifyRow => {
     const g = globals(spec, schedule.layer, seed * 100 + index * 10);
     const local = (t: Tensor, rank: number): Tensor => gatherRows(t, rankPositions(plan, rank));
@@ -224,33 +267,39 @@ export function verifyProgram(
       const t = activations[name];
       return t !== undefined ? [local(t, rank)] : forward.stores[rank]!.get(name);
     });
-    const expected = oracle(schedule.layer, g, boundaries);
+    const alone: Globals = {
+      q: gatherRows(g.q, real),
+      k: gatherRows(g.k, real),
+      v: gatherRows(g.v, real),
+      dout: gatherRows(g.dout, real),
+    };
+    const expected = oracle(schedule.layer, alone, realBoundaries);
     const got = (run: typeof forward, name: string, like: Tensor): Tensor =>
-      assemble(
-        plan,
-        run.stores.map((s) => s.one(name)),
-        like,
+      gatherRows(
+        assemble(
+          plan,
+          run.stores.map((s) => s.one(name)),
+          like,
+        ),
+        real,
       );
     return {
       kind: schedule.kind,
       type: schedule.layer.type,
       strategy: schedule.strategy,
       errors: {
-        o: maxRelErr(got(forward, "o", expected.o), expected.o),
-        dq: maxRelErr(got(backward, "dq", expected.dq), expected.dq),
-        dk: maxRelErr(got(backward, "dk", expected.dk), expected.dk),
-        dv: maxRelErr(got(backward, "dv", expected.dv), expected.dv),
+        o: maxRelErr(got(forward, "o", g.q), expected.o),
+        dq: maxRelErr(got(backward, "dq", g.q), expected.dq),
+        dk: maxRelErr(got(backward, "dk", g.k), expected.dk),
+        dv: maxRelErr(got(backward, "dv", g.v), expected.dv),
       },
     };
   });
   const maxError = Math.max(0, ...rows.flatMap((r) => Object.values(r.errors)));
-  const documents = program.documents;
-  return documents === undefined
-    ? { spec, rows, maxError }
-    : {
-        spec,
-        rows,
-        maxError,
-        documents: { meanLength: documents.meanLength, boundaries: documents.boundaries },
-      };
+  const documents =
+    realBoundaries === undefined
+      ? {}
+      : { documents: { meanLength: program.documents!.meanLength, boundaries: realBoundaries } };
+  const padded = padding > 0 ? { padding: { realSeqLen: real.length, padding } } : {};
+  return { spec, rows, maxError, ...documents, ...padded };
 }

@@ -133,3 +133,26 @@ run { seq_len 1K  mode train }
     expect(existsSync(join(out, "lasp/train.cuh"))).toBe(true);
   });
 });
+
+describe("linear allscan", () => {
+  const spec = (parallel: string) => `model m {
+  vocab 512  hidden 256  ffn 512  heads 4  head_dim 64
+  layer L = linear_attention { decay 0.9 }
+  stack L x 2
+}
+parallel { gpus 2  linear allscan ${parallel} }
+run { seq_len 1K }
+`;
+  const codes = (source: string, refuse: boolean) =>
+    withGeneratorNotes(checkSource("s.lasp", source), { refuse }).diagnostics.map((d) => d.code);
+
+  it("is refused by compile and run with several blocks (the default 4), and only warned about by check", () => {
+    expect(codes(spec(""), true)).toEqual(["E0701"]);
+    expect(codes(spec("scan_blocks 8"), true)).toEqual(["E0701"]);
+    expect(codes(spec(""), false)).toEqual(["W0603"]);
+  });
+
+  it("compiles with one block, LASP-1's chain", () => {
+    expect(codes(spec("scan_blocks 1"), true)).toEqual([]);
+  });
+});
