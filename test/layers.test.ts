@@ -10,7 +10,7 @@ const FLOORS: string[][] = [
   ["check", "format"],
   ["schedule", "reference", "model"],
   ["verify", "cost", "inspect", "codegen", "plan"],
-  ["toolchain"],
+  ["toolchain", "calibrate"],
   ["cli", "grammar-docs"],
 ];
 

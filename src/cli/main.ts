@@ -15,6 +15,7 @@ import { version } from "../io/package-info.js";
 import type { RunCliOptions } from "./run-command.js";
 import { RUN_HELP } from "./run-help.js";
 import type { TokensOptions } from "./tokens-command.js";
+import type { CalibrateOptions } from "./calibrate-command.js";
 import type { VerifyCliOptions } from "./verify-command.js";
 
 const EXAMPLES = `
@@ -39,6 +40,8 @@ Examples:
       prove the schedules exact on the CPU (float64), at 2048 tokens
   $ lasp run examples/tiny-linear.lasp --mode verify
       build the CUDA program and run it on this machine's GPUs
+  $ lasp calibrate --spec examples/linear-llama3-1b.lasp
+      measure this machine's GPUs and write its profile (for plan --machine)
   $ lasp tokens README.md grammar/README.md -o docs.bin
       a byte-level token file (llm.c's format) to train on
 
@@ -201,6 +204,30 @@ export function buildProgram(
     .action(async (files: string[], options: TokensOptions) => {
       const { tokensCommand } = await import("./tokens-command.js");
       setExit(await tokensCommand(files, options, io));
+    });
+
+  program
+    .command("calibrate")
+    .description(
+      "measure this machine's GPUs (GEMMs, attention kernels, HBM, NCCL collectives) and write a machine profile for plan and inspect",
+    )
+    .option("--out <file>", "the profile to write (default: <gpu name>.calibrated.json here)")
+    .option(
+      "--spec <spec>",
+      "measure the GEMM and attention shapes of this spec (default: Linear-Llama3-1B, 16K tokens per GPU)",
+    )
+    .option(
+      "--base <name|file>",
+      "the profile whose unmeasured fields are kept (default: the shipped profile of the GPU found)",
+    )
+    .option("--runs <n>", "timed runs per benchmark; the median is kept (default 20)")
+    .option("--warmup <n>", "untimed runs before them (default 3)")
+    .option("--arch <arch>", "CUDA architecture to build for (default: 80 on A100s, else 90a)")
+    .option("--force", "replace a file at --out that lasp calibrate did not write")
+    .option("--dry-run", "print the benchmarks, the build and the launch commands without running anything")
+    .action(async (options: CalibrateOptions) => {
+      const { calibrateCommand } = await import("./calibrate-command.js");
+      setExit(await calibrateCommand(options, io));
     });
 
   return program;

@@ -1,0 +1,143 @@
+import { describe, expect, it } from "vitest";
+import { busFactor, fitCollective, fitLine, fitProfile, FitError, LARGE_GEMM_FLOPS } from "./fit.js";
+import type { Collected, Measurement } from "./measurements.js";
+import { COLLECTIVE_BYTES, type Benchmark } from "./plan.js";
+
+const gemm = (id: number, m: number, n: number, k: number, tflops: number): Measurement => ({
+  benchmark: { id, kind: "gemm", label: `g${id}`, m, n, k, transA: false, transB: true },
+  ms: ((2 * m * n * k) / (tflops * 1e12)) * 1e3,
+  runs: 20,
+});
+
+const collective = (
+  op: "all_gather" | "all_reduce" | "send_recv",
+  world: number,
+  latency: number,
+  busbw: number,
+) =>
+  COLLECTIVE_BYTES.map((bytes, i) => ({
+    benchmark: { id: 100 + i, kind: op, bytes } as Benchmark,
+    ms: (latency + (busFactor(op, world) * bytes) / busbw) * 1e3,
+    runs: 20,
+  }));
+
+const collected = (measurements: Measurement[]): Collected => ({
+  device: undefined,
+  measurements,
+  skipped: [],
+});
+
+describe("fitting collectives", () => {
+  it("finds the bandwidth and latency that made the times, for every bus factor", () => {
+    for (const op of ["all_gather", "all_reduce", "send_recv"] as const) {
+      const points = collective(op, 8, 12e-6, 320e9).map((m) => ({
+        bytes: (m.benchmark as { bytes: number }).bytes,
+        ms: m.ms,
+      }));
+      const fit = fitCollective(op, 8, points);
+      expect(fit.busBandwidth / 320e9).toBeCloseTo(1, 9);
+      expect(fit.latency / 12e-6).toBeCloseTo(1, 9);
+      expect(fit.latencyFromSmallest).toBe(false);
+    }
+  });
+
+  it("weighs sizes by relative error, so noise on the largest does not swamp the latency", () => {
+    const points = COLLECTIVE_BYTES.map((bytes) => ({ bytes, ms: (10e-6 + bytes / 300e9) * 1e3 }));
+    points[points.length - 1]!.ms *= 1.02;
+    const fit = fitCollective("send_recv", 2, points);
+    expect(fit.latency / 10e-6).toBeCloseTo(1, 1);
+  });
+
+  it("takes the smallest message's time where the fitted latency is not positive", () => {
+    const fit = fitCollective("send_recv", 2, [
+      { bytes: 1e6, ms: 0.001 },
+      { bytes: 2e6, ms: 0.003 },
+    ]);
+    expect(fit.latencyFromSmallest).toBe(true);
+    expect(fit.latency).toBe(1e-6);
+  });
+
+  it("refuses times that do not grow with the size, and a single size", () => {
+    expect(() =>
+      fitCollective("all_gather", 2, [
+        { bytes: 1, ms: 2 },
+        { bytes: 2, ms: 1 },
+      ]),
+    ).toThrow(FitError);
+    expect(() => fitLine([{ x: 1, t: 1 }])).toThrow(FitError);
+  });
+});
+
+describe("the profile fields", () => {
+  it("takes the median of the large GEMMs, leaving the small ones out", () => {
+    const fit = fitProfile(
+      collected([
+        gemm(0, 8192, 8192, 8192, 600),
+        gemm(1, 8192, 8192, 4096, 700),
+        gemm(2, 16384, 8192, 8192, 650),
+        gemm(3, 64, 64, 64, 5),
+      ]),
+      1,
+    );
+    expect(2 * 64 ** 3).toBeLessThan(LARGE_GEMM_FLOPS);
+    const field = fit.fields.find((f) => f.path === "gpu.gemmFlops")!;
+    expect(field.value / 650e12).toBeCloseTo(1, 9);
+    expect(field.what).toContain("median of 3 cuBLAS bf16 GEMMs");
+  });
+
+  it("times attention by lasp's softmax kernels, forward and backward, and HBM by the best stream at the largest size", () => {
+    const softmax = (
+      kind: "softmax_forward" | "softmax_backward",
+      backend: "lasp" | "cudnn",
+      ms: number,
+    ): Measurement => ({
+      benchmark: { id: 0, kind, backend, tokens: 16384, heads: 16, kvHeads: 8, headDim: 128, causal: true },
+      ms,
+      runs: 20,
+    });
+    const stream = (kind: "copy" | "add", bytes: number, ms: number): Measurement => ({
+      benchmark: { id: 0, kind, bytes },
+      ms,
+      runs: 20,
+    });
+    const fit = fitProfile(
+      collected([
+        softmax("softmax_forward", "lasp", 2),
+        softmax("softmax_backward", "lasp", 6),
+        softmax("softmax_backward", "cudnn", 1),
+        stream("copy", 2 ** 30, 1),
+        stream("add", 2 ** 30, 1.2),
+        stream("copy", 2 ** 28, 0.1),
+      ]),
+      1,
+    );
+    const forward = 4 * 16384 * 16384 * 16 * 128 * 0.5;
+    expect(fit.fields.find((f) => f.path === "gpu.attentionFlops")!.value).toBeCloseTo(
+      (3.5 * forward) / 8e-3,
+      -3,
+    );
+    // add moves 3 GiB in 1.2 ms, copy 2 GiB in 1 ms; the small buffer's faster-looking copy is not counted.
+    expect(fit.fields.find((f) => f.path === "gpu.hbmAttainable")!.value).toBeCloseTo(
+      (3 * 2 ** 30) / 1.2e-3,
+      -3,
+    );
+  });
+
+  it("fits NVLink from the ring collectives' median, leaving send/recv out", () => {
+    const fit = fitProfile(
+      collected([
+        ...collective("all_gather", 4, 10e-6, 300e9),
+        ...collective("all_reduce", 4, 20e-6, 340e9),
+        ...collective("send_recv", 4, 5e-6, 100e9),
+      ]),
+      4,
+    );
+    expect(fit.collectives.map((c) => c.op)).toEqual(["all_gather", "all_reduce", "send_recv"]);
+    expect(fit.fields.find((f) => f.path === "nvlink.busBandwidth")!.value / 320e9).toBeCloseTo(1, 9);
+    expect(fit.fields.find((f) => f.path === "nvlink.latency")!.value / 15e-6).toBeCloseTo(1, 9);
+  });
+
+  it("leaves out every field it has no measurement for", () => {
+    expect(fitProfile(collected([]), 1).fields).toEqual([]);
+  });
+});

@@ -1,0 +1,238 @@
+// From measurements to profile fields (src/cost/profiles/README.md names each field):
+// - gpu.gemmFlops: the median rate of the large GEMMs (at least LARGE_GEMM_FLOPS; all of them if none is),
+//   where launch and wave-tail effects are small, as the step model prices the model's big products.
+// - gpu.attentionFlops: lasp's softmax kernels, forward and backward together (FlashAttention's FLOP count:
+//   4 T^2 H d forward, half of it causal, 2.5 times that backward): the compute-bound attention kernels.
+// - gpu.hbmAttainable: the best streaming kernel at the largest buffer (bytes read and written over time).
+// - gpu.memoryBytes, gpu.sms: what the CUDA runtime says of the device.
+// - nvlink.busBandwidth, nvlink.latency: per collective, t = latency + f * bytes / busbw (f: nccl-tests' bus
+//   factor, so busbw is its "busbw"), fitted by least squares on relative error (each size counts alike:
+//   the small ones fix the latency, the large ones the bandwidth); the profile takes the median over the
+//   collectives (send/recv, a point-to-point rate, is reported but not in the median).
+import type { Collected, Measurement } from "./measurements.js";
+import type { Benchmark, CollectiveOp } from "./plan.js";
+import { COLLECTIVE_OPS } from "./plan.js";
+
+/** GEMMs of at least 2^36 FLOPs (69 GFLOP: the 1B model's smallest projection at 16K tokens) count as large. */
+export const LARGE_GEMM_FLOPS = 2 ** 36;
+
+/** The profile fields calibration can measure. */
+export type MeasuredPath =
+  | "gpu.gemmFlops"
+  | "gpu.attentionFlops"
+  | "gpu.hbmAttainable"
+  | "gpu.memoryBytes"
+  | "gpu.sms"
+  | "nvlink.busBandwidth"
+  | "nvlink.latency";
+
+export interface FittedField {
+  path: MeasuredPath;
+  value: number;
+  /** How it was measured, for its source: "median of 6 cuBLAS bf16 GEMMs of at least 69 GFLOP". */
+  what: string;
+}
+
+/** FLOPs of a compute benchmark; undefined for the memory-bound and communication ones. */
+export function flopsOf(b: Benchmark): number | undefined {
+  switch (b.kind) {
+    case "gemm":
+      return 2 * b.m * b.n * b.k;
+    case "softmax_forward":
+    case "softmax_backward": {
+      const forward = 4 * b.tokens * b.tokens * b.heads * b.headDim * (b.causal ? 0.5 : 1);
+      return b.kind === "softmax_forward" ? forward : 2.5 * forward;
+    }
+    default:
+      return undefined;
+  }
+}
+
+/** Bytes a streaming benchmark moves through HBM: copy reads one buffer and writes one, add reads two. */
+export function streamBytesOf(b: Benchmark): number | undefined {
+  if (b.kind === "copy") return 2 * b.bytes;
+  if (b.kind === "add") return 3 * b.bytes;
+  return undefined;
+}
+
+/** nccl-tests' bus factor: busbw = f * size / time makes the ring's link rate comparable across collectives. */
+export function busFactor(op: CollectiveOp, world: number): number {
+  if (op === "all_reduce") return (2 * (world - 1)) / world;
+  if (op === "send_recv") return 1;
+  return (world - 1) / world;
+}
+
+/** A measurement's rate in words, for the progress lines. */
+export function describeRate(m: Measurement, world: number): string {
+  const seconds = m.ms / 1000;
+  const flops = flopsOf(m.benchmark);
+  if (flops !== undefined) return `${(flops / seconds / 1e12).toFixed(1)} TFLOP/s`;
+  const stream = streamBytesOf(m.benchmark);
+  if (stream !== undefined) return `${(stream / seconds / 1e9).toFixed(0)} GB/s`;
+  const b = m.benchmark;
+  if (b.kind === "linear_forward" || b.kind === "linear_backward")
+    return `${(b.tokens / seconds / 1e6).toFixed(1)} M tokens/s`;
+  if ((COLLECTIVE_OPS as readonly string[]).includes(b.kind) && "bytes" in b) {
+    const busbw = (busFactor(b.kind as CollectiveOp, world) * b.bytes) / seconds;
+    return `busbw ${(busbw / 1e9).toFixed(1)} GB/s`;
+  }
+  return `${m.ms.toFixed(3)} ms`;
+}
+
+export interface LineFit {
+  intercept: number;
+  slope: number;
+}
+
+/** Least squares of t = intercept + slope x with weights 1/t^2 (relative error); needs two distinct x. */
+export function fitLine(points: readonly { x: number; t: number }[]): LineFit {
+  let s = 0;
+  let sx = 0;
+  let st = 0;
+  let sxx = 0;
+  let sxt = 0;
+  for (const { x, t } of points) {
+    const w = 1 / (t * t);
+    s += w;
+    sx += w * x;
+    st += w * t;
+    sxx += w * x * x;
+    sxt += w * x * t;
+  }
+  const det = s * sxx - sx * sx;
+  if (points.length < 2 || !(det > 0)) throw new FitError("a line needs two points of different sizes");
+  const slope = (s * sxt - sx * st) / det;
+  return { slope, intercept: (st - slope * sx) / s };
+}
+
+/** Measurements that fit no model (a bandwidth that does not grow with size): the message says which. */
+export class FitError extends Error {}
+
+export interface CollectiveFit {
+  op: CollectiveOp;
+  busBandwidth: number;
+  latency: number;
+  /** The fitted intercept was not positive (noise at small sizes): the smallest message's time stands in. */
+  latencyFromSmallest: boolean;
+  sizes: number;
+}
+
+export function fitCollective(
+  op: CollectiveOp,
+  world: number,
+  points: readonly { bytes: number; ms: number }[],
+): CollectiveFit {
+  const f = busFactor(op, world);
+  const line = fitLine(points.map((p) => ({ x: f * p.bytes, t: p.ms / 1000 })));
+  if (!(line.slope > 0))
+    throw new FitError(`${op}: the time does not grow with the size, so no bandwidth can be fitted`);
+  const smallest = [...points].sort((a, b) => a.bytes - b.bytes)[0]!;
+  const positive = line.intercept > 0;
+  return {
+    op,
+    busBandwidth: 1 / line.slope,
+    latency: positive ? line.intercept : smallest.ms / 1000,
+    latencyFromSmallest: !positive,
+    sizes: points.length,
+  };
+}
+
+export function median(values: readonly number[]): number {
+  const sorted = [...values].sort((a, b) => a - b);
+  const mid = Math.floor(sorted.length / 2);
+  return sorted.length % 2 === 1 ? sorted[mid]! : (sorted[mid - 1]! + sorted[mid]!) / 2;
+}
+
+export interface Fit {
+  fields: FittedField[];
+  collectives: CollectiveFit[];
+}
+
+const GB = 1e9;
+const T = 1e12;
+
+/** The profile fields the measurements determine; a field without measurements is left out (the base's stays). */
+export function fitProfile(collected: Collected, world: number): Fit {
+  const fields: FittedField[] = [];
+  const of = (kind: Benchmark["kind"]): Measurement[] =>
+    collected.measurements.filter((m) => m.benchmark.kind === kind);
+
+  const gemms = of("gemm").map((m) => ({
+    flops: flopsOf(m.benchmark)!,
+    rate: flopsOf(m.benchmark)! / (m.ms / 1000),
+  }));
+  if (gemms.length > 0) {
+    const large = gemms.filter((g) => g.flops >= LARGE_GEMM_FLOPS);
+    const chosen = large.length > 0 ? large : gemms;
+    const rates = chosen.map((g) => g.rate);
+    fields.push({
+      path: "gpu.gemmFlops",
+      value: median(rates),
+      what: `median of ${chosen.length} cuBLAS bf16 GEMMs at the model's product shapes${large.length > 0 ? ` of at least ${(LARGE_GEMM_FLOPS / 1e9).toFixed(0)} GFLOP` : " (none large)"}, ${(Math.min(...rates) / T).toFixed(0)}-${(Math.max(...rates) / T).toFixed(0)} TFLOP/s`,
+    });
+  }
+
+  const softmax = collected.measurements.filter(
+    (m) =>
+      (m.benchmark.kind === "softmax_forward" || m.benchmark.kind === "softmax_backward") &&
+      m.benchmark.backend === "lasp",
+  );
+  if (
+    softmax.some((m) => m.benchmark.kind === "softmax_forward") &&
+    softmax.some((m) => m.benchmark.kind === "softmax_backward")
+  ) {
+    const flops = softmax.reduce((sum, m) => sum + flopsOf(m.benchmark)!, 0);
+    const seconds = softmax.reduce((sum, m) => sum + m.ms / 1000, 0);
+    const b = softmax[0]!.benchmark as Extract<Benchmark, { backend: string }>;
+    fields.push({
+      path: "gpu.attentionFlops",
+      value: flops / seconds,
+      what: `lasp's softmax attention kernels, forward and backward, ${b.tokens} tokens, ${b.heads} heads x ${b.headDim}${b.causal ? ", causal" : ""} (FlashAttention's FLOP count)`,
+    });
+  }
+
+  const streams = collected.measurements.filter((m) => streamBytesOf(m.benchmark) !== undefined);
+  if (streams.length > 0) {
+    const largest = Math.max(...streams.map((m) => (m.benchmark as { bytes: number }).bytes));
+    const best = streams
+      .filter((m) => (m.benchmark as { bytes: number }).bytes === largest)
+      .map((m) => ({ kind: m.benchmark.kind, rate: streamBytesOf(m.benchmark)! / (m.ms / 1000) }))
+      .sort((a, b) => b.rate - a.rate)[0]!;
+    fields.push({
+      path: "gpu.hbmAttainable",
+      value: best.rate,
+      what: `the best streaming kernel (${best.kind}) over ${largest / 2 ** 20} MiB buffers, bytes read and written over time`,
+    });
+  }
+
+  const device = collected.device;
+  if (device !== undefined) {
+    fields.push({
+      path: "gpu.memoryBytes",
+      value: device.memory_bytes,
+      what: "cudaGetDeviceProperties totalGlobalMem",
+    });
+    fields.push({ path: "gpu.sms", value: device.sms, what: "cudaGetDeviceProperties multiProcessorCount" });
+  }
+
+  const collectives: CollectiveFit[] = [];
+  for (const op of COLLECTIVE_OPS) {
+    const points = of(op).map((m) => ({ bytes: (m.benchmark as { bytes: number }).bytes, ms: m.ms }));
+    if (points.length >= 2) collectives.push(fitCollective(op, world, points));
+  }
+  const rings = collectives.filter((c) => c.op !== "send_recv");
+  if (rings.length > 0) {
+    const names = rings.map((c) => c.op).join(", ");
+    fields.push({
+      path: "nvlink.busBandwidth",
+      value: median(rings.map((c) => c.busBandwidth)),
+      what: `NCCL ${names} on ${world} GPUs, 64 KiB to 256 MiB: the median of each collective's bus bandwidth fitted by least squares (t = latency + bus factor x bytes / busbw), ${rings.map((c) => `${c.op} ${(c.busBandwidth / GB).toFixed(0)} GB/s`).join(", ")}`,
+    });
+    fields.push({
+      path: "nvlink.latency",
+      value: median(rings.map((c) => c.latency)),
+      what: `the same fits' fixed cost, median over ${names}: ${rings.map((c) => `${c.op} ${(c.latency * 1e6).toFixed(1)} us${c.latencyFromSmallest ? " (smallest size's time)" : ""}`).join(", ")}`,
+    });
+  }
+  return { fields, collectives };
+}

@@ -1,0 +1,218 @@
+// lasp calibrate's microbenchmark program: times what the cost model prices (src/calibrate/plan.ts chooses
+// the benchmarks, src/calibrate/fit.ts turns the times into a machine profile).
+//
+//   lasp_program --plan plan.txt --part compute|collectives [--runs N] [--warmup N]
+//                [--rank R --world W --device D --nccl-id-file FILE] [--json]
+//
+// plan.txt has one benchmark per line, `ID KIND NUMBERS...`:
+//   ID gemm M N K TA TB                           cuBLAS bf16 C[M][N] = op(A) op(B), fp32 accumulation (blas.cuh;
+//                                                 TA, TB: 0/1, the operand is stored transposed)
+//   ID copy|add BYTES                              a streaming kernel over buffers of BYTES
+//   ID linear_forward|linear_backward T H D C      lasp's LASP-2 per-rank kernels (C: causal 0/1)
+//   ID softmax_forward|softmax_backward T H KV D C lasp|cudnn
+//   ID all_gather|reduce_scatter|all_reduce|all_to_all|send_recv BYTES   NCCL, BYTES as nccl-tests' size
+// The part `compute` runs one process on one GPU; `collectives` one process per GPU (src/toolchain/launch.ts
+// starts them as it starts the generated program, and the NCCL id travels through the same file).
+//
+// Output (stdout, one JSON object per line, rank 0 only): `device` (name, sms, memory_bytes, cc, cudnn),
+// then per benchmark `measure` (id, ms: the median of `runs` timed runs after `warmup`, runs) or `skipped`
+// (id, why). Human lines go to stderr. Exit codes: 0 ok, 2 a bad command line or plan, 3 a CUDA, cuBLAS or
+// NCCL failure (check.cuh).
+#include <cublas_v2.h>  // cublasCreate, cublasGemmEx (blas.cuh)
+#include <nccl.h>       // the collectives
+
+#include <cstdio>   // the plan, the output
+#include <cstdlib>  // atoi
+#include <cstring>  // strcmp
+#include <string>   // arguments
+#include <vector>   // the plan
+
+#include "kernels.h"         // median_ms, the kernel benchmarks
+#include "lines.h"           // the output lines
+#include "plan.h"            // plan.txt
+#include "lasp/blas.cuh"     // matmul: cuBLAS as the generated programs call it
+#include "lasp/check.cuh"    // CUDA_CHECK, NCCL_CHECK, CUBLAS_CHECK
+#include "lasp/comm.cuh"     // share_id_by_file
+#include "lasp/types.cuh"    // bf16
+
+namespace {
+
+struct Options {
+  int rank = 0, world = 1, device = 0, runs = 20, warmup = 3;
+  std::string plan, part = "compute", id_file;
+};
+
+[[noreturn]] void usage(const std::string& why) {
+  std::fprintf(stderr, "lasp_program (calibrate): %s\n", why.c_str());
+  std::exit(2);
+}
+
+Options parse_args(int argc, char** argv) {
+  Options o;
+  for (int i = 1; i < argc; ++i) {
+    const std::string a = argv[i];
+    auto next = [&]() -> std::string {
+      if (i + 1 >= argc) usage("missing value for " + a);
+      return argv[++i];
+    };
+    if (a == "--rank") o.rank = std::atoi(next().c_str());
+    else if (a == "--world") o.world = std::atoi(next().c_str());
+    else if (a == "--device") o.device = std::atoi(next().c_str());
+    else if (a == "--nccl-id-file") o.id_file = next();
+    else if (a == "--plan") o.plan = next();
+    else if (a == "--part") o.part = next();
+    else if (a == "--runs") o.runs = std::atoi(next().c_str());
+    else if (a == "--warmup") o.warmup = std::atoi(next().c_str());
+    else if (a == "--json") {
+    } else usage("unknown option " + a);
+  }
+  if (o.plan.empty()) usage("--plan FILE is required");
+  if (o.part != "compute" && o.part != "collectives") usage("--part must be compute or collectives");
+  if (o.runs < 1 || o.warmup < 0) usage("--runs must be at least 1 and --warmup at least 0");
+  return o;
+}
+
+std::vector<calib::Item> read_plan_or_exit(const std::string& path) {
+  std::vector<calib::Item> items;
+  std::string error;
+  if (!calib::read_plan(path, &items, &error)) usage(error);
+  return items;
+}
+
+void print_line(const std::string& line) {
+  std::printf("%s\n", line.c_str());
+  std::fflush(stdout);
+}
+
+void measure(const Options& o, int id, float ms) {
+  if (o.rank == 0) print_line(calib::measure_line(id, ms, o.runs));
+}
+
+void skipped(const Options& o, int id, const char* why) {
+  if (o.rank == 0) print_line(calib::skipped_line(id, why));
+}
+
+void report_device(const Options& o) {
+  if (o.rank != 0) return;
+  int device = 0;
+  CUDA_CHECK(cudaGetDevice(&device));
+  cudaDeviceProp p;
+  CUDA_CHECK(cudaGetDeviceProperties(&p, device));
+  print_line(calib::device_line(p.name, p.multiProcessorCount, p.totalGlobalMem, p.major, p.minor,
+                                calib::cudnn_version()));
+}
+
+// Weight gradients (A transposed) accumulate into fp32 as the program's do (beta 1, blas.cuh); the rest
+// write bf16 activations.
+float time_gemm(const calib::Item& it, cublasHandle_t blas, cudaStream_t s, const Options& o) {
+  const int M = (int)it.n[0], N = (int)it.n[1], K = (int)it.n[2];
+  const bool ta = it.n[3] != 0, tb = it.n[4] != 0;
+  lasp::bf16 *A, *B;
+  void* C;
+  const size_t c_bytes = (size_t)M * N * (ta ? sizeof(float) : sizeof(lasp::bf16));
+  CUDA_CHECK(cudaMalloc(&A, (size_t)M * K * sizeof(lasp::bf16)));
+  CUDA_CHECK(cudaMalloc(&B, (size_t)K * N * sizeof(lasp::bf16)));
+  CUDA_CHECK(cudaMalloc(&C, c_bytes));
+  CUDA_CHECK(cudaMemsetAsync(C, 0, c_bytes, s));
+  calib::fill_bf16(A, (size_t)M * K, 11, s);
+  calib::fill_bf16(B, (size_t)K * N, 12, s);
+  const float ms = calib::median_ms(
+      [&] {
+        if (ta) lasp::matmul(blas, ta, tb, M, N, K, A, B, static_cast<float*>(C), 1.0f);
+        else lasp::matmul(blas, ta, tb, M, N, K, A, B, static_cast<lasp::bf16*>(C));
+      },
+      s, o.warmup, o.runs);
+  CUDA_CHECK(cudaFree(A));
+  CUDA_CHECK(cudaFree(B));
+  CUDA_CHECK(cudaFree(C));
+  return ms;
+}
+
+void run_compute(const Options& o, const std::vector<calib::Item>& items) {
+  cudaStream_t s;
+  CUDA_CHECK(cudaStreamCreateWithFlags(&s, cudaStreamNonBlocking));
+  cublasHandle_t blas;
+  CUBLAS_CHECK(cublasCreate(&blas));
+  CUBLAS_CHECK(cublasSetStream(blas, s));
+  for (const calib::Item& it : items) {
+    if (calib::is_collective(it.kind)) continue;
+    if (it.kind == "gemm") {
+      measure(o, it.id, time_gemm(it, blas, s, o));
+    } else if (it.kind == "copy" || it.kind == "add") {
+      measure(o, it.id, calib::time_stream(it.kind == "add", (size_t)it.n[0], s, o.warmup, o.runs));
+    } else if (it.kind == "linear_forward" || it.kind == "linear_backward") {
+      measure(o, it.id,
+              calib::time_linear(it.kind == "linear_backward", (int)it.n[0], (int)it.n[1], (int)it.n[2], it.n[3] != 0,
+                                 s, o.warmup, o.runs));
+    } else {
+      float ms = 0;
+      const char* why = "";
+      const bool ran = calib::time_softmax(it.kind == "softmax_backward", it.backend == "cudnn", (int)it.n[0],
+                                           (int)it.n[1], (int)it.n[2], (int)it.n[3], it.n[4] != 0, s, o.warmup,
+                                           o.runs, &ms, &why);
+      if (ran) measure(o, it.id, ms);
+      else skipped(o, it.id, why);
+    }
+  }
+  CUBLAS_CHECK(cublasDestroy(blas));
+  CUDA_CHECK(cudaStreamDestroy(s));
+}
+
+void run_collectives(const Options& o, const std::vector<calib::Item>& items) {
+  if (o.world < 2) usage("--part collectives needs two ranks or more (--world)");
+  if (o.id_file.empty()) usage("--part collectives needs --nccl-id-file");
+  const ncclUniqueId id = lasp::share_id_by_file(o.id_file, o.rank == 0);
+  ncclComm_t comm;
+  NCCL_CHECK(ncclCommInitRank(&comm, o.world, id, o.rank));
+  cudaStream_t s;
+  CUDA_CHECK(cudaStreamCreateWithFlags(&s, cudaStreamNonBlocking));
+  const int next = (o.rank + 1) % o.world, prev = (o.rank + o.world - 1) % o.world;
+  for (const calib::Item& it : items) {
+    if (!calib::is_collective(it.kind)) continue;
+    // bf16 elements; the whole buffer splits evenly into the ranks' parts.
+    const size_t count = (size_t)it.n[0] / sizeof(lasp::bf16), part = count / o.world;
+    void *send, *recv;
+    CUDA_CHECK(cudaMalloc(&send, (size_t)it.n[0]));
+    CUDA_CHECK(cudaMalloc(&recv, (size_t)it.n[0]));
+    calib::fill_bf16(send, count, 13 + o.rank, s);
+    auto issue = [&] {
+      if (it.kind == "all_gather") {
+        NCCL_CHECK(ncclAllGather(send, recv, part, ncclBfloat16, comm, s));
+      } else if (it.kind == "reduce_scatter") {
+        NCCL_CHECK(ncclReduceScatter(send, recv, part, ncclBfloat16, ncclSum, comm, s));
+      } else if (it.kind == "all_reduce") {
+        NCCL_CHECK(ncclAllReduce(send, recv, count, ncclBfloat16, ncclSum, comm, s));
+      } else if (it.kind == "all_to_all") {
+        NCCL_CHECK(ncclAlltoAll(send, recv, part, ncclBfloat16, comm, s));
+      } else {  // send_recv: every rank sends the whole buffer to the next and receives the previous one's
+        NCCL_CHECK(ncclGroupStart());
+        NCCL_CHECK(ncclSend(send, count, ncclBfloat16, next, comm, s));
+        NCCL_CHECK(ncclRecv(recv, count, ncclBfloat16, prev, comm, s));
+        NCCL_CHECK(ncclGroupEnd());
+      }
+    };
+    measure(o, it.id, calib::median_ms(issue, s, o.warmup, o.runs));
+    CUDA_CHECK(cudaFree(send));
+    CUDA_CHECK(cudaFree(recv));
+  }
+  CUDA_CHECK(cudaStreamDestroy(s));
+  NCCL_CHECK(ncclCommDestroy(comm));
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  const Options o = parse_args(argc, argv);
+  const std::vector<calib::Item> items = read_plan_or_exit(o.plan);
+  int devices = 0;
+  CUDA_CHECK(cudaGetDeviceCount(&devices));
+  // Under srun --gpus-per-task 1 the one visible GPU is this rank's, whatever --device says.
+  CUDA_CHECK(cudaSetDevice(devices == 1 ? 0 : o.device));
+  if (o.part == "compute") {
+    report_device(o);
+    run_compute(o, items);
+  } else {
+    run_collectives(o, items);
+  }
+  return 0;
+}

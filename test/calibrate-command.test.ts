@@ -1,0 +1,241 @@
+// `lasp calibrate` without GPUs: the machine is injected (GPU list, tools) and the program is the C++ stand-in
+// of src/calibrate/test-program.ts, which answers every benchmark with a known machine's times.
+import { existsSync } from "node:fs";
+import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
+import os from "node:os";
+import path from "node:path";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { calibrateCommand, type CalibrateDeps, type CalibrateOptions } from "../src/cli/calibrate-command.js";
+import { main } from "../src/cli/main.js";
+import { captureIo } from "../src/cli/test-io.js";
+import { calibrateFixtureFiles } from "../src/calibrate/test-program.js";
+import { COLLECTIVE_BYTES, COLLECTIVE_OPS } from "../src/calibrate/plan.js";
+import { H100_PROFILE, loadProfile, SHIPPED_PROFILES } from "../src/cost/profile.js";
+import type { GpuInfo } from "../src/toolchain/gpus.js";
+
+const H100 = (index: number): GpuInfo => ({ index, name: "NVIDIA H100 80GB HBM3", memoryMiB: 81559 });
+
+let root: string;
+beforeAll(async () => {
+  root = await mkdtemp(path.join(os.tmpdir(), "lasp-calibrate-test-"));
+});
+afterAll(async () => {
+  await rm(root, { recursive: true, force: true });
+});
+
+function deps(extra: Partial<CalibrateDeps> = {}, env: NodeJS.ProcessEnv = {}): CalibrateDeps {
+  return {
+    detectGpus: async () => ({ gpus: [H100(0), H100(1)] }),
+    // No cmake: the stand-in builds with its build.sh and g++.
+    findTools: async () => ({ nvcc: { path: "/opt/cuda/bin/nvcc", version: "13.0.88" }, cmake: undefined }),
+    program: calibrateFixtureFiles,
+    cwd: root,
+    env: { ...process.env, LASP_CACHE_DIR: path.join(root, "cache"), ...env },
+    now: () => new Date("2026-12-05T18:00:00Z"),
+    ...extra,
+  };
+}
+
+async function calibrate(options: CalibrateOptions, d: CalibrateDeps = deps()) {
+  const io = captureIo();
+  const code = await calibrateCommand(options, io, d);
+  return { code, out: io.out, err: io.err };
+}
+
+describe("lasp calibrate on a machine with GPUs", () => {
+  it("writes a profile with the stand-in machine's numbers, which the profile loader accepts", async () => {
+    const out = path.join(root, "two.json");
+    const r = await calibrate({ out });
+    expect(r.code).toBe(0);
+    const profile = loadProfile(out);
+    expect(profile.gpu.gemmFlops / 500e12).toBeCloseTo(1, 6);
+    expect(profile.gpu.attentionFlops / 500e12).toBeCloseTo(1, 6);
+    expect(profile.gpu.hbmAttainable / 2.5e12).toBeCloseTo(1, 6);
+    expect(profile.nvlink.busBandwidth / 300e9).toBeCloseTo(1, 6);
+    expect(profile.nvlink.latency / 10e-6).toBeCloseTo(1, 6);
+    expect(profile.gpu.sms).toBe(132);
+    expect(profile.gpu.memoryBytes).toBe(85520809984);
+    expect(profile.sources["gpu.gemmFlops"]).toMatch(
+      /^measured by lasp calibrate on Fake H100, 2026-12-05, /,
+    );
+    // What calibration cannot measure keeps the shipped H100 profile's numbers and sources.
+    expect(profile.gpu.denseBf16Flops).toBe(H100_PROFILE.gpu.denseBf16Flops);
+    expect(profile.sources["interNode.latency"]).toBe(H100_PROFILE.sources["interNode.latency"]);
+    expect(profile.name).toBe("Fake H100 (calibrated 2026-12-05)");
+  });
+
+  it("shows each benchmark as it is answered, n of N, and what it wrote", async () => {
+    const r = await calibrate({ out: path.join(root, "progress.json") });
+    expect(r.code).toBe(0);
+    const total = Number(/: (\d+) benchmarks/.exec(r.err)![1]);
+    expect(total).toBeGreaterThan(COLLECTIVE_OPS.length * COLLECTIVE_BYTES.length);
+    expect(r.err).toMatch(new RegExp(`\\[ *1/${total}\\] GEMM qkv forward`));
+    expect(r.err).toContain(`[${total}/${total}] NCCL send_recv (256 MiB)`);
+    expect(r.err).toContain("skipped: built without cuDNN");
+    expect(r.out).toContain("nvlink.busBandwidth");
+    expect(r.out).toContain("kept from h100-sxm-80gb: gpu.denseBf16Flops");
+  });
+
+  it("records every measurement and skip in the file's calibration object", async () => {
+    const out = path.join(root, "record.json");
+    expect((await calibrate({ out })).code).toBe(0);
+    const file = JSON.parse(await readFile(out, "utf8"));
+    expect(file.calibration.tool).toBe("lasp calibrate");
+    expect(file.calibration.gpus).toBe(2);
+    expect(file.calibration.base).toBe("h100-sxm-80gb");
+    expect(file.calibration.skipped.map((s: { why: string }) => s.why)).toEqual([
+      "built without cuDNN",
+      "built without cuDNN",
+    ]);
+    expect(file.calibration.measurements.length).toBeGreaterThan(40);
+  });
+
+  it("on one GPU measures no collectives and keeps the base's NVLink numbers", async () => {
+    const out = path.join(root, "one.json");
+    const r = await calibrate({ out }, deps({ detectGpus: async () => ({ gpus: [H100(0)] }) }));
+    expect(r.code).toBe(0);
+    const profile = loadProfile(out);
+    expect(profile.nvlink.busBandwidth).toBe(H100_PROFILE.nvlink.busBandwidth);
+    expect(profile.sources["nvlink.latency"]).toBe(H100_PROFILE.sources["nvlink.latency"]);
+    expect(r.err).not.toContain("NCCL");
+  });
+
+  it("takes the shapes of --spec", async () => {
+    const out = path.join(root, "spec.json");
+    const r = await calibrate({ out, spec: "examples/tiny-linear.lasp" }, deps({ cwd: process.cwd() }));
+    expect(r.code).toBe(0);
+    expect(JSON.parse(await readFile(out, "utf8")).calibration.shapes).toBe("examples/tiny-linear.lasp");
+  });
+});
+
+describe("lasp calibrate replaces only what it wrote", () => {
+  it("refuses a file it did not write (exit 2) and leaves it, unless --force", async () => {
+    const out = path.join(root, "notes.json");
+    await writeFile(out, '{"mine": true}\n');
+    const r = await calibrate({ out });
+    expect(r.code).toBe(2);
+    expect(r.err).toContain(`will not replace ${out}: it is not a profile lasp calibrate wrote`);
+    expect(await readFile(out, "utf8")).toBe('{"mine": true}\n');
+    expect((await calibrate({ out, force: true })).code).toBe(0);
+    expect(loadProfile(out).gpu.sms).toBe(132);
+  });
+
+  it("refuses a shipped profile's file, which is not a calibrated one", async () => {
+    const out = path.join(root, "h100-copy.json");
+    await writeFile(out, await readFile("src/cost/profiles/h100-sxm-80gb.json", "utf8"));
+    expect((await calibrate({ out })).code).toBe(2);
+  });
+
+  it("refuses a folder and a missing folder before measuring anything (exit 2)", async () => {
+    const folder = await calibrate({ out: root });
+    expect(folder.code).toBe(2);
+    expect(folder.err).toContain("it is a folder; name a file");
+    expect(folder.err).not.toContain("calibrating");
+    const missing = await calibrate({ out: path.join(root, "no-such-folder", "p.json") });
+    expect(missing.code).toBe(2);
+    expect(missing.err).toContain("does not exist");
+  });
+
+  it("replaces a profile it wrote", async () => {
+    const out = path.join(root, "again.json");
+    expect((await calibrate({ out })).code).toBe(0);
+    expect((await calibrate({ out })).code).toBe(0);
+  });
+});
+
+describe("lasp calibrate when it cannot measure", () => {
+  it("says there is no GPU and what works without one (exit 3)", async () => {
+    const r = await calibrate(
+      {},
+      deps({ detectGpus: async () => ({ gpus: [], problem: "nvidia-smi not found: no NVIDIA driver" }) }),
+    );
+    expect(r.code).toBe(3);
+    expect(r.err).toContain("lasp: no NVIDIA GPU on this machine (nvidia-smi not found: no NVIDIA driver).");
+    expect(r.err).toContain("--dry-run");
+  });
+
+  it("says nvcc is missing (exit 3)", async () => {
+    const r = await calibrate({}, deps({ findTools: async () => ({ nvcc: undefined, cmake: undefined }) }));
+    expect(r.code).toBe(3);
+    expect(r.err).toContain("nvcc (the CUDA compiler) not found");
+  });
+
+  it("asks for --base on a GPU without a shipped profile (exit 2), and takes one", async () => {
+    const l40 = async () => ({ gpus: [{ index: 0, name: "NVIDIA L40S", memoryMiB: 46068 }] });
+    const r = await calibrate({ out: path.join(root, "l40.json") }, deps({ detectGpus: l40 }));
+    expect(r.code).toBe(2);
+    expect(r.err).toContain("no shipped profile for NVIDIA L40S");
+    const ok = await calibrate(
+      { out: path.join(root, "l40.json"), base: "h200-141gb" },
+      deps({ detectGpus: l40 }),
+    );
+    expect(ok.code).toBe(0);
+    const written = JSON.parse(await readFile(path.join(root, "l40.json"), "utf8"));
+    expect(written.calibration.base).toBe("h200-141gb");
+    expect(written.interNode).toEqual(SHIPPED_PROFILES["h200-141gb"]!.interNode);
+  });
+
+  it("passes a failing program's exit code on, with its last lines, and writes nothing", async () => {
+    const out = path.join(root, "crash.json");
+    const r = await calibrate({ out }, deps({}, { FIXTURE_CRASH_PART: "collectives" }));
+    expect(r.code).toBe(3);
+    expect(r.err).toContain("failed in its collectives part (exit 3");
+    expect(r.err).toContain("out of memory");
+    expect(existsSync(out)).toBe(false);
+  });
+
+  it("writes nothing when the measurements exceed the base's peak (exit 1)", async () => {
+    const out = path.join(root, "too-fast.json");
+    const r = await calibrate({ out }, deps({}, { FIXTURE_TFLOPS: "2000" }));
+    expect(r.code).toBe(1);
+    expect(r.err).toContain("no valid profile");
+    expect(r.err).toContain("exceeds gpu.denseBf16Flops");
+    expect(existsSync(out)).toBe(false);
+  });
+
+  it("rejects a bad --runs and an unknown --base (exit 2)", async () => {
+    expect((await calibrate({ runs: "0" })).code).toBe(2);
+    const r = await calibrate({ base: "b200" });
+    expect(r.code).toBe(2);
+    expect(r.err).toContain("--base takes one of h100-sxm-80gb");
+  });
+});
+
+describe("lasp calibrate --dry-run", () => {
+  it("prints the benchmarks, the build and the launches without a GPU, building nothing", async () => {
+    const cache = path.join(root, "dry-cache");
+    const r = await calibrate(
+      { dryRun: true },
+      deps(
+        { detectGpus: async () => ({ gpus: [], problem: "nvidia-smi not found: no NVIDIA driver" }) },
+        { LASP_CACHE_DIR: cache },
+      ),
+    );
+    expect(r.code).toBe(0);
+    expect(r.out).toContain("machine: no GPU here");
+    expect(r.out).toContain("GEMM mlp.gate_up forward (16384 x 16384 x 2048, B transposed)");
+    expect(r.out).toContain("--part compute");
+    expect(r.out).not.toContain("--part collectives");
+    expect(existsSync(cache)).toBe(false);
+  });
+
+  it("builds for sm_80 on A100s and sm_90a on Hopper, unless --arch says", async () => {
+    const a100 = async () => ({ gpus: [{ index: 0, name: "NVIDIA A100-SXM4-80GB", memoryMiB: 81920 }] });
+    expect((await calibrate({ dryRun: true }, deps({ detectGpus: a100 }))).out).toContain("ARCH=80 ");
+    expect((await calibrate({ dryRun: true })).out).toContain("ARCH=90a ");
+    expect((await calibrate({ dryRun: true, arch: "sm_90" })).out).toContain("ARCH=90 ");
+    expect((await calibrate({ dryRun: true, arch: "hopper" })).code).toBe(2);
+  });
+
+  it("plans the collectives, one process per GPU, where there are two GPUs", async () => {
+    const r = await calibrate({ dryRun: true });
+    expect(r.out).toContain("--part collectives");
+    expect(r.out).toContain("--rank 1 --world 2");
+  });
+
+  it("is reachable from the command line", async () => {
+    const io = captureIo();
+    expect(await main(["calibrate", "--runs", "x"], io)).toBe(2);
+    expect(io.err).toContain("--runs must be a whole number");
+  });
+});
