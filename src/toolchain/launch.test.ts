@@ -119,13 +119,17 @@ describe("launching ranks on this node", () => {
     const train = async (interruptGraceMs: number | undefined) => {
       const runDir = await mkdtemp(path.join(root, "train-"));
       const controller = new AbortController();
+      // Both ranks must be in their steps (their handlers installed) before the abort: a rank still starting
+      // on a loaded machine would die of the SIGTERM with nothing to write.
+      const stepping = new Set<number>();
       const result = await launch({
         ...options({ killGraceMs: 50, env: { FIXTURE_STEP_MS: "20", FIXTURE_CHECKPOINT_MS: "400" } }),
         ...(interruptGraceMs !== undefined ? { interruptGraceMs } : {}),
         programArgs: ["--mode", "train", "--steps", "100", "--run-dir", runDir],
         signal: controller.signal,
         onEvent: (e) => {
-          if (e.event === "step" && e.rank === 0 && e.step === 0) controller.abort();
+          if (e.event === "step") stepping.add(e.rank);
+          if (stepping.size === 2 && !controller.signal.aborted) controller.abort();
         },
       });
       return { result, checkpoints: await readdir(path.join(runDir, "checkpoints")).catch(() => []) };

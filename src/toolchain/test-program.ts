@@ -17,6 +17,7 @@ const MAIN_CPP = String.raw`// Test fixture for lasp run: a CPU-only program tha
 #include <chrono>
 #include <cmath>
 #include <csignal>
+#include <signal.h>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -27,6 +28,15 @@ const MAIN_CPP = String.raw`// Test fixture for lasp run: a CPU-only program tha
 
 static volatile std::sig_atomic_t g_stop = 0;
 static void on_stop_signal(int) { g_stop = 1; }
+// sigaction, as the generated program's train.cuh installs its handlers (the same semantics everywhere).
+static void install_stop_handlers() {
+  struct sigaction action = {};
+  action.sa_handler = on_stop_signal;
+  sigemptyset(&action.sa_mask);
+  action.sa_flags = SA_RESTART;
+  sigaction(SIGTERM, &action, nullptr);
+  sigaction(SIGINT, &action, nullptr);
+}
 
 static int env_int(const char* name, int fallback) {
   const char* v = std::getenv(name);
@@ -59,8 +69,7 @@ static std::string write_checkpoint(int rank, const std::string& run_dir, int st
 }
 
 static int train(int rank, int world, int device, int steps, const std::string& run_dir, const std::string& resume) {
-  std::signal(SIGTERM, on_stop_signal);
-  std::signal(SIGINT, on_stop_signal);
+  install_stop_handlers();
   int done = 0;
   if (!resume.empty()) {
     FILE* f = std::fopen((resume + "/trainer_state.json").c_str(), "r");

@@ -19,6 +19,7 @@
 #include <chrono>
 #include <cmath>
 #include <csignal>
+#include <signal.h>  // sigaction: the handler's semantics fixed by POSIX (std::signal's vary by platform)
 #include <cstdio>
 #include <string>
 #include "layer.cuh"             // head_loss, step_loss
@@ -38,6 +39,18 @@ namespace train {
 inline volatile std::sig_atomic_t g_signal = 0;
 
 extern "C" inline void on_signal(int signal) { g_signal = signal; }
+
+// Installs on_signal for SIGTERM and SIGINT, to stay for every signal: a Ctrl-C reaches a rank twice (the
+// terminal's SIGINT and lasp run's SIGTERM), and where a handler resets after one signal (System V's signal()),
+// the second would kill the rank mid-checkpoint. sigaction without SA_RESETHAND is the same everywhere.
+inline void install_stop_handlers() {
+  struct sigaction action = {};
+  action.sa_handler = on_signal;
+  sigemptyset(&action.sa_mask);
+  action.sa_flags = SA_RESTART;
+  sigaction(SIGTERM, &action, nullptr);
+  sigaction(SIGINT, &action, nullptr);
+}
 
 inline double seconds_since(std::chrono::steady_clock::time_point t) {
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - t).count();
@@ -85,8 +98,7 @@ inline double evaluate(State& st, WindowSource& eval, TokenStage& stage, uint64_
 // Runs the training; returns the exit code. `tables`: main.cu's kDecayRows and kGradientBlocks.
 template <typename Forward, typename Backward>
 inline int train_run(State& st, const OptimizerTables& tables, Forward forward, Backward backward) {
-  std::signal(SIGTERM, train::on_signal);
-  std::signal(SIGINT, train::on_signal);
+  train::install_stop_handlers();
   const int64_t steps = st.opt.steps;
   const std::string run_dir = st.opt.run_dir.empty() ? "." : st.opt.run_dir;
   Optimizer o = make_optimizer(st, tables, steps);
