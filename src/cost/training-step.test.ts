@@ -230,3 +230,20 @@ describe("train mode on more than one GPU", () => {
     expect(three.gradientSum.blocks.every((b) => b.path === "allreduce")).toBe(true);
   });
 });
+
+describe("a padded seq_len", () => {
+  it("counts only the real tokens in tokens per step (the padding trains nothing)", () => {
+    const result = checkSource(
+      "p.lasp",
+      `model m { vocab 512 hidden 256 ffn 512 heads 4 head_dim 64
+  layer L = linear_attention { } stack L x 2 }
+run { seq_len 1000  batch 2 }`,
+    );
+    const spec = result.spec!;
+    expect(spec.run.padding).toBe(24);
+    expect(spec.run.seqLen).toBe(1024);
+    const prediction = predictTrainingStep(spec, lowerSpec(spec), H100_PROFILE);
+    expect(prediction.tokens).toBe(1000 * 2);
+    expect(prediction.tokensPerSecondPerGpu).toBeCloseTo(2000 / prediction.total, 6);
+  });
+});

@@ -100,7 +100,8 @@ export function predictTrainingStep(
   const microBatches = train ? spec.run.train.accumulate : 1;
   const optimizer = train ? predictOptimizer(spec, profile, microBatches) : null;
   const total = microBatches * (step.total + gradientSum.exposed) + (optimizer?.seconds ?? 0);
-  const tokens = spec.run.seqLen * spec.run.batch * microBatches;
+  // Real tokens only: a padded seq_len's padding trains nothing (spec/padding.ts).
+  const tokens = (spec.run.seqLen - spec.run.padding) * spec.run.batch * microBatches;
   return {
     step,
     gradientSum,

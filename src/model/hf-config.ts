@@ -112,7 +112,7 @@ export function hfConfig(spec: ResolvedSpec): HfConfig {
     norm_type: model.norm === "rms" ? "rms_norm" : "layer_norm",
     ...eps,
     ...(ropeTheta !== undefined ? { rope_theta: ropeTheta } : {}),
-    max_position_embeddings: spec.run.seqLen,
+    max_position_embeddings: spec.run.seqLen - spec.run.padding, // the real length, not the padded one
     tie_word_embeddings: model.tieEmbeddings,
     attention_bias: false,
     mlp_bias: false,
