@@ -2,6 +2,7 @@
 // generated program's events are (src/toolchain/PROTOCOL.md): `device` (what GPU this is), `measure` (the
 // median time of one benchmark of the plan, by its number), `skipped` (a benchmark this build or GPU cannot
 // run, and why), `error`. Anything that is not a JSON object is a human line.
+import { jsonObjectLine } from "../toolchain/json-line.js";
 import type { Benchmark, CalibrationPlan } from "./plan.js";
 
 export interface DeviceEvent {
@@ -48,16 +49,9 @@ const FIELDS: Record<CalibrationEvent["event"], Record<string, "number" | "strin
 
 /** One stdout line: an event, or undefined for a human line (not a JSON object, or an event of another kind). */
 export function parseCalibrationLine(line: string): CalibrationEvent | undefined {
+  const record = jsonObjectLine(line);
+  if (record === undefined) return undefined;
   const text = line.trim();
-  if (!text.startsWith("{")) return undefined;
-  let value: unknown;
-  try {
-    value = JSON.parse(text);
-  } catch {
-    return undefined;
-  }
-  if (typeof value !== "object" || value === null || Array.isArray(value)) return undefined;
-  const record = value as Record<string, unknown>;
   const event = record["event"];
   if (typeof event !== "string" || !Object.hasOwn(FIELDS, event)) return undefined;
   const fields = { rank: "number", ...FIELDS[event as CalibrationEvent["event"]] } as const;

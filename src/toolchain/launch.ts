@@ -3,6 +3,7 @@
 // command, which starts the ranks itself. Either way each stdout line is parsed as a JSON event, stderr
 // lines are handed on as text, and when a rank fails the others are stopped (SIGTERM, SIGKILL after a grace
 // period) and its exit code comes back.
+import { jsonObjectLine } from "./json-line.js";
 import { mkdtemp, mkdir, rm } from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
@@ -240,16 +241,8 @@ const EVENT_NAMES = new Set([
  * the process's own rank when the line lacks it.
  */
 export function parseEventLine(line: string, fallbackRank?: number): ProgramEvent | "ignored" | undefined {
-  const text = line.trim();
-  if (!text.startsWith("{")) return undefined;
-  let value: unknown;
-  try {
-    value = JSON.parse(text);
-  } catch {
-    return undefined;
-  }
-  if (typeof value !== "object" || value === null || Array.isArray(value)) return undefined;
-  const record = value as Record<string, unknown>;
+  const record = jsonObjectLine(line);
+  if (record === undefined) return undefined;
   if (typeof record["event"] !== "string") return undefined;
   if (typeof record["rank"] !== "number") {
     if (fallbackRank === undefined) return "ignored";
