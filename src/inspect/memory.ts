@@ -35,7 +35,13 @@ export function memoryText(report: MemoryReport, width: number = MAX_WIDTH): str
   ]);
   const share = Math.round((100 * report.totalBytes) / report.gpu.memory);
   rows.push(
-    ["allocated by the program", gigabytes(report.programBytes), "what bench's program_mem_bytes measures"],
+    [
+      "allocated by the program",
+      gigabytes(report.programBytes),
+      report.mode === "bench"
+        ? "what bench's program_mem_bytes measures"
+        : "what the program allocates itself",
+    ],
     ["CUDA context, NCCL, cuBLAS", gigabytes(RUNTIME_RESERVE_BYTES), "an estimate"],
     ["total", gigabytes(report.totalBytes), `${report.fits ? "fits" : "does not fit"}: ${share}% of the GPU`],
   );
