@@ -517,6 +517,8 @@ describe("lasp run: train mode", () => {
     expect(r.err).toContain(summary);
     const svg = await readFile(path.join(folder, "loss.svg"), "utf8");
     expect(/<polyline class="loss" points="([^"]*)"/.exec(svg)![1]!.split(" ")).toHaveLength(5);
+    // The stand-in evaluates after steps 2 and 4: the held-out line has those two points.
+    expect(/<polyline class="eval" points="([^"]*)"/.exec(svg)![1]!.split(" ")).toHaveLength(2);
   });
 
   it("--resume alone continues from the newest checkpoint of the spec's newest run, in a new folder, leaving the old one as it was", async () => {

@@ -643,7 +643,7 @@ class RunBook {
       ...(result?.failedSignal !== undefined ? { signal: result.failedSignal } : {}),
       ...(details.checkpoint !== undefined ? { checkpoint: details.checkpoint } : {}),
     };
-    const chart = lossChartSvg(progress?.losses() ?? [], { title: details.title });
+    const chart = lossChartSvg(progress?.losses() ?? [], { title: details.title }, progress?.evals() ?? []);
     if (chart !== "") await this.save(RUN_FILES.chart, chart);
     if (details.summary !== undefined && details.summary !== "")
       await this.save(RUN_FILES.summary, details.summary);

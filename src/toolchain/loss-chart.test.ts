@@ -91,3 +91,40 @@ describe("chart helpers", () => {
     expect(escapeXml(`<&>"'`)).toBe("&lt;&amp;&gt;&quot;&apos;");
   });
 });
+
+describe("a training run's held-out losses", () => {
+  const evalLine = (svg: string): [number, number][] => {
+    const points = /<polyline class="eval" points="([^"]*)"/.exec(svg)?.[1] ?? "";
+    return points === "" ? [] : points.split(" ").map((p) => p.split(",").map(Number) as [number, number]);
+  };
+
+  it("draw a second line with a mark at each evaluation, inside the y range, and say the last", () => {
+    const train = curve(30, 0);
+    const evals = [
+      { step: 10, loss: 9.5 }, // above every training loss: the y axis must reach it
+      { step: 20, loss: 4.25 },
+      { step: 30, loss: 4.0 },
+    ];
+    const svg = lossChartSvg(train, { title: "t" }, evals);
+    const line = evalLine(svg);
+    expect(line).toHaveLength(3);
+    expect(line[0]![0]).toBeLessThan(line[1]![0]); // later steps further right
+    expect(line[0]![1]).toBeLessThan(line[1]![1]); // the higher loss drawn higher (smaller y)
+    // Inside the plot (top margin 52, bottom 360 - 48), the highest point at the top's padding.
+    for (const [, y] of line) {
+      expect(y).toBeGreaterThanOrEqual(52);
+      expect(y).toBeLessThanOrEqual(312);
+    }
+    expect(line[0]![1]).toBeLessThan(70);
+    expect(svg.match(/class="eval-point"/g)).toHaveLength(3);
+    expect(texts(svg, "stats")[0]).toContain("held-out last 4.0000");
+    expect(svg).toContain('class="legend"');
+  });
+
+  it("leave the chart as it was without evaluations", () => {
+    const svg = lossChartSvg(curve(30, 0), { title: "t" });
+    expect(evalLine(svg)).toEqual([]);
+    expect(svg).not.toContain('class="legend"');
+    expect(lossChartSvg([], { title: "t" }, [{ step: 1, loss: 2 }])).toBe("");
+  });
+});

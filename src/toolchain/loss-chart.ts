@@ -1,6 +1,7 @@
 // The loss curve of a run as a small SVG line chart (the run folder's loss.svg): one point per step, steps
 // counted from 1 as the status line counts them, the y axis from the lowest loss to the highest with round
-// ticks, the warm-up steps shaded, the minimum and the last loss written out. A pure function of the losses,
+// ticks, the warm-up steps shaded, the minimum and the last loss written out; a training run's held-out losses
+// as a second, dashed line. A pure function of the losses,
 // so tests read its structure; the file is self-contained (no fonts, scripts or links to fetch).
 
 export interface LossPoint {
@@ -8,6 +9,12 @@ export interface LossPoint {
   step: number;
   loss: number;
   warmup: boolean;
+}
+
+/** A held-out evaluation (train mode's `eval` event): its step is the optimizer steps done, counted from 1. */
+export interface EvalPoint {
+  step: number;
+  loss: number;
 }
 
 export interface LossChartOptions {
@@ -49,10 +56,18 @@ function label(value: number, ticks: readonly number[]): string {
   return value.toFixed(Math.max(0, Math.min(6, -Math.floor(Math.log10(spacing)))));
 }
 
-/** The chart of the finite losses (non-finite ones are left out and counted in a note); "" when none. */
-export function lossChartSvg(points: readonly LossPoint[], options: LossChartOptions): string {
+/**
+ * The chart of the finite losses (non-finite ones are left out and counted in a note), and the held-out losses
+ * (`evals`) as a second line with a mark at each evaluation; "" when there is no training loss.
+ */
+export function lossChartSvg(
+  points: readonly LossPoint[],
+  options: LossChartOptions,
+  evals: readonly EvalPoint[] = [],
+): string {
   const shown = points.filter((p) => Number.isFinite(p.loss) && Number.isFinite(p.step));
   if (shown.length === 0) return "";
+  const held = evals.filter((e) => Number.isFinite(e.loss) && Number.isFinite(e.step));
   const skipped = points.length - shown.length;
   const width = options.width ?? 640;
   const height = options.height ?? 360;
@@ -62,8 +77,8 @@ export function lossChartSvg(points: readonly LossPoint[], options: LossChartOpt
     y0: MARGIN.top,
     y1: height - MARGIN.bottom,
   };
-  const steps = shown.map((p) => p.step + 1);
-  const losses = shown.map((p) => p.loss);
+  const steps = [...shown.map((p) => p.step + 1), ...held.map((e) => e.step)];
+  const losses = [...shown.map((p) => p.loss), ...held.map((e) => e.loss)];
   const first = Math.min(...steps);
   const last = Math.max(...steps);
   const lo = Math.min(...losses);
@@ -124,9 +139,23 @@ export function lossChartSvg(points: readonly LossPoint[], options: LossChartOpt
   out.push(`<polyline class="loss" points="${coords}" fill="none" stroke="#3b6ea5" stroke-width="1.5"/>`);
   const min = shown.reduce((a, b) => (b.loss < a.loss ? b : a));
   const end = shown.reduce((a, b) => (b.step > a.step ? b : a));
+  const trainHi = Math.max(...shown.map((p) => p.loss));
+  let heldText = "";
+  if (held.length > 0) {
+    const evalCoords = held.map((e) => `${r(x(e.step))},${r(y(e.loss))}`).join(" ");
+    out.push(
+      `<polyline class="eval" points="${evalCoords}" fill="none" stroke="#d35400" stroke-width="1.5" stroke-dasharray="4 3"/>`,
+      ...held.map(
+        (e) =>
+          `<circle class="eval-point" cx="${r(x(e.step))}" cy="${r(y(e.loss))}" r="2.5" fill="#d35400"/>`,
+      ),
+      `<text class="legend" x="${plot.x1}" y="38" text-anchor="end"><tspan fill="#3b6ea5">training</tspan>  <tspan fill="#d35400">held-out</tspan></text>`,
+    );
+    heldText = `; held-out last ${held.reduce((a, b) => (b.step > a.step ? b : a)).loss.toFixed(4)}`;
+  }
   out.push(
     `<circle class="min" cx="${r(x(min.step + 1))}" cy="${r(y(min.loss))}" r="3" fill="#c0392b"/>`,
-    `<text class="stats" x="${plot.x0}" y="38" fill="#555555">min ${min.loss.toFixed(4)} at step ${min.step + 1}, last ${end.loss.toFixed(4)}, max ${hi.toFixed(4)}${skipped > 0 ? `, ${skipped} non-finite left out` : ""}</text>`,
+    `<text class="stats" x="${plot.x0}" y="38" fill="#555555">min ${min.loss.toFixed(4)} at step ${min.step + 1}, last ${end.loss.toFixed(4)}, max ${trainHi.toFixed(4)}${heldText}${skipped > 0 ? `, ${skipped} non-finite left out` : ""}</text>`,
     "</svg>",
   );
   return `${out.join("\n")}\n`;

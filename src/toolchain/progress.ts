@@ -17,7 +17,7 @@ import type {
   SummaryEvent,
   TraceEvent,
 } from "./launch.js";
-import type { LossPoint } from "./loss-chart.js";
+import type { EvalPoint, LossPoint } from "./loss-chart.js";
 
 // --------------------------------------------------------------------------------------------- status line
 
@@ -596,6 +596,7 @@ export class RunProgress {
   /** The status line's rank's step times: timed steps, and warm-up ones until the first timed step. */
   private readonly stepMs: { timed: number[]; warmup: number[] } = { timed: [], warmup: [] };
   private readonly lossPoints: LossPoint[] = [];
+  private readonly evalPoints: EvalPoint[] = [];
 
   constructor(private readonly options: RunProgressOptions) {
     this.status = options.status ?? new StatusLine(options.write, options.tty);
@@ -635,7 +636,10 @@ export class RunProgress {
         }
         break;
       case "eval":
-        if (e.rank === 0) this.status.print(formatEval(e));
+        if (e.rank === 0) {
+          this.status.print(formatEval(e));
+          if (finite(e.loss) && finite(e.step)) this.evalPoints.push({ step: e.step, loss: e.loss });
+        }
         break;
       case "checkpoint":
         if (e.rank === 0) this.status.print(formatCheckpoint(e, this.showPath));
@@ -688,6 +692,11 @@ export class RunProgress {
   /** Rank 0's finite losses per step, in the order they came. */
   losses(): readonly LossPoint[] {
     return this.lossPoints;
+  }
+
+  /** Rank 0's held-out losses (train mode's `eval` events), in the order they came. */
+  evals(): readonly EvalPoint[] {
+    return this.evalPoints;
   }
 
   /** The steps after `step` times the median step time so far (warm-up steps only until a timed one). */
