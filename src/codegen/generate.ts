@@ -54,6 +54,7 @@ export const RUNTIME_FILES = [
   "grad_norm.cuh",
   "token_files.cuh",
   "checkpoint.cuh",
+  "optimizer_slices.cuh",
   "optimizer.cuh",
   "train_data.cuh",
   "train_checkpoint.cuh",

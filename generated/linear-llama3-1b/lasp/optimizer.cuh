@@ -27,6 +27,7 @@
 #include <cmath>
 #include <vector>
 #include "adamw_table.cuh"  // adamw_shard_table
+#include "optimizer_slices.cuh"  // optimizer_spans: which slices this rank updates
 #include "kernels.h"        // adamw_step, adamw_upload_table, grad_norm_squared, scale_add, oracle_to_f32
 #include "lr_schedule.cuh"  // LrSchedule, lr_at, clip_factor
 #include "state.cuh"        // State
@@ -72,17 +73,25 @@ inline Optimizer make_optimizer(State& st, const OptimizerTables& t, int64_t ste
   cudaStream_t s = st.ctx.compute;
   const std::vector<DecayRow> decay(t.decay, t.decay + t.decay_rows);
   o.sharded = program::kOptimizerSharded && st.layout.world > 1;
+  std::vector<size_t> offsets, elements;
+  for (int b = 0; b < t.block_count; b++) {
+    offsets.push_back(t.blocks[b].offset);
+    elements.push_back(t.blocks[b].elements);
+  }
   if (o.sharded) {
-    const size_t r = (size_t)st.layout.rank, w = (size_t)st.layout.world;
-    for (int b = 0; b < t.block_count; b++) {
-      const size_t slice = t.blocks[b].elements / w;
-      o.slices.push_back({t.blocks[b].offset + r * slice, o.elements, slice, t.blocks[b], AdamwTable{}});
-      o.elements += slice;
+    // The compiler chose ZeRO-1 for blocks that split; a table that does not is a bug, said before any step.
+    const std::string problem = optimizer_shard_problem(offsets.data(), elements.data(), t.block_count, st.layout.world);
+    if (!problem.empty()) {
+      std::fprintf(stderr, "lasp_program: ZeRO-1: %s\n", problem.c_str());
+      std::exit(LASP_EXIT_CODE_FAILURE);
     }
-  } else {
-    const size_t n = st.model.parameter_elements;
-    o.slices.push_back({0, 0, n, ParamBlock{0, n}, AdamwTable{}});
-    o.elements = n;
+  }
+  for (const OptimizerSpan& span : optimizer_spans(offsets.data(), elements.data(), t.block_count,
+                                                   st.model.parameter_elements, o.sharded, st.layout.rank,
+                                                   st.layout.world)) {
+    o.slices.push_back({span.param, span.state, span.elements, ParamBlock{span.block_offset, span.block_elements},
+                        AdamwTable{}});
+    o.elements += span.elements;
   }
   size_t most = 0;
   for (OptimizerSlice& sl : o.slices) {
