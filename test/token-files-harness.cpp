@@ -47,6 +47,20 @@ int main(int argc, char** argv) {
     return 0;
   }
 
+  if (mode == "positions" && argc == 6) {
+    // every window position of one step from 0: micro-batches x replicas x batch, in that nesting
+    const int a_count = static_cast<int>(number(argv[2])), d_count = static_cast<int>(number(argv[3]));
+    const int b_count = static_cast<int>(number(argv[4]));
+    const uint64_t first = number(argv[5]);
+    std::printf("positions");
+    for (int a = 0; a < a_count; ++a)
+      for (int d = 0; d < d_count; ++d)
+        for (int b = 0; b < b_count; ++b)
+          std::printf(" %llu", static_cast<unsigned long long>(tf::window_position(first, a, d_count, d, b_count, b)));
+    std::printf("\n");
+    return 0;
+  }
+
   if (argc < 3) return 2;
   tf::TokenFile file;
   if (!file.open(argv[2], &error)) return fail(error);

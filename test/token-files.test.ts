@@ -227,6 +227,21 @@ describe.skipIf(!gxx)("token_files.cuh (host side, compiled with g++)", () => {
       expect(run("read", path, 3, 4, 1000).stderr).toBe(`cannot read tokens [3, 7) of ${path}: it holds 5`);
     });
 
+    it("gives every micro-batch, replica and row of a step its own window, the step's windows back to back", () => {
+      for (const [a, d, b] of [
+        [1, 1, 1],
+        [2, 3, 4],
+        [4, 2, 1],
+      ] as const) {
+        const first = 1000;
+        const positions = line(run("positions", a, d, b, first).stdout, "positions");
+        expect(positions).toHaveLength(a * d * b);
+        expect([...positions].sort((x, y) => x - y)).toEqual(
+          Array.from({ length: a * d * b }, (_, i) => first + i),
+        );
+      }
+    });
+
     it("splits the vocabulary check over ranks: each part its own tokens, together all of them", () => {
       // 5 tokens over 3 parts: [0, 2), [2, 4), [4, 5); bad ids at 2 and 4.
       const path = join(dir, "vocab-parts.bin");

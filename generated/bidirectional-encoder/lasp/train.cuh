@@ -81,7 +81,9 @@ inline double evaluate(State& st, WindowSource& eval, TokenStage& stage, uint64_
   windows = windows / per_batch * per_batch;
   double sum = 0, targets = 0;
   for (uint64_t first = 0; first < windows; first += per_batch) {
-    load_windows(st, eval, stage, first + (uint64_t)st.layout.dp_rank * program::kBatch, false);
+    load_windows(st, eval, stage,
+                 token_files::window_position(first, 0, program::kDataParallel, st.layout.dp_rank, program::kBatch, 0),
+                 false);
     forward(st);
     head_loss(st);
     sum += step_loss(st) * st.target_total;
@@ -146,7 +148,8 @@ inline int train_run(State& st, const OptimizerTables& tables, Forward forward, 
   while (step < (uint64_t)steps) {
     double loss_sum = 0, targets = 0;
     for (int a = 0; a < program::kAccumulate; a++) {
-      const uint64_t first = position + ((uint64_t)a * program::kDataParallel + st.layout.dp_rank) * program::kBatch;
+      const uint64_t first =
+          token_files::window_position(position, a, program::kDataParallel, st.layout.dp_rank, program::kBatch, 0);
       load_windows(st, data, stage, first, true);
       forward(st);
       backward(st);

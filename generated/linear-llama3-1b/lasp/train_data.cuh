@@ -125,7 +125,7 @@ inline void load_windows(State& st, WindowSource& src, TokenStage& stage, uint64
     CUDA_CHECK(cudaStreamSynchronize(s));
     std::string error;
     for (int b = 0; b < program::kBatch; b++) {
-      const uint64_t window = train_data::window_at(src, first + b, shuffled, seed);
+      const uint64_t window = train_data::window_at(src, first + (uint64_t)b, shuffled, seed);
       const size_t at = (size_t)b * program::kLocalTokens;
       if (!token_files::read_window(src.file, window * (uint64_t)program::kSeqLen, src.pieces, train_data::id_limit(),
                                     stage.ids + at, stage.targets + at, &error))

@@ -490,6 +490,15 @@ inline bool rank_pieces(int64_t seq_len, int ranks, int rank, Layout layout, std
   return true;
 }
 
+/**
+ * The data position of row b of micro-batch a on data-parallel replica d, for the step that starts at position
+ * `first`: first + (a D + d) B + b. A step takes A D B windows; every (a, d, b) its own, and every sequence-
+ * parallel rank of a replica the same ones (they hold pieces of the same windows).
+ */
+inline uint64_t window_position(uint64_t first, int micro_batch, int replicas, int replica, int batch, int row) {
+  return first + ((uint64_t)micro_batch * (uint64_t)replicas + (uint64_t)replica) * (uint64_t)batch + (uint64_t)row;
+}
+
 /** The training windows a file of `tokens` tokens gives: each needs seq_len tokens and the one after. */
 inline uint64_t window_count(uint64_t tokens, int64_t seq_len) {
   return seq_len < 1 || tokens == 0 ? 0 : (tokens - 1) / static_cast<uint64_t>(seq_len);
