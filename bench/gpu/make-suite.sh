@@ -32,6 +32,12 @@ for w in 1 2 4 8; do
   spec "v-lasp1-decay-d128-w$w"     $w lasp1 contiguous true  "decay 0.99"              128 8 1024 $n 2 verify 1
   spec "v-lasp1-zz-d64-w$w"         $w lasp1 zigzag     true  "decay retention"         64 8 512 $n 2 verify 1
 done
+# All-Scan (issue 21): the chain in 4 blocks of state rows, contiguous and zigzag, with decay (2, 4, 8 GPUs)
+for w in 2 4 8; do
+  n=$((4096 * w))
+  spec "v-allscan-decay-d128-w$w" $w allscan contiguous true "decay 0.99" 128 8 1024 $n 2 verify 1
+  spec "v-allscan-zz-d64-w$w"     $w allscan zigzag     true "decay retention" 64 8 512 $n 2 verify 1
+done
 # data parallel: 2 sequence-parallel groups of 2 GPUs (world 4)
 spec "v-lasp2-dp2-d128-w4" 4 lasp2 zigzag true "decay 0.95" 128 8 1024 8192 2 verify 1
 sed -i 's/parallel { gpus 4  sequence 4 /parallel { gpus 4  sequence 2  data 2 /; s/batch 1 /batch 2 /' "$specs/v-lasp2-dp2-d128-w4.lasp"

@@ -3,6 +3,7 @@ import { checkFile, type FrontEndResult } from "../check/front-end.js";
 import { notGenerated, type NotGeneratedOptions } from "../codegen/not-generated.js";
 import { memoryNotes } from "../cost/memory-notes.js";
 import { numericsNotes } from "../model/numerics-notes.js";
+import { unverifiedNotes } from "../codegen/unverified-notes.js";
 import { hasErrors, sortDiagnostics } from "../diagnostics/diagnostic.js";
 import { renderDiagnostics } from "../diagnostics/render.js";
 import { EXIT, type CliIo } from "./io.js";
@@ -47,6 +48,7 @@ export function withGeneratorNotes(
     ...notGenerated(result.ast, options, result.spec),
     ...memoryNotes(result.ast, result.spec, options),
     ...numericsNotes(result.ast, result.spec),
+    ...unverifiedNotes(result.ast, result.spec),
   ];
   if (notes.length === 0) return result;
   const diagnostics = sortDiagnostics([...result.diagnostics, ...notes]);

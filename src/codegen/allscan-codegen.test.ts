@@ -1,12 +1,13 @@
 // All-Scan in the generated program (docs/ALLSCAN.md): with one block it is LASP-1's chain and generates as
-// that (its zero prefix and suffix on the communication stream); with several blocks the program has no
-// kernels for a block of state rows yet, so the generator refuses it in words (E0701) before any step.
+// that (its zero prefix and suffix on the communication stream); with several blocks each block of every
+// state's rows is sent and received in one NCCL group (one transfer per state: the rows are contiguous within
+// a state) and handed on by linear_ring_step_rows.
 import { readFileSync } from "node:fs";
 import { describe, expect, it } from "vitest";
 import { checkSource } from "../check/front-end.js";
 import { lowerSpec } from "../schedule/lower.js";
 import type { ResolvedSpec } from "../spec/resolved.js";
-import { CodegenLimitation, generateProgram } from "./generate.js";
+import { generateProgram } from "./generate.js";
 import { buildView } from "./view-model.js";
 
 const baselines = (): ResolvedSpec => {
@@ -19,11 +20,23 @@ const allScan = (scanBlocks: number): ResolvedSpec => {
 };
 
 describe("All-Scan's generated program", () => {
-  it("refuses several blocks of state rows, saying what is missing and what works", () => {
-    expect(() => generateProgram(allScan(4))).toThrow(CodegenLimitation);
-    expect(() => generateProgram(allScan(4))).toThrow(
-      /no kernels to send and combine a block of state rows.*scan_blocks 1/,
-    );
+  it("sends, receives and hands on each block of rows of every state", () => {
+    const spec = allScan(4);
+    const view = buildView({ spec, program: lowerSpec(spec), compilerVersion: "test" });
+    const { batch, heads, headDim } = lowerSpec(spec).sizes;
+    const rows = headDim / 4;
+    const steps = view.kinds
+      .find((k) => k.name === "L")!
+      .passes.flatMap((p) => p.ranks.flatMap((r) => r.steps));
+    const recv = steps.find((s) => /^recv P\[\d+\] rows 16\.\.31/.test(s.comment))!;
+    // One transfer per (batch, head) state: the block's rows, at row 16 of each d x d state.
+    expect(recv.calls).toHaveLength(batch * heads);
+    expect(recv.calls.map((c) => c.args[1])).toEqual(Array(batch * heads).fill(String(rows * headDim)));
+    expect(recv.calls[1]!.args[0]).toMatch(new RegExp(`\\+ ${(headDim + 16) * headDim}$`));
+    const hands = steps.filter((s) => s.calls.some((c) => c.fn === "lasp::linear_ring_step_rows"));
+    expect(hands.length).toBeGreaterThan(0);
+    expect(hands.map((s) => s.calls[0]!.args.slice(-3, -1))).toContainEqual(["16", String(rows)]);
+    expect(generateProgram(spec).get("lasp/program.cuh")).toContain("linear_ring_step_rows");
   });
 
   it("with one block emits LASP-1's calls, its zero prefix and suffix on the comm stream", () => {

@@ -103,11 +103,6 @@ function checkSupported(spec: ResolvedSpec): void {
       `dtype ${spec.run.dtype} is not generated yet: the kernels are bf16 (states and statistics fp32) (E0701)`,
     );
   }
-  if (spec.parallel.linear === "allscan" && spec.parallel.scanBlocks > 1) {
-    throw new CodegenLimitation(
-      `linear allscan with scan_blocks ${spec.parallel.scanBlocks} is not generated yet: the program has no kernels to send and combine a block of state rows (E0701); scan_blocks 1 is generated`,
-    );
-  }
   const softmax = spec.model.layers.find((l) => l.type === "softmax_attention");
   if (softmax !== undefined && spec.parallel.sequence > MAX_MERGED_SOURCES) {
     throw new CodegenLimitation(

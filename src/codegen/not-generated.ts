@@ -45,23 +45,7 @@ const tooManySources = (_: Setting, { spec }: Context): boolean =>
 /** A seq_len the checker padded up to equal pieces of whole kernel blocks (spec/padding.ts). */
 const padded = (_: Setting, { spec }: Context): boolean => spec !== undefined && spec.run.padding > 0;
 
-/** All-Scan with its states in several blocks (docs/ALLSCAN.md); with one block it is LASP-1's chain. */
-const blockedScan = (_: Setting, { spec }: Context): boolean =>
-  spec !== undefined && spec.parallel.linear === "allscan" && spec.parallel.scanBlocks > 1;
-
 const REASONS: Reason[] = [
-  {
-    // All-Scan (issue 21): the IR sends and combines blocks of every head's state rows, which are strided in
-    // the program's [B, H, dk, dv] states; it has no kernel to pack a block for ncclSend nor a ring step over
-    // a row range, so it would move whole states K times. Refused until those exist.
-    settings: [
-      { block: "parallel", key: "linear", when: blockedScan },
-      { block: "parallel", key: "scan_blocks", when: blockedScan },
-    ],
-    why: "the generated program has no kernels to send and combine a block of state rows (All-Scan's pipelined chain)",
-    hint: "`lasp verify`, `lasp inspect` and `lasp plan` run it; `scan_blocks 1` compiles (LASP-1's chain)",
-    refuse: { hint: "use `scan_blocks 1` (the chain unpipelined, as LASP-1) or `linear lasp2`" },
-  },
   {
     // A padded seq_len: the padding is a document of its own, which the program's attention would not keep
     // apart from the real tokens (it has no document mask yet), so a run would train on a wrong sequence.

@@ -101,22 +101,22 @@ function gapTable(ctx: StepContext, j: number, prefix: boolean): string {
 export function stepCalls(step: Step, ctx: StepContext): Call[] {
   if (step.kind === "collective") return collectiveCalls(step, ctx);
   if (step.kind === "send" || step.kind === "recv") {
-    return step.transfers.map((t) => {
-      // All-Scan's blocks of state rows are refused before code generation (not-generated.ts, E0701).
-      if (t.rows !== undefined) throw new Error(`${step.label}: blocks of state rows are not generated yet`);
+    const fn = step.kind === "send" ? "ncclSend" : "ncclRecv";
+    return step.transfers.flatMap((t): Call[] => {
       const d = decl(ctx, t.buffer);
-      return {
+      const call = (pointer: string, count: number): Call => ({
         check: "NCCL_CHECK" as const,
-        fn: step.kind === "send" ? "ncclSend" : "ncclRecv",
-        args: [
-          slotPointer(ctx, t.buffer, t.slot),
-          String(slotElements(d)),
-          ncclType(d),
-          String(step.peer),
-          "c.nccl",
-          stream(step),
-        ],
-      };
+        fn,
+        args: [pointer, String(count), ncclType(d), String(step.peer), "c.nccl", stream(step)],
+      });
+      if (t.rows === undefined) return [call(slotPointer(ctx, t.buffer, t.slot), slotElements(d))];
+      // All-Scan: one block of rows of every (batch, head)'s d x d state, contiguous within each state: one
+      // transfer per state, in one NCCL group (the step's calls are grouped), in the same order on both sides.
+      const { batch, heads, headDim } = ctx.sizes;
+      const base = slotPointer(ctx, t.buffer, t.slot);
+      return Array.from({ length: batch * heads }, (_, bh) =>
+        call(`${base} + ${(bh * headDim + t.rows!.start) * headDim}`, t.rows!.count * headDim),
+      );
     });
   }
   return handleOp(CODEGEN_HANDLERS, step, ctx);
@@ -552,9 +552,21 @@ function ringCalls(
   ctx: StepContext,
 ): Call[] {
   const j = step.params.piece;
-  if (step.params.rows !== undefined)
-    throw new Error(`${step.label}: blocks of state rows are not generated yet`);
   const length = ctx.plan.byRank[ctx.program.rank]![j]!.length;
+  const rows = step.params.rows;
+  if (rows !== undefined)
+    // All-Scan: the same hand-on over one block of each state's rows.
+    return launch("linear_ring_step_rows", [
+      slotPointer(ctx, state, j),
+      slotPointer(ctx, own, j),
+      String(length),
+      slotPointer(ctx, out, j),
+      DIMS,
+      decayTable(ctx),
+      String(rows.start),
+      String(rows.count),
+      stream(step),
+    ]);
   return launch("linear_ring_step", [
     slotPointer(ctx, state, j),
     slotPointer(ctx, own, j),

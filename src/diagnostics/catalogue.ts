@@ -366,6 +366,13 @@ export const MESSAGES = {
     ) =>
       `seq_len ${seqLen} is padded to ${padded}, ${pieces} equal pieces of whole ${block}-token blocks (${why}): its ${padding} padding tokens cost ${share} of every layer's compute`,
   ),
+  unverifiedOnGpu: entry(
+    "W0613",
+    "warning",
+    "generated, not yet run on a GPU",
+    (what: string, check: string) =>
+      `${what} is generated, but its program has not run on a GPU yet: check it with ${check} before trusting a run`,
+  ),
 
   // E07xx: what the code generator cannot emit yet (compile and run only)
   notGeneratedYet: entry(

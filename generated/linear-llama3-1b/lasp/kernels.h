@@ -33,6 +33,8 @@ void linear_decayed_sum(const float* states, int count, const int* gaps, float* 
                         cudaStream_t s);
 void linear_ring_step(const float* in, const float* M, int C, float* out, LinearDims dims, const float* lam,
                       cudaStream_t s);
+void linear_ring_step_rows(const float* in, const float* M, int C, float* out, LinearDims dims, const float* lam,
+                           int row0, int rows, cudaStream_t s);
 void state_sub(const float* a, const float* b, float* out, LinearDims dims, cudaStream_t s);
 void state_sum(const float* states, int count, float* out, LinearDims dims, cudaStream_t s);
 

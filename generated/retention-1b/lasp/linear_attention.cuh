@@ -939,6 +939,21 @@ __global__ void ring_step_kernel(const float* __restrict__ in, const float* __re
   }
 }
 
+// ring_step_kernel over one block of state rows (All-Scan): rows [row0, row0 + rows) of every (batch, head)'s
+// d x d state; element i of the block is row row0 + (i / d) % rows of state i / (rows d).
+__global__ void ring_step_rows_kernel(const float* __restrict__ in, const float* __restrict__ M, int C,
+                                      float* __restrict__ out, size_t n, int d, int H, int row0, int rows,
+                                      const float* __restrict__ lam) {
+  for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < n; i += (size_t)gridDim.x * blockDim.x) {
+    const size_t per_state = (size_t)rows * d;
+    const size_t bh = i / per_state, within = i % per_state;
+    const size_t at = (bh * d + row0) * d + within;  // the block's rows are contiguous in each state
+    float m = M[at];
+    if (in != nullptr) m = decay_pow(head_log2_decay(lam, (int)(bh % H)), (float)C) * in[at] + m;
+    out[at] = m;
+  }
+}
+
 __global__ void state_sub_kernel(const float* __restrict__ a, const float* __restrict__ b, float* __restrict__ out,
                                  size_t n4) {
   for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < n4; i += (size_t)gridDim.x * blockDim.x) {
@@ -1350,6 +1365,22 @@ void linear_ring_step(const float* in, const float* M, int C, float* out, Linear
   const int dd = dims.head_dim * dims.head_dim;
   const size_t n4 = (size_t)dims.batch * dims.heads * dd / 4;
   detail::ring_step_kernel<<<detail::grid_for(n4), 256, 0, s>>>(in, M, C, out, n4, dd, dims.heads, lam);
+  LAUNCH_CHECK();
+}
+
+// linear_ring_step over rows [row0, row0 + rows) of every head's state only (All-Scan's blocks); the other rows
+// of out are left as they are.
+void linear_ring_step_rows(const float* in, const float* M, int C, float* out, LinearDims dims, const float* lam,
+                           int row0, int rows, cudaStream_t s) {
+  detail::check_dims(dims);
+  if (row0 < 0 || rows < 1 || row0 + rows > dims.head_dim) {
+    std::fprintf(stderr, "linear_ring_step_rows: rows [%d, %d) outside a state of %d rows\n", row0, row0 + rows,
+                 dims.head_dim);
+    std::exit(LASP_EXIT_CODE_FAILURE);
+  }
+  const size_t n = (size_t)dims.batch * dims.heads * rows * dims.head_dim;
+  detail::ring_step_rows_kernel<<<detail::grid_for(n / 4 + 1), 256, 0, s>>>(in, M, C, out, n, dims.head_dim,
+                                                                            dims.heads, row0, rows, lam);
   LAUNCH_CHECK();
 }
 
