@@ -19,7 +19,7 @@ export function resolveAuto(
   const p = spec.parallel;
   const fixed = (key: "linear" | "softmax" | "layout", value: string | undefined): boolean =>
     auto.keys.includes(key) || value === undefined || value === p[key];
-  // All-Scan's blocked chain is not generated yet (E0701), and `auto` picks what `lasp run` will run.
+  // All-Scan's blocked chain has not run on a GPU yet (W0613): `auto` picks only what has.
   const keep = (c: Choice): boolean =>
     c.linear !== "allscan" &&
     c.sequence === p.sequence &&
