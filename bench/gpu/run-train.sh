@@ -131,12 +131,12 @@ ls -R "$RUNS" > "$OUT/run-folders.txt"
 python3 - "$OUT" <<'PY'
 import json, os, sys, statistics
 out = sys.argv[1]
-print(f"{'run':<12} {'steps':>6} {'first loss':>10} {'last loss':>10} {'eval loss':>10} {'median ms':>10} {'tokens/s':>10} {'MFU':>7}")
+print(f"{'run':<12} {'steps':>6} {'first loss':>10} {'last loss':>10} {'eval loss':>10} {'median ms':>10} {'tokens/s':>10} {'MFU':>7} {'GiB':>6}")
 for name in ["tiny", "resumed", "stopped", "continued", "linear-1b"]:
     path = os.path.join(out, name + ".jsonl")
     if not os.path.exists(path):
         continue
-    steps, evals = [], []
+    steps, evals, gib = [], [], "-"
     for line in open(path):
         try:
             e = json.loads(line)
@@ -146,6 +146,8 @@ for name in ["tiny", "resumed", "stopped", "continued", "linear-1b"]:
             steps.append(e)
         if e["event"] == "eval":
             evals.append(e)
+        if e["event"] == "trained" and "peak_mem_bytes" in e:
+            gib = f"{e['peak_mem_bytes'] / 2**30:.1f}"
     if not steps:
         print(f"{name:<12} no steps")
         continue
@@ -153,5 +155,5 @@ for name in ["tiny", "resumed", "stopped", "continued", "linear-1b"]:
     mfu = statistics.median((s["mfu"] or 0) for s in steps[1:] or steps)
     ev = f"{evals[-1]['loss']:.4f}" if evals else "-"
     print(f"{name:<12} {len(steps):>6} {steps[0]['loss']:>10.4f} {steps[-1]['loss']:>10.4f} {ev:>10} {ms:>10.2f} "
-          f"{statistics.median(s['tokens_per_s'] for s in steps[1:] or steps):>10.0f} {100 * mfu:>6.1f}%")
+          f"{statistics.median(s['tokens_per_s'] for s in steps[1:] or steps):>10.0f} {100 * mfu:>6.1f}% {gib:>6}")
 PY

@@ -195,6 +195,9 @@ export interface TrainedEvent {
   mfu: number | null;
   loss: number;
   eval_loss: number | null;
+  /** Device memory in use at the end (the run's peak) and what the program allocated itself. */
+  peak_mem_bytes?: number;
+  program_mem_bytes?: number;
 }
 export type ProgramEvent =
   | OptimizerEvent

@@ -443,6 +443,8 @@ describe("training progress", () => {
         mfu: 0.153,
         loss: 1.8,
         eval_loss: 2.0,
+        peak_mem_bytes: 37.5 * 2 ** 30,
+        program_mem_bytes: 35 * 2 ** 30,
       },
     ];
     const t = summarizeTraining(events)!;
@@ -463,6 +465,7 @@ describe("training progress", () => {
       "  MFU              15.3 %",
       "  final loss       1.8000",
       "  eval loss        2.0000 (perplexity 7.39)",
+      "  GPU memory       37.50 GiB in use at the end (rank 0)",
       "  last checkpoint  runs/b/checkpoints/step-001000",
     ]);
   });

@@ -402,6 +402,8 @@ export interface TrainingSummary {
   evalPerplexity: number | undefined;
   /** The newest checkpoint written (its folder). */
   checkpoint: string | undefined;
+  /** Rank 0's device memory in use at the end (`trained`): the run's peak. */
+  peakMemBytes: number | undefined;
   /** Whether the program said it finished (`trained`); false when it stopped early. */
   finished: boolean;
 }
@@ -451,6 +453,7 @@ export function summarizeTraining(events: readonly ProgramEvent[]): TrainingSumm
     evalLoss: finite(evalLoss) ? evalLoss : undefined,
     evalPerplexity: finite(evalLoss) ? Math.exp(evalLoss) : undefined,
     checkpoint: lastOf(events, "checkpoint")?.folder,
+    peakMemBytes: finite(trained?.peak_mem_bytes) ? trained.peak_mem_bytes : undefined,
     finished: trained !== undefined,
   };
 }
@@ -477,6 +480,9 @@ export function formatTraining(t: TrainingSummary, showPath: (p: string) => stri
     ["final loss", finite(t.loss) ? t.loss.toFixed(4) : "?"],
     ...(finite(t.evalLoss)
       ? [["eval loss", `${t.evalLoss.toFixed(4)} (perplexity ${t.evalPerplexity!.toFixed(2)})`]]
+      : []),
+    ...(finite(t.peakMemBytes)
+      ? [["GPU memory", `${(t.peakMemBytes / 2 ** 30).toFixed(2)} GiB in use at the end (rank 0)`]]
       : []),
     ...(t.checkpoint !== undefined ? [["last checkpoint", showPath(t.checkpoint)]] : []),
   ];

@@ -203,12 +203,18 @@ inline int train_run(State& st, const OptimizerTables& tables, Forward forward, 
   const double rate = step_seconds > 0 ? done * tokens_per_step / step_seconds : 0.0;
   char eval_text[32] = "null";
   if (eval_loss == eval_loss) std::snprintf(eval_text, sizeof eval_text, "%.6f", eval_loss);
+  // Device memory in use now is the run's peak: nothing is freed while it trains (the model, the optimizer's
+  // state and the workspaces stay); beside it what the program allocated itself (the memory model's figure).
+  size_t free_bytes = 0, total_bytes = 0;
+  CUDA_CHECK(cudaMemGetInfo(&free_bytes, &total_bytes));
+  const size_t in_use = total_bytes - free_bytes;
+  const size_t program_bytes = in_use > st.baseline_mem_bytes ? in_use - st.baseline_mem_bytes : 0;
   emit("trained", "\"steps\":%llu,\"step\":%llu,\"tokens\":%.0f,\"seconds\":%.3f,\"tokens_per_s\":%.1f,\"mfu\":%s,"
-       "\"loss\":%.6f,\"eval_loss\":%s",
+       "\"loss\":%.6f,\"eval_loss\":%s,\"peak_mem_bytes\":%zu,\"program_mem_bytes\":%zu",
        (unsigned long long)done, (unsigned long long)step, done * tokens_per_step, seconds, rate,
-       train::mfu_json(st, rate).c_str(), loss, eval_text);
-  say("trained %llu steps in %.1f s (%.1f s of steps): %.0f tokens/s, last loss %.4f\n", (unsigned long long)done,
-      seconds, step_seconds, rate, loss);
+       train::mfu_json(st, rate).c_str(), loss, eval_text, in_use, program_bytes);
+  say("trained %llu steps in %.1f s (%.1f s of steps): %.0f tokens/s, last loss %.4f; %.2f GiB in use\n",
+      (unsigned long long)done, seconds, step_seconds, rate, loss, in_use / 1073741824.0);
   return 0;
 }
 
