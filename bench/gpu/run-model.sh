@@ -9,6 +9,8 @@
 #         tokens; SUITE_FILTER picks others) and PyTorch (bench/gpu/torch_model.py on the same models; PRESETS).
 # longest: lasp at the longest seq_len `lasp inspect` predicts fits 80 GB (m-*-long-w1), and PyTorch's longest
 #         found by trying (torch_model.py --max-seq, with and without AdamW's state, capped at an H100's memory).
+# gemm:   cublasGemmEx as the program calls it against cuBLASLt's fastest algorithm, at every product shape of
+#         Linear-Llama3-1B's step (bench/gpu/gemm_algos.cu): what choosing the GEMM algorithm by timing would save.
 # roundtrip: ROUNDTRIP programs in verify mode, saving their weights and gradients, then again loading those
 #         weights (--load-weights): the gradients must be the same bytes.
 # Results under $OUT: logs, each tool's JSON, a table last.
@@ -64,6 +66,10 @@ longest)
     echo "torch max-seq $opt exit $?"
     grep -E "longest|peak" "$OUT/torch-max-seq$opt.log"
   done
+  ;;
+gemm)
+  nvcc -O3 -std=c++17 "-gencode=arch=compute_${ARCH:-90a},code=sm_${ARCH:-90a}" bench/gpu/gemm_algos.cu -lcublas -lcublasLt \
+    -o /tmp/gemm_algos && /tmp/gemm_algos --json "$OUT/gemm-algos.json" | tee "$OUT/gemm-algos.txt"
   ;;
 roundtrip)
   scratch=$(mktemp -d)

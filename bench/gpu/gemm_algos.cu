@@ -1,0 +1,153 @@
+// How much faster the whole model's GEMMs get with cuBLASLt's algorithms chosen by timing (issues 16/17's lever
+// 1: bench/results/2026-12-05-train-mode-h100.md puts the projections at 535 TFLOP/s against a 650-700 ceiling).
+// For every product shape Linear-Llama3-1B's step issues at 16K tokens (the program's lasp::matmul layouts:
+// forward x W^T, input gradient dY W, weight gradient dY^T x in fp32), it times
+//   - cublasGemmEx with CUBLAS_GEMM_DEFAULT, as templates/runtime/blas.cuh calls it today, and
+//   - every algorithm cuBLASLt's heuristic offers (up to 16) for the same operation, keeping the fastest,
+// each the median of 20 runs after warm-up (bench_timing.cuh), and prints one line per shape and a total
+// weighted by how many times a step issues the shape (16 layers; the LM head in 4 chunks of 4096 tokens).
+//   nvcc -O3 -std=c++17 -gencode=arch=compute_90a,code=sm_90a bench/gpu/gemm_algos.cu -lcublas -lcublasLt -o gemm_algos
+//   ./gemm_algos [--json OUT]
+#include <cublasLt.h>
+#include <cublas_v2.h>
+#include <cuda_bf16.h>
+
+#include <cstdio>
+#include <string>
+#include <vector>
+
+#include "../../templates/runtime/blas.cuh"
+#include "bench_timing.cuh"
+
+#define CUBLASLT_CHECK(call)                                                                          \
+  do {                                                                                                \
+    cublasStatus_t status_ = (call);                                                                  \
+    if (status_ != CUBLAS_STATUS_SUCCESS) {                                                           \
+      std::fprintf(stderr, "%s failed: %s (%s:%d)\n", #call, cublasGetStatusString(status_), __FILE__, \
+                   __LINE__);                                                                         \
+      std::exit(3);                                                                                   \
+    }                                                                                                 \
+  } while (0)
+
+struct Shape {
+  const char* what;
+  bool trans_a, trans_b, fp32_out;
+  int M, N, K;
+  int per_step;  // times one training step issues it
+};
+
+// cuBLASLt's row-major C = op(A) op(B) issued as column-major C^T = op(B)^T op(A)^T, as blas.cuh does.
+static float best_lt(cublasLtHandle_t lt, const Shape& s, const __nv_bfloat16* A, const __nv_bfloat16* B, void* C,
+                     void* workspace, size_t workspace_bytes, int* tried) {
+  cublasLtMatmulDesc_t op;
+  CUBLASLT_CHECK(cublasLtMatmulDescCreate(&op, CUBLAS_COMPUTE_32F, CUDA_R_32F));
+  const cublasOperation_t ta = s.trans_b ? CUBLAS_OP_T : CUBLAS_OP_N, tb = s.trans_a ? CUBLAS_OP_T : CUBLAS_OP_N;
+  CUBLASLT_CHECK(cublasLtMatmulDescSetAttribute(op, CUBLASLT_MATMUL_DESC_TRANSA, &ta, sizeof ta));
+  CUBLASLT_CHECK(cublasLtMatmulDescSetAttribute(op, CUBLASLT_MATMUL_DESC_TRANSB, &tb, sizeof tb));
+  const int lda = s.trans_a ? s.M : s.K, ldb = s.trans_b ? s.K : s.N;
+  // Column-major views: the first operand is B (N x K, or K x N stored), the second A, the result C^T (N x M).
+  cublasLtMatrixLayout_t lb, la, lc;
+  CUBLASLT_CHECK(cublasLtMatrixLayoutCreate(&lb, CUDA_R_16BF, s.trans_b ? s.K : s.N, s.trans_b ? s.N : s.K, ldb));
+  CUBLASLT_CHECK(cublasLtMatrixLayoutCreate(&la, CUDA_R_16BF, s.trans_a ? s.M : s.K, s.trans_a ? s.K : s.M, lda));
+  CUBLASLT_CHECK(cublasLtMatrixLayoutCreate(&lc, s.fp32_out ? CUDA_R_32F : CUDA_R_16BF, s.N, s.M, s.N));
+  cublasLtMatmulPreference_t pref;
+  CUBLASLT_CHECK(cublasLtMatmulPreferenceCreate(&pref));
+  CUBLASLT_CHECK(cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES, &workspace_bytes,
+                                                      sizeof workspace_bytes));
+  cublasLtMatmulHeuristicResult_t results[16];
+  int found = 0;
+  CUBLASLT_CHECK(cublasLtMatmulAlgoGetHeuristic(lt, op, lb, la, lc, lc, pref, 16, results, &found));
+  const float alpha = 1.0f, beta = 0.0f;
+  float best = 1e30f;
+  for (int i = 0; i < found; i++) {
+    const float ms = time_ms(
+        [&] {
+          CUBLASLT_CHECK(cublasLtMatmul(lt, op, &alpha, B, lb, A, la, &beta, C, lc, C, lc, &results[i].algo, workspace,
+                                        workspace_bytes, 0));
+        },
+        20);
+    best = ms < best ? ms : best;
+  }
+  *tried = found;
+  cublasLtMatmulPreferenceDestroy(pref);
+  cublasLtMatrixLayoutDestroy(lb);
+  cublasLtMatrixLayoutDestroy(la);
+  cublasLtMatrixLayoutDestroy(lc);
+  cublasLtMatmulDescDestroy(op);
+  return best;
+}
+
+int main(int argc, char** argv) {
+  const char* json = argc == 3 && std::string(argv[1]) == "--json" ? argv[2] : nullptr;
+  const int T = 16384, H = 2048, F = 8192, V = 128256, chunk = 4096, L = 16;
+  const Shape shapes[] = {
+      {"q|o forward x W^T", false, true, false, T, H, H, 2 * L},
+      {"k|v forward x W^T", false, true, false, T, H, H, 2 * L},
+      {"projection input gradient dY W", false, false, false, T, H, H, 4 * L},
+      {"projection weight gradient dY^T x", true, false, true, H, H, T, 4 * L},
+      {"gate|up forward", false, true, false, T, 2 * F, H, L},
+      {"gate|up input gradient", false, false, false, T, H, 2 * F, L},
+      {"gate|up weight gradient", true, false, true, 2 * F, H, T, L},
+      {"down forward", false, true, false, T, H, F, L},
+      {"down input gradient", false, false, false, T, F, H, L},
+      {"down weight gradient", true, false, true, H, F, T, L},
+      {"LM head logits (a chunk)", false, true, false, chunk, V, H, T / chunk},
+      {"LM head input gradient", false, false, false, chunk, H, V, T / chunk},
+      {"LM head weight gradient", true, false, true, V, H, chunk, T / chunk},
+  };
+  size_t most = 0;
+  for (const Shape& s : shapes) {
+    const size_t a = (size_t)s.M * s.K, b = (size_t)s.K * s.N, c = (size_t)s.M * s.N * 2;
+    most = std::max(most, std::max(a, std::max(b, c)));
+  }
+  __nv_bfloat16 *A, *B;
+  void* C;
+  CUDA_CHECK(cudaMalloc(&A, most * sizeof(__nv_bfloat16)));
+  CUDA_CHECK(cudaMalloc(&B, most * sizeof(__nv_bfloat16)));
+  CUDA_CHECK(cudaMalloc(&C, most * sizeof(float)));
+  CUDA_CHECK(cudaMemset(A, 0, most * sizeof(__nv_bfloat16)));
+  CUDA_CHECK(cudaMemset(B, 0, most * sizeof(__nv_bfloat16)));
+  const size_t workspace_bytes = 64u << 20;
+  void* workspace;
+  CUDA_CHECK(cudaMalloc(&workspace, workspace_bytes));
+  cublasHandle_t handle;
+  cublasLtHandle_t lt;
+  CUBLAS_CHECK(cublasCreate(&handle));
+  CUBLASLT_CHECK(cublasLtCreate(&lt));
+  cudaDeviceProp prop;
+  CUDA_CHECK(cudaGetDeviceProperties(&prop, 0));
+  std::FILE* out = json ? std::fopen(json, "w") : nullptr;
+  if (out) std::fprintf(out, "{\"device\": \"%s\", \"shapes\": [\n", prop.name);
+  std::printf("%s: cublasGemmEx (DEFAULT) against cuBLASLt's fastest heuristic algorithm, median of 20 runs\n", prop.name);
+  std::printf("%-36s %6s %6s %6s %8s %8s %6s %6s\n", "shape", "M", "N", "K", "gemmex", "lt best", "TF/s", "x");
+  double step_default = 0, step_best = 0;
+  for (size_t i = 0; i < sizeof shapes / sizeof shapes[0]; i++) {
+    const Shape& s = shapes[i];
+    const float ms_default = time_ms(
+        [&] {
+          if (s.fp32_out) lasp::matmul(handle, s.trans_a, s.trans_b, s.M, s.N, s.K, A, B, static_cast<float*>(C));
+          else lasp::matmul(handle, s.trans_a, s.trans_b, s.M, s.N, s.K, A, B, static_cast<__nv_bfloat16*>(C));
+        },
+        20);
+    int tried = 0;
+    const float ms_lt = best_lt(lt, s, A, B, C, workspace, workspace_bytes, &tried);
+    const double flops = 2.0 * s.M * s.N * s.K;
+    const float best = std::min(ms_default, ms_lt);
+    step_default += ms_default * s.per_step;
+    step_best += best * s.per_step;
+    std::printf("%-36s %6d %6d %6d %8.3f %8.3f %6.0f %6.3f  (%d algorithms)\n", s.what, s.M, s.N, s.K, ms_default, ms_lt,
+                flops / (best * 1e-3) / 1e12, ms_default / best, tried);
+    if (out)
+      std::fprintf(out, "  {\"what\": \"%s\", \"M\": %d, \"N\": %d, \"K\": %d, \"per_step\": %d, \"gemmex_ms\": %.4f, "
+                        "\"lt_best_ms\": %.4f, \"lt_algorithms\": %d}%s\n",
+                   s.what, s.M, s.N, s.K, s.per_step, ms_default, ms_lt, tried,
+                   i + 1 < sizeof shapes / sizeof shapes[0] ? "," : "");
+  }
+  std::printf("one training step's GEMMs: %.1f ms as today, %.1f ms with the fastest of each (%.1f ms less)\n",
+              step_default, step_best, step_default - step_best);
+  if (out) {
+    std::fprintf(out, "], \"step_gemm_ms\": %.3f, \"step_gemm_best_ms\": %.3f}\n", step_default, step_best);
+    std::fclose(out);
+  }
+  return 0;
+}
