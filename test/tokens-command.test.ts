@@ -142,3 +142,53 @@ describe("lasp tokens on inputs it cannot use", () => {
     });
   });
 });
+
+describe("lasp tokens --eval-out", () => {
+  it("holds the stream's last share out in a second token file, the rest in -o, in order", async () => {
+    const a = file("abcdefghij");
+    const b = file("0123456789");
+    const [train, held] = [out(), out()];
+    const run = await lasp(["tokens", a, b, "-o", train, "--eval-out", held, "--eval-share", "0.25"]);
+    expect(run.exit).toBe(0);
+    expect(run.stdout.split("\n").filter((l) => l !== "")).toEqual([
+      `wrote ${train}: 15 tokens from 2 files, all but the last 5 of 20 (vocab 256, llm.c format v1)`,
+      `wrote ${held}: 5 tokens held out: the last 5 of the 20 (vocab 256, llm.c format v1)`,
+    ]);
+    expect(tokensOf(train)).toEqual([...Buffer.from("abcdefghij01234")]);
+    expect(tokensOf(held)).toEqual([...Buffer.from("56789")]);
+  });
+
+  it("holds a tenth out by default", async () => {
+    const [train, held] = [out(), out()];
+    expect((await lasp(["tokens", file("x".repeat(100)), "-o", train, "--eval-out", held])).exit).toBe(0);
+    expect([tokensOf(train).length, tokensOf(held).length]).toEqual([90, 10]);
+  });
+
+  it("refuses a share outside (0, 1), a share without a file, one file for both, and parts too small to train", async () => {
+    const input = file("some text to split");
+    const cases: [string[], RegExp][] = [
+      [["--eval-out", out(), "--eval-share", "1.5"], /--eval-share must be a number between 0 and 1/],
+      [["--eval-out", out(), "--eval-share", "zero"], /--eval-share must be a number between 0 and 1/],
+      [["--eval-share", "0.1"], /--eval-share needs --eval-out FILE/],
+      [["--eval-out", "SAME"], /--eval-out names the same file as -o/],
+      [["--eval-out", out(), "--eval-share", "0.01"], /each file needs 2 tokens at least/],
+    ];
+    for (const [flags, message] of cases) {
+      const target = out();
+      const argv = ["tokens", input, "-o", target, ...flags.map((f) => (f === "SAME" ? target : f))];
+      const run = await lasp(argv);
+      expect(run.exit, flags.join(" ")).toBe(2);
+      expect(run.stderr).toMatch(message);
+      expect(existsSync(target)).toBe(false);
+    }
+  });
+
+  it("leaves a held-out file lasp did not write alone, and writes neither", async () => {
+    const [train, mine] = [out(), file("my notes")];
+    const run = await lasp(["tokens", file("abcdefghijklmnopqrstuvwxyz"), "-o", train, "--eval-out", mine]);
+    expect(run.exit).toBe(2);
+    expect(run.stderr).toContain(`will not replace ${mine}`);
+    expect(readFileSync(mine, "utf8")).toBe("my notes");
+    expect(existsSync(train)).toBe(false);
+  });
+});

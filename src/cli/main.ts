@@ -201,6 +201,8 @@ export function buildProgram(
     .argument("<files...>", "files to tokenize, read as bytes")
     .requiredOption("-o, --out <file>", "the token file to write (llm.c's GPT-2 format, version 1)")
     .option("--force", "replace a file at --out that is not a token file lasp wrote")
+    .option("--eval-out <file>", "hold the last tokens out, in this token file (for eval_data)")
+    .option("--eval-share <fraction>", "the share held out with --eval-out, between 0 and 1 (default 0.1)")
     .action(async (files: string[], options: TokensOptions) => {
       const { tokensCommand } = await import("./tokens-command.js");
       setExit(await tokensCommand(files, options, io));

@@ -20,12 +20,21 @@ import { outputFileProblem } from "./output-file.js";
 export interface TokensOptions {
   out: string;
   force?: boolean;
+  /** A held-out file: the last `evalShare` of the tokens go there instead of to `out`. */
+  evalOut?: string;
+  /** The share of the tokens held out, in (0, 1); default 0.1 with evalOut. */
+  evalShare?: string;
 }
+
+/** The held-out share without --eval-share: a tenth, as nanoGPT's character-level data splits its text. */
+export const DEFAULT_EVAL_SHARE = 0.1;
 
 /** Every token is one byte. */
 export const BYTE_VOCAB = 256;
 
 export async function tokensCommand(files: string[], options: TokensOptions, io: CliIo): Promise<number> {
+  const share = evalShareOption(options, io);
+  if (share === null) return EXIT.usage;
   const chunks = await readInputs(files, io);
   if (chunks === undefined) return EXIT.usage;
   const tokens = chunks.reduce((sum, chunk) => sum + chunk.length, 0);
@@ -34,32 +43,86 @@ export async function tokensCommand(files: string[], options: TokensOptions, io:
     io.stderr(`lasp: no tokens to write: ${which} empty\n`);
     return EXIT.usage;
   }
-
-  const out = options.out;
-  if (!options.force) {
-    const notOurs = await whyNotByteTokenFile(out);
-    if (notOurs !== undefined) {
-      io.stderr(
-        `lasp: will not replace ${out}: it is not a token file lasp wrote (${notOurs}); name another file with -o, or add --force to replace it\n`,
-      );
-      return EXIT.usage;
-    }
-  }
-  try {
-    await writeFileAtomic(out, encodeByteTokens(chunks));
-  } catch (error) {
-    // The temporary file's folder is what fails to open; say which folder is missing, once.
-    const problem =
-      errorCode(error) === "ENOENT" && out !== ""
-        ? `its folder ${dirname(out)} does not exist`
-        : outputFileProblem(out, error, "tokens.bin");
-    io.stderr(`lasp: cannot write ${out}: ${problem}\n`);
+  // The held-out tokens are the stream's last `share`: the training file keeps everything before them.
+  const all = concat(chunks);
+  const held = share === undefined ? 0 : Math.round(tokens * share);
+  if (share !== undefined && (held < 2 || tokens - held < 2)) {
+    io.stderr(
+      `lasp: --eval-share ${options.evalShare ?? DEFAULT_EVAL_SHARE} of ${tokens} tokens leaves ${tokens - held} to train on and ${held} held out: each file needs 2 tokens at least (a token and its target)\n`,
+    );
     return EXIT.usage;
   }
-  io.stdout(
-    `wrote ${out}: ${tokens} tokens from ${plural(files.length, "file", "files")} (vocab ${BYTE_VOCAB}, llm.c format v${GPT2_FORMAT.version})\n`,
-  );
+  const outputs: [string, Uint8Array][] = [[options.out, all.subarray(0, tokens - held)]];
+  if (options.evalOut !== undefined) outputs.push([options.evalOut, all.subarray(tokens - held)]);
+  if (!options.force) {
+    for (const [out] of outputs) {
+      const notOurs = await whyNotByteTokenFile(out);
+      if (notOurs !== undefined) {
+        io.stderr(
+          `lasp: will not replace ${out}: it is not a token file lasp wrote (${notOurs}); name another file, or add --force to replace it\n`,
+        );
+        return EXIT.usage;
+      }
+    }
+  }
+  for (const [out, part] of outputs) {
+    try {
+      await writeFileAtomic(out, encodeByteTokens([part]));
+    } catch (error) {
+      // The temporary file's folder is what fails to open; say which folder is missing, once.
+      const problem =
+        errorCode(error) === "ENOENT" && out !== ""
+          ? `its folder ${dirname(out)} does not exist`
+          : outputFileProblem(out, error, "tokens.bin");
+      io.stderr(`lasp: cannot write ${out}: ${problem}\n`);
+      return EXIT.usage;
+    }
+    const what =
+      outputs.length === 1
+        ? `from ${plural(files.length, "file", "files")}`
+        : out === options.out
+          ? `from ${plural(files.length, "file", "files")}, all but the last ${held} of ${tokens}`
+          : `held out: the last ${held} of the ${tokens}`;
+    io.stdout(
+      `wrote ${out}: ${part.length} tokens ${what} (vocab ${BYTE_VOCAB}, llm.c format v${GPT2_FORMAT.version})\n`,
+    );
+  }
   return EXIT.ok;
+}
+
+/** --eval-share as a number in (0, 1), undefined without --eval-out, null after saying what is wrong. */
+function evalShareOption(options: TokensOptions, io: CliIo): number | undefined | null {
+  if (options.evalOut === undefined) {
+    if (options.evalShare === undefined) return undefined;
+    io.stderr("lasp: --eval-share needs --eval-out FILE, the file the held-out tokens go to\n");
+    return null;
+  }
+  if (options.evalOut === options.out) {
+    io.stderr(
+      `lasp: --eval-out names the same file as -o (${options.out}): give the held-out tokens a file of their own\n`,
+    );
+    return null;
+  }
+  if (options.evalShare === undefined) return DEFAULT_EVAL_SHARE;
+  const share = Number(options.evalShare);
+  if (!(share > 0 && share < 1)) {
+    io.stderr(
+      `lasp: --eval-share must be a number between 0 and 1 (0.05 holds out 5%), got ${options.evalShare}\n`,
+    );
+    return null;
+  }
+  return share;
+}
+
+function concat(chunks: readonly Uint8Array[]): Uint8Array {
+  if (chunks.length === 1) return chunks[0]!;
+  const all = new Uint8Array(chunks.reduce((n, c) => n + c.length, 0));
+  let at = 0;
+  for (const c of chunks) {
+    all.set(c, at);
+    at += c.length;
+  }
+  return all;
 }
 
 /** The bytes of every file, or undefined after saying why some cannot be read (all of them named). */
