@@ -65,6 +65,100 @@ function localIndex(ctx: LowerContext, piece: Piece): number {
   return piecesOf(ctx, piece.rank).findIndex((p) => p.index === piece.index);
 }
 
+/**
+ * One direction of the chain at one piece, as the forward pass (P, handed on up the pieces) and the backward
+ * pass (G, handed back down) both run it: the incoming state ready (zero at the chain's end, copied at a turn
+ * inside the rank, else received block by block), then per block the hand-on on the communication stream and its
+ * send. Returns the steps that made the incoming state ready and the hand-ons.
+ */
+interface Link {
+  /** `P`/`G`, `M`/`dM`, `on`/`back`, `fwd`/`bwd`: the words of the labels and tags. */
+  state: string;
+  own: string;
+  verb: string;
+  tag: string;
+  /** The incoming state's buffer and the handed-on state's. */
+  incoming: string;
+  outgoing: string;
+  /** The piece the state comes from and the one it goes to (undefined at the chain's ends). */
+  from: Piece | undefined;
+  to: Piece | undefined;
+  /** The hand-on steps of the pieces already handed on (by global index). */
+  handed: Map<number, number[]>;
+  /** The zero state at the chain's end (its op is the direction's: prefix or suffix). */
+  zero: () => number;
+  /** One block's hand-on (ring_forward or ring_backward) on the communication stream. */
+  handOn: (label: string, cost: { flops: number; bytes: number }, params: object, ready: number) => number;
+}
+
+function chainLink(
+  b: RankBuilder,
+  ctx: LowerContext,
+  rank: number,
+  piece: Piece,
+  j: number,
+  blocks: ChainBlocks,
+  l: Link,
+): { ready: number[]; hands: number[] } {
+  let ready: number[];
+  if (l.from === undefined) {
+    const zero = l.zero();
+    ready = blocks.map(() => zero);
+  } else if (l.from.rank === rank) {
+    // A hand-on inside the rank (zigzag's turn) copies the whole state once every block of it is combined.
+    const copy = b.compute(
+      "copy",
+      `${l.state}[${piece.index}] = the state piece ${l.from.index} hands ${l.verb}`,
+      { src: [l.outgoing], dst: [l.incoming] },
+      { flops: 0, bytes: 2 * stateBytes(ctx) },
+      { from: localIndex(ctx, l.from), to: j },
+      l.handed.get(l.from.index)!,
+      "comm",
+    );
+    ready = blocks.map(() => copy);
+  } else {
+    ready = [];
+  }
+  // The hand-on is the chain's critical path: it runs on the communication stream, right after each block of
+  // the state arrives, so the next rank never waits for this rank's own products.
+  const hands: number[] = [];
+  blocks.forEach((rows, n) => {
+    const words = blockWords(rows, n);
+    if (l.from !== undefined && l.from.rank !== rank) {
+      ready.push(
+        b.p2p(
+          "recv",
+          `recv ${l.state}[${piece.index}]${words.label} from rank ${l.from.rank}`,
+          l.from.rank,
+          `${l.tag}.${piece.index}${words.tag}`,
+          [{ buffer: l.incoming, slot: j, ...words.params }],
+          [],
+        ),
+      );
+    }
+    if (l.to === undefined) return;
+    const hand = l.handOn(
+      `hand ${l.verb} lam^C ${l.state}[${piece.index}] + ${l.own}[${piece.index}]${words.label}`,
+      rows === undefined ? prefixCost(ctx, 2) : blockCost(ctx, rows),
+      words.params,
+      ready[n]!,
+    );
+    hands.push(hand);
+    if (l.to.rank !== rank) {
+      b.p2p(
+        "send",
+        `send ${l.state}[${l.to.index}]${words.label} to rank ${l.to.rank}`,
+        l.to.rank,
+        `${l.tag}.${l.to.index}${words.tag}`,
+        [{ buffer: l.outgoing, slot: j, ...words.params }],
+        [hand],
+      );
+    }
+  });
+  if (l.to !== undefined) l.handed.set(piece.index, hands);
+  return { ready, hands };
+}
+
 function forward(
   ctx: LowerContext,
   layer: LinearAttentionKind,
@@ -85,80 +179,38 @@ function forward(
   const handedOn = new Map<number, number[]>(); // global piece index -> steps that produced its P locally
   for (const piece of [...pieces].sort((a, c) => a.index - c.index)) {
     const j = localIndex(ctx, piece);
-    const previous = all[piece.index - 1];
-    // One step per block that makes that block of P ready (all of them when P arrives whole).
-    let ready: number[];
-    if (previous === undefined) {
-      const zero = b.compute(
-        "linear.prefix",
-        `P[${piece.index}] = 0 (first piece)`,
-        { p },
-        prefixCost(ctx, 0),
-        {
-          piece: j,
-          mode: "zero",
-        },
-        [],
-        zeroStream,
-      );
-      ready = blocks.map(() => zero);
-    } else if (previous.rank === rank) {
-      // A hand-on inside the rank (zigzag's turn) copies the whole state once every block of it is combined.
-      const copy = b.compute(
-        "copy",
-        `P[${piece.index}] = the state piece ${previous.index} hands on`,
-        { src: [next], dst: [p] },
-        { flops: 0, bytes: 2 * stateBytes(ctx) },
-        { from: localIndex(ctx, previous), to: j },
-        handedOn.get(previous.index)!,
-        "comm",
-      );
-      ready = blocks.map(() => copy);
-    } else {
-      ready = [];
-    }
-    // The hand-on is the chain's critical path: it runs on the communication stream, right after each block
-    // of P arrives, so the next rank never waits for this rank's inter product.
-    const following = all[piece.index + 1];
-    const hands: number[] = [];
-    blocks.forEach((rows, n) => {
-      const words = blockWords(rows, n);
-      if (previous !== undefined && previous.rank !== rank) {
-        ready.push(
-          b.p2p(
-            "recv",
-            `recv P[${piece.index}]${words.label} from rank ${previous.rank}`,
-            previous.rank,
-            `fwd.${piece.index}${words.tag}`,
-            [{ buffer: p, slot: j, ...words.params }],
-            [],
-          ),
-        );
-      }
-      if (following === undefined) return;
-      const hand = b.compute(
-        "linear.ring_forward",
-        `hand on lam^C P[${piece.index}] + M[${piece.index}]${words.label}`,
-        { p, m, ...documentEnds(b, ctx), next },
-        rows === undefined ? prefixCost(ctx, 2) : blockCost(ctx, rows),
-        { piece: j, ...words.params },
-        [ready[n]!, stateIds[j]!],
-        "comm",
-      );
-      hands.push(hand);
-      if (following.rank !== rank) {
-        b.p2p(
-          "send",
-          `send P[${following.index}]${words.label} to rank ${following.rank}`,
-          following.rank,
-          `fwd.${following.index}${words.tag}`,
-          [{ buffer: next, slot: j, ...words.params }],
-          [hand],
-        );
-      }
+    const { ready } = chainLink(b, ctx, rank, piece, j, blocks, {
+      state: "P",
+      own: "M",
+      verb: "on",
+      tag: "fwd",
+      incoming: p,
+      outgoing: next,
+      from: all[piece.index - 1],
+      to: all[piece.index + 1],
+      handed: handedOn,
+      zero: () =>
+        b.compute(
+          "linear.prefix",
+          `P[${piece.index}] = 0 (first piece)`,
+          { p },
+          prefixCost(ctx, 0),
+          { piece: j, mode: "zero" },
+          [],
+          zeroStream,
+        ),
+      handOn: (label, cost, params, ready) =>
+        b.compute(
+          "linear.ring_forward",
+          label,
+          { p, m, ...documentEnds(b, ctx), next },
+          cost,
+          { piece: j, ...params },
+          [ready, stateIds[j]!],
+          "comm",
+        ),
     });
-    if (following !== undefined) handedOn.set(piece.index, hands);
-    if (previous === undefined) continue; // P = 0
+    if (all[piece.index - 1] === undefined) continue; // P = 0
     interStep(b, ctx, piece, j, { q, p, o }, true, [...ready, intraSteps[j]!]);
   }
   return b.build();
@@ -186,80 +238,42 @@ function backward(
     if (piece.index > 0) dqInterStep(b, ctx, piece, j, { dout, p, dq }, [intra]); // P = 0 for the first
     return intra;
   });
+  // Pieces in reverse global order; as in the forward pass, the hand-back runs ahead of dK, dV.
   const handedBack = new Map<number, number[]>();
   for (const piece of [...pieces].sort((a, c) => c.index - a.index)) {
     const j = localIndex(ctx, piece);
-    const later = all[piece.index + 1];
-    let ready: number[];
-    if (later === undefined) {
-      const zero = b.compute(
-        "linear.suffix",
-        `G[${piece.index}] = 0 (last piece)`,
-        { g },
-        prefixCost(ctx, 0),
-        {
-          piece: j,
-          mode: "zero",
-        },
-        [],
-        zeroStream,
-      );
-      ready = blocks.map(() => zero);
-    } else if (later.rank === rank) {
-      const copy = b.compute(
-        "copy",
-        `G[${piece.index}] = the state piece ${later.index} hands back`,
-        { src: [previousOut], dst: [g] },
-        { flops: 0, bytes: 2 * stateBytes(ctx) },
-        { from: localIndex(ctx, later), to: j },
-        handedBack.get(later.index)!,
-        "comm",
-      );
-      ready = blocks.map(() => copy);
-    } else {
-      ready = [];
-    }
-    // As in the forward pass, the hand-back runs on the communication stream, ahead of dK, dV.
-    const earlier = all[piece.index - 1];
-    const hands: number[] = [];
-    blocks.forEach((rows, n) => {
-      const words = blockWords(rows, n);
-      if (later !== undefined && later.rank !== rank) {
-        ready.push(
-          b.p2p(
-            "recv",
-            `recv G[${piece.index}]${words.label} from rank ${later.rank}`,
-            later.rank,
-            `bwd.${piece.index}${words.tag}`,
-            [{ buffer: g, slot: j, ...words.params }],
-            [],
-          ),
-        );
-      }
-      if (earlier === undefined) return;
-      const hand = b.compute(
-        "linear.ring_backward",
-        `hand back lam^C G[${piece.index}] + dM[${piece.index}]${words.label}`,
-        { g, dm, ...documentEnds(b, ctx), previous: previousOut },
-        rows === undefined ? prefixCost(ctx, 2) : blockCost(ctx, rows),
-        { piece: j, ...words.params },
-        [ready[n]!, gradSteps[j]!],
-        "comm",
-      );
-      hands.push(hand);
-      if (earlier.rank !== rank) {
-        b.p2p(
-          "send",
-          `send G[${earlier.index}]${words.label} to rank ${earlier.rank}`,
-          earlier.rank,
-          `bwd.${earlier.index}${words.tag}`,
-          [{ buffer: previousOut, slot: j, ...words.params }],
-          [hand],
-        );
-      }
+    const { ready } = chainLink(b, ctx, rank, piece, j, blocks, {
+      state: "G",
+      own: "dM",
+      verb: "back",
+      tag: "bwd",
+      incoming: g,
+      outgoing: previousOut,
+      from: all[piece.index + 1],
+      to: all[piece.index - 1],
+      handed: handedBack,
+      zero: () =>
+        b.compute(
+          "linear.suffix",
+          `G[${piece.index}] = 0 (last piece)`,
+          { g },
+          prefixCost(ctx, 0),
+          { piece: j, mode: "zero" },
+          [],
+          zeroStream,
+        ),
+      handOn: (label, cost, params, ready) =>
+        b.compute(
+          "linear.ring_backward",
+          label,
+          { g, dm, ...documentEnds(b, ctx), previous: previousOut },
+          cost,
+          { piece: j, ...params },
+          [ready, gradSteps[j]!],
+          "comm",
+        ),
     });
-    if (earlier !== undefined) handedBack.set(piece.index, hands);
-    if (later === undefined) continue; // G = 0
+    if (all[piece.index + 1] === undefined) continue; // G = 0
     dkdvInterStep(b, ctx, piece, j, { k, v, g, dk, dv }, [...ready, intraSteps[j]!]);
   }
   return b.build();
