@@ -295,6 +295,37 @@ function forwardFused(ctx: LowerContext, layer: LinearAttentionKind, rank: numbe
   return b.build();
 }
 
+/** A scan's output and its name where a piece has two (bidirectional layers with documents). */
+interface ScanNames {
+  name: string;
+  what: string;
+}
+
+/**
+ * A piece's scans in one direction: the main one (`first`: the forward's prefix P, the backward's suffix G) and,
+ * with bidirectional documents, its twin over the other end's states (`p_after`, `g_before`) in the other
+ * direction. Their step ids.
+ */
+function scans(
+  b: RankBuilder,
+  ctx: LowerContext,
+  layer: LinearAttentionKind,
+  piece: Piece,
+  j: number,
+  exchanged: ReturnType<typeof exchange>,
+  { own, out, twinOut }: { own: string; out: string; twinOut: string | undefined },
+  terms: number,
+  first: "prefix" | "suffix",
+  names: { main: ScanNames; twin: ScanNames },
+): number[] {
+  const { comm, gathered, flags, twin } = exchanged;
+  const main = twinOut !== undefined ? names.main : {};
+  const step = combine(b, ctx, layer, piece, j, { gathered, flags, own, out, ...main }, first, terms, comm);
+  if (twinOut === undefined || twin === undefined) return [step];
+  const io = { gathered: twin, flags, own, out: twinOut, ...names.twin };
+  return [step, combine(b, ctx, layer, piece, j, io, first === "prefix" ? "suffix" : "prefix", terms, comm)];
+}
+
 /** The forward scans of a piece: P, and with bidirectional documents F (`p_after`). Their step ids. */
 function forwardScans(
   b: RankBuilder,
@@ -306,23 +337,10 @@ function forwardScans(
   { m, p, pAfter }: { m: string; p: string; pAfter: string | undefined },
   terms: number,
 ): number[] {
-  const { comm, gathered, flags, twin } = exchanged;
-  const tails = pAfter !== undefined ? { name: "P", what: "pieces' tail states" } : {};
-  const prefix = combine(
-    b,
-    ctx,
-    layer,
-    piece,
-    j,
-    { gathered, flags, own: m, out: p, ...tails },
-    "prefix",
-    terms,
-    comm,
-  );
-  if (pAfter === undefined || twin === undefined) return [prefix];
-  const heads = { name: "F", what: "pieces' head states" };
-  const io = { gathered: twin, flags, own: m, out: pAfter, ...heads };
-  return [prefix, combine(b, ctx, layer, piece, j, io, "suffix", terms, comm)];
+  return scans(b, ctx, layer, piece, j, exchanged, { own: m, out: p, twinOut: pAfter }, terms, "prefix", {
+    main: { name: "P", what: "pieces' tail states" },
+    twin: { name: "F", what: "pieces' head states" },
+  });
 }
 
 /** The backward scans of a piece: G, and with bidirectional documents `g_before`. Undefined if none. */
@@ -337,23 +355,10 @@ function backwardScans(
   terms: number,
 ): number[] | undefined {
   if (terms === 0) return undefined;
-  const { comm, gathered, flags, twin } = exchanged;
-  const heads = gBefore !== undefined ? { name: "G", what: "pieces' head dM" } : {};
-  const suffix = combine(
-    b,
-    ctx,
-    layer,
-    piece,
-    j,
-    { gathered, flags, own: dm, out: g, ...heads },
-    "suffix",
-    terms,
-    comm,
-  );
-  if (gBefore === undefined || twin === undefined) return [suffix];
-  const tails = { name: "G_before", what: "pieces' tail dM" };
-  const io = { gathered: twin, flags, own: dm, out: gBefore, ...tails };
-  return [suffix, combine(b, ctx, layer, piece, j, io, "prefix", terms, comm)];
+  return scans(b, ctx, layer, piece, j, exchanged, { own: dm, out: g, twinOut: gBefore }, terms, "suffix", {
+    main: { name: "G", what: "pieces' head dM" },
+    twin: { name: "G_before", what: "pieces' tail dM" },
+  });
 }
 
 function backwardFused(ctx: LowerContext, layer: LinearAttentionKind, rank: number): RankProgram {
