@@ -554,28 +554,23 @@ function ringCalls(
   const j = step.params.piece;
   const length = ctx.plan.byRank[ctx.program.rank]![j]!.length;
   const rows = step.params.rows;
-  if (rows !== undefined)
-    // All-Scan: the same hand-on over one block of each state's rows.
-    return launch("linear_ring_step_rows", [
-      slotPointer(ctx, state, j),
-      slotPointer(ctx, own, j),
-      String(length),
-      slotPointer(ctx, out, j),
-      DIMS,
-      decayTable(ctx),
-      String(rows.start),
-      String(rows.count),
-      stream(step),
-    ]);
-  return launch("linear_ring_step", [
+  const operands = [
     slotPointer(ctx, state, j),
     slotPointer(ctx, own, j),
     String(length),
     slotPointer(ctx, out, j),
     DIMS,
     decayTable(ctx),
-    stream(step),
-  ]);
+  ];
+  // All-Scan: the same hand-on over one block of each state's rows.
+  if (rows !== undefined)
+    return launch("linear_ring_step_rows", [
+      ...operands,
+      String(rows.start),
+      String(rows.count),
+      stream(step),
+    ]);
+  return launch("linear_ring_step", [...operands, stream(step)]);
 }
 
 /** The piece map of a sequence-parallel rank (program.cuh defines kPieceMaps before the steps). */
