@@ -416,6 +416,27 @@ export const CODEGEN_HANDLERS: OpHandlers<[StepContext], Call[]> = {
           args: [slotPointer(ctx, src, from), slotPointer(ctx, dst, to), String(slotElements(d)), s],
         };
       }
+      const rows = step.params.rows;
+      if (rows !== undefined) {
+        // All-Scan's turn: one block of rows of every d x d state: B x H runs of rows x d floats, a state apart.
+        const { batch, heads, headDim } = ctx.sizes;
+        const offset = rows.start * headDim;
+        const pitch = `${headDim * headDim} * ${sizeofType(d)}`;
+        return {
+          check: "CUDA_CHECK" as const,
+          fn: "cudaMemcpy2DAsync",
+          args: [
+            `${slotPointer(ctx, dst, to)} + ${offset}`,
+            pitch,
+            `${slotPointer(ctx, src, from)} + ${offset}`,
+            pitch,
+            `${rows.count * headDim} * ${sizeofType(d)}`,
+            String(batch * heads),
+            "cudaMemcpyDeviceToDevice",
+            s,
+          ],
+        };
+      }
       return {
         check: "CUDA_CHECK" as const,
         fn: "cudaMemcpyAsync",

@@ -105,17 +105,23 @@ function chainLink(
     const zero = l.zero();
     ready = blocks.map(() => zero);
   } else if (l.from.rank === rank) {
-    // A hand-on inside the rank (zigzag's turn) copies the whole state once every block of it is combined.
-    const copy = b.compute(
-      "copy",
-      `${l.state}[${piece.index}] = the state piece ${l.from.index} hands ${l.verb}`,
-      { src: [l.outgoing], dst: [l.incoming] },
-      { flops: 0, bytes: 2 * stateBytes(ctx) },
-      { from: localIndex(ctx, l.from), to: j },
-      l.handed.get(l.from.index)!,
-      "comm",
-    );
-    ready = blocks.map(() => copy);
+    // A hand-on inside the rank (zigzag's turn): each block is copied as soon as it is combined, so the chain's
+    // pipeline runs through the turn (one copy of the whole state for LASP-1's single block).
+    const from = l.from;
+    const handed = l.handed.get(from.index)!;
+    ready = blocks.map((rows, n) => {
+      const words = blockWords(rows, n);
+      const share = rows === undefined ? 1 : rows.count / ctx.sizes.headDim;
+      return b.compute(
+        "copy",
+        `${l.state}[${piece.index}]${words.label} = the state piece ${from.index} hands ${l.verb}`,
+        { src: [l.outgoing], dst: [l.incoming] },
+        { flops: 0, bytes: 2 * stateBytes(ctx) * share },
+        { from: localIndex(ctx, from), to: j, ...words.params },
+        [handed[n]!],
+        "comm",
+      );
+    });
   } else {
     ready = [];
   }

@@ -161,7 +161,8 @@ export interface OpParams {
   pack: { layout: "heads" | "tokens" };
   unpack: { layout: "heads" | "sequence" };
   /** Slots of the source and destination buffers (0 when absent). */
-  copy: { from?: number; to?: number };
+  /** `rows`: All-Scan's turn copies one block of every state's rows (a state buffer's slots only). */
+  copy: { from?: number; to?: number; rows?: RowBlock };
   fill_zero: Record<string, never>;
   accumulate: Record<string, never>;
   add: Record<string, never>;
@@ -325,8 +326,8 @@ export const OPS: { [O in ComputeOp]: OpEntry<O> } = {
   },
   copy: {
     operands: ["src", "dst"],
-    params: ["from", "to"],
-    doc: "`dst[i][params.to] = src[i][params.from]`, converted to the written buffer's dtype (fp32 sums to bf16 gradients)",
+    params: ["from", "to", "rows"],
+    doc: "`dst[i][params.to] = src[i][params.from]`, converted to the written buffer's dtype (fp32 sums to bf16 gradients); with `rows`, that block of every state's rows only",
     io: (o) => ({ reads: o.src, writes: o.dst }),
   },
   fill_zero: {

@@ -57,7 +57,7 @@ import {
   zeros,
 } from "../reference/tensor.js";
 import { handleOp, type ComputeStep, type LayoutPlan, type OpHandlers } from "../schedule/ir.js";
-import type { HeadShard } from "../schedule/ops.js";
+import type { HeadShard, RowBlock } from "../schedule/ops.js";
 import { rankPositions } from "../schedule/layout.js";
 import type { LayerKind } from "../spec/resolved.js";
 import { pieceRows, slotShape, stateRows, writePieceRows, type RankStore } from "./store.js";
@@ -440,10 +440,15 @@ export const EXECUTOR_HANDLERS: OpHandlers<[OpContext], void> = {
     addInto(store.slots(dv)[into(dv)]!, g.dv);
   },
   copy: (step, ctx) => {
-    const { from, to } = step.params;
+    const { from, to, rows } = step.params;
     step.operands.src.forEach((src, i) => {
       const value = from === undefined ? ctx.store.one(src) : ctx.store.one(src, from);
-      ctx.store.set(step.operands.dst[i]!, to ?? 0, value);
+      const dst = step.operands.dst[i]!;
+      ctx.store.set(
+        dst,
+        to ?? 0,
+        rows === undefined ? value : withRows(ctx.store.one(dst, to ?? 0), value, rows),
+      );
     });
   },
   fill_zero: (step, ctx) => {
@@ -528,4 +533,22 @@ function runUnpack(ctx: OpContext, step: ComputeStep<"unpack">): void {
       h0 += h;
     }
   }
+}
+
+/**
+ * `into` with rows `rows.start .. + count` of every d x d state (the last two dims) taken from `from`: All-Scan's
+ * copy of one block at the zigzag turn. A new tensor; the other rows are `into`'s.
+ */
+function withRows(into: Tensor, from: Tensor, rows: RowBlock): Tensor {
+  const shape = into.shape;
+  const dk = shape[shape.length - 2]!;
+  const dv = shape[shape.length - 1]!;
+  const out = { shape: [...shape], data: Float64Array.from(into.data) } as Tensor;
+  for (let s = 0; s < into.data.length / (dk * dv); s++)
+    for (let r = rows.start; r < rows.start + rows.count; r++)
+      for (let c = 0; c < dv; c++) {
+        const at = (s * dk + r) * dv + c;
+        out.data[at] = from.data[at]!;
+      }
+  return out;
 }
