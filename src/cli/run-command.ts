@@ -405,9 +405,14 @@ export async function runCommand(
     env,
     ...(parsed.gpusPerNode !== undefined ? { gpusPerNode: parsed.gpusPerNode } : {}),
     ...(deps.killGraceMs !== undefined ? { killGraceMs: deps.killGraceMs } : {}),
-    // A training run's ranks finish their step and write a checkpoint before they exit 5.
+    // A training run's ranks finish their step and write a checkpoint before they exit 5; a non-finite loss or
+    // norm is every rank's at the same step (both are summed over the ranks), so the first rank to exit 6 does
+    // not make lasp stop the others: each exits 6 itself, without a checkpoint of the step.
     ...(train
-      ? { interruptGraceMs: deps.trainGraceMs ?? TRAIN_GRACE_MS, stopExitCodes: [STOPPED_WITH_CHECKPOINT] }
+      ? {
+          interruptGraceMs: deps.trainGraceMs ?? TRAIN_GRACE_MS,
+          stopExitCodes: [STOPPED_WITH_CHECKPOINT, NON_FINITE],
+        }
       : {}),
   };
 

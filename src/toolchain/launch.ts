@@ -281,8 +281,9 @@ export interface LaunchOptions {
   /** From SIGTERM to SIGKILL when aborted (default killGraceMs): a training run's ranks finish their step
    * and write a checkpoint first. */
   interruptGraceMs?: number;
-  /** Exit codes of a rank that stopped cleanly (train mode's 5: a signal, a checkpoint written): not a
-   * failure; the other ranks get interruptGraceMs to stop the same way before they are stopped. */
+  /** Exit codes of a rank that stopped cleanly (train mode's 5: a signal, a checkpoint written; 6: a non-finite
+   * loss, which every rank finds at the same step): not a failure; the other ranks get interruptGraceMs to stop
+   * the same way before they are stopped. */
   stopExitCodes?: readonly number[];
   onEvent?: (event: ProgramEvent) => void;
   /** Every JSON event line as received, known to this lasp or not (the run folder's events.jsonl). */
