@@ -3,10 +3,10 @@ import { checkSource } from "../check/front-end.js";
 import type { ResolvedSpec } from "../spec/resolved.js";
 import { doubleLiteral, modelHash, trainConstants } from "./train-constants.js";
 
-function spec(model: string, rest: string): ResolvedSpec {
+function spec(model: string, rest: string, name = "m"): ResolvedSpec {
   const result = checkSource(
     "t.lasp",
-    `model m { vocab 256 hidden 256 ffn 512 heads 4 head_dim 64 ${model}
+    `model ${name} { vocab 256 hidden 256 ffn 512 heads 4 head_dim 64 ${model}
   layer L = linear_attention { decay 0.99 } stack L x 2 }
 ${rest}`,
   );
@@ -21,6 +21,7 @@ describe("train mode's constants", () => {
     expect(modelHash(spec("", "parallel { gpus 2 } run { seq_len 4K  batch 2  steps 99  lr 1e-3 }"))).toBe(
       base,
     );
+    expect(modelHash(spec("", "run { seq_len 1K }", "renamed"))).toBe(base);
     expect(modelHash(spec("tie_embeddings true", "run { seq_len 1K }"))).not.toBe(base);
     expect(modelHash(spec("norm layernorm", "run { seq_len 1K }"))).not.toBe(base);
   });

@@ -30,7 +30,9 @@ export function doubleLiteral(value: number): string {
  * digits of a SHA-256.
  */
 export function modelHash(spec: ResolvedSpec): string {
-  return createHash("sha256").update(JSON.stringify(spec.model)).digest("hex").slice(0, 16);
+  // The model's name is a label: renaming it keeps the checkpoints.
+  const { name: _name, ...model } = spec.model;
+  return createHash("sha256").update(JSON.stringify(model)).digest("hex").slice(0, 16);
 }
 
 export function trainConstants(spec: ResolvedSpec): TrainConstant[] {

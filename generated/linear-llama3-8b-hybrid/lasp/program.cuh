@@ -1142,7 +1142,7 @@ constexpr int64_t kEvalEvery = 0;  // train: steps between evaluations on kEvalD
 constexpr const char* kData = "";  // train: the token file ("": synthetic tokens from the seed)
 constexpr const char* kEvalData = "";  // train: held-out tokens ("": none)
 constexpr int kEvalWindows = 32;  // train: the most windows of kEvalData one evaluation reads (in file order)
-constexpr const char* kModelHash = "073db918cdbf4022";  // the model: a checkpoint of another is not resumed
+constexpr const char* kModelHash = "2e603f0d36e7712e";  // the model: a checkpoint of another is not resumed
 
 // Where each sequence-parallel rank's rows sit in the global sequence (zigzag layout).
 static const lasp::PieceMap kPieceMaps[kWorld] = {

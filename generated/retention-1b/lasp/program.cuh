@@ -501,7 +501,7 @@ constexpr int64_t kEvalEvery = 0;  // train: steps between evaluations on kEvalD
 constexpr const char* kData = "";  // train: the token file ("": synthetic tokens from the seed)
 constexpr const char* kEvalData = "";  // train: held-out tokens ("": none)
 constexpr int kEvalWindows = 32;  // train: the most windows of kEvalData one evaluation reads (in file order)
-constexpr const char* kModelHash = "f7cea0737c137318";  // the model: a checkpoint of another is not resumed
+constexpr const char* kModelHash = "4489b3733a3d6b8e";  // the model: a checkpoint of another is not resumed
 
 // Where each sequence-parallel rank's rows sit in the global sequence (contiguous layout).
 static const lasp::PieceMap kPieceMaps[kWorld] = {

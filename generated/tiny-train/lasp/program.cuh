@@ -161,7 +161,7 @@ constexpr int64_t kEvalEvery = 100;  // train: steps between evaluations on kEva
 constexpr const char* kData = "data/train.bin";  // train: the token file ("": synthetic tokens from the seed)
 constexpr const char* kEvalData = "data/eval.bin";  // train: held-out tokens ("": none)
 constexpr int kEvalWindows = 32;  // train: the most windows of kEvalData one evaluation reads (in file order)
-constexpr const char* kModelHash = "d6665bfecd5b182a";  // the model: a checkpoint of another is not resumed
+constexpr const char* kModelHash = "d5ee8ff4246d5dd5";  // the model: a checkpoint of another is not resumed
 
 // Where each sequence-parallel rank's rows sit in the global sequence (contiguous layout).
 static const lasp::PieceMap kPieceMaps[kWorld] = {
