@@ -3,9 +3,11 @@
 //   harness read PATH FIRST COUNT VOCAB                 "ids I..." (tokens [FIRST, FIRST + COUNT) as int32)
 //   harness check PATH VOCAB                            "ok N tokens" after checking every token
 //   harness enough PATH SEQ_LEN WINDOWS_PER_STEP        "ok W windows"
-//   harness window PATH START SEQ_LEN RANKS RANK LAYOUT VOCAB
+//   harness window PATH START SEQ_LEN RANKS RANK LAYOUT VOCAB [REAL]
 //                                                       "pieces S+L...", "ids I...", "targets T..." of one rank
 //   harness order WINDOWS SEED EPOCH                    "order W..." (the shuffled window indices)
+//   harness token-ends PATH FIRST COUNT TOKEN           "ends E..." (1 where the token is TOKEN)
+//   harness index-ends PATH FIRST COUNT                 "ends E..." (1 where a Megatron document ends)
 // Errors go to stderr with exit code 1, as the program reports a wrong data file.
 #include <cstdint>
 #include <cstdio>
@@ -78,6 +80,18 @@ int main(int argc, char** argv) {
     print_list("ids", ids.data(), ids.size());
     return 0;
   }
+  if (mode == "token-ends" && argc == 6) {
+    std::vector<int32_t> ends(number(argv[4]));
+    file.token_ends(number(argv[3]), ends.size(), static_cast<int64_t>(number(argv[5])), ends.data());
+    print_list("ends", ends.data(), ends.size());
+    return 0;
+  }
+  if (mode == "index-ends" && argc == 5) {
+    std::vector<int32_t> ends(number(argv[4]));
+    file.index_ends(number(argv[3]), ends.size(), ends.data());
+    print_list("ends", ends.data(), ends.size());
+    return 0;
+  }
   if (mode == "check" && argc == 4) {
     if (!file.check_vocab(static_cast<int>(number(argv[3])), &error)) return fail(error);
     std::printf("ok %llu tokens\n", static_cast<unsigned long long>(file.count()));
@@ -95,7 +109,7 @@ int main(int argc, char** argv) {
     std::printf("ok %llu windows\n", static_cast<unsigned long long>(tf::window_count(file.count(), seq_len)));
     return 0;
   }
-  if (mode == "window" && argc == 9) {
+  if (mode == "window" && (argc == 9 || argc == 10)) {
     const int64_t seq_len = static_cast<int64_t>(number(argv[4]));
     const int ranks = static_cast<int>(number(argv[5])), rank = static_cast<int>(number(argv[6]));
     const std::string layout = argv[7];
@@ -113,8 +127,9 @@ int main(int argc, char** argv) {
     std::printf("\n");
     // Filled with a value no path writes, so a row the reader skipped shows.
     std::vector<int32_t> ids(rows, -7), targets(rows, -7);
+    const int64_t real = argc == 10 ? static_cast<int64_t>(number(argv[9])) : -1;
     if (!tf::read_window(file, number(argv[3]), pieces, static_cast<int>(number(argv[8])), ids.data(),
-                         targets.data(), &error))
+                         targets.data(), &error, real))
       return fail(error);
     print_list("ids", ids.data(), rows);
     print_list("targets", targets.data(), rows);

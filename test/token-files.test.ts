@@ -288,6 +288,29 @@ describe.skipIf(!gxx)("token_files.cuh (host side, compiled with g++)", () => {
       }
     });
 
+    it("finds where documents end: the eos token anywhere, the index's documents in a Megatron dataset", () => {
+      const prefix = writeMegatron("mega-docs", megatron(sequences, "uint16"));
+      const flat = sequences.flat();
+      const eos = flat[9]!;
+      const byToken = flat.slice(4, 4 + 12).map((t) => (t === eos ? 1 : 0));
+      expect(byToken).toContain(1);
+      expect(line(run("token-ends", prefix, 4, 12, eos).stdout, "ends")).toEqual(byToken);
+      // One document per sequence: ends at tokens 6 and 11 (and 20, the stream's last).
+      const oneEach = (first: number, n: number) =>
+        Array.from({ length: n }, (_, i) => ([6, 11, 20].includes(first + i) ? 1 : 0));
+      expect(line(run("index-ends", prefix, 0, 21).stdout, "ends")).toEqual(oneEach(0, 21));
+      expect(line(run("index-ends", prefix, 7, 14).stdout, "ends")).toEqual(oneEach(7, 14));
+      expect(line(run("index-ends", prefix, 12, 3).stdout, "ends")).toEqual([0, 0, 0]);
+      // Documents of several sequences (Megatron's --split-sentences): [0, 2) and [2, 3): ends at 11 and 20.
+      const grouped = writeMegatron("mega-grouped", megatron(sequences, "uint16", { documents: [0, 2, 3] }));
+      const twoDocs = Array.from({ length: 21 }, (_, i) => ([11, 20].includes(i) ? 1 : 0));
+      expect(line(run("index-ends", grouped, 0, 21).stdout, "ends")).toEqual(twoDocs);
+      // An llm.c file has no index: no ends.
+      const llmc = join(dir, "no-index.bin");
+      writeFileSync(llmc, llmcFile(flat, "gpt2"));
+      expect(line(run("index-ends", llmc, 0, 5).stdout, "ends")).toEqual([0, 0, 0, 0, 0]);
+    });
+
     it("accepts the modes a multimodal index appends (one int8 per sequence)", () => {
       const parts = megatron(sequences, "int32");
       const prefix = writeMegatron("multimodal", {
@@ -421,6 +444,24 @@ describe.skipIf(!gxx)("token_files.cuh (host side, compiled with g++)", () => {
       const r1 = run("window", path, 16, 16, 2, 1, "contiguous", 1000).stdout;
       expect(line(r0, "targets").at(-1)).toBe(line(r1, "ids")[0]);
       expect(line(r1, "targets").at(-1)).toBe(tokens[32]);
+    });
+
+    it("a padded window: the real tokens from the file, then ids 0 without targets; the window's next token", () => {
+      // seq_len 16 padded from 13 real tokens (a window of 13 file tokens), zigzag on 2 ranks: pieces of 4.
+      const start = 20;
+      for (const rank of [0, 1]) {
+        const out = run("window", path, start, 16, 2, rank, "zigzag", 1000, 13);
+        expect(out.status).toBe(0);
+        const positions = [...range(4 * rank, 4), ...range(4 * (3 - rank), 4)];
+        expect(line(out.stdout, "ids")).toEqual(positions.map((p) => (p < 13 ? tokens[start + p]! : 0)));
+        // The last real token (12) predicts the file's token after the window (13 real tokens from 20).
+        expect(line(out.stdout, "targets")).toEqual(
+          positions.map((p) => (p < 13 ? tokens[start + p + 1]! : -1)),
+        );
+      }
+      // Not padded (real = seq_len): exactly the plain window.
+      const plain = run("window", path, start, 16, 2, 1, "zigzag", 1000).stdout;
+      expect(run("window", path, start, 16, 2, 1, "zigzag", 1000, 16).stdout).toBe(plain);
     });
 
     it("zigzag on 2 ranks: pieces r and 3-r, each target across a piece's end the next piece's first token", () => {

@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # Writes the specs of the GPU suite (bench/gpu/specs/) and compiles each into .gpu-suite/<name>/ with
 # `lasp compile`, ready to carry to a GPU machine, where run-suite.sh builds and runs them.
-# Usage: make-suite.sh [linear|softmax|bench|model|all] [max GPUs]: which programs go to .gpu-suite/ (every spec
-# is written either way; bench = every benchmark, weak (b-) and strong (s-) scaling and the whole model (m-),
-# no verify programs; model = the m- ones only), and
+# Usage: make-suite.sh [linear|softmax|bench|model|documents|all] [max GPUs]: which programs go to .gpu-suite/
+# (every spec is written either way; bench = every benchmark, weak (b-) and strong (s-) scaling and the whole
+# model (m-), no verify programs; model = the m- ones only; documents = the v-doc- and s-doc- ones and the
+# s-hyb- twins of the latter), and
 # the largest GPU count to compile for (default 4).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -124,6 +125,27 @@ sed -e 's/v_elu_causal_d64_w1/v_elu_causal_nodecay_d64_w1/' -e 's/decay \[[^]]*\
 sed -e 's/v_elu_bidir_d64_w1/v_elu_bidir_256_d64_w1/' -e 's/seq_len 4096/seq_len 256/' "$specs/v-elu-bidir-d64-w1.lasp" > "$specs/v-elu-bidir-256-d64-w1.lasp"
 sed -e 's/v_elu_bidir_d64_w1/v_elu_bidir_1k_d64_w1/' -e 's/seq_len 4096/seq_len 1024/' "$specs/v-elu-bidir-d64-w1.lasp" > "$specs/v-elu-bidir-1k-d64-w1.lasp"
 sed -e 's/v_lasp2_bidir_d64_w1/v_ln_bidir_tied_d64_w1/' -e 's/head_dim 64$/head_dim 64  norm layernorm  tie_embeddings true/' "$specs/v-lasp2-bidir-d64-w1.lasp" > "$specs/v-ln-bidir-tied-d64-w1.lasp"
+# packed documents (issue 19): every strategy and layout with documents of mean length 100 (some shorter than a
+# 64-token block, some across pieces and ranks), checked against the oracle with the document mask; and the
+# 64K strong-scaling hybrid with documents of mean 2K beside its `documents none` twin (bench: the softmax layers'
+# time falls with the skipped blocks, the linear layers' stays)
+docs() { # source-spec new-name mean
+  sed -e "s/^model ${1//-/_}/model ${2//-/_}/" -e "s/mode \([a-z]*\)  seed 7 }/mode \1  seed 7  documents eos  eos_token 1  document_length $3 }/" \
+    -e "1s|.*|// GPU suite: $2 (written by bench/gpu/make-suite.sh from $1)|" "$specs/$1.lasp" > "$specs/$2.lasp"
+}
+for w in 1 2 4 8; do
+  docs "v-lasp2-decay-zz-d64-w$w"   "v-doc-lasp2-zz-d64-w$w" 100
+  docs "v-lasp2-causal-d128-w$w"    "v-doc-lasp2-ct-d128-w$w" 100
+  docs "v-lasp1-decay-d128-w$w"     "v-doc-lasp1-ct-d128-w$w" 100
+  docs "v-sm-ag-zz-gqa-d128-w$w"    "v-doc-sm-ag-zz-gqa-d128-w$w" 100
+  docs "v-sm-ag-bidir-d64-w$w"      "v-doc-sm-ag-bidir-d64-w$w" 100
+  docs "v-sm-ring-zz-d128-w$w"      "v-doc-sm-ring-zz-d128-w$w" 100
+  docs "v-sm-uly-zz-gqa-d128-w$w"   "v-doc-sm-uly-zz-gqa-d128-w$w" 100
+  docs "v-hyb-1b-w$w"               "v-doc-hyb-1b-w$w" 700
+done
+for w in 2 4 8; do docs "v-allscan-zz-d64-w$w" "v-doc-allscan-zz-d64-w$w" 100; done
+docs "s-hyb-ag-zz-w1" "s-doc-hyb-ag-zz-w1" 2048
+docs "s-hyb-uly-zz-w1" "s-doc-hyb-uly-zz-w1" 2048
 # train mode (issue 17): the tiny example from token files (run-train.sh makes them), and Linear-Llama3-1B from
 # a synthetic token file at 16K tokens per step, 100 steps, a checkpoint at the end
 sed -e 's/^model tiny_train/model t_tiny_train_w1/' -e "1s|^|// GPU suite: t-tiny-train-w1 (written by bench/gpu/make-suite.sh from examples/tiny-train.lasp)\\n|" \
@@ -141,7 +163,11 @@ for f in "$specs"/*.lasp; do
   [ "${name##*-w}" -le "$max_gpus" ] || continue
   case "$which:$name" in
     linear:v-sm-* | linear:v-hyb-* | linear:b-hyb-* | linear:s-hyb-* | linear:m-* | softmax:v-lasp* | softmax:b-lasp* | softmax:s-lasp* | softmax:m-*) continue ;;
+    linear:v-doc-sm-* | linear:v-doc-hyb-* | linear:s-doc-* | softmax:v-doc-lasp* | softmax:v-doc-allscan-*) continue ;;
     bench:v-* | bench:t-* | model:[vbst]-*) continue ;;
+    # documents: the v-doc- programs, and the 64K hybrids with documents beside their twins without
+    documents:v-doc-* | documents:s-doc-* | documents:s-hyb-ag-zz-w1 | documents:s-hyb-uly-zz-w1) ;;
+    documents:*) continue ;;
   esac
   node bin/lasp.js compile "$f" -o ".gpu-suite/$name" > /dev/null 2>&1 ||
     { node bin/lasp.js compile "$f" -o ".gpu-suite/$name"; exit 1; }

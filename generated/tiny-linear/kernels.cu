@@ -3,6 +3,7 @@
 // Every kernel of the program, in one translation unit that needs only the CUDA toolkit.
 #include "lasp/kernels.h"             // the host API defined below
 #include "lasp/linear_attention.cuh"   // chunked linear attention: states, walks, their backward
+#include "lasp/linear_document_scan.cuh"  // states across pieces with packed documents
 #include "lasp/linear_oracle.cuh"      // verify's dense linear-attention oracle
 #include "lasp/softmax_attention.cuh"  // flash attention against one block of keys, forward and backward
 #include "lasp/softmax_whole.cuh"      // whole-sequence softmax attention (cuDNN or the kernels above)

@@ -47,6 +47,7 @@ describe("generated/", () => {
         "retention-1b",
         "bidirectional-encoder",
         "tiny-train",
+        "tiny-documents",
       ]),
     );
     expect(examples.filter((x) => x.files === undefined)).toEqual([]);
@@ -233,11 +234,12 @@ describe("the generated program", () => {
 
   // CI cannot link (no NCCL or cuBLAS): the symbols stand in for the link. A declaration in kernels.h that
   // differs from its definition in kernels.cu (an int for an int64_t) type-checks and then fails to link.
+  // The program is tiny-documents' (the same kernels.cu), so main.cu's calls with documents compile too.
   itWithNvcc(
     "links: every lasp:: function main.cu calls is defined in the kernels translation unit",
     async ({ expect }) => {
       const dir = mkdtempSync(join(tmpdir(), "lasp-link-"));
-      await writeProgram(dir, files);
+      await writeProgram(dir, generateProgram(specOf("examples/tiny-documents.lasp")));
       const fixtures = resolve("src/codegen/fixtures/host-api");
       const [kernels, main] = await Promise.all([
         compileKernels(dir, kernels90a),

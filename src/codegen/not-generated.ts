@@ -43,34 +43,39 @@ const tooManySources = (_: Setting, { spec }: Context): boolean =>
   spec.model.layers.some((l) => l.type === "softmax_attention");
 
 /** A seq_len the checker padded up to equal pieces of whole kernel blocks (spec/padding.ts). */
-const padded = (_: Setting, { spec }: Context): boolean => spec !== undefined && spec.run.padding > 0;
+const padded = ({ spec }: Context): boolean => spec !== undefined && spec.run.padding > 0;
+
+/** A linear-attention layer that attends both ways (an encoder's). */
+const bidirectionalLinear = ({ spec }: Context): boolean =>
+  spec !== undefined && hasBidirectionalLinear(spec);
+
+/** Whether a model has a linear-attention layer that attends both ways (an encoder's). */
+export const hasBidirectionalLinear = (spec: ResolvedSpec): boolean =>
+  spec.model.layers.some((l) => l.type === "linear_attention" && !l.causal);
 
 const REASONS: Reason[] = [
   {
-    // A padded seq_len: the padding is a document of its own, which the program's attention would not keep
-    // apart from the real tokens (it has no document mask yet), so a run would train on a wrong sequence.
-    settings: [{ block: "run", key: "seq_len", when: padded }],
-    why: "it is padded up to equal pieces of whole kernel blocks, and the generated program's attention has no document mask to keep the padding apart from the real tokens",
-    refuse: {
-      hint: "use a seq_len that splits evenly (`lasp check` names the nearest ones) until the program stops attention at documents",
-    },
+    // A padded seq_len: the padding is a document of its own, which the kernels keep apart in causal layers
+    // only (the padding's W0612 note already says what it costs, so check says nothing more).
+    settings: [{ block: "run", key: "seq_len", when: (_, c) => padded(c) && bidirectionalLinear(c) }],
+    why: "it is padded, and the padding is a document of its own, which the generated kernels keep apart in causal layers only: a bidirectional linear layer would attend to it",
+    refuse: { hint: "use a seq_len that splits evenly (`lasp check` names the nearest ones)" },
     quiet: true,
   },
   {
-    // Packed documents (issue 19): the program's attention would cross from one document into the next, so a
-    // run would train the wrong model; refused rather than ignored. Their settings go with `documents`.
+    // Packed documents in a bidirectional linear layer need each piece's head and tail states (the IR has
+    // them); the chunk kernels reset causal states only, so a run would attend across documents.
     settings: [
-      { block: "run", key: "documents", when: (s) => !isWord("none")(s) },
+      { block: "run", key: "documents", when: (s, c) => !isWord("none")(s) && bidirectionalLinear(c) },
       ...(["eos_token", "document_length"] as const).map((key) => ({
         block: "run" as const,
         key,
         when: (_: Setting, c: Context) =>
-          c.block.some((b) => b.key.name === "documents" && !isWord("none")(b)),
+          bidirectionalLinear(c) && c.block.some((b) => b.key.name === "documents" && !isWord("none")(b)),
       })),
     ],
-    why: "the generated program's attention crosses document boundaries",
-    hint: "`lasp compile` and `lasp run` refuse it; `lasp verify` and `lasp inspect` model one whole sequence",
-    refuse: { hint: "use `documents none` (the default) until attention stops at documents" },
+    why: "the generated kernels reset causal linear states at documents only, so a bidirectional linear layer would attend across them (`lasp verify` proves its schedule on the CPU)",
+    refuse: { hint: "use `documents none` for a bidirectional linear model, or causal linear layers" },
   },
   {
     settings: [{ block: "run", key: "dtype", when: (s) => !isWord("bf16")(s) }],

@@ -206,6 +206,24 @@ function namedCall(fn: string, type: string, groups: FieldGroup[], args: string[
 const statePointer = (ctx: StepContext, name: string | undefined, j: number): string | undefined =>
   name === undefined ? undefined : slotPointer(ctx, name, j);
 
+/** The step's packed documents (program.cuh's Ctx::docs), set each step; absent without documents. */
+const DOCS = "c.docs";
+
+/** The documents of a softmax call: its positions come from the piece maps (or are 0.. for a whole sequence). */
+const softmaxDocuments = (ends: string | undefined): FieldGroup => (ends === undefined ? {} : { docs: DOCS });
+
+/** The global position of the rank's local piece j: where its rows sit in the documents. */
+const position = (ctx: StepContext, j: number): number => ctx.plan.byRank[ctx.program.rank]![j]!.start;
+
+/**
+ * The documents a linear call of piece j reads (operand `ends`), with the piece's global position, and the
+ * flag a state step writes; no fields without documents, so `documents none` prints the calls it always did.
+ */
+function documentFields(ends: string | undefined, at: number, flag?: string): FieldGroup {
+  if (ends === undefined) return {};
+  return { docs: DOCS, position: String(at), flag };
+}
+
 /** The arguments after a linear-attention call's struct: this rank's dims, the decays, the stream. */
 const linearArgs = (step: Step, ctx: StepContext): string[] => [DIMS, decayTable(ctx), stream(step)];
 
@@ -218,7 +236,7 @@ function combineCalls(
   const j = step.params.piece;
   const s = stream(step);
   const target = slotPointer(ctx, out, j);
-  const { gathered, total, own } = step.operands;
+  const { gathered, flags, total, own } = step.operands;
   if (step.params.mode === "zero") {
     const d = decl(ctx, out);
     return [
@@ -233,6 +251,18 @@ function combineCalls(
     return launch("state_sub", [buf(total!), slotPointer(ctx, own!, j), target, DIMS, s]);
   const slots = decl(ctx, gathered!).slots!;
   const gaps = gapTable(ctx, j, step.op === "linear.prefix");
+  // With documents the scan stops at the nearest piece in which a document ends (its flag).
+  if (flags !== undefined)
+    return launch("linear_document_scan", [
+      buf(gathered!),
+      buf(flags),
+      String(slots),
+      gaps,
+      target,
+      DIMS,
+      decayTable(ctx),
+      s,
+    ]);
   return launch("linear_decayed_sum", [
     buf(gathered!),
     String(slots),
@@ -248,7 +278,7 @@ function combineCalls(
 export const CODEGEN_HANDLERS: OpHandlers<[StepContext], Call[]> = {
   "linear.state": (step, ctx) => {
     const j = step.params.piece;
-    const { k, v, m } = step.operands;
+    const { k, v, ends, m, flag } = step.operands;
     return namedCall(
       "linear_state",
       "LinearStateArgs",
@@ -256,6 +286,7 @@ export const CODEGEN_HANDLERS: OpHandlers<[StepContext], Call[]> = {
         { k: buf(k), v: buf(v) },
         { m: slotPointer(ctx, m, j) },
         { piece: piece(ctx, j) },
+        documentFields(ends, position(ctx, j), flag === undefined ? undefined : slotPointer(ctx, flag, j)),
         workspaceFields(step, ctx, j),
       ],
       linearArgs(step, ctx),
@@ -263,7 +294,7 @@ export const CODEGEN_HANDLERS: OpHandlers<[StepContext], Call[]> = {
   },
   "linear.intra": (step, ctx) => {
     const j = step.params.piece;
-    const { q, k, v, o } = step.operands;
+    const { q, k, v, ends, o } = step.operands;
     return namedCall(
       "linear_intra",
       "LinearIntraArgs",
@@ -271,6 +302,7 @@ export const CODEGEN_HANDLERS: OpHandlers<[StepContext], Call[]> = {
         { q: buf(q), k: buf(k), v: buf(v) },
         { o: buf(o) },
         { piece: piece(ctx, j), causal: bool(step.params.causal) },
+        documentFields(ends, position(ctx, j)),
         workspaceFields(step, ctx, j),
       ],
       linearArgs(step, ctx),
@@ -280,7 +312,7 @@ export const CODEGEN_HANDLERS: OpHandlers<[StepContext], Call[]> = {
   "linear.suffix": (step, ctx) => combineCalls(step, step.operands.g, ctx),
   "linear.forward_fused": (step, ctx) => {
     const j = step.params.piece;
-    const { q, k, v, p, o } = step.operands;
+    const { q, k, v, p, ends, o } = step.operands;
     return namedCall(
       "linear_forward_fused",
       "LinearForwardFusedArgs",
@@ -288,6 +320,7 @@ export const CODEGEN_HANDLERS: OpHandlers<[StepContext], Call[]> = {
         { q: buf(q), k: buf(k), v: buf(v), p: statePointer(ctx, p, j) },
         { o: buf(o) },
         { piece: piece(ctx, j), causal: bool(step.params.causal) },
+        documentFields(ends, position(ctx, j)),
         workspaceFields(step, ctx, j),
       ],
       linearArgs(step, ctx),
@@ -295,7 +328,7 @@ export const CODEGEN_HANDLERS: OpHandlers<[StepContext], Call[]> = {
   },
   "linear.backward_fused": (step, ctx) => {
     const j = step.params.piece;
-    const { q, k, v, dout, p, g, dq, dk, dv } = step.operands;
+    const { q, k, v, dout, p, g, ends, dq, dk, dv } = step.operands;
     return namedCall(
       "linear_backward_fused",
       "LinearBackwardFusedArgs",
@@ -304,6 +337,7 @@ export const CODEGEN_HANDLERS: OpHandlers<[StepContext], Call[]> = {
         { p: statePointer(ctx, p, j), g: statePointer(ctx, g, j) },
         { dq: buf(dq), dk: buf(dk), dv: buf(dv) },
         { piece: piece(ctx, j), causal: bool(step.params.causal) },
+        documentFields(ends, position(ctx, j)),
         workspaceFields(step, ctx, j),
       ],
       linearArgs(step, ctx),
@@ -315,11 +349,16 @@ export const CODEGEN_HANDLERS: OpHandlers<[StepContext], Call[]> = {
   },
   "linear.inter": (step, ctx) => {
     const j = step.params.piece;
-    const { q, p, o } = step.operands;
+    const { q, p, ends, o } = step.operands;
     return namedCall(
       "linear_inter",
       "LinearInterArgs",
-      [{ q: buf(q), p: slotPointer(ctx, p, j) }, { o: buf(o) }, { piece: piece(ctx, j) }],
+      [
+        { q: buf(q), p: slotPointer(ctx, p, j) },
+        { o: buf(o) },
+        { piece: piece(ctx, j) },
+        documentFields(ends, position(ctx, j)),
+      ],
       linearArgs(step, ctx),
     );
   },
@@ -333,7 +372,7 @@ export const CODEGEN_HANDLERS: OpHandlers<[StepContext], Call[]> = {
   },
   "linear.grad_state": (step, ctx) => {
     const j = step.params.piece;
-    const { q, dout, dm } = step.operands;
+    const { q, dout, ends, dm, flag } = step.operands;
     return namedCall(
       "linear_grad_state",
       "LinearGradStateArgs",
@@ -341,6 +380,7 @@ export const CODEGEN_HANDLERS: OpHandlers<[StepContext], Call[]> = {
         { q: buf(q), dout: buf(dout) },
         { dm: slotPointer(ctx, dm, j) },
         { piece: piece(ctx, j) },
+        documentFields(ends, position(ctx, j), flag === undefined ? undefined : slotPointer(ctx, flag, j)),
         workspaceFields(step, ctx, j),
       ],
       linearArgs(step, ctx),
@@ -348,7 +388,7 @@ export const CODEGEN_HANDLERS: OpHandlers<[StepContext], Call[]> = {
   },
   "linear.intra_backward": (step, ctx) => {
     const j = step.params.piece;
-    const { q, k, v, dout, dq, dk, dv } = step.operands;
+    const { q, k, v, dout, ends, dq, dk, dv } = step.operands;
     return namedCall(
       "linear_intra_backward",
       "LinearIntraBackwardArgs",
@@ -356,6 +396,7 @@ export const CODEGEN_HANDLERS: OpHandlers<[StepContext], Call[]> = {
         { q: buf(q), k: buf(k), v: buf(v), dout: buf(dout) },
         { dq: buf(dq), dk: buf(dk), dv: buf(dv) },
         { piece: piece(ctx, j), causal: bool(step.params.causal) },
+        documentFields(ends, position(ctx, j)),
         workspaceFields(step, ctx, j),
       ],
       linearArgs(step, ctx),
@@ -363,17 +404,22 @@ export const CODEGEN_HANDLERS: OpHandlers<[StepContext], Call[]> = {
   },
   "linear.dq_inter": (step, ctx) => {
     const j = step.params.piece;
-    const { dout, p, dq } = step.operands;
+    const { dout, p, ends, dq } = step.operands;
     return namedCall(
       "linear_dq_inter",
       "LinearDqInterArgs",
-      [{ dout: buf(dout), p: slotPointer(ctx, p, j) }, { dq: buf(dq) }, { piece: piece(ctx, j) }],
+      [
+        { dout: buf(dout), p: slotPointer(ctx, p, j) },
+        { dq: buf(dq) },
+        { piece: piece(ctx, j) },
+        documentFields(ends, position(ctx, j)),
+      ],
       linearArgs(step, ctx),
     );
   },
   "linear.dkdv_inter": (step, ctx) => {
     const j = step.params.piece;
-    const { k, v, g, dk, dv } = step.operands;
+    const { k, v, g, ends, dk, dv } = step.operands;
     return namedCall(
       "linear_dkdv_inter",
       "LinearDkdvInterArgs",
@@ -381,6 +427,7 @@ export const CODEGEN_HANDLERS: OpHandlers<[StepContext], Call[]> = {
         { k: buf(k), v: buf(v), g: slotPointer(ctx, g, j) },
         { dk: buf(dk), dv: buf(dv) },
         { piece: piece(ctx, j) },
+        documentFields(ends, position(ctx, j)),
       ],
       linearArgs(step, ctx),
     );
@@ -462,7 +509,7 @@ export const CODEGEN_HANDLERS: OpHandlers<[StepContext], Call[]> = {
   "softmax.block": (step, ctx) => {
     const { source, causal } = step.params;
     const kvSlot = step.params.slot ?? source;
-    const { q, k, v, o, lse } = step.operands;
+    const { q, k, v, ends, o, lse } = step.operands;
     return namedCall(
       "softmax_block_forward",
       "SoftmaxBlockArgs",
@@ -470,6 +517,7 @@ export const CODEGEN_HANDLERS: OpHandlers<[StepContext], Call[]> = {
         { q: buf(q), k: slotPointer(ctx, k, kvSlot), v: slotPointer(ctx, v, kvSlot) },
         { o: slotPointer(ctx, o, source), lse: slotPointer(ctx, lse, source) },
         { q_map: pieceMapOf(ctx.program.rank), k_map: pieceMapOf(source), causal: bool(causal) },
+        softmaxDocuments(ends),
       ],
       [softmaxDims(ctx), stream(step)],
     );
@@ -496,7 +544,7 @@ export const CODEGEN_HANDLERS: OpHandlers<[StepContext], Call[]> = {
   "softmax.block_backward": (step, ctx) => {
     const { source, causal } = step.params;
     const kvSlot = step.params.slot ?? source;
-    const { q, k, v, o, lse, dout, dq, dk, dv } = step.operands;
+    const { q, k, v, o, lse, dout, ends, dq, dk, dv } = step.operands;
     return namedCall(
       "softmax_block_backward",
       "SoftmaxBlockBackwardArgs",
@@ -505,12 +553,13 @@ export const CODEGEN_HANDLERS: OpHandlers<[StepContext], Call[]> = {
         { o: buf(o), lse: buf(lse), dout: buf(dout) },
         { dq: buf(dq), dk: slotPointer(ctx, dk, kvSlot), dv: slotPointer(ctx, dv, kvSlot) },
         { q_map: pieceMapOf(ctx.program.rank), k_map: pieceMapOf(source), causal: bool(causal) },
+        softmaxDocuments(ends),
       ],
       [softmaxDims(ctx), stream(step)],
     );
   },
   "softmax.full": (step, ctx) => {
-    const { q, k, v, o, lse } = step.operands;
+    const { q, k, v, ends, o, lse } = step.operands;
     return namedCall(
       "softmax_whole_forward",
       "SoftmaxFullArgs",
@@ -518,12 +567,13 @@ export const CODEGEN_HANDLERS: OpHandlers<[StepContext], Call[]> = {
         { q: buf(q), k: buf(k), v: buf(v) },
         { o: buf(o), lse: buf(lse) },
         { causal: bool(step.params.causal) },
+        softmaxDocuments(ends),
       ],
       [fullSoftmaxDims(ctx, step), stream(step)],
     );
   },
   "softmax.full_backward": (step, ctx) => {
-    const { q, k, v, o, lse, dout, dq, dk, dv } = step.operands;
+    const { q, k, v, o, lse, dout, ends, dq, dk, dv } = step.operands;
     return namedCall(
       "softmax_whole_backward",
       "SoftmaxFullBackwardArgs",
@@ -532,12 +582,13 @@ export const CODEGEN_HANDLERS: OpHandlers<[StepContext], Call[]> = {
         { o: buf(o), lse: buf(lse), dout: buf(dout) },
         { dq: buf(dq), dk: buf(dk), dv: buf(dv) },
         { causal: bool(step.params.causal) },
+        softmaxDocuments(ends),
       ],
       [fullSoftmaxDims(ctx, step), stream(step)],
     );
   },
   "linear.full": (step, ctx) => {
-    const { q, k, v, o } = step.operands;
+    const { q, k, v, ends, o } = step.operands;
     return namedCall(
       "linear_intra",
       "LinearIntraArgs",
@@ -545,12 +596,13 @@ export const CODEGEN_HANDLERS: OpHandlers<[StepContext], Call[]> = {
         { q: buf(q), k: buf(k), v: buf(v) },
         { o: buf(o) },
         { piece: `lasp::Piece{0, ${ctx.sizes.seqLen}}`, causal: bool(step.params.causal) },
+        documentFields(ends, 0),
       ],
       [fullLinearDims(ctx, step.params), headDecay(ctx, step.params), stream(step)],
     );
   },
   "linear.full_backward": (step, ctx) => {
-    const { q, k, v, dout, dq, dk, dv } = step.operands;
+    const { q, k, v, dout, ends, dq, dk, dv } = step.operands;
     return namedCall(
       "linear_intra_backward",
       "LinearIntraBackwardArgs",
@@ -558,6 +610,7 @@ export const CODEGEN_HANDLERS: OpHandlers<[StepContext], Call[]> = {
         { q: buf(q), k: buf(k), v: buf(v), dout: buf(dout) },
         { dq: buf(dq), dk: buf(dk), dv: buf(dv) },
         { piece: `lasp::Piece{0, ${ctx.sizes.seqLen}}`, causal: bool(step.params.causal) },
+        documentFields(ends, 0),
       ],
       [fullLinearDims(ctx, step.params), headDecay(ctx, step.params), stream(step)],
     );
@@ -583,6 +636,16 @@ function ringCalls(
     DIMS,
     decayTable(ctx),
   ];
+  // With documents the carry is 0 in a batch row whose piece holds an end: the step reads the documents.
+  if (step.operands.ends !== undefined)
+    return launch("linear_document_ring_step", [
+      ...operands,
+      DOCS,
+      String(position(ctx, j)),
+      String(rows?.start ?? 0),
+      String(rows?.count ?? ctx.sizes.headDim),
+      stream(step),
+    ]);
   // All-Scan: the same hand-on over one block of each state's rows.
   if (rows !== undefined)
     return launch("linear_ring_step_rows", [

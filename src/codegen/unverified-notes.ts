@@ -3,29 +3,54 @@
 import type { SpecFile } from "../ast/ast.js";
 import { diagnose, type Diagnostic } from "../diagnostics/diagnostic.js";
 import type { ResolvedSpec } from "../spec/resolved.js";
+import { hasBidirectionalLinear } from "./not-generated.js";
 
-/** The `parallel` block's setting `key`, where the warning points. */
-function parallelSetting(ast: SpecFile, key: string) {
+/** The setting `key` of the block of kind `kind`, where a warning points. */
+function setting(ast: SpecFile, kind: "parallel" | "run", key: string) {
   for (const block of ast.blocks)
-    if (block.kind === "parallel") return block.settings.find((s) => s.key.name === key);
+    if (block.kind === kind) return block.settings.find((s) => s.key.name === key);
   return undefined;
 }
 
 export function unverifiedNotes(ast: SpecFile, spec: ResolvedSpec): Diagnostic[] {
+  return [...allScanNote(ast, spec), ...documentsNote(ast, spec)];
+}
+
+function allScanNote(ast: SpecFile, spec: ResolvedSpec): Diagnostic[] {
   // All-Scan's blocks of state rows (linear_ring_step_rows, the grouped per-state transfers): compiled and
   // linked in CI, never run (no multi-GPU machine since they were written). One block is LASP-1's chain.
   if (spec.parallel.linear !== "allscan" || spec.parallel.scanBlocks <= 1 || spec.parallel.sequence <= 1)
     return [];
-  const setting = parallelSetting(ast, "scan_blocks") ?? parallelSetting(ast, "linear");
-  if (setting === undefined) return [];
+  const at = setting(ast, "parallel", "scan_blocks") ?? setting(ast, "parallel", "linear");
+  if (at === undefined) return [];
   return [
     diagnose(
       "unverifiedOnGpu",
-      setting.span,
+      at.span,
       [`\`linear allscan\` with ${spec.parallel.scanBlocks} blocks`, "`lasp run --mode verify` on its GPUs"],
       {
         hint: "`scan_blocks 1` is LASP-1's chain, which has run; `lasp verify` proves the schedule on the CPU",
       },
     ),
+  ];
+}
+
+function documentsNote(ast: SpecFile, spec: ResolvedSpec): Diagnostic[] {
+  // The kernels' document masks and resets, the flags' scan and the step's documents: compiled in CI, not yet
+  // run (written in a session without a GPU); bench/gpu/run-documents.sh and the suite's document specs check
+  // them. A padded seq_len runs them too (the padding is a document). A bidirectional linear model's
+  // documents and padding are refused instead (not-generated.ts).
+  if (hasBidirectionalLinear(spec)) return [];
+  const documents = spec.run.documents.kind !== "none";
+  if (!documents && spec.run.padding === 0) return [];
+  const at = documents ? setting(ast, "run", "documents") : setting(ast, "run", "seq_len");
+  if (at === undefined) return [];
+  const what = documents
+    ? `\`documents ${spec.run.documents.kind}\``
+    : "a padded `seq_len` (the padding is a document)";
+  return [
+    diagnose("unverifiedOnGpu", at.span, [what, "`lasp run --mode verify`"], {
+      hint: "`lasp verify` proves the schedules with documents on the CPU; the kernels are what is unchecked",
+    }),
   ];
 }

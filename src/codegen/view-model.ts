@@ -5,6 +5,7 @@ import type { ResolvedSpec } from "../spec/resolved.js";
 import type {
   BufferDecl,
   ComputeStep,
+  DocumentTable,
   LayerSchedule,
   LayoutPlan,
   Pass,
@@ -16,6 +17,8 @@ import type {
 import { elementsOf } from "../schedule/context.js";
 import { pairedWithPrevious } from "../schedule/p2p-groups.js";
 import { fullSoftmaxDims, stepCalls, type Call, type StepContext } from "./steps.js";
+import { DOC_ENDS } from "../schedule/document-operands.js";
+import { DEFAULT_DOCUMENT_LENGTH } from "../schedule/documents.js";
 import { cppIdent, floatLiteral, softmaxDimsLiteral, softmaxDimsName } from "./names.js";
 import { OVERLAP_CTAS } from "./communicators.js";
 import { usesWorkspaces } from "./workspaces.js";
@@ -219,6 +222,8 @@ export function kindBuffers(schedule: LayerSchedule): BufferView[] {
     for (const rp of schedule.passes[pass])
       for (const decl of rp.buffers) if (!byName.has(decl.name)) byName.set(decl.name, decl);
   }
+  // The documents are the step's (Ctx::docs, filled once per step for every layer), not a layer's buffer.
+  byName.delete(DOC_ENDS);
   return [...byName.values()].map((decl) => ({
     field: cppIdent(decl.name),
     ctype: ELEMENT_CTYPE(decl),
@@ -412,6 +417,12 @@ export function buildView({ spec, program, compilerVersion }: ViewInputs): Progr
       comment: "sequences per step on each data-parallel rank",
     },
     { ctype: "int64_t", name: "kSeqLen", value: String(sizes.seqLen), comment: "global sequence length N" },
+    {
+      ctype: "int64_t",
+      name: "kRealSeqLen",
+      value: String(sizes.seqLen - spec.run.padding),
+      comment: "the spec's seq_len: tokens from here to kSeqLen are padding (a document no loss counts)",
+    },
     { ctype: "int64_t", name: "kLocalTokens", value: String(localTokens), comment: "tokens each rank holds" },
     {
       ctype: "int64_t",
@@ -476,6 +487,7 @@ export function buildView({ spec, program, compilerVersion }: ViewInputs): Progr
       value: floatLiteral(spec.model.maskRate),
       comment: "share of the input tokens masked (masked-token prediction)",
     },
+    ...documentConstants(spec, program.documents),
     {
       ctype: "int",
       name: "kClassifierChunk",
@@ -527,8 +539,9 @@ export function buildView({ spec, program, compilerVersion }: ViewInputs): Progr
     {
       ctype: "double",
       name: "kTokensPerStep",
-      value: String(sizes.batch * localTokens * spec.parallel.gpus),
-      comment: "tokens of one step over every rank (sequence x data)",
+      value: String(sizes.batch * (sizes.seqLen - spec.run.padding) * spec.parallel.data),
+      comment:
+        "real tokens of one step over every rank (sequence x data; a padded seq_len's padding not counted)",
     },
     {
       ctype: "bool",
@@ -751,4 +764,39 @@ function wholeSoftmaxDims(schedule: LayerSchedule, sizes: ScheduleSizes): string
     (s): s is ComputeStep => s.kind === "compute" && s.op === "softmax.full",
   );
   return step === undefined ? "" : fullSoftmaxDims({ sizes }, step);
+}
+
+/**
+ * Packed documents (documents.cuh): where the program finds them and the mean length it draws them with from
+ * the seed (synthetic data; the IR's table was drawn the same way, so row 0 of verify's step is that table).
+ */
+function documentConstants(spec: ResolvedSpec, table: DocumentTable | undefined): ConstantView[] {
+  const { documents } = spec.run;
+  const kind = { none: "lasp::kNoDocuments", eos: "lasp::kEosDocuments", index: "lasp::kIndexDocuments" };
+  return [
+    {
+      ctype: "lasp::DocumentKind",
+      name: "kDocuments",
+      value: kind[documents.kind],
+      comment: "where documents end: none, at the eos token, or at the Megatron index's sequence ends",
+    },
+    {
+      ctype: "bool",
+      name: "kStepDocuments",
+      value: String(table !== undefined),
+      comment: "the attention calls read the step's documents (packed ones, or the padding's)",
+    },
+    {
+      ctype: "int",
+      name: "kDocumentLength",
+      value: String(documents.kind === "none" ? 0 : (table?.meanLength ?? DEFAULT_DOCUMENT_LENGTH)),
+      comment: "mean length of the documents drawn from the seed (synthetic data; none drawn: 0)",
+    },
+    {
+      ctype: "int",
+      name: "kEosToken",
+      value: String(documents.kind === "eos" ? documents.eosToken : -1),
+      comment: "the token that ends a document (`documents eos`; -1: none)",
+    },
+  ];
 }

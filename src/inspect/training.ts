@@ -80,15 +80,13 @@ export function trainingSection(
 ): TrainingSection | undefined {
   if (spec.run.mode !== "train") return undefined;
   const t = spec.run.train;
-  const tokensPerStep = spec.run.batch * spec.run.seqLen * t.accumulate;
+  // A window is the spec's seq_len of file tokens: a padded length's padding is no data.
+  const real = spec.run.seqLen - spec.run.padding;
+  const tokensPerStep = spec.run.batch * real * t.accumulate;
   const windowsPerStep = spec.run.batch * t.accumulate;
   const data =
     spec.run.data.kind === "file"
-      ? describeTokenFile(
-          path.resolve(specFolder, spec.run.data.path),
-          spec.run.seqLen,
-          spec.run.steps * windowsPerStep,
-        )
+      ? describeTokenFile(path.resolve(specFolder, spec.run.data.path), real, spec.run.steps * windowsPerStep)
       : ({ kind: "synthetic" } as const);
   return {
     steps: spec.run.steps,
@@ -101,7 +99,7 @@ export function trainingSection(
     keepCheckpoints: t.keepCheckpoints,
     data,
     ...(t.evalData.kind === "file"
-      ? { evalData: describeTokenFile(path.resolve(specFolder, t.evalData.path), spec.run.seqLen, 0) }
+      ? { evalData: describeTokenFile(path.resolve(specFolder, t.evalData.path), real, 0) }
       : {}),
     evalEvery: t.evalEvery,
   };

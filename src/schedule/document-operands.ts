@@ -3,6 +3,9 @@
 import type { RankBuilder } from "./builder.js";
 import type { LowerContext } from "./context.js";
 
+/** The input every op that attends reads with documents; the program keeps it outside the kinds' buffers. */
+export const DOC_ENDS = "doc_ends";
+
 /**
  * The `ends` operand of the ops that attend, spread into their operands: the input `doc_ends` (declared on
  * first use) with packed documents, nothing without, so `documents none` lowers to the steps it always did.
@@ -10,7 +13,7 @@ import type { LowerContext } from "./context.js";
 export function documentEnds(b: RankBuilder, ctx: LowerContext): { ends?: string } {
   if (ctx.documents === undefined) return {};
   const ends = b.buffer({
-    name: "doc_ends",
+    name: DOC_ENDS,
     shape: [ctx.sizes.batch, ctx.sizes.seqLen],
     dtype: "int32",
     doc: "1 at each token that ends a document, over the whole sequence (global positions)",

@@ -19,6 +19,7 @@ import {
   mergeCost,
   partials,
   visiblePairs,
+  workPairs,
 } from "./softmax-common.js";
 
 export function lowerAllGather(ctx: LowerContext, layer: SoftmaxAttentionKind) {
@@ -46,7 +47,7 @@ function forwardAlone(ctx: LowerContext, layer: SoftmaxAttentionKind, rank: numb
     "softmax.full",
     "whole-sequence attention (this rank holds every position)",
     { q, k, v, ...documentEnds(b, ctx), o, lse },
-    blockCost(ctx, visiblePairs(ctx, layer, rank, rank), L, L, layer),
+    blockCost(ctx, workPairs(ctx, layer, rank, rank), L, L, layer),
     wholeSequence(ctx, layer),
   );
   return b.build();
@@ -68,7 +69,7 @@ function backwardAlone(ctx: LowerContext, layer: SoftmaxAttentionKind, rank: num
     "softmax.full_backward",
     "whole-sequence backward (this rank holds every position)",
     { q, k, v, o, lse, dout, ...documentEnds(b, ctx), dq, dk, dv },
-    blockBackwardCost(ctx, visiblePairs(ctx, layer, rank, rank), L, L, layer),
+    blockBackwardCost(ctx, workPairs(ctx, layer, rank, rank), L, L, layer),
     wholeSequence(ctx, layer),
   );
   return b.build();
@@ -133,12 +134,11 @@ function forward(ctx: LowerContext, layer: SoftmaxAttentionKind, rank: number): 
   const sources = visibleSources(ctx, layer, rank);
   const blocks = sources.map((s) => {
     const own = s === rank;
-    const pairs = visiblePairs(ctx, layer, rank, s);
     return b.compute(
       "softmax.block",
       own ? "attend to this rank's own keys (no communication needed)" : `attend to rank ${s}'s keys`,
       { q, k: own ? k : kAll, v: own ? v : vAll, ...documentEnds(b, ctx), o: parts, lse: partLse },
-      blockCost(ctx, pairs, L, L, layer),
+      blockCost(ctx, workPairs(ctx, layer, rank, s), L, L, layer),
       { source: s, causal: layer.causal },
       own && ctx.overlap ? [] : [gather],
     );
@@ -214,7 +214,7 @@ function backward(ctx: LowerContext, layer: SoftmaxAttentionKind, rank: number):
         dk: own ? dkOwn : dkAll,
         dv: own ? dvOwn : dvAll,
       },
-      blockBackwardCost(ctx, visiblePairs(ctx, layer, rank, s), L, L, layer),
+      blockBackwardCost(ctx, workPairs(ctx, layer, rank, s), L, L, layer),
       { source: s, causal: layer.causal },
       [clear, ...after],
     );

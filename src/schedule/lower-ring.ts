@@ -19,6 +19,7 @@ import {
   mergeCost,
   partials,
   visiblePairs,
+  workPairs,
 } from "./softmax-common.js";
 
 export function lowerRing(ctx: LowerContext, layer: SoftmaxAttentionKind) {
@@ -109,7 +110,7 @@ function forward(ctx: LowerContext, layer: SoftmaxAttentionKind, rank: number): 
         "softmax.block",
         `attend to rank ${source}'s keys (ring step ${s})`,
         { q, k: kRing, v: vRing, ...documentEnds(b, ctx), o: parts, lse: partLse },
-        blockCost(ctx, pairs, L, L, layer),
+        blockCost(ctx, workPairs(ctx, layer, rank, source), L, L, layer),
         { source, slot, causal: layer.causal },
         ctx.overlap ? arrived : [...arrived, ...incoming],
       );
@@ -196,7 +197,7 @@ function backward(ctx: LowerContext, layer: SoftmaxAttentionKind, rank: number):
         "softmax.block_backward",
         `dQ, and dK, dV of rank ${source}'s block (ring step ${s})`,
         { q, k: kRing, v: vRing, o, lse, dout, ...documentEnds(b, ctx), dq: dqAcc, dk: dkRing, dv: dvRing },
-        blockBackwardCost(ctx, pairs, L, L, layer),
+        blockBackwardCost(ctx, workPairs(ctx, layer, rank, source), L, L, layer),
         { source, slot, causal: layer.causal },
         arrived,
       );

@@ -9,7 +9,7 @@ import { documentEnds } from "./document-operands.js";
 import type { BufferDecl, RankProgram } from "./ir.js";
 import type { HeadShard } from "./ops.js";
 import { fullCost } from "./linear-costs.js";
-import { blockBackwardCost, blockCost, visiblePairs } from "./softmax-common.js";
+import { blockBackwardCost, blockCost, workPairs } from "./softmax-common.js";
 
 type Layer = LinearAttentionKind | SoftmaxAttentionKind;
 
@@ -62,9 +62,9 @@ function attentionCost(
     const forward = fullCost(ctx, N, sh.heads);
     return backward ? { flops: 2 * forward.flops, bytes: 2 * forward.bytes } : forward;
   }
-  // Whole sequence on a head shard: count visible pairs over all rank pairs, scaled to the shard's heads.
+  // Whole sequence on a head shard: count the pairs computed over all rank pairs, scaled to the shard's heads.
   let pairs = 0;
-  for (const qr of ctx.group) for (const kr of ctx.group) pairs += visiblePairs(ctx, layer, qr, kr);
+  for (const qr of ctx.group) for (const kr of ctx.group) pairs += workPairs(ctx, layer, qr, kr);
   const cost = (backward ? blockBackwardCost : blockCost)(ctx, pairs, N, N, layer);
   return { flops: cost.flops / ctx.group.length, bytes: cost.bytes / ctx.group.length };
 }

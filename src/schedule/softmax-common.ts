@@ -28,6 +28,47 @@ export function visiblePairs(
   return pairs;
 }
 
+/**
+ * The pairs a block's kernel computes: visiblePairs less those across documents (the kernels mask them and
+ * skip what no query sees), counted on the table the schedule was lowered with. Costs only: which blocks a
+ * schedule has never depends on it, since the program's documents change with every step.
+ */
+export function workPairs(
+  ctx: LowerContext,
+  layer: SoftmaxAttentionKind,
+  queries: number,
+  keys: number,
+): number {
+  if (ctx.documents === undefined) return visiblePairs(ctx, layer, queries, keys);
+  const documents = documentSpans(ctx.documents.boundaries, ctx.sizes.seqLen);
+  let pairs = 0;
+  for (const q of piecesOf(ctx, queries))
+    for (const k of piecesOf(ctx, keys))
+      for (const doc of documents) {
+        const qd = intersect(q, doc);
+        const kd = intersect(k, doc);
+        if (qd.length === 0 || kd.length === 0) continue;
+        pairs += layer.causal ? causalPairs(qd, kd) : qd.length * kd.length;
+      }
+  return pairs;
+}
+
+/** The documents' token runs: [0, b0], [b0 + 1, b1], ..., up to the sequence's end. */
+function documentSpans(boundaries: readonly number[], seqLen: number): { start: number; length: number }[] {
+  const starts = [0, ...boundaries.map((b) => b + 1)];
+  return starts
+    .map((start, i) => ({ start, length: (i < boundaries.length ? boundaries[i]! + 1 : seqLen) - start }))
+    .filter((d) => d.length > 0);
+}
+
+function intersect(
+  a: { start: number; length: number },
+  b: { start: number; length: number },
+): { start: number; length: number } {
+  const start = Math.max(a.start, b.start);
+  return { start, length: Math.max(0, Math.min(a.start + a.length, b.start + b.length) - start) };
+}
+
 /** Flash attention over `pairs` (query, key) pairs: QK^T and PV, 4d FLOPs per pair per head. */
 export function blockCost(
   ctx: LowerContext,

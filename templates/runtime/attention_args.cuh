@@ -19,6 +19,9 @@ struct LinearStateArgs {
   const bf16* v = nullptr;
   float* m = nullptr;
   Piece piece{0, 0};
+  Documents docs{};
+  int position = 0;  // the piece's first row's global position (read with docs)
+  float* flag = nullptr;  // with docs: fp32 [batch], 1 if a document ends inside the piece, else 0
   float* kv_ws = nullptr;
 };
 
@@ -29,6 +32,8 @@ struct LinearIntraArgs {
   const bf16* v = nullptr;
   bf16* o = nullptr;
   Piece piece{0, 0};
+  Documents docs{};
+  int position = 0;  // the piece's first row's global position (read with docs)
   bool causal = true;
   const float* kv_ws = nullptr;
 };
@@ -39,6 +44,8 @@ struct LinearInterArgs {
   const float* p = nullptr;
   bf16* o = nullptr;
   Piece piece{0, 0};
+  Documents docs{};
+  int position = 0;  // the piece's first row's global position (read with docs)
 };
 
 // linear.forward_fused: linear.intra with the prefix state P added inside the walk (nullptr: none).
@@ -49,6 +56,8 @@ struct LinearForwardFusedArgs {
   const float* p = nullptr;
   bf16* o = nullptr;
   Piece piece{0, 0};
+  Documents docs{};
+  int position = 0;  // the piece's first row's global position (read with docs)
   bool causal = true;
   const float* kv_ws = nullptr;
 };
@@ -59,6 +68,9 @@ struct LinearGradStateArgs {
   const bf16* dout = nullptr;
   float* dm = nullptr;
   Piece piece{0, 0};
+  Documents docs{};
+  int position = 0;  // the piece's first row's global position (read with docs)
+  float* flag = nullptr;  // with docs: fp32 [batch], 1 if a document ends inside the piece, else 0
   float* qdo_ws = nullptr;
 };
 
@@ -72,6 +84,8 @@ struct LinearIntraBackwardArgs {
   bf16* dk = nullptr;
   bf16* dv = nullptr;
   Piece piece{0, 0};
+  Documents docs{};
+  int position = 0;  // the piece's first row's global position (read with docs)
   bool causal = true;
   const float* kv_ws = nullptr;
   const float* qdo_ws = nullptr;
@@ -83,6 +97,8 @@ struct LinearDqInterArgs {
   const float* p = nullptr;
   bf16* dq = nullptr;
   Piece piece{0, 0};
+  Documents docs{};
+  int position = 0;  // the piece's first row's global position (read with docs)
 };
 
 // linear.dkdv_inter: dk, dv += the suffix state's terms.
@@ -93,6 +109,8 @@ struct LinearDkdvInterArgs {
   bf16* dk = nullptr;
   bf16* dv = nullptr;
   Piece piece{0, 0};
+  Documents docs{};
+  int position = 0;  // the piece's first row's global position (read with docs)
 };
 
 // linear.backward_fused: linear.intra_backward with the P and G terms inside the walks (nullptr: none).
@@ -107,6 +125,8 @@ struct LinearBackwardFusedArgs {
   bf16* dk = nullptr;
   bf16* dv = nullptr;
   Piece piece{0, 0};
+  Documents docs{};
+  int position = 0;  // the piece's first row's global position (read with docs)
   bool causal = true;
   const float* kv_ws = nullptr;
   const float* qdo_ws = nullptr;
@@ -126,6 +146,7 @@ struct SoftmaxBlockArgs {
   PieceMap q_map{0, {0, 0}, {0, 0}, {0, 0}};
   PieceMap k_map{0, {0, 0}, {0, 0}, {0, 0}};
   bool causal = true;
+  Documents docs{};  // rows at global positions (the piece maps; whole sequence: 0..)
 };
 
 // softmax.block_backward: adds one block's gradients into the fp32 accumulators dq, dk, dv.
@@ -142,6 +163,7 @@ struct SoftmaxBlockBackwardArgs {
   PieceMap q_map{0, {0, 0}, {0, 0}, {0, 0}};
   PieceMap k_map{0, {0, 0}, {0, 0}, {0, 0}};
   bool causal = true;
+  Documents docs{};  // rows at global positions (the piece maps; whole sequence: 0..)
 };
 
 // softmax.merge: o (bf16 [batch][rows][heads][head_dim]) and lse from the partials of the slots `sources`.
@@ -165,6 +187,7 @@ struct SoftmaxFullArgs {
   bf16* o = nullptr;
   float* lse = nullptr;
   bool causal = true;
+  Documents docs{};  // rows at global positions (the piece maps; whole sequence: 0..)
 };
 
 // softmax.full_backward: dq, dk, dv of a whole sequence, overwritten.
@@ -179,6 +202,7 @@ struct SoftmaxFullBackwardArgs {
   bf16* dk = nullptr;
   bf16* dv = nullptr;
   bool causal = true;
+  Documents docs{};  // rows at global positions (the piece maps; whole sequence: 0..)
 };
 
 }  // namespace lasp

@@ -1,7 +1,8 @@
 // Packed documents in the `run` block (issue 19): `documents`, `eos_token` and `document_length` resolve to
 // ResolvedRun.documents, the combinations that make no sense are reported at the right setting (E0515-E0517,
-// W0608, W0609), and compile and run refuse documents while the program's attention crosses them (E0701);
-// verify proves the schedules with documents, and inspect says its costs are those of one whole sequence.
+// W0608, W0609), compile and run warn that the document kernels have not run on a GPU yet (W0613) and refuse
+// documents in bidirectional linear layers (E0701);
+// verify proves the schedules with documents, and inspect counts the softmax work they let the kernels skip.
 import { existsSync, mkdtempSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
@@ -165,36 +166,44 @@ describe("the combinations that make no sense", () => {
   });
 });
 
-describe("the program does not stop attention at documents yet", () => {
-  const notes = (run: string, refuse: boolean) =>
-    withGeneratorNotes(check(run), { refuse }).diagnostics.map((d) => d.code);
+describe("the program stops attention at documents (causal layers); not yet run on a GPU", () => {
+  const notes = (run: string, refuse: boolean, source = spec(run)) =>
+    withGeneratorNotes(checkSource("d.lasp", source), { refuse }).diagnostics.map((d) => d.code);
+  const encoder = (run: string) =>
+    spec(run).replace("linear_attention { }", "linear_attention { causal false  feature_map identity }");
 
-  it("check warns (W0603), compile and run refuse (E0701), `documents none` is left alone", () => {
-    expect(notes("documents eos  eos_token 5", false)).toEqual(["W0603"]);
-    expect(notes("documents eos  eos_token 5", true)).toEqual(["E0701"]);
-    expect(notes('data "d"  documents index', true)).toEqual(["E0701"]);
+  it("check, compile and run warn (W0613) at `documents`; `documents none` is left alone", () => {
+    const run = "documents eos  eos_token 5";
+    expect(notes(run, false)).toEqual(["W0613"]);
+    const warned = withGeneratorNotes(check(run), { refuse: true }).diagnostics;
+    expect(warned.map((d) => [d.code, d.span.start.column])).toEqual([["W0613", columnOf(run, "documents")]]);
+    expect(warned[0]!.message).toBe(
+      "`documents eos` is generated, but its program has not run on a GPU yet: check it with `lasp run --mode verify` before trusting a run",
+    );
+    expect(notes('data "d"  documents index', true)).toEqual(["W0613"]);
     expect(notes("documents none", true)).toEqual([]);
   });
 
-  it("the refusal names `documents eos` and its settings, at `documents`", () => {
+  it("compile and run refuse documents in a bidirectional linear layer (E0701), at `documents`", () => {
     const run = "documents eos  eos_token 5  document_length 1K";
-    const d = withGeneratorNotes(check(run), { refuse: true }).diagnostics;
-    expect(d).toHaveLength(1);
+    expect(notes(run, false, encoder(run))).toEqual(["W0603"]);
+    const d = withGeneratorNotes(checkSource("d.lasp", encoder(run)), { refuse: true }).diagnostics;
+    expect(d.map((x) => x.code)).toEqual(["E0701"]);
     expect(d[0]!.message).toBe(
-      "`documents eos`, `eos_token`, `document_length` cannot be compiled yet: the generated program's attention crosses document boundaries",
+      "`documents eos`, `eos_token`, `document_length` cannot be compiled yet: the generated kernels reset causal linear states at documents only, so a bidirectional linear layer would attend across them (`lasp verify` proves its schedule on the CPU)",
     );
     expect(d[0]!.span.start.column).toBe(columnOf(run, "documents"));
-    expect(d[0]!.hint).toBe("use `documents none` (the default) until attention stops at documents");
+    expect(d[0]!.hint).toBe("use `documents none` for a bidirectional linear model, or causal linear layers");
   });
 
-  const write = (run: string): string => {
+  const write = (run: string, source = spec): string => {
     const file = join(mkdtempSync(join(tmpdir(), "lasp-documents-")), "docs.lasp");
-    writeFileSync(file, spec(run).replace("4K", "1K"));
+    writeFileSync(file, source(run).replace("4K", "1K"));
     return file;
   };
 
-  it("lasp compile refuses before writing anything", async () => {
-    const file = write("documents eos  eos_token 5  document_length 256");
+  it("lasp compile refuses a bidirectional linear model's documents before writing anything", async () => {
+    const file = write("documents eos  eos_token 5  document_length 256", encoder);
     const out = join(dirname(file), "out");
     const io = captureIo();
     expect(await main(["compile", file, "-o", out], io)).toBe(1);
@@ -202,15 +211,23 @@ describe("the program does not stop attention at documents yet", () => {
     expect(existsSync(out)).toBe(false);
   });
 
-  it("lasp verify checks the documents; lasp inspect says its costs are those of one whole sequence", async () => {
+  it("lasp verify checks the documents; lasp inspect says which documents its costs assume for a token file", async () => {
     const file = write("documents eos  eos_token 5  document_length 256");
     const verify = captureIo();
     expect(await main(["verify", file], verify)).toBe(0);
     expect(verify.err).not.toContain("note");
     expect(verify.out).toMatch(/^documents eos: \d+ documents of mean length \d+ drawn from seed/m);
+    // Synthetic data: the costs are of the documents the program draws; no note.
     const inspect = captureIo();
     expect(await main(["inspect", file, "--json"], inspect)).toBe(0);
-    expect(inspect.err).toContain("lasp: note: the costs inspect shows for `documents eos` are those of");
+    expect(inspect.err).not.toContain("note");
+    const fromFile = captureIo();
+    expect(
+      await main(["inspect", write('data "tokens.bin"  documents eos  eos_token 5'), "--json"], fromFile),
+    ).toBe(0);
+    expect(fromFile.err).toContain(
+      "lasp: note: the costs inspect shows for `documents eos` assume documents of mean length 2048 tokens drawn from the seed",
+    );
     const plain = captureIo();
     expect(await main(["verify", write("")], plain)).toBe(0);
     expect(plain.err).not.toContain("documents");

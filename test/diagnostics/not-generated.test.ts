@@ -43,10 +43,14 @@ run { seq_len 1K ${run} }
     withGeneratorNotes(checkSource("s.lasp", source), { refuse }).diagnostics;
 
   it("warn once per reason, at the first setting, with a note at each other one", () => {
-    const d = notes(spec("documents eos  eos_token 5  document_length 1K", "norm rms"));
+    const source = spec("documents eos  eos_token 5  document_length 1K", "norm rms").replace(
+      "decay 0.9",
+      "causal false  feature_map identity",
+    );
+    const d = notes(source);
     expect(d.map((x) => x.code)).toEqual(["W0603"]);
     expect(d[0]!.message).toMatch(
-      /^`documents eos`, `eos_token`, `document_length` have no effect yet: the generated program's attention crosses/,
+      /^`documents eos`, `eos_token`, `document_length` have no effect yet: the generated kernels reset causal linear/,
     );
     expect(d[0]!.span.start).toMatchObject({ line: 7, column: 18 });
     expect(d[0]!.related!.map((r) => r.span.start.column)).toEqual([33, 46]);

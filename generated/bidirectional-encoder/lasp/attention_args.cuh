@@ -21,6 +21,9 @@ struct LinearStateArgs {
   const bf16* v = nullptr;
   float* m = nullptr;
   Piece piece{0, 0};
+  Documents docs{};
+  int position = 0;  // the piece's first row's global position (read with docs)
+  float* flag = nullptr;  // with docs: fp32 [batch], 1 if a document ends inside the piece, else 0
   float* kv_ws = nullptr;
 };
 
@@ -31,6 +34,8 @@ struct LinearIntraArgs {
   const bf16* v = nullptr;
   bf16* o = nullptr;
   Piece piece{0, 0};
+  Documents docs{};
+  int position = 0;  // the piece's first row's global position (read with docs)
   bool causal = true;
   const float* kv_ws = nullptr;
 };
@@ -41,6 +46,8 @@ struct LinearInterArgs {
   const float* p = nullptr;
   bf16* o = nullptr;
   Piece piece{0, 0};
+  Documents docs{};
+  int position = 0;  // the piece's first row's global position (read with docs)
 };
 
 // linear.forward_fused: linear.intra with the prefix state P added inside the walk (nullptr: none).
@@ -51,6 +58,8 @@ struct LinearForwardFusedArgs {
   const float* p = nullptr;
   bf16* o = nullptr;
   Piece piece{0, 0};
+  Documents docs{};
+  int position = 0;  // the piece's first row's global position (read with docs)
   bool causal = true;
   const float* kv_ws = nullptr;
 };
@@ -61,6 +70,9 @@ struct LinearGradStateArgs {
   const bf16* dout = nullptr;
   float* dm = nullptr;
   Piece piece{0, 0};
+  Documents docs{};
+  int position = 0;  // the piece's first row's global position (read with docs)
+  float* flag = nullptr;  // with docs: fp32 [batch], 1 if a document ends inside the piece, else 0
   float* qdo_ws = nullptr;
 };
 
@@ -74,6 +86,8 @@ struct LinearIntraBackwardArgs {
   bf16* dk = nullptr;
   bf16* dv = nullptr;
   Piece piece{0, 0};
+  Documents docs{};
+  int position = 0;  // the piece's first row's global position (read with docs)
   bool causal = true;
   const float* kv_ws = nullptr;
   const float* qdo_ws = nullptr;
@@ -85,6 +99,8 @@ struct LinearDqInterArgs {
   const float* p = nullptr;
   bf16* dq = nullptr;
   Piece piece{0, 0};
+  Documents docs{};
+  int position = 0;  // the piece's first row's global position (read with docs)
 };
 
 // linear.dkdv_inter: dk, dv += the suffix state's terms.
@@ -95,6 +111,8 @@ struct LinearDkdvInterArgs {
   bf16* dk = nullptr;
   bf16* dv = nullptr;
   Piece piece{0, 0};
+  Documents docs{};
+  int position = 0;  // the piece's first row's global position (read with docs)
 };
 
 // linear.backward_fused: linear.intra_backward with the P and G terms inside the walks (nullptr: none).
@@ -109,6 +127,8 @@ struct LinearBackwardFusedArgs {
   bf16* dk = nullptr;
   bf16* dv = nullptr;
   Piece piece{0, 0};
+  Documents docs{};
+  int position = 0;  // the piece's first row's global position (read with docs)
   bool causal = true;
   const float* kv_ws = nullptr;
   const float* qdo_ws = nullptr;
@@ -128,6 +148,7 @@ struct SoftmaxBlockArgs {
   PieceMap q_map{0, {0, 0}, {0, 0}, {0, 0}};
   PieceMap k_map{0, {0, 0}, {0, 0}, {0, 0}};
   bool causal = true;
+  Documents docs{};  // rows at global positions (the piece maps; whole sequence: 0..)
 };
 
 // softmax.block_backward: adds one block's gradients into the fp32 accumulators dq, dk, dv.
@@ -144,6 +165,7 @@ struct SoftmaxBlockBackwardArgs {
   PieceMap q_map{0, {0, 0}, {0, 0}, {0, 0}};
   PieceMap k_map{0, {0, 0}, {0, 0}, {0, 0}};
   bool causal = true;
+  Documents docs{};  // rows at global positions (the piece maps; whole sequence: 0..)
 };
 
 // softmax.merge: o (bf16 [batch][rows][heads][head_dim]) and lse from the partials of the slots `sources`.
@@ -167,6 +189,7 @@ struct SoftmaxFullArgs {
   bf16* o = nullptr;
   float* lse = nullptr;
   bool causal = true;
+  Documents docs{};  // rows at global positions (the piece maps; whole sequence: 0..)
 };
 
 // softmax.full_backward: dq, dk, dv of a whole sequence, overwritten.
@@ -181,6 +204,7 @@ struct SoftmaxFullBackwardArgs {
   bf16* dk = nullptr;
   bf16* dv = nullptr;
   bool causal = true;
+  Documents docs{};  // rows at global positions (the piece maps; whole sequence: 0..)
 };
 
 }  // namespace lasp

@@ -59,6 +59,13 @@ __global__ void mask_kernel(int* ids, int* targets, int batch, int rows, PieceMa
   }
 }
 
+// A padded seq_len: the positions from `real` on are padding, which nothing is trained to predict.
+__global__ void padding_kernel(int* targets, int batch, int rows, PieceMap map, int64_t real) {
+  const size_t n = (size_t)batch * rows;
+  for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < n; i += (size_t)gridDim.x * blockDim.x)
+    if (global_row(map, (int)(i % rows)) >= real) targets[i] = -1;
+}
+
 }  // namespace tokens
 
 // ids and targets [batch][rows] of the rank's rows (map: where they sit in the sequence of seq_len tokens).
@@ -80,6 +87,15 @@ void mask_tokens(int* ids, int* targets, int batch, int rows, const PieceMap& ma
   if (n == 0) return;
   tokens::mask_kernel<<<fill_blocks(n), 256, 0, s>>>(ids, targets, batch, rows, map, seq_len, seed, vocab - 1,
                                                      mask_rate);
+  LAUNCH_CHECK();
+}
+
+// A padded seq_len (spec/padding.ts): no target at the padding's positions (global position >= real), so no
+// loss counts them; the last real token keeps its target.
+void drop_padding_targets(int* targets, int batch, int rows, const PieceMap& map, int64_t real, cudaStream_t s) {
+  const size_t n = (size_t)batch * rows;
+  if (n == 0) return;
+  tokens::padding_kernel<<<fill_blocks(n), 256, 0, s>>>(targets, batch, rows, map, real);
   LAUNCH_CHECK();
 }
 

@@ -129,7 +129,7 @@ inline int train_run(State& st, const OptimizerTables& tables, Forward forward, 
     if (data.synthetic) say("data: synthetic tokens from seed %llu\n", (unsigned long long)st.opt.seed);
     else
       say("data: %s (%s), %llu tokens = %llu windows of %lld; %llu per step\n", data.file.path().c_str(), format,
-          (unsigned long long)data.file.count(), (unsigned long long)data.windows, (long long)program::kSeqLen,
+          (unsigned long long)data.file.count(), (unsigned long long)data.windows, (long long)program::kRealSeqLen,
           (unsigned long long)per_step);
   }
   TokenStage stage = make_token_stage();

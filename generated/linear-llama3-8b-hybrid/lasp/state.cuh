@@ -27,6 +27,7 @@
 #include "program.cuh"     // this spec's constants, Ctx and each layer kind's schedule (generated)
 #include "run.cuh"         // Run: how a pass is issued
 #include "comm.cuh"        // Layout, Comms, Windows
+#include "step_documents.cuh"  // DocumentBuffers, draw_documents, upload_documents
 #include "kernels.h"       // fill_normal, synthetic_tokens, the embedding sort, softmax_whole_backend
 #include "options.cuh"     // Options
 #include "report.cuh"      // emit, say
@@ -169,6 +170,7 @@ struct State {
   bf16 *normed, *y, *dx, *dnormed, *dattn, *ffn, *logits;
   float *partials, *losses;     // norm_backward's partial sums; each token's loss
   int *ids, *targets;           // the step's tokens and what each predicts (-1: nothing)
+  DocumentBuffers documents;    // the step's packed documents (st.ctx.docs views them on the device)
   EmbeddingSort sort;           // the ids sorted for the embedding's backward
   double* loss_sum = nullptr;   // device: the step's summed loss (over every rank after the reduction)
   int* target_count = nullptr;  // device: targets over every rank
@@ -335,7 +337,16 @@ inline void allocate_model(State& st) {
   synthetic_tokens(st.ids, st.targets, program::kBatch, (int)program::kLocalTokens, program::kPieceMaps[st.layout.sp_rank],
                    program::kSeqLen, program::kVocab, st.opt.seed + st.layout.dp_rank, program::kMaskedObjective,
                    program::kMaskRate, s);
+  if (program::kRealSeqLen < program::kSeqLen)
+    drop_padding_targets(st.targets, program::kBatch, (int)program::kLocalTokens, program::kPieceMaps[st.layout.sp_rank],
+                         program::kRealSeqLen, s);
   prepare_tokens(st);
+  if (program::kStepDocuments) {
+    alloc_documents(st.documents, program::kBatch, (int)program::kSeqLen);
+    // Each replica its own rows, as its tokens (verify and bench keep them; train draws each step's).
+    st.ctx.docs = draw_documents(st.documents, program::kDocumentLength, (int)program::kRealSeqLen, st.opt.seed,
+                                 (uint64_t)st.layout.dp_rank * program::kBatch, s);
+  }
   // Known once the windows are registered (every rank the same).
   st.ctx.few_ctas_on_copy_engines = st.comms.gathers_on_copy_engines;
 }
@@ -355,7 +366,7 @@ inline void report_backends(const State& st) {
   for (int k = 0; k < st.model.kind_count; k++) {
     const LayerKind& kind = st.model.kinds[k];
     if (!kind.whole) continue;
-    const char* backend = softmax_whole_backend(kind.whole_dims, kind.causal);
+    const char* backend = softmax_whole_backend(kind.whole_dims, kind.causal, program::kStepDocuments);
     emit("backend", "\"kind\":\"%s\",\"attention\":\"%s\"", kind.name, backend);
     say("layer kind %s: whole-sequence softmax attention on %s\n", kind.name, backend);
   }

@@ -48,6 +48,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstdint>
 #include <cstring>
@@ -247,6 +248,22 @@ class TokenFile {
     return true;
   }
 
+  /** ends[i] = 1 where token first + i is `token` (`documents eos`: a document ends there), else 0. */
+  void token_ends(uint64_t first, uint64_t n, int64_t token, int32_t* ends) const {
+    for (uint64_t i = 0; i < n; ++i) ends[i] = detail::token_at(tokens_, type_, first + i) == token ? 1 : 0;
+  }
+
+  /**
+   * ends[i] = 1 where a document of the Megatron index ends at token first + i (`documents index`), else 0;
+   * an llm.c file has no index: all 0.
+   */
+  void index_ends(uint64_t first, uint64_t n, int32_t* ends) const {
+    for (uint64_t i = 0; i < n; ++i) ends[i] = 0;
+    // document_ends_ holds one past each document's last token, ascending: the first at or after first + 1.
+    auto it = std::lower_bound(document_ends_.begin(), document_ends_.end(), first + 1);
+    for (; it != document_ends_.end() && *it <= first + n; ++it) ends[*it - 1 - first] = 1;
+  }
+
   /** The byte of the file (path()) where token i starts. */
   uint64_t byte_of(uint64_t i) const { return data_start_ + i * token_bytes(type_); }
 
@@ -431,6 +448,19 @@ class TokenFile {
         return false;
       }
     }
+    // Where each document ends, for `documents index`: a document is the sequences between two indices.
+    {
+      std::vector<uint64_t> sequence_end(sequences);
+      uint64_t at = 0;
+      for (uint64_t s = 0; s < sequences; ++s)
+        sequence_end[s] = at += static_cast<uint64_t>(detail::load<int32_t>(p + lengths_at + 4 * s));
+      document_ends_.clear();
+      for (uint64_t d = 1; d < documents; ++d) {
+        const int64_t next = detail::load<int64_t>(p + documents_at + 8 * d);
+        const uint64_t end = next == 0 ? 0 : sequence_end[next - 1];
+        if (end > 0 && (document_ends_.empty() || end > document_ends_.back())) document_ends_.push_back(end);
+      }
+    }
     if (!file_.map(bin, error)) return false;
     const uint64_t want_bytes = tokens * width;
     if (file_.size() != want_bytes) {
@@ -457,6 +487,7 @@ class TokenFile {
   uint64_t count_ = 0;
   uint64_t data_start_ = 0;
   const unsigned char* tokens_ = nullptr;
+  std::vector<uint64_t> document_ends_;  // Megatron: one past each document's last token, ascending
 };
 
 // ---------------------------------------------------------------------------------------------------------
@@ -520,19 +551,27 @@ inline bool check_enough(const TokenFile& file, int64_t seq_len, uint64_t window
  * A rank's ids and targets for the window starting at token `start` of the file: rows in local order (the
  * pieces one after another), ids[i] the token at the row's position, targets[i] the token after it (across
  * a piece's end, the first token of the next piece; -1 where the file has no token after). Checks every id
- * read against the vocabulary.
+ * read against the vocabulary. `real` >= 0: the window holds `real` tokens of the file and the positions from
+ * `real` on are padding (a padded seq_len): id 0, no target; the last real token's target is the token after
+ * the window, as for any window.
  */
 inline bool read_window(const TokenFile& file, uint64_t start, const std::vector<WindowPiece>& pieces, int vocab,
-                        int32_t* ids, int32_t* targets, std::string* error) {
+                        int32_t* ids, int32_t* targets, std::string* error, int64_t real = -1) {
   int64_t row = 0;
   for (const WindowPiece& piece : pieces) {
-    const uint64_t first = start + static_cast<uint64_t>(piece.start), n = static_cast<uint64_t>(piece.length);
+    const uint64_t first = start + static_cast<uint64_t>(piece.start);
+    const int64_t in_file = real < 0 ? piece.length : std::max<int64_t>(0, std::min(piece.length, real - piece.start));
+    const uint64_t n = static_cast<uint64_t>(in_file);
     const bool after = first + n < file.count();
     if (!file.read(first, n, vocab, ids + row, error)) return false;
     if (n > 1) std::memcpy(targets + row, ids + row + 1, sizeof(int32_t) * (n - 1));
     if (n > 0) {
       targets[row + n - 1] = -1;
       if (after && !file.read(first + n, 1, vocab, targets + row + n - 1, error)) return false;
+    }
+    for (int64_t i = in_file; i < piece.length; ++i) {
+      ids[row + i] = 0;
+      targets[row + i] = -1;
     }
     row += piece.length;
   }

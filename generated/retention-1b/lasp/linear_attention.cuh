@@ -44,6 +44,21 @@
 //   linear_intra, linear_intra_backward and the fused pair then start from them instead of re-reading k, v
 //   (or q, do): the forward's (k, v) aggregates serve the forward walk and, transposed, the backward's dq
 //   walk; the (q, do) ones the dk/dv walk. Both sides cut the piece by one plan (plan_shared).
+// - Packed documents (the Args calls' `docs`, `position`; docs/DOCUMENTS.md "Inside a piece", "Across pieces"):
+//   key j reaches query i iff no document ends in [j, i-1] (j >= first[i], iff last[j] >= i), a decay of 0
+//   across an end. Every kernel that needs it takes a template bool DOCS; without documents the DOCS = false
+//   instantiations are today's code, chosen on the host, and the Args calls then run exactly the old path.
+//   With them: the score tiles get the same-document mask; a state is kept at a block (or segment) boundary
+//   e as "the tokens whose document continues past e", so it restarts (factor 0 instead of lam^len) after a
+//   block or segment that holds an end and keeps only the tokens after that end (forward, last[j] >= e), or
+//   the queries up to its first end (reverse, first[i] <= e); a row reads it only when its document crosses e.
+//   The scans become affine the same way, the state from other ranks (P, G) enters only where no end lies
+//   between the piece's edge and the segment, and the inter kernels zero the rows the contract masks. The
+//   per-block tests read first/last at the block's edges (uniform over the CTA; block_reach, block_tail,
+//   block_head), the score tiles first[i] per row; the dk/dv walk, whose registers are full, stages last[]
+//   of its block with the tiles, and the segment-state kernel zeroes the masked token rows of its staged tile
+//   (only at a block with an end) so that its MMA loop stays as it is. Pieces are whole 64-token blocks
+//   (check_piece), so no block is ever partial. Bidirectional layers with documents are refused.
 #pragma once
 #include <cuda_runtime.h>
 #include <cuda_bf16.h>
@@ -70,6 +85,10 @@ constexpr int kBlock = 64;  // tokens per block of the chunk algorithm
 // ---------------------------------------------------------------------------------------------------------
 __device__ __forceinline__ void cp_async16(void* smem, const void* gmem) {
   asm volatile("cp.async.cg.shared.global [%0], [%1], 16;\n" ::"r"(smem_addr(smem)), "l"(gmem));
+}
+// 4 bytes (the documents' int rows, which need no 16-byte alignment).
+__device__ __forceinline__ void cp_async4(void* smem, const void* gmem) {
+  asm volatile("cp.async.ca.shared.global [%0], [%1], 4;\n" ::"r"(smem_addr(smem)), "l"(gmem));
 }
 __device__ __forceinline__ void cp_async_commit() { asm volatile("cp.async.commit_group;\n" ::); }
 template <int N>
@@ -127,17 +146,48 @@ __device__ __forceinline__ float head_log2_decay(const float* lam, int h) { retu
 __device__ __forceinline__ float decay_pow(float log2lam, float n) { return exp2f(n * log2lam); }
 
 // ---------------------------------------------------------------------------------------------------------
+// Packed documents (types.cuh's Documents). A DocRow is one batch row's arrays, indexed by global position.
+// For the 64-token block of global positions [g0, g0 + 64) (blocks never cross a piece's end):
+//   block_reach(g0)  last[g0] - g0: local rows ii <= it have first[i] <= g0 (no end in [g0, i-1]); it is
+//                    >= 64 iff no end lies in the block, so `< 64` means a state carried across it restarts
+//   block_tail(g0)   the first local row jj with last[j] >= g0 + 64 (no end in [j, g0 + 63]), 64 if none
+//   block_head(g0)   last[g0 - 1] - g0: local rows ii <= it have first[i] < g0 (no end in [g0 - 1, i - 1]),
+//                    -1 at the sequence's start (no state from before position 0)
+// ---------------------------------------------------------------------------------------------------------
+struct DocRow {
+  const int* ends;
+  const int* first;
+  const int* last;
+};
+__device__ __forceinline__ DocRow doc_row(const Documents& docs, int b) {
+  const size_t o = (size_t)b * docs.seq_len;
+  return {docs.ends + o, docs.first + o, docs.last + o};
+}
+__device__ __forceinline__ int block_reach(const DocRow& r, int g0) { return __ldg(r.last + g0) - g0; }
+__device__ __forceinline__ int block_tail(const DocRow& r, int g0) {
+  // An end on the block's last token cuts everything; else first[g0 + 63] is one past the block's last end.
+  return __ldg(r.ends + g0 + kBlock - 1) != 0 ? kBlock : max(__ldg(r.first + g0 + kBlock - 1) - g0, 0);
+}
+__device__ __forceinline__ int block_head(const DocRow& r, int g0) {
+  return g0 > 0 ? __ldg(r.last + g0 - 1) - g0 : -1;
+}
+
+// ---------------------------------------------------------------------------------------------------------
 // Segment states: M_s = sum_{j in segment s} w_j x_j^T y_j (fp32 [D][D], M[x][y]), w_j = lam^(end-1-j)
 // (forward, the state that flows to later tokens) or lam^(j-start+1) (reverse, the state that flows back to
 // earlier tokens; the +1 makes the piece's total exactly dM = sum_i lam^(i+1) q_i^T do_i). Warp w owns M^T[16w..16w+15][0..D) as mma accumulators; per 64-token block it adds
 // Y^T diag(w) X (the weights ride on the A fragments) after scaling by lam^64.
 // grid (count, batch*heads); segment index = seg_first + blockIdx.x; output slot (bh * out_nseg + seg).
+// DOCS: the aggregate of what crosses the segment's edge. Forward: only tokens j with last[j] >= the segment's
+// end (after its last end); reverse: only queries i with first[i] <= its start (up to its first end). Per
+// block that is a restart (factor 0) at a block with an end and a token mask (block_tail / block_reach).
 // ---------------------------------------------------------------------------------------------------------
-template <int D, bool REVERSE>
+template <int D, bool REVERSE, bool DOCS>
 __global__ void __launch_bounds__(D * 2, 2)
     segment_state_kernel(const __nv_bfloat16* __restrict__ x, const __nv_bfloat16* __restrict__ y,
                          float* __restrict__ out, int T, int H, int piece_off, int piece_len, int seg_len,
-                         int seg_first, int out_nseg, const float* __restrict__ lam, float out_scale_pow) {
+                         int seg_first, int out_nseg, const float* __restrict__ lam, float out_scale_pow,
+                         Documents docs, int position) {
   constexpr int NW = D / 16, NT = NW * 32, STAGES = 3, TILE = kBlock * D;
   extern __shared__ __align__(128) unsigned char smem_raw[];
   __nv_bfloat16* sx = reinterpret_cast<__nv_bfloat16*>(smem_raw);
@@ -167,6 +217,8 @@ __global__ void __launch_bounds__(D * 2, 2)
   float acc[D / 8][4];
 #pragma unroll
   for (int t = 0; t < D / 8; ++t) acc[t][0] = acc[t][1] = acc[t][2] = acc[t][3] = 0.f;
+  DocRow dr{};
+  if constexpr (DOCS) dr = doc_row(docs, b);
 
   // Reverse segments walk their blocks last to first so that the running sum needs only lam^64 steps.
   auto load = [&](int step, int stage) {
@@ -189,7 +241,35 @@ __global__ void __launch_bounds__(D * 2, 2)
     }
     const __nv_bfloat16* tx = sx + (step % STAGES) * TILE;
     const __nv_bfloat16* ty = sy + (step % STAGES) * TILE;
-    if (decay) {
+    if constexpr (DOCS) {
+      // Forward: only tokens jj >= lo count (their document crosses the block's end); reverse: jj <= hi (their
+      // document began at or before the block's start). Both are the whole block unless an end lies in it; then
+      // the sum restarts and the other rows of this stage's Y tile are zeroed (rare, and it keeps the MMA loop
+      // and its registers as they are without documents; the CTA takes the branch together).
+      const int g0 = position + start + (REVERSE ? nb - 1 - step : step) * kBlock;
+      int lo = 0, hi = kBlock - 1;
+      if constexpr (REVERSE) hi = block_reach(dr, g0);  // < 64 iff an end lies in the block (63: on its last token)
+      else lo = block_tail(dr, g0);                      // > 0 iff an end lies in the block
+      if (REVERSE ? hi < kBlock : lo > 0) {
+        constexpr int CH = D / 8;
+        __nv_bfloat16* yz = sy + (step % STAGES) * TILE;
+#pragma unroll
+        for (int it = 0; it < kBlock * CH / NT; ++it) {
+          const int i = tid + it * NT, r = i / CH, c = (i % CH) * 8;
+          if (r < lo || r > hi) *reinterpret_cast<int4*>(yz + swz<D>(r, c)) = make_int4(0, 0, 0, 0);
+        }
+#pragma unroll
+        for (int t = 0; t < D / 8; ++t)
+#pragma unroll
+          for (int e = 0; e < 4; ++e) acc[t][e] = 0.f;
+        __syncthreads();  // the zeroed rows are visible to every warp's ldmatrix
+      } else if (decay) {
+#pragma unroll
+        for (int t = 0; t < D / 8; ++t)
+#pragma unroll
+          for (int e = 0; e < 4; ++e) acc[t][e] *= lam64;
+      }
+    } else if (decay) {
 #pragma unroll
       for (int t = 0; t < D / 8; ++t)
 #pragma unroll
@@ -235,14 +315,22 @@ __global__ void __launch_bounds__(D * 2, 2)
 // `base` (optional, [bh][D][D], read transposed if base_trans) is the state from outside the piece: the
 // prefix of earlier ranks P (forward: segment s gets + lam^start_s P) or their gradient G (reverse: + lam^(C -
 // end_s) G). That turns the walk's running state into the complete one and fuses the inter term.
+// DOCS (segment_state_kernel's masked aggregates): the carry across a segment holding an end is 0, not
+// lam^len; base reaches segment s only if no end lies between the piece's edge and the segment (forward: in
+// [position - 1, start_s - 1], so P reaches only rows with first[i] < position; reverse: in [end_s, position +
+// C - 1], so G reaches only keys with last[j] >= position + C); and the reverse total dM, which counts the
+// queries with first[i] <= position, keeps them only if token position - 1 is no end (first[i] < position).
+template <bool DOCS>
 __global__ void segment_scan_kernel(float* __restrict__ ws, int nseg, int seg_len, int piece_len, int dd, int H,
                                     const float* __restrict__ lam, bool reverse, bool write_prefix,
                                     float* __restrict__ total, float total_pow, const float* __restrict__ base,
-                                    bool base_trans, int D) {
+                                    bool base_trans, int D, Documents docs, int position) {
   const int bh = blockIdx.y, h = bh % H;
   const int e4 = blockIdx.x * blockDim.x + threadIdx.x;
   if (e4 * 4 >= dd) return;
   const float l2 = head_log2_decay(lam, h);
+  DocRow dr{};
+  if constexpr (DOCS) dr = doc_row(docs, bh / H);
   float4* seg = reinterpret_cast<float4*>(ws + (size_t)bh * nseg * dd) + e4;
   const size_t step = dd / 4;
   float4 bv = make_float4(0.f, 0.f, 0.f, 0.f);
@@ -257,16 +345,33 @@ __global__ void segment_scan_kernel(float* __restrict__ ws, int nseg, int seg_le
     int s = reverse ? nseg - 1 - i : i;
     const int len = min(seg_len, piece_len - s * seg_len);
     float d = decay_pow(l2, (float)len);
+    if constexpr (DOCS) {
+      const int g0 = position + s * seg_len;
+      if (__ldg(dr.last + g0) < g0 + len) d = 0.f;  // an end in the segment: nothing carries across it
+    }
     bool has = total != nullptr || (reverse ? s > 0 : s < nseg - 1);
     float4 m = has ? seg[s * step] : make_float4(0.f, 0.f, 0.f, 0.f);
     if (write_prefix) {
       float w = base == nullptr ? 0.f : decay_pow(l2, (float)(reverse ? piece_len - (s * seg_len + len) : s * seg_len));
+      if constexpr (DOCS) {
+        if (base != nullptr) {
+          const int gs = position + s * seg_len, ge = gs + len, gend = position + piece_len;
+          const bool reaches = reverse ? ge == gend || __ldg(dr.last + ge) >= gend
+                                       : position > 0 && __ldg(dr.last + position - 1) >= gs;
+          if (!reaches) w = 0.f;
+        }
+      }
       seg[s * step] = make_float4(run.x + w * bv.x, run.y + w * bv.y, run.z + w * bv.z, run.w + w * bv.w);
     }
     run = make_float4(d * run.x + m.x, d * run.y + m.y, d * run.z + m.z, d * run.w + m.w);
   }
   if (total) {
     float sc = total_pow != 0.f ? decay_pow(l2, total_pow) : 1.f;
+    if constexpr (DOCS) {
+      // The run counts queries with first[i] <= position; dM wants first[i] < position: none of them if token
+      // position - 1 ends a document (or there is none). The forward total is exactly M (last[j] >= end).
+      if (reverse && (position == 0 || __ldg(dr.ends + position - 1) != 0)) sc = 0.f;
+    }
     reinterpret_cast<float4*>(total + (size_t)bh * dd)[e4] =
         make_float4(sc * run.x, sc * run.y, sc * run.z, sc * run.w);
   }
@@ -278,14 +383,18 @@ __global__ void segment_scan_kernel(float* __restrict__ ws, int nseg, int seg_le
 // segment s is the fine segments [G s, G s + G): pre[bh][s] gets the state of all earlier tokens at its first
 // token (forward) or of all later tokens at its end (reverse), plus the weighted `base` as in
 // segment_scan_kernel. Both layouts stay the aggregates' own (base_trans reads base transposed).
+// DOCS: as segment_scan_kernel (carry 0 across a fine segment with an end; base gated per walk segment).
+template <bool DOCS>
 __global__ void group_scan_kernel(const float* __restrict__ agg, int nf, int fine_len, int group,
                                   float* __restrict__ pre, int nw, int piece_len, int dd, int H,
                                   const float* __restrict__ lam, bool reverse, const float* __restrict__ base,
-                                  bool base_trans, int D) {
+                                  bool base_trans, int D, Documents docs, int position) {
   const int bh = blockIdx.y, h = bh % H;
   const int e4 = blockIdx.x * blockDim.x + threadIdx.x;
   if (e4 * 4 >= dd) return;
   const float l2 = head_log2_decay(lam, h);
+  DocRow dr{};
+  if constexpr (DOCS) dr = doc_row(docs, bh / H);
   const float4* a = reinterpret_cast<const float4*>(agg + (size_t)bh * nf * dd) + e4;
   float4* o = reinterpret_cast<float4*>(pre + (size_t)bh * nw * dd) + e4;
   const size_t step = dd / 4;
@@ -318,9 +427,23 @@ __global__ void group_scan_kernel(const float* __restrict__ agg, int nf, int fin
         float w = 0.f;
         if (base != nullptr)
           w = decay_pow(l2, (float)(reverse ? piece_len - min((sw + 1) * walk_len, piece_len) : sw * walk_len));
+        if constexpr (DOCS) {
+          if (base != nullptr) {  // base reaches walk segment sw only if no end lies in between
+            const int gs = position + sw * walk_len, ge = position + min((sw + 1) * walk_len, piece_len);
+            const int gend = position + piece_len;
+            const bool reaches = reverse ? ge == gend || __ldg(dr.last + ge) >= gend
+                                         : position > 0 && __ldg(dr.last + position - 1) >= gs;
+            if (!reaches) w = 0.f;
+          }
+        }
         o[(size_t)sw * step] = make_float4(run.x + w * bv.x, run.y + w * bv.y, run.z + w * bv.z, run.w + w * bv.w);
       }
-      const float d = decay_pow(l2, (float)min(fine_len, piece_len - f * fine_len));
+      const int flen = min(fine_len, piece_len - f * fine_len);
+      float d = decay_pow(l2, (float)flen);
+      if constexpr (DOCS) {
+        const int g0 = position + f * fine_len;
+        if (__ldg(dr.last + g0) < g0 + flen) d = 0.f;  // an end in fine segment f: nothing carries across it
+      }
       run = make_float4(d * run.x + mm[u].x, d * run.y + mm[u].y, d * run.z + mm[u].z, d * run.w + mm[u].w);
     }
   }
@@ -334,18 +457,21 @@ __global__ void group_scan_kernel(const float* __restrict__ agg, int nf, int fin
 // score tile is computed once by all warps together (warp = 16 rows x 64/(NW/4) columns) through shared
 // memory. grid (nseg, batch*heads); prefix[bh][seg] is the segment's exclusive prefix, including the part
 // from earlier ranks when the inter term is fused (nullptr: zero).
+// DOCS (block at global g0): S holds the tokens j < g0 with last[j] >= g0. The score tile keeps j >= first[i];
+// row i reads S only if first[i] < g0 (block_head); then S <- (end in block ? 0 : lam^64 S) + the block's
+// tokens jj >= block_tail (their document continues past the block).
 // ---------------------------------------------------------------------------------------------------------
 template <int D>
 constexpr int walk_forward_smem() {
   return (2 * 3 * kBlock * D + kBlock * kBlock + kBlock * D) * 2;
 }
 
-template <int D>
+template <int D, bool DOCS>
 __global__ void __launch_bounds__(D * 2, 1)
     walk_forward_kernel(const __nv_bfloat16* __restrict__ q, const __nv_bfloat16* __restrict__ k,
                         const __nv_bfloat16* __restrict__ v, __nv_bfloat16* __restrict__ o,
                         const float* __restrict__ prefix, int T, int H, int piece_off, int piece_len, int seg_len,
-                        int nseg, const float* __restrict__ lam, bool prefix_trans) {
+                        int nseg, const float* __restrict__ lam, bool prefix_trans, Documents docs, int position) {
   constexpr int NW = D / 16, NT = NW * 32, TILE = kBlock * D;
   constexpr int CW = kBlock * 4 / NW;  // score-tile columns per warp: 32 (d=128) or 64 (d=64)
   extern __shared__ __align__(128) unsigned char smem_raw[];
@@ -405,6 +531,8 @@ __global__ void __launch_bounds__(D * 2, 1)
 #pragma unroll
     for (int t = 0; t < D / 8; ++t) S[t][0] = S[t][1] = S[t][2] = S[t][3] = 0.f;
   }
+  DocRow dr{};
+  if constexpr (DOCS) dr = doc_row(docs, b);
 
   auto load = [&](int blk, int stage) {
     size_t off = row0 + (size_t)blk * kBlock * stride;
@@ -423,6 +551,13 @@ __global__ void __launch_bounds__(D * 2, 1)
     const __nv_bfloat16* tq_ = sq + cur * TILE;
     const __nv_bfloat16* tk_ = sk + cur * TILE;
     const __nv_bfloat16* tv_ = sv + cur * TILE;
+    // DOCS: this block's edges (uniform over the CTA).
+    int g0 = 0, head = 0, tail = 0;
+    if constexpr (DOCS) {
+      g0 = position + start + blk * kBlock;
+      head = block_head(dr, g0);
+      tail = block_tail(dr, g0);  // > 0 iff an end lies in the block (S restarts)
+    }
 
     // 1. Scores A = (Q K^T) o D for this warp's 16 x CW tile, masked at token granularity, into sa.
     {
@@ -443,13 +578,23 @@ __global__ void __launch_bounds__(D * 2, 1)
             mma(acc[2 * np + 1], a, bb[2], bb[3]);
           }
         }
+        int fi[2] = {0, 0};  // DOCS: first[i] local to the block, for this thread's two rows
+        if constexpr (DOCS) {
+          fi[0] = __ldg(dr.first + g0 + r0 + g) - g0;
+          fi[1] = __ldg(dr.first + g0 + r0 + g + 8) - g0;
+        }
 #pragma unroll
         for (int t = 0; t < CW / 8; ++t)
 #pragma unroll
           for (int hh = 0; hh < 2; ++hh) {
             int i = r0 + g + 8 * hh, j = cbase + 8 * t + 2 * tq;
-            float v0 = j <= i ? acc[t][2 * hh] * (decay ? decay_pow(l2, (float)(i - j)) : 1.f) : 0.f;
-            float v1 = j + 1 <= i ? acc[t][2 * hh + 1] * (decay ? decay_pow(l2, (float)(i - j - 1)) : 1.f) : 0.f;
+            bool k0 = j <= i, k1 = j + 1 <= i;
+            if constexpr (DOCS) {  // same document: j >= first[i]
+              k0 = k0 && j >= fi[hh];
+              k1 = k1 && j + 1 >= fi[hh];
+            }
+            float v0 = k0 ? acc[t][2 * hh] * (decay ? decay_pow(l2, (float)(i - j)) : 1.f) : 0.f;
+            float v1 = k1 ? acc[t][2 * hh + 1] * (decay ? decay_pow(l2, (float)(i - j - 1)) : 1.f) : 0.f;
             *reinterpret_cast<uint32_t*>(sa + swz<kBlock>(i, j)) = pack2(v0, v1);
           }
       }
@@ -474,7 +619,20 @@ __global__ void __launch_bounds__(D * 2, 1)
         mma(oacc[mt][1], a, b10, b11);
       }
     }
-    if (decay) {
+    if constexpr (DOCS) {
+      // Only rows whose document began before the block read S (rs is 1 without decay).
+#pragma unroll
+      for (int mt = 0; mt < 4; ++mt) {
+        const bool see0 = 16 * mt + g <= head, see1 = 16 * mt + g + 8 <= head;
+#pragma unroll
+        for (int nt = 0; nt < 2; ++nt) {
+          oacc[mt][nt][0] = see0 ? oacc[mt][nt][0] * rs[mt][0] : 0.f;
+          oacc[mt][nt][1] = see0 ? oacc[mt][nt][1] * rs[mt][0] : 0.f;
+          oacc[mt][nt][2] = see1 ? oacc[mt][nt][2] * rs[mt][1] : 0.f;
+          oacc[mt][nt][3] = see1 ? oacc[mt][nt][3] * rs[mt][1] : 0.f;
+        }
+      }
+    } else if (decay) {
 #pragma unroll
       for (int mt = 0; mt < 4; ++mt)
 #pragma unroll
@@ -502,7 +660,20 @@ __global__ void __launch_bounds__(D * 2, 1)
     }
 
     // 4. State update: S^T <- lam^64 S^T + V^T diag(lam^(63-jj)) K.
-    if (decay) {
+    //    DOCS: S^T <- (end in block ? 0 : lam^64 S^T) + V^T diag([jj >= tail] lam^(63-jj)) K.
+    if constexpr (DOCS) {
+      if (tail > 0) {
+#pragma unroll
+        for (int t = 0; t < D / 8; ++t)
+#pragma unroll
+          for (int e = 0; e < 4; ++e) S[t][e] = 0.f;
+      } else if (decay) {
+#pragma unroll
+        for (int t = 0; t < D / 8; ++t)
+#pragma unroll
+          for (int e = 0; e < 4; ++e) S[t][e] *= lam64;
+      }
+    } else if (decay) {
 #pragma unroll
       for (int t = 0; t < D / 8; ++t)
 #pragma unroll
@@ -512,7 +683,16 @@ __global__ void __launch_bounds__(D * 2, 1)
     for (int kc = 0; kc < 4; ++kc) {
       uint32_t a[4];
       ldsm4t(a, frag_p2<D>(tv_, 16 * kc, vs, lane));
-      if (decay) {
+      if constexpr (DOCS) {
+        float w[4];
+#pragma unroll
+        for (int e = 0; e < 4; ++e)
+          w[e] = 16 * kc + 2 * tq + (e & 1) + ((e >> 1) << 3) >= tail ? wt[kc][e] : 0.f;
+        a[0] = scale2(a[0], w[0], w[1]);
+        a[1] = scale2(a[1], w[0], w[1]);
+        a[2] = scale2(a[2], w[2], w[3]);
+        a[3] = scale2(a[3], w[2], w[3]);
+      } else if (decay) {
         a[0] = scale2(a[0], wt[kc][0], wt[kc][1]);
         a[1] = scale2(a[1], wt[kc][0], wt[kc][1]);
         a[2] = scale2(a[2], wt[kc][2], wt[kc][3]);
@@ -551,19 +731,28 @@ __global__ void __launch_bounds__(D * 2, 1)
 // (Every exponent is >= 0: lam^(C-e) G stays finite for any lam in (0, 1].)
 // Warp w owns R^T[16w..][:] in registers, a bf16 copy of R^T in shared memory serves both products, and the
 // two transposed score tiles are built directly (rows j, columns i >= j).
+// DOCS (block at global g0; dk_j = sum_{i >= j, first[i] <= j} lam^(i-j) (do_i . v_j) q_i, dv likewise): R
+// holds the queries i >= g0 + 64 with first[i] <= g0 + 64. The score tiles keep i <= last[j]; key row jj
+// reads R only if last[j] >= g0 + 64 (jj >= block_tail); then R <- (end in block ? 0 : lam^64 R) + the
+// block's queries ii <= block_reach (first[i] <= g0: the document of the block's first token). Registers are
+// full here, so every document test reads last[] of the block's rows, staged with the tiles (2 x 64 ints).
 // ---------------------------------------------------------------------------------------------------------
 template <int D>
 constexpr int walk_backward_smem() {
   return (2 * 4 * kBlock * D + 2 * kBlock * kBlock + D * D + 2 * kBlock * D) * 2;
 }
+template <int D, bool DOCS>
+constexpr int walk_backward_smem_docs() {
+  return walk_backward_smem<D>() + (DOCS ? 2 * kBlock * (int)sizeof(int) : 0);
+}
 
-template <int D>
+template <int D, bool DOCS>
 __global__ void __launch_bounds__(D * 2, 1)
     walk_backward_kernel(const __nv_bfloat16* __restrict__ q, const __nv_bfloat16* __restrict__ k,
                          const __nv_bfloat16* __restrict__ v, const __nv_bfloat16* __restrict__ dout,
                          __nv_bfloat16* __restrict__ dk, __nv_bfloat16* __restrict__ dv,
                          const float* __restrict__ suffix, int T, int H, int piece_off, int piece_len, int seg_len,
-                         int nseg, const float* __restrict__ lam) {
+                         int nseg, const float* __restrict__ lam, Documents docs, int position) {
   constexpr int NW = D / 16, NT = NW * 32, TILE = kBlock * D;
   constexpr int CW = kBlock * 4 / NW;
   extern __shared__ __align__(128) unsigned char smem_raw[];
@@ -576,6 +765,7 @@ __global__ void __launch_bounds__(D * 2, 1)
   __nv_bfloat16* srt = sa2 + kBlock * kBlock;  // R^T [v dim][k dim], bf16
   __nv_bfloat16* sok = srt + D * D;
   __nv_bfloat16* sov = sok + TILE;
+  int* slast = reinterpret_cast<int*>(sov + TILE);  // DOCS: [2][64] last[] of the staged block's rows
   const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5, g = lane >> 2, tq = lane & 3;
   const int bh = blockIdx.y, b = bh / H, h = bh % H, seg = blockIdx.x;
   const int start = seg * seg_len, nb = min(seg_len, piece_len - start) / kBlock;
@@ -587,17 +777,19 @@ __global__ void __launch_bounds__(D * 2, 1)
   const int vs = warp * 16, rg = warp & 3, cbase = (warp >> 2) * CW;
 
   float rj[4][2];  // lam^(63-jj) for this thread's rows jj = 16mt + g (+8)
-  float wt[4][4];  // lam^(ii+1) for its A-fragment tokens in the R update
+  float wt[4][4];  // lam^(ii+1) for its A-fragment tokens in the R update (DOCS computes them per use)
 #pragma unroll
   for (int mt = 0; mt < 4; ++mt) {
     rj[mt][0] = decay_pow(l2, (float)(kBlock - 1 - (16 * mt + g)));
     rj[mt][1] = decay_pow(l2, (float)(kBlock - 1 - (16 * mt + g + 8)));
   }
+  if constexpr (!DOCS) {
 #pragma unroll
-  for (int kc = 0; kc < 4; ++kc)
+    for (int kc = 0; kc < 4; ++kc)
 #pragma unroll
-    for (int e = 0; e < 4; ++e)
-      wt[kc][e] = decay_pow(l2, (float)(16 * kc + 2 * tq + (e & 1) + ((e >> 1) << 3) + 1));
+      for (int e = 0; e < 4; ++e)
+        wt[kc][e] = decay_pow(l2, (float)(16 * kc + 2 * tq + (e & 1) + ((e >> 1) << 3) + 1));
+  }
 
   float RT[D / 8][4];  // R^T[vs + g (+8)][8t + 2tq (+1)]
   if (suffix != nullptr) {
@@ -621,6 +813,11 @@ __global__ void __launch_bounds__(D * 2, 1)
     load_tile<D, NT>(sk + stage * TILE, k + off, stride, tid);
     load_tile<D, NT>(sv + stage * TILE, v + off, stride, tid);
     load_tile<D, NT>(sd + stage * TILE, dout + off, stride, tid);
+    if constexpr (DOCS) {
+      if (tid < kBlock)
+        cp_async4(slast + stage * kBlock + tid,
+                  docs.last + (size_t)b * docs.seq_len + position + start + blk * kBlock + tid);
+    }
   };
   load(nb - 1, 0);
   cp_async_commit();
@@ -634,6 +831,9 @@ __global__ void __launch_bounds__(D * 2, 1)
     const __nv_bfloat16* tk_ = sk + cur * TILE;
     const __nv_bfloat16* tv_ = sv + cur * TILE;
     const __nv_bfloat16* td_ = sd + cur * TILE;
+    // DOCS: last[] of this block's rows, local (lb[jj] >= 64: key jj's document continues past the block).
+    const int* lb = slast + cur * kBlock;
+    const int g0 = DOCS ? position + start + blk * kBlock : 0;
 
     // a. bf16 copy of R^T (the state of all later tokens) for both products below.
 #pragma unroll
@@ -668,13 +868,23 @@ __global__ void __launch_bounds__(D * 2, 1)
             mma(acc2[2 * np + 1], a2, bb[2], bb[3]);
           }
         }
+        int lj[2] = {0, 0};  // DOCS: last[j] local to the block, for this thread's two key rows
+        if constexpr (DOCS) {
+          lj[0] = lb[r0 + g] - g0;
+          lj[1] = lb[r0 + g + 8] - g0;
+        }
 #pragma unroll
         for (int t = 0; t < CW / 8; ++t)
 #pragma unroll
           for (int hh = 0; hh < 2; ++hh) {
             int j = r0 + g + 8 * hh, i = cbase + 8 * t + 2 * tq;
-            float w0 = i >= j ? (decay ? decay_pow(l2, (float)(i - j)) : 1.f) : 0.f;
-            float w1 = i + 1 >= j ? (decay ? decay_pow(l2, (float)(i + 1 - j)) : 1.f) : 0.f;
+            bool k0 = i >= j, k1 = i + 1 >= j;
+            if constexpr (DOCS) {  // same document: i <= last[j]
+              k0 = k0 && i <= lj[hh];
+              k1 = k1 && i + 1 <= lj[hh];
+            }
+            float w0 = k0 ? (decay ? decay_pow(l2, (float)(i - j)) : 1.f) : 0.f;
+            float w1 = k1 ? (decay ? decay_pow(l2, (float)(i + 1 - j)) : 1.f) : 0.f;
             *reinterpret_cast<uint32_t*>(sa1 + swz<kBlock>(j, i)) =
                 pack2(acc1[t][2 * hh] * w0, acc1[t][2 * hh + 1] * w1);
             *reinterpret_cast<uint32_t*>(sa2 + swz<kBlock>(j, i)) =
@@ -708,7 +918,26 @@ __global__ void __launch_bounds__(D * 2, 1)
         mma(dka[mt][1], a, brt[2], brt[3]);
       }
     }
-    if (decay) {
+    if constexpr (DOCS) {
+      // Only keys whose document continues past the block read R: their row factor lam^(63-jj) (1 without
+      // decay), the others 0 (R and K, V are finite, so the product is exactly 0).
+#pragma unroll
+      for (int mt = 0; mt < 4; ++mt) {
+        const float f0 = lb[16 * mt + g] - g0 >= kBlock ? rj[mt][0] : 0.f;
+        const float f1 = lb[16 * mt + g + 8] - g0 >= kBlock ? rj[mt][1] : 0.f;
+#pragma unroll
+        for (int nt = 0; nt < 2; ++nt) {
+          dva[mt][nt][0] *= f0;
+          dva[mt][nt][1] *= f0;
+          dva[mt][nt][2] *= f1;
+          dva[mt][nt][3] *= f1;
+          dka[mt][nt][0] *= f0;
+          dka[mt][nt][1] *= f0;
+          dka[mt][nt][2] *= f1;
+          dka[mt][nt][3] *= f1;
+        }
+      }
+    } else if (decay) {
 #pragma unroll
       for (int mt = 0; mt < 4; ++mt)
 #pragma unroll
@@ -741,7 +970,15 @@ __global__ void __launch_bounds__(D * 2, 1)
     }
 
     // d. R^T <- lam^64 R^T + dO^T diag(lam^(ii+1)) Q.
-    if (decay) {
+    //    DOCS: R^T <- (end in block ? 0 : lam^64 R^T) + dO^T diag([ii <= reach] lam^(ii+1)) Q.
+    const int reach = DOCS ? lb[0] - g0 : 0;  // block_reach: queries ii <= reach have first[i] <= g0
+    if constexpr (DOCS) {
+      const float c = reach < kBlock ? 0.f : lam64;  // an end in the block: R restarts (R is finite)
+#pragma unroll
+      for (int t = 0; t < D / 8; ++t)
+#pragma unroll
+        for (int e = 0; e < 4; ++e) RT[t][e] *= c;
+    } else if (decay) {
 #pragma unroll
       for (int t = 0; t < D / 8; ++t)
 #pragma unroll
@@ -751,7 +988,18 @@ __global__ void __launch_bounds__(D * 2, 1)
     for (int kc = 0; kc < 4; ++kc) {
       uint32_t a[4];
       ldsm4t(a, frag_p2<D>(td_, 16 * kc, vs, lane));
-      if (decay) {
+      if constexpr (DOCS) {
+        float w[4];
+#pragma unroll
+        for (int e = 0; e < 4; ++e) {
+          const int ii = 16 * kc + 2 * tq + (e & 1) + ((e >> 1) << 3);
+          w[e] = ii <= reach ? decay_pow(l2, (float)(ii + 1)) : 0.f;
+        }
+        a[0] = scale2(a[0], w[0], w[1]);
+        a[1] = scale2(a[1], w[0], w[1]);
+        a[2] = scale2(a[2], w[2], w[3]);
+        a[3] = scale2(a[3], w[2], w[3]);
+      } else if (decay) {
         a[0] = scale2(a[0], wt[kc][0], wt[kc][1]);
         a[1] = scale2(a[1], wt[kc][0], wt[kc][1]);
         a[2] = scale2(a[2], wt[kc][2], wt[kc][3]);
@@ -790,17 +1038,22 @@ __global__ void __launch_bounds__(D * 2, 1)
 // bidirectional products. Memory-bound, so P is split into bf16 hi + lo and multiplied twice (fp32-grade).
 // 8 warps; warp w computes rows 16(w%4).. and columns (w/4)*D/2.. of each 64-row block.
 // grid (chunks, batch*heads); each CTA streams `blocks_per_cta` consecutive blocks, 3 stages deep.
+// DOCS (scale_mode 1 or 2, the inter terms): rows the state does not reach get 0 (out unchanged when
+// accumulating). Mode 1 (P, from earlier pieces): rows with first[i] < position, i.e. i <= block_head at the
+// piece's start. Mode 2 (G, from later pieces): rows with last[j] >= position + C (no end in [j, position + C -
+// 1]): none if the piece's last token ends a document, else those from first[position + C - 1] on.
 // ---------------------------------------------------------------------------------------------------------
 template <int D>
 constexpr int apply_smem() {
   return (2 * D * D + 3 * 2 * kBlock * D) * 2;
 }
 
-template <int D, bool TRANS>
+template <int D, bool TRANS, bool DOCS>
 __global__ void __launch_bounds__(256, 1)
     apply_state_kernel(const __nv_bfloat16* __restrict__ x, const float* __restrict__ S,
                        __nv_bfloat16* __restrict__ out, int T, int H, int piece_off, int piece_len,
-                       int blocks_per_cta, const float* __restrict__ lam, int scale_mode, bool accumulate) {
+                       int blocks_per_cta, const float* __restrict__ lam, int scale_mode, bool accumulate,
+                       Documents docs, int position) {
   constexpr int NT = 256, STAGES = 3, TILE = kBlock * D, CWA = D / 2;
   extern __shared__ __align__(128) unsigned char smem_raw[];
   __nv_bfloat16* shi = reinterpret_cast<__nv_bfloat16*>(smem_raw);  // B operand [k][n], high bf16 part
@@ -816,6 +1069,13 @@ __global__ void __launch_bounds__(256, 1)
   const size_t row0 = (((size_t)b * T + piece_off + (size_t)blk0 * kBlock) * H + h) * D;
   const float l2 = head_log2_decay(lam, h);
   const int r0 = 16 * (warp & 3), cb = (warp >> 2) * CWA;
+  int row_lo = 0, row_hi = piece_len - 1;  // DOCS: the piece's rows (local) the state reaches
+  if constexpr (DOCS) {
+    const DocRow dr = doc_row(docs, b);
+    const int ge = position + piece_len - 1;  // the piece's last token (piece_len > 0 here)
+    if (scale_mode == 1) row_hi = block_head(dr, position);
+    else if (scale_mode == 2) row_lo = __ldg(dr.ends + ge) != 0 ? piece_len : __ldg(dr.first + ge) - position;
+  }
 
   auto load = [&](int step, int stage) {
     size_t off = row0 + (size_t)step * kBlock * stride;
@@ -880,12 +1140,23 @@ __global__ void __launch_bounds__(256, 1)
       s0 = decay_pow(l2, (float)(piece_len - 1 - i0));
       s1 = decay_pow(l2, (float)(piece_len - 9 - i0));
     }
+    bool in0 = true, in1 = true;
+    if constexpr (DOCS) {
+      in0 = i0 >= row_lo && i0 <= row_hi;
+      in1 = i0 + 8 >= row_lo && i0 + 8 <= row_hi;
+    }
 #pragma unroll
     for (int t = 0; t < CWA / 8; ++t) {
       int c = cb + 8 * t + 2 * tq;
       uint32_t* p0 = reinterpret_cast<uint32_t*>(to + swz<D>(r0 + g, c));
       uint32_t* p1 = reinterpret_cast<uint32_t*>(to + swz<D>(r0 + g + 8, c));
       float v0 = acc[t][0] * s0, v1 = acc[t][1] * s0, v2 = acc[t][2] * s1, v3 = acc[t][3] * s1;
+      if constexpr (DOCS) {
+        v0 = in0 ? v0 : 0.f;
+        v1 = in0 ? v1 : 0.f;
+        v2 = in1 ? v2 : 0.f;
+        v3 = in1 ? v3 : 0.f;
+      }
       if (accumulate) {
         float2 o0 = __bfloat1622float2(*reinterpret_cast<__nv_bfloat162*>(p0));
         float2 o1 = __bfloat1622float2(*reinterpret_cast<__nv_bfloat162*>(p1));
@@ -1072,35 +1343,88 @@ inline void allow_smem(Kernel kernel, int bytes) {
   CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, bytes));
 }
 
+// A piece's documents as the launchers pass them on: docs.any() false runs the DOCS = false kernels, which are
+// the code without documents.
+struct PieceDocs {
+  Documents docs{};
+  int position = 0;  // global position of the piece's first row
+  bool any() const { return docs.any(); }
+};
+
+// With documents: the arrays are there and the piece lies inside the sequence they describe. `call` names the
+// API call in the message; `causal` false (a bidirectional layer) is refused.
+inline void check_documents(const PieceDocs& pd, const Piece& p, bool causal, const char* call) {
+  if (!pd.any()) return;
+  char what[256];
+  std::snprintf(what, sizeof what,
+                "%s: packed documents need a causal layer (bidirectional linear attention with documents is not "
+                "supported)",
+                call);
+  require(causal, what);
+  std::snprintf(what, sizeof what, "%s: documents without first/last arrays", call);
+  require(pd.docs.first != nullptr && pd.docs.last != nullptr, what);
+  std::snprintf(what, sizeof what, "%s: piece at position %d (+%d rows) outside the documents' %d tokens", call,
+                pd.position, p.length, pd.docs.seq_len);
+  require(pd.position >= 0 && (long long)pd.position + p.length <= pd.docs.seq_len, what);
+}
+
 // Segment states for segments seg_first .. seg_first+count-1 into out[bh][out_nseg].
 template <int D>
 void launch_segment_states(const bf16* x, const bf16* y, float* out, int out_nseg, int seg_first, int count,
                            bool reverse, SegPlan plan, const LinearDims& d, const Piece& p, const float* lam,
-                           float scale_pow, cudaStream_t s) {
+                           float scale_pow, cudaStream_t s, const PieceDocs& pd = {}) {
   if (count <= 0) return;
   constexpr int smem = 3 * 2 * kBlock * D * 2;
   dim3 grid(count, d.batch * d.heads);
+  auto run = [&](auto rev, auto docs) {
+    constexpr bool R = decltype(rev)::value, DOCS = decltype(docs)::value;
+    static bool once = (allow_smem(segment_state_kernel<D, R, DOCS>, smem), true);
+    (void)once;
+    segment_state_kernel<D, R, DOCS><<<grid, D * 2, smem, s>>>(x, y, out, d.tokens, d.heads, p.offset, p.length,
+                                                               plan.seg_len, seg_first, out_nseg, lam, scale_pow,
+                                                               pd.docs, pd.position);
+    LAUNCH_CHECK();
+  };
+  using T = std::true_type;
+  using F = std::false_type;
   if (reverse) {
-    static bool once = (allow_smem(segment_state_kernel<D, true>, smem), true);
-    (void)once;
-    segment_state_kernel<D, true><<<grid, D * 2, smem, s>>>(x, y, out, d.tokens, d.heads, p.offset, p.length,
-                                                           plan.seg_len, seg_first, out_nseg, lam, scale_pow);
+    if (pd.any()) run(T{}, T{});
+    else run(T{}, F{});
   } else {
-    static bool once = (allow_smem(segment_state_kernel<D, false>, smem), true);
-    (void)once;
-    segment_state_kernel<D, false><<<grid, D * 2, smem, s>>>(x, y, out, d.tokens, d.heads, p.offset, p.length,
-                                                            plan.seg_len, seg_first, out_nseg, lam, scale_pow);
+    if (pd.any()) run(F{}, T{});
+    else run(F{}, F{});
   }
-  LAUNCH_CHECK();
 }
 
 inline void launch_scan(float* ws, SegPlan plan, const LinearDims& d, const Piece& p, const float* lam,
                         bool reverse, bool write_prefix, float* total, float total_pow, cudaStream_t s,
-                        const float* base = nullptr, bool base_trans = false) {
+                        const float* base = nullptr, bool base_trans = false, const PieceDocs& pd = {}) {
   const int dd = d.head_dim * d.head_dim;
   dim3 grid((dd / 4 + 255) / 256, d.batch * d.heads);
-  segment_scan_kernel<<<grid, 256, 0, s>>>(ws, plan.nseg, plan.seg_len, p.length, dd, d.heads, lam, reverse,
-                                           write_prefix, total, total_pow, base, base_trans, d.head_dim);
+  if (pd.any())
+    segment_scan_kernel<true><<<grid, 256, 0, s>>>(ws, plan.nseg, plan.seg_len, p.length, dd, d.heads, lam, reverse,
+                                                   write_prefix, total, total_pow, base, base_trans, d.head_dim,
+                                                   pd.docs, pd.position);
+  else
+    segment_scan_kernel<false><<<grid, 256, 0, s>>>(ws, plan.nseg, plan.seg_len, p.length, dd, d.heads, lam,
+                                                    reverse, write_prefix, total, total_pow, base, base_trans,
+                                                    d.head_dim, pd.docs, pd.position);
+  LAUNCH_CHECK();
+}
+
+inline void launch_group_scan(const float* agg, const SharedPlan& sp, float* pre, const LinearDims& d,
+                              const Piece& p, const float* lam, bool reverse, const float* base, bool base_trans,
+                              const PieceDocs& pd, cudaStream_t s) {
+  const int dd = d.head_dim * d.head_dim;
+  dim3 grid((dd / 4 + 255) / 256, d.batch * d.heads);
+  if (pd.any())
+    group_scan_kernel<true><<<grid, 256, 0, s>>>(agg, sp.fine.nseg, sp.fine.seg_len, sp.group, pre, sp.walk.nseg,
+                                                 p.length, dd, d.heads, lam, reverse, base, base_trans, d.head_dim,
+                                                 pd.docs, pd.position);
+  else
+    group_scan_kernel<false><<<grid, 256, 0, s>>>(agg, sp.fine.nseg, sp.fine.seg_len, sp.group, pre, sp.walk.nseg,
+                                                  p.length, dd, d.heads, lam, reverse, base, base_trans, d.head_dim,
+                                                  pd.docs, pd.position);
   LAUNCH_CHECK();
 }
 
@@ -1108,9 +1432,11 @@ inline void launch_scan(float* ws, SegPlan plan, const LinearDims& d, const Piec
 // lam^(j+1) (reverse). Segments run in parallel, then one scan combines them.
 // With `keep` (the caller's workspace of plan_shared(...).fine.nseg states per head), the segment aggregates
 // are written there and left in place for a later walk (plan_shared's fine plan is this plan).
+// With documents: M (forward) keeps the tokens with last[j] >= position + C, dM (reverse) the queries with
+// first[i] < position; the total always comes from the scan, which applies the latter.
 template <int D>
 void state_total(const bf16* x, const bf16* y, const Piece& p, float* out, const LinearDims& d, const float* lam,
-                 bool reverse, float scale_pow, cudaStream_t s, float* keep = nullptr) {
+                 bool reverse, float scale_pow, cudaStream_t s, float* keep = nullptr, const PieceDocs& pd = {}) {
   const int bh = d.batch * d.heads;
   if (p.length == 0) {
     CUDA_CHECK(cudaMemsetAsync(out, 0, (size_t)bh * D * D * sizeof(float), s));
@@ -1118,121 +1444,162 @@ void state_total(const bf16* x, const bf16* y, const Piece& p, float* out, const
   }
   const SegPlan plan = plan_segments(bh, p.length, 2);
   if (keep != nullptr) {
-    launch_segment_states<D>(x, y, keep, plan.nseg, 0, plan.nseg, reverse, plan, d, p, lam, 0.f, s);
-    launch_scan(keep, plan, d, p, lam, reverse, false, out, scale_pow, s);
+    launch_segment_states<D>(x, y, keep, plan.nseg, 0, plan.nseg, reverse, plan, d, p, lam, 0.f, s, pd);
+    launch_scan(keep, plan, d, p, lam, reverse, false, out, scale_pow, s, nullptr, false, pd);
     return;
   }
-  if (plan.nseg == 1) {
+  if (plan.nseg == 1 && !pd.any()) {
     launch_segment_states<D>(x, y, out, 1, 0, 1, reverse, plan, d, p, lam, scale_pow, s);
     return;
   }
   Scratch ws((size_t)plan.nseg * bh * D * D, s);
-  launch_segment_states<D>(x, y, ws.ptr, plan.nseg, 0, plan.nseg, reverse, plan, d, p, lam, 0.f, s);
-  launch_scan(ws.ptr, plan, d, p, lam, reverse, false, out, scale_pow, s);
+  launch_segment_states<D>(x, y, ws.ptr, plan.nseg, 0, plan.nseg, reverse, plan, d, p, lam, 0.f, s, pd);
+  launch_scan(ws.ptr, plan, d, p, lam, reverse, false, out, scale_pow, s, nullptr, false, pd);
+}
+
+// flag[b] = 1 if a document ends inside the piece [position, position + len), else 0 (linear.state's m_flag,
+// linear.grad_state's dm_flag: the carry across the piece is 0 instead of lam^len).
+__global__ void piece_flag_kernel(Documents docs, int position, int len, int batch, float* __restrict__ flag) {
+  const int b = blockIdx.x * blockDim.x + threadIdx.x;
+  if (b >= batch) return;
+  const int* last = docs.last + (size_t)b * docs.seq_len;
+  flag[b] = len > 0 && last[position] < position + len ? 1.f : 0.f;
+}
+
+inline void launch_piece_flag(const PieceDocs& pd, const Piece& p, int batch, float* flag, cudaStream_t s) {
+  if (!pd.any() || flag == nullptr) return;
+  piece_flag_kernel<<<(batch + 127) / 128, 128, 0, s>>>(pd.docs, pd.position, p.length, batch, flag);
+  LAUNCH_CHECK();
 }
 
 template <int D, bool TRANS>
 void launch_apply(const bf16* x, const float* S, bf16* out, const LinearDims& d, const Piece& p, const float* lam,
-                  int scale_mode, bool accumulate, cudaStream_t s) {
+                  int scale_mode, bool accumulate, cudaStream_t s, const PieceDocs& pd = {}) {
   const int bh = d.batch * d.heads, nbk = p.length / kBlock;
   if (nbk == 0) return;
   const int chunks = std::max(1, std::min(nbk, num_sms() / bh));
   const int per = (nbk + chunks - 1) / chunks;
   constexpr int smem = apply_smem<D>();
-  static bool once = (allow_smem(apply_state_kernel<D, TRANS>, smem), true);
-  (void)once;
   dim3 grid((nbk + per - 1) / per, bh);
-  apply_state_kernel<D, TRANS><<<grid, 256, smem, s>>>(x, S, out, d.tokens, d.heads, p.offset, p.length, per, lam,
-                                                       scale_mode, accumulate);
+  if (pd.any()) {
+    require(scale_mode == 1 || scale_mode == 2, "documents apply to the inter terms (scale modes 1 and 2) only");
+    static bool once = (allow_smem(apply_state_kernel<D, TRANS, true>, smem), true);
+    (void)once;
+    apply_state_kernel<D, TRANS, true><<<grid, 256, smem, s>>>(x, S, out, d.tokens, d.heads, p.offset, p.length,
+                                                               per, lam, scale_mode, accumulate, pd.docs,
+                                                               pd.position);
+  } else {
+    static bool once = (allow_smem(apply_state_kernel<D, TRANS, false>, smem), true);
+    (void)once;
+    apply_state_kernel<D, TRANS, false><<<grid, 256, smem, s>>>(x, S, out, d.tokens, d.heads, p.offset, p.length,
+                                                                per, lam, scale_mode, accumulate, pd.docs,
+                                                                pd.position);
+  }
+  LAUNCH_CHECK();
+}
+
+// The fused walks with or without documents, one launch each.
+template <int D>
+void launch_walk_forward(const bf16* q, const bf16* k, const bf16* v, bf16* o, const float* prefix, int nseg,
+                         int seg_len, const LinearDims& d, const Piece& p, const float* lam, bool prefix_trans,
+                         const PieceDocs& pd, cudaStream_t s) {
+  constexpr int smem = walk_forward_smem<D>();
+  const dim3 grid(nseg, d.batch * d.heads);
+  if (pd.any()) {
+    static bool once = (allow_smem(walk_forward_kernel<D, true>, smem), true);
+    (void)once;
+    walk_forward_kernel<D, true><<<grid, D * 2, smem, s>>>(q, k, v, o, prefix, d.tokens, d.heads, p.offset,
+                                                           p.length, seg_len, nseg, lam, prefix_trans, pd.docs,
+                                                           pd.position);
+  } else {
+    static bool once = (allow_smem(walk_forward_kernel<D, false>, smem), true);
+    (void)once;
+    walk_forward_kernel<D, false><<<grid, D * 2, smem, s>>>(q, k, v, o, prefix, d.tokens, d.heads, p.offset,
+                                                            p.length, seg_len, nseg, lam, prefix_trans, pd.docs,
+                                                            pd.position);
+  }
+  LAUNCH_CHECK();
+}
+
+template <int D>
+void launch_walk_backward(const bf16* q, const bf16* k, const bf16* v, const bf16* dout, bf16* dk, bf16* dv,
+                          const float* suffix, int nseg, int seg_len, const LinearDims& d, const Piece& p,
+                          const float* lam, const PieceDocs& pd, cudaStream_t s) {
+  const dim3 grid(nseg, d.batch * d.heads);
+  if (pd.any()) {
+    constexpr int smem = walk_backward_smem_docs<D, true>();
+    static bool once = (allow_smem(walk_backward_kernel<D, true>, smem), true);
+    (void)once;
+    walk_backward_kernel<D, true><<<grid, D * 2, smem, s>>>(q, k, v, dout, dk, dv, suffix, d.tokens, d.heads,
+                                                            p.offset, p.length, seg_len, nseg, lam, pd.docs,
+                                                            pd.position);
+  } else {
+    constexpr int smem = walk_backward_smem<D>();
+    static bool once = (allow_smem(walk_backward_kernel<D, false>, smem), true);
+    (void)once;
+    walk_backward_kernel<D, false><<<grid, D * 2, smem, s>>>(q, k, v, dout, dk, dv, suffix, d.tokens, d.heads,
+                                                             p.offset, p.length, seg_len, nseg, lam, pd.docs,
+                                                             pd.position);
+  }
   LAUNCH_CHECK();
 }
 
 // base: the state from earlier ranks (P, or P^T with base_trans) whose inter term is fused; may be nullptr.
 template <int D>
 void walk_forward(const bf16* q, const bf16* k, const bf16* v, bf16* o, const LinearDims& d, const Piece& p,
-                  const float* lam, const float* base, bool base_trans, cudaStream_t s) {
+                  const float* lam, const float* base, bool base_trans, cudaStream_t s, const PieceDocs& pd = {}) {
   const int bh = d.batch * d.heads;
   const SegPlan plan = plan_segments(bh, p.length, 1);
   const bool prefixed = plan.nseg > 1 || base != nullptr;
   Scratch ws(prefixed ? (size_t)plan.nseg * bh * D * D : 0, s);
   if (plan.nseg > 1)
-    launch_segment_states<D>(k, v, ws.ptr, plan.nseg, 0, plan.nseg - 1, false, plan, d, p, lam, 0.f, s);
-  if (prefixed) launch_scan(ws.ptr, plan, d, p, lam, false, true, nullptr, 0.f, s, base, base_trans);
-  constexpr int smem = walk_forward_smem<D>();
-  static bool once = (allow_smem(walk_forward_kernel<D>, smem), true);
-  (void)once;
-  walk_forward_kernel<D><<<dim3(plan.nseg, bh), D * 2, smem, s>>>(q, k, v, o, ws.ptr, d.tokens, d.heads, p.offset,
-                                                                  p.length, plan.seg_len, plan.nseg, lam, false);
-  LAUNCH_CHECK();
+    launch_segment_states<D>(k, v, ws.ptr, plan.nseg, 0, plan.nseg - 1, false, plan, d, p, lam, 0.f, s, pd);
+  if (prefixed) launch_scan(ws.ptr, plan, d, p, lam, false, true, nullptr, 0.f, s, base, base_trans, pd);
+  launch_walk_forward<D>(q, k, v, o, ws.ptr, plan.nseg, plan.seg_len, d, p, lam, false, pd, s);
 }
 
 // The same walk from aggregates a state call left in `agg` (plan_shared): no segment-state pass, only the
 // group scan. agg_trans: agg holds the transpose of this walk's state (the dq walk, q <- do, k <- v, v <- k,
 // reading the forward's (k, v) aggregates); the prefixes then stay transposed and the walk reads them so.
+// With documents the aggregates must come from a state call with the same documents and position.
 template <int D>
 void walk_forward_shared(const bf16* q, const bf16* k, const bf16* v, bf16* o, const LinearDims& d, const Piece& p,
                          const float* lam, const float* base, bool base_trans, const float* agg, bool agg_trans,
-                         cudaStream_t s) {
+                         cudaStream_t s, const PieceDocs& pd = {}) {
   const int bh = d.batch * d.heads, dd = D * D;
   const SharedPlan sp = plan_shared(bh, p.length);
   const bool prefixed = sp.walk.nseg > 1 || base != nullptr;
   Scratch ws(prefixed ? (size_t)sp.walk.nseg * bh * dd : 0, s);
-  if (prefixed) {
-    dim3 grid((dd / 4 + 255) / 256, bh);
-    group_scan_kernel<<<grid, 256, 0, s>>>(agg, sp.fine.nseg, sp.fine.seg_len, sp.group, ws.ptr, sp.walk.nseg,
-                                           p.length, dd, d.heads, lam, false, base, base_trans != agg_trans, D);
-    LAUNCH_CHECK();
-  }
-  constexpr int smem = walk_forward_smem<D>();
-  static bool once = (allow_smem(walk_forward_kernel<D>, smem), true);
-  (void)once;
-  walk_forward_kernel<D><<<dim3(sp.walk.nseg, bh), D * 2, smem, s>>>(q, k, v, o, ws.ptr, d.tokens, d.heads,
-                                                                     p.offset, p.length, sp.walk.seg_len,
-                                                                     sp.walk.nseg, lam, agg_trans);
-  LAUNCH_CHECK();
+  if (prefixed) launch_group_scan(agg, sp, ws.ptr, d, p, lam, false, base, base_trans != agg_trans, pd, s);
+  launch_walk_forward<D>(q, k, v, o, ws.ptr, sp.walk.nseg, sp.walk.seg_len, d, p, lam, agg_trans, pd, s);
 }
 
 // base: G, the gradient state from later ranks whose dk/dv inter terms are fused; may be nullptr.
 template <int D>
 void walk_backward(const bf16* q, const bf16* k, const bf16* v, const bf16* dout, bf16* dk, bf16* dv,
-                   const LinearDims& d, const Piece& p, const float* lam, const float* base, cudaStream_t s) {
+                   const LinearDims& d, const Piece& p, const float* lam, const float* base, cudaStream_t s,
+                   const PieceDocs& pd = {}) {
   const int bh = d.batch * d.heads;
   const SegPlan plan = plan_segments(bh, p.length, 1);
   const bool prefixed = plan.nseg > 1 || base != nullptr;
   Scratch ws(prefixed ? (size_t)plan.nseg * bh * D * D : 0, s);
   if (plan.nseg > 1)
-    launch_segment_states<D>(q, dout, ws.ptr, plan.nseg, 1, plan.nseg - 1, true, plan, d, p, lam, 0.f, s);
-  if (prefixed) launch_scan(ws.ptr, plan, d, p, lam, true, true, nullptr, 0.f, s, base, false);
-  constexpr int smem = walk_backward_smem<D>();
-  static bool once = (allow_smem(walk_backward_kernel<D>, smem), true);
-  (void)once;
-  walk_backward_kernel<D><<<dim3(plan.nseg, bh), D * 2, smem, s>>>(
-      q, k, v, dout, dk, dv, ws.ptr, d.tokens, d.heads, p.offset, p.length, plan.seg_len, plan.nseg, lam);
-  LAUNCH_CHECK();
+    launch_segment_states<D>(q, dout, ws.ptr, plan.nseg, 1, plan.nseg - 1, true, plan, d, p, lam, 0.f, s, pd);
+  if (prefixed) launch_scan(ws.ptr, plan, d, p, lam, true, true, nullptr, 0.f, s, base, false, pd);
+  launch_walk_backward<D>(q, k, v, dout, dk, dv, ws.ptr, plan.nseg, plan.seg_len, d, p, lam, pd, s);
 }
 
 // The dk/dv walk from the (q, do) aggregates linear_grad_state left in `agg` (plan_shared).
 template <int D>
 void walk_backward_shared(const bf16* q, const bf16* k, const bf16* v, const bf16* dout, bf16* dk, bf16* dv,
                           const LinearDims& d, const Piece& p, const float* lam, const float* base, const float* agg,
-                          cudaStream_t s) {
+                          cudaStream_t s, const PieceDocs& pd = {}) {
   const int bh = d.batch * d.heads, dd = D * D;
   const SharedPlan sp = plan_shared(bh, p.length);
   const bool prefixed = sp.walk.nseg > 1 || base != nullptr;
   Scratch ws(prefixed ? (size_t)sp.walk.nseg * bh * dd : 0, s);
-  if (prefixed) {
-    dim3 grid((dd / 4 + 255) / 256, bh);
-    group_scan_kernel<<<grid, 256, 0, s>>>(agg, sp.fine.nseg, sp.fine.seg_len, sp.group, ws.ptr, sp.walk.nseg,
-                                           p.length, dd, d.heads, lam, true, base, false, D);
-    LAUNCH_CHECK();
-  }
-  constexpr int smem = walk_backward_smem<D>();
-  static bool once = (allow_smem(walk_backward_kernel<D>, smem), true);
-  (void)once;
-  walk_backward_kernel<D><<<dim3(sp.walk.nseg, bh), D * 2, smem, s>>>(q, k, v, dout, dk, dv, ws.ptr, d.tokens,
-                                                                      d.heads, p.offset, p.length, sp.walk.seg_len,
-                                                                      sp.walk.nseg, lam);
-  LAUNCH_CHECK();
+  if (prefixed) launch_group_scan(agg, sp, ws.ptr, d, p, lam, true, base, false, pd, s);
+  launch_walk_backward<D>(q, k, v, dout, dk, dv, ws.ptr, sp.walk.nseg, sp.walk.seg_len, d, p, lam, pd, s);
 }
 
 __global__ void state_add_kernel(const float* __restrict__ a, const float* __restrict__ b, float* __restrict__ out,
@@ -1268,17 +1635,20 @@ void bidir_state(const bf16* x, const bf16* y, const Piece& p, float* out, const
 // o = intra-piece attention (+ the inter term of P when P != nullptr, fused into the same pass).
 // kv_ws: the (k, v) aggregates of linear_state (nullptr: recompute). Bidirectional pieces use them only when
 // lam == nullptr (their sum must be undecayed; with a decay table the state call's lam would have weighted them).
+// pd: the piece's documents (causal only; the public calls refuse them with a bidirectional layer).
 template <int D>
 void intra_forward(const bf16* q, const bf16* k, const bf16* v, const float* P, const Piece& p, bf16* o,
-                   const LinearDims& d, const float* lam, bool causal, cudaStream_t s, const float* kv_ws = nullptr) {
+                   const LinearDims& d, const float* lam, bool causal, cudaStream_t s, const float* kv_ws = nullptr,
+                   const PieceDocs& pd = {}) {
   if (p.length == 0) return;
   if (causal) {
     if (kv_ws != nullptr)
-      walk_forward_shared<D>(q, k, v, o, d, p, lam, P, false, kv_ws, false, s);
+      walk_forward_shared<D>(q, k, v, o, d, p, lam, P, false, kv_ws, false, s, pd);
     else
-      walk_forward<D>(q, k, v, o, d, p, lam, P, false, s);
+      walk_forward<D>(q, k, v, o, d, p, lam, P, false, s, pd);
     return;
   }
+  require(!pd.any(), "bidirectional linear attention with documents is not supported");
   // Bidirectional: o_i = q_i (sum_j k_j^T v_j over the piece [+ P]), no decay.
   Scratch m((size_t)d.batch * d.heads * D * D, s);
   bidir_state<D>(k, v, p, m.ptr, d, P, s, lam == nullptr ? kv_ws : nullptr);
@@ -1290,21 +1660,24 @@ void intra_forward(const bf16* q, const bf16* k, const bf16* v, const float* P, 
 template <int D>
 void intra_backward(const bf16* q, const bf16* k, const bf16* v, const bf16* dout, const float* P, const float* G,
                     const Piece& p, bf16* dq, bf16* dk, bf16* dv, const LinearDims& d, const float* lam, bool causal,
-                    cudaStream_t s, const float* kv_ws = nullptr, const float* qdo_ws = nullptr) {
+                    cudaStream_t s, const float* kv_ws = nullptr, const float* qdo_ws = nullptr,
+                    const PieceDocs& pd = {}) {
   if (p.length == 0) return;
   if (causal) {
     // dq_i = sum_{j<=i} lam^(i-j) (do_i . v_j) k_j [+ lam^(i+1) do_i P^T]: the forward walk with q <- do,
     // k <- v, v <- k, whose state is S^T (so P enters transposed; the (k, v) aggregates hold S, read transposed).
+    // Its document masks depend on the positions only, so they are the forward's.
     if (kv_ws != nullptr)
-      walk_forward_shared<D>(dout, v, k, dq, d, p, lam, P, true, kv_ws, true, s);
+      walk_forward_shared<D>(dout, v, k, dq, d, p, lam, P, true, kv_ws, true, s, pd);
     else
-      walk_forward<D>(dout, v, k, dq, d, p, lam, P, true, s);
+      walk_forward<D>(dout, v, k, dq, d, p, lam, P, true, s, pd);
     if (qdo_ws != nullptr)
-      walk_backward_shared<D>(q, k, v, dout, dk, dv, d, p, lam, G, qdo_ws, s);
+      walk_backward_shared<D>(q, k, v, dout, dk, dv, d, p, lam, G, qdo_ws, s, pd);
     else
-      walk_backward<D>(q, k, v, dout, dk, dv, d, p, lam, G, s);
+      walk_backward<D>(q, k, v, dout, dk, dv, d, p, lam, G, s, pd);
     return;
   }
+  require(!pd.any(), "bidirectional linear attention with documents is not supported");
   // Bidirectional: M = K^T V [+ P], R = Q^T dO [+ G]; dq = dO M^T, dk = V R^T, dv = K R.
   const size_t dd = (size_t)d.batch * d.heads * D * D;
   Scratch m(2 * dd, s);
@@ -1557,43 +1930,112 @@ void linear_backward_fused(const bf16* q, const bf16* k, const bf16* v, const bf
 // ---------------------------------------------------------------------------------------------------------
 // The program's calls (kernels.h): the same entry points taking their operands as one named struct
 // (attention_args.cuh); an unset workspace is nullptr, which the overloads above read as "recompute".
+// Without documents (a.docs.any() false) each is exactly the overload above. With them (causal layers only),
+// row r of the piece is global position a.position + r and every term takes the document mask of
+// docs/DOCUMENTS.md; a workspace then holds masked aggregates, so its producer and consumer must be given the
+// same documents and position. The state calls also write a.flag (when set).
 // ---------------------------------------------------------------------------------------------------------
 void linear_state(const LinearStateArgs& a, LinearDims dims, const float* lam, cudaStream_t s) {
-  linear_state(a.k, a.v, a.piece, a.m, dims, lam, s, a.kv_ws);
+  if (!a.docs.any()) return linear_state(a.k, a.v, a.piece, a.m, dims, lam, s, a.kv_ws);
+  // M = sum over the tokens after the piece's last end (last[j] >= position + C); flag: an end in the piece.
+  const detail::PieceDocs pd{a.docs, a.position};
+  detail::check_piece(dims, a.piece);
+  detail::check_documents(pd, a.piece, true, "linear_state");
+  with_head_dim(dims.head_dim, [&](auto D) {
+    detail::state_total<D>(a.k, a.v, a.piece, a.m, dims, lam, false, 0.f, s, a.kv_ws, pd);
+  });
+  detail::launch_piece_flag(pd, a.piece, dims.batch, a.flag, s);
 }
 
 void linear_intra(const LinearIntraArgs& a, LinearDims dims, const float* lam, cudaStream_t s) {
-  linear_intra(a.q, a.k, a.v, a.piece, a.o, dims, lam, a.causal, s, a.kv_ws);
+  if (!a.docs.any()) return linear_intra(a.q, a.k, a.v, a.piece, a.o, dims, lam, a.causal, s, a.kv_ws);
+  const detail::PieceDocs pd{a.docs, a.position};
+  detail::check_piece(dims, a.piece);
+  detail::check_documents(pd, a.piece, a.causal, "linear_intra");
+  with_head_dim(dims.head_dim, [&](auto D) {
+    detail::intra_forward<D>(a.q, a.k, a.v, nullptr, a.piece, a.o, dims, lam, a.causal, s, a.kv_ws, pd);
+  });
 }
 
 void linear_inter(const LinearInterArgs& a, LinearDims dims, const float* lam, cudaStream_t s) {
-  linear_inter(a.q, a.p, a.piece, a.o, dims, lam, s);
+  if (!a.docs.any()) return linear_inter(a.q, a.p, a.piece, a.o, dims, lam, s);
+  // Only the rows with first[i] < position (their document began in an earlier piece) see P.
+  const detail::PieceDocs pd{a.docs, a.position};
+  detail::check_piece(dims, a.piece);
+  detail::check_documents(pd, a.piece, true, "linear_inter");
+  with_head_dim(dims.head_dim, [&](auto D) {
+    detail::launch_apply<D, false>(a.q, a.p, a.o, dims, a.piece, lam, 1, true, s, pd);
+  });
 }
 
 void linear_forward_fused(const LinearForwardFusedArgs& a, LinearDims dims, const float* lam, cudaStream_t s) {
-  linear_forward_fused(a.q, a.k, a.v, a.p, a.piece, a.o, dims, lam, a.causal, s, a.kv_ws);
+  if (!a.docs.any()) return linear_forward_fused(a.q, a.k, a.v, a.p, a.piece, a.o, dims, lam, a.causal, s, a.kv_ws);
+  const detail::PieceDocs pd{a.docs, a.position};
+  detail::check_piece(dims, a.piece);
+  detail::check_documents(pd, a.piece, a.causal, "linear_forward_fused");
+  with_head_dim(dims.head_dim, [&](auto D) {
+    detail::intra_forward<D>(a.q, a.k, a.v, a.p, a.piece, a.o, dims, lam, a.causal, s, a.kv_ws, pd);
+  });
 }
 
 void linear_grad_state(const LinearGradStateArgs& a, LinearDims dims, const float* lam, cudaStream_t s) {
-  linear_grad_state(a.q, a.dout, a.piece, a.dm, dims, lam, s, a.qdo_ws);
+  if (!a.docs.any()) return linear_grad_state(a.q, a.dout, a.piece, a.dm, dims, lam, s, a.qdo_ws);
+  // dM = sum over the queries before the piece's first end whose document began earlier (first[i] < position).
+  const detail::PieceDocs pd{a.docs, a.position};
+  detail::check_piece(dims, a.piece);
+  detail::check_documents(pd, a.piece, true, "linear_grad_state");
+  with_head_dim(dims.head_dim, [&](auto D) {
+    detail::state_total<D>(a.q, a.dout, a.piece, a.dm, dims, lam, true, 0.f, s, a.qdo_ws, pd);
+  });
+  detail::launch_piece_flag(pd, a.piece, dims.batch, a.flag, s);
 }
 
 void linear_intra_backward(const LinearIntraBackwardArgs& a, LinearDims dims, const float* lam, cudaStream_t s) {
-  linear_intra_backward(a.q, a.k, a.v, a.dout, a.piece, a.dq, a.dk, a.dv, dims, lam, a.causal, s, a.kv_ws,
-                        a.qdo_ws);
+  if (!a.docs.any())
+    return linear_intra_backward(a.q, a.k, a.v, a.dout, a.piece, a.dq, a.dk, a.dv, dims, lam, a.causal, s, a.kv_ws,
+                                 a.qdo_ws);
+  const detail::PieceDocs pd{a.docs, a.position};
+  detail::check_piece(dims, a.piece);
+  detail::check_documents(pd, a.piece, a.causal, "linear_intra_backward");
+  with_head_dim(dims.head_dim, [&](auto D) {
+    detail::intra_backward<D>(a.q, a.k, a.v, a.dout, nullptr, nullptr, a.piece, a.dq, a.dk, a.dv, dims, lam,
+                              a.causal, s, a.kv_ws, a.qdo_ws, pd);
+  });
 }
 
 void linear_dq_inter(const LinearDqInterArgs& a, LinearDims dims, const float* lam, cudaStream_t s) {
-  linear_dq_inter(a.dout, a.p, a.piece, a.dq, dims, lam, s);
+  if (!a.docs.any()) return linear_dq_inter(a.dout, a.p, a.piece, a.dq, dims, lam, s);
+  const detail::PieceDocs pd{a.docs, a.position};
+  detail::check_piece(dims, a.piece);
+  detail::check_documents(pd, a.piece, true, "linear_dq_inter");
+  with_head_dim(dims.head_dim, [&](auto D) {
+    detail::launch_apply<D, true>(a.dout, a.p, a.dq, dims, a.piece, lam, 1, true, s, pd);
+  });
 }
 
 void linear_dkdv_inter(const LinearDkdvInterArgs& a, LinearDims dims, const float* lam, cudaStream_t s) {
-  linear_dkdv_inter(a.k, a.v, a.g, a.piece, a.dk, a.dv, dims, lam, s);
+  if (!a.docs.any()) return linear_dkdv_inter(a.k, a.v, a.g, a.piece, a.dk, a.dv, dims, lam, s);
+  // Only the keys after the piece's last end (last[j] >= position + C) see G.
+  const detail::PieceDocs pd{a.docs, a.position};
+  detail::check_piece(dims, a.piece);
+  detail::check_documents(pd, a.piece, true, "linear_dkdv_inter");
+  with_head_dim(dims.head_dim, [&](auto D) {
+    detail::launch_apply<D, true>(a.v, a.g, a.dk, dims, a.piece, lam, 2, true, s, pd);
+    detail::launch_apply<D, false>(a.k, a.g, a.dv, dims, a.piece, lam, 2, true, s, pd);
+  });
 }
 
 void linear_backward_fused(const LinearBackwardFusedArgs& a, LinearDims dims, const float* lam, cudaStream_t s) {
-  linear_backward_fused(a.q, a.k, a.v, a.dout, a.p, a.g, a.piece, a.dq, a.dk, a.dv, dims, lam, a.causal, s, a.kv_ws,
-                        a.qdo_ws);
+  if (!a.docs.any())
+    return linear_backward_fused(a.q, a.k, a.v, a.dout, a.p, a.g, a.piece, a.dq, a.dk, a.dv, dims, lam, a.causal, s,
+                                 a.kv_ws, a.qdo_ws);
+  const detail::PieceDocs pd{a.docs, a.position};
+  detail::check_piece(dims, a.piece);
+  detail::check_documents(pd, a.piece, a.causal, "linear_backward_fused");
+  with_head_dim(dims.head_dim, [&](auto D) {
+    detail::intra_backward<D>(a.q, a.k, a.v, a.dout, a.p, a.g, a.piece, a.dq, a.dk, a.dv, dims, lam, a.causal, s,
+                              a.kv_ws, a.qdo_ws, pd);
+  });
 }
 
 }  // namespace lasp

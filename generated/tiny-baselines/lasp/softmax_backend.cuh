@@ -12,9 +12,12 @@
 //   kernels, which take global positions and accumulate partial results.
 // - LASP_SOFTMAX_BACKEND=lasp forces lasp's kernels (to verify or time them), =cudnn insists on cuDNN (the
 //   program stops, exit 2, where it cannot be used), unset or =auto takes cuDNN where it can.
+// - Packed documents (docs/DOCUMENTS.md) always take lasp's kernels: cuDNN's fused attention here has no mask
+//   that follows document boundaries inside one sequence (its ragged layout, a sequence per document, is for a
+//   later session). LASP_SOFTMAX_BACKEND=cudnn with documents stops (exit 2), as for a shape cuDNN cannot run.
 // - The two backends keep the log-sum-exp in different layouts ([batch][heads][rows] for cuDNN, [batch][rows]
 //   [heads] for ours), so the forward and backward of one layer must take the same one: the choice depends
-//   only on the shape and the environment, which both passes share.
+//   only on the shape, whether there are documents and the environment, which both passes share.
 // - cudnn_sdpa_supported() builds the plans of a shape the first time it is asked (up to a few seconds, once);
 //   the program asks for every whole-sequence shape before its timed steps (softmax_whole_backend()).
 #pragma once
@@ -59,10 +62,19 @@ inline CudnnSdpaShape shape_of(const SoftmaxDims& d, bool causal) {
 }
 #endif
 
-// Whether this whole-sequence shape runs on cuDNN.
-inline bool use_cudnn(const SoftmaxDims& d, bool causal) {
+// Whether this whole-sequence shape (with packed documents or not) runs on cuDNN.
+inline bool use_cudnn(const SoftmaxDims& d, bool causal, bool documents = false) {
   const Choice choice = requested();
   if (choice == Choice::kLasp) return false;
+  if (documents) {
+    if (choice == Choice::kCudnn) {
+      std::fprintf(stderr, "lasp_program: LASP_SOFTMAX_BACKEND=cudnn, but cuDNN's fused attention here cannot mask "
+                           "packed documents (a %d x %d attention with documents); unset it or use lasp\n",
+                   d.q_rows, d.k_rows);
+      std::exit(2);
+    }
+    return false;
+  }
 #ifdef LASP_WITH_CUDNN
   if (cudnn_sdpa_supported(shape_of(d, causal))) return true;
 #endif

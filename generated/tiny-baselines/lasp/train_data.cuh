@@ -36,7 +36,7 @@ namespace lasp {
 struct WindowSource {
   bool synthetic = true;
   token_files::TokenFile file;
-  uint64_t windows = 0;                         // windows of kSeqLen tokens in the file
+  uint64_t windows = 0;                         // windows of kRealSeqLen tokens in the file (the spec's seq_len)
   std::vector<token_files::WindowPiece> pieces;  // this rank's pieces of a window, in local order
   uint64_t epoch = ~0ull;                       // the epoch `order` is of
   std::vector<uint64_t> order;                  // the windows of that epoch, shuffled
@@ -88,7 +88,7 @@ inline WindowSource open_windows(const State& st, const std::string& path, uint6
   src.synthetic = false;
   std::string error;
   if (!src.file.open(path, &error)) train_data::fail(error);
-  if (!token_files::check_enough(src.file, program::kSeqLen, windows_needed, &error)) train_data::fail(error);
+  if (!token_files::check_enough(src.file, program::kRealSeqLen, windows_needed, &error)) train_data::fail(error);
   // Each rank reads 1/W of the file: a large file is checked W times faster, and once.
   say("checking the %llu tokens of %s (%s) against the vocabulary of %d\n", (unsigned long long)src.file.count(),
       path.c_str(), what, train_data::id_limit());
@@ -96,7 +96,10 @@ inline WindowSource open_windows(const State& st, const std::string& path, uint6
     if (program::kMaskedObjective) error += " (masked-token prediction keeps id vocab - 1 for the mask)";
     train_data::fail(error);
   }
-  src.windows = token_files::window_count(src.file.count(), program::kSeqLen);
+  if (program::kDocuments == kIndexDocuments && src.file.format() != token_files::Format::Megatron)
+    train_data::fail("`documents index` reads where documents end from a Megatron dataset's index, and " + path +
+                     " is an llm.c file: use `documents eos` with the token that ends its documents");
+  src.windows = token_files::window_count(src.file.count(), program::kRealSeqLen);
   const PieceMap& map = program::kPieceMaps[st.layout.sp_rank];
   for (int i = 0; i < map.count; i++) src.pieces.push_back({map.global_start[i], map.length[i]});
   if (map.count == 0) src.pieces.push_back({0, program::kSeqLen});
@@ -120,6 +123,10 @@ inline void load_windows(State& st, WindowSource& src, TokenStage& stage, uint64
     synthetic_tokens(st.ids, st.targets, program::kBatch, (int)program::kLocalTokens, map, program::kSeqLen,
                      program::kVocab, train_data::position_seed(seed, first), program::kMaskedObjective,
                      program::kMaskRate, s);
+    if (program::kRealSeqLen < program::kSeqLen)
+      drop_padding_targets(st.targets, program::kBatch, (int)program::kLocalTokens, map, program::kRealSeqLen, s);
+    if (program::kStepDocuments)
+      st.ctx.docs = draw_documents(st.documents, program::kDocumentLength, (int)program::kRealSeqLen, seed, first, s);
   } else {
     // The previous copy out of the stage must be done before it is written again.
     CUDA_CHECK(cudaStreamSynchronize(s));
@@ -127,15 +134,29 @@ inline void load_windows(State& st, WindowSource& src, TokenStage& stage, uint64
     for (int b = 0; b < program::kBatch; b++) {
       const uint64_t window = train_data::window_at(src, first + (uint64_t)b, shuffled, seed);
       const size_t at = (size_t)b * program::kLocalTokens;
-      if (!token_files::read_window(src.file, window * (uint64_t)program::kSeqLen, src.pieces, train_data::id_limit(),
-                                    stage.ids + at, stage.targets + at, &error))
+      // A window is kRealSeqLen file tokens; a padded seq_len's tail is padding (no targets).
+      const uint64_t start = window * (uint64_t)program::kRealSeqLen;
+      if (!token_files::read_window(src.file, start, src.pieces, train_data::id_limit(), stage.ids + at,
+                                    stage.targets + at, &error, program::kRealSeqLen))
         train_data::fail(error);
+      if (!program::kStepDocuments) continue;
+      // Every rank needs the whole window's documents (its queries reach into other ranks' pieces).
+      int32_t* ends = st.documents.ends.data() + (size_t)b * program::kSeqLen;
+      const uint64_t real = (uint64_t)program::kRealSeqLen;
+      for (int64_t t = 0; t < program::kSeqLen; t++) ends[t] = 0;
+      if (program::kDocuments == kEosDocuments) src.file.token_ends(start, real, program::kEosToken, ends);
+      else if (program::kDocuments == kIndexDocuments) src.file.index_ends(start, real, ends);
+      if (program::kRealSeqLen < program::kSeqLen) ends[real - 1] = 1;  // the padding is a document of its own
     }
+    if (program::kStepDocuments) st.ctx.docs = upload_documents(st.documents, s);
     CUDA_CHECK(cudaMemcpyAsync(st.ids, stage.ids, kRows * sizeof(int32_t), cudaMemcpyHostToDevice, s));
     CUDA_CHECK(cudaMemcpyAsync(st.targets, stage.targets, kRows * sizeof(int32_t), cudaMemcpyHostToDevice, s));
-    if (program::kMaskedObjective)
+    if (program::kMaskedObjective) {
       mask_tokens(st.ids, st.targets, program::kBatch, (int)program::kLocalTokens, map, program::kSeqLen,
                   program::kVocab, train_data::position_seed(seed, first), program::kMaskRate, s);
+      if (program::kRealSeqLen < program::kSeqLen)
+        drop_padding_targets(st.targets, program::kBatch, (int)program::kLocalTokens, map, program::kRealSeqLen, s);
+    }
   }
   prepare_tokens(st);
 }

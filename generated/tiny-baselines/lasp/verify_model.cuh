@@ -90,6 +90,8 @@ struct ModelOracle {
   float* weights = nullptr;  // fp32 copy of the weights, kParameters' layout
   float* grads = nullptr;    // the oracle's gradients, the same layout
   int *ids = nullptr, *targets = nullptr, *count = nullptr;
+  DocumentBuffers documents;  // the replica's packed documents (as its ranks draw them), docs their device view
+  Documents docs;
   double* loss = nullptr;
   float* xs = nullptr;  // [L + 1][T][H]: each layer's input; the last, the final norm's input
   // One layer's forward (kept for its backward), the head's normed input in n1.
@@ -132,10 +134,10 @@ inline void layer_forward(ModelOracle& o, int l) {
   cast_to_bf16(o.k, o.kb, (size_t)T * KW, o.s);
   cast_to_bf16(o.v, o.vb, (size_t)T * KW, o.s);
   if (kind.softmax)
-    oracle_softmax_forward(o.qb, o.kb, o.vb, o.o, o.lse, o.B, o.N, o.heads, kind.kv_heads, o.d, kind.causal, o.s);
+    oracle_softmax_forward(o.qb, o.kb, o.vb, o.o, o.lse, o.B, o.N, o.heads, kind.kv_heads, o.d, kind.causal, o.docs, o.s);
   else
     oracle_linear_forward(o.qb, o.kb, o.vb, o.o, LinearDims{o.B, o.N, o.heads, o.d}, o.st.ctx.tables.*kind.decay,
-                          kind.causal, o.s);
+                          kind.causal, o.docs, o.s);
   const float* attn = o.o;
   if (kind.output_norm) {
     oracle_head_rms_forward(o.o, o.a, (size_t)T * o.heads, o.d, eps, o.s);
@@ -179,10 +181,10 @@ inline void layer_backward(ModelOracle& o, int l) {
   cast_to_bf16(o.da, o.dob, (size_t)T * W, o.s);  // the attention oracles read a bf16 dO: rounded once here
   if (kind.softmax)
     oracle_softmax_backward(o.qb, o.kb, o.vb, o.dob, o.dq, o.dk, o.dv, o.B, o.N, o.heads, kind.kv_heads, o.d,
-                            kind.causal, o.s);
+                            kind.causal, o.docs, o.s);
   else
     oracle_linear_backward(o.qb, o.kb, o.vb, o.dob, o.dq, o.dk, o.dv, LinearDims{o.B, o.N, o.heads, o.d},
-                           o.st.ctx.tables.*kind.decay, kind.causal, o.s);
+                           o.st.ctx.tables.*kind.decay, kind.causal, o.docs, o.s);
   oracle_feature_map_backward(o.qp, o.dq, o.dq, (size_t)T * W, kind.feature_map, o.s);
   oracle_feature_map_backward(o.kp, o.dk, o.dk, (size_t)T * KW, kind.feature_map, o.s);
   if (kind.softmax) {  // the rotation is orthogonal: its backward is the inverse rotation
@@ -207,6 +209,11 @@ inline void replica_step(ModelOracle& o, int replica, float inv_count, double* l
   const int T = o.T, H = o.H, V = o.V;
   synthetic_tokens(o.ids, o.targets, o.B, o.N, program::kWholeSequence, program::kSeqLen, V,
                    o.st.opt.seed + replica, program::kMaskedObjective, program::kMaskRate, o.s);
+  if (program::kRealSeqLen < program::kSeqLen)
+    drop_padding_targets(o.targets, o.B, o.N, program::kWholeSequence, program::kRealSeqLen, o.s);
+  if (program::kStepDocuments)
+    o.docs = draw_documents(o.documents, program::kDocumentLength, (int)program::kRealSeqLen, o.st.opt.seed,
+                            (uint64_t)replica * o.B, o.s);
   oracle_embedding_forward(o.ids, o.w(hd.embedding), o.x(0), T, H, o.s);
   for (int l = 0; l < o.L; l++) layer_forward(o, l);
   // The final norm (its output in n1), the LM head and the loss by chunks of rows, and their backward.
@@ -305,6 +312,8 @@ inline bool verify_model(State& st, double loss) {
   for (int r = 0; r < replicas; r++) {
     synthetic_tokens(o.ids, o.targets, B, N, program::kWholeSequence, program::kSeqLen, V, st.opt.seed + r,
                      program::kMaskedObjective, program::kMaskRate, s);
+    if (program::kRealSeqLen < program::kSeqLen)
+      drop_padding_targets(o.targets, B, N, program::kWholeSequence, program::kRealSeqLen, s);
     count_targets(o.targets, T, o.count, s);
     int count = 0;
     CUDA_CHECK(cudaMemcpyAsync(&count, o.count, sizeof(int), cudaMemcpyDeviceToHost, s));
@@ -313,7 +322,9 @@ inline bool verify_model(State& st, double loss) {
   }
   const float inv_count = targets > 0 ? (float)(1.0 / targets) : 0.0f;
   double loss_total = 0;
+  if (program::kStepDocuments) alloc_documents(o.documents, B, N);
   for (int r = 0; r < replicas; r++) model_check::replica_step(o, r, inv_count, &loss_total);
+  free_documents(o.documents);
   CUBLAS_CHECK(cublasDestroy(blas));
 
   // The loss.

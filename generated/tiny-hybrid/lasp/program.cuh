@@ -28,6 +28,7 @@ constexpr int kDataParallel = 1;  // data-parallel groups
 constexpr int kGpus = 2;  // all GPUs = sequence x data
 constexpr int kBatch = 1;  // sequences per step on each data-parallel rank
 constexpr int64_t kSeqLen = 1024;  // global sequence length N
+constexpr int64_t kRealSeqLen = 1024;  // the spec's seq_len: tokens from here to kSeqLen are padding (a document no loss counts)
 constexpr int64_t kLocalTokens = 512;  // tokens each rank holds
 constexpr int64_t kPieceTokens = 256;  // tokens of each piece
 constexpr int kPiecesPerRank = 2;  // zigzag layout
@@ -47,6 +48,10 @@ constexpr bool kRecomputeMlp = false;  // the backward pass makes each layer's g
 constexpr bool kTiedEmbeddings = false;  // the LM head is the embedding table
 constexpr bool kMaskedObjective = false;  // masked-token prediction (every layer bidirectional), else the next token
 constexpr float kMaskRate = 0.150000000f;  // share of the input tokens masked (masked-token prediction)
+constexpr lasp::DocumentKind kDocuments = lasp::kNoDocuments;  // where documents end: none, at the eos token, or at the Megatron index's sequence ends
+constexpr bool kStepDocuments = false;  // the attention calls read the step's documents (packed ones, or the padding's)
+constexpr int kDocumentLength = 0;  // mean length of the documents drawn from the seed (synthetic data; none drawn: 0)
+constexpr int kEosToken = -1;  // the token that ends a document (`documents eos`; -1: none)
 constexpr int kClassifierChunk = 512;  // tokens per chunk of the LM head and loss
 constexpr float kModelLossTolerance = 0.00100000000f;  // verify: the whole model's loss against its fp32 oracle, relative error
 constexpr float kModelGradTolerance = 0.0500000000f;  // verify: each weight gradient against the oracle's, relative L2 error
@@ -122,7 +127,7 @@ constexpr double kModelFlopsPerToken = 2.280653e+7;  // training FLOPs per token
 constexpr float kWeightScale = 0.0625000000f;  // standard deviation of the initial weights, 1/sqrt(hidden)
 constexpr bool kGathersBesideKernels = true;  // some layer kind has AllGathers beside computation that may take the copy engines
 constexpr size_t kLargestGradientBlock = 655872;  // elements of the largest block of weight gradients summed at once (the copy engines' scratch)
-constexpr double kTokensPerStep = 1024;  // tokens of one step over every rank (sequence x data)
+constexpr double kTokensPerStep = 1024;  // real tokens of one step over every rank (sequence x data; a padded seq_len's padding not counted)
 constexpr bool kGradientsSplitEvenly = true;  // every layer's weight gradients split evenly over the ranks (the copy-engine gradient sum)
 constexpr bool kOptimizerSharded = true;  // train: AdamW's state sharded over the ranks by gradient block (ZeRO-1), else replicated
 constexpr int kFewCtas = 4;  // CTA limit of the communicator for small collectives beside computation (Ctx::nccl_few_ctas)
@@ -203,6 +208,7 @@ struct Ctx {
   cudaEvent_t* events;    // one per step of the longest rank program: the step has finished
   cudaEvent_t* started;   // likewise: the communication stream has reached the step
   Tables tables;
+  lasp::Documents docs;   // the step's packed documents over the whole sequence (none: docs.any() false)
   cudaEvent_t* trace = nullptr;  // when set (bench's timeline), timing events 2 id and 2 id + 1 around step id
 };
 

@@ -9,7 +9,9 @@
 //   backward  P = exp(scale q.k - lse), delta_i = rowsum(dout_i * o_i), dS = P * (dout.v - delta),
 //             dq += scale dS k, dk += scale dS^T q, dv += P^T dout   (o and lse are the FINAL ones)
 // Visibility: causal compares GLOBAL positions, pos(k_j) <= pos(q_i), through the PieceMaps (up to two
-// pieces, monotonic). Activations are bf16 [batch][rows][heads][d], d = 64 or 128; statistics fp32.
+// pieces, monotonic). With packed documents (Documents, types.cuh) a query also sees only its own document:
+// first[pos(q_i)] <= pos(k_j), and bidirectionally pos(k_j) <= last[pos(q_i)]. Activations are bf16
+// [batch][rows][heads][d], d = 64 or 128; statistics fp32.
 //
 // Design choices:
 // - The default path and its fallbacks only, named by SoftmaxForwardKernel / SoftmaxBackwardKernel. d = 128
@@ -43,6 +45,18 @@
 //   never touched) and only tiles past n_full evaluate per-element positions (a tile may straddle the
 //   boundary between a rank's two pieces, so positions are per row / per column). The backward classifies
 //   query tiles the same way from the key side (tiles before the first visible query row are skipped).
+// - Documents are a separate instantiation of each kernel (an optional trailing Documents argument, has_docs):
+//   calls without them run exactly the code they ran before (checked: the same PTX and registers; the launchers
+//   instantiate the path without documents first, as nvcc otherwise compiles two backward kernels differently).
+//   With them the same ranges come from the documents: first / last are nondecreasing, so a query tile at
+//   positions p_lo..p_hi reaches keys [first[p_lo], causal ? p_hi : last[p_hi]] only, and every row sees
+//   [first[p_hi], causal ? p_lo : last[p_lo]]; the key loop walks just the tiles of the first range (a tile no
+//   row reaches is neither loaded nor multiplied: packed documents of length L cost about N L / 2 scores, not
+//   N^2 / 2) and masks per element outside the second. The backward mirrors it from the key side (key j
+//   reaches queries [causal ? j : first[j], last[j]]). Exact for contiguous positions; a tile across a zigzag
+//   gap gets a superset (never loses a key). The forward reads a row's first / last only in masked tiles (the
+//   wgmma consumers have no registers to hold them), the backward holds its two keys'. A row left without keys
+//   in a block keeps o = 0, lse = -inf (the merge's neutral element), and its backward P = 0.
 // - Heavy tiles first: forward CTAs are numbered so that the last query tiles (most visible keys, causal)
 //   start first; backward CTAs so that the first key tiles (most visible queries) start first. The grid's
 //   x dimension is batch*heads, so the heaviest tile of every head is dispatched before any lighter one.
@@ -199,6 +213,70 @@ __device__ __forceinline__ int count_le(const PieceMap& m, int rows, int p) {
 }
 
 // ---------------------------------------------------------------------------------------------------------
+// Documents. A kernel takes them as an optional trailing argument, a parameter pack of zero or one Documents:
+// without one its parameter list, its code and every launch of it (the benchmarks' too) stay what they were;
+// with one it is a separate instantiation (DOCS below) that masks by document and skips the tiles no row reaches.
+// ---------------------------------------------------------------------------------------------------------
+template <class... Docs>
+__host__ __device__ constexpr bool has_docs() {
+  static_assert(sizeof...(Docs) <= 1 && (std::is_same<Docs, Documents>::value && ...),
+                "the optional trailing kernel argument is one Documents");
+  return sizeof...(Docs) == 1;
+}
+__host__ __device__ __forceinline__ Documents docs_arg() { return Documents{}; }
+__host__ __device__ __forceinline__ Documents docs_arg(const Documents& d) { return d; }
+
+// first / last of batch row b (types.cuh), indexed by global position.
+struct DocRow {
+  const int* first;
+  const int* last;
+};
+__device__ __forceinline__ DocRow doc_row(const Documents& d, int b) {
+  return DocRow{d.first + (size_t)b * d.seq_len, d.last + (size_t)b * d.seq_len};
+}
+
+// Forward, a query tile whose rows lie at positions p_lo..p_hi (monotonic, maybe with a zigzag gap): the local
+// keys [n_begin, n_end) that some row may see, and [f_begin, f_end) that every row sees. first / last are
+// nondecreasing, so some row's keys lie in [first[p_lo], causal ? p_hi : last[p_hi]] and every row sees
+// [first[p_hi], causal ? p_lo : last[p_lo]]; monotonic key maps turn position ranges into local ones. Exact for
+// contiguous rows, a superset (never a needed key lost) across a gap.
+template <bool CAUSAL>
+__device__ __forceinline__ void doc_key_ranges(const DocRow& r, const PieceMap& kmap, int k_rows, int p_lo, int p_hi,
+                                               int& n_begin, int& n_end, int& f_begin, int& f_end) {
+  n_begin = count_le(kmap, k_rows, r.first[p_lo] - 1);
+  n_end = count_le(kmap, k_rows, CAUSAL ? p_hi : r.last[p_hi]);
+  f_begin = count_le(kmap, k_rows, r.first[p_hi] - 1);
+  f_end = count_le(kmap, k_rows, CAUSAL ? p_lo : r.last[p_lo]);
+}
+// Backward, a key tile at positions k_lo..k_hi: the local queries [q_begin, q_end) some key may reach and
+// [f_begin, f_end) every key reaches. Key j reaches query i iff i lies in [causal ? j : first[j], last[j]] (same
+// document), so some key reaches [causal ? k_lo : first[k_lo], last[k_hi]] and every key [causal ? k_hi :
+// first[k_hi], last[k_lo]].
+template <bool CAUSAL>
+__device__ __forceinline__ void doc_query_ranges(const DocRow& r, const PieceMap& qmap, int q_rows, int k_lo, int k_hi,
+                                                 int& q_begin, int& q_end, int& f_begin, int& f_end) {
+  q_begin = count_le(qmap, q_rows, (CAUSAL ? k_lo : r.first[k_lo]) - 1);
+  q_end = count_le(qmap, q_rows, r.last[k_hi]);
+  f_begin = count_le(qmap, q_rows, (CAUSAL ? k_hi : r.first[k_hi]) - 1);
+  f_end = count_le(qmap, q_rows, r.last[k_lo]);
+}
+// Forward: the key positions [lo, hi] that the query at position qp sees (none for a row past the last one,
+// `valid` false). Read where a masked tile needs them, not held in registers through the key loop (the wgmma
+// kernels have none to spare).
+template <bool CAUSAL>
+__device__ __forceinline__ void doc_window(const Documents& d, int b, int qp, bool valid, int& lo, int& hi) {
+  const size_t i = (size_t)b * d.seq_len + qp;
+  lo = valid ? __ldg(d.first + i) : INT_MAX;
+  hi = CAUSAL ? qp : valid ? __ldg(d.last + i) : -1;
+}
+__device__ __forceinline__ bool in_window(int kp, int lo, int hi) { return kp >= lo && kp <= hi; }
+// Backward: whether key position kp reaches query position qp, from the key's first and last.
+template <bool CAUSAL>
+__device__ __forceinline__ bool doc_reaches(int kp, int qp, int kfirst, int klast) {
+  return qp <= klast && (CAUSAL ? kp <= qp : kfirst <= qp);
+}
+
+// ---------------------------------------------------------------------------------------------------------
 // Forward. grid (batch*heads, m_tiles): blockIdx.y = 0 is the LAST query tile (heaviest under causal).
 // ---------------------------------------------------------------------------------------------------------
 constexpr int kFwdBM = 128, kFwdBN = 64, kFwdThreads = 128;
@@ -208,13 +286,14 @@ constexpr int fwd_smem_bytes() {
   return (kFwdBM * D + 4 * kFwdBN * D) * 2;
 }
 
-template <int D, bool CAUSAL, bool OUT_F32>
+template <int D, bool CAUSAL, bool OUT_F32, class... Docs>
 __global__ void __launch_bounds__(kFwdThreads, 2)
     fwd_kernel(const __nv_bfloat16* __restrict__ q, const __nv_bfloat16* __restrict__ k,
                const __nv_bfloat16* __restrict__ v, SoftmaxDims dm, PieceMap qmap, PieceMap kmap,
                float* __restrict__ o_part, float* __restrict__ lse, __nv_bfloat16* __restrict__ o_out,
-               float scale_log2) {
+               float scale_log2, Docs... docs) {
   constexpr int BM = kFwdBM, BN = kFwdBN, NT = kFwdThreads, KT = D / 16;
+  constexpr bool DOCS = has_docs<Docs...>();
   extern __shared__ __align__(128) unsigned char smem_raw[];
   __nv_bfloat16* sQ = reinterpret_cast<__nv_bfloat16*>(smem_raw);
   __nv_bfloat16* sK = sQ + BM * D;       // [2][BN][D]
@@ -229,17 +308,22 @@ __global__ void __launch_bounds__(kFwdThreads, 2)
   const __nv_bfloat16* kg = k + ((size_t)b * dm.k_rows * HK + hk) * D;
   const __nv_bfloat16* vg = v + ((size_t)b * dm.k_rows * HK + hk) * D;
 
-  int n_end = dm.k_rows, n_full = dm.k_rows;
-  if (CAUSAL) {
+  int n_end = dm.k_rows, n_full = dm.k_rows, n_begin = 0, n_full_begin = 0;
+  if constexpr (DOCS) {
+    doc_key_ranges<CAUSAL>(doc_row(docs_arg(docs...), b), kmap, dm.k_rows, pos_of(qmap, m0),
+                           pos_of(qmap, m0 + qvalid - 1), n_begin, n_end, n_full_begin, n_full);
+  } else if (CAUSAL) {
     n_end = count_le(kmap, dm.k_rows, pos_of(qmap, m0 + qvalid - 1));
     n_full = count_le(kmap, dm.k_rows, pos_of(qmap, m0));
   }
-  const int n_tiles = (n_end + BN - 1) / BN;
+  // Key tiles kt0, kt0 + BN, ...: from the first one some row sees (documents), else from 0.
+  const int kt0 = DOCS ? n_begin / BN * BN : 0;
+  const int n_tiles = DOCS ? (n_end > n_begin ? (n_end - kt0 + BN - 1) / BN : 0) : (n_end + BN - 1) / BN;
 
   load_rows<BM, D, NT>(sQ, qg, qstride, qvalid, tid);
   if (n_tiles > 0) {
-    load_rows<BN, D, NT>(sK, kg, kstride, min(BN, dm.k_rows), tid);
-    load_rows<BN, D, NT>(sV, vg, kstride, min(BN, dm.k_rows), tid);
+    load_rows<BN, D, NT>(sK, kg + (size_t)kt0 * kstride, kstride, min(BN, dm.k_rows - kt0), tid);
+    load_rows<BN, D, NT>(sV, vg + (size_t)kt0 * kstride, kstride, min(BN, dm.k_rows - kt0), tid);
   }
   cp_commit();
 
@@ -258,7 +342,7 @@ __global__ void __launch_bounds__(kFwdThreads, 2)
     }
 
   for (int it = 0; it < n_tiles; ++it) {
-    const int n0 = it * BN;
+    const int n0 = kt0 + it * BN;
     cp_wait<0>();
     __syncthreads();  // tile `it` landed; everybody is done with the other stage
     if (it + 1 < n_tiles) {
@@ -292,7 +376,7 @@ __global__ void __launch_bounds__(kFwdThreads, 2)
       }
     }
 
-    const bool masked = n0 + BN > n_full;
+    const bool masked = DOCS ? n0 < n_full_begin || n0 + BN > n_full : n0 + BN > n_full;
     if (masked) {
       // This thread's rows: m0 + 32*warp + 16*mt + g + 8*hh; columns n0 + 8*nt + 2*tq + e.
 #pragma unroll
@@ -300,12 +384,16 @@ __global__ void __launch_bounds__(kFwdThreads, 2)
 #pragma unroll
         for (int hh = 0; hh < 2; ++hh) {
           const int qp = pos_of(qmap, m0 + 32 * warp + 16 * mt + g + 8 * hh);
+          int lo = 0, hi = 0;  // documents: the keys this row sees
+          if constexpr (DOCS)
+            doc_window<CAUSAL>(docs_arg(docs...), b, qp, 32 * warp + 16 * mt + g + 8 * hh < qvalid, lo, hi);
 #pragma unroll
           for (int nt = 0; nt < 8; ++nt)
 #pragma unroll
             for (int e = 0; e < 2; ++e) {
               const int j = n0 + 8 * nt + 2 * tq + e;
-              const bool vis = j < dm.k_rows && (!CAUSAL || pos_of(kmap, j) <= qp);
+              const bool vis = DOCS ? (j < dm.k_rows) & in_window(pos_of(kmap, j), lo, hi)
+                                    : j < dm.k_rows && (!CAUSAL || pos_of(kmap, j) <= qp);
               s[mt][nt][2 * hh + e] = vis ? s[mt][nt][2 * hh + e] * scale_log2 : -INFINITY;
             }
         }
@@ -561,13 +649,14 @@ __device__ __forceinline__ void keep_alive(const uint32_t (&a)[8][4]) {
     for (int j = 0; j < 4; ++j) asm volatile("" ::"r"(a[i][j]) : "memory");
 }
 
-template <bool CAUSAL, bool OUT_F32>
+template <bool CAUSAL, bool OUT_F32, class... Docs>
 __global__ void __launch_bounds__(kWgThreads, 1)
     fwd_wgmma_pipe_kernel(const __nv_bfloat16* __restrict__ q, const __nv_bfloat16* __restrict__ k,
                           const __nv_bfloat16* __restrict__ v, SoftmaxDims dm, PieceMap qmap, PieceMap kmap,
                           float* __restrict__ o_part, float* __restrict__ lse, __nv_bfloat16* __restrict__ o_out,
-                          float scale_log2, uint32_t v_lbo, uint32_t v_sbo) {
+                          float scale_log2, uint32_t v_lbo, uint32_t v_sbo, Docs... docs) {
   constexpr int D = 128, BM = kWgBM, BN = kWgBN, NT = kWgThreads;
+  constexpr bool DOCS = has_docs<Docs...>();
   extern __shared__ __align__(1024) unsigned char smem_wgp[];
   unsigned char* base = smem_wgp + ((1024 - (smem_addr(smem_wgp) & 1023)) & 1023);
   __nv_bfloat16* sQ = reinterpret_cast<__nv_bfloat16*>(base);
@@ -584,15 +673,20 @@ __global__ void __launch_bounds__(kWgThreads, 1)
   const __nv_bfloat16* kg = k + ((size_t)b * dm.k_rows * HK + hk) * D;
   const __nv_bfloat16* vg = v + ((size_t)b * dm.k_rows * HK + hk) * D;
 
-  int n_end = dm.k_rows, n_full = dm.k_rows;
-  if (CAUSAL) {
+  int n_end = dm.k_rows, n_full = dm.k_rows, n_begin = 0, n_full_begin = 0;
+  if constexpr (DOCS) {
+    doc_key_ranges<CAUSAL>(doc_row(docs_arg(docs...), b), kmap, dm.k_rows, pos_of(qmap, m0),
+                           pos_of(qmap, m0 + qvalid - 1), n_begin, n_end, n_full_begin, n_full);
+  } else if (CAUSAL) {
     n_end = count_le(kmap, dm.k_rows, pos_of(qmap, m0 + qvalid - 1));
     n_full = count_le(kmap, dm.k_rows, pos_of(qmap, m0));
   }
-  const int n_tiles = (n_end + BN - 1) / BN;
+  // Key tiles kt0, kt0 + BN, ...: from the first one some row sees (documents), else from 0.
+  const int kt0 = DOCS ? n_begin / BN * BN : 0;
+  const int n_tiles = DOCS ? (n_end > n_begin ? (n_end - kt0 + BN - 1) / BN : 0) : (n_end + BN - 1) / BN;
 
   auto prefetch = [&](int t) {
-    const int nn = t * BN;
+    const int nn = kt0 + t * BN;
     load_rows_sw128<BN, NT>(sK + (t & 1) * BN * D, kg + (size_t)nn * kstride, kstride, min(BN, dm.k_rows - nn), tid);
     load_rows_sw128<BN, NT>(sV + (t % 3) * BN * D, vg + (size_t)nn * kstride, kstride, min(BN, dm.k_rows - nn), tid);
   };
@@ -630,17 +724,21 @@ __global__ void __launch_bounds__(kWgThreads, 1)
   // Scale + mask S(t) in place and turn it into exponentials against the new running max; returns the
   // per-row rescale factors for O and l (applied by the caller once the previous P V has retired).
   auto softmax = [&](int t, float (&alpha)[2], float (&sum)[2]) {
-    const int n0 = t * BN;
-    if (n0 + BN > n_full) {
+    const int n0 = kt0 + t * BN;
+    if (DOCS ? n0 < n_full_begin || n0 + BN > n_full : n0 + BN > n_full) {
 #pragma unroll
       for (int hh = 0; hh < 2; ++hh) {
         const int qp = pos_of(qmap, m0 + wg * 64 + 16 * wq + g + 8 * hh);
+        int lo = 0, hi = 0;  // documents: the keys this row sees
+        if constexpr (DOCS)
+          doc_window<CAUSAL>(docs_arg(docs...), b, qp, wg * 64 + 16 * wq + g + 8 * hh < qvalid, lo, hi);
 #pragma unroll
         for (int j = 0; j < 16; ++j)
 #pragma unroll
           for (int e = 0; e < 2; ++e) {
             const int c = n0 + 8 * j + 2 * tq + e;
-            const bool vis = c < dm.k_rows && (!CAUSAL || pos_of(kmap, c) <= qp);
+            const bool vis = DOCS ? (c < dm.k_rows) & in_window(pos_of(kmap, c), lo, hi)
+                                  : c < dm.k_rows && (!CAUSAL || pos_of(kmap, c) <= qp);
             s[4 * j + 2 * hh + e] = vis ? s[4 * j + 2 * hh + e] * scale_log2 : -INFINITY;
           }
       }
@@ -799,14 +897,15 @@ __device__ __forceinline__ void tma_load_4d(uint32_t dst, const CUtensorMap* map
 __device__ __forceinline__ void named_sync(int id) { asm volatile("bar.sync %0, 256;\n" ::"r"(id) : "memory"); }
 __device__ __forceinline__ void named_arrive(int id) { asm volatile("bar.arrive %0, 256;\n" ::"r"(id) : "memory"); }
 
-template <bool CAUSAL, bool OUT_F32, int STAGES>
+template <bool CAUSAL, bool OUT_F32, int STAGES, class... Docs>
 __global__ void __launch_bounds__(kWsThreads, 1)
     fwd_ws_kernel(const __grid_constant__ CUtensorMap tm_q, const __grid_constant__ CUtensorMap tm_k,
                   const __grid_constant__ CUtensorMap tm_v, SoftmaxDims dm, PieceMap qmap, PieceMap kmap,
                   float* __restrict__ o_part, float* __restrict__ lse, __nv_bfloat16* __restrict__ o_out,
-                  float scale_log2, uint32_t v_lbo, uint32_t v_sbo, int pingpong) {
+                  float scale_log2, uint32_t v_lbo, uint32_t v_sbo, int pingpong, Docs... docs) {
 #if LASP_SMX_WGMMA
   constexpr int D = 128, BM = kWgBM, BN = kWgBN, S = STAGES;
+  constexpr bool DOCS = has_docs<Docs...>();
   constexpr uint32_t TILE = BN * D * 2, QB = BM * D * 2;
   extern __shared__ __align__(1024) unsigned char smem_ws[];
   const uint32_t sq = smem_addr(smem_ws) + ((1024 - (smem_addr(smem_ws) & 1023)) & 1023);
@@ -824,12 +923,17 @@ __global__ void __launch_bounds__(kWsThreads, 1)
   const int b = blockIdx.x / H, h = blockIdx.x % H, hk = h / (H / HK);
   const int m0 = (gridDim.y - 1 - blockIdx.y) * BM;
   const int qvalid = min(BM, dm.q_rows - m0);
-  int n_end = dm.k_rows, n_full = dm.k_rows;
-  if (CAUSAL) {
+  int n_end = dm.k_rows, n_full = dm.k_rows, n_begin = 0, n_full_begin = 0;
+  if constexpr (DOCS) {
+    doc_key_ranges<CAUSAL>(doc_row(docs_arg(docs...), b), kmap, dm.k_rows, pos_of(qmap, m0),
+                           pos_of(qmap, m0 + qvalid - 1), n_begin, n_end, n_full_begin, n_full);
+  } else if (CAUSAL) {
     n_end = count_le(kmap, dm.k_rows, pos_of(qmap, m0 + qvalid - 1));
     n_full = count_le(kmap, dm.k_rows, pos_of(qmap, m0));
   }
-  const int n_tiles = (n_end + BN - 1) / BN;
+  // Key tiles kt0, kt0 + BN, ...: from the first one some row sees (documents), else from 0.
+  const int kt0 = DOCS ? n_begin / BN * BN : 0;
+  const int n_tiles = DOCS ? (n_end > n_begin ? (n_end - kt0 + BN - 1) / BN : 0) : (n_end + BN - 1) / BN;
 
   if (tid == 0) {
     mbar_init(q_full, 1);
@@ -858,12 +962,13 @@ __global__ void __launch_bounds__(kWsThreads, 1)
         const uint32_t ph = ((t / S) & 1) ^ 1;  // a fresh barrier counts its (odd) previous phase as complete
         mbar_wait(k_empty(st), ph);
         mbar_expect_tx(k_full(st), TILE);
-        tma_load_4d(sk + st * TILE, &tm_k, k_full(st), 0, hk, t * BN, b);
-        tma_load_4d(sk + st * TILE + BN * 128, &tm_k, k_full(st), 64, hk, t * BN, b);
+        const int nn = kt0 + t * BN;
+        tma_load_4d(sk + st * TILE, &tm_k, k_full(st), 0, hk, nn, b);
+        tma_load_4d(sk + st * TILE + BN * 128, &tm_k, k_full(st), 64, hk, nn, b);
         mbar_wait(v_empty(st), ph);
         mbar_expect_tx(v_full(st), TILE);
-        tma_load_4d(sv + st * TILE, &tm_v, v_full(st), 0, hk, t * BN, b);
-        tma_load_4d(sv + st * TILE + BN * 128, &tm_v, v_full(st), 64, hk, t * BN, b);
+        tma_load_4d(sv + st * TILE, &tm_v, v_full(st), 0, hk, nn, b);
+        tma_load_4d(sv + st * TILE + BN * 128, &tm_v, v_full(st), 64, hk, nn, b);
       }
     }
   } else {
@@ -898,17 +1003,21 @@ __global__ void __launch_bounds__(kWsThreads, 1)
       wg_commit();
     };
     auto softmax = [&](int t, float (&alpha)[2], float (&sum)[2]) {
-      const int n0 = t * BN;
-      if (n0 + BN > n_full) {
+      const int n0 = kt0 + t * BN;
+      if (DOCS ? n0 < n_full_begin || n0 + BN > n_full : n0 + BN > n_full) {
 #pragma unroll
         for (int hh = 0; hh < 2; ++hh) {
           const int qp = pos_of(qmap, m0 + cw * 64 + 16 * wq + g + 8 * hh);
+          int lo = 0, hi = 0;  // documents: the keys this row sees
+          if constexpr (DOCS)
+            doc_window<CAUSAL>(docs_arg(docs...), b, qp, cw * 64 + 16 * wq + g + 8 * hh < qvalid, lo, hi);
 #pragma unroll
           for (int j = 0; j < 16; ++j)
 #pragma unroll
             for (int e = 0; e < 2; ++e) {
               const int c = n0 + 8 * j + 2 * tq + e;
-              const bool vis = c < dm.k_rows && (!CAUSAL || pos_of(kmap, c) <= qp);
+              const bool vis = DOCS ? (c < dm.k_rows) & in_window(pos_of(kmap, c), lo, hi)
+                                    : c < dm.k_rows && (!CAUSAL || pos_of(kmap, c) <= qp);
               s[4 * j + 2 * hh + e] = vis ? s[4 * j + 2 * hh + e] * scale_log2 : -INFINITY;
             }
         }
@@ -1081,20 +1190,35 @@ __global__ void delta_kernel(const __nv_bfloat16* __restrict__ o, const __nv_bfl
 // ---------------------------------------------------------------------------------------------------------
 constexpr int kBwdBM = 64, kBwdBN = 128, kBwdThreads = 256;
 
+// With documents: the first and last of a thread's two keys at positions kpos (INT_MAX past the last key: then
+// INT_MAX / -1, it reaches no query).
+template <bool CAUSAL>
+__device__ __forceinline__ void key_docs(const Documents& docs, int b, const int (&kpos)[2], int (&kfirst)[2],
+                                         int (&klast)[2]) {
+  const DocRow dr = doc_row(docs, b);
+#pragma unroll
+  for (int hh = 0; hh < 2; ++hh) {
+    const bool ok = kpos[hh] != INT_MAX;
+    klast[hh] = ok ? dr.last[kpos[hh]] : -1;
+    kfirst[hh] = CAUSAL ? 0 : ok ? dr.first[kpos[hh]] : INT_MAX;
+  }
+}
+
 template <int D>
 constexpr int bwd_smem_bytes() {
   return (2 * kBwdBN * D + 4 * kBwdBM * D + kBwdBN * kBwdBM) * 2 + 4 * kBwdBM * 4;
 }
 
-template <int D, bool CAUSAL, bool KV_BF16>
+template <int D, bool CAUSAL, bool KV_BF16, class... Docs>
 __global__ void __launch_bounds__(kBwdThreads, 1)
     bwd_kernel(const __nv_bfloat16* __restrict__ q, const __nv_bfloat16* __restrict__ k,
                const __nv_bfloat16* __restrict__ v, const float* __restrict__ lse,
                const __nv_bfloat16* __restrict__ dout, const float* __restrict__ delta, SoftmaxDims dm,
                PieceMap qmap, PieceMap kmap, float* __restrict__ dq_acc, float* __restrict__ dk_acc,
                float* __restrict__ dv_acc, __nv_bfloat16* __restrict__ dk_out, __nv_bfloat16* __restrict__ dv_out,
-               float scale, float scale_log2) {
+               float scale, float scale_log2, Docs... docs) {
   constexpr int BM = kBwdBM, BN = kBwdBN, NT = kBwdThreads, KT = D / 16;
+  constexpr bool DOCS = has_docs<Docs...>();
   extern __shared__ __align__(128) unsigned char smem_raw[];
   __nv_bfloat16* sK = reinterpret_cast<__nv_bfloat16*>(smem_raw);  // [BN][D]
   __nv_bfloat16* sV = sK + BN * D;                                  // [BN][D]
@@ -1110,13 +1234,18 @@ __global__ void __launch_bounds__(kBwdThreads, 1)
   const int kvalid = min(BN, dm.k_rows - n0);
   const size_t qstride = (size_t)H * D, kstride = (size_t)HK * D;
 
-  int q_start = 0, q_full = 0;
-  if (CAUSAL) {
+  int q_start = 0, q_full = 0, q_stop = dm.q_rows, q_full_end = dm.q_rows;
+  if constexpr (DOCS) {
+    doc_query_ranges<CAUSAL>(doc_row(docs_arg(docs...), b), qmap, dm.q_rows, pos_of(kmap, n0),
+                             pos_of(kmap, n0 + kvalid - 1), q_start, q_stop, q_full, q_full_end);
+  } else if (CAUSAL) {
     q_start = count_le(qmap, dm.q_rows, pos_of(kmap, n0) - 1);
     q_full = count_le(qmap, dm.q_rows, pos_of(kmap, n0 + kvalid - 1) - 1);
   }
-  const int mt0 = q_start / BM, m_tiles = (dm.q_rows + BM - 1) / BM;
-  const int per_head = q_start >= dm.q_rows ? 0 : m_tiles - mt0, iters = per_head * G;
+  // Query tiles mt0 .. m_tiles - 1 of every head of the group: from the first one some key reaches, up to the
+  // last one some key reaches (documents) or the end.
+  const int mt0 = q_start / BM, m_tiles = ((DOCS ? q_stop : dm.q_rows) + BM - 1) / BM;
+  const int per_head = q_start >= (DOCS ? q_stop : dm.q_rows) ? 0 : m_tiles - mt0, iters = per_head * G;
 
   load_rows<BN, D, NT>(sK, k + (((size_t)b * dm.k_rows + n0) * HK + hk) * D, kstride, kvalid, tid);
   load_rows<BN, D, NT>(sV, v + (((size_t)b * dm.k_rows + n0) * HK + hk) * D, kstride, kvalid, tid);
@@ -1141,12 +1270,13 @@ __global__ void __launch_bounds__(kBwdThreads, 1)
   cp_commit();
 
   // This thread's keys: n0 + 16*warp + g + 8*hh.
-  int kpos[2];
+  int kpos[2], kfirst[2], klast[2];
 #pragma unroll
   for (int hh = 0; hh < 2; ++hh) {
     const int j = n0 + 16 * warp + g + 8 * hh;
     kpos[hh] = j < dm.k_rows ? pos_of(kmap, j) : INT_MAX;
   }
+  if constexpr (DOCS) key_docs<CAUSAL>(docs_arg(docs...), b, kpos, kfirst, klast);
 
   float dk[D / 8][4], dv[D / 8][4];
 #pragma unroll
@@ -1183,7 +1313,9 @@ __global__ void __launch_bounds__(kBwdThreads, 1)
       }
     }
     // P^T = exp2(scale_log2 s - lse*log2e), masked where needed.
-    const bool masked = (CAUSAL && m0 < q_full) || kvalid < BN;
+    // Per-element masks where some key may miss some row (every key reaches rows [q_full, q_full_end)).
+    const bool masked =
+        DOCS ? m0 < q_full || m0 + BM > q_full_end || kvalid < BN : (CAUSAL && m0 < q_full) || kvalid < BN;
 #pragma unroll
     for (int nt = 0; nt < 8; ++nt)
 #pragma unroll
@@ -1197,7 +1329,8 @@ __global__ void __launch_bounds__(kBwdThreads, 1)
         for (int hh = 0; hh < 2; ++hh) {
           float p = ex2(s[nt][2 * hh + e] * scale_log2 - l);
           if (masked) {
-            const bool vis = kpos[hh] != INT_MAX && (!CAUSAL || kpos[hh] <= qp);
+            const bool vis = DOCS ? doc_reaches<CAUSAL>(kpos[hh], qp, kfirst[hh], klast[hh])
+                                  : kpos[hh] != INT_MAX && (!CAUSAL || kpos[hh] <= qp);
             p = vis ? p : 0.f;
           }
           s[nt][2 * hh + e] = p;
@@ -1376,12 +1509,14 @@ __device__ __forceinline__ void bwd_scores(float (&s)[32], float (&dp)[32], uint
 // P^T (s[4nt + 2hh + e]: key 16*warp + g + 8hh, query m0 + 8nt + 2tq + e) rounded to bf16 into pk (A fragments of
 // dV += P^T dO), then dS^T = P^T (dP^T - delta) from that bf16 P (as dV uses it) into dsk (A fragments of
 // dK += dS^T Q) and into the swizzled tile sS (for dQ = dS K), fenced for the tensor cores. tL / tD: the tile's
-// lse and delta; kpos: the positions of the thread's two keys (INT_MAX past the end).
-template <bool CAUSAL>
+// lse and delta; kpos: the positions of the thread's two keys (INT_MAX past the end), kfirst / klast their
+// documents' (read with DOCS only).
+template <bool CAUSAL, bool DOCS>
 __device__ __forceinline__ void bwd_probs(float (&s)[32], const float (&dp)[32], const float* tL, const float* tD,
                                           bool masked, int m0, const PieceMap& qmap, const int (&kpos)[2],
-                                          float scale_log2, __nv_bfloat16* sS, int warp, int g, int tq,
-                                          uint32_t (&pk)[4][4], uint32_t (&dsk)[4][4]) {
+                                          const int (&kfirst)[2], const int (&klast)[2], float scale_log2,
+                                          __nv_bfloat16* sS, int warp, int g, int tq, uint32_t (&pk)[4][4],
+                                          uint32_t (&dsk)[4][4]) {
   constexpr int BM = kBwdBM;
 #pragma unroll
   for (int nt = 0; nt < 8; ++nt)
@@ -1396,7 +1531,8 @@ __device__ __forceinline__ void bwd_probs(float (&s)[32], const float (&dp)[32],
       for (int hh = 0; hh < 2; ++hh) {
         float p = ex2(s[4 * nt + 2 * hh + e] * scale_log2 - l);
         if (masked) {
-          const bool vis = kpos[hh] != INT_MAX && (!CAUSAL || kpos[hh] <= qp);
+          const bool vis = DOCS ? doc_reaches<CAUSAL>(kpos[hh], qp, kfirst[hh], klast[hh])
+                                : kpos[hh] != INT_MAX && (!CAUSAL || kpos[hh] <= qp);
           p = vis ? p : 0.f;
         }
         s[4 * nt + 2 * hh + e] = p;
@@ -1526,15 +1662,16 @@ __device__ __forceinline__ void bwd_store_dk_dv(const float (&dk)[64], const flo
   }
 }
 
-template <bool CAUSAL, bool KV_BF16>
+template <bool CAUSAL, bool KV_BF16, class... Docs>
 __global__ void __launch_bounds__(kBwdThreads, 1)
     bwd_wgmma_kernel(const __nv_bfloat16* __restrict__ q, const __nv_bfloat16* __restrict__ k,
                      const __nv_bfloat16* __restrict__ v, const float* __restrict__ lse,
                      const __nv_bfloat16* __restrict__ dout, const float* __restrict__ delta, SoftmaxDims dm,
                      PieceMap qmap, PieceMap kmap, float* __restrict__ dq_acc, float* __restrict__ dk_acc,
                      float* __restrict__ dv_acc, __nv_bfloat16* __restrict__ dk_out,
-                     __nv_bfloat16* __restrict__ dv_out, float scale, float scale_log2, int dq_vec4) {
+                     __nv_bfloat16* __restrict__ dv_out, float scale, float scale_log2, int dq_vec4, Docs... docs) {
   constexpr int D = 128, BM = kBwdBM, BN = kBwdBN, NT = kBwdThreads;
+  constexpr bool DOCS = has_docs<Docs...>();
   extern __shared__ __align__(1024) unsigned char smem_wgb[];
   unsigned char* base = smem_wgb + ((1024 - (smem_addr(smem_wgb) & 1023)) & 1023);
   __nv_bfloat16* sK = reinterpret_cast<__nv_bfloat16*>(base);  // [2 panels][BN][64]
@@ -1551,13 +1688,18 @@ __global__ void __launch_bounds__(kBwdThreads, 1)
   const int kvalid = min(BN, dm.k_rows - n0);
   const size_t qstride = (size_t)H * D, kstride = (size_t)HK * D;
 
-  int q_start = 0, q_full = 0;
-  if (CAUSAL) {
+  int q_start = 0, q_full = 0, q_stop = dm.q_rows, q_full_end = dm.q_rows;
+  if constexpr (DOCS) {
+    doc_query_ranges<CAUSAL>(doc_row(docs_arg(docs...), b), qmap, dm.q_rows, pos_of(kmap, n0),
+                             pos_of(kmap, n0 + kvalid - 1), q_start, q_stop, q_full, q_full_end);
+  } else if (CAUSAL) {
     q_start = count_le(qmap, dm.q_rows, pos_of(kmap, n0) - 1);
     q_full = count_le(qmap, dm.q_rows, pos_of(kmap, n0 + kvalid - 1) - 1);
   }
-  const int mt0 = q_start / BM, m_tiles = (dm.q_rows + BM - 1) / BM;
-  const int per_head = q_start >= dm.q_rows ? 0 : m_tiles - mt0, iters = per_head * G;
+  // Query tiles mt0 .. m_tiles - 1 of every head of the group: from the first one some key reaches, up to the
+  // last one some key reaches (documents) or the end.
+  const int mt0 = q_start / BM, m_tiles = ((DOCS ? q_stop : dm.q_rows) + BM - 1) / BM;
+  const int per_head = q_start >= (DOCS ? q_stop : dm.q_rows) ? 0 : m_tiles - mt0, iters = per_head * G;
 
   load_rows_sw128<BN, NT>(sK, k + (((size_t)b * dm.k_rows + n0) * HK + hk) * D, kstride, kvalid, tid);
   load_rows_sw128<BN, NT>(sV, v + (((size_t)b * dm.k_rows + n0) * HK + hk) * D, kstride, kvalid, tid);
@@ -1581,12 +1723,13 @@ __global__ void __launch_bounds__(kBwdThreads, 1)
   if (iters > 0) load_q(0, 0);
   cp_commit();
 
-  int kpos[2];
+  int kpos[2], kfirst[2], klast[2];
 #pragma unroll
   for (int hh = 0; hh < 2; ++hh) {
     const int j = n0 + 16 * warp + g + 8 * hh;
     kpos[hh] = j < dm.k_rows ? pos_of(kmap, j) : INT_MAX;
   }
+  if constexpr (DOCS) key_docs<CAUSAL>(docs_arg(docs...), b, kpos, kfirst, klast);
 
   float dk[64], dv[64];  // [16 n8 tiles][4]
 #pragma unroll
@@ -1607,9 +1750,12 @@ __global__ void __launch_bounds__(kBwdThreads, 1)
 
     float s[32], dp[32];
     bwd_scores(s, dp, kaddr, vaddr, qaddr, oaddr, wg);
-    const bool masked = (CAUSAL && m0 < q_full) || kvalid < BN;
+    // Per-element masks where some key may miss some row (every key reaches rows [q_full, q_full_end)).
+    const bool masked =
+        DOCS ? m0 < q_full || m0 + BM > q_full_end || kvalid < BN : (CAUSAL && m0 < q_full) || kvalid < BN;
     uint32_t pk[4][4], dsk[4][4];
-    bwd_probs<CAUSAL>(s, dp, tL, tD, masked, m0, qmap, kpos, scale_log2, sS, warp, g, tq, pk, dsk);
+    bwd_probs<CAUSAL, DOCS>(s, dp, tL, tD, masked, m0, qmap, kpos, kfirst, klast, scale_log2, sS, warp, g, tq, pk,
+                            dsk);
     bwd_issue_dv_dk(dv, dk, pk, dsk, qaddr, oaddr);
     __syncthreads();  // dS^T complete (each thread fenced its stores)
     float dq[32];
@@ -1631,16 +1777,17 @@ constexpr int wsb_smem_bytes() {
          1024 + 128;
 }
 
-template <bool CAUSAL, bool KV_BF16>
+template <bool CAUSAL, bool KV_BF16, class... Docs>
 __global__ void __launch_bounds__(kWsThreads, 1)
     bwd_ws_kernel(const __grid_constant__ CUtensorMap tm_q, const __grid_constant__ CUtensorMap tm_do,
                   const __grid_constant__ CUtensorMap tm_k, const __grid_constant__ CUtensorMap tm_v,
                   const float* __restrict__ lse, const float* __restrict__ delta, SoftmaxDims dm, PieceMap qmap,
                   PieceMap kmap, float* __restrict__ dq_acc, float* __restrict__ dk_acc, float* __restrict__ dv_acc,
                   __nv_bfloat16* __restrict__ dk_out, __nv_bfloat16* __restrict__ dv_out, float scale,
-                  float scale_log2, int dq_vec4) {
+                  float scale_log2, int dq_vec4, Docs... docs) {
 #if LASP_SMX_WGMMA
   constexpr int D = 128, BM = kBwdBM, BN = kBwdBN, S = kWsbStages;
+  constexpr bool DOCS = has_docs<Docs...>();
   constexpr uint32_t KPANEL = BN * 128, QPANEL = BM * 128;  // bytes per 64-column panel
   constexpr uint32_t KVB = 2 * BN * D * 2, QT = BM * D * 2;  // K+V bytes; one Q (or dO) tile
   extern __shared__ __align__(1024) unsigned char smem_wsb[];
@@ -1663,13 +1810,18 @@ __global__ void __launch_bounds__(kWsThreads, 1)
   const int n0 = blockIdx.y * BN;
   const int kvalid = min(BN, dm.k_rows - n0);
 
-  int q_start = 0, q_full = 0;
-  if (CAUSAL) {
+  int q_start = 0, q_full = 0, q_stop = dm.q_rows, q_full_end = dm.q_rows;
+  if constexpr (DOCS) {
+    doc_query_ranges<CAUSAL>(doc_row(docs_arg(docs...), b), qmap, dm.q_rows, pos_of(kmap, n0),
+                             pos_of(kmap, n0 + kvalid - 1), q_start, q_stop, q_full, q_full_end);
+  } else if (CAUSAL) {
     q_start = count_le(qmap, dm.q_rows, pos_of(kmap, n0) - 1);
     q_full = count_le(qmap, dm.q_rows, pos_of(kmap, n0 + kvalid - 1) - 1);
   }
-  const int mt0 = q_start / BM, m_tiles = (dm.q_rows + BM - 1) / BM;
-  const int per_head = q_start >= dm.q_rows ? 0 : m_tiles - mt0, iters = per_head * G;
+  // Query tiles mt0 .. m_tiles - 1 of every head of the group: from the first one some key reaches, up to the
+  // last one some key reaches (documents) or the end.
+  const int mt0 = q_start / BM, m_tiles = ((DOCS ? q_stop : dm.q_rows) + BM - 1) / BM;
+  const int per_head = q_start >= (DOCS ? q_stop : dm.q_rows) ? 0 : m_tiles - mt0, iters = per_head * G;
 
   if (tid == 0) {
     mbar_init(kv_full, 1);
@@ -1724,12 +1876,13 @@ __global__ void __launch_bounds__(kWsThreads, 1)
     // ---- consumers: the 256 threads of warpgroups 1-2 take the roles of bwd_wgmma_kernel's 256 threads ----
     asm volatile("setmaxnreg.inc.sync.aligned.u32 240;\n" ::: "memory");
     const int ctid = tid - 128, warp = ctid >> 5, wg = warp >> 2, g = lane >> 2, tq = lane & 3;
-    int kpos[2];
+    int kpos[2], kfirst[2], klast[2];
 #pragma unroll
     for (int hh = 0; hh < 2; ++hh) {
       const int j = n0 + 16 * warp + g + 8 * hh;
       kpos[hh] = j < dm.k_rows ? pos_of(kmap, j) : INT_MAX;
     }
+    if constexpr (DOCS) key_docs<CAUSAL>(docs_arg(docs...), b, kpos, kfirst, klast);
     float dk[64], dv[64];  // [16 n8 tiles][4]
 #pragma unroll
     for (int i = 0; i < 64; ++i) dk[i] = dv[i] = 0.f;
@@ -1747,9 +1900,12 @@ __global__ void __launch_bounds__(kWsThreads, 1)
 
       float s[32], dp[32];
       bwd_scores(s, dp, kaddr, vaddr, qaddr, oaddr, wg);
-      const bool masked = (CAUSAL && m0 < q_full) || kvalid < BN;
+      // Per-element masks where some key may miss some row (every key reaches rows [q_full, q_full_end)).
+      const bool masked =
+          DOCS ? m0 < q_full || m0 + BM > q_full_end || kvalid < BN : (CAUSAL && m0 < q_full) || kvalid < BN;
       uint32_t pk[4][4], dsk[4][4];
-      bwd_probs<CAUSAL>(s, dp, tL, tD, masked, m0, qmap, kpos, scale_log2, tS, warp, g, tq, pk, dsk);
+      bwd_probs<CAUSAL, DOCS>(s, dp, tL, tD, masked, m0, qmap, kpos, kfirst, klast, scale_log2, tS, warp, g, tq, pk,
+                              dsk);
       bwd_issue_dv_dk(dv, dk, pk, dsk, qaddr, oaddr);
       named_sync(3);  // both warpgroups' dS^T rows are stored
       float dq[32];
@@ -1810,6 +1966,35 @@ inline void check_dims(const SoftmaxDims& d, const char* who) {
       d.heads <= 0 || d.kv_heads <= 0 || d.heads % d.kv_heads != 0) {
     std::fprintf(stderr, "%s: unsupported dims (batch %d, q_rows %d, k_rows %d, heads %d, kv_heads %d, d %d)\n",
                  who, d.batch, d.q_rows, d.k_rows, d.heads, d.kv_heads, d.head_dim);
+    std::exit(3);
+  }
+}
+
+// With documents: the arrays must be there and cover every position the kernels index them with (the maps'
+// positions of rows 0 .. rows - 1; pos_of is increasing on each piece, so its ends bound it).
+inline bool positions_within(const PieceMap& m, int rows, int seq_len) {
+  if (rows <= 0) return true;
+  auto pos = [&](int r) {  // pos_of on the host
+    if (m.count == 0) return r;
+    if (m.count == 1 || r < m.local_offset[1]) return m.global_start[0] + (r - m.local_offset[0]);
+    return m.global_start[1] + (r - m.local_offset[1]);
+  };
+  int ends[4] = {0, rows - 1, rows - 1, rows - 1};
+  if (m.count > 1) {
+    ends[2] = std::min(std::max(m.local_offset[1] - 1, 0), rows - 1);
+    ends[3] = std::min(std::max(m.local_offset[1], 0), rows - 1);
+  }
+  for (int r : ends)
+    if (pos(r) < 0 || pos(r) >= seq_len) return false;
+  return true;
+}
+inline void check_docs(const Documents& docs, const SoftmaxDims& d, const PieceMap& qmap, const PieceMap& kmap,
+                       const char* who) {
+  if (!docs.any()) return;
+  if (docs.first == nullptr || docs.last == nullptr || docs.seq_len <= 0 ||
+      !positions_within(qmap, d.q_rows, docs.seq_len) || !positions_within(kmap, d.k_rows, docs.seq_len)) {
+    std::fprintf(stderr, "%s: documents without first / last, or a row position outside their %d positions\n", who,
+                 docs.seq_len);
     std::exit(3);
   }
 }
@@ -1888,56 +2073,59 @@ inline SoftmaxBackwardKernel default_backward_kernel(int head_dim) {
 // The warp-specialized forward takes 2 K/V stages and issues its consumers' MMAs without turns (pingpong 0):
 // neither 3 stages nor FA3's ping-pong turns were faster on H100 (bench/gpu/SOFTMAX_NOTES.md, v7 and run 8).
 constexpr int kFwdWsStages = 2;
-template <bool CAUSAL, bool OUT_F32>
+// docs: nothing (the kernels without documents) or one Documents (their document-masked instantiations).
+template <bool CAUSAL, bool OUT_F32, class... Docs>
 void launch_fwd_ws(const CUtensorMap& mq, const CUtensorMap& mk, const CUtensorMap& mv, const SoftmaxDims& d,
                    const PieceMap& qm, const PieceMap& km, float* o_part, float* lse, bf16* o_out, float sl2,
-                   cudaStream_t s) {
+                   cudaStream_t s, Docs... docs) {
   const dim3 g2(d.batch * d.heads, (d.q_rows + kWgBM - 1) / kWgBM);
-  auto kern = fwd_ws_kernel<CAUSAL, OUT_F32, kFwdWsStages>;
+  auto kern = fwd_ws_kernel<CAUSAL, OUT_F32, kFwdWsStages, Docs...>;
   set_smem(kern, ws_smem_bytes<kFwdWsStages>());
   kern<<<g2, kWsThreads, ws_smem_bytes<kFwdWsStages>(), s>>>(mq, mk, mv, d, qm, km, o_part, lse, o_out, sl2,
-                                                              (uint32_t)(kWgBN * 128), 1024u, 0);
+                                                              (uint32_t)(kWgBN * 128), 1024u, 0, docs...);
 }
-template <bool CAUSAL, bool OUT_F32>
+template <bool CAUSAL, bool OUT_F32, class... Docs>
 void launch_fwd_pipe(const bf16* q, const bf16* k, const bf16* v, const SoftmaxDims& d, const PieceMap& qm,
-                     const PieceMap& km, float* o_part, float* lse, bf16* o_out, float sl2, cudaStream_t s) {
+                     const PieceMap& km, float* o_part, float* lse, bf16* o_out, float sl2, cudaStream_t s,
+                     Docs... docs) {
   const dim3 g2(d.batch * d.heads, (d.q_rows + kWgBM - 1) / kWgBM);
-  auto kern = fwd_wgmma_pipe_kernel<CAUSAL, OUT_F32>;
+  auto kern = fwd_wgmma_pipe_kernel<CAUSAL, OUT_F32, Docs...>;
   set_smem(kern, wg_pipe_smem_bytes());
   kern<<<g2, kWgThreads, wg_pipe_smem_bytes(), s>>>(q, k, v, d, qm, km, o_part, lse, o_out, sl2,
-                                                     (uint32_t)(kWgBN * 128), 1024u);
+                                                     (uint32_t)(kWgBN * 128), 1024u, docs...);
 }
 
-template <int D, bool CAUSAL>
+template <int D, bool CAUSAL, class... Docs>
 void launch_fwd(SoftmaxForwardKernel kernel, const bf16* q, const bf16* k, const bf16* v, const SoftmaxDims& d,
-                const PieceMap& qm, const PieceMap& km, float* o_part, float* lse, bf16* o_out, cudaStream_t s) {
+                const PieceMap& qm, const PieceMap& km, float* o_part, float* lse, bf16* o_out, cudaStream_t s,
+                Docs... docs) {
   const float sl2 = kLog2e / std::sqrt((float)D);
   if (D == 128 && kernel == SoftmaxForwardKernel::warp_specialized) {
     CUtensorMap mq, mk, mv;
     if (make_forward_maps(&mq, &mk, &mv, q, k, v, d)) {
-      if (o_part) launch_fwd_ws<CAUSAL, true>(mq, mk, mv, d, qm, km, o_part, lse, o_out, sl2, s);
-      else launch_fwd_ws<CAUSAL, false>(mq, mk, mv, d, qm, km, o_part, lse, o_out, sl2, s);
+      if (o_part) launch_fwd_ws<CAUSAL, true>(mq, mk, mv, d, qm, km, o_part, lse, o_out, sl2, s, docs...);
+      else launch_fwd_ws<CAUSAL, false>(mq, mk, mv, d, qm, km, o_part, lse, o_out, sl2, s, docs...);
       LAUNCH_CHECK();
       return;
     }
     kernel = SoftmaxForwardKernel::wgmma_pipelined;
   }
   if (D == 128 && kernel == SoftmaxForwardKernel::wgmma_pipelined) {
-    if (o_part) launch_fwd_pipe<CAUSAL, true>(q, k, v, d, qm, km, o_part, lse, o_out, sl2, s);
-    else launch_fwd_pipe<CAUSAL, false>(q, k, v, d, qm, km, o_part, lse, o_out, sl2, s);
+    if (o_part) launch_fwd_pipe<CAUSAL, true>(q, k, v, d, qm, km, o_part, lse, o_out, sl2, s, docs...);
+    else launch_fwd_pipe<CAUSAL, false>(q, k, v, d, qm, km, o_part, lse, o_out, sl2, s, docs...);
     LAUNCH_CHECK();
     return;
   }
   const dim3 grid(d.batch * d.heads, (d.q_rows + kFwdBM - 1) / kFwdBM);
   const int smem = fwd_smem_bytes<D>();
   if (o_part) {
-    auto kern = fwd_kernel<D, CAUSAL, true>;
+    auto kern = fwd_kernel<D, CAUSAL, true, Docs...>;
     set_smem(kern, smem);
-    kern<<<grid, kFwdThreads, smem, s>>>(q, k, v, d, qm, km, o_part, lse, o_out, sl2);
+    kern<<<grid, kFwdThreads, smem, s>>>(q, k, v, d, qm, km, o_part, lse, o_out, sl2, docs...);
   } else {
-    auto kern = fwd_kernel<D, CAUSAL, false>;
+    auto kern = fwd_kernel<D, CAUSAL, false, Docs...>;
     set_smem(kern, smem);
-    kern<<<grid, kFwdThreads, smem, s>>>(q, k, v, d, qm, km, o_part, lse, o_out, sl2);
+    kern<<<grid, kFwdThreads, smem, s>>>(q, k, v, d, qm, km, o_part, lse, o_out, sl2, docs...);
   }
   LAUNCH_CHECK();
 }
@@ -1957,76 +2145,89 @@ float* launch_delta(const bf16* o, const bf16* dout, const SoftmaxDims& d, cudaS
 
 // The wgmma backward kernels add dQ with 8-byte atomics (dq_vec4 0): the 16-byte ones were no faster on H100
 // (bench/gpu/SOFTMAX_NOTES.md, v6 to run 8).
-template <int D, bool CAUSAL, bool KV_BF16>
+template <int D, bool CAUSAL, bool KV_BF16, class... Docs>
 void launch_bwd(SoftmaxBackwardKernel kernel, const bf16* q, const bf16* k, const bf16* v, const float* lse,
                 const bf16* dout, const float* delta, const SoftmaxDims& d, const PieceMap& qm, const PieceMap& km,
-                float* dq_acc, float* dk_acc, float* dv_acc, bf16* dk_out, bf16* dv_out, cudaStream_t s) {
+                float* dq_acc, float* dk_acc, float* dv_acc, bf16* dk_out, bf16* dv_out, cudaStream_t s,
+                Docs... docs) {
   const dim3 grid(d.batch * d.kv_heads, (d.k_rows + kBwdBN - 1) / kBwdBN);
   const float scale = 1.f / std::sqrt((float)D);
   if (D == 128 && kernel == SoftmaxBackwardKernel::warp_specialized) {
     CUtensorMap mq, mdo, mk, mv;
     if (make_backward_maps(&mq, &mdo, &mk, &mv, q, dout, k, v, d)) {
-      auto kw = bwd_ws_kernel<CAUSAL, KV_BF16>;
+      auto kw = bwd_ws_kernel<CAUSAL, KV_BF16, Docs...>;
       set_smem(kw, wsb_smem_bytes());
       kw<<<grid, kWsThreads, wsb_smem_bytes(), s>>>(mq, mdo, mk, mv, lse, delta, d, qm, km, dq_acc, dk_acc, dv_acc,
-                                                    dk_out, dv_out, scale, scale * kLog2e, 0);
+                                                    dk_out, dv_out, scale, scale * kLog2e, 0, docs...);
       LAUNCH_CHECK();
       return;
     }
     kernel = SoftmaxBackwardKernel::wgmma;
   }
   if (D == 128 && kernel == SoftmaxBackwardKernel::wgmma) {
-    auto kw = bwd_wgmma_kernel<CAUSAL, KV_BF16>;
+    auto kw = bwd_wgmma_kernel<CAUSAL, KV_BF16, Docs...>;
     set_smem(kw, wgb_smem_bytes());
     kw<<<grid, kBwdThreads, wgb_smem_bytes(), s>>>(q, k, v, lse, dout, delta, d, qm, km, dq_acc, dk_acc, dv_acc,
-                                                   dk_out, dv_out, scale, scale * kLog2e, 0);
+                                                   dk_out, dv_out, scale, scale * kLog2e, 0, docs...);
     LAUNCH_CHECK();
     return;
   }
   const int smem = bwd_smem_bytes<D>();
-  auto kern = bwd_kernel<D, CAUSAL, KV_BF16>;
+  auto kern = bwd_kernel<D, CAUSAL, KV_BF16, Docs...>;
   set_smem(kern, smem);
   kern<<<grid, kBwdThreads, smem, s>>>(q, k, v, lse, dout, delta, d, qm, km, dq_acc, dk_acc, dv_acc, dk_out, dv_out,
-                                       scale, scale * kLog2e);
+                                       scale, scale * kLog2e, docs...);
   LAUNCH_CHECK();
 }
 
 // The public functions below with the kernel named (the harness in bench/gpu/ checks the fallbacks this way).
+// docs.any(): the document-masked kernels (docs' arrays read at the maps' global positions).
 inline void block_forward(SoftmaxForwardKernel kernel, const bf16* q, const bf16* k, const bf16* v,
                           const SoftmaxDims& d, const PieceMap& qmap, const PieceMap& kmap, bool causal,
-                          float* o_part, float* lse, bf16* o_out, cudaStream_t stream) {
+                          float* o_part, float* lse, bf16* o_out, cudaStream_t stream,
+                          const Documents& docs = Documents{}) {
   check_dims(d, "softmax_block_forward");
   if ((o_part == nullptr) == (o_out == nullptr)) {
     std::fprintf(stderr, "softmax_block_forward: exactly one of o_part and o_out must be given\n");
     std::exit(3);
   }
   if (d.q_rows == 0) return;
+  check_docs(docs, d, qmap, kmap, "softmax_block_forward");
   with_head_dim(d.head_dim, [&](auto D) {
-    if (causal) launch_fwd<D, true>(kernel, q, k, v, d, qmap, kmap, o_part, lse, o_out, stream);
-    else launch_fwd<D, false>(kernel, q, k, v, d, qmap, kmap, o_part, lse, o_out, stream);
+    auto run = [&](auto... dc) {
+      if (causal) launch_fwd<D, true>(kernel, q, k, v, d, qmap, kmap, o_part, lse, o_out, stream, dc...);
+      else launch_fwd<D, false>(kernel, q, k, v, d, qmap, kmap, o_part, lse, o_out, stream, dc...);
+    };
+    if (!docs.any()) run();  // instantiated first, so the kernels without documents compile as they always did
+    else run(docs);
   });
 }
 
 inline void block_backward(SoftmaxBackwardKernel kernel, const bf16* q, const bf16* k, const bf16* v, const bf16* o,
                            const float* lse, const bf16* dout, const SoftmaxDims& d, const PieceMap& qmap,
                            const PieceMap& kmap, bool causal, float* dq_acc, float* dk_acc, float* dv_acc,
-                           cudaStream_t stream) {
+                           cudaStream_t stream, const Documents& docs = Documents{}) {
   check_dims(d, "softmax_block_backward");
   if (d.q_rows == 0 || d.k_rows == 0) return;
+  check_docs(docs, d, qmap, kmap, "softmax_block_backward");
   with_head_dim(d.head_dim, [&](auto D) {
     const float* delta = launch_delta<D>(o, dout, d, stream);
-    if (causal)
-      launch_bwd<D, true, false>(kernel, q, k, v, lse, dout, delta, d, qmap, kmap, dq_acc, dk_acc, dv_acc, nullptr,
-                                 nullptr, stream);
-    else
-      launch_bwd<D, false, false>(kernel, q, k, v, lse, dout, delta, d, qmap, kmap, dq_acc, dk_acc, dv_acc, nullptr,
-                                  nullptr, stream);
+    auto run = [&](auto... dc) {
+      if (causal)
+        launch_bwd<D, true, false>(kernel, q, k, v, lse, dout, delta, d, qmap, kmap, dq_acc, dk_acc, dv_acc, nullptr,
+                                   nullptr, stream, dc...);
+      else
+        launch_bwd<D, false, false>(kernel, q, k, v, lse, dout, delta, d, qmap, kmap, dq_acc, dk_acc, dv_acc,
+                                    nullptr, nullptr, stream, dc...);
+    };
+    if (!docs.any()) run();  // instantiated first, so the kernels without documents compile as they always did
+    else run(docs);
   });
 }
 
 inline void full_backward(SoftmaxBackwardKernel kernel, const bf16* q, const bf16* k, const bf16* v, const bf16* o,
                           const float* lse, const bf16* dout, const SoftmaxDims& d, bool causal, bf16* dq, bf16* dk,
-                          bf16* dv, cudaStream_t stream) {
+                          bf16* dv, cudaStream_t stream, const Documents& docs = Documents{}) {
   check_dims(d, "softmax_full_backward");
   if (d.q_rows != d.k_rows) {
     std::fprintf(stderr, "softmax_full_backward: q_rows (%d) must equal k_rows (%d)\n", d.q_rows, d.k_rows);
@@ -2034,15 +2235,22 @@ inline void full_backward(SoftmaxBackwardKernel kernel, const bf16* q, const bf1
   }
   if (d.q_rows == 0) return;
   const PieceMap id{0, {0, 0}, {0, 0}, {0, 0}};
+  check_docs(docs, d, id, id, "softmax_full_backward");
   const size_t nq = (size_t)d.batch * d.q_rows * d.heads * d.head_dim;
   float* dqw = static_cast<float*>(dq_workspace().get(nq * sizeof(float)));
   CUDA_CHECK(cudaMemsetAsync(dqw, 0, nq * sizeof(float), stream));
   with_head_dim(d.head_dim, [&](auto D) {
     const float* delta = launch_delta<D>(o, dout, d, stream);
-    if (causal)
-      launch_bwd<D, true, true>(kernel, q, k, v, lse, dout, delta, d, id, id, dqw, nullptr, nullptr, dk, dv, stream);
-    else
-      launch_bwd<D, false, true>(kernel, q, k, v, lse, dout, delta, d, id, id, dqw, nullptr, nullptr, dk, dv, stream);
+    auto run = [&](auto... dc) {
+      if (causal)
+        launch_bwd<D, true, true>(kernel, q, k, v, lse, dout, delta, d, id, id, dqw, nullptr, nullptr, dk, dv, stream,
+                                  dc...);
+      else
+        launch_bwd<D, false, true>(kernel, q, k, v, lse, dout, delta, d, id, id, dqw, nullptr, nullptr, dk, dv,
+                                   stream, dc...);
+    };
+    if (!docs.any()) run();  // instantiated first, so the kernels without documents compile as they always did
+    else run(docs);
   });
   const size_t n4 = nq / 4;
   f32_to_bf16_kernel<<<(unsigned)((n4 + 255) / 256), 256, 0, stream>>>(dqw, dq, n4);
@@ -2051,33 +2259,37 @@ inline void full_backward(SoftmaxBackwardKernel kernel, const bf16* q, const bf1
 
 }  // namespace smx
 
+// docs (optional): packed documents of the rows' global positions (types.cuh); docs.any() false: none.
 void softmax_block_forward(const bf16* q, const bf16* k, const bf16* v, const SoftmaxDims& d,
                            const PieceMap& qmap, const PieceMap& kmap, bool causal, float* o_part, float* lse,
-                           bf16* o_out, cudaStream_t stream) {
+                           bf16* o_out, cudaStream_t stream, const Documents& docs = Documents{}) {
   smx::block_forward(smx::default_forward_kernel(d.head_dim), q, k, v, d, qmap, kmap, causal, o_part, lse, o_out,
-                     stream);
+                     stream, docs);
 }
 
 void softmax_block_backward(const bf16* q, const bf16* k, const bf16* v, const bf16* o, const float* lse,
                             const bf16* dout, const SoftmaxDims& d, const PieceMap& qmap, const PieceMap& kmap,
-                            bool causal, float* dq_acc, float* dk_acc, float* dv_acc, cudaStream_t stream) {
+                            bool causal, float* dq_acc, float* dk_acc, float* dv_acc, cudaStream_t stream,
+                            const Documents& docs = Documents{}) {
   smx::block_backward(smx::default_backward_kernel(d.head_dim), q, k, v, o, lse, dout, d, qmap, kmap, causal, dq_acc,
-                      dk_acc, dv_acc, stream);
+                      dk_acc, dv_acc, stream, docs);
 }
 
 void softmax_full_backward(const bf16* q, const bf16* k, const bf16* v, const bf16* o, const float* lse,
                            const bf16* dout, const SoftmaxDims& d, bool causal, bf16* dq, bf16* dk, bf16* dv,
-                           cudaStream_t stream) {
-  smx::full_backward(smx::default_backward_kernel(d.head_dim), q, k, v, o, lse, dout, d, causal, dq, dk, dv, stream);
+                           cudaStream_t stream, const Documents& docs = Documents{}) {
+  smx::full_backward(smx::default_backward_kernel(d.head_dim), q, k, v, o, lse, dout, d, causal, dq, dk, dv, stream,
+                     docs);
 }
 
 // The program's calls (kernels.h): the same, operands as one named struct (attention_args.cuh).
 void softmax_block_forward(const SoftmaxBlockArgs& a, const SoftmaxDims& d, cudaStream_t s) {
-  softmax_block_forward(a.q, a.k, a.v, d, a.q_map, a.k_map, a.causal, a.o, a.lse, a.o_out, s);
+  softmax_block_forward(a.q, a.k, a.v, d, a.q_map, a.k_map, a.causal, a.o, a.lse, a.o_out, s, a.docs);
 }
 
 void softmax_block_backward(const SoftmaxBlockBackwardArgs& a, const SoftmaxDims& d, cudaStream_t s) {
-  softmax_block_backward(a.q, a.k, a.v, a.o, a.lse, a.dout, d, a.q_map, a.k_map, a.causal, a.dq, a.dk, a.dv, s);
+  softmax_block_backward(a.q, a.k, a.v, a.o, a.lse, a.dout, d, a.q_map, a.k_map, a.causal, a.dq, a.dk, a.dv, s,
+                         a.docs);
 }
 
 }  // namespace lasp

@@ -34,6 +34,27 @@ struct Piece {
   int length;
 };
 
+// Packed documents of one step (`documents eos|index`, docs/DOCUMENTS.md). Per batch row b and global position
+// t in [0, seq_len), at [b * seq_len + t]:
+//   ends   1 if token t is the last of its document (the schedule's input doc_ends), else 0
+//   first  the first token of t's document: one past the last end before t, or 0
+//   last   the first end at or after t, or seq_len if there is none (the sequence's end closes the last one)
+// So key j reaches query i (j <= i) iff j >= first[i], iff last[j] >= i; bidirectionally iff first[i] <= j <=
+// last[i] (last clipped to seq_len - 1); a state carried from token t to position p > t survives iff
+// last[t] >= p. All three live on the device. ends == nullptr: one document, nothing masked (every kernel then
+// runs its path without documents).
+// Where a program's documents come from (program::kDocuments): none, the eos token in the data, or the
+// sequences of a Megatron index.
+enum DocumentKind { kNoDocuments = 0, kEosDocuments = 1, kIndexDocuments = 2 };
+
+struct Documents {
+  const int* ends = nullptr;
+  const int* first = nullptr;
+  const int* last = nullptr;
+  int seq_len = 0;
+  __host__ __device__ bool any() const { return ends != nullptr; }
+};
+
 // Where a rank's rows sit in the global sequence: up to two pieces (zigzag), in local order; count 0 means
 // the rows are global positions already.
 struct PieceMap {

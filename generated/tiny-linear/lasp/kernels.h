@@ -35,6 +35,13 @@ void linear_ring_step(const float* in, const float* M, int C, float* out, Linear
                       cudaStream_t s);
 void linear_ring_step_rows(const float* in, const float* M, int C, float* out, LinearDims dims, const float* lam,
                            int row0, int rows, cudaStream_t s);
+// With packed documents (linear_document_scan.cuh): the decayed sum cut at the nearest piece in which a document
+// ends (flags fp32 [count][batch]), and the chain step whose carry is 0 across a piece with an end.
+void linear_document_scan(const float* states, const float* flags, int count, const int* gaps, float* out,
+                          LinearDims dims, const float* lam, cudaStream_t s);
+void linear_document_ring_step(const float* in, const float* M, int C, float* out, LinearDims dims,
+                               const float* lam, const Documents& docs, int position, int row0, int rows,
+                               cudaStream_t s);
 void state_sub(const float* a, const float* b, float* out, LinearDims dims, cudaStream_t s);
 void state_sum(const float* states, int count, float* out, LinearDims dims, cudaStream_t s);
 
@@ -48,8 +55,9 @@ void softmax_block_backward(const SoftmaxBlockBackwardArgs& a, const SoftmaxDims
 // is the backend's own: pass the forward's to the backward of the same shape only.
 void softmax_whole_forward(const SoftmaxFullArgs& a, const SoftmaxDims& d, cudaStream_t s);
 void softmax_whole_backward(const SoftmaxFullBackwardArgs& a, const SoftmaxDims& d, cudaStream_t s);
-// Which backend that shape takes ("lasp" or "cudnn X.Y.Z"); the first call builds cuDNN's plans.
-const char* softmax_whole_backend(const SoftmaxDims& d, bool causal);
+// Which backend that shape takes ("lasp" or "cudnn X.Y.Z"; with documents always "lasp": cuDNN's fused
+// attention has no document mask); the first call builds cuDNN's plans.
+const char* softmax_whole_backend(const SoftmaxDims& d, bool causal, bool documents);
 
 // Around the softmax blocks (softmax_support.cuh): the log-sum-exp merge, fp32 -> bf16 (alone or as a sum),
 // rotary embedding.
@@ -59,17 +67,21 @@ void add_to_bf16(const float* a, const float* b, bf16* dst, size_t n, cudaStream
 void rope_apply(bf16* x, int batch, int rows, int heads, int d, const PieceMap& map, float theta, bool inverse,
                 cudaStream_t s);
 
+// The dense fp32 oracles of verify mode take the step's documents (docs.any() false: one sequence), and
+// mask each pair of tokens from different documents by their definition (types.cuh's Documents).
 // The dense fp32 oracle of verify mode for softmax attention (softmax_oracle.cuh).
 void oracle_softmax_forward(const bf16* q, const bf16* k, const bf16* v, float* o, float* lse, int batch, int n,
-                            int heads, int kv_heads, int d, bool causal, cudaStream_t s);
+                            int heads, int kv_heads, int d, bool causal, const Documents& docs, cudaStream_t s);
 void oracle_softmax_backward(const bf16* q, const bf16* k, const bf16* v, const bf16* dout, float* dq, float* dk,
-                             float* dv, int batch, int n, int heads, int kv_heads, int d, bool causal, cudaStream_t s);
+                             float* dv, int batch, int n, int heads, int kv_heads, int d, bool causal,
+                             const Documents& docs, cudaStream_t s);
 
 // The dense fp32 oracle of verify mode (linear_oracle.cuh): the masked formula over every row.
 void oracle_linear_forward(const bf16* q, const bf16* k, const bf16* v, float* o, LinearDims dims, const float* lam,
-                           bool causal, cudaStream_t s);
+                           bool causal, const Documents& docs, cudaStream_t s);
 void oracle_linear_backward(const bf16* q, const bf16* k, const bf16* v, const bf16* dout, float* dq, float* dk,
-                            float* dv, LinearDims dims, const float* lam, bool causal, cudaStream_t s);
+                            float* dv, LinearDims dims, const float* lam, bool causal, const Documents& docs,
+                            cudaStream_t s);
 float max_rel_err(const bf16* got, const float* ref, size_t n, cudaStream_t s);
 
 // Element-wise parts of a layer (elementwise.cuh).
@@ -119,6 +131,8 @@ void count_targets(const int* targets, int n, int* out, cudaStream_t s);
 // (vocab - 1 the mask id) by a hash of (seed, window, position), the masked ids becoming the targets.
 void mask_tokens(int* ids, int* targets, int batch, int rows, const PieceMap& map, int64_t seq_len, int vocab,
                  uint64_t seed, float mask_rate, cudaStream_t s);
+// A padded seq_len: no targets at the padding's positions (global position >= real).
+void drop_padding_targets(int* targets, int batch, int rows, const PieceMap& map, int64_t real, cudaStream_t s);
 // The optimizer (adamw.cuh, grad_norm.cuh): AdamW over a shard of the flat fp32 state with a decay table
 // uploaded once; the sum of squares of a gradient range, deterministic, in fp64.
 AdamwTable adamw_upload_table(const std::vector<DecayRow>& rows, size_t elements);

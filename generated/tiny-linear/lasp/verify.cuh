@@ -87,15 +87,15 @@ inline bool verify_kind(State& st, Oracle& oracle, const LayerKind& kind, const 
   float err[4];
   float* ref = oracle.ref;
   if (kind.softmax)
-    oracle_softmax_forward(oracle.q, oracle.k, oracle.v, ref, oracle.lse, B, N, program::kHeads, kind.kv_heads, program::kHeadDim, kind.causal, s);
+    oracle_softmax_forward(oracle.q, oracle.k, oracle.v, ref, oracle.lse, B, N, program::kHeads, kind.kv_heads, program::kHeadDim, kind.causal, st.ctx.docs, s);
   else
-    oracle_linear_forward(oracle.q, oracle.k, oracle.v, ref, whole, st.ctx.tables.*kind.decay, kind.causal, s);
+    oracle_linear_forward(oracle.q, oracle.k, oracle.v, ref, whole, st.ctx.tables.*kind.decay, kind.causal, st.ctx.docs, s);
   gather_rows(ref, oracle.ref_local, B, L, W, map, N, s);
   err[0] = max_rel_err(got[0], oracle.ref_local, local, s);
   if (kind.softmax)
-    oracle_softmax_backward(oracle.q, oracle.k, oracle.v, oracle.dout, ref, ref + full, ref + 2 * full, B, N, program::kHeads, kind.kv_heads, program::kHeadDim, kind.causal, s);
+    oracle_softmax_backward(oracle.q, oracle.k, oracle.v, oracle.dout, ref, ref + full, ref + 2 * full, B, N, program::kHeads, kind.kv_heads, program::kHeadDim, kind.causal, st.ctx.docs, s);
   else
-    oracle_linear_backward(oracle.q, oracle.k, oracle.v, oracle.dout, ref, ref + full, ref + 2 * full, whole, st.ctx.tables.*kind.decay, kind.causal, s);
+    oracle_linear_backward(oracle.q, oracle.k, oracle.v, oracle.dout, ref, ref + full, ref + 2 * full, whole, st.ctx.tables.*kind.decay, kind.causal, st.ctx.docs, s);
   for (int g = 1; g < 4; g++) {
     gather_rows(ref + (g - 1) * full, oracle.ref_local, B, L, widths[g], map, N, s);
     err[g] = max_rel_err(got[g], oracle.ref_local, widths[g] == W ? local : local_kv, s);

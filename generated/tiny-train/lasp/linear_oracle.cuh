@@ -2,23 +2,32 @@
 // and run `lasp compile` again.
 // The dense fp32 oracle of verify mode: linear attention by its masked definition, over every row.
 //
-//   causal         o_i = sum_{j <= i} lam^(i-j) (q_i . k_j) v_j
-//   bidirectional  o_i = sum_j (q_i . k_j) v_j
+//   causal         o_i = sum_{j <= i, doc(j) = doc(i)} lam^(i-j) (q_i . k_j) v_j
+//   bidirectional  o_i = sum_{j, doc(j) = doc(i)} (q_i . k_j) v_j
 // and the gradients by the same definition (dq_i = sum_{j<=i} lam^(i-j) (do_i . v_j) k_j,
-// dk_j = sum_{i>=j} lam^(i-j) (do_i . v_j) q_i, dv_j = sum_{i>=j} lam^(i-j) (q_i . k_j) do_i).
+// dk_j = sum_{i>=j} lam^(i-j) (do_i . v_j) q_i, dv_j = sum_{i>=j} lam^(i-j) (q_i . k_j) do_i, every sum over
+// the pairs of one document). Documents (types.cuh, docs/DOCUMENTS.md) are the step's packed documents over the
+// whole sequence, per batch row b at [b * docs.seq_len + t]; docs.any() false: one document (nothing masked).
 //
 // Design choices:
 // - It shares nothing with the fast kernels: no chunks, no states, no tensor cores, no bf16 intermediates.
 //   Every score is an fp32 dot product and every decay lam^(i-j) is computed from its own exponent. It is
 //   O(N^2 d) work, which is fine for the sequence lengths verify mode uses.
 // - One kernel serves all four outputs: out_r = sum_c mask(r, c) (a_r . b_c) w_c with a forward mask
-//   (c <= r), a reverse mask (c >= r) or none. A CTA holds 64 query rows in shared memory, streams 64-row
-//   tiles of b and w, keeps its 64 x d outputs in registers (4 x 4 register blocks, float4 shared loads),
-//   and skips the tiles that the mask empties.
+//   (c <= r), a reverse mask (c >= r) or none, times the document mask. A CTA holds 64 query rows in shared
+//   memory, streams 64-row tiles of b and w, keeps its 64 x d outputs in registers (4 x 4 register blocks,
+//   float4 shared loads), and skips the tiles that the mask empties.
+// - The document mask is its definition: (r, c) is a pair iff r and c lie in one document, i.e.
+//   first[r] == first[c] (first: the document's first token, types.cuh); `last` only bounds the tiles. It
+//   holds in every mode, bidirectional included (the fast kernels refuse documents there; the oracle need
+//   not). Skipping uses that first and last are nondecreasing: a CTA of rows [r0, r1] needs only the columns
+//   [first[r0], last[r1]] (clipped to the sequence), so packed documents of length D cost about N D instead of
+//   N^2 / 2 pairs. docs.any() false: the kernel's document pointers are null and it runs as without documents.
 // - max_rel_err reduces on the GPU (max |got - ref| and max |ref| as ordered float bits, so a NaN or an inf
 //   anywhere wins the max and fails the check) and returns to the host: it synchronises the stream.
 // - Extra entry points compute selected rows only (oracle_linear_*_rows), for checks of very long pieces
-//   where the whole O(N^2 d) product would take too long.
+//   where the whole O(N^2 d) product would take too long; with documents as an overload (docs before the
+//   stream), without them as before.
 #pragma once
 #include <cuda_runtime.h>
 #include <cuda_bf16.h>
@@ -46,13 +55,34 @@ __device__ __forceinline__ float mask_weight(int r, int c, int mode, float log2l
   return exp2f((float)gap * log2lam);
 }
 
+// Whether r and c (both in [0, T)) lie in one document: `first` is the batch row's first[] (types.cuh's
+// Documents), nullptr for no documents.
+__device__ __forceinline__ bool same_document(const int* __restrict__ first, int r, int c) {
+  return first == nullptr || __ldg(first + r) == __ldg(first + c);
+}
+
+// The columns [c_begin, c_end) that rows [r0, r1] (r1 < T) may reach through the mode's mask and the documents
+// (first and last of the batch row, nondecreasing; null: none).
+__device__ __forceinline__ void column_range(int r0, int r1, int T, int mode, const int* __restrict__ first,
+                                             const int* __restrict__ last, int& c_begin, int& c_end) {
+  c_begin = 0;
+  c_end = T;
+  if (mode == kForward) c_end = min(T, r1 + 1);
+  if (mode == kReverse) c_begin = r0;
+  if (first != nullptr) {
+    c_begin = max(c_begin, __ldg(first + r0));
+    c_end = min(c_end, __ldg(last + r1) + 1);  // last is at most T (no end after r1): clipped to T
+  }
+}
+
 // 64 rows of out per CTA. Scores: thread (ty, tx) owns a 4x4 block (rows 4ty.., columns 4tx..), reading
 // a and b transposed in shared memory as float4s. Output: thread owns 4 rows x D/16 columns.
 template <int D>
 __global__ void __launch_bounds__(kThreads)
     dense_kernel(const __nv_bfloat16* __restrict__ a, const __nv_bfloat16* __restrict__ bm,
                  const __nv_bfloat16* __restrict__ w, float* __restrict__ out, int T, int H,
-                 const float* __restrict__ lam, int mode) {
+                 const float* __restrict__ lam, int mode, const int* __restrict__ doc_first,
+                 const int* __restrict__ doc_last) {
   extern __shared__ __align__(16) float sm[];
   float* saT = sm;                  // [D][kTile]   a^T of the CTA's rows
   float* sbT = saT + D * kTile;     // [D][kTile]   b^T of the column tile
@@ -63,6 +93,8 @@ __global__ void __launch_bounds__(kThreads)
   const int r0 = blockIdx.x * kTile;
   const float l2 = (lam != nullptr && mode != kNone) ? log2f(lam[h]) : 0.f;
   auto row_ptr = [&](const __nv_bfloat16* base, int r) { return base + (((size_t)b * T + r) * H + h) * D; };
+  const int* first = doc_first != nullptr ? doc_first + (size_t)b * T : nullptr;  // this batch row's documents
+  const int* last = doc_last != nullptr ? doc_last + (size_t)b * T : nullptr;
 
   for (int e = tid; e < kTile * D; e += kThreads) {
     int r = e / D, c = e % D;
@@ -75,9 +107,8 @@ __global__ void __launch_bounds__(kThreads)
 #pragma unroll
     for (int j = 0; j < CPT; ++j) acc[i][j] = 0.f;
 
-  int c_begin = 0, c_end = T;
-  if (mode == kForward) c_end = min(T, r0 + kTile);
-  if (mode == kReverse) c_begin = r0;
+  int c_begin, c_end;  // the tiles the masks leave non-empty (they need not start at a multiple of 64)
+  column_range(r0, min(T, r0 + kTile) - 1, T, mode, first, last, c_begin, c_end);
   for (int c0 = c_begin; c0 < c_end; c0 += kTile) {
     __syncthreads();
     for (int e = tid; e < kTile * D; e += kThreads) {
@@ -103,7 +134,8 @@ __global__ void __launch_bounds__(kThreads)
 #pragma unroll
         for (int j = 0; j < 4; ++j) {
           int r = r0 + 4 * ty + i, c = c0 + 4 * tx + j;
-          scT[(4 * tx + j) * kTile + 4 * ty + i] = c < T ? s[i][j] * mask_weight(r, c, mode, l2) : 0.f;
+          bool in = c < T && r < T && same_document(first, r, c);
+          scT[(4 * tx + j) * kTile + 4 * ty + i] = in ? s[i][j] * mask_weight(r, c, mode, l2) : 0.f;
         }
     }
     __syncthreads();
@@ -139,23 +171,34 @@ constexpr int dense_smem() {
 
 template <int D>
 void dense(const bf16* a, const bf16* bm, const bf16* w, float* out, const LinearDims& d, const float* lam,
-           int mode, cudaStream_t s) {
+           int mode, const Documents& docs, cudaStream_t s) {
   static bool once = [] {
     CUDA_CHECK(cudaFuncSetAttribute(dense_kernel<D>, cudaFuncAttributeMaxDynamicSharedMemorySize, dense_smem<D>()));
     return true;
   }();
   (void)once;
   dim3 grid((d.tokens + kTile - 1) / kTile, d.batch * d.heads);
-  dense_kernel<D><<<grid, kThreads, dense_smem<D>(), s>>>(a, bm, w, out, d.tokens, d.heads, lam, mode);
+  dense_kernel<D><<<grid, kThreads, dense_smem<D>(), s>>>(a, bm, w, out, d.tokens, d.heads, lam, mode,
+                                                          docs.any() ? docs.first : nullptr,
+                                                          docs.any() ? docs.last : nullptr);
   LAUNCH_CHECK();
 }
 
+// Documents must cover exactly the oracle's rows (the whole sequence).
+inline void check_documents(const char* what, const LinearDims& d, const Documents& docs) {
+  if (docs.any() && (docs.first == nullptr || docs.last == nullptr || docs.seq_len != d.tokens)) {
+    std::fprintf(stderr, "lasp %s: documents of %d tokens (first %s, last %s) for a sequence of %d tokens\n", what,
+                 docs.seq_len, docs.first ? "set" : "null", docs.last ? "set" : "null", d.tokens);
+    std::exit(3);
+  }
+}
+
 inline void dense_any(const bf16* a, const bf16* bm, const bf16* w, float* out, const LinearDims& d,
-                      const float* lam, int mode, cudaStream_t s) {
+                      const float* lam, int mode, const Documents& docs, cudaStream_t s) {
   if (d.head_dim == 128)
-    dense<128>(a, bm, w, out, d, lam, mode, s);
+    dense<128>(a, bm, w, out, d, lam, mode, docs, s);
   else if (d.head_dim == 64)
-    dense<64>(a, bm, w, out, d, lam, mode, s);
+    dense<64>(a, bm, w, out, d, lam, mode, docs, s);
   else {
     std::fprintf(stderr, "lasp oracle: head_dim must be 64 or 128\n");
     std::exit(3);
@@ -167,7 +210,8 @@ inline void dense_any(const bf16* a, const bf16* bm, const bf16* w, float* out, 
 __global__ void __launch_bounds__(kThreads)
     rows_kernel(const __nv_bfloat16* __restrict__ a, const __nv_bfloat16* __restrict__ bm,
                 const __nv_bfloat16* __restrict__ w, const int* __restrict__ rows, float* __restrict__ out, int T,
-                int H, int D, const float* __restrict__ lam, int mode) {
+                int H, int D, const float* __restrict__ lam, int mode, const int* __restrict__ doc_first,
+                const int* __restrict__ doc_last) {
   __shared__ float sa[128];
   __shared__ float sc[kThreads];
   __shared__ float part[kThreads];
@@ -178,7 +222,10 @@ __global__ void __launch_bounds__(kThreads)
   for (int c = tid; c < D; c += kThreads) sa[c] = __bfloat162float(row_ptr(a, r)[c]);
   const int groups = kThreads / D, n = tid % D, grp = tid / D;
   float acc = 0.f;
-  int c_begin = mode == kReverse ? r : 0, c_end = mode == kForward ? r + 1 : T;
+  const int* first = doc_first != nullptr ? doc_first + (size_t)b * T : nullptr;
+  const int* last = doc_last != nullptr ? doc_last + (size_t)b * T : nullptr;
+  int c_begin, c_end;  // for one row the range is exactly its document (and the mode's side of it)
+  column_range(r, r, T, mode, first, last, c_begin, c_end);
   for (int c0 = c_begin; c0 < c_end; c0 += kThreads) {
     __syncthreads();
     int c = c0 + tid;
@@ -194,7 +241,7 @@ __global__ void __launch_bounds__(kThreads)
           s += sa[8 * k8 + 2 * e] * f.x + sa[8 * k8 + 2 * e + 1] * f.y;
         }
       }
-      s *= mask_weight(r, c, mode, l2);
+      s *= same_document(first, r, c) ? mask_weight(r, c, mode, l2) : 0.f;
     }
     sc[tid] = s;
     __syncthreads();
@@ -230,44 +277,77 @@ __global__ void max_err_kernel(const __nv_bfloat16* __restrict__ got, const floa
 
 }  // namespace oracle
 
-// o = the masked formula over all `tokens` rows (fp32 [batch][tokens][heads][d]).
+// o = the masked formula over all `tokens` rows (fp32 [batch][tokens][heads][d]); docs over the same
+// `tokens` positions (docs.any() false: one document).
 void oracle_linear_forward(const bf16* q, const bf16* k, const bf16* v, float* o, LinearDims dims, const float* lam,
-                           bool causal, cudaStream_t s) {
-  oracle::dense_any(q, k, v, o, dims, lam, causal ? oracle::kForward : oracle::kNone, s);
+                           bool causal, const Documents& docs, cudaStream_t s) {
+  oracle::check_documents("oracle_linear_forward", dims, docs);
+  oracle::dense_any(q, k, v, o, dims, lam, causal ? oracle::kForward : oracle::kNone, docs, s);
 }
 
 // dq, dk, dv of sum_i <o_i, do_i> by the masked formula (fp32 [batch][tokens][heads][d] each).
 void oracle_linear_backward(const bf16* q, const bf16* k, const bf16* v, const bf16* dout, float* dq, float* dk,
-                            float* dv, LinearDims dims, const float* lam, bool causal, cudaStream_t s) {
+                            float* dv, LinearDims dims, const float* lam, bool causal, const Documents& docs,
+                            cudaStream_t s) {
+  oracle::check_documents("oracle_linear_backward", dims, docs);
   const int fwd = causal ? oracle::kForward : oracle::kNone, rev = causal ? oracle::kReverse : oracle::kNone;
-  oracle::dense_any(dout, v, k, dq, dims, lam, fwd, s);
-  oracle::dense_any(v, dout, q, dk, dims, lam, rev, s);
-  oracle::dense_any(k, q, dout, dv, dims, lam, rev, s);
+  oracle::dense_any(dout, v, k, dq, dims, lam, fwd, docs, s);
+  oracle::dense_any(v, dout, q, dk, dims, lam, rev, docs, s);
+  oracle::dense_any(k, q, dout, dv, dims, lam, rev, docs, s);
+}
+
+// Without documents: the bench harnesses' calls (bench/gpu/*.cu include this file directly).
+void oracle_linear_forward(const bf16* q, const bf16* k, const bf16* v, float* o, LinearDims dims, const float* lam,
+                           bool causal, cudaStream_t s) {
+  oracle_linear_forward(q, k, v, o, dims, lam, causal, Documents{}, s);
+}
+
+void oracle_linear_backward(const bf16* q, const bf16* k, const bf16* v, const bf16* dout, float* dq, float* dk,
+                            float* dv, LinearDims dims, const float* lam, bool causal, cudaStream_t s) {
+  oracle_linear_backward(q, k, v, dout, dq, dk, dv, dims, lam, causal, Documents{}, s);
 }
 
 // The same, for the `count` rows listed in the device array `rows`: out[u][batch][heads][d].
 void oracle_linear_forward_rows(const bf16* q, const bf16* k, const bf16* v, const int* rows, int count, float* o,
-                                LinearDims dims, const float* lam, bool causal, cudaStream_t s) {
+                                LinearDims dims, const float* lam, bool causal, const Documents& docs,
+                                cudaStream_t s) {
+  oracle::check_documents("oracle_linear_forward_rows", dims, docs);
+  const int* first = docs.any() ? docs.first : nullptr;
+  const int* last = docs.any() ? docs.last : nullptr;
   dim3 grid(count, dims.batch * dims.heads);
   oracle::rows_kernel<<<grid, oracle::kThreads, 0, s>>>(q, k, v, rows, o, dims.tokens, dims.heads, dims.head_dim, lam,
-                                                        causal ? oracle::kForward : oracle::kNone);
+                                                        causal ? oracle::kForward : oracle::kNone, first, last);
   LAUNCH_CHECK();
 }
 
 void oracle_linear_backward_rows(const bf16* q, const bf16* k, const bf16* v, const bf16* dout, const int* rows,
                                  int count, float* dq, float* dk, float* dv, LinearDims dims, const float* lam,
-                                 bool causal, cudaStream_t s) {
+                                 bool causal, const Documents& docs, cudaStream_t s) {
+  oracle::check_documents("oracle_linear_backward_rows", dims, docs);
+  const int* first = docs.any() ? docs.first : nullptr;
+  const int* last = docs.any() ? docs.last : nullptr;
   const int fwd = causal ? oracle::kForward : oracle::kNone, rev = causal ? oracle::kReverse : oracle::kNone;
   dim3 grid(count, dims.batch * dims.heads);
   oracle::rows_kernel<<<grid, oracle::kThreads, 0, s>>>(dout, v, k, rows, dq, dims.tokens, dims.heads, dims.head_dim,
-                                                        lam, fwd);
+                                                        lam, fwd, first, last);
   LAUNCH_CHECK();
   oracle::rows_kernel<<<grid, oracle::kThreads, 0, s>>>(v, dout, q, rows, dk, dims.tokens, dims.heads, dims.head_dim,
-                                                        lam, rev);
+                                                        lam, rev, first, last);
   LAUNCH_CHECK();
   oracle::rows_kernel<<<grid, oracle::kThreads, 0, s>>>(k, q, dout, rows, dv, dims.tokens, dims.heads, dims.head_dim,
-                                                        lam, rev);
+                                                        lam, rev, first, last);
   LAUNCH_CHECK();
+}
+
+void oracle_linear_forward_rows(const bf16* q, const bf16* k, const bf16* v, const int* rows, int count, float* o,
+                                LinearDims dims, const float* lam, bool causal, cudaStream_t s) {
+  oracle_linear_forward_rows(q, k, v, rows, count, o, dims, lam, causal, Documents{}, s);
+}
+
+void oracle_linear_backward_rows(const bf16* q, const bf16* k, const bf16* v, const bf16* dout, const int* rows,
+                                 int count, float* dq, float* dk, float* dv, LinearDims dims, const float* lam,
+                                 bool causal, cudaStream_t s) {
+  oracle_linear_backward_rows(q, k, v, dout, rows, count, dq, dk, dv, dims, lam, causal, Documents{}, s);
 }
 
 // max |got - ref| / max |ref| over n elements, on the GPU; synchronises `s`. NaN or inf anywhere gives NaN
