@@ -144,6 +144,13 @@ for w in 1 2 4 8; do
   docs "v-hyb-1b-w$w"               "v-doc-hyb-1b-w$w" 700
 done
 for w in 2 4 8; do docs "v-allscan-zz-d64-w$w" "v-doc-allscan-zz-d64-w$w" 100; done
+# a padded seq_len (the padding a document of its own, no loss on it), with and without packed documents
+sed -e 's/v_doc_lasp2_zz_d64_w1/v_doc_pad_lasp2_zz_d64_w1/' -e 's/seq_len 4096/seq_len 4000/' \
+  -e "1s|.*|// GPU suite: v-doc-pad-lasp2-zz-d64-w1 (written by bench/gpu/make-suite.sh from v-doc-lasp2-zz-d64-w1)|" \
+  "$specs/v-doc-lasp2-zz-d64-w1.lasp" > "$specs/v-doc-pad-lasp2-zz-d64-w1.lasp"
+sed -e 's/v_hyb_1b_w1/v_doc_pad_hyb_1b_w1/' -e 's/seq_len 8192/seq_len 8000/' \
+  -e "1s|.*|// GPU suite: v-doc-pad-hyb-1b-w1 (written by bench/gpu/make-suite.sh from v-hyb-1b-w1)|" \
+  "$specs/v-hyb-1b-w1.lasp" > "$specs/v-doc-pad-hyb-1b-w1.lasp"
 docs "s-hyb-ag-zz-w1" "s-doc-hyb-ag-zz-w1" 2048
 docs "s-hyb-uly-zz-w1" "s-doc-hyb-uly-zz-w1" 2048
 # train mode (issue 17): the tiny example from token files (run-train.sh makes them), and Linear-Llama3-1B from

@@ -11,7 +11,13 @@ WEIGHTS is what `--save-weights` writes (BF16, Hugging Face Llama names, PyTorch
 defaults to the file of that name beside it. GRADS is what `--save-grads` writes in verify mode: every weight's
 gradient of the mean loss (F32, same names; a tied head only as model.embed_tokens.weight), `input_ids` and
 `labels` (I32 [batch, seq_len]; labels already shifted, -1 = no target), `loss` (F32 [1]) and the fp64 loss as
-the metadata string "loss". Exit codes: 0 every tensor within tolerance, 1 some not, 2 bad input.
+the metadata string "loss"; with packed documents (or a padded seq_len) also `doc_ends` (I32 [batch, seq_len], 1
+at each token that ends a document). Exit codes: 0 every tensor within tolerance, 1 some not, 2 bad input.
+
+Packed documents (issue 19): the reference runs every document of every row ALONE through the model (positions
+from 0; RoPE and the decays depend only on distances, so that is the packed computation with attention stopped
+at the documents' ends) and sums their losses over the row's targets; the self-test checks that against the
+whole rows with a document mask.
 
 The model, in the order the program runs it (templates/runtime/*.cuh, src/reference/oracle.ts,
 shared/docs/ALGORITHMS.md):
@@ -374,29 +380,55 @@ class DecayMasks:
         return self.cache[key]
 
 
-def linear_attention(q, k, v, layer, masks):
-    """q, k [B, N, H, d] (feature map applied), v [B, N, H, dv] -> o [B, N, H, dv]."""
+def linear_attention(q, k, v, layer, masks, same=None):
+    """q, k [B, N, H, d] (feature map applied), v [B, N, H, dv] -> o [B, N, H, dv]. same [B, N, N]: the pairs of
+    one document (None: every pair)."""
     outs = []
     for h in range(q.shape[2]):
         d = masks.get(layer.decay[h], layer.causal)
         scores = q[:, :, h] @ k[:, :, h].transpose(1, 2)  # [B, N, N]
+        if same is not None:
+            scores = scores * same
         outs.append((scores * d) @ v[:, :, h])
     return torch.stack(outs, dim=2)
 
 
-def softmax_attention(q, k, v, layer, causal_mask):
-    """q [B, N, H, d], k, v [B, N, Hkv, d] (RoPE applied) -> o [B, N, H, d]."""
+def softmax_attention(q, k, v, layer, causal_mask, same=None):
+    """q [B, N, H, d], k, v [B, N, Hkv, d] (RoPE applied) -> o [B, N, H, d]. same [B, N, N]: the pairs of one
+    document (None: every pair)."""
     heads, kv_heads = q.shape[2], k.shape[2]
     group = heads // kv_heads
     scale = 1.0 / math.sqrt(q.shape[-1])
+    visible = causal_mask if layer.causal else None
+    if same is not None:
+        visible = same if visible is None else (same & visible)
     outs = []
     for h in range(heads):
         g = h // group
         s = (q[:, :, h] @ k[:, :, g].transpose(1, 2)) * scale
-        if layer.causal:
-            s = s.masked_fill(~causal_mask, float("-inf"))
+        if visible is not None:
+            s = s.masked_fill(~visible, float("-inf"))
         outs.append(torch.softmax(s, dim=-1) @ v[:, :, g])
     return torch.stack(outs, dim=2)
+
+
+def document_spans(ends):
+    """[(start, stop)] of one row's documents: each ends at a token marked 1, the last at the row's end."""
+    spans, start = [], 0
+    for t, e in enumerate(ends):
+        if e:
+            spans.append((start, t + 1))
+            start = t + 1
+    if start < len(ends):
+        spans.append((start, len(ends)))
+    return spans
+
+
+def same_document(doc_ends):
+    """[B, N, N] bool: tokens i and j in one document (doc_ends [B, N], 1 at each document's last token)."""
+    ends = doc_ends.long()
+    ids = torch.cumsum(ends, dim=1) - ends  # ends before each token
+    return ids[:, :, None] == ids[:, None, :]
 
 
 class RoundBf16(torch.autograd.Function):
@@ -411,15 +443,34 @@ class RoundBf16(torch.autograd.Function):
         return g.to(torch.bfloat16).to(g.dtype)
 
 
-def forward_loss(cfg, params, input_ids, labels, recompute=False, round_activations=False):
+def forward_loss(cfg, params, input_ids, labels, recompute=False, round_activations=False, doc_ends=None):
     """The mean cross-entropy over labels >= 0; params maps the Hugging Face names to leaf tensors. With
     round_activations, the values a bf16 program keeps in bf16 (the residual stream, q, k, v, the attention
-    output) and their gradients are rounded to bf16, the arithmetic staying in `dtype`."""
+    output) and their gradients are rounded to bf16, the arithmetic staying in `dtype`. With doc_ends, every
+    document of every row runs alone (the reference for packed documents)."""
+    if doc_ends is None:
+        total, count = forward_sum(cfg, params, input_ids, labels, recompute, round_activations)
+        return total / count
+    total, count = 0.0, 0
+    for b in range(input_ids.shape[0]):
+        for start, stop in document_spans(doc_ends[b].tolist()):
+            part, n = forward_sum(
+                cfg, params, input_ids[b : b + 1, start:stop], labels[b : b + 1, start:stop], recompute, round_activations
+            )
+            total, count = total + part, count + n
+    return total / count
+
+
+def forward_sum(cfg, params, input_ids, labels, recompute=False, round_activations=False, same=None):
+    """(summed cross-entropy over labels >= 0, their count) of whole rows; `same` [B, N, N] (same_document):
+    attention only within documents."""
     rnd = RoundBf16.apply if round_activations else (lambda t: t)
     B, N = input_ids.shape
     dtype, device = params["model.embed_tokens.weight"].dtype, input_ids.device
     masks = DecayMasks(N, dtype, device)
     causal_mask = torch.ones(N, N, dtype=torch.bool, device=device).tril()
+    same_d = None if same is None else same.to(device)
+    same_x = None if same is None else same_d.to(dtype)
     ropes = {}
     H, d = cfg.heads, cfg.head_dim
     x = params["model.embed_tokens.weight"][input_ids]  # [B, N, hidden]
@@ -434,7 +485,7 @@ def forward_loss(cfg, params, input_ids, labels, recompute=False, round_activati
             q, k, v = rnd(feature_map(layer.feature_map, q)), rnd(feature_map(layer.feature_map, k)), rnd(v)
 
             def core(q, k, v, layer=layer):
-                o = rnd(linear_attention(q, k, v, layer, masks))
+                o = rnd(linear_attention(q, k, v, layer, masks, same_x))
                 return head_rms_norm(o, cfg.eps) if layer.output_norm == "rms" else o
 
         else:
@@ -444,7 +495,7 @@ def forward_loss(cfg, params, input_ids, labels, recompute=False, round_activati
             q, k = rope(q, cos, sin), rope(k, cos, sin)
 
             def core(q, k, v, layer=layer):
-                return softmax_attention(q, k, v, layer, causal_mask)
+                return softmax_attention(q, k, v, layer, causal_mask, same_d)
 
         if recompute:
             from torch.utils.checkpoint import checkpoint
@@ -464,13 +515,20 @@ def forward_loss(cfg, params, input_ids, labels, recompute=False, round_activati
     logits = x.reshape(B * N, cfg.hidden) @ head.T
     flat = labels.reshape(-1).long()
     count = int((flat >= 0).sum())
-    return F.cross_entropy(logits, flat, ignore_index=-1, reduction="sum") / count
+    if count == 0:  # a document without a target (a padding's)
+        return logits.sum() * 0.0, 0
+    return F.cross_entropy(logits, flat, ignore_index=-1, reduction="sum"), count
 
 
-def reference_gradients(cfg, weights, input_ids, labels, device, dtype, recompute=False, round_activations=False):
-    """(loss, {name: grad}) of the model in `dtype` on `device`, weights upcast from the file."""
+def reference_gradients(
+    cfg, weights, input_ids, labels, device, dtype, recompute=False, round_activations=False, doc_ends=None
+):
+    """(loss, {name: grad}) of the model in `dtype` on `device`, weights upcast from the file; with doc_ends,
+    each document alone."""
     params = {n: t.to(device=device, dtype=dtype, copy=True).requires_grad_(True) for n, t in weights.items()}
-    loss = forward_loss(cfg, params, input_ids.to(device), labels.to(device), recompute, round_activations)
+    loss = forward_loss(
+        cfg, params, input_ids.to(device), labels.to(device), recompute, round_activations, doc_ends
+    )
     loss.backward()
     grads = {}
     for n, t in params.items():
@@ -498,7 +556,7 @@ def check_inputs(cfg, weights, grads):
     extra = [n for n in weights if n not in expected]
     if extra:
         raise BadInput(f"the weights file has tensor(s) the config does not describe: {', '.join(extra[:8])}")
-    extra = [n for n in grads if n not in expected and n not in ("input_ids", "labels", "loss")]
+    extra = [n for n in grads if n not in expected and n not in ("input_ids", "labels", "loss", "doc_ends")]
     if extra:
         raise BadInput(f"the gradients file has unexpected tensor(s): {', '.join(extra[:8])}")
     for n in ("input_ids", "labels"):
@@ -518,6 +576,14 @@ def check_inputs(cfg, weights, grads):
         raise BadInput(f"labels lie in [{int(labels.min())}, {int(labels.max())}], outside [-1, {cfg.vocab})")
     if int((labels >= 0).sum()) == 0:
         raise BadInput("labels has no target (every entry is -1)")
+    if "doc_ends" in grads:
+        ends = grads["doc_ends"]
+        if ends.dtype not in (torch.int32, torch.int64) or tuple(ends.shape) != tuple(ids.shape):
+            raise BadInput(f"doc_ends must be an I32 tensor {list(ids.shape)} like input_ids, got {ends.dtype} {list(ends.shape)}")
+        if int(ends.min()) < 0 or int(ends.max()) > 1:
+            raise BadInput(f"doc_ends holds values in [{int(ends.min())}, {int(ends.max())}], not only 0 and 1")
+        documents = sum(len(document_spans(row)) for row in ends.tolist())
+        notes.append(f"documents: {documents} in {ids.shape[0]} row(s); the reference runs each one alone")
     wdt = sorted({ST_NAMES.get(weights[n].dtype, str(weights[n].dtype)) for n in expected})
     gdt = sorted({ST_NAMES.get(grads[n].dtype, str(grads[n].dtype)) for n in expected})
     if wdt != ["BF16"]:
@@ -557,21 +623,23 @@ def compare_tensor(got, ref):
     return rel, cos
 
 
-def sensitivity(cfg, weights, ids, labels, device, dtype, recompute, ref_grads, level=2.0**-9, seed=0):
+def sensitivity(cfg, weights, ids, labels, device, dtype, recompute, ref_grads, level=2.0**-9, seed=0, doc_ends=None):
     """How far the reference's own gradients move when every weight is multiplied by (1 + level * N(0, 1)):
     per tensor (rel err, cos) against the unperturbed ones. At level 2^-9 (bf16's rounding) this estimates
     what a correct bf16 program can reach; a large value means the configuration is ill-conditioned there."""
     gen = torch.Generator().manual_seed(seed)
     noisy = {n: t.double() * (1 + level * torch.randn(t.shape, generator=gen, dtype=torch.float64)) for n, t in weights.items()}
-    _, moved = reference_gradients(cfg, noisy, ids, labels, device, dtype, recompute)
+    _, moved = reference_gradients(cfg, noisy, ids, labels, device, dtype, recompute, doc_ends=doc_ends)
     return {n: compare_tensor(moved[n].cpu(), ref_grads[n].cpu()) for n in ref_grads}
 
 
-def activation_rounding(cfg, weights, ids, labels, device, dtype, recompute, ref_grads):
+def activation_rounding(cfg, weights, ids, labels, device, dtype, recompute, ref_grads, doc_ends=None):
     """How far the reference's own gradients move when the activations a bf16 program keeps in bf16 are rounded
     to bf16 (forward and backward): per tensor (rel err, cos) against the unrounded ones. Where this is large,
     no bf16 program can match the fp32 reference: the configuration is ill-conditioned in its activations."""
-    _, moved = reference_gradients(cfg, weights, ids, labels, device, dtype, recompute, round_activations=True)
+    _, moved = reference_gradients(
+        cfg, weights, ids, labels, device, dtype, recompute, round_activations=True, doc_ends=doc_ends
+    )
     return {n: compare_tensor(moved[n].cpu(), ref_grads[n].cpu()) for n in ref_grads}
 
 
@@ -667,6 +735,7 @@ def run_check(args, quiet=False):
     grads, meta = read_safetensors(args.grads, not args.builtin_reader)
     notes = check_inputs(cfg, weights, grads)
     ids, labels = grads["input_ids"].long(), grads["labels"].long()
+    doc_ends = grads["doc_ends"].long() if "doc_ends" in grads else None
     say = (lambda *a: None) if quiet else print
     kinds = ", ".join(
         f"{'linear' if l.kind == 'linear' else 'softmax'}{'' if l.causal else '(bidir)'}" for l in cfg.layers
@@ -688,14 +757,14 @@ def run_check(args, quiet=False):
         recompute = saved > 8 * 2**30
         if recompute:
             say(f"recomputing attention in the backward (its score matrices would hold {saved / 2**30:.0f} GiB)")
-    ref_loss, ref_grads = reference_gradients(cfg, weights, ids, labels, device, dtype, recompute)
+    ref_loss, ref_grads = reference_gradients(cfg, weights, ids, labels, device, dtype, recompute, doc_ends=doc_ends)
     sens = None
     if args.sensitivity:
-        sens = sensitivity(cfg, weights, ids, labels, device, dtype, recompute, ref_grads)
+        sens = sensitivity(cfg, weights, ids, labels, device, dtype, recompute, ref_grads, doc_ends=doc_ends)
     factor = args.sensitivity_factor if sens is not None else 0.0
     result = compare(cfg, grads, meta, ref_loss, ref_grads, args.rel_tol, args.cos_tol, args.loss_tol, sens, factor)
     if args.bf16_activations:
-        moved = activation_rounding(cfg, weights, ids, labels, device, dtype, recompute, ref_grads)
+        moved = activation_rounding(cfg, weights, ids, labels, device, dtype, recompute, ref_grads, doc_ends)
         result["bf16_activations"] = {n: {"rel_err": r, "cos": c} for n, (r, c) in moved.items()}
         worst = sorted(moved.items(), key=lambda kv: -kv[1][0])[:6]
         say("the reference with bf16-rounded activations against itself (worst first):")
@@ -717,9 +786,11 @@ def run_check(args, quiet=False):
 # Self-test: tiny random models, a grads file from an independent formulation, pass and fail cases.
 
 
-def recurrent_linear_attention(q, k, v, layer, masks):
+def recurrent_linear_attention(q, k, v, layer, masks, same=None):
     """The same linear attention as a recurrence S_i = lam S_{i-1} + k_i^T v_i, o_i = q_i S_i (causal) or
-    q_i sum_j k_j^T v_j (bidirectional): an independent check of the masked-matrix form and its decay power."""
+    q_i sum_j k_j^T v_j (bidirectional): an independent check of the masked-matrix form and its decay power.
+    Whole rows only (same must be None)."""
+    assert same is None
     B, N, H, d = q.shape
     outs = []
     for h in range(H):
@@ -736,8 +807,10 @@ def recurrent_linear_attention(q, k, v, layer, masks):
     return torch.stack(outs, dim=2)
 
 
-def sdpa_attention(q, k, v, layer, causal_mask):
-    """Softmax attention through F.scaled_dot_product_attention with kv heads repeated: an independent path."""
+def sdpa_attention(q, k, v, layer, causal_mask, same=None):
+    """Softmax attention through F.scaled_dot_product_attention with kv heads repeated: an independent path.
+    Whole rows only (same must be None)."""
+    assert same is None
     group = q.shape[2] // k.shape[2]
     k = k.repeat_interleave(group, dim=2)
     v = v.repeat_interleave(group, dim=2)
@@ -802,8 +875,10 @@ def self_test_configs():
     return [("causal-rms-untied", causal, 2, 24, False), ("bidir-layernorm-tied", encoder, 1, 20, True)]
 
 
-def make_case(folder, name, cfg_json, batch, seq, masked, seed):
-    """Writes config.json, weights (BF16) and a grads file computed by the independent formulation in float64."""
+def make_case(folder, name, cfg_json, batch, seq, masked, seed, doc_ends=None, documents_masked=True):
+    """Writes config.json, weights (BF16) and a grads file computed by the independent formulation in float64.
+    With doc_ends: the whole rows with a document mask (documents_masked; False: without it, a wrong program's
+    gradients), and doc_ends in the grads file."""
     gen = torch.Generator().manual_seed(seed)
     cfg = parse_config(cfg_json, name)
     weights = {}
@@ -823,13 +898,21 @@ def make_case(folder, name, cfg_json, batch, seq, masked, seed):
         ids = torch.where(pick, torch.full_like(ids, cfg.vocab - 1), ids)
     else:  # next-token prediction, already shifted; the last position has no target
         labels = torch.cat([ids[:, 1:], torch.full((batch, 1), -1, dtype=ids.dtype)], dim=1)
-    global linear_attention, softmax_attention
-    saved = linear_attention, softmax_attention
-    linear_attention, softmax_attention = recurrent_linear_attention, sdpa_attention
-    try:
-        loss, grads = reference_gradients(cfg, weights, ids, labels, "cpu", torch.float64)
-    finally:
-        linear_attention, softmax_attention = saved
+    if doc_ends is not None:
+        params = {n: t.to(torch.float64).requires_grad_(True) for n, t in weights.items()}
+        same = same_document(doc_ends) if documents_masked else None
+        total, count = forward_sum(cfg, params, ids, labels, same=same)
+        loss_t = total / count
+        loss_t.backward()
+        loss, grads = loss_t.item(), {n: t.grad.detach() for n, t in params.items()}
+    else:
+        global linear_attention, softmax_attention
+        saved = linear_attention, softmax_attention
+        linear_attention, softmax_attention = recurrent_linear_attention, sdpa_attention
+        try:
+            loss, grads = reference_gradients(cfg, weights, ids, labels, "cpu", torch.float64)
+        finally:
+            linear_attention, softmax_attention = saved
     os.makedirs(folder, exist_ok=True)
     with open(os.path.join(folder, "config.json"), "w") as f:
         json.dump(cfg_json, f, indent=2)
@@ -838,6 +921,8 @@ def make_case(folder, name, cfg_json, batch, seq, masked, seed):
     out = {n: g.float() for n, g in grads.items()}
     out["input_ids"] = ids.int()
     out["labels"] = labels.int()
+    if doc_ends is not None:
+        out["doc_ends"] = doc_ends.int()
     out["loss"] = torch.tensor([loss], dtype=torch.float32)
     write_safetensors(os.path.join(folder, "grads.safetensors"), out, {"loss": f"{loss:.17g}"})
     return cfg
@@ -868,6 +953,7 @@ def self_test(device):
             builtin_reader=over.get("builtin_reader", False),
             sensitivity=over.get("sensitivity", False),
             sensitivity_factor=0.0,
+            bf16_activations=over.get("bf16_activations", False),
         )
         try:
             return run_check(ns, quiet=over.get("quiet", True))
@@ -943,6 +1029,26 @@ def self_test(device):
                 bad = {k: v for k, v in grads.items() if k != "lm_head.weight"}
                 write_safetensors(path, bad, meta)
                 expect("missing lm_head.weight (untied) is bad input", check(folder, grads=path), 2)
+        # Packed documents: each document run alone (the check's reference, positions from 0) against the whole
+        # rows with a document mask at their packed positions (make_case): the same loss and gradients; and a
+        # program whose attention crosses the documents fails. Ends at a row's first and last tokens, runs of
+        # one-token documents, a row without any.
+        ends = torch.zeros(3, 24, dtype=torch.int64)
+        for b, at in enumerate(([0, 5, 6, 7, 15, 23], [11], [])):
+            ends[b, at] = 1
+        for name, cfg_json, _, _, masked in self_test_configs():
+            folder = os.path.join(tmp, f"{name}-documents")
+            make_case(folder, name, cfg_json, 3, 24, masked, seed=99, doc_ends=ends)
+            print(f"case {name} with documents: batch 3 x 24 tokens, {sum(len(document_spans(r)) for r in ends.tolist())} documents")
+            expect("each document alone agrees with the masked rows (float64)", check(folder, dtype="float64", json=os.path.join(folder, "r.json")), 0)
+            with open(os.path.join(folder, "r.json")) as f:
+                worst = json.load(f)["tensors"][0]["rel_err"]
+            print(f"  worst rel err {worst:.1e}")
+            if worst > 1e-6:
+                failures.append(f"{name} with documents: rel err {worst:.1e} exceeds rounding")
+            crossing = os.path.join(tmp, f"{name}-crossing")
+            make_case(crossing, name, cfg_json, 3, 24, masked, seed=99, doc_ends=ends, documents_masked=False)
+            expect("attention across documents fails", check(crossing, dtype="float64"), 1)
     if failures:
         print(f"SELF-TEST FAILED: {'; '.join(failures)}")
         return 1

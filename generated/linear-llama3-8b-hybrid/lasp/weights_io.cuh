@@ -16,6 +16,7 @@
 //   from the seed as each rank makes its own (tokens.cuh); labels[b][p] is what position p predicts (-1: nothing).
 #pragma once
 #include <cuda_runtime.h>  // copies
+#include <algorithm>       // std::copy
 #include <cstdio>          // messages
 #include <cstdlib>         // std::exit
 #include <fstream>         // config.json
@@ -25,6 +26,7 @@
 #include "kernels.h"       // synthetic_tokens
 #include "report.cuh"      // emit, say
 #include "safetensors.cuh" // the file format
+#include "step_documents.cuh"  // the replicas' documents for the reference
 #include "state.cuh"       // State
 
 namespace lasp {
@@ -109,7 +111,8 @@ inline void load_weights(State& st, const std::string& path) {
   say("loaded %d weight tensors from %s\n", m.parameter_count, path.c_str());
 }
 
-// The step's weight gradients (summed over every rank), tokens, labels and loss to `path`, from rank 0.
+// The step's weight gradients (summed over every rank), tokens, labels (and where documents end) and loss to
+// `path`, from rank 0.
 inline void save_grads(State& st, const std::string& path, double loss) {
   if (st.layout.rank != 0) return;
   const ModelTables& m = st.model;
@@ -119,17 +122,28 @@ inline void save_grads(State& st, const std::string& path, double loss) {
   // Every replica's whole sequences, as each rank makes its pieces of them.
   const int64_t rows = (int64_t)program::kDataParallel * program::kBatch, n = program::kSeqLen;
   std::vector<int> ids((size_t)(rows * n)), labels((size_t)(rows * n));
+  std::vector<int> ends(program::kStepDocuments ? (size_t)(rows * n) : 0);
   int *d_ids = nullptr, *d_labels = nullptr;
   CUDA_CHECK(cudaMalloc(&d_ids, (size_t)program::kBatch * n * sizeof(int)));
   CUDA_CHECK(cudaMalloc(&d_labels, (size_t)program::kBatch * n * sizeof(int)));
+  DocumentBuffers documents;  // each replica's, drawn as its ranks draw them (state.cuh)
+  if (program::kStepDocuments) alloc_documents(documents, program::kBatch, (int)n);
   for (int r = 0; r < program::kDataParallel; r++) {
     synthetic_tokens(d_ids, d_labels, program::kBatch, (int)n, program::kWholeSequence, n, program::kVocab, st.opt.seed + r,
                      program::kMaskedObjective, program::kMaskRate, st.ctx.compute);
+    if (program::kRealSeqLen < program::kSeqLen)
+      drop_padding_targets(d_labels, program::kBatch, (int)n, program::kWholeSequence, program::kRealSeqLen, st.ctx.compute);
     const size_t at = (size_t)r * program::kBatch * n, count = (size_t)program::kBatch * n;
     CUDA_CHECK(cudaMemcpyAsync(ids.data() + at, d_ids, count * sizeof(int), cudaMemcpyDeviceToHost, st.ctx.compute));
     CUDA_CHECK(cudaMemcpyAsync(labels.data() + at, d_labels, count * sizeof(int), cudaMemcpyDeviceToHost, st.ctx.compute));
+    if (program::kStepDocuments) {
+      draw_documents(documents, program::kDocumentLength, (int)program::kRealSeqLen, st.opt.seed,
+                     (uint64_t)r * program::kBatch, st.ctx.compute);
+      std::copy(documents.ends.begin(), documents.ends.end(), ends.begin() + (std::ptrdiff_t)at);
+    }
     CUDA_CHECK(cudaStreamSynchronize(st.ctx.compute));
   }
+  free_documents(documents);
   CUDA_CHECK(cudaFree(d_ids));
   CUDA_CHECK(cudaFree(d_labels));
   const float loss32 = (float)loss;
@@ -139,6 +153,8 @@ inline void save_grads(State& st, const std::string& path, double loss) {
                        host.data() + m.parameters[r].offset});
   tensors.push_back({"input_ids", safetensors::DType::I32, {rows, n}, ids.data()});
   tensors.push_back({"labels", safetensors::DType::I32, {rows, n}, labels.data()});
+  // Where documents end (packed documents, or a padded seq_len's padding): torch_reference.py runs each alone.
+  if (program::kStepDocuments) tensors.push_back({"doc_ends", safetensors::DType::I32, {rows, n}, ends.data()});
   tensors.push_back({"loss", safetensors::DType::F32, {1}, &loss32});
   char loss_text[40];
   std::snprintf(loss_text, sizeof loss_text, "%.17g", loss);
