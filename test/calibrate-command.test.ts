@@ -50,6 +50,7 @@ describe("lasp calibrate on a machine with GPUs", () => {
     const profile = loadProfile(out);
     expect(profile.gpu.gemmFlops / 500e12).toBeCloseTo(1, 6);
     expect(profile.gpu.attentionFlops / 500e12).toBeCloseTo(1, 6);
+    expect(profile.gpu.laspSoftmaxBackwardFlops / 500e12).toBeCloseTo(1, 6);
     expect(profile.gpu.hbmAttainable / 2.5e12).toBeCloseTo(1, 6);
     expect(profile.nvlink.busBandwidth / 300e9).toBeCloseTo(1, 6);
     expect(profile.nvlink.latency / 10e-6).toBeCloseTo(1, 6);

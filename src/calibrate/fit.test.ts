@@ -85,7 +85,7 @@ describe("the profile fields", () => {
     expect(field.what).toContain("median of 3 cuBLAS bf16 GEMMs");
   });
 
-  it("times attention by lasp's softmax kernels, forward and backward, and HBM by the best stream at the largest size", () => {
+  it("times attention by cuDNN (else lasp's forward), lasp's softmax backward apart, and HBM by the best stream at the largest size", () => {
     const softmax = (
       kind: "softmax_forward" | "softmax_backward",
       backend: "lasp" | "cudnn",
@@ -112,8 +112,24 @@ describe("the profile fields", () => {
       1,
     );
     const forward = 4 * 16384 * 16384 * 16 * 128 * 0.5;
-    expect(fit.fields.find((f) => f.path === "gpu.attentionFlops")!.value).toBeCloseTo(
-      (3.5 * forward) / 8e-3,
+    // No cuDNN forward here: the attention rate is lasp's forward; the backward has its own.
+    expect(fit.fields.find((f) => f.path === "gpu.attentionFlops")!.value).toBeCloseTo(forward / 2e-3, -3);
+    expect(fit.fields.find((f) => f.path === "gpu.laspSoftmaxBackwardFlops")!.value).toBeCloseTo(
+      (2.5 * forward) / 6e-3,
+      -3,
+    );
+    // With cuDNN's forward too, the attention rate is cuDNN's forward and backward together.
+    const withCudnn = fitProfile(
+      collected([
+        softmax("softmax_forward", "lasp", 2),
+        softmax("softmax_backward", "lasp", 6),
+        softmax("softmax_forward", "cudnn", 2),
+        softmax("softmax_backward", "cudnn", 4),
+      ]),
+      1,
+    );
+    expect(withCudnn.fields.find((f) => f.path === "gpu.attentionFlops")!.value).toBeCloseTo(
+      (3.5 * forward) / 6e-3,
       -3,
     );
     // add moves 3 GiB in 1.2 ms, copy 2 GiB in 1 ms; the small buffer's faster-looking copy is not counted.

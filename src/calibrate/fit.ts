@@ -1,8 +1,10 @@
 // From measurements to profile fields (src/cost/profiles/README.md names each field):
 // - gpu.gemmFlops: the median rate of the large GEMMs (at least LARGE_GEMM_FLOPS; all of them if none is),
 //   where launch and wave-tail effects are small, as the step model prices the model's big products.
-// - gpu.attentionFlops: lasp's softmax kernels, forward and backward together (FlashAttention's FLOP count:
-//   4 T^2 H d forward, half of it causal, 2.5 times that backward): the compute-bound attention kernels.
+// - gpu.attentionFlops: cuDNN's fused attention, forward and backward together, where the build has it; else
+//   lasp's softmax forward (FlashAttention's FLOP count: 4 T^2 H d forward, half of it causal, 2.5 times that
+//   backward): the compute-bound attention kernels (lasp's softmax forward runs at cuDNN's speed).
+// - gpu.laspSoftmaxBackwardFlops: lasp's softmax backward (LASP-2H's and ring's blocks, documents).
 // - gpu.hbmAttainable: the best streaming kernel at the largest buffer (bytes read and written over time).
 // - gpu.memoryBytes, gpu.sms: what the CUDA runtime says of the device.
 // - nvlink.busBandwidth, nvlink.latency: per collective, t = latency + f * bytes / busbw (f: nccl-tests' bus
@@ -20,6 +22,7 @@ export const LARGE_GEMM_FLOPS = 2 ** 36;
 export type MeasuredPath =
   | "gpu.gemmFlops"
   | "gpu.attentionFlops"
+  | "gpu.laspSoftmaxBackwardFlops"
   | "gpu.hbmAttainable"
   | "gpu.memoryBytes"
   | "gpu.sms"
@@ -172,24 +175,36 @@ export function fitProfile(collected: Collected, world: number): Fit {
     });
   }
 
-  const softmax = collected.measurements.filter(
-    (m) =>
-      (m.benchmark.kind === "softmax_forward" || m.benchmark.kind === "softmax_backward") &&
-      m.benchmark.backend === "lasp",
-  );
-  if (
-    softmax.some((m) => m.benchmark.kind === "softmax_forward") &&
-    softmax.some((m) => m.benchmark.kind === "softmax_backward")
-  ) {
-    const flops = softmax.reduce((sum, m) => sum + flopsOf(m.benchmark)!, 0);
-    const seconds = softmax.reduce((sum, m) => sum + m.ms / 1000, 0);
-    const b = softmax[0]!.benchmark as Extract<Benchmark, { backend: string }>;
+  // Softmax attention per backend and pass: FLOPs over time of every measurement of that kind.
+  const softmax = (backend: "lasp" | "cudnn", kind: "softmax_forward" | "softmax_backward") =>
+    collected.measurements.filter((m) => m.benchmark.kind === kind && m.benchmark.backend === backend);
+  const rateOf = (ms: Measurement[]) =>
+    ms.reduce((sum, m) => sum + flopsOf(m.benchmark)!, 0) / ms.reduce((sum, m) => sum + m.ms / 1000, 0);
+  const shapeOf = (m: Measurement) => {
+    const b = m.benchmark as Extract<Benchmark, { backend: string }>;
+    return `${b.tokens} tokens, ${b.heads} heads x ${b.headDim}${b.causal ? ", causal" : ""} (FlashAttention's FLOP count)`;
+  };
+  const cudnn = [...softmax("cudnn", "softmax_forward"), ...softmax("cudnn", "softmax_backward")];
+  const laspForward = softmax("lasp", "softmax_forward");
+  const laspBackward = softmax("lasp", "softmax_backward");
+  if (softmax("cudnn", "softmax_forward").length > 0 && softmax("cudnn", "softmax_backward").length > 0)
     fields.push({
       path: "gpu.attentionFlops",
-      value: flops / seconds,
-      what: `lasp's softmax attention kernels, forward and backward, ${b.tokens} tokens, ${b.heads} heads x ${b.headDim}${b.causal ? ", causal" : ""} (FlashAttention's FLOP count)`,
+      value: rateOf(cudnn),
+      what: `cuDNN's fused attention, forward and backward, ${shapeOf(cudnn[0]!)}`,
     });
-  }
+  else if (laspForward.length > 0)
+    fields.push({
+      path: "gpu.attentionFlops",
+      value: rateOf(laspForward),
+      what: `lasp's softmax forward (no cuDNN in this build), ${shapeOf(laspForward[0]!)}`,
+    });
+  if (laspBackward.length > 0)
+    fields.push({
+      path: "gpu.laspSoftmaxBackwardFlops",
+      value: rateOf(laspBackward),
+      what: `lasp's softmax backward, ${shapeOf(laspBackward[0]!)}`,
+    });
 
   const streams = collected.measurements.filter((m) => streamBytesOf(m.benchmark) !== undefined);
   if (streams.length > 0) {

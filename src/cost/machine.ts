@@ -21,8 +21,24 @@ export const DEFAULT_MACHINE: Machine = H100_SXM;
  * traffic, whichever is slower; the step's `flops` and `bytes` (read plus written once) come from the IR.
  * Kernel launch overhead and the ramp of small kernels are ignored.
  */
-export function computeTime(step: Pick<ComputeStep, "flops" | "bytes">, machine: Machine): number {
-  return Math.max(step.flops / machine.computeFlops, step.bytes / machine.memoryBandwidth);
+export function computeTime(
+  step: Pick<ComputeStep, "op" | "operands" | "flops" | "bytes">,
+  machine: Machine,
+): number {
+  return Math.max(step.flops / rateOf(step, machine), step.bytes / machine.memoryBandwidth);
+}
+
+/**
+ * The arithmetic rate of a step's kernel. lasp's softmax backward is slower than cuDNN's (bench/results/
+ * 2026-11-26-cudnn-attention-h100.md): it runs LASP-2H's and ring attention's blocks, and a whole sequence with
+ * packed documents (operand `ends`: cuDNN's fused attention has no document mask); a whole sequence without
+ * them takes cuDNN, as the program does where its build found it. Everything else: the attention rate.
+ */
+function rateOf(step: Pick<ComputeStep, "op" | "operands">, machine: Machine): number {
+  if (step.op === "softmax.block_backward") return machine.laspSoftmaxBackwardFlops;
+  if (step.op === "softmax.full_backward" && "ends" in step.operands && step.operands.ends !== undefined)
+    return machine.laspSoftmaxBackwardFlops;
+  return machine.computeFlops;
 }
 
 /**

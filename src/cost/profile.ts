@@ -14,6 +14,8 @@ export interface Machine {
   name: string;
   /** Attainable dense bf16 tensor-core throughput of the attention kernels on one GPU, FLOP/s. */
   computeFlops: number;
+  /** The same for lasp's softmax backward (machine.ts: the steps that run it), FLOP/s. */
+  laspSoftmaxBackwardFlops: number;
   /** Attainable device-memory (HBM) bandwidth of one GPU, B/s. */
   memoryBandwidth: number;
   /**
@@ -41,8 +43,16 @@ export interface MachineProfile {
     denseBf16Flops: number;
     /** What large cuBLAS bf16 GEMMs attain (the model's projections, MLP and LM head). */
     gemmFlops: number;
-    /** What the attention kernels attain (the simulator's compute roofline). */
+    /**
+     * What the attention kernels attain (the simulator's compute roofline): cuDNN's fused attention over a
+     * whole sequence, lasp's softmax forward, the linear kernels' arithmetic.
+     */
     attentionFlops: number;
+    /**
+     * What lasp's softmax backward attains: LASP-2H's and ring attention's blocks, and a whole sequence with
+     * packed documents (cuDNN's fused attention has no document mask). Slower than cuDNN's backward.
+     */
+    laspSoftmaxBackwardFlops: number;
     /** HBM peak, and what streaming (element-wise) kernels attain. */
     hbmBandwidth: number;
     hbmAttainable: number;
@@ -76,6 +86,7 @@ const NUMBERS = {
     "denseBf16Flops",
     "gemmFlops",
     "attentionFlops",
+    "laspSoftmaxBackwardFlops",
     "hbmBandwidth",
     "hbmAttainable",
     "memoryBytes",
@@ -126,6 +137,11 @@ export function validateProfile(value: unknown, file: string): MachineProfile {
     fail("gpu.gemmFlops", "exceeds gpu.denseBf16Flops: an attainable rate is at most the peak");
   if (profile.gpu.attentionFlops > profile.gpu.denseBf16Flops)
     fail("gpu.attentionFlops", "exceeds gpu.denseBf16Flops: an attainable rate is at most the peak");
+  if (profile.gpu.laspSoftmaxBackwardFlops > profile.gpu.denseBf16Flops)
+    fail(
+      "gpu.laspSoftmaxBackwardFlops",
+      "exceeds gpu.denseBf16Flops: an attainable rate is at most the peak",
+    );
   if (profile.gpu.hbmAttainable > profile.gpu.hbmBandwidth)
     fail("gpu.hbmAttainable", "exceeds gpu.hbmBandwidth: an attainable rate is at most the peak");
   for (const path of Object.keys(sources)) {
@@ -158,6 +174,7 @@ export function machineOf(profile: MachineProfile): Machine {
   return {
     name: `${profile.name} (${profile.nvlink.generation}, ${profile.nvlink.gpusPerNode}-GPU node)`,
     computeFlops: profile.gpu.attentionFlops,
+    laspSoftmaxBackwardFlops: profile.gpu.laspSoftmaxBackwardFlops,
     memoryBandwidth: profile.gpu.hbmAttainable,
     linkBandwidth: profile.nvlink.busBandwidth,
     linkLatency: profile.nvlink.latency,

@@ -10,6 +10,7 @@ import { passOrder, simulatePass, simulateProgram, type PassTimeline } from "./s
 const TOY: Machine = {
   name: "toy",
   computeFlops: 1024,
+  laspSoftmaxBackwardFlops: 512,
   memoryBandwidth: 512,
   linkBandwidth: 256,
   linkLatency: 0.5,
@@ -79,8 +80,16 @@ const rank = (r: number, steps: Step[]): RankProgram => ({ rank: r, buffers: [],
 
 describe("machine model", () => {
   it("times compute steps with a roofline", () => {
-    expect(computeTime({ flops: 2048, bytes: 512 }, TOY)).toBe(2); // compute-bound
-    expect(computeTime({ flops: 1024, bytes: 2048 }, TOY)).toBe(4); // memory-bound
+    const step = (op: "linear.intra" | "softmax.block_backward" | "softmax.full_backward", ends = false) =>
+      ({ op, operands: ends ? { ends: "doc_ends" } : {} }) as unknown as Parameters<typeof computeTime>[0];
+    const at = (s: ReturnType<typeof step>, flops: number, bytes: number) =>
+      computeTime({ ...s, flops, bytes }, TOY);
+    expect(at(step("linear.intra"), 2048, 512)).toBe(2); // compute-bound
+    expect(at(step("linear.intra"), 1024, 2048)).toBe(4); // memory-bound
+    // lasp's softmax backward at its own rate: the blocks, and a whole sequence with documents (not cuDNN)
+    expect(at(step("softmax.block_backward"), 2048, 512)).toBe(4);
+    expect(at(step("softmax.full_backward", true), 2048, 512)).toBe(4);
+    expect(at(step("softmax.full_backward"), 2048, 512)).toBe(2);
   });
 
   it("times collectives with NCCL's ring volumes", () => {

@@ -81,10 +81,10 @@ describe("weak scaling on 1, 2 and 4 H100s, predicted against the measurement", 
   // Predicted (ms; measured in brackets):
   // | LASP-2       | 15.59 [13.45] | 16.25 [13.92] | 16.37 [14.07] | 4 vs 1: +5.0% [+4.6%; four leases +4.3..+4.7%] |
   // | LASP-1       | 15.38 [13.52] | 17.13 [15.21] | 17.46 [15.94] | 4 vs 1: +13.5% [+17.9%]                        |
-  // | Ulysses      | 42.44 [40.46] | 57.87 [58.88] | 84.23 [89.22] | -1.7%, -5.6%                                   |
-  // | LASP-2H zz   |               | 56.44 [68.14] | 82.59 [110.14]| -17%, -25%                                     |
-  // | LASP-2H ct   |               | 69.25 [84.82] | 121.04 [163.22]| -18%, -26%                                    |
-  // | ring zz      |               | 58.47 [70.37] | 86.78 [117.71]| -17%, -26%                                     |
+  // | Ulysses      |               | 57.87 [58.88] | 84.23 [89.22] | -1.7%, -5.6%                                   |
+  // | LASP-2H zz   | 42.44 [40.46] | 63.75 [68.14] | 97.20 [110.14]| +4.9%, -6.4%, -12%                             |
+  // | LASP-2H ct   |               | 80.21 [84.82] | 146.61 [163.22]| -5.4%, -10%                                   |
+  // | ring zz      |               | 65.77 [70.37] | 101.38 [117.71]| -6.5%, -14%                                   |
   // Why, not fitted away:
   // - The linear stacks are over-predicted by 14-16% on one GPU and by as much on 2 and 4: the error is in
   //   each rank's own work (this small model's norms and short GEMMs), not in what more GPUs add; the 1B model
@@ -96,9 +96,9 @@ describe("weak scaling on 1, 2 and 4 H100s, predicted against the measurement", 
   // - Ulysses' softmax layers run on cuDNN (head shards of the whole sequence), which attains about the
   //   simulator's 600 TFLOP/s: within 6%.
   // - LASP-2H (gathered blocks) and ring attention run lasp's own softmax kernels, whose backward takes 1.4x
-  //   cuDNN's time (bench/results/2026-11-26-cudnn-attention-h100.md); the simulator times every attention
-  //   kernel at one rate, and the IR does not say which backend the program picks at build time. A per-backend
-  //   rate (`lasp calibrate`) is the fix.
+  //   cuDNN's time (bench/results/2026-11-26-cudnn-attention-h100.md): the profile's laspSoftmaxBackwardFlops
+  //   prices them (machine.ts). What is left grows with W (6% at 2 GPUs, 10-14% at 4): the blocks' merge and
+  //   the fp32 accumulators' traffic, which the roofline counts once.
   it("LASP-2: what 2 and 4 GPUs add over one within 1.5 points of the measured", () => {
     const [one, two, four] = WEAK.lasp2 as [number, number, number];
     const p1 = weak("lasp2", 1);
@@ -124,23 +124,22 @@ describe("weak scaling on 1, 2 and 4 H100s, predicted against the measurement", 
     expect(weak("lasp1", 4)).toBeGreaterThan(weak("lasp2", 4));
   });
 
-  it("Ulysses (cuDNN) within 10%; LASP-2H and ring (lasp's softmax kernels) under by 15-30%", () => {
+  it("Ulysses (cuDNN) within 10%; LASP-2H and ring (lasp's softmax backward at its own rate) under by 4-16%", () => {
     for (const gpus of [2, 4] as const) {
       const at = gpus === 2 ? 1 : 2;
       expect(Math.abs(weak("hyb-uly-zz", gpus) / WEAK["hyb-uly-zz"]![at]! - 1)).toBeLessThan(0.1);
       for (const strategy of ["hyb-ag-zz", "hyb-ag-ct", "hyb-ring-zz"]) {
         const ratio = weak(strategy, gpus) / WEAK[strategy]![at]!;
-        expect(ratio).toBeGreaterThan(0.7);
-        expect(ratio).toBeLessThan(0.85);
+        expect(ratio).toBeGreaterThan(0.84);
+        expect(ratio).toBeLessThan(0.96);
       }
     }
   });
 
   it("the ranking the measurements show: zigzag before contiguous, Ulysses first at 4 GPUs", () => {
     expect(weak("hyb-ag-zz", 4)).toBeLessThan(weak("hyb-ag-ct", 4));
-    expect(weak("hyb-uly-zz", 4)).toBeLessThan(weak("hyb-ring-zz", 4));
-    // Measured: Ulysses 89.2 < LASP-2H 110.1 < ring 117.7; predicted LASP-2H 82.6 < Ulysses 84.2 < ring 86.8:
-    // the first two swap because LASP-2H's kernels are priced at cuDNN's rate (above).
+    // Measured: Ulysses 89.2 < LASP-2H 110.1 < ring 117.7; predicted 84.2 < 97.2 < 101.4.
+    expect(weak("hyb-uly-zz", 4)).toBeLessThan(weak("hyb-ag-zz", 4));
     expect(weak("hyb-ag-zz", 4)).toBeLessThan(weak("hyb-ring-zz", 4));
   });
 });

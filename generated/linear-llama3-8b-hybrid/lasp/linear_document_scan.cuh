@@ -90,7 +90,7 @@ void linear_document_ring_step(const float* in, const float* M, int C, float* ou
                                const float* lam, const Documents& docs, int position, int row0, int rows,
                                cudaStream_t s) {
   detail::check_dims(dims);
-  if (!docs.any() || row0 < 0 || rows < 1 || row0 + rows > dims.head_dim || position < 0 ||
+  if (!docs.any() || row0 < 0 || rows < 1 || row0 + rows > dims.head_dim || position < 0 || C < 1 ||
       position + C > docs.seq_len) {
     std::fprintf(stderr, "linear_document_ring_step: rows [%d, %d) of %d, piece [%d, %d) of %d tokens%s\n", row0,
                  row0 + rows, dims.head_dim, position, position + C, docs.seq_len,
