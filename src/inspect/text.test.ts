@@ -132,3 +132,24 @@ describe("lasp inspect --svg", () => {
     expect(io.err).toContain("cannot write /no/such/dir/t.svg");
   });
 });
+
+describe("lasp inspect with packed documents", () => {
+  it("says how many documents the schedule was lowered with and the softmax work they leave", async () => {
+    const io = captureIo();
+    expect(await main(["inspect", "examples/tiny-documents.lasp"], io)).toBe(0);
+    // The line wraps at the terminal's width: join its continuation.
+    const text = io.out.replace(/\n {4}/g, " ");
+    const line = text.split("\n").find((l) => l.startsWith("  documents eos:"))!;
+    const [, count, share] =
+      /: (\d+) documents of mean length 100 drawn from seed 1 .*compute ([\d.]+)% of/.exec(line)!;
+    // 1K tokens in documents of mean 100 (lengths uniform in [1, 199]): about ten; each one's causal pairs
+    // only, against the whole sequence's N (N + 1) / 2: a few times D / N.
+    expect(Number(count)).toBeGreaterThan(5);
+    expect(Number(count)).toBeLessThan(16);
+    expect(Number(share)).toBeGreaterThan(5);
+    expect(Number(share)).toBeLessThan(30);
+    const plain = captureIo();
+    expect(await main(["inspect", "examples/tiny-hybrid.lasp"], plain)).toBe(0);
+    expect(plain.out).not.toContain("documents");
+  });
+});

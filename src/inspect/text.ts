@@ -109,10 +109,34 @@ function header(spec: ResolvedSpec, program: ScheduleProgram, width: number): st
     `${spec.model.name} (${spec.file})`,
     `  ${parallel.gpus} GPUs = sequence ${parallel.sequence} x data ${parallel.data}; ${parallel.layout} layout; overlap ${parallel.overlap ? "on" : "off"}`,
     `  seq_len ${run.seqLen}${run.padding > 0 ? ` (${run.seqLen - run.padding} real tokens and ${run.padding} of padding, a document of its own)` : ""}: ${local} tokens per rank in ${plan.byRank[0]!.length} piece${plan.byRank[0]!.length > 1 ? "s" : ""}; batch ${program.sizes.batch} per data-parallel rank; ${program.sizes.dtype}`,
+    ...documentsLine(spec, program),
     ...pieces.map((p) => `  ${p}`),
   ]
     .map((line, i) => (i === 0 ? line : paragraph(line.slice(2), width)))
     .join("\n");
+}
+
+/**
+ * Packed documents: how many the schedule was lowered with (drawn from the seed: with synthetic data the
+ * program draws the same for its first row), and the share of one whole sequence's causal (query, key) pairs
+ * they leave to the softmax layers, which the costs below count.
+ */
+function documentsLine(spec: ResolvedSpec, program: ScheduleProgram): string[] {
+  const table = program.documents;
+  const { documents } = spec.run;
+  if (table === undefined || documents.kind === "none") return [];
+  const N = program.sizes.seqLen;
+  const ends = [...table.boundaries, N - 1];
+  const lengths = ends.map((e, i) => e - (i === 0 ? -1 : ends[i - 1]!));
+  const pairs = (n: number): number => (n * (n + 1)) / 2;
+  const share = lengths.reduce((sum, n) => sum + pairs(n), 0) / pairs(N);
+  const source =
+    spec.run.data.kind === "file"
+      ? "standing in for the token file's"
+      : "as the program draws them for its first row";
+  return [
+    `  documents ${documents.kind}: ${lengths.length} documents of mean length ${table.meanLength} drawn from seed ${spec.run.seed} (${source}); softmax layers compute ${(100 * share).toFixed(share < 0.01 ? 2 : 1)}% of one whole sequence's causal pairs`,
+  ];
 }
 
 function describeKind(schedule: LayerSchedule): string {
