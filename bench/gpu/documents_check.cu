@@ -5,8 +5,9 @@
 //   documents_check [--seed N] [--tol X] [--doc-tol X] [--quick] [--filter TEXT] [--list]
 //   documents_check --bench [--runs N]                    (1 GPU, batch 1, 64K tokens, 16 heads x 128)
 // --quick leaves out the 16K-token shape; --filter runs the check groups whose name contains TEXT (a reported
-// line's name is its group's plus a suffix: /fwd, /bwd, /intra, /state, ...); --list prints the groups and
-// needs no GPU. Compile with -DDOCUMENTS_CHECK_NO_SCAN to leave out the product's scans (linear_document_scan.cuh).
+// line's name is its group's plus a suffix: /fwd, /bwd, /intra, /state, ...; e.g. --filter fallback, --filter
+// /N768/); --list prints the groups and needs no GPU. Compile with -DDOCUMENTS_CHECK_NO_SCAN to leave out the
+// product's scans (linear_document_scan.cuh).
 //
 // Built as kernels.cu is (run-documents.sh): the generated kernels.h (templates/kernels.h.hbs less its first line)
 // and the runtime headers from a copy of templates/runtime/ under lasp/, without cuDNN. LASP_SOFTMAX_BACKEND is
@@ -33,6 +34,12 @@
 // - softmax/*: softmax_whole_forward / _backward over the whole sequence; LASP-2H's blocks: 4 ranks of one piece,
 //   softmax_block_forward against each rank's keys, softmax_merge of the 4 partials, softmax_block_backward
 //   into fp32 accumulators; and zigzag, 2 ranks of 2 pieces (PieceMap count 2). Causal and bidirectional, GQA.
+//   These are the product's calls, so the default kernels (on Hopper fwd_ws / bwd_ws at d 128, mma.sync at
+//   d 64). The fallbacks at d 128, named through smx::block_forward / block_backward / full_backward, run the
+//   whole sequence and the zigzag ranks the same way in the groups .../whole/fallback-wgmma and
+//   .../zigzag2/fallback-wgmma (fwd_wgmma_pipe_kernel, bwd_wgmma_kernel) and .../fallback-mma_sync (fwd_kernel,
+//   bwd_kernel at d 128), on the sequences of 2048, 768 and 1280 tokens, every document case. (At d 64 every
+//   kernel choice runs mma.sync, the default: no fallback to check.)
 // Document cases (batch 2, the two rows always different): none (docs.any() false), no-ends (documents given,
 // no end anywhere), ends drawn by draw_document_ends (means 40, 100, 700; larger sequences 100, 3000), ends at
 // every piece's first token, at every piece's last token (also the sequence's last), runs of consecutive ends
@@ -40,6 +47,10 @@
 // one row without ends beside one with a few, and (larger pieces) ends around the walk's segment edges.
 // Shapes: head dims 64 and 128, 4 heads (softmax: 2 kv heads at d 128, 1 at d 64), pieces of 512 tokens
 // (sequence 2048), and for head dim 128 also pieces of 4096 (sequence 16384: several blocks per walk segment).
+// Softmax only, pieces of an odd number of 64-token blocks, 192 (sequence 768) and 320 (sequence 1280), head
+// dims 64 and 128: a zigzag rank's 128-row query tiles (and the 128-key tiles of the wgmma kernels) straddle its
+// two pieces, and blocks4's ranks end in half a tile; their documents add ends at every tile edge of either
+// zigzag rank (tile-edges) and documents across rank 0's gap between pieces 0 and 3 (gap).
 //
 // Errors: err = max|got - ref| / max|ref| over the whole tensor (verify's measure; --tol, default 1e-2, the
 // kernel harnesses' bar for bf16 outputs; verify's own is 2e-2), and doc_err = the same per (batch row,
@@ -247,7 +258,7 @@ static std::vector<int> join(std::vector<int> a, const std::vector<int>& b) {
   return a;
 }
 
-// The hand-made cases for a sequence of 4 pieces of C tokens (C a multiple of 64, at least 256).
+// The hand-made cases for a sequence of 4 pieces of C tokens (C a multiple of 64, at least 192).
 static std::vector<DocCase> hand_cases(int B, int N, int C) {
   std::vector<DocCase> v;
   v.push_back(doc_lists("no-ends", B, N, {{}, {}}));
@@ -261,6 +272,26 @@ static std::vector<DocCase> hand_cases(int B, int N, int C) {
                          range_step(30, N, 31)}));
   v.push_back(doc_lists("block-edges", B, N, {range_step(63, N, 64), range_step(0, N, 64)}));
   v.push_back(doc_lists("one-row", B, N, {{}, {C + 100, 3 * C + 7}}));
+  return v;
+}
+
+// Zigzag ranks (rank 0 pieces 0 and 3, rank 1 pieces 1 and 2, C tokens each, at local rows 0 and C) whose C is
+// an odd multiple of 64, so the 128-row tiles straddle the rank's two pieces: ends at the global positions of
+// every tile edge (local rows 127 and 128, 255 and 256, ...) of rank 0 (batch row 0) and of rank 1 (batch row 1);
+// and documents across rank 0's gap (pieces 0 and 3 are not adjacent): row 0 one document from C/2 + 1 to
+// 3C + C/2 (every row of rank 0's straddling tile in it, rank 1's pieces inside it), row 1 one from C - 29 to
+// 3C + 20 with both ends inside rank 0's straddling tile (C >= 192), then another end further in piece 3.
+static std::vector<DocCase> zigzag_cases(int B, int N, int C) {
+  auto global = [&](int rank, int r) { return r < C ? (rank ? C : 0) + r : (rank ? 2 * C : 3 * C) + (r - C); };
+  std::vector<int> e0, e1;
+  for (int r = 128; r < 2 * C; r += 128)
+    for (int x : {r - 1, r}) {
+      e0.push_back(global(0, x));
+      e1.push_back(global(1, x));
+    }
+  std::vector<DocCase> v;
+  v.push_back(doc_lists("tile-edges", B, N, {e0, e1}));
+  v.push_back(doc_lists("gap", B, N, {{C / 2, 3 * C + C / 2}, {C - 30, 3 * C + 20, 3 * C + 100}}));
   return v;
 }
 
@@ -1050,13 +1081,37 @@ static PieceMap map_of(int count, int lo0, int g0, int len0, int lo1 = 0, int g1
   return m;
 }
 
-static void softmax_suite(const DocCase& dc, int B, int N, int H, int Hkv, int D, bool causal, cudaStream_t s) {
+// The kernels a softmax group runs: the product's calls (softmax_block_forward / _backward, softmax_whole_*:
+// the default kernels, on Hopper the warp-specialized ones at d 128), or a fallback named through
+// smx::block_forward / block_backward / full_backward (the overloads that take the kernel).
+struct SoftmaxKernels {
+  const char* name;  // the group's suffix ("" for the product's calls)
+  bool product;
+  lasp::SoftmaxForwardKernel fwd;
+  lasp::SoftmaxBackwardKernel bwd;
+};
+static const SoftmaxKernels kProductKernels{"", true, lasp::SoftmaxForwardKernel::warp_specialized,
+                                            lasp::SoftmaxBackwardKernel::warp_specialized};
+// d 128 only: at d 64 every choice runs the mma.sync kernels, the default.
+static const SoftmaxKernels kFallbackKernels[] = {
+    {"/fallback-wgmma", false, lasp::SoftmaxForwardKernel::wgmma_pipelined, lasp::SoftmaxBackwardKernel::wgmma},
+    {"/fallback-mma_sync", false, lasp::SoftmaxForwardKernel::mma_sync, lasp::SoftmaxBackwardKernel::mma_sync},
+};
+
+// fallbacks: also the whole sequence and the zigzag ranks through each of kFallbackKernels (d 128).
+static void softmax_suite(const DocCase& dc, int B, int N, int H, int Hkv, int D, bool causal, bool fallbacks,
+                          cudaStream_t s) {
   const std::string tag = "softmax/d" + std::to_string(D) + "/N" + std::to_string(N) + "/" +
                           (causal ? "causal" : "bidir") + "/gqa" + std::to_string(H) + "x" + std::to_string(Hkv) +
                           "/" + dc.name;
+  fallbacks = fallbacks && D == 128;
+  std::vector<std::string> groups = {"whole", "blocks4", "zigzag2"};
+  if (fallbacks)
+    for (const char* g : {"whole", "zigzag2"})
+      for (const SoftmaxKernels& kc : kFallbackKernels) groups.push_back(std::string(g) + kc.name);
   bool any = false;
-  for (const char* v : {"whole", "blocks4", "zigzag2"}) {
-    if (g_list && selected(tag + "/" + v)) std::printf("%s/%s\n", tag.c_str(), v);
+  for (const std::string& v : groups) {
+    if (g_list && selected(tag + "/" + v)) std::printf("%s/%s\n", tag.c_str(), v.c_str());
     any = any || selected(tag + "/" + v);
   }
   if (!any || g_list) return;
@@ -1082,30 +1137,42 @@ static void softmax_suite(const DocCase& dc, int B, int N, int H, int Hkv, int D
     rdv = download(d, s);
   }
 
-  // ---- The whole sequence on one rank (lasp's kernels: LASP_SOFTMAX_BACKEND=lasp).
-  if (selected(tag + "/whole")) {
+  // ---- The whole sequence on one rank (lasp's kernels: LASP_SOFTMAX_BACKEND=lasp), or a fallback's: its
+  // forward with identity maps into bf16 o, and smx::full_backward (the dk, dv-in-bf16 instantiation).
+  auto whole = [&](const std::string& name, const SoftmaxKernels& kc) {
+    if (!selected(name)) return;
     const SoftmaxDims sd{B, N, N, H, Hkv, D};
     Dev<bf16> o(nq), dq(nq), dk(nk), dv(nk);
     Dev<float> lse((size_t)B * N * H);
     o.poison(s), lse.poison(s);
-    lasp::SoftmaxFullArgs fa;
-    fa.q = q.p, fa.k = k.p, fa.v = v.p, fa.o = o.p, fa.lse = lse.p, fa.causal = causal, fa.docs = docs;
-    lasp::softmax_whole_forward(fa, sd, s);
-    check_quantities(tag + "/whole/fwd", {{"o", download(o, s), &ro, H}}, B, N, D, first);
+    if (kc.product) {
+      lasp::SoftmaxFullArgs fa;
+      fa.q = q.p, fa.k = k.p, fa.v = v.p, fa.o = o.p, fa.lse = lse.p, fa.causal = causal, fa.docs = docs;
+      lasp::softmax_whole_forward(fa, sd, s);
+    } else {
+      const PieceMap id{0, {0, 0}, {0, 0}, {0, 0}};
+      lasp::smx::block_forward(kc.fwd, q.p, k.p, v.p, sd, id, id, causal, nullptr, lse.p, o.p, s, docs);
+    }
+    check_quantities(name + "/fwd", {{"o", download(o, s), &ro, H}}, B, N, D, first);
     dq.poison(s), dk.poison(s), dv.poison(s);
-    lasp::SoftmaxFullBackwardArgs ba;
-    ba.q = q.p, ba.k = k.p, ba.v = v.p, ba.o = o.p, ba.lse = lse.p, ba.dout = dO.p, ba.dq = dq.p, ba.dk = dk.p;
-    ba.dv = dv.p, ba.causal = causal, ba.docs = docs;
-    lasp::softmax_whole_backward(ba, sd, s);
-    check_quantities(tag + "/whole/bwd",
+    if (kc.product) {
+      lasp::SoftmaxFullBackwardArgs ba;
+      ba.q = q.p, ba.k = k.p, ba.v = v.p, ba.o = o.p, ba.lse = lse.p, ba.dout = dO.p, ba.dq = dq.p, ba.dk = dk.p;
+      ba.dv = dv.p, ba.causal = causal, ba.docs = docs;
+      lasp::softmax_whole_backward(ba, sd, s);
+    } else {
+      lasp::smx::full_backward(kc.bwd, q.p, k.p, v.p, o.p, lse.p, dO.p, sd, causal, dq.p, dk.p, dv.p, s, docs);
+    }
+    check_quantities(name + "/bwd",
                      {{"dq", download(dq, s), &rdq, H}, {"dk", download(dk, s), &rdk, Hkv},
                       {"dv", download(dv, s), &rdv, Hkv}},
                      B, N, D, first);
-  }
+  };
+  whole(tag + "/whole", kProductKernels);
 
   // ---- LASP-2H: every rank's queries against every rank's keys (the gathered blocks), merged; the backward
   // adds each block's gradients into the query rank's dq and the key rank's dk, dv accumulators.
-  auto ranks = [&](const std::string& name, const std::vector<PieceMap>& maps, int rows) {
+  auto ranks = [&](const std::string& name, const std::vector<PieceMap>& maps, int rows, const SoftmaxKernels& kc) {
     if (!selected(name)) return;
     const int R = (int)maps.size();
     const size_t lq = (size_t)B * rows * HD, lk = (size_t)B * rows * KD, lrow = (size_t)B * rows * H;
@@ -1134,7 +1201,9 @@ static void softmax_suite(const DocCase& dc, int B, int N, int H, int Hkv, int D
         a.q = qL[r].p, a.k = kL[u].p, a.v = vL[u].p, a.o = parts[r].p + (size_t)u * lq;
         a.lse = plse[r].p + (size_t)u * lrow, a.o_out = nullptr, a.q_map = maps[r], a.k_map = maps[u];
         a.causal = causal, a.docs = docs;
-        lasp::softmax_block_forward(a, sd, s);
+        if (kc.product) lasp::softmax_block_forward(a, sd, s);
+        else
+          lasp::smx::block_forward(kc.fwd, a.q, a.k, a.v, sd, a.q_map, a.k_map, causal, a.o, a.lse, nullptr, s, docs);
       }
       lasp::SoftmaxMergeArgs m;
       m.parts = parts[r].p, m.part_lse = plse[r].p, m.sources = slots, m.o = oL[r].p, m.lse = lse[r].p;
@@ -1155,7 +1224,10 @@ static void softmax_suite(const DocCase& dc, int B, int N, int H, int Hkv, int D
         a.q = qL[r].p, a.k = kL[u].p, a.v = vL[u].p, a.o = oL[r].p, a.lse = lse[r].p, a.dout = doL[r].p;
         a.dq = dq[r].p, a.dk = dk[u].p, a.dv = dv[u].p, a.q_map = maps[r], a.k_map = maps[u], a.causal = causal;
         a.docs = docs;
-        lasp::softmax_block_backward(a, sd, s);
+        if (kc.product) lasp::softmax_block_backward(a, sd, s);
+        else
+          lasp::smx::block_backward(kc.bwd, a.q, a.k, a.v, a.o, a.lse, a.dout, sd, a.q_map, a.k_map, causal, a.dq,
+                                    a.dk, a.dv, s, docs);
       }
     Dev<float> gq(nq), gk(nk), gv(nk);
     gq.poison(s), gk.poison(s), gv.poison(s);
@@ -1172,8 +1244,15 @@ static void softmax_suite(const DocCase& dc, int B, int N, int H, int Hkv, int D
                      B, N, D, first);
   };
   const int C = N / 4;
-  ranks(tag + "/blocks4", {map_of(1, 0, 0, C), map_of(1, 0, C, C), map_of(1, 0, 2 * C, C), map_of(1, 0, 3 * C, C)}, C);
-  ranks(tag + "/zigzag2", {map_of(2, 0, 0, C, C, 3 * C, C), map_of(2, 0, C, C, C, 2 * C, C)}, 2 * C);
+  const std::vector<PieceMap> zigzag = {map_of(2, 0, 0, C, C, 3 * C, C), map_of(2, 0, C, C, C, 2 * C, C)};
+  ranks(tag + "/blocks4", {map_of(1, 0, 0, C), map_of(1, 0, C, C), map_of(1, 0, 2 * C, C), map_of(1, 0, 3 * C, C)}, C,
+        kProductKernels);
+  ranks(tag + "/zigzag2", zigzag, 2 * C, kProductKernels);
+  if (fallbacks)
+    for (const SoftmaxKernels& kc : kFallbackKernels) {
+      whole(tag + "/whole" + kc.name, kc);
+      ranks(tag + "/zigzag2" + kc.name, zigzag, 2 * C, kc);
+    }
   CUDA_CHECK(cudaStreamSynchronize(s));
   lasp::free_documents(dbuf);
 }
@@ -1187,11 +1266,14 @@ static void run_checks(cudaStream_t s) {
   struct Shape {
     int N;
     std::vector<DocCase> cases;
+    std::vector<int> dims;  // head dims
+    bool linear;            // false: softmax only
+    bool fallbacks;         // softmax's fallback kernels too (d 128)
   };
   std::vector<Shape> shapes;
   {
     const int N = 2048, C = N / 4;
-    Shape sh{N, {}};
+    Shape sh{N, {}, {64, 128}, true, true};
     sh.cases.push_back(doc_none(B, N));
     for (auto& c : hand_cases(B, N, C)) sh.cases.push_back(c);
     sh.cases.push_back(doc_drawn(B, N, 40, 101u));
@@ -1201,7 +1283,7 @@ static void run_checks(cudaStream_t s) {
   }
   if (!g_quick) {
     const int N = 16384, C = N / 4;
-    Shape sh{N, {}};
+    Shape sh{N, {}, {128}, true, false};
     sh.cases.push_back(doc_none(B, N));
     sh.cases.push_back(doc_drawn(B, N, 100, 404u));
     sh.cases.push_back(doc_drawn(B, N, 3000, 505u));
@@ -1211,16 +1293,39 @@ static void run_checks(cudaStream_t s) {
       if (c.name == "piece-first" || c.name == "consecutive" || c.name == "short") sh.cases.push_back(c);
     shapes.push_back(std::move(sh));
   }
+  // Softmax only: pieces of an odd number of 64-token blocks (192, 320), so zigzag's 128-row tiles straddle a
+  // rank's two pieces and a contiguous rank ends in half a tile.
+  {
+    const int N = 768, C = N / 4;
+    Shape sh{N, {}, {64, 128}, false, true};
+    sh.cases.push_back(doc_none(B, N));
+    for (auto& c : hand_cases(B, N, C)) sh.cases.push_back(c);
+    for (auto& c : zigzag_cases(B, N, C)) sh.cases.push_back(c);
+    sh.cases.push_back(doc_drawn(B, N, 40, 606u));
+    sh.cases.push_back(doc_drawn(B, N, 100, 707u));
+    shapes.push_back(std::move(sh));
+  }
+  {
+    const int N = 1280, C = N / 4;
+    Shape sh{N, {}, {64, 128}, false, true};
+    sh.cases.push_back(doc_none(B, N));
+    for (auto& c : hand_cases(B, N, C))
+      if (c.name == "no-ends" || c.name == "piece-first" || c.name == "piece-last" || c.name == "consecutive")
+        sh.cases.push_back(c);
+    for (auto& c : zigzag_cases(B, N, C)) sh.cases.push_back(c);
+    sh.cases.push_back(doc_drawn(B, N, 100, 808u));
+    shapes.push_back(std::move(sh));
+  }
   for (const Shape& sh : shapes)
-    for (int D : {64, 128}) {
-      if (sh.N > 2048 && D != 128) continue;  // the long shape at the target head dim only
+    for (int D : sh.dims)
       for (const DocCase& dc : sh.cases) {
-        for (int use_lam = 0; use_lam < 2; ++use_lam) linear_suite(dc, B, sh.N, H, D, use_lam, true, s);
-        if (!dc.any) linear_suite(dc, B, sh.N, H, D, false, false, s);  // bidirectional: documents none only
+        if (sh.linear) {
+          for (int use_lam = 0; use_lam < 2; ++use_lam) linear_suite(dc, B, sh.N, H, D, use_lam, true, s);
+          if (!dc.any) linear_suite(dc, B, sh.N, H, D, false, false, s);  // bidirectional: documents none only
+        }
         const int Hkv = D == 128 ? 2 : 1;
-        for (int causal = 1; causal >= 0; --causal) softmax_suite(dc, B, sh.N, H, Hkv, D, causal, s);
+        for (int causal = 1; causal >= 0; --causal) softmax_suite(dc, B, sh.N, H, Hkv, D, causal, sh.fallbacks, s);
       }
-    }
 }
 
 // ---------------------------------------------------------------------------------------------------------
