@@ -8,7 +8,7 @@ import { diagnose, type Diagnostic, type RelatedNote } from "../diagnostics/diag
 import { KERNEL_BLOCK, SUPPORTED_HEAD_DIMS } from "../spec/resolved.js";
 import { quote } from "../diagnostics/quote.js";
 import { paddedLength, pieceCount } from "../spec/padding.js";
-import { LINEAR_KEYS, PARALLEL_KEYS, RUN_KEYS, SOFTMAX_KEYS } from "../spec/schema.js";
+import { AUTO, LINEAR_KEYS, PARALLEL_KEYS, RUN_KEYS, SOFTMAX_KEYS } from "../spec/schema.js";
 import {
   formatNumber,
   settingValue,
@@ -40,16 +40,18 @@ export function checkRules(inputs: RuleInputs, diagnostics: Diagnostic[]): Resol
   const heads = num(inputs.model, "heads");
   const headDim = resolveHeadDim(inputs.model, diagnostics);
   const group = resolveGroups(inputs.parallel, diagnostics);
-  if (group) checkSequenceSplit(inputs, group.sequence, diagnostics);
-  if (group) checkBatch(inputs, group.data, diagnostics);
-  if (heads !== undefined) checkLayers(inputs, heads, group?.sequence, diagnostics);
+  // `sequence auto`: the split-dependent rules run on each split the planner tries, not on the placeholder.
+  const split = group !== undefined && !("auto" in group) ? group : undefined;
+  if (split) checkSequenceSplit(inputs, split.sequence, diagnostics);
+  if (split) checkBatch(inputs, split.data, diagnostics);
+  if (heads !== undefined) checkLayers(inputs, heads, split?.sequence, diagnostics);
   checkScanBlocks(inputs, headDim, diagnostics);
   checkUnusedStrategies(inputs, diagnostics);
   checkUnusedMaskRate(inputs, diagnostics);
   if (inputs.run) checkTraining(inputs.run, diagnostics);
   if (inputs.run) checkDocuments(inputs.run, inputs.model, diagnostics);
   if (heads === undefined || headDim === undefined || group === undefined) return undefined;
-  return { heads, headDim, ...group };
+  return { heads, headDim, gpus: group.gpus, sequence: group.sequence, data: group.data };
 }
 
 function num(read: ReadSettings | undefined, key: string): number | undefined {
@@ -102,12 +104,13 @@ function resolveHeadDim(model: ReadSettings | undefined, diagnostics: Diagnostic
 function resolveGroups(
   parallel: ReadSettings,
   diagnostics: Diagnostic[],
-): { gpus: number; sequence: number; data: number } | undefined {
+): { gpus: number; sequence: number; data: number; auto?: true } | undefined {
   for (const key of ["gpus", "sequence", "data"]) {
     if (parallel.settings.has(key) && !parallel.values.has(key)) return undefined; // invalid, reported
   }
   const data = settingValue<number>(parallel, PARALLEL_KEYS, "data")!;
   const gpus = num(parallel, "gpus");
+  if ((parallel.values.get("sequence") as unknown) === AUTO) return autoGroups(parallel, gpus, diagnostics);
   const sequence = num(parallel, "sequence");
   if (gpus !== undefined && sequence !== undefined) {
     if (gpus !== sequence * data) {
@@ -138,6 +141,42 @@ function resolveGroups(
   }
   const seq = sequence ?? 1;
   return { gpus: seq * data, sequence: seq, data };
+}
+
+/**
+ * `sequence auto`: the planner splits `gpus` (which it needs) into sequence x data (so `data` is its to
+ * choose). Until then every GPU is sequence-parallel, and the rules that depend on the split are left to each
+ * split the planner tries (src/plan/auto.ts checks each as a spec of its own).
+ */
+function autoGroups(
+  parallel: ReadSettings,
+  gpus: number | undefined,
+  diagnostics: Diagnostic[],
+): { gpus: number; sequence: number; data: number; auto: true } | undefined {
+  const at = spanOf(parallel, "sequence")!;
+  if (gpus === undefined) {
+    diagnostics.push(
+      diagnose("sequenceAuto", at, ["the spec does not say how many GPUs (`gpus`)"], {
+        hint: "add `gpus 8` (or the count you have) to the parallel block",
+      }),
+    );
+    return undefined;
+  }
+  if (parallel.settings.has("data")) {
+    diagnostics.push(
+      diagnose(
+        "sequenceAuto",
+        at,
+        [`it chooses \`data\` too, and the spec sets \`data ${num(parallel, "data")}\``],
+        {
+          hint: `remove \`data\`, or set \`sequence ${gpus / (num(parallel, "data") ?? 1)}\``,
+          related: notes([spanOf(parallel, "data"), "`data` is set here"]),
+        },
+      ),
+    );
+    return undefined;
+  }
+  return { gpus, sequence: gpus, data: 1, auto: true };
 }
 
 /**

@@ -8,7 +8,7 @@ import { cut, quote } from "../diagnostics/quote.js";
 import { listWords, nearest } from "../diagnostics/suggest.js";
 import { blockOfKeys, suggestKey } from "../spec/key-homes.js";
 import { numberLiteralValue } from "../syntax/build-ast.js";
-import { BOOLEAN_WORDS, DECAY_SCHEDULES, type KeyRule, type ValueRule } from "../spec/schema.js";
+import { AUTO, BOOLEAN_WORDS, DECAY_SCHEDULES, type KeyRule, type ValueRule } from "../spec/schema.js";
 
 export type DecayValue =
   { kind: "schedule"; name: string } | { kind: "fixed"; value: number } | { kind: "list"; values: number[] };
@@ -84,7 +84,8 @@ function describeValue(value: Value): string {
 }
 
 export function rangeText(rule: ValueRule): string {
-  if (rule.type === "int") return `a whole number from ${rule.min} to ${rule.max}`;
+  if (rule.type === "int")
+    return `a whole number from ${rule.min} to ${rule.max}${rule.auto === true ? `, or \`${AUTO}\`` : ""}`;
   if (rule.type === "float")
     return `${rule.minExclusive ? `more than ${rule.min}` : `at least ${rule.min}`} and ${rule.maxExclusive ? `less than ${rule.max}` : `at most ${rule.max}`}`;
   return "";
@@ -217,6 +218,8 @@ export class SettingsReader {
 
   number(key: string, value: Value, rule: Extract<ValueRule, { type: "int" | "float" }>): number | undefined {
     const expected = rule.type === "int" ? "a whole number" : "a number";
+    if (rule.type === "int" && rule.auto === true && value.kind === "word" && value.name === AUTO)
+      return AUTO as unknown as number; // the planner picks it (schema.ts's AUTO)
     if (value.kind !== "number") {
       this.diagnostics.push(
         diagnose("wrongType", value.span, [key, expected, describeValue(value)], {

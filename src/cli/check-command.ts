@@ -4,7 +4,7 @@ import { notGenerated, type NotGeneratedOptions } from "../codegen/not-generated
 import { memoryNotes } from "../cost/memory-notes.js";
 import { numericsNotes } from "../model/numerics-notes.js";
 import { unverifiedNotes } from "../codegen/unverified-notes.js";
-import { hasErrors, sortDiagnostics } from "../diagnostics/diagnostic.js";
+import { diagnose, hasErrors, sortDiagnostics } from "../diagnostics/diagnostic.js";
 import { renderDiagnostics } from "../diagnostics/render.js";
 import { EXIT, type CliIo } from "./io.js";
 
@@ -21,8 +21,26 @@ export async function loadSpec(file: string, io: CliIo): Promise<FrontEndResult 
     return undefined;
   }
   if (result.spec?.parallel.auto !== undefined && result.ast !== undefined) {
-    const { resolveAuto } = await import("../plan/auto.js");
-    result.spec = resolveAuto(result.ast, file, result.spec);
+    const { AutoUnresolved, resolveAuto } = await import("../plan/auto.js");
+    try {
+      result.spec = resolveAuto(result.ast, file, result.spec);
+    } catch (error) {
+      if (!(error instanceof AutoUnresolved)) throw error;
+      // `sequence auto` with no split that checks clean: an error at the setting, as the checker's are.
+      const at = result.ast.blocks
+        .flatMap((b) => (b.kind === "parallel" ? b.settings : []))
+        .find((s) => s.key.name === "sequence")!.span;
+      const { spec: _, ...rest } = result;
+      return {
+        ...rest,
+        diagnostics: sortDiagnostics([
+          ...result.diagnostics,
+          diagnose("sequenceAuto", at, [error.message], {
+            hint: "set `sequence` and `data` yourself, or change what the refusal names",
+          }),
+        ]),
+      };
+    }
   }
   return result;
 }

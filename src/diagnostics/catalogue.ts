@@ -274,6 +274,12 @@ export const MESSAGES = {
     (blocks: number, headDim: number) =>
       `scan_blocks ${blocks} does not divide head_dim ${headDim}: each block must hold whole state rows`,
   ),
+  sequenceAuto: entry(
+    "E0519",
+    "error",
+    "`sequence auto` without gpus, or with data",
+    (why: string) => `\`sequence auto\` splits \`gpus\` into sequence x data: ${why}`,
+  ),
 
   // W06xx: warnings (exit code stays 0)
   unusedLayer: entry(

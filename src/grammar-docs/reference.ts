@@ -151,7 +151,7 @@ function keyRow(rule: KeyRule): string[] {
 export function valueText(rule: ValueRule): string {
   switch (rule.type) {
     case "int":
-      return `whole number, ${formatSize(rule.min)} to ${formatSize(rule.max)}`;
+      return `whole number, ${formatSize(rule.min)} to ${formatSize(rule.max)}${rule.auto === true ? ", or `auto`" : ""}`;
     case "float":
       return `number in ${rule.minExclusive ? "(" : "["}${formatSize(rule.min)}, ${formatSize(rule.max)}${rule.maxExclusive ? ")" : "]"}`;
     case "enum":

@@ -98,3 +98,69 @@ describe("auto in the parallel block", () => {
     expect(io.out).toContain(`ok ${AUTO_FILE}`);
   });
 });
+
+describe("sequence auto", () => {
+  const write = (name: string, text: string): string => {
+    const file = join(dir, name);
+    writeFileSync(file, text);
+    return file;
+  };
+  /** tiny-hybrid on 8 GPUs, the split left to the planner; 8K tokens, batch 2 (so data 1 or 2). */
+  const text = readFileSync("examples/tiny-hybrid.lasp", "utf8")
+    .replace("gpus 2  sequence 2", "gpus 8  sequence auto")
+    .replace("seq_len 1K  batch 1", "seq_len 8K  batch 2");
+
+  it("checks with every GPU sequence-parallel until the planner splits them", () => {
+    const { spec, diagnostics } = checkSource("s.lasp", text);
+    expect(diagnostics).toEqual([]);
+    expect(spec!.parallel).toMatchObject({ gpus: 8, sequence: 8, data: 1, auto: { keys: ["sequence"] } });
+  });
+
+  it("picks the split the plan ranks first among every split of the GPUs, and inspect says so", async () => {
+    const file = write("split.lasp", text);
+    const checked = checkSource(file, text);
+    const chosen = resolveAuto(checked.ast!, file, checked.spec!);
+    const ranked = plan({
+      ast: checked.ast!,
+      file,
+      spec: checked.spec!,
+      profile: H100_PROFILE,
+      keep: (c) => c.linear === "lasp2" && c.softmax === "allgather" && c.layout === "zigzag",
+    }).rows;
+    expect(new Set(ranked.map((r) => `${r.choice.sequence}x${r.choice.data}`))).toEqual(
+      new Set(["8x1", "4x2"]),
+    );
+    expect([chosen.parallel.sequence, chosen.parallel.data]).toEqual([
+      ranked[0]!.choice.sequence,
+      ranked[0]!.choice.data,
+    ]);
+    expect(chosen.parallel.sequence * chosen.parallel.data).toBe(8);
+    expect(chosen.parallel.auto!.chosen!.label).toBe(ranked[0]!.label);
+    const io = captureIo();
+    expect(await main(["inspect", file], io)).toBe(0);
+    expect(io.out).toContain(`8 GPUs = sequence ${chosen.parallel.sequence} x data ${chosen.parallel.data}`);
+    expect(io.out).toMatch(/`sequence auto`: chose /);
+  });
+
+  it("is an error at the setting when no split checks clean, naming the first refusal", async () => {
+    const file = write(
+      "nosplit.lasp",
+      text
+        .replace("kv_heads 2", "kv_heads 1")
+        .replace("softmax allgather", "softmax ulysses")
+        .replace("batch 2", "batch 3"),
+    );
+    const io = captureIo();
+    expect(await main(["check", file], io)).toBe(1);
+    expect(io.err).toMatch(
+      /error\[E0519\]: `sequence auto` splits `gpus` into sequence x data: no split of 8 GPUs checks clean \(.*: layer `S` uses ulysses/,
+    );
+  });
+
+  it("plans a padded seq_len at its written length for every choice", () => {
+    const padded = text.replace("seq_len 8K", "seq_len 8000");
+    const checked = checkSource("p.lasp", padded);
+    const rows = plan({ ast: checked.ast!, file: "p.lasp", spec: checked.spec!, profile: H100_PROFILE }).rows;
+    expect(new Set(rows.map((r) => r.seqLen))).toEqual(new Set([8000]));
+  });
+});

@@ -122,7 +122,7 @@ function isOwn(spec: ResolvedSpec, gpus: number, seqLen: number, choice: Choice)
   const p = spec.parallel;
   return (
     gpus === p.gpus &&
-    seqLen === spec.run.seqLen &&
+    seqLen === spec.run.seqLen - spec.run.padding &&
     choice.sequence === p.sequence &&
     choice.data === p.data &&
     choice.layout === p.layout &&
@@ -174,7 +174,8 @@ export function compareRows(a: PlanRow, b: PlanRow): number {
 export function plan(request: PlanRequest): Plan {
   const { spec, profile } = request;
   const gpusList = request.gpus ?? [spec.parallel.gpus];
-  const seqLens = request.seqLens ?? [spec.run.seqLen];
+  // The spec's own seq_len as written: each choice pads it for its own pieces (a padded length is no real one).
+  const seqLens = request.seqLens ?? [spec.run.seqLen - spec.run.padding];
   const work = gpusList.flatMap((gpus) =>
     seqLens.flatMap((seqLen) =>
       choicesFor(spec, gpus)

@@ -3,7 +3,8 @@
 // the two in sync), so the docs cannot drift from what is accepted.
 
 export type ValueRule =
-  | { type: "int"; min: number; max: number }
+  /** `auto`: the word `auto` is accepted too (the planner picks the number, src/plan/auto.ts). */
+  | { type: "int"; min: number; max: number; auto?: boolean }
   | { type: "float"; min: number; max: number; minExclusive?: boolean; maxExclusive?: boolean }
   | { type: "enum"; words: readonly string[] }
   | { type: "bool" }
@@ -140,20 +141,21 @@ export const SOFTMAX_KEYS: readonly KeyRule[] = [
 ];
 
 /**
- * `linear auto`, `softmax auto`, `layout auto`: the checker puts the key's default in the resolved spec and
- * lists the key in `parallel.auto`; the command line's loader (src/plan/auto.ts) then picks the fastest choice.
+ * `linear auto`, `softmax auto`, `layout auto`, `sequence auto`: the checker puts the key's default in the
+ * resolved spec (for `sequence`, all of `gpus`) and lists the key in `parallel.auto`; the command line's loader
+ * (src/plan/auto.ts) then picks the fastest choice.
  */
 export const AUTO = "auto";
-export const AUTO_KEYS = ["linear", "softmax", "layout"] as const;
+export const AUTO_KEYS = ["sequence", "linear", "softmax", "layout"] as const;
 export type AutoKey = (typeof AUTO_KEYS)[number];
 
 export const PARALLEL_KEYS: readonly KeyRule[] = [
   { key: "gpus", rule: int(1, 4096), example: "gpus 8", doc: "total GPUs; default sequence x data" },
   {
     key: "sequence",
-    rule: int(1, 4096),
+    rule: { type: "int", min: 1, max: 4096, auto: true },
     example: "sequence 8",
-    doc: "sequence-parallel group size W; default gpus / data",
+    doc: "sequence-parallel group size W; default gpus / data; `auto`: the split of `gpus` into sequence x data that `lasp plan` ranks first",
   },
   { key: "data", rule: int(1, 4096), default: "1", example: "data 1", doc: "data-parallel group size" },
   {
