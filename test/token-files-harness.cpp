@@ -8,6 +8,8 @@
 //   harness order WINDOWS SEED EPOCH                    "order W..." (the shuffled window indices)
 //   harness token-ends PATH FIRST COUNT TOKEN           "ends E..." (1 where the token is TOKEN)
 //   harness index-ends PATH FIRST COUNT                 "ends E..." (1 where a Megatron document ends)
+//   harness window-ends PATH START REAL SEQ_LEN none|eos|index EOS
+//                                                       "ends E..." of a (padded) window, as train mode sees it
 // Errors go to stderr with exit code 1, as the program reports a wrong data file.
 #include <cstdint>
 #include <cstdio>
@@ -83,6 +85,16 @@ int main(int argc, char** argv) {
   if (mode == "token-ends" && argc == 6) {
     std::vector<int32_t> ends(number(argv[4]));
     file.token_ends(number(argv[3]), ends.size(), static_cast<int64_t>(number(argv[5])), ends.data());
+    print_list("ends", ends.data(), ends.size());
+    return 0;
+  }
+  if (mode == "window-ends" && argc == 8) {
+    const int64_t real = static_cast<int64_t>(number(argv[4])), seq_len = static_cast<int64_t>(number(argv[5]));
+    const std::string kind = argv[6];
+    const tf::DocumentEnds k = kind == "eos" ? tf::DocumentEnds::Eos : kind == "index" ? tf::DocumentEnds::Index
+                                                                                         : tf::DocumentEnds::None;
+    std::vector<int32_t> ends(static_cast<std::size_t>(seq_len), -7);
+    tf::window_ends(file, number(argv[3]), real, seq_len, k, static_cast<int64_t>(number(argv[7])), ends.data());
     print_list("ends", ends.data(), ends.size());
     return 0;
   }

@@ -305,6 +305,14 @@ describe.skipIf(!gxx)("token_files.cuh (host side, compiled with g++)", () => {
       const grouped = writeMegatron("mega-grouped", megatron(sequences, "uint16", { documents: [0, 2, 3] }));
       const twoDocs = Array.from({ length: 21 }, (_, i) => ([11, 20].includes(i) ? 1 : 0));
       expect(line(run("index-ends", grouped, 0, 21).stdout, "ends")).toEqual(twoDocs);
+      // A window as train mode reads it: 10 real tokens from 4, padded to 16 (the padding's end at 9).
+      const padded = (kind: string) => line(run("window-ends", prefix, 4, 10, 16, kind, eos).stdout, "ends");
+      const withPadding = (xs: number[]) => [...xs.slice(0, 9), 1, ...Array(6).fill(0)];
+      expect(padded("eos")).toEqual(withPadding(flat.slice(4, 14).map((t) => (t === eos ? 1 : 0))));
+      expect(padded("index")).toEqual(withPadding(oneEach(4, 10)));
+      expect(padded("none")).toEqual(withPadding(Array(10).fill(0)));
+      // Not padded (real = seq_len): the documents' ends only.
+      expect(line(run("window-ends", prefix, 0, 21, 21, "index", 0).stdout, "ends")).toEqual(oneEach(0, 21));
       // An llm.c file has no index: no ends.
       const llmc = join(dir, "no-index.bin");
       writeFileSync(llmc, llmcFile(flat, "gpt2"));

@@ -65,6 +65,13 @@ inline uint64_t position_seed(uint64_t seed, uint64_t p) {
   return x ^ (x >> 31);
 }
 
+// Where the spec's documents end in a file's windows (program::kDocuments).
+inline token_files::DocumentEnds document_ends() {
+  return program::kDocuments == kEosDocuments     ? token_files::DocumentEnds::Eos
+         : program::kDocuments == kIndexDocuments ? token_files::DocumentEnds::Index
+                                                  : token_files::DocumentEnds::None;
+}
+
 // The file window at data position p (training: shuffled per epoch; evaluation: in order).
 inline uint64_t window_at(WindowSource& src, uint64_t p, bool shuffled, uint64_t seed) {
   if (!shuffled) return p % src.windows;
@@ -137,14 +144,10 @@ inline void load_windows(State& st, WindowSource& src, TokenStage& stage, uint64
       if (!token_files::read_window(src.file, start, src.pieces, train_data::id_limit(), stage.ids + at,
                                     stage.targets + at, &error, program::kRealSeqLen))
         train_data::fail(error);
-      if (!program::kStepDocuments) continue;
       // Every rank needs the whole window's documents (its queries reach into other ranks' pieces).
-      int32_t* ends = st.documents.ends.data() + (size_t)b * program::kSeqLen;
-      const uint64_t real = (uint64_t)program::kRealSeqLen;
-      for (int64_t t = 0; t < program::kSeqLen; t++) ends[t] = 0;
-      if (program::kDocuments == kEosDocuments) src.file.token_ends(start, real, program::kEosToken, ends);
-      else if (program::kDocuments == kIndexDocuments) src.file.index_ends(start, real, ends);
-      if (program::kRealSeqLen < program::kSeqLen) ends[real - 1] = 1;  // the padding is a document of its own
+      if (program::kStepDocuments)
+        token_files::window_ends(src.file, start, program::kRealSeqLen, program::kSeqLen, train_data::document_ends(),
+                                 program::kEosToken, st.documents.ends.data() + (size_t)b * program::kSeqLen);
     }
     if (program::kStepDocuments) st.ctx.docs = upload_documents(st.documents, s);
     CUDA_CHECK(cudaMemcpyAsync(st.ids, stage.ids, kRows * sizeof(int32_t), cudaMemcpyHostToDevice, s));

@@ -578,6 +578,23 @@ inline bool read_window(const TokenFile& file, uint64_t start, const std::vector
   return true;
 }
 
+/** Where documents end in a window of the file: at no token, at each eos token, or where the index says. */
+enum class DocumentEnds { None, Eos, Index };
+
+/**
+ * ends[0, seq_len) for the window of `real` file tokens at `start` (a padded seq_len: real < seq_len): 1 where a
+ * document ends (each `eos` token with DocumentEnds::Eos, each of the Megatron index's document ends with Index),
+ * and at the last real token of a padded window (the padding is a document of its own); 0 elsewhere.
+ */
+inline void window_ends(const TokenFile& file, uint64_t start, int64_t real, int64_t seq_len, DocumentEnds kind,
+                        int64_t eos, int32_t* ends) {
+  for (int64_t t = 0; t < seq_len; ++t) ends[t] = 0;
+  const uint64_t n = static_cast<uint64_t>(real);
+  if (kind == DocumentEnds::Eos) file.token_ends(start, n, eos, ends);
+  else if (kind == DocumentEnds::Index) file.index_ends(start, n, ends);
+  if (real < seq_len) ends[real - 1] = 1;
+}
+
 /** splitmix64 (Steele, Lea, Flood 2014): a 64-bit generator whose output depends on nothing but its state. */
 struct SplitMix64 {
   uint64_t state;
