@@ -29,8 +29,16 @@
 //   sequence as one piece (linear.full: intra and its backward, and the fused pair from the state calls'
 //   workspaces). o, dq, dk, dv against the oracle over the whole sequence; the flags of both state calls exactly
 //   (1.0f iff an end lies in the piece). Decay none (lam = nullptr, i.e. 1) and a decay per head (< 1).
-//   Causal with every document case; bidirectional (lam = nullptr, P and G the sums of the other pieces' states)
-//   with `documents none` only (the kernels refuse documents there).
+//   Causal with every document case. Bidirectional (no decay: lam = nullptr) with every case too: with
+//   `documents none` P and G are the sums of the other pieces' states; with documents (docs/DOCUMENTS.md
+//   "Bidirectional linear attention") linear_state also writes the piece's head (its first document's part; M
+//   is its last document's part, the tail) and linear_grad_state its gradient tail (dM the gradient head), the
+//   host scans them as below into P, after, G, before, and the calls take linear_forward_fused(p, after),
+//   linear_inter(p, after), linear_backward_fused(p, after, g, before), linear_dq_inter(p, after),
+//   linear_dkdv_inter(g, before) (the fused calls nullptr at the edges, the split ones zeros); the four states
+//   of every piece against float64 ones (states, up to 4096 tokens; dM not where it is unread: piece 0 and after
+//   an end at the piece's position - 1) and the product's scans of all four (scan/prefix, scan/after,
+//   scan/suffix, scan/before).
 // - softmax/*: softmax_whole_forward / _backward over the whole sequence; LASP-2H's blocks: 4 ranks of one piece,
 //   softmax_block_forward against each rank's keys, softmax_merge of the 4 partials, softmax_block_backward
 //   into fp32 accumulators; and zigzag, 2 ranks of 2 pieces (PieceMap count 2). Causal and bidirectional, GQA.
@@ -67,6 +75,10 @@
 //   P_0 = 0,       P_t = c_{t-1} P_{t-1} + M_{t-1}         (forward)
 //   G_last = 0,    G_t = c_{t+1} G_{t+1} + dM_{t+1}        (backward)
 // with the flags computed on the host from the ends (the kernels' flags are checked separately, exactly).
+// Bidirectional with documents (lam = 1, so c_u = 0 or 1): P_t as above from the tails M (linear_state's m),
+// after_t the backward form from the heads (head), G_t as above from the gradient heads dM, and before_t the
+// forward form from the gradient tails (linear_grad_state's tail). Without documents, P_t and G_t are the sums
+// of the other pieces' M and dM.
 //
 // Bench (--bench): batch 1, 65536 tokens, 16 heads x 128, per-head decay: linear_state, linear_forward_fused,
 // linear_backward_fused over the whole sequence as one piece, and softmax_whole_forward / _backward (causal and
@@ -713,7 +725,9 @@ static std::vector<float> head_decays(int H) {
 // The affine scans of docs/DOCUMENTS.md over W pieces of C tokens, in float64 on the host. states[t] and the
 // result [B][H][D][D]; flags[t][b] whether piece t holds an end; lam empty: no decay. Forward (reverse false):
 // out[0] = 0, out[t] = c_{t-1} out[t-1] + states[t-1]. Backward (reverse true): out[W-1] = 0,
-// out[t] = c_{t+1} out[t+1] + states[t+1]. Bidirectional (sum_others): out[t] = sum_{u != t} states[u].
+// out[t] = c_{t+1} out[t+1] + states[t+1]. Bidirectional without documents (sum_others): out[t] =
+// sum_{u != t} states[u]; with documents the same forward / backward scans with lam empty (c = 0 or 1), of the
+// tails (P, before) and of the heads (after, G).
 static std::vector<std::vector<float>> scan_states(const std::vector<std::vector<float>>& states,
                                                    const std::vector<std::vector<int>>& flags, int B, int H, int D,
                                                    int C, const std::vector<float>& lam, bool reverse,
@@ -796,17 +810,62 @@ static void check_product_scans(const std::string& name, const std::vector<Dev<f
 }
 #endif
 
+// The bidirectional states are checked against the host's (group .../states) up to this sequence length: the
+// float64 sums cost B N H D^2 per pair of inputs (8.6e9 at 16K tokens, d 128: seconds a case).
+constexpr int kStateCheckMaxN = 4096;
+
+// A piece's head and tail states in float64 (docs/DOCUMENTS.md "Bidirectional linear attention"): of the piece
+// [pos, pos + C) and batch row b, with f its first end (C - 1 if none) and l its last (-1 if none), local,
+//   head = sum_{i <= f} x_i^T y_i   (its first document's part)
+//   tail = sum_{j > l} x_j^T y_j    (its last document's part; without an end both are the whole piece)
+// x, y [B][N][H][D] (the whole sequence); head, tail [B][H][D][D]. The ends from the case alone.
+static void host_head_tail(const std::vector<float>& x, const std::vector<float>& y, const DocCase& dc, int B,
+                           int N, int H, int D, int pos, int C, std::vector<float>& head, std::vector<float>& tail) {
+  const size_t dd = (size_t)D * D;
+  std::vector<double> hd((size_t)B * H * dd, 0.0), tl(hd.size(), 0.0);
+  for (int b = 0; b < B; ++b) {
+    int f = C - 1, l = -1;
+    for (int i = 0; i < C; ++i)
+      if (dc.any && dc.ends[(size_t)b * N + pos + i]) {
+        f = std::min(f, i);
+        l = i;
+      }
+    for (int i = 0; i < C; ++i)
+      for (int h = 0; h < H; ++h) {
+        const size_t r = (((size_t)b * N + pos + i) * H + h) * D, base = ((size_t)b * H + h) * dd;
+        for (double* acc : {i <= f ? hd.data() : nullptr, i > l ? tl.data() : nullptr}) {
+          if (!acc) continue;
+          for (int e = 0; e < D; ++e) {
+            const double xe = x[r + e];
+            double* row = acc + base + (size_t)e * D;
+            for (int g = 0; g < D; ++g) row[g] += xe * y[r + g];
+          }
+        }
+      }
+  }
+  head.assign(hd.begin(), hd.end());
+  tail.assign(tl.begin(), tl.end());
+}
+
 static void linear_suite(const DocCase& dc, int B, int N, int H, int D, bool use_lam, bool causal, cudaStream_t s) {
   const int W = 4, C = N / W;
   const std::string tag = "linear/d" + std::to_string(D) + "/N" + std::to_string(N) + "/" +
                           (causal ? "causal" : "bidir") + (use_lam ? "/decay" : "/nodecay") + "/" + dc.name;
-  static const char* kVariants[] = {"full",         "flags",        "scan/prefix",  "scan/suffix",
-                                    "fused-fwd",    "split-fwd",    "fused-bwd",    "split-bwd",
-                                    "ws/flags",     "ws/fused-fwd", "ws/split-fwd", "ws/fused-bwd",
-                                    "ws/split-bwd"};
+  // Bidirectional with documents (docs/DOCUMENTS.md "Bidirectional linear attention"): the state calls also
+  // write the heads and gradient tails, and four scans feed p, after (forward) and g, before (backward).
+  const bool bidocs = !causal && dc.any;
+  std::vector<std::string> variants = {"full"};
+  for (const char* ws : {"", "ws/"}) {
+    std::vector<std::string> v = {"fused-fwd", "split-fwd", "fused-bwd", "split-bwd"};
+    // the flags and the product's scans with documents only; the bidirectional ones' four states and scans
+    if (bidocs) v.insert(v.begin(), {"scan/after", "scan/before"});
+    if (dc.any) v.insert(v.begin(), {"flags", "scan/prefix", "scan/suffix"});
+    if (bidocs && N <= kStateCheckMaxN) v.insert(v.begin(), "states");
+    for (const std::string& x : v) variants.push_back(ws + x);
+  }
   bool any = false;
-  for (const char* v : kVariants) {
-    if (g_list && selected(tag + "/" + v)) std::printf("%s/%s\n", tag.c_str(), v);
+  for (const std::string& v : variants) {
+    if (g_list && selected(tag + "/" + v)) std::printf("%s/%s\n", tag.c_str(), v.c_str());
     any = any || selected(tag + "/" + v);
   }
   if (!any || g_list) return;
@@ -946,53 +1005,83 @@ static void linear_suite(const DocCase& dc, int B, int N, int H, int D, bool use
     for (int t = 0; t < W; ++t) copy_rows(global.p, N, position[t], local[t].p, T, piece[t].offset, C, B, HD, s);
   };
   const size_t wsb = lasp::linear_state_workspace_bytes(ld, C);
-  std::vector<Dev<float>> M, dM, P, G, kv_ws, qdo_ws, flag, gflag;
+  // Bidirectional with documents also: Hd the heads (linear_state's head), dT the gradient tails
+  // (linear_grad_state's tail), A the suffix scans of the heads (after), Bf the prefix scans of dT (before).
+  std::vector<Dev<float>> M, dM, P, G, kv_ws, qdo_ws, flag, gflag, Hd, dT, A, Bf;
   for (int t = 0; t < W; ++t) {
     M.emplace_back(SS), dM.emplace_back(SS), P.emplace_back(SS), G.emplace_back(SS);
     kv_ws.emplace_back(wsb / sizeof(float) + 1), qdo_ws.emplace_back(wsb / sizeof(float) + 1);
     flag.emplace_back(B), gflag.emplace_back(B);
+    if (bidocs) Hd.emplace_back(SS), dT.emplace_back(SS), A.emplace_back(SS), Bf.emplace_back(SS);
+  }
+  // The host's states of the bidirectional pieces (group states): M and the gradient tail are the pieces'
+  // tails, the head and dM their heads, of (k, v) and (q, dout).
+  std::vector<std::vector<float>> want_m(W), want_head(W), want_dm(W), want_tail(W);
+  if (bidocs && N <= kStateCheckMaxN && (selected(tag + "/states") || selected(tag + "/ws/states"))) {
+    const std::vector<float> qh = download(q, s), kh = download(k, s), vh = download(v, s), doh = download(dO, s);
+    for (int t = 0; t < W; ++t) {
+      host_head_tail(kh, vh, dc, B, N, H, D, t * C, C, want_head[t], want_m[t]);
+      host_head_tail(qh, doh, dc, B, N, H, D, t * C, C, want_dm[t], want_tail[t]);
+    }
   }
 
   for (int ws = 0; ws < 2; ++ws) {
     const std::string vt = tag + (ws ? "/ws/" : "/");
     bool want = false;
-    for (const char* x : {"flags", "scan/prefix", "scan/suffix", "fused-fwd", "split-fwd", "fused-bwd", "split-bwd"})
+    for (const char* x : {"states", "flags", "scan/prefix", "scan/suffix", "scan/after", "scan/before", "fused-fwd",
+                          "split-fwd", "fused-bwd", "split-bwd"})
       want = want || selected(vt + x);
     if (!want) continue;
     // Forward states and flags.
     for (int t = 0; t < W; ++t) {
       M[t].poison(s), flag[t].poison(s);
+      if (bidocs) Hd[t].poison(s);
       lasp::LinearStateArgs a;
       a.k = kL[t].p, a.v = vL[t].p, a.m = M[t].p, a.piece = piece[t], a.docs = docs, a.position = position[t];
+      a.head = bidocs ? Hd[t].p : nullptr;
       a.flag = dc.any ? flag[t].p : nullptr;
       a.kv_ws = ws ? kv_ws[t].p : nullptr;
       lasp::linear_state(a, ld, lam, s);
     }
-    std::vector<std::vector<float>> Mh(W), got_flags(W);
+    std::vector<std::vector<float>> Mh(W), Hh(W), got_flags(W);
     for (int t = 0; t < W; ++t) {
       Mh[t] = download(M[t], s);
+      if (bidocs) Hh[t] = download(Hd[t], s);
       if (dc.any) got_flags[t] = download(flag[t], s);
     }
-    const auto Ph = scan_states(Mh, want_flags, B, H, D, C, lam_h, false, !causal);
+    // P: causal, the affine prefix scan of M; bidirectional without documents, the sum of the other pieces' M;
+    // with documents, the prefix scan of the tails (M, carry 0 across a piece with an end, else 1) and `after`
+    // the suffix scan of the heads with the same carries.
+    const auto Ph = scan_states(Mh, want_flags, B, H, D, C, lam_h, false, !causal && !dc.any);
     for (int t = 0; t < W; ++t) upload_f32(P[t].p, Ph[t], s);
+    std::vector<std::vector<float>> Ah;
+    if (bidocs) {
+      Ah = scan_states(Hh, want_flags, B, H, D, C, lam_h, true, false);
+      for (int t = 0; t < W; ++t) upload_f32(A[t].p, Ah[t], s);
+    }
 #ifndef DOCUMENTS_CHECK_NO_SCAN
-    if (dc.any && causal && selected(vt + "scan/prefix"))
+    if (dc.any && selected(vt + "scan/prefix"))
       check_product_scans(vt + "scan/prefix", M, flag, Ph, false, ld, lam, docs, position, C, s);
+    if (bidocs && selected(vt + "scan/after"))
+      check_product_scans(vt + "scan/after", Hd, flag, Ah, true, ld, lam, docs, position, C, s);
 #endif
-    // Fused forward (causal: piece 0 gets no prefix, p = nullptr).
+    // Fused forward (causal, bidirectional with documents: piece 0 gets no prefix, p = nullptr; the last piece
+    // no `after`).
     if (selected(vt + "fused-fwd")) {
       for (int t = 0; t < W; ++t) {
         oL[t].poison(s);
         lasp::LinearForwardFusedArgs a;
-        a.q = qL[t].p, a.k = kL[t].p, a.v = vL[t].p, a.p = (causal && t == 0) ? nullptr : P[t].p, a.o = oL[t].p;
-        a.piece = piece[t], a.docs = docs, a.position = position[t], a.causal = causal;
+        a.q = qL[t].p, a.k = kL[t].p, a.v = vL[t].p, a.p = ((causal || dc.any) && t == 0) ? nullptr : P[t].p;
+        a.after = (bidocs && t < W - 1) ? A[t].p : nullptr;
+        a.o = oL[t].p, a.piece = piece[t], a.docs = docs, a.position = position[t], a.causal = causal;
         a.kv_ws = ws ? kv_ws[t].p : nullptr;
         lasp::linear_forward_fused(a, ld, lam, s);
       }
       gather(oL, go);
       check4(vt + "fused-fwd", &go, nullptr, nullptr, nullptr);
     }
-    // Split forward: intra, then inter with P (piece 0's P is zeros: the term adds nothing).
+    // Split forward: intra, then inter with P (and `after`; piece 0's P and the last piece's `after` are zeros:
+    // the term adds nothing).
     if (selected(vt + "split-fwd")) {
       for (int t = 0; t < W; ++t) {
         oL[t].poison(s);
@@ -1001,7 +1090,8 @@ static void linear_suite(const DocCase& dc, int B, int N, int H, int D, bool use
         a.position = position[t], a.causal = causal, a.kv_ws = ws ? kv_ws[t].p : nullptr;
         lasp::linear_intra(a, ld, lam, s);
         lasp::LinearInterArgs b;
-        b.q = qL[t].p, b.p = P[t].p, b.o = oL[t].p, b.piece = piece[t], b.docs = docs, b.position = position[t];
+        b.q = qL[t].p, b.p = P[t].p, b.after = bidocs ? A[t].p : nullptr, b.o = oL[t].p, b.piece = piece[t];
+        b.docs = docs, b.position = position[t];
         lasp::linear_inter(b, ld, lam, s);
       }
       gather(oL, go);
@@ -1010,35 +1100,72 @@ static void linear_suite(const DocCase& dc, int B, int N, int H, int D, bool use
     // Backward states and flags.
     for (int t = 0; t < W; ++t) {
       dM[t].poison(s), gflag[t].poison(s);
+      if (bidocs) dT[t].poison(s);
       lasp::LinearGradStateArgs a;
       a.q = qL[t].p, a.dout = doL[t].p, a.dm = dM[t].p, a.piece = piece[t], a.docs = docs, a.position = position[t];
+      a.tail = bidocs ? dT[t].p : nullptr;
       a.flag = dc.any ? gflag[t].p : nullptr;
       a.qdo_ws = ws ? qdo_ws[t].p : nullptr;
       lasp::linear_grad_state(a, ld, lam, s);
     }
-    std::vector<std::vector<float>> dMh(W), got_gflags(W);
+    std::vector<std::vector<float>> dMh(W), dTh(W), got_gflags(W);
     for (int t = 0; t < W; ++t) {
       dMh[t] = download(dM[t], s);
+      if (bidocs) dTh[t] = download(dT[t], s);
       if (dc.any) got_gflags[t] = download(gflag[t], s);
     }
     if (dc.any && selected(vt + "flags")) {
       check_flags(vt + "flags/state", got_flags, want_flags);
       check_flags(vt + "flags/grad_state", got_gflags, want_flags);
     }
-    const auto Gh = scan_states(dMh, want_flags, B, H, D, C, lam_h, true, !causal);
+    // The bidirectional states against the host's. dM at piece 0, or after an end at the piece's position - 1,
+    // may be the head or 0 (the causal kernel's dM; no row of the previous piece reads it): not compared there.
+    if (bidocs && N <= kStateCheckMaxN && selected(vt + "states")) {
+      std::vector<std::vector<float>> dm_ref(W);
+      std::vector<std::string> names;
+      for (int t = 0; t < W; ++t) {
+        dm_ref[t] = want_dm[t];
+        for (int b = 0; b < B; ++b)
+          if (t == 0 || dc.ends[(size_t)b * N + t * C - 1])
+            std::copy(dMh[t].begin() + b * SS / B, dMh[t].begin() + (b + 1) * SS / B, dm_ref[t].begin() + b * SS / B);
+        for (const char* x : {"m", "head", "dm", "tail"}) names.push_back(x + std::to_string(t));
+      }
+      std::vector<Quantity> qs;
+      for (int t = 0; t < W; ++t) {
+        qs.push_back({names[4 * t].c_str(), Mh[t], &want_m[t], 1});
+        qs.push_back({names[4 * t + 1].c_str(), Hh[t], &want_head[t], 1});
+        qs.push_back({names[4 * t + 2].c_str(), dMh[t], &dm_ref[t], 1});
+        qs.push_back({names[4 * t + 3].c_str(), dTh[t], &want_tail[t], 1});
+      }
+      check_quantities(vt + "states", std::move(qs), 1, 1, (int)SS, {}, 1e-3, 1e-3);
+    }
+    // G: causal, the affine suffix scan of dM; bidirectional without documents, the sum of the others' dM;
+    // with documents, the suffix scan of the gradient heads (dM) and `before` the prefix scan of the gradient
+    // tails, carries as forward.
+    const auto Gh = scan_states(dMh, want_flags, B, H, D, C, lam_h, true, !causal && !dc.any);
     for (int t = 0; t < W; ++t) upload_f32(G[t].p, Gh[t], s);
+    std::vector<std::vector<float>> Bh;
+    if (bidocs) {
+      Bh = scan_states(dTh, want_flags, B, H, D, C, lam_h, false, false);
+      for (int t = 0; t < W; ++t) upload_f32(Bf[t].p, Bh[t], s);
+    }
 #ifndef DOCUMENTS_CHECK_NO_SCAN
-    if (dc.any && causal && selected(vt + "scan/suffix"))
+    if (dc.any && selected(vt + "scan/suffix"))
       check_product_scans(vt + "scan/suffix", dM, gflag, Gh, true, ld, lam, docs, position, C, s);
+    if (bidocs && selected(vt + "scan/before"))
+      check_product_scans(vt + "scan/before", dT, gflag, Bh, false, ld, lam, docs, position, C, s);
 #endif
-    // Fused backward (causal: piece 0 gets no P, the last piece no G).
+    // Fused backward (causal, bidirectional with documents: piece 0 gets no P and no `before`, the last piece
+    // no G and no `after`).
     if (selected(vt + "fused-bwd")) {
       for (int t = 0; t < W; ++t) {
         dqL[t].poison(s), dkL[t].poison(s), dvL[t].poison(s);
         lasp::LinearBackwardFusedArgs a;
         a.q = qL[t].p, a.k = kL[t].p, a.v = vL[t].p, a.dout = doL[t].p;
-        a.p = (causal && t == 0) ? nullptr : P[t].p;
-        a.g = (causal && t == W - 1) ? nullptr : G[t].p;
+        a.p = ((causal || dc.any) && t == 0) ? nullptr : P[t].p;
+        a.g = ((causal || dc.any) && t == W - 1) ? nullptr : G[t].p;
+        a.after = (bidocs && t < W - 1) ? A[t].p : nullptr;
+        a.before = (bidocs && t > 0) ? Bf[t].p : nullptr;
         a.dq = dqL[t].p, a.dk = dkL[t].p, a.dv = dvL[t].p, a.piece = piece[t], a.docs = docs;
         a.position = position[t], a.causal = causal;
         a.kv_ws = ws ? kv_ws[t].p : nullptr, a.qdo_ws = ws ? qdo_ws[t].p : nullptr;
@@ -1047,7 +1174,8 @@ static void linear_suite(const DocCase& dc, int B, int N, int H, int D, bool use
       gather(dqL, gdq), gather(dkL, gdk), gather(dvL, gdv);
       check4(vt + "fused-bwd", nullptr, &gdq, &gdk, &gdv);
     }
-    // Split backward: intra_backward, then dq_inter with P and dkdv_inter with G (zeros where none).
+    // Split backward: intra_backward, then dq_inter with P (and `after`) and dkdv_inter with G (and `before`),
+    // zeros where none.
     if (selected(vt + "split-bwd")) {
       for (int t = 0; t < W; ++t) {
         dqL[t].poison(s), dkL[t].poison(s), dvL[t].poison(s);
@@ -1057,12 +1185,12 @@ static void linear_suite(const DocCase& dc, int B, int N, int H, int D, bool use
         a.kv_ws = ws ? kv_ws[t].p : nullptr, a.qdo_ws = ws ? qdo_ws[t].p : nullptr;
         lasp::linear_intra_backward(a, ld, lam, s);
         lasp::LinearDqInterArgs b;
-        b.dout = doL[t].p, b.p = P[t].p, b.dq = dqL[t].p, b.piece = piece[t], b.docs = docs;
-        b.position = position[t];
+        b.dout = doL[t].p, b.p = P[t].p, b.after = bidocs ? A[t].p : nullptr, b.dq = dqL[t].p, b.piece = piece[t];
+        b.docs = docs, b.position = position[t];
         lasp::linear_dq_inter(b, ld, lam, s);
         lasp::LinearDkdvInterArgs c;
-        c.k = kL[t].p, c.v = vL[t].p, c.g = G[t].p, c.dk = dkL[t].p, c.dv = dvL[t].p, c.piece = piece[t];
-        c.docs = docs, c.position = position[t];
+        c.k = kL[t].p, c.v = vL[t].p, c.g = G[t].p, c.before = bidocs ? Bf[t].p : nullptr, c.dk = dkL[t].p;
+        c.dv = dvL[t].p, c.piece = piece[t], c.docs = docs, c.position = position[t];
         lasp::linear_dkdv_inter(c, ld, lam, s);
       }
       gather(dqL, gdq), gather(dkL, gdk), gather(dvL, gdv);
@@ -1321,7 +1449,7 @@ static void run_checks(cudaStream_t s) {
       for (const DocCase& dc : sh.cases) {
         if (sh.linear) {
           for (int use_lam = 0; use_lam < 2; ++use_lam) linear_suite(dc, B, sh.N, H, D, use_lam, true, s);
-          if (!dc.any) linear_suite(dc, B, sh.N, H, D, false, false, s);  // bidirectional: documents none only
+          linear_suite(dc, B, sh.N, H, D, false, false, s);  // bidirectional: no decay
         }
         const int Hkv = D == 128 ? 2 : 1;
         for (int causal = 1; causal >= 0; --causal) softmax_suite(dc, B, sh.N, H, Hkv, D, causal, sh.fallbacks, s);

@@ -158,8 +158,11 @@ int main(int argc, char** argv) {
         }
     }
     char name[64];
-    std::snprintf(name, sizeof name, "M piece %d", t); check(name, down(*M[t]), Mr, 1e-4);
-    std::snprintf(name, sizeof name, "dM piece %d", t); check(name, down(*dM[t]), dMr, 1e-4);
+    // The state kernels round the decay-weighted operand to bf16 before the MMA (scale2): errors reach about
+    // 1.4e-3 of the largest entry (H100), so the bound sits above that rounding; the outputs below catch the masks.
+    const double state_tol = 5e-3;
+    std::snprintf(name, sizeof name, "M piece %d", t); check(name, down(*M[t]), Mr, state_tol);
+    std::snprintf(name, sizeof name, "dM piece %d", t); check(name, down(*dM[t]), dMr, state_tol);
     std::vector<double> frd(fr.begin(), fr.end());
     std::snprintf(name, sizeof name, "flag(M) piece %d", t); check(name, down(*fM[t]), frd, 0);
     std::snprintf(name, sizeof name, "flag(dM) piece %d", t); check(name, down(*fdM[t]), frd, 0);

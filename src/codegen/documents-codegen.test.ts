@@ -155,3 +155,102 @@ describe("the generated program with a padded seq_len", () => {
       expect(call.fields.docs).toBe("c.docs");
   });
 });
+
+describe("the generated program with documents in a bidirectional linear layer", () => {
+  const encoder = checkSource(
+    "e.lasp",
+    `model e {
+  vocab 512  hidden 256  ffn 512  heads 4  head_dim 64  mask_rate 0.15
+  layer E = linear_attention { causal false }
+  stack E x 2
+}
+parallel { gpus 2  linear lasp2  layout zigzag }
+run { seq_len 1K  documents eos  eos_token 7  document_length 100 }
+`,
+  ).spec!;
+
+  it("writes each piece's head (tail) beside its state, and hands the twin scans to the inter terms", () => {
+    const view = viewOf(encoder);
+    for (const rank of [0, 1]) {
+      const fwd = `E_forward_rank${rank}`;
+      const back = `E_backward_rank${rank}`;
+      const states = namedCallsOf(view, fwd, "lasp::linear_state");
+      expect(states.length).toBeGreaterThan(0);
+      states.forEach((c, j) =>
+        expect(c.fields.head).toBe(j === 0 ? "b.m_head" : `b.m_head + ${j * 4 * 64 * 64}`),
+      );
+      for (const c of namedCallsOf(view, back, "lasp::linear_grad_state"))
+        expect(c.fields.tail).toMatch(/^b\.dm_tail/);
+      // Every piece's first document takes the earlier tails (p), its last the later heads (after).
+      const forward = ["lasp::linear_forward_fused", "lasp::linear_inter"].flatMap((f) =>
+        namedCallsOf(view, fwd, f),
+      );
+      expect(forward.some((c) => c.fields.p !== undefined && c.fields.after !== undefined)).toBe(true);
+      for (const c of forward)
+        if (c.fields.after !== undefined) expect(c.fields.after).toMatch(/^b\.p_after/);
+      const backward = ["lasp::linear_backward_fused", "lasp::linear_dkdv_inter"].flatMap((f) =>
+        namedCallsOf(view, back, f),
+      );
+      expect(
+        backward.some((c) => c.fields.before !== undefined && c.fields.before.startsWith("b.g_before")),
+      ).toBe(true);
+      // The scans run over the gathered heads and tails with their flags.
+      const scans = [fwd, back].flatMap((fn) =>
+        stepsOf(view, fn)
+          .flatMap((s) => s.calls)
+          .filter((c) => c.fn === "lasp::linear_document_scan"),
+      );
+      expect(new Set(scans.map((c) => c.args[0]))).toEqual(
+        new Set(["b.m_all", "b.m_head_all", "b.dm_all", "b.dm_tail_all"]),
+      );
+    }
+  });
+});
+
+describe("the attention calls' named operands", () => {
+  /** Each struct of templates/runtime/attention_args.cuh and the names of its members. */
+  const structs = (): Map<string, Set<string>> => {
+    const text = readFileSync("templates/runtime/attention_args.cuh", "utf8");
+    const out = new Map<string, Set<string>>();
+    for (const m of text.matchAll(/struct (\w+) \{\n([\s\S]*?)\n\};/g)) {
+      const members = [...m[2]!.matchAll(/^\s+[^/\n][^\n]*?[\s*](\w+)\s*(?:=|\{|;)/gm)].map((x) => x[1]!);
+      out.set(m[1]!, new Set(members));
+    }
+    return out;
+  };
+
+  it("are members of their structs, for every example and the document variants (main.cu would not compile)", () => {
+    const known = structs();
+    expect(known.get("LinearStateArgs")).toEqual(
+      new Set(["k", "v", "m", "piece", "docs", "position", "flag", "head", "kv_ws"]),
+    );
+    const specs = [
+      ...["tiny-linear", "tiny-hybrid", "tiny-baselines", "tiny-documents", "bidirectional-encoder"].map(
+        (n) => example(n === "tiny-documents" ? "tiny-hybrid" : n, n === "tiny-documents"),
+      ),
+      checkSource(
+        "e.lasp",
+        `model e {
+  vocab 512  hidden 256  ffn 512  heads 4  head_dim 64  mask_rate 0.15
+  layer E = linear_attention { causal false }
+  stack E x 2
+}
+parallel { gpus 2  layout zigzag }
+run { seq_len 1K  documents eos  eos_token 7  document_length 100 }
+`,
+      ).spec!,
+    ];
+    for (const spec of specs) {
+      const calls = viewOf(spec).kinds.flatMap((k) =>
+        k.passes.flatMap((p) => p.ranks.flatMap((r) => r.steps.flatMap((s) => s.calls))),
+      );
+      for (const call of calls) {
+        if (call.operands === undefined) continue;
+        const members = known.get(call.operands.type);
+        expect(members, call.operands.type).toBeDefined();
+        for (const field of call.operands.lines.flat())
+          expect(members!.has(field.name), `${call.operands.type}.${field.name}`).toBe(true);
+      }
+    }
+  });
+});

@@ -27,8 +27,6 @@ interface Reason {
   hint?: string;
   /** Refused by compile and run: the program would run something else than the spec asks for. */
   refuse?: { hint: string };
-  /** No W0603 from `lasp check`: the checker's own note already says it (a padded seq_len, W0612). */
-  quiet?: boolean;
 }
 
 const isWord = (word: string) => (s: Setting) => s.value.kind === "word" && s.value.name === word;
@@ -42,41 +40,7 @@ const tooManySources = (_: Setting, { spec }: Context): boolean =>
   spec.parallel.sequence > MAX_MERGED_SOURCES &&
   spec.model.layers.some((l) => l.type === "softmax_attention");
 
-/** A seq_len the checker padded up to equal pieces of whole kernel blocks (spec/padding.ts). */
-const padded = ({ spec }: Context): boolean => spec !== undefined && spec.run.padding > 0;
-
-/** A linear-attention layer that attends both ways (an encoder's). */
-const bidirectionalLinear = ({ spec }: Context): boolean =>
-  spec !== undefined && hasBidirectionalLinear(spec);
-
-/** Whether a model has a linear-attention layer that attends both ways (an encoder's). */
-export const hasBidirectionalLinear = (spec: ResolvedSpec): boolean =>
-  spec.model.layers.some((l) => l.type === "linear_attention" && !l.causal);
-
 const REASONS: Reason[] = [
-  {
-    // A padded seq_len: the padding is a document of its own, which the kernels keep apart in causal layers
-    // only (the padding's W0612 note already says what it costs, so check says nothing more).
-    settings: [{ block: "run", key: "seq_len", when: (_, c) => padded(c) && bidirectionalLinear(c) }],
-    why: "it is padded, and the padding is a document of its own, which the generated kernels keep apart in causal layers only: a bidirectional linear layer would attend to it",
-    refuse: { hint: "use a seq_len that splits evenly (`lasp check` names the nearest ones)" },
-    quiet: true,
-  },
-  {
-    // Packed documents in a bidirectional linear layer need each piece's head and tail states (the IR has
-    // them); the chunk kernels reset causal states only, so a run would attend across documents.
-    settings: [
-      { block: "run", key: "documents", when: (s, c) => !isWord("none")(s) && bidirectionalLinear(c) },
-      ...(["eos_token", "document_length"] as const).map((key) => ({
-        block: "run" as const,
-        key,
-        when: (_: Setting, c: Context) =>
-          bidirectionalLinear(c) && c.block.some((b) => b.key.name === "documents" && !isWord("none")(b)),
-      })),
-    ],
-    why: "the generated kernels reset causal linear states at documents only, so a bidirectional linear layer would attend across them (`lasp verify` proves its schedule on the CPU)",
-    refuse: { hint: "use `documents none` for a bidirectional linear model, or causal linear layers" },
-  },
   {
     settings: [{ block: "run", key: "dtype", when: (s) => !isWord("bf16")(s) }],
     why: "the generated kernels are bf16 (states and statistics fp32)",
@@ -150,7 +114,7 @@ export function notGenerated(
       out.push(
         diagnose("notGeneratedYet", first!.span, [keys, reason.why], { hint: reason.refuse.hint, related }),
       );
-    } else if (reason.quiet !== true) {
+    } else {
       const hint = reason.hint !== undefined ? { hint: reason.hint } : {};
       out.push(diagnose("notUsedYet", first!.span, [keys, found.length, reason.why], { ...hint, related }));
     }

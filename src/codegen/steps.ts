@@ -87,7 +87,8 @@ function gapTable(ctx: StepContext, j: number, prefix: boolean): string {
     const gap = prefix ? target.start - (u.start + u.length) : u.start - (target.start + target.length);
     return u.index !== target.index && gap >= 0 ? gap : -1;
   });
-  const name = `k${ctx.kind}_${ctx.pass}_r${ctx.program.rank}_gaps${j}`;
+  // The direction in the name: a bidirectional layer with documents scans both ways in one pass.
+  const name = `k${ctx.kind}_${ctx.pass}_r${ctx.program.rank}_${prefix ? "prefix" : "suffix"}_gaps${j}`;
   ctx.tables.push({
     name,
     ctype: "int",
@@ -278,13 +279,13 @@ function combineCalls(
 export const CODEGEN_HANDLERS: OpHandlers<[StepContext], Call[]> = {
   "linear.state": (step, ctx) => {
     const j = step.params.piece;
-    const { k, v, ends, m, flag } = step.operands;
+    const { k, v, ends, m, head, flag } = step.operands;
     return namedCall(
       "linear_state",
       "LinearStateArgs",
       [
         { k: buf(k), v: buf(v) },
-        { m: slotPointer(ctx, m, j) },
+        { m: slotPointer(ctx, m, j), head: statePointer(ctx, head, j) },
         { piece: piece(ctx, j) },
         documentFields(ends, position(ctx, j), flag === undefined ? undefined : slotPointer(ctx, flag, j)),
         workspaceFields(step, ctx, j),
@@ -312,12 +313,12 @@ export const CODEGEN_HANDLERS: OpHandlers<[StepContext], Call[]> = {
   "linear.suffix": (step, ctx) => combineCalls(step, step.operands.g, ctx),
   "linear.forward_fused": (step, ctx) => {
     const j = step.params.piece;
-    const { q, k, v, p, ends, o } = step.operands;
+    const { q, k, v, p, after, ends, o } = step.operands;
     return namedCall(
       "linear_forward_fused",
       "LinearForwardFusedArgs",
       [
-        { q: buf(q), k: buf(k), v: buf(v), p: statePointer(ctx, p, j) },
+        { q: buf(q), k: buf(k), v: buf(v), p: statePointer(ctx, p, j), after: statePointer(ctx, after, j) },
         { o: buf(o) },
         { piece: piece(ctx, j), causal: bool(step.params.causal) },
         documentFields(ends, position(ctx, j)),
@@ -328,13 +329,18 @@ export const CODEGEN_HANDLERS: OpHandlers<[StepContext], Call[]> = {
   },
   "linear.backward_fused": (step, ctx) => {
     const j = step.params.piece;
-    const { q, k, v, dout, p, g, ends, dq, dk, dv } = step.operands;
+    const { q, k, v, dout, p, after, g, before, ends, dq, dk, dv } = step.operands;
     return namedCall(
       "linear_backward_fused",
       "LinearBackwardFusedArgs",
       [
         { q: buf(q), k: buf(k), v: buf(v), dout: buf(dout) },
-        { p: statePointer(ctx, p, j), g: statePointer(ctx, g, j) },
+        {
+          p: statePointer(ctx, p, j),
+          after: statePointer(ctx, after, j),
+          g: statePointer(ctx, g, j),
+          before: statePointer(ctx, before, j),
+        },
         { dq: buf(dq), dk: buf(dk), dv: buf(dv) },
         { piece: piece(ctx, j), causal: bool(step.params.causal) },
         documentFields(ends, position(ctx, j)),
@@ -349,12 +355,12 @@ export const CODEGEN_HANDLERS: OpHandlers<[StepContext], Call[]> = {
   },
   "linear.inter": (step, ctx) => {
     const j = step.params.piece;
-    const { q, p, ends, o } = step.operands;
+    const { q, p, after, ends, o } = step.operands;
     return namedCall(
       "linear_inter",
       "LinearInterArgs",
       [
-        { q: buf(q), p: slotPointer(ctx, p, j) },
+        { q: buf(q), p: slotPointer(ctx, p, j), after: statePointer(ctx, after, j) },
         { o: buf(o) },
         { piece: piece(ctx, j) },
         documentFields(ends, position(ctx, j)),
@@ -372,13 +378,13 @@ export const CODEGEN_HANDLERS: OpHandlers<[StepContext], Call[]> = {
   },
   "linear.grad_state": (step, ctx) => {
     const j = step.params.piece;
-    const { q, dout, ends, dm, flag } = step.operands;
+    const { q, dout, ends, dm, tail, flag } = step.operands;
     return namedCall(
       "linear_grad_state",
       "LinearGradStateArgs",
       [
         { q: buf(q), dout: buf(dout) },
-        { dm: slotPointer(ctx, dm, j) },
+        { dm: slotPointer(ctx, dm, j), tail: statePointer(ctx, tail, j) },
         { piece: piece(ctx, j) },
         documentFields(ends, position(ctx, j), flag === undefined ? undefined : slotPointer(ctx, flag, j)),
         workspaceFields(step, ctx, j),
@@ -404,12 +410,12 @@ export const CODEGEN_HANDLERS: OpHandlers<[StepContext], Call[]> = {
   },
   "linear.dq_inter": (step, ctx) => {
     const j = step.params.piece;
-    const { dout, p, ends, dq } = step.operands;
+    const { dout, p, after, ends, dq } = step.operands;
     return namedCall(
       "linear_dq_inter",
       "LinearDqInterArgs",
       [
-        { dout: buf(dout), p: slotPointer(ctx, p, j) },
+        { dout: buf(dout), p: slotPointer(ctx, p, j), after: statePointer(ctx, after, j) },
         { dq: buf(dq) },
         { piece: piece(ctx, j) },
         documentFields(ends, position(ctx, j)),
@@ -419,12 +425,12 @@ export const CODEGEN_HANDLERS: OpHandlers<[StepContext], Call[]> = {
   },
   "linear.dkdv_inter": (step, ctx) => {
     const j = step.params.piece;
-    const { k, v, g, ends, dk, dv } = step.operands;
+    const { k, v, g, before, ends, dk, dv } = step.operands;
     return namedCall(
       "linear_dkdv_inter",
       "LinearDkdvInterArgs",
       [
-        { k: buf(k), v: buf(v), g: slotPointer(ctx, g, j) },
+        { k: buf(k), v: buf(v), g: slotPointer(ctx, g, j), before: statePointer(ctx, before, j) },
         { dk: buf(dk), dv: buf(dv) },
         { piece: piece(ctx, j) },
         documentFields(ends, position(ctx, j)),

@@ -348,6 +348,13 @@ export const MESSAGES = {
     (layer: string, featureMap: string, dtype: string) =>
       `layer ${q(layer)} is bidirectional with \`feature_map ${featureMap}\`: every token gets nearly the same output, and the Wq and Wk gradients of the layers after it are lost to ${dtype} rounding (bench/results/2026-12-05-train-mode-h100.md)`,
   ),
+  outputNormAtDocumentStarts: entry(
+    "W0614",
+    "warning",
+    "output norm ill-conditioned at document starts",
+    (layer: string, dtype: string) =>
+      `layer ${q(layer)} is causal with \`output_norm rms\` and packed documents: a document's first token attends to itself alone, o = (q . k) v, and the norm divides that by its size, so where q . k is near 0 its Wq and Wk gradients are up to 1/sqrt(eps) times the others' and set by the last ${dtype} bits of q and k (bench/results/2026-12-05-documents-h100.md)`,
+  ),
 
   unusedScanBlocks: entry(
     "W0611",
@@ -376,8 +383,8 @@ export const MESSAGES = {
     "W0613",
     "warning",
     "generated, not yet run on a GPU",
-    (what: string, check: string) =>
-      `${what} is generated, but its program has not run on a GPU yet: check it with ${check} before trusting a run`,
+    (what: string, where: string, check: string) =>
+      `${what} is generated, but its program has not run on ${where} yet: check it with ${check} before trusting a run`,
   ),
 
   // E07xx: what the code generator cannot emit yet (compile and run only)

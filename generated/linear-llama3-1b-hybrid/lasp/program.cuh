@@ -454,135 +454,135 @@ static const lasp::PieceMap kWholeSequence = lasp::PieceMap{0, {0, 0}, {0, 0}, {
 
 // Constant tables the steps read on the GPU: per-head decays and the token gaps of each decayed sum.
 static const float kLDecay_host[16] = { 1.0f, 1.0f, 1.0f, 1.0f, 1.0f, 1.0f, 1.0f, 1.0f, 1.0f, 1.0f, 1.0f, 1.0f, 1.0f, 1.0f, 1.0f, 1.0f };  // per-head decay of layer kind L (none)
-static const int kL_forward_r0_gaps1_host[16] = { 229376, -1, 212992, 0, 196608, 16384, 180224, 32768, 163840, 49152, 147456, 65536, 131072, 81920, 114688, 98304 };  // prefix gaps of rank 0's piece 15 (-1: not included)
-static const int kL_forward_r1_gaps0_host[16] = { 0, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1 };  // prefix gaps of rank 1's piece 1 (-1: not included)
-static const int kL_forward_r1_gaps1_host[16] = { 212992, -1, 196608, -1, 180224, 0, 163840, 16384, 147456, 32768, 131072, 49152, 114688, 65536, 98304, 81920 };  // prefix gaps of rank 1's piece 14 (-1: not included)
-static const int kL_forward_r2_gaps0_host[16] = { 16384, -1, 0, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1 };  // prefix gaps of rank 2's piece 2 (-1: not included)
-static const int kL_forward_r2_gaps1_host[16] = { 196608, -1, 180224, -1, 163840, -1, 147456, 0, 131072, 16384, 114688, 32768, 98304, 49152, 81920, 65536 };  // prefix gaps of rank 2's piece 13 (-1: not included)
-static const int kL_forward_r3_gaps0_host[16] = { 32768, -1, 16384, -1, 0, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1 };  // prefix gaps of rank 3's piece 3 (-1: not included)
-static const int kL_forward_r3_gaps1_host[16] = { 180224, -1, 163840, -1, 147456, -1, 131072, -1, 114688, 0, 98304, 16384, 81920, 32768, 65536, 49152 };  // prefix gaps of rank 3's piece 12 (-1: not included)
-static const int kL_forward_r4_gaps0_host[16] = { 49152, -1, 32768, -1, 16384, -1, 0, -1, -1, -1, -1, -1, -1, -1, -1, -1 };  // prefix gaps of rank 4's piece 4 (-1: not included)
-static const int kL_forward_r4_gaps1_host[16] = { 163840, -1, 147456, -1, 131072, -1, 114688, -1, 98304, -1, 81920, 0, 65536, 16384, 49152, 32768 };  // prefix gaps of rank 4's piece 11 (-1: not included)
-static const int kL_forward_r5_gaps0_host[16] = { 65536, -1, 49152, -1, 32768, -1, 16384, -1, 0, -1, -1, -1, -1, -1, -1, -1 };  // prefix gaps of rank 5's piece 5 (-1: not included)
-static const int kL_forward_r5_gaps1_host[16] = { 147456, -1, 131072, -1, 114688, -1, 98304, -1, 81920, -1, 65536, -1, 49152, 0, 32768, 16384 };  // prefix gaps of rank 5's piece 10 (-1: not included)
-static const int kL_forward_r6_gaps0_host[16] = { 81920, -1, 65536, -1, 49152, -1, 32768, -1, 16384, -1, 0, -1, -1, -1, -1, -1 };  // prefix gaps of rank 6's piece 6 (-1: not included)
-static const int kL_forward_r6_gaps1_host[16] = { 131072, -1, 114688, -1, 98304, -1, 81920, -1, 65536, -1, 49152, -1, 32768, -1, 16384, 0 };  // prefix gaps of rank 6's piece 9 (-1: not included)
-static const int kL_forward_r7_gaps0_host[16] = { 98304, -1, 81920, -1, 65536, -1, 49152, -1, 32768, -1, 16384, -1, 0, -1, -1, -1 };  // prefix gaps of rank 7's piece 7 (-1: not included)
-static const int kL_forward_r7_gaps1_host[16] = { 114688, -1, 98304, -1, 81920, -1, 65536, -1, 49152, -1, 32768, -1, 16384, -1, 0, -1 };  // prefix gaps of rank 7's piece 8 (-1: not included)
-static const int kL_backward_r0_gaps0_host[16] = { -1, 229376, 0, 212992, 16384, 196608, 32768, 180224, 49152, 163840, 65536, 147456, 81920, 131072, 98304, 114688 };  // suffix gaps of rank 0's piece 0 (-1: not included)
-static const int kL_backward_r1_gaps0_host[16] = { -1, 212992, -1, 196608, 0, 180224, 16384, 163840, 32768, 147456, 49152, 131072, 65536, 114688, 81920, 98304 };  // suffix gaps of rank 1's piece 1 (-1: not included)
-static const int kL_backward_r1_gaps1_host[16] = { -1, 0, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1 };  // suffix gaps of rank 1's piece 14 (-1: not included)
-static const int kL_backward_r2_gaps0_host[16] = { -1, 196608, -1, 180224, -1, 163840, 0, 147456, 16384, 131072, 32768, 114688, 49152, 98304, 65536, 81920 };  // suffix gaps of rank 2's piece 2 (-1: not included)
-static const int kL_backward_r2_gaps1_host[16] = { -1, 16384, -1, 0, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1 };  // suffix gaps of rank 2's piece 13 (-1: not included)
-static const int kL_backward_r3_gaps0_host[16] = { -1, 180224, -1, 163840, -1, 147456, -1, 131072, 0, 114688, 16384, 98304, 32768, 81920, 49152, 65536 };  // suffix gaps of rank 3's piece 3 (-1: not included)
-static const int kL_backward_r3_gaps1_host[16] = { -1, 32768, -1, 16384, -1, 0, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1 };  // suffix gaps of rank 3's piece 12 (-1: not included)
-static const int kL_backward_r4_gaps0_host[16] = { -1, 163840, -1, 147456, -1, 131072, -1, 114688, -1, 98304, 0, 81920, 16384, 65536, 32768, 49152 };  // suffix gaps of rank 4's piece 4 (-1: not included)
-static const int kL_backward_r4_gaps1_host[16] = { -1, 49152, -1, 32768, -1, 16384, -1, 0, -1, -1, -1, -1, -1, -1, -1, -1 };  // suffix gaps of rank 4's piece 11 (-1: not included)
-static const int kL_backward_r5_gaps0_host[16] = { -1, 147456, -1, 131072, -1, 114688, -1, 98304, -1, 81920, -1, 65536, 0, 49152, 16384, 32768 };  // suffix gaps of rank 5's piece 5 (-1: not included)
-static const int kL_backward_r5_gaps1_host[16] = { -1, 65536, -1, 49152, -1, 32768, -1, 16384, -1, 0, -1, -1, -1, -1, -1, -1 };  // suffix gaps of rank 5's piece 10 (-1: not included)
-static const int kL_backward_r6_gaps0_host[16] = { -1, 131072, -1, 114688, -1, 98304, -1, 81920, -1, 65536, -1, 49152, -1, 32768, 0, 16384 };  // suffix gaps of rank 6's piece 6 (-1: not included)
-static const int kL_backward_r6_gaps1_host[16] = { -1, 81920, -1, 65536, -1, 49152, -1, 32768, -1, 16384, -1, 0, -1, -1, -1, -1 };  // suffix gaps of rank 6's piece 9 (-1: not included)
-static const int kL_backward_r7_gaps0_host[16] = { -1, 114688, -1, 98304, -1, 81920, -1, 65536, -1, 49152, -1, 32768, -1, 16384, -1, 0 };  // suffix gaps of rank 7's piece 7 (-1: not included)
-static const int kL_backward_r7_gaps1_host[16] = { -1, 98304, -1, 81920, -1, 65536, -1, 49152, -1, 32768, -1, 16384, -1, 0, -1, -1 };  // suffix gaps of rank 7's piece 8 (-1: not included)
+static const int kL_forward_r0_prefix_gaps1_host[16] = { 229376, -1, 212992, 0, 196608, 16384, 180224, 32768, 163840, 49152, 147456, 65536, 131072, 81920, 114688, 98304 };  // prefix gaps of rank 0's piece 15 (-1: not included)
+static const int kL_forward_r1_prefix_gaps0_host[16] = { 0, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1 };  // prefix gaps of rank 1's piece 1 (-1: not included)
+static const int kL_forward_r1_prefix_gaps1_host[16] = { 212992, -1, 196608, -1, 180224, 0, 163840, 16384, 147456, 32768, 131072, 49152, 114688, 65536, 98304, 81920 };  // prefix gaps of rank 1's piece 14 (-1: not included)
+static const int kL_forward_r2_prefix_gaps0_host[16] = { 16384, -1, 0, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1 };  // prefix gaps of rank 2's piece 2 (-1: not included)
+static const int kL_forward_r2_prefix_gaps1_host[16] = { 196608, -1, 180224, -1, 163840, -1, 147456, 0, 131072, 16384, 114688, 32768, 98304, 49152, 81920, 65536 };  // prefix gaps of rank 2's piece 13 (-1: not included)
+static const int kL_forward_r3_prefix_gaps0_host[16] = { 32768, -1, 16384, -1, 0, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1 };  // prefix gaps of rank 3's piece 3 (-1: not included)
+static const int kL_forward_r3_prefix_gaps1_host[16] = { 180224, -1, 163840, -1, 147456, -1, 131072, -1, 114688, 0, 98304, 16384, 81920, 32768, 65536, 49152 };  // prefix gaps of rank 3's piece 12 (-1: not included)
+static const int kL_forward_r4_prefix_gaps0_host[16] = { 49152, -1, 32768, -1, 16384, -1, 0, -1, -1, -1, -1, -1, -1, -1, -1, -1 };  // prefix gaps of rank 4's piece 4 (-1: not included)
+static const int kL_forward_r4_prefix_gaps1_host[16] = { 163840, -1, 147456, -1, 131072, -1, 114688, -1, 98304, -1, 81920, 0, 65536, 16384, 49152, 32768 };  // prefix gaps of rank 4's piece 11 (-1: not included)
+static const int kL_forward_r5_prefix_gaps0_host[16] = { 65536, -1, 49152, -1, 32768, -1, 16384, -1, 0, -1, -1, -1, -1, -1, -1, -1 };  // prefix gaps of rank 5's piece 5 (-1: not included)
+static const int kL_forward_r5_prefix_gaps1_host[16] = { 147456, -1, 131072, -1, 114688, -1, 98304, -1, 81920, -1, 65536, -1, 49152, 0, 32768, 16384 };  // prefix gaps of rank 5's piece 10 (-1: not included)
+static const int kL_forward_r6_prefix_gaps0_host[16] = { 81920, -1, 65536, -1, 49152, -1, 32768, -1, 16384, -1, 0, -1, -1, -1, -1, -1 };  // prefix gaps of rank 6's piece 6 (-1: not included)
+static const int kL_forward_r6_prefix_gaps1_host[16] = { 131072, -1, 114688, -1, 98304, -1, 81920, -1, 65536, -1, 49152, -1, 32768, -1, 16384, 0 };  // prefix gaps of rank 6's piece 9 (-1: not included)
+static const int kL_forward_r7_prefix_gaps0_host[16] = { 98304, -1, 81920, -1, 65536, -1, 49152, -1, 32768, -1, 16384, -1, 0, -1, -1, -1 };  // prefix gaps of rank 7's piece 7 (-1: not included)
+static const int kL_forward_r7_prefix_gaps1_host[16] = { 114688, -1, 98304, -1, 81920, -1, 65536, -1, 49152, -1, 32768, -1, 16384, -1, 0, -1 };  // prefix gaps of rank 7's piece 8 (-1: not included)
+static const int kL_backward_r0_suffix_gaps0_host[16] = { -1, 229376, 0, 212992, 16384, 196608, 32768, 180224, 49152, 163840, 65536, 147456, 81920, 131072, 98304, 114688 };  // suffix gaps of rank 0's piece 0 (-1: not included)
+static const int kL_backward_r1_suffix_gaps0_host[16] = { -1, 212992, -1, 196608, 0, 180224, 16384, 163840, 32768, 147456, 49152, 131072, 65536, 114688, 81920, 98304 };  // suffix gaps of rank 1's piece 1 (-1: not included)
+static const int kL_backward_r1_suffix_gaps1_host[16] = { -1, 0, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1 };  // suffix gaps of rank 1's piece 14 (-1: not included)
+static const int kL_backward_r2_suffix_gaps0_host[16] = { -1, 196608, -1, 180224, -1, 163840, 0, 147456, 16384, 131072, 32768, 114688, 49152, 98304, 65536, 81920 };  // suffix gaps of rank 2's piece 2 (-1: not included)
+static const int kL_backward_r2_suffix_gaps1_host[16] = { -1, 16384, -1, 0, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1 };  // suffix gaps of rank 2's piece 13 (-1: not included)
+static const int kL_backward_r3_suffix_gaps0_host[16] = { -1, 180224, -1, 163840, -1, 147456, -1, 131072, 0, 114688, 16384, 98304, 32768, 81920, 49152, 65536 };  // suffix gaps of rank 3's piece 3 (-1: not included)
+static const int kL_backward_r3_suffix_gaps1_host[16] = { -1, 32768, -1, 16384, -1, 0, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1 };  // suffix gaps of rank 3's piece 12 (-1: not included)
+static const int kL_backward_r4_suffix_gaps0_host[16] = { -1, 163840, -1, 147456, -1, 131072, -1, 114688, -1, 98304, 0, 81920, 16384, 65536, 32768, 49152 };  // suffix gaps of rank 4's piece 4 (-1: not included)
+static const int kL_backward_r4_suffix_gaps1_host[16] = { -1, 49152, -1, 32768, -1, 16384, -1, 0, -1, -1, -1, -1, -1, -1, -1, -1 };  // suffix gaps of rank 4's piece 11 (-1: not included)
+static const int kL_backward_r5_suffix_gaps0_host[16] = { -1, 147456, -1, 131072, -1, 114688, -1, 98304, -1, 81920, -1, 65536, 0, 49152, 16384, 32768 };  // suffix gaps of rank 5's piece 5 (-1: not included)
+static const int kL_backward_r5_suffix_gaps1_host[16] = { -1, 65536, -1, 49152, -1, 32768, -1, 16384, -1, 0, -1, -1, -1, -1, -1, -1 };  // suffix gaps of rank 5's piece 10 (-1: not included)
+static const int kL_backward_r6_suffix_gaps0_host[16] = { -1, 131072, -1, 114688, -1, 98304, -1, 81920, -1, 65536, -1, 49152, -1, 32768, 0, 16384 };  // suffix gaps of rank 6's piece 6 (-1: not included)
+static const int kL_backward_r6_suffix_gaps1_host[16] = { -1, 81920, -1, 65536, -1, 49152, -1, 32768, -1, 16384, -1, 0, -1, -1, -1, -1 };  // suffix gaps of rank 6's piece 9 (-1: not included)
+static const int kL_backward_r7_suffix_gaps0_host[16] = { -1, 114688, -1, 98304, -1, 81920, -1, 65536, -1, 49152, -1, 32768, -1, 16384, -1, 0 };  // suffix gaps of rank 7's piece 7 (-1: not included)
+static const int kL_backward_r7_suffix_gaps1_host[16] = { -1, 98304, -1, 81920, -1, 65536, -1, 49152, -1, 32768, -1, 16384, -1, 0, -1, -1 };  // suffix gaps of rank 7's piece 8 (-1: not included)
 
 struct Tables {
   float* kLDecay = nullptr;
-  int* kL_forward_r0_gaps1 = nullptr;
-  int* kL_forward_r1_gaps0 = nullptr;
-  int* kL_forward_r1_gaps1 = nullptr;
-  int* kL_forward_r2_gaps0 = nullptr;
-  int* kL_forward_r2_gaps1 = nullptr;
-  int* kL_forward_r3_gaps0 = nullptr;
-  int* kL_forward_r3_gaps1 = nullptr;
-  int* kL_forward_r4_gaps0 = nullptr;
-  int* kL_forward_r4_gaps1 = nullptr;
-  int* kL_forward_r5_gaps0 = nullptr;
-  int* kL_forward_r5_gaps1 = nullptr;
-  int* kL_forward_r6_gaps0 = nullptr;
-  int* kL_forward_r6_gaps1 = nullptr;
-  int* kL_forward_r7_gaps0 = nullptr;
-  int* kL_forward_r7_gaps1 = nullptr;
-  int* kL_backward_r0_gaps0 = nullptr;
-  int* kL_backward_r1_gaps0 = nullptr;
-  int* kL_backward_r1_gaps1 = nullptr;
-  int* kL_backward_r2_gaps0 = nullptr;
-  int* kL_backward_r2_gaps1 = nullptr;
-  int* kL_backward_r3_gaps0 = nullptr;
-  int* kL_backward_r3_gaps1 = nullptr;
-  int* kL_backward_r4_gaps0 = nullptr;
-  int* kL_backward_r4_gaps1 = nullptr;
-  int* kL_backward_r5_gaps0 = nullptr;
-  int* kL_backward_r5_gaps1 = nullptr;
-  int* kL_backward_r6_gaps0 = nullptr;
-  int* kL_backward_r6_gaps1 = nullptr;
-  int* kL_backward_r7_gaps0 = nullptr;
-  int* kL_backward_r7_gaps1 = nullptr;
+  int* kL_forward_r0_prefix_gaps1 = nullptr;
+  int* kL_forward_r1_prefix_gaps0 = nullptr;
+  int* kL_forward_r1_prefix_gaps1 = nullptr;
+  int* kL_forward_r2_prefix_gaps0 = nullptr;
+  int* kL_forward_r2_prefix_gaps1 = nullptr;
+  int* kL_forward_r3_prefix_gaps0 = nullptr;
+  int* kL_forward_r3_prefix_gaps1 = nullptr;
+  int* kL_forward_r4_prefix_gaps0 = nullptr;
+  int* kL_forward_r4_prefix_gaps1 = nullptr;
+  int* kL_forward_r5_prefix_gaps0 = nullptr;
+  int* kL_forward_r5_prefix_gaps1 = nullptr;
+  int* kL_forward_r6_prefix_gaps0 = nullptr;
+  int* kL_forward_r6_prefix_gaps1 = nullptr;
+  int* kL_forward_r7_prefix_gaps0 = nullptr;
+  int* kL_forward_r7_prefix_gaps1 = nullptr;
+  int* kL_backward_r0_suffix_gaps0 = nullptr;
+  int* kL_backward_r1_suffix_gaps0 = nullptr;
+  int* kL_backward_r1_suffix_gaps1 = nullptr;
+  int* kL_backward_r2_suffix_gaps0 = nullptr;
+  int* kL_backward_r2_suffix_gaps1 = nullptr;
+  int* kL_backward_r3_suffix_gaps0 = nullptr;
+  int* kL_backward_r3_suffix_gaps1 = nullptr;
+  int* kL_backward_r4_suffix_gaps0 = nullptr;
+  int* kL_backward_r4_suffix_gaps1 = nullptr;
+  int* kL_backward_r5_suffix_gaps0 = nullptr;
+  int* kL_backward_r5_suffix_gaps1 = nullptr;
+  int* kL_backward_r6_suffix_gaps0 = nullptr;
+  int* kL_backward_r6_suffix_gaps1 = nullptr;
+  int* kL_backward_r7_suffix_gaps0 = nullptr;
+  int* kL_backward_r7_suffix_gaps1 = nullptr;
 };
 
 inline Tables upload_tables() {
   Tables t;
   CUDA_CHECK(cudaMalloc(&t.kLDecay, sizeof(kLDecay_host)));
   CUDA_CHECK(cudaMemcpy(t.kLDecay, kLDecay_host, sizeof(kLDecay_host), cudaMemcpyHostToDevice));
-  CUDA_CHECK(cudaMalloc(&t.kL_forward_r0_gaps1, sizeof(kL_forward_r0_gaps1_host)));
-  CUDA_CHECK(cudaMemcpy(t.kL_forward_r0_gaps1, kL_forward_r0_gaps1_host, sizeof(kL_forward_r0_gaps1_host), cudaMemcpyHostToDevice));
-  CUDA_CHECK(cudaMalloc(&t.kL_forward_r1_gaps0, sizeof(kL_forward_r1_gaps0_host)));
-  CUDA_CHECK(cudaMemcpy(t.kL_forward_r1_gaps0, kL_forward_r1_gaps0_host, sizeof(kL_forward_r1_gaps0_host), cudaMemcpyHostToDevice));
-  CUDA_CHECK(cudaMalloc(&t.kL_forward_r1_gaps1, sizeof(kL_forward_r1_gaps1_host)));
-  CUDA_CHECK(cudaMemcpy(t.kL_forward_r1_gaps1, kL_forward_r1_gaps1_host, sizeof(kL_forward_r1_gaps1_host), cudaMemcpyHostToDevice));
-  CUDA_CHECK(cudaMalloc(&t.kL_forward_r2_gaps0, sizeof(kL_forward_r2_gaps0_host)));
-  CUDA_CHECK(cudaMemcpy(t.kL_forward_r2_gaps0, kL_forward_r2_gaps0_host, sizeof(kL_forward_r2_gaps0_host), cudaMemcpyHostToDevice));
-  CUDA_CHECK(cudaMalloc(&t.kL_forward_r2_gaps1, sizeof(kL_forward_r2_gaps1_host)));
-  CUDA_CHECK(cudaMemcpy(t.kL_forward_r2_gaps1, kL_forward_r2_gaps1_host, sizeof(kL_forward_r2_gaps1_host), cudaMemcpyHostToDevice));
-  CUDA_CHECK(cudaMalloc(&t.kL_forward_r3_gaps0, sizeof(kL_forward_r3_gaps0_host)));
-  CUDA_CHECK(cudaMemcpy(t.kL_forward_r3_gaps0, kL_forward_r3_gaps0_host, sizeof(kL_forward_r3_gaps0_host), cudaMemcpyHostToDevice));
-  CUDA_CHECK(cudaMalloc(&t.kL_forward_r3_gaps1, sizeof(kL_forward_r3_gaps1_host)));
-  CUDA_CHECK(cudaMemcpy(t.kL_forward_r3_gaps1, kL_forward_r3_gaps1_host, sizeof(kL_forward_r3_gaps1_host), cudaMemcpyHostToDevice));
-  CUDA_CHECK(cudaMalloc(&t.kL_forward_r4_gaps0, sizeof(kL_forward_r4_gaps0_host)));
-  CUDA_CHECK(cudaMemcpy(t.kL_forward_r4_gaps0, kL_forward_r4_gaps0_host, sizeof(kL_forward_r4_gaps0_host), cudaMemcpyHostToDevice));
-  CUDA_CHECK(cudaMalloc(&t.kL_forward_r4_gaps1, sizeof(kL_forward_r4_gaps1_host)));
-  CUDA_CHECK(cudaMemcpy(t.kL_forward_r4_gaps1, kL_forward_r4_gaps1_host, sizeof(kL_forward_r4_gaps1_host), cudaMemcpyHostToDevice));
-  CUDA_CHECK(cudaMalloc(&t.kL_forward_r5_gaps0, sizeof(kL_forward_r5_gaps0_host)));
-  CUDA_CHECK(cudaMemcpy(t.kL_forward_r5_gaps0, kL_forward_r5_gaps0_host, sizeof(kL_forward_r5_gaps0_host), cudaMemcpyHostToDevice));
-  CUDA_CHECK(cudaMalloc(&t.kL_forward_r5_gaps1, sizeof(kL_forward_r5_gaps1_host)));
-  CUDA_CHECK(cudaMemcpy(t.kL_forward_r5_gaps1, kL_forward_r5_gaps1_host, sizeof(kL_forward_r5_gaps1_host), cudaMemcpyHostToDevice));
-  CUDA_CHECK(cudaMalloc(&t.kL_forward_r6_gaps0, sizeof(kL_forward_r6_gaps0_host)));
-  CUDA_CHECK(cudaMemcpy(t.kL_forward_r6_gaps0, kL_forward_r6_gaps0_host, sizeof(kL_forward_r6_gaps0_host), cudaMemcpyHostToDevice));
-  CUDA_CHECK(cudaMalloc(&t.kL_forward_r6_gaps1, sizeof(kL_forward_r6_gaps1_host)));
-  CUDA_CHECK(cudaMemcpy(t.kL_forward_r6_gaps1, kL_forward_r6_gaps1_host, sizeof(kL_forward_r6_gaps1_host), cudaMemcpyHostToDevice));
-  CUDA_CHECK(cudaMalloc(&t.kL_forward_r7_gaps0, sizeof(kL_forward_r7_gaps0_host)));
-  CUDA_CHECK(cudaMemcpy(t.kL_forward_r7_gaps0, kL_forward_r7_gaps0_host, sizeof(kL_forward_r7_gaps0_host), cudaMemcpyHostToDevice));
-  CUDA_CHECK(cudaMalloc(&t.kL_forward_r7_gaps1, sizeof(kL_forward_r7_gaps1_host)));
-  CUDA_CHECK(cudaMemcpy(t.kL_forward_r7_gaps1, kL_forward_r7_gaps1_host, sizeof(kL_forward_r7_gaps1_host), cudaMemcpyHostToDevice));
-  CUDA_CHECK(cudaMalloc(&t.kL_backward_r0_gaps0, sizeof(kL_backward_r0_gaps0_host)));
-  CUDA_CHECK(cudaMemcpy(t.kL_backward_r0_gaps0, kL_backward_r0_gaps0_host, sizeof(kL_backward_r0_gaps0_host), cudaMemcpyHostToDevice));
-  CUDA_CHECK(cudaMalloc(&t.kL_backward_r1_gaps0, sizeof(kL_backward_r1_gaps0_host)));
-  CUDA_CHECK(cudaMemcpy(t.kL_backward_r1_gaps0, kL_backward_r1_gaps0_host, sizeof(kL_backward_r1_gaps0_host), cudaMemcpyHostToDevice));
-  CUDA_CHECK(cudaMalloc(&t.kL_backward_r1_gaps1, sizeof(kL_backward_r1_gaps1_host)));
-  CUDA_CHECK(cudaMemcpy(t.kL_backward_r1_gaps1, kL_backward_r1_gaps1_host, sizeof(kL_backward_r1_gaps1_host), cudaMemcpyHostToDevice));
-  CUDA_CHECK(cudaMalloc(&t.kL_backward_r2_gaps0, sizeof(kL_backward_r2_gaps0_host)));
-  CUDA_CHECK(cudaMemcpy(t.kL_backward_r2_gaps0, kL_backward_r2_gaps0_host, sizeof(kL_backward_r2_gaps0_host), cudaMemcpyHostToDevice));
-  CUDA_CHECK(cudaMalloc(&t.kL_backward_r2_gaps1, sizeof(kL_backward_r2_gaps1_host)));
-  CUDA_CHECK(cudaMemcpy(t.kL_backward_r2_gaps1, kL_backward_r2_gaps1_host, sizeof(kL_backward_r2_gaps1_host), cudaMemcpyHostToDevice));
-  CUDA_CHECK(cudaMalloc(&t.kL_backward_r3_gaps0, sizeof(kL_backward_r3_gaps0_host)));
-  CUDA_CHECK(cudaMemcpy(t.kL_backward_r3_gaps0, kL_backward_r3_gaps0_host, sizeof(kL_backward_r3_gaps0_host), cudaMemcpyHostToDevice));
-  CUDA_CHECK(cudaMalloc(&t.kL_backward_r3_gaps1, sizeof(kL_backward_r3_gaps1_host)));
-  CUDA_CHECK(cudaMemcpy(t.kL_backward_r3_gaps1, kL_backward_r3_gaps1_host, sizeof(kL_backward_r3_gaps1_host), cudaMemcpyHostToDevice));
-  CUDA_CHECK(cudaMalloc(&t.kL_backward_r4_gaps0, sizeof(kL_backward_r4_gaps0_host)));
-  CUDA_CHECK(cudaMemcpy(t.kL_backward_r4_gaps0, kL_backward_r4_gaps0_host, sizeof(kL_backward_r4_gaps0_host), cudaMemcpyHostToDevice));
-  CUDA_CHECK(cudaMalloc(&t.kL_backward_r4_gaps1, sizeof(kL_backward_r4_gaps1_host)));
-  CUDA_CHECK(cudaMemcpy(t.kL_backward_r4_gaps1, kL_backward_r4_gaps1_host, sizeof(kL_backward_r4_gaps1_host), cudaMemcpyHostToDevice));
-  CUDA_CHECK(cudaMalloc(&t.kL_backward_r5_gaps0, sizeof(kL_backward_r5_gaps0_host)));
-  CUDA_CHECK(cudaMemcpy(t.kL_backward_r5_gaps0, kL_backward_r5_gaps0_host, sizeof(kL_backward_r5_gaps0_host), cudaMemcpyHostToDevice));
-  CUDA_CHECK(cudaMalloc(&t.kL_backward_r5_gaps1, sizeof(kL_backward_r5_gaps1_host)));
-  CUDA_CHECK(cudaMemcpy(t.kL_backward_r5_gaps1, kL_backward_r5_gaps1_host, sizeof(kL_backward_r5_gaps1_host), cudaMemcpyHostToDevice));
-  CUDA_CHECK(cudaMalloc(&t.kL_backward_r6_gaps0, sizeof(kL_backward_r6_gaps0_host)));
-  CUDA_CHECK(cudaMemcpy(t.kL_backward_r6_gaps0, kL_backward_r6_gaps0_host, sizeof(kL_backward_r6_gaps0_host), cudaMemcpyHostToDevice));
-  CUDA_CHECK(cudaMalloc(&t.kL_backward_r6_gaps1, sizeof(kL_backward_r6_gaps1_host)));
-  CUDA_CHECK(cudaMemcpy(t.kL_backward_r6_gaps1, kL_backward_r6_gaps1_host, sizeof(kL_backward_r6_gaps1_host), cudaMemcpyHostToDevice));
-  CUDA_CHECK(cudaMalloc(&t.kL_backward_r7_gaps0, sizeof(kL_backward_r7_gaps0_host)));
-  CUDA_CHECK(cudaMemcpy(t.kL_backward_r7_gaps0, kL_backward_r7_gaps0_host, sizeof(kL_backward_r7_gaps0_host), cudaMemcpyHostToDevice));
-  CUDA_CHECK(cudaMalloc(&t.kL_backward_r7_gaps1, sizeof(kL_backward_r7_gaps1_host)));
-  CUDA_CHECK(cudaMemcpy(t.kL_backward_r7_gaps1, kL_backward_r7_gaps1_host, sizeof(kL_backward_r7_gaps1_host), cudaMemcpyHostToDevice));
+  CUDA_CHECK(cudaMalloc(&t.kL_forward_r0_prefix_gaps1, sizeof(kL_forward_r0_prefix_gaps1_host)));
+  CUDA_CHECK(cudaMemcpy(t.kL_forward_r0_prefix_gaps1, kL_forward_r0_prefix_gaps1_host, sizeof(kL_forward_r0_prefix_gaps1_host), cudaMemcpyHostToDevice));
+  CUDA_CHECK(cudaMalloc(&t.kL_forward_r1_prefix_gaps0, sizeof(kL_forward_r1_prefix_gaps0_host)));
+  CUDA_CHECK(cudaMemcpy(t.kL_forward_r1_prefix_gaps0, kL_forward_r1_prefix_gaps0_host, sizeof(kL_forward_r1_prefix_gaps0_host), cudaMemcpyHostToDevice));
+  CUDA_CHECK(cudaMalloc(&t.kL_forward_r1_prefix_gaps1, sizeof(kL_forward_r1_prefix_gaps1_host)));
+  CUDA_CHECK(cudaMemcpy(t.kL_forward_r1_prefix_gaps1, kL_forward_r1_prefix_gaps1_host, sizeof(kL_forward_r1_prefix_gaps1_host), cudaMemcpyHostToDevice));
+  CUDA_CHECK(cudaMalloc(&t.kL_forward_r2_prefix_gaps0, sizeof(kL_forward_r2_prefix_gaps0_host)));
+  CUDA_CHECK(cudaMemcpy(t.kL_forward_r2_prefix_gaps0, kL_forward_r2_prefix_gaps0_host, sizeof(kL_forward_r2_prefix_gaps0_host), cudaMemcpyHostToDevice));
+  CUDA_CHECK(cudaMalloc(&t.kL_forward_r2_prefix_gaps1, sizeof(kL_forward_r2_prefix_gaps1_host)));
+  CUDA_CHECK(cudaMemcpy(t.kL_forward_r2_prefix_gaps1, kL_forward_r2_prefix_gaps1_host, sizeof(kL_forward_r2_prefix_gaps1_host), cudaMemcpyHostToDevice));
+  CUDA_CHECK(cudaMalloc(&t.kL_forward_r3_prefix_gaps0, sizeof(kL_forward_r3_prefix_gaps0_host)));
+  CUDA_CHECK(cudaMemcpy(t.kL_forward_r3_prefix_gaps0, kL_forward_r3_prefix_gaps0_host, sizeof(kL_forward_r3_prefix_gaps0_host), cudaMemcpyHostToDevice));
+  CUDA_CHECK(cudaMalloc(&t.kL_forward_r3_prefix_gaps1, sizeof(kL_forward_r3_prefix_gaps1_host)));
+  CUDA_CHECK(cudaMemcpy(t.kL_forward_r3_prefix_gaps1, kL_forward_r3_prefix_gaps1_host, sizeof(kL_forward_r3_prefix_gaps1_host), cudaMemcpyHostToDevice));
+  CUDA_CHECK(cudaMalloc(&t.kL_forward_r4_prefix_gaps0, sizeof(kL_forward_r4_prefix_gaps0_host)));
+  CUDA_CHECK(cudaMemcpy(t.kL_forward_r4_prefix_gaps0, kL_forward_r4_prefix_gaps0_host, sizeof(kL_forward_r4_prefix_gaps0_host), cudaMemcpyHostToDevice));
+  CUDA_CHECK(cudaMalloc(&t.kL_forward_r4_prefix_gaps1, sizeof(kL_forward_r4_prefix_gaps1_host)));
+  CUDA_CHECK(cudaMemcpy(t.kL_forward_r4_prefix_gaps1, kL_forward_r4_prefix_gaps1_host, sizeof(kL_forward_r4_prefix_gaps1_host), cudaMemcpyHostToDevice));
+  CUDA_CHECK(cudaMalloc(&t.kL_forward_r5_prefix_gaps0, sizeof(kL_forward_r5_prefix_gaps0_host)));
+  CUDA_CHECK(cudaMemcpy(t.kL_forward_r5_prefix_gaps0, kL_forward_r5_prefix_gaps0_host, sizeof(kL_forward_r5_prefix_gaps0_host), cudaMemcpyHostToDevice));
+  CUDA_CHECK(cudaMalloc(&t.kL_forward_r5_prefix_gaps1, sizeof(kL_forward_r5_prefix_gaps1_host)));
+  CUDA_CHECK(cudaMemcpy(t.kL_forward_r5_prefix_gaps1, kL_forward_r5_prefix_gaps1_host, sizeof(kL_forward_r5_prefix_gaps1_host), cudaMemcpyHostToDevice));
+  CUDA_CHECK(cudaMalloc(&t.kL_forward_r6_prefix_gaps0, sizeof(kL_forward_r6_prefix_gaps0_host)));
+  CUDA_CHECK(cudaMemcpy(t.kL_forward_r6_prefix_gaps0, kL_forward_r6_prefix_gaps0_host, sizeof(kL_forward_r6_prefix_gaps0_host), cudaMemcpyHostToDevice));
+  CUDA_CHECK(cudaMalloc(&t.kL_forward_r6_prefix_gaps1, sizeof(kL_forward_r6_prefix_gaps1_host)));
+  CUDA_CHECK(cudaMemcpy(t.kL_forward_r6_prefix_gaps1, kL_forward_r6_prefix_gaps1_host, sizeof(kL_forward_r6_prefix_gaps1_host), cudaMemcpyHostToDevice));
+  CUDA_CHECK(cudaMalloc(&t.kL_forward_r7_prefix_gaps0, sizeof(kL_forward_r7_prefix_gaps0_host)));
+  CUDA_CHECK(cudaMemcpy(t.kL_forward_r7_prefix_gaps0, kL_forward_r7_prefix_gaps0_host, sizeof(kL_forward_r7_prefix_gaps0_host), cudaMemcpyHostToDevice));
+  CUDA_CHECK(cudaMalloc(&t.kL_forward_r7_prefix_gaps1, sizeof(kL_forward_r7_prefix_gaps1_host)));
+  CUDA_CHECK(cudaMemcpy(t.kL_forward_r7_prefix_gaps1, kL_forward_r7_prefix_gaps1_host, sizeof(kL_forward_r7_prefix_gaps1_host), cudaMemcpyHostToDevice));
+  CUDA_CHECK(cudaMalloc(&t.kL_backward_r0_suffix_gaps0, sizeof(kL_backward_r0_suffix_gaps0_host)));
+  CUDA_CHECK(cudaMemcpy(t.kL_backward_r0_suffix_gaps0, kL_backward_r0_suffix_gaps0_host, sizeof(kL_backward_r0_suffix_gaps0_host), cudaMemcpyHostToDevice));
+  CUDA_CHECK(cudaMalloc(&t.kL_backward_r1_suffix_gaps0, sizeof(kL_backward_r1_suffix_gaps0_host)));
+  CUDA_CHECK(cudaMemcpy(t.kL_backward_r1_suffix_gaps0, kL_backward_r1_suffix_gaps0_host, sizeof(kL_backward_r1_suffix_gaps0_host), cudaMemcpyHostToDevice));
+  CUDA_CHECK(cudaMalloc(&t.kL_backward_r1_suffix_gaps1, sizeof(kL_backward_r1_suffix_gaps1_host)));
+  CUDA_CHECK(cudaMemcpy(t.kL_backward_r1_suffix_gaps1, kL_backward_r1_suffix_gaps1_host, sizeof(kL_backward_r1_suffix_gaps1_host), cudaMemcpyHostToDevice));
+  CUDA_CHECK(cudaMalloc(&t.kL_backward_r2_suffix_gaps0, sizeof(kL_backward_r2_suffix_gaps0_host)));
+  CUDA_CHECK(cudaMemcpy(t.kL_backward_r2_suffix_gaps0, kL_backward_r2_suffix_gaps0_host, sizeof(kL_backward_r2_suffix_gaps0_host), cudaMemcpyHostToDevice));
+  CUDA_CHECK(cudaMalloc(&t.kL_backward_r2_suffix_gaps1, sizeof(kL_backward_r2_suffix_gaps1_host)));
+  CUDA_CHECK(cudaMemcpy(t.kL_backward_r2_suffix_gaps1, kL_backward_r2_suffix_gaps1_host, sizeof(kL_backward_r2_suffix_gaps1_host), cudaMemcpyHostToDevice));
+  CUDA_CHECK(cudaMalloc(&t.kL_backward_r3_suffix_gaps0, sizeof(kL_backward_r3_suffix_gaps0_host)));
+  CUDA_CHECK(cudaMemcpy(t.kL_backward_r3_suffix_gaps0, kL_backward_r3_suffix_gaps0_host, sizeof(kL_backward_r3_suffix_gaps0_host), cudaMemcpyHostToDevice));
+  CUDA_CHECK(cudaMalloc(&t.kL_backward_r3_suffix_gaps1, sizeof(kL_backward_r3_suffix_gaps1_host)));
+  CUDA_CHECK(cudaMemcpy(t.kL_backward_r3_suffix_gaps1, kL_backward_r3_suffix_gaps1_host, sizeof(kL_backward_r3_suffix_gaps1_host), cudaMemcpyHostToDevice));
+  CUDA_CHECK(cudaMalloc(&t.kL_backward_r4_suffix_gaps0, sizeof(kL_backward_r4_suffix_gaps0_host)));
+  CUDA_CHECK(cudaMemcpy(t.kL_backward_r4_suffix_gaps0, kL_backward_r4_suffix_gaps0_host, sizeof(kL_backward_r4_suffix_gaps0_host), cudaMemcpyHostToDevice));
+  CUDA_CHECK(cudaMalloc(&t.kL_backward_r4_suffix_gaps1, sizeof(kL_backward_r4_suffix_gaps1_host)));
+  CUDA_CHECK(cudaMemcpy(t.kL_backward_r4_suffix_gaps1, kL_backward_r4_suffix_gaps1_host, sizeof(kL_backward_r4_suffix_gaps1_host), cudaMemcpyHostToDevice));
+  CUDA_CHECK(cudaMalloc(&t.kL_backward_r5_suffix_gaps0, sizeof(kL_backward_r5_suffix_gaps0_host)));
+  CUDA_CHECK(cudaMemcpy(t.kL_backward_r5_suffix_gaps0, kL_backward_r5_suffix_gaps0_host, sizeof(kL_backward_r5_suffix_gaps0_host), cudaMemcpyHostToDevice));
+  CUDA_CHECK(cudaMalloc(&t.kL_backward_r5_suffix_gaps1, sizeof(kL_backward_r5_suffix_gaps1_host)));
+  CUDA_CHECK(cudaMemcpy(t.kL_backward_r5_suffix_gaps1, kL_backward_r5_suffix_gaps1_host, sizeof(kL_backward_r5_suffix_gaps1_host), cudaMemcpyHostToDevice));
+  CUDA_CHECK(cudaMalloc(&t.kL_backward_r6_suffix_gaps0, sizeof(kL_backward_r6_suffix_gaps0_host)));
+  CUDA_CHECK(cudaMemcpy(t.kL_backward_r6_suffix_gaps0, kL_backward_r6_suffix_gaps0_host, sizeof(kL_backward_r6_suffix_gaps0_host), cudaMemcpyHostToDevice));
+  CUDA_CHECK(cudaMalloc(&t.kL_backward_r6_suffix_gaps1, sizeof(kL_backward_r6_suffix_gaps1_host)));
+  CUDA_CHECK(cudaMemcpy(t.kL_backward_r6_suffix_gaps1, kL_backward_r6_suffix_gaps1_host, sizeof(kL_backward_r6_suffix_gaps1_host), cudaMemcpyHostToDevice));
+  CUDA_CHECK(cudaMalloc(&t.kL_backward_r7_suffix_gaps0, sizeof(kL_backward_r7_suffix_gaps0_host)));
+  CUDA_CHECK(cudaMemcpy(t.kL_backward_r7_suffix_gaps0, kL_backward_r7_suffix_gaps0_host, sizeof(kL_backward_r7_suffix_gaps0_host), cudaMemcpyHostToDevice));
+  CUDA_CHECK(cudaMalloc(&t.kL_backward_r7_suffix_gaps1, sizeof(kL_backward_r7_suffix_gaps1_host)));
+  CUDA_CHECK(cudaMemcpy(t.kL_backward_r7_suffix_gaps1, kL_backward_r7_suffix_gaps1_host, sizeof(kL_backward_r7_suffix_gaps1_host), cudaMemcpyHostToDevice));
   return t;
 }
 
@@ -723,7 +723,7 @@ static void L_forward_rank0(const Ctx& c, LBuffers& b, Run run) {
   if (run.compute) {
     CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.events[2], 0));
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[10], c.compute));
-    lasp::linear_decayed_sum(b.m_all, 16, c.tables.kL_forward_r0_gaps1, b.p + 262144, c.dims, c.tables.kLDecay, c.compute);
+    lasp::linear_decayed_sum(b.m_all, 16, c.tables.kL_forward_r0_prefix_gaps1, b.p + 262144, c.dims, c.tables.kLDecay, c.compute);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[11], c.compute));
   }
   // [6] O[15] = intra-piece product + lam^(i+1) Q P (one walk)
@@ -786,7 +786,7 @@ static void L_forward_rank1(const Ctx& c, LBuffers& b, Run run) {
   if (run.compute) {
     CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.events[2], 0));
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[8], c.compute));
-    lasp::linear_decayed_sum(b.m_all, 16, c.tables.kL_forward_r1_gaps0, b.p, c.dims, c.tables.kLDecay, c.compute);
+    lasp::linear_decayed_sum(b.m_all, 16, c.tables.kL_forward_r1_prefix_gaps0, b.p, c.dims, c.tables.kLDecay, c.compute);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[9], c.compute));
   }
   // [5] O[1] = intra-piece product + lam^(i+1) Q P (one walk)
@@ -804,7 +804,7 @@ static void L_forward_rank1(const Ctx& c, LBuffers& b, Run run) {
   if (run.compute) {
     CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.events[2], 0));
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[12], c.compute));
-    lasp::linear_decayed_sum(b.m_all, 16, c.tables.kL_forward_r1_gaps1, b.p + 262144, c.dims, c.tables.kLDecay, c.compute);
+    lasp::linear_decayed_sum(b.m_all, 16, c.tables.kL_forward_r1_prefix_gaps1, b.p + 262144, c.dims, c.tables.kLDecay, c.compute);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[13], c.compute));
   }
   // [7] O[14] = intra-piece product + lam^(i+1) Q P (one walk)
@@ -867,7 +867,7 @@ static void L_forward_rank2(const Ctx& c, LBuffers& b, Run run) {
   if (run.compute) {
     CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.events[2], 0));
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[8], c.compute));
-    lasp::linear_decayed_sum(b.m_all, 16, c.tables.kL_forward_r2_gaps0, b.p, c.dims, c.tables.kLDecay, c.compute);
+    lasp::linear_decayed_sum(b.m_all, 16, c.tables.kL_forward_r2_prefix_gaps0, b.p, c.dims, c.tables.kLDecay, c.compute);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[9], c.compute));
   }
   // [5] O[2] = intra-piece product + lam^(i+1) Q P (one walk)
@@ -885,7 +885,7 @@ static void L_forward_rank2(const Ctx& c, LBuffers& b, Run run) {
   if (run.compute) {
     CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.events[2], 0));
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[12], c.compute));
-    lasp::linear_decayed_sum(b.m_all, 16, c.tables.kL_forward_r2_gaps1, b.p + 262144, c.dims, c.tables.kLDecay, c.compute);
+    lasp::linear_decayed_sum(b.m_all, 16, c.tables.kL_forward_r2_prefix_gaps1, b.p + 262144, c.dims, c.tables.kLDecay, c.compute);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[13], c.compute));
   }
   // [7] O[13] = intra-piece product + lam^(i+1) Q P (one walk)
@@ -948,7 +948,7 @@ static void L_forward_rank3(const Ctx& c, LBuffers& b, Run run) {
   if (run.compute) {
     CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.events[2], 0));
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[8], c.compute));
-    lasp::linear_decayed_sum(b.m_all, 16, c.tables.kL_forward_r3_gaps0, b.p, c.dims, c.tables.kLDecay, c.compute);
+    lasp::linear_decayed_sum(b.m_all, 16, c.tables.kL_forward_r3_prefix_gaps0, b.p, c.dims, c.tables.kLDecay, c.compute);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[9], c.compute));
   }
   // [5] O[3] = intra-piece product + lam^(i+1) Q P (one walk)
@@ -966,7 +966,7 @@ static void L_forward_rank3(const Ctx& c, LBuffers& b, Run run) {
   if (run.compute) {
     CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.events[2], 0));
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[12], c.compute));
-    lasp::linear_decayed_sum(b.m_all, 16, c.tables.kL_forward_r3_gaps1, b.p + 262144, c.dims, c.tables.kLDecay, c.compute);
+    lasp::linear_decayed_sum(b.m_all, 16, c.tables.kL_forward_r3_prefix_gaps1, b.p + 262144, c.dims, c.tables.kLDecay, c.compute);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[13], c.compute));
   }
   // [7] O[12] = intra-piece product + lam^(i+1) Q P (one walk)
@@ -1029,7 +1029,7 @@ static void L_forward_rank4(const Ctx& c, LBuffers& b, Run run) {
   if (run.compute) {
     CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.events[2], 0));
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[8], c.compute));
-    lasp::linear_decayed_sum(b.m_all, 16, c.tables.kL_forward_r4_gaps0, b.p, c.dims, c.tables.kLDecay, c.compute);
+    lasp::linear_decayed_sum(b.m_all, 16, c.tables.kL_forward_r4_prefix_gaps0, b.p, c.dims, c.tables.kLDecay, c.compute);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[9], c.compute));
   }
   // [5] O[4] = intra-piece product + lam^(i+1) Q P (one walk)
@@ -1047,7 +1047,7 @@ static void L_forward_rank4(const Ctx& c, LBuffers& b, Run run) {
   if (run.compute) {
     CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.events[2], 0));
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[12], c.compute));
-    lasp::linear_decayed_sum(b.m_all, 16, c.tables.kL_forward_r4_gaps1, b.p + 262144, c.dims, c.tables.kLDecay, c.compute);
+    lasp::linear_decayed_sum(b.m_all, 16, c.tables.kL_forward_r4_prefix_gaps1, b.p + 262144, c.dims, c.tables.kLDecay, c.compute);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[13], c.compute));
   }
   // [7] O[11] = intra-piece product + lam^(i+1) Q P (one walk)
@@ -1110,7 +1110,7 @@ static void L_forward_rank5(const Ctx& c, LBuffers& b, Run run) {
   if (run.compute) {
     CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.events[2], 0));
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[8], c.compute));
-    lasp::linear_decayed_sum(b.m_all, 16, c.tables.kL_forward_r5_gaps0, b.p, c.dims, c.tables.kLDecay, c.compute);
+    lasp::linear_decayed_sum(b.m_all, 16, c.tables.kL_forward_r5_prefix_gaps0, b.p, c.dims, c.tables.kLDecay, c.compute);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[9], c.compute));
   }
   // [5] O[5] = intra-piece product + lam^(i+1) Q P (one walk)
@@ -1128,7 +1128,7 @@ static void L_forward_rank5(const Ctx& c, LBuffers& b, Run run) {
   if (run.compute) {
     CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.events[2], 0));
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[12], c.compute));
-    lasp::linear_decayed_sum(b.m_all, 16, c.tables.kL_forward_r5_gaps1, b.p + 262144, c.dims, c.tables.kLDecay, c.compute);
+    lasp::linear_decayed_sum(b.m_all, 16, c.tables.kL_forward_r5_prefix_gaps1, b.p + 262144, c.dims, c.tables.kLDecay, c.compute);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[13], c.compute));
   }
   // [7] O[10] = intra-piece product + lam^(i+1) Q P (one walk)
@@ -1191,7 +1191,7 @@ static void L_forward_rank6(const Ctx& c, LBuffers& b, Run run) {
   if (run.compute) {
     CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.events[2], 0));
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[8], c.compute));
-    lasp::linear_decayed_sum(b.m_all, 16, c.tables.kL_forward_r6_gaps0, b.p, c.dims, c.tables.kLDecay, c.compute);
+    lasp::linear_decayed_sum(b.m_all, 16, c.tables.kL_forward_r6_prefix_gaps0, b.p, c.dims, c.tables.kLDecay, c.compute);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[9], c.compute));
   }
   // [5] O[6] = intra-piece product + lam^(i+1) Q P (one walk)
@@ -1209,7 +1209,7 @@ static void L_forward_rank6(const Ctx& c, LBuffers& b, Run run) {
   if (run.compute) {
     CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.events[2], 0));
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[12], c.compute));
-    lasp::linear_decayed_sum(b.m_all, 16, c.tables.kL_forward_r6_gaps1, b.p + 262144, c.dims, c.tables.kLDecay, c.compute);
+    lasp::linear_decayed_sum(b.m_all, 16, c.tables.kL_forward_r6_prefix_gaps1, b.p + 262144, c.dims, c.tables.kLDecay, c.compute);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[13], c.compute));
   }
   // [7] O[9] = intra-piece product + lam^(i+1) Q P (one walk)
@@ -1272,7 +1272,7 @@ static void L_forward_rank7(const Ctx& c, LBuffers& b, Run run) {
   if (run.compute) {
     CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.events[2], 0));
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[8], c.compute));
-    lasp::linear_decayed_sum(b.m_all, 16, c.tables.kL_forward_r7_gaps0, b.p, c.dims, c.tables.kLDecay, c.compute);
+    lasp::linear_decayed_sum(b.m_all, 16, c.tables.kL_forward_r7_prefix_gaps0, b.p, c.dims, c.tables.kLDecay, c.compute);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[9], c.compute));
   }
   // [5] O[7] = intra-piece product + lam^(i+1) Q P (one walk)
@@ -1290,7 +1290,7 @@ static void L_forward_rank7(const Ctx& c, LBuffers& b, Run run) {
   if (run.compute) {
     CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.events[2], 0));
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[12], c.compute));
-    lasp::linear_decayed_sum(b.m_all, 16, c.tables.kL_forward_r7_gaps1, b.p + 262144, c.dims, c.tables.kLDecay, c.compute);
+    lasp::linear_decayed_sum(b.m_all, 16, c.tables.kL_forward_r7_prefix_gaps1, b.p + 262144, c.dims, c.tables.kLDecay, c.compute);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[13], c.compute));
   }
   // [7] O[8] = intra-piece product + lam^(i+1) Q P (one walk)
@@ -1368,7 +1368,7 @@ static void L_backward_rank0(const Ctx& c, LBuffers& b, Run run) {
   if (run.compute) {
     CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.events[2], 0));
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[8], c.compute));
-    lasp::linear_decayed_sum(b.dm_all, 16, c.tables.kL_backward_r0_gaps0, b.g, c.dims, c.tables.kLDecay, c.compute);
+    lasp::linear_decayed_sum(b.dm_all, 16, c.tables.kL_backward_r0_suffix_gaps0, b.g, c.dims, c.tables.kLDecay, c.compute);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[9], c.compute));
   }
   // [5] dQ, dK, dV[0] inside the piece + the G terms (one walk)
@@ -1445,7 +1445,7 @@ static void L_backward_rank1(const Ctx& c, LBuffers& b, Run run) {
   if (run.compute) {
     CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.events[2], 0));
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[8], c.compute));
-    lasp::linear_decayed_sum(b.dm_all, 16, c.tables.kL_backward_r1_gaps0, b.g, c.dims, c.tables.kLDecay, c.compute);
+    lasp::linear_decayed_sum(b.dm_all, 16, c.tables.kL_backward_r1_suffix_gaps0, b.g, c.dims, c.tables.kLDecay, c.compute);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[9], c.compute));
   }
   // [5] dQ, dK, dV[1] inside the piece + the dO P^T, G terms (one walk)
@@ -1464,7 +1464,7 @@ static void L_backward_rank1(const Ctx& c, LBuffers& b, Run run) {
   if (run.compute) {
     CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.events[2], 0));
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[12], c.compute));
-    lasp::linear_decayed_sum(b.dm_all, 16, c.tables.kL_backward_r1_gaps1, b.g + 262144, c.dims, c.tables.kLDecay, c.compute);
+    lasp::linear_decayed_sum(b.dm_all, 16, c.tables.kL_backward_r1_suffix_gaps1, b.g + 262144, c.dims, c.tables.kLDecay, c.compute);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[13], c.compute));
   }
   // [7] dQ, dK, dV[14] inside the piece + the dO P^T, G terms (one walk)
@@ -1528,7 +1528,7 @@ static void L_backward_rank2(const Ctx& c, LBuffers& b, Run run) {
   if (run.compute) {
     CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.events[2], 0));
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[8], c.compute));
-    lasp::linear_decayed_sum(b.dm_all, 16, c.tables.kL_backward_r2_gaps0, b.g, c.dims, c.tables.kLDecay, c.compute);
+    lasp::linear_decayed_sum(b.dm_all, 16, c.tables.kL_backward_r2_suffix_gaps0, b.g, c.dims, c.tables.kLDecay, c.compute);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[9], c.compute));
   }
   // [5] dQ, dK, dV[2] inside the piece + the dO P^T, G terms (one walk)
@@ -1547,7 +1547,7 @@ static void L_backward_rank2(const Ctx& c, LBuffers& b, Run run) {
   if (run.compute) {
     CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.events[2], 0));
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[12], c.compute));
-    lasp::linear_decayed_sum(b.dm_all, 16, c.tables.kL_backward_r2_gaps1, b.g + 262144, c.dims, c.tables.kLDecay, c.compute);
+    lasp::linear_decayed_sum(b.dm_all, 16, c.tables.kL_backward_r2_suffix_gaps1, b.g + 262144, c.dims, c.tables.kLDecay, c.compute);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[13], c.compute));
   }
   // [7] dQ, dK, dV[13] inside the piece + the dO P^T, G terms (one walk)
@@ -1611,7 +1611,7 @@ static void L_backward_rank3(const Ctx& c, LBuffers& b, Run run) {
   if (run.compute) {
     CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.events[2], 0));
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[8], c.compute));
-    lasp::linear_decayed_sum(b.dm_all, 16, c.tables.kL_backward_r3_gaps0, b.g, c.dims, c.tables.kLDecay, c.compute);
+    lasp::linear_decayed_sum(b.dm_all, 16, c.tables.kL_backward_r3_suffix_gaps0, b.g, c.dims, c.tables.kLDecay, c.compute);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[9], c.compute));
   }
   // [5] dQ, dK, dV[3] inside the piece + the dO P^T, G terms (one walk)
@@ -1630,7 +1630,7 @@ static void L_backward_rank3(const Ctx& c, LBuffers& b, Run run) {
   if (run.compute) {
     CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.events[2], 0));
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[12], c.compute));
-    lasp::linear_decayed_sum(b.dm_all, 16, c.tables.kL_backward_r3_gaps1, b.g + 262144, c.dims, c.tables.kLDecay, c.compute);
+    lasp::linear_decayed_sum(b.dm_all, 16, c.tables.kL_backward_r3_suffix_gaps1, b.g + 262144, c.dims, c.tables.kLDecay, c.compute);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[13], c.compute));
   }
   // [7] dQ, dK, dV[12] inside the piece + the dO P^T, G terms (one walk)
@@ -1694,7 +1694,7 @@ static void L_backward_rank4(const Ctx& c, LBuffers& b, Run run) {
   if (run.compute) {
     CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.events[2], 0));
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[8], c.compute));
-    lasp::linear_decayed_sum(b.dm_all, 16, c.tables.kL_backward_r4_gaps0, b.g, c.dims, c.tables.kLDecay, c.compute);
+    lasp::linear_decayed_sum(b.dm_all, 16, c.tables.kL_backward_r4_suffix_gaps0, b.g, c.dims, c.tables.kLDecay, c.compute);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[9], c.compute));
   }
   // [5] dQ, dK, dV[4] inside the piece + the dO P^T, G terms (one walk)
@@ -1713,7 +1713,7 @@ static void L_backward_rank4(const Ctx& c, LBuffers& b, Run run) {
   if (run.compute) {
     CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.events[2], 0));
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[12], c.compute));
-    lasp::linear_decayed_sum(b.dm_all, 16, c.tables.kL_backward_r4_gaps1, b.g + 262144, c.dims, c.tables.kLDecay, c.compute);
+    lasp::linear_decayed_sum(b.dm_all, 16, c.tables.kL_backward_r4_suffix_gaps1, b.g + 262144, c.dims, c.tables.kLDecay, c.compute);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[13], c.compute));
   }
   // [7] dQ, dK, dV[11] inside the piece + the dO P^T, G terms (one walk)
@@ -1777,7 +1777,7 @@ static void L_backward_rank5(const Ctx& c, LBuffers& b, Run run) {
   if (run.compute) {
     CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.events[2], 0));
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[8], c.compute));
-    lasp::linear_decayed_sum(b.dm_all, 16, c.tables.kL_backward_r5_gaps0, b.g, c.dims, c.tables.kLDecay, c.compute);
+    lasp::linear_decayed_sum(b.dm_all, 16, c.tables.kL_backward_r5_suffix_gaps0, b.g, c.dims, c.tables.kLDecay, c.compute);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[9], c.compute));
   }
   // [5] dQ, dK, dV[5] inside the piece + the dO P^T, G terms (one walk)
@@ -1796,7 +1796,7 @@ static void L_backward_rank5(const Ctx& c, LBuffers& b, Run run) {
   if (run.compute) {
     CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.events[2], 0));
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[12], c.compute));
-    lasp::linear_decayed_sum(b.dm_all, 16, c.tables.kL_backward_r5_gaps1, b.g + 262144, c.dims, c.tables.kLDecay, c.compute);
+    lasp::linear_decayed_sum(b.dm_all, 16, c.tables.kL_backward_r5_suffix_gaps1, b.g + 262144, c.dims, c.tables.kLDecay, c.compute);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[13], c.compute));
   }
   // [7] dQ, dK, dV[10] inside the piece + the dO P^T, G terms (one walk)
@@ -1860,7 +1860,7 @@ static void L_backward_rank6(const Ctx& c, LBuffers& b, Run run) {
   if (run.compute) {
     CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.events[2], 0));
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[8], c.compute));
-    lasp::linear_decayed_sum(b.dm_all, 16, c.tables.kL_backward_r6_gaps0, b.g, c.dims, c.tables.kLDecay, c.compute);
+    lasp::linear_decayed_sum(b.dm_all, 16, c.tables.kL_backward_r6_suffix_gaps0, b.g, c.dims, c.tables.kLDecay, c.compute);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[9], c.compute));
   }
   // [5] dQ, dK, dV[6] inside the piece + the dO P^T, G terms (one walk)
@@ -1879,7 +1879,7 @@ static void L_backward_rank6(const Ctx& c, LBuffers& b, Run run) {
   if (run.compute) {
     CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.events[2], 0));
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[12], c.compute));
-    lasp::linear_decayed_sum(b.dm_all, 16, c.tables.kL_backward_r6_gaps1, b.g + 262144, c.dims, c.tables.kLDecay, c.compute);
+    lasp::linear_decayed_sum(b.dm_all, 16, c.tables.kL_backward_r6_suffix_gaps1, b.g + 262144, c.dims, c.tables.kLDecay, c.compute);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[13], c.compute));
   }
   // [7] dQ, dK, dV[9] inside the piece + the dO P^T, G terms (one walk)
@@ -1943,7 +1943,7 @@ static void L_backward_rank7(const Ctx& c, LBuffers& b, Run run) {
   if (run.compute) {
     CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.events[2], 0));
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[8], c.compute));
-    lasp::linear_decayed_sum(b.dm_all, 16, c.tables.kL_backward_r7_gaps0, b.g, c.dims, c.tables.kLDecay, c.compute);
+    lasp::linear_decayed_sum(b.dm_all, 16, c.tables.kL_backward_r7_suffix_gaps0, b.g, c.dims, c.tables.kLDecay, c.compute);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[9], c.compute));
   }
   // [5] dQ, dK, dV[7] inside the piece + the dO P^T, G terms (one walk)
@@ -1962,7 +1962,7 @@ static void L_backward_rank7(const Ctx& c, LBuffers& b, Run run) {
   if (run.compute) {
     CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.events[2], 0));
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[12], c.compute));
-    lasp::linear_decayed_sum(b.dm_all, 16, c.tables.kL_backward_r7_gaps1, b.g + 262144, c.dims, c.tables.kLDecay, c.compute);
+    lasp::linear_decayed_sum(b.dm_all, 16, c.tables.kL_backward_r7_suffix_gaps1, b.g + 262144, c.dims, c.tables.kLDecay, c.compute);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[13], c.compute));
   }
   // [7] dQ, dK, dV[8] inside the piece + the dO P^T, G terms (one walk)

@@ -525,71 +525,71 @@ static const lasp::PieceMap kWholeSequence = lasp::PieceMap{0, {0, 0}, {0, 0}, {
 
 // Constant tables the steps read on the GPU: per-head decays and the token gaps of each decayed sum.
 static const float kLDecay_host[16] = { 1.0f, 1.0f, 1.0f, 1.0f, 1.0f, 1.0f, 1.0f, 1.0f, 1.0f, 1.0f, 1.0f, 1.0f, 1.0f, 1.0f, 1.0f, 1.0f };  // per-head decay of layer kind L (none)
-static const int kL_forward_r1_gaps0_host[8] = { 0, -1, -1, -1, -1, -1, -1, -1 };  // prefix gaps of rank 1's piece 1 (-1: not included)
-static const int kL_forward_r2_gaps0_host[8] = { 32768, 0, -1, -1, -1, -1, -1, -1 };  // prefix gaps of rank 2's piece 2 (-1: not included)
-static const int kL_forward_r3_gaps0_host[8] = { 65536, 32768, 0, -1, -1, -1, -1, -1 };  // prefix gaps of rank 3's piece 3 (-1: not included)
-static const int kL_forward_r4_gaps0_host[8] = { 98304, 65536, 32768, 0, -1, -1, -1, -1 };  // prefix gaps of rank 4's piece 4 (-1: not included)
-static const int kL_forward_r5_gaps0_host[8] = { 131072, 98304, 65536, 32768, 0, -1, -1, -1 };  // prefix gaps of rank 5's piece 5 (-1: not included)
-static const int kL_forward_r6_gaps0_host[8] = { 163840, 131072, 98304, 65536, 32768, 0, -1, -1 };  // prefix gaps of rank 6's piece 6 (-1: not included)
-static const int kL_forward_r7_gaps0_host[8] = { 196608, 163840, 131072, 98304, 65536, 32768, 0, -1 };  // prefix gaps of rank 7's piece 7 (-1: not included)
-static const int kL_backward_r0_gaps0_host[8] = { -1, 0, 32768, 65536, 98304, 131072, 163840, 196608 };  // suffix gaps of rank 0's piece 0 (-1: not included)
-static const int kL_backward_r1_gaps0_host[8] = { -1, -1, 0, 32768, 65536, 98304, 131072, 163840 };  // suffix gaps of rank 1's piece 1 (-1: not included)
-static const int kL_backward_r2_gaps0_host[8] = { -1, -1, -1, 0, 32768, 65536, 98304, 131072 };  // suffix gaps of rank 2's piece 2 (-1: not included)
-static const int kL_backward_r3_gaps0_host[8] = { -1, -1, -1, -1, 0, 32768, 65536, 98304 };  // suffix gaps of rank 3's piece 3 (-1: not included)
-static const int kL_backward_r4_gaps0_host[8] = { -1, -1, -1, -1, -1, 0, 32768, 65536 };  // suffix gaps of rank 4's piece 4 (-1: not included)
-static const int kL_backward_r5_gaps0_host[8] = { -1, -1, -1, -1, -1, -1, 0, 32768 };  // suffix gaps of rank 5's piece 5 (-1: not included)
-static const int kL_backward_r6_gaps0_host[8] = { -1, -1, -1, -1, -1, -1, -1, 0 };  // suffix gaps of rank 6's piece 6 (-1: not included)
+static const int kL_forward_r1_prefix_gaps0_host[8] = { 0, -1, -1, -1, -1, -1, -1, -1 };  // prefix gaps of rank 1's piece 1 (-1: not included)
+static const int kL_forward_r2_prefix_gaps0_host[8] = { 32768, 0, -1, -1, -1, -1, -1, -1 };  // prefix gaps of rank 2's piece 2 (-1: not included)
+static const int kL_forward_r3_prefix_gaps0_host[8] = { 65536, 32768, 0, -1, -1, -1, -1, -1 };  // prefix gaps of rank 3's piece 3 (-1: not included)
+static const int kL_forward_r4_prefix_gaps0_host[8] = { 98304, 65536, 32768, 0, -1, -1, -1, -1 };  // prefix gaps of rank 4's piece 4 (-1: not included)
+static const int kL_forward_r5_prefix_gaps0_host[8] = { 131072, 98304, 65536, 32768, 0, -1, -1, -1 };  // prefix gaps of rank 5's piece 5 (-1: not included)
+static const int kL_forward_r6_prefix_gaps0_host[8] = { 163840, 131072, 98304, 65536, 32768, 0, -1, -1 };  // prefix gaps of rank 6's piece 6 (-1: not included)
+static const int kL_forward_r7_prefix_gaps0_host[8] = { 196608, 163840, 131072, 98304, 65536, 32768, 0, -1 };  // prefix gaps of rank 7's piece 7 (-1: not included)
+static const int kL_backward_r0_suffix_gaps0_host[8] = { -1, 0, 32768, 65536, 98304, 131072, 163840, 196608 };  // suffix gaps of rank 0's piece 0 (-1: not included)
+static const int kL_backward_r1_suffix_gaps0_host[8] = { -1, -1, 0, 32768, 65536, 98304, 131072, 163840 };  // suffix gaps of rank 1's piece 1 (-1: not included)
+static const int kL_backward_r2_suffix_gaps0_host[8] = { -1, -1, -1, 0, 32768, 65536, 98304, 131072 };  // suffix gaps of rank 2's piece 2 (-1: not included)
+static const int kL_backward_r3_suffix_gaps0_host[8] = { -1, -1, -1, -1, 0, 32768, 65536, 98304 };  // suffix gaps of rank 3's piece 3 (-1: not included)
+static const int kL_backward_r4_suffix_gaps0_host[8] = { -1, -1, -1, -1, -1, 0, 32768, 65536 };  // suffix gaps of rank 4's piece 4 (-1: not included)
+static const int kL_backward_r5_suffix_gaps0_host[8] = { -1, -1, -1, -1, -1, -1, 0, 32768 };  // suffix gaps of rank 5's piece 5 (-1: not included)
+static const int kL_backward_r6_suffix_gaps0_host[8] = { -1, -1, -1, -1, -1, -1, -1, 0 };  // suffix gaps of rank 6's piece 6 (-1: not included)
 
 struct Tables {
   float* kLDecay = nullptr;
-  int* kL_forward_r1_gaps0 = nullptr;
-  int* kL_forward_r2_gaps0 = nullptr;
-  int* kL_forward_r3_gaps0 = nullptr;
-  int* kL_forward_r4_gaps0 = nullptr;
-  int* kL_forward_r5_gaps0 = nullptr;
-  int* kL_forward_r6_gaps0 = nullptr;
-  int* kL_forward_r7_gaps0 = nullptr;
-  int* kL_backward_r0_gaps0 = nullptr;
-  int* kL_backward_r1_gaps0 = nullptr;
-  int* kL_backward_r2_gaps0 = nullptr;
-  int* kL_backward_r3_gaps0 = nullptr;
-  int* kL_backward_r4_gaps0 = nullptr;
-  int* kL_backward_r5_gaps0 = nullptr;
-  int* kL_backward_r6_gaps0 = nullptr;
+  int* kL_forward_r1_prefix_gaps0 = nullptr;
+  int* kL_forward_r2_prefix_gaps0 = nullptr;
+  int* kL_forward_r3_prefix_gaps0 = nullptr;
+  int* kL_forward_r4_prefix_gaps0 = nullptr;
+  int* kL_forward_r5_prefix_gaps0 = nullptr;
+  int* kL_forward_r6_prefix_gaps0 = nullptr;
+  int* kL_forward_r7_prefix_gaps0 = nullptr;
+  int* kL_backward_r0_suffix_gaps0 = nullptr;
+  int* kL_backward_r1_suffix_gaps0 = nullptr;
+  int* kL_backward_r2_suffix_gaps0 = nullptr;
+  int* kL_backward_r3_suffix_gaps0 = nullptr;
+  int* kL_backward_r4_suffix_gaps0 = nullptr;
+  int* kL_backward_r5_suffix_gaps0 = nullptr;
+  int* kL_backward_r6_suffix_gaps0 = nullptr;
 };
 
 inline Tables upload_tables() {
   Tables t;
   CUDA_CHECK(cudaMalloc(&t.kLDecay, sizeof(kLDecay_host)));
   CUDA_CHECK(cudaMemcpy(t.kLDecay, kLDecay_host, sizeof(kLDecay_host), cudaMemcpyHostToDevice));
-  CUDA_CHECK(cudaMalloc(&t.kL_forward_r1_gaps0, sizeof(kL_forward_r1_gaps0_host)));
-  CUDA_CHECK(cudaMemcpy(t.kL_forward_r1_gaps0, kL_forward_r1_gaps0_host, sizeof(kL_forward_r1_gaps0_host), cudaMemcpyHostToDevice));
-  CUDA_CHECK(cudaMalloc(&t.kL_forward_r2_gaps0, sizeof(kL_forward_r2_gaps0_host)));
-  CUDA_CHECK(cudaMemcpy(t.kL_forward_r2_gaps0, kL_forward_r2_gaps0_host, sizeof(kL_forward_r2_gaps0_host), cudaMemcpyHostToDevice));
-  CUDA_CHECK(cudaMalloc(&t.kL_forward_r3_gaps0, sizeof(kL_forward_r3_gaps0_host)));
-  CUDA_CHECK(cudaMemcpy(t.kL_forward_r3_gaps0, kL_forward_r3_gaps0_host, sizeof(kL_forward_r3_gaps0_host), cudaMemcpyHostToDevice));
-  CUDA_CHECK(cudaMalloc(&t.kL_forward_r4_gaps0, sizeof(kL_forward_r4_gaps0_host)));
-  CUDA_CHECK(cudaMemcpy(t.kL_forward_r4_gaps0, kL_forward_r4_gaps0_host, sizeof(kL_forward_r4_gaps0_host), cudaMemcpyHostToDevice));
-  CUDA_CHECK(cudaMalloc(&t.kL_forward_r5_gaps0, sizeof(kL_forward_r5_gaps0_host)));
-  CUDA_CHECK(cudaMemcpy(t.kL_forward_r5_gaps0, kL_forward_r5_gaps0_host, sizeof(kL_forward_r5_gaps0_host), cudaMemcpyHostToDevice));
-  CUDA_CHECK(cudaMalloc(&t.kL_forward_r6_gaps0, sizeof(kL_forward_r6_gaps0_host)));
-  CUDA_CHECK(cudaMemcpy(t.kL_forward_r6_gaps0, kL_forward_r6_gaps0_host, sizeof(kL_forward_r6_gaps0_host), cudaMemcpyHostToDevice));
-  CUDA_CHECK(cudaMalloc(&t.kL_forward_r7_gaps0, sizeof(kL_forward_r7_gaps0_host)));
-  CUDA_CHECK(cudaMemcpy(t.kL_forward_r7_gaps0, kL_forward_r7_gaps0_host, sizeof(kL_forward_r7_gaps0_host), cudaMemcpyHostToDevice));
-  CUDA_CHECK(cudaMalloc(&t.kL_backward_r0_gaps0, sizeof(kL_backward_r0_gaps0_host)));
-  CUDA_CHECK(cudaMemcpy(t.kL_backward_r0_gaps0, kL_backward_r0_gaps0_host, sizeof(kL_backward_r0_gaps0_host), cudaMemcpyHostToDevice));
-  CUDA_CHECK(cudaMalloc(&t.kL_backward_r1_gaps0, sizeof(kL_backward_r1_gaps0_host)));
-  CUDA_CHECK(cudaMemcpy(t.kL_backward_r1_gaps0, kL_backward_r1_gaps0_host, sizeof(kL_backward_r1_gaps0_host), cudaMemcpyHostToDevice));
-  CUDA_CHECK(cudaMalloc(&t.kL_backward_r2_gaps0, sizeof(kL_backward_r2_gaps0_host)));
-  CUDA_CHECK(cudaMemcpy(t.kL_backward_r2_gaps0, kL_backward_r2_gaps0_host, sizeof(kL_backward_r2_gaps0_host), cudaMemcpyHostToDevice));
-  CUDA_CHECK(cudaMalloc(&t.kL_backward_r3_gaps0, sizeof(kL_backward_r3_gaps0_host)));
-  CUDA_CHECK(cudaMemcpy(t.kL_backward_r3_gaps0, kL_backward_r3_gaps0_host, sizeof(kL_backward_r3_gaps0_host), cudaMemcpyHostToDevice));
-  CUDA_CHECK(cudaMalloc(&t.kL_backward_r4_gaps0, sizeof(kL_backward_r4_gaps0_host)));
-  CUDA_CHECK(cudaMemcpy(t.kL_backward_r4_gaps0, kL_backward_r4_gaps0_host, sizeof(kL_backward_r4_gaps0_host), cudaMemcpyHostToDevice));
-  CUDA_CHECK(cudaMalloc(&t.kL_backward_r5_gaps0, sizeof(kL_backward_r5_gaps0_host)));
-  CUDA_CHECK(cudaMemcpy(t.kL_backward_r5_gaps0, kL_backward_r5_gaps0_host, sizeof(kL_backward_r5_gaps0_host), cudaMemcpyHostToDevice));
-  CUDA_CHECK(cudaMalloc(&t.kL_backward_r6_gaps0, sizeof(kL_backward_r6_gaps0_host)));
-  CUDA_CHECK(cudaMemcpy(t.kL_backward_r6_gaps0, kL_backward_r6_gaps0_host, sizeof(kL_backward_r6_gaps0_host), cudaMemcpyHostToDevice));
+  CUDA_CHECK(cudaMalloc(&t.kL_forward_r1_prefix_gaps0, sizeof(kL_forward_r1_prefix_gaps0_host)));
+  CUDA_CHECK(cudaMemcpy(t.kL_forward_r1_prefix_gaps0, kL_forward_r1_prefix_gaps0_host, sizeof(kL_forward_r1_prefix_gaps0_host), cudaMemcpyHostToDevice));
+  CUDA_CHECK(cudaMalloc(&t.kL_forward_r2_prefix_gaps0, sizeof(kL_forward_r2_prefix_gaps0_host)));
+  CUDA_CHECK(cudaMemcpy(t.kL_forward_r2_prefix_gaps0, kL_forward_r2_prefix_gaps0_host, sizeof(kL_forward_r2_prefix_gaps0_host), cudaMemcpyHostToDevice));
+  CUDA_CHECK(cudaMalloc(&t.kL_forward_r3_prefix_gaps0, sizeof(kL_forward_r3_prefix_gaps0_host)));
+  CUDA_CHECK(cudaMemcpy(t.kL_forward_r3_prefix_gaps0, kL_forward_r3_prefix_gaps0_host, sizeof(kL_forward_r3_prefix_gaps0_host), cudaMemcpyHostToDevice));
+  CUDA_CHECK(cudaMalloc(&t.kL_forward_r4_prefix_gaps0, sizeof(kL_forward_r4_prefix_gaps0_host)));
+  CUDA_CHECK(cudaMemcpy(t.kL_forward_r4_prefix_gaps0, kL_forward_r4_prefix_gaps0_host, sizeof(kL_forward_r4_prefix_gaps0_host), cudaMemcpyHostToDevice));
+  CUDA_CHECK(cudaMalloc(&t.kL_forward_r5_prefix_gaps0, sizeof(kL_forward_r5_prefix_gaps0_host)));
+  CUDA_CHECK(cudaMemcpy(t.kL_forward_r5_prefix_gaps0, kL_forward_r5_prefix_gaps0_host, sizeof(kL_forward_r5_prefix_gaps0_host), cudaMemcpyHostToDevice));
+  CUDA_CHECK(cudaMalloc(&t.kL_forward_r6_prefix_gaps0, sizeof(kL_forward_r6_prefix_gaps0_host)));
+  CUDA_CHECK(cudaMemcpy(t.kL_forward_r6_prefix_gaps0, kL_forward_r6_prefix_gaps0_host, sizeof(kL_forward_r6_prefix_gaps0_host), cudaMemcpyHostToDevice));
+  CUDA_CHECK(cudaMalloc(&t.kL_forward_r7_prefix_gaps0, sizeof(kL_forward_r7_prefix_gaps0_host)));
+  CUDA_CHECK(cudaMemcpy(t.kL_forward_r7_prefix_gaps0, kL_forward_r7_prefix_gaps0_host, sizeof(kL_forward_r7_prefix_gaps0_host), cudaMemcpyHostToDevice));
+  CUDA_CHECK(cudaMalloc(&t.kL_backward_r0_suffix_gaps0, sizeof(kL_backward_r0_suffix_gaps0_host)));
+  CUDA_CHECK(cudaMemcpy(t.kL_backward_r0_suffix_gaps0, kL_backward_r0_suffix_gaps0_host, sizeof(kL_backward_r0_suffix_gaps0_host), cudaMemcpyHostToDevice));
+  CUDA_CHECK(cudaMalloc(&t.kL_backward_r1_suffix_gaps0, sizeof(kL_backward_r1_suffix_gaps0_host)));
+  CUDA_CHECK(cudaMemcpy(t.kL_backward_r1_suffix_gaps0, kL_backward_r1_suffix_gaps0_host, sizeof(kL_backward_r1_suffix_gaps0_host), cudaMemcpyHostToDevice));
+  CUDA_CHECK(cudaMalloc(&t.kL_backward_r2_suffix_gaps0, sizeof(kL_backward_r2_suffix_gaps0_host)));
+  CUDA_CHECK(cudaMemcpy(t.kL_backward_r2_suffix_gaps0, kL_backward_r2_suffix_gaps0_host, sizeof(kL_backward_r2_suffix_gaps0_host), cudaMemcpyHostToDevice));
+  CUDA_CHECK(cudaMalloc(&t.kL_backward_r3_suffix_gaps0, sizeof(kL_backward_r3_suffix_gaps0_host)));
+  CUDA_CHECK(cudaMemcpy(t.kL_backward_r3_suffix_gaps0, kL_backward_r3_suffix_gaps0_host, sizeof(kL_backward_r3_suffix_gaps0_host), cudaMemcpyHostToDevice));
+  CUDA_CHECK(cudaMalloc(&t.kL_backward_r4_suffix_gaps0, sizeof(kL_backward_r4_suffix_gaps0_host)));
+  CUDA_CHECK(cudaMemcpy(t.kL_backward_r4_suffix_gaps0, kL_backward_r4_suffix_gaps0_host, sizeof(kL_backward_r4_suffix_gaps0_host), cudaMemcpyHostToDevice));
+  CUDA_CHECK(cudaMalloc(&t.kL_backward_r5_suffix_gaps0, sizeof(kL_backward_r5_suffix_gaps0_host)));
+  CUDA_CHECK(cudaMemcpy(t.kL_backward_r5_suffix_gaps0, kL_backward_r5_suffix_gaps0_host, sizeof(kL_backward_r5_suffix_gaps0_host), cudaMemcpyHostToDevice));
+  CUDA_CHECK(cudaMalloc(&t.kL_backward_r6_suffix_gaps0, sizeof(kL_backward_r6_suffix_gaps0_host)));
+  CUDA_CHECK(cudaMemcpy(t.kL_backward_r6_suffix_gaps0, kL_backward_r6_suffix_gaps0_host, sizeof(kL_backward_r6_suffix_gaps0_host), cudaMemcpyHostToDevice));
   return t;
 }
 
@@ -749,7 +749,7 @@ static void L_forward_rank1(const Ctx& c, LBuffers& b, Run run) {
   if (run.compute) {
     CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.events[1], 0));
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[6], c.compute));
-    lasp::linear_decayed_sum(b.m_all, 8, c.tables.kL_forward_r1_gaps0, b.p, c.dims, c.tables.kLDecay, c.compute);
+    lasp::linear_decayed_sum(b.m_all, 8, c.tables.kL_forward_r1_prefix_gaps0, b.p, c.dims, c.tables.kLDecay, c.compute);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[7], c.compute));
   }
   // [4] O[1] = intra-piece product + lam^(i+1) Q P (one walk)
@@ -799,7 +799,7 @@ static void L_forward_rank2(const Ctx& c, LBuffers& b, Run run) {
   if (run.compute) {
     CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.events[1], 0));
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[6], c.compute));
-    lasp::linear_decayed_sum(b.m_all, 8, c.tables.kL_forward_r2_gaps0, b.p, c.dims, c.tables.kLDecay, c.compute);
+    lasp::linear_decayed_sum(b.m_all, 8, c.tables.kL_forward_r2_prefix_gaps0, b.p, c.dims, c.tables.kLDecay, c.compute);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[7], c.compute));
   }
   // [4] O[2] = intra-piece product + lam^(i+1) Q P (one walk)
@@ -849,7 +849,7 @@ static void L_forward_rank3(const Ctx& c, LBuffers& b, Run run) {
   if (run.compute) {
     CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.events[1], 0));
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[6], c.compute));
-    lasp::linear_decayed_sum(b.m_all, 8, c.tables.kL_forward_r3_gaps0, b.p, c.dims, c.tables.kLDecay, c.compute);
+    lasp::linear_decayed_sum(b.m_all, 8, c.tables.kL_forward_r3_prefix_gaps0, b.p, c.dims, c.tables.kLDecay, c.compute);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[7], c.compute));
   }
   // [4] O[3] = intra-piece product + lam^(i+1) Q P (one walk)
@@ -899,7 +899,7 @@ static void L_forward_rank4(const Ctx& c, LBuffers& b, Run run) {
   if (run.compute) {
     CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.events[1], 0));
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[6], c.compute));
-    lasp::linear_decayed_sum(b.m_all, 8, c.tables.kL_forward_r4_gaps0, b.p, c.dims, c.tables.kLDecay, c.compute);
+    lasp::linear_decayed_sum(b.m_all, 8, c.tables.kL_forward_r4_prefix_gaps0, b.p, c.dims, c.tables.kLDecay, c.compute);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[7], c.compute));
   }
   // [4] O[4] = intra-piece product + lam^(i+1) Q P (one walk)
@@ -949,7 +949,7 @@ static void L_forward_rank5(const Ctx& c, LBuffers& b, Run run) {
   if (run.compute) {
     CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.events[1], 0));
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[6], c.compute));
-    lasp::linear_decayed_sum(b.m_all, 8, c.tables.kL_forward_r5_gaps0, b.p, c.dims, c.tables.kLDecay, c.compute);
+    lasp::linear_decayed_sum(b.m_all, 8, c.tables.kL_forward_r5_prefix_gaps0, b.p, c.dims, c.tables.kLDecay, c.compute);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[7], c.compute));
   }
   // [4] O[5] = intra-piece product + lam^(i+1) Q P (one walk)
@@ -999,7 +999,7 @@ static void L_forward_rank6(const Ctx& c, LBuffers& b, Run run) {
   if (run.compute) {
     CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.events[1], 0));
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[6], c.compute));
-    lasp::linear_decayed_sum(b.m_all, 8, c.tables.kL_forward_r6_gaps0, b.p, c.dims, c.tables.kLDecay, c.compute);
+    lasp::linear_decayed_sum(b.m_all, 8, c.tables.kL_forward_r6_prefix_gaps0, b.p, c.dims, c.tables.kLDecay, c.compute);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[7], c.compute));
   }
   // [4] O[6] = intra-piece product + lam^(i+1) Q P (one walk)
@@ -1049,7 +1049,7 @@ static void L_forward_rank7(const Ctx& c, LBuffers& b, Run run) {
   if (run.compute) {
     CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.events[1], 0));
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[6], c.compute));
-    lasp::linear_decayed_sum(b.m_all, 8, c.tables.kL_forward_r7_gaps0, b.p, c.dims, c.tables.kLDecay, c.compute);
+    lasp::linear_decayed_sum(b.m_all, 8, c.tables.kL_forward_r7_prefix_gaps0, b.p, c.dims, c.tables.kLDecay, c.compute);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[7], c.compute));
   }
   // [4] O[7] = intra-piece product + lam^(i+1) Q P (one walk)
@@ -1114,7 +1114,7 @@ static void L_backward_rank0(const Ctx& c, LBuffers& b, Run run) {
   if (run.compute) {
     CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.events[1], 0));
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[6], c.compute));
-    lasp::linear_decayed_sum(b.dm_all, 8, c.tables.kL_backward_r0_gaps0, b.g, c.dims, c.tables.kLDecay, c.compute);
+    lasp::linear_decayed_sum(b.dm_all, 8, c.tables.kL_backward_r0_suffix_gaps0, b.g, c.dims, c.tables.kLDecay, c.compute);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[7], c.compute));
   }
   // [4] dQ, dK, dV[0] inside the piece + the G terms (one walk)
@@ -1165,7 +1165,7 @@ static void L_backward_rank1(const Ctx& c, LBuffers& b, Run run) {
   if (run.compute) {
     CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.events[1], 0));
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[6], c.compute));
-    lasp::linear_decayed_sum(b.dm_all, 8, c.tables.kL_backward_r1_gaps0, b.g, c.dims, c.tables.kLDecay, c.compute);
+    lasp::linear_decayed_sum(b.dm_all, 8, c.tables.kL_backward_r1_suffix_gaps0, b.g, c.dims, c.tables.kLDecay, c.compute);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[7], c.compute));
   }
   // [4] dQ, dK, dV[1] inside the piece + the dO P^T, G terms (one walk)
@@ -1216,7 +1216,7 @@ static void L_backward_rank2(const Ctx& c, LBuffers& b, Run run) {
   if (run.compute) {
     CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.events[1], 0));
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[6], c.compute));
-    lasp::linear_decayed_sum(b.dm_all, 8, c.tables.kL_backward_r2_gaps0, b.g, c.dims, c.tables.kLDecay, c.compute);
+    lasp::linear_decayed_sum(b.dm_all, 8, c.tables.kL_backward_r2_suffix_gaps0, b.g, c.dims, c.tables.kLDecay, c.compute);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[7], c.compute));
   }
   // [4] dQ, dK, dV[2] inside the piece + the dO P^T, G terms (one walk)
@@ -1267,7 +1267,7 @@ static void L_backward_rank3(const Ctx& c, LBuffers& b, Run run) {
   if (run.compute) {
     CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.events[1], 0));
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[6], c.compute));
-    lasp::linear_decayed_sum(b.dm_all, 8, c.tables.kL_backward_r3_gaps0, b.g, c.dims, c.tables.kLDecay, c.compute);
+    lasp::linear_decayed_sum(b.dm_all, 8, c.tables.kL_backward_r3_suffix_gaps0, b.g, c.dims, c.tables.kLDecay, c.compute);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[7], c.compute));
   }
   // [4] dQ, dK, dV[3] inside the piece + the dO P^T, G terms (one walk)
@@ -1318,7 +1318,7 @@ static void L_backward_rank4(const Ctx& c, LBuffers& b, Run run) {
   if (run.compute) {
     CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.events[1], 0));
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[6], c.compute));
-    lasp::linear_decayed_sum(b.dm_all, 8, c.tables.kL_backward_r4_gaps0, b.g, c.dims, c.tables.kLDecay, c.compute);
+    lasp::linear_decayed_sum(b.dm_all, 8, c.tables.kL_backward_r4_suffix_gaps0, b.g, c.dims, c.tables.kLDecay, c.compute);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[7], c.compute));
   }
   // [4] dQ, dK, dV[4] inside the piece + the dO P^T, G terms (one walk)
@@ -1369,7 +1369,7 @@ static void L_backward_rank5(const Ctx& c, LBuffers& b, Run run) {
   if (run.compute) {
     CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.events[1], 0));
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[6], c.compute));
-    lasp::linear_decayed_sum(b.dm_all, 8, c.tables.kL_backward_r5_gaps0, b.g, c.dims, c.tables.kLDecay, c.compute);
+    lasp::linear_decayed_sum(b.dm_all, 8, c.tables.kL_backward_r5_suffix_gaps0, b.g, c.dims, c.tables.kLDecay, c.compute);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[7], c.compute));
   }
   // [4] dQ, dK, dV[5] inside the piece + the dO P^T, G terms (one walk)
@@ -1420,7 +1420,7 @@ static void L_backward_rank6(const Ctx& c, LBuffers& b, Run run) {
   if (run.compute) {
     CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.events[1], 0));
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[6], c.compute));
-    lasp::linear_decayed_sum(b.dm_all, 8, c.tables.kL_backward_r6_gaps0, b.g, c.dims, c.tables.kLDecay, c.compute);
+    lasp::linear_decayed_sum(b.dm_all, 8, c.tables.kL_backward_r6_suffix_gaps0, b.g, c.dims, c.tables.kLDecay, c.compute);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[7], c.compute));
   }
   // [4] dQ, dK, dV[6] inside the piece + the dO P^T, G terms (one walk)

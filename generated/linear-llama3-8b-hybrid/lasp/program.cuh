@@ -1166,135 +1166,135 @@ static const lasp::PieceMap kWholeSequence = lasp::PieceMap{0, {0, 0}, {0, 0}, {
 
 // Constant tables the steps read on the GPU: per-head decays and the token gaps of each decayed sum.
 static const float kLDecay_host[32] = { 1.0f, 1.0f, 1.0f, 1.0f, 1.0f, 1.0f, 1.0f, 1.0f, 1.0f, 1.0f, 1.0f, 1.0f, 1.0f, 1.0f, 1.0f, 1.0f, 1.0f, 1.0f, 1.0f, 1.0f, 1.0f, 1.0f, 1.0f, 1.0f, 1.0f, 1.0f, 1.0f, 1.0f, 1.0f, 1.0f, 1.0f, 1.0f };  // per-head decay of layer kind L (none)
-static const int kL_forward_r0_gaps1_host[16] = { 28672, -1, 26624, 0, 24576, 2048, 22528, 4096, 20480, 6144, 18432, 8192, 16384, 10240, 14336, 12288 };  // prefix gaps of rank 0's piece 15 (-1: not included)
-static const int kL_forward_r1_gaps0_host[16] = { 0, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1 };  // prefix gaps of rank 1's piece 1 (-1: not included)
-static const int kL_forward_r1_gaps1_host[16] = { 26624, -1, 24576, -1, 22528, 0, 20480, 2048, 18432, 4096, 16384, 6144, 14336, 8192, 12288, 10240 };  // prefix gaps of rank 1's piece 14 (-1: not included)
-static const int kL_forward_r2_gaps0_host[16] = { 2048, -1, 0, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1 };  // prefix gaps of rank 2's piece 2 (-1: not included)
-static const int kL_forward_r2_gaps1_host[16] = { 24576, -1, 22528, -1, 20480, -1, 18432, 0, 16384, 2048, 14336, 4096, 12288, 6144, 10240, 8192 };  // prefix gaps of rank 2's piece 13 (-1: not included)
-static const int kL_forward_r3_gaps0_host[16] = { 4096, -1, 2048, -1, 0, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1 };  // prefix gaps of rank 3's piece 3 (-1: not included)
-static const int kL_forward_r3_gaps1_host[16] = { 22528, -1, 20480, -1, 18432, -1, 16384, -1, 14336, 0, 12288, 2048, 10240, 4096, 8192, 6144 };  // prefix gaps of rank 3's piece 12 (-1: not included)
-static const int kL_forward_r4_gaps0_host[16] = { 6144, -1, 4096, -1, 2048, -1, 0, -1, -1, -1, -1, -1, -1, -1, -1, -1 };  // prefix gaps of rank 4's piece 4 (-1: not included)
-static const int kL_forward_r4_gaps1_host[16] = { 20480, -1, 18432, -1, 16384, -1, 14336, -1, 12288, -1, 10240, 0, 8192, 2048, 6144, 4096 };  // prefix gaps of rank 4's piece 11 (-1: not included)
-static const int kL_forward_r5_gaps0_host[16] = { 8192, -1, 6144, -1, 4096, -1, 2048, -1, 0, -1, -1, -1, -1, -1, -1, -1 };  // prefix gaps of rank 5's piece 5 (-1: not included)
-static const int kL_forward_r5_gaps1_host[16] = { 18432, -1, 16384, -1, 14336, -1, 12288, -1, 10240, -1, 8192, -1, 6144, 0, 4096, 2048 };  // prefix gaps of rank 5's piece 10 (-1: not included)
-static const int kL_forward_r6_gaps0_host[16] = { 10240, -1, 8192, -1, 6144, -1, 4096, -1, 2048, -1, 0, -1, -1, -1, -1, -1 };  // prefix gaps of rank 6's piece 6 (-1: not included)
-static const int kL_forward_r6_gaps1_host[16] = { 16384, -1, 14336, -1, 12288, -1, 10240, -1, 8192, -1, 6144, -1, 4096, -1, 2048, 0 };  // prefix gaps of rank 6's piece 9 (-1: not included)
-static const int kL_forward_r7_gaps0_host[16] = { 12288, -1, 10240, -1, 8192, -1, 6144, -1, 4096, -1, 2048, -1, 0, -1, -1, -1 };  // prefix gaps of rank 7's piece 7 (-1: not included)
-static const int kL_forward_r7_gaps1_host[16] = { 14336, -1, 12288, -1, 10240, -1, 8192, -1, 6144, -1, 4096, -1, 2048, -1, 0, -1 };  // prefix gaps of rank 7's piece 8 (-1: not included)
-static const int kL_backward_r0_gaps0_host[16] = { -1, 28672, 0, 26624, 2048, 24576, 4096, 22528, 6144, 20480, 8192, 18432, 10240, 16384, 12288, 14336 };  // suffix gaps of rank 0's piece 0 (-1: not included)
-static const int kL_backward_r1_gaps0_host[16] = { -1, 26624, -1, 24576, 0, 22528, 2048, 20480, 4096, 18432, 6144, 16384, 8192, 14336, 10240, 12288 };  // suffix gaps of rank 1's piece 1 (-1: not included)
-static const int kL_backward_r1_gaps1_host[16] = { -1, 0, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1 };  // suffix gaps of rank 1's piece 14 (-1: not included)
-static const int kL_backward_r2_gaps0_host[16] = { -1, 24576, -1, 22528, -1, 20480, 0, 18432, 2048, 16384, 4096, 14336, 6144, 12288, 8192, 10240 };  // suffix gaps of rank 2's piece 2 (-1: not included)
-static const int kL_backward_r2_gaps1_host[16] = { -1, 2048, -1, 0, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1 };  // suffix gaps of rank 2's piece 13 (-1: not included)
-static const int kL_backward_r3_gaps0_host[16] = { -1, 22528, -1, 20480, -1, 18432, -1, 16384, 0, 14336, 2048, 12288, 4096, 10240, 6144, 8192 };  // suffix gaps of rank 3's piece 3 (-1: not included)
-static const int kL_backward_r3_gaps1_host[16] = { -1, 4096, -1, 2048, -1, 0, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1 };  // suffix gaps of rank 3's piece 12 (-1: not included)
-static const int kL_backward_r4_gaps0_host[16] = { -1, 20480, -1, 18432, -1, 16384, -1, 14336, -1, 12288, 0, 10240, 2048, 8192, 4096, 6144 };  // suffix gaps of rank 4's piece 4 (-1: not included)
-static const int kL_backward_r4_gaps1_host[16] = { -1, 6144, -1, 4096, -1, 2048, -1, 0, -1, -1, -1, -1, -1, -1, -1, -1 };  // suffix gaps of rank 4's piece 11 (-1: not included)
-static const int kL_backward_r5_gaps0_host[16] = { -1, 18432, -1, 16384, -1, 14336, -1, 12288, -1, 10240, -1, 8192, 0, 6144, 2048, 4096 };  // suffix gaps of rank 5's piece 5 (-1: not included)
-static const int kL_backward_r5_gaps1_host[16] = { -1, 8192, -1, 6144, -1, 4096, -1, 2048, -1, 0, -1, -1, -1, -1, -1, -1 };  // suffix gaps of rank 5's piece 10 (-1: not included)
-static const int kL_backward_r6_gaps0_host[16] = { -1, 16384, -1, 14336, -1, 12288, -1, 10240, -1, 8192, -1, 6144, -1, 4096, 0, 2048 };  // suffix gaps of rank 6's piece 6 (-1: not included)
-static const int kL_backward_r6_gaps1_host[16] = { -1, 10240, -1, 8192, -1, 6144, -1, 4096, -1, 2048, -1, 0, -1, -1, -1, -1 };  // suffix gaps of rank 6's piece 9 (-1: not included)
-static const int kL_backward_r7_gaps0_host[16] = { -1, 14336, -1, 12288, -1, 10240, -1, 8192, -1, 6144, -1, 4096, -1, 2048, -1, 0 };  // suffix gaps of rank 7's piece 7 (-1: not included)
-static const int kL_backward_r7_gaps1_host[16] = { -1, 12288, -1, 10240, -1, 8192, -1, 6144, -1, 4096, -1, 2048, -1, 0, -1, -1 };  // suffix gaps of rank 7's piece 8 (-1: not included)
+static const int kL_forward_r0_prefix_gaps1_host[16] = { 28672, -1, 26624, 0, 24576, 2048, 22528, 4096, 20480, 6144, 18432, 8192, 16384, 10240, 14336, 12288 };  // prefix gaps of rank 0's piece 15 (-1: not included)
+static const int kL_forward_r1_prefix_gaps0_host[16] = { 0, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1 };  // prefix gaps of rank 1's piece 1 (-1: not included)
+static const int kL_forward_r1_prefix_gaps1_host[16] = { 26624, -1, 24576, -1, 22528, 0, 20480, 2048, 18432, 4096, 16384, 6144, 14336, 8192, 12288, 10240 };  // prefix gaps of rank 1's piece 14 (-1: not included)
+static const int kL_forward_r2_prefix_gaps0_host[16] = { 2048, -1, 0, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1 };  // prefix gaps of rank 2's piece 2 (-1: not included)
+static const int kL_forward_r2_prefix_gaps1_host[16] = { 24576, -1, 22528, -1, 20480, -1, 18432, 0, 16384, 2048, 14336, 4096, 12288, 6144, 10240, 8192 };  // prefix gaps of rank 2's piece 13 (-1: not included)
+static const int kL_forward_r3_prefix_gaps0_host[16] = { 4096, -1, 2048, -1, 0, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1 };  // prefix gaps of rank 3's piece 3 (-1: not included)
+static const int kL_forward_r3_prefix_gaps1_host[16] = { 22528, -1, 20480, -1, 18432, -1, 16384, -1, 14336, 0, 12288, 2048, 10240, 4096, 8192, 6144 };  // prefix gaps of rank 3's piece 12 (-1: not included)
+static const int kL_forward_r4_prefix_gaps0_host[16] = { 6144, -1, 4096, -1, 2048, -1, 0, -1, -1, -1, -1, -1, -1, -1, -1, -1 };  // prefix gaps of rank 4's piece 4 (-1: not included)
+static const int kL_forward_r4_prefix_gaps1_host[16] = { 20480, -1, 18432, -1, 16384, -1, 14336, -1, 12288, -1, 10240, 0, 8192, 2048, 6144, 4096 };  // prefix gaps of rank 4's piece 11 (-1: not included)
+static const int kL_forward_r5_prefix_gaps0_host[16] = { 8192, -1, 6144, -1, 4096, -1, 2048, -1, 0, -1, -1, -1, -1, -1, -1, -1 };  // prefix gaps of rank 5's piece 5 (-1: not included)
+static const int kL_forward_r5_prefix_gaps1_host[16] = { 18432, -1, 16384, -1, 14336, -1, 12288, -1, 10240, -1, 8192, -1, 6144, 0, 4096, 2048 };  // prefix gaps of rank 5's piece 10 (-1: not included)
+static const int kL_forward_r6_prefix_gaps0_host[16] = { 10240, -1, 8192, -1, 6144, -1, 4096, -1, 2048, -1, 0, -1, -1, -1, -1, -1 };  // prefix gaps of rank 6's piece 6 (-1: not included)
+static const int kL_forward_r6_prefix_gaps1_host[16] = { 16384, -1, 14336, -1, 12288, -1, 10240, -1, 8192, -1, 6144, -1, 4096, -1, 2048, 0 };  // prefix gaps of rank 6's piece 9 (-1: not included)
+static const int kL_forward_r7_prefix_gaps0_host[16] = { 12288, -1, 10240, -1, 8192, -1, 6144, -1, 4096, -1, 2048, -1, 0, -1, -1, -1 };  // prefix gaps of rank 7's piece 7 (-1: not included)
+static const int kL_forward_r7_prefix_gaps1_host[16] = { 14336, -1, 12288, -1, 10240, -1, 8192, -1, 6144, -1, 4096, -1, 2048, -1, 0, -1 };  // prefix gaps of rank 7's piece 8 (-1: not included)
+static const int kL_backward_r0_suffix_gaps0_host[16] = { -1, 28672, 0, 26624, 2048, 24576, 4096, 22528, 6144, 20480, 8192, 18432, 10240, 16384, 12288, 14336 };  // suffix gaps of rank 0's piece 0 (-1: not included)
+static const int kL_backward_r1_suffix_gaps0_host[16] = { -1, 26624, -1, 24576, 0, 22528, 2048, 20480, 4096, 18432, 6144, 16384, 8192, 14336, 10240, 12288 };  // suffix gaps of rank 1's piece 1 (-1: not included)
+static const int kL_backward_r1_suffix_gaps1_host[16] = { -1, 0, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1 };  // suffix gaps of rank 1's piece 14 (-1: not included)
+static const int kL_backward_r2_suffix_gaps0_host[16] = { -1, 24576, -1, 22528, -1, 20480, 0, 18432, 2048, 16384, 4096, 14336, 6144, 12288, 8192, 10240 };  // suffix gaps of rank 2's piece 2 (-1: not included)
+static const int kL_backward_r2_suffix_gaps1_host[16] = { -1, 2048, -1, 0, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1 };  // suffix gaps of rank 2's piece 13 (-1: not included)
+static const int kL_backward_r3_suffix_gaps0_host[16] = { -1, 22528, -1, 20480, -1, 18432, -1, 16384, 0, 14336, 2048, 12288, 4096, 10240, 6144, 8192 };  // suffix gaps of rank 3's piece 3 (-1: not included)
+static const int kL_backward_r3_suffix_gaps1_host[16] = { -1, 4096, -1, 2048, -1, 0, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1 };  // suffix gaps of rank 3's piece 12 (-1: not included)
+static const int kL_backward_r4_suffix_gaps0_host[16] = { -1, 20480, -1, 18432, -1, 16384, -1, 14336, -1, 12288, 0, 10240, 2048, 8192, 4096, 6144 };  // suffix gaps of rank 4's piece 4 (-1: not included)
+static const int kL_backward_r4_suffix_gaps1_host[16] = { -1, 6144, -1, 4096, -1, 2048, -1, 0, -1, -1, -1, -1, -1, -1, -1, -1 };  // suffix gaps of rank 4's piece 11 (-1: not included)
+static const int kL_backward_r5_suffix_gaps0_host[16] = { -1, 18432, -1, 16384, -1, 14336, -1, 12288, -1, 10240, -1, 8192, 0, 6144, 2048, 4096 };  // suffix gaps of rank 5's piece 5 (-1: not included)
+static const int kL_backward_r5_suffix_gaps1_host[16] = { -1, 8192, -1, 6144, -1, 4096, -1, 2048, -1, 0, -1, -1, -1, -1, -1, -1 };  // suffix gaps of rank 5's piece 10 (-1: not included)
+static const int kL_backward_r6_suffix_gaps0_host[16] = { -1, 16384, -1, 14336, -1, 12288, -1, 10240, -1, 8192, -1, 6144, -1, 4096, 0, 2048 };  // suffix gaps of rank 6's piece 6 (-1: not included)
+static const int kL_backward_r6_suffix_gaps1_host[16] = { -1, 10240, -1, 8192, -1, 6144, -1, 4096, -1, 2048, -1, 0, -1, -1, -1, -1 };  // suffix gaps of rank 6's piece 9 (-1: not included)
+static const int kL_backward_r7_suffix_gaps0_host[16] = { -1, 14336, -1, 12288, -1, 10240, -1, 8192, -1, 6144, -1, 4096, -1, 2048, -1, 0 };  // suffix gaps of rank 7's piece 7 (-1: not included)
+static const int kL_backward_r7_suffix_gaps1_host[16] = { -1, 12288, -1, 10240, -1, 8192, -1, 6144, -1, 4096, -1, 2048, -1, 0, -1, -1 };  // suffix gaps of rank 7's piece 8 (-1: not included)
 
 struct Tables {
   float* kLDecay = nullptr;
-  int* kL_forward_r0_gaps1 = nullptr;
-  int* kL_forward_r1_gaps0 = nullptr;
-  int* kL_forward_r1_gaps1 = nullptr;
-  int* kL_forward_r2_gaps0 = nullptr;
-  int* kL_forward_r2_gaps1 = nullptr;
-  int* kL_forward_r3_gaps0 = nullptr;
-  int* kL_forward_r3_gaps1 = nullptr;
-  int* kL_forward_r4_gaps0 = nullptr;
-  int* kL_forward_r4_gaps1 = nullptr;
-  int* kL_forward_r5_gaps0 = nullptr;
-  int* kL_forward_r5_gaps1 = nullptr;
-  int* kL_forward_r6_gaps0 = nullptr;
-  int* kL_forward_r6_gaps1 = nullptr;
-  int* kL_forward_r7_gaps0 = nullptr;
-  int* kL_forward_r7_gaps1 = nullptr;
-  int* kL_backward_r0_gaps0 = nullptr;
-  int* kL_backward_r1_gaps0 = nullptr;
-  int* kL_backward_r1_gaps1 = nullptr;
-  int* kL_backward_r2_gaps0 = nullptr;
-  int* kL_backward_r2_gaps1 = nullptr;
-  int* kL_backward_r3_gaps0 = nullptr;
-  int* kL_backward_r3_gaps1 = nullptr;
-  int* kL_backward_r4_gaps0 = nullptr;
-  int* kL_backward_r4_gaps1 = nullptr;
-  int* kL_backward_r5_gaps0 = nullptr;
-  int* kL_backward_r5_gaps1 = nullptr;
-  int* kL_backward_r6_gaps0 = nullptr;
-  int* kL_backward_r6_gaps1 = nullptr;
-  int* kL_backward_r7_gaps0 = nullptr;
-  int* kL_backward_r7_gaps1 = nullptr;
+  int* kL_forward_r0_prefix_gaps1 = nullptr;
+  int* kL_forward_r1_prefix_gaps0 = nullptr;
+  int* kL_forward_r1_prefix_gaps1 = nullptr;
+  int* kL_forward_r2_prefix_gaps0 = nullptr;
+  int* kL_forward_r2_prefix_gaps1 = nullptr;
+  int* kL_forward_r3_prefix_gaps0 = nullptr;
+  int* kL_forward_r3_prefix_gaps1 = nullptr;
+  int* kL_forward_r4_prefix_gaps0 = nullptr;
+  int* kL_forward_r4_prefix_gaps1 = nullptr;
+  int* kL_forward_r5_prefix_gaps0 = nullptr;
+  int* kL_forward_r5_prefix_gaps1 = nullptr;
+  int* kL_forward_r6_prefix_gaps0 = nullptr;
+  int* kL_forward_r6_prefix_gaps1 = nullptr;
+  int* kL_forward_r7_prefix_gaps0 = nullptr;
+  int* kL_forward_r7_prefix_gaps1 = nullptr;
+  int* kL_backward_r0_suffix_gaps0 = nullptr;
+  int* kL_backward_r1_suffix_gaps0 = nullptr;
+  int* kL_backward_r1_suffix_gaps1 = nullptr;
+  int* kL_backward_r2_suffix_gaps0 = nullptr;
+  int* kL_backward_r2_suffix_gaps1 = nullptr;
+  int* kL_backward_r3_suffix_gaps0 = nullptr;
+  int* kL_backward_r3_suffix_gaps1 = nullptr;
+  int* kL_backward_r4_suffix_gaps0 = nullptr;
+  int* kL_backward_r4_suffix_gaps1 = nullptr;
+  int* kL_backward_r5_suffix_gaps0 = nullptr;
+  int* kL_backward_r5_suffix_gaps1 = nullptr;
+  int* kL_backward_r6_suffix_gaps0 = nullptr;
+  int* kL_backward_r6_suffix_gaps1 = nullptr;
+  int* kL_backward_r7_suffix_gaps0 = nullptr;
+  int* kL_backward_r7_suffix_gaps1 = nullptr;
 };
 
 inline Tables upload_tables() {
   Tables t;
   CUDA_CHECK(cudaMalloc(&t.kLDecay, sizeof(kLDecay_host)));
   CUDA_CHECK(cudaMemcpy(t.kLDecay, kLDecay_host, sizeof(kLDecay_host), cudaMemcpyHostToDevice));
-  CUDA_CHECK(cudaMalloc(&t.kL_forward_r0_gaps1, sizeof(kL_forward_r0_gaps1_host)));
-  CUDA_CHECK(cudaMemcpy(t.kL_forward_r0_gaps1, kL_forward_r0_gaps1_host, sizeof(kL_forward_r0_gaps1_host), cudaMemcpyHostToDevice));
-  CUDA_CHECK(cudaMalloc(&t.kL_forward_r1_gaps0, sizeof(kL_forward_r1_gaps0_host)));
-  CUDA_CHECK(cudaMemcpy(t.kL_forward_r1_gaps0, kL_forward_r1_gaps0_host, sizeof(kL_forward_r1_gaps0_host), cudaMemcpyHostToDevice));
-  CUDA_CHECK(cudaMalloc(&t.kL_forward_r1_gaps1, sizeof(kL_forward_r1_gaps1_host)));
-  CUDA_CHECK(cudaMemcpy(t.kL_forward_r1_gaps1, kL_forward_r1_gaps1_host, sizeof(kL_forward_r1_gaps1_host), cudaMemcpyHostToDevice));
-  CUDA_CHECK(cudaMalloc(&t.kL_forward_r2_gaps0, sizeof(kL_forward_r2_gaps0_host)));
-  CUDA_CHECK(cudaMemcpy(t.kL_forward_r2_gaps0, kL_forward_r2_gaps0_host, sizeof(kL_forward_r2_gaps0_host), cudaMemcpyHostToDevice));
-  CUDA_CHECK(cudaMalloc(&t.kL_forward_r2_gaps1, sizeof(kL_forward_r2_gaps1_host)));
-  CUDA_CHECK(cudaMemcpy(t.kL_forward_r2_gaps1, kL_forward_r2_gaps1_host, sizeof(kL_forward_r2_gaps1_host), cudaMemcpyHostToDevice));
-  CUDA_CHECK(cudaMalloc(&t.kL_forward_r3_gaps0, sizeof(kL_forward_r3_gaps0_host)));
-  CUDA_CHECK(cudaMemcpy(t.kL_forward_r3_gaps0, kL_forward_r3_gaps0_host, sizeof(kL_forward_r3_gaps0_host), cudaMemcpyHostToDevice));
-  CUDA_CHECK(cudaMalloc(&t.kL_forward_r3_gaps1, sizeof(kL_forward_r3_gaps1_host)));
-  CUDA_CHECK(cudaMemcpy(t.kL_forward_r3_gaps1, kL_forward_r3_gaps1_host, sizeof(kL_forward_r3_gaps1_host), cudaMemcpyHostToDevice));
-  CUDA_CHECK(cudaMalloc(&t.kL_forward_r4_gaps0, sizeof(kL_forward_r4_gaps0_host)));
-  CUDA_CHECK(cudaMemcpy(t.kL_forward_r4_gaps0, kL_forward_r4_gaps0_host, sizeof(kL_forward_r4_gaps0_host), cudaMemcpyHostToDevice));
-  CUDA_CHECK(cudaMalloc(&t.kL_forward_r4_gaps1, sizeof(kL_forward_r4_gaps1_host)));
-  CUDA_CHECK(cudaMemcpy(t.kL_forward_r4_gaps1, kL_forward_r4_gaps1_host, sizeof(kL_forward_r4_gaps1_host), cudaMemcpyHostToDevice));
-  CUDA_CHECK(cudaMalloc(&t.kL_forward_r5_gaps0, sizeof(kL_forward_r5_gaps0_host)));
-  CUDA_CHECK(cudaMemcpy(t.kL_forward_r5_gaps0, kL_forward_r5_gaps0_host, sizeof(kL_forward_r5_gaps0_host), cudaMemcpyHostToDevice));
-  CUDA_CHECK(cudaMalloc(&t.kL_forward_r5_gaps1, sizeof(kL_forward_r5_gaps1_host)));
-  CUDA_CHECK(cudaMemcpy(t.kL_forward_r5_gaps1, kL_forward_r5_gaps1_host, sizeof(kL_forward_r5_gaps1_host), cudaMemcpyHostToDevice));
-  CUDA_CHECK(cudaMalloc(&t.kL_forward_r6_gaps0, sizeof(kL_forward_r6_gaps0_host)));
-  CUDA_CHECK(cudaMemcpy(t.kL_forward_r6_gaps0, kL_forward_r6_gaps0_host, sizeof(kL_forward_r6_gaps0_host), cudaMemcpyHostToDevice));
-  CUDA_CHECK(cudaMalloc(&t.kL_forward_r6_gaps1, sizeof(kL_forward_r6_gaps1_host)));
-  CUDA_CHECK(cudaMemcpy(t.kL_forward_r6_gaps1, kL_forward_r6_gaps1_host, sizeof(kL_forward_r6_gaps1_host), cudaMemcpyHostToDevice));
-  CUDA_CHECK(cudaMalloc(&t.kL_forward_r7_gaps0, sizeof(kL_forward_r7_gaps0_host)));
-  CUDA_CHECK(cudaMemcpy(t.kL_forward_r7_gaps0, kL_forward_r7_gaps0_host, sizeof(kL_forward_r7_gaps0_host), cudaMemcpyHostToDevice));
-  CUDA_CHECK(cudaMalloc(&t.kL_forward_r7_gaps1, sizeof(kL_forward_r7_gaps1_host)));
-  CUDA_CHECK(cudaMemcpy(t.kL_forward_r7_gaps1, kL_forward_r7_gaps1_host, sizeof(kL_forward_r7_gaps1_host), cudaMemcpyHostToDevice));
-  CUDA_CHECK(cudaMalloc(&t.kL_backward_r0_gaps0, sizeof(kL_backward_r0_gaps0_host)));
-  CUDA_CHECK(cudaMemcpy(t.kL_backward_r0_gaps0, kL_backward_r0_gaps0_host, sizeof(kL_backward_r0_gaps0_host), cudaMemcpyHostToDevice));
-  CUDA_CHECK(cudaMalloc(&t.kL_backward_r1_gaps0, sizeof(kL_backward_r1_gaps0_host)));
-  CUDA_CHECK(cudaMemcpy(t.kL_backward_r1_gaps0, kL_backward_r1_gaps0_host, sizeof(kL_backward_r1_gaps0_host), cudaMemcpyHostToDevice));
-  CUDA_CHECK(cudaMalloc(&t.kL_backward_r1_gaps1, sizeof(kL_backward_r1_gaps1_host)));
-  CUDA_CHECK(cudaMemcpy(t.kL_backward_r1_gaps1, kL_backward_r1_gaps1_host, sizeof(kL_backward_r1_gaps1_host), cudaMemcpyHostToDevice));
-  CUDA_CHECK(cudaMalloc(&t.kL_backward_r2_gaps0, sizeof(kL_backward_r2_gaps0_host)));
-  CUDA_CHECK(cudaMemcpy(t.kL_backward_r2_gaps0, kL_backward_r2_gaps0_host, sizeof(kL_backward_r2_gaps0_host), cudaMemcpyHostToDevice));
-  CUDA_CHECK(cudaMalloc(&t.kL_backward_r2_gaps1, sizeof(kL_backward_r2_gaps1_host)));
-  CUDA_CHECK(cudaMemcpy(t.kL_backward_r2_gaps1, kL_backward_r2_gaps1_host, sizeof(kL_backward_r2_gaps1_host), cudaMemcpyHostToDevice));
-  CUDA_CHECK(cudaMalloc(&t.kL_backward_r3_gaps0, sizeof(kL_backward_r3_gaps0_host)));
-  CUDA_CHECK(cudaMemcpy(t.kL_backward_r3_gaps0, kL_backward_r3_gaps0_host, sizeof(kL_backward_r3_gaps0_host), cudaMemcpyHostToDevice));
-  CUDA_CHECK(cudaMalloc(&t.kL_backward_r3_gaps1, sizeof(kL_backward_r3_gaps1_host)));
-  CUDA_CHECK(cudaMemcpy(t.kL_backward_r3_gaps1, kL_backward_r3_gaps1_host, sizeof(kL_backward_r3_gaps1_host), cudaMemcpyHostToDevice));
-  CUDA_CHECK(cudaMalloc(&t.kL_backward_r4_gaps0, sizeof(kL_backward_r4_gaps0_host)));
-  CUDA_CHECK(cudaMemcpy(t.kL_backward_r4_gaps0, kL_backward_r4_gaps0_host, sizeof(kL_backward_r4_gaps0_host), cudaMemcpyHostToDevice));
-  CUDA_CHECK(cudaMalloc(&t.kL_backward_r4_gaps1, sizeof(kL_backward_r4_gaps1_host)));
-  CUDA_CHECK(cudaMemcpy(t.kL_backward_r4_gaps1, kL_backward_r4_gaps1_host, sizeof(kL_backward_r4_gaps1_host), cudaMemcpyHostToDevice));
-  CUDA_CHECK(cudaMalloc(&t.kL_backward_r5_gaps0, sizeof(kL_backward_r5_gaps0_host)));
-  CUDA_CHECK(cudaMemcpy(t.kL_backward_r5_gaps0, kL_backward_r5_gaps0_host, sizeof(kL_backward_r5_gaps0_host), cudaMemcpyHostToDevice));
-  CUDA_CHECK(cudaMalloc(&t.kL_backward_r5_gaps1, sizeof(kL_backward_r5_gaps1_host)));
-  CUDA_CHECK(cudaMemcpy(t.kL_backward_r5_gaps1, kL_backward_r5_gaps1_host, sizeof(kL_backward_r5_gaps1_host), cudaMemcpyHostToDevice));
-  CUDA_CHECK(cudaMalloc(&t.kL_backward_r6_gaps0, sizeof(kL_backward_r6_gaps0_host)));
-  CUDA_CHECK(cudaMemcpy(t.kL_backward_r6_gaps0, kL_backward_r6_gaps0_host, sizeof(kL_backward_r6_gaps0_host), cudaMemcpyHostToDevice));
-  CUDA_CHECK(cudaMalloc(&t.kL_backward_r6_gaps1, sizeof(kL_backward_r6_gaps1_host)));
-  CUDA_CHECK(cudaMemcpy(t.kL_backward_r6_gaps1, kL_backward_r6_gaps1_host, sizeof(kL_backward_r6_gaps1_host), cudaMemcpyHostToDevice));
-  CUDA_CHECK(cudaMalloc(&t.kL_backward_r7_gaps0, sizeof(kL_backward_r7_gaps0_host)));
-  CUDA_CHECK(cudaMemcpy(t.kL_backward_r7_gaps0, kL_backward_r7_gaps0_host, sizeof(kL_backward_r7_gaps0_host), cudaMemcpyHostToDevice));
-  CUDA_CHECK(cudaMalloc(&t.kL_backward_r7_gaps1, sizeof(kL_backward_r7_gaps1_host)));
-  CUDA_CHECK(cudaMemcpy(t.kL_backward_r7_gaps1, kL_backward_r7_gaps1_host, sizeof(kL_backward_r7_gaps1_host), cudaMemcpyHostToDevice));
+  CUDA_CHECK(cudaMalloc(&t.kL_forward_r0_prefix_gaps1, sizeof(kL_forward_r0_prefix_gaps1_host)));
+  CUDA_CHECK(cudaMemcpy(t.kL_forward_r0_prefix_gaps1, kL_forward_r0_prefix_gaps1_host, sizeof(kL_forward_r0_prefix_gaps1_host), cudaMemcpyHostToDevice));
+  CUDA_CHECK(cudaMalloc(&t.kL_forward_r1_prefix_gaps0, sizeof(kL_forward_r1_prefix_gaps0_host)));
+  CUDA_CHECK(cudaMemcpy(t.kL_forward_r1_prefix_gaps0, kL_forward_r1_prefix_gaps0_host, sizeof(kL_forward_r1_prefix_gaps0_host), cudaMemcpyHostToDevice));
+  CUDA_CHECK(cudaMalloc(&t.kL_forward_r1_prefix_gaps1, sizeof(kL_forward_r1_prefix_gaps1_host)));
+  CUDA_CHECK(cudaMemcpy(t.kL_forward_r1_prefix_gaps1, kL_forward_r1_prefix_gaps1_host, sizeof(kL_forward_r1_prefix_gaps1_host), cudaMemcpyHostToDevice));
+  CUDA_CHECK(cudaMalloc(&t.kL_forward_r2_prefix_gaps0, sizeof(kL_forward_r2_prefix_gaps0_host)));
+  CUDA_CHECK(cudaMemcpy(t.kL_forward_r2_prefix_gaps0, kL_forward_r2_prefix_gaps0_host, sizeof(kL_forward_r2_prefix_gaps0_host), cudaMemcpyHostToDevice));
+  CUDA_CHECK(cudaMalloc(&t.kL_forward_r2_prefix_gaps1, sizeof(kL_forward_r2_prefix_gaps1_host)));
+  CUDA_CHECK(cudaMemcpy(t.kL_forward_r2_prefix_gaps1, kL_forward_r2_prefix_gaps1_host, sizeof(kL_forward_r2_prefix_gaps1_host), cudaMemcpyHostToDevice));
+  CUDA_CHECK(cudaMalloc(&t.kL_forward_r3_prefix_gaps0, sizeof(kL_forward_r3_prefix_gaps0_host)));
+  CUDA_CHECK(cudaMemcpy(t.kL_forward_r3_prefix_gaps0, kL_forward_r3_prefix_gaps0_host, sizeof(kL_forward_r3_prefix_gaps0_host), cudaMemcpyHostToDevice));
+  CUDA_CHECK(cudaMalloc(&t.kL_forward_r3_prefix_gaps1, sizeof(kL_forward_r3_prefix_gaps1_host)));
+  CUDA_CHECK(cudaMemcpy(t.kL_forward_r3_prefix_gaps1, kL_forward_r3_prefix_gaps1_host, sizeof(kL_forward_r3_prefix_gaps1_host), cudaMemcpyHostToDevice));
+  CUDA_CHECK(cudaMalloc(&t.kL_forward_r4_prefix_gaps0, sizeof(kL_forward_r4_prefix_gaps0_host)));
+  CUDA_CHECK(cudaMemcpy(t.kL_forward_r4_prefix_gaps0, kL_forward_r4_prefix_gaps0_host, sizeof(kL_forward_r4_prefix_gaps0_host), cudaMemcpyHostToDevice));
+  CUDA_CHECK(cudaMalloc(&t.kL_forward_r4_prefix_gaps1, sizeof(kL_forward_r4_prefix_gaps1_host)));
+  CUDA_CHECK(cudaMemcpy(t.kL_forward_r4_prefix_gaps1, kL_forward_r4_prefix_gaps1_host, sizeof(kL_forward_r4_prefix_gaps1_host), cudaMemcpyHostToDevice));
+  CUDA_CHECK(cudaMalloc(&t.kL_forward_r5_prefix_gaps0, sizeof(kL_forward_r5_prefix_gaps0_host)));
+  CUDA_CHECK(cudaMemcpy(t.kL_forward_r5_prefix_gaps0, kL_forward_r5_prefix_gaps0_host, sizeof(kL_forward_r5_prefix_gaps0_host), cudaMemcpyHostToDevice));
+  CUDA_CHECK(cudaMalloc(&t.kL_forward_r5_prefix_gaps1, sizeof(kL_forward_r5_prefix_gaps1_host)));
+  CUDA_CHECK(cudaMemcpy(t.kL_forward_r5_prefix_gaps1, kL_forward_r5_prefix_gaps1_host, sizeof(kL_forward_r5_prefix_gaps1_host), cudaMemcpyHostToDevice));
+  CUDA_CHECK(cudaMalloc(&t.kL_forward_r6_prefix_gaps0, sizeof(kL_forward_r6_prefix_gaps0_host)));
+  CUDA_CHECK(cudaMemcpy(t.kL_forward_r6_prefix_gaps0, kL_forward_r6_prefix_gaps0_host, sizeof(kL_forward_r6_prefix_gaps0_host), cudaMemcpyHostToDevice));
+  CUDA_CHECK(cudaMalloc(&t.kL_forward_r6_prefix_gaps1, sizeof(kL_forward_r6_prefix_gaps1_host)));
+  CUDA_CHECK(cudaMemcpy(t.kL_forward_r6_prefix_gaps1, kL_forward_r6_prefix_gaps1_host, sizeof(kL_forward_r6_prefix_gaps1_host), cudaMemcpyHostToDevice));
+  CUDA_CHECK(cudaMalloc(&t.kL_forward_r7_prefix_gaps0, sizeof(kL_forward_r7_prefix_gaps0_host)));
+  CUDA_CHECK(cudaMemcpy(t.kL_forward_r7_prefix_gaps0, kL_forward_r7_prefix_gaps0_host, sizeof(kL_forward_r7_prefix_gaps0_host), cudaMemcpyHostToDevice));
+  CUDA_CHECK(cudaMalloc(&t.kL_forward_r7_prefix_gaps1, sizeof(kL_forward_r7_prefix_gaps1_host)));
+  CUDA_CHECK(cudaMemcpy(t.kL_forward_r7_prefix_gaps1, kL_forward_r7_prefix_gaps1_host, sizeof(kL_forward_r7_prefix_gaps1_host), cudaMemcpyHostToDevice));
+  CUDA_CHECK(cudaMalloc(&t.kL_backward_r0_suffix_gaps0, sizeof(kL_backward_r0_suffix_gaps0_host)));
+  CUDA_CHECK(cudaMemcpy(t.kL_backward_r0_suffix_gaps0, kL_backward_r0_suffix_gaps0_host, sizeof(kL_backward_r0_suffix_gaps0_host), cudaMemcpyHostToDevice));
+  CUDA_CHECK(cudaMalloc(&t.kL_backward_r1_suffix_gaps0, sizeof(kL_backward_r1_suffix_gaps0_host)));
+  CUDA_CHECK(cudaMemcpy(t.kL_backward_r1_suffix_gaps0, kL_backward_r1_suffix_gaps0_host, sizeof(kL_backward_r1_suffix_gaps0_host), cudaMemcpyHostToDevice));
+  CUDA_CHECK(cudaMalloc(&t.kL_backward_r1_suffix_gaps1, sizeof(kL_backward_r1_suffix_gaps1_host)));
+  CUDA_CHECK(cudaMemcpy(t.kL_backward_r1_suffix_gaps1, kL_backward_r1_suffix_gaps1_host, sizeof(kL_backward_r1_suffix_gaps1_host), cudaMemcpyHostToDevice));
+  CUDA_CHECK(cudaMalloc(&t.kL_backward_r2_suffix_gaps0, sizeof(kL_backward_r2_suffix_gaps0_host)));
+  CUDA_CHECK(cudaMemcpy(t.kL_backward_r2_suffix_gaps0, kL_backward_r2_suffix_gaps0_host, sizeof(kL_backward_r2_suffix_gaps0_host), cudaMemcpyHostToDevice));
+  CUDA_CHECK(cudaMalloc(&t.kL_backward_r2_suffix_gaps1, sizeof(kL_backward_r2_suffix_gaps1_host)));
+  CUDA_CHECK(cudaMemcpy(t.kL_backward_r2_suffix_gaps1, kL_backward_r2_suffix_gaps1_host, sizeof(kL_backward_r2_suffix_gaps1_host), cudaMemcpyHostToDevice));
+  CUDA_CHECK(cudaMalloc(&t.kL_backward_r3_suffix_gaps0, sizeof(kL_backward_r3_suffix_gaps0_host)));
+  CUDA_CHECK(cudaMemcpy(t.kL_backward_r3_suffix_gaps0, kL_backward_r3_suffix_gaps0_host, sizeof(kL_backward_r3_suffix_gaps0_host), cudaMemcpyHostToDevice));
+  CUDA_CHECK(cudaMalloc(&t.kL_backward_r3_suffix_gaps1, sizeof(kL_backward_r3_suffix_gaps1_host)));
+  CUDA_CHECK(cudaMemcpy(t.kL_backward_r3_suffix_gaps1, kL_backward_r3_suffix_gaps1_host, sizeof(kL_backward_r3_suffix_gaps1_host), cudaMemcpyHostToDevice));
+  CUDA_CHECK(cudaMalloc(&t.kL_backward_r4_suffix_gaps0, sizeof(kL_backward_r4_suffix_gaps0_host)));
+  CUDA_CHECK(cudaMemcpy(t.kL_backward_r4_suffix_gaps0, kL_backward_r4_suffix_gaps0_host, sizeof(kL_backward_r4_suffix_gaps0_host), cudaMemcpyHostToDevice));
+  CUDA_CHECK(cudaMalloc(&t.kL_backward_r4_suffix_gaps1, sizeof(kL_backward_r4_suffix_gaps1_host)));
+  CUDA_CHECK(cudaMemcpy(t.kL_backward_r4_suffix_gaps1, kL_backward_r4_suffix_gaps1_host, sizeof(kL_backward_r4_suffix_gaps1_host), cudaMemcpyHostToDevice));
+  CUDA_CHECK(cudaMalloc(&t.kL_backward_r5_suffix_gaps0, sizeof(kL_backward_r5_suffix_gaps0_host)));
+  CUDA_CHECK(cudaMemcpy(t.kL_backward_r5_suffix_gaps0, kL_backward_r5_suffix_gaps0_host, sizeof(kL_backward_r5_suffix_gaps0_host), cudaMemcpyHostToDevice));
+  CUDA_CHECK(cudaMalloc(&t.kL_backward_r5_suffix_gaps1, sizeof(kL_backward_r5_suffix_gaps1_host)));
+  CUDA_CHECK(cudaMemcpy(t.kL_backward_r5_suffix_gaps1, kL_backward_r5_suffix_gaps1_host, sizeof(kL_backward_r5_suffix_gaps1_host), cudaMemcpyHostToDevice));
+  CUDA_CHECK(cudaMalloc(&t.kL_backward_r6_suffix_gaps0, sizeof(kL_backward_r6_suffix_gaps0_host)));
+  CUDA_CHECK(cudaMemcpy(t.kL_backward_r6_suffix_gaps0, kL_backward_r6_suffix_gaps0_host, sizeof(kL_backward_r6_suffix_gaps0_host), cudaMemcpyHostToDevice));
+  CUDA_CHECK(cudaMalloc(&t.kL_backward_r6_suffix_gaps1, sizeof(kL_backward_r6_suffix_gaps1_host)));
+  CUDA_CHECK(cudaMemcpy(t.kL_backward_r6_suffix_gaps1, kL_backward_r6_suffix_gaps1_host, sizeof(kL_backward_r6_suffix_gaps1_host), cudaMemcpyHostToDevice));
+  CUDA_CHECK(cudaMalloc(&t.kL_backward_r7_suffix_gaps0, sizeof(kL_backward_r7_suffix_gaps0_host)));
+  CUDA_CHECK(cudaMemcpy(t.kL_backward_r7_suffix_gaps0, kL_backward_r7_suffix_gaps0_host, sizeof(kL_backward_r7_suffix_gaps0_host), cudaMemcpyHostToDevice));
+  CUDA_CHECK(cudaMalloc(&t.kL_backward_r7_suffix_gaps1, sizeof(kL_backward_r7_suffix_gaps1_host)));
+  CUDA_CHECK(cudaMemcpy(t.kL_backward_r7_suffix_gaps1, kL_backward_r7_suffix_gaps1_host, sizeof(kL_backward_r7_suffix_gaps1_host), cudaMemcpyHostToDevice));
   return t;
 }
 
@@ -1435,7 +1435,7 @@ static void L_forward_rank0(const Ctx& c, LBuffers& b, Run run) {
   if (run.compute) {
     CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.events[2], 0));
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[10], c.compute));
-    lasp::linear_decayed_sum(b.m_all, 16, c.tables.kL_forward_r0_gaps1, b.p + 524288, c.dims, c.tables.kLDecay, c.compute);
+    lasp::linear_decayed_sum(b.m_all, 16, c.tables.kL_forward_r0_prefix_gaps1, b.p + 524288, c.dims, c.tables.kLDecay, c.compute);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[11], c.compute));
   }
   // [6] O[15] = intra-piece product + lam^(i+1) Q P (one walk)
@@ -1498,7 +1498,7 @@ static void L_forward_rank1(const Ctx& c, LBuffers& b, Run run) {
   if (run.compute) {
     CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.events[2], 0));
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[8], c.compute));
-    lasp::linear_decayed_sum(b.m_all, 16, c.tables.kL_forward_r1_gaps0, b.p, c.dims, c.tables.kLDecay, c.compute);
+    lasp::linear_decayed_sum(b.m_all, 16, c.tables.kL_forward_r1_prefix_gaps0, b.p, c.dims, c.tables.kLDecay, c.compute);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[9], c.compute));
   }
   // [5] O[1] = intra-piece product + lam^(i+1) Q P (one walk)
@@ -1516,7 +1516,7 @@ static void L_forward_rank1(const Ctx& c, LBuffers& b, Run run) {
   if (run.compute) {
     CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.events[2], 0));
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[12], c.compute));
-    lasp::linear_decayed_sum(b.m_all, 16, c.tables.kL_forward_r1_gaps1, b.p + 524288, c.dims, c.tables.kLDecay, c.compute);
+    lasp::linear_decayed_sum(b.m_all, 16, c.tables.kL_forward_r1_prefix_gaps1, b.p + 524288, c.dims, c.tables.kLDecay, c.compute);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[13], c.compute));
   }
   // [7] O[14] = intra-piece product + lam^(i+1) Q P (one walk)
@@ -1579,7 +1579,7 @@ static void L_forward_rank2(const Ctx& c, LBuffers& b, Run run) {
   if (run.compute) {
     CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.events[2], 0));
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[8], c.compute));
-    lasp::linear_decayed_sum(b.m_all, 16, c.tables.kL_forward_r2_gaps0, b.p, c.dims, c.tables.kLDecay, c.compute);
+    lasp::linear_decayed_sum(b.m_all, 16, c.tables.kL_forward_r2_prefix_gaps0, b.p, c.dims, c.tables.kLDecay, c.compute);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[9], c.compute));
   }
   // [5] O[2] = intra-piece product + lam^(i+1) Q P (one walk)
@@ -1597,7 +1597,7 @@ static void L_forward_rank2(const Ctx& c, LBuffers& b, Run run) {
   if (run.compute) {
     CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.events[2], 0));
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[12], c.compute));
-    lasp::linear_decayed_sum(b.m_all, 16, c.tables.kL_forward_r2_gaps1, b.p + 524288, c.dims, c.tables.kLDecay, c.compute);
+    lasp::linear_decayed_sum(b.m_all, 16, c.tables.kL_forward_r2_prefix_gaps1, b.p + 524288, c.dims, c.tables.kLDecay, c.compute);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[13], c.compute));
   }
   // [7] O[13] = intra-piece product + lam^(i+1) Q P (one walk)
@@ -1660,7 +1660,7 @@ static void L_forward_rank3(const Ctx& c, LBuffers& b, Run run) {
   if (run.compute) {
     CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.events[2], 0));
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[8], c.compute));
-    lasp::linear_decayed_sum(b.m_all, 16, c.tables.kL_forward_r3_gaps0, b.p, c.dims, c.tables.kLDecay, c.compute);
+    lasp::linear_decayed_sum(b.m_all, 16, c.tables.kL_forward_r3_prefix_gaps0, b.p, c.dims, c.tables.kLDecay, c.compute);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[9], c.compute));
   }
   // [5] O[3] = intra-piece product + lam^(i+1) Q P (one walk)
@@ -1678,7 +1678,7 @@ static void L_forward_rank3(const Ctx& c, LBuffers& b, Run run) {
   if (run.compute) {
     CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.events[2], 0));
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[12], c.compute));
-    lasp::linear_decayed_sum(b.m_all, 16, c.tables.kL_forward_r3_gaps1, b.p + 524288, c.dims, c.tables.kLDecay, c.compute);
+    lasp::linear_decayed_sum(b.m_all, 16, c.tables.kL_forward_r3_prefix_gaps1, b.p + 524288, c.dims, c.tables.kLDecay, c.compute);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[13], c.compute));
   }
   // [7] O[12] = intra-piece product + lam^(i+1) Q P (one walk)
@@ -1741,7 +1741,7 @@ static void L_forward_rank4(const Ctx& c, LBuffers& b, Run run) {
   if (run.compute) {
     CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.events[2], 0));
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[8], c.compute));
-    lasp::linear_decayed_sum(b.m_all, 16, c.tables.kL_forward_r4_gaps0, b.p, c.dims, c.tables.kLDecay, c.compute);
+    lasp::linear_decayed_sum(b.m_all, 16, c.tables.kL_forward_r4_prefix_gaps0, b.p, c.dims, c.tables.kLDecay, c.compute);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[9], c.compute));
   }
   // [5] O[4] = intra-piece product + lam^(i+1) Q P (one walk)
@@ -1759,7 +1759,7 @@ static void L_forward_rank4(const Ctx& c, LBuffers& b, Run run) {
   if (run.compute) {
     CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.events[2], 0));
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[12], c.compute));
-    lasp::linear_decayed_sum(b.m_all, 16, c.tables.kL_forward_r4_gaps1, b.p + 524288, c.dims, c.tables.kLDecay, c.compute);
+    lasp::linear_decayed_sum(b.m_all, 16, c.tables.kL_forward_r4_prefix_gaps1, b.p + 524288, c.dims, c.tables.kLDecay, c.compute);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[13], c.compute));
   }
   // [7] O[11] = intra-piece product + lam^(i+1) Q P (one walk)
@@ -1822,7 +1822,7 @@ static void L_forward_rank5(const Ctx& c, LBuffers& b, Run run) {
   if (run.compute) {
     CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.events[2], 0));
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[8], c.compute));
-    lasp::linear_decayed_sum(b.m_all, 16, c.tables.kL_forward_r5_gaps0, b.p, c.dims, c.tables.kLDecay, c.compute);
+    lasp::linear_decayed_sum(b.m_all, 16, c.tables.kL_forward_r5_prefix_gaps0, b.p, c.dims, c.tables.kLDecay, c.compute);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[9], c.compute));
   }
   // [5] O[5] = intra-piece product + lam^(i+1) Q P (one walk)
@@ -1840,7 +1840,7 @@ static void L_forward_rank5(const Ctx& c, LBuffers& b, Run run) {
   if (run.compute) {
     CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.events[2], 0));
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[12], c.compute));
-    lasp::linear_decayed_sum(b.m_all, 16, c.tables.kL_forward_r5_gaps1, b.p + 524288, c.dims, c.tables.kLDecay, c.compute);
+    lasp::linear_decayed_sum(b.m_all, 16, c.tables.kL_forward_r5_prefix_gaps1, b.p + 524288, c.dims, c.tables.kLDecay, c.compute);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[13], c.compute));
   }
   // [7] O[10] = intra-piece product + lam^(i+1) Q P (one walk)
@@ -1903,7 +1903,7 @@ static void L_forward_rank6(const Ctx& c, LBuffers& b, Run run) {
   if (run.compute) {
     CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.events[2], 0));
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[8], c.compute));
-    lasp::linear_decayed_sum(b.m_all, 16, c.tables.kL_forward_r6_gaps0, b.p, c.dims, c.tables.kLDecay, c.compute);
+    lasp::linear_decayed_sum(b.m_all, 16, c.tables.kL_forward_r6_prefix_gaps0, b.p, c.dims, c.tables.kLDecay, c.compute);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[9], c.compute));
   }
   // [5] O[6] = intra-piece product + lam^(i+1) Q P (one walk)
@@ -1921,7 +1921,7 @@ static void L_forward_rank6(const Ctx& c, LBuffers& b, Run run) {
   if (run.compute) {
     CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.events[2], 0));
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[12], c.compute));
-    lasp::linear_decayed_sum(b.m_all, 16, c.tables.kL_forward_r6_gaps1, b.p + 524288, c.dims, c.tables.kLDecay, c.compute);
+    lasp::linear_decayed_sum(b.m_all, 16, c.tables.kL_forward_r6_prefix_gaps1, b.p + 524288, c.dims, c.tables.kLDecay, c.compute);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[13], c.compute));
   }
   // [7] O[9] = intra-piece product + lam^(i+1) Q P (one walk)
@@ -1984,7 +1984,7 @@ static void L_forward_rank7(const Ctx& c, LBuffers& b, Run run) {
   if (run.compute) {
     CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.events[2], 0));
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[8], c.compute));
-    lasp::linear_decayed_sum(b.m_all, 16, c.tables.kL_forward_r7_gaps0, b.p, c.dims, c.tables.kLDecay, c.compute);
+    lasp::linear_decayed_sum(b.m_all, 16, c.tables.kL_forward_r7_prefix_gaps0, b.p, c.dims, c.tables.kLDecay, c.compute);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[9], c.compute));
   }
   // [5] O[7] = intra-piece product + lam^(i+1) Q P (one walk)
@@ -2002,7 +2002,7 @@ static void L_forward_rank7(const Ctx& c, LBuffers& b, Run run) {
   if (run.compute) {
     CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.events[2], 0));
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[12], c.compute));
-    lasp::linear_decayed_sum(b.m_all, 16, c.tables.kL_forward_r7_gaps1, b.p + 524288, c.dims, c.tables.kLDecay, c.compute);
+    lasp::linear_decayed_sum(b.m_all, 16, c.tables.kL_forward_r7_prefix_gaps1, b.p + 524288, c.dims, c.tables.kLDecay, c.compute);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[13], c.compute));
   }
   // [7] O[8] = intra-piece product + lam^(i+1) Q P (one walk)
@@ -2080,7 +2080,7 @@ static void L_backward_rank0(const Ctx& c, LBuffers& b, Run run) {
   if (run.compute) {
     CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.events[2], 0));
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[8], c.compute));
-    lasp::linear_decayed_sum(b.dm_all, 16, c.tables.kL_backward_r0_gaps0, b.g, c.dims, c.tables.kLDecay, c.compute);
+    lasp::linear_decayed_sum(b.dm_all, 16, c.tables.kL_backward_r0_suffix_gaps0, b.g, c.dims, c.tables.kLDecay, c.compute);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[9], c.compute));
   }
   // [5] dQ, dK, dV[0] inside the piece + the G terms (one walk)
@@ -2157,7 +2157,7 @@ static void L_backward_rank1(const Ctx& c, LBuffers& b, Run run) {
   if (run.compute) {
     CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.events[2], 0));
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[8], c.compute));
-    lasp::linear_decayed_sum(b.dm_all, 16, c.tables.kL_backward_r1_gaps0, b.g, c.dims, c.tables.kLDecay, c.compute);
+    lasp::linear_decayed_sum(b.dm_all, 16, c.tables.kL_backward_r1_suffix_gaps0, b.g, c.dims, c.tables.kLDecay, c.compute);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[9], c.compute));
   }
   // [5] dQ, dK, dV[1] inside the piece + the dO P^T, G terms (one walk)
@@ -2176,7 +2176,7 @@ static void L_backward_rank1(const Ctx& c, LBuffers& b, Run run) {
   if (run.compute) {
     CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.events[2], 0));
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[12], c.compute));
-    lasp::linear_decayed_sum(b.dm_all, 16, c.tables.kL_backward_r1_gaps1, b.g + 524288, c.dims, c.tables.kLDecay, c.compute);
+    lasp::linear_decayed_sum(b.dm_all, 16, c.tables.kL_backward_r1_suffix_gaps1, b.g + 524288, c.dims, c.tables.kLDecay, c.compute);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[13], c.compute));
   }
   // [7] dQ, dK, dV[14] inside the piece + the dO P^T, G terms (one walk)
@@ -2240,7 +2240,7 @@ static void L_backward_rank2(const Ctx& c, LBuffers& b, Run run) {
   if (run.compute) {
     CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.events[2], 0));
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[8], c.compute));
-    lasp::linear_decayed_sum(b.dm_all, 16, c.tables.kL_backward_r2_gaps0, b.g, c.dims, c.tables.kLDecay, c.compute);
+    lasp::linear_decayed_sum(b.dm_all, 16, c.tables.kL_backward_r2_suffix_gaps0, b.g, c.dims, c.tables.kLDecay, c.compute);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[9], c.compute));
   }
   // [5] dQ, dK, dV[2] inside the piece + the dO P^T, G terms (one walk)
@@ -2259,7 +2259,7 @@ static void L_backward_rank2(const Ctx& c, LBuffers& b, Run run) {
   if (run.compute) {
     CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.events[2], 0));
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[12], c.compute));
-    lasp::linear_decayed_sum(b.dm_all, 16, c.tables.kL_backward_r2_gaps1, b.g + 524288, c.dims, c.tables.kLDecay, c.compute);
+    lasp::linear_decayed_sum(b.dm_all, 16, c.tables.kL_backward_r2_suffix_gaps1, b.g + 524288, c.dims, c.tables.kLDecay, c.compute);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[13], c.compute));
   }
   // [7] dQ, dK, dV[13] inside the piece + the dO P^T, G terms (one walk)
@@ -2323,7 +2323,7 @@ static void L_backward_rank3(const Ctx& c, LBuffers& b, Run run) {
   if (run.compute) {
     CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.events[2], 0));
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[8], c.compute));
-    lasp::linear_decayed_sum(b.dm_all, 16, c.tables.kL_backward_r3_gaps0, b.g, c.dims, c.tables.kLDecay, c.compute);
+    lasp::linear_decayed_sum(b.dm_all, 16, c.tables.kL_backward_r3_suffix_gaps0, b.g, c.dims, c.tables.kLDecay, c.compute);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[9], c.compute));
   }
   // [5] dQ, dK, dV[3] inside the piece + the dO P^T, G terms (one walk)
@@ -2342,7 +2342,7 @@ static void L_backward_rank3(const Ctx& c, LBuffers& b, Run run) {
   if (run.compute) {
     CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.events[2], 0));
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[12], c.compute));
-    lasp::linear_decayed_sum(b.dm_all, 16, c.tables.kL_backward_r3_gaps1, b.g + 524288, c.dims, c.tables.kLDecay, c.compute);
+    lasp::linear_decayed_sum(b.dm_all, 16, c.tables.kL_backward_r3_suffix_gaps1, b.g + 524288, c.dims, c.tables.kLDecay, c.compute);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[13], c.compute));
   }
   // [7] dQ, dK, dV[12] inside the piece + the dO P^T, G terms (one walk)
@@ -2406,7 +2406,7 @@ static void L_backward_rank4(const Ctx& c, LBuffers& b, Run run) {
   if (run.compute) {
     CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.events[2], 0));
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[8], c.compute));
-    lasp::linear_decayed_sum(b.dm_all, 16, c.tables.kL_backward_r4_gaps0, b.g, c.dims, c.tables.kLDecay, c.compute);
+    lasp::linear_decayed_sum(b.dm_all, 16, c.tables.kL_backward_r4_suffix_gaps0, b.g, c.dims, c.tables.kLDecay, c.compute);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[9], c.compute));
   }
   // [5] dQ, dK, dV[4] inside the piece + the dO P^T, G terms (one walk)
@@ -2425,7 +2425,7 @@ static void L_backward_rank4(const Ctx& c, LBuffers& b, Run run) {
   if (run.compute) {
     CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.events[2], 0));
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[12], c.compute));
-    lasp::linear_decayed_sum(b.dm_all, 16, c.tables.kL_backward_r4_gaps1, b.g + 524288, c.dims, c.tables.kLDecay, c.compute);
+    lasp::linear_decayed_sum(b.dm_all, 16, c.tables.kL_backward_r4_suffix_gaps1, b.g + 524288, c.dims, c.tables.kLDecay, c.compute);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[13], c.compute));
   }
   // [7] dQ, dK, dV[11] inside the piece + the dO P^T, G terms (one walk)
@@ -2489,7 +2489,7 @@ static void L_backward_rank5(const Ctx& c, LBuffers& b, Run run) {
   if (run.compute) {
     CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.events[2], 0));
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[8], c.compute));
-    lasp::linear_decayed_sum(b.dm_all, 16, c.tables.kL_backward_r5_gaps0, b.g, c.dims, c.tables.kLDecay, c.compute);
+    lasp::linear_decayed_sum(b.dm_all, 16, c.tables.kL_backward_r5_suffix_gaps0, b.g, c.dims, c.tables.kLDecay, c.compute);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[9], c.compute));
   }
   // [5] dQ, dK, dV[5] inside the piece + the dO P^T, G terms (one walk)
@@ -2508,7 +2508,7 @@ static void L_backward_rank5(const Ctx& c, LBuffers& b, Run run) {
   if (run.compute) {
     CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.events[2], 0));
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[12], c.compute));
-    lasp::linear_decayed_sum(b.dm_all, 16, c.tables.kL_backward_r5_gaps1, b.g + 524288, c.dims, c.tables.kLDecay, c.compute);
+    lasp::linear_decayed_sum(b.dm_all, 16, c.tables.kL_backward_r5_suffix_gaps1, b.g + 524288, c.dims, c.tables.kLDecay, c.compute);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[13], c.compute));
   }
   // [7] dQ, dK, dV[10] inside the piece + the dO P^T, G terms (one walk)
@@ -2572,7 +2572,7 @@ static void L_backward_rank6(const Ctx& c, LBuffers& b, Run run) {
   if (run.compute) {
     CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.events[2], 0));
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[8], c.compute));
-    lasp::linear_decayed_sum(b.dm_all, 16, c.tables.kL_backward_r6_gaps0, b.g, c.dims, c.tables.kLDecay, c.compute);
+    lasp::linear_decayed_sum(b.dm_all, 16, c.tables.kL_backward_r6_suffix_gaps0, b.g, c.dims, c.tables.kLDecay, c.compute);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[9], c.compute));
   }
   // [5] dQ, dK, dV[6] inside the piece + the dO P^T, G terms (one walk)
@@ -2591,7 +2591,7 @@ static void L_backward_rank6(const Ctx& c, LBuffers& b, Run run) {
   if (run.compute) {
     CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.events[2], 0));
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[12], c.compute));
-    lasp::linear_decayed_sum(b.dm_all, 16, c.tables.kL_backward_r6_gaps1, b.g + 524288, c.dims, c.tables.kLDecay, c.compute);
+    lasp::linear_decayed_sum(b.dm_all, 16, c.tables.kL_backward_r6_suffix_gaps1, b.g + 524288, c.dims, c.tables.kLDecay, c.compute);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[13], c.compute));
   }
   // [7] dQ, dK, dV[9] inside the piece + the dO P^T, G terms (one walk)
@@ -2655,7 +2655,7 @@ static void L_backward_rank7(const Ctx& c, LBuffers& b, Run run) {
   if (run.compute) {
     CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.events[2], 0));
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[8], c.compute));
-    lasp::linear_decayed_sum(b.dm_all, 16, c.tables.kL_backward_r7_gaps0, b.g, c.dims, c.tables.kLDecay, c.compute);
+    lasp::linear_decayed_sum(b.dm_all, 16, c.tables.kL_backward_r7_suffix_gaps0, b.g, c.dims, c.tables.kLDecay, c.compute);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[9], c.compute));
   }
   // [5] dQ, dK, dV[7] inside the piece + the dO P^T, G terms (one walk)
@@ -2674,7 +2674,7 @@ static void L_backward_rank7(const Ctx& c, LBuffers& b, Run run) {
   if (run.compute) {
     CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.events[2], 0));
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[12], c.compute));
-    lasp::linear_decayed_sum(b.dm_all, 16, c.tables.kL_backward_r7_gaps1, b.g + 524288, c.dims, c.tables.kLDecay, c.compute);
+    lasp::linear_decayed_sum(b.dm_all, 16, c.tables.kL_backward_r7_suffix_gaps1, b.g + 524288, c.dims, c.tables.kLDecay, c.compute);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[13], c.compute));
   }
   // [7] dQ, dK, dV[8] inside the piece + the dO P^T, G terms (one walk)

@@ -521,39 +521,39 @@ static const lasp::PieceMap kWholeSequence = lasp::PieceMap{0, {0, 0}, {0, 0}, {
 
 // Constant tables the steps read on the GPU: per-head decays and the token gaps of each decayed sum.
 static const float kRDecay_host[16] = { 0.968750000f, 0.984375000f, 0.992187500f, 0.996093750f, 0.998046875f, 0.999023438f, 0.999511719f, 0.999755859f, 0.999877930f, 0.999938965f, 0.999969482f, 0.999984741f, 0.999992371f, 0.999996185f, 0.999998093f, 0.999999046f };  // per-head decay of layer kind R (retention)
-static const int kR_forward_r1_gaps0_host[4] = { 0, -1, -1, -1 };  // prefix gaps of rank 1's piece 1 (-1: not included)
-static const int kR_forward_r2_gaps0_host[4] = { 65536, 0, -1, -1 };  // prefix gaps of rank 2's piece 2 (-1: not included)
-static const int kR_forward_r3_gaps0_host[4] = { 131072, 65536, 0, -1 };  // prefix gaps of rank 3's piece 3 (-1: not included)
-static const int kR_backward_r0_gaps0_host[4] = { -1, 0, 65536, 131072 };  // suffix gaps of rank 0's piece 0 (-1: not included)
-static const int kR_backward_r1_gaps0_host[4] = { -1, -1, 0, 65536 };  // suffix gaps of rank 1's piece 1 (-1: not included)
-static const int kR_backward_r2_gaps0_host[4] = { -1, -1, -1, 0 };  // suffix gaps of rank 2's piece 2 (-1: not included)
+static const int kR_forward_r1_prefix_gaps0_host[4] = { 0, -1, -1, -1 };  // prefix gaps of rank 1's piece 1 (-1: not included)
+static const int kR_forward_r2_prefix_gaps0_host[4] = { 65536, 0, -1, -1 };  // prefix gaps of rank 2's piece 2 (-1: not included)
+static const int kR_forward_r3_prefix_gaps0_host[4] = { 131072, 65536, 0, -1 };  // prefix gaps of rank 3's piece 3 (-1: not included)
+static const int kR_backward_r0_suffix_gaps0_host[4] = { -1, 0, 65536, 131072 };  // suffix gaps of rank 0's piece 0 (-1: not included)
+static const int kR_backward_r1_suffix_gaps0_host[4] = { -1, -1, 0, 65536 };  // suffix gaps of rank 1's piece 1 (-1: not included)
+static const int kR_backward_r2_suffix_gaps0_host[4] = { -1, -1, -1, 0 };  // suffix gaps of rank 2's piece 2 (-1: not included)
 
 struct Tables {
   float* kRDecay = nullptr;
-  int* kR_forward_r1_gaps0 = nullptr;
-  int* kR_forward_r2_gaps0 = nullptr;
-  int* kR_forward_r3_gaps0 = nullptr;
-  int* kR_backward_r0_gaps0 = nullptr;
-  int* kR_backward_r1_gaps0 = nullptr;
-  int* kR_backward_r2_gaps0 = nullptr;
+  int* kR_forward_r1_prefix_gaps0 = nullptr;
+  int* kR_forward_r2_prefix_gaps0 = nullptr;
+  int* kR_forward_r3_prefix_gaps0 = nullptr;
+  int* kR_backward_r0_suffix_gaps0 = nullptr;
+  int* kR_backward_r1_suffix_gaps0 = nullptr;
+  int* kR_backward_r2_suffix_gaps0 = nullptr;
 };
 
 inline Tables upload_tables() {
   Tables t;
   CUDA_CHECK(cudaMalloc(&t.kRDecay, sizeof(kRDecay_host)));
   CUDA_CHECK(cudaMemcpy(t.kRDecay, kRDecay_host, sizeof(kRDecay_host), cudaMemcpyHostToDevice));
-  CUDA_CHECK(cudaMalloc(&t.kR_forward_r1_gaps0, sizeof(kR_forward_r1_gaps0_host)));
-  CUDA_CHECK(cudaMemcpy(t.kR_forward_r1_gaps0, kR_forward_r1_gaps0_host, sizeof(kR_forward_r1_gaps0_host), cudaMemcpyHostToDevice));
-  CUDA_CHECK(cudaMalloc(&t.kR_forward_r2_gaps0, sizeof(kR_forward_r2_gaps0_host)));
-  CUDA_CHECK(cudaMemcpy(t.kR_forward_r2_gaps0, kR_forward_r2_gaps0_host, sizeof(kR_forward_r2_gaps0_host), cudaMemcpyHostToDevice));
-  CUDA_CHECK(cudaMalloc(&t.kR_forward_r3_gaps0, sizeof(kR_forward_r3_gaps0_host)));
-  CUDA_CHECK(cudaMemcpy(t.kR_forward_r3_gaps0, kR_forward_r3_gaps0_host, sizeof(kR_forward_r3_gaps0_host), cudaMemcpyHostToDevice));
-  CUDA_CHECK(cudaMalloc(&t.kR_backward_r0_gaps0, sizeof(kR_backward_r0_gaps0_host)));
-  CUDA_CHECK(cudaMemcpy(t.kR_backward_r0_gaps0, kR_backward_r0_gaps0_host, sizeof(kR_backward_r0_gaps0_host), cudaMemcpyHostToDevice));
-  CUDA_CHECK(cudaMalloc(&t.kR_backward_r1_gaps0, sizeof(kR_backward_r1_gaps0_host)));
-  CUDA_CHECK(cudaMemcpy(t.kR_backward_r1_gaps0, kR_backward_r1_gaps0_host, sizeof(kR_backward_r1_gaps0_host), cudaMemcpyHostToDevice));
-  CUDA_CHECK(cudaMalloc(&t.kR_backward_r2_gaps0, sizeof(kR_backward_r2_gaps0_host)));
-  CUDA_CHECK(cudaMemcpy(t.kR_backward_r2_gaps0, kR_backward_r2_gaps0_host, sizeof(kR_backward_r2_gaps0_host), cudaMemcpyHostToDevice));
+  CUDA_CHECK(cudaMalloc(&t.kR_forward_r1_prefix_gaps0, sizeof(kR_forward_r1_prefix_gaps0_host)));
+  CUDA_CHECK(cudaMemcpy(t.kR_forward_r1_prefix_gaps0, kR_forward_r1_prefix_gaps0_host, sizeof(kR_forward_r1_prefix_gaps0_host), cudaMemcpyHostToDevice));
+  CUDA_CHECK(cudaMalloc(&t.kR_forward_r2_prefix_gaps0, sizeof(kR_forward_r2_prefix_gaps0_host)));
+  CUDA_CHECK(cudaMemcpy(t.kR_forward_r2_prefix_gaps0, kR_forward_r2_prefix_gaps0_host, sizeof(kR_forward_r2_prefix_gaps0_host), cudaMemcpyHostToDevice));
+  CUDA_CHECK(cudaMalloc(&t.kR_forward_r3_prefix_gaps0, sizeof(kR_forward_r3_prefix_gaps0_host)));
+  CUDA_CHECK(cudaMemcpy(t.kR_forward_r3_prefix_gaps0, kR_forward_r3_prefix_gaps0_host, sizeof(kR_forward_r3_prefix_gaps0_host), cudaMemcpyHostToDevice));
+  CUDA_CHECK(cudaMalloc(&t.kR_backward_r0_suffix_gaps0, sizeof(kR_backward_r0_suffix_gaps0_host)));
+  CUDA_CHECK(cudaMemcpy(t.kR_backward_r0_suffix_gaps0, kR_backward_r0_suffix_gaps0_host, sizeof(kR_backward_r0_suffix_gaps0_host), cudaMemcpyHostToDevice));
+  CUDA_CHECK(cudaMalloc(&t.kR_backward_r1_suffix_gaps0, sizeof(kR_backward_r1_suffix_gaps0_host)));
+  CUDA_CHECK(cudaMemcpy(t.kR_backward_r1_suffix_gaps0, kR_backward_r1_suffix_gaps0_host, sizeof(kR_backward_r1_suffix_gaps0_host), cudaMemcpyHostToDevice));
+  CUDA_CHECK(cudaMalloc(&t.kR_backward_r2_suffix_gaps0, sizeof(kR_backward_r2_suffix_gaps0_host)));
+  CUDA_CHECK(cudaMemcpy(t.kR_backward_r2_suffix_gaps0, kR_backward_r2_suffix_gaps0_host, sizeof(kR_backward_r2_suffix_gaps0_host), cudaMemcpyHostToDevice));
   return t;
 }
 
@@ -713,7 +713,7 @@ static void R_forward_rank1(const Ctx& c, RBuffers& b, Run run) {
   if (run.compute) {
     CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.events[1], 0));
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[6], c.compute));
-    lasp::linear_decayed_sum(b.m_all, 4, c.tables.kR_forward_r1_gaps0, b.p, c.dims, c.tables.kRDecay, c.compute);
+    lasp::linear_decayed_sum(b.m_all, 4, c.tables.kR_forward_r1_prefix_gaps0, b.p, c.dims, c.tables.kRDecay, c.compute);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[7], c.compute));
   }
   // [4] O[1] = intra-piece product + lam^(i+1) Q P (one walk)
@@ -763,7 +763,7 @@ static void R_forward_rank2(const Ctx& c, RBuffers& b, Run run) {
   if (run.compute) {
     CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.events[1], 0));
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[6], c.compute));
-    lasp::linear_decayed_sum(b.m_all, 4, c.tables.kR_forward_r2_gaps0, b.p, c.dims, c.tables.kRDecay, c.compute);
+    lasp::linear_decayed_sum(b.m_all, 4, c.tables.kR_forward_r2_prefix_gaps0, b.p, c.dims, c.tables.kRDecay, c.compute);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[7], c.compute));
   }
   // [4] O[2] = intra-piece product + lam^(i+1) Q P (one walk)
@@ -813,7 +813,7 @@ static void R_forward_rank3(const Ctx& c, RBuffers& b, Run run) {
   if (run.compute) {
     CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.events[1], 0));
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[6], c.compute));
-    lasp::linear_decayed_sum(b.m_all, 4, c.tables.kR_forward_r3_gaps0, b.p, c.dims, c.tables.kRDecay, c.compute);
+    lasp::linear_decayed_sum(b.m_all, 4, c.tables.kR_forward_r3_prefix_gaps0, b.p, c.dims, c.tables.kRDecay, c.compute);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[7], c.compute));
   }
   // [4] O[3] = intra-piece product + lam^(i+1) Q P (one walk)
@@ -874,7 +874,7 @@ static void R_backward_rank0(const Ctx& c, RBuffers& b, Run run) {
   if (run.compute) {
     CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.events[1], 0));
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[6], c.compute));
-    lasp::linear_decayed_sum(b.dm_all, 4, c.tables.kR_backward_r0_gaps0, b.g, c.dims, c.tables.kRDecay, c.compute);
+    lasp::linear_decayed_sum(b.dm_all, 4, c.tables.kR_backward_r0_suffix_gaps0, b.g, c.dims, c.tables.kRDecay, c.compute);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[7], c.compute));
   }
   // [4] dQ, dK, dV[0] inside the piece + the G terms (one walk)
@@ -925,7 +925,7 @@ static void R_backward_rank1(const Ctx& c, RBuffers& b, Run run) {
   if (run.compute) {
     CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.events[1], 0));
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[6], c.compute));
-    lasp::linear_decayed_sum(b.dm_all, 4, c.tables.kR_backward_r1_gaps0, b.g, c.dims, c.tables.kRDecay, c.compute);
+    lasp::linear_decayed_sum(b.dm_all, 4, c.tables.kR_backward_r1_suffix_gaps0, b.g, c.dims, c.tables.kRDecay, c.compute);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[7], c.compute));
   }
   // [4] dQ, dK, dV[1] inside the piece + the dO P^T, G terms (one walk)
@@ -976,7 +976,7 @@ static void R_backward_rank2(const Ctx& c, RBuffers& b, Run run) {
   if (run.compute) {
     CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.events[1], 0));
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[6], c.compute));
-    lasp::linear_decayed_sum(b.dm_all, 4, c.tables.kR_backward_r2_gaps0, b.g, c.dims, c.tables.kRDecay, c.compute);
+    lasp::linear_decayed_sum(b.dm_all, 4, c.tables.kR_backward_r2_suffix_gaps0, b.g, c.dims, c.tables.kRDecay, c.compute);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[7], c.compute));
   }
   // [4] dQ, dK, dV[2] inside the piece + the dO P^T, G terms (one walk)

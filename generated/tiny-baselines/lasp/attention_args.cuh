@@ -24,6 +24,9 @@ struct LinearStateArgs {
   Documents docs{};
   int position = 0;  // the piece's first row's global position (read with docs)
   float* flag = nullptr;  // with docs: fp32 [batch], 1 if a document ends inside the piece, else 0
+  // Bidirectional layers with docs (set only by them): head = sum_{i <= f} k_i^T v_i, the piece's first document's
+  // part (f: the piece's first end, its last row if none); m is then the last document's part (lam = 1).
+  float* head = nullptr;
   float* kv_ws = nullptr;
 };
 
@@ -44,6 +47,9 @@ struct LinearIntraArgs {
 struct LinearInterArgs {
   const bf16* q = nullptr;
   const float* p = nullptr;
+  // Bidirectional layers with docs (set only by them, nullptr: no such term):
+  // o_i += [i <= f] q_i p + [i > l] q_i after.
+  const float* after = nullptr;
   bf16* o = nullptr;
   Piece piece{0, 0};
   Documents docs{};
@@ -56,6 +62,7 @@ struct LinearForwardFusedArgs {
   const bf16* k = nullptr;
   const bf16* v = nullptr;
   const float* p = nullptr;
+  const float* after = nullptr;  // bidirectional with docs: o_i += [i > l] q_i after (p: [i <= f] q_i p)
   bf16* o = nullptr;
   Piece piece{0, 0};
   Documents docs{};
@@ -73,6 +80,9 @@ struct LinearGradStateArgs {
   Documents docs{};
   int position = 0;  // the piece's first row's global position (read with docs)
   float* flag = nullptr;  // with docs: fp32 [batch], 1 if a document ends inside the piece, else 0
+  // Bidirectional layers with docs (set only by them): tail = sum_{j > l} q_j^T do_j, the piece's last document's
+  // part (l: the piece's last end, -1 if none); dm is then the first document's part sum_{i <= f} q_i^T do_i.
+  float* tail = nullptr;
   float* qdo_ws = nullptr;
 };
 
@@ -97,6 +107,8 @@ struct LinearIntraBackwardArgs {
 struct LinearDqInterArgs {
   const bf16* dout = nullptr;
   const float* p = nullptr;
+  // Bidirectional layers with docs: dq_i += [i <= f] do_i p^T + [i > l] do_i after^T.
+  const float* after = nullptr;
   bf16* dq = nullptr;
   Piece piece{0, 0};
   Documents docs{};
@@ -108,6 +120,9 @@ struct LinearDkdvInterArgs {
   const bf16* k = nullptr;
   const bf16* v = nullptr;
   const float* g = nullptr;
+  // Bidirectional layers with docs: dk_j += [j <= f] v_j before^T + [j > l] v_j g^T, dv_j += [j <= f] k_j before +
+  // [j > l] k_j g.
+  const float* before = nullptr;
   bf16* dk = nullptr;
   bf16* dv = nullptr;
   Piece piece{0, 0};
@@ -123,6 +138,10 @@ struct LinearBackwardFusedArgs {
   const bf16* dout = nullptr;
   const float* p = nullptr;
   const float* g = nullptr;
+  // Bidirectional with docs: dq_i += [i > l] do_i after^T; dk_j += [j <= f] v_j before^T, dv_j += [j <= f] k_j before
+  // (p reaches the rows i <= f, g the rows j > l).
+  const float* after = nullptr;
+  const float* before = nullptr;
   bf16* dq = nullptr;
   bf16* dk = nullptr;
   bf16* dv = nullptr;

@@ -19,10 +19,9 @@
 //   float4 shared loads), and skips the tiles that the mask empties.
 // - The document mask is its definition: (r, c) is a pair iff r and c lie in one document, i.e.
 //   first[r] == first[c] (first: the document's first token, types.cuh); `last` only bounds the tiles. It
-//   holds in every mode, bidirectional included (the fast kernels refuse documents there; the oracle need
-//   not). Skipping uses that first and last are nondecreasing: a CTA of rows [r0, r1] needs only the columns
-//   [first[r0], last[r1]] (clipped to the sequence), so packed documents of length D cost about N D instead of
-//   N^2 / 2 pairs. docs.any() false: the kernel's document pointers are null and it runs as without documents.
+//   holds in every mode, bidirectional included. Skipping uses that first and last are nondecreasing: a CTA of
+//   rows [r0, r1] needs only the columns [first[r0], last[r1]] (clipped to the sequence), so packed documents of
+//   length D cost about N D instead of N^2 / 2 pairs. docs.any() false: the kernel's document pointers are null and it runs as without documents.
 // - max_rel_err reduces on the GPU (max |got - ref| and max |ref| as ordered float bits, so a NaN or an inf
 //   anywhere wins the max and fails the check) and returns to the host: it synchronises the stream.
 // - Extra entry points compute selected rows only (oracle_linear_*_rows), for checks of very long pieces

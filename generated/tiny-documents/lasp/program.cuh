@@ -160,39 +160,39 @@ static const lasp::PieceMap kWholeSequence = lasp::PieceMap{0, {0, 0}, {0, 0}, {
 
 // Constant tables the steps read on the GPU: per-head decays and the token gaps of each decayed sum.
 static const float kLDecay_host[4] = { 0.980000000f, 0.980000000f, 0.980000000f, 0.980000000f };  // per-head decay of layer kind L (fixed)
-static const int kL_forward_r0_gaps1_host[4] = { 512, -1, 256, 0 };  // prefix gaps of rank 0's piece 3 (-1: not included)
-static const int kL_forward_r1_gaps0_host[4] = { 0, -1, -1, -1 };  // prefix gaps of rank 1's piece 1 (-1: not included)
-static const int kL_forward_r1_gaps1_host[4] = { 256, -1, 0, -1 };  // prefix gaps of rank 1's piece 2 (-1: not included)
-static const int kL_backward_r0_gaps0_host[4] = { -1, 512, 0, 256 };  // suffix gaps of rank 0's piece 0 (-1: not included)
-static const int kL_backward_r1_gaps0_host[4] = { -1, 256, -1, 0 };  // suffix gaps of rank 1's piece 1 (-1: not included)
-static const int kL_backward_r1_gaps1_host[4] = { -1, 0, -1, -1 };  // suffix gaps of rank 1's piece 2 (-1: not included)
+static const int kL_forward_r0_prefix_gaps1_host[4] = { 512, -1, 256, 0 };  // prefix gaps of rank 0's piece 3 (-1: not included)
+static const int kL_forward_r1_prefix_gaps0_host[4] = { 0, -1, -1, -1 };  // prefix gaps of rank 1's piece 1 (-1: not included)
+static const int kL_forward_r1_prefix_gaps1_host[4] = { 256, -1, 0, -1 };  // prefix gaps of rank 1's piece 2 (-1: not included)
+static const int kL_backward_r0_suffix_gaps0_host[4] = { -1, 512, 0, 256 };  // suffix gaps of rank 0's piece 0 (-1: not included)
+static const int kL_backward_r1_suffix_gaps0_host[4] = { -1, 256, -1, 0 };  // suffix gaps of rank 1's piece 1 (-1: not included)
+static const int kL_backward_r1_suffix_gaps1_host[4] = { -1, 0, -1, -1 };  // suffix gaps of rank 1's piece 2 (-1: not included)
 
 struct Tables {
   float* kLDecay = nullptr;
-  int* kL_forward_r0_gaps1 = nullptr;
-  int* kL_forward_r1_gaps0 = nullptr;
-  int* kL_forward_r1_gaps1 = nullptr;
-  int* kL_backward_r0_gaps0 = nullptr;
-  int* kL_backward_r1_gaps0 = nullptr;
-  int* kL_backward_r1_gaps1 = nullptr;
+  int* kL_forward_r0_prefix_gaps1 = nullptr;
+  int* kL_forward_r1_prefix_gaps0 = nullptr;
+  int* kL_forward_r1_prefix_gaps1 = nullptr;
+  int* kL_backward_r0_suffix_gaps0 = nullptr;
+  int* kL_backward_r1_suffix_gaps0 = nullptr;
+  int* kL_backward_r1_suffix_gaps1 = nullptr;
 };
 
 inline Tables upload_tables() {
   Tables t;
   CUDA_CHECK(cudaMalloc(&t.kLDecay, sizeof(kLDecay_host)));
   CUDA_CHECK(cudaMemcpy(t.kLDecay, kLDecay_host, sizeof(kLDecay_host), cudaMemcpyHostToDevice));
-  CUDA_CHECK(cudaMalloc(&t.kL_forward_r0_gaps1, sizeof(kL_forward_r0_gaps1_host)));
-  CUDA_CHECK(cudaMemcpy(t.kL_forward_r0_gaps1, kL_forward_r0_gaps1_host, sizeof(kL_forward_r0_gaps1_host), cudaMemcpyHostToDevice));
-  CUDA_CHECK(cudaMalloc(&t.kL_forward_r1_gaps0, sizeof(kL_forward_r1_gaps0_host)));
-  CUDA_CHECK(cudaMemcpy(t.kL_forward_r1_gaps0, kL_forward_r1_gaps0_host, sizeof(kL_forward_r1_gaps0_host), cudaMemcpyHostToDevice));
-  CUDA_CHECK(cudaMalloc(&t.kL_forward_r1_gaps1, sizeof(kL_forward_r1_gaps1_host)));
-  CUDA_CHECK(cudaMemcpy(t.kL_forward_r1_gaps1, kL_forward_r1_gaps1_host, sizeof(kL_forward_r1_gaps1_host), cudaMemcpyHostToDevice));
-  CUDA_CHECK(cudaMalloc(&t.kL_backward_r0_gaps0, sizeof(kL_backward_r0_gaps0_host)));
-  CUDA_CHECK(cudaMemcpy(t.kL_backward_r0_gaps0, kL_backward_r0_gaps0_host, sizeof(kL_backward_r0_gaps0_host), cudaMemcpyHostToDevice));
-  CUDA_CHECK(cudaMalloc(&t.kL_backward_r1_gaps0, sizeof(kL_backward_r1_gaps0_host)));
-  CUDA_CHECK(cudaMemcpy(t.kL_backward_r1_gaps0, kL_backward_r1_gaps0_host, sizeof(kL_backward_r1_gaps0_host), cudaMemcpyHostToDevice));
-  CUDA_CHECK(cudaMalloc(&t.kL_backward_r1_gaps1, sizeof(kL_backward_r1_gaps1_host)));
-  CUDA_CHECK(cudaMemcpy(t.kL_backward_r1_gaps1, kL_backward_r1_gaps1_host, sizeof(kL_backward_r1_gaps1_host), cudaMemcpyHostToDevice));
+  CUDA_CHECK(cudaMalloc(&t.kL_forward_r0_prefix_gaps1, sizeof(kL_forward_r0_prefix_gaps1_host)));
+  CUDA_CHECK(cudaMemcpy(t.kL_forward_r0_prefix_gaps1, kL_forward_r0_prefix_gaps1_host, sizeof(kL_forward_r0_prefix_gaps1_host), cudaMemcpyHostToDevice));
+  CUDA_CHECK(cudaMalloc(&t.kL_forward_r1_prefix_gaps0, sizeof(kL_forward_r1_prefix_gaps0_host)));
+  CUDA_CHECK(cudaMemcpy(t.kL_forward_r1_prefix_gaps0, kL_forward_r1_prefix_gaps0_host, sizeof(kL_forward_r1_prefix_gaps0_host), cudaMemcpyHostToDevice));
+  CUDA_CHECK(cudaMalloc(&t.kL_forward_r1_prefix_gaps1, sizeof(kL_forward_r1_prefix_gaps1_host)));
+  CUDA_CHECK(cudaMemcpy(t.kL_forward_r1_prefix_gaps1, kL_forward_r1_prefix_gaps1_host, sizeof(kL_forward_r1_prefix_gaps1_host), cudaMemcpyHostToDevice));
+  CUDA_CHECK(cudaMalloc(&t.kL_backward_r0_suffix_gaps0, sizeof(kL_backward_r0_suffix_gaps0_host)));
+  CUDA_CHECK(cudaMemcpy(t.kL_backward_r0_suffix_gaps0, kL_backward_r0_suffix_gaps0_host, sizeof(kL_backward_r0_suffix_gaps0_host), cudaMemcpyHostToDevice));
+  CUDA_CHECK(cudaMalloc(&t.kL_backward_r1_suffix_gaps0, sizeof(kL_backward_r1_suffix_gaps0_host)));
+  CUDA_CHECK(cudaMemcpy(t.kL_backward_r1_suffix_gaps0, kL_backward_r1_suffix_gaps0_host, sizeof(kL_backward_r1_suffix_gaps0_host), cudaMemcpyHostToDevice));
+  CUDA_CHECK(cudaMalloc(&t.kL_backward_r1_suffix_gaps1, sizeof(kL_backward_r1_suffix_gaps1_host)));
+  CUDA_CHECK(cudaMemcpy(t.kL_backward_r1_suffix_gaps1, kL_backward_r1_suffix_gaps1_host, sizeof(kL_backward_r1_suffix_gaps1_host), cudaMemcpyHostToDevice));
   return t;
 }
 
@@ -347,7 +347,7 @@ static void L_forward_rank0(const Ctx& c, LBuffers& b, Run run) {
   if (run.compute) {
     CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.events[2], 0));
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[10], c.compute));
-    lasp::linear_document_scan(b.m_all, b.m_flag_all, 4, c.tables.kL_forward_r0_gaps1, b.p + 32768, c.dims, c.tables.kLDecay, c.compute);
+    lasp::linear_document_scan(b.m_all, b.m_flag_all, 4, c.tables.kL_forward_r0_prefix_gaps1, b.p + 32768, c.dims, c.tables.kLDecay, c.compute);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[11], c.compute));
   }
   // [6] O[3] = intra-piece product + lam^(i+1) Q P (one walk)
@@ -416,7 +416,7 @@ static void L_forward_rank1(const Ctx& c, LBuffers& b, Run run) {
   if (run.compute) {
     CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.events[2], 0));
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[8], c.compute));
-    lasp::linear_document_scan(b.m_all, b.m_flag_all, 4, c.tables.kL_forward_r1_gaps0, b.p, c.dims, c.tables.kLDecay, c.compute);
+    lasp::linear_document_scan(b.m_all, b.m_flag_all, 4, c.tables.kL_forward_r1_prefix_gaps0, b.p, c.dims, c.tables.kLDecay, c.compute);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[9], c.compute));
   }
   // [5] O[1] = intra-piece product + lam^(i+1) Q P (one walk)
@@ -435,7 +435,7 @@ static void L_forward_rank1(const Ctx& c, LBuffers& b, Run run) {
   if (run.compute) {
     CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.events[2], 0));
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[12], c.compute));
-    lasp::linear_document_scan(b.m_all, b.m_flag_all, 4, c.tables.kL_forward_r1_gaps1, b.p + 32768, c.dims, c.tables.kLDecay, c.compute);
+    lasp::linear_document_scan(b.m_all, b.m_flag_all, 4, c.tables.kL_forward_r1_prefix_gaps1, b.p + 32768, c.dims, c.tables.kLDecay, c.compute);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[13], c.compute));
   }
   // [7] O[2] = intra-piece product + lam^(i+1) Q P (one walk)
@@ -513,7 +513,7 @@ static void L_backward_rank0(const Ctx& c, LBuffers& b, Run run) {
   if (run.compute) {
     CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.events[2], 0));
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[8], c.compute));
-    lasp::linear_document_scan(b.dm_all, b.dm_flag_all, 4, c.tables.kL_backward_r0_gaps0, b.g, c.dims, c.tables.kLDecay, c.compute);
+    lasp::linear_document_scan(b.dm_all, b.dm_flag_all, 4, c.tables.kL_backward_r0_suffix_gaps0, b.g, c.dims, c.tables.kLDecay, c.compute);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[9], c.compute));
   }
   // [5] dQ, dK, dV[0] inside the piece + the G terms (one walk)
@@ -597,7 +597,7 @@ static void L_backward_rank1(const Ctx& c, LBuffers& b, Run run) {
   if (run.compute) {
     CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.events[2], 0));
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[8], c.compute));
-    lasp::linear_document_scan(b.dm_all, b.dm_flag_all, 4, c.tables.kL_backward_r1_gaps0, b.g, c.dims, c.tables.kLDecay, c.compute);
+    lasp::linear_document_scan(b.dm_all, b.dm_flag_all, 4, c.tables.kL_backward_r1_suffix_gaps0, b.g, c.dims, c.tables.kLDecay, c.compute);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[9], c.compute));
   }
   // [5] dQ, dK, dV[1] inside the piece + the dO P^T, G terms (one walk)
@@ -617,7 +617,7 @@ static void L_backward_rank1(const Ctx& c, LBuffers& b, Run run) {
   if (run.compute) {
     CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.events[2], 0));
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[12], c.compute));
-    lasp::linear_document_scan(b.dm_all, b.dm_flag_all, 4, c.tables.kL_backward_r1_gaps1, b.g + 32768, c.dims, c.tables.kLDecay, c.compute);
+    lasp::linear_document_scan(b.dm_all, b.dm_flag_all, 4, c.tables.kL_backward_r1_suffix_gaps1, b.g + 32768, c.dims, c.tables.kLDecay, c.compute);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[13], c.compute));
   }
   // [7] dQ, dK, dV[2] inside the piece + the dO P^T, G terms (one walk)

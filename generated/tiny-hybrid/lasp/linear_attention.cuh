@@ -58,7 +58,17 @@
 //   block_head), the score tiles first[i] per row; the dk/dv walk, whose registers are full, stages last[]
 //   of its block with the tiles, and the segment-state kernel zeroes the masked token rows of its staged tile
 //   (only at a block with an end) so that its MMA loop stays as it is. Pieces are whole 64-token blocks
-//   (check_piece), so no block is ever partial. Bidirectional layers with documents are refused.
+//   (check_piece), so no block is ever partial.
+// - Bidirectional layers with documents (lam = 1; docs/DOCUMENTS.md "Bidirectional linear attention (lam = 1)"):
+//   a row sees its whole document inside the piece, B(x, y, z)_i = sum_{j same doc} (x_i . y_j) z_j,
+//   computed as the causal document walk above (j <= i, diagonal included) followed by walk_reverse_kernel, its
+//   mirror (j > i), which adds into the same output. The state from other pieces comes in two parts: `p` /
+//   `before` (the earlier pieces' tails) reach the rows of the piece's first document (i <= f: first[i] <=
+//   position), `after` / `g` (the later pieces' heads) the rows of its last one (i > l: last[i] >= position + C);
+//   the latter is fused into the reverse walk as its starting suffix, the former is an inter pass (apply mode 3).
+//   The state call adds the head (first document's part) beside m, the grad-state call the tail beside dm. The
+//   document-free kernels (DOCS = false) compile to the same PTX as before, and so do the causal DOCS ones except
+//   apply_state_kernel's, which gained mode 3 (one more comparison at the CTA's start).
 #pragma once
 #include <cuda_runtime.h>
 #include <cuda_bf16.h>
@@ -1033,6 +1043,213 @@ __global__ void __launch_bounds__(D * 2, 1)
 }
 
 // ---------------------------------------------------------------------------------------------------------
+// Bidirectional layers with documents (lam = 1): the anti-causal half of the same-document product, ADDED to out:
+//   out_i += sum_{j > i in the piece, j <= last[i]} (x_i . y_j) z_j
+// walk_forward_kernel<D, true> on (x, y, z) with lam = 1 writes the causal half, diagonal included (first[i] <= j
+// <= i); after this kernel out_i = B(x, y, z)_i = sum_{j in the piece, same document as i} (x_i . y_j) z_j.
+// The mirror of walk_forward over one segment, last block first, with the suffix state
+//   R = sum_{j >= e, first[j] <= e} y_j^T z_j            (e = g0 + 64: the first row after the block)
+// on chip as walk_forward keeps S (R^T in the accumulator layout, R[y dim][z dim]); its document tests are
+// walk_backward's: the score tile keeps i < j <= last[i]; row i reads R only if last[i] >= e (ii >= block_tail);
+// then R <- (end in block ? 0 : R) + Y^T diag([jj <= block_reach]) Z (first[j] <= g0). suffix[bh][seg] is the
+// segment's R at its end (reverse segment states + reverse scan, with the state from later pieces when fused),
+// nullptr: zero. The old out tile (the causal half) streams in with the tiles, and o = old + new is rounded once.
+// ---------------------------------------------------------------------------------------------------------
+template <int D>
+constexpr int walk_reverse_smem() {
+  return (2 * 4 * kBlock * D + kBlock * kBlock + kBlock * D) * 2;
+}
+
+template <int D>
+__global__ void __launch_bounds__(D * 2, 1)
+    walk_reverse_kernel(const __nv_bfloat16* __restrict__ x, const __nv_bfloat16* __restrict__ y,
+                        const __nv_bfloat16* __restrict__ z, __nv_bfloat16* __restrict__ out,
+                        const float* __restrict__ suffix, int T, int H, int piece_off, int piece_len, int seg_len,
+                        int nseg, Documents docs, int position) {
+  constexpr int NW = D / 16, NT = NW * 32, TILE = kBlock * D;
+  constexpr int CW = kBlock * 4 / NW;  // score-tile columns per warp: 32 (d=128) or 64 (d=64)
+  extern __shared__ __align__(128) unsigned char smem_raw[];
+  __nv_bfloat16* sx = reinterpret_cast<__nv_bfloat16*>(smem_raw);
+  __nv_bfloat16* sy = sx + 2 * TILE;
+  __nv_bfloat16* sz = sy + 2 * TILE;
+  __nv_bfloat16* sp = sz + 2 * TILE;  // out's tile as the causal walk left it
+  __nv_bfloat16* sa = sp + 2 * TILE;  // [64][64] masked scores (bf16), entries j > i only
+  __nv_bfloat16* so = sa + kBlock * kBlock;
+  const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5, g = lane >> 2, tq = lane & 3;
+  const int bh = blockIdx.y, b = bh / H, h = bh % H, seg = blockIdx.x;
+  const int start = seg * seg_len, nb = min(seg_len, piece_len - start) / kBlock;
+  const size_t stride = (size_t)H * D;
+  const size_t row0 = (((size_t)b * T + piece_off + start) * H + h) * D;
+  const int vs = warp * 16, rg = warp & 3, cbase = (warp >> 2) * CW;
+
+  float S[D / 8][4];  // R^T[vs + g (+8)][8t + 2tq (+1)]
+  if (suffix != nullptr) {
+    const float* P = suffix + ((size_t)bh * nseg + seg) * D * D;
+#pragma unroll
+    for (int t = 0; t < D / 8; ++t) {
+      int kr = 8 * t + 2 * tq;
+      S[t][0] = P[kr * D + vs + g];
+      S[t][1] = P[(kr + 1) * D + vs + g];
+      S[t][2] = P[kr * D + vs + g + 8];
+      S[t][3] = P[(kr + 1) * D + vs + g + 8];
+    }
+  } else {
+#pragma unroll
+    for (int t = 0; t < D / 8; ++t) S[t][0] = S[t][1] = S[t][2] = S[t][3] = 0.f;
+  }
+  const DocRow dr = doc_row(docs, b);
+
+  auto load = [&](int blk, int stage) {
+    size_t off = row0 + (size_t)blk * kBlock * stride;
+    load_tile<D, NT>(sx + stage * TILE, x + off, stride, tid);
+    load_tile<D, NT>(sy + stage * TILE, y + off, stride, tid);
+    load_tile<D, NT>(sz + stage * TILE, z + off, stride, tid);
+    load_tile<D, NT>(sp + stage * TILE, out + off, stride, tid);
+  };
+  load(nb - 1, 0);
+  cp_async_commit();
+  for (int step = 0; step < nb; ++step) {
+    const int blk = nb - 1 - step, cur = step & 1;
+    if (step + 1 < nb) load(blk - 1, cur ^ 1);
+    cp_async_commit();
+    cp_async_wait<1>();
+    __syncthreads();
+    const __nv_bfloat16* tx_ = sx + cur * TILE;
+    const __nv_bfloat16* ty_ = sy + cur * TILE;
+    const __nv_bfloat16* tz_ = sz + cur * TILE;
+    const __nv_bfloat16* tp_ = sp + cur * TILE;
+    // This block's edges (uniform over the CTA).
+    const int g0 = position + start + blk * kBlock;
+    const int tail = block_tail(dr, g0);    // rows ii >= tail: last[i] >= g0 + 64 (they read R)
+    const int reach = block_reach(dr, g0);  // tokens jj <= reach: first[j] <= g0 (they join R); < 64: an end
+
+    // 1. Scores A = X Y^T for this warp's 16 x CW tile, kept where i < j <= last[i], into sa.
+    {
+      const int r0 = 16 * rg;
+      if (cbase + CW - 1 > r0) {  // the tile has at least one entry above the diagonal
+        float acc[CW / 8][4];
+#pragma unroll
+        for (int t = 0; t < CW / 8; ++t) acc[t][0] = acc[t][1] = acc[t][2] = acc[t][3] = 0.f;
+#pragma unroll
+        for (int kc = 0; kc < D / 16; ++kc) {
+          uint32_t a[4];
+          ldsm4(a, frag_p1<D>(tx_, r0, 16 * kc, lane));
+#pragma unroll
+          for (int np = 0; np < CW / 16; ++np) {
+            uint32_t bb[4];
+            ldsm4(bb, frag_p2<D>(ty_, cbase + 16 * np, 16 * kc, lane));  // Y rows are the n index
+            mma(acc[2 * np], a, bb[0], bb[1]);
+            mma(acc[2 * np + 1], a, bb[2], bb[3]);
+          }
+        }
+        int li[2];  // last[i] local to the block, for this thread's two rows
+        li[0] = __ldg(dr.last + g0 + r0 + g) - g0;
+        li[1] = __ldg(dr.last + g0 + r0 + g + 8) - g0;
+#pragma unroll
+        for (int t = 0; t < CW / 8; ++t)
+#pragma unroll
+          for (int hh = 0; hh < 2; ++hh) {
+            const int i = r0 + g + 8 * hh, j = cbase + 8 * t + 2 * tq;
+            const bool k0 = j > i && j <= li[hh], k1 = j + 1 > i && j + 1 <= li[hh];
+            *reinterpret_cast<uint32_t*>(sa + swz<kBlock>(i, j)) =
+                pack2(k0 ? acc[t][2 * hh] : 0.f, k1 ? acc[t][2 * hh + 1] : 0.f);
+          }
+      }
+    }
+
+    // 2. R's term: O = X R[:, vs..vs+15] for the rows whose document continues past the block.
+    float oacc[4][2][4];
+#pragma unroll
+    for (int mt = 0; mt < 4; ++mt)
+#pragma unroll
+      for (int nt = 0; nt < 2; ++nt) oacc[mt][nt][0] = oacc[mt][nt][1] = oacc[mt][nt][2] = oacc[mt][nt][3] = 0.f;
+#pragma unroll
+    for (int kc = 0; kc < D / 16; ++kc) {
+      // The accumulator layout of R^T is the B-fragment layout of R: convert in registers.
+      const uint32_t b00 = pack2(S[2 * kc][0], S[2 * kc][1]), b01 = pack2(S[2 * kc + 1][0], S[2 * kc + 1][1]);
+      const uint32_t b10 = pack2(S[2 * kc][2], S[2 * kc][3]), b11 = pack2(S[2 * kc + 1][2], S[2 * kc + 1][3]);
+#pragma unroll
+      for (int mt = 0; mt < 4; ++mt) {
+        uint32_t a[4];
+        ldsm4(a, frag_p1<D>(tx_, 16 * mt, 16 * kc, lane));
+        mma(oacc[mt][0], a, b00, b01);
+        mma(oacc[mt][1], a, b10, b11);
+      }
+    }
+#pragma unroll
+    for (int mt = 0; mt < 4; ++mt) {
+      const bool see0 = 16 * mt + g >= tail, see1 = 16 * mt + g + 8 >= tail;
+#pragma unroll
+      for (int nt = 0; nt < 2; ++nt) {
+        oacc[mt][nt][0] = see0 ? oacc[mt][nt][0] : 0.f;
+        oacc[mt][nt][1] = see0 ? oacc[mt][nt][1] : 0.f;
+        oacc[mt][nt][2] = see1 ? oacc[mt][nt][2] : 0.f;
+        oacc[mt][nt][3] = see1 ? oacc[mt][nt][3] : 0.f;
+      }
+    }
+    __syncthreads();  // the score tile is complete
+
+    // 3. Intra-block term: O += A Z[:, vs..vs+15], the tiles on and above the diagonal only (kc >= mt).
+#pragma unroll
+    for (int kc = 0; kc < 4; ++kc) {
+      uint32_t bb[4];
+      ldsm4t(bb, frag_p1<D>(tz_, 16 * kc, vs, lane));
+#pragma unroll
+      for (int mt = 0; mt <= kc; ++mt) {
+        uint32_t a[4];
+        ldsm4(a, frag_p1<kBlock>(sa, 16 * mt, 16 * kc, lane));
+        mma(oacc[mt][0], a, bb[0], bb[1]);
+        mma(oacc[mt][1], a, bb[2], bb[3]);
+      }
+    }
+
+    // 4. State update: R^T <- (end in block ? 0 : R^T) + Z^T diag([jj <= reach]) Y.
+    if (reach < kBlock) {
+#pragma unroll
+      for (int t = 0; t < D / 8; ++t)
+#pragma unroll
+        for (int e = 0; e < 4; ++e) S[t][e] = 0.f;
+    }
+#pragma unroll
+    for (int kc = 0; kc < 4; ++kc) {
+      uint32_t a[4];
+      ldsm4t(a, frag_p2<D>(tz_, 16 * kc, vs, lane));
+      if (reach < kBlock - 1) {  // some of the block's tokens lie after its first end: they stay out of R
+        float w[4];
+#pragma unroll
+        for (int e = 0; e < 4; ++e) w[e] = 16 * kc + 2 * tq + (e & 1) + ((e >> 1) << 3) <= reach ? 1.f : 0.f;
+        a[0] = scale2(a[0], w[0], w[1]);
+        a[1] = scale2(a[1], w[0], w[1]);
+        a[2] = scale2(a[2], w[2], w[3]);
+        a[3] = scale2(a[3], w[2], w[3]);
+      }
+#pragma unroll
+      for (int np = 0; np < D / 16; ++np) {
+        uint32_t bb[4];
+        ldsm4t(bb, frag_p1<D>(ty_, 16 * kc, 16 * np, lane));
+        mma(S[2 * np], a, bb[0], bb[1]);
+        mma(S[2 * np + 1], a, bb[2], bb[3]);
+      }
+    }
+
+    // 5. o = old + O (fp32, one rounding), staged through shared memory for 16-byte coalesced stores.
+#pragma unroll
+    for (int mt = 0; mt < 4; ++mt)
+#pragma unroll
+      for (int nt = 0; nt < 2; ++nt) {
+        const int r = 16 * mt + g, c = vs + 8 * nt + 2 * tq;
+        const float2 p0 = __bfloat1622float2(*reinterpret_cast<const __nv_bfloat162*>(tp_ + swz<D>(r, c)));
+        const float2 p1 = __bfloat1622float2(*reinterpret_cast<const __nv_bfloat162*>(tp_ + swz<D>(r + 8, c)));
+        *reinterpret_cast<uint32_t*>(so + swz<D>(r, c)) = pack2(oacc[mt][nt][0] + p0.x, oacc[mt][nt][1] + p0.y);
+        *reinterpret_cast<uint32_t*>(so + swz<D>(r + 8, c)) = pack2(oacc[mt][nt][2] + p1.x, oacc[mt][nt][3] + p1.y);
+      }
+    __syncthreads();
+    store_tile<D, NT>(out + row0 + (size_t)blk * kBlock * stride, so, stride, tid);
+  }
+  cp_async_wait<0>();
+}
+
+// ---------------------------------------------------------------------------------------------------------
 // out_i (+)= s_i * x_i op(S) for the rows of a piece; op(S) = S or S^T (fp32 [bh][D][D]), s_i = 1,
 // lam^(i+1) or lam^(C-1-i) (scale_mode 0, 1, 2; i local to the piece). The inter terms of LASP-2 and the
 // bidirectional products. Memory-bound, so P is split into bf16 hi + lo and multiplied twice (fp32-grade).
@@ -1042,6 +1259,8 @@ __global__ void __launch_bounds__(D * 2, 1)
 // accumulating). Mode 1 (P, from earlier pieces): rows with first[i] < position, i.e. i <= block_head at the
 // piece's start. Mode 2 (G, from later pieces): rows with last[j] >= position + C (no end in [j, position + C -
 // 1]): none if the piece's last token ends a document, else those from first[position + C - 1] on.
+// Mode 3 (DOCS only, bidirectional, no decay: s_i = 1): the rows of the piece's first document, first[i] <=
+// position (no end in [position, i - 1]), i.e. i <= block_reach at the piece's start (all rows without an end).
 // ---------------------------------------------------------------------------------------------------------
 template <int D>
 constexpr int apply_smem() {
@@ -1075,6 +1294,7 @@ __global__ void __launch_bounds__(256, 1)
     const int ge = position + piece_len - 1;  // the piece's last token (piece_len > 0 here)
     if (scale_mode == 1) row_hi = block_head(dr, position);
     else if (scale_mode == 2) row_lo = __ldg(dr.ends + ge) != 0 ? piece_len : __ldg(dr.first + ge) - position;
+    else if (scale_mode == 3) row_hi = block_reach(dr, position);
   }
 
   auto load = [&](int step, int stage) {
@@ -1247,6 +1467,29 @@ __global__ void state_sum_kernel(const float* __restrict__ states, int count, fl
   }
 }
 
+// Bidirectional documents: total[bh] = the reverse segment aggregates ws[bh][0..nseg) (segment_state_kernel<D,
+// true, true> with lam = 1: segment s keeps its tokens with first[i] <= its start) run from the last segment to the
+// first, restarting after a segment that holds an end: sum_{i : first[i] <= position} x_i^T y_i, the piece's first
+// document's part (i <= f). segment_scan_kernel's reverse total is the causal dM (first[i] < position), which is
+// zero when the piece begins a document; this one is the contract's head (and bidirectional dm) in every case.
+__global__ void doc_head_total_kernel(const float* __restrict__ ws, int nseg, int seg_len, int piece_len, int dd,
+                                      int H, Documents docs, int position, float* __restrict__ total) {
+  const int bh = blockIdx.y;
+  const int e4 = blockIdx.x * blockDim.x + threadIdx.x;
+  if (e4 * 4 >= dd) return;
+  const DocRow dr = doc_row(docs, bh / H);
+  const float4* seg = reinterpret_cast<const float4*>(ws + (size_t)bh * nseg * dd) + e4;
+  const size_t step = dd / 4;
+  float4 run = make_float4(0.f, 0.f, 0.f, 0.f);
+  for (int s = nseg - 1; s >= 0; --s) {
+    const int g0 = position + s * seg_len, len = min(seg_len, piece_len - s * seg_len);
+    const float4 m = seg[s * step];
+    if (__ldg(dr.last + g0) < g0 + len) run = m;  // an end in segment s: nothing after it reaches its start
+    else run = make_float4(run.x + m.x, run.y + m.y, run.z + m.z, run.w + m.w);
+  }
+  reinterpret_cast<float4*>(total + (size_t)bh * dd)[e4] = run;
+}
+
 // ---------------------------------------------------------------------------------------------------------
 // Host side
 // ---------------------------------------------------------------------------------------------------------
@@ -1352,15 +1595,10 @@ struct PieceDocs {
 };
 
 // With documents: the arrays are there and the piece lies inside the sequence they describe. `call` names the
-// API call in the message; `causal` false (a bidirectional layer) is refused.
-inline void check_documents(const PieceDocs& pd, const Piece& p, bool causal, const char* call) {
+// API call in the message. Causal and bidirectional layers both take documents.
+inline void check_documents(const PieceDocs& pd, const Piece& p, const char* call) {
   if (!pd.any()) return;
   char what[256];
-  std::snprintf(what, sizeof what,
-                "%s: packed documents need a causal layer (bidirectional linear attention with documents is not "
-                "supported)",
-                call);
-  require(causal, what);
   std::snprintf(what, sizeof what, "%s: documents without first/last arrays", call);
   require(pd.docs.first != nullptr && pd.docs.last != nullptr, what);
   std::snprintf(what, sizeof what, "%s: piece at position %d (+%d rows) outside the documents' %d tokens", call,
@@ -1482,7 +1720,7 @@ void launch_apply(const bf16* x, const float* S, bf16* out, const LinearDims& d,
   constexpr int smem = apply_smem<D>();
   dim3 grid((nbk + per - 1) / per, bh);
   if (pd.any()) {
-    require(scale_mode == 1 || scale_mode == 2, "documents apply to the inter terms (scale modes 1 and 2) only");
+    require(scale_mode >= 1 && scale_mode <= 3, "documents apply to the inter terms (scale modes 1, 2, 3) only");
     static bool once = (allow_smem(apply_state_kernel<D, TRANS, true>, smem), true);
     (void)once;
     apply_state_kernel<D, TRANS, true><<<grid, 256, smem, s>>>(x, S, out, d.tokens, d.heads, p.offset, p.length,
@@ -1602,6 +1840,66 @@ void walk_backward_shared(const bf16* q, const bf16* k, const bf16* v, const bf1
   launch_walk_backward<D>(q, k, v, dout, dk, dv, ws.ptr, sp.walk.nseg, sp.walk.seg_len, d, p, lam, pd, s);
 }
 
+// ---- Bidirectional layers with documents (lam = 1: every call below passes lam = nullptr to the kernels).
+
+template <int D>
+void launch_walk_reverse(const bf16* x, const bf16* y, const bf16* z, bf16* out, const float* suffix, int nseg,
+                         int seg_len, const LinearDims& d, const Piece& p, const PieceDocs& pd, cudaStream_t s) {
+  constexpr int smem = walk_reverse_smem<D>();
+  static bool once = (allow_smem(walk_reverse_kernel<D>, smem), true);
+  (void)once;
+  walk_reverse_kernel<D><<<dim3(nseg, d.batch * d.heads), D * 2, smem, s>>>(
+      x, y, z, out, suffix, d.tokens, d.heads, p.offset, p.length, seg_len, nseg, pd.docs, pd.position);
+  LAUNCH_CHECK();
+}
+
+// out_i += sum_{j > i, same document} (x_i . y_j) z_j [+ (last[i] >= position + C) x_i base]: the reverse walk,
+// its segment suffixes as walk_backward builds them (reverse segment states of (y, z), reverse scan), base (the
+// later pieces' state, R's layout [y dim][z dim], or its transpose with base_trans) fused into them by the scan,
+// which lets it reach only the segments with no end between them and the piece's end.
+template <int D>
+void walk_reverse(const bf16* x, const bf16* y, const bf16* z, bf16* out, const LinearDims& d, const Piece& p,
+                  const float* base, bool base_trans, const PieceDocs& pd, cudaStream_t s) {
+  const int bh = d.batch * d.heads;
+  const SegPlan plan = plan_segments(bh, p.length, 1);
+  const bool suffixed = plan.nseg > 1 || base != nullptr;
+  Scratch ws(suffixed ? (size_t)plan.nseg * bh * D * D : 0, s);
+  if (plan.nseg > 1)
+    launch_segment_states<D>(y, z, ws.ptr, plan.nseg, 1, plan.nseg - 1, true, plan, d, p, nullptr, 0.f, s, pd);
+  if (suffixed) launch_scan(ws.ptr, plan, d, p, nullptr, true, true, nullptr, 0.f, s, base, base_trans, pd);
+  launch_walk_reverse<D>(x, y, z, out, ws.ptr, plan.nseg, plan.seg_len, d, p, pd, s);
+}
+
+// out = B(x, y, z) [+ the base term]: out_i = sum_{j in the piece, same document} (x_i . y_j) z_j, as the causal
+// document walk (j <= i, out overwritten) and then the reverse walk (j > i, added).
+template <int D>
+void bidir_doc_product(const bf16* x, const bf16* y, const bf16* z, bf16* out, const float* base, bool base_trans,
+                       const LinearDims& d, const Piece& p, const PieceDocs& pd, cudaStream_t s) {
+  walk_forward<D>(x, y, z, out, d, p, nullptr, nullptr, false, s, pd);
+  walk_reverse<D>(x, y, z, out, d, p, base, base_trans, pd, s);
+}
+
+// out[bh] = sum_{i <= f} x_i^T y_i: the piece's first document's part (head of (k, v); dm of (q, do)).
+template <int D>
+void doc_head_state(const bf16* x, const bf16* y, const Piece& p, float* out, const LinearDims& d,
+                    const PieceDocs& pd, cudaStream_t s) {
+  const int bh = d.batch * d.heads, dd = D * D;
+  if (p.length == 0) {
+    CUDA_CHECK(cudaMemsetAsync(out, 0, (size_t)bh * dd * sizeof(float), s));
+    return;
+  }
+  const SegPlan plan = plan_segments(bh, p.length, 2);
+  if (plan.nseg == 1) {  // one segment: its aggregate is the head already
+    launch_segment_states<D>(x, y, out, 1, 0, 1, true, plan, d, p, nullptr, 0.f, s, pd);
+    return;
+  }
+  Scratch ws((size_t)plan.nseg * bh * dd, s);
+  launch_segment_states<D>(x, y, ws.ptr, plan.nseg, 0, plan.nseg, true, plan, d, p, nullptr, 0.f, s, pd);
+  doc_head_total_kernel<<<dim3((dd / 4 + 255) / 256, bh), 256, 0, s>>>(ws.ptr, plan.nseg, plan.seg_len, p.length, dd,
+                                                                       d.heads, pd.docs, pd.position, out);
+  LAUNCH_CHECK();
+}
+
 __global__ void state_add_kernel(const float* __restrict__ a, const float* __restrict__ b, float* __restrict__ out,
                                  size_t n4) {
   for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < n4; i += (size_t)gridDim.x * blockDim.x) {
@@ -1635,11 +1933,12 @@ void bidir_state(const bf16* x, const bf16* y, const Piece& p, float* out, const
 // o = intra-piece attention (+ the inter term of P when P != nullptr, fused into the same pass).
 // kv_ws: the (k, v) aggregates of linear_state (nullptr: recompute). Bidirectional pieces use them only when
 // lam == nullptr (their sum must be undecayed; with a decay table the state call's lam would have weighted them).
-// pd: the piece's documents (causal only; the public calls refuse them with a bidirectional layer).
+// pd: the piece's documents. after (bidirectional with documents only): the later pieces' heads, for the rows
+// of the piece's last document.
 template <int D>
 void intra_forward(const bf16* q, const bf16* k, const bf16* v, const float* P, const Piece& p, bf16* o,
                    const LinearDims& d, const float* lam, bool causal, cudaStream_t s, const float* kv_ws = nullptr,
-                   const PieceDocs& pd = {}) {
+                   const PieceDocs& pd = {}, const float* after = nullptr) {
   if (p.length == 0) return;
   if (causal) {
     if (kv_ws != nullptr)
@@ -1648,7 +1947,15 @@ void intra_forward(const bf16* q, const bf16* k, const bf16* v, const float* P, 
       walk_forward<D>(q, k, v, o, d, p, lam, P, false, s, pd);
     return;
   }
-  require(!pd.any(), "bidirectional linear attention with documents is not supported");
+  if (pd.any()) {
+    // Bidirectional with documents (lam = 1): o_i = sum_{j same doc} (q_i . k_j) v_j + [i > l] q_i after (fused
+    // into the reverse walk, R = k^T v: after's own layout) + [i <= f] q_i P (an inter pass: the forward walk's
+    // fused P would reach first[i] < position, not first[i] <= position). kv_ws is not used: the state call of a
+    // bidirectional layer keeps no aggregates, and the walks recompute theirs.
+    bidir_doc_product<D>(q, k, v, o, after, false, d, p, pd, s);
+    if (P != nullptr) launch_apply<D, false>(q, P, o, d, p, nullptr, 3, true, s, pd);
+    return;
+  }
   // Bidirectional: o_i = q_i (sum_j k_j^T v_j over the piece [+ P]), no decay.
   Scratch m((size_t)d.batch * d.heads * D * D, s);
   bidir_state<D>(k, v, p, m.ptr, d, P, s, lam == nullptr ? kv_ws : nullptr);
@@ -1657,11 +1964,13 @@ void intra_forward(const bf16* q, const bf16* k, const bf16* v, const float* P, 
 
 // dq, dk, dv of the piece (+ the inter terms of P and G when given, fused into the same passes).
 // kv_ws / qdo_ws: the aggregates of linear_state (k, v) and linear_grad_state (q, do), either may be nullptr.
+// after, before (bidirectional with documents only): the later pieces' heads for dq's last-document rows, the
+// earlier pieces' gradient tails for dk's and dv's first-document rows (P: dq's first document, G: dk's, dv's last).
 template <int D>
 void intra_backward(const bf16* q, const bf16* k, const bf16* v, const bf16* dout, const float* P, const float* G,
                     const Piece& p, bf16* dq, bf16* dk, bf16* dv, const LinearDims& d, const float* lam, bool causal,
                     cudaStream_t s, const float* kv_ws = nullptr, const float* qdo_ws = nullptr,
-                    const PieceDocs& pd = {}) {
+                    const PieceDocs& pd = {}, const float* after = nullptr, const float* before = nullptr) {
   if (p.length == 0) return;
   if (causal) {
     // dq_i = sum_{j<=i} lam^(i-j) (do_i . v_j) k_j [+ lam^(i+1) do_i P^T]: the forward walk with q <- do,
@@ -1677,7 +1986,21 @@ void intra_backward(const bf16* q, const bf16* k, const bf16* v, const bf16* dou
       walk_backward<D>(q, k, v, dout, dk, dv, d, p, lam, G, s, pd);
     return;
   }
-  require(!pd.any(), "bidirectional linear attention with documents is not supported");
+  if (pd.any()) {
+    // Bidirectional with documents (lam = 1): three same-document products B(x, y, z)_i = sum_{j same doc}
+    // (x_i . y_j) z_j, each with its state terms; the [i > l] one rides in the reverse walk (R = y^T z: after^T for
+    // dq, G^T for dk, G for dv), the [i <= f] one is an inter pass. kv_ws / qdo_ws are not used (recomputed).
+    //   dq = B(do, v, k) + [i <= f] do P^T      + [i > l] do after^T
+    //   dk = B(v, do, q) + [j <= f] v before^T + [j > l] v G^T
+    //   dv = B(k, q, do) + [j <= f] k before   + [j > l] k G
+    bidir_doc_product<D>(dout, v, k, dq, after, true, d, p, pd, s);
+    if (P != nullptr) launch_apply<D, true>(dout, P, dq, d, p, nullptr, 3, true, s, pd);
+    bidir_doc_product<D>(v, dout, q, dk, G, true, d, p, pd, s);
+    if (before != nullptr) launch_apply<D, true>(v, before, dk, d, p, nullptr, 3, true, s, pd);
+    bidir_doc_product<D>(k, q, dout, dv, G, false, d, p, pd, s);
+    if (before != nullptr) launch_apply<D, false>(k, before, dv, d, p, nullptr, 3, true, s, pd);
+    return;
+  }
   // Bidirectional: M = K^T V [+ P], R = Q^T dO [+ G]; dq = dO M^T, dk = V R^T, dv = K R.
   const size_t dd = (size_t)d.batch * d.heads * D * D;
   Scratch m(2 * dd, s);
@@ -1930,19 +2253,40 @@ void linear_backward_fused(const bf16* q, const bf16* k, const bf16* v, const bf
 // ---------------------------------------------------------------------------------------------------------
 // The program's calls (kernels.h): the same entry points taking their operands as one named struct
 // (attention_args.cuh); an unset workspace is nullptr, which the overloads above read as "recompute".
-// Without documents (a.docs.any() false) each is exactly the overload above. With them (causal layers only),
-// row r of the piece is global position a.position + r and every term takes the document mask of
-// docs/DOCUMENTS.md; a workspace then holds masked aggregates, so its producer and consumer must be given the
-// same documents and position. The state calls also write a.flag (when set).
+// Without documents (a.docs.any() false) each is exactly the overload above. With them, row r of the piece is
+// global position a.position + r and every term takes the document mask of docs/DOCUMENTS.md; a workspace then
+// holds masked aggregates, so its producer and consumer must be given the same documents and position. The
+// state calls also write a.flag (when set).
+// Bidirectional layers with documents (lam = 1; the lam table, nullptr or 1s, is not read): the calls with
+// `causal` take causal == false; the others know them by their bidirectional operand (head, tail, after,
+// before), which a causal call never sets. f is the piece's first end (its last row if none), l its last (-1):
+//   linear_state       m = sum_{j > l} k_j^T v_j, head = sum_{i <= f} k_i^T v_i
+//   linear_grad_state  dm = sum_{i <= f} q_i^T do_i, tail = sum_{j > l} q_j^T do_j
+//   linear_intra       o_i = sum_{j in the piece, same document} (q_i . k_j) v_j         (also linear.full)
+//   linear_inter       o_i += [i <= f] q_i p + [i > l] q_i after
+//   linear_forward_fused   intra + inter
+//   linear_intra_backward  the exact gradients of intra (three same-document products)
+//   linear_dq_inter    dq_i += [i <= f] do_i p^T + [i > l] do_i after^T
+//   linear_dkdv_inter  dk_j += [j <= f] v_j before^T + [j > l] v_j g^T, dv_j += [j <= f] k_j before + [j > l] k_j g
+//   linear_backward_fused  intra_backward + dq_inter + dkdv_inter
+// Every state operand may be nullptr (no such term); an inter call without its bidirectional operand (after,
+// before) runs the causal masks (p: first[i] < position, which differs from i <= f only where the gathered scan
+// makes p zero anyway). The workspaces kv_ws / qdo_ws are ignored by these calls (neither written nor read): the
+// bidirectional document walks recompute their segment states.
 // ---------------------------------------------------------------------------------------------------------
 void linear_state(const LinearStateArgs& a, LinearDims dims, const float* lam, cudaStream_t s) {
   if (!a.docs.any()) return linear_state(a.k, a.v, a.piece, a.m, dims, lam, s, a.kv_ws);
   // M = sum over the tokens after the piece's last end (last[j] >= position + C); flag: an end in the piece.
   const detail::PieceDocs pd{a.docs, a.position};
   detail::check_piece(dims, a.piece);
-  detail::check_documents(pd, a.piece, true, "linear_state");
+  detail::check_documents(pd, a.piece, "linear_state");
   with_head_dim(dims.head_dim, [&](auto D) {
-    detail::state_total<D>(a.k, a.v, a.piece, a.m, dims, lam, false, 0.f, s, a.kv_ws, pd);
+    if (a.head != nullptr) {  // bidirectional: m (the same M with lam = 1) and head (first[i] <= position)
+      detail::state_total<D>(a.k, a.v, a.piece, a.m, dims, nullptr, false, 0.f, s, nullptr, pd);
+      detail::doc_head_state<D>(a.k, a.v, a.piece, a.head, dims, pd, s);
+    } else {
+      detail::state_total<D>(a.k, a.v, a.piece, a.m, dims, lam, false, 0.f, s, a.kv_ws, pd);
+    }
   });
   detail::launch_piece_flag(pd, a.piece, dims.batch, a.flag, s);
 }
@@ -1951,7 +2295,7 @@ void linear_intra(const LinearIntraArgs& a, LinearDims dims, const float* lam, c
   if (!a.docs.any()) return linear_intra(a.q, a.k, a.v, a.piece, a.o, dims, lam, a.causal, s, a.kv_ws);
   const detail::PieceDocs pd{a.docs, a.position};
   detail::check_piece(dims, a.piece);
-  detail::check_documents(pd, a.piece, a.causal, "linear_intra");
+  detail::check_documents(pd, a.piece, "linear_intra");
   with_head_dim(dims.head_dim, [&](auto D) {
     detail::intra_forward<D>(a.q, a.k, a.v, nullptr, a.piece, a.o, dims, lam, a.causal, s, a.kv_ws, pd);
   });
@@ -1959,12 +2303,17 @@ void linear_intra(const LinearIntraArgs& a, LinearDims dims, const float* lam, c
 
 void linear_inter(const LinearInterArgs& a, LinearDims dims, const float* lam, cudaStream_t s) {
   if (!a.docs.any()) return linear_inter(a.q, a.p, a.piece, a.o, dims, lam, s);
-  // Only the rows with first[i] < position (their document began in an earlier piece) see P.
+  // Causal: only the rows with first[i] < position (their document began in an earlier piece) see P.
   const detail::PieceDocs pd{a.docs, a.position};
   detail::check_piece(dims, a.piece);
-  detail::check_documents(pd, a.piece, true, "linear_inter");
+  detail::check_documents(pd, a.piece, "linear_inter");
   with_head_dim(dims.head_dim, [&](auto D) {
-    detail::launch_apply<D, false>(a.q, a.p, a.o, dims, a.piece, lam, 1, true, s, pd);
+    if (a.after != nullptr) {  // bidirectional: [i <= f] q_i p (mode 3) + [i > l] q_i after (mode 2, lam = 1)
+      if (a.p != nullptr) detail::launch_apply<D, false>(a.q, a.p, a.o, dims, a.piece, nullptr, 3, true, s, pd);
+      detail::launch_apply<D, false>(a.q, a.after, a.o, dims, a.piece, nullptr, 2, true, s, pd);
+    } else {
+      detail::launch_apply<D, false>(a.q, a.p, a.o, dims, a.piece, lam, 1, true, s, pd);
+    }
   });
 }
 
@@ -1972,20 +2321,27 @@ void linear_forward_fused(const LinearForwardFusedArgs& a, LinearDims dims, cons
   if (!a.docs.any()) return linear_forward_fused(a.q, a.k, a.v, a.p, a.piece, a.o, dims, lam, a.causal, s, a.kv_ws);
   const detail::PieceDocs pd{a.docs, a.position};
   detail::check_piece(dims, a.piece);
-  detail::check_documents(pd, a.piece, a.causal, "linear_forward_fused");
+  detail::check_documents(pd, a.piece, "linear_forward_fused");
+  detail::require(!a.causal || a.after == nullptr, "linear_forward_fused: `after` is a bidirectional layer's operand");
   with_head_dim(dims.head_dim, [&](auto D) {
-    detail::intra_forward<D>(a.q, a.k, a.v, a.p, a.piece, a.o, dims, lam, a.causal, s, a.kv_ws, pd);
+    detail::intra_forward<D>(a.q, a.k, a.v, a.p, a.piece, a.o, dims, lam, a.causal, s, a.kv_ws, pd, a.after);
   });
 }
 
 void linear_grad_state(const LinearGradStateArgs& a, LinearDims dims, const float* lam, cudaStream_t s) {
   if (!a.docs.any()) return linear_grad_state(a.q, a.dout, a.piece, a.dm, dims, lam, s, a.qdo_ws);
-  // dM = sum over the queries before the piece's first end whose document began earlier (first[i] < position).
+  // Causal: dM = sum over the queries before the piece's first end whose document began earlier (first[i] <
+  // position).
   const detail::PieceDocs pd{a.docs, a.position};
   detail::check_piece(dims, a.piece);
-  detail::check_documents(pd, a.piece, true, "linear_grad_state");
+  detail::check_documents(pd, a.piece, "linear_grad_state");
   with_head_dim(dims.head_dim, [&](auto D) {
-    detail::state_total<D>(a.q, a.dout, a.piece, a.dm, dims, lam, true, 0.f, s, a.qdo_ws, pd);
+    if (a.tail != nullptr) {  // bidirectional: dm = sum_{i <= f} (first[i] <= position), tail = sum_{j > l}
+      detail::doc_head_state<D>(a.q, a.dout, a.piece, a.dm, dims, pd, s);
+      detail::state_total<D>(a.q, a.dout, a.piece, a.tail, dims, nullptr, false, 0.f, s, nullptr, pd);
+    } else {
+      detail::state_total<D>(a.q, a.dout, a.piece, a.dm, dims, lam, true, 0.f, s, a.qdo_ws, pd);
+    }
   });
   detail::launch_piece_flag(pd, a.piece, dims.batch, a.flag, s);
 }
@@ -1996,7 +2352,7 @@ void linear_intra_backward(const LinearIntraBackwardArgs& a, LinearDims dims, co
                                  a.qdo_ws);
   const detail::PieceDocs pd{a.docs, a.position};
   detail::check_piece(dims, a.piece);
-  detail::check_documents(pd, a.piece, a.causal, "linear_intra_backward");
+  detail::check_documents(pd, a.piece, "linear_intra_backward");
   with_head_dim(dims.head_dim, [&](auto D) {
     detail::intra_backward<D>(a.q, a.k, a.v, a.dout, nullptr, nullptr, a.piece, a.dq, a.dk, a.dv, dims, lam,
                               a.causal, s, a.kv_ws, a.qdo_ws, pd);
@@ -2007,21 +2363,35 @@ void linear_dq_inter(const LinearDqInterArgs& a, LinearDims dims, const float* l
   if (!a.docs.any()) return linear_dq_inter(a.dout, a.p, a.piece, a.dq, dims, lam, s);
   const detail::PieceDocs pd{a.docs, a.position};
   detail::check_piece(dims, a.piece);
-  detail::check_documents(pd, a.piece, true, "linear_dq_inter");
+  detail::check_documents(pd, a.piece, "linear_dq_inter");
   with_head_dim(dims.head_dim, [&](auto D) {
-    detail::launch_apply<D, true>(a.dout, a.p, a.dq, dims, a.piece, lam, 1, true, s, pd);
+    if (a.after != nullptr) {  // bidirectional: [i <= f] do_i p^T + [i > l] do_i after^T
+      if (a.p != nullptr) detail::launch_apply<D, true>(a.dout, a.p, a.dq, dims, a.piece, nullptr, 3, true, s, pd);
+      detail::launch_apply<D, true>(a.dout, a.after, a.dq, dims, a.piece, nullptr, 2, true, s, pd);
+    } else {
+      detail::launch_apply<D, true>(a.dout, a.p, a.dq, dims, a.piece, lam, 1, true, s, pd);
+    }
   });
 }
 
 void linear_dkdv_inter(const LinearDkdvInterArgs& a, LinearDims dims, const float* lam, cudaStream_t s) {
   if (!a.docs.any()) return linear_dkdv_inter(a.k, a.v, a.g, a.piece, a.dk, a.dv, dims, lam, s);
-  // Only the keys after the piece's last end (last[j] >= position + C) see G.
+  // Causal: only the keys after the piece's last end (last[j] >= position + C) see G.
   const detail::PieceDocs pd{a.docs, a.position};
   detail::check_piece(dims, a.piece);
-  detail::check_documents(pd, a.piece, true, "linear_dkdv_inter");
+  detail::check_documents(pd, a.piece, "linear_dkdv_inter");
   with_head_dim(dims.head_dim, [&](auto D) {
-    detail::launch_apply<D, true>(a.v, a.g, a.dk, dims, a.piece, lam, 2, true, s, pd);
-    detail::launch_apply<D, false>(a.k, a.g, a.dv, dims, a.piece, lam, 2, true, s, pd);
+    if (a.before != nullptr) {  // bidirectional: [j <= f] (v_j before^T, k_j before) + [j > l] (v_j g^T, k_j g)
+      detail::launch_apply<D, true>(a.v, a.before, a.dk, dims, a.piece, nullptr, 3, true, s, pd);
+      detail::launch_apply<D, false>(a.k, a.before, a.dv, dims, a.piece, nullptr, 3, true, s, pd);
+      if (a.g != nullptr) {
+        detail::launch_apply<D, true>(a.v, a.g, a.dk, dims, a.piece, nullptr, 2, true, s, pd);
+        detail::launch_apply<D, false>(a.k, a.g, a.dv, dims, a.piece, nullptr, 2, true, s, pd);
+      }
+    } else {
+      detail::launch_apply<D, true>(a.v, a.g, a.dk, dims, a.piece, lam, 2, true, s, pd);
+      detail::launch_apply<D, false>(a.k, a.g, a.dv, dims, a.piece, lam, 2, true, s, pd);
+    }
   });
 }
 
@@ -2031,10 +2401,12 @@ void linear_backward_fused(const LinearBackwardFusedArgs& a, LinearDims dims, co
                                  a.kv_ws, a.qdo_ws);
   const detail::PieceDocs pd{a.docs, a.position};
   detail::check_piece(dims, a.piece);
-  detail::check_documents(pd, a.piece, a.causal, "linear_backward_fused");
+  detail::check_documents(pd, a.piece, "linear_backward_fused");
+  detail::require(!a.causal || (a.after == nullptr && a.before == nullptr),
+                  "linear_backward_fused: `after` and `before` are a bidirectional layer's operands");
   with_head_dim(dims.head_dim, [&](auto D) {
     detail::intra_backward<D>(a.q, a.k, a.v, a.dout, a.p, a.g, a.piece, a.dq, a.dk, a.dv, dims, lam, a.causal, s,
-                              a.kv_ws, a.qdo_ws, pd);
+                              a.kv_ws, a.qdo_ws, pd, a.after, a.before);
   });
 }
 

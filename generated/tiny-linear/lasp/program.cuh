@@ -145,23 +145,23 @@ static const lasp::PieceMap kWholeSequence = lasp::PieceMap{0, {0, 0}, {0, 0}, {
 
 // Constant tables the steps read on the GPU: per-head decays and the token gaps of each decayed sum.
 static const float kLDecay_host[4] = { 0.900000000f, 0.950000000f, 0.990000000f, 1.0f };  // per-head decay of layer kind L (list)
-static const int kL_forward_r1_gaps0_host[2] = { 0, -1 };  // prefix gaps of rank 1's piece 1 (-1: not included)
-static const int kL_backward_r0_gaps0_host[2] = { -1, 0 };  // suffix gaps of rank 0's piece 0 (-1: not included)
+static const int kL_forward_r1_prefix_gaps0_host[2] = { 0, -1 };  // prefix gaps of rank 1's piece 1 (-1: not included)
+static const int kL_backward_r0_suffix_gaps0_host[2] = { -1, 0 };  // suffix gaps of rank 0's piece 0 (-1: not included)
 
 struct Tables {
   float* kLDecay = nullptr;
-  int* kL_forward_r1_gaps0 = nullptr;
-  int* kL_backward_r0_gaps0 = nullptr;
+  int* kL_forward_r1_prefix_gaps0 = nullptr;
+  int* kL_backward_r0_suffix_gaps0 = nullptr;
 };
 
 inline Tables upload_tables() {
   Tables t;
   CUDA_CHECK(cudaMalloc(&t.kLDecay, sizeof(kLDecay_host)));
   CUDA_CHECK(cudaMemcpy(t.kLDecay, kLDecay_host, sizeof(kLDecay_host), cudaMemcpyHostToDevice));
-  CUDA_CHECK(cudaMalloc(&t.kL_forward_r1_gaps0, sizeof(kL_forward_r1_gaps0_host)));
-  CUDA_CHECK(cudaMemcpy(t.kL_forward_r1_gaps0, kL_forward_r1_gaps0_host, sizeof(kL_forward_r1_gaps0_host), cudaMemcpyHostToDevice));
-  CUDA_CHECK(cudaMalloc(&t.kL_backward_r0_gaps0, sizeof(kL_backward_r0_gaps0_host)));
-  CUDA_CHECK(cudaMemcpy(t.kL_backward_r0_gaps0, kL_backward_r0_gaps0_host, sizeof(kL_backward_r0_gaps0_host), cudaMemcpyHostToDevice));
+  CUDA_CHECK(cudaMalloc(&t.kL_forward_r1_prefix_gaps0, sizeof(kL_forward_r1_prefix_gaps0_host)));
+  CUDA_CHECK(cudaMemcpy(t.kL_forward_r1_prefix_gaps0, kL_forward_r1_prefix_gaps0_host, sizeof(kL_forward_r1_prefix_gaps0_host), cudaMemcpyHostToDevice));
+  CUDA_CHECK(cudaMalloc(&t.kL_backward_r0_suffix_gaps0, sizeof(kL_backward_r0_suffix_gaps0_host)));
+  CUDA_CHECK(cudaMemcpy(t.kL_backward_r0_suffix_gaps0, kL_backward_r0_suffix_gaps0_host, sizeof(kL_backward_r0_suffix_gaps0_host), cudaMemcpyHostToDevice));
   return t;
 }
 
@@ -321,7 +321,7 @@ static void L_forward_rank1(const Ctx& c, LBuffers& b, Run run) {
   if (run.compute) {
     CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.events[1], 0));
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[6], c.compute));
-    lasp::linear_decayed_sum(b.m_all, 2, c.tables.kL_forward_r1_gaps0, b.p, c.dims, c.tables.kLDecay, c.compute);
+    lasp::linear_decayed_sum(b.m_all, 2, c.tables.kL_forward_r1_prefix_gaps0, b.p, c.dims, c.tables.kLDecay, c.compute);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[7], c.compute));
   }
   // [4] O[1] = intra-piece product + lam^(i+1) Q P (one walk)
@@ -380,7 +380,7 @@ static void L_backward_rank0(const Ctx& c, LBuffers& b, Run run) {
   if (run.compute) {
     CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.events[1], 0));
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[6], c.compute));
-    lasp::linear_decayed_sum(b.dm_all, 2, c.tables.kL_backward_r0_gaps0, b.g, c.dims, c.tables.kLDecay, c.compute);
+    lasp::linear_decayed_sum(b.dm_all, 2, c.tables.kL_backward_r0_suffix_gaps0, b.g, c.dims, c.tables.kLDecay, c.compute);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[7], c.compute));
   }
   // [4] dQ, dK, dV[0] inside the piece + the G terms (one walk)
