@@ -67,6 +67,10 @@ export interface VerifyEvent {
   max_rel_err: number;
   tolerance: number;
   ok: boolean;
+  /** dW, when some gradient was above tolerance: how far the oracle itself moves when q, k, v move by one bf16 rounding. */
+  oracle_spread?: number | null;
+  /** dW: above tolerance but within 3x the oracle's own spread (the quantity is ill-conditioned), so accepted. */
+  ill_conditioned?: boolean;
 }
 export interface SummaryEvent {
   event: "summary";

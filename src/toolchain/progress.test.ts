@@ -282,10 +282,29 @@ describe("run progress", () => {
     const report = summarizeVerify([v(0, "o", 1e-4), v(1, "o", 3e-4), v(0, "dk", 1e-4), v(1, "dk", 0.5)])!;
     expect(report.ok).toBe(false);
     expect(report.rows).toEqual([
-      { layer: "L", quantity: "o", maxRelErr: 3e-4, tolerance: 1e-2, ok: true },
-      { layer: "L", quantity: "dk", maxRelErr: 0.5, tolerance: 1e-2, ok: false },
+      { layer: "L", quantity: "o", maxRelErr: 3e-4, tolerance: 1e-2, ok: true, illConditioned: false },
+      { layer: "L", quantity: "dk", maxRelErr: 0.5, tolerance: 1e-2, ok: false, illConditioned: false },
     ]);
     expect(formatVerify(report)).toContain("verify FAILED: 1 of 2 above tolerance");
+    // A gradient block accepted within the oracle's own spread says so, in its row and in the verdict.
+    const loose = summarizeVerify([
+      v(0, "o", 1e-4),
+      {
+        event: "verify",
+        rank: 0,
+        layer: "model.layers.1",
+        quantity: "dW",
+        max_rel_err: 0.8,
+        tolerance: 1e-2,
+        ok: true,
+        oracle_spread: 0.4,
+        ill_conditioned: true,
+      },
+    ])!;
+    expect(loose.ok).toBe(true);
+    const text = formatVerify(loose);
+    expect(text).toMatch(/model\.layers\.1 +dW +8\.00e-1 +1\.0e-2 +ok \(ill-conditioned\)/);
+    expect(text).toContain("verify ok: 1 of 2 above tolerance but within 3x");
   });
 
   it("prefixes other ranks' lines, announces the run and prints the tables at the end", () => {

@@ -539,7 +539,15 @@ export function formatOptimizer(e: OptimizerEvent): string {
 export interface VerifyReport {
   ok: boolean;
   /** Per layer and quantity, the largest error over ranks. */
-  rows: { layer: string; quantity: string; maxRelErr: number; tolerance: number; ok: boolean }[];
+  rows: {
+    layer: string;
+    quantity: string;
+    maxRelErr: number;
+    tolerance: number;
+    ok: boolean;
+    /** Passed above its tolerance, within the oracle's own spread (verify_model.cuh's conditioning rule). */
+    illConditioned: boolean;
+  }[];
 }
 
 export function summarizeVerify(events: readonly ProgramEvent[]): VerifyReport | undefined {
@@ -556,6 +564,7 @@ export function summarizeVerify(events: readonly ProgramEvent[]): VerifyReport |
       maxRelErr: Math.max(err, old?.maxRelErr ?? 0),
       tolerance: e.tolerance,
       ok,
+      illConditioned: e.ill_conditioned === true || (old?.illConditioned ?? false),
     });
   }
   if (rows.size === 0) return undefined;
@@ -569,15 +578,16 @@ export function formatVerify(report: VerifyReport): string {
     r.quantity,
     r.maxRelErr.toExponential(2),
     finite(r.tolerance) ? r.tolerance.toExponential(1) : "?",
-    r.ok ? "ok" : "FAIL",
+    r.ok ? (r.illConditioned ? "ok (ill-conditioned)" : "ok") : "FAIL",
   ]);
   const failed = report.rows.filter((r) => !r.ok).length;
-  return [
-    table(["layer", "quantity", "max rel err", "tolerance", ""], rows),
-    report.ok
-      ? "verify ok: every error is within tolerance"
-      : `verify FAILED: ${failed} of ${report.rows.length} above tolerance`,
-  ].join("\n");
+  const loose = report.rows.filter((r) => r.ok && r.illConditioned).length;
+  const verdict = !report.ok
+    ? `verify FAILED: ${failed} of ${report.rows.length} above tolerance`
+    : loose > 0
+      ? `verify ok: ${loose} of ${report.rows.length} above tolerance but within 3x of how far the oracle itself moves when q, k, v move by one bf16 rounding (ill-conditioned), the rest within tolerance`
+      : "verify ok: every error is within tolerance";
+  return [table(["layer", "quantity", "max rel err", "tolerance", ""], rows), verdict].join("\n");
 }
 
 // ---------------------------------------------------------------------------------------------- the run

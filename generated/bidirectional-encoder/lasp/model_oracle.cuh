@@ -2,7 +2,8 @@
 // and run `lasp compile` again.
 // The plain fp32 kernels of verify mode's whole-model oracle (verify_model.cuh runs them, with cuBLAS's fp32
 // products between them): the embedding, the block norms, RoPE, the feature maps, the attention output's
-// RMSNorm over each head, SwiGLU, cross-entropy, each with its backward; casts; the error reductions.
+// RMSNorm over each head, SwiGLU, cross-entropy, each with its backward; casts; the conditioning probe's
+// perturbation; the error reductions.
 //
 // Design choices:
 // - They share nothing with the program's kernels: fp32 in and out (no bf16 storage), one op per kernel, the
@@ -13,6 +14,9 @@
 // - Every gradient is deterministic (no float atomics): a scatter-add by token (the embedding's backward)
 //   gives each thread one column and walks the tokens in order.
 // - Exponentials are expf/exp, never the fast intrinsics the program's kernels use.
+// - The conditioning probe (oracle_perturb) moves q, k, v by about one bf16 rounding with a hash of the
+//   element's identity, not a random generator: the backward recomputes each layer's forward and must see the
+//   same q, k, v, so the factor is a function of (key, index) alone, the same on every run and every rank.
 // - The error reduction returns max |got - ref|, max |ref|, sum (got - ref)^2, sum ref^2 (double) and the
 //   count of non-finite elements, from a fixed grid and a fixed final order.
 #pragma once
@@ -270,6 +274,23 @@ __global__ void xent_kernel(float* __restrict__ logits, const int* __restrict__ 
     z[j] = (float)((exp(z[j] - lse) - (j == target ? 1.0 : 0.0)) * scale);
 }
 
+// splitmix64's finaliser: a bijection of 64 bits whose every output bit depends on every input bit.
+__device__ inline uint64_t mix64(uint64_t z) {
+  z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+  z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+  return z ^ (z >> 31);
+}
+
+// x[i] *= 1 + 2^-8 u, u in [-1, 1) from 24 bits of a hash of (key, i).
+__global__ void perturb_kernel(float* __restrict__ x, size_t n, uint64_t key) {
+  constexpr uint64_t kSalt = 0x5EED0F0AC1E5ull;  // fixed: the probe is the same on every run
+  const uint64_t stream = mix64(key ^ kSalt);
+  for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < n; i += (size_t)gridDim.x * blockDim.x) {
+    const double u = (double)(mix64(stream + i) >> 40) * 0x1p-23 - 1.0;
+    x[i] = (float)(x[i] * (1.0 + u * 0x1p-8));
+  }
+}
+
 // Block j: partial[j] = {max |got - ref|, max |ref|, sum (got - ref)^2, sum ref^2, non-finite count}.
 __global__ void compare_kernel(const float* __restrict__ got, const float* __restrict__ ref, size_t n,
                                double* __restrict__ partial) {
@@ -445,6 +466,14 @@ void oracle_xent_rows(float* logits, const int* targets, float* losses, int rows
                       cudaStream_t s) {
   if (rows == 0) return;
   model_oracle::xent_kernel<<<rows, model_oracle::kThreads, 0, s>>>(logits, targets, losses, vocab, inv_count);
+  LAUNCH_CHECK();
+}
+
+// x[i] *= 1 + 2^-8 u(key, i), u in [-1, 1) a fixed hash: q, k or v moved by about one bf16 rounding, the same
+// for the same key and index on every call (verify's conditioning probe).
+void oracle_perturb(float* x, size_t n, uint64_t key, cudaStream_t s) {
+  if (n == 0) return;
+  model_oracle::perturb_kernel<<<model_oracle::blocks_for(n), model_oracle::kThreads, 0, s>>>(x, n, key);
   LAUNCH_CHECK();
 }
 

@@ -166,5 +166,6 @@ void oracle_swiglu_backward(const float* gate, const float* up, const float* dh,
                             cudaStream_t s);
 void oracle_xent_rows(float* logits, const int* targets, float* losses, int rows, int vocab, float inv_count,
                       cudaStream_t s);
+void oracle_perturb(float* x, size_t n, uint64_t key, cudaStream_t s);
 void oracle_compare(const float* got, const float* ref, size_t n, double* out, cudaStream_t s);
 }  // namespace lasp
