@@ -1900,8 +1900,8 @@ void doc_head_state(const bf16* x, const bf16* y, const Piece& p, float* out, co
   LAUNCH_CHECK();
 }
 
-__global__ void state_add_kernel(const float* __restrict__ a, const float* __restrict__ b, float* __restrict__ out,
-                                 size_t n4) {
+// out may be a (bidir_state adds in place), so neither is __restrict__.
+__global__ void state_add_kernel(const float* a, const float* __restrict__ b, float* out, size_t n4) {
   for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < n4; i += (size_t)gridDim.x * blockDim.x) {
     float4 x = reinterpret_cast<const float4*>(a)[i], y = reinterpret_cast<const float4*>(b)[i];
     reinterpret_cast<float4*>(out)[i] = make_float4(x.x + y.x, x.y + y.y, x.z + y.z, x.w + y.w);
