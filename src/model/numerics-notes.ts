@@ -70,7 +70,7 @@ function outputNormNotes(ast: SpecFile, spec: ResolvedSpec): Diagnostic[] {
     const at = layerSetting(ast, kind.name, "output_norm")?.span ?? entry.name.span;
     out.push(
       diagnose("outputNormAtDocumentStarts", at, [kind.name, spec.run.dtype], {
-        hint: "`output_norm none` leaves the output unscaled; verify reports a tensor this moves as ill-conditioned",
+        hint: "the model's own sensitivity, in any bf16 implementation: verify names the gradients it moves as ill-conditioned; `output_norm none` avoids it",
       }),
     );
   }
