@@ -156,6 +156,71 @@ __device__ __forceinline__ float head_log2_decay(const float* lam, int h) { retu
 __device__ __forceinline__ float decay_pow(float log2lam, float n) { return exp2f(n * log2lam); }
 
 // ---------------------------------------------------------------------------------------------------------
+// Warp-level pieces of the walks (and the segment states), written once. A thread holds rows g, g + 8 and
+// columns 2tq, 2tq + 1 of each m16n8 accumulator (g = lane / 4, tq = lane % 4); a running state S^T (this
+// warp's 16 rows x D) is float[D / 8][4]. Each kernel compiles to the same PTX as with these pieces written
+// out in place (bench/gpu/compare-kernel-ptx.sh); a piece that changed any kernel's code stayed inline.
+// ---------------------------------------------------------------------------------------------------------
+template <int N>
+__device__ __forceinline__ void zero_acc(float (&a)[N][4]) {
+#pragma unroll
+  for (int t = 0; t < N; ++t) a[t][0] = a[t][1] = a[t][2] = a[t][3] = 0.f;
+}
+template <int N>
+__device__ __forceinline__ void scale_acc(float (&a)[N][4], float c) {
+#pragma unroll
+  for (int t = 0; t < N; ++t)
+#pragma unroll
+    for (int e = 0; e < 4; ++e) a[t][e] *= c;
+}
+// The token (k index) of element e of this thread's A fragment in k-chunk kc: 16kc + 2tq + {0, 1, 8, 9}.
+__device__ __forceinline__ int a_token(int kc, int tq, int e) { return 16 * kc + 2 * tq + (e & 1) + ((e >> 1) << 3); }
+// A weight per token on an A fragment whose k index is the token (w[e] for a_token(kc, tq, e)): diag(w) ahead of
+// the product, in the bf16 operand, so the MMA loop stays as it is.
+__device__ __forceinline__ void scale_a_tokens(uint32_t (&a)[4], const float (&w)[4]) {
+  a[0] = scale2(a[0], w[0], w[1]);
+  a[1] = scale2(a[1], w[0], w[1]);
+  a[2] = scale2(a[2], w[2], w[3]);
+  a[3] = scale2(a[3], w[2], w[3]);
+}
+// Two fp32 values as a bf16 pair at (r, c), (r, c + 1) of a swizzled tile.
+template <int LD>
+__device__ __forceinline__ void put_pair(__nv_bfloat16* s, int r, int c, float lo, float hi) {
+  *reinterpret_cast<uint32_t*>(s + swz<LD>(r, c)) = pack2(lo, hi);
+}
+// The state S^T in accumulator layout from an fp32 [D][D] buffer M = S: S^T[vs + g (+8)][8t + 2tq (+1)].
+template <int D>
+__device__ __forceinline__ void load_state(float (&S)[D / 8][4], const float* M, int vs, int g, int tq) {
+#pragma unroll
+  for (int t = 0; t < D / 8; ++t) {
+    int kr = 8 * t + 2 * tq;
+    S[t][0] = M[kr * D + vs + g];
+    S[t][1] = M[(kr + 1) * D + vs + g];
+    S[t][2] = M[kr * D + vs + g + 8];
+    S[t][3] = M[(kr + 1) * D + vs + g + 8];
+  }
+}
+// One warp's 16 x CW piece of a 64 x 64 score tile: acc = A[r0..r0+15] B[c0..c0+CW-1]^T over the D columns of
+// two [64][D] tiles (B's rows are the n index, so both fragments load untransposed).
+template <int D, int CW>
+__device__ __forceinline__ void score_mma(float (&acc)[CW / 8][4], const __nv_bfloat16* ta, const __nv_bfloat16* tb,
+                                          int r0, int c0, int lane) {
+  zero_acc(acc);
+#pragma unroll
+  for (int kc = 0; kc < D / 16; ++kc) {
+    uint32_t a[4];
+    ldsm4(a, frag_p1<D>(ta, r0, 16 * kc, lane));
+#pragma unroll
+    for (int np = 0; np < CW / 16; ++np) {
+      uint32_t bb[4];
+      ldsm4(bb, frag_p2<D>(tb, c0 + 16 * np, 16 * kc, lane));
+      mma(acc[2 * np], a, bb[0], bb[1]);
+      mma(acc[2 * np + 1], a, bb[2], bb[3]);
+    }
+  }
+}
+
+// ---------------------------------------------------------------------------------------------------------
 // Packed documents (types.cuh's Documents). A DocRow is one batch row's arrays, indexed by global position.
 // For the 64-token block of global positions [g0, g0 + 64) (blocks never cross a piece's end):
 //   block_reach(g0)  last[g0] - g0: local rows ii <= it have first[i] <= g0 (no end in [g0, i-1]); it is
@@ -220,13 +285,12 @@ __global__ void __launch_bounds__(D * 2, 2)
   for (int kc = 0; kc < 4; ++kc)
 #pragma unroll
     for (int e = 0; e < 4; ++e) {
-      int jj = 16 * kc + 2 * tq + (e & 1) + ((e >> 1) << 3);
+      int jj = a_token(kc, tq, e);
       wt[kc][e] = decay_pow(l2, (float)(REVERSE ? jj + 1 : kBlock - 1 - jj));
     }
 
   float acc[D / 8][4];
-#pragma unroll
-  for (int t = 0; t < D / 8; ++t) acc[t][0] = acc[t][1] = acc[t][2] = acc[t][3] = 0.f;
+  zero_acc(acc);
   DocRow dr{};
   if constexpr (DOCS) dr = doc_row(docs, b);
 
@@ -268,33 +332,19 @@ __global__ void __launch_bounds__(D * 2, 2)
           const int i = tid + it * NT, r = i / CH, c = (i % CH) * 8;
           if (r < lo || r > hi) *reinterpret_cast<int4*>(yz + swz<D>(r, c)) = make_int4(0, 0, 0, 0);
         }
-#pragma unroll
-        for (int t = 0; t < D / 8; ++t)
-#pragma unroll
-          for (int e = 0; e < 4; ++e) acc[t][e] = 0.f;
+        zero_acc(acc);
         __syncthreads();  // the zeroed rows are visible to every warp's ldmatrix
       } else if (decay) {
-#pragma unroll
-        for (int t = 0; t < D / 8; ++t)
-#pragma unroll
-          for (int e = 0; e < 4; ++e) acc[t][e] *= lam64;
+        scale_acc(acc, lam64);
       }
     } else if (decay) {
-#pragma unroll
-      for (int t = 0; t < D / 8; ++t)
-#pragma unroll
-        for (int e = 0; e < 4; ++e) acc[t][e] *= lam64;
+      scale_acc(acc, lam64);
     }
 #pragma unroll
     for (int kc = 0; kc < 4; ++kc) {
       uint32_t a[4];
       ldsm4t(a, frag_p2<D>(ty, 16 * kc, ys, lane));  // A = Y^T slice: [m = y dim][k = token]
-      if (decay) {
-        a[0] = scale2(a[0], wt[kc][0], wt[kc][1]);
-        a[1] = scale2(a[1], wt[kc][0], wt[kc][1]);
-        a[2] = scale2(a[2], wt[kc][2], wt[kc][3]);
-        a[3] = scale2(a[3], wt[kc][2], wt[kc][3]);
-      }
+      if (decay) scale_a_tokens(a, wt[kc]);
 #pragma unroll
       for (int np = 0; np < D / 16; ++np) {
         uint32_t bb[4];
@@ -510,8 +560,7 @@ __global__ void __launch_bounds__(D * 2, 1)
 #pragma unroll
   for (int kc = 0; kc < 4; ++kc)
 #pragma unroll
-    for (int e = 0; e < 4; ++e)
-      wt[kc][e] = decay_pow(l2, (float)(kBlock - 1 - (16 * kc + 2 * tq + (e & 1) + ((e >> 1) << 3))));
+    for (int e = 0; e < 4; ++e) wt[kc][e] = decay_pow(l2, (float)(kBlock - 1 - a_token(kc, tq, e)));
 
   float S[D / 8][4];  // S^T[vs + g (+8)][8t + 2tq (+1)]
   if (prefix != nullptr) {
@@ -528,18 +577,10 @@ __global__ void __launch_bounds__(D * 2, 1)
         S[t][3] = c.y;
       }
     } else {
-#pragma unroll
-      for (int t = 0; t < D / 8; ++t) {
-        int kr = 8 * t + 2 * tq;
-        S[t][0] = P[kr * D + vs + g];
-        S[t][1] = P[(kr + 1) * D + vs + g];
-        S[t][2] = P[kr * D + vs + g + 8];
-        S[t][3] = P[(kr + 1) * D + vs + g + 8];
-      }
+      load_state<D>(S, P, vs, g, tq);
     }
   } else {
-#pragma unroll
-    for (int t = 0; t < D / 8; ++t) S[t][0] = S[t][1] = S[t][2] = S[t][3] = 0.f;
+    zero_acc(S);
   }
   DocRow dr{};
   if constexpr (DOCS) dr = doc_row(docs, b);
@@ -574,20 +615,7 @@ __global__ void __launch_bounds__(D * 2, 1)
       const int r0 = 16 * rg;
       if (cbase <= r0 + 15) {  // the tile has at least one entry on or below the diagonal
         float acc[CW / 8][4];
-#pragma unroll
-        for (int t = 0; t < CW / 8; ++t) acc[t][0] = acc[t][1] = acc[t][2] = acc[t][3] = 0.f;
-#pragma unroll
-        for (int kc = 0; kc < D / 16; ++kc) {
-          uint32_t a[4];
-          ldsm4(a, frag_p1<D>(tq_, r0, 16 * kc, lane));
-#pragma unroll
-          for (int np = 0; np < CW / 16; ++np) {
-            uint32_t bb[4];
-            ldsm4(bb, frag_p2<D>(tk_, cbase + 16 * np, 16 * kc, lane));  // K rows are the n index
-            mma(acc[2 * np], a, bb[0], bb[1]);
-            mma(acc[2 * np + 1], a, bb[2], bb[3]);
-          }
-        }
+        score_mma<D, CW>(acc, tq_, tk_, r0, cbase, lane);
         int fi[2] = {0, 0};  // DOCS: first[i] local to the block, for this thread's two rows
         if constexpr (DOCS) {
           fi[0] = __ldg(dr.first + g0 + r0 + g) - g0;
@@ -605,7 +633,7 @@ __global__ void __launch_bounds__(D * 2, 1)
             }
             float v0 = k0 ? acc[t][2 * hh] * (decay ? decay_pow(l2, (float)(i - j)) : 1.f) : 0.f;
             float v1 = k1 ? acc[t][2 * hh + 1] * (decay ? decay_pow(l2, (float)(i - j - 1)) : 1.f) : 0.f;
-            *reinterpret_cast<uint32_t*>(sa + swz<kBlock>(i, j)) = pack2(v0, v1);
+            put_pair<kBlock>(sa, i, j, v0, v1);
           }
       }
     }
@@ -672,22 +700,10 @@ __global__ void __launch_bounds__(D * 2, 1)
     // 4. State update: S^T <- lam^64 S^T + V^T diag(lam^(63-jj)) K.
     //    DOCS: S^T <- (end in block ? 0 : lam^64 S^T) + V^T diag([jj >= tail] lam^(63-jj)) K.
     if constexpr (DOCS) {
-      if (tail > 0) {
-#pragma unroll
-        for (int t = 0; t < D / 8; ++t)
-#pragma unroll
-          for (int e = 0; e < 4; ++e) S[t][e] = 0.f;
-      } else if (decay) {
-#pragma unroll
-        for (int t = 0; t < D / 8; ++t)
-#pragma unroll
-          for (int e = 0; e < 4; ++e) S[t][e] *= lam64;
-      }
+      if (tail > 0) zero_acc(S);
+      else if (decay) scale_acc(S, lam64);
     } else if (decay) {
-#pragma unroll
-      for (int t = 0; t < D / 8; ++t)
-#pragma unroll
-        for (int e = 0; e < 4; ++e) S[t][e] *= lam64;
+      scale_acc(S, lam64);
     }
 #pragma unroll
     for (int kc = 0; kc < 4; ++kc) {
@@ -696,17 +712,10 @@ __global__ void __launch_bounds__(D * 2, 1)
       if constexpr (DOCS) {
         float w[4];
 #pragma unroll
-        for (int e = 0; e < 4; ++e)
-          w[e] = 16 * kc + 2 * tq + (e & 1) + ((e >> 1) << 3) >= tail ? wt[kc][e] : 0.f;
-        a[0] = scale2(a[0], w[0], w[1]);
-        a[1] = scale2(a[1], w[0], w[1]);
-        a[2] = scale2(a[2], w[2], w[3]);
-        a[3] = scale2(a[3], w[2], w[3]);
+        for (int e = 0; e < 4; ++e) w[e] = a_token(kc, tq, e) >= tail ? wt[kc][e] : 0.f;
+        scale_a_tokens(a, w);
       } else if (decay) {
-        a[0] = scale2(a[0], wt[kc][0], wt[kc][1]);
-        a[1] = scale2(a[1], wt[kc][0], wt[kc][1]);
-        a[2] = scale2(a[2], wt[kc][2], wt[kc][3]);
-        a[3] = scale2(a[3], wt[kc][2], wt[kc][3]);
+        scale_a_tokens(a, wt[kc]);
       }
 #pragma unroll
       for (int np = 0; np < D / 16; ++np) {
@@ -798,23 +807,15 @@ __global__ void __launch_bounds__(D * 2, 1)
     for (int kc = 0; kc < 4; ++kc)
 #pragma unroll
       for (int e = 0; e < 4; ++e)
-        wt[kc][e] = decay_pow(l2, (float)(16 * kc + 2 * tq + (e & 1) + ((e >> 1) << 3) + 1));
+        wt[kc][e] = decay_pow(l2, (float)(a_token(kc, tq, e) + 1));
   }
 
   float RT[D / 8][4];  // R^T[vs + g (+8)][8t + 2tq (+1)]
   if (suffix != nullptr) {
     const float* R = suffix + ((size_t)bh * nseg + seg) * D * D;
-#pragma unroll
-    for (int t = 0; t < D / 8; ++t) {
-      int kr = 8 * t + 2 * tq;
-      RT[t][0] = R[kr * D + vs + g];
-      RT[t][1] = R[(kr + 1) * D + vs + g];
-      RT[t][2] = R[kr * D + vs + g + 8];
-      RT[t][3] = R[(kr + 1) * D + vs + g + 8];
-    }
+    load_state<D>(RT, R, vs, g, tq);
   } else {
-#pragma unroll
-    for (int t = 0; t < D / 8; ++t) RT[t][0] = RT[t][1] = RT[t][2] = RT[t][3] = 0.f;
+    zero_acc(RT);
   }
 
   auto load = [&](int blk, int stage) {
@@ -849,8 +850,8 @@ __global__ void __launch_bounds__(D * 2, 1)
 #pragma unroll
     for (int t = 0; t < D / 8; ++t) {
       int c = 8 * t + 2 * tq;
-      *reinterpret_cast<uint32_t*>(srt + swz<D>(vs + g, c)) = pack2(RT[t][0], RT[t][1]);
-      *reinterpret_cast<uint32_t*>(srt + swz<D>(vs + g + 8, c)) = pack2(RT[t][2], RT[t][3]);
+      put_pair<D>(srt, vs + g, c, RT[t][0], RT[t][1]);
+      put_pair<D>(srt, vs + g + 8, c, RT[t][2], RT[t][3]);
     }
 
     // b. Transposed score tiles, rows j = 16rg.., columns i = cbase.., kept where i >= j.
@@ -895,10 +896,8 @@ __global__ void __launch_bounds__(D * 2, 1)
             }
             float w0 = k0 ? (decay ? decay_pow(l2, (float)(i - j)) : 1.f) : 0.f;
             float w1 = k1 ? (decay ? decay_pow(l2, (float)(i + 1 - j)) : 1.f) : 0.f;
-            *reinterpret_cast<uint32_t*>(sa1 + swz<kBlock>(j, i)) =
-                pack2(acc1[t][2 * hh] * w0, acc1[t][2 * hh + 1] * w1);
-            *reinterpret_cast<uint32_t*>(sa2 + swz<kBlock>(j, i)) =
-                pack2(acc2[t][2 * hh] * w0, acc2[t][2 * hh + 1] * w1);
+            put_pair<kBlock>(sa1, j, i, acc1[t][2 * hh] * w0, acc1[t][2 * hh + 1] * w1);
+            put_pair<kBlock>(sa2, j, i, acc2[t][2 * hh] * w0, acc2[t][2 * hh + 1] * w1);
           }
       }
     }
@@ -984,15 +983,9 @@ __global__ void __launch_bounds__(D * 2, 1)
     const int reach = DOCS ? lb[0] - g0 : 0;  // block_reach: queries ii <= reach have first[i] <= g0
     if constexpr (DOCS) {
       const float c = reach < kBlock ? 0.f : lam64;  // an end in the block: R restarts (R is finite)
-#pragma unroll
-      for (int t = 0; t < D / 8; ++t)
-#pragma unroll
-        for (int e = 0; e < 4; ++e) RT[t][e] *= c;
+      scale_acc(RT, c);
     } else if (decay) {
-#pragma unroll
-      for (int t = 0; t < D / 8; ++t)
-#pragma unroll
-        for (int e = 0; e < 4; ++e) RT[t][e] *= lam64;
+      scale_acc(RT, lam64);
     }
 #pragma unroll
     for (int kc = 0; kc < 4; ++kc) {
@@ -1002,18 +995,12 @@ __global__ void __launch_bounds__(D * 2, 1)
         float w[4];
 #pragma unroll
         for (int e = 0; e < 4; ++e) {
-          const int ii = 16 * kc + 2 * tq + (e & 1) + ((e >> 1) << 3);
+          const int ii = a_token(kc, tq, e);
           w[e] = ii <= reach ? decay_pow(l2, (float)(ii + 1)) : 0.f;
         }
-        a[0] = scale2(a[0], w[0], w[1]);
-        a[1] = scale2(a[1], w[0], w[1]);
-        a[2] = scale2(a[2], w[2], w[3]);
-        a[3] = scale2(a[3], w[2], w[3]);
+        scale_a_tokens(a, w);
       } else if (decay) {
-        a[0] = scale2(a[0], wt[kc][0], wt[kc][1]);
-        a[1] = scale2(a[1], wt[kc][0], wt[kc][1]);
-        a[2] = scale2(a[2], wt[kc][2], wt[kc][3]);
-        a[3] = scale2(a[3], wt[kc][2], wt[kc][3]);
+        scale_a_tokens(a, wt[kc]);
       }
 #pragma unroll
       for (int np = 0; np < D / 16; ++np) {
@@ -1030,10 +1017,10 @@ __global__ void __launch_bounds__(D * 2, 1)
 #pragma unroll
       for (int nt = 0; nt < 2; ++nt) {
         int r = 16 * mt + g, c = vs + 8 * nt + 2 * tq;
-        *reinterpret_cast<uint32_t*>(sov + swz<D>(r, c)) = pack2(dva[mt][nt][0], dva[mt][nt][1]);
-        *reinterpret_cast<uint32_t*>(sov + swz<D>(r + 8, c)) = pack2(dva[mt][nt][2], dva[mt][nt][3]);
-        *reinterpret_cast<uint32_t*>(sok + swz<D>(r, c)) = pack2(dka[mt][nt][0], dka[mt][nt][1]);
-        *reinterpret_cast<uint32_t*>(sok + swz<D>(r + 8, c)) = pack2(dka[mt][nt][2], dka[mt][nt][3]);
+        put_pair<D>(sov, r, c, dva[mt][nt][0], dva[mt][nt][1]);
+        put_pair<D>(sov, r + 8, c, dva[mt][nt][2], dva[mt][nt][3]);
+        put_pair<D>(sok, r, c, dka[mt][nt][0], dka[mt][nt][1]);
+        put_pair<D>(sok, r + 8, c, dka[mt][nt][2], dka[mt][nt][3]);
       }
     __syncthreads();
     store_tile<D, NT>(dv + row0 + (size_t)blk * kBlock * stride, sov, stride, tid);
@@ -1128,20 +1115,7 @@ __global__ void __launch_bounds__(D * 2, 1)
       const int r0 = 16 * rg;
       if (cbase + CW - 1 > r0) {  // the tile has at least one entry above the diagonal
         float acc[CW / 8][4];
-#pragma unroll
-        for (int t = 0; t < CW / 8; ++t) acc[t][0] = acc[t][1] = acc[t][2] = acc[t][3] = 0.f;
-#pragma unroll
-        for (int kc = 0; kc < D / 16; ++kc) {
-          uint32_t a[4];
-          ldsm4(a, frag_p1<D>(tx_, r0, 16 * kc, lane));
-#pragma unroll
-          for (int np = 0; np < CW / 16; ++np) {
-            uint32_t bb[4];
-            ldsm4(bb, frag_p2<D>(ty_, cbase + 16 * np, 16 * kc, lane));  // Y rows are the n index
-            mma(acc[2 * np], a, bb[0], bb[1]);
-            mma(acc[2 * np + 1], a, bb[2], bb[3]);
-          }
-        }
+        score_mma<D, CW>(acc, tx_, ty_, r0, cbase, lane);
         int li[2];  // last[i] local to the block, for this thread's two rows
         li[0] = __ldg(dr.last + g0 + r0 + g) - g0;
         li[1] = __ldg(dr.last + g0 + r0 + g + 8) - g0;
@@ -1151,8 +1125,7 @@ __global__ void __launch_bounds__(D * 2, 1)
           for (int hh = 0; hh < 2; ++hh) {
             const int i = r0 + g + 8 * hh, j = cbase + 8 * t + 2 * tq;
             const bool k0 = j > i && j <= li[hh], k1 = j + 1 > i && j + 1 <= li[hh];
-            *reinterpret_cast<uint32_t*>(sa + swz<kBlock>(i, j)) =
-                pack2(k0 ? acc[t][2 * hh] : 0.f, k1 ? acc[t][2 * hh + 1] : 0.f);
+            put_pair<kBlock>(sa, i, j, k0 ? acc[t][2 * hh] : 0.f, k1 ? acc[t][2 * hh + 1] : 0.f);
           }
       }
     }
@@ -1204,12 +1177,7 @@ __global__ void __launch_bounds__(D * 2, 1)
     }
 
     // 4. State update: R^T <- (end in block ? 0 : R^T) + Z^T diag([jj <= reach]) Y.
-    if (reach < kBlock) {
-#pragma unroll
-      for (int t = 0; t < D / 8; ++t)
-#pragma unroll
-        for (int e = 0; e < 4; ++e) S[t][e] = 0.f;
-    }
+    if (reach < kBlock) zero_acc(S);
 #pragma unroll
     for (int kc = 0; kc < 4; ++kc) {
       uint32_t a[4];
@@ -1217,11 +1185,8 @@ __global__ void __launch_bounds__(D * 2, 1)
       if (reach < kBlock - 1) {  // some of the block's tokens lie after its first end: they stay out of R
         float w[4];
 #pragma unroll
-        for (int e = 0; e < 4; ++e) w[e] = 16 * kc + 2 * tq + (e & 1) + ((e >> 1) << 3) <= reach ? 1.f : 0.f;
-        a[0] = scale2(a[0], w[0], w[1]);
-        a[1] = scale2(a[1], w[0], w[1]);
-        a[2] = scale2(a[2], w[2], w[3]);
-        a[3] = scale2(a[3], w[2], w[3]);
+        for (int e = 0; e < 4; ++e) w[e] = a_token(kc, tq, e) <= reach ? 1.f : 0.f;
+        scale_a_tokens(a, w);
       }
 #pragma unroll
       for (int np = 0; np < D / 16; ++np) {
@@ -1240,8 +1205,8 @@ __global__ void __launch_bounds__(D * 2, 1)
         const int r = 16 * mt + g, c = vs + 8 * nt + 2 * tq;
         const float2 p0 = __bfloat1622float2(*reinterpret_cast<const __nv_bfloat162*>(tp_ + swz<D>(r, c)));
         const float2 p1 = __bfloat1622float2(*reinterpret_cast<const __nv_bfloat162*>(tp_ + swz<D>(r + 8, c)));
-        *reinterpret_cast<uint32_t*>(so + swz<D>(r, c)) = pack2(oacc[mt][nt][0] + p0.x, oacc[mt][nt][1] + p0.y);
-        *reinterpret_cast<uint32_t*>(so + swz<D>(r + 8, c)) = pack2(oacc[mt][nt][2] + p1.x, oacc[mt][nt][3] + p1.y);
+        put_pair<D>(so, r, c, oacc[mt][nt][0] + p0.x, oacc[mt][nt][1] + p0.y);
+        put_pair<D>(so, r + 8, c, oacc[mt][nt][2] + p1.x, oacc[mt][nt][3] + p1.y);
       }
     __syncthreads();
     store_tile<D, NT>(out + row0 + (size_t)blk * kBlock * stride, so, stride, tid);
