@@ -14,6 +14,10 @@ gradient of the mean loss (F32, same names; a tied head only as model.embed_toke
 the metadata string "loss"; with packed documents (or a padded seq_len) also `doc_ends` (I32 [batch, seq_len], 1
 at each token that ends a document). Exit codes: 0 every tensor within tolerance, 1 some not, 2 bad input.
 
+Where a tensor fails, the reference runs again with q, k, v moved by about one bf16 rounding (three draws,
+`--probes`), and a tensor that the probe moves past a tolerance passes as ill-conditioned within
+`--probe-factor` (3) times that movement: verify's rule (templates/runtime/verify_model.cuh; W0614's case).
+
 Packed documents (issue 19): the reference runs every document of every row ALONE through the model (positions
 from 0; RoPE and the decays depend only on distances, so that is the packed computation with attention stopped
 at the documents' ends) and sums their losses over the row's targets; the self-test checks that against the
@@ -443,6 +447,21 @@ class RoundBf16(torch.autograd.Function):
         return g.to(torch.bfloat16).to(g.dtype)
 
 
+class AttentionProbe:
+    """While set (probe_inputs), moves every layer's attention inputs q, k, v by (1 + 2^-8 u), u uniform in
+    [-1, 1] from `generator`: about one bf16 rounding, the probe verify's whole-model check runs
+    (templates/runtime/verify_model.cuh) to see how well bf16 inputs determine each gradient."""
+
+    generator = None
+
+    @classmethod
+    def move(cls, x):
+        if cls.generator is None:
+            return x
+        u = torch.rand(x.shape, generator=cls.generator, dtype=torch.float64).to(device=x.device, dtype=x.dtype)
+        return x * (1 + (2 * u - 1) * 2.0**-8)
+
+
 def forward_loss(cfg, params, input_ids, labels, recompute=False, round_activations=False, doc_ends=None):
     """The mean cross-entropy over labels >= 0; params maps the Hugging Face names to leaf tensors. With
     round_activations, the values a bf16 program keeps in bf16 (the residual stream, q, k, v, the attention
@@ -497,6 +516,7 @@ def forward_sum(cfg, params, input_ids, labels, recompute=False, round_activatio
             def core(q, k, v, layer=layer):
                 return softmax_attention(q, k, v, layer, causal_mask, same_d)
 
+        q, k, v = AttentionProbe.move(q), AttentionProbe.move(k), AttentionProbe.move(v)
         if recompute:
             from torch.utils.checkpoint import checkpoint
 
@@ -633,6 +653,23 @@ def sensitivity(cfg, weights, ids, labels, device, dtype, recompute, ref_grads, 
     return {n: compare_tensor(moved[n].cpu(), ref_grads[n].cpu()) for n in ref_grads}
 
 
+def attention_probes(cfg, weights, ids, labels, device, dtype, recompute, ref_grads, probes=3, doc_ends=None):
+    """How far the reference's own gradients move when q, k, v move by about one bf16 rounding
+    (AttentionProbe), the largest of `probes` draws: per tensor (rel err, cos) against the unmoved ones, as
+    verify's whole-model check measures its oracle. Large where the model is ill-conditioned (W0614)."""
+    worst = {n: (0.0, 1.0) for n in ref_grads}
+    try:
+        for p in range(probes):
+            AttentionProbe.generator = torch.Generator().manual_seed(104729 + p)
+            _, moved = reference_gradients(cfg, weights, ids, labels, device, dtype, recompute, doc_ends=doc_ends)
+            for n in ref_grads:
+                r, c = compare_tensor(moved[n].cpu(), ref_grads[n].cpu())
+                worst[n] = (max(worst[n][0], r), min(worst[n][1], c))
+    finally:
+        AttentionProbe.generator = None
+    return worst
+
+
 def activation_rounding(cfg, weights, ids, labels, device, dtype, recompute, ref_grads, doc_ends=None):
     """How far the reference's own gradients move when the activations a bf16 program keeps in bf16 are rounded
     to bf16 (forward and backward): per tensor (rel err, cos) against the unrounded ones. Where this is large,
@@ -643,9 +680,15 @@ def activation_rounding(cfg, weights, ids, labels, device, dtype, recompute, ref
     return {n: compare_tensor(moved[n].cpu(), ref_grads[n].cpu()) for n in ref_grads}
 
 
-def compare(cfg, grads, meta, ref_loss, ref_grads, rel_tol, cos_tol, loss_tol, sens=None, sens_factor=0.0):
+def compare(
+    cfg, grads, meta, ref_loss, ref_grads, rel_tol, cos_tol, loss_tol, sens=None, sens_factor=0.0, probe=None,
+    probe_factor=3.0,
+):
     """The table. With `sens` (sensitivity()) and sens_factor F > 0, a tensor's tolerances widen to
-    rel err <= max(rel_tol, F * its sensitivity) and 1 - cos <= max(1 - cos_tol, F * (1 - its cos))."""
+    rel err <= max(rel_tol, F * its sensitivity) and 1 - cos <= max(1 - cos_tol, F * (1 - its cos)). With
+    `probe` (attention_probes()), a tensor that fails passes as ill-conditioned where the probe moves the
+    reference itself past a tolerance and the program's error is within probe_factor times that movement
+    (verify_model.cuh's rule)."""
     rows = []
     for name, shape in expected_parameters(cfg).items():
         rel, cos = compare_tensor(grads[name], ref_grads[name].cpu())
@@ -658,6 +701,14 @@ def compare(cfg, grads, meta, ref_loss, ref_grads, rel_tol, cos_tol, loss_tol, s
                 r_tol = max(rel_tol, sens_factor * s_rel)
                 c_tol = min(cos_tol, 1 - sens_factor * (1 - s_cos))
         ok = rel <= r_tol and cos >= c_tol  # NaN fails both
+        if probe is not None:
+            p_rel, p_cos = probe[name]
+            row["probe_rel_err"], row["probe_cos"] = p_rel, p_cos
+            shaky = p_rel > rel_tol or p_cos < cos_tol
+            within = rel <= probe_factor * p_rel and (1 - cos) <= probe_factor * (1 - p_cos)
+            row["ill_conditioned"] = not ok and shaky and within
+            if row["ill_conditioned"]:
+                ok, r_tol, c_tol = True, max(r_tol, probe_factor * p_rel), min(c_tol, 1 - probe_factor * (1 - p_cos))
         # badness: how far past (or short of) its tolerance each measure is; the table shows the worst first
         bad = max(rel / r_tol if r_tol > 0 else math.inf, (1 - cos) / (1 - c_tol) if c_tol < 1 else 0.0)
         if math.isnan(bad):
@@ -670,7 +721,13 @@ def compare(cfg, grads, meta, ref_loss, ref_grads, rel_tol, cos_tol, loss_tol, s
     loss_ok = loss_rel <= loss_tol
     return {
         "loss": {"program": prog, "program_source": source, "reference": ref_loss, "rel_err": loss_rel, "ok": loss_ok},
-        "tolerances": {"rel_err": rel_tol, "cos": cos_tol, "loss_rel_err": loss_tol, "sensitivity_factor": sens_factor},
+        "tolerances": {
+            "rel_err": rel_tol,
+            "cos": cos_tol,
+            "loss_rel_err": loss_tol,
+            "sensitivity_factor": sens_factor,
+            "probe_factor": probe_factor if probe is not None else None,
+        },
         "tensors": rows,
         "passed": loss_ok and all(r["ok"] for r in rows),
     }
@@ -691,11 +748,18 @@ def print_report(result, out=sys.stdout):
     for r in result["tensors"]:
         shape = "x".join(str(s) for s in r["shape"])
         extra = f"  {r['sens_rel_err']:9.2e}  {r['sens_cos']:10.7f}" if has_sens else ""
+        if "probe_rel_err" in r:
+            extra += f"  probe {r['probe_rel_err']:.2e} / {r['probe_cos']:.7f}"
+        verdict = ("ok (ill-conditioned)" if r.get("ill_conditioned") else "ok") if r["ok"] else "FAIL"
+        print(f"{r['tensor']:<{width}}  {shape:<14} {r['rel_err']:9.2e}  {r['cos']:10.7f}{extra}  {verdict}", file=out)
+    good = sum(r["ok"] for r in result["tensors"])
+    loose = sum(bool(r.get("ill_conditioned")) for r in result["tensors"])
+    if loose:
         print(
-            f"{r['tensor']:<{width}}  {shape:<14} {r['rel_err']:9.2e}  {r['cos']:10.7f}{extra}  {'ok' if r['ok'] else 'FAIL'}",
+            f"ill-conditioned: {loose} tensor(s) pass only within {tol['probe_factor']:g} x how far the reference"
+            " itself moves when q, k, v move by one bf16 rounding (the probe; verify_model.cuh's rule)",
             file=out,
         )
-    good = sum(r["ok"] for r in result["tensors"])
     verdict = "PASS" if result["passed"] else "FAIL"
     widened = f" (or {tol['sensitivity_factor']:g} x the sensitivity)" if tol.get("sensitivity_factor") else ""
     print(
@@ -763,6 +827,13 @@ def run_check(args, quiet=False):
         sens = sensitivity(cfg, weights, ids, labels, device, dtype, recompute, ref_grads, doc_ends=doc_ends)
     factor = args.sensitivity_factor if sens is not None else 0.0
     result = compare(cfg, grads, meta, ref_loss, ref_grads, args.rel_tol, args.cos_tol, args.loss_tol, sens, factor)
+    if args.probe_factor > 0 and not all(r["ok"] for r in result["tensors"]):
+        say(f"some gradients fail: the reference again, {args.probes} times with q, k, v moved by one bf16 rounding")
+        probe = attention_probes(cfg, weights, ids, labels, device, dtype, recompute, ref_grads, args.probes, doc_ends)
+        result = compare(
+            cfg, grads, meta, ref_loss, ref_grads, args.rel_tol, args.cos_tol, args.loss_tol, sens, factor, probe,
+            args.probe_factor,
+        )
     if args.bf16_activations:
         moved = activation_rounding(cfg, weights, ids, labels, device, dtype, recompute, ref_grads, doc_ends)
         result["bf16_activations"] = {n: {"rel_err": r, "cos": c} for n, (r, c) in moved.items()}
@@ -953,6 +1024,8 @@ def self_test(device):
             builtin_reader=over.get("builtin_reader", False),
             sensitivity=over.get("sensitivity", False),
             sensitivity_factor=0.0,
+            probe_factor=over.get("probe_factor", 0.0),
+            probes=3,
             bf16_activations=over.get("bf16_activations", False),
         )
         try:
@@ -1008,6 +1081,16 @@ def self_test(device):
             path = os.path.join(folder, "perturbed.safetensors")
             write_safetensors(path, bad, meta)
             expect(f"{victim} x 1.1 fails", check(folder, grads=path), 1)
+            # The probe (verify's conditioning rule) measures a well-conditioned tiny model as such: the error
+            # still fails, and the table says what the probe saw.
+            report_probe = os.path.join(folder, "probe.json")
+            expect(f"{victim} x 1.1 fails with the probe", check(folder, grads=path, probe_factor=3.0, json=report_probe), 1)
+            with open(report_probe) as f:
+                rows = {r["tensor"]: r for r in json.load(f)["tensors"]}
+            if "probe_rel_err" not in rows[victim] or rows[victim]["ill_conditioned"]:
+                failures.append(f"{name}: the probe did not run, or called {victim} ill-conditioned")
+            elif rows[victim]["probe_rel_err"] > 2e-2:
+                failures.append(f"{name}: the probe moved {victim} by {rows[victim]['probe_rel_err']:.1e}")
             bad = dict(grads)
             bad["model.layers.0.self_attn.k_proj.weight"] = grads["model.layers.0.self_attn.k_proj.weight"] + 0.1 * (
                 grads["model.layers.0.self_attn.k_proj.weight"].abs().max()
@@ -1145,6 +1228,14 @@ def main(argv=None):
         default=0.0,
         help="F > 0: a tensor also passes within F x the reference's own sensitivity (default 0: fixed tolerances)",
     )
+    ap.add_argument(
+        "--probe-factor",
+        type=float,
+        default=3.0,
+        help="where a tensor fails: rerun the reference with q, k, v moved by one bf16 rounding (--probes draws)"
+        " and pass it as ill-conditioned within this many times that movement, as verify does (0: off)",
+    )
+    ap.add_argument("--probes", type=int, default=3, help="draws of the probe (default 3, as verify)")
     ap.add_argument(
         "--bf16-activations",
         action="store_true",
