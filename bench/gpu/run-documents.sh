@@ -9,6 +9,8 @@
 #   SKIP_BENCH=1 / SKIP_CHECKS=1                   (one half only)
 #   SYNC_CHECK=1                                   (build with -DLASP_SYNC_CHECK: a kernel's fault is pinned to
 #                                                   its launch; slows the bench)
+#   PATCH=bench/gpu/experiments/X.patch            (an experiment: the build's copy of templates/runtime gets the
+#                                                   patch first; give it its own BUILD and OUT to A/B it)
 # Exit status: the checks' (0 all passed, 1 a check failed, 2 usage, 3 a CUDA error or a build failure).
 set -uo pipefail
 cd "$(dirname "$0")/../.."
@@ -39,6 +41,11 @@ else
   mkdir -p "$BUILD/lasp"
   cp templates/runtime/*.cuh "$BUILD/lasp/"
   sed '1d' templates/kernels.h.hbs >"$BUILD/lasp/kernels.h"  # kernels.h.hbs less its {{> header}} line
+  if [ -n "${PATCH:-}" ]; then
+    # the patch names templates/runtime/<file>: three leading parts (a/templates/runtime/) off
+    patch -p3 -d "$BUILD/lasp" <"$PATCH" >"$OUT/patch.log" 2>&1 || { cat "$OUT/patch.log"; echo "PATCH=$PATCH does not apply" | tee "$OUT/summary.txt"; exit 3; }
+    echo "with $PATCH" | tee -a "$OUT/gpu.txt"
+  fi
   cp bench/gpu/documents_check.cu "$BUILD/"
   flags=(-std=c++17 -O3 --use_fast_math -lineinfo "-gencode=arch=compute_${ARCH},code=sm_${ARCH}" -Xptxas -warn-spills)
   [ "${SYNC_CHECK:-0}" = 1 ] && flags+=(-DLASP_SYNC_CHECK)
