@@ -464,8 +464,9 @@ class AttentionProbe:
 
 def forward_loss(cfg, params, input_ids, labels, recompute=False, round_activations=False, doc_ends=None):
     """The mean cross-entropy over labels >= 0; params maps the Hugging Face names to leaf tensors. With
-    round_activations, the values a bf16 program keeps in bf16 (the residual stream, q, k, v, the attention
-    output) and their gradients are rounded to bf16, the arithmetic staying in `dtype`. With doc_ends, every
+    round_activations, the values a bf16 program keeps in bf16 (the residual stream, every norm's output, q, k,
+    v, the attention output and its norm, the MLP's gate, up and their product) and their gradients are rounded
+    to bf16, the arithmetic staying in `dtype`. With doc_ends, every
     document of every row runs alone (the reference for packed documents)."""
     if doc_ends is None:
         total, count = forward_sum(cfg, params, input_ids, labels, recompute, round_activations)
@@ -496,7 +497,7 @@ def forward_sum(cfg, params, input_ids, labels, recompute=False, round_activatio
     for i, layer in enumerate(cfg.layers):
         p = f"model.layers.{i}"
         Hkv = cfg.kv_heads(layer)
-        h = block_norm(cfg, x, params[f"{p}.input_layernorm.weight"], params.get(f"{p}.input_layernorm.bias"))
+        h = rnd(block_norm(cfg, x, params[f"{p}.input_layernorm.weight"], params.get(f"{p}.input_layernorm.bias")))
         q = (h @ params[f"{p}.self_attn.q_proj.weight"].T).view(B, N, H, d)
         k = (h @ params[f"{p}.self_attn.k_proj.weight"].T).view(B, N, Hkv, d)
         v = (h @ params[f"{p}.self_attn.v_proj.weight"].T).view(B, N, Hkv, d)
@@ -505,16 +506,16 @@ def forward_sum(cfg, params, input_ids, labels, recompute=False, round_activatio
 
             def core(q, k, v, layer=layer):
                 o = rnd(linear_attention(q, k, v, layer, masks, same_x))
-                return head_rms_norm(o, cfg.eps) if layer.output_norm == "rms" else o
+                return rnd(head_rms_norm(o, cfg.eps)) if layer.output_norm == "rms" else o
 
         else:
             if layer.rope_theta not in ropes:
                 ropes[layer.rope_theta] = rope_tables(N, d, layer.rope_theta, dtype, device)
             cos, sin = ropes[layer.rope_theta]
-            q, k = rope(q, cos, sin), rope(k, cos, sin)
+            q, k, v = rnd(rope(rnd(q), cos, sin)), rnd(rope(rnd(k), cos, sin)), rnd(v)
 
             def core(q, k, v, layer=layer):
-                return softmax_attention(q, k, v, layer, causal_mask, same_d)
+                return rnd(softmax_attention(q, k, v, layer, causal_mask, same_d))
 
         q, k, v = AttentionProbe.move(q), AttentionProbe.move(k), AttentionProbe.move(v)
         if recompute:
@@ -524,13 +525,15 @@ def forward_sum(cfg, params, input_ids, labels, recompute=False, round_activatio
         else:
             o = core(q, k, v)
         x = rnd(x + o.reshape(B, N, H * d) @ params[f"{p}.self_attn.o_proj.weight"].T)
-        h = block_norm(
-            cfg, x, params[f"{p}.post_attention_layernorm.weight"], params.get(f"{p}.post_attention_layernorm.bias")
+        h = rnd(
+            block_norm(
+                cfg, x, params[f"{p}.post_attention_layernorm.weight"], params.get(f"{p}.post_attention_layernorm.bias")
+            )
         )
-        gate = h @ params[f"{p}.mlp.gate_proj.weight"].T
-        up = h @ params[f"{p}.mlp.up_proj.weight"].T
-        x = rnd(x + (F.silu(gate) * up) @ params[f"{p}.mlp.down_proj.weight"].T)
-    x = block_norm(cfg, x, params["model.norm.weight"], params.get("model.norm.bias"))
+        gate = rnd(h @ params[f"{p}.mlp.gate_proj.weight"].T)
+        up = rnd(h @ params[f"{p}.mlp.up_proj.weight"].T)
+        x = rnd(x + rnd(F.silu(gate) * up) @ params[f"{p}.mlp.down_proj.weight"].T)
+    x = rnd(block_norm(cfg, x, params["model.norm.weight"], params.get("model.norm.bias")))
     head = params["model.embed_tokens.weight"] if cfg.tied else params["lm_head.weight"]
     logits = x.reshape(B * N, cfg.hidden) @ head.T
     flat = labels.reshape(-1).long()
