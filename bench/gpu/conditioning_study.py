@@ -4,8 +4,8 @@ and whether it still catches a wrong one, on models like the suite's document pr
 
 For each seed (weights, tokens and documents drawn from it) and model:
   ref     the fp32 model, attention inputs q, k, v rounded to bf16 (what the C++ oracle feeds its attention);
-  prog    a stand-in for the bf16 program: the same with torch_reference.py's round_activations (residual
-          stream, q, k, v, attention output and their gradients rounded to bf16);
+  prog    a stand-in for the bf16 program: the same with torch_reference.py's round_activations (every value
+          the program keeps in bf16, and its gradient, rounded to bf16);
   probe p the fp32 model with q, k, v moved by (1 + 2^-8 u), u uniform in [-1, 1], before that rounding;
           spread = the largest rel L2 distance of a probe's gradient from ref's (PROBES of them).
 Per weight gradient: err = ||prog - ref|| / ||ref||; it passes if err <= TOL, or if spread > TOL and
