@@ -507,6 +507,19 @@ export function buildView({ spec, program, compilerVersion }: ViewInputs): Progr
       comment: "verify: each weight gradient against the oracle's, relative L2 error",
     },
     {
+      ctype: "int",
+      name: "kModelConditioningProbes",
+      value: String(MODEL_CONDITIONING.probes),
+      comment: "verify: where a gradient fails, oracle steps with q, k, v moved by one bf16 rounding",
+    },
+    {
+      ctype: "float",
+      name: "kModelConditioningFactor",
+      value: floatLiteral(MODEL_CONDITIONING.factor),
+      comment:
+        "verify: a failing gradient passes as ill-conditioned within this many times the oracle's spread",
+    },
+    {
       ctype: "const char*",
       name: "kHfConfig",
       value: `R"json(${hfConfigText(spec)})json"`,
@@ -712,6 +725,13 @@ function tableView(table: { rows: TensorRow[]; elements: number }): TensorTableV
  * (bench/results/2026-12-05-whole-model-h100.md).
  */
 const MODEL_TOLERANCE = { loss: 1e-3, gradients: 5e-2 } as const;
+
+/**
+ * Where a gradient fails: how many oracle steps with q, k, v moved by one bf16 rounding measure how far the
+ * oracle itself moves (the largest counts; one draw can miss the token whose sign flips), and within how many
+ * times that movement an error passes as ill-conditioned (bench/results/2026-12-05-documents-h100.md).
+ */
+const MODEL_CONDITIONING = { probes: 3, factor: 3 } as const;
 
 /** Max relative error that passes verify, by activation type (bf16 keeps 8 bits of mantissa). */
 const TOLERANCE = { bf16: 2e-2, fp16: 5e-3, fp32: 1e-4 } as const;

@@ -68,12 +68,11 @@ namespace lasp {
 
 namespace model_check {
 
-// A tensor above tolerance is ill-conditioned, and passes, where its error is within this many times the
-// oracle's own spread (and that spread exceeds the tolerance).
-constexpr double kConditioningFactor = 3.0;
-// Probes, each an oracle step with q, k, v moved differently; the spread is their largest. One probe can miss
-// what the program's rounding hits (a q . k that changes sign in one draw and not in another).
-constexpr int kConditioningProbes = 3;
+// The conditioning rule's numbers are the compiler's (program.cuh): kModelConditioningProbes oracle steps
+// with q, k, v moved differently, the spread their largest; a failing tensor passes within
+// kModelConditioningFactor times it.
+constexpr int kConditioningProbes = program::kModelConditioningProbes;
+constexpr double kConditioningFactor = program::kModelConditioningFactor;
 
 // C[M][N] = op(A) op(B) + beta C, fp32 row-major (blas.cuh's convention: the operands swap places for
 // column-major cuBLAS), op(A) [M][K] (A stored [K][M] when ta), op(B) [K][N] (B stored [N][K] when tb).
