@@ -71,21 +71,16 @@ def draw(cfg, seed, tokens, mean_doc):
 
 
 class Attention:
-    """Wraps torch_reference's attention functions: q, k, v rounded to bf16, after a probe's move if set."""
+    """Wraps torch_reference's attention functions so that they read q, k, v rounded to bf16, as the C++ oracle's
+    attention does; a probe's move (torch_reference.AttentionProbe) comes before that rounding."""
 
     def __init__(self):
         self.lin, self.soft = tr.linear_attention, tr.softmax_attention
-        self.probe = None  # a torch.Generator while a probe runs
-
-    def move(self, x):
-        if self.probe is not None:
-            u = torch.rand(x.shape, generator=self.probe, dtype=torch.float64).to(x.dtype) * 2 - 1
-            x = x * (1 + u * 2.0**-8)
-        return tr.RoundBf16.apply(x)
 
     def install(self):
-        tr.linear_attention = lambda q, k, v, *a, **kw: self.lin(self.move(q), self.move(k), self.move(v), *a, **kw)
-        tr.softmax_attention = lambda q, k, v, *a, **kw: self.soft(self.move(q), self.move(k), self.move(v), *a, **kw)
+        rnd = tr.RoundBf16.apply
+        tr.linear_attention = lambda q, k, v, *a, **kw: self.lin(rnd(q), rnd(k), rnd(v), *a, **kw)
+        tr.softmax_attention = lambda q, k, v, *a, **kw: self.soft(rnd(q), rnd(k), rnd(v), *a, **kw)
 
 
 def gradients(cfg, weights, ids, labels, ends, device, round_activations=False):
@@ -116,8 +111,7 @@ def main():
     ap.add_argument("--device", default="cpu")
     args = ap.parse_args()
     torch.manual_seed(0)
-    attention = Attention()
-    attention.install()
+    Attention().install()
     models = {
         "L,S rms (like v-doc-sm-uly)": [("linear", "rms"), ("softmax", None)],
         "L,L rms (like v-doc-lasp2)": [("linear", "rms"), ("linear", "rms")],
@@ -128,16 +122,15 @@ def main():
         cfg = config(layers)
         for seed in range(args.seeds):
             weights, ids, labels, ends = draw(cfg, 1000 + seed, args.tokens, args.mean_doc)
-            attention.probe = None
             ref = gradients(cfg, weights, ids, labels, ends, args.device)
             prog = gradients(cfg, weights, ids, labels, ends, args.device, round_activations=True)
             spread = {n: 0.0 for n in ref}
             for p in range(args.probes):
-                attention.probe = torch.Generator().manual_seed(7919 * (seed + 1) + p)
+                tr.AttentionProbe.generator = torch.Generator().manual_seed(7919 * (seed + 1) + p)
                 moved = gradients(cfg, weights, ids, labels, ends, args.device)
                 for n in ref:
                     spread[n] = max(spread[n], rel(moved[n], ref[n]))
-            attention.probe = None
+            tr.AttentionProbe.generator = None
             verdicts = {n: judge(rel(prog[n], ref[n]), spread[n]) for n in ref}
             wrong_name = "model.layers.0.self_attn.q_proj.weight"
             wrong = judge(rel(prog[wrong_name] * 1.2, ref[wrong_name]), spread[wrong_name])
