@@ -3,8 +3,14 @@
 # deep), so a script that leaves logs per program loses most of them. This packs everything under $OUT (or
 # DIR) into one $OUT/out.tgz, leaving out files over 4 MiB (weights, gradients: MAX_MB changes it), and deletes
 # what it packed; the files it left out stay, and are named. Usage: bash bench/gpu/pack-out.sh [DIR]
+# Because it deletes, it works on the device's $OUT (an empty folder per call) or a folder under /tmp only.
 set -uo pipefail
 dir=${1:-${OUT:?set OUT or pass a folder}}
+real=$(realpath -e "$dir" 2>/dev/null) || { echo "pack-out: $dir is not a folder"; exit 2; }
+if [ "$real" != "$(realpath -e "${OUT:-/nonexistent}" 2>/dev/null)" ] && [[ "$real" != /tmp/?* ]]; then
+  echo "pack-out: $dir is neither \$OUT nor under /tmp: not packing (it deletes what it packs)"
+  exit 2
+fi
 max_mb=${MAX_MB:-4}
 cd "$dir" || exit 2
 list=$(mktemp)
