@@ -63,7 +63,10 @@ describe("lasp check", () => {
     const paths = ["tiny-linear.lasp", "tiny-hybrid.lasp", "linear-llama3-1b-hybrid.lasp"].map(example);
     const run = await lasp(["check", ...paths]);
     expect(run.exit).toBe(0);
-    expect(run.stdout).toBe(paths.map((p) => `ok ${p}\n`).join(""));
+    // The hybrids warn (W0613) until LASP-2H's gathered call has run on several GPUs.
+    const warned = (p: string) => (p.includes("hybrid") ? " (1 warning)" : "");
+    expect(run.stdout).toBe(paths.map((p) => `ok ${p}${warned(p)}\n`).join(""));
+    expect(run.stderr.match(/warning\[W0613\]: `softmax allgather`/g)).toHaveLength(2);
   });
 
   it("prints diagnostics to stderr and exits 1 for a bad spec", async () => {

@@ -7,6 +7,7 @@
 #include "lasp/linear_oracle.cuh"      // verify's dense linear-attention oracle
 #include "lasp/softmax_attention.cuh"  // flash attention against one block of keys, forward and backward
 #include "lasp/softmax_whole.cuh"      // whole-sequence softmax attention (cuDNN or the kernels above)
+#include "lasp/softmax_gathered.cuh"   // LASP-2H's gathered attention (cuDNN per query piece or the kernels)
 #include "lasp/softmax_support.cuh"    // log-sum-exp merge, casts, rotary embedding
 #include "lasp/softmax_oracle.cuh"     // verify's dense softmax oracle
 #include "lasp/elementwise.cuh"        // feature maps, RMSNorm, the gradient slices' sum

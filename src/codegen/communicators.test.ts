@@ -98,7 +98,7 @@ describe("the few-CTA communicator", () => {
     expect(cuh).toMatch(
       /ncclAllGather\(b\.k, b\.k_all, \d+, ncclBfloat16, c\.few_ctas_on_copy_engines \? c\.nccl_few_ctas : c\.nccl, c\.comm\)/,
     );
-    expect(windowsOf(source)).toContain("S.k_all kLayerWindow");
+    expect(windowsOf(source)).toContain("S.k_all kSharedWindow");
     expect(cuh).toMatch(
       /ncclReduceScatter\(b\.dk_all, b\.dk_sum, \d+, ncclFloat32, ncclSum, c\.nccl, c\.comm\)/,
     );
@@ -138,8 +138,9 @@ describe("the few-CTA communicator", () => {
     const source = spec("gpus 2 sequence 2 linear lasp2 softmax allgather", "seq_len 8K");
     const files = generateProgram(source);
     // LASP-2's states and gathered states, forward and backward, shared by the layers of the kind; in this
-    // short sequence also the softmax kind's K and V (small enough for the few-CTA communicator), the gathered
-    // ones kept per layer. The ReduceScatter of their gradients needs NCCL's kernel: plain memory (shared scratch).
+    // short sequence also the softmax kind's K and V (small enough for the few-CTA communicator) and the gathered
+    // slots, shared too: what each layer keeps is the reordered k_seq, v_seq. The ReduceScatter of their
+    // gradients needs NCCL's kernel: plain memory (shared scratch).
     expect(windowsOf(source)).toEqual([
       "L.m kSharedWindow",
       "L.m_all kSharedWindow",
@@ -147,8 +148,8 @@ describe("the few-CTA communicator", () => {
       "L.dm_all kSharedWindow",
       "S.k kSharedWindow",
       "S.v kSharedWindow",
-      "S.k_all kLayerWindow",
-      "S.v_all kLayerWindow",
+      "S.k_all kSharedWindow",
+      "S.v_all kSharedWindow",
     ]);
     expect(bufferHomes(source)).toContain("S.dk_sum kShared");
     // Each layer's buffers come from its kind's allocate(), the windows among them from st.windows.

@@ -48,120 +48,103 @@ describe("LASP-2H in the generated program", () => {
   const files = program("gpus 2 sequence 2 linear lasp2 softmax allgather layout zigzag");
   const cuh = files.get("lasp/program.cuh")!;
 
-  it("gathers K and V of the kv heads only, and attends to its own keys while they travel", () => {
+  it("gathers K and V of the kv heads only while the Q projection runs, orders them, and attends in one call", () => {
     const rank0 = rankBody(cuh, "S_forward_rank0");
     // 1 x 1024 rows x 2 kv heads x 64 = 131072 elements per rank: small, so on the few-CTA communicator.
     expect(rank0).toContain(
       "NCCL_CHECK(ncclAllGather(b.k, b.k_all, 131072, ncclBfloat16, c.nccl_few_ctas, c.comm));",
     );
+    // The layer's Q projection waits only until the gather is issued, not until it ends.
+    const gather = rank0.indexOf("ncclAllGather(b.k,");
+    const host = rank0.indexOf("run_host(run, HostWork::kQProjection");
+    expect(host).toBeGreaterThan(gather);
+    expect(rank0.slice(gather, host)).toContain("cudaStreamWaitEvent(c.compute, c.started[0], 0)");
+    expect(rank0.slice(gather, host)).not.toMatch(/cudaStreamWaitEvent\(c\.compute, c\.events/);
+    // Zigzag, 2 ranks of 1024 tokens: halves of 512 rows x 128 elements; rank 1's slot holds halves 1 and 2.
+    // Each half goes to its global rows (one strided copy per half; the height is the batch).
+    const row = 2 * 64;
+    const copies = [
+      ...rank0.matchAll(
+        /cudaMemcpy2DAsync\(b\.k_seq( \+ \d+)?, (\d+) \* sizeof\(bf16\), b\.k_all( \+ \d+)?,/g,
+      ),
+    ].map((m) => [Number((m[1] ?? " + 0").slice(3)) / row, Number((m[3] ?? " + 0").slice(3)) / row]);
+    // [global row, row in the gathered slots]: slot 0 = halves 0 and 3, slot 1 (from row 1024) = halves 1, 2.
+    expect(copies).toEqual([
+      [0, 0],
+      [1536, 512],
+      [512, 1024],
+      [1024, 1536],
+    ]);
     const v = view("gpus 2 sequence 2 linear lasp2 softmax allgather layout zigzag");
-    // The own block (own keys, own positions) only lets the gather start first, then runs beside it.
-    const own = stepCalling(v, "S_forward_rank0", "lasp::softmax_block_forward", {
-      k: "b.k",
-      v: "b.v",
-      k_map: "kPieceMaps[0]",
-    });
-    expect(own?.waitsStarted).toEqual([{ event: 0 }]);
-    // Rank 1's block comes from slot 1 of the gathered keys, with rank 1's positions; its partials go to
-    // slot 1, and no bf16 output is set (the merge writes it).
-    const [, other] = namedCallsOf(v, "S_forward_rank0", "lasp::softmax_block_forward");
-    expect(other).toEqual({
-      fn: "lasp::softmax_block_forward",
-      type: "SoftmaxBlockArgs",
-      fields: {
-        q: "b.q",
-        k: "b.k_all + 131072",
-        v: "b.v_all + 131072",
-        o: "b.o_part + 262144",
-        lse: "b.lse_part + 4096",
-        q_map: "kPieceMaps[0]",
-        k_map: "kPieceMaps[1]",
-        causal: "true",
-      },
-      args: ["kS_dims", "c.compute"],
-    });
-    expect(namedCallsOf(v, "S_forward_rank0", "lasp::softmax_merge")).toEqual([
+    expect(namedCallsOf(v, "S_forward_rank1", "lasp::softmax_gathered_forward")).toEqual([
       {
-        fn: "lasp::softmax_merge",
-        type: "SoftmaxMergeArgs",
+        fn: "lasp::softmax_gathered_forward",
+        type: "SoftmaxGatheredArgs",
         fields: {
-          parts: "b.o_part",
-          part_lse: "b.lse_part",
-          sources: "lasp::SlotList{2, {0, 1}}",
+          q: "b.q",
+          k: "b.k_seq",
+          v: "b.v_seq",
           o: "b.o",
           lse: "b.lse",
-          batch: "1",
-          rows: "1024",
-          heads: "4",
-          head_dim: "64",
+          q_map: "kPieceMaps[1]",
+          // Rank 1's last half ends at 3 x 512: no query of it sees a key past that.
+          key_rows: "1536",
+          causal: "true",
         },
-        args: ["c.compute"],
+        args: ["lasp::SoftmaxDims{1, 1024, 2048, 4, 2, 64}", "c.compute"],
       },
     ]);
+    expect(namedCallsOf(v, "S_forward_rank0", "lasp::softmax_block_forward")).toEqual([]);
+    expect(namedCallsOf(v, "S_forward_rank0", "lasp::softmax_merge")).toEqual([]);
     // The program prints each field on its own line of the struct, then the call.
     expect(rank0).toContain(
-      "lasp::SoftmaxBlockArgs args;\n    args.q = b.q; args.k = b.k_all + 131072; args.v = b.v_all + 131072;\n",
+      "lasp::SoftmaxGatheredArgs args;\n    args.q = b.q; args.k = b.k_seq; args.v = b.v_seq;\n",
     );
-    expect(rank0).toContain("lasp::softmax_merge(args, c.compute);");
-    expect(cuh).toContain(
-      "static const lasp::SoftmaxDims kS_dims = lasp::SoftmaxDims{1, 1024, 1024, 4, 2, 64};",
-    );
-    // The layer runs a softmax layer's Q projection itself (the K/V gather overlaps the own block instead).
-    const kinds = view("gpus 2 sequence 2 linear lasp2 softmax allgather layout zigzag").kinds;
-    expect(kinds.map((k) => [k.name, k.hosted])).toEqual([
+    // Both kinds run their layer's Q projection and dWo inside their passes.
+    expect(v.kinds.map((k) => [k.name, k.hosted])).toEqual([
       ["L", "true"],
-      ["S", "false"],
+      ["S", "true"],
     ]);
   });
 
-  it("sums dQ in fp32 and ReduceScatters fp32 dK, dV while the rank's own block runs", () => {
+  it("takes fp32 dK, dV of every gathered position back to rank order and ReduceScatters them beside dWo", () => {
     const rank1 = rankBody(cuh, "S_backward_rank1");
-    expect(rank1).toContain("cudaMemsetAsync(b.dq_acc, 0, 262144 * sizeof(float), c.compute)");
     const v = view("gpus 2 sequence 2 linear lasp2 softmax allgather layout zigzag");
-    const blocks = namedCallsOf(v, "S_backward_rank1", "lasp::softmax_block_backward");
-    // Rank 0's block first, into the gathered dK, dV slots the ReduceScatter sends home; then the own block.
-    expect(blocks.map((b) => b.fields)).toEqual([
+    expect(
+      namedCallsOf(v, "S_backward_rank1", "lasp::softmax_gathered_backward").map((c) => c.fields),
+    ).toEqual([
       {
         q: "b.q",
-        k: "b.k_all",
-        v: "b.v_all",
+        k: "b.k_seq",
+        v: "b.v_seq",
         o: "b.o",
         lse: "b.lse",
         dout: "b.do_",
-        dq: "b.dq_acc",
-        dk: "b.dk_all",
-        dv: "b.dv_all",
+        dq: "b.dq",
+        dk: "b.dk_seq",
+        dv: "b.dv_seq",
         q_map: "kPieceMaps[1]",
-        k_map: "kPieceMaps[0]",
-        causal: "true",
-      },
-      {
-        q: "b.q",
-        k: "b.k_all + 131072",
-        v: "b.v_all + 131072",
-        o: "b.o",
-        lse: "b.lse",
-        dout: "b.do_",
-        dq: "b.dq_acc",
-        dk: "b.dk_own",
-        dv: "b.dv_own",
-        q_map: "kPieceMaps[1]",
-        k_map: "kPieceMaps[1]",
+        key_rows: "1536",
         causal: "true",
       },
     ]);
-    expect(blocks.every((b) => b.args.join(", ") === "kS_dims, c.compute")).toBe(true);
+    // Rank 0's half 3 (rows 1536..2047) lies past rank 1's keys: cleared in the slot, not copied.
+    expect(rank1).toContain(
+      "CUDA_CHECK(cudaMemset2DAsync(b.dk_all + 65536, 131072 * sizeof(float), 0, 65536 * sizeof(float), 1, c.compute));",
+    );
+    expect(rank1).toContain(
+      "CUDA_CHECK(cudaMemcpy2DAsync(b.dk_all + 131072, 131072 * sizeof(float), b.dk_seq + 65536, 262144 * sizeof(float), 65536 * sizeof(float), 1, cudaMemcpyDeviceToDevice, c.compute));",
+    );
     const scatter = rank1.indexOf(
       "NCCL_CHECK(ncclReduceScatter(b.dk_all, b.dk_sum, 131072, ncclFloat32, ncclSum, c.nccl_few_ctas, c.comm));",
     );
-    const own = rank1.indexOf("args.dq = b.dq_acc; args.dk = b.dk_own; args.dv = b.dv_own;");
+    const dwo = rank1.indexOf("run_host(run, HostWork::kOWeightGrad");
     expect(scatter).toBeGreaterThan(0);
-    expect(own).toBeGreaterThan(scatter);
-    // The own block waits only until the ReduceScatter is issued, not until it ends.
-    expect(rank1.slice(scatter, own)).not.toMatch(/cudaStreamWaitEvent\(c\.compute, c\.events/);
-    expect(rank1).toContain("lasp::cast_to_bf16(b.dq_acc, b.dq, 262144, c.compute);");
+    expect(dwo).toBeGreaterThan(scatter);
+    // dWo waits only until the ReduceScatter is issued, not until it ends; the cast waits for its end.
+    expect(rank1.slice(scatter, dwo)).not.toMatch(/cudaStreamWaitEvent\(c\.compute, c\.events/);
     expect(rank1).toMatch(
-      /cudaStreamWaitEvent\(c\.compute, c\.events\[\d+\], 0\)\);\n\s*lasp::add_to_bf16\(b\.dk_sum, b\.dk_own, b\.dk, 131072, c\.compute\);/,
+      /cudaStreamWaitEvent\(c\.compute, c\.events\[\d+\], 0\)\);\n\s*lasp::cast_to_bf16\(b\.dk_sum, b\.dk, 131072, c\.compute\);/,
     );
   });
 

@@ -3,7 +3,15 @@
 // handler per op of the catalogue (CODEGEN_HANDLERS), reading the step's named operands; the attention calls
 // pass them on by the same names, as a struct (runtime/attention_args.cuh). The communicator and the SMs a
 // GEMM leaves come from the placement pass's fields (communicators.ts spells them).
-import { handleOp, type BufferDecl, type ComputeStep, type OpHandlers, type Step } from "../schedule/ir.js";
+import {
+  handleOp,
+  type BufferDecl,
+  type ComputeStep,
+  type LayoutPlan,
+  type OpHandlers,
+  type ScheduleSizes,
+  type Step,
+} from "../schedule/ir.js";
 import { elementsOf } from "../schedule/context.js";
 import type { HeadShard } from "../schedule/ops.js";
 import { communicator, smsLeft } from "./communicators.js";
@@ -438,16 +446,6 @@ export const CODEGEN_HANDLERS: OpHandlers<[StepContext], Call[]> = {
       linearArgs(step, ctx),
     );
   },
-  add: (step, ctx) =>
-    step.operands.sums.map(({ a, b, out }) => {
-      const d = decl(ctx, out);
-      if (d.dtype !== "bf16") throw new UnsupportedOp(`an add into ${d.dtype} is not generated`);
-      return {
-        check: "" as const,
-        fn: "lasp::add_to_bf16",
-        args: [buf(a), buf(b), buf(out), String(elementsOf(d)), stream(step)],
-      };
-    }),
   accumulate: (step, ctx) => {
     const { src, dst } = step.operands;
     return launch("state_sum", [buf(src), String(decl(ctx, src).slots ?? 1), buf(dst), DIMS, stream(step)]);
@@ -564,6 +562,36 @@ export const CODEGEN_HANDLERS: OpHandlers<[StepContext], Call[]> = {
       [softmaxDims(ctx), stream(step)],
     );
   },
+  "softmax.gathered": (step, ctx) => {
+    const { q, k, v, ends, o, lse } = step.operands;
+    return namedCall(
+      "softmax_gathered_forward",
+      "SoftmaxGatheredArgs",
+      [
+        { q: buf(q), k: buf(k), v: buf(v) },
+        { o: buf(o), lse: buf(lse) },
+        gatheredFields(ctx, step),
+        softmaxDocuments(ends),
+      ],
+      [gatheredSoftmaxDims(ctx.sizes, ctx.plan, ctx.program.rank, decl(ctx, k)), stream(step)],
+    );
+  },
+  "softmax.gathered_backward": (step, ctx) => {
+    const { q, k, v, o, lse, dout, ends, dq, dk, dv } = step.operands;
+    return namedCall(
+      "softmax_gathered_backward",
+      "SoftmaxGatheredBackwardArgs",
+      [
+        { q: buf(q), k: buf(k), v: buf(v) },
+        { o: buf(o), lse: buf(lse), dout: buf(dout) },
+        { dq: buf(dq), dk: buf(dk), dv: buf(dv) },
+        gatheredFields(ctx, step),
+        softmaxDocuments(ends),
+      ],
+      [gatheredSoftmaxDims(ctx.sizes, ctx.plan, ctx.program.rank, decl(ctx, k)), stream(step)],
+    );
+  },
+  order: (step, ctx) => orderCalls(step, ctx),
   "softmax.full": (step, ctx) => {
     const { q, k, v, ends, o, lse } = step.operands;
     return namedCall(
@@ -668,6 +696,91 @@ const pieceMapOf = (rank: number): string => `kPieceMaps[${rank}]`;
 
 /** Softmax dimensions of a block step: this rank's queries against one rank's keys (program.cuh). */
 const softmaxDims = (ctx: StepContext): string => softmaxDimsName(ctx.kind);
+
+/** The fields of a gathered call after its buffers: the rank's pieces and the keys they can see. */
+function gatheredFields(
+  ctx: StepContext,
+  step: ComputeStep<"softmax.gathered" | "softmax.gathered_backward">,
+): FieldGroup {
+  return {
+    q_map: pieceMapOf(ctx.program.rank),
+    key_rows: String(step.params.keyRows),
+    causal: bool(step.params.causal),
+  };
+}
+
+/** This rank's queries against the whole sequence's keys in global order (k [B, S, Hkv, d]). */
+export function gatheredSoftmaxDims(
+  sizes: ScheduleSizes,
+  plan: LayoutPlan,
+  rank: number,
+  k: Pick<BufferDecl, "shape">,
+): string {
+  const { batch, heads, headDim } = sizes;
+  const [, kRows, kvHeads] = k.shape as [number, number, number];
+  const qRows = plan.byRank[rank]!.reduce((sum, p) => sum + p.length, 0);
+  return softmaxDimsLiteral({ batch, qRows, kRows, heads, kvHeads, headDim });
+}
+
+/**
+ * LASP-2H's reordering as strided copies: each piece of each rank's slot (B runs of its rows, one per batch
+ * entry) to its global rows, positions [0, rows) only; back to the slots, the rows at positions >= rows
+ * are cleared instead. Offsets in elements, pitches and widths in bytes.
+ */
+function orderCalls(step: ComputeStep<"order">, ctx: StepContext): Call[] {
+  const { to, rows } = step.params;
+  const calls: Call[] = [];
+  step.operands.src.forEach((src, i) => {
+    const dst = step.operands.dst[i]!;
+    const [slotsBuf, seqBuf] = to === "global" ? [src, dst] : [dst, src];
+    const slots = decl(ctx, slotsBuf);
+    const seq = decl(ctx, seqBuf);
+    const [B, N, heads, d] = seq.shape as [number, number, number, number];
+    const L = slots.shape[2]!;
+    const size = sizeofType(seq);
+    const row = heads * d;
+    for (let s = 0; s < ctx.plan.ranks; s++) {
+      let local = 0;
+      for (const p of ctx.plan.byRank[s]!) {
+        const kept = Math.max(0, Math.min(p.length, rows - p.start));
+        const at = (name: string, n: number) => (n === 0 ? buf(name) : `${buf(name)} + ${n}`);
+        const slotRow = (r: number) => at(slotsBuf, s * slotElements(slots) + r * row);
+        const slotAt = slotRow(local);
+        const seqAt = at(seqBuf, p.start * row);
+        const [slotPitch, seqPitch] = [`${L * row} * ${size}`, `${N * row} * ${size}`];
+        if (kept > 0)
+          calls.push({
+            check: "CUDA_CHECK",
+            fn: "cudaMemcpy2DAsync",
+            args: [
+              ...(to === "global"
+                ? [seqAt, seqPitch, slotAt, slotPitch]
+                : [slotAt, slotPitch, seqAt, seqPitch]),
+              `${kept * row} * ${size}`,
+              String(B),
+              "cudaMemcpyDeviceToDevice",
+              stream(step),
+            ],
+          });
+        if (to === "ranks" && kept < p.length)
+          calls.push({
+            check: "CUDA_CHECK",
+            fn: "cudaMemset2DAsync",
+            args: [
+              slotRow(local + kept),
+              slotPitch,
+              "0",
+              `${(p.length - kept) * row} * ${size}`,
+              String(B),
+              stream(step),
+            ],
+          });
+        local += p.length;
+      }
+    }
+  });
+  return calls;
+}
 
 /** A lasp::SoftmaxDims initialiser for a whole-sequence step (softmax.full and its backward). */
 export function fullSoftmaxDims(ctx: Pick<StepContext, "sizes">, step: ComputeStep): string {

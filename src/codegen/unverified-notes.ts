@@ -12,7 +12,32 @@ function setting(ast: SpecFile, kind: "parallel" | "run", key: string) {
 }
 
 export function unverifiedNotes(ast: SpecFile, spec: ResolvedSpec): Diagnostic[] {
-  return [...allScanNote(ast, spec), ...documentsNote(ast, spec)];
+  return [...allScanNote(ast, spec), ...documentsNote(ast, spec), ...gatheredNote(ast, spec)];
+}
+
+function gatheredNote(ast: SpecFile, spec: ResolvedSpec): Diagnostic[] {
+  // LASP-2H as one gathered call per rank (K, V reordered, cuDNN per query piece; issue 18): compiled and
+  // linked here, its runtime checked by bench/gpu/gathered_check.cu on one GPU; the program has not run on
+  // several GPUs since.
+  const softmax = spec.model.layers.some((l) => l.type === "softmax_attention");
+  if (!softmax || spec.parallel.softmax !== "allgather" || spec.parallel.sequence <= 1) return [];
+  const at =
+    setting(ast, "parallel", "softmax") ??
+    setting(ast, "parallel", "sequence") ??
+    setting(ast, "parallel", "gpus");
+  if (at === undefined) return [];
+  return [
+    diagnose(
+      "unverifiedOnGpu",
+      at.span,
+      [
+        `\`softmax allgather\` (LASP-2H, one gathered call per rank) over ${spec.parallel.sequence} sequence ranks`,
+        "more than one GPU",
+        "`lasp run --mode verify` on its GPUs",
+      ],
+      { hint: "`lasp verify` proves the schedule on the CPU; `softmax ulysses` or `ring` have run on GPUs" },
+    ),
+  ];
 }
 
 function allScanNote(ast: SpecFile, spec: ResolvedSpec): Diagnostic[] {

@@ -16,7 +16,7 @@ import type {
 } from "../schedule/ir.js";
 import { elementsOf } from "../schedule/context.js";
 import { pairedWithPrevious } from "../schedule/p2p-groups.js";
-import { fullSoftmaxDims, stepCalls, type Call, type StepContext } from "./steps.js";
+import { fullSoftmaxDims, gatheredSoftmaxDims, stepCalls, type Call, type StepContext } from "./steps.js";
 import { DOC_ENDS } from "../schedule/document-operands.js";
 import { DEFAULT_DOCUMENT_LENGTH } from "../schedule/documents.js";
 import { cppIdent, floatLiteral, softmaxDimsLiteral, softmaxDimsName } from "./names.js";
@@ -122,6 +122,10 @@ export interface KindView {
   whole: boolean;
   /** The lasp::SoftmaxDims of that attention; an empty initialiser when the kind has none. */
   wholeDims: string;
+  /** program.cuh's per-rank table of LASP-2H's gathered attention (`kS_gathered`); "" when the kind has none. */
+  gathered: string;
+  /** Its lasp::GatheredShape initialisers, one per sequence rank. */
+  gatheredShapes: string[];
   /** The program::Tables member of its per-head decays (`&program::Tables::kLDecay`); nullptr for softmax. */
   decayMember: string;
   /** Key/value heads (the query heads for linear attention). */
@@ -636,6 +640,7 @@ export function buildView({ spec, program, compilerVersion }: ViewInputs): Progr
       verifyScale: floatLiteral(softmax ? 1 : 1 / Math.sqrt(sizes.headDim)),
       whole: wholeSoftmaxDims(schedule, sizes) !== "",
       wholeDims: wholeSoftmaxDims(schedule, sizes) || "lasp::SoftmaxDims{}",
+      ...gatheredShapes(name, schedule, layout, sizes),
       decayMember: softmax ? "nullptr" : `&program::Tables::${decayTable}`,
       ropeTheta: softmax ? floatLiteral(layer.ropeTheta) : "0.0f",
       hosted: hostsProjections(schedule) ? "true" : "false",
@@ -776,6 +781,29 @@ export function flopsPerStep(spec: ResolvedSpec, program: ScheduleProgram): numb
     const schedule = program.schedules[s]!;
     return sum + attention(schedule) + projections(schedule) + mlp;
   }, head);
+}
+
+/**
+ * LASP-2H's gathered attention per sequence rank (the forward step's dims, the rank's pieces, the keys it
+ * sees), for the program to report its backend and build cuDNN's plans before any timing.
+ */
+function gatheredShapes(
+  name: string,
+  schedule: LayerSchedule,
+  layout: LayoutPlan,
+  sizes: ScheduleSizes,
+): Pick<KindView, "gathered" | "gatheredShapes"> {
+  const shapes = schedule.passes.forward.map((rp) => {
+    const step = rp.steps.find(
+      (s): s is ComputeStep<"softmax.gathered"> => s.kind === "compute" && s.op === "softmax.gathered",
+    );
+    if (step === undefined) return undefined;
+    const k = rp.buffers.find((b) => b.name === step.operands.k)!;
+    const dims = gatheredSoftmaxDims(sizes, layout, rp.rank, k);
+    return `lasp::GatheredShape{${dims}, ${pieceMap(layout.byRank[rp.rank]!)}, ${step.params.keyRows}}`;
+  });
+  if (shapes.some((s) => s === undefined)) return { gathered: "", gatheredShapes: [] };
+  return { gathered: `k${name}_gathered`, gatheredShapes: shapes as string[] };
 }
 
 /** The dims of a kind's whole-sequence softmax step (the same on every rank: each holds one head shard). */

@@ -30,13 +30,15 @@ export function computeTime(
 
 /**
  * The arithmetic rate of a step's kernel. lasp's softmax backward is slower than cuDNN's (bench/results/
- * 2026-11-26-cudnn-attention-h100.md): it runs LASP-2H's and ring attention's blocks, and a whole sequence with
- * packed documents (operand `ends`: cuDNN's fused attention has no document mask); a whole sequence without
- * them takes cuDNN, as the program does where its build found it. Everything else: the attention rate.
+ * 2026-11-26-cudnn-attention-h100.md): it runs ring attention's blocks, and a whole sequence or LASP-2H's
+ * gathered keys with packed documents (operand `ends`: cuDNN's fused attention has no document mask); the
+ * whole sequence and the gathered keys without them take cuDNN, as the program does where its build found
+ * it. Everything else: the attention rate.
  */
 function rateOf(step: Pick<ComputeStep, "op" | "operands">, machine: Machine): number {
   if (step.op === "softmax.block_backward") return machine.laspSoftmaxBackwardFlops;
-  if (step.op === "softmax.full_backward" && "ends" in step.operands && step.operands.ends !== undefined)
+  const cudnnCapable = step.op === "softmax.full_backward" || step.op === "softmax.gathered_backward";
+  if (cudnnCapable && "ends" in step.operands && step.operands.ends !== undefined)
     return machine.laspSoftmaxBackwardFlops;
   return machine.computeFlops;
 }

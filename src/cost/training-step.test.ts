@@ -82,8 +82,8 @@ describe("weak scaling on 1, 2 and 4 H100s, predicted against the measurement", 
   // | LASP-2       | 15.59 [13.45] | 16.25 [13.92] | 16.37 [14.07] | 4 vs 1: +5.0% [+4.6%; four leases +4.3..+4.7%] |
   // | LASP-1       | 15.38 [13.52] | 17.13 [15.21] | 17.46 [15.94] | 4 vs 1: +13.5% [+17.9%]                        |
   // | Ulysses      |               | 57.87 [58.88] | 84.23 [89.22] | -1.7%, -5.6%                                   |
-  // | LASP-2H zz   | 42.44 [40.46] | 63.75 [68.14] | 97.20 [110.14]| +4.9%, -6.4%, -12%                             |
-  // | LASP-2H ct   |               | 80.21 [84.82] | 146.61 [163.22]| -5.4%, -10%                                   |
+  // | LASP-2H zz   | (per-block schedule, measured: [40.46], [68.14], [110.14]; gathered: below)                    |
+  // | LASP-2H ct   | (per-block schedule, measured: [84.82], [163.22]; gathered: below)                              |
   // | ring zz      |               | 65.77 [70.37] | 101.38 [117.71]| -6.5%, -14%                                   |
   // Why, not fitted away:
   // - The linear stacks are over-predicted by 14-16% on one GPU and by as much on 2 and 4: the error is in
@@ -95,10 +95,14 @@ describe("weak scaling on 1, 2 and 4 H100s, predicted against the measurement", 
   //   latency (10 us): the measured chain is slower than that at 4 GPUs.
   // - Ulysses' softmax layers run on cuDNN (head shards of the whole sequence), which attains about the
   //   simulator's 600 TFLOP/s: within 6%.
-  // - LASP-2H (gathered blocks) and ring attention run lasp's own softmax kernels, whose backward takes 1.4x
-  //   cuDNN's time (bench/results/2026-11-26-cudnn-attention-h100.md): the profile's laspSoftmaxBackwardFlops
-  //   prices them (machine.ts). What is left grows with W (6% at 2 GPUs, 10-14% at 4): the blocks' merge and
-  //   the fp32 accumulators' traffic, which the roofline counts once.
+  // - Ring attention runs lasp's own softmax kernels, whose backward takes 1.4x cuDNN's time (bench/results/
+  //   2026-11-26-cudnn-attention-h100.md): the profile's laspSoftmaxBackwardFlops prices them (machine.ts).
+  //   What is left grows with W (6% at 2 GPUs, 14% at 4): the blocks' merge and the fp32 accumulators'
+  //   traffic, which the roofline counts once. LASP-2H's per-block schedule measured above had the same
+  //   misses (its prediction was 63.75 and 97.20 ms at 2 and 4 GPUs).
+  // - LASP-2H is now one gathered call per rank and pass (issue 18), which the program runs on cuDNN: the model
+  //   prices it at cuDNN's rate, about level with Ulysses (56.7 vs 57.9 ms at 2 GPUs, 85.3 vs 84.2 at 4). Not
+  //   measured yet: bench/gpu/make-suite.sh's b-hyb-ag-* programs on a multi-GPU machine will say.
   it("LASP-2: what 2 and 4 GPUs add over one within 1.5 points of the measured", () => {
     const [one, two, four] = WEAK.lasp2 as [number, number, number];
     const p1 = weak("lasp2", 1);
@@ -124,15 +128,22 @@ describe("weak scaling on 1, 2 and 4 H100s, predicted against the measurement", 
     expect(weak("lasp1", 4)).toBeGreaterThan(weak("lasp2", 4));
   });
 
-  it("Ulysses (cuDNN) within 10%; LASP-2H and ring (lasp's softmax backward at its own rate) under by 4-16%", () => {
+  it("Ulysses (cuDNN) within 10%; ring (lasp's softmax backward at its own rate) under by 4-16%", () => {
     for (const gpus of [2, 4] as const) {
       const at = gpus === 2 ? 1 : 2;
       expect(Math.abs(weak("hyb-uly-zz", gpus) / WEAK["hyb-uly-zz"]![at]! - 1)).toBeLessThan(0.1);
-      for (const strategy of ["hyb-ag-zz", "hyb-ag-ct", "hyb-ring-zz"]) {
-        const ratio = weak(strategy, gpus) / WEAK[strategy]![at]!;
-        expect(ratio).toBeGreaterThan(0.84);
-        expect(ratio).toBeLessThan(0.96);
-      }
+      const ratio = weak("hyb-ring-zz", gpus) / WEAK["hyb-ring-zz"]![at]!;
+      expect(ratio).toBeGreaterThan(0.84);
+      expect(ratio).toBeLessThan(0.96);
+    }
+  });
+
+  it("LASP-2H's gathered call (cuDNN) predicted level with Ulysses, well under its old per-block measurement", () => {
+    for (const gpus of [2, 4] as const) {
+      const at = gpus === 2 ? 1 : 2;
+      expect(Math.abs(weak("hyb-ag-zz", gpus) / weak("hyb-uly-zz", gpus) - 1)).toBeLessThan(0.05);
+      for (const strategy of ["hyb-ag-zz", "hyb-ag-ct"])
+        expect(weak(strategy, gpus)).toBeLessThan(0.9 * WEAK[strategy]![at]!);
     }
   });
 

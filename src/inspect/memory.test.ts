@@ -17,7 +17,7 @@ describe("inspect's memory section", () => {
     for (const label of ["weights", "optimizer states", "activations kept for the backward pass", "total"])
       expect(text).toContain(label);
     expect(text).toContain(`Longest seq_len that fits: ${report.largestSeqLen}`);
-    expect(text).toMatch(/total\s+65\.6 GB\s+fits: 82% of the GPU/);
+    expect(text).toMatch(/total\s+66\.1 GB\s+fits: 83% of the GPU/);
   });
 
   it("narrows to a 60-column terminal", () => {
@@ -38,7 +38,7 @@ describe("inspect's memory section", () => {
       0,
     );
     expect(io.out).toContain("GPU of 40.0 GB");
-    expect(io.out).toMatch(/total\s+65\.6 GB\s+does not fit: 164% of the GPU/);
+    expect(io.out).toMatch(/total\s+66\.1 GB\s+does not fit: 165% of the GPU/);
     const bad = captureIo();
     expect(await main(["inspect", "examples/tiny-linear.lasp", "--gpu-memory", "80 gigs"], bad)).toBe(2);
     expect(bad.err).toContain('--gpu-memory must be a size such as 80GB, 141GB or 96GiB, got "80 gigs"');

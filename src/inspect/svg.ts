@@ -397,14 +397,16 @@ const OP_SHORT: Record<ComputeStep["op"], [string, string]> = {
   "softmax.block": ["attn", "attn"],
   "softmax.merge": ["merge", "lse"],
   "softmax.block_backward": ["attn bwd", "attn"],
+  "softmax.gathered": ["gathered attn", "attn"],
+  "softmax.gathered_backward": ["gathered bwd", "bwd"],
   "softmax.full": ["full attn", "attn"],
   "softmax.full_backward": ["full bwd", "bwd"],
   pack: ["pack", "pk"],
   unpack: ["unpack", "up"],
+  order: ["order", "ord"],
   copy: ["copy", "cp"],
   fill_zero: ["zero", "0"],
   accumulate: ["sum", "+"],
-  add: ["add", "+"],
   host: ["projection", "W"],
 };
 

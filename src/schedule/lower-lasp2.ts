@@ -28,7 +28,8 @@ import { RankBuilder } from "./builder.js";
 import { flagBuffer, piecesOf, stateBytes, states, perRank, type LowerContext } from "./context.js";
 import { documentEnds } from "./document-operands.js";
 import type { Piece, RankProgram } from "./ir.js";
-import { backwardFusedCost, forwardFusedCost, prefixCost, projectionCost } from "./linear-costs.js";
+import { hostStep } from "./host-steps.js";
+import { backwardFusedCost, forwardFusedCost, prefixCost } from "./linear-costs.js";
 import {
   backwardBuffers,
   dkdvInterStep,
@@ -205,26 +206,6 @@ function combine(
         prefixCost(ctx, terms),
         { piece: j, mode: others ?? mode },
         [comm],
-      );
-}
-
-/** A step the program fills with the layer's own work (a projection), placed for a collective to overlap. */
-function hostStep(
-  b: RankBuilder,
-  ctx: LowerContext,
-  work: "q_projection" | "o_weight_grad",
-  q: string,
-  deps: number[],
-) {
-  return work === "q_projection"
-    ? b.compute("host", "Q = X Wq (the layer's projection)", { q }, projectionCost(ctx), { work }, deps)
-    : b.compute(
-        "host",
-        "dWo = attn^T dY (the layer's weight gradient)",
-        {},
-        projectionCost(ctx),
-        { work },
-        deps,
       );
 }
 

@@ -108,6 +108,21 @@ export interface OpOperands {
     dk: Buf;
     dv: Buf;
   };
+  /** LASP-2H: the rank's queries against the gathered keys in global order (`order`); o, lse final. */
+  "softmax.gathered": { q: Buf; k: Buf; v: Buf; ends?: Buf; o: Buf; lse: Buf };
+  /** dq overwritten; dk, dv (fp32, global order) overwritten on every row, zero past `keyRows`. */
+  "softmax.gathered_backward": {
+    q: Buf;
+    k: Buf;
+    v: Buf;
+    o: Buf;
+    lse: Buf;
+    dout: Buf;
+    ends?: Buf;
+    dq: Buf;
+    dk: Buf;
+    dv: Buf;
+  };
   "softmax.full": { q: Buf; k: Buf; v: Buf; ends?: Buf; o: Buf; lse: Buf };
   "softmax.full_backward": {
     q: Buf;
@@ -124,11 +139,12 @@ export interface OpOperands {
   /** `parts` are joined along the head axis into each destination's slot of `packed`. */
   pack: { parts: Buf[]; packed: Buf };
   unpack: { packed: Buf; parts: Buf[] };
+  /** `src[i]` (W slots of the ranks' rows) to `dst[i]` (global order), or back (`params.to`). */
+  order: { src: Buf[]; dst: Buf[] };
   /** `dst[i]` (slot `to`) = `src[i]` (slot `from`). */
   copy: { src: Buf[]; dst: Buf[] };
   fill_zero: { dst: Buf[] };
   accumulate: { src: Buf; dst: Buf };
-  add: { sums: { a: Buf; b: Buf; out: Buf }[] };
   /** q_projection writes `q`; o_weight_grad touches no buffer of the attention core. */
   host: { q?: Buf };
 }
@@ -156,16 +172,20 @@ export interface OpParams {
   /** The slots of the partials to merge, in merge order. */
   "softmax.merge": { sources: number[] };
   "softmax.block_backward": { source: number; slot?: number; causal: boolean };
+  /** Keys [0, keyRows) of the global-order buffer are all any of the rank's queries can see. */
+  "softmax.gathered": { causal: boolean; keyRows: number };
+  "softmax.gathered_backward": { causal: boolean; keyRows: number };
   "softmax.full": HeadShard;
   "softmax.full_backward": HeadShard;
   pack: { layout: "heads" | "tokens" };
   unpack: { layout: "heads" | "sequence" };
   /** Slots of the source and destination buffers (0 when absent). */
   /** `rows`: All-Scan's turn copies one block of every state's rows (a state buffer's slots only). */
+  /** `global`: positions [0, rows) from the ranks' slots; `ranks`: every slot row, zero at positions >= rows. */
+  order: { to: "global" | "ranks"; rows: number };
   copy: { from?: number; to?: number; rows?: RowBlock };
   fill_zero: Record<string, never>;
   accumulate: Record<string, never>;
-  add: Record<string, never>;
   host: { work: "q_projection" | "o_weight_grad" };
 }
 
@@ -300,6 +320,18 @@ export const OPS: { [O in ComputeOp]: OpEntry<O> } = {
       writes: [o.dq, o.dk, o.dv],
     }),
   },
+  "softmax.gathered": {
+    operands: ["q", "k", "v", "ends", "o", "lse"],
+    params: ["causal", "keyRows"],
+    doc: "LASP-2H: flash attention of the rank's queries against the gathered keys in global order, positions [0, `params.keyRows`) (with `ends`, the document mask); `o` and `lse` final, no merge",
+    io: (o) => ({ reads: present(o.q, o.k, o.v, o.ends), writes: [o.o, o.lse] }),
+  },
+  "softmax.gathered_backward": {
+    operands: ["q", "k", "v", "o", "lse", "dout", "ends", "dq", "dk", "dv"],
+    params: ["causal", "keyRows"],
+    doc: "LASP-2H: its backward; dK, dV of every gathered position in fp32 (zero past `params.keyRows`)",
+    io: (o) => ({ reads: present(o.q, o.k, o.v, o.o, o.lse, o.dout, o.ends), writes: [o.dq, o.dk, o.dv] }),
+  },
   "softmax.full": {
     operands: ["q", "k", "v", "ends", "o", "lse"],
     params: ["headStart", "heads", "kvHeadStart", "kvHeads", "causal"],
@@ -324,6 +356,12 @@ export const OPS: { [O in ComputeOp]: OpEntry<O> } = {
     doc: "Ulysses data movement after an all-to-all (`params.layout`: `heads`, `sequence`)",
     io: (o) => ({ reads: [o.packed], writes: o.parts }),
   },
+  order: {
+    operands: ["src", "dst"],
+    params: ["to", "rows"],
+    doc: "LASP-2H data movement: gathered K, V from the ranks' slots into global token order (`params.to` `global`, positions [0, `params.rows`)), or fp32 dK, dV in global order back to the ranks' slots (`ranks`, zero at positions >= `params.rows`)",
+    io: (o) => ({ reads: o.src, writes: o.dst }),
+  },
   copy: {
     operands: ["src", "dst"],
     params: ["from", "to", "rows"],
@@ -341,12 +379,6 @@ export const OPS: { [O in ComputeOp]: OpEntry<O> } = {
     params: [],
     doc: "`dst = sum of the slots of src`",
     io: (o) => ({ reads: [o.src], writes: [o.dst] }),
-  },
-  add: {
-    operands: ["sums"],
-    params: [],
-    doc: "`out = a + b` for each of `sums`, in the written buffer's dtype",
-    io: (o) => ({ reads: o.sums.flatMap((s) => [s.a, s.b]), writes: o.sums.map((s) => s.out) }),
   },
   host: {
     operands: ["q"],

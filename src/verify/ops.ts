@@ -48,9 +48,12 @@ import { attendBlock, attendBlockBackward, mergeLse } from "../reference/softmax
 import {
   add,
   addInto,
+  clone,
   concatHeads,
   gatherRows,
   scatterRows,
+  sliceRows,
+  writeRows as writeTensorRows,
   sliceHeads,
   sub,
   type Tensor,
@@ -413,6 +416,86 @@ export const EXECUTOR_HANDLERS: OpHandlers<[OpContext], void> = {
     store.set(o, 0, merged.o);
     store.set(lse, 0, merged.lse);
   },
+  "softmax.gathered": (step, ctx) => {
+    const { store, plan, rank } = ctx;
+    const { causal, keyRows } = step.params;
+    const { q, k, v, ends, o, lse } = step.operands;
+    const docs = wholeEnds(ctx, ends);
+    // Only keys [0, keyRows) are read: a keyRows short of what a query sees fails verify.
+    const out = attendBlock(
+      store.one(q),
+      rankPositions(plan, rank),
+      sliceRows(store.one(k), 0, keyRows),
+      firstPositions(keyRows),
+      sliceRows(store.one(v), 0, keyRows),
+      docs === undefined ? causal : documentMask(causal, docs),
+    );
+    store.set(o, 0, out.o);
+    store.set(lse, 0, out.lse);
+  },
+  "softmax.gathered_backward": (step, ctx) => {
+    const { store, plan, rank } = ctx;
+    const { causal, keyRows } = step.params;
+    const { q, k, v, o, lse, dout, ends, dq, dk, dv } = step.operands;
+    const docs = wholeEnds(ctx, ends);
+    const g = attendBlockBackward(
+      store.one(q),
+      rankPositions(plan, rank),
+      sliceRows(store.one(k), 0, keyRows),
+      firstPositions(keyRows),
+      sliceRows(store.one(v), 0, keyRows),
+      store.one(o),
+      store.one(lse),
+      store.one(dout),
+      docs === undefined ? causal : documentMask(causal, docs),
+    );
+    store.set(dq, 0, g.dq);
+    for (const [name, grad] of [
+      [dk, g.dk],
+      [dv, g.dv],
+    ] as const) {
+      const all = zeros(slotShape(store.decl(name)));
+      writeTensorRows(all, 0, grad);
+      store.set(name, 0, all);
+    }
+  },
+  order: (step, ctx) => {
+    const { store, plan } = ctx;
+    const { to, rows } = step.params;
+    step.operands.src.forEach((src, i) => {
+      const dst = step.operands.dst[i]!;
+      if (to === "global") {
+        // Rows at positions >= rows stay as they were: nothing may read them.
+        const out = clone(store.slots(dst)[0]!);
+        for (let s = 0; s < plan.ranks; s++) {
+          const positions = rankPositions(plan, s);
+          const keep = positions.flatMap((p, local) => (p < rows ? [local] : []));
+          scatterRows(
+            out,
+            keep.map((l) => positions[l]!),
+            gatherRows(store.one(src, s), keep),
+          );
+        }
+        store.set(dst, 0, out);
+        return;
+      }
+      const global = store.one(src);
+      for (let s = 0; s < plan.ranks; s++) {
+        const positions = rankPositions(plan, s);
+        const slot = zeros(slotShape(store.decl(dst)));
+        const keep = positions.flatMap((p, local) => (p < rows ? [local] : []));
+        scatterRows(
+          slot,
+          keep,
+          gatherRows(
+            global,
+            keep.map((l) => positions[l]!),
+          ),
+        );
+        store.set(dst, s, slot);
+      }
+    });
+  },
   "softmax.block_backward": (step, ctx) => {
     const { store, plan, rank } = ctx;
     const { source, causal } = step.params;
@@ -457,14 +540,6 @@ export const EXECUTOR_HANDLERS: OpHandlers<[OpContext], void> = {
       for (let s = 0; s < (decl.slots ?? 1); s++) ctx.store.set(name, s, zeros(slotShape(decl)));
     }
   },
-  add: (step, ctx) => {
-    for (const { a, b, out } of step.operands.sums) {
-      const sum = zeros(slotShape(ctx.store.decl(out)));
-      addInto(sum, ctx.store.one(a));
-      addInto(sum, ctx.store.one(b));
-      ctx.store.set(out, 0, sum);
-    }
-  },
   accumulate: (step, ctx) => {
     const all = ctx.store.get(step.operands.src);
     const sum = zeros(all[0]!.shape);
@@ -485,7 +560,8 @@ const shardHeads = (shard: HeadShard): { start: number; count: number } => ({
 });
 
 /** Positions 0 .. N-1 of a whole-sequence tensor (rows are tokens). */
-const everyPosition = (t: Tensor): number[] => Array.from({ length: t.shape[0]! }, (_, i) => i);
+const everyPosition = (t: Tensor): number[] => firstPositions(t.shape[0]!);
+const firstPositions = (n: number): number[] => Array.from({ length: n }, (_, i) => i);
 
 /** Heads each write buffer takes per shard, from its declared shape. */
 function headsOf(ctx: OpContext, name: string): number {

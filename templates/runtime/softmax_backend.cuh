@@ -1,13 +1,15 @@
-// Which backend runs softmax attention over a whole sequence held by one rank (Ulysses' head shards, a single
-// GPU's layer): cuDNN's fused attention (cudnn_attention.cuh) or lasp's own kernels (softmax_attention.cuh).
-// Host code only, apart from the kernels, so the choice can be tested without a GPU.
+// Which backend runs a softmax-attention layer: cuDNN's fused attention (cudnn_attention.cuh) or lasp's own
+// kernels (softmax_attention.cuh). The layers that ask: a whole sequence held by one rank (Ulysses' head shards, a
+// single GPU's layer; softmax_whole.cuh) and LASP-2H's gathered attention, one rank's queries against the keys of
+// the whole sequence (softmax_gathered.cuh). Host code only, apart from the kernels, so the choice can be tested
+// without a GPU.
 //
 // Design choices:
 // - cuDNN is used where the program was built with it (CMake defines LASP_WITH_CUDNN when it finds cuDNN)
-//   and where it supports the shape on this GPU; lasp's kernels everywhere else, so a program always runs.
-//   Measured on H100 (bench/results/2026-11-26-cudnn-attention-h100.md), cuDNN's backward is about 1.4x as
-//   fast as ours and its forward equal; blocks of a sequence spread over ranks (LASP-2H, ring) keep our
-//   kernels, which take global positions and accumulate partial results.
+//   and where it supports every call of the layer on this GPU; lasp's kernels everywhere else, so a program
+//   always runs. Measured on H100 (bench/results/2026-11-26-cudnn-attention-h100.md), cuDNN's backward is about
+//   1.4x as fast as ours and its forward equal; the ring's blocks keep our kernels, which take global positions
+//   and accumulate partial results.
 // - LASP_SOFTMAX_BACKEND=lasp forces lasp's kernels (to verify or time them), =cudnn insists on cuDNN (the
 //   program stops, exit 2, where it cannot be used), unset or =auto takes cuDNN where it can.
 // - Packed documents (docs/DOCUMENTS.md) always take lasp's kernels: cuDNN's fused attention here has no mask
@@ -16,8 +18,11 @@
 // - The two backends keep the log-sum-exp in different layouts ([batch][heads][rows] for cuDNN, [batch][rows]
 //   [heads] for ours), so the forward and backward of one layer must take the same one: the choice depends
 //   only on the shape, whether there are documents and the environment, which both passes share.
+// - One rule for every layer (use_cudnn_for below); each layer says only which cuDNN calls it would make
+//   and how to name its shape in the message.
 // - cudnn_sdpa_supported() builds the plans of a shape the first time it is asked (up to a few seconds, once);
-//   the program asks for every whole-sequence shape before its timed steps (softmax_whole_backend()).
+//   the program asks for every layer's shapes before its timed steps (softmax_whole_backend(),
+//   softmax_gathered_backend()).
 #pragma once
 #include <cmath>
 #include <cstdio>
@@ -29,7 +34,8 @@
 #include "types.cuh"
 
 namespace lasp {
-namespace whole {
+// The rule every layer follows, and what it reads.
+namespace backend {
 
 enum class Choice { kAuto, kLasp, kCudnn };
 
@@ -44,6 +50,63 @@ inline Choice requested() {
   }();
   return choice;
 }
+
+// A layer's shape as its messages name it: "a 128 x 128 attention" and "2 heads, 1 kv heads, head dim 64".
+struct LayerText {
+  char shape[96];
+  char detail[128];
+};
+
+// The rule: whether a layer runs on cuDNN. supported() says whether cuDNN can run every call the layer would
+// make (it builds their plans; asked only where the program has cuDNN and the choice is open); describe(text)
+// fills the layer's shape for the messages of LASP_SOFTMAX_BACKEND=cudnn when it cannot be honoured (exit 2).
+template <class Supported, class Describe>
+inline bool use_cudnn_for(bool documents, Supported&& supported, Describe&& describe) {
+  const Choice choice = requested();
+  if (choice == Choice::kLasp) return false;
+  LayerText text{};
+  if (documents) {
+    if (choice == Choice::kCudnn) {
+      describe(text);
+      std::fprintf(stderr, "lasp_program: LASP_SOFTMAX_BACKEND=cudnn, but cuDNN's fused attention here cannot mask "
+                           "packed documents (%s with documents); unset it or use lasp\n",
+                   text.shape);
+      std::exit(2);
+    }
+    return false;
+  }
+#ifdef LASP_WITH_CUDNN
+  if (supported()) return true;
+#else
+  (void)supported;
+#endif
+  if (choice == Choice::kCudnn) {
+#ifdef LASP_WITH_CUDNN
+    describe(text);
+    std::fprintf(stderr, "lasp_program: LASP_SOFTMAX_BACKEND=cudnn, but cuDNN cannot run %s (%s) on this GPU\n",
+                 text.shape, text.detail);
+#else
+    std::fprintf(stderr, "lasp_program: LASP_SOFTMAX_BACKEND=cudnn, but this program was built without cuDNN "
+                         "(CMake did not find it; set CUDNN_HOME)\n");
+#endif
+    std::exit(2);
+  }
+  return false;
+}
+
+#ifdef LASP_WITH_CUDNN
+// "cudnn 9.14.0": the loaded library's version, for the program's report.
+inline const char* cudnn_version_name() {
+  static char name[32];
+  const size_t v = cudnnGetVersion();
+  std::snprintf(name, sizeof name, "cudnn %zu.%zu.%zu", v / 10000, (v / 100) % 100, v % 100);
+  return name;
+}
+#endif
+
+}  // namespace backend
+
+namespace whole {
 
 #ifdef LASP_WITH_CUDNN
 inline CudnnSdpaShape shape_of(const SoftmaxDims& d, bool causal) {
@@ -62,32 +125,20 @@ inline CudnnSdpaShape shape_of(const SoftmaxDims& d, bool causal) {
 
 // Whether this whole-sequence shape (with packed documents or not) runs on cuDNN.
 inline bool use_cudnn(const SoftmaxDims& d, bool causal, bool documents = false) {
-  const Choice choice = requested();
-  if (choice == Choice::kLasp) return false;
-  if (documents) {
-    if (choice == Choice::kCudnn) {
-      std::fprintf(stderr, "lasp_program: LASP_SOFTMAX_BACKEND=cudnn, but cuDNN's fused attention here cannot mask "
-                           "packed documents (a %d x %d attention with documents); unset it or use lasp\n",
-                   d.q_rows, d.k_rows);
-      std::exit(2);
-    }
-    return false;
-  }
+  return backend::use_cudnn_for(
+      documents,
+      [&] {
 #ifdef LASP_WITH_CUDNN
-  if (cudnn_sdpa_supported(shape_of(d, causal))) return true;
-#endif
-  if (choice == Choice::kCudnn) {
-#ifdef LASP_WITH_CUDNN
-    std::fprintf(stderr, "lasp_program: LASP_SOFTMAX_BACKEND=cudnn, but cuDNN cannot run a %d x %d attention "
-                         "(%d heads, %d kv heads, head dim %d) on this GPU\n",
-                 d.q_rows, d.k_rows, d.heads, d.kv_heads, d.head_dim);
+        return cudnn_sdpa_supported(shape_of(d, causal));
 #else
-    std::fprintf(stderr, "lasp_program: LASP_SOFTMAX_BACKEND=cudnn, but this program was built without cuDNN "
-                         "(CMake did not find it; set CUDNN_HOME)\n");
+        return false;
 #endif
-    std::exit(2);
-  }
-  return false;
+      },
+      [&](backend::LayerText& t) {
+        std::snprintf(t.shape, sizeof t.shape, "a %d x %d attention", d.q_rows, d.k_rows);
+        std::snprintf(t.detail, sizeof t.detail, "%d heads, %d kv heads, head dim %d", d.heads, d.kv_heads,
+                      d.head_dim);
+      });
 }
 
 }  // namespace whole

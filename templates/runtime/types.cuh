@@ -73,6 +73,14 @@ struct SoftmaxDims {
   int head_dim;
 };
 
+// One rank's LASP-2H gathered attention (softmax.gathered): its queries (q_map) against the keys [0, key_rows)
+// of the whole sequence in global order (dims.k_rows).
+struct GatheredShape {
+  SoftmaxDims dims;
+  PieceMap q_map;
+  int key_rows;
+};
+
 // Which slots of a partial-result buffer a log-sum-exp merge combines (one per source rank).
 struct SlotList {
   int count;

@@ -2003,21 +2003,20 @@ struct SBuffers {
   bf16* q = nullptr;  // 67108864 elements: queries (RoPE applied) [per layer]
   bf16* k = nullptr;  // 33554432 elements: keys (RoPE applied)
   bf16* v = nullptr;  // 33554432 elements: values
-  bf16* k_all = nullptr;  // 268435456 elements: every rank's keys, gathered; kept for the backward pass [per layer]
-  bf16* v_all = nullptr;  // 268435456 elements: every rank's values, gathered; kept for the backward pass [per layer]
+  bf16* k_all = nullptr;  // 268435456 elements: every rank's keys, as gathered (rank order)
+  bf16* v_all = nullptr;  // 268435456 elements: every rank's values, as gathered (rank order)
+  bf16* k_seq = nullptr;  // 268435456 elements: the gathered keys in global order; kept for the backward pass [per layer]
+  bf16* v_seq = nullptr;  // 268435456 elements: the gathered values in global order; kept for the backward pass [per layer]
   bf16* o = nullptr;  // 67108864 elements: attention output [per layer]
   float* lse = nullptr;  // 524288 elements: log-sum-exp per query and head, kept for the backward pass [per layer]
-  float* o_part = nullptr;  // 536870912 elements: normalised partial output per source block
-  float* lse_part = nullptr;  // 4194304 elements: log-sum-exp of each partial
   bf16* do_ = nullptr;  // 67108864 elements: gradient of the output [per layer]
   bf16* dq = nullptr;  // 67108864 elements: gradient of q
-  float* dq_acc = nullptr;  // 67108864 elements: fp32 sum of dQ over the key blocks
-  float* dk_all = nullptr;  // 268435456 elements: gradient of every gathered key position
-  float* dv_all = nullptr;  // 268435456 elements: gradient of every gathered value position
+  float* dk_seq = nullptr;  // 268435456 elements: gradient of every key position, global order
+  float* dv_seq = nullptr;  // 268435456 elements: gradient of every value position, global order
+  float* dk_all = nullptr;  // 268435456 elements: gradient of every key position, rank order
+  float* dv_all = nullptr;  // 268435456 elements: gradient of every value position, rank order
   float* dk_sum = nullptr;  // 33554432 elements: this rank's keys' gradient, summed over the ranks
   float* dv_sum = nullptr;  // 33554432 elements: this rank's values' gradient, summed over the ranks
-  float* dk_own = nullptr;  // 33554432 elements: this rank's keys' gradient from its own queries
-  float* dv_own = nullptr;  // 33554432 elements: this rank's values' gradient from its own queries
   bf16* dk = nullptr;  // 33554432 elements: gradient of this rank's keys
   bf16* dv = nullptr;  // 33554432 elements: gradient of this rank's values
 };
@@ -2025,35 +2024,46 @@ struct SBuffers {
 // The rank's queries against one rank's keys (grouped-query: 8 kv heads).
 static const lasp::SoftmaxDims kS_dims = lasp::SoftmaxDims{1, 32768, 32768, 16, 8, 128};
 
+// Each sequence rank's gathered attention (LASP-2H): its queries against the keys, in global order, it can see.
+static const lasp::GatheredShape kS_gathered[kWorld] = {
+    lasp::GatheredShape{lasp::SoftmaxDims{1, 32768, 262144, 16, 8, 128}, lasp::PieceMap{2, {0, 16384}, {0, 245760}, {16384, 16384}}, 262144},
+    lasp::GatheredShape{lasp::SoftmaxDims{1, 32768, 262144, 16, 8, 128}, lasp::PieceMap{2, {0, 16384}, {16384, 229376}, {16384, 16384}}, 245760},
+    lasp::GatheredShape{lasp::SoftmaxDims{1, 32768, 262144, 16, 8, 128}, lasp::PieceMap{2, {0, 16384}, {32768, 212992}, {16384, 16384}}, 229376},
+    lasp::GatheredShape{lasp::SoftmaxDims{1, 32768, 262144, 16, 8, 128}, lasp::PieceMap{2, {0, 16384}, {49152, 196608}, {16384, 16384}}, 212992},
+    lasp::GatheredShape{lasp::SoftmaxDims{1, 32768, 262144, 16, 8, 128}, lasp::PieceMap{2, {0, 16384}, {65536, 180224}, {16384, 16384}}, 196608},
+    lasp::GatheredShape{lasp::SoftmaxDims{1, 32768, 262144, 16, 8, 128}, lasp::PieceMap{2, {0, 16384}, {81920, 163840}, {16384, 16384}}, 180224},
+    lasp::GatheredShape{lasp::SoftmaxDims{1, 32768, 262144, 16, 8, 128}, lasp::PieceMap{2, {0, 16384}, {98304, 147456}, {16384, 16384}}, 163840},
+    lasp::GatheredShape{lasp::SoftmaxDims{1, 32768, 262144, 16, 8, 128}, lasp::PieceMap{2, {0, 16384}, {114688, 131072}, {16384, 16384}}, 147456},
+};
+
 // The buffers above as a table (buffers.cuh): name, field, elements, offset in bytes in its block, home.
 // Per-layer buffers share one block per layer, scratch one block per kind; collective windows stand alone.
 static const lasp::BufferSpec<SBuffers> kSBuffers[] = {
     {"q", &SBuffers::q, nullptr, 67108864, 0, lasp::BufferHome::kLayer },
     {"k", &SBuffers::k, nullptr, 33554432, 0, lasp::BufferHome::kSharedWindow },
     {"v", &SBuffers::v, nullptr, 33554432, 0, lasp::BufferHome::kSharedWindow },
-    {"k_all", &SBuffers::k_all, nullptr, 268435456, 0, lasp::BufferHome::kLayerWindow },
-    {"v_all", &SBuffers::v_all, nullptr, 268435456, 0, lasp::BufferHome::kLayerWindow },
-    {"o", &SBuffers::o, nullptr, 67108864, 134217728, lasp::BufferHome::kLayer },
-    {"lse", nullptr, &SBuffers::lse, 524288, 268435456, lasp::BufferHome::kLayer },
-    {"o_part", nullptr, &SBuffers::o_part, 536870912, 0, lasp::BufferHome::kShared },
-    {"lse_part", nullptr, &SBuffers::lse_part, 4194304, 2147483648, lasp::BufferHome::kShared },
-    {"do_", &SBuffers::do_, nullptr, 67108864, 270532608, lasp::BufferHome::kLayer },
-    {"dq", &SBuffers::dq, nullptr, 67108864, 2164260864, lasp::BufferHome::kShared },
-    {"dq_acc", nullptr, &SBuffers::dq_acc, 67108864, 2298478592, lasp::BufferHome::kShared },
-    {"dk_all", nullptr, &SBuffers::dk_all, 268435456, 2566914048, lasp::BufferHome::kShared },
-    {"dv_all", nullptr, &SBuffers::dv_all, 268435456, 3640655872, lasp::BufferHome::kShared },
-    {"dk_sum", nullptr, &SBuffers::dk_sum, 33554432, 4714397696, lasp::BufferHome::kShared },
-    {"dv_sum", nullptr, &SBuffers::dv_sum, 33554432, 4848615424, lasp::BufferHome::kShared },
-    {"dk_own", nullptr, &SBuffers::dk_own, 33554432, 4982833152, lasp::BufferHome::kShared },
-    {"dv_own", nullptr, &SBuffers::dv_own, 33554432, 5117050880, lasp::BufferHome::kShared },
-    {"dk", &SBuffers::dk, nullptr, 33554432, 5251268608, lasp::BufferHome::kShared },
-    {"dv", &SBuffers::dv, nullptr, 33554432, 5318377472, lasp::BufferHome::kShared },
+    {"k_all", &SBuffers::k_all, nullptr, 268435456, 0, lasp::BufferHome::kSharedWindow },
+    {"v_all", &SBuffers::v_all, nullptr, 268435456, 0, lasp::BufferHome::kSharedWindow },
+    {"k_seq", &SBuffers::k_seq, nullptr, 268435456, 134217728, lasp::BufferHome::kLayer },
+    {"v_seq", &SBuffers::v_seq, nullptr, 268435456, 671088640, lasp::BufferHome::kLayer },
+    {"o", &SBuffers::o, nullptr, 67108864, 1207959552, lasp::BufferHome::kLayer },
+    {"lse", nullptr, &SBuffers::lse, 524288, 1342177280, lasp::BufferHome::kLayer },
+    {"do_", &SBuffers::do_, nullptr, 67108864, 1344274432, lasp::BufferHome::kLayer },
+    {"dq", &SBuffers::dq, nullptr, 67108864, 0, lasp::BufferHome::kShared },
+    {"dk_seq", nullptr, &SBuffers::dk_seq, 268435456, 134217728, lasp::BufferHome::kShared },
+    {"dv_seq", nullptr, &SBuffers::dv_seq, 268435456, 1207959552, lasp::BufferHome::kShared },
+    {"dk_all", nullptr, &SBuffers::dk_all, 268435456, 2281701376, lasp::BufferHome::kShared },
+    {"dv_all", nullptr, &SBuffers::dv_all, 268435456, 3355443200, lasp::BufferHome::kShared },
+    {"dk_sum", nullptr, &SBuffers::dk_sum, 33554432, 4429185024, lasp::BufferHome::kShared },
+    {"dv_sum", nullptr, &SBuffers::dv_sum, 33554432, 4563402752, lasp::BufferHome::kShared },
+    {"dk", &SBuffers::dk, nullptr, 33554432, 4697620480, lasp::BufferHome::kShared },
+    {"dv", &SBuffers::dv, nullptr, 33554432, 4764729344, lasp::BufferHome::kShared },
 };
 
 // Allocates a layer's buffers `b` by the table; scratch (not kept from forward to backward) is `shared`'s
 // when given. The buffers of the collectives beside kernels come from `windows` (comm.cuh).
 inline void allocate(SBuffers& b, const SBuffers* shared, lasp::Windows& windows) {
-  lasp::allocate_buffers(b, shared, windows, kSBuffers, 404750336, 5385486336);
+  lasp::allocate_buffers(b, shared, windows, kSBuffers, 1478492160, 4831838208);
 }
 
 // S forward, rank 0.
@@ -2069,103 +2079,60 @@ static void S_forward_rank0(const Ctx& c, SBuffers& b, Run run) {
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[1], c.comm));
     CUDA_CHECK(cudaEventRecord(c.events[0], c.comm));
   }
-  // [1] attend to this rank's own keys (no communication needed)
+  // [1] Q = X Wq (the layer's projection)
   if (run.compute) {
     CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.started[0], 0));  // let the collective start first
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[2], c.compute));
-    lasp::SoftmaxBlockArgs args;
-    args.q = b.q; args.k = b.k; args.v = b.v;
-    args.o = b.o_part; args.lse = b.lse_part;
-    args.q_map = kPieceMaps[0]; args.k_map = kPieceMaps[0]; args.causal = true;
-    lasp::softmax_block_forward(args, kS_dims, c.compute);
+    run_host(run, HostWork::kQProjection, 16);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[3], c.compute));
   }
-  // [2] attend to rank 1's keys
+  // [2] K, V in global order (positions 0..262143)
   if (run.compute) {
     CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.events[0], 0));
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[4], c.compute));
-    lasp::SoftmaxBlockArgs args;
-    args.q = b.q; args.k = b.k_all + 33554432; args.v = b.v_all + 33554432;
-    args.o = b.o_part + 67108864; args.lse = b.lse_part + 524288;
-    args.q_map = kPieceMaps[0]; args.k_map = kPieceMaps[1]; args.causal = true;
-    lasp::softmax_block_forward(args, kS_dims, c.compute);
+    CUDA_CHECK(cudaMemcpy2DAsync(b.k_seq, 268435456 * sizeof(bf16), b.k_all, 33554432 * sizeof(bf16), 16777216 * sizeof(bf16), 1, cudaMemcpyDeviceToDevice, c.compute));
+    CUDA_CHECK(cudaMemcpy2DAsync(b.k_seq + 251658240, 268435456 * sizeof(bf16), b.k_all + 16777216, 33554432 * sizeof(bf16), 16777216 * sizeof(bf16), 1, cudaMemcpyDeviceToDevice, c.compute));
+    CUDA_CHECK(cudaMemcpy2DAsync(b.k_seq + 16777216, 268435456 * sizeof(bf16), b.k_all + 33554432, 33554432 * sizeof(bf16), 16777216 * sizeof(bf16), 1, cudaMemcpyDeviceToDevice, c.compute));
+    CUDA_CHECK(cudaMemcpy2DAsync(b.k_seq + 234881024, 268435456 * sizeof(bf16), b.k_all + 50331648, 33554432 * sizeof(bf16), 16777216 * sizeof(bf16), 1, cudaMemcpyDeviceToDevice, c.compute));
+    CUDA_CHECK(cudaMemcpy2DAsync(b.k_seq + 33554432, 268435456 * sizeof(bf16), b.k_all + 67108864, 33554432 * sizeof(bf16), 16777216 * sizeof(bf16), 1, cudaMemcpyDeviceToDevice, c.compute));
+    CUDA_CHECK(cudaMemcpy2DAsync(b.k_seq + 218103808, 268435456 * sizeof(bf16), b.k_all + 83886080, 33554432 * sizeof(bf16), 16777216 * sizeof(bf16), 1, cudaMemcpyDeviceToDevice, c.compute));
+    CUDA_CHECK(cudaMemcpy2DAsync(b.k_seq + 50331648, 268435456 * sizeof(bf16), b.k_all + 100663296, 33554432 * sizeof(bf16), 16777216 * sizeof(bf16), 1, cudaMemcpyDeviceToDevice, c.compute));
+    CUDA_CHECK(cudaMemcpy2DAsync(b.k_seq + 201326592, 268435456 * sizeof(bf16), b.k_all + 117440512, 33554432 * sizeof(bf16), 16777216 * sizeof(bf16), 1, cudaMemcpyDeviceToDevice, c.compute));
+    CUDA_CHECK(cudaMemcpy2DAsync(b.k_seq + 67108864, 268435456 * sizeof(bf16), b.k_all + 134217728, 33554432 * sizeof(bf16), 16777216 * sizeof(bf16), 1, cudaMemcpyDeviceToDevice, c.compute));
+    CUDA_CHECK(cudaMemcpy2DAsync(b.k_seq + 184549376, 268435456 * sizeof(bf16), b.k_all + 150994944, 33554432 * sizeof(bf16), 16777216 * sizeof(bf16), 1, cudaMemcpyDeviceToDevice, c.compute));
+    CUDA_CHECK(cudaMemcpy2DAsync(b.k_seq + 83886080, 268435456 * sizeof(bf16), b.k_all + 167772160, 33554432 * sizeof(bf16), 16777216 * sizeof(bf16), 1, cudaMemcpyDeviceToDevice, c.compute));
+    CUDA_CHECK(cudaMemcpy2DAsync(b.k_seq + 167772160, 268435456 * sizeof(bf16), b.k_all + 184549376, 33554432 * sizeof(bf16), 16777216 * sizeof(bf16), 1, cudaMemcpyDeviceToDevice, c.compute));
+    CUDA_CHECK(cudaMemcpy2DAsync(b.k_seq + 100663296, 268435456 * sizeof(bf16), b.k_all + 201326592, 33554432 * sizeof(bf16), 16777216 * sizeof(bf16), 1, cudaMemcpyDeviceToDevice, c.compute));
+    CUDA_CHECK(cudaMemcpy2DAsync(b.k_seq + 150994944, 268435456 * sizeof(bf16), b.k_all + 218103808, 33554432 * sizeof(bf16), 16777216 * sizeof(bf16), 1, cudaMemcpyDeviceToDevice, c.compute));
+    CUDA_CHECK(cudaMemcpy2DAsync(b.k_seq + 117440512, 268435456 * sizeof(bf16), b.k_all + 234881024, 33554432 * sizeof(bf16), 16777216 * sizeof(bf16), 1, cudaMemcpyDeviceToDevice, c.compute));
+    CUDA_CHECK(cudaMemcpy2DAsync(b.k_seq + 134217728, 268435456 * sizeof(bf16), b.k_all + 251658240, 33554432 * sizeof(bf16), 16777216 * sizeof(bf16), 1, cudaMemcpyDeviceToDevice, c.compute));
+    CUDA_CHECK(cudaMemcpy2DAsync(b.v_seq, 268435456 * sizeof(bf16), b.v_all, 33554432 * sizeof(bf16), 16777216 * sizeof(bf16), 1, cudaMemcpyDeviceToDevice, c.compute));
+    CUDA_CHECK(cudaMemcpy2DAsync(b.v_seq + 251658240, 268435456 * sizeof(bf16), b.v_all + 16777216, 33554432 * sizeof(bf16), 16777216 * sizeof(bf16), 1, cudaMemcpyDeviceToDevice, c.compute));
+    CUDA_CHECK(cudaMemcpy2DAsync(b.v_seq + 16777216, 268435456 * sizeof(bf16), b.v_all + 33554432, 33554432 * sizeof(bf16), 16777216 * sizeof(bf16), 1, cudaMemcpyDeviceToDevice, c.compute));
+    CUDA_CHECK(cudaMemcpy2DAsync(b.v_seq + 234881024, 268435456 * sizeof(bf16), b.v_all + 50331648, 33554432 * sizeof(bf16), 16777216 * sizeof(bf16), 1, cudaMemcpyDeviceToDevice, c.compute));
+    CUDA_CHECK(cudaMemcpy2DAsync(b.v_seq + 33554432, 268435456 * sizeof(bf16), b.v_all + 67108864, 33554432 * sizeof(bf16), 16777216 * sizeof(bf16), 1, cudaMemcpyDeviceToDevice, c.compute));
+    CUDA_CHECK(cudaMemcpy2DAsync(b.v_seq + 218103808, 268435456 * sizeof(bf16), b.v_all + 83886080, 33554432 * sizeof(bf16), 16777216 * sizeof(bf16), 1, cudaMemcpyDeviceToDevice, c.compute));
+    CUDA_CHECK(cudaMemcpy2DAsync(b.v_seq + 50331648, 268435456 * sizeof(bf16), b.v_all + 100663296, 33554432 * sizeof(bf16), 16777216 * sizeof(bf16), 1, cudaMemcpyDeviceToDevice, c.compute));
+    CUDA_CHECK(cudaMemcpy2DAsync(b.v_seq + 201326592, 268435456 * sizeof(bf16), b.v_all + 117440512, 33554432 * sizeof(bf16), 16777216 * sizeof(bf16), 1, cudaMemcpyDeviceToDevice, c.compute));
+    CUDA_CHECK(cudaMemcpy2DAsync(b.v_seq + 67108864, 268435456 * sizeof(bf16), b.v_all + 134217728, 33554432 * sizeof(bf16), 16777216 * sizeof(bf16), 1, cudaMemcpyDeviceToDevice, c.compute));
+    CUDA_CHECK(cudaMemcpy2DAsync(b.v_seq + 184549376, 268435456 * sizeof(bf16), b.v_all + 150994944, 33554432 * sizeof(bf16), 16777216 * sizeof(bf16), 1, cudaMemcpyDeviceToDevice, c.compute));
+    CUDA_CHECK(cudaMemcpy2DAsync(b.v_seq + 83886080, 268435456 * sizeof(bf16), b.v_all + 167772160, 33554432 * sizeof(bf16), 16777216 * sizeof(bf16), 1, cudaMemcpyDeviceToDevice, c.compute));
+    CUDA_CHECK(cudaMemcpy2DAsync(b.v_seq + 167772160, 268435456 * sizeof(bf16), b.v_all + 184549376, 33554432 * sizeof(bf16), 16777216 * sizeof(bf16), 1, cudaMemcpyDeviceToDevice, c.compute));
+    CUDA_CHECK(cudaMemcpy2DAsync(b.v_seq + 100663296, 268435456 * sizeof(bf16), b.v_all + 201326592, 33554432 * sizeof(bf16), 16777216 * sizeof(bf16), 1, cudaMemcpyDeviceToDevice, c.compute));
+    CUDA_CHECK(cudaMemcpy2DAsync(b.v_seq + 150994944, 268435456 * sizeof(bf16), b.v_all + 218103808, 33554432 * sizeof(bf16), 16777216 * sizeof(bf16), 1, cudaMemcpyDeviceToDevice, c.compute));
+    CUDA_CHECK(cudaMemcpy2DAsync(b.v_seq + 117440512, 268435456 * sizeof(bf16), b.v_all + 234881024, 33554432 * sizeof(bf16), 16777216 * sizeof(bf16), 1, cudaMemcpyDeviceToDevice, c.compute));
+    CUDA_CHECK(cudaMemcpy2DAsync(b.v_seq + 134217728, 268435456 * sizeof(bf16), b.v_all + 251658240, 33554432 * sizeof(bf16), 16777216 * sizeof(bf16), 1, cudaMemcpyDeviceToDevice, c.compute));
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[5], c.compute));
   }
-  // [3] attend to rank 2's keys
+  // [3] attend to the gathered keys 0..262143 (one call)
   if (run.compute) {
-    CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.events[0], 0));
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[6], c.compute));
-    lasp::SoftmaxBlockArgs args;
-    args.q = b.q; args.k = b.k_all + 67108864; args.v = b.v_all + 67108864;
-    args.o = b.o_part + 134217728; args.lse = b.lse_part + 1048576;
-    args.q_map = kPieceMaps[0]; args.k_map = kPieceMaps[2]; args.causal = true;
-    lasp::softmax_block_forward(args, kS_dims, c.compute);
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[7], c.compute));
-  }
-  // [4] attend to rank 3's keys
-  if (run.compute) {
-    CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.events[0], 0));
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[8], c.compute));
-    lasp::SoftmaxBlockArgs args;
-    args.q = b.q; args.k = b.k_all + 100663296; args.v = b.v_all + 100663296;
-    args.o = b.o_part + 201326592; args.lse = b.lse_part + 1572864;
-    args.q_map = kPieceMaps[0]; args.k_map = kPieceMaps[3]; args.causal = true;
-    lasp::softmax_block_forward(args, kS_dims, c.compute);
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[9], c.compute));
-  }
-  // [5] attend to rank 4's keys
-  if (run.compute) {
-    CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.events[0], 0));
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[10], c.compute));
-    lasp::SoftmaxBlockArgs args;
-    args.q = b.q; args.k = b.k_all + 134217728; args.v = b.v_all + 134217728;
-    args.o = b.o_part + 268435456; args.lse = b.lse_part + 2097152;
-    args.q_map = kPieceMaps[0]; args.k_map = kPieceMaps[4]; args.causal = true;
-    lasp::softmax_block_forward(args, kS_dims, c.compute);
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[11], c.compute));
-  }
-  // [6] attend to rank 5's keys
-  if (run.compute) {
-    CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.events[0], 0));
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[12], c.compute));
-    lasp::SoftmaxBlockArgs args;
-    args.q = b.q; args.k = b.k_all + 167772160; args.v = b.v_all + 167772160;
-    args.o = b.o_part + 335544320; args.lse = b.lse_part + 2621440;
-    args.q_map = kPieceMaps[0]; args.k_map = kPieceMaps[5]; args.causal = true;
-    lasp::softmax_block_forward(args, kS_dims, c.compute);
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[13], c.compute));
-  }
-  // [7] attend to rank 6's keys
-  if (run.compute) {
-    CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.events[0], 0));
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[14], c.compute));
-    lasp::SoftmaxBlockArgs args;
-    args.q = b.q; args.k = b.k_all + 201326592; args.v = b.v_all + 201326592;
-    args.o = b.o_part + 402653184; args.lse = b.lse_part + 3145728;
-    args.q_map = kPieceMaps[0]; args.k_map = kPieceMaps[6]; args.causal = true;
-    lasp::softmax_block_forward(args, kS_dims, c.compute);
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[15], c.compute));
-  }
-  // [8] attend to rank 7's keys
-  if (run.compute) {
-    CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.events[0], 0));
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[16], c.compute));
-    lasp::SoftmaxBlockArgs args;
-    args.q = b.q; args.k = b.k_all + 234881024; args.v = b.v_all + 234881024;
-    args.o = b.o_part + 469762048; args.lse = b.lse_part + 3670016;
-    args.q_map = kPieceMaps[0]; args.k_map = kPieceMaps[7]; args.causal = true;
-    lasp::softmax_block_forward(args, kS_dims, c.compute);
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[17], c.compute));
-  }
-  // [9] merge 8 partial results (log-sum-exp)
-  if (run.compute) {
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[18], c.compute));
-    lasp::SoftmaxMergeArgs args;
-    args.parts = b.o_part; args.part_lse = b.lse_part; args.sources = lasp::SlotList{8, {0, 1, 2, 3, 4, 5, 6, 7}};
+    lasp::SoftmaxGatheredArgs args;
+    args.q = b.q; args.k = b.k_seq; args.v = b.v_seq;
     args.o = b.o; args.lse = b.lse;
-    args.batch = 1; args.rows = 32768; args.heads = 16; args.head_dim = 128;
-    lasp::softmax_merge(args, c.compute);
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[19], c.compute));
+    args.q_map = kPieceMaps[0]; args.key_rows = 262144; args.causal = true;
+    lasp::softmax_gathered_forward(args, lasp::SoftmaxDims{1, 32768, 262144, 16, 8, 128}, c.compute);
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[7], c.compute));
   }
 }
 
@@ -2182,103 +2149,58 @@ static void S_forward_rank1(const Ctx& c, SBuffers& b, Run run) {
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[1], c.comm));
     CUDA_CHECK(cudaEventRecord(c.events[0], c.comm));
   }
-  // [1] attend to this rank's own keys (no communication needed)
+  // [1] Q = X Wq (the layer's projection)
   if (run.compute) {
     CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.started[0], 0));  // let the collective start first
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[2], c.compute));
-    lasp::SoftmaxBlockArgs args;
-    args.q = b.q; args.k = b.k; args.v = b.v;
-    args.o = b.o_part + 67108864; args.lse = b.lse_part + 524288;
-    args.q_map = kPieceMaps[1]; args.k_map = kPieceMaps[1]; args.causal = true;
-    lasp::softmax_block_forward(args, kS_dims, c.compute);
+    run_host(run, HostWork::kQProjection, 16);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[3], c.compute));
   }
-  // [2] attend to rank 0's keys
+  // [2] K, V in global order (positions 0..245759)
   if (run.compute) {
     CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.events[0], 0));
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[4], c.compute));
-    lasp::SoftmaxBlockArgs args;
-    args.q = b.q; args.k = b.k_all; args.v = b.v_all;
-    args.o = b.o_part; args.lse = b.lse_part;
-    args.q_map = kPieceMaps[1]; args.k_map = kPieceMaps[0]; args.causal = true;
-    lasp::softmax_block_forward(args, kS_dims, c.compute);
+    CUDA_CHECK(cudaMemcpy2DAsync(b.k_seq, 268435456 * sizeof(bf16), b.k_all, 33554432 * sizeof(bf16), 16777216 * sizeof(bf16), 1, cudaMemcpyDeviceToDevice, c.compute));
+    CUDA_CHECK(cudaMemcpy2DAsync(b.k_seq + 16777216, 268435456 * sizeof(bf16), b.k_all + 33554432, 33554432 * sizeof(bf16), 16777216 * sizeof(bf16), 1, cudaMemcpyDeviceToDevice, c.compute));
+    CUDA_CHECK(cudaMemcpy2DAsync(b.k_seq + 234881024, 268435456 * sizeof(bf16), b.k_all + 50331648, 33554432 * sizeof(bf16), 16777216 * sizeof(bf16), 1, cudaMemcpyDeviceToDevice, c.compute));
+    CUDA_CHECK(cudaMemcpy2DAsync(b.k_seq + 33554432, 268435456 * sizeof(bf16), b.k_all + 67108864, 33554432 * sizeof(bf16), 16777216 * sizeof(bf16), 1, cudaMemcpyDeviceToDevice, c.compute));
+    CUDA_CHECK(cudaMemcpy2DAsync(b.k_seq + 218103808, 268435456 * sizeof(bf16), b.k_all + 83886080, 33554432 * sizeof(bf16), 16777216 * sizeof(bf16), 1, cudaMemcpyDeviceToDevice, c.compute));
+    CUDA_CHECK(cudaMemcpy2DAsync(b.k_seq + 50331648, 268435456 * sizeof(bf16), b.k_all + 100663296, 33554432 * sizeof(bf16), 16777216 * sizeof(bf16), 1, cudaMemcpyDeviceToDevice, c.compute));
+    CUDA_CHECK(cudaMemcpy2DAsync(b.k_seq + 201326592, 268435456 * sizeof(bf16), b.k_all + 117440512, 33554432 * sizeof(bf16), 16777216 * sizeof(bf16), 1, cudaMemcpyDeviceToDevice, c.compute));
+    CUDA_CHECK(cudaMemcpy2DAsync(b.k_seq + 67108864, 268435456 * sizeof(bf16), b.k_all + 134217728, 33554432 * sizeof(bf16), 16777216 * sizeof(bf16), 1, cudaMemcpyDeviceToDevice, c.compute));
+    CUDA_CHECK(cudaMemcpy2DAsync(b.k_seq + 184549376, 268435456 * sizeof(bf16), b.k_all + 150994944, 33554432 * sizeof(bf16), 16777216 * sizeof(bf16), 1, cudaMemcpyDeviceToDevice, c.compute));
+    CUDA_CHECK(cudaMemcpy2DAsync(b.k_seq + 83886080, 268435456 * sizeof(bf16), b.k_all + 167772160, 33554432 * sizeof(bf16), 16777216 * sizeof(bf16), 1, cudaMemcpyDeviceToDevice, c.compute));
+    CUDA_CHECK(cudaMemcpy2DAsync(b.k_seq + 167772160, 268435456 * sizeof(bf16), b.k_all + 184549376, 33554432 * sizeof(bf16), 16777216 * sizeof(bf16), 1, cudaMemcpyDeviceToDevice, c.compute));
+    CUDA_CHECK(cudaMemcpy2DAsync(b.k_seq + 100663296, 268435456 * sizeof(bf16), b.k_all + 201326592, 33554432 * sizeof(bf16), 16777216 * sizeof(bf16), 1, cudaMemcpyDeviceToDevice, c.compute));
+    CUDA_CHECK(cudaMemcpy2DAsync(b.k_seq + 150994944, 268435456 * sizeof(bf16), b.k_all + 218103808, 33554432 * sizeof(bf16), 16777216 * sizeof(bf16), 1, cudaMemcpyDeviceToDevice, c.compute));
+    CUDA_CHECK(cudaMemcpy2DAsync(b.k_seq + 117440512, 268435456 * sizeof(bf16), b.k_all + 234881024, 33554432 * sizeof(bf16), 16777216 * sizeof(bf16), 1, cudaMemcpyDeviceToDevice, c.compute));
+    CUDA_CHECK(cudaMemcpy2DAsync(b.k_seq + 134217728, 268435456 * sizeof(bf16), b.k_all + 251658240, 33554432 * sizeof(bf16), 16777216 * sizeof(bf16), 1, cudaMemcpyDeviceToDevice, c.compute));
+    CUDA_CHECK(cudaMemcpy2DAsync(b.v_seq, 268435456 * sizeof(bf16), b.v_all, 33554432 * sizeof(bf16), 16777216 * sizeof(bf16), 1, cudaMemcpyDeviceToDevice, c.compute));
+    CUDA_CHECK(cudaMemcpy2DAsync(b.v_seq + 16777216, 268435456 * sizeof(bf16), b.v_all + 33554432, 33554432 * sizeof(bf16), 16777216 * sizeof(bf16), 1, cudaMemcpyDeviceToDevice, c.compute));
+    CUDA_CHECK(cudaMemcpy2DAsync(b.v_seq + 234881024, 268435456 * sizeof(bf16), b.v_all + 50331648, 33554432 * sizeof(bf16), 16777216 * sizeof(bf16), 1, cudaMemcpyDeviceToDevice, c.compute));
+    CUDA_CHECK(cudaMemcpy2DAsync(b.v_seq + 33554432, 268435456 * sizeof(bf16), b.v_all + 67108864, 33554432 * sizeof(bf16), 16777216 * sizeof(bf16), 1, cudaMemcpyDeviceToDevice, c.compute));
+    CUDA_CHECK(cudaMemcpy2DAsync(b.v_seq + 218103808, 268435456 * sizeof(bf16), b.v_all + 83886080, 33554432 * sizeof(bf16), 16777216 * sizeof(bf16), 1, cudaMemcpyDeviceToDevice, c.compute));
+    CUDA_CHECK(cudaMemcpy2DAsync(b.v_seq + 50331648, 268435456 * sizeof(bf16), b.v_all + 100663296, 33554432 * sizeof(bf16), 16777216 * sizeof(bf16), 1, cudaMemcpyDeviceToDevice, c.compute));
+    CUDA_CHECK(cudaMemcpy2DAsync(b.v_seq + 201326592, 268435456 * sizeof(bf16), b.v_all + 117440512, 33554432 * sizeof(bf16), 16777216 * sizeof(bf16), 1, cudaMemcpyDeviceToDevice, c.compute));
+    CUDA_CHECK(cudaMemcpy2DAsync(b.v_seq + 67108864, 268435456 * sizeof(bf16), b.v_all + 134217728, 33554432 * sizeof(bf16), 16777216 * sizeof(bf16), 1, cudaMemcpyDeviceToDevice, c.compute));
+    CUDA_CHECK(cudaMemcpy2DAsync(b.v_seq + 184549376, 268435456 * sizeof(bf16), b.v_all + 150994944, 33554432 * sizeof(bf16), 16777216 * sizeof(bf16), 1, cudaMemcpyDeviceToDevice, c.compute));
+    CUDA_CHECK(cudaMemcpy2DAsync(b.v_seq + 83886080, 268435456 * sizeof(bf16), b.v_all + 167772160, 33554432 * sizeof(bf16), 16777216 * sizeof(bf16), 1, cudaMemcpyDeviceToDevice, c.compute));
+    CUDA_CHECK(cudaMemcpy2DAsync(b.v_seq + 167772160, 268435456 * sizeof(bf16), b.v_all + 184549376, 33554432 * sizeof(bf16), 16777216 * sizeof(bf16), 1, cudaMemcpyDeviceToDevice, c.compute));
+    CUDA_CHECK(cudaMemcpy2DAsync(b.v_seq + 100663296, 268435456 * sizeof(bf16), b.v_all + 201326592, 33554432 * sizeof(bf16), 16777216 * sizeof(bf16), 1, cudaMemcpyDeviceToDevice, c.compute));
+    CUDA_CHECK(cudaMemcpy2DAsync(b.v_seq + 150994944, 268435456 * sizeof(bf16), b.v_all + 218103808, 33554432 * sizeof(bf16), 16777216 * sizeof(bf16), 1, cudaMemcpyDeviceToDevice, c.compute));
+    CUDA_CHECK(cudaMemcpy2DAsync(b.v_seq + 117440512, 268435456 * sizeof(bf16), b.v_all + 234881024, 33554432 * sizeof(bf16), 16777216 * sizeof(bf16), 1, cudaMemcpyDeviceToDevice, c.compute));
+    CUDA_CHECK(cudaMemcpy2DAsync(b.v_seq + 134217728, 268435456 * sizeof(bf16), b.v_all + 251658240, 33554432 * sizeof(bf16), 16777216 * sizeof(bf16), 1, cudaMemcpyDeviceToDevice, c.compute));
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[5], c.compute));
   }
-  // [3] attend to rank 2's keys
+  // [3] attend to the gathered keys 0..245759 (one call)
   if (run.compute) {
-    CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.events[0], 0));
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[6], c.compute));
-    lasp::SoftmaxBlockArgs args;
-    args.q = b.q; args.k = b.k_all + 67108864; args.v = b.v_all + 67108864;
-    args.o = b.o_part + 134217728; args.lse = b.lse_part + 1048576;
-    args.q_map = kPieceMaps[1]; args.k_map = kPieceMaps[2]; args.causal = true;
-    lasp::softmax_block_forward(args, kS_dims, c.compute);
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[7], c.compute));
-  }
-  // [4] attend to rank 3's keys
-  if (run.compute) {
-    CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.events[0], 0));
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[8], c.compute));
-    lasp::SoftmaxBlockArgs args;
-    args.q = b.q; args.k = b.k_all + 100663296; args.v = b.v_all + 100663296;
-    args.o = b.o_part + 201326592; args.lse = b.lse_part + 1572864;
-    args.q_map = kPieceMaps[1]; args.k_map = kPieceMaps[3]; args.causal = true;
-    lasp::softmax_block_forward(args, kS_dims, c.compute);
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[9], c.compute));
-  }
-  // [5] attend to rank 4's keys
-  if (run.compute) {
-    CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.events[0], 0));
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[10], c.compute));
-    lasp::SoftmaxBlockArgs args;
-    args.q = b.q; args.k = b.k_all + 134217728; args.v = b.v_all + 134217728;
-    args.o = b.o_part + 268435456; args.lse = b.lse_part + 2097152;
-    args.q_map = kPieceMaps[1]; args.k_map = kPieceMaps[4]; args.causal = true;
-    lasp::softmax_block_forward(args, kS_dims, c.compute);
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[11], c.compute));
-  }
-  // [6] attend to rank 5's keys
-  if (run.compute) {
-    CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.events[0], 0));
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[12], c.compute));
-    lasp::SoftmaxBlockArgs args;
-    args.q = b.q; args.k = b.k_all + 167772160; args.v = b.v_all + 167772160;
-    args.o = b.o_part + 335544320; args.lse = b.lse_part + 2621440;
-    args.q_map = kPieceMaps[1]; args.k_map = kPieceMaps[5]; args.causal = true;
-    lasp::softmax_block_forward(args, kS_dims, c.compute);
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[13], c.compute));
-  }
-  // [7] attend to rank 6's keys
-  if (run.compute) {
-    CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.events[0], 0));
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[14], c.compute));
-    lasp::SoftmaxBlockArgs args;
-    args.q = b.q; args.k = b.k_all + 201326592; args.v = b.v_all + 201326592;
-    args.o = b.o_part + 402653184; args.lse = b.lse_part + 3145728;
-    args.q_map = kPieceMaps[1]; args.k_map = kPieceMaps[6]; args.causal = true;
-    lasp::softmax_block_forward(args, kS_dims, c.compute);
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[15], c.compute));
-  }
-  // [8] attend to rank 7's keys
-  if (run.compute) {
-    CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.events[0], 0));
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[16], c.compute));
-    lasp::SoftmaxBlockArgs args;
-    args.q = b.q; args.k = b.k_all + 234881024; args.v = b.v_all + 234881024;
-    args.o = b.o_part + 469762048; args.lse = b.lse_part + 3670016;
-    args.q_map = kPieceMaps[1]; args.k_map = kPieceMaps[7]; args.causal = true;
-    lasp::softmax_block_forward(args, kS_dims, c.compute);
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[17], c.compute));
-  }
-  // [9] merge 8 partial results (log-sum-exp)
-  if (run.compute) {
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[18], c.compute));
-    lasp::SoftmaxMergeArgs args;
-    args.parts = b.o_part; args.part_lse = b.lse_part; args.sources = lasp::SlotList{8, {1, 0, 2, 3, 4, 5, 6, 7}};
+    lasp::SoftmaxGatheredArgs args;
+    args.q = b.q; args.k = b.k_seq; args.v = b.v_seq;
     args.o = b.o; args.lse = b.lse;
-    args.batch = 1; args.rows = 32768; args.heads = 16; args.head_dim = 128;
-    lasp::softmax_merge(args, c.compute);
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[19], c.compute));
+    args.q_map = kPieceMaps[1]; args.key_rows = 245760; args.causal = true;
+    lasp::softmax_gathered_forward(args, lasp::SoftmaxDims{1, 32768, 262144, 16, 8, 128}, c.compute);
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[7], c.compute));
   }
 }
 
@@ -2295,103 +2217,56 @@ static void S_forward_rank2(const Ctx& c, SBuffers& b, Run run) {
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[1], c.comm));
     CUDA_CHECK(cudaEventRecord(c.events[0], c.comm));
   }
-  // [1] attend to this rank's own keys (no communication needed)
+  // [1] Q = X Wq (the layer's projection)
   if (run.compute) {
     CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.started[0], 0));  // let the collective start first
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[2], c.compute));
-    lasp::SoftmaxBlockArgs args;
-    args.q = b.q; args.k = b.k; args.v = b.v;
-    args.o = b.o_part + 134217728; args.lse = b.lse_part + 1048576;
-    args.q_map = kPieceMaps[2]; args.k_map = kPieceMaps[2]; args.causal = true;
-    lasp::softmax_block_forward(args, kS_dims, c.compute);
+    run_host(run, HostWork::kQProjection, 16);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[3], c.compute));
   }
-  // [2] attend to rank 0's keys
+  // [2] K, V in global order (positions 0..229375)
   if (run.compute) {
     CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.events[0], 0));
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[4], c.compute));
-    lasp::SoftmaxBlockArgs args;
-    args.q = b.q; args.k = b.k_all; args.v = b.v_all;
-    args.o = b.o_part; args.lse = b.lse_part;
-    args.q_map = kPieceMaps[2]; args.k_map = kPieceMaps[0]; args.causal = true;
-    lasp::softmax_block_forward(args, kS_dims, c.compute);
+    CUDA_CHECK(cudaMemcpy2DAsync(b.k_seq, 268435456 * sizeof(bf16), b.k_all, 33554432 * sizeof(bf16), 16777216 * sizeof(bf16), 1, cudaMemcpyDeviceToDevice, c.compute));
+    CUDA_CHECK(cudaMemcpy2DAsync(b.k_seq + 16777216, 268435456 * sizeof(bf16), b.k_all + 33554432, 33554432 * sizeof(bf16), 16777216 * sizeof(bf16), 1, cudaMemcpyDeviceToDevice, c.compute));
+    CUDA_CHECK(cudaMemcpy2DAsync(b.k_seq + 33554432, 268435456 * sizeof(bf16), b.k_all + 67108864, 33554432 * sizeof(bf16), 16777216 * sizeof(bf16), 1, cudaMemcpyDeviceToDevice, c.compute));
+    CUDA_CHECK(cudaMemcpy2DAsync(b.k_seq + 218103808, 268435456 * sizeof(bf16), b.k_all + 83886080, 33554432 * sizeof(bf16), 16777216 * sizeof(bf16), 1, cudaMemcpyDeviceToDevice, c.compute));
+    CUDA_CHECK(cudaMemcpy2DAsync(b.k_seq + 50331648, 268435456 * sizeof(bf16), b.k_all + 100663296, 33554432 * sizeof(bf16), 16777216 * sizeof(bf16), 1, cudaMemcpyDeviceToDevice, c.compute));
+    CUDA_CHECK(cudaMemcpy2DAsync(b.k_seq + 201326592, 268435456 * sizeof(bf16), b.k_all + 117440512, 33554432 * sizeof(bf16), 16777216 * sizeof(bf16), 1, cudaMemcpyDeviceToDevice, c.compute));
+    CUDA_CHECK(cudaMemcpy2DAsync(b.k_seq + 67108864, 268435456 * sizeof(bf16), b.k_all + 134217728, 33554432 * sizeof(bf16), 16777216 * sizeof(bf16), 1, cudaMemcpyDeviceToDevice, c.compute));
+    CUDA_CHECK(cudaMemcpy2DAsync(b.k_seq + 184549376, 268435456 * sizeof(bf16), b.k_all + 150994944, 33554432 * sizeof(bf16), 16777216 * sizeof(bf16), 1, cudaMemcpyDeviceToDevice, c.compute));
+    CUDA_CHECK(cudaMemcpy2DAsync(b.k_seq + 83886080, 268435456 * sizeof(bf16), b.k_all + 167772160, 33554432 * sizeof(bf16), 16777216 * sizeof(bf16), 1, cudaMemcpyDeviceToDevice, c.compute));
+    CUDA_CHECK(cudaMemcpy2DAsync(b.k_seq + 167772160, 268435456 * sizeof(bf16), b.k_all + 184549376, 33554432 * sizeof(bf16), 16777216 * sizeof(bf16), 1, cudaMemcpyDeviceToDevice, c.compute));
+    CUDA_CHECK(cudaMemcpy2DAsync(b.k_seq + 100663296, 268435456 * sizeof(bf16), b.k_all + 201326592, 33554432 * sizeof(bf16), 16777216 * sizeof(bf16), 1, cudaMemcpyDeviceToDevice, c.compute));
+    CUDA_CHECK(cudaMemcpy2DAsync(b.k_seq + 150994944, 268435456 * sizeof(bf16), b.k_all + 218103808, 33554432 * sizeof(bf16), 16777216 * sizeof(bf16), 1, cudaMemcpyDeviceToDevice, c.compute));
+    CUDA_CHECK(cudaMemcpy2DAsync(b.k_seq + 117440512, 268435456 * sizeof(bf16), b.k_all + 234881024, 33554432 * sizeof(bf16), 16777216 * sizeof(bf16), 1, cudaMemcpyDeviceToDevice, c.compute));
+    CUDA_CHECK(cudaMemcpy2DAsync(b.k_seq + 134217728, 268435456 * sizeof(bf16), b.k_all + 251658240, 33554432 * sizeof(bf16), 16777216 * sizeof(bf16), 1, cudaMemcpyDeviceToDevice, c.compute));
+    CUDA_CHECK(cudaMemcpy2DAsync(b.v_seq, 268435456 * sizeof(bf16), b.v_all, 33554432 * sizeof(bf16), 16777216 * sizeof(bf16), 1, cudaMemcpyDeviceToDevice, c.compute));
+    CUDA_CHECK(cudaMemcpy2DAsync(b.v_seq + 16777216, 268435456 * sizeof(bf16), b.v_all + 33554432, 33554432 * sizeof(bf16), 16777216 * sizeof(bf16), 1, cudaMemcpyDeviceToDevice, c.compute));
+    CUDA_CHECK(cudaMemcpy2DAsync(b.v_seq + 33554432, 268435456 * sizeof(bf16), b.v_all + 67108864, 33554432 * sizeof(bf16), 16777216 * sizeof(bf16), 1, cudaMemcpyDeviceToDevice, c.compute));
+    CUDA_CHECK(cudaMemcpy2DAsync(b.v_seq + 218103808, 268435456 * sizeof(bf16), b.v_all + 83886080, 33554432 * sizeof(bf16), 16777216 * sizeof(bf16), 1, cudaMemcpyDeviceToDevice, c.compute));
+    CUDA_CHECK(cudaMemcpy2DAsync(b.v_seq + 50331648, 268435456 * sizeof(bf16), b.v_all + 100663296, 33554432 * sizeof(bf16), 16777216 * sizeof(bf16), 1, cudaMemcpyDeviceToDevice, c.compute));
+    CUDA_CHECK(cudaMemcpy2DAsync(b.v_seq + 201326592, 268435456 * sizeof(bf16), b.v_all + 117440512, 33554432 * sizeof(bf16), 16777216 * sizeof(bf16), 1, cudaMemcpyDeviceToDevice, c.compute));
+    CUDA_CHECK(cudaMemcpy2DAsync(b.v_seq + 67108864, 268435456 * sizeof(bf16), b.v_all + 134217728, 33554432 * sizeof(bf16), 16777216 * sizeof(bf16), 1, cudaMemcpyDeviceToDevice, c.compute));
+    CUDA_CHECK(cudaMemcpy2DAsync(b.v_seq + 184549376, 268435456 * sizeof(bf16), b.v_all + 150994944, 33554432 * sizeof(bf16), 16777216 * sizeof(bf16), 1, cudaMemcpyDeviceToDevice, c.compute));
+    CUDA_CHECK(cudaMemcpy2DAsync(b.v_seq + 83886080, 268435456 * sizeof(bf16), b.v_all + 167772160, 33554432 * sizeof(bf16), 16777216 * sizeof(bf16), 1, cudaMemcpyDeviceToDevice, c.compute));
+    CUDA_CHECK(cudaMemcpy2DAsync(b.v_seq + 167772160, 268435456 * sizeof(bf16), b.v_all + 184549376, 33554432 * sizeof(bf16), 16777216 * sizeof(bf16), 1, cudaMemcpyDeviceToDevice, c.compute));
+    CUDA_CHECK(cudaMemcpy2DAsync(b.v_seq + 100663296, 268435456 * sizeof(bf16), b.v_all + 201326592, 33554432 * sizeof(bf16), 16777216 * sizeof(bf16), 1, cudaMemcpyDeviceToDevice, c.compute));
+    CUDA_CHECK(cudaMemcpy2DAsync(b.v_seq + 150994944, 268435456 * sizeof(bf16), b.v_all + 218103808, 33554432 * sizeof(bf16), 16777216 * sizeof(bf16), 1, cudaMemcpyDeviceToDevice, c.compute));
+    CUDA_CHECK(cudaMemcpy2DAsync(b.v_seq + 117440512, 268435456 * sizeof(bf16), b.v_all + 234881024, 33554432 * sizeof(bf16), 16777216 * sizeof(bf16), 1, cudaMemcpyDeviceToDevice, c.compute));
+    CUDA_CHECK(cudaMemcpy2DAsync(b.v_seq + 134217728, 268435456 * sizeof(bf16), b.v_all + 251658240, 33554432 * sizeof(bf16), 16777216 * sizeof(bf16), 1, cudaMemcpyDeviceToDevice, c.compute));
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[5], c.compute));
   }
-  // [3] attend to rank 1's keys
+  // [3] attend to the gathered keys 0..229375 (one call)
   if (run.compute) {
-    CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.events[0], 0));
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[6], c.compute));
-    lasp::SoftmaxBlockArgs args;
-    args.q = b.q; args.k = b.k_all + 33554432; args.v = b.v_all + 33554432;
-    args.o = b.o_part + 67108864; args.lse = b.lse_part + 524288;
-    args.q_map = kPieceMaps[2]; args.k_map = kPieceMaps[1]; args.causal = true;
-    lasp::softmax_block_forward(args, kS_dims, c.compute);
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[7], c.compute));
-  }
-  // [4] attend to rank 3's keys
-  if (run.compute) {
-    CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.events[0], 0));
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[8], c.compute));
-    lasp::SoftmaxBlockArgs args;
-    args.q = b.q; args.k = b.k_all + 100663296; args.v = b.v_all + 100663296;
-    args.o = b.o_part + 201326592; args.lse = b.lse_part + 1572864;
-    args.q_map = kPieceMaps[2]; args.k_map = kPieceMaps[3]; args.causal = true;
-    lasp::softmax_block_forward(args, kS_dims, c.compute);
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[9], c.compute));
-  }
-  // [5] attend to rank 4's keys
-  if (run.compute) {
-    CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.events[0], 0));
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[10], c.compute));
-    lasp::SoftmaxBlockArgs args;
-    args.q = b.q; args.k = b.k_all + 134217728; args.v = b.v_all + 134217728;
-    args.o = b.o_part + 268435456; args.lse = b.lse_part + 2097152;
-    args.q_map = kPieceMaps[2]; args.k_map = kPieceMaps[4]; args.causal = true;
-    lasp::softmax_block_forward(args, kS_dims, c.compute);
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[11], c.compute));
-  }
-  // [6] attend to rank 5's keys
-  if (run.compute) {
-    CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.events[0], 0));
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[12], c.compute));
-    lasp::SoftmaxBlockArgs args;
-    args.q = b.q; args.k = b.k_all + 167772160; args.v = b.v_all + 167772160;
-    args.o = b.o_part + 335544320; args.lse = b.lse_part + 2621440;
-    args.q_map = kPieceMaps[2]; args.k_map = kPieceMaps[5]; args.causal = true;
-    lasp::softmax_block_forward(args, kS_dims, c.compute);
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[13], c.compute));
-  }
-  // [7] attend to rank 6's keys
-  if (run.compute) {
-    CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.events[0], 0));
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[14], c.compute));
-    lasp::SoftmaxBlockArgs args;
-    args.q = b.q; args.k = b.k_all + 201326592; args.v = b.v_all + 201326592;
-    args.o = b.o_part + 402653184; args.lse = b.lse_part + 3145728;
-    args.q_map = kPieceMaps[2]; args.k_map = kPieceMaps[6]; args.causal = true;
-    lasp::softmax_block_forward(args, kS_dims, c.compute);
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[15], c.compute));
-  }
-  // [8] attend to rank 7's keys
-  if (run.compute) {
-    CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.events[0], 0));
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[16], c.compute));
-    lasp::SoftmaxBlockArgs args;
-    args.q = b.q; args.k = b.k_all + 234881024; args.v = b.v_all + 234881024;
-    args.o = b.o_part + 469762048; args.lse = b.lse_part + 3670016;
-    args.q_map = kPieceMaps[2]; args.k_map = kPieceMaps[7]; args.causal = true;
-    lasp::softmax_block_forward(args, kS_dims, c.compute);
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[17], c.compute));
-  }
-  // [9] merge 8 partial results (log-sum-exp)
-  if (run.compute) {
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[18], c.compute));
-    lasp::SoftmaxMergeArgs args;
-    args.parts = b.o_part; args.part_lse = b.lse_part; args.sources = lasp::SlotList{8, {2, 0, 1, 3, 4, 5, 6, 7}};
+    lasp::SoftmaxGatheredArgs args;
+    args.q = b.q; args.k = b.k_seq; args.v = b.v_seq;
     args.o = b.o; args.lse = b.lse;
-    args.batch = 1; args.rows = 32768; args.heads = 16; args.head_dim = 128;
-    lasp::softmax_merge(args, c.compute);
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[19], c.compute));
+    args.q_map = kPieceMaps[2]; args.key_rows = 229376; args.causal = true;
+    lasp::softmax_gathered_forward(args, lasp::SoftmaxDims{1, 32768, 262144, 16, 8, 128}, c.compute);
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[7], c.compute));
   }
 }
 
@@ -2408,103 +2283,54 @@ static void S_forward_rank3(const Ctx& c, SBuffers& b, Run run) {
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[1], c.comm));
     CUDA_CHECK(cudaEventRecord(c.events[0], c.comm));
   }
-  // [1] attend to this rank's own keys (no communication needed)
+  // [1] Q = X Wq (the layer's projection)
   if (run.compute) {
     CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.started[0], 0));  // let the collective start first
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[2], c.compute));
-    lasp::SoftmaxBlockArgs args;
-    args.q = b.q; args.k = b.k; args.v = b.v;
-    args.o = b.o_part + 201326592; args.lse = b.lse_part + 1572864;
-    args.q_map = kPieceMaps[3]; args.k_map = kPieceMaps[3]; args.causal = true;
-    lasp::softmax_block_forward(args, kS_dims, c.compute);
+    run_host(run, HostWork::kQProjection, 16);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[3], c.compute));
   }
-  // [2] attend to rank 0's keys
+  // [2] K, V in global order (positions 0..212991)
   if (run.compute) {
     CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.events[0], 0));
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[4], c.compute));
-    lasp::SoftmaxBlockArgs args;
-    args.q = b.q; args.k = b.k_all; args.v = b.v_all;
-    args.o = b.o_part; args.lse = b.lse_part;
-    args.q_map = kPieceMaps[3]; args.k_map = kPieceMaps[0]; args.causal = true;
-    lasp::softmax_block_forward(args, kS_dims, c.compute);
+    CUDA_CHECK(cudaMemcpy2DAsync(b.k_seq, 268435456 * sizeof(bf16), b.k_all, 33554432 * sizeof(bf16), 16777216 * sizeof(bf16), 1, cudaMemcpyDeviceToDevice, c.compute));
+    CUDA_CHECK(cudaMemcpy2DAsync(b.k_seq + 16777216, 268435456 * sizeof(bf16), b.k_all + 33554432, 33554432 * sizeof(bf16), 16777216 * sizeof(bf16), 1, cudaMemcpyDeviceToDevice, c.compute));
+    CUDA_CHECK(cudaMemcpy2DAsync(b.k_seq + 33554432, 268435456 * sizeof(bf16), b.k_all + 67108864, 33554432 * sizeof(bf16), 16777216 * sizeof(bf16), 1, cudaMemcpyDeviceToDevice, c.compute));
+    CUDA_CHECK(cudaMemcpy2DAsync(b.k_seq + 50331648, 268435456 * sizeof(bf16), b.k_all + 100663296, 33554432 * sizeof(bf16), 16777216 * sizeof(bf16), 1, cudaMemcpyDeviceToDevice, c.compute));
+    CUDA_CHECK(cudaMemcpy2DAsync(b.k_seq + 201326592, 268435456 * sizeof(bf16), b.k_all + 117440512, 33554432 * sizeof(bf16), 16777216 * sizeof(bf16), 1, cudaMemcpyDeviceToDevice, c.compute));
+    CUDA_CHECK(cudaMemcpy2DAsync(b.k_seq + 67108864, 268435456 * sizeof(bf16), b.k_all + 134217728, 33554432 * sizeof(bf16), 16777216 * sizeof(bf16), 1, cudaMemcpyDeviceToDevice, c.compute));
+    CUDA_CHECK(cudaMemcpy2DAsync(b.k_seq + 184549376, 268435456 * sizeof(bf16), b.k_all + 150994944, 33554432 * sizeof(bf16), 16777216 * sizeof(bf16), 1, cudaMemcpyDeviceToDevice, c.compute));
+    CUDA_CHECK(cudaMemcpy2DAsync(b.k_seq + 83886080, 268435456 * sizeof(bf16), b.k_all + 167772160, 33554432 * sizeof(bf16), 16777216 * sizeof(bf16), 1, cudaMemcpyDeviceToDevice, c.compute));
+    CUDA_CHECK(cudaMemcpy2DAsync(b.k_seq + 167772160, 268435456 * sizeof(bf16), b.k_all + 184549376, 33554432 * sizeof(bf16), 16777216 * sizeof(bf16), 1, cudaMemcpyDeviceToDevice, c.compute));
+    CUDA_CHECK(cudaMemcpy2DAsync(b.k_seq + 100663296, 268435456 * sizeof(bf16), b.k_all + 201326592, 33554432 * sizeof(bf16), 16777216 * sizeof(bf16), 1, cudaMemcpyDeviceToDevice, c.compute));
+    CUDA_CHECK(cudaMemcpy2DAsync(b.k_seq + 150994944, 268435456 * sizeof(bf16), b.k_all + 218103808, 33554432 * sizeof(bf16), 16777216 * sizeof(bf16), 1, cudaMemcpyDeviceToDevice, c.compute));
+    CUDA_CHECK(cudaMemcpy2DAsync(b.k_seq + 117440512, 268435456 * sizeof(bf16), b.k_all + 234881024, 33554432 * sizeof(bf16), 16777216 * sizeof(bf16), 1, cudaMemcpyDeviceToDevice, c.compute));
+    CUDA_CHECK(cudaMemcpy2DAsync(b.k_seq + 134217728, 268435456 * sizeof(bf16), b.k_all + 251658240, 33554432 * sizeof(bf16), 16777216 * sizeof(bf16), 1, cudaMemcpyDeviceToDevice, c.compute));
+    CUDA_CHECK(cudaMemcpy2DAsync(b.v_seq, 268435456 * sizeof(bf16), b.v_all, 33554432 * sizeof(bf16), 16777216 * sizeof(bf16), 1, cudaMemcpyDeviceToDevice, c.compute));
+    CUDA_CHECK(cudaMemcpy2DAsync(b.v_seq + 16777216, 268435456 * sizeof(bf16), b.v_all + 33554432, 33554432 * sizeof(bf16), 16777216 * sizeof(bf16), 1, cudaMemcpyDeviceToDevice, c.compute));
+    CUDA_CHECK(cudaMemcpy2DAsync(b.v_seq + 33554432, 268435456 * sizeof(bf16), b.v_all + 67108864, 33554432 * sizeof(bf16), 16777216 * sizeof(bf16), 1, cudaMemcpyDeviceToDevice, c.compute));
+    CUDA_CHECK(cudaMemcpy2DAsync(b.v_seq + 50331648, 268435456 * sizeof(bf16), b.v_all + 100663296, 33554432 * sizeof(bf16), 16777216 * sizeof(bf16), 1, cudaMemcpyDeviceToDevice, c.compute));
+    CUDA_CHECK(cudaMemcpy2DAsync(b.v_seq + 201326592, 268435456 * sizeof(bf16), b.v_all + 117440512, 33554432 * sizeof(bf16), 16777216 * sizeof(bf16), 1, cudaMemcpyDeviceToDevice, c.compute));
+    CUDA_CHECK(cudaMemcpy2DAsync(b.v_seq + 67108864, 268435456 * sizeof(bf16), b.v_all + 134217728, 33554432 * sizeof(bf16), 16777216 * sizeof(bf16), 1, cudaMemcpyDeviceToDevice, c.compute));
+    CUDA_CHECK(cudaMemcpy2DAsync(b.v_seq + 184549376, 268435456 * sizeof(bf16), b.v_all + 150994944, 33554432 * sizeof(bf16), 16777216 * sizeof(bf16), 1, cudaMemcpyDeviceToDevice, c.compute));
+    CUDA_CHECK(cudaMemcpy2DAsync(b.v_seq + 83886080, 268435456 * sizeof(bf16), b.v_all + 167772160, 33554432 * sizeof(bf16), 16777216 * sizeof(bf16), 1, cudaMemcpyDeviceToDevice, c.compute));
+    CUDA_CHECK(cudaMemcpy2DAsync(b.v_seq + 167772160, 268435456 * sizeof(bf16), b.v_all + 184549376, 33554432 * sizeof(bf16), 16777216 * sizeof(bf16), 1, cudaMemcpyDeviceToDevice, c.compute));
+    CUDA_CHECK(cudaMemcpy2DAsync(b.v_seq + 100663296, 268435456 * sizeof(bf16), b.v_all + 201326592, 33554432 * sizeof(bf16), 16777216 * sizeof(bf16), 1, cudaMemcpyDeviceToDevice, c.compute));
+    CUDA_CHECK(cudaMemcpy2DAsync(b.v_seq + 150994944, 268435456 * sizeof(bf16), b.v_all + 218103808, 33554432 * sizeof(bf16), 16777216 * sizeof(bf16), 1, cudaMemcpyDeviceToDevice, c.compute));
+    CUDA_CHECK(cudaMemcpy2DAsync(b.v_seq + 117440512, 268435456 * sizeof(bf16), b.v_all + 234881024, 33554432 * sizeof(bf16), 16777216 * sizeof(bf16), 1, cudaMemcpyDeviceToDevice, c.compute));
+    CUDA_CHECK(cudaMemcpy2DAsync(b.v_seq + 134217728, 268435456 * sizeof(bf16), b.v_all + 251658240, 33554432 * sizeof(bf16), 16777216 * sizeof(bf16), 1, cudaMemcpyDeviceToDevice, c.compute));
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[5], c.compute));
   }
-  // [3] attend to rank 1's keys
+  // [3] attend to the gathered keys 0..212991 (one call)
   if (run.compute) {
-    CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.events[0], 0));
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[6], c.compute));
-    lasp::SoftmaxBlockArgs args;
-    args.q = b.q; args.k = b.k_all + 33554432; args.v = b.v_all + 33554432;
-    args.o = b.o_part + 67108864; args.lse = b.lse_part + 524288;
-    args.q_map = kPieceMaps[3]; args.k_map = kPieceMaps[1]; args.causal = true;
-    lasp::softmax_block_forward(args, kS_dims, c.compute);
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[7], c.compute));
-  }
-  // [4] attend to rank 2's keys
-  if (run.compute) {
-    CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.events[0], 0));
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[8], c.compute));
-    lasp::SoftmaxBlockArgs args;
-    args.q = b.q; args.k = b.k_all + 67108864; args.v = b.v_all + 67108864;
-    args.o = b.o_part + 134217728; args.lse = b.lse_part + 1048576;
-    args.q_map = kPieceMaps[3]; args.k_map = kPieceMaps[2]; args.causal = true;
-    lasp::softmax_block_forward(args, kS_dims, c.compute);
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[9], c.compute));
-  }
-  // [5] attend to rank 4's keys
-  if (run.compute) {
-    CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.events[0], 0));
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[10], c.compute));
-    lasp::SoftmaxBlockArgs args;
-    args.q = b.q; args.k = b.k_all + 134217728; args.v = b.v_all + 134217728;
-    args.o = b.o_part + 268435456; args.lse = b.lse_part + 2097152;
-    args.q_map = kPieceMaps[3]; args.k_map = kPieceMaps[4]; args.causal = true;
-    lasp::softmax_block_forward(args, kS_dims, c.compute);
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[11], c.compute));
-  }
-  // [6] attend to rank 5's keys
-  if (run.compute) {
-    CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.events[0], 0));
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[12], c.compute));
-    lasp::SoftmaxBlockArgs args;
-    args.q = b.q; args.k = b.k_all + 167772160; args.v = b.v_all + 167772160;
-    args.o = b.o_part + 335544320; args.lse = b.lse_part + 2621440;
-    args.q_map = kPieceMaps[3]; args.k_map = kPieceMaps[5]; args.causal = true;
-    lasp::softmax_block_forward(args, kS_dims, c.compute);
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[13], c.compute));
-  }
-  // [7] attend to rank 6's keys
-  if (run.compute) {
-    CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.events[0], 0));
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[14], c.compute));
-    lasp::SoftmaxBlockArgs args;
-    args.q = b.q; args.k = b.k_all + 201326592; args.v = b.v_all + 201326592;
-    args.o = b.o_part + 402653184; args.lse = b.lse_part + 3145728;
-    args.q_map = kPieceMaps[3]; args.k_map = kPieceMaps[6]; args.causal = true;
-    lasp::softmax_block_forward(args, kS_dims, c.compute);
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[15], c.compute));
-  }
-  // [8] attend to rank 7's keys
-  if (run.compute) {
-    CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.events[0], 0));
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[16], c.compute));
-    lasp::SoftmaxBlockArgs args;
-    args.q = b.q; args.k = b.k_all + 234881024; args.v = b.v_all + 234881024;
-    args.o = b.o_part + 469762048; args.lse = b.lse_part + 3670016;
-    args.q_map = kPieceMaps[3]; args.k_map = kPieceMaps[7]; args.causal = true;
-    lasp::softmax_block_forward(args, kS_dims, c.compute);
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[17], c.compute));
-  }
-  // [9] merge 8 partial results (log-sum-exp)
-  if (run.compute) {
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[18], c.compute));
-    lasp::SoftmaxMergeArgs args;
-    args.parts = b.o_part; args.part_lse = b.lse_part; args.sources = lasp::SlotList{8, {3, 0, 1, 2, 4, 5, 6, 7}};
+    lasp::SoftmaxGatheredArgs args;
+    args.q = b.q; args.k = b.k_seq; args.v = b.v_seq;
     args.o = b.o; args.lse = b.lse;
-    args.batch = 1; args.rows = 32768; args.heads = 16; args.head_dim = 128;
-    lasp::softmax_merge(args, c.compute);
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[19], c.compute));
+    args.q_map = kPieceMaps[3]; args.key_rows = 212992; args.causal = true;
+    lasp::softmax_gathered_forward(args, lasp::SoftmaxDims{1, 32768, 262144, 16, 8, 128}, c.compute);
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[7], c.compute));
   }
 }
 
@@ -2521,103 +2347,52 @@ static void S_forward_rank4(const Ctx& c, SBuffers& b, Run run) {
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[1], c.comm));
     CUDA_CHECK(cudaEventRecord(c.events[0], c.comm));
   }
-  // [1] attend to this rank's own keys (no communication needed)
+  // [1] Q = X Wq (the layer's projection)
   if (run.compute) {
     CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.started[0], 0));  // let the collective start first
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[2], c.compute));
-    lasp::SoftmaxBlockArgs args;
-    args.q = b.q; args.k = b.k; args.v = b.v;
-    args.o = b.o_part + 268435456; args.lse = b.lse_part + 2097152;
-    args.q_map = kPieceMaps[4]; args.k_map = kPieceMaps[4]; args.causal = true;
-    lasp::softmax_block_forward(args, kS_dims, c.compute);
+    run_host(run, HostWork::kQProjection, 16);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[3], c.compute));
   }
-  // [2] attend to rank 0's keys
+  // [2] K, V in global order (positions 0..196607)
   if (run.compute) {
     CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.events[0], 0));
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[4], c.compute));
-    lasp::SoftmaxBlockArgs args;
-    args.q = b.q; args.k = b.k_all; args.v = b.v_all;
-    args.o = b.o_part; args.lse = b.lse_part;
-    args.q_map = kPieceMaps[4]; args.k_map = kPieceMaps[0]; args.causal = true;
-    lasp::softmax_block_forward(args, kS_dims, c.compute);
+    CUDA_CHECK(cudaMemcpy2DAsync(b.k_seq, 268435456 * sizeof(bf16), b.k_all, 33554432 * sizeof(bf16), 16777216 * sizeof(bf16), 1, cudaMemcpyDeviceToDevice, c.compute));
+    CUDA_CHECK(cudaMemcpy2DAsync(b.k_seq + 16777216, 268435456 * sizeof(bf16), b.k_all + 33554432, 33554432 * sizeof(bf16), 16777216 * sizeof(bf16), 1, cudaMemcpyDeviceToDevice, c.compute));
+    CUDA_CHECK(cudaMemcpy2DAsync(b.k_seq + 33554432, 268435456 * sizeof(bf16), b.k_all + 67108864, 33554432 * sizeof(bf16), 16777216 * sizeof(bf16), 1, cudaMemcpyDeviceToDevice, c.compute));
+    CUDA_CHECK(cudaMemcpy2DAsync(b.k_seq + 50331648, 268435456 * sizeof(bf16), b.k_all + 100663296, 33554432 * sizeof(bf16), 16777216 * sizeof(bf16), 1, cudaMemcpyDeviceToDevice, c.compute));
+    CUDA_CHECK(cudaMemcpy2DAsync(b.k_seq + 67108864, 268435456 * sizeof(bf16), b.k_all + 134217728, 33554432 * sizeof(bf16), 16777216 * sizeof(bf16), 1, cudaMemcpyDeviceToDevice, c.compute));
+    CUDA_CHECK(cudaMemcpy2DAsync(b.k_seq + 184549376, 268435456 * sizeof(bf16), b.k_all + 150994944, 33554432 * sizeof(bf16), 16777216 * sizeof(bf16), 1, cudaMemcpyDeviceToDevice, c.compute));
+    CUDA_CHECK(cudaMemcpy2DAsync(b.k_seq + 83886080, 268435456 * sizeof(bf16), b.k_all + 167772160, 33554432 * sizeof(bf16), 16777216 * sizeof(bf16), 1, cudaMemcpyDeviceToDevice, c.compute));
+    CUDA_CHECK(cudaMemcpy2DAsync(b.k_seq + 167772160, 268435456 * sizeof(bf16), b.k_all + 184549376, 33554432 * sizeof(bf16), 16777216 * sizeof(bf16), 1, cudaMemcpyDeviceToDevice, c.compute));
+    CUDA_CHECK(cudaMemcpy2DAsync(b.k_seq + 100663296, 268435456 * sizeof(bf16), b.k_all + 201326592, 33554432 * sizeof(bf16), 16777216 * sizeof(bf16), 1, cudaMemcpyDeviceToDevice, c.compute));
+    CUDA_CHECK(cudaMemcpy2DAsync(b.k_seq + 150994944, 268435456 * sizeof(bf16), b.k_all + 218103808, 33554432 * sizeof(bf16), 16777216 * sizeof(bf16), 1, cudaMemcpyDeviceToDevice, c.compute));
+    CUDA_CHECK(cudaMemcpy2DAsync(b.k_seq + 117440512, 268435456 * sizeof(bf16), b.k_all + 234881024, 33554432 * sizeof(bf16), 16777216 * sizeof(bf16), 1, cudaMemcpyDeviceToDevice, c.compute));
+    CUDA_CHECK(cudaMemcpy2DAsync(b.k_seq + 134217728, 268435456 * sizeof(bf16), b.k_all + 251658240, 33554432 * sizeof(bf16), 16777216 * sizeof(bf16), 1, cudaMemcpyDeviceToDevice, c.compute));
+    CUDA_CHECK(cudaMemcpy2DAsync(b.v_seq, 268435456 * sizeof(bf16), b.v_all, 33554432 * sizeof(bf16), 16777216 * sizeof(bf16), 1, cudaMemcpyDeviceToDevice, c.compute));
+    CUDA_CHECK(cudaMemcpy2DAsync(b.v_seq + 16777216, 268435456 * sizeof(bf16), b.v_all + 33554432, 33554432 * sizeof(bf16), 16777216 * sizeof(bf16), 1, cudaMemcpyDeviceToDevice, c.compute));
+    CUDA_CHECK(cudaMemcpy2DAsync(b.v_seq + 33554432, 268435456 * sizeof(bf16), b.v_all + 67108864, 33554432 * sizeof(bf16), 16777216 * sizeof(bf16), 1, cudaMemcpyDeviceToDevice, c.compute));
+    CUDA_CHECK(cudaMemcpy2DAsync(b.v_seq + 50331648, 268435456 * sizeof(bf16), b.v_all + 100663296, 33554432 * sizeof(bf16), 16777216 * sizeof(bf16), 1, cudaMemcpyDeviceToDevice, c.compute));
+    CUDA_CHECK(cudaMemcpy2DAsync(b.v_seq + 67108864, 268435456 * sizeof(bf16), b.v_all + 134217728, 33554432 * sizeof(bf16), 16777216 * sizeof(bf16), 1, cudaMemcpyDeviceToDevice, c.compute));
+    CUDA_CHECK(cudaMemcpy2DAsync(b.v_seq + 184549376, 268435456 * sizeof(bf16), b.v_all + 150994944, 33554432 * sizeof(bf16), 16777216 * sizeof(bf16), 1, cudaMemcpyDeviceToDevice, c.compute));
+    CUDA_CHECK(cudaMemcpy2DAsync(b.v_seq + 83886080, 268435456 * sizeof(bf16), b.v_all + 167772160, 33554432 * sizeof(bf16), 16777216 * sizeof(bf16), 1, cudaMemcpyDeviceToDevice, c.compute));
+    CUDA_CHECK(cudaMemcpy2DAsync(b.v_seq + 167772160, 268435456 * sizeof(bf16), b.v_all + 184549376, 33554432 * sizeof(bf16), 16777216 * sizeof(bf16), 1, cudaMemcpyDeviceToDevice, c.compute));
+    CUDA_CHECK(cudaMemcpy2DAsync(b.v_seq + 100663296, 268435456 * sizeof(bf16), b.v_all + 201326592, 33554432 * sizeof(bf16), 16777216 * sizeof(bf16), 1, cudaMemcpyDeviceToDevice, c.compute));
+    CUDA_CHECK(cudaMemcpy2DAsync(b.v_seq + 150994944, 268435456 * sizeof(bf16), b.v_all + 218103808, 33554432 * sizeof(bf16), 16777216 * sizeof(bf16), 1, cudaMemcpyDeviceToDevice, c.compute));
+    CUDA_CHECK(cudaMemcpy2DAsync(b.v_seq + 117440512, 268435456 * sizeof(bf16), b.v_all + 234881024, 33554432 * sizeof(bf16), 16777216 * sizeof(bf16), 1, cudaMemcpyDeviceToDevice, c.compute));
+    CUDA_CHECK(cudaMemcpy2DAsync(b.v_seq + 134217728, 268435456 * sizeof(bf16), b.v_all + 251658240, 33554432 * sizeof(bf16), 16777216 * sizeof(bf16), 1, cudaMemcpyDeviceToDevice, c.compute));
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[5], c.compute));
   }
-  // [3] attend to rank 1's keys
+  // [3] attend to the gathered keys 0..196607 (one call)
   if (run.compute) {
-    CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.events[0], 0));
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[6], c.compute));
-    lasp::SoftmaxBlockArgs args;
-    args.q = b.q; args.k = b.k_all + 33554432; args.v = b.v_all + 33554432;
-    args.o = b.o_part + 67108864; args.lse = b.lse_part + 524288;
-    args.q_map = kPieceMaps[4]; args.k_map = kPieceMaps[1]; args.causal = true;
-    lasp::softmax_block_forward(args, kS_dims, c.compute);
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[7], c.compute));
-  }
-  // [4] attend to rank 2's keys
-  if (run.compute) {
-    CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.events[0], 0));
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[8], c.compute));
-    lasp::SoftmaxBlockArgs args;
-    args.q = b.q; args.k = b.k_all + 67108864; args.v = b.v_all + 67108864;
-    args.o = b.o_part + 134217728; args.lse = b.lse_part + 1048576;
-    args.q_map = kPieceMaps[4]; args.k_map = kPieceMaps[2]; args.causal = true;
-    lasp::softmax_block_forward(args, kS_dims, c.compute);
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[9], c.compute));
-  }
-  // [5] attend to rank 3's keys
-  if (run.compute) {
-    CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.events[0], 0));
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[10], c.compute));
-    lasp::SoftmaxBlockArgs args;
-    args.q = b.q; args.k = b.k_all + 100663296; args.v = b.v_all + 100663296;
-    args.o = b.o_part + 201326592; args.lse = b.lse_part + 1572864;
-    args.q_map = kPieceMaps[4]; args.k_map = kPieceMaps[3]; args.causal = true;
-    lasp::softmax_block_forward(args, kS_dims, c.compute);
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[11], c.compute));
-  }
-  // [6] attend to rank 5's keys
-  if (run.compute) {
-    CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.events[0], 0));
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[12], c.compute));
-    lasp::SoftmaxBlockArgs args;
-    args.q = b.q; args.k = b.k_all + 167772160; args.v = b.v_all + 167772160;
-    args.o = b.o_part + 335544320; args.lse = b.lse_part + 2621440;
-    args.q_map = kPieceMaps[4]; args.k_map = kPieceMaps[5]; args.causal = true;
-    lasp::softmax_block_forward(args, kS_dims, c.compute);
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[13], c.compute));
-  }
-  // [7] attend to rank 6's keys
-  if (run.compute) {
-    CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.events[0], 0));
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[14], c.compute));
-    lasp::SoftmaxBlockArgs args;
-    args.q = b.q; args.k = b.k_all + 201326592; args.v = b.v_all + 201326592;
-    args.o = b.o_part + 402653184; args.lse = b.lse_part + 3145728;
-    args.q_map = kPieceMaps[4]; args.k_map = kPieceMaps[6]; args.causal = true;
-    lasp::softmax_block_forward(args, kS_dims, c.compute);
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[15], c.compute));
-  }
-  // [8] attend to rank 7's keys
-  if (run.compute) {
-    CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.events[0], 0));
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[16], c.compute));
-    lasp::SoftmaxBlockArgs args;
-    args.q = b.q; args.k = b.k_all + 234881024; args.v = b.v_all + 234881024;
-    args.o = b.o_part + 469762048; args.lse = b.lse_part + 3670016;
-    args.q_map = kPieceMaps[4]; args.k_map = kPieceMaps[7]; args.causal = true;
-    lasp::softmax_block_forward(args, kS_dims, c.compute);
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[17], c.compute));
-  }
-  // [9] merge 8 partial results (log-sum-exp)
-  if (run.compute) {
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[18], c.compute));
-    lasp::SoftmaxMergeArgs args;
-    args.parts = b.o_part; args.part_lse = b.lse_part; args.sources = lasp::SlotList{8, {4, 0, 1, 2, 3, 5, 6, 7}};
+    lasp::SoftmaxGatheredArgs args;
+    args.q = b.q; args.k = b.k_seq; args.v = b.v_seq;
     args.o = b.o; args.lse = b.lse;
-    args.batch = 1; args.rows = 32768; args.heads = 16; args.head_dim = 128;
-    lasp::softmax_merge(args, c.compute);
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[19], c.compute));
+    args.q_map = kPieceMaps[4]; args.key_rows = 196608; args.causal = true;
+    lasp::softmax_gathered_forward(args, lasp::SoftmaxDims{1, 32768, 262144, 16, 8, 128}, c.compute);
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[7], c.compute));
   }
 }
 
@@ -2634,103 +2409,50 @@ static void S_forward_rank5(const Ctx& c, SBuffers& b, Run run) {
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[1], c.comm));
     CUDA_CHECK(cudaEventRecord(c.events[0], c.comm));
   }
-  // [1] attend to this rank's own keys (no communication needed)
+  // [1] Q = X Wq (the layer's projection)
   if (run.compute) {
     CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.started[0], 0));  // let the collective start first
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[2], c.compute));
-    lasp::SoftmaxBlockArgs args;
-    args.q = b.q; args.k = b.k; args.v = b.v;
-    args.o = b.o_part + 335544320; args.lse = b.lse_part + 2621440;
-    args.q_map = kPieceMaps[5]; args.k_map = kPieceMaps[5]; args.causal = true;
-    lasp::softmax_block_forward(args, kS_dims, c.compute);
+    run_host(run, HostWork::kQProjection, 16);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[3], c.compute));
   }
-  // [2] attend to rank 0's keys
+  // [2] K, V in global order (positions 0..180223)
   if (run.compute) {
     CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.events[0], 0));
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[4], c.compute));
-    lasp::SoftmaxBlockArgs args;
-    args.q = b.q; args.k = b.k_all; args.v = b.v_all;
-    args.o = b.o_part; args.lse = b.lse_part;
-    args.q_map = kPieceMaps[5]; args.k_map = kPieceMaps[0]; args.causal = true;
-    lasp::softmax_block_forward(args, kS_dims, c.compute);
+    CUDA_CHECK(cudaMemcpy2DAsync(b.k_seq, 268435456 * sizeof(bf16), b.k_all, 33554432 * sizeof(bf16), 16777216 * sizeof(bf16), 1, cudaMemcpyDeviceToDevice, c.compute));
+    CUDA_CHECK(cudaMemcpy2DAsync(b.k_seq + 16777216, 268435456 * sizeof(bf16), b.k_all + 33554432, 33554432 * sizeof(bf16), 16777216 * sizeof(bf16), 1, cudaMemcpyDeviceToDevice, c.compute));
+    CUDA_CHECK(cudaMemcpy2DAsync(b.k_seq + 33554432, 268435456 * sizeof(bf16), b.k_all + 67108864, 33554432 * sizeof(bf16), 16777216 * sizeof(bf16), 1, cudaMemcpyDeviceToDevice, c.compute));
+    CUDA_CHECK(cudaMemcpy2DAsync(b.k_seq + 50331648, 268435456 * sizeof(bf16), b.k_all + 100663296, 33554432 * sizeof(bf16), 16777216 * sizeof(bf16), 1, cudaMemcpyDeviceToDevice, c.compute));
+    CUDA_CHECK(cudaMemcpy2DAsync(b.k_seq + 67108864, 268435456 * sizeof(bf16), b.k_all + 134217728, 33554432 * sizeof(bf16), 16777216 * sizeof(bf16), 1, cudaMemcpyDeviceToDevice, c.compute));
+    CUDA_CHECK(cudaMemcpy2DAsync(b.k_seq + 83886080, 268435456 * sizeof(bf16), b.k_all + 167772160, 33554432 * sizeof(bf16), 16777216 * sizeof(bf16), 1, cudaMemcpyDeviceToDevice, c.compute));
+    CUDA_CHECK(cudaMemcpy2DAsync(b.k_seq + 167772160, 268435456 * sizeof(bf16), b.k_all + 184549376, 33554432 * sizeof(bf16), 16777216 * sizeof(bf16), 1, cudaMemcpyDeviceToDevice, c.compute));
+    CUDA_CHECK(cudaMemcpy2DAsync(b.k_seq + 100663296, 268435456 * sizeof(bf16), b.k_all + 201326592, 33554432 * sizeof(bf16), 16777216 * sizeof(bf16), 1, cudaMemcpyDeviceToDevice, c.compute));
+    CUDA_CHECK(cudaMemcpy2DAsync(b.k_seq + 150994944, 268435456 * sizeof(bf16), b.k_all + 218103808, 33554432 * sizeof(bf16), 16777216 * sizeof(bf16), 1, cudaMemcpyDeviceToDevice, c.compute));
+    CUDA_CHECK(cudaMemcpy2DAsync(b.k_seq + 117440512, 268435456 * sizeof(bf16), b.k_all + 234881024, 33554432 * sizeof(bf16), 16777216 * sizeof(bf16), 1, cudaMemcpyDeviceToDevice, c.compute));
+    CUDA_CHECK(cudaMemcpy2DAsync(b.k_seq + 134217728, 268435456 * sizeof(bf16), b.k_all + 251658240, 33554432 * sizeof(bf16), 16777216 * sizeof(bf16), 1, cudaMemcpyDeviceToDevice, c.compute));
+    CUDA_CHECK(cudaMemcpy2DAsync(b.v_seq, 268435456 * sizeof(bf16), b.v_all, 33554432 * sizeof(bf16), 16777216 * sizeof(bf16), 1, cudaMemcpyDeviceToDevice, c.compute));
+    CUDA_CHECK(cudaMemcpy2DAsync(b.v_seq + 16777216, 268435456 * sizeof(bf16), b.v_all + 33554432, 33554432 * sizeof(bf16), 16777216 * sizeof(bf16), 1, cudaMemcpyDeviceToDevice, c.compute));
+    CUDA_CHECK(cudaMemcpy2DAsync(b.v_seq + 33554432, 268435456 * sizeof(bf16), b.v_all + 67108864, 33554432 * sizeof(bf16), 16777216 * sizeof(bf16), 1, cudaMemcpyDeviceToDevice, c.compute));
+    CUDA_CHECK(cudaMemcpy2DAsync(b.v_seq + 50331648, 268435456 * sizeof(bf16), b.v_all + 100663296, 33554432 * sizeof(bf16), 16777216 * sizeof(bf16), 1, cudaMemcpyDeviceToDevice, c.compute));
+    CUDA_CHECK(cudaMemcpy2DAsync(b.v_seq + 67108864, 268435456 * sizeof(bf16), b.v_all + 134217728, 33554432 * sizeof(bf16), 16777216 * sizeof(bf16), 1, cudaMemcpyDeviceToDevice, c.compute));
+    CUDA_CHECK(cudaMemcpy2DAsync(b.v_seq + 83886080, 268435456 * sizeof(bf16), b.v_all + 167772160, 33554432 * sizeof(bf16), 16777216 * sizeof(bf16), 1, cudaMemcpyDeviceToDevice, c.compute));
+    CUDA_CHECK(cudaMemcpy2DAsync(b.v_seq + 167772160, 268435456 * sizeof(bf16), b.v_all + 184549376, 33554432 * sizeof(bf16), 16777216 * sizeof(bf16), 1, cudaMemcpyDeviceToDevice, c.compute));
+    CUDA_CHECK(cudaMemcpy2DAsync(b.v_seq + 100663296, 268435456 * sizeof(bf16), b.v_all + 201326592, 33554432 * sizeof(bf16), 16777216 * sizeof(bf16), 1, cudaMemcpyDeviceToDevice, c.compute));
+    CUDA_CHECK(cudaMemcpy2DAsync(b.v_seq + 150994944, 268435456 * sizeof(bf16), b.v_all + 218103808, 33554432 * sizeof(bf16), 16777216 * sizeof(bf16), 1, cudaMemcpyDeviceToDevice, c.compute));
+    CUDA_CHECK(cudaMemcpy2DAsync(b.v_seq + 117440512, 268435456 * sizeof(bf16), b.v_all + 234881024, 33554432 * sizeof(bf16), 16777216 * sizeof(bf16), 1, cudaMemcpyDeviceToDevice, c.compute));
+    CUDA_CHECK(cudaMemcpy2DAsync(b.v_seq + 134217728, 268435456 * sizeof(bf16), b.v_all + 251658240, 33554432 * sizeof(bf16), 16777216 * sizeof(bf16), 1, cudaMemcpyDeviceToDevice, c.compute));
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[5], c.compute));
   }
-  // [3] attend to rank 1's keys
+  // [3] attend to the gathered keys 0..180223 (one call)
   if (run.compute) {
-    CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.events[0], 0));
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[6], c.compute));
-    lasp::SoftmaxBlockArgs args;
-    args.q = b.q; args.k = b.k_all + 33554432; args.v = b.v_all + 33554432;
-    args.o = b.o_part + 67108864; args.lse = b.lse_part + 524288;
-    args.q_map = kPieceMaps[5]; args.k_map = kPieceMaps[1]; args.causal = true;
-    lasp::softmax_block_forward(args, kS_dims, c.compute);
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[7], c.compute));
-  }
-  // [4] attend to rank 2's keys
-  if (run.compute) {
-    CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.events[0], 0));
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[8], c.compute));
-    lasp::SoftmaxBlockArgs args;
-    args.q = b.q; args.k = b.k_all + 67108864; args.v = b.v_all + 67108864;
-    args.o = b.o_part + 134217728; args.lse = b.lse_part + 1048576;
-    args.q_map = kPieceMaps[5]; args.k_map = kPieceMaps[2]; args.causal = true;
-    lasp::softmax_block_forward(args, kS_dims, c.compute);
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[9], c.compute));
-  }
-  // [5] attend to rank 3's keys
-  if (run.compute) {
-    CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.events[0], 0));
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[10], c.compute));
-    lasp::SoftmaxBlockArgs args;
-    args.q = b.q; args.k = b.k_all + 100663296; args.v = b.v_all + 100663296;
-    args.o = b.o_part + 201326592; args.lse = b.lse_part + 1572864;
-    args.q_map = kPieceMaps[5]; args.k_map = kPieceMaps[3]; args.causal = true;
-    lasp::softmax_block_forward(args, kS_dims, c.compute);
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[11], c.compute));
-  }
-  // [6] attend to rank 4's keys
-  if (run.compute) {
-    CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.events[0], 0));
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[12], c.compute));
-    lasp::SoftmaxBlockArgs args;
-    args.q = b.q; args.k = b.k_all + 134217728; args.v = b.v_all + 134217728;
-    args.o = b.o_part + 268435456; args.lse = b.lse_part + 2097152;
-    args.q_map = kPieceMaps[5]; args.k_map = kPieceMaps[4]; args.causal = true;
-    lasp::softmax_block_forward(args, kS_dims, c.compute);
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[13], c.compute));
-  }
-  // [7] attend to rank 6's keys
-  if (run.compute) {
-    CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.events[0], 0));
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[14], c.compute));
-    lasp::SoftmaxBlockArgs args;
-    args.q = b.q; args.k = b.k_all + 201326592; args.v = b.v_all + 201326592;
-    args.o = b.o_part + 402653184; args.lse = b.lse_part + 3145728;
-    args.q_map = kPieceMaps[5]; args.k_map = kPieceMaps[6]; args.causal = true;
-    lasp::softmax_block_forward(args, kS_dims, c.compute);
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[15], c.compute));
-  }
-  // [8] attend to rank 7's keys
-  if (run.compute) {
-    CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.events[0], 0));
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[16], c.compute));
-    lasp::SoftmaxBlockArgs args;
-    args.q = b.q; args.k = b.k_all + 234881024; args.v = b.v_all + 234881024;
-    args.o = b.o_part + 469762048; args.lse = b.lse_part + 3670016;
-    args.q_map = kPieceMaps[5]; args.k_map = kPieceMaps[7]; args.causal = true;
-    lasp::softmax_block_forward(args, kS_dims, c.compute);
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[17], c.compute));
-  }
-  // [9] merge 8 partial results (log-sum-exp)
-  if (run.compute) {
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[18], c.compute));
-    lasp::SoftmaxMergeArgs args;
-    args.parts = b.o_part; args.part_lse = b.lse_part; args.sources = lasp::SlotList{8, {5, 0, 1, 2, 3, 4, 6, 7}};
+    lasp::SoftmaxGatheredArgs args;
+    args.q = b.q; args.k = b.k_seq; args.v = b.v_seq;
     args.o = b.o; args.lse = b.lse;
-    args.batch = 1; args.rows = 32768; args.heads = 16; args.head_dim = 128;
-    lasp::softmax_merge(args, c.compute);
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[19], c.compute));
+    args.q_map = kPieceMaps[5]; args.key_rows = 180224; args.causal = true;
+    lasp::softmax_gathered_forward(args, lasp::SoftmaxDims{1, 32768, 262144, 16, 8, 128}, c.compute);
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[7], c.compute));
   }
 }
 
@@ -2747,103 +2469,48 @@ static void S_forward_rank6(const Ctx& c, SBuffers& b, Run run) {
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[1], c.comm));
     CUDA_CHECK(cudaEventRecord(c.events[0], c.comm));
   }
-  // [1] attend to this rank's own keys (no communication needed)
+  // [1] Q = X Wq (the layer's projection)
   if (run.compute) {
     CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.started[0], 0));  // let the collective start first
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[2], c.compute));
-    lasp::SoftmaxBlockArgs args;
-    args.q = b.q; args.k = b.k; args.v = b.v;
-    args.o = b.o_part + 402653184; args.lse = b.lse_part + 3145728;
-    args.q_map = kPieceMaps[6]; args.k_map = kPieceMaps[6]; args.causal = true;
-    lasp::softmax_block_forward(args, kS_dims, c.compute);
+    run_host(run, HostWork::kQProjection, 16);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[3], c.compute));
   }
-  // [2] attend to rank 0's keys
+  // [2] K, V in global order (positions 0..163839)
   if (run.compute) {
     CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.events[0], 0));
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[4], c.compute));
-    lasp::SoftmaxBlockArgs args;
-    args.q = b.q; args.k = b.k_all; args.v = b.v_all;
-    args.o = b.o_part; args.lse = b.lse_part;
-    args.q_map = kPieceMaps[6]; args.k_map = kPieceMaps[0]; args.causal = true;
-    lasp::softmax_block_forward(args, kS_dims, c.compute);
+    CUDA_CHECK(cudaMemcpy2DAsync(b.k_seq, 268435456 * sizeof(bf16), b.k_all, 33554432 * sizeof(bf16), 16777216 * sizeof(bf16), 1, cudaMemcpyDeviceToDevice, c.compute));
+    CUDA_CHECK(cudaMemcpy2DAsync(b.k_seq + 16777216, 268435456 * sizeof(bf16), b.k_all + 33554432, 33554432 * sizeof(bf16), 16777216 * sizeof(bf16), 1, cudaMemcpyDeviceToDevice, c.compute));
+    CUDA_CHECK(cudaMemcpy2DAsync(b.k_seq + 33554432, 268435456 * sizeof(bf16), b.k_all + 67108864, 33554432 * sizeof(bf16), 16777216 * sizeof(bf16), 1, cudaMemcpyDeviceToDevice, c.compute));
+    CUDA_CHECK(cudaMemcpy2DAsync(b.k_seq + 50331648, 268435456 * sizeof(bf16), b.k_all + 100663296, 33554432 * sizeof(bf16), 16777216 * sizeof(bf16), 1, cudaMemcpyDeviceToDevice, c.compute));
+    CUDA_CHECK(cudaMemcpy2DAsync(b.k_seq + 67108864, 268435456 * sizeof(bf16), b.k_all + 134217728, 33554432 * sizeof(bf16), 16777216 * sizeof(bf16), 1, cudaMemcpyDeviceToDevice, c.compute));
+    CUDA_CHECK(cudaMemcpy2DAsync(b.k_seq + 83886080, 268435456 * sizeof(bf16), b.k_all + 167772160, 33554432 * sizeof(bf16), 16777216 * sizeof(bf16), 1, cudaMemcpyDeviceToDevice, c.compute));
+    CUDA_CHECK(cudaMemcpy2DAsync(b.k_seq + 100663296, 268435456 * sizeof(bf16), b.k_all + 201326592, 33554432 * sizeof(bf16), 16777216 * sizeof(bf16), 1, cudaMemcpyDeviceToDevice, c.compute));
+    CUDA_CHECK(cudaMemcpy2DAsync(b.k_seq + 150994944, 268435456 * sizeof(bf16), b.k_all + 218103808, 33554432 * sizeof(bf16), 16777216 * sizeof(bf16), 1, cudaMemcpyDeviceToDevice, c.compute));
+    CUDA_CHECK(cudaMemcpy2DAsync(b.k_seq + 117440512, 268435456 * sizeof(bf16), b.k_all + 234881024, 33554432 * sizeof(bf16), 16777216 * sizeof(bf16), 1, cudaMemcpyDeviceToDevice, c.compute));
+    CUDA_CHECK(cudaMemcpy2DAsync(b.k_seq + 134217728, 268435456 * sizeof(bf16), b.k_all + 251658240, 33554432 * sizeof(bf16), 16777216 * sizeof(bf16), 1, cudaMemcpyDeviceToDevice, c.compute));
+    CUDA_CHECK(cudaMemcpy2DAsync(b.v_seq, 268435456 * sizeof(bf16), b.v_all, 33554432 * sizeof(bf16), 16777216 * sizeof(bf16), 1, cudaMemcpyDeviceToDevice, c.compute));
+    CUDA_CHECK(cudaMemcpy2DAsync(b.v_seq + 16777216, 268435456 * sizeof(bf16), b.v_all + 33554432, 33554432 * sizeof(bf16), 16777216 * sizeof(bf16), 1, cudaMemcpyDeviceToDevice, c.compute));
+    CUDA_CHECK(cudaMemcpy2DAsync(b.v_seq + 33554432, 268435456 * sizeof(bf16), b.v_all + 67108864, 33554432 * sizeof(bf16), 16777216 * sizeof(bf16), 1, cudaMemcpyDeviceToDevice, c.compute));
+    CUDA_CHECK(cudaMemcpy2DAsync(b.v_seq + 50331648, 268435456 * sizeof(bf16), b.v_all + 100663296, 33554432 * sizeof(bf16), 16777216 * sizeof(bf16), 1, cudaMemcpyDeviceToDevice, c.compute));
+    CUDA_CHECK(cudaMemcpy2DAsync(b.v_seq + 67108864, 268435456 * sizeof(bf16), b.v_all + 134217728, 33554432 * sizeof(bf16), 16777216 * sizeof(bf16), 1, cudaMemcpyDeviceToDevice, c.compute));
+    CUDA_CHECK(cudaMemcpy2DAsync(b.v_seq + 83886080, 268435456 * sizeof(bf16), b.v_all + 167772160, 33554432 * sizeof(bf16), 16777216 * sizeof(bf16), 1, cudaMemcpyDeviceToDevice, c.compute));
+    CUDA_CHECK(cudaMemcpy2DAsync(b.v_seq + 100663296, 268435456 * sizeof(bf16), b.v_all + 201326592, 33554432 * sizeof(bf16), 16777216 * sizeof(bf16), 1, cudaMemcpyDeviceToDevice, c.compute));
+    CUDA_CHECK(cudaMemcpy2DAsync(b.v_seq + 150994944, 268435456 * sizeof(bf16), b.v_all + 218103808, 33554432 * sizeof(bf16), 16777216 * sizeof(bf16), 1, cudaMemcpyDeviceToDevice, c.compute));
+    CUDA_CHECK(cudaMemcpy2DAsync(b.v_seq + 117440512, 268435456 * sizeof(bf16), b.v_all + 234881024, 33554432 * sizeof(bf16), 16777216 * sizeof(bf16), 1, cudaMemcpyDeviceToDevice, c.compute));
+    CUDA_CHECK(cudaMemcpy2DAsync(b.v_seq + 134217728, 268435456 * sizeof(bf16), b.v_all + 251658240, 33554432 * sizeof(bf16), 16777216 * sizeof(bf16), 1, cudaMemcpyDeviceToDevice, c.compute));
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[5], c.compute));
   }
-  // [3] attend to rank 1's keys
+  // [3] attend to the gathered keys 0..163839 (one call)
   if (run.compute) {
-    CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.events[0], 0));
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[6], c.compute));
-    lasp::SoftmaxBlockArgs args;
-    args.q = b.q; args.k = b.k_all + 33554432; args.v = b.v_all + 33554432;
-    args.o = b.o_part + 67108864; args.lse = b.lse_part + 524288;
-    args.q_map = kPieceMaps[6]; args.k_map = kPieceMaps[1]; args.causal = true;
-    lasp::softmax_block_forward(args, kS_dims, c.compute);
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[7], c.compute));
-  }
-  // [4] attend to rank 2's keys
-  if (run.compute) {
-    CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.events[0], 0));
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[8], c.compute));
-    lasp::SoftmaxBlockArgs args;
-    args.q = b.q; args.k = b.k_all + 67108864; args.v = b.v_all + 67108864;
-    args.o = b.o_part + 134217728; args.lse = b.lse_part + 1048576;
-    args.q_map = kPieceMaps[6]; args.k_map = kPieceMaps[2]; args.causal = true;
-    lasp::softmax_block_forward(args, kS_dims, c.compute);
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[9], c.compute));
-  }
-  // [5] attend to rank 3's keys
-  if (run.compute) {
-    CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.events[0], 0));
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[10], c.compute));
-    lasp::SoftmaxBlockArgs args;
-    args.q = b.q; args.k = b.k_all + 100663296; args.v = b.v_all + 100663296;
-    args.o = b.o_part + 201326592; args.lse = b.lse_part + 1572864;
-    args.q_map = kPieceMaps[6]; args.k_map = kPieceMaps[3]; args.causal = true;
-    lasp::softmax_block_forward(args, kS_dims, c.compute);
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[11], c.compute));
-  }
-  // [6] attend to rank 4's keys
-  if (run.compute) {
-    CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.events[0], 0));
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[12], c.compute));
-    lasp::SoftmaxBlockArgs args;
-    args.q = b.q; args.k = b.k_all + 134217728; args.v = b.v_all + 134217728;
-    args.o = b.o_part + 268435456; args.lse = b.lse_part + 2097152;
-    args.q_map = kPieceMaps[6]; args.k_map = kPieceMaps[4]; args.causal = true;
-    lasp::softmax_block_forward(args, kS_dims, c.compute);
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[13], c.compute));
-  }
-  // [7] attend to rank 5's keys
-  if (run.compute) {
-    CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.events[0], 0));
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[14], c.compute));
-    lasp::SoftmaxBlockArgs args;
-    args.q = b.q; args.k = b.k_all + 167772160; args.v = b.v_all + 167772160;
-    args.o = b.o_part + 335544320; args.lse = b.lse_part + 2621440;
-    args.q_map = kPieceMaps[6]; args.k_map = kPieceMaps[5]; args.causal = true;
-    lasp::softmax_block_forward(args, kS_dims, c.compute);
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[15], c.compute));
-  }
-  // [8] attend to rank 7's keys
-  if (run.compute) {
-    CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.events[0], 0));
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[16], c.compute));
-    lasp::SoftmaxBlockArgs args;
-    args.q = b.q; args.k = b.k_all + 234881024; args.v = b.v_all + 234881024;
-    args.o = b.o_part + 469762048; args.lse = b.lse_part + 3670016;
-    args.q_map = kPieceMaps[6]; args.k_map = kPieceMaps[7]; args.causal = true;
-    lasp::softmax_block_forward(args, kS_dims, c.compute);
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[17], c.compute));
-  }
-  // [9] merge 8 partial results (log-sum-exp)
-  if (run.compute) {
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[18], c.compute));
-    lasp::SoftmaxMergeArgs args;
-    args.parts = b.o_part; args.part_lse = b.lse_part; args.sources = lasp::SlotList{8, {6, 0, 1, 2, 3, 4, 5, 7}};
+    lasp::SoftmaxGatheredArgs args;
+    args.q = b.q; args.k = b.k_seq; args.v = b.v_seq;
     args.o = b.o; args.lse = b.lse;
-    args.batch = 1; args.rows = 32768; args.heads = 16; args.head_dim = 128;
-    lasp::softmax_merge(args, c.compute);
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[19], c.compute));
+    args.q_map = kPieceMaps[6]; args.key_rows = 163840; args.causal = true;
+    lasp::softmax_gathered_forward(args, lasp::SoftmaxDims{1, 32768, 262144, 16, 8, 128}, c.compute);
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[7], c.compute));
   }
 }
 
@@ -2860,108 +2527,51 @@ static void S_forward_rank7(const Ctx& c, SBuffers& b, Run run) {
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[1], c.comm));
     CUDA_CHECK(cudaEventRecord(c.events[0], c.comm));
   }
-  // [1] attend to this rank's own keys (no communication needed)
+  // [1] Q = X Wq (the layer's projection)
   if (run.compute) {
     CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.started[0], 0));  // let the collective start first
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[2], c.compute));
-    lasp::SoftmaxBlockArgs args;
-    args.q = b.q; args.k = b.k; args.v = b.v;
-    args.o = b.o_part + 469762048; args.lse = b.lse_part + 3670016;
-    args.q_map = kPieceMaps[7]; args.k_map = kPieceMaps[7]; args.causal = true;
-    lasp::softmax_block_forward(args, kS_dims, c.compute);
+    run_host(run, HostWork::kQProjection, 16);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[3], c.compute));
   }
-  // [2] attend to rank 0's keys
+  // [2] K, V in global order (positions 0..147455)
   if (run.compute) {
     CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.events[0], 0));
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[4], c.compute));
-    lasp::SoftmaxBlockArgs args;
-    args.q = b.q; args.k = b.k_all; args.v = b.v_all;
-    args.o = b.o_part; args.lse = b.lse_part;
-    args.q_map = kPieceMaps[7]; args.k_map = kPieceMaps[0]; args.causal = true;
-    lasp::softmax_block_forward(args, kS_dims, c.compute);
+    CUDA_CHECK(cudaMemcpy2DAsync(b.k_seq, 268435456 * sizeof(bf16), b.k_all, 33554432 * sizeof(bf16), 16777216 * sizeof(bf16), 1, cudaMemcpyDeviceToDevice, c.compute));
+    CUDA_CHECK(cudaMemcpy2DAsync(b.k_seq + 16777216, 268435456 * sizeof(bf16), b.k_all + 33554432, 33554432 * sizeof(bf16), 16777216 * sizeof(bf16), 1, cudaMemcpyDeviceToDevice, c.compute));
+    CUDA_CHECK(cudaMemcpy2DAsync(b.k_seq + 33554432, 268435456 * sizeof(bf16), b.k_all + 67108864, 33554432 * sizeof(bf16), 16777216 * sizeof(bf16), 1, cudaMemcpyDeviceToDevice, c.compute));
+    CUDA_CHECK(cudaMemcpy2DAsync(b.k_seq + 50331648, 268435456 * sizeof(bf16), b.k_all + 100663296, 33554432 * sizeof(bf16), 16777216 * sizeof(bf16), 1, cudaMemcpyDeviceToDevice, c.compute));
+    CUDA_CHECK(cudaMemcpy2DAsync(b.k_seq + 67108864, 268435456 * sizeof(bf16), b.k_all + 134217728, 33554432 * sizeof(bf16), 16777216 * sizeof(bf16), 1, cudaMemcpyDeviceToDevice, c.compute));
+    CUDA_CHECK(cudaMemcpy2DAsync(b.k_seq + 83886080, 268435456 * sizeof(bf16), b.k_all + 167772160, 33554432 * sizeof(bf16), 16777216 * sizeof(bf16), 1, cudaMemcpyDeviceToDevice, c.compute));
+    CUDA_CHECK(cudaMemcpy2DAsync(b.k_seq + 100663296, 268435456 * sizeof(bf16), b.k_all + 201326592, 33554432 * sizeof(bf16), 16777216 * sizeof(bf16), 1, cudaMemcpyDeviceToDevice, c.compute));
+    CUDA_CHECK(cudaMemcpy2DAsync(b.k_seq + 117440512, 268435456 * sizeof(bf16), b.k_all + 234881024, 33554432 * sizeof(bf16), 16777216 * sizeof(bf16), 1, cudaMemcpyDeviceToDevice, c.compute));
+    CUDA_CHECK(cudaMemcpy2DAsync(b.k_seq + 134217728, 268435456 * sizeof(bf16), b.k_all + 251658240, 33554432 * sizeof(bf16), 16777216 * sizeof(bf16), 1, cudaMemcpyDeviceToDevice, c.compute));
+    CUDA_CHECK(cudaMemcpy2DAsync(b.v_seq, 268435456 * sizeof(bf16), b.v_all, 33554432 * sizeof(bf16), 16777216 * sizeof(bf16), 1, cudaMemcpyDeviceToDevice, c.compute));
+    CUDA_CHECK(cudaMemcpy2DAsync(b.v_seq + 16777216, 268435456 * sizeof(bf16), b.v_all + 33554432, 33554432 * sizeof(bf16), 16777216 * sizeof(bf16), 1, cudaMemcpyDeviceToDevice, c.compute));
+    CUDA_CHECK(cudaMemcpy2DAsync(b.v_seq + 33554432, 268435456 * sizeof(bf16), b.v_all + 67108864, 33554432 * sizeof(bf16), 16777216 * sizeof(bf16), 1, cudaMemcpyDeviceToDevice, c.compute));
+    CUDA_CHECK(cudaMemcpy2DAsync(b.v_seq + 50331648, 268435456 * sizeof(bf16), b.v_all + 100663296, 33554432 * sizeof(bf16), 16777216 * sizeof(bf16), 1, cudaMemcpyDeviceToDevice, c.compute));
+    CUDA_CHECK(cudaMemcpy2DAsync(b.v_seq + 67108864, 268435456 * sizeof(bf16), b.v_all + 134217728, 33554432 * sizeof(bf16), 16777216 * sizeof(bf16), 1, cudaMemcpyDeviceToDevice, c.compute));
+    CUDA_CHECK(cudaMemcpy2DAsync(b.v_seq + 83886080, 268435456 * sizeof(bf16), b.v_all + 167772160, 33554432 * sizeof(bf16), 16777216 * sizeof(bf16), 1, cudaMemcpyDeviceToDevice, c.compute));
+    CUDA_CHECK(cudaMemcpy2DAsync(b.v_seq + 100663296, 268435456 * sizeof(bf16), b.v_all + 201326592, 33554432 * sizeof(bf16), 16777216 * sizeof(bf16), 1, cudaMemcpyDeviceToDevice, c.compute));
+    CUDA_CHECK(cudaMemcpy2DAsync(b.v_seq + 117440512, 268435456 * sizeof(bf16), b.v_all + 234881024, 33554432 * sizeof(bf16), 16777216 * sizeof(bf16), 1, cudaMemcpyDeviceToDevice, c.compute));
+    CUDA_CHECK(cudaMemcpy2DAsync(b.v_seq + 134217728, 268435456 * sizeof(bf16), b.v_all + 251658240, 33554432 * sizeof(bf16), 16777216 * sizeof(bf16), 1, cudaMemcpyDeviceToDevice, c.compute));
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[5], c.compute));
   }
-  // [3] attend to rank 1's keys
+  // [3] attend to the gathered keys 0..147455 (one call)
   if (run.compute) {
-    CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.events[0], 0));
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[6], c.compute));
-    lasp::SoftmaxBlockArgs args;
-    args.q = b.q; args.k = b.k_all + 33554432; args.v = b.v_all + 33554432;
-    args.o = b.o_part + 67108864; args.lse = b.lse_part + 524288;
-    args.q_map = kPieceMaps[7]; args.k_map = kPieceMaps[1]; args.causal = true;
-    lasp::softmax_block_forward(args, kS_dims, c.compute);
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[7], c.compute));
-  }
-  // [4] attend to rank 2's keys
-  if (run.compute) {
-    CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.events[0], 0));
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[8], c.compute));
-    lasp::SoftmaxBlockArgs args;
-    args.q = b.q; args.k = b.k_all + 67108864; args.v = b.v_all + 67108864;
-    args.o = b.o_part + 134217728; args.lse = b.lse_part + 1048576;
-    args.q_map = kPieceMaps[7]; args.k_map = kPieceMaps[2]; args.causal = true;
-    lasp::softmax_block_forward(args, kS_dims, c.compute);
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[9], c.compute));
-  }
-  // [5] attend to rank 3's keys
-  if (run.compute) {
-    CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.events[0], 0));
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[10], c.compute));
-    lasp::SoftmaxBlockArgs args;
-    args.q = b.q; args.k = b.k_all + 100663296; args.v = b.v_all + 100663296;
-    args.o = b.o_part + 201326592; args.lse = b.lse_part + 1572864;
-    args.q_map = kPieceMaps[7]; args.k_map = kPieceMaps[3]; args.causal = true;
-    lasp::softmax_block_forward(args, kS_dims, c.compute);
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[11], c.compute));
-  }
-  // [6] attend to rank 4's keys
-  if (run.compute) {
-    CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.events[0], 0));
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[12], c.compute));
-    lasp::SoftmaxBlockArgs args;
-    args.q = b.q; args.k = b.k_all + 134217728; args.v = b.v_all + 134217728;
-    args.o = b.o_part + 268435456; args.lse = b.lse_part + 2097152;
-    args.q_map = kPieceMaps[7]; args.k_map = kPieceMaps[4]; args.causal = true;
-    lasp::softmax_block_forward(args, kS_dims, c.compute);
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[13], c.compute));
-  }
-  // [7] attend to rank 5's keys
-  if (run.compute) {
-    CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.events[0], 0));
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[14], c.compute));
-    lasp::SoftmaxBlockArgs args;
-    args.q = b.q; args.k = b.k_all + 167772160; args.v = b.v_all + 167772160;
-    args.o = b.o_part + 335544320; args.lse = b.lse_part + 2621440;
-    args.q_map = kPieceMaps[7]; args.k_map = kPieceMaps[5]; args.causal = true;
-    lasp::softmax_block_forward(args, kS_dims, c.compute);
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[15], c.compute));
-  }
-  // [8] attend to rank 6's keys
-  if (run.compute) {
-    CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.events[0], 0));
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[16], c.compute));
-    lasp::SoftmaxBlockArgs args;
-    args.q = b.q; args.k = b.k_all + 201326592; args.v = b.v_all + 201326592;
-    args.o = b.o_part + 402653184; args.lse = b.lse_part + 3145728;
-    args.q_map = kPieceMaps[7]; args.k_map = kPieceMaps[6]; args.causal = true;
-    lasp::softmax_block_forward(args, kS_dims, c.compute);
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[17], c.compute));
-  }
-  // [9] merge 8 partial results (log-sum-exp)
-  if (run.compute) {
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[18], c.compute));
-    lasp::SoftmaxMergeArgs args;
-    args.parts = b.o_part; args.part_lse = b.lse_part; args.sources = lasp::SlotList{8, {7, 0, 1, 2, 3, 4, 5, 6}};
+    lasp::SoftmaxGatheredArgs args;
+    args.q = b.q; args.k = b.k_seq; args.v = b.v_seq;
     args.o = b.o; args.lse = b.lse;
-    args.batch = 1; args.rows = 32768; args.heads = 16; args.head_dim = 128;
-    lasp::softmax_merge(args, c.compute);
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[19], c.compute));
+    args.q_map = kPieceMaps[7]; args.key_rows = 147456; args.causal = true;
+    lasp::softmax_gathered_forward(args, lasp::SoftmaxDims{1, 32768, 262144, 16, 8, 128}, c.compute);
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[7], c.compute));
   }
 }
 
 // S forward: dispatches to this rank's steps.
-constexpr int kS_forward_events = 10;
+constexpr int kS_forward_events = 4;
 inline void S_forward(const Ctx& c, SBuffers& b, Run run = Run{}) {
   switch (c.rank) {
     case 0: S_forward_rank0(c, b, run); break;
@@ -2977,1142 +2587,646 @@ inline void S_forward(const Ctx& c, SBuffers& b, Run run = Run{}) {
 
 // S backward, rank 0.
 static void S_backward_rank0(const Ctx& c, SBuffers& b, Run run) {
-  // [0] clear dQ and the dK, dV accumulators
+  // [0] dQ, and dK, dV of the gathered positions 0..262143 (one call)
   if (run.compute) {
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[0], c.compute));
-    CUDA_CHECK(cudaMemsetAsync(b.dq_acc, 0, 67108864 * sizeof(float), c.compute));
-    CUDA_CHECK(cudaMemsetAsync(b.dk_all, 0, 268435456 * sizeof(float), c.compute));
-    CUDA_CHECK(cudaMemsetAsync(b.dv_all, 0, 268435456 * sizeof(float), c.compute));
-    CUDA_CHECK(cudaMemsetAsync(b.dk_own, 0, 33554432 * sizeof(float), c.compute));
-    CUDA_CHECK(cudaMemsetAsync(b.dv_own, 0, 33554432 * sizeof(float), c.compute));
+    lasp::SoftmaxGatheredBackwardArgs args;
+    args.q = b.q; args.k = b.k_seq; args.v = b.v_seq;
+    args.o = b.o; args.lse = b.lse; args.dout = b.do_;
+    args.dq = b.dq; args.dk = b.dk_seq; args.dv = b.dv_seq;
+    args.q_map = kPieceMaps[0]; args.key_rows = 262144; args.causal = true;
+    lasp::softmax_gathered_backward(args, lasp::SoftmaxDims{1, 32768, 262144, 16, 8, 128}, c.compute);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[1], c.compute));
   }
-  // [1] dQ, and dK, dV of rank 1's positions
+  // [1] dK, dV back in rank order for the ReduceScatter
   if (run.compute) {
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[2], c.compute));
-    lasp::SoftmaxBlockBackwardArgs args;
-    args.q = b.q; args.k = b.k_all + 33554432; args.v = b.v_all + 33554432;
-    args.o = b.o; args.lse = b.lse; args.dout = b.do_;
-    args.dq = b.dq_acc; args.dk = b.dk_all + 33554432; args.dv = b.dv_all + 33554432;
-    args.q_map = kPieceMaps[0]; args.k_map = kPieceMaps[1]; args.causal = true;
-    lasp::softmax_block_backward(args, kS_dims, c.compute);
+    CUDA_CHECK(cudaMemcpy2DAsync(b.dk_all, 33554432 * sizeof(float), b.dk_seq, 268435456 * sizeof(float), 16777216 * sizeof(float), 1, cudaMemcpyDeviceToDevice, c.compute));
+    CUDA_CHECK(cudaMemcpy2DAsync(b.dk_all + 16777216, 33554432 * sizeof(float), b.dk_seq + 251658240, 268435456 * sizeof(float), 16777216 * sizeof(float), 1, cudaMemcpyDeviceToDevice, c.compute));
+    CUDA_CHECK(cudaMemcpy2DAsync(b.dk_all + 33554432, 33554432 * sizeof(float), b.dk_seq + 16777216, 268435456 * sizeof(float), 16777216 * sizeof(float), 1, cudaMemcpyDeviceToDevice, c.compute));
+    CUDA_CHECK(cudaMemcpy2DAsync(b.dk_all + 50331648, 33554432 * sizeof(float), b.dk_seq + 234881024, 268435456 * sizeof(float), 16777216 * sizeof(float), 1, cudaMemcpyDeviceToDevice, c.compute));
+    CUDA_CHECK(cudaMemcpy2DAsync(b.dk_all + 67108864, 33554432 * sizeof(float), b.dk_seq + 33554432, 268435456 * sizeof(float), 16777216 * sizeof(float), 1, cudaMemcpyDeviceToDevice, c.compute));
+    CUDA_CHECK(cudaMemcpy2DAsync(b.dk_all + 83886080, 33554432 * sizeof(float), b.dk_seq + 218103808, 268435456 * sizeof(float), 16777216 * sizeof(float), 1, cudaMemcpyDeviceToDevice, c.compute));
+    CUDA_CHECK(cudaMemcpy2DAsync(b.dk_all + 100663296, 33554432 * sizeof(float), b.dk_seq + 50331648, 268435456 * sizeof(float), 16777216 * sizeof(float), 1, cudaMemcpyDeviceToDevice, c.compute));
+    CUDA_CHECK(cudaMemcpy2DAsync(b.dk_all + 117440512, 33554432 * sizeof(float), b.dk_seq + 201326592, 268435456 * sizeof(float), 16777216 * sizeof(float), 1, cudaMemcpyDeviceToDevice, c.compute));
+    CUDA_CHECK(cudaMemcpy2DAsync(b.dk_all + 134217728, 33554432 * sizeof(float), b.dk_seq + 67108864, 268435456 * sizeof(float), 16777216 * sizeof(float), 1, cudaMemcpyDeviceToDevice, c.compute));
+    CUDA_CHECK(cudaMemcpy2DAsync(b.dk_all + 150994944, 33554432 * sizeof(float), b.dk_seq + 184549376, 268435456 * sizeof(float), 16777216 * sizeof(float), 1, cudaMemcpyDeviceToDevice, c.compute));
+    CUDA_CHECK(cudaMemcpy2DAsync(b.dk_all + 167772160, 33554432 * sizeof(float), b.dk_seq + 83886080, 268435456 * sizeof(float), 16777216 * sizeof(float), 1, cudaMemcpyDeviceToDevice, c.compute));
+    CUDA_CHECK(cudaMemcpy2DAsync(b.dk_all + 184549376, 33554432 * sizeof(float), b.dk_seq + 167772160, 268435456 * sizeof(float), 16777216 * sizeof(float), 1, cudaMemcpyDeviceToDevice, c.compute));
+    CUDA_CHECK(cudaMemcpy2DAsync(b.dk_all + 201326592, 33554432 * sizeof(float), b.dk_seq + 100663296, 268435456 * sizeof(float), 16777216 * sizeof(float), 1, cudaMemcpyDeviceToDevice, c.compute));
+    CUDA_CHECK(cudaMemcpy2DAsync(b.dk_all + 218103808, 33554432 * sizeof(float), b.dk_seq + 150994944, 268435456 * sizeof(float), 16777216 * sizeof(float), 1, cudaMemcpyDeviceToDevice, c.compute));
+    CUDA_CHECK(cudaMemcpy2DAsync(b.dk_all + 234881024, 33554432 * sizeof(float), b.dk_seq + 117440512, 268435456 * sizeof(float), 16777216 * sizeof(float), 1, cudaMemcpyDeviceToDevice, c.compute));
+    CUDA_CHECK(cudaMemcpy2DAsync(b.dk_all + 251658240, 33554432 * sizeof(float), b.dk_seq + 134217728, 268435456 * sizeof(float), 16777216 * sizeof(float), 1, cudaMemcpyDeviceToDevice, c.compute));
+    CUDA_CHECK(cudaMemcpy2DAsync(b.dv_all, 33554432 * sizeof(float), b.dv_seq, 268435456 * sizeof(float), 16777216 * sizeof(float), 1, cudaMemcpyDeviceToDevice, c.compute));
+    CUDA_CHECK(cudaMemcpy2DAsync(b.dv_all + 16777216, 33554432 * sizeof(float), b.dv_seq + 251658240, 268435456 * sizeof(float), 16777216 * sizeof(float), 1, cudaMemcpyDeviceToDevice, c.compute));
+    CUDA_CHECK(cudaMemcpy2DAsync(b.dv_all + 33554432, 33554432 * sizeof(float), b.dv_seq + 16777216, 268435456 * sizeof(float), 16777216 * sizeof(float), 1, cudaMemcpyDeviceToDevice, c.compute));
+    CUDA_CHECK(cudaMemcpy2DAsync(b.dv_all + 50331648, 33554432 * sizeof(float), b.dv_seq + 234881024, 268435456 * sizeof(float), 16777216 * sizeof(float), 1, cudaMemcpyDeviceToDevice, c.compute));
+    CUDA_CHECK(cudaMemcpy2DAsync(b.dv_all + 67108864, 33554432 * sizeof(float), b.dv_seq + 33554432, 268435456 * sizeof(float), 16777216 * sizeof(float), 1, cudaMemcpyDeviceToDevice, c.compute));
+    CUDA_CHECK(cudaMemcpy2DAsync(b.dv_all + 83886080, 33554432 * sizeof(float), b.dv_seq + 218103808, 268435456 * sizeof(float), 16777216 * sizeof(float), 1, cudaMemcpyDeviceToDevice, c.compute));
+    CUDA_CHECK(cudaMemcpy2DAsync(b.dv_all + 100663296, 33554432 * sizeof(float), b.dv_seq + 50331648, 268435456 * sizeof(float), 16777216 * sizeof(float), 1, cudaMemcpyDeviceToDevice, c.compute));
+    CUDA_CHECK(cudaMemcpy2DAsync(b.dv_all + 117440512, 33554432 * sizeof(float), b.dv_seq + 201326592, 268435456 * sizeof(float), 16777216 * sizeof(float), 1, cudaMemcpyDeviceToDevice, c.compute));
+    CUDA_CHECK(cudaMemcpy2DAsync(b.dv_all + 134217728, 33554432 * sizeof(float), b.dv_seq + 67108864, 268435456 * sizeof(float), 16777216 * sizeof(float), 1, cudaMemcpyDeviceToDevice, c.compute));
+    CUDA_CHECK(cudaMemcpy2DAsync(b.dv_all + 150994944, 33554432 * sizeof(float), b.dv_seq + 184549376, 268435456 * sizeof(float), 16777216 * sizeof(float), 1, cudaMemcpyDeviceToDevice, c.compute));
+    CUDA_CHECK(cudaMemcpy2DAsync(b.dv_all + 167772160, 33554432 * sizeof(float), b.dv_seq + 83886080, 268435456 * sizeof(float), 16777216 * sizeof(float), 1, cudaMemcpyDeviceToDevice, c.compute));
+    CUDA_CHECK(cudaMemcpy2DAsync(b.dv_all + 184549376, 33554432 * sizeof(float), b.dv_seq + 167772160, 268435456 * sizeof(float), 16777216 * sizeof(float), 1, cudaMemcpyDeviceToDevice, c.compute));
+    CUDA_CHECK(cudaMemcpy2DAsync(b.dv_all + 201326592, 33554432 * sizeof(float), b.dv_seq + 100663296, 268435456 * sizeof(float), 16777216 * sizeof(float), 1, cudaMemcpyDeviceToDevice, c.compute));
+    CUDA_CHECK(cudaMemcpy2DAsync(b.dv_all + 218103808, 33554432 * sizeof(float), b.dv_seq + 150994944, 268435456 * sizeof(float), 16777216 * sizeof(float), 1, cudaMemcpyDeviceToDevice, c.compute));
+    CUDA_CHECK(cudaMemcpy2DAsync(b.dv_all + 234881024, 33554432 * sizeof(float), b.dv_seq + 117440512, 268435456 * sizeof(float), 16777216 * sizeof(float), 1, cudaMemcpyDeviceToDevice, c.compute));
+    CUDA_CHECK(cudaMemcpy2DAsync(b.dv_all + 251658240, 33554432 * sizeof(float), b.dv_seq + 134217728, 268435456 * sizeof(float), 16777216 * sizeof(float), 1, cudaMemcpyDeviceToDevice, c.compute));
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[3], c.compute));
     CUDA_CHECK(cudaEventRecord(c.events[1], c.compute));
   }
-  // [2] dQ, and dK, dV of rank 2's positions
-  if (run.compute) {
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[4], c.compute));
-    lasp::SoftmaxBlockBackwardArgs args;
-    args.q = b.q; args.k = b.k_all + 67108864; args.v = b.v_all + 67108864;
-    args.o = b.o; args.lse = b.lse; args.dout = b.do_;
-    args.dq = b.dq_acc; args.dk = b.dk_all + 67108864; args.dv = b.dv_all + 67108864;
-    args.q_map = kPieceMaps[0]; args.k_map = kPieceMaps[2]; args.causal = true;
-    lasp::softmax_block_backward(args, kS_dims, c.compute);
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[5], c.compute));
-    CUDA_CHECK(cudaEventRecord(c.events[2], c.compute));
-  }
-  // [3] dQ, and dK, dV of rank 3's positions
-  if (run.compute) {
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[6], c.compute));
-    lasp::SoftmaxBlockBackwardArgs args;
-    args.q = b.q; args.k = b.k_all + 100663296; args.v = b.v_all + 100663296;
-    args.o = b.o; args.lse = b.lse; args.dout = b.do_;
-    args.dq = b.dq_acc; args.dk = b.dk_all + 100663296; args.dv = b.dv_all + 100663296;
-    args.q_map = kPieceMaps[0]; args.k_map = kPieceMaps[3]; args.causal = true;
-    lasp::softmax_block_backward(args, kS_dims, c.compute);
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[7], c.compute));
-    CUDA_CHECK(cudaEventRecord(c.events[3], c.compute));
-  }
-  // [4] dQ, and dK, dV of rank 4's positions
-  if (run.compute) {
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[8], c.compute));
-    lasp::SoftmaxBlockBackwardArgs args;
-    args.q = b.q; args.k = b.k_all + 134217728; args.v = b.v_all + 134217728;
-    args.o = b.o; args.lse = b.lse; args.dout = b.do_;
-    args.dq = b.dq_acc; args.dk = b.dk_all + 134217728; args.dv = b.dv_all + 134217728;
-    args.q_map = kPieceMaps[0]; args.k_map = kPieceMaps[4]; args.causal = true;
-    lasp::softmax_block_backward(args, kS_dims, c.compute);
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[9], c.compute));
-    CUDA_CHECK(cudaEventRecord(c.events[4], c.compute));
-  }
-  // [5] dQ, and dK, dV of rank 5's positions
-  if (run.compute) {
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[10], c.compute));
-    lasp::SoftmaxBlockBackwardArgs args;
-    args.q = b.q; args.k = b.k_all + 167772160; args.v = b.v_all + 167772160;
-    args.o = b.o; args.lse = b.lse; args.dout = b.do_;
-    args.dq = b.dq_acc; args.dk = b.dk_all + 167772160; args.dv = b.dv_all + 167772160;
-    args.q_map = kPieceMaps[0]; args.k_map = kPieceMaps[5]; args.causal = true;
-    lasp::softmax_block_backward(args, kS_dims, c.compute);
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[11], c.compute));
-    CUDA_CHECK(cudaEventRecord(c.events[5], c.compute));
-  }
-  // [6] dQ, and dK, dV of rank 6's positions
-  if (run.compute) {
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[12], c.compute));
-    lasp::SoftmaxBlockBackwardArgs args;
-    args.q = b.q; args.k = b.k_all + 201326592; args.v = b.v_all + 201326592;
-    args.o = b.o; args.lse = b.lse; args.dout = b.do_;
-    args.dq = b.dq_acc; args.dk = b.dk_all + 201326592; args.dv = b.dv_all + 201326592;
-    args.q_map = kPieceMaps[0]; args.k_map = kPieceMaps[6]; args.causal = true;
-    lasp::softmax_block_backward(args, kS_dims, c.compute);
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[13], c.compute));
-    CUDA_CHECK(cudaEventRecord(c.events[6], c.compute));
-  }
-  // [7] dQ, and dK, dV of rank 7's positions
-  if (run.compute) {
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[14], c.compute));
-    lasp::SoftmaxBlockBackwardArgs args;
-    args.q = b.q; args.k = b.k_all + 234881024; args.v = b.v_all + 234881024;
-    args.o = b.o; args.lse = b.lse; args.dout = b.do_;
-    args.dq = b.dq_acc; args.dk = b.dk_all + 234881024; args.dv = b.dv_all + 234881024;
-    args.q_map = kPieceMaps[0]; args.k_map = kPieceMaps[7]; args.causal = true;
-    lasp::softmax_block_backward(args, kS_dims, c.compute);
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[15], c.compute));
-    CUDA_CHECK(cudaEventRecord(c.events[7], c.compute));
-  }
-  // [8] ReduceScatter dK and dV to their owners
+  // [2] ReduceScatter dK and dV to their owners
   if (run.comm) {
     CUDA_CHECK(cudaStreamWaitEvent(c.comm, c.events[1], 0));
-    CUDA_CHECK(cudaStreamWaitEvent(c.comm, c.events[2], 0));
-    CUDA_CHECK(cudaStreamWaitEvent(c.comm, c.events[3], 0));
-    CUDA_CHECK(cudaStreamWaitEvent(c.comm, c.events[4], 0));
-    CUDA_CHECK(cudaStreamWaitEvent(c.comm, c.events[5], 0));
-    CUDA_CHECK(cudaStreamWaitEvent(c.comm, c.events[6], 0));
-    CUDA_CHECK(cudaStreamWaitEvent(c.comm, c.events[7], 0));
-    CUDA_CHECK(cudaEventRecord(c.started[8], c.comm));  // the collective is next on its stream
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[16], c.comm));
+    CUDA_CHECK(cudaEventRecord(c.started[2], c.comm));  // the collective is next on its stream
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[4], c.comm));
     NCCL_CHECK(ncclGroupStart());
     NCCL_CHECK(ncclReduceScatter(b.dk_all, b.dk_sum, 33554432, ncclFloat32, ncclSum, c.nccl, c.comm));
     NCCL_CHECK(ncclReduceScatter(b.dv_all, b.dv_sum, 33554432, ncclFloat32, ncclSum, c.nccl, c.comm));
     NCCL_CHECK(ncclGroupEnd());
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[17], c.comm));
-    CUDA_CHECK(cudaEventRecord(c.events[8], c.comm));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[5], c.comm));
+    CUDA_CHECK(cudaEventRecord(c.events[2], c.comm));
   }
-  // [9] dQ, and dK, dV of this rank's own positions (no communication needed)
+  // [3] dWo = attn^T dY (the layer's weight gradient)
   if (run.compute) {
-    CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.started[8], 0));  // let the collective start first
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[18], c.compute));
-    lasp::SoftmaxBlockBackwardArgs args;
-    args.q = b.q; args.k = b.k_all; args.v = b.v_all;
-    args.o = b.o; args.lse = b.lse; args.dout = b.do_;
-    args.dq = b.dq_acc; args.dk = b.dk_own; args.dv = b.dv_own;
-    args.q_map = kPieceMaps[0]; args.k_map = kPieceMaps[0]; args.causal = true;
-    lasp::softmax_block_backward(args, kS_dims, c.compute);
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[19], c.compute));
+    CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.started[2], 0));  // let the collective start first
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[6], c.compute));
+    run_host(run, HostWork::kOWeightGrad, 16);
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[7], c.compute));
   }
-  // [10] dQ to the activation type
+  // [4] dK, dV of this rank to the activation type
   if (run.compute) {
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[20], c.compute));
-    lasp::cast_to_bf16(b.dq_acc, b.dq, 67108864, c.compute);
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[21], c.compute));
-  }
-  // [11] dK, dV of this rank: the other ranks' share plus its own
-  if (run.compute) {
-    CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.events[8], 0));
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[22], c.compute));
-    lasp::add_to_bf16(b.dk_sum, b.dk_own, b.dk, 33554432, c.compute);
-    lasp::add_to_bf16(b.dv_sum, b.dv_own, b.dv, 33554432, c.compute);
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[23], c.compute));
+    CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.events[2], 0));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[8], c.compute));
+    lasp::cast_to_bf16(b.dk_sum, b.dk, 33554432, c.compute);
+    lasp::cast_to_bf16(b.dv_sum, b.dv, 33554432, c.compute);
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[9], c.compute));
   }
 }
 
 // S backward, rank 1.
 static void S_backward_rank1(const Ctx& c, SBuffers& b, Run run) {
-  // [0] clear dQ and the dK, dV accumulators
+  // [0] dQ, and dK, dV of the gathered positions 0..245759 (one call)
   if (run.compute) {
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[0], c.compute));
-    CUDA_CHECK(cudaMemsetAsync(b.dq_acc, 0, 67108864 * sizeof(float), c.compute));
-    CUDA_CHECK(cudaMemsetAsync(b.dk_all, 0, 268435456 * sizeof(float), c.compute));
-    CUDA_CHECK(cudaMemsetAsync(b.dv_all, 0, 268435456 * sizeof(float), c.compute));
-    CUDA_CHECK(cudaMemsetAsync(b.dk_own, 0, 33554432 * sizeof(float), c.compute));
-    CUDA_CHECK(cudaMemsetAsync(b.dv_own, 0, 33554432 * sizeof(float), c.compute));
+    lasp::SoftmaxGatheredBackwardArgs args;
+    args.q = b.q; args.k = b.k_seq; args.v = b.v_seq;
+    args.o = b.o; args.lse = b.lse; args.dout = b.do_;
+    args.dq = b.dq; args.dk = b.dk_seq; args.dv = b.dv_seq;
+    args.q_map = kPieceMaps[1]; args.key_rows = 245760; args.causal = true;
+    lasp::softmax_gathered_backward(args, lasp::SoftmaxDims{1, 32768, 262144, 16, 8, 128}, c.compute);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[1], c.compute));
   }
-  // [1] dQ, and dK, dV of rank 0's positions
+  // [1] dK, dV back in rank order for the ReduceScatter
   if (run.compute) {
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[2], c.compute));
-    lasp::SoftmaxBlockBackwardArgs args;
-    args.q = b.q; args.k = b.k_all; args.v = b.v_all;
-    args.o = b.o; args.lse = b.lse; args.dout = b.do_;
-    args.dq = b.dq_acc; args.dk = b.dk_all; args.dv = b.dv_all;
-    args.q_map = kPieceMaps[1]; args.k_map = kPieceMaps[0]; args.causal = true;
-    lasp::softmax_block_backward(args, kS_dims, c.compute);
+    CUDA_CHECK(cudaMemcpy2DAsync(b.dk_all, 33554432 * sizeof(float), b.dk_seq, 268435456 * sizeof(float), 16777216 * sizeof(float), 1, cudaMemcpyDeviceToDevice, c.compute));
+    CUDA_CHECK(cudaMemset2DAsync(b.dk_all + 16777216, 33554432 * sizeof(float), 0, 16777216 * sizeof(float), 1, c.compute));
+    CUDA_CHECK(cudaMemcpy2DAsync(b.dk_all + 33554432, 33554432 * sizeof(float), b.dk_seq + 16777216, 268435456 * sizeof(float), 16777216 * sizeof(float), 1, cudaMemcpyDeviceToDevice, c.compute));
+    CUDA_CHECK(cudaMemcpy2DAsync(b.dk_all + 50331648, 33554432 * sizeof(float), b.dk_seq + 234881024, 268435456 * sizeof(float), 16777216 * sizeof(float), 1, cudaMemcpyDeviceToDevice, c.compute));
+    CUDA_CHECK(cudaMemcpy2DAsync(b.dk_all + 67108864, 33554432 * sizeof(float), b.dk_seq + 33554432, 268435456 * sizeof(float), 16777216 * sizeof(float), 1, cudaMemcpyDeviceToDevice, c.compute));
+    CUDA_CHECK(cudaMemcpy2DAsync(b.dk_all + 83886080, 33554432 * sizeof(float), b.dk_seq + 218103808, 268435456 * sizeof(float), 16777216 * sizeof(float), 1, cudaMemcpyDeviceToDevice, c.compute));
+    CUDA_CHECK(cudaMemcpy2DAsync(b.dk_all + 100663296, 33554432 * sizeof(float), b.dk_seq + 50331648, 268435456 * sizeof(float), 16777216 * sizeof(float), 1, cudaMemcpyDeviceToDevice, c.compute));
+    CUDA_CHECK(cudaMemcpy2DAsync(b.dk_all + 117440512, 33554432 * sizeof(float), b.dk_seq + 201326592, 268435456 * sizeof(float), 16777216 * sizeof(float), 1, cudaMemcpyDeviceToDevice, c.compute));
+    CUDA_CHECK(cudaMemcpy2DAsync(b.dk_all + 134217728, 33554432 * sizeof(float), b.dk_seq + 67108864, 268435456 * sizeof(float), 16777216 * sizeof(float), 1, cudaMemcpyDeviceToDevice, c.compute));
+    CUDA_CHECK(cudaMemcpy2DAsync(b.dk_all + 150994944, 33554432 * sizeof(float), b.dk_seq + 184549376, 268435456 * sizeof(float), 16777216 * sizeof(float), 1, cudaMemcpyDeviceToDevice, c.compute));
+    CUDA_CHECK(cudaMemcpy2DAsync(b.dk_all + 167772160, 33554432 * sizeof(float), b.dk_seq + 83886080, 268435456 * sizeof(float), 16777216 * sizeof(float), 1, cudaMemcpyDeviceToDevice, c.compute));
+    CUDA_CHECK(cudaMemcpy2DAsync(b.dk_all + 184549376, 33554432 * sizeof(float), b.dk_seq + 167772160, 268435456 * sizeof(float), 16777216 * sizeof(float), 1, cudaMemcpyDeviceToDevice, c.compute));
+    CUDA_CHECK(cudaMemcpy2DAsync(b.dk_all + 201326592, 33554432 * sizeof(float), b.dk_seq + 100663296, 268435456 * sizeof(float), 16777216 * sizeof(float), 1, cudaMemcpyDeviceToDevice, c.compute));
+    CUDA_CHECK(cudaMemcpy2DAsync(b.dk_all + 218103808, 33554432 * sizeof(float), b.dk_seq + 150994944, 268435456 * sizeof(float), 16777216 * sizeof(float), 1, cudaMemcpyDeviceToDevice, c.compute));
+    CUDA_CHECK(cudaMemcpy2DAsync(b.dk_all + 234881024, 33554432 * sizeof(float), b.dk_seq + 117440512, 268435456 * sizeof(float), 16777216 * sizeof(float), 1, cudaMemcpyDeviceToDevice, c.compute));
+    CUDA_CHECK(cudaMemcpy2DAsync(b.dk_all + 251658240, 33554432 * sizeof(float), b.dk_seq + 134217728, 268435456 * sizeof(float), 16777216 * sizeof(float), 1, cudaMemcpyDeviceToDevice, c.compute));
+    CUDA_CHECK(cudaMemcpy2DAsync(b.dv_all, 33554432 * sizeof(float), b.dv_seq, 268435456 * sizeof(float), 16777216 * sizeof(float), 1, cudaMemcpyDeviceToDevice, c.compute));
+    CUDA_CHECK(cudaMemset2DAsync(b.dv_all + 16777216, 33554432 * sizeof(float), 0, 16777216 * sizeof(float), 1, c.compute));
+    CUDA_CHECK(cudaMemcpy2DAsync(b.dv_all + 33554432, 33554432 * sizeof(float), b.dv_seq + 16777216, 268435456 * sizeof(float), 16777216 * sizeof(float), 1, cudaMemcpyDeviceToDevice, c.compute));
+    CUDA_CHECK(cudaMemcpy2DAsync(b.dv_all + 50331648, 33554432 * sizeof(float), b.dv_seq + 234881024, 268435456 * sizeof(float), 16777216 * sizeof(float), 1, cudaMemcpyDeviceToDevice, c.compute));
+    CUDA_CHECK(cudaMemcpy2DAsync(b.dv_all + 67108864, 33554432 * sizeof(float), b.dv_seq + 33554432, 268435456 * sizeof(float), 16777216 * sizeof(float), 1, cudaMemcpyDeviceToDevice, c.compute));
+    CUDA_CHECK(cudaMemcpy2DAsync(b.dv_all + 83886080, 33554432 * sizeof(float), b.dv_seq + 218103808, 268435456 * sizeof(float), 16777216 * sizeof(float), 1, cudaMemcpyDeviceToDevice, c.compute));
+    CUDA_CHECK(cudaMemcpy2DAsync(b.dv_all + 100663296, 33554432 * sizeof(float), b.dv_seq + 50331648, 268435456 * sizeof(float), 16777216 * sizeof(float), 1, cudaMemcpyDeviceToDevice, c.compute));
+    CUDA_CHECK(cudaMemcpy2DAsync(b.dv_all + 117440512, 33554432 * sizeof(float), b.dv_seq + 201326592, 268435456 * sizeof(float), 16777216 * sizeof(float), 1, cudaMemcpyDeviceToDevice, c.compute));
+    CUDA_CHECK(cudaMemcpy2DAsync(b.dv_all + 134217728, 33554432 * sizeof(float), b.dv_seq + 67108864, 268435456 * sizeof(float), 16777216 * sizeof(float), 1, cudaMemcpyDeviceToDevice, c.compute));
+    CUDA_CHECK(cudaMemcpy2DAsync(b.dv_all + 150994944, 33554432 * sizeof(float), b.dv_seq + 184549376, 268435456 * sizeof(float), 16777216 * sizeof(float), 1, cudaMemcpyDeviceToDevice, c.compute));
+    CUDA_CHECK(cudaMemcpy2DAsync(b.dv_all + 167772160, 33554432 * sizeof(float), b.dv_seq + 83886080, 268435456 * sizeof(float), 16777216 * sizeof(float), 1, cudaMemcpyDeviceToDevice, c.compute));
+    CUDA_CHECK(cudaMemcpy2DAsync(b.dv_all + 184549376, 33554432 * sizeof(float), b.dv_seq + 167772160, 268435456 * sizeof(float), 16777216 * sizeof(float), 1, cudaMemcpyDeviceToDevice, c.compute));
+    CUDA_CHECK(cudaMemcpy2DAsync(b.dv_all + 201326592, 33554432 * sizeof(float), b.dv_seq + 100663296, 268435456 * sizeof(float), 16777216 * sizeof(float), 1, cudaMemcpyDeviceToDevice, c.compute));
+    CUDA_CHECK(cudaMemcpy2DAsync(b.dv_all + 218103808, 33554432 * sizeof(float), b.dv_seq + 150994944, 268435456 * sizeof(float), 16777216 * sizeof(float), 1, cudaMemcpyDeviceToDevice, c.compute));
+    CUDA_CHECK(cudaMemcpy2DAsync(b.dv_all + 234881024, 33554432 * sizeof(float), b.dv_seq + 117440512, 268435456 * sizeof(float), 16777216 * sizeof(float), 1, cudaMemcpyDeviceToDevice, c.compute));
+    CUDA_CHECK(cudaMemcpy2DAsync(b.dv_all + 251658240, 33554432 * sizeof(float), b.dv_seq + 134217728, 268435456 * sizeof(float), 16777216 * sizeof(float), 1, cudaMemcpyDeviceToDevice, c.compute));
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[3], c.compute));
     CUDA_CHECK(cudaEventRecord(c.events[1], c.compute));
   }
-  // [2] dQ, and dK, dV of rank 2's positions
-  if (run.compute) {
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[4], c.compute));
-    lasp::SoftmaxBlockBackwardArgs args;
-    args.q = b.q; args.k = b.k_all + 67108864; args.v = b.v_all + 67108864;
-    args.o = b.o; args.lse = b.lse; args.dout = b.do_;
-    args.dq = b.dq_acc; args.dk = b.dk_all + 67108864; args.dv = b.dv_all + 67108864;
-    args.q_map = kPieceMaps[1]; args.k_map = kPieceMaps[2]; args.causal = true;
-    lasp::softmax_block_backward(args, kS_dims, c.compute);
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[5], c.compute));
-    CUDA_CHECK(cudaEventRecord(c.events[2], c.compute));
-  }
-  // [3] dQ, and dK, dV of rank 3's positions
-  if (run.compute) {
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[6], c.compute));
-    lasp::SoftmaxBlockBackwardArgs args;
-    args.q = b.q; args.k = b.k_all + 100663296; args.v = b.v_all + 100663296;
-    args.o = b.o; args.lse = b.lse; args.dout = b.do_;
-    args.dq = b.dq_acc; args.dk = b.dk_all + 100663296; args.dv = b.dv_all + 100663296;
-    args.q_map = kPieceMaps[1]; args.k_map = kPieceMaps[3]; args.causal = true;
-    lasp::softmax_block_backward(args, kS_dims, c.compute);
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[7], c.compute));
-    CUDA_CHECK(cudaEventRecord(c.events[3], c.compute));
-  }
-  // [4] dQ, and dK, dV of rank 4's positions
-  if (run.compute) {
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[8], c.compute));
-    lasp::SoftmaxBlockBackwardArgs args;
-    args.q = b.q; args.k = b.k_all + 134217728; args.v = b.v_all + 134217728;
-    args.o = b.o; args.lse = b.lse; args.dout = b.do_;
-    args.dq = b.dq_acc; args.dk = b.dk_all + 134217728; args.dv = b.dv_all + 134217728;
-    args.q_map = kPieceMaps[1]; args.k_map = kPieceMaps[4]; args.causal = true;
-    lasp::softmax_block_backward(args, kS_dims, c.compute);
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[9], c.compute));
-    CUDA_CHECK(cudaEventRecord(c.events[4], c.compute));
-  }
-  // [5] dQ, and dK, dV of rank 5's positions
-  if (run.compute) {
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[10], c.compute));
-    lasp::SoftmaxBlockBackwardArgs args;
-    args.q = b.q; args.k = b.k_all + 167772160; args.v = b.v_all + 167772160;
-    args.o = b.o; args.lse = b.lse; args.dout = b.do_;
-    args.dq = b.dq_acc; args.dk = b.dk_all + 167772160; args.dv = b.dv_all + 167772160;
-    args.q_map = kPieceMaps[1]; args.k_map = kPieceMaps[5]; args.causal = true;
-    lasp::softmax_block_backward(args, kS_dims, c.compute);
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[11], c.compute));
-    CUDA_CHECK(cudaEventRecord(c.events[5], c.compute));
-  }
-  // [6] dQ, and dK, dV of rank 6's positions
-  if (run.compute) {
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[12], c.compute));
-    lasp::SoftmaxBlockBackwardArgs args;
-    args.q = b.q; args.k = b.k_all + 201326592; args.v = b.v_all + 201326592;
-    args.o = b.o; args.lse = b.lse; args.dout = b.do_;
-    args.dq = b.dq_acc; args.dk = b.dk_all + 201326592; args.dv = b.dv_all + 201326592;
-    args.q_map = kPieceMaps[1]; args.k_map = kPieceMaps[6]; args.causal = true;
-    lasp::softmax_block_backward(args, kS_dims, c.compute);
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[13], c.compute));
-    CUDA_CHECK(cudaEventRecord(c.events[6], c.compute));
-  }
-  // [7] dQ, and dK, dV of rank 7's positions
-  if (run.compute) {
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[14], c.compute));
-    lasp::SoftmaxBlockBackwardArgs args;
-    args.q = b.q; args.k = b.k_all + 234881024; args.v = b.v_all + 234881024;
-    args.o = b.o; args.lse = b.lse; args.dout = b.do_;
-    args.dq = b.dq_acc; args.dk = b.dk_all + 234881024; args.dv = b.dv_all + 234881024;
-    args.q_map = kPieceMaps[1]; args.k_map = kPieceMaps[7]; args.causal = true;
-    lasp::softmax_block_backward(args, kS_dims, c.compute);
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[15], c.compute));
-    CUDA_CHECK(cudaEventRecord(c.events[7], c.compute));
-  }
-  // [8] ReduceScatter dK and dV to their owners
+  // [2] ReduceScatter dK and dV to their owners
   if (run.comm) {
     CUDA_CHECK(cudaStreamWaitEvent(c.comm, c.events[1], 0));
-    CUDA_CHECK(cudaStreamWaitEvent(c.comm, c.events[2], 0));
-    CUDA_CHECK(cudaStreamWaitEvent(c.comm, c.events[3], 0));
-    CUDA_CHECK(cudaStreamWaitEvent(c.comm, c.events[4], 0));
-    CUDA_CHECK(cudaStreamWaitEvent(c.comm, c.events[5], 0));
-    CUDA_CHECK(cudaStreamWaitEvent(c.comm, c.events[6], 0));
-    CUDA_CHECK(cudaStreamWaitEvent(c.comm, c.events[7], 0));
-    CUDA_CHECK(cudaEventRecord(c.started[8], c.comm));  // the collective is next on its stream
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[16], c.comm));
+    CUDA_CHECK(cudaEventRecord(c.started[2], c.comm));  // the collective is next on its stream
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[4], c.comm));
     NCCL_CHECK(ncclGroupStart());
     NCCL_CHECK(ncclReduceScatter(b.dk_all, b.dk_sum, 33554432, ncclFloat32, ncclSum, c.nccl, c.comm));
     NCCL_CHECK(ncclReduceScatter(b.dv_all, b.dv_sum, 33554432, ncclFloat32, ncclSum, c.nccl, c.comm));
     NCCL_CHECK(ncclGroupEnd());
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[17], c.comm));
-    CUDA_CHECK(cudaEventRecord(c.events[8], c.comm));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[5], c.comm));
+    CUDA_CHECK(cudaEventRecord(c.events[2], c.comm));
   }
-  // [9] dQ, and dK, dV of this rank's own positions (no communication needed)
+  // [3] dWo = attn^T dY (the layer's weight gradient)
   if (run.compute) {
-    CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.started[8], 0));  // let the collective start first
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[18], c.compute));
-    lasp::SoftmaxBlockBackwardArgs args;
-    args.q = b.q; args.k = b.k_all + 33554432; args.v = b.v_all + 33554432;
-    args.o = b.o; args.lse = b.lse; args.dout = b.do_;
-    args.dq = b.dq_acc; args.dk = b.dk_own; args.dv = b.dv_own;
-    args.q_map = kPieceMaps[1]; args.k_map = kPieceMaps[1]; args.causal = true;
-    lasp::softmax_block_backward(args, kS_dims, c.compute);
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[19], c.compute));
+    CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.started[2], 0));  // let the collective start first
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[6], c.compute));
+    run_host(run, HostWork::kOWeightGrad, 16);
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[7], c.compute));
   }
-  // [10] dQ to the activation type
+  // [4] dK, dV of this rank to the activation type
   if (run.compute) {
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[20], c.compute));
-    lasp::cast_to_bf16(b.dq_acc, b.dq, 67108864, c.compute);
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[21], c.compute));
-  }
-  // [11] dK, dV of this rank: the other ranks' share plus its own
-  if (run.compute) {
-    CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.events[8], 0));
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[22], c.compute));
-    lasp::add_to_bf16(b.dk_sum, b.dk_own, b.dk, 33554432, c.compute);
-    lasp::add_to_bf16(b.dv_sum, b.dv_own, b.dv, 33554432, c.compute);
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[23], c.compute));
+    CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.events[2], 0));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[8], c.compute));
+    lasp::cast_to_bf16(b.dk_sum, b.dk, 33554432, c.compute);
+    lasp::cast_to_bf16(b.dv_sum, b.dv, 33554432, c.compute);
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[9], c.compute));
   }
 }
 
 // S backward, rank 2.
 static void S_backward_rank2(const Ctx& c, SBuffers& b, Run run) {
-  // [0] clear dQ and the dK, dV accumulators
+  // [0] dQ, and dK, dV of the gathered positions 0..229375 (one call)
   if (run.compute) {
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[0], c.compute));
-    CUDA_CHECK(cudaMemsetAsync(b.dq_acc, 0, 67108864 * sizeof(float), c.compute));
-    CUDA_CHECK(cudaMemsetAsync(b.dk_all, 0, 268435456 * sizeof(float), c.compute));
-    CUDA_CHECK(cudaMemsetAsync(b.dv_all, 0, 268435456 * sizeof(float), c.compute));
-    CUDA_CHECK(cudaMemsetAsync(b.dk_own, 0, 33554432 * sizeof(float), c.compute));
-    CUDA_CHECK(cudaMemsetAsync(b.dv_own, 0, 33554432 * sizeof(float), c.compute));
+    lasp::SoftmaxGatheredBackwardArgs args;
+    args.q = b.q; args.k = b.k_seq; args.v = b.v_seq;
+    args.o = b.o; args.lse = b.lse; args.dout = b.do_;
+    args.dq = b.dq; args.dk = b.dk_seq; args.dv = b.dv_seq;
+    args.q_map = kPieceMaps[2]; args.key_rows = 229376; args.causal = true;
+    lasp::softmax_gathered_backward(args, lasp::SoftmaxDims{1, 32768, 262144, 16, 8, 128}, c.compute);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[1], c.compute));
   }
-  // [1] dQ, and dK, dV of rank 0's positions
+  // [1] dK, dV back in rank order for the ReduceScatter
   if (run.compute) {
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[2], c.compute));
-    lasp::SoftmaxBlockBackwardArgs args;
-    args.q = b.q; args.k = b.k_all; args.v = b.v_all;
-    args.o = b.o; args.lse = b.lse; args.dout = b.do_;
-    args.dq = b.dq_acc; args.dk = b.dk_all; args.dv = b.dv_all;
-    args.q_map = kPieceMaps[2]; args.k_map = kPieceMaps[0]; args.causal = true;
-    lasp::softmax_block_backward(args, kS_dims, c.compute);
+    CUDA_CHECK(cudaMemcpy2DAsync(b.dk_all, 33554432 * sizeof(float), b.dk_seq, 268435456 * sizeof(float), 16777216 * sizeof(float), 1, cudaMemcpyDeviceToDevice, c.compute));
+    CUDA_CHECK(cudaMemset2DAsync(b.dk_all + 16777216, 33554432 * sizeof(float), 0, 16777216 * sizeof(float), 1, c.compute));
+    CUDA_CHECK(cudaMemcpy2DAsync(b.dk_all + 33554432, 33554432 * sizeof(float), b.dk_seq + 16777216, 268435456 * sizeof(float), 16777216 * sizeof(float), 1, cudaMemcpyDeviceToDevice, c.compute));
+    CUDA_CHECK(cudaMemset2DAsync(b.dk_all + 50331648, 33554432 * sizeof(float), 0, 16777216 * sizeof(float), 1, c.compute));
+    CUDA_CHECK(cudaMemcpy2DAsync(b.dk_all + 67108864, 33554432 * sizeof(float), b.dk_seq + 33554432, 268435456 * sizeof(float), 16777216 * sizeof(float), 1, cudaMemcpyDeviceToDevice, c.compute));
+    CUDA_CHECK(cudaMemcpy2DAsync(b.dk_all + 83886080, 33554432 * sizeof(float), b.dk_seq + 218103808, 268435456 * sizeof(float), 16777216 * sizeof(float), 1, cudaMemcpyDeviceToDevice, c.compute));
+    CUDA_CHECK(cudaMemcpy2DAsync(b.dk_all + 100663296, 33554432 * sizeof(float), b.dk_seq + 50331648, 268435456 * sizeof(float), 16777216 * sizeof(float), 1, cudaMemcpyDeviceToDevice, c.compute));
+    CUDA_CHECK(cudaMemcpy2DAsync(b.dk_all + 117440512, 33554432 * sizeof(float), b.dk_seq + 201326592, 268435456 * sizeof(float), 16777216 * sizeof(float), 1, cudaMemcpyDeviceToDevice, c.compute));
+    CUDA_CHECK(cudaMemcpy2DAsync(b.dk_all + 134217728, 33554432 * sizeof(float), b.dk_seq + 67108864, 268435456 * sizeof(float), 16777216 * sizeof(float), 1, cudaMemcpyDeviceToDevice, c.compute));
+    CUDA_CHECK(cudaMemcpy2DAsync(b.dk_all + 150994944, 33554432 * sizeof(float), b.dk_seq + 184549376, 268435456 * sizeof(float), 16777216 * sizeof(float), 1, cudaMemcpyDeviceToDevice, c.compute));
+    CUDA_CHECK(cudaMemcpy2DAsync(b.dk_all + 167772160, 33554432 * sizeof(float), b.dk_seq + 83886080, 268435456 * sizeof(float), 16777216 * sizeof(float), 1, cudaMemcpyDeviceToDevice, c.compute));
+    CUDA_CHECK(cudaMemcpy2DAsync(b.dk_all + 184549376, 33554432 * sizeof(float), b.dk_seq + 167772160, 268435456 * sizeof(float), 16777216 * sizeof(float), 1, cudaMemcpyDeviceToDevice, c.compute));
+    CUDA_CHECK(cudaMemcpy2DAsync(b.dk_all + 201326592, 33554432 * sizeof(float), b.dk_seq + 100663296, 268435456 * sizeof(float), 16777216 * sizeof(float), 1, cudaMemcpyDeviceToDevice, c.compute));
+    CUDA_CHECK(cudaMemcpy2DAsync(b.dk_all + 218103808, 33554432 * sizeof(float), b.dk_seq + 150994944, 268435456 * sizeof(float), 16777216 * sizeof(float), 1, cudaMemcpyDeviceToDevice, c.compute));
+    CUDA_CHECK(cudaMemcpy2DAsync(b.dk_all + 234881024, 33554432 * sizeof(float), b.dk_seq + 117440512, 268435456 * sizeof(float), 16777216 * sizeof(float), 1, cudaMemcpyDeviceToDevice, c.compute));
+    CUDA_CHECK(cudaMemcpy2DAsync(b.dk_all + 251658240, 33554432 * sizeof(float), b.dk_seq + 134217728, 268435456 * sizeof(float), 16777216 * sizeof(float), 1, cudaMemcpyDeviceToDevice, c.compute));
+    CUDA_CHECK(cudaMemcpy2DAsync(b.dv_all, 33554432 * sizeof(float), b.dv_seq, 268435456 * sizeof(float), 16777216 * sizeof(float), 1, cudaMemcpyDeviceToDevice, c.compute));
+    CUDA_CHECK(cudaMemset2DAsync(b.dv_all + 16777216, 33554432 * sizeof(float), 0, 16777216 * sizeof(float), 1, c.compute));
+    CUDA_CHECK(cudaMemcpy2DAsync(b.dv_all + 33554432, 33554432 * sizeof(float), b.dv_seq + 16777216, 268435456 * sizeof(float), 16777216 * sizeof(float), 1, cudaMemcpyDeviceToDevice, c.compute));
+    CUDA_CHECK(cudaMemset2DAsync(b.dv_all + 50331648, 33554432 * sizeof(float), 0, 16777216 * sizeof(float), 1, c.compute));
+    CUDA_CHECK(cudaMemcpy2DAsync(b.dv_all + 67108864, 33554432 * sizeof(float), b.dv_seq + 33554432, 268435456 * sizeof(float), 16777216 * sizeof(float), 1, cudaMemcpyDeviceToDevice, c.compute));
+    CUDA_CHECK(cudaMemcpy2DAsync(b.dv_all + 83886080, 33554432 * sizeof(float), b.dv_seq + 218103808, 268435456 * sizeof(float), 16777216 * sizeof(float), 1, cudaMemcpyDeviceToDevice, c.compute));
+    CUDA_CHECK(cudaMemcpy2DAsync(b.dv_all + 100663296, 33554432 * sizeof(float), b.dv_seq + 50331648, 268435456 * sizeof(float), 16777216 * sizeof(float), 1, cudaMemcpyDeviceToDevice, c.compute));
+    CUDA_CHECK(cudaMemcpy2DAsync(b.dv_all + 117440512, 33554432 * sizeof(float), b.dv_seq + 201326592, 268435456 * sizeof(float), 16777216 * sizeof(float), 1, cudaMemcpyDeviceToDevice, c.compute));
+    CUDA_CHECK(cudaMemcpy2DAsync(b.dv_all + 134217728, 33554432 * sizeof(float), b.dv_seq + 67108864, 268435456 * sizeof(float), 16777216 * sizeof(float), 1, cudaMemcpyDeviceToDevice, c.compute));
+    CUDA_CHECK(cudaMemcpy2DAsync(b.dv_all + 150994944, 33554432 * sizeof(float), b.dv_seq + 184549376, 268435456 * sizeof(float), 16777216 * sizeof(float), 1, cudaMemcpyDeviceToDevice, c.compute));
+    CUDA_CHECK(cudaMemcpy2DAsync(b.dv_all + 167772160, 33554432 * sizeof(float), b.dv_seq + 83886080, 268435456 * sizeof(float), 16777216 * sizeof(float), 1, cudaMemcpyDeviceToDevice, c.compute));
+    CUDA_CHECK(cudaMemcpy2DAsync(b.dv_all + 184549376, 33554432 * sizeof(float), b.dv_seq + 167772160, 268435456 * sizeof(float), 16777216 * sizeof(float), 1, cudaMemcpyDeviceToDevice, c.compute));
+    CUDA_CHECK(cudaMemcpy2DAsync(b.dv_all + 201326592, 33554432 * sizeof(float), b.dv_seq + 100663296, 268435456 * sizeof(float), 16777216 * sizeof(float), 1, cudaMemcpyDeviceToDevice, c.compute));
+    CUDA_CHECK(cudaMemcpy2DAsync(b.dv_all + 218103808, 33554432 * sizeof(float), b.dv_seq + 150994944, 268435456 * sizeof(float), 16777216 * sizeof(float), 1, cudaMemcpyDeviceToDevice, c.compute));
+    CUDA_CHECK(cudaMemcpy2DAsync(b.dv_all + 234881024, 33554432 * sizeof(float), b.dv_seq + 117440512, 268435456 * sizeof(float), 16777216 * sizeof(float), 1, cudaMemcpyDeviceToDevice, c.compute));
+    CUDA_CHECK(cudaMemcpy2DAsync(b.dv_all + 251658240, 33554432 * sizeof(float), b.dv_seq + 134217728, 268435456 * sizeof(float), 16777216 * sizeof(float), 1, cudaMemcpyDeviceToDevice, c.compute));
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[3], c.compute));
     CUDA_CHECK(cudaEventRecord(c.events[1], c.compute));
   }
-  // [2] dQ, and dK, dV of rank 1's positions
-  if (run.compute) {
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[4], c.compute));
-    lasp::SoftmaxBlockBackwardArgs args;
-    args.q = b.q; args.k = b.k_all + 33554432; args.v = b.v_all + 33554432;
-    args.o = b.o; args.lse = b.lse; args.dout = b.do_;
-    args.dq = b.dq_acc; args.dk = b.dk_all + 33554432; args.dv = b.dv_all + 33554432;
-    args.q_map = kPieceMaps[2]; args.k_map = kPieceMaps[1]; args.causal = true;
-    lasp::softmax_block_backward(args, kS_dims, c.compute);
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[5], c.compute));
-    CUDA_CHECK(cudaEventRecord(c.events[2], c.compute));
-  }
-  // [3] dQ, and dK, dV of rank 3's positions
-  if (run.compute) {
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[6], c.compute));
-    lasp::SoftmaxBlockBackwardArgs args;
-    args.q = b.q; args.k = b.k_all + 100663296; args.v = b.v_all + 100663296;
-    args.o = b.o; args.lse = b.lse; args.dout = b.do_;
-    args.dq = b.dq_acc; args.dk = b.dk_all + 100663296; args.dv = b.dv_all + 100663296;
-    args.q_map = kPieceMaps[2]; args.k_map = kPieceMaps[3]; args.causal = true;
-    lasp::softmax_block_backward(args, kS_dims, c.compute);
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[7], c.compute));
-    CUDA_CHECK(cudaEventRecord(c.events[3], c.compute));
-  }
-  // [4] dQ, and dK, dV of rank 4's positions
-  if (run.compute) {
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[8], c.compute));
-    lasp::SoftmaxBlockBackwardArgs args;
-    args.q = b.q; args.k = b.k_all + 134217728; args.v = b.v_all + 134217728;
-    args.o = b.o; args.lse = b.lse; args.dout = b.do_;
-    args.dq = b.dq_acc; args.dk = b.dk_all + 134217728; args.dv = b.dv_all + 134217728;
-    args.q_map = kPieceMaps[2]; args.k_map = kPieceMaps[4]; args.causal = true;
-    lasp::softmax_block_backward(args, kS_dims, c.compute);
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[9], c.compute));
-    CUDA_CHECK(cudaEventRecord(c.events[4], c.compute));
-  }
-  // [5] dQ, and dK, dV of rank 5's positions
-  if (run.compute) {
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[10], c.compute));
-    lasp::SoftmaxBlockBackwardArgs args;
-    args.q = b.q; args.k = b.k_all + 167772160; args.v = b.v_all + 167772160;
-    args.o = b.o; args.lse = b.lse; args.dout = b.do_;
-    args.dq = b.dq_acc; args.dk = b.dk_all + 167772160; args.dv = b.dv_all + 167772160;
-    args.q_map = kPieceMaps[2]; args.k_map = kPieceMaps[5]; args.causal = true;
-    lasp::softmax_block_backward(args, kS_dims, c.compute);
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[11], c.compute));
-    CUDA_CHECK(cudaEventRecord(c.events[5], c.compute));
-  }
-  // [6] dQ, and dK, dV of rank 6's positions
-  if (run.compute) {
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[12], c.compute));
-    lasp::SoftmaxBlockBackwardArgs args;
-    args.q = b.q; args.k = b.k_all + 201326592; args.v = b.v_all + 201326592;
-    args.o = b.o; args.lse = b.lse; args.dout = b.do_;
-    args.dq = b.dq_acc; args.dk = b.dk_all + 201326592; args.dv = b.dv_all + 201326592;
-    args.q_map = kPieceMaps[2]; args.k_map = kPieceMaps[6]; args.causal = true;
-    lasp::softmax_block_backward(args, kS_dims, c.compute);
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[13], c.compute));
-    CUDA_CHECK(cudaEventRecord(c.events[6], c.compute));
-  }
-  // [7] dQ, and dK, dV of rank 7's positions
-  if (run.compute) {
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[14], c.compute));
-    lasp::SoftmaxBlockBackwardArgs args;
-    args.q = b.q; args.k = b.k_all + 234881024; args.v = b.v_all + 234881024;
-    args.o = b.o; args.lse = b.lse; args.dout = b.do_;
-    args.dq = b.dq_acc; args.dk = b.dk_all + 234881024; args.dv = b.dv_all + 234881024;
-    args.q_map = kPieceMaps[2]; args.k_map = kPieceMaps[7]; args.causal = true;
-    lasp::softmax_block_backward(args, kS_dims, c.compute);
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[15], c.compute));
-    CUDA_CHECK(cudaEventRecord(c.events[7], c.compute));
-  }
-  // [8] ReduceScatter dK and dV to their owners
+  // [2] ReduceScatter dK and dV to their owners
   if (run.comm) {
     CUDA_CHECK(cudaStreamWaitEvent(c.comm, c.events[1], 0));
-    CUDA_CHECK(cudaStreamWaitEvent(c.comm, c.events[2], 0));
-    CUDA_CHECK(cudaStreamWaitEvent(c.comm, c.events[3], 0));
-    CUDA_CHECK(cudaStreamWaitEvent(c.comm, c.events[4], 0));
-    CUDA_CHECK(cudaStreamWaitEvent(c.comm, c.events[5], 0));
-    CUDA_CHECK(cudaStreamWaitEvent(c.comm, c.events[6], 0));
-    CUDA_CHECK(cudaStreamWaitEvent(c.comm, c.events[7], 0));
-    CUDA_CHECK(cudaEventRecord(c.started[8], c.comm));  // the collective is next on its stream
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[16], c.comm));
+    CUDA_CHECK(cudaEventRecord(c.started[2], c.comm));  // the collective is next on its stream
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[4], c.comm));
     NCCL_CHECK(ncclGroupStart());
     NCCL_CHECK(ncclReduceScatter(b.dk_all, b.dk_sum, 33554432, ncclFloat32, ncclSum, c.nccl, c.comm));
     NCCL_CHECK(ncclReduceScatter(b.dv_all, b.dv_sum, 33554432, ncclFloat32, ncclSum, c.nccl, c.comm));
     NCCL_CHECK(ncclGroupEnd());
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[17], c.comm));
-    CUDA_CHECK(cudaEventRecord(c.events[8], c.comm));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[5], c.comm));
+    CUDA_CHECK(cudaEventRecord(c.events[2], c.comm));
   }
-  // [9] dQ, and dK, dV of this rank's own positions (no communication needed)
+  // [3] dWo = attn^T dY (the layer's weight gradient)
   if (run.compute) {
-    CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.started[8], 0));  // let the collective start first
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[18], c.compute));
-    lasp::SoftmaxBlockBackwardArgs args;
-    args.q = b.q; args.k = b.k_all + 67108864; args.v = b.v_all + 67108864;
-    args.o = b.o; args.lse = b.lse; args.dout = b.do_;
-    args.dq = b.dq_acc; args.dk = b.dk_own; args.dv = b.dv_own;
-    args.q_map = kPieceMaps[2]; args.k_map = kPieceMaps[2]; args.causal = true;
-    lasp::softmax_block_backward(args, kS_dims, c.compute);
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[19], c.compute));
+    CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.started[2], 0));  // let the collective start first
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[6], c.compute));
+    run_host(run, HostWork::kOWeightGrad, 16);
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[7], c.compute));
   }
-  // [10] dQ to the activation type
+  // [4] dK, dV of this rank to the activation type
   if (run.compute) {
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[20], c.compute));
-    lasp::cast_to_bf16(b.dq_acc, b.dq, 67108864, c.compute);
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[21], c.compute));
-  }
-  // [11] dK, dV of this rank: the other ranks' share plus its own
-  if (run.compute) {
-    CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.events[8], 0));
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[22], c.compute));
-    lasp::add_to_bf16(b.dk_sum, b.dk_own, b.dk, 33554432, c.compute);
-    lasp::add_to_bf16(b.dv_sum, b.dv_own, b.dv, 33554432, c.compute);
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[23], c.compute));
+    CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.events[2], 0));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[8], c.compute));
+    lasp::cast_to_bf16(b.dk_sum, b.dk, 33554432, c.compute);
+    lasp::cast_to_bf16(b.dv_sum, b.dv, 33554432, c.compute);
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[9], c.compute));
   }
 }
 
 // S backward, rank 3.
 static void S_backward_rank3(const Ctx& c, SBuffers& b, Run run) {
-  // [0] clear dQ and the dK, dV accumulators
+  // [0] dQ, and dK, dV of the gathered positions 0..212991 (one call)
   if (run.compute) {
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[0], c.compute));
-    CUDA_CHECK(cudaMemsetAsync(b.dq_acc, 0, 67108864 * sizeof(float), c.compute));
-    CUDA_CHECK(cudaMemsetAsync(b.dk_all, 0, 268435456 * sizeof(float), c.compute));
-    CUDA_CHECK(cudaMemsetAsync(b.dv_all, 0, 268435456 * sizeof(float), c.compute));
-    CUDA_CHECK(cudaMemsetAsync(b.dk_own, 0, 33554432 * sizeof(float), c.compute));
-    CUDA_CHECK(cudaMemsetAsync(b.dv_own, 0, 33554432 * sizeof(float), c.compute));
+    lasp::SoftmaxGatheredBackwardArgs args;
+    args.q = b.q; args.k = b.k_seq; args.v = b.v_seq;
+    args.o = b.o; args.lse = b.lse; args.dout = b.do_;
+    args.dq = b.dq; args.dk = b.dk_seq; args.dv = b.dv_seq;
+    args.q_map = kPieceMaps[3]; args.key_rows = 212992; args.causal = true;
+    lasp::softmax_gathered_backward(args, lasp::SoftmaxDims{1, 32768, 262144, 16, 8, 128}, c.compute);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[1], c.compute));
   }
-  // [1] dQ, and dK, dV of rank 0's positions
+  // [1] dK, dV back in rank order for the ReduceScatter
   if (run.compute) {
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[2], c.compute));
-    lasp::SoftmaxBlockBackwardArgs args;
-    args.q = b.q; args.k = b.k_all; args.v = b.v_all;
-    args.o = b.o; args.lse = b.lse; args.dout = b.do_;
-    args.dq = b.dq_acc; args.dk = b.dk_all; args.dv = b.dv_all;
-    args.q_map = kPieceMaps[3]; args.k_map = kPieceMaps[0]; args.causal = true;
-    lasp::softmax_block_backward(args, kS_dims, c.compute);
+    CUDA_CHECK(cudaMemcpy2DAsync(b.dk_all, 33554432 * sizeof(float), b.dk_seq, 268435456 * sizeof(float), 16777216 * sizeof(float), 1, cudaMemcpyDeviceToDevice, c.compute));
+    CUDA_CHECK(cudaMemset2DAsync(b.dk_all + 16777216, 33554432 * sizeof(float), 0, 16777216 * sizeof(float), 1, c.compute));
+    CUDA_CHECK(cudaMemcpy2DAsync(b.dk_all + 33554432, 33554432 * sizeof(float), b.dk_seq + 16777216, 268435456 * sizeof(float), 16777216 * sizeof(float), 1, cudaMemcpyDeviceToDevice, c.compute));
+    CUDA_CHECK(cudaMemset2DAsync(b.dk_all + 50331648, 33554432 * sizeof(float), 0, 16777216 * sizeof(float), 1, c.compute));
+    CUDA_CHECK(cudaMemcpy2DAsync(b.dk_all + 67108864, 33554432 * sizeof(float), b.dk_seq + 33554432, 268435456 * sizeof(float), 16777216 * sizeof(float), 1, cudaMemcpyDeviceToDevice, c.compute));
+    CUDA_CHECK(cudaMemset2DAsync(b.dk_all + 83886080, 33554432 * sizeof(float), 0, 16777216 * sizeof(float), 1, c.compute));
+    CUDA_CHECK(cudaMemcpy2DAsync(b.dk_all + 100663296, 33554432 * sizeof(float), b.dk_seq + 50331648, 268435456 * sizeof(float), 16777216 * sizeof(float), 1, cudaMemcpyDeviceToDevice, c.compute));
+    CUDA_CHECK(cudaMemcpy2DAsync(b.dk_all + 117440512, 33554432 * sizeof(float), b.dk_seq + 201326592, 268435456 * sizeof(float), 16777216 * sizeof(float), 1, cudaMemcpyDeviceToDevice, c.compute));
+    CUDA_CHECK(cudaMemcpy2DAsync(b.dk_all + 134217728, 33554432 * sizeof(float), b.dk_seq + 67108864, 268435456 * sizeof(float), 16777216 * sizeof(float), 1, cudaMemcpyDeviceToDevice, c.compute));
+    CUDA_CHECK(cudaMemcpy2DAsync(b.dk_all + 150994944, 33554432 * sizeof(float), b.dk_seq + 184549376, 268435456 * sizeof(float), 16777216 * sizeof(float), 1, cudaMemcpyDeviceToDevice, c.compute));
+    CUDA_CHECK(cudaMemcpy2DAsync(b.dk_all + 167772160, 33554432 * sizeof(float), b.dk_seq + 83886080, 268435456 * sizeof(float), 16777216 * sizeof(float), 1, cudaMemcpyDeviceToDevice, c.compute));
+    CUDA_CHECK(cudaMemcpy2DAsync(b.dk_all + 184549376, 33554432 * sizeof(float), b.dk_seq + 167772160, 268435456 * sizeof(float), 16777216 * sizeof(float), 1, cudaMemcpyDeviceToDevice, c.compute));
+    CUDA_CHECK(cudaMemcpy2DAsync(b.dk_all + 201326592, 33554432 * sizeof(float), b.dk_seq + 100663296, 268435456 * sizeof(float), 16777216 * sizeof(float), 1, cudaMemcpyDeviceToDevice, c.compute));
+    CUDA_CHECK(cudaMemcpy2DAsync(b.dk_all + 218103808, 33554432 * sizeof(float), b.dk_seq + 150994944, 268435456 * sizeof(float), 16777216 * sizeof(float), 1, cudaMemcpyDeviceToDevice, c.compute));
+    CUDA_CHECK(cudaMemcpy2DAsync(b.dk_all + 234881024, 33554432 * sizeof(float), b.dk_seq + 117440512, 268435456 * sizeof(float), 16777216 * sizeof(float), 1, cudaMemcpyDeviceToDevice, c.compute));
+    CUDA_CHECK(cudaMemcpy2DAsync(b.dk_all + 251658240, 33554432 * sizeof(float), b.dk_seq + 134217728, 268435456 * sizeof(float), 16777216 * sizeof(float), 1, cudaMemcpyDeviceToDevice, c.compute));
+    CUDA_CHECK(cudaMemcpy2DAsync(b.dv_all, 33554432 * sizeof(float), b.dv_seq, 268435456 * sizeof(float), 16777216 * sizeof(float), 1, cudaMemcpyDeviceToDevice, c.compute));
+    CUDA_CHECK(cudaMemset2DAsync(b.dv_all + 16777216, 33554432 * sizeof(float), 0, 16777216 * sizeof(float), 1, c.compute));
+    CUDA_CHECK(cudaMemcpy2DAsync(b.dv_all + 33554432, 33554432 * sizeof(float), b.dv_seq + 16777216, 268435456 * sizeof(float), 16777216 * sizeof(float), 1, cudaMemcpyDeviceToDevice, c.compute));
+    CUDA_CHECK(cudaMemset2DAsync(b.dv_all + 50331648, 33554432 * sizeof(float), 0, 16777216 * sizeof(float), 1, c.compute));
+    CUDA_CHECK(cudaMemcpy2DAsync(b.dv_all + 67108864, 33554432 * sizeof(float), b.dv_seq + 33554432, 268435456 * sizeof(float), 16777216 * sizeof(float), 1, cudaMemcpyDeviceToDevice, c.compute));
+    CUDA_CHECK(cudaMemset2DAsync(b.dv_all + 83886080, 33554432 * sizeof(float), 0, 16777216 * sizeof(float), 1, c.compute));
+    CUDA_CHECK(cudaMemcpy2DAsync(b.dv_all + 100663296, 33554432 * sizeof(float), b.dv_seq + 50331648, 268435456 * sizeof(float), 16777216 * sizeof(float), 1, cudaMemcpyDeviceToDevice, c.compute));
+    CUDA_CHECK(cudaMemcpy2DAsync(b.dv_all + 117440512, 33554432 * sizeof(float), b.dv_seq + 201326592, 268435456 * sizeof(float), 16777216 * sizeof(float), 1, cudaMemcpyDeviceToDevice, c.compute));
+    CUDA_CHECK(cudaMemcpy2DAsync(b.dv_all + 134217728, 33554432 * sizeof(float), b.dv_seq + 67108864, 268435456 * sizeof(float), 16777216 * sizeof(float), 1, cudaMemcpyDeviceToDevice, c.compute));
+    CUDA_CHECK(cudaMemcpy2DAsync(b.dv_all + 150994944, 33554432 * sizeof(float), b.dv_seq + 184549376, 268435456 * sizeof(float), 16777216 * sizeof(float), 1, cudaMemcpyDeviceToDevice, c.compute));
+    CUDA_CHECK(cudaMemcpy2DAsync(b.dv_all + 167772160, 33554432 * sizeof(float), b.dv_seq + 83886080, 268435456 * sizeof(float), 16777216 * sizeof(float), 1, cudaMemcpyDeviceToDevice, c.compute));
+    CUDA_CHECK(cudaMemcpy2DAsync(b.dv_all + 184549376, 33554432 * sizeof(float), b.dv_seq + 167772160, 268435456 * sizeof(float), 16777216 * sizeof(float), 1, cudaMemcpyDeviceToDevice, c.compute));
+    CUDA_CHECK(cudaMemcpy2DAsync(b.dv_all + 201326592, 33554432 * sizeof(float), b.dv_seq + 100663296, 268435456 * sizeof(float), 16777216 * sizeof(float), 1, cudaMemcpyDeviceToDevice, c.compute));
+    CUDA_CHECK(cudaMemcpy2DAsync(b.dv_all + 218103808, 33554432 * sizeof(float), b.dv_seq + 150994944, 268435456 * sizeof(float), 16777216 * sizeof(float), 1, cudaMemcpyDeviceToDevice, c.compute));
+    CUDA_CHECK(cudaMemcpy2DAsync(b.dv_all + 234881024, 33554432 * sizeof(float), b.dv_seq + 117440512, 268435456 * sizeof(float), 16777216 * sizeof(float), 1, cudaMemcpyDeviceToDevice, c.compute));
+    CUDA_CHECK(cudaMemcpy2DAsync(b.dv_all + 251658240, 33554432 * sizeof(float), b.dv_seq + 134217728, 268435456 * sizeof(float), 16777216 * sizeof(float), 1, cudaMemcpyDeviceToDevice, c.compute));
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[3], c.compute));
     CUDA_CHECK(cudaEventRecord(c.events[1], c.compute));
   }
-  // [2] dQ, and dK, dV of rank 1's positions
-  if (run.compute) {
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[4], c.compute));
-    lasp::SoftmaxBlockBackwardArgs args;
-    args.q = b.q; args.k = b.k_all + 33554432; args.v = b.v_all + 33554432;
-    args.o = b.o; args.lse = b.lse; args.dout = b.do_;
-    args.dq = b.dq_acc; args.dk = b.dk_all + 33554432; args.dv = b.dv_all + 33554432;
-    args.q_map = kPieceMaps[3]; args.k_map = kPieceMaps[1]; args.causal = true;
-    lasp::softmax_block_backward(args, kS_dims, c.compute);
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[5], c.compute));
-    CUDA_CHECK(cudaEventRecord(c.events[2], c.compute));
-  }
-  // [3] dQ, and dK, dV of rank 2's positions
-  if (run.compute) {
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[6], c.compute));
-    lasp::SoftmaxBlockBackwardArgs args;
-    args.q = b.q; args.k = b.k_all + 67108864; args.v = b.v_all + 67108864;
-    args.o = b.o; args.lse = b.lse; args.dout = b.do_;
-    args.dq = b.dq_acc; args.dk = b.dk_all + 67108864; args.dv = b.dv_all + 67108864;
-    args.q_map = kPieceMaps[3]; args.k_map = kPieceMaps[2]; args.causal = true;
-    lasp::softmax_block_backward(args, kS_dims, c.compute);
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[7], c.compute));
-    CUDA_CHECK(cudaEventRecord(c.events[3], c.compute));
-  }
-  // [4] dQ, and dK, dV of rank 4's positions
-  if (run.compute) {
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[8], c.compute));
-    lasp::SoftmaxBlockBackwardArgs args;
-    args.q = b.q; args.k = b.k_all + 134217728; args.v = b.v_all + 134217728;
-    args.o = b.o; args.lse = b.lse; args.dout = b.do_;
-    args.dq = b.dq_acc; args.dk = b.dk_all + 134217728; args.dv = b.dv_all + 134217728;
-    args.q_map = kPieceMaps[3]; args.k_map = kPieceMaps[4]; args.causal = true;
-    lasp::softmax_block_backward(args, kS_dims, c.compute);
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[9], c.compute));
-    CUDA_CHECK(cudaEventRecord(c.events[4], c.compute));
-  }
-  // [5] dQ, and dK, dV of rank 5's positions
-  if (run.compute) {
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[10], c.compute));
-    lasp::SoftmaxBlockBackwardArgs args;
-    args.q = b.q; args.k = b.k_all + 167772160; args.v = b.v_all + 167772160;
-    args.o = b.o; args.lse = b.lse; args.dout = b.do_;
-    args.dq = b.dq_acc; args.dk = b.dk_all + 167772160; args.dv = b.dv_all + 167772160;
-    args.q_map = kPieceMaps[3]; args.k_map = kPieceMaps[5]; args.causal = true;
-    lasp::softmax_block_backward(args, kS_dims, c.compute);
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[11], c.compute));
-    CUDA_CHECK(cudaEventRecord(c.events[5], c.compute));
-  }
-  // [6] dQ, and dK, dV of rank 6's positions
-  if (run.compute) {
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[12], c.compute));
-    lasp::SoftmaxBlockBackwardArgs args;
-    args.q = b.q; args.k = b.k_all + 201326592; args.v = b.v_all + 201326592;
-    args.o = b.o; args.lse = b.lse; args.dout = b.do_;
-    args.dq = b.dq_acc; args.dk = b.dk_all + 201326592; args.dv = b.dv_all + 201326592;
-    args.q_map = kPieceMaps[3]; args.k_map = kPieceMaps[6]; args.causal = true;
-    lasp::softmax_block_backward(args, kS_dims, c.compute);
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[13], c.compute));
-    CUDA_CHECK(cudaEventRecord(c.events[6], c.compute));
-  }
-  // [7] dQ, and dK, dV of rank 7's positions
-  if (run.compute) {
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[14], c.compute));
-    lasp::SoftmaxBlockBackwardArgs args;
-    args.q = b.q; args.k = b.k_all + 234881024; args.v = b.v_all + 234881024;
-    args.o = b.o; args.lse = b.lse; args.dout = b.do_;
-    args.dq = b.dq_acc; args.dk = b.dk_all + 234881024; args.dv = b.dv_all + 234881024;
-    args.q_map = kPieceMaps[3]; args.k_map = kPieceMaps[7]; args.causal = true;
-    lasp::softmax_block_backward(args, kS_dims, c.compute);
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[15], c.compute));
-    CUDA_CHECK(cudaEventRecord(c.events[7], c.compute));
-  }
-  // [8] ReduceScatter dK and dV to their owners
+  // [2] ReduceScatter dK and dV to their owners
   if (run.comm) {
     CUDA_CHECK(cudaStreamWaitEvent(c.comm, c.events[1], 0));
-    CUDA_CHECK(cudaStreamWaitEvent(c.comm, c.events[2], 0));
-    CUDA_CHECK(cudaStreamWaitEvent(c.comm, c.events[3], 0));
-    CUDA_CHECK(cudaStreamWaitEvent(c.comm, c.events[4], 0));
-    CUDA_CHECK(cudaStreamWaitEvent(c.comm, c.events[5], 0));
-    CUDA_CHECK(cudaStreamWaitEvent(c.comm, c.events[6], 0));
-    CUDA_CHECK(cudaStreamWaitEvent(c.comm, c.events[7], 0));
-    CUDA_CHECK(cudaEventRecord(c.started[8], c.comm));  // the collective is next on its stream
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[16], c.comm));
+    CUDA_CHECK(cudaEventRecord(c.started[2], c.comm));  // the collective is next on its stream
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[4], c.comm));
     NCCL_CHECK(ncclGroupStart());
     NCCL_CHECK(ncclReduceScatter(b.dk_all, b.dk_sum, 33554432, ncclFloat32, ncclSum, c.nccl, c.comm));
     NCCL_CHECK(ncclReduceScatter(b.dv_all, b.dv_sum, 33554432, ncclFloat32, ncclSum, c.nccl, c.comm));
     NCCL_CHECK(ncclGroupEnd());
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[17], c.comm));
-    CUDA_CHECK(cudaEventRecord(c.events[8], c.comm));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[5], c.comm));
+    CUDA_CHECK(cudaEventRecord(c.events[2], c.comm));
   }
-  // [9] dQ, and dK, dV of this rank's own positions (no communication needed)
+  // [3] dWo = attn^T dY (the layer's weight gradient)
   if (run.compute) {
-    CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.started[8], 0));  // let the collective start first
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[18], c.compute));
-    lasp::SoftmaxBlockBackwardArgs args;
-    args.q = b.q; args.k = b.k_all + 100663296; args.v = b.v_all + 100663296;
-    args.o = b.o; args.lse = b.lse; args.dout = b.do_;
-    args.dq = b.dq_acc; args.dk = b.dk_own; args.dv = b.dv_own;
-    args.q_map = kPieceMaps[3]; args.k_map = kPieceMaps[3]; args.causal = true;
-    lasp::softmax_block_backward(args, kS_dims, c.compute);
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[19], c.compute));
+    CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.started[2], 0));  // let the collective start first
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[6], c.compute));
+    run_host(run, HostWork::kOWeightGrad, 16);
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[7], c.compute));
   }
-  // [10] dQ to the activation type
+  // [4] dK, dV of this rank to the activation type
   if (run.compute) {
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[20], c.compute));
-    lasp::cast_to_bf16(b.dq_acc, b.dq, 67108864, c.compute);
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[21], c.compute));
-  }
-  // [11] dK, dV of this rank: the other ranks' share plus its own
-  if (run.compute) {
-    CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.events[8], 0));
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[22], c.compute));
-    lasp::add_to_bf16(b.dk_sum, b.dk_own, b.dk, 33554432, c.compute);
-    lasp::add_to_bf16(b.dv_sum, b.dv_own, b.dv, 33554432, c.compute);
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[23], c.compute));
+    CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.events[2], 0));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[8], c.compute));
+    lasp::cast_to_bf16(b.dk_sum, b.dk, 33554432, c.compute);
+    lasp::cast_to_bf16(b.dv_sum, b.dv, 33554432, c.compute);
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[9], c.compute));
   }
 }
 
 // S backward, rank 4.
 static void S_backward_rank4(const Ctx& c, SBuffers& b, Run run) {
-  // [0] clear dQ and the dK, dV accumulators
+  // [0] dQ, and dK, dV of the gathered positions 0..196607 (one call)
   if (run.compute) {
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[0], c.compute));
-    CUDA_CHECK(cudaMemsetAsync(b.dq_acc, 0, 67108864 * sizeof(float), c.compute));
-    CUDA_CHECK(cudaMemsetAsync(b.dk_all, 0, 268435456 * sizeof(float), c.compute));
-    CUDA_CHECK(cudaMemsetAsync(b.dv_all, 0, 268435456 * sizeof(float), c.compute));
-    CUDA_CHECK(cudaMemsetAsync(b.dk_own, 0, 33554432 * sizeof(float), c.compute));
-    CUDA_CHECK(cudaMemsetAsync(b.dv_own, 0, 33554432 * sizeof(float), c.compute));
+    lasp::SoftmaxGatheredBackwardArgs args;
+    args.q = b.q; args.k = b.k_seq; args.v = b.v_seq;
+    args.o = b.o; args.lse = b.lse; args.dout = b.do_;
+    args.dq = b.dq; args.dk = b.dk_seq; args.dv = b.dv_seq;
+    args.q_map = kPieceMaps[4]; args.key_rows = 196608; args.causal = true;
+    lasp::softmax_gathered_backward(args, lasp::SoftmaxDims{1, 32768, 262144, 16, 8, 128}, c.compute);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[1], c.compute));
   }
-  // [1] dQ, and dK, dV of rank 0's positions
+  // [1] dK, dV back in rank order for the ReduceScatter
   if (run.compute) {
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[2], c.compute));
-    lasp::SoftmaxBlockBackwardArgs args;
-    args.q = b.q; args.k = b.k_all; args.v = b.v_all;
-    args.o = b.o; args.lse = b.lse; args.dout = b.do_;
-    args.dq = b.dq_acc; args.dk = b.dk_all; args.dv = b.dv_all;
-    args.q_map = kPieceMaps[4]; args.k_map = kPieceMaps[0]; args.causal = true;
-    lasp::softmax_block_backward(args, kS_dims, c.compute);
+    CUDA_CHECK(cudaMemcpy2DAsync(b.dk_all, 33554432 * sizeof(float), b.dk_seq, 268435456 * sizeof(float), 16777216 * sizeof(float), 1, cudaMemcpyDeviceToDevice, c.compute));
+    CUDA_CHECK(cudaMemset2DAsync(b.dk_all + 16777216, 33554432 * sizeof(float), 0, 16777216 * sizeof(float), 1, c.compute));
+    CUDA_CHECK(cudaMemcpy2DAsync(b.dk_all + 33554432, 33554432 * sizeof(float), b.dk_seq + 16777216, 268435456 * sizeof(float), 16777216 * sizeof(float), 1, cudaMemcpyDeviceToDevice, c.compute));
+    CUDA_CHECK(cudaMemset2DAsync(b.dk_all + 50331648, 33554432 * sizeof(float), 0, 16777216 * sizeof(float), 1, c.compute));
+    CUDA_CHECK(cudaMemcpy2DAsync(b.dk_all + 67108864, 33554432 * sizeof(float), b.dk_seq + 33554432, 268435456 * sizeof(float), 16777216 * sizeof(float), 1, cudaMemcpyDeviceToDevice, c.compute));
+    CUDA_CHECK(cudaMemset2DAsync(b.dk_all + 83886080, 33554432 * sizeof(float), 0, 16777216 * sizeof(float), 1, c.compute));
+    CUDA_CHECK(cudaMemcpy2DAsync(b.dk_all + 100663296, 33554432 * sizeof(float), b.dk_seq + 50331648, 268435456 * sizeof(float), 16777216 * sizeof(float), 1, cudaMemcpyDeviceToDevice, c.compute));
+    CUDA_CHECK(cudaMemset2DAsync(b.dk_all + 117440512, 33554432 * sizeof(float), 0, 16777216 * sizeof(float), 1, c.compute));
+    CUDA_CHECK(cudaMemcpy2DAsync(b.dk_all + 134217728, 33554432 * sizeof(float), b.dk_seq + 67108864, 268435456 * sizeof(float), 16777216 * sizeof(float), 1, cudaMemcpyDeviceToDevice, c.compute));
+    CUDA_CHECK(cudaMemcpy2DAsync(b.dk_all + 150994944, 33554432 * sizeof(float), b.dk_seq + 184549376, 268435456 * sizeof(float), 16777216 * sizeof(float), 1, cudaMemcpyDeviceToDevice, c.compute));
+    CUDA_CHECK(cudaMemcpy2DAsync(b.dk_all + 167772160, 33554432 * sizeof(float), b.dk_seq + 83886080, 268435456 * sizeof(float), 16777216 * sizeof(float), 1, cudaMemcpyDeviceToDevice, c.compute));
+    CUDA_CHECK(cudaMemcpy2DAsync(b.dk_all + 184549376, 33554432 * sizeof(float), b.dk_seq + 167772160, 268435456 * sizeof(float), 16777216 * sizeof(float), 1, cudaMemcpyDeviceToDevice, c.compute));
+    CUDA_CHECK(cudaMemcpy2DAsync(b.dk_all + 201326592, 33554432 * sizeof(float), b.dk_seq + 100663296, 268435456 * sizeof(float), 16777216 * sizeof(float), 1, cudaMemcpyDeviceToDevice, c.compute));
+    CUDA_CHECK(cudaMemcpy2DAsync(b.dk_all + 218103808, 33554432 * sizeof(float), b.dk_seq + 150994944, 268435456 * sizeof(float), 16777216 * sizeof(float), 1, cudaMemcpyDeviceToDevice, c.compute));
+    CUDA_CHECK(cudaMemcpy2DAsync(b.dk_all + 234881024, 33554432 * sizeof(float), b.dk_seq + 117440512, 268435456 * sizeof(float), 16777216 * sizeof(float), 1, cudaMemcpyDeviceToDevice, c.compute));
+    CUDA_CHECK(cudaMemcpy2DAsync(b.dk_all + 251658240, 33554432 * sizeof(float), b.dk_seq + 134217728, 268435456 * sizeof(float), 16777216 * sizeof(float), 1, cudaMemcpyDeviceToDevice, c.compute));
+    CUDA_CHECK(cudaMemcpy2DAsync(b.dv_all, 33554432 * sizeof(float), b.dv_seq, 268435456 * sizeof(float), 16777216 * sizeof(float), 1, cudaMemcpyDeviceToDevice, c.compute));
+    CUDA_CHECK(cudaMemset2DAsync(b.dv_all + 16777216, 33554432 * sizeof(float), 0, 16777216 * sizeof(float), 1, c.compute));
+    CUDA_CHECK(cudaMemcpy2DAsync(b.dv_all + 33554432, 33554432 * sizeof(float), b.dv_seq + 16777216, 268435456 * sizeof(float), 16777216 * sizeof(float), 1, cudaMemcpyDeviceToDevice, c.compute));
+    CUDA_CHECK(cudaMemset2DAsync(b.dv_all + 50331648, 33554432 * sizeof(float), 0, 16777216 * sizeof(float), 1, c.compute));
+    CUDA_CHECK(cudaMemcpy2DAsync(b.dv_all + 67108864, 33554432 * sizeof(float), b.dv_seq + 33554432, 268435456 * sizeof(float), 16777216 * sizeof(float), 1, cudaMemcpyDeviceToDevice, c.compute));
+    CUDA_CHECK(cudaMemset2DAsync(b.dv_all + 83886080, 33554432 * sizeof(float), 0, 16777216 * sizeof(float), 1, c.compute));
+    CUDA_CHECK(cudaMemcpy2DAsync(b.dv_all + 100663296, 33554432 * sizeof(float), b.dv_seq + 50331648, 268435456 * sizeof(float), 16777216 * sizeof(float), 1, cudaMemcpyDeviceToDevice, c.compute));
+    CUDA_CHECK(cudaMemset2DAsync(b.dv_all + 117440512, 33554432 * sizeof(float), 0, 16777216 * sizeof(float), 1, c.compute));
+    CUDA_CHECK(cudaMemcpy2DAsync(b.dv_all + 134217728, 33554432 * sizeof(float), b.dv_seq + 67108864, 268435456 * sizeof(float), 16777216 * sizeof(float), 1, cudaMemcpyDeviceToDevice, c.compute));
+    CUDA_CHECK(cudaMemcpy2DAsync(b.dv_all + 150994944, 33554432 * sizeof(float), b.dv_seq + 184549376, 268435456 * sizeof(float), 16777216 * sizeof(float), 1, cudaMemcpyDeviceToDevice, c.compute));
+    CUDA_CHECK(cudaMemcpy2DAsync(b.dv_all + 167772160, 33554432 * sizeof(float), b.dv_seq + 83886080, 268435456 * sizeof(float), 16777216 * sizeof(float), 1, cudaMemcpyDeviceToDevice, c.compute));
+    CUDA_CHECK(cudaMemcpy2DAsync(b.dv_all + 184549376, 33554432 * sizeof(float), b.dv_seq + 167772160, 268435456 * sizeof(float), 16777216 * sizeof(float), 1, cudaMemcpyDeviceToDevice, c.compute));
+    CUDA_CHECK(cudaMemcpy2DAsync(b.dv_all + 201326592, 33554432 * sizeof(float), b.dv_seq + 100663296, 268435456 * sizeof(float), 16777216 * sizeof(float), 1, cudaMemcpyDeviceToDevice, c.compute));
+    CUDA_CHECK(cudaMemcpy2DAsync(b.dv_all + 218103808, 33554432 * sizeof(float), b.dv_seq + 150994944, 268435456 * sizeof(float), 16777216 * sizeof(float), 1, cudaMemcpyDeviceToDevice, c.compute));
+    CUDA_CHECK(cudaMemcpy2DAsync(b.dv_all + 234881024, 33554432 * sizeof(float), b.dv_seq + 117440512, 268435456 * sizeof(float), 16777216 * sizeof(float), 1, cudaMemcpyDeviceToDevice, c.compute));
+    CUDA_CHECK(cudaMemcpy2DAsync(b.dv_all + 251658240, 33554432 * sizeof(float), b.dv_seq + 134217728, 268435456 * sizeof(float), 16777216 * sizeof(float), 1, cudaMemcpyDeviceToDevice, c.compute));
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[3], c.compute));
     CUDA_CHECK(cudaEventRecord(c.events[1], c.compute));
   }
-  // [2] dQ, and dK, dV of rank 1's positions
-  if (run.compute) {
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[4], c.compute));
-    lasp::SoftmaxBlockBackwardArgs args;
-    args.q = b.q; args.k = b.k_all + 33554432; args.v = b.v_all + 33554432;
-    args.o = b.o; args.lse = b.lse; args.dout = b.do_;
-    args.dq = b.dq_acc; args.dk = b.dk_all + 33554432; args.dv = b.dv_all + 33554432;
-    args.q_map = kPieceMaps[4]; args.k_map = kPieceMaps[1]; args.causal = true;
-    lasp::softmax_block_backward(args, kS_dims, c.compute);
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[5], c.compute));
-    CUDA_CHECK(cudaEventRecord(c.events[2], c.compute));
-  }
-  // [3] dQ, and dK, dV of rank 2's positions
-  if (run.compute) {
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[6], c.compute));
-    lasp::SoftmaxBlockBackwardArgs args;
-    args.q = b.q; args.k = b.k_all + 67108864; args.v = b.v_all + 67108864;
-    args.o = b.o; args.lse = b.lse; args.dout = b.do_;
-    args.dq = b.dq_acc; args.dk = b.dk_all + 67108864; args.dv = b.dv_all + 67108864;
-    args.q_map = kPieceMaps[4]; args.k_map = kPieceMaps[2]; args.causal = true;
-    lasp::softmax_block_backward(args, kS_dims, c.compute);
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[7], c.compute));
-    CUDA_CHECK(cudaEventRecord(c.events[3], c.compute));
-  }
-  // [4] dQ, and dK, dV of rank 3's positions
-  if (run.compute) {
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[8], c.compute));
-    lasp::SoftmaxBlockBackwardArgs args;
-    args.q = b.q; args.k = b.k_all + 100663296; args.v = b.v_all + 100663296;
-    args.o = b.o; args.lse = b.lse; args.dout = b.do_;
-    args.dq = b.dq_acc; args.dk = b.dk_all + 100663296; args.dv = b.dv_all + 100663296;
-    args.q_map = kPieceMaps[4]; args.k_map = kPieceMaps[3]; args.causal = true;
-    lasp::softmax_block_backward(args, kS_dims, c.compute);
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[9], c.compute));
-    CUDA_CHECK(cudaEventRecord(c.events[4], c.compute));
-  }
-  // [5] dQ, and dK, dV of rank 5's positions
-  if (run.compute) {
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[10], c.compute));
-    lasp::SoftmaxBlockBackwardArgs args;
-    args.q = b.q; args.k = b.k_all + 167772160; args.v = b.v_all + 167772160;
-    args.o = b.o; args.lse = b.lse; args.dout = b.do_;
-    args.dq = b.dq_acc; args.dk = b.dk_all + 167772160; args.dv = b.dv_all + 167772160;
-    args.q_map = kPieceMaps[4]; args.k_map = kPieceMaps[5]; args.causal = true;
-    lasp::softmax_block_backward(args, kS_dims, c.compute);
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[11], c.compute));
-    CUDA_CHECK(cudaEventRecord(c.events[5], c.compute));
-  }
-  // [6] dQ, and dK, dV of rank 6's positions
-  if (run.compute) {
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[12], c.compute));
-    lasp::SoftmaxBlockBackwardArgs args;
-    args.q = b.q; args.k = b.k_all + 201326592; args.v = b.v_all + 201326592;
-    args.o = b.o; args.lse = b.lse; args.dout = b.do_;
-    args.dq = b.dq_acc; args.dk = b.dk_all + 201326592; args.dv = b.dv_all + 201326592;
-    args.q_map = kPieceMaps[4]; args.k_map = kPieceMaps[6]; args.causal = true;
-    lasp::softmax_block_backward(args, kS_dims, c.compute);
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[13], c.compute));
-    CUDA_CHECK(cudaEventRecord(c.events[6], c.compute));
-  }
-  // [7] dQ, and dK, dV of rank 7's positions
-  if (run.compute) {
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[14], c.compute));
-    lasp::SoftmaxBlockBackwardArgs args;
-    args.q = b.q; args.k = b.k_all + 234881024; args.v = b.v_all + 234881024;
-    args.o = b.o; args.lse = b.lse; args.dout = b.do_;
-    args.dq = b.dq_acc; args.dk = b.dk_all + 234881024; args.dv = b.dv_all + 234881024;
-    args.q_map = kPieceMaps[4]; args.k_map = kPieceMaps[7]; args.causal = true;
-    lasp::softmax_block_backward(args, kS_dims, c.compute);
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[15], c.compute));
-    CUDA_CHECK(cudaEventRecord(c.events[7], c.compute));
-  }
-  // [8] ReduceScatter dK and dV to their owners
+  // [2] ReduceScatter dK and dV to their owners
   if (run.comm) {
     CUDA_CHECK(cudaStreamWaitEvent(c.comm, c.events[1], 0));
-    CUDA_CHECK(cudaStreamWaitEvent(c.comm, c.events[2], 0));
-    CUDA_CHECK(cudaStreamWaitEvent(c.comm, c.events[3], 0));
-    CUDA_CHECK(cudaStreamWaitEvent(c.comm, c.events[4], 0));
-    CUDA_CHECK(cudaStreamWaitEvent(c.comm, c.events[5], 0));
-    CUDA_CHECK(cudaStreamWaitEvent(c.comm, c.events[6], 0));
-    CUDA_CHECK(cudaStreamWaitEvent(c.comm, c.events[7], 0));
-    CUDA_CHECK(cudaEventRecord(c.started[8], c.comm));  // the collective is next on its stream
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[16], c.comm));
+    CUDA_CHECK(cudaEventRecord(c.started[2], c.comm));  // the collective is next on its stream
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[4], c.comm));
     NCCL_CHECK(ncclGroupStart());
     NCCL_CHECK(ncclReduceScatter(b.dk_all, b.dk_sum, 33554432, ncclFloat32, ncclSum, c.nccl, c.comm));
     NCCL_CHECK(ncclReduceScatter(b.dv_all, b.dv_sum, 33554432, ncclFloat32, ncclSum, c.nccl, c.comm));
     NCCL_CHECK(ncclGroupEnd());
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[17], c.comm));
-    CUDA_CHECK(cudaEventRecord(c.events[8], c.comm));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[5], c.comm));
+    CUDA_CHECK(cudaEventRecord(c.events[2], c.comm));
   }
-  // [9] dQ, and dK, dV of this rank's own positions (no communication needed)
+  // [3] dWo = attn^T dY (the layer's weight gradient)
   if (run.compute) {
-    CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.started[8], 0));  // let the collective start first
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[18], c.compute));
-    lasp::SoftmaxBlockBackwardArgs args;
-    args.q = b.q; args.k = b.k_all + 134217728; args.v = b.v_all + 134217728;
-    args.o = b.o; args.lse = b.lse; args.dout = b.do_;
-    args.dq = b.dq_acc; args.dk = b.dk_own; args.dv = b.dv_own;
-    args.q_map = kPieceMaps[4]; args.k_map = kPieceMaps[4]; args.causal = true;
-    lasp::softmax_block_backward(args, kS_dims, c.compute);
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[19], c.compute));
+    CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.started[2], 0));  // let the collective start first
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[6], c.compute));
+    run_host(run, HostWork::kOWeightGrad, 16);
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[7], c.compute));
   }
-  // [10] dQ to the activation type
+  // [4] dK, dV of this rank to the activation type
   if (run.compute) {
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[20], c.compute));
-    lasp::cast_to_bf16(b.dq_acc, b.dq, 67108864, c.compute);
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[21], c.compute));
-  }
-  // [11] dK, dV of this rank: the other ranks' share plus its own
-  if (run.compute) {
-    CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.events[8], 0));
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[22], c.compute));
-    lasp::add_to_bf16(b.dk_sum, b.dk_own, b.dk, 33554432, c.compute);
-    lasp::add_to_bf16(b.dv_sum, b.dv_own, b.dv, 33554432, c.compute);
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[23], c.compute));
+    CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.events[2], 0));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[8], c.compute));
+    lasp::cast_to_bf16(b.dk_sum, b.dk, 33554432, c.compute);
+    lasp::cast_to_bf16(b.dv_sum, b.dv, 33554432, c.compute);
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[9], c.compute));
   }
 }
 
 // S backward, rank 5.
 static void S_backward_rank5(const Ctx& c, SBuffers& b, Run run) {
-  // [0] clear dQ and the dK, dV accumulators
+  // [0] dQ, and dK, dV of the gathered positions 0..180223 (one call)
   if (run.compute) {
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[0], c.compute));
-    CUDA_CHECK(cudaMemsetAsync(b.dq_acc, 0, 67108864 * sizeof(float), c.compute));
-    CUDA_CHECK(cudaMemsetAsync(b.dk_all, 0, 268435456 * sizeof(float), c.compute));
-    CUDA_CHECK(cudaMemsetAsync(b.dv_all, 0, 268435456 * sizeof(float), c.compute));
-    CUDA_CHECK(cudaMemsetAsync(b.dk_own, 0, 33554432 * sizeof(float), c.compute));
-    CUDA_CHECK(cudaMemsetAsync(b.dv_own, 0, 33554432 * sizeof(float), c.compute));
+    lasp::SoftmaxGatheredBackwardArgs args;
+    args.q = b.q; args.k = b.k_seq; args.v = b.v_seq;
+    args.o = b.o; args.lse = b.lse; args.dout = b.do_;
+    args.dq = b.dq; args.dk = b.dk_seq; args.dv = b.dv_seq;
+    args.q_map = kPieceMaps[5]; args.key_rows = 180224; args.causal = true;
+    lasp::softmax_gathered_backward(args, lasp::SoftmaxDims{1, 32768, 262144, 16, 8, 128}, c.compute);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[1], c.compute));
   }
-  // [1] dQ, and dK, dV of rank 0's positions
+  // [1] dK, dV back in rank order for the ReduceScatter
   if (run.compute) {
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[2], c.compute));
-    lasp::SoftmaxBlockBackwardArgs args;
-    args.q = b.q; args.k = b.k_all; args.v = b.v_all;
-    args.o = b.o; args.lse = b.lse; args.dout = b.do_;
-    args.dq = b.dq_acc; args.dk = b.dk_all; args.dv = b.dv_all;
-    args.q_map = kPieceMaps[5]; args.k_map = kPieceMaps[0]; args.causal = true;
-    lasp::softmax_block_backward(args, kS_dims, c.compute);
+    CUDA_CHECK(cudaMemcpy2DAsync(b.dk_all, 33554432 * sizeof(float), b.dk_seq, 268435456 * sizeof(float), 16777216 * sizeof(float), 1, cudaMemcpyDeviceToDevice, c.compute));
+    CUDA_CHECK(cudaMemset2DAsync(b.dk_all + 16777216, 33554432 * sizeof(float), 0, 16777216 * sizeof(float), 1, c.compute));
+    CUDA_CHECK(cudaMemcpy2DAsync(b.dk_all + 33554432, 33554432 * sizeof(float), b.dk_seq + 16777216, 268435456 * sizeof(float), 16777216 * sizeof(float), 1, cudaMemcpyDeviceToDevice, c.compute));
+    CUDA_CHECK(cudaMemset2DAsync(b.dk_all + 50331648, 33554432 * sizeof(float), 0, 16777216 * sizeof(float), 1, c.compute));
+    CUDA_CHECK(cudaMemcpy2DAsync(b.dk_all + 67108864, 33554432 * sizeof(float), b.dk_seq + 33554432, 268435456 * sizeof(float), 16777216 * sizeof(float), 1, cudaMemcpyDeviceToDevice, c.compute));
+    CUDA_CHECK(cudaMemset2DAsync(b.dk_all + 83886080, 33554432 * sizeof(float), 0, 16777216 * sizeof(float), 1, c.compute));
+    CUDA_CHECK(cudaMemcpy2DAsync(b.dk_all + 100663296, 33554432 * sizeof(float), b.dk_seq + 50331648, 268435456 * sizeof(float), 16777216 * sizeof(float), 1, cudaMemcpyDeviceToDevice, c.compute));
+    CUDA_CHECK(cudaMemset2DAsync(b.dk_all + 117440512, 33554432 * sizeof(float), 0, 16777216 * sizeof(float), 1, c.compute));
+    CUDA_CHECK(cudaMemcpy2DAsync(b.dk_all + 134217728, 33554432 * sizeof(float), b.dk_seq + 67108864, 268435456 * sizeof(float), 16777216 * sizeof(float), 1, cudaMemcpyDeviceToDevice, c.compute));
+    CUDA_CHECK(cudaMemset2DAsync(b.dk_all + 150994944, 33554432 * sizeof(float), 0, 16777216 * sizeof(float), 1, c.compute));
+    CUDA_CHECK(cudaMemcpy2DAsync(b.dk_all + 167772160, 33554432 * sizeof(float), b.dk_seq + 83886080, 268435456 * sizeof(float), 16777216 * sizeof(float), 1, cudaMemcpyDeviceToDevice, c.compute));
+    CUDA_CHECK(cudaMemcpy2DAsync(b.dk_all + 184549376, 33554432 * sizeof(float), b.dk_seq + 167772160, 268435456 * sizeof(float), 16777216 * sizeof(float), 1, cudaMemcpyDeviceToDevice, c.compute));
+    CUDA_CHECK(cudaMemcpy2DAsync(b.dk_all + 201326592, 33554432 * sizeof(float), b.dk_seq + 100663296, 268435456 * sizeof(float), 16777216 * sizeof(float), 1, cudaMemcpyDeviceToDevice, c.compute));
+    CUDA_CHECK(cudaMemcpy2DAsync(b.dk_all + 218103808, 33554432 * sizeof(float), b.dk_seq + 150994944, 268435456 * sizeof(float), 16777216 * sizeof(float), 1, cudaMemcpyDeviceToDevice, c.compute));
+    CUDA_CHECK(cudaMemcpy2DAsync(b.dk_all + 234881024, 33554432 * sizeof(float), b.dk_seq + 117440512, 268435456 * sizeof(float), 16777216 * sizeof(float), 1, cudaMemcpyDeviceToDevice, c.compute));
+    CUDA_CHECK(cudaMemcpy2DAsync(b.dk_all + 251658240, 33554432 * sizeof(float), b.dk_seq + 134217728, 268435456 * sizeof(float), 16777216 * sizeof(float), 1, cudaMemcpyDeviceToDevice, c.compute));
+    CUDA_CHECK(cudaMemcpy2DAsync(b.dv_all, 33554432 * sizeof(float), b.dv_seq, 268435456 * sizeof(float), 16777216 * sizeof(float), 1, cudaMemcpyDeviceToDevice, c.compute));
+    CUDA_CHECK(cudaMemset2DAsync(b.dv_all + 16777216, 33554432 * sizeof(float), 0, 16777216 * sizeof(float), 1, c.compute));
+    CUDA_CHECK(cudaMemcpy2DAsync(b.dv_all + 33554432, 33554432 * sizeof(float), b.dv_seq + 16777216, 268435456 * sizeof(float), 16777216 * sizeof(float), 1, cudaMemcpyDeviceToDevice, c.compute));
+    CUDA_CHECK(cudaMemset2DAsync(b.dv_all + 50331648, 33554432 * sizeof(float), 0, 16777216 * sizeof(float), 1, c.compute));
+    CUDA_CHECK(cudaMemcpy2DAsync(b.dv_all + 67108864, 33554432 * sizeof(float), b.dv_seq + 33554432, 268435456 * sizeof(float), 16777216 * sizeof(float), 1, cudaMemcpyDeviceToDevice, c.compute));
+    CUDA_CHECK(cudaMemset2DAsync(b.dv_all + 83886080, 33554432 * sizeof(float), 0, 16777216 * sizeof(float), 1, c.compute));
+    CUDA_CHECK(cudaMemcpy2DAsync(b.dv_all + 100663296, 33554432 * sizeof(float), b.dv_seq + 50331648, 268435456 * sizeof(float), 16777216 * sizeof(float), 1, cudaMemcpyDeviceToDevice, c.compute));
+    CUDA_CHECK(cudaMemset2DAsync(b.dv_all + 117440512, 33554432 * sizeof(float), 0, 16777216 * sizeof(float), 1, c.compute));
+    CUDA_CHECK(cudaMemcpy2DAsync(b.dv_all + 134217728, 33554432 * sizeof(float), b.dv_seq + 67108864, 268435456 * sizeof(float), 16777216 * sizeof(float), 1, cudaMemcpyDeviceToDevice, c.compute));
+    CUDA_CHECK(cudaMemset2DAsync(b.dv_all + 150994944, 33554432 * sizeof(float), 0, 16777216 * sizeof(float), 1, c.compute));
+    CUDA_CHECK(cudaMemcpy2DAsync(b.dv_all + 167772160, 33554432 * sizeof(float), b.dv_seq + 83886080, 268435456 * sizeof(float), 16777216 * sizeof(float), 1, cudaMemcpyDeviceToDevice, c.compute));
+    CUDA_CHECK(cudaMemcpy2DAsync(b.dv_all + 184549376, 33554432 * sizeof(float), b.dv_seq + 167772160, 268435456 * sizeof(float), 16777216 * sizeof(float), 1, cudaMemcpyDeviceToDevice, c.compute));
+    CUDA_CHECK(cudaMemcpy2DAsync(b.dv_all + 201326592, 33554432 * sizeof(float), b.dv_seq + 100663296, 268435456 * sizeof(float), 16777216 * sizeof(float), 1, cudaMemcpyDeviceToDevice, c.compute));
+    CUDA_CHECK(cudaMemcpy2DAsync(b.dv_all + 218103808, 33554432 * sizeof(float), b.dv_seq + 150994944, 268435456 * sizeof(float), 16777216 * sizeof(float), 1, cudaMemcpyDeviceToDevice, c.compute));
+    CUDA_CHECK(cudaMemcpy2DAsync(b.dv_all + 234881024, 33554432 * sizeof(float), b.dv_seq + 117440512, 268435456 * sizeof(float), 16777216 * sizeof(float), 1, cudaMemcpyDeviceToDevice, c.compute));
+    CUDA_CHECK(cudaMemcpy2DAsync(b.dv_all + 251658240, 33554432 * sizeof(float), b.dv_seq + 134217728, 268435456 * sizeof(float), 16777216 * sizeof(float), 1, cudaMemcpyDeviceToDevice, c.compute));
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[3], c.compute));
     CUDA_CHECK(cudaEventRecord(c.events[1], c.compute));
   }
-  // [2] dQ, and dK, dV of rank 1's positions
-  if (run.compute) {
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[4], c.compute));
-    lasp::SoftmaxBlockBackwardArgs args;
-    args.q = b.q; args.k = b.k_all + 33554432; args.v = b.v_all + 33554432;
-    args.o = b.o; args.lse = b.lse; args.dout = b.do_;
-    args.dq = b.dq_acc; args.dk = b.dk_all + 33554432; args.dv = b.dv_all + 33554432;
-    args.q_map = kPieceMaps[5]; args.k_map = kPieceMaps[1]; args.causal = true;
-    lasp::softmax_block_backward(args, kS_dims, c.compute);
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[5], c.compute));
-    CUDA_CHECK(cudaEventRecord(c.events[2], c.compute));
-  }
-  // [3] dQ, and dK, dV of rank 2's positions
-  if (run.compute) {
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[6], c.compute));
-    lasp::SoftmaxBlockBackwardArgs args;
-    args.q = b.q; args.k = b.k_all + 67108864; args.v = b.v_all + 67108864;
-    args.o = b.o; args.lse = b.lse; args.dout = b.do_;
-    args.dq = b.dq_acc; args.dk = b.dk_all + 67108864; args.dv = b.dv_all + 67108864;
-    args.q_map = kPieceMaps[5]; args.k_map = kPieceMaps[2]; args.causal = true;
-    lasp::softmax_block_backward(args, kS_dims, c.compute);
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[7], c.compute));
-    CUDA_CHECK(cudaEventRecord(c.events[3], c.compute));
-  }
-  // [4] dQ, and dK, dV of rank 3's positions
-  if (run.compute) {
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[8], c.compute));
-    lasp::SoftmaxBlockBackwardArgs args;
-    args.q = b.q; args.k = b.k_all + 100663296; args.v = b.v_all + 100663296;
-    args.o = b.o; args.lse = b.lse; args.dout = b.do_;
-    args.dq = b.dq_acc; args.dk = b.dk_all + 100663296; args.dv = b.dv_all + 100663296;
-    args.q_map = kPieceMaps[5]; args.k_map = kPieceMaps[3]; args.causal = true;
-    lasp::softmax_block_backward(args, kS_dims, c.compute);
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[9], c.compute));
-    CUDA_CHECK(cudaEventRecord(c.events[4], c.compute));
-  }
-  // [5] dQ, and dK, dV of rank 4's positions
-  if (run.compute) {
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[10], c.compute));
-    lasp::SoftmaxBlockBackwardArgs args;
-    args.q = b.q; args.k = b.k_all + 134217728; args.v = b.v_all + 134217728;
-    args.o = b.o; args.lse = b.lse; args.dout = b.do_;
-    args.dq = b.dq_acc; args.dk = b.dk_all + 134217728; args.dv = b.dv_all + 134217728;
-    args.q_map = kPieceMaps[5]; args.k_map = kPieceMaps[4]; args.causal = true;
-    lasp::softmax_block_backward(args, kS_dims, c.compute);
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[11], c.compute));
-    CUDA_CHECK(cudaEventRecord(c.events[5], c.compute));
-  }
-  // [6] dQ, and dK, dV of rank 6's positions
-  if (run.compute) {
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[12], c.compute));
-    lasp::SoftmaxBlockBackwardArgs args;
-    args.q = b.q; args.k = b.k_all + 201326592; args.v = b.v_all + 201326592;
-    args.o = b.o; args.lse = b.lse; args.dout = b.do_;
-    args.dq = b.dq_acc; args.dk = b.dk_all + 201326592; args.dv = b.dv_all + 201326592;
-    args.q_map = kPieceMaps[5]; args.k_map = kPieceMaps[6]; args.causal = true;
-    lasp::softmax_block_backward(args, kS_dims, c.compute);
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[13], c.compute));
-    CUDA_CHECK(cudaEventRecord(c.events[6], c.compute));
-  }
-  // [7] dQ, and dK, dV of rank 7's positions
-  if (run.compute) {
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[14], c.compute));
-    lasp::SoftmaxBlockBackwardArgs args;
-    args.q = b.q; args.k = b.k_all + 234881024; args.v = b.v_all + 234881024;
-    args.o = b.o; args.lse = b.lse; args.dout = b.do_;
-    args.dq = b.dq_acc; args.dk = b.dk_all + 234881024; args.dv = b.dv_all + 234881024;
-    args.q_map = kPieceMaps[5]; args.k_map = kPieceMaps[7]; args.causal = true;
-    lasp::softmax_block_backward(args, kS_dims, c.compute);
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[15], c.compute));
-    CUDA_CHECK(cudaEventRecord(c.events[7], c.compute));
-  }
-  // [8] ReduceScatter dK and dV to their owners
+  // [2] ReduceScatter dK and dV to their owners
   if (run.comm) {
     CUDA_CHECK(cudaStreamWaitEvent(c.comm, c.events[1], 0));
-    CUDA_CHECK(cudaStreamWaitEvent(c.comm, c.events[2], 0));
-    CUDA_CHECK(cudaStreamWaitEvent(c.comm, c.events[3], 0));
-    CUDA_CHECK(cudaStreamWaitEvent(c.comm, c.events[4], 0));
-    CUDA_CHECK(cudaStreamWaitEvent(c.comm, c.events[5], 0));
-    CUDA_CHECK(cudaStreamWaitEvent(c.comm, c.events[6], 0));
-    CUDA_CHECK(cudaStreamWaitEvent(c.comm, c.events[7], 0));
-    CUDA_CHECK(cudaEventRecord(c.started[8], c.comm));  // the collective is next on its stream
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[16], c.comm));
+    CUDA_CHECK(cudaEventRecord(c.started[2], c.comm));  // the collective is next on its stream
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[4], c.comm));
     NCCL_CHECK(ncclGroupStart());
     NCCL_CHECK(ncclReduceScatter(b.dk_all, b.dk_sum, 33554432, ncclFloat32, ncclSum, c.nccl, c.comm));
     NCCL_CHECK(ncclReduceScatter(b.dv_all, b.dv_sum, 33554432, ncclFloat32, ncclSum, c.nccl, c.comm));
     NCCL_CHECK(ncclGroupEnd());
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[17], c.comm));
-    CUDA_CHECK(cudaEventRecord(c.events[8], c.comm));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[5], c.comm));
+    CUDA_CHECK(cudaEventRecord(c.events[2], c.comm));
   }
-  // [9] dQ, and dK, dV of this rank's own positions (no communication needed)
+  // [3] dWo = attn^T dY (the layer's weight gradient)
   if (run.compute) {
-    CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.started[8], 0));  // let the collective start first
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[18], c.compute));
-    lasp::SoftmaxBlockBackwardArgs args;
-    args.q = b.q; args.k = b.k_all + 167772160; args.v = b.v_all + 167772160;
-    args.o = b.o; args.lse = b.lse; args.dout = b.do_;
-    args.dq = b.dq_acc; args.dk = b.dk_own; args.dv = b.dv_own;
-    args.q_map = kPieceMaps[5]; args.k_map = kPieceMaps[5]; args.causal = true;
-    lasp::softmax_block_backward(args, kS_dims, c.compute);
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[19], c.compute));
+    CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.started[2], 0));  // let the collective start first
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[6], c.compute));
+    run_host(run, HostWork::kOWeightGrad, 16);
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[7], c.compute));
   }
-  // [10] dQ to the activation type
+  // [4] dK, dV of this rank to the activation type
   if (run.compute) {
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[20], c.compute));
-    lasp::cast_to_bf16(b.dq_acc, b.dq, 67108864, c.compute);
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[21], c.compute));
-  }
-  // [11] dK, dV of this rank: the other ranks' share plus its own
-  if (run.compute) {
-    CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.events[8], 0));
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[22], c.compute));
-    lasp::add_to_bf16(b.dk_sum, b.dk_own, b.dk, 33554432, c.compute);
-    lasp::add_to_bf16(b.dv_sum, b.dv_own, b.dv, 33554432, c.compute);
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[23], c.compute));
+    CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.events[2], 0));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[8], c.compute));
+    lasp::cast_to_bf16(b.dk_sum, b.dk, 33554432, c.compute);
+    lasp::cast_to_bf16(b.dv_sum, b.dv, 33554432, c.compute);
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[9], c.compute));
   }
 }
 
 // S backward, rank 6.
 static void S_backward_rank6(const Ctx& c, SBuffers& b, Run run) {
-  // [0] clear dQ and the dK, dV accumulators
+  // [0] dQ, and dK, dV of the gathered positions 0..163839 (one call)
   if (run.compute) {
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[0], c.compute));
-    CUDA_CHECK(cudaMemsetAsync(b.dq_acc, 0, 67108864 * sizeof(float), c.compute));
-    CUDA_CHECK(cudaMemsetAsync(b.dk_all, 0, 268435456 * sizeof(float), c.compute));
-    CUDA_CHECK(cudaMemsetAsync(b.dv_all, 0, 268435456 * sizeof(float), c.compute));
-    CUDA_CHECK(cudaMemsetAsync(b.dk_own, 0, 33554432 * sizeof(float), c.compute));
-    CUDA_CHECK(cudaMemsetAsync(b.dv_own, 0, 33554432 * sizeof(float), c.compute));
+    lasp::SoftmaxGatheredBackwardArgs args;
+    args.q = b.q; args.k = b.k_seq; args.v = b.v_seq;
+    args.o = b.o; args.lse = b.lse; args.dout = b.do_;
+    args.dq = b.dq; args.dk = b.dk_seq; args.dv = b.dv_seq;
+    args.q_map = kPieceMaps[6]; args.key_rows = 163840; args.causal = true;
+    lasp::softmax_gathered_backward(args, lasp::SoftmaxDims{1, 32768, 262144, 16, 8, 128}, c.compute);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[1], c.compute));
   }
-  // [1] dQ, and dK, dV of rank 0's positions
+  // [1] dK, dV back in rank order for the ReduceScatter
   if (run.compute) {
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[2], c.compute));
-    lasp::SoftmaxBlockBackwardArgs args;
-    args.q = b.q; args.k = b.k_all; args.v = b.v_all;
-    args.o = b.o; args.lse = b.lse; args.dout = b.do_;
-    args.dq = b.dq_acc; args.dk = b.dk_all; args.dv = b.dv_all;
-    args.q_map = kPieceMaps[6]; args.k_map = kPieceMaps[0]; args.causal = true;
-    lasp::softmax_block_backward(args, kS_dims, c.compute);
+    CUDA_CHECK(cudaMemcpy2DAsync(b.dk_all, 33554432 * sizeof(float), b.dk_seq, 268435456 * sizeof(float), 16777216 * sizeof(float), 1, cudaMemcpyDeviceToDevice, c.compute));
+    CUDA_CHECK(cudaMemset2DAsync(b.dk_all + 16777216, 33554432 * sizeof(float), 0, 16777216 * sizeof(float), 1, c.compute));
+    CUDA_CHECK(cudaMemcpy2DAsync(b.dk_all + 33554432, 33554432 * sizeof(float), b.dk_seq + 16777216, 268435456 * sizeof(float), 16777216 * sizeof(float), 1, cudaMemcpyDeviceToDevice, c.compute));
+    CUDA_CHECK(cudaMemset2DAsync(b.dk_all + 50331648, 33554432 * sizeof(float), 0, 16777216 * sizeof(float), 1, c.compute));
+    CUDA_CHECK(cudaMemcpy2DAsync(b.dk_all + 67108864, 33554432 * sizeof(float), b.dk_seq + 33554432, 268435456 * sizeof(float), 16777216 * sizeof(float), 1, cudaMemcpyDeviceToDevice, c.compute));
+    CUDA_CHECK(cudaMemset2DAsync(b.dk_all + 83886080, 33554432 * sizeof(float), 0, 16777216 * sizeof(float), 1, c.compute));
+    CUDA_CHECK(cudaMemcpy2DAsync(b.dk_all + 100663296, 33554432 * sizeof(float), b.dk_seq + 50331648, 268435456 * sizeof(float), 16777216 * sizeof(float), 1, cudaMemcpyDeviceToDevice, c.compute));
+    CUDA_CHECK(cudaMemset2DAsync(b.dk_all + 117440512, 33554432 * sizeof(float), 0, 16777216 * sizeof(float), 1, c.compute));
+    CUDA_CHECK(cudaMemcpy2DAsync(b.dk_all + 134217728, 33554432 * sizeof(float), b.dk_seq + 67108864, 268435456 * sizeof(float), 16777216 * sizeof(float), 1, cudaMemcpyDeviceToDevice, c.compute));
+    CUDA_CHECK(cudaMemset2DAsync(b.dk_all + 150994944, 33554432 * sizeof(float), 0, 16777216 * sizeof(float), 1, c.compute));
+    CUDA_CHECK(cudaMemcpy2DAsync(b.dk_all + 167772160, 33554432 * sizeof(float), b.dk_seq + 83886080, 268435456 * sizeof(float), 16777216 * sizeof(float), 1, cudaMemcpyDeviceToDevice, c.compute));
+    CUDA_CHECK(cudaMemset2DAsync(b.dk_all + 184549376, 33554432 * sizeof(float), 0, 16777216 * sizeof(float), 1, c.compute));
+    CUDA_CHECK(cudaMemcpy2DAsync(b.dk_all + 201326592, 33554432 * sizeof(float), b.dk_seq + 100663296, 268435456 * sizeof(float), 16777216 * sizeof(float), 1, cudaMemcpyDeviceToDevice, c.compute));
+    CUDA_CHECK(cudaMemcpy2DAsync(b.dk_all + 218103808, 33554432 * sizeof(float), b.dk_seq + 150994944, 268435456 * sizeof(float), 16777216 * sizeof(float), 1, cudaMemcpyDeviceToDevice, c.compute));
+    CUDA_CHECK(cudaMemcpy2DAsync(b.dk_all + 234881024, 33554432 * sizeof(float), b.dk_seq + 117440512, 268435456 * sizeof(float), 16777216 * sizeof(float), 1, cudaMemcpyDeviceToDevice, c.compute));
+    CUDA_CHECK(cudaMemcpy2DAsync(b.dk_all + 251658240, 33554432 * sizeof(float), b.dk_seq + 134217728, 268435456 * sizeof(float), 16777216 * sizeof(float), 1, cudaMemcpyDeviceToDevice, c.compute));
+    CUDA_CHECK(cudaMemcpy2DAsync(b.dv_all, 33554432 * sizeof(float), b.dv_seq, 268435456 * sizeof(float), 16777216 * sizeof(float), 1, cudaMemcpyDeviceToDevice, c.compute));
+    CUDA_CHECK(cudaMemset2DAsync(b.dv_all + 16777216, 33554432 * sizeof(float), 0, 16777216 * sizeof(float), 1, c.compute));
+    CUDA_CHECK(cudaMemcpy2DAsync(b.dv_all + 33554432, 33554432 * sizeof(float), b.dv_seq + 16777216, 268435456 * sizeof(float), 16777216 * sizeof(float), 1, cudaMemcpyDeviceToDevice, c.compute));
+    CUDA_CHECK(cudaMemset2DAsync(b.dv_all + 50331648, 33554432 * sizeof(float), 0, 16777216 * sizeof(float), 1, c.compute));
+    CUDA_CHECK(cudaMemcpy2DAsync(b.dv_all + 67108864, 33554432 * sizeof(float), b.dv_seq + 33554432, 268435456 * sizeof(float), 16777216 * sizeof(float), 1, cudaMemcpyDeviceToDevice, c.compute));
+    CUDA_CHECK(cudaMemset2DAsync(b.dv_all + 83886080, 33554432 * sizeof(float), 0, 16777216 * sizeof(float), 1, c.compute));
+    CUDA_CHECK(cudaMemcpy2DAsync(b.dv_all + 100663296, 33554432 * sizeof(float), b.dv_seq + 50331648, 268435456 * sizeof(float), 16777216 * sizeof(float), 1, cudaMemcpyDeviceToDevice, c.compute));
+    CUDA_CHECK(cudaMemset2DAsync(b.dv_all + 117440512, 33554432 * sizeof(float), 0, 16777216 * sizeof(float), 1, c.compute));
+    CUDA_CHECK(cudaMemcpy2DAsync(b.dv_all + 134217728, 33554432 * sizeof(float), b.dv_seq + 67108864, 268435456 * sizeof(float), 16777216 * sizeof(float), 1, cudaMemcpyDeviceToDevice, c.compute));
+    CUDA_CHECK(cudaMemset2DAsync(b.dv_all + 150994944, 33554432 * sizeof(float), 0, 16777216 * sizeof(float), 1, c.compute));
+    CUDA_CHECK(cudaMemcpy2DAsync(b.dv_all + 167772160, 33554432 * sizeof(float), b.dv_seq + 83886080, 268435456 * sizeof(float), 16777216 * sizeof(float), 1, cudaMemcpyDeviceToDevice, c.compute));
+    CUDA_CHECK(cudaMemset2DAsync(b.dv_all + 184549376, 33554432 * sizeof(float), 0, 16777216 * sizeof(float), 1, c.compute));
+    CUDA_CHECK(cudaMemcpy2DAsync(b.dv_all + 201326592, 33554432 * sizeof(float), b.dv_seq + 100663296, 268435456 * sizeof(float), 16777216 * sizeof(float), 1, cudaMemcpyDeviceToDevice, c.compute));
+    CUDA_CHECK(cudaMemcpy2DAsync(b.dv_all + 218103808, 33554432 * sizeof(float), b.dv_seq + 150994944, 268435456 * sizeof(float), 16777216 * sizeof(float), 1, cudaMemcpyDeviceToDevice, c.compute));
+    CUDA_CHECK(cudaMemcpy2DAsync(b.dv_all + 234881024, 33554432 * sizeof(float), b.dv_seq + 117440512, 268435456 * sizeof(float), 16777216 * sizeof(float), 1, cudaMemcpyDeviceToDevice, c.compute));
+    CUDA_CHECK(cudaMemcpy2DAsync(b.dv_all + 251658240, 33554432 * sizeof(float), b.dv_seq + 134217728, 268435456 * sizeof(float), 16777216 * sizeof(float), 1, cudaMemcpyDeviceToDevice, c.compute));
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[3], c.compute));
     CUDA_CHECK(cudaEventRecord(c.events[1], c.compute));
   }
-  // [2] dQ, and dK, dV of rank 1's positions
-  if (run.compute) {
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[4], c.compute));
-    lasp::SoftmaxBlockBackwardArgs args;
-    args.q = b.q; args.k = b.k_all + 33554432; args.v = b.v_all + 33554432;
-    args.o = b.o; args.lse = b.lse; args.dout = b.do_;
-    args.dq = b.dq_acc; args.dk = b.dk_all + 33554432; args.dv = b.dv_all + 33554432;
-    args.q_map = kPieceMaps[6]; args.k_map = kPieceMaps[1]; args.causal = true;
-    lasp::softmax_block_backward(args, kS_dims, c.compute);
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[5], c.compute));
-    CUDA_CHECK(cudaEventRecord(c.events[2], c.compute));
-  }
-  // [3] dQ, and dK, dV of rank 2's positions
-  if (run.compute) {
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[6], c.compute));
-    lasp::SoftmaxBlockBackwardArgs args;
-    args.q = b.q; args.k = b.k_all + 67108864; args.v = b.v_all + 67108864;
-    args.o = b.o; args.lse = b.lse; args.dout = b.do_;
-    args.dq = b.dq_acc; args.dk = b.dk_all + 67108864; args.dv = b.dv_all + 67108864;
-    args.q_map = kPieceMaps[6]; args.k_map = kPieceMaps[2]; args.causal = true;
-    lasp::softmax_block_backward(args, kS_dims, c.compute);
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[7], c.compute));
-    CUDA_CHECK(cudaEventRecord(c.events[3], c.compute));
-  }
-  // [4] dQ, and dK, dV of rank 3's positions
-  if (run.compute) {
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[8], c.compute));
-    lasp::SoftmaxBlockBackwardArgs args;
-    args.q = b.q; args.k = b.k_all + 100663296; args.v = b.v_all + 100663296;
-    args.o = b.o; args.lse = b.lse; args.dout = b.do_;
-    args.dq = b.dq_acc; args.dk = b.dk_all + 100663296; args.dv = b.dv_all + 100663296;
-    args.q_map = kPieceMaps[6]; args.k_map = kPieceMaps[3]; args.causal = true;
-    lasp::softmax_block_backward(args, kS_dims, c.compute);
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[9], c.compute));
-    CUDA_CHECK(cudaEventRecord(c.events[4], c.compute));
-  }
-  // [5] dQ, and dK, dV of rank 4's positions
-  if (run.compute) {
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[10], c.compute));
-    lasp::SoftmaxBlockBackwardArgs args;
-    args.q = b.q; args.k = b.k_all + 134217728; args.v = b.v_all + 134217728;
-    args.o = b.o; args.lse = b.lse; args.dout = b.do_;
-    args.dq = b.dq_acc; args.dk = b.dk_all + 134217728; args.dv = b.dv_all + 134217728;
-    args.q_map = kPieceMaps[6]; args.k_map = kPieceMaps[4]; args.causal = true;
-    lasp::softmax_block_backward(args, kS_dims, c.compute);
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[11], c.compute));
-    CUDA_CHECK(cudaEventRecord(c.events[5], c.compute));
-  }
-  // [6] dQ, and dK, dV of rank 5's positions
-  if (run.compute) {
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[12], c.compute));
-    lasp::SoftmaxBlockBackwardArgs args;
-    args.q = b.q; args.k = b.k_all + 167772160; args.v = b.v_all + 167772160;
-    args.o = b.o; args.lse = b.lse; args.dout = b.do_;
-    args.dq = b.dq_acc; args.dk = b.dk_all + 167772160; args.dv = b.dv_all + 167772160;
-    args.q_map = kPieceMaps[6]; args.k_map = kPieceMaps[5]; args.causal = true;
-    lasp::softmax_block_backward(args, kS_dims, c.compute);
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[13], c.compute));
-    CUDA_CHECK(cudaEventRecord(c.events[6], c.compute));
-  }
-  // [7] dQ, and dK, dV of rank 7's positions
-  if (run.compute) {
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[14], c.compute));
-    lasp::SoftmaxBlockBackwardArgs args;
-    args.q = b.q; args.k = b.k_all + 234881024; args.v = b.v_all + 234881024;
-    args.o = b.o; args.lse = b.lse; args.dout = b.do_;
-    args.dq = b.dq_acc; args.dk = b.dk_all + 234881024; args.dv = b.dv_all + 234881024;
-    args.q_map = kPieceMaps[6]; args.k_map = kPieceMaps[7]; args.causal = true;
-    lasp::softmax_block_backward(args, kS_dims, c.compute);
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[15], c.compute));
-    CUDA_CHECK(cudaEventRecord(c.events[7], c.compute));
-  }
-  // [8] ReduceScatter dK and dV to their owners
+  // [2] ReduceScatter dK and dV to their owners
   if (run.comm) {
     CUDA_CHECK(cudaStreamWaitEvent(c.comm, c.events[1], 0));
-    CUDA_CHECK(cudaStreamWaitEvent(c.comm, c.events[2], 0));
-    CUDA_CHECK(cudaStreamWaitEvent(c.comm, c.events[3], 0));
-    CUDA_CHECK(cudaStreamWaitEvent(c.comm, c.events[4], 0));
-    CUDA_CHECK(cudaStreamWaitEvent(c.comm, c.events[5], 0));
-    CUDA_CHECK(cudaStreamWaitEvent(c.comm, c.events[6], 0));
-    CUDA_CHECK(cudaStreamWaitEvent(c.comm, c.events[7], 0));
-    CUDA_CHECK(cudaEventRecord(c.started[8], c.comm));  // the collective is next on its stream
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[16], c.comm));
+    CUDA_CHECK(cudaEventRecord(c.started[2], c.comm));  // the collective is next on its stream
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[4], c.comm));
     NCCL_CHECK(ncclGroupStart());
     NCCL_CHECK(ncclReduceScatter(b.dk_all, b.dk_sum, 33554432, ncclFloat32, ncclSum, c.nccl, c.comm));
     NCCL_CHECK(ncclReduceScatter(b.dv_all, b.dv_sum, 33554432, ncclFloat32, ncclSum, c.nccl, c.comm));
     NCCL_CHECK(ncclGroupEnd());
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[17], c.comm));
-    CUDA_CHECK(cudaEventRecord(c.events[8], c.comm));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[5], c.comm));
+    CUDA_CHECK(cudaEventRecord(c.events[2], c.comm));
   }
-  // [9] dQ, and dK, dV of this rank's own positions (no communication needed)
+  // [3] dWo = attn^T dY (the layer's weight gradient)
   if (run.compute) {
-    CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.started[8], 0));  // let the collective start first
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[18], c.compute));
-    lasp::SoftmaxBlockBackwardArgs args;
-    args.q = b.q; args.k = b.k_all + 201326592; args.v = b.v_all + 201326592;
-    args.o = b.o; args.lse = b.lse; args.dout = b.do_;
-    args.dq = b.dq_acc; args.dk = b.dk_own; args.dv = b.dv_own;
-    args.q_map = kPieceMaps[6]; args.k_map = kPieceMaps[6]; args.causal = true;
-    lasp::softmax_block_backward(args, kS_dims, c.compute);
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[19], c.compute));
+    CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.started[2], 0));  // let the collective start first
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[6], c.compute));
+    run_host(run, HostWork::kOWeightGrad, 16);
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[7], c.compute));
   }
-  // [10] dQ to the activation type
+  // [4] dK, dV of this rank to the activation type
   if (run.compute) {
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[20], c.compute));
-    lasp::cast_to_bf16(b.dq_acc, b.dq, 67108864, c.compute);
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[21], c.compute));
-  }
-  // [11] dK, dV of this rank: the other ranks' share plus its own
-  if (run.compute) {
-    CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.events[8], 0));
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[22], c.compute));
-    lasp::add_to_bf16(b.dk_sum, b.dk_own, b.dk, 33554432, c.compute);
-    lasp::add_to_bf16(b.dv_sum, b.dv_own, b.dv, 33554432, c.compute);
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[23], c.compute));
+    CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.events[2], 0));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[8], c.compute));
+    lasp::cast_to_bf16(b.dk_sum, b.dk, 33554432, c.compute);
+    lasp::cast_to_bf16(b.dv_sum, b.dv, 33554432, c.compute);
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[9], c.compute));
   }
 }
 
 // S backward, rank 7.
 static void S_backward_rank7(const Ctx& c, SBuffers& b, Run run) {
-  // [0] clear dQ and the dK, dV accumulators
+  // [0] dQ, and dK, dV of the gathered positions 0..147455 (one call)
   if (run.compute) {
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[0], c.compute));
-    CUDA_CHECK(cudaMemsetAsync(b.dq_acc, 0, 67108864 * sizeof(float), c.compute));
-    CUDA_CHECK(cudaMemsetAsync(b.dk_all, 0, 268435456 * sizeof(float), c.compute));
-    CUDA_CHECK(cudaMemsetAsync(b.dv_all, 0, 268435456 * sizeof(float), c.compute));
-    CUDA_CHECK(cudaMemsetAsync(b.dk_own, 0, 33554432 * sizeof(float), c.compute));
-    CUDA_CHECK(cudaMemsetAsync(b.dv_own, 0, 33554432 * sizeof(float), c.compute));
+    lasp::SoftmaxGatheredBackwardArgs args;
+    args.q = b.q; args.k = b.k_seq; args.v = b.v_seq;
+    args.o = b.o; args.lse = b.lse; args.dout = b.do_;
+    args.dq = b.dq; args.dk = b.dk_seq; args.dv = b.dv_seq;
+    args.q_map = kPieceMaps[7]; args.key_rows = 147456; args.causal = true;
+    lasp::softmax_gathered_backward(args, lasp::SoftmaxDims{1, 32768, 262144, 16, 8, 128}, c.compute);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[1], c.compute));
   }
-  // [1] dQ, and dK, dV of rank 0's positions
+  // [1] dK, dV back in rank order for the ReduceScatter
   if (run.compute) {
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[2], c.compute));
-    lasp::SoftmaxBlockBackwardArgs args;
-    args.q = b.q; args.k = b.k_all; args.v = b.v_all;
-    args.o = b.o; args.lse = b.lse; args.dout = b.do_;
-    args.dq = b.dq_acc; args.dk = b.dk_all; args.dv = b.dv_all;
-    args.q_map = kPieceMaps[7]; args.k_map = kPieceMaps[0]; args.causal = true;
-    lasp::softmax_block_backward(args, kS_dims, c.compute);
+    CUDA_CHECK(cudaMemcpy2DAsync(b.dk_all, 33554432 * sizeof(float), b.dk_seq, 268435456 * sizeof(float), 16777216 * sizeof(float), 1, cudaMemcpyDeviceToDevice, c.compute));
+    CUDA_CHECK(cudaMemset2DAsync(b.dk_all + 16777216, 33554432 * sizeof(float), 0, 16777216 * sizeof(float), 1, c.compute));
+    CUDA_CHECK(cudaMemcpy2DAsync(b.dk_all + 33554432, 33554432 * sizeof(float), b.dk_seq + 16777216, 268435456 * sizeof(float), 16777216 * sizeof(float), 1, cudaMemcpyDeviceToDevice, c.compute));
+    CUDA_CHECK(cudaMemset2DAsync(b.dk_all + 50331648, 33554432 * sizeof(float), 0, 16777216 * sizeof(float), 1, c.compute));
+    CUDA_CHECK(cudaMemcpy2DAsync(b.dk_all + 67108864, 33554432 * sizeof(float), b.dk_seq + 33554432, 268435456 * sizeof(float), 16777216 * sizeof(float), 1, cudaMemcpyDeviceToDevice, c.compute));
+    CUDA_CHECK(cudaMemset2DAsync(b.dk_all + 83886080, 33554432 * sizeof(float), 0, 16777216 * sizeof(float), 1, c.compute));
+    CUDA_CHECK(cudaMemcpy2DAsync(b.dk_all + 100663296, 33554432 * sizeof(float), b.dk_seq + 50331648, 268435456 * sizeof(float), 16777216 * sizeof(float), 1, cudaMemcpyDeviceToDevice, c.compute));
+    CUDA_CHECK(cudaMemset2DAsync(b.dk_all + 117440512, 33554432 * sizeof(float), 0, 16777216 * sizeof(float), 1, c.compute));
+    CUDA_CHECK(cudaMemcpy2DAsync(b.dk_all + 134217728, 33554432 * sizeof(float), b.dk_seq + 67108864, 268435456 * sizeof(float), 16777216 * sizeof(float), 1, cudaMemcpyDeviceToDevice, c.compute));
+    CUDA_CHECK(cudaMemset2DAsync(b.dk_all + 150994944, 33554432 * sizeof(float), 0, 16777216 * sizeof(float), 1, c.compute));
+    CUDA_CHECK(cudaMemcpy2DAsync(b.dk_all + 167772160, 33554432 * sizeof(float), b.dk_seq + 83886080, 268435456 * sizeof(float), 16777216 * sizeof(float), 1, cudaMemcpyDeviceToDevice, c.compute));
+    CUDA_CHECK(cudaMemset2DAsync(b.dk_all + 184549376, 33554432 * sizeof(float), 0, 16777216 * sizeof(float), 1, c.compute));
+    CUDA_CHECK(cudaMemcpy2DAsync(b.dk_all + 201326592, 33554432 * sizeof(float), b.dk_seq + 100663296, 268435456 * sizeof(float), 16777216 * sizeof(float), 1, cudaMemcpyDeviceToDevice, c.compute));
+    CUDA_CHECK(cudaMemset2DAsync(b.dk_all + 218103808, 33554432 * sizeof(float), 0, 16777216 * sizeof(float), 1, c.compute));
+    CUDA_CHECK(cudaMemcpy2DAsync(b.dk_all + 234881024, 33554432 * sizeof(float), b.dk_seq + 117440512, 268435456 * sizeof(float), 16777216 * sizeof(float), 1, cudaMemcpyDeviceToDevice, c.compute));
+    CUDA_CHECK(cudaMemcpy2DAsync(b.dk_all + 251658240, 33554432 * sizeof(float), b.dk_seq + 134217728, 268435456 * sizeof(float), 16777216 * sizeof(float), 1, cudaMemcpyDeviceToDevice, c.compute));
+    CUDA_CHECK(cudaMemcpy2DAsync(b.dv_all, 33554432 * sizeof(float), b.dv_seq, 268435456 * sizeof(float), 16777216 * sizeof(float), 1, cudaMemcpyDeviceToDevice, c.compute));
+    CUDA_CHECK(cudaMemset2DAsync(b.dv_all + 16777216, 33554432 * sizeof(float), 0, 16777216 * sizeof(float), 1, c.compute));
+    CUDA_CHECK(cudaMemcpy2DAsync(b.dv_all + 33554432, 33554432 * sizeof(float), b.dv_seq + 16777216, 268435456 * sizeof(float), 16777216 * sizeof(float), 1, cudaMemcpyDeviceToDevice, c.compute));
+    CUDA_CHECK(cudaMemset2DAsync(b.dv_all + 50331648, 33554432 * sizeof(float), 0, 16777216 * sizeof(float), 1, c.compute));
+    CUDA_CHECK(cudaMemcpy2DAsync(b.dv_all + 67108864, 33554432 * sizeof(float), b.dv_seq + 33554432, 268435456 * sizeof(float), 16777216 * sizeof(float), 1, cudaMemcpyDeviceToDevice, c.compute));
+    CUDA_CHECK(cudaMemset2DAsync(b.dv_all + 83886080, 33554432 * sizeof(float), 0, 16777216 * sizeof(float), 1, c.compute));
+    CUDA_CHECK(cudaMemcpy2DAsync(b.dv_all + 100663296, 33554432 * sizeof(float), b.dv_seq + 50331648, 268435456 * sizeof(float), 16777216 * sizeof(float), 1, cudaMemcpyDeviceToDevice, c.compute));
+    CUDA_CHECK(cudaMemset2DAsync(b.dv_all + 117440512, 33554432 * sizeof(float), 0, 16777216 * sizeof(float), 1, c.compute));
+    CUDA_CHECK(cudaMemcpy2DAsync(b.dv_all + 134217728, 33554432 * sizeof(float), b.dv_seq + 67108864, 268435456 * sizeof(float), 16777216 * sizeof(float), 1, cudaMemcpyDeviceToDevice, c.compute));
+    CUDA_CHECK(cudaMemset2DAsync(b.dv_all + 150994944, 33554432 * sizeof(float), 0, 16777216 * sizeof(float), 1, c.compute));
+    CUDA_CHECK(cudaMemcpy2DAsync(b.dv_all + 167772160, 33554432 * sizeof(float), b.dv_seq + 83886080, 268435456 * sizeof(float), 16777216 * sizeof(float), 1, cudaMemcpyDeviceToDevice, c.compute));
+    CUDA_CHECK(cudaMemset2DAsync(b.dv_all + 184549376, 33554432 * sizeof(float), 0, 16777216 * sizeof(float), 1, c.compute));
+    CUDA_CHECK(cudaMemcpy2DAsync(b.dv_all + 201326592, 33554432 * sizeof(float), b.dv_seq + 100663296, 268435456 * sizeof(float), 16777216 * sizeof(float), 1, cudaMemcpyDeviceToDevice, c.compute));
+    CUDA_CHECK(cudaMemset2DAsync(b.dv_all + 218103808, 33554432 * sizeof(float), 0, 16777216 * sizeof(float), 1, c.compute));
+    CUDA_CHECK(cudaMemcpy2DAsync(b.dv_all + 234881024, 33554432 * sizeof(float), b.dv_seq + 117440512, 268435456 * sizeof(float), 16777216 * sizeof(float), 1, cudaMemcpyDeviceToDevice, c.compute));
+    CUDA_CHECK(cudaMemcpy2DAsync(b.dv_all + 251658240, 33554432 * sizeof(float), b.dv_seq + 134217728, 268435456 * sizeof(float), 16777216 * sizeof(float), 1, cudaMemcpyDeviceToDevice, c.compute));
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[3], c.compute));
     CUDA_CHECK(cudaEventRecord(c.events[1], c.compute));
   }
-  // [2] dQ, and dK, dV of rank 1's positions
-  if (run.compute) {
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[4], c.compute));
-    lasp::SoftmaxBlockBackwardArgs args;
-    args.q = b.q; args.k = b.k_all + 33554432; args.v = b.v_all + 33554432;
-    args.o = b.o; args.lse = b.lse; args.dout = b.do_;
-    args.dq = b.dq_acc; args.dk = b.dk_all + 33554432; args.dv = b.dv_all + 33554432;
-    args.q_map = kPieceMaps[7]; args.k_map = kPieceMaps[1]; args.causal = true;
-    lasp::softmax_block_backward(args, kS_dims, c.compute);
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[5], c.compute));
-    CUDA_CHECK(cudaEventRecord(c.events[2], c.compute));
-  }
-  // [3] dQ, and dK, dV of rank 2's positions
-  if (run.compute) {
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[6], c.compute));
-    lasp::SoftmaxBlockBackwardArgs args;
-    args.q = b.q; args.k = b.k_all + 67108864; args.v = b.v_all + 67108864;
-    args.o = b.o; args.lse = b.lse; args.dout = b.do_;
-    args.dq = b.dq_acc; args.dk = b.dk_all + 67108864; args.dv = b.dv_all + 67108864;
-    args.q_map = kPieceMaps[7]; args.k_map = kPieceMaps[2]; args.causal = true;
-    lasp::softmax_block_backward(args, kS_dims, c.compute);
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[7], c.compute));
-    CUDA_CHECK(cudaEventRecord(c.events[3], c.compute));
-  }
-  // [4] dQ, and dK, dV of rank 3's positions
-  if (run.compute) {
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[8], c.compute));
-    lasp::SoftmaxBlockBackwardArgs args;
-    args.q = b.q; args.k = b.k_all + 100663296; args.v = b.v_all + 100663296;
-    args.o = b.o; args.lse = b.lse; args.dout = b.do_;
-    args.dq = b.dq_acc; args.dk = b.dk_all + 100663296; args.dv = b.dv_all + 100663296;
-    args.q_map = kPieceMaps[7]; args.k_map = kPieceMaps[3]; args.causal = true;
-    lasp::softmax_block_backward(args, kS_dims, c.compute);
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[9], c.compute));
-    CUDA_CHECK(cudaEventRecord(c.events[4], c.compute));
-  }
-  // [5] dQ, and dK, dV of rank 4's positions
-  if (run.compute) {
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[10], c.compute));
-    lasp::SoftmaxBlockBackwardArgs args;
-    args.q = b.q; args.k = b.k_all + 134217728; args.v = b.v_all + 134217728;
-    args.o = b.o; args.lse = b.lse; args.dout = b.do_;
-    args.dq = b.dq_acc; args.dk = b.dk_all + 134217728; args.dv = b.dv_all + 134217728;
-    args.q_map = kPieceMaps[7]; args.k_map = kPieceMaps[4]; args.causal = true;
-    lasp::softmax_block_backward(args, kS_dims, c.compute);
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[11], c.compute));
-    CUDA_CHECK(cudaEventRecord(c.events[5], c.compute));
-  }
-  // [6] dQ, and dK, dV of rank 5's positions
-  if (run.compute) {
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[12], c.compute));
-    lasp::SoftmaxBlockBackwardArgs args;
-    args.q = b.q; args.k = b.k_all + 167772160; args.v = b.v_all + 167772160;
-    args.o = b.o; args.lse = b.lse; args.dout = b.do_;
-    args.dq = b.dq_acc; args.dk = b.dk_all + 167772160; args.dv = b.dv_all + 167772160;
-    args.q_map = kPieceMaps[7]; args.k_map = kPieceMaps[5]; args.causal = true;
-    lasp::softmax_block_backward(args, kS_dims, c.compute);
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[13], c.compute));
-    CUDA_CHECK(cudaEventRecord(c.events[6], c.compute));
-  }
-  // [7] dQ, and dK, dV of rank 6's positions
-  if (run.compute) {
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[14], c.compute));
-    lasp::SoftmaxBlockBackwardArgs args;
-    args.q = b.q; args.k = b.k_all + 201326592; args.v = b.v_all + 201326592;
-    args.o = b.o; args.lse = b.lse; args.dout = b.do_;
-    args.dq = b.dq_acc; args.dk = b.dk_all + 201326592; args.dv = b.dv_all + 201326592;
-    args.q_map = kPieceMaps[7]; args.k_map = kPieceMaps[6]; args.causal = true;
-    lasp::softmax_block_backward(args, kS_dims, c.compute);
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[15], c.compute));
-    CUDA_CHECK(cudaEventRecord(c.events[7], c.compute));
-  }
-  // [8] ReduceScatter dK and dV to their owners
+  // [2] ReduceScatter dK and dV to their owners
   if (run.comm) {
     CUDA_CHECK(cudaStreamWaitEvent(c.comm, c.events[1], 0));
-    CUDA_CHECK(cudaStreamWaitEvent(c.comm, c.events[2], 0));
-    CUDA_CHECK(cudaStreamWaitEvent(c.comm, c.events[3], 0));
-    CUDA_CHECK(cudaStreamWaitEvent(c.comm, c.events[4], 0));
-    CUDA_CHECK(cudaStreamWaitEvent(c.comm, c.events[5], 0));
-    CUDA_CHECK(cudaStreamWaitEvent(c.comm, c.events[6], 0));
-    CUDA_CHECK(cudaStreamWaitEvent(c.comm, c.events[7], 0));
-    CUDA_CHECK(cudaEventRecord(c.started[8], c.comm));  // the collective is next on its stream
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[16], c.comm));
+    CUDA_CHECK(cudaEventRecord(c.started[2], c.comm));  // the collective is next on its stream
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[4], c.comm));
     NCCL_CHECK(ncclGroupStart());
     NCCL_CHECK(ncclReduceScatter(b.dk_all, b.dk_sum, 33554432, ncclFloat32, ncclSum, c.nccl, c.comm));
     NCCL_CHECK(ncclReduceScatter(b.dv_all, b.dv_sum, 33554432, ncclFloat32, ncclSum, c.nccl, c.comm));
     NCCL_CHECK(ncclGroupEnd());
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[17], c.comm));
-    CUDA_CHECK(cudaEventRecord(c.events[8], c.comm));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[5], c.comm));
+    CUDA_CHECK(cudaEventRecord(c.events[2], c.comm));
   }
-  // [9] dQ, and dK, dV of this rank's own positions (no communication needed)
+  // [3] dWo = attn^T dY (the layer's weight gradient)
   if (run.compute) {
-    CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.started[8], 0));  // let the collective start first
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[18], c.compute));
-    lasp::SoftmaxBlockBackwardArgs args;
-    args.q = b.q; args.k = b.k_all + 234881024; args.v = b.v_all + 234881024;
-    args.o = b.o; args.lse = b.lse; args.dout = b.do_;
-    args.dq = b.dq_acc; args.dk = b.dk_own; args.dv = b.dv_own;
-    args.q_map = kPieceMaps[7]; args.k_map = kPieceMaps[7]; args.causal = true;
-    lasp::softmax_block_backward(args, kS_dims, c.compute);
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[19], c.compute));
+    CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.started[2], 0));  // let the collective start first
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[6], c.compute));
+    run_host(run, HostWork::kOWeightGrad, 16);
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[7], c.compute));
   }
-  // [10] dQ to the activation type
+  // [4] dK, dV of this rank to the activation type
   if (run.compute) {
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[20], c.compute));
-    lasp::cast_to_bf16(b.dq_acc, b.dq, 67108864, c.compute);
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[21], c.compute));
-  }
-  // [11] dK, dV of this rank: the other ranks' share plus its own
-  if (run.compute) {
-    CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.events[8], 0));
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[22], c.compute));
-    lasp::add_to_bf16(b.dk_sum, b.dk_own, b.dk, 33554432, c.compute);
-    lasp::add_to_bf16(b.dv_sum, b.dv_own, b.dv, 33554432, c.compute);
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[23], c.compute));
+    CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.events[2], 0));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[8], c.compute));
+    lasp::cast_to_bf16(b.dk_sum, b.dk, 33554432, c.compute);
+    lasp::cast_to_bf16(b.dv_sum, b.dv, 33554432, c.compute);
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[9], c.compute));
   }
 }
 
 // S backward: dispatches to this rank's steps.
-constexpr int kS_backward_events = 12;
+constexpr int kS_backward_events = 5;
 inline void S_backward(const Ctx& c, SBuffers& b, Run run = Run{}) {
   switch (c.rank) {
     case 0: S_backward_rank0(c, b, run); break;
@@ -4127,10 +3241,10 @@ inline void S_backward(const Ctx& c, SBuffers& b, Run run = Run{}) {
 }
 
 // Events the longest rank program needs.
-constexpr int kMaxEvents = 12;
+constexpr int kMaxEvents = 8;
 
 // FLOPs one rank performs in one training step: attention steps from the schedule IR, plus the
 // projections (forward 2*rows*in*out per matrix product, backward twice that).
-constexpr double kFlopsPerStep = 7.550834e+14;
+constexpr double kFlopsPerStep = 7.550745e+14;
 
 }  // namespace program

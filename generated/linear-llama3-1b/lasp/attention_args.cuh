@@ -153,7 +153,7 @@ struct LinearBackwardFusedArgs {
   const float* qdo_ws = nullptr;
 };
 
-// ---- Softmax attention (softmax_attention.cuh, softmax_support.cuh, softmax_whole.cuh).
+// ---- Softmax attention (softmax_attention.cuh, softmax_support.cuh, softmax_whole.cuh, softmax_gathered.cuh).
 
 // softmax.block: this rank's queries against one block of keys; positions from the piece maps. o and lse
 // are the fp32 partials the merge combines; o_out (bf16), when set, receives the normalised output instead.
@@ -224,6 +224,42 @@ struct SoftmaxFullBackwardArgs {
   bf16* dv = nullptr;
   bool causal = true;
   Documents docs{};  // rows at global positions (the piece maps; whole sequence: 0..)
+};
+
+// softmax.gathered (LASP-2H after its AllGather): this rank's queries (its pieces, q_map) against the keys of the
+// whole sequence in global order; o and lse final (no merge), lse in the backend's own layout (see kernels.h).
+// k, v [batch][d.k_rows][kv_heads][head_dim], row i = token i, d.k_rows = the whole sequence; q and o the rank's
+// local rows [batch][d.q_rows][heads][head_dim].
+struct SoftmaxGatheredArgs {
+  const bf16* q = nullptr;
+  const bf16* k = nullptr;
+  const bf16* v = nullptr;
+  bf16* o = nullptr;
+  float* lse = nullptr;
+  PieceMap q_map{0, {0, 0}, {0, 0}, {0, 0}};
+  // Keys [0, key_rows) are all any query may see (causal: the end of the last piece; else d.k_rows); rows from
+  // key_rows on are never read.
+  int key_rows = 0;
+  bool causal = true;
+  Documents docs{};  // over global positions
+};
+
+// softmax.gathered_backward: dq (bf16, like q) overwritten; dk, dv fp32 [batch][d.k_rows][kv_heads][head_dim] in
+// global order, every row overwritten (zeros where no query of this rank reaches).
+struct SoftmaxGatheredBackwardArgs {
+  const bf16* q = nullptr;
+  const bf16* k = nullptr;
+  const bf16* v = nullptr;
+  const bf16* o = nullptr;
+  const float* lse = nullptr;
+  const bf16* dout = nullptr;
+  bf16* dq = nullptr;
+  float* dk = nullptr;
+  float* dv = nullptr;
+  PieceMap q_map{0, {0, 0}, {0, 0}, {0, 0}};
+  int key_rows = 0;
+  bool causal = true;
+  Documents docs{};  // over global positions
 };
 
 }  // namespace lasp

@@ -2715,21 +2715,20 @@ struct SBuffers {
   bf16* q = nullptr;  // 16777216 elements: queries (RoPE applied) [per layer]
   bf16* k = nullptr;  // 4194304 elements: keys (RoPE applied)
   bf16* v = nullptr;  // 4194304 elements: values
-  bf16* k_all = nullptr;  // 33554432 elements: every rank's keys, gathered; kept for the backward pass [per layer]
-  bf16* v_all = nullptr;  // 33554432 elements: every rank's values, gathered; kept for the backward pass [per layer]
+  bf16* k_all = nullptr;  // 33554432 elements: every rank's keys, as gathered (rank order)
+  bf16* v_all = nullptr;  // 33554432 elements: every rank's values, as gathered (rank order)
+  bf16* k_seq = nullptr;  // 33554432 elements: the gathered keys in global order; kept for the backward pass [per layer]
+  bf16* v_seq = nullptr;  // 33554432 elements: the gathered values in global order; kept for the backward pass [per layer]
   bf16* o = nullptr;  // 16777216 elements: attention output [per layer]
   float* lse = nullptr;  // 131072 elements: log-sum-exp per query and head, kept for the backward pass [per layer]
-  float* o_part = nullptr;  // 134217728 elements: normalised partial output per source block
-  float* lse_part = nullptr;  // 1048576 elements: log-sum-exp of each partial
   bf16* do_ = nullptr;  // 16777216 elements: gradient of the output [per layer]
   bf16* dq = nullptr;  // 16777216 elements: gradient of q
-  float* dq_acc = nullptr;  // 16777216 elements: fp32 sum of dQ over the key blocks
-  float* dk_all = nullptr;  // 33554432 elements: gradient of every gathered key position
-  float* dv_all = nullptr;  // 33554432 elements: gradient of every gathered value position
+  float* dk_seq = nullptr;  // 33554432 elements: gradient of every key position, global order
+  float* dv_seq = nullptr;  // 33554432 elements: gradient of every value position, global order
+  float* dk_all = nullptr;  // 33554432 elements: gradient of every key position, rank order
+  float* dv_all = nullptr;  // 33554432 elements: gradient of every value position, rank order
   float* dk_sum = nullptr;  // 4194304 elements: this rank's keys' gradient, summed over the ranks
   float* dv_sum = nullptr;  // 4194304 elements: this rank's values' gradient, summed over the ranks
-  float* dk_own = nullptr;  // 4194304 elements: this rank's keys' gradient from its own queries
-  float* dv_own = nullptr;  // 4194304 elements: this rank's values' gradient from its own queries
   bf16* dk = nullptr;  // 4194304 elements: gradient of this rank's keys
   bf16* dv = nullptr;  // 4194304 elements: gradient of this rank's values
 };
@@ -2737,35 +2736,46 @@ struct SBuffers {
 // The rank's queries against one rank's keys (grouped-query: 8 kv heads).
 static const lasp::SoftmaxDims kS_dims = lasp::SoftmaxDims{1, 4096, 4096, 32, 8, 128};
 
+// Each sequence rank's gathered attention (LASP-2H): its queries against the keys, in global order, it can see.
+static const lasp::GatheredShape kS_gathered[kWorld] = {
+    lasp::GatheredShape{lasp::SoftmaxDims{1, 4096, 32768, 32, 8, 128}, lasp::PieceMap{2, {0, 2048}, {0, 30720}, {2048, 2048}}, 32768},
+    lasp::GatheredShape{lasp::SoftmaxDims{1, 4096, 32768, 32, 8, 128}, lasp::PieceMap{2, {0, 2048}, {2048, 28672}, {2048, 2048}}, 30720},
+    lasp::GatheredShape{lasp::SoftmaxDims{1, 4096, 32768, 32, 8, 128}, lasp::PieceMap{2, {0, 2048}, {4096, 26624}, {2048, 2048}}, 28672},
+    lasp::GatheredShape{lasp::SoftmaxDims{1, 4096, 32768, 32, 8, 128}, lasp::PieceMap{2, {0, 2048}, {6144, 24576}, {2048, 2048}}, 26624},
+    lasp::GatheredShape{lasp::SoftmaxDims{1, 4096, 32768, 32, 8, 128}, lasp::PieceMap{2, {0, 2048}, {8192, 22528}, {2048, 2048}}, 24576},
+    lasp::GatheredShape{lasp::SoftmaxDims{1, 4096, 32768, 32, 8, 128}, lasp::PieceMap{2, {0, 2048}, {10240, 20480}, {2048, 2048}}, 22528},
+    lasp::GatheredShape{lasp::SoftmaxDims{1, 4096, 32768, 32, 8, 128}, lasp::PieceMap{2, {0, 2048}, {12288, 18432}, {2048, 2048}}, 20480},
+    lasp::GatheredShape{lasp::SoftmaxDims{1, 4096, 32768, 32, 8, 128}, lasp::PieceMap{2, {0, 2048}, {14336, 16384}, {2048, 2048}}, 18432},
+};
+
 // The buffers above as a table (buffers.cuh): name, field, elements, offset in bytes in its block, home.
 // Per-layer buffers share one block per layer, scratch one block per kind; collective windows stand alone.
 static const lasp::BufferSpec<SBuffers> kSBuffers[] = {
     {"q", &SBuffers::q, nullptr, 16777216, 0, lasp::BufferHome::kLayer },
     {"k", &SBuffers::k, nullptr, 4194304, 0, lasp::BufferHome::kSharedWindow },
     {"v", &SBuffers::v, nullptr, 4194304, 0, lasp::BufferHome::kSharedWindow },
-    {"k_all", &SBuffers::k_all, nullptr, 33554432, 0, lasp::BufferHome::kLayerWindow },
-    {"v_all", &SBuffers::v_all, nullptr, 33554432, 0, lasp::BufferHome::kLayerWindow },
-    {"o", &SBuffers::o, nullptr, 16777216, 33554432, lasp::BufferHome::kLayer },
-    {"lse", nullptr, &SBuffers::lse, 131072, 67108864, lasp::BufferHome::kLayer },
-    {"o_part", nullptr, &SBuffers::o_part, 134217728, 0, lasp::BufferHome::kShared },
-    {"lse_part", nullptr, &SBuffers::lse_part, 1048576, 536870912, lasp::BufferHome::kShared },
-    {"do_", &SBuffers::do_, nullptr, 16777216, 67633152, lasp::BufferHome::kLayer },
-    {"dq", &SBuffers::dq, nullptr, 16777216, 541065216, lasp::BufferHome::kShared },
-    {"dq_acc", nullptr, &SBuffers::dq_acc, 16777216, 574619648, lasp::BufferHome::kShared },
-    {"dk_all", nullptr, &SBuffers::dk_all, 33554432, 641728512, lasp::BufferHome::kShared },
-    {"dv_all", nullptr, &SBuffers::dv_all, 33554432, 775946240, lasp::BufferHome::kShared },
-    {"dk_sum", nullptr, &SBuffers::dk_sum, 4194304, 910163968, lasp::BufferHome::kShared },
-    {"dv_sum", nullptr, &SBuffers::dv_sum, 4194304, 926941184, lasp::BufferHome::kShared },
-    {"dk_own", nullptr, &SBuffers::dk_own, 4194304, 943718400, lasp::BufferHome::kShared },
-    {"dv_own", nullptr, &SBuffers::dv_own, 4194304, 960495616, lasp::BufferHome::kShared },
-    {"dk", &SBuffers::dk, nullptr, 4194304, 977272832, lasp::BufferHome::kShared },
-    {"dv", &SBuffers::dv, nullptr, 4194304, 985661440, lasp::BufferHome::kShared },
+    {"k_all", &SBuffers::k_all, nullptr, 33554432, 0, lasp::BufferHome::kSharedWindow },
+    {"v_all", &SBuffers::v_all, nullptr, 33554432, 0, lasp::BufferHome::kSharedWindow },
+    {"k_seq", &SBuffers::k_seq, nullptr, 33554432, 33554432, lasp::BufferHome::kLayer },
+    {"v_seq", &SBuffers::v_seq, nullptr, 33554432, 100663296, lasp::BufferHome::kLayer },
+    {"o", &SBuffers::o, nullptr, 16777216, 167772160, lasp::BufferHome::kLayer },
+    {"lse", nullptr, &SBuffers::lse, 131072, 201326592, lasp::BufferHome::kLayer },
+    {"do_", &SBuffers::do_, nullptr, 16777216, 201850880, lasp::BufferHome::kLayer },
+    {"dq", &SBuffers::dq, nullptr, 16777216, 0, lasp::BufferHome::kShared },
+    {"dk_seq", nullptr, &SBuffers::dk_seq, 33554432, 33554432, lasp::BufferHome::kShared },
+    {"dv_seq", nullptr, &SBuffers::dv_seq, 33554432, 167772160, lasp::BufferHome::kShared },
+    {"dk_all", nullptr, &SBuffers::dk_all, 33554432, 301989888, lasp::BufferHome::kShared },
+    {"dv_all", nullptr, &SBuffers::dv_all, 33554432, 436207616, lasp::BufferHome::kShared },
+    {"dk_sum", nullptr, &SBuffers::dk_sum, 4194304, 570425344, lasp::BufferHome::kShared },
+    {"dv_sum", nullptr, &SBuffers::dv_sum, 4194304, 587202560, lasp::BufferHome::kShared },
+    {"dk", &SBuffers::dk, nullptr, 4194304, 603979776, lasp::BufferHome::kShared },
+    {"dv", &SBuffers::dv, nullptr, 4194304, 612368384, lasp::BufferHome::kShared },
 };
 
 // Allocates a layer's buffers `b` by the table; scratch (not kept from forward to backward) is `shared`'s
 // when given. The buffers of the collectives beside kernels come from `windows` (comm.cuh).
 inline void allocate(SBuffers& b, const SBuffers* shared, lasp::Windows& windows) {
-  lasp::allocate_buffers(b, shared, windows, kSBuffers, 101187584, 994050048);
+  lasp::allocate_buffers(b, shared, windows, kSBuffers, 235405312, 620756992);
 }
 
 // S forward, rank 0.
@@ -2781,103 +2791,60 @@ static void S_forward_rank0(const Ctx& c, SBuffers& b, Run run) {
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[1], c.comm));
     CUDA_CHECK(cudaEventRecord(c.events[0], c.comm));
   }
-  // [1] attend to this rank's own keys (no communication needed)
+  // [1] Q = X Wq (the layer's projection)
   if (run.compute) {
     CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.started[0], 0));  // let the collective start first
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[2], c.compute));
-    lasp::SoftmaxBlockArgs args;
-    args.q = b.q; args.k = b.k; args.v = b.v;
-    args.o = b.o_part; args.lse = b.lse_part;
-    args.q_map = kPieceMaps[0]; args.k_map = kPieceMaps[0]; args.causal = true;
-    lasp::softmax_block_forward(args, kS_dims, c.compute);
+    run_host(run, HostWork::kQProjection, 16);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[3], c.compute));
   }
-  // [2] attend to rank 1's keys
+  // [2] K, V in global order (positions 0..32767)
   if (run.compute) {
     CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.events[0], 0));
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[4], c.compute));
-    lasp::SoftmaxBlockArgs args;
-    args.q = b.q; args.k = b.k_all + 4194304; args.v = b.v_all + 4194304;
-    args.o = b.o_part + 16777216; args.lse = b.lse_part + 131072;
-    args.q_map = kPieceMaps[0]; args.k_map = kPieceMaps[1]; args.causal = true;
-    lasp::softmax_block_forward(args, kS_dims, c.compute);
+    CUDA_CHECK(cudaMemcpy2DAsync(b.k_seq, 33554432 * sizeof(bf16), b.k_all, 4194304 * sizeof(bf16), 2097152 * sizeof(bf16), 1, cudaMemcpyDeviceToDevice, c.compute));
+    CUDA_CHECK(cudaMemcpy2DAsync(b.k_seq + 31457280, 33554432 * sizeof(bf16), b.k_all + 2097152, 4194304 * sizeof(bf16), 2097152 * sizeof(bf16), 1, cudaMemcpyDeviceToDevice, c.compute));
+    CUDA_CHECK(cudaMemcpy2DAsync(b.k_seq + 2097152, 33554432 * sizeof(bf16), b.k_all + 4194304, 4194304 * sizeof(bf16), 2097152 * sizeof(bf16), 1, cudaMemcpyDeviceToDevice, c.compute));
+    CUDA_CHECK(cudaMemcpy2DAsync(b.k_seq + 29360128, 33554432 * sizeof(bf16), b.k_all + 6291456, 4194304 * sizeof(bf16), 2097152 * sizeof(bf16), 1, cudaMemcpyDeviceToDevice, c.compute));
+    CUDA_CHECK(cudaMemcpy2DAsync(b.k_seq + 4194304, 33554432 * sizeof(bf16), b.k_all + 8388608, 4194304 * sizeof(bf16), 2097152 * sizeof(bf16), 1, cudaMemcpyDeviceToDevice, c.compute));
+    CUDA_CHECK(cudaMemcpy2DAsync(b.k_seq + 27262976, 33554432 * sizeof(bf16), b.k_all + 10485760, 4194304 * sizeof(bf16), 2097152 * sizeof(bf16), 1, cudaMemcpyDeviceToDevice, c.compute));
+    CUDA_CHECK(cudaMemcpy2DAsync(b.k_seq + 6291456, 33554432 * sizeof(bf16), b.k_all + 12582912, 4194304 * sizeof(bf16), 2097152 * sizeof(bf16), 1, cudaMemcpyDeviceToDevice, c.compute));
+    CUDA_CHECK(cudaMemcpy2DAsync(b.k_seq + 25165824, 33554432 * sizeof(bf16), b.k_all + 14680064, 4194304 * sizeof(bf16), 2097152 * sizeof(bf16), 1, cudaMemcpyDeviceToDevice, c.compute));
+    CUDA_CHECK(cudaMemcpy2DAsync(b.k_seq + 8388608, 33554432 * sizeof(bf16), b.k_all + 16777216, 4194304 * sizeof(bf16), 2097152 * sizeof(bf16), 1, cudaMemcpyDeviceToDevice, c.compute));
+    CUDA_CHECK(cudaMemcpy2DAsync(b.k_seq + 23068672, 33554432 * sizeof(bf16), b.k_all + 18874368, 4194304 * sizeof(bf16), 2097152 * sizeof(bf16), 1, cudaMemcpyDeviceToDevice, c.compute));
+    CUDA_CHECK(cudaMemcpy2DAsync(b.k_seq + 10485760, 33554432 * sizeof(bf16), b.k_all + 20971520, 4194304 * sizeof(bf16), 2097152 * sizeof(bf16), 1, cudaMemcpyDeviceToDevice, c.compute));
+    CUDA_CHECK(cudaMemcpy2DAsync(b.k_seq + 20971520, 33554432 * sizeof(bf16), b.k_all + 23068672, 4194304 * sizeof(bf16), 2097152 * sizeof(bf16), 1, cudaMemcpyDeviceToDevice, c.compute));
+    CUDA_CHECK(cudaMemcpy2DAsync(b.k_seq + 12582912, 33554432 * sizeof(bf16), b.k_all + 25165824, 4194304 * sizeof(bf16), 2097152 * sizeof(bf16), 1, cudaMemcpyDeviceToDevice, c.compute));
+    CUDA_CHECK(cudaMemcpy2DAsync(b.k_seq + 18874368, 33554432 * sizeof(bf16), b.k_all + 27262976, 4194304 * sizeof(bf16), 2097152 * sizeof(bf16), 1, cudaMemcpyDeviceToDevice, c.compute));
+    CUDA_CHECK(cudaMemcpy2DAsync(b.k_seq + 14680064, 33554432 * sizeof(bf16), b.k_all + 29360128, 4194304 * sizeof(bf16), 2097152 * sizeof(bf16), 1, cudaMemcpyDeviceToDevice, c.compute));
+    CUDA_CHECK(cudaMemcpy2DAsync(b.k_seq + 16777216, 33554432 * sizeof(bf16), b.k_all + 31457280, 4194304 * sizeof(bf16), 2097152 * sizeof(bf16), 1, cudaMemcpyDeviceToDevice, c.compute));
+    CUDA_CHECK(cudaMemcpy2DAsync(b.v_seq, 33554432 * sizeof(bf16), b.v_all, 4194304 * sizeof(bf16), 2097152 * sizeof(bf16), 1, cudaMemcpyDeviceToDevice, c.compute));
+    CUDA_CHECK(cudaMemcpy2DAsync(b.v_seq + 31457280, 33554432 * sizeof(bf16), b.v_all + 2097152, 4194304 * sizeof(bf16), 2097152 * sizeof(bf16), 1, cudaMemcpyDeviceToDevice, c.compute));
+    CUDA_CHECK(cudaMemcpy2DAsync(b.v_seq + 2097152, 33554432 * sizeof(bf16), b.v_all + 4194304, 4194304 * sizeof(bf16), 2097152 * sizeof(bf16), 1, cudaMemcpyDeviceToDevice, c.compute));
+    CUDA_CHECK(cudaMemcpy2DAsync(b.v_seq + 29360128, 33554432 * sizeof(bf16), b.v_all + 6291456, 4194304 * sizeof(bf16), 2097152 * sizeof(bf16), 1, cudaMemcpyDeviceToDevice, c.compute));
+    CUDA_CHECK(cudaMemcpy2DAsync(b.v_seq + 4194304, 33554432 * sizeof(bf16), b.v_all + 8388608, 4194304 * sizeof(bf16), 2097152 * sizeof(bf16), 1, cudaMemcpyDeviceToDevice, c.compute));
+    CUDA_CHECK(cudaMemcpy2DAsync(b.v_seq + 27262976, 33554432 * sizeof(bf16), b.v_all + 10485760, 4194304 * sizeof(bf16), 2097152 * sizeof(bf16), 1, cudaMemcpyDeviceToDevice, c.compute));
+    CUDA_CHECK(cudaMemcpy2DAsync(b.v_seq + 6291456, 33554432 * sizeof(bf16), b.v_all + 12582912, 4194304 * sizeof(bf16), 2097152 * sizeof(bf16), 1, cudaMemcpyDeviceToDevice, c.compute));
+    CUDA_CHECK(cudaMemcpy2DAsync(b.v_seq + 25165824, 33554432 * sizeof(bf16), b.v_all + 14680064, 4194304 * sizeof(bf16), 2097152 * sizeof(bf16), 1, cudaMemcpyDeviceToDevice, c.compute));
+    CUDA_CHECK(cudaMemcpy2DAsync(b.v_seq + 8388608, 33554432 * sizeof(bf16), b.v_all + 16777216, 4194304 * sizeof(bf16), 2097152 * sizeof(bf16), 1, cudaMemcpyDeviceToDevice, c.compute));
+    CUDA_CHECK(cudaMemcpy2DAsync(b.v_seq + 23068672, 33554432 * sizeof(bf16), b.v_all + 18874368, 4194304 * sizeof(bf16), 2097152 * sizeof(bf16), 1, cudaMemcpyDeviceToDevice, c.compute));
+    CUDA_CHECK(cudaMemcpy2DAsync(b.v_seq + 10485760, 33554432 * sizeof(bf16), b.v_all + 20971520, 4194304 * sizeof(bf16), 2097152 * sizeof(bf16), 1, cudaMemcpyDeviceToDevice, c.compute));
+    CUDA_CHECK(cudaMemcpy2DAsync(b.v_seq + 20971520, 33554432 * sizeof(bf16), b.v_all + 23068672, 4194304 * sizeof(bf16), 2097152 * sizeof(bf16), 1, cudaMemcpyDeviceToDevice, c.compute));
+    CUDA_CHECK(cudaMemcpy2DAsync(b.v_seq + 12582912, 33554432 * sizeof(bf16), b.v_all + 25165824, 4194304 * sizeof(bf16), 2097152 * sizeof(bf16), 1, cudaMemcpyDeviceToDevice, c.compute));
+    CUDA_CHECK(cudaMemcpy2DAsync(b.v_seq + 18874368, 33554432 * sizeof(bf16), b.v_all + 27262976, 4194304 * sizeof(bf16), 2097152 * sizeof(bf16), 1, cudaMemcpyDeviceToDevice, c.compute));
+    CUDA_CHECK(cudaMemcpy2DAsync(b.v_seq + 14680064, 33554432 * sizeof(bf16), b.v_all + 29360128, 4194304 * sizeof(bf16), 2097152 * sizeof(bf16), 1, cudaMemcpyDeviceToDevice, c.compute));
+    CUDA_CHECK(cudaMemcpy2DAsync(b.v_seq + 16777216, 33554432 * sizeof(bf16), b.v_all + 31457280, 4194304 * sizeof(bf16), 2097152 * sizeof(bf16), 1, cudaMemcpyDeviceToDevice, c.compute));
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[5], c.compute));
   }
-  // [3] attend to rank 2's keys
+  // [3] attend to the gathered keys 0..32767 (one call)
   if (run.compute) {
-    CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.events[0], 0));
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[6], c.compute));
-    lasp::SoftmaxBlockArgs args;
-    args.q = b.q; args.k = b.k_all + 8388608; args.v = b.v_all + 8388608;
-    args.o = b.o_part + 33554432; args.lse = b.lse_part + 262144;
-    args.q_map = kPieceMaps[0]; args.k_map = kPieceMaps[2]; args.causal = true;
-    lasp::softmax_block_forward(args, kS_dims, c.compute);
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[7], c.compute));
-  }
-  // [4] attend to rank 3's keys
-  if (run.compute) {
-    CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.events[0], 0));
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[8], c.compute));
-    lasp::SoftmaxBlockArgs args;
-    args.q = b.q; args.k = b.k_all + 12582912; args.v = b.v_all + 12582912;
-    args.o = b.o_part + 50331648; args.lse = b.lse_part + 393216;
-    args.q_map = kPieceMaps[0]; args.k_map = kPieceMaps[3]; args.causal = true;
-    lasp::softmax_block_forward(args, kS_dims, c.compute);
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[9], c.compute));
-  }
-  // [5] attend to rank 4's keys
-  if (run.compute) {
-    CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.events[0], 0));
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[10], c.compute));
-    lasp::SoftmaxBlockArgs args;
-    args.q = b.q; args.k = b.k_all + 16777216; args.v = b.v_all + 16777216;
-    args.o = b.o_part + 67108864; args.lse = b.lse_part + 524288;
-    args.q_map = kPieceMaps[0]; args.k_map = kPieceMaps[4]; args.causal = true;
-    lasp::softmax_block_forward(args, kS_dims, c.compute);
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[11], c.compute));
-  }
-  // [6] attend to rank 5's keys
-  if (run.compute) {
-    CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.events[0], 0));
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[12], c.compute));
-    lasp::SoftmaxBlockArgs args;
-    args.q = b.q; args.k = b.k_all + 20971520; args.v = b.v_all + 20971520;
-    args.o = b.o_part + 83886080; args.lse = b.lse_part + 655360;
-    args.q_map = kPieceMaps[0]; args.k_map = kPieceMaps[5]; args.causal = true;
-    lasp::softmax_block_forward(args, kS_dims, c.compute);
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[13], c.compute));
-  }
-  // [7] attend to rank 6's keys
-  if (run.compute) {
-    CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.events[0], 0));
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[14], c.compute));
-    lasp::SoftmaxBlockArgs args;
-    args.q = b.q; args.k = b.k_all + 25165824; args.v = b.v_all + 25165824;
-    args.o = b.o_part + 100663296; args.lse = b.lse_part + 786432;
-    args.q_map = kPieceMaps[0]; args.k_map = kPieceMaps[6]; args.causal = true;
-    lasp::softmax_block_forward(args, kS_dims, c.compute);
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[15], c.compute));
-  }
-  // [8] attend to rank 7's keys
-  if (run.compute) {
-    CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.events[0], 0));
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[16], c.compute));
-    lasp::SoftmaxBlockArgs args;
-    args.q = b.q; args.k = b.k_all + 29360128; args.v = b.v_all + 29360128;
-    args.o = b.o_part + 117440512; args.lse = b.lse_part + 917504;
-    args.q_map = kPieceMaps[0]; args.k_map = kPieceMaps[7]; args.causal = true;
-    lasp::softmax_block_forward(args, kS_dims, c.compute);
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[17], c.compute));
-  }
-  // [9] merge 8 partial results (log-sum-exp)
-  if (run.compute) {
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[18], c.compute));
-    lasp::SoftmaxMergeArgs args;
-    args.parts = b.o_part; args.part_lse = b.lse_part; args.sources = lasp::SlotList{8, {0, 1, 2, 3, 4, 5, 6, 7}};
+    lasp::SoftmaxGatheredArgs args;
+    args.q = b.q; args.k = b.k_seq; args.v = b.v_seq;
     args.o = b.o; args.lse = b.lse;
-    args.batch = 1; args.rows = 4096; args.heads = 32; args.head_dim = 128;
-    lasp::softmax_merge(args, c.compute);
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[19], c.compute));
+    args.q_map = kPieceMaps[0]; args.key_rows = 32768; args.causal = true;
+    lasp::softmax_gathered_forward(args, lasp::SoftmaxDims{1, 4096, 32768, 32, 8, 128}, c.compute);
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[7], c.compute));
   }
 }
 
@@ -2894,103 +2861,58 @@ static void S_forward_rank1(const Ctx& c, SBuffers& b, Run run) {
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[1], c.comm));
     CUDA_CHECK(cudaEventRecord(c.events[0], c.comm));
   }
-  // [1] attend to this rank's own keys (no communication needed)
+  // [1] Q = X Wq (the layer's projection)
   if (run.compute) {
     CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.started[0], 0));  // let the collective start first
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[2], c.compute));
-    lasp::SoftmaxBlockArgs args;
-    args.q = b.q; args.k = b.k; args.v = b.v;
-    args.o = b.o_part + 16777216; args.lse = b.lse_part + 131072;
-    args.q_map = kPieceMaps[1]; args.k_map = kPieceMaps[1]; args.causal = true;
-    lasp::softmax_block_forward(args, kS_dims, c.compute);
+    run_host(run, HostWork::kQProjection, 16);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[3], c.compute));
   }
-  // [2] attend to rank 0's keys
+  // [2] K, V in global order (positions 0..30719)
   if (run.compute) {
     CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.events[0], 0));
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[4], c.compute));
-    lasp::SoftmaxBlockArgs args;
-    args.q = b.q; args.k = b.k_all; args.v = b.v_all;
-    args.o = b.o_part; args.lse = b.lse_part;
-    args.q_map = kPieceMaps[1]; args.k_map = kPieceMaps[0]; args.causal = true;
-    lasp::softmax_block_forward(args, kS_dims, c.compute);
+    CUDA_CHECK(cudaMemcpy2DAsync(b.k_seq, 33554432 * sizeof(bf16), b.k_all, 4194304 * sizeof(bf16), 2097152 * sizeof(bf16), 1, cudaMemcpyDeviceToDevice, c.compute));
+    CUDA_CHECK(cudaMemcpy2DAsync(b.k_seq + 2097152, 33554432 * sizeof(bf16), b.k_all + 4194304, 4194304 * sizeof(bf16), 2097152 * sizeof(bf16), 1, cudaMemcpyDeviceToDevice, c.compute));
+    CUDA_CHECK(cudaMemcpy2DAsync(b.k_seq + 29360128, 33554432 * sizeof(bf16), b.k_all + 6291456, 4194304 * sizeof(bf16), 2097152 * sizeof(bf16), 1, cudaMemcpyDeviceToDevice, c.compute));
+    CUDA_CHECK(cudaMemcpy2DAsync(b.k_seq + 4194304, 33554432 * sizeof(bf16), b.k_all + 8388608, 4194304 * sizeof(bf16), 2097152 * sizeof(bf16), 1, cudaMemcpyDeviceToDevice, c.compute));
+    CUDA_CHECK(cudaMemcpy2DAsync(b.k_seq + 27262976, 33554432 * sizeof(bf16), b.k_all + 10485760, 4194304 * sizeof(bf16), 2097152 * sizeof(bf16), 1, cudaMemcpyDeviceToDevice, c.compute));
+    CUDA_CHECK(cudaMemcpy2DAsync(b.k_seq + 6291456, 33554432 * sizeof(bf16), b.k_all + 12582912, 4194304 * sizeof(bf16), 2097152 * sizeof(bf16), 1, cudaMemcpyDeviceToDevice, c.compute));
+    CUDA_CHECK(cudaMemcpy2DAsync(b.k_seq + 25165824, 33554432 * sizeof(bf16), b.k_all + 14680064, 4194304 * sizeof(bf16), 2097152 * sizeof(bf16), 1, cudaMemcpyDeviceToDevice, c.compute));
+    CUDA_CHECK(cudaMemcpy2DAsync(b.k_seq + 8388608, 33554432 * sizeof(bf16), b.k_all + 16777216, 4194304 * sizeof(bf16), 2097152 * sizeof(bf16), 1, cudaMemcpyDeviceToDevice, c.compute));
+    CUDA_CHECK(cudaMemcpy2DAsync(b.k_seq + 23068672, 33554432 * sizeof(bf16), b.k_all + 18874368, 4194304 * sizeof(bf16), 2097152 * sizeof(bf16), 1, cudaMemcpyDeviceToDevice, c.compute));
+    CUDA_CHECK(cudaMemcpy2DAsync(b.k_seq + 10485760, 33554432 * sizeof(bf16), b.k_all + 20971520, 4194304 * sizeof(bf16), 2097152 * sizeof(bf16), 1, cudaMemcpyDeviceToDevice, c.compute));
+    CUDA_CHECK(cudaMemcpy2DAsync(b.k_seq + 20971520, 33554432 * sizeof(bf16), b.k_all + 23068672, 4194304 * sizeof(bf16), 2097152 * sizeof(bf16), 1, cudaMemcpyDeviceToDevice, c.compute));
+    CUDA_CHECK(cudaMemcpy2DAsync(b.k_seq + 12582912, 33554432 * sizeof(bf16), b.k_all + 25165824, 4194304 * sizeof(bf16), 2097152 * sizeof(bf16), 1, cudaMemcpyDeviceToDevice, c.compute));
+    CUDA_CHECK(cudaMemcpy2DAsync(b.k_seq + 18874368, 33554432 * sizeof(bf16), b.k_all + 27262976, 4194304 * sizeof(bf16), 2097152 * sizeof(bf16), 1, cudaMemcpyDeviceToDevice, c.compute));
+    CUDA_CHECK(cudaMemcpy2DAsync(b.k_seq + 14680064, 33554432 * sizeof(bf16), b.k_all + 29360128, 4194304 * sizeof(bf16), 2097152 * sizeof(bf16), 1, cudaMemcpyDeviceToDevice, c.compute));
+    CUDA_CHECK(cudaMemcpy2DAsync(b.k_seq + 16777216, 33554432 * sizeof(bf16), b.k_all + 31457280, 4194304 * sizeof(bf16), 2097152 * sizeof(bf16), 1, cudaMemcpyDeviceToDevice, c.compute));
+    CUDA_CHECK(cudaMemcpy2DAsync(b.v_seq, 33554432 * sizeof(bf16), b.v_all, 4194304 * sizeof(bf16), 2097152 * sizeof(bf16), 1, cudaMemcpyDeviceToDevice, c.compute));
+    CUDA_CHECK(cudaMemcpy2DAsync(b.v_seq + 2097152, 33554432 * sizeof(bf16), b.v_all + 4194304, 4194304 * sizeof(bf16), 2097152 * sizeof(bf16), 1, cudaMemcpyDeviceToDevice, c.compute));
+    CUDA_CHECK(cudaMemcpy2DAsync(b.v_seq + 29360128, 33554432 * sizeof(bf16), b.v_all + 6291456, 4194304 * sizeof(bf16), 2097152 * sizeof(bf16), 1, cudaMemcpyDeviceToDevice, c.compute));
+    CUDA_CHECK(cudaMemcpy2DAsync(b.v_seq + 4194304, 33554432 * sizeof(bf16), b.v_all + 8388608, 4194304 * sizeof(bf16), 2097152 * sizeof(bf16), 1, cudaMemcpyDeviceToDevice, c.compute));
+    CUDA_CHECK(cudaMemcpy2DAsync(b.v_seq + 27262976, 33554432 * sizeof(bf16), b.v_all + 10485760, 4194304 * sizeof(bf16), 2097152 * sizeof(bf16), 1, cudaMemcpyDeviceToDevice, c.compute));
+    CUDA_CHECK(cudaMemcpy2DAsync(b.v_seq + 6291456, 33554432 * sizeof(bf16), b.v_all + 12582912, 4194304 * sizeof(bf16), 2097152 * sizeof(bf16), 1, cudaMemcpyDeviceToDevice, c.compute));
+    CUDA_CHECK(cudaMemcpy2DAsync(b.v_seq + 25165824, 33554432 * sizeof(bf16), b.v_all + 14680064, 4194304 * sizeof(bf16), 2097152 * sizeof(bf16), 1, cudaMemcpyDeviceToDevice, c.compute));
+    CUDA_CHECK(cudaMemcpy2DAsync(b.v_seq + 8388608, 33554432 * sizeof(bf16), b.v_all + 16777216, 4194304 * sizeof(bf16), 2097152 * sizeof(bf16), 1, cudaMemcpyDeviceToDevice, c.compute));
+    CUDA_CHECK(cudaMemcpy2DAsync(b.v_seq + 23068672, 33554432 * sizeof(bf16), b.v_all + 18874368, 4194304 * sizeof(bf16), 2097152 * sizeof(bf16), 1, cudaMemcpyDeviceToDevice, c.compute));
+    CUDA_CHECK(cudaMemcpy2DAsync(b.v_seq + 10485760, 33554432 * sizeof(bf16), b.v_all + 20971520, 4194304 * sizeof(bf16), 2097152 * sizeof(bf16), 1, cudaMemcpyDeviceToDevice, c.compute));
+    CUDA_CHECK(cudaMemcpy2DAsync(b.v_seq + 20971520, 33554432 * sizeof(bf16), b.v_all + 23068672, 4194304 * sizeof(bf16), 2097152 * sizeof(bf16), 1, cudaMemcpyDeviceToDevice, c.compute));
+    CUDA_CHECK(cudaMemcpy2DAsync(b.v_seq + 12582912, 33554432 * sizeof(bf16), b.v_all + 25165824, 4194304 * sizeof(bf16), 2097152 * sizeof(bf16), 1, cudaMemcpyDeviceToDevice, c.compute));
+    CUDA_CHECK(cudaMemcpy2DAsync(b.v_seq + 18874368, 33554432 * sizeof(bf16), b.v_all + 27262976, 4194304 * sizeof(bf16), 2097152 * sizeof(bf16), 1, cudaMemcpyDeviceToDevice, c.compute));
+    CUDA_CHECK(cudaMemcpy2DAsync(b.v_seq + 14680064, 33554432 * sizeof(bf16), b.v_all + 29360128, 4194304 * sizeof(bf16), 2097152 * sizeof(bf16), 1, cudaMemcpyDeviceToDevice, c.compute));
+    CUDA_CHECK(cudaMemcpy2DAsync(b.v_seq + 16777216, 33554432 * sizeof(bf16), b.v_all + 31457280, 4194304 * sizeof(bf16), 2097152 * sizeof(bf16), 1, cudaMemcpyDeviceToDevice, c.compute));
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[5], c.compute));
   }
-  // [3] attend to rank 2's keys
+  // [3] attend to the gathered keys 0..30719 (one call)
   if (run.compute) {
-    CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.events[0], 0));
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[6], c.compute));
-    lasp::SoftmaxBlockArgs args;
-    args.q = b.q; args.k = b.k_all + 8388608; args.v = b.v_all + 8388608;
-    args.o = b.o_part + 33554432; args.lse = b.lse_part + 262144;
-    args.q_map = kPieceMaps[1]; args.k_map = kPieceMaps[2]; args.causal = true;
-    lasp::softmax_block_forward(args, kS_dims, c.compute);
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[7], c.compute));
-  }
-  // [4] attend to rank 3's keys
-  if (run.compute) {
-    CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.events[0], 0));
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[8], c.compute));
-    lasp::SoftmaxBlockArgs args;
-    args.q = b.q; args.k = b.k_all + 12582912; args.v = b.v_all + 12582912;
-    args.o = b.o_part + 50331648; args.lse = b.lse_part + 393216;
-    args.q_map = kPieceMaps[1]; args.k_map = kPieceMaps[3]; args.causal = true;
-    lasp::softmax_block_forward(args, kS_dims, c.compute);
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[9], c.compute));
-  }
-  // [5] attend to rank 4's keys
-  if (run.compute) {
-    CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.events[0], 0));
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[10], c.compute));
-    lasp::SoftmaxBlockArgs args;
-    args.q = b.q; args.k = b.k_all + 16777216; args.v = b.v_all + 16777216;
-    args.o = b.o_part + 67108864; args.lse = b.lse_part + 524288;
-    args.q_map = kPieceMaps[1]; args.k_map = kPieceMaps[4]; args.causal = true;
-    lasp::softmax_block_forward(args, kS_dims, c.compute);
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[11], c.compute));
-  }
-  // [6] attend to rank 5's keys
-  if (run.compute) {
-    CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.events[0], 0));
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[12], c.compute));
-    lasp::SoftmaxBlockArgs args;
-    args.q = b.q; args.k = b.k_all + 20971520; args.v = b.v_all + 20971520;
-    args.o = b.o_part + 83886080; args.lse = b.lse_part + 655360;
-    args.q_map = kPieceMaps[1]; args.k_map = kPieceMaps[5]; args.causal = true;
-    lasp::softmax_block_forward(args, kS_dims, c.compute);
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[13], c.compute));
-  }
-  // [7] attend to rank 6's keys
-  if (run.compute) {
-    CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.events[0], 0));
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[14], c.compute));
-    lasp::SoftmaxBlockArgs args;
-    args.q = b.q; args.k = b.k_all + 25165824; args.v = b.v_all + 25165824;
-    args.o = b.o_part + 100663296; args.lse = b.lse_part + 786432;
-    args.q_map = kPieceMaps[1]; args.k_map = kPieceMaps[6]; args.causal = true;
-    lasp::softmax_block_forward(args, kS_dims, c.compute);
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[15], c.compute));
-  }
-  // [8] attend to rank 7's keys
-  if (run.compute) {
-    CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.events[0], 0));
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[16], c.compute));
-    lasp::SoftmaxBlockArgs args;
-    args.q = b.q; args.k = b.k_all + 29360128; args.v = b.v_all + 29360128;
-    args.o = b.o_part + 117440512; args.lse = b.lse_part + 917504;
-    args.q_map = kPieceMaps[1]; args.k_map = kPieceMaps[7]; args.causal = true;
-    lasp::softmax_block_forward(args, kS_dims, c.compute);
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[17], c.compute));
-  }
-  // [9] merge 8 partial results (log-sum-exp)
-  if (run.compute) {
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[18], c.compute));
-    lasp::SoftmaxMergeArgs args;
-    args.parts = b.o_part; args.part_lse = b.lse_part; args.sources = lasp::SlotList{8, {1, 0, 2, 3, 4, 5, 6, 7}};
+    lasp::SoftmaxGatheredArgs args;
+    args.q = b.q; args.k = b.k_seq; args.v = b.v_seq;
     args.o = b.o; args.lse = b.lse;
-    args.batch = 1; args.rows = 4096; args.heads = 32; args.head_dim = 128;
-    lasp::softmax_merge(args, c.compute);
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[19], c.compute));
+    args.q_map = kPieceMaps[1]; args.key_rows = 30720; args.causal = true;
+    lasp::softmax_gathered_forward(args, lasp::SoftmaxDims{1, 4096, 32768, 32, 8, 128}, c.compute);
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[7], c.compute));
   }
 }
 
@@ -3007,103 +2929,56 @@ static void S_forward_rank2(const Ctx& c, SBuffers& b, Run run) {
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[1], c.comm));
     CUDA_CHECK(cudaEventRecord(c.events[0], c.comm));
   }
-  // [1] attend to this rank's own keys (no communication needed)
+  // [1] Q = X Wq (the layer's projection)
   if (run.compute) {
     CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.started[0], 0));  // let the collective start first
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[2], c.compute));
-    lasp::SoftmaxBlockArgs args;
-    args.q = b.q; args.k = b.k; args.v = b.v;
-    args.o = b.o_part + 33554432; args.lse = b.lse_part + 262144;
-    args.q_map = kPieceMaps[2]; args.k_map = kPieceMaps[2]; args.causal = true;
-    lasp::softmax_block_forward(args, kS_dims, c.compute);
+    run_host(run, HostWork::kQProjection, 16);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[3], c.compute));
   }
-  // [2] attend to rank 0's keys
+  // [2] K, V in global order (positions 0..28671)
   if (run.compute) {
     CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.events[0], 0));
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[4], c.compute));
-    lasp::SoftmaxBlockArgs args;
-    args.q = b.q; args.k = b.k_all; args.v = b.v_all;
-    args.o = b.o_part; args.lse = b.lse_part;
-    args.q_map = kPieceMaps[2]; args.k_map = kPieceMaps[0]; args.causal = true;
-    lasp::softmax_block_forward(args, kS_dims, c.compute);
+    CUDA_CHECK(cudaMemcpy2DAsync(b.k_seq, 33554432 * sizeof(bf16), b.k_all, 4194304 * sizeof(bf16), 2097152 * sizeof(bf16), 1, cudaMemcpyDeviceToDevice, c.compute));
+    CUDA_CHECK(cudaMemcpy2DAsync(b.k_seq + 2097152, 33554432 * sizeof(bf16), b.k_all + 4194304, 4194304 * sizeof(bf16), 2097152 * sizeof(bf16), 1, cudaMemcpyDeviceToDevice, c.compute));
+    CUDA_CHECK(cudaMemcpy2DAsync(b.k_seq + 4194304, 33554432 * sizeof(bf16), b.k_all + 8388608, 4194304 * sizeof(bf16), 2097152 * sizeof(bf16), 1, cudaMemcpyDeviceToDevice, c.compute));
+    CUDA_CHECK(cudaMemcpy2DAsync(b.k_seq + 27262976, 33554432 * sizeof(bf16), b.k_all + 10485760, 4194304 * sizeof(bf16), 2097152 * sizeof(bf16), 1, cudaMemcpyDeviceToDevice, c.compute));
+    CUDA_CHECK(cudaMemcpy2DAsync(b.k_seq + 6291456, 33554432 * sizeof(bf16), b.k_all + 12582912, 4194304 * sizeof(bf16), 2097152 * sizeof(bf16), 1, cudaMemcpyDeviceToDevice, c.compute));
+    CUDA_CHECK(cudaMemcpy2DAsync(b.k_seq + 25165824, 33554432 * sizeof(bf16), b.k_all + 14680064, 4194304 * sizeof(bf16), 2097152 * sizeof(bf16), 1, cudaMemcpyDeviceToDevice, c.compute));
+    CUDA_CHECK(cudaMemcpy2DAsync(b.k_seq + 8388608, 33554432 * sizeof(bf16), b.k_all + 16777216, 4194304 * sizeof(bf16), 2097152 * sizeof(bf16), 1, cudaMemcpyDeviceToDevice, c.compute));
+    CUDA_CHECK(cudaMemcpy2DAsync(b.k_seq + 23068672, 33554432 * sizeof(bf16), b.k_all + 18874368, 4194304 * sizeof(bf16), 2097152 * sizeof(bf16), 1, cudaMemcpyDeviceToDevice, c.compute));
+    CUDA_CHECK(cudaMemcpy2DAsync(b.k_seq + 10485760, 33554432 * sizeof(bf16), b.k_all + 20971520, 4194304 * sizeof(bf16), 2097152 * sizeof(bf16), 1, cudaMemcpyDeviceToDevice, c.compute));
+    CUDA_CHECK(cudaMemcpy2DAsync(b.k_seq + 20971520, 33554432 * sizeof(bf16), b.k_all + 23068672, 4194304 * sizeof(bf16), 2097152 * sizeof(bf16), 1, cudaMemcpyDeviceToDevice, c.compute));
+    CUDA_CHECK(cudaMemcpy2DAsync(b.k_seq + 12582912, 33554432 * sizeof(bf16), b.k_all + 25165824, 4194304 * sizeof(bf16), 2097152 * sizeof(bf16), 1, cudaMemcpyDeviceToDevice, c.compute));
+    CUDA_CHECK(cudaMemcpy2DAsync(b.k_seq + 18874368, 33554432 * sizeof(bf16), b.k_all + 27262976, 4194304 * sizeof(bf16), 2097152 * sizeof(bf16), 1, cudaMemcpyDeviceToDevice, c.compute));
+    CUDA_CHECK(cudaMemcpy2DAsync(b.k_seq + 14680064, 33554432 * sizeof(bf16), b.k_all + 29360128, 4194304 * sizeof(bf16), 2097152 * sizeof(bf16), 1, cudaMemcpyDeviceToDevice, c.compute));
+    CUDA_CHECK(cudaMemcpy2DAsync(b.k_seq + 16777216, 33554432 * sizeof(bf16), b.k_all + 31457280, 4194304 * sizeof(bf16), 2097152 * sizeof(bf16), 1, cudaMemcpyDeviceToDevice, c.compute));
+    CUDA_CHECK(cudaMemcpy2DAsync(b.v_seq, 33554432 * sizeof(bf16), b.v_all, 4194304 * sizeof(bf16), 2097152 * sizeof(bf16), 1, cudaMemcpyDeviceToDevice, c.compute));
+    CUDA_CHECK(cudaMemcpy2DAsync(b.v_seq + 2097152, 33554432 * sizeof(bf16), b.v_all + 4194304, 4194304 * sizeof(bf16), 2097152 * sizeof(bf16), 1, cudaMemcpyDeviceToDevice, c.compute));
+    CUDA_CHECK(cudaMemcpy2DAsync(b.v_seq + 4194304, 33554432 * sizeof(bf16), b.v_all + 8388608, 4194304 * sizeof(bf16), 2097152 * sizeof(bf16), 1, cudaMemcpyDeviceToDevice, c.compute));
+    CUDA_CHECK(cudaMemcpy2DAsync(b.v_seq + 27262976, 33554432 * sizeof(bf16), b.v_all + 10485760, 4194304 * sizeof(bf16), 2097152 * sizeof(bf16), 1, cudaMemcpyDeviceToDevice, c.compute));
+    CUDA_CHECK(cudaMemcpy2DAsync(b.v_seq + 6291456, 33554432 * sizeof(bf16), b.v_all + 12582912, 4194304 * sizeof(bf16), 2097152 * sizeof(bf16), 1, cudaMemcpyDeviceToDevice, c.compute));
+    CUDA_CHECK(cudaMemcpy2DAsync(b.v_seq + 25165824, 33554432 * sizeof(bf16), b.v_all + 14680064, 4194304 * sizeof(bf16), 2097152 * sizeof(bf16), 1, cudaMemcpyDeviceToDevice, c.compute));
+    CUDA_CHECK(cudaMemcpy2DAsync(b.v_seq + 8388608, 33554432 * sizeof(bf16), b.v_all + 16777216, 4194304 * sizeof(bf16), 2097152 * sizeof(bf16), 1, cudaMemcpyDeviceToDevice, c.compute));
+    CUDA_CHECK(cudaMemcpy2DAsync(b.v_seq + 23068672, 33554432 * sizeof(bf16), b.v_all + 18874368, 4194304 * sizeof(bf16), 2097152 * sizeof(bf16), 1, cudaMemcpyDeviceToDevice, c.compute));
+    CUDA_CHECK(cudaMemcpy2DAsync(b.v_seq + 10485760, 33554432 * sizeof(bf16), b.v_all + 20971520, 4194304 * sizeof(bf16), 2097152 * sizeof(bf16), 1, cudaMemcpyDeviceToDevice, c.compute));
+    CUDA_CHECK(cudaMemcpy2DAsync(b.v_seq + 20971520, 33554432 * sizeof(bf16), b.v_all + 23068672, 4194304 * sizeof(bf16), 2097152 * sizeof(bf16), 1, cudaMemcpyDeviceToDevice, c.compute));
+    CUDA_CHECK(cudaMemcpy2DAsync(b.v_seq + 12582912, 33554432 * sizeof(bf16), b.v_all + 25165824, 4194304 * sizeof(bf16), 2097152 * sizeof(bf16), 1, cudaMemcpyDeviceToDevice, c.compute));
+    CUDA_CHECK(cudaMemcpy2DAsync(b.v_seq + 18874368, 33554432 * sizeof(bf16), b.v_all + 27262976, 4194304 * sizeof(bf16), 2097152 * sizeof(bf16), 1, cudaMemcpyDeviceToDevice, c.compute));
+    CUDA_CHECK(cudaMemcpy2DAsync(b.v_seq + 14680064, 33554432 * sizeof(bf16), b.v_all + 29360128, 4194304 * sizeof(bf16), 2097152 * sizeof(bf16), 1, cudaMemcpyDeviceToDevice, c.compute));
+    CUDA_CHECK(cudaMemcpy2DAsync(b.v_seq + 16777216, 33554432 * sizeof(bf16), b.v_all + 31457280, 4194304 * sizeof(bf16), 2097152 * sizeof(bf16), 1, cudaMemcpyDeviceToDevice, c.compute));
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[5], c.compute));
   }
-  // [3] attend to rank 1's keys
+  // [3] attend to the gathered keys 0..28671 (one call)
   if (run.compute) {
-    CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.events[0], 0));
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[6], c.compute));
-    lasp::SoftmaxBlockArgs args;
-    args.q = b.q; args.k = b.k_all + 4194304; args.v = b.v_all + 4194304;
-    args.o = b.o_part + 16777216; args.lse = b.lse_part + 131072;
-    args.q_map = kPieceMaps[2]; args.k_map = kPieceMaps[1]; args.causal = true;
-    lasp::softmax_block_forward(args, kS_dims, c.compute);
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[7], c.compute));
-  }
-  // [4] attend to rank 3's keys
-  if (run.compute) {
-    CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.events[0], 0));
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[8], c.compute));
-    lasp::SoftmaxBlockArgs args;
-    args.q = b.q; args.k = b.k_all + 12582912; args.v = b.v_all + 12582912;
-    args.o = b.o_part + 50331648; args.lse = b.lse_part + 393216;
-    args.q_map = kPieceMaps[2]; args.k_map = kPieceMaps[3]; args.causal = true;
-    lasp::softmax_block_forward(args, kS_dims, c.compute);
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[9], c.compute));
-  }
-  // [5] attend to rank 4's keys
-  if (run.compute) {
-    CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.events[0], 0));
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[10], c.compute));
-    lasp::SoftmaxBlockArgs args;
-    args.q = b.q; args.k = b.k_all + 16777216; args.v = b.v_all + 16777216;
-    args.o = b.o_part + 67108864; args.lse = b.lse_part + 524288;
-    args.q_map = kPieceMaps[2]; args.k_map = kPieceMaps[4]; args.causal = true;
-    lasp::softmax_block_forward(args, kS_dims, c.compute);
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[11], c.compute));
-  }
-  // [6] attend to rank 5's keys
-  if (run.compute) {
-    CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.events[0], 0));
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[12], c.compute));
-    lasp::SoftmaxBlockArgs args;
-    args.q = b.q; args.k = b.k_all + 20971520; args.v = b.v_all + 20971520;
-    args.o = b.o_part + 83886080; args.lse = b.lse_part + 655360;
-    args.q_map = kPieceMaps[2]; args.k_map = kPieceMaps[5]; args.causal = true;
-    lasp::softmax_block_forward(args, kS_dims, c.compute);
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[13], c.compute));
-  }
-  // [7] attend to rank 6's keys
-  if (run.compute) {
-    CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.events[0], 0));
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[14], c.compute));
-    lasp::SoftmaxBlockArgs args;
-    args.q = b.q; args.k = b.k_all + 25165824; args.v = b.v_all + 25165824;
-    args.o = b.o_part + 100663296; args.lse = b.lse_part + 786432;
-    args.q_map = kPieceMaps[2]; args.k_map = kPieceMaps[6]; args.causal = true;
-    lasp::softmax_block_forward(args, kS_dims, c.compute);
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[15], c.compute));
-  }
-  // [8] attend to rank 7's keys
-  if (run.compute) {
-    CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.events[0], 0));
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[16], c.compute));
-    lasp::SoftmaxBlockArgs args;
-    args.q = b.q; args.k = b.k_all + 29360128; args.v = b.v_all + 29360128;
-    args.o = b.o_part + 117440512; args.lse = b.lse_part + 917504;
-    args.q_map = kPieceMaps[2]; args.k_map = kPieceMaps[7]; args.causal = true;
-    lasp::softmax_block_forward(args, kS_dims, c.compute);
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[17], c.compute));
-  }
-  // [9] merge 8 partial results (log-sum-exp)
-  if (run.compute) {
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[18], c.compute));
-    lasp::SoftmaxMergeArgs args;
-    args.parts = b.o_part; args.part_lse = b.lse_part; args.sources = lasp::SlotList{8, {2, 0, 1, 3, 4, 5, 6, 7}};
+    lasp::SoftmaxGatheredArgs args;
+    args.q = b.q; args.k = b.k_seq; args.v = b.v_seq;
     args.o = b.o; args.lse = b.lse;
-    args.batch = 1; args.rows = 4096; args.heads = 32; args.head_dim = 128;
-    lasp::softmax_merge(args, c.compute);
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[19], c.compute));
+    args.q_map = kPieceMaps[2]; args.key_rows = 28672; args.causal = true;
+    lasp::softmax_gathered_forward(args, lasp::SoftmaxDims{1, 4096, 32768, 32, 8, 128}, c.compute);
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[7], c.compute));
   }
 }
 
@@ -3120,103 +2995,54 @@ static void S_forward_rank3(const Ctx& c, SBuffers& b, Run run) {
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[1], c.comm));
     CUDA_CHECK(cudaEventRecord(c.events[0], c.comm));
   }
-  // [1] attend to this rank's own keys (no communication needed)
+  // [1] Q = X Wq (the layer's projection)
   if (run.compute) {
     CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.started[0], 0));  // let the collective start first
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[2], c.compute));
-    lasp::SoftmaxBlockArgs args;
-    args.q = b.q; args.k = b.k; args.v = b.v;
-    args.o = b.o_part + 50331648; args.lse = b.lse_part + 393216;
-    args.q_map = kPieceMaps[3]; args.k_map = kPieceMaps[3]; args.causal = true;
-    lasp::softmax_block_forward(args, kS_dims, c.compute);
+    run_host(run, HostWork::kQProjection, 16);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[3], c.compute));
   }
-  // [2] attend to rank 0's keys
+  // [2] K, V in global order (positions 0..26623)
   if (run.compute) {
     CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.events[0], 0));
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[4], c.compute));
-    lasp::SoftmaxBlockArgs args;
-    args.q = b.q; args.k = b.k_all; args.v = b.v_all;
-    args.o = b.o_part; args.lse = b.lse_part;
-    args.q_map = kPieceMaps[3]; args.k_map = kPieceMaps[0]; args.causal = true;
-    lasp::softmax_block_forward(args, kS_dims, c.compute);
+    CUDA_CHECK(cudaMemcpy2DAsync(b.k_seq, 33554432 * sizeof(bf16), b.k_all, 4194304 * sizeof(bf16), 2097152 * sizeof(bf16), 1, cudaMemcpyDeviceToDevice, c.compute));
+    CUDA_CHECK(cudaMemcpy2DAsync(b.k_seq + 2097152, 33554432 * sizeof(bf16), b.k_all + 4194304, 4194304 * sizeof(bf16), 2097152 * sizeof(bf16), 1, cudaMemcpyDeviceToDevice, c.compute));
+    CUDA_CHECK(cudaMemcpy2DAsync(b.k_seq + 4194304, 33554432 * sizeof(bf16), b.k_all + 8388608, 4194304 * sizeof(bf16), 2097152 * sizeof(bf16), 1, cudaMemcpyDeviceToDevice, c.compute));
+    CUDA_CHECK(cudaMemcpy2DAsync(b.k_seq + 6291456, 33554432 * sizeof(bf16), b.k_all + 12582912, 4194304 * sizeof(bf16), 2097152 * sizeof(bf16), 1, cudaMemcpyDeviceToDevice, c.compute));
+    CUDA_CHECK(cudaMemcpy2DAsync(b.k_seq + 25165824, 33554432 * sizeof(bf16), b.k_all + 14680064, 4194304 * sizeof(bf16), 2097152 * sizeof(bf16), 1, cudaMemcpyDeviceToDevice, c.compute));
+    CUDA_CHECK(cudaMemcpy2DAsync(b.k_seq + 8388608, 33554432 * sizeof(bf16), b.k_all + 16777216, 4194304 * sizeof(bf16), 2097152 * sizeof(bf16), 1, cudaMemcpyDeviceToDevice, c.compute));
+    CUDA_CHECK(cudaMemcpy2DAsync(b.k_seq + 23068672, 33554432 * sizeof(bf16), b.k_all + 18874368, 4194304 * sizeof(bf16), 2097152 * sizeof(bf16), 1, cudaMemcpyDeviceToDevice, c.compute));
+    CUDA_CHECK(cudaMemcpy2DAsync(b.k_seq + 10485760, 33554432 * sizeof(bf16), b.k_all + 20971520, 4194304 * sizeof(bf16), 2097152 * sizeof(bf16), 1, cudaMemcpyDeviceToDevice, c.compute));
+    CUDA_CHECK(cudaMemcpy2DAsync(b.k_seq + 20971520, 33554432 * sizeof(bf16), b.k_all + 23068672, 4194304 * sizeof(bf16), 2097152 * sizeof(bf16), 1, cudaMemcpyDeviceToDevice, c.compute));
+    CUDA_CHECK(cudaMemcpy2DAsync(b.k_seq + 12582912, 33554432 * sizeof(bf16), b.k_all + 25165824, 4194304 * sizeof(bf16), 2097152 * sizeof(bf16), 1, cudaMemcpyDeviceToDevice, c.compute));
+    CUDA_CHECK(cudaMemcpy2DAsync(b.k_seq + 18874368, 33554432 * sizeof(bf16), b.k_all + 27262976, 4194304 * sizeof(bf16), 2097152 * sizeof(bf16), 1, cudaMemcpyDeviceToDevice, c.compute));
+    CUDA_CHECK(cudaMemcpy2DAsync(b.k_seq + 14680064, 33554432 * sizeof(bf16), b.k_all + 29360128, 4194304 * sizeof(bf16), 2097152 * sizeof(bf16), 1, cudaMemcpyDeviceToDevice, c.compute));
+    CUDA_CHECK(cudaMemcpy2DAsync(b.k_seq + 16777216, 33554432 * sizeof(bf16), b.k_all + 31457280, 4194304 * sizeof(bf16), 2097152 * sizeof(bf16), 1, cudaMemcpyDeviceToDevice, c.compute));
+    CUDA_CHECK(cudaMemcpy2DAsync(b.v_seq, 33554432 * sizeof(bf16), b.v_all, 4194304 * sizeof(bf16), 2097152 * sizeof(bf16), 1, cudaMemcpyDeviceToDevice, c.compute));
+    CUDA_CHECK(cudaMemcpy2DAsync(b.v_seq + 2097152, 33554432 * sizeof(bf16), b.v_all + 4194304, 4194304 * sizeof(bf16), 2097152 * sizeof(bf16), 1, cudaMemcpyDeviceToDevice, c.compute));
+    CUDA_CHECK(cudaMemcpy2DAsync(b.v_seq + 4194304, 33554432 * sizeof(bf16), b.v_all + 8388608, 4194304 * sizeof(bf16), 2097152 * sizeof(bf16), 1, cudaMemcpyDeviceToDevice, c.compute));
+    CUDA_CHECK(cudaMemcpy2DAsync(b.v_seq + 6291456, 33554432 * sizeof(bf16), b.v_all + 12582912, 4194304 * sizeof(bf16), 2097152 * sizeof(bf16), 1, cudaMemcpyDeviceToDevice, c.compute));
+    CUDA_CHECK(cudaMemcpy2DAsync(b.v_seq + 25165824, 33554432 * sizeof(bf16), b.v_all + 14680064, 4194304 * sizeof(bf16), 2097152 * sizeof(bf16), 1, cudaMemcpyDeviceToDevice, c.compute));
+    CUDA_CHECK(cudaMemcpy2DAsync(b.v_seq + 8388608, 33554432 * sizeof(bf16), b.v_all + 16777216, 4194304 * sizeof(bf16), 2097152 * sizeof(bf16), 1, cudaMemcpyDeviceToDevice, c.compute));
+    CUDA_CHECK(cudaMemcpy2DAsync(b.v_seq + 23068672, 33554432 * sizeof(bf16), b.v_all + 18874368, 4194304 * sizeof(bf16), 2097152 * sizeof(bf16), 1, cudaMemcpyDeviceToDevice, c.compute));
+    CUDA_CHECK(cudaMemcpy2DAsync(b.v_seq + 10485760, 33554432 * sizeof(bf16), b.v_all + 20971520, 4194304 * sizeof(bf16), 2097152 * sizeof(bf16), 1, cudaMemcpyDeviceToDevice, c.compute));
+    CUDA_CHECK(cudaMemcpy2DAsync(b.v_seq + 20971520, 33554432 * sizeof(bf16), b.v_all + 23068672, 4194304 * sizeof(bf16), 2097152 * sizeof(bf16), 1, cudaMemcpyDeviceToDevice, c.compute));
+    CUDA_CHECK(cudaMemcpy2DAsync(b.v_seq + 12582912, 33554432 * sizeof(bf16), b.v_all + 25165824, 4194304 * sizeof(bf16), 2097152 * sizeof(bf16), 1, cudaMemcpyDeviceToDevice, c.compute));
+    CUDA_CHECK(cudaMemcpy2DAsync(b.v_seq + 18874368, 33554432 * sizeof(bf16), b.v_all + 27262976, 4194304 * sizeof(bf16), 2097152 * sizeof(bf16), 1, cudaMemcpyDeviceToDevice, c.compute));
+    CUDA_CHECK(cudaMemcpy2DAsync(b.v_seq + 14680064, 33554432 * sizeof(bf16), b.v_all + 29360128, 4194304 * sizeof(bf16), 2097152 * sizeof(bf16), 1, cudaMemcpyDeviceToDevice, c.compute));
+    CUDA_CHECK(cudaMemcpy2DAsync(b.v_seq + 16777216, 33554432 * sizeof(bf16), b.v_all + 31457280, 4194304 * sizeof(bf16), 2097152 * sizeof(bf16), 1, cudaMemcpyDeviceToDevice, c.compute));
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[5], c.compute));
   }
-  // [3] attend to rank 1's keys
+  // [3] attend to the gathered keys 0..26623 (one call)
   if (run.compute) {
-    CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.events[0], 0));
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[6], c.compute));
-    lasp::SoftmaxBlockArgs args;
-    args.q = b.q; args.k = b.k_all + 4194304; args.v = b.v_all + 4194304;
-    args.o = b.o_part + 16777216; args.lse = b.lse_part + 131072;
-    args.q_map = kPieceMaps[3]; args.k_map = kPieceMaps[1]; args.causal = true;
-    lasp::softmax_block_forward(args, kS_dims, c.compute);
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[7], c.compute));
-  }
-  // [4] attend to rank 2's keys
-  if (run.compute) {
-    CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.events[0], 0));
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[8], c.compute));
-    lasp::SoftmaxBlockArgs args;
-    args.q = b.q; args.k = b.k_all + 8388608; args.v = b.v_all + 8388608;
-    args.o = b.o_part + 33554432; args.lse = b.lse_part + 262144;
-    args.q_map = kPieceMaps[3]; args.k_map = kPieceMaps[2]; args.causal = true;
-    lasp::softmax_block_forward(args, kS_dims, c.compute);
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[9], c.compute));
-  }
-  // [5] attend to rank 4's keys
-  if (run.compute) {
-    CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.events[0], 0));
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[10], c.compute));
-    lasp::SoftmaxBlockArgs args;
-    args.q = b.q; args.k = b.k_all + 16777216; args.v = b.v_all + 16777216;
-    args.o = b.o_part + 67108864; args.lse = b.lse_part + 524288;
-    args.q_map = kPieceMaps[3]; args.k_map = kPieceMaps[4]; args.causal = true;
-    lasp::softmax_block_forward(args, kS_dims, c.compute);
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[11], c.compute));
-  }
-  // [6] attend to rank 5's keys
-  if (run.compute) {
-    CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.events[0], 0));
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[12], c.compute));
-    lasp::SoftmaxBlockArgs args;
-    args.q = b.q; args.k = b.k_all + 20971520; args.v = b.v_all + 20971520;
-    args.o = b.o_part + 83886080; args.lse = b.lse_part + 655360;
-    args.q_map = kPieceMaps[3]; args.k_map = kPieceMaps[5]; args.causal = true;
-    lasp::softmax_block_forward(args, kS_dims, c.compute);
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[13], c.compute));
-  }
-  // [7] attend to rank 6's keys
-  if (run.compute) {
-    CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.events[0], 0));
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[14], c.compute));
-    lasp::SoftmaxBlockArgs args;
-    args.q = b.q; args.k = b.k_all + 25165824; args.v = b.v_all + 25165824;
-    args.o = b.o_part + 100663296; args.lse = b.lse_part + 786432;
-    args.q_map = kPieceMaps[3]; args.k_map = kPieceMaps[6]; args.causal = true;
-    lasp::softmax_block_forward(args, kS_dims, c.compute);
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[15], c.compute));
-  }
-  // [8] attend to rank 7's keys
-  if (run.compute) {
-    CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.events[0], 0));
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[16], c.compute));
-    lasp::SoftmaxBlockArgs args;
-    args.q = b.q; args.k = b.k_all + 29360128; args.v = b.v_all + 29360128;
-    args.o = b.o_part + 117440512; args.lse = b.lse_part + 917504;
-    args.q_map = kPieceMaps[3]; args.k_map = kPieceMaps[7]; args.causal = true;
-    lasp::softmax_block_forward(args, kS_dims, c.compute);
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[17], c.compute));
-  }
-  // [9] merge 8 partial results (log-sum-exp)
-  if (run.compute) {
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[18], c.compute));
-    lasp::SoftmaxMergeArgs args;
-    args.parts = b.o_part; args.part_lse = b.lse_part; args.sources = lasp::SlotList{8, {3, 0, 1, 2, 4, 5, 6, 7}};
+    lasp::SoftmaxGatheredArgs args;
+    args.q = b.q; args.k = b.k_seq; args.v = b.v_seq;
     args.o = b.o; args.lse = b.lse;
-    args.batch = 1; args.rows = 4096; args.heads = 32; args.head_dim = 128;
-    lasp::softmax_merge(args, c.compute);
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[19], c.compute));
+    args.q_map = kPieceMaps[3]; args.key_rows = 26624; args.causal = true;
+    lasp::softmax_gathered_forward(args, lasp::SoftmaxDims{1, 4096, 32768, 32, 8, 128}, c.compute);
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[7], c.compute));
   }
 }
 
@@ -3233,103 +3059,52 @@ static void S_forward_rank4(const Ctx& c, SBuffers& b, Run run) {
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[1], c.comm));
     CUDA_CHECK(cudaEventRecord(c.events[0], c.comm));
   }
-  // [1] attend to this rank's own keys (no communication needed)
+  // [1] Q = X Wq (the layer's projection)
   if (run.compute) {
     CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.started[0], 0));  // let the collective start first
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[2], c.compute));
-    lasp::SoftmaxBlockArgs args;
-    args.q = b.q; args.k = b.k; args.v = b.v;
-    args.o = b.o_part + 67108864; args.lse = b.lse_part + 524288;
-    args.q_map = kPieceMaps[4]; args.k_map = kPieceMaps[4]; args.causal = true;
-    lasp::softmax_block_forward(args, kS_dims, c.compute);
+    run_host(run, HostWork::kQProjection, 16);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[3], c.compute));
   }
-  // [2] attend to rank 0's keys
+  // [2] K, V in global order (positions 0..24575)
   if (run.compute) {
     CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.events[0], 0));
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[4], c.compute));
-    lasp::SoftmaxBlockArgs args;
-    args.q = b.q; args.k = b.k_all; args.v = b.v_all;
-    args.o = b.o_part; args.lse = b.lse_part;
-    args.q_map = kPieceMaps[4]; args.k_map = kPieceMaps[0]; args.causal = true;
-    lasp::softmax_block_forward(args, kS_dims, c.compute);
+    CUDA_CHECK(cudaMemcpy2DAsync(b.k_seq, 33554432 * sizeof(bf16), b.k_all, 4194304 * sizeof(bf16), 2097152 * sizeof(bf16), 1, cudaMemcpyDeviceToDevice, c.compute));
+    CUDA_CHECK(cudaMemcpy2DAsync(b.k_seq + 2097152, 33554432 * sizeof(bf16), b.k_all + 4194304, 4194304 * sizeof(bf16), 2097152 * sizeof(bf16), 1, cudaMemcpyDeviceToDevice, c.compute));
+    CUDA_CHECK(cudaMemcpy2DAsync(b.k_seq + 4194304, 33554432 * sizeof(bf16), b.k_all + 8388608, 4194304 * sizeof(bf16), 2097152 * sizeof(bf16), 1, cudaMemcpyDeviceToDevice, c.compute));
+    CUDA_CHECK(cudaMemcpy2DAsync(b.k_seq + 6291456, 33554432 * sizeof(bf16), b.k_all + 12582912, 4194304 * sizeof(bf16), 2097152 * sizeof(bf16), 1, cudaMemcpyDeviceToDevice, c.compute));
+    CUDA_CHECK(cudaMemcpy2DAsync(b.k_seq + 8388608, 33554432 * sizeof(bf16), b.k_all + 16777216, 4194304 * sizeof(bf16), 2097152 * sizeof(bf16), 1, cudaMemcpyDeviceToDevice, c.compute));
+    CUDA_CHECK(cudaMemcpy2DAsync(b.k_seq + 23068672, 33554432 * sizeof(bf16), b.k_all + 18874368, 4194304 * sizeof(bf16), 2097152 * sizeof(bf16), 1, cudaMemcpyDeviceToDevice, c.compute));
+    CUDA_CHECK(cudaMemcpy2DAsync(b.k_seq + 10485760, 33554432 * sizeof(bf16), b.k_all + 20971520, 4194304 * sizeof(bf16), 2097152 * sizeof(bf16), 1, cudaMemcpyDeviceToDevice, c.compute));
+    CUDA_CHECK(cudaMemcpy2DAsync(b.k_seq + 20971520, 33554432 * sizeof(bf16), b.k_all + 23068672, 4194304 * sizeof(bf16), 2097152 * sizeof(bf16), 1, cudaMemcpyDeviceToDevice, c.compute));
+    CUDA_CHECK(cudaMemcpy2DAsync(b.k_seq + 12582912, 33554432 * sizeof(bf16), b.k_all + 25165824, 4194304 * sizeof(bf16), 2097152 * sizeof(bf16), 1, cudaMemcpyDeviceToDevice, c.compute));
+    CUDA_CHECK(cudaMemcpy2DAsync(b.k_seq + 18874368, 33554432 * sizeof(bf16), b.k_all + 27262976, 4194304 * sizeof(bf16), 2097152 * sizeof(bf16), 1, cudaMemcpyDeviceToDevice, c.compute));
+    CUDA_CHECK(cudaMemcpy2DAsync(b.k_seq + 14680064, 33554432 * sizeof(bf16), b.k_all + 29360128, 4194304 * sizeof(bf16), 2097152 * sizeof(bf16), 1, cudaMemcpyDeviceToDevice, c.compute));
+    CUDA_CHECK(cudaMemcpy2DAsync(b.k_seq + 16777216, 33554432 * sizeof(bf16), b.k_all + 31457280, 4194304 * sizeof(bf16), 2097152 * sizeof(bf16), 1, cudaMemcpyDeviceToDevice, c.compute));
+    CUDA_CHECK(cudaMemcpy2DAsync(b.v_seq, 33554432 * sizeof(bf16), b.v_all, 4194304 * sizeof(bf16), 2097152 * sizeof(bf16), 1, cudaMemcpyDeviceToDevice, c.compute));
+    CUDA_CHECK(cudaMemcpy2DAsync(b.v_seq + 2097152, 33554432 * sizeof(bf16), b.v_all + 4194304, 4194304 * sizeof(bf16), 2097152 * sizeof(bf16), 1, cudaMemcpyDeviceToDevice, c.compute));
+    CUDA_CHECK(cudaMemcpy2DAsync(b.v_seq + 4194304, 33554432 * sizeof(bf16), b.v_all + 8388608, 4194304 * sizeof(bf16), 2097152 * sizeof(bf16), 1, cudaMemcpyDeviceToDevice, c.compute));
+    CUDA_CHECK(cudaMemcpy2DAsync(b.v_seq + 6291456, 33554432 * sizeof(bf16), b.v_all + 12582912, 4194304 * sizeof(bf16), 2097152 * sizeof(bf16), 1, cudaMemcpyDeviceToDevice, c.compute));
+    CUDA_CHECK(cudaMemcpy2DAsync(b.v_seq + 8388608, 33554432 * sizeof(bf16), b.v_all + 16777216, 4194304 * sizeof(bf16), 2097152 * sizeof(bf16), 1, cudaMemcpyDeviceToDevice, c.compute));
+    CUDA_CHECK(cudaMemcpy2DAsync(b.v_seq + 23068672, 33554432 * sizeof(bf16), b.v_all + 18874368, 4194304 * sizeof(bf16), 2097152 * sizeof(bf16), 1, cudaMemcpyDeviceToDevice, c.compute));
+    CUDA_CHECK(cudaMemcpy2DAsync(b.v_seq + 10485760, 33554432 * sizeof(bf16), b.v_all + 20971520, 4194304 * sizeof(bf16), 2097152 * sizeof(bf16), 1, cudaMemcpyDeviceToDevice, c.compute));
+    CUDA_CHECK(cudaMemcpy2DAsync(b.v_seq + 20971520, 33554432 * sizeof(bf16), b.v_all + 23068672, 4194304 * sizeof(bf16), 2097152 * sizeof(bf16), 1, cudaMemcpyDeviceToDevice, c.compute));
+    CUDA_CHECK(cudaMemcpy2DAsync(b.v_seq + 12582912, 33554432 * sizeof(bf16), b.v_all + 25165824, 4194304 * sizeof(bf16), 2097152 * sizeof(bf16), 1, cudaMemcpyDeviceToDevice, c.compute));
+    CUDA_CHECK(cudaMemcpy2DAsync(b.v_seq + 18874368, 33554432 * sizeof(bf16), b.v_all + 27262976, 4194304 * sizeof(bf16), 2097152 * sizeof(bf16), 1, cudaMemcpyDeviceToDevice, c.compute));
+    CUDA_CHECK(cudaMemcpy2DAsync(b.v_seq + 14680064, 33554432 * sizeof(bf16), b.v_all + 29360128, 4194304 * sizeof(bf16), 2097152 * sizeof(bf16), 1, cudaMemcpyDeviceToDevice, c.compute));
+    CUDA_CHECK(cudaMemcpy2DAsync(b.v_seq + 16777216, 33554432 * sizeof(bf16), b.v_all + 31457280, 4194304 * sizeof(bf16), 2097152 * sizeof(bf16), 1, cudaMemcpyDeviceToDevice, c.compute));
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[5], c.compute));
   }
-  // [3] attend to rank 1's keys
+  // [3] attend to the gathered keys 0..24575 (one call)
   if (run.compute) {
-    CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.events[0], 0));
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[6], c.compute));
-    lasp::SoftmaxBlockArgs args;
-    args.q = b.q; args.k = b.k_all + 4194304; args.v = b.v_all + 4194304;
-    args.o = b.o_part + 16777216; args.lse = b.lse_part + 131072;
-    args.q_map = kPieceMaps[4]; args.k_map = kPieceMaps[1]; args.causal = true;
-    lasp::softmax_block_forward(args, kS_dims, c.compute);
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[7], c.compute));
-  }
-  // [4] attend to rank 2's keys
-  if (run.compute) {
-    CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.events[0], 0));
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[8], c.compute));
-    lasp::SoftmaxBlockArgs args;
-    args.q = b.q; args.k = b.k_all + 8388608; args.v = b.v_all + 8388608;
-    args.o = b.o_part + 33554432; args.lse = b.lse_part + 262144;
-    args.q_map = kPieceMaps[4]; args.k_map = kPieceMaps[2]; args.causal = true;
-    lasp::softmax_block_forward(args, kS_dims, c.compute);
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[9], c.compute));
-  }
-  // [5] attend to rank 3's keys
-  if (run.compute) {
-    CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.events[0], 0));
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[10], c.compute));
-    lasp::SoftmaxBlockArgs args;
-    args.q = b.q; args.k = b.k_all + 12582912; args.v = b.v_all + 12582912;
-    args.o = b.o_part + 50331648; args.lse = b.lse_part + 393216;
-    args.q_map = kPieceMaps[4]; args.k_map = kPieceMaps[3]; args.causal = true;
-    lasp::softmax_block_forward(args, kS_dims, c.compute);
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[11], c.compute));
-  }
-  // [6] attend to rank 5's keys
-  if (run.compute) {
-    CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.events[0], 0));
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[12], c.compute));
-    lasp::SoftmaxBlockArgs args;
-    args.q = b.q; args.k = b.k_all + 20971520; args.v = b.v_all + 20971520;
-    args.o = b.o_part + 83886080; args.lse = b.lse_part + 655360;
-    args.q_map = kPieceMaps[4]; args.k_map = kPieceMaps[5]; args.causal = true;
-    lasp::softmax_block_forward(args, kS_dims, c.compute);
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[13], c.compute));
-  }
-  // [7] attend to rank 6's keys
-  if (run.compute) {
-    CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.events[0], 0));
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[14], c.compute));
-    lasp::SoftmaxBlockArgs args;
-    args.q = b.q; args.k = b.k_all + 25165824; args.v = b.v_all + 25165824;
-    args.o = b.o_part + 100663296; args.lse = b.lse_part + 786432;
-    args.q_map = kPieceMaps[4]; args.k_map = kPieceMaps[6]; args.causal = true;
-    lasp::softmax_block_forward(args, kS_dims, c.compute);
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[15], c.compute));
-  }
-  // [8] attend to rank 7's keys
-  if (run.compute) {
-    CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.events[0], 0));
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[16], c.compute));
-    lasp::SoftmaxBlockArgs args;
-    args.q = b.q; args.k = b.k_all + 29360128; args.v = b.v_all + 29360128;
-    args.o = b.o_part + 117440512; args.lse = b.lse_part + 917504;
-    args.q_map = kPieceMaps[4]; args.k_map = kPieceMaps[7]; args.causal = true;
-    lasp::softmax_block_forward(args, kS_dims, c.compute);
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[17], c.compute));
-  }
-  // [9] merge 8 partial results (log-sum-exp)
-  if (run.compute) {
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[18], c.compute));
-    lasp::SoftmaxMergeArgs args;
-    args.parts = b.o_part; args.part_lse = b.lse_part; args.sources = lasp::SlotList{8, {4, 0, 1, 2, 3, 5, 6, 7}};
+    lasp::SoftmaxGatheredArgs args;
+    args.q = b.q; args.k = b.k_seq; args.v = b.v_seq;
     args.o = b.o; args.lse = b.lse;
-    args.batch = 1; args.rows = 4096; args.heads = 32; args.head_dim = 128;
-    lasp::softmax_merge(args, c.compute);
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[19], c.compute));
+    args.q_map = kPieceMaps[4]; args.key_rows = 24576; args.causal = true;
+    lasp::softmax_gathered_forward(args, lasp::SoftmaxDims{1, 4096, 32768, 32, 8, 128}, c.compute);
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[7], c.compute));
   }
 }
 
@@ -3346,103 +3121,50 @@ static void S_forward_rank5(const Ctx& c, SBuffers& b, Run run) {
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[1], c.comm));
     CUDA_CHECK(cudaEventRecord(c.events[0], c.comm));
   }
-  // [1] attend to this rank's own keys (no communication needed)
+  // [1] Q = X Wq (the layer's projection)
   if (run.compute) {
     CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.started[0], 0));  // let the collective start first
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[2], c.compute));
-    lasp::SoftmaxBlockArgs args;
-    args.q = b.q; args.k = b.k; args.v = b.v;
-    args.o = b.o_part + 83886080; args.lse = b.lse_part + 655360;
-    args.q_map = kPieceMaps[5]; args.k_map = kPieceMaps[5]; args.causal = true;
-    lasp::softmax_block_forward(args, kS_dims, c.compute);
+    run_host(run, HostWork::kQProjection, 16);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[3], c.compute));
   }
-  // [2] attend to rank 0's keys
+  // [2] K, V in global order (positions 0..22527)
   if (run.compute) {
     CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.events[0], 0));
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[4], c.compute));
-    lasp::SoftmaxBlockArgs args;
-    args.q = b.q; args.k = b.k_all; args.v = b.v_all;
-    args.o = b.o_part; args.lse = b.lse_part;
-    args.q_map = kPieceMaps[5]; args.k_map = kPieceMaps[0]; args.causal = true;
-    lasp::softmax_block_forward(args, kS_dims, c.compute);
+    CUDA_CHECK(cudaMemcpy2DAsync(b.k_seq, 33554432 * sizeof(bf16), b.k_all, 4194304 * sizeof(bf16), 2097152 * sizeof(bf16), 1, cudaMemcpyDeviceToDevice, c.compute));
+    CUDA_CHECK(cudaMemcpy2DAsync(b.k_seq + 2097152, 33554432 * sizeof(bf16), b.k_all + 4194304, 4194304 * sizeof(bf16), 2097152 * sizeof(bf16), 1, cudaMemcpyDeviceToDevice, c.compute));
+    CUDA_CHECK(cudaMemcpy2DAsync(b.k_seq + 4194304, 33554432 * sizeof(bf16), b.k_all + 8388608, 4194304 * sizeof(bf16), 2097152 * sizeof(bf16), 1, cudaMemcpyDeviceToDevice, c.compute));
+    CUDA_CHECK(cudaMemcpy2DAsync(b.k_seq + 6291456, 33554432 * sizeof(bf16), b.k_all + 12582912, 4194304 * sizeof(bf16), 2097152 * sizeof(bf16), 1, cudaMemcpyDeviceToDevice, c.compute));
+    CUDA_CHECK(cudaMemcpy2DAsync(b.k_seq + 8388608, 33554432 * sizeof(bf16), b.k_all + 16777216, 4194304 * sizeof(bf16), 2097152 * sizeof(bf16), 1, cudaMemcpyDeviceToDevice, c.compute));
+    CUDA_CHECK(cudaMemcpy2DAsync(b.k_seq + 10485760, 33554432 * sizeof(bf16), b.k_all + 20971520, 4194304 * sizeof(bf16), 2097152 * sizeof(bf16), 1, cudaMemcpyDeviceToDevice, c.compute));
+    CUDA_CHECK(cudaMemcpy2DAsync(b.k_seq + 20971520, 33554432 * sizeof(bf16), b.k_all + 23068672, 4194304 * sizeof(bf16), 2097152 * sizeof(bf16), 1, cudaMemcpyDeviceToDevice, c.compute));
+    CUDA_CHECK(cudaMemcpy2DAsync(b.k_seq + 12582912, 33554432 * sizeof(bf16), b.k_all + 25165824, 4194304 * sizeof(bf16), 2097152 * sizeof(bf16), 1, cudaMemcpyDeviceToDevice, c.compute));
+    CUDA_CHECK(cudaMemcpy2DAsync(b.k_seq + 18874368, 33554432 * sizeof(bf16), b.k_all + 27262976, 4194304 * sizeof(bf16), 2097152 * sizeof(bf16), 1, cudaMemcpyDeviceToDevice, c.compute));
+    CUDA_CHECK(cudaMemcpy2DAsync(b.k_seq + 14680064, 33554432 * sizeof(bf16), b.k_all + 29360128, 4194304 * sizeof(bf16), 2097152 * sizeof(bf16), 1, cudaMemcpyDeviceToDevice, c.compute));
+    CUDA_CHECK(cudaMemcpy2DAsync(b.k_seq + 16777216, 33554432 * sizeof(bf16), b.k_all + 31457280, 4194304 * sizeof(bf16), 2097152 * sizeof(bf16), 1, cudaMemcpyDeviceToDevice, c.compute));
+    CUDA_CHECK(cudaMemcpy2DAsync(b.v_seq, 33554432 * sizeof(bf16), b.v_all, 4194304 * sizeof(bf16), 2097152 * sizeof(bf16), 1, cudaMemcpyDeviceToDevice, c.compute));
+    CUDA_CHECK(cudaMemcpy2DAsync(b.v_seq + 2097152, 33554432 * sizeof(bf16), b.v_all + 4194304, 4194304 * sizeof(bf16), 2097152 * sizeof(bf16), 1, cudaMemcpyDeviceToDevice, c.compute));
+    CUDA_CHECK(cudaMemcpy2DAsync(b.v_seq + 4194304, 33554432 * sizeof(bf16), b.v_all + 8388608, 4194304 * sizeof(bf16), 2097152 * sizeof(bf16), 1, cudaMemcpyDeviceToDevice, c.compute));
+    CUDA_CHECK(cudaMemcpy2DAsync(b.v_seq + 6291456, 33554432 * sizeof(bf16), b.v_all + 12582912, 4194304 * sizeof(bf16), 2097152 * sizeof(bf16), 1, cudaMemcpyDeviceToDevice, c.compute));
+    CUDA_CHECK(cudaMemcpy2DAsync(b.v_seq + 8388608, 33554432 * sizeof(bf16), b.v_all + 16777216, 4194304 * sizeof(bf16), 2097152 * sizeof(bf16), 1, cudaMemcpyDeviceToDevice, c.compute));
+    CUDA_CHECK(cudaMemcpy2DAsync(b.v_seq + 10485760, 33554432 * sizeof(bf16), b.v_all + 20971520, 4194304 * sizeof(bf16), 2097152 * sizeof(bf16), 1, cudaMemcpyDeviceToDevice, c.compute));
+    CUDA_CHECK(cudaMemcpy2DAsync(b.v_seq + 20971520, 33554432 * sizeof(bf16), b.v_all + 23068672, 4194304 * sizeof(bf16), 2097152 * sizeof(bf16), 1, cudaMemcpyDeviceToDevice, c.compute));
+    CUDA_CHECK(cudaMemcpy2DAsync(b.v_seq + 12582912, 33554432 * sizeof(bf16), b.v_all + 25165824, 4194304 * sizeof(bf16), 2097152 * sizeof(bf16), 1, cudaMemcpyDeviceToDevice, c.compute));
+    CUDA_CHECK(cudaMemcpy2DAsync(b.v_seq + 18874368, 33554432 * sizeof(bf16), b.v_all + 27262976, 4194304 * sizeof(bf16), 2097152 * sizeof(bf16), 1, cudaMemcpyDeviceToDevice, c.compute));
+    CUDA_CHECK(cudaMemcpy2DAsync(b.v_seq + 14680064, 33554432 * sizeof(bf16), b.v_all + 29360128, 4194304 * sizeof(bf16), 2097152 * sizeof(bf16), 1, cudaMemcpyDeviceToDevice, c.compute));
+    CUDA_CHECK(cudaMemcpy2DAsync(b.v_seq + 16777216, 33554432 * sizeof(bf16), b.v_all + 31457280, 4194304 * sizeof(bf16), 2097152 * sizeof(bf16), 1, cudaMemcpyDeviceToDevice, c.compute));
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[5], c.compute));
   }
-  // [3] attend to rank 1's keys
+  // [3] attend to the gathered keys 0..22527 (one call)
   if (run.compute) {
-    CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.events[0], 0));
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[6], c.compute));
-    lasp::SoftmaxBlockArgs args;
-    args.q = b.q; args.k = b.k_all + 4194304; args.v = b.v_all + 4194304;
-    args.o = b.o_part + 16777216; args.lse = b.lse_part + 131072;
-    args.q_map = kPieceMaps[5]; args.k_map = kPieceMaps[1]; args.causal = true;
-    lasp::softmax_block_forward(args, kS_dims, c.compute);
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[7], c.compute));
-  }
-  // [4] attend to rank 2's keys
-  if (run.compute) {
-    CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.events[0], 0));
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[8], c.compute));
-    lasp::SoftmaxBlockArgs args;
-    args.q = b.q; args.k = b.k_all + 8388608; args.v = b.v_all + 8388608;
-    args.o = b.o_part + 33554432; args.lse = b.lse_part + 262144;
-    args.q_map = kPieceMaps[5]; args.k_map = kPieceMaps[2]; args.causal = true;
-    lasp::softmax_block_forward(args, kS_dims, c.compute);
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[9], c.compute));
-  }
-  // [5] attend to rank 3's keys
-  if (run.compute) {
-    CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.events[0], 0));
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[10], c.compute));
-    lasp::SoftmaxBlockArgs args;
-    args.q = b.q; args.k = b.k_all + 12582912; args.v = b.v_all + 12582912;
-    args.o = b.o_part + 50331648; args.lse = b.lse_part + 393216;
-    args.q_map = kPieceMaps[5]; args.k_map = kPieceMaps[3]; args.causal = true;
-    lasp::softmax_block_forward(args, kS_dims, c.compute);
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[11], c.compute));
-  }
-  // [6] attend to rank 4's keys
-  if (run.compute) {
-    CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.events[0], 0));
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[12], c.compute));
-    lasp::SoftmaxBlockArgs args;
-    args.q = b.q; args.k = b.k_all + 16777216; args.v = b.v_all + 16777216;
-    args.o = b.o_part + 67108864; args.lse = b.lse_part + 524288;
-    args.q_map = kPieceMaps[5]; args.k_map = kPieceMaps[4]; args.causal = true;
-    lasp::softmax_block_forward(args, kS_dims, c.compute);
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[13], c.compute));
-  }
-  // [7] attend to rank 6's keys
-  if (run.compute) {
-    CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.events[0], 0));
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[14], c.compute));
-    lasp::SoftmaxBlockArgs args;
-    args.q = b.q; args.k = b.k_all + 25165824; args.v = b.v_all + 25165824;
-    args.o = b.o_part + 100663296; args.lse = b.lse_part + 786432;
-    args.q_map = kPieceMaps[5]; args.k_map = kPieceMaps[6]; args.causal = true;
-    lasp::softmax_block_forward(args, kS_dims, c.compute);
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[15], c.compute));
-  }
-  // [8] attend to rank 7's keys
-  if (run.compute) {
-    CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.events[0], 0));
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[16], c.compute));
-    lasp::SoftmaxBlockArgs args;
-    args.q = b.q; args.k = b.k_all + 29360128; args.v = b.v_all + 29360128;
-    args.o = b.o_part + 117440512; args.lse = b.lse_part + 917504;
-    args.q_map = kPieceMaps[5]; args.k_map = kPieceMaps[7]; args.causal = true;
-    lasp::softmax_block_forward(args, kS_dims, c.compute);
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[17], c.compute));
-  }
-  // [9] merge 8 partial results (log-sum-exp)
-  if (run.compute) {
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[18], c.compute));
-    lasp::SoftmaxMergeArgs args;
-    args.parts = b.o_part; args.part_lse = b.lse_part; args.sources = lasp::SlotList{8, {5, 0, 1, 2, 3, 4, 6, 7}};
+    lasp::SoftmaxGatheredArgs args;
+    args.q = b.q; args.k = b.k_seq; args.v = b.v_seq;
     args.o = b.o; args.lse = b.lse;
-    args.batch = 1; args.rows = 4096; args.heads = 32; args.head_dim = 128;
-    lasp::softmax_merge(args, c.compute);
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[19], c.compute));
+    args.q_map = kPieceMaps[5]; args.key_rows = 22528; args.causal = true;
+    lasp::softmax_gathered_forward(args, lasp::SoftmaxDims{1, 4096, 32768, 32, 8, 128}, c.compute);
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[7], c.compute));
   }
 }
 
@@ -3459,103 +3181,48 @@ static void S_forward_rank6(const Ctx& c, SBuffers& b, Run run) {
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[1], c.comm));
     CUDA_CHECK(cudaEventRecord(c.events[0], c.comm));
   }
-  // [1] attend to this rank's own keys (no communication needed)
+  // [1] Q = X Wq (the layer's projection)
   if (run.compute) {
     CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.started[0], 0));  // let the collective start first
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[2], c.compute));
-    lasp::SoftmaxBlockArgs args;
-    args.q = b.q; args.k = b.k; args.v = b.v;
-    args.o = b.o_part + 100663296; args.lse = b.lse_part + 786432;
-    args.q_map = kPieceMaps[6]; args.k_map = kPieceMaps[6]; args.causal = true;
-    lasp::softmax_block_forward(args, kS_dims, c.compute);
+    run_host(run, HostWork::kQProjection, 16);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[3], c.compute));
   }
-  // [2] attend to rank 0's keys
+  // [2] K, V in global order (positions 0..20479)
   if (run.compute) {
     CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.events[0], 0));
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[4], c.compute));
-    lasp::SoftmaxBlockArgs args;
-    args.q = b.q; args.k = b.k_all; args.v = b.v_all;
-    args.o = b.o_part; args.lse = b.lse_part;
-    args.q_map = kPieceMaps[6]; args.k_map = kPieceMaps[0]; args.causal = true;
-    lasp::softmax_block_forward(args, kS_dims, c.compute);
+    CUDA_CHECK(cudaMemcpy2DAsync(b.k_seq, 33554432 * sizeof(bf16), b.k_all, 4194304 * sizeof(bf16), 2097152 * sizeof(bf16), 1, cudaMemcpyDeviceToDevice, c.compute));
+    CUDA_CHECK(cudaMemcpy2DAsync(b.k_seq + 2097152, 33554432 * sizeof(bf16), b.k_all + 4194304, 4194304 * sizeof(bf16), 2097152 * sizeof(bf16), 1, cudaMemcpyDeviceToDevice, c.compute));
+    CUDA_CHECK(cudaMemcpy2DAsync(b.k_seq + 4194304, 33554432 * sizeof(bf16), b.k_all + 8388608, 4194304 * sizeof(bf16), 2097152 * sizeof(bf16), 1, cudaMemcpyDeviceToDevice, c.compute));
+    CUDA_CHECK(cudaMemcpy2DAsync(b.k_seq + 6291456, 33554432 * sizeof(bf16), b.k_all + 12582912, 4194304 * sizeof(bf16), 2097152 * sizeof(bf16), 1, cudaMemcpyDeviceToDevice, c.compute));
+    CUDA_CHECK(cudaMemcpy2DAsync(b.k_seq + 8388608, 33554432 * sizeof(bf16), b.k_all + 16777216, 4194304 * sizeof(bf16), 2097152 * sizeof(bf16), 1, cudaMemcpyDeviceToDevice, c.compute));
+    CUDA_CHECK(cudaMemcpy2DAsync(b.k_seq + 10485760, 33554432 * sizeof(bf16), b.k_all + 20971520, 4194304 * sizeof(bf16), 2097152 * sizeof(bf16), 1, cudaMemcpyDeviceToDevice, c.compute));
+    CUDA_CHECK(cudaMemcpy2DAsync(b.k_seq + 12582912, 33554432 * sizeof(bf16), b.k_all + 25165824, 4194304 * sizeof(bf16), 2097152 * sizeof(bf16), 1, cudaMemcpyDeviceToDevice, c.compute));
+    CUDA_CHECK(cudaMemcpy2DAsync(b.k_seq + 18874368, 33554432 * sizeof(bf16), b.k_all + 27262976, 4194304 * sizeof(bf16), 2097152 * sizeof(bf16), 1, cudaMemcpyDeviceToDevice, c.compute));
+    CUDA_CHECK(cudaMemcpy2DAsync(b.k_seq + 14680064, 33554432 * sizeof(bf16), b.k_all + 29360128, 4194304 * sizeof(bf16), 2097152 * sizeof(bf16), 1, cudaMemcpyDeviceToDevice, c.compute));
+    CUDA_CHECK(cudaMemcpy2DAsync(b.k_seq + 16777216, 33554432 * sizeof(bf16), b.k_all + 31457280, 4194304 * sizeof(bf16), 2097152 * sizeof(bf16), 1, cudaMemcpyDeviceToDevice, c.compute));
+    CUDA_CHECK(cudaMemcpy2DAsync(b.v_seq, 33554432 * sizeof(bf16), b.v_all, 4194304 * sizeof(bf16), 2097152 * sizeof(bf16), 1, cudaMemcpyDeviceToDevice, c.compute));
+    CUDA_CHECK(cudaMemcpy2DAsync(b.v_seq + 2097152, 33554432 * sizeof(bf16), b.v_all + 4194304, 4194304 * sizeof(bf16), 2097152 * sizeof(bf16), 1, cudaMemcpyDeviceToDevice, c.compute));
+    CUDA_CHECK(cudaMemcpy2DAsync(b.v_seq + 4194304, 33554432 * sizeof(bf16), b.v_all + 8388608, 4194304 * sizeof(bf16), 2097152 * sizeof(bf16), 1, cudaMemcpyDeviceToDevice, c.compute));
+    CUDA_CHECK(cudaMemcpy2DAsync(b.v_seq + 6291456, 33554432 * sizeof(bf16), b.v_all + 12582912, 4194304 * sizeof(bf16), 2097152 * sizeof(bf16), 1, cudaMemcpyDeviceToDevice, c.compute));
+    CUDA_CHECK(cudaMemcpy2DAsync(b.v_seq + 8388608, 33554432 * sizeof(bf16), b.v_all + 16777216, 4194304 * sizeof(bf16), 2097152 * sizeof(bf16), 1, cudaMemcpyDeviceToDevice, c.compute));
+    CUDA_CHECK(cudaMemcpy2DAsync(b.v_seq + 10485760, 33554432 * sizeof(bf16), b.v_all + 20971520, 4194304 * sizeof(bf16), 2097152 * sizeof(bf16), 1, cudaMemcpyDeviceToDevice, c.compute));
+    CUDA_CHECK(cudaMemcpy2DAsync(b.v_seq + 12582912, 33554432 * sizeof(bf16), b.v_all + 25165824, 4194304 * sizeof(bf16), 2097152 * sizeof(bf16), 1, cudaMemcpyDeviceToDevice, c.compute));
+    CUDA_CHECK(cudaMemcpy2DAsync(b.v_seq + 18874368, 33554432 * sizeof(bf16), b.v_all + 27262976, 4194304 * sizeof(bf16), 2097152 * sizeof(bf16), 1, cudaMemcpyDeviceToDevice, c.compute));
+    CUDA_CHECK(cudaMemcpy2DAsync(b.v_seq + 14680064, 33554432 * sizeof(bf16), b.v_all + 29360128, 4194304 * sizeof(bf16), 2097152 * sizeof(bf16), 1, cudaMemcpyDeviceToDevice, c.compute));
+    CUDA_CHECK(cudaMemcpy2DAsync(b.v_seq + 16777216, 33554432 * sizeof(bf16), b.v_all + 31457280, 4194304 * sizeof(bf16), 2097152 * sizeof(bf16), 1, cudaMemcpyDeviceToDevice, c.compute));
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[5], c.compute));
   }
-  // [3] attend to rank 1's keys
+  // [3] attend to the gathered keys 0..20479 (one call)
   if (run.compute) {
-    CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.events[0], 0));
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[6], c.compute));
-    lasp::SoftmaxBlockArgs args;
-    args.q = b.q; args.k = b.k_all + 4194304; args.v = b.v_all + 4194304;
-    args.o = b.o_part + 16777216; args.lse = b.lse_part + 131072;
-    args.q_map = kPieceMaps[6]; args.k_map = kPieceMaps[1]; args.causal = true;
-    lasp::softmax_block_forward(args, kS_dims, c.compute);
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[7], c.compute));
-  }
-  // [4] attend to rank 2's keys
-  if (run.compute) {
-    CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.events[0], 0));
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[8], c.compute));
-    lasp::SoftmaxBlockArgs args;
-    args.q = b.q; args.k = b.k_all + 8388608; args.v = b.v_all + 8388608;
-    args.o = b.o_part + 33554432; args.lse = b.lse_part + 262144;
-    args.q_map = kPieceMaps[6]; args.k_map = kPieceMaps[2]; args.causal = true;
-    lasp::softmax_block_forward(args, kS_dims, c.compute);
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[9], c.compute));
-  }
-  // [5] attend to rank 3's keys
-  if (run.compute) {
-    CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.events[0], 0));
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[10], c.compute));
-    lasp::SoftmaxBlockArgs args;
-    args.q = b.q; args.k = b.k_all + 12582912; args.v = b.v_all + 12582912;
-    args.o = b.o_part + 50331648; args.lse = b.lse_part + 393216;
-    args.q_map = kPieceMaps[6]; args.k_map = kPieceMaps[3]; args.causal = true;
-    lasp::softmax_block_forward(args, kS_dims, c.compute);
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[11], c.compute));
-  }
-  // [6] attend to rank 4's keys
-  if (run.compute) {
-    CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.events[0], 0));
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[12], c.compute));
-    lasp::SoftmaxBlockArgs args;
-    args.q = b.q; args.k = b.k_all + 16777216; args.v = b.v_all + 16777216;
-    args.o = b.o_part + 67108864; args.lse = b.lse_part + 524288;
-    args.q_map = kPieceMaps[6]; args.k_map = kPieceMaps[4]; args.causal = true;
-    lasp::softmax_block_forward(args, kS_dims, c.compute);
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[13], c.compute));
-  }
-  // [7] attend to rank 5's keys
-  if (run.compute) {
-    CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.events[0], 0));
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[14], c.compute));
-    lasp::SoftmaxBlockArgs args;
-    args.q = b.q; args.k = b.k_all + 20971520; args.v = b.v_all + 20971520;
-    args.o = b.o_part + 83886080; args.lse = b.lse_part + 655360;
-    args.q_map = kPieceMaps[6]; args.k_map = kPieceMaps[5]; args.causal = true;
-    lasp::softmax_block_forward(args, kS_dims, c.compute);
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[15], c.compute));
-  }
-  // [8] attend to rank 7's keys
-  if (run.compute) {
-    CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.events[0], 0));
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[16], c.compute));
-    lasp::SoftmaxBlockArgs args;
-    args.q = b.q; args.k = b.k_all + 29360128; args.v = b.v_all + 29360128;
-    args.o = b.o_part + 117440512; args.lse = b.lse_part + 917504;
-    args.q_map = kPieceMaps[6]; args.k_map = kPieceMaps[7]; args.causal = true;
-    lasp::softmax_block_forward(args, kS_dims, c.compute);
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[17], c.compute));
-  }
-  // [9] merge 8 partial results (log-sum-exp)
-  if (run.compute) {
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[18], c.compute));
-    lasp::SoftmaxMergeArgs args;
-    args.parts = b.o_part; args.part_lse = b.lse_part; args.sources = lasp::SlotList{8, {6, 0, 1, 2, 3, 4, 5, 7}};
+    lasp::SoftmaxGatheredArgs args;
+    args.q = b.q; args.k = b.k_seq; args.v = b.v_seq;
     args.o = b.o; args.lse = b.lse;
-    args.batch = 1; args.rows = 4096; args.heads = 32; args.head_dim = 128;
-    lasp::softmax_merge(args, c.compute);
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[19], c.compute));
+    args.q_map = kPieceMaps[6]; args.key_rows = 20480; args.causal = true;
+    lasp::softmax_gathered_forward(args, lasp::SoftmaxDims{1, 4096, 32768, 32, 8, 128}, c.compute);
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[7], c.compute));
   }
 }
 
@@ -3572,108 +3239,51 @@ static void S_forward_rank7(const Ctx& c, SBuffers& b, Run run) {
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[1], c.comm));
     CUDA_CHECK(cudaEventRecord(c.events[0], c.comm));
   }
-  // [1] attend to this rank's own keys (no communication needed)
+  // [1] Q = X Wq (the layer's projection)
   if (run.compute) {
     CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.started[0], 0));  // let the collective start first
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[2], c.compute));
-    lasp::SoftmaxBlockArgs args;
-    args.q = b.q; args.k = b.k; args.v = b.v;
-    args.o = b.o_part + 117440512; args.lse = b.lse_part + 917504;
-    args.q_map = kPieceMaps[7]; args.k_map = kPieceMaps[7]; args.causal = true;
-    lasp::softmax_block_forward(args, kS_dims, c.compute);
+    run_host(run, HostWork::kQProjection, 16);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[3], c.compute));
   }
-  // [2] attend to rank 0's keys
+  // [2] K, V in global order (positions 0..18431)
   if (run.compute) {
     CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.events[0], 0));
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[4], c.compute));
-    lasp::SoftmaxBlockArgs args;
-    args.q = b.q; args.k = b.k_all; args.v = b.v_all;
-    args.o = b.o_part; args.lse = b.lse_part;
-    args.q_map = kPieceMaps[7]; args.k_map = kPieceMaps[0]; args.causal = true;
-    lasp::softmax_block_forward(args, kS_dims, c.compute);
+    CUDA_CHECK(cudaMemcpy2DAsync(b.k_seq, 33554432 * sizeof(bf16), b.k_all, 4194304 * sizeof(bf16), 2097152 * sizeof(bf16), 1, cudaMemcpyDeviceToDevice, c.compute));
+    CUDA_CHECK(cudaMemcpy2DAsync(b.k_seq + 2097152, 33554432 * sizeof(bf16), b.k_all + 4194304, 4194304 * sizeof(bf16), 2097152 * sizeof(bf16), 1, cudaMemcpyDeviceToDevice, c.compute));
+    CUDA_CHECK(cudaMemcpy2DAsync(b.k_seq + 4194304, 33554432 * sizeof(bf16), b.k_all + 8388608, 4194304 * sizeof(bf16), 2097152 * sizeof(bf16), 1, cudaMemcpyDeviceToDevice, c.compute));
+    CUDA_CHECK(cudaMemcpy2DAsync(b.k_seq + 6291456, 33554432 * sizeof(bf16), b.k_all + 12582912, 4194304 * sizeof(bf16), 2097152 * sizeof(bf16), 1, cudaMemcpyDeviceToDevice, c.compute));
+    CUDA_CHECK(cudaMemcpy2DAsync(b.k_seq + 8388608, 33554432 * sizeof(bf16), b.k_all + 16777216, 4194304 * sizeof(bf16), 2097152 * sizeof(bf16), 1, cudaMemcpyDeviceToDevice, c.compute));
+    CUDA_CHECK(cudaMemcpy2DAsync(b.k_seq + 10485760, 33554432 * sizeof(bf16), b.k_all + 20971520, 4194304 * sizeof(bf16), 2097152 * sizeof(bf16), 1, cudaMemcpyDeviceToDevice, c.compute));
+    CUDA_CHECK(cudaMemcpy2DAsync(b.k_seq + 12582912, 33554432 * sizeof(bf16), b.k_all + 25165824, 4194304 * sizeof(bf16), 2097152 * sizeof(bf16), 1, cudaMemcpyDeviceToDevice, c.compute));
+    CUDA_CHECK(cudaMemcpy2DAsync(b.k_seq + 14680064, 33554432 * sizeof(bf16), b.k_all + 29360128, 4194304 * sizeof(bf16), 2097152 * sizeof(bf16), 1, cudaMemcpyDeviceToDevice, c.compute));
+    CUDA_CHECK(cudaMemcpy2DAsync(b.k_seq + 16777216, 33554432 * sizeof(bf16), b.k_all + 31457280, 4194304 * sizeof(bf16), 2097152 * sizeof(bf16), 1, cudaMemcpyDeviceToDevice, c.compute));
+    CUDA_CHECK(cudaMemcpy2DAsync(b.v_seq, 33554432 * sizeof(bf16), b.v_all, 4194304 * sizeof(bf16), 2097152 * sizeof(bf16), 1, cudaMemcpyDeviceToDevice, c.compute));
+    CUDA_CHECK(cudaMemcpy2DAsync(b.v_seq + 2097152, 33554432 * sizeof(bf16), b.v_all + 4194304, 4194304 * sizeof(bf16), 2097152 * sizeof(bf16), 1, cudaMemcpyDeviceToDevice, c.compute));
+    CUDA_CHECK(cudaMemcpy2DAsync(b.v_seq + 4194304, 33554432 * sizeof(bf16), b.v_all + 8388608, 4194304 * sizeof(bf16), 2097152 * sizeof(bf16), 1, cudaMemcpyDeviceToDevice, c.compute));
+    CUDA_CHECK(cudaMemcpy2DAsync(b.v_seq + 6291456, 33554432 * sizeof(bf16), b.v_all + 12582912, 4194304 * sizeof(bf16), 2097152 * sizeof(bf16), 1, cudaMemcpyDeviceToDevice, c.compute));
+    CUDA_CHECK(cudaMemcpy2DAsync(b.v_seq + 8388608, 33554432 * sizeof(bf16), b.v_all + 16777216, 4194304 * sizeof(bf16), 2097152 * sizeof(bf16), 1, cudaMemcpyDeviceToDevice, c.compute));
+    CUDA_CHECK(cudaMemcpy2DAsync(b.v_seq + 10485760, 33554432 * sizeof(bf16), b.v_all + 20971520, 4194304 * sizeof(bf16), 2097152 * sizeof(bf16), 1, cudaMemcpyDeviceToDevice, c.compute));
+    CUDA_CHECK(cudaMemcpy2DAsync(b.v_seq + 12582912, 33554432 * sizeof(bf16), b.v_all + 25165824, 4194304 * sizeof(bf16), 2097152 * sizeof(bf16), 1, cudaMemcpyDeviceToDevice, c.compute));
+    CUDA_CHECK(cudaMemcpy2DAsync(b.v_seq + 14680064, 33554432 * sizeof(bf16), b.v_all + 29360128, 4194304 * sizeof(bf16), 2097152 * sizeof(bf16), 1, cudaMemcpyDeviceToDevice, c.compute));
+    CUDA_CHECK(cudaMemcpy2DAsync(b.v_seq + 16777216, 33554432 * sizeof(bf16), b.v_all + 31457280, 4194304 * sizeof(bf16), 2097152 * sizeof(bf16), 1, cudaMemcpyDeviceToDevice, c.compute));
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[5], c.compute));
   }
-  // [3] attend to rank 1's keys
+  // [3] attend to the gathered keys 0..18431 (one call)
   if (run.compute) {
-    CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.events[0], 0));
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[6], c.compute));
-    lasp::SoftmaxBlockArgs args;
-    args.q = b.q; args.k = b.k_all + 4194304; args.v = b.v_all + 4194304;
-    args.o = b.o_part + 16777216; args.lse = b.lse_part + 131072;
-    args.q_map = kPieceMaps[7]; args.k_map = kPieceMaps[1]; args.causal = true;
-    lasp::softmax_block_forward(args, kS_dims, c.compute);
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[7], c.compute));
-  }
-  // [4] attend to rank 2's keys
-  if (run.compute) {
-    CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.events[0], 0));
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[8], c.compute));
-    lasp::SoftmaxBlockArgs args;
-    args.q = b.q; args.k = b.k_all + 8388608; args.v = b.v_all + 8388608;
-    args.o = b.o_part + 33554432; args.lse = b.lse_part + 262144;
-    args.q_map = kPieceMaps[7]; args.k_map = kPieceMaps[2]; args.causal = true;
-    lasp::softmax_block_forward(args, kS_dims, c.compute);
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[9], c.compute));
-  }
-  // [5] attend to rank 3's keys
-  if (run.compute) {
-    CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.events[0], 0));
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[10], c.compute));
-    lasp::SoftmaxBlockArgs args;
-    args.q = b.q; args.k = b.k_all + 12582912; args.v = b.v_all + 12582912;
-    args.o = b.o_part + 50331648; args.lse = b.lse_part + 393216;
-    args.q_map = kPieceMaps[7]; args.k_map = kPieceMaps[3]; args.causal = true;
-    lasp::softmax_block_forward(args, kS_dims, c.compute);
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[11], c.compute));
-  }
-  // [6] attend to rank 4's keys
-  if (run.compute) {
-    CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.events[0], 0));
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[12], c.compute));
-    lasp::SoftmaxBlockArgs args;
-    args.q = b.q; args.k = b.k_all + 16777216; args.v = b.v_all + 16777216;
-    args.o = b.o_part + 67108864; args.lse = b.lse_part + 524288;
-    args.q_map = kPieceMaps[7]; args.k_map = kPieceMaps[4]; args.causal = true;
-    lasp::softmax_block_forward(args, kS_dims, c.compute);
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[13], c.compute));
-  }
-  // [7] attend to rank 5's keys
-  if (run.compute) {
-    CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.events[0], 0));
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[14], c.compute));
-    lasp::SoftmaxBlockArgs args;
-    args.q = b.q; args.k = b.k_all + 20971520; args.v = b.v_all + 20971520;
-    args.o = b.o_part + 83886080; args.lse = b.lse_part + 655360;
-    args.q_map = kPieceMaps[7]; args.k_map = kPieceMaps[5]; args.causal = true;
-    lasp::softmax_block_forward(args, kS_dims, c.compute);
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[15], c.compute));
-  }
-  // [8] attend to rank 6's keys
-  if (run.compute) {
-    CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.events[0], 0));
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[16], c.compute));
-    lasp::SoftmaxBlockArgs args;
-    args.q = b.q; args.k = b.k_all + 25165824; args.v = b.v_all + 25165824;
-    args.o = b.o_part + 100663296; args.lse = b.lse_part + 786432;
-    args.q_map = kPieceMaps[7]; args.k_map = kPieceMaps[6]; args.causal = true;
-    lasp::softmax_block_forward(args, kS_dims, c.compute);
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[17], c.compute));
-  }
-  // [9] merge 8 partial results (log-sum-exp)
-  if (run.compute) {
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[18], c.compute));
-    lasp::SoftmaxMergeArgs args;
-    args.parts = b.o_part; args.part_lse = b.lse_part; args.sources = lasp::SlotList{8, {7, 0, 1, 2, 3, 4, 5, 6}};
+    lasp::SoftmaxGatheredArgs args;
+    args.q = b.q; args.k = b.k_seq; args.v = b.v_seq;
     args.o = b.o; args.lse = b.lse;
-    args.batch = 1; args.rows = 4096; args.heads = 32; args.head_dim = 128;
-    lasp::softmax_merge(args, c.compute);
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[19], c.compute));
+    args.q_map = kPieceMaps[7]; args.key_rows = 18432; args.causal = true;
+    lasp::softmax_gathered_forward(args, lasp::SoftmaxDims{1, 4096, 32768, 32, 8, 128}, c.compute);
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[7], c.compute));
   }
 }
 
 // S forward: dispatches to this rank's steps.
-constexpr int kS_forward_events = 10;
+constexpr int kS_forward_events = 4;
 inline void S_forward(const Ctx& c, SBuffers& b, Run run = Run{}) {
   switch (c.rank) {
     case 0: S_forward_rank0(c, b, run); break;
@@ -3689,1142 +3299,646 @@ inline void S_forward(const Ctx& c, SBuffers& b, Run run = Run{}) {
 
 // S backward, rank 0.
 static void S_backward_rank0(const Ctx& c, SBuffers& b, Run run) {
-  // [0] clear dQ and the dK, dV accumulators
+  // [0] dQ, and dK, dV of the gathered positions 0..32767 (one call)
   if (run.compute) {
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[0], c.compute));
-    CUDA_CHECK(cudaMemsetAsync(b.dq_acc, 0, 16777216 * sizeof(float), c.compute));
-    CUDA_CHECK(cudaMemsetAsync(b.dk_all, 0, 33554432 * sizeof(float), c.compute));
-    CUDA_CHECK(cudaMemsetAsync(b.dv_all, 0, 33554432 * sizeof(float), c.compute));
-    CUDA_CHECK(cudaMemsetAsync(b.dk_own, 0, 4194304 * sizeof(float), c.compute));
-    CUDA_CHECK(cudaMemsetAsync(b.dv_own, 0, 4194304 * sizeof(float), c.compute));
+    lasp::SoftmaxGatheredBackwardArgs args;
+    args.q = b.q; args.k = b.k_seq; args.v = b.v_seq;
+    args.o = b.o; args.lse = b.lse; args.dout = b.do_;
+    args.dq = b.dq; args.dk = b.dk_seq; args.dv = b.dv_seq;
+    args.q_map = kPieceMaps[0]; args.key_rows = 32768; args.causal = true;
+    lasp::softmax_gathered_backward(args, lasp::SoftmaxDims{1, 4096, 32768, 32, 8, 128}, c.compute);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[1], c.compute));
   }
-  // [1] dQ, and dK, dV of rank 1's positions
+  // [1] dK, dV back in rank order for the ReduceScatter
   if (run.compute) {
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[2], c.compute));
-    lasp::SoftmaxBlockBackwardArgs args;
-    args.q = b.q; args.k = b.k_all + 4194304; args.v = b.v_all + 4194304;
-    args.o = b.o; args.lse = b.lse; args.dout = b.do_;
-    args.dq = b.dq_acc; args.dk = b.dk_all + 4194304; args.dv = b.dv_all + 4194304;
-    args.q_map = kPieceMaps[0]; args.k_map = kPieceMaps[1]; args.causal = true;
-    lasp::softmax_block_backward(args, kS_dims, c.compute);
+    CUDA_CHECK(cudaMemcpy2DAsync(b.dk_all, 4194304 * sizeof(float), b.dk_seq, 33554432 * sizeof(float), 2097152 * sizeof(float), 1, cudaMemcpyDeviceToDevice, c.compute));
+    CUDA_CHECK(cudaMemcpy2DAsync(b.dk_all + 2097152, 4194304 * sizeof(float), b.dk_seq + 31457280, 33554432 * sizeof(float), 2097152 * sizeof(float), 1, cudaMemcpyDeviceToDevice, c.compute));
+    CUDA_CHECK(cudaMemcpy2DAsync(b.dk_all + 4194304, 4194304 * sizeof(float), b.dk_seq + 2097152, 33554432 * sizeof(float), 2097152 * sizeof(float), 1, cudaMemcpyDeviceToDevice, c.compute));
+    CUDA_CHECK(cudaMemcpy2DAsync(b.dk_all + 6291456, 4194304 * sizeof(float), b.dk_seq + 29360128, 33554432 * sizeof(float), 2097152 * sizeof(float), 1, cudaMemcpyDeviceToDevice, c.compute));
+    CUDA_CHECK(cudaMemcpy2DAsync(b.dk_all + 8388608, 4194304 * sizeof(float), b.dk_seq + 4194304, 33554432 * sizeof(float), 2097152 * sizeof(float), 1, cudaMemcpyDeviceToDevice, c.compute));
+    CUDA_CHECK(cudaMemcpy2DAsync(b.dk_all + 10485760, 4194304 * sizeof(float), b.dk_seq + 27262976, 33554432 * sizeof(float), 2097152 * sizeof(float), 1, cudaMemcpyDeviceToDevice, c.compute));
+    CUDA_CHECK(cudaMemcpy2DAsync(b.dk_all + 12582912, 4194304 * sizeof(float), b.dk_seq + 6291456, 33554432 * sizeof(float), 2097152 * sizeof(float), 1, cudaMemcpyDeviceToDevice, c.compute));
+    CUDA_CHECK(cudaMemcpy2DAsync(b.dk_all + 14680064, 4194304 * sizeof(float), b.dk_seq + 25165824, 33554432 * sizeof(float), 2097152 * sizeof(float), 1, cudaMemcpyDeviceToDevice, c.compute));
+    CUDA_CHECK(cudaMemcpy2DAsync(b.dk_all + 16777216, 4194304 * sizeof(float), b.dk_seq + 8388608, 33554432 * sizeof(float), 2097152 * sizeof(float), 1, cudaMemcpyDeviceToDevice, c.compute));
+    CUDA_CHECK(cudaMemcpy2DAsync(b.dk_all + 18874368, 4194304 * sizeof(float), b.dk_seq + 23068672, 33554432 * sizeof(float), 2097152 * sizeof(float), 1, cudaMemcpyDeviceToDevice, c.compute));
+    CUDA_CHECK(cudaMemcpy2DAsync(b.dk_all + 20971520, 4194304 * sizeof(float), b.dk_seq + 10485760, 33554432 * sizeof(float), 2097152 * sizeof(float), 1, cudaMemcpyDeviceToDevice, c.compute));
+    CUDA_CHECK(cudaMemcpy2DAsync(b.dk_all + 23068672, 4194304 * sizeof(float), b.dk_seq + 20971520, 33554432 * sizeof(float), 2097152 * sizeof(float), 1, cudaMemcpyDeviceToDevice, c.compute));
+    CUDA_CHECK(cudaMemcpy2DAsync(b.dk_all + 25165824, 4194304 * sizeof(float), b.dk_seq + 12582912, 33554432 * sizeof(float), 2097152 * sizeof(float), 1, cudaMemcpyDeviceToDevice, c.compute));
+    CUDA_CHECK(cudaMemcpy2DAsync(b.dk_all + 27262976, 4194304 * sizeof(float), b.dk_seq + 18874368, 33554432 * sizeof(float), 2097152 * sizeof(float), 1, cudaMemcpyDeviceToDevice, c.compute));
+    CUDA_CHECK(cudaMemcpy2DAsync(b.dk_all + 29360128, 4194304 * sizeof(float), b.dk_seq + 14680064, 33554432 * sizeof(float), 2097152 * sizeof(float), 1, cudaMemcpyDeviceToDevice, c.compute));
+    CUDA_CHECK(cudaMemcpy2DAsync(b.dk_all + 31457280, 4194304 * sizeof(float), b.dk_seq + 16777216, 33554432 * sizeof(float), 2097152 * sizeof(float), 1, cudaMemcpyDeviceToDevice, c.compute));
+    CUDA_CHECK(cudaMemcpy2DAsync(b.dv_all, 4194304 * sizeof(float), b.dv_seq, 33554432 * sizeof(float), 2097152 * sizeof(float), 1, cudaMemcpyDeviceToDevice, c.compute));
+    CUDA_CHECK(cudaMemcpy2DAsync(b.dv_all + 2097152, 4194304 * sizeof(float), b.dv_seq + 31457280, 33554432 * sizeof(float), 2097152 * sizeof(float), 1, cudaMemcpyDeviceToDevice, c.compute));
+    CUDA_CHECK(cudaMemcpy2DAsync(b.dv_all + 4194304, 4194304 * sizeof(float), b.dv_seq + 2097152, 33554432 * sizeof(float), 2097152 * sizeof(float), 1, cudaMemcpyDeviceToDevice, c.compute));
+    CUDA_CHECK(cudaMemcpy2DAsync(b.dv_all + 6291456, 4194304 * sizeof(float), b.dv_seq + 29360128, 33554432 * sizeof(float), 2097152 * sizeof(float), 1, cudaMemcpyDeviceToDevice, c.compute));
+    CUDA_CHECK(cudaMemcpy2DAsync(b.dv_all + 8388608, 4194304 * sizeof(float), b.dv_seq + 4194304, 33554432 * sizeof(float), 2097152 * sizeof(float), 1, cudaMemcpyDeviceToDevice, c.compute));
+    CUDA_CHECK(cudaMemcpy2DAsync(b.dv_all + 10485760, 4194304 * sizeof(float), b.dv_seq + 27262976, 33554432 * sizeof(float), 2097152 * sizeof(float), 1, cudaMemcpyDeviceToDevice, c.compute));
+    CUDA_CHECK(cudaMemcpy2DAsync(b.dv_all + 12582912, 4194304 * sizeof(float), b.dv_seq + 6291456, 33554432 * sizeof(float), 2097152 * sizeof(float), 1, cudaMemcpyDeviceToDevice, c.compute));
+    CUDA_CHECK(cudaMemcpy2DAsync(b.dv_all + 14680064, 4194304 * sizeof(float), b.dv_seq + 25165824, 33554432 * sizeof(float), 2097152 * sizeof(float), 1, cudaMemcpyDeviceToDevice, c.compute));
+    CUDA_CHECK(cudaMemcpy2DAsync(b.dv_all + 16777216, 4194304 * sizeof(float), b.dv_seq + 8388608, 33554432 * sizeof(float), 2097152 * sizeof(float), 1, cudaMemcpyDeviceToDevice, c.compute));
+    CUDA_CHECK(cudaMemcpy2DAsync(b.dv_all + 18874368, 4194304 * sizeof(float), b.dv_seq + 23068672, 33554432 * sizeof(float), 2097152 * sizeof(float), 1, cudaMemcpyDeviceToDevice, c.compute));
+    CUDA_CHECK(cudaMemcpy2DAsync(b.dv_all + 20971520, 4194304 * sizeof(float), b.dv_seq + 10485760, 33554432 * sizeof(float), 2097152 * sizeof(float), 1, cudaMemcpyDeviceToDevice, c.compute));
+    CUDA_CHECK(cudaMemcpy2DAsync(b.dv_all + 23068672, 4194304 * sizeof(float), b.dv_seq + 20971520, 33554432 * sizeof(float), 2097152 * sizeof(float), 1, cudaMemcpyDeviceToDevice, c.compute));
+    CUDA_CHECK(cudaMemcpy2DAsync(b.dv_all + 25165824, 4194304 * sizeof(float), b.dv_seq + 12582912, 33554432 * sizeof(float), 2097152 * sizeof(float), 1, cudaMemcpyDeviceToDevice, c.compute));
+    CUDA_CHECK(cudaMemcpy2DAsync(b.dv_all + 27262976, 4194304 * sizeof(float), b.dv_seq + 18874368, 33554432 * sizeof(float), 2097152 * sizeof(float), 1, cudaMemcpyDeviceToDevice, c.compute));
+    CUDA_CHECK(cudaMemcpy2DAsync(b.dv_all + 29360128, 4194304 * sizeof(float), b.dv_seq + 14680064, 33554432 * sizeof(float), 2097152 * sizeof(float), 1, cudaMemcpyDeviceToDevice, c.compute));
+    CUDA_CHECK(cudaMemcpy2DAsync(b.dv_all + 31457280, 4194304 * sizeof(float), b.dv_seq + 16777216, 33554432 * sizeof(float), 2097152 * sizeof(float), 1, cudaMemcpyDeviceToDevice, c.compute));
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[3], c.compute));
     CUDA_CHECK(cudaEventRecord(c.events[1], c.compute));
   }
-  // [2] dQ, and dK, dV of rank 2's positions
-  if (run.compute) {
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[4], c.compute));
-    lasp::SoftmaxBlockBackwardArgs args;
-    args.q = b.q; args.k = b.k_all + 8388608; args.v = b.v_all + 8388608;
-    args.o = b.o; args.lse = b.lse; args.dout = b.do_;
-    args.dq = b.dq_acc; args.dk = b.dk_all + 8388608; args.dv = b.dv_all + 8388608;
-    args.q_map = kPieceMaps[0]; args.k_map = kPieceMaps[2]; args.causal = true;
-    lasp::softmax_block_backward(args, kS_dims, c.compute);
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[5], c.compute));
-    CUDA_CHECK(cudaEventRecord(c.events[2], c.compute));
-  }
-  // [3] dQ, and dK, dV of rank 3's positions
-  if (run.compute) {
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[6], c.compute));
-    lasp::SoftmaxBlockBackwardArgs args;
-    args.q = b.q; args.k = b.k_all + 12582912; args.v = b.v_all + 12582912;
-    args.o = b.o; args.lse = b.lse; args.dout = b.do_;
-    args.dq = b.dq_acc; args.dk = b.dk_all + 12582912; args.dv = b.dv_all + 12582912;
-    args.q_map = kPieceMaps[0]; args.k_map = kPieceMaps[3]; args.causal = true;
-    lasp::softmax_block_backward(args, kS_dims, c.compute);
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[7], c.compute));
-    CUDA_CHECK(cudaEventRecord(c.events[3], c.compute));
-  }
-  // [4] dQ, and dK, dV of rank 4's positions
-  if (run.compute) {
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[8], c.compute));
-    lasp::SoftmaxBlockBackwardArgs args;
-    args.q = b.q; args.k = b.k_all + 16777216; args.v = b.v_all + 16777216;
-    args.o = b.o; args.lse = b.lse; args.dout = b.do_;
-    args.dq = b.dq_acc; args.dk = b.dk_all + 16777216; args.dv = b.dv_all + 16777216;
-    args.q_map = kPieceMaps[0]; args.k_map = kPieceMaps[4]; args.causal = true;
-    lasp::softmax_block_backward(args, kS_dims, c.compute);
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[9], c.compute));
-    CUDA_CHECK(cudaEventRecord(c.events[4], c.compute));
-  }
-  // [5] dQ, and dK, dV of rank 5's positions
-  if (run.compute) {
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[10], c.compute));
-    lasp::SoftmaxBlockBackwardArgs args;
-    args.q = b.q; args.k = b.k_all + 20971520; args.v = b.v_all + 20971520;
-    args.o = b.o; args.lse = b.lse; args.dout = b.do_;
-    args.dq = b.dq_acc; args.dk = b.dk_all + 20971520; args.dv = b.dv_all + 20971520;
-    args.q_map = kPieceMaps[0]; args.k_map = kPieceMaps[5]; args.causal = true;
-    lasp::softmax_block_backward(args, kS_dims, c.compute);
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[11], c.compute));
-    CUDA_CHECK(cudaEventRecord(c.events[5], c.compute));
-  }
-  // [6] dQ, and dK, dV of rank 6's positions
-  if (run.compute) {
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[12], c.compute));
-    lasp::SoftmaxBlockBackwardArgs args;
-    args.q = b.q; args.k = b.k_all + 25165824; args.v = b.v_all + 25165824;
-    args.o = b.o; args.lse = b.lse; args.dout = b.do_;
-    args.dq = b.dq_acc; args.dk = b.dk_all + 25165824; args.dv = b.dv_all + 25165824;
-    args.q_map = kPieceMaps[0]; args.k_map = kPieceMaps[6]; args.causal = true;
-    lasp::softmax_block_backward(args, kS_dims, c.compute);
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[13], c.compute));
-    CUDA_CHECK(cudaEventRecord(c.events[6], c.compute));
-  }
-  // [7] dQ, and dK, dV of rank 7's positions
-  if (run.compute) {
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[14], c.compute));
-    lasp::SoftmaxBlockBackwardArgs args;
-    args.q = b.q; args.k = b.k_all + 29360128; args.v = b.v_all + 29360128;
-    args.o = b.o; args.lse = b.lse; args.dout = b.do_;
-    args.dq = b.dq_acc; args.dk = b.dk_all + 29360128; args.dv = b.dv_all + 29360128;
-    args.q_map = kPieceMaps[0]; args.k_map = kPieceMaps[7]; args.causal = true;
-    lasp::softmax_block_backward(args, kS_dims, c.compute);
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[15], c.compute));
-    CUDA_CHECK(cudaEventRecord(c.events[7], c.compute));
-  }
-  // [8] ReduceScatter dK and dV to their owners
+  // [2] ReduceScatter dK and dV to their owners
   if (run.comm) {
     CUDA_CHECK(cudaStreamWaitEvent(c.comm, c.events[1], 0));
-    CUDA_CHECK(cudaStreamWaitEvent(c.comm, c.events[2], 0));
-    CUDA_CHECK(cudaStreamWaitEvent(c.comm, c.events[3], 0));
-    CUDA_CHECK(cudaStreamWaitEvent(c.comm, c.events[4], 0));
-    CUDA_CHECK(cudaStreamWaitEvent(c.comm, c.events[5], 0));
-    CUDA_CHECK(cudaStreamWaitEvent(c.comm, c.events[6], 0));
-    CUDA_CHECK(cudaStreamWaitEvent(c.comm, c.events[7], 0));
-    CUDA_CHECK(cudaEventRecord(c.started[8], c.comm));  // the collective is next on its stream
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[16], c.comm));
+    CUDA_CHECK(cudaEventRecord(c.started[2], c.comm));  // the collective is next on its stream
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[4], c.comm));
     NCCL_CHECK(ncclGroupStart());
     NCCL_CHECK(ncclReduceScatter(b.dk_all, b.dk_sum, 4194304, ncclFloat32, ncclSum, c.nccl, c.comm));
     NCCL_CHECK(ncclReduceScatter(b.dv_all, b.dv_sum, 4194304, ncclFloat32, ncclSum, c.nccl, c.comm));
     NCCL_CHECK(ncclGroupEnd());
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[17], c.comm));
-    CUDA_CHECK(cudaEventRecord(c.events[8], c.comm));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[5], c.comm));
+    CUDA_CHECK(cudaEventRecord(c.events[2], c.comm));
   }
-  // [9] dQ, and dK, dV of this rank's own positions (no communication needed)
+  // [3] dWo = attn^T dY (the layer's weight gradient)
   if (run.compute) {
-    CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.started[8], 0));  // let the collective start first
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[18], c.compute));
-    lasp::SoftmaxBlockBackwardArgs args;
-    args.q = b.q; args.k = b.k_all; args.v = b.v_all;
-    args.o = b.o; args.lse = b.lse; args.dout = b.do_;
-    args.dq = b.dq_acc; args.dk = b.dk_own; args.dv = b.dv_own;
-    args.q_map = kPieceMaps[0]; args.k_map = kPieceMaps[0]; args.causal = true;
-    lasp::softmax_block_backward(args, kS_dims, c.compute);
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[19], c.compute));
+    CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.started[2], 0));  // let the collective start first
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[6], c.compute));
+    run_host(run, HostWork::kOWeightGrad, 16);
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[7], c.compute));
   }
-  // [10] dQ to the activation type
+  // [4] dK, dV of this rank to the activation type
   if (run.compute) {
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[20], c.compute));
-    lasp::cast_to_bf16(b.dq_acc, b.dq, 16777216, c.compute);
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[21], c.compute));
-  }
-  // [11] dK, dV of this rank: the other ranks' share plus its own
-  if (run.compute) {
-    CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.events[8], 0));
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[22], c.compute));
-    lasp::add_to_bf16(b.dk_sum, b.dk_own, b.dk, 4194304, c.compute);
-    lasp::add_to_bf16(b.dv_sum, b.dv_own, b.dv, 4194304, c.compute);
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[23], c.compute));
+    CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.events[2], 0));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[8], c.compute));
+    lasp::cast_to_bf16(b.dk_sum, b.dk, 4194304, c.compute);
+    lasp::cast_to_bf16(b.dv_sum, b.dv, 4194304, c.compute);
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[9], c.compute));
   }
 }
 
 // S backward, rank 1.
 static void S_backward_rank1(const Ctx& c, SBuffers& b, Run run) {
-  // [0] clear dQ and the dK, dV accumulators
+  // [0] dQ, and dK, dV of the gathered positions 0..30719 (one call)
   if (run.compute) {
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[0], c.compute));
-    CUDA_CHECK(cudaMemsetAsync(b.dq_acc, 0, 16777216 * sizeof(float), c.compute));
-    CUDA_CHECK(cudaMemsetAsync(b.dk_all, 0, 33554432 * sizeof(float), c.compute));
-    CUDA_CHECK(cudaMemsetAsync(b.dv_all, 0, 33554432 * sizeof(float), c.compute));
-    CUDA_CHECK(cudaMemsetAsync(b.dk_own, 0, 4194304 * sizeof(float), c.compute));
-    CUDA_CHECK(cudaMemsetAsync(b.dv_own, 0, 4194304 * sizeof(float), c.compute));
+    lasp::SoftmaxGatheredBackwardArgs args;
+    args.q = b.q; args.k = b.k_seq; args.v = b.v_seq;
+    args.o = b.o; args.lse = b.lse; args.dout = b.do_;
+    args.dq = b.dq; args.dk = b.dk_seq; args.dv = b.dv_seq;
+    args.q_map = kPieceMaps[1]; args.key_rows = 30720; args.causal = true;
+    lasp::softmax_gathered_backward(args, lasp::SoftmaxDims{1, 4096, 32768, 32, 8, 128}, c.compute);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[1], c.compute));
   }
-  // [1] dQ, and dK, dV of rank 0's positions
+  // [1] dK, dV back in rank order for the ReduceScatter
   if (run.compute) {
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[2], c.compute));
-    lasp::SoftmaxBlockBackwardArgs args;
-    args.q = b.q; args.k = b.k_all; args.v = b.v_all;
-    args.o = b.o; args.lse = b.lse; args.dout = b.do_;
-    args.dq = b.dq_acc; args.dk = b.dk_all; args.dv = b.dv_all;
-    args.q_map = kPieceMaps[1]; args.k_map = kPieceMaps[0]; args.causal = true;
-    lasp::softmax_block_backward(args, kS_dims, c.compute);
+    CUDA_CHECK(cudaMemcpy2DAsync(b.dk_all, 4194304 * sizeof(float), b.dk_seq, 33554432 * sizeof(float), 2097152 * sizeof(float), 1, cudaMemcpyDeviceToDevice, c.compute));
+    CUDA_CHECK(cudaMemset2DAsync(b.dk_all + 2097152, 4194304 * sizeof(float), 0, 2097152 * sizeof(float), 1, c.compute));
+    CUDA_CHECK(cudaMemcpy2DAsync(b.dk_all + 4194304, 4194304 * sizeof(float), b.dk_seq + 2097152, 33554432 * sizeof(float), 2097152 * sizeof(float), 1, cudaMemcpyDeviceToDevice, c.compute));
+    CUDA_CHECK(cudaMemcpy2DAsync(b.dk_all + 6291456, 4194304 * sizeof(float), b.dk_seq + 29360128, 33554432 * sizeof(float), 2097152 * sizeof(float), 1, cudaMemcpyDeviceToDevice, c.compute));
+    CUDA_CHECK(cudaMemcpy2DAsync(b.dk_all + 8388608, 4194304 * sizeof(float), b.dk_seq + 4194304, 33554432 * sizeof(float), 2097152 * sizeof(float), 1, cudaMemcpyDeviceToDevice, c.compute));
+    CUDA_CHECK(cudaMemcpy2DAsync(b.dk_all + 10485760, 4194304 * sizeof(float), b.dk_seq + 27262976, 33554432 * sizeof(float), 2097152 * sizeof(float), 1, cudaMemcpyDeviceToDevice, c.compute));
+    CUDA_CHECK(cudaMemcpy2DAsync(b.dk_all + 12582912, 4194304 * sizeof(float), b.dk_seq + 6291456, 33554432 * sizeof(float), 2097152 * sizeof(float), 1, cudaMemcpyDeviceToDevice, c.compute));
+    CUDA_CHECK(cudaMemcpy2DAsync(b.dk_all + 14680064, 4194304 * sizeof(float), b.dk_seq + 25165824, 33554432 * sizeof(float), 2097152 * sizeof(float), 1, cudaMemcpyDeviceToDevice, c.compute));
+    CUDA_CHECK(cudaMemcpy2DAsync(b.dk_all + 16777216, 4194304 * sizeof(float), b.dk_seq + 8388608, 33554432 * sizeof(float), 2097152 * sizeof(float), 1, cudaMemcpyDeviceToDevice, c.compute));
+    CUDA_CHECK(cudaMemcpy2DAsync(b.dk_all + 18874368, 4194304 * sizeof(float), b.dk_seq + 23068672, 33554432 * sizeof(float), 2097152 * sizeof(float), 1, cudaMemcpyDeviceToDevice, c.compute));
+    CUDA_CHECK(cudaMemcpy2DAsync(b.dk_all + 20971520, 4194304 * sizeof(float), b.dk_seq + 10485760, 33554432 * sizeof(float), 2097152 * sizeof(float), 1, cudaMemcpyDeviceToDevice, c.compute));
+    CUDA_CHECK(cudaMemcpy2DAsync(b.dk_all + 23068672, 4194304 * sizeof(float), b.dk_seq + 20971520, 33554432 * sizeof(float), 2097152 * sizeof(float), 1, cudaMemcpyDeviceToDevice, c.compute));
+    CUDA_CHECK(cudaMemcpy2DAsync(b.dk_all + 25165824, 4194304 * sizeof(float), b.dk_seq + 12582912, 33554432 * sizeof(float), 2097152 * sizeof(float), 1, cudaMemcpyDeviceToDevice, c.compute));
+    CUDA_CHECK(cudaMemcpy2DAsync(b.dk_all + 27262976, 4194304 * sizeof(float), b.dk_seq + 18874368, 33554432 * sizeof(float), 2097152 * sizeof(float), 1, cudaMemcpyDeviceToDevice, c.compute));
+    CUDA_CHECK(cudaMemcpy2DAsync(b.dk_all + 29360128, 4194304 * sizeof(float), b.dk_seq + 14680064, 33554432 * sizeof(float), 2097152 * sizeof(float), 1, cudaMemcpyDeviceToDevice, c.compute));
+    CUDA_CHECK(cudaMemcpy2DAsync(b.dk_all + 31457280, 4194304 * sizeof(float), b.dk_seq + 16777216, 33554432 * sizeof(float), 2097152 * sizeof(float), 1, cudaMemcpyDeviceToDevice, c.compute));
+    CUDA_CHECK(cudaMemcpy2DAsync(b.dv_all, 4194304 * sizeof(float), b.dv_seq, 33554432 * sizeof(float), 2097152 * sizeof(float), 1, cudaMemcpyDeviceToDevice, c.compute));
+    CUDA_CHECK(cudaMemset2DAsync(b.dv_all + 2097152, 4194304 * sizeof(float), 0, 2097152 * sizeof(float), 1, c.compute));
+    CUDA_CHECK(cudaMemcpy2DAsync(b.dv_all + 4194304, 4194304 * sizeof(float), b.dv_seq + 2097152, 33554432 * sizeof(float), 2097152 * sizeof(float), 1, cudaMemcpyDeviceToDevice, c.compute));
+    CUDA_CHECK(cudaMemcpy2DAsync(b.dv_all + 6291456, 4194304 * sizeof(float), b.dv_seq + 29360128, 33554432 * sizeof(float), 2097152 * sizeof(float), 1, cudaMemcpyDeviceToDevice, c.compute));
+    CUDA_CHECK(cudaMemcpy2DAsync(b.dv_all + 8388608, 4194304 * sizeof(float), b.dv_seq + 4194304, 33554432 * sizeof(float), 2097152 * sizeof(float), 1, cudaMemcpyDeviceToDevice, c.compute));
+    CUDA_CHECK(cudaMemcpy2DAsync(b.dv_all + 10485760, 4194304 * sizeof(float), b.dv_seq + 27262976, 33554432 * sizeof(float), 2097152 * sizeof(float), 1, cudaMemcpyDeviceToDevice, c.compute));
+    CUDA_CHECK(cudaMemcpy2DAsync(b.dv_all + 12582912, 4194304 * sizeof(float), b.dv_seq + 6291456, 33554432 * sizeof(float), 2097152 * sizeof(float), 1, cudaMemcpyDeviceToDevice, c.compute));
+    CUDA_CHECK(cudaMemcpy2DAsync(b.dv_all + 14680064, 4194304 * sizeof(float), b.dv_seq + 25165824, 33554432 * sizeof(float), 2097152 * sizeof(float), 1, cudaMemcpyDeviceToDevice, c.compute));
+    CUDA_CHECK(cudaMemcpy2DAsync(b.dv_all + 16777216, 4194304 * sizeof(float), b.dv_seq + 8388608, 33554432 * sizeof(float), 2097152 * sizeof(float), 1, cudaMemcpyDeviceToDevice, c.compute));
+    CUDA_CHECK(cudaMemcpy2DAsync(b.dv_all + 18874368, 4194304 * sizeof(float), b.dv_seq + 23068672, 33554432 * sizeof(float), 2097152 * sizeof(float), 1, cudaMemcpyDeviceToDevice, c.compute));
+    CUDA_CHECK(cudaMemcpy2DAsync(b.dv_all + 20971520, 4194304 * sizeof(float), b.dv_seq + 10485760, 33554432 * sizeof(float), 2097152 * sizeof(float), 1, cudaMemcpyDeviceToDevice, c.compute));
+    CUDA_CHECK(cudaMemcpy2DAsync(b.dv_all + 23068672, 4194304 * sizeof(float), b.dv_seq + 20971520, 33554432 * sizeof(float), 2097152 * sizeof(float), 1, cudaMemcpyDeviceToDevice, c.compute));
+    CUDA_CHECK(cudaMemcpy2DAsync(b.dv_all + 25165824, 4194304 * sizeof(float), b.dv_seq + 12582912, 33554432 * sizeof(float), 2097152 * sizeof(float), 1, cudaMemcpyDeviceToDevice, c.compute));
+    CUDA_CHECK(cudaMemcpy2DAsync(b.dv_all + 27262976, 4194304 * sizeof(float), b.dv_seq + 18874368, 33554432 * sizeof(float), 2097152 * sizeof(float), 1, cudaMemcpyDeviceToDevice, c.compute));
+    CUDA_CHECK(cudaMemcpy2DAsync(b.dv_all + 29360128, 4194304 * sizeof(float), b.dv_seq + 14680064, 33554432 * sizeof(float), 2097152 * sizeof(float), 1, cudaMemcpyDeviceToDevice, c.compute));
+    CUDA_CHECK(cudaMemcpy2DAsync(b.dv_all + 31457280, 4194304 * sizeof(float), b.dv_seq + 16777216, 33554432 * sizeof(float), 2097152 * sizeof(float), 1, cudaMemcpyDeviceToDevice, c.compute));
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[3], c.compute));
     CUDA_CHECK(cudaEventRecord(c.events[1], c.compute));
   }
-  // [2] dQ, and dK, dV of rank 2's positions
-  if (run.compute) {
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[4], c.compute));
-    lasp::SoftmaxBlockBackwardArgs args;
-    args.q = b.q; args.k = b.k_all + 8388608; args.v = b.v_all + 8388608;
-    args.o = b.o; args.lse = b.lse; args.dout = b.do_;
-    args.dq = b.dq_acc; args.dk = b.dk_all + 8388608; args.dv = b.dv_all + 8388608;
-    args.q_map = kPieceMaps[1]; args.k_map = kPieceMaps[2]; args.causal = true;
-    lasp::softmax_block_backward(args, kS_dims, c.compute);
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[5], c.compute));
-    CUDA_CHECK(cudaEventRecord(c.events[2], c.compute));
-  }
-  // [3] dQ, and dK, dV of rank 3's positions
-  if (run.compute) {
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[6], c.compute));
-    lasp::SoftmaxBlockBackwardArgs args;
-    args.q = b.q; args.k = b.k_all + 12582912; args.v = b.v_all + 12582912;
-    args.o = b.o; args.lse = b.lse; args.dout = b.do_;
-    args.dq = b.dq_acc; args.dk = b.dk_all + 12582912; args.dv = b.dv_all + 12582912;
-    args.q_map = kPieceMaps[1]; args.k_map = kPieceMaps[3]; args.causal = true;
-    lasp::softmax_block_backward(args, kS_dims, c.compute);
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[7], c.compute));
-    CUDA_CHECK(cudaEventRecord(c.events[3], c.compute));
-  }
-  // [4] dQ, and dK, dV of rank 4's positions
-  if (run.compute) {
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[8], c.compute));
-    lasp::SoftmaxBlockBackwardArgs args;
-    args.q = b.q; args.k = b.k_all + 16777216; args.v = b.v_all + 16777216;
-    args.o = b.o; args.lse = b.lse; args.dout = b.do_;
-    args.dq = b.dq_acc; args.dk = b.dk_all + 16777216; args.dv = b.dv_all + 16777216;
-    args.q_map = kPieceMaps[1]; args.k_map = kPieceMaps[4]; args.causal = true;
-    lasp::softmax_block_backward(args, kS_dims, c.compute);
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[9], c.compute));
-    CUDA_CHECK(cudaEventRecord(c.events[4], c.compute));
-  }
-  // [5] dQ, and dK, dV of rank 5's positions
-  if (run.compute) {
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[10], c.compute));
-    lasp::SoftmaxBlockBackwardArgs args;
-    args.q = b.q; args.k = b.k_all + 20971520; args.v = b.v_all + 20971520;
-    args.o = b.o; args.lse = b.lse; args.dout = b.do_;
-    args.dq = b.dq_acc; args.dk = b.dk_all + 20971520; args.dv = b.dv_all + 20971520;
-    args.q_map = kPieceMaps[1]; args.k_map = kPieceMaps[5]; args.causal = true;
-    lasp::softmax_block_backward(args, kS_dims, c.compute);
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[11], c.compute));
-    CUDA_CHECK(cudaEventRecord(c.events[5], c.compute));
-  }
-  // [6] dQ, and dK, dV of rank 6's positions
-  if (run.compute) {
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[12], c.compute));
-    lasp::SoftmaxBlockBackwardArgs args;
-    args.q = b.q; args.k = b.k_all + 25165824; args.v = b.v_all + 25165824;
-    args.o = b.o; args.lse = b.lse; args.dout = b.do_;
-    args.dq = b.dq_acc; args.dk = b.dk_all + 25165824; args.dv = b.dv_all + 25165824;
-    args.q_map = kPieceMaps[1]; args.k_map = kPieceMaps[6]; args.causal = true;
-    lasp::softmax_block_backward(args, kS_dims, c.compute);
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[13], c.compute));
-    CUDA_CHECK(cudaEventRecord(c.events[6], c.compute));
-  }
-  // [7] dQ, and dK, dV of rank 7's positions
-  if (run.compute) {
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[14], c.compute));
-    lasp::SoftmaxBlockBackwardArgs args;
-    args.q = b.q; args.k = b.k_all + 29360128; args.v = b.v_all + 29360128;
-    args.o = b.o; args.lse = b.lse; args.dout = b.do_;
-    args.dq = b.dq_acc; args.dk = b.dk_all + 29360128; args.dv = b.dv_all + 29360128;
-    args.q_map = kPieceMaps[1]; args.k_map = kPieceMaps[7]; args.causal = true;
-    lasp::softmax_block_backward(args, kS_dims, c.compute);
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[15], c.compute));
-    CUDA_CHECK(cudaEventRecord(c.events[7], c.compute));
-  }
-  // [8] ReduceScatter dK and dV to their owners
+  // [2] ReduceScatter dK and dV to their owners
   if (run.comm) {
     CUDA_CHECK(cudaStreamWaitEvent(c.comm, c.events[1], 0));
-    CUDA_CHECK(cudaStreamWaitEvent(c.comm, c.events[2], 0));
-    CUDA_CHECK(cudaStreamWaitEvent(c.comm, c.events[3], 0));
-    CUDA_CHECK(cudaStreamWaitEvent(c.comm, c.events[4], 0));
-    CUDA_CHECK(cudaStreamWaitEvent(c.comm, c.events[5], 0));
-    CUDA_CHECK(cudaStreamWaitEvent(c.comm, c.events[6], 0));
-    CUDA_CHECK(cudaStreamWaitEvent(c.comm, c.events[7], 0));
-    CUDA_CHECK(cudaEventRecord(c.started[8], c.comm));  // the collective is next on its stream
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[16], c.comm));
+    CUDA_CHECK(cudaEventRecord(c.started[2], c.comm));  // the collective is next on its stream
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[4], c.comm));
     NCCL_CHECK(ncclGroupStart());
     NCCL_CHECK(ncclReduceScatter(b.dk_all, b.dk_sum, 4194304, ncclFloat32, ncclSum, c.nccl, c.comm));
     NCCL_CHECK(ncclReduceScatter(b.dv_all, b.dv_sum, 4194304, ncclFloat32, ncclSum, c.nccl, c.comm));
     NCCL_CHECK(ncclGroupEnd());
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[17], c.comm));
-    CUDA_CHECK(cudaEventRecord(c.events[8], c.comm));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[5], c.comm));
+    CUDA_CHECK(cudaEventRecord(c.events[2], c.comm));
   }
-  // [9] dQ, and dK, dV of this rank's own positions (no communication needed)
+  // [3] dWo = attn^T dY (the layer's weight gradient)
   if (run.compute) {
-    CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.started[8], 0));  // let the collective start first
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[18], c.compute));
-    lasp::SoftmaxBlockBackwardArgs args;
-    args.q = b.q; args.k = b.k_all + 4194304; args.v = b.v_all + 4194304;
-    args.o = b.o; args.lse = b.lse; args.dout = b.do_;
-    args.dq = b.dq_acc; args.dk = b.dk_own; args.dv = b.dv_own;
-    args.q_map = kPieceMaps[1]; args.k_map = kPieceMaps[1]; args.causal = true;
-    lasp::softmax_block_backward(args, kS_dims, c.compute);
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[19], c.compute));
+    CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.started[2], 0));  // let the collective start first
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[6], c.compute));
+    run_host(run, HostWork::kOWeightGrad, 16);
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[7], c.compute));
   }
-  // [10] dQ to the activation type
+  // [4] dK, dV of this rank to the activation type
   if (run.compute) {
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[20], c.compute));
-    lasp::cast_to_bf16(b.dq_acc, b.dq, 16777216, c.compute);
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[21], c.compute));
-  }
-  // [11] dK, dV of this rank: the other ranks' share plus its own
-  if (run.compute) {
-    CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.events[8], 0));
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[22], c.compute));
-    lasp::add_to_bf16(b.dk_sum, b.dk_own, b.dk, 4194304, c.compute);
-    lasp::add_to_bf16(b.dv_sum, b.dv_own, b.dv, 4194304, c.compute);
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[23], c.compute));
+    CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.events[2], 0));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[8], c.compute));
+    lasp::cast_to_bf16(b.dk_sum, b.dk, 4194304, c.compute);
+    lasp::cast_to_bf16(b.dv_sum, b.dv, 4194304, c.compute);
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[9], c.compute));
   }
 }
 
 // S backward, rank 2.
 static void S_backward_rank2(const Ctx& c, SBuffers& b, Run run) {
-  // [0] clear dQ and the dK, dV accumulators
+  // [0] dQ, and dK, dV of the gathered positions 0..28671 (one call)
   if (run.compute) {
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[0], c.compute));
-    CUDA_CHECK(cudaMemsetAsync(b.dq_acc, 0, 16777216 * sizeof(float), c.compute));
-    CUDA_CHECK(cudaMemsetAsync(b.dk_all, 0, 33554432 * sizeof(float), c.compute));
-    CUDA_CHECK(cudaMemsetAsync(b.dv_all, 0, 33554432 * sizeof(float), c.compute));
-    CUDA_CHECK(cudaMemsetAsync(b.dk_own, 0, 4194304 * sizeof(float), c.compute));
-    CUDA_CHECK(cudaMemsetAsync(b.dv_own, 0, 4194304 * sizeof(float), c.compute));
+    lasp::SoftmaxGatheredBackwardArgs args;
+    args.q = b.q; args.k = b.k_seq; args.v = b.v_seq;
+    args.o = b.o; args.lse = b.lse; args.dout = b.do_;
+    args.dq = b.dq; args.dk = b.dk_seq; args.dv = b.dv_seq;
+    args.q_map = kPieceMaps[2]; args.key_rows = 28672; args.causal = true;
+    lasp::softmax_gathered_backward(args, lasp::SoftmaxDims{1, 4096, 32768, 32, 8, 128}, c.compute);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[1], c.compute));
   }
-  // [1] dQ, and dK, dV of rank 0's positions
+  // [1] dK, dV back in rank order for the ReduceScatter
   if (run.compute) {
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[2], c.compute));
-    lasp::SoftmaxBlockBackwardArgs args;
-    args.q = b.q; args.k = b.k_all; args.v = b.v_all;
-    args.o = b.o; args.lse = b.lse; args.dout = b.do_;
-    args.dq = b.dq_acc; args.dk = b.dk_all; args.dv = b.dv_all;
-    args.q_map = kPieceMaps[2]; args.k_map = kPieceMaps[0]; args.causal = true;
-    lasp::softmax_block_backward(args, kS_dims, c.compute);
+    CUDA_CHECK(cudaMemcpy2DAsync(b.dk_all, 4194304 * sizeof(float), b.dk_seq, 33554432 * sizeof(float), 2097152 * sizeof(float), 1, cudaMemcpyDeviceToDevice, c.compute));
+    CUDA_CHECK(cudaMemset2DAsync(b.dk_all + 2097152, 4194304 * sizeof(float), 0, 2097152 * sizeof(float), 1, c.compute));
+    CUDA_CHECK(cudaMemcpy2DAsync(b.dk_all + 4194304, 4194304 * sizeof(float), b.dk_seq + 2097152, 33554432 * sizeof(float), 2097152 * sizeof(float), 1, cudaMemcpyDeviceToDevice, c.compute));
+    CUDA_CHECK(cudaMemset2DAsync(b.dk_all + 6291456, 4194304 * sizeof(float), 0, 2097152 * sizeof(float), 1, c.compute));
+    CUDA_CHECK(cudaMemcpy2DAsync(b.dk_all + 8388608, 4194304 * sizeof(float), b.dk_seq + 4194304, 33554432 * sizeof(float), 2097152 * sizeof(float), 1, cudaMemcpyDeviceToDevice, c.compute));
+    CUDA_CHECK(cudaMemcpy2DAsync(b.dk_all + 10485760, 4194304 * sizeof(float), b.dk_seq + 27262976, 33554432 * sizeof(float), 2097152 * sizeof(float), 1, cudaMemcpyDeviceToDevice, c.compute));
+    CUDA_CHECK(cudaMemcpy2DAsync(b.dk_all + 12582912, 4194304 * sizeof(float), b.dk_seq + 6291456, 33554432 * sizeof(float), 2097152 * sizeof(float), 1, cudaMemcpyDeviceToDevice, c.compute));
+    CUDA_CHECK(cudaMemcpy2DAsync(b.dk_all + 14680064, 4194304 * sizeof(float), b.dk_seq + 25165824, 33554432 * sizeof(float), 2097152 * sizeof(float), 1, cudaMemcpyDeviceToDevice, c.compute));
+    CUDA_CHECK(cudaMemcpy2DAsync(b.dk_all + 16777216, 4194304 * sizeof(float), b.dk_seq + 8388608, 33554432 * sizeof(float), 2097152 * sizeof(float), 1, cudaMemcpyDeviceToDevice, c.compute));
+    CUDA_CHECK(cudaMemcpy2DAsync(b.dk_all + 18874368, 4194304 * sizeof(float), b.dk_seq + 23068672, 33554432 * sizeof(float), 2097152 * sizeof(float), 1, cudaMemcpyDeviceToDevice, c.compute));
+    CUDA_CHECK(cudaMemcpy2DAsync(b.dk_all + 20971520, 4194304 * sizeof(float), b.dk_seq + 10485760, 33554432 * sizeof(float), 2097152 * sizeof(float), 1, cudaMemcpyDeviceToDevice, c.compute));
+    CUDA_CHECK(cudaMemcpy2DAsync(b.dk_all + 23068672, 4194304 * sizeof(float), b.dk_seq + 20971520, 33554432 * sizeof(float), 2097152 * sizeof(float), 1, cudaMemcpyDeviceToDevice, c.compute));
+    CUDA_CHECK(cudaMemcpy2DAsync(b.dk_all + 25165824, 4194304 * sizeof(float), b.dk_seq + 12582912, 33554432 * sizeof(float), 2097152 * sizeof(float), 1, cudaMemcpyDeviceToDevice, c.compute));
+    CUDA_CHECK(cudaMemcpy2DAsync(b.dk_all + 27262976, 4194304 * sizeof(float), b.dk_seq + 18874368, 33554432 * sizeof(float), 2097152 * sizeof(float), 1, cudaMemcpyDeviceToDevice, c.compute));
+    CUDA_CHECK(cudaMemcpy2DAsync(b.dk_all + 29360128, 4194304 * sizeof(float), b.dk_seq + 14680064, 33554432 * sizeof(float), 2097152 * sizeof(float), 1, cudaMemcpyDeviceToDevice, c.compute));
+    CUDA_CHECK(cudaMemcpy2DAsync(b.dk_all + 31457280, 4194304 * sizeof(float), b.dk_seq + 16777216, 33554432 * sizeof(float), 2097152 * sizeof(float), 1, cudaMemcpyDeviceToDevice, c.compute));
+    CUDA_CHECK(cudaMemcpy2DAsync(b.dv_all, 4194304 * sizeof(float), b.dv_seq, 33554432 * sizeof(float), 2097152 * sizeof(float), 1, cudaMemcpyDeviceToDevice, c.compute));
+    CUDA_CHECK(cudaMemset2DAsync(b.dv_all + 2097152, 4194304 * sizeof(float), 0, 2097152 * sizeof(float), 1, c.compute));
+    CUDA_CHECK(cudaMemcpy2DAsync(b.dv_all + 4194304, 4194304 * sizeof(float), b.dv_seq + 2097152, 33554432 * sizeof(float), 2097152 * sizeof(float), 1, cudaMemcpyDeviceToDevice, c.compute));
+    CUDA_CHECK(cudaMemset2DAsync(b.dv_all + 6291456, 4194304 * sizeof(float), 0, 2097152 * sizeof(float), 1, c.compute));
+    CUDA_CHECK(cudaMemcpy2DAsync(b.dv_all + 8388608, 4194304 * sizeof(float), b.dv_seq + 4194304, 33554432 * sizeof(float), 2097152 * sizeof(float), 1, cudaMemcpyDeviceToDevice, c.compute));
+    CUDA_CHECK(cudaMemcpy2DAsync(b.dv_all + 10485760, 4194304 * sizeof(float), b.dv_seq + 27262976, 33554432 * sizeof(float), 2097152 * sizeof(float), 1, cudaMemcpyDeviceToDevice, c.compute));
+    CUDA_CHECK(cudaMemcpy2DAsync(b.dv_all + 12582912, 4194304 * sizeof(float), b.dv_seq + 6291456, 33554432 * sizeof(float), 2097152 * sizeof(float), 1, cudaMemcpyDeviceToDevice, c.compute));
+    CUDA_CHECK(cudaMemcpy2DAsync(b.dv_all + 14680064, 4194304 * sizeof(float), b.dv_seq + 25165824, 33554432 * sizeof(float), 2097152 * sizeof(float), 1, cudaMemcpyDeviceToDevice, c.compute));
+    CUDA_CHECK(cudaMemcpy2DAsync(b.dv_all + 16777216, 4194304 * sizeof(float), b.dv_seq + 8388608, 33554432 * sizeof(float), 2097152 * sizeof(float), 1, cudaMemcpyDeviceToDevice, c.compute));
+    CUDA_CHECK(cudaMemcpy2DAsync(b.dv_all + 18874368, 4194304 * sizeof(float), b.dv_seq + 23068672, 33554432 * sizeof(float), 2097152 * sizeof(float), 1, cudaMemcpyDeviceToDevice, c.compute));
+    CUDA_CHECK(cudaMemcpy2DAsync(b.dv_all + 20971520, 4194304 * sizeof(float), b.dv_seq + 10485760, 33554432 * sizeof(float), 2097152 * sizeof(float), 1, cudaMemcpyDeviceToDevice, c.compute));
+    CUDA_CHECK(cudaMemcpy2DAsync(b.dv_all + 23068672, 4194304 * sizeof(float), b.dv_seq + 20971520, 33554432 * sizeof(float), 2097152 * sizeof(float), 1, cudaMemcpyDeviceToDevice, c.compute));
+    CUDA_CHECK(cudaMemcpy2DAsync(b.dv_all + 25165824, 4194304 * sizeof(float), b.dv_seq + 12582912, 33554432 * sizeof(float), 2097152 * sizeof(float), 1, cudaMemcpyDeviceToDevice, c.compute));
+    CUDA_CHECK(cudaMemcpy2DAsync(b.dv_all + 27262976, 4194304 * sizeof(float), b.dv_seq + 18874368, 33554432 * sizeof(float), 2097152 * sizeof(float), 1, cudaMemcpyDeviceToDevice, c.compute));
+    CUDA_CHECK(cudaMemcpy2DAsync(b.dv_all + 29360128, 4194304 * sizeof(float), b.dv_seq + 14680064, 33554432 * sizeof(float), 2097152 * sizeof(float), 1, cudaMemcpyDeviceToDevice, c.compute));
+    CUDA_CHECK(cudaMemcpy2DAsync(b.dv_all + 31457280, 4194304 * sizeof(float), b.dv_seq + 16777216, 33554432 * sizeof(float), 2097152 * sizeof(float), 1, cudaMemcpyDeviceToDevice, c.compute));
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[3], c.compute));
     CUDA_CHECK(cudaEventRecord(c.events[1], c.compute));
   }
-  // [2] dQ, and dK, dV of rank 1's positions
-  if (run.compute) {
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[4], c.compute));
-    lasp::SoftmaxBlockBackwardArgs args;
-    args.q = b.q; args.k = b.k_all + 4194304; args.v = b.v_all + 4194304;
-    args.o = b.o; args.lse = b.lse; args.dout = b.do_;
-    args.dq = b.dq_acc; args.dk = b.dk_all + 4194304; args.dv = b.dv_all + 4194304;
-    args.q_map = kPieceMaps[2]; args.k_map = kPieceMaps[1]; args.causal = true;
-    lasp::softmax_block_backward(args, kS_dims, c.compute);
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[5], c.compute));
-    CUDA_CHECK(cudaEventRecord(c.events[2], c.compute));
-  }
-  // [3] dQ, and dK, dV of rank 3's positions
-  if (run.compute) {
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[6], c.compute));
-    lasp::SoftmaxBlockBackwardArgs args;
-    args.q = b.q; args.k = b.k_all + 12582912; args.v = b.v_all + 12582912;
-    args.o = b.o; args.lse = b.lse; args.dout = b.do_;
-    args.dq = b.dq_acc; args.dk = b.dk_all + 12582912; args.dv = b.dv_all + 12582912;
-    args.q_map = kPieceMaps[2]; args.k_map = kPieceMaps[3]; args.causal = true;
-    lasp::softmax_block_backward(args, kS_dims, c.compute);
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[7], c.compute));
-    CUDA_CHECK(cudaEventRecord(c.events[3], c.compute));
-  }
-  // [4] dQ, and dK, dV of rank 4's positions
-  if (run.compute) {
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[8], c.compute));
-    lasp::SoftmaxBlockBackwardArgs args;
-    args.q = b.q; args.k = b.k_all + 16777216; args.v = b.v_all + 16777216;
-    args.o = b.o; args.lse = b.lse; args.dout = b.do_;
-    args.dq = b.dq_acc; args.dk = b.dk_all + 16777216; args.dv = b.dv_all + 16777216;
-    args.q_map = kPieceMaps[2]; args.k_map = kPieceMaps[4]; args.causal = true;
-    lasp::softmax_block_backward(args, kS_dims, c.compute);
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[9], c.compute));
-    CUDA_CHECK(cudaEventRecord(c.events[4], c.compute));
-  }
-  // [5] dQ, and dK, dV of rank 5's positions
-  if (run.compute) {
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[10], c.compute));
-    lasp::SoftmaxBlockBackwardArgs args;
-    args.q = b.q; args.k = b.k_all + 20971520; args.v = b.v_all + 20971520;
-    args.o = b.o; args.lse = b.lse; args.dout = b.do_;
-    args.dq = b.dq_acc; args.dk = b.dk_all + 20971520; args.dv = b.dv_all + 20971520;
-    args.q_map = kPieceMaps[2]; args.k_map = kPieceMaps[5]; args.causal = true;
-    lasp::softmax_block_backward(args, kS_dims, c.compute);
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[11], c.compute));
-    CUDA_CHECK(cudaEventRecord(c.events[5], c.compute));
-  }
-  // [6] dQ, and dK, dV of rank 6's positions
-  if (run.compute) {
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[12], c.compute));
-    lasp::SoftmaxBlockBackwardArgs args;
-    args.q = b.q; args.k = b.k_all + 25165824; args.v = b.v_all + 25165824;
-    args.o = b.o; args.lse = b.lse; args.dout = b.do_;
-    args.dq = b.dq_acc; args.dk = b.dk_all + 25165824; args.dv = b.dv_all + 25165824;
-    args.q_map = kPieceMaps[2]; args.k_map = kPieceMaps[6]; args.causal = true;
-    lasp::softmax_block_backward(args, kS_dims, c.compute);
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[13], c.compute));
-    CUDA_CHECK(cudaEventRecord(c.events[6], c.compute));
-  }
-  // [7] dQ, and dK, dV of rank 7's positions
-  if (run.compute) {
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[14], c.compute));
-    lasp::SoftmaxBlockBackwardArgs args;
-    args.q = b.q; args.k = b.k_all + 29360128; args.v = b.v_all + 29360128;
-    args.o = b.o; args.lse = b.lse; args.dout = b.do_;
-    args.dq = b.dq_acc; args.dk = b.dk_all + 29360128; args.dv = b.dv_all + 29360128;
-    args.q_map = kPieceMaps[2]; args.k_map = kPieceMaps[7]; args.causal = true;
-    lasp::softmax_block_backward(args, kS_dims, c.compute);
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[15], c.compute));
-    CUDA_CHECK(cudaEventRecord(c.events[7], c.compute));
-  }
-  // [8] ReduceScatter dK and dV to their owners
+  // [2] ReduceScatter dK and dV to their owners
   if (run.comm) {
     CUDA_CHECK(cudaStreamWaitEvent(c.comm, c.events[1], 0));
-    CUDA_CHECK(cudaStreamWaitEvent(c.comm, c.events[2], 0));
-    CUDA_CHECK(cudaStreamWaitEvent(c.comm, c.events[3], 0));
-    CUDA_CHECK(cudaStreamWaitEvent(c.comm, c.events[4], 0));
-    CUDA_CHECK(cudaStreamWaitEvent(c.comm, c.events[5], 0));
-    CUDA_CHECK(cudaStreamWaitEvent(c.comm, c.events[6], 0));
-    CUDA_CHECK(cudaStreamWaitEvent(c.comm, c.events[7], 0));
-    CUDA_CHECK(cudaEventRecord(c.started[8], c.comm));  // the collective is next on its stream
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[16], c.comm));
+    CUDA_CHECK(cudaEventRecord(c.started[2], c.comm));  // the collective is next on its stream
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[4], c.comm));
     NCCL_CHECK(ncclGroupStart());
     NCCL_CHECK(ncclReduceScatter(b.dk_all, b.dk_sum, 4194304, ncclFloat32, ncclSum, c.nccl, c.comm));
     NCCL_CHECK(ncclReduceScatter(b.dv_all, b.dv_sum, 4194304, ncclFloat32, ncclSum, c.nccl, c.comm));
     NCCL_CHECK(ncclGroupEnd());
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[17], c.comm));
-    CUDA_CHECK(cudaEventRecord(c.events[8], c.comm));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[5], c.comm));
+    CUDA_CHECK(cudaEventRecord(c.events[2], c.comm));
   }
-  // [9] dQ, and dK, dV of this rank's own positions (no communication needed)
+  // [3] dWo = attn^T dY (the layer's weight gradient)
   if (run.compute) {
-    CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.started[8], 0));  // let the collective start first
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[18], c.compute));
-    lasp::SoftmaxBlockBackwardArgs args;
-    args.q = b.q; args.k = b.k_all + 8388608; args.v = b.v_all + 8388608;
-    args.o = b.o; args.lse = b.lse; args.dout = b.do_;
-    args.dq = b.dq_acc; args.dk = b.dk_own; args.dv = b.dv_own;
-    args.q_map = kPieceMaps[2]; args.k_map = kPieceMaps[2]; args.causal = true;
-    lasp::softmax_block_backward(args, kS_dims, c.compute);
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[19], c.compute));
+    CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.started[2], 0));  // let the collective start first
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[6], c.compute));
+    run_host(run, HostWork::kOWeightGrad, 16);
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[7], c.compute));
   }
-  // [10] dQ to the activation type
+  // [4] dK, dV of this rank to the activation type
   if (run.compute) {
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[20], c.compute));
-    lasp::cast_to_bf16(b.dq_acc, b.dq, 16777216, c.compute);
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[21], c.compute));
-  }
-  // [11] dK, dV of this rank: the other ranks' share plus its own
-  if (run.compute) {
-    CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.events[8], 0));
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[22], c.compute));
-    lasp::add_to_bf16(b.dk_sum, b.dk_own, b.dk, 4194304, c.compute);
-    lasp::add_to_bf16(b.dv_sum, b.dv_own, b.dv, 4194304, c.compute);
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[23], c.compute));
+    CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.events[2], 0));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[8], c.compute));
+    lasp::cast_to_bf16(b.dk_sum, b.dk, 4194304, c.compute);
+    lasp::cast_to_bf16(b.dv_sum, b.dv, 4194304, c.compute);
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[9], c.compute));
   }
 }
 
 // S backward, rank 3.
 static void S_backward_rank3(const Ctx& c, SBuffers& b, Run run) {
-  // [0] clear dQ and the dK, dV accumulators
+  // [0] dQ, and dK, dV of the gathered positions 0..26623 (one call)
   if (run.compute) {
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[0], c.compute));
-    CUDA_CHECK(cudaMemsetAsync(b.dq_acc, 0, 16777216 * sizeof(float), c.compute));
-    CUDA_CHECK(cudaMemsetAsync(b.dk_all, 0, 33554432 * sizeof(float), c.compute));
-    CUDA_CHECK(cudaMemsetAsync(b.dv_all, 0, 33554432 * sizeof(float), c.compute));
-    CUDA_CHECK(cudaMemsetAsync(b.dk_own, 0, 4194304 * sizeof(float), c.compute));
-    CUDA_CHECK(cudaMemsetAsync(b.dv_own, 0, 4194304 * sizeof(float), c.compute));
+    lasp::SoftmaxGatheredBackwardArgs args;
+    args.q = b.q; args.k = b.k_seq; args.v = b.v_seq;
+    args.o = b.o; args.lse = b.lse; args.dout = b.do_;
+    args.dq = b.dq; args.dk = b.dk_seq; args.dv = b.dv_seq;
+    args.q_map = kPieceMaps[3]; args.key_rows = 26624; args.causal = true;
+    lasp::softmax_gathered_backward(args, lasp::SoftmaxDims{1, 4096, 32768, 32, 8, 128}, c.compute);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[1], c.compute));
   }
-  // [1] dQ, and dK, dV of rank 0's positions
+  // [1] dK, dV back in rank order for the ReduceScatter
   if (run.compute) {
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[2], c.compute));
-    lasp::SoftmaxBlockBackwardArgs args;
-    args.q = b.q; args.k = b.k_all; args.v = b.v_all;
-    args.o = b.o; args.lse = b.lse; args.dout = b.do_;
-    args.dq = b.dq_acc; args.dk = b.dk_all; args.dv = b.dv_all;
-    args.q_map = kPieceMaps[3]; args.k_map = kPieceMaps[0]; args.causal = true;
-    lasp::softmax_block_backward(args, kS_dims, c.compute);
+    CUDA_CHECK(cudaMemcpy2DAsync(b.dk_all, 4194304 * sizeof(float), b.dk_seq, 33554432 * sizeof(float), 2097152 * sizeof(float), 1, cudaMemcpyDeviceToDevice, c.compute));
+    CUDA_CHECK(cudaMemset2DAsync(b.dk_all + 2097152, 4194304 * sizeof(float), 0, 2097152 * sizeof(float), 1, c.compute));
+    CUDA_CHECK(cudaMemcpy2DAsync(b.dk_all + 4194304, 4194304 * sizeof(float), b.dk_seq + 2097152, 33554432 * sizeof(float), 2097152 * sizeof(float), 1, cudaMemcpyDeviceToDevice, c.compute));
+    CUDA_CHECK(cudaMemset2DAsync(b.dk_all + 6291456, 4194304 * sizeof(float), 0, 2097152 * sizeof(float), 1, c.compute));
+    CUDA_CHECK(cudaMemcpy2DAsync(b.dk_all + 8388608, 4194304 * sizeof(float), b.dk_seq + 4194304, 33554432 * sizeof(float), 2097152 * sizeof(float), 1, cudaMemcpyDeviceToDevice, c.compute));
+    CUDA_CHECK(cudaMemset2DAsync(b.dk_all + 10485760, 4194304 * sizeof(float), 0, 2097152 * sizeof(float), 1, c.compute));
+    CUDA_CHECK(cudaMemcpy2DAsync(b.dk_all + 12582912, 4194304 * sizeof(float), b.dk_seq + 6291456, 33554432 * sizeof(float), 2097152 * sizeof(float), 1, cudaMemcpyDeviceToDevice, c.compute));
+    CUDA_CHECK(cudaMemcpy2DAsync(b.dk_all + 14680064, 4194304 * sizeof(float), b.dk_seq + 25165824, 33554432 * sizeof(float), 2097152 * sizeof(float), 1, cudaMemcpyDeviceToDevice, c.compute));
+    CUDA_CHECK(cudaMemcpy2DAsync(b.dk_all + 16777216, 4194304 * sizeof(float), b.dk_seq + 8388608, 33554432 * sizeof(float), 2097152 * sizeof(float), 1, cudaMemcpyDeviceToDevice, c.compute));
+    CUDA_CHECK(cudaMemcpy2DAsync(b.dk_all + 18874368, 4194304 * sizeof(float), b.dk_seq + 23068672, 33554432 * sizeof(float), 2097152 * sizeof(float), 1, cudaMemcpyDeviceToDevice, c.compute));
+    CUDA_CHECK(cudaMemcpy2DAsync(b.dk_all + 20971520, 4194304 * sizeof(float), b.dk_seq + 10485760, 33554432 * sizeof(float), 2097152 * sizeof(float), 1, cudaMemcpyDeviceToDevice, c.compute));
+    CUDA_CHECK(cudaMemcpy2DAsync(b.dk_all + 23068672, 4194304 * sizeof(float), b.dk_seq + 20971520, 33554432 * sizeof(float), 2097152 * sizeof(float), 1, cudaMemcpyDeviceToDevice, c.compute));
+    CUDA_CHECK(cudaMemcpy2DAsync(b.dk_all + 25165824, 4194304 * sizeof(float), b.dk_seq + 12582912, 33554432 * sizeof(float), 2097152 * sizeof(float), 1, cudaMemcpyDeviceToDevice, c.compute));
+    CUDA_CHECK(cudaMemcpy2DAsync(b.dk_all + 27262976, 4194304 * sizeof(float), b.dk_seq + 18874368, 33554432 * sizeof(float), 2097152 * sizeof(float), 1, cudaMemcpyDeviceToDevice, c.compute));
+    CUDA_CHECK(cudaMemcpy2DAsync(b.dk_all + 29360128, 4194304 * sizeof(float), b.dk_seq + 14680064, 33554432 * sizeof(float), 2097152 * sizeof(float), 1, cudaMemcpyDeviceToDevice, c.compute));
+    CUDA_CHECK(cudaMemcpy2DAsync(b.dk_all + 31457280, 4194304 * sizeof(float), b.dk_seq + 16777216, 33554432 * sizeof(float), 2097152 * sizeof(float), 1, cudaMemcpyDeviceToDevice, c.compute));
+    CUDA_CHECK(cudaMemcpy2DAsync(b.dv_all, 4194304 * sizeof(float), b.dv_seq, 33554432 * sizeof(float), 2097152 * sizeof(float), 1, cudaMemcpyDeviceToDevice, c.compute));
+    CUDA_CHECK(cudaMemset2DAsync(b.dv_all + 2097152, 4194304 * sizeof(float), 0, 2097152 * sizeof(float), 1, c.compute));
+    CUDA_CHECK(cudaMemcpy2DAsync(b.dv_all + 4194304, 4194304 * sizeof(float), b.dv_seq + 2097152, 33554432 * sizeof(float), 2097152 * sizeof(float), 1, cudaMemcpyDeviceToDevice, c.compute));
+    CUDA_CHECK(cudaMemset2DAsync(b.dv_all + 6291456, 4194304 * sizeof(float), 0, 2097152 * sizeof(float), 1, c.compute));
+    CUDA_CHECK(cudaMemcpy2DAsync(b.dv_all + 8388608, 4194304 * sizeof(float), b.dv_seq + 4194304, 33554432 * sizeof(float), 2097152 * sizeof(float), 1, cudaMemcpyDeviceToDevice, c.compute));
+    CUDA_CHECK(cudaMemset2DAsync(b.dv_all + 10485760, 4194304 * sizeof(float), 0, 2097152 * sizeof(float), 1, c.compute));
+    CUDA_CHECK(cudaMemcpy2DAsync(b.dv_all + 12582912, 4194304 * sizeof(float), b.dv_seq + 6291456, 33554432 * sizeof(float), 2097152 * sizeof(float), 1, cudaMemcpyDeviceToDevice, c.compute));
+    CUDA_CHECK(cudaMemcpy2DAsync(b.dv_all + 14680064, 4194304 * sizeof(float), b.dv_seq + 25165824, 33554432 * sizeof(float), 2097152 * sizeof(float), 1, cudaMemcpyDeviceToDevice, c.compute));
+    CUDA_CHECK(cudaMemcpy2DAsync(b.dv_all + 16777216, 4194304 * sizeof(float), b.dv_seq + 8388608, 33554432 * sizeof(float), 2097152 * sizeof(float), 1, cudaMemcpyDeviceToDevice, c.compute));
+    CUDA_CHECK(cudaMemcpy2DAsync(b.dv_all + 18874368, 4194304 * sizeof(float), b.dv_seq + 23068672, 33554432 * sizeof(float), 2097152 * sizeof(float), 1, cudaMemcpyDeviceToDevice, c.compute));
+    CUDA_CHECK(cudaMemcpy2DAsync(b.dv_all + 20971520, 4194304 * sizeof(float), b.dv_seq + 10485760, 33554432 * sizeof(float), 2097152 * sizeof(float), 1, cudaMemcpyDeviceToDevice, c.compute));
+    CUDA_CHECK(cudaMemcpy2DAsync(b.dv_all + 23068672, 4194304 * sizeof(float), b.dv_seq + 20971520, 33554432 * sizeof(float), 2097152 * sizeof(float), 1, cudaMemcpyDeviceToDevice, c.compute));
+    CUDA_CHECK(cudaMemcpy2DAsync(b.dv_all + 25165824, 4194304 * sizeof(float), b.dv_seq + 12582912, 33554432 * sizeof(float), 2097152 * sizeof(float), 1, cudaMemcpyDeviceToDevice, c.compute));
+    CUDA_CHECK(cudaMemcpy2DAsync(b.dv_all + 27262976, 4194304 * sizeof(float), b.dv_seq + 18874368, 33554432 * sizeof(float), 2097152 * sizeof(float), 1, cudaMemcpyDeviceToDevice, c.compute));
+    CUDA_CHECK(cudaMemcpy2DAsync(b.dv_all + 29360128, 4194304 * sizeof(float), b.dv_seq + 14680064, 33554432 * sizeof(float), 2097152 * sizeof(float), 1, cudaMemcpyDeviceToDevice, c.compute));
+    CUDA_CHECK(cudaMemcpy2DAsync(b.dv_all + 31457280, 4194304 * sizeof(float), b.dv_seq + 16777216, 33554432 * sizeof(float), 2097152 * sizeof(float), 1, cudaMemcpyDeviceToDevice, c.compute));
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[3], c.compute));
     CUDA_CHECK(cudaEventRecord(c.events[1], c.compute));
   }
-  // [2] dQ, and dK, dV of rank 1's positions
-  if (run.compute) {
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[4], c.compute));
-    lasp::SoftmaxBlockBackwardArgs args;
-    args.q = b.q; args.k = b.k_all + 4194304; args.v = b.v_all + 4194304;
-    args.o = b.o; args.lse = b.lse; args.dout = b.do_;
-    args.dq = b.dq_acc; args.dk = b.dk_all + 4194304; args.dv = b.dv_all + 4194304;
-    args.q_map = kPieceMaps[3]; args.k_map = kPieceMaps[1]; args.causal = true;
-    lasp::softmax_block_backward(args, kS_dims, c.compute);
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[5], c.compute));
-    CUDA_CHECK(cudaEventRecord(c.events[2], c.compute));
-  }
-  // [3] dQ, and dK, dV of rank 2's positions
-  if (run.compute) {
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[6], c.compute));
-    lasp::SoftmaxBlockBackwardArgs args;
-    args.q = b.q; args.k = b.k_all + 8388608; args.v = b.v_all + 8388608;
-    args.o = b.o; args.lse = b.lse; args.dout = b.do_;
-    args.dq = b.dq_acc; args.dk = b.dk_all + 8388608; args.dv = b.dv_all + 8388608;
-    args.q_map = kPieceMaps[3]; args.k_map = kPieceMaps[2]; args.causal = true;
-    lasp::softmax_block_backward(args, kS_dims, c.compute);
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[7], c.compute));
-    CUDA_CHECK(cudaEventRecord(c.events[3], c.compute));
-  }
-  // [4] dQ, and dK, dV of rank 4's positions
-  if (run.compute) {
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[8], c.compute));
-    lasp::SoftmaxBlockBackwardArgs args;
-    args.q = b.q; args.k = b.k_all + 16777216; args.v = b.v_all + 16777216;
-    args.o = b.o; args.lse = b.lse; args.dout = b.do_;
-    args.dq = b.dq_acc; args.dk = b.dk_all + 16777216; args.dv = b.dv_all + 16777216;
-    args.q_map = kPieceMaps[3]; args.k_map = kPieceMaps[4]; args.causal = true;
-    lasp::softmax_block_backward(args, kS_dims, c.compute);
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[9], c.compute));
-    CUDA_CHECK(cudaEventRecord(c.events[4], c.compute));
-  }
-  // [5] dQ, and dK, dV of rank 5's positions
-  if (run.compute) {
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[10], c.compute));
-    lasp::SoftmaxBlockBackwardArgs args;
-    args.q = b.q; args.k = b.k_all + 20971520; args.v = b.v_all + 20971520;
-    args.o = b.o; args.lse = b.lse; args.dout = b.do_;
-    args.dq = b.dq_acc; args.dk = b.dk_all + 20971520; args.dv = b.dv_all + 20971520;
-    args.q_map = kPieceMaps[3]; args.k_map = kPieceMaps[5]; args.causal = true;
-    lasp::softmax_block_backward(args, kS_dims, c.compute);
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[11], c.compute));
-    CUDA_CHECK(cudaEventRecord(c.events[5], c.compute));
-  }
-  // [6] dQ, and dK, dV of rank 6's positions
-  if (run.compute) {
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[12], c.compute));
-    lasp::SoftmaxBlockBackwardArgs args;
-    args.q = b.q; args.k = b.k_all + 25165824; args.v = b.v_all + 25165824;
-    args.o = b.o; args.lse = b.lse; args.dout = b.do_;
-    args.dq = b.dq_acc; args.dk = b.dk_all + 25165824; args.dv = b.dv_all + 25165824;
-    args.q_map = kPieceMaps[3]; args.k_map = kPieceMaps[6]; args.causal = true;
-    lasp::softmax_block_backward(args, kS_dims, c.compute);
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[13], c.compute));
-    CUDA_CHECK(cudaEventRecord(c.events[6], c.compute));
-  }
-  // [7] dQ, and dK, dV of rank 7's positions
-  if (run.compute) {
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[14], c.compute));
-    lasp::SoftmaxBlockBackwardArgs args;
-    args.q = b.q; args.k = b.k_all + 29360128; args.v = b.v_all + 29360128;
-    args.o = b.o; args.lse = b.lse; args.dout = b.do_;
-    args.dq = b.dq_acc; args.dk = b.dk_all + 29360128; args.dv = b.dv_all + 29360128;
-    args.q_map = kPieceMaps[3]; args.k_map = kPieceMaps[7]; args.causal = true;
-    lasp::softmax_block_backward(args, kS_dims, c.compute);
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[15], c.compute));
-    CUDA_CHECK(cudaEventRecord(c.events[7], c.compute));
-  }
-  // [8] ReduceScatter dK and dV to their owners
+  // [2] ReduceScatter dK and dV to their owners
   if (run.comm) {
     CUDA_CHECK(cudaStreamWaitEvent(c.comm, c.events[1], 0));
-    CUDA_CHECK(cudaStreamWaitEvent(c.comm, c.events[2], 0));
-    CUDA_CHECK(cudaStreamWaitEvent(c.comm, c.events[3], 0));
-    CUDA_CHECK(cudaStreamWaitEvent(c.comm, c.events[4], 0));
-    CUDA_CHECK(cudaStreamWaitEvent(c.comm, c.events[5], 0));
-    CUDA_CHECK(cudaStreamWaitEvent(c.comm, c.events[6], 0));
-    CUDA_CHECK(cudaStreamWaitEvent(c.comm, c.events[7], 0));
-    CUDA_CHECK(cudaEventRecord(c.started[8], c.comm));  // the collective is next on its stream
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[16], c.comm));
+    CUDA_CHECK(cudaEventRecord(c.started[2], c.comm));  // the collective is next on its stream
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[4], c.comm));
     NCCL_CHECK(ncclGroupStart());
     NCCL_CHECK(ncclReduceScatter(b.dk_all, b.dk_sum, 4194304, ncclFloat32, ncclSum, c.nccl, c.comm));
     NCCL_CHECK(ncclReduceScatter(b.dv_all, b.dv_sum, 4194304, ncclFloat32, ncclSum, c.nccl, c.comm));
     NCCL_CHECK(ncclGroupEnd());
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[17], c.comm));
-    CUDA_CHECK(cudaEventRecord(c.events[8], c.comm));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[5], c.comm));
+    CUDA_CHECK(cudaEventRecord(c.events[2], c.comm));
   }
-  // [9] dQ, and dK, dV of this rank's own positions (no communication needed)
+  // [3] dWo = attn^T dY (the layer's weight gradient)
   if (run.compute) {
-    CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.started[8], 0));  // let the collective start first
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[18], c.compute));
-    lasp::SoftmaxBlockBackwardArgs args;
-    args.q = b.q; args.k = b.k_all + 12582912; args.v = b.v_all + 12582912;
-    args.o = b.o; args.lse = b.lse; args.dout = b.do_;
-    args.dq = b.dq_acc; args.dk = b.dk_own; args.dv = b.dv_own;
-    args.q_map = kPieceMaps[3]; args.k_map = kPieceMaps[3]; args.causal = true;
-    lasp::softmax_block_backward(args, kS_dims, c.compute);
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[19], c.compute));
+    CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.started[2], 0));  // let the collective start first
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[6], c.compute));
+    run_host(run, HostWork::kOWeightGrad, 16);
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[7], c.compute));
   }
-  // [10] dQ to the activation type
+  // [4] dK, dV of this rank to the activation type
   if (run.compute) {
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[20], c.compute));
-    lasp::cast_to_bf16(b.dq_acc, b.dq, 16777216, c.compute);
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[21], c.compute));
-  }
-  // [11] dK, dV of this rank: the other ranks' share plus its own
-  if (run.compute) {
-    CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.events[8], 0));
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[22], c.compute));
-    lasp::add_to_bf16(b.dk_sum, b.dk_own, b.dk, 4194304, c.compute);
-    lasp::add_to_bf16(b.dv_sum, b.dv_own, b.dv, 4194304, c.compute);
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[23], c.compute));
+    CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.events[2], 0));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[8], c.compute));
+    lasp::cast_to_bf16(b.dk_sum, b.dk, 4194304, c.compute);
+    lasp::cast_to_bf16(b.dv_sum, b.dv, 4194304, c.compute);
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[9], c.compute));
   }
 }
 
 // S backward, rank 4.
 static void S_backward_rank4(const Ctx& c, SBuffers& b, Run run) {
-  // [0] clear dQ and the dK, dV accumulators
+  // [0] dQ, and dK, dV of the gathered positions 0..24575 (one call)
   if (run.compute) {
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[0], c.compute));
-    CUDA_CHECK(cudaMemsetAsync(b.dq_acc, 0, 16777216 * sizeof(float), c.compute));
-    CUDA_CHECK(cudaMemsetAsync(b.dk_all, 0, 33554432 * sizeof(float), c.compute));
-    CUDA_CHECK(cudaMemsetAsync(b.dv_all, 0, 33554432 * sizeof(float), c.compute));
-    CUDA_CHECK(cudaMemsetAsync(b.dk_own, 0, 4194304 * sizeof(float), c.compute));
-    CUDA_CHECK(cudaMemsetAsync(b.dv_own, 0, 4194304 * sizeof(float), c.compute));
+    lasp::SoftmaxGatheredBackwardArgs args;
+    args.q = b.q; args.k = b.k_seq; args.v = b.v_seq;
+    args.o = b.o; args.lse = b.lse; args.dout = b.do_;
+    args.dq = b.dq; args.dk = b.dk_seq; args.dv = b.dv_seq;
+    args.q_map = kPieceMaps[4]; args.key_rows = 24576; args.causal = true;
+    lasp::softmax_gathered_backward(args, lasp::SoftmaxDims{1, 4096, 32768, 32, 8, 128}, c.compute);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[1], c.compute));
   }
-  // [1] dQ, and dK, dV of rank 0's positions
+  // [1] dK, dV back in rank order for the ReduceScatter
   if (run.compute) {
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[2], c.compute));
-    lasp::SoftmaxBlockBackwardArgs args;
-    args.q = b.q; args.k = b.k_all; args.v = b.v_all;
-    args.o = b.o; args.lse = b.lse; args.dout = b.do_;
-    args.dq = b.dq_acc; args.dk = b.dk_all; args.dv = b.dv_all;
-    args.q_map = kPieceMaps[4]; args.k_map = kPieceMaps[0]; args.causal = true;
-    lasp::softmax_block_backward(args, kS_dims, c.compute);
+    CUDA_CHECK(cudaMemcpy2DAsync(b.dk_all, 4194304 * sizeof(float), b.dk_seq, 33554432 * sizeof(float), 2097152 * sizeof(float), 1, cudaMemcpyDeviceToDevice, c.compute));
+    CUDA_CHECK(cudaMemset2DAsync(b.dk_all + 2097152, 4194304 * sizeof(float), 0, 2097152 * sizeof(float), 1, c.compute));
+    CUDA_CHECK(cudaMemcpy2DAsync(b.dk_all + 4194304, 4194304 * sizeof(float), b.dk_seq + 2097152, 33554432 * sizeof(float), 2097152 * sizeof(float), 1, cudaMemcpyDeviceToDevice, c.compute));
+    CUDA_CHECK(cudaMemset2DAsync(b.dk_all + 6291456, 4194304 * sizeof(float), 0, 2097152 * sizeof(float), 1, c.compute));
+    CUDA_CHECK(cudaMemcpy2DAsync(b.dk_all + 8388608, 4194304 * sizeof(float), b.dk_seq + 4194304, 33554432 * sizeof(float), 2097152 * sizeof(float), 1, cudaMemcpyDeviceToDevice, c.compute));
+    CUDA_CHECK(cudaMemset2DAsync(b.dk_all + 10485760, 4194304 * sizeof(float), 0, 2097152 * sizeof(float), 1, c.compute));
+    CUDA_CHECK(cudaMemcpy2DAsync(b.dk_all + 12582912, 4194304 * sizeof(float), b.dk_seq + 6291456, 33554432 * sizeof(float), 2097152 * sizeof(float), 1, cudaMemcpyDeviceToDevice, c.compute));
+    CUDA_CHECK(cudaMemset2DAsync(b.dk_all + 14680064, 4194304 * sizeof(float), 0, 2097152 * sizeof(float), 1, c.compute));
+    CUDA_CHECK(cudaMemcpy2DAsync(b.dk_all + 16777216, 4194304 * sizeof(float), b.dk_seq + 8388608, 33554432 * sizeof(float), 2097152 * sizeof(float), 1, cudaMemcpyDeviceToDevice, c.compute));
+    CUDA_CHECK(cudaMemcpy2DAsync(b.dk_all + 18874368, 4194304 * sizeof(float), b.dk_seq + 23068672, 33554432 * sizeof(float), 2097152 * sizeof(float), 1, cudaMemcpyDeviceToDevice, c.compute));
+    CUDA_CHECK(cudaMemcpy2DAsync(b.dk_all + 20971520, 4194304 * sizeof(float), b.dk_seq + 10485760, 33554432 * sizeof(float), 2097152 * sizeof(float), 1, cudaMemcpyDeviceToDevice, c.compute));
+    CUDA_CHECK(cudaMemcpy2DAsync(b.dk_all + 23068672, 4194304 * sizeof(float), b.dk_seq + 20971520, 33554432 * sizeof(float), 2097152 * sizeof(float), 1, cudaMemcpyDeviceToDevice, c.compute));
+    CUDA_CHECK(cudaMemcpy2DAsync(b.dk_all + 25165824, 4194304 * sizeof(float), b.dk_seq + 12582912, 33554432 * sizeof(float), 2097152 * sizeof(float), 1, cudaMemcpyDeviceToDevice, c.compute));
+    CUDA_CHECK(cudaMemcpy2DAsync(b.dk_all + 27262976, 4194304 * sizeof(float), b.dk_seq + 18874368, 33554432 * sizeof(float), 2097152 * sizeof(float), 1, cudaMemcpyDeviceToDevice, c.compute));
+    CUDA_CHECK(cudaMemcpy2DAsync(b.dk_all + 29360128, 4194304 * sizeof(float), b.dk_seq + 14680064, 33554432 * sizeof(float), 2097152 * sizeof(float), 1, cudaMemcpyDeviceToDevice, c.compute));
+    CUDA_CHECK(cudaMemcpy2DAsync(b.dk_all + 31457280, 4194304 * sizeof(float), b.dk_seq + 16777216, 33554432 * sizeof(float), 2097152 * sizeof(float), 1, cudaMemcpyDeviceToDevice, c.compute));
+    CUDA_CHECK(cudaMemcpy2DAsync(b.dv_all, 4194304 * sizeof(float), b.dv_seq, 33554432 * sizeof(float), 2097152 * sizeof(float), 1, cudaMemcpyDeviceToDevice, c.compute));
+    CUDA_CHECK(cudaMemset2DAsync(b.dv_all + 2097152, 4194304 * sizeof(float), 0, 2097152 * sizeof(float), 1, c.compute));
+    CUDA_CHECK(cudaMemcpy2DAsync(b.dv_all + 4194304, 4194304 * sizeof(float), b.dv_seq + 2097152, 33554432 * sizeof(float), 2097152 * sizeof(float), 1, cudaMemcpyDeviceToDevice, c.compute));
+    CUDA_CHECK(cudaMemset2DAsync(b.dv_all + 6291456, 4194304 * sizeof(float), 0, 2097152 * sizeof(float), 1, c.compute));
+    CUDA_CHECK(cudaMemcpy2DAsync(b.dv_all + 8388608, 4194304 * sizeof(float), b.dv_seq + 4194304, 33554432 * sizeof(float), 2097152 * sizeof(float), 1, cudaMemcpyDeviceToDevice, c.compute));
+    CUDA_CHECK(cudaMemset2DAsync(b.dv_all + 10485760, 4194304 * sizeof(float), 0, 2097152 * sizeof(float), 1, c.compute));
+    CUDA_CHECK(cudaMemcpy2DAsync(b.dv_all + 12582912, 4194304 * sizeof(float), b.dv_seq + 6291456, 33554432 * sizeof(float), 2097152 * sizeof(float), 1, cudaMemcpyDeviceToDevice, c.compute));
+    CUDA_CHECK(cudaMemset2DAsync(b.dv_all + 14680064, 4194304 * sizeof(float), 0, 2097152 * sizeof(float), 1, c.compute));
+    CUDA_CHECK(cudaMemcpy2DAsync(b.dv_all + 16777216, 4194304 * sizeof(float), b.dv_seq + 8388608, 33554432 * sizeof(float), 2097152 * sizeof(float), 1, cudaMemcpyDeviceToDevice, c.compute));
+    CUDA_CHECK(cudaMemcpy2DAsync(b.dv_all + 18874368, 4194304 * sizeof(float), b.dv_seq + 23068672, 33554432 * sizeof(float), 2097152 * sizeof(float), 1, cudaMemcpyDeviceToDevice, c.compute));
+    CUDA_CHECK(cudaMemcpy2DAsync(b.dv_all + 20971520, 4194304 * sizeof(float), b.dv_seq + 10485760, 33554432 * sizeof(float), 2097152 * sizeof(float), 1, cudaMemcpyDeviceToDevice, c.compute));
+    CUDA_CHECK(cudaMemcpy2DAsync(b.dv_all + 23068672, 4194304 * sizeof(float), b.dv_seq + 20971520, 33554432 * sizeof(float), 2097152 * sizeof(float), 1, cudaMemcpyDeviceToDevice, c.compute));
+    CUDA_CHECK(cudaMemcpy2DAsync(b.dv_all + 25165824, 4194304 * sizeof(float), b.dv_seq + 12582912, 33554432 * sizeof(float), 2097152 * sizeof(float), 1, cudaMemcpyDeviceToDevice, c.compute));
+    CUDA_CHECK(cudaMemcpy2DAsync(b.dv_all + 27262976, 4194304 * sizeof(float), b.dv_seq + 18874368, 33554432 * sizeof(float), 2097152 * sizeof(float), 1, cudaMemcpyDeviceToDevice, c.compute));
+    CUDA_CHECK(cudaMemcpy2DAsync(b.dv_all + 29360128, 4194304 * sizeof(float), b.dv_seq + 14680064, 33554432 * sizeof(float), 2097152 * sizeof(float), 1, cudaMemcpyDeviceToDevice, c.compute));
+    CUDA_CHECK(cudaMemcpy2DAsync(b.dv_all + 31457280, 4194304 * sizeof(float), b.dv_seq + 16777216, 33554432 * sizeof(float), 2097152 * sizeof(float), 1, cudaMemcpyDeviceToDevice, c.compute));
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[3], c.compute));
     CUDA_CHECK(cudaEventRecord(c.events[1], c.compute));
   }
-  // [2] dQ, and dK, dV of rank 1's positions
-  if (run.compute) {
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[4], c.compute));
-    lasp::SoftmaxBlockBackwardArgs args;
-    args.q = b.q; args.k = b.k_all + 4194304; args.v = b.v_all + 4194304;
-    args.o = b.o; args.lse = b.lse; args.dout = b.do_;
-    args.dq = b.dq_acc; args.dk = b.dk_all + 4194304; args.dv = b.dv_all + 4194304;
-    args.q_map = kPieceMaps[4]; args.k_map = kPieceMaps[1]; args.causal = true;
-    lasp::softmax_block_backward(args, kS_dims, c.compute);
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[5], c.compute));
-    CUDA_CHECK(cudaEventRecord(c.events[2], c.compute));
-  }
-  // [3] dQ, and dK, dV of rank 2's positions
-  if (run.compute) {
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[6], c.compute));
-    lasp::SoftmaxBlockBackwardArgs args;
-    args.q = b.q; args.k = b.k_all + 8388608; args.v = b.v_all + 8388608;
-    args.o = b.o; args.lse = b.lse; args.dout = b.do_;
-    args.dq = b.dq_acc; args.dk = b.dk_all + 8388608; args.dv = b.dv_all + 8388608;
-    args.q_map = kPieceMaps[4]; args.k_map = kPieceMaps[2]; args.causal = true;
-    lasp::softmax_block_backward(args, kS_dims, c.compute);
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[7], c.compute));
-    CUDA_CHECK(cudaEventRecord(c.events[3], c.compute));
-  }
-  // [4] dQ, and dK, dV of rank 3's positions
-  if (run.compute) {
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[8], c.compute));
-    lasp::SoftmaxBlockBackwardArgs args;
-    args.q = b.q; args.k = b.k_all + 12582912; args.v = b.v_all + 12582912;
-    args.o = b.o; args.lse = b.lse; args.dout = b.do_;
-    args.dq = b.dq_acc; args.dk = b.dk_all + 12582912; args.dv = b.dv_all + 12582912;
-    args.q_map = kPieceMaps[4]; args.k_map = kPieceMaps[3]; args.causal = true;
-    lasp::softmax_block_backward(args, kS_dims, c.compute);
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[9], c.compute));
-    CUDA_CHECK(cudaEventRecord(c.events[4], c.compute));
-  }
-  // [5] dQ, and dK, dV of rank 5's positions
-  if (run.compute) {
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[10], c.compute));
-    lasp::SoftmaxBlockBackwardArgs args;
-    args.q = b.q; args.k = b.k_all + 20971520; args.v = b.v_all + 20971520;
-    args.o = b.o; args.lse = b.lse; args.dout = b.do_;
-    args.dq = b.dq_acc; args.dk = b.dk_all + 20971520; args.dv = b.dv_all + 20971520;
-    args.q_map = kPieceMaps[4]; args.k_map = kPieceMaps[5]; args.causal = true;
-    lasp::softmax_block_backward(args, kS_dims, c.compute);
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[11], c.compute));
-    CUDA_CHECK(cudaEventRecord(c.events[5], c.compute));
-  }
-  // [6] dQ, and dK, dV of rank 6's positions
-  if (run.compute) {
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[12], c.compute));
-    lasp::SoftmaxBlockBackwardArgs args;
-    args.q = b.q; args.k = b.k_all + 25165824; args.v = b.v_all + 25165824;
-    args.o = b.o; args.lse = b.lse; args.dout = b.do_;
-    args.dq = b.dq_acc; args.dk = b.dk_all + 25165824; args.dv = b.dv_all + 25165824;
-    args.q_map = kPieceMaps[4]; args.k_map = kPieceMaps[6]; args.causal = true;
-    lasp::softmax_block_backward(args, kS_dims, c.compute);
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[13], c.compute));
-    CUDA_CHECK(cudaEventRecord(c.events[6], c.compute));
-  }
-  // [7] dQ, and dK, dV of rank 7's positions
-  if (run.compute) {
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[14], c.compute));
-    lasp::SoftmaxBlockBackwardArgs args;
-    args.q = b.q; args.k = b.k_all + 29360128; args.v = b.v_all + 29360128;
-    args.o = b.o; args.lse = b.lse; args.dout = b.do_;
-    args.dq = b.dq_acc; args.dk = b.dk_all + 29360128; args.dv = b.dv_all + 29360128;
-    args.q_map = kPieceMaps[4]; args.k_map = kPieceMaps[7]; args.causal = true;
-    lasp::softmax_block_backward(args, kS_dims, c.compute);
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[15], c.compute));
-    CUDA_CHECK(cudaEventRecord(c.events[7], c.compute));
-  }
-  // [8] ReduceScatter dK and dV to their owners
+  // [2] ReduceScatter dK and dV to their owners
   if (run.comm) {
     CUDA_CHECK(cudaStreamWaitEvent(c.comm, c.events[1], 0));
-    CUDA_CHECK(cudaStreamWaitEvent(c.comm, c.events[2], 0));
-    CUDA_CHECK(cudaStreamWaitEvent(c.comm, c.events[3], 0));
-    CUDA_CHECK(cudaStreamWaitEvent(c.comm, c.events[4], 0));
-    CUDA_CHECK(cudaStreamWaitEvent(c.comm, c.events[5], 0));
-    CUDA_CHECK(cudaStreamWaitEvent(c.comm, c.events[6], 0));
-    CUDA_CHECK(cudaStreamWaitEvent(c.comm, c.events[7], 0));
-    CUDA_CHECK(cudaEventRecord(c.started[8], c.comm));  // the collective is next on its stream
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[16], c.comm));
+    CUDA_CHECK(cudaEventRecord(c.started[2], c.comm));  // the collective is next on its stream
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[4], c.comm));
     NCCL_CHECK(ncclGroupStart());
     NCCL_CHECK(ncclReduceScatter(b.dk_all, b.dk_sum, 4194304, ncclFloat32, ncclSum, c.nccl, c.comm));
     NCCL_CHECK(ncclReduceScatter(b.dv_all, b.dv_sum, 4194304, ncclFloat32, ncclSum, c.nccl, c.comm));
     NCCL_CHECK(ncclGroupEnd());
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[17], c.comm));
-    CUDA_CHECK(cudaEventRecord(c.events[8], c.comm));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[5], c.comm));
+    CUDA_CHECK(cudaEventRecord(c.events[2], c.comm));
   }
-  // [9] dQ, and dK, dV of this rank's own positions (no communication needed)
+  // [3] dWo = attn^T dY (the layer's weight gradient)
   if (run.compute) {
-    CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.started[8], 0));  // let the collective start first
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[18], c.compute));
-    lasp::SoftmaxBlockBackwardArgs args;
-    args.q = b.q; args.k = b.k_all + 16777216; args.v = b.v_all + 16777216;
-    args.o = b.o; args.lse = b.lse; args.dout = b.do_;
-    args.dq = b.dq_acc; args.dk = b.dk_own; args.dv = b.dv_own;
-    args.q_map = kPieceMaps[4]; args.k_map = kPieceMaps[4]; args.causal = true;
-    lasp::softmax_block_backward(args, kS_dims, c.compute);
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[19], c.compute));
+    CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.started[2], 0));  // let the collective start first
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[6], c.compute));
+    run_host(run, HostWork::kOWeightGrad, 16);
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[7], c.compute));
   }
-  // [10] dQ to the activation type
+  // [4] dK, dV of this rank to the activation type
   if (run.compute) {
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[20], c.compute));
-    lasp::cast_to_bf16(b.dq_acc, b.dq, 16777216, c.compute);
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[21], c.compute));
-  }
-  // [11] dK, dV of this rank: the other ranks' share plus its own
-  if (run.compute) {
-    CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.events[8], 0));
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[22], c.compute));
-    lasp::add_to_bf16(b.dk_sum, b.dk_own, b.dk, 4194304, c.compute);
-    lasp::add_to_bf16(b.dv_sum, b.dv_own, b.dv, 4194304, c.compute);
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[23], c.compute));
+    CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.events[2], 0));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[8], c.compute));
+    lasp::cast_to_bf16(b.dk_sum, b.dk, 4194304, c.compute);
+    lasp::cast_to_bf16(b.dv_sum, b.dv, 4194304, c.compute);
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[9], c.compute));
   }
 }
 
 // S backward, rank 5.
 static void S_backward_rank5(const Ctx& c, SBuffers& b, Run run) {
-  // [0] clear dQ and the dK, dV accumulators
+  // [0] dQ, and dK, dV of the gathered positions 0..22527 (one call)
   if (run.compute) {
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[0], c.compute));
-    CUDA_CHECK(cudaMemsetAsync(b.dq_acc, 0, 16777216 * sizeof(float), c.compute));
-    CUDA_CHECK(cudaMemsetAsync(b.dk_all, 0, 33554432 * sizeof(float), c.compute));
-    CUDA_CHECK(cudaMemsetAsync(b.dv_all, 0, 33554432 * sizeof(float), c.compute));
-    CUDA_CHECK(cudaMemsetAsync(b.dk_own, 0, 4194304 * sizeof(float), c.compute));
-    CUDA_CHECK(cudaMemsetAsync(b.dv_own, 0, 4194304 * sizeof(float), c.compute));
+    lasp::SoftmaxGatheredBackwardArgs args;
+    args.q = b.q; args.k = b.k_seq; args.v = b.v_seq;
+    args.o = b.o; args.lse = b.lse; args.dout = b.do_;
+    args.dq = b.dq; args.dk = b.dk_seq; args.dv = b.dv_seq;
+    args.q_map = kPieceMaps[5]; args.key_rows = 22528; args.causal = true;
+    lasp::softmax_gathered_backward(args, lasp::SoftmaxDims{1, 4096, 32768, 32, 8, 128}, c.compute);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[1], c.compute));
   }
-  // [1] dQ, and dK, dV of rank 0's positions
+  // [1] dK, dV back in rank order for the ReduceScatter
   if (run.compute) {
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[2], c.compute));
-    lasp::SoftmaxBlockBackwardArgs args;
-    args.q = b.q; args.k = b.k_all; args.v = b.v_all;
-    args.o = b.o; args.lse = b.lse; args.dout = b.do_;
-    args.dq = b.dq_acc; args.dk = b.dk_all; args.dv = b.dv_all;
-    args.q_map = kPieceMaps[5]; args.k_map = kPieceMaps[0]; args.causal = true;
-    lasp::softmax_block_backward(args, kS_dims, c.compute);
+    CUDA_CHECK(cudaMemcpy2DAsync(b.dk_all, 4194304 * sizeof(float), b.dk_seq, 33554432 * sizeof(float), 2097152 * sizeof(float), 1, cudaMemcpyDeviceToDevice, c.compute));
+    CUDA_CHECK(cudaMemset2DAsync(b.dk_all + 2097152, 4194304 * sizeof(float), 0, 2097152 * sizeof(float), 1, c.compute));
+    CUDA_CHECK(cudaMemcpy2DAsync(b.dk_all + 4194304, 4194304 * sizeof(float), b.dk_seq + 2097152, 33554432 * sizeof(float), 2097152 * sizeof(float), 1, cudaMemcpyDeviceToDevice, c.compute));
+    CUDA_CHECK(cudaMemset2DAsync(b.dk_all + 6291456, 4194304 * sizeof(float), 0, 2097152 * sizeof(float), 1, c.compute));
+    CUDA_CHECK(cudaMemcpy2DAsync(b.dk_all + 8388608, 4194304 * sizeof(float), b.dk_seq + 4194304, 33554432 * sizeof(float), 2097152 * sizeof(float), 1, cudaMemcpyDeviceToDevice, c.compute));
+    CUDA_CHECK(cudaMemset2DAsync(b.dk_all + 10485760, 4194304 * sizeof(float), 0, 2097152 * sizeof(float), 1, c.compute));
+    CUDA_CHECK(cudaMemcpy2DAsync(b.dk_all + 12582912, 4194304 * sizeof(float), b.dk_seq + 6291456, 33554432 * sizeof(float), 2097152 * sizeof(float), 1, cudaMemcpyDeviceToDevice, c.compute));
+    CUDA_CHECK(cudaMemset2DAsync(b.dk_all + 14680064, 4194304 * sizeof(float), 0, 2097152 * sizeof(float), 1, c.compute));
+    CUDA_CHECK(cudaMemcpy2DAsync(b.dk_all + 16777216, 4194304 * sizeof(float), b.dk_seq + 8388608, 33554432 * sizeof(float), 2097152 * sizeof(float), 1, cudaMemcpyDeviceToDevice, c.compute));
+    CUDA_CHECK(cudaMemset2DAsync(b.dk_all + 18874368, 4194304 * sizeof(float), 0, 2097152 * sizeof(float), 1, c.compute));
+    CUDA_CHECK(cudaMemcpy2DAsync(b.dk_all + 20971520, 4194304 * sizeof(float), b.dk_seq + 10485760, 33554432 * sizeof(float), 2097152 * sizeof(float), 1, cudaMemcpyDeviceToDevice, c.compute));
+    CUDA_CHECK(cudaMemcpy2DAsync(b.dk_all + 23068672, 4194304 * sizeof(float), b.dk_seq + 20971520, 33554432 * sizeof(float), 2097152 * sizeof(float), 1, cudaMemcpyDeviceToDevice, c.compute));
+    CUDA_CHECK(cudaMemcpy2DAsync(b.dk_all + 25165824, 4194304 * sizeof(float), b.dk_seq + 12582912, 33554432 * sizeof(float), 2097152 * sizeof(float), 1, cudaMemcpyDeviceToDevice, c.compute));
+    CUDA_CHECK(cudaMemcpy2DAsync(b.dk_all + 27262976, 4194304 * sizeof(float), b.dk_seq + 18874368, 33554432 * sizeof(float), 2097152 * sizeof(float), 1, cudaMemcpyDeviceToDevice, c.compute));
+    CUDA_CHECK(cudaMemcpy2DAsync(b.dk_all + 29360128, 4194304 * sizeof(float), b.dk_seq + 14680064, 33554432 * sizeof(float), 2097152 * sizeof(float), 1, cudaMemcpyDeviceToDevice, c.compute));
+    CUDA_CHECK(cudaMemcpy2DAsync(b.dk_all + 31457280, 4194304 * sizeof(float), b.dk_seq + 16777216, 33554432 * sizeof(float), 2097152 * sizeof(float), 1, cudaMemcpyDeviceToDevice, c.compute));
+    CUDA_CHECK(cudaMemcpy2DAsync(b.dv_all, 4194304 * sizeof(float), b.dv_seq, 33554432 * sizeof(float), 2097152 * sizeof(float), 1, cudaMemcpyDeviceToDevice, c.compute));
+    CUDA_CHECK(cudaMemset2DAsync(b.dv_all + 2097152, 4194304 * sizeof(float), 0, 2097152 * sizeof(float), 1, c.compute));
+    CUDA_CHECK(cudaMemcpy2DAsync(b.dv_all + 4194304, 4194304 * sizeof(float), b.dv_seq + 2097152, 33554432 * sizeof(float), 2097152 * sizeof(float), 1, cudaMemcpyDeviceToDevice, c.compute));
+    CUDA_CHECK(cudaMemset2DAsync(b.dv_all + 6291456, 4194304 * sizeof(float), 0, 2097152 * sizeof(float), 1, c.compute));
+    CUDA_CHECK(cudaMemcpy2DAsync(b.dv_all + 8388608, 4194304 * sizeof(float), b.dv_seq + 4194304, 33554432 * sizeof(float), 2097152 * sizeof(float), 1, cudaMemcpyDeviceToDevice, c.compute));
+    CUDA_CHECK(cudaMemset2DAsync(b.dv_all + 10485760, 4194304 * sizeof(float), 0, 2097152 * sizeof(float), 1, c.compute));
+    CUDA_CHECK(cudaMemcpy2DAsync(b.dv_all + 12582912, 4194304 * sizeof(float), b.dv_seq + 6291456, 33554432 * sizeof(float), 2097152 * sizeof(float), 1, cudaMemcpyDeviceToDevice, c.compute));
+    CUDA_CHECK(cudaMemset2DAsync(b.dv_all + 14680064, 4194304 * sizeof(float), 0, 2097152 * sizeof(float), 1, c.compute));
+    CUDA_CHECK(cudaMemcpy2DAsync(b.dv_all + 16777216, 4194304 * sizeof(float), b.dv_seq + 8388608, 33554432 * sizeof(float), 2097152 * sizeof(float), 1, cudaMemcpyDeviceToDevice, c.compute));
+    CUDA_CHECK(cudaMemset2DAsync(b.dv_all + 18874368, 4194304 * sizeof(float), 0, 2097152 * sizeof(float), 1, c.compute));
+    CUDA_CHECK(cudaMemcpy2DAsync(b.dv_all + 20971520, 4194304 * sizeof(float), b.dv_seq + 10485760, 33554432 * sizeof(float), 2097152 * sizeof(float), 1, cudaMemcpyDeviceToDevice, c.compute));
+    CUDA_CHECK(cudaMemcpy2DAsync(b.dv_all + 23068672, 4194304 * sizeof(float), b.dv_seq + 20971520, 33554432 * sizeof(float), 2097152 * sizeof(float), 1, cudaMemcpyDeviceToDevice, c.compute));
+    CUDA_CHECK(cudaMemcpy2DAsync(b.dv_all + 25165824, 4194304 * sizeof(float), b.dv_seq + 12582912, 33554432 * sizeof(float), 2097152 * sizeof(float), 1, cudaMemcpyDeviceToDevice, c.compute));
+    CUDA_CHECK(cudaMemcpy2DAsync(b.dv_all + 27262976, 4194304 * sizeof(float), b.dv_seq + 18874368, 33554432 * sizeof(float), 2097152 * sizeof(float), 1, cudaMemcpyDeviceToDevice, c.compute));
+    CUDA_CHECK(cudaMemcpy2DAsync(b.dv_all + 29360128, 4194304 * sizeof(float), b.dv_seq + 14680064, 33554432 * sizeof(float), 2097152 * sizeof(float), 1, cudaMemcpyDeviceToDevice, c.compute));
+    CUDA_CHECK(cudaMemcpy2DAsync(b.dv_all + 31457280, 4194304 * sizeof(float), b.dv_seq + 16777216, 33554432 * sizeof(float), 2097152 * sizeof(float), 1, cudaMemcpyDeviceToDevice, c.compute));
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[3], c.compute));
     CUDA_CHECK(cudaEventRecord(c.events[1], c.compute));
   }
-  // [2] dQ, and dK, dV of rank 1's positions
-  if (run.compute) {
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[4], c.compute));
-    lasp::SoftmaxBlockBackwardArgs args;
-    args.q = b.q; args.k = b.k_all + 4194304; args.v = b.v_all + 4194304;
-    args.o = b.o; args.lse = b.lse; args.dout = b.do_;
-    args.dq = b.dq_acc; args.dk = b.dk_all + 4194304; args.dv = b.dv_all + 4194304;
-    args.q_map = kPieceMaps[5]; args.k_map = kPieceMaps[1]; args.causal = true;
-    lasp::softmax_block_backward(args, kS_dims, c.compute);
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[5], c.compute));
-    CUDA_CHECK(cudaEventRecord(c.events[2], c.compute));
-  }
-  // [3] dQ, and dK, dV of rank 2's positions
-  if (run.compute) {
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[6], c.compute));
-    lasp::SoftmaxBlockBackwardArgs args;
-    args.q = b.q; args.k = b.k_all + 8388608; args.v = b.v_all + 8388608;
-    args.o = b.o; args.lse = b.lse; args.dout = b.do_;
-    args.dq = b.dq_acc; args.dk = b.dk_all + 8388608; args.dv = b.dv_all + 8388608;
-    args.q_map = kPieceMaps[5]; args.k_map = kPieceMaps[2]; args.causal = true;
-    lasp::softmax_block_backward(args, kS_dims, c.compute);
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[7], c.compute));
-    CUDA_CHECK(cudaEventRecord(c.events[3], c.compute));
-  }
-  // [4] dQ, and dK, dV of rank 3's positions
-  if (run.compute) {
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[8], c.compute));
-    lasp::SoftmaxBlockBackwardArgs args;
-    args.q = b.q; args.k = b.k_all + 12582912; args.v = b.v_all + 12582912;
-    args.o = b.o; args.lse = b.lse; args.dout = b.do_;
-    args.dq = b.dq_acc; args.dk = b.dk_all + 12582912; args.dv = b.dv_all + 12582912;
-    args.q_map = kPieceMaps[5]; args.k_map = kPieceMaps[3]; args.causal = true;
-    lasp::softmax_block_backward(args, kS_dims, c.compute);
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[9], c.compute));
-    CUDA_CHECK(cudaEventRecord(c.events[4], c.compute));
-  }
-  // [5] dQ, and dK, dV of rank 4's positions
-  if (run.compute) {
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[10], c.compute));
-    lasp::SoftmaxBlockBackwardArgs args;
-    args.q = b.q; args.k = b.k_all + 16777216; args.v = b.v_all + 16777216;
-    args.o = b.o; args.lse = b.lse; args.dout = b.do_;
-    args.dq = b.dq_acc; args.dk = b.dk_all + 16777216; args.dv = b.dv_all + 16777216;
-    args.q_map = kPieceMaps[5]; args.k_map = kPieceMaps[4]; args.causal = true;
-    lasp::softmax_block_backward(args, kS_dims, c.compute);
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[11], c.compute));
-    CUDA_CHECK(cudaEventRecord(c.events[5], c.compute));
-  }
-  // [6] dQ, and dK, dV of rank 6's positions
-  if (run.compute) {
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[12], c.compute));
-    lasp::SoftmaxBlockBackwardArgs args;
-    args.q = b.q; args.k = b.k_all + 25165824; args.v = b.v_all + 25165824;
-    args.o = b.o; args.lse = b.lse; args.dout = b.do_;
-    args.dq = b.dq_acc; args.dk = b.dk_all + 25165824; args.dv = b.dv_all + 25165824;
-    args.q_map = kPieceMaps[5]; args.k_map = kPieceMaps[6]; args.causal = true;
-    lasp::softmax_block_backward(args, kS_dims, c.compute);
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[13], c.compute));
-    CUDA_CHECK(cudaEventRecord(c.events[6], c.compute));
-  }
-  // [7] dQ, and dK, dV of rank 7's positions
-  if (run.compute) {
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[14], c.compute));
-    lasp::SoftmaxBlockBackwardArgs args;
-    args.q = b.q; args.k = b.k_all + 29360128; args.v = b.v_all + 29360128;
-    args.o = b.o; args.lse = b.lse; args.dout = b.do_;
-    args.dq = b.dq_acc; args.dk = b.dk_all + 29360128; args.dv = b.dv_all + 29360128;
-    args.q_map = kPieceMaps[5]; args.k_map = kPieceMaps[7]; args.causal = true;
-    lasp::softmax_block_backward(args, kS_dims, c.compute);
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[15], c.compute));
-    CUDA_CHECK(cudaEventRecord(c.events[7], c.compute));
-  }
-  // [8] ReduceScatter dK and dV to their owners
+  // [2] ReduceScatter dK and dV to their owners
   if (run.comm) {
     CUDA_CHECK(cudaStreamWaitEvent(c.comm, c.events[1], 0));
-    CUDA_CHECK(cudaStreamWaitEvent(c.comm, c.events[2], 0));
-    CUDA_CHECK(cudaStreamWaitEvent(c.comm, c.events[3], 0));
-    CUDA_CHECK(cudaStreamWaitEvent(c.comm, c.events[4], 0));
-    CUDA_CHECK(cudaStreamWaitEvent(c.comm, c.events[5], 0));
-    CUDA_CHECK(cudaStreamWaitEvent(c.comm, c.events[6], 0));
-    CUDA_CHECK(cudaStreamWaitEvent(c.comm, c.events[7], 0));
-    CUDA_CHECK(cudaEventRecord(c.started[8], c.comm));  // the collective is next on its stream
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[16], c.comm));
+    CUDA_CHECK(cudaEventRecord(c.started[2], c.comm));  // the collective is next on its stream
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[4], c.comm));
     NCCL_CHECK(ncclGroupStart());
     NCCL_CHECK(ncclReduceScatter(b.dk_all, b.dk_sum, 4194304, ncclFloat32, ncclSum, c.nccl, c.comm));
     NCCL_CHECK(ncclReduceScatter(b.dv_all, b.dv_sum, 4194304, ncclFloat32, ncclSum, c.nccl, c.comm));
     NCCL_CHECK(ncclGroupEnd());
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[17], c.comm));
-    CUDA_CHECK(cudaEventRecord(c.events[8], c.comm));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[5], c.comm));
+    CUDA_CHECK(cudaEventRecord(c.events[2], c.comm));
   }
-  // [9] dQ, and dK, dV of this rank's own positions (no communication needed)
+  // [3] dWo = attn^T dY (the layer's weight gradient)
   if (run.compute) {
-    CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.started[8], 0));  // let the collective start first
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[18], c.compute));
-    lasp::SoftmaxBlockBackwardArgs args;
-    args.q = b.q; args.k = b.k_all + 20971520; args.v = b.v_all + 20971520;
-    args.o = b.o; args.lse = b.lse; args.dout = b.do_;
-    args.dq = b.dq_acc; args.dk = b.dk_own; args.dv = b.dv_own;
-    args.q_map = kPieceMaps[5]; args.k_map = kPieceMaps[5]; args.causal = true;
-    lasp::softmax_block_backward(args, kS_dims, c.compute);
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[19], c.compute));
+    CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.started[2], 0));  // let the collective start first
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[6], c.compute));
+    run_host(run, HostWork::kOWeightGrad, 16);
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[7], c.compute));
   }
-  // [10] dQ to the activation type
+  // [4] dK, dV of this rank to the activation type
   if (run.compute) {
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[20], c.compute));
-    lasp::cast_to_bf16(b.dq_acc, b.dq, 16777216, c.compute);
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[21], c.compute));
-  }
-  // [11] dK, dV of this rank: the other ranks' share plus its own
-  if (run.compute) {
-    CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.events[8], 0));
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[22], c.compute));
-    lasp::add_to_bf16(b.dk_sum, b.dk_own, b.dk, 4194304, c.compute);
-    lasp::add_to_bf16(b.dv_sum, b.dv_own, b.dv, 4194304, c.compute);
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[23], c.compute));
+    CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.events[2], 0));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[8], c.compute));
+    lasp::cast_to_bf16(b.dk_sum, b.dk, 4194304, c.compute);
+    lasp::cast_to_bf16(b.dv_sum, b.dv, 4194304, c.compute);
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[9], c.compute));
   }
 }
 
 // S backward, rank 6.
 static void S_backward_rank6(const Ctx& c, SBuffers& b, Run run) {
-  // [0] clear dQ and the dK, dV accumulators
+  // [0] dQ, and dK, dV of the gathered positions 0..20479 (one call)
   if (run.compute) {
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[0], c.compute));
-    CUDA_CHECK(cudaMemsetAsync(b.dq_acc, 0, 16777216 * sizeof(float), c.compute));
-    CUDA_CHECK(cudaMemsetAsync(b.dk_all, 0, 33554432 * sizeof(float), c.compute));
-    CUDA_CHECK(cudaMemsetAsync(b.dv_all, 0, 33554432 * sizeof(float), c.compute));
-    CUDA_CHECK(cudaMemsetAsync(b.dk_own, 0, 4194304 * sizeof(float), c.compute));
-    CUDA_CHECK(cudaMemsetAsync(b.dv_own, 0, 4194304 * sizeof(float), c.compute));
+    lasp::SoftmaxGatheredBackwardArgs args;
+    args.q = b.q; args.k = b.k_seq; args.v = b.v_seq;
+    args.o = b.o; args.lse = b.lse; args.dout = b.do_;
+    args.dq = b.dq; args.dk = b.dk_seq; args.dv = b.dv_seq;
+    args.q_map = kPieceMaps[6]; args.key_rows = 20480; args.causal = true;
+    lasp::softmax_gathered_backward(args, lasp::SoftmaxDims{1, 4096, 32768, 32, 8, 128}, c.compute);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[1], c.compute));
   }
-  // [1] dQ, and dK, dV of rank 0's positions
+  // [1] dK, dV back in rank order for the ReduceScatter
   if (run.compute) {
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[2], c.compute));
-    lasp::SoftmaxBlockBackwardArgs args;
-    args.q = b.q; args.k = b.k_all; args.v = b.v_all;
-    args.o = b.o; args.lse = b.lse; args.dout = b.do_;
-    args.dq = b.dq_acc; args.dk = b.dk_all; args.dv = b.dv_all;
-    args.q_map = kPieceMaps[6]; args.k_map = kPieceMaps[0]; args.causal = true;
-    lasp::softmax_block_backward(args, kS_dims, c.compute);
+    CUDA_CHECK(cudaMemcpy2DAsync(b.dk_all, 4194304 * sizeof(float), b.dk_seq, 33554432 * sizeof(float), 2097152 * sizeof(float), 1, cudaMemcpyDeviceToDevice, c.compute));
+    CUDA_CHECK(cudaMemset2DAsync(b.dk_all + 2097152, 4194304 * sizeof(float), 0, 2097152 * sizeof(float), 1, c.compute));
+    CUDA_CHECK(cudaMemcpy2DAsync(b.dk_all + 4194304, 4194304 * sizeof(float), b.dk_seq + 2097152, 33554432 * sizeof(float), 2097152 * sizeof(float), 1, cudaMemcpyDeviceToDevice, c.compute));
+    CUDA_CHECK(cudaMemset2DAsync(b.dk_all + 6291456, 4194304 * sizeof(float), 0, 2097152 * sizeof(float), 1, c.compute));
+    CUDA_CHECK(cudaMemcpy2DAsync(b.dk_all + 8388608, 4194304 * sizeof(float), b.dk_seq + 4194304, 33554432 * sizeof(float), 2097152 * sizeof(float), 1, cudaMemcpyDeviceToDevice, c.compute));
+    CUDA_CHECK(cudaMemset2DAsync(b.dk_all + 10485760, 4194304 * sizeof(float), 0, 2097152 * sizeof(float), 1, c.compute));
+    CUDA_CHECK(cudaMemcpy2DAsync(b.dk_all + 12582912, 4194304 * sizeof(float), b.dk_seq + 6291456, 33554432 * sizeof(float), 2097152 * sizeof(float), 1, cudaMemcpyDeviceToDevice, c.compute));
+    CUDA_CHECK(cudaMemset2DAsync(b.dk_all + 14680064, 4194304 * sizeof(float), 0, 2097152 * sizeof(float), 1, c.compute));
+    CUDA_CHECK(cudaMemcpy2DAsync(b.dk_all + 16777216, 4194304 * sizeof(float), b.dk_seq + 8388608, 33554432 * sizeof(float), 2097152 * sizeof(float), 1, cudaMemcpyDeviceToDevice, c.compute));
+    CUDA_CHECK(cudaMemset2DAsync(b.dk_all + 18874368, 4194304 * sizeof(float), 0, 2097152 * sizeof(float), 1, c.compute));
+    CUDA_CHECK(cudaMemcpy2DAsync(b.dk_all + 20971520, 4194304 * sizeof(float), b.dk_seq + 10485760, 33554432 * sizeof(float), 2097152 * sizeof(float), 1, cudaMemcpyDeviceToDevice, c.compute));
+    CUDA_CHECK(cudaMemset2DAsync(b.dk_all + 23068672, 4194304 * sizeof(float), 0, 2097152 * sizeof(float), 1, c.compute));
+    CUDA_CHECK(cudaMemcpy2DAsync(b.dk_all + 25165824, 4194304 * sizeof(float), b.dk_seq + 12582912, 33554432 * sizeof(float), 2097152 * sizeof(float), 1, cudaMemcpyDeviceToDevice, c.compute));
+    CUDA_CHECK(cudaMemcpy2DAsync(b.dk_all + 27262976, 4194304 * sizeof(float), b.dk_seq + 18874368, 33554432 * sizeof(float), 2097152 * sizeof(float), 1, cudaMemcpyDeviceToDevice, c.compute));
+    CUDA_CHECK(cudaMemcpy2DAsync(b.dk_all + 29360128, 4194304 * sizeof(float), b.dk_seq + 14680064, 33554432 * sizeof(float), 2097152 * sizeof(float), 1, cudaMemcpyDeviceToDevice, c.compute));
+    CUDA_CHECK(cudaMemcpy2DAsync(b.dk_all + 31457280, 4194304 * sizeof(float), b.dk_seq + 16777216, 33554432 * sizeof(float), 2097152 * sizeof(float), 1, cudaMemcpyDeviceToDevice, c.compute));
+    CUDA_CHECK(cudaMemcpy2DAsync(b.dv_all, 4194304 * sizeof(float), b.dv_seq, 33554432 * sizeof(float), 2097152 * sizeof(float), 1, cudaMemcpyDeviceToDevice, c.compute));
+    CUDA_CHECK(cudaMemset2DAsync(b.dv_all + 2097152, 4194304 * sizeof(float), 0, 2097152 * sizeof(float), 1, c.compute));
+    CUDA_CHECK(cudaMemcpy2DAsync(b.dv_all + 4194304, 4194304 * sizeof(float), b.dv_seq + 2097152, 33554432 * sizeof(float), 2097152 * sizeof(float), 1, cudaMemcpyDeviceToDevice, c.compute));
+    CUDA_CHECK(cudaMemset2DAsync(b.dv_all + 6291456, 4194304 * sizeof(float), 0, 2097152 * sizeof(float), 1, c.compute));
+    CUDA_CHECK(cudaMemcpy2DAsync(b.dv_all + 8388608, 4194304 * sizeof(float), b.dv_seq + 4194304, 33554432 * sizeof(float), 2097152 * sizeof(float), 1, cudaMemcpyDeviceToDevice, c.compute));
+    CUDA_CHECK(cudaMemset2DAsync(b.dv_all + 10485760, 4194304 * sizeof(float), 0, 2097152 * sizeof(float), 1, c.compute));
+    CUDA_CHECK(cudaMemcpy2DAsync(b.dv_all + 12582912, 4194304 * sizeof(float), b.dv_seq + 6291456, 33554432 * sizeof(float), 2097152 * sizeof(float), 1, cudaMemcpyDeviceToDevice, c.compute));
+    CUDA_CHECK(cudaMemset2DAsync(b.dv_all + 14680064, 4194304 * sizeof(float), 0, 2097152 * sizeof(float), 1, c.compute));
+    CUDA_CHECK(cudaMemcpy2DAsync(b.dv_all + 16777216, 4194304 * sizeof(float), b.dv_seq + 8388608, 33554432 * sizeof(float), 2097152 * sizeof(float), 1, cudaMemcpyDeviceToDevice, c.compute));
+    CUDA_CHECK(cudaMemset2DAsync(b.dv_all + 18874368, 4194304 * sizeof(float), 0, 2097152 * sizeof(float), 1, c.compute));
+    CUDA_CHECK(cudaMemcpy2DAsync(b.dv_all + 20971520, 4194304 * sizeof(float), b.dv_seq + 10485760, 33554432 * sizeof(float), 2097152 * sizeof(float), 1, cudaMemcpyDeviceToDevice, c.compute));
+    CUDA_CHECK(cudaMemset2DAsync(b.dv_all + 23068672, 4194304 * sizeof(float), 0, 2097152 * sizeof(float), 1, c.compute));
+    CUDA_CHECK(cudaMemcpy2DAsync(b.dv_all + 25165824, 4194304 * sizeof(float), b.dv_seq + 12582912, 33554432 * sizeof(float), 2097152 * sizeof(float), 1, cudaMemcpyDeviceToDevice, c.compute));
+    CUDA_CHECK(cudaMemcpy2DAsync(b.dv_all + 27262976, 4194304 * sizeof(float), b.dv_seq + 18874368, 33554432 * sizeof(float), 2097152 * sizeof(float), 1, cudaMemcpyDeviceToDevice, c.compute));
+    CUDA_CHECK(cudaMemcpy2DAsync(b.dv_all + 29360128, 4194304 * sizeof(float), b.dv_seq + 14680064, 33554432 * sizeof(float), 2097152 * sizeof(float), 1, cudaMemcpyDeviceToDevice, c.compute));
+    CUDA_CHECK(cudaMemcpy2DAsync(b.dv_all + 31457280, 4194304 * sizeof(float), b.dv_seq + 16777216, 33554432 * sizeof(float), 2097152 * sizeof(float), 1, cudaMemcpyDeviceToDevice, c.compute));
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[3], c.compute));
     CUDA_CHECK(cudaEventRecord(c.events[1], c.compute));
   }
-  // [2] dQ, and dK, dV of rank 1's positions
-  if (run.compute) {
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[4], c.compute));
-    lasp::SoftmaxBlockBackwardArgs args;
-    args.q = b.q; args.k = b.k_all + 4194304; args.v = b.v_all + 4194304;
-    args.o = b.o; args.lse = b.lse; args.dout = b.do_;
-    args.dq = b.dq_acc; args.dk = b.dk_all + 4194304; args.dv = b.dv_all + 4194304;
-    args.q_map = kPieceMaps[6]; args.k_map = kPieceMaps[1]; args.causal = true;
-    lasp::softmax_block_backward(args, kS_dims, c.compute);
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[5], c.compute));
-    CUDA_CHECK(cudaEventRecord(c.events[2], c.compute));
-  }
-  // [3] dQ, and dK, dV of rank 2's positions
-  if (run.compute) {
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[6], c.compute));
-    lasp::SoftmaxBlockBackwardArgs args;
-    args.q = b.q; args.k = b.k_all + 8388608; args.v = b.v_all + 8388608;
-    args.o = b.o; args.lse = b.lse; args.dout = b.do_;
-    args.dq = b.dq_acc; args.dk = b.dk_all + 8388608; args.dv = b.dv_all + 8388608;
-    args.q_map = kPieceMaps[6]; args.k_map = kPieceMaps[2]; args.causal = true;
-    lasp::softmax_block_backward(args, kS_dims, c.compute);
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[7], c.compute));
-    CUDA_CHECK(cudaEventRecord(c.events[3], c.compute));
-  }
-  // [4] dQ, and dK, dV of rank 3's positions
-  if (run.compute) {
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[8], c.compute));
-    lasp::SoftmaxBlockBackwardArgs args;
-    args.q = b.q; args.k = b.k_all + 12582912; args.v = b.v_all + 12582912;
-    args.o = b.o; args.lse = b.lse; args.dout = b.do_;
-    args.dq = b.dq_acc; args.dk = b.dk_all + 12582912; args.dv = b.dv_all + 12582912;
-    args.q_map = kPieceMaps[6]; args.k_map = kPieceMaps[3]; args.causal = true;
-    lasp::softmax_block_backward(args, kS_dims, c.compute);
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[9], c.compute));
-    CUDA_CHECK(cudaEventRecord(c.events[4], c.compute));
-  }
-  // [5] dQ, and dK, dV of rank 4's positions
-  if (run.compute) {
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[10], c.compute));
-    lasp::SoftmaxBlockBackwardArgs args;
-    args.q = b.q; args.k = b.k_all + 16777216; args.v = b.v_all + 16777216;
-    args.o = b.o; args.lse = b.lse; args.dout = b.do_;
-    args.dq = b.dq_acc; args.dk = b.dk_all + 16777216; args.dv = b.dv_all + 16777216;
-    args.q_map = kPieceMaps[6]; args.k_map = kPieceMaps[4]; args.causal = true;
-    lasp::softmax_block_backward(args, kS_dims, c.compute);
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[11], c.compute));
-    CUDA_CHECK(cudaEventRecord(c.events[5], c.compute));
-  }
-  // [6] dQ, and dK, dV of rank 5's positions
-  if (run.compute) {
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[12], c.compute));
-    lasp::SoftmaxBlockBackwardArgs args;
-    args.q = b.q; args.k = b.k_all + 20971520; args.v = b.v_all + 20971520;
-    args.o = b.o; args.lse = b.lse; args.dout = b.do_;
-    args.dq = b.dq_acc; args.dk = b.dk_all + 20971520; args.dv = b.dv_all + 20971520;
-    args.q_map = kPieceMaps[6]; args.k_map = kPieceMaps[5]; args.causal = true;
-    lasp::softmax_block_backward(args, kS_dims, c.compute);
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[13], c.compute));
-    CUDA_CHECK(cudaEventRecord(c.events[6], c.compute));
-  }
-  // [7] dQ, and dK, dV of rank 7's positions
-  if (run.compute) {
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[14], c.compute));
-    lasp::SoftmaxBlockBackwardArgs args;
-    args.q = b.q; args.k = b.k_all + 29360128; args.v = b.v_all + 29360128;
-    args.o = b.o; args.lse = b.lse; args.dout = b.do_;
-    args.dq = b.dq_acc; args.dk = b.dk_all + 29360128; args.dv = b.dv_all + 29360128;
-    args.q_map = kPieceMaps[6]; args.k_map = kPieceMaps[7]; args.causal = true;
-    lasp::softmax_block_backward(args, kS_dims, c.compute);
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[15], c.compute));
-    CUDA_CHECK(cudaEventRecord(c.events[7], c.compute));
-  }
-  // [8] ReduceScatter dK and dV to their owners
+  // [2] ReduceScatter dK and dV to their owners
   if (run.comm) {
     CUDA_CHECK(cudaStreamWaitEvent(c.comm, c.events[1], 0));
-    CUDA_CHECK(cudaStreamWaitEvent(c.comm, c.events[2], 0));
-    CUDA_CHECK(cudaStreamWaitEvent(c.comm, c.events[3], 0));
-    CUDA_CHECK(cudaStreamWaitEvent(c.comm, c.events[4], 0));
-    CUDA_CHECK(cudaStreamWaitEvent(c.comm, c.events[5], 0));
-    CUDA_CHECK(cudaStreamWaitEvent(c.comm, c.events[6], 0));
-    CUDA_CHECK(cudaStreamWaitEvent(c.comm, c.events[7], 0));
-    CUDA_CHECK(cudaEventRecord(c.started[8], c.comm));  // the collective is next on its stream
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[16], c.comm));
+    CUDA_CHECK(cudaEventRecord(c.started[2], c.comm));  // the collective is next on its stream
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[4], c.comm));
     NCCL_CHECK(ncclGroupStart());
     NCCL_CHECK(ncclReduceScatter(b.dk_all, b.dk_sum, 4194304, ncclFloat32, ncclSum, c.nccl, c.comm));
     NCCL_CHECK(ncclReduceScatter(b.dv_all, b.dv_sum, 4194304, ncclFloat32, ncclSum, c.nccl, c.comm));
     NCCL_CHECK(ncclGroupEnd());
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[17], c.comm));
-    CUDA_CHECK(cudaEventRecord(c.events[8], c.comm));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[5], c.comm));
+    CUDA_CHECK(cudaEventRecord(c.events[2], c.comm));
   }
-  // [9] dQ, and dK, dV of this rank's own positions (no communication needed)
+  // [3] dWo = attn^T dY (the layer's weight gradient)
   if (run.compute) {
-    CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.started[8], 0));  // let the collective start first
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[18], c.compute));
-    lasp::SoftmaxBlockBackwardArgs args;
-    args.q = b.q; args.k = b.k_all + 25165824; args.v = b.v_all + 25165824;
-    args.o = b.o; args.lse = b.lse; args.dout = b.do_;
-    args.dq = b.dq_acc; args.dk = b.dk_own; args.dv = b.dv_own;
-    args.q_map = kPieceMaps[6]; args.k_map = kPieceMaps[6]; args.causal = true;
-    lasp::softmax_block_backward(args, kS_dims, c.compute);
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[19], c.compute));
+    CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.started[2], 0));  // let the collective start first
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[6], c.compute));
+    run_host(run, HostWork::kOWeightGrad, 16);
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[7], c.compute));
   }
-  // [10] dQ to the activation type
+  // [4] dK, dV of this rank to the activation type
   if (run.compute) {
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[20], c.compute));
-    lasp::cast_to_bf16(b.dq_acc, b.dq, 16777216, c.compute);
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[21], c.compute));
-  }
-  // [11] dK, dV of this rank: the other ranks' share plus its own
-  if (run.compute) {
-    CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.events[8], 0));
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[22], c.compute));
-    lasp::add_to_bf16(b.dk_sum, b.dk_own, b.dk, 4194304, c.compute);
-    lasp::add_to_bf16(b.dv_sum, b.dv_own, b.dv, 4194304, c.compute);
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[23], c.compute));
+    CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.events[2], 0));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[8], c.compute));
+    lasp::cast_to_bf16(b.dk_sum, b.dk, 4194304, c.compute);
+    lasp::cast_to_bf16(b.dv_sum, b.dv, 4194304, c.compute);
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[9], c.compute));
   }
 }
 
 // S backward, rank 7.
 static void S_backward_rank7(const Ctx& c, SBuffers& b, Run run) {
-  // [0] clear dQ and the dK, dV accumulators
+  // [0] dQ, and dK, dV of the gathered positions 0..18431 (one call)
   if (run.compute) {
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[0], c.compute));
-    CUDA_CHECK(cudaMemsetAsync(b.dq_acc, 0, 16777216 * sizeof(float), c.compute));
-    CUDA_CHECK(cudaMemsetAsync(b.dk_all, 0, 33554432 * sizeof(float), c.compute));
-    CUDA_CHECK(cudaMemsetAsync(b.dv_all, 0, 33554432 * sizeof(float), c.compute));
-    CUDA_CHECK(cudaMemsetAsync(b.dk_own, 0, 4194304 * sizeof(float), c.compute));
-    CUDA_CHECK(cudaMemsetAsync(b.dv_own, 0, 4194304 * sizeof(float), c.compute));
+    lasp::SoftmaxGatheredBackwardArgs args;
+    args.q = b.q; args.k = b.k_seq; args.v = b.v_seq;
+    args.o = b.o; args.lse = b.lse; args.dout = b.do_;
+    args.dq = b.dq; args.dk = b.dk_seq; args.dv = b.dv_seq;
+    args.q_map = kPieceMaps[7]; args.key_rows = 18432; args.causal = true;
+    lasp::softmax_gathered_backward(args, lasp::SoftmaxDims{1, 4096, 32768, 32, 8, 128}, c.compute);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[1], c.compute));
   }
-  // [1] dQ, and dK, dV of rank 0's positions
+  // [1] dK, dV back in rank order for the ReduceScatter
   if (run.compute) {
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[2], c.compute));
-    lasp::SoftmaxBlockBackwardArgs args;
-    args.q = b.q; args.k = b.k_all; args.v = b.v_all;
-    args.o = b.o; args.lse = b.lse; args.dout = b.do_;
-    args.dq = b.dq_acc; args.dk = b.dk_all; args.dv = b.dv_all;
-    args.q_map = kPieceMaps[7]; args.k_map = kPieceMaps[0]; args.causal = true;
-    lasp::softmax_block_backward(args, kS_dims, c.compute);
+    CUDA_CHECK(cudaMemcpy2DAsync(b.dk_all, 4194304 * sizeof(float), b.dk_seq, 33554432 * sizeof(float), 2097152 * sizeof(float), 1, cudaMemcpyDeviceToDevice, c.compute));
+    CUDA_CHECK(cudaMemset2DAsync(b.dk_all + 2097152, 4194304 * sizeof(float), 0, 2097152 * sizeof(float), 1, c.compute));
+    CUDA_CHECK(cudaMemcpy2DAsync(b.dk_all + 4194304, 4194304 * sizeof(float), b.dk_seq + 2097152, 33554432 * sizeof(float), 2097152 * sizeof(float), 1, cudaMemcpyDeviceToDevice, c.compute));
+    CUDA_CHECK(cudaMemset2DAsync(b.dk_all + 6291456, 4194304 * sizeof(float), 0, 2097152 * sizeof(float), 1, c.compute));
+    CUDA_CHECK(cudaMemcpy2DAsync(b.dk_all + 8388608, 4194304 * sizeof(float), b.dk_seq + 4194304, 33554432 * sizeof(float), 2097152 * sizeof(float), 1, cudaMemcpyDeviceToDevice, c.compute));
+    CUDA_CHECK(cudaMemset2DAsync(b.dk_all + 10485760, 4194304 * sizeof(float), 0, 2097152 * sizeof(float), 1, c.compute));
+    CUDA_CHECK(cudaMemcpy2DAsync(b.dk_all + 12582912, 4194304 * sizeof(float), b.dk_seq + 6291456, 33554432 * sizeof(float), 2097152 * sizeof(float), 1, cudaMemcpyDeviceToDevice, c.compute));
+    CUDA_CHECK(cudaMemset2DAsync(b.dk_all + 14680064, 4194304 * sizeof(float), 0, 2097152 * sizeof(float), 1, c.compute));
+    CUDA_CHECK(cudaMemcpy2DAsync(b.dk_all + 16777216, 4194304 * sizeof(float), b.dk_seq + 8388608, 33554432 * sizeof(float), 2097152 * sizeof(float), 1, cudaMemcpyDeviceToDevice, c.compute));
+    CUDA_CHECK(cudaMemset2DAsync(b.dk_all + 18874368, 4194304 * sizeof(float), 0, 2097152 * sizeof(float), 1, c.compute));
+    CUDA_CHECK(cudaMemcpy2DAsync(b.dk_all + 20971520, 4194304 * sizeof(float), b.dk_seq + 10485760, 33554432 * sizeof(float), 2097152 * sizeof(float), 1, cudaMemcpyDeviceToDevice, c.compute));
+    CUDA_CHECK(cudaMemset2DAsync(b.dk_all + 23068672, 4194304 * sizeof(float), 0, 2097152 * sizeof(float), 1, c.compute));
+    CUDA_CHECK(cudaMemcpy2DAsync(b.dk_all + 25165824, 4194304 * sizeof(float), b.dk_seq + 12582912, 33554432 * sizeof(float), 2097152 * sizeof(float), 1, cudaMemcpyDeviceToDevice, c.compute));
+    CUDA_CHECK(cudaMemset2DAsync(b.dk_all + 27262976, 4194304 * sizeof(float), 0, 2097152 * sizeof(float), 1, c.compute));
+    CUDA_CHECK(cudaMemcpy2DAsync(b.dk_all + 29360128, 4194304 * sizeof(float), b.dk_seq + 14680064, 33554432 * sizeof(float), 2097152 * sizeof(float), 1, cudaMemcpyDeviceToDevice, c.compute));
+    CUDA_CHECK(cudaMemcpy2DAsync(b.dk_all + 31457280, 4194304 * sizeof(float), b.dk_seq + 16777216, 33554432 * sizeof(float), 2097152 * sizeof(float), 1, cudaMemcpyDeviceToDevice, c.compute));
+    CUDA_CHECK(cudaMemcpy2DAsync(b.dv_all, 4194304 * sizeof(float), b.dv_seq, 33554432 * sizeof(float), 2097152 * sizeof(float), 1, cudaMemcpyDeviceToDevice, c.compute));
+    CUDA_CHECK(cudaMemset2DAsync(b.dv_all + 2097152, 4194304 * sizeof(float), 0, 2097152 * sizeof(float), 1, c.compute));
+    CUDA_CHECK(cudaMemcpy2DAsync(b.dv_all + 4194304, 4194304 * sizeof(float), b.dv_seq + 2097152, 33554432 * sizeof(float), 2097152 * sizeof(float), 1, cudaMemcpyDeviceToDevice, c.compute));
+    CUDA_CHECK(cudaMemset2DAsync(b.dv_all + 6291456, 4194304 * sizeof(float), 0, 2097152 * sizeof(float), 1, c.compute));
+    CUDA_CHECK(cudaMemcpy2DAsync(b.dv_all + 8388608, 4194304 * sizeof(float), b.dv_seq + 4194304, 33554432 * sizeof(float), 2097152 * sizeof(float), 1, cudaMemcpyDeviceToDevice, c.compute));
+    CUDA_CHECK(cudaMemset2DAsync(b.dv_all + 10485760, 4194304 * sizeof(float), 0, 2097152 * sizeof(float), 1, c.compute));
+    CUDA_CHECK(cudaMemcpy2DAsync(b.dv_all + 12582912, 4194304 * sizeof(float), b.dv_seq + 6291456, 33554432 * sizeof(float), 2097152 * sizeof(float), 1, cudaMemcpyDeviceToDevice, c.compute));
+    CUDA_CHECK(cudaMemset2DAsync(b.dv_all + 14680064, 4194304 * sizeof(float), 0, 2097152 * sizeof(float), 1, c.compute));
+    CUDA_CHECK(cudaMemcpy2DAsync(b.dv_all + 16777216, 4194304 * sizeof(float), b.dv_seq + 8388608, 33554432 * sizeof(float), 2097152 * sizeof(float), 1, cudaMemcpyDeviceToDevice, c.compute));
+    CUDA_CHECK(cudaMemset2DAsync(b.dv_all + 18874368, 4194304 * sizeof(float), 0, 2097152 * sizeof(float), 1, c.compute));
+    CUDA_CHECK(cudaMemcpy2DAsync(b.dv_all + 20971520, 4194304 * sizeof(float), b.dv_seq + 10485760, 33554432 * sizeof(float), 2097152 * sizeof(float), 1, cudaMemcpyDeviceToDevice, c.compute));
+    CUDA_CHECK(cudaMemset2DAsync(b.dv_all + 23068672, 4194304 * sizeof(float), 0, 2097152 * sizeof(float), 1, c.compute));
+    CUDA_CHECK(cudaMemcpy2DAsync(b.dv_all + 25165824, 4194304 * sizeof(float), b.dv_seq + 12582912, 33554432 * sizeof(float), 2097152 * sizeof(float), 1, cudaMemcpyDeviceToDevice, c.compute));
+    CUDA_CHECK(cudaMemset2DAsync(b.dv_all + 27262976, 4194304 * sizeof(float), 0, 2097152 * sizeof(float), 1, c.compute));
+    CUDA_CHECK(cudaMemcpy2DAsync(b.dv_all + 29360128, 4194304 * sizeof(float), b.dv_seq + 14680064, 33554432 * sizeof(float), 2097152 * sizeof(float), 1, cudaMemcpyDeviceToDevice, c.compute));
+    CUDA_CHECK(cudaMemcpy2DAsync(b.dv_all + 31457280, 4194304 * sizeof(float), b.dv_seq + 16777216, 33554432 * sizeof(float), 2097152 * sizeof(float), 1, cudaMemcpyDeviceToDevice, c.compute));
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[3], c.compute));
     CUDA_CHECK(cudaEventRecord(c.events[1], c.compute));
   }
-  // [2] dQ, and dK, dV of rank 1's positions
-  if (run.compute) {
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[4], c.compute));
-    lasp::SoftmaxBlockBackwardArgs args;
-    args.q = b.q; args.k = b.k_all + 4194304; args.v = b.v_all + 4194304;
-    args.o = b.o; args.lse = b.lse; args.dout = b.do_;
-    args.dq = b.dq_acc; args.dk = b.dk_all + 4194304; args.dv = b.dv_all + 4194304;
-    args.q_map = kPieceMaps[7]; args.k_map = kPieceMaps[1]; args.causal = true;
-    lasp::softmax_block_backward(args, kS_dims, c.compute);
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[5], c.compute));
-    CUDA_CHECK(cudaEventRecord(c.events[2], c.compute));
-  }
-  // [3] dQ, and dK, dV of rank 2's positions
-  if (run.compute) {
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[6], c.compute));
-    lasp::SoftmaxBlockBackwardArgs args;
-    args.q = b.q; args.k = b.k_all + 8388608; args.v = b.v_all + 8388608;
-    args.o = b.o; args.lse = b.lse; args.dout = b.do_;
-    args.dq = b.dq_acc; args.dk = b.dk_all + 8388608; args.dv = b.dv_all + 8388608;
-    args.q_map = kPieceMaps[7]; args.k_map = kPieceMaps[2]; args.causal = true;
-    lasp::softmax_block_backward(args, kS_dims, c.compute);
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[7], c.compute));
-    CUDA_CHECK(cudaEventRecord(c.events[3], c.compute));
-  }
-  // [4] dQ, and dK, dV of rank 3's positions
-  if (run.compute) {
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[8], c.compute));
-    lasp::SoftmaxBlockBackwardArgs args;
-    args.q = b.q; args.k = b.k_all + 12582912; args.v = b.v_all + 12582912;
-    args.o = b.o; args.lse = b.lse; args.dout = b.do_;
-    args.dq = b.dq_acc; args.dk = b.dk_all + 12582912; args.dv = b.dv_all + 12582912;
-    args.q_map = kPieceMaps[7]; args.k_map = kPieceMaps[3]; args.causal = true;
-    lasp::softmax_block_backward(args, kS_dims, c.compute);
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[9], c.compute));
-    CUDA_CHECK(cudaEventRecord(c.events[4], c.compute));
-  }
-  // [5] dQ, and dK, dV of rank 4's positions
-  if (run.compute) {
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[10], c.compute));
-    lasp::SoftmaxBlockBackwardArgs args;
-    args.q = b.q; args.k = b.k_all + 16777216; args.v = b.v_all + 16777216;
-    args.o = b.o; args.lse = b.lse; args.dout = b.do_;
-    args.dq = b.dq_acc; args.dk = b.dk_all + 16777216; args.dv = b.dv_all + 16777216;
-    args.q_map = kPieceMaps[7]; args.k_map = kPieceMaps[4]; args.causal = true;
-    lasp::softmax_block_backward(args, kS_dims, c.compute);
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[11], c.compute));
-    CUDA_CHECK(cudaEventRecord(c.events[5], c.compute));
-  }
-  // [6] dQ, and dK, dV of rank 5's positions
-  if (run.compute) {
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[12], c.compute));
-    lasp::SoftmaxBlockBackwardArgs args;
-    args.q = b.q; args.k = b.k_all + 20971520; args.v = b.v_all + 20971520;
-    args.o = b.o; args.lse = b.lse; args.dout = b.do_;
-    args.dq = b.dq_acc; args.dk = b.dk_all + 20971520; args.dv = b.dv_all + 20971520;
-    args.q_map = kPieceMaps[7]; args.k_map = kPieceMaps[5]; args.causal = true;
-    lasp::softmax_block_backward(args, kS_dims, c.compute);
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[13], c.compute));
-    CUDA_CHECK(cudaEventRecord(c.events[6], c.compute));
-  }
-  // [7] dQ, and dK, dV of rank 6's positions
-  if (run.compute) {
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[14], c.compute));
-    lasp::SoftmaxBlockBackwardArgs args;
-    args.q = b.q; args.k = b.k_all + 25165824; args.v = b.v_all + 25165824;
-    args.o = b.o; args.lse = b.lse; args.dout = b.do_;
-    args.dq = b.dq_acc; args.dk = b.dk_all + 25165824; args.dv = b.dv_all + 25165824;
-    args.q_map = kPieceMaps[7]; args.k_map = kPieceMaps[6]; args.causal = true;
-    lasp::softmax_block_backward(args, kS_dims, c.compute);
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[15], c.compute));
-    CUDA_CHECK(cudaEventRecord(c.events[7], c.compute));
-  }
-  // [8] ReduceScatter dK and dV to their owners
+  // [2] ReduceScatter dK and dV to their owners
   if (run.comm) {
     CUDA_CHECK(cudaStreamWaitEvent(c.comm, c.events[1], 0));
-    CUDA_CHECK(cudaStreamWaitEvent(c.comm, c.events[2], 0));
-    CUDA_CHECK(cudaStreamWaitEvent(c.comm, c.events[3], 0));
-    CUDA_CHECK(cudaStreamWaitEvent(c.comm, c.events[4], 0));
-    CUDA_CHECK(cudaStreamWaitEvent(c.comm, c.events[5], 0));
-    CUDA_CHECK(cudaStreamWaitEvent(c.comm, c.events[6], 0));
-    CUDA_CHECK(cudaStreamWaitEvent(c.comm, c.events[7], 0));
-    CUDA_CHECK(cudaEventRecord(c.started[8], c.comm));  // the collective is next on its stream
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[16], c.comm));
+    CUDA_CHECK(cudaEventRecord(c.started[2], c.comm));  // the collective is next on its stream
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[4], c.comm));
     NCCL_CHECK(ncclGroupStart());
     NCCL_CHECK(ncclReduceScatter(b.dk_all, b.dk_sum, 4194304, ncclFloat32, ncclSum, c.nccl, c.comm));
     NCCL_CHECK(ncclReduceScatter(b.dv_all, b.dv_sum, 4194304, ncclFloat32, ncclSum, c.nccl, c.comm));
     NCCL_CHECK(ncclGroupEnd());
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[17], c.comm));
-    CUDA_CHECK(cudaEventRecord(c.events[8], c.comm));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[5], c.comm));
+    CUDA_CHECK(cudaEventRecord(c.events[2], c.comm));
   }
-  // [9] dQ, and dK, dV of this rank's own positions (no communication needed)
+  // [3] dWo = attn^T dY (the layer's weight gradient)
   if (run.compute) {
-    CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.started[8], 0));  // let the collective start first
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[18], c.compute));
-    lasp::SoftmaxBlockBackwardArgs args;
-    args.q = b.q; args.k = b.k_all + 29360128; args.v = b.v_all + 29360128;
-    args.o = b.o; args.lse = b.lse; args.dout = b.do_;
-    args.dq = b.dq_acc; args.dk = b.dk_own; args.dv = b.dv_own;
-    args.q_map = kPieceMaps[7]; args.k_map = kPieceMaps[7]; args.causal = true;
-    lasp::softmax_block_backward(args, kS_dims, c.compute);
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[19], c.compute));
+    CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.started[2], 0));  // let the collective start first
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[6], c.compute));
+    run_host(run, HostWork::kOWeightGrad, 16);
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[7], c.compute));
   }
-  // [10] dQ to the activation type
+  // [4] dK, dV of this rank to the activation type
   if (run.compute) {
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[20], c.compute));
-    lasp::cast_to_bf16(b.dq_acc, b.dq, 16777216, c.compute);
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[21], c.compute));
-  }
-  // [11] dK, dV of this rank: the other ranks' share plus its own
-  if (run.compute) {
-    CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.events[8], 0));
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[22], c.compute));
-    lasp::add_to_bf16(b.dk_sum, b.dk_own, b.dk, 4194304, c.compute);
-    lasp::add_to_bf16(b.dv_sum, b.dv_own, b.dv, 4194304, c.compute);
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[23], c.compute));
+    CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.events[2], 0));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[8], c.compute));
+    lasp::cast_to_bf16(b.dk_sum, b.dk, 4194304, c.compute);
+    lasp::cast_to_bf16(b.dv_sum, b.dv, 4194304, c.compute);
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[9], c.compute));
   }
 }
 
 // S backward: dispatches to this rank's steps.
-constexpr int kS_backward_events = 12;
+constexpr int kS_backward_events = 5;
 inline void S_backward(const Ctx& c, SBuffers& b, Run run = Run{}) {
   switch (c.rank) {
     case 0: S_backward_rank0(c, b, run); break;
@@ -4839,10 +3953,10 @@ inline void S_backward(const Ctx& c, SBuffers& b, Run run = Run{}) {
 }
 
 // Events the longest rank program needs.
-constexpr int kMaxEvents = 12;
+constexpr int kMaxEvents = 8;
 
 // FLOPs one rank performs in one training step: attention steps from the schedule IR, plus the
 // projections (forward 2*rows*in*out per matrix product, backward twice that).
-constexpr double kFlopsPerStep = 2.623770e+14;
+constexpr double kFlopsPerStep = 2.623727e+14;
 
 }  // namespace program

@@ -130,14 +130,6 @@ __global__ void cast_kernel(const float* __restrict__ src, __nv_bfloat16* __rest
   }
 }
 
-// dst = bf16(a + b), the sum in fp32: a rank's key/value gradients, the other ranks' share plus its own.
-__global__ void add_kernel(const float* __restrict__ a, const float* __restrict__ b, __nv_bfloat16* __restrict__ dst,
-                           size_t n) {
-  const size_t stride = (size_t)gridDim.x * blockDim.x;
-  for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < n; i += stride)
-    dst[i] = __float2bfloat16_rn(a[i] + b[i]);
-}
-
 struct RopeFreqs {
   double inv_freq[kMaxRopeHalf];
 };
@@ -199,13 +191,6 @@ void cast_to_bf16(const float* src, bf16* dst, size_t n, cudaStream_t s) {
   if (n == 0) return;
   const int vec = ((uintptr_t)src % 16 == 0 && (uintptr_t)dst % 8 == 0) ? 1 : 0;
   smx_support::cast_kernel<<<smx_support::grid_for(vec ? n / 4 + 1 : n, 256), 256, 0, s>>>(src, dst, n, vec);
-  LAUNCH_CHECK();
-}
-
-// dst[i] = bf16(a[i] + b[i]) for i < n.
-void add_to_bf16(const float* a, const float* b, bf16* dst, size_t n, cudaStream_t s) {
-  if (n == 0) return;
-  smx_support::add_kernel<<<smx_support::grid_for(n, 256), 256, 0, s>>>(a, b, dst, n);
   LAUNCH_CHECK();
 }
 

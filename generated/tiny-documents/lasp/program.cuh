@@ -653,21 +653,20 @@ struct SBuffers {
   bf16* q = nullptr;  // 262144 elements: queries (RoPE applied) [per layer]
   bf16* k = nullptr;  // 131072 elements: keys (RoPE applied)
   bf16* v = nullptr;  // 131072 elements: values
-  bf16* k_all = nullptr;  // 262144 elements: every rank's keys, gathered; kept for the backward pass [per layer]
-  bf16* v_all = nullptr;  // 262144 elements: every rank's values, gathered; kept for the backward pass [per layer]
+  bf16* k_all = nullptr;  // 262144 elements: every rank's keys, as gathered (rank order)
+  bf16* v_all = nullptr;  // 262144 elements: every rank's values, as gathered (rank order)
+  bf16* k_seq = nullptr;  // 262144 elements: the gathered keys in global order; kept for the backward pass [per layer]
+  bf16* v_seq = nullptr;  // 262144 elements: the gathered values in global order; kept for the backward pass [per layer]
   bf16* o = nullptr;  // 262144 elements: attention output [per layer]
   float* lse = nullptr;  // 4096 elements: log-sum-exp per query and head, kept for the backward pass [per layer]
-  float* o_part = nullptr;  // 524288 elements: normalised partial output per source block
-  float* lse_part = nullptr;  // 8192 elements: log-sum-exp of each partial
   bf16* do_ = nullptr;  // 262144 elements: gradient of the output [per layer]
   bf16* dq = nullptr;  // 262144 elements: gradient of q
-  float* dq_acc = nullptr;  // 262144 elements: fp32 sum of dQ over the key blocks
-  float* dk_all = nullptr;  // 262144 elements: gradient of every gathered key position
-  float* dv_all = nullptr;  // 262144 elements: gradient of every gathered value position
+  float* dk_seq = nullptr;  // 262144 elements: gradient of every key position, global order
+  float* dv_seq = nullptr;  // 262144 elements: gradient of every value position, global order
+  float* dk_all = nullptr;  // 262144 elements: gradient of every key position, rank order
+  float* dv_all = nullptr;  // 262144 elements: gradient of every value position, rank order
   float* dk_sum = nullptr;  // 131072 elements: this rank's keys' gradient, summed over the ranks
   float* dv_sum = nullptr;  // 131072 elements: this rank's values' gradient, summed over the ranks
-  float* dk_own = nullptr;  // 131072 elements: this rank's keys' gradient from its own queries
-  float* dv_own = nullptr;  // 131072 elements: this rank's values' gradient from its own queries
   bf16* dk = nullptr;  // 131072 elements: gradient of this rank's keys
   bf16* dv = nullptr;  // 131072 elements: gradient of this rank's values
 };
@@ -675,35 +674,40 @@ struct SBuffers {
 // The rank's queries against one rank's keys (grouped-query: 2 kv heads).
 static const lasp::SoftmaxDims kS_dims = lasp::SoftmaxDims{2, 512, 512, 4, 2, 64};
 
+// Each sequence rank's gathered attention (LASP-2H): its queries against the keys, in global order, it can see.
+static const lasp::GatheredShape kS_gathered[kWorld] = {
+    lasp::GatheredShape{lasp::SoftmaxDims{2, 512, 1024, 4, 2, 64}, lasp::PieceMap{2, {0, 256}, {0, 768}, {256, 256}}, 1024},
+    lasp::GatheredShape{lasp::SoftmaxDims{2, 512, 1024, 4, 2, 64}, lasp::PieceMap{2, {0, 256}, {256, 512}, {256, 256}}, 768},
+};
+
 // The buffers above as a table (buffers.cuh): name, field, elements, offset in bytes in its block, home.
 // Per-layer buffers share one block per layer, scratch one block per kind; collective windows stand alone.
 static const lasp::BufferSpec<SBuffers> kSBuffers[] = {
     {"q", &SBuffers::q, nullptr, 262144, 0, lasp::BufferHome::kLayer },
     {"k", &SBuffers::k, nullptr, 131072, 0, lasp::BufferHome::kSharedWindow },
     {"v", &SBuffers::v, nullptr, 131072, 0, lasp::BufferHome::kSharedWindow },
-    {"k_all", &SBuffers::k_all, nullptr, 262144, 0, lasp::BufferHome::kLayerWindow },
-    {"v_all", &SBuffers::v_all, nullptr, 262144, 0, lasp::BufferHome::kLayerWindow },
-    {"o", &SBuffers::o, nullptr, 262144, 524288, lasp::BufferHome::kLayer },
-    {"lse", nullptr, &SBuffers::lse, 4096, 1048576, lasp::BufferHome::kLayer },
-    {"o_part", nullptr, &SBuffers::o_part, 524288, 0, lasp::BufferHome::kShared },
-    {"lse_part", nullptr, &SBuffers::lse_part, 8192, 2097152, lasp::BufferHome::kShared },
-    {"do_", &SBuffers::do_, nullptr, 262144, 1064960, lasp::BufferHome::kLayer },
-    {"dq", &SBuffers::dq, nullptr, 262144, 2129920, lasp::BufferHome::kShared },
-    {"dq_acc", nullptr, &SBuffers::dq_acc, 262144, 2654208, lasp::BufferHome::kShared },
-    {"dk_all", nullptr, &SBuffers::dk_all, 262144, 3702784, lasp::BufferHome::kShared },
-    {"dv_all", nullptr, &SBuffers::dv_all, 262144, 4751360, lasp::BufferHome::kShared },
-    {"dk_sum", nullptr, &SBuffers::dk_sum, 131072, 5799936, lasp::BufferHome::kShared },
-    {"dv_sum", nullptr, &SBuffers::dv_sum, 131072, 6324224, lasp::BufferHome::kShared },
-    {"dk_own", nullptr, &SBuffers::dk_own, 131072, 6848512, lasp::BufferHome::kShared },
-    {"dv_own", nullptr, &SBuffers::dv_own, 131072, 7372800, lasp::BufferHome::kShared },
-    {"dk", &SBuffers::dk, nullptr, 131072, 7897088, lasp::BufferHome::kShared },
-    {"dv", &SBuffers::dv, nullptr, 131072, 8159232, lasp::BufferHome::kShared },
+    {"k_all", &SBuffers::k_all, nullptr, 262144, 0, lasp::BufferHome::kSharedWindow },
+    {"v_all", &SBuffers::v_all, nullptr, 262144, 0, lasp::BufferHome::kSharedWindow },
+    {"k_seq", &SBuffers::k_seq, nullptr, 262144, 524288, lasp::BufferHome::kLayer },
+    {"v_seq", &SBuffers::v_seq, nullptr, 262144, 1048576, lasp::BufferHome::kLayer },
+    {"o", &SBuffers::o, nullptr, 262144, 1572864, lasp::BufferHome::kLayer },
+    {"lse", nullptr, &SBuffers::lse, 4096, 2097152, lasp::BufferHome::kLayer },
+    {"do_", &SBuffers::do_, nullptr, 262144, 2113536, lasp::BufferHome::kLayer },
+    {"dq", &SBuffers::dq, nullptr, 262144, 0, lasp::BufferHome::kShared },
+    {"dk_seq", nullptr, &SBuffers::dk_seq, 262144, 524288, lasp::BufferHome::kShared },
+    {"dv_seq", nullptr, &SBuffers::dv_seq, 262144, 1572864, lasp::BufferHome::kShared },
+    {"dk_all", nullptr, &SBuffers::dk_all, 262144, 2621440, lasp::BufferHome::kShared },
+    {"dv_all", nullptr, &SBuffers::dv_all, 262144, 3670016, lasp::BufferHome::kShared },
+    {"dk_sum", nullptr, &SBuffers::dk_sum, 131072, 4718592, lasp::BufferHome::kShared },
+    {"dv_sum", nullptr, &SBuffers::dv_sum, 131072, 5242880, lasp::BufferHome::kShared },
+    {"dk", &SBuffers::dk, nullptr, 131072, 5767168, lasp::BufferHome::kShared },
+    {"dv", &SBuffers::dv, nullptr, 131072, 6029312, lasp::BufferHome::kShared },
 };
 
 // Allocates a layer's buffers `b` by the table; scratch (not kept from forward to backward) is `shared`'s
 // when given. The buffers of the collectives beside kernels come from `windows` (comm.cuh).
 inline void allocate(SBuffers& b, const SBuffers* shared, lasp::Windows& windows) {
-  lasp::allocate_buffers(b, shared, windows, kSBuffers, 1589248, 8421376);
+  lasp::allocate_buffers(b, shared, windows, kSBuffers, 2637824, 6291456);
 }
 
 // S forward, rank 0.
@@ -719,38 +723,36 @@ static void S_forward_rank0(const Ctx& c, SBuffers& b, Run run) {
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[1], c.comm));
     CUDA_CHECK(cudaEventRecord(c.events[0], c.comm));
   }
-  // [1] attend to this rank's own keys (no communication needed)
+  // [1] Q = X Wq (the layer's projection)
   if (run.compute) {
     CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.started[0], 0));  // let the collective start first
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[2], c.compute));
-    lasp::SoftmaxBlockArgs args;
-    args.q = b.q; args.k = b.k; args.v = b.v;
-    args.o = b.o_part; args.lse = b.lse_part;
-    args.q_map = kPieceMaps[0]; args.k_map = kPieceMaps[0]; args.causal = true;
-    args.docs = c.docs;
-    lasp::softmax_block_forward(args, kS_dims, c.compute);
+    run_host(run, HostWork::kQProjection, c.few_ctas_on_copy_engines ? 0 : 16);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[3], c.compute));
   }
-  // [2] attend to rank 1's keys
+  // [2] K, V in global order (positions 0..1023)
   if (run.compute) {
     CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.events[0], 0));
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[4], c.compute));
-    lasp::SoftmaxBlockArgs args;
-    args.q = b.q; args.k = b.k_all + 131072; args.v = b.v_all + 131072;
-    args.o = b.o_part + 262144; args.lse = b.lse_part + 4096;
-    args.q_map = kPieceMaps[0]; args.k_map = kPieceMaps[1]; args.causal = true;
-    args.docs = c.docs;
-    lasp::softmax_block_forward(args, kS_dims, c.compute);
+    CUDA_CHECK(cudaMemcpy2DAsync(b.k_seq, 131072 * sizeof(bf16), b.k_all, 65536 * sizeof(bf16), 32768 * sizeof(bf16), 2, cudaMemcpyDeviceToDevice, c.compute));
+    CUDA_CHECK(cudaMemcpy2DAsync(b.k_seq + 98304, 131072 * sizeof(bf16), b.k_all + 32768, 65536 * sizeof(bf16), 32768 * sizeof(bf16), 2, cudaMemcpyDeviceToDevice, c.compute));
+    CUDA_CHECK(cudaMemcpy2DAsync(b.k_seq + 32768, 131072 * sizeof(bf16), b.k_all + 131072, 65536 * sizeof(bf16), 32768 * sizeof(bf16), 2, cudaMemcpyDeviceToDevice, c.compute));
+    CUDA_CHECK(cudaMemcpy2DAsync(b.k_seq + 65536, 131072 * sizeof(bf16), b.k_all + 163840, 65536 * sizeof(bf16), 32768 * sizeof(bf16), 2, cudaMemcpyDeviceToDevice, c.compute));
+    CUDA_CHECK(cudaMemcpy2DAsync(b.v_seq, 131072 * sizeof(bf16), b.v_all, 65536 * sizeof(bf16), 32768 * sizeof(bf16), 2, cudaMemcpyDeviceToDevice, c.compute));
+    CUDA_CHECK(cudaMemcpy2DAsync(b.v_seq + 98304, 131072 * sizeof(bf16), b.v_all + 32768, 65536 * sizeof(bf16), 32768 * sizeof(bf16), 2, cudaMemcpyDeviceToDevice, c.compute));
+    CUDA_CHECK(cudaMemcpy2DAsync(b.v_seq + 32768, 131072 * sizeof(bf16), b.v_all + 131072, 65536 * sizeof(bf16), 32768 * sizeof(bf16), 2, cudaMemcpyDeviceToDevice, c.compute));
+    CUDA_CHECK(cudaMemcpy2DAsync(b.v_seq + 65536, 131072 * sizeof(bf16), b.v_all + 163840, 65536 * sizeof(bf16), 32768 * sizeof(bf16), 2, cudaMemcpyDeviceToDevice, c.compute));
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[5], c.compute));
   }
-  // [3] merge 2 partial results (log-sum-exp)
+  // [3] attend to the gathered keys 0..1023 (one call)
   if (run.compute) {
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[6], c.compute));
-    lasp::SoftmaxMergeArgs args;
-    args.parts = b.o_part; args.part_lse = b.lse_part; args.sources = lasp::SlotList{2, {0, 1}};
+    lasp::SoftmaxGatheredArgs args;
+    args.q = b.q; args.k = b.k_seq; args.v = b.v_seq;
     args.o = b.o; args.lse = b.lse;
-    args.batch = 2; args.rows = 512; args.heads = 4; args.head_dim = 64;
-    lasp::softmax_merge(args, c.compute);
+    args.q_map = kPieceMaps[0]; args.key_rows = 1024; args.causal = true;
+    args.docs = c.docs;
+    lasp::softmax_gathered_forward(args, lasp::SoftmaxDims{2, 512, 1024, 4, 2, 64}, c.compute);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[7], c.compute));
   }
 }
@@ -768,38 +770,34 @@ static void S_forward_rank1(const Ctx& c, SBuffers& b, Run run) {
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[1], c.comm));
     CUDA_CHECK(cudaEventRecord(c.events[0], c.comm));
   }
-  // [1] attend to this rank's own keys (no communication needed)
+  // [1] Q = X Wq (the layer's projection)
   if (run.compute) {
     CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.started[0], 0));  // let the collective start first
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[2], c.compute));
-    lasp::SoftmaxBlockArgs args;
-    args.q = b.q; args.k = b.k; args.v = b.v;
-    args.o = b.o_part + 262144; args.lse = b.lse_part + 4096;
-    args.q_map = kPieceMaps[1]; args.k_map = kPieceMaps[1]; args.causal = true;
-    args.docs = c.docs;
-    lasp::softmax_block_forward(args, kS_dims, c.compute);
+    run_host(run, HostWork::kQProjection, c.few_ctas_on_copy_engines ? 0 : 16);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[3], c.compute));
   }
-  // [2] attend to rank 0's keys
+  // [2] K, V in global order (positions 0..767)
   if (run.compute) {
     CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.events[0], 0));
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[4], c.compute));
-    lasp::SoftmaxBlockArgs args;
-    args.q = b.q; args.k = b.k_all; args.v = b.v_all;
-    args.o = b.o_part; args.lse = b.lse_part;
-    args.q_map = kPieceMaps[1]; args.k_map = kPieceMaps[0]; args.causal = true;
-    args.docs = c.docs;
-    lasp::softmax_block_forward(args, kS_dims, c.compute);
+    CUDA_CHECK(cudaMemcpy2DAsync(b.k_seq, 131072 * sizeof(bf16), b.k_all, 65536 * sizeof(bf16), 32768 * sizeof(bf16), 2, cudaMemcpyDeviceToDevice, c.compute));
+    CUDA_CHECK(cudaMemcpy2DAsync(b.k_seq + 32768, 131072 * sizeof(bf16), b.k_all + 131072, 65536 * sizeof(bf16), 32768 * sizeof(bf16), 2, cudaMemcpyDeviceToDevice, c.compute));
+    CUDA_CHECK(cudaMemcpy2DAsync(b.k_seq + 65536, 131072 * sizeof(bf16), b.k_all + 163840, 65536 * sizeof(bf16), 32768 * sizeof(bf16), 2, cudaMemcpyDeviceToDevice, c.compute));
+    CUDA_CHECK(cudaMemcpy2DAsync(b.v_seq, 131072 * sizeof(bf16), b.v_all, 65536 * sizeof(bf16), 32768 * sizeof(bf16), 2, cudaMemcpyDeviceToDevice, c.compute));
+    CUDA_CHECK(cudaMemcpy2DAsync(b.v_seq + 32768, 131072 * sizeof(bf16), b.v_all + 131072, 65536 * sizeof(bf16), 32768 * sizeof(bf16), 2, cudaMemcpyDeviceToDevice, c.compute));
+    CUDA_CHECK(cudaMemcpy2DAsync(b.v_seq + 65536, 131072 * sizeof(bf16), b.v_all + 163840, 65536 * sizeof(bf16), 32768 * sizeof(bf16), 2, cudaMemcpyDeviceToDevice, c.compute));
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[5], c.compute));
   }
-  // [3] merge 2 partial results (log-sum-exp)
+  // [3] attend to the gathered keys 0..767 (one call)
   if (run.compute) {
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[6], c.compute));
-    lasp::SoftmaxMergeArgs args;
-    args.parts = b.o_part; args.part_lse = b.lse_part; args.sources = lasp::SlotList{2, {1, 0}};
+    lasp::SoftmaxGatheredArgs args;
+    args.q = b.q; args.k = b.k_seq; args.v = b.v_seq;
     args.o = b.o; args.lse = b.lse;
-    args.batch = 2; args.rows = 512; args.heads = 4; args.head_dim = 64;
-    lasp::softmax_merge(args, c.compute);
+    args.q_map = kPieceMaps[1]; args.key_rows = 768; args.causal = true;
+    args.docs = c.docs;
+    lasp::softmax_gathered_forward(args, lasp::SoftmaxDims{2, 512, 1024, 4, 2, 64}, c.compute);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[7], c.compute));
   }
 }
@@ -815,26 +813,29 @@ inline void S_forward(const Ctx& c, SBuffers& b, Run run = Run{}) {
 
 // S backward, rank 0.
 static void S_backward_rank0(const Ctx& c, SBuffers& b, Run run) {
-  // [0] clear dQ and the dK, dV accumulators
+  // [0] dQ, and dK, dV of the gathered positions 0..1023 (one call)
   if (run.compute) {
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[0], c.compute));
-    CUDA_CHECK(cudaMemsetAsync(b.dq_acc, 0, 262144 * sizeof(float), c.compute));
-    CUDA_CHECK(cudaMemsetAsync(b.dk_all, 0, 262144 * sizeof(float), c.compute));
-    CUDA_CHECK(cudaMemsetAsync(b.dv_all, 0, 262144 * sizeof(float), c.compute));
-    CUDA_CHECK(cudaMemsetAsync(b.dk_own, 0, 131072 * sizeof(float), c.compute));
-    CUDA_CHECK(cudaMemsetAsync(b.dv_own, 0, 131072 * sizeof(float), c.compute));
+    lasp::SoftmaxGatheredBackwardArgs args;
+    args.q = b.q; args.k = b.k_seq; args.v = b.v_seq;
+    args.o = b.o; args.lse = b.lse; args.dout = b.do_;
+    args.dq = b.dq; args.dk = b.dk_seq; args.dv = b.dv_seq;
+    args.q_map = kPieceMaps[0]; args.key_rows = 1024; args.causal = true;
+    args.docs = c.docs;
+    lasp::softmax_gathered_backward(args, lasp::SoftmaxDims{2, 512, 1024, 4, 2, 64}, c.compute);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[1], c.compute));
   }
-  // [1] dQ, and dK, dV of rank 1's positions
+  // [1] dK, dV back in rank order for the ReduceScatter
   if (run.compute) {
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[2], c.compute));
-    lasp::SoftmaxBlockBackwardArgs args;
-    args.q = b.q; args.k = b.k_all + 131072; args.v = b.v_all + 131072;
-    args.o = b.o; args.lse = b.lse; args.dout = b.do_;
-    args.dq = b.dq_acc; args.dk = b.dk_all + 131072; args.dv = b.dv_all + 131072;
-    args.q_map = kPieceMaps[0]; args.k_map = kPieceMaps[1]; args.causal = true;
-    args.docs = c.docs;
-    lasp::softmax_block_backward(args, kS_dims, c.compute);
+    CUDA_CHECK(cudaMemcpy2DAsync(b.dk_all, 65536 * sizeof(float), b.dk_seq, 131072 * sizeof(float), 32768 * sizeof(float), 2, cudaMemcpyDeviceToDevice, c.compute));
+    CUDA_CHECK(cudaMemcpy2DAsync(b.dk_all + 32768, 65536 * sizeof(float), b.dk_seq + 98304, 131072 * sizeof(float), 32768 * sizeof(float), 2, cudaMemcpyDeviceToDevice, c.compute));
+    CUDA_CHECK(cudaMemcpy2DAsync(b.dk_all + 131072, 65536 * sizeof(float), b.dk_seq + 32768, 131072 * sizeof(float), 32768 * sizeof(float), 2, cudaMemcpyDeviceToDevice, c.compute));
+    CUDA_CHECK(cudaMemcpy2DAsync(b.dk_all + 163840, 65536 * sizeof(float), b.dk_seq + 65536, 131072 * sizeof(float), 32768 * sizeof(float), 2, cudaMemcpyDeviceToDevice, c.compute));
+    CUDA_CHECK(cudaMemcpy2DAsync(b.dv_all, 65536 * sizeof(float), b.dv_seq, 131072 * sizeof(float), 32768 * sizeof(float), 2, cudaMemcpyDeviceToDevice, c.compute));
+    CUDA_CHECK(cudaMemcpy2DAsync(b.dv_all + 32768, 65536 * sizeof(float), b.dv_seq + 98304, 131072 * sizeof(float), 32768 * sizeof(float), 2, cudaMemcpyDeviceToDevice, c.compute));
+    CUDA_CHECK(cudaMemcpy2DAsync(b.dv_all + 131072, 65536 * sizeof(float), b.dv_seq + 32768, 131072 * sizeof(float), 32768 * sizeof(float), 2, cudaMemcpyDeviceToDevice, c.compute));
+    CUDA_CHECK(cudaMemcpy2DAsync(b.dv_all + 163840, 65536 * sizeof(float), b.dv_seq + 65536, 131072 * sizeof(float), 32768 * sizeof(float), 2, cudaMemcpyDeviceToDevice, c.compute));
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[3], c.compute));
     CUDA_CHECK(cudaEventRecord(c.events[1], c.compute));
   }
@@ -850,57 +851,48 @@ static void S_backward_rank0(const Ctx& c, SBuffers& b, Run run) {
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[5], c.comm));
     CUDA_CHECK(cudaEventRecord(c.events[2], c.comm));
   }
-  // [3] dQ, and dK, dV of this rank's own positions (no communication needed)
+  // [3] dWo = attn^T dY (the layer's weight gradient)
   if (run.compute) {
     CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.started[2], 0));  // let the collective start first
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[6], c.compute));
-    lasp::SoftmaxBlockBackwardArgs args;
-    args.q = b.q; args.k = b.k_all; args.v = b.v_all;
-    args.o = b.o; args.lse = b.lse; args.dout = b.do_;
-    args.dq = b.dq_acc; args.dk = b.dk_own; args.dv = b.dv_own;
-    args.q_map = kPieceMaps[0]; args.k_map = kPieceMaps[0]; args.causal = true;
-    args.docs = c.docs;
-    lasp::softmax_block_backward(args, kS_dims, c.compute);
+    run_host(run, HostWork::kOWeightGrad, c.few_ctas_on_copy_engines ? 0 : 16);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[7], c.compute));
   }
-  // [4] dQ to the activation type
-  if (run.compute) {
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[8], c.compute));
-    lasp::cast_to_bf16(b.dq_acc, b.dq, 262144, c.compute);
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[9], c.compute));
-  }
-  // [5] dK, dV of this rank: the other ranks' share plus its own
+  // [4] dK, dV of this rank to the activation type
   if (run.compute) {
     CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.events[2], 0));
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[10], c.compute));
-    lasp::add_to_bf16(b.dk_sum, b.dk_own, b.dk, 131072, c.compute);
-    lasp::add_to_bf16(b.dv_sum, b.dv_own, b.dv, 131072, c.compute);
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[11], c.compute));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[8], c.compute));
+    lasp::cast_to_bf16(b.dk_sum, b.dk, 131072, c.compute);
+    lasp::cast_to_bf16(b.dv_sum, b.dv, 131072, c.compute);
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[9], c.compute));
   }
 }
 
 // S backward, rank 1.
 static void S_backward_rank1(const Ctx& c, SBuffers& b, Run run) {
-  // [0] clear dQ and the dK, dV accumulators
+  // [0] dQ, and dK, dV of the gathered positions 0..767 (one call)
   if (run.compute) {
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[0], c.compute));
-    CUDA_CHECK(cudaMemsetAsync(b.dq_acc, 0, 262144 * sizeof(float), c.compute));
-    CUDA_CHECK(cudaMemsetAsync(b.dk_all, 0, 262144 * sizeof(float), c.compute));
-    CUDA_CHECK(cudaMemsetAsync(b.dv_all, 0, 262144 * sizeof(float), c.compute));
-    CUDA_CHECK(cudaMemsetAsync(b.dk_own, 0, 131072 * sizeof(float), c.compute));
-    CUDA_CHECK(cudaMemsetAsync(b.dv_own, 0, 131072 * sizeof(float), c.compute));
+    lasp::SoftmaxGatheredBackwardArgs args;
+    args.q = b.q; args.k = b.k_seq; args.v = b.v_seq;
+    args.o = b.o; args.lse = b.lse; args.dout = b.do_;
+    args.dq = b.dq; args.dk = b.dk_seq; args.dv = b.dv_seq;
+    args.q_map = kPieceMaps[1]; args.key_rows = 768; args.causal = true;
+    args.docs = c.docs;
+    lasp::softmax_gathered_backward(args, lasp::SoftmaxDims{2, 512, 1024, 4, 2, 64}, c.compute);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[1], c.compute));
   }
-  // [1] dQ, and dK, dV of rank 0's positions
+  // [1] dK, dV back in rank order for the ReduceScatter
   if (run.compute) {
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[2], c.compute));
-    lasp::SoftmaxBlockBackwardArgs args;
-    args.q = b.q; args.k = b.k_all; args.v = b.v_all;
-    args.o = b.o; args.lse = b.lse; args.dout = b.do_;
-    args.dq = b.dq_acc; args.dk = b.dk_all; args.dv = b.dv_all;
-    args.q_map = kPieceMaps[1]; args.k_map = kPieceMaps[0]; args.causal = true;
-    args.docs = c.docs;
-    lasp::softmax_block_backward(args, kS_dims, c.compute);
+    CUDA_CHECK(cudaMemcpy2DAsync(b.dk_all, 65536 * sizeof(float), b.dk_seq, 131072 * sizeof(float), 32768 * sizeof(float), 2, cudaMemcpyDeviceToDevice, c.compute));
+    CUDA_CHECK(cudaMemset2DAsync(b.dk_all + 32768, 65536 * sizeof(float), 0, 32768 * sizeof(float), 2, c.compute));
+    CUDA_CHECK(cudaMemcpy2DAsync(b.dk_all + 131072, 65536 * sizeof(float), b.dk_seq + 32768, 131072 * sizeof(float), 32768 * sizeof(float), 2, cudaMemcpyDeviceToDevice, c.compute));
+    CUDA_CHECK(cudaMemcpy2DAsync(b.dk_all + 163840, 65536 * sizeof(float), b.dk_seq + 65536, 131072 * sizeof(float), 32768 * sizeof(float), 2, cudaMemcpyDeviceToDevice, c.compute));
+    CUDA_CHECK(cudaMemcpy2DAsync(b.dv_all, 65536 * sizeof(float), b.dv_seq, 131072 * sizeof(float), 32768 * sizeof(float), 2, cudaMemcpyDeviceToDevice, c.compute));
+    CUDA_CHECK(cudaMemset2DAsync(b.dv_all + 32768, 65536 * sizeof(float), 0, 32768 * sizeof(float), 2, c.compute));
+    CUDA_CHECK(cudaMemcpy2DAsync(b.dv_all + 131072, 65536 * sizeof(float), b.dv_seq + 32768, 131072 * sizeof(float), 32768 * sizeof(float), 2, cudaMemcpyDeviceToDevice, c.compute));
+    CUDA_CHECK(cudaMemcpy2DAsync(b.dv_all + 163840, 65536 * sizeof(float), b.dv_seq + 65536, 131072 * sizeof(float), 32768 * sizeof(float), 2, cudaMemcpyDeviceToDevice, c.compute));
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[3], c.compute));
     CUDA_CHECK(cudaEventRecord(c.events[1], c.compute));
   }
@@ -916,37 +908,25 @@ static void S_backward_rank1(const Ctx& c, SBuffers& b, Run run) {
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[5], c.comm));
     CUDA_CHECK(cudaEventRecord(c.events[2], c.comm));
   }
-  // [3] dQ, and dK, dV of this rank's own positions (no communication needed)
+  // [3] dWo = attn^T dY (the layer's weight gradient)
   if (run.compute) {
     CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.started[2], 0));  // let the collective start first
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[6], c.compute));
-    lasp::SoftmaxBlockBackwardArgs args;
-    args.q = b.q; args.k = b.k_all + 131072; args.v = b.v_all + 131072;
-    args.o = b.o; args.lse = b.lse; args.dout = b.do_;
-    args.dq = b.dq_acc; args.dk = b.dk_own; args.dv = b.dv_own;
-    args.q_map = kPieceMaps[1]; args.k_map = kPieceMaps[1]; args.causal = true;
-    args.docs = c.docs;
-    lasp::softmax_block_backward(args, kS_dims, c.compute);
+    run_host(run, HostWork::kOWeightGrad, c.few_ctas_on_copy_engines ? 0 : 16);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[7], c.compute));
   }
-  // [4] dQ to the activation type
-  if (run.compute) {
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[8], c.compute));
-    lasp::cast_to_bf16(b.dq_acc, b.dq, 262144, c.compute);
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[9], c.compute));
-  }
-  // [5] dK, dV of this rank: the other ranks' share plus its own
+  // [4] dK, dV of this rank to the activation type
   if (run.compute) {
     CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.events[2], 0));
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[10], c.compute));
-    lasp::add_to_bf16(b.dk_sum, b.dk_own, b.dk, 131072, c.compute);
-    lasp::add_to_bf16(b.dv_sum, b.dv_own, b.dv, 131072, c.compute);
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[11], c.compute));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[8], c.compute));
+    lasp::cast_to_bf16(b.dk_sum, b.dk, 131072, c.compute);
+    lasp::cast_to_bf16(b.dv_sum, b.dv, 131072, c.compute);
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[9], c.compute));
   }
 }
 
 // S backward: dispatches to this rank's steps.
-constexpr int kS_backward_events = 6;
+constexpr int kS_backward_events = 5;
 inline void S_backward(const Ctx& c, SBuffers& b, Run run = Run{}) {
   switch (c.rank) {
     case 0: S_backward_rank0(c, b, run); break;
@@ -959,6 +939,6 @@ constexpr int kMaxEvents = 8;
 
 // FLOPs one rank performs in one training step: attention steps from the schedule IR, plus the
 // projections (forward 2*rows*in*out per matrix product, backward twice that).
-constexpr double kFlopsPerStep = 1.778585e+10;
+constexpr double kFlopsPerStep = 1.778114e+10;
 
 }  // namespace program

@@ -28,7 +28,7 @@
 #include "run.cuh"         // Run: how a pass is issued
 #include "comm.cuh"        // Layout, Comms, Windows
 #include "step_documents.cuh"  // DocumentBuffers, draw_documents, upload_documents
-#include "kernels.h"       // fill_normal, synthetic_tokens, the embedding sort, softmax_whole_backend
+#include "kernels.h"       // fill_normal, synthetic_tokens, the embedding sort, the softmax backends
 #include "options.cuh"     // Options
 #include "report.cuh"      // emit, say
 #include "tensors.cuh"     // TensorSpec, TensorSet
@@ -55,6 +55,7 @@ struct LayerKind {
   int first_layer;     // the first of them: its buffers serve verify and the per-kind timings
   bool whole;          // softmax attention over the whole sequence on one rank (its backend is reported)
   SoftmaxDims whole_dims;
+  const GatheredShape* gathered;  // per sequence rank: LASP-2H's gathered attention (its backend is reported)
   DecayTable decay;    // per-head decays (linear kinds); nullptr for softmax kinds
 };
 
@@ -361,10 +362,18 @@ inline void report_collectives(const State& st) {
   else say("collectives beside the kernels: AllGathers on %s, gradient sum on %s\n", gathers, grads);
 }
 
-// Which backend each whole-sequence softmax attention takes (asking builds cuDNN's plans, before any timing).
+// Which backend each whole-sequence or gathered softmax attention takes (asking builds cuDNN's plans, before
+// any timing).
 inline void report_backends(const State& st) {
   for (int k = 0; k < st.model.kind_count; k++) {
     const LayerKind& kind = st.model.kinds[k];
+    if (kind.gathered != nullptr) {
+      const GatheredShape& g = kind.gathered[st.layout.sp_rank];
+      const char* backend =
+          softmax_gathered_backend(g.dims, g.q_map, g.key_rows, kind.causal, program::kStepDocuments);
+      emit("backend", "\"kind\":\"%s\",\"attention\":\"%s\"", kind.name, backend);
+      say("layer kind %s: gathered softmax attention (LASP-2H) on %s\n", kind.name, backend);
+    }
     if (!kind.whole) continue;
     const char* backend = softmax_whole_backend(kind.whole_dims, kind.causal, program::kStepDocuments);
     emit("backend", "\"kind\":\"%s\",\"attention\":\"%s\"", kind.name, backend);

@@ -58,12 +58,18 @@ void softmax_whole_backward(const SoftmaxFullBackwardArgs& a, const SoftmaxDims&
 // Which backend that shape takes ("lasp" or "cudnn X.Y.Z"; with documents always "lasp": cuDNN's fused
 // attention has no document mask); the first call builds cuDNN's plans.
 const char* softmax_whole_backend(const SoftmaxDims& d, bool causal, bool documents);
+// LASP-2H's gathered attention (softmax_gathered.cuh): this rank's queries (q_map) against the keys of the whole
+// sequence in global order (keys [0, key_rows) read), one call per pass, with the same choice of backend and lse
+// layouts as above; the backward overwrites every row of the fp32 dk, dv (zeros past what its queries reach).
+void softmax_gathered_forward(const SoftmaxGatheredArgs& a, const SoftmaxDims& d, cudaStream_t s);
+void softmax_gathered_backward(const SoftmaxGatheredBackwardArgs& a, const SoftmaxDims& d, cudaStream_t s);
+// Which backend this rank's gathered shape takes ("lasp" or "cudnn X.Y.Z"); the first call builds cuDNN's plans.
+const char* softmax_gathered_backend(const SoftmaxDims& d, const PieceMap& q_map, int key_rows, bool causal,
+                                     bool documents);
 
-// Around the softmax blocks (softmax_support.cuh): the log-sum-exp merge, fp32 -> bf16 (alone or as a sum),
-// rotary embedding.
+// Around the softmax blocks (softmax_support.cuh): the log-sum-exp merge, fp32 -> bf16, rotary embedding.
 void softmax_merge(const SoftmaxMergeArgs& a, cudaStream_t s);
 void cast_to_bf16(const float* src, bf16* dst, size_t n, cudaStream_t s);
-void add_to_bf16(const float* a, const float* b, bf16* dst, size_t n, cudaStream_t s);
 void rope_apply(bf16* x, int batch, int rows, int heads, int d, const PieceMap& map, float theta, bool inverse,
                 cudaStream_t s);
 

@@ -1,0 +1,415 @@
+// LASP-2H's gathered attention: after the AllGather of K and V, one rank's queries (its pieces of the sequence,
+// q_map) against the keys of the whole sequence in global order (row i = token i), one call per pass, with the
+// rank's final o and lse (no merge). Dispatched to cuDNN's fused attention (cudnn_attention.cuh) or lasp's own
+// kernels (softmax_attention.cuh) by the rule every softmax layer follows (softmax_backend.cuh).
+//
+// Design choices:
+// - Only keys [0, key_rows) exist for the call: rows from key_rows on may hold garbage (the program orders only
+//   the positions some query of this rank can see) and are never read.
+// - lasp's kernels take the rank's q_map and an identity key map over key_rows rows: they already compare global
+//   positions, stop each query tile at the last key it can see and skip key tiles before a tile's first query in
+//   the backward, so a rank computes its causal pairs plus the masked edge tiles. The kernels bound every key row
+//   by SoftmaxDims::k_rows, which is also their batch stride of k and v: with one batch, or keys up to the last
+//   row, a call sees k_rows = key_rows (loads past it are zero-filled, the backward's grid covers only those
+//   tiles); with several batches and fewer keys, one call per batch entry at the offsets of its rows.
+// - cuDNN: one call per query piece (causal), s_q = the piece's length, s_kv = its end's global position, with
+//   causal bottom-right alignment (query i of the piece at position s_kv - s_q + i); without a causal mask one
+//   call for all rows against key_rows keys. Pointers are offset to the piece's first row; the batch strides
+//   stay the rank's (q) and the whole sequence's (k, v), so no data moves.
+// - cuDNN's stats of two pieces go through a packed scratch ([piece][batch][heads][rows]) and a small copy into
+//   the layer's lse [batch][heads][q_rows]: cuDNN before 9.26 honours only packed stats layouts (cudnn_frontend
+//   rejects others, and some backward kernels ignore their strides).
+// - The backward's dK, dV are the caller's fp32 buffers over every key row (summed across ranks by the
+//   program's ReduceScatter): lasp's kernels add into them after a memset; each cuDNN call writes bf16 dK, dV of
+//   its s_kv rows into a scratch of its own, and one kernel converts the calls' scratches and writes every row
+//   (zeros past the longest call). dq: lasp's kernels accumulate in an fp32 workspace cast once (as the
+//   whole-sequence backward); cuDNN writes each piece's rows in place.
+// - Both passes of a layer take the same backend (the lse layouts differ): the choice reads only the shape, the
+//   pieces, key_rows, causal, whether there are documents and the environment. With documents always lasp's
+//   kernels (their document mask reads global positions).
+// - The scratches are per device, grown on demand and kept (never in steady state), shared by all calls on a
+//   device: calls must be ordered (one stream, or events), as for the kernels' own workspaces.
+// - Like the kernel headers, the program's functions are not `inline`: include this file in one translation unit.
+#pragma once
+#include <cmath>
+#include <cstdint>
+#include <cstdio>
+#include <cstdlib>
+
+#include "attention_args.cuh"
+#include "check.cuh"
+#include "cudnn_attention.cuh"
+#include "softmax_attention.cuh"
+#include "softmax_backend.cuh"
+#include "types.cuh"
+
+namespace lasp {
+namespace gathered {
+
+enum class Backend { kLasp, kCudnn };
+
+// The rank's query pieces as runs of local rows at global positions, empty ones dropped.
+struct Pieces {
+  int count = 0;
+  int local[2] = {0, 0};
+  int global[2] = {0, 0};
+  int length[2] = {0, 0};
+};
+
+inline Pieces pieces_of(const PieceMap& m, int q_rows) {
+  Pieces p;
+  if (m.count == 0) {  // the rows are the positions
+    if (q_rows > 0) p.count = 1, p.length[0] = q_rows;
+    return p;
+  }
+  for (int j = 0; j < m.count && j < 2; ++j)
+    if (m.length[j] > 0) {
+      p.local[p.count] = m.local_offset[j];
+      p.global[p.count] = m.global_start[j];
+      p.length[p.count] = m.length[j];
+      ++p.count;
+    }
+  return p;
+}
+
+// The contract of a call (attention_args.cuh); a broken one is the caller's bug: message, exit 3.
+inline void check_call(const SoftmaxDims& d, const PieceMap& m, int key_rows, bool causal, const char* who) {
+  smx::check_dims(d, who);
+  const Pieces p = pieces_of(m, d.q_rows);
+  bool ok = m.count >= 0 && m.count <= 2 && key_rows >= (d.q_rows > 0 ? 1 : 0) && key_rows <= d.k_rows;
+  int rows = 0;
+  for (int j = 0; j < p.count; ++j) {
+    ok = ok && p.local[j] == rows && p.global[j] >= 0 && p.global[j] + p.length[j] <= d.k_rows;
+    if (j > 0) ok = ok && p.global[j] >= p.global[j - 1] + p.length[j - 1];
+    rows += p.length[j];
+  }
+  ok = ok && rows == d.q_rows;
+  if (ok && causal && p.count > 0) ok = p.global[p.count - 1] + p.length[p.count - 1] <= key_rows;
+  if (!ok) {
+    std::fprintf(stderr,
+                 "%s: the pieces (count %d: local %d, %d at global %d, %d, lengths %d, %d) must cover the %d query "
+                 "rows in order, inside the %d keys, and key_rows (%d) must reach the last causal query\n",
+                 who, m.count, m.local_offset[0], m.local_offset[1], m.global_start[0], m.global_start[1],
+                 m.length[0], m.length[1], d.q_rows, d.k_rows, key_rows);
+    std::exit(3);
+  }
+}
+
+// One cuDNN call: local query rows [row0, row0 + rows) against keys [0, keys).
+struct Call {
+  int row0, rows, keys;
+};
+
+// The calls of a layer (0 when there are no query rows): one per piece when causal, else one for all rows.
+inline int cudnn_calls(const SoftmaxDims& d, const PieceMap& m, int key_rows, bool causal, Call (&c)[2]) {
+  if (d.q_rows == 0) return 0;
+  if (!causal) {
+    c[0] = Call{0, d.q_rows, key_rows};
+    return 1;
+  }
+  const Pieces p = pieces_of(m, d.q_rows);
+  for (int j = 0; j < p.count; ++j) c[j] = Call{p.local[j], p.length[j], p.global[j] + p.length[j]};
+  return p.count;
+}
+
+#ifdef LASP_WITH_CUDNN
+inline CudnnSdpaShape shape_of(const SoftmaxDims& d, const Call& c, bool causal) {
+  return CudnnSdpaShape{d.batch,
+                        d.heads,
+                        d.kv_heads,
+                        c.rows,
+                        c.keys,
+                        d.head_dim,
+                        causal,
+                        1.0f / std::sqrt((float)d.head_dim),
+                        (long long)d.q_rows * d.heads * d.head_dim,
+                        (long long)d.k_rows * d.kv_heads * d.head_dim};
+}
+
+// Whether cuDNN can run every call of the layer (builds their plans; never exits).
+inline bool cudnn_supported(const SoftmaxDims& d, const PieceMap& m, int key_rows, bool causal) {
+  Call c[2];
+  const int n = cudnn_calls(d, m, key_rows, causal, c);
+  for (int j = 0; j < n; ++j)
+    if (!cudnn_sdpa_supported(shape_of(d, c[j], causal))) return false;
+  return true;
+}
+#endif
+
+// Whether this layer runs on cuDNN (softmax_backend.cuh's rule).
+inline bool use_cudnn(const SoftmaxDims& d, const PieceMap& m, int key_rows, bool causal, bool documents) {
+  return backend::use_cudnn_for(
+      documents,
+      [&] {
+#ifdef LASP_WITH_CUDNN
+        return cudnn_supported(d, m, key_rows, causal);
+#else
+        return false;
+#endif
+      },
+      [&](backend::LayerText& t) {
+        std::snprintf(t.shape, sizeof t.shape, "a %d x %d gathered attention", d.q_rows, key_rows);
+        std::snprintf(t.detail, sizeof t.detail, "%d heads, %d kv heads, head dim %d, %d query pieces", d.heads,
+                      d.kv_heads, d.head_dim, pieces_of(m, d.q_rows).count);
+      });
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// Kernels of the cuDNN path
+// ---------------------------------------------------------------------------------------------------------
+// Stats of two calls between the packed scratch (call 0's [batch][heads][split] at 0, call 1's
+// [batch][heads][q_rows - split] at off1) and the layer's lse [batch][heads][q_rows]; to_layer: scratch -> lse.
+__global__ void stats_copy_kernel(const float* __restrict__ src, float* __restrict__ dst, int bh, int q_rows,
+                                  int split, size_t off1, bool to_layer) {
+  const size_t n = (size_t)bh * q_rows;
+  for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < n; i += (size_t)gridDim.x * blockDim.x) {
+    const size_t row = i / q_rows;  // batch * heads + head
+    const int r = (int)(i % q_rows);
+    const size_t packed = r < split ? row * split + r : off1 + row * (size_t)(q_rows - split) + (r - split);
+    if (to_layer) dst[i] = src[packed];
+    else dst[packed] = src[i];
+  }
+}
+
+// dk, dv fp32 [batch][rows][width] from the calls' bf16 scratches (the same strides; call j holds rows < keys_j,
+// k1 == nullptr: one call): the sum of the calls that hold a row, zero where none does. VEC: 8 elements at once
+// (16-byte aligned outputs), else 1.
+template <int VEC>
+__global__ void dkdv_from_calls_kernel(const bf16* __restrict__ k0, const bf16* __restrict__ v0, int keys0,
+                                       const bf16* __restrict__ k1, const bf16* __restrict__ v1, int keys1,
+                                       float* __restrict__ dk, float* __restrict__ dv, int rows, size_t width,
+                                       size_t n) {
+  const size_t groups = n / VEC;
+  for (size_t g = blockIdx.x * (size_t)blockDim.x + threadIdx.x; g < groups; g += (size_t)gridDim.x * blockDim.x) {
+    const size_t e = g * VEC;
+    const int r = (int)((e / width) % rows);
+    float a[VEC], b[VEC];
+#pragma unroll
+    for (int i = 0; i < VEC; ++i) a[i] = b[i] = 0.f;
+    auto add = [&](const bf16* k, const bf16* v) {
+      if constexpr (VEC == 8) {
+        const uint4 kk = *reinterpret_cast<const uint4*>(k + e), vv = *reinterpret_cast<const uint4*>(v + e);
+        const bf16* kh = reinterpret_cast<const bf16*>(&kk);
+        const bf16* vh = reinterpret_cast<const bf16*>(&vv);
+#pragma unroll
+        for (int i = 0; i < 8; ++i) a[i] += __bfloat162float(kh[i]), b[i] += __bfloat162float(vh[i]);
+      } else {
+        a[0] += __bfloat162float(k[e]), b[0] += __bfloat162float(v[e]);
+      }
+    };
+    if (r < keys0) add(k0, v0);
+    if (k1 != nullptr && r < keys1) add(k1, v1);
+    if constexpr (VEC == 8) {
+      float4* pk = reinterpret_cast<float4*>(dk + e);
+      float4* pv = reinterpret_cast<float4*>(dv + e);
+      pk[0] = make_float4(a[0], a[1], a[2], a[3]), pk[1] = make_float4(a[4], a[5], a[6], a[7]);
+      pv[0] = make_float4(b[0], b[1], b[2], b[3]), pv[1] = make_float4(b[4], b[5], b[6], b[7]);
+    } else {
+      dk[e] = a[0], dv[e] = b[0];
+    }
+  }
+}
+
+inline unsigned blocks_for(size_t work) {
+  const size_t b = (work + 255) / 256;
+  return (unsigned)(b < 4096 ? (b > 0 ? b : 1) : 4096);
+}
+
+inline size_t align_up(size_t n, size_t a) { return (n + a - 1) / a * a; }
+
+// The cuDNN path's scratches: stats of two calls (fp32), and dK, dV of each call (bf16).
+inline smx::Workspace& stats_workspace() {
+  static smx::Workspace w;
+  return w;
+}
+inline smx::Workspace& dkdv_workspace() {
+  static smx::Workspace w;
+  return w;
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// The two backends
+// ---------------------------------------------------------------------------------------------------------
+// lasp's kernels over keys [0, key_rows): the calls' dims and, when the batch entries must go one by one, how
+// many (see the design notes).
+struct LaspSplit {
+  SoftmaxDims dims;
+  int calls;
+};
+inline LaspSplit lasp_split(const SoftmaxDims& d, int key_rows) {
+  const bool per_batch = d.batch > 1 && key_rows < d.k_rows;
+  SoftmaxDims e = d;
+  e.k_rows = key_rows;
+  if (per_batch) e.batch = 1;
+  return LaspSplit{e, per_batch ? d.batch : 1};
+}
+// Documents of batch entry b alone (their arrays are [batch][seq_len]).
+inline Documents docs_of_entry(const Documents& docs, int b) {
+  if (!docs.any() || b == 0) return docs;
+  Documents e = docs;
+  const size_t off = (size_t)b * docs.seq_len;
+  e.ends += off, e.first += off, e.last += off;
+  return e;
+}
+
+inline void lasp_forward(const SoftmaxGatheredArgs& a, const SoftmaxDims& d, cudaStream_t s) {
+  const LaspSplit sp = lasp_split(d, a.key_rows);
+  const PieceMap keys{0, {0, 0}, {0, 0}, {0, 0}};
+  const size_t qb = (size_t)d.q_rows * d.heads, kb = (size_t)d.k_rows * d.kv_heads;
+  for (int b = 0; b < sp.calls; ++b)
+    smx::block_forward(smx::default_forward_kernel(d.head_dim), a.q + b * qb * d.head_dim,
+                       a.k + b * kb * d.head_dim, a.v + b * kb * d.head_dim, sp.dims, a.q_map, keys, a.causal,
+                       nullptr, a.lse + b * qb, a.o + b * qb * d.head_dim, s, docs_of_entry(a.docs, b));
+}
+
+inline void lasp_backward(const SoftmaxGatheredBackwardArgs& a, const SoftmaxDims& d, cudaStream_t s) {
+  const size_t nkv = (size_t)d.batch * d.k_rows * d.kv_heads * d.head_dim;
+  CUDA_CHECK(cudaMemsetAsync(a.dk, 0, nkv * sizeof(float), s));  // the kernels add; rows past key_rows stay 0
+  CUDA_CHECK(cudaMemsetAsync(a.dv, 0, nkv * sizeof(float), s));
+  if (d.q_rows == 0) return;
+  const size_t nq = (size_t)d.batch * d.q_rows * d.heads * d.head_dim;
+  float* dqw = static_cast<float*>(smx::dq_workspace().get(nq * sizeof(float)));
+  CUDA_CHECK(cudaMemsetAsync(dqw, 0, nq * sizeof(float), s));
+  const LaspSplit sp = lasp_split(d, a.key_rows);
+  const PieceMap keys{0, {0, 0}, {0, 0}, {0, 0}};
+  const size_t qb = (size_t)d.q_rows * d.heads, kb = (size_t)d.k_rows * d.kv_heads, hd = d.head_dim;
+  for (int b = 0; b < sp.calls; ++b)
+    smx::block_backward(smx::default_backward_kernel(d.head_dim), a.q + b * qb * hd, a.k + b * kb * hd,
+                        a.v + b * kb * hd, a.o + b * qb * hd, a.lse + b * qb, a.dout + b * qb * hd, sp.dims, a.q_map,
+                        keys, a.causal, dqw + b * qb * hd, a.dk + b * kb * hd, a.dv + b * kb * hd, s,
+                        docs_of_entry(a.docs, b));
+  const size_t n4 = nq / 4;  // head_dim is 64 or 128
+  smx::f32_to_bf16_kernel<<<(unsigned)((n4 + 255) / 256), 256, 0, s>>>(dqw, a.dq, n4);
+  LAUNCH_CHECK();
+}
+
+#ifdef LASP_WITH_CUDNN
+inline void cudnn_forward(const SoftmaxGatheredArgs& a, const SoftmaxDims& d, cudaStream_t s) {
+  Call c[2];
+  const int n = cudnn_calls(d, a.q_map, a.key_rows, a.causal, c);
+  if (n == 0) return;
+  const size_t bh = (size_t)d.batch * d.heads, row = (size_t)d.heads * d.head_dim;
+  // One call writes the layer's layout itself (its rows are all of them); two go through the packed scratch.
+  const size_t off1 = align_up(bh * c[0].rows, 64);
+  float* packed = n == 1 ? a.lse
+                         : static_cast<float*>(stats_workspace().get((off1 + bh * c[1].rows) * sizeof(float)));
+  for (int j = 0; j < n; ++j)
+    cudnn_sdpa_forward(shape_of(d, c[j], a.causal), a.q + c[j].row0 * row, a.k, a.v, a.o + c[j].row0 * row,
+                       packed + (j ? off1 : 0), s);
+  if (n == 2) {
+    stats_copy_kernel<<<blocks_for(bh * d.q_rows), 256, 0, s>>>(packed, a.lse, (int)bh, d.q_rows, c[0].rows, off1,
+                                                                true);
+    LAUNCH_CHECK();
+  }
+}
+
+inline void cudnn_backward(const SoftmaxGatheredBackwardArgs& a, const SoftmaxDims& d, cudaStream_t s) {
+  Call c[2];
+  const int n = cudnn_calls(d, a.q_map, a.key_rows, a.causal, c);
+  const size_t width = (size_t)d.kv_heads * d.head_dim, kb = (size_t)d.k_rows * width;
+  const size_t nkv = (size_t)d.batch * kb;
+  if (n == 0) {
+    CUDA_CHECK(cudaMemsetAsync(a.dk, 0, nkv * sizeof(float), s));
+    CUDA_CHECK(cudaMemsetAsync(a.dv, 0, nkv * sizeof(float), s));
+    return;
+  }
+  const size_t bh = (size_t)d.batch * d.heads, row = (size_t)d.heads * d.head_dim;
+  const size_t off1 = align_up(bh * c[0].rows, 64);
+  const float* stats = a.lse;
+  if (n == 2) {
+    float* packed = static_cast<float*>(stats_workspace().get((off1 + bh * c[1].rows) * sizeof(float)));
+    stats_copy_kernel<<<blocks_for(bh * d.q_rows), 256, 0, s>>>(a.lse, packed, (int)bh, d.q_rows, c[0].rows, off1,
+                                                                false);
+    LAUNCH_CHECK();
+    stats = packed;
+  }
+  // Call j's dK, dV keep the strides of k and v over their first keys_j rows: (batch - 1) strides + keys_j rows.
+  size_t at[2][2], total = 0;
+  for (int j = 0; j < n; ++j)
+    for (int t = 0; t < 2; ++t) {
+      at[j][t] = total;
+      total += align_up(((size_t)(d.batch - 1) * kb + (size_t)c[j].keys * width) * sizeof(bf16), 256);
+    }
+  char* ws = static_cast<char*>(dkdv_workspace().get(total));
+  bf16* dks[2] = {nullptr, nullptr};
+  bf16* dvs[2] = {nullptr, nullptr};
+  for (int j = 0; j < n; ++j) {
+    dks[j] = reinterpret_cast<bf16*>(ws + at[j][0]);
+    dvs[j] = reinterpret_cast<bf16*>(ws + at[j][1]);
+    cudnn_sdpa_backward(shape_of(d, c[j], a.causal), a.q + c[j].row0 * row, a.k, a.v, a.o + c[j].row0 * row,
+                        a.dout + c[j].row0 * row, stats + (j ? off1 : 0), a.dq + c[j].row0 * row, dks[j], dvs[j],
+                        s);
+  }
+  const bool vec = ((reinterpret_cast<uintptr_t>(a.dk) | reinterpret_cast<uintptr_t>(a.dv)) & 15) == 0;
+  if (vec)
+    dkdv_from_calls_kernel<8><<<blocks_for(nkv / 8), 256, 0, s>>>(dks[0], dvs[0], c[0].keys, dks[1], dvs[1],
+                                                                   n > 1 ? c[1].keys : 0, a.dk, a.dv, d.k_rows,
+                                                                   width, nkv);
+  else
+    dkdv_from_calls_kernel<1><<<blocks_for(nkv), 256, 0, s>>>(dks[0], dvs[0], c[0].keys, dks[1], dvs[1],
+                                                               n > 1 ? c[1].keys : 0, a.dk, a.dv, d.k_rows, width,
+                                                               nkv);
+  LAUNCH_CHECK();
+}
+#endif
+
+// The passes with the backend named (the harness bench/gpu/gathered_check.cu runs both this way; the program's
+// calls below choose). kCudnn needs a build with cuDNN and a shape it supports (cudnn_supported).
+inline void forward(Backend backend, const SoftmaxGatheredArgs& a, const SoftmaxDims& d, cudaStream_t s) {
+  check_call(d, a.q_map, a.key_rows, a.causal, "softmax_gathered_forward");
+  if (backend == Backend::kLasp) return lasp_forward(a, d, s);
+#ifdef LASP_WITH_CUDNN
+  if (a.docs.any()) {
+    std::fprintf(stderr, "softmax_gathered_forward: cuDNN has no document mask\n");
+    std::exit(3);
+  }
+  cudnn_forward(a, d, s);
+#else
+  std::fprintf(stderr, "softmax_gathered_forward: built without cuDNN\n");
+  std::exit(3);
+#endif
+}
+
+inline void backward(Backend backend, const SoftmaxGatheredBackwardArgs& a, const SoftmaxDims& d, cudaStream_t s) {
+  check_call(d, a.q_map, a.key_rows, a.causal, "softmax_gathered_backward");
+  if (backend == Backend::kLasp) return lasp_backward(a, d, s);
+#ifdef LASP_WITH_CUDNN
+  if (a.docs.any()) {
+    std::fprintf(stderr, "softmax_gathered_backward: cuDNN has no document mask\n");
+    std::exit(3);
+  }
+  cudnn_backward(a, d, s);
+#else
+  std::fprintf(stderr, "softmax_gathered_backward: built without cuDNN\n");
+  std::exit(3);
+#endif
+}
+
+}  // namespace gathered
+
+// The program's calls (kernels.h).
+// The backend this rank's gathered shape takes, for the program's report ("cudnn 9.14.0" or "lasp"); asking also
+// builds cuDNN's plans for it, outside any timed region. documents: the layer runs with packed documents (then
+// always "lasp", and no plans are built).
+const char* softmax_gathered_backend(const SoftmaxDims& d, const PieceMap& q_map, int key_rows, bool causal,
+                                     bool documents) {
+  gathered::check_call(d, q_map, key_rows, causal, "softmax_gathered_backend");
+#ifdef LASP_WITH_CUDNN
+  if (gathered::use_cudnn(d, q_map, key_rows, causal, documents)) return backend::cudnn_version_name();
+#else
+  (void)gathered::use_cudnn(d, q_map, key_rows, causal, documents);
+#endif
+  return "lasp";
+}
+
+void softmax_gathered_forward(const SoftmaxGatheredArgs& a, const SoftmaxDims& d, cudaStream_t s) {
+  const bool cudnn = gathered::use_cudnn(d, a.q_map, a.key_rows, a.causal, a.docs.any());
+  gathered::forward(cudnn ? gathered::Backend::kCudnn : gathered::Backend::kLasp, a, d, s);
+}
+
+void softmax_gathered_backward(const SoftmaxGatheredBackwardArgs& a, const SoftmaxDims& d, cudaStream_t s) {
+  const bool cudnn = gathered::use_cudnn(d, a.q_map, a.key_rows, a.causal, a.docs.any());
+  gathered::backward(cudnn ? gathered::Backend::kCudnn : gathered::Backend::kLasp, a, d, s);
+}
+
+}  // namespace lasp
