@@ -108,9 +108,13 @@ function checkSupported(spec: ResolvedSpec): void {
     );
   }
   const softmax = spec.model.layers.find((l) => l.type === "softmax_attention");
-  if (softmax !== undefined && spec.parallel.sequence > MAX_MERGED_SOURCES) {
+  if (
+    softmax !== undefined &&
+    spec.parallel.softmax === "ring" &&
+    spec.parallel.sequence > MAX_MERGED_SOURCES
+  ) {
     throw new CodegenLimitation(
-      `the generated log-sum-exp merge combines at most ${MAX_MERGED_SOURCES} key blocks, and sequence is ${spec.parallel.sequence} (E0701)`,
+      `the generated log-sum-exp merge of ring attention combines at most ${MAX_MERGED_SOURCES} key blocks, and sequence is ${spec.parallel.sequence} (E0701)`,
     );
   }
 }

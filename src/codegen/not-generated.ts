@@ -34,9 +34,10 @@ const isWord = (word: string) => (s: Setting) => s.value.kind === "word" && s.va
 /** Slots of lasp::SlotList (types.cuh): the key blocks one log-sum-exp merge combines. */
 export const MAX_MERGED_SOURCES = 64;
 
-/** More sequence-parallel ranks than one merge combines, in a spec with softmax layers. */
+/** More sequence-parallel ranks than one merge combines, in a spec with ring attention (LASP-2H merges none). */
 const tooManySources = (_: Setting, { spec }: Context): boolean =>
   spec !== undefined &&
+  spec.parallel.softmax === "ring" &&
   spec.parallel.sequence > MAX_MERGED_SOURCES &&
   spec.model.layers.some((l) => l.type === "softmax_attention");
 
@@ -56,9 +57,9 @@ const REASONS: Reason[] = [
         when: (s, c) => tooManySources(s, c) && !c.block.some((b) => b.key.name === "sequence"),
       },
     ],
-    why: `the generated log-sum-exp merge of softmax layers combines at most ${MAX_MERGED_SOURCES} key blocks`,
+    why: `the generated log-sum-exp merge of ring attention combines at most ${MAX_MERGED_SOURCES} key blocks`,
     refuse: {
-      hint: `use at most ${MAX_MERGED_SOURCES} sequence-parallel GPUs (\`data\` can take the others)`,
+      hint: `use at most ${MAX_MERGED_SOURCES} sequence-parallel GPUs (\`data\` can take the others), or \`softmax allgather\``,
     },
   },
 ];

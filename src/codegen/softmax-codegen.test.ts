@@ -372,6 +372,11 @@ describe("what the generator refuses", () => {
     const spec = checkSource("wide.lasp", source).spec!;
     expect(() => generateProgram(spec)).toThrow(CodegenLimitation);
     expect(() => generateProgram(spec)).toThrow(/combines at most 64 key blocks, and sequence is 128/);
+    // LASP-2H's gathered call merges nothing: 128 sequence ranks are generated.
+    const gathered = checkSource("wide.lasp", source.replace("softmax ring", "softmax allgather")).spec!;
+    expect(generateProgram(gathered).get("lasp/program.cuh")).toContain(
+      "static const lasp::GatheredShape kS_gathered[kWorld]",
+    );
   });
 });
 

@@ -71,7 +71,7 @@ run { seq_len 1K ${run} }
     expect(notes(spec("dtype bf16"), true).filter((d) => d.severity === "error")).toEqual([]);
   });
 
-  it("refuse more than 64 sequence-parallel ranks for softmax layers, at `sequence` or else at `gpus`", () => {
+  it("refuse more than 64 sequence-parallel ranks for ring attention, at `sequence` or else at `gpus`", () => {
     const hybrid = (parallel: string, run = "") => `model m {
   vocab 512  hidden 256  ffn 512  heads 4  head_dim 64
   layer S = softmax_attention { }
@@ -84,9 +84,11 @@ run { seq_len 8K  ${run} }
       notes(hybrid(parallel, run), true)
         .filter((d) => d.severity === "error")
         .map((d) => [d.span.start.line, d.message.split(" cannot")[0]]);
-    expect(at("gpus 128  sequence 128")).toEqual([[6, "`sequence`"]]);
-    expect(at("gpus 128")).toEqual([[6, "`gpus`"]]);
-    expect(at("gpus 128  sequence 64  data 2", "batch 2")).toEqual([]);
+    expect(at("gpus 128  sequence 128  softmax ring")).toEqual([[6, "`sequence`"]]);
+    expect(at("gpus 128  softmax ring")).toEqual([[6, "`gpus`"]]);
+    expect(at("gpus 128  sequence 64  data 2  softmax ring", "batch 2")).toEqual([]);
+    // LASP-2H's gathered call merges nothing: any number of ranks.
+    expect(at("gpus 128  sequence 128  softmax allgather")).toEqual([]);
   });
 
   it("say nothing more about a spec that already has errors", () => {
