@@ -141,8 +141,18 @@ describe("LASP-2H in the generated program", () => {
     const dwo = rank1.indexOf("run_host(run, HostWork::kOWeightGrad");
     expect(scatter).toBeGreaterThan(0);
     expect(dwo).toBeGreaterThan(scatter);
-    // dWo waits only until the ReduceScatter is issued, not until it ends; the cast waits for its end.
-    expect(rank1.slice(scatter, dwo)).not.toMatch(/cudaStreamWaitEvent\(c\.compute, c\.events/);
+    // dWo, then dQ's GEMMs, wait only until the ReduceScatter is issued, not until it ends; the cast waits
+    // for its end.
+    const dq = rank1.indexOf("run_host(run, HostWork::kQGrads");
+    expect(dq).toBeGreaterThan(dwo);
+    expect(rank1.slice(scatter, dq)).not.toMatch(/cudaStreamWaitEvent\(c\.compute, c\.events/);
+    expect(rank1.indexOf("lasp::cast_to_bf16(b.dk_sum")).toBeGreaterThan(dq);
+    // The layer then leaves dQ's GEMMs to the schedule (layer.cuh's q_grads runs only where not hosted).
+    expect(files.get("main.cu")!).toMatch(
+      /\{"S", "allgather", 0, false, true, true, 2, 10000\.0000f, true, true,/,
+    );
+    expect(files.get("main.cu")!).toMatch(/\{"L", "lasp2", 0, \w+, true, false, 4, 0\.0f, true, false,/);
+    expect(files.get("lasp/layer.cuh")!).toContain("if (!kind.hosts_q_grads) q_grads(st, l, kind, b);");
     expect(rank1).toMatch(
       /cudaStreamWaitEvent\(c\.compute, c\.events\[\d+\], 0\)\);\n\s*lasp::cast_to_bf16\(b\.dk_sum, b\.dk, 131072, c\.compute\);/,
     );

@@ -358,7 +358,11 @@ export const CODEGEN_HANDLERS: OpHandlers<[StepContext], Call[]> = {
     );
   },
   host: (step) => {
-    const work = step.params.work === "q_projection" ? "HostWork::kQProjection" : "HostWork::kOWeightGrad";
+    const work = {
+      q_projection: "HostWork::kQProjection",
+      o_weight_grad: "HostWork::kOWeightGrad",
+      q_grads: "HostWork::kQGrads",
+    }[step.params.work];
     return [{ check: "", fn: "run_host", args: ["run", work, smsLeft(step.placement)] }];
   },
   "linear.inter": (step, ctx) => {

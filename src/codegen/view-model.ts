@@ -140,6 +140,8 @@ export interface KindView {
   workspaces: boolean;
   /** "true" when the schedule runs the Q projection and dWo itself (`host` steps on every rank and pass). */
   hosted: "true" | "false";
+  /** "true" when its backward also runs dQ's GEMMs itself (a `q_grads` host step on every rank). */
+  hostsQGrads: "true" | "false";
   /** A lasp::SoftmaxDims initialiser for the rank's blocks (softmax kinds), else "". */
   dims: string;
   /** The C++ constant that holds `dims`. */
@@ -327,13 +329,34 @@ function overlapsOf(program: RankProgram): Map<number, number> {
  * the pass, so every rank's program must have them, once each, or none of them may.
  */
 function hostsProjections(schedule: LayerSchedule): boolean {
-  const counts = (["forward", "backward"] as const).flatMap((pass) =>
-    schedule.passes[pass].map((rp) => rp.steps.filter((s) => s.kind === "compute" && s.op === "host").length),
-  );
-  if (counts.every((n) => n === 0)) return false;
-  if (counts.every((n) => n === 1)) return true;
+  const works = hostWorks(schedule);
+  if (works.every((w) => w === "")) return false;
+  const forward = works.slice(0, schedule.passes.forward.length);
+  const backward = works.slice(forward.length);
+  const same = (ws: string[]) => ws.every((w) => w === ws[0]);
+  if (
+    same(forward) &&
+    same(backward) &&
+    forward[0] === "q_projection" &&
+    backward[0]!.startsWith("o_weight_grad")
+  )
+    return true;
   throw new Error(
-    `layer kind ${schedule.kind}: host steps on some ranks or passes only (${counts.join(", ")})`,
+    `layer kind ${schedule.kind}: host steps on some ranks or passes only (${works.join("; ")})`,
+  );
+}
+
+/** Whether the kind's backward runs dQ's GEMMs itself (a `q_grads` host step on every rank). */
+function hostsQGrads(schedule: LayerSchedule): boolean {
+  return schedule.passes.backward.every((rp) =>
+    rp.steps.some((s) => s.kind === "compute" && s.op === "host" && s.params.work === "q_grads"),
+  );
+}
+
+/** Per rank program, forward ranks then backward ranks: its host steps' works, joined in step order. */
+function hostWorks(schedule: LayerSchedule): string[] {
+  return [...schedule.passes.forward, ...schedule.passes.backward].map((rp) =>
+    rp.steps.flatMap((s) => (s.kind === "compute" && s.op === "host" ? [s.params.work] : [])).join(", "),
   );
 }
 
@@ -644,6 +667,7 @@ export function buildView({ spec, program, compilerVersion }: ViewInputs): Progr
       decayMember: softmax ? "nullptr" : `&program::Tables::${decayTable}`,
       ropeTheta: softmax ? floatLiteral(layer.ropeTheta) : "0.0f",
       hosted: hostsProjections(schedule) ? "true" : "false",
+      hostsQGrads: hostsQGrads(schedule) ? "true" : "false",
       workspaces,
       dims: softmax
         ? softmaxDimsLiteral({

@@ -101,7 +101,7 @@ describe("weak scaling on 1, 2 and 4 H100s, predicted against the measurement", 
   //   traffic, which the roofline counts once. LASP-2H's per-block schedule measured above had the same
   //   misses (its prediction was 63.75 and 97.20 ms at 2 and 4 GPUs).
   // - LASP-2H is now one gathered call per rank and pass (issue 18), which the program runs on cuDNN: the model
-  //   prices it at cuDNN's rate, about level with Ulysses (56.7 vs 57.9 ms at 2 GPUs, 85.3 vs 84.2 at 4). Not
+  //   prices it at cuDNN's rate, about level with Ulysses (56.9 vs 57.9 ms at 2 GPUs, 84.8 vs 84.2 at 4). Not
   //   measured yet: bench/gpu/make-suite.sh's b-hyb-ag-* programs on a multi-GPU machine will say.
   it("LASP-2: what 2 and 4 GPUs add over one within 1.5 points of the measured", () => {
     const [one, two, four] = WEAK.lasp2 as [number, number, number];

@@ -3,23 +3,45 @@
 import type { RankBuilder } from "./builder.js";
 import type { LowerContext } from "./context.js";
 import { projectionCost } from "./linear-costs.js";
+import type { HostWork } from "./ops.js";
 
-/** A step the program fills with the layer's own work (a projection), placed for a collective to overlap. */
+/**
+ * A step the program fills with the layer's own work (a projection), placed for a collective to overlap.
+ * `buffer`: the `q` that q_projection writes, or the `dq` that q_grads reads.
+ */
 export function hostStep(
   b: RankBuilder,
   ctx: LowerContext,
-  work: "q_projection" | "o_weight_grad",
-  q: string,
+  work: HostWork,
+  buffer: string,
   deps: number[],
 ): number {
-  return work === "q_projection"
-    ? b.compute("host", "Q = X Wq (the layer's projection)", { q }, projectionCost(ctx), { work }, deps)
-    : b.compute(
-        "host",
-        "dWo = attn^T dY (the layer's weight gradient)",
-        {},
-        projectionCost(ctx),
-        { work },
-        deps,
-      );
+  if (work === "q_projection")
+    return b.compute(
+      "host",
+      "Q = X Wq (the layer's projection)",
+      { q: buffer },
+      projectionCost(ctx),
+      { work },
+      deps,
+    );
+  if (work === "q_grads") {
+    const gemm = projectionCost(ctx);
+    return b.compute(
+      "host",
+      "dWq = dQ^T a, da = dQ Wq (dQ's share of the layer's backward)",
+      { dq: buffer },
+      { flops: 2 * gemm.flops, bytes: 2 * gemm.bytes },
+      { work },
+      deps,
+    );
+  }
+  return b.compute(
+    "host",
+    "dWo = attn^T dY (the layer's weight gradient)",
+    {},
+    projectionCost(ctx),
+    { work },
+    deps,
+  );
 }

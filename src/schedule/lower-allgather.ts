@@ -180,7 +180,7 @@ function forward(ctx: LowerContext, layer: SoftmaxAttentionKind, rank: number): 
 
 /**
  * dQ and the fp32 dK, dV of every gathered position in one call, back to the ranks' order, and
- * ReduceScatter-ed to their owners while dWo is computed.
+ * ReduceScatter-ed to their owners while dWo and dQ's own GEMMs are computed.
  */
 function backward(ctx: LowerContext, layer: SoftmaxAttentionKind, rank: number): RankProgram {
   const b = new RankBuilder(rank);
@@ -242,7 +242,9 @@ function backward(ctx: LowerContext, layer: SoftmaxAttentionKind, rank: number):
     ],
     [order],
   );
+  // dWo, then dQ's GEMMs (dQ is final once the gathered backward ends), beside the ReduceScatter.
   hostStep(b, ctx, "o_weight_grad", q, ctx.overlap ? [] : [scatter]);
+  hostStep(b, ctx, "q_grads", dq, ctx.overlap ? [grads] : [grads, scatter]);
   b.compute(
     "copy",
     "dK, dV of this rank to the activation type",

@@ -145,11 +145,14 @@ export interface OpOperands {
   copy: { src: Buf[]; dst: Buf[] };
   fill_zero: { dst: Buf[] };
   accumulate: { src: Buf; dst: Buf };
-  /** q_projection writes `q`; o_weight_grad touches no buffer of the attention core. */
-  host: { q?: Buf };
+  /** q_projection writes `q`; q_grads reads `dq`; o_weight_grad touches no buffer of the attention core. */
+  host: { q?: Buf; dq?: Buf };
 }
 
 /** Typed params of each op. `piece` is the local piece index of the rank. */
+/** The layer's own work a `host` step stands for: Q = X Wq, dWo, or dQ's GEMMs (dWq and dX += dQ Wq). */
+export type HostWork = "q_projection" | "o_weight_grad" | "q_grads";
+
 export interface OpParams {
   "linear.state": { piece: number };
   "linear.intra": { piece: number; causal: boolean };
@@ -186,7 +189,7 @@ export interface OpParams {
   copy: { from?: number; to?: number; rows?: RowBlock };
   fill_zero: Record<string, never>;
   accumulate: Record<string, never>;
-  host: { work: "q_projection" | "o_weight_grad" };
+  host: { work: HostWork };
 }
 
 export type ComputeOp = keyof OpOperands & keyof OpParams;
@@ -381,10 +384,10 @@ export const OPS: { [O in ComputeOp]: OpEntry<O> } = {
     io: (o) => ({ reads: [o.src], writes: [o.dst] }),
   },
   host: {
-    operands: ["q"],
+    operands: ["q", "dq"],
     params: ["work"],
-    doc: "the layer's own work placed for a collective to overlap: `params.work` `q_projection` (writes `q`) or `o_weight_grad` (dWo)",
-    io: (o) => ({ reads: [], writes: present(o.q) }),
+    doc: "the layer's own work placed for a collective to overlap: `params.work` `q_projection` (writes `q`), `o_weight_grad` (dWo) or `q_grads` (reads `dq`: dWq and the input gradient's dQ term)",
+    io: (o) => ({ reads: present(o.dq), writes: present(o.q) }),
   },
 };
 

@@ -49,6 +49,7 @@ struct LayerKind {
   int kv_heads;        // heads of K and V (grouped-query attention); the query heads for linear attention
   float rope_theta;    // RoPE base (softmax attention)
   bool hosted;         // the schedule runs the Q projection and dWo itself (host steps, beside its collective)
+  bool hosts_q_grads;  // ... and dQ's GEMMs (dWq, dQ Wq) too (LASP-2H, beside its dK/dV ReduceScatter)
   int kv_width;        // width of a K or V row: kv heads x head dim
   float verify_scale;  // scale of verify's random q and k (1 for softmax, whose scores are scaled inside)
   int layers;          // layers of the stack of this kind

@@ -85,6 +85,21 @@ inline void o_weight_grad(State& st, int l, const LayerKind& kind, Buffers& b) {
   matmul(st.blas, true, false, program::kHidden, (int)kQkvWidth, (int)kRows, st.dx, attn, st.grads[layer.w.wo]);
 }
 
+// dQ's share of layer l's backward, once the attention has written b.dq: back through RoPE (softmax) or the
+// feature map, dWq = dQ^T a, and the input gradient's first term d(a) = dQ Wq (st.dnormed; the K and V terms
+// are added to it after the attention). a = Norm(x) is in st.normed.
+template <typename Buffers>
+inline void q_grads(State& st, int l, const LayerKind& kind, Buffers& b) {
+  const LayerDesc& layer = st.model.layers[l];
+  const int hidden = program::kHidden, width = (int)kQkvWidth, rows = (int)kRows;
+  if (kind.feature_map != 0)
+    feature_map_backward(st.acts[layer.a.pre_q], b.dq, b.dq, kRows * kQkvWidth, kind.feature_map, st.ctx.compute);
+  if (kind.softmax)  // the rotation is orthogonal: its backward is the inverse rotation
+    rope_apply(b.dq, program::kBatch, program::kLocalTokens, program::kHeads, program::kHeadDim, program::kPieceMaps[st.layout.sp_rank], kind.rope_theta, true, st.ctx.compute);
+  matmul(st.blas, true, false, width, hidden, rows, b.dq, st.normed, st.grads[layer.w.wq]);
+  matmul(st.blas, false, false, rows, hidden, width, b.dq, st.params[layer.w.wq], st.dnormed);
+}
+
 // What a hosted kind's `host` steps run (Run::host): the projection the step stands for, leaving
 // `leave_sms` SMs to the collective beside it.
 template <typename Buffers>
@@ -92,7 +107,8 @@ inline HostFn host_work(State& st, int l, const LayerKind& kind, Buffers& b) {
   return [&st, l, &kind, &b](HostWork work, int leave_sms) {
     if (leave_sms > 0) CUBLAS_CHECK(cublasSetSmCountTarget(st.blas, st.sms - leave_sms));
     if (work == HostWork::kQProjection) q_projection(st, l, kind, b);
-    else o_weight_grad(st, l, kind, b);
+    else if (work == HostWork::kOWeightGrad) o_weight_grad(st, l, kind, b);
+    else q_grads(st, l, kind, b);
     if (leave_sms > 0) CUBLAS_CHECK(cublasSetSmCountTarget(st.blas, 0));
   };
 }
@@ -248,21 +264,15 @@ inline void layer_backward(State& st, int l, const LayerKind& kind, Buffers& b, 
   core(Run{true, true, kind.hosted ? &host : nullptr});
   join_streams(st);
   part(st, Part::kProjections);
-  if (kind.feature_map != 0) {
-    feature_map_backward(st.acts[layer.a.pre_q], b.dq, b.dq, kRows * kQkvWidth, kind.feature_map, s);
+  // dQ's GEMMs (dWq, da = dq Wq), unless the schedule ran them beside its collective.
+  if (!kind.hosts_q_grads) q_grads(st, l, kind, b);
+  if (kind.feature_map != 0)
     feature_map_backward(st.acts[layer.a.pre_k], b.dk, b.dk, kRows * kv_width, kind.feature_map, s);
-  }
-  if (kind.softmax) {
-    // The rotation is orthogonal: its backward is the inverse rotation.
-    const PieceMap& map = program::kPieceMaps[st.layout.sp_rank];
-    rope_apply(b.dq, program::kBatch, program::kLocalTokens, program::kHeads, program::kHeadDim, map, kind.rope_theta, true, s);
-    rope_apply(b.dk, program::kBatch, program::kLocalTokens, kind.kv_heads, program::kHeadDim, map, kind.rope_theta, true, s);
-  }
-  matmul(st.blas, true, false, width, hidden, rows, b.dq, st.normed, st.grads[w.wq]);
+  if (kind.softmax)
+    rope_apply(b.dk, program::kBatch, program::kLocalTokens, kind.kv_heads, program::kHeadDim, program::kPieceMaps[st.layout.sp_rank], kind.rope_theta, true, s);
   matmul(st.blas, true, false, kv_width, hidden, rows, b.dk, st.normed, st.grads[w.wk]);
   matmul(st.blas, true, false, kv_width, hidden, rows, b.dv, st.normed, st.grads[w.wv]);
   // da = dq Wq + dk Wk + dv Wv, then the norm's backward into dx.
-  matmul(st.blas, false, false, rows, hidden, width, b.dq, st.params[w.wq], st.dnormed);
   matmul(st.blas, false, false, rows, hidden, kv_width, b.dk, st.params[w.wk], st.dnormed, 1.0f);
   matmul(st.blas, false, false, rows, hidden, kv_width, b.dv, st.params[w.wv], st.dnormed, 1.0f);
   part(st, Part::kNorms);

@@ -197,7 +197,9 @@ inline void time_kind(State& st, const LayerKind& kind, const KindPasses<Buffers
   const auto host = host_work(st, kind.first_layer, kind, b);
   const HostFn* hooks = kind.hosted ? &host : nullptr;
   const float q_proj = kind.hosted ? time_ms(st, 10, [&] { host(HostWork::kQProjection, 0); }) : 0.0f;
-  const float projections = kind.hosted ? q_proj + time_ms(st, 10, [&] { host(HostWork::kOWeightGrad, 0); }) : 0.0f;
+  const float q_grads = kind.hosts_q_grads ? time_ms(st, 10, [&] { host(HostWork::kQGrads, 0); }) : 0.0f;
+  const float projections =
+      kind.hosted ? q_proj + q_grads + time_ms(st, 10, [&] { host(HostWork::kOWeightGrad, 0); }) : 0.0f;
   program::Ctx serial = st.ctx;
   serial.comm = st.ctx.compute;
   auto both = [&](const program::Ctx& c, Run run) { passes.forward(c, b, run); passes.backward(c, b, run); };

@@ -858,13 +858,19 @@ static void S_backward_rank0(const Ctx& c, SBuffers& b, Run run) {
     run_host(run, HostWork::kOWeightGrad, c.few_ctas_on_copy_engines ? 0 : 16);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[7], c.compute));
   }
-  // [4] dK, dV of this rank to the activation type
+  // [4] dWq = dQ^T a, da = dQ Wq (dQ's share of the layer's backward)
+  if (run.compute) {
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[8], c.compute));
+    run_host(run, HostWork::kQGrads, 0);
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[9], c.compute));
+  }
+  // [5] dK, dV of this rank to the activation type
   if (run.compute) {
     CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.events[2], 0));
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[8], c.compute));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[10], c.compute));
     lasp::cast_to_bf16(b.dk_sum, b.dk, 131072, c.compute);
     lasp::cast_to_bf16(b.dv_sum, b.dv, 131072, c.compute);
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[9], c.compute));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[11], c.compute));
   }
 }
 
@@ -915,18 +921,24 @@ static void S_backward_rank1(const Ctx& c, SBuffers& b, Run run) {
     run_host(run, HostWork::kOWeightGrad, c.few_ctas_on_copy_engines ? 0 : 16);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[7], c.compute));
   }
-  // [4] dK, dV of this rank to the activation type
+  // [4] dWq = dQ^T a, da = dQ Wq (dQ's share of the layer's backward)
+  if (run.compute) {
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[8], c.compute));
+    run_host(run, HostWork::kQGrads, 0);
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[9], c.compute));
+  }
+  // [5] dK, dV of this rank to the activation type
   if (run.compute) {
     CUDA_CHECK(cudaStreamWaitEvent(c.compute, c.events[2], 0));
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[8], c.compute));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[10], c.compute));
     lasp::cast_to_bf16(b.dk_sum, b.dk, 131072, c.compute);
     lasp::cast_to_bf16(b.dv_sum, b.dv, 131072, c.compute);
-    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[9], c.compute));
+    if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[11], c.compute));
   }
 }
 
 // S backward: dispatches to this rank's steps.
-constexpr int kS_backward_events = 5;
+constexpr int kS_backward_events = 6;
 inline void S_backward(const Ctx& c, SBuffers& b, Run run = Run{}) {
   switch (c.rank) {
     case 0: S_backward_rank0(c, b, run); break;

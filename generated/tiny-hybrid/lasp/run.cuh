@@ -6,8 +6,8 @@
 // Design choices:
 // - A pass issues its compute-stream steps and its communication-stream steps under two flags, so bench can
 //   time the computation alone, the communication alone, or both overlapped, with the same code.
-// - A hosted kind's schedule places the layer's Q projection (forward) and dWo (backward) beside the
-//   collective they overlap; the pass calls back into the layer (layer.cuh) for them through HostFn, with
+// - A hosted kind's schedule places the layer's Q projection (forward), dWo (backward) and, where dQ is ready
+//   before the collective (LASP-2H's dK/dV ReduceScatter), dQ's own GEMMs beside the collective they overlap; the pass calls back into the layer (layer.cuh) for them through HostFn, with
 //   the SMs to leave to that collective. Without a HostFn (the per-kind timings), the caller has done that
 //   work before the pass.
 #pragma once
@@ -16,7 +16,7 @@
 namespace lasp {
 
 // The layer's own work that a `host` step stands for (a projection placed where a collective can overlap it).
-enum class HostWork { kQProjection, kOWeightGrad };
+enum class HostWork { kQProjection, kOWeightGrad, kQGrads };
 
 // Runs one HostWork on the compute stream, leaving the given number of SMs free for a collective beside it.
 using HostFn = std::function<void(HostWork, int leave_sms)>;
