@@ -33,6 +33,20 @@ export interface HeadShard {
 }
 
 /** Named buffer operands of each op. Optional operands are absent when the step does without them. */
+/** A softmax backward's operands: the forward's inputs and outputs, dO, and the three gradients. */
+interface SoftmaxBackwardOperands {
+  q: Buf;
+  k: Buf;
+  v: Buf;
+  o: Buf;
+  lse: Buf;
+  dout: Buf;
+  ends?: Buf;
+  dq: Buf;
+  dk: Buf;
+  dv: Buf;
+}
+
 export interface OpOperands {
   /**
    * With documents: `ends`, and `flag`, which receives 1 in slot `piece` if a document ends inside it;
@@ -96,46 +110,13 @@ export interface OpOperands {
   "softmax.block": { q: Buf; k: Buf; v: Buf; ends?: Buf; o: Buf; lse: Buf };
   "softmax.merge": { parts: Buf; partLse: Buf; o: Buf; lse: Buf };
   /** dq accumulates; dk, dv receive the block's gradients (slot `slot ?? source` when slotted). */
-  "softmax.block_backward": {
-    q: Buf;
-    k: Buf;
-    v: Buf;
-    o: Buf;
-    lse: Buf;
-    dout: Buf;
-    ends?: Buf;
-    dq: Buf;
-    dk: Buf;
-    dv: Buf;
-  };
+  "softmax.block_backward": SoftmaxBackwardOperands;
   /** LASP-2H: the rank's queries against the gathered keys in global order (`order`); o, lse final. */
   "softmax.gathered": { q: Buf; k: Buf; v: Buf; ends?: Buf; o: Buf; lse: Buf };
   /** dq overwritten; dk, dv (fp32, global order) overwritten on every row, zero past `keyRows`. */
-  "softmax.gathered_backward": {
-    q: Buf;
-    k: Buf;
-    v: Buf;
-    o: Buf;
-    lse: Buf;
-    dout: Buf;
-    ends?: Buf;
-    dq: Buf;
-    dk: Buf;
-    dv: Buf;
-  };
+  "softmax.gathered_backward": SoftmaxBackwardOperands;
   "softmax.full": { q: Buf; k: Buf; v: Buf; ends?: Buf; o: Buf; lse: Buf };
-  "softmax.full_backward": {
-    q: Buf;
-    k: Buf;
-    v: Buf;
-    o: Buf;
-    lse: Buf;
-    dout: Buf;
-    ends?: Buf;
-    dq: Buf;
-    dk: Buf;
-    dv: Buf;
-  };
+  "softmax.full_backward": SoftmaxBackwardOperands;
   /** `parts` are joined along the head axis into each destination's slot of `packed`. */
   pack: { parts: Buf[]; packed: Buf };
   unpack: { packed: Buf; parts: Buf[] };

@@ -417,38 +417,17 @@ export const EXECUTOR_HANDLERS: OpHandlers<[OpContext], void> = {
     store.set(lse, 0, merged.lse);
   },
   "softmax.gathered": (step, ctx) => {
-    const { store, plan, rank } = ctx;
-    const { causal, keyRows } = step.params;
-    const { q, k, v, ends, o, lse } = step.operands;
-    const docs = wholeEnds(ctx, ends);
-    // Only keys [0, keyRows) are read: a keyRows short of what a query sees fails verify.
-    const out = attendBlock(
-      store.one(q),
-      rankPositions(plan, rank),
-      sliceRows(store.one(k), 0, keyRows),
-      firstPositions(keyRows),
-      sliceRows(store.one(v), 0, keyRows),
-      docs === undefined ? causal : documentMask(causal, docs),
-    );
-    store.set(o, 0, out.o);
-    store.set(lse, 0, out.lse);
+    const { o, lse } = step.operands;
+    const { Q, qPos, K, kPos, V, mask } = gatheredInputs(ctx, step);
+    const out = attendBlock(Q, qPos, K, kPos, V, mask);
+    ctx.store.set(o, 0, out.o);
+    ctx.store.set(lse, 0, out.lse);
   },
   "softmax.gathered_backward": (step, ctx) => {
-    const { store, plan, rank } = ctx;
-    const { causal, keyRows } = step.params;
-    const { q, k, v, o, lse, dout, ends, dq, dk, dv } = step.operands;
-    const docs = wholeEnds(ctx, ends);
-    const g = attendBlockBackward(
-      store.one(q),
-      rankPositions(plan, rank),
-      sliceRows(store.one(k), 0, keyRows),
-      firstPositions(keyRows),
-      sliceRows(store.one(v), 0, keyRows),
-      store.one(o),
-      store.one(lse),
-      store.one(dout),
-      docs === undefined ? causal : documentMask(causal, docs),
-    );
+    const { store } = ctx;
+    const { o, lse, dout, dq, dk, dv } = step.operands;
+    const { Q, qPos, K, kPos, V, mask } = gatheredInputs(ctx, step);
+    const g = attendBlockBackward(Q, qPos, K, kPos, V, store.one(o), store.one(lse), store.one(dout), mask);
     store.set(dq, 0, g.dq);
     for (const [name, grad] of [
       [dk, g.dk],
@@ -560,6 +539,25 @@ const shardHeads = (shard: HeadShard): { start: number; count: number } => ({
 });
 
 /** Positions 0 .. N-1 of a whole-sequence tensor (rows are tokens). */
+/**
+ * What a gathered step attends with: the rank's queries at their positions, and only keys [0, keyRows) of the
+ * global-order K, V (a keyRows short of what a query sees fails verify).
+ */
+function gatheredInputs(ctx: OpContext, step: ComputeStep<"softmax.gathered" | "softmax.gathered_backward">) {
+  const { store, plan, rank } = ctx;
+  const { causal, keyRows } = step.params;
+  const { q, k, v, ends } = step.operands;
+  const docs = wholeEnds(ctx, ends);
+  return {
+    Q: store.one(q),
+    qPos: rankPositions(plan, rank),
+    K: sliceRows(store.one(k), 0, keyRows),
+    kPos: firstPositions(keyRows),
+    V: sliceRows(store.one(v), 0, keyRows),
+    mask: docs === undefined ? causal : documentMask(causal, docs),
+  };
+}
+
 const everyPosition = (t: Tensor): number[] => firstPositions(t.shape[0]!);
 const firstPositions = (n: number): number[] => Array.from({ length: n }, (_, i) => i);
 

@@ -97,6 +97,21 @@ inline bool use_cudnn_for(bool documents, Supported&& supported, Describe&& desc
 }
 
 #ifdef LASP_WITH_CUDNN
+// One cuDNN call of a layer of dims d: q_rows of its queries against k_rows of its keys, the batch strides of
+// the layer's own buffers (rows are dense: heads x head_dim, kv_heads x head_dim).
+inline CudnnSdpaShape sdpa_shape(const SoftmaxDims& d, int q_rows, int k_rows, bool causal) {
+  return CudnnSdpaShape{d.batch,
+                        d.heads,
+                        d.kv_heads,
+                        q_rows,
+                        k_rows,
+                        d.head_dim,
+                        causal,
+                        1.0f / std::sqrt((float)d.head_dim),
+                        (long long)d.q_rows * d.heads * d.head_dim,
+                        (long long)d.k_rows * d.kv_heads * d.head_dim};
+}
+
 // "cudnn 9.14.0": the loaded library's version, for the program's report.
 inline const char* cudnn_version_name() {
   static char name[32];
@@ -112,16 +127,7 @@ namespace whole {
 
 #ifdef LASP_WITH_CUDNN
 inline CudnnSdpaShape shape_of(const SoftmaxDims& d, bool causal) {
-  return CudnnSdpaShape{d.batch,
-                        d.heads,
-                        d.kv_heads,
-                        d.q_rows,
-                        d.k_rows,
-                        d.head_dim,
-                        causal,
-                        1.0f / std::sqrt((float)d.head_dim),
-                        (long long)d.q_rows * d.heads * d.head_dim,
-                        (long long)d.k_rows * d.kv_heads * d.head_dim};
+  return backend::sdpa_shape(d, d.q_rows, d.k_rows, causal);
 }
 #endif
 

@@ -116,16 +116,7 @@ inline int cudnn_calls(const SoftmaxDims& d, const PieceMap& m, int key_rows, bo
 
 #ifdef LASP_WITH_CUDNN
 inline CudnnSdpaShape shape_of(const SoftmaxDims& d, const Call& c, bool causal) {
-  return CudnnSdpaShape{d.batch,
-                        d.heads,
-                        d.kv_heads,
-                        c.rows,
-                        c.keys,
-                        d.head_dim,
-                        causal,
-                        1.0f / std::sqrt((float)d.head_dim),
-                        (long long)d.q_rows * d.heads * d.head_dim,
-                        (long long)d.k_rows * d.kv_heads * d.head_dim};
+  return backend::sdpa_shape(d, c.rows, c.keys, causal);
 }
 
 // Whether cuDNN can run every call of the layer (builds their plans; never exits).
