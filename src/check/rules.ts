@@ -296,6 +296,9 @@ function checkLayers(
           sequence,
           "softmax",
           diagnostics,
+          // Grouped-query attention with fewer kv heads than ranks: each kv head is replicated on
+          // sequence / kv_heads ranks (lower-ulysses.ts), so a sequence size that kv_heads divides works too.
+          "kv_heads",
         );
       }
       continue;
@@ -362,13 +365,20 @@ function checkUlysses(
   sequence: number,
   strategyKey: string,
   diagnostics: Diagnostic[],
+  /** The count that may also divide the sequence size (its heads are then replicated). */
+  replicable?: string,
 ): void {
   for (const [what, count, countSpan] of counts) {
-    if (count % sequence !== 0) {
+    const replicated = what === replicable && sequence % count === 0;
+    if (count % sequence !== 0 && !replicated) {
       const span = spanOf(inputs.parallel, strategyKey) ?? inputs.parallelKeyword!;
+      const hint =
+        what === replicable
+          ? `Ulysses splits the kv heads over the ranks or replicates each on sequence / ${what} ranks; use a sequence size that divides ${count} or that ${count} divides, or another strategy`
+          : `Ulysses gives each rank ${what} / sequence heads; use a sequence size that divides ${count}, or another strategy`;
       diagnostics.push(
         diagnose("ulyssesHeads", span, [what, count, sequence, layer], {
-          hint: `Ulysses gives each rank ${what} / sequence heads; use a sequence size that divides ${count}, or another strategy`,
+          hint,
           related: notes(
             [countSpan, `${what} ${count} is set here`],
             [

@@ -11,7 +11,7 @@ import { lowerSpec } from "../schedule/lower.js";
 import type { ResolvedSpec } from "../spec/resolved.js";
 import { CodegenLimitation, generateProgram, writeProgram } from "./generate.js";
 import { buildView, type ProgramView } from "./view-model.js";
-import { namedCallsOf, stepCalling } from "./test-calls.js";
+import { namedCallsOf, stepCalling, stepsOf } from "./test-calls.js";
 import { HOST_SYNTAX_ONLY, itWithNvcc, nvcc, UNOPTIMIZED_DEVICE_CODE } from "../../test/nvcc.js";
 
 function specOf(parallel: string, stack = "[L, S] x 1", run = ""): ResolvedSpec {
@@ -303,6 +303,55 @@ describe("Ulysses in the generated program", () => {
   });
 });
 
+describe("Ulysses with fewer kv heads than ranks in the generated program (kv_heads 2 on 4 ranks)", () => {
+  const spec = specOf("gpus 4 sequence 4 softmax ulysses layout contiguous", "S x 1");
+  const v = buildView({ spec, program: lowerSpec(spec), compilerVersion: "test" });
+  const copies = (fn: string) =>
+    stepsOf(v, fn)
+      .flatMap((s) => s.calls)
+      .filter((c) => c.fn === "cudaMemcpy2DAsync");
+  // 512 local rows, heads 4 / 4 = 1 query head and 1 kv head of k and v per destination: 3 heads a row.
+  const slot = 512 * 3 * 64;
+
+  it("sends each destination its kv head floor(d / 2) of k and v", () => {
+    const pack = copies("S_forward_rank0").slice(0, 12);
+    const kv = pack.filter((c) => /^b\.[kv]( |$)/.test(c.args[2]!)).map((c) => [c.args[0], c.args[2]]);
+    expect(kv).toEqual([
+      ["b.qkv_send + 64", "b.k"],
+      ["b.qkv_send + 128", "b.v"],
+      [`b.qkv_send + ${slot + 64}`, "b.k"],
+      [`b.qkv_send + ${slot + 128}`, "b.v"],
+      [`b.qkv_send + ${2 * slot + 64}`, "b.k + 64"],
+      [`b.qkv_send + ${2 * slot + 128}`, "b.v + 64"],
+      [`b.qkv_send + ${3 * slot + 64}`, "b.k + 64"],
+      [`b.qkv_send + ${3 * slot + 128}`, "b.v + 64"],
+    ]);
+  });
+
+  it("places source s's dK in slot s mod 2 at kv head floor(s / 2), then sums the slots in order", () => {
+    const steps = stepsOf(v, "S_backward_rank2");
+    const into = copies("S_backward_rank2")
+      .filter((c) => c.args[0]!.startsWith("b.dk_parts"))
+      .map((c) => [c.args[0], c.args[2]]);
+    const dkSlot = 512 * 2 * 64;
+    expect(into).toEqual([
+      ["b.dk_parts", "b.dqkv_recv + 64"],
+      [`b.dk_parts + ${dkSlot}`, `b.dqkv_recv + ${slot + 64}`],
+      ["b.dk_parts + 64", `b.dqkv_recv + ${2 * slot + 64}`],
+      [`b.dk_parts + ${dkSlot + 64}`, `b.dqkv_recv + ${3 * slot + 64}`],
+    ]);
+    const sums = steps.flatMap((s) => s.calls).filter((c) => c.fn === "lasp::sum_slices_bf16");
+    expect(sums.map((c) => c.args)).toEqual([
+      ["b.dk_parts", "2", String(dkSlot), "b.dk", "c.compute"],
+      ["b.dv_parts", "2", String(dkSlot), "b.dv", "c.compute"],
+    ]);
+  });
+
+  it("attends with one kv head per rank", () => {
+    expect(v.kinds.map((k) => k.wholeDims)).toEqual(["lasp::SoftmaxDims{1, 2048, 2048, 1, 1, 64}"]);
+  });
+});
+
 describe("cuDNN in the build", () => {
   const files = program("gpus 2 sequence 2 linear ulysses softmax ulysses layout zigzag");
 
@@ -396,6 +445,7 @@ describe("the generated host code", () => {
     ["LASP-2 + LASP-2H zigzag", program("gpus 2 sequence 2 linear lasp2 softmax allgather layout zigzag")],
     ["LASP-1 + ring", program("gpus 4 sequence 4 linear lasp1 softmax ring layout contiguous")],
     ["Ulysses", program("gpus 2 sequence 2 linear ulysses softmax ulysses layout zigzag")],
+    ["Ulysses, kv heads replicated", program("gpus 4 sequence 4 softmax ulysses layout zigzag", "S x 1")],
     [
       "softmax only, sequence x data",
       program("gpus 4 sequence 2 data 2 softmax allgather", "S x 2", "batch 2"),

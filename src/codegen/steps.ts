@@ -452,7 +452,17 @@ export const CODEGEN_HANDLERS: OpHandlers<[StepContext], Call[]> = {
   },
   accumulate: (step, ctx) => {
     const { src, dst } = step.operands;
-    return launch("state_sum", [buf(src), String(decl(ctx, src).slots ?? 1), buf(dst), DIMS, stream(step)]);
+    const d = decl(ctx, src);
+    // Ulysses' bf16 dK, dV partials of replicated kv heads; otherwise fp32 states.
+    if (d.dtype === "bf16")
+      return launch("sum_slices_bf16", [
+        buf(src),
+        String(d.slots ?? 1),
+        String(slotElements(d)),
+        buf(dst),
+        stream(step),
+      ]);
+    return launch("state_sum", [buf(src), String(d.slots ?? 1), buf(dst), DIMS, stream(step)]);
   },
   copy: (step, ctx) => {
     const from = step.params.from ?? 0;
@@ -853,8 +863,21 @@ function movementCalls(step: ComputeStep<"pack" | "unpack">, ctx: StepContext): 
   const L = packedDecl.shape[2]!;
   for (let r = 0; r < W; r++) {
     let offset = 0; // heads of the packed row before this part
-    for (const part of parts) {
+    for (const [i, part] of parts.entries()) {
       const Hx = headsOf(part);
+      const R = step.params.replicas?.[i] ?? 1;
+      if (layout === "heads" && R > 1) {
+        // A kv head R ranks share: destination r gets head floor(r / R) (pack); source r's partial of it goes
+        // to slot r mod R of the part, at that head (unpack, for the accumulate after it).
+        const head = Math.floor(r / R) * d;
+        if (step.op === "pack") copy2d(packed, r * slotSize + offset * d, S, part, head, Hx, 1, B * L);
+        else {
+          const at = (r % R) * slotElements(decl(ctx, part)) + head;
+          copy2d(part, at, Hx, packed, r * slotSize + offset * d, S, 1, B * L);
+        }
+        offset += 1;
+        continue;
+      }
       const shardHeads = layout === "heads" ? Hx / W : Hx;
       if (layout === "heads") {
         // A head shard of every local row: one copy per rank and part.

@@ -12,7 +12,39 @@ function setting(ast: SpecFile, kind: "parallel" | "run", key: string) {
 }
 
 export function unverifiedNotes(ast: SpecFile, spec: ResolvedSpec): Diagnostic[] {
-  return [...allScanNote(ast, spec), ...documentsNote(ast, spec), ...gatheredNote(ast, spec)];
+  return [
+    ...allScanNote(ast, spec),
+    ...documentsNote(ast, spec),
+    ...gatheredNote(ast, spec),
+    ...replicatedKvNote(ast, spec),
+  ];
+}
+
+function replicatedKvNote(ast: SpecFile, spec: ResolvedSpec): Diagnostic[] {
+  // Ulysses with fewer kv heads than sequence ranks (issue 18): each kv head replicated on W / kv_heads ranks,
+  // the token owner summing their dK, dV partials (sum_slices_bf16). `lasp verify` proves the schedule on the
+  // CPU and the program compiles and links here; it has not run on GPUs.
+  const W = spec.parallel.sequence;
+  const fewest = Math.min(
+    ...spec.model.layers.flatMap((l) => (l.type === "softmax_attention" ? [l.kvHeads] : [])),
+  );
+  if (spec.parallel.softmax !== "ulysses" || W <= 1 || !(fewest < W)) return [];
+  const at = setting(ast, "parallel", "softmax") ?? setting(ast, "parallel", "sequence");
+  if (at === undefined) return [];
+  return [
+    diagnose(
+      "unverifiedOnGpu",
+      at.span,
+      [
+        `\`softmax ulysses\` with kv_heads ${fewest} replicated over ${W} sequence ranks`,
+        "more than one GPU",
+        "`lasp run --mode verify` on its GPUs",
+      ],
+      {
+        hint: "`lasp verify` proves the schedule on the CPU; Ulysses with kv_heads divisible by the sequence size has run on GPUs",
+      },
+    ),
+  ];
 }
 
 function gatheredNote(ast: SpecFile, spec: ResolvedSpec): Diagnostic[] {

@@ -251,3 +251,19 @@ run { seq_len 1K  mode train }`);
     expect(bytesByCategory(allocations(memoryShape(accumulating), 1024)).optimizer).toBe(16 * slices);
   });
 });
+
+describe("Ulysses with replicated kv heads", () => {
+  it("counts the R slots of dK, dV partials and the send buffers' one kv head per destination", () => {
+    // kv_heads 2 over 8 ranks: R = 4 replicas of each kv head, 1 kv head per destination.
+    const s = spec(`model m { vocab 512 hidden 1024 ffn 1024 heads 16 head_dim 64
+  layer S = softmax_attention { kv_heads 2 } stack S x 2 }
+parallel { gpus 8 sequence 8 softmax ulysses }
+run { seq_len 8K }`);
+    const L = 8192 / 8;
+    const found = (what: string) => allocations(memoryShape(s), s.run.seqLen).find((a) => a.what === what);
+    for (const name of ["dk_parts", "dv_parts"])
+      expect(found(`S.${name}`)).toMatchObject({ elements: 4 * L * 2 * 64, elementBytes: 2 });
+    // q's 2 heads, one kv head of k and one of v, for each of the 8 destinations.
+    expect(found("S.qkv_send")).toMatchObject({ elements: 8 * L * (2 + 2) * 64, elementBytes: 2 });
+  });
+});

@@ -199,7 +199,9 @@ export const MESSAGES = {
     "error",
     "Ulysses head split",
     (what: string, count: number, sequence: number, layer: string) =>
-      `layer ${q(layer)} uses ulysses, but ${what} ${count} is not divisible by sequence ${sequence}`,
+      what === "kv_heads"
+        ? `layer ${q(layer)} uses ulysses, but kv_heads ${count} neither is divisible by nor divides sequence ${sequence}`
+        : `layer ${q(layer)} uses ulysses, but ${what} ${count} is not divisible by sequence ${sequence}`,
   ),
   lasp1Bidirectional: entry(
     "E0508",

@@ -36,6 +36,19 @@ describe("auto in the parallel block", () => {
     expect(spec.parallel.auto!.chosen).toBeUndefined();
   });
 
+  it("leaves out what has not run on GPUs (W0613) unless the spec fixes it: LASP-2H's gathered call over ranks", () => {
+    const text = AUTO_TEXT.replace("softmax allgather", "softmax auto");
+    const file = join(dir, "tiny-softmax-auto.lasp");
+    const result = checkSource(file, text);
+    const resolved = resolveAuto(result.ast!, file, result.spec!, H100_PROFILE);
+    expect(resolved.parallel.auto!.keys).toContain("softmax");
+    expect(["ring", "ulysses"]).toContain(resolved.parallel.softmax);
+    // With `softmax allgather` written, it stays (and W0613 warns): the other auto keys are still resolved.
+    expect(resolveAuto(front().ast, AUTO_FILE, front().spec, H100_PROFILE).parallel.softmax).toBe(
+      "allgather",
+    );
+  });
+
   it("takes the plan's best among the choices that keep every other setting", () => {
     const { ast, spec } = front();
     const resolved = resolveAuto(ast, AUTO_FILE, spec, H100_PROFILE);

@@ -186,3 +186,42 @@ describe("lasp plan", () => {
     for (const io of [gpus, machine, missing]) expect(io.err).not.toMatch(/\n\s+at /);
   });
 });
+
+describe("Ulysses with fewer kv heads than GPUs (issue 18: each kv head replicated)", () => {
+  // kv_heads 2 on 8 GPUs: refused (E0507) before the kv heads could be replicated; now priced.
+  const source = `model gqa8 {
+  vocab 512  hidden 1024  ffn 2048  heads 16  head_dim 64
+  layer S = softmax_attention { kv_heads 2 }
+  stack S x 4
+}
+parallel { gpus 8  sequence 8  softmax allgather }
+run { seq_len 32K  batch 1  dtype bf16 }
+`;
+  const checked = checkSource("gqa8.lasp", source);
+  const result = plan({
+    ast: checked.ast!,
+    spec: checked.spec!,
+    file: "gqa8.lasp",
+    profile: H100_PROFILE,
+    gpus: [8],
+  });
+  const rows = (softmax: string) =>
+    result.rows.filter((r) => r.choice.softmax === softmax && r.choice.sequence === 8);
+
+  it("lists Ulysses choices for both layouts, none refused for its kv heads", () => {
+    expect(
+      rows("ulysses")
+        .map((r) => r.choice.layout)
+        .sort(),
+    ).toEqual(["contiguous", "zigzag"]);
+    expect(result.skipped.some((s) => s.reason.includes("kv_heads"))).toBe(false);
+  });
+
+  it("predicts more exposed communication for Ulysses than for LASP-2H's zigzag all-gather, and fewer tokens/s", () => {
+    const allgather = rows("allgather").find((r) => r.choice.layout === "zigzag")!;
+    for (const ulysses of rows("ulysses")) {
+      expect(ulysses.exposedComm).toBeGreaterThan(allgather.exposedComm);
+      expect(ulysses.tokensPerSecondPerGpu).toBeLessThan(allgather.tokensPerSecondPerGpu);
+    }
+  });
+});

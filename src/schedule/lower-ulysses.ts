@@ -1,7 +1,14 @@
 // Ulysses (ALGORITHMS.md), for linear and softmax layers: an all-to-all turns sequence-sharded Q, K, V into
 // head-sharded full sequences, each rank runs the whole-sequence attention on its H/W heads (and Hkv/W kv
-// heads), and a second all-to-all turns the output back. The backward pass mirrors it. Needs H and Hkv
-// divisible by W (the checker enforces it).
+// heads), and a second all-to-all turns the output back. The backward pass mirrors it. Needs H divisible by W,
+// and Hkv divisible by W or (softmax, grouped-query attention) dividing W (the checker enforces it).
+//
+// Fewer kv heads than ranks (W = R Hkv, issue 18): rank r's query heads [r H/W, (r+1) H/W) all read one kv
+// head, g(r) = floor(r / R) (query head h reads kv head h / (H / Hkv)), so each kv head is replicated on R
+// ranks. Forward, the all-to-all sends destination d its query-head shard and kv head g(d) of k and v (each
+// rank sends its k, v rows R times). Backward, rank r's dK, dV of kv head g(r) hold only its query heads'
+// share: the all-to-all back hands the token owner R partials of each kv head, which `unpack` places in R
+// slots (source s in slot s mod R) and `accumulate` sums in slot order, which is rank order.
 import type { LinearAttentionKind, SoftmaxAttentionKind } from "../spec/resolved.js";
 import { RankBuilder } from "./builder.js";
 import { activation, localTokensOf, rowBytes, perRank, type LowerContext } from "./context.js";
@@ -19,15 +26,25 @@ export function lowerUlysses(ctx: LowerContext, layer: Layer) {
 
 interface Shard {
   heads: number;
+  /** Kv heads of a rank's shard: Hkv/W, or 1 when replicated. */
   kvHeads: number;
-  /** Heads of q, k and v one rank sends to each other rank: H/W + 2 Hkv/W. */
+  /** Ranks that share each kv head: 1 (split), or W / Hkv when Hkv < W. */
+  replicas: number;
+  /** Heads of q, k and v one rank sends to each other rank: H/W + 2 Hkv/W (2 when replicated). */
   perDestination: number;
 }
 
 function shard(ctx: LowerContext, layer: Layer): Shard {
   const W = ctx.group.length;
   const kv = layer.type === "softmax_attention" ? layer.kvHeads : ctx.sizes.heads;
-  return { heads: ctx.sizes.heads / W, kvHeads: kv / W, perDestination: ctx.sizes.heads / W + (2 * kv) / W };
+  const replicas = kv < W ? W / kv : 1;
+  const kvHeads = replicas > 1 ? 1 : kv / W;
+  return { heads: ctx.sizes.heads / W, kvHeads, replicas, perDestination: ctx.sizes.heads / W + 2 * kvHeads };
+}
+
+/** `replicas` of a pack or unpack of q (or dq) with k, v (dk, dv): present only when kv heads are replicated. */
+function replicasOf(sh: Shard): { replicas?: number[] } {
+  return sh.replicas > 1 ? { replicas: [1, sh.replicas, sh.replicas] } : {};
 }
 
 function exchange(ctx: LowerContext, name: string, heads: number, doc: string): BufferDecl {
@@ -74,7 +91,7 @@ function headShard(rank: number, sh: ReturnType<typeof shard>, layer: Layer): He
   return {
     headStart: rank * sh.heads,
     heads: sh.heads,
-    kvHeadStart: rank * sh.kvHeads,
+    kvHeadStart: sh.replicas > 1 ? Math.floor(rank / sh.replicas) : rank * sh.kvHeads,
     kvHeads: sh.kvHeads,
     causal: layer.causal,
   };
@@ -125,7 +142,7 @@ function forward(ctx: LowerContext, layer: Layer, rank: number): RankProgram {
     "split q, k, v by head shard for each destination",
     { parts: [q, k, v], packed: send },
     { flops: 0, bytes: 2 * rowBytes(ctx, L, sh.perDestination * ctx.group.length) },
-    { layout: "heads" },
+    { layout: "heads", ...replicasOf(sh) },
   );
   const a2a = b.collective(
     "alltoall",
@@ -218,6 +235,17 @@ function backward(ctx: LowerContext, layer: Layer, rank: number): RankProgram {
   const dq = b.buffer(activation(ctx, "dq", "gradient of q"));
   const dk = b.buffer(activation(ctx, "dk", "gradient of k", kvHeads));
   const dv = b.buffer(activation(ctx, "dv", "gradient of v", kvHeads));
+  // Replicated kv heads: the R partials of each kv head's dK, dV, one slot per replica (source s: slot s mod R).
+  const partials = (name: string, what: string): string =>
+    b.buffer({
+      name,
+      shape: [sh.replicas, ...activation(ctx, name, "", kvHeads).shape],
+      slots: sh.replicas,
+      dtype: ctx.sizes.dtype,
+      doc: `${what} partials of this rank's rows, one slot per replica of each kv head (summed into ${what === "dK" ? "dk" : "dv"})`,
+    });
+  const dkParts = sh.replicas > 1 ? partials("dk_parts", "dK") : undefined;
+  const dvParts = sh.replicas > 1 ? partials("dv_parts", "dV") : undefined;
 
   const pack = b.compute(
     "pack",
@@ -275,13 +303,36 @@ function backward(ctx: LowerContext, layer: Layer, rank: number): RankProgram {
     [{ send: send, recv: recv }],
     [packG],
   );
-  b.compute(
+  const join = b.compute(
     "unpack",
-    "join the head shards of this rank's dQ, dK, dV",
-    { packed: recv, parts: [dq, dk, dv] },
+    dkParts === undefined
+      ? "join the head shards of this rank's dQ, dK, dV"
+      : "join dQ's head shards; each replica's dK, dV into its slot",
+    { packed: recv, parts: [dq, dkParts ?? dk, dvParts ?? dv] },
     { flops: 0, bytes: 2 * rowBytes(ctx, L, sh.perDestination * ctx.group.length) },
-    { layout: "heads" },
+    { layout: "heads", ...replicasOf(sh) },
     [back],
   );
+  if (dkParts !== undefined && dvParts !== undefined) {
+    // In slot order, which is rank order: every run gets the same bits.
+    const sumBytes = (sh.replicas + 1) * rowBytes(ctx, L, kvHeads);
+    const flops = (sh.replicas - 1) * ctx.sizes.batch * L * kvHeads * ctx.sizes.headDim;
+    b.compute(
+      "accumulate",
+      `dK: sum the ${sh.replicas} replicas' partials of each kv head`,
+      { src: dkParts, dst: dk },
+      { flops, bytes: sumBytes },
+      {},
+      [join],
+    );
+    b.compute(
+      "accumulate",
+      `dV: sum the ${sh.replicas} replicas' partials of each kv head`,
+      { src: dvParts, dst: dv },
+      { flops, bytes: sumBytes },
+      {},
+      [join],
+    );
+  }
   return b.build();
 }

@@ -161,8 +161,17 @@ export interface OpParams {
   "softmax.gathered_backward": { causal: boolean; keyRows: number };
   "softmax.full": HeadShard;
   "softmax.full_backward": HeadShard;
-  pack: { layout: "heads" | "tokens" };
-  unpack: { layout: "heads" | "sequence" };
+  /**
+   * `replicas` (Ulysses with fewer kv heads than ranks; absent otherwise): one per part, how many ranks share
+   * each of its heads. A part with `R > 1` (k, v: H_kv = W / R heads) gives destination `d` its head
+   * `floor(d / R)` with layout `heads`, instead of a shard of H_x / W heads.
+   */
+  pack: { layout: "heads" | "tokens"; replicas?: number[] };
+  /**
+   * `replicas` as for pack: with layout `heads`, a part with `R > 1` has R slots (dK, dV partials of its
+   * kv heads), and source `s`'s head lands in slot `s mod R`, head `floor(s / R)`: an `accumulate` sums them.
+   */
+  unpack: { layout: "heads" | "sequence"; replicas?: number[] };
   /** Slots of the source and destination buffers (0 when absent). */
   /** `rows`: All-Scan's turn copies one block of every state's rows (a state buffer's slots only). */
   /** `global`: positions [0, rows) from the ranks' slots; `ranks`: every slot row, zero at positions >= rows. */
@@ -330,14 +339,14 @@ export const OPS: { [O in ComputeOp]: OpEntry<O> } = {
   },
   pack: {
     operands: ["parts", "packed"],
-    params: ["layout"],
-    doc: "Ulysses data movement before an all-to-all (`params.layout`: `heads`, `tokens`)",
+    params: ["layout", "replicas"],
+    doc: "Ulysses data movement before an all-to-all (`params.layout`: `heads`, `tokens`); with `replicas` (kv heads fewer than ranks), a part whose heads `R` ranks share sends head `floor(d / R)` to destination `d`",
     io: (o) => ({ reads: o.parts, writes: [o.packed] }),
   },
   unpack: {
     operands: ["packed", "parts"],
-    params: ["layout"],
-    doc: "Ulysses data movement after an all-to-all (`params.layout`: `heads`, `sequence`)",
+    params: ["layout", "replicas"],
+    doc: "Ulysses data movement after an all-to-all (`params.layout`: `heads`, `sequence`); with `replicas`, source `s`'s head of a part whose heads `R` ranks share goes to slot `s mod R`, head `floor(s / R)` (partials for an `accumulate`)",
     io: (o) => ({ reads: [o.packed], writes: o.parts }),
   },
   order: {
@@ -361,7 +370,7 @@ export const OPS: { [O in ComputeOp]: OpEntry<O> } = {
   accumulate: {
     operands: ["src", "dst"],
     params: [],
-    doc: "`dst = sum of the slots of src`",
+    doc: "`dst = sum of the slots of src`, in slot order (fp32 states; bf16 dK, dV partials of replicated kv heads summed in fp32, rounded once)",
     io: (o) => ({ reads: [o.src], writes: [o.dst] }),
   },
   host: {

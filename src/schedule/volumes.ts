@@ -71,7 +71,9 @@ export function closedFormVolume(
           ? { bytes: (W - 1) * 2 * B * L * Hkv * d * e, dependentSteps: W - 1 }
           : { bytes: (W - 1) * 2 * B * L * Hkv * d * (e + 4) + 2 * B * L * Hkv * d * 4, dependentSteps: W };
       case "ulysses":
-        return { bytes: B * L * (H + 2 * Hkv) * d * e + B * L * H * d * e, dependentSteps: 2 };
+        // Fewer kv heads than ranks: every destination gets one kv head of k and v (W kv heads sent, each
+        // replicated on W / Hkv ranks; lower-ulysses.ts), and the gradients come back the same way.
+        return { bytes: B * L * (H + 2 * Math.max(Hkv, W)) * d * e + B * L * H * d * e, dependentSteps: 2 };
     }
   }
   throw new Error(`no volume formula for ${strategy} on ${kind.type}`);

@@ -572,12 +572,16 @@ function runPack(ctx: OpContext, step: ComputeStep<"pack">): void {
   const { store, plan } = ctx;
   const W = plan.ranks;
   const { parts, packed } = step.operands;
+  const replicas = step.params.replicas;
   for (let r = 0; r < W; r++) {
     const shards =
       step.params.layout === "heads"
-        ? // Destination r's head shard of every part, joined along the head axis.
-          parts.map((name) => {
+        ? // Destination r's head shard of every part, joined along the head axis; a part whose heads R
+          // ranks share gives r its head floor(r / R).
+          parts.map((name, i) => {
             const t = store.one(name);
+            const R = replicas?.[i] ?? 1;
+            if (R > 1) return sliceHeads(t, Math.floor(r / R), Math.floor(r / R) + 1);
             const h = t.shape[1]! / W;
             return sliceHeads(t, r * h, (r + 1) * h);
           })
@@ -593,8 +597,19 @@ function runUnpack(ctx: OpContext, step: ComputeStep<"unpack">): void {
   const W = plan.ranks;
   const recv = store.get(step.operands.packed);
   let h0 = 0;
-  for (const name of step.operands.parts) {
-    if (step.params.layout === "sequence") {
+  for (const [i, name] of step.operands.parts.entries()) {
+    const R = step.params.replicas?.[i] ?? 1;
+    if (R > 1 && step.params.layout === "heads") {
+      // recv[s] holds source s's partial of its kv head floor(s / R) for this rank's tokens: slot s mod R.
+      const kv = headsOf(ctx, name);
+      for (let slot = 0; slot < R; slot++)
+        store.set(
+          name,
+          slot,
+          concatHeads(Array.from({ length: kv }, (_, g) => sliceHeads(recv[g * R + slot]!, h0, h0 + 1))),
+        );
+      h0 += 1;
+    } else if (step.params.layout === "sequence") {
       // recv[s] holds rank s's tokens for this rank's head shard: place them at their global positions.
       const h = headsOf(ctx, name);
       const full = store.slots(name)[0]!;

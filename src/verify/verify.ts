@@ -92,6 +92,9 @@ export function shrinkSpec(
       );
       return { ...kind, decay: { ...kind.decay, perHead } };
     }
+    // Fewer kv heads than ranks (each replicated on W / kv_heads ranks): keep them, the replication is what
+    // is verified; they divide W, so they divide the reduced heads.
+    if (spec.parallel.softmax === "ulysses" && kind.kvHeads < W && heads % kind.kvHeads === 0) return kind;
     // Keep grouped-query attention grouped: the same ratio where it fits the reduced heads.
     let group = Math.min(
       spec.model.heads / kind.kvHeads,

@@ -2,6 +2,7 @@
 // width), every token named, hints that are true, and one error per mistake.
 import { describe, expect, it } from "vitest";
 import { checkBytes, checkSource, type FrontEndResult } from "../../src/check/front-end.js";
+import { withGeneratorNotes } from "../../src/cli/check-command.js";
 import { BLOCK_KEYS, KEY_ALIASES, homesOf, suggestKey } from "../../src/spec/key-homes.js";
 import { renderDiagnostic } from "../../src/diagnostics/render.js";
 import { charWidth, textWidth } from "../../src/diagnostics/width.js";
@@ -324,5 +325,48 @@ describe("rule errors point at the setting that chose the strategy, with a note 
     expect(where(d)).toEqual(at(source, "linear ulysses"));
     const noted = d.related?.map((n) => ({ line: n.span.start.line, column: n.span.start.column }));
     expect(noted).toEqual([at(source, "heads 4"), at(source, "sequence 8")]);
+  });
+
+  it("softmax Ulysses with kv heads that neither split over nor divide the ranks", () => {
+    const source = `model m {\n  vocab 512 hidden 768 ffn 1024 heads 12\n  layer S = softmax_attention { kv_heads 3 }\n  stack S\n}\nparallel { sequence 4  softmax ulysses }\n${RUN}`;
+    const d = only(source);
+    expect(d.code).toBe("E0507");
+    expect(d.message).toContain("kv_heads 3 neither is divisible by nor divides sequence 4");
+    expect(d.hint).toContain("replicates each");
+    expect(where(d)).toEqual(at(source, "softmax ulysses"));
+  });
+});
+
+describe("softmax Ulysses accepts fewer kv heads than ranks when they divide the ranks (replicated)", () => {
+  const spec = (kvHeads: number, sequence: number): string =>
+    `model m {\n  vocab 512 hidden 1024 ffn 1024 heads 16\n  layer S = softmax_attention { kv_heads ${kvHeads} }\n  stack S\n}\nparallel { sequence ${sequence}  softmax ulysses }\n${RUN}`;
+  for (const [kvHeads, sequence] of [
+    [1, 2],
+    [1, 8],
+    [2, 4],
+    [2, 8],
+    [4, 8],
+    [8, 8],
+    [16, 8],
+  ] as const) {
+    it(`kv_heads ${kvHeads} on sequence ${sequence}`, () => {
+      const errors = checkSource("t.lasp", spec(kvHeads, sequence)).diagnostics.filter(
+        (d) => d.severity === "error",
+      );
+      expect(errors).toEqual([]);
+    });
+  }
+
+  it("warns (W0613) at `softmax ulysses` that the replicated program has not run on GPUs, only then", () => {
+    const notes = (kvHeads: number, sequence: number) =>
+      withGeneratorNotes(checkSource("t.lasp", spec(kvHeads, sequence)), { refuse: true }).diagnostics.filter(
+        (d) => d.code === "W0613",
+      );
+    const [note, ...rest] = notes(2, 8);
+    expect(rest).toEqual([]);
+    expect(note!.message).toContain("`softmax ulysses` with kv_heads 2 replicated over 8 sequence ranks");
+    expect(where(note!)).toEqual(at(spec(2, 8), "softmax ulysses"));
+    expect(notes(8, 8)).toEqual([]);
+    expect(notes(16, 8)).toEqual([]);
   });
 });

@@ -13,7 +13,9 @@
 //   extra reads beat another buffer and another argument):
 //   dx = r dy - r^3 x mean(dy * x), r = 1 / sqrt(mean(x^2) + eps).
 // - sum_slices adds the W slices an AlltoAll gathered for the weight-gradient sum (grad_sum.cuh), fp32 in
-//   rank order.
+//   rank order. sum_slices_bf16 adds Ulysses' bf16 dK, dV partials of a kv head replicated on R ranks
+//   (schedule op `accumulate`): fp32 sums in slot (rank) order, rounded to bf16 once, so every run and every
+//   rank gets the same bits.
 // - scale_add accumulates micro-batches' fp32 gradients (train mode's `accumulate`), one element per thread in
 //   a fixed order: deterministic.
 // - Feature-map codes match the generator (lasp::FeatureMap): 0 identity, 1 elu_plus_one, 2 relu, 3 silu.
@@ -179,6 +181,16 @@ __global__ void scale_add_kernel(float* acc, const float* g, float alpha, float 
     acc[i] = beta == 0.f ? alpha * g[i] : fmaf(alpha, g[i], beta * acc[i]);
 }
 
+// out[i] = bf16(sum over p < parts of in[p * slice + i]), summed in fp32 in slot order.
+__global__ void sum_slices_bf16_kernel(const bf16* __restrict__ in, int parts, size_t slice, bf16* __restrict__ out) {
+  const size_t stride = (size_t)gridDim.x * blockDim.x;
+  for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < slice; i += stride) {
+    float acc = 0.f;
+    for (int p = 0; p < parts; ++p) acc += __bfloat162float(in[(size_t)p * slice + i]);
+    out[i] = __float2bfloat16(acc);
+  }
+}
+
 inline int grid_for(size_t work, int per_block) {
   int dev = 0, sms = 0;
   CUDA_CHECK(cudaGetDevice(&dev));
@@ -216,6 +228,14 @@ void sum_slices(const float* in, int parts, size_t slice, float* out, cudaStream
   const int vec = slice % 4 == 0 && (uintptr_t)in % 16 == 0 && (uintptr_t)out % 16 == 0 ? 1 : 0;
   elementwise::sum_slices_kernel<<<elementwise::grid_for(vec ? slice / 4 : slice, 256), 256, 0, s>>>(in, parts, slice,
                                                                                                      out, vec);
+  LAUNCH_CHECK();
+}
+
+// out = the sum of `parts` consecutive slices of `in` (bf16, `slice` elements each), in fp32 in slot order,
+// rounded to bf16 once.
+void sum_slices_bf16(const bf16* in, int parts, size_t slice, bf16* out, cudaStream_t s) {
+  if (slice == 0) return;
+  elementwise::sum_slices_bf16_kernel<<<elementwise::grid_for(slice, 256), 256, 0, s>>>(in, parts, slice, out);
   LAUNCH_CHECK();
 }
 

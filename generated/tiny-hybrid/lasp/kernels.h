@@ -96,6 +96,8 @@ void feature_map_backward(const bf16* x_pre, const bf16* dy, bf16* dx, size_t n,
 void rms_norm_forward(const bf16* x, bf16* y, size_t rows, int d, float eps, cudaStream_t s);
 void rms_norm_backward(const bf16* x, const bf16* dy, bf16* dx, size_t rows, int d, float eps, cudaStream_t s);
 void sum_slices(const float* in, int parts, size_t slice, float* out, cudaStream_t s);
+// Ulysses' dK, dV partials of a replicated kv head: bf16 slices summed in fp32 in slot order, rounded once.
+void sum_slices_bf16(const bf16* in, int parts, size_t slice, bf16* out, cudaStream_t s);
 // Deterministic inputs and weights, rows of whole-sequence tensors (model.cuh).
 void fill_normal(bf16* x, int batch, int rows, int width, const PieceMap& map, int64_t global_rows, uint64_t seed,
                  uint64_t salt, float scale, cudaStream_t s);
