@@ -4,7 +4,8 @@
 // - gpu.attentionFlops: cuDNN's fused attention, forward and backward together, where the build has it; else
 //   lasp's softmax forward (FlashAttention's FLOP count: 4 T^2 H d forward, half of it causal, 2.5 times that
 //   backward): the compute-bound attention kernels (lasp's softmax forward runs at cuDNN's speed).
-// - gpu.laspSoftmaxBackwardFlops: lasp's softmax backward (LASP-2H's and ring's blocks, documents).
+// - gpu.laspSoftmaxBackwardFlops: lasp's softmax backward (ring's blocks; with documents, LASP-2H's gathered
+//   call and whole sequences).
 // - gpu.hbmAttainable: the best streaming kernel at the largest buffer (bytes read and written over time).
 // - gpu.memoryBytes, gpu.sms: what the CUDA runtime says of the device.
 // - nvlink.busBandwidth, nvlink.latency: per collective, t = latency + f * bytes / busbw (f: nccl-tests' bus

@@ -49,8 +49,8 @@ export interface MachineProfile {
      */
     attentionFlops: number;
     /**
-     * What lasp's softmax backward attains: LASP-2H's and ring attention's blocks, and a whole sequence with
-     * packed documents (cuDNN's fused attention has no document mask). Slower than cuDNN's backward.
+     * What lasp's softmax backward attains: ring attention's blocks, and with packed documents LASP-2H's
+     * gathered call and a whole sequence (cuDNN's fused attention has no document mask). Slower than cuDNN's.
      */
     laspSoftmaxBackwardFlops: number;
     /** HBM peak, and what streaming (element-wise) kernels attain. */
