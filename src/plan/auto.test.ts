@@ -36,7 +36,7 @@ describe("auto in the parallel block", () => {
     expect(spec.parallel.auto!.chosen).toBeUndefined();
   });
 
-  it("leaves out what has not run on GPUs (W0613) unless the spec fixes it: LASP-2H's gathered call over ranks", () => {
+  it("ranks what has not run on GPUs (W0613) after what has, unless the spec fixes it: LASP-2H over ranks", () => {
     const text = AUTO_TEXT.replace("softmax allgather", "softmax auto");
     const file = join(dir, "tiny-softmax-auto.lasp");
     const result = checkSource(file, text);

@@ -25,9 +25,6 @@ export function resolveAuto(
     auto.keys.includes(key) || value === undefined || value === p[key];
   // All-Scan's blocked chain has not run on a GPU yet (W0613): `auto` picks only what has.
   const split = auto.keys.includes("sequence");
-  const fewestKv = Math.min(
-    ...spec.model.layers.flatMap((l) => (l.type === "softmax_attention" ? [l.kvHeads] : [])),
-  );
   const keep = (c: Choice): boolean =>
     c.linear !== "allscan" &&
     (split || (c.sequence === p.sequence && c.data === p.data)) &&
@@ -35,16 +32,13 @@ export function resolveAuto(
     fixed("softmax", c.softmax) &&
     fixed("layout", c.layout);
   const planned = plan({ ast, file, spec, profile, keep });
-  // Nor have LASP-2H's gathered call over several ranks and Ulysses with fewer kv heads than sequence ranks
-  // (each kv head replicated): both W0613. Left out after the checker, so that a refused split still names its
-  // refusal; where nothing else is left (the spec fixes one of them), they stay, and W0613 says so.
-  const softmaxLayers = Number.isFinite(fewestKv);
-  const unrun = (c: Choice): boolean =>
-    softmaxLayers &&
-    c.sequence > 1 &&
-    ((c.softmax === "ulysses" && fewestKv < c.sequence) || c.softmax === "allgather");
-  const run = planned.rows.filter((r) => !unrun(r.choice));
-  const [best, next] = run.length > 0 ? run : planned.rows;
+  // Nor, among the choices that fit, what else W0613 flags (LASP-2H's gathered call over several ranks, Ulysses
+  // with replicated kv heads, documents over several ranks): ranked after the others, not left out, so that a
+  // spec fixing one of them still resolves its other keys, and a choice that fits beats one that does not.
+  const ranked = [...planned.rows].sort(
+    (a, b) => Number(b.fits) - Number(a.fits) || Number(a.unverified) - Number(b.unverified),
+  );
+  const [best, next] = ranked;
   if (best === undefined && split) {
     const first = planned.skipped[0];
     throw new AutoUnresolved(

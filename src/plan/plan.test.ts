@@ -155,7 +155,10 @@ describe("lasp plan", () => {
     expect(await main(["plan", TINY, "--gpus", "2", "4"], io)).toBe(0);
     expect(io.out).toContain("2 GPUs, seq_len 1K:");
     expect(io.out).toContain("4 GPUs, seq_len 1K:");
-    expect(io.out).toMatch(/\d+\*\s+lasp2 \+ allgather, zigzag, 2 x 1 /);
+    // The spec's own (*), whose program has not run on GPUs yet (?: LASP-2H's gathered call over 2 ranks).
+    expect(io.out).toMatch(/\d+\*\?\s+lasp2 \+ allgather, zigzag, 2 x 1 /);
+    expect(io.out).toMatch(/\d+\s+lasp2 \+ ring, zigzag, 2 x 1 /);
+    expect(io.out).toContain("? a choice whose program has not run on GPUs yet (W0613)");
     expect(io.out).toContain("Skipped");
     expect(io.out).toContain("not divisible by data 2");
   });
@@ -168,6 +171,12 @@ describe("lasp plan", () => {
     expect(json.seqLens).toEqual([1024, 2048]);
     expect(json.rows.length).toBeGreaterThan(0);
     expect(json.rows.every((r) => r.step > 0 && r.memoryBytes > 0)).toBe(true);
+    // W0613's choices are marked: LASP-2H's gathered call over 2 ranks, not ring attention.
+    const at2 = json.rows.filter(
+      (r) => r.gpus === 2 && r.choice.sequence === 2 && r.choice.linear === "lasp2",
+    );
+    expect(at2.filter((r) => r.choice.softmax === "allgather").every((r) => r.unverified)).toBe(true);
+    expect(at2.filter((r) => r.choice.softmax === "ring").every((r) => !r.unverified)).toBe(true);
     const picture = readFileSync(svg, "utf8");
     expect(picture).toContain("<svg");
     expect(picture).toContain("sequence length (tokens)");

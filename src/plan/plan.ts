@@ -3,6 +3,7 @@
 // and simulation) and the memory model, ranked best first. Choices the checker refuses are counted with its
 // reason, never priced.
 import type { SpecFile } from "../ast/ast.js";
+import { unverifiedNotes } from "../codegen/unverified-notes.js";
 import { memoryReport, memoryShape } from "../cost/memory.js";
 import { gpuOf, type MachineProfile } from "../cost/profile.js";
 import { inspectNumbers } from "../inspect/report.js";
@@ -42,6 +43,8 @@ export interface PlanRow {
   exposedComm: number;
   memoryBytes: number;
   fits: boolean;
+  /** Its program has not run on GPUs yet: check, compile and run warn W0613 (codegen/unverified-notes.ts). */
+  unverified: boolean;
 }
 
 export interface Skipped {
@@ -151,7 +154,7 @@ function edits(gpus: number, seqLen: number, choice: Choice): SettingEdits {
 export function priceSpec(
   spec: ResolvedSpec,
   profile: MachineProfile,
-): Omit<PlanRow, "gpus" | "seqLen" | "choice" | "label" | "own"> {
+): Omit<PlanRow, "gpus" | "seqLen" | "choice" | "label" | "own" | "unverified"> {
   const program = lowerSpec(spec);
   const { times, report } = inspectNumbers(spec, program, profile);
   const memory = memoryReport(memoryShape(spec), spec.run.seqLen, gpuOf(profile));
@@ -197,6 +200,7 @@ export function plan(request: PlanRequest): Plan {
         label,
         own: isOwn(spec, gpus, seqLen, choice),
         ...priceSpec(checked.spec, profile),
+        unverified: unverifiedNotes(checked.ast, checked.spec).length > 0,
       });
     request.onProgress?.(i + 1, work.length);
   });

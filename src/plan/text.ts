@@ -15,7 +15,7 @@ const HEADER = ["", "choice", "step", "tokens/s/GPU", "MFU", "exposed comm", "me
 
 function cells(row: PlanRow, rank: number): string[] {
   return [
-    `${rank}${row.own ? "*" : ""}`,
+    `${rank}${row.own ? "*" : ""}${row.unverified ? "?" : ""}`,
     row.label,
     formatTime(row.step),
     Math.round(row.tokensPerSecondPerGpu).toLocaleString("en-US"),
@@ -29,7 +29,7 @@ function cells(row: PlanRow, rank: number): string[] {
 export function planText(plan: Plan, width: number = MAX_WIDTH): string {
   const out: string[] = [
     ...wrap(
-      `Plan for ${plan.spec} on ${plan.machine} (${gigabytes(plan.gpuMemoryBytes)} per GPU): every valid choice (schedules, layout, sequence x data), best first: those that fit, then by tokens/s per GPU; * marks the spec's own.`,
+      `Plan for ${plan.spec} on ${plan.machine} (${gigabytes(plan.gpuMemoryBytes)} per GPU): every valid choice (schedules, layout, sequence x data), best first: those that fit, then by tokens/s per GPU; * marks the spec's own, ? a choice whose program has not run on GPUs yet (W0613).`,
       width,
     ),
   ];

@@ -13,7 +13,8 @@ export interface SettingEdits {
   run?: Record<string, number | string>;
 }
 
-export type Variant = { spec: ResolvedSpec } | { refused: string };
+/** The checked spec and the edited syntax tree it came from (diagnostics point into it), or the refusal. */
+export type Variant = { spec: ResolvedSpec; ast: SpecFile } | { refused: string };
 
 /** The choices a parallel setting offers (`linear`: lasp2, lasp1, ulysses), from the schema; not `auto`. */
 export function strategyWords(key: "linear" | "softmax" | "layout"): string[] {
@@ -47,9 +48,10 @@ export function editSpec(ast: SpecFile, edits: SettingEdits): SpecFile {
 
 /** The checked spec with `edits`, or the checker's first error when it refuses them. */
 export function variant(ast: SpecFile, file: string, edits: SettingEdits): Variant {
-  const checked = checkSpec(editSpec(ast, edits), file);
+  const edited = editSpec(ast, edits);
+  const checked = checkSpec(edited, file);
   const error = checked.diagnostics.find((d) => d.severity === "error");
   if (error !== undefined || checked.spec === undefined)
     return { refused: error?.message ?? "the checker refused it" };
-  return { spec: checked.spec };
+  return { spec: checked.spec, ast: edited };
 }
