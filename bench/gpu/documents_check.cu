@@ -95,6 +95,7 @@
 #ifndef DOCUMENTS_CHECK_NO_SCAN
 #include "lasp/linear_document_scan.cuh"
 #endif
+#include "bench_fill.cuh"  // fill_uniform_kernel (run-documents.sh copies it beside this file)
 
 #include <algorithm>
 #include <cmath>
@@ -164,22 +165,6 @@ struct Dev {
   void poison(cudaStream_t s) { CUDA_CHECK(cudaMemsetAsync(p, 0xFF, n * sizeof(T), s)); }  // NaN, bf16 and fp32
   void zero(cudaStream_t s) { CUDA_CHECK(cudaMemsetAsync(p, 0, n * sizeof(T), s)); }
 };
-
-__device__ __forceinline__ uint64_t mix64(uint64_t x) {
-  x += 0x9E3779B97F4A7C15ull;
-  x = (x ^ (x >> 30)) * 0xBF58476D1CE4E5B9ull;
-  x = (x ^ (x >> 27)) * 0x94D049BB133111EBull;
-  return x ^ (x >> 31);
-}
-
-// x[i] = bf16(uniform in [-scale, scale)) from (seed, i).
-__global__ void fill_uniform_kernel(bf16* x, size_t n, uint64_t seed, float scale) {
-  for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < n; i += (size_t)gridDim.x * blockDim.x) {
-    const uint64_t z = mix64(seed * 0xD1B54A32D192ED03ull + i);
-    const float u = (float)(z >> 40) * (1.f / 16777216.f);
-    x[i] = __float2bfloat16_rn((2.f * u - 1.f) * scale);
-  }
-}
 
 static void fill_uniform(Dev<bf16>& x, uint64_t salt, float scale, cudaStream_t s) {
   fill_uniform_kernel<<<1024, 256, 0, s>>>(x.p, x.n, g_seed * 1000003ull + salt, scale);

@@ -41,6 +41,7 @@
 #include "softmax_oracle.cuh"
 #include "step_documents.cuh"  // DocumentBuffers, upload_documents, draw_document_ends
 
+#include "bench_fill.cuh"    // fill_uniform_kernel
 #include "bench_timing.cuh"
 
 #include <algorithm>
@@ -100,22 +101,6 @@ struct Dev {
   void poison() { CUDA_CHECK(cudaMemsetAsync(p, 0xFF, n * sizeof(T), 0)); }  // NaN, bf16 and fp32
   void zero() { CUDA_CHECK(cudaMemsetAsync(p, 0, n * sizeof(T), 0)); }
 };
-
-__device__ __forceinline__ uint64_t mix64(uint64_t x) {
-  x += 0x9E3779B97F4A7C15ull;
-  x = (x ^ (x >> 30)) * 0xBF58476D1CE4E5B9ull;
-  x = (x ^ (x >> 27)) * 0x94D049BB133111EBull;
-  return x ^ (x >> 31);
-}
-
-// x[i] = bf16(uniform in [-scale, scale)) from (seed, i).
-__global__ void fill_uniform_kernel(bf16* x, size_t n, uint64_t seed, float scale) {
-  for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < n; i += (size_t)gridDim.x * blockDim.x) {
-    const uint64_t z = mix64(seed * 0xD1B54A32D192ED03ull + i);
-    const float u = (float)(z >> 40) * (1.f / 16777216.f);
-    x[i] = __float2bfloat16_rn((2.f * u - 1.f) * scale);
-  }
-}
 
 static void fill_uniform(Dev<bf16>& x, uint64_t salt, float scale) {
   fill_uniform_kernel<<<1024, 256>>>(x.p, x.n, g_seed * 1000003ull + salt, scale);

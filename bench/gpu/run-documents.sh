@@ -46,7 +46,7 @@ else
     patch -p3 -d "$BUILD/lasp" <"$PATCH" >"$OUT/patch.log" 2>&1 || { cat "$OUT/patch.log"; echo "PATCH=$PATCH does not apply" | tee "$OUT/summary.txt"; exit 3; }
     echo "with $PATCH" | tee -a "$OUT/gpu.txt"
   fi
-  cp bench/gpu/documents_check.cu "$BUILD/"
+  cp bench/gpu/documents_check.cu bench/gpu/bench_fill.cuh "$BUILD/"
   flags=(-std=c++17 -O3 --use_fast_math -lineinfo "-gencode=arch=compute_${ARCH},code=sm_${ARCH}" -Xptxas -warn-spills)
   [ "${SYNC_CHECK:-0}" = 1 ] && flags+=(-DLASP_SYNC_CHECK)
   start=$(date +%s)
