@@ -126,6 +126,8 @@ export interface KindView {
   gathered: string;
   /** Its lasp::GatheredShape initialisers, one per sequence rank. */
   gatheredShapes: string[];
+  /** What kKinds holds for it: `program::kS_gathered`, or `nullptr`. */
+  gatheredPointer: string;
   /** The program::Tables member of its per-head decays (`&program::Tables::kLDecay`); nullptr for softmax. */
   decayMember: string;
   /** Key/value heads (the query heads for linear attention). */
@@ -816,7 +818,7 @@ function gatheredShapes(
   schedule: LayerSchedule,
   layout: LayoutPlan,
   sizes: ScheduleSizes,
-): Pick<KindView, "gathered" | "gatheredShapes"> {
+): Pick<KindView, "gathered" | "gatheredShapes" | "gatheredPointer"> {
   const shapes = schedule.passes.forward.map((rp) => {
     const step = rp.steps.find(
       (s): s is ComputeStep<"softmax.gathered"> => s.kind === "compute" && s.op === "softmax.gathered",
@@ -826,8 +828,10 @@ function gatheredShapes(
     const dims = gatheredSoftmaxDims(sizes, layout, rp.rank, k);
     return `lasp::GatheredShape{${dims}, ${pieceMap(layout.byRank[rp.rank]!)}, ${step.params.keyRows}}`;
   });
-  if (shapes.some((s) => s === undefined)) return { gathered: "", gatheredShapes: [] };
-  return { gathered: `k${name}_gathered`, gatheredShapes: shapes as string[] };
+  if (shapes.some((s) => s === undefined))
+    return { gathered: "", gatheredShapes: [], gatheredPointer: "nullptr" };
+  const gathered = `k${name}_gathered`;
+  return { gathered, gatheredShapes: shapes as string[], gatheredPointer: `program::${gathered}` };
 }
 
 /** The dims of a kind's whole-sequence softmax step (the same on every rank: each holds one head shard). */

@@ -368,17 +368,18 @@ inline void report_collectives(const State& st) {
 inline void report_backends(const State& st) {
   for (int k = 0; k < st.model.kind_count; k++) {
     const LayerKind& kind = st.model.kinds[k];
+    auto report = [&](const char* attention, const char* backend) {
+      emit("backend", "\"kind\":\"%s\",\"attention\":\"%s\"", kind.name, backend);
+      say("layer kind %s: %s on %s\n", kind.name, attention, backend);
+    };
     if (kind.gathered != nullptr) {
       const GatheredShape& g = kind.gathered[st.layout.sp_rank];
-      const char* backend =
-          softmax_gathered_backend(g.dims, g.q_map, g.key_rows, kind.causal, program::kStepDocuments);
-      emit("backend", "\"kind\":\"%s\",\"attention\":\"%s\"", kind.name, backend);
-      say("layer kind %s: gathered softmax attention (LASP-2H) on %s\n", kind.name, backend);
+      report("gathered softmax attention (LASP-2H)",
+             softmax_gathered_backend(g.dims, g.q_map, g.key_rows, kind.causal, program::kStepDocuments));
     }
-    if (!kind.whole) continue;
-    const char* backend = softmax_whole_backend(kind.whole_dims, kind.causal, program::kStepDocuments);
-    emit("backend", "\"kind\":\"%s\",\"attention\":\"%s\"", kind.name, backend);
-    say("layer kind %s: whole-sequence softmax attention on %s\n", kind.name, backend);
+    if (kind.whole)
+      report("whole-sequence softmax attention",
+             softmax_whole_backend(kind.whole_dims, kind.causal, program::kStepDocuments));
   }
 }
 
