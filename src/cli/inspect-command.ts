@@ -103,7 +103,7 @@ export async function inspectCommand(file: string, options: InspectOptions, io: 
   const auto = spec.parallel.auto === undefined ? "" : `${autoText(spec.parallel.auto, outputWidth())}\n\n`;
   const train = training === undefined ? "" : `\n\n${trainingText(training, outputWidth())}`;
   io.stdout(
-    `${auto}${inspectText(spec, program, { rank, report, width: outputWidth() })}\n${stepText(report.step, outputWidth())}${train}\n\n${memoryText(memory, outputWidth())}\n`,
+    `${auto}${inspectText(spec, program, { rank, report, machine: numbers.machine, width: outputWidth() })}\n${stepText(report.step, outputWidth())}${train}\n\n${memoryText(memory, outputWidth())}\n`,
   );
   return EXIT.ok;
 }

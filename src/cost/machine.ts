@@ -28,6 +28,14 @@ export function computeTime(
   return Math.max(step.flops / rateOf(step, machine), step.bytes / machine.memoryBandwidth);
 }
 
+/** Which of computeTime's two terms sets a step's time: its arithmetic or its memory traffic. */
+export function boundOf(
+  step: Pick<ComputeStep, "op" | "operands" | "flops" | "bytes">,
+  machine: Machine,
+): "compute" | "memory" {
+  return step.flops / rateOf(step, machine) >= step.bytes / machine.memoryBandwidth ? "compute" : "memory";
+}
+
 /**
  * The arithmetic rate of a step's kernel. lasp's softmax backward is slower than cuDNN's (bench/results/
  * 2026-11-26-cudnn-attention-h100.md): it runs ring attention's blocks, and a whole sequence or LASP-2H's

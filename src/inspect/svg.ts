@@ -7,7 +7,7 @@
 // report's predictions (report.ts) that the text and the JSON show, and the rectangles from the same
 // simulation: the caller passes inspectNumbers' one result, so nothing here is computed a second time.
 import type { ComputeStep, Pass, ScheduleProgram, Step } from "../schedule/ir.js";
-import { computeTime, type Machine } from "../cost/machine.js";
+import { boundOf, computeTime, type Machine } from "../cost/machine.js";
 import { passOrder, type PassTimeline } from "../cost/simulate.js";
 import type { InspectNumbers, PassPrediction } from "./report.js";
 import { formatBytes as fmtBytes, formatFlops as fmtFlops, formatTime as fmtTime } from "../text/units.js";
@@ -439,10 +439,8 @@ function tooltip(
     step.label,
   ];
   if (step.kind === "compute") {
-    const bound =
-      step.flops / machine.computeFlops >= step.bytes / machine.memoryBandwidth ? "compute" : "memory";
     lines.push(
-      `${step.op}: ${fmtFlops(step.flops)}, ${fmtBytes(step.bytes)} (${bound}-bound, ${fmtTime(computeTime(step, machine))})`,
+      `${step.op}: ${fmtFlops(step.flops)}, ${fmtBytes(step.bytes)} (${boundOf(step, machine)}-bound, ${fmtTime(computeTime(step, machine))})`,
     );
   } else if (step.kind === "collective") {
     lines.push(

@@ -43,6 +43,17 @@ describe("lasp inspect", () => {
     );
   });
 
+  it("sizes a step by what bounds its time: FLOPs for products, bytes for data movement", async () => {
+    const io = capture();
+    expect(await main(["inspect", HYBRID], io)).toBe(0);
+    // The Q projection is a GEMM (compute-bound); putting the gathered K, V in global order only moves data,
+    // and so does one piece's K^T V at d = 128 (8.6 GFLOP against 129 MiB at 3.35 TB/s).
+    expect(io.out).toMatch(/Q = X Wq \(the layer's projection\)\s+275 GFLOP/);
+    expect(io.out).toMatch(/K, V in global order \(positions 0\.\.262143\)\s+2\.00 GiB/);
+    expect(io.out).toMatch(/M\[0\] = K\^T V over piece 0\s+129 MiB/);
+    expect(io.out).toMatch(/attend to the gathered keys 0\.\.262143 \(one call\)\s+35\.2 TFLOP/);
+  });
+
   it("prints the whole lowered program as JSON with stable fields", async () => {
     const io = capture();
     expect(await main(["inspect", "examples/tiny-hybrid.lasp", "--json"], io)).toBe(0);

@@ -2,6 +2,7 @@
 // (stream, size, what each waits on, which computation each communication overlaps (schedule/overlap.ts) and
 // what the placement pass decided), then the communication table and the
 // predicted times, both from the report (report.ts) that --json and --svg show too. Lines fit `width` columns.
+import { boundOf, DEFAULT_MACHINE, type Machine } from "../cost/machine.js";
 import type { LayerSchedule, Pass, RankProgram, ScheduleProgram, Step } from "../schedule/ir.js";
 import { Concurrency } from "../schedule/overlap.js";
 import type { ResolvedSpec } from "../spec/resolved.js";
@@ -15,6 +16,8 @@ export interface InspectTextOptions {
   width?: number;
   /** The numbers to show, where the caller has them already. */
   report?: InspectReport;
+  /** The machine the report was priced on: a step's size column shows what bounds it there. */
+  machine?: Machine;
 }
 
 export function inspectText(
@@ -35,7 +38,7 @@ export function inspectText(
       ),
     );
     for (const pass of ["forward", "backward"] as const)
-      parts.push(passText(schedule, pass, options.rank, width));
+      parts.push(passText(schedule, pass, options.rank, width, options.machine ?? DEFAULT_MACHINE));
   }
   parts.push(communicationText(program, report.communication, width));
   parts.push(predictionText(report, width));
@@ -158,8 +161,9 @@ function compactList(values: number[]): string {
   return runs.join(", ");
 }
 
-function sizeOf(step: Step): string {
-  if (step.kind === "compute") return step.flops > 0 ? formatFlops(step.flops) : formatBytes(step.bytes);
+/** A compute step's FLOPs, or its bytes where memory traffic sets its time (sums, copies); a transfer's bytes. */
+function sizeOf(step: Step, machine: Machine): string {
+  if (step.kind === "compute" && boundOf(step, machine) === "compute") return formatFlops(step.flops);
   return formatBytes(step.bytes);
 }
 
@@ -186,7 +190,13 @@ function placementText(program: RankProgram, width: number): string[] {
   return words.length === 0 ? [] : [paragraph(`placement: ${words.join("; ")}`, width, "    ")];
 }
 
-function passText(schedule: LayerSchedule, pass: Pass, rank: number, width: number): string {
+function passText(
+  schedule: LayerSchedule,
+  pass: Pass,
+  rank: number,
+  width: number,
+  machine: Machine,
+): string {
   const programs = schedule.passes[pass];
   const program = programs[rank] ?? programs[0]!;
   const concurrency = new Concurrency(programs);
@@ -197,7 +207,7 @@ function passText(schedule: LayerSchedule, pass: Pass, rank: number, width: numb
       overlaps = with_.length > 0 ? `overlaps ${with_.join(", ")}` : "not overlapped";
     }
     // Spaces after the commas let long lists wrap.
-    return [String(step.id), step.stream, step.label, sizeOf(step), step.deps.join(", "), overlaps];
+    return [String(step.id), step.stream, step.label, sizeOf(step, machine), step.deps.join(", "), overlaps];
   });
   return [
     `  ${pass}, rank ${program.rank}:`,
