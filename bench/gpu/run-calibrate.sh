@@ -22,37 +22,40 @@ mkdir -p "$OUT"
 
 lasp() { node bin/lasp.js "$@"; }
 
-# spec | measured step ms (median rank) | where it was measured
-MEASURED="m-linear-1b-w1 225.6 2026-12-05-whole-model-h100.md
-m-hybrid-1b-w1 263.1 2026-12-05-whole-model-h100.md
-b-lasp2-w1 13.45 2026-11-26-weak-scaling-session5-h100x4.md
-b-lasp2-w2 13.915 2026-11-26-weak-scaling-session5-h100x4.md
-b-lasp2-w4 14.07 2026-11-26-weak-scaling-session5-h100x4.md
-b-lasp1-w1 13.52 2026-11-26-weak-scaling-session5-h100x4.md
-b-lasp1-w2 15.21 2026-11-26-weak-scaling-session5-h100x4.md
-b-lasp1-w4 15.94 2026-11-26-weak-scaling-session5-h100x4.md
-b-hyb-ag-zz-w1 40.46 2026-11-26-weak-scaling-session5-h100x4.md
-b-hyb-ag-zz-w2 68.14 2026-11-26-weak-scaling-session5-h100x4.md
-b-hyb-ag-zz-w4 110.14 2026-11-26-weak-scaling-session5-h100x4.md
-b-hyb-uly-zz-w2 58.88 2026-11-26-weak-scaling-session5-h100x4.md
-b-hyb-uly-zz-w4 89.22 2026-11-26-weak-scaling-session5-h100x4.md
-b-hyb-ring-zz-w2 70.37 2026-11-26-weak-scaling-session5-h100x4.md
-b-hyb-ring-zz-w4 117.71 2026-11-26-weak-scaling-session5-h100x4.md"
+# spec | measured step ms (median rank) | where it was measured | what the measured program ran: `model` (the whole
+# model) or `blocks` (the attention blocks alone: the programs of 2026-11-26, before issue 16 added the embedding,
+# norms, MLP and LM head; compared with the prediction's attention parts)
+MEASURED="m-linear-1b-w1 225.6 2026-12-05-whole-model-h100.md model
+m-hybrid-1b-w1 263.1 2026-12-05-whole-model-h100.md model
+b-lasp2-w1 13.45 2026-11-26-weak-scaling-session5-h100x4.md blocks
+b-lasp2-w2 13.915 2026-11-26-weak-scaling-session5-h100x4.md blocks
+b-lasp2-w4 14.07 2026-11-26-weak-scaling-session5-h100x4.md blocks
+b-lasp1-w1 13.52 2026-11-26-weak-scaling-session5-h100x4.md blocks
+b-lasp1-w2 15.21 2026-11-26-weak-scaling-session5-h100x4.md blocks
+b-lasp1-w4 15.94 2026-11-26-weak-scaling-session5-h100x4.md blocks
+b-hyb-ag-zz-w1 40.46 2026-11-26-weak-scaling-session5-h100x4.md blocks
+b-hyb-uly-zz-w2 58.88 2026-11-26-weak-scaling-session5-h100x4.md blocks
+b-hyb-uly-zz-w4 89.22 2026-11-26-weak-scaling-session5-h100x4.md blocks
+b-hyb-ring-zz-w2 70.37 2026-11-26-weak-scaling-session5-h100x4.md blocks
+b-hyb-ring-zz-w4 117.71 2026-11-26-weak-scaling-session5-h100x4.md blocks"
 
-# The spec's own row of `lasp plan --json`: its predicted step in ms.
-predicted_ms() { # spec machine
-  lasp plan "bench/gpu/specs/$1.lasp" --machine "$2" --json 2>/dev/null |
-    node -e 'let t="";process.stdin.on("data",d=>t+=d).on("end",()=>{const p=JSON.parse(t);const r=p.rows.find(r=>r.own);console.log(r?(r.step*1e3).toFixed(2):"-")})'
+# The spec's predicted step in ms from `lasp inspect --json` (the numbers `lasp plan` ranks by): the whole step
+# (`model`), or its attention parts (`blocks`: less the embedding, norms, MLP and LM head).
+predicted_ms() { # spec machine model|blocks
+  lasp inspect "bench/gpu/specs/$1.lasp" --machine "$2" --json 2>/dev/null |
+    node -e 'let t="";process.stdin.on("data",d=>t+=d).on("end",()=>{const s=JSON.parse(t).step,p=s.parts;
+      const rest=process.argv[1]==="blocks"?p.embedding+p.norms+p.mlp+p.lm_head_loss:0;
+      console.log(((s.total-rest)*1e3).toFixed(2))})' "$3"
 }
 
 compare() { # profile
   local profile=$1
-  printf '%-18s %12s %14s %10s  %s\n' spec "shipped ms" "calibrated ms" "measured" "measured in bench/results/"
-  while read -r spec measured source; do
+  printf '%-18s %-7s %12s %14s %10s  %s\n' spec ran "shipped ms" "calibrated ms" "measured" "measured in bench/results/"
+  while read -r spec measured source ran; do
     local shipped calibrated
-    shipped=$(predicted_ms "$spec" h100-sxm-80gb)
-    calibrated=$(predicted_ms "$spec" "$profile")
-    printf '%-18s %12s %14s %10s  %s\n' "$spec" "$shipped" "$calibrated" "$measured" "$source"
+    shipped=$(predicted_ms "$spec" h100-sxm-80gb "$ran")
+    calibrated=$(predicted_ms "$spec" "$profile" "$ran")
+    printf '%-18s %-7s %12s %14s %10s  %s\n' "$spec" "$ran" "$shipped" "$calibrated" "$measured" "$source"
   done <<< "$MEASURED"
 }
 

@@ -66,7 +66,12 @@ describe("train mode's step on one H100, predicted against the measurement", () 
 
 // bench/results/2026-11-26-weak-scaling-session5-h100x4.md (lease D, one run each, median rank; the copy
 // engines for LASP-2's states and the gradient sums, cuDNN for whole-sequence softmax), 16K tokens per GPU,
-// 4 layers (linear) or [L, L, L, S] x 2 (hybrid), vocab 512, ffn 512.
+// 4 layers (linear) or [L, L, L, S] x 2 (hybrid). The programs of that date ran the attention blocks alone
+// (projections, core, output norm, O projection, residual; random inputs and incoming gradient): no embedding,
+// block norms, MLP or LM head, which came with issue 16 (the specs' vocab 512 and ffn 512 were ignored). So
+// they are compared with the prediction's attention parts: the step less its embedding, norms, MLP and LM head
+// (attentionOnly). Until 2026-12-06 these tests compared the whole step and read the difference as a 15%
+// over-prediction of "this small model's norms and short GEMMs"; that was the missing MLP and norms.
 const WEAK: Record<string, [number | undefined, number, number]> = {
   lasp2: [13.45, 13.915, 14.07],
   lasp1: [13.52, 15.21, 15.94],
@@ -75,82 +80,89 @@ const WEAK: Record<string, [number | undefined, number, number]> = {
   "hyb-ring-zz": [undefined, 70.37, 117.71],
   "hyb-uly-zz": [undefined, 58.88, 89.22],
 };
-const weak = (strategy: string, gpus: 1 | 2 | 4): number => ms(predict(`b-${strategy}-w${gpus}`).total);
+/** The predicted step of what the 2026-11-26 programs ran: the attention blocks (and their gradient sums). */
+function attentionOnly(p: TrainingStepPrediction): number {
+  const { embedding, norms, mlp, lm_head_loss } = p.step.parts;
+  return p.total - (embedding + norms + mlp + lm_head_loss);
+}
+const weak = (strategy: string, gpus: 1 | 2 | 4): number =>
+  ms(attentionOnly(predict(`b-${strategy}-w${gpus}`)));
+const measuredWeak = (strategy: string, gpus: 1 | 2 | 4): number =>
+  WEAK[strategy]![gpus === 4 ? 2 : gpus - 1]!;
 
-describe("weak scaling on 1, 2 and 4 H100s, predicted against the measurement", () => {
-  // Predicted (ms; measured in brackets):
-  // | LASP-2       | 15.59 [13.45] | 16.25 [13.92] | 16.37 [14.07] | 4 vs 1: +5.0% [+4.6%; four leases +4.3..+4.7%] |
-  // | LASP-1       | 15.38 [13.52] | 17.13 [15.21] | 17.46 [15.94] | 4 vs 1: +13.5% [+17.9%]                        |
-  // | Ulysses      |               | 57.87 [58.88] | 84.23 [89.22] | -1.7%, -5.6%                                   |
-  // | LASP-2H zz   | (per-block schedule, measured: [40.46], [68.14], [110.14]; gathered: below)                    |
-  // | LASP-2H ct   | (per-block schedule, measured: [84.82], [163.22]; gathered: below)                              |
-  // | ring zz      |               | 65.77 [70.37] | 101.38 [117.71]| -6.5%, -14%                                   |
-  // Why, not fitted away:
-  // - The linear stacks are over-predicted by 14-16% on one GPU and by as much on 2 and 4: the error is in
-  //   each rank's own work (this small model's norms and short GEMMs), not in what more GPUs add; the 1B model
-  //   (step.test.ts) is within 0.2%. What scaling adds agrees: LASP-2's state AllGathers and the gradient
-  //   sums' last layer (predicted 0.40 ms exposed at 4 GPUs; the measured backward is 0.2-0.4 ms longer than
-  //   one GPU's, and `step.gradient_wait` ~0 because the program joins the sums inside the backward).
-  // - LASP-1's W-1 dependent hops each wait for a kernel launch and a handshake the model prices at one link
-  //   latency (10 us): the measured chain is slower than that at 4 GPUs.
-  // - Ulysses' softmax layers run on cuDNN (head shards of the whole sequence), which attains about the
-  //   simulator's 600 TFLOP/s: within 6%.
-  // - Ring attention runs lasp's own softmax kernels, whose backward takes 1.4x cuDNN's time (bench/results/
-  //   2026-11-26-cudnn-attention-h100.md): the profile's laspSoftmaxBackwardFlops prices them (machine.ts).
-  //   What is left grows with W (6% at 2 GPUs, 14% at 4): the blocks' merge and the fp32 accumulators'
-  //   traffic, which the roofline counts once. LASP-2H's per-block schedule measured above had the same
-  //   misses (its prediction was 63.75 and 97.20 ms at 2 and 4 GPUs).
-  // - LASP-2H is now one gathered call per rank and pass (issue 18), which the program runs on cuDNN: the model
-  //   prices it at cuDNN's rate, about level with Ulysses (56.9 vs 57.9 ms at 2 GPUs, 84.8 vs 84.2 at 4). Not
-  //   measured yet: bench/gpu/make-suite.sh's b-hyb-ag-* programs on a multi-GPU machine will say.
-  it("LASP-2: what 2 and 4 GPUs add over one within 1.5 points of the measured", () => {
-    const [one, two, four] = WEAK.lasp2 as [number, number, number];
-    const p1 = weak("lasp2", 1);
-    expect(Math.abs(weak("lasp2", 2) / p1 - two / one)).toBeLessThan(0.015);
-    expect(Math.abs(weak("lasp2", 4) / p1 - four / one)).toBeLessThan(0.015);
-  });
-
-  it("the linear stacks' own work over-predicted by 10-20% at every GPU count (the same offset)", () => {
-    for (const strategy of ["lasp2", "lasp1"]) {
+describe("weak scaling on 1, 2 and 4 H100s, the attention blocks predicted against the measurement", () => {
+  // Predicted attention parts (ms; measured in brackets):
+  // | LASP-2       | 11.35 [13.45] | 12.01 [13.92] | 12.12 [14.07] | 4 vs 1: +6.8% [+4.6%; four leases +4.3..+4.7%] |
+  // | LASP-1       | 11.14 [13.52] | 12.88 [15.21] | 13.22 [15.94] | 4 vs 1: +18.7% [+17.9%]                        |
+  // | Ulysses      |               | 49.76 [58.88] | 76.12 [89.22] | -15%, -15%                                     |
+  // | ring zz      |               | 57.65 [70.37] | 93.27 [117.71]| -18%, -21%                                     |
+  // | LASP-2H zz   | 34.32 [40.46] | (per-block schedule, measured: [68.14], [110.14]; gathered: below)             |
+  // What it says, without a fit:
+  // - Every strategy and count runs 14-18% longer than predicted (ring at 4 GPUs 21%): the same factor for the
+  //   linear stacks (GEMMs and memory-bound walks) and the hybrids (cuDNN's attention), so not one kernel's rate.
+  //   The whole model's 1-GPU steps of 2026-12-05 agree within 0.2% (bench, step.test.ts) and 0.1% (train,
+  //   above) with the same profile; the 2026-11-26 attention-only programs are gone, so only running the same
+  //   specs again with today's program (whole model; bench/gpu/make-suite.sh bench N) can say whether the
+  //   factor was theirs or the model's (the multi-GPU issue).
+  // - What more GPUs add is predicted within 3.5 points: LASP-2's state AllGathers and the gradient sums' last
+  //   layer (0.40 ms exposed at 4 GPUs: +5.8% / +6.8% predicted at 2 / 4 GPUs, +3.5% / +4.6% measured), LASP-1's
+  //   W-1 dependent hops (+15.6% / +18.7% predicted, +12.5% / +17.9% measured). LASP-1's margin over LASP-2 at
+  //   4 GPUs is under-predicted (9% vs 13%): each hop waits for a kernel launch and a handshake that the model
+  //   prices at one link latency.
+  // - Ring attention runs lasp's own softmax kernels (backward at laspSoftmaxBackwardFlops, 1.4x cuDNN's time);
+  //   what is left grows with W (the blocks' merge and fp32 accumulators, which the roofline counts once).
+  // - LASP-2H is now one gathered call per rank and pass (issue 18) on cuDNN: predicted about level with
+  //   Ulysses. Not measured yet: the b-hyb-ag-* programs on a multi-GPU machine will say.
+  it("every strategy and GPU count 12-22% slower than its predicted attention blocks (one factor, not one kernel)", () => {
+    const ratios: number[] = [];
+    for (const [strategy, counts] of Object.entries(WEAK)) {
+      if (strategy === "hyb-ag-zz" || strategy === "hyb-ag-ct") continue; // the per-block schedule is gone
       ([1, 2, 4] as const).forEach((gpus, i) => {
-        const ratio = weak(strategy, gpus) / WEAK[strategy]![i]!;
-        expect(ratio).toBeGreaterThan(1.08);
-        expect(ratio).toBeLessThan(1.2);
+        if (counts[i] === undefined) return;
+        ratios.push(weak(strategy, gpus) / measuredWeak(strategy, gpus));
       });
+    }
+    // LASP-2H at one GPU is one whole-sequence call either way.
+    ratios.push(weak("hyb-ag-zz", 1) / measuredWeak("hyb-ag-zz", 1));
+    expect(ratios).toHaveLength(11);
+    for (const ratio of ratios) {
+      expect(ratio).toBeGreaterThan(0.78);
+      expect(ratio).toBeLessThan(0.88);
     }
   });
 
-  it("LASP-1's chain: slower than LASP-2 at 2 and 4 GPUs, its growth under-predicted (launch latency per hop)", () => {
-    const [one, , four] = WEAK.lasp1 as [number, number, number];
-    const growth = weak("lasp1", 4) / weak("lasp1", 1);
-    expect(growth).toBeGreaterThan(1.08);
-    expect(growth).toBeLessThan(four / one);
-    expect(weak("lasp1", 4)).toBeGreaterThan(weak("lasp2", 4));
+  it("what 2 and 4 GPUs add over one: LASP-2 and LASP-1 within 3.5 points of the measured", () => {
+    for (const strategy of ["lasp2", "lasp1"]) {
+      const p1 = weak(strategy, 1);
+      const m1 = measuredWeak(strategy, 1);
+      for (const gpus of [2, 4] as const)
+        expect(Math.abs(weak(strategy, gpus) / p1 - measuredWeak(strategy, gpus) / m1)).toBeLessThan(0.035);
+    }
   });
 
-  it("Ulysses (cuDNN) within 10%; ring (lasp's softmax backward at its own rate) under by 4-16%", () => {
+  it("LASP-1's chain: slower than LASP-2 at 2 and 4 GPUs, its margin under-predicted (launch latency per hop)", () => {
     for (const gpus of [2, 4] as const) {
-      const at = gpus === 2 ? 1 : 2;
-      expect(Math.abs(weak("hyb-uly-zz", gpus) / WEAK["hyb-uly-zz"]![at]! - 1)).toBeLessThan(0.1);
-      const ratio = weak("hyb-ring-zz", gpus) / WEAK["hyb-ring-zz"]![at]!;
-      expect(ratio).toBeGreaterThan(0.84);
-      expect(ratio).toBeLessThan(0.96);
+      expect(weak("lasp1", gpus)).toBeGreaterThan(weak("lasp2", gpus));
+      const predicted = weak("lasp1", gpus) / weak("lasp2", gpus);
+      const measured = measuredWeak("lasp1", gpus) / measuredWeak("lasp2", gpus);
+      expect(predicted).toBeLessThan(measured);
+      expect(measured - predicted).toBeLessThan(0.05);
     }
   });
 
   it("LASP-2H's gathered call (cuDNN) predicted level with Ulysses, well under its old per-block measurement", () => {
     for (const gpus of [2, 4] as const) {
-      const at = gpus === 2 ? 1 : 2;
       expect(Math.abs(weak("hyb-ag-zz", gpus) / weak("hyb-uly-zz", gpus) - 1)).toBeLessThan(0.05);
+      // Even after the factor above (0.88 at the most), under the per-block schedule's measurement.
       for (const strategy of ["hyb-ag-zz", "hyb-ag-ct"])
-        expect(weak(strategy, gpus)).toBeLessThan(0.9 * WEAK[strategy]![at]!);
+        expect(weak(strategy, gpus) / 0.88).toBeLessThan(measuredWeak(strategy, gpus));
     }
   });
 
-  it("the ranking the measurements show: zigzag before contiguous, Ulysses first at 4 GPUs", () => {
+  it("the ranking the measurements show: zigzag before contiguous, Ulysses before ring at 4 GPUs", () => {
     expect(weak("hyb-ag-zz", 4)).toBeLessThan(weak("hyb-ag-ct", 4));
-    // Measured: Ulysses 89.2 < LASP-2H 110.1 < ring 117.7; predicted 84.2 < 97.2 < 101.4.
-    expect(weak("hyb-uly-zz", 4)).toBeLessThan(weak("hyb-ag-zz", 4));
+    // Measured: Ulysses 89.2 < LASP-2H (per-block) 110.1 < ring 117.7; predicted 76.1 < ring 93.3.
+    expect(weak("hyb-uly-zz", 4)).toBeLessThan(weak("hyb-ring-zz", 4));
     expect(weak("hyb-ag-zz", 4)).toBeLessThan(weak("hyb-ring-zz", 4));
   });
 });
