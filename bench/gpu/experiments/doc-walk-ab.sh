@@ -1,13 +1,13 @@
 #!/usr/bin/env bash
 # The document walk's A/B on one GPU (README.md in this folder): checks, then the bench alternating the
-# variants, from the binaries built here into .exp/<variant>/ (carry .exp). Arguments: the variants (default
-# base pf stage). CHECKS=0 skips the checks, ROUNDS=N the bench rounds (default 2). Logs under $OUT/<variant>...;
+# variants, from the binaries built here into .exp/<variant>/ (carry .exp). Arguments: the variants, e.g.
+# `base mine`. CHECKS=0 skips the checks, ROUNDS=N the bench rounds (default 2). Logs under $OUT/<variant>...;
 # each variant's and round's bench table rows (the linear ones) last.
 set -uo pipefail
 cd "$(dirname "$0")/../../.."
 OUT=${OUT:-/tmp/lasp-doc-ab}
 variants=("$@")
-[ ${#variants[@]} -gt 0 ] || variants=(base pf stage)
+[ ${#variants[@]} -gt 0 ] || { echo "usage: doc-walk-ab.sh VARIANT... (folders of .exp/, e.g. base mine)" >&2; exit 2; }
 if [ "${CHECKS:-1}" = 1 ]; then
   for v in "${variants[@]}"; do
     PREBUILT=.exp/$v/documents_check OUT=$OUT/$v SKIP_BENCH=1 bash bench/gpu/run-documents.sh --quick >/dev/null 2>&1

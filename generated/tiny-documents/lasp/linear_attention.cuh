@@ -56,9 +56,10 @@
 //   between the piece's edge and the segment, and the inter kernels zero the rows the contract masks. The
 //   per-block tests read first/last at the block's edges (uniform over the CTA; block_reach, block_tail,
 //   block_head), the score tiles first[i] per row; the dk/dv walk, whose registers are full, stages last[]
-//   of its block with the tiles, and the segment-state kernel zeroes the masked token rows of its staged tile
-//   (only at a block with an end) so that its MMA loop stays as it is. Pieces are whole 64-token blocks
-//   (check_piece), so no block is ever partial.
+//   of its block with the tiles, the forward walk first[] and the two edge ints the same way (no global load
+//   left between its block's __syncthreads and the products), and the segment-state kernel zeroes the masked
+//   token rows of its staged tile (only at a block with an end) so that its MMA loop stays as it is. Pieces
+//   are whole 64-token blocks (check_piece), so no block is ever partial.
 // - Bidirectional layers with documents (lam = 1; docs/DOCUMENTS.md "Bidirectional linear attention (lam = 1)"):
 //   a row sees its whole document inside the piece, B(x, y, z)_i = sum_{j same doc} (x_i . y_j) z_j,
 //   computed as the causal document walk above (j <= i, diagonal included) followed by walk_reverse_kernel, its
@@ -519,11 +520,17 @@ __global__ void group_scan_kernel(const float* __restrict__ agg, int nf, int fin
 // from earlier ranks when the inter term is fused (nullptr: zero).
 // DOCS (block at global g0): S holds the tokens j < g0 with last[j] >= g0. The score tile keeps j >= first[i];
 // row i reads S only if first[i] < g0 (block_head); then S <- (end in block ? 0 : lam^64 S) + the block's
-// tokens jj >= block_tail (their document continues past the block).
+// tokens jj >= block_tail (their document continues past the block). All of it is read from shared memory:
+// first[] of the block's rows and its edge ints ends[g0 + 63], last[g0 - 1] are staged with the tiles
+// (2 x 66 ints, 4-byte cp.async like the dk/dv walk's last[]: a row of the arrays need not be 16-byte aligned).
 // ---------------------------------------------------------------------------------------------------------
 template <int D>
 constexpr int walk_forward_smem() {
   return (2 * 3 * kBlock * D + kBlock * kBlock + kBlock * D) * 2;
+}
+template <int D, bool DOCS>
+constexpr int walk_forward_smem_docs() {
+  return walk_forward_smem<D>() + (DOCS ? 2 * (kBlock + 2) * (int)sizeof(int) : 0);
 }
 
 template <int D, bool DOCS>
@@ -540,6 +547,8 @@ __global__ void __launch_bounds__(D * 2, 1)
   __nv_bfloat16* sv = sk + 2 * TILE;
   __nv_bfloat16* sa = sv + 2 * TILE;  // [64][64] masked, decayed scores (bf16)
   __nv_bfloat16* so = sa + kBlock * kBlock;
+  int* sfirst = reinterpret_cast<int*>(so + TILE);  // DOCS: [2][64] first[] of the staged block's rows
+  int* sedge = sfirst + 2 * kBlock;                  // DOCS: [2][2] its ends[g0 + 63], last[g0 - 1]
   const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5, g = lane >> 2, tq = lane & 3;
   const int bh = blockIdx.y, b = bh / H, h = bh % H, seg = blockIdx.x;
   const int start = seg * seg_len, nb = min(seg_len, piece_len - start) / kBlock;
@@ -590,6 +599,13 @@ __global__ void __launch_bounds__(D * 2, 1)
     load_tile<D, NT>(sq + stage * TILE, q + off, stride, tid);
     load_tile<D, NT>(sk + stage * TILE, k + off, stride, tid);
     load_tile<D, NT>(sv + stage * TILE, v + off, stride, tid);
+    if constexpr (DOCS) {
+      // The block's document ints, all inside the piece (last[gb - 1] only after the sequence's start).
+      const int gb = position + start + blk * kBlock;
+      if (tid < kBlock) cp_async4(sfirst + stage * kBlock + tid, dr.first + gb + tid);
+      else if (tid == kBlock) cp_async4(sedge + 2 * stage, dr.ends + gb + kBlock - 1);
+      else if (tid == kBlock + 1 && gb > 0) cp_async4(sedge + 2 * stage + 1, dr.last + gb - 1);
+    }
   };
   load(0, 0);
   cp_async_commit();
@@ -602,12 +618,13 @@ __global__ void __launch_bounds__(D * 2, 1)
     const __nv_bfloat16* tq_ = sq + cur * TILE;
     const __nv_bfloat16* tk_ = sk + cur * TILE;
     const __nv_bfloat16* tv_ = sv + cur * TILE;
-    // DOCS: this block's edges (uniform over the CTA).
+    // DOCS: this block's edges (uniform over the CTA), block_head and block_tail from the staged ints.
+    const int* fb = sfirst + cur * kBlock;  // first[] of the block's rows (global positions)
     int g0 = 0, head = 0, tail = 0;
     if constexpr (DOCS) {
       g0 = position + start + blk * kBlock;
-      head = block_head(dr, g0);
-      tail = block_tail(dr, g0);  // > 0 iff an end lies in the block (S restarts)
+      head = g0 > 0 ? sedge[2 * cur + 1] - g0 : -1;
+      tail = sedge[2 * cur] != 0 ? kBlock : max(fb[kBlock - 1] - g0, 0);  // > 0 iff an end lies in the block
     }
 
     // 1. Scores A = (Q K^T) o D for this warp's 16 x CW tile, masked at token granularity, into sa.
@@ -618,8 +635,8 @@ __global__ void __launch_bounds__(D * 2, 1)
         score_mma<D, CW>(acc, tq_, tk_, r0, cbase, lane);
         int fi[2] = {0, 0};  // DOCS: first[i] local to the block, for this thread's two rows
         if constexpr (DOCS) {
-          fi[0] = __ldg(dr.first + g0 + r0 + g) - g0;
-          fi[1] = __ldg(dr.first + g0 + r0 + g + 8) - g0;
+          fi[0] = fb[r0 + g] - g0;
+          fi[1] = fb[r0 + g + 8] - g0;
         }
 #pragma unroll
         for (int t = 0; t < CW / 8; ++t)
@@ -1706,15 +1723,16 @@ template <int D>
 void launch_walk_forward(const bf16* q, const bf16* k, const bf16* v, bf16* o, const float* prefix, int nseg,
                          int seg_len, const LinearDims& d, const Piece& p, const float* lam, bool prefix_trans,
                          const PieceDocs& pd, cudaStream_t s) {
-  constexpr int smem = walk_forward_smem<D>();
   const dim3 grid(nseg, d.batch * d.heads);
   if (pd.any()) {
+    constexpr int smem = walk_forward_smem_docs<D, true>();
     static bool once = (allow_smem(walk_forward_kernel<D, true>, smem), true);
     (void)once;
     walk_forward_kernel<D, true><<<grid, D * 2, smem, s>>>(q, k, v, o, prefix, d.tokens, d.heads, p.offset,
                                                            p.length, seg_len, nseg, lam, prefix_trans, pd.docs,
                                                            pd.position);
   } else {
+    constexpr int smem = walk_forward_smem<D>();
     static bool once = (allow_smem(walk_forward_kernel<D, false>, smem), true);
     (void)once;
     walk_forward_kernel<D, false><<<grid, D * 2, smem, s>>>(q, k, v, o, prefix, d.tokens, d.heads, p.offset,
