@@ -3,7 +3,8 @@
 // fused attention beside them where the build found cuDNN.
 #include "kernels.h"
 
-#include <algorithm>  // sort
+#include <algorithm>  // sort, max
+#include <cmath>      // ceil
 #include <cstdio>     // snprintf
 #include <vector>     // the times
 
@@ -36,6 +37,16 @@ float median_ms(const std::function<void()>& issue, cudaStream_t s, int warmup, 
   CUDA_CHECK(cudaEventDestroy(b));
   std::sort(times.begin(), times.end());
   return times[times.size() / 2];
+}
+
+float sustained_ms(const std::function<void()>& issue, cudaStream_t s, float batch_ms, int runs) {
+  // The batch size from one call's time (a short median), then the untimed batch and the timed ones.
+  const float one = std::max(median_ms(issue, s, 1, 3), 1e-3f);
+  const int calls = std::max(1, (int)std::ceil(batch_ms / one));
+  auto batch = [&] {
+    for (int i = 0; i < calls; ++i) issue();
+  };
+  return median_ms(batch, s, 1, runs) / (float)calls;
 }
 
 __global__ void fill_kernel(bf16* p, size_t n, unsigned seed) {

@@ -12,6 +12,12 @@ namespace calib {
 // (bench/gpu/README.md: medians after warm-up, never means).
 float median_ms(const std::function<void()>& issue, cudaStream_t s, int warmup, int runs);
 
+// The time of one call of `issue` under sustained load: `runs` batches of back-to-back calls, each batch at
+// least `batch_ms` long, after one untimed batch; the median batch over its calls. A training step keeps the
+// GPU busy for hundreds of milliseconds, where its clocks settle under the power limit; single calls between
+// synchronisations run cooler and faster than that (bench/results/2026-12-06-calibrate-h100.md).
+float sustained_ms(const std::function<void()>& issue, cudaStream_t s, float batch_ms, int runs);
+
 // Fills n bf16 values with a deterministic pattern in [-0.5, 0.5) (finite inputs for every benchmark).
 void fill_bf16(void* p, size_t n, unsigned seed, cudaStream_t s);
 
