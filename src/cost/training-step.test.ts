@@ -112,7 +112,9 @@ describe("weak scaling on 1, 2 and 4 H100s, the attention blocks predicted again
   // - Ring attention runs lasp's own softmax kernels (backward at laspSoftmaxBackwardFlops, 1.4x cuDNN's time);
   //   what is left grows with W (the blocks' merge and fp32 accumulators, which the roofline counts once).
   // - LASP-2H is now one gathered call per rank and pass (issue 18) on cuDNN: predicted about level with
-  //   Ulysses. Not measured yet: the b-hyb-ag-* programs on a multi-GPU machine will say.
+  //   Ulysses at cuDNN's whole-sequence rate. One H100 ran the calls at 0.71-0.75x of it (fwd+bwd, 16K tokens
+  //   in all: bench/results/2026-12-06-gathered-h100.md); the b-hyb-ag-* programs on several GPUs will say
+  //   what a step attains.
   it("every strategy and GPU count 12-22% slower than its predicted attention blocks (one factor, not one kernel)", () => {
     const ratios: number[] = [];
     for (const [strategy, counts] of Object.entries(WEAK)) {
