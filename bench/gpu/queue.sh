@@ -1,0 +1,86 @@
+#!/usr/bin/env bash
+# One device call, many jobs: runs the named lots on the GPU machine in the order given, each under its own
+# time limit, skipping a lot whose folders were not carried or whose limit no longer fits in QUEUE_SECONDS
+# (default 540, under the device tool's 600 per call); one summary line per lot as it ends, then the lots'
+# short results, then pack-out.sh. Logs under $OUT/<lot>/. From the repository root:
+#   bash bench/gpu/queue.sh vdoc ceiling calibrate blaslt
+# Lots (what each needs carried, built here beforehand; bench/gpu/README.md, "Building here"):
+#   vdoc       .gpu-suite (make-suite.sh documents 1 + prebuild.sh): every v-doc-* verify program
+#   ceiling    .gpu-suite/m-linear-1b-w1: the 1B model's bench step and its GEMM ceiling (the rate calibrate's
+#              GEMMs should meet on the same GPU)
+#   calibrate  .device (Node, nm.tar.xz: `npm ci --omit=dev` modules), dist: lasp calibrate, then its compare
+#   blaslt     .gpu-blaslt (experiments/README.md): cuBLASLt autotuning A/B on the 1B model
+#   gathered   .gpu-gathered: LASP-2H's gathered calls, the full bench (16K and 64K tokens, W 2 4 8)
+#   docbench   .gpu-docbench (the s-* programs of make-suite.sh documents 1 + kernels.o): the 64K hybrid's step
+#              with and without packed documents
+# The carried folders and the tracked tree together must stay under the device tool's 64 MiB.
+set -uo pipefail
+cd "$(dirname "$0")/../.."
+export NCCL_NVLS_ENABLE=0
+OUT=${OUT:-/tmp/lasp-queue}
+budget=${QUEUE_SECONDS:-540}
+start=$(date +%s)
+mkdir -p "$OUT"
+nvidia-smi --query-gpu=name,driver_version,clocks.max.sm --format=csv,noheader | tee "$OUT/gpu.txt"
+
+limit_of() {
+  case "$1" in
+    vdoc) echo 170 ;; ceiling) echo 50 ;; calibrate) echo 120 ;; blaslt) echo 160 ;; gathered) echo 200 ;;
+    docbench) echo 150 ;; *) echo 0 ;;
+  esac
+}
+needs_of() {
+  case "$1" in
+    vdoc) echo .gpu-suite/kernels.o ;; ceiling) echo .gpu-suite/m-linear-1b-w1 ;; calibrate) echo ".device/nm.tar.xz dist" ;;
+    blaslt) echo .gpu-blaslt/kernels.o ;; gathered) echo .gpu-gathered/gathered_check ;; docbench) echo .gpu-docbench/kernels.o ;;
+  esac
+}
+run_lot() { # lot limit dir
+  local lot=$1 limit=$2 dir=$3
+  case "$lot" in
+    vdoc) (cd .gpu-suite && SUITE_FILTER='v-doc-*' OUT=$dir RANK_TIMEOUT=50 timeout "$limit" bash run-prebuilt.sh) ;;
+    ceiling) (cd .gpu-suite && SUITE_FILTER='m-linear-1b-w1' OUT=$dir RANK_TIMEOUT=45 timeout "$limit" bash run-prebuilt.sh) ;;
+    calibrate)
+      # shellcheck disable=SC1091  # on the GPU machine only
+      source .device/env.sh
+      [ -e node_modules ] || { tar xJf .device/nm.tar.xz -C /tmp && ln -s /tmp/node_modules node_modules; }
+      OUT=$dir timeout "$limit" bash bench/gpu/run-calibrate.sh calibrate ;;
+    blaslt) OUT=$dir ROUNDS=2 timeout "$limit" bash bench/gpu/experiments/blas-lt-ab.sh ;;
+    gathered) PREBUILT=.gpu-gathered/gathered_check OUT=$dir SKIP_CHECKS=1 timeout "$limit" bash bench/gpu/run-gathered.sh ;;
+    docbench) (cd .gpu-docbench && SUITE_FILTER='s-*' OUT=$dir RANK_TIMEOUT=60 timeout "$limit" bash run-prebuilt.sh) ;;
+  esac
+}
+# The lines worth reading first, per lot.
+short_of() { # lot dir
+  case "$1" in
+    vdoc | ceiling | docbench) cut -c1-170 "$2/table.txt" 2>/dev/null ;;
+    calibrate) grep -hE '^\[|gemmFlops|attentionFlops|exit' "$2/calibrate.log" 2>/dev/null; cat "$2/compare.txt" 2>/dev/null ;;
+    blaslt) tail -12 "$2/summary.txt" 2>/dev/null ;;
+    gathered) tail -30 "$2/summary.txt" 2>/dev/null ;;
+  esac
+}
+
+[ $# -gt 0 ] || { echo "usage: queue.sh LOT... (vdoc ceiling calibrate blaslt gathered docbench)" >&2; exit 2; }
+: > "$OUT/summary.txt"
+for lot in "$@"; do
+  limit=$(limit_of "$lot")
+  if [ "$limit" = 0 ]; then echo "$lot: no such lot" | tee -a "$OUT/summary.txt"; continue; fi
+  missing=""
+  for need in $(needs_of "$lot"); do [ -e "$need" ] || missing="$missing $need"; done
+  if [ -n "$missing" ]; then echo "$lot: skipped, not carried:$missing" | tee -a "$OUT/summary.txt"; continue; fi
+  left=$((budget - ($(date +%s) - start)))
+  if [ "$left" -lt "$limit" ]; then
+    echo "$lot: skipped, ${left} s left of ${budget} and it may take ${limit}" | tee -a "$OUT/summary.txt"
+    continue
+  fi
+  mkdir -p "$OUT/$lot"
+  t0=$(date +%s)
+  run_lot "$lot" "$limit" "$OUT/$lot" > "$OUT/$lot/run.log" 2>&1
+  echo "$lot: exit $? in $(($(date +%s) - t0)) s" | tee -a "$OUT/summary.txt"
+done
+for lot in "$@"; do
+  [ -d "$OUT/$lot" ] || continue
+  echo "== $lot"
+  short_of "$lot" "$OUT/$lot"
+done | tee "$OUT/short.txt"
+bash bench/gpu/pack-out.sh
