@@ -25,7 +25,7 @@ export function computeTime(
   step: Pick<ComputeStep, "op" | "operands" | "flops" | "bytes">,
   machine: Machine,
 ): number {
-  return Math.max(step.flops / rateOf(step, machine), step.bytes / machine.memoryBandwidth);
+  return Math.max(step.flops / rateOf(step, machine), step.bytes / bandwidthOf(step, machine));
 }
 
 /** Which of computeTime's two terms sets a step's time: its arithmetic or its memory traffic. */
@@ -33,8 +33,29 @@ export function boundOf(
   step: Pick<ComputeStep, "op" | "operands" | "flops" | "bytes">,
   machine: Machine,
 ): "compute" | "memory" {
-  return step.flops / rateOf(step, machine) >= step.bytes / machine.memoryBandwidth ? "compute" : "memory";
+  return step.flops / rateOf(step, machine) >= step.bytes / bandwidthOf(step, machine) ? "compute" : "memory";
 }
+
+/**
+ * The rate at which a step's kernel moves the bytes its IR step counts. lasp's linear-attention walks go through
+ * a piece's chunks in order, few CTAs per head, and attain about a third of what streaming kernels do
+ * (`gpu.linearKernelBandwidth`, measured in the generated programs); everything else streams.
+ */
+function bandwidthOf(step: Pick<ComputeStep, "op">, machine: Machine): number {
+  return CHUNK_WALKS.has(step.op) ? machine.linearKernelBandwidth : machine.memoryBandwidth;
+}
+/**
+ * The linear steps that walk a piece's chunks in order (the intra-piece product and its backward, fused or
+ * not, and a whole sequence's). The state products (K^T V, Q^T dO, q P) run every chunk at once and stream.
+ */
+const CHUNK_WALKS = new Set([
+  "linear.intra",
+  "linear.intra_backward",
+  "linear.forward_fused",
+  "linear.backward_fused",
+  "linear.full",
+  "linear.full_backward",
+]);
 
 /**
  * The arithmetic rate of a step's kernel. lasp's softmax backward is slower than cuDNN's (bench/results/

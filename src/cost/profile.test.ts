@@ -2,7 +2,7 @@ import { mkdtempSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
-import { DEFAULT_MACHINE } from "./machine.js";
+import { computeTime, DEFAULT_MACHINE } from "./machine.js";
 import { H100 } from "./memory.js";
 import {
   gpuOf,
@@ -38,8 +38,8 @@ describe("machine profiles", () => {
       "h200-141gb",
     ]);
     for (const profile of Object.values(SHIPPED_PROFILES))
-      // 7 GPU numbers, 4 NVLink, 3 inter-node: 14 sources, none empty.
-      expect(Object.values(profile.sources).filter((s) => s.length > 20)).toHaveLength(15);
+      // 8 GPU numbers and linearKernelBandwidth, 4 NVLink, 3 inter-node: 16 sources, none empty.
+      expect(Object.values(profile.sources).filter((s) => s.length > 20)).toHaveLength(16);
   });
 
   it("cites this repository's measurement for the H100's GEMM rate", () => {
@@ -75,6 +75,22 @@ describe("machine profiles", () => {
     });
     expect(H100).toEqual(gpuOf(H100_PROFILE));
     expect(H100).toEqual({ memory: 80e9, sms: 132 });
+  });
+
+  it("prices the linear chunk walks at the H100's measured rate, the state products at streaming speed", () => {
+    expect(H100_PROFILE.sources["gpu.linearKernelBandwidth"]).toContain("2026-12-05-whole-model-h100.md");
+    const walk = { op: "linear.forward_fused", operands: {}, flops: 0, bytes: 1.1e9 } as const;
+    const state = { op: "linear.state", operands: {}, flops: 0, bytes: 3.0e9 } as const;
+    expect(computeTime(walk as never, DEFAULT_MACHINE)).toBeCloseTo(1e-3, 12);
+    expect(computeTime(state as never, DEFAULT_MACHINE)).toBeCloseTo(1e-3, 12);
+  });
+
+  it("takes a profile without linearKernelBandwidth (written before it existed) at hbmAttainable", () => {
+    const old = edited((p) => {
+      delete p.gpu.linearKernelBandwidth;
+      delete p.sources["gpu.linearKernelBandwidth"];
+    });
+    expect(machineOf(load("old", old)).linearKernelBandwidth).toBe(H100_PROFILE.gpu.hbmAttainable);
   });
 
   it("loads a user's profile file", () => {
@@ -136,6 +152,20 @@ describe("a profile that does not validate", () => {
         edited((p) => delete p.interNode),
       ),
     ).toBe(`${file("nosection")}: interNode must be an object`);
+    expect(
+      error(
+        "linearzero",
+        edited((p) => (p.gpu.linearKernelBandwidth = 0)),
+      ),
+    ).toBe(`${file("linearzero")}: gpu.linearKernelBandwidth must be a positive number where given (got 0)`);
+    expect(
+      error(
+        "linearsource",
+        edited((p) => delete p.sources["gpu.linearKernelBandwidth"]),
+      ),
+    ).toBe(
+      `${file("linearsource")}: sources["gpu.linearKernelBandwidth"] is missing: every number says where it comes from`,
+    );
     expect(error("array", [])).toBe(`${file("array")}: the profile must be a JSON object`);
   });
 

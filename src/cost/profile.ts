@@ -18,6 +18,8 @@ export interface Machine {
   laspSoftmaxBackwardFlops: number;
   /** Attainable device-memory (HBM) bandwidth of one GPU, B/s. */
   memoryBandwidth: number;
+  /** What lasp's linear-attention kernels attain over the bytes their IR steps count, B/s (machine.ts). */
+  linearKernelBandwidth: number;
   /**
    * Bus bandwidth per GPU that a collective or a point-to-point transfer attains, B/s (NCCL's "busbw":
    * the figure that makes machine.ts's ring formulas exact for large messages).
@@ -56,6 +58,12 @@ export interface MachineProfile {
     /** HBM peak, and what streaming (element-wise) kernels attain. */
     hbmBandwidth: number;
     hbmAttainable: number;
+    /**
+     * What lasp's linear-attention kernels attain, as the bytes their IR steps count over their time: far below
+     * hbmAttainable, since a piece's chunks walk in order (few CTAs per head) rather than streaming. Optional:
+     * a profile without it prices them at hbmAttainable (profiles written before 2026-12-06).
+     */
+    linearKernelBandwidth?: number;
     memoryBytes: number;
     sms: number;
   };
@@ -95,6 +103,8 @@ const NUMBERS = {
   nvlink: ["bandwidth", "busBandwidth", "latency", "gpusPerNode"],
   interNode: ["bandwidthPerGpu", "busBandwidth", "latency"],
 } as const;
+/** Numbers a profile may leave out (each says in MachineProfile what stands in for it); with a source if given. */
+const OPTIONAL_NUMBERS = { gpu: ["linearKernelBandwidth"] } as const;
 const TEXTS = { nvlink: ["generation"], interNode: ["fabric"] } as const;
 /** Counts, not rates: whole numbers. */
 const INTEGERS = new Set(["gpu.sms", "nvlink.gpusPerNode"]);
@@ -132,6 +142,19 @@ export function validateProfile(value: unknown, file: string): MachineProfile {
       if (typeof part[field] !== "string") fail(`${section}.${field}`, "must be a string");
     }
   }
+  for (const [section, fields] of Object.entries(OPTIONAL_NUMBERS)) {
+    const part = value[section] as Record<string, unknown>;
+    for (const field of fields) {
+      const path = `${section}.${field}`;
+      const x = part[field];
+      if (x === undefined) continue;
+      if (typeof x !== "number" || !Number.isFinite(x) || x <= 0)
+        fail(path, `must be a positive number where given (got ${JSON.stringify(x)})`);
+      const source = sources[path];
+      if (typeof source !== "string" || source.trim() === "")
+        fail(`sources["${path}"]`, "is missing: every number says where it comes from");
+    }
+  }
   const profile = value as unknown as MachineProfile;
   if (profile.gpu.gemmFlops > profile.gpu.denseBf16Flops)
     fail("gpu.gemmFlops", "exceeds gpu.denseBf16Flops: an attainable rate is at most the peak");
@@ -144,9 +167,13 @@ export function validateProfile(value: unknown, file: string): MachineProfile {
     );
   if (profile.gpu.hbmAttainable > profile.gpu.hbmBandwidth)
     fail("gpu.hbmAttainable", "exceeds gpu.hbmBandwidth: an attainable rate is at most the peak");
+  if ((profile.gpu.linearKernelBandwidth ?? 0) > profile.gpu.hbmBandwidth)
+    fail("gpu.linearKernelBandwidth", "exceeds gpu.hbmBandwidth: an attainable rate is at most the peak");
   for (const path of Object.keys(sources)) {
     const [section, field] = path.split(".");
-    const known = (NUMBERS as Record<string, readonly string[]>)[section ?? ""]?.includes(field ?? "");
+    const known = [NUMBERS, OPTIONAL_NUMBERS].some((list) =>
+      (list as Record<string, readonly string[]>)[section ?? ""]?.includes(field ?? ""),
+    );
     if (!known) fail(`sources["${path}"]`, "names no number of the profile");
   }
   return profile;
@@ -176,6 +203,7 @@ export function machineOf(profile: MachineProfile): Machine {
     computeFlops: profile.gpu.attentionFlops,
     laspSoftmaxBackwardFlops: profile.gpu.laspSoftmaxBackwardFlops,
     memoryBandwidth: profile.gpu.hbmAttainable,
+    linearKernelBandwidth: profile.gpu.linearKernelBandwidth ?? profile.gpu.hbmAttainable,
     linkBandwidth: profile.nvlink.busBandwidth,
     linkLatency: profile.nvlink.latency,
   };

@@ -12,6 +12,7 @@ const TOY: Machine = {
   computeFlops: 1024,
   laspSoftmaxBackwardFlops: 512,
   memoryBandwidth: 512,
+  linearKernelBandwidth: 512,
   linkBandwidth: 256,
   linkLatency: 0.5,
 };
