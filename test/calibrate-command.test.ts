@@ -52,6 +52,11 @@ describe("lasp calibrate on a machine with GPUs", () => {
     expect(profile.gpu.attentionFlops / 500e12).toBeCloseTo(1, 6);
     expect(profile.gpu.laspSoftmaxBackwardFlops / 500e12).toBeCloseTo(1, 6);
     expect(profile.gpu.hbmAttainable / 2.5e12).toBeCloseTo(1, 6);
+    // The linear kernels answer in 1 ms a pass: the fused walks' bytes over the 2 ms less the state products'.
+    const rows = 16384 * 16 * 128 * 2;
+    const state = 16 * 128 * 128 * 4;
+    const walkSeconds = 2e-3 - (2 * (2 * rows + state)) / 2.5e12;
+    expect(profile.gpu.linearKernelBandwidth! / ((11 * rows + 3 * state) / walkSeconds)).toBeCloseTo(1, 6);
     expect(profile.nvlink.busBandwidth / 300e9).toBeCloseTo(1, 6);
     expect(profile.nvlink.latency / 10e-6).toBeCloseTo(1, 6);
     expect(profile.gpu.sms).toBe(132);

@@ -153,6 +153,39 @@ describe("the profile fields", () => {
     expect(fit.fields.find((f) => f.path === "nvlink.latency")!.value / 15e-6).toBeCloseTo(1, 9);
   });
 
+  it("fits the linear walks' rate from the LASP-2 kernels, the state products taken at the streaming rate", () => {
+    const linear = (kind: "linear_forward" | "linear_backward", ms: number): Measurement => ({
+      benchmark: { id: 0, kind, tokens: 16384, heads: 16, headDim: 128, causal: true },
+      ms,
+      runs: 20,
+    });
+    const hbm: Measurement = { benchmark: { id: 0, kind: "add", bytes: 2 ** 30 }, ms: 1.117, runs: 20 };
+    // The H100 of 2026-12-06: forward (state + fused walk) 0.264 ms, backward (gradient state + walk) 0.547 ms.
+    const fit = fitProfile(
+      collected([linear("linear_forward", 0.264), linear("linear_backward", 0.547), hbm]),
+      1,
+    );
+    const rows = 16384 * 16 * 128 * 2; // 64 MiB of bf16 rows
+    const state = 16 * 128 * 128 * 4; // one fp32 state per head
+    const streaming = (3 * 2 ** 30) / 1.117e-3;
+    // Walks: the fused forward reads q, k, v and writes o (4 rows) with P; the fused backward 7 rows with P, G.
+    const walks = 4 * rows + state + (7 * rows + 2 * state);
+    const seconds = (0.264 + 0.547) / 1000 - (2 * (2 * rows + state)) / streaming;
+    const field = fit.fields.find((f) => f.path === "gpu.linearKernelBandwidth")!;
+    expect(field.value / (walks / seconds)).toBeCloseTo(1, 12);
+    expect(field.value).toBeGreaterThan(1.0e12); // about a third of the streaming rate
+    expect(field.value).toBeLessThan(1.1e12);
+    expect(field.what).toContain("707 MiB");
+    // Without a streaming measurement, or without the backward, there is nothing to fit it from.
+    const noHbm = fitProfile(
+      collected([linear("linear_forward", 0.264), linear("linear_backward", 0.547)]),
+      1,
+    );
+    expect(noHbm.fields.map((f) => f.path)).not.toContain("gpu.linearKernelBandwidth");
+    const noBackward = fitProfile(collected([linear("linear_forward", 0.264), hbm]), 1);
+    expect(noBackward.fields.map((f) => f.path)).not.toContain("gpu.linearKernelBandwidth");
+  });
+
   it("leaves out every field it has no measurement for", () => {
     expect(fitProfile(collected([]), 1).fields).toEqual([]);
   });

@@ -7,11 +7,17 @@
 // - gpu.laspSoftmaxBackwardFlops: lasp's softmax backward (ring's blocks; with documents, LASP-2H's gathered
 //   call and whole sequences).
 // - gpu.hbmAttainable: the best streaming kernel at the largest buffer (bytes read and written over time).
+// - gpu.linearKernelBandwidth: lasp's LASP-2 kernels, forward (state + fused walk) and backward (gradient state
+//   + fused walk) together: the walks' bytes as their IR steps count them (schedule/linear-costs.ts) over the
+//   time left once the state products are taken at gpu.hbmAttainable, as the simulator prices them.
 // - gpu.memoryBytes, gpu.sms: what the CUDA runtime says of the device.
 // - nvlink.busBandwidth, nvlink.latency: per collective, t = latency + f * bytes / busbw (f: nccl-tests' bus
 //   factor, so busbw is its "busbw"), fitted by least squares on relative error (each size counts alike:
 //   the small ones fix the latency, the large ones the bandwidth); the profile takes the median over the
 //   collectives (send/recv, a point-to-point rate, is reported but not in the median).
+import type { ScheduleSizes } from "../schedule/ir.js";
+import { backwardFusedCost, forwardFusedCost, stateCost } from "../schedule/linear-costs.js";
+import { KERNEL_BLOCK } from "../spec/resolved.js";
 import type { Collected, Measurement } from "./measurements.js";
 import type { Benchmark, CollectiveOp } from "./plan.js";
 import { COLLECTIVE_OPS } from "./plan.js";
@@ -25,6 +31,7 @@ export type MeasuredPath =
   | "gpu.attentionFlops"
   | "gpu.laspSoftmaxBackwardFlops"
   | "gpu.hbmAttainable"
+  | "gpu.linearKernelBandwidth"
   | "gpu.memoryBytes"
   | "gpu.sms"
   | "nvlink.busBandwidth"
@@ -50,6 +57,42 @@ export function flopsOf(b: Benchmark): number | undefined {
     default:
       return undefined;
   }
+}
+
+/**
+ * The linear kernels' rate over the bytes their IR steps count (calibrate's linear benchmarks run one piece of
+ * `tokens` with the earlier and later ranks' states present: the fused walks with both terms). The state
+ * products stream, so their share is taken out at `hbm`; undefined where a pass is missing or the state
+ * products alone would take longer than the measurement.
+ */
+export function linearKernelBandwidth(
+  forward: readonly Measurement[],
+  backward: readonly Measurement[],
+  hbm: number,
+): { value: number; what: string } | undefined {
+  const f = forward[0];
+  const b = backward[0];
+  if (f === undefined || b === undefined || f.benchmark.kind !== "linear_forward") return undefined;
+  const { tokens, heads, headDim } = f.benchmark;
+  const sizes: ScheduleSizes = {
+    batch: 1,
+    seqLen: tokens,
+    heads,
+    headDim,
+    block: KERNEL_BLOCK,
+    dtype: "bf16",
+    elementBytes: 2,
+    hidden: heads * headDim,
+  };
+  const ctx = { sizes };
+  const state = stateCost(ctx, tokens).bytes; // K^T V forward, Q^T dO backward: the same count
+  const walks = forwardFusedCost(ctx, tokens, true).bytes + backwardFusedCost(ctx, tokens, true, true).bytes;
+  const seconds = (f.ms + b.ms) / 1000 - (2 * state) / hbm;
+  if (!(seconds > 0)) return undefined;
+  return {
+    value: walks / seconds,
+    what: `lasp's LASP-2 kernels at ${tokens} tokens, ${heads} heads x ${headDim}, forward and backward: the fused walks' ${(walks / 2 ** 20).toFixed(0)} MiB (as their IR steps count them) over their time, the state products taken at gpu.hbmAttainable`,
+  };
 }
 
 /** Bytes a streaming benchmark moves through HBM: copy reads one buffer and writes one, add reads two. */
@@ -220,6 +263,11 @@ export function fitProfile(collected: Collected, world: number): Fit {
       what: `the best streaming kernel (${best.kind}) over ${largest / 2 ** 20} MiB buffers, bytes read and written over time`,
     });
   }
+
+  const hbm = fields.find((f) => f.path === "gpu.hbmAttainable")?.value;
+  const linear =
+    hbm === undefined ? undefined : linearKernelBandwidth(of("linear_forward"), of("linear_backward"), hbm);
+  if (linear !== undefined) fields.push({ path: "gpu.linearKernelBandwidth", ...linear });
 
   const device = collected.device;
   if (device !== undefined) {

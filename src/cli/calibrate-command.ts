@@ -299,7 +299,7 @@ export async function calibrateCommand(
         `wrote ${path.relative(cwd, out) || out}: ${profile.name}`,
         ...fit.fields.map(
           (f) =>
-            `  ${f.path.padEnd(22)} ${formatField(f.path, f.value)}  (base ${formatField(f.path, valueAt(base!.profile, f.path))})`,
+            `  ${f.path.padEnd(22)} ${formatField(f.path, f.value)}  (base ${baseValue(base!.profile, f.path)})`,
         ),
         `  kept from ${base.name}: ${keptFields.join(", ")}`,
         ...collected.skipped.map((s) => `  skipped: ${describeBenchmark(s.benchmark)}: ${s.why}`),
@@ -326,9 +326,11 @@ async function whyNotWritable(file: string): Promise<string | undefined> {
   return undefined;
 }
 
-function valueAt(profile: MachineProfile, fieldPath: string): number {
+/** The base's value of a measured field in its unit; an optional field the base leaves out says so. */
+function baseValue(profile: MachineProfile, fieldPath: string): string {
   const [section, key] = fieldPath.split(".") as [keyof MachineProfile, string];
-  return (profile[section] as unknown as Record<string, number>)[key]!;
+  const value = (profile[section] as unknown as Record<string, number | undefined>)[key];
+  return value === undefined ? "none" : formatField(fieldPath, value);
 }
 
 /** A profile number in its unit. */

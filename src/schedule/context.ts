@@ -96,13 +96,16 @@ export function bytesOf(decl: BufferDecl): number {
 }
 
 /** One fp32 state of the whole batch and all heads: B * H * dk * dv * 4 bytes. */
-export function stateBytes(ctx: LowerContext): number {
+/** What the byte and FLOP counts read of a context: its sizes alone (calibrate builds one without a layout). */
+export type SizesContext = Pick<LowerContext, "sizes">;
+
+export function stateBytes(ctx: SizesContext): number {
   const { batch, heads, headDim } = ctx.sizes;
   return batch * heads * headDim * headDim * STATE_BYTES;
 }
 
 /** Bytes of `tokens` rows of `heads` heads in the activation dtype. */
-export function rowBytes(ctx: LowerContext, tokens: number, heads = ctx.sizes.heads): number {
+export function rowBytes(ctx: SizesContext, tokens: number, heads = ctx.sizes.heads): number {
   return ctx.sizes.batch * tokens * heads * ctx.sizes.headDim * ctx.sizes.elementBytes;
 }
 
