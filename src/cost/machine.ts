@@ -1,5 +1,5 @@
 // The machine model the simulator times schedules on: how fast one GPU computes and moves memory, and how fast
-// the GPUs of one sequence-parallel group talk. Deliberately small (four numbers): it predicts the shape of a
+// the GPUs of one sequence-parallel group talk. Deliberately small (a few rates): it predicts the shape of a
 // schedule (what overlaps, what waits, how time grows with W), not a benchmark to the microsecond.
 import type { CollectiveKind, ComputeStep } from "../schedule/ir.js";
 import { H100_PROFILE, machineOf, type Machine } from "./profile.js";
@@ -9,8 +9,9 @@ export type { Machine } from "./profile.js";
 /**
  * One H100 SXM5 (80 GB) in an 8-GPU HGX node, NVLink 4 through NVSwitch: the shipped profile
  * (profiles/h100-sxm-80gb.json cites each number). The simulator times attention kernels at the profile's
- * attention rate (600 TFLOP/s: attention kernels reach about 60% of the 989 dense peak, large GEMMs about
- * 70%), streams memory at the attainable 3.0 TB/s, and links at NCCL's 350 GB/s bus bandwidth and 10 us.
+ * attention rate (544 TFLOP/s, cuDNN's as lasp calibrate measured it: about 55% of the 989 dense peak, large
+ * GEMMs about 70%), streams memory at the attainable 3.0 TB/s, lasp's linear chunk walks at 1.1 TB/s, and links
+ * at NCCL's 350 GB/s bus bandwidth and 10 us.
  */
 export const H100_SXM: Machine = machineOf(H100_PROFILE);
 

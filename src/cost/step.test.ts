@@ -64,17 +64,17 @@ describe("the whole step on one H100, predicted against the measurement", () => 
   // | embedding             |   0.2 /   0.2       |   0.2 /   0.2       |   0.2 /   0.2               |
   // | norms                 |   7.6 /  10.0 (-24%)|   7.6 /   9.7 (-21%)|   7.6 /   9.8 (-22%)        |
   // | attention_projections |  34.1 /  37.0 (-8%) |  33.4 /  34.2 (-2%) |  34.1 /  35.6 (-4%)         |
-  // | attention_core        |  18.1 /  17.5 (+3%) |  40.4 /  56.7 (-29%)|  18.1 /  16.8 (+8%)         |
+  // | attention_core        |  18.8 /  17.5 (+8%) |  43.6 /  56.7 (-23%)|  18.8 /  16.8 (+12%)        |
   // | mlp                   | 127.9 / 128.7 (-1%) | 127.9 / 119.1 (+7%) | 158.0 / 153.3 (+3%)         |
   // | lm_head_loss          |  45.0 /  43.7 (+3%) |  45.0 /  40.5 (+11%)|  45.0 /  39.7 (+13%)        |
-  // | step                  | 232.8 / 225.6 (+3.2%)| 254.4 / 263.1 (-3.3%)| 263.0 / 256.1 (+2.7%)      |
+  // | step                  | 233.6 / 225.6 (+3.5%)| 257.6 / 263.1 (-2.1%)| 263.8 / 256.1 (+3.0%)      |
   //
   // Why the parts are off (not fitted away):
   // - attention_core: the linear layers' chunk walks are priced at gpu.linearKernelBandwidth, the rate they
   //   attain in these programs (0.66 ms per layer forward and backward; until 2026-12-06 the model priced
   //   them at the streaming bandwidth, 0.25 ms, and the core was 36% under). The hybrid's softmax layers ran
   //   lasp's flash kernels (this suite was built without cuDNN), 9.5 ms per layer where the profile's cuDNN
-  //   rate says 6.4.
+  //   rate (544 TFLOP/s, what lasp calibrate measured of cuDNN) says 7.0.
   // - norms: a block norm is one block per row of 2048 values plus, in the backward, a second kernel over
   //   the partial sums and two memsets: short kernels that attain well under the streaming bandwidth, about
   //   ten launches per layer whose gaps the model does not count.
@@ -101,11 +101,11 @@ describe("the whole step on one H100, predicted against the measurement", () => 
         expect(ratio(part)).toBeGreaterThan(0.85);
         expect(ratio(part)).toBeLessThan(1.15);
       }
-      // The core: the linear models' within 10%; the hybrid's under, for the reason named above (if a change
+      // The core: the linear models' within 15% (the profiled parts carry the events' 5%); the hybrid's under, for the reason named above (if a change
       // makes it agree, update the comment).
       const linearOnly = name !== "m-hybrid-1b-w1";
-      expect(ratio("attention_core")).toBeGreaterThan(linearOnly ? 0.9 : 0.65);
-      expect(ratio("attention_core")).toBeLessThan(linearOnly ? 1.1 : 0.75);
+      expect(ratio("attention_core")).toBeGreaterThan(linearOnly ? 0.95 : 0.72);
+      expect(ratio("attention_core")).toBeLessThan(linearOnly ? 1.15 : 0.82);
       expect(ratio("norms")).toBeGreaterThan(0.7);
       expect(ratio("norms")).toBeLessThan(0.85);
       expect(Math.abs(ms(parts.embedding) - measured.parts.embedding)).toBeLessThan(0.1);

@@ -30,9 +30,9 @@ describe("train mode's step on one H100, predicted against the measurement", () 
   const TRAIN_STEP_MS = 244.35;
   const BENCH_STEP_MS = [225.6, 229.1];
 
-  it("the train step within 3% of the measured 244.35 ms (predicted 251.0: 232.8 + the optimizer's 18.1)", () => {
+  it("the train step within 3.5% of the measured 244.35 ms (predicted 251.7: 233.6 + the optimizer's 18.1)", () => {
     const p = predict("t-linear-1b-w1");
-    expect(Math.abs(ms(p.total) / TRAIN_STEP_MS - 1)).toBeLessThan(0.03);
+    expect(Math.abs(ms(p.total) / TRAIN_STEP_MS - 1)).toBeLessThan(0.035);
     expect(p.gradientSum.busy).toBe(0); // one GPU sums nothing
   });
 
@@ -92,21 +92,22 @@ const measuredWeak = (strategy: string, gpus: 1 | 2 | 4): number =>
 
 describe("weak scaling on 1, 2 and 4 H100s, the attention blocks predicted against the measurement", () => {
   // Predicted attention parts (ms; measured in brackets):
-  // | LASP-2       | 13.05 [13.45] | 13.71 [13.92] | 13.83 [14.07] | 4 vs 1: +6.0% [+4.6%; four leases +4.3..+4.7%] |
+  // | LASP-2       | 13.24 [13.45] | 13.90 [13.92] | 14.02 [14.07] | 4 vs 1: +5.9% [+4.6%; four leases +4.3..+4.7%] |
   // | LASP-1       | 12.84 [13.52] | 14.58 [15.21] | 14.92 [15.94] | 4 vs 1: +16.2% [+17.9%]                        |
-  // | Ulysses      |               | 52.33 [58.88] | 78.69 [89.22] | -11%, -12%                                     |
-  // | ring zz      |               | 60.23 [70.37] | 95.84 [117.71]| -14%, -19%                                     |
-  // | LASP-2H zz   | 36.89 [40.46] | (per-block schedule, measured: [68.14], [110.14]; gathered: below)             |
+  // | Ulysses      |               | 55.25 [58.88] | 84.25 [89.22] | -6.2%, -5.6%                                   |
+  // | ring zz      |               | 64.65 [70.37] | 104.39 [117.71]| -8.1%, -11.3%                                 |
+  // | LASP-2H zz   | 38.49 [40.46] | (per-block schedule, measured: [68.14], [110.14]; gathered: below)             |
   // What it says, without a fit:
-  // - The linear stacks within 2-7%: their chunk walks at gpu.linearKernelBandwidth, what the walks attain in
+  // - The linear stacks within 0-6%: their chunk walks at gpu.linearKernelBandwidth, what the walks attain in
   //   the programs. Until 2026-12-06 the model priced the walks at the streaming bandwidth (a third of their
   //   time) and these comparisons read 14-18% under.
-  // - The hybrids 9-19% under: their softmax layers. The profile's attention rate (600 TFLOP/s) is an estimate;
-  //   lasp calibrate measured cuDNN at 544 on an H100 (bench/results/2026-12-06-calibrate-h100.md). Ring runs
-  //   lasp's kernels (backward at laspSoftmaxBackwardFlops); its miss grows with W (the blocks' merge and fp32
-  //   accumulators, which the roofline counts once).
+  // - The hybrids 5-11% under. Their softmax layers are priced at what lasp calibrate measured on an H100
+  //   (cuDNN 544 TFLOP/s forward and backward, lasp's backward 379: bench/results/2026-12-06-calibrate-h100.md;
+  //   until 2026-12-06 the profile had an estimate, 600 and 429, and these read 11-19% under). Ring runs
+  //   lasp's kernels; its miss grows with W (the blocks' merge and fp32 accumulators, which the roofline
+  //   counts once).
   // - What more GPUs add is predicted within 2 points: LASP-2's state AllGathers and the gradient sums' last
-  //   layer, LASP-1's W-1 dependent hops. LASP-1's margin over LASP-2 is under-predicted (8% vs 13% at 4 GPUs):
+  //   layer, LASP-1's W-1 dependent hops. LASP-1's margin over LASP-2 is under-predicted (6% vs 13% at 4 GPUs):
   //   each hop waits for a kernel launch and a handshake that the model prices at one link latency.
   // - LASP-2H is now one gathered call per rank and pass (issue 18) on cuDNN: predicted about level with
   //   Ulysses at cuDNN's whole-sequence rate. One H100 ran the calls at 0.71-0.75x of it (fwd+bwd, 16K tokens
@@ -115,23 +116,23 @@ describe("weak scaling on 1, 2 and 4 H100s, the attention blocks predicted again
   const ratio = (strategy: string, gpus: 1 | 2 | 4): number =>
     weak(strategy, gpus) / measuredWeak(strategy, gpus);
 
-  it("the linear stacks within 7% at every GPU count (LASP-2 within 4%)", () => {
+  it("the linear stacks within 7% at every GPU count (LASP-2 within 2%)", () => {
     for (const gpus of [1, 2, 4] as const) {
-      expect(ratio("lasp2", gpus)).toBeGreaterThan(0.96);
-      expect(ratio("lasp2", gpus)).toBeLessThan(1.04);
+      expect(ratio("lasp2", gpus)).toBeGreaterThan(0.98);
+      expect(ratio("lasp2", gpus)).toBeLessThan(1.02);
       expect(ratio("lasp1", gpus)).toBeGreaterThan(0.93);
       expect(ratio("lasp1", gpus)).toBeLessThan(1.0);
     }
   });
 
-  it("the hybrids under by 8-20%: Ulysses' cuDNN and ring's lasp kernels, ring's miss growing with W", () => {
-    expect(ratio("hyb-ag-zz", 1)).toBeGreaterThan(0.88);
-    expect(ratio("hyb-ag-zz", 1)).toBeLessThan(0.94);
+  it("the hybrids under by 4-12%: Ulysses within 7%, ring's miss growing with W", () => {
+    expect(ratio("hyb-ag-zz", 1)).toBeGreaterThan(0.93);
+    expect(ratio("hyb-ag-zz", 1)).toBeLessThan(0.97);
     for (const gpus of [2, 4] as const) {
-      expect(ratio("hyb-uly-zz", gpus)).toBeGreaterThan(0.86);
-      expect(ratio("hyb-uly-zz", gpus)).toBeLessThan(0.92);
-      expect(ratio("hyb-ring-zz", gpus)).toBeGreaterThan(0.8);
-      expect(ratio("hyb-ring-zz", gpus)).toBeLessThan(0.88);
+      expect(ratio("hyb-uly-zz", gpus)).toBeGreaterThan(0.93);
+      expect(ratio("hyb-uly-zz", gpus)).toBeLessThan(0.96);
+      expect(ratio("hyb-ring-zz", gpus)).toBeGreaterThan(0.87);
+      expect(ratio("hyb-ring-zz", gpus)).toBeLessThan(0.93);
     }
     expect(ratio("hyb-ring-zz", 4)).toBeLessThan(ratio("hyb-ring-zz", 2));
   });
@@ -151,22 +152,22 @@ describe("weak scaling on 1, 2 and 4 H100s, the attention blocks predicted again
       const predicted = weak("lasp1", gpus) / weak("lasp2", gpus);
       const measured = measuredWeak("lasp1", gpus) / measuredWeak("lasp2", gpus);
       expect(predicted).toBeLessThan(measured);
-      expect(measured - predicted).toBeLessThan(0.06);
+      expect(measured - predicted).toBeLessThan(0.08);
     }
   });
 
   it("LASP-2H's gathered call (cuDNN) predicted level with Ulysses, well under its old per-block measurement", () => {
     for (const gpus of [2, 4] as const) {
       expect(Math.abs(weak("hyb-ag-zz", gpus) / weak("hyb-uly-zz", gpus) - 1)).toBeLessThan(0.05);
-      // Even taken as far under as Ulysses (0.92 at the most), under the per-block schedule's measurement.
+      // Even taken as far under as Ulysses (0.93 at the most), under the per-block schedule's measurement.
       for (const strategy of ["hyb-ag-zz", "hyb-ag-ct"])
-        expect(weak(strategy, gpus) / 0.92).toBeLessThan(measuredWeak(strategy, gpus));
+        expect(weak(strategy, gpus) / 0.93).toBeLessThan(measuredWeak(strategy, gpus));
     }
   });
 
   it("the ranking the measurements show: zigzag before contiguous, Ulysses before ring at 4 GPUs", () => {
     expect(weak("hyb-ag-zz", 4)).toBeLessThan(weak("hyb-ag-ct", 4));
-    // Measured: Ulysses 89.2 < LASP-2H (per-block) 110.1 < ring 117.7; predicted 78.7 < ring 95.8.
+    // Measured: Ulysses 89.2 < LASP-2H (per-block) 110.1 < ring 117.7; predicted 84.3 < ring 104.4.
     expect(weak("hyb-uly-zz", 4)).toBeLessThan(weak("hyb-ring-zz", 4));
     expect(weak("hyb-ag-zz", 4)).toBeLessThan(weak("hyb-ring-zz", 4));
   });
