@@ -5,9 +5,16 @@ import type { LowerContext } from "./context.js";
 import { projectionCost } from "./linear-costs.js";
 import type { HostWork } from "./ops.js";
 
+/** What each work is called in `inspect`, and how many projection-sized GEMMs it runs. */
+const HOST_WORK: Record<HostWork, { label: string; gemms: number }> = {
+  q_projection: { label: "Q = X Wq (the layer's projection)", gemms: 1 },
+  o_weight_grad: { label: "dWo = attn^T dY (the layer's weight gradient)", gemms: 1 },
+  q_grads: { label: "dWq = dQ^T a, da = dQ Wq (dQ's share of the layer's backward)", gemms: 2 },
+};
+
 /**
  * A step the program fills with the layer's own work (a projection), placed for a collective to overlap.
- * `buffer`: the `q` that q_projection writes, or the `dq` that q_grads reads.
+ * `buffer`: the `q` that q_projection writes, or the `dq` that q_grads reads (dWo names none).
  */
 export function hostStep(
   b: RankBuilder,
@@ -16,31 +23,14 @@ export function hostStep(
   buffer: string,
   deps: number[],
 ): number {
-  if (work === "q_projection")
-    return b.compute(
-      "host",
-      "Q = X Wq (the layer's projection)",
-      { q: buffer },
-      projectionCost(ctx),
-      { work },
-      deps,
-    );
-  if (work === "q_grads") {
-    const gemm = projectionCost(ctx);
-    return b.compute(
-      "host",
-      "dWq = dQ^T a, da = dQ Wq (dQ's share of the layer's backward)",
-      { dq: buffer },
-      { flops: 2 * gemm.flops, bytes: 2 * gemm.bytes },
-      { work },
-      deps,
-    );
-  }
+  const { label, gemms } = HOST_WORK[work];
+  const gemm = projectionCost(ctx);
+  const operands = work === "q_projection" ? { q: buffer } : work === "q_grads" ? { dq: buffer } : {};
   return b.compute(
     "host",
-    "dWo = attn^T dY (the layer's weight gradient)",
-    {},
-    projectionCost(ctx),
+    label,
+    operands,
+    { flops: gemms * gemm.flops, bytes: gemms * gemm.bytes },
     { work },
     deps,
   );
