@@ -160,6 +160,14 @@ describe("a profile that does not validate", () => {
     ).toBe(`${file("linearzero")}: gpu.linearKernelBandwidth must be a positive number where given (got 0)`);
     expect(
       error(
+        "linearfast",
+        edited((p) => (p.gpu.linearKernelBandwidth = 4e12)),
+      ),
+    ).toBe(
+      `${file("linearfast")}: gpu.linearKernelBandwidth exceeds gpu.hbmBandwidth: an attainable rate is at most the peak`,
+    );
+    expect(
+      error(
         "linearsource",
         edited((p) => delete p.sources["gpu.linearKernelBandwidth"]),
       ),

@@ -125,34 +125,29 @@ export function validateProfile(value: unknown, file: string): MachineProfile {
   const sources = value.sources;
   if (!isObject(sources))
     return fail("sources", "must be an object mapping each number's path to its source");
+  /** A number of the profile, with its source; an optional one may be absent. */
+  const checkNumber = (part: Record<string, unknown>, section: string, field: string, optional: boolean) => {
+    const path = `${section}.${field}`;
+    const x = part[field];
+    if (optional && x === undefined) return;
+    if (typeof x !== "number" || !Number.isFinite(x) || x <= 0)
+      fail(
+        path,
+        `must be a positive number${optional ? " where given" : ""} (got ${JSON.stringify(x) ?? "nothing"})`,
+      );
+    if (INTEGERS.has(path) && !Number.isInteger(x)) fail(path, `must be a whole number (got ${x})`);
+    const source = sources[path];
+    if (typeof source !== "string" || source.trim() === "")
+      fail(`sources["${path}"]`, "is missing: every number says where it comes from");
+  };
   for (const [section, fields] of Object.entries(NUMBERS)) {
     const part = value[section];
     if (!isObject(part)) return fail(section, "must be an object");
-    for (const field of fields) {
-      const path = `${section}.${field}`;
-      const x = part[field];
-      if (typeof x !== "number" || !Number.isFinite(x) || x <= 0)
-        fail(path, `must be a positive number (got ${JSON.stringify(x) ?? "nothing"})`);
-      if (INTEGERS.has(path) && !Number.isInteger(x)) fail(path, `must be a whole number (got ${x})`);
-      const source = sources[path];
-      if (typeof source !== "string" || source.trim() === "")
-        fail(`sources["${path}"]`, "is missing: every number says where it comes from");
-    }
+    for (const field of fields) checkNumber(part, section, field, false);
+    for (const field of (OPTIONAL_NUMBERS as Record<string, readonly string[]>)[section] ?? [])
+      checkNumber(part, section, field, true);
     for (const field of (TEXTS as Record<string, readonly string[]>)[section] ?? []) {
       if (typeof part[field] !== "string") fail(`${section}.${field}`, "must be a string");
-    }
-  }
-  for (const [section, fields] of Object.entries(OPTIONAL_NUMBERS)) {
-    const part = value[section] as Record<string, unknown>;
-    for (const field of fields) {
-      const path = `${section}.${field}`;
-      const x = part[field];
-      if (x === undefined) continue;
-      if (typeof x !== "number" || !Number.isFinite(x) || x <= 0)
-        fail(path, `must be a positive number where given (got ${JSON.stringify(x)})`);
-      const source = sources[path];
-      if (typeof source !== "string" || source.trim() === "")
-        fail(`sources["${path}"]`, "is missing: every number says where it comes from");
     }
   }
   const profile = value as unknown as MachineProfile;
