@@ -7,9 +7,9 @@
 // - A pass issues its compute-stream steps and its communication-stream steps under two flags, so bench can
 //   time the computation alone, the communication alone, or both overlapped, with the same code.
 // - A hosted kind's schedule places the layer's Q projection (forward), dWo (backward) and, where dQ is ready
-//   before the collective (LASP-2H's dK/dV ReduceScatter), dQ's own GEMMs beside the collective they overlap; the pass calls back into the layer (layer.cuh) for them through HostFn, with
-//   the SMs to leave to that collective. Without a HostFn (the per-kind timings), the caller has done that
-//   work before the pass.
+//   before the collective (LASP-2H's dK/dV ReduceScatter), dQ's own GEMMs beside the collective they overlap;
+//   the pass calls back into the layer (layer.cuh) for them through HostFn, with the SMs to leave to that
+//   collective. Without a HostFn (the per-kind timings), the caller has done that work before the pass.
 #pragma once
 #include <functional>  // std::function
 
