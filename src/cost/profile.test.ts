@@ -37,9 +37,14 @@ describe("machine profiles", () => {
       "h100-sxm-80gb",
       "h200-141gb",
     ]);
-    for (const profile of Object.values(SHIPPED_PROFILES))
-      // 8 GPU numbers and linearKernelBandwidth, 4 NVLink, 3 inter-node: 16 sources, none empty.
-      expect(Object.values(profile.sources).filter((s) => s.length > 20)).toHaveLength(16);
+    for (const profile of Object.values(SHIPPED_PROFILES)) {
+      // 8 GPU numbers and linearKernelBandwidth, 4 NVLink, 3 inter-node: 16 sources, none empty; the H100
+      // and H200 also gatheredAttentionEfficiency (measured on an H100; not on an A100).
+      const gathered = profile.gpu.gatheredAttentionEfficiency !== undefined ? 1 : 0;
+      expect(Object.values(profile.sources).filter((s) => s.length > 20)).toHaveLength(16 + gathered);
+    }
+    expect(SHIPPED_PROFILES["h100-sxm-80gb"]!.gpu.gatheredAttentionEfficiency).toBe(0.84);
+    expect(SHIPPED_PROFILES["a100-sxm-80gb"]!.gpu.gatheredAttentionEfficiency).toBeUndefined();
   });
 
   it("cites this repository's measurement for the H100's GEMM rate", () => {
@@ -91,6 +96,25 @@ describe("machine profiles", () => {
       delete p.sources["gpu.linearKernelBandwidth"];
     });
     expect(machineOf(load("old", old)).linearKernelBandwidth).toBe(H100_PROFILE.gpu.hbmAttainable);
+  });
+
+  it("prices LASP-2H's gathered calls at gatheredAttentionEfficiency of the attention rate (1 where left out)", () => {
+    const gathered = { op: "softmax.gathered_backward", operands: {}, flops: 544e9, bytes: 0 } as const;
+    const whole = { op: "softmax.full_backward", operands: {}, flops: 544e9, bytes: 0 } as const;
+    const h100 = machineOf(H100_PROFILE);
+    expect(computeTime(whole as never, h100)).toBeCloseTo(1e-3, 12);
+    expect(computeTime(gathered as never, h100)).toBeCloseTo(1e-3 / 0.84, 12);
+    // With packed documents the gathered call runs lasp's kernels: their own rate, not the fraction.
+    const masked = { ...gathered, operands: { ends: "doc_ends" } };
+    expect(computeTime(masked as never, h100)).toBeCloseTo(
+      544e9 / H100_PROFILE.gpu.laspSoftmaxBackwardFlops,
+      12,
+    );
+    const old = edited((p) => {
+      delete p.gpu.gatheredAttentionEfficiency;
+      delete p.sources["gpu.gatheredAttentionEfficiency"];
+    });
+    expect(computeTime(gathered as never, machineOf(load("nogathered", old)))).toBeCloseTo(1e-3, 12);
   });
 
   it("loads a user's profile file", () => {
@@ -165,6 +189,14 @@ describe("a profile that does not validate", () => {
       ),
     ).toBe(
       `${file("linearfast")}: gpu.linearKernelBandwidth exceeds gpu.hbmBandwidth: an attainable rate is at most the peak`,
+    );
+    expect(
+      error(
+        "gatheredfraction",
+        edited((p) => (p.gpu.gatheredAttentionEfficiency = 1.2)),
+      ),
+    ).toBe(
+      `${file("gatheredfraction")}: gpu.gatheredAttentionEfficiency is a fraction of gpu.attentionFlops: at most 1 (got 1.2)`,
     );
     expect(
       error(

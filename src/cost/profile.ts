@@ -16,6 +16,8 @@ export interface Machine {
   computeFlops: number;
   /** The same for lasp's softmax backward (machine.ts: the steps that run it), FLOP/s. */
   laspSoftmaxBackwardFlops: number;
+  /** cuDNN's fused attention on a rank's gathered query pieces (LASP-2H), FLOP/s (machine.ts). */
+  gatheredAttentionFlops: number;
   /** Attainable device-memory (HBM) bandwidth of one GPU, B/s. */
   memoryBandwidth: number;
   /** What lasp's linear-attention kernels attain over the bytes their IR steps count, B/s (machine.ts). */
@@ -55,6 +57,13 @@ export interface MachineProfile {
      * gathered call and a whole sequence (cuDNN's fused attention has no document mask). Slower than cuDNN's.
      */
     laspSoftmaxBackwardFlops: number;
+    /**
+     * What cuDNN's fused attention attains on a rank's query pieces against its gathered keys (LASP-2H's
+     * gathered call, forward and backward), as a fraction of attentionFlops: its backward with fewer query
+     * rows than key rows runs slower than over a whole sequence. Optional: 1 where left out (a profile written
+     * before 2026-12-06, or a GPU where it was not measured).
+     */
+    gatheredAttentionEfficiency?: number;
     /** HBM peak, and what streaming (element-wise) kernels attain. */
     hbmBandwidth: number;
     hbmAttainable: number;
@@ -104,7 +113,7 @@ const NUMBERS = {
   interNode: ["bandwidthPerGpu", "busBandwidth", "latency"],
 } as const;
 /** Numbers a profile may leave out (each says in MachineProfile what stands in for it); with a source if given. */
-const OPTIONAL_NUMBERS = { gpu: ["linearKernelBandwidth"] } as const;
+const OPTIONAL_NUMBERS = { gpu: ["gatheredAttentionEfficiency", "linearKernelBandwidth"] } as const;
 const TEXTS = { nvlink: ["generation"], interNode: ["fabric"] } as const;
 /** Counts, not rates: whole numbers. */
 const INTEGERS = new Set(["gpu.sms", "nvlink.gpusPerNode"]);
@@ -160,6 +169,11 @@ export function validateProfile(value: unknown, file: string): MachineProfile {
       "gpu.laspSoftmaxBackwardFlops",
       "exceeds gpu.denseBf16Flops: an attainable rate is at most the peak",
     );
+  if ((profile.gpu.gatheredAttentionEfficiency ?? 0) > 1)
+    fail(
+      "gpu.gatheredAttentionEfficiency",
+      `is a fraction of gpu.attentionFlops: at most 1 (got ${profile.gpu.gatheredAttentionEfficiency})`,
+    );
   if (profile.gpu.hbmAttainable > profile.gpu.hbmBandwidth)
     fail("gpu.hbmAttainable", "exceeds gpu.hbmBandwidth: an attainable rate is at most the peak");
   if ((profile.gpu.linearKernelBandwidth ?? 0) > profile.gpu.hbmBandwidth)
@@ -197,6 +211,7 @@ export function machineOf(profile: MachineProfile): Machine {
     name: `${profile.name} (${profile.nvlink.generation}, ${profile.nvlink.gpusPerNode}-GPU node)`,
     computeFlops: profile.gpu.attentionFlops,
     laspSoftmaxBackwardFlops: profile.gpu.laspSoftmaxBackwardFlops,
+    gatheredAttentionFlops: profile.gpu.attentionFlops * (profile.gpu.gatheredAttentionEfficiency ?? 1),
     memoryBandwidth: profile.gpu.hbmAttainable,
     linearKernelBandwidth: profile.gpu.linearKernelBandwidth ?? profile.gpu.hbmAttainable,
     linkBandwidth: profile.nvlink.busBandwidth,

@@ -11,6 +11,7 @@ const TOY: Machine = {
   name: "toy",
   computeFlops: 1024,
   laspSoftmaxBackwardFlops: 512,
+  gatheredAttentionFlops: 1024,
   memoryBandwidth: 512,
   linearKernelBandwidth: 512,
   linkBandwidth: 256,

@@ -109,10 +109,10 @@ describe("weak scaling on 1, 2 and 4 H100s, the attention blocks predicted again
   // - What more GPUs add is predicted within 2 points: LASP-2's state AllGathers and the gradient sums' last
   //   layer, LASP-1's W-1 dependent hops. LASP-1's margin over LASP-2 is under-predicted (6% vs 13% at 4 GPUs):
   //   each hop waits for a kernel launch and a handshake that the model prices at one link latency.
-  // - LASP-2H is now one gathered call per rank and pass (issue 18) on cuDNN: predicted about level with
-  //   Ulysses at cuDNN's whole-sequence rate. One H100 ran the calls at 0.71-0.75x of it (fwd+bwd, 16K tokens
-  //   in all: bench/results/2026-12-06-gathered-h100.md); the b-hyb-ag-* programs on several GPUs will say
-  //   what a step attains.
+  // - LASP-2H is now one gathered call per rank and pass (issue 18) on cuDNN, priced at what one H100 ran a
+  //   rank's calls at: 0.84x of cuDNN's whole-sequence rate (64K tokens, W 4 and 8: gpu.gatheredAttentionEfficiency,
+  //   bench/results/2026-12-06-gathered-h100.md). That puts it 8-14% behind Ulysses at 2 and 4 GPUs and ahead
+  //   of ring; the b-hyb-ag-* programs on several GPUs will say what a step attains.
   const ratio = (strategy: string, gpus: 1 | 2 | 4): number =>
     weak(strategy, gpus) / measuredWeak(strategy, gpus);
 
@@ -156,9 +156,11 @@ describe("weak scaling on 1, 2 and 4 H100s, the attention blocks predicted again
     }
   });
 
-  it("LASP-2H's gathered call (cuDNN) predicted level with Ulysses, well under its old per-block measurement", () => {
+  it("LASP-2H's gathered call (cuDNN at its measured 0.84x) predicted behind Ulysses, well under its old per-block measurement", () => {
     for (const gpus of [2, 4] as const) {
-      expect(Math.abs(weak("hyb-ag-zz", gpus) / weak("hyb-uly-zz", gpus) - 1)).toBeLessThan(0.05);
+      // The softmax layers' share of the step grows with W (16K tokens per GPU), and so does the 0.84's effect.
+      expect(weak("hyb-ag-zz", gpus) / weak("hyb-uly-zz", gpus)).toBeGreaterThan(1.05);
+      expect(weak("hyb-ag-zz", gpus) / weak("hyb-uly-zz", gpus)).toBeLessThan(1.15);
       // Even taken as far under as Ulysses (0.93 at the most), under the per-block schedule's measurement.
       for (const strategy of ["hyb-ag-zz", "hyb-ag-ct"])
         expect(weak(strategy, gpus) / 0.93).toBeLessThan(measuredWeak(strategy, gpus));

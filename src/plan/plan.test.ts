@@ -226,11 +226,25 @@ run { seq_len 32K  batch 1  dtype bf16 }
     expect(result.skipped.some((s) => s.reason.includes("kv_heads"))).toBe(false);
   });
 
-  it("predicts more exposed communication for Ulysses than for LASP-2H's zigzag all-gather, and fewer tokens/s", () => {
+  it("predicts more exposed communication for Ulysses than for LASP-2H's zigzag all-gather", () => {
     const allgather = rows("allgather").find((r) => r.choice.layout === "zigzag")!;
-    for (const ulysses of rows("ulysses")) {
-      expect(ulysses.exposedComm).toBeGreaterThan(allgather.exposedComm);
-      expect(ulysses.tokensPerSecondPerGpu).toBeLessThan(allgather.tokensPerSecondPerGpu);
-    }
+    for (const ulysses of rows("ulysses")) expect(ulysses.exposedComm).toBeGreaterThan(allgather.exposedComm);
+  });
+
+  it("ranks LASP-2H first only once its gathered calls run within 3% of cuDNN's whole-sequence rate", () => {
+    // At the measured 0.84 (gpu.gatheredAttentionEfficiency, bench/results/2026-12-06-gathered-h100.md) the
+    // slower attention outweighs Ulysses' replicated K/V (at 0.95, issue 18's goal, too); from 0.97 the
+    // communication decides.
+    const fastest = (result: ReturnType<typeof plan>) =>
+      result.rows
+        .filter((r) => r.choice.sequence === 8)
+        .reduce((a, b) => (b.tokensPerSecondPerGpu > a.tokensPerSecondPerGpu ? b : a)).choice.softmax;
+    expect(fastest(result)).toBe("ulysses");
+    const atGoal = { ...H100_PROFILE, gpu: { ...H100_PROFILE.gpu, gatheredAttentionEfficiency: 0.97 } };
+    expect(
+      fastest(
+        plan({ ast: checked.ast!, spec: checked.spec!, file: "gqa8.lasp", profile: atGoal, gpus: [8] }),
+      ),
+    ).toBe("allgather");
   });
 });
