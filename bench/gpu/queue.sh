@@ -3,16 +3,17 @@
 # time limit, skipping a lot whose folders were not carried or whose limit no longer fits in QUEUE_SECONDS
 # (default 540, under the device tool's 600 per call); one summary line per lot as it ends, then the lots'
 # short results, then pack-out.sh. Logs under $OUT/<lot>/. From the repository root:
-#   bash bench/gpu/queue.sh vdoc ceiling calibrate blaslt
+#   bash bench/gpu/queue.sh vdoc ceiling calibrate
 # Lots (what each needs carried, built here beforehand; bench/gpu/README.md, "Building here"):
 #   vdoc       .gpu-suite (make-suite.sh documents 1 + prebuild.sh): every v-doc-* verify program
 #   ceiling    .gpu-suite/m-linear-1b-w1: the 1B model's bench step and its GEMM ceiling (the rate calibrate's
 #              GEMMs should meet on the same GPU)
 #   calibrate  .device (Node, nm.tar.xz: `npm ci --omit=dev` modules), dist: lasp calibrate, then its compare
-#   blaslt     .gpu-blaslt (experiments/README.md): cuBLASLt autotuning A/B on the 1B model
 #   gathered   .gpu-gathered: LASP-2H's gathered calls, the full bench (16K and 64K tokens, W 2 4 8)
 #   docbench   .gpu-docbench (the s-* programs of make-suite.sh documents 1 + kernels.o): the 64K hybrid's step
 #              with and without packed documents
+#   vallscan   .gpu-docbench's v-*allscan*-w1 programs (`lasp compile` of those specs into it): All-Scan's program
+#              builds and verifies on 1 GPU (issue 21)
 # The carried folders and the tracked tree together must stay under the device tool's 64 MiB.
 set -uo pipefail
 cd "$(dirname "$0")/../.."
@@ -25,14 +26,15 @@ nvidia-smi --query-gpu=name,driver_version,clocks.max.sm --format=csv,noheader |
 
 limit_of() {
   case "$1" in
-    vdoc) echo 170 ;; ceiling) echo 50 ;; calibrate) echo 120 ;; blaslt) echo 160 ;; gathered) echo 200 ;;
-    docbench) echo 150 ;; *) echo 0 ;;
+    vdoc) echo 170 ;; ceiling) echo 50 ;; calibrate) echo 120 ;; gathered) echo 200 ;;
+    docbench) echo 150 ;; vallscan) echo 80 ;; *) echo 0 ;;
   esac
 }
 needs_of() {
   case "$1" in
     vdoc) echo .gpu-suite/kernels.o ;; ceiling) echo .gpu-suite/m-linear-1b-w1 ;; calibrate) echo ".device/nm.tar.xz dist" ;;
-    blaslt) echo .gpu-blaslt/kernels.o ;; gathered) echo .gpu-gathered/gathered_check ;; docbench) echo .gpu-docbench/kernels.o ;;
+    gathered) echo .gpu-gathered/gathered_check ;; docbench) echo .gpu-docbench/kernels.o ;;
+    vallscan) echo .gpu-docbench/v-allscan-zz-d64-w1 ;;
   esac
 }
 run_lot() { # lot limit dir
@@ -45,22 +47,21 @@ run_lot() { # lot limit dir
       source .device/env.sh
       [ -e node_modules ] || { tar xJf .device/nm.tar.xz -C /tmp && ln -s /tmp/node_modules node_modules; }
       OUT=$dir timeout "$limit" bash bench/gpu/run-calibrate.sh calibrate ;;
-    blaslt) OUT=$dir ROUNDS=2 timeout "$limit" bash bench/gpu/experiments/blas-lt-ab.sh ;;
     gathered) PREBUILT=.gpu-gathered/gathered_check OUT=$dir SKIP_CHECKS=1 timeout "$limit" bash bench/gpu/run-gathered.sh ;;
     docbench) (cd .gpu-docbench && SUITE_FILTER='s-*' OUT=$dir RANK_TIMEOUT=60 timeout "$limit" bash run-prebuilt.sh) ;;
+    vallscan) (cd .gpu-docbench && SUITE_FILTER='v-*allscan*' OUT=$dir RANK_TIMEOUT=30 timeout "$limit" bash run-prebuilt.sh) ;;
   esac
 }
 # The lines worth reading first, per lot.
 short_of() { # lot dir
   case "$1" in
-    vdoc | ceiling | docbench) cut -c1-170 "$2/table.txt" 2>/dev/null ;;
+    vdoc | ceiling | docbench | vallscan) cut -c1-170 "$2/table.txt" 2>/dev/null ;;
     calibrate) grep -hE '^\[|gemmFlops|attentionFlops|exit' "$2/calibrate.log" 2>/dev/null; cat "$2/compare.txt" 2>/dev/null ;;
-    blaslt) tail -12 "$2/summary.txt" 2>/dev/null ;;
     gathered) tail -30 "$2/summary.txt" 2>/dev/null ;;
   esac
 }
 
-[ $# -gt 0 ] || { echo "usage: queue.sh LOT... (vdoc ceiling calibrate blaslt gathered docbench)" >&2; exit 2; }
+[ $# -gt 0 ] || { echo "usage: queue.sh LOT... (vdoc ceiling calibrate gathered docbench vallscan)" >&2; exit 2; }
 : > "$OUT/summary.txt"
 for lot in "$@"; do
   limit=$(limit_of "$lot")
