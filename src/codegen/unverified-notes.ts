@@ -74,7 +74,8 @@ function gatheredNote(ast: SpecFile, spec: ResolvedSpec): Diagnostic[] {
 
 function allScanNote(ast: SpecFile, spec: ResolvedSpec): Diagnostic[] {
   // All-Scan's blocks of state rows (linear_ring_step_rows, the grouped per-state transfers): compiled and
-  // linked in CI, never run (no multi-GPU machine since they were written). One block is LASP-1's chain.
+  // linked in CI; the program runs and verifies on one GPU, where there is no chain, and the chain has never
+  // run (no multi-GPU machine since it was written). One block is LASP-1's chain.
   if (spec.parallel.linear !== "allscan" || spec.parallel.scanBlocks <= 1 || spec.parallel.sequence <= 1)
     return [];
   const at = setting(ast, "parallel", "scan_blocks") ?? setting(ast, "parallel", "linear");
