@@ -64,8 +64,13 @@ describe("lasp calibrate on a machine with GPUs", () => {
     expect(profile.sources["gpu.gemmFlops"]).toMatch(
       /^measured by lasp calibrate on Fake H100, 2026-12-05, /,
     );
-    // What calibration cannot measure keeps the shipped H100 profile's numbers and sources.
+    // What calibration cannot measure keeps the shipped H100 profile's numbers and sources; so does what it did
+    // not measure here: the gathered calls need cuDNN, which the stand-in has not.
     expect(profile.gpu.denseBf16Flops).toBe(H100_PROFILE.gpu.denseBf16Flops);
+    expect(profile.gpu.gatheredAttentionEfficiency).toBe(H100_PROFILE.gpu.gatheredAttentionEfficiency);
+    expect(profile.sources["gpu.gatheredAttentionEfficiency"]).toBe(
+      H100_PROFILE.sources["gpu.gatheredAttentionEfficiency"],
+    );
     expect(profile.sources["interNode.latency"]).toBe(H100_PROFILE.sources["interNode.latency"]);
     expect(profile.name).toBe("Fake H100 (calibrated 2026-12-05)");
   });
@@ -89,11 +94,31 @@ describe("lasp calibrate on a machine with GPUs", () => {
     expect(file.calibration.tool).toBe("lasp calibrate");
     expect(file.calibration.gpus).toBe(2);
     expect(file.calibration.base).toBe("h100-sxm-80gb");
-    expect(file.calibration.skipped.map((s: { why: string }) => s.why)).toEqual([
-      "built without cuDNN",
-      "built without cuDNN",
+    expect(
+      file.calibration.skipped.map((s: { benchmark: string; why: string }) => [s.benchmark, s.why]),
+    ).toEqual([
+      [expect.stringMatching(/^cuDNN softmax forward/), "built without cuDNN"],
+      [expect.stringMatching(/^cuDNN softmax backward/), "built without cuDNN"],
+      [expect.stringMatching(/^cuDNN LASP-2H gathered/), "built without cuDNN"],
     ]);
     expect(file.calibration.measurements.length).toBeGreaterThan(40);
+  });
+
+  it("measures LASP-2H's gathered calls where cuDNN runs them: the whole sequence's time over theirs", async () => {
+    const out = path.join(root, "gathered.json");
+    const r = await calibrate({ out }, deps({}, { FIXTURE_GATHERED: "0.8" }));
+    expect(r.code).toBe(0);
+    const profile = loadProfile(out);
+    expect(profile.gpu.gatheredAttentionEfficiency).toBeCloseTo(0.8, 6);
+    expect(profile.sources["gpu.gatheredAttentionEfficiency"]).toMatch(
+      /^measured by lasp calibrate on Fake H100, 2026-12-05, cuDNN's fused attention on LASP-2H's gathered calls .*W 4 zigzag, 65536 tokens \(16384 per rank\)/,
+    );
+    expect(r.err).toMatch(
+      /cuDNN LASP-2H gathered .*: \d+\.\d{3} ms, [\d.]+ TFLOP\/s, 0\.800x the whole sequence's/,
+    );
+    expect(r.out).toContain(
+      "gpu.gatheredAttentionEfficiency 0.800 of gpu.attentionFlops  (base 0.840 of gpu.attentionFlops)",
+    );
   });
 
   it("on one GPU measures no collectives and keeps the base's NVLink numbers", async () => {

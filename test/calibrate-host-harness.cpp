@@ -1,6 +1,6 @@
 // The host-only parts of lasp calibrate's program, with g++ alone (test/calibrate-host.test.ts):
 //   harness PLAN     reads PLAN with templates/calibrate/plan.h and prints each item as
-//                    `ID KIND N0 N1 N2 N3 N4 N5 BACKEND` (BACKEND `-` where none), or the reader's error, exit 2
+//                    `ID KIND N0 N1 N2 N3 N4 N5 N6 BACKEND` (BACKEND `-` where none), or the reader's error, exit 2
 //   harness --lines  prints the output lines of templates/calibrate/lines.h for awkward values
 #include <cstdio>
 #include <cstring>
@@ -15,6 +15,7 @@ int main(int argc, char** argv) {
     std::printf("%s\n", calib::device_line("NVIDIA H200", 132, 150754820096ull, 9, 0, "9.14.0").c_str());
     std::printf("%s\n", calib::measure_line(7, 0.0000123f, 20).c_str());
     std::printf("%s\n", calib::measure_line(8, 1234567.0f, 1).c_str());
+    std::printf("%s\n", calib::measure_line(10, 125.5f, 20, 106.25f).c_str());
     std::printf("%s\n", calib::skipped_line(9, "built without cuDNN (set CUDNN_HOME)").c_str());
     return 0;
   }

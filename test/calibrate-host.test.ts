@@ -27,18 +27,28 @@ function read(text: string): { status: number | null; lines: string[] } {
   return { status: run.status, lines: run.stdout.trimEnd().split("\n") };
 }
 
-/** What the reader should hold for a benchmark: its numbers in plan.ts's order, zero-filled to six. */
+/** What the reader should hold for a benchmark: its numbers in plan.ts's order, zero-filled to seven. */
 function expected(b: Benchmark): string {
   const numbers: number[] =
     b.kind === "gemm"
       ? [b.m, b.n, b.k, b.transA ? 1 : 0, b.transB ? 1 : 0]
       : "bytes" in b
         ? [b.bytes]
-        : "kvHeads" in b
-          ? [b.tokens, b.heads, b.kvHeads, b.headDim, b.causal ? 1 : 0]
-          : [b.tokens, b.heads, b.headDim, b.causal ? 1 : 0];
+        : b.kind === "softmax_gathered"
+          ? [
+              b.tokens,
+              b.heads,
+              b.kvHeads,
+              b.headDim,
+              b.causal ? 1 : 0,
+              b.ranks,
+              b.layout === "zigzag" ? 1 : 0,
+            ]
+          : "kvHeads" in b
+            ? [b.tokens, b.heads, b.kvHeads, b.headDim, b.causal ? 1 : 0]
+            : [b.tokens, b.heads, b.headDim, b.causal ? 1 : 0];
   const backend = "backend" in b ? b.backend : "-";
-  return [b.id, b.kind, ...numbers, ...Array(6 - numbers.length).fill(0), backend].join(" ");
+  return [b.id, b.kind, ...numbers, ...Array(7 - numbers.length).fill(0), backend].join(" ");
 }
 
 describe.runIf(gxx)("plan.txt, written by plan.ts and read by the program's plan.h", () => {
@@ -47,6 +57,18 @@ describe.runIf(gxx)("plan.txt, written by plan.ts and read by the program's plan
     const run = read(planText(plan.benchmarks));
     expect(run.status).toBe(0);
     expect(run.lines).toEqual(plan.benchmarks.map(expected));
+    const gathered = plan.benchmarks.find((b) => b.kind === "softmax_gathered")!;
+    expect(run.lines).toContain(`${gathered.id} softmax_gathered 16384 16 8 128 1 4 1 cudnn`);
+  });
+
+  it("reads a contiguous gathered benchmark on lasp's kernels too, and refuses one without its layout", () => {
+    expect(read("0 softmax_gathered 4096 8 2 64 0 2 0 lasp\n").lines).toEqual([
+      "0 softmax_gathered 4096 8 2 64 0 2 0 lasp",
+    ]);
+    const short = read("0 softmax_gathered 16384 16 8 128 1 4 cudnn\n");
+    expect(short.status).toBe(2);
+    expect(short.lines[0]).toContain("softmax_gathered needs 7 numbers");
+    expect(read("0 softmax_gathered 16384 16 8 128 1 4 1\n").lines[0]).toContain("ends with lasp or cudnn");
   });
 
   it("refuses a line it cannot read, naming the line", () => {
@@ -90,6 +112,7 @@ describe.runIf(gxx)("the output lines, written by the program's lines.h and read
       },
       { event: "measure", rank: 0, id: 7, ms: 0.0000123, runs: 20 },
       { event: "measure", rank: 0, id: 8, ms: 1234570, runs: 1 },
+      { event: "measure", rank: 0, id: 10, ms: 125.5, runs: 20, whole_ms: 106.25 },
       { event: "skipped", rank: 0, id: 9, why: "built without cuDNN (set CUDNN_HOME)" },
     ]);
   });

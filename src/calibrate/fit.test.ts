@@ -1,5 +1,14 @@
 import { describe, expect, it } from "vitest";
-import { busFactor, fitCollective, fitLine, fitProfile, FitError, LARGE_GEMM_FLOPS } from "./fit.js";
+import {
+  busFactor,
+  describeRate,
+  fitCollective,
+  fitLine,
+  fitProfile,
+  FitError,
+  flopsOf,
+  LARGE_GEMM_FLOPS,
+} from "./fit.js";
 import type { Collected, Measurement } from "./measurements.js";
 import { COLLECTIVE_BYTES, type Benchmark } from "./plan.js";
 
@@ -184,6 +193,82 @@ describe("the profile fields", () => {
     expect(noHbm.fields.map((f) => f.path)).not.toContain("gpu.linearKernelBandwidth");
     const noBackward = fitProfile(collected([linear("linear_forward", 0.264), hbm]), 1);
     expect(noBackward.fields.map((f) => f.path)).not.toContain("gpu.linearKernelBandwidth");
+  });
+
+  describe("LASP-2H's gathered calls against the whole sequence", () => {
+    const benchmark: Benchmark = {
+      id: 14,
+      kind: "softmax_gathered",
+      backend: "cudnn",
+      tokens: 16384,
+      ranks: 4,
+      layout: "zigzag",
+      heads: 16,
+      kvHeads: 8,
+      headDim: 128,
+      causal: true,
+    };
+    const gathered = (ms: number, wholeMs: number): Measurement => ({ benchmark, ms, runs: 20, wholeMs });
+    const field = (c: Collected) =>
+      fitProfile(c, 1).fields.find((f) => f.path === "gpu.gatheredAttentionEfficiency");
+
+    it("takes the whole sequence's time over the ranks' calls', the same FLOPs", () => {
+      // The H100 of bench/results/2026-12-06-gathered-h100.md's estimate: 106 ms whole, 125 ms the four ranks.
+      const fit = field(collected([gathered(125, 106)]))!;
+      expect(fit.value).toBeCloseTo(106 / 125, 12);
+      expect(fit.what).toContain(
+        "W 4 zigzag, 65536 tokens (16384 per rank), 16 heads x 128, 8 KV heads, causal",
+      );
+      expect(fit.what).toContain("the ranks' calls 125.000 ms, the whole sequence 106.000 ms (0.848x)");
+      // The FLOPs of the ranks' calls are the whole sequence's forward and backward, FlashAttention's count.
+      const whole = {
+        id: 0,
+        backend: "cudnn",
+        tokens: 65536,
+        heads: 16,
+        kvHeads: 8,
+        headDim: 128,
+        causal: true,
+      } as const;
+      expect(flopsOf(benchmark)).toBe(
+        flopsOf({ ...whole, kind: "softmax_forward" })! + flopsOf({ ...whole, kind: "softmax_backward" })!,
+      );
+      expect(describeRate(gathered(125, 106), 1)).toMatch(
+        /TFLOP\/s, 0\.848x the whole sequence's \(106\.000 ms\)$/,
+      );
+    });
+
+    it("caps it at 1 where the ranks' calls were faster", () => {
+      const fit = field(collected([gathered(100, 104)]))!;
+      expect(fit.value).toBe(1);
+      expect(fit.what).toContain("(1.040x, capped at 1)");
+    });
+
+    it("leaves it out where the benchmark did not run (no cuDNN), so the base's value stays", () => {
+      // cuDNN's whole-sequence benchmarks ran, the gathered one did not (a shape cuDNN refused).
+      const cudnn = (kind: "softmax_forward" | "softmax_backward", ms: number): Measurement => ({
+        benchmark: {
+          id: 0,
+          kind,
+          backend: "cudnn",
+          tokens: 16384,
+          heads: 16,
+          kvHeads: 8,
+          headDim: 128,
+          causal: true,
+        },
+        ms,
+        runs: 20,
+      });
+      const skipped: Collected = {
+        device: undefined,
+        measurements: [cudnn("softmax_forward", 2), cudnn("softmax_backward", 5)],
+        skipped: [{ benchmark, why: "cuDNN cannot run some rank's gathered calls on this GPU" }],
+      };
+      const paths = fitProfile(skipped, 1).fields.map((f) => f.path);
+      expect(paths).toContain("gpu.attentionFlops");
+      expect(paths).not.toContain("gpu.gatheredAttentionEfficiency");
+    });
   });
 
   it("leaves out every field it has no measurement for", () => {

@@ -6,6 +6,10 @@
 //   backward): the compute-bound attention kernels (lasp's softmax forward runs at cuDNN's speed).
 // - gpu.laspSoftmaxBackwardFlops: lasp's softmax backward (ring's blocks; with documents, LASP-2H's gathered
 //   call and whole sequences).
+// - gpu.gatheredAttentionEfficiency: cuDNN on LASP-2H's gathered calls (every rank of a W-rank zigzag layout,
+//   forward and backward, on one GPU) against cuDNN on the whole sequence they split: the whole sequence's time
+//   over the ranks' (their pieces hold exactly its query-key pairs, so the FLOPs are equal), at most 1. Only
+//   where the build has cuDNN: without it the base's value stays.
 // - gpu.hbmAttainable: the best streaming kernel at the largest buffer (bytes read and written over time).
 // - gpu.linearKernelBandwidth: lasp's LASP-2 kernels, forward (state + fused walk) and backward (gradient state
 //   + fused walk) together: the walks' bytes as their IR steps count them (schedule/linear-costs.ts) over the
@@ -30,6 +34,7 @@ export type MeasuredPath =
   | "gpu.gemmFlops"
   | "gpu.attentionFlops"
   | "gpu.laspSoftmaxBackwardFlops"
+  | "gpu.gatheredAttentionEfficiency"
   | "gpu.hbmAttainable"
   | "gpu.linearKernelBandwidth"
   | "gpu.memoryBytes"
@@ -53,6 +58,11 @@ export function flopsOf(b: Benchmark): number | undefined {
     case "softmax_backward": {
       const forward = 4 * b.tokens * b.tokens * b.heads * b.headDim * (b.causal ? 0.5 : 1);
       return b.kind === "softmax_forward" ? forward : 2.5 * forward;
+    }
+    case "softmax_gathered": {
+      // The ranks' calls together hold the whole sequence's pairs; forward and backward.
+      const sequence = b.ranks * b.tokens;
+      return 3.5 * 4 * sequence * sequence * b.heads * b.headDim * (b.causal ? 0.5 : 1);
     }
     default:
       return undefined;
@@ -95,6 +105,25 @@ export function linearKernelBandwidth(
   };
 }
 
+/**
+ * The gathered calls' share of cuDNN's rate: the whole sequence's time over the ranks' calls' (equal FLOPs),
+ * capped at 1 (a fraction of gpu.attentionFlops); undefined without a cuDNN measurement.
+ */
+export function gatheredAttentionEfficiency(
+  gathered: readonly Measurement[],
+): { value: number; what: string } | undefined {
+  for (const m of gathered) {
+    const b = m.benchmark;
+    if (b.kind !== "softmax_gathered" || m.wholeMs === undefined) continue;
+    const ratio = m.wholeMs / m.ms;
+    return {
+      value: Math.min(1, ratio),
+      what: `cuDNN's fused attention on LASP-2H's gathered calls against one call over the whole sequence, forward and backward: W ${b.ranks} ${b.layout}, ${b.ranks * b.tokens} tokens (${b.tokens} per rank), ${b.heads} heads x ${b.headDim}, ${b.kvHeads} KV heads${b.causal ? ", causal" : ""}; the ranks' calls ${m.ms.toFixed(3)} ms, the whole sequence ${m.wholeMs.toFixed(3)} ms (${ratio.toFixed(3)}x${ratio > 1 ? ", capped at 1" : ""})`,
+    };
+  }
+  return undefined;
+}
+
 /** Bytes a streaming benchmark moves through HBM: copy reads one buffer and writes one, add reads two. */
 export function streamBytesOf(b: Benchmark): number | undefined {
   if (b.kind === "copy") return 2 * b.bytes;
@@ -113,6 +142,8 @@ export function busFactor(op: CollectiveOp, world: number): number {
 export function describeRate(m: Measurement, world: number): string {
   const seconds = m.ms / 1000;
   const flops = flopsOf(m.benchmark);
+  if (flops !== undefined && m.wholeMs !== undefined)
+    return `${(flops / seconds / 1e12).toFixed(1)} TFLOP/s, ${(m.wholeMs / m.ms).toFixed(3)}x the whole sequence's (${m.wholeMs.toFixed(3)} ms)`;
   if (flops !== undefined) return `${(flops / seconds / 1e12).toFixed(1)} TFLOP/s`;
   const stream = streamBytesOf(m.benchmark);
   if (stream !== undefined) return `${(stream / seconds / 1e9).toFixed(0)} GB/s`;
@@ -249,6 +280,9 @@ export function fitProfile(collected: Collected, world: number): Fit {
       value: rateOf(laspBackward),
       what: `lasp's softmax backward, ${shapeOf(laspBackward[0]!)}`,
     });
+
+  const gathered = gatheredAttentionEfficiency(of("softmax_gathered"));
+  if (gathered !== undefined) fields.push({ path: "gpu.gatheredAttentionEfficiency", ...gathered });
 
   const streams = collected.measurements.filter((m) => streamBytesOf(m.benchmark) !== undefined);
   if (streams.length > 0) {

@@ -34,6 +34,18 @@ describe("the program's lines", () => {
     );
     expect(() => parseCalibrationLine('{"event":"device","rank":0,"name":7}')).toThrow(ProtocolError);
   });
+
+  it("reads the gathered benchmark's whole_ms beside its time, and refuses one that is not a positive number", () => {
+    expect(
+      parseCalibrationLine('{"event":"measure","rank":0,"id":15,"ms":125.5,"runs":20,"whole_ms":106.25}'),
+    ).toEqual({ event: "measure", rank: 0, id: 15, ms: 125.5, runs: 20, whole_ms: 106.25 });
+    expect(() =>
+      parseCalibrationLine('{"event":"measure","rank":0,"id":15,"ms":125.5,"runs":20,"whole_ms":"106"}'),
+    ).toThrow(/valid whole_ms/);
+    expect(() =>
+      parseCalibrationLine('{"event":"measure","rank":0,"id":15,"ms":125.5,"runs":20,"whole_ms":0}'),
+    ).toThrow(/not positive/);
+  });
 });
 
 describe("joining the answers to the plan", () => {
@@ -46,6 +58,17 @@ describe("joining the answers to the plan", () => {
     ]);
     expect(collected.measurements).toEqual([{ benchmark: plan.benchmarks[0], ms: 2, runs: 20 }]);
     expect(collected.skipped).toEqual([{ benchmark: plan.benchmarks[13], why: "no cuDNN" }]);
+  });
+
+  it("keeps the gathered benchmark's whole sequence time, and refuses its measurement without one", () => {
+    const gathered = plan.benchmarks.find((b) => b.kind === "softmax_gathered")!;
+    const collected = collectMeasurements(plan, [
+      { event: "measure", rank: 0, id: gathered.id, ms: 125.5, runs: 20, whole_ms: 106.25 },
+    ]);
+    expect(collected.measurements).toEqual([{ benchmark: gathered, ms: 125.5, runs: 20, wholeMs: 106.25 }]);
+    expect(() =>
+      collectMeasurements(plan, [{ event: "measure", rank: 0, id: gathered.id, ms: 125.5, runs: 20 }]),
+    ).toThrow(/softmax_gathered\) without the whole sequence's time/);
   });
 
   it("refuses a number outside the plan and a benchmark answered twice", () => {

@@ -5,6 +5,9 @@ import {
   COLLECTIVE_BYTES,
   COLLECTIVE_OPS,
   DEFAULT_SHAPES,
+  describeBenchmark,
+  GATHERED_RANKS,
+  gatheredRankTokens,
   MAX_TOKENS,
   partOf,
   planText,
@@ -80,6 +83,7 @@ describe("the benchmark plan", () => {
       gemm: 5,
       linear_forward: 4,
       softmax_backward: 6,
+      softmax_gathered: 8,
       copy: 1,
       all_to_all: 1,
     };
@@ -91,5 +95,72 @@ describe("the benchmark plan", () => {
     expect(lines).toContain(
       `${plan.benchmarks.find((b) => b.kind === "softmax_backward" && b.backend === "cudnn")!.id} softmax_backward 16384 16 8 128 1 cudnn`,
     );
+    // T H KV D C W Z backend: 4 ranks of 16384 tokens, zigzag.
+    expect(lines).toContain(
+      `${plan.benchmarks.find((b) => b.kind === "softmax_gathered")!.id} softmax_gathered 16384 16 8 128 1 4 1 cudnn`,
+    );
+  });
+});
+
+describe("the gathered benchmark (gpu.gatheredAttentionEfficiency)", () => {
+  const gathered = (plan: ReturnType<typeof calibrationPlan>) => {
+    const found = plan.benchmarks.filter((b) => b.kind === "softmax_gathered");
+    expect(found).toHaveLength(1);
+    return found[0]!;
+  };
+
+  it("runs LASP-2H's cuDNN calls of 4 zigzag ranks, each holding a rank's tokens, at the softmax benchmarks' shapes", () => {
+    const plan = calibrationPlan(DEFAULT_SHAPES, 1);
+    const softmax = plan.benchmarks.find((b) => b.kind === "softmax_forward")!;
+    expect(gathered(plan)).toEqual({
+      id: gathered(plan).id,
+      kind: "softmax_gathered",
+      backend: "cudnn",
+      tokens: 16384,
+      ranks: GATHERED_RANKS,
+      layout: "zigzag",
+      heads: 16,
+      kvHeads: 8,
+      headDim: 128,
+      causal: true,
+    });
+    expect(GATHERED_RANKS).toBe(4);
+    expect(softmax).toMatchObject({ heads: 16, kvHeads: 8, headDim: 128, causal: true });
+    expect(describeBenchmark(gathered(plan))).toBe(
+      "cuDNN LASP-2H gathered forward and backward against the whole sequence (4 ranks zigzag, 65536 tokens, 16 x 128, 8 KV heads, causal)",
+    );
+  });
+
+  it("caps the whole sequence at MAX_TOKENS and keeps each zigzag half whole 64-row tiles", () => {
+    expect(gathered(calibrationPlan({ ...DEFAULT_SHAPES, tokens: 1 << 20 }, 1)).tokens).toBe(MAX_TOKENS / 4);
+    expect(gathered(calibrationPlan({ ...DEFAULT_SHAPES, tokens: 5000 }, 1)).tokens).toBe(4992);
+    expect(gathered(calibrationPlan({ ...DEFAULT_SHAPES, tokens: 100 }, 1)).tokens).toBe(128);
+    for (const tokens of [1, 100, 128, 5000, 8192, 16383, 16384, 20000, 1 << 20]) {
+      for (const ranks of [2, 4, 8]) {
+        const rank = gatheredRankTokens(tokens, ranks);
+        expect(ranks * rank, `${tokens} at W ${ranks}`).toBeLessThanOrEqual(MAX_TOKENS);
+        expect((ranks * rank) % (2 * ranks * 64), `${tokens} at W ${ranks}`).toBe(0);
+        expect(rank).toBeLessThanOrEqual(Math.max(tokens, 128));
+      }
+    }
+  });
+
+  it("takes a spec's softmax grouping, and the default model's where the spec has none", () => {
+    const result = checkSource(
+      "m.lasp",
+      `model m { vocab 1000  hidden 512  ffn 1024  heads 8  head_dim 64
+         layer S = softmax_attention { kv_heads 2 }
+         stack [S] x 2 }
+       parallel { gpus 2  sequence 2 }
+       run { seq_len 16K  batch 1 }`,
+    );
+    expect(gathered(calibrationPlan(shapesOf(result.spec!), 2))).toMatchObject({
+      tokens: 8192,
+      heads: 8,
+      kvHeads: 2,
+      headDim: 64,
+    });
+    const linearOnly = { ...DEFAULT_SHAPES, softmaxKvHeads: undefined, heads: 4, headDim: 64 };
+    expect(gathered(calibrationPlan(linearOnly, 1))).toMatchObject({ heads: 16, kvHeads: 8, headDim: 128 });
   });
 });

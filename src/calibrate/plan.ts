@@ -8,6 +8,8 @@
 //   that coincide are measured once.
 // - lasp's attention kernels at one rank's piece: the linear kernels (LASP-2's per-rank forward and backward)
 //   and the softmax kernels (and cuDNN's fused attention, where the build found it).
+// - LASP-2H's gathered calls on cuDNN (every rank of a zigzag layout of GATHERED_RANKS ranks in turn, on one
+//   GPU) beside cuDNN's call over the whole sequence they split: the pieces' share of cuDNN's rate.
 // - A streaming copy and add over buffers far larger than the L2 cache: attainable HBM bandwidth.
 // - With two GPUs or more, the NCCL collectives over sizes from 64 KiB to 256 MiB (nccl-tests' sizes: the
 //   whole buffer, the output of an AllGather, the input of a ReduceScatter).
@@ -50,6 +52,20 @@ export type Benchmark =
       kind: "softmax_forward" | "softmax_backward";
       backend: "lasp" | "cudnn";
       tokens: number;
+      heads: number;
+      kvHeads: number;
+      headDim: number;
+      causal: boolean;
+    }
+  | {
+      id: number;
+      /** LASP-2H's gathered calls of every rank, forward and backward, and the whole sequence's call beside them. */
+      kind: "softmax_gathered";
+      backend: "cudnn";
+      /** One rank's query tokens; the sequence is ranks x tokens. */
+      tokens: number;
+      ranks: number;
+      layout: "zigzag" | "contiguous";
       heads: number;
       kvHeads: number;
       headDim: number;
@@ -107,6 +123,25 @@ export const DEFAULT_SHAPES: ShapeSource = {
  * softmax benchmark grows with the square of the tokens (a few minutes at most, the brief says).
  */
 export const MAX_TOKENS = 65536;
+
+/** The gathered benchmark's ranks, zigzag: bench/results/2026-12-06-gathered-h100.md's 0.85 at 64K tokens was W 4's. */
+export const GATHERED_RANKS = 4;
+
+/**
+ * A rank's tokens in the gathered benchmark are a multiple of this: its two zigzag halves each whole 64-row
+ * tiles of lasp's kernels (the calls take any piece, but edge tiles would bias the rate).
+ */
+export const GATHERED_TOKEN_MULTIPLE = 2 * 64;
+
+/**
+ * One rank's tokens in the gathered benchmark: a rank's `tokens`, lowered until the whole sequence (ranks x
+ * them) is within MAX_TOKENS, in whole GATHERED_TOKEN_MULTIPLEs (one at least).
+ */
+export function gatheredRankTokens(tokens: number, ranks: number): number {
+  const capped = Math.min(tokens, Math.floor(MAX_TOKENS / ranks));
+  const aligned = Math.floor(capped / GATHERED_TOKEN_MULTIPLE) * GATHERED_TOKEN_MULTIPLE;
+  return Math.max(aligned, GATHERED_TOKEN_MULTIPLE);
+}
 
 /** Buffer sizes of the streaming kernels: every one beyond any L2 (50 MB on H100); the largest is the rate. */
 export const STREAM_BYTES = [256 * 2 ** 20, 1024 * 2 ** 20];
@@ -170,20 +205,25 @@ export function calibrationPlan(shapes: ShapeSource, gpus: number): CalibrationP
   }
   // The softmax kernels set the attention rate (compute-bound, unlike the linear ones): measured for every
   // spec, at the default model's grouping when the spec has no softmax layer.
-  const softmaxKv = shapes.softmaxKvHeads ?? DEFAULT_SHAPES.softmaxKvHeads!;
-  const softmaxHeads = shapes.softmaxKvHeads === undefined ? DEFAULT_SHAPES.heads : heads;
+  const softmax = {
+    heads: shapes.softmaxKvHeads === undefined ? DEFAULT_SHAPES.heads : heads,
+    kvHeads: shapes.softmaxKvHeads ?? DEFAULT_SHAPES.softmaxKvHeads!,
+    headDim: shapes.softmaxKvHeads === undefined ? DEFAULT_SHAPES.headDim : headDim,
+    causal: shapes.causal,
+  };
   for (const backend of ["lasp", "cudnn"] as const) {
     for (const kind of ["softmax_forward", "softmax_backward"] as const)
-      add({
-        kind,
-        backend,
-        tokens,
-        heads: softmaxHeads,
-        kvHeads: softmaxKv,
-        headDim: shapes.softmaxKvHeads === undefined ? DEFAULT_SHAPES.headDim : headDim,
-        causal: shapes.causal,
-      });
+      add({ kind, backend, tokens, ...softmax });
   }
+  // LASP-2H's gathered calls at the same shapes, a rank holding this rank's tokens (gpu.gatheredAttentionEfficiency).
+  add({
+    kind: "softmax_gathered",
+    backend: "cudnn",
+    tokens: gatheredRankTokens(tokens, GATHERED_RANKS),
+    ranks: GATHERED_RANKS,
+    layout: "zigzag",
+    ...softmax,
+  });
   for (const bytes of STREAM_BYTES) for (const kind of ["copy", "add"] as const) add({ kind, bytes });
   if (gpus > 1) {
     for (const kind of COLLECTIVE_OPS) for (const bytes of COLLECTIVE_BYTES) add({ kind, bytes });
@@ -206,6 +246,8 @@ export function planText(benchmarks: readonly Benchmark[]): string {
       case "softmax_forward":
       case "softmax_backward":
         return `${b.id} ${b.kind} ${b.tokens} ${b.heads} ${b.kvHeads} ${b.headDim} ${b.causal ? 1 : 0} ${b.backend}`;
+      case "softmax_gathered":
+        return `${b.id} ${b.kind} ${b.tokens} ${b.heads} ${b.kvHeads} ${b.headDim} ${b.causal ? 1 : 0} ${b.ranks} ${b.layout === "zigzag" ? 1 : 0} ${b.backend}`;
       default:
         return `${b.id} ${b.kind} ${b.bytes}`;
     }
@@ -230,6 +272,8 @@ export function describeBenchmark(b: Benchmark): string {
     case "softmax_forward":
     case "softmax_backward":
       return `${b.backend === "cudnn" ? "cuDNN" : "lasp"} ${b.kind.replace("_", " ")} (${b.tokens} tokens, ${b.heads} x ${b.headDim}, ${b.kvHeads} KV heads${b.causal ? ", causal" : ""})`;
+    case "softmax_gathered":
+      return `cuDNN LASP-2H gathered forward and backward against the whole sequence (${b.ranks} ranks ${b.layout}, ${b.ranks * b.tokens} tokens, ${b.heads} x ${b.headDim}, ${b.kvHeads} KV heads${b.causal ? ", causal" : ""})`;
     default:
       return `NCCL ${b.kind} (${size(b.bytes)})`;
   }

@@ -27,6 +27,7 @@ export const CALIBRATE_RUNTIME = [
   "cudnn_attention.cuh",
   "softmax_backend.cuh",
   "softmax_whole.cuh",
+  "softmax_gathered.cuh",
   "blas.cuh",
   "comm.cuh",
 ];

@@ -3,7 +3,8 @@
 // with the time a known machine would take, so a test can check that the fit finds that machine again:
 //   GEMMs and softmax attention at FIXTURE_TFLOPS (default 500) TFLOP/s, streaming at 2.5 TB/s, linear
 //   attention 1 ms; collectives t = 10 us + f x bytes / 300 GB/s (f: nccl-tests' bus factor for --world);
-//   cuDNN benchmarks are skipped ("built without cuDNN").
+//   cuDNN benchmarks are skipped ("built without cuDNN"), but for softmax_gathered where
+//   FIXTURE_GATHERED=E: the whole sequence's forward and backward at FIXTURE_TFLOPS, the ranks' calls at E of that.
 //   FIXTURE_CRASH_PART=P  the part P prints to stderr and exits 3 after its first answer
 const MAIN_CPP = String.raw`// Test stand-in for lasp calibrate's program (src/calibrate/test-program.ts).
 #include <cstdio>
@@ -43,16 +44,27 @@ int main(int argc, char** argv) {
   int id;
   char kind[64];
   while (std::fscanf(f, "%d %63s", &id, kind) == 2) {
-    double n[6] = {0, 0, 0, 0, 0, 0};
+    double n[7] = {0, 0, 0, 0, 0, 0, 0};
     char backend[16] = "";
     std::string k = kind;
-    int count = k == "gemm" ? 5 : k.rfind("linear_", 0) == 0 ? 4 : k.rfind("softmax_", 0) == 0 ? 5 : 1;
+    int count = k == "gemm" ? 5 : k.rfind("linear_", 0) == 0 ? 4 : k == "softmax_gathered" ? 7
+              : k.rfind("softmax_", 0) == 0 ? 5 : 1;
     for (int i = 0; i < count; i++) if (std::fscanf(f, "%lf", &n[i]) != 1) return 2;
     if (k.rfind("softmax_", 0) == 0 && std::fscanf(f, "%15s", backend) != 1) return 2;
     bool collective = k == "all_gather" || k == "reduce_scatter" || k == "all_reduce" || k == "all_to_all" ||
                       k == "send_recv";
     if (collective != (part == "collectives")) continue;
     double seconds;
+    const char* gathered = std::getenv("FIXTURE_GATHERED");
+    if (k == "softmax_gathered" && gathered && *gathered) {
+      double sequence = n[0] * n[5];
+      double whole = 3.5 * 4 * sequence * sequence * n[1] * n[3] * (n[4] != 0 ? 0.5 : 1) / flops;
+      if (rank == 0)
+        std::printf("{\"event\":\"measure\",\"rank\":0,\"id\":%d,\"ms\":%.9g,\"runs\":20,\"whole_ms\":%.9g}\n", id,
+                    whole / std::atof(gathered) * 1e3, whole * 1e3);
+      std::fflush(stdout);
+      continue;
+    }
     if (k == "gemm") seconds = 2 * n[0] * n[1] * n[2] / flops;
     else if (k == "copy") seconds = 2 * n[0] / 2.5e12;
     else if (k == "add") seconds = 3 * n[0] / 2.5e12;

@@ -15,7 +15,12 @@ import {
   whyNotOurProfile,
 } from "../calibrate/profile-file.js";
 import { describeRate, FitError, fitProfile } from "../calibrate/fit.js";
-import { collectMeasurements, ProtocolError, type CalibrationEvent } from "../calibrate/measurements.js";
+import {
+  collectMeasurements,
+  measurementOf,
+  ProtocolError,
+  type CalibrationEvent,
+} from "../calibrate/measurements.js";
 import {
   calibrationPlan,
   describeBenchmark,
@@ -339,6 +344,7 @@ export function formatField(fieldPath: string, value: number): string {
   if (fieldPath.endsWith("latency")) return `${(value * 1e6).toFixed(1)} us`;
   if (fieldPath === "gpu.memoryBytes") return `${(value / 1e9).toFixed(1)} GB`;
   if (fieldPath === "gpu.sms") return `${value} SMs`;
+  if (fieldPath === "gpu.gatheredAttentionEfficiency") return `${value.toFixed(3)} of gpu.attentionFlops`;
   return `${(value / 1e9).toFixed(0)} GB/s`;
 }
 
@@ -364,7 +370,7 @@ function showProgress(
   const counter = `[${String(n).padStart(String(total).length)}/${total}]`;
   const result =
     event.event === "measure"
-      ? `${event.ms.toFixed(3)} ms, ${describeRate({ benchmark, ms: event.ms, runs: event.runs }, plan.gpus)}`
+      ? `${event.ms.toFixed(3)} ms, ${describeRate(measurementOf(benchmark, event), plan.gpus)}`
       : `skipped: ${event.why}`;
   io.stderr(`${counter} ${describeBenchmark(benchmark)}: ${result}\n`);
 }

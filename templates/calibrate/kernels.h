@@ -34,6 +34,19 @@ float time_linear(bool backward, int tokens, int heads, int head_dim, bool causa
 bool time_softmax(bool backward, bool cudnn, int tokens, int heads, int kv_heads, int head_dim, bool causal,
                   cudaStream_t s, int warmup, int runs, float* ms, const char** why);
 
+// LASP-2H's gathered attention (softmax_gathered.cuh) against the whole sequence it splits, on one GPU: a
+// sequence of ranks x rank_tokens tokens (batch 1), every rank's gathered forward and backward in turn (its
+// pieces, zigzag or contiguous, against the keys up to its last causal query) beside one forward and backward
+// over the whole sequence; both on cuDNN (cudnn) or both on lasp's kernels. The ranks' calls cover the whole
+// sequence's query-key pairs, so the two times are of equal FLOPs. gathered_ms: the median over `runs` of the
+// ranks' calls together; whole_ms: the median of the whole sequence's. False with `why` set where it cannot
+// run (no cuDNN in this build, shapes cuDNN does not take).
+struct GatheredTimes {
+  float gathered_ms = 0, whole_ms = 0;
+};
+bool time_gathered(bool cudnn, int rank_tokens, int ranks, bool zigzag, int heads, int kv_heads, int head_dim,
+                   bool causal, cudaStream_t s, int warmup, int runs, GatheredTimes* times, const char** why);
+
 // The cuDNN this program was built with, "9.14.0", or nullptr.
 const char* cudnn_version();
 

@@ -45,6 +45,16 @@ inline std::string measure_line(int id, float ms, int runs) {
   return line;
 }
 
+// The gathered benchmark's line: `ms`, its ranks' calls, and `whole_ms`, the whole sequence's call, each the
+// median of `runs`.
+inline std::string measure_line(int id, float ms, int runs, float whole_ms) {
+  std::string line = measure_line(id, ms, runs);
+  char whole[48];
+  std::snprintf(whole, sizeof whole, ",\"whole_ms\":%.6g}", (double)whole_ms);
+  line.pop_back();  // the closing brace
+  return line + whole;
+}
+
 inline std::string skipped_line(int id, const char* why) {
   return "{\"event\":\"skipped\",\"rank\":0,\"id\":" + std::to_string(id) + ",\"why\":\"" + json_text(why) + "\"}";
 }

@@ -10,17 +10,22 @@
 //   ID copy|add BYTES                              a streaming kernel over buffers of BYTES
 //   ID linear_forward|linear_backward T H D C      lasp's LASP-2 per-rank kernels (C: causal 0/1)
 //   ID softmax_forward|softmax_backward T H KV D C lasp|cudnn
+//   ID softmax_gathered T H KV D C W Z lasp|cudnn  LASP-2H's gathered calls of W ranks holding T tokens each
+//                                                 (Z: 1 zigzag, 0 contiguous), forward and backward, beside
+//                                                 the whole sequence of W x T tokens (kernels.h, time_gathered)
 //   ID all_gather|reduce_scatter|all_reduce|all_to_all|send_recv BYTES   NCCL, BYTES as nccl-tests' size
 // The part `compute` runs one process on one GPU; `collectives` one process per GPU (src/toolchain/launch.ts
 // starts them as it starts the generated program, and the NCCL id travels through the same file).
 //
 // Output (stdout, one JSON object per line, rank 0 only): `device` (name, sms, memory_bytes, cc, cudnn),
 // then per benchmark `measure` (id, ms: the median of `runs` timed runs after `warmup`, or for a GEMM of `runs`
-// sustained batches, time_gemm; runs) or `skipped` (id, why). Human lines go to stderr. Exit codes: 0 ok,
-// 2 a bad command line or plan, 3 a CUDA, cuBLAS or NCCL failure (check.cuh).
+// sustained batches, time_gemm; runs; softmax_gathered also whole_ms, the whole sequence's median, its `ms` the
+// ranks' calls together) or `skipped` (id, why). Human lines go to stderr. Exit codes: 0 ok, 2 a bad command
+// line or plan, 3 a CUDA, cuBLAS or NCCL failure (check.cuh).
 #include <cublas_v2.h>  // cublasCreate, cublasGemmEx (blas.cuh)
 #include <nccl.h>       // the collectives
 
+#include <climits>  // INT_MAX
 #include <cstdio>   // the plan, the output
 #include <cstdlib>  // atoi
 #include <cstring>  // strcmp
@@ -88,6 +93,10 @@ void measure(const Options& o, int id, float ms) {
   if (o.rank == 0) print_line(calib::measure_line(id, ms, o.runs));
 }
 
+void measure_gathered(const Options& o, int id, const calib::GatheredTimes& t) {
+  if (o.rank == 0) print_line(calib::measure_line(id, t.gathered_ms, o.runs, t.whole_ms));
+}
+
 void skipped(const Options& o, int id, const char* why) {
   if (o.rank == 0) print_line(calib::skipped_line(id, why));
 }
@@ -134,6 +143,21 @@ float time_gemm(const calib::Item& it, cublasHandle_t blas, cudaStream_t s, floa
   return ms;
 }
 
+// LASP-2H's gathered calls beside the whole sequence (kernels.h); a layout no rank can hold is a bad plan.
+void run_gathered(const Options& o, const calib::Item& it, cudaStream_t s) {
+  const bool zigzag = it.n[6] != 0;
+  if (it.n[5] < 1 || it.n[0] < 1 || (zigzag && it.n[0] % 2 != 0) || it.n[0] > INT_MAX / it.n[5])
+    usage("softmax_gathered " + std::to_string(it.id) + ": needs W >= 1 ranks of T >= 1 tokens (T even with zigzag)");
+  const int tokens = (int)it.n[0], ranks = (int)it.n[5];
+  calib::GatheredTimes t;
+  const char* why = "";
+  if (calib::time_gathered(it.backend == "cudnn", tokens, ranks, zigzag, (int)it.n[1], (int)it.n[2], (int)it.n[3],
+                           it.n[4] != 0, s, o.warmup, o.runs, &t, &why))
+    measure_gathered(o, it.id, t);
+  else
+    skipped(o, it.id, why);
+}
+
 void run_compute(const Options& o, const std::vector<calib::Item>& items) {
   cudaStream_t s;
   CUDA_CHECK(cudaStreamCreateWithFlags(&s, cudaStreamNonBlocking));
@@ -155,6 +179,8 @@ void run_compute(const Options& o, const std::vector<calib::Item>& items) {
       measure(o, it.id,
               calib::time_linear(it.kind == "linear_backward", (int)it.n[0], (int)it.n[1], (int)it.n[2], it.n[3] != 0,
                                  s, o.warmup, o.runs));
+    } else if (it.kind == "softmax_gathered") {
+      run_gathered(o, it, s);
     } else {
       float ms = 0;
       const char* why = "";

@@ -12,7 +12,7 @@ namespace calib {
 struct Item {
   int id = -1;
   std::string kind, backend;  // backend: softmax benchmarks only, "lasp" or "cudnn"
-  long long n[6] = {0, 0, 0, 0, 0, 0};
+  long long n[7] = {0, 0, 0, 0, 0, 0, 0};
 };
 
 inline bool is_collective(const std::string& kind) {
@@ -25,6 +25,7 @@ inline int numbers_of(const std::string& kind) {
   if (kind == "gemm") return 5;
   if (kind == "linear_forward" || kind == "linear_backward") return 4;
   if (kind == "softmax_forward" || kind == "softmax_backward") return 5;
+  if (kind == "softmax_gathered") return 7;
   if (kind == "copy" || kind == "add" || is_collective(kind)) return 1;
   return -1;
 }
