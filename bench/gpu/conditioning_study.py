@@ -12,6 +12,8 @@ Per weight gradient: err = ||prog - ref|| / ||ref||; it passes if err <= TOL, or
 err <= 3 spread (the rule). A `wrong` program (prog with its first layer's q_proj gradient scaled by 1.2,
 an error the rule must not hide) is judged too. Prints one line per (model, seed) and a summary.
   python3 bench/gpu/conditioning_study.py [--seeds 8] [--tokens 2048] [--probes 3] [--device cpu]
+                                          [--hidden 256 --heads 4 --head-dim 64] [--only LABEL-PREFIX]
+                                          [--init 0.02|program] [--probe qkv|activations]
 """
 import argparse
 import math
@@ -50,14 +52,17 @@ def config(layers, hidden=256, heads=4, head_dim=64, vocab=512, ffn=512):
     })
 
 
-def draw(cfg, seed, tokens, mean_doc):
+def draw(cfg, seed, tokens, mean_doc, init="0.02"):
+    """init "0.02": every matrix N(0, 0.02); "program": the generated program's, N(0, 1/sqrt(in)) for a matrix
+    [out][in] and the embedding [vocab][hidden] (src/model/tables.ts)."""
     g = torch.Generator().manual_seed(seed)
     weights = {}
     for name, shape in tr.expected_parameters(cfg).items():
         if name.endswith("norm.weight") or "layernorm" in name:
             weights[name] = torch.ones(shape)
         else:
-            weights[name] = (torch.randn(shape, generator=g) * 0.02).to(torch.bfloat16).float()
+            std = 0.02 if init == "0.02" else 1 / math.sqrt(shape[1])
+            weights[name] = (torch.randn(shape, generator=g) * std).to(torch.bfloat16).float()
     ids = torch.randint(0, cfg.vocab, (1, tokens), generator=g)
     labels = torch.cat([ids[:, 1:], torch.full((1, 1), -1)], dim=1)
     ends = torch.zeros(1, tokens, dtype=torch.int32)
@@ -109,6 +114,13 @@ def main():
     ap.add_argument("--mean-doc", type=int, default=100)
     ap.add_argument("--probes", type=int, default=3)
     ap.add_argument("--device", default="cpu")
+    ap.add_argument("--hidden", type=int, default=256)
+    ap.add_argument("--heads", type=int, default=4)
+    ap.add_argument("--head-dim", type=int, default=64)
+    ap.add_argument("--only", default="", help="run only the models whose label starts with this")
+    ap.add_argument("--init", choices=["0.02", "program"], default="0.02", help="the weights' initial scale")
+    ap.add_argument("--probe", choices=["qkv", "activations"], default="qkv",
+                    help="what a probe moves: q, k, v (verify_model.cuh today) or every value kept in bf16")
     args = ap.parse_args()
     torch.manual_seed(0)
     Attention().install()
@@ -119,18 +131,21 @@ def main():
     }
     summary = {}
     for label, layers in models.items():
-        cfg = config(layers)
+        if not label.startswith(args.only):
+            continue
+        cfg = config(layers, hidden=args.hidden, heads=args.heads, head_dim=args.head_dim)
         for seed in range(args.seeds):
-            weights, ids, labels, ends = draw(cfg, 1000 + seed, args.tokens, args.mean_doc)
+            weights, ids, labels, ends = draw(cfg, 1000 + seed, args.tokens, args.mean_doc, args.init)
             ref = gradients(cfg, weights, ids, labels, ends, args.device)
             prog = gradients(cfg, weights, ids, labels, ends, args.device, round_activations=True)
             spread = {n: 0.0 for n in ref}
+            probe = tr.AttentionProbe if args.probe == "qkv" else tr.ActivationProbe
             for p in range(args.probes):
-                tr.AttentionProbe.generator = torch.Generator().manual_seed(7919 * (seed + 1) + p)
+                probe.generator = torch.Generator().manual_seed(7919 * (seed + 1) + p)
                 moved = gradients(cfg, weights, ids, labels, ends, args.device)
                 for n in ref:
                     spread[n] = max(spread[n], rel(moved[n], ref[n]))
-            tr.AttentionProbe.generator = None
+            probe.generator = None
             verdicts = {n: judge(rel(prog[n], ref[n]), spread[n]) for n in ref}
             wrong_name = "model.layers.0.self_attn.q_proj.weight"
             wrong = judge(rel(prog[wrong_name] * 1.2, ref[wrong_name]), spread[wrong_name])

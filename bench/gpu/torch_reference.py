@@ -462,6 +462,22 @@ class AttentionProbe:
         return x * (1 + (2 * u - 1) * 2.0**-8)
 
 
+class ActivationProbe:
+    """While set, moves every value a bf16 program keeps in bf16 (where round_activations rounds: the residual
+    stream, the norms' outputs, q, k, v, the attention output and its norm, gate, up, their product) by
+    (1 + 2^-8 u), u uniform in [-1, 1] from `generator`: about one bf16 rounding at every such place, a wider
+    probe than AttentionProbe's (bench/gpu/conditioning_study.py --probe activations compares the two)."""
+
+    generator = None
+
+    @classmethod
+    def move(cls, x):
+        if cls.generator is None:
+            return x
+        u = torch.rand(x.shape, generator=cls.generator, dtype=torch.float64).to(device=x.device, dtype=x.dtype)
+        return x * (1 + (2 * u - 1) * 2.0**-8)
+
+
 def forward_loss(cfg, params, input_ids, labels, recompute=False, round_activations=False, doc_ends=None):
     """The mean cross-entropy over labels >= 0; params maps the Hugging Face names to leaf tensors. With
     round_activations, the values a bf16 program keeps in bf16 (the residual stream, every norm's output, q, k,
@@ -484,7 +500,11 @@ def forward_loss(cfg, params, input_ids, labels, recompute=False, round_activati
 def forward_sum(cfg, params, input_ids, labels, recompute=False, round_activations=False, same=None):
     """(summed cross-entropy over labels >= 0, their count) of whole rows; `same` [B, N, N] (same_document):
     attention only within documents."""
-    rnd = RoundBf16.apply if round_activations else (lambda t: t)
+    kept = RoundBf16.apply if round_activations else (lambda t: t)
+
+    def rnd(t):
+        return ActivationProbe.move(kept(t))
+
     B, N = input_ids.shape
     dtype, device = params["model.embed_tokens.weight"].dtype, input_ids.device
     masks = DecayMasks(N, dtype, device)
