@@ -10,6 +10,7 @@ import { main } from "../src/cli/main.js";
 import { captureIo } from "../src/cli/test-io.js";
 import { calibrateFixtureFiles } from "../src/calibrate/test-program.js";
 import { COLLECTIVE_BYTES, COLLECTIVE_OPS } from "../src/calibrate/plan.js";
+import type { CalibratedProfile } from "../src/calibrate/profile-file.js";
 import { H100_PROFILE, loadProfile, SHIPPED_PROFILES } from "../src/cost/profile.js";
 import type { GpuInfo } from "../src/toolchain/gpus.js";
 
@@ -119,6 +120,12 @@ describe("lasp calibrate on a machine with GPUs", () => {
     expect(r.out).toContain(
       "gpu.gatheredAttentionEfficiency 0.800 of gpu.attentionFlops  (base 0.840 of gpu.attentionFlops)",
     );
+    // The record keeps both times of the benchmark; the other benchmarks have no whole-sequence time.
+    const record = (JSON.parse(await readFile(out, "utf8")) as CalibratedProfile).calibration.measurements;
+    const gathered = record.filter((m) => m.benchmark.startsWith("cuDNN LASP-2H gathered"));
+    expect(gathered).toHaveLength(1);
+    expect(gathered[0]!.wholeMs! / gathered[0]!.ms).toBeCloseTo(0.8, 3);
+    expect(record.filter((m) => m.wholeMs !== undefined)).toHaveLength(1);
   });
 
   it("on one GPU measures no collectives and keeps the base's NVLink numbers", async () => {

@@ -34,7 +34,8 @@ export interface CalibrationRecord {
   base: string;
   /** The spec whose shapes were measured, or the default model. */
   shapes: string;
-  measurements: { benchmark: string; ms: number; runs: number; rate?: string }[];
+  /** wholeMs: the gathered benchmark's whole-sequence call, timed beside its `ms`. */
+  measurements: { benchmark: string; ms: number; wholeMs?: number; runs: number; rate?: string }[];
   skipped: { benchmark: string; why: string }[];
 }
 
@@ -81,6 +82,7 @@ export function calibratedProfile(input: CalibratedProfileInput): CalibratedProf
       return {
         benchmark: describeBenchmark(m.benchmark),
         ms: Number(m.ms.toPrecision(6)),
+        ...(m.wholeMs !== undefined ? { wholeMs: Number(m.wholeMs.toPrecision(6)) } : {}),
         runs: m.runs,
         ...(r !== undefined ? { rate: r } : {}),
       };
