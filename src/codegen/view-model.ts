@@ -759,10 +759,13 @@ const MODEL_TOLERANCE = { loss: 1e-3, gradients: 5e-2 } as const;
 
 /**
  * Where a gradient fails: how many oracle steps with q, k, v moved by one bf16 rounding measure how far the
- * oracle itself moves (the largest counts; one draw can miss the token whose sign flips), and within how many
- * times that movement an error passes as ill-conditioned (bench/results/2026-12-05-documents-h100.md).
+ * oracle itself moves (the largest counts), and within how many times that movement an error passes as
+ * ill-conditioned (bench/results/2026-12-05-documents-h100.md). A draw either flips the sign of a document's
+ * first output or not, so its movement is bimodal: at v-doc-sm-uly's shape 6 of 10 draws moved the softmax
+ * layer's Wv gradient by 1.2% and 4 by 5-9%, so three draws all missed the flip in one run of five
+ * (bench/results/2026-12-06-documents-allscan-h100.md); eight miss it in one of sixty.
  */
-const MODEL_CONDITIONING = { probes: 3, factor: 3 } as const;
+const MODEL_CONDITIONING = { probes: 8, factor: 3 } as const;
 
 /** Max relative error that passes verify, by activation type (bf16 keeps 8 bits of mantissa). */
 const TOLERANCE = { bf16: 2e-2, fp16: 5e-3, fp32: 1e-4 } as const;

@@ -55,7 +55,7 @@ constexpr int kEosToken = -1;  // the token that ends a document (`documents eos
 constexpr int kClassifierChunk = 16384;  // tokens per chunk of the LM head and loss
 constexpr float kModelLossTolerance = 0.00100000000f;  // verify: the whole model's loss against its fp32 oracle, relative error
 constexpr float kModelGradTolerance = 0.0500000000f;  // verify: each weight gradient against the oracle's, relative L2 error
-constexpr int kModelConditioningProbes = 3;  // verify: where a gradient fails, oracle steps with q, k, v moved by one bf16 rounding
+constexpr int kModelConditioningProbes = 8;  // verify: where a gradient fails, oracle steps with q, k, v moved by one bf16 rounding
 constexpr float kModelConditioningFactor = 3.00000000f;  // verify: a failing gradient passes as ill-conditioned within this many times the oracle's spread
 constexpr const char* kHfConfig = R"json({
   "architectures": [
