@@ -462,20 +462,14 @@ class AttentionProbe:
         return x * (1 + (2 * u - 1) * 2.0**-8)
 
 
-class ActivationProbe:
+class ActivationProbe(AttentionProbe):
     """While set, moves every value a bf16 program keeps in bf16 (where round_activations rounds: the residual
-    stream, the norms' outputs, q, k, v, the attention output and its norm, gate, up, their product) by
-    (1 + 2^-8 u), u uniform in [-1, 1] from `generator`: about one bf16 rounding at every such place, a wider
-    probe than AttentionProbe's (bench/gpu/conditioning_study.py --probe activations compares the two)."""
+    stream, the norms' outputs, q, k, v, the attention output and its norm, gate, up, their product) the same
+    way: about one bf16 rounding at every such place, a wider probe than AttentionProbe's
+    (bench/gpu/conditioning_study.py --probe activations compares the two). Its own generator, so the two are
+    set independently."""
 
     generator = None
-
-    @classmethod
-    def move(cls, x):
-        if cls.generator is None:
-            return x
-        u = torch.rand(x.shape, generator=cls.generator, dtype=torch.float64).to(device=x.device, dtype=x.dtype)
-        return x * (1 + (2 * u - 1) * 2.0**-8)
 
 
 def forward_loss(cfg, params, input_ids, labels, recompute=False, round_activations=False, doc_ends=None):
