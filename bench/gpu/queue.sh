@@ -31,7 +31,7 @@ nvidia-smi --query-gpu=name,driver_version,clocks.max.sm --format=csv,noheader |
 limit_of() {
   case "$1" in
     vdoc) echo 170 ;; ceiling) echo 50 ;; calibrate) echo 120 ;; gathered) echo 200 ;;
-    docbench) echo 150 ;; vallscan) echo 80 ;; split) echo 280 ;; diag) echo 90 ;; *) echo 0 ;;
+    docbench) echo 150 ;; vallscan) echo 80 ;; split) echo 300 ;; diag) echo 90 ;; *) echo 0 ;;
   esac
 }
 needs_of() {
@@ -58,7 +58,7 @@ run_lot() { # lot limit dir
     split) timeout "$limit" bash -c '
       nvcc -std=c++17 -O3 -gencode=arch=compute_90a,code=sm_90a -DLASP_WITH_CUDNN -Itemplates/runtime \
         -I/usr/include/x86_64-linux-gnu -o /tmp/cudnn_split_bench bench/gpu/cudnn_split_bench.cu -l:libcudnn.so.9 &&
-        timeout 100 /tmp/cudnn_split_bench > "$0/split.txt" 2>&1
+        timeout 130 /tmp/cudnn_split_bench > "$0/split.txt" 2>&1
       PREBUILT=.gpu-gsplit/gathered_check OUT=$0/patched timeout 120 bash bench/gpu/run-gathered.sh
       PREBUILT=.gpu-gbase/gathered_check OUT=$0/base SKIP_CHECKS=1 timeout 60 bash bench/gpu/run-gathered.sh' "$dir" ;;
     diag) (cd .gpu-diag && OUT=$dir RANK_TIMEOUT=30 timeout "$limit" bash run-prebuilt.sh) ;;
