@@ -16,6 +16,8 @@
 #              builds and verifies on 1 GPU (issue 21)
 #   split      .gpu-gsplit, .gpu-gbase (experiments/README.md, gathered-split-backward.patch): cudnn_split_bench
 #              (built there), then the patched gathered_check's checks and bench, then the base's bench
+#   docab      .gpu-suite (make-suite.sh documents 1 + prebuild.sh): doc-layer-ab.sh, the 64K hybrid's linear layers
+#              with and without packed documents, alternating for 3 rounds (issue 19's 5% goal)
 #   diag       .gpu-diag (`lasp compile` of variant specs + kernels.o, as vallscan): verify programs that tell
 #              one question apart, their specs beside them (the closing note says which)
 # The carried folders and the tracked tree together must stay under the device tool's 64 MiB.
@@ -31,7 +33,7 @@ nvidia-smi --query-gpu=name,driver_version,clocks.max.sm --format=csv,noheader |
 limit_of() {
   case "$1" in
     vdoc) echo 170 ;; ceiling) echo 50 ;; calibrate) echo 120 ;; gathered) echo 200 ;;
-    docbench) echo 150 ;; vallscan) echo 80 ;; split) echo 300 ;; diag) echo 90 ;; *) echo 0 ;;
+    docbench) echo 150 ;; vallscan) echo 80 ;; split) echo 300 ;; diag) echo 90 ;; docab) echo 200 ;; *) echo 0 ;;
   esac
 }
 needs_of() {
@@ -40,6 +42,7 @@ needs_of() {
     gathered) echo .gpu-gathered/gathered_check ;; docbench) echo .gpu-docbench/kernels.o ;;
     vallscan) echo .gpu-docbench/v-allscan-zz-d64-w1 ;;
     split) echo ".gpu-gsplit/gathered_check .gpu-gbase/gathered_check" ;; diag) echo .gpu-diag/kernels.o ;;
+    docab) echo .gpu-suite/s-doc-hyb-ag-zz-w1 ;;
   esac
 }
 run_lot() { # lot limit dir
@@ -62,6 +65,7 @@ run_lot() { # lot limit dir
       PREBUILT=.gpu-gsplit/gathered_check OUT=$0/patched timeout 120 bash bench/gpu/run-gathered.sh
       PREBUILT=.gpu-gbase/gathered_check OUT=$0/base SKIP_CHECKS=1 timeout 60 bash bench/gpu/run-gathered.sh' "$dir" ;;
     diag) (cd .gpu-diag && OUT=$dir RANK_TIMEOUT=30 timeout "$limit" bash run-prebuilt.sh) ;;
+    docab) OUT=$dir timeout "$limit" bash bench/gpu/doc-layer-ab.sh > "$dir/ab.txt" 2>&1 ;;
   esac
 }
 # The lines worth reading first, per lot.
@@ -70,6 +74,7 @@ short_of() { # lot dir
     vdoc | ceiling | docbench | vallscan | diag) cut -c1-170 "$2/table.txt" 2>/dev/null ;;
     calibrate) grep -hE '^\[|gemmFlops|attentionFlops|exit' "$2/calibrate.log" 2>/dev/null; cat "$2/compare.txt" 2>/dev/null ;;
     gathered) tail -30 "$2/summary.txt" 2>/dev/null ;;
+    docab) tail -4 "$2/ab.txt" 2>/dev/null ;;
     split)
       grep -h SPLIT "$2/split.txt" 2>/dev/null
       grep -hE '^checks|^FAIL' "$2/patched/summary.txt" 2>/dev/null | head -5
@@ -80,7 +85,7 @@ short_of() { # lot dir
   esac
 }
 
-[ $# -gt 0 ] || { echo "usage: queue.sh LOT... (vdoc ceiling calibrate gathered docbench vallscan split diag)" >&2; exit 2; }
+[ $# -gt 0 ] || { echo "usage: queue.sh LOT... (vdoc ceiling calibrate gathered docbench vallscan split diag docab)" >&2; exit 2; }
 : > "$OUT/summary.txt"
 for lot in "$@"; do
   limit=$(limit_of "$lot")
