@@ -4,7 +4,8 @@
 # because one run of each differed by up to 7% for the same layer (bench/results/2026-12-06-documents-
 # allscan-h100.md). From the repository root on the GPU machine, with .gpu-suite from
 # `make-suite.sh documents 1 && prebuild.sh` (it holds s-hyb-ag-zz-w1 and s-doc-hyb-ag-zz-w1):
-#   bash bench/gpu/doc-layer-ab.sh        (OUT=dir for the logs; PAIR="none-program docs-program" to change)
+#   bash bench/gpu/doc-layer-ab.sh        (OUT=dir for the logs; PAIR="none-program docs-program" to change;
+#                                          SUITE=dir: another prebuilt folder holding the pair, e.g. .gpu-docbench)
 # Prints per round each program's L forward / backward / compute-only ms (the `phase` events), then the
 # medians over rounds and the ratio docs / none.
 set -uo pipefail
@@ -14,7 +15,7 @@ read -r none docs <<< "${PAIR:-s-hyb-ag-zz-w1 s-doc-hyb-ag-zz-w1}"
 mkdir -p "$OUT"
 for r in $(seq 1 "${ROUNDS:-3}"); do
   for p in "$none" "$docs"; do
-    (cd .gpu-suite && SUITE_FILTER="$p" OUT="$OUT/r$r-$p" RANK_TIMEOUT=90 bash run-prebuilt.sh > "$OUT/r$r-$p.log" 2>&1)
+    (cd "${SUITE:-.gpu-suite}" && SUITE_FILTER="$p" OUT="$OUT/r$r-$p" RANK_TIMEOUT=90 bash run-prebuilt.sh > "$OUT/r$r-$p.log" 2>&1)
     mkdir -p "$OUT/r$r-$p/logs" && tar xzf "$OUT/r$r-$p/logs.tgz" -C "$OUT/r$r-$p/logs" 2>/dev/null
   done
 done

@@ -16,8 +16,8 @@
 #              builds and verifies on 1 GPU (issue 21)
 #   split      .gpu-gsplit, .gpu-gbase (experiments/README.md, gathered-split-backward.patch): cudnn_split_bench
 #              (built there), then the patched gathered_check's checks and bench, then the base's bench
-#   docab      .gpu-suite (make-suite.sh documents 1 + prebuild.sh): doc-layer-ab.sh, the 64K hybrid's linear layers
-#              with and without packed documents, alternating for 3 rounds (issue 19's 5% goal)
+#   docab      .gpu-docbench (its s-* programs; smaller than .gpu-suite): doc-layer-ab.sh, the 64K hybrid's
+#              linear layers with and without packed documents, alternating for 3 rounds (issue 19's 5% goal)
 #   diag       .gpu-diag (`lasp compile` of variant specs + kernels.o, as vallscan): verify programs that tell
 #              one question apart, their specs beside them (the closing note says which)
 # The carried folders and the tracked tree together must stay under the device tool's 64 MiB.
@@ -42,7 +42,7 @@ needs_of() {
     gathered) echo .gpu-gathered/gathered_check ;; docbench) echo .gpu-docbench/kernels.o ;;
     vallscan) echo .gpu-docbench/v-allscan-zz-d64-w1 ;;
     split) echo ".gpu-gsplit/gathered_check .gpu-gbase/gathered_check" ;; diag) echo .gpu-diag/kernels.o ;;
-    docab) echo .gpu-suite/s-doc-hyb-ag-zz-w1 ;;
+    docab) echo .gpu-docbench/s-doc-hyb-ag-zz-w1 ;;
   esac
 }
 run_lot() { # lot limit dir
@@ -65,7 +65,7 @@ run_lot() { # lot limit dir
       PREBUILT=.gpu-gsplit/gathered_check OUT=$0/patched timeout 120 bash bench/gpu/run-gathered.sh
       PREBUILT=.gpu-gbase/gathered_check OUT=$0/base SKIP_CHECKS=1 timeout 60 bash bench/gpu/run-gathered.sh' "$dir" ;;
     diag) (cd .gpu-diag && OUT=$dir RANK_TIMEOUT=30 timeout "$limit" bash run-prebuilt.sh) ;;
-    docab) OUT=$dir timeout "$limit" bash bench/gpu/doc-layer-ab.sh > "$dir/ab.txt" 2>&1 ;;
+    docab) SUITE=.gpu-docbench OUT=$dir timeout "$limit" bash bench/gpu/doc-layer-ab.sh > "$dir/ab.txt" 2>&1 ;;
   esac
 }
 # The lines worth reading first, per lot.
