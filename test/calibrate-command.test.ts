@@ -146,6 +146,41 @@ describe("lasp calibrate on a machine with GPUs", () => {
   });
 });
 
+describe("lasp calibrate on the copy engines", () => {
+  it("fits nvlink.copyEngineBusBandwidth and latency from the copy-engine collectives, with their source", async () => {
+    const out = path.join(root, "copy-engines.json");
+    const r = await calibrate({ out });
+    expect(r.code).toBe(0);
+    const profile = loadProfile(out);
+    // The stand-in: 20 us + f x bytes / 400 GB/s on the copy engines, 10 us and 300 GB/s on NCCL's kernels.
+    expect(profile.nvlink.copyEngineBusBandwidth! / 400e9).toBeCloseTo(1, 6);
+    expect(profile.nvlink.copyEngineLatency! / 20e-6).toBeCloseTo(1, 6);
+    expect(profile.nvlink.busBandwidth / 300e9).toBeCloseTo(1, 6);
+    expect(profile.sources["nvlink.copyEngineBusBandwidth"]).toMatch(
+      /^measured by lasp calibrate on Fake H100, 2026-12-05, NCCL all_gather_ce, all_to_all_ce on 2 GPUs on the copy engines/,
+    );
+    expect(r.err).toContain(
+      "NCCL all_gather on the copy engines (CTA policy zero, symmetric windows; 256 MiB)",
+    );
+    expect(r.out).toContain("nvlink.copyEngineBusBandwidth 400 GB/s  (base none)");
+    expect(r.out).toContain("nvlink.copyEngineLatency 20.0 us  (base none)");
+  });
+
+  it("reports them skipped where NCCL has no copy engines here, and keeps the base's (absent) field", async () => {
+    const out = path.join(root, "no-copy-engines.json");
+    const r = await calibrate({ out }, deps({}, { FIXTURE_COPY_ENGINES: "0" }));
+    expect(r.code).toBe(0);
+    const profile = loadProfile(out);
+    expect(profile.nvlink.copyEngineBusBandwidth).toBeUndefined();
+    expect(profile.nvlink.copyEngineLatency).toBeUndefined();
+    expect(profile.nvlink.busBandwidth / 300e9).toBeCloseTo(1, 6);
+    const record = (JSON.parse(await readFile(out, "utf8")) as CalibratedProfile).calibration.skipped;
+    const skipped = record.filter((s) => s.benchmark.includes("on the copy engines"));
+    expect(skipped).toHaveLength(2 * COLLECTIVE_BYTES.length);
+    expect(new Set(skipped.map((s) => s.why))).toEqual(new Set(["NCCL registered no symmetric window"]));
+  });
+});
+
 describe("lasp calibrate replaces only what it wrote", () => {
   it("refuses a file it did not write (exit 2) and leaves it, unless --force", async () => {
     const out = path.join(root, "notes.json");

@@ -7,7 +7,14 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { beforeAll, describe, expect, it } from "vitest";
 import { parseCalibrationLine } from "../src/calibrate/measurements.js";
-import { calibrationPlan, DEFAULT_SHAPES, planText, type Benchmark } from "../src/calibrate/plan.js";
+import {
+  calibrationPlan,
+  DEFAULT_SHAPES,
+  onCopyEngines,
+  partOf,
+  planText,
+  type Benchmark,
+} from "../src/calibrate/plan.js";
 import { buildHarness, gxx } from "./host-harness.js";
 
 const dir = mkdtempSync(join(tmpdir(), "lasp-calibrate-host-"));
@@ -80,6 +87,19 @@ describe.runIf(gxx)("plan.txt, written by plan.ts and read by the program's plan
     expect(read("0 softmax_forward 128 2 2 64 1 flash\n").lines[0]).toContain("ends with lasp or cudnn");
     expect(read("copy 1024\n").lines[0]).toContain("not `ID KIND NUMBERS...`");
     expect(read("0 copy -4\n").status).toBe(2);
+  });
+});
+
+describe.runIf(gxx)("the program's parts, as plan.h sorts the benchmarks and plan.ts meant them", () => {
+  it("runs the copy-engine collectives on their own communicator, the other collectives on NCCL's kernels", () => {
+    const plan = calibrationPlan(DEFAULT_SHAPES, 4);
+    const file = join(dir, "parts.txt");
+    writeFileSync(file, planText(plan.benchmarks));
+    const run = spawnSync(binary, ["--parts", file], { encoding: "utf8" });
+    expect(run.status).toBe(0);
+    const part = (b: Benchmark): string => (onCopyEngines(b.kind) ? "copy_engines" : partOf(b));
+    expect(run.stdout.trimEnd().split("\n")).toEqual(plan.benchmarks.map((b) => `${b.id} ${part(b)}`));
+    expect(run.stdout).toMatch(/^\d+ copy_engines$/m);
   });
 });
 

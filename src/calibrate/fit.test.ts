@@ -1,6 +1,5 @@
 import { describe, expect, it } from "vitest";
 import {
-  busFactor,
   describeRate,
   fitCollective,
   fitLine,
@@ -11,6 +10,7 @@ import {
 } from "./fit.js";
 import type { Collected, Measurement } from "./measurements.js";
 import { COLLECTIVE_BYTES, type Benchmark } from "./plan.js";
+import { collected, collectiveTimes } from "./test-measurements.js";
 
 const gemm = (id: number, m: number, n: number, k: number, tflops: number): Measurement => ({
   benchmark: { id, kind: "gemm", label: `g${id}`, m, n, k, transA: false, transB: true },
@@ -18,23 +18,7 @@ const gemm = (id: number, m: number, n: number, k: number, tflops: number): Meas
   runs: 20,
 });
 
-const collective = (
-  op: "all_gather" | "all_reduce" | "send_recv",
-  world: number,
-  latency: number,
-  busbw: number,
-) =>
-  COLLECTIVE_BYTES.map((bytes, i) => ({
-    benchmark: { id: 100 + i, kind: op, bytes } as Benchmark,
-    ms: (latency + (busFactor(op, world) * bytes) / busbw) * 1e3,
-    runs: 20,
-  }));
-
-const collected = (measurements: Measurement[]): Collected => ({
-  device: undefined,
-  measurements,
-  skipped: [],
-});
+const collective = collectiveTimes;
 
 describe("fitting collectives", () => {
   it("finds the bandwidth and latency that made the times, for every bus factor", () => {

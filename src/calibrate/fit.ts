@@ -19,12 +19,16 @@
 //   factor, so busbw is its "busbw"), fitted by least squares on relative error (each size counts alike:
 //   the small ones fix the latency, the large ones the bandwidth); the profile takes the median over the
 //   collectives (send/recv, a point-to-point rate, is reported but not in the median).
+// - nvlink.copyEngineBusBandwidth, nvlink.copyEngineLatency: the same fit of the AllGather and AlltoAll on the
+//   copy engines (`*_ce`: CTA policy zero, symmetric windows), the median over the two; only where NCCL ran
+//   them (2.28+ with symmetric windows between the GPUs): without them the base's values (or their absence:
+//   NCCL's kernel rate) stay.
 import type { ScheduleSizes } from "../schedule/ir.js";
 import { backwardFusedCost, forwardFusedCost, stateCost } from "../schedule/linear-costs.js";
 import { KERNEL_BLOCK } from "../spec/resolved.js";
 import type { Collected, Measurement } from "./measurements.js";
 import type { Benchmark, CollectiveOp } from "./plan.js";
-import { COLLECTIVE_OPS } from "./plan.js";
+import { COLLECTIVE_OPS, onCopyEngines } from "./plan.js";
 
 /** GEMMs of at least 2^36 FLOPs (69 GFLOP: the 1B model's smallest projection at 16K tokens) count as large. */
 export const LARGE_GEMM_FLOPS = 2 ** 36;
@@ -40,7 +44,9 @@ export type MeasuredPath =
   | "gpu.memoryBytes"
   | "gpu.sms"
   | "nvlink.busBandwidth"
-  | "nvlink.latency";
+  | "nvlink.latency"
+  | "nvlink.copyEngineBusBandwidth"
+  | "nvlink.copyEngineLatency";
 
 export interface FittedField {
   path: MeasuredPath;
@@ -318,7 +324,7 @@ export function fitProfile(collected: Collected, world: number): Fit {
     const points = of(op).map((m) => ({ bytes: (m.benchmark as { bytes: number }).bytes, ms: m.ms }));
     if (points.length >= 2) collectives.push(fitCollective(op, world, points));
   }
-  const rings = collectives.filter((c) => c.op !== "send_recv");
+  const rings = collectives.filter((c) => c.op !== "send_recv" && !onCopyEngines(c.op));
   if (rings.length > 0) {
     const names = rings.map((c) => c.op).join(", ");
     fields.push({
@@ -332,5 +338,29 @@ export function fitProfile(collected: Collected, world: number): Fit {
       what: `the same fits' fixed cost, median over ${names}: ${rings.map((c) => `${c.op} ${(c.latency * 1e6).toFixed(1)} us${c.latencyFromSmallest ? " (smallest size's time)" : ""}`).join(", ")}`,
     });
   }
+  fields.push(
+    ...copyEngineFields(
+      collectives.filter((c) => onCopyEngines(c.op)),
+      world,
+    ),
+  );
   return { fields, collectives };
+}
+
+/** nvlink.copyEngine*: the copy-engine collectives' fits, median over them; none without them. */
+export function copyEngineFields(copies: readonly CollectiveFit[], world: number): FittedField[] {
+  if (copies.length === 0) return [];
+  const names = copies.map((c) => c.op).join(", ");
+  return [
+    {
+      path: "nvlink.copyEngineBusBandwidth",
+      value: median(copies.map((c) => c.busBandwidth)),
+      what: `NCCL ${names} on ${world} GPUs on the copy engines (CTA policy zero, symmetric windows), 64 KiB to 256 MiB: the median of each collective's bus bandwidth fitted by least squares (t = latency + bus factor x bytes / busbw), ${copies.map((c) => `${c.op} ${(c.busBandwidth / GB).toFixed(0)} GB/s`).join(", ")}`,
+    },
+    {
+      path: "nvlink.copyEngineLatency",
+      value: median(copies.map((c) => c.latency)),
+      what: `the same fits' fixed cost, median over ${names}: ${copies.map((c) => `${c.op} ${(c.latency * 1e6).toFixed(1)} us${c.latencyFromSmallest ? " (smallest size's time)" : ""}`).join(", ")}`,
+    },
+  ];
 }

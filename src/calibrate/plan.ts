@@ -12,18 +12,29 @@
 //   GPU) beside cuDNN's call over the whole sequence they split: the pieces' share of cuDNN's rate.
 // - A streaming copy and add over buffers far larger than the L2 cache: attainable HBM bandwidth.
 // - With two GPUs or more, the NCCL collectives over sizes from 64 KiB to 256 MiB (nccl-tests' sizes: the
-//   whole buffer, the output of an AllGather, the input of a ReduceScatter).
+//   whole buffer, the output of an AllGather, the input of a ReduceScatter); and the AllGather and AlltoAll
+//   once more on the copy engines (`*_ce`: a communicator with CTA policy zero, symmetric windows), as the
+//   program runs LASP-2's state gathers and the weight-gradient sums (templates/runtime/comm.cuh).
 import { classifierChunk } from "../model/tables.js";
 import type { ResolvedSpec } from "../spec/resolved.js";
 
-export type CollectiveOp = "all_gather" | "reduce_scatter" | "all_reduce" | "all_to_all" | "send_recv";
+/** The collectives on NCCL's copy engines (NCCL 2.28+): no SM, only where NCCL registers symmetric windows. */
+export type CopyEngineOp = "all_gather_ce" | "all_to_all_ce";
+export const COPY_ENGINE_OPS: readonly CopyEngineOp[] = ["all_gather_ce", "all_to_all_ce"];
+export type CollectiveOp =
+  "all_gather" | "reduce_scatter" | "all_reduce" | "all_to_all" | "send_recv" | CopyEngineOp;
 export const COLLECTIVE_OPS: readonly CollectiveOp[] = [
   "all_gather",
   "reduce_scatter",
   "all_reduce",
   "all_to_all",
+  ...COPY_ENGINE_OPS,
   "send_recv",
 ];
+
+/** Whether a collective runs on the copy engines (its `*_ce` kind). */
+export const onCopyEngines = (op: string): op is CopyEngineOp =>
+  (COPY_ENGINE_OPS as readonly string[]).includes(op);
 
 /** One benchmark; `id` is its line in plan.txt and the number the program's measurement carries. */
 export type Benchmark =
@@ -274,6 +285,9 @@ export function describeBenchmark(b: Benchmark): string {
       return `${b.backend === "cudnn" ? "cuDNN" : "lasp"} ${b.kind.replace("_", " ")} (${b.tokens} tokens, ${b.heads} x ${b.headDim}, ${b.kvHeads} KV heads${b.causal ? ", causal" : ""})`;
     case "softmax_gathered":
       return `cuDNN LASP-2H gathered forward and backward against the whole sequence (${b.ranks} ranks ${b.layout}, ${b.ranks * b.tokens} tokens, ${b.heads} x ${b.headDim}, ${b.kvHeads} KV heads${b.causal ? ", causal" : ""})`;
+    case "all_gather_ce":
+    case "all_to_all_ce":
+      return `NCCL ${b.kind.replace("_ce", "")} on the copy engines (CTA policy zero, symmetric windows; ${size(b.bytes)})`;
     default:
       return `NCCL ${b.kind} (${size(b.bytes)})`;
   }

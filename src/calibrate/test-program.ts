@@ -2,7 +2,9 @@
 // GPUs: a C++ program that reads the same plan.txt and command line and answers each benchmark of its part
 // with the time a known machine would take, so a test can check that the fit finds that machine again:
 //   GEMMs and softmax attention at FIXTURE_TFLOPS (default 500) TFLOP/s, streaming at 2.5 TB/s, linear
-//   attention 1 ms; collectives t = 10 us + f x bytes / 300 GB/s (f: nccl-tests' bus factor for --world);
+//   attention 1 ms; collectives t = 10 us + f x bytes / 300 GB/s (f: nccl-tests' bus factor for --world), the
+//   copy-engine ones (all_gather_ce, all_to_all_ce) t = 20 us + f x bytes / 400 GB/s, or skipped where
+//   FIXTURE_COPY_ENGINES=0 ("no symmetric window", as the program says where NCCL registers none);
 //   cuDNN benchmarks are skipped ("built without cuDNN"), but for softmax_gathered where
 //   FIXTURE_GATHERED=E: the whole sequence's forward and backward at FIXTURE_TFLOPS, the ranks' calls at E of that.
 //   FIXTURE_CRASH_PART=P  the part P prints to stderr and exits 3 after its first answer
@@ -51,8 +53,9 @@ int main(int argc, char** argv) {
               : k.rfind("softmax_", 0) == 0 ? 5 : 1;
     for (int i = 0; i < count; i++) if (std::fscanf(f, "%lf", &n[i]) != 1) return 2;
     if (k.rfind("softmax_", 0) == 0 && std::fscanf(f, "%15s", backend) != 1) return 2;
+    bool copy_engine = k == "all_gather_ce" || k == "all_to_all_ce";
     bool collective = k == "all_gather" || k == "reduce_scatter" || k == "all_reduce" || k == "all_to_all" ||
-                      k == "send_recv";
+                      k == "send_recv" || copy_engine;
     if (collective != (part == "collectives")) continue;
     double seconds;
     const char* gathered = std::getenv("FIXTURE_GATHERED");
@@ -78,7 +81,13 @@ int main(int argc, char** argv) {
       seconds = (k == "softmax_forward" ? fwd : 2.5 * fwd) / flops;
     } else {
       double factor = k == "all_reduce" ? 2.0 * (world - 1) / world : k == "send_recv" ? 1.0 : (world - 1.0) / world;
-      seconds = 10e-6 + factor * n[0] / 300e9;
+      const char* copies = std::getenv("FIXTURE_COPY_ENGINES");
+      if (copy_engine && copies && std::strcmp(copies, "0") == 0) {
+        if (rank == 0)
+          std::printf("{\"event\":\"skipped\",\"rank\":0,\"id\":%d,\"why\":\"NCCL registered no symmetric window\"}\n", id);
+        continue;
+      }
+      seconds = copy_engine ? 20e-6 + factor * n[0] / 400e9 : 10e-6 + factor * n[0] / 300e9;
     }
     if (rank == 0) std::printf("{\"event\":\"measure\",\"rank\":0,\"id\":%d,\"ms\":%.9g,\"runs\":20}\n", id, seconds * 1e3);
     std::fflush(stdout);

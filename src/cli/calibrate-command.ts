@@ -341,7 +341,7 @@ function baseValue(profile: MachineProfile, fieldPath: string): string {
 /** A profile number in its unit. */
 export function formatField(fieldPath: string, value: number): string {
   if (fieldPath.endsWith("Flops")) return `${(value / 1e12).toFixed(0)} TFLOP/s`;
-  if (fieldPath.endsWith("latency")) return `${(value * 1e6).toFixed(1)} us`;
+  if (fieldPath.toLowerCase().endsWith("latency")) return `${(value * 1e6).toFixed(1)} us`;
   if (fieldPath === "gpu.memoryBytes") return `${(value / 1e9).toFixed(1)} GB`;
   if (fieldPath === "gpu.sms") return `${value} SMs`;
   if (fieldPath === "gpu.gatheredAttentionEfficiency") return `${value.toFixed(3)} of gpu.attentionFlops`;

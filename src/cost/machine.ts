@@ -109,6 +109,23 @@ export function collectiveTime(
   }
 }
 
+/**
+ * The machine as an AllGather or AlltoAll on the copy engines sees it (NCCL 2.28+, CTA policy zero, symmetric
+ * windows): the same formulas at the copy engines' bus bandwidth and fixed cost (`nvlink.copyEngine*`), the
+ * link's where the profile has none (never measured, or a group across nodes: NCCL's kernels then).
+ */
+export function onCopyEngines(machine: Machine): Machine {
+  return {
+    ...machine,
+    linkBandwidth: machine.copyEngineBandwidth ?? machine.linkBandwidth,
+    linkLatency: machine.copyEngineLatency ?? machine.linkLatency,
+  };
+}
+
+/** Whether NCCL can copy a collective with the copy engines: a ReduceScatter or AllReduce needs its kernel. */
+export const copyable = (collective: CollectiveKind): boolean =>
+  collective === "allgather" || collective === "alltoall";
+
 /** One point-to-point transfer (an NCCL send matched with a recv) over one link: latency + bytes / bw. */
 export function p2pTime(bytes: number, machine: Machine): number {
   return machine.linkLatency + bytes / machine.linkBandwidth;

@@ -29,6 +29,13 @@ export interface Machine {
   linkBandwidth: number;
   /** Fixed cost of one collective or one send/recv hop (launch, handshake, first byte), s. */
   linkLatency: number;
+  /**
+   * Bus bandwidth of an AllGather or AlltoAll that NCCL copies with the copy engines (inside one node), B/s;
+   * linkBandwidth where absent (machine.ts's onCopyEngines).
+   */
+  copyEngineBandwidth?: number;
+  /** The same collectives' fixed cost, s; linkLatency where absent. */
+  copyEngineLatency?: number;
 }
 
 /** The GPU the memory model fits a program on. */
@@ -84,6 +91,14 @@ export interface MachineProfile {
     /** NCCL's bus bandwidth for large collectives. */
     busBandwidth: number;
     latency: number;
+    /**
+     * NCCL's bus bandwidth for an AllGather or AlltoAll on the copy engines (NCCL 2.28+: CTA policy zero,
+     * symmetric windows; LASP-2's state gathers, the weight-gradient sums), at most `bandwidth`. Optional:
+     * busBandwidth where left out (not measured: `lasp calibrate` on two GPUs or more measures it).
+     */
+    copyEngineBusBandwidth?: number;
+    /** The same collectives' fixed cost. Optional: latency where left out. */
+    copyEngineLatency?: number;
     gpusPerNode: number;
   };
   /** The links between nodes. */
@@ -113,7 +128,10 @@ const NUMBERS = {
   interNode: ["bandwidthPerGpu", "busBandwidth", "latency"],
 } as const;
 /** Numbers a profile may leave out (each says in MachineProfile what stands in for it); with a source if given. */
-const OPTIONAL_NUMBERS = { gpu: ["gatheredAttentionEfficiency", "linearKernelBandwidth"] } as const;
+const OPTIONAL_NUMBERS = {
+  gpu: ["gatheredAttentionEfficiency", "linearKernelBandwidth"],
+  nvlink: ["copyEngineBusBandwidth", "copyEngineLatency"],
+} as const;
 const TEXTS = { nvlink: ["generation"], interNode: ["fabric"] } as const;
 /** Counts, not rates: whole numbers. */
 const INTEGERS = new Set(["gpu.sms", "nvlink.gpusPerNode"]);
@@ -178,6 +196,11 @@ export function validateProfile(value: unknown, file: string): MachineProfile {
     fail("gpu.hbmAttainable", "exceeds gpu.hbmBandwidth: an attainable rate is at most the peak");
   if ((profile.gpu.linearKernelBandwidth ?? 0) > profile.gpu.hbmBandwidth)
     fail("gpu.linearKernelBandwidth", "exceeds gpu.hbmBandwidth: an attainable rate is at most the peak");
+  if ((profile.nvlink.copyEngineBusBandwidth ?? 0) > profile.nvlink.bandwidth)
+    fail(
+      "nvlink.copyEngineBusBandwidth",
+      "exceeds nvlink.bandwidth: a bus bandwidth is at most the link's rate each way",
+    );
   for (const path of Object.keys(sources)) {
     const [section, field] = path.split(".");
     const known = [NUMBERS, OPTIONAL_NUMBERS].some((list) =>
@@ -216,18 +239,30 @@ export function machineOf(profile: MachineProfile): Machine {
     linearKernelBandwidth: profile.gpu.linearKernelBandwidth ?? profile.gpu.hbmAttainable,
     linkBandwidth: profile.nvlink.busBandwidth,
     linkLatency: profile.nvlink.latency,
+    ...copyEnginesOf(profile),
+  };
+}
+
+/** The copy-engine rates the profile gives; none where it gives none (the link's then stand in). */
+function copyEnginesOf(profile: MachineProfile): Pick<Machine, "copyEngineBandwidth" | "copyEngineLatency"> {
+  const { copyEngineBusBandwidth, copyEngineLatency } = profile.nvlink;
+  return {
+    ...(copyEngineBusBandwidth === undefined ? {} : { copyEngineBandwidth: copyEngineBusBandwidth }),
+    ...(copyEngineLatency === undefined ? {} : { copyEngineLatency }),
   };
 }
 
 /**
  * The simulator's view for a group of `ranks` GPUs placed on consecutive GPUs of nodes: inside one node the
  * NVLink level; a group that spans nodes runs its rings through the slower inter-node links, which bound
- * NCCL's bus bandwidth (the hierarchical algorithms change the latency, not that bound).
+ * NCCL's bus bandwidth (the hierarchical algorithms change the latency, not that bound). Copy-engine
+ * collectives stay inside one node: across nodes NCCL's kernels run them, at the inter-node rate.
  */
 export function machineForGroup(profile: MachineProfile, ranks: number): Machine {
   if (ranks <= profile.nvlink.gpusPerNode) return machineOf(profile);
+  const { copyEngineBandwidth: _bandwidth, copyEngineLatency: _latency, ...nvlink } = machineOf(profile);
   return {
-    ...machineOf(profile),
+    ...nvlink,
     name: `${profile.name} (${Math.ceil(ranks / profile.nvlink.gpusPerNode)} nodes over ${profile.interNode.fabric})`,
     linkBandwidth: profile.interNode.busBandwidth,
     linkLatency: profile.interNode.latency,

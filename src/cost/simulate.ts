@@ -6,7 +6,8 @@
 //   step starts when its stream is free and every dep (a step of the same rank, either stream) has ended.
 //   The two streams never slow each other down (NCCL's SM use and memory traffic are not modelled), so the
 //   placement pass's decisions (schedule/placement.ts: the communicator, the SMs a GEMM leaves) do not change
-//   the times; what overlaps what follows from the same deps and stream order the placement pass reads.
+//   the times, but for the copy engines' own rate (below); what overlaps what follows from the same deps and
+//   stream order the placement pass reads.
 // - A compute step takes the machine's roofline time (machine.ts).
 // - A send is eager: it starts as soon as it is ready and holds the sender's comm stream for the transfer
 //   time. Its recv is posted when ready on the receiver's comm stream, the data flows from the later of the
@@ -17,13 +18,24 @@
 //   A recv-then-send pair is timed one after the other.
 // - A collective is posted on each member when ready there; it starts on all members when the last member
 //   has posted it and ends on all of them together, after the machine's collective time. An early member's
-//   comm stream is held while it waits.
+//   comm stream is held while it waits. An AllGather or AlltoAll that the placement pass put on the few-CTA
+//   communicator, or marked a copy-engine candidate, runs on the copy engines (the program asks NCCL 2.28 for
+//   them there): timed at the machine's copy-engine rates (machine.ts's onCopyEngines; the link's where the
+//   profile has none, and across nodes, where NCCL's kernels run it).
 // Passes are timed separately from time zero, all ranks starting together (the previous pass's end is a
 // barrier), so a stack's time is the sum of its passes' makespans.
 import type { LayerKind } from "../spec/resolved.js";
 import type { CollectiveStep, P2PStep, Pass, RankProgram, ScheduleProgram, Step } from "../schedule/ir.js";
 import { pairedWithPrevious } from "../schedule/p2p-groups.js";
-import { collectiveTime, computeTime, DEFAULT_MACHINE, p2pTime, type Machine } from "./machine.js";
+import {
+  collectiveTime,
+  computeTime,
+  copyable,
+  DEFAULT_MACHINE,
+  onCopyEngines,
+  p2pTime,
+  type Machine,
+} from "./machine.js";
 
 export interface StepTiming {
   /**
@@ -73,6 +85,13 @@ export interface PassTimeline {
   hiddenComm: number;
   /** hiddenComm / commTime over all ranks; 1 when the pass does not communicate. */
   hiddenFraction: number;
+}
+
+/** The machine a collective step is timed on: the copy engines' view where the program copies it. */
+function collectiveMachine(step: CollectiveStep, machine: Machine): Machine {
+  const { communicator, copyEngineCandidate } = step.placement;
+  const copies = copyable(step.collective) && (communicator === "few_ctas" || copyEngineCandidate);
+  return copies ? onCopyEngines(machine) : machine;
 }
 
 /** Simulates one pass: one program per rank of the group. Throws if the programs deadlock. */
@@ -179,7 +198,9 @@ export function simulatePass(programs: RankProgram[], machine: Machine = DEFAULT
             if (waiting.size < list.length) break;
             const start = Math.max(...waiting.values());
             const bytes = Math.max(...list.map((m) => m.step.bytes));
-            const end = start + collectiveTime(step.collective, bytes, step.group.length, machine);
+            const end =
+              start +
+              collectiveTime(step.collective, bytes, step.group.length, collectiveMachine(step, machine));
             for (const m of list) finish(m.at, m.step, { posted: waiting.get(m.at)!, start, end });
             remaining -= list.length - 1; // the others finish here; this one is counted below
             posted.delete(step.key);

@@ -26,7 +26,7 @@ import { parameterCounts } from "../model/parameters.js";
 import { gradientBlockSpans, modelTables, optimizerSharded } from "../model/tables.js";
 import type { ScheduleProgram } from "../schedule/ir.js";
 import type { ResolvedSpec } from "../spec/resolved.js";
-import { collectiveTime } from "./machine.js";
+import { collectiveTime, onCopyEngines } from "./machine.js";
 import { machineForGroup, type MachineProfile } from "./profile.js";
 import { predictStep, type StepPrediction } from "./step.js";
 
@@ -142,12 +142,13 @@ export function gradientSumTime(
     const slice = bytes / ranks;
     // The kernel reads the W slices the AlltoAll brought and writes the summed one.
     const kernel = (bytes + slice) / profile.gpu.hbmAttainable;
+    const copy = onCopyEngines(machine);
     return {
       path: "copy_engines",
       seconds:
-        collectiveTime("alltoall", bytes, ranks, machine) +
+        collectiveTime("alltoall", bytes, ranks, copy) +
         kernel +
-        (gather ? collectiveTime("allgather", slice, ranks, machine) : 0),
+        (gather ? collectiveTime("allgather", slice, ranks, copy) : 0),
     };
   }
   return { path: "allreduce", seconds: collectiveTime("allreduce", bytes, ranks, machine) };

@@ -14,6 +14,9 @@
 //                                                 (Z: 1 zigzag, 0 contiguous), forward and backward, beside
 //                                                 the whole sequence of W x T tokens (kernels.h, time_gathered)
 //   ID all_gather|reduce_scatter|all_reduce|all_to_all|send_recv BYTES   NCCL, BYTES as nccl-tests' size
+//   ID all_gather_ce|all_to_all_ce BYTES          the same on the copy engines: a communicator with CTA policy
+//                                                 zero, both buffers symmetric windows (runtime/comm.cuh);
+//                                                 skipped where NCCL has neither (older than 2.28, no window)
 // The part `compute` runs one process on one GPU; `collectives` one process per GPU (src/toolchain/launch.ts
 // starts them as it starts the generated program, and the NCCL id travels through the same file).
 //
@@ -25,12 +28,13 @@
 #include <cublas_v2.h>  // cublasCreate, cublasGemmEx (blas.cuh)
 #include <nccl.h>       // the collectives
 
-#include <climits>  // INT_MAX
-#include <cstdio>   // the plan, the output
-#include <cstdlib>  // atoi
-#include <cstring>  // strcmp
-#include <string>   // arguments
-#include <vector>   // the plan
+#include <algorithm>  // max
+#include <climits>    // INT_MAX
+#include <cstdio>     // the plan, the output
+#include <cstdlib>    // atoi
+#include <cstring>    // strcmp
+#include <string>     // arguments
+#include <vector>     // the plan
 
 #include "kernels.h"         // median_ms, the kernel benchmarks
 #include "lines.h"           // the output lines
@@ -195,6 +199,85 @@ void run_compute(const Options& o, const std::vector<calib::Item>& items) {
   CUDA_CHECK(cudaStreamDestroy(s));
 }
 
+// bf16 elements of a collective's buffer; the whole buffer splits evenly into the ranks' parts.
+size_t elements_of(const calib::Item& it) { return (size_t)it.n[0] / sizeof(lasp::bf16); }
+
+// Issues one AllGather or AlltoAll of `it` (either communicator: the copy-engine kinds name the same calls).
+void issue_gather_or_alltoall(const calib::Item& it, int world, const void* send, void* recv, ncclComm_t comm,
+                              cudaStream_t s) {
+  const size_t part = elements_of(it) / world;
+  if (it.kind == "all_gather" || it.kind == "all_gather_ce")
+    NCCL_CHECK(ncclAllGather(send, recv, part, ncclBfloat16, comm, s));
+  else
+    NCCL_CHECK(ncclAlltoAll(send, recv, part, ncclBfloat16, comm, s));
+}
+
+// The copy-engine collectives' communicator and buffers (nvlink.copyEngineBusBandwidth): a communicator split
+// from the default one with CTA policy zero, and a send and a receive buffer of the largest size that NCCL
+// allocates (ncclMemAlloc) and registers as symmetric windows, as the program's LASP-2 state gathers and
+// gradient sums have them (runtime/comm.cuh's Windows): NCCL 2.28+ then copies AllGather and AlltoAll with the
+// copy engines, no SM. `why` says why none could be set up (every rank learns the same: registration is
+// collective).
+struct CopyEngines {
+  ncclComm_t comm = nullptr;
+  void *send = nullptr, *recv = nullptr;
+#ifdef NCCL_CTA_POLICY_ZERO
+  ncclWindow_t send_win = nullptr, recv_win = nullptr;
+#endif
+  const char* why = nullptr;
+};
+
+CopyEngines open_copy_engines(const Options& o, ncclComm_t comm, const std::vector<calib::Item>& items) {
+  CopyEngines ce;
+  size_t largest = 0;
+  for (const calib::Item& it : items)
+    if (calib::is_copy_engine(it.kind)) largest = std::max(largest, (size_t)it.n[0]);
+  if (largest == 0) return ce;
+#ifdef NCCL_CTA_POLICY_ZERO
+  ncclConfig_t zero = NCCL_CONFIG_INITIALIZER;
+  zero.CTAPolicy = NCCL_CTA_POLICY_ZERO;
+  NCCL_CHECK(ncclCommSplit(comm, 0, o.rank, &ce.comm, &zero));
+  NCCL_CHECK(ncclMemAlloc(&ce.send, largest));
+  NCCL_CHECK(ncclMemAlloc(&ce.recv, largest));
+  NCCL_CHECK(ncclCommWindowRegister(ce.comm, ce.send, largest, &ce.send_win, NCCL_WIN_COLL_SYMMETRIC));
+  NCCL_CHECK(ncclCommWindowRegister(ce.comm, ce.recv, largest, &ce.recv_win, NCCL_WIN_COLL_SYMMETRIC));
+  // NCCL registers nothing where it has no symmetric memory between the GPUs; it would run its kernels.
+  if (ce.send_win == nullptr || ce.recv_win == nullptr)
+    ce.why = "NCCL registered no symmetric window between these GPUs, so it has no copy-engine collectives here "
+             "(no direct P2P, several nodes or cuMem disabled; NCCL_DEBUG=INFO says why)";
+#else
+  (void)o;
+  (void)comm;
+  ce.why = "built against an NCCL older than 2.28 (no NCCL_CTA_POLICY_ZERO): no copy-engine collectives";
+#endif
+  return ce;
+}
+
+void close_copy_engines(CopyEngines& ce) {
+#ifdef NCCL_CTA_POLICY_ZERO
+  if (ce.comm == nullptr) return;
+  if (ce.send_win != nullptr) NCCL_CHECK(ncclCommWindowDeregister(ce.comm, ce.send_win));
+  if (ce.recv_win != nullptr) NCCL_CHECK(ncclCommWindowDeregister(ce.comm, ce.recv_win));
+  NCCL_CHECK(ncclMemFree(ce.send));
+  NCCL_CHECK(ncclMemFree(ce.recv));
+  NCCL_CHECK(ncclCommDestroy(ce.comm));
+  ce = CopyEngines{};
+#else
+  (void)ce;
+#endif
+}
+
+// One AllGather or AlltoAll on the copy engines, or skipped with why.
+void run_on_copy_engines(const Options& o, const CopyEngines& ce, const calib::Item& it, cudaStream_t s) {
+  if (ce.why != nullptr) {
+    skipped(o, it.id, ce.why);
+    return;
+  }
+  calib::fill_bf16(ce.send, elements_of(it), 13 + o.rank, s);
+  auto issue = [&] { issue_gather_or_alltoall(it, o.world, ce.send, ce.recv, ce.comm, s); };
+  measure(o, it.id, calib::median_ms(issue, s, o.warmup, o.runs));
+}
+
 void run_collectives(const Options& o, const std::vector<calib::Item>& items) {
   if (o.world < 2) usage("--part collectives needs two ranks or more (--world)");
   if (o.id_file.empty()) usage("--part collectives needs --nccl-id-file");
@@ -204,23 +287,25 @@ void run_collectives(const Options& o, const std::vector<calib::Item>& items) {
   cudaStream_t s;
   CUDA_CHECK(cudaStreamCreateWithFlags(&s, cudaStreamNonBlocking));
   const int next = (o.rank + 1) % o.world, prev = (o.rank + o.world - 1) % o.world;
+  CopyEngines ce = open_copy_engines(o, comm, items);
   for (const calib::Item& it : items) {
     if (!calib::is_collective(it.kind)) continue;
-    // bf16 elements; the whole buffer splits evenly into the ranks' parts.
-    const size_t count = (size_t)it.n[0] / sizeof(lasp::bf16), part = count / o.world;
+    if (calib::is_copy_engine(it.kind)) {
+      run_on_copy_engines(o, ce, it, s);
+      continue;
+    }
+    const size_t count = elements_of(it), part = count / o.world;
     void *send, *recv;
     CUDA_CHECK(cudaMalloc(&send, (size_t)it.n[0]));
     CUDA_CHECK(cudaMalloc(&recv, (size_t)it.n[0]));
     calib::fill_bf16(send, count, 13 + o.rank, s);
     auto issue = [&] {
-      if (it.kind == "all_gather") {
-        NCCL_CHECK(ncclAllGather(send, recv, part, ncclBfloat16, comm, s));
+      if (it.kind == "all_gather" || it.kind == "all_to_all") {
+        issue_gather_or_alltoall(it, o.world, send, recv, comm, s);
       } else if (it.kind == "reduce_scatter") {
         NCCL_CHECK(ncclReduceScatter(send, recv, part, ncclBfloat16, ncclSum, comm, s));
       } else if (it.kind == "all_reduce") {
         NCCL_CHECK(ncclAllReduce(send, recv, count, ncclBfloat16, ncclSum, comm, s));
-      } else if (it.kind == "all_to_all") {
-        NCCL_CHECK(ncclAlltoAll(send, recv, part, ncclBfloat16, comm, s));
       } else {  // send_recv: every rank sends the whole buffer to the next and receives the previous one's
         NCCL_CHECK(ncclGroupStart());
         NCCL_CHECK(ncclSend(send, count, ncclBfloat16, next, comm, s));
@@ -232,6 +317,8 @@ void run_collectives(const Options& o, const std::vector<calib::Item>& items) {
     CUDA_CHECK(cudaFree(send));
     CUDA_CHECK(cudaFree(recv));
   }
+  CUDA_CHECK(cudaStreamSynchronize(s));
+  close_copy_engines(ce);
   CUDA_CHECK(cudaStreamDestroy(s));
   NCCL_CHECK(ncclCommDestroy(comm));
 }

@@ -15,9 +15,12 @@ struct Item {
   long long n[7] = {0, 0, 0, 0, 0, 0, 0};
 };
 
+// The AllGather and AlltoAll on a copy-engine communicator (CTA policy zero, symmetric windows; main.cu).
+inline bool is_copy_engine(const std::string& kind) { return kind == "all_gather_ce" || kind == "all_to_all_ce"; }
+
 inline bool is_collective(const std::string& kind) {
   return kind == "all_gather" || kind == "reduce_scatter" || kind == "all_reduce" || kind == "all_to_all" ||
-         kind == "send_recv";
+         kind == "send_recv" || is_copy_engine(kind);
 }
 
 // How many numbers follow each kind; -1 for a kind this program does not know.
