@@ -239,16 +239,9 @@ export function machineOf(profile: MachineProfile): Machine {
     linearKernelBandwidth: profile.gpu.linearKernelBandwidth ?? profile.gpu.hbmAttainable,
     linkBandwidth: profile.nvlink.busBandwidth,
     linkLatency: profile.nvlink.latency,
-    ...copyEnginesOf(profile),
-  };
-}
-
-/** The copy-engine rates the profile gives; none where it gives none (the link's then stand in). */
-function copyEnginesOf(profile: MachineProfile): Pick<Machine, "copyEngineBandwidth" | "copyEngineLatency"> {
-  const { copyEngineBusBandwidth, copyEngineLatency } = profile.nvlink;
-  return {
-    ...(copyEngineBusBandwidth === undefined ? {} : { copyEngineBandwidth: copyEngineBusBandwidth }),
-    ...(copyEngineLatency === undefined ? {} : { copyEngineLatency }),
+    // undefined where the profile gives none: the link's rates stand in (onCopyEngines).
+    copyEngineBandwidth: profile.nvlink.copyEngineBusBandwidth,
+    copyEngineLatency: profile.nvlink.copyEngineLatency,
   };
 }
 
@@ -260,9 +253,10 @@ function copyEnginesOf(profile: MachineProfile): Pick<Machine, "copyEngineBandwi
  */
 export function machineForGroup(profile: MachineProfile, ranks: number): Machine {
   if (ranks <= profile.nvlink.gpusPerNode) return machineOf(profile);
-  const { copyEngineBandwidth: _bandwidth, copyEngineLatency: _latency, ...nvlink } = machineOf(profile);
   return {
-    ...nvlink,
+    ...machineOf(profile),
+    copyEngineBandwidth: undefined,
+    copyEngineLatency: undefined,
     name: `${profile.name} (${Math.ceil(ranks / profile.nvlink.gpusPerNode)} nodes over ${profile.interNode.fabric})`,
     linkBandwidth: profile.interNode.busBandwidth,
     linkLatency: profile.interNode.latency,
