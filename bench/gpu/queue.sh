@@ -14,8 +14,6 @@
 #              with and without packed documents
 #   vallscan   .gpu-docbench's v-*allscan*-w1 programs (`lasp compile` of those specs into it): All-Scan's program
 #              builds and verifies on 1 GPU (issue 21)
-#   split      .gpu-gsplit, .gpu-gbase (experiments/README.md, gathered-split-backward.patch): cudnn_split_bench
-#              (built there), then the patched gathered_check's checks and bench, then the base's bench
 #   docab      .gpu-docbench (its s-* programs; smaller than .gpu-suite): doc-layer-ab.sh, the 64K hybrid's
 #              linear layers with and without packed documents, alternating for 3 rounds (issue 19's 5% goal)
 #   diag       .gpu-diag (`lasp compile` of variant specs + kernels.o, as vallscan): verify programs that tell
@@ -32,8 +30,8 @@ nvidia-smi --query-gpu=name,driver_version,clocks.max.sm --format=csv,noheader |
 
 limit_of() {
   case "$1" in
-    vdoc) echo 170 ;; ceiling) echo 50 ;; calibrate) echo 120 ;; gathered) echo 200 ;;
-    docbench) echo 150 ;; vallscan) echo 80 ;; split) echo 300 ;; diag) echo 90 ;; docab) echo 200 ;; *) echo 0 ;;
+    vdoc) echo 170 ;; ceiling) echo 50 ;; calibrate) echo 180 ;; gathered) echo 200 ;;
+    docbench) echo 150 ;; vallscan) echo 80 ;; diag) echo 90 ;; docab) echo 200 ;; *) echo 0 ;;
   esac
 }
 needs_of() {
@@ -41,7 +39,7 @@ needs_of() {
     vdoc) echo .gpu-suite/kernels.o ;; ceiling) echo .gpu-suite/m-linear-1b-w1 ;; calibrate) echo ".device/nm.tar.xz dist" ;;
     gathered) echo .gpu-gathered/gathered_check ;; docbench) echo .gpu-docbench/kernels.o ;;
     vallscan) echo .gpu-docbench/v-allscan-zz-d64-w1 ;;
-    split) echo ".gpu-gsplit/gathered_check .gpu-gbase/gathered_check" ;; diag) echo .gpu-diag/kernels.o ;;
+    diag) echo .gpu-diag/kernels.o ;;
     docab) echo .gpu-docbench/s-doc-hyb-ag-zz-w1 ;;
   esac
 }
@@ -58,12 +56,6 @@ run_lot() { # lot limit dir
     gathered) PREBUILT=.gpu-gathered/gathered_check OUT=$dir SKIP_CHECKS=1 timeout "$limit" bash bench/gpu/run-gathered.sh ;;
     docbench) (cd .gpu-docbench && SUITE_FILTER='s-*' OUT=$dir RANK_TIMEOUT=60 timeout "$limit" bash run-prebuilt.sh) ;;
     vallscan) (cd .gpu-docbench && SUITE_FILTER='v-*allscan*' OUT=$dir RANK_TIMEOUT=30 timeout "$limit" bash run-prebuilt.sh) ;;
-    split) timeout "$limit" bash -c '
-      nvcc -std=c++17 -O3 -gencode=arch=compute_90a,code=sm_90a -DLASP_WITH_CUDNN -Itemplates/runtime \
-        -I/usr/include/x86_64-linux-gnu -o /tmp/cudnn_split_bench bench/gpu/cudnn_split_bench.cu -l:libcudnn.so.9 &&
-        timeout 130 /tmp/cudnn_split_bench > "$0/split.txt" 2>&1
-      PREBUILT=.gpu-gsplit/gathered_check OUT=$0/patched timeout 120 bash bench/gpu/run-gathered.sh
-      PREBUILT=.gpu-gbase/gathered_check OUT=$0/base SKIP_CHECKS=1 timeout 60 bash bench/gpu/run-gathered.sh' "$dir" ;;
     diag) (cd .gpu-diag && OUT=$dir RANK_TIMEOUT=30 timeout "$limit" bash run-prebuilt.sh) ;;
     docab) SUITE=.gpu-docbench OUT=$dir timeout "$limit" bash bench/gpu/doc-layer-ab.sh > "$dir/ab.txt" 2>&1 ;;
   esac
@@ -75,17 +67,10 @@ short_of() { # lot dir
     calibrate) grep -hE '^\[|gemmFlops|attentionFlops|exit' "$2/calibrate.log" 2>/dev/null; cat "$2/compare.txt" 2>/dev/null ;;
     gathered) tail -30 "$2/summary.txt" 2>/dev/null ;;
     docab) tail -4 "$2/ab.txt" 2>/dev/null ;;
-    split)
-      grep -h SPLIT "$2/split.txt" 2>/dev/null
-      grep -hE '^checks|^FAIL' "$2/patched/summary.txt" 2>/dev/null | head -5
-      for arm in patched base; do
-        echo "$arm:"
-        grep -hE '^\| (16384|65536) \| [248] \| [a-z]+ \| cudnn' "$2/$arm/summary.txt" 2>/dev/null
-      done ;;
   esac
 }
 
-[ $# -gt 0 ] || { echo "usage: queue.sh LOT... (vdoc ceiling calibrate gathered docbench vallscan split diag docab)" >&2; exit 2; }
+[ $# -gt 0 ] || { echo "usage: queue.sh LOT... (vdoc ceiling calibrate gathered docbench vallscan diag docab)" >&2; exit 2; }
 : > "$OUT/summary.txt"
 for lot in "$@"; do
   limit=$(limit_of "$lot")

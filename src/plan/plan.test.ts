@@ -231,20 +231,33 @@ run { seq_len 32K  batch 1  dtype bf16 }
     for (const ulysses of rows("ulysses")) expect(ulysses.exposedComm).toBeGreaterThan(allgather.exposedComm);
   });
 
-  it("ranks LASP-2H first only once its gathered calls run within 3% of cuDNN's whole-sequence rate", () => {
-    // At the measured 0.84 (gpu.gatheredAttentionEfficiency, bench/results/2026-12-06-gathered-h100.md) the
-    // slower attention outweighs Ulysses' replicated K/V (at 0.95, issue 18's goal, too); from 0.97 the
-    // communication decides.
-    const fastest = (result: ReturnType<typeof plan>) =>
-      result.rows
-        .filter((r) => r.choice.sequence === 8)
-        .reduce((a, b) => (b.tokensPerSecondPerGpu > a.tokensPerSecondPerGpu ? b : a)).choice.softmax;
-    expect(fastest(result)).toBe("ulysses");
-    const atGoal = { ...H100_PROFILE, gpu: { ...H100_PROFILE.gpu, gatheredAttentionEfficiency: 0.97 } };
-    expect(
-      fastest(
-        plan({ ast: checked.ast!, spec: checked.spec!, file: "gqa8.lasp", profile: atGoal, gpus: [8] }),
-      ),
-    ).toBe("allgather");
+  it("ranks LASP-2H against Ulysses by how close its gathered calls come to cuDNN's whole-sequence rate", () => {
+    // At the measured 0.95 (gpu.gatheredAttentionEfficiency, bench/results/2026-12-06-gathered-split-h200.md)
+    // the slower attention and Ulysses' replicated K/V cost the same to within 1%; from 0.97 LASP-2H's smaller
+    // communication decides; at the 0.84 of the unsplit backward Ulysses ran clearly faster.
+    const at = (efficiency: number) => {
+      const profile = {
+        ...H100_PROFILE,
+        gpu: { ...H100_PROFILE.gpu, gatheredAttentionEfficiency: efficiency },
+      };
+      const rowsAt8 = plan({
+        ast: checked.ast!,
+        spec: checked.spec!,
+        file: "gqa8.lasp",
+        profile,
+        gpus: [8],
+      }).rows;
+      const best = (softmax: string) =>
+        Math.max(
+          ...rowsAt8
+            .filter((r) => r.choice.sequence === 8 && r.choice.softmax === softmax)
+            .map((r) => r.tokensPerSecondPerGpu),
+        );
+      return best("allgather") / best("ulysses");
+    };
+    expect(H100_PROFILE.gpu.gatheredAttentionEfficiency).toBe(0.95);
+    expect(Math.abs(at(0.95) - 1)).toBeLessThan(0.01);
+    expect(at(0.97)).toBeGreaterThan(1);
+    expect(at(0.84)).toBeLessThan(0.95);
   });
 });

@@ -18,6 +18,12 @@
 //   causal bottom-right alignment (query i of the piece at position s_kv - s_q + i); without a causal mask one
 //   call for all rows against key_rows keys. Pointers are offset to the piece's first row; the batch strides
 //   stay the rank's (q) and the whole sequence's (k, v), so no data moves.
+// - cuDNN's backward splits each causal piece that starts past key 0 at its first row: its queries against the
+//   keys before it without a mask (a rectangle) and against its own keys causal with s_q == s_kv (a square).
+//   One bottom-right call (s_q < s_kv) runs well below a whole sequence's rate; the two shapes are the ones
+//   cuDNN's engine is tuned for (bench/results/2026-12-06-gathered-split-h200.md). Exact: a row's backward reads
+//   only its final o, lse and dO, so the key range splits freely; the two parts' dK, dV rows are disjoint, and
+//   dQ is the sum of the two (the rectangle's goes through a bf16 scratch, added after the calls).
 // - cuDNN's stats of two pieces go through a packed scratch ([piece][batch][heads][rows]) and a small copy into
 //   the layer's lse [batch][heads][q_rows]: cuDNN before 9.26 honours only packed stats layouts (cudnn_frontend
 //   rejects others, and some backward kernels ignore their strides).
@@ -119,12 +125,21 @@ inline CudnnSdpaShape shape_of(const SoftmaxDims& d, const Call& c, bool causal)
   return backend::sdpa_shape(d, c.rows, c.keys, causal);
 }
 
-// Whether cuDNN can run every call of the layer (builds their plans; never exits).
+// The backward's split of a causal call (see the design notes): the keys before its first row, 0 when it has
+// none (then the call runs whole).
+inline int rectangle_keys(const Call& c, bool causal) { return causal ? c.keys - c.rows : 0; }
+
+// Whether cuDNN can run every call of the layer, both passes (builds their plans; never exits).
 inline bool cudnn_supported(const SoftmaxDims& d, const PieceMap& m, int key_rows, bool causal) {
   Call c[2];
   const int n = cudnn_calls(d, m, key_rows, causal, c);
-  for (int j = 0; j < n; ++j)
+  for (int j = 0; j < n; ++j) {
     if (!cudnn_sdpa_supported(shape_of(d, c[j], causal))) return false;
+    const int before = rectangle_keys(c[j], causal);
+    if (before > 0 && (!cudnn_sdpa_supported(backend::sdpa_shape(d, c[j].rows, c[j].rows, true)) ||
+                       !cudnn_sdpa_supported(backend::sdpa_shape(d, c[j].rows, before, false))))
+      return false;
+  }
   return true;
 }
 #endif
@@ -203,6 +218,19 @@ __global__ void dkdv_from_calls_kernel(const bf16* __restrict__ k0, const bf16* 
   }
 }
 
+// dq += part over n bf16 elements (the rectangles' dQ; 8 at once, n a multiple of 8: head_dim is 64 or 128).
+__global__ void add_bf16_kernel(bf16* __restrict__ dq, const bf16* __restrict__ part, size_t n) {
+  for (size_t e = 8 * (blockIdx.x * (size_t)blockDim.x + threadIdx.x); e < n; e += 8 * (size_t)gridDim.x * blockDim.x) {
+    uint4 a = *reinterpret_cast<const uint4*>(dq + e);
+    const uint4 b = *reinterpret_cast<const uint4*>(part + e);
+    bf16* ah = reinterpret_cast<bf16*>(&a);
+    const bf16* bh = reinterpret_cast<const bf16*>(&b);
+#pragma unroll
+    for (int i = 0; i < 8; ++i) ah[i] = __float2bfloat16(__bfloat162float(ah[i]) + __bfloat162float(bh[i]));
+    *reinterpret_cast<uint4*>(dq + e) = a;
+  }
+}
+
 inline unsigned blocks_for(size_t work) {
   const size_t b = (work + 255) / 256;
   return (unsigned)(b < 4096 ? (b > 0 ? b : 1) : 4096);
@@ -216,6 +244,10 @@ inline smx::Workspace& stats_workspace() {
   return w;
 }
 inline smx::Workspace& dkdv_workspace() {
+  static smx::Workspace w;
+  return w;
+}
+inline smx::Workspace& dq_part_workspace() {
   static smx::Workspace w;
   return w;
 }
@@ -326,12 +358,33 @@ inline void cudnn_backward(const SoftmaxGatheredBackwardArgs& a, const SoftmaxDi
   char* ws = static_cast<char*>(dkdv_workspace().get(total));
   bf16* dks[2] = {nullptr, nullptr};
   bf16* dvs[2] = {nullptr, nullptr};
+  const size_t nq = (size_t)d.batch * d.q_rows * row;
+  bf16* dq_part = nullptr;  // the rectangles' dQ, rows of the layer's layout (zero where a call has none)
+  for (int j = 0; j < n; ++j)
+    if (rectangle_keys(c[j], a.causal) > 0 && dq_part == nullptr) {
+      dq_part = static_cast<bf16*>(dq_part_workspace().get(nq * sizeof(bf16)));
+      CUDA_CHECK(cudaMemsetAsync(dq_part, 0, nq * sizeof(bf16), s));
+    }
   for (int j = 0; j < n; ++j) {
     dks[j] = reinterpret_cast<bf16*>(ws + at[j][0]);
     dvs[j] = reinterpret_cast<bf16*>(ws + at[j][1]);
-    cudnn_sdpa_backward(shape_of(d, c[j], a.causal), a.q + c[j].row0 * row, a.k, a.v, a.o + c[j].row0 * row,
-                        a.dout + c[j].row0 * row, stats + (j ? off1 : 0), a.dq + c[j].row0 * row, dks[j], dvs[j],
-                        s);
+    const size_t q0 = c[j].row0 * row;
+    const float* st = stats + (j ? off1 : 0);
+    const int before = rectangle_keys(c[j], a.causal);
+    if (before == 0) {
+      cudnn_sdpa_backward(shape_of(d, c[j], a.causal), a.q + q0, a.k, a.v, a.o + q0, a.dout + q0, st, a.dq + q0,
+                          dks[j], dvs[j], s);
+      continue;
+    }
+    const size_t k0 = (size_t)before * width;  // the square's keys: rows [before, keys) of k, v and the scratch
+    cudnn_sdpa_backward(backend::sdpa_shape(d, c[j].rows, c[j].rows, true), a.q + q0, a.k + k0, a.v + k0, a.o + q0,
+                        a.dout + q0, st, a.dq + q0, dks[j] + k0, dvs[j] + k0, s);
+    cudnn_sdpa_backward(backend::sdpa_shape(d, c[j].rows, before, false), a.q + q0, a.k, a.v, a.o + q0, a.dout + q0,
+                        st, dq_part + q0, dks[j], dvs[j], s);
+  }
+  if (dq_part != nullptr) {
+    add_bf16_kernel<<<blocks_for(nq / 8), 256, 0, s>>>(a.dq, dq_part, nq);
+    LAUNCH_CHECK();
   }
   const bool vec = ((reinterpret_cast<uintptr_t>(a.dk) | reinterpret_cast<uintptr_t>(a.dv)) & 15) == 0;
   if (vec)
