@@ -6,8 +6,9 @@
 # `make-suite.sh documents 1 && prebuild.sh` (it holds s-hyb-ag-zz-w1 and s-doc-hyb-ag-zz-w1):
 #   bash bench/gpu/doc-layer-ab.sh        (OUT=dir for the logs; PAIR="none-program docs-program" to change;
 #                                          SUITE=dir: another prebuilt folder holding the pair, e.g. .gpu-docbench)
-# Prints per round each program's L forward / backward / compute-only ms (the `phase` events), then the
-# medians over rounds and the ratio docs / none.
+# Prints per round each program's L (linear) and S (softmax) forward / backward / fwd+bwd as scheduled
+# (overlapped) / fwd+bwd computation alone, ms (the `phase` events of bench.cuh's time_kind), then the medians
+# over rounds and the ratio docs / none.
 set -uo pipefail
 cd "$(dirname "$0")/../.."
 OUT=${OUT:-/tmp/lasp-doc-layer-ab}
@@ -32,12 +33,16 @@ def phases(r, p):
                 continue
             if e.get("event") != "phase":
                 continue
-            if e["name"] in ("L.forward", "L.backward"):
+            kind, _, what = e["name"].partition(".")
+            if kind not in ("L", "S"):
+                continue
+            if what in ("forward", "backward"):
                 got[e["name"]] = e["ms"]
-            elif e["name"] == "L.comm":
-                got["L.compute_only"] = e["compute_only_ms"]
+            elif what == "comm":
+                got[kind + ".compute_only"] = e["compute_only_ms"]
+                got[kind + ".overlapped"] = e["overlapped_ms"]
     return got
-keys = ["L.forward", "L.backward", "L.compute_only"]
+keys = [k + "." + w for k in ("L", "S") for w in ("forward", "backward", "overlapped", "compute_only")]
 table = {p: {k: [] for k in keys} for p in (none, docs)}
 for r in range(1, rounds + 1):
     for p in (none, docs):

@@ -15,7 +15,8 @@
 #   vallscan   .gpu-docbench's v-*allscan*-w1 programs (`lasp compile` of those specs into it): All-Scan's program
 #              builds and verifies on 1 GPU (issue 21)
 #   docab      .gpu-docbench (its s-* programs; smaller than .gpu-suite): doc-layer-ab.sh, the 64K hybrid's
-#              linear layers with and without packed documents, alternating for 3 rounds (issue 19's 5% goal)
+#              linear layers with and without packed documents, alternating for 3 rounds (issue 19's 5% goal);
+#              DOCAB_SUITE=dir reads the pair from another prebuilt folder
 #   diag       .gpu-diag (`lasp compile` of variant specs + kernels.o, as vallscan): verify programs that tell
 #              one question apart, their specs beside them (the closing note says which)
 # The carried folders and the tracked tree together must stay under the device tool's 64 MiB.
@@ -40,7 +41,7 @@ needs_of() {
     gathered) echo .gpu-gathered/gathered_check ;; docbench) echo .gpu-docbench/kernels.o ;;
     vallscan) echo .gpu-docbench/v-allscan-zz-d64-w1 ;;
     diag) echo .gpu-diag/kernels.o ;;
-    docab) echo .gpu-docbench/s-doc-hyb-ag-zz-w1 ;;
+    docab) echo "${DOCAB_SUITE:-.gpu-docbench}/s-doc-hyb-ag-zz-w1" ;;
   esac
 }
 run_lot() { # lot limit dir
@@ -57,7 +58,7 @@ run_lot() { # lot limit dir
     docbench) (cd .gpu-docbench && SUITE_FILTER='s-*' OUT=$dir RANK_TIMEOUT=60 timeout "$limit" bash run-prebuilt.sh) ;;
     vallscan) (cd .gpu-docbench && SUITE_FILTER='v-*allscan*' OUT=$dir RANK_TIMEOUT=30 timeout "$limit" bash run-prebuilt.sh) ;;
     diag) (cd .gpu-diag && OUT=$dir RANK_TIMEOUT=30 timeout "$limit" bash run-prebuilt.sh) ;;
-    docab) SUITE=.gpu-docbench OUT=$dir timeout "$limit" bash bench/gpu/doc-layer-ab.sh > "$dir/ab.txt" 2>&1 ;;
+    docab) SUITE=${DOCAB_SUITE:-.gpu-docbench} OUT=$dir timeout "$limit" bash bench/gpu/doc-layer-ab.sh > "$dir/ab.txt" 2>&1 ;;
   esac
 }
 # The lines worth reading first, per lot.
@@ -66,7 +67,7 @@ short_of() { # lot dir
     vdoc | ceiling | docbench | vallscan | diag) cut -c1-170 "$2/table.txt" 2>/dev/null ;;
     calibrate) grep -hE '^\[|gemmFlops|attentionFlops|exit' "$2/calibrate.log" 2>/dev/null; cat "$2/compare.txt" 2>/dev/null ;;
     gathered) tail -30 "$2/summary.txt" 2>/dev/null ;;
-    docab) tail -4 "$2/ab.txt" 2>/dev/null ;;
+    docab) tail -8 "$2/ab.txt" 2>/dev/null ;;
   esac
 }
 

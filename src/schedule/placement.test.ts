@@ -51,6 +51,27 @@ describe("placement", () => {
     expect(partner.placement).toEqual({ overlaps: collectives(rp)[0]!.id });
   });
 
+  it("places nothing beside the collectives of one rank: they move no data, a GEMM keeps every SM", () => {
+    for (const linear of ["lasp2", "lasp1", "ulysses"] as const) {
+      const program = lowerSpec(spec({ ranks: 1, linear }));
+      for (const schedule of program.schedules)
+        for (const rp of [...schedule.passes.forward, ...schedule.passes.backward]) {
+          for (const c of collectives(rp))
+            expect(c.placement).toEqual({ communicator: "default", copyEngineCandidate: false });
+          for (const s of computes(rp)) expect(s.placement).toEqual({});
+        }
+    }
+    // LASP-2 on two ranks places its Q projection beside its state gather.
+    const two = lowerSpec(spec({ ranks: 2 }));
+    const placed = two.schedules.flatMap((s) =>
+      [...s.passes.forward, ...s.passes.backward].flatMap(computes),
+    );
+    expect(placed.some((s) => s.placement.overlaps !== undefined)).toBe(true);
+    // One rank's LASP-2 still gathers its state (an identity the program runs as NCCL's local copy).
+    const one = lowerSpec(spec({ ranks: 1 })).schedules[0]!.passes.forward[0]!;
+    expect(collectives(one).length).toBeGreaterThan(0);
+  });
+
   it("places nothing beside a collective that every computation waits for (overlap off)", () => {
     const program = lowerSpec(spec({ ranks: 2, overlap: false }));
     for (const schedule of program.schedules)

@@ -34,10 +34,17 @@ export function placeSchedule(passes: LayerSchedule["passes"]): LayerSchedule["p
   return { forward: placePass(passes.forward), backward: placePass(passes.backward) };
 }
 
-/** Places one pass: every rank's program, with the overlap judged over all of them. */
+/**
+ * Places one pass: every rank's program, with the overlap judged over all of them. A pass of one rank places
+ * nothing beside its collectives: they move no data between GPUs (NCCL copies within the one GPU), so a GEMM
+ * keeps every SM and no computation waits for them to start.
+ */
 export function placePass(programs: RankProgram[]): RankProgram[] {
   const concurrency = new Concurrency(programs);
-  return programs.map((program) => placeRank(program, overlapPartners(concurrency, program)));
+  const alone = programs.length === 1;
+  return programs.map((program) =>
+    placeRank(program, alone ? new Map() : overlapPartners(concurrency, program)),
+  );
 }
 
 function placeRank(program: RankProgram, partners: ReadonlyMap<number, number>): RankProgram {
