@@ -86,11 +86,17 @@ describe("the few-CTA communicator", () => {
     expect(candidates(forward).map((s) => s.id)).toEqual(gathers.map((s) => s.id));
     for (const g of candidates(forward))
       expect(communicator(g.placement)).toContain("c.few_ctas_on_copy_engines");
-    // Never a ReduceScatter (it needs NCCL's kernel), never what the few-CTA communicator takes anyway.
+    // The dK/dV ReduceScatter too (as an AlltoAll and a sum in rank order), on the default communicator.
     const backward = softmax.passes.backward[0]!;
-    for (const step of backward.steps)
-      if (step.kind === "collective" && step.collective !== "allgather")
-        expect(step.placement).toEqual({ communicator: "default", copyEngineCandidate: false });
+    const scatters = backward.steps.filter(
+      (s) => s.kind === "collective" && s.collective === "reducescatter",
+    );
+    expect(scatters).toHaveLength(1);
+    for (const step of scatters)
+      expect((step as CollectiveStep).placement).toEqual({
+        communicator: "default",
+        copyEngineCandidate: true,
+      });
     const linear = lowerSpec(source).schedules.find((s) => s.strategy === "lasp2")!.passes.forward[0]!;
     expect(candidates(linear)).toHaveLength(0);
     // The call picks the communicator at run time; the buffers are windows, so NCCL may copy them.
@@ -99,9 +105,16 @@ describe("the few-CTA communicator", () => {
       /ncclAllGather\(b\.k, b\.k_all, \d+, ncclBfloat16, c\.few_ctas_on_copy_engines \? c\.nccl_few_ctas : c\.nccl, c\.comm\)/,
     );
     expect(windowsOf(source)).toContain("S.k_all kSharedWindow");
+    // The dK/dV ReduceScatter beside dWo and dQ's GEMMs: AlltoAll + sum on the copy engines (into the
+    // global-order gradients, windows too) where the program takes them, NCCL's kernel otherwise; one call.
     expect(cuh).toMatch(
-      /ncclReduceScatter\(b\.dk_all, b\.dk_sum, \d+, ncclFloat32, ncclSum, c\.nccl, c\.comm\)/,
+      /lasp::reduce_scatter_sum\(\{\{b\.dk_all, b\.dk_sum, b\.dk_seq, (\d+)\}, \{b\.dv_all, b\.dv_sum, b\.dv_seq, \1\}\}, 2, c\.scatters_on_copy_engines, c\.nccl_few_ctas, c\.nccl, c\.comm\);/,
     );
+    expect(cuh).not.toContain("ncclReduceScatter");
+    for (const window of ["S.dk_all", "S.dv_all", "S.dk_seq", "S.dv_seq"])
+      expect(windowsOf(source)).toContain(`${window} kSharedWindow`);
+    expect(windowsOf(source)).not.toContain("S.dk_sum kSharedWindow");
+    expect(cuh).toContain("constexpr bool kScattersBesideKernels = true;");
   });
 
   it("is not used without a computation beside the collective (overlap off) or for Ulysses' all-to-all", () => {
@@ -140,7 +153,7 @@ describe("the few-CTA communicator", () => {
     // LASP-2's states and gathered states, forward and backward, shared by the layers of the kind; in this
     // short sequence also the softmax kind's K and V (small enough for the few-CTA communicator) and the gathered
     // slots, shared too: what each layer keeps is the reordered k_seq, v_seq. The ReduceScatter of their
-    // gradients needs NCCL's kernel: plain memory (shared scratch).
+    // gradients, this small, is NCCL's kernel on few CTAs: plain memory (shared scratch).
     expect(windowsOf(source)).toEqual([
       "L.m kSharedWindow",
       "L.m_all kSharedWindow",
@@ -172,12 +185,14 @@ describe("the few-CTA communicator", () => {
     // The choice is known once the windows are registered (at the end of the allocation), then reported; the
     // windows are released before the communicators are destroyed.
     expect(state).toMatch(
-      /registered \(every rank the same\)\.\n\s+st\.ctx\.few_ctas_on_copy_engines = st\.comms\.gathers_on_copy_engines;\n\}/,
+      /registered \(every rank the same\)\.\n\s+st\.ctx\.few_ctas_on_copy_engines = st\.comms\.gathers_on_copy_engines;\n\s+st\.ctx\.scatters_on_copy_engines = scatters_on_copy_engines\(st\.comms\);\n\}/,
     );
     expect(main.indexOf("allocate(st);")).toBeLessThan(main.indexOf("lasp::report_collectives(st);"));
     expect(state).toContain(
-      'emit("collectives", "\\"gathers\\":\\"%s\\",\\"gradients\\":\\"%s\\"", gathers, grads);',
+      'emit("collectives", "\\"gathers\\":\\"%s\\",\\"scatters\\":\\"%s\\",\\"gradients\\":\\"%s\\"", gathers, scatters, grads);',
     );
+    // This short sequence's dK/dV are small: a few-CTA ReduceScatter kernel, no copy-engine candidate.
+    expect(files.get("lasp/program.cuh")!).toContain("constexpr bool kScattersBesideKernels = false;");
     expect(files.get("lasp/program.cuh")!).toContain("constexpr bool kGathersBesideKernels = true;");
     // The report says copy engines for the gradients only where every layer's gradients split evenly.
     expect(files.get("lasp/program.cuh")!).toContain("constexpr bool kGradientsSplitEvenly = true;");

@@ -36,6 +36,7 @@ export const RUNTIME_FILES = [
   "model_oracle.cuh",
   "comm.cuh",
   "grad_sum.cuh",
+  "reduce_scatter.cuh",
   "blas.cuh",
   "lm_head.cuh",
   "buffers.cuh",

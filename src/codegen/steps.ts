@@ -133,6 +133,8 @@ export function stepCalls(step: Step, ctx: StepContext): Call[] {
 
 function collectiveCalls(step: Extract<Step, { kind: "collective" }>, ctx: StepContext): Call[] {
   if (step.collective === "alltoall") return alltoallCalls(step, ctx);
+  if (step.collective === "reducescatter" && step.placement.copyEngineCandidate)
+    return scatterCalls(step, ctx);
   const comm = communicator(step.placement);
   return step.transfers.map(({ send, recv }) => {
     const d = decl(ctx, send);
@@ -163,6 +165,33 @@ function collectiveCalls(step: Extract<Step, { kind: "collective" }>, ctx: StepC
         throw new Error("alltoall is expanded by alltoallCalls");
     }
   });
+}
+
+/**
+ * A ReduceScatter that may take the copy engines (placement.ts): reduce_scatter.cuh's AlltoAll into the
+ * transfer's `slices` and sum in rank order where the program took that path, NCCL's kernel otherwise: one
+ * call for all the step's transfers, which groups its NCCL calls itself (the sums follow the AlltoAlls).
+ */
+function scatterCalls(step: Extract<Step, { kind: "collective" }>, ctx: StepContext): Call[] {
+  const transfers = step.transfers.map(
+    ({ send, recv, slices }) =>
+      `{${buf(send)}, ${buf(recv)}, ${buf(slices!)}, ${elementsOf(decl(ctx, recv))}}`,
+  );
+  return [
+    {
+      check: "",
+      fn: "lasp::reduce_scatter_sum",
+      args: [
+        `{${transfers.join(", ")}}`,
+        String(step.group.length),
+        "c.scatters_on_copy_engines",
+        "c.nccl_few_ctas",
+        // NCCL's kernel on the default communicator: a candidate is never a few-CTA collective.
+        "c.nccl",
+        stream(step),
+      ],
+    },
+  ];
 }
 
 /** AllToAll as one grouped send and receive per peer: slot r goes to rank r, slot r comes from rank r. */

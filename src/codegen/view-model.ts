@@ -4,6 +4,7 @@
 import type { ResolvedSpec } from "../spec/resolved.js";
 import type {
   BufferDecl,
+  CollectiveStep,
   ComputeStep,
   DocumentTable,
   LayerSchedule,
@@ -242,23 +243,41 @@ export function kindBuffers(schedule: LayerSchedule): BufferView[] {
   }));
 }
 
+/** The collectives of a schedule, both passes, every rank. */
+function collectivesOf(schedule: LayerSchedule): CollectiveStep[] {
+  return (["forward", "backward"] as const).flatMap((pass) =>
+    schedule.passes[pass].flatMap((rp) =>
+      rp.steps.filter((s): s is CollectiveStep => s.kind === "collective"),
+    ),
+  );
+}
+
+/** AllGathers on the few-CTA communicator, or that go there when it copies with the copy engines. */
+function copiedGathers(schedule: LayerSchedule): CollectiveStep[] {
+  return collectivesOf(schedule).filter(
+    (s) =>
+      s.collective === "allgather" &&
+      (s.placement.communicator === "few_ctas" || s.placement.copyEngineCandidate),
+  );
+}
+
+/** ReduceScatters that run as an AlltoAll on the copy engines and a sum where the program takes that path. */
+function copiedScatters(schedule: LayerSchedule): CollectiveStep[] {
+  return collectivesOf(schedule).filter(
+    (s) => s.collective === "reducescatter" && s.placement.copyEngineCandidate,
+  );
+}
+
 /**
- * Buffers that an AllGather on the few-CTA communicator sends or receives, on any rank of either pass, or one
- * that goes there when it copies with the copy engines (a copy-engine candidate): NCCL copies only AllGathers
- * with the copy engines; a ReduceScatter needs its kernel.
+ * Buffers the copy engines may read or write, on any rank of either pass (symmetric windows): what those
+ * AllGathers send and receive, and what those ReduceScatters' AlltoAlls send and land in (`slices`; the sum
+ * kernel writes `recv`).
  */
 function windowBuffers(schedule: LayerSchedule): Set<string> {
   const names = new Set<string>();
-  for (const pass of ["forward", "backward"] as const) {
-    for (const rp of schedule.passes[pass]) {
-      for (const step of rp.steps) {
-        if (step.kind !== "collective" || step.collective !== "allgather") continue;
-        const { communicator, copyEngineCandidate } = step.placement;
-        if (communicator !== "few_ctas" && !copyEngineCandidate) continue;
-        for (const t of step.transfers) names.add(t.send).add(t.recv);
-      }
-    }
-  }
+  for (const step of copiedGathers(schedule)) for (const t of step.transfers) names.add(t.send).add(t.recv);
+  for (const step of copiedScatters(schedule))
+    for (const t of step.transfers) names.add(t.send).add(t.slices!);
   return names;
 }
 
@@ -274,7 +293,11 @@ function stepView(step: Step, ctx: StepContext, events: Set<number>, overlap: Ma
     stream: step.stream,
     guard: step.stream === "compute" ? "run.compute" : "run.comm",
     waits,
-    group: calls.length > 1 && (step.kind === "collective" || step.kind === "send" || step.kind === "recv"),
+    // An NCCL group holds NCCL calls only: NCCL issues them at its end, after any kernel launched inside it.
+    group:
+      calls.length > 1 &&
+      calls.every((call) => call.fn.startsWith("nccl")) &&
+      (step.kind === "collective" || step.kind === "send" || step.kind === "recv"),
     calls,
     records: events.has(step.id) ? [{ event: step.id }] : [],
     recordStart: [...overlap.values()].includes(step.id),
@@ -387,7 +410,8 @@ export interface ViewInputs {
 export function buildView({ spec, program, compilerVersion }: ViewInputs): ProgramView {
   const { sizes, layout } = program;
   const localTokens = layout.byRank[0]!.reduce((s, p) => s + p.length, 0);
-  const gathersBesideKernels = program.schedules.some((schedule) => windowBuffers(schedule).size > 0);
+  const gathersBesideKernels = program.schedules.some((schedule) => copiedGathers(schedule).length > 0);
+  const scattersBesideKernels = program.schedules.some((schedule) => copiedScatters(schedule).length > 0);
   const tensors = modelTables(spec, sizes.batch * localTokens);
   // Every block of weight gradients splits evenly over the ranks: the gradient sum may take the copy engines
   // (templates/runtime/grad_sum.cuh).
@@ -571,6 +595,12 @@ export function buildView({ spec, program, compilerVersion }: ViewInputs): Progr
       name: "kGathersBesideKernels",
       value: String(gathersBesideKernels),
       comment: "some layer kind has AllGathers beside computation that may take the copy engines",
+    },
+    {
+      ctype: "bool",
+      name: "kScattersBesideKernels",
+      value: String(scattersBesideKernels),
+      comment: "some layer kind has ReduceScatters beside computation that may take the copy engines",
     },
     {
       ctype: "size_t",

@@ -172,6 +172,8 @@ function sizeOf(step: Step, machine: Machine): string {
 function placementWords(step: Step): string {
   if (step.kind === "collective") {
     if (step.placement.communicator === "few_ctas") return `${step.id} on the few-CTA communicator`;
+    if (step.placement.copyEngineCandidate && step.collective === "reducescatter")
+      return `${step.id} as an AlltoAll on the copy engines and a sum where asked (LASP_COLLECTIVES=copy_engines)`;
     if (step.placement.copyEngineCandidate)
       return `${step.id} on the few-CTA communicator where NCCL copies with the copy engines`;
     return "";

@@ -4,6 +4,7 @@ import type {
   BufferDecl,
   CollectiveKind,
   CollectiveStep,
+  CollectiveTransfer,
   ComputeOp,
   ComputeStep,
   P2PStep,
@@ -63,7 +64,7 @@ export class RankBuilder {
     label: string,
     group: number[],
     key: string,
-    transfers: { send: string; recv: string }[],
+    transfers: CollectiveTransfer[],
     deps: number[],
   ): number {
     const id = this.program.steps.length;

@@ -129,6 +129,18 @@ export interface CollectivePlacement {
 
 export type CollectiveKind = "allgather" | "allreduce" | "reducescatter" | "alltoall";
 
+/**
+ * One buffer a collective moves. `slices` (a ReduceScatter's, optional): a buffer of the send's size and type,
+ * free at the collective, where its copy-engine form lands the W ranks' slices of this rank (an AlltoAll) before
+ * it adds them in rank order into `recv`; only a ReduceScatter whose every transfer has one is a copy-engine
+ * candidate (placement.ts).
+ */
+export interface CollectiveTransfer {
+  send: string;
+  recv: string;
+  slices?: string;
+}
+
 export interface CollectiveStep extends StepBase {
   kind: "collective";
   collective: CollectiveKind;
@@ -137,7 +149,7 @@ export interface CollectiveStep extends StepBase {
   /** Identifies the same collective on every rank of the group. */
   key: string;
   /** Buffers moved together in one grouped call (K and V, say): one communication step, not several. */
-  transfers: { send: string; recv: string }[];
+  transfers: CollectiveTransfer[];
   /** Bytes this rank contributes (its send buffers): the figure ALGORITHMS.md's table gives. */
   bytes: number;
   placement: CollectivePlacement;

@@ -236,9 +236,10 @@ function backward(ctx: LowerContext, layer: SoftmaxAttentionKind, rank: number):
     "ReduceScatter dK and dV to their owners",
     ctx.group,
     "bwd.dkv",
+    // On the copy engines the W slices land in the global-order gradients, free once put in rank order.
     [
-      { send: dkAll, recv: dkSum },
-      { send: dvAll, recv: dvSum },
+      { send: dkAll, recv: dkSum, slices: dkSeq },
+      { send: dvAll, recv: dvSum, slices: dvSeq },
     ],
     [order],
   );

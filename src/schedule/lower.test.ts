@@ -246,6 +246,19 @@ describe("invariant checks catch broken programs", () => {
     sum.dtype = "bf16";
     expect(checkProgram(program).join("\n")).toMatch(/sends fp32 dk_all into bf16 dk_sum/);
   });
+  it("a ReduceScatter whose copy-engine slices are not the send's fp32 size", () => {
+    const program = lowerSpec(
+      tinySpec({ ranks: 2, layout: "zigzag", seqLen: 64, layers: [softmaxKind("S", 2)] }),
+      { block: 8 },
+    );
+    const backward = program.schedules[0]!.passes.backward[1]!;
+    const slices = backward.buffers.find((b) => b.name === "dk_seq")!;
+    slices.shape = [...slices.shape];
+    slices.shape[slices.shape.length - 1]! /= 2;
+    expect(checkProgram(program).join("\n")).toMatch(
+      /lands \d+ bytes of fp32 dk_all in \d+ bytes of fp32 dk_seq/,
+    );
+  });
 });
 
 describe("LASP-2 adds no zero terms", () => {

@@ -4,7 +4,7 @@ import { describe, expect, it } from "vitest";
 import type { CollectiveStep, ComputeStep, RankProgram } from "./ir.js";
 import { lowerSpec } from "./lower.js";
 import { Concurrency, overlapPartners } from "./overlap.js";
-import { GEMM_SM_MARGIN, SMALL_COLLECTIVE_BYTES } from "./placement.js";
+import { GEMM_SM_MARGIN, SMALL_COLLECTIVE_BYTES, placeSchedule } from "./placement.js";
 import { linearKind, softmaxKind, tinySpec } from "./test-specs.js";
 
 const spec = (o: {
@@ -82,7 +82,7 @@ describe("placement", () => {
       }
   });
 
-  it("makes large K/V gathers beside attention copy-engine candidates, never a ReduceScatter or all-to-all", () => {
+  it("makes large K/V gathers and the dK/dV ReduceScatter beside attention copy-engine candidates, never an all-to-all", () => {
     // 64K tokens over 2 ranks of 2 kv heads x 8: 32K x 2 x 8 x 4 bytes = 2 MiB... too small: widen the heads.
     const big = tinySpec({
       ranks: 2,
@@ -96,8 +96,28 @@ describe("placement", () => {
     const [gather] = collectives(softmax.passes.forward[0]!);
     expect(gather!.bytes).toBeGreaterThan(SMALL_COLLECTIVE_BYTES);
     expect(gather!.placement).toEqual({ communicator: "default", copyEngineCandidate: true });
-    for (const c of collectives(softmax.passes.backward[0]!))
-      expect(c.placement.copyEngineCandidate).toBe(c.collective === "allgather");
+    // The ReduceScatter names where its slices land (the global-order gradients, the send's size, free by then).
+    const [scatter] = collectives(softmax.passes.backward[0]!);
+    expect(scatter!.collective).toBe("reducescatter");
+    expect(scatter!.transfers.map((t) => t.slices)).toEqual(["dk_seq", "dv_seq"]);
+    expect(scatter!.placement).toEqual({ communicator: "default", copyEngineCandidate: true });
+    // Without slices a ReduceScatter needs NCCL's kernel: not a candidate.
+    const bare = {
+      ...softmax,
+      passes: {
+        ...softmax.passes,
+        backward: softmax.passes.backward.map((rp) => ({
+          ...rp,
+          steps: rp.steps.map((st) =>
+            st.kind === "collective"
+              ? { ...st, transfers: st.transfers.map(({ send, recv }) => ({ send, recv })) }
+              : st,
+          ),
+        })),
+      },
+    };
+    for (const c of collectives(placeSchedule(bare.passes).backward[0]!))
+      expect(c.placement.copyEngineCandidate).toBe(false);
     const ulysses = lowerSpec(spec({ ranks: 2, linear: "ulysses" }));
     for (const schedule of ulysses.schedules)
       for (const rp of schedule.passes.forward)

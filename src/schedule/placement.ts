@@ -13,6 +13,8 @@
 //   hide behind. Where NCCL 2.28 copies the few-CTA communicator's AllGathers with the copy engines (decided
 //   when the program starts, templates/runtime/comm.cuh), CTA limits no longer apply and no SM is taken: the
 //   large AllGathers beside computation go there too (copy-engine candidates), and a GEMM beside keeps every SM.
+//   So does a ReduceScatter beside computation that names where its slices land (LASP-2H's dK, dV): as an
+//   AlltoAll on the copy engines and a sum in rank order, where the program takes that path (comm.cuh).
 // - SMs a GEMM leaves: cuBLAS's Hopper kernels hold every SM until they end, so NCCL's kernel, issued beside
 //   one, started only after it: on 4 x H100 LASP-2's state AllGathers were not hidden at all
 //   (bench/results/2026-11-26-lasp2-overlap-h100x4.md). Planned for 16 SMs fewer, the GEMM lets the
@@ -53,9 +55,12 @@ function placeRank(program: RankProgram, partners: ReadonlyMap<number, number>):
     if (step.kind !== "collective") return step;
     const few =
       step.collective !== "alltoall" && step.bytes <= SMALL_COLLECTIVE_BYTES && overlapped.has(step.id);
+    const copyable =
+      step.collective === "allgather" ||
+      (step.collective === "reducescatter" && step.transfers.every((t) => t.slices !== undefined));
     const placement: CollectiveStep["placement"] = {
       communicator: few ? "few_ctas" : "default",
-      copyEngineCandidate: !few && step.collective === "allgather" && overlapped.has(step.id),
+      copyEngineCandidate: !few && copyable && overlapped.has(step.id),
     };
     return { ...step, placement };
   });

@@ -10,6 +10,7 @@
 #include "kernels.h"       // the kernels the steps launch
 #include "check.cuh"       // CUDA_CHECK, NCCL_CHECK
 #include "comm.cuh"        // Windows: buffers of the collectives that may take the copy engines
+#include "reduce_scatter.cuh"  // reduce_scatter_sum: a ReduceScatter that may take the copy engines
 #include "buffers.cuh"     // BufferSpec, allocate_buffers: each layer kind's buffers from its table
 #include "run.cuh"         // Run, HostWork, HostFn: how a pass is issued
 #include "lr_schedule.cuh" // LrScheduleKind: train mode's schedule constant
@@ -416,6 +417,7 @@ constexpr const char* kHfConfig = R"json({
 constexpr double kModelFlopsPerToken = 3.374422e+10;  // training FLOPs per token as MFU counts them (src/model/flops.ts)
 constexpr float kWeightScale = 0.0220970869f;  // standard deviation of the initial weights, 1/sqrt(hidden)
 constexpr bool kGathersBesideKernels = true;  // some layer kind has AllGathers beside computation that may take the copy engines
+constexpr bool kScattersBesideKernels = true;  // some layer kind has ReduceScatters beside computation that may take the copy engines
 constexpr size_t kLargestGradientBlock = 262668288;  // elements of the largest block of weight gradients summed at once (the copy engines' scratch)
 constexpr double kTokensPerStep = 262144;  // real tokens of one step over every rank (sequence x data; a padded seq_len's padding not counted)
 constexpr bool kGradientsSplitEvenly = true;  // every layer's weight gradients split evenly over the ranks (the copy-engine gradient sum)
@@ -596,6 +598,7 @@ struct Ctx {
   ncclComm_t nccl;        // the sequence-parallel communicator
   ncclComm_t nccl_few_ctas;  // the same group, NCCL limited to kFewCtas CTAs: small collectives beside kernels
   bool few_ctas_on_copy_engines = false;  // NCCL copies nccl_few_ctas's AllGathers with the copy engines (no SMs)
+  bool scatters_on_copy_engines = false;  // the ReduceScatters that may take them do (comm.cuh)
   lasp::LinearDims dims;  // this rank's activations
   cudaEvent_t* events;    // one per step of the longest rank program: the step has finished
   cudaEvent_t* started;   // likewise: the communication stream has reached the step
@@ -2050,20 +2053,20 @@ static const lasp::BufferSpec<SBuffers> kSBuffers[] = {
     {"lse", nullptr, &SBuffers::lse, 524288, 1342177280, lasp::BufferHome::kLayer },
     {"do_", &SBuffers::do_, nullptr, 67108864, 1344274432, lasp::BufferHome::kLayer },
     {"dq", &SBuffers::dq, nullptr, 67108864, 0, lasp::BufferHome::kShared },
-    {"dk_seq", nullptr, &SBuffers::dk_seq, 268435456, 134217728, lasp::BufferHome::kShared },
-    {"dv_seq", nullptr, &SBuffers::dv_seq, 268435456, 1207959552, lasp::BufferHome::kShared },
-    {"dk_all", nullptr, &SBuffers::dk_all, 268435456, 2281701376, lasp::BufferHome::kShared },
-    {"dv_all", nullptr, &SBuffers::dv_all, 268435456, 3355443200, lasp::BufferHome::kShared },
-    {"dk_sum", nullptr, &SBuffers::dk_sum, 33554432, 4429185024, lasp::BufferHome::kShared },
-    {"dv_sum", nullptr, &SBuffers::dv_sum, 33554432, 4563402752, lasp::BufferHome::kShared },
-    {"dk", &SBuffers::dk, nullptr, 33554432, 4697620480, lasp::BufferHome::kShared },
-    {"dv", &SBuffers::dv, nullptr, 33554432, 4764729344, lasp::BufferHome::kShared },
+    {"dk_seq", nullptr, &SBuffers::dk_seq, 268435456, 0, lasp::BufferHome::kSharedWindow },
+    {"dv_seq", nullptr, &SBuffers::dv_seq, 268435456, 0, lasp::BufferHome::kSharedWindow },
+    {"dk_all", nullptr, &SBuffers::dk_all, 268435456, 0, lasp::BufferHome::kSharedWindow },
+    {"dv_all", nullptr, &SBuffers::dv_all, 268435456, 0, lasp::BufferHome::kSharedWindow },
+    {"dk_sum", nullptr, &SBuffers::dk_sum, 33554432, 134217728, lasp::BufferHome::kShared },
+    {"dv_sum", nullptr, &SBuffers::dv_sum, 33554432, 268435456, lasp::BufferHome::kShared },
+    {"dk", &SBuffers::dk, nullptr, 33554432, 402653184, lasp::BufferHome::kShared },
+    {"dv", &SBuffers::dv, nullptr, 33554432, 469762048, lasp::BufferHome::kShared },
 };
 
 // Allocates a layer's buffers `b` by the table; scratch (not kept from forward to backward) is `shared`'s
 // when given. The buffers of the collectives beside kernels come from `windows` (comm.cuh).
 inline void allocate(SBuffers& b, const SBuffers* shared, lasp::Windows& windows) {
-  lasp::allocate_buffers(b, shared, windows, kSBuffers, 1478492160, 4831838208);
+  lasp::allocate_buffers(b, shared, windows, kSBuffers, 1478492160, 536870912);
 }
 
 // S forward, rank 0.
@@ -2641,10 +2644,7 @@ static void S_backward_rank0(const Ctx& c, SBuffers& b, Run run) {
     CUDA_CHECK(cudaStreamWaitEvent(c.comm, c.events[1], 0));
     CUDA_CHECK(cudaEventRecord(c.started[2], c.comm));  // the collective is next on its stream
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[4], c.comm));
-    NCCL_CHECK(ncclGroupStart());
-    NCCL_CHECK(ncclReduceScatter(b.dk_all, b.dk_sum, 33554432, ncclFloat32, ncclSum, c.nccl, c.comm));
-    NCCL_CHECK(ncclReduceScatter(b.dv_all, b.dv_sum, 33554432, ncclFloat32, ncclSum, c.nccl, c.comm));
-    NCCL_CHECK(ncclGroupEnd());
+    lasp::reduce_scatter_sum({{b.dk_all, b.dk_sum, b.dk_seq, 33554432}, {b.dv_all, b.dv_sum, b.dv_seq, 33554432}}, 8, c.scatters_on_copy_engines, c.nccl_few_ctas, c.nccl, c.comm);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[5], c.comm));
     CUDA_CHECK(cudaEventRecord(c.events[2], c.comm));
   }
@@ -2727,10 +2727,7 @@ static void S_backward_rank1(const Ctx& c, SBuffers& b, Run run) {
     CUDA_CHECK(cudaStreamWaitEvent(c.comm, c.events[1], 0));
     CUDA_CHECK(cudaEventRecord(c.started[2], c.comm));  // the collective is next on its stream
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[4], c.comm));
-    NCCL_CHECK(ncclGroupStart());
-    NCCL_CHECK(ncclReduceScatter(b.dk_all, b.dk_sum, 33554432, ncclFloat32, ncclSum, c.nccl, c.comm));
-    NCCL_CHECK(ncclReduceScatter(b.dv_all, b.dv_sum, 33554432, ncclFloat32, ncclSum, c.nccl, c.comm));
-    NCCL_CHECK(ncclGroupEnd());
+    lasp::reduce_scatter_sum({{b.dk_all, b.dk_sum, b.dk_seq, 33554432}, {b.dv_all, b.dv_sum, b.dv_seq, 33554432}}, 8, c.scatters_on_copy_engines, c.nccl_few_ctas, c.nccl, c.comm);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[5], c.comm));
     CUDA_CHECK(cudaEventRecord(c.events[2], c.comm));
   }
@@ -2813,10 +2810,7 @@ static void S_backward_rank2(const Ctx& c, SBuffers& b, Run run) {
     CUDA_CHECK(cudaStreamWaitEvent(c.comm, c.events[1], 0));
     CUDA_CHECK(cudaEventRecord(c.started[2], c.comm));  // the collective is next on its stream
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[4], c.comm));
-    NCCL_CHECK(ncclGroupStart());
-    NCCL_CHECK(ncclReduceScatter(b.dk_all, b.dk_sum, 33554432, ncclFloat32, ncclSum, c.nccl, c.comm));
-    NCCL_CHECK(ncclReduceScatter(b.dv_all, b.dv_sum, 33554432, ncclFloat32, ncclSum, c.nccl, c.comm));
-    NCCL_CHECK(ncclGroupEnd());
+    lasp::reduce_scatter_sum({{b.dk_all, b.dk_sum, b.dk_seq, 33554432}, {b.dv_all, b.dv_sum, b.dv_seq, 33554432}}, 8, c.scatters_on_copy_engines, c.nccl_few_ctas, c.nccl, c.comm);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[5], c.comm));
     CUDA_CHECK(cudaEventRecord(c.events[2], c.comm));
   }
@@ -2899,10 +2893,7 @@ static void S_backward_rank3(const Ctx& c, SBuffers& b, Run run) {
     CUDA_CHECK(cudaStreamWaitEvent(c.comm, c.events[1], 0));
     CUDA_CHECK(cudaEventRecord(c.started[2], c.comm));  // the collective is next on its stream
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[4], c.comm));
-    NCCL_CHECK(ncclGroupStart());
-    NCCL_CHECK(ncclReduceScatter(b.dk_all, b.dk_sum, 33554432, ncclFloat32, ncclSum, c.nccl, c.comm));
-    NCCL_CHECK(ncclReduceScatter(b.dv_all, b.dv_sum, 33554432, ncclFloat32, ncclSum, c.nccl, c.comm));
-    NCCL_CHECK(ncclGroupEnd());
+    lasp::reduce_scatter_sum({{b.dk_all, b.dk_sum, b.dk_seq, 33554432}, {b.dv_all, b.dv_sum, b.dv_seq, 33554432}}, 8, c.scatters_on_copy_engines, c.nccl_few_ctas, c.nccl, c.comm);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[5], c.comm));
     CUDA_CHECK(cudaEventRecord(c.events[2], c.comm));
   }
@@ -2985,10 +2976,7 @@ static void S_backward_rank4(const Ctx& c, SBuffers& b, Run run) {
     CUDA_CHECK(cudaStreamWaitEvent(c.comm, c.events[1], 0));
     CUDA_CHECK(cudaEventRecord(c.started[2], c.comm));  // the collective is next on its stream
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[4], c.comm));
-    NCCL_CHECK(ncclGroupStart());
-    NCCL_CHECK(ncclReduceScatter(b.dk_all, b.dk_sum, 33554432, ncclFloat32, ncclSum, c.nccl, c.comm));
-    NCCL_CHECK(ncclReduceScatter(b.dv_all, b.dv_sum, 33554432, ncclFloat32, ncclSum, c.nccl, c.comm));
-    NCCL_CHECK(ncclGroupEnd());
+    lasp::reduce_scatter_sum({{b.dk_all, b.dk_sum, b.dk_seq, 33554432}, {b.dv_all, b.dv_sum, b.dv_seq, 33554432}}, 8, c.scatters_on_copy_engines, c.nccl_few_ctas, c.nccl, c.comm);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[5], c.comm));
     CUDA_CHECK(cudaEventRecord(c.events[2], c.comm));
   }
@@ -3071,10 +3059,7 @@ static void S_backward_rank5(const Ctx& c, SBuffers& b, Run run) {
     CUDA_CHECK(cudaStreamWaitEvent(c.comm, c.events[1], 0));
     CUDA_CHECK(cudaEventRecord(c.started[2], c.comm));  // the collective is next on its stream
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[4], c.comm));
-    NCCL_CHECK(ncclGroupStart());
-    NCCL_CHECK(ncclReduceScatter(b.dk_all, b.dk_sum, 33554432, ncclFloat32, ncclSum, c.nccl, c.comm));
-    NCCL_CHECK(ncclReduceScatter(b.dv_all, b.dv_sum, 33554432, ncclFloat32, ncclSum, c.nccl, c.comm));
-    NCCL_CHECK(ncclGroupEnd());
+    lasp::reduce_scatter_sum({{b.dk_all, b.dk_sum, b.dk_seq, 33554432}, {b.dv_all, b.dv_sum, b.dv_seq, 33554432}}, 8, c.scatters_on_copy_engines, c.nccl_few_ctas, c.nccl, c.comm);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[5], c.comm));
     CUDA_CHECK(cudaEventRecord(c.events[2], c.comm));
   }
@@ -3157,10 +3142,7 @@ static void S_backward_rank6(const Ctx& c, SBuffers& b, Run run) {
     CUDA_CHECK(cudaStreamWaitEvent(c.comm, c.events[1], 0));
     CUDA_CHECK(cudaEventRecord(c.started[2], c.comm));  // the collective is next on its stream
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[4], c.comm));
-    NCCL_CHECK(ncclGroupStart());
-    NCCL_CHECK(ncclReduceScatter(b.dk_all, b.dk_sum, 33554432, ncclFloat32, ncclSum, c.nccl, c.comm));
-    NCCL_CHECK(ncclReduceScatter(b.dv_all, b.dv_sum, 33554432, ncclFloat32, ncclSum, c.nccl, c.comm));
-    NCCL_CHECK(ncclGroupEnd());
+    lasp::reduce_scatter_sum({{b.dk_all, b.dk_sum, b.dk_seq, 33554432}, {b.dv_all, b.dv_sum, b.dv_seq, 33554432}}, 8, c.scatters_on_copy_engines, c.nccl_few_ctas, c.nccl, c.comm);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[5], c.comm));
     CUDA_CHECK(cudaEventRecord(c.events[2], c.comm));
   }
@@ -3243,10 +3225,7 @@ static void S_backward_rank7(const Ctx& c, SBuffers& b, Run run) {
     CUDA_CHECK(cudaStreamWaitEvent(c.comm, c.events[1], 0));
     CUDA_CHECK(cudaEventRecord(c.started[2], c.comm));  // the collective is next on its stream
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[4], c.comm));
-    NCCL_CHECK(ncclGroupStart());
-    NCCL_CHECK(ncclReduceScatter(b.dk_all, b.dk_sum, 33554432, ncclFloat32, ncclSum, c.nccl, c.comm));
-    NCCL_CHECK(ncclReduceScatter(b.dv_all, b.dv_sum, 33554432, ncclFloat32, ncclSum, c.nccl, c.comm));
-    NCCL_CHECK(ncclGroupEnd());
+    lasp::reduce_scatter_sum({{b.dk_all, b.dk_sum, b.dk_seq, 33554432}, {b.dv_all, b.dv_sum, b.dv_seq, 33554432}}, 8, c.scatters_on_copy_engines, c.nccl_few_ctas, c.nccl, c.comm);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[5], c.comm));
     CUDA_CHECK(cudaEventRecord(c.events[2], c.comm));
   }

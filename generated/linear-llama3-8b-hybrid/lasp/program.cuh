@@ -10,6 +10,7 @@
 #include "kernels.h"       // the kernels the steps launch
 #include "check.cuh"       // CUDA_CHECK, NCCL_CHECK
 #include "comm.cuh"        // Windows: buffers of the collectives that may take the copy engines
+#include "reduce_scatter.cuh"  // reduce_scatter_sum: a ReduceScatter that may take the copy engines
 #include "buffers.cuh"     // BufferSpec, allocate_buffers: each layer kind's buffers from its table
 #include "run.cuh"         // Run, HostWork, HostFn: how a pass is issued
 #include "lr_schedule.cuh" // LrScheduleKind: train mode's schedule constant
@@ -1128,6 +1129,7 @@ constexpr const char* kHfConfig = R"json({
 constexpr double kModelFlopsPerToken = 6.176322e+10;  // training FLOPs per token as MFU counts them (src/model/flops.ts)
 constexpr float kWeightScale = 0.0156250000f;  // standard deviation of the initial weights, 1/sqrt(hidden)
 constexpr bool kGathersBesideKernels = true;  // some layer kind has AllGathers beside computation that may take the copy engines
+constexpr bool kScattersBesideKernels = true;  // some layer kind has ReduceScatters beside computation that may take the copy engines
 constexpr size_t kLargestGradientBlock = 525340672;  // elements of the largest block of weight gradients summed at once (the copy engines' scratch)
 constexpr double kTokensPerStep = 65536;  // real tokens of one step over every rank (sequence x data; a padded seq_len's padding not counted)
 constexpr bool kGradientsSplitEvenly = true;  // every layer's weight gradients split evenly over the ranks (the copy-engine gradient sum)
@@ -1308,6 +1310,7 @@ struct Ctx {
   ncclComm_t nccl;        // the sequence-parallel communicator
   ncclComm_t nccl_few_ctas;  // the same group, NCCL limited to kFewCtas CTAs: small collectives beside kernels
   bool few_ctas_on_copy_engines = false;  // NCCL copies nccl_few_ctas's AllGathers with the copy engines (no SMs)
+  bool scatters_on_copy_engines = false;  // the ReduceScatters that may take them do (comm.cuh)
   lasp::LinearDims dims;  // this rank's activations
   cudaEvent_t* events;    // one per step of the longest rank program: the step has finished
   cudaEvent_t* started;   // likewise: the communication stream has reached the step
@@ -2762,20 +2765,20 @@ static const lasp::BufferSpec<SBuffers> kSBuffers[] = {
     {"lse", nullptr, &SBuffers::lse, 131072, 201326592, lasp::BufferHome::kLayer },
     {"do_", &SBuffers::do_, nullptr, 16777216, 201850880, lasp::BufferHome::kLayer },
     {"dq", &SBuffers::dq, nullptr, 16777216, 0, lasp::BufferHome::kShared },
-    {"dk_seq", nullptr, &SBuffers::dk_seq, 33554432, 33554432, lasp::BufferHome::kShared },
-    {"dv_seq", nullptr, &SBuffers::dv_seq, 33554432, 167772160, lasp::BufferHome::kShared },
-    {"dk_all", nullptr, &SBuffers::dk_all, 33554432, 301989888, lasp::BufferHome::kShared },
-    {"dv_all", nullptr, &SBuffers::dv_all, 33554432, 436207616, lasp::BufferHome::kShared },
-    {"dk_sum", nullptr, &SBuffers::dk_sum, 4194304, 570425344, lasp::BufferHome::kShared },
-    {"dv_sum", nullptr, &SBuffers::dv_sum, 4194304, 587202560, lasp::BufferHome::kShared },
-    {"dk", &SBuffers::dk, nullptr, 4194304, 603979776, lasp::BufferHome::kShared },
-    {"dv", &SBuffers::dv, nullptr, 4194304, 612368384, lasp::BufferHome::kShared },
+    {"dk_seq", nullptr, &SBuffers::dk_seq, 33554432, 0, lasp::BufferHome::kSharedWindow },
+    {"dv_seq", nullptr, &SBuffers::dv_seq, 33554432, 0, lasp::BufferHome::kSharedWindow },
+    {"dk_all", nullptr, &SBuffers::dk_all, 33554432, 0, lasp::BufferHome::kSharedWindow },
+    {"dv_all", nullptr, &SBuffers::dv_all, 33554432, 0, lasp::BufferHome::kSharedWindow },
+    {"dk_sum", nullptr, &SBuffers::dk_sum, 4194304, 33554432, lasp::BufferHome::kShared },
+    {"dv_sum", nullptr, &SBuffers::dv_sum, 4194304, 50331648, lasp::BufferHome::kShared },
+    {"dk", &SBuffers::dk, nullptr, 4194304, 67108864, lasp::BufferHome::kShared },
+    {"dv", &SBuffers::dv, nullptr, 4194304, 75497472, lasp::BufferHome::kShared },
 };
 
 // Allocates a layer's buffers `b` by the table; scratch (not kept from forward to backward) is `shared`'s
 // when given. The buffers of the collectives beside kernels come from `windows` (comm.cuh).
 inline void allocate(SBuffers& b, const SBuffers* shared, lasp::Windows& windows) {
-  lasp::allocate_buffers(b, shared, windows, kSBuffers, 235405312, 620756992);
+  lasp::allocate_buffers(b, shared, windows, kSBuffers, 235405312, 83886080);
 }
 
 // S forward, rank 0.
@@ -3353,10 +3356,7 @@ static void S_backward_rank0(const Ctx& c, SBuffers& b, Run run) {
     CUDA_CHECK(cudaStreamWaitEvent(c.comm, c.events[1], 0));
     CUDA_CHECK(cudaEventRecord(c.started[2], c.comm));  // the collective is next on its stream
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[4], c.comm));
-    NCCL_CHECK(ncclGroupStart());
-    NCCL_CHECK(ncclReduceScatter(b.dk_all, b.dk_sum, 4194304, ncclFloat32, ncclSum, c.nccl, c.comm));
-    NCCL_CHECK(ncclReduceScatter(b.dv_all, b.dv_sum, 4194304, ncclFloat32, ncclSum, c.nccl, c.comm));
-    NCCL_CHECK(ncclGroupEnd());
+    lasp::reduce_scatter_sum({{b.dk_all, b.dk_sum, b.dk_seq, 4194304}, {b.dv_all, b.dv_sum, b.dv_seq, 4194304}}, 8, c.scatters_on_copy_engines, c.nccl_few_ctas, c.nccl, c.comm);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[5], c.comm));
     CUDA_CHECK(cudaEventRecord(c.events[2], c.comm));
   }
@@ -3439,10 +3439,7 @@ static void S_backward_rank1(const Ctx& c, SBuffers& b, Run run) {
     CUDA_CHECK(cudaStreamWaitEvent(c.comm, c.events[1], 0));
     CUDA_CHECK(cudaEventRecord(c.started[2], c.comm));  // the collective is next on its stream
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[4], c.comm));
-    NCCL_CHECK(ncclGroupStart());
-    NCCL_CHECK(ncclReduceScatter(b.dk_all, b.dk_sum, 4194304, ncclFloat32, ncclSum, c.nccl, c.comm));
-    NCCL_CHECK(ncclReduceScatter(b.dv_all, b.dv_sum, 4194304, ncclFloat32, ncclSum, c.nccl, c.comm));
-    NCCL_CHECK(ncclGroupEnd());
+    lasp::reduce_scatter_sum({{b.dk_all, b.dk_sum, b.dk_seq, 4194304}, {b.dv_all, b.dv_sum, b.dv_seq, 4194304}}, 8, c.scatters_on_copy_engines, c.nccl_few_ctas, c.nccl, c.comm);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[5], c.comm));
     CUDA_CHECK(cudaEventRecord(c.events[2], c.comm));
   }
@@ -3525,10 +3522,7 @@ static void S_backward_rank2(const Ctx& c, SBuffers& b, Run run) {
     CUDA_CHECK(cudaStreamWaitEvent(c.comm, c.events[1], 0));
     CUDA_CHECK(cudaEventRecord(c.started[2], c.comm));  // the collective is next on its stream
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[4], c.comm));
-    NCCL_CHECK(ncclGroupStart());
-    NCCL_CHECK(ncclReduceScatter(b.dk_all, b.dk_sum, 4194304, ncclFloat32, ncclSum, c.nccl, c.comm));
-    NCCL_CHECK(ncclReduceScatter(b.dv_all, b.dv_sum, 4194304, ncclFloat32, ncclSum, c.nccl, c.comm));
-    NCCL_CHECK(ncclGroupEnd());
+    lasp::reduce_scatter_sum({{b.dk_all, b.dk_sum, b.dk_seq, 4194304}, {b.dv_all, b.dv_sum, b.dv_seq, 4194304}}, 8, c.scatters_on_copy_engines, c.nccl_few_ctas, c.nccl, c.comm);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[5], c.comm));
     CUDA_CHECK(cudaEventRecord(c.events[2], c.comm));
   }
@@ -3611,10 +3605,7 @@ static void S_backward_rank3(const Ctx& c, SBuffers& b, Run run) {
     CUDA_CHECK(cudaStreamWaitEvent(c.comm, c.events[1], 0));
     CUDA_CHECK(cudaEventRecord(c.started[2], c.comm));  // the collective is next on its stream
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[4], c.comm));
-    NCCL_CHECK(ncclGroupStart());
-    NCCL_CHECK(ncclReduceScatter(b.dk_all, b.dk_sum, 4194304, ncclFloat32, ncclSum, c.nccl, c.comm));
-    NCCL_CHECK(ncclReduceScatter(b.dv_all, b.dv_sum, 4194304, ncclFloat32, ncclSum, c.nccl, c.comm));
-    NCCL_CHECK(ncclGroupEnd());
+    lasp::reduce_scatter_sum({{b.dk_all, b.dk_sum, b.dk_seq, 4194304}, {b.dv_all, b.dv_sum, b.dv_seq, 4194304}}, 8, c.scatters_on_copy_engines, c.nccl_few_ctas, c.nccl, c.comm);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[5], c.comm));
     CUDA_CHECK(cudaEventRecord(c.events[2], c.comm));
   }
@@ -3697,10 +3688,7 @@ static void S_backward_rank4(const Ctx& c, SBuffers& b, Run run) {
     CUDA_CHECK(cudaStreamWaitEvent(c.comm, c.events[1], 0));
     CUDA_CHECK(cudaEventRecord(c.started[2], c.comm));  // the collective is next on its stream
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[4], c.comm));
-    NCCL_CHECK(ncclGroupStart());
-    NCCL_CHECK(ncclReduceScatter(b.dk_all, b.dk_sum, 4194304, ncclFloat32, ncclSum, c.nccl, c.comm));
-    NCCL_CHECK(ncclReduceScatter(b.dv_all, b.dv_sum, 4194304, ncclFloat32, ncclSum, c.nccl, c.comm));
-    NCCL_CHECK(ncclGroupEnd());
+    lasp::reduce_scatter_sum({{b.dk_all, b.dk_sum, b.dk_seq, 4194304}, {b.dv_all, b.dv_sum, b.dv_seq, 4194304}}, 8, c.scatters_on_copy_engines, c.nccl_few_ctas, c.nccl, c.comm);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[5], c.comm));
     CUDA_CHECK(cudaEventRecord(c.events[2], c.comm));
   }
@@ -3783,10 +3771,7 @@ static void S_backward_rank5(const Ctx& c, SBuffers& b, Run run) {
     CUDA_CHECK(cudaStreamWaitEvent(c.comm, c.events[1], 0));
     CUDA_CHECK(cudaEventRecord(c.started[2], c.comm));  // the collective is next on its stream
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[4], c.comm));
-    NCCL_CHECK(ncclGroupStart());
-    NCCL_CHECK(ncclReduceScatter(b.dk_all, b.dk_sum, 4194304, ncclFloat32, ncclSum, c.nccl, c.comm));
-    NCCL_CHECK(ncclReduceScatter(b.dv_all, b.dv_sum, 4194304, ncclFloat32, ncclSum, c.nccl, c.comm));
-    NCCL_CHECK(ncclGroupEnd());
+    lasp::reduce_scatter_sum({{b.dk_all, b.dk_sum, b.dk_seq, 4194304}, {b.dv_all, b.dv_sum, b.dv_seq, 4194304}}, 8, c.scatters_on_copy_engines, c.nccl_few_ctas, c.nccl, c.comm);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[5], c.comm));
     CUDA_CHECK(cudaEventRecord(c.events[2], c.comm));
   }
@@ -3869,10 +3854,7 @@ static void S_backward_rank6(const Ctx& c, SBuffers& b, Run run) {
     CUDA_CHECK(cudaStreamWaitEvent(c.comm, c.events[1], 0));
     CUDA_CHECK(cudaEventRecord(c.started[2], c.comm));  // the collective is next on its stream
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[4], c.comm));
-    NCCL_CHECK(ncclGroupStart());
-    NCCL_CHECK(ncclReduceScatter(b.dk_all, b.dk_sum, 4194304, ncclFloat32, ncclSum, c.nccl, c.comm));
-    NCCL_CHECK(ncclReduceScatter(b.dv_all, b.dv_sum, 4194304, ncclFloat32, ncclSum, c.nccl, c.comm));
-    NCCL_CHECK(ncclGroupEnd());
+    lasp::reduce_scatter_sum({{b.dk_all, b.dk_sum, b.dk_seq, 4194304}, {b.dv_all, b.dv_sum, b.dv_seq, 4194304}}, 8, c.scatters_on_copy_engines, c.nccl_few_ctas, c.nccl, c.comm);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[5], c.comm));
     CUDA_CHECK(cudaEventRecord(c.events[2], c.comm));
   }
@@ -3955,10 +3937,7 @@ static void S_backward_rank7(const Ctx& c, SBuffers& b, Run run) {
     CUDA_CHECK(cudaStreamWaitEvent(c.comm, c.events[1], 0));
     CUDA_CHECK(cudaEventRecord(c.started[2], c.comm));  // the collective is next on its stream
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[4], c.comm));
-    NCCL_CHECK(ncclGroupStart());
-    NCCL_CHECK(ncclReduceScatter(b.dk_all, b.dk_sum, 4194304, ncclFloat32, ncclSum, c.nccl, c.comm));
-    NCCL_CHECK(ncclReduceScatter(b.dv_all, b.dv_sum, 4194304, ncclFloat32, ncclSum, c.nccl, c.comm));
-    NCCL_CHECK(ncclGroupEnd());
+    lasp::reduce_scatter_sum({{b.dk_all, b.dk_sum, b.dk_seq, 4194304}, {b.dv_all, b.dv_sum, b.dv_seq, 4194304}}, 8, c.scatters_on_copy_engines, c.nccl_few_ctas, c.nccl, c.comm);
     if (c.trace != nullptr) CUDA_CHECK(cudaEventRecord(c.trace[5], c.comm));
     CUDA_CHECK(cudaEventRecord(c.events[2], c.comm));
   }

@@ -351,6 +351,7 @@ inline void allocate_model(State& st) {
   }
   // Known once the windows are registered (every rank the same).
   st.ctx.few_ctas_on_copy_engines = st.comms.gathers_on_copy_engines;
+  st.ctx.scatters_on_copy_engines = scatters_on_copy_engines(st.comms);
 }
 
 // Which path the collectives beside the kernels take (`collectives`), once the windows are registered.
@@ -358,9 +359,14 @@ inline void report_collectives(const State& st) {
   if (st.layout.world <= 1) return;
   const char* grads = collective_path(program::kGradientsSplitEvenly && st.comms.grads_on_copy_engines);
   const char* gathers = program::kGathersBesideKernels ? collective_path(st.comms.gathers_on_copy_engines) : "none";
-  emit("collectives", "\"gathers\":\"%s\",\"gradients\":\"%s\"", gathers, grads);
+  const char* scatters = program::kScattersBesideKernels ? collective_path(st.ctx.scatters_on_copy_engines) : "none";
+  emit("collectives", "\"gathers\":\"%s\",\"scatters\":\"%s\",\"gradients\":\"%s\"", gathers, scatters, grads);
   if (!program::kGathersBesideKernels) say("collectives beside the kernels: gradient sum on %s\n", grads);
-  else say("collectives beside the kernels: AllGathers on %s, gradient sum on %s\n", gathers, grads);
+  else if (!program::kScattersBesideKernels)
+    say("collectives beside the kernels: AllGathers on %s, gradient sum on %s\n", gathers, grads);
+  else
+    say("collectives beside the kernels: AllGathers on %s, ReduceScatters on %s, gradient sum on %s\n", gathers,
+        scatters, grads);
 }
 
 // Which backend each whole-sequence or gathered softmax attention takes (asking builds cuDNN's plans, before

@@ -21,6 +21,8 @@
 //   (bench/results/2026-11-26-lasp2-overlap-h100x4.md).
 // - otherwise NCCL's own kernels: the small AllGathers on `few_ctas` CTAs, the large ones on `sp`, the
 //   gradients in one AllReduce (older NCCL, no symmetric memory between the GPUs, or LASP_COLLECTIVES=kernels).
+// - LASP-2H's dK/dV ReduceScatter can go there too, as an AlltoAll and a sum in rank order
+//   (reduce_scatter.cuh), but only when asked (scatters_on_copy_engines below).
 // LASP_COLLECTIVES=auto (default) takes copy engines where NCCL offers them, =copy_engines stops the program
 // (exit 2) where it cannot, =kernels always takes NCCL's kernels (to compare the two).
 #pragma once
@@ -188,6 +190,13 @@ inline Comms init_comms(const Layout& l, const std::string& id_file, int few_cta
 #endif
   NCCL_CHECK(ncclCommSplit(c.world, l.dp_rank, l.sp_rank, &c.sp_few_ctas, &few));
   return c;
+}
+
+// Whether the ReduceScatters beside kernels that may take the copy engines (LASP-2H's dK, dV: an AlltoAll on
+// sp_few_ctas, then a sum in rank order, reduce_scatter.cuh) do: only when asked, LASP_COLLECTIVES=copy_engines,
+// until runs on several GPUs have timed the two; `auto` keeps NCCL's ReduceScatter kernel for them.
+inline bool scatters_on_copy_engines(const Comms& c) {
+  return c.gathers_on_copy_engines && collectives_requested() == CollectivePath::kCopyEngines;
 }
 
 // How a collective moves data, as the program reports it.

@@ -10,6 +10,7 @@
 #include "kernels.h"       // the kernels the steps launch
 #include "check.cuh"       // CUDA_CHECK, NCCL_CHECK
 #include "comm.cuh"        // Windows: buffers of the collectives that may take the copy engines
+#include "reduce_scatter.cuh"  // reduce_scatter_sum: a ReduceScatter that may take the copy engines
 #include "buffers.cuh"     // BufferSpec, allocate_buffers: each layer kind's buffers from its table
 #include "run.cuh"         // Run, HostWork, HostFn: how a pass is issued
 #include "lr_schedule.cuh" // LrScheduleKind: train mode's schedule constant
@@ -113,6 +114,7 @@ constexpr const char* kHfConfig = R"json({
 constexpr double kModelFlopsPerToken = 9.437184e+6;  // training FLOPs per token as MFU counts them (src/model/flops.ts)
 constexpr float kWeightScale = 0.0625000000f;  // standard deviation of the initial weights, 1/sqrt(hidden)
 constexpr bool kGathersBesideKernels = true;  // some layer kind has AllGathers beside computation that may take the copy engines
+constexpr bool kScattersBesideKernels = false;  // some layer kind has ReduceScatters beside computation that may take the copy engines
 constexpr size_t kLargestGradientBlock = 655872;  // elements of the largest block of weight gradients summed at once (the copy engines' scratch)
 constexpr double kTokensPerStep = 1024;  // real tokens of one step over every rank (sequence x data; a padded seq_len's padding not counted)
 constexpr bool kGradientsSplitEvenly = true;  // every layer's weight gradients split evenly over the ranks (the copy-engine gradient sum)
@@ -175,6 +177,7 @@ struct Ctx {
   ncclComm_t nccl;        // the sequence-parallel communicator
   ncclComm_t nccl_few_ctas;  // the same group, NCCL limited to kFewCtas CTAs: small collectives beside kernels
   bool few_ctas_on_copy_engines = false;  // NCCL copies nccl_few_ctas's AllGathers with the copy engines (no SMs)
+  bool scatters_on_copy_engines = false;  // the ReduceScatters that may take them do (comm.cuh)
   lasp::LinearDims dims;  // this rank's activations
   cudaEvent_t* events;    // one per step of the longest rank program: the step has finished
   cudaEvent_t* started;   // likewise: the communication stream has reached the step
