@@ -110,9 +110,9 @@ describe("weak scaling on 1, 2 and 4 H100s, the attention blocks predicted again
   //   layer, LASP-1's W-1 dependent hops. LASP-1's margin over LASP-2 is under-predicted (6% vs 13% at 4 GPUs):
   //   each hop waits for a kernel launch and a handshake that the model prices at one link latency.
   // - LASP-2H is now one gathered call per rank and pass (issue 18) on cuDNN, each causal piece's backward split
-  //   into a rectangle and a square, priced at what one H200 ran a rank's calls at: 0.95x of cuDNN's
-  //   whole-sequence rate (64K tokens, W 4 zigzag: gpu.gatheredAttentionEfficiency,
-  //   bench/results/2026-12-06-gathered-split-h200.md). That puts it 1-4% behind Ulysses at 2 and 4 GPUs and
+  //   into a rectangle and a square, priced at what lasp calibrate measured of a rank's calls on an H100: 0.94x
+  //   of cuDNN's whole-sequence rate (64K tokens, W 4 zigzag: gpu.gatheredAttentionEfficiency,
+  //   bench/results/2026-12-06-calibrate-h100-split.json; the harness on an H200: 0.95x). That puts it 2-5% behind Ulysses at 2 and 4 GPUs and
   //   ahead of ring; the b-hyb-ag-* programs on several GPUs will say what a step attains.
   const ratio = (strategy: string, gpus: 1 | 2 | 4): number =>
     weak(strategy, gpus) / measuredWeak(strategy, gpus);
@@ -157,10 +157,10 @@ describe("weak scaling on 1, 2 and 4 H100s, the attention blocks predicted again
     }
   });
 
-  it("LASP-2H's gathered call (cuDNN at its measured 0.95x) predicted just behind Ulysses, well under its old per-block measurement", () => {
+  it("LASP-2H's gathered call (cuDNN at its measured 0.94x) predicted just behind Ulysses, well under its old per-block measurement", () => {
     for (const gpus of [2, 4] as const) {
-      // The softmax layers' share of the step grows with W (16K tokens per GPU), and so does the 0.95's effect:
-      // 1% behind at 2 GPUs, 4% at 4.
+      // The softmax layers' share of the step grows with W (16K tokens per GPU), and so does the 0.94's effect:
+      // 2% behind at 2 GPUs, 5% at 4.
       expect(weak("hyb-ag-zz", gpus) / weak("hyb-uly-zz", gpus)).toBeGreaterThan(1.0);
       expect(weak("hyb-ag-zz", gpus) / weak("hyb-uly-zz", gpus)).toBeLessThan(1.06);
       // Even taken as far under as Ulysses (0.93 at the most), under the per-block schedule's measurement.

@@ -232,9 +232,10 @@ run { seq_len 32K  batch 1  dtype bf16 }
   });
 
   it("ranks LASP-2H against Ulysses by how close its gathered calls come to cuDNN's whole-sequence rate", () => {
-    // At the measured 0.95 (gpu.gatheredAttentionEfficiency, bench/results/2026-12-06-gathered-split-h200.md)
-    // the slower attention and Ulysses' replicated K/V cost the same to within 1%; from 0.97 LASP-2H's smaller
-    // communication decides; at the 0.84 of the unsplit backward Ulysses ran clearly faster.
+    // At the measured 0.94-0.95 (gpu.gatheredAttentionEfficiency: lasp calibrate on an H100, the gathered
+    // harness on an H200, bench/results/2026-12-06-gathered-split-h200.md) the slower attention and Ulysses'
+    // replicated K/V cost the same to within 1.5%; from 0.97 LASP-2H's smaller communication decides; at the
+    // 0.84 of the unsplit backward Ulysses ran clearly faster.
     const at = (efficiency: number) => {
       const profile = {
         ...H100_PROFILE,
@@ -255,8 +256,8 @@ run { seq_len 32K  batch 1  dtype bf16 }
         );
       return best("allgather") / best("ulysses");
     };
-    expect(H100_PROFILE.gpu.gatheredAttentionEfficiency).toBe(0.95);
-    expect(Math.abs(at(0.95) - 1)).toBeLessThan(0.01);
+    expect(H100_PROFILE.gpu.gatheredAttentionEfficiency).toBe(0.94);
+    for (const measured of [0.94, 0.95]) expect(Math.abs(at(measured) - 1)).toBeLessThan(0.015);
     expect(at(0.97)).toBeGreaterThan(1);
     expect(at(0.84)).toBeLessThan(0.95);
   });
