@@ -38,7 +38,7 @@ function read(text: string): { status: number | null; lines: string[] } {
 function expected(b: Benchmark): string {
   const numbers: number[] =
     b.kind === "gemm"
-      ? [b.m, b.n, b.k, b.transA ? 1 : 0, b.transB ? 1 : 0]
+      ? [b.m, b.n, b.k, b.transA ? 1 : 0, b.transB ? 1 : 0, b.batchMs, b.heatMs]
       : "bytes" in b
         ? [b.bytes]
         : b.kind === "softmax_gathered"
@@ -79,7 +79,9 @@ describe.runIf(gxx)("plan.txt, written by plan.ts and read by the program's plan
   });
 
   it("refuses a line it cannot read, naming the line", () => {
-    expect(read("0 gemm 1 2 3 0 1\n1 gemm 1 2\n").lines[0]).toMatch(/plan-\w+\.txt:2: gemm needs 5 numbers/);
+    expect(read("0 gemm 1 2 3 0 1 25 0\n1 gemm 1 2\n").lines[0]).toMatch(
+      /plan-\w+\.txt:2: gemm needs 7 numbers/,
+    );
     expect(read("0 tensor_core 1\n")).toEqual({
       status: 2,
       lines: [expect.stringContaining("unknown benchmark tensor_core")],

@@ -13,7 +13,18 @@ import { COLLECTIVE_BYTES, type Benchmark } from "./plan.js";
 import { collected, collectiveTimes } from "./test-measurements.js";
 
 const gemm = (id: number, m: number, n: number, k: number, tflops: number): Measurement => ({
-  benchmark: { id, kind: "gemm", label: `g${id}`, m, n, k, transA: false, transB: true },
+  benchmark: {
+    id,
+    kind: "gemm",
+    label: `g${id}`,
+    m,
+    n,
+    k,
+    transA: false,
+    transB: true,
+    batchMs: 25,
+    heatMs: 0,
+  },
   ms: ((2 * m * n * k) / (tflops * 1e12)) * 1e3,
   runs: 20,
 });

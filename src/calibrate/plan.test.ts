@@ -8,6 +8,8 @@ import {
   describeBenchmark,
   GATHERED_RANKS,
   gatheredRankTokens,
+  GEMM_BATCH_MS,
+  GEMM_HEAT_MS,
   MAX_TOKENS,
   partOf,
   planText,
@@ -30,6 +32,21 @@ describe("the benchmark plan", () => {
     expect(new Set(keys).size).toBe(keys.length);
     // The LM head over one chunk of the loss (model/tables.ts's classifierChunk: 4096 tokens at this vocab).
     expect(gemms(plan.benchmarks).at(-1)).toMatchObject({ m: 4096, n: 128256, k: 2048 });
+  });
+
+  it("times every GEMM in sustained batches, after heating the GPU with the largest one", () => {
+    const plan = calibrationPlan(DEFAULT_SHAPES, 1);
+    const all = gemms(plan.benchmarks);
+    expect(all.every((g) => g.batchMs === GEMM_BATCH_MS)).toBe(true);
+    const heated = all.filter((g) => g.heatMs > 0);
+    expect(heated).toHaveLength(1);
+    expect(heated[0]!.heatMs).toBe(GEMM_HEAT_MS);
+    const volume = (g: (typeof all)[number]) => g.m * g.n * g.k;
+    expect(Math.max(...all.map(volume))).toBe(volume(heated[0]!));
+    // The program reads both from the plan's line (main.cu: BATCH HEAT after the operands' layout).
+    expect(planText(plan.benchmarks)).toContain(
+      `${heated[0]!.id} gemm ${heated[0]!.m} ${heated[0]!.n} ${heated[0]!.k} ${heated[0]!.transA ? 1 : 0} ${heated[0]!.transB ? 1 : 0} ${GEMM_BATCH_MS} ${GEMM_HEAT_MS}`,
+    );
   });
 
   it("numbers the benchmarks in order, and plans collectives only for two GPUs or more", () => {
@@ -80,7 +97,7 @@ describe("the benchmark plan", () => {
     const lines = planText(plan.benchmarks).trimEnd().split("\n");
     expect(lines).toHaveLength(plan.benchmarks.length);
     const counts: Record<string, number> = {
-      gemm: 5,
+      gemm: 7,
       linear_forward: 4,
       softmax_backward: 6,
       softmax_gathered: 8,

@@ -48,6 +48,10 @@ export type Benchmark =
       /** op(A) = A^T (A stored [k][m]) and op(B) = B^T (B stored [n][k]), as runtime/blas.cuh's matmul takes them. */
       transA: boolean;
       transB: boolean;
+      /** Each timed batch runs at least this long (GEMM_BATCH_MS). */
+      batchMs: number;
+      /** Run untimed this long before any benchmark (GEMM_HEAT_MS on the plan's largest GEMM, else 0). */
+      heatMs: number;
     }
   | { id: number; kind: "copy" | "add"; bytes: number }
   | {
@@ -154,6 +158,15 @@ export function gatheredRankTokens(tokens: number, ranks: number): number {
   return Math.max(aligned, GATHERED_TOKEN_MULTIPLE);
 }
 
+/**
+ * A GEMM is timed under sustained load, as a training step's GEMMs run (clocks settled under the power limit,
+ * not boosted between synchronisations): in batches of at least GEMM_BATCH_MS, after the plan's largest GEMM
+ * has run for GEMM_HEAT_MS (twice: the program's untimed and timed batch). Single calls between
+ * synchronisations read well above the programs' own GEMM rate (docs/PLAN.md, "lasp calibrate").
+ */
+export const GEMM_BATCH_MS = 25;
+export const GEMM_HEAT_MS = 1000;
+
 /** Buffer sizes of the streaming kernels: every one beyond any L2 (50 MB on H100); the largest is the rate. */
 export const STREAM_BYTES = [256 * 2 ** 20, 1024 * 2 ** 20];
 
@@ -201,7 +214,7 @@ export function calibrationPlan(shapes: ShapeSource, gpus: number): CalibrationP
     const key = `${m} ${n} ${k} ${transA} ${transB}`;
     if (seen.has(key)) return;
     seen.add(key);
-    add({ kind: "gemm", label, m, n, k, transA, transB });
+    add({ kind: "gemm", label, m, n, k, transA, transB, batchMs: GEMM_BATCH_MS, heatMs: 0 });
   };
   for (const [name, fanIn, fanOut] of projections) {
     gemm(`${name} forward`, tokens, fanOut, fanIn, false, true);
@@ -209,6 +222,12 @@ export function calibrationPlan(shapes: ShapeSource, gpus: number): CalibrationP
     gemm(`${name} weight gradient`, fanOut, fanIn, tokens, true, false);
   }
   gemm("lm_head forward (one chunk)", classifierChunk(tokens, vocab), vocab, hidden, false, true);
+  const largest = benchmarks.reduce<Extract<Benchmark, { kind: "gemm" }> | undefined>(
+    (top, b) =>
+      b.kind === "gemm" && (top === undefined || b.m * b.n * b.k > top.m * top.n * top.k) ? b : top,
+    undefined,
+  );
+  if (largest !== undefined) largest.heatMs = GEMM_HEAT_MS;
 
   if (shapes.hasLinear) {
     for (const kind of ["linear_forward", "linear_backward"] as const)
@@ -250,7 +269,7 @@ export function planText(benchmarks: readonly Benchmark[]): string {
   const line = (b: Benchmark): string => {
     switch (b.kind) {
       case "gemm":
-        return `${b.id} gemm ${b.m} ${b.n} ${b.k} ${b.transA ? 1 : 0} ${b.transB ? 1 : 0}`;
+        return `${b.id} gemm ${b.m} ${b.n} ${b.k} ${b.transA ? 1 : 0} ${b.transB ? 1 : 0} ${b.batchMs} ${b.heatMs}`;
       case "linear_forward":
       case "linear_backward":
         return `${b.id} ${b.kind} ${b.tokens} ${b.heads} ${b.headDim} ${b.causal ? 1 : 0}`;

@@ -49,7 +49,7 @@ int main(int argc, char** argv) {
     double n[7] = {0, 0, 0, 0, 0, 0, 0};
     char backend[16] = "";
     std::string k = kind;
-    int count = k == "gemm" ? 5 : k.rfind("linear_", 0) == 0 ? 4 : k == "softmax_gathered" ? 7
+    int count = k == "gemm" ? 7 : k.rfind("linear_", 0) == 0 ? 4 : k == "softmax_gathered" ? 7
               : k.rfind("softmax_", 0) == 0 ? 5 : 1;
     for (int i = 0; i < count; i++) if (std::fscanf(f, "%lf", &n[i]) != 1) return 2;
     if (k.rfind("softmax_", 0) == 0 && std::fscanf(f, "%15s", backend) != 1) return 2;

@@ -5,8 +5,10 @@
 //                [--rank R --world W --device D --nccl-id-file FILE] [--json]
 //
 // plan.txt has one benchmark per line, `ID KIND NUMBERS...`:
-//   ID gemm M N K TA TB                           cuBLAS bf16 C[M][N] = op(A) op(B), fp32 accumulation (blas.cuh;
-//                                                 TA, TB: 0/1, the operand is stored transposed)
+//   ID gemm M N K TA TB BATCH HEAT                cuBLAS bf16 C[M][N] = op(A) op(B), fp32 accumulation (blas.cuh;
+//                                                 TA, TB: 0/1, the operand is stored transposed), timed in
+//                                                 batches of at least BATCH ms; HEAT > 0: run it HEAT ms (twice)
+//                                                 untimed before every benchmark (sustained clocks)
 //   ID copy|add BYTES                              a streaming kernel over buffers of BYTES
 //   ID linear_forward|linear_backward T H D C      lasp's LASP-2 per-rank kernels (C: causal 0/1)
 //   ID softmax_forward|softmax_backward T H KV D C lasp|cudnn
@@ -115,12 +117,8 @@ void report_device(const Options& o) {
                                 calib::cudnn_version()));
 }
 
-// A GEMM's time under sustained load (calib::sustained_ms: batches of at least kGemmBatchMs), after the
-// largest GEMM has run for 2 x kGemmHeatMs (sustained_ms's untimed and timed batch) at the start, as a training
-// step's GEMMs run: clocks settled under the power limit, not boosted between synchronisations.
-constexpr float kGemmBatchMs = 25.0f;
-constexpr float kGemmHeatMs = 1000.0f;
-
+// A GEMM's time under sustained load (calib::sustained_ms: batches of at least the plan's BATCH ms, after the
+// heating GEMMs of the plan ran): clocks settled under the power limit, as a training step's GEMMs run.
 // Weight gradients (A transposed) accumulate into fp32 as the program's do (beta 1, blas.cuh); the rest
 // write bf16 activations.
 float time_gemm(const calib::Item& it, cublasHandle_t blas, cudaStream_t s, float batch_ms, int runs) {
@@ -168,15 +166,12 @@ void run_compute(const Options& o, const std::vector<calib::Item>& items) {
   cublasHandle_t blas;
   CUBLAS_CHECK(cublasCreate(&blas));
   CUBLAS_CHECK(cublasSetStream(blas, s));
-  const calib::Item* largest = nullptr;
-  auto volume = [](const calib::Item& it) { return it.n[0] * it.n[1] * it.n[2]; };
   for (const calib::Item& it : items)
-    if (it.kind == "gemm" && (largest == nullptr || volume(it) > volume(*largest))) largest = &it;
-  if (largest != nullptr) time_gemm(*largest, blas, s, kGemmHeatMs, 1);  // heat: its time is not kept
+    if (it.kind == "gemm" && it.n[6] > 0) time_gemm(it, blas, s, (float)it.n[6], 1);  // heat: its time is not kept
   for (const calib::Item& it : items) {
     if (calib::is_collective(it.kind)) continue;
     if (it.kind == "gemm") {
-      measure(o, it.id, time_gemm(it, blas, s, kGemmBatchMs, o.runs));
+      measure(o, it.id, time_gemm(it, blas, s, (float)it.n[5], o.runs));
     } else if (it.kind == "copy" || it.kind == "add") {
       measure(o, it.id, calib::time_stream(it.kind == "add", (size_t)it.n[0], s, o.warmup, o.runs));
     } else if (it.kind == "linear_forward" || it.kind == "linear_backward") {

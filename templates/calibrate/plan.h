@@ -25,7 +25,7 @@ inline bool is_collective(const std::string& kind) {
 
 // How many numbers follow each kind; -1 for a kind this program does not know.
 inline int numbers_of(const std::string& kind) {
-  if (kind == "gemm") return 5;
+  if (kind == "gemm") return 7;
   if (kind == "linear_forward" || kind == "linear_backward") return 4;
   if (kind == "softmax_forward" || kind == "softmax_backward") return 5;
   if (kind == "softmax_gathered") return 7;
