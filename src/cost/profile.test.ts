@@ -146,66 +146,39 @@ describe("a profile that does not validate", () => {
   });
 
   it("names the file and the field that is missing or wrong", () => {
-    expect(
-      error(
-        "nogemm",
-        edited((p) => delete p.gpu.gemmFlops),
-      ),
-    ).toBe(`${file("nogemm")}: gpu.gemmFlops must be a positive number (got nothing)`);
-    expect(
-      error(
-        "negative",
-        edited((p) => (p.nvlink.latency = -1)),
-      ),
-    ).toBe(`${file("negative")}: nvlink.latency must be a positive number (got -1)`);
-    expect(
-      error(
+    // [file name, the edit, what the error says after the file's name]
+    const cases: [string, (p: Record<string, any>) => unknown, string][] = [
+      ["nogemm", (p) => delete p.gpu.gemmFlops, "gpu.gemmFlops must be a positive number (got nothing)"],
+      ["negative", (p) => (p.nvlink.latency = -1), "nvlink.latency must be a positive number (got -1)"],
+      [
         "text",
-        edited((p) => (p.interNode.bandwidthPerGpu = "50 GB/s")),
-      ),
-    ).toBe(`${file("text")}: interNode.bandwidthPerGpu must be a positive number (got "50 GB/s")`);
-    expect(
-      error(
-        "fraction",
-        edited((p) => (p.gpu.sms = 131.5)),
-      ),
-    ).toBe(`${file("fraction")}: gpu.sms must be a whole number (got 131.5)`);
-    expect(
-      error(
-        "nosection",
-        edited((p) => delete p.interNode),
-      ),
-    ).toBe(`${file("nosection")}: interNode must be an object`);
-    expect(
-      error(
+        (p) => (p.interNode.bandwidthPerGpu = "50 GB/s"),
+        'interNode.bandwidthPerGpu must be a positive number (got "50 GB/s")',
+      ],
+      ["fraction", (p) => (p.gpu.sms = 131.5), "gpu.sms must be a whole number (got 131.5)"],
+      ["nosection", (p) => delete p.interNode, "interNode must be an object"],
+      [
         "linearzero",
-        edited((p) => (p.gpu.linearKernelBandwidth = 0)),
-      ),
-    ).toBe(`${file("linearzero")}: gpu.linearKernelBandwidth must be a positive number where given (got 0)`);
-    expect(
-      error(
+        (p) => (p.gpu.linearKernelBandwidth = 0),
+        "gpu.linearKernelBandwidth must be a positive number where given (got 0)",
+      ],
+      [
         "linearfast",
-        edited((p) => (p.gpu.linearKernelBandwidth = 4e12)),
-      ),
-    ).toBe(
-      `${file("linearfast")}: gpu.linearKernelBandwidth exceeds gpu.hbmBandwidth: an attainable rate is at most the peak`,
-    );
-    expect(
-      error(
+        (p) => (p.gpu.linearKernelBandwidth = 4e12),
+        "gpu.linearKernelBandwidth exceeds gpu.hbmBandwidth: an attainable rate is at most the peak",
+      ],
+      [
         "gatheredfraction",
-        edited((p) => (p.gpu.gatheredAttentionEfficiency = 1.2)),
-      ),
-    ).toBe(
-      `${file("gatheredfraction")}: gpu.gatheredAttentionEfficiency is a fraction of gpu.attentionFlops: at most 1 (got 1.2)`,
-    );
-    expect(
-      error(
+        (p) => (p.gpu.gatheredAttentionEfficiency = 1.2),
+        "gpu.gatheredAttentionEfficiency is a fraction of gpu.attentionFlops: at most 1 (got 1.2)",
+      ],
+      [
         "linearsource",
-        edited((p) => delete p.sources["gpu.linearKernelBandwidth"]),
-      ),
-    ).toBe(
-      `${file("linearsource")}: sources["gpu.linearKernelBandwidth"] is missing: every number says where it comes from`,
-    );
+        (p) => delete p.sources["gpu.linearKernelBandwidth"],
+        'sources["gpu.linearKernelBandwidth"] is missing: every number says where it comes from',
+      ],
+    ];
+    for (const [name, edit, says] of cases) expect(error(name, edited(edit))).toBe(`${file(name)}: ${says}`);
     expect(error("array", [])).toBe(`${file("array")}: the profile must be a JSON object`);
   });
 
