@@ -41,6 +41,10 @@ describe("lasp inspect", () => {
     expect(io.out).toContain(
       "placement: 2 on the few-CTA communicator; 3 issued beside 2, its GEMM leaving 16 SMs (0 on the\n      copy engines)",
     );
+    // LASP-2H's dK/dV ReduceScatter: a copy-engine candidate taken only when asked.
+    expect(io.out).toContain(
+      "placement: 2 as an AlltoAll on the copy engines and a sum where asked\n      (LASP_COLLECTIVES=copy_engines); 3 issued beside 2",
+    );
   });
 
   it("sizes a step by what bounds its time: FLOPs for products, bytes for data movement", async () => {
