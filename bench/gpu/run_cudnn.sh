@@ -27,38 +27,11 @@ ENV_TXT="$OUT/env.txt"
   --format=csv; nvcc --version | tail -2; } | tee "$ENV_TXT"
 
 echo "== cuDNN"
-INC="" LIB=""
-wheel_dir() { python3 -c "import nvidia.cudnn as m; print(list(m.__path__)[0])" 2>/dev/null; }
-if [ "${CUDNN:-}" = wheel ]; then
-  WHEEL=$(wheel_dir)
-  [ -n "$WHEEL" ] && INC=$WHEEL/include LIB=$WHEEL/lib
-elif [ -n "${CUDNN:-}" ]; then
-  INC=$CUDNN/include LIB=$CUDNN/lib
-elif [ -f /usr/include/cudnn.h ] && ls /usr/lib/x86_64-linux-gnu/libcudnn.so* >/dev/null 2>&1; then
-  INC=/usr/include LIB=/usr/lib/x86_64-linux-gnu
-elif [ -f /usr/include/x86_64-linux-gnu/cudnn.h ] && ls /usr/lib/x86_64-linux-gnu/libcudnn.so* >/dev/null 2>&1; then
-  INC=/usr/include/x86_64-linux-gnu LIB=/usr/lib/x86_64-linux-gnu
-else
-  WHEEL=$(wheel_dir)
-  [ -n "$WHEEL" ] && INC=$WHEEL/include LIB=$WHEEL/lib
-fi
-if [ -z "$INC" ] || [ ! -f "$INC/cudnn.h" ]; then
-  echo "no cuDNN found (system or nvidia.cudnn wheel)" | tee -a "$ENV_TXT"
-  exit 3
-fi
-if ls "$LIB"/libcudnn.so >/dev/null 2>&1; then LINK="-lcudnn"; else LINK="-l:libcudnn.so.9"; fi
-# cuDNN loads its engine libraries, NVRTC and cuBLASLt at run time: for a wheel, the wheel directories beside it.
-EXTRA=""
-case "$LIB" in */site-packages/nvidia/*)
-  SITE=$(dirname "$(dirname "$LIB")")
-  EXTRA=$(ls -d "$SITE"/*/lib "$SITE"/cu13/lib 2>/dev/null | tr '\n' ':') ;;
-esac
-HARNESS_LD="$LIB:${EXTRA}${LD_LIBRARY_PATH:-}"
+# shellcheck source=bench/gpu/find-cudnn.sh
+source bench/gpu/find-cudnn.sh
+find_cudnn "$ENV_TXT" || exit 3
+HARNESS_LD=$CUDNN_LD
 {
-  echo "include: $INC"
-  echo "lib: $LIB ($LINK, rpath $LIB)"
-  echo "version: $(grep -hE '#define CUDNN_(MAJOR|MINOR|PATCHLEVEL) ' "$INC"/cudnn_version.h | awk '{print $3}' | paste -sd.)"
-  echo "libraries: $(cd "$LIB" && ls libcudnn* | tr '\n' ' ')"
   echo "SDPA in the headers (a dedicated operation exists from 9.13 on, forward only): $(grep -c SDPA "$INC"/cudnn_graph.h)"
   grep -n "SDPA" "$INC"/cudnn_graph.h | head -40
 } | tee -a "$ENV_TXT"
