@@ -196,6 +196,39 @@ describe("lasp plan", () => {
   });
 });
 
+describe("where LASP-2H wins (issue 18)", () => {
+  it("ranks it first where Ulysses cannot split the heads over the sequence ranks, ahead of ring", () => {
+    // 4 query heads on 8 sequence ranks: Ulysses is refused (a rank needs whole heads); LASP-2H's gathered
+    // calls then beat ring's W blocks per rank with their merges.
+    const source = `model few_heads {
+  vocab 512  hidden 256  ffn 512  heads 4  head_dim 64
+  layer L = linear_attention { decay 0.99 }
+  layer S = softmax_attention { kv_heads 2 }
+  stack [L, S] x 1
+}
+parallel { gpus 8  sequence 8  linear lasp2  softmax allgather }
+run { seq_len 64K  batch 1  dtype bf16 }
+`;
+    const checked = checkSource("few_heads.lasp", source);
+    const result = plan({
+      ast: checked.ast!,
+      spec: checked.spec!,
+      file: "few_heads.lasp",
+      profile: H100_PROFILE,
+      gpus: [8],
+    });
+    const at8 = result.rows.filter((r) => r.choice.sequence === 8);
+    expect(new Set(at8.map((r) => r.choice.softmax))).toEqual(new Set(["allgather", "ring"]));
+    expect(
+      result.skipped.some((s) => s.label.includes("ulysses") && /heads 4 is not divisible/.test(s.reason)),
+    ).toBe(true);
+    expect(at8[0]!.choice.softmax).toBe("allgather");
+    const best = (softmax: string) =>
+      Math.max(...at8.filter((r) => r.choice.softmax === softmax).map((r) => r.tokensPerSecondPerGpu));
+    expect(best("allgather")).toBeGreaterThan(best("ring"));
+  });
+});
+
 describe("Ulysses with fewer kv heads than GPUs (issue 18: each kv head replicated)", () => {
   // kv_heads 2 on 8 GPUs: refused (E0507) before the kv heads could be replicated; now priced.
   const source = `model gqa8 {
