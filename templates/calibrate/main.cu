@@ -208,17 +208,14 @@ void issue_gather_or_alltoall(const calib::Item& it, int world, const void* send
 }
 
 // The copy-engine collectives' communicator and buffers (nvlink.copyEngineBusBandwidth): a communicator split
-// from the default one with CTA policy zero, and a send and a receive buffer of the largest size that NCCL
-// allocates (ncclMemAlloc) and registers as symmetric windows, as the program's LASP-2 state gathers and
-// gradient sums have them (runtime/comm.cuh's Windows): NCCL 2.28+ then copies AllGather and AlltoAll with the
-// copy engines, no SM. `why` says why none could be set up (every rank learns the same: registration is
-// collective).
+// from the default one with CTA policy zero, and a send and a receive buffer of the largest size, symmetric
+// windows of it as the program's are (runtime/comm.cuh's Windows): NCCL 2.28+ then copies AllGather and AlltoAll
+// with the copy engines, no SM. `why` says why none could be set up (every rank learns the same: registration
+// is collective; a buffer NCCL declined stays until the process ends).
 struct CopyEngines {
   ncclComm_t comm = nullptr;
+  lasp::Windows windows;
   void *send = nullptr, *recv = nullptr;
-#ifdef NCCL_CTA_POLICY_ZERO
-  ncclWindow_t send_win = nullptr, recv_win = nullptr;
-#endif
   const char* why = nullptr;
 };
 
@@ -232,12 +229,10 @@ CopyEngines open_copy_engines(const Options& o, ncclComm_t comm, const std::vect
   ncclConfig_t zero = NCCL_CONFIG_INITIALIZER;
   zero.CTAPolicy = NCCL_CTA_POLICY_ZERO;
   NCCL_CHECK(ncclCommSplit(comm, 0, o.rank, &ce.comm, &zero));
-  NCCL_CHECK(ncclMemAlloc(&ce.send, largest));
-  NCCL_CHECK(ncclMemAlloc(&ce.recv, largest));
-  NCCL_CHECK(ncclCommWindowRegister(ce.comm, ce.send, largest, &ce.send_win, NCCL_WIN_COLL_SYMMETRIC));
-  NCCL_CHECK(ncclCommWindowRegister(ce.comm, ce.recv, largest, &ce.recv_win, NCCL_WIN_COLL_SYMMETRIC));
-  // NCCL registers nothing where it has no symmetric memory between the GPUs; it would run its kernels.
-  if (ce.send_win == nullptr || ce.recv_win == nullptr)
+  bool copies = true;
+  ce.send = ce.windows.on(ce.comm, &copies, largest);
+  ce.recv = ce.windows.on(ce.comm, &copies, largest);
+  if (!copies)
     ce.why = "NCCL registered no symmetric window between these GPUs, so it has no copy-engine collectives here "
              "(no direct P2P, several nodes or cuMem disabled; NCCL_DEBUG=INFO says why)";
 #else
@@ -249,17 +244,10 @@ CopyEngines open_copy_engines(const Options& o, ncclComm_t comm, const std::vect
 }
 
 void close_copy_engines(CopyEngines& ce) {
-#ifdef NCCL_CTA_POLICY_ZERO
   if (ce.comm == nullptr) return;
-  if (ce.send_win != nullptr) NCCL_CHECK(ncclCommWindowDeregister(ce.comm, ce.send_win));
-  if (ce.recv_win != nullptr) NCCL_CHECK(ncclCommWindowDeregister(ce.comm, ce.recv_win));
-  NCCL_CHECK(ncclMemFree(ce.send));
-  NCCL_CHECK(ncclMemFree(ce.recv));
+  ce.windows.release();
   NCCL_CHECK(ncclCommDestroy(ce.comm));
-  ce = CopyEngines{};
-#else
-  (void)ce;
-#endif
+  ce.comm = nullptr;
 }
 
 // One AllGather or AlltoAll on the copy engines, or skipped with why.

@@ -223,6 +223,9 @@ class Windows {
   void* gathers(size_t bytes) { return alloc(comms_->sp_few_ctas, &comms_->gathers_on_copy_engines, bytes); }
   // A buffer of the gradient sum (world_copy).
   void* grads(size_t bytes) { return alloc(comms_->world_copy, &comms_->grads_on_copy_engines, bytes); }
+  // A buffer of the collectives of `comm` (one that asked for CTA policy zero): a window while *copy_engines,
+  // which a registration that NCCL declines clears (lasp calibrate's copy-engine benchmarks).
+  void* on(ncclComm_t comm, bool* copy_engines, size_t bytes) { return alloc(comm, copy_engines, bytes); }
 
   // Deregisters and frees NCCL's buffers; before the communicators are destroyed.
   void release() {
