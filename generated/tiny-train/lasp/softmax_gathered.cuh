@@ -359,12 +359,13 @@ inline void cudnn_backward(const SoftmaxGatheredBackwardArgs& a, const SoftmaxDi
   bf16* dks[2] = {nullptr, nullptr};
   bf16* dvs[2] = {nullptr, nullptr};
   const size_t nq = (size_t)d.batch * d.q_rows * row;
+  bool rectangles = false;
+  for (int j = 0; j < n; ++j) rectangles = rectangles || rectangle_keys(c[j], a.causal) > 0;
   bf16* dq_part = nullptr;  // the rectangles' dQ, rows of the layer's layout (zero where a call has none)
-  for (int j = 0; j < n; ++j)
-    if (rectangle_keys(c[j], a.causal) > 0 && dq_part == nullptr) {
-      dq_part = static_cast<bf16*>(dq_part_workspace().get(nq * sizeof(bf16)));
-      CUDA_CHECK(cudaMemsetAsync(dq_part, 0, nq * sizeof(bf16), s));
-    }
+  if (rectangles) {
+    dq_part = static_cast<bf16*>(dq_part_workspace().get(nq * sizeof(bf16)));
+    CUDA_CHECK(cudaMemsetAsync(dq_part, 0, nq * sizeof(bf16), s));
+  }
   for (int j = 0; j < n; ++j) {
     dks[j] = reinterpret_cast<bf16*>(ws + at[j][0]);
     dvs[j] = reinterpret_cast<bf16*>(ws + at[j][1]);
