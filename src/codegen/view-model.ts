@@ -293,11 +293,7 @@ function stepView(step: Step, ctx: StepContext, events: Set<number>, overlap: Ma
     stream: step.stream,
     guard: step.stream === "compute" ? "run.compute" : "run.comm",
     waits,
-    // An NCCL group holds NCCL calls only: NCCL issues them at its end, after any kernel launched inside it.
-    group:
-      calls.length > 1 &&
-      calls.every((call) => call.fn.startsWith("nccl")) &&
-      (step.kind === "collective" || step.kind === "send" || step.kind === "recv"),
+    group: calls.length > 1 && (step.kind === "collective" || step.kind === "send" || step.kind === "recv"),
     calls,
     records: events.has(step.id) ? [{ event: step.id }] : [],
     recordStart: [...overlap.values()].includes(step.id),

@@ -122,7 +122,11 @@ export function onCopyEngines(machine: Machine): Machine {
   };
 }
 
-/** Whether NCCL can copy a collective with the copy engines: a ReduceScatter or AllReduce needs its kernel. */
+/**
+ * Whether NCCL copies a collective with the copy engines: an AllGather or AlltoAll. A ReduceScatter or AllReduce
+ * needs its kernel; LASP-2H's candidate ReduceScatter (an AlltoAll and a sum) takes the copy engines only when
+ * asked (LASP_COLLECTIVES=copy_engines), so it is priced as the kernel it runs by default.
+ */
 export const copyable = (collective: CollectiveKind): boolean =>
   collective === "allgather" || collective === "alltoall";
 
