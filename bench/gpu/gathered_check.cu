@@ -68,6 +68,7 @@ static uint64_t g_seed = 20261218;
 static double g_tol = 1e-2, g_l2_tol = 1e-2, g_lse_tol = 1e-3;
 static bool g_quick = false, g_list = false;
 static std::string g_filter;
+static std::string g_bench_backend;  // --backend: the bench times only this one ("" both)
 static int g_pass = 0, g_fail = 0, g_skip = 0;
 static double g_plan_s = 0;  // host time in cuDNN's support checks (their first call per shape builds the plans)
 
@@ -507,14 +508,14 @@ static void bench(const std::vector<int>& tokens, const std::vector<int>& worlds
     const double whole_fwd = 4.0 * D * H * B * ((double)N * (N + 1) / 2);
 
     // The whole sequence on one GPU.
-    Times wc{NAN, NAN, NAN}, wl;
+    Times wc{NAN, NAN, NAN}, wl{NAN, NAN, NAN};
     {
       const SoftmaxDims d{B, N, N, H, Hkv, D};
       Dev<bf16> o(nq), dq(nq), dk(nk), dv(nk);
       Dev<float> lse((size_t)B * N * H);
 #ifdef LASP_WITH_CUDNN
       const lasp::CudnnSdpaShape s = lasp::whole::shape_of(d, true);
-      if (lasp::cudnn_sdpa_supported(s)) {
+      if (g_bench_backend != "lasp" && lasp::cudnn_sdpa_supported(s)) {
         auto f = [&] { lasp::cudnn_sdpa_forward(s, q.p, k.p, v.p, o.p, lse.p, 0); };
         auto b = [&] { lasp::cudnn_sdpa_backward(s, q.p, k.p, v.p, o.p, dO.p, lse.p, dq.p, dk.p, dv.p, 0); };
         f();
@@ -530,8 +531,10 @@ static void bench(const std::vector<int>& tokens, const std::vector<int>& worlds
         lasp::smx::full_backward(lasp::smx::default_backward_kernel(D), q.p, k.p, v.p, o.p, lse.p, dO.p, d, true,
                                  dq.p, dk.p, dv.p, 0);
       };
-      f();
-      wl.fwd = time_ms(f, runs), wl.bwd = time_ms(b, runs), wl.fb = time_ms([&] { f(), b(); }, runs);
+      if (g_bench_backend != "cudnn") {
+        f();
+        wl.fwd = time_ms(f, runs), wl.bwd = time_ms(b, runs), wl.fb = time_ms([&] { f(), b(); }, runs);
+      }
       for (auto [name, t] : {std::make_pair("cudnn", wc), std::make_pair("lasp", wl)})
         std::printf("WHOLE %d %s fwd %.3f bwd %.3f fwdbwd %.3f ms  (%.0f / %.0f / %.0f TFLOP/s)\n", N, name, t.fwd,
                     t.bwd, t.fb, whole_fwd / t.fwd * 1e-9, 2.5 * whole_fwd / t.bwd * 1e-9,
@@ -550,6 +553,7 @@ static void bench(const std::vector<int>& tokens, const std::vector<int>& worlds
         cudnn_supported_all(c, &cudnn_all);
         for (Backend backend : {Backend::kLasp, Backend::kCudnn}) {
           const char* bname = backend == Backend::kLasp ? "lasp" : "cudnn";
+          if (!g_bench_backend.empty() && g_bench_backend != bname) continue;
           if (backend == Backend::kCudnn && !cudnn_all) {
             std::printf("RANK %d %d %s cudnn: not run (%s)\n", N, W, zigzag ? "zigzag" : "contiguous",
 #ifdef LASP_WITH_CUDNN
@@ -610,9 +614,10 @@ static void bench(const std::vector<int>& tokens, const std::vector<int>& worlds
     const double fl = 4.0 * D * H * B * ((double)N * (N + 1) / 2);
     const Times& c = whole_cudnn ? w.first : w.second;
     for (auto [name, t] : {std::make_pair("cudnn", w.first), std::make_pair("lasp", w.second)})
-      std::printf("| %d | 1 | whole | %s | %.3f | %.3f | %.3f | %.0f | %.0f | %.0f | %.2f | %.2f | %.2f | - |\n", N,
-                  name, t.fwd, t.bwd, t.fb, fl / t.fwd * 1e-9, 2.5 * fl / t.bwd * 1e-9, 3.5 * fl / t.fb * 1e-9,
-                  c.fwd / t.fwd, c.bwd / t.bwd, c.fb / t.fb);
+      if (!std::isnan(t.fb))
+        std::printf("| %d | 1 | whole | %s | %.3f | %.3f | %.3f | %.0f | %.0f | %.0f | %.2f | %.2f | %.2f | - |\n", N,
+                    name, t.fwd, t.bwd, t.fb, fl / t.fwd * 1e-9, 2.5 * fl / t.bwd * 1e-9, 3.5 * fl / t.fb * 1e-9,
+                    c.fwd / t.fwd, c.bwd / t.bwd, c.fb / t.fb);
     for (const Row& r : rows) {
       if (r.N != N) continue;
       const double rf = r.flops_fwd / r.sum.fwd, rb = 2.5 * r.flops_fwd / r.sum.bwd, rfb = 3.5 * r.flops_fwd / r.sum.fb;
@@ -628,7 +633,7 @@ static void bench(const std::vector<int>& tokens, const std::vector<int>& worlds
 static int usage(const char* self) {
   std::fprintf(stderr,
                "usage: %s [--seed N] [--tol X] [--l2-tol X] [--lse-tol X] [--quick] [--filter TEXT] [--list]\n"
-               "       %s --bench [--quick] [--runs N] [--tokens N ...] [--worlds W ...]\n",
+               "       %s --bench [--quick] [--runs N] [--tokens N ...] [--worlds W ...] [--backend lasp|cudnn]\n",
                self, self);
   return 2;
 }
@@ -654,6 +659,8 @@ int main(int argc, char** argv) {
     else if (a == "--lse-tol" && (x = next())) g_lse_tol = std::atof(x);
     else if (a == "--filter" && (x = next())) g_filter = x;
     else if (a == "--runs" && (x = next())) runs = std::max(1, std::atoi(x));
+    else if (a == "--backend" && (x = next()) && (std::string(x) == "lasp" || std::string(x) == "cudnn"))
+      g_bench_backend = x;
     else if (a == "--tokens" && ints(tokens)) continue;
     else if (a == "--worlds" && ints(worlds)) continue;
     else return usage(argv[0]);

@@ -29,9 +29,9 @@
 //   rejects others, and some backward kernels ignore their strides).
 // - The backward's dK, dV are the caller's fp32 buffers over every key row (summed across ranks by the
 //   program's ReduceScatter): lasp's kernels add into them after a memset; each cuDNN call writes bf16 dK, dV of
-//   its s_kv rows into a scratch of its own, and one kernel converts the calls' scratches and writes every row
-//   (zeros past the longest call). dq: lasp's kernels accumulate in an fp32 workspace cast once (as the
-//   whole-sequence backward); cuDNN writes each piece's rows in place.
+//   its s_kv rows into a scratch of its own, and one kernel converts the calls' scratches into the rows up to
+//   the longest call (a memset zeroes the rest). dq: lasp's kernels accumulate in an fp32 workspace cast once
+//   (as the whole-sequence backward); cuDNN writes each piece's rows in place.
 // - Both passes of a layer take the same backend (the lse layouts differ): the choice reads only the shape, the
 //   pieces, key_rows, causal, whether there are documents and the environment. With documents always lasp's
 //   kernels (their document mask reads global positions).
@@ -179,18 +179,19 @@ __global__ void stats_copy_kernel(const float* __restrict__ src, float* __restri
   }
 }
 
-// dk, dv fp32 [batch][rows][width] from the calls' bf16 scratches (the same strides; call j holds rows < keys_j,
-// k1 == nullptr: one call): the sum of the calls that hold a row, zero where none does. VEC: 8 elements at once
-// (16-byte aligned outputs), else 1.
+// dk, dv fp32 [batch][k_rows][width], rows [0, rows) of each batch entry, from the calls' bf16 scratches (the
+// same strides; call j holds rows < keys_j; k1 == nullptr: one call): the sum of the calls that hold a row, zero
+// where none does. One block per (row, batch entry), so no thread divides 64-bit indices; VEC: 8 elements at
+// once (16-byte aligned rows), else 1. The caller zeroes the rows past the longest call (a memset).
 template <int VEC>
 __global__ void dkdv_from_calls_kernel(const bf16* __restrict__ k0, const bf16* __restrict__ v0, int keys0,
                                        const bf16* __restrict__ k1, const bf16* __restrict__ v1, int keys1,
-                                       float* __restrict__ dk, float* __restrict__ dv, int rows, size_t width,
-                                       size_t n) {
-  const size_t groups = n / VEC;
-  for (size_t g = blockIdx.x * (size_t)blockDim.x + threadIdx.x; g < groups; g += (size_t)gridDim.x * blockDim.x) {
-    const size_t e = g * VEC;
-    const int r = (int)((e / width) % rows);
+                                       float* __restrict__ dk, float* __restrict__ dv, int k_rows, int width) {
+  const int r = blockIdx.x;
+  const size_t row = ((size_t)blockIdx.y * k_rows + r) * width;
+  const bool in0 = r < keys0, in1 = k1 != nullptr && r < keys1;
+  for (int c = threadIdx.x * VEC; c < width; c += blockDim.x * VEC) {
+    const size_t e = row + c;
     float a[VEC], b[VEC];
 #pragma unroll
     for (int i = 0; i < VEC; ++i) a[i] = b[i] = 0.f;
@@ -205,8 +206,8 @@ __global__ void dkdv_from_calls_kernel(const bf16* __restrict__ k0, const bf16* 
         a[0] += __bfloat162float(k[e]), b[0] += __bfloat162float(v[e]);
       }
     };
-    if (r < keys0) add(k0, v0);
-    if (k1 != nullptr && r < keys1) add(k1, v1);
+    if (in0) add(k0, v0);
+    if (in1) add(k1, v1);
     if constexpr (VEC == 8) {
       float4* pk = reinterpret_cast<float4*>(dk + e);
       float4* pv = reinterpret_cast<float4*>(dv + e);
@@ -218,16 +219,19 @@ __global__ void dkdv_from_calls_kernel(const bf16* __restrict__ k0, const bf16* 
   }
 }
 
-// dq += part over n bf16 elements (the rectangles' dQ; 8 at once, n a multiple of 8: head_dim is 64 or 128).
-__global__ void add_bf16_kernel(bf16* __restrict__ dq, const bf16* __restrict__ part, size_t n) {
+// dq += part over the n bf16 elements at offset `at` of each batch entry (stride `stride`): a rectangle's dQ rows
+// (8 at once; n, at and stride multiples of 8: head_dim is 64 or 128). Grid: (blocks over n / 8, batch).
+__global__ void add_bf16_kernel(bf16* __restrict__ dq, const bf16* __restrict__ part, size_t stride, size_t at,
+                                size_t n) {
+  const size_t base = blockIdx.y * stride + at;
   for (size_t e = 8 * (blockIdx.x * (size_t)blockDim.x + threadIdx.x); e < n; e += 8 * (size_t)gridDim.x * blockDim.x) {
-    uint4 a = *reinterpret_cast<const uint4*>(dq + e);
-    const uint4 b = *reinterpret_cast<const uint4*>(part + e);
+    uint4 a = *reinterpret_cast<const uint4*>(dq + base + e);
+    const uint4 b = *reinterpret_cast<const uint4*>(part + base + e);
     bf16* ah = reinterpret_cast<bf16*>(&a);
     const bf16* bh = reinterpret_cast<const bf16*>(&b);
 #pragma unroll
     for (int i = 0; i < 8; ++i) ah[i] = __float2bfloat16(__bfloat162float(ah[i]) + __bfloat162float(bh[i]));
-    *reinterpret_cast<uint4*>(dq + e) = a;
+    *reinterpret_cast<uint4*>(dq + base + e) = a;
   }
 }
 
@@ -361,11 +365,8 @@ inline void cudnn_backward(const SoftmaxGatheredBackwardArgs& a, const SoftmaxDi
   const size_t nq = (size_t)d.batch * d.q_rows * row;
   bool rectangles = false;
   for (int j = 0; j < n; ++j) rectangles = rectangles || rectangle_keys(c[j], a.causal) > 0;
-  bf16* dq_part = nullptr;  // the rectangles' dQ, rows of the layer's layout (zero where a call has none)
-  if (rectangles) {
-    dq_part = static_cast<bf16*>(dq_part_workspace().get(nq * sizeof(bf16)));
-    CUDA_CHECK(cudaMemsetAsync(dq_part, 0, nq * sizeof(bf16), s));
-  }
+  bf16* dq_part = nullptr;  // the rectangles' dQ at their rows of the layer's layout (other rows never read)
+  if (rectangles) dq_part = static_cast<bf16*>(dq_part_workspace().get(nq * sizeof(bf16)));
   for (int j = 0; j < n; ++j) {
     dks[j] = reinterpret_cast<bf16*>(ws + at[j][0]);
     dvs[j] = reinterpret_cast<bf16*>(ws + at[j][1]);
@@ -383,19 +384,30 @@ inline void cudnn_backward(const SoftmaxGatheredBackwardArgs& a, const SoftmaxDi
     cudnn_sdpa_backward(backend::sdpa_shape(d, c[j].rows, before, false), a.q + q0, a.k, a.v, a.o + q0, a.dout + q0,
                         st, dq_part + q0, dks[j], dvs[j], s);
   }
-  if (dq_part != nullptr) {
-    add_bf16_kernel<<<blocks_for(nq / 8), 256, 0, s>>>(a.dq, dq_part, nq);
+  for (int j = 0; j < n; ++j) {
+    if (rectangle_keys(c[j], a.causal) == 0) continue;
+    const size_t rows_n = (size_t)c[j].rows * row;
+    add_bf16_kernel<<<dim3(blocks_for(rows_n / 8), d.batch), 256, 0, s>>>(a.dq, dq_part, (size_t)d.q_rows * row,
+                                                                           c[j].row0 * row, rows_n);
     LAUNCH_CHECK();
   }
+  // Rows [0, longest) from the calls, the rest zero.
+  const int longest = n > 1 && c[1].keys > c[0].keys ? c[1].keys : c[0].keys;
+  if (longest < d.k_rows) {
+    const size_t pitch = kb * sizeof(float), tail = (size_t)(d.k_rows - longest) * width * sizeof(float);
+    CUDA_CHECK(cudaMemset2DAsync(a.dk + (size_t)longest * width, pitch, 0, tail, d.batch, s));
+    CUDA_CHECK(cudaMemset2DAsync(a.dv + (size_t)longest * width, pitch, 0, tail, d.batch, s));
+  }
   const bool vec = ((reinterpret_cast<uintptr_t>(a.dk) | reinterpret_cast<uintptr_t>(a.dv)) & 15) == 0;
+  const int per_row = vec ? (int)(width / 8) : (int)width;
+  const int threads = per_row >= 256 ? 256 : (per_row + 31) / 32 * 32;
+  const dim3 grid(longest, d.batch);
   if (vec)
-    dkdv_from_calls_kernel<8><<<blocks_for(nkv / 8), 256, 0, s>>>(dks[0], dvs[0], c[0].keys, dks[1], dvs[1],
-                                                                   n > 1 ? c[1].keys : 0, a.dk, a.dv, d.k_rows,
-                                                                   width, nkv);
+    dkdv_from_calls_kernel<8><<<grid, threads, 0, s>>>(dks[0], dvs[0], c[0].keys, dks[1], dvs[1],
+                                                       n > 1 ? c[1].keys : 0, a.dk, a.dv, d.k_rows, (int)width);
   else
-    dkdv_from_calls_kernel<1><<<blocks_for(nkv), 256, 0, s>>>(dks[0], dvs[0], c[0].keys, dks[1], dvs[1],
-                                                               n > 1 ? c[1].keys : 0, a.dk, a.dv, d.k_rows, width,
-                                                               nkv);
+    dkdv_from_calls_kernel<1><<<grid, threads, 0, s>>>(dks[0], dvs[0], c[0].keys, dks[1], dvs[1],
+                                                       n > 1 ? c[1].keys : 0, a.dk, a.dv, d.k_rows, (int)width);
   LAUNCH_CHECK();
 }
 #endif
