@@ -69,6 +69,7 @@ static double g_tol = 1e-2, g_l2_tol = 1e-2, g_lse_tol = 1e-3;
 static bool g_quick = false, g_list = false;
 static std::string g_filter;
 static std::string g_bench_backend;  // --backend: the bench times only this one ("" both)
+static int g_bench_kv_heads = 8;     // --kv-heads: of the bench's 16 query heads
 static int g_pass = 0, g_fail = 0, g_skip = 0;
 static double g_plan_s = 0;  // host time in cuDNN's support checks (their first call per shape builds the plans)
 
@@ -494,7 +495,7 @@ struct Row {
 };
 
 static void bench(const std::vector<int>& tokens, const std::vector<int>& worlds, int runs) {
-  const int B = 1, H = 16, Hkv = 8, D = 128;
+  const int B = 1, H = 16, Hkv = g_bench_kv_heads, D = 128;
   const size_t HD = (size_t)H * D, KD = (size_t)Hkv * D;
   std::vector<Row> rows;
   std::vector<std::pair<int, std::pair<Times, Times>>> wholes;  // N -> (cuDNN, lasp); cuDNN NaN where absent
@@ -633,7 +634,8 @@ static void bench(const std::vector<int>& tokens, const std::vector<int>& worlds
 static int usage(const char* self) {
   std::fprintf(stderr,
                "usage: %s [--seed N] [--tol X] [--l2-tol X] [--lse-tol X] [--quick] [--filter TEXT] [--list]\n"
-               "       %s --bench [--quick] [--runs N] [--tokens N ...] [--worlds W ...] [--backend lasp|cudnn]\n",
+               "       %s --bench [--quick] [--runs N] [--tokens N ...] [--worlds W ...] [--backend lasp|cudnn]\n"
+               "               [--kv-heads 1|2|4|8|16]\n",
                self, self);
   return 2;
 }
@@ -661,6 +663,8 @@ int main(int argc, char** argv) {
     else if (a == "--runs" && (x = next())) runs = std::max(1, std::atoi(x));
     else if (a == "--backend" && (x = next()) && (std::string(x) == "lasp" || std::string(x) == "cudnn"))
       g_bench_backend = x;
+    else if (a == "--kv-heads" && (x = next()) && std::atoi(x) > 0 && 16 % std::atoi(x) == 0)
+      g_bench_kv_heads = std::atoi(x);
     else if (a == "--tokens" && ints(tokens)) continue;
     else if (a == "--worlds" && ints(worlds)) continue;
     else return usage(argv[0]);
