@@ -13,9 +13,10 @@
 //             5 warp-specialized  here, with 3 K/V stages
 //   backward  0 mma.sync, 1 wgmma, 2 warp-specialized (all shipped; 2 the default, 1 its fallback)
 // and two settings of the wgmma kernels, both 0 in the product: pingpong() (forward modes 4 and 5: FA3's
-// ping-pong turns between the consumer warpgroups) and dq_vec4() (backward modes 1 and 2: 16-byte dQ atomics
-// where dq_acc is 16-byte aligned). Modes 4 and 5 take mode 3 where no tensor map can be made, backward mode 2
-// mode 1, as the product does.
+// ping-pong turns between the consumer warpgroups) and dq_vec4() (backward mode 1: 16-byte dQ atomics where
+// dq_acc is 16-byte aligned; mode 2 adds dQ with TMA reduce-adds, no atomics). Modes 4 and 5 take mode 3 where no
+// tensor map can be made, backward mode 2 mode 1, as the product does. (Mode 2 with 8-byte atomics, the default
+// before 2026-12-06, is in git history: bench/results/2026-12-06-softmax-bwd-tma-dq.md.)
 //
 // Why they are not shipped (measurements in SOFTMAX_NOTES.md): the plain wgmma forward is 1.3-1.7x slower than
 // the pipelined and warp-specialized ones (v5, v7); 3 stages were no faster than 2 (run 7); ping-pong turns and
@@ -226,26 +227,18 @@ void launch_fwd_variant(int mode, int pingpong, const bf16* q, const bf16* k, co
   LAUNCH_CHECK();
 }
 
-// Backward modes 1 and 2 (d = 128) with 16-byte dQ atomics where dq_acc is 16-byte aligned.
+// Backward mode 1 (d = 128) with 16-byte dQ atomics where dq_acc is 16-byte aligned.
 template <bool CAUSAL, bool KV_BF16>
-void launch_bwd_vec4(int mode, const bf16* q, const bf16* k, const bf16* v, const float* lse, const bf16* dout,
+void launch_bwd_vec4(const bf16* q, const bf16* k, const bf16* v, const float* lse, const bf16* dout,
                      const float* delta, const SoftmaxDims& d, const PieceMap& qm, const PieceMap& km, float* dq_acc,
                      float* dk_acc, float* dv_acc, bf16* dk_out, bf16* dv_out, cudaStream_t s) {
   const dim3 grid(d.batch * d.kv_heads, (d.k_rows + kBwdBN - 1) / kBwdBN);
   const float scale = 1.f / std::sqrt(128.f);
   const int vec4 = (reinterpret_cast<uintptr_t>(dq_acc) & 15) == 0 ? 1 : 0;
-  CUtensorMap mq, mdo, mk, mv;
-  if (mode == 2 && make_backward_maps(&mq, &mdo, &mk, &mv, q, dout, k, v, d)) {
-    auto kw = bwd_ws_kernel<CAUSAL, KV_BF16>;
-    set_smem(kw, wsb_smem_bytes());
-    kw<<<grid, kWsThreads, wsb_smem_bytes(), s>>>(mq, mdo, mk, mv, lse, delta, d, qm, km, dq_acc, dk_acc, dv_acc,
-                                                  dk_out, dv_out, scale, scale * kLog2e, vec4);
-  } else {
-    auto kw = bwd_wgmma_kernel<CAUSAL, KV_BF16>;
-    set_smem(kw, wgb_smem_bytes());
-    kw<<<grid, kBwdThreads, wgb_smem_bytes(), s>>>(q, k, v, lse, dout, delta, d, qm, km, dq_acc, dk_acc, dv_acc,
-                                                   dk_out, dv_out, scale, scale * kLog2e, vec4);
-  }
+  auto kw = bwd_wgmma_kernel<CAUSAL, KV_BF16>;
+  set_smem(kw, wgb_smem_bytes());
+  kw<<<grid, kBwdThreads, wgb_smem_bytes(), s>>>(q, k, v, lse, dout, delta, d, qm, km, dq_acc, dk_acc, dv_acc, dk_out,
+                                                 dv_out, scale, scale * kLog2e, vec4);
   LAUNCH_CHECK();
 }
 
@@ -327,8 +320,8 @@ inline void block_forward(const bf16* q, const bf16* k, const bf16* v, const Sof
   }
 }
 
-// Whether the backward runs a variant here (16-byte dQ atomics on a wgmma kernel) rather than a shipped kernel.
-inline bool backward_variant(const SoftmaxDims& d) { return d.head_dim == 128 && bwd_mode() != 0 && dq_vec4(); }
+// Whether the backward runs a variant here (16-byte dQ atomics on the wgmma kernel) rather than a shipped kernel.
+inline bool backward_variant(const SoftmaxDims& d) { return d.head_dim == 128 && bwd_mode() == 1 && dq_vec4(); }
 
 // lasp::softmax_block_backward with bwd_mode() and dq_vec4().
 inline void block_backward(const bf16* q, const bf16* k, const bf16* v, const bf16* o, const float* lse,
@@ -349,10 +342,10 @@ inline void block_backward(const bf16* q, const bf16* k, const bf16* v, const bf
   if (d.q_rows == 0 || d.k_rows == 0) return;
   const float* delta = smx::launch_delta<128>(o, dout, d, stream);
   if (causal)
-    smx::launch_bwd_vec4<true, false>(mode, q, k, v, lse, dout, delta, d, qmap, kmap, dq_acc, dk_acc, dv_acc, nullptr,
+    smx::launch_bwd_vec4<true, false>(q, k, v, lse, dout, delta, d, qmap, kmap, dq_acc, dk_acc, dv_acc, nullptr,
                                       nullptr, stream);
   else
-    smx::launch_bwd_vec4<false, false>(mode, q, k, v, lse, dout, delta, d, qmap, kmap, dq_acc, dk_acc, dv_acc, nullptr,
+    smx::launch_bwd_vec4<false, false>(q, k, v, lse, dout, delta, d, qmap, kmap, dq_acc, dk_acc, dv_acc, nullptr,
                                        nullptr, stream);
 }
 
@@ -383,10 +376,10 @@ inline void full_backward(const bf16* q, const bf16* k, const bf16* v, const bf1
   CUDA_CHECK(cudaMemsetAsync(dqw, 0, nq * sizeof(float), stream));
   const float* delta = smx::launch_delta<128>(o, dout, d, stream);
   if (causal)
-    smx::launch_bwd_vec4<true, true>(mode, q, k, v, lse, dout, delta, d, id, id, dqw, nullptr, nullptr, dk, dv,
+    smx::launch_bwd_vec4<true, true>(q, k, v, lse, dout, delta, d, id, id, dqw, nullptr, nullptr, dk, dv,
                                      stream);
   else
-    smx::launch_bwd_vec4<false, true>(mode, q, k, v, lse, dout, delta, d, id, id, dqw, nullptr, nullptr, dk, dv,
+    smx::launch_bwd_vec4<false, true>(q, k, v, lse, dout, delta, d, id, id, dqw, nullptr, nullptr, dk, dv,
                                       stream);
   const size_t n4 = nq / 4;
   smx::f32_to_bf16_kernel<<<(unsigned)((n4 + 255) / 256), 256, 0, stream>>>(dqw, dq, n4);

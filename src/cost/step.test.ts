@@ -4,7 +4,7 @@ import { checkSource } from "../check/front-end.js";
 import { trainingFlopsPerToken } from "../model/flops.js";
 import { lowerSpec } from "../schedule/lower.js";
 import type { ResolvedSpec } from "../spec/resolved.js";
-import { H100_PROFILE, loadProfile, machineOf, SHIPPED_PROFILES } from "./profile.js";
+import { H100_PROFILE, loadProfile, machineOf, SHIPPED_PROFILES, type MachineProfile } from "./profile.js";
 import { simulateProgram } from "./simulate.js";
 import { predictStep, STEP_PARTS, type StepPart, type StepPrediction } from "./step.js";
 
@@ -134,11 +134,18 @@ describe("eleven 1-GPU programs and lasp calibrate on the same H100 (2026-12-06)
   // Predicted against measured: shipped profile -2.8% .. +3.7%, calibrated -3.5% .. +3.0% (the results file
   // has each row). Every part of the model is in these steps: small and 1B models, linear, LASP-2H, ring and
   // Ulysses at one GPU, 64K tokens with and without packed documents.
+  // These programs ran lasp's softmax backward before its dQ went through TMA reduce-adds (ring, and softmax
+  // with documents): the shipped profile is taken with that kernel's rate, as it was then (the calibrated one
+  // measured it).
   const calibrated = loadProfile("bench/results/2026-12-06-calibrate-h100-sustained.json");
+  const shipped: MachineProfile = {
+    ...H100_PROFILE,
+    gpu: { ...H100_PROFILE.gpu, laspSoftmaxBackwardFlops: 379e12 },
+  };
   for (const [name, measured] of Object.entries(SAME_MACHINE)) {
     it(`${name}: ${measured} ms measured, both profiles within 4%`, () => {
       const spec = benchSpec(name);
-      expect(Math.abs(ms(predict(spec).total) / measured - 1)).toBeLessThan(0.04);
+      expect(Math.abs(ms(predict(spec, shipped).total) / measured - 1)).toBeLessThan(0.04);
       expect(Math.abs(ms(predict(spec, calibrated).total) / measured - 1)).toBeLessThan(0.04);
     });
   }

@@ -4,7 +4,7 @@ import { checkSource } from "../check/front-end.js";
 import { parameterCounts } from "../model/parameters.js";
 import { lowerSpec } from "../schedule/lower.js";
 import type { ResolvedSpec } from "../spec/resolved.js";
-import { H100_PROFILE, SHIPPED_PROFILES } from "./profile.js";
+import { H100_PROFILE, SHIPPED_PROFILES, type MachineProfile } from "./profile.js";
 import {
   gradientSumTime,
   OPTIMIZER_BYTES_PER_PARAMETER,
@@ -85,8 +85,14 @@ function attentionOnly(p: TrainingStepPrediction): number {
   const { embedding, norms, mlp, lm_head_loss } = p.step.parts;
   return p.total - (embedding + norms + mlp + lm_head_loss);
 }
+// These programs ran lasp's softmax backward before its dQ went through TMA reduce-adds (2026-12-06): priced at
+// that kernel's measured rate, as the shipped profile had it then.
+const ATOMICS_BACKWARD: MachineProfile = {
+  ...H100_PROFILE,
+  gpu: { ...H100_PROFILE.gpu, laspSoftmaxBackwardFlops: 379e12 },
+};
 const weak = (strategy: string, gpus: 1 | 2 | 4): number =>
-  ms(attentionOnly(predict(`b-${strategy}-w${gpus}`)));
+  ms(attentionOnly(predict(`b-${strategy}-w${gpus}`, ATOMICS_BACKWARD)));
 const measuredWeak = (strategy: string, gpus: 1 | 2 | 4): number =>
   WEAK[strategy]![gpus === 4 ? 2 : gpus - 1]!;
 

@@ -37,8 +37,10 @@
 //   walks every 64-row query tile of every query head of its group, so dK/dV sum over the group in registers
 //   and are written once, without atomics. S^T = K Q^T and dP^T = V dO^T give P^T and dS^T directly in the
 //   A-fragment layout for dV += P^T dO and dK += dS^T Q; dS^T goes through shared memory once for dQ = dS K,
-//   which is added to the fp32 dq accumulator with 8-byte float2 atomics. delta = rowsum(dout*o) comes from a
-//   small prep kernel. The mma.sync backward (d = 64) has the same structure with 8 warps x 16 keys.
+//   which the warp-specialized kernel adds to the fp32 dq accumulator with one TMA reduce-add per tile (staged
+//   in shared memory, FlashAttention-3's path) and the fallbacks with 8-byte float2 atomics. delta =
+//   rowsum(dout*o) comes from a small prep kernel. The mma.sync backward (d = 64) has the same structure with
+//   8 warps x 16 keys.
 // - Masking costs nothing on tiles that do not need it. Maps are monotonic, so a tile's first and last rows
 //   bound its positions, and the visible keys of a query tile are a prefix [0, n_end) of the key block whose
 //   first n_full keys are visible to every row of the tile: the key loop stops at n_end (masked tiles are
@@ -70,12 +72,11 @@
 // - Like the other kernel headers the host functions are not `inline`: include this file in one translation
 //   unit (kernels.cu). It needs only the CUDA toolkit and types.cuh (SoftmaxDims, PieceMap). Build for
 //   sm_90a (wgmma); the launchers raise the dynamic shared-memory limit of each kernel they launch.
-// - Measured (one H100, batch 1, 16 heads x 128, causal, 16K / 64K tokens): the forward matches SDPA's cuDNN
-//   path (1.00x / 1.03x, bench/results/2026-11-26-softmax-kernels-v2-h100.md); with the current defaults the
-//   forward runs at 0.95x and the backward at 0.67x of cuDNN's fused attention in the same call
-//   (bench/results/2026-11-26-cudnn-attention-h100.md): the backward is the gap. Every version's notes:
+// - Measured (batch 1, 16 heads x 128, causal, 16K / 64K tokens): the forward runs at 0.89-0.98x of SDPA's
+//   cuDNN path, forward and backward together at 0.81-0.86x (H100 and H200,
+//   bench/results/2026-12-06-softmax-bwd-tma-dq.md): the backward is the gap. Every version's notes:
 //   bench/gpu/SOFTMAX_NOTES.md. Resources: fwd_ws 384 threads, 168 registers at entry (consumers up to 240),
-//   161 KB shared memory, 1 CTA per SM; bwd_ws the same threads and registers, 162 KB; fwd_wgmma_pipe 239-255
+//   161 KB shared memory, 1 CTA per SM; bwd_ws the same threads and registers, 226 KB; fwd_wgmma_pipe 239-255
 //   registers, 193 KB; bwd_wgmma 235-255 registers, 145 KB.
 #pragma once
 #include <cuda.h>  // CUtensorMap and its enums only; the encoder comes through cudaGetDriverEntryPoint (no -lcuda)
@@ -108,7 +109,7 @@ enum class SoftmaxForwardKernel {
   mma_sync,          // fwd_kernel: mma.sync m16n8k16, any GPU from sm_80 on
 };
 enum class SoftmaxBackwardKernel {
-  warp_specialized,  // bwd_ws_kernel: TMA producer warp, double-buffered dS^T (sm_90a)
+  warp_specialized,  // bwd_ws_kernel: TMA producer warp, double-buffered dS^T, dQ by TMA reduce-add (sm_90a)
   wgmma,             // bwd_wgmma_kernel: cp.async tiles (sm_90a)
   mma_sync,          // bwd_kernel: mma.sync m16n8k16, any GPU from sm_80 on
 };
@@ -1766,25 +1767,80 @@ __global__ void __launch_bounds__(kBwdThreads, 1)
   bwd_store_dk_dv<KV_BF16>(dk, dv, dm, b, hk, n0, warp, g, tq, scale, dk_acc, dv_acc, dk_out, dv_out);
 }
 
-// The same backward with warp specialization (the default on Hopper): a producer warpgroup (one warp) loads K/V
-// once and every query tile's Q and dO with TMA bulk tensor copies (64-row boxes) plus its lse and delta (plain
-// loads by the 32 lanes) into a ring of STAGES stages with full/empty mbarriers; two consumer warpgroups
-// (setmaxnreg 240) run the math of bwd_wgmma_kernel (the shared steps above). The dS^T tile is double-buffered, so the consumers meet once per query
-// tile (named barrier 3, dS^T complete before dQ = dS K) instead of twice at a CTA barrier.
+// The same backward with warp specialization (the default on Hopper): a producer warpgroup loads K/V once and
+// every query tile's Q and dO with TMA bulk tensor copies (64-row boxes) plus its lse and delta (plain loads by
+// warp 0's 32 lanes) into a ring of kWsbStages stages with full/empty mbarriers; two consumer warpgroups
+// (setmaxnreg 240) run the math of bwd_wgmma_kernel (the shared steps above). The dS^T tile is double-buffered,
+// so the consumers meet once per query tile (named barrier 3, dS^T complete before dQ = dS K).
+// dQ (FlashAttention-3's path): each consumer warpgroup stores its scaled 64 x 64 dQ into a shared tile and
+// signals dq_full; one thread of the producer warpgroup (warp 1) adds the tile into dq_acc with one TMA
+// reduce-add (cp.reduce.async.bulk.tensor) and hands the buffer back (dq_empty) once the copy engine has read it.
+// Double-buffered across query tiles; no per-thread atomics on the consumers (1.15-1.28x the backward's speed of
+// 8-byte atomics on an H100: bench/results/2026-12-06-softmax-bwd-tma-dq.md).
+// dQ tile (per warpgroup, 16 KB, 1024-byte aligned): [64 rows][2 halves][32 fp32], the box of a 5-d map over
+// dq_acc viewed as [batch][rows][heads][4 quarters][32] with SWIZZLE_128B: the 16-byte chunk c of half-row
+// (r, half) sits at chunk c ^ ((2r + half) & 7), so a half warp's float2 stores hit 16 distinct bank pairs.
 constexpr int kWsbStages = 2;
+constexpr uint32_t kWsbDqTile = kBwdBM * 64 * 4;  // one warpgroup's dQ tile (bytes)
 constexpr int wsb_smem_bytes() {
-  return (2 * kBwdBN * 128 + 2 * kWsbStages * kBwdBM * 128 + 2 * kBwdBN * kBwdBM) * 2 + 2 * kWsbStages * kBwdBM * 4 +
-         1024 + 128;
+  return (2 * kBwdBN * 128 + 2 * kWsbStages * kBwdBM * 128 + 2 * kBwdBN * kBwdBM) * 2 + 2 * 2 * (int)kWsbDqTile +
+         2 * kWsbStages * kBwdBM * 4 + 1024 + 128;
+}
+static_assert(wsb_smem_bytes() <= 227 * 1024, "bwd_ws_kernel's shared memory exceeds a Hopper CTA's 227 KB");
+
+__device__ __forceinline__ void tma_reduce_add_5d(const CUtensorMap* map, uint32_t src, int c0, int c1, int c2, int c3,
+                                                  int c4) {
+#if LASP_SMX_WGMMA
+  asm volatile(
+      "cp.reduce.async.bulk.tensor.5d.global.shared::cta.add.tile.bulk_group [%0, {%2, %3, %4, %5, %6}], [%1];\n" ::"l"(
+          reinterpret_cast<uint64_t>(map)),
+      "r"(src), "r"(c0), "r"(c1), "r"(c2), "r"(c3), "r"(c4)
+      : "memory");
+#endif
+}
+__device__ __forceinline__ void bulk_commit() {
+#if LASP_SMX_WGMMA
+  asm volatile("cp.async.bulk.commit_group;\n" ::: "memory");
+#endif
+}
+__device__ __forceinline__ void bulk_wait_read0() {  // the shared sources of every committed group were read
+#if LASP_SMX_WGMMA
+  asm volatile("cp.async.bulk.wait_group.read 0;\n" ::: "memory");
+#endif
+}
+__device__ __forceinline__ void bulk_wait0() {  // every committed group complete (its global writes done)
+#if LASP_SMX_WGMMA
+  asm volatile("cp.async.bulk.wait_group 0;\n" ::: "memory");
+#endif
+}
+
+// Stores scale * dQ (bwd_dq's fragment: dq[4nt + 2hh + e] is row 16 (warp & 3) + g + 8hh, column 8nt + 2tq + e of
+// this warpgroup's 64) into the swizzled tile at `tile`. With u = (tq >> 1) + 2 (g & 3) the chunk is
+// u ^ (2 (nt & 3) + (nt >> 2)): one XOR with a constant per store.
+__device__ __forceinline__ void bwd_stage_dq(const float (&dq)[32], uint32_t tile, int warp, int g, int tq,
+                                             float scale) {
+  const uint32_t base = tile + (16 * (warp & 3) + g) * 256 + (tq & 1) * 8;
+  const uint32_t u16 = (uint32_t)((tq >> 1) + 2 * (g & 3)) << 4;
+#pragma unroll
+  for (int hh = 0; hh < 2; ++hh)
+#pragma unroll
+    for (int nt = 0; nt < 8; ++nt) {
+      const uint32_t k16 = (uint32_t)(2 * (nt & 3) + (nt >> 2)) << 4;
+      const uint32_t a = base + (u16 ^ k16) + hh * 8 * 256 + (nt >> 2) * 128;
+      asm volatile("st.shared.v2.f32 [%0], {%1, %2};\n" ::"r"(a), "f"(dq[4 * nt + 2 * hh] * scale),
+                   "f"(dq[4 * nt + 2 * hh + 1] * scale)
+                   : "memory");
+    }
 }
 
 template <bool CAUSAL, bool KV_BF16, class... Docs>
 __global__ void __launch_bounds__(kWsThreads, 1)
     bwd_ws_kernel(const __grid_constant__ CUtensorMap tm_q, const __grid_constant__ CUtensorMap tm_do,
                   const __grid_constant__ CUtensorMap tm_k, const __grid_constant__ CUtensorMap tm_v,
-                  const float* __restrict__ lse, const float* __restrict__ delta, SoftmaxDims dm, PieceMap qmap,
-                  PieceMap kmap, float* __restrict__ dq_acc, float* __restrict__ dk_acc, float* __restrict__ dv_acc,
-                  __nv_bfloat16* __restrict__ dk_out, __nv_bfloat16* __restrict__ dv_out, float scale,
-                  float scale_log2, int dq_vec4, Docs... docs) {
+                  const __grid_constant__ CUtensorMap tm_dq, const float* __restrict__ lse,
+                  const float* __restrict__ delta, SoftmaxDims dm, PieceMap qmap, PieceMap kmap,
+                  float* __restrict__ dk_acc, float* __restrict__ dv_acc, __nv_bfloat16* __restrict__ dk_out,
+                  __nv_bfloat16* __restrict__ dv_out, float scale, float scale_log2, Docs... docs) {
 #if LASP_SMX_WGMMA
   constexpr int D = 128, BM = kBwdBM, BN = kBwdBN, S = kWsbStages;
   constexpr bool DOCS = has_docs<Docs...>();
@@ -1797,12 +1853,16 @@ __global__ void __launch_bounds__(kWsThreads, 1)
   const uint32_t qbase = vaddr + BN * D * 2;     // [S][2 panels][BM][64]
   const uint32_t obase = qbase + S * QT;         // [S][2 panels][BM][64] (dout)
   __nv_bfloat16* sS = reinterpret_cast<__nv_bfloat16*>(base + 2 * BN * D * 2 + 2 * S * QT);  // [2][BN][BM] dS^T
-  float* sL = reinterpret_cast<float*>(sS + 2 * BN * BM);  // [S][BM]
-  float* sD = sL + S * BM;                                 // [S][BM]
-  const uint32_t bar = smem_addr(sD + S * BM);            // kv_full, full[S], empty[S]
+  const uint32_t dqbase = smem_addr(sS + 2 * BN * BM);  // [2 buffers][2 warpgroups] dQ tiles (1024-aligned)
+  float* sL = reinterpret_cast<float*>(sS + 2 * BN * BM) + 2 * 2 * kWsbDqTile / 4;  // [S][BM]
+  float* sD = sL + S * BM;                                                          // [S][BM]
+  const uint32_t bar = smem_addr(sD + S * BM);  // kv_full, full[S], empty[S], dq_full[2][2], dq_empty[2][2]
   const uint32_t kv_full = bar;
   auto full = [&](int i) { return bar + 8u * (1 + i); };
   auto empty = [&](int i) { return bar + 8u * (1 + S + i); };
+  auto dq_full = [&](int buf, int w) { return bar + 8u * (1 + 2 * S + 2 * buf + w); };
+  auto dq_empty = [&](int buf, int w) { return bar + 8u * (5 + 2 * S + 2 * buf + w); };
+  auto dq_tile = [&](int buf, int w) { return dqbase + (2 * buf + w) * kWsbDqTile; };
 
   const int tid = threadIdx.x, lane = tid & 31, wgi = tid >> 7;
   const int H = dm.heads, HK = dm.kv_heads, G = H / HK;
@@ -1830,14 +1890,19 @@ __global__ void __launch_bounds__(kWsThreads, 1)
       mbar_init(full(i), 32);  // the producer warp's 32 lanes (lane 0 with the byte count)
       mbar_init(empty(i), 256);
     }
+#pragma unroll
+    for (int i = 0; i < 4; ++i) {
+      mbar_init(dq_full(i >> 1, i & 1), 4);   // lane 0 of each of the warpgroup's 4 warps
+      mbar_init(dq_empty(i >> 1, i & 1), 1);  // the reducer thread
+    }
     asm volatile("fence.mbarrier_init.release.cluster;\n" ::: "memory");
   }
   __syncthreads();
 
   if (wgi == 0) {
-    // ---- producer (warp 0) ----
     asm volatile("setmaxnreg.dec.sync.aligned.u32 24;\n" ::: "memory");
     if (tid < 32 && iters > 0) {
+      // ---- producer (warp 0) ----
       if (lane == 0) {
         mbar_expect_tx(kv_full, KVB);
         tma_load_4d(kaddr, &tm_k, kv_full, 0, hk, n0, b);
@@ -1845,9 +1910,10 @@ __global__ void __launch_bounds__(kWsThreads, 1)
         tma_load_4d(vaddr, &tm_v, kv_full, 0, hk, n0, b);
         tma_load_4d(vaddr + KPANEL, &tm_v, kv_full, 64, hk, n0, b);
       }
+      // Tile it is head h, rows (mt0 + mi) * BM..: counted, not divided (24 registers here).
+      int h = hk * G, mi = 0;
       for (int it = 0; it < iters; ++it) {
-        const int st = it % S;
-        const int hg = it / per_head, m0 = (mt0 + it % per_head) * BM, h = hk * G + hg;
+        const int st = it % S, m0 = (mt0 + mi) * BM;
         mbar_wait(empty(st), ((it / S) & 1) ^ 1);
 #pragma unroll
         for (int hh = 0; hh < 2; ++hh) {
@@ -1870,7 +1936,26 @@ __global__ void __launch_bounds__(kWsThreads, 1)
         } else {
           mbar_arrive(full(st));
         }
+        if (++mi == per_head) mi = 0, ++h;
       }
+    } else if (tid == 32 && iters > 0) {
+      // ---- dQ reducer (warp 1, one thread): both halves of tile it into dq_acc rows m0.. of head h (rows past
+      // q_rows are clipped by the copy engine), then the buffer back once it has been read ----
+      int h = hk * G, mi = 0;
+      for (int it = 0; it < iters; ++it) {
+        const int buf = it & 1, m0 = (mt0 + mi) * BM;
+#pragma unroll
+        for (int w = 0; w < 2; ++w) {
+          mbar_wait(dq_full(buf, w), (it >> 1) & 1);
+          tma_reduce_add_5d(&tm_dq, dq_tile(buf, w), 0, 2 * w, h, m0, b);
+          bulk_commit();
+        }
+        bulk_wait_read0();
+        mbar_arrive(dq_empty(buf, 0));
+        mbar_arrive(dq_empty(buf, 1));
+        if (++mi == per_head) mi = 0, ++h;
+      }
+      bulk_wait0();
     }
   } else {
     // ---- consumers: the 256 threads of warpgroups 1-2 take the roles of bwd_wgmma_kernel's 256 threads ----
@@ -1889,7 +1974,7 @@ __global__ void __launch_bounds__(kWsThreads, 1)
     if (iters > 0) mbar_wait(kv_full, 0);
 
     for (int it = 0; it < iters; ++it) {
-      const int hg = it / per_head, m0 = (mt0 + it % per_head) * BM, h = hk * G + hg;
+      const int m0 = (mt0 + it % per_head) * BM;
       const int st = it % S;
       mbar_wait(full(st), (it / S) & 1);
       const uint32_t qaddr = qbase + st * QT, oaddr = obase + st * QT;
@@ -1911,7 +1996,12 @@ __global__ void __launch_bounds__(kWsThreads, 1)
       float dq[32];
       bwd_dq(dq, dv, dk, pk, dsk, saddr, kaddr, wg);
       mbar_arrive(empty(st));  // Q, dO, lse and delta of this stage are no longer read
-      bwd_add_dq(dq, dq_acc, dq_vec4, dm, b, h, m0, warp, wg, g, tq, scale);
+      const int buf = it & 1;
+      mbar_wait(dq_empty(buf, wg), ((it >> 1) & 1) ^ 1);  // the reduce of tile it - 2 has read this buffer
+      bwd_stage_dq(dq, dq_tile(buf, wg), warp, g, tq, scale);
+      fence_proxy_async();  // the stores -> visible to the copy engine's (async proxy) read
+      __syncwarp();
+      if (lane == 0) mbar_arrive(dq_full(buf, wg));
     }
     bwd_store_dk_dv<KV_BF16>(dk, dv, dm, b, hk, n0, warp, g, tq, scale, dk_acc, dv_acc, dk_out, dv_out);
   }
@@ -2057,6 +2147,20 @@ inline bool make_backward_maps(CUtensorMap* mq, CUtensorMap* mdo, CUtensorMap* m
          make_tile_map(mv, v, d.batch, d.k_rows, d.kv_heads, kBwdBN);
 }
 
+// Tensor map of dq_acc [batch][rows][heads][128] fp32 for the backward's dQ reduce-add: viewed as
+// [batch][rows][heads][4][32] (5-d, dense) with boxes of 64 rows x 2 quarters (64 columns) x 32 of one head,
+// SWIZZLE_128B (bwd_ws_kernel's dQ tile layout). False when it cannot be made.
+inline bool make_dq_acc_map(CUtensorMap* m, const float* ptr, int batch, int rows, int heads) {
+  const TensorMapEncodeTiled enc = tensor_map_encoder();
+  if (!enc || (reinterpret_cast<uintptr_t>(ptr) & 15) != 0 || rows <= 0 || batch <= 0) return false;
+  const cuuint64_t dims[5] = {32, 4, (cuuint64_t)heads, (cuuint64_t)rows, (cuuint64_t)batch};
+  const cuuint64_t strides[4] = {128, 512, (cuuint64_t)heads * 512, (cuuint64_t)rows * heads * 512};
+  const cuuint32_t box[5] = {32, 2, 1, (cuuint32_t)kBwdBM, 1}, es[5] = {1, 1, 1, 1, 1};
+  return enc(m, CU_TENSOR_MAP_DATA_TYPE_FLOAT32, 5, const_cast<float*>(ptr), dims, strides, box, es,
+             CU_TENSOR_MAP_INTERLEAVE_NONE, CU_TENSOR_MAP_SWIZZLE_128B, CU_TENSOR_MAP_L2_PROMOTION_NONE,
+             CU_TENSOR_MAP_FLOAT_OOB_FILL_NONE) == CUDA_SUCCESS;
+}
+
 // The default kernels: warp-specialized for d = 128 on Hopper, mma.sync otherwise. The device is read once per
 // process (per pass), on the device of the first call.
 inline SoftmaxForwardKernel default_forward_kernel(int head_dim) {
@@ -2153,12 +2257,13 @@ void launch_bwd(SoftmaxBackwardKernel kernel, const bf16* q, const bf16* k, cons
   const dim3 grid(d.batch * d.kv_heads, (d.k_rows + kBwdBN - 1) / kBwdBN);
   const float scale = 1.f / std::sqrt((float)D);
   if (D == 128 && kernel == SoftmaxBackwardKernel::warp_specialized) {
-    CUtensorMap mq, mdo, mk, mv;
-    if (make_backward_maps(&mq, &mdo, &mk, &mv, q, dout, k, v, d)) {
+    CUtensorMap mq, mdo, mk, mv, mdq;
+    if (make_backward_maps(&mq, &mdo, &mk, &mv, q, dout, k, v, d) &&
+        make_dq_acc_map(&mdq, dq_acc, d.batch, d.q_rows, d.heads)) {
       auto kw = bwd_ws_kernel<CAUSAL, KV_BF16, Docs...>;
       set_smem(kw, wsb_smem_bytes());
-      kw<<<grid, kWsThreads, wsb_smem_bytes(), s>>>(mq, mdo, mk, mv, lse, delta, d, qm, km, dq_acc, dk_acc, dv_acc,
-                                                    dk_out, dv_out, scale, scale * kLog2e, 0, docs...);
+      kw<<<grid, kWsThreads, wsb_smem_bytes(), s>>>(mq, mdo, mk, mv, mdq, lse, delta, d, qm, km, dk_acc, dv_acc,
+                                                    dk_out, dv_out, scale, scale * kLog2e, docs...);
       LAUNCH_CHECK();
       return;
     }
