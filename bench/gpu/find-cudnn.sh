@@ -1,4 +1,4 @@
-# Sourced by the cuDNN benchmarks' drivers (run_cudnn.sh, run_cudnn_swiglu.sh) on the GPU machine: finds cuDNN
+# Sourced by the cuDNN benchmarks' drivers (run_cudnn.sh) on the GPU machine: finds cuDNN
 # and sets INC, LIB (its include/ and lib/), LINK (the -l flag: the library may exist only as libcudnn.so.9)
 # and CUDNN_LD (the LD_LIBRARY_PATH for the binary alone: cuDNN loads its engine libraries, NVRTC and
 # cuBLASLt at run time, from a wheel's directories beside it; PyTorch refuses to start with another cuDNN

@@ -19,8 +19,9 @@
 #              DOCAB_SUITE=dir reads the pair from another prebuilt folder
 #   scatterab  .gpu-suite (make-suite.sh softmax 4 + prebuild.sh), 2+ GPUs: scatter-ab.sh, LASP-2H's dK/dV
 #              ReduceScatter on NCCL's kernel against the copy engines (verify, then the bench alternating)
-#   swiglu     nothing carried (built there): run_cudnn_swiglu.sh, cuDNN's matmul with a SwiGLU epilogue
-#              against cuBLAS + swiglu.cuh (issue 17)
+#   softmax    .gpu-softmax3/softmax_kernels (the harness built here with run_softmax.sh's nvcc line, output in
+#              that folder): lasp's softmax kernels, every check with SOFTMAX_SUITE (default 4:2,4:3: the shipped
+#              backward and the variant after it), timings beside SDPA's cuDNN and flash (issue 18)
 #   diag       .gpu-diag (`lasp compile` of variant specs + kernels.o, as vallscan): verify programs that tell
 #              one question apart, their specs beside them (the closing note says which)
 # The carried folders and the tracked tree together must stay under the device tool's 64 MiB.
@@ -36,7 +37,7 @@ nvidia-smi --query-gpu=name,driver_version,clocks.max.sm --format=csv,noheader |
 limit_of() {
   case "$1" in
     vdoc) echo 170 ;; ceiling) echo 50 ;; calibrate) echo 180 ;; gathered) echo 200 ;;
-    docbench) echo 150 ;; vallscan) echo 80 ;; diag) echo 90 ;; docab) echo 200 ;; scatterab) echo 420 ;; swiglu) echo 130 ;; *) echo 0 ;;
+    docbench) echo 150 ;; vallscan) echo 80 ;; diag) echo 90 ;; docab) echo 200 ;; scatterab) echo 420 ;; softmax) echo 220 ;; *) echo 0 ;;
   esac
 }
 needs_of() {
@@ -47,7 +48,7 @@ needs_of() {
     diag) echo .gpu-diag/kernels.o ;;
     docab) echo "${DOCAB_SUITE:-.gpu-docbench}/s-doc-hyb-ag-zz-w1" ;;
     scatterab) echo .gpu-suite/b-hyb-ag-zz-w2 ;;
-    swiglu) echo bench/gpu/cudnn_swiglu_bench.cu ;;
+    softmax) echo .gpu-softmax3/softmax_kernels ;;
   esac
 }
 run_lot() { # lot limit dir
@@ -66,7 +67,9 @@ run_lot() { # lot limit dir
     diag) (cd .gpu-diag && OUT=$dir RANK_TIMEOUT=30 timeout "$limit" bash run-prebuilt.sh) ;;
     docab) SUITE=${DOCAB_SUITE:-.gpu-docbench} OUT=$dir timeout "$limit" bash bench/gpu/doc-layer-ab.sh > "$dir/ab.txt" 2>&1 ;;
     scatterab) OUT=$dir timeout "$limit" bash bench/gpu/scatter-ab.sh > "$dir/ab.txt" 2>&1 ;;
-    swiglu) OUT=$dir timeout "$limit" bash bench/gpu/run_cudnn_swiglu.sh > "$dir/run.txt" 2>&1 ;;
+    softmax)
+      PREBUILT=.gpu-softmax3/softmax_kernels SKIP_FIND=1 OUT=$dir timeout "$limit" \
+        bash bench/gpu/run_softmax.sh --runs 10 --suite "${SOFTMAX_SUITE:-4:2,4:3}" ;;
   esac
 }
 # The lines worth reading first, per lot.
@@ -77,11 +80,11 @@ short_of() { # lot dir
     gathered) tail -30 "$2/summary.txt" 2>/dev/null ;;
     docab) tail -8 "$2/ab.txt" 2>/dev/null ;;
     scatterab) grep -hE 'exit|/ auto' "$2/ab.txt" 2>/dev/null ;;
-    swiglu) grep -hE '^(ATTEMPT|CHECK|ROW|NOT SUPPORTED)' "$2/run.txt" 2>/dev/null | cut -c1-160 ;;
+    softmax) grep -hE '^CHECKS|^\||^ours bwd' "$2/summary.md" 2>/dev/null ;;
   esac
 }
 
-[ $# -gt 0 ] || { echo "usage: queue.sh LOT... (vdoc ceiling calibrate gathered docbench vallscan diag docab scatterab swiglu)" >&2; exit 2; }
+[ $# -gt 0 ] || { echo "usage: queue.sh LOT... (vdoc ceiling calibrate gathered docbench vallscan diag docab scatterab softmax)" >&2; exit 2; }
 : > "$OUT/summary.txt"
 for lot in "$@"; do
   limit=$(limit_of "$lot")
