@@ -245,25 +245,11 @@ void launch_bwd_vec4(const bf16* q, const bf16* k, const bf16* v, const float* l
 }
 
 // ---------------------------------------------------------------------------------------------------------
-// Backward mode 3 (d = 128, sm_90a): bwd_ws_pipe_kernel<..., PIPE = 0>, bwd_ws_kernel with two changes in the
-// consumers: S^T and dP^T are separate commit groups (P^T's exponentials run while dP^T's MMAs do), and the Q/dO
-// stage is released right after dV/dK retire. Producer warp, dQ reducer, shared layout, barriers and the
-// per-element math are the shipped kernel's.
-// PIPE 1 (not selectable; kept for the next attempt): the consumers pipelined across query tiles (item 1 of
-// SOFTMAX_NOTES.md's list after v8), the loop rotated so that nothing is in flight across its back edge:
-//   shipped, per tile:  [S,dP] wait | probs | dV,dK | sync | dQ wait(all) | empty | stage dQ
-//   PIPE 1, iteration it: dV,dK(it) wait | empty(st) | dQ(it) | full(st+1): S(it+1) | wait(dQ) stage dQ(it) |
-//                         dP(it+1) | wait(S) P(it+1) | wait(dP) dS(it+1)
-// so the tensor cores would run S(it+1) while dQ(it) is staged. It compiles, but ptxas serializes its wgmmas
-// (C7512, "insufficient register resources") and spills ~100 B more than the shipped kernel: dk, dv (128), dq and
-// s in flight (64), the carried pk / dsk and the loop's addresses do not fit 240 registers with HGMMA's
-// contiguous accumulator blocks. PIPE 2 (dP(it+1) issued with S(it+1)) spills 0.37 KB. SOFTMAX_NOTES.md, v9.
-// Commit groups of PIPE 1, oldest first, at each wait (wgmma.wait_group N: all but the N newest retired):
-//   after S issue:   dQ(it), S(it+1)       wait<1> -> dQ(it)   (S issued on the last tile too, unused)
-//   after dP issue:  S(it+1), dP(it+1)     wait<1> -> S(it+1); wait<0> -> dP(it+1)
-// Q/dO stage st may be released once dV/dK(it) retired: S, dP and dV/dK are its only readers; dQ reads the dS^T
-// tile and K. The dS^T double buffer stays safe in PIPE 1: dS^T(it+1) is written after named barrier 3 of tile
-// it, into the buffer dQ(it-1) read, which both warpgroups retired (before staging dQ(it-1)) ahead of that barrier.
+// Backward mode 3 (d = 128, sm_90a): bwd_ws_pipe_kernel, bwd_ws_kernel with two changes in the consumers: S^T
+// and dP^T are separate commit groups (P^T's exponentials run while dP^T's MMAs do), and the Q/dO stage is
+// released right after dV/dK retire. Producer warp, dQ reducer, shared layout, barriers and the per-element math
+// are the shipped kernel's. Pipelining across query tiles (the next tile's S^T while this tile's dQ is staged)
+// did not fit the consumers' 240 registers: SOFTMAX_NOTES.md, v9; the attempts are in git history (2f9c371).
 template <int N>
 __device__ __forceinline__ void wg_wait() {
 #if LASP_SMX_WGMMA
@@ -369,8 +355,7 @@ __device__ __forceinline__ void bwd_probs_ds(const float (&dp)[32], const float*
   fence_proxy_async();  // dS^T stores -> visible to the dQ wgmma after the caller's barrier
 }
 
-// PIPE: 0 within tiles (mode 3), 1 across tiles, 2 across tiles with dP(it+1) issued early (see above).
-template <bool CAUSAL, bool KV_BF16, int PIPE, class... Docs>
+template <bool CAUSAL, bool KV_BF16, class... Docs>
 __global__ void __launch_bounds__(kWsThreads, 1)
     bwd_ws_pipe_kernel(const __grid_constant__ CUtensorMap tm_q, const __grid_constant__ CUtensorMap tm_do,
                        const __grid_constant__ CUtensorMap tm_k, const __grid_constant__ CUtensorMap tm_v,
@@ -491,7 +476,7 @@ __global__ void __launch_bounds__(kWsThreads, 1)
       bulk_wait0();
     }
   } else {
-    // ---- consumers (PIPE 0: tile by tile; PIPE 1, 2: across query tiles) ----
+    // ---- consumers ----
     asm volatile("setmaxnreg.inc.sync.aligned.u32 240;\n" ::: "memory");
     const int ctid = tid - 128, warp = ctid >> 5, wg = warp >> 2, g = lane >> 2, tq = lane & 3;
     int kpos[2], kfirst[2], klast[2];
@@ -505,11 +490,6 @@ __global__ void __launch_bounds__(kWsThreads, 1)
 #pragma unroll
     for (int i = 0; i < 64; ++i) dk[i] = dv[i] = 0.f;
     if (iters > 0) mbar_wait(kv_full, 0);
-    // The loop is rotated so that no MMA is in flight across its back edge: the prologue runs tile 0's first half
-    // (S^T / dP^T issued and waited for, P^T and dS^T computed); iteration it runs the second half of tile it (dV /
-    // dK, barrier, dQ, staging) and, interleaved with it, the first half of tile it + 1. Carried across the back
-    // edge: only the bf16 A fragments pk / dsk of tile it (32 registers). (Carrying S^T / dP^T in flight, or
-    // dP^T retired, spilled 0.25-0.5 KB; see SOFTMAX_NOTES.md, v9.)
     uint32_t pk[4][4], dsk[4][4];
     // P^T and dS^T of tile t from its S^T and dP^T (in flight: waits for S^T, computes P^T, waits for dP^T,
     // computes dS^T into dsk and the dS^T tile).
@@ -525,98 +505,38 @@ __global__ void __launch_bounds__(kWsThreads, 1)
       reg_fence32(dp);
       bwd_probs_ds(dp, sD + st * BM, sS + (t & 1) * BN * BM, warp, g, tq, pk, dsk);
     };
-    if constexpr (PIPE > 0) {
-      if (iters > 0) {
-        mbar_wait(full(0), 0);
-        float s[32], dp[32];
-        bwd_issue_scores64(s, kaddr, qbase, wg);
-        wg_commit();
-        bwd_issue_scores64(dp, vaddr, obase, wg);
-        wg_commit();
-        probs(0, s, dp);
-      }
-      for (int it = 0; it < iters; ++it) {
-        const bool next = it + 1 < iters;
-        const int st = it % S;
-        const uint32_t qaddr = qbase + st * QT, oaddr = obase + st * QT;
-        __nv_bfloat16* tS = sS + (it & 1) * BN * BM;
-        bwd_issue_dv_dk(dv, dk, pk, dsk, qaddr, oaddr);
-        named_sync(3);  // both warpgroups' dS^T rows are stored
-        // dV / dK retired before dQ is issued (they ran during the barrier): pk / dsk are then dead while dq and
-        // the next S^T are in flight (with dV / dK still in flight there, ptxas serialized the wgmmas, C7512).
-        wg_wait<0>();
-        reg_fence(dv);
-        reg_fence(dk);
-  #pragma unroll
-        for (int i = 0; i < 4; ++i)
-  #pragma unroll
-          for (int j = 0; j < 4; ++j) asm volatile("" ::"r"(pk[i][j]), "r"(dsk[i][j]) : "memory");
-        mbar_arrive(empty(st));  // Q, dO, lse and delta of this stage are no longer read
-        float dq[32];
-        bwd_issue_dq(dq, smem_addr(tS), kaddr, wg);
-        // The next tile's S^T (with PIPE 2 its dP^T too) while dQ(it) runs. Issued on the last tile too (on the
-        // stage's stale Q / dO, results unused, retired after the loop): a conditional issue made ptxas serialize
-        // the kernel's wgmmas (C7515, accumulators undefined on the other path).
-        const int st1 = (it + 1) % S;
-        float s[32], dp[32];
-        if (next) mbar_wait(full(st1), ((it + 1) / S) & 1);
-        bwd_issue_scores64(s, kaddr, qbase + st1 * QT, wg);
-        wg_commit();
-        if constexpr (PIPE == 2) {
-          bwd_issue_scores64(dp, vaddr, obase + st1 * QT, wg);
-          wg_commit();
-          wg_wait<2>();  // dQ(it) done
-        } else {
-          wg_wait<1>();  // dQ(it) done
-        }
-        reg_fence32(dq);
-        const int buf = it & 1;
-        mbar_wait(dq_empty(buf, wg), ((it >> 1) & 1) ^ 1);  // the reduce of tile it - 2 has read this buffer
-        bwd_stage_dq(dq, dq_tile(buf, wg), warp, g, tq, scale);
-        fence_proxy_async();  // the stores -> visible to the copy engine's (async proxy) read
-        __syncwarp();
-        if (lane == 0) mbar_arrive(dq_full(buf, wg));
-        if constexpr (PIPE != 2) {
-          bwd_issue_scores64(dp, vaddr, obase + st1 * QT, wg);
-          wg_commit();
-        }
-        if (next) probs(it + 1, s, dp);
-        else wg_wait<0>();  // the last tile's S^T / dP^T (unused): nothing in flight at the back edge
-      }
-  } else {
-      // PIPE 0 (mode 3): tile by tile as bwd_ws_kernel, with S^T and dP^T in separate commit groups (P^T is
-      // computed while dP^T runs) and the stage released once dV / dK retired.
-      for (int it = 0; it < iters; ++it) {
-        const int st = it % S;
-        const uint32_t qaddr = qbase + st * QT, oaddr = obase + st * QT;
-        __nv_bfloat16* tS = sS + (it & 1) * BN * BM;
-        mbar_wait(full(st), (it / S) & 1);
-        float s[32], dp[32];
-        bwd_issue_scores64(s, kaddr, qaddr, wg);
-        wg_commit();
-        bwd_issue_scores64(dp, vaddr, oaddr, wg);
-        wg_commit();
-        probs(it, s, dp);
-        bwd_issue_dv_dk(dv, dk, pk, dsk, qaddr, oaddr);
-        named_sync(3);  // both warpgroups' dS^T rows are stored
-        float dq[32];
-        bwd_issue_dq(dq, smem_addr(tS), kaddr, wg);
-        wg_wait<0>();  // dQ, dV and dK of tile it
-        reg_fence32(dq);
-        reg_fence(dv);
-        reg_fence(dk);
+    // Tile by tile as bwd_ws_kernel, with S^T and dP^T in separate commit groups (P^T is computed while dP^T
+    // runs) and the stage released once dV / dK retired.
+    for (int it = 0; it < iters; ++it) {
+      const int st = it % S;
+      const uint32_t qaddr = qbase + st * QT, oaddr = obase + st * QT;
+      __nv_bfloat16* tS = sS + (it & 1) * BN * BM;
+      mbar_wait(full(st), (it / S) & 1);
+      float s[32], dp[32];
+      bwd_issue_scores64(s, kaddr, qaddr, wg);
+      wg_commit();
+      bwd_issue_scores64(dp, vaddr, oaddr, wg);
+      wg_commit();
+      probs(it, s, dp);
+      bwd_issue_dv_dk(dv, dk, pk, dsk, qaddr, oaddr);
+      named_sync(3);  // both warpgroups' dS^T rows are stored
+      float dq[32];
+      bwd_issue_dq(dq, smem_addr(tS), kaddr, wg);
+      wg_wait<0>();  // dQ, dV and dK of tile it
+      reg_fence32(dq);
+      reg_fence(dv);
+      reg_fence(dk);
 #pragma unroll
-        for (int i = 0; i < 4; ++i)
+      for (int i = 0; i < 4; ++i)
 #pragma unroll
-          for (int j = 0; j < 4; ++j) asm volatile("" ::"r"(pk[i][j]), "r"(dsk[i][j]) : "memory");
-        mbar_arrive(empty(st));  // Q, dO, lse and delta of this stage are no longer read
-        const int buf = it & 1;
-        mbar_wait(dq_empty(buf, wg), ((it >> 1) & 1) ^ 1);  // the reduce of tile it - 2 has read this buffer
-        bwd_stage_dq(dq, dq_tile(buf, wg), warp, g, tq, scale);
-        fence_proxy_async();  // the stores -> visible to the copy engine's (async proxy) read
-        __syncwarp();
-        if (lane == 0) mbar_arrive(dq_full(buf, wg));
-      }
+        for (int j = 0; j < 4; ++j) asm volatile("" ::"r"(pk[i][j]), "r"(dsk[i][j]) : "memory");
+      mbar_arrive(empty(st));  // Q, dO, lse and delta of this stage are no longer read
+      const int buf = it & 1;
+      mbar_wait(dq_empty(buf, wg), ((it >> 1) & 1) ^ 1);  // the reduce of tile it - 2 has read this buffer
+      bwd_stage_dq(dq, dq_tile(buf, wg), warp, g, tq, scale);
+      fence_proxy_async();  // the stores -> visible to the copy engine's (async proxy) read
+      __syncwarp();
+      if (lane == 0) mbar_arrive(dq_full(buf, wg));
     }
     bwd_store_dk_dv<KV_BF16>(dk, dv, dm, b, hk, n0, warp, g, tq, scale, dk_acc, dv_acc, dk_out, dv_out);
   }
@@ -627,7 +547,7 @@ __global__ void __launch_bounds__(kWsThreads, 1)
 
 // Backward mode 3 (d = 128): bwd_ws_pipe_kernel, or the shipped wgmma kernel where the tensor maps cannot be made
 // (as launch_bwd does for the shipped warp-specialized kernel). docs: nothing or one Documents.
-template <bool CAUSAL, bool KV_BF16, int PIPE = 0, class... Docs>
+template <bool CAUSAL, bool KV_BF16, class... Docs>
 void launch_bwd_ws_pipe(const bf16* q, const bf16* k, const bf16* v, const float* lse, const bf16* dout,
                         const float* delta, const SoftmaxDims& d, const PieceMap& qm, const PieceMap& km,
                         float* dq_acc, float* dk_acc, float* dv_acc, bf16* dk_out, bf16* dv_out, cudaStream_t s,
@@ -637,7 +557,7 @@ void launch_bwd_ws_pipe(const bf16* q, const bf16* k, const bf16* v, const float
   CUtensorMap mq, mdo, mk, mv, mdq;
   if (make_backward_maps(&mq, &mdo, &mk, &mv, q, dout, k, v, d) &&
       make_dq_acc_map(&mdq, dq_acc, d.batch, d.q_rows, d.heads)) {
-    auto kw = bwd_ws_pipe_kernel<CAUSAL, KV_BF16, PIPE, Docs...>;
+    auto kw = bwd_ws_pipe_kernel<CAUSAL, KV_BF16, Docs...>;
     set_smem(kw, wsb_smem_bytes());
     kw<<<grid, kWsThreads, wsb_smem_bytes(), s>>>(mq, mdo, mk, mv, mdq, lse, delta, d, qm, km, dk_acc, dv_acc,
                                                   dk_out, dv_out, scale, scale * kLog2e, docs...);
@@ -648,7 +568,7 @@ void launch_bwd_ws_pipe(const bf16* q, const bf16* k, const bf16* v, const float
                                    dv_acc, dk_out, dv_out, s, docs...);
 }
 
-// The backward variants kept here: mode 1 with 16-byte dQ atomics, mode 3 (bwd_ws_pipe_kernel, PIPE 0).
+// The backward variants kept here: mode 1 with 16-byte dQ atomics, mode 3 (bwd_ws_pipe_kernel).
 template <bool CAUSAL, bool KV_BF16>
 void launch_bwd_variant(int mode, const bf16* q, const bf16* k, const bf16* v, const float* lse, const bf16* dout,
                         const float* delta, const SoftmaxDims& d, const PieceMap& qm, const PieceMap& km,
