@@ -366,8 +366,7 @@ __global__ void __launch_bounds__(kWsThreads, 1)
 #if LASP_SMX_WGMMA
   constexpr int D = 128, BM = kBwdBM, BN = kBwdBN, S = kWsbStages;
   constexpr bool DOCS = has_docs<Docs...>();
-  constexpr uint32_t KPANEL = BN * 128, QPANEL = BM * 128;  // bytes per 64-column panel
-  constexpr uint32_t KVB = 2 * BN * D * 2, QT = BM * D * 2;  // K+V bytes; one Q (or dO) tile
+  constexpr uint32_t QT = BM * D * 2;  // one Q (or dO) tile
   extern __shared__ __align__(1024) unsigned char smem_wsbp[];
   unsigned char* base = smem_wsbp + ((1024 - (smem_addr(smem_wsbp) & 1023)) & 1023);
   const uint32_t kaddr = smem_addr(base);        // [2 panels][BN][64]
@@ -378,13 +377,7 @@ __global__ void __launch_bounds__(kWsThreads, 1)
   const uint32_t dqbase = smem_addr(sS + 2 * BN * BM);  // [2 buffers][2 warpgroups] dQ tiles (1024-aligned)
   float* sL = reinterpret_cast<float*>(sS + 2 * BN * BM) + 2 * 2 * kWsbDqTile / 4;  // [S][BM]
   float* sD = sL + S * BM;                                                          // [S][BM]
-  const uint32_t bar = smem_addr(sD + S * BM);  // kv_full, full[S], empty[S], dq_full[2][2], dq_empty[2][2]
-  const uint32_t kv_full = bar;
-  auto full = [&](int i) { return bar + 8u * (1 + i); };
-  auto empty = [&](int i) { return bar + 8u * (1 + S + i); };
-  auto dq_full = [&](int buf, int w) { return bar + 8u * (1 + 2 * S + 2 * buf + w); };
-  auto dq_empty = [&](int buf, int w) { return bar + 8u * (5 + 2 * S + 2 * buf + w); };
-  auto dq_tile = [&](int buf, int w) { return dqbase + (2 * buf + w) * kWsbDqTile; };
+  const WsbBarriers br{smem_addr(sD + S * BM)};
 
   const int tid = threadIdx.x, lane = tid & 31, wgi = tid >> 7;
   const int H = dm.heads, HK = dm.kv_heads, G = H / HK;
@@ -403,78 +396,16 @@ __global__ void __launch_bounds__(kWsThreads, 1)
   const int mt0 = q_start / BM, m_tiles = ((DOCS ? q_stop : dm.q_rows) + BM - 1) / BM;
   const int per_head = q_start >= (DOCS ? q_stop : dm.q_rows) ? 0 : m_tiles - mt0, iters = per_head * G;
 
-  if (tid == 0) {
-    mbar_init(kv_full, 1);
-#pragma unroll
-    for (int i = 0; i < S; ++i) {
-      mbar_init(full(i), 32);  // the producer warp's 32 lanes (lane 0 with the byte count)
-      mbar_init(empty(i), 256);
-    }
-#pragma unroll
-    for (int i = 0; i < 4; ++i) {
-      mbar_init(dq_full(i >> 1, i & 1), 4);   // lane 0 of each of the warpgroup's 4 warps
-      mbar_init(dq_empty(i >> 1, i & 1), 1);  // the reducer thread
-    }
-    asm volatile("fence.mbarrier_init.release.cluster;\n" ::: "memory");
-  }
+  if (tid == 0) br.init();
   __syncthreads();
 
   if (wgi == 0) {
     asm volatile("setmaxnreg.dec.sync.aligned.u32 24;\n" ::: "memory");
-    if (tid < 32 && iters > 0) {
-      // ---- producer (warp 0), as bwd_ws_kernel's ----
-      if (lane == 0) {
-        mbar_expect_tx(kv_full, KVB);
-        tma_load_4d(kaddr, &tm_k, kv_full, 0, hk, n0, b);
-        tma_load_4d(kaddr + KPANEL, &tm_k, kv_full, 64, hk, n0, b);
-        tma_load_4d(vaddr, &tm_v, kv_full, 0, hk, n0, b);
-        tma_load_4d(vaddr + KPANEL, &tm_v, kv_full, 64, hk, n0, b);
-      }
-      int h = hk * G, mi = 0;
-      for (int it = 0; it < iters; ++it) {
-        const int st = it % S, m0 = (mt0 + mi) * BM;
-        mbar_wait(empty(st), ((it / S) & 1) ^ 1);
-#pragma unroll
-        for (int hh = 0; hh < 2; ++hh) {
-          const int r = lane + 32 * hh;
-          float l = INFINITY, dl = 0.f;  // padding rows: P = 0
-          if (m0 + r < dm.q_rows) {
-            l = lse[((size_t)b * dm.q_rows + m0 + r) * H + h];
-            dl = delta[((size_t)b * H + h) * dm.q_rows + m0 + r];
-          }
-          sL[st * BM + r] = l;
-          sD[st * BM + r] = dl;
-        }
-        if (lane == 0) {
-          mbar_expect_tx(full(st), 2 * QT);
-          const uint32_t qa = qbase + st * QT, oa = obase + st * QT;
-          tma_load_4d(qa, &tm_q, full(st), 0, h, m0, b);
-          tma_load_4d(qa + QPANEL, &tm_q, full(st), 64, h, m0, b);
-          tma_load_4d(oa, &tm_do, full(st), 0, h, m0, b);
-          tma_load_4d(oa + QPANEL, &tm_do, full(st), 64, h, m0, b);
-        } else {
-          mbar_arrive(full(st));
-        }
-        if (++mi == per_head) mi = 0, ++h;
-      }
-    } else if (tid == 32 && iters > 0) {
-      // ---- dQ reducer (warp 1, one thread), as bwd_ws_kernel's ----
-      int h = hk * G, mi = 0;
-      for (int it = 0; it < iters; ++it) {
-        const int buf = it & 1, m0 = (mt0 + mi) * BM;
-#pragma unroll
-        for (int w = 0; w < 2; ++w) {
-          mbar_wait(dq_full(buf, w), (it >> 1) & 1);
-          tma_reduce_add_5d(&tm_dq, dq_tile(buf, w), 0, 2 * w, h, m0, b);
-          bulk_commit();
-        }
-        bulk_wait_read0();
-        mbar_arrive(dq_empty(buf, 0));
-        mbar_arrive(dq_empty(buf, 1));
-        if (++mi == per_head) mi = 0, ++h;
-      }
-      bulk_wait0();
-    }
+    if (tid < 32 && iters > 0)
+      wsb_produce(br, &tm_q, &tm_do, &tm_k, &tm_v, kaddr, vaddr, qbase, obase, sL, sD, lse, delta, dm, b, hk, n0, G,
+                  mt0, per_head, iters, lane);
+    else if (tid == 32 && iters > 0)
+      wsb_reduce_dq(br, &tm_dq, dqbase, b, hk, G, mt0, per_head, iters);
   } else {
     // ---- consumers ----
     asm volatile("setmaxnreg.inc.sync.aligned.u32 240;\n" ::: "memory");
@@ -489,7 +420,7 @@ __global__ void __launch_bounds__(kWsThreads, 1)
     float dk[64], dv[64];  // [16 n8 tiles][4]
 #pragma unroll
     for (int i = 0; i < 64; ++i) dk[i] = dv[i] = 0.f;
-    if (iters > 0) mbar_wait(kv_full, 0);
+    if (iters > 0) mbar_wait(br.kv_full(), 0);
     uint32_t pk[4][4], dsk[4][4];
     // P^T and dS^T of tile t from its S^T and dP^T (in flight: waits for S^T, computes P^T, waits for dP^T,
     // computes dS^T into dsk and the dS^T tile).
@@ -511,7 +442,7 @@ __global__ void __launch_bounds__(kWsThreads, 1)
       const int st = it % S;
       const uint32_t qaddr = qbase + st * QT, oaddr = obase + st * QT;
       __nv_bfloat16* tS = sS + (it & 1) * BN * BM;
-      mbar_wait(full(st), (it / S) & 1);
+      mbar_wait(br.full(st), (it / S) & 1);
       float s[32], dp[32];
       bwd_issue_scores64(s, kaddr, qaddr, wg);
       wg_commit();
@@ -530,13 +461,8 @@ __global__ void __launch_bounds__(kWsThreads, 1)
       for (int i = 0; i < 4; ++i)
 #pragma unroll
         for (int j = 0; j < 4; ++j) asm volatile("" ::"r"(pk[i][j]), "r"(dsk[i][j]) : "memory");
-      mbar_arrive(empty(st));  // Q, dO, lse and delta of this stage are no longer read
-      const int buf = it & 1;
-      mbar_wait(dq_empty(buf, wg), ((it >> 1) & 1) ^ 1);  // the reduce of tile it - 2 has read this buffer
-      bwd_stage_dq(dq, dq_tile(buf, wg), warp, g, tq, scale);
-      fence_proxy_async();  // the stores -> visible to the copy engine's (async proxy) read
-      __syncwarp();
-      if (lane == 0) mbar_arrive(dq_full(buf, wg));
+      mbar_arrive(br.empty(st));  // Q, dO, lse and delta of this stage are no longer read
+      wsb_hand_dq(br, dq, dqbase, it, wg, warp, g, tq, lane, scale);
     }
     bwd_store_dk_dv<KV_BF16>(dk, dv, dm, b, hk, n0, warp, g, tq, scale, dk_acc, dv_acc, dk_out, dv_out);
   }

@@ -1833,6 +1833,114 @@ __device__ __forceinline__ void bwd_stage_dq(const float (&dq)[32], uint32_t til
     }
 }
 
+// bwd_ws_kernel's mbarriers, 8 bytes each from `bar`: kv_full, full[S], empty[S] (the Q/dO ring), dq_full[2][2],
+// dq_empty[2][2] (the dQ tiles, per buffer and consumer warpgroup).
+struct WsbBarriers {
+  uint32_t bar;
+  __device__ uint32_t kv_full() const { return bar; }
+  __device__ uint32_t full(int i) const { return bar + 8u * (1 + i); }
+  __device__ uint32_t empty(int i) const { return bar + 8u * (1 + kWsbStages + i); }
+  __device__ uint32_t dq_full(int buf, int w) const { return bar + 8u * (1 + 2 * kWsbStages + 2 * buf + w); }
+  __device__ uint32_t dq_empty(int buf, int w) const { return bar + 8u * (5 + 2 * kWsbStages + 2 * buf + w); }
+  // By one thread, before the CTA's first barrier.
+  __device__ void init() const {
+    mbar_init(kv_full(), 1);
+#pragma unroll
+    for (int i = 0; i < kWsbStages; ++i) {
+      mbar_init(full(i), 32);  // the producer warp's 32 lanes (lane 0 with the byte count)
+      mbar_init(empty(i), 256);
+    }
+#pragma unroll
+    for (int i = 0; i < 4; ++i) {
+      mbar_init(dq_full(i >> 1, i & 1), 4);   // lane 0 of each of the warpgroup's 4 warps
+      mbar_init(dq_empty(i >> 1, i & 1), 1);  // the reducer thread
+    }
+    asm volatile("fence.mbarrier_init.release.cluster;\n" ::: "memory");
+  }
+};
+
+// The producer warp of bwd_ws_kernel (lane `lane` of warp 0): K and V of the key block once, then every query
+// tile's Q, dO (TMA) and lse, delta (plain loads) into the ring. Tile it is head h, rows (mt0 + mi) * BM..:
+// counted, not divided (24 registers here).
+__device__ __forceinline__ void wsb_produce(const WsbBarriers& br, const CUtensorMap* tm_q, const CUtensorMap* tm_do,
+                                            const CUtensorMap* tm_k, const CUtensorMap* tm_v, uint32_t kaddr,
+                                            uint32_t vaddr, uint32_t qbase, uint32_t obase, float* sL, float* sD,
+                                            const float* __restrict__ lse, const float* __restrict__ delta,
+                                            const SoftmaxDims& dm, int b, int hk, int n0, int G, int mt0,
+                                            int per_head, int iters, int lane) {
+  constexpr int D = 128, BM = kBwdBM, BN = kBwdBN, S = kWsbStages;
+  constexpr uint32_t KPANEL = BN * 128, QPANEL = BM * 128;  // bytes per 64-column panel
+  constexpr uint32_t KVB = 2 * BN * D * 2, QT = BM * D * 2;  // K+V bytes; one Q (or dO) tile
+  const int H = dm.heads;
+  if (lane == 0) {
+    mbar_expect_tx(br.kv_full(), KVB);
+    tma_load_4d(kaddr, tm_k, br.kv_full(), 0, hk, n0, b);
+    tma_load_4d(kaddr + KPANEL, tm_k, br.kv_full(), 64, hk, n0, b);
+    tma_load_4d(vaddr, tm_v, br.kv_full(), 0, hk, n0, b);
+    tma_load_4d(vaddr + KPANEL, tm_v, br.kv_full(), 64, hk, n0, b);
+  }
+  int h = hk * G, mi = 0;
+  for (int it = 0; it < iters; ++it) {
+    const int st = it % S, m0 = (mt0 + mi) * BM;
+    mbar_wait(br.empty(st), ((it / S) & 1) ^ 1);
+#pragma unroll
+    for (int hh = 0; hh < 2; ++hh) {
+      const int r = lane + 32 * hh;
+      float l = INFINITY, dl = 0.f;  // padding rows: P = 0
+      if (m0 + r < dm.q_rows) {
+        l = lse[((size_t)b * dm.q_rows + m0 + r) * H + h];
+        dl = delta[((size_t)b * H + h) * dm.q_rows + m0 + r];
+      }
+      sL[st * BM + r] = l;
+      sD[st * BM + r] = dl;
+    }
+    if (lane == 0) {
+      mbar_expect_tx(br.full(st), 2 * QT);
+      const uint32_t qa = qbase + st * QT, oa = obase + st * QT;
+      tma_load_4d(qa, tm_q, br.full(st), 0, h, m0, b);
+      tma_load_4d(qa + QPANEL, tm_q, br.full(st), 64, h, m0, b);
+      tma_load_4d(oa, tm_do, br.full(st), 0, h, m0, b);
+      tma_load_4d(oa + QPANEL, tm_do, br.full(st), 64, h, m0, b);
+    } else {
+      mbar_arrive(br.full(st));
+    }
+    if (++mi == per_head) mi = 0, ++h;
+  }
+}
+
+// The dQ reducer of bwd_ws_kernel (one thread of warp 1): both halves of tile it into dq_acc rows m0.. of head h
+// (rows past q_rows are clipped by the copy engine), then the buffer back once it has been read.
+__device__ __forceinline__ void wsb_reduce_dq(const WsbBarriers& br, const CUtensorMap* tm_dq, uint32_t dqbase, int b,
+                                              int hk, int G, int mt0, int per_head, int iters) {
+  int h = hk * G, mi = 0;
+  for (int it = 0; it < iters; ++it) {
+    const int buf = it & 1, m0 = (mt0 + mi) * kBwdBM;
+#pragma unroll
+    for (int w = 0; w < 2; ++w) {
+      mbar_wait(br.dq_full(buf, w), (it >> 1) & 1);
+      tma_reduce_add_5d(tm_dq, dqbase + (2 * buf + w) * kWsbDqTile, 0, 2 * w, h, m0, b);
+      bulk_commit();
+    }
+    bulk_wait_read0();
+    mbar_arrive(br.dq_empty(buf, 0));
+    mbar_arrive(br.dq_empty(buf, 1));
+    if (++mi == per_head) mi = 0, ++h;
+  }
+  bulk_wait0();
+}
+
+// A consumer warpgroup hands tile it's dQ to the reducer: waits until the reduce of tile it - 2 has read the
+// buffer, stores scale * dQ, fences the stores for the copy engine (async proxy), one arrival per warp.
+__device__ __forceinline__ void wsb_hand_dq(const WsbBarriers& br, const float (&dq)[32], uint32_t dqbase, int it,
+                                            int wg, int warp, int g, int tq, int lane, float scale) {
+  const int buf = it & 1;
+  mbar_wait(br.dq_empty(buf, wg), ((it >> 1) & 1) ^ 1);
+  bwd_stage_dq(dq, dqbase + (2 * buf + wg) * kWsbDqTile, warp, g, tq, scale);
+  fence_proxy_async();
+  __syncwarp();
+  if (lane == 0) mbar_arrive(br.dq_full(buf, wg));
+}
+
 template <bool CAUSAL, bool KV_BF16, class... Docs>
 __global__ void __launch_bounds__(kWsThreads, 1)
     bwd_ws_kernel(const __grid_constant__ CUtensorMap tm_q, const __grid_constant__ CUtensorMap tm_do,
@@ -1844,8 +1952,7 @@ __global__ void __launch_bounds__(kWsThreads, 1)
 #if LASP_SMX_WGMMA
   constexpr int D = 128, BM = kBwdBM, BN = kBwdBN, S = kWsbStages;
   constexpr bool DOCS = has_docs<Docs...>();
-  constexpr uint32_t KPANEL = BN * 128, QPANEL = BM * 128;  // bytes per 64-column panel
-  constexpr uint32_t KVB = 2 * BN * D * 2, QT = BM * D * 2;  // K+V bytes; one Q (or dO) tile
+  constexpr uint32_t QT = BM * D * 2;  // one Q (or dO) tile
   extern __shared__ __align__(1024) unsigned char smem_wsb[];
   unsigned char* base = smem_wsb + ((1024 - (smem_addr(smem_wsb) & 1023)) & 1023);
   const uint32_t kaddr = smem_addr(base);        // [2 panels][BN][64]
@@ -1856,13 +1963,7 @@ __global__ void __launch_bounds__(kWsThreads, 1)
   const uint32_t dqbase = smem_addr(sS + 2 * BN * BM);  // [2 buffers][2 warpgroups] dQ tiles (1024-aligned)
   float* sL = reinterpret_cast<float*>(sS + 2 * BN * BM) + 2 * 2 * kWsbDqTile / 4;  // [S][BM]
   float* sD = sL + S * BM;                                                          // [S][BM]
-  const uint32_t bar = smem_addr(sD + S * BM);  // kv_full, full[S], empty[S], dq_full[2][2], dq_empty[2][2]
-  const uint32_t kv_full = bar;
-  auto full = [&](int i) { return bar + 8u * (1 + i); };
-  auto empty = [&](int i) { return bar + 8u * (1 + S + i); };
-  auto dq_full = [&](int buf, int w) { return bar + 8u * (1 + 2 * S + 2 * buf + w); };
-  auto dq_empty = [&](int buf, int w) { return bar + 8u * (5 + 2 * S + 2 * buf + w); };
-  auto dq_tile = [&](int buf, int w) { return dqbase + (2 * buf + w) * kWsbDqTile; };
+  const WsbBarriers br{smem_addr(sD + S * BM)};
 
   const int tid = threadIdx.x, lane = tid & 31, wgi = tid >> 7;
   const int H = dm.heads, HK = dm.kv_heads, G = H / HK;
@@ -1883,80 +1984,16 @@ __global__ void __launch_bounds__(kWsThreads, 1)
   const int mt0 = q_start / BM, m_tiles = ((DOCS ? q_stop : dm.q_rows) + BM - 1) / BM;
   const int per_head = q_start >= (DOCS ? q_stop : dm.q_rows) ? 0 : m_tiles - mt0, iters = per_head * G;
 
-  if (tid == 0) {
-    mbar_init(kv_full, 1);
-#pragma unroll
-    for (int i = 0; i < S; ++i) {
-      mbar_init(full(i), 32);  // the producer warp's 32 lanes (lane 0 with the byte count)
-      mbar_init(empty(i), 256);
-    }
-#pragma unroll
-    for (int i = 0; i < 4; ++i) {
-      mbar_init(dq_full(i >> 1, i & 1), 4);   // lane 0 of each of the warpgroup's 4 warps
-      mbar_init(dq_empty(i >> 1, i & 1), 1);  // the reducer thread
-    }
-    asm volatile("fence.mbarrier_init.release.cluster;\n" ::: "memory");
-  }
+  if (tid == 0) br.init();
   __syncthreads();
 
   if (wgi == 0) {
     asm volatile("setmaxnreg.dec.sync.aligned.u32 24;\n" ::: "memory");
-    if (tid < 32 && iters > 0) {
-      // ---- producer (warp 0) ----
-      if (lane == 0) {
-        mbar_expect_tx(kv_full, KVB);
-        tma_load_4d(kaddr, &tm_k, kv_full, 0, hk, n0, b);
-        tma_load_4d(kaddr + KPANEL, &tm_k, kv_full, 64, hk, n0, b);
-        tma_load_4d(vaddr, &tm_v, kv_full, 0, hk, n0, b);
-        tma_load_4d(vaddr + KPANEL, &tm_v, kv_full, 64, hk, n0, b);
-      }
-      // Tile it is head h, rows (mt0 + mi) * BM..: counted, not divided (24 registers here).
-      int h = hk * G, mi = 0;
-      for (int it = 0; it < iters; ++it) {
-        const int st = it % S, m0 = (mt0 + mi) * BM;
-        mbar_wait(empty(st), ((it / S) & 1) ^ 1);
-#pragma unroll
-        for (int hh = 0; hh < 2; ++hh) {
-          const int r = lane + 32 * hh;
-          float l = INFINITY, dl = 0.f;  // padding rows: P = 0
-          if (m0 + r < dm.q_rows) {
-            l = lse[((size_t)b * dm.q_rows + m0 + r) * H + h];
-            dl = delta[((size_t)b * H + h) * dm.q_rows + m0 + r];
-          }
-          sL[st * BM + r] = l;
-          sD[st * BM + r] = dl;
-        }
-        if (lane == 0) {
-          mbar_expect_tx(full(st), 2 * QT);
-          const uint32_t qa = qbase + st * QT, oa = obase + st * QT;
-          tma_load_4d(qa, &tm_q, full(st), 0, h, m0, b);
-          tma_load_4d(qa + QPANEL, &tm_q, full(st), 64, h, m0, b);
-          tma_load_4d(oa, &tm_do, full(st), 0, h, m0, b);
-          tma_load_4d(oa + QPANEL, &tm_do, full(st), 64, h, m0, b);
-        } else {
-          mbar_arrive(full(st));
-        }
-        if (++mi == per_head) mi = 0, ++h;
-      }
-    } else if (tid == 32 && iters > 0) {
-      // ---- dQ reducer (warp 1, one thread): both halves of tile it into dq_acc rows m0.. of head h (rows past
-      // q_rows are clipped by the copy engine), then the buffer back once it has been read ----
-      int h = hk * G, mi = 0;
-      for (int it = 0; it < iters; ++it) {
-        const int buf = it & 1, m0 = (mt0 + mi) * BM;
-#pragma unroll
-        for (int w = 0; w < 2; ++w) {
-          mbar_wait(dq_full(buf, w), (it >> 1) & 1);
-          tma_reduce_add_5d(&tm_dq, dq_tile(buf, w), 0, 2 * w, h, m0, b);
-          bulk_commit();
-        }
-        bulk_wait_read0();
-        mbar_arrive(dq_empty(buf, 0));
-        mbar_arrive(dq_empty(buf, 1));
-        if (++mi == per_head) mi = 0, ++h;
-      }
-      bulk_wait0();
-    }
+    if (tid < 32 && iters > 0)
+      wsb_produce(br, &tm_q, &tm_do, &tm_k, &tm_v, kaddr, vaddr, qbase, obase, sL, sD, lse, delta, dm, b, hk, n0, G,
+                  mt0, per_head, iters, lane);
+    else if (tid == 32 && iters > 0)
+      wsb_reduce_dq(br, &tm_dq, dqbase, b, hk, G, mt0, per_head, iters);
   } else {
     // ---- consumers: the 256 threads of warpgroups 1-2 take the roles of bwd_wgmma_kernel's 256 threads ----
     asm volatile("setmaxnreg.inc.sync.aligned.u32 240;\n" ::: "memory");
@@ -1971,12 +2008,12 @@ __global__ void __launch_bounds__(kWsThreads, 1)
     float dk[64], dv[64];  // [16 n8 tiles][4]
 #pragma unroll
     for (int i = 0; i < 64; ++i) dk[i] = dv[i] = 0.f;
-    if (iters > 0) mbar_wait(kv_full, 0);
+    if (iters > 0) mbar_wait(br.kv_full(), 0);
 
     for (int it = 0; it < iters; ++it) {
       const int m0 = (mt0 + it % per_head) * BM;
       const int st = it % S;
-      mbar_wait(full(st), (it / S) & 1);
+      mbar_wait(br.full(st), (it / S) & 1);
       const uint32_t qaddr = qbase + st * QT, oaddr = obase + st * QT;
       const float* tL = sL + st * BM;
       const float* tD = sD + st * BM;
@@ -1995,13 +2032,8 @@ __global__ void __launch_bounds__(kWsThreads, 1)
       named_sync(3);  // both warpgroups' dS^T rows are stored
       float dq[32];
       bwd_dq(dq, dv, dk, pk, dsk, saddr, kaddr, wg);
-      mbar_arrive(empty(st));  // Q, dO, lse and delta of this stage are no longer read
-      const int buf = it & 1;
-      mbar_wait(dq_empty(buf, wg), ((it >> 1) & 1) ^ 1);  // the reduce of tile it - 2 has read this buffer
-      bwd_stage_dq(dq, dq_tile(buf, wg), warp, g, tq, scale);
-      fence_proxy_async();  // the stores -> visible to the copy engine's (async proxy) read
-      __syncwarp();
-      if (lane == 0) mbar_arrive(dq_full(buf, wg));
+      mbar_arrive(br.empty(st));  // Q, dO, lse and delta of this stage are no longer read
+      wsb_hand_dq(br, dq, dqbase, it, wg, warp, g, tq, lane, scale);
     }
     bwd_store_dk_dv<KV_BF16>(dk, dv, dm, b, hk, n0, warp, g, tq, scale, dk_acc, dv_acc, dk_out, dv_out);
   }
