@@ -44,6 +44,10 @@ for line in open(sys.argv[1]):
         short = re.sub(r"_ZN4lasp3smx\d+", "", name)[:40]
         print(f"  {short}: {m.group(1)} regs, {spill} B spill stores")
 PY
+# ptxas reports wgmma serialization (C75xx: the MMAs then run one at a time) as info, not as a warning.
+if grep -q "C75" "$OUT/build.log"; then
+  echo "ptxas serialized wgmmas: $(grep -c C75 "$OUT/build.log") C75xx lines in build.log" | tee -a "$OUT/gpu.txt"
+fi
 if command -v cuobjdump >/dev/null; then
   cuobjdump -sass "$BIN" >/tmp/softmax_kernels.sass 2>/dev/null
   echo "SASS: $(grep -c HMMA /tmp/softmax_kernels.sass) HMMA, $(grep -cE 'LDL|STL' /tmp/softmax_kernels.sass) LDL/STL" |
