@@ -10,7 +10,8 @@
 #                                                  the cuDNN it was built against on its rpath or LD_LIBRARY_PATH)
 #   SKIP_BENCH=1 / SKIP_CHECKS=1                  (one half only)
 #   RUNS=N                                        (the bench's medians over N runs, default 5)
-#   BENCH_ARGS="--tokens 16384 --worlds 8"        (more arguments for the bench)
+#   BENCH_ARGS="--tokens 16384 --worlds 8"        (more arguments for the bench; also --backend cudnn|lasp: time
+#                                                  one backend only, --kv-heads N: of the 16 query heads, default 8)
 #   LASP_CUDNN=0                                  (build without cuDNN: lasp's kernels only)
 #   CUDNN_HOME=dir                                (a cuDNN with include/ and lib/ or lib64/; CUDNN=wheel: PyTorch's)
 #   SYNC_CHECK=1                                  (build with -DLASP_SYNC_CHECK: a kernel's fault is pinned to its
