@@ -16,11 +16,19 @@ const TINY = "examples/tiny-hybrid.lasp";
 const LINEAR = "examples/tiny-linear.lasp";
 const dir = mkdtempSync(join(tmpdir(), "lasp-plan-"));
 
-function front(file: string, edit: (text: string) => string = (t) => t) {
-  const result = checkSource(file, edit(readFileSync(file, "utf8")));
+function checked(file: string, source: string) {
+  const result = checkSource(file, source);
   if (result.spec === undefined || result.ast === undefined) throw new Error(`${file} does not check`);
   return { ast: result.ast, spec: result.spec, file };
 }
+
+function front(file: string, edit: (text: string) => string = (t) => t) {
+  return checked(file, edit(readFileSync(file, "utf8")));
+}
+
+/** The plan of a spec given as text (on the H100 profile unless another is given). */
+const planOfSource = (file: string, source: string, gpus: number[], profile = H100_PROFILE): Plan =>
+  plan({ ...checked(file, source), profile, gpus });
 
 /** tiny-hybrid with a batch of 2, so that sequence x data splits of 2 and 4 GPUs are valid. */
 const batch2 = (t: string): string => t.replace("batch 1", "batch 2");
@@ -209,14 +217,7 @@ describe("where LASP-2H wins (issue 18)", () => {
 parallel { gpus 8  sequence 8  linear lasp2  softmax allgather }
 run { seq_len 64K  batch 1  dtype bf16 }
 `;
-    const checked = checkSource("few_heads.lasp", source);
-    const result = plan({
-      ast: checked.ast!,
-      spec: checked.spec!,
-      file: "few_heads.lasp",
-      profile: H100_PROFILE,
-      gpus: [8],
-    });
+    const result = planOfSource("few_heads.lasp", source, [8]);
     const at8 = result.rows.filter((r) => r.choice.sequence === 8);
     expect(new Set(at8.map((r) => r.choice.softmax))).toEqual(new Set(["allgather", "ring"]));
     expect(
@@ -239,14 +240,7 @@ describe("Ulysses with fewer kv heads than GPUs (issue 18: each kv head replicat
 parallel { gpus 8  sequence 8  softmax allgather }
 run { seq_len 32K  batch 1  dtype bf16 }
 `;
-  const checked = checkSource("gqa8.lasp", source);
-  const result = plan({
-    ast: checked.ast!,
-    spec: checked.spec!,
-    file: "gqa8.lasp",
-    profile: H100_PROFILE,
-    gpus: [8],
-  });
+  const result = planOfSource("gqa8.lasp", source, [8]);
   const rows = (softmax: string) =>
     result.rows.filter((r) => r.choice.softmax === softmax && r.choice.sequence === 8);
 
@@ -274,13 +268,7 @@ run { seq_len 32K  batch 1  dtype bf16 }
         ...H100_PROFILE,
         gpu: { ...H100_PROFILE.gpu, gatheredAttentionEfficiency: efficiency },
       };
-      const rowsAt8 = plan({
-        ast: checked.ast!,
-        spec: checked.spec!,
-        file: "gqa8.lasp",
-        profile,
-        gpus: [8],
-      }).rows;
+      const rowsAt8 = planOfSource("gqa8.lasp", source, [8], profile).rows;
       const best = (softmax: string) =>
         Math.max(
           ...rowsAt8
