@@ -99,12 +99,17 @@ function matchCollectives(programs: RankProgram[]): string[] {
           );
         if (t.slices !== undefined) {
           // The copy-engine form lands every rank's slice there (an AlltoAll of the send) and sums them in fp32.
+          // (Undeclared buffers are reported by readsAfterWrites.)
           const slices = rp.buffers.find((b) => b.name === t.slices);
-          if (s.collective !== "reducescatter" || send === undefined || slices === undefined)
+          if (s.collective !== "reducescatter")
             problems.push(
               `rank ${rp.rank} step ${s.id} ("${s.key}") names slices ${t.slices} outside a ReduceScatter`,
             );
-          else if (slices.dtype !== "fp32" || send.dtype !== "fp32" || bytesOf(slices) !== bytesOf(send))
+          else if (
+            send !== undefined &&
+            slices !== undefined &&
+            (slices.dtype !== "fp32" || send.dtype !== "fp32" || bytesOf(slices) !== bytesOf(send))
+          )
             problems.push(
               `rank ${rp.rank} step ${s.id} ("${s.key}") lands ${bytesOf(send)} bytes of ${send.dtype} ${t.send} in ${bytesOf(slices)} bytes of ${slices.dtype} ${t.slices}`,
             );

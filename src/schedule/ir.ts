@@ -262,7 +262,9 @@ export function stepReads(step: Step): string[] {
 /** Buffers a step writes. */
 export function stepWrites(step: Step): string[] {
   if (step.kind === "compute") return step.writes;
-  if (step.kind === "collective") return step.transfers.map((t) => t.recv);
+  // A ReduceScatter's copy-engine form also lands the ranks' slices in `slices`.
+  if (step.kind === "collective")
+    return step.transfers.flatMap((t) => (t.slices === undefined ? [t.recv] : [t.recv, t.slices]));
   if (step.kind === "recv") return step.transfers.map((t) => t.buffer);
   return [];
 }

@@ -246,6 +246,25 @@ describe("invariant checks catch broken programs", () => {
     sum.dtype = "bf16";
     expect(checkProgram(program).join("\n")).toMatch(/sends fp32 dk_all into bf16 dk_sum/);
   });
+  it("copy-engine slices on a collective that is not a ReduceScatter, or naming no buffer", () => {
+    const program = lowerSpec(
+      tinySpec({ ranks: 2, layout: "zigzag", seqLen: 64, layers: [softmaxKind("S", 2)] }),
+      { block: 8 },
+    );
+    const gather = program.schedules[0]!.passes.forward[0]!.steps.find(
+      (s) => s.kind === "collective" && s.collective === "allgather",
+    )!;
+    if (gather.kind !== "collective") throw new Error("no AllGather");
+    gather.transfers[0]!.slices = "k_seq";
+    expect(checkProgram(program).join("\n")).toMatch(/names slices k_seq outside a ReduceScatter/);
+    gather.transfers[0]!.slices = undefined;
+    const scatter = program.schedules[0]!.passes.backward[1]!.steps.find(
+      (s) => s.kind === "collective" && s.collective === "reducescatter",
+    )!;
+    if (scatter.kind !== "collective") throw new Error("no ReduceScatter");
+    scatter.transfers[0]!.slices = "nowhere";
+    expect(checkProgram(program).join("\n")).toMatch(/uses undeclared buffer nowhere/);
+  });
   it("a ReduceScatter whose copy-engine slices are not the send's fp32 size", () => {
     const program = lowerSpec(
       tinySpec({ ranks: 2, layout: "zigzag", seqLen: 64, layers: [softmaxKind("S", 2)] }),
