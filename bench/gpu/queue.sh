@@ -19,9 +19,9 @@
 #              DOCAB_SUITE=dir reads the pair from another prebuilt folder
 #   scatterab  .gpu-suite (make-suite.sh softmax 4 + prebuild.sh), 2+ GPUs: scatter-ab.sh, LASP-2H's dK/dV
 #              ReduceScatter on NCCL's kernel against the copy engines (verify, then the bench alternating)
-#   softmax    .gpu-softmax3/softmax_kernels (the harness built here with run_softmax.sh's nvcc line, output in
-#              that folder): lasp's softmax kernels, every check with SOFTMAX_SUITE (default 4:2,4:3: the shipped
-#              backward and the variant after it), timings beside SDPA's cuDNN and flash (issue 18)
+#   softmax    .gpu-softmax/softmax_kernels (the harness built here with run_softmax.sh's nvcc line, output in
+#              that folder): lasp's softmax kernels, every check (SOFTMAX_SUITE: --suite's pairs, default the
+#              harness's), timings beside SDPA's cuDNN and flash (issue 18)
 #   diag       .gpu-diag (`lasp compile` of variant specs + kernels.o, as vallscan): verify programs that tell
 #              one question apart, their specs beside them (the closing note says which)
 # The carried folders and the tracked tree together must stay under the device tool's 64 MiB.
@@ -48,7 +48,7 @@ needs_of() {
     diag) echo .gpu-diag/kernels.o ;;
     docab) echo "${DOCAB_SUITE:-.gpu-docbench}/s-doc-hyb-ag-zz-w1" ;;
     scatterab) echo .gpu-suite/b-hyb-ag-zz-w2 ;;
-    softmax) echo .gpu-softmax3/softmax_kernels ;;
+    softmax) echo .gpu-softmax/softmax_kernels ;;
   esac
 }
 run_lot() { # lot limit dir
@@ -68,8 +68,8 @@ run_lot() { # lot limit dir
     docab) SUITE=${DOCAB_SUITE:-.gpu-docbench} OUT=$dir timeout "$limit" bash bench/gpu/doc-layer-ab.sh > "$dir/ab.txt" 2>&1 ;;
     scatterab) OUT=$dir timeout "$limit" bash bench/gpu/scatter-ab.sh > "$dir/ab.txt" 2>&1 ;;
     softmax)
-      PREBUILT=.gpu-softmax3/softmax_kernels SKIP_FIND=1 OUT=$dir timeout "$limit" \
-        bash bench/gpu/run_softmax.sh --runs 10 --suite "${SOFTMAX_SUITE:-4:2,4:3}" ;;
+      PREBUILT=.gpu-softmax/softmax_kernels SKIP_FIND=1 OUT=$dir timeout "$limit" \
+        bash bench/gpu/run_softmax.sh --runs 10 ${SOFTMAX_SUITE:+--suite "$SOFTMAX_SUITE"} ;;
   esac
 }
 # The lines worth reading first, per lot.

@@ -3,19 +3,19 @@
 //
 //   nvcc -std=c++17 -O3 -gencode=arch=compute_90a,code=sm_90a -o softmax_kernels bench/gpu/softmax_kernels.cu
 //   ./softmax_kernels [--seed N] [--checks-only | --bench-only] [--runs N] [--tokens N ...]
-//                     [--bwd-impl 0|1|2|3] [--all-impls] [--suite 4:2,5:1,3:1,4:3] [--pingpong 0|1] [--dq-vec4 0|1]
+//                     [--bwd-impl 0|1|2] [--all-impls] [--suite 4:2,5:1,3:1] [--pingpong 0|1] [--dq-vec4 0|1]
 //
 // d = 128 has several implementations of each pass (the modes of softmax_variants.cuh): mma.sync (mode 0) and
 // wgmma (forward mode 1 plain, 3 with the intra-warpgroup overlap, 4 / 5 warp-specialized with a TMA producer,
-// 2 / 3 stages; backward mode 1, 2 warp-specialized, 3 the same with S^T / dP^T waited for apart). With checks on, a
+// 2 / 3 stages; backward mode 1, 2 warp-specialized). With checks on, a
 // probe first runs the forward modes 4, 5, 3 and 1 on four small cases (each in a child process with a time limit, so a hang cannot stop the run) and keeps the
-// product's default if it is right, else the first that is right (0 if none); backward modes 2, 1 and 3 are
+// product's default if it is right, else the first that is right (0 if none); backward modes 2 and 1 are
 // probed the same way. The whole suite then runs once per (forward, backward) pair of --suite (default
-// 4:2,5:1,3:1,4:3: the new kernels on every configuration the old ones are checked on), pairs that failed a probe counting as
+// 4:2,5:1,3:1: the new kernels on every configuration the old ones are checked on), pairs that failed a probe counting as
 // failures; --all-impls runs the suite on the mma.sync kernels first as well. --pingpong and --dq-vec4 set the
 // warp-specialized forward's ping-pong turns and the backward's 16-byte dQ atomics for the whole run
 // (children included). Timings include the mma.sync kernels, every forward mode that passed the probe, mode 4
-// with the ping-pong setting flipped, every wgmma backward mode (1-3) and the other dQ atomic width.
+// with the ping-pong setting flipped, every wgmma backward mode (1, 2) and the other dQ atomic width.
 //
 // Checks (fresh random normal inputs, outputs poisoned with NaN first, every element checked, NaN fails):
 // - softmax_block_forward (bf16 o_out and fp32 o_part) and softmax_block_backward against a CPU float64
@@ -519,7 +519,7 @@ static int probe_wgmma(const char* self) {
       if (chosen == 0) chosen = mode;
     }
   }
-  for (int mode : {2, 1, 3})  // 3: bwd_ws_pipe_kernel (softmax_variants.cuh)
+  for (int mode : {2, 1})
     if (run_probe_child(self, "--probe-bwd", mode)) g_bwd_probe_ok.push_back(mode);
   if (std::find(g_probe_ok.begin(), g_probe_ok.end(), lasp::variants::shipped_fwd_mode()) != g_probe_ok.end())
     chosen = lasp::variants::shipped_fwd_mode();  // the product's default when it is right
@@ -614,7 +614,7 @@ static void bench(int N, int runs) {
   lasp::variants::bwd_mode() = 0;
   float tbm = time_ms([&] { lasp::variants::full_backward(q.p, k.p, v.p, o.p, lse.p, dout.p, d, true, dq.p, dk.p, dv.p, 0); }, runs);
   float tbmode[4] = {NAN, NAN, NAN, NAN};
-  for (int m : {1, 2, 3})
+  for (int m : {1, 2})
     if (m != bmode && (g_bwd_probe_ok.empty() || bwd_probe_ok(m))) {
       lasp::variants::bwd_mode() = m;
       tbmode[m] = time_ms([&] { lasp::variants::full_backward(q.p, k.p, v.p, o.p, lse.p, dout.p, d, true, dq.p, dk.p, dv.p, 0); }, runs);
@@ -638,7 +638,7 @@ static void bench(int N, int runs) {
   std::printf("OURS bwd_mma %d %.3f %.1f\n", N, tbm, tfl(bwd_flop, tbm));
   std::printf("OURS bwd_m1_dq%s %d %.3f %.1f\n", vec4 ? "8B" : "16B", N, tb2, tfl(bwd_flop, tb2));
   std::printf("OURS bwd_mode %d %d 0\n", N, bmode);
-  for (int m : {1, 2, 3})
+  for (int m : {1, 2})
     if (!std::isnan(tbmode[m])) std::printf("OURS bwd_m%d %d %.3f %.1f\n", m, N, tbmode[m], tfl(bwd_flop, tbmode[m]));
   std::printf("OURS fwdbwd %d %.3f %.1f\n", N, tf + tb, tfl(fwd_flop + bwd_flop, tf + tb));
   std::fflush(stdout);
@@ -650,7 +650,7 @@ int main(int argc, char** argv) {
   int runs = 10, bwd_mode = -1;
   bool all_impls = false;
   std::vector<int> tokens;
-  std::vector<std::pair<int, int>> suite = {{4, 2}, {5, 1}, {3, 1}, {4, 3}};  // (forward mode, backward mode)
+  std::vector<std::pair<int, int>> suite = {{4, 2}, {5, 1}, {3, 1}};  // (forward mode, backward mode)
   int probe_fwd_only = -1, probe_bwd_only = -1;
   for (int i = 1; i < argc; ++i) {
     std::string a = argv[i];
@@ -678,8 +678,8 @@ int main(int argc, char** argv) {
       }
     } else {
       std::fprintf(stderr,
-                   "usage: %s [--seed N] [--checks-only | --bench-only] [--runs N] [--tokens N ...] [--bwd-impl 0|1|2|3] "
-                   "[--all-impls] [--suite 4:2,5:1,3:1,4:3] [--pingpong 0|1] [--dq-vec4 0|1]\n",
+                   "usage: %s [--seed N] [--checks-only | --bench-only] [--runs N] [--tokens N ...] [--bwd-impl 0|1|2] "
+                   "[--all-impls] [--suite 4:2,5:1,3:1] [--pingpong 0|1] [--dq-vec4 0|1]\n",
                    argv[0]);
       return 2;
     }

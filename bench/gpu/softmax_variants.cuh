@@ -11,9 +11,8 @@
 //             3 pipelined wgmma   shipped (SoftmaxForwardKernel::wgmma_pipelined, the fallback without tensor maps)
 //             4 warp-specialized  shipped default (SoftmaxForwardKernel::warp_specialized: 2 K/V stages)
 //             5 warp-specialized  here, with 3 K/V stages
-//   backward  0 mma.sync, 1 wgmma, 2 warp-specialized (all shipped; 2 the default, 1 its fallback)
-//             3 warp-specialized  here (bwd_ws_pipe_kernel: S^T / dP^T in two commit groups, P^T computed while
-//                                 dP^T runs, Q/dO stages released after dV/dK; mode 1 without maps)
+//   backward  0 mma.sync, 1 wgmma, 2 warp-specialized (all shipped; 2 the default, 1 its fallback; the mode 3 of
+//             SOFTMAX_NOTES.md v9, S^T and dP^T waited for apart, is part of mode 2 since v10)
 // and two settings of the wgmma kernels, both 0 in the product: pingpong() (forward modes 4 and 5: FA3's
 // ping-pong turns between the consumer warpgroups) and dq_vec4() (backward mode 1: 16-byte dQ atomics where
 // dq_acc is 16-byte aligned; mode 2 adds dQ with TMA reduce-adds, no atomics). Modes 4 and 5 take mode 3 where no
@@ -244,266 +243,12 @@ void launch_bwd_vec4(const bf16* q, const bf16* k, const bf16* v, const float* l
   LAUNCH_CHECK();
 }
 
-// ---------------------------------------------------------------------------------------------------------
-// Backward mode 3 (d = 128, sm_90a): bwd_ws_pipe_kernel, bwd_ws_kernel with two changes in the consumers: S^T
-// and dP^T are separate commit groups (P^T's exponentials run while dP^T's MMAs do), and the Q/dO stage is
-// released right after dV/dK retire. Producer warp, dQ reducer, shared layout, barriers and the per-element math
-// are the shipped kernel's. Pipelining across query tiles (the next tile's S^T while this tile's dQ is staged)
-// did not fit the consumers' 240 registers: SOFTMAX_NOTES.md, v9; the attempts are in git history (2f9c371).
-template <int N>
-__device__ __forceinline__ void wg_wait() {
-#if LASP_SMX_WGMMA
-  asm volatile("wgmma.wait_group.sync.aligned %0;\n" ::"n"(N) : "memory");
-#endif
-}
-
-// wgmma_ss64 with scale-d 0 and the accumulators as outputs only: the registers' old values are dead to the
-// compiler. (With "+f", a tile's retired S^T / dP^T stayed live until the next tile's first MMA, carried across
-// the loop: 0.1-0.3 KB of spills in this kernel.)
-__device__ __forceinline__ void wgmma_ss64_init(float (&d)[32], uint64_t da, uint64_t db) {
-#if LASP_SMX_WGMMA
-  asm volatile(
-      "{\n.reg .pred p;\nsetp.ne.b32 p, %34, 0;\n"
-      "wgmma.mma_async.sync.aligned.m64n64k16.f32.bf16.bf16 {"
-      "%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, "
-      "%16, %17, %18, %19, %20, %21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31"
-      "}, %32, %33, p, 1, 1, 0, 0;\n}\n"
-      : "=f"(d[0]), "=f"(d[1]), "=f"(d[2]), "=f"(d[3]), "=f"(d[4]), "=f"(d[5]), "=f"(d[6]), "=f"(d[7]),
-        "=f"(d[8]), "=f"(d[9]), "=f"(d[10]), "=f"(d[11]), "=f"(d[12]), "=f"(d[13]), "=f"(d[14]), "=f"(d[15]),
-        "=f"(d[16]), "=f"(d[17]), "=f"(d[18]), "=f"(d[19]), "=f"(d[20]), "=f"(d[21]), "=f"(d[22]), "=f"(d[23]),
-        "=f"(d[24]), "=f"(d[25]), "=f"(d[26]), "=f"(d[27]), "=f"(d[28]), "=f"(d[29]), "=f"(d[30]), "=f"(d[31])
-      : "l"(da), "l"(db), "n"(0));
-#else
-  __trap();
-#endif
-}
-
-// S^T = K_wg Q^T (64 keys x 64 queries per warpgroup), or dP^T = V_wg dO^T with vaddr / oaddr: issued, not committed.
-__device__ __forceinline__ void bwd_issue_scores64(float (&s)[32], uint32_t kaddr, uint32_t qaddr, int wg) {
-  constexpr int D = 128;
-  wg_fence();
-#pragma unroll
-  for (int kk = 0; kk < D / 16; ++kk) {
-    const uint32_t ko = (kk >> 2) * kBwdKPanel + wg * 64 * 128 + (kk & 3) * 32;
-    const uint32_t qo = (kk >> 2) * kBwdQPanel + (kk & 3) * 32;
-    if (kk == 0) wgmma_ss64_init(s, gmma_desc(kaddr + ko, 16, 1024), gmma_desc(qaddr + qo, 16, 1024));
-    else wgmma_ss64(s, gmma_desc(kaddr + ko, 16, 1024), gmma_desc(qaddr + qo, 16, 1024), 1);
-  }
-}
-
-// dQ[:, 64wg..64wg+63] = dS K (bwd_dq's MMAs), committed, not waited for.
-__device__ __forceinline__ void bwd_issue_dq(float (&dq)[32], uint32_t saddr, uint32_t kaddr, int wg) {
-  constexpr int BN = kBwdBN;
-  reg_fence32(dq);
-  wg_fence();
-#pragma unroll
-  for (int kk = 0; kk < BN / 16; ++kk)
-    wgmma_ss64_t(dq, gmma_desc(saddr + kk * 16 * 128, 1024 * 8, 1024),
-                 gmma_desc(kaddr + wg * kBwdKPanel + kk * 16 * 128, kBwdKPanel, 1024), kk > 0);
-  wg_commit();
-}
-
-// bwd_probs in two halves: P^T from S^T (needs only S, so it runs while dP^T is still in flight) ...
-template <bool CAUSAL, bool DOCS>
-__device__ __forceinline__ void bwd_probs_p(float (&s)[32], const float* tL, bool masked, int m0,
-                                            const PieceMap& qmap, const int (&kpos)[2], const int (&kfirst)[2],
-                                            const int (&klast)[2], float scale_log2, int tq, uint32_t (&pk)[4][4]) {
-#pragma unroll
-  for (int nt = 0; nt < 8; ++nt)
-#pragma unroll
-    for (int e = 0; e < 2; ++e) {
-      const int c = 8 * nt + 2 * tq + e;
-      float l = tL[c];
-      l = l == -INFINITY ? INFINITY : l * kLog2e;
-      int qp = 0;
-      if (masked) qp = pos_of(qmap, m0 + c);
-#pragma unroll
-      for (int hh = 0; hh < 2; ++hh) {
-        float p = ex2(s[4 * nt + 2 * hh + e] * scale_log2 - l);
-        if (masked) {
-          const bool vis = DOCS ? doc_reaches<CAUSAL>(kpos[hh], qp, kfirst[hh], klast[hh])
-                                : kpos[hh] != INT_MAX && (!CAUSAL || kpos[hh] <= qp);
-          p = vis ? p : 0.f;
-        }
-        s[4 * nt + 2 * hh + e] = p;
-      }
-    }
-#pragma unroll
-  for (int kk = 0; kk < 4; ++kk) {
-    pk[kk][0] = pack2(s[8 * kk + 0], s[8 * kk + 1]);
-    pk[kk][1] = pack2(s[8 * kk + 2], s[8 * kk + 3]);
-    pk[kk][2] = pack2(s[8 * kk + 4], s[8 * kk + 5]);
-    pk[kk][3] = pack2(s[8 * kk + 6], s[8 * kk + 7]);
-  }
-}
-// ... and dS^T = P^T (dP^T - delta) into dsk and the swizzled tile sS, fenced for the tensor cores.
-__device__ __forceinline__ void bwd_probs_ds(const float (&dp)[32], const float* tD, __nv_bfloat16* sS, int warp,
-                                             int g, int tq, const uint32_t (&pk)[4][4], uint32_t (&dsk)[4][4]) {
-  constexpr int BM = kBwdBM;
-#pragma unroll
-  for (int nt = 0; nt < 8; ++nt) {
-    const float2 dl = *reinterpret_cast<const float2*>(tD + 8 * nt + 2 * tq);
-#pragma unroll
-    for (int hh = 0; hh < 2; ++hh) {
-      uint32_t pp = pk[nt >> 1][(nt & 1) * 2 + hh];
-      float2 p = __bfloat1622float2(*reinterpret_cast<__nv_bfloat162*>(&pp));
-      const uint32_t w = pack2(p.x * (dp[4 * nt + 2 * hh] - dl.x), p.y * (dp[4 * nt + 2 * hh + 1] - dl.y));
-      dsk[nt >> 1][(nt & 1) * 2 + hh] = w;
-      *reinterpret_cast<uint32_t*>(sS + swz<BM>(16 * warp + g + 8 * hh, 8 * nt + 2 * tq)) = w;
-    }
-  }
-  fence_proxy_async();  // dS^T stores -> visible to the dQ wgmma after the caller's barrier
-}
-
-template <bool CAUSAL, bool KV_BF16, class... Docs>
-__global__ void __launch_bounds__(kWsThreads, 1)
-    bwd_ws_pipe_kernel(const __grid_constant__ CUtensorMap tm_q, const __grid_constant__ CUtensorMap tm_do,
-                       const __grid_constant__ CUtensorMap tm_k, const __grid_constant__ CUtensorMap tm_v,
-                       const __grid_constant__ CUtensorMap tm_dq, const float* __restrict__ lse,
-                       const float* __restrict__ delta, SoftmaxDims dm, PieceMap qmap, PieceMap kmap,
-                       float* __restrict__ dk_acc, float* __restrict__ dv_acc, __nv_bfloat16* __restrict__ dk_out,
-                       __nv_bfloat16* __restrict__ dv_out, float scale, float scale_log2, Docs... docs) {
-#if LASP_SMX_WGMMA
-  constexpr int D = 128, BM = kBwdBM, BN = kBwdBN, S = kWsbStages;
-  constexpr bool DOCS = has_docs<Docs...>();
-  constexpr uint32_t QT = BM * D * 2;  // one Q (or dO) tile
-  extern __shared__ __align__(1024) unsigned char smem_wsbp[];
-  unsigned char* base = smem_wsbp + ((1024 - (smem_addr(smem_wsbp) & 1023)) & 1023);
-  const uint32_t kaddr = smem_addr(base);        // [2 panels][BN][64]
-  const uint32_t vaddr = kaddr + BN * D * 2;     // [2 panels][BN][64]
-  const uint32_t qbase = vaddr + BN * D * 2;     // [S][2 panels][BM][64]
-  const uint32_t obase = qbase + S * QT;         // [S][2 panels][BM][64] (dout)
-  __nv_bfloat16* sS = reinterpret_cast<__nv_bfloat16*>(base + 2 * BN * D * 2 + 2 * S * QT);  // [2][BN][BM] dS^T
-  const uint32_t dqbase = smem_addr(sS + 2 * BN * BM);  // [2 buffers][2 warpgroups] dQ tiles (1024-aligned)
-  float* sL = reinterpret_cast<float*>(sS + 2 * BN * BM) + 2 * 2 * kWsbDqTile / 4;  // [S][BM]
-  float* sD = sL + S * BM;                                                          // [S][BM]
-  const WsbBarriers br{smem_addr(sD + S * BM)};
-
-  const int tid = threadIdx.x, lane = tid & 31, wgi = tid >> 7;
-  const int H = dm.heads, HK = dm.kv_heads, G = H / HK;
-  const int b = blockIdx.x / HK, hk = blockIdx.x % HK;
-  const int n0 = blockIdx.y * BN;
-  const int kvalid = min(BN, dm.k_rows - n0);
-
-  int q_start = 0, q_full = 0, q_stop = dm.q_rows, q_full_end = dm.q_rows;
-  if constexpr (DOCS) {
-    doc_query_ranges<CAUSAL>(doc_row(docs_arg(docs...), b), qmap, dm.q_rows, pos_of(kmap, n0),
-                             pos_of(kmap, n0 + kvalid - 1), q_start, q_stop, q_full, q_full_end);
-  } else if (CAUSAL) {
-    q_start = count_le(qmap, dm.q_rows, pos_of(kmap, n0) - 1);
-    q_full = count_le(qmap, dm.q_rows, pos_of(kmap, n0 + kvalid - 1) - 1);
-  }
-  const int mt0 = q_start / BM, m_tiles = ((DOCS ? q_stop : dm.q_rows) + BM - 1) / BM;
-  const int per_head = q_start >= (DOCS ? q_stop : dm.q_rows) ? 0 : m_tiles - mt0, iters = per_head * G;
-
-  if (tid == 0) br.init();
-  __syncthreads();
-
-  if (wgi == 0) {
-    asm volatile("setmaxnreg.dec.sync.aligned.u32 24;\n" ::: "memory");
-    if (tid < 32 && iters > 0)
-      wsb_produce(br, &tm_q, &tm_do, &tm_k, &tm_v, kaddr, vaddr, qbase, obase, sL, sD, lse, delta, dm, b, hk, n0, G,
-                  mt0, per_head, iters, lane);
-    else if (tid == 32 && iters > 0)
-      wsb_reduce_dq(br, &tm_dq, dqbase, b, hk, G, mt0, per_head, iters);
-  } else {
-    // ---- consumers ----
-    asm volatile("setmaxnreg.inc.sync.aligned.u32 240;\n" ::: "memory");
-    const int ctid = tid - 128, warp = ctid >> 5, wg = warp >> 2, g = lane >> 2, tq = lane & 3;
-    int kpos[2], kfirst[2], klast[2];
-#pragma unroll
-    for (int hh = 0; hh < 2; ++hh) {
-      const int j = n0 + 16 * warp + g + 8 * hh;
-      kpos[hh] = j < dm.k_rows ? pos_of(kmap, j) : INT_MAX;
-    }
-    if constexpr (DOCS) key_docs<CAUSAL>(docs_arg(docs...), b, kpos, kfirst, klast);
-    float dk[64], dv[64];  // [16 n8 tiles][4]
-#pragma unroll
-    for (int i = 0; i < 64; ++i) dk[i] = dv[i] = 0.f;
-    if (iters > 0) mbar_wait(br.kv_full(), 0);
-    uint32_t pk[4][4], dsk[4][4];
-    // P^T and dS^T of tile t from its S^T and dP^T (in flight: waits for S^T, computes P^T, waits for dP^T,
-    // computes dS^T into dsk and the dS^T tile).
-    auto probs = [&](int t, float (&s)[32], float (&dp)[32]) {
-      const int st = t % S, m0 = (mt0 + t % per_head) * BM;
-      // Per-element masks where some key may miss some row (every key reaches rows [q_full, q_full_end)).
-      const bool masked =
-          DOCS ? m0 < q_full || m0 + BM > q_full_end || kvalid < BN : (CAUSAL && m0 < q_full) || kvalid < BN;
-      wg_wait<1>();  // S^T(t) done; dP^T(t) may still run
-      reg_fence32(s);
-      bwd_probs_p<CAUSAL, DOCS>(s, sL + st * BM, masked, m0, qmap, kpos, kfirst, klast, scale_log2, tq, pk);
-      wg_wait<0>();  // dP^T(t) done
-      reg_fence32(dp);
-      bwd_probs_ds(dp, sD + st * BM, sS + (t & 1) * BN * BM, warp, g, tq, pk, dsk);
-    };
-    // Tile by tile as bwd_ws_kernel, with S^T and dP^T in separate commit groups (P^T is computed while dP^T
-    // runs) and the stage released once dV / dK retired.
-    for (int it = 0; it < iters; ++it) {
-      const int st = it % S;
-      const uint32_t qaddr = qbase + st * QT, oaddr = obase + st * QT;
-      __nv_bfloat16* tS = sS + (it & 1) * BN * BM;
-      mbar_wait(br.full(st), (it / S) & 1);
-      float s[32], dp[32];
-      bwd_issue_scores64(s, kaddr, qaddr, wg);
-      wg_commit();
-      bwd_issue_scores64(dp, vaddr, oaddr, wg);
-      wg_commit();
-      probs(it, s, dp);
-      bwd_issue_dv_dk(dv, dk, pk, dsk, qaddr, oaddr);
-      named_sync(3);  // both warpgroups' dS^T rows are stored
-      float dq[32];
-      bwd_issue_dq(dq, smem_addr(tS), kaddr, wg);
-      wg_wait<0>();  // dQ, dV and dK of tile it
-      reg_fence32(dq);
-      reg_fence(dv);
-      reg_fence(dk);
-#pragma unroll
-      for (int i = 0; i < 4; ++i)
-#pragma unroll
-        for (int j = 0; j < 4; ++j) asm volatile("" ::"r"(pk[i][j]), "r"(dsk[i][j]) : "memory");
-      mbar_arrive(br.empty(st));  // Q, dO, lse and delta of this stage are no longer read
-      wsb_hand_dq(br, dq, dqbase, it, wg, warp, g, tq, lane, scale);
-    }
-    bwd_store_dk_dv<KV_BF16>(dk, dv, dm, b, hk, n0, warp, g, tq, scale, dk_acc, dv_acc, dk_out, dv_out);
-  }
-#else
-  __trap();
-#endif
-}
-
-// Backward mode 3 (d = 128): bwd_ws_pipe_kernel, or the shipped wgmma kernel where the tensor maps cannot be made
-// (as launch_bwd does for the shipped warp-specialized kernel). docs: nothing or one Documents.
-template <bool CAUSAL, bool KV_BF16, class... Docs>
-void launch_bwd_ws_pipe(const bf16* q, const bf16* k, const bf16* v, const float* lse, const bf16* dout,
-                        const float* delta, const SoftmaxDims& d, const PieceMap& qm, const PieceMap& km,
-                        float* dq_acc, float* dk_acc, float* dv_acc, bf16* dk_out, bf16* dv_out, cudaStream_t s,
-                        Docs... docs) {
-  const dim3 grid(d.batch * d.kv_heads, (d.k_rows + kBwdBN - 1) / kBwdBN);
-  const float scale = 1.f / std::sqrt(128.f);
-  CUtensorMap mq, mdo, mk, mv, mdq;
-  if (make_backward_maps(&mq, &mdo, &mk, &mv, q, dout, k, v, d) &&
-      make_dq_acc_map(&mdq, dq_acc, d.batch, d.q_rows, d.heads)) {
-    auto kw = bwd_ws_pipe_kernel<CAUSAL, KV_BF16, Docs...>;
-    set_smem(kw, wsb_smem_bytes());
-    kw<<<grid, kWsThreads, wsb_smem_bytes(), s>>>(mq, mdo, mk, mv, mdq, lse, delta, d, qm, km, dk_acc, dv_acc,
-                                                  dk_out, dv_out, scale, scale * kLog2e, docs...);
-    LAUNCH_CHECK();
-    return;
-  }
-  launch_bwd<128, CAUSAL, KV_BF16>(SoftmaxBackwardKernel::wgmma, q, k, v, lse, dout, delta, d, qm, km, dq_acc, dk_acc,
-                                   dv_acc, dk_out, dv_out, s, docs...);
-}
-
-// The backward variants kept here: mode 1 with 16-byte dQ atomics, mode 3 (bwd_ws_pipe_kernel).
+// The backward variant kept here: mode 1 with 16-byte dQ atomics.
 template <bool CAUSAL, bool KV_BF16>
-void launch_bwd_variant(int mode, const bf16* q, const bf16* k, const bf16* v, const float* lse, const bf16* dout,
+void launch_bwd_variant(const bf16* q, const bf16* k, const bf16* v, const float* lse, const bf16* dout,
                         const float* delta, const SoftmaxDims& d, const PieceMap& qm, const PieceMap& km,
                         float* dq_acc, float* dk_acc, float* dv_acc, bf16* dk_out, bf16* dv_out, cudaStream_t s) {
-  if (mode == 3)
-    launch_bwd_ws_pipe<CAUSAL, KV_BF16>(q, k, v, lse, dout, delta, d, qm, km, dq_acc, dk_acc, dv_acc, dk_out, dv_out,
-                                        s);
-  else
-    launch_bwd_vec4<CAUSAL, KV_BF16>(q, k, v, lse, dout, delta, d, qm, km, dq_acc, dk_acc, dv_acc, dk_out, dv_out, s);
+  launch_bwd_vec4<CAUSAL, KV_BF16>(q, k, v, lse, dout, delta, d, qm, km, dq_acc, dk_acc, dv_acc, dk_out, dv_out, s);
 }
 
 }  // namespace smx
@@ -540,7 +285,7 @@ inline int& dq_vec4() {
 
 inline void require_mode(bool ok, const char* what, int mode) {
   if (ok) return;
-  std::fprintf(stderr, "softmax_variants: no %s mode %d (forward 0-5, backward 0-3)\n", what, mode);
+  std::fprintf(stderr, "softmax_variants: no %s mode %d (forward 0-5, backward 0-2)\n", what, mode);
   std::exit(2);
 }
 inline SoftmaxForwardKernel shipped_forward(int mode) {
@@ -584,18 +329,15 @@ inline void block_forward(const bf16* q, const bf16* k, const bf16* v, const Sof
   }
 }
 
-// Whether the backward runs a variant here (16-byte dQ atomics on the wgmma kernel, or mode 3: bwd_ws_pipe_kernel)
-// rather than a shipped kernel.
-inline bool backward_variant(const SoftmaxDims& d) {
-  return d.head_dim == 128 && ((bwd_mode() == 1 && dq_vec4()) || bwd_mode() == 3);
-}
+// Whether the backward runs a variant here (16-byte dQ atomics on the wgmma kernel) rather than a shipped kernel.
+inline bool backward_variant(const SoftmaxDims& d) { return d.head_dim == 128 && bwd_mode() == 1 && dq_vec4(); }
 
-// lasp::softmax_block_backward with bwd_mode() (0-3) and dq_vec4().
+// lasp::softmax_block_backward with bwd_mode() (0-2) and dq_vec4().
 inline void block_backward(const bf16* q, const bf16* k, const bf16* v, const bf16* o, const float* lse,
                            const bf16* dout, const SoftmaxDims& d, const PieceMap& qmap, const PieceMap& kmap,
                            bool causal, float* dq_acc, float* dk_acc, float* dv_acc, cudaStream_t stream) {
   const int mode = bwd_mode();
-  require_mode(mode >= 0 && mode <= 3, "backward", mode);
+  require_mode(mode >= 0 && mode <= 2, "backward", mode);
   if (mode == shipped_bwd_mode() && !dq_vec4()) {
     softmax_block_backward(q, k, v, o, lse, dout, d, qmap, kmap, causal, dq_acc, dk_acc, dv_acc, stream);
     return;
@@ -609,19 +351,19 @@ inline void block_backward(const bf16* q, const bf16* k, const bf16* v, const bf
   if (d.q_rows == 0 || d.k_rows == 0) return;
   const float* delta = smx::launch_delta<128>(o, dout, d, stream);
   if (causal)
-    smx::launch_bwd_variant<true, false>(mode, q, k, v, lse, dout, delta, d, qmap, kmap, dq_acc, dk_acc, dv_acc,
+    smx::launch_bwd_variant<true, false>(q, k, v, lse, dout, delta, d, qmap, kmap, dq_acc, dk_acc, dv_acc,
                                          nullptr, nullptr, stream);
   else
-    smx::launch_bwd_variant<false, false>(mode, q, k, v, lse, dout, delta, d, qmap, kmap, dq_acc, dk_acc, dv_acc,
+    smx::launch_bwd_variant<false, false>(q, k, v, lse, dout, delta, d, qmap, kmap, dq_acc, dk_acc, dv_acc,
                                           nullptr, nullptr, stream);
 }
 
-// lasp::softmax_full_backward with bwd_mode() (0-3) and dq_vec4().
+// lasp::softmax_full_backward with bwd_mode() (0-2) and dq_vec4().
 inline void full_backward(const bf16* q, const bf16* k, const bf16* v, const bf16* o, const float* lse,
                           const bf16* dout, const SoftmaxDims& d, bool causal, bf16* dq, bf16* dk, bf16* dv,
                           cudaStream_t stream) {
   const int mode = bwd_mode();
-  require_mode(mode >= 0 && mode <= 3, "backward", mode);
+  require_mode(mode >= 0 && mode <= 2, "backward", mode);
   if (mode == shipped_bwd_mode() && !dq_vec4()) {
     softmax_full_backward(q, k, v, o, lse, dout, d, causal, dq, dk, dv, stream);
     return;
@@ -643,10 +385,10 @@ inline void full_backward(const bf16* q, const bf16* k, const bf16* v, const bf1
   CUDA_CHECK(cudaMemsetAsync(dqw, 0, nq * sizeof(float), stream));
   const float* delta = smx::launch_delta<128>(o, dout, d, stream);
   if (causal)
-    smx::launch_bwd_variant<true, true>(mode, q, k, v, lse, dout, delta, d, id, id, dqw, nullptr, nullptr, dk, dv,
+    smx::launch_bwd_variant<true, true>(q, k, v, lse, dout, delta, d, id, id, dqw, nullptr, nullptr, dk, dv,
                                         stream);
   else
-    smx::launch_bwd_variant<false, true>(mode, q, k, v, lse, dout, delta, d, id, id, dqw, nullptr, nullptr, dk, dv,
+    smx::launch_bwd_variant<false, true>(q, k, v, lse, dout, delta, d, id, id, dqw, nullptr, nullptr, dk, dv,
                                          stream);
   const size_t n4 = nq / 4;
   smx::f32_to_bf16_kernel<<<(unsigned)((n4 + 255) / 256), 256, 0, stream>>>(dqw, dq, n4);
