@@ -15,7 +15,10 @@
 // dim 64 or 128, batch 1 or 2, N = 2560 (small) or 7168 (medium: pieces and key_rows that are not multiples of
 // the 128-row tiles). The (W, layout, causal) product runs twice, the other factors drawn by a pairwise-covering
 // rule, flipped in the second pass (--quick: the first pass only, every case small); plus 4 cases with packed
-// documents (W 4, both layouts, causal and not), lasp's kernels only. Random global q, k, v, dO; the reference is
+// documents (W 4, both layouts, causal and not), lasp's kernels only; plus 4 cases of W 2 zigzag, causal, batch 1
+// (head dim 64 and 128 with 8 and 16 kv heads; medium, --quick small) and 2 with zigzag pieces of unequal length
+// ("zigzag-skew96": the first W chunks 96 tokens longer than the last W; W 2 and 4). Random global q, k, v, dO;
+// the reference is
 // oracle_softmax_forward / _backward (softmax_oracle.cuh) over the whole sequence. For every rank: its query and
 // dO rows gathered from the global ones; k, v the global ones with the rows from key_rows on poisoned (NaN), so
 // a read of them shows; o, lse, dq, dk, dv poisoned before the calls. The backends: lasp (gathered::forward /
@@ -154,11 +157,12 @@ static void copy_rows(T* dst, int dst_T, int dst_row, const T* src, int src_T, i
 // ---------------------------------------------------------------------------------------------------------
 // Layouts
 // ---------------------------------------------------------------------------------------------------------
-// Rank r of W over N tokens: contiguous [rL, (r+1)L), or zigzag halves r and 2W-1-r of L/2 tokens.
-static PieceMap rank_map(int W, int r, bool zigzag, int N) {
-  const int L = N / W, h = L / 2;
+// Rank r of W over N tokens: contiguous [rL, (r+1)L), or zigzag halves r and 2W-1-r of L/2 tokens. skew (zigzag
+// only): the first W chunks L/2 + skew tokens long, the last W L/2 - skew, so a rank's two pieces differ.
+static PieceMap rank_map(int W, int r, bool zigzag, int N, int skew = 0) {
+  const int L = N / W, a = L / 2 + skew, b = L / 2 - skew;
   if (!zigzag) return PieceMap{1, {0, 0}, {r * L, 0}, {L, 0}};
-  return PieceMap{2, {0, h}, {r * h, (2 * W - 1 - r) * h}, {h, h}};
+  return PieceMap{2, {0, a}, {r * a, W * a + (W - 1 - r) * b}, {a, b}};
 }
 static int rows_of(const PieceMap& m) { return m.length[0] + (m.count > 1 ? m.length[1] : 0); }
 static int end_of(const PieceMap& m) {
@@ -231,10 +235,13 @@ struct Case {
   bool zigzag, causal;
   int D, Hkv, B, N;
   bool docs;
+  int skew = 0;  // zigzag pieces of unequal length (rank_map)
   std::string name() const {
-    char buf[160];
-    std::snprintf(buf, sizeof buf, "W%d/%s/%s/d%d/h16kv%d/b%d/N%d%s", W, zigzag ? "zigzag" : "contiguous",
-                  causal ? "causal" : "bidir", D, Hkv, B, N, docs ? "/documents" : "");
+    char buf[160], layout[32];
+    std::snprintf(layout, sizeof layout, "%s", zigzag ? "zigzag" : "contiguous");
+    if (skew) std::snprintf(layout, sizeof layout, "zigzag-skew%d", skew);
+    std::snprintf(buf, sizeof buf, "W%d/%s/%s/d%d/h16kv%d/b%d/N%d%s", W, layout, causal ? "causal" : "bidir", D,
+                  Hkv, B, N, docs ? "/documents" : "");
     return buf;
   }
 };
@@ -261,6 +268,12 @@ static std::vector<Case> check_cases() {
         }
   for (int l = 0; l < 2; ++l)
     for (int c = 0; c < 2; ++c) v.push_back(Case{4, l == 1, c == 0, 128, 8, 2, kSmall, true});
+  // W 2 zigzag at batch 1 in both head dims, with and without GQA; then zigzag pieces of unequal length.
+  const int n = g_quick ? kSmall : kMedium;
+  for (int D : {64, 128})
+    for (int Hkv : {8, 16}) v.push_back(Case{2, true, true, D, Hkv, 1, n, false});
+  v.push_back(Case{2, true, true, 128, 8, 1, kSmall, false, 96});
+  v.push_back(Case{4, true, true, 64, 16, 1, kSmall, false, 96});
   return v;
 }
 
@@ -272,7 +285,7 @@ static Documents case_documents(const Case& k, lasp::DocumentBuffers& buf) {
     int* ends = buf.ends.data() + (size_t)b * k.N;
     lasp::draw_document_ends(k.N, k.N, b == 0 ? 300 : 900, (uint32_t)(g_seed + 7919u * b), ends);
     for (int r = 0; r < k.W && b == 0; ++r) {
-      const PieceMap m = rank_map(k.W, r, k.zigzag, k.N);
+      const PieceMap m = rank_map(k.W, r, k.zigzag, k.N, k.skew);
       for (int j = 0; j < m.count; ++j)
         for (int t : {m.global_start[j] - 1, m.global_start[j], m.global_start[j] + m.length[j] - 1})
           if (t >= 0 && t < k.N) ends[t] = 1;
@@ -295,7 +308,7 @@ static bool cudnn_supported_all(const Case& k, bool* all) {
   const auto t0 = std::chrono::steady_clock::now();
   bool ok = true;
   for (int r = 0; r < k.W; ++r) {
-    const PieceMap m = rank_map(k.W, r, k.zigzag, k.N);
+    const PieceMap m = rank_map(k.W, r, k.zigzag, k.N, k.skew);
     const SoftmaxDims d{k.B, rows_of(m), k.N, kHeads, k.Hkv, k.D};
     ok = ok && lasp::gathered::cudnn_supported(d, m, key_rows_of(m, k.causal, k.N), k.causal);
   }
@@ -364,7 +377,7 @@ static void run_case(const Case& k) {
     std::vector<float> glse((size_t)B * N * H, NAN);
     std::string chosen;
     for (int r = 0; r < k.W; ++r) {
-      const PieceMap m = rank_map(k.W, r, k.zigzag, N);
+      const PieceMap m = rank_map(k.W, r, k.zigzag, N, k.skew);
       const int rows = rows_of(m), key_rows = key_rows_of(m, k.causal, N);
       const SoftmaxDims d{B, rows, N, H, Hkv, D};
       for (int j = 0; j < m.count; ++j) {
