@@ -59,12 +59,13 @@ const CHUNK_WALKS = new Set([
 ]);
 
 /**
- * The arithmetic rate of a step's kernel. lasp's softmax backward is slower than cuDNN's (bench/results/
- * 2026-11-26-cudnn-attention-h100.md): it runs ring attention's blocks, and a whole sequence or LASP-2H's
- * gathered keys with packed documents (operand `ends`: cuDNN's fused attention has no document mask); the
- * whole sequence and the gathered keys without them take cuDNN, as the program does where its build found
- * it, the gathered pieces at cuDNN's rate on them (bench/results/2026-12-06-gathered-split-h200.md: 0.95x of a
- * whole sequence's, with the backward split). Everything else: the attention rate.
+ * The arithmetic rate of a step's kernel. lasp's softmax backward has a rate of its own (0.98x of cuDNN's on an
+ * H100 since bench/results/2026-12-06-softmax-bwd-diet.md, 0.7x before): it runs ring attention's blocks, and
+ * a whole sequence or LASP-2H's gathered keys with packed documents (operand `ends`: cuDNN's fused attention
+ * has no document mask); the whole sequence and the gathered keys without them take cuDNN, as the program does
+ * where its build found it, the gathered pieces at cuDNN's rate on them (bench/results/
+ * 2026-12-06-gathered-split-h200.md: 0.95x of a whole sequence's, with the backward split). Everything else:
+ * the attention rate.
  */
 function rateOf(step: Pick<ComputeStep, "op" | "operands">, machine: Machine): number {
   if (step.op === "softmax.block_backward") return machine.laspSoftmaxBackwardFlops;

@@ -9,9 +9,10 @@
 // Design choices:
 // - cuDNN is used where the program was built with it (CMake defines LASP_WITH_CUDNN when it finds cuDNN)
 //   and where it supports every call of the layer on this GPU; lasp's kernels everywhere else, so a program
-//   always runs. Measured on H100 (bench/results/2026-11-26-cudnn-attention-h100.md), cuDNN's backward is about
-//   1.4x as fast as ours and its forward equal; the ring's blocks keep our kernels, which take global positions
-//   and accumulate partial results.
+//   always runs. Measured on H100, cuDNN's backward was about 1.4x as fast as ours (bench/results/
+//   2026-11-26-cudnn-attention-h100.md); since 2026-12-06 ours runs forward and backward at 0.90-0.97x of
+//   cuDNN's (2026-12-06-softmax-bwd-diet.md), so cuDNN stays the default where it runs. The ring's blocks keep
+//   our kernels, which take global positions and accumulate partial results.
 // - LASP_SOFTMAX_BACKEND=lasp forces lasp's kernels (to verify or time them), =cudnn insists on cuDNN (the
 //   program stops, exit 2, where it cannot be used), unset or =auto takes cuDNN where it can.
 // - Packed documents (docs/DOCUMENTS.md) always take lasp's kernels: cuDNN's fused attention here has no mask
