@@ -548,11 +548,6 @@ __device__ __forceinline__ void wg_commit() {
   asm volatile("wgmma.commit_group.sync.aligned;\n" ::: "memory");
 #endif
 }
-__device__ __forceinline__ void wg_wait0() {
-#if LASP_SMX_WGMMA
-  asm volatile("wgmma.wait_group.sync.aligned 0;\n" ::: "memory");
-#endif
-}
 // Waits until at most N of the warpgroup's committed MMA groups are still in flight.
 template <int N>
 __device__ __forceinline__ void wg_wait() {
@@ -833,7 +828,7 @@ __global__ void __launch_bounds__(kWgThreads, 1)
     if (n_tiles > 1) prefetch(1);
     cp_commit();
     issue_s(0);
-    wg_wait0();
+    wg_wait<0>();
     reg_fence(s);
     float alpha[2], sum[2];
     softmax(0, alpha, sum);
@@ -848,19 +843,19 @@ __global__ void __launch_bounds__(kWgThreads, 1)
     issue_s(t);
     issue_pv(t - 1);
 #if LASP_SMX_WGMMA
-    asm volatile("wgmma.wait_group.sync.aligned 1;\n" ::: "memory");  // S(t) done, P V(t-1) may run on
+    wg_wait<1>();  // S(t) done, P V(t-1) may run on
 #endif
     reg_fence(s);
     float alpha[2], sum[2];
     softmax(t, alpha, sum);
-    wg_wait0();
+    wg_wait<0>();
     reg_fence(o);
     keep_alive(pa);  // P V(t-1) read pa asynchronously: pa's registers stay untouched until here
     rescale_and_pack(alpha, sum);
   }
   if (n_tiles > 0) {
     issue_pv(n_tiles - 1);
-    wg_wait0();
+    wg_wait<0>();
     reg_fence(o);
     keep_alive(pa);
   }
@@ -1116,7 +1111,7 @@ __global__ void __launch_bounds__(kWsThreads, 1)
       if (pingpong) named_sync(bar_me);
       issue_s(0);
       if (pingpong) named_arrive(bar_other);
-      wg_wait0();
+      wg_wait<0>();
       reg_fence(s);
       mbar_arrive(k_empty(0));
       float alpha[2], sum[2];
@@ -1130,12 +1125,12 @@ __global__ void __launch_bounds__(kWsThreads, 1)
       issue_s(t);
       issue_pv(t - 1);
       if (pingpong) named_arrive(bar_other);
-      asm volatile("wgmma.wait_group.sync.aligned 1;\n" ::: "memory");  // S(t) done, P V(t-1) may run on
+      wg_wait<1>();  // S(t) done, P V(t-1) may run on
       reg_fence(s);
       mbar_arrive(k_empty(t % S));
       float alpha[2], sum[2];
       softmax(t, alpha, sum);
-      wg_wait0();
+      wg_wait<0>();
       reg_fence(o);
       keep_alive(pa);
       mbar_arrive(v_empty((t - 1) % S));
@@ -1147,7 +1142,7 @@ __global__ void __launch_bounds__(kWsThreads, 1)
       if (pingpong) named_sync(bar_me);
       issue_pv(t);
       if (pingpong && cw == 0) named_arrive(bar_other);
-      wg_wait0();
+      wg_wait<0>();
       reg_fence(o);
       keep_alive(pa);
       mbar_arrive(v_empty(t % S));
@@ -1691,13 +1686,9 @@ __device__ __forceinline__ void keep_operand(const uint32_t (&a)[4][4]) {
 // (MN-major, d.kt). Waits for every MMA in flight, the dV / dK ones included.
 __device__ __forceinline__ void bwd_dq(float (&dq)[32], float (&dv)[64], float (&dk)[64], const uint32_t (&pk)[4][4],
                                        const uint32_t (&dsk)[4][4], const BwdDescs& d) {
-  constexpr int BN = kBwdBN;
   reg_fence32(dq);
-  wg_fence();
-#pragma unroll
-  for (int kk = 0; kk < BN / 16; ++kk) wgmma_ss64_t(dq, d.sT.at(kk * 16 * 128), d.kt.at(kk * 16 * 128), kk > 0);
-  wg_commit();
-  wg_wait0();
+  bwd_issue_dq(dq, d);
+  wg_wait<0>();
   reg_fence32(dq);
   reg_fence(dv);
   reg_fence(dk);
