@@ -7,12 +7,12 @@
 //
 // d = 128 has several implementations of each pass (the modes of softmax_variants.cuh): mma.sync (mode 0) and
 // wgmma (forward mode 1 plain, 3 with the intra-warpgroup overlap, 4 / 5 warp-specialized with a TMA producer,
-// 2 / 3 stages; backward mode 1, 2 warp-specialized). With checks on, a
-// probe first runs the forward modes 4, 5, 3 and 1 on four small cases (each in a child process with a time limit, so a hang cannot stop the run) and keeps the
-// product's default if it is right, else the first that is right (0 if none); backward modes 2 and 1 are
+// 2 / 3 stages; backward mode 1, 2 warp-specialized). With checks on, a probe first runs the forward modes 4, 5,
+// 3 and 1 on four small cases (each in a child process with a time limit, so a hang cannot stop the run) and keeps
+// the product's default if it is right, else the first that is right (0 if none); backward modes 2 and 1 are
 // probed the same way. The whole suite then runs once per (forward, backward) pair of --suite (default
-// 4:2,5:1,3:1: the new kernels on every configuration the old ones are checked on), pairs that failed a probe counting as
-// failures; --all-impls runs the suite on the mma.sync kernels first as well. --pingpong and --dq-vec4 set the
+// 4:2,5:1,3:1: the new kernels on every configuration the old ones are checked on), pairs that failed a probe
+// counting as failures; --all-impls runs the suite on the mma.sync kernels first as well. --pingpong and --dq-vec4 set the
 // warp-specialized forward's ping-pong turns and the backward's 16-byte dQ atomics for the whole run
 // (children included). Timings include the mma.sync kernels, every forward mode that passed the probe, mode 4
 // with the ping-pong setting flipped, every wgmma backward mode (1, 2) and the other dQ atomic width.
@@ -613,7 +613,7 @@ static void bench(int N, int runs) {
   lasp::variants::dq_vec4() = vec4;
   lasp::variants::bwd_mode() = 0;
   float tbm = time_ms([&] { lasp::variants::full_backward(q.p, k.p, v.p, o.p, lse.p, dout.p, d, true, dq.p, dk.p, dv.p, 0); }, runs);
-  float tbmode[4] = {NAN, NAN, NAN, NAN};
+  float tbmode[3] = {NAN, NAN, NAN};
   for (int m : {1, 2})
     if (m != bmode && (g_bwd_probe_ok.empty() || bwd_probe_ok(m))) {
       lasp::variants::bwd_mode() = m;

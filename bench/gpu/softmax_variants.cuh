@@ -102,7 +102,7 @@ __global__ void __launch_bounds__(kWgThreads, 1)
       wgmma_ss(s, gmma_desc(qaddr + (kk >> 2) * BM * 128 + (kk & 3) * 32, 16, 1024),
                gmma_desc(kaddr + (kk >> 2) * BN * 128 + (kk & 3) * 32, 16, 1024), kk > 0);
     wg_commit();
-    wg_wait0();
+    wg_wait<0>();
     reg_fence(s);
 
     // s[4j + 2hh + e]: row wg*64 + 16*wq + g + 8*hh, column n0 + 8j + 2tq + e.
@@ -161,7 +161,7 @@ __global__ void __launch_bounds__(kWgThreads, 1)
 #pragma unroll
     for (int kk = 0; kk < BN / 16; ++kk) wgmma_rs(o, pa[kk], gmma_desc(vaddr + kk * 16 * 128, v_lbo, v_sbo), 1);
     wg_commit();
-    wg_wait0();
+    wg_wait<0>();
     reg_fence(o);
   }
   cp_wait<0>();
@@ -241,14 +241,6 @@ void launch_bwd_vec4(const bf16* q, const bf16* k, const bf16* v, const float* l
   kw<<<grid, kBwdThreads, wgb_smem_bytes(), s>>>(q, k, v, lse, dout, delta, d, qm, km, dq_acc, dk_acc, dv_acc, dk_out,
                                                  dv_out, scale, scale * kLog2e, vec4);
   LAUNCH_CHECK();
-}
-
-// The backward variant kept here: mode 1 with 16-byte dQ atomics.
-template <bool CAUSAL, bool KV_BF16>
-void launch_bwd_variant(const bf16* q, const bf16* k, const bf16* v, const float* lse, const bf16* dout,
-                        const float* delta, const SoftmaxDims& d, const PieceMap& qm, const PieceMap& km,
-                        float* dq_acc, float* dk_acc, float* dv_acc, bf16* dk_out, bf16* dv_out, cudaStream_t s) {
-  launch_bwd_vec4<CAUSAL, KV_BF16>(q, k, v, lse, dout, delta, d, qm, km, dq_acc, dk_acc, dv_acc, dk_out, dv_out, s);
 }
 
 }  // namespace smx
@@ -351,10 +343,10 @@ inline void block_backward(const bf16* q, const bf16* k, const bf16* v, const bf
   if (d.q_rows == 0 || d.k_rows == 0) return;
   const float* delta = smx::launch_delta<128>(o, dout, d, stream);
   if (causal)
-    smx::launch_bwd_variant<true, false>(q, k, v, lse, dout, delta, d, qmap, kmap, dq_acc, dk_acc, dv_acc,
+    smx::launch_bwd_vec4<true, false>(q, k, v, lse, dout, delta, d, qmap, kmap, dq_acc, dk_acc, dv_acc,
                                          nullptr, nullptr, stream);
   else
-    smx::launch_bwd_variant<false, false>(q, k, v, lse, dout, delta, d, qmap, kmap, dq_acc, dk_acc, dv_acc,
+    smx::launch_bwd_vec4<false, false>(q, k, v, lse, dout, delta, d, qmap, kmap, dq_acc, dk_acc, dv_acc,
                                           nullptr, nullptr, stream);
 }
 
@@ -385,10 +377,10 @@ inline void full_backward(const bf16* q, const bf16* k, const bf16* v, const bf1
   CUDA_CHECK(cudaMemsetAsync(dqw, 0, nq * sizeof(float), stream));
   const float* delta = smx::launch_delta<128>(o, dout, d, stream);
   if (causal)
-    smx::launch_bwd_variant<true, true>(q, k, v, lse, dout, delta, d, id, id, dqw, nullptr, nullptr, dk, dv,
+    smx::launch_bwd_vec4<true, true>(q, k, v, lse, dout, delta, d, id, id, dqw, nullptr, nullptr, dk, dv,
                                         stream);
   else
-    smx::launch_bwd_variant<false, true>(q, k, v, lse, dout, delta, d, id, id, dqw, nullptr, nullptr, dk, dv,
+    smx::launch_bwd_vec4<false, true>(q, k, v, lse, dout, delta, d, id, id, dqw, nullptr, nullptr, dk, dv,
                                          stream);
   const size_t n4 = nq / 4;
   smx::f32_to_bf16_kernel<<<(unsigned)((n4 + 255) / 256), 256, 0, stream>>>(dqw, dq, n4);
