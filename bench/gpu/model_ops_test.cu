@@ -1,5 +1,5 @@
 // Correctness checks and timings of the model ops outside attention: templates/runtime/embedding.cuh,
-// norm.cuh, swiglu.cuh and classifier.cuh.
+// norm.cuh, swiglu.cuh, classifier.cuh and elementwise.cuh's per-head RMS norm (linear attention's output norm).
 //
 //   nvcc -std=c++17 -O3 -gencode=arch=compute_90a,code=sm_90a -Itemplates/runtime bench/gpu/model_ops_test.cu
 //        -lcublas -o /tmp/model_ops      (bash bench/gpu/run_model_ops.sh does this and runs it)
@@ -14,7 +14,10 @@
 //   of every launch shape (VPT 1, 2, 4; a thread count that is not a power of two); run twice, bitwise equal
 //   dx, dweight and dbias;
 // - SwiGLU: the fused [rows][2*ffn] layout with an in-place backward, and separate buffers;
-// - classifier: several chunks with a ragged last one, vocab a multiple of 8 and not, ignored targets (-1),
+// - head RMS norm: head dims 64, 128, 256 (the register-held kernels) and 96 (the loop), a row count that is not a
+//   multiple of the rows a warp takes, the backward in place (dx = dy);
+// - classifier: several chunks with a ragged last one, vocab a multiple of 8 and not, Llama-3's vocab and a large
+//   one that is not a multiple of 8, ignored targets (-1),
 //   dW accumulated and overwritten, the loss-only path, bitwise-equal repeats; at the full shape, the losses
 //   of sampled rows against float64.
 // Timings at the Linear-Llama3-1B shapes (16K tokens, hidden 2048, ffn 8192, vocab 128256): median of the runs
@@ -26,6 +29,7 @@
 #include "swiglu.cuh"
 #include "classifier.cuh"
 #include "lm_head.cuh"
+#include "elementwise.cuh"  // rms_norm_forward / _backward: the attention output's norm per head
 #include "bench_timing.cuh"
 
 #include <algorithm>
@@ -346,6 +350,38 @@ static void check_norm(uint64_t seed, lasp::NormKind kind, int rows, int hidden,
 // ------------------------------------------------------------------------------------------------------
 // SwiGLU
 // ------------------------------------------------------------------------------------------------------
+// y = x / sqrt(mean(x^2) + eps) per d-vector, and its backward dx = rs dy - rs^3 (x . dy) / d x, in float64.
+static void check_head_rms(uint64_t seed, int rows, int d) {
+  const std::string tag = "head rms " + std::to_string(rows) + "x" + std::to_string(d);
+  const size_t n = (size_t)rows * d;
+  const float eps = 1e-6f;
+  Dev<bf16> x(n), y(n), dy(n);
+  fill(x, seed + 1, 3.0f);
+  fill(dy, seed + 2, 1.0f);
+  const auto xs = to_double(x.host()), dys = to_double(dy.host());
+  std::vector<double> ry(n), rdx(n);
+  for (int r = 0; r < rows; ++r) {
+    double ss = 0, sd = 0;
+    for (int e = 0; e < d; ++e) {
+      ss += xs[(size_t)r * d + e] * xs[(size_t)r * d + e];
+      sd += xs[(size_t)r * d + e] * dys[(size_t)r * d + e];
+    }
+    const double rs = 1.0 / std::sqrt(ss / d + eps);
+    for (int e = 0; e < d; ++e) {
+      const size_t k = (size_t)r * d + e;
+      ry[k] = xs[k] * rs;
+      rdx[k] = rs * dys[k] - rs * rs * rs * sd / d * xs[k];
+    }
+  }
+  y.poison();
+  lasp::rms_norm_forward(x.p, y.p, rows, d, eps, 0);
+  CUDA_CHECK(cudaDeviceSynchronize());
+  check(tag + " forward", rel_err(to_double(y.host()), ry), 1e-2);
+  lasp::rms_norm_backward(x.p, dy.p, dy.p, rows, d, eps, 0);  // in place, as the layer calls it
+  CUDA_CHECK(cudaDeviceSynchronize());
+  check(tag + " backward in place", rel_err(to_double(dy.host()), rdx), 1e-2);
+}
+
 static void check_swiglu(uint64_t seed, int rows, int ffn, bool fused) {
   const std::string tag = std::string("swiglu ") + std::to_string(rows) + "x" + std::to_string(ffn) +
                           (fused ? " fused in place" : " separate");
@@ -567,6 +603,19 @@ static void bench(cublasHandle_t handle, uint64_t seed, int runs) {
              4 * t + partials, 0);
     }
   }
+  {  // the attention output's RMS norm per head (16 heads x 128)
+    const size_t n = (size_t)N * H, heads = (size_t)N * (H / 128);
+    Dev<bf16> x(n), y(n), dy(n);
+    fill(x, seed + 20, 2.0f);
+    fill(dy, seed + 21, 1.0f);
+    const double t = n * sizeof(bf16);
+    record("head_rms_forward", nh + " d 128", time_ms([&] { lasp::rms_norm_forward(x.p, y.p, heads, 128, 1e-6f, 0); }, runs),
+           2 * t, 0);
+    record("head_rms_backward", nh + " d 128", time_ms([&] {
+             lasp::rms_norm_backward(x.p, dy.p, y.p, heads, 128, 1e-6f, 0);
+           }, runs),
+           3 * t, 0);
+  }
   {  // SwiGLU, the fused [N][2F] layout
     const size_t n = (size_t)N * F;
     Dev<bf16> gu(2 * n), h(n), dh(n), dgu(2 * n);
@@ -693,6 +742,9 @@ int main(int argc, char** argv) {
     check_swiglu(seed + 310, 33, 72, false);
     check_classifier(handle, seed + 400, 300, 1000, 256, 128, true);  // 3 chunks, the last of 44 rows
     check_classifier(handle, seed + 410, 77, 1003, 64, 32, false);    // vocab not a multiple of 8
+    check_classifier(handle, seed + 420, 70, 128256, 64, 32, true);   // Llama-3's vocab
+    check_classifier(handle, seed + 430, 41, 50003, 64, 16, false);   // large, element loads
+    for (int d : {64, 128, 256, 96}) check_head_rms(seed + 500 + d, 16 * 1000 + 3, d);
   }
   if (timings) {
     measure_ceilings(handle, runs);

@@ -24,6 +24,7 @@
 #include <cuda_bf16.h>     // __nv_bfloat16, __nv_bfloat162
 #include <cstddef>         // size_t
 #include <cstdint>         // integer types
+#include <cstring>         // memcpy (the head rows' vectors to bf16 pairs)
 
 #include "types.cuh"       // bf16
 #include "check.cuh"       // LAUNCH_CHECK
@@ -147,6 +148,110 @@ __global__ void rms_backward_kernel(const bf16* __restrict__ x, const bf16* dy, 
   }
 }
 
+// The head dims 64, 128, 256: lane l holds elements [V l, V l + V) of a row in registers (d = 32 V), and a warp
+// takes R rows per turn, their loads issued before any reduction. The loops above read a row twice, 4 bytes a
+// lane, one row per warp in flight: too few bytes in flight to keep memory busy.
+template <int V>
+struct HeadVec;
+template <>
+struct HeadVec<2> {
+  using T = unsigned int;
+};
+template <>
+struct HeadVec<4> {
+  using T = uint2;
+};
+template <>
+struct HeadVec<8> {
+  using T = uint4;
+};
+
+template <int V>
+__device__ __forceinline__ void head_load(const bf16* p, float* f) {
+  typename HeadVec<V>::T raw = *reinterpret_cast<const typename HeadVec<V>::T*>(p);
+  __nv_bfloat162 h[V / 2];
+  memcpy(h, &raw, sizeof(raw));
+#pragma unroll
+  for (int u = 0; u < V / 2; ++u) {
+    const float2 t = __bfloat1622float2(h[u]);
+    f[2 * u] = t.x;
+    f[2 * u + 1] = t.y;
+  }
+}
+
+template <int V>
+__device__ __forceinline__ void head_store(bf16* p, const float* f) {
+  __nv_bfloat162 h[V / 2];
+#pragma unroll
+  for (int u = 0; u < V / 2; ++u) h[u] = __floats2bfloat162_rn(f[2 * u], f[2 * u + 1]);
+  typename HeadVec<V>::T raw;
+  memcpy(&raw, h, sizeof(raw));
+  *reinterpret_cast<typename HeadVec<V>::T*>(p) = raw;
+}
+
+constexpr int kHeadRows = 4;  // rows per warp and turn
+
+template <int V>
+__global__ void rms_forward_held_kernel(const bf16* __restrict__ x, bf16* __restrict__ y, size_t rows, float eps) {
+  constexpr int d = 32 * V;
+  const size_t warps = (size_t)gridDim.x * blockDim.x / 32;
+  const int lane = threadIdx.x & 31;
+  for (size_t r0 = (blockIdx.x * (size_t)blockDim.x + threadIdx.x) / 32 * kHeadRows; r0 < rows;
+       r0 += warps * kHeadRows) {
+    float f[kHeadRows][V];
+#pragma unroll
+    for (int r = 0; r < kHeadRows; ++r)
+      if (r0 + r < rows) head_load<V>(x + (r0 + r) * d + V * lane, f[r]);
+#pragma unroll
+    for (int r = 0; r < kHeadRows; ++r) {
+      if (r0 + r >= rows) break;
+      float ss = 0.f;
+#pragma unroll
+      for (int e = 0; e < V; ++e) ss += f[r][e] * f[r][e];
+      const float rs = rsqrtf(warp_sum(ss) / d + eps);
+#pragma unroll
+      for (int e = 0; e < V; ++e) f[r][e] *= rs;
+      head_store<V>(y + (r0 + r) * d + V * lane, f[r]);
+    }
+  }
+}
+
+// Each lane writes only the elements of dy it read itself, so dx may be dy.
+template <int V>
+__global__ void rms_backward_held_kernel(const bf16* __restrict__ x, const bf16* dy, bf16* dx, size_t rows,
+                                         float eps) {
+  constexpr int d = 32 * V;
+  const size_t warps = (size_t)gridDim.x * blockDim.x / 32;
+  const int lane = threadIdx.x & 31;
+  for (size_t r0 = (blockIdx.x * (size_t)blockDim.x + threadIdx.x) / 32 * kHeadRows; r0 < rows;
+       r0 += warps * kHeadRows) {
+    float f[kHeadRows][V], g[kHeadRows][V];
+#pragma unroll
+    for (int r = 0; r < kHeadRows; ++r)
+      if (r0 + r < rows) {
+        head_load<V>(x + (r0 + r) * d + V * lane, f[r]);
+        head_load<V>(dy + (r0 + r) * d + V * lane, g[r]);
+      }
+#pragma unroll
+    for (int r = 0; r < kHeadRows; ++r) {
+      if (r0 + r >= rows) break;
+      float ss = 0.f, sd = 0.f;
+#pragma unroll
+      for (int e = 0; e < V; ++e) {
+        ss += f[r][e] * f[r][e];
+        sd += f[r][e] * g[r][e];
+      }
+      ss = warp_sum(ss);
+      sd = warp_sum(sd);
+      const float rs = rsqrtf(ss / d + eps);
+      const float k = rs * rs * rs * sd / d;
+#pragma unroll
+      for (int e = 0; e < V; ++e) g[r][e] = rs * g[r][e] - k * f[r][e];
+      head_store<V>(dx + (r0 + r) * d + V * lane, g[r]);
+    }
+  }
+}
+
 // out[i] = sum over p < parts of in[p * slice + i] (fp32), in rank order. `vec`: slice is a multiple of 4 and
 // both pointers 16-byte aligned, so each thread moves 4 elements per access.
 __global__ void sum_slices_kernel(const float* __restrict__ in, int parts, size_t slice, float* __restrict__ out,
@@ -250,14 +355,22 @@ void scale_add(float* acc, const float* g, float alpha, float beta, size_t n, cu
 // y = x / sqrt(mean(x^2) + eps) over each of `rows` vectors of d elements (rows = batch*tokens*heads).
 void rms_norm_forward(const bf16* x, bf16* y, size_t rows, int d, float eps, cudaStream_t s) {
   if (rows == 0) return;
-  elementwise::rms_forward_kernel<<<elementwise::grid_for(rows, 8), 256, 0, s>>>(x, y, rows, d, eps);
+  const int grid = elementwise::grid_for(rows, 8 * elementwise::kHeadRows);
+  if (d == 64) elementwise::rms_forward_held_kernel<2><<<grid, 256, 0, s>>>(x, y, rows, eps);
+  else if (d == 128) elementwise::rms_forward_held_kernel<4><<<grid, 256, 0, s>>>(x, y, rows, eps);
+  else if (d == 256) elementwise::rms_forward_held_kernel<8><<<grid, 256, 0, s>>>(x, y, rows, eps);
+  else elementwise::rms_forward_kernel<<<elementwise::grid_for(rows, 8), 256, 0, s>>>(x, y, rows, d, eps);
   LAUNCH_CHECK();
 }
 
 // dx for y = rms_norm(x) given dy; dx may be dy.
 void rms_norm_backward(const bf16* x, const bf16* dy, bf16* dx, size_t rows, int d, float eps, cudaStream_t s) {
   if (rows == 0) return;
-  elementwise::rms_backward_kernel<<<elementwise::grid_for(rows, 8), 256, 0, s>>>(x, dy, dx, rows, d, eps);
+  const int grid = elementwise::grid_for(rows, 8 * elementwise::kHeadRows);
+  if (d == 64) elementwise::rms_backward_held_kernel<2><<<grid, 256, 0, s>>>(x, dy, dx, rows, eps);
+  else if (d == 128) elementwise::rms_backward_held_kernel<4><<<grid, 256, 0, s>>>(x, dy, dx, rows, eps);
+  else if (d == 256) elementwise::rms_backward_held_kernel<8><<<grid, 256, 0, s>>>(x, dy, dx, rows, eps);
+  else elementwise::rms_backward_kernel<<<elementwise::grid_for(rows, 8), 256, 0, s>>>(x, dy, dx, rows, d, eps);
   LAUNCH_CHECK();
 }
 

@@ -51,15 +51,19 @@ union Pack8 {
   __nv_bfloat162 h[4];
 };
 
-__device__ __forceinline__ void load8(const bf16* p, float* f) {
-  Pack8 x;
-  x.v = *reinterpret_cast<const int4*>(p);
+__device__ __forceinline__ void unpack8(const Pack8& x, float* f) {
 #pragma unroll
   for (int u = 0; u < 4; ++u) {
     const float2 t = __bfloat1622float2(x.h[u]);
     f[2 * u] = t.x;
     f[2 * u + 1] = t.y;
   }
+}
+
+__device__ __forceinline__ void load8(const bf16* p, float* f) {
+  Pack8 x;
+  x.v = *reinterpret_cast<const int4*>(p);
+  unpack8(x, f);
 }
 
 __device__ __forceinline__ void store8(bf16* p, const float* f) {
@@ -142,54 +146,69 @@ __global__ void __launch_bounds__(kMaxThreads)
 }
 
 // Block j sums rows j, j + gridDim.x, ... (in that order) of dout * xhat and dout into partial[j][hidden] and
-// partial[gridDim.x + j][hidden], and writes each row's dx.
-template <int VPT>
-__global__ void __launch_bounds__(kMaxThreads)
-    backward_kernel(int kind, bf16* dx, int accumulate, float* __restrict__ partial, const bf16* __restrict__ dout,
+// partial[gridDim.x + j][hidden], and writes each row's dx. The next row's x, dout (and dx when accumulating)
+// are loaded while this row's sums wait on their barriers: a block holds one row at a time, so without that
+// the loads and the reductions take turns.
+// LN: LayerNorm (the mean's terms and the bias gradient), else RMSNorm. Four blocks of RMSNorm's VPT 1 fit an
+// SM (64 registers; LayerNorm's would spill): the grid has more blocks than fit at once, and with three the
+// last wave ran part-empty.
+template <int VPT, bool LN>
+__global__ void __launch_bounds__(kMaxThreads, VPT == 1 && !LN ? 4 : 1)
+    backward_kernel(bf16* dx, int accumulate, float* __restrict__ partial, const bf16* __restrict__ dout,
                     const bf16* __restrict__ x, const bf16* __restrict__ w, const float* __restrict__ mean_in,
                     const float* __restrict__ rstd_in, int rows, int hidden) {
   __shared__ float shared[32];
   const int vecs = hidden / 8;
-  float wf[VPT][8], dw[VPT][8] = {}, db[VPT][8] = {};
+  float dw[VPT][8] = {}, db[LN ? VPT : 1][8] = {};
+  Pack8 next_x[VPT], next_d[VPT], next_prev[VPT];
+  auto fetch = [&](int row) {
+    if (row >= rows) return;
 #pragma unroll
-  for (int k = 0; k < VPT; ++k) {
-    const int c = threadIdx.x + k * blockDim.x;
-    if (c < vecs) load8(w + 8 * c, wf[k]);
-  }
+    for (int k = 0; k < VPT; ++k) {
+      const int c = threadIdx.x + k * blockDim.x;
+      if (c >= vecs) continue;
+      const size_t at = (size_t)row * hidden + 8 * c;
+      next_x[k].v = *reinterpret_cast<const int4*>(x + at);
+      next_d[k].v = *reinterpret_cast<const int4*>(dout + at);
+      if (accumulate) next_prev[k].v = *reinterpret_cast<const int4*>(dx + at);
+    }
+  };
+  fetch(blockIdx.x);
   for (int row = blockIdx.x; row < rows; row += gridDim.x) {
     const float rstd = rstd_in[row];
-    const float mean = kind == kLayerNorm ? mean_in[row] : 0.f;
-    float xh[VPT][8], g[VPT][8];
+    const float mean = LN ? mean_in[row] : 0.f;
+    float xh[VPT][8], g[VPT][8], prev[VPT][8] = {};
     float sum_g = 0.f, sum_gx = 0.f;
 #pragma unroll
     for (int k = 0; k < VPT; ++k) {
       const int c = threadIdx.x + k * blockDim.x;
       if (c >= vecs) continue;
-      float d[8];
-      load8(x + (size_t)row * hidden + 8 * c, xh[k]);
-      load8(dout + (size_t)row * hidden + 8 * c, d);
+      float d[8], wf[8];
+      load8(w + 8 * c, wf);  // from L1: the weights are the same for every row
+      unpack8(next_x[k], xh[k]);
+      unpack8(next_d[k], d);
+      if (accumulate) unpack8(next_prev[k], prev[k]);
 #pragma unroll
       for (int e = 0; e < 8; ++e) {
         xh[k][e] = (xh[k][e] - mean) * rstd;
-        g[k][e] = d[e] * wf[k][e];
+        g[k][e] = d[e] * wf[e];
         dw[k][e] += d[e] * xh[k][e];
-        db[k][e] += d[e];
+        if (LN) db[LN ? k : 0][e] += d[e];
         sum_g += g[k][e];
         sum_gx += g[k][e] * xh[k][e];
       }
     }
+    fetch(row + gridDim.x);
     const float mean_gx = block_sum(sum_gx, shared) / hidden;
-    const float mean_g = kind == kLayerNorm ? block_sum(sum_g, shared) / hidden : 0.f;
+    const float mean_g = LN ? block_sum(sum_g, shared) / hidden : 0.f;
 #pragma unroll
     for (int k = 0; k < VPT; ++k) {
       const int c = threadIdx.x + k * blockDim.x;
       if (c >= vecs) continue;
-      bf16* dxp = dx + (size_t)row * hidden + 8 * c;
-      float prev[8] = {}, o[8];
-      if (accumulate) load8(dxp, prev);
+      float o[8];
 #pragma unroll
-      for (int e = 0; e < 8; ++e) o[e] = prev[e] + rstd * (g[k][e] - mean_g - xh[k][e] * mean_gx);
-      store8(dxp, o);
+      for (int e = 0; e < 8; ++e) o[e] = prev[k][e] + rstd * (g[k][e] - mean_g - xh[k][e] * mean_gx);
+      store8(dx + (size_t)row * hidden + 8 * c, o);
     }
   }
 #pragma unroll
@@ -199,7 +218,7 @@ __global__ void __launch_bounds__(kMaxThreads)
 #pragma unroll
     for (int e = 0; e < 8; ++e) {
       partial[(size_t)blockIdx.x * hidden + 8 * c + e] = dw[k][e];
-      partial[((size_t)gridDim.x + blockIdx.x) * hidden + 8 * c + e] = db[k][e];
+      if (LN) partial[((size_t)gridDim.x + blockIdx.x) * hidden + 8 * c + e] = db[LN ? k : 0][e];
     }
   }
 }
@@ -218,7 +237,7 @@ __global__ void __launch_bounds__(1024) reduce_partials_kernel(const float* __re
 #pragma unroll 8
     for (int j = threadIdx.y; j < blocks; j += 32) {
       sw += partial[(size_t)j * hidden + h];
-      sb += partial[((size_t)blocks + j) * hidden + h];
+      if (db != nullptr) sb += partial[((size_t)blocks + j) * hidden + h];
     }
   }
   sw_part[threadIdx.y][threadIdx.x] = sw;
@@ -286,9 +305,11 @@ void norm_backward(NormKind kind, bf16* dx, bool accumulate, float* dweight, flo
   const norm::Launch l = norm::launch_for(hidden, "norm_backward");
   if (rows == 0) return;
   const int blocks = norm::backward_blocks(rows);
-  auto kernel =
-      l.vpt == 1 ? norm::backward_kernel<1> : l.vpt == 2 ? norm::backward_kernel<2> : norm::backward_kernel<4>;
-  kernel<<<blocks, l.threads, 0, s>>>(kind, dx, accumulate, scratch, dout, x, weight, mean, rstd, rows, hidden);
+  const bool ln = kind == kLayerNorm;
+  auto kernel = l.vpt == 1 ? (ln ? norm::backward_kernel<1, true> : norm::backward_kernel<1, false>)
+                : l.vpt == 2 ? (ln ? norm::backward_kernel<2, true> : norm::backward_kernel<2, false>)
+                             : (ln ? norm::backward_kernel<4, true> : norm::backward_kernel<4, false>);
+  kernel<<<blocks, l.threads, 0, s>>>(dx, accumulate, scratch, dout, x, weight, mean, rstd, rows, hidden);
   LAUNCH_CHECK();
   norm::reduce_partials_kernel<<<(hidden + 31) / 32, dim3(32, 32), 0, s>>>(scratch, blocks, hidden, dweight,
                                                                             kind == kLayerNorm ? dbias : nullptr);
