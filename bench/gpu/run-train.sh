@@ -11,7 +11,8 @@
 #         step by step beside 1 GPU's (the same windows; sums in another order, so close, not the same bits).
 # adamw:  the program's AdamW kernel against torch.optim.AdamW on the same numbers (adamw_check.cu, adamw_torch.py).
 # 1b:     t-linear-1b-w1, Linear-Llama3-1B at 16K tokens for 100 steps from a random token file (the optimizer
-#         step included), beside bench/gpu/torch_model.py's training step with fused AdamW (PRESETS=none: skip).
+#         step included), beside bench/gpu/torch_model.py's training step with fused AdamW, the gradients clipped
+#         to the global norm 1.0 first as lasp's are (PRESETS=none: skip).
 # Results under $OUT: each run's events (JSONL) and stderr, a table last.
 set -uo pipefail
 cd "$(dirname "$0")/../.."
@@ -121,8 +122,9 @@ if [ "$mode" = 1b ] || [ "$mode" = all ]; then
   tail -3 "$OUT/linear-1b.err"
   for preset in ${PRESETS:-linear-llama3-1b}; do
     [ "$preset" = none ] && continue
+    # clipped to the global norm 1.0 before AdamW, as t-linear-1b-w1's step is (grad_clip's default)
     timeout "${TORCH_TIMEOUT:-420}" python3 bench/gpu/torch_model.py --preset "$preset" --tokens 16384 --steps 10 \
-      --warmup 3 --json "$OUT/torch-$preset.json" > "$OUT/torch-$preset.log" 2>&1
+      --warmup 3 --clip-grad-norm 1.0 --json "$OUT/torch-$preset.json" > "$OUT/torch-$preset.log" 2>&1
     echo "torch $preset exit $?"
     tail -n 6 "$OUT/torch-$preset.log"
   done

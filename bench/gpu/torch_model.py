@@ -580,13 +580,15 @@ def fwd_bwd(model, ids, labels):
     return loss
 
 
-def time_steps(model, opt, ids, labels, steps, warmup, device):
-    """Median ms of forward+backward, of the optimizer step (when opt), peak bytes; the first loss."""
+def time_steps(model, opt, ids, labels, steps, warmup, device, clip=0.0):
+    """Median ms of forward+backward, of the optimizer step (when opt; with clip > 0, the gradients clipped to
+    that global norm first, inside the optimizer's time, as lasp's train step does) and of the clipping alone,
+    peak bytes; the first loss."""
     cuda = device.startswith("cuda")
-    fb, os_, first = [], [], None
+    fb, os_, cs, first = [], [], [], None
     for i in range(warmup + steps):
         model.zero_grad(set_to_none=True)
-        e0, e1, e2 = Timer(device), Timer(device), Timer(device)
+        e0, e1, ec, e2 = Timer(device), Timer(device), Timer(device), Timer(device)
         if i == warmup and cuda:
             torch.cuda.synchronize()
             torch.cuda.reset_peak_memory_stats()
@@ -595,6 +597,9 @@ def time_steps(model, opt, ids, labels, steps, warmup, device):
         loss = fwd_bwd(model, ids, labels)
         sync(device)
         e1.record()
+        if opt is not None and clip > 0:
+            torch.nn.utils.clip_grad_norm_(model.parameters(), clip, foreach=True)
+        ec.record()
         if opt is not None:
             opt.step()
         sync(device)
@@ -605,8 +610,10 @@ def time_steps(model, opt, ids, labels, steps, warmup, device):
         if i >= warmup:
             fb.append(e0.ms_to(e1))
             os_.append(e1.ms_to(e2))
+            cs.append(e1.ms_to(ec))
     peak = torch.cuda.max_memory_allocated() if cuda else 0
-    return statistics.median(fb), (statistics.median(os_) if opt is not None else None), peak, first
+    med = lambda v: statistics.median(v) if opt is not None else None  # noqa: E731
+    return statistics.median(fb), med(os_), (med(cs) if clip > 0 else None), peak, first
 
 
 def fits(model, opt, cfg, seq_len, device, gen):
@@ -756,6 +763,13 @@ def main(argv=None):
     ap.add_argument("--steps", type=int, default=10)
     ap.add_argument("--warmup", type=int, default=3)
     ap.add_argument("--no-optimizer", action="store_true", help="time forward+backward only, no AdamW state")
+    ap.add_argument(
+        "--clip-grad-norm",
+        type=float,
+        default=0.0,
+        metavar="MAX",
+        help="clip the gradients to this global norm before AdamW, timed with it (lasp's grad_clip; 0: off)",
+    )
     ap.add_argument("--max-seq", action="store_true", help="also find the longest seq_len whose fwd+bwd fits")
     ap.add_argument(
         "--memory-gib",
@@ -852,7 +866,9 @@ def run_bench(args):
     gen = torch.Generator(device=device).manual_seed(0)
     ids, labels = next_token_batch(cfg, args.batch, seq_len, device, gen)
     t0 = time.time()
-    fb_ms, opt_ms, peak_bytes, first_loss = time_steps(model, opt, ids, labels, args.steps, args.warmup, device)
+    fb_ms, opt_ms, clip_ms, peak_bytes, first_loss = time_steps(
+        model, opt, ids, labels, args.steps, args.warmup, device, args.clip_grad_norm
+    )
     print(f"timed {args.steps} steps after {args.warmup} warm-up ({time.time() - t0:.0f} s with compilation); first loss {first_loss:.4f} (ln vocab {math.log(cfg.vocab):.4f})")
     res = {
         "device": name,
@@ -880,6 +896,8 @@ def run_bench(args):
         "fwd_bwd_tokens_per_s": args.tokens / fb_ms * 1e3,
         "fwd_bwd_mfu": per_token * args.tokens / (fb_ms / 1e3) / peak if peak else None,
         "optimizer_ms": opt_ms,
+        "clip_grad_norm": args.clip_grad_norm,
+        "clip_ms": clip_ms,
         "step_ms": fb_ms + opt_ms if opt_ms is not None else None,
         "peak_memory_bytes": peak_bytes,
         "peak_memory_includes_optimizer_state": opt is not None,
@@ -894,7 +912,7 @@ def run_bench(args):
     )
     if opt_ms is not None:
         print(
-            f"with AdamW{' (fused)' if cuda else ''} step {opt_ms:.2f} ms: {res['step_ms']:.2f} ms, {res['step_tokens_per_s'] / 1e3:.1f}K tokens/s,"
+            f"with{f' clipping to {args.clip_grad_norm:g} ({clip_ms:.2f} ms) and' if clip_ms is not None else ''} AdamW{' (fused)' if cuda else ''} step {opt_ms:.2f} ms: {res['step_ms']:.2f} ms, {res['step_tokens_per_s'] / 1e3:.1f}K tokens/s,"
             f" {mfu(res['step_mfu'])}"
         )
     print(f"peak memory {peak_bytes / 2**30:.2f} GiB ({'with' if opt else 'without'} optimizer state)")
