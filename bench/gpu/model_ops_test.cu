@@ -14,6 +14,7 @@
 //   of every launch shape (VPT 1, 2, 4; a thread count that is not a power of two); run twice, bitwise equal
 //   dx, dweight and dbias;
 // - SwiGLU: the fused [rows][2*ffn] layout with an in-place backward, and separate buffers;
+// - grad norm: the kernels' sum of squares bit for bit equal to grad_norm_reference (their order on the host);
 // - head RMS norm: head dims 64, 128, 256 (the register-held kernels) and 96 (the loop), a row count that is not a
 //   multiple of the rows a warp takes, the backward in place (dx = dy);
 // - classifier: several chunks with a ragged last one, vocab a multiple of 8 and not, Llama-3's vocab and a large
@@ -30,6 +31,7 @@
 #include "classifier.cuh"
 #include "lm_head.cuh"
 #include "elementwise.cuh"  // rms_norm_forward / _backward: the attention output's norm per head
+#include "grad_norm.cuh"    // the global gradient norm's sum of squares
 #include "bench_timing.cuh"
 
 #include <algorithm>
@@ -350,6 +352,19 @@ static void check_norm(uint64_t seed, lasp::NormKind kind, int rows, int hidden,
 // ------------------------------------------------------------------------------------------------------
 // SwiGLU
 // ------------------------------------------------------------------------------------------------------
+// The kernels' fp64 sum of squares against the host's run of their exact order: the same bits.
+static void check_grad_norm(uint64_t seed, size_t n) {
+  Dev<float> g(n);
+  fill(g, seed, 3.0f);
+  Dev<double> out(1), scratch(lasp::grad_norm_scratch_bytes(n) / sizeof(double));
+  lasp::grad_norm_squared(g.p, n, out.p, scratch.p, lasp::grad_norm_scratch_bytes(n), 0);
+  CUDA_CHECK(cudaDeviceSynchronize());
+  const std::vector<float> h = g.host();
+  const double ref = lasp::grad_norm_reference(h.data(), n), got = out.host()[0];
+  check_true("grad norm " + std::to_string(n) + ": kernel == host order, bit for bit",
+             std::memcmp(&ref, &got, sizeof(double)) == 0);
+}
+
 // y = x / sqrt(mean(x^2) + eps) per d-vector, and its backward dx = rs dy - rs^3 (x . dy) / d x, in float64.
 static void check_head_rms(uint64_t seed, int rows, int d) {
   const std::string tag = "head rms " + std::to_string(rows) + "x" + std::to_string(d);
@@ -745,6 +760,7 @@ int main(int argc, char** argv) {
     check_classifier(handle, seed + 420, 70, 128256, 64, 32, true);   // Llama-3's vocab
     check_classifier(handle, seed + 430, 41, 50003, 64, 16, false);   // large, element loads
     for (int d : {64, 128, 256, 96}) check_head_rms(seed + 500 + d, 16 * 1000 + 3, d);
+    for (size_t n : {(size_t)1000, (size_t)262147, (size_t)40000001}) check_grad_norm(seed + 600 + n % 97, n);
   }
   if (timings) {
     measure_ceilings(handle, runs);
