@@ -14,7 +14,7 @@ mkdir -p "$OUT"
 nvidia-smi -L
 gpus=$(nvidia-smi -L | wc -l)
 # kernels.o built with cuDNN (prebuild.sh with CUDNN_INCLUDE) needs the machine's libcudnn.
-libs=(-lnccl -lcublas)
+libs=(-lcublas)
 # (grep without -q reads all of nm's output: with -q, nm dies of SIGPIPE and pipefail makes the test false)
 if nm kernels.o 2>/dev/null | grep "U cudnnBackendCreateDescriptor" > /dev/null; then
   libs+=(-L/usr/lib/x86_64-linux-gnu -lcudnn)
@@ -24,8 +24,11 @@ for d in */; do
   d=${d%/}
   [ -f "$d/main.cu" ] || continue  # data/, not a program
   [ -x "$d/prog" ] && continue
+  # A one-GPU program builds without NCCL, as its build.sh does (lasp/nccl_one_rank.cuh).
+  nccl=(-lnccl)
+  grep -q -- "-DLASP_WITHOUT_NCCL" "$d/build.sh" && nccl=(-DLASP_WITHOUT_NCCL)
   nvcc -O3 -std=c++17 --use_fast_math -gencode=arch=compute_${ARCH:-90a},code=sm_${ARCH:-90a} -I"$d" -I"$d/lasp" \
-    "$d/main.cu" kernels.o "${libs[@]}" -o "$d/prog" > "$LOGS/build-$d.log" 2>&1 &
+    "$d/main.cu" kernels.o "${nccl[@]}" "${libs[@]}" -o "$d/prog" > "$LOGS/build-$d.log" 2>&1 &
 done
 wait
 for d in $(ls -d v-*/ b-*/ s-*/ m-*/ 2>/dev/null); do

@@ -19,8 +19,11 @@ start=$(date +%s)
   > "$OUT/build-kernels.log" 2>&1 || { tail -30 "$OUT/build-kernels.log"; exit 4; }
 for d in .gpu-suite/*/; do
   name=$(basename "$d")
-  ( "${NVCC[@]}" -I"$d" -I"$d/lasp" -c "$d/main.cu" -o "/tmp/$name.o" &&
-    "${NVCC[@]}" "/tmp/$name.o" /tmp/kernels.o -lnccl -lcublas -o "$d/lasp_program" ) > "$OUT/build-$name.log" 2>&1 &
+  # A one-GPU program builds without NCCL, as its build.sh does (lasp/nccl_one_rank.cuh).
+  define=() link=(-lnccl)
+  grep -q -- "-DLASP_WITHOUT_NCCL" "$d/build.sh" 2> /dev/null && define=(-DLASP_WITHOUT_NCCL) link=()
+  ( "${NVCC[@]}" "${define[@]}" -I"$d" -I"$d/lasp" -c "$d/main.cu" -o "/tmp/$name.o" &&
+    "${NVCC[@]}" "/tmp/$name.o" /tmp/kernels.o "${link[@]}" -lcublas -o "$d/lasp_program" ) > "$OUT/build-$name.log" 2>&1 &
 done
 wait
 echo "built in $(( $(date +%s) - start )) s" | tee "$OUT/build-time.txt"

@@ -16,5 +16,6 @@ if [ "${LASP_CUDNN:-1}" != 0 ]; then
     done
   done
 fi
+nccl=(-lnccl)
 nvcc -O3 -std=c++17 --use_fast_math -lineinfo -gencode=arch=compute_${arch},code=sm_${arch} -I. -Ilasp \
-  main.cu kernels.cu "${cudnn[@]}" -lnccl -lcublas -o lasp_program
+  main.cu kernels.cu "${cudnn[@]}" "${nccl[@]}" -lcublas -o lasp_program

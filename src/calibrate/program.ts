@@ -29,6 +29,8 @@ export const CALIBRATE_RUNTIME = [
   "softmax_whole.cuh",
   "softmax_gathered.cuh",
   "blas.cuh",
+  "nccl_one_rank.cuh",
+  "nccl_api.cuh",
   "comm.cuh",
 ];
 

@@ -1,5 +1,5 @@
 import { execFileSync, spawnSync } from "node:child_process";
-import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
+import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { describe, expect, it } from "vitest";
@@ -231,6 +231,65 @@ describe("the generated program", () => {
       300_000,
     );
   }
+
+  // One GPU needs no NCCL: build.sh and CMakeLists.txt build against lasp/nccl_one_rank.cuh; more GPUs link NCCL.
+  it("builds a one-GPU program without NCCL and a program of more GPUs with it", () => {
+    const one = generateProgram(specOf("examples/tiny-train.lasp"));
+    const two = generateProgram(specOf("examples/tiny-linear.lasp"));
+    expect(one.has("lasp/nccl_one_rank.cuh")).toBe(true);
+    expect(one.get("build.sh")).toContain("nccl=(-DLASP_WITHOUT_NCCL)");
+    expect(one.get("build.sh")).not.toContain("-lnccl");
+    expect(one.get("CMakeLists.txt")).toContain(
+      "target_compile_definitions(lasp_program PRIVATE LASP_WITHOUT_NCCL)",
+    );
+    expect(one.get("CMakeLists.txt")).not.toContain("NCCL_LIBRARY");
+    expect(one.get("README.md")).toContain("not NCCL (one GPU");
+    expect(two.get("build.sh")).toContain("nccl=(-lnccl)");
+    expect(two.get("build.sh")).not.toContain("LASP_WITHOUT_NCCL");
+    expect(two.get("CMakeLists.txt")).toContain('message(FATAL_ERROR "NCCL not found');
+    expect(two.get("CMakeLists.txt")).not.toContain("LASP_WITHOUT_NCCL");
+    // Every file that calls NCCL reaches it through nccl_api.cuh, which picks NCCL or the stand-in.
+    for (const [path, text] of one)
+      if (path !== "lasp/nccl_api.cuh") expect(text, path).not.toMatch(/#include <nccl\.h>/);
+  });
+
+  // The stand-in in the compiler's eyes: main.cu of a one-GPU program compiles with no nccl.h anywhere on the
+  // include path (only the cuBLAS declarations), and the object it makes asks for no NCCL symbol.
+  itWithNvcc(
+    "compiles a one-GPU program's main.cu without nccl.h, and it needs no NCCL symbol to link",
+    async ({ expect }) => {
+      const dir = mkdtempSync(join(tmpdir(), "lasp-one-rank-"));
+      await writeProgram(dir, generateProgram(specOf("examples/tiny-train.lasp")));
+      const cublasOnly = join(dir, "cublas-only");
+      mkdirSync(cublasOnly);
+      copyFileSync(resolve("src/codegen/fixtures/host-api/cublas_v2.h"), join(cublasOnly, "cublas_v2.h"));
+      const result = await nvcc(
+        dir,
+        [
+          "-std=c++17",
+          "-DLASP_WITHOUT_NCCL",
+          "-I.",
+          "-Ilasp",
+          `-I${cublasOnly}`,
+          ...UNOPTIMIZED_DEVICE_CODE,
+          ...kernels90a.slice(0, 2),
+          "main.cu",
+          "-o",
+          "main.o",
+        ],
+        { outputs: ["main.o"] },
+      );
+      expect(result.stderr).not.toMatch(/error/);
+      expect(result.status).toBe(0);
+      const undefinedSymbols = execFileSync("nm", ["--undefined-only", "main.o"], {
+        cwd: dir,
+        encoding: "utf8",
+      });
+      expect(undefinedSymbols).toMatch(/cublas/);
+      expect(undefinedSymbols).not.toMatch(/nccl/i);
+    },
+    300_000,
+  );
 
   // CI cannot link (no NCCL or cuBLAS): the symbols stand in for the link. A declaration in kernels.h that
   // differs from its definition in kernels.cu (an int for an int64_t) type-checks and then fails to link.

@@ -34,6 +34,8 @@ export const RUNTIME_FILES = [
   "swiglu.cuh",
   "classifier.cuh",
   "model_oracle.cuh",
+  "nccl_one_rank.cuh",
+  "nccl_api.cuh",
   "comm.cuh",
   "grad_sum.cuh",
   "reduce_scatter.cuh",

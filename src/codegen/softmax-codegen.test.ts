@@ -364,7 +364,7 @@ describe("cuDNN in the build", () => {
     const build = files.get("build.sh")!;
     expect(build).toContain('if [ "${LASP_CUDNN:-1}" != 0 ]; then');
     expect(build).toContain("-DLASP_WITH_CUDNN");
-    expect(build).toContain('main.cu kernels.cu "${cudnn[@]}" -lnccl -lcublas');
+    expect(build).toContain('main.cu kernels.cu "${cudnn[@]}" "${nccl[@]}" -lcublas');
     // The kernels' translation unit takes the backend choice and, only with the macro, cuDNN's header.
     expect(files.get("kernels.cu")!).toContain('#include "lasp/softmax_whole.cuh"');
     expect(files.get("lasp/cudnn_attention.cuh")!).toMatch(

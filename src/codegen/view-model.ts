@@ -195,6 +195,8 @@ export interface ProgramView {
   compilerVersion: string;
   world: number;
   gpus: number;
+  /** One GPU: built against the one-rank stand-in for NCCL (lasp/nccl_one_rank.cuh), not NCCL itself. */
+  withoutNccl: boolean;
   dataParallel: number;
   layout: string;
   pieceMaps: string[];
@@ -729,6 +731,7 @@ export function buildView({ spec, program, compilerVersion }: ViewInputs): Progr
     compilerVersion,
     world: layout.ranks,
     gpus: spec.parallel.gpus,
+    withoutNccl: spec.parallel.gpus === 1,
     dataParallel: spec.parallel.data,
     layout: layout.layout,
     pieceMaps: layout.byRank.map((pieces) => pieceMap(pieces)),

@@ -10,7 +10,7 @@
 // - The error is the largest relative error over the sequence-parallel group; a NaN fails.
 #pragma once
 #include <cuda_runtime.h>  // device memory, copies
-#include <nccl.h>          // the largest error over the group
+#include "nccl_api.cuh"  // the largest error over the group
 #include <cstdint>         // int64_t
 #include "grad_sum.cuh"    // gradient_sum_error
 #include "kernels.h"       // fill_normal, the oracles, gather_rows, max_rel_err

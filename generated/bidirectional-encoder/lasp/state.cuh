@@ -18,7 +18,7 @@
 #pragma once
 #include <cuda_runtime.h>  // streams, events, device memory
 #include <cublas_v2.h>     // the projections' handle
-#include <nccl.h>          // communicators
+#include "nccl_api.cuh"  // communicators
 #include <string>          // the GPU's name (peak_bf16_flops)
 #include <utility>         // std::pair
 #include <vector>          // the profiled step's marks

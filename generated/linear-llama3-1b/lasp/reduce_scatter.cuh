@@ -11,7 +11,7 @@
 // - Otherwise NCCL's ReduceScatter kernel, which holds its CTAs for the whole transfer and adds in its ring's
 //   order.
 #pragma once
-#include <nccl.h>  // ncclAlltoAll, ncclReduceScatter
+#include "nccl_api.cuh"  // ncclAlltoAll, ncclReduceScatter
 #include <initializer_list>  // the step's transfers
 
 #include "check.cuh"   // NCCL_CHECK

@@ -18,7 +18,7 @@
 //   for hours believing it can.
 #pragma once
 #include <cuda_runtime.h>
-#include <nccl.h>
+#include "nccl_api.cuh"
 #include <chrono>
 #include <string>
 #include <vector>

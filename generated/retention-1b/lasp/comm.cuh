@@ -26,7 +26,7 @@
 // LASP_COLLECTIVES=auto (default) takes copy engines where NCCL offers them, =copy_engines stops the program
 // (exit 2) where it cannot, =kernels always takes NCCL's kernels (to compare the two).
 #pragma once
-#include <nccl.h>   // communicators, windows
+#include "nccl_api.cuh"  // communicators, windows
 #include <cerrno>   // errno of a failed id file
 #include <chrono>   // the wait for rank 0's id file
 #include <cstdio>   // the id file, messages

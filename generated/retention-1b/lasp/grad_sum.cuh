@@ -17,7 +17,7 @@
 //   of all ranks, so a rank's AlltoAll writes into a peer's scratch only once that peer has reached the same
 //   AlltoAll on its own stream, after its sum of the layer before.
 #pragma once
-#include <nccl.h>  // AlltoAll, AllGather, AllReduce
+#include "nccl_api.cuh"  // AlltoAll, AllGather, AllReduce
 #include <cmath>   // fabs, fmax (the verify check)
 #include <vector>  // host copies (the verify check)
 

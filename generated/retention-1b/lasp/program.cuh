@@ -5,7 +5,7 @@
 // the CUDA events that order the two streams exactly as the IR's dependencies say.
 #pragma once
 #include <cuda_runtime.h>  // streams, events
-#include <nccl.h>          // the schedule's collectives
+#include "nccl_api.cuh"  // the schedule's collectives
 #include <cstdint>         // int64_t
 #include "kernels.h"       // the kernels the steps launch
 #include "check.cuh"       // CUDA_CHECK, NCCL_CHECK

@@ -23,7 +23,7 @@
 //   and learning rate are host scalars (lr_schedule.cuh), the step number counts from 1.
 #pragma once
 #include <cuda_runtime.h>
-#include <nccl.h>
+#include "nccl_api.cuh"
 #include <cmath>
 #include <vector>
 #include "adamw_table.cuh"  // adamw_shard_table
