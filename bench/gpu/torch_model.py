@@ -39,6 +39,7 @@ import gc
 import json
 import math
 import os
+import re
 import statistics
 import sys
 import time
@@ -616,6 +617,48 @@ def time_steps(model, opt, ids, labels, steps, warmup, device, clip=0.0):
     return statistics.median(fb), med(os_), (med(cs) if clip > 0 else None), peak, first
 
 
+KERNEL_GROUPS = [
+    ("GEMMs (cuBLAS)", re.compile(r"gemm|nvjet|cutlass|xmma|sm90_", re.I)),
+    ("optimizer and clipping", re.compile(r"adam|multi_tensor|foreach|norm_kernel|reduce_kernel", re.I)),
+    ("torch.compile's kernels (triton_*)", re.compile(r"^triton_")),
+    ("flash-linear-attention, SDPA", re.compile(r"chunk|fla|flash|attn|attention", re.I)),
+]
+
+
+def kernel_profile(model, opt, ids, labels, clip):
+    """One more step under torch.profiler: every CUDA kernel's total time, by name and by group (KERNEL_GROUPS,
+    first match; the rest "other"), to set beside lasp's bench/gpu/profile-step.sh table."""
+    from torch.profiler import ProfilerActivity, profile
+
+    model.zero_grad(set_to_none=True)
+    torch.cuda.synchronize()
+    with profile(activities=[ProfilerActivity.CUDA]) as prof:
+        fwd_bwd(model, ids, labels)
+        if opt is not None:
+            if clip > 0:
+                torch.nn.utils.clip_grad_norm_(model.parameters(), clip, foreach=True)
+            opt.step()
+        torch.cuda.synchronize()
+    kernels = {}
+    for e in prof.key_averages():
+        if getattr(e, "device_type", None) != torch.autograd.DeviceType.CUDA:
+            continue
+        us = getattr(e, "self_device_time_total", None) or getattr(e, "self_cuda_time_total", 0)
+        if us > 0:
+            n, t = kernels.get(e.key, (0, 0.0))
+            kernels[e.key] = (n + e.count, t + us)
+    groups = {}
+    for name, (_, us) in kernels.items():
+        group = next((g for g, pattern in KERNEL_GROUPS if pattern.search(name)), "other")
+        groups[group] = groups.get(group, 0.0) + us / 1000
+    top = sorted(kernels.items(), key=lambda kv: -kv[1][1])[:25]
+    return {
+        "total_ms": sum(t for _, t in kernels.values()) / 1000,
+        "groups_ms": dict(sorted(groups.items(), key=lambda kv: -kv[1])),
+        "top": [{"kernel": k[:120], "launches": n, "ms": t / 1000} for k, (n, t) in top],
+    }
+
+
 def fits(model, opt, cfg, seq_len, device, gen):
     """Whether forward+backward at batch 1 x seq_len runs (the optimizer's state already allocated)."""
     try:
@@ -763,6 +806,11 @@ def main(argv=None):
     ap.add_argument("--steps", type=int, default=10)
     ap.add_argument("--warmup", type=int, default=3)
     ap.add_argument("--no-optimizer", action="store_true", help="time forward+backward only, no AdamW state")
+    ap.add_argument(
+        "--kernel-profile",
+        action="store_true",
+        help="after the timed steps, one step under torch.profiler: kernel time by name and group",
+    )
     ap.add_argument(
         "--clip-grad-norm",
         type=float,
@@ -916,6 +964,13 @@ def run_bench(args):
             f" {mfu(res['step_mfu'])}"
         )
     print(f"peak memory {peak_bytes / 2**30:.2f} GiB ({'with' if opt else 'without'} optimizer state)")
+    if args.kernel_profile and cuda:
+        res["kernel_profile"] = kp = kernel_profile(model, opt, ids, labels, args.clip_grad_norm)
+        print(f"one step's kernels (torch.profiler): {kp['total_ms']:.2f} ms")
+        for group, ms in kp["groups_ms"].items():
+            print(f"  {group:<40s} {ms:9.3f} ms")
+        for row in kp["top"]:
+            print(f"  {row['ms']:9.3f} ms  {row['launches']:5d}  {row['kernel']}")
     if args.max_seq:
         ids = labels = None
         free_memory(model, opt)
