@@ -9,6 +9,7 @@
 #   here:  bash bench/gpu/make-suite.sh model 1 && bash bench/gpu/prebuild.sh
 #          bash bench/gpu/experiments/gemm-clocks.sh prepare     # .exp/clocks-base, .exp/clocks-ws
 #   there: bash bench/gpu/experiments/gemm-clocks.sh run          # carry .exp and .device/wheels (fla)
+#          (ROUNDS, STEPS: lasp's A/B rounds and bench steps, default 3 and 20; TORCH_STEPS default 30)
 set -uo pipefail
 cd "$(dirname "$0")/../../.."
 case "${1:-}" in
@@ -31,17 +32,17 @@ run)
   for v in base ws; do (cd ".exp/clocks-$v" && SUITE_FILTER='-' OUT=/tmp/build-$v bash run-prebuilt.sh > /dev/null 2>&1) & done
   wait
   sample() { nvidia-smi --query-gpu=clocks.sm,power.draw,power.limit --format=csv,noheader,nounits -lms 50 > "$OUT/$1.csv" & echo $!; }
-  for r in 1 2 3; do
+  for r in $(seq 1 "${ROUNDS:-3}"); do
     for v in base ws; do
       p=$(sample "lasp-$v-$r")
-      (cd ".exp/clocks-$v" && m-linear-1b-w1/prog --rank 0 --world 1 --device 0 --mode bench --steps 20 --warmup 3 \
+      (cd ".exp/clocks-$v" && m-linear-1b-w1/prog --rank 0 --world 1 --device 0 --mode bench --steps "${STEPS:-20}" --warmup 3 \
         > "$OUT/lasp-$v-$r.jsonl" 2> /dev/null)
       kill "$p"
       echo "lasp $v round $r: $(grep -h '"summary"' "$OUT/lasp-$v-$r.jsonl" | grep -o '"median_ms":[0-9.]*')"
     done
   done
   p=$(sample torch)
-  timeout 300 python3 bench/gpu/torch_model.py --preset linear-llama3-1b --tokens 16384 --steps 30 --warmup 3 \
+  timeout 300 python3 bench/gpu/torch_model.py --preset linear-llama3-1b --tokens 16384 --steps "${TORCH_STEPS:-30}" --warmup 3 \
     --no-optimizer --kernel-profile > "$OUT/torch.log" 2>&1
   kill "$p"
   grep -E "forward\+backward|GEMMs" "$OUT/torch.log"
