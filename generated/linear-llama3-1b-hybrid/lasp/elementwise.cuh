@@ -11,7 +11,8 @@
 // - RMSNorm (no weight) normalises each head's d-vector: y = x / sqrt(mean(x^2) + eps). One warp per vector,
 //   a warp-shuffle reduction; the backward recomputes the scale from x rather than storing it (d floats of
 //   extra reads beat another buffer and another argument):
-//   dx = r dy - r^3 x mean(dy * x), r = 1 / sqrt(mean(x^2) + eps).
+//   dx = r dy - r^3 x mean(dy * x), r = 1 / sqrt(mean(x^2) + eps). Head dims 64, 128 and 256 hold each lane's
+//   elements in registers and take four vectors a warp per turn (the *_held kernels); others loop.
 // - sum_slices adds the W slices an AlltoAll gathered for the weight-gradient sum (grad_sum.cuh), fp32 in
 //   rank order. sum_slices_bf16 adds Ulysses' bf16 dK, dV partials of a kv head replicated on R ranks
 //   (schedule op `accumulate`): fp32 sums in slot (rank) order, rounded to bf16 once, so every run and every
