@@ -658,7 +658,7 @@ static void bench(cublasHandle_t handle, uint64_t seed, int runs) {
     const float inv = 1.0f / (N - 1);
     const double flops = 6.0 * N * (double)V * H;
     const double io = (double)V * H * (2 + 4) + 2.0 * N * H * 2;  // W, dW once; x, dx once
-    for (int chunk : {2048, 4096}) {
+    for (int chunk : {2048, 4096, 8192}) {  // 8192: one fp32 dW pass fewer, 1 GiB more logits
       Dev<bf16> logits(lasp::classifier_logits_bytes(chunk, V) / sizeof(bf16));
       const std::string shape = nh + "x128256 c" + std::to_string(chunk);
       record("classifier fwd+bwd", shape, time_ms([&] {
