@@ -1,7 +1,7 @@
 // The microbenchmark program's files and, where nvcc is, its compile: the kernels translation unit for sm_90a
 // (CUDA toolkit only), and main.cu against the stand-in NCCL and cuBLAS headers of src/codegen/fixtures.
 import { execFileSync } from "node:child_process";
-import { mkdtempSync, mkdirSync, writeFileSync } from "node:fs";
+import { mkdtempSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { dirname, join, resolve } from "node:path";
 import { describe, expect, it } from "vitest";
@@ -26,6 +26,41 @@ describe("the microbenchmark program's files", () => {
       for (const [, include] of text.matchAll(/^#include "([^"]+)"/gm)) {
         const found = files.has(`${folder}${include}`) || files.has(include!);
         expect(found, `${name} includes ${include}`).toBe(true);
+      }
+    }
+  });
+
+  // build.sh asks nvcc whether it finds nccl.h (a preprocessor run): with it the program links NCCL, without
+  // it the program measures one GPU against lasp/nccl_one_rank.cuh. A stand-in nvcc answers and records.
+  it("builds with NCCL where nvcc finds nccl.h, and without it for one GPU", () => {
+    for (const found of [true, false]) {
+      const dir = writeProgram();
+      const bin = join(dir, "fake-bin");
+      mkdirSync(bin);
+      const nvccScript = join(bin, "nvcc");
+      writeFileSync(
+        nvccScript,
+        '#!/bin/sh\nfor a in "$@"; do [ "$a" = -E ] && exit "$FAKE_NCCL_EXIT"; done\necho "$@" >> "$FAKE_LOG"\n',
+        { mode: 0o755 },
+      );
+      const log = join(dir, "nvcc.log");
+      execFileSync("bash", ["build.sh"], {
+        cwd: dir,
+        env: {
+          ...process.env,
+          PATH: `${bin}:${process.env["PATH"]}`,
+          FAKE_NCCL_EXIT: found ? "0" : "1",
+          FAKE_LOG: log,
+        },
+      });
+      const command = readFileSync(log, "utf8");
+      expect(command).toContain("main.cu kernels.cu");
+      if (found) {
+        expect(command).toContain("-lnccl");
+        expect(command).not.toContain("LASP_WITHOUT_NCCL");
+      } else {
+        expect(command).toContain("-DLASP_WITHOUT_NCCL");
+        expect(command).not.toContain("-lnccl");
       }
     }
   });

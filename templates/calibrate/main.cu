@@ -28,7 +28,6 @@
 // ranks' calls together) or `skipped` (id, why). Human lines go to stderr. Exit codes: 0 ok, 2 a bad command
 // line or plan, 3 a CUDA, cuBLAS or NCCL failure (check.cuh).
 #include <cublas_v2.h>  // cublasCreate, cublasGemmEx (blas.cuh)
-#include <nccl.h>       // the collectives
 
 #include <algorithm>  // max
 #include <climits>    // INT_MAX
@@ -44,6 +43,7 @@
 #include "lasp/blas.cuh"     // matmul: cuBLAS as the generated programs call it
 #include "lasp/check.cuh"    // CUDA_CHECK, NCCL_CHECK, CUBLAS_CHECK
 #include "lasp/comm.cuh"     // share_id_by_file
+#include "lasp/nccl_api.cuh" // the collectives: NCCL, or without it one GPU's stand-in (build.sh, CMakeLists.txt)
 #include "lasp/types.cuh"    // bf16
 
 namespace {

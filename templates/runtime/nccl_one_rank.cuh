@@ -1,5 +1,6 @@
 // NCCL's calls for a program of one rank, without NCCL: what a one-GPU program builds against (build.sh and
-// CMakeLists.txt define LASP_WITHOUT_NCCL when the spec has one GPU; nccl_api.cuh picks this file then).
+// CMakeLists.txt define LASP_WITHOUT_NCCL when the spec has one GPU, and lasp calibrate's where NCCL is not
+// found; nccl_api.cuh picks this file then).
 //
 // Design choices:
 // - The same names and signatures as NCCL's (the subset the programs call), so no other file knows which it
@@ -174,8 +175,8 @@ inline ncclResult_t ncclGetUniqueId(ncclUniqueId* id) {
 inline ncclResult_t ncclCommInitRank(ncclComm_t* comm, int ranks, ncclUniqueId, int rank) {
   if (ranks != 1 || rank != 0) {
     std::fprintf(stderr,
-                 "lasp: this program was built without NCCL (its spec runs on one GPU), so it runs as one rank; "
-                 "it was started as rank %d of %d\n",
+                 "lasp: this program was built without NCCL (lasp/nccl_one_rank.cuh), so it runs as one rank; it "
+                 "was started as rank %d of %d (several GPUs need NCCL at build time)\n",
                  rank, ranks);
     return ncclInvalidUsage;
   }
