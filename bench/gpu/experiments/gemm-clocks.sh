@@ -6,6 +6,7 @@
 #   forward+backward (power at the board's limit throttles the GEMMs; PyTorch has more memory-bound time
 #   between them);
 # - cuBLAS's workspace: lasp gives its handle none, PyTorch 32 MiB on Hopper (cublas-workspace.patch).
+# And lasp's in-step GEMM time measured, not inferred: its kernels traced as they ran (kernel_trace.cpp).
 #   here:  bash bench/gpu/make-suite.sh model 1 && bash bench/gpu/prebuild.sh
 #          bash bench/gpu/experiments/gemm-clocks.sh prepare     # .exp/clocks-base, .exp/clocks-ws
 #   there: bash bench/gpu/experiments/gemm-clocks.sh run          # carry .exp and .device/wheels (fla)
@@ -41,6 +42,17 @@ run)
       echo "lasp $v round $r: $(grep -h '"summary"' "$OUT/lasp-$v-$r.jsonl" | grep -o '"median_ms":[0-9.]*')"
     done
   done
+  # lasp's kernels as they ran in its step (CUPTI, kernel_trace.cpp): its GEMMs' in-step time, as torch.profiler
+  # gives PyTorch's below.
+  cupti="-I/usr/local/cuda/include -I/usr/local/cuda/extras/CUPTI/include -L/usr/local/cuda/lib64 -L/usr/local/cuda/extras/CUPTI/lib64"
+  if g++ -std=c++17 -O2 -shared -fPIC $cupti bench/gpu/kernel_trace.cpp -lcupti -o /tmp/kernel_trace.so 2> "$OUT/trace-build.log"; then
+    (cd .exp/clocks-base && LD_LIBRARY_PATH=/usr/local/cuda/extras/CUPTI/lib64:/usr/local/cuda/lib64:${LD_LIBRARY_PATH:-} \
+      CUDA_INJECTION64_PATH=/tmp/kernel_trace.so KERNEL_TRACE_OUT="$OUT/lasp-trace.csv" \
+      m-linear-1b-w1/prog --rank 0 --world 1 --device 0 --mode bench --steps 6 --warmup 3 > /dev/null 2> "$OUT/trace.err")
+    python3 bench/gpu/profile_table.py --trace "$OUT/lasp-trace.csv" "$OUT/lasp-trace-step6.csv" 6 | tail -1
+  else
+    echo "kernel_trace.cpp did not build: $(tail -2 "$OUT/trace-build.log")"
+  fi
   p=$(sample torch)
   timeout 300 python3 bench/gpu/torch_model.py --preset linear-llama3-1b --tokens 16384 --steps "${TORCH_STEPS:-30}" --warmup 3 \
     --no-optimizer --kernel-profile > "$OUT/torch.log" 2>&1
