@@ -17,6 +17,22 @@ export const UNOPTIMIZED_DEVICE_CODE = ["-Xcicc", "-O0", "-Xptxas", "-O0"];
 /** Host code through every check (gcc's included) without writing an object file, where nothing links it. */
 export const HOST_SYNTAX_ONLY = ["-Xcompiler", "-fsyntax-only"];
 
+/**
+ * A generated program's main.cu through nvcc's host compiler alone (`-x c++`: main.cu holds no device code, so
+ * no device pass; seconds instead of half a minute), type-checked against the given include folders.
+ */
+export const mainHostCheck = (...includes: string[]): string[] => [
+  "-std=c++17",
+  "-x",
+  "c++",
+  ...HOST_SYNTAX_ONLY,
+  "-I.",
+  "-Ilasp",
+  ...includes.map((dir) => `-I${dir}`),
+  "-c",
+  "main.cu",
+];
+
 let toolchain: NvccToolchain | undefined;
 /** What test/global-setup.ts found; detected here when a file runs without it. */
 export function nvccToolchain(): NvccToolchain {

@@ -16,13 +16,7 @@ import { lowerSpec } from "../schedule/lower.js";
 import type { ResolvedSpec } from "../spec/resolved.js";
 import { generateExamples, staleFiles } from "./regenerate.js";
 import { captureIo } from "../cli/test-io.js";
-import {
-  HOST_SYNTAX_ONLY,
-  itWithNvcc,
-  nvcc,
-  nvccToolchain,
-  UNOPTIMIZED_DEVICE_CODE,
-} from "../../test/nvcc.js";
+import { itWithNvcc, mainHostCheck, nvcc, nvccToolchain, UNOPTIMIZED_DEVICE_CODE } from "../../test/nvcc.js";
 
 function specOf(file: string) {
   const spec = checkSource(file, readFileSync(file, "utf8")).spec;
@@ -270,17 +264,7 @@ describe("the generated program", () => {
       const cublasOnly = join(dir, "cublas-only");
       mkdirSync(cublasOnly);
       copyFileSync(resolve("src/codegen/fixtures/host-api/cublas_v2.h"), join(cublasOnly, "cublas_v2.h"));
-      const args = [
-        "-std=c++17",
-        "-x",
-        "c++",
-        ...HOST_SYNTAX_ONLY,
-        "-I.",
-        "-Ilasp",
-        `-I${cublasOnly}`,
-        "-c",
-        "main.cu",
-      ];
+      const args = mainHostCheck(cublasOnly);
       const result = await nvcc(dir, ["-DLASP_WITHOUT_NCCL", ...args]);
       expect(result.stderr).not.toMatch(/error/);
       expect(result.status).toBe(0);

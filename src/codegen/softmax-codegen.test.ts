@@ -12,7 +12,7 @@ import type { ResolvedSpec } from "../spec/resolved.js";
 import { CodegenLimitation, generateProgram, writeProgram } from "./generate.js";
 import { buildView, type ProgramView } from "./view-model.js";
 import { namedCallsOf, stepCalling, stepsOf } from "./test-calls.js";
-import { HOST_SYNTAX_ONLY, itWithNvcc, nvcc } from "../../test/nvcc.js";
+import { itWithNvcc, mainHostCheck, nvcc } from "../../test/nvcc.js";
 
 function specOf(parallel: string, stack = "[L, S] x 1", run = ""): ResolvedSpec {
   const source = `model m { vocab 64 hidden 256 ffn 64 heads 4 head_dim 64
@@ -452,25 +452,14 @@ describe("the generated host code", () => {
     ],
   ];
   for (const [name, files] of specs) {
-    // The host code is what is checked here: main.cu holds no device code, so nvcc's host compiler alone
-    // (`-x c++`, no device pass: seconds instead of half a minute) and no object file. The links test of
-    // codegen.test.ts compiles one main.cu as CUDA to an object.
+    // The host code is what is checked here (mainHostCheck: no device pass, no object file); the links test
+    // of codegen.test.ts compiles one main.cu as CUDA to an object.
     itWithNvcc(
       `type-checks with nvcc against declaration-only NCCL and cuBLAS headers: ${name}`,
       async ({ expect }) => {
         const dir = mkdtempSync(join(tmpdir(), "lasp-host-"));
         await writeProgram(dir, files);
-        const result = await nvcc(dir, [
-          "-std=c++17",
-          "-x",
-          "c++",
-          ...HOST_SYNTAX_ONLY,
-          "-I.",
-          "-Ilasp",
-          `-I${fixtures}`,
-          "-c",
-          "main.cu",
-        ]);
+        const result = await nvcc(dir, mainHostCheck(fixtures));
         expect(result.stderr).not.toMatch(/error/);
         expect(result.status).toBe(0);
       },
