@@ -83,11 +83,14 @@ inline size_t type_bytes(ncclDataType_t t) {
   }
 }
 
+inline ncclResult_t copy_bytes(const void* from, void* to, size_t bytes, cudaStream_t s) {
+  if (from == to || bytes == 0) return ncclSuccess;
+  return cudaMemcpyAsync(to, from, bytes, cudaMemcpyDeviceToDevice, s) == cudaSuccess ? ncclSuccess
+                                                                                      : ncclUnhandledCudaError;
+}
+
 inline ncclResult_t copy(const void* from, void* to, size_t count, ncclDataType_t type, cudaStream_t s) {
-  if (from == to || count == 0) return ncclSuccess;
-  return cudaMemcpyAsync(to, from, count * type_bytes(type), cudaMemcpyDeviceToDevice, s) == cudaSuccess
-             ? ncclSuccess
-             : ncclUnhandledCudaError;
+  return copy_bytes(from, to, count * type_bytes(type), s);
 }
 
 // `later` waits for what `first` has queued so far.
@@ -129,10 +132,7 @@ inline ncclResult_t pair() {
       return ncclInvalidUsage;
     }
     ncclResult_t res = order(s.stream, r.stream);
-    if (res == ncclSuccess && s.buffer != r.buffer && s.bytes > 0)
-      res = cudaMemcpyAsync(r.buffer, s.buffer, s.bytes, cudaMemcpyDeviceToDevice, r.stream) == cudaSuccess
-                ? ncclSuccess
-                : ncclUnhandledCudaError;
+    if (res == ncclSuccess) res = copy_bytes(s.buffer, r.buffer, s.bytes, r.stream);
     if (res == ncclSuccess) res = order(r.stream, s.stream);
     if (res != ncclSuccess) return res;
   }
@@ -194,7 +194,10 @@ inline ncclResult_t ncclCommSplit(ncclComm_t, int, int, ncclComm_t* comm, ncclCo
 inline ncclResult_t ncclCommDestroy(ncclComm_t comm) {
   delete comm;
   const lasp::one_rank::Queues& q = lasp::one_rank::queues();
-  return q.sends.empty() && q.receives.empty() ? ncclSuccess : ncclInvalidUsage;  // a send never received
+  if (q.sends.empty() && q.receives.empty()) return ncclSuccess;
+  std::fprintf(stderr, "lasp (one rank, no NCCL): %zu sends and %zu receives were never paired\n", q.sends.size(),
+               q.receives.size());
+  return ncclInvalidUsage;
 }
 
 inline ncclResult_t ncclGroupStart() {
@@ -204,7 +207,10 @@ inline ncclResult_t ncclGroupStart() {
 
 inline ncclResult_t ncclGroupEnd() {
   lasp::one_rank::Queues& q = lasp::one_rank::queues();
-  if (q.depth == 0) return ncclInvalidUsage;
+  if (q.depth == 0) {
+    std::fprintf(stderr, "lasp (one rank, no NCCL): a group ended that was never started\n");
+    return ncclInvalidUsage;
+  }
   --q.depth;
   return lasp::one_rank::pair();
 }
