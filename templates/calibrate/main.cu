@@ -43,7 +43,7 @@
 #include "lasp/blas.cuh"     // matmul: cuBLAS as the generated programs call it
 #include "lasp/check.cuh"    // CUDA_CHECK, NCCL_CHECK, CUBLAS_CHECK
 #include "lasp/comm.cuh"     // share_id_by_file
-#include "lasp/nccl_api.cuh" // the collectives: NCCL, or without it one GPU's stand-in (build.sh, CMakeLists.txt)
+#include "lasp/nccl_api.cuh"  // the collectives: NCCL, or without it one GPU's stand-in (build.sh, CMakeLists.txt)
 #include "lasp/types.cuh"    // bf16
 
 namespace {

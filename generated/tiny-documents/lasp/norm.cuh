@@ -193,7 +193,7 @@ __global__ void __launch_bounds__(kMaxThreads, VPT == 1 && !LN ? 4 : 1)
         xh[k][e] = (xh[k][e] - mean) * rstd;
         g[k][e] = d[e] * wf[e];
         dw[k][e] += d[e] * xh[k][e];
-        if (LN) db[LN ? k : 0][e] += d[e];
+        if constexpr (LN) db[k][e] += d[e];
         sum_g += g[k][e];
         sum_gx += g[k][e] * xh[k][e];
       }
@@ -218,7 +218,7 @@ __global__ void __launch_bounds__(kMaxThreads, VPT == 1 && !LN ? 4 : 1)
 #pragma unroll
     for (int e = 0; e < 8; ++e) {
       partial[(size_t)blockIdx.x * hidden + 8 * c + e] = dw[k][e];
-      if (LN) partial[((size_t)gridDim.x + blockIdx.x) * hidden + 8 * c + e] = db[LN ? k : 0][e];
+      if constexpr (LN) partial[((size_t)gridDim.x + blockIdx.x) * hidden + 8 * c + e] = db[k][e];
     }
   }
 }
@@ -312,7 +312,7 @@ void norm_backward(NormKind kind, bf16* dx, bool accumulate, float* dweight, flo
   kernel<<<blocks, l.threads, 0, s>>>(dx, accumulate, scratch, dout, x, weight, mean, rstd, rows, hidden);
   LAUNCH_CHECK();
   norm::reduce_partials_kernel<<<(hidden + 31) / 32, dim3(32, 32), 0, s>>>(scratch, blocks, hidden, dweight,
-                                                                            kind == kLayerNorm ? dbias : nullptr);
+                                                                            ln ? dbias : nullptr);
   LAUNCH_CHECK();
 }
 
