@@ -253,6 +253,21 @@ describe("the generated program", () => {
       if (path !== "lasp/nccl_api.cuh") expect(text, path).not.toMatch(/#include <nccl\.h>/);
   });
 
+  // CMake's project() gives CMAKE_CUDA_ARCHITECTURES the compiler's default (sm_75 with CUDA 13, for which the
+  // kernels do not build) unless it is set before: a by-hand `cmake -S . -B build` must get sm_90a.
+  it("sets the default target, sm_90a, before project() in its CMakeLists.txt and calibrate's", () => {
+    const calibrate = readFileSync(join(templatesDir(), "calibrate", "CMakeLists.txt"), "utf8");
+    for (const cmake of [
+      generateProgram(specOf("examples/tiny-train.lasp")).get("CMakeLists.txt")!,
+      calibrate,
+    ]) {
+      const set = cmake.indexOf("set(CMAKE_CUDA_ARCHITECTURES 90a)");
+      expect(set).toBeGreaterThan(0);
+      expect(set).toBeLessThan(cmake.indexOf("\nproject("));
+      expect(cmake).toContain("if(NOT DEFINED CMAKE_CUDA_ARCHITECTURES AND NOT DEFINED ENV{CUDAARCHS})");
+    }
+  });
+
   // The stand-in in the compiler's eyes: main.cu of a one-GPU program is host code only, so nvcc's host compiler
   // alone (`-x c++`: no device pass) type-checks it in seconds, with no nccl.h anywhere on the include path (only
   // the cuBLAS declarations): every NCCL call it makes is one the stand-in defines.
