@@ -17,6 +17,8 @@ import {
   memoryShape,
   parseMemorySize,
   programBytes,
+  runtimeReserveBytes,
+  ONE_GPU_RUNTIME_RESERVE_BYTES,
   RUNTIME_RESERVE_BYTES,
 } from "./memory.js";
 
@@ -182,10 +184,36 @@ describe("the memory model", () => {
     const report = memoryReport(shape, s.run.seqLen, gpu);
     const longest = report.largestSeqLen!;
     expect(longest % shape.unit).toBe(0);
-    expect(programBytes(shape, longest) + RUNTIME_RESERVE_BYTES).toBeLessThanOrEqual(memory);
+    const reserve = runtimeReserveBytes(s);
+    expect(report.runtimeReserveBytes).toBe(reserve);
+    expect(programBytes(shape, longest) + reserve).toBeLessThanOrEqual(memory);
     if (report.limitedBy === "memory")
-      expect(programBytes(shape, longest + shape.unit) + RUNTIME_RESERVE_BYTES).toBeGreaterThan(memory);
+      expect(programBytes(shape, longest + shape.unit) + reserve).toBeGreaterThan(memory);
     expect(memoryReport(shape, longest, gpu).fits).toBe(true);
+  });
+
+  it("reserves less on one GPU (no NCCL linked), and so fits a longer sequence there", () => {
+    const eight = spec(readFileSync("examples/linear-llama3-1b.lasp", "utf8"));
+    const one = spec(
+      readFileSync("examples/linear-llama3-1b.lasp", "utf8").replace(
+        /gpus 8  sequence 8  data 1/,
+        "gpus 1  sequence 1  data 1",
+      ),
+    );
+    expect(eight.parallel.gpus).toBe(8);
+    expect(one.parallel.gpus).toBe(1);
+    const eightReport = memoryReport(memoryShape(eight), eight.run.seqLen);
+    const oneReport = memoryReport(memoryShape(one), 16384);
+    expect(eightReport.runtimeReserveBytes).toBe(RUNTIME_RESERVE_BYTES);
+    expect(eightReport.runtimeReserveWhat).toBe("CUDA context, NCCL, cuBLAS");
+    expect(oneReport.runtimeReserveBytes).toBe(ONE_GPU_RUNTIME_RESERVE_BYTES);
+    expect(oneReport.runtimeReserveWhat).toBe("CUDA context, cuBLAS");
+    expect(oneReport.totalBytes - oneReport.programBytes).toBe(ONE_GPU_RUNTIME_RESERVE_BYTES);
+    // The same program with the larger reserve would fit fewer tokens.
+    const shape = memoryShape(one);
+    const longest = oneReport.largestSeqLen!;
+    expect(programBytes(shape, longest) + ONE_GPU_RUNTIME_RESERVE_BYTES).toBeLessThanOrEqual(H100.memory);
+    expect(programBytes(shape, longest) + RUNTIME_RESERVE_BYTES).toBeGreaterThan(H100.memory);
   });
 
   it("grows with seq_len, and more memory never allows a shorter sequence", () => {

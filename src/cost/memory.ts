@@ -65,9 +65,20 @@ export const H100: Gpu = gpuOf(H100_PROFILE);
 
 /**
  * An estimate of what the CUDA context, NCCL's communicators and cuBLAS take besides the program's own
- * allocations; bench's `baseline_mem_bytes` is the measured figure to check it against.
+ * allocations; bench's `baseline_mem_bytes` is the measured figure to check it against. A one-GPU program links
+ * no NCCL (lasp/nccl_one_rank.cuh), and NCCL's buffers were about 1 GiB of it on an H100
+ * (bench/results/2026-12-06-one-rank-without-nccl-h100.md).
  */
 export const RUNTIME_RESERVE_BYTES = 2 * 2 ** 30;
+export const ONE_GPU_RUNTIME_RESERVE_BYTES = 2 ** 30;
+
+/** The runtime's reserve for a spec's program: without NCCL on one GPU. */
+export const runtimeReserveBytes = (spec: ResolvedSpec): number =>
+  spec.parallel.gpus === 1 ? ONE_GPU_RUNTIME_RESERVE_BYTES : RUNTIME_RESERVE_BYTES;
+
+/** What the reserve stands for, as `lasp inspect` names it. */
+export const runtimeReserveLabel = (spec: ResolvedSpec): string =>
+  spec.parallel.gpus === 1 ? "CUDA context, cuBLAS" : "CUDA context, NCCL, cuBLAS";
 
 /** The kernels and cuBLAS take element and token counts as 32-bit ints: every tensor stays below this. */
 export const MAX_ELEMENTS = 2 ** 31 - 1;
@@ -441,7 +452,11 @@ export interface MemoryReport {
   categories: Record<MemoryCategory, number>;
   /** What the program allocates: the sum of the categories. */
   programBytes: number;
-  /** programBytes plus RUNTIME_RESERVE_BYTES: what must fit on the GPU. */
+  /** The runtime's reserve (runtimeReserveBytes): the CUDA context, cuBLAS and, on several GPUs, NCCL. */
+  runtimeReserveBytes: number;
+  /** What that reserve stands for (runtimeReserveLabel). */
+  runtimeReserveWhat: string;
+  /** programBytes plus runtimeReserveBytes: what must fit on the GPU. */
   totalBytes: number;
   gpu: Gpu;
   fits: boolean;
@@ -494,8 +509,8 @@ export function memoryReport(shape: MemoryShape, seqLen: number, gpu: Gpu = H100
   const categories = bytesByCategory(list);
   const program = Object.values(categories).reduce((a, b) => a + b, 0);
   const largest = largestAllocation(shape, seqLen, gpu.sms);
-  const fitsMemory = (n: number): boolean =>
-    programBytes(shape, n, gpu.sms) + RUNTIME_RESERVE_BYTES <= gpu.memory;
+  const reserve = runtimeReserveBytes(shape.spec);
+  const fitsMemory = (n: number): boolean => programBytes(shape, n, gpu.sms) + reserve <= gpu.memory;
   const fitsCounts = (n: number): boolean => largestAllocation(shape, n, gpu.sms).elements <= MAX_ELEMENTS;
   // Both are monotone in the length: binary search over multiples of the unit.
   const search = (ok: (n: number) => boolean): number => {
@@ -522,9 +537,11 @@ export function memoryReport(shape: MemoryShape, seqLen: number, gpu: Gpu = H100
     mode: shape.spec.run.mode,
     categories,
     programBytes: program,
-    totalBytes: program + RUNTIME_RESERVE_BYTES,
+    runtimeReserveBytes: reserve,
+    runtimeReserveWhat: runtimeReserveLabel(shape.spec),
+    totalBytes: program + reserve,
     gpu,
-    fits: program + RUNTIME_RESERVE_BYTES <= gpu.memory,
+    fits: program + reserve <= gpu.memory,
     largestAllocation: { what: largest.what, elements: largest.elements },
     limitedBy,
     allocations: list,

@@ -1,7 +1,7 @@
 // The memory section of `lasp inspect`: bytes per GPU by category (src/cost/memory.ts), whether they fit the
 // chosen GPU and the longest seq_len that does, as a small table for the text and an object for `--json`.
 import { gigabytes } from "../cost/memory-notes.js";
-import { RUNTIME_RESERVE_BYTES, type MemoryCategory, type MemoryReport } from "../cost/memory.js";
+import { type MemoryCategory, type MemoryReport } from "../cost/memory.js";
 import { MAX_WIDTH, table, wrap } from "../text/units.js";
 
 const LABELS: Record<MemoryCategory, string> = {
@@ -42,7 +42,7 @@ export function memoryText(report: MemoryReport, width: number = MAX_WIDTH): str
         ? "what bench's program_mem_bytes measures"
         : "what the program allocates itself",
     ],
-    ["CUDA context, NCCL, cuBLAS", gigabytes(RUNTIME_RESERVE_BYTES), "an estimate"],
+    [report.runtimeReserveWhat, gigabytes(report.runtimeReserveBytes), "an estimate"],
     ["total", gigabytes(report.totalBytes), `${report.fits ? "fits" : "does not fit"}: ${share}% of the GPU`],
   );
   const title = `Memory per GPU at seq_len ${report.seqLen} (${report.mode} mode; GPU of ${gigabytes(report.gpu.memory)}, ${report.gpu.sms} SMs):`;
@@ -70,7 +70,7 @@ export function memoryJson(report: MemoryReport): object {
     gpuSms: report.gpu.sms,
     categories: report.categories,
     programBytes: report.programBytes,
-    runtimeReserveBytes: RUNTIME_RESERVE_BYTES,
+    runtimeReserveBytes: report.runtimeReserveBytes,
     totalBytes: report.totalBytes,
     fits: report.fits,
     largestSeqLen: report.largestSeqLen ?? null,
