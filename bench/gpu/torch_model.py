@@ -35,6 +35,7 @@ linear 4 x 64 x d + 4 x d x d per head). MFU = FLOPs per token x tokens/s / the 
 """
 
 import argparse
+import csv
 import gc
 import json
 import math
@@ -625,9 +626,11 @@ KERNEL_GROUPS = [
 ]
 
 
-def kernel_profile(model, opt, ids, labels, clip):
+def kernel_profile(model, opt, ids, labels, clip, trace_path=None):
     """One more step under torch.profiler: every CUDA kernel's total time, by name and by group (KERNEL_GROUPS,
-    first match; the rest "other"), to set beside lasp's bench/gpu/profile-step.sh table."""
+    first match; the rest "other"), to set beside lasp's bench/gpu/profile-step.sh table. With `trace_path`,
+    every kernel launch as it ran, in kernel_trace.cpp's CSV (start_ns, end_ns, stream, kernel), so the same
+    tools read both programs' steps."""
     from torch.profiler import ProfilerActivity, profile
 
     model.zero_grad(set_to_none=True)
@@ -639,6 +642,13 @@ def kernel_profile(model, opt, ids, labels, clip):
                 torch.nn.utils.clip_grad_norm_(model.parameters(), clip, foreach=True)
             opt.step()
         torch.cuda.synchronize()
+    if trace_path:
+        launches = [e for e in prof.events() if getattr(e, "device_type", None) == torch.autograd.DeviceType.CUDA]
+        with open(trace_path, "w", newline="") as f:
+            out = csv.writer(f)
+            out.writerow(["start_ns", "end_ns", "stream", "kernel"])
+            for e in sorted(launches, key=lambda e: e.time_range.start):
+                out.writerow([int(e.time_range.start * 1000), int(e.time_range.end * 1000), e.device_index, e.name])
     kernels = {}
     for e in prof.key_averages():
         if getattr(e, "device_type", None) != torch.autograd.DeviceType.CUDA:
@@ -812,6 +822,11 @@ def main(argv=None):
         help="after the timed steps, one step under torch.profiler: kernel time by name and group",
     )
     ap.add_argument(
+        "--kernel-trace",
+        metavar="CSV",
+        help="with --kernel-profile: that step's kernel launches as they ran (kernel_trace.cpp's CSV format)",
+    )
+    ap.add_argument(
         "--clip-grad-norm",
         type=float,
         default=0.0,
@@ -965,7 +980,9 @@ def run_bench(args):
         )
     print(f"peak memory {peak_bytes / 2**30:.2f} GiB ({'with' if opt else 'without'} optimizer state)")
     if args.kernel_profile and cuda:
-        res["kernel_profile"] = kp = kernel_profile(model, opt, ids, labels, args.clip_grad_norm)
+        res["kernel_profile"] = kp = kernel_profile(
+            model, opt, ids, labels, args.clip_grad_norm, args.kernel_trace
+        )
         print(f"one step's kernels (torch.profiler): {kp['total_ms']:.2f} ms")
         for group, ms in kp["groups_ms"].items():
             print(f"  {group:<40s} {ms:9.3f} ms")
