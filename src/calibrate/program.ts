@@ -27,6 +27,7 @@ export const CALIBRATE_RUNTIME = [
   "cudnn_attention.cuh",
   "softmax_backend.cuh",
   "softmax_whole.cuh",
+  "gathered_calls.cuh",
   "softmax_gathered.cuh",
   "blas.cuh",
   "nccl_one_rank.cuh",

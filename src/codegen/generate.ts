@@ -23,6 +23,7 @@ export const RUNTIME_FILES = [
   "cudnn_attention.cuh",
   "softmax_backend.cuh",
   "softmax_whole.cuh",
+  "gathered_calls.cuh",
   "softmax_gathered.cuh",
   "softmax_support.cuh",
   "softmax_oracle.cuh",

@@ -14,8 +14,8 @@
 //   by SoftmaxDims::k_rows, which is also their batch stride of k and v: with one batch, or keys up to the last
 //   row, a call sees k_rows = key_rows (loads past it are zero-filled, the backward's grid covers only those
 //   tiles); with several batches and fewer keys, one call per batch entry at the offsets of its rows.
-// - cuDNN: one call per query piece (causal), s_q = the piece's length, s_kv = its end's global position, with
-//   causal bottom-right alignment (query i of the piece at position s_kv - s_q + i); without a causal mask one
+// - cuDNN: one call per query piece (causal; two adjacent pieces, a zigzag rank's in the middle, are one),
+//   s_q = the piece's length, s_kv = its end's global position, with causal bottom-right alignment (query i of the piece at position s_kv - s_q + i); without a causal mask one
 //   call for all rows against key_rows keys. Pointers are offset to the piece's first row; the batch strides
 //   stay the rank's (q) and the whole sequence's (k, v), so no data moves.
 // - cuDNN's backward splits each causal piece that starts past key 0 at its first row: its queries against the
@@ -47,6 +47,7 @@
 #include "attention_args.cuh"
 #include "check.cuh"
 #include "cudnn_attention.cuh"
+#include "gathered_calls.cuh"
 #include "softmax_attention.cuh"
 #include "softmax_backend.cuh"
 #include "types.cuh"
@@ -55,30 +56,6 @@ namespace lasp {
 namespace gathered {
 
 enum class Backend { kLasp, kCudnn };
-
-// The rank's query pieces as runs of local rows at global positions, empty ones dropped.
-struct Pieces {
-  int count = 0;
-  int local[2] = {0, 0};
-  int global[2] = {0, 0};
-  int length[2] = {0, 0};
-};
-
-inline Pieces pieces_of(const PieceMap& m, int q_rows) {
-  Pieces p;
-  if (m.count == 0) {  // the rows are the positions
-    if (q_rows > 0) p.count = 1, p.length[0] = q_rows;
-    return p;
-  }
-  for (int j = 0; j < m.count && j < 2; ++j)
-    if (m.length[j] > 0) {
-      p.local[p.count] = m.local_offset[j];
-      p.global[p.count] = m.global_start[j];
-      p.length[p.count] = m.length[j];
-      ++p.count;
-    }
-  return p;
-}
 
 // The contract of a call (attention_args.cuh); a broken one is the caller's bug: message, exit 3.
 inline void check_call(const SoftmaxDims& d, const PieceMap& m, int key_rows, bool causal, const char* who) {
@@ -101,23 +78,6 @@ inline void check_call(const SoftmaxDims& d, const PieceMap& m, int key_rows, bo
                  m.length[0], m.length[1], d.q_rows, d.k_rows, key_rows);
     std::exit(3);
   }
-}
-
-// One cuDNN call: local query rows [row0, row0 + rows) against keys [0, keys).
-struct Call {
-  int row0, rows, keys;
-};
-
-// The calls of a layer (0 when there are no query rows): one per piece when causal, else one for all rows.
-inline int cudnn_calls(const SoftmaxDims& d, const PieceMap& m, int key_rows, bool causal, Call (&c)[2]) {
-  if (d.q_rows == 0) return 0;
-  if (!causal) {
-    c[0] = Call{0, d.q_rows, key_rows};
-    return 1;
-  }
-  const Pieces p = pieces_of(m, d.q_rows);
-  for (int j = 0; j < p.count; ++j) c[j] = Call{p.local[j], p.length[j], p.global[j] + p.length[j]};
-  return p.count;
 }
 
 #ifdef LASP_WITH_CUDNN
