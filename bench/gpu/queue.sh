@@ -22,6 +22,11 @@
 #   softmax    .gpu-softmax/softmax_kernels (the harness built here with run_softmax.sh's nvcc line, output in
 #              that folder): lasp's softmax kernels, every check (SOFTMAX_SUITE: --suite's pairs, default the
 #              harness's), timings beside SDPA's cuDNN and flash (issue 18)
+#   gcheck     .gpu-gathered/gathered_check (as gathered): its checks alone, every case and both backends
+#   clocks     .gpu-clocks (step-clocks.sh prepare) and .device/wheels (fla): step-clocks.sh run, lasp's and
+#              PyTorch's 1B steps with clocks and power sampled, both traced kernel by kernel
+#   ops        .gpu-ops/model_ops (model_ops_test.cu built here: bench/gpu/README.md's nvcc line with
+#              -I/tmp/nvroot/include -L/tmp/nvroot/lib from nvlibs.sh): the model ops' timings (classifier chunks)
 #   diag       .gpu-diag (`lasp compile` of variant specs + kernels.o, as vallscan): verify programs that tell
 #              one question apart, their specs beside them (the closing note says which)
 # The carried folders and the tracked tree together must stay under the device tool's 64 MiB.
@@ -37,7 +42,8 @@ nvidia-smi --query-gpu=name,driver_version,clocks.max.sm --format=csv,noheader |
 limit_of() {
   case "$1" in
     vdoc) echo 170 ;; ceiling) echo 50 ;; calibrate) echo 180 ;; gathered) echo 200 ;;
-    docbench) echo 150 ;; vallscan) echo 80 ;; diag) echo 90 ;; docab) echo 200 ;; scatterab) echo 420 ;; softmax) echo 220 ;; *) echo 0 ;;
+    docbench) echo 150 ;; vallscan) echo 80 ;; diag) echo 90 ;; docab) echo 200 ;; scatterab) echo 420 ;; softmax) echo 220 ;;
+    gcheck) echo 180 ;; clocks) echo 300 ;; ops) echo 100 ;; *) echo 0 ;;
   esac
 }
 needs_of() {
@@ -49,6 +55,8 @@ needs_of() {
     docab) echo "${DOCAB_SUITE:-.gpu-docbench}/s-doc-hyb-ag-zz-w1" ;;
     scatterab) echo .gpu-suite/b-hyb-ag-zz-w2 ;;
     softmax) echo .gpu-softmax/softmax_kernels ;;
+    gcheck) echo .gpu-gathered/gathered_check ;; clocks) echo ".gpu-clocks/m-linear-1b-w1 .device/wheels" ;;
+    ops) echo .gpu-ops/model_ops ;;
   esac
 }
 run_lot() { # lot limit dir
@@ -70,6 +78,9 @@ run_lot() { # lot limit dir
     softmax)
       PREBUILT=.gpu-softmax/softmax_kernels SKIP_FIND=1 OUT=$dir timeout "$limit" \
         bash bench/gpu/run_softmax.sh --runs 10 ${SOFTMAX_SUITE:+--suite "$SOFTMAX_SUITE"} ;;
+    gcheck) PREBUILT=.gpu-gathered/gathered_check OUT=$dir SKIP_BENCH=1 timeout "$limit" bash bench/gpu/run-gathered.sh ;;
+    clocks) OUT=$dir timeout "$limit" bash bench/gpu/step-clocks.sh run ;;
+    ops) timeout "$limit" .gpu-ops/model_ops --bench-only --runs 20 > "$dir/model_ops.log" 2>&1 ;;
   esac
 }
 # The lines worth reading first, per lot.
@@ -77,14 +88,16 @@ short_of() { # lot dir
   case "$1" in
     vdoc | ceiling | docbench | vallscan | diag) cut -c1-170 "$2/table.txt" 2>/dev/null ;;
     calibrate) grep -hE '^\[|gemmFlops|attentionFlops|exit' "$2/calibrate.log" 2>/dev/null; cat "$2/compare.txt" 2>/dev/null ;;
-    gathered) tail -30 "$2/summary.txt" 2>/dev/null ;;
+    gathered | gcheck) tail -30 "$2/summary.txt" 2>/dev/null ;;
+    clocks) cat "$2/clocks.txt" 2>/dev/null ;;
+    ops) grep -E "x128256|swiglu|norm" "$2/model_ops.log" 2>/dev/null ;;
     docab) tail -8 "$2/ab.txt" 2>/dev/null ;;
     scatterab) grep -hE 'exit|/ auto' "$2/ab.txt" 2>/dev/null ;;
     softmax) grep -hE '^CHECKS|^\||^ours bwd' "$2/summary.md" 2>/dev/null ;;
   esac
 }
 
-[ $# -gt 0 ] || { echo "usage: queue.sh LOT... (vdoc ceiling calibrate gathered docbench vallscan diag docab scatterab softmax)" >&2; exit 2; }
+[ $# -gt 0 ] || { echo "usage: queue.sh LOT... (vdoc ceiling calibrate gathered gcheck clocks ops docbench vallscan diag docab scatterab softmax)" >&2; exit 2; }
 : > "$OUT/summary.txt"
 for lot in "$@"; do
   limit=$(limit_of "$lot")
