@@ -27,6 +27,7 @@
 #              PyTorch's 1B steps with clocks and power sampled, both traced kernel by kernel
 #   ops        .gpu-ops/model_ops (model_ops_test.cu built here: bench/gpu/README.md's nvcc line with
 #              -I/tmp/nvroot/include -L/tmp/nvroot/lib from nvlibs.sh): the model ops' timings (classifier chunks)
+#   kvab       .gpu-kv (experiments/kv-pair.sh prepare): kv-pair.patch's verify programs and its A/B on the 1B step
 #   diag       .gpu-diag (`lasp compile` of variant specs + kernels.o, as vallscan): verify programs that tell
 #              one question apart, their specs beside them (the closing note says which)
 # The carried folders and the tracked tree together must stay under the device tool's 64 MiB.
@@ -43,7 +44,7 @@ limit_of() {
   case "$1" in
     vdoc) echo 170 ;; ceiling) echo 50 ;; calibrate) echo 180 ;; gathered) echo 200 ;;
     docbench) echo 150 ;; vallscan) echo 80 ;; diag) echo 90 ;; docab) echo 200 ;; scatterab) echo 420 ;; softmax) echo 220 ;;
-    gcheck) echo 180 ;; clocks) echo 300 ;; ops) echo 100 ;; *) echo 0 ;;
+    gcheck) echo 180 ;; clocks) echo 300 ;; ops) echo 100 ;; kvab) echo 200 ;; *) echo 0 ;;
   esac
 }
 needs_of() {
@@ -56,7 +57,7 @@ needs_of() {
     scatterab) echo .gpu-suite/b-hyb-ag-zz-w2 ;;
     softmax) echo .gpu-softmax/softmax_kernels ;;
     gcheck) echo .gpu-gathered/gathered_check ;; clocks) echo ".gpu-clocks/m-linear-1b-w1 .device/wheels" ;;
-    ops) echo .gpu-ops/model_ops ;;
+    ops) echo .gpu-ops/model_ops ;; kvab) echo .gpu-kv/new/m-linear-1b-w1 ;;
   esac
 }
 run_lot() { # lot limit dir
@@ -81,6 +82,7 @@ run_lot() { # lot limit dir
     gcheck) PREBUILT=.gpu-gathered/gathered_check OUT=$dir SKIP_BENCH=1 timeout "$limit" bash bench/gpu/run-gathered.sh ;;
     clocks) OUT=$dir timeout "$limit" bash bench/gpu/step-clocks.sh run ;;
     ops) timeout "$limit" .gpu-ops/model_ops --bench-only --runs 20 > "$dir/model_ops.log" 2>&1 ;;
+    kvab) OUT=$dir timeout "$limit" bash bench/gpu/experiments/kv-pair.sh run > "$dir/ab.txt" 2>&1 ;;
   esac
 }
 # The lines worth reading first, per lot.
@@ -91,13 +93,13 @@ short_of() { # lot dir
     gathered | gcheck) tail -30 "$2/summary.txt" 2>/dev/null ;;
     clocks) cat "$2/clocks.txt" 2>/dev/null ;;
     ops) grep -E "x128256|swiglu|norm" "$2/model_ops.log" 2>/dev/null ;;
-    docab) tail -8 "$2/ab.txt" 2>/dev/null ;;
+    docab | kvab) tail -8 "$2/ab.txt" 2>/dev/null ;;
     scatterab) grep -hE 'exit|/ auto' "$2/ab.txt" 2>/dev/null ;;
     softmax) grep -hE '^CHECKS|^\||^ours bwd' "$2/summary.md" 2>/dev/null ;;
   esac
 }
 
-[ $# -gt 0 ] || { echo "usage: queue.sh LOT... (vdoc ceiling calibrate gathered gcheck clocks ops docbench vallscan diag docab scatterab softmax)" >&2; exit 2; }
+[ $# -gt 0 ] || { echo "usage: queue.sh LOT... (vdoc ceiling calibrate gathered gcheck clocks ops kvab docbench vallscan diag docab scatterab softmax)" >&2; exit 2; }
 : > "$OUT/summary.txt"
 for lot in "$@"; do
   limit=$(limit_of "$lot")
