@@ -405,6 +405,12 @@ export interface ViewInputs {
   compilerVersion: string;
 }
 
+/**
+ * Whether the spec's program builds without NCCL: on one GPU it runs against the one-rank stand-in
+ * (lasp/nccl_one_rank.cuh). The build files and the memory model's runtime reserve follow this.
+ */
+export const buildsWithoutNccl = (spec: ResolvedSpec): boolean => spec.parallel.gpus === 1;
+
 export function buildView({ spec, program, compilerVersion }: ViewInputs): ProgramView {
   const { sizes, layout } = program;
   const localTokens = layout.byRank[0]!.reduce((s, p) => s + p.length, 0);
@@ -731,7 +737,7 @@ export function buildView({ spec, program, compilerVersion }: ViewInputs): Progr
     compilerVersion,
     world: layout.ranks,
     gpus: spec.parallel.gpus,
-    withoutNccl: spec.parallel.gpus === 1,
+    withoutNccl: buildsWithoutNccl(spec),
     dataParallel: spec.parallel.data,
     layout: layout.layout,
     pieceMaps: layout.byRank.map((pieces) => pieceMap(pieces)),

@@ -17,7 +17,7 @@ import {
   memoryShape,
   parseMemorySize,
   programBytes,
-  runtimeReserveBytes,
+  runtimeReserve,
   ONE_GPU_RUNTIME_RESERVE_BYTES,
   RUNTIME_RESERVE_BYTES,
 } from "./memory.js";
@@ -184,7 +184,7 @@ describe("the memory model", () => {
     const report = memoryReport(shape, s.run.seqLen, gpu);
     const longest = report.largestSeqLen!;
     expect(longest % shape.unit).toBe(0);
-    const reserve = runtimeReserveBytes(s);
+    const reserve = runtimeReserve(s).bytes;
     expect(report.runtimeReserveBytes).toBe(reserve);
     expect(programBytes(shape, longest) + reserve).toBeLessThanOrEqual(memory);
     if (report.limitedBy === "memory")

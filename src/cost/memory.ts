@@ -13,7 +13,7 @@
 // mode (runtime/optimizer.cuh): fp32 master weights and two moments, replicated on every rank or sharded over
 // them (ZeRO-1, the compiler's choice: tables.ts optimizerSharded), and the step's gradient sum with
 // `accumulate` above 1.
-import { kindBuffers } from "../codegen/view-model.js";
+import { buildsWithoutNccl, kindBuffers } from "../codegen/view-model.js";
 import { cppIdent } from "../codegen/names.js";
 import { usesWorkspaces } from "../codegen/workspaces.js";
 import {
@@ -72,13 +72,11 @@ export const H100: Gpu = gpuOf(H100_PROFILE);
 export const RUNTIME_RESERVE_BYTES = 2 * 2 ** 30;
 export const ONE_GPU_RUNTIME_RESERVE_BYTES = 2 ** 30;
 
-/** The runtime's reserve for a spec's program: without NCCL on one GPU. */
-export const runtimeReserveBytes = (spec: ResolvedSpec): number =>
-  spec.parallel.gpus === 1 ? ONE_GPU_RUNTIME_RESERVE_BYTES : RUNTIME_RESERVE_BYTES;
-
-/** What the reserve stands for, as `lasp inspect` names it. */
-export const runtimeReserveLabel = (spec: ResolvedSpec): string =>
-  spec.parallel.gpus === 1 ? "CUDA context, cuBLAS" : "CUDA context, NCCL, cuBLAS";
+/** The runtime's reserve for a spec's program, and what it stands for (NCCL's buffers only where it links NCCL). */
+export const runtimeReserve = (spec: ResolvedSpec): { bytes: number; what: string } =>
+  buildsWithoutNccl(spec)
+    ? { bytes: ONE_GPU_RUNTIME_RESERVE_BYTES, what: "CUDA context, cuBLAS" }
+    : { bytes: RUNTIME_RESERVE_BYTES, what: "CUDA context, NCCL, cuBLAS" };
 
 /** The kernels and cuBLAS take element and token counts as 32-bit ints: every tensor stays below this. */
 export const MAX_ELEMENTS = 2 ** 31 - 1;
@@ -452,9 +450,9 @@ export interface MemoryReport {
   categories: Record<MemoryCategory, number>;
   /** What the program allocates: the sum of the categories. */
   programBytes: number;
-  /** The runtime's reserve (runtimeReserveBytes): the CUDA context, cuBLAS and, on several GPUs, NCCL. */
+  /** The runtime's reserve (runtimeReserve): the CUDA context, cuBLAS and, on several GPUs, NCCL. */
   runtimeReserveBytes: number;
-  /** What that reserve stands for (runtimeReserveLabel). */
+  /** What that reserve stands for. */
   runtimeReserveWhat: string;
   /** programBytes plus runtimeReserveBytes: what must fit on the GPU. */
   totalBytes: number;
@@ -509,7 +507,8 @@ export function memoryReport(shape: MemoryShape, seqLen: number, gpu: Gpu = H100
   const categories = bytesByCategory(list);
   const program = Object.values(categories).reduce((a, b) => a + b, 0);
   const largest = largestAllocation(shape, seqLen, gpu.sms);
-  const reserve = runtimeReserveBytes(shape.spec);
+  const runtime = runtimeReserve(shape.spec);
+  const reserve = runtime.bytes;
   const fitsMemory = (n: number): boolean => programBytes(shape, n, gpu.sms) + reserve <= gpu.memory;
   const fitsCounts = (n: number): boolean => largestAllocation(shape, n, gpu.sms).elements <= MAX_ELEMENTS;
   // Both are monotone in the length: binary search over multiples of the unit.
@@ -538,7 +537,7 @@ export function memoryReport(shape: MemoryShape, seqLen: number, gpu: Gpu = H100
     categories,
     programBytes: program,
     runtimeReserveBytes: reserve,
-    runtimeReserveWhat: runtimeReserveLabel(shape.spec),
+    runtimeReserveWhat: runtime.what,
     totalBytes: program + reserve,
     gpu,
     fits: program + reserve <= gpu.memory,
