@@ -14,10 +14,11 @@
 //   by SoftmaxDims::k_rows, which is also their batch stride of k and v: with one batch, or keys up to the last
 //   row, a call sees k_rows = key_rows (loads past it are zero-filled, the backward's grid covers only those
 //   tiles); with several batches and fewer keys, one call per batch entry at the offsets of its rows.
-// - cuDNN: one call per query piece (causal; two adjacent pieces, a zigzag rank's in the middle, are one),
-//   s_q = the piece's length, s_kv = its end's global position, with causal bottom-right alignment (query i of the piece at position s_kv - s_q + i); without a causal mask one
-//   call for all rows against key_rows keys. Pointers are offset to the piece's first row; the batch strides
-//   stay the rank's (q) and the whole sequence's (k, v), so no data moves.
+// - cuDNN: one call per query piece (causal; two adjacent pieces, a zigzag rank's in the middle, are one:
+//   gathered_calls.cuh), s_q = the piece's length, s_kv = its end's global position, with causal bottom-right
+//   alignment (query i of the piece at position s_kv - s_q + i); without a causal mask one call for all rows
+//   against key_rows keys. Pointers are offset to the piece's first row; the batch strides stay the rank's (q)
+//   and the whole sequence's (k, v), so no data moves.
 // - cuDNN's backward splits each causal piece that starts past key 0 at its first row: its queries against the
 //   keys before it without a mask (a rectangle) and against its own keys causal with s_q == s_kv (a square).
 //   One bottom-right call (s_q < s_kv) runs well below a whole sequence's rate; the two shapes are the ones
