@@ -15,8 +15,7 @@ import re
 import statistics
 import sys
 
-GEMM = re.compile(r"gemm|nvjet|cutlass|xmma", re.I)
-STEP_START = re.compile(r"embedding::forward")
+from profile_table import GEMM, STEP_START, read_trace
 
 
 def clocks(folder):
@@ -41,10 +40,8 @@ def clocks(folder):
 
 
 def read(path):
-    with open(path) as f:
-        rows = [(int(r["start_ns"]), int(r["end_ns"]), r["kernel"]) for r in csv.DictReader(f)]
-    rows.sort()
-    return rows
+    """(start ns, end ns, name) in start order, from profile_table's (start ns, name, us)."""
+    return [(start, start + round(us * 1000), name) for start, name, us in read_trace(path)]
 
 
 def steps_of(rows):
