@@ -28,6 +28,10 @@
 #   ops        .gpu-ops/model_ops (model_ops_test.cu built here: bench/gpu/README.md's nvcc line with
 #              -I/tmp/nvroot/include -L/tmp/nvroot/lib from nvlibs.sh): the model ops' timings (classifier chunks)
 #   kvab       .gpu-kv (experiments/kv-pair.sh prepare): kv-pair.patch's verify programs and its A/B on the 1B step
+#   train1b    .gpu-suite (make-suite.sh all 1 + make-train-data.sh + prebuild.sh) and .device/wheels (fla):
+#              run-train.sh 1b, Linear-Llama3-1B's train step beside PyTorch's with fused AdamW (issue 17's goal)
+#   update     .gpu-update (programs built here: update-ab.sh's header) and .device/wheels: update-ab.sh with
+#              TORCH=1, the update beside the forward against in the step (exact, then timed), and PyTorch's step
 #   diag       .gpu-diag (`lasp compile` of variant specs + kernels.o, as vallscan): verify programs that tell
 #              one question apart, their specs beside them (the closing note says which)
 # The carried folders and the tracked tree together must stay under the device tool's 64 MiB.
@@ -44,7 +48,7 @@ limit_of() {
   case "$1" in
     vdoc) echo 170 ;; ceiling) echo 50 ;; calibrate) echo 180 ;; gathered) echo 200 ;;
     docbench) echo 150 ;; vallscan) echo 80 ;; diag) echo 90 ;; docab) echo 200 ;; scatterab) echo 420 ;; softmax) echo 220 ;;
-    gcheck) echo 180 ;; clocks) echo 300 ;; ops) echo 100 ;; kvab) echo 200 ;; *) echo 0 ;;
+    gcheck) echo 180 ;; clocks) echo 300 ;; ops) echo 100 ;; kvab) echo 200 ;; train1b) echo 330 ;; update) echo 330 ;; *) echo 0 ;;
   esac
 }
 needs_of() {
@@ -58,6 +62,8 @@ needs_of() {
     softmax) echo .gpu-softmax/softmax_kernels ;;
     gcheck) echo .gpu-gathered/gathered_check ;; clocks) echo ".gpu-clocks/m-linear-1b-w1 .device/wheels" ;;
     ops) echo .gpu-ops/model_ops ;; kvab) echo .gpu-kv/new/m-linear-1b-w1 ;;
+    train1b) echo ".gpu-suite/t-linear-1b-w1 .gpu-suite/data .device/wheels" ;;
+    update) echo ".gpu-update/t-linear-1b-w1/prog .gpu-update/t-tiny-train-w1/prog .device/wheels" ;;
   esac
 }
 run_lot() { # lot limit dir
@@ -83,6 +89,12 @@ run_lot() { # lot limit dir
     clocks) OUT=$dir timeout "$limit" bash bench/gpu/step-clocks.sh run ;;
     ops) timeout "$limit" .gpu-ops/model_ops --bench-only --runs 20 > "$dir/model_ops.log" 2>&1 ;;
     kvab) OUT=$dir timeout "$limit" bash bench/gpu/experiments/kv-pair.sh run > "$dir/ab.txt" 2>&1 ;;
+    train1b)
+      python3 -m pip install -q --no-deps --no-index --target /tmp/fla .device/wheels/*.whl
+      PYTHONPATH=/tmp/fla OUT=$dir RUNS=/tmp/lasp-train-runs timeout "$limit" bash bench/gpu/run-train.sh 1b > "$dir/train.txt" 2>&1 ;;
+    update)
+      python3 -m pip install -q --no-deps --no-index --target /tmp/fla .device/wheels/*.whl
+      PYTHONPATH=/tmp/fla TORCH=1 OUT=$dir timeout "$limit" bash bench/gpu/update-ab.sh > "$dir/ab.txt" 2>&1 ;;
   esac
 }
 # The lines worth reading first, per lot.
@@ -94,12 +106,14 @@ short_of() { # lot dir
     clocks) cat "$2/clocks.txt" 2>/dev/null ;;
     ops) grep -E "x128256|swiglu|norm" "$2/model_ops.log" 2>/dev/null ;;
     docab | kvab) tail -8 "$2/ab.txt" 2>/dev/null ;;
+    train1b) tail -14 "$2/train.txt" 2>/dev/null ;;
+    update) grep -E "exit|differ|overlapped" "$2/ab.txt" 2>/dev/null; tail -9 "$2/ab.txt" 2>/dev/null ;;
     scatterab) grep -hE 'exit|/ auto' "$2/ab.txt" 2>/dev/null ;;
     softmax) grep -hE '^CHECKS|^\||^ours bwd' "$2/summary.md" 2>/dev/null ;;
   esac
 }
 
-[ $# -gt 0 ] || { echo "usage: queue.sh LOT... (vdoc ceiling calibrate gathered gcheck clocks ops kvab docbench vallscan diag docab scatterab softmax)" >&2; exit 2; }
+[ $# -gt 0 ] || { echo "usage: queue.sh LOT... (vdoc ceiling calibrate gathered gcheck clocks ops kvab train1b update docbench vallscan diag docab scatterab softmax)" >&2; exit 2; }
 : > "$OUT/summary.txt"
 for lot in "$@"; do
   limit=$(limit_of "$lot")
