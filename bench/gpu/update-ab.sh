@@ -11,6 +11,9 @@
 # 2. Speed: t-linear-1b-w1 for $STEPS steps (default 40), serial and overlapped alternately, $ROUNDS rounds
 #    (default 2); each run is killed once its last step is reported (the end's 22 GB checkpoint is not the
 #    step). Median step time of steps 6 to the last.
+#    Then PyTorch's reference model on the overlapped run's last checkpoint (its loss on the run's evaluation
+#    windows) and the AdamW kernel against torch.optim.AdamW ($SUITE/adamw_check: bench/gpu/adamw_check.cu's
+#    nvcc line, built here).
 # 3. TORCH=1: bench/gpu/torch_model.py's Linear-Llama3-1B step with fused AdamW, clipped as lasp's (needs fla:
 #    the wheels of .device/wheels installed as run-train.sh's header says).
 # Results under $OUT: each run's events and stderr, a table last.
@@ -48,7 +51,24 @@ run tiny-auto t-tiny-train-w1 auto
 grep -h '"event":"optimizer"' "$OUT/tiny-auto.jsonl" "$OUT/tiny-serial.jsonl"
 join <(losses "$OUT/tiny-serial.jsonl") <(losses "$OUT/tiny-auto.jsonl") > "$OUT/tiny-serial-vs-auto.txt"
 echo "tiny, serial vs overlapped: $(wc -l < "$OUT/tiny-serial-vs-auto.txt") steps compared, $(awk '$2 != $3' "$OUT/tiny-serial-vs-auto.txt" | wc -l) differ"
-rm -rf "$RUNS"/tiny-*
+# Issue 17's two checks against PyTorch: its reference model rebuilt from the overlapped run's last checkpoint
+# alone gets the run's last evaluation loss on the same windows; the AdamW kernel's steps equal
+# torch.optim.AdamW's on the same numbers ($SUITE/adamw_check, built here from bench/gpu/adamw_check.cu).
+last=$(ls -d "$RUNS"/tiny-auto/checkpoints/step-* 2> /dev/null | tail -1)
+want=$(python3 -c 'import json,sys; print([e for e in map(json.loads, open(sys.argv[1])) if e["event"] == "eval"][-1]["loss"])' "$OUT/tiny-auto.jsonl" 2> /dev/null)
+if [ -n "$last" ] && [ -n "$want" ]; then
+  timeout 200 python3 bench/gpu/torch_reference.py "$last/model.safetensors" --eval-tokens "$SUITE/data/eval.bin" \
+    --seq-len 1024 --windows 32 --expect-loss "$want" --device cuda > "$OUT/tiny-torch-eval.txt" 2>&1
+  echo "PyTorch on $(basename "$last") (expect loss $want): exit $?"
+  tail -3 "$OUT/tiny-torch-eval.txt"
+fi
+if [ -x "$SUITE/adamw_check" ]; then
+  "$SUITE/adamw_check" "$RUNS/adamw.bin" > "$OUT/adamw-check.txt" 2>&1 &&
+    python3 bench/gpu/adamw_torch.py "$RUNS/adamw.bin" --device cuda > "$OUT/adamw-vs-torch.txt" 2>&1
+  echo "AdamW vs torch.optim.AdamW: exit $?"
+  tail -4 "$OUT/adamw-vs-torch.txt"
+fi
+rm -rf "$RUNS"/tiny-* "$RUNS/adamw.bin"
 
 # 2. speed: a run is stopped once its last step is in the events
 timed() { # name how
