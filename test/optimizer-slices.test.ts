@@ -91,65 +91,6 @@ run { seq_len 1K }`,
     }
   });
 
-  const pieces = (params: number, order: number[], blockArgs: string[]) => {
-    const out = run("pieces", 0, params, order.join(","), ...blockArgs);
-    if (out === "none") return null;
-    return out.split("\n").map((line) => {
-      const [param, elements, block] = line.split(" ").map(Number);
-      return { param: param!, elements: elements!, block: block! };
-    });
-  };
-
-  it("the overlapped update's pieces: each block's, in the forward's order, tiling the slice once", () => {
-    for (const tied of [false, true]) {
-      const m = modelTables(
-        checkSource(
-          "m.lasp",
-          `model m { vocab 500 hidden 256 ffn 512 heads 4 head_dim 64 tie_embeddings ${tied}
-  layer L = linear_attention { } stack L x 3 }
-run { seq_len 1K }`,
-        ).spec!,
-        1024,
-      );
-      const b = gradientBlockSpans(m.parameters, m.layers, m.head);
-      expect(b).toHaveLength(5); // layers 0-2, the head's, the embedding's
-      // The forward's order: the embedding (block 4), the layers, the final norm and head (block 3).
-      const order = [4, 0, 1, 2, 3];
-      const got = pieces(
-        m.parameters.elements,
-        order,
-        b.map((x) => `${x.offset}:${x.elements}`),
-      );
-      expect(got).not.toBeNull();
-      expect(got!.map((p) => p.block)).toEqual(order);
-      for (const p of got!) {
-        const block = b[p.block]!;
-        expect(p.param).toBeLessThanOrEqual(block.offset);
-        expect(p.param + p.elements).toBeGreaterThanOrEqual(block.offset + block.elements);
-        expect(p.param % 4).toBe(0);
-      }
-      const byParam = [...got!].sort((x, y) => x.param - y.param);
-      let at = 0;
-      for (const p of byParam) {
-        expect(p.param).toBe(at);
-        at += p.elements;
-      }
-      expect(at).toBe(m.parameters.elements);
-    }
-  });
-
-  it("no pieces (one kernel) where a cut is not a multiple of 4 or the blocks do not fit the slice", () => {
-    expect(pieces(100, [1, 0], ["0:40", "40:60"])).toEqual([
-      { param: 40, elements: 60, block: 1 },
-      { param: 0, elements: 40, block: 0 },
-    ]);
-    expect(pieces(100, [1, 0], ["0:40", "42:58"])).toBeNull(); // a cut at 42
-    expect(pieces(100, [1, 0], ["0:48", "40:60"])).toBeNull(); // blocks overlap
-    expect(pieces(100, [1, 0], ["0:40", "40:64"])).toBeNull(); // past the slice
-    expect(pieces(100, [0, 0], ["0:40", "40:60"])).toBeNull(); // a block twice
-    expect(pieces(100, [0], ["0:40", "40:60"])).toBeNull(); // a block never
-  });
-
   it("names a block that does not split", () => {
     expect(run("problem", 3, "0:25600", "25600:1024")).toBe(
       "block 0 (25600 elements from 0) does not split into 3 slices of a multiple of 4 elements",

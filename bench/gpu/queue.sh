@@ -30,8 +30,6 @@
 #   kvab       .gpu-kv (experiments/kv-pair.sh prepare): kv-pair.patch's verify programs and its A/B on the 1B step
 #   train1b    .gpu-suite (make-suite.sh all 1 + make-train-data.sh + prebuild.sh) and .device/wheels (fla):
 #              run-train.sh 1b, Linear-Llama3-1B's train step beside PyTorch's with fused AdamW (issue 17's goal)
-#   update     .gpu-update (programs built here: update-ab.sh's header) and .device/wheels: update-ab.sh with
-#              TORCH=1, the update beside the forward against in the step (exact, then timed), and PyTorch's step
 #   diag       .gpu-diag (`lasp compile` of variant specs + kernels.o, as vallscan): verify programs that tell
 #              one question apart, their specs beside them (the closing note says which)
 # The carried folders and the tracked tree together must stay under the device tool's 64 MiB.
@@ -48,7 +46,7 @@ limit_of() {
   case "$1" in
     vdoc) echo 170 ;; ceiling) echo 50 ;; calibrate) echo 180 ;; gathered) echo 200 ;;
     docbench) echo 150 ;; vallscan) echo 80 ;; diag) echo 90 ;; docab) echo 200 ;; scatterab) echo 420 ;; softmax) echo 220 ;;
-    gcheck) echo 180 ;; clocks) echo 300 ;; ops) echo 100 ;; kvab) echo 200 ;; train1b) echo 330 ;; update) echo 330 ;; *) echo 0 ;;
+    gcheck) echo 120 ;; clocks) echo 300 ;; ops) echo 100 ;; kvab) echo 200 ;; train1b) echo 330 ;; *) echo 0 ;;
   esac
 }
 needs_of() {
@@ -63,7 +61,6 @@ needs_of() {
     gcheck) echo .gpu-gathered/gathered_check ;; clocks) echo ".gpu-clocks/m-linear-1b-w1 .device/wheels" ;;
     ops) echo .gpu-ops/model_ops ;; kvab) echo .gpu-kv/new/m-linear-1b-w1 ;;
     train1b) echo ".gpu-suite/t-linear-1b-w1 .gpu-suite/data .device/wheels" ;;
-    update) echo ".gpu-update/t-linear-1b-w1/prog .gpu-update/t-tiny-train-w1/prog .device/wheels" ;;
   esac
 }
 run_lot() { # lot limit dir
@@ -92,9 +89,6 @@ run_lot() { # lot limit dir
     train1b)
       python3 -m pip install -q --no-deps --no-index --target /tmp/fla .device/wheels/*.whl
       PYTHONPATH=/tmp/fla OUT=$dir RUNS=/tmp/lasp-train-runs timeout "$limit" bash bench/gpu/run-train.sh 1b > "$dir/train.txt" 2>&1 ;;
-    update)
-      python3 -m pip install -q --no-deps --no-index --target /tmp/fla .device/wheels/*.whl
-      PYTHONPATH=/tmp/fla TORCH=1 OUT=$dir timeout "$limit" bash bench/gpu/update-ab.sh > "$dir/ab.txt" 2>&1 ;;
   esac
 }
 # The lines worth reading first, per lot.
@@ -107,13 +101,12 @@ short_of() { # lot dir
     ops) grep -E "x128256|swiglu|norm" "$2/model_ops.log" 2>/dev/null ;;
     docab | kvab) tail -8 "$2/ab.txt" 2>/dev/null ;;
     train1b) tail -14 "$2/train.txt" 2>/dev/null ;;
-    update) grep -E "exit|differ|overlapped" "$2/ab.txt" 2>/dev/null; tail -9 "$2/ab.txt" 2>/dev/null ;;
     scatterab) grep -hE 'exit|/ auto' "$2/ab.txt" 2>/dev/null ;;
     softmax) grep -hE '^CHECKS|^\||^ours bwd' "$2/summary.md" 2>/dev/null ;;
   esac
 }
 
-[ $# -gt 0 ] || { echo "usage: queue.sh LOT... (vdoc ceiling calibrate gathered gcheck clocks ops kvab train1b update docbench vallscan diag docab scatterab softmax)" >&2; exit 2; }
+[ $# -gt 0 ] || { echo "usage: queue.sh LOT... (vdoc ceiling calibrate gathered gcheck clocks ops kvab train1b docbench vallscan diag docab scatterab softmax)" >&2; exit 2; }
 : > "$OUT/summary.txt"
 for lot in "$@"; do
   limit=$(limit_of "$lot")

@@ -287,10 +287,6 @@ static const lasp::ParamBlock kGradientBlocks[] = {
     { 0, 262668288 },
 };
 
-// The blocks in the order the forward first uses their weights (the embedding's, each layer's, the head's): the
-// order of train mode's update beside the next step's forward (program::kOptimizerOverlapped).
-static const int kForwardBlockOrder[] = { 17, 0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16 };
-
 // Activations kept for the backward pass, and the scratch every layer shares, in one allocation (bf16).
 static const lasp::TensorSpec kActivations[] = {
     {"layers.0.input", "[32768][2048]", 67108864, 0 },  // [0]
@@ -544,8 +540,7 @@ static int verify(lasp::State& st) {
 
 static int train(lasp::State& st) {
   const lasp::OptimizerTables tables{kDecayRows, (int)(sizeof kDecayRows / sizeof kDecayRows[0]), kGradientBlocks,
-                                     (int)(sizeof kGradientBlocks / sizeof kGradientBlocks[0]), kForwardBlockOrder,
-                                     (int)(sizeof kForwardBlockOrder / sizeof kForwardBlockOrder[0])};
+                                     (int)(sizeof kGradientBlocks / sizeof kGradientBlocks[0])};
   return lasp::train_run(st, tables, forward_step, [](lasp::State& s) { backward_step(s); });
 }
 

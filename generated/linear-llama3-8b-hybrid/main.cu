@@ -513,10 +513,6 @@ static const lasp::ParamBlock kGradientBlocks[] = {
     { 0, 525336576 },
 };
 
-// The blocks in the order the forward first uses their weights (the embedding's, each layer's, the head's): the
-// order of train mode's update beside the next step's forward (program::kOptimizerOverlapped).
-static const int kForwardBlockOrder[] = { 33, 0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22, 23, 24, 25, 26, 27, 28, 29, 30, 31, 32 };
-
 // Activations kept for the backward pass, and the scratch every layer shares, in one allocation (bf16).
 static const lasp::TensorSpec kActivations[] = {
     {"gate_up", "[4096][28672]", 117440512, 0 },  // [0]
@@ -831,8 +827,7 @@ static int verify(lasp::State& st) {
 
 static int train(lasp::State& st) {
   const lasp::OptimizerTables tables{kDecayRows, (int)(sizeof kDecayRows / sizeof kDecayRows[0]), kGradientBlocks,
-                                     (int)(sizeof kGradientBlocks / sizeof kGradientBlocks[0]), kForwardBlockOrder,
-                                     (int)(sizeof kForwardBlockOrder / sizeof kForwardBlockOrder[0])};
+                                     (int)(sizeof kGradientBlocks / sizeof kGradientBlocks[0])};
   return lasp::train_run(st, tables, forward_step, [](lasp::State& s) { backward_step(s); });
 }
 

@@ -33,9 +33,7 @@ import {
 } from "../model/tables.js";
 import {
   decayRows,
-  forwardBlockOrder,
   gradientBlockSpans,
-  optimizerOverlapped,
   optimizerSharded,
   type DecayRow,
   type GradientBlock,
@@ -215,8 +213,6 @@ export interface ProgramView {
   decayRows: DecayRow[];
   /** The blocks of weight gradients summed at once (kGradientBlocks): ZeRO-1 shards each over the ranks. */
   gradientBlocks: GradientBlock[];
-  /** The blocks in the order the forward first uses their weights (kForwardBlockOrder). */
-  forwardBlockOrder: number[];
   activations: TensorTableView;
   statistics: TensorTableView;
   head: HeadRows;
@@ -636,24 +632,6 @@ export function buildView({ spec, program, compilerVersion }: ViewInputs): Progr
       comment: "train: AdamW's state sharded over the ranks by gradient block (ZeRO-1), else replicated",
     },
     {
-      ctype: "bool",
-      name: "kOptimizerOverlapped",
-      value: String(spec.run.mode === "train" && optimizerOverlapped(blocks, spec.parallel.gpus)),
-      comment: "train: AdamW runs beside the next step's forward, block by block (optimizer.cuh)",
-    },
-    {
-      ctype: "int",
-      name: "kHeadBlock",
-      value: String(tensors.layers.length),
-      comment: "the final norm's and LM head's row of kGradientBlocks (layer l's is l)",
-    },
-    {
-      ctype: "int",
-      name: "kEmbeddingBlock",
-      value: String(tensors.layers.length + 1),
-      comment: "the embedding's row of kGradientBlocks",
-    },
-    {
       ctype: "int",
       name: "kFewCtas",
       value: String(OVERLAP_CTAS),
@@ -774,7 +752,6 @@ export function buildView({ spec, program, compilerVersion }: ViewInputs): Progr
     parameters: tableView(tensors.parameters),
     decayRows: decayRows(tensors.parameters),
     gradientBlocks: blocks,
-    forwardBlockOrder: forwardBlockOrder(tensors.layers.length),
     activations: tableView(tensors.activations),
     statistics: tableView(tensors.statistics),
     head: tensors.head,

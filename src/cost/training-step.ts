@@ -13,9 +13,6 @@
 //   and the bf16 weight (14 B). Replicated, every rank does it all; under ZeRO-1 (model/tables.ts's
 //   optimizerSharded, the compiler's decision) each rank updates its 1/W slice of every block, the gradient
 //   sums leave out their AllGather, and an AllGather of each block's bf16 weights follows the update.
-//   Replicated, the update runs beside the next step's forward (tables.ts optimizerOverlapped), block by block in
-//   the order the forward uses them: what stays in the step is the norm pass, the embedding's and the first
-//   layer's blocks (the forward waits for them), and whatever of the rest outlasts the layers' forward.
 //   `accumulate` > 1 runs the forward and backward (and the sums) once per micro-batch and adds each
 //   micro-batch's gradients into a sum (scale_add).
 // The blocks are the program's own (model/tables.ts's gradientBlockSpans: each layer's, the head's, the
@@ -26,7 +23,7 @@
 // share of the step is split one third forward, two thirds backward (a GEMM's backward is two products, its
 // forward one), evenly over the layers. That places the sums; it moves no time between parts.
 import { parameterCounts } from "../model/parameters.js";
-import { gradientBlockSpans, modelTables, optimizerOverlapped, optimizerSharded } from "../model/tables.js";
+import { gradientBlockSpans, modelTables, optimizerSharded } from "../model/tables.js";
 import type { ScheduleProgram } from "../schedule/ir.js";
 import type { ResolvedSpec } from "../spec/resolved.js";
 import { collectiveTime, onCopyEngines } from "./machine.js";
@@ -69,12 +66,7 @@ export interface OptimizerPrediction {
   weightGather: number;
   /** Bytes moved per step: the norm pass, AdamW, and the micro-batches' accumulation. */
   bytes: number;
-  /** All of it, s. */
   seconds: number;
-  /** AdamW runs beside the next step's forward, block by block (replicated; not ZeRO-1). */
-  overlapped: boolean;
-  /** What the step waits for, s: all of `seconds` unless overlapped. */
-  exposed: number;
 }
 
 export interface TrainingStepPrediction {
@@ -106,8 +98,8 @@ export function predictTrainingStep(
   const train = spec.run.mode === "train";
   const gradientSum = predictGradientSum(spec, step, profile, gathersGradients(spec));
   const microBatches = train ? spec.run.train.accumulate : 1;
-  const optimizer = train ? predictOptimizer(spec, profile, microBatches, step) : null;
-  const total = microBatches * (step.total + gradientSum.exposed) + (optimizer?.exposed ?? 0);
+  const optimizer = train ? predictOptimizer(spec, profile, microBatches) : null;
+  const total = microBatches * (step.total + gradientSum.exposed) + (optimizer?.seconds ?? 0);
   // Real tokens only: a padded seq_len's padding trains nothing (spec/padding.ts).
   const tokens = (spec.run.seqLen - spec.run.padding) * spec.run.batch * microBatches;
   return {
@@ -211,8 +203,6 @@ export function predictOptimizer(
   spec: ResolvedSpec,
   profile: MachineProfile,
   microBatches: number,
-  /** One micro-batch's forward and backward: the forward the overlapped update hides behind. */
-  step: StepPrediction,
 ): OptimizerPrediction {
   const parameters = parameterCounts(spec.model).total;
   const gpus = spec.parallel.gpus;
@@ -228,18 +218,11 @@ export function predictOptimizer(
   const weightGather = sharded
     ? spans.reduce((t, b) => t + collectiveTime("allgather", (b.elements / gpus) * 2, gpus, machine), 0)
     : 0;
-  const hbm = profile.gpu.hbmAttainable;
-  const seconds = bytes / hbm + weightGather;
-  const overlapped = optimizerOverlapped(spans, gpus);
-  if (!overlapped) return { parameters, sharded, weightGather, bytes, seconds, overlapped, exposed: seconds };
-  // In the step: the accumulation and the norm pass, then AdamW's kernels of the embedding's and the first
-  // layer's blocks (the forward starts on them); the rest runs beside the layers' forward (a third of the
-  // layers' time, as predictGradientSum splits it).
-  const adamw = (elements: number): number => (elements * (OPTIMIZER_BYTES_PER_PARAMETER - 4)) / hbm;
-  const L = spec.model.layers.length;
-  const all = spans.reduce((n, b) => n + b.elements, 0);
-  const first = spans[L + 1]!.elements + (L > 0 ? spans[0]!.elements : 0);
-  const layersForward = (step.total - step.parts.lm_head_loss - step.parts.embedding) / 3;
-  const exposed = seconds - adamw(all) + adamw(first) + Math.max(0, adamw(all - first) - layersForward);
-  return { parameters, sharded, weightGather, bytes, seconds, overlapped, exposed };
+  return {
+    parameters,
+    sharded,
+    weightGather,
+    bytes,
+    seconds: bytes / profile.gpu.hbmAttainable + weightGather,
+  };
 }

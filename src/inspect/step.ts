@@ -24,10 +24,8 @@ export interface StepSection {
   notModelled: string[];
   /** The weight-gradient sums over every GPU: their whole time, and what the backward leaves exposed, s. */
   gradientSum: { busy: number; exposed: number };
-  /** Train mode's optimizer step, what of it the step waits for, s; null in bench and verify mode. */
+  /** Train mode's optimizer step, s; null in bench and verify mode. */
   optimizer: number | null;
-  /** The rest of it, beside the next step's forward (0 when it all runs in the step), s; null as above. */
-  optimizerBeside: number | null;
   /** Micro-batches per step (`accumulate` in train mode, else 1). */
   microBatches: number;
   /** The step, s: micro-batches x (the parts + exposed sums) + the optimizer. */
@@ -55,10 +53,7 @@ export function stepSection(
     modelled: true,
     notModelled: ["kernel launch gaps"],
     gradientSum: { busy: prediction.gradientSum.busy, exposed: prediction.gradientSum.exposed },
-    optimizer: prediction.optimizer?.exposed ?? null,
-    optimizerBeside: prediction.optimizer
-      ? prediction.optimizer.seconds - prediction.optimizer.exposed
-      : null,
+    optimizer: prediction.optimizer?.seconds ?? null,
     microBatches: prediction.microBatches,
     total: prediction.total,
     tokensPerSecond,
@@ -79,11 +74,7 @@ export function stepText(step: StepSection, width: number = MAX_WIDTH): string {
   const rows = STEP_PARTS.map((p) => [LABELS[p], formatTime(step.parts[p])]);
   const one = step.gpus === 1;
   if (!one) rows.push(["gradient sums left after the backward", formatTime(step.gradientSum.exposed)]);
-  if (step.optimizer !== null)
-    rows.push([
-      step.optimizerBeside ? "optimizer (norm, AdamW's first blocks)" : "optimizer (AdamW)",
-      formatTime(step.optimizer),
-    ]);
+  if (step.optimizer !== null) rows.push(["optimizer (AdamW)", formatTime(step.optimizer)]);
   rows.push(["step", formatTime(step.total)]);
   const title = one
     ? `Step by part, predicted from the ${step.profile} profile for one GPU (${step.rowsPerRank} tokens)`
@@ -93,10 +84,6 @@ export function stepText(step: StepSection, width: number = MAX_WIDTH): string {
   ];
   if (step.microBatches > 1)
     lines.push(`The parts are one micro-batch's; the step runs ${step.microBatches} of them.`);
-  if (step.optimizerBeside)
-    lines.push(
-      `AdamW's update of the other blocks takes ${formatTime(step.optimizerBeside)} more beside the next step's forward, block by block (LASP_OPTIMIZER=serial keeps it in the step).`,
-    );
   if (!one)
     lines.push(
       `The weight-gradient sums take ${formatTime(step.gradientSum.busy)} on their own stream beside the backward; what is left after it is in the step.`,

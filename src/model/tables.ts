@@ -303,21 +303,6 @@ export function optimizerSharded(blocks: readonly GradientBlock[], gpus: number)
   return gpus > 1 && blocks.every((b) => b.elements % (4 * gpus) === 0);
 }
 
-/**
- * Whether train mode's AdamW update runs beside the next step's forward (runtime/optimizer.cuh): block by block
- * in the order the forward first uses the weights (the embedding's, each layer's, the head's), the forward waiting
- * on each block before its first use. Where the update is replicated; ZeRO-1's ends in an AllGather of every
- * block on the ranks' communicator, which stays in the step.
- */
-export function optimizerOverlapped(blocks: readonly GradientBlock[], gpus: number): boolean {
-  return !optimizerSharded(blocks, gpus);
-}
-
-/** The order the forward first uses the gradient blocks in: the embedding's, each layer's, the head's. */
-export function forwardBlockOrder(layers: number): number[] {
-  return [layers + 1, ...Array.from({ length: layers }, (_, l) => l), layers];
-}
-
 /** A run of the flat parameter buffer that AdamW decays (1) or not (0): runtime/adamw.cuh's DecayRow. */
 export interface DecayRow {
   offset: number;

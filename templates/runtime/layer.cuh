@@ -111,15 +111,8 @@ inline HostFn host_work(State& st, int l, const LayerKind& kind, Buffers& b) {
   };
 }
 
-// Before the forward's first use of gradient block `block`'s weights (kGradientBlocks: layer l's is l): waits
-// for their update where train mode runs it beside the forward (optimizer.cuh); nothing otherwise.
-inline void wait_weights(State& st, int block) {
-  if (block < (int)st.weights_ready.size()) CUDA_CHECK(cudaStreamWaitEvent(st.ctx.compute, st.weights_ready[block], 0));
-}
-
 // The embedding of the step's tokens: layer 0's input.
 inline void embed(State& st) {
-  wait_weights(st, program::kEmbeddingBlock);
   part(st, Part::kEmbedding);
   embedding_forward(st.ids, st.params[st.model.head.embedding], st.acts[st.model.layers[0].a.input], (int)kRows,
                     program::kHidden, st.ctx.compute);
@@ -134,7 +127,6 @@ inline void layer_forward(State& st, int l, const LayerKind& kind, Buffers& b, C
   const LayerDesc& layer = st.model.layers[l];
   const LayerWeights& w = layer.w;
   bf16* input = st.acts[layer.a.input];
-  wait_weights(st, l);  // before anything of the layer, the other streams included (they start after compute)
   part(st, Part::kNorms);
   if (l == 0) block_norm(st, w.attn_norm, w.attn_norm_bias, layer.s.attn_rstd, layer.s.attn_mean, input, nullptr, nullptr);
   else block_norm(st, w.attn_norm, w.attn_norm_bias, layer.s.attn_rstd, layer.s.attn_mean, st.acts[st.model.layers[l - 1].a.mid], st.y, input);
@@ -181,7 +173,6 @@ inline void layer_forward(State& st, int l, const LayerKind& kind, Buffers& b, C
 inline void final_norm(State& st) {
   const HeadDesc& h = st.model.head;
   const LayerDesc& last = st.model.layers[st.model.layer_count - 1];
-  wait_weights(st, program::kHeadBlock);  // the final norm's and the LM head's
   part(st, Part::kNorms);
   block_norm(st, h.final_norm, h.final_norm_bias, h.final_rstd, h.final_mean, st.acts[last.a.mid], st.y,
              st.acts[h.final_input]);

@@ -178,9 +178,6 @@ struct State {
   int* target_count = nullptr;  // device: targets over every rank
   float inv_count = 0.0f;       // 1 / targets over every rank: the loss is their mean
   double target_total = 0;      // targets over every rank
-  // Train mode's update beside the next step's forward (optimizer.cuh): recorded once a gradient block's weights
-  // are updated; the forward waits on each before its first use (layer.cuh). Empty in every other case.
-  std::vector<cudaEvent_t> weights_ready;
   size_t baseline_mem_bytes = 0;        // device memory in use before allocation: CUDA context, NCCL, cuBLAS
   PartMarks parts;                      // bench's profiled step
 };

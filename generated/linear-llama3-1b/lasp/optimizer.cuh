@@ -21,21 +21,10 @@
 // - The global norm: each slice's sum of squares in fp64 (grad_norm.cuh), added in slice order; with ZeRO-1
 //   the ranks' sums are gathered and added in rank order, so every rank gets the same bits. The clip factor
 //   and learning rate are host scalars (lr_schedule.cuh), the step number counts from 1.
-// - The replicated update runs beside the next step's forward (program::kOptimizerOverlapped, the compiler's
-//   choice): on a stream of its own, one kernel per gradient block in the order the forward first uses them
-//   (kForwardBlockOrder: the embedding's, each layer's, the head's), each recording the block's event that the
-//   forward waits on (layer.cuh, wait_weights). The pieces tile the slice (optimizer_slices.cuh, update_pieces)
-//   and the kernel's arithmetic is per element, so the weights are the same bits as one kernel's; only the order
-//   on the GPU changes. The next backward writes the gradients the update reads only after the forward has
-//   waited on the last block. The update's stream has the higher priority: the forward never waits on a block
-//   for longer than its own kernel. Checkpoints, the end of the run and a step's time wait for the update
-//   (settle_update). LASP_OPTIMIZER=serial runs it in the step, after the norm, as ZeRO-1's always does.
 #pragma once
 #include <cuda_runtime.h>
 #include "nccl_api.cuh"
 #include <cmath>
-#include <cstdlib>  // getenv
-#include <cstring>
 #include <vector>
 #include "adamw_table.cuh"  // adamw_shard_table
 #include "optimizer_slices.cuh"  // optimizer_spans: which slices this rank updates
@@ -55,20 +44,12 @@ struct OptimizerSlice {
   AdamwTable table;
 };
 
-// What main.cu gives the optimizer: kDecayRows, kGradientBlocks and kForwardBlockOrder.
+// What main.cu gives the optimizer: kDecayRows and kGradientBlocks.
 struct OptimizerTables {
   const DecayRow* decay;
   int decay_rows;
   const ParamBlock* blocks;
   int block_count;
-  const int* forward_order;
-  int forward_order_count;
-};
-
-// One kernel of the update beside the forward: a piece of the replicated slice, and the block it makes ready.
-struct OverlapPiece {
-  UpdatePiece piece;
-  AdamwTable table;
 };
 
 struct Optimizer {
@@ -84,50 +65,7 @@ struct Optimizer {
   double* scratch = nullptr;
   size_t scratch_bytes = 0;
   LrSchedule schedule;
-  // The update beside the next step's forward: its kernels in order, its stream, and the event after the norm
-  // it starts from. Empty pieces: the update runs in the step, on the compute stream.
-  std::vector<OverlapPiece> pieces;
-  cudaStream_t stream = nullptr;
-  cudaEvent_t gradients_final = nullptr;
 };
-
-// Whether LASP_OPTIMIZER asks for the update in the step (serial) rather than beside the next forward (auto, the
-// default); stops the program on another value.
-inline bool serial_update_asked() {
-  const char* v = std::getenv("LASP_OPTIMIZER");
-  if (v == nullptr || std::strcmp(v, "auto") == 0) return false;
-  if (std::strcmp(v, "serial") == 0) return true;
-  std::fprintf(stderr, "lasp_program: LASP_OPTIMIZER=%s is not a choice (auto or serial)\n", v);
-  std::exit(2);
-}
-
-// The replicated slice's pieces beside the forward (see the top of this file): their tables uploaded, their
-// stream and events made. Leaves o.pieces empty where the update stays in the step.
-inline void plan_overlap(State& st, const OptimizerTables& t, const std::vector<DecayRow>& decay, Optimizer& o) {
-  if (!program::kOptimizerOverlapped || o.sharded || o.slices.size() != 1 || serial_update_asked()) return;
-  std::vector<size_t> offsets, elements;
-  for (int b = 0; b < t.block_count; b++) {
-    offsets.push_back(t.blocks[b].offset);
-    elements.push_back(t.blocks[b].elements);
-  }
-  const OptimizerSlice& whole = o.slices[0];
-  const std::vector<UpdatePiece> pieces = update_pieces(offsets.data(), elements.data(), t.block_count, whole.param,
-                                                        whole.elements, t.forward_order, t.forward_order_count);
-  if (pieces.empty()) return;  // a cut the kernel cannot take: one kernel in the step, as before
-  for (const UpdatePiece& p : pieces)
-    o.pieces.push_back({p, adamw_upload_table(adamw_shard_table(decay, p.param, p.param + p.elements), p.elements)});
-  int least_priority = 0, greatest_priority = 0;
-  CUDA_CHECK(cudaDeviceGetStreamPriorityRange(&least_priority, &greatest_priority));
-  CUDA_CHECK(cudaStreamCreateWithPriority(&o.stream, cudaStreamNonBlocking, greatest_priority));
-  CUDA_CHECK(cudaEventCreateWithFlags(&o.gradients_final, cudaEventDisableTiming));
-  st.weights_ready.resize(t.block_count);
-  for (cudaEvent_t& e : st.weights_ready) CUDA_CHECK(cudaEventCreateWithFlags(&e, cudaEventDisableTiming));
-}
-
-// Waits until the update issued last is done (beside the forward: its stream; else the compute stream).
-inline void settle_update(State& st, const Optimizer& o) {
-  CUDA_CHECK(cudaStreamSynchronize(o.pieces.empty() ? st.ctx.compute : o.stream));
-}
 
 // The state for the model's parameters; master weights from the current bf16 weights, moments 0.
 inline Optimizer make_optimizer(State& st, const OptimizerTables& t, int64_t steps) {
@@ -174,7 +112,6 @@ inline Optimizer make_optimizer(State& st, const OptimizerTables& t, int64_t ste
   CUDA_CHECK(cudaMalloc(&o.scratch, o.scratch_bytes));
   const size_t norms = o.slices.size() > (size_t)st.layout.world ? o.slices.size() : (size_t)st.layout.world;
   CUDA_CHECK(cudaMalloc(&o.norms, (norms + 1) * sizeof(double)));
-  plan_overlap(st, t, decay, o);
   // Under ZeRO-1 the gradient sum leaves each rank its slices only (grad_sum.cuh).
   st.gather_gradients = !o.sharded;
   o.schedule.kind = program::kLrSchedule;
@@ -244,22 +181,6 @@ inline StepScalars optimizer_step(State& st, Optimizer& o, int64_t step, double 
   StepScalars k{lr_at(o.schedule, step), clip_factor(norm2, program::kGradClip)};
   const AdamwSettings settings{k.lr, program::kBeta1, program::kBeta2, program::kAdamEps, program::kWeightDecay,
                                k.clip, step};
-  if (!o.pieces.empty()) {
-    // Beside the next step's forward: after the norm (on the compute stream), block by block.
-    const OptimizerSlice& whole = o.slices[0];
-    CUDA_CHECK(cudaEventRecord(o.gradients_final, st.ctx.compute));
-    CUDA_CHECK(cudaStreamWaitEvent(o.stream, o.gradients_final, 0));
-    for (const OverlapPiece& p : o.pieces) {
-      const size_t at = p.piece.param - whole.param;
-      if (p.piece.elements > 0) {
-        const AdamwShard shard{o.master + whole.state + at, o.m + whole.state + at, o.v + whole.state + at,
-                               step_gradients(st, o, whole) + at, st.params.base + p.piece.param, p.piece.elements};
-        adamw_step(shard, p.table, settings, o.stream);
-      }
-      CUDA_CHECK(cudaEventRecord(st.weights_ready[p.piece.block], o.stream));
-    }
-    return k;
-  }
   for (const OptimizerSlice& sl : o.slices) {
     const AdamwShard shard{o.master + sl.state, o.m + sl.state, o.v + sl.state, step_gradients(st, o, sl),
                            st.params.base + sl.param, sl.elements};
@@ -279,11 +200,10 @@ inline StepScalars optimizer_step(State& st, Optimizer& o, int64_t step, double 
 // The `optimizer` event and line: which update, how many parameters, what the state takes.
 inline void report_optimizer(const State& st, const Optimizer& o) {
   const size_t bytes = o.elements * sizeof(float) * (o.sum != nullptr ? 4 : 3);
-  emit("optimizer", "\"update\":\"%s\",\"parameters\":%zu,\"state_bytes\":%zu,\"decayed\":%zu,\"overlapped\":%s",
-       o.sharded ? "zero1" : "replicated", o.elements, bytes, o.decayed, o.pieces.empty() ? "false" : "true");
-  say("optimizer: AdamW, %s, %.2f GB of fp32 state per GPU; %zu of its %zu parameters decay; %s\n",
-      o.sharded ? "sharded over the ranks (ZeRO-1)" : "replicated on every rank", bytes / 1e9, o.decayed, o.elements,
-      o.pieces.empty() ? "updated in the step" : "updated beside the next step's forward, block by block");
+  emit("optimizer", "\"update\":\"%s\",\"parameters\":%zu,\"state_bytes\":%zu,\"decayed\":%zu",
+       o.sharded ? "zero1" : "replicated", o.elements, bytes, o.decayed);
+  say("optimizer: AdamW, %s, %.2f GB of fp32 state per GPU; %zu of its %zu parameters decay\n",
+      o.sharded ? "sharded over the ranks (ZeRO-1)" : "replicated on every rank", bytes / 1e9, o.decayed, o.elements);
 }
 
 }  // namespace lasp

@@ -167,13 +167,8 @@ inline int train_run(State& st, const OptimizerTables& tables, Forward forward, 
       return kExitNonFinite;
     }
     const StepScalars k = optimizer_step(st, o, (int64_t)step + 1, norm2);
+    CUDA_CHECK(cudaStreamSynchronize(st.ctx.compute));
     step++;
-    // The update runs beside the next step's forward where it can (optimizer.cuh): the steps' times add up to the
-    // run's (each from one norm to the next). Before anything else follows (evaluation, a checkpoint, the end, a
-    // stop), this step's time includes its whole update.
-    const bool pause = step == (uint64_t)steps || train::every(step, program::kCheckpointEvery) ||
-                       (evaluating && train::every(step, program::kEvalEvery)) || train::g_signal != 0;
-    if (o.pieces.empty() || pause) settle_update(st, o);
     position += per_step;
     tokens_seen += (uint64_t)tokens_per_step;
     const double ms = train::seconds_since(last) * 1e3;
@@ -193,7 +188,6 @@ inline int train_run(State& st, const OptimizerTables& tables, Forward forward, 
     const bool stop = train::stop_requested(st);
     const bool due = train::every(step, program::kCheckpointEvery);
     if (due || step == (uint64_t)steps || stop) {
-      settle_update(st, o);  // a signal after this step's time was taken
       save_checkpoint(st, o, trainer_state(st, o, step, position, tokens_seen), run_dir);
       last = std::chrono::steady_clock::now();
     }
