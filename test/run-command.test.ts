@@ -12,6 +12,9 @@ import { fixtureFiles } from "../src/toolchain/test-program.js";
 import type { Toolchain } from "../src/toolchain/tools.js";
 import { captureIo } from "../src/cli/test-io.js";
 import { CodegenLimitation } from "../src/codegen/generate.js";
+import { encodeTokenFile, GPT2_FORMAT } from "../src/data/llmc-format.js";
+import { checkSource } from "../src/check/front-end.js";
+import { trainTokenFiles } from "../src/cli/token-file-paths.js";
 
 const SPEC = "examples/tiny-linear.lasp"; // parallel { gpus 2 }
 
@@ -580,6 +583,38 @@ describe("lasp run: train mode", () => {
     expect(r.err).toContain(`the token file ${path.join(cwd, "missing.bin")} does not exist`);
     expect(r.err).toContain("lasp tokens");
     expect(existsSync(path.join(cwd, "runs"))).toBe(false);
+  });
+
+  it("stops before the build on a token file too short for one step or cut short, at the setting, with its numbers", async () => {
+    const cwd = await mkdtemp(path.join(root, "short-data-"));
+    const spec = path.join(cwd, "train.lasp");
+    const text = await readFile(SPEC, "utf8");
+    const seqLen = Number(/seq_len (\d+)K/.exec(text)![1]) * 1024;
+    // One window short of the one step needs (batch 1 x data 1), then a file whose header counts more than it holds.
+    await writeFile(path.join(cwd, "few.bin"), encodeTokenFile(GPT2_FORMAT, new Uint16Array(seqLen)));
+    const whole = encodeTokenFile(GPT2_FORMAT, new Uint16Array(4 * seqLen));
+    await writeFile(path.join(cwd, "cut.bin"), whole.subarray(0, 2048));
+    await writeFile(
+      spec,
+      text.replace(/mode verify/, 'mode train  data "few.bin"  eval_data "cut.bin"  eval_every 2'),
+    );
+    const r = await run({}, deps({ cwd }), spec);
+    expect(r.code).toBe(2);
+    const line = text.split("\n").findIndex((l) => l.includes("mode verify")) + 1;
+    expect(r.err).toContain(`${spec}:${line}:`);
+    expect(r.err).toContain(
+      `\`data\`: the token file ${path.join(cwd, "few.bin")} holds ${seqLen} tokens: 0 windows, fewer than the 1 that one step reads (batch 1 x data 1 x accumulate 1); a window is seq_len ${seqLen} tokens and the one after`,
+    );
+    expect(r.err).toContain(
+      `\`eval_data\`: the token file ${path.join(cwd, "cut.bin")} is not a readable llm.c token file: 2048 bytes, but its header counts ${4 * seqLen} tokens`,
+    );
+    expect(r.err).toContain("(truncated, or still being written?)");
+    expect(existsSync(path.join(cwd, "runs"))).toBe(false);
+    // One more token makes the first window, the whole file its size: nothing left to say.
+    await writeFile(path.join(cwd, "few.bin"), encodeTokenFile(GPT2_FORMAT, new Uint16Array(seqLen + 1)));
+    await writeFile(path.join(cwd, "cut.bin"), whole);
+    const checked = checkSource(spec, await readFile(spec, "utf8"));
+    expect(trainTokenFiles(checked.ast!, checked.spec!, cwd).problems).toEqual([]);
   });
 
   it("--resume DIR takes a run folder's newest checkpoint or a checkpoint folder, and passes its absolute path", async () => {

@@ -333,13 +333,10 @@ export async function runCommand(
     ? trainTokenFiles(loaded.ast!, spec, path.dirname(path.resolve(cwd, file)))
     : undefined;
   const tokenFiles = tokens?.args ?? [];
-  if (tokens !== undefined && tokens.missing.length > 0 && !cli.dryRun) {
-    for (const m of tokens.missing) {
-      const at = m.span === undefined ? file : `${file}:${m.span.start.line}:${m.span.start.column}`;
-      io.stderr(
-        `${at}: error: \`${m.key}\`: the token file ${m.path} does not exist (paths are relative to the spec's folder)\n` +
-          `  = hint: make one from text with \`lasp tokens FILES... -o ${m.path}\`, or use llm.c's or Megatron-LM's data scripts\n`,
-      );
+  if (tokens !== undefined && tokens.problems.length > 0 && !cli.dryRun) {
+    for (const p of tokens.problems) {
+      const at = p.span === undefined ? file : `${file}:${p.span.start.line}:${p.span.start.column}`;
+      io.stderr(`${at}: error: \`${p.key}\`: ${p.message}\n  = hint: ${p.hint}\n`);
     }
     return RUN_EXIT.usage;
   }

@@ -1,16 +1,30 @@
 // Train mode's token files as `lasp run` hands them to the program: the spec's `data` and `eval_data`
 // resolved against the spec's folder (the program compiles them in as written, relative to its working
-// directory), and the ones that do not exist, with where the spec names them, so the run stops before the build.
+// directory), and what is wrong with them, with where the spec names them, so the run stops before the build
+// rather than after it: a file that does not exist, an llm.c file whose header or size is wrong, or one with
+// fewer windows than a step (or an evaluation batch) reads. The program checks the same and more (every token
+// id against the vocabulary; Megatron-LM's index) before step 1.
 import { existsSync } from "node:fs";
 import path from "node:path";
 import type { SpecFile } from "../ast/ast.js";
 import type { Span } from "../ast/span.js";
 import type { ResolvedSpec } from "../spec/resolved.js";
+import {
+  describeTokenFile,
+  evalReads,
+  stepReads,
+  tooFewWindows,
+  windowsPerEvalBatch,
+  windowsPerOptimizerStep,
+} from "../inspect/training.js";
 
-export interface MissingTokenFile {
+export interface TokenFileProblem {
   key: "data" | "eval_data";
   path: string;
   span: Span | undefined;
+  /** What is wrong, after "`key`: ". */
+  message: string;
+  hint: string;
 }
 
 /** A llm.c file, or a Megatron dataset named by its prefix (PREFIX.bin beside PREFIX.idx). */
@@ -26,18 +40,41 @@ export function trainTokenFiles(
   ast: SpecFile,
   spec: ResolvedSpec,
   specFolder: string,
-): { args: string[]; missing: MissingTokenFile[] } {
+): { args: string[]; problems: TokenFileProblem[] } {
   const args: string[] = [];
-  const missing: MissingTokenFile[] = [];
-  const files: ["data" | "eval_data", string, { kind: string; path?: string }][] = [
-    ["data", "--data", spec.run.data],
-    ["eval_data", "--eval-data", spec.run.train.evalData],
+  const problems: TokenFileProblem[] = [];
+  const real = spec.run.seqLen - spec.run.padding;
+  const files: ["data" | "eval_data", string, { kind: string; path?: string }, number, string][] = [
+    ["data", "--data", spec.run.data, windowsPerOptimizerStep(spec), stepReads(spec)],
+    ["eval_data", "--eval-data", spec.run.train.evalData, windowsPerEvalBatch(spec), evalReads(spec)],
   ];
-  for (const [key, flag, source] of files) {
+  for (const [key, flag, source, need, reads] of files) {
     if (source.kind !== "file" || source.path === undefined) continue;
     const file = path.resolve(specFolder, source.path);
     args.push(flag, file);
-    if (!present(file)) missing.push({ key, path: file, span: settingSpan(ast, key) });
+    const at = { key, path: file, span: settingSpan(ast, key) };
+    if (!present(file)) {
+      problems.push({
+        ...at,
+        message: `the token file ${file} does not exist (paths are relative to the spec's folder)`,
+        hint: `make one from text with \`lasp tokens FILES... -o ${file}\`, or use llm.c's or Megatron-LM's data scripts`,
+      });
+      continue;
+    }
+    const d = describeTokenFile(file, real, 0);
+    if (d.kind === "unreadable")
+      problems.push({
+        ...at,
+        message: `the token file ${file} is not a readable llm.c token file: ${d.problem ?? "unreadable"}`,
+        hint: "write it with `lasp tokens` or llm.c's data scripts; a Megatron-LM dataset is named by its prefix (PREFIX for PREFIX.bin and PREFIX.idx)",
+      });
+    const few = tooFewWindows(d, need, reads);
+    if (few !== "")
+      problems.push({
+        ...at,
+        message: `the token file ${file} holds ${d.tokens ?? 0} tokens: ${few}; a window is seq_len ${real} tokens and the one after`,
+        hint: "train on more text, or lower seq_len, batch or accumulate",
+      });
   }
-  return { args, missing };
+  return { args, problems };
 }

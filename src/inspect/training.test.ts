@@ -63,6 +63,38 @@ describe("inspect's training section", () => {
     expect(section(spec("mode bench"), folder).training).toBeUndefined();
   });
 
+  it("counts every data-parallel replica's windows, and says where a file holds fewer than a step reads", () => {
+    const two = checkSource(
+      "t.lasp",
+      `model m { vocab 256 hidden 256 ffn 512 heads 4 head_dim 64
+  layer L = linear_attention { decay 0.99 } stack L x 2 }
+parallel { gpus 4  sequence 2  data 2 }
+run { seq_len 1K  batch 2  mode train  accumulate 3  data "train.bin"  eval_data "small.bin" }`,
+    ).spec!;
+    // 4,097 tokens: 4 windows; one step reads batch 2 x data 2 x accumulate 3 = 12, an evaluation 2 x 2 = 4.
+    writeFileSync(join(folder, "small.bin"), encodeTokenFile(GPT2_FORMAT, new Uint16Array(4097)));
+    const t = section(two, folder).training!;
+    expect(t.tokensPerStep).toBe(2 * 2 * 3 * 1024);
+    expect(t.windowsPerStep).toBe(12);
+    expect(t.windowsPerEvalBatch).toBe(4);
+    const text = trainingText(t, 400);
+    expect(text).toContain("10 x 12,288 tokens");
+    expect(text).toContain(
+      "train.bin: 10,241 tokens: 10 windows, fewer than the 12 that one step reads (batch 2 x data 2 x accumulate 3) (the program stops before step 1)",
+    );
+    expect(text).toContain("small.bin: 4,097 tokens, 4 windows"); // enough for an evaluation batch
+  });
+
+  it("reads an llm.c file's size against its header: a truncated file is unreadable, with its sizes", () => {
+    const whole = encodeTokenFile(GPT2_FORMAT, new Uint16Array(5000));
+    writeFileSync(join(folder, "cut.bin"), whole.subarray(0, whole.length - 10));
+    const t = section(spec('mode train  data "cut.bin"'), folder).training!;
+    expect(t.data).toMatchObject({ kind: "unreadable" });
+    expect(trainingText(t, 400)).toContain(
+      `cut.bin: ${whole.length - 10} bytes, but its header counts 5000 tokens of 2 bytes, ${whole.length} bytes with the header (truncated`,
+    );
+  });
+
   it("names the evaluation's windows and the schedule in plain numbers", () => {
     const s = spec(
       'mode train  steps 100  lr 3e-4  warmup_steps 10  data "train.bin"  eval_data "train.bin"  eval_every 25',

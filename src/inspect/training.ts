@@ -2,9 +2,9 @@
 // long the step model says it takes, how many times it reads its data (the token file's header is read when
 // the file is there), the learning-rate schedule, and what each checkpoint writes. The numbers are the step
 // section's and the memory model's; the data file's the program reads the same way (token_files.cuh).
-import { closeSync, existsSync, openSync, readSync } from "node:fs";
+import { closeSync, existsSync, fstatSync, openSync, readSync } from "node:fs";
 import path from "node:path";
-import { decodeHeader, HEADER_BYTES } from "../data/llmc-format.js";
+import { checkFileSize, decodeHeader, HEADER_BYTES } from "../data/llmc-format.js";
 import { EVAL_WINDOWS } from "../codegen/train-constants.js";
 import type { ResolvedSpec } from "../spec/resolved.js";
 import { formatTime, MAX_WIDTH, table } from "../text/units.js";
@@ -36,7 +36,13 @@ export interface TrainingSection {
   checkpointEvery: number;
   keepCheckpoints: number;
   data: TrainingData | { kind: "synthetic" };
+  /** Windows of `data` one optimizer step reads (every replica's micro-batches), and what they are. */
+  windowsPerStep: number;
+  stepReads: string;
   evalData?: TrainingData;
+  /** Windows of `evalData` one evaluation batch reads, and what they are. */
+  windowsPerEvalBatch: number;
+  evalReads: string;
   evalEvery: number;
 }
 
@@ -52,6 +58,7 @@ export function describeTokenFile(file: string, seqLen: number, windowsRead: num
     if (readSync(fd, bytes, 0, HEADER_BYTES, 0) < HEADER_BYTES)
       throw new Error("shorter than llm.c's header");
     const header = decodeHeader(bytes);
+    checkFileSize(header, fstatSync(fd).size);
     const windows = header.tokens > 0 ? Math.floor((header.tokens - 1) / seqLen) : 0;
     return {
       path: file,
@@ -71,6 +78,20 @@ export function describeTokenFile(file: string, seqLen: number, windowsRead: num
   }
 }
 
+/** What reads a data file's windows, for tooFewWindows. */
+export const stepReads = (spec: ResolvedSpec): string =>
+  `that one step reads (batch ${spec.run.batch} x data ${spec.parallel.data} x accumulate ${spec.run.train.accumulate})`;
+/** What reads an evaluation file's windows, for tooFewWindows. */
+export const evalReads = (spec: ResolvedSpec): string =>
+  `that one evaluation batch reads (batch ${spec.run.batch} x data ${spec.parallel.data})`;
+
+/** Windows of the token file one optimizer step reads: batch x data-parallel replicas x micro-batches. */
+export const windowsPerOptimizerStep = (spec: ResolvedSpec): number =>
+  spec.run.batch * spec.parallel.data * spec.run.train.accumulate;
+
+/** Windows one evaluation batch reads (every replica's `batch`): an evaluation file needs at least these. */
+export const windowsPerEvalBatch = (spec: ResolvedSpec): number => spec.run.batch * spec.parallel.data;
+
 /** The section for a train-mode spec (undefined in bench and verify mode). `specFolder` resolves the data. */
 export function trainingSection(
   spec: ResolvedSpec,
@@ -80,10 +101,11 @@ export function trainingSection(
 ): TrainingSection | undefined {
   if (spec.run.mode !== "train") return undefined;
   const t = spec.run.train;
-  // A window is the spec's seq_len of file tokens: a padded length's padding is no data.
+  // A window is the spec's seq_len of file tokens: a padded length's padding is no data. Every data-parallel
+  // replica reads its own `batch` windows per micro-batch.
   const real = spec.run.seqLen - spec.run.padding;
-  const tokensPerStep = spec.run.batch * real * t.accumulate;
-  const windowsPerStep = spec.run.batch * t.accumulate;
+  const windowsPerStep = windowsPerOptimizerStep(spec);
+  const tokensPerStep = windowsPerStep * real;
   const data =
     spec.run.data.kind === "file"
       ? describeTokenFile(path.resolve(specFolder, spec.run.data.path), real, spec.run.steps * windowsPerStep)
@@ -98,9 +120,13 @@ export function trainingSection(
     checkpointEvery: t.checkpointEvery,
     keepCheckpoints: t.keepCheckpoints,
     data,
+    windowsPerStep,
+    stepReads: stepReads(spec),
     ...(t.evalData.kind === "file"
       ? { evalData: describeTokenFile(path.resolve(specFolder, t.evalData.path), real, 0) }
       : {}),
+    windowsPerEvalBatch: windowsPerEvalBatch(spec),
+    evalReads: evalReads(spec),
     evalEvery: t.evalEvery,
   };
 }
@@ -117,7 +143,13 @@ function shown(file: string): string {
 const count = (n: number): string =>
   n >= 1e9 ? `${(n / 1e9).toFixed(2)}B` : n >= 1e6 ? `${(n / 1e6).toFixed(2)}M` : n.toLocaleString("en-US");
 
-function dataText(d: TrainingData | { kind: "synthetic" }): string {
+/** Where a token file holds fewer windows than `need`, what the program will say before step 1, else "". */
+export function tooFewWindows(d: TrainingData, need: number, reads: string): string {
+  if (d.kind !== "llm.c" || (d.windows ?? 0) >= need) return "";
+  return `${count(d.windows ?? 0)} windows, fewer than the ${count(need)} ${reads}`;
+}
+
+function dataText(d: TrainingData | { kind: "synthetic" }, need = 0, reads = ""): string {
   switch (d.kind) {
     case "synthetic":
       return "synthetic: new random tokens every step from the seed";
@@ -128,6 +160,9 @@ function dataText(d: TrainingData | { kind: "synthetic" }): string {
     case "unreadable":
       return `${shown(d.path)}: ${d.problem ?? "unreadable"}`;
     case "llm.c": {
+      const few = tooFewWindows(d, need, reads);
+      if (few !== "")
+        return `${shown(d.path)}: ${count(d.tokens ?? 0)} tokens: ${few} (the program stops before step 1)`;
       const epochs = d.epochs === undefined ? "" : `; the run reads it ${d.epochs.toFixed(2)} times`;
       return `${shown(d.path)}: ${count(d.tokens ?? 0)} tokens, ${count(d.windows ?? 0)} windows${epochs}`;
     }
@@ -148,12 +183,12 @@ export function trainingText(s: TrainingSection, width: number = MAX_WIDTH): str
     ],
     ["predicted time", `${formatTime(s.seconds)} of steps (the step section's step, times the steps)`],
     ["learning rate", schedule],
-    ["data", dataText(s.data)],
+    ["data", dataText(s.data, s.windowsPerStep, s.stepReads)],
     ...(s.evalData !== undefined
       ? [
           [
             "evaluation",
-            `${dataText(s.evalData)}; its first ${EVAL_WINDOWS} windows every ${s.evalEvery} steps and at the end`,
+            `${dataText(s.evalData, s.windowsPerEvalBatch, s.evalReads)}; its first ${EVAL_WINDOWS} windows every ${s.evalEvery} steps and at the end`,
           ],
         ]
       : []),
