@@ -603,7 +603,7 @@ describe("lasp run: train mode", () => {
     const line = text.split("\n").findIndex((l) => l.includes("mode verify")) + 1;
     expect(r.err).toContain(`${spec}:${line}:`);
     expect(r.err).toContain(
-      `\`data\`: the token file ${path.join(cwd, "few.bin")} holds ${seqLen} tokens: 0 windows, fewer than the 1 that one step reads (batch 1 x data 1 x accumulate 1); a window is seq_len ${seqLen} tokens and the one after`,
+      `\`data\`: the token file ${path.join(cwd, "few.bin")} holds ${seqLen} tokens: 0 windows, fewer than the 1 that one step reads (batch 1 x accumulate 1); a window is seq_len ${seqLen} tokens and the one after`,
     );
     expect(r.err).toContain(
       `\`eval_data\`: the token file ${path.join(cwd, "cut.bin")} is not a readable llm.c token file: 2048 bytes, but its header counts ${4 * seqLen} tokens`,

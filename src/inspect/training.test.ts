@@ -63,24 +63,25 @@ describe("inspect's training section", () => {
     expect(section(spec("mode bench"), folder).training).toBeUndefined();
   });
 
-  it("counts every data-parallel replica's windows, and says where a file holds fewer than a step reads", () => {
+  it("counts `batch` as the step's sequences over every replica, and says where a file holds fewer than a step reads", () => {
     const two = checkSource(
       "t.lasp",
       `model m { vocab 256 hidden 256 ffn 512 heads 4 head_dim 64
   layer L = linear_attention { decay 0.99 } stack L x 2 }
 parallel { gpus 4  sequence 2  data 2 }
-run { seq_len 1K  batch 2  mode train  accumulate 3  data "train.bin"  eval_data "small.bin" }`,
+run { seq_len 1K  batch 4  mode train  accumulate 3  data "train.bin"  eval_data "small.bin" }`,
     ).spec!;
-    // 4,097 tokens: 4 windows; one step reads batch 2 x data 2 x accumulate 3 = 12, an evaluation 2 x 2 = 4.
+    // batch 4 is 2 sequences on each of the 2 replicas (the program's kBatch 2 x kDataParallel 2).
+    // 4,097 tokens: 4 windows; one step reads batch 4 x accumulate 3 = 12, an evaluation batch 4.
     writeFileSync(join(folder, "small.bin"), encodeTokenFile(GPT2_FORMAT, new Uint16Array(4097)));
     const t = section(two, folder).training!;
-    expect(t.tokensPerStep).toBe(2 * 2 * 3 * 1024);
+    expect(t.tokensPerStep).toBe(4 * 3 * 1024);
     expect(t.windowsPerStep).toBe(12);
     expect(t.windowsPerEvalBatch).toBe(4);
     const text = trainingText(t, 400);
     expect(text).toContain("10 x 12,288 tokens");
     expect(text).toContain(
-      "train.bin: 10,241 tokens: 10 windows, fewer than the 12 that one step reads (batch 2 x data 2 x accumulate 3) (the program stops before step 1)",
+      "train.bin: 10,241 tokens: 10 windows, fewer than the 12 that one step reads (batch 4 x accumulate 3) (the program stops before step 1)",
     );
     expect(text).toContain("small.bin: 4,097 tokens, 4 windows"); // enough for an evaluation batch
   });

@@ -80,17 +80,20 @@ export function describeTokenFile(file: string, seqLen: number, windowsRead: num
 
 /** What reads a data file's windows, for tooFewWindows. */
 export const stepReads = (spec: ResolvedSpec): string =>
-  `that one step reads (batch ${spec.run.batch} x data ${spec.parallel.data} x accumulate ${spec.run.train.accumulate})`;
+  `that one step reads (batch ${spec.run.batch} x accumulate ${spec.run.train.accumulate})`;
 /** What reads an evaluation file's windows, for tooFewWindows. */
 export const evalReads = (spec: ResolvedSpec): string =>
-  `that one evaluation batch reads (batch ${spec.run.batch} x data ${spec.parallel.data})`;
+  `that one evaluation batch reads (batch ${spec.run.batch})`;
 
-/** Windows of the token file one optimizer step reads: batch x data-parallel replicas x micro-batches. */
+/**
+ * Windows of the token file one optimizer step reads: `batch` (the step's sequences, split over the
+ * data-parallel replicas) x micro-batches.
+ */
 export const windowsPerOptimizerStep = (spec: ResolvedSpec): number =>
-  spec.run.batch * spec.parallel.data * spec.run.train.accumulate;
+  spec.run.batch * spec.run.train.accumulate;
 
-/** Windows one evaluation batch reads (every replica's `batch`): an evaluation file needs at least these. */
-export const windowsPerEvalBatch = (spec: ResolvedSpec): number => spec.run.batch * spec.parallel.data;
+/** Windows one evaluation batch reads (`batch`, over every replica): an evaluation file needs at least these. */
+export const windowsPerEvalBatch = (spec: ResolvedSpec): number => spec.run.batch;
 
 /** The section for a train-mode spec (undefined in bench and verify mode). `specFolder` resolves the data. */
 export function trainingSection(
@@ -101,8 +104,7 @@ export function trainingSection(
 ): TrainingSection | undefined {
   if (spec.run.mode !== "train") return undefined;
   const t = spec.run.train;
-  // A window is the spec's seq_len of file tokens: a padded length's padding is no data. Every data-parallel
-  // replica reads its own `batch` windows per micro-batch.
+  // A window is the spec's seq_len of file tokens: a padded length's padding is no data.
   const real = spec.run.seqLen - spec.run.padding;
   const windowsPerStep = windowsPerOptimizerStep(spec);
   const tokensPerStep = windowsPerStep * real;
