@@ -615,6 +615,13 @@ describe("lasp run: train mode", () => {
     await writeFile(path.join(cwd, "cut.bin"), whole);
     const checked = checkSource(spec, await readFile(spec, "utf8"));
     expect(trainTokenFiles(checked.ast!, checked.spec!, cwd).problems).toEqual([]);
+    // Without eval_every the program never opens eval_data (W0607 says so): a cut file there is not stopped on.
+    await writeFile(path.join(cwd, "cut.bin"), whole.subarray(0, 2048));
+    const unused = checkSource(
+      spec,
+      text.replace(/mode verify/, 'mode train  data "few.bin"  eval_data "cut.bin"'),
+    );
+    expect(trainTokenFiles(unused.ast!, unused.spec!, cwd).problems).toEqual([]);
   });
 
   it("--resume DIR takes a run folder's newest checkpoint or a checkpoint folder, and passes its absolute path", async () => {

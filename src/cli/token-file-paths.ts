@@ -44,11 +44,28 @@ export function trainTokenFiles(
   const args: string[] = [];
   const problems: TokenFileProblem[] = [];
   const real = spec.run.seqLen - spec.run.padding;
-  const files: ["data" | "eval_data", string, { kind: string; path?: string }, number, string][] = [
-    ["data", "--data", spec.run.data, windowsPerOptimizerStep(spec), stepReads(spec)],
-    ["eval_data", "--eval-data", spec.run.train.evalData, windowsPerEvalBatch(spec), evalReads(spec)],
+  // What each file must hold: one step's windows; one evaluation batch's, where the run evaluates (with
+  // eval_every 0 the program never opens eval_data: W0607 says so).
+  const evaluates = spec.run.train.evalEvery > 0;
+  const files: ["data" | "eval_data", string, { kind: string; path?: string }, number, string, string][] = [
+    [
+      "data",
+      "--data",
+      spec.run.data,
+      windowsPerOptimizerStep(spec),
+      stepReads(spec),
+      "train on more text, or lower seq_len, batch or accumulate",
+    ],
+    [
+      "eval_data",
+      "--eval-data",
+      spec.run.train.evalData,
+      evaluates ? windowsPerEvalBatch(spec) : 0,
+      evalReads(spec),
+      "evaluate on more text, or lower seq_len or batch",
+    ],
   ];
-  for (const [key, flag, source, need, reads] of files) {
+  for (const [key, flag, source, need, reads, more] of files) {
     if (source.kind !== "file" || source.path === undefined) continue;
     const file = path.resolve(specFolder, source.path);
     args.push(flag, file);
@@ -61,6 +78,7 @@ export function trainTokenFiles(
       });
       continue;
     }
+    if (need === 0) continue;
     const d = describeTokenFile(file, real, 0);
     if (d.kind === "unreadable")
       problems.push({
@@ -73,7 +91,7 @@ export function trainTokenFiles(
       problems.push({
         ...at,
         message: `the token file ${file} holds ${d.tokens ?? 0} tokens: ${few}; a window is seq_len ${real} tokens and the one after`,
-        hint: "train on more text, or lower seq_len, batch or accumulate",
+        hint: more,
       });
   }
   return { args, problems };
