@@ -864,6 +864,8 @@ def main(argv=None):
             raise BadInput("give --config CONFIG.json or --preset linear-llama3-1b|hybrid")
         if args.tokens % args.batch:
             raise BadInput(f"--tokens {args.tokens} is not a multiple of --batch {args.batch}")
+        if args.kernel_trace and not args.kernel_profile:
+            raise BadInput("--kernel-trace writes the --kernel-profile step's launches: add --kernel-profile")
         return run_bench(args)
     except BadInput as exc:
         print(f"torch_model: {exc}", file=sys.stderr)
