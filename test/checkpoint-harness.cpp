@@ -8,11 +8,19 @@
 //   harness resume FOLDER HASH WORLD RANK    resume, read the model and the rank's shard, check their values
 //   harness state-write FILE                 writes the trainer state below to FILE
 //   harness state-read FILE                  reads FILE, prints its fields one per line
+//   harness background RUN STEP WORLD KEEP HASH   the same checkpoint through checkpoint_writer.cuh: rank 0's
+//                                            job started first, "waiting 1" and "early 0" while the other
+//                                            ranks' shards are missing (WORLD > 1), then ranks 1..W-1 forked,
+//                                            each with a writer of its own; "wrote FOLDER", "removed PATH"
+//   harness background-sequence RUN          two checkpoints (steps 10, 20, keep 1) through one writer
+//   harness abandon RUN STEP                 rank 0's job of 2 ranks with its stop flag set: must not commit
+//   harness background-missing RUN STEP      a job without begin's temporary folder: its error, exit 1
 // The tensors and the trainer state are functions of (step, rank, world), so a read checks what was written.
 // Errors go to stderr with exit code 1, as the program reports them.
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <cinttypes>
 #include <cstdint>
 #include <cstdio>
@@ -20,7 +28,11 @@
 #include <string>
 #include <vector>
 
+#include <chrono>
+#include <thread>
+
 #include "checkpoint.cuh"
+#include "checkpoint_writer.cuh"
 
 namespace ck = lasp::checkpoint;
 namespace st = lasp::safetensors;
@@ -105,6 +117,32 @@ bool write_all_shards(const ck::Pending& p, uint64_t step, uint64_t world, uint6
   return ck::write_shard(p, 0, world, shard_tensors(v), error);
 }
 
+/** Rank `rank`'s job of the checkpoint of `step`; `v` and `model` hold its tensors' values. */
+ck::Job job_of(const ck::Pending& p, uint64_t step, uint64_t rank, uint64_t world, uint64_t keep,
+               const std::string& hash, const std::vector<float>& v, const std::vector<uint16_t>& model) {
+  ck::Job job;
+  job.pending = p;
+  job.rank = rank;
+  job.world = world;
+  job.shard = shard_tensors(v);
+  if (rank == 0) {
+    job.commits = true;
+    job.model = {{"model.embed_tokens.weight", st::DType::BF16, {4, 3}, model.data()}};
+    job.config_json = kConfig;
+    job.state = state_of(step, world, hash);
+    job.keep = keep;
+  }
+  return job;
+}
+
+/** Rank 0's outcome as the write mode prints it; exit code 1 with the error when it failed. */
+int print_outcome(const ck::Outcome& out) {
+  if (!out.ok) return fail(out.error);
+  std::printf("wrote %s\n", out.result.folder.c_str());
+  for (const std::string& s : out.result.removed) std::printf("removed %s\n", s.c_str());
+  return 0;
+}
+
 void print_state(const ck::TrainerState& s) {
   std::printf("step %" PRIu64 "\ntokens_seen %" PRIu64 "\ndata_position %" PRIu64 "\nseed %" PRIu64
               "\nrng_state %016" PRIx64 "\nworld_size %" PRIu64 "\n",
@@ -136,6 +174,72 @@ int main(int argc, char** argv) {
     for (const std::string& s : p.removed_stale) std::printf("stale %s\n", s.c_str());
     for (const std::string& s : result.removed) std::printf("removed %s\n", s.c_str());
     return 0;
+  }
+  if (mode == "background" && argc == 7) {
+    const uint64_t step = number(argv[3]), world = number(argv[4]), keep = number(argv[5]);
+    ck::Pending p;
+    if (!ck::begin(path, step, &p, &error)) return fail(error);
+    const std::vector<float> v = shard_values(step, 0);
+    const std::vector<uint16_t> model = model_values(step);
+    ck::BackgroundWriter writer;
+    writer.start(job_of(p, step, 0, world, keep, argv[6], v, model));
+    ck::Outcome out;
+    if (world > 1) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(150));
+      std::printf("waiting %d\nearly %d\n", writer.poll(&out) ? 0 : 1, ck::detail::exists(p.folder) ? 1 : 0);
+    }
+    std::vector<pid_t> children;
+    for (uint64_t rank = 1; rank < world; ++rank) {
+      const pid_t child = ::fork();
+      if (child == 0) {
+        const std::vector<float> mine = shard_values(step, rank);
+        ck::BackgroundWriter own;
+        own.start(job_of(ck::pending_for(path, step, p.owner_pid), step, rank, world, keep, argv[6], mine, {}));
+        const ck::Outcome done = own.wait();
+        if (!done.ok) std::fprintf(stderr, "%s\n", done.error.c_str());
+        ::_exit(done.ok ? 0 : 1);
+      }
+      children.push_back(child);
+    }
+    for (pid_t child : children) {
+      int status = 0;
+      if (::waitpid(child, &status, 0) != child || !WIFEXITED(status) || WEXITSTATUS(status) != 0)
+        return fail("a rank failed to write its shard");
+    }
+    out = writer.wait();
+    std::printf("busy %d\n", writer.busy() ? 1 : 0);
+    return print_outcome(out);
+  }
+  if (mode == "background-sequence" && argc == 3) {
+    ck::BackgroundWriter writer;
+    for (uint64_t step : {10, 20}) {
+      ck::Pending p;
+      if (!ck::begin(path, step, &p, &error)) return fail(error);
+      const std::vector<float> v = shard_values(step, 0);
+      const std::vector<uint16_t> model = model_values(step);
+      writer.start(job_of(p, step, 0, 1, 1, "h", v, model));
+      ck::Outcome out;
+      while (!writer.poll(&out)) std::this_thread::sleep_for(std::chrono::milliseconds(5));
+      if (print_outcome(out) != 0) return 1;
+    }
+    return 0;
+  }
+  if (mode == "abandon" && argc == 4) {
+    const uint64_t step = number(argv[3]);
+    ck::Pending p;
+    if (!ck::begin(path, step, &p, &error)) return fail(error);
+    const std::vector<float> v = shard_values(step, 0);
+    const std::vector<uint16_t> model = model_values(step);
+    const std::atomic<bool> stop{true};
+    return print_outcome(ck::run_job(job_of(p, step, 0, 2, 0, "h", v, model), stop));
+  }
+  if (mode == "background-missing" && argc == 4) {
+    const uint64_t step = number(argv[3]);
+    const std::vector<float> v = shard_values(step, 0);
+    const std::vector<uint16_t> model = model_values(step);
+    ck::BackgroundWriter writer;
+    writer.start(job_of(ck::pending_for(path, step, 1), step, 0, 1, 0, "h", v, model));
+    return print_outcome(writer.wait());
   }
   if (mode == "begin" && argc == 4) {
     ck::Pending p;

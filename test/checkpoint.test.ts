@@ -437,4 +437,63 @@ describe.skipIf(!gxx)("checkpoint.cuh (host side, compiled with g++)", () => {
       expect(run("state-read", file).stderr).toBe(`${file} is not valid JSON: expected a value at byte 0`);
     });
   });
+
+  describe("checkpoint_writer.cuh: the same checkpoint written by a thread while training goes on", () => {
+    it("commits only once every rank's shard is there, and writes what the synchronous path writes", () => {
+      const background = runFolder();
+      const r = run("background", background, 7, 3, 0, HASH);
+      expect(r.stderr).toBe("");
+      expect(r.status).toBe(0);
+      // Rank 0's job was still waiting (nothing published) while ranks 1 and 2 had not written.
+      expect(r.stdout).toBe(`waiting 1\nearly 0\nbusy 0\nwrote ${background}/checkpoints/step-000007\n`);
+      const direct = runFolder();
+      write(direct, 7, 3);
+      const folder = (run: string): string => join(run, "checkpoints", "step-000007");
+      expect(ls(folder(background))).toEqual(ls(folder(direct)));
+      for (const file of ls(folder(direct)))
+        expect(
+          readFileSync(join(folder(background), file)).equals(readFileSync(join(folder(direct), file))),
+          file,
+        ).toBe(true);
+      for (const rank of [0, 1, 2])
+        expect(run("resume", folder(background), HASH, 3, rank)).toMatchObject({ status: 0, stderr: "" });
+    });
+
+    it("runs one job after another on one writer, with keep_checkpoints applied by each commit", () => {
+      const runDir = runFolder();
+      expect(run("background-sequence", runDir)).toEqual({
+        status: 0,
+        stdout:
+          `wrote ${runDir}/checkpoints/step-000010\nwrote ${runDir}/checkpoints/step-000020\n` +
+          `removed ${runDir}/checkpoints/step-000010\n`,
+        stderr: "",
+      });
+      expect(ls(join(runDir, "checkpoints"))).toEqual(["step-000020"]);
+    });
+
+    it("abandons a commit that waits for a shard when told to stop, and publishes nothing", () => {
+      const runDir = runFolder();
+      const r = run("abandon", runDir, 5);
+      expect(r).toMatchObject({
+        status: 1,
+        stderr: `the checkpoint ${runDir}/checkpoints/step-000005 was abandoned waiting for the optimizer shard of rank 1`,
+      });
+      const left = ls(join(runDir, "checkpoints"));
+      expect(left).toHaveLength(1);
+      expect(left[0]).toMatch(/^step-000005\.tmp-\d+$/);
+      expect(run("latest", runDir).status).toBe(1);
+    });
+
+    it("gives the writing error back to the caller instead of exiting from its thread", () => {
+      const runDir = runFolder();
+      expect(run("background-missing", runDir, 4)).toEqual({
+        status: 1,
+        stdout: "",
+        stderr:
+          `cannot write the optimizer shard of rank 0: ${runDir}/checkpoints/step-000004.tmp-1 does not exist ` +
+          "(rank 0 creates it in begin, before every rank writes)",
+      });
+      expect(existsSync(join(runDir, "checkpoints"))).toBe(false);
+    });
+  });
 });

@@ -19,6 +19,7 @@ export function buildHarness(name: string, out: string): { status: number | null
       "-Wextra",
       "-Werror",
       "-pedantic",
+      "-pthread",
       "-I",
       join(root, "templates/runtime"),
     ].concat([join(root, "test", name), "-o", out]),

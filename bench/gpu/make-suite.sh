@@ -179,6 +179,10 @@ done
 sed -i 's/  linear lasp2$/  linear lasp2  layout zigzag/' "$specs/t-tiny-train-w4.lasp"
 sed -e 's/m_linear_1b_w1/t_linear_1b_w1/' -e 's/steps 10  warmup 3  mode bench/steps 100  mode train  data "data\/random-128256.bin"  warmup_steps 10/' \
   "$specs/m-linear-1b-w1.lasp" > "$specs/t-linear-1b-w1.lasp"
+# ... and with a checkpoint written in the background at step 60 of 120 (run-train.sh ckpt1b)
+sed -e 's/t_linear_1b_w1/t_linear_1b_ck_w1/' -e 's/steps 100  mode train/steps 120  mode train/' \
+  -e 's/warmup_steps 10  seed 0/warmup_steps 10  seed 0\n  checkpoint_every 60  keep_checkpoints 1/' \
+  "$specs/t-linear-1b-w1.lasp" > "$specs/t-linear-1b-ck-w1.lasp"
 for f in "$specs"/*.lasp; do
   name=$(basename "$f" .lasp)
   [ "${name##*-w}" -le "$max_gpus" ] || continue

@@ -30,6 +30,9 @@
 #   kvab       .gpu-kv (experiments/kv-pair.sh prepare): kv-pair.patch's verify programs and its A/B on the 1B step
 #   train1b    .gpu-suite (make-suite.sh all 1 + make-train-data.sh + prebuild.sh) and .device/wheels (fla):
 #              run-train.sh 1b, Linear-Llama3-1B's train step beside PyTorch's with fused AdamW (issue 17's goal)
+#   trainck    .gpu-suite/t-tiny-train-w1, t-linear-1b-ck-w1 and data (make-suite.sh all 1 + make-train-data.sh,
+#              the programs built here): run-train.sh resume, signal (SIGTERM at step 203, while step 200's
+#              checkpoint may still be written) and ckpt1b: checkpoints written in the background stay exact
 #   diag       .gpu-diag (`lasp compile` of variant specs + kernels.o, as vallscan): verify programs that tell
 #              one question apart, their specs beside them (the closing note says which)
 # The carried folders and the tracked tree together must stay under the device tool's 64 MiB.
@@ -46,7 +49,7 @@ limit_of() {
   case "$1" in
     vdoc) echo 170 ;; ceiling) echo 50 ;; calibrate) echo 180 ;; gathered) echo 200 ;;
     docbench) echo 150 ;; vallscan) echo 80 ;; diag) echo 90 ;; docab) echo 200 ;; scatterab) echo 420 ;; softmax) echo 220 ;;
-    gcheck) echo 120 ;; clocks) echo 300 ;; ops) echo 100 ;; kvab) echo 200 ;; train1b) echo 330 ;; *) echo 0 ;;
+    gcheck) echo 120 ;; trainck) echo 400 ;; clocks) echo 300 ;; ops) echo 100 ;; kvab) echo 200 ;; train1b) echo 330 ;; *) echo 0 ;;
   esac
 }
 needs_of() {
@@ -61,6 +64,7 @@ needs_of() {
     gcheck) echo .gpu-gathered/gathered_check ;; clocks) echo ".gpu-clocks/m-linear-1b-w1 .device/wheels" ;;
     ops) echo .gpu-ops/model_ops ;; kvab) echo .gpu-kv/new/m-linear-1b-w1 ;;
     train1b) echo ".gpu-suite/t-linear-1b-w1 .gpu-suite/data .device/wheels" ;;
+    trainck) echo ".gpu-suite/t-tiny-train-w1 .gpu-suite/t-linear-1b-ck-w1 .gpu-suite/data" ;;
   esac
 }
 run_lot() { # lot limit dir
@@ -89,6 +93,10 @@ run_lot() { # lot limit dir
     train1b)
       python3 -m pip install -q --no-deps --no-index --target /tmp/fla .device/wheels/*.whl
       PYTHONPATH=/tmp/fla OUT=$dir RUNS=/tmp/lasp-train-runs timeout "$limit" bash bench/gpu/run-train.sh 1b > "$dir/train.txt" 2>&1 ;;
+    trainck)
+      (OUT=$dir/resume RUNS=/tmp/lasp-ck-resume timeout 120 bash bench/gpu/run-train.sh resume
+        OUT=$dir/signal RUNS=/tmp/lasp-ck-signal SIGNAL_AT=203 timeout 120 bash bench/gpu/run-train.sh signal
+        OUT=$dir/ckpt1b RUNS=/tmp/lasp-ck-1b timeout 200 bash bench/gpu/run-train.sh ckpt1b) > "$dir/train.txt" 2>&1 ;;
   esac
 }
 # The lines worth reading first, per lot.
@@ -101,12 +109,13 @@ short_of() { # lot dir
     ops) grep -E "x128256|swiglu|norm" "$2/model_ops.log" 2>/dev/null ;;
     docab | kvab) tail -8 "$2/ab.txt" 2>/dev/null ;;
     train1b) tail -14 "$2/train.txt" 2>/dev/null ;;
+    trainck) grep -hE 'exit|differ|checkpoint|steps|loss' "$2/train.txt" 2>/dev/null | cut -c1-200 ;;
     scatterab) grep -hE 'exit|/ auto' "$2/ab.txt" 2>/dev/null ;;
     softmax) grep -hE '^CHECKS|^\||^ours bwd' "$2/summary.md" 2>/dev/null ;;
   esac
 }
 
-[ $# -gt 0 ] || { echo "usage: queue.sh LOT... (vdoc ceiling calibrate gathered gcheck clocks ops kvab train1b docbench vallscan diag docab scatterab softmax)" >&2; exit 2; }
+[ $# -gt 0 ] || { echo "usage: queue.sh LOT... (vdoc ceiling calibrate gathered gcheck clocks ops kvab train1b trainck docbench vallscan diag docab scatterab softmax)" >&2; exit 2; }
 : > "$OUT/summary.txt"
 for lot in "$@"; do
   limit=$(limit_of "$lot")

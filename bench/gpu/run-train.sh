@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Train mode (issue 17), in one call on the GPU machine, from the repository root:
 #   here:   bash bench/gpu/make-suite.sh all 4 && bash bench/gpu/make-train-data.sh && bash bench/gpu/prebuild.sh
-#   there:  bash bench/gpu/run-train.sh [tiny|resume|signal|multi|adamw|1b|all]      (all: one GPU's, not multi)
+#   there:  bash bench/gpu/run-train.sh [tiny|resume|signal|multi|adamw|1b|ckpt1b|all]  (all: one GPU's, not multi, not ckpt1b)
 # tiny:   t-tiny-train-w1 (examples/tiny-train.lasp) for its 600 steps: the loss curve, evaluation, checkpoints;
 #         then PyTorch evaluates the last checkpoint on the same windows (torch_reference.py --eval-tokens).
 # resume: the same run resumed from its step-400 checkpoint: the losses of steps 401-600 must be the same bits.
@@ -13,6 +13,9 @@
 # 1b:     t-linear-1b-w1, Linear-Llama3-1B at 16K tokens for 100 steps from a random token file (the optimizer
 #         step included), beside bench/gpu/torch_model.py's training step with fused AdamW, the gradients clipped
 #         to the global norm 1.0 first as lasp's are (PRESETS=none: skip).
+# ckpt1b: t-linear-1b-ck-w1, Linear-Llama3-1B for 120 steps with a checkpoint at step 60 written in the background
+#         and the last one at 120: how long training stood still for each, and the steps' time before the
+#         background write, while it runs, and after it.
 # Results under $OUT: each run's events (JSONL) and stderr, a table last.
 set -uo pipefail
 cd "$(dirname "$0")/../.."
@@ -128,6 +131,33 @@ if [ "$mode" = 1b ] || [ "$mode" = all ]; then
     echo "torch $preset exit $?"
     tail -n 6 "$OUT/torch-$preset.log"
   done
+fi
+if [ "$mode" = ckpt1b ]; then
+  run linear-1b-ck t-linear-1b-ck-w1 "$OUT/linear-1b-ck"
+  grep -h "checkpoint\|trained" "$OUT/linear-1b-ck.err"
+  python3 - "$OUT/linear-1b-ck.jsonl" <<'PY'
+import json, statistics, sys
+events = [json.loads(line) for line in open(sys.argv[1]) if line.startswith("{")]
+steps = {e["step"] + 1: e["ms"] for e in events if e["event"] == "step"}
+for e in events:
+    if e["event"] == "checkpoint":
+        print(f"checkpoint of step {e['step']}: {e['ms'] / 1e3:.1f} s in all, training paused {e.get('paused_ms', e['ms']) / 1e3:.2f} s"
+              f" ({'background' if e.get('background') else 'waited for'})")
+# The background write of step 60's checkpoint ends at the step after which its `checkpoint` event comes.
+after, done = None, None
+for e in events:
+    if e["event"] == "step":
+        after = e["step"] + 1
+    if e["event"] == "checkpoint" and e.get("background"):
+        done = after
+def med(a, b):
+    v = [steps[s] for s in range(a, b + 1) if s in steps]
+    return f"{statistics.median(v):.2f} ms over {len(v)} steps" if v else "-"
+print(f"steps 11-60 (before): {med(11, 60)}")
+if done:
+    print(f"steps 61-{done} (the write in flight): {med(61, done)}")
+    print(f"steps {done + 1}-120 (after): {med(done + 1, 120)}")
+PY
 fi
 ls -R "$RUNS" > "$OUT/run-folders.txt"
 python3 - "$OUT" <<'PY'

@@ -17,5 +17,6 @@ if [ "${LASP_CUDNN:-1}" != 0 ]; then
   done
 fi
 nccl=(-lnccl)
+# -pthread: checkpoints are written by a thread of their own (older glibc keeps threads in libpthread).
 nvcc -O3 -std=c++17 --use_fast_math -lineinfo -gencode=arch=compute_${arch},code=sm_${arch} -I. -Ilasp \
-  main.cu kernels.cu "${cudnn[@]}" "${nccl[@]}" -lcublas -o lasp_program
+  main.cu kernels.cu "${cudnn[@]}" "${nccl[@]}" -lcublas -Xcompiler -pthread -o lasp_program

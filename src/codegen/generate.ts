@@ -62,6 +62,7 @@ export const RUNTIME_FILES = [
   "grad_norm.cuh",
   "token_files.cuh",
   "checkpoint.cuh",
+  "checkpoint_writer.cuh",
   "optimizer_slices.cuh",
   "optimizer.cuh",
   "train_data.cuh",

@@ -166,7 +166,12 @@ export interface CheckpointEvent {
   step: number;
   /** The committed checkpoint folder. */
   folder: string;
+  /** From the copy of the step's tensors to the commit. */
   ms: number;
+  /** Written by a thread while training went on (older programs: absent, written in place). */
+  background?: boolean;
+  /** How long training stood still for it: the copy to the host, or all of `ms` when waited for. */
+  paused_ms?: number;
   /** Older checkpoints deleted by keep_checkpoints. */
   removed: string[];
 }
@@ -177,6 +182,8 @@ export interface SavingEvent {
   step: number;
   /** What it will hold on disk, every rank's files together. */
   bytes: number;
+  /** Training goes on while it is written (the `checkpoint` event says when it is on disk). */
+  background?: boolean;
 }
 export interface StoppedEvent {
   event: "stopped";

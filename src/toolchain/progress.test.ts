@@ -436,6 +436,45 @@ describe("training progress", () => {
     ]);
   });
 
+  it("says when a checkpoint is written while training goes on, and how long training stood still for it", () => {
+    let out = "";
+    const progress = new RunProgress({ write: (t) => (out += t), tty: false });
+    const events: ProgramEvent[] = [
+      trainStart(0),
+      { event: "saving", rank: 0, step: 50, bytes: 22.4e9, background: true },
+      trainStep(0, 50, 2.25),
+      {
+        event: "checkpoint",
+        rank: 0,
+        step: 50,
+        folder: "runs/b/checkpoints/step-000050",
+        ms: 31_200,
+        background: true,
+        paused_ms: 1_430,
+        removed: [],
+      },
+      { event: "saving", rank: 0, step: 100, bytes: 22.4e9, background: false },
+      {
+        event: "checkpoint",
+        rank: 0,
+        step: 100,
+        folder: "runs/b/checkpoints/step-000100",
+        ms: 32_500,
+        background: false,
+        paused_ms: 32_500,
+        removed: [],
+      },
+    ];
+    for (const e of events) progress.event(e);
+    expect(out.split("\n").slice(1, -1)).toEqual([
+      "writing the checkpoint of step 50 (22.4 GB) while training goes on …",
+      expect.stringMatching(/^step 51\/1000 /),
+      "checkpoint step 50 written in 31.2 s in the background (training paused 1.4 s): runs/b/checkpoints/step-000050",
+      "writing the checkpoint of step 100 (22.4 GB) …",
+      "checkpoint step 100 written in 32.5 s: runs/b/checkpoints/step-000100",
+    ]);
+  });
+
   it("summarizes a finished run from its `trained` event, with the eval loss and the last checkpoint", () => {
     const events: ProgramEvent[] = [
       trainStart(0),

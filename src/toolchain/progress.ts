@@ -497,9 +497,16 @@ export function formatEval(e: EvalEvent): string {
   return `eval at step ${e.step}: loss ${loss}${perplexity}`;
 }
 
-/** `checkpoint step 500 written in 1.2 s: runs/x/checkpoints/step-000500` (and the ones keep_checkpoints removed). */
+/**
+ * `checkpoint step 500 written in 1.2 s: runs/x/checkpoints/step-000500` (and the ones keep_checkpoints removed);
+ * `… in 31 s in the background (training paused 1.4 s): …` for one written while training went on.
+ */
 export function formatCheckpoint(e: CheckpointEvent, showPath: (p: string) => string = (p) => p): string {
-  const time = finite(e.ms) ? ` in ${formatSeconds(e.ms / 1000)}` : "";
+  const paused =
+    e.background === true && finite(e.paused_ms)
+      ? ` in the background (training paused ${formatSeconds(e.paused_ms / 1000)})`
+      : "";
+  const time = finite(e.ms) ? ` in ${formatSeconds(e.ms / 1000)}${paused}` : "";
   const removed =
     Array.isArray(e.removed) && e.removed.length > 0
       ? `; removed ${e.removed.map((r) => r.split("/").at(-1)).join(", ")}`
@@ -507,10 +514,13 @@ export function formatCheckpoint(e: CheckpointEvent, showPath: (p: string) => st
   return `checkpoint step ${e.step} written${time}: ${showPath(e.folder)}${removed}`;
 }
 
-/** `writing the checkpoint of step 500 (22.4 GB) …`: the status line while a checkpoint is written. */
+/**
+ * `writing the checkpoint of step 500 (22.4 GB) …`: the status line while a checkpoint is written, or while its
+ * tensors are copied for a thread to write (`background`: the next step's line follows at once).
+ */
 export function formatSaving(e: SavingEvent): string {
   const size = finite(e.bytes) ? ` (${(e.bytes / 1e9).toFixed(1)} GB)` : "";
-  return `writing the checkpoint of step ${e.step}${size} …`;
+  return `writing the checkpoint of step ${e.step}${size}${e.background === true ? " while training goes on" : ""} …`;
 }
 
 /** `resumed from runs/x/checkpoints/step-000500 after step 500 (2.0 M tokens seen)`. */

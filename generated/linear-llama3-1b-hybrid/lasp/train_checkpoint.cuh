@@ -9,8 +9,12 @@
 //   resume reads every rank's shard. ZeRO-1: rank r writes the slices it holds (`zero1.` names) and reads
 //   back its own.
 // - The ranks agree through NCCL (no MPI needed): rank 0's process id, which names the temporary folder, goes
-//   to every rank by a max-reduction, and a second reduction is the barrier after every shard is on disk; then
-//   rank 0 writes the weights, config.json and trainer_state.json and renames the folder.
+//   to every rank by a max-reduction. Then each rank copies its tensors to the host, and training goes on while
+//   a thread writes them (checkpoint_writer.cuh): rank 0's thread waits for every shard, writes the weights,
+//   config.json and trainer_state.json and renames the folder. Training stands still only for the copy (the
+//   host buffers are page-locked once, where the host allows, so it runs at the link's speed); the next
+//   checkpoint, the end of the run, a signal and a non-finite loss wait for the write in flight. The last
+//   checkpoint and a signal's are waited for before the program exits.
 // - Everything a resumed run needs is in trainer_state.json: the step, the data position (windows consumed),
 //   the tokens seen, the seed; every random number of a run is a function of (seed, data position), so the
 //   state of the generator is the key of the next window's tokens (checked on resume).
@@ -19,10 +23,12 @@
 #pragma once
 #include <cuda_runtime.h>
 #include "nccl_api.cuh"
+#include <algorithm>
 #include <chrono>
 #include <string>
 #include <vector>
 #include "checkpoint.cuh"   // folders, commit, trainer_state.json
+#include "checkpoint_writer.cuh"  // BackgroundWriter
 #include "optimizer.cuh"    // Optimizer
 #include "report.cuh"       // emit, say
 #include "state.cuh"        // State
@@ -98,15 +104,108 @@ inline checkpoint::TrainerState trainer_state(const State& st, const Optimizer& 
   return t;
 }
 
-// Writes the checkpoint of `state` into run_dir (every rank calls it); emits `checkpoint` from rank 0.
+// A run's checkpoints: the host copy of a step's tensors (allocated at the first checkpoint and kept) and the
+// writer that puts the copy on disk while training goes on.
+struct Checkpoints {
+  checkpoint::BackgroundWriter writer;
+  // The checkpoint in flight: its step, when it began, whether training goes on meanwhile, and how long
+  // training stood still for it (the copy to the host; the whole write when waited for).
+  uint64_t step = 0;
+  std::chrono::steady_clock::time_point started;
+  bool background = false;
+  double paused_ms = 0;
+  float* state = nullptr;  // master, exp_avg, exp_avg_sq of this rank's range, back to back
+  bf16* weights = nullptr;  // rank 0: every weight
+  bool pinned = false;
+  std::vector<float> state_pageable;
+  std::vector<bf16> weights_pageable;
+
+  Checkpoints() = default;
+  Checkpoints(const Checkpoints&) = delete;
+  Checkpoints& operator=(const Checkpoints&) = delete;
+  ~Checkpoints() {
+    writer.wait();  // the buffers below stay until the thread that reads them is done
+    if (pinned) {
+      CUDA_CHECK(cudaFreeHost(state));
+      CUDA_CHECK(cudaFreeHost(weights));
+    }
+  }
+};
+
+namespace train_checkpoint {
+
+// The host buffers, once: page-locked where the host allows (the copy then runs at the link's speed), else
+// pageable (slower to copy, written all the same): cudaHostAlloc's failure is that fallback, so it is not checked.
+inline void host_buffers(Checkpoints& c, size_t state_elements, size_t weight_elements) {
+  if (c.state != nullptr || (state_elements == 0 && weight_elements == 0)) return;
+  void* state = nullptr;
+  void* weights = nullptr;
+  const size_t state_bytes = std::max<size_t>(state_elements, 1) * sizeof(float);
+  const size_t weight_bytes = std::max<size_t>(weight_elements, 1) * sizeof(bf16);
+  const bool pinned = cudaHostAlloc(&state, state_bytes, cudaHostAllocDefault) == cudaSuccess &&
+                      cudaHostAlloc(&weights, weight_bytes, cudaHostAllocDefault) == cudaSuccess;
+  if (pinned) {
+    c.pinned = true;
+    c.state = static_cast<float*>(state);
+    c.weights = static_cast<bf16*>(weights);
+    return;
+  }
+  (void)cudaGetLastError();  // the failed allocation is not an error of a later call
+  if (state != nullptr) CUDA_CHECK(cudaFreeHost(state));
+  c.state_pageable.resize(std::max<size_t>(state_elements, 1));
+  c.weights_pageable.resize(std::max<size_t>(weight_elements, 1));
+  c.state = c.state_pageable.data();
+  c.weights = c.weights_pageable.data();
+}
+
+}  // namespace train_checkpoint
+
+// The checkpoint in flight, if it ended (`wait`: once it ends): a failed write stops the run; rank 0 emits
+// `checkpoint`.
+inline void finish_checkpoint(State& st, Checkpoints& c, bool wait) {
+  checkpoint::Outcome out;
+  if (wait) {
+    if (!c.writer.busy()) return;
+    out = c.writer.wait();
+  } else if (!c.writer.poll(&out)) {
+    return;
+  }
+  if (!out.ok) train_checkpoint::fail(out.error);
+  if (st.layout.rank != 0) return;
+  const double ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - c.started).count();
+  if (!c.background) c.paused_ms = ms;
+  std::string removed = "[";
+  for (size_t i = 0; i < out.result.removed.size(); i++) {
+    std::string quoted;
+    checkpoint::detail::json_string(quoted, out.result.removed[i]);
+    removed += (i ? "," : "") + quoted;
+  }
+  removed += "]";
+  std::string folder;
+  checkpoint::detail::json_string(folder, out.result.folder);
+  emit("checkpoint", "\"step\":%llu,\"folder\":%s,\"ms\":%.1f,\"background\":%s,\"paused_ms\":%.1f,\"removed\":%s",
+       (unsigned long long)c.step, folder.c_str(), ms, c.background ? "true" : "false", c.paused_ms, removed.c_str());
+  if (c.background)
+    say("checkpoint of step %llu written in %.1f s in the background (training paused %.1f s for it): %s\n",
+        (unsigned long long)c.step, ms / 1e3, c.paused_ms / 1e3, out.result.folder.c_str());
+  else
+    say("checkpoint of step %llu written in %.1f s: %s\n", (unsigned long long)c.step, ms / 1e3,
+        out.result.folder.c_str());
+}
+
+// Starts the checkpoint of `state` into run_dir (every rank calls it): waits for the one in flight, copies this
+// rank's tensors to the host, and leaves the writing to the writer's thread; `wait`: returns once it is on disk.
 inline void save_checkpoint(State& st, const Optimizer& o, const checkpoint::TrainerState& state,
-                            const std::string& run_dir) {
+                            const std::string& run_dir, Checkpoints& c, bool wait) {
+  finish_checkpoint(st, c, true);
   const auto started = std::chrono::steady_clock::now();
   // The weights (bf16) and the fp32 state once over every rank's shard: `lasp run` shows it while it is written.
   const size_t bytes = o.elements * (sizeof(bf16) + 3 * sizeof(float));
   if (st.layout.rank == 0) {
-    emit("saving", "\"step\":%llu,\"bytes\":%zu", (unsigned long long)state.step, bytes);
-    say("writing the checkpoint of step %llu (%.1f GB)\n", (unsigned long long)state.step, bytes / 1e9);
+    emit("saving", "\"step\":%llu,\"bytes\":%zu,\"background\":%s", (unsigned long long)state.step, bytes,
+         wait ? "false" : "true");
+    say("writing the checkpoint of step %llu (%.1f GB)%s\n", (unsigned long long)state.step, bytes / 1e9,
+        wait ? "" : "; training goes on meanwhile");
   }
   CUDA_CHECK(cudaStreamSynchronize(st.ctx.compute));
   std::string error;
@@ -118,41 +217,34 @@ inline void save_checkpoint(State& st, const Optimizer& o, const checkpoint::Tra
   }
   owner = (long)train_checkpoint::max_over_ranks(st, owner);
   if (st.layout.rank != 0) pending = checkpoint::pending_for(run_dir, state.step, owner);
-  // This rank's shard of the fp32 state.
+  // This rank's shard of the fp32 state, and on rank 0 the weights, into the host buffers.
   size_t first = 0, count = 0;
   train_checkpoint::own_range(o, st.layout.rank, st.layout.world, &first, &count);
-  std::vector<float> host(3 * count);
+  const size_t weight_elements = st.layout.rank == 0 ? st.model.parameter_elements : 0;
+  train_checkpoint::host_buffers(c, 3 * count, weight_elements);
+  checkpoint::Job job;
+  job.pending = pending;
+  job.rank = (uint64_t)st.layout.rank;
+  job.world = (uint64_t)st.layout.world;
   const float* arrays[3] = {o.master, o.m, o.v};
-  std::vector<safetensors::TensorOut> shard;
   for (int k = 0; k < 3; k++) {
-    CUDA_CHECK(cudaMemcpy(host.data() + k * count, arrays[k] + first, count * sizeof(float), cudaMemcpyDeviceToHost));
-    shard.push_back({train_checkpoint::state_name(o, k), safetensors::DType::F32, {(int64_t)count}, host.data() + k * count});
+    CUDA_CHECK(cudaMemcpy(c.state + k * count, arrays[k] + first, count * sizeof(float), cudaMemcpyDeviceToHost));
+    job.shard.push_back(
+        {train_checkpoint::state_name(o, k), safetensors::DType::F32, {(int64_t)count}, c.state + k * count});
   }
-  if (!checkpoint::write_shard(pending, (uint64_t)st.layout.rank, (uint64_t)st.layout.world, shard, &error))
-    train_checkpoint::fail(error);
-  train_checkpoint::max_over_ranks(st, 0);  // every shard is on disk
-  if (st.layout.rank != 0) return;
-  std::vector<bf16> weights;
-  const std::vector<safetensors::TensorOut> model = weight_tensors(st, weights);
-  checkpoint::CommitResult result;
-  if (!checkpoint::commit(pending, model, program::kHfConfig, state, (uint64_t)program::kKeepCheckpoints, &result,
-                          &error))
-    train_checkpoint::fail(error);
-  const double ms =
-      std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - started).count();
-  std::string removed = "[";
-  for (size_t i = 0; i < result.removed.size(); i++) {
-    std::string quoted;
-    checkpoint::detail::json_string(quoted, result.removed[i]);
-    removed += (i ? "," : "") + quoted;
+  if (st.layout.rank == 0) {
+    job.commits = true;
+    job.model = weight_tensors(st, c.weights);
+    job.config_json = program::kHfConfig;
+    job.state = state;
+    job.keep = (uint64_t)program::kKeepCheckpoints;
   }
-  removed += "]";
-  std::string folder;
-  checkpoint::detail::json_string(folder, result.folder);
-  emit("checkpoint", "\"step\":%llu,\"folder\":%s,\"ms\":%.1f,\"removed\":%s", (unsigned long long)state.step,
-       folder.c_str(), ms, removed.c_str());
-  say("checkpoint of step %llu written in %.1f s: %s\n", (unsigned long long)state.step, ms / 1e3,
-      result.folder.c_str());
+  c.step = state.step;
+  c.started = started;
+  c.background = !wait;
+  c.paused_ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - started).count();
+  c.writer.start(std::move(job));
+  if (wait) finish_checkpoint(st, c, true);
 }
 
 // --resume: the checkpoint's weights and every rank's shard of the fp32 state into this rank's (replicated)

@@ -26,7 +26,7 @@
 #include "optimizer.cuh"         // Optimizer, the step
 #include "report.cuh"            // emit, say
 #include "state.cuh"             // State, peak_bf16_flops
-#include "train_checkpoint.cuh"  // save_checkpoint, load_checkpoint, max_over_ranks
+#include "train_checkpoint.cuh"  // Checkpoints, save_checkpoint, finish_checkpoint, load_checkpoint, max_over_ranks
 #include "train_data.cuh"        // WindowSource, load_windows
 
 namespace lasp {
@@ -133,6 +133,7 @@ inline int train_run(State& st, const OptimizerTables& tables, Forward forward, 
           (unsigned long long)per_step);
   }
   TokenStage stage = make_token_stage();
+  Checkpoints checkpoints;
   uint64_t step = 0, position = 0, tokens_seen = 0;
   if (!st.opt.resume.empty()) {
     const checkpoint::TrainerState resumed = load_checkpoint(st, o, st.opt.resume);
@@ -160,6 +161,7 @@ inline int train_run(State& st, const OptimizerTables& tables, Forward forward, 
     loss = targets > 0 ? loss_sum / targets : 0.0;
     const double norm2 = finish_gradients(st, o, targets);
     if (!std::isfinite(loss) || !std::isfinite(norm2)) {
+      finish_checkpoint(st, checkpoints, true);  // the last good checkpoint, whole
       emit("stopped", "\"step\":%llu,\"reason\":\"non-finite\",\"code\":%d", (unsigned long long)step, kExitNonFinite);
       std::fprintf(stderr, "lasp_program: step %llu: the %s is not finite (loss %g, gradient norm %g); stopped before "
                    "updating the weights, the last checkpoint is kept\n", (unsigned long long)step + 1,
@@ -185,10 +187,12 @@ inline int train_run(State& st, const OptimizerTables& tables, Forward forward, 
       eval_loss = evaluate(st, eval, stage, step, forward);
       last = std::chrono::steady_clock::now();  // evaluation is not the next step's time
     }
+    finish_checkpoint(st, checkpoints, false);
     const bool stop = train::stop_requested(st);
     const bool due = train::every(step, program::kCheckpointEvery);
-    if (due || step == (uint64_t)steps || stop) {
-      save_checkpoint(st, o, trainer_state(st, o, step, position, tokens_seen), run_dir);
+    const bool final = step == (uint64_t)steps || stop;  // waited for: the program exits after it
+    if (due || final) {
+      save_checkpoint(st, o, trainer_state(st, o, step, position, tokens_seen), run_dir, checkpoints, final);
       last = std::chrono::steady_clock::now();
     }
     if (stop) {

@@ -69,16 +69,21 @@ inline void write_config(const std::string& weights_path) {
 
 }  // namespace weights_io
 
-// The weights as safetensors tensors (Hugging Face names, bf16), copied from the GPU into `host`.
-inline std::vector<safetensors::TensorOut> weight_tensors(const State& st, std::vector<bf16>& host) {
+// The weights as safetensors tensors (Hugging Face names, bf16), copied from the GPU into `host` (room for
+// parameter_elements).
+inline std::vector<safetensors::TensorOut> weight_tensors(const State& st, bf16* host) {
   const ModelTables& m = st.model;
-  host.resize(m.parameter_elements);
-  CUDA_CHECK(cudaMemcpy(host.data(), st.params.base, host.size() * sizeof(bf16), cudaMemcpyDeviceToHost));
+  CUDA_CHECK(cudaMemcpy(host, st.params.base, m.parameter_elements * sizeof(bf16), cudaMemcpyDeviceToHost));
   std::vector<safetensors::TensorOut> tensors;
   for (int r = 0; r < m.parameter_count; r++)
     tensors.push_back({m.parameters[r].name, safetensors::DType::BF16, weights_io::dims(m.parameters[r]),
-                       host.data() + m.parameters[r].offset});
+                       host + m.parameters[r].offset});
   return tensors;
+}
+
+inline std::vector<safetensors::TensorOut> weight_tensors(const State& st, std::vector<bf16>& host) {
+  host.resize(st.model.parameter_elements);
+  return weight_tensors(st, host.data());
 }
 
 // The weights to `path` (and config.json beside it), from rank 0.
