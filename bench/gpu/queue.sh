@@ -27,7 +27,6 @@
 #              PyTorch's 1B steps with clocks and power sampled, both traced kernel by kernel
 #   ops        .gpu-ops/model_ops (model_ops_test.cu built here: bench/gpu/README.md's nvcc line with
 #              -I/tmp/nvroot/include -L/tmp/nvroot/lib from nvlibs.sh): the model ops' timings (classifier chunks)
-#   kvab       .gpu-kv (experiments/kv-pair.sh prepare): kv-pair.patch's verify programs and its A/B on the 1B step
 #   train1b    .gpu-suite (make-suite.sh all 1 + make-train-data.sh + prebuild.sh) and .device/wheels (fla):
 #              run-train.sh 1b, Linear-Llama3-1B's train step beside PyTorch's with fused AdamW (issue 17's goal)
 #   trainck    .gpu-suite/t-tiny-train-w1, t-linear-1b-ck-w1 and data (make-suite.sh all 1 + make-train-data.sh,
@@ -49,7 +48,7 @@ limit_of() {
   case "$1" in
     vdoc) echo 170 ;; ceiling) echo 50 ;; calibrate) echo 180 ;; gathered) echo 200 ;;
     docbench) echo 150 ;; vallscan) echo 80 ;; diag) echo 90 ;; docab) echo 200 ;; scatterab) echo 420 ;; softmax) echo 220 ;;
-    gcheck) echo 120 ;; trainck) echo 400 ;; clocks) echo 300 ;; ops) echo 100 ;; kvab) echo 200 ;; train1b) echo 330 ;; *) echo 0 ;;
+    gcheck) echo 120 ;; trainck) echo 400 ;; clocks) echo 300 ;; ops) echo 100 ;; train1b) echo 330 ;; *) echo 0 ;;
   esac
 }
 needs_of() {
@@ -62,7 +61,7 @@ needs_of() {
     scatterab) echo .gpu-suite/b-hyb-ag-zz-w2 ;;
     softmax) echo .gpu-softmax/softmax_kernels ;;
     gcheck) echo .gpu-gathered/gathered_check ;; clocks) echo ".gpu-clocks/m-linear-1b-w1 .device/wheels" ;;
-    ops) echo .gpu-ops/model_ops ;; kvab) echo .gpu-kv/new/m-linear-1b-w1 ;;
+    ops) echo .gpu-ops/model_ops ;;
     train1b) echo ".gpu-suite/t-linear-1b-w1 .gpu-suite/data .device/wheels" ;;
     trainck) echo ".gpu-suite/t-tiny-train-w1 .gpu-suite/t-linear-1b-ck-w1 .gpu-suite/data" ;;
   esac
@@ -89,7 +88,6 @@ run_lot() { # lot limit dir
     gcheck) PREBUILT=.gpu-gathered/gathered_check OUT=$dir SKIP_BENCH=1 timeout "$limit" bash bench/gpu/run-gathered.sh ;;
     clocks) OUT=$dir timeout "$limit" bash bench/gpu/step-clocks.sh run ;;
     ops) timeout "$limit" .gpu-ops/model_ops --bench-only --runs 20 > "$dir/model_ops.log" 2>&1 ;;
-    kvab) OUT=$dir timeout "$limit" bash bench/gpu/experiments/kv-pair.sh run > "$dir/ab.txt" 2>&1 ;;
     train1b)
       python3 -m pip install -q --no-deps --no-index --target /tmp/fla .device/wheels/*.whl
       PYTHONPATH=/tmp/fla OUT=$dir RUNS=/tmp/lasp-train-runs timeout "$limit" bash bench/gpu/run-train.sh 1b > "$dir/train.txt" 2>&1 ;;
@@ -107,7 +105,7 @@ short_of() { # lot dir
     gathered | gcheck) tail -30 "$2/summary.txt" 2>/dev/null ;;
     clocks) cat "$2/clocks.txt" 2>/dev/null ;;
     ops) grep -E "x128256|swiglu|norm" "$2/model_ops.log" 2>/dev/null ;;
-    docab | kvab) tail -8 "$2/ab.txt" 2>/dev/null ;;
+    docab) tail -8 "$2/ab.txt" 2>/dev/null ;;
     train1b) tail -14 "$2/train.txt" 2>/dev/null ;;
     trainck) grep -hE 'exit|differ|checkpoint|steps|loss' "$2/train.txt" 2>/dev/null | cut -c1-200 ;;
     scatterab) grep -hE 'exit|/ auto' "$2/ab.txt" 2>/dev/null ;;
@@ -115,7 +113,7 @@ short_of() { # lot dir
   esac
 }
 
-[ $# -gt 0 ] || { echo "usage: queue.sh LOT... (vdoc ceiling calibrate gathered gcheck clocks ops kvab train1b trainck docbench vallscan diag docab scatterab softmax)" >&2; exit 2; }
+[ $# -gt 0 ] || { echo "usage: queue.sh LOT... (vdoc ceiling calibrate gathered gcheck clocks ops train1b trainck docbench vallscan diag docab scatterab softmax)" >&2; exit 2; }
 : > "$OUT/summary.txt"
 for lot in "$@"; do
   limit=$(limit_of "$lot")
