@@ -48,7 +48,7 @@ limit_of() {
   case "$1" in
     vdoc) echo 170 ;; ceiling) echo 50 ;; calibrate) echo 180 ;; gathered) echo 200 ;;
     docbench) echo 150 ;; vallscan) echo 80 ;; diag) echo 90 ;; docab) echo 200 ;; scatterab) echo 420 ;; softmax) echo 220 ;;
-    gcheck) echo 120 ;; trainck) echo 400 ;; clocks) echo 300 ;; ops) echo 100 ;; train1b) echo 330 ;; *) echo 0 ;;
+    gcheck) echo 120 ;; trainck) echo 250 ;; clocks) echo 300 ;; ops) echo 100 ;; train1b) echo 330 ;; *) echo 0 ;;
   esac
 }
 needs_of() {
@@ -92,9 +92,9 @@ run_lot() { # lot limit dir
       python3 -m pip install -q --no-deps --no-index --target /tmp/fla .device/wheels/*.whl
       PYTHONPATH=/tmp/fla OUT=$dir RUNS=/tmp/lasp-train-runs timeout "$limit" bash bench/gpu/run-train.sh 1b > "$dir/train.txt" 2>&1 ;;
     trainck)
-      (OUT=$dir/resume RUNS=/tmp/lasp-ck-resume timeout 120 bash bench/gpu/run-train.sh resume
-        OUT=$dir/signal RUNS=/tmp/lasp-ck-signal SIGNAL_AT=203 timeout 120 bash bench/gpu/run-train.sh signal
-        OUT=$dir/ckpt1b RUNS=/tmp/lasp-ck-1b timeout 200 bash bench/gpu/run-train.sh ckpt1b) > "$dir/train.txt" 2>&1 ;;
+      (OUT=$dir/resume RUNS=/tmp/lasp-ck-resume timeout 70 bash bench/gpu/run-train.sh resume
+        OUT=$dir/signal RUNS=/tmp/lasp-ck-signal SIGNAL_AT=203 timeout 40 bash bench/gpu/run-train.sh signal
+        OUT=$dir/ckpt1b RUNS=/tmp/lasp-ck-1b timeout 140 bash bench/gpu/run-train.sh ckpt1b) > "$dir/train.txt" 2>&1 ;;
   esac
 }
 # The lines worth reading first, per lot.

@@ -126,7 +126,7 @@ if [ "$mode" = 1b ] || [ "$mode" = all ]; then
   for preset in ${PRESETS:-linear-llama3-1b}; do
     [ "$preset" = none ] && continue
     # clipped to the global norm 1.0 before AdamW, as t-linear-1b-w1's step is (grad_clip's default)
-    timeout "${TORCH_TIMEOUT:-420}" python3 bench/gpu/torch_model.py --preset "$preset" --tokens 16384 --steps 10 \
+    timeout "${TORCH_TIMEOUT:-420}" python3 bench/gpu/torch_model.py --preset "$preset" --tokens 16384 --steps "${TORCH_STEPS:-10}" \
       --warmup 3 --clip-grad-norm 1.0 --json "$OUT/torch-$preset.json" > "$OUT/torch-$preset.log" 2>&1
     echo "torch $preset exit $?"
     tail -n 6 "$OUT/torch-$preset.log"
