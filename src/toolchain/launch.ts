@@ -170,7 +170,7 @@ export interface CheckpointEvent {
   ms: number;
   /** Written by a thread while training went on (older programs: absent, written in place). */
   background?: boolean;
-  /** How long training stood still for it: the copy to the host, or all of `ms` when waited for. */
+  /** How long training stood still for it: the wait for the previous write and the copy to the host, or the write too when waited for. */
   paused_ms?: number;
   /** Older checkpoints deleted by keep_checkpoints. */
   removed: string[];

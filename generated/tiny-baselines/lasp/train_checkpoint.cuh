@@ -109,9 +109,10 @@ inline checkpoint::TrainerState trainer_state(const State& st, const Optimizer& 
 struct Checkpoints {
   checkpoint::BackgroundWriter writer;
   // The checkpoint in flight: its step, when it began, whether training goes on meanwhile, and how long
-  // training stood still for it (the copy to the host; the whole write when waited for).
+  // training stood still for it (the wait for the previous write and the copy to the host; when waited for,
+  // the whole write).
   uint64_t step = 0;
-  std::chrono::steady_clock::time_point started;
+  std::chrono::steady_clock::time_point entered, started;
   bool background = false;
   double paused_ms = 0;
   float* state = nullptr;  // master, exp_avg, exp_avg_sq of this rank's range, back to back
@@ -173,7 +174,8 @@ inline void finish_checkpoint(State& st, Checkpoints& c, bool wait) {
   if (!out.ok) train_checkpoint::fail(out.error);
   if (st.layout.rank != 0) return;
   const double ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - c.started).count();
-  if (!c.background) c.paused_ms = ms;
+  if (!c.background)
+    c.paused_ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - c.entered).count();
   std::string removed = "[";
   for (size_t i = 0; i < out.result.removed.size(); i++) {
     std::string quoted;
@@ -197,7 +199,8 @@ inline void finish_checkpoint(State& st, Checkpoints& c, bool wait) {
 // rank's tensors to the host, and leaves the writing to the writer's thread; `wait`: returns once it is on disk.
 inline void save_checkpoint(State& st, const Optimizer& o, const checkpoint::TrainerState& state,
                             const std::string& run_dir, Checkpoints& c, bool wait) {
-  finish_checkpoint(st, c, true);
+  const auto entered = std::chrono::steady_clock::now();
+  finish_checkpoint(st, c, true);  // training waits for the previous write, if it is still going
   const auto started = std::chrono::steady_clock::now();
   // The weights (bf16) and the fp32 state once over every rank's shard: `lasp run` shows it while it is written.
   const size_t bytes = o.elements * (sizeof(bf16) + 3 * sizeof(float));
@@ -240,9 +243,10 @@ inline void save_checkpoint(State& st, const Optimizer& o, const checkpoint::Tra
     job.keep = (uint64_t)program::kKeepCheckpoints;
   }
   c.step = state.step;
+  c.entered = entered;
   c.started = started;
   c.background = !wait;
-  c.paused_ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - started).count();
+  c.paused_ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - entered).count();
   c.writer.start(std::move(job));
   if (wait) finish_checkpoint(st, c, true);
 }
