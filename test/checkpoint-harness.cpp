@@ -5,7 +5,7 @@
 //   harness begin RUN STEP                   begin only, then exit: a write interrupted before its commit
 //   harness no-shard RUN STEP WORLD          begin, every shard but the last rank's, commit (which must refuse)
 //   harness latest RUN                       "latest FOLDER step N", then "skipped WHY" lines
-//   harness resume FOLDER HASH WORLD RANK    resume, read the model and the rank's shard, check their values
+//   harness resume FOLDER HASH WORLD RANK    resume, read the model and shard RANK of WORLD, check their values
 //   harness state-write FILE                 writes the trainer state below to FILE
 //   harness state-read FILE                  reads FILE, prints its fields one per line
 //   harness background RUN STEP WORLD KEEP HASH   the same checkpoint through checkpoint_writer.cuh: rank 0's
@@ -270,7 +270,7 @@ int main(int argc, char** argv) {
   if (mode == "resume" && argc == 6) {
     const uint64_t world = number(argv[4]), rank = number(argv[5]);
     ck::TrainerState s;
-    if (!ck::resume(path, argv[3], world, &s, &error)) return fail(error);
+    if (!ck::resume(path, argv[3], &s, &error)) return fail(error);
     std::vector<uint16_t> model(12, 0);
     std::vector<float> shard(6, 0.f);
     if (!st::read_file(ck::model_path(path), {{"model.embed_tokens.weight", st::DType::BF16, {4, 3}, model.data()}},

@@ -30,8 +30,9 @@
 #   train1b    .gpu-suite (make-suite.sh all 1 + make-train-data.sh + prebuild.sh) and .device/wheels (fla):
 #              run-train.sh 1b, Linear-Llama3-1B's train step beside PyTorch's with fused AdamW (issue 17's goal)
 #   trainck    .gpu-suite/t-tiny-train-w1, t-linear-1b-ck-w1 and data (make-suite.sh all 1 + make-train-data.sh,
-#              the programs built here): run-train.sh resume, signal (SIGTERM at step 203, while step 200's
-#              checkpoint may still be written) and ckpt1b: checkpoints written in the background stay exact
+#              the programs built here): run-train.sh resume, reshard, signal (SIGTERM at step 203, while step
+#              200's checkpoint may still be written) and ckpt1b: checkpoints written in the background stay exact,
+#              and a checkpoint of 2 ranks' layouts resumes on 1 GPU
 #   diag       .gpu-diag (`lasp compile` of variant specs + kernels.o, as vallscan): verify programs that tell
 #              one question apart, their specs beside them (the closing note says which)
 # The carried folders and the tracked tree together must stay under the device tool's 64 MiB.
@@ -48,7 +49,7 @@ limit_of() {
   case "$1" in
     vdoc) echo 170 ;; ceiling) echo 50 ;; calibrate) echo 180 ;; gathered) echo 200 ;;
     docbench) echo 150 ;; vallscan) echo 80 ;; diag) echo 90 ;; docab) echo 200 ;; scatterab) echo 420 ;; softmax) echo 220 ;;
-    gcheck) echo 120 ;; trainck) echo 250 ;; clocks) echo 300 ;; ops) echo 100 ;; train1b) echo 330 ;; *) echo 0 ;;
+    gcheck) echo 120 ;; trainck) echo 290 ;; clocks) echo 300 ;; ops) echo 100 ;; train1b) echo 330 ;; *) echo 0 ;;
   esac
 }
 needs_of() {
@@ -93,6 +94,7 @@ run_lot() { # lot limit dir
       PYTHONPATH=/tmp/fla OUT=$dir RUNS=/tmp/lasp-train-runs timeout "$limit" bash bench/gpu/run-train.sh 1b > "$dir/train.txt" 2>&1 ;;
     trainck)
       (OUT=$dir/resume RUNS=/tmp/lasp-ck-resume timeout 70 bash bench/gpu/run-train.sh resume
+        OUT=$dir/resume RUNS=/tmp/lasp-ck-resume timeout 40 bash bench/gpu/run-train.sh reshard
         OUT=$dir/signal RUNS=/tmp/lasp-ck-signal SIGNAL_AT=203 timeout 40 bash bench/gpu/run-train.sh signal
         OUT=$dir/ckpt1b RUNS=/tmp/lasp-ck-1b timeout 140 bash bench/gpu/run-train.sh ckpt1b) > "$dir/train.txt" 2>&1 ;;
   esac

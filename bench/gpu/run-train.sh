@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
 # Train mode (issue 17), in one call on the GPU machine, from the repository root:
 #   here:   bash bench/gpu/make-suite.sh all 4 && bash bench/gpu/make-train-data.sh && bash bench/gpu/prebuild.sh
-#   there:  bash bench/gpu/run-train.sh [tiny|resume|signal|multi|adamw|1b|ckpt1b|all]  (all: one GPU's, not multi, not ckpt1b)
+#   there:  bash bench/gpu/run-train.sh [tiny|resume|reshard|signal|multi|adamw|1b|ckpt1b|all]  (all: one GPU's, not multi, not ckpt1b)
 # tiny:   t-tiny-train-w1 (examples/tiny-train.lasp) for its 600 steps: the loss curve, evaluation, checkpoints;
 #         then PyTorch evaluates the last checkpoint on the same windows (torch_reference.py --eval-tokens).
 # resume: the same run resumed from its step-400 checkpoint: the losses of steps 401-600 must be the same bits.
+# reshard: the same run's step-400 checkpoint rewritten as 2 ranks would have written it (reshard_checkpoint.py:
+#         replicated, then ZeRO-1) and resumed on 1 GPU: the losses of steps 401-600 must be the same bits.
 # signal: the same run stopped by SIGTERM after a few seconds (exit 5 and a checkpoint), resumed from that
 #         checkpoint to the end: the losses after it must be the same bits as the uninterrupted run's.
 # multi:  t-tiny-train-w2 and -w4 (sequence parallel over 2 and 4 GPUs) on the same data as -w1: the losses
@@ -48,7 +50,9 @@ same_after() { # name-a name-b first-step: the losses of steps >= first-step in 
   echo "$1 vs $2 from step $3: $n steps compared, $differ differ"
 }
 mode=${1:-all}
-if [ "$mode" = tiny ] || [ "$mode" = all ] || [ "$mode" = resume ] || [ "$mode" = signal ]; then
+# reshard after resume in the same $OUT and $RUNS uses that tiny run
+if [ "$mode" = tiny ] || [ "$mode" = all ] || [ "$mode" = resume ] || [ "$mode" = signal ] ||
+  { [ "$mode" = reshard ] && [ ! -s "$OUT/tiny.jsonl" ]; }; then
   run tiny t-tiny-train-w1 "$OUT/tiny"
   grep -h "eval at\|trained\|checkpoint of" "$OUT/tiny.err" | tail -12
   # PyTorch rebuilds the model from the last checkpoint alone and evaluates the same windows
@@ -59,6 +63,18 @@ fi
 if [ "$mode" = resume ] || [ "$mode" = all ]; then
   run resumed t-tiny-train-w1 "$OUT/resumed" --resume "$RUNS/tiny/checkpoints/step-000400"
   same_after tiny resumed 401
+fi
+if [ "$mode" = reshard ] || [ "$mode" = all ]; then
+  # The step-400 checkpoint rewritten as 2 ranks would have written it (replicated, then ZeRO-1), resumed on
+  # this one GPU: the program re-shards the state, so the losses must be the uninterrupted run's bits.
+  for layout in replicated zero1; do
+    rm -rf "$RUNS/step-400-$layout-w2"
+    python3 bench/gpu/reshard_checkpoint.py "$RUNS/tiny/checkpoints/step-000400" "$RUNS/step-400-$layout-w2" \
+      --world 2 --layout $layout --main-cu $suite/t-tiny-train-w1/main.cu
+    run "from-$layout-w2" t-tiny-train-w1 "$OUT/from-$layout-w2" --resume "$RUNS/step-400-$layout-w2"
+    grep -h "re-sharded" "$OUT/from-$layout-w2.err"
+    same_after tiny "from-$layout-w2" 401
+  done
 fi
 if [ "$mode" = signal ] || [ "$mode" = all ]; then
   (cd $suite && exec t-tiny-train-w1/prog --rank 0 --world 1 --device 0 --nccl-id-file "$RUNS/stopped.id" --mode train \
@@ -164,7 +180,7 @@ python3 - "$OUT" <<'PY'
 import json, os, sys, statistics
 out = sys.argv[1]
 print(f"{'run':<12} {'steps':>6} {'first loss':>10} {'last loss':>10} {'eval loss':>10} {'median ms':>10} {'tokens/s':>10} {'MFU':>7} {'GiB':>6}")
-for name in ["tiny", "resumed", "stopped", "continued", "linear-1b"]:
+for name in ["tiny", "resumed", "from-replicated-w2", "from-zero1-w2", "stopped", "continued", "linear-1b", "linear-1b-ck"]:
     path = os.path.join(out, name + ".jsonl")
     if not os.path.exists(path):
         continue

@@ -150,6 +150,11 @@ export interface ResumedEvent {
   step: number;
   data_position: number;
   tokens_seen: number;
+  /** The ranks that wrote the checkpoint, and whether its optimizer state was ZeRO-1's (older programs: absent). */
+  world?: number;
+  sharded?: boolean;
+  /** Its state was re-sharded for this run's ranks or kind of update. */
+  resharded?: boolean;
 }
 export interface EvalEvent {
   event: "eval";

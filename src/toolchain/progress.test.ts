@@ -4,6 +4,7 @@ import {
   formatDuration,
   formatLossLine,
   formatLr,
+  formatResumed,
   formatStep,
   formatSummary,
   formatTraining,
@@ -434,6 +435,24 @@ describe("training progress", () => {
       "writing the checkpoint of step 501 (22.4 GB) …",
       "checkpoint step 501 written in 1.2 s: runs/b/checkpoints/step-000501; removed step-000100",
     ]);
+  });
+
+  it("says when a resume re-shards the checkpoint's optimizer state for another number of ranks", () => {
+    const e = {
+      event: "resumed" as const,
+      rank: 0,
+      from: "runs/a/checkpoints/step-000400",
+      step: 400,
+      data_position: 6400,
+      tokens_seen: 6.5e6,
+    };
+    expect(formatResumed({ ...e, world: 4, sharded: true, resharded: true })).toBe(
+      "resumed from runs/a/checkpoints/step-000400 after step 400 (6.5 M tokens seen); its optimizer state, " +
+        "ZeRO-1 over 4 ranks, re-sharded for this run",
+    );
+    expect(formatResumed({ ...e, world: 1, sharded: false, resharded: false })).toBe(
+      "resumed from runs/a/checkpoints/step-000400 after step 400 (6.5 M tokens seen)",
+    );
   });
 
   it("says when a checkpoint is written while training goes on, and how long training stood still for it", () => {

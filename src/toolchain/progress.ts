@@ -526,7 +526,11 @@ export function formatSaving(e: SavingEvent): string {
 /** `resumed from runs/x/checkpoints/step-000500 after step 500 (2.0 M tokens seen)`. */
 export function formatResumed(e: ResumedEvent, showPath: (p: string) => string = (p) => p): string {
   const seen = finite(e.tokens_seen) ? ` (${formatRate(e.tokens_seen)} tokens seen)` : "";
-  return `resumed from ${showPath(e.from)} after step ${e.step}${seen}`;
+  const resharded =
+    e.resharded === true && finite(e.world)
+      ? `; its optimizer state, ${e.sharded === true ? "ZeRO-1" : "replicated"} over ${e.world} rank${e.world === 1 ? "" : "s"}, re-sharded for this run`
+      : "";
+  return `resumed from ${showPath(e.from)} after step ${e.step}${seen}${resharded}`;
 }
 
 /** `[train] data: synthetic tokens, 2 windows per step` or the token file with its size and evaluation file. */

@@ -136,7 +136,7 @@ inline int train_run(State& st, const OptimizerTables& tables, Forward forward, 
   Checkpoints checkpoints;
   uint64_t step = 0, position = 0, tokens_seen = 0;
   if (!st.opt.resume.empty()) {
-    const checkpoint::TrainerState resumed = load_checkpoint(st, o, st.opt.resume);
+    const checkpoint::TrainerState resumed = load_checkpoint(st, o, tables, st.opt.resume);
     step = resumed.step;
     position = resumed.data_position;
     tokens_seen = resumed.tokens_seen;

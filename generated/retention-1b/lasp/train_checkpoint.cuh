@@ -7,7 +7,9 @@
 // - One shard per rank. Replicated state (optimizer.cuh): rank r writes elements [r E / W, (r + 1) E / W) of
 //   master, exp_avg and exp_avg_sq (E: the parameter allocation), so the checkpoint holds the state once, and a
 //   resume reads every rank's shard. ZeRO-1: rank r writes the slices it holds (`zero1.` names) and reads
-//   back its own.
+//   back its own. A run on another number of GPUs (or with the other kind of update) resumes it too: each rank
+//   takes its slices from whichever shards hold them (optimizer_slices.cuh), as the state's place in the
+//   parameter allocation does not depend on the ranks.
 // - The ranks agree through NCCL (no MPI needed): rank 0's process id, which names the temporary folder, goes
 //   to every rank by a max-reduction. Then each rank copies its tensors to the host, and training goes on while
 //   a thread writes them (checkpoint_writer.cuh): rank 0's thread waits for every shard, writes the weights,
@@ -29,7 +31,8 @@
 #include <vector>
 #include "checkpoint.cuh"   // folders, commit, trainer_state.json
 #include "checkpoint_writer.cuh"  // BackgroundWriter
-#include "optimizer.cuh"    // Optimizer
+#include "optimizer.cuh"    // Optimizer, OptimizerTables
+#include "optimizer_slices.cuh"  // checkpoint_shard_spans, state_copies
 #include "report.cuh"       // emit, say
 #include "state.cuh"        // State
 #include "train_data.cuh"   // position_seed
@@ -251,37 +254,75 @@ inline void save_checkpoint(State& st, const Optimizer& o, const checkpoint::Tra
   if (wait) finish_checkpoint(st, c, true);
 }
 
-// --resume: the checkpoint's weights and every rank's shard of the fp32 state into this rank's (replicated)
-// state; returns its trainer state.
-inline checkpoint::TrainerState load_checkpoint(State& st, Optimizer& o, const std::string& folder) {
+// --resume: the checkpoint's weights, and this rank's slices of the fp32 state from the checkpoint's shards
+// (optimizer_slices.cuh's state_copies: from as many ranks and the same kind of update, each rank reads what it
+// wrote; from another number of ranks, or replicated to ZeRO-1 and back, the state is re-sharded); returns its
+// trainer state.
+inline checkpoint::TrainerState load_checkpoint(State& st, Optimizer& o, const OptimizerTables& tables,
+                                                const std::string& folder) {
   checkpoint::TrainerState state;
   std::string error;
-  if (!checkpoint::resume(folder, program::kModelHash, (uint64_t)st.layout.world, &state, &error))
-    train_checkpoint::fail(error);
+  if (!checkpoint::resume(folder, program::kModelHash, &state, &error)) train_checkpoint::fail(error);
   if (state.rng_state != train_data::position_seed(state.seed, state.data_position))
     train_checkpoint::fail(checkpoint::state_path(folder) + ": rng_state does not match its seed and data_position");
   load_weights(st, checkpoint::model_path(folder));
-  // Replicated: every rank's part, into this rank's whole state; ZeRO-1: this rank's own shard.
-  for (int r = 0; r < st.layout.world; r++) {
-    if (o.sharded && r != st.layout.rank) continue;
-    size_t first = 0, count = 0;
-    train_checkpoint::own_range(o, r, st.layout.world, &first, &count);
+  // The checkpoint's layout: its ranks, and ZeRO-1's or the replicated update's (its shards' tensor names).
+  const int world = (int)state.world_size;
+  safetensors::Header first;
+  if (!safetensors::read_header(checkpoint::shard_path(folder, 0, state.world_size), &first, &error))
+    train_checkpoint::fail(error);
+  bool sharded = false;
+  for (const safetensors::TensorEntry& t : first.tensors)
+    sharded = sharded || t.name == train_checkpoint::kShardedNames[0];
+  std::vector<size_t> offsets, elements;
+  for (int b = 0; b < tables.block_count; b++) {
+    offsets.push_back(tables.blocks[b].offset);
+    elements.push_back(tables.blocks[b].elements);
+  }
+  std::vector<std::vector<OptimizerSpan>> shards;
+  for (int r = 0; r < world; r++)
+    shards.push_back(checkpoint_shard_spans(offsets.data(), elements.data(), tables.block_count,
+                                            st.model.parameter_elements, sharded, r, world));
+  std::vector<OptimizerSpan> mine;
+  for (const OptimizerSlice& s : o.slices)
+    mine.push_back({s.param, s.state, s.elements, s.block.offset, s.block.elements});
+  std::vector<StateCopy> copies;
+  const std::string why = state_copies(shards, mine, offsets.data(), elements.data(), tables.block_count, &copies);
+  if (!why.empty()) train_checkpoint::fail("cannot resume from " + folder + ": " + why);
+  float* arrays[3] = {o.master, o.m, o.v};
+  for (int r = 0; r < world; r++) {
+    bool needed = false;
+    for (const StateCopy& c : copies) needed = needed || c.shard == r;
+    if (!needed) continue;
+    size_t count = 0;
+    for (const OptimizerSpan& span : shards[r]) count = std::max(count, span.state + span.elements);
     std::vector<float> host(3 * count);
     std::vector<safetensors::TensorIn> expected;
     for (int k = 0; k < 3; k++)
-      expected.push_back({train_checkpoint::state_name(o, k), safetensors::DType::F32, {(int64_t)count}, host.data() + k * count});
-    const std::string path = checkpoint::shard_path(folder, (uint64_t)r, (uint64_t)st.layout.world);
-    if (!safetensors::read_file(path, expected, &error)) train_checkpoint::fail(error);
-    float* arrays[3] = {o.master, o.m, o.v};
-    for (int k = 0; k < 3; k++)
-      CUDA_CHECK(cudaMemcpy(arrays[k] + first, host.data() + k * count, count * sizeof(float), cudaMemcpyHostToDevice));
+      expected.push_back({sharded ? train_checkpoint::kShardedNames[k] : train_checkpoint::kStateNames[k],
+                          safetensors::DType::F32, {(int64_t)count}, host.data() + k * count});
+    if (!safetensors::read_file(checkpoint::shard_path(folder, (uint64_t)r, state.world_size), expected, &error))
+      train_checkpoint::fail(error);
+    for (const StateCopy& c : copies) {
+      if (c.shard != r) continue;
+      for (int k = 0; k < 3; k++)
+        CUDA_CHECK(cudaMemcpy(arrays[k] + c.to, host.data() + k * count + c.from, c.elements * sizeof(float),
+                              cudaMemcpyHostToDevice));
+    }
   }
+  const bool resharded = world != st.layout.world || sharded != o.sharded;
   std::string quoted;
   checkpoint::detail::json_string(quoted, folder);
-  emit("resumed", "\"from\":%s,\"step\":%llu,\"data_position\":%llu,\"tokens_seen\":%llu", quoted.c_str(),
-       (unsigned long long)state.step, (unsigned long long)state.data_position, (unsigned long long)state.tokens_seen);
+  emit("resumed", "\"from\":%s,\"step\":%llu,\"data_position\":%llu,\"tokens_seen\":%llu,\"world\":%d,"
+       "\"sharded\":%s,\"resharded\":%s",
+       quoted.c_str(), (unsigned long long)state.step, (unsigned long long)state.data_position,
+       (unsigned long long)state.tokens_seen, world, sharded ? "true" : "false", resharded ? "true" : "false");
   say("resumed from %s: %llu steps done, %llu windows consumed\n", folder.c_str(), (unsigned long long)state.step,
       (unsigned long long)state.data_position);
+  if (resharded && st.layout.rank == 0)
+    say("the checkpoint's optimizer state (%s on %d rank%s) is re-sharded for this run (%s on %d)\n",
+        sharded ? "ZeRO-1" : "replicated", world, world == 1 ? "" : "s", o.sharded ? "ZeRO-1" : "replicated",
+        st.layout.world);
   return state;
 }
 

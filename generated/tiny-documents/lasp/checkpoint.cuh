@@ -794,12 +794,12 @@ inline bool latest(const std::string& run, Found* out, std::string* error,
 }
 
 /**
- * Reads the trainer state of the checkpoint `folder` for a run of `spec_hash` on `world_size` ranks, after
- * checking that the checkpoint is complete and was written by the same spec on as many ranks (the optimizer
- * shards are per rank). The caller then reads model_path(folder) and shard_path(folder, rank, world_size).
+ * Reads the trainer state of the checkpoint `folder` for a run of `spec_hash`, after checking that the
+ * checkpoint is complete and was written for the same model. It may come from another number of ranks: the
+ * caller then reads model_path(folder) and the shards shard_path(folder, r, state.world_size) it needs
+ * (optimizer_slices.cuh's state_copies say which).
  */
-inline bool resume(const std::string& folder, const std::string& spec_hash, uint64_t world_size, TrainerState* out,
-                   std::string* error) {
+inline bool resume(const std::string& folder, const std::string& spec_hash, TrainerState* out, std::string* error) {
   const std::string what = "cannot resume from " + folder + ": ";
   if (!detail::is_folder(folder)) {
     detail::fail_with(error, what + "no such folder");
@@ -816,14 +816,8 @@ inline bool resume(const std::string& folder, const std::string& spec_hash, uint
                                  ", this run's is " + spec_hash + ")");
     return false;
   }
-  if (state.world_size != world_size) {
-    detail::fail_with(error, what + "it was written by " + std::to_string(state.world_size) + " ranks, this run has " +
-                                 std::to_string(world_size) +
-                                 " (the optimizer state is sharded per rank: resume on as many GPUs)");
-    return false;
-  }
   std::vector<std::string> needed = {model_path(folder), config_path(folder)};
-  for (uint64_t r = 0; r < world_size; ++r) needed.push_back(shard_path(folder, r, world_size));
+  for (uint64_t r = 0; r < state.world_size; ++r) needed.push_back(shard_path(folder, r, state.world_size));
   for (const std::string& path : needed) {
     if (!detail::is_file(path)) {
       detail::fail_with(error, what + "it lacks " + path.substr(folder.size() + 1));
