@@ -107,7 +107,7 @@ inline checkpoint::TrainerState trainer_state(const State& st, const Optimizer& 
   return t;
 }
 
-// A run's checkpoints: the host copy of a step's tensors (allocated at the first checkpoint and kept) and the
+// A run's checkpoints: the host copy of a step's tensors (allocated before the first step and kept) and the
 // writer that puts the copy on disk while training goes on.
 struct Checkpoints {
   checkpoint::BackgroundWriter writer;
@@ -163,6 +163,21 @@ inline void host_buffers(Checkpoints& c, size_t state_elements, size_t weight_el
 }
 
 }  // namespace train_checkpoint
+
+// The host buffers of this rank's part of a checkpoint, before the first step: page-locking tens of GB takes
+// seconds, better spent at the start than as a stall at the first checkpoint. Rank 0 says what it holds.
+inline void prepare_checkpoints(State& st, const Optimizer& o, Checkpoints& c) {
+  const auto started = std::chrono::steady_clock::now();
+  size_t first = 0, count = 0;
+  train_checkpoint::own_range(o, st.layout.rank, st.layout.world, &first, &count);
+  const size_t weight_elements = st.layout.rank == 0 ? st.model.parameter_elements : 0;
+  train_checkpoint::host_buffers(c, 3 * count, weight_elements);
+  const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
+  if (st.layout.rank == 0)
+    say("checkpoints: %.1f GB of %s host memory on rank 0 for the copy of a step (%.1f s to allocate)\n",
+        (3 * count * sizeof(float) + weight_elements * sizeof(bf16)) / 1e9, c.pinned ? "page-locked" : "pageable",
+        seconds);
+}
 
 // The checkpoint in flight, if it ended (`wait`: once it ends): a failed write stops the run; rank 0 emits
 // `checkpoint`.

@@ -134,6 +134,7 @@ inline int train_run(State& st, const OptimizerTables& tables, Forward forward, 
   }
   TokenStage stage = make_token_stage();
   Checkpoints checkpoints;
+  prepare_checkpoints(st, o, checkpoints);
   uint64_t step = 0, position = 0, tokens_seen = 0;
   if (!st.opt.resume.empty()) {
     const checkpoint::TrainerState resumed = load_checkpoint(st, o, tables, st.opt.resume);
