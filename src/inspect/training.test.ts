@@ -45,6 +45,8 @@ describe("inspect's training section", () => {
     expect(t.seconds).toBeCloseTo(50 * step.total, 12);
     expect(t.data).toMatchObject({ kind: "llm.c", tokens: 10241, windows: 10, epochs: (50 * 4 * 2) / 10 });
     expect(t.checkpointBytes).toBe(memoryShape(s).parameters.elements * 14);
+    // One GPU: rank 0's host copy is the whole checkpoint.
+    expect(t.checkpointHostBytes).toBe(t.checkpointBytes);
     const text = trainingText(t, 400);
     expect(text).toContain("50 x 8,192 tokens = 409,600 tokens");
     expect(text).toContain("10,241 tokens, 10 windows; the run reads it 40.00 times");
@@ -75,6 +77,12 @@ run { seq_len 1K  batch 4  mode train  accumulate 3  data "train.bin"  eval_data
     // 4,097 tokens: 4 windows; one step reads batch 4 x accumulate 3 = 12, an evaluation batch 4.
     writeFileSync(join(folder, "small.bin"), encodeTokenFile(GPT2_FORMAT, new Uint16Array(4097)));
     const t = section(two, folder).training!;
+    // Four GPUs: rank 0 holds the weights and a quarter of the fp32 state.
+    const elements = memoryShape(two).parameters.elements;
+    expect(t.checkpointHostBytes).toBe(elements * 2 + (elements / 4) * 12);
+    expect(trainingText(t, 400)).toContain(
+      `written while training goes on from a copy in host memory (${(t.checkpointHostBytes / 1e9).toFixed(2)} GB on rank 0)`,
+    );
     expect(t.tokensPerStep).toBe(4 * 3 * 1024);
     expect(t.windowsPerStep).toBe(12);
     expect(t.windowsPerEvalBatch).toBe(4);

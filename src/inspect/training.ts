@@ -33,6 +33,11 @@ export interface TrainingSection {
   schedule: { kind: string; warmupSteps: number; lr: number; minLr: number };
   /** Bytes of one checkpoint: bf16 weights and the fp32 master weights and moments (every rank's shards). */
   checkpointBytes: number;
+  /**
+   * Host memory rank 0 holds for the copy a checkpoint is written from while training goes on (page-locked
+   * where the host allows): the bf16 weights and its 1/W of the fp32 state.
+   */
+  checkpointHostBytes: number;
   checkpointEvery: number;
   keepCheckpoints: number;
   data: TrainingData | { kind: "synthetic" };
@@ -119,6 +124,7 @@ export function trainingSection(
     seconds: step.total * spec.run.steps,
     schedule: { kind: t.lrSchedule, warmupSteps: t.warmupSteps, lr: spec.run.lr, minLr: t.minLr },
     checkpointBytes: parameterElements * (2 + 12),
+    checkpointHostBytes: parameterElements * 2 + Math.ceil(parameterElements / spec.parallel.gpus) * 12,
     checkpointEvery: t.checkpointEvery,
     keepCheckpoints: t.keepCheckpoints,
     data,
@@ -194,7 +200,10 @@ export function trainingText(s: TrainingSection, width: number = MAX_WIDTH): str
           ],
         ]
       : []),
-    ["checkpoints", `${every}${keep}; ${(s.checkpointBytes / 1e9).toFixed(2)} GB each`],
+    [
+      "checkpoints",
+      `${every}${keep}; ${(s.checkpointBytes / 1e9).toFixed(2)} GB each, written while training goes on from a copy in host memory (${(s.checkpointHostBytes / 1e9).toFixed(2)} GB on rank 0)`,
+    ],
   ];
   return [
     `Training (train mode), ${s.steps.toLocaleString("en-US")} steps:`,
