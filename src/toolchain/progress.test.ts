@@ -504,9 +504,21 @@ describe("training progress", () => {
       {
         event: "checkpoint",
         rank: 0,
+        step: 500,
+        folder: "runs/b/checkpoints/step-000500",
+        ms: 31_000,
+        background: true,
+        paused_ms: 1_300,
+        removed: [],
+      },
+      {
+        event: "checkpoint",
+        rank: 0,
         step: 1000,
         folder: "runs/b/checkpoints/step-001000",
         ms: 900,
+        background: false,
+        paused_ms: 950,
         removed: [],
       },
       {
@@ -543,6 +555,7 @@ describe("training progress", () => {
       "  final loss       1.8000",
       "  eval loss        2.0000 (perplexity 7.39)",
       "  GPU memory       37.50 GiB in use at the end (rank 0)",
+      "  checkpoints      2 written; training stood still 2.3 s for them",
       "  last checkpoint  runs/b/checkpoints/step-001000",
     ]);
   });

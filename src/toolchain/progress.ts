@@ -402,6 +402,9 @@ export interface TrainingSummary {
   evalPerplexity: number | undefined;
   /** The newest checkpoint written (its folder). */
   checkpoint: string | undefined;
+  /** Checkpoints written, and how long training stood still for them (s; programs that say `paused_ms`). */
+  checkpoints: number;
+  checkpointPause: number | undefined;
   /** Rank 0's device memory in use at the end (`trained`): the run's peak. */
   peakMemBytes: number | undefined;
   /** Whether the program said it finished (`trained`); false when it stopped early. */
@@ -431,6 +434,7 @@ export function summarizeTraining(events: readonly ProgramEvent[]): TrainingSumm
   const last = steps.at(-1);
   const resumed = lastOf(events, "resumed");
   const evalLoss = trained !== undefined && finite(trained.eval_loss) ? trained.eval_loss : evaluation?.loss;
+  const written = events.filter((e): e is CheckpointEvent => e.event === "checkpoint" && e.rank === 0);
   return {
     ranks: new Set(events.filter((e) => e.event === "start").map((e) => e.rank)).size,
     steps: finite(trained?.steps) ? trained.steps : steps.length,
@@ -453,6 +457,10 @@ export function summarizeTraining(events: readonly ProgramEvent[]): TrainingSumm
     evalLoss: finite(evalLoss) ? evalLoss : undefined,
     evalPerplexity: finite(evalLoss) ? Math.exp(evalLoss) : undefined,
     checkpoint: lastOf(events, "checkpoint")?.folder,
+    checkpoints: written.length,
+    checkpointPause: written.some((c) => finite(c.paused_ms))
+      ? written.reduce((sum, c) => sum + (finite(c.paused_ms) ? c.paused_ms : 0), 0) / 1000
+      : undefined,
     peakMemBytes: finite(trained?.peak_mem_bytes) ? trained.peak_mem_bytes : undefined,
     finished: trained !== undefined,
   };
@@ -483,6 +491,14 @@ export function formatTraining(t: TrainingSummary, showPath: (p: string) => stri
       : []),
     ...(finite(t.peakMemBytes)
       ? [["GPU memory", `${(t.peakMemBytes / 2 ** 30).toFixed(2)} GiB in use at the end (rank 0)`]]
+      : []),
+    ...(t.checkpoints > 0 && finite(t.checkpointPause)
+      ? [
+          [
+            "checkpoints",
+            `${t.checkpoints} written; training stood still ${formatSeconds(t.checkpointPause)} for them`,
+          ],
+        ]
       : []),
     ...(t.checkpoint !== undefined ? [["last checkpoint", showPath(t.checkpoint)]] : []),
   ];
