@@ -280,6 +280,10 @@ inline checkpoint::TrainerState load_checkpoint(State& st, Optimizer& o, const O
   if (!checkpoint::resume(folder, program::kModelHash, &state, &error)) train_checkpoint::fail(error);
   if (state.rng_state != train_data::position_seed(state.seed, state.data_position))
     train_checkpoint::fail(checkpoint::state_path(folder) + ": rng_state does not match its seed and data_position");
+  // A large model's checkpoint takes a while to read: say so first.
+  if (st.layout.rank == 0)
+    say("reading the checkpoint %s (%.1f GB)\n", folder.c_str(),
+        st.model.parameter_elements * (sizeof(bf16) + 3 * sizeof(float)) / 1e9);
   load_weights(st, checkpoint::model_path(folder));
   // The checkpoint's layout: its ranks, and ZeRO-1's or the replicated update's (its shards' tensor names).
   const int world = (int)state.world_size;
