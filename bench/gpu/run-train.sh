@@ -10,7 +10,8 @@
 # signal: the same run stopped by SIGTERM after a few seconds (exit 5 and a checkpoint), resumed from that
 #         checkpoint to the end: the losses after it must be the same bits as the uninterrupted run's.
 # multi:  t-tiny-train-w2 and -w4 (sequence parallel over 2 and 4 GPUs) on the same data as -w1: the losses
-#         step by step beside 1 GPU's (the same windows; sums in another order, so close, not the same bits).
+#         step by step beside 1 GPU's (the same windows; sums in another order, so close, not the same bits); then
+#         the 2-GPU run's step-400 checkpoint resumed on 1 GPU (its optimizer state re-sharded), beside the 2-GPU run.
 # adamw:  the program's AdamW kernel against torch.optim.AdamW on the same numbers (adamw_check.cu, adamw_torch.py).
 # 1b:     t-linear-1b-w1, Linear-Llama3-1B at 16K tokens for 100 steps from a random token file (the optimizer
 #         step included), beside bench/gpu/torch_model.py's training step with fused AdamW, the gradients clipped
@@ -130,6 +131,21 @@ ea, eb = evals(sys.argv[1]), evals(sys.argv[2])
 print("  eval losses (1 GPU / this):", ", ".join(f"{s}: {ea[s]:.4f} / {eb[s]:.4f}" for s in sorted(set(ea) & set(eb))))
 PY
   done
+  # A checkpoint of 2 GPUs (ZeRO-1 where the spec shards the optimizer) resumed on 1 GPU: the state re-sharded,
+  # the losses of steps 401-600 near the 2-GPU run's (sums in another order: close, not the same bits).
+  if [ -d "$RUNS/tiny-w2/checkpoints/step-000400" ]; then
+    run from-w2 t-tiny-train-w1 "$OUT/from-w2" --resume "$RUNS/tiny-w2/checkpoints/step-000400"
+    grep -h "re-sharded" "$OUT/from-w2.err"
+    python3 - "$OUT/tiny-w2.jsonl" "$OUT/from-w2.jsonl" <<'PY'
+import json, sys
+def losses(path):
+    return {e["step"] + 1: e["loss"] for e in map(json.loads, open(path)) if e["event"] == "step" and "grad_norm" in e}
+a, b = losses(sys.argv[1]), losses(sys.argv[2])
+common = sorted(s for s in set(a) & set(b) if s > 400)
+print(f"  2-GPU checkpoint resumed on 1 GPU: steps {common[0]}-{common[-1]}, largest relative loss difference "
+      f"{max(abs(a[s] - b[s]) / abs(a[s]) for s in common):.2e}" if common else "  no steps after 400 to compare")
+PY
+  fi
 fi
 if [ "$mode" = adamw ] || [ "$mode" = all ]; then
   nvcc -O3 -std=c++17 "-gencode=arch=compute_${ARCH:-90a},code=sm_${ARCH:-90a}" -Itemplates/runtime bench/gpu/adamw_check.cu \
