@@ -514,6 +514,7 @@ describe("lasp run: train mode", () => {
       "  MFU              20.5 %",
       "  final loss       1.8333",
       "  eval loss        2.3000 (perplexity 9.97)",
+      expect.stringMatching(/^ {2}checkpoints {6}3 written; training stood still \d+ ms for them$/),
       `  last checkpoint  ${rel}/checkpoints/step-000005`,
       "loss 5.5000 █▅▃▂▁ 1.8333  (5 steps)",
     ]);

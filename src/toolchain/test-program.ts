@@ -62,8 +62,9 @@ static std::string write_checkpoint(int rank, const std::string& run_dir, int st
   std::fclose(f);
   std::rename(tmp.c_str(), folder.c_str());
   double ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
-  std::printf("{\"event\":\"checkpoint\",\"rank\":0,\"step\":%d,\"folder\":\"%s\",\"ms\":%.1f,\"removed\":[]}\n",
-              step, folder.c_str(), ms);
+  // Written in place, so training stood still for all of it (the program writes most in the background).
+  std::printf("{\"event\":\"checkpoint\",\"rank\":0,\"step\":%d,\"folder\":\"%s\",\"ms\":%.1f,"
+              "\"background\":false,\"paused_ms\":%.1f,\"removed\":[]}\n", step, folder.c_str(), ms, ms);
   std::fflush(stdout);
   return folder;
 }
