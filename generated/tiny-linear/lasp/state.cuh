@@ -265,8 +265,8 @@ inline bool start_rank(State& st) {
        st.layout.world, st.device.name, program::kSpecFile, st.opt.mode.c_str(), st.opt.steps,
        st.opt.mode == "train" ? 0 : st.opt.warmup,  // train mode has no untimed steps
        program::kTokensPerStep, program::kModelFlopsPerToken, peak_bf16_flops(st.device.name));
-  say("lasp_program for %s: %d ranks (sequence %d x data %d) on %s, %s mode\n", program::kModelName, st.layout.world,
-      program::kWorld, program::kDataParallel, st.device.name, st.opt.mode.c_str());
+  say("lasp_program for %s: %d rank%s (sequence %d x data %d) on %s, %s mode\n", program::kModelName, st.layout.world,
+      st.layout.world == 1 ? "" : "s", program::kWorld, program::kDataParallel, st.device.name, st.opt.mode.c_str());
   size_t free_bytes = 0, total_bytes = 0;
   CUDA_CHECK(cudaMemGetInfo(&free_bytes, &total_bytes));
   st.baseline_mem_bytes = total_bytes - free_bytes;
