@@ -3,9 +3,12 @@
 //   harness write-ids FILE        writes token ids and labels as I32 (what --save-grads adds to gradients)
 //   harness read FILE [VARIANT]   reads FILE expecting them, checks the values, prints "ok N tensors";
 //                                 VARIANT changes what is expected: shape, dtype, missing, fewer
+//   harness read-part FILE NAME FIRST COUNT   check_file, then read_elements: prints the elements (F32 as
+//                                 numbers, BF16 as their 16 bits in hex)
 // Errors go to stderr with exit code 1, as the program reports a wrong --load-weights file.
 #include <cstdint>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <string>
 #include <vector>
@@ -59,6 +62,35 @@ int main(int argc, char** argv) {
     return 0;
   }
 
+  if (mode == "read-part" && argc == 6) {
+    st::Header header;
+    const std::vector<st::TensorIn> all = {
+        {"model.embed_tokens.weight", st::DType::BF16, {4, 3}, nullptr},
+        {"model.layers.0.mlp.up_proj.weight", st::DType::BF16, {2, 5}, nullptr},
+        {"model.norm.weight", st::DType::F32, {3}, nullptr},
+    };
+    const std::string name = argv[3];
+    const uint64_t first = std::strtoull(argv[4], nullptr, 10), count = std::strtoull(argv[5], nullptr, 10);
+    std::vector<unsigned char> bytes(count * 4 + 1);
+    if (!st::check_file(path, all, &header, &error) ||
+        !st::read_elements(path, header, name, first, count, bytes.data(), &error)) {
+      std::fprintf(stderr, "%s\n", error.c_str());
+      return 1;
+    }
+    for (uint64_t i = 0; i < count; ++i) {
+      if (name == "model.norm.weight") {
+        float v;
+        std::memcpy(&v, bytes.data() + 4 * i, 4);
+        std::printf("%s%g", i ? " " : "", v);
+      } else {
+        uint16_t v;
+        std::memcpy(&v, bytes.data() + 2 * i, 2);
+        std::printf("%s%04x", i ? " " : "", v);
+      }
+    }
+    std::printf("\n");
+    return 0;
+  }
   std::vector<uint16_t> embed_in(12, 0), up_in(10, 0);
   std::vector<float> norm_in(3, 0.f);
   std::vector<st::TensorIn> expected = {

@@ -97,6 +97,21 @@ describe.skipIf(!gxx)("safetensors.cuh (host side, compiled with g++)", () => {
     expect(readdirSync(dir).sort()).toEqual(["harness", "model.safetensors"]);
   });
 
+  it("reads a part of a tensor without the rest, and refuses a part past its end", () => {
+    expect(run("read-part", file, "model.norm.weight", "1", "2")).toMatchObject({
+      status: 0,
+      stdout: "-2.25 0.125\n",
+    });
+    // up_proj's bf16 values are 0x4000 + 3 i: elements 4 to 7.
+    expect(run("read-part", file, "model.layers.0.mlp.up_proj.weight", "4", "3").stdout).toBe(
+      "400c 400f 4012\n",
+    );
+    expect(run("read-part", file, "model.norm.weight", "2", "2")).toMatchObject({
+      status: 1,
+      stderr: `cannot read elements 2 to 4 of \`model.norm.weight\` in ${file}: it has 3`,
+    });
+  });
+
   it("replaces an existing file whole", () => {
     const path = join(dir, "replaced.safetensors");
     writeFileSync(path, "an old file, longer than nothing");

@@ -454,26 +454,26 @@ inline bool read_header(const std::string& path, Header* out, std::string* error
 }
 
 /**
- * Reads `path` into the tensors' buffers, after checking that the file holds exactly these tensors with
- * these dtypes and shapes; false, with a sentence naming the tensor in *error, when it does not.
+ * Checks that `path` holds exactly the `expected` tensors with these dtypes and shapes (their `data` is not used)
+ * and gives its header, for reading whole tensors (read_file) or parts of them (read_elements); false, with a
+ * sentence naming the tensor in *error, when it does not.
  */
-inline bool read_file(const std::string& path, const std::vector<TensorIn>& expected, std::string* error,
-                      Header* header_out = nullptr) {
+inline bool check_file(const std::string& path, const std::vector<TensorIn>& expected, Header* out,
+                       std::string* error) {
   Header h;
   if (!read_header(path, &h, error)) return false;
-  std::vector<const TensorEntry*> found(expected.size(), nullptr);
-  for (std::size_t k = 0; k < expected.size(); ++k) {
-    const TensorIn& want = expected[k];
+  for (const TensorIn& want : expected) {
+    const TensorEntry* found = nullptr;
     for (const TensorEntry& t : h.tensors)
-      if (t.name == want.name) found[k] = &t;
+      if (t.name == want.name) found = &t;
     const std::string expects = std::string(dtype_name(want.dtype)) + " " + detail::shape_text(want.shape);
-    if (found[k] == nullptr) {
+    if (found == nullptr) {
       detail::fail_with(error, path + " has no tensor `" + want.name + "` (the model expects " + expects + ")");
       return false;
     }
-    if (found[k]->dtype != want.dtype || found[k]->shape != want.shape) {
-      detail::fail_with(error, path + ": tensor `" + want.name + "` is " + found[k]->dtype_text + " " +
-                                   detail::shape_text(found[k]->shape) + ", the model expects " + expects);
+    if (found->dtype != want.dtype || found->shape != want.shape) {
+      detail::fail_with(error, path + ": tensor `" + want.name + "` is " + found->dtype_text + " " +
+                                   detail::shape_text(found->shape) + ", the model expects " + expects);
       return false;
     }
   }
@@ -486,18 +486,50 @@ inline bool read_file(const std::string& path, const std::vector<TensorIn>& expe
       return false;
     }
   }
-  std::FILE* f = std::fopen(path.c_str(), "rb");
-  bool ok = f != nullptr;
-  for (std::size_t k = 0; ok && k < expected.size(); ++k) {
-    const std::size_t bytes = static_cast<std::size_t>(found[k]->end - found[k]->begin);
-    ok = std::fseek(f, static_cast<long>(h.data_start + found[k]->begin), SEEK_SET) == 0 &&
-         (bytes == 0 || std::fread(expected[k].data, 1, bytes, f) == bytes);
-  }
-  if (f != nullptr) std::fclose(f);
-  if (!ok) {
-    detail::fail_with(error, "cannot read the tensors of " + path + ": " + std::strerror(errno));
+  *out = std::move(h);
+  return true;
+}
+
+/**
+ * Reads elements [first, first + count) of the tensor `name` of `path` (as flat, in its dtype) into `dst`, `h`
+ * being the file's header from check_file: a part of a large tensor without reading the rest.
+ */
+inline bool read_elements(const std::string& path, const Header& h, const std::string& name, uint64_t first,
+                          uint64_t count, void* dst, std::string* error) {
+  const TensorEntry* t = nullptr;
+  for (const TensorEntry& e : h.tensors)
+    if (e.name == name) t = &e;
+  if (t == nullptr || t->dtype == DType::Other) {
+    detail::fail_with(error, path + " has no tensor `" + name + "` to read a part of");
     return false;
   }
+  const uint64_t size = dtype_bytes(t->dtype);
+  if (first + count > (t->end - t->begin) / size) {
+    detail::fail_with(error, "cannot read elements " + std::to_string(first) + " to " +
+                                 std::to_string(first + count) + " of `" + name + "` in " + path + ": it has " +
+                                 std::to_string((t->end - t->begin) / size));
+    return false;
+  }
+  std::FILE* f = std::fopen(path.c_str(), "rb");
+  const std::size_t bytes = static_cast<std::size_t>(count * size);
+  const bool ok = f != nullptr &&
+                  std::fseek(f, static_cast<long>(h.data_start + t->begin + first * size), SEEK_SET) == 0 &&
+                  (bytes == 0 || std::fread(dst, 1, bytes, f) == bytes);
+  if (f != nullptr) std::fclose(f);
+  if (!ok) detail::fail_with(error, "cannot read `" + name + "` of " + path + ": " + std::strerror(errno));
+  return ok;
+}
+
+/**
+ * Reads `path` into the tensors' buffers, after checking that the file holds exactly these tensors with
+ * these dtypes and shapes; false, with a sentence naming the tensor in *error, when it does not.
+ */
+inline bool read_file(const std::string& path, const std::vector<TensorIn>& expected, std::string* error,
+                      Header* header_out = nullptr) {
+  Header h;
+  if (!check_file(path, expected, &h, error)) return false;
+  for (const TensorIn& want : expected)
+    if (!read_elements(path, h, want.name, 0, detail::elements(want.shape), want.data, error)) return false;
   if (header_out != nullptr) *header_out = std::move(h);
   return true;
 }

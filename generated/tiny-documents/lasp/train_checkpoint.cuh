@@ -308,25 +308,31 @@ inline checkpoint::TrainerState load_checkpoint(State& st, Optimizer& o, const O
   std::vector<StateCopy> copies;
   const std::string why = state_copies(shards, mine, offsets.data(), elements.data(), tables.block_count, &copies);
   if (!why.empty()) train_checkpoint::fail("cannot resume from " + folder + ": " + why);
+  // Each copy read from its shard's file in pieces through one staging buffer: a rank reads only the parts it
+  // takes, and holds 64 MiB of them at a time (eight ranks resuming one rank's checkpoint do not each hold all).
   float* arrays[3] = {o.master, o.m, o.v};
+  std::vector<float> staging((size_t)16 << 20);
   for (int r = 0; r < world; r++) {
     bool needed = false;
     for (const StateCopy& c : copies) needed = needed || c.shard == r;
     if (!needed) continue;
     size_t count = 0;
     for (const OptimizerSpan& span : shards[r]) count = std::max(count, span.state + span.elements);
-    std::vector<float> host(3 * count);
+    const char* const* names = sharded ? train_checkpoint::kShardedNames : train_checkpoint::kStateNames;
     std::vector<safetensors::TensorIn> expected;
-    for (int k = 0; k < 3; k++)
-      expected.push_back({sharded ? train_checkpoint::kShardedNames[k] : train_checkpoint::kStateNames[k],
-                          safetensors::DType::F32, {(int64_t)count}, host.data() + k * count});
-    if (!safetensors::read_file(checkpoint::shard_path(folder, (uint64_t)r, state.world_size), expected, &error))
-      train_checkpoint::fail(error);
+    for (int k = 0; k < 3; k++) expected.push_back({names[k], safetensors::DType::F32, {(int64_t)count}, nullptr});
+    const std::string path = checkpoint::shard_path(folder, (uint64_t)r, state.world_size);
+    safetensors::Header header;
+    if (!safetensors::check_file(path, expected, &header, &error)) train_checkpoint::fail(error);
     for (const StateCopy& c : copies) {
       if (c.shard != r) continue;
       for (int k = 0; k < 3; k++)
-        CUDA_CHECK(cudaMemcpy(arrays[k] + c.to, host.data() + k * count + c.from, c.elements * sizeof(float),
-                              cudaMemcpyHostToDevice));
+        for (size_t done = 0; done < c.elements; done += staging.size()) {
+          const size_t n = std::min(staging.size(), c.elements - done);
+          if (!safetensors::read_elements(path, header, names[k], c.from + done, n, staging.data(), &error))
+            train_checkpoint::fail(error);
+          CUDA_CHECK(cudaMemcpy(arrays[k] + c.to + done, staging.data(), n * sizeof(float), cudaMemcpyHostToDevice));
+        }
     }
   }
   const bool resharded = world != st.layout.world || sharded != o.sharded;
