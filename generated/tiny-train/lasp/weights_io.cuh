@@ -100,18 +100,24 @@ inline void save_weights(State& st, const std::string& path) {
 }
 
 // The weights from `path` on every rank, after the whole file is checked against the model.
+// Each tensor goes through a 64 MiB staging buffer, so a rank never holds the whole model in host memory
+// (eight ranks of an 8B model would hold 128 GB).
 inline void load_weights(State& st, const std::string& path) {
   const ModelTables& m = st.model;
-  std::vector<bf16> host(m.parameter_elements);
   std::vector<safetensors::TensorIn> expected;
   for (int r = 0; r < m.parameter_count; r++)
-    expected.push_back({m.parameters[r].name, safetensors::DType::BF16, weights_io::dims(m.parameters[r]),
-                        host.data() + m.parameters[r].offset});
+    expected.push_back({m.parameters[r].name, safetensors::DType::BF16, weights_io::dims(m.parameters[r]), nullptr});
   std::string error;
-  if (!safetensors::read_file(path, expected, &error)) weights_io::fail(error);
+  safetensors::Header header;
+  if (!safetensors::check_file(path, expected, &header, &error)) weights_io::fail(error);
+  std::vector<bf16> staging((size_t)32 << 20);
   for (int r = 0; r < m.parameter_count; r++)
-    CUDA_CHECK(cudaMemcpy(st.params[r], host.data() + m.parameters[r].offset, m.parameters[r].elements * sizeof(bf16),
-                          cudaMemcpyHostToDevice));
+    for (size_t done = 0; done < m.parameters[r].elements; done += staging.size()) {
+      const size_t n = std::min(staging.size(), m.parameters[r].elements - done);
+      if (!safetensors::read_elements(path, header, m.parameters[r].name, done, n, staging.data(), &error))
+        weights_io::fail(error);
+      CUDA_CHECK(cudaMemcpy(st.params[r] + done, staging.data(), n * sizeof(bf16), cudaMemcpyHostToDevice));
+    }
   emit("weights", "\"loaded\":\"%s\",\"tensors\":%d", path.c_str(), m.parameter_count);
   say("loaded %d weight tensors from %s\n", m.parameter_count, path.c_str());
 }
