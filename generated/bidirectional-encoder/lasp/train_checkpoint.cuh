@@ -27,6 +27,7 @@
 #include "nccl_api.cuh"
 #include <algorithm>
 #include <chrono>
+#include <new>
 #include <string>
 #include <vector>
 #include "checkpoint.cuh"   // folders, commit, trainer_state.json
@@ -156,8 +157,16 @@ inline void host_buffers(Checkpoints& c, size_t state_elements, size_t weight_el
   }
   (void)cudaGetLastError();  // the failed allocation is not an error of a later call
   if (state != nullptr) CUDA_CHECK(cudaFreeHost(state));
-  c.state_pageable.resize(std::max<size_t>(state_elements, 1));
-  c.weights_pageable.resize(std::max<size_t>(weight_elements, 1));
+  try {
+    c.state_pageable.resize(std::max<size_t>(state_elements, 1));
+    c.weights_pageable.resize(std::max<size_t>(weight_elements, 1));
+  } catch (const std::bad_alloc&) {
+    char gb[32];
+    std::snprintf(gb, sizeof gb, "%.1f", (state_bytes + weight_bytes) / 1e9);
+    train_checkpoint::fail(std::string("cannot hold this rank's copy of a checkpoint in host memory (") + gb +
+                           " GB, page-locked or not): checkpoints are written from it while training goes on; "
+                           "free host memory, or use more GPUs (each holds 1/W of the optimizer state)");
+  }
   c.state = c.state_pageable.data();
   c.weights = c.weights_pageable.data();
 }
