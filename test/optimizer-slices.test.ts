@@ -91,24 +91,11 @@ run { seq_len 1K }`,
     }
   });
 
-  // A smaller model of the same kinds of blocks, as every pair of layouts below runs the harness once per rank.
-  const small = modelTables(
-    checkSource(
-      "s.lasp",
-      `model s { vocab 256 hidden 128 ffn 256 heads 2 head_dim 64
-  layer L = linear_attention { } stack L x 2 }
-run { seq_len 1K }`,
-    ).spec!,
-    1024,
-  );
-  const smallArgs = gradientBlockSpans(small.parameters, small.layers, small.head).map(
-    (b) => `${b.offset}:${b.elements}`,
-  );
   // Every layout a checkpoint can have: replicated on any number of ranks, ZeRO-1 on 2 or more.
   const layouts = "0x1,0x2,0x4,1x2,1x4,1x8";
 
   it("resumes every layout from every other: each parameter's state from where the checkpoint kept it", () => {
-    const lines = run("reshard", small.parameters.elements, layouts, ...smallArgs).split("\n");
+    const lines = run("reshard", t.parameters.elements, layouts, ...args).split("\n");
     expect(lines).toHaveLength(6 * (1 + 2 + 4 + 2 + 4 + 8));
     for (const line of lines) {
       const [from, to, , , copies, , shards, , wrong, , missing, , padding] = line.split(" ");
@@ -122,7 +109,7 @@ run { seq_len 1K }`,
   });
 
   it("says which parameter no shard holds when a shard is missing", () => {
-    const lines = run("reshard-without-last", small.parameters.elements, "1x4,0x1", ...smallArgs).split("\n");
+    const lines = run("reshard-without-last", t.parameters.elements, "1x4,0x1", ...args).split("\n");
     expect(lines).toContainEqual(
       expect.stringMatching(/^1x4 0x1 0 error parameter \d+ \(block \d+\) is in none of the 3 shards$/),
     );
