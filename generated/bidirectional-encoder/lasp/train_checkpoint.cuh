@@ -142,7 +142,6 @@ namespace train_checkpoint {
 // The host buffers, once: page-locked where the host allows (the copy then runs at the link's speed), else
 // pageable (slower to copy, written all the same): cudaHostAlloc's failure is that fallback, so it is not checked.
 inline void host_buffers(Checkpoints& c, size_t state_elements, size_t weight_elements) {
-  if (c.state != nullptr || (state_elements == 0 && weight_elements == 0)) return;
   void* state = nullptr;
   void* weights = nullptr;
   const size_t state_bytes = std::max<size_t>(state_elements, 1) * sizeof(float);
@@ -247,11 +246,9 @@ inline void save_checkpoint(State& st, const Optimizer& o, const checkpoint::Tra
   }
   owner = (long)train_checkpoint::max_over_ranks(st, owner);
   if (st.layout.rank != 0) pending = checkpoint::pending_for(run_dir, state.step, owner);
-  // This rank's shard of the fp32 state, and on rank 0 the weights, into the host buffers.
+  // This rank's shard of the fp32 state, and on rank 0 the weights, into the host buffers (prepare_checkpoints).
   size_t first = 0, count = 0;
   train_checkpoint::own_range(o, st.layout.rank, st.layout.world, &first, &count);
-  const size_t weight_elements = st.layout.rank == 0 ? st.model.parameter_elements : 0;
-  train_checkpoint::host_buffers(c, 3 * count, weight_elements);
   checkpoint::Job job;
   job.pending = pending;
   job.rank = (uint64_t)st.layout.rank;
