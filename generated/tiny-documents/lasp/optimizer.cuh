@@ -67,6 +67,14 @@ struct Optimizer {
   LrSchedule schedule;
 };
 
+// The gradient blocks' offsets and sizes as the arrays optimizer_slices.cuh takes.
+inline void block_arrays(const OptimizerTables& t, std::vector<size_t>* offsets, std::vector<size_t>* elements) {
+  for (int b = 0; b < t.block_count; b++) {
+    offsets->push_back(t.blocks[b].offset);
+    elements->push_back(t.blocks[b].elements);
+  }
+}
+
 // The state for the model's parameters; master weights from the current bf16 weights, moments 0.
 inline Optimizer make_optimizer(State& st, const OptimizerTables& t, int64_t steps) {
   Optimizer o;
@@ -74,10 +82,7 @@ inline Optimizer make_optimizer(State& st, const OptimizerTables& t, int64_t ste
   const std::vector<DecayRow> decay(t.decay, t.decay + t.decay_rows);
   o.sharded = program::kOptimizerSharded && st.layout.world > 1;
   std::vector<size_t> offsets, elements;
-  for (int b = 0; b < t.block_count; b++) {
-    offsets.push_back(t.blocks[b].offset);
-    elements.push_back(t.blocks[b].elements);
-  }
+  block_arrays(t, &offsets, &elements);
   if (o.sharded) {
     // The compiler chose ZeRO-1 for blocks that split; a table that does not is a bug, said before any step.
     const std::string problem = optimizer_shard_problem(offsets.data(), elements.data(), t.block_count, st.layout.world);

@@ -300,10 +300,7 @@ inline checkpoint::TrainerState load_checkpoint(State& st, Optimizer& o, const O
   for (const safetensors::TensorEntry& t : first.tensors)
     sharded = sharded || t.name == train_checkpoint::kShardedNames[0];
   std::vector<size_t> offsets, elements;
-  for (int b = 0; b < tables.block_count; b++) {
-    offsets.push_back(tables.blocks[b].offset);
-    elements.push_back(tables.blocks[b].elements);
-  }
+  block_arrays(tables, &offsets, &elements);
   std::vector<std::vector<OptimizerSpan>> shards;
   for (int r = 0; r < world; r++)
     shards.push_back(checkpoint_shard_spans(offsets.data(), elements.data(), tables.block_count,
