@@ -15,6 +15,8 @@
 //   harness background-sequence RUN          two checkpoints (steps 10, 20, keep 1) through one writer
 //   harness abandon RUN STEP                 rank 0's job of 2 ranks with its stop flag set: must not commit
 //   harness background-missing RUN STEP      a job without begin's temporary folder: its error, exit 1
+//   harness background-vanish RUN STEP       rank 0's job of 2 ranks, its temporary folder removed while it
+//                                            waits for rank 1's shard: its error, exit 1
 // The tensors and the trainer state are functions of (step, rank, world), so a read checks what was written.
 // Errors go to stderr with exit code 1, as the program reports them.
 #include <sys/wait.h>
@@ -232,6 +234,20 @@ int main(int argc, char** argv) {
     const std::vector<uint16_t> model = model_values(step);
     const std::atomic<bool> stop{true};
     return print_outcome(ck::run_job(job_of(p, step, 0, 2, 0, "h", v, model), stop));
+  }
+  if (mode == "background-vanish" && argc == 4) {
+    const uint64_t step = number(argv[3]);
+    ck::Pending p;
+    if (!ck::begin(path, step, &p, &error)) return fail(error);
+    const std::vector<float> v = shard_values(step, 0);
+    const std::vector<uint16_t> model = model_values(step);
+    ck::BackgroundWriter writer;
+    writer.start(job_of(p, step, 0, 2, 0, "h", v, model));
+    // Once rank 0's own shard is written, the job waits for rank 1's: then the folder goes.
+    while (!ck::detail::is_file(ck::shard_path(p.temp, 0, 2)))
+      std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    if (!ck::detail::remove_tree(p.temp)) return fail("cannot remove " + p.temp);
+    return print_outcome(writer.wait());
   }
   if (mode == "background-missing" && argc == 4) {
     const uint64_t step = number(argv[3]);

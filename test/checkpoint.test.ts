@@ -486,6 +486,19 @@ describe.skipIf(!gxx)("checkpoint.cuh (host side, compiled with g++)", () => {
       expect(run("latest", runDir).status).toBe(1);
     });
 
+    it("stops waiting for a shard when the temporary folder disappears, and says so", () => {
+      const runDir = runFolder();
+      const r = run("background-vanish", runDir, 8);
+      expect(r.status).toBe(1);
+      expect(r.stderr).toMatch(
+        new RegExp(
+          `^cannot commit the checkpoint ${runDir}/checkpoints/step-000008: ${runDir}/checkpoints/step-000008\\.tmp-\\d+ ` +
+            "disappeared while waiting for the optimizer shard of rank 1$",
+        ),
+      );
+      expect(run("latest", runDir).status).toBe(1);
+    });
+
     it("gives the writing error back to the caller instead of exiting from its thread", () => {
       const runDir = runFolder();
       expect(run("background-missing", runDir, 4)).toEqual({

@@ -106,6 +106,10 @@ describe.skipIf(!gxx)("safetensors.cuh (host side, compiled with g++)", () => {
     expect(run("read-part", file, "model.layers.0.mlp.up_proj.weight", "4", "3").stdout).toBe(
       "400c 400f 4012\n",
     );
+    expect(run("read-part", file, "lm_head.weight", "0", "1")).toMatchObject({
+      status: 1,
+      stderr: `${file} has no tensor \`lm_head.weight\` to read a part of`,
+    });
     expect(run("read-part", file, "model.norm.weight", "2", "2")).toMatchObject({
       status: 1,
       stderr: `cannot read elements 2 to 4 of \`model.norm.weight\` in ${file}: it has 3`,
