@@ -13,6 +13,8 @@
 //                                            ranks' shards are missing (WORLD > 1), then ranks 1..W-1 forked,
 //                                            each with a writer of its own; "wrote FOLDER", "removed PATH"
 //   harness background-sequence RUN          two checkpoints (steps 10, 20, keep 1) through one writer
+//   harness in-place-sequence RUN            step 10 written in place (run_here, tensors from sources), then
+//                                            step 20 on the writer's thread (keep 2): "busy" before and after
 //   harness abandon RUN STEP                 rank 0's job of 2 ranks with its stop flag set: must not commit
 //   harness background-missing RUN STEP      a job without begin's temporary folder: its error, exit 1
 //   harness background-vanish RUN STEP       rank 0's job of 2 ranks, its temporary folder removed while it
@@ -27,6 +29,7 @@
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
 #include <string>
 #include <vector>
 
@@ -224,6 +227,37 @@ int main(int argc, char** argv) {
       while (!writer.poll(&out)) std::this_thread::sleep_for(std::chrono::milliseconds(5));
       if (print_outcome(out) != 0) return 1;
     }
+    return 0;
+  }
+  if (mode == "in-place-sequence" && argc == 3) {
+    // Step 10 in place (run_here, every tensor pulled from a source), step 20 on the thread: one writer.
+    ck::BackgroundWriter writer;
+    for (uint64_t step : {10, 20}) {
+      ck::Pending p;
+      if (!ck::begin(path, step, &p, &error)) return fail(error);
+      const std::vector<float> v = shard_values(step, 0);
+      const std::vector<uint16_t> model = model_values(step);
+      ck::Job job = job_of(p, step, 0, 1, 2, "h", v, model);
+      if (step == 10) {
+        for (std::vector<st::TensorOut>* list : {&job.shard, &job.model})
+          for (st::TensorOut& t : *list) {
+            const unsigned char* bytes = static_cast<const unsigned char*>(t.data);
+            t.data = nullptr;
+            t.source = [bytes](uint64_t first, uint64_t n, void* dst) {
+              std::memcpy(dst, bytes + first, n);
+              return true;
+            };
+          }
+        writer.run_here(std::move(job));
+        std::printf("busy %d\n", writer.busy() ? 1 : 0);
+      } else {
+        writer.start(std::move(job));
+      }
+      ck::Outcome out;
+      while (!writer.poll(&out)) std::this_thread::sleep_for(std::chrono::milliseconds(5));
+      if (print_outcome(out) != 0) return 1;
+    }
+    std::printf("busy %d\n", writer.busy() ? 1 : 0);
     return 0;
   }
   if (mode == "abandon" && argc == 4) {

@@ -473,6 +473,25 @@ describe.skipIf(!gxx)("checkpoint.cuh (host side, compiled with g++)", () => {
       expect(ls(join(runDir, "checkpoints"))).toEqual(["step-000020"]);
     });
 
+    it("writes in place on the caller's thread from sources, the same files, and the thread again after", () => {
+      const runDir = runFolder();
+      expect(run("in-place-sequence", runDir)).toEqual({
+        status: 0,
+        stdout: `busy 1\nwrote ${runDir}/checkpoints/step-000010\nwrote ${runDir}/checkpoints/step-000020\nbusy 0\n`,
+        stderr: "",
+      });
+      const direct = runFolder();
+      write(direct, 10, 1, 2, "h");
+      write(direct, 20, 1, 2, "h");
+      for (const step of ["step-000010", "step-000020"]) {
+        const ours = join(runDir, "checkpoints", step);
+        const theirs = join(direct, "checkpoints", step);
+        expect(ls(ours)).toEqual(ls(theirs));
+        for (const file of ls(theirs))
+          expect(readFileSync(join(ours, file)).equals(readFileSync(join(theirs, file))), file).toBe(true);
+      }
+    });
+
     it("abandons a commit that waits for a shard when told to stop, and publishes nothing", () => {
       const runDir = runFolder();
       const r = run("abandon", runDir, 5);

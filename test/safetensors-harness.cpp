@@ -1,6 +1,9 @@
 // The host logic of templates/runtime/safetensors.cuh driven from test/safetensors.test.ts:
 //   harness write FILE            writes the three tensors below (and __metadata__ {"format": "pt"})
 //   harness write-ids FILE        writes token ids and labels as I32 (what --save-grads adds to gradients)
+//   harness write-sourced FILE [fail]   the same tensors, the first and last given by sources read through a
+//                                 5-byte staging buffer (pieces that split elements); `fail`: the last source
+//                                 fails on its second piece. Prints the pieces asked for, then "wrote 3 tensors"
 //   harness read FILE [VARIANT]   reads FILE expecting them, checks the values, prints "ok N tensors";
 //                                 VARIANT changes what is expected: shape, dtype, missing, fewer
 //   harness read-part FILE NAME FIRST COUNT   check_file, then read_elements: prints the elements (F32 as
@@ -42,6 +45,32 @@ int main(int argc, char** argv) {
                        &error) ||
         back != labels) {
       std::fprintf(stderr, "I32 round trip: %s\n", error.c_str());
+      return 1;
+    }
+    std::printf("wrote %zu tensors\n", tensors.size());
+    return 0;
+  }
+
+  if (mode == "write-sourced") {
+    const bool fail = variant == "fail";
+    std::string asked;
+    auto source_of = [&](const void* data, bool may_fail) {
+      return [&asked, data, may_fail, fail, calls = 0](uint64_t first, uint64_t bytes, void* dst) mutable {
+        asked += std::to_string(first) + "+" + std::to_string(bytes) + " ";
+        if (may_fail && fail && ++calls == 2) return false;
+        std::memcpy(dst, static_cast<const unsigned char*>(data) + first, bytes);
+        return true;
+      };
+    };
+    const std::vector<st::TensorOut> tensors = {
+        {"model.embed_tokens.weight", st::DType::BF16, {4, 3}, nullptr, source_of(embed.data(), false)},
+        {"model.layers.0.mlp.up_proj.weight", st::DType::BF16, {2, 5}, up.data()},
+        {"model.norm.weight", st::DType::F32, {3}, nullptr, source_of(norm.data(), true)},
+    };
+    const bool ok = st::write_file(path, tensors, {{"format", "pt"}}, &error, 5);
+    std::printf("%s\n", asked.c_str());
+    if (!ok) {
+      std::fprintf(stderr, "%s\n", error.c_str());
       return 1;
     }
     std::printf("wrote %zu tensors\n", tensors.size());

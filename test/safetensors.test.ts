@@ -92,6 +92,28 @@ describe.skipIf(!gxx)("safetensors.cuh (host side, compiled with g++)", () => {
     expect([0, 1, 2, 3, 4, 5].map((i) => data.readInt32LE(24 + 4 * i))).toEqual([7, 128255, 3, 3, 1, -1]);
   });
 
+  it("writes tensors pulled from sources in pieces (a checkpoint straight from the GPU) byte for byte the same", () => {
+    const path = join(mkdtempSync(join(tmpdir(), "lasp-sourced-")), "model.safetensors");
+    const r = run("write-sourced", path);
+    expect(r.status).toBe(0);
+    // 24 bytes of bf16 in pieces of 5 (elements split across pieces), then 12 bytes of f32.
+    expect(r.stdout).toBe("0+5 5+5 10+5 15+5 20+4 0+5 5+5 10+2 \nwrote 3 tensors\n");
+    expect(readFileSync(path).equals(readFileSync(file))).toBe(true);
+  });
+
+  it("keeps the old file when a source fails, and names the tensor", () => {
+    const folder = mkdtempSync(join(tmpdir(), "lasp-sourced-"));
+    const path = join(folder, "model.safetensors");
+    writeFileSync(path, "old");
+    const r = run("write-sourced", path, "fail");
+    expect(r.status).toBe(1);
+    expect(r.stderr).toBe(
+      `cannot write ${path}: cannot read tensor \`model.norm.weight\` to write it (the old file, if any, is kept)`,
+    );
+    expect(readFileSync(path, "utf8")).toBe("old");
+    expect(readdirSync(folder)).toEqual(["model.safetensors"]);
+  });
+
   it("reads back what it wrote, and leaves no temporary file beside it", () => {
     expect(run("read", file)).toMatchObject({ status: 0, stdout: "ok 3 tensors format=pt\n" });
     expect(readdirSync(dir).sort()).toEqual(["harness", "model.safetensors"]);

@@ -33,6 +33,8 @@
 #              the programs built here): run-train.sh resume, reshard, signal (SIGTERM at step 203, while step
 #              200's checkpoint may still be written) and ckpt1b: checkpoints written in the background stay exact,
 #              and a checkpoint of 2 ranks' layouts resumes on 1 GPU
+#   inplace    .gpu-suite/t-tiny-train-w1 and data: run-train.sh inplace, checkpoints written in place
+#              (LASP_CHECKPOINT_COPY=none) against the background writer's: the same losses and files, a resume
 #   diag       .gpu-diag (`lasp compile` of variant specs + kernels.o, as vallscan): verify programs that tell
 #              one question apart, their specs beside them (the closing note says which)
 # The carried folders and the tracked tree together must stay under the device tool's 64 MiB.
@@ -49,7 +51,7 @@ limit_of() {
   case "$1" in
     vdoc) echo 170 ;; ceiling) echo 50 ;; calibrate) echo 180 ;; gathered) echo 200 ;;
     docbench) echo 150 ;; vallscan) echo 80 ;; diag) echo 90 ;; docab) echo 200 ;; scatterab) echo 420 ;; softmax) echo 220 ;;
-    gcheck) echo 120 ;; trainck) echo 290 ;; clocks) echo 300 ;; ops) echo 100 ;; train1b) echo 330 ;; *) echo 0 ;;
+    gcheck) echo 120 ;; trainck) echo 290 ;; inplace) echo 100 ;; clocks) echo 300 ;; ops) echo 100 ;; train1b) echo 330 ;; *) echo 0 ;;
   esac
 }
 needs_of() {
@@ -65,6 +67,7 @@ needs_of() {
     ops) echo .gpu-ops/model_ops ;;
     train1b) echo ".gpu-suite/t-linear-1b-w1 .gpu-suite/data .device/wheels" ;;
     trainck) echo ".gpu-suite/t-tiny-train-w1 .gpu-suite/t-linear-1b-ck-w1 .gpu-suite/data" ;;
+    inplace) echo ".gpu-suite/t-tiny-train-w1 .gpu-suite/data" ;;
   esac
 }
 run_lot() { # lot limit dir
@@ -92,6 +95,7 @@ run_lot() { # lot limit dir
     train1b)
       python3 -m pip install -q --no-deps --no-index --target /tmp/fla .device/wheels/*.whl
       PYTHONPATH=/tmp/fla OUT=$dir RUNS=/tmp/lasp-train-runs timeout "$limit" bash bench/gpu/run-train.sh 1b > "$dir/train.txt" 2>&1 ;;
+    inplace) OUT=$dir RUNS=/tmp/lasp-ck-inplace timeout "$limit" bash bench/gpu/run-train.sh inplace > "$dir/train.txt" 2>&1 ;;
     trainck)
       (OUT=$dir/resume RUNS=/tmp/lasp-ck-resume timeout 70 bash bench/gpu/run-train.sh resume
         OUT=$dir/resume RUNS=/tmp/lasp-ck-resume timeout 40 bash bench/gpu/run-train.sh reshard
@@ -109,6 +113,7 @@ short_of() { # lot dir
     ops) grep -E "x128256|swiglu|norm" "$2/model_ops.log" 2>/dev/null ;;
     docab) tail -8 "$2/ab.txt" 2>/dev/null ;;
     train1b) tail -14 "$2/train.txt" 2>/dev/null ;;
+    inplace) grep -hE 'exit|differ|bytes|DIFFERS|place|LASP_CHECKPOINT_COPY' "$2/train.txt" 2>/dev/null | cut -c1-200 ;;
     trainck) grep -hE 'exit|differ|checkpoint|steps|loss' "$2/train.txt" 2>/dev/null | cut -c1-200 ;;
     scatterab) grep -hE 'exit|/ auto' "$2/ab.txt" 2>/dev/null ;;
     softmax) grep -hE '^CHECKS|^\||^ours bwd' "$2/summary.md" 2>/dev/null ;;

@@ -1,12 +1,15 @@
 #!/usr/bin/env bash
 # Train mode (issue 17), in one call on the GPU machine, from the repository root:
 #   here:   bash bench/gpu/make-suite.sh all 4 && bash bench/gpu/make-train-data.sh && bash bench/gpu/prebuild.sh
-#   there:  bash bench/gpu/run-train.sh [tiny|resume|reshard|signal|multi|adamw|1b|ckpt1b|all]  (all: one GPU's, not multi, not ckpt1b)
+#   there:  bash bench/gpu/run-train.sh [tiny|resume|reshard|inplace|signal|multi|adamw|1b|ckpt1b|all]  (all: one GPU's, not multi, not ckpt1b)
 # tiny:   t-tiny-train-w1 (examples/tiny-train.lasp) for its 600 steps: the loss curve, evaluation, checkpoints;
 #         then PyTorch evaluates the last checkpoint on the same windows (torch_reference.py --eval-tokens).
 # resume: the same run resumed from its step-400 checkpoint: the losses of steps 401-600 must be the same bits.
 # reshard: the same run's step-400 checkpoint rewritten as 2 ranks would have written it (reshard_checkpoint.py:
 #         replicated, then ZeRO-1) and resumed on 1 GPU: the losses of steps 401-600 must be the same bits.
+# inplace: the same run with LASP_CHECKPOINT_COPY=none (checkpoints written in place, straight from the GPU): the
+#         same losses and the same checkpoint files as the background writer's, and a resume from its step-400
+#         checkpoint; then an unknown LASP_CHECKPOINT_COPY value must stop the program with its sentence (exit 2).
 # signal: the same run stopped by SIGTERM after a few seconds (exit 5 and a checkpoint), resumed from that
 #         checkpoint to the end: the losses after it must be the same bits as the uninterrupted run's.
 # multi:  t-tiny-train-w2 and -w4 (sequence parallel over 2 and 4 GPUs) on the same data as -w1: the losses
@@ -53,7 +56,7 @@ same_after() { # name-a name-b first-step: the losses of steps >= first-step in 
 mode=${1:-all}
 # reshard after resume in the same $OUT and $RUNS uses that tiny run
 if [ "$mode" = tiny ] || [ "$mode" = all ] || [ "$mode" = resume ] || [ "$mode" = signal ] ||
-  { [ "$mode" = reshard ] && [ ! -s "$OUT/tiny.jsonl" ]; }; then
+  { { [ "$mode" = reshard ] || [ "$mode" = inplace ]; } && [ ! -s "$OUT/tiny.jsonl" ]; }; then
   run tiny t-tiny-train-w1 "$OUT/tiny"
   grep -h "eval at\|trained\|checkpoint of" "$OUT/tiny.err" | tail -12
   # PyTorch rebuilds the model from the last checkpoint alone and evaluates the same windows
@@ -76,6 +79,19 @@ if [ "$mode" = reshard ] || [ "$mode" = all ]; then
     grep -h "re-sharded" "$OUT/from-$layout-w2.err"
     same_after tiny "from-$layout-w2" 401
   done
+fi
+if [ "$mode" = inplace ] || [ "$mode" = all ]; then
+  LASP_CHECKPOINT_COPY=none run inplace t-tiny-train-w1 "$OUT/inplace"
+  grep -h "in place\|checkpoint of" "$OUT/inplace.err" | head -4
+  same_after tiny inplace 1
+  for f in model.safetensors config.json trainer_state.json optimizer-rank-0-of-1.safetensors; do
+    cmp -s "$RUNS/tiny/checkpoints/step-000400/$f" "$RUNS/inplace/checkpoints/step-000400/$f" &&
+      echo "step-400 $f: the same bytes as the background writer's" || echo "step-400 $f: DIFFERS"
+  done
+  run resumed-inplace t-tiny-train-w1 "$OUT/resumed-inplace" --resume "$RUNS/inplace/checkpoints/step-000400"
+  same_after tiny resumed-inplace 401
+  LASP_CHECKPOINT_COPY=pinned run bad-copy t-tiny-train-w1 "$OUT/bad-copy"
+  grep -h "LASP_CHECKPOINT_COPY" "$OUT/bad-copy.err"
 fi
 if [ "$mode" = signal ] || [ "$mode" = all ]; then
   (cd $suite && exec t-tiny-train-w1/prog --rank 0 --world 1 --device 0 --nccl-id-file "$RUNS/stopped.id" --mode train \

@@ -63,6 +63,7 @@ export const RUNTIME_FILES = [
   "token_files.cuh",
   "checkpoint.cuh",
   "checkpoint_writer.cuh",
+  "host_memory.cuh",
   "optimizer_slices.cuh",
   "optimizer.cuh",
   "train_data.cuh",

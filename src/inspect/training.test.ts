@@ -81,7 +81,7 @@ run { seq_len 1K  batch 4  mode train  accumulate 3  data "train.bin"  eval_data
     const elements = memoryShape(two).parameters.elements;
     expect(t.checkpointHostBytes).toBe(elements * 2 + (elements / 4) * 12);
     expect(trainingText(t, 400)).toContain(
-      `written while training goes on from a copy in host memory (${(t.checkpointHostBytes / 1e9).toFixed(2)} GB on rank 0)`,
+      `written while training goes on from a copy in host memory (${(t.checkpointHostBytes / 1e9).toFixed(2)} GB on rank 0; in place, training waiting, where the host cannot hold the copies or LASP_CHECKPOINT_COPY=none)`,
     );
     expect(t.tokensPerStep).toBe(4 * 3 * 1024);
     expect(t.windowsPerStep).toBe(12);

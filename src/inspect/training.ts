@@ -202,7 +202,7 @@ export function trainingText(s: TrainingSection, width: number = MAX_WIDTH): str
       : []),
     [
       "checkpoints",
-      `${every}${keep}; ${(s.checkpointBytes / 1e9).toFixed(2)} GB each, written while training goes on from a copy in host memory (${(s.checkpointHostBytes / 1e9).toFixed(2)} GB on rank 0)`,
+      `${every}${keep}; ${(s.checkpointBytes / 1e9).toFixed(2)} GB each, written while training goes on from a copy in host memory (${(s.checkpointHostBytes / 1e9).toFixed(2)} GB on rank 0; in place, training waiting, where the host cannot hold the copies or LASP_CHECKPOINT_COPY=none)`,
     ],
   ];
   return [

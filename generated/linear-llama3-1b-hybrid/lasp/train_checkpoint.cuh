@@ -17,6 +17,9 @@
 //   host buffers are page-locked once, where the host allows, so it runs at the link's speed); the next
 //   checkpoint, the end of the run, a signal and a non-finite loss wait for the write in flight. The last
 //   checkpoint and a signal's are waited for before the program exits.
+// - Where the host's free memory cannot hold its ranks' copies (host_memory.cuh; every rank decides the same,
+//   before any allocates) or LASP_CHECKPOINT_COPY=none, checkpoints are written in place: the files are
+//   filled straight from the GPU through a 64 MiB host buffer, and training waits for each write.
 // - Everything a resumed run needs is in trainer_state.json: the step, the data position (windows consumed),
 //   the tokens seen, the seed; every random number of a run is a function of (seed, data position), so the
 //   state of the generator is the key of the next window's tokens (checked on resume).
@@ -32,12 +35,13 @@
 #include <vector>
 #include "checkpoint.cuh"   // folders, commit, trainer_state.json
 #include "checkpoint_writer.cuh"  // BackgroundWriter
+#include "host_memory.cuh"  // whether the host holds the copies
 #include "optimizer.cuh"    // Optimizer, OptimizerTables
 #include "optimizer_slices.cuh"  // checkpoint_shard_spans, state_copies
 #include "report.cuh"       // emit, say
 #include "state.cuh"        // State
 #include "train_data.cuh"   // position_seed
-#include "weights_io.cuh"   // weight_tensors, load_weights
+#include "weights_io.cuh"   // weight_tensors, weight_sources, device_source, load_weights
 
 namespace lasp {
 
@@ -119,6 +123,8 @@ struct Checkpoints {
   std::chrono::steady_clock::time_point entered, started;
   bool background = false;
   double paused_ms = 0;
+  // No host copy: each checkpoint's files are filled from the GPU while training waits.
+  bool in_place = false;
   float* state = nullptr;  // master, exp_avg, exp_avg_sq of this rank's range, back to back
   bf16* weights = nullptr;  // rank 0: every weight
   bool pinned = false;
@@ -164,7 +170,8 @@ inline void host_buffers(Checkpoints& c, size_t state_elements, size_t weight_el
     std::snprintf(gb, sizeof gb, "%.1f", (state_bytes + weight_bytes) / 1e9);
     train_checkpoint::fail(std::string("cannot hold this rank's copy of a checkpoint in host memory (") + gb +
                            " GB, page-locked or not): checkpoints are written from it while training goes on; "
-                           "free host memory, or use more GPUs (each holds 1/W of the optimizer state)");
+                           "free host memory, use more GPUs (each holds 1/W of the optimizer state), or set "
+                           "LASP_CHECKPOINT_COPY=none (written in place, training waiting for each)");
   }
   c.state = c.state_pageable.data();
   c.weights = c.weights_pageable.data();
@@ -172,9 +179,56 @@ inline void host_buffers(Checkpoints& c, size_t state_elements, size_t weight_el
 
 }  // namespace train_checkpoint
 
+namespace train_checkpoint {
+
+// Bytes of rank `rank`'s host copy: its part of the fp32 state, and on rank 0 the weights.
+inline uint64_t copy_bytes(const State& st, const Optimizer& o, int rank) {
+  size_t first = 0, count = 0;
+  own_range(o, rank, st.layout.world, &first, &count);
+  return 3 * count * sizeof(float) + (rank == 0 ? st.model.parameter_elements * sizeof(bf16) : 0);
+}
+
+// Whether checkpoints are written in place: LASP_CHECKPOINT_COPY, else whether this host's free memory holds
+// its ranks' copies. Every rank reads its host's memory before the agreement, so before any allocates.
+inline bool write_in_place(State& st, const Optimizer& o) {
+  const char* setting = std::getenv("LASP_CHECKPOINT_COPY");
+  const host_memory::CopyChoice choice = host_memory::copy_choice(setting);
+  if (choice == host_memory::CopyChoice::kInvalid)
+    fail(std::string("LASP_CHECKPOINT_COPY is `") + setting +
+         "`: it must be auto (the default: a copy in host memory where the host holds it), host or none "
+         "(checkpoints written in place, training waiting for each)");
+  int64_t in_place = choice == host_memory::CopyChoice::kNone;
+  uint64_t needed = 0, available = 0;
+  if (choice == host_memory::CopyChoice::kAuto) {
+    int visible = 0;
+    if (cudaGetDeviceCount(&visible) != cudaSuccess) visible = 1;
+    const int ranks = host_memory::ranks_here(std::getenv("OMPI_COMM_WORLD_LOCAL_SIZE"),
+                                              std::getenv("LOCAL_WORLD_SIZE"), std::getenv("SLURM_NTASKS_PER_NODE"),
+                                              st.layout.world, visible);
+    needed = host_memory::host_bytes(copy_bytes(st, o, 0), st.layout.world > 1 ? copy_bytes(st, o, 1) : 0, ranks);
+    available = host_memory::available_bytes();
+    in_place = !host_memory::fits(needed, available);
+  }
+  const bool any = max_over_ranks(st, in_place) != 0;
+  if (any && st.layout.rank == 0) {
+    if (choice == host_memory::CopyChoice::kNone)
+      say("checkpoints: written in place (LASP_CHECKPOINT_COPY=none): training waits for each write\n");
+    else
+      say("checkpoints: written in place, training waiting for each write: the ranks' copies of a step (%.1f GB "
+          "on this host) would take more than 80%% of its available memory (%.1f GB)%s\n",
+          needed / 1e9, available / 1e9, in_place ? "" : " on another host");
+  }
+  return any;
+}
+
+}  // namespace train_checkpoint
+
 // The host buffers of this rank's part of a checkpoint, before the first step: page-locking tens of GB takes
-// seconds, better spent at the start than as a stall at the first checkpoint. Rank 0 says what it holds.
+// seconds, better spent at the start than as a stall at the first checkpoint. Rank 0 says what it holds. None
+// where checkpoints are written in place.
 inline void prepare_checkpoints(State& st, const Optimizer& o, Checkpoints& c) {
+  c.in_place = train_checkpoint::write_in_place(st, o);
+  if (c.in_place) return;
   const auto started = std::chrono::steady_clock::now();
   size_t first = 0, count = 0;
   train_checkpoint::own_range(o, st.layout.rank, st.layout.world, &first, &count);
@@ -223,8 +277,10 @@ inline void finish_checkpoint(State& st, Checkpoints& c, bool wait) {
 
 // Starts the checkpoint of `state` into run_dir (every rank calls it): waits for the one in flight, copies this
 // rank's tensors to the host, and leaves the writing to the writer's thread; `wait`: returns once it is on disk.
+// Written in place (c.in_place), it always returns once it is on disk.
 inline void save_checkpoint(State& st, const Optimizer& o, const checkpoint::TrainerState& state,
                             const std::string& run_dir, Checkpoints& c, bool wait) {
+  wait = wait || c.in_place;
   const auto entered = std::chrono::steady_clock::now();
   finish_checkpoint(st, c, true);  // training waits for the previous write, if it is still going
   const auto started = std::chrono::steady_clock::now();
@@ -255,13 +311,18 @@ inline void save_checkpoint(State& st, const Optimizer& o, const checkpoint::Tra
   job.world = (uint64_t)st.layout.world;
   const float* arrays[3] = {o.master, o.m, o.v};
   for (int k = 0; k < 3; k++) {
+    if (c.in_place) {
+      job.shard.push_back({train_checkpoint::state_name(o, k), safetensors::DType::F32, {(int64_t)count}, nullptr,
+                           device_source(arrays[k] + first)});
+      continue;
+    }
     CUDA_CHECK(cudaMemcpy(c.state + k * count, arrays[k] + first, count * sizeof(float), cudaMemcpyDeviceToHost));
     job.shard.push_back(
         {train_checkpoint::state_name(o, k), safetensors::DType::F32, {(int64_t)count}, c.state + k * count});
   }
   if (st.layout.rank == 0) {
     job.commits = true;
-    job.model = weight_tensors(st, c.weights);
+    job.model = c.in_place ? weight_sources(st) : weight_tensors(st, c.weights);
     job.config_json = program::kHfConfig;
     job.state = state;
     job.keep = (uint64_t)program::kKeepCheckpoints;
@@ -271,7 +332,10 @@ inline void save_checkpoint(State& st, const Optimizer& o, const checkpoint::Tra
   c.started = started;
   c.background = !wait;
   c.paused_ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - entered).count();
-  c.writer.start(std::move(job));
+  if (c.in_place)
+    c.writer.run_here(std::move(job));
+  else
+    c.writer.start(std::move(job));
   if (wait) finish_checkpoint(st, c, true);
 }
 

@@ -14,7 +14,9 @@
 //   temporary name and renames it, so a shard's name appearing means the shard is whole: the thread looks
 //   every 20 ms instead of a barrier between ranks (which would need the training's communicator from a
 //   second thread). A rank whose write fails exits, and the launcher stops the others.
-// - Host code only, C++17 and std::thread: tested with g++ (test/checkpoint-writer.test.ts).
+// - A checkpoint written in place (no host copy: host_memory.cuh) runs the same job on the caller's thread
+//   (run_here), so the caller collects it as it collects a thread's.
+// - Host code only, C++17 and std::thread: tested with g++ (test/checkpoint.test.ts).
 #pragma once
 #include <atomic>
 #include <chrono>
@@ -99,7 +101,7 @@ class BackgroundWriter {
   }
 
   /** Whether a job was started and not yet collected by poll or wait. */
-  bool busy() const { return thread_.joinable(); }
+  bool busy() const { return thread_.joinable() || ran_here_; }
 
   /** Starts `job`; the caller has collected the previous one (busy() is false). */
   void start(Job job) {
@@ -109,6 +111,15 @@ class BackgroundWriter {
       outcome_ = run_job(job_, stop_);
       done_.store(true);
     });
+  }
+
+  /** Runs `job` on the calling thread (its tensors may come from sources that need it: the GPU's context);
+   * wait or poll then gives its outcome. The caller has collected the previous one. */
+  void run_here(Job job) {
+    job_ = std::move(job);
+    outcome_ = run_job(job_, stop_);
+    done_.store(true);
+    ran_here_ = true;
   }
 
   /** True once the job has ended: joins it and gives its outcome. False while it runs or when there is none. */
@@ -121,7 +132,8 @@ class BackgroundWriter {
   /** Waits for the job to end and gives its outcome (a default Outcome, not ok, when none was started). */
   Outcome wait() {
     if (!busy()) return Outcome();
-    thread_.join();
+    if (thread_.joinable()) thread_.join();
+    ran_here_ = false;
     job_ = Job();
     return std::move(outcome_);
   }
@@ -130,6 +142,7 @@ class BackgroundWriter {
   std::thread thread_;
   std::atomic<bool> done_{false};
   std::atomic<bool> stop_{false};
+  bool ran_here_ = false;
   Job job_;
   Outcome outcome_;
 };

@@ -7,7 +7,9 @@
 // Design choices:
 // - Host code only, plain C++17 and POSIX (fsync, rename): no CUDA header, so it compiles with g++ alone
 //   and its tests need no GPU (test/safetensors.test.ts). It is named .cuh like the other runtime headers,
-//   which the program includes from lasp/. The caller copies tensors between the GPU and the host buffers.
+//   which the program includes from lasp/. The caller copies tensors between the GPU and the host buffers,
+//   or gives a tensor as a source the writer pulls from in pieces (a checkpoint written from the GPU without
+//   a host copy of it).
 // - The format: 8 bytes, little-endian, the header's length N; N bytes of JSON, one entry per tensor
 //   {"dtype", "shape", "data_offsets": [begin, end]} (offsets into the data that follows the header) and an
 //   optional "__metadata__" of strings; the header padded with spaces to a multiple of 8 bytes (so the data
@@ -25,10 +27,12 @@
 #include <fcntl.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstdint>
 #include <cstdio>
 #include <cstring>
+#include <functional>
 #include <string>
 #include <utility>
 #include <vector>
@@ -43,12 +47,18 @@ inline const char* dtype_name(DType d) {
 }
 inline std::size_t dtype_bytes(DType d) { return d == DType::BF16 ? 2 : d == DType::F32 || d == DType::I32 ? 4 : 0; }
 
-/** One tensor to write: its bytes are shape's product times the dtype's size. */
+/** Fills `dst` with `bytes` bytes of a tensor, from its byte `first` on: a tensor that is not in host memory
+ * (a checkpoint written straight from the GPU). */
+using ByteSource = std::function<bool(uint64_t first, uint64_t bytes, void* dst)>;
+
+/** One tensor to write: its bytes are shape's product times the dtype's size, at `data`, or (data null) from
+ * `source` in pieces. */
 struct TensorOut {
   std::string name;
   DType dtype;
   std::vector<int64_t> shape;
   const void* data;
+  ByteSource source = nullptr;
 };
 
 /** One tensor the reader expects, and where its bytes go. */
@@ -349,9 +359,11 @@ inline std::string header_text(const std::vector<TensorOut>& tensors,
   return h;
 }
 
-/** Writes `tensors` to `path` atomically; false, with a sentence in *error, when it cannot. */
+/** Writes `tensors` to `path` atomically; false, with a sentence in *error, when it cannot. A tensor given by
+ * its source passes through one host buffer of `staging_bytes` at a time. */
 inline bool write_file(const std::string& path, const std::vector<TensorOut>& tensors,
-                       const std::vector<std::pair<std::string, std::string>>& metadata, std::string* error) {
+                       const std::vector<std::pair<std::string, std::string>>& metadata, std::string* error,
+                       std::size_t staging_bytes = std::size_t(64) << 20) {
   for (const TensorOut& t : tensors) {
     if (t.dtype == DType::Other) {
       detail::fail_with(error, "cannot write tensor `" + t.name + "` of " + path + ": only BF16, F32 and I32 are written");
@@ -368,9 +380,25 @@ inline bool write_file(const std::string& path, const std::vector<TensorOut>& te
   unsigned char length[8];
   for (int i = 0; i < 8; ++i) length[i] = static_cast<unsigned char>(static_cast<uint64_t>(header.size()) >> (8 * i));
   bool ok = std::fwrite(length, 1, 8, f) == 8 && std::fwrite(header.data(), 1, header.size(), f) == header.size();
+  std::vector<unsigned char> staging;
+  std::string failed_source;
   for (std::size_t k = 0; ok && k < tensors.size(); ++k) {
-    std::size_t bytes = static_cast<std::size_t>(detail::elements(tensors[k].shape) * dtype_bytes(tensors[k].dtype));
-    ok = bytes == 0 || std::fwrite(tensors[k].data, 1, bytes, f) == bytes;
+    const TensorOut& t = tensors[k];
+    std::size_t bytes = static_cast<std::size_t>(detail::elements(t.shape) * dtype_bytes(t.dtype));
+    if (t.data != nullptr || bytes == 0) {
+      ok = bytes == 0 || std::fwrite(t.data, 1, bytes, f) == bytes;
+      continue;
+    }
+    if (staging.empty()) staging.resize(std::max<std::size_t>(staging_bytes, 1));
+    for (std::size_t done = 0; ok && done < bytes; done += staging.size()) {
+      const std::size_t n = std::min(staging.size(), bytes - done);
+      if (!t.source || !t.source(done, n, staging.data())) {
+        failed_source = t.name;
+        ok = false;
+      } else {
+        ok = std::fwrite(staging.data(), 1, n, f) == n;
+      }
+    }
   }
   const int saved = errno;
   ok = std::fflush(f) == 0 && ok;
@@ -379,7 +407,10 @@ inline bool write_file(const std::string& path, const std::vector<TensorOut>& te
   if (!ok || std::rename(tmp.c_str(), path.c_str()) != 0) {
     const int why = errno != 0 ? errno : saved;
     std::remove(tmp.c_str());
-    detail::fail_with(error, "cannot write " + path + ": " + std::strerror(why) + " (the old file, if any, is kept)");
+    detail::fail_with(error, "cannot write " + path + ": " +
+                                 (failed_source.empty() ? std::string(std::strerror(why))
+                                                        : "cannot read tensor `" + failed_source + "` to write it") +
+                                 " (the old file, if any, is kept)");
     return false;
   }
   detail::sync_folder(path);

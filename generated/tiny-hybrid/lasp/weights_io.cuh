@@ -81,6 +81,23 @@ inline std::vector<safetensors::TensorOut> weight_tensors(const State& st, bf16*
   return tensors;
 }
 
+// A tensor's bytes read straight from the GPU, a piece at a time (a checkpoint written without a host copy).
+inline safetensors::ByteSource device_source(const void* device) {
+  return [device](uint64_t first, uint64_t bytes, void* dst) {
+    return cudaMemcpy(dst, static_cast<const char*>(device) + first, bytes, cudaMemcpyDeviceToHost) == cudaSuccess;
+  };
+}
+
+// The weights as safetensors tensors read from the GPU as they are written.
+inline std::vector<safetensors::TensorOut> weight_sources(const State& st) {
+  const ModelTables& m = st.model;
+  std::vector<safetensors::TensorOut> tensors;
+  for (int r = 0; r < m.parameter_count; r++)
+    tensors.push_back({m.parameters[r].name, safetensors::DType::BF16, weights_io::dims(m.parameters[r]), nullptr,
+                       device_source(st.params.base + m.parameters[r].offset)});
+  return tensors;
+}
+
 inline std::vector<safetensors::TensorOut> weight_tensors(const State& st, std::vector<bf16>& host) {
   host.resize(st.model.parameter_elements);
   return weight_tensors(st, host.data());
