@@ -35,6 +35,13 @@
 #              and a checkpoint of 2 ranks' layouts resumes on 1 GPU
 #   inplace    .gpu-suite/t-tiny-train-w1 and data: run-train.sh inplace, checkpoints written in place
 #              (LASP_CHECKPOINT_COPY=none) against the background writer's: the same losses and files, a resume
+#   mlpgemm    the two GEMM experiments' binaries (bench/gpu/experiments/mlp_gemm_coop/mlp_gemm_coop and
+#              mlp_gemm_pingpong/mlp_gemm_bench, built here by their NOTES.md's nvcc line), .gpu-ablate
+#              (experiments/ablate.sh prepare) and .gpu-suite/data: both fused SwiGLU GEMMs checked and timed
+#              against cuBLAS + swiglu.cuh, then the 1B train step with passes skipped (what fusions could give)
+#   mlpab      .gpu-mlp (experiments/mlp-fused.sh prepare: sources), .gpu-suite/kernels.o and data: the patched
+#              builds (SwiGLU in lasp's own MLP GEMMs) built there, two verify programs each, then the 1B train
+#              step base / coop / pingpong alternating
 #   diag       .gpu-diag (`lasp compile` of variant specs + kernels.o, as vallscan): verify programs that tell
 #              one question apart, their specs beside them (the closing note says which)
 # The carried folders and the tracked tree together must stay under the device tool's 64 MiB.
@@ -51,7 +58,7 @@ limit_of() {
   case "$1" in
     vdoc) echo 170 ;; ceiling) echo 50 ;; calibrate) echo 180 ;; gathered) echo 200 ;;
     docbench) echo 150 ;; vallscan) echo 80 ;; diag) echo 90 ;; docab) echo 200 ;; scatterab) echo 420 ;; softmax) echo 220 ;;
-    gcheck) echo 120 ;; trainck) echo 290 ;; inplace) echo 100 ;; clocks) echo 300 ;; ops) echo 100 ;; train1b) echo 330 ;; *) echo 0 ;;
+    gcheck) echo 120 ;; trainck) echo 290 ;; inplace) echo 100 ;; mlpgemm) echo 450 ;; mlpab) echo 420 ;; clocks) echo 300 ;; ops) echo 100 ;; train1b) echo 330 ;; *) echo 0 ;;
   esac
 }
 needs_of() {
@@ -68,6 +75,8 @@ needs_of() {
     train1b) echo ".gpu-suite/t-linear-1b-w1 .gpu-suite/data .device/wheels" ;;
     trainck) echo ".gpu-suite/t-tiny-train-w1 .gpu-suite/t-linear-1b-ck-w1 .gpu-suite/data" ;;
     inplace) echo ".gpu-suite/t-tiny-train-w1 .gpu-suite/data" ;;
+    mlpab) echo ".gpu-mlp/base/t-linear-1b-w1/main.cu .gpu-suite/kernels.o .gpu-suite/data" ;;
+    mlpgemm) echo "bench/gpu/experiments/mlp_gemm_coop/mlp_gemm_coop bench/gpu/experiments/mlp_gemm_pingpong/mlp_gemm_bench .gpu-ablate/t-linear-1b-w1/prog .gpu-suite/data" ;;
   esac
 }
 run_lot() { # lot limit dir
@@ -95,6 +104,15 @@ run_lot() { # lot limit dir
     train1b)
       python3 -m pip install -q --no-deps --no-index --target /tmp/fla .device/wheels/*.whl
       PYTHONPATH=/tmp/fla OUT=$dir RUNS=/tmp/lasp-train-runs timeout "$limit" bash bench/gpu/run-train.sh 1b > "$dir/train.txt" 2>&1 ;;
+    mlpab) OUT=$dir timeout "$limit" bash bench/gpu/experiments/mlp-fused.sh run > "$dir/ab.txt" 2>&1 ;;
+    mlpgemm)
+      (mkdir -p "$dir/coop" "$dir/pp" "$dir/ablate"
+        OUT=$dir/coop timeout 120 bash bench/gpu/experiments/mlp_gemm_coop/run.sh > "$dir/coop/all.log" 2>&1
+        echo "coop exit $?"
+        OUT=$dir/pp timeout 150 bash bench/gpu/experiments/mlp_gemm_pingpong/run.sh > "$dir/pp/all.log" 2>&1
+        echo "pingpong exit $?"
+        ROUNDS=2 STEPS=20 OUT=$dir/ablate timeout 160 bash bench/gpu/experiments/ablate.sh run > "$dir/ablate/all.log" 2>&1
+        echo "ablate exit $?") > "$dir/mlpgemm.txt" 2>&1 ;;
     inplace) OUT=$dir RUNS=/tmp/lasp-ck-inplace timeout "$limit" bash bench/gpu/run-train.sh inplace > "$dir/train.txt" 2>&1 ;;
     trainck)
       (OUT=$dir/resume RUNS=/tmp/lasp-ck-resume timeout 70 bash bench/gpu/run-train.sh resume
@@ -113,6 +131,9 @@ short_of() { # lot dir
     ops) grep -E "x128256|swiglu|norm" "$2/model_ops.log" 2>/dev/null ;;
     docab) tail -8 "$2/ab.txt" 2>/dev/null ;;
     train1b) tail -14 "$2/train.txt" 2>/dev/null ;;
+    mlpab) grep -E "exit|^arm|^base|^coop|^pp" "$2/ab.txt" 2>/dev/null | cut -c1-170 ;;
+    mlpgemm) cat "$2/mlpgemm.txt"; tail -30 "$2/coop/all.log"; sed -n '/^== summary/,$p' "$2/pp/all.log" | cut -c1-160
+      tail -8 "$2/ablate/all.log" ;;
     inplace) grep -hE 'exit|differ|bytes|DIFFERS|place|LASP_CHECKPOINT_COPY' "$2/train.txt" 2>/dev/null | cut -c1-200 ;;
     trainck) grep -hE 'exit|differ|checkpoint|steps|loss' "$2/train.txt" 2>/dev/null | cut -c1-200 ;;
     scatterab) grep -hE 'exit|/ auto' "$2/ab.txt" 2>/dev/null ;;
