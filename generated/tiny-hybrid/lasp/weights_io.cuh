@@ -69,18 +69,6 @@ inline void write_config(const std::string& weights_path) {
 
 }  // namespace weights_io
 
-// The weights as safetensors tensors (Hugging Face names, bf16), copied from the GPU into `host` (room for
-// parameter_elements).
-inline std::vector<safetensors::TensorOut> weight_tensors(const State& st, bf16* host) {
-  const ModelTables& m = st.model;
-  CUDA_CHECK(cudaMemcpy(host, st.params.base, m.parameter_elements * sizeof(bf16), cudaMemcpyDeviceToHost));
-  std::vector<safetensors::TensorOut> tensors;
-  for (int r = 0; r < m.parameter_count; r++)
-    tensors.push_back({m.parameters[r].name, safetensors::DType::BF16, weights_io::dims(m.parameters[r]),
-                       host + m.parameters[r].offset});
-  return tensors;
-}
-
 // A tensor's bytes read straight from the GPU, a piece at a time (a checkpoint written without a host copy).
 inline safetensors::ByteSource device_source(const void* device) {
   return [device](uint64_t first, uint64_t bytes, void* dst) {
@@ -88,13 +76,19 @@ inline safetensors::ByteSource device_source(const void* device) {
   };
 }
 
-// The weights as safetensors tensors read from the GPU as they are written.
-inline std::vector<safetensors::TensorOut> weight_sources(const State& st) {
+// The weights as safetensors tensors (Hugging Face names, bf16): copied from the GPU into `host` (room for
+// parameter_elements), or with `host` null read from the GPU as they are written.
+inline std::vector<safetensors::TensorOut> weight_tensors(const State& st, bf16* host) {
   const ModelTables& m = st.model;
+  if (host != nullptr)
+    CUDA_CHECK(cudaMemcpy(host, st.params.base, m.parameter_elements * sizeof(bf16), cudaMemcpyDeviceToHost));
   std::vector<safetensors::TensorOut> tensors;
-  for (int r = 0; r < m.parameter_count; r++)
-    tensors.push_back({m.parameters[r].name, safetensors::DType::BF16, weights_io::dims(m.parameters[r]), nullptr,
-                       device_source(st.params.base + m.parameters[r].offset)});
+  for (int r = 0; r < m.parameter_count; r++) {
+    const size_t at = m.parameters[r].offset;
+    tensors.push_back({m.parameters[r].name, safetensors::DType::BF16, weights_io::dims(m.parameters[r]),
+                       host != nullptr ? host + at : nullptr,
+                       host != nullptr ? nullptr : device_source(st.params.base + at)});
+  }
   return tensors;
 }
 
@@ -116,6 +110,20 @@ inline void save_weights(State& st, const std::string& path) {
   say("saved %d weight tensors to %s (config.json beside it)\n", m.parameter_count, path.c_str());
 }
 
+// Elements [first, first + count) of tensor `name` of the checked file `path` into device memory at `device`,
+// through `staging` (a rank never holds a whole tensor in host memory); false, with the sentence in *error, when
+// the file cannot be read.
+template <typename T>
+inline bool read_to_device(const std::string& path, const safetensors::Header& header, const std::string& name,
+                           size_t first, size_t count, T* device, std::vector<T>& staging, std::string* error) {
+  for (size_t done = 0; done < count; done += staging.size()) {
+    const size_t n = std::min(staging.size(), count - done);
+    if (!safetensors::read_elements(path, header, name, first + done, n, staging.data(), error)) return false;
+    CUDA_CHECK(cudaMemcpy(device + done, staging.data(), n * sizeof(T), cudaMemcpyHostToDevice));
+  }
+  return true;
+}
+
 // The weights from `path` on every rank, after the whole file is checked against the model.
 // Each tensor goes through a 64 MiB staging buffer, so a rank never holds the whole model in host memory
 // (eight ranks of an 8B model would hold 128 GB).
@@ -129,12 +137,8 @@ inline void load_weights(State& st, const std::string& path) {
   if (!safetensors::check_file(path, expected, &header, &error)) weights_io::fail(error);
   std::vector<bf16> staging((size_t)32 << 20);
   for (int r = 0; r < m.parameter_count; r++)
-    for (size_t done = 0; done < m.parameters[r].elements; done += staging.size()) {
-      const size_t n = std::min(staging.size(), m.parameters[r].elements - done);
-      if (!safetensors::read_elements(path, header, m.parameters[r].name, done, n, staging.data(), &error))
-        weights_io::fail(error);
-      CUDA_CHECK(cudaMemcpy(st.params[r] + done, staging.data(), n * sizeof(bf16), cudaMemcpyHostToDevice));
-    }
+    if (!read_to_device(path, header, m.parameters[r].name, 0, m.parameters[r].elements, st.params[r], staging, &error))
+      weights_io::fail(error);
   emit("weights", "\"loaded\":\"%s\",\"tensors\":%d", path.c_str(), m.parameter_count);
   say("loaded %d weight tensors from %s\n", m.parameter_count, path.c_str());
 }

@@ -41,7 +41,7 @@
 #include "report.cuh"       // emit, say
 #include "state.cuh"        // State
 #include "train_data.cuh"   // position_seed
-#include "weights_io.cuh"   // weight_tensors, weight_sources, device_source, load_weights
+#include "weights_io.cuh"   // weight_tensors, device_source, read_to_device, load_weights
 
 namespace lasp {
 
@@ -177,10 +177,6 @@ inline void host_buffers(Checkpoints& c, size_t state_elements, size_t weight_el
   c.weights = c.weights_pageable.data();
 }
 
-}  // namespace train_checkpoint
-
-namespace train_checkpoint {
-
 // Bytes of rank `rank`'s host copy: its part of the fp32 state, and on rank 0 the weights.
 inline uint64_t copy_bytes(const State& st, const Optimizer& o, int rank) {
   size_t first = 0, count = 0;
@@ -232,13 +228,11 @@ inline void prepare_checkpoints(State& st, const Optimizer& o, Checkpoints& c) {
   const auto started = std::chrono::steady_clock::now();
   size_t first = 0, count = 0;
   train_checkpoint::own_range(o, st.layout.rank, st.layout.world, &first, &count);
-  const size_t weight_elements = st.layout.rank == 0 ? st.model.parameter_elements : 0;
-  train_checkpoint::host_buffers(c, 3 * count, weight_elements);
+  train_checkpoint::host_buffers(c, 3 * count, st.layout.rank == 0 ? st.model.parameter_elements : 0);
   const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
   if (st.layout.rank == 0)
     say("checkpoints: %.1f GB of %s host memory on rank 0 for the copy of a step (%.1f s to allocate)\n",
-        (3 * count * sizeof(float) + weight_elements * sizeof(bf16)) / 1e9, c.pinned ? "page-locked" : "pageable",
-        seconds);
+        train_checkpoint::copy_bytes(st, o, 0) / 1e9, c.pinned ? "page-locked" : "pageable", seconds);
 }
 
 // The checkpoint in flight, if it ended (`wait`: once it ends): a failed write stops the run; rank 0 emits
@@ -322,7 +316,7 @@ inline void save_checkpoint(State& st, const Optimizer& o, const checkpoint::Tra
   }
   if (st.layout.rank == 0) {
     job.commits = true;
-    job.model = c.in_place ? weight_sources(st) : weight_tensors(st, c.weights);
+    job.model = weight_tensors(st, c.in_place ? nullptr : c.weights);
     job.config_json = program::kHfConfig;
     job.state = state;
     job.keep = (uint64_t)program::kKeepCheckpoints;
@@ -394,12 +388,8 @@ inline checkpoint::TrainerState load_checkpoint(State& st, Optimizer& o, const O
     for (const StateCopy& c : copies) {
       if (c.shard != r) continue;
       for (int k = 0; k < 3; k++)
-        for (size_t done = 0; done < c.elements; done += staging.size()) {
-          const size_t n = std::min(staging.size(), c.elements - done);
-          if (!safetensors::read_elements(path, header, names[k], c.from + done, n, staging.data(), &error))
-            train_checkpoint::fail(error);
-          CUDA_CHECK(cudaMemcpy(arrays[k] + c.to + done, staging.data(), n * sizeof(float), cudaMemcpyHostToDevice));
-        }
+        if (!read_to_device(path, header, names[k], c.from, c.elements, arrays[k] + c.to, staging, &error))
+          train_checkpoint::fail(error);
     }
   }
   const bool resharded = world != st.layout.world || sharded != o.sharded;
