@@ -2,7 +2,8 @@
 //   harness meminfo FILE                        available_bytes of a meminfo file: prints the bytes
 //   harness ranks OMPI LOCAL_WORLD SLURM WORLD GPUS   ranks_here ("-": the variable unset): prints the ranks
 //   harness fits RANK0 OTHER RANKS AVAILABLE    host_bytes and fits: prints "needs N fits 0|1"
-//   harness choice VALUE                        copy_choice ("-": unset): prints auto, host, none or invalid
+//   harness choice VALUE                        copy_choice ("-": unset): prints auto, host, none or invalid,
+//                                               and for invalid the program's sentence
 #include <cinttypes>
 #include <cstdio>
 #include <cstdlib>
@@ -36,7 +37,9 @@ int main(int argc, char** argv) {
   }
   if (mode == "choice") {
     const char* names[] = {"auto", "host", "none", "invalid"};
-    std::printf("%s\n", names[static_cast<int>(hm::copy_choice(arg(argv[2])))]);
+    const hm::CopyChoice choice = hm::copy_choice(arg(argv[2]));
+    std::printf("%s\n", names[static_cast<int>(choice)]);
+    if (choice == hm::CopyChoice::kInvalid) std::printf("%s\n", hm::copy_choice_error(argv[2]).c_str());
     return 0;
   }
   return 2;

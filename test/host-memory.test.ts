@@ -62,6 +62,9 @@ describe.skipIf(!gxx)("host_memory.cuh (host side, compiled with g++)", () => {
     expect(run("choice", "auto")).toBe("auto");
     expect(run("choice", "host")).toBe("host");
     expect(run("choice", "none")).toBe("none");
-    expect(run("choice", "pinned")).toBe("invalid");
+    expect(run("choice", "pinned")).toBe(
+      "invalid\nLASP_CHECKPOINT_COPY is `pinned`: it must be auto (the default: a copy in host memory where the " +
+        "host holds it), host or none (checkpoints written in place, training waiting for each)",
+    );
   });
 });

@@ -190,9 +190,7 @@ inline bool write_in_place(State& st, const Optimizer& o) {
   const char* setting = std::getenv("LASP_CHECKPOINT_COPY");
   const host_memory::CopyChoice choice = host_memory::copy_choice(setting);
   if (choice == host_memory::CopyChoice::kInvalid)
-    fail(std::string("LASP_CHECKPOINT_COPY is `") + setting +
-         "`: it must be auto (the default: a copy in host memory where the host holds it), host or none "
-         "(checkpoints written in place, training waiting for each)");
+    fail(host_memory::copy_choice_error(setting));
   int64_t in_place = choice == host_memory::CopyChoice::kNone;
   uint64_t needed = 0, available = 0;
   if (choice == host_memory::CopyChoice::kAuto) {

@@ -34,6 +34,13 @@ inline CopyChoice copy_choice(const char* value) {
   return CopyChoice::kInvalid;
 }
 
+/** The sentence for a LASP_CHECKPOINT_COPY value copy_choice does not know. */
+inline std::string copy_choice_error(const char* value) {
+  return std::string("LASP_CHECKPOINT_COPY is `") + value +
+         "`: it must be auto (the default: a copy in host memory where the host holds it), host or none "
+         "(checkpoints written in place, training waiting for each)";
+}
+
 /** MemAvailable in bytes from /proc/meminfo's text; 0 when it has none. */
 inline uint64_t available_from_meminfo(const std::string& text) {
   const std::string key = "MemAvailable:";
