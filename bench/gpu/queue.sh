@@ -35,13 +35,10 @@
 #              and a checkpoint of 2 ranks' layouts resumes on 1 GPU
 #   inplace    .gpu-suite/t-tiny-train-w1 and data: run-train.sh inplace, checkpoints written in place
 #              (LASP_CHECKPOINT_COPY=none) against the background writer's: the same losses and files, a resume
-#   mlpgemm    the two GEMM experiments' binaries (bench/gpu/experiments/mlp_gemm_coop/mlp_gemm_coop and
-#              mlp_gemm_pingpong/mlp_gemm_bench, built here by their NOTES.md's nvcc line), .gpu-ablate
-#              (experiments/ablate.sh prepare) and .gpu-suite/data: both fused SwiGLU GEMMs checked and timed
-#              against cuBLAS + swiglu.cuh, then the 1B train step with passes skipped (what fusions could give)
-#   mlpab      .gpu-mlp (experiments/mlp-fused.sh prepare: sources), .gpu-suite/kernels.o and data: the patched
-#              builds (SwiGLU in lasp's own MLP GEMMs) built there, two verify programs each, then the 1B train
-#              step base / coop / pingpong alternating
+#   mlpship    .gpu-ship (t-linear-1b-w1 and t-tiny-train-w1 built here from the templates, kernels.o with cuDNN),
+#              .gpu-suite/data, .device/wheels, bench/gpu/mlp_gemm/mlp_gemm_check: the shipped MLP GEMM's harness,
+#              the tiny model trained and evaluated by PyTorch, the 1B step with LASP_MLP_GEMM auto against cublas
+#              (env-ab.sh), then PyTorch's 1B training step in the same call
 #   diag       .gpu-diag (`lasp compile` of variant specs + kernels.o, as vallscan): verify programs that tell
 #              one question apart, their specs beside them (the closing note says which)
 # The carried folders and the tracked tree together must stay under the device tool's 64 MiB.
@@ -58,7 +55,7 @@ limit_of() {
   case "$1" in
     vdoc) echo 170 ;; ceiling) echo 50 ;; calibrate) echo 180 ;; gathered) echo 200 ;;
     docbench) echo 150 ;; vallscan) echo 80 ;; diag) echo 90 ;; docab) echo 200 ;; scatterab) echo 420 ;; softmax) echo 220 ;;
-    gcheck) echo 120 ;; trainck) echo 290 ;; inplace) echo 100 ;; mlpgemm) echo 450 ;; mlpab) echo 420 ;; clocks) echo 300 ;; ops) echo 100 ;; train1b) echo 330 ;; *) echo 0 ;;
+    gcheck) echo 120 ;; trainck) echo 290 ;; inplace) echo 100 ;; mlpship) echo 500 ;; clocks) echo 300 ;; ops) echo 100 ;; train1b) echo 330 ;; *) echo 0 ;;
   esac
 }
 needs_of() {
@@ -75,8 +72,7 @@ needs_of() {
     train1b) echo ".gpu-suite/t-linear-1b-w1 .gpu-suite/data .device/wheels" ;;
     trainck) echo ".gpu-suite/t-tiny-train-w1 .gpu-suite/t-linear-1b-ck-w1 .gpu-suite/data" ;;
     inplace) echo ".gpu-suite/t-tiny-train-w1 .gpu-suite/data" ;;
-    mlpab) echo ".gpu-mlp/base/t-linear-1b-w1/main.cu .gpu-suite/kernels.o .gpu-suite/data" ;;
-    mlpgemm) echo "bench/gpu/experiments/mlp_gemm_coop/mlp_gemm_coop bench/gpu/experiments/mlp_gemm_pingpong/mlp_gemm_bench .gpu-ablate/t-linear-1b-w1/prog .gpu-suite/data" ;;
+    mlpship) echo ".gpu-ship/t-linear-1b-w1/prog .gpu-ship/t-tiny-train-w1/prog .gpu-suite/data .device/wheels" ;;
   esac
 }
 run_lot() { # lot limit dir
@@ -104,15 +100,22 @@ run_lot() { # lot limit dir
     train1b)
       python3 -m pip install -q --no-deps --no-index --target /tmp/fla .device/wheels/*.whl
       PYTHONPATH=/tmp/fla OUT=$dir RUNS=/tmp/lasp-train-runs timeout "$limit" bash bench/gpu/run-train.sh 1b > "$dir/train.txt" 2>&1 ;;
-    mlpab) OUT=$dir timeout "$limit" bash bench/gpu/experiments/mlp-fused.sh run > "$dir/ab.txt" 2>&1 ;;
-    mlpgemm)
-      (mkdir -p "$dir/coop" "$dir/pp" "$dir/ablate"
-        OUT=$dir/coop timeout 120 bash bench/gpu/experiments/mlp_gemm_coop/run.sh > "$dir/coop/all.log" 2>&1
-        echo "coop exit $?"
-        OUT=$dir/pp timeout 150 bash bench/gpu/experiments/mlp_gemm_pingpong/run.sh > "$dir/pp/all.log" 2>&1
-        echo "pingpong exit $?"
-        ROUNDS=2 STEPS=20 OUT=$dir/ablate timeout 160 bash bench/gpu/experiments/ablate.sh run > "$dir/ablate/all.log" 2>&1
-        echo "ablate exit $?") > "$dir/mlpgemm.txt" 2>&1 ;;
+    mlpship)
+      (ln -sfn ../.gpu-suite/data .gpu-ship/data
+        PROG=.gpu-ship/t-linear-1b-w1 A="LASP_MLP_GEMM=auto" B="LASP_MLP_GEMM=cublas" ROUNDS=2 STEPS=25 OUT=$dir/ab \
+          RUNS=$([ "$(df --output=avail -BG /dev/shm 2>/dev/null | tail -1 | tr -dc 0-9)" -gt 30 ] 2>/dev/null && echo /dev/shm/lasp-ab || echo /tmp/lasp-ab) \
+          timeout 190 bash bench/gpu/env-ab.sh > "$dir/ab.txt" 2>&1
+        echo "ab exit $?"
+        python3 -m pip install -q --no-deps --no-index --target /tmp/fla .device/wheels/*.whl > /dev/null 2>&1
+        PYTHONPATH=/tmp/fla timeout 140 python3 bench/gpu/torch_model.py --preset linear-llama3-1b --tokens 16384 --steps 10 \
+          --warmup 3 --clip-grad-norm 1.0 --json "$dir/torch-1b.json" > "$dir/torch-1b.log" 2>&1
+        echo "torch exit $?"
+        if [ -x bench/gpu/mlp_gemm/mlp_gemm_check ]; then
+          OUT=$dir/harness timeout 60 bash bench/gpu/mlp_gemm/run.sh > "$dir/harness.log" 2>&1
+          echo "harness exit $?"
+        fi
+        SUITE=.gpu-ship OUT=$dir/tiny RUNS=/tmp/lasp-ship-tiny timeout 100 bash bench/gpu/run-train.sh tiny > "$dir/tiny.txt" 2>&1
+        echo "tiny exit $?") > "$dir/mlpgemm.txt" 2>&1 ;;
     inplace) OUT=$dir RUNS=/tmp/lasp-ck-inplace timeout "$limit" bash bench/gpu/run-train.sh inplace > "$dir/train.txt" 2>&1 ;;
     trainck)
       (OUT=$dir/resume RUNS=/tmp/lasp-ck-resume timeout 70 bash bench/gpu/run-train.sh resume
@@ -131,9 +134,10 @@ short_of() { # lot dir
     ops) grep -E "x128256|swiglu|norm" "$2/model_ops.log" 2>/dev/null ;;
     docab) tail -8 "$2/ab.txt" 2>/dev/null ;;
     train1b) tail -14 "$2/train.txt" 2>/dev/null ;;
-    mlpab) grep -E "exit|^arm|^base|^coop|^pp" "$2/ab.txt" 2>/dev/null | cut -c1-170 ;;
-    mlpgemm) cat "$2/mlpgemm.txt"; tail -30 "$2/coop/all.log"; sed -n '/^== summary/,$p' "$2/pp/all.log" | cut -c1-160
-      tail -8 "$2/ablate/all.log" ;;
+    mlpship) cat "$2/mlpgemm.txt"; grep -hE "^== CHECKS|FAILED|WATCHDOG|identical|backend" "$2/harness.log" 2>/dev/null | head
+      sed -n '/^== RESULTS/,$p' "$2/harness.log" 2>/dev/null | cut -c1-160
+      grep -hE "exit|eval at step 600|loss .* over|expect|rel|mlp|MLP" "$2/tiny.txt" | cut -c1-180; cat "$2/ab.txt" | cut -c1-200
+      grep -h "MLP" "$2/ab/A.1.err" "$2/ab/B.1.err" 2>/dev/null; tail -6 "$2/torch-1b.log" ;;
     inplace) grep -hE 'exit|differ|bytes|DIFFERS|place|LASP_CHECKPOINT_COPY' "$2/train.txt" 2>/dev/null | cut -c1-200 ;;
     trainck) grep -hE 'exit|differ|checkpoint|steps|loss' "$2/train.txt" 2>/dev/null | cut -c1-200 ;;
     scatterab) grep -hE 'exit|/ auto' "$2/ab.txt" 2>/dev/null ;;
@@ -141,7 +145,7 @@ short_of() { # lot dir
   esac
 }
 
-[ $# -gt 0 ] || { echo "usage: queue.sh LOT... (vdoc ceiling calibrate gathered gcheck clocks ops train1b trainck docbench vallscan diag docab scatterab softmax)" >&2; exit 2; }
+[ $# -gt 0 ] || { echo "usage: queue.sh LOT... (vdoc ceiling calibrate gathered gcheck clocks ops train1b trainck inplace mlpship docbench vallscan diag docab scatterab softmax)" >&2; exit 2; }
 : > "$OUT/summary.txt"
 for lot in "$@"; do
   limit=$(limit_of "$lot")

@@ -30,7 +30,7 @@ OUT=${OUT:-/tmp/lasp-train}
 RUNS=${RUNS:-/tmp/lasp-train-runs}  # run folders (checkpoints) stay out of $OUT: large
 mkdir -p "$OUT" "$RUNS"
 nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader | tee "$OUT/gpu.txt"
-suite=.gpu-suite
+suite=${SUITE:-.gpu-suite}  # SUITE=dir: programs built elsewhere (their data/ beside them)
 # Build every program not built yet (run-prebuilt.sh compiles them all in parallel; the filter runs none).
 [ -x $suite/t-tiny-train-w1/prog ] || (cd $suite && SUITE_FILTER=none OUT=$OUT/build bash run-prebuilt.sh > "$OUT/build.log" 2>&1)
 run() { # name program-dir run-dir [flags...]: runs a program from .gpu-suite (its data paths are relative to it)

@@ -16,6 +16,7 @@
 #include "lasp/embedding.cuh"          // the token embedding and its deterministic backward
 #include "lasp/norm.cuh"               // the block norms fused with the residual add
 #include "lasp/swiglu.cuh"             // the MLP's element-wise middle
+#include "lasp/mlp_gemm.cuh"           // the MLP's GEMMs with SwiGLU in their epilogues (Hopper)
 #include "lasp/classifier.cuh"         // cross-entropy over the LM head's logits
 #include "lasp/model_oracle.cuh"       // verify's whole-model oracle: plain fp32 kernels
 #include "lasp/adamw.cuh"              // train: the AdamW step

@@ -22,6 +22,7 @@ export const CALIBRATE_RUNTIME = [
   "attention_args.cuh",
   "check.cuh",
   "mma.cuh",
+  "hopper.cuh",
   "linear_attention.cuh",
   "softmax_attention.cuh",
   "cudnn_attention.cuh",

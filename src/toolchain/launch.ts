@@ -110,6 +110,15 @@ export interface BackendEvent {
   attention: string;
 }
 /**
+ * Where the MLP's gate|up product and down-product input gradient run (PROTOCOL.md): `lasp` (lasp's Hopper GEMM
+ * with SwiGLU in its epilogues) or `cublas` (cuBLAS, SwiGLU in passes of its own).
+ */
+export interface MlpEvent {
+  event: "mlp";
+  rank: number;
+  gemm: string;
+}
+/**
  * How the collectives beside the kernels move data (PROTOCOL.md): the AllGathers beside computation (`copy engines`,
  * `NCCL kernels`, or `none`) and the weight-gradient sum (`copy engines` or `NCCL kernels`).
  */
@@ -232,6 +241,7 @@ export type ProgramEvent =
   | TraceEvent
   | ErrorEvent
   | BackendEvent
+  | MlpEvent
   | CollectivesEvent;
 
 const EVENT_NAMES = new Set([
@@ -243,6 +253,7 @@ const EVENT_NAMES = new Set([
   "trace",
   "error",
   "backend",
+  "mlp",
   "collectives",
   "optimizer",
   "data",

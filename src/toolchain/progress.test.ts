@@ -177,6 +177,29 @@ describe("run progress", () => {
     });
   });
 
+  it("says where the MLP's SwiGLU GEMMs ran, and when ranks differ", () => {
+    const lasp = summarizeRun([
+      summary(0, 40.9),
+      { event: "mlp", rank: 0, gemm: "lasp" },
+      { event: "mlp", rank: 1, gemm: "lasp" },
+    ])!;
+    expect(lasp.mlpGemm).toEqual(["lasp"]);
+    expect(formatSummary(lasp)).toMatch(/MLP GEMMs\s+lasp \(SwiGLU in the epilogues\)$/m);
+    const mixed = summarizeRun([
+      summary(0, 40.9),
+      { event: "mlp", rank: 0, gemm: "lasp" },
+      { event: "mlp", rank: 1, gemm: "cublas" },
+    ])!;
+    expect(formatSummary(mixed)).toMatch(/MLP GEMMs\s+lasp \(SwiGLU in the epilogues\) \/ cublas/);
+    // An older program that does not say: no row.
+    expect(formatSummary(summarizeRun([summary(0, 1)])!)).not.toContain("MLP GEMMs");
+    expect(parseEventLine('{"event":"mlp","rank":0,"gemm":"cublas"}')).toEqual({
+      event: "mlp",
+      rank: 0,
+      gemm: "cublas",
+    });
+  });
+
   it("says how the collectives beside the kernels moved data, and when ranks differ", () => {
     const events: ProgramEvent[] = [
       summary(0, 14.1),

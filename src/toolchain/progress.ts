@@ -207,6 +207,8 @@ export interface RunSummary {
   timeline: TimelineRow[];
   /** Per softmax kind with whole-sequence attention, the backends its ranks reported (`lasp`, `cudnn X.Y.Z`). */
   backends: { kind: string; attention: string[] }[];
+  /** Where the MLP's SwiGLU GEMMs ran, over the ranks (`lasp`, `cublas`); empty where no rank said. */
+  mlpGemm: string[];
   /** How the AllGathers beside computation moved data, over the ranks (`copy engines`, `NCCL kernels`); empty
    * without them. */
   gatherCollectives: string[];
@@ -301,6 +303,7 @@ export function summarizeRun(events: readonly ProgramEvent[]): RunSummary | unde
     phases: [...phaseTimes].map(([name, times]) => ({ name, ms: median([...times.values()]) })),
     timeline: summarizeTimeline(events),
     backends: summarizeBackends(events),
+    mlpGemm: [...new Set(events.flatMap((e) => (e.event === "mlp" ? [e.gemm] : [])))],
     gatherCollectives: collectiveChoices(events, (e) => e.gathers).filter((c) => c !== "none"),
     gradientCollectives: collectiveChoices(events, (e) => e.gradients),
   };
@@ -345,6 +348,14 @@ export function formatSummary(s: RunSummary): string {
     ["hidden communication", finite(s.hiddenComm) ? `${(s.hiddenComm * 100).toFixed(1)} %` : "?"],
     ["peak memory", memory],
     ...s.backends.map((b) => [`softmax ${b.kind} attention`, b.attention.join(" / ")]),
+    ...(s.mlpGemm.length > 0
+      ? [
+          [
+            "MLP GEMMs",
+            s.mlpGemm.map((g) => (g === "lasp" ? "lasp (SwiGLU in the epilogues)" : g)).join(" / "),
+          ],
+        ]
+      : []),
     ...(s.gatherCollectives.length > 0
       ? [["AllGathers beside kernels", s.gatherCollectives.join(" / ")]]
       : []),

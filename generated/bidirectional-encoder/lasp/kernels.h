@@ -129,6 +129,15 @@ void norm_backward(NormKind kind, bf16* dx, bool accumulate, float* dweight, flo
 void swiglu_forward(const bf16* gate, const bf16* up, size_t ld, bf16* h, int rows, int ffn, cudaStream_t s);
 void swiglu_backward(const bf16* gate, const bf16* up, const bf16* dh, bf16* dgate, bf16* dup, size_t ld, int rows,
                      int ffn, cudaStream_t s);
+// The gate|up product and the down product's input gradient with SwiGLU in their epilogues (mlp_gemm.cuh):
+// gate|up = x [Wgate; Wup]^T with h = silu(gate) * up beside it; and d(gate|up) from dh = dy Wdown and the
+// gate|up it overwrites (dh never written). False (nothing done) where the kernel does not run this shape on this
+// GPU (the caller takes cuBLAS and swiglu.cuh); mlp_gemm_backend says which ("lasp" or "cublas").
+const char* mlp_gemm_backend(int rows, int ffn, int hidden);
+bool mlp_gemm_forward(const bf16* x, const bf16* w_gate_up, bf16* gate_up, bf16* h, int rows, int ffn, int hidden,
+                      cudaStream_t s);
+bool mlp_gemm_backward(const bf16* dy, const bf16* w_down, bf16* gate_up, int rows, int ffn, int hidden,
+                       cudaStream_t s);
 // Cross-entropy over one chunk of logits, in place (classifier.cuh; lm_head.cuh runs the chunks), and the
 // loss's sums.
 void classifier_rows(bf16* logits, const int* targets, float* losses, int rows, int vocab, float inv_count, bool grad,

@@ -23,12 +23,13 @@
 #include <utility>         // std::pair
 #include <vector>          // the profiled step's marks
 #include <cstdio>          // the start-up error
+#include <cstring>         // strcmp (the MLP backend)
 #include <string>          // the GPU's name (its peak)
 #include "program.cuh"     // this spec's constants, Ctx and each layer kind's schedule (generated)
 #include "run.cuh"         // Run: how a pass is issued
 #include "comm.cuh"        // Layout, Comms, Windows
 #include "step_documents.cuh"  // DocumentBuffers, draw_documents, upload_documents
-#include "kernels.h"       // fill_normal, synthetic_tokens, the embedding sort, the softmax backends
+#include "kernels.h"       // fill_normal, synthetic_tokens, the embedding sort, the softmax and MLP backends
 #include "options.cuh"     // Options
 #include "report.cuh"      // emit, say
 #include "tensors.cuh"     // TensorSpec, TensorSet
@@ -370,7 +371,7 @@ inline void report_collectives(const State& st) {
 }
 
 // Which backend each whole-sequence or gathered softmax attention takes (asking builds cuDNN's plans, before
-// any timing).
+// any timing), and the MLP's GEMMs (LASP_MLP_GEMM).
 inline void report_backends(const State& st) {
   for (int k = 0; k < st.model.kind_count; k++) {
     const LayerKind& kind = st.model.kinds[k];
@@ -387,6 +388,11 @@ inline void report_backends(const State& st) {
       report("whole-sequence softmax attention",
              softmax_whole_backend(kind.whole_dims, kind.causal, program::kStepDocuments));
   }
+  const char* mlp = mlp_gemm_backend((int)kRows, program::kFfn, program::kHidden);
+  emit("mlp", "\"gemm\":\"%s\"", mlp);
+  say("MLP: gate|up and the down gradient %s\n", std::strcmp(mlp, "lasp") == 0
+                                                   ? "on lasp's GEMM with SwiGLU in its epilogues (Hopper)"
+                                                   : "on cuBLAS, SwiGLU in passes of its own");
 }
 
 // After the run: every stream idle, the windows released before the communicators go.

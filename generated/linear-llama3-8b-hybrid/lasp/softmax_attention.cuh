@@ -94,6 +94,7 @@
 #include "attention_args.cuh"
 #include "check.cuh"
 #include "mma.cuh"
+#include "hopper.cuh"
 
 namespace lasp {
 
@@ -116,7 +117,8 @@ enum class SoftmaxBackwardKernel {
 
 namespace smx {
 
-using namespace ptx;  // smem_addr, ldsm4, ldsm4t, mma, pack2, swz (mma.cuh)
+using namespace ptx;     // smem_addr, ldsm4, ldsm4t, mma, pack2, swz (mma.cuh)
+using namespace hopper;  // mbarriers, wgmma descriptors and fences, tensor maps (hopper.cuh)
 
 constexpr float kLog2e = 1.4426950408889634f;
 constexpr float kLn2 = 0.6931471805599453f;
@@ -495,14 +497,6 @@ __global__ void __launch_bounds__(kFwdThreads, 2)
 // and V from shared memory (transposed operand). Tiles are stored in the canonical 128-byte-swizzle layout:
 // [d/64 panels][rows][64], 16-byte chunk ^= row % 8, 1024-byte aligned, and streamed with cp.async.
 // ---------------------------------------------------------------------------------------------------------
-// The wgmma code exists only in sm_90a device passes. Other passes (a compute_90 PTX pass, which nvcc 13's
-// -arch=sm_90a shorthand also runs, or other architectures) get bodies that trap, so the header still
-// compiles there; a program must be built with -gencode=arch=compute_90a,code=sm_90a to run d = 128.
-#if defined(__CUDA_ARCH__) && defined(__CUDA_ARCH_FEAT_SM90_ALL)
-#define LASP_SMX_WGMMA 1
-#else
-#define LASP_SMX_WGMMA 0
-#endif
 constexpr int kWgBM = 128, kWgBN = 128, kWgThreads = 256;
 
 // Element offset of (r, c) in a [c/64][ROWS][64] tile with the 128-byte swizzle.
@@ -521,45 +515,6 @@ __device__ __forceinline__ void load_rows_sw128(__nv_bfloat16* s, const __nv_bfl
     cp16(s + sw128<ROWS>(r, c), ok ? g + (size_t)r * stride + c : g, ok ? 16 : 0);
   }
 }
-__device__ __forceinline__ uint64_t gmma_desc(uint32_t saddr, uint32_t lbo, uint32_t sbo) {
-  return (uint64_t)((saddr & 0x3FFFF) >> 4) | ((uint64_t)((lbo >> 4) & 0x3FFF) << 16) |
-         ((uint64_t)((sbo >> 4) & 0x3FFF) << 32) | (1ull << 62);  // 128-byte swizzle
-}
-// gmma_desc as its two 32-bit words, built once per operand: a shared address plus a byte offset stays under
-// 256 KB, so the offset only adds to the low word's 14 address bits (no carry), and each MMA's descriptor is one
-// add instead of a rebuild (the backward issues 40 MMAs a tile).
-struct GmmaDesc {
-  uint32_t lo, hi;
-  __device__ __forceinline__ uint64_t at(uint32_t byte_offset) const {
-    return ((uint64_t)hi << 32) | (lo + (byte_offset >> 4));
-  }
-};
-__device__ __forceinline__ GmmaDesc gmma_desc_words(uint32_t saddr, uint32_t lbo, uint32_t sbo) {
-  const uint64_t d = gmma_desc(saddr, lbo, sbo);
-  return GmmaDesc{(uint32_t)d, (uint32_t)(d >> 32)};
-}
-__device__ __forceinline__ void wg_fence() {
-#if LASP_SMX_WGMMA
-  asm volatile("wgmma.fence.sync.aligned;\n" ::: "memory");
-#endif
-}
-__device__ __forceinline__ void wg_commit() {
-#if LASP_SMX_WGMMA
-  asm volatile("wgmma.commit_group.sync.aligned;\n" ::: "memory");
-#endif
-}
-// Waits until at most N of the warpgroup's committed MMA groups are still in flight.
-template <int N>
-__device__ __forceinline__ void wg_wait() {
-#if LASP_SMX_WGMMA
-  asm volatile("wgmma.wait_group.sync.aligned %0;\n" ::"n"(N) : "memory");
-#endif
-}
-__device__ __forceinline__ void fence_proxy_async() {
-#if LASP_SMX_WGMMA
-  asm volatile("fence.proxy.async.shared::cta;\n" ::: "memory");
-#endif
-}
 // Keeps the compiler from moving accumulator reads/writes across the asynchronous wgmma boundaries.
 __device__ __forceinline__ void reg_fence(float (&d)[64]) {
 #pragma unroll
@@ -571,7 +526,7 @@ __device__ __forceinline__ void reg_fence32(float (&d)[32]) {
 }
 
 __device__ __forceinline__ void wgmma_ss(float (&d)[64], uint64_t da, uint64_t db, int accumulate) {
-#if LASP_SMX_WGMMA
+#if LASP_HOPPER_WGMMA
   asm volatile(
       "{\n.reg .pred p;\nsetp.ne.b32 p, %66, 0;\n"
       "wgmma.mma_async.sync.aligned.m64n128k16.f32.bf16.bf16 {"
@@ -594,7 +549,7 @@ __device__ __forceinline__ void wgmma_ss(float (&d)[64], uint64_t da, uint64_t d
 #endif
 }
 __device__ __forceinline__ void wgmma_rs(float (&d)[64], const uint32_t (&a)[4], uint64_t db, int accumulate) {
-#if LASP_SMX_WGMMA
+#if LASP_HOPPER_WGMMA
   asm volatile(
       "{\n.reg .pred p;\nsetp.ne.b32 p, %69, 0;\n"
       "wgmma.mma_async.sync.aligned.m64n128k16.f32.bf16.bf16 {"
@@ -619,7 +574,7 @@ __device__ __forceinline__ void wgmma_rs(float (&d)[64], const uint32_t (&a)[4],
 
 // m64n64k16, both operands from shared memory; _t: both operands transposed (MN-major).
 __device__ __forceinline__ void wgmma_ss64(float (&d)[32], uint64_t da, uint64_t db, int accumulate) {
-#if LASP_SMX_WGMMA
+#if LASP_HOPPER_WGMMA
   asm volatile(
       "{\n.reg .pred p;\nsetp.ne.b32 p, %34, 0;\n"
       "wgmma.mma_async.sync.aligned.m64n64k16.f32.bf16.bf16 {"
@@ -636,7 +591,7 @@ __device__ __forceinline__ void wgmma_ss64(float (&d)[32], uint64_t da, uint64_t
 #endif
 }
 __device__ __forceinline__ void wgmma_ss64_t(float (&d)[32], uint64_t da, uint64_t db, int accumulate) {
-#if LASP_SMX_WGMMA
+#if LASP_HOPPER_WGMMA
   asm volatile(
       "{\n.reg .pred p;\nsetp.ne.b32 p, %34, 0;\n"
       "wgmma.mma_async.sync.aligned.m64n64k16.f32.bf16.bf16 {"
@@ -656,7 +611,7 @@ __device__ __forceinline__ void wgmma_ss64_t(float (&d)[32], uint64_t da, uint64
 // wgmma_ss64 with scale-d 0 and the accumulators as outputs only: the registers' old values are dead to the
 // compiler (with "+f" a tile's retired S^T / dP^T could stay live into the next tile).
 __device__ __forceinline__ void wgmma_ss64_init(float (&d)[32], uint64_t da, uint64_t db) {
-#if LASP_SMX_WGMMA
+#if LASP_HOPPER_WGMMA
   asm volatile(
       "{\n.reg .pred p;\nsetp.ne.b32 p, %34, 0;\n"
       "wgmma.mma_async.sync.aligned.m64n64k16.f32.bf16.bf16 {"
@@ -842,7 +797,7 @@ __global__ void __launch_bounds__(kWgThreads, 1)
     cp_commit();
     issue_s(t);
     issue_pv(t - 1);
-#if LASP_SMX_WGMMA
+#if LASP_HOPPER_WGMMA
     wg_wait<1>();  // S(t) done, P V(t-1) may run on
 #endif
     reg_fence(s);
@@ -902,26 +857,6 @@ constexpr int kWsThreads = 384;
 template <int STAGES>
 constexpr int ws_smem_bytes() { return (kWgBM * 128 + 2 * STAGES * kWgBN * 128) * 2 + 1024 + 128; }
 
-__device__ __forceinline__ void mbar_init(uint32_t bar, uint32_t count) {
-  asm volatile("mbarrier.init.shared::cta.b64 [%0], %1;\n" ::"r"(bar), "r"(count) : "memory");
-}
-__device__ __forceinline__ void mbar_expect_tx(uint32_t bar, uint32_t bytes) {
-  asm volatile("mbarrier.arrive.expect_tx.shared::cta.b64 _, [%0], %1;\n" ::"r"(bar), "r"(bytes) : "memory");
-}
-__device__ __forceinline__ void mbar_arrive(uint32_t bar) {
-  asm volatile("mbarrier.arrive.shared::cta.b64 _, [%0];\n" ::"r"(bar) : "memory");
-}
-__device__ __forceinline__ void mbar_wait(uint32_t bar, uint32_t parity) {
-  asm volatile(
-      "{\n.reg .pred P1;\n"
-      "LAB_WAIT:\n"
-      "mbarrier.try_wait.parity.shared::cta.b64 P1, [%0], %1;\n"
-      "@P1 bra DONE;\n"
-      "bra LAB_WAIT;\n"
-      "DONE:\n}\n" ::"r"(bar),
-      "r"(parity)
-      : "memory");
-}
 __device__ __forceinline__ void tma_load_4d(uint32_t dst, const CUtensorMap* map, uint32_t bar, int c0, int c1, int c2,
                                             int c3) {
   asm volatile(
@@ -939,7 +874,7 @@ __global__ void __launch_bounds__(kWsThreads, 1)
                   const __grid_constant__ CUtensorMap tm_v, SoftmaxDims dm, PieceMap qmap, PieceMap kmap,
                   float* __restrict__ o_part, float* __restrict__ lse, __nv_bfloat16* __restrict__ o_out,
                   float scale_log2, uint32_t v_lbo, uint32_t v_sbo, int pingpong, Docs... docs) {
-#if LASP_SMX_WGMMA
+#if LASP_HOPPER_WGMMA
   constexpr int D = 128, BM = kWgBM, BN = kWgBN, S = STAGES;
   constexpr bool DOCS = has_docs<Docs...>();
   constexpr uint32_t TILE = BN * D * 2, QB = BM * D * 2;
@@ -1176,14 +1111,6 @@ __global__ void __launch_bounds__(kWsThreads, 1)
 #endif
 }
 
-// The wgmma kernels exist only on Hopper (compute capability 9.0, built for sm_90a); elsewhere every head dim
-// takes the mma.sync kernels.
-inline bool hopper_device() {
-  int device = 0, major = 0;
-  CUDA_CHECK(cudaGetDevice(&device));
-  CUDA_CHECK(cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, device));
-  return major == 9;
-}
 
 // ---------------------------------------------------------------------------------------------------------
 // delta[b][h][i] = sum_e dout[b][i][h][e] * o[b][i][h][e] (fp32), one warp per (b, i, h).
@@ -1896,7 +1823,7 @@ static_assert(wsb_smem_bytes() <= 227 * 1024, "bwd_ws_kernel's shared memory exc
 
 __device__ __forceinline__ void tma_reduce_add_5d(const CUtensorMap* map, uint32_t src, int c0, int c1, int c2, int c3,
                                                   int c4) {
-#if LASP_SMX_WGMMA
+#if LASP_HOPPER_WGMMA
   asm volatile(
       "cp.reduce.async.bulk.tensor.5d.global.shared::cta.add.tile.bulk_group [%0, {%2, %3, %4, %5, %6}], [%1];\n" ::"l"(
           reinterpret_cast<uint64_t>(map)),
@@ -1905,17 +1832,17 @@ __device__ __forceinline__ void tma_reduce_add_5d(const CUtensorMap* map, uint32
 #endif
 }
 __device__ __forceinline__ void bulk_commit() {
-#if LASP_SMX_WGMMA
+#if LASP_HOPPER_WGMMA
   asm volatile("cp.async.bulk.commit_group;\n" ::: "memory");
 #endif
 }
 __device__ __forceinline__ void bulk_wait_read0() {  // the shared sources of every committed group were read
-#if LASP_SMX_WGMMA
+#if LASP_HOPPER_WGMMA
   asm volatile("cp.async.bulk.wait_group.read 0;\n" ::: "memory");
 #endif
 }
 __device__ __forceinline__ void bulk_wait0() {  // every committed group complete (its global writes done)
-#if LASP_SMX_WGMMA
+#if LASP_HOPPER_WGMMA
   asm volatile("cp.async.bulk.wait_group 0;\n" ::: "memory");
 #endif
 }
@@ -2055,7 +1982,7 @@ __global__ void __launch_bounds__(kWsThreads, 1)
                   const float* __restrict__ delta, SoftmaxDims dm, PieceMap qmap, PieceMap kmap,
                   float* __restrict__ dk_acc, float* __restrict__ dv_acc, __nv_bfloat16* __restrict__ dk_out,
                   __nv_bfloat16* __restrict__ dv_out, float scale, float scale_log2, Docs... docs) {
-#if LASP_SMX_WGMMA
+#if LASP_HOPPER_WGMMA
   constexpr int D = 128, BM = kBwdBM, BN = kBwdBN, S = kWsbStages;
   constexpr bool DOCS = has_docs<Docs...>();
   constexpr uint32_t QT = BM * D * 2;  // one Q (or dO) tile
@@ -2251,29 +2178,6 @@ inline void set_smem(K kernel, int bytes) {
   CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, bytes));
 }
 
-// cuTensorMapEncodeTiled through the runtime's driver entry point (the program links no libcuda); null when
-// the driver does not provide it (then the warp-specialized forward is not used).
-using TensorMapEncodeTiled = CUresult (*)(CUtensorMap*, CUtensorMapDataType, cuuint32_t, void*, const cuuint64_t*,
-                                          const cuuint64_t*, const cuuint32_t*, const cuuint32_t*,
-                                          CUtensorMapInterleave, CUtensorMapSwizzle, CUtensorMapL2promotion,
-                                          CUtensorMapFloatOOBfill);
-inline TensorMapEncodeTiled tensor_map_encoder() {
-  static TensorMapEncodeTiled fn = [] {
-    void* p = nullptr;
-    cudaDriverEntryPointQueryResult qr = cudaDriverEntryPointSymbolNotFound;
-#if CUDART_VERSION >= 12050
-    cudaError_t e = cudaGetDriverEntryPointByVersion("cuTensorMapEncodeTiled", &p, 12000, cudaEnableDefault, &qr);
-#else
-    cudaError_t e = cudaGetDriverEntryPoint("cuTensorMapEncodeTiled", &p, cudaEnableDefault, &qr);
-#endif
-    if (e != cudaSuccess || qr != cudaDriverEntryPointSuccess || !p) {
-      (void)cudaGetLastError();
-      return (TensorMapEncodeTiled) nullptr;
-    }
-    return reinterpret_cast<TensorMapEncodeTiled>(p);
-  }();
-  return fn;
-}
 // Tensor map of x [batch][rows][heads][128] bf16: boxes of box_rows rows x 64 columns of one head, 128-byte
 // swizzle, zeros past the last row. Host-only work (no device call, nothing enqueued: fine during graph
 // capture; the map travels by value in the kernel's parameters). False when it cannot be made.
@@ -2321,13 +2225,11 @@ inline bool make_dq_acc_map(CUtensorMap* m, const float* ptr, int batch, int row
 // process (per pass), on the device of the first call.
 inline SoftmaxForwardKernel default_forward_kernel(int head_dim) {
   if (head_dim != 128) return SoftmaxForwardKernel::mma_sync;
-  static const bool hopper = hopper_device();
-  return hopper ? SoftmaxForwardKernel::warp_specialized : SoftmaxForwardKernel::mma_sync;
+  return hopper::kernels_run() ? SoftmaxForwardKernel::warp_specialized : SoftmaxForwardKernel::mma_sync;
 }
 inline SoftmaxBackwardKernel default_backward_kernel(int head_dim) {
   if (head_dim != 128) return SoftmaxBackwardKernel::mma_sync;
-  static const bool hopper = hopper_device();
-  return hopper ? SoftmaxBackwardKernel::warp_specialized : SoftmaxBackwardKernel::mma_sync;
+  return hopper::kernels_run() ? SoftmaxBackwardKernel::warp_specialized : SoftmaxBackwardKernel::mma_sync;
 }
 
 // The warp-specialized forward takes 2 K/V stages and issues its consumers' MMAs without turns (pingpong 0):

@@ -56,6 +56,23 @@ inline void block_norm_backward(State& st, int weight, int bias, int rstd, int m
 
 // Sums the gradient block of rows first..last over every rank on the gradient stream, once the compute
 // stream has written it (one rank: nothing to sum).
+// gate|up = Norm(mid) [Wgate; Wup]^T and h = silu(gate) * up: one GEMM with SwiGLU in its epilogue where
+// lasp's kernel runs (mlp_gemm.cuh), else cuBLAS and swiglu.cuh's pass.
+inline void gate_up_swiglu(State& st, const LayerWeights& w, bf16* gate_up, bf16* h, cudaStream_t s) {
+  const int rows = (int)kRows, ffn = program::kFfn, hidden = program::kHidden;
+  if (mlp_gemm_forward(st.normed, st.params[w.w_gate], gate_up, h, rows, ffn, hidden, s)) return;
+  matmul(st.blas, false, true, rows, 2 * ffn, hidden, st.normed, st.params[w.w_gate], gate_up);
+  swiglu_forward(gate_up, gate_up + ffn, kFfnWidth, h, rows, ffn, s);
+}
+// dh = dY Wdown, then gate|up := d(gate|up) from dh and the gate|up it holds: dh stays in the GEMM's epilogue
+// where lasp's kernel runs, else it goes through st.ffn to swiglu.cuh's backward.
+inline void down_grad_swiglu(State& st, const LayerWeights& w, bf16* gate_up, cudaStream_t s) {
+  const int rows = (int)kRows, ffn = program::kFfn, hidden = program::kHidden;
+  if (mlp_gemm_backward(st.dx, st.params[w.w_down], gate_up, rows, ffn, hidden, s)) return;
+  matmul(st.blas, false, false, rows, ffn, hidden, st.dx, st.params[w.w_down], st.ffn);
+  swiglu_backward(gate_up, gate_up + ffn, st.ffn, gate_up, gate_up + ffn, kFfnWidth, rows, ffn, s);
+}
+
 inline void sum_block(State& st, int first, int last) {
   if (st.layout.world == 1) return;
   CUDA_CHECK(cudaEventRecord(st.grads_ready, st.ctx.compute));
@@ -164,9 +181,8 @@ inline void layer_forward(State& st, int l, const LayerKind& kind, Buffers& b, C
   part(st, Part::kNorms);
   block_norm(st, w.mlp_norm, w.mlp_norm_bias, layer.s.mlp_rstd, layer.s.mlp_mean, input, st.y, st.acts[layer.a.mid]);
   part(st, Part::kMlp);
-  matmul(st.blas, false, true, rows, 2 * ffn, hidden, st.normed, st.params[w.w_gate], gate_up);
   bf16* h = layer.a.h >= 0 ? st.acts[layer.a.h] : st.ffn;
-  swiglu_forward(gate_up, gate_up + ffn, kFfnWidth, h, rows, ffn, st.ctx.compute);
+  gate_up_swiglu(st, w, gate_up, h, st.ctx.compute);
   matmul(st.blas, false, true, rows, hidden, ffn, h, st.params[w.w_down], st.y);
 }
 
@@ -226,18 +242,19 @@ inline void layer_backward(State& st, int l, const LayerKind& kind, Buffers& b, 
   // The MLP: (with `recompute mlp`, m = Norm(mid), gate|up = m [Wgate; Wup]^T and h from gate|up again;)
   // dWdown = dY^T h; dh = dY Wdown; d(gate|up) over gate|up; m = Norm(mid) again (unless just made);
   // d[Wgate; Wup] = d(gate|up)^T m; dm = d(gate|up) [Wgate; Wup]; then the norm's backward into dx.
+  bf16* h = layer.a.h >= 0 ? st.acts[layer.a.h] : st.ffn;
   if (program::kRecomputeMlp) {
     part(st, Part::kNorms);
     block_norm(st, w.mlp_norm, w.mlp_norm_bias, layer.s.mlp_rstd, layer.s.mlp_mean, mid, nullptr, nullptr);
     part(st, Part::kMlp);
-    matmul(st.blas, false, true, rows, 2 * ffn, hidden, st.normed, st.params[w.w_gate], gate_up);
+    gate_up_swiglu(st, w, gate_up, h, s);
+  } else if (layer.a.h < 0) {
+    part(st, Part::kMlp);
+    swiglu_forward(gate_up, gate_up + ffn, kFfnWidth, st.ffn, rows, ffn, s);
   }
   part(st, Part::kMlp);
-  const bf16* h = layer.a.h >= 0 ? st.acts[layer.a.h] : st.ffn;
-  if (layer.a.h < 0) swiglu_forward(gate_up, gate_up + ffn, kFfnWidth, st.ffn, rows, ffn, s);
   matmul(st.blas, true, false, hidden, ffn, rows, st.dx, h, st.grads[w.w_down]);
-  matmul(st.blas, false, false, rows, ffn, hidden, st.dx, st.params[w.w_down], st.ffn);
-  swiglu_backward(gate_up, gate_up + ffn, st.ffn, gate_up, gate_up + ffn, kFfnWidth, rows, ffn, s);
+  down_grad_swiglu(st, w, gate_up, s);
   if (!program::kRecomputeMlp) {
     part(st, Part::kNorms);
     block_norm(st, w.mlp_norm, w.mlp_norm_bias, layer.s.mlp_rstd, layer.s.mlp_mean, mid, nullptr, nullptr);

@@ -1,7 +1,8 @@
-// Harness of the cooperative Hopper GEMM with SwiGLU epilogues (coop_gemm.cuh): checks it against cuBLAS,
-// swiglu.cuh's kernels and an fp64 CPU reference, then times it against lasp's path (cuBLAS + swiglu kernel).
+// Checking and timing harness of lasp's MLP GEMM with SwiGLU epilogues (templates/runtime/mlp_gemm.cuh, the
+// shipped header, included as it is): checks it against cuBLAS, swiglu.cuh's kernels and an fp64 CPU reference,
+// then times it against lasp's other path (cuBLAS + swiglu kernel).
 //
-//   mlp_gemm_coop [--check-only | --bench-only] [--shape 1b|8b|all] [--seed N] [--quick] [--group-m N] [--ctas N]
+//   mlp_gemm_check [--check-only | --bench-only] [--shape 1b|8b|all] [--seed N] [--quick] [--group-m N] [--ctas N]
 //
 // Checks (fresh random inputs every run, normal with std 1 for X / DY and 1/sqrt(K) for the weights; outputs
 // poisoned with 0xFF bytes, a bf16 NaN, before every run; a run repeated must give the same bits):
@@ -11,13 +12,17 @@
 //   bwd     fused backward (in place, and out of place into a poisoned buffer): dg / du bit for bit against
 //           swiglu_backward applied to our plain GEMM's DH (same accumulation order), against the cuBLAS
 //           baseline (ulp histogram) and fp64 on sampled rows
+//   entry   (1b only) the program's entry points lasp::mlp_gemm_forward / mlp_gemm_backward (LASP_MLP_GEMM
+//           unset) give the same bits as mlpg::forward / backward called directly, and mlp_gemm_backend says
+//           "lasp" (this harness runs only on Hopper)
 // Two small shapes run before the timed ones in every check run: they cover the tails (F % 256 == 128, a partial
 // raster group, more tiles than SMs).
-// Timing (bench/gpu/experiments/mlp_gemm_coop/NOTES.md): events around each run, 5 warm-ups, median of 20, 3
-// input sets rotated; sustained: after ~1 s of back-to-back runs, the median of 5 batches of >= 25 ms each.
+// Timing (bench/gpu/mlp_gemm/NOTES.md): events around each run, 5 warm-ups, median of 20, 3 input sets rotated;
+// sustained: after ~1 s of back-to-back runs, the median of 5 batches of >= 25 ms each.
 // A watchdog polls every synchronisation with a 10 s deadline and exits 3 naming the kernel that hung.
-// Exit: 0 all checks passed, 1 a check failed, 2 usage or setup, 3 a CUDA error or a hung kernel.
-#include "coop_gemm.cuh"
+// Exit: 0 all checks passed, 1 a check failed, 2 usage or setup, 3 a CUDA error or a hung kernel (the header's
+// own failures, CUDA_CHECK and mlpg::fail, also exit 3).
+#include "mlp_gemm.cuh"  // templates/runtime/ (-I)
 
 #include <cublas_v2.h>
 
@@ -33,6 +38,11 @@
 #include <vector>
 
 using bf16 = __nv_bfloat16;
+
+// The 4-stage configuration the timings compare against CfgMain (the header keeps only Cfg<STAGES, BOXES>):
+// 4 stages x 48 KB + 2 x 2 boxes x 8 KB (one backward epilogue unit per warpgroup), 230,528 B of shared memory.
+using CfgDeep = lasp::mlpg::Cfg<4, 2>;
+namespace mlpg = lasp::mlpg;
 
 // ---------------------------------------------------------------------------------------------------------
 // Watchdog and errors
@@ -144,9 +154,9 @@ __global__ void compare_kernel(const uint16_t* a, size_t lda, const uint16_t* b,
 // ---------------------------------------------------------------------------------------------------------
 // Host context
 // ---------------------------------------------------------------------------------------------------------
-static int g_group_m = coop::kGroupM;  // --group-m
+static int g_group_m = mlpg::kGroupM;  // --group-m
 static int g_max_ctas = 0;              // --ctas (0: one CTA per SM)
-static coop::Params gm(coop::Params p) {
+static mlpg::Params gm(mlpg::Params p) {
   p.group_m = g_group_m;
   p.max_ctas = g_max_ctas;
   return p;
@@ -155,7 +165,7 @@ static coop::Params gm(coop::Params p) {
 // tiles (partial last N tiles, ring phases carried across tiles, CTAs with unequal tile counts) and the bits must
 // not change (each tile is computed the same way whichever CTA takes it).
 constexpr int kPersistCtas = 5, kPersistGroup = 3;
-static coop::Params persist(coop::Params p) {
+static mlpg::Params persist(mlpg::Params p) {
   p.max_ctas = kPersistCtas;
   p.group_m = kPersistGroup;
   return p;
@@ -359,10 +369,10 @@ static void run_checks(Ctx& c, const Shape& sh, uint64_t seed, CheckLog& log) {
 
   // (a) plain GEMM, K-major B: GU = X W^T against cuBLAS.
   {
-    const coop::Params p = gm(coop::prepare_plain(X, W, GUp, M, N2, K, false));
+    const mlpg::Params p = gm(mlpg::prepare_plain(X, W, GUp, M, N2, K, false));
     poison(c, GUp, nGU);
-    launched(coop::plain(p, false, c.s), "coop plain GEMM (K-major B)");
-    sync_or_die(c.s, tag + "coop plain GEMM (K-major B)");
+    launched(mlpg::plain(p, false, c.s), "mlpg plain GEMM (K-major B)");
+    sync_or_die(c.s, tag + "mlpg plain GEMM (K-major B)");
     const CmpStats s = compare(c, GUp, N2, GUc, N2, M, N2);
     rel = rel_err(rows_to_host(c, GUp, N2, rows, N2), gu_ref, nan);
     const double gt1 = (double)s.ulp_gt1 / s.n;
@@ -371,30 +381,30 @@ static void run_checks(Ctx& c, const Shape& sh, uint64_t seed, CheckLog& log) {
     log.record(s.nan_a == 0 && !nan && rel < kRelTol && gt1 <= kGemmGt1Tol, tag + "plain X W^T vs cuBLAS, fp64",
                hist(s) + d);
     poison(c, GUf2, nGU);
-    const coop::Params p2 = gm(coop::prepare_plain(X, W, GUf2, M, N2, K, false));
-    launched(coop::plain(p2, false, c.s), "coop plain GEMM (K-major B), repeat");
-    sync_or_die(c.s, tag + "coop plain GEMM (K-major B), repeat");
+    const mlpg::Params p2 = gm(mlpg::prepare_plain(X, W, GUf2, M, N2, K, false));
+    launched(mlpg::plain(p2, false, c.s), "mlpg plain GEMM (K-major B), repeat");
+    sync_or_die(c.s, tag + "mlpg plain GEMM (K-major B), repeat");
     const CmpStats r = compare(c, GUf2, N2, GUp, N2, M, N2);
     log.record(r.bits_differ == 0, tag + "plain X W^T repeat: same bits", hist(r));
     poison(c, GUf2, nGU);
-    launched(coop::plain<coop::CfgDeep>(p2, false, c.s), "coop plain GEMM (K-major B), 4 stages");
-    sync_or_die(c.s, tag + "coop plain GEMM (K-major B), 4 stages");
+    launched(mlpg::plain<CfgDeep>(p2, false, c.s), "mlpg plain GEMM (K-major B), 4 stages");
+    sync_or_die(c.s, tag + "mlpg plain GEMM (K-major B), 4 stages");
     const CmpStats r4 = compare(c, GUf2, N2, GUp, N2, M, N2);
     log.record(r4.bits_differ == 0 && r4.nan_a == 0, tag + "plain X W^T, 4 stages: same bits", hist(r4));
     if (!sh.timed) {
       poison(c, GUf2, nGU);
-      launched(coop::plain(persist(p2), false, c.s), "coop plain GEMM (K-major B), few CTAs");
-      sync_or_die(c.s, tag + "coop plain GEMM (K-major B), few CTAs");
+      launched(mlpg::plain(persist(p2), false, c.s), "mlpg plain GEMM (K-major B), few CTAs");
+      sync_or_die(c.s, tag + "mlpg plain GEMM (K-major B), few CTAs");
       const CmpStats rp = compare(c, GUf2, N2, GUp, N2, M, N2);
       log.record(rp.bits_differ == 0 && rp.nan_a == 0, tag + "plain X W^T, 5 CTAs group 3: same bits", hist(rp));
     }
   }
   // (a) plain GEMM, MN-major B: DH = DY Wd against cuBLAS.
   {
-    const coop::Params p = gm(coop::prepare_plain(DY, Wd, DHp, M, F, K, true));
+    const mlpg::Params p = gm(mlpg::prepare_plain(DY, Wd, DHp, M, F, K, true));
     poison(c, DHp, nH);
-    launched(coop::plain(p, true, c.s), "coop plain GEMM (MN-major B)");
-    sync_or_die(c.s, tag + "coop plain GEMM (MN-major B)");
+    launched(mlpg::plain(p, true, c.s), "mlpg plain GEMM (MN-major B)");
+    sync_or_die(c.s, tag + "mlpg plain GEMM (MN-major B)");
     const CmpStats s = compare(c, DHp, F, DHc, F, M, F);
     rel = rel_err(rows_to_host(c, DHp, F, rows, F), dh_ref, nan);
     const double gt1 = (double)s.ulp_gt1 / s.n;
@@ -403,31 +413,31 @@ static void run_checks(Ctx& c, const Shape& sh, uint64_t seed, CheckLog& log) {
     log.record(s.nan_a == 0 && !nan && rel < kRelTol && gt1 <= kGemmGt1Tol, tag + "plain DY Wd vs cuBLAS, fp64",
                hist(s) + d);
     poison(c, DHp2, nH);
-    const coop::Params p2 = gm(coop::prepare_plain(DY, Wd, DHp2, M, F, K, true));
-    launched(coop::plain(p2, true, c.s), "coop plain GEMM (MN-major B), repeat");
-    sync_or_die(c.s, tag + "coop plain GEMM (MN-major B), repeat");
+    const mlpg::Params p2 = gm(mlpg::prepare_plain(DY, Wd, DHp2, M, F, K, true));
+    launched(mlpg::plain(p2, true, c.s), "mlpg plain GEMM (MN-major B), repeat");
+    sync_or_die(c.s, tag + "mlpg plain GEMM (MN-major B), repeat");
     const CmpStats r = compare(c, DHp2, F, DHp, F, M, F);
     log.record(r.bits_differ == 0, tag + "plain DY Wd repeat: same bits", hist(r));
     poison(c, DHp2, nH);
-    launched(coop::plain<coop::CfgDeep>(p2, true, c.s), "coop plain GEMM (MN-major B), 4 stages");
-    sync_or_die(c.s, tag + "coop plain GEMM (MN-major B), 4 stages");
+    launched(mlpg::plain<CfgDeep>(p2, true, c.s), "mlpg plain GEMM (MN-major B), 4 stages");
+    sync_or_die(c.s, tag + "mlpg plain GEMM (MN-major B), 4 stages");
     const CmpStats r4 = compare(c, DHp2, F, DHp, F, M, F);
     log.record(r4.bits_differ == 0 && r4.nan_a == 0, tag + "plain DY Wd, 4 stages: same bits", hist(r4));
     if (!sh.timed) {
       poison(c, DHp2, nH);
-      launched(coop::plain(persist(p2), true, c.s), "coop plain GEMM (MN-major B), few CTAs");
-      sync_or_die(c.s, tag + "coop plain GEMM (MN-major B), few CTAs");
+      launched(mlpg::plain(persist(p2), true, c.s), "mlpg plain GEMM (MN-major B), few CTAs");
+      sync_or_die(c.s, tag + "mlpg plain GEMM (MN-major B), few CTAs");
       const CmpStats rp = compare(c, DHp2, F, DHp, F, M, F);
       log.record(rp.bits_differ == 0 && rp.nan_a == 0, tag + "plain DY Wd, 5 CTAs group 3: same bits", hist(rp));
     }
   }
   // (b) fused forward.
   {
-    const coop::Params p = gm(coop::prepare_forward(X, W, GUf, Hf, M, F, K));
+    const mlpg::Params p = gm(mlpg::prepare_forward(X, W, GUf, Hf, M, F, K));
     poison(c, GUf, nGU);
     poison(c, Hf, nH);
-    launched(coop::forward(p, c.s), "coop fused forward");
-    sync_or_die(c.s, tag + "coop fused forward");
+    launched(mlpg::forward(p, c.s), "mlpg fused forward");
+    sync_or_die(c.s, tag + "mlpg fused forward");
     const CmpStats s = compare(c, GUf, N2, GUc, N2, M, N2);
     rel = rel_err(rows_to_host(c, GUf, N2, rows, N2), gu_ref, nan);
     char d[128];
@@ -446,18 +456,18 @@ static void run_checks(Ctx& c, const Shape& sh, uint64_t seed, CheckLog& log) {
     const CmpStats sb = compare(c, Hf, F, Hc, F, M, F);
     std::snprintf(d, sizeof d, "  fp64 rel %.2e", rel);
     log.record(!nan && rel < kRelTol && sb.nan_a == 0, tag + "fwd H vs baseline (ulps), fp64", hist(sb) + d);
-    const coop::Params p2 = gm(coop::prepare_forward(X, W, GUf2, Hf2, M, F, K));
+    const mlpg::Params p2 = gm(mlpg::prepare_forward(X, W, GUf2, Hf2, M, F, K));
     poison(c, GUf2, nGU);
     poison(c, Hf2, nH);
-    launched(coop::forward(p2, c.s), "coop fused forward, repeat");
-    sync_or_die(c.s, tag + "coop fused forward, repeat");
+    launched(mlpg::forward(p2, c.s), "mlpg fused forward, repeat");
+    sync_or_die(c.s, tag + "mlpg fused forward, repeat");
     const CmpStats r1 = compare(c, GUf2, N2, GUf, N2, M, N2), r2 = compare(c, Hf2, F, Hf, F, M, F);
     log.record(r1.bits_differ == 0 && r2.bits_differ == 0, tag + "fwd repeat: same bits (GU and H)",
                hist(r1) + " | H " + std::to_string(r2.bits_differ) + " differ");
     poison(c, GUf2, nGU);
     poison(c, Hf2, nH);
-    launched(coop::forward<coop::CfgDeep>(p2, c.s), "coop fused forward, 4 stages");
-    sync_or_die(c.s, tag + "coop fused forward, 4 stages");
+    launched(mlpg::forward<CfgDeep>(p2, c.s), "mlpg fused forward, 4 stages");
+    sync_or_die(c.s, tag + "mlpg fused forward, 4 stages");
     const CmpStats d1 = compare(c, GUf2, N2, GUf, N2, M, N2), d2 = compare(c, Hf2, F, Hf, F, M, F);
     log.record(d1.bits_differ == 0 && d2.bits_differ == 0 && d1.nan_a == 0 && d2.nan_a == 0,
                tag + "fwd, 4 stages: same bits (GU and H)",
@@ -465,8 +475,8 @@ static void run_checks(Ctx& c, const Shape& sh, uint64_t seed, CheckLog& log) {
     if (!sh.timed) {
       poison(c, GUf2, nGU);
       poison(c, Hf2, nH);
-      launched(coop::forward(persist(p2), c.s), "coop fused forward, few CTAs");
-      sync_or_die(c.s, tag + "coop fused forward, few CTAs");
+      launched(mlpg::forward(persist(p2), c.s), "mlpg fused forward, few CTAs");
+      sync_or_die(c.s, tag + "mlpg fused forward, few CTAs");
       const CmpStats q1 = compare(c, GUf2, N2, GUf, N2, M, N2), q2 = compare(c, Hf2, F, Hf, F, M, F);
       log.record(q1.bits_differ == 0 && q2.bits_differ == 0 && q1.nan_a == 0 && q2.nan_a == 0,
                  tag + "fwd, 5 CTAs group 3: same bits (GU and H)",
@@ -487,18 +497,18 @@ static void run_checks(Ctx& c, const Shape& sh, uint64_t seed, CheckLog& log) {
     // In place (the real use): the output cannot be poisoned, but an element left unwritten keeps g or u and
     // differs from the reference.
     copy(c, Gip, GUc, nGU);
-    const coop::Params p = gm(coop::prepare_backward(DY, Wd, Gip, Gip, M, F, K));
-    launched(coop::backward(p, c.s), "coop fused backward (in place)");
-    sync_or_die(c.s, tag + "coop fused backward (in place)");
+    const mlpg::Params p = gm(mlpg::prepare_backward(DY, Wd, Gip, Gip, M, F, K));
+    launched(mlpg::backward(p, c.s), "mlpg fused backward (in place)");
+    sync_or_die(c.s, tag + "mlpg fused backward (in place)");
     const CmpStats s = compare(c, Gip, N2, Gref1, N2, M, N2);
     log.record(s.bits_differ == 0 && s.nan_a == 0, tag + "bwd in place == swiglu_backward(our DH) bit for bit",
                hist(s));
     // Out of place into a poisoned buffer: every element written; GU_in untouched (checked against a copy).
     copy(c, Gip2, GUc, nGU);
     poison(c, Goop, nGU);
-    const coop::Params po = gm(coop::prepare_backward(DY, Wd, GUc, Goop, M, F, K));
-    launched(coop::backward(po, c.s), "coop fused backward (out of place)");
-    sync_or_die(c.s, tag + "coop fused backward (out of place)");
+    const mlpg::Params po = gm(mlpg::prepare_backward(DY, Wd, GUc, Goop, M, F, K));
+    launched(mlpg::backward(po, c.s), "mlpg fused backward (out of place)");
+    sync_or_die(c.s, tag + "mlpg fused backward (out of place)");
     const CmpStats so = compare(c, Goop, N2, Gref1, N2, M, N2);
     log.record(so.bits_differ == 0 && so.nan_a == 0, tag + "bwd out of place (poisoned) == reference bit for bit",
                hist(so));
@@ -521,29 +531,62 @@ static void run_checks(Ctx& c, const Shape& sh, uint64_t seed, CheckLog& log) {
     log.record(!nan && rel < kRelTol && sb.nan_a == 0 && (double)sb.ulp_gt1 / sb.n <= kSwigluGt1Tol,
                tag + "bwd dg,du vs cuBLAS + swiglu_backward, fp64", hist(sb) + d);
     copy(c, Gip2, GUc, nGU);
-    const coop::Params p2 = gm(coop::prepare_backward(DY, Wd, Gip2, Gip2, M, F, K));
-    launched(coop::backward(p2, c.s), "coop fused backward, repeat");
-    sync_or_die(c.s, tag + "coop fused backward, repeat");
+    const mlpg::Params p2 = gm(mlpg::prepare_backward(DY, Wd, Gip2, Gip2, M, F, K));
+    launched(mlpg::backward(p2, c.s), "mlpg fused backward, repeat");
+    sync_or_die(c.s, tag + "mlpg fused backward, repeat");
     const CmpStats r = compare(c, Gip2, N2, Gip, N2, M, N2);
     log.record(r.bits_differ == 0, tag + "bwd repeat: same bits", hist(r));
     copy(c, Gip2, GUc, nGU);
-    launched(coop::backward<coop::CfgDeep>(p2, c.s), "coop fused backward, 4 stages");
-    sync_or_die(c.s, tag + "coop fused backward, 4 stages");
+    launched(mlpg::backward<CfgDeep>(p2, c.s), "mlpg fused backward, 4 stages");
+    sync_or_die(c.s, tag + "mlpg fused backward, 4 stages");
     const CmpStats r4 = compare(c, Gip2, N2, Gip, N2, M, N2);
     log.record(r4.bits_differ == 0, tag + "bwd, 4 stages (1 epilogue unit): same bits", hist(r4));
     if (!sh.timed) {
       poison(c, Goop, nGU);
-      launched(coop::backward(persist(po), c.s), "coop fused backward, few CTAs");
-      sync_or_die(c.s, tag + "coop fused backward, few CTAs");
+      launched(mlpg::backward(persist(po), c.s), "mlpg fused backward, few CTAs");
+      sync_or_die(c.s, tag + "mlpg fused backward, few CTAs");
       const CmpStats q = compare(c, Goop, N2, Gref1, N2, M, N2);
       log.record(q.bits_differ == 0 && q.nan_a == 0, tag + "bwd out of place, 5 CTAs group 3 == reference", hist(q));
       poison(c, Goop, nGU);
-      launched(coop::backward<coop::CfgDeep>(persist(po), c.s), "coop fused backward, 4 stages, few CTAs");
-      sync_or_die(c.s, tag + "coop fused backward, 4 stages, few CTAs");
+      launched(mlpg::backward<CfgDeep>(persist(po), c.s), "mlpg fused backward, 4 stages, few CTAs");
+      sync_or_die(c.s, tag + "mlpg fused backward, 4 stages, few CTAs");
       const CmpStats q4 = compare(c, Goop, N2, Gref1, N2, M, N2);
       log.record(q4.bits_differ == 0 && q4.nan_a == 0, tag + "bwd out of place, 4 stages, 5 CTAs == reference",
                  hist(q4));
     }
+  }
+  // (d) the program's entry points (1b only): lasp::mlp_gemm_forward / mlp_gemm_backward, as layer.cuh calls
+  // them (LASP_MLP_GEMM unset: main clears it), against mlpg::forward / backward called directly with the
+  // header's defaults (no --group-m or --ctas): the same kernel on the same inputs, so the same bits.
+  if (std::strcmp(sh.name, "1b") == 0) {
+    const char* backend = lasp::mlp_gemm_backend(M, F, K);
+    log.record(std::strcmp(backend, "lasp") == 0, tag + "entry: mlp_gemm_backend == \"lasp\" (Hopper, sm_90a)",
+               std::string("backend ") + backend);
+    // Forward: direct into GUf2 / Hf2, the entry point into GUp / Hchk (both free by now), all poisoned first.
+    poison(c, GUf2, nGU);
+    poison(c, Hf2, nH);
+    poison(c, GUp, nGU);
+    poison(c, Hchk, nH);
+    launched(mlpg::forward(mlpg::prepare_forward(X, W, GUf2, Hf2, M, F, K), c.s), "mlpg fused forward (direct)");
+    sync_or_die(c.s, tag + "mlpg fused forward (direct)");
+    const bool ran_f = lasp::mlp_gemm_forward(X, W, GUp, Hchk, M, F, K, c.s);
+    sync_or_die(c.s, tag + "lasp::mlp_gemm_forward");
+    const CmpStats e1 = compare(c, GUp, N2, GUf2, N2, M, N2), e2 = compare(c, Hchk, F, Hf2, F, M, F);
+    log.record(ran_f && e1.bits_differ == 0 && e2.bits_differ == 0 && e1.nan_a == 0 && e2.nan_a == 0,
+               tag + "entry: mlp_gemm_forward == mlpg::forward bit for bit",
+               std::string(ran_f ? "ran" : "RETURNED FALSE") + "; " + hist(e1) + " | H " +
+                   std::to_string(e2.bits_differ) + " differ, " + std::to_string(e2.nan_a) + " NaN");
+    // Backward, in place over a copy of cuBLAS's GU each (as the program calls it): direct in Gip, entry in Gip2.
+    copy(c, Gip, GUc, nGU);
+    copy(c, Gip2, GUc, nGU);
+    launched(mlpg::backward(mlpg::prepare_backward(DY, Wd, Gip, Gip, M, F, K), c.s), "mlpg fused backward (direct)");
+    sync_or_die(c.s, tag + "mlpg fused backward (direct)");
+    const bool ran_b = lasp::mlp_gemm_backward(DY, Wd, Gip2, M, F, K, c.s);
+    sync_or_die(c.s, tag + "lasp::mlp_gemm_backward");
+    const CmpStats e3 = compare(c, Gip2, N2, Gip, N2, M, N2);
+    log.record(ran_b && e3.bits_differ == 0 && e3.nan_a == 0,
+               tag + "entry: mlp_gemm_backward == mlpg::backward bit for bit",
+               std::string(ran_b ? "ran" : "RETURNED FALSE") + "; " + hist(e3));
   }
   for (bf16* p : {X, W, DY, Wd, GUc, GUp, GUf, GUf2, Hc, Hf, Hf2, Hchk, DHc, DHp, DHp2, Gref1, Gref2, Gip, Gip2, Goop})
     CUDA_CHECK(cudaFree(p));
@@ -629,12 +672,12 @@ static void run_bench(Ctx& c, const Shape& sh, uint64_t seed, bool quick, std::v
     for (int i = 0; i < kSets; ++i) copy(c, GUs[i], GU0, nGU);
     sync_or_die(c.s, "restore GU");
   };
-  coop::Params pf_plain[kSets], pf[kSets], pb_plain[kSets], pb[kSets];
+  mlpg::Params pf_plain[kSets], pf[kSets], pb_plain[kSets], pb[kSets];
   for (int i = 0; i < kSets; ++i) {
-    pf_plain[i] = gm(coop::prepare_plain(X[i], W[i], GUo, M, N2, K, false));
-    pf[i] = gm(coop::prepare_forward(X[i], W[i], GUo, Ho, M, F, K));
-    pb_plain[i] = gm(coop::prepare_plain(DY[i], Wd[i], DHo, M, F, K, true));
-    pb[i] = gm(coop::prepare_backward(DY[i], Wd[i], GUs[i], GUs[i], M, F, K));
+    pf_plain[i] = gm(mlpg::prepare_plain(X[i], W[i], GUo, M, N2, K, false));
+    pf[i] = gm(mlpg::prepare_forward(X[i], W[i], GUo, Ho, M, F, K));
+    pb_plain[i] = gm(mlpg::prepare_plain(DY[i], Wd[i], DHo, M, F, K, true));
+    pb[i] = gm(mlpg::prepare_backward(DY[i], Wd[i], GUs[i], GUs[i], M, F, K));
   }
   const double ff = 2.0 * M * (double)N2 * K, fb = 2.0 * M * (double)F * K;
   const std::string s = sh.name;
@@ -651,17 +694,17 @@ static void run_bench(Ctx& c, const Shape& sh, uint64_t seed, bool quick, std::v
         lasp::matmul(c.blas, false, true, M, N2, K, X[i], W[i], GUo);
         lasp::swiglu_forward(GUo, GUo + F, N2, Ho, M, F, c.s);
       }, quick));
-  add("fwd", "coop plain GEMM", ff, fb0 + 1, time_variant(c, s + " fwd coop plain GEMM", [&](int i) {
-        launched(coop::plain(pf_plain[i], false, c.s), "coop plain GEMM");
+  add("fwd", "mlpg plain GEMM", ff, fb0 + 1, time_variant(c, s + " fwd mlpg plain GEMM", [&](int i) {
+        launched(mlpg::plain(pf_plain[i], false, c.s), "mlpg plain GEMM");
       }, quick));
-  add("fwd", "coop fused GEMM+swiglu", ff, fb0 + 1, time_variant(c, s + " fwd coop fused forward", [&](int i) {
-        launched(coop::forward(pf[i], c.s), "coop fused forward");
+  add("fwd", "mlpg fused GEMM+swiglu", ff, fb0 + 1, time_variant(c, s + " fwd mlpg fused forward", [&](int i) {
+        launched(mlpg::forward(pf[i], c.s), "mlpg fused forward");
       }, quick));
-  add("fwd", "coop plain, 4 stages", ff, fb0 + 1, time_variant(c, s + " fwd coop plain GEMM, 4 stages", [&](int i) {
-        launched(coop::plain<coop::CfgDeep>(pf_plain[i], false, c.s), "coop plain GEMM, 4 stages");
+  add("fwd", "mlpg plain, 4 stages", ff, fb0 + 1, time_variant(c, s + " fwd mlpg plain GEMM, 4 stages", [&](int i) {
+        launched(mlpg::plain<CfgDeep>(pf_plain[i], false, c.s), "mlpg plain GEMM, 4 stages");
       }, quick));
-  add("fwd", "coop fused, 4 stages", ff, fb0 + 1, time_variant(c, s + " fwd coop fused forward, 4 stages", [&](int i) {
-        launched(coop::forward<coop::CfgDeep>(pf[i], c.s), "coop fused forward, 4 stages");
+  add("fwd", "mlpg fused, 4 stages", ff, fb0 + 1, time_variant(c, s + " fwd mlpg fused forward, 4 stages", [&](int i) {
+        launched(mlpg::forward<CfgDeep>(pf[i], c.s), "mlpg fused forward, 4 stages");
       }, quick));
   const int bb0 = (int)rows.size();
   add("bwd", "cuBLAS GEMM", fb, bb0 + 1, time_variant(c, s + " bwd cuBLAS GEMM", [&](int i) {
@@ -672,15 +715,15 @@ static void run_bench(Ctx& c, const Shape& sh, uint64_t seed, bool quick, std::v
         lasp::matmul(c.blas, false, false, M, F, K, DY[i], Wd[i], DHo);
         lasp::swiglu_backward(GUs[i], GUs[i] + F, DHo, GUs[i], GUs[i] + F, N2, M, F, c.s);
       }, quick));
-  add("bwd", "coop plain GEMM", fb, bb0 + 1, time_variant(c, s + " bwd coop plain GEMM", [&](int i) {
-        launched(coop::plain(pb_plain[i], true, c.s), "coop plain GEMM (MN-major)");
+  add("bwd", "mlpg plain GEMM", fb, bb0 + 1, time_variant(c, s + " bwd mlpg plain GEMM", [&](int i) {
+        launched(mlpg::plain(pb_plain[i], true, c.s), "mlpg plain GEMM (MN-major)");
       }, quick));
   restore();
-  add("bwd", "coop fused GEMM+swiglu", fb, bb0 + 1, time_variant(c, s + " bwd coop fused backward", [&](int i) {
-        launched(coop::backward(pb[i], c.s), "coop fused backward");
+  add("bwd", "mlpg fused GEMM+swiglu", fb, bb0 + 1, time_variant(c, s + " bwd mlpg fused backward", [&](int i) {
+        launched(mlpg::backward(pb[i], c.s), "mlpg fused backward");
       }, quick));
-  add("bwd", "coop plain, 4 stages", fb, bb0 + 1, time_variant(c, s + " bwd coop plain GEMM, 4 stages", [&](int i) {
-        launched(coop::plain<coop::CfgDeep>(pb_plain[i], true, c.s), "coop plain GEMM (MN-major), 4 stages");
+  add("bwd", "mlpg plain, 4 stages", fb, bb0 + 1, time_variant(c, s + " bwd mlpg plain GEMM, 4 stages", [&](int i) {
+        launched(mlpg::plain<CfgDeep>(pb_plain[i], true, c.s), "mlpg plain GEMM (MN-major), 4 stages");
       }, quick));
   for (int i = 0; i < kSets; ++i)
     for (bf16* p : {X[i], W[i], DY[i], Wd[i], GUs[i]}) CUDA_CHECK(cudaFree(p));
@@ -707,11 +750,11 @@ static void print_table(const std::vector<Row>& rows, const char* device, int sm
 
 static int usage() {
   std::fprintf(stderr,
-               "usage: mlp_gemm_coop [--check-only | --bench-only] [--shape 1b|8b|all] [--seed N] [--quick] [--group-m N]\n"
-               "                     [--ctas N]\n"
+               "usage: mlp_gemm_check [--check-only | --bench-only] [--shape 1b|8b|all] [--seed N] [--quick] [--group-m N]\n"
+               "                      [--ctas N]\n"
                "  --quick: no sustained figure (median only); --group-m: M-tiles per raster group (default %d);\n"
-               "  --ctas: at most N CTAs per coop kernel (default 0: one per SM; to debug a hang or a race)\n",
-               coop::kGroupM);
+               "  --ctas: at most N CTAs per mlpg kernel (default 0: one per SM; to debug a hang or a race)\n",
+               mlpg::kGroupM);
   return 2;
 }
 
@@ -721,6 +764,10 @@ int main(int argc, char** argv) {
   uint64_t seed = (uint64_t)std::chrono::system_clock::now().time_since_epoch().count() % 1000003ull;
   for (int i = 1; i < argc; ++i) {
     const std::string a = argv[i];
+    if (a == "--help" || a == "-h") {
+      usage();
+      return 0;
+    }
     if (a == "--check-only") bench = false;
     else if (a == "--bench-only") checks = false;
     else if (a == "--quick") quick = true;
@@ -740,6 +787,12 @@ int main(int argc, char** argv) {
   for (const Shape& s : big)
     if (shape == "all" || shape == s.name) timed.push_back(s);
 
+  // The entry-point checks need the default choice (auto): mlpg::requested() reads the variable once, later.
+  if (const char* v = std::getenv("LASP_MLP_GEMM")) {
+    std::printf("LASP_MLP_GEMM=%s ignored: this harness unsets it (the entry-point checks take the default)\n", v);
+    unsetenv("LASP_MLP_GEMM");
+  }
+
   int dev = 0;
   CUDA_CHECK(cudaGetDevice(&dev));
   cudaDeviceProp prop;
@@ -750,7 +803,7 @@ int main(int argc, char** argv) {
     return 2;
   }
   Ctx c;
-  c.sms = coop::sm_count();
+  c.sms = mlpg::sm_count();
   CUDA_CHECK(cudaStreamCreateWithFlags(&c.s, cudaStreamNonBlocking));
   CUBLAS_CHECK(cublasCreate(&c.blas));
   CUBLAS_CHECK(cublasSetStream(c.blas, c.s));
@@ -759,11 +812,11 @@ int main(int argc, char** argv) {
   c.stats = static_cast<CmpStats*>(st);
   int cublas_ver = 0;
   cublasGetVersion(c.blas, &cublas_ver);
-  std::printf("device %s, %d SMs, L2 %d MB, cuBLAS %d; coop tile %dx%dx%d, group %d, ctas %d (0: one per SM); main %d "
+  std::printf("device %s, %d SMs, L2 %d MB, cuBLAS %d; mlpg tile %dx%dx%d, group %d, ctas %d (0: one per SM); main %d "
               "stages + %d boxes/WG (%u B shared), deep %d stages + %d boxes/WG (%u B); seed %llu\n",
-              prop.name, c.sms, prop.l2CacheSize >> 20, cublas_ver, coop::kBM, coop::kBN, coop::kBK, g_group_m, g_max_ctas,
-              coop::CfgMain::kStages, coop::CfgMain::kBoxes, coop::CfgMain::kSmemBytes, coop::CfgDeep::kStages,
-              coop::CfgDeep::kBoxes, coop::CfgDeep::kSmemBytes, (unsigned long long)seed);
+              prop.name, c.sms, prop.l2CacheSize >> 20, cublas_ver, mlpg::kBM, mlpg::kBN, mlpg::kBK, g_group_m, g_max_ctas,
+              mlpg::CfgMain::kStages, mlpg::CfgMain::kBoxes, mlpg::CfgMain::kSmemBytes, CfgDeep::kStages,
+              CfgDeep::kBoxes, CfgDeep::kSmemBytes, (unsigned long long)seed);
 
   CheckLog log;
   if (checks) {

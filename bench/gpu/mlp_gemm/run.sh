@@ -1,19 +1,24 @@
 #!/usr/bin/env bash
-# On the H100 machine: runs the harness built beside this script (it builds nothing; NOTES.md has the build
-# line). Default: the checks (all shapes) in one process, then the timings in another, so a check failure or a
-# hung kernel in one still leaves the other's output; the checks' summary and the timing table print last.
-#   bash bench/gpu/experiments/mlp_gemm_coop/run.sh              checks, then timings, of 1b and 8b
-#   bash bench/gpu/experiments/mlp_gemm_coop/run.sh ARGS...      the harness with ARGS only, e.g.
+# On the H100 / H200 machine: runs the checking and timing harness of templates/runtime/mlp_gemm.cuh, built
+# beside this script. It builds nothing; build it first on the machine without a GPU (NOTES.md, "Build"):
+#   cd bench/gpu/mlp_gemm && nvcc -O3 -std=c++17 --use_fast_math -gencode=arch=compute_90a,code=sm_90a -lineinfo \
+#     -Xptxas -v -I/tmp/nvroot/include -I../../../templates/runtime mlp_gemm_check.cu -L/tmp/nvroot/lib -lcublas \
+#     -o mlp_gemm_check > build.txt 2>&1
+# and carry bench/gpu/mlp_gemm/mlp_gemm_check (it is ignored by git).
+# Default: the checks (all shapes) in one process, then the timings in another, so a check failure or a hung
+# kernel in one still leaves the other's output; the checks' summary and the timing table print last.
+#   bash bench/gpu/mlp_gemm/run.sh              checks, then timings, of 1b and 8b
+#   bash bench/gpu/mlp_gemm/run.sh ARGS...      the harness with ARGS only, e.g.
 #        --check-only --shape 1b  |  --bench-only --shape 8b  |  --bench-only --quick (no sustained figure)
-# Logs go to $OUT (default /tmp/mlp_gemm_coop): gpu.txt, sass.txt, checks.log, bench.log.
+# Logs go to $OUT (default /tmp/mlp_gemm): gpu.txt, sass.txt, checks.log, bench.log (run.log with ARGS).
 # Exit: the harness's (0 all passed, 1 a check failed, 2 usage/setup, 3 CUDA error or a hung kernel); with
 # no ARGS the worse of the two runs.
 set -uo pipefail
 cd "$(dirname "$0")"
-OUT=${OUT:-/tmp/mlp_gemm_coop}
+OUT=${OUT:-/tmp/mlp_gemm}
 mkdir -p "$OUT"
-BIN=./mlp_gemm_coop
-[ -x "$BIN" ] || { echo "run.sh: no $PWD/mlp_gemm_coop: build it first (NOTES.md, 'Build')"; exit 2; }
+BIN=./mlp_gemm_check
+[ -x "$BIN" ] || { echo "run.sh: no $PWD/mlp_gemm_check: build it first (NOTES.md, 'Build')"; exit 2; }
 
 # libcublas.so.13 (and libcublasLt): the system's if the loader finds it, else the first copy on the machine.
 if ldd "$BIN" | grep -q "not found"; then
@@ -34,8 +39,8 @@ fi
 # The SASS: HGMMA per kernel (the wgmma path), local-memory traffic (spills) anywhere.
 if command -v cuobjdump >/dev/null; then
   cuobjdump -sass "$BIN" >"$OUT/sass.txt" 2>/dev/null
-  echo "== SASS (coop kernels): HGMMA / STSM / LDSM / LDL+STL per kernel"
-  awk '/Function :/ {f = $3} f ~ /coop/ {
+  echo "== SASS (mlpg kernels): HGMMA / STSM / LDSM / LDL+STL per kernel"
+  awk '/Function :/ {f = $3} f ~ /mlpg/ {
          if ($0 ~ /HGMMA/) h[f]++; if ($0 ~ /STSM/) s[f]++; if ($0 ~ /LDSM/) l[f]++; if ($0 ~ /LDL|STL/) x[f]++; k[f] = 1 }
        END { for (f in k) printf "  %4d HGMMA %4d STSM %4d LDSM %4d LDL/STL  %s\n", h[f], s[f], l[f], x[f], f }' \
     "$OUT/sass.txt"

@@ -1,0 +1,40 @@
+#!/usr/bin/env bash
+# A/B of a runtime choice in one train program: the same program and steps under two environments, alternating
+# for ROUNDS rounds (so clocks and heat fall on both alike); per run the median step time of steps 6 on, and
+# the losses of steps 1-3 (a choice that should not change the numbers shows the same losses). Run folders
+# (their last checkpoint) are deleted after each run: a 1B model's is 22 GB. From the repository root:
+#   PROG=.gpu-ship/t-linear-1b-w1 A="LASP_MLP_GEMM=auto" B="LASP_MLP_GEMM=cublas" bash bench/gpu/env-ab.sh
+# PROG's data paths are relative to its parent folder (as .gpu-suite's programs); STEPS (default 30), ROUNDS
+# (default 2), OUT (default /tmp/lasp-env-ab): each run's events, stderr, and the table (ab.txt).
+set -uo pipefail
+cd "$(dirname "$0")/../.."
+: "${PROG:?PROG=folder of a built train program}" "${A:?A=the first environment}" "${B:?B=the second}"
+OUT=${OUT:-/tmp/lasp-env-ab}
+runs=${RUNS:-/tmp/lasp-env-ab-runs}  # RUNS=/dev/shm/...: the last checkpoint written to memory, faster
+mkdir -p "$OUT"
+suite=$(dirname "$PROG")
+name=$(basename "$PROG")
+for round in $(seq "${ROUNDS:-2}"); do
+  for arm in A B; do
+    env_words=${!arm}
+    rm -rf "$runs"
+    (cd "$suite" && env $env_words timeout 150 "./$name/prog" --rank 0 --world 1 --device 0 --mode train \
+      --steps "${STEPS:-30}" --run-dir "$runs" > "$OUT/$arm.$round.jsonl" 2> "$OUT/$arm.$round.err")
+    echo "$arm ($env_words) round $round exit $?"
+    rm -rf "$runs"
+  done
+done
+python3 - "$OUT" "$A" "$B" <<'PY' | tee "$OUT/ab.txt"
+import glob, json, statistics, sys
+out, names = sys.argv[1], {"A": sys.argv[2], "B": sys.argv[3]}
+def steps(path):
+    return [e for e in map(json.loads, (l for l in open(path) if l.startswith("{"))) if e["event"] == "step"]
+med = {}
+for arm in "AB":
+    runs = sorted(glob.glob(f"{out}/{arm}.*.jsonl"))
+    per_run = [statistics.median([e["ms"] for e in steps(p) if e["step"] >= 5] or [float("nan")]) for p in runs]
+    med[arm] = statistics.median(per_run) if per_run else float("nan")
+    first = [f"{e['loss']:.6f}" for e in steps(runs[0])[:3]] if runs else []
+    print(f"{arm} {names[arm]:28} runs {' '.join(f'{v:.2f}' for v in per_run):24} median {med[arm]:8.2f} ms  losses 1-3 {' '.join(first)}")
+print(f"A is {med['B'] / med['A']:.3f}x B's speed")
+PY
