@@ -55,7 +55,7 @@ limit_of() {
   case "$1" in
     vdoc) echo 170 ;; ceiling) echo 50 ;; calibrate) echo 180 ;; gathered) echo 200 ;;
     docbench) echo 150 ;; vallscan) echo 80 ;; diag) echo 90 ;; docab) echo 200 ;; scatterab) echo 420 ;; softmax) echo 220 ;;
-    gcheck) echo 120 ;; trainck) echo 290 ;; inplace) echo 100 ;; mlpship) echo 500 ;; clocks) echo 300 ;; ops) echo 100 ;; train1b) echo 330 ;; *) echo 0 ;;
+    gcheck) echo 120 ;; trainck) echo 290 ;; inplace) echo 100 ;; mlpship) echo 400 ;; clocks) echo 300 ;; ops) echo 100 ;; train1b) echo 330 ;; *) echo 0 ;;
   esac
 }
 needs_of() {
@@ -102,16 +102,16 @@ run_lot() { # lot limit dir
       PYTHONPATH=/tmp/fla OUT=$dir RUNS=/tmp/lasp-train-runs timeout "$limit" bash bench/gpu/run-train.sh 1b > "$dir/train.txt" 2>&1 ;;
     mlpship)
       (ln -sfn ../.gpu-suite/data .gpu-ship/data
-        PROG=.gpu-ship/t-linear-1b-w1 A="LASP_MLP_GEMM=auto" B="LASP_MLP_GEMM=cublas" ROUNDS=2 STEPS=25 OUT=$dir/ab \
+        PROG=.gpu-ship/t-linear-1b-w1 A="LASP_MLP_GEMM=auto" B="LASP_MLP_GEMM=cublas" ROUNDS=2 STEPS=20 OUT=$dir/ab \
           RUNS=$([ "$(df --output=avail -BG /dev/shm 2>/dev/null | tail -1 | tr -dc 0-9)" -gt 30 ] 2>/dev/null && echo /dev/shm/lasp-ab || echo /tmp/lasp-ab) \
-          timeout 190 bash bench/gpu/env-ab.sh > "$dir/ab.txt" 2>&1
+          timeout 130 bash bench/gpu/env-ab.sh > "$dir/ab.txt" 2>&1
         echo "ab exit $?"
         python3 -m pip install -q --no-deps --no-index --target /tmp/fla .device/wheels/*.whl > /dev/null 2>&1
-        PYTHONPATH=/tmp/fla timeout 140 python3 bench/gpu/torch_model.py --preset linear-llama3-1b --tokens 16384 --steps 10 \
+        PYTHONPATH=/tmp/fla timeout 110 python3 bench/gpu/torch_model.py --preset linear-llama3-1b --tokens 16384 --steps 10 \
           --warmup 3 --clip-grad-norm 1.0 --json "$dir/torch-1b.json" > "$dir/torch-1b.log" 2>&1
         echo "torch exit $?"
         if [ -x bench/gpu/mlp_gemm/mlp_gemm_check ]; then
-          OUT=$dir/harness timeout 60 bash bench/gpu/mlp_gemm/run.sh > "$dir/harness.log" 2>&1
+          OUT=$dir/harness timeout 50 bash bench/gpu/mlp_gemm/run.sh > "$dir/harness.log" 2>&1
           echo "harness exit $?"
         fi
         SUITE=.gpu-ship OUT=$dir/tiny RUNS=/tmp/lasp-ship-tiny timeout 100 bash bench/gpu/run-train.sh tiny > "$dir/tiny.txt" 2>&1

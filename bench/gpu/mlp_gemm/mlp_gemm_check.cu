@@ -28,6 +28,7 @@
 
 #include "blas.cuh"    // lasp::matmul: lasp's cuBLAS call
 #include "swiglu.cuh"  // lasp::swiglu_forward / swiglu_backward: the baseline and the bit-exact reference
+#include "../bench_fill.cuh"  // mix64: the harnesses' hash of (seed, index)
 
 #include <algorithm>
 #include <chrono>
@@ -87,12 +88,6 @@ static void launched(cudaError_t e, const char* what) {
 // ---------------------------------------------------------------------------------------------------------
 // Device helpers: random fill, comparison
 // ---------------------------------------------------------------------------------------------------------
-__device__ __forceinline__ uint64_t mix64(uint64_t x) {
-  x += 0x9E3779B97F4A7C15ull;
-  x = (x ^ (x >> 30)) * 0xBF58476D1CE4E5B9ull;
-  x = (x ^ (x >> 27)) * 0x94D049BB133111EBull;
-  return x ^ (x >> 31);
-}
 // x[i] = bf16(N(0, std^2)) from (seed, i): Box-Muller on two hashed uniforms.
 __global__ void fill_normal_kernel(bf16* x, size_t n, uint64_t seed, float std) {
   for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < n; i += (size_t)gridDim.x * blockDim.x) {
@@ -367,70 +362,39 @@ static void run_checks(Ctx& c, const Shape& sh, uint64_t seed, CheckLog& log) {
   bool nan = false;
   double rel = 0;
 
-  // (a) plain GEMM, K-major B: GU = X W^T against cuBLAS.
-  {
-    const mlpg::Params p = gm(mlpg::prepare_plain(X, W, GUp, M, N2, K, false));
-    poison(c, GUp, nGU);
-    launched(mlpg::plain(p, false, c.s), "mlpg plain GEMM (K-major B)");
-    sync_or_die(c.s, tag + "mlpg plain GEMM (K-major B)");
-    const CmpStats s = compare(c, GUp, N2, GUc, N2, M, N2);
-    rel = rel_err(rows_to_host(c, GUp, N2, rows, N2), gu_ref, nan);
+  // (a) the plain GEMM against cuBLAS and fp64 (K-major B: GU = X W^T; MN-major B: DH = DY Wd), then again:
+  // the same bits on a repeat, with 4 stages and (untimed shapes) with a few CTAs walking many tiles each.
+  auto check_plain = [&](const bf16* A, const bf16* B, bf16* out, bf16* out2, const bf16* ref, int cols, size_t n,
+                         bool b_mn, const std::vector<double>& fp64, const std::string& what) {
+    const std::string name = std::string("mlpg plain GEMM (") + (b_mn ? "MN" : "K") + "-major B)";
+    poison(c, out, n);
+    launched(mlpg::plain(gm(mlpg::prepare_plain(A, B, out, M, cols, K, b_mn)), b_mn, c.s), name.c_str());
+    sync_or_die(c.s, tag + name);
+    const CmpStats s = compare(c, out, cols, ref, cols, M, cols);
+    rel = rel_err(rows_to_host(c, out, cols, rows, cols), fp64, nan);
     const double gt1 = (double)s.ulp_gt1 / s.n;
     char d[128];
     std::snprintf(d, sizeof d, "  fp64 rel %.2e", rel);
-    log.record(s.nan_a == 0 && !nan && rel < kRelTol && gt1 <= kGemmGt1Tol, tag + "plain X W^T vs cuBLAS, fp64",
+    log.record(s.nan_a == 0 && !nan && rel < kRelTol && gt1 <= kGemmGt1Tol, tag + "plain " + what + " vs cuBLAS, fp64",
                hist(s) + d);
-    poison(c, GUf2, nGU);
-    const mlpg::Params p2 = gm(mlpg::prepare_plain(X, W, GUf2, M, N2, K, false));
-    launched(mlpg::plain(p2, false, c.s), "mlpg plain GEMM (K-major B), repeat");
-    sync_or_die(c.s, tag + "mlpg plain GEMM (K-major B), repeat");
-    const CmpStats r = compare(c, GUf2, N2, GUp, N2, M, N2);
-    log.record(r.bits_differ == 0, tag + "plain X W^T repeat: same bits", hist(r));
-    poison(c, GUf2, nGU);
-    launched(mlpg::plain<CfgDeep>(p2, false, c.s), "mlpg plain GEMM (K-major B), 4 stages");
-    sync_or_die(c.s, tag + "mlpg plain GEMM (K-major B), 4 stages");
-    const CmpStats r4 = compare(c, GUf2, N2, GUp, N2, M, N2);
-    log.record(r4.bits_differ == 0 && r4.nan_a == 0, tag + "plain X W^T, 4 stages: same bits", hist(r4));
+    const mlpg::Params p2 = gm(mlpg::prepare_plain(A, B, out2, M, cols, K, b_mn));
+    auto again = [&](cudaError_t launch, const char* how, const std::string& check) {
+      launched(launch, (name + ", " + how).c_str());
+      sync_or_die(c.s, tag + name + ", " + how);
+      const CmpStats r = compare(c, out2, cols, out, cols, M, cols);
+      log.record(r.bits_differ == 0 && r.nan_a == 0, tag + "plain " + what + check, hist(r));
+    };
+    poison(c, out2, n);
+    again(mlpg::plain(p2, b_mn, c.s), "repeat", " repeat: same bits");
+    poison(c, out2, n);
+    again(mlpg::plain<CfgDeep>(p2, b_mn, c.s), "4 stages", ", 4 stages: same bits");
     if (!sh.timed) {
-      poison(c, GUf2, nGU);
-      launched(mlpg::plain(persist(p2), false, c.s), "mlpg plain GEMM (K-major B), few CTAs");
-      sync_or_die(c.s, tag + "mlpg plain GEMM (K-major B), few CTAs");
-      const CmpStats rp = compare(c, GUf2, N2, GUp, N2, M, N2);
-      log.record(rp.bits_differ == 0 && rp.nan_a == 0, tag + "plain X W^T, 5 CTAs group 3: same bits", hist(rp));
+      poison(c, out2, n);
+      again(mlpg::plain(persist(p2), b_mn, c.s), "few CTAs", ", 5 CTAs group 3: same bits");
     }
-  }
-  // (a) plain GEMM, MN-major B: DH = DY Wd against cuBLAS.
-  {
-    const mlpg::Params p = gm(mlpg::prepare_plain(DY, Wd, DHp, M, F, K, true));
-    poison(c, DHp, nH);
-    launched(mlpg::plain(p, true, c.s), "mlpg plain GEMM (MN-major B)");
-    sync_or_die(c.s, tag + "mlpg plain GEMM (MN-major B)");
-    const CmpStats s = compare(c, DHp, F, DHc, F, M, F);
-    rel = rel_err(rows_to_host(c, DHp, F, rows, F), dh_ref, nan);
-    const double gt1 = (double)s.ulp_gt1 / s.n;
-    char d[128];
-    std::snprintf(d, sizeof d, "  fp64 rel %.2e", rel);
-    log.record(s.nan_a == 0 && !nan && rel < kRelTol && gt1 <= kGemmGt1Tol, tag + "plain DY Wd vs cuBLAS, fp64",
-               hist(s) + d);
-    poison(c, DHp2, nH);
-    const mlpg::Params p2 = gm(mlpg::prepare_plain(DY, Wd, DHp2, M, F, K, true));
-    launched(mlpg::plain(p2, true, c.s), "mlpg plain GEMM (MN-major B), repeat");
-    sync_or_die(c.s, tag + "mlpg plain GEMM (MN-major B), repeat");
-    const CmpStats r = compare(c, DHp2, F, DHp, F, M, F);
-    log.record(r.bits_differ == 0, tag + "plain DY Wd repeat: same bits", hist(r));
-    poison(c, DHp2, nH);
-    launched(mlpg::plain<CfgDeep>(p2, true, c.s), "mlpg plain GEMM (MN-major B), 4 stages");
-    sync_or_die(c.s, tag + "mlpg plain GEMM (MN-major B), 4 stages");
-    const CmpStats r4 = compare(c, DHp2, F, DHp, F, M, F);
-    log.record(r4.bits_differ == 0 && r4.nan_a == 0, tag + "plain DY Wd, 4 stages: same bits", hist(r4));
-    if (!sh.timed) {
-      poison(c, DHp2, nH);
-      launched(mlpg::plain(persist(p2), true, c.s), "mlpg plain GEMM (MN-major B), few CTAs");
-      sync_or_die(c.s, tag + "mlpg plain GEMM (MN-major B), few CTAs");
-      const CmpStats rp = compare(c, DHp2, F, DHp, F, M, F);
-      log.record(rp.bits_differ == 0 && rp.nan_a == 0, tag + "plain DY Wd, 5 CTAs group 3: same bits", hist(rp));
-    }
-  }
+  };
+  check_plain(X, W, GUp, GUf2, GUc, N2, nGU, false, gu_ref, "X W^T");
+  check_plain(DY, Wd, DHp, DHp2, DHc, F, nH, true, dh_ref, "DY Wd");
   // (b) fused forward.
   {
     const mlpg::Params p = gm(mlpg::prepare_forward(X, W, GUf, Hf, M, F, K));
