@@ -39,12 +39,19 @@ describe("machine profiles", () => {
     ]);
     for (const profile of Object.values(SHIPPED_PROFILES)) {
       // 8 GPU numbers and linearKernelBandwidth, 4 NVLink, 3 inter-node: 16 sources, none empty; the H100
-      // and H200 also gatheredAttentionEfficiency (measured on an H100; not on an A100).
+      // and H200 also gatheredAttentionEfficiency (measured on an H100; not on an A100) and the fact that
+      // lasp's MLP GEMM with SwiGLU epilogues runs there (Hopper).
       const gathered = profile.gpu.gatheredAttentionEfficiency !== undefined ? 1 : 0;
-      expect(Object.values(profile.sources).filter((s) => s.length > 20)).toHaveLength(16 + gathered);
+      const epilogues = profile.gpu.mlpSwigluEpilogues !== undefined ? 1 : 0;
+      expect(Object.values(profile.sources).filter((s) => s.length > 20)).toHaveLength(
+        16 + gathered + epilogues,
+      );
     }
     expect(SHIPPED_PROFILES["h100-sxm-80gb"]!.gpu.gatheredAttentionEfficiency).toBe(0.94);
     expect(SHIPPED_PROFILES["a100-sxm-80gb"]!.gpu.gatheredAttentionEfficiency).toBeUndefined();
+    expect(SHIPPED_PROFILES["h100-sxm-80gb"]!.gpu.mlpSwigluEpilogues).toBe(true);
+    expect(SHIPPED_PROFILES["h200-141gb"]!.gpu.mlpSwigluEpilogues).toBe(true);
+    expect(SHIPPED_PROFILES["a100-sxm-40gb"]!.gpu.mlpSwigluEpilogues).toBeUndefined();
   });
 
   it("cites this repository's measurement for the H100's GEMM rate", () => {
@@ -194,7 +201,24 @@ describe("a profile that does not validate", () => {
         "stray",
         edited((p) => (p.sources["gpu.clock"] = "a data sheet")),
       ),
-    ).toBe(`${file("stray")}: sources["gpu.clock"] names no number of the profile`);
+    ).toBe(`${file("stray")}: sources["gpu.clock"] names no number or fact of the profile`);
+  });
+
+  it("takes the MLP-epilogue fact as true or false with a source, and leaves it out as false", () => {
+    expect(
+      error(
+        "word",
+        edited((p) => ((p.gpu as unknown as Record<string, unknown>)["mlpSwigluEpilogues"] = "yes")),
+      ),
+    ).toBe(`${file("word")}: gpu.mlpSwigluEpilogues must be true or false where given (got "yes")`);
+    expect(
+      error(
+        "unsourced-fact",
+        edited((p) => delete p.sources["gpu.mlpSwigluEpilogues"]),
+      ),
+    ).toBe(
+      `${file("unsourced-fact")}: sources["gpu.mlpSwigluEpilogues"] is missing: every fact says where it comes from`,
+    );
   });
 
   it("refuses an attainable rate above its peak", () => {

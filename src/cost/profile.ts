@@ -80,6 +80,12 @@ export interface MachineProfile {
      * a profile without it prices them at hbmAttainable (profiles written before 2026-12-06).
      */
     linearKernelBandwidth?: number;
+    /**
+     * Whether lasp's MLP GEMM with SwiGLU in its epilogues (templates/runtime/mlp_gemm.cuh: Hopper, sm_90a) runs
+     * on this GPU: the SwiGLU passes are then bytes the GEMMs' epilogues move (step.ts). Optional: false where left
+     * out (a GPU before Hopper, or a profile written before 2026-12-06).
+     */
+    mlpSwigluEpilogues?: boolean;
     memoryBytes: number;
     sms: number;
   };
@@ -133,6 +139,8 @@ const OPTIONAL_NUMBERS = {
   nvlink: ["copyEngineBusBandwidth", "copyEngineLatency"],
 } as const;
 const TEXTS = { nvlink: ["generation"], interNode: ["fabric"] } as const;
+/** Yes-or-no facts a profile may leave out (false where absent); with a source where given. */
+const OPTIONAL_FLAGS = { gpu: ["mlpSwigluEpilogues"] } as const;
 /** Counts, not rates: whole numbers. */
 const INTEGERS = new Set(["gpu.sms", "nvlink.gpusPerNode"]);
 
@@ -176,6 +184,15 @@ export function validateProfile(value: unknown, file: string): MachineProfile {
     for (const field of (TEXTS as Record<string, readonly string[]>)[section] ?? []) {
       if (typeof part[field] !== "string") fail(`${section}.${field}`, "must be a string");
     }
+    for (const field of (OPTIONAL_FLAGS as Record<string, readonly string[]>)[section] ?? []) {
+      const path = `${section}.${field}`;
+      if (part[field] === undefined) continue;
+      if (typeof part[field] !== "boolean")
+        fail(path, `must be true or false where given (got ${JSON.stringify(part[field])})`);
+      const source = sources[path];
+      if (typeof source !== "string" || source.trim() === "")
+        fail(`sources["${path}"]`, "is missing: every fact says where it comes from");
+    }
   }
   const profile = value as unknown as MachineProfile;
   if (profile.gpu.gemmFlops > profile.gpu.denseBf16Flops)
@@ -203,10 +220,10 @@ export function validateProfile(value: unknown, file: string): MachineProfile {
     );
   for (const path of Object.keys(sources)) {
     const [section, field] = path.split(".");
-    const known = [NUMBERS, OPTIONAL_NUMBERS].some((list) =>
+    const known = [NUMBERS, OPTIONAL_NUMBERS, OPTIONAL_FLAGS].some((list) =>
       (list as Record<string, readonly string[]>)[section ?? ""]?.includes(field ?? ""),
     );
-    if (!known) fail(`sources["${path}"]`, "names no number of the profile");
+    if (!known) fail(`sources["${path}"]`, "names no number or fact of the profile");
   }
   return profile;
 }

@@ -6,7 +6,7 @@ import { lowerSpec } from "../schedule/lower.js";
 import type { ResolvedSpec } from "../spec/resolved.js";
 import { H100_PROFILE, loadProfile, machineOf, SHIPPED_PROFILES, type MachineProfile } from "./profile.js";
 import { simulateProgram } from "./simulate.js";
-import { predictStep, STEP_PARTS, type StepPart, type StepPrediction } from "./step.js";
+import { mlpSwigluEpilogues, predictStep, STEP_PARTS, type StepPart, type StepPrediction } from "./step.js";
 
 function benchSpec(name: string, edit: (text: string) => string = (t) => t): ResolvedSpec {
   const result = checkSource(`${name}.lasp`, edit(readFileSync(`bench/gpu/specs/${name}.lasp`, "utf8")));
@@ -185,11 +185,39 @@ describe("the step's terms", () => {
     const plain = predict(linear);
     const recompute = predict(benchSpec("m-linear-1b-rc-w1"));
     const rows = plain.rows;
-    // 16 layers x 2 x rows x (2 ffn) x hidden at the GEMM rate, and SwiGLU's forward bytes (gate, up, h).
-    const expected =
-      (16 * 2 * rows * 2 * 8192 * 2048) / H100_PROFILE.gpu.gemmFlops +
-      (16 * 3 * rows * 8192 * 2) / H100_PROFILE.gpu.hbmAttainable;
-    expect(recompute.parts.mlp - plain.parts.mlp).toBeCloseTo(expected, 12);
+    // 16 layers x 2 x rows x (2 ffn) x hidden at the GEMM rate, and SwiGLU's forward again: on an H100 in the
+    // gate|up product's epilogue (h written), on an A100 its own pass (gate and up read, h written).
+    const again = (profile: MachineProfile, tensors: number) =>
+      (16 * 2 * rows * 2 * 8192 * 2048) / profile.gpu.gemmFlops +
+      (16 * tensors * rows * 8192 * 2) / profile.gpu.hbmAttainable;
+    expect(recompute.parts.mlp - plain.parts.mlp).toBeCloseTo(again(H100_PROFILE, 1), 12);
+    const a100 = SHIPPED_PROFILES["a100-sxm-80gb"]!;
+    const a100Extra =
+      predict(benchSpec("m-linear-1b-rc-w1"), a100).parts.mlp - predict(linear, a100).parts.mlp;
+    expect(a100Extra).toBeCloseTo(again(a100, 3), 12);
+  });
+
+  it("prices SwiGLU in the GEMMs' epilogues where lasp's MLP GEMM runs, in passes of its own elsewhere", () => {
+    const swiglu = (p: StepPrediction) =>
+      p.terms.filter((t) => t.part === "mlp" && t.what.includes("SwiGLU"));
+    const rows = predict(linear).rows;
+    const tensor = rows * 8192 * 2;
+    // Hopper: h written by the gate|up product, gate and up read and d(gate|up) written in place of dh: 4 tensors
+    // a layer; an A100: the forward's 3 and the backward's 5.
+    const [hopper] = swiglu(predict(linear));
+    expect(hopper!.what).toContain("epilogues");
+    expect(hopper!.bytes).toBe(16 * 4 * tensor);
+    const a100 = SHIPPED_PROFILES["a100-sxm-80gb"]!;
+    const [passes] = swiglu(predict(linear, a100));
+    expect(passes!.what).toBe("SwiGLU forward (again in the backward with `recompute mlp`) and backward");
+    expect(passes!.bytes).toBe(16 * 8 * tensor);
+    // The kernel's tiles: an ffn that is not a multiple of 128 takes the passes on an H100 too.
+    const odd = predict(benchSpec("m-linear-1b-w1", (t) => t.replace("ffn 8192", "ffn 8000")));
+    expect(swiglu(odd)[0]!.what).not.toContain("epilogues");
+    expect(mlpSwigluEpilogues(H100_PROFILE, rows, 2048, 8192)).toBe(true);
+    expect(mlpSwigluEpilogues(H100_PROFILE, rows + 64, 2048, 8192)).toBe(false);
+    expect(mlpSwigluEpilogues(H100_PROFILE, rows, 2048 + 32, 8192)).toBe(false);
+    expect(mlpSwigluEpilogues(a100, rows, 2048, 8192)).toBe(false);
   });
 
   it("keeps a tied head's products and drops the untied embedding gradient's zeroing", () => {

@@ -64,6 +64,20 @@ const GEMM_PART: Record<ModelPart, StepPart | undefined> = {
   lmHead: "lm_head_loss",
 };
 
+/**
+ * Whether the program runs the MLP's SwiGLU in its GEMMs' epilogues on this GPU (mlp_gemm.cuh's
+ * `mlp_gemm_backend` under LASP_MLP_GEMM=auto): a profile that says the kernel runs there, and the shapes its
+ * tiles cover (tokens per rank % 128, hidden % 64, ffn % 128).
+ */
+export function mlpSwigluEpilogues(
+  profile: MachineProfile,
+  rows: number,
+  hidden: number,
+  ffn: number,
+): boolean {
+  return profile.gpu.mlpSwigluEpilogues === true && rows % 128 === 0 && hidden % 64 === 0 && ffn % 128 === 0;
+}
+
 /** Predicts one training step of `program` (lowered from `spec`) on one GPU of `profile`. */
 export function predictStep(
   spec: ResolvedSpec,
@@ -171,14 +185,24 @@ export function predictStep(
     }
   }
 
-  // SwiGLU (swiglu.cuh): forward reads gate and up and writes h; backward reads gate, up and dh and writes
-  // dgate and dup. `recompute mlp` runs the forward again in the backward.
+  // SwiGLU. Where lasp's MLP GEMM runs (mlp_gemm.cuh: a Hopper profile, and the shapes its tiles cover), in the
+  // GEMMs' epilogues, which no MMA overlaps: the gate|up product also writes h, and the down product's input
+  // gradient reads gate and up and writes d(gate|up) instead of writing dh (the GEMM terms price a plain
+  // output). Elsewhere in passes of their own (swiglu.cuh): forward reads gate and up and writes h; backward
+  // reads gate, up and dh and writes dgate and dup. `recompute mlp` runs the forward again in the backward.
   const swigluPasses = spec.run.recompute === "mlp" ? 2 : 1;
-  stream(
-    "mlp",
-    "SwiGLU forward (again in the backward with `recompute mlp`) and backward",
-    L * (tensors(3 * swigluPasses, ffn) + tensors(5, ffn)),
-  );
+  if (mlpSwigluEpilogues(profile, rows, hidden, ffn))
+    stream(
+      "mlp",
+      "SwiGLU in the GEMMs' epilogues: h written (again with `recompute mlp`), d(gate|up) in place of dh",
+      L * (tensors(swigluPasses, ffn) + tensors(3, ffn)),
+    );
+  else
+    stream(
+      "mlp",
+      "SwiGLU forward (again in the backward with `recompute mlp`) and backward",
+      L * (tensors(3 * swigluPasses, ffn) + tensors(5, ffn)),
+    );
 
   // LM head and loss (lm_head.cuh, classifier.cuh): the row kernel reads each chunk's bf16 logits twice and
   // writes the gradient over them; the head's fp32 weight gradient is written by the first chunk's GEMM and
