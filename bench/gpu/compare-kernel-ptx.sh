@@ -45,8 +45,9 @@ def ptx(side):
             kernels[name] = []
         elif name:
             kernels[name].append(re.sub(r"\$L__BB\d+_", "$L__BB_", line))
-    # The extern shared-memory declarations before the first kernel list every kernel's array: not per kernel.
-    return {k: "".join(l for l in v if not l.startswith(".extern .shared")) for k, v in kernels.items()}
+    # The extern shared-memory declarations before the first kernel list every kernel's array: not per kernel
+    # (nor the blank line after them, which falls to whichever kernel comes first).
+    return {k: "".join(l for l in v if l.strip() and not l.startswith(".extern .shared")) for k, v in kernels.items()}
 
 def resources(side):
     out, name = {}, None
