@@ -183,6 +183,10 @@ sed -e 's/m_linear_1b_w1/t_linear_1b_w1/' -e 's/steps 10  warmup 3  mode bench/s
 sed -e 's/t_linear_1b_w1/t_linear_1b_ck_w1/' -e 's/steps 100  mode train/steps 120  mode train/' \
   -e 's/warmup_steps 10  seed 0/warmup_steps 10  seed 0\n  checkpoint_every 60  keep_checkpoints 1/' \
   "$specs/t-linear-1b-w1.lasp" > "$specs/t-linear-1b-ck-w1.lasp"
+# ... and four layers of Llama-3-8B's shape (hidden 4096, ffn 14336), to time the MLP GEMM's choice
+# (LASP_MLP_GEMM) at the 8B shape on one GPU (env-ab.sh): the whole 8B model's training state does not fit
+sed -e 's/t_linear_1b_w1/t_linear_8bshape_w1/' -e 's/hidden 2048  ffn 8192  heads 16/hidden 4096  ffn 14336  heads 32/' \
+  -e 's/stack L x 16/stack L x 4/' "$specs/t-linear-1b-w1.lasp" > "$specs/t-linear-8bshape-w1.lasp"
 for f in "$specs"/*.lasp; do
   name=$(basename "$f" .lasp)
   [ "${name##*-w}" -le "$max_gpus" ] || continue

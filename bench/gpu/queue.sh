@@ -35,10 +35,11 @@
 #              and a checkpoint of 2 ranks' layouts resumes on 1 GPU
 #   inplace    .gpu-suite/t-tiny-train-w1 and data: run-train.sh inplace, checkpoints written in place
 #              (LASP_CHECKPOINT_COPY=none) against the background writer's: the same losses and files, a resume
-#   mlpship    .gpu-ship (t-linear-1b-w1 and t-tiny-train-w1 built here from the templates, kernels.o with cuDNN),
+#   mlpship    .gpu-ship (t-linear-1b-w1, t-linear-8bshape-w1 and t-tiny-train-w1 built here, kernels.o with cuDNN),
 #              .gpu-suite/data, .device/wheels, bench/gpu/mlp_gemm/mlp_gemm_check: the shipped MLP GEMM's harness,
 #              the tiny model trained and evaluated by PyTorch, the 1B step with LASP_MLP_GEMM auto against cublas
-#              (env-ab.sh), then PyTorch's 1B training step in the same call
+#              (env-ab.sh), then PyTorch's 1B training step in the same call, then the same A/B with four layers of
+#              Llama-3-8B's shape (t-linear-8bshape-w1: is `auto` right at the 8B shape too?)
 #   diag       .gpu-diag (`lasp compile` of variant specs + kernels.o, as vallscan): verify programs that tell
 #              one question apart, their specs beside them (the closing note says which)
 # The carried folders and the tracked tree together must stay under the device tool's 64 MiB.
@@ -55,7 +56,7 @@ limit_of() {
   case "$1" in
     vdoc) echo 170 ;; ceiling) echo 50 ;; calibrate) echo 180 ;; gathered) echo 200 ;;
     docbench) echo 150 ;; vallscan) echo 80 ;; diag) echo 90 ;; docab) echo 200 ;; scatterab) echo 420 ;; softmax) echo 220 ;;
-    gcheck) echo 120 ;; trainck) echo 290 ;; inplace) echo 100 ;; mlpship) echo 400 ;; clocks) echo 300 ;; ops) echo 100 ;; train1b) echo 330 ;; *) echo 0 ;;
+    gcheck) echo 120 ;; trainck) echo 290 ;; inplace) echo 100 ;; mlpship) echo 590 ;; clocks) echo 300 ;; ops) echo 100 ;; train1b) echo 330 ;; *) echo 0 ;;
   esac
 }
 needs_of() {
@@ -72,7 +73,7 @@ needs_of() {
     train1b) echo ".gpu-suite/t-linear-1b-w1 .gpu-suite/data .device/wheels" ;;
     trainck) echo ".gpu-suite/t-tiny-train-w1 .gpu-suite/t-linear-1b-ck-w1 .gpu-suite/data" ;;
     inplace) echo ".gpu-suite/t-tiny-train-w1 .gpu-suite/data" ;;
-    mlpship) echo ".gpu-ship/t-linear-1b-w1/prog .gpu-ship/t-tiny-train-w1/prog .gpu-suite/data .device/wheels" ;;
+    mlpship) echo ".gpu-ship/t-linear-1b-w1/prog .gpu-ship/t-linear-8bshape-w1/prog .gpu-ship/t-tiny-train-w1/prog .gpu-suite/data .device/wheels" ;;
   esac
 }
 run_lot() { # lot limit dir
@@ -107,9 +108,13 @@ run_lot() { # lot limit dir
           timeout 130 bash bench/gpu/env-ab.sh > "$dir/ab.txt" 2>&1
         echo "ab exit $?"
         python3 -m pip install -q --no-deps --no-index --target /tmp/fla .device/wheels/*.whl > /dev/null 2>&1
-        PYTHONPATH=/tmp/fla timeout 110 python3 bench/gpu/torch_model.py --preset linear-llama3-1b --tokens 16384 --steps 10 \
+        PYTHONPATH=/tmp/fla timeout 130 python3 bench/gpu/torch_model.py --preset linear-llama3-1b --tokens 16384 --steps 10 \
           --warmup 3 --clip-grad-norm 1.0 --json "$dir/torch-1b.json" > "$dir/torch-1b.log" 2>&1
         echo "torch exit $?"
+        PROG=.gpu-ship/t-linear-8bshape-w1 A="LASP_MLP_GEMM=auto" B="LASP_MLP_GEMM=cublas" ROUNDS=2 STEPS=15 OUT=$dir/ab8b \
+          RUNS=$([ "$(df --output=avail -BG /dev/shm 2>/dev/null | tail -1 | tr -dc 0-9)" -gt 40 ] 2>/dev/null && echo /dev/shm/lasp-ab8b || echo /tmp/lasp-ab8b) \
+          timeout 170 bash bench/gpu/env-ab.sh > "$dir/ab8b.txt" 2>&1
+        echo "ab 8B shape exit $?"
         if [ -x bench/gpu/mlp_gemm/mlp_gemm_check ]; then
           OUT=$dir/harness timeout 50 bash bench/gpu/mlp_gemm/run.sh > "$dir/harness.log" 2>&1
           echo "harness exit $?"
@@ -136,7 +141,7 @@ short_of() { # lot dir
     train1b) tail -14 "$2/train.txt" 2>/dev/null ;;
     mlpship) cat "$2/mlpgemm.txt"; grep -hE "^== CHECKS|FAILED|WATCHDOG|identical|backend" "$2/harness.log" 2>/dev/null | head
       sed -n '/^== RESULTS/,$p' "$2/harness.log" 2>/dev/null | cut -c1-160
-      grep -hE "exit|eval at step 600|loss .* over|expect|rel|mlp|MLP" "$2/tiny.txt" | cut -c1-180; cat "$2/ab.txt" | cut -c1-200
+      grep -hE "exit|eval at step 600|loss .* over|expect|rel|mlp|MLP" "$2/tiny.txt" | cut -c1-180; cat "$2/ab.txt" "$2/ab8b.txt" 2>/dev/null | cut -c1-200
       grep -h "MLP" "$2/ab/A.1.err" "$2/ab/B.1.err" 2>/dev/null; tail -6 "$2/torch-1b.log" ;;
     inplace) grep -hE 'exit|differ|bytes|DIFFERS|place|LASP_CHECKPOINT_COPY' "$2/train.txt" 2>/dev/null | cut -c1-200 ;;
     trainck) grep -hE 'exit|differ|checkpoint|steps|loss' "$2/train.txt" 2>/dev/null | cut -c1-200 ;;
