@@ -1,14 +1,17 @@
-// The host-side logic of the model's runtime headers (norm.cuh, swiglu.cuh) and of the GPU harnesses' LM-head
+// The host-side logic of the model's runtime headers (norm.cuh, swiglu.cuh, mlp_gemm.cuh) and of the GPU harnesses' LM-head
 // chunks (bench/gpu/harness/kernels.h): launch shapes, scratch sizes, the chunk, and the refusals, driven from
 // test/model-ops-host.test.ts. No kernel runs: the harness needs nvcc but no GPU.
 //   harness shapes            one line per case: what the host code decides
 //   harness refuse-norm H     norm_forward's check of hidden H (exits with the header's message)
 //   harness refuse-swiglu F   swiglu_forward's check of ffn F
+//   harness mlp-backend R F H mlp_gemm_backend's answer for R tokens, ffn F, hidden H under LASP_MLP_GEMM
+//                             (cublas, or a shape the kernel cannot take: no GPU asked; else exits with its message)
 #include <cstdio>
 #include <cstdlib>
 #include <string>
 
 #include "lm_head.cuh"
+#include "mlp_gemm.cuh"
 #include "norm.cuh"
 #include "swiglu.cuh"
 
@@ -35,6 +38,10 @@ int main(int argc, char** argv) {
   }
   if (mode == "refuse-swiglu" && argc > 2) {
     lasp::swiglu_forward(nullptr, nullptr, 2 * (size_t)std::atoi(argv[2]), nullptr, 1, std::atoi(argv[2]), 0);
+    return 0;
+  }
+  if (mode == "mlp-backend" && argc > 4) {
+    std::printf("%s\n", lasp::mlp_gemm_backend(std::atoi(argv[2]), std::atoi(argv[3]), std::atoi(argv[4])));
     return 0;
   }
   return 2;

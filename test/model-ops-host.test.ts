@@ -8,7 +8,7 @@ import { join, resolve } from "node:path";
 import { describe } from "vitest";
 import { itWithNvcc, nvcc, UNOPTIMIZED_DEVICE_CODE } from "./nvcc.js";
 
-describe("the model ops' host logic (norm.cuh, swiglu.cuh, lm_head.cuh)", () => {
+describe("the model ops' host logic (norm.cuh, swiglu.cuh, mlp_gemm.cuh, lm_head.cuh)", () => {
   itWithNvcc(
     "decides launch shapes, scratch and chunks as documented, and refuses shapes the kernels cannot take",
     async ({ expect }) => {
@@ -32,6 +32,12 @@ describe("the model ops' host logic (norm.cuh, swiglu.cuh, lm_head.cuh)", () => 
       expect(build.stderr).not.toMatch(/error/);
       expect(build.status).toBe(0);
       const run = (...args: string[]) => spawnSync(join(dir, "harness"), args, { encoding: "utf8" });
+      const withChoice = (choice: string | undefined, ...args: string[]) => {
+        const env = { ...process.env };
+        delete env["LASP_MLP_GEMM"];
+        if (choice !== undefined) env["LASP_MLP_GEMM"] = choice;
+        return spawnSync(join(dir, "harness"), args, { encoding: "utf8", env });
+      };
       const shapes = run("shapes");
       expect(shapes.status).toBe(0);
       expect(shapes.stdout.split("\n")).toEqual([
@@ -65,6 +71,23 @@ describe("the model ops' host logic (norm.cuh, swiglu.cuh, lm_head.cuh)", () => 
       expect(swiglu.status).toBe(3);
       expect(swiglu.stderr).toContain(
         "swiglu_forward: ffn 100 and row stride 200 must be positive multiples of 8",
+      );
+      // LASP_MLP_GEMM: cublas asks nothing of the GPU; auto takes cuBLAS for a shape the kernel's tiles do not
+      // cover (before asking for a GPU); lasp there stops with the reason; an unknown word stops with the choices.
+      expect(withChoice("cublas", "mlp-backend", "16384", "8192", "2048").stdout).toBe("cublas\n");
+      expect(withChoice(undefined, "mlp-backend", "16320", "8192", "2048").stdout).toBe("cublas\n");
+      expect(withChoice("auto", "mlp-backend", "16384", "8000", "2048").stdout).toBe("cublas\n");
+      const insist = withChoice("lasp", "mlp-backend", "16384", "8192", "2080");
+      expect(insist.status).toBe(2);
+      expect(insist.stderr).toBe(
+        "lasp_program: LASP_MLP_GEMM=lasp, but lasp's MLP GEMM cannot run 16384 tokens x hidden 2080 x ffn 8192 " +
+          "here: it needs tokens per rank % 128 == 0, hidden % 64 == 0 and ffn % 128 == 0 (auto or cublas run " +
+          "cuBLAS and swiglu.cuh)\n",
+      );
+      const unknown = withChoice("fast", "mlp-backend", "16384", "8192", "2048");
+      expect(unknown.status).toBe(2);
+      expect(unknown.stderr).toBe(
+        "lasp_program: LASP_MLP_GEMM=fast is not a choice (auto, lasp or cublas)\n",
       );
     },
     180_000,

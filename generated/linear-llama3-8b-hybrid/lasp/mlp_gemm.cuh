@@ -726,11 +726,12 @@ inline Choice requested() {
   }();
   return choice;
 }
-// Why the kernel cannot take this shape here, or nullptr where it can.
+// Why the kernel cannot take this shape here, or nullptr where it can (the shape first: it needs no GPU).
 inline const char* unfit(int rows, int ffn, int hidden) {
+  if (rows % kBM != 0 || hidden % kBK != 0 || ffn % (kBN / 2) != 0)
+    return "it needs tokens per rank % 128 == 0, hidden % 64 == 0 and ffn % 128 == 0";
   if (!kernels_run()) return "it needs a Hopper GPU (compute capability 9.0) and a program built for sm_90a";
   if (tensor_map_encoder() == nullptr) return "the driver has no cuTensorMapEncodeTiled";
-  if (rows % kBM != 0 || hidden % kBK != 0 || ffn % (kBN / 2) != 0) return "it needs tokens per rank % 128 == 0, hidden % 64 == 0 and ffn % 128 == 0";
   return nullptr;
 }
 
