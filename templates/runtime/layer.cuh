@@ -52,8 +52,6 @@ inline void block_norm_backward(State& st, int weight, int bias, int rstd, int m
                 st.stats[mean], st.stats[rstd], (int)kRows, program::kHidden, st.partials, st.ctx.compute);
 }
 
-// Sums the gradient block of rows first..last over every rank on the gradient stream, once the compute
-// stream has written it (one rank: nothing to sum).
 // gate|up = Norm(mid) [Wgate; Wup]^T and h = silu(gate) * up: one GEMM with SwiGLU in its epilogue where
 // lasp's kernel runs (mlp_gemm.cuh), else cuBLAS and swiglu.cuh's pass.
 inline void gate_up_swiglu(State& st, const LayerWeights& w, bf16* gate_up, bf16* h, cudaStream_t s) {
@@ -71,6 +69,8 @@ inline void down_grad_swiglu(State& st, const LayerWeights& w, bf16* gate_up, cu
   swiglu_backward(gate_up, gate_up + ffn, st.ffn, gate_up, gate_up + ffn, kFfnWidth, rows, ffn, s);
 }
 
+// Sums the gradient block of rows first..last over every rank on the gradient stream, once the compute
+// stream has written it (one rank: nothing to sum).
 inline void sum_block(State& st, int first, int last) {
   if (st.layout.world == 1) return;
   CUDA_CHECK(cudaEventRecord(st.grads_ready, st.ctx.compute));
@@ -240,15 +240,12 @@ inline void layer_backward(State& st, int l, const LayerKind& kind, Buffers& b, 
   // The MLP: (with `recompute mlp`, m = Norm(mid), gate|up = m [Wgate; Wup]^T and h from gate|up again;)
   // dWdown = dY^T h; dh = dY Wdown; d(gate|up) over gate|up; m = Norm(mid) again (unless just made);
   // d[Wgate; Wup] = d(gate|up)^T m; dm = d(gate|up) [Wgate; Wup]; then the norm's backward into dx.
-  bf16* h = layer.a.h >= 0 ? st.acts[layer.a.h] : st.ffn;
+  bf16* h = layer.a.h >= 0 ? st.acts[layer.a.h] : st.ffn;  // -1 exactly with `recompute mlp`: made again here
   if (program::kRecomputeMlp) {
     part(st, Part::kNorms);
     block_norm(st, w.mlp_norm, w.mlp_norm_bias, layer.s.mlp_rstd, layer.s.mlp_mean, mid, nullptr, nullptr);
     part(st, Part::kMlp);
     gate_up_swiglu(st, w, gate_up, h, s);
-  } else if (layer.a.h < 0) {
-    part(st, Part::kMlp);
-    swiglu_forward(gate_up, gate_up + ffn, kFfnWidth, st.ffn, rows, ffn, s);
   }
   part(st, Part::kMlp);
   matmul(st.blas, true, false, hidden, ffn, rows, st.dx, h, st.grads[w.w_down]);
