@@ -104,7 +104,7 @@ run_lot() { # lot limit dir
     mlpship)
       (ln -sfn ../.gpu-suite/data .gpu-ship/data
         PROG=.gpu-ship/t-linear-1b-w1 A="LASP_MLP_GEMM=auto" B="LASP_MLP_GEMM=cublas" ROUNDS=2 STEPS=20 OUT=$dir/ab \
-          RUNS=$([ "$(df --output=avail -BG /dev/shm 2>/dev/null | tail -1 | tr -dc 0-9)" -gt 30 ] 2>/dev/null && echo /dev/shm/lasp-ab || echo /tmp/lasp-ab) \
+          RUNS=$([ "$(df --output=avail -BG /dev/shm 2>/dev/null | tail -1 | tr -dc 0-9)" -gt 30 ] 2>/dev/null && echo /dev/shm || echo /tmp) \
           timeout 130 bash bench/gpu/env-ab.sh > "$dir/ab.txt" 2>&1
         echo "ab exit $?"
         python3 -m pip install -q --no-deps --no-index --target /tmp/fla .device/wheels/*.whl > /dev/null 2>&1
@@ -112,7 +112,7 @@ run_lot() { # lot limit dir
           --warmup 3 --clip-grad-norm 1.0 --json "$dir/torch-1b.json" > "$dir/torch-1b.log" 2>&1
         echo "torch exit $?"
         PROG=.gpu-ship/t-linear-8bshape-w1 A="LASP_MLP_GEMM=auto" B="LASP_MLP_GEMM=cublas" ROUNDS=2 STEPS=15 OUT=$dir/ab8b \
-          RUNS=$([ "$(df --output=avail -BG /dev/shm 2>/dev/null | tail -1 | tr -dc 0-9)" -gt 40 ] 2>/dev/null && echo /dev/shm/lasp-ab8b || echo /tmp/lasp-ab8b) \
+          RUNS=$([ "$(df --output=avail -BG /dev/shm 2>/dev/null | tail -1 | tr -dc 0-9)" -gt 40 ] 2>/dev/null && echo /dev/shm || echo /tmp) \
           timeout 170 bash bench/gpu/env-ab.sh > "$dir/ab8b.txt" 2>&1
         echo "ab 8B shape exit $?"
         if [ -x bench/gpu/mlp_gemm/mlp_gemm_check ]; then
