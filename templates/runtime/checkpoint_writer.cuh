@@ -54,9 +54,12 @@ struct Outcome {
   double seconds = 0;
 };
 
-/** Rank 0, before committing: waits until every rank's shard is in `p.temp`; false once `stop` is set. */
-inline bool wait_for_shards(const Pending& p, uint64_t world, const std::atomic<bool>& stop, std::string* error) {
+/** Rank 0, before committing: waits until every other rank's shard is in `p.temp` (its own, `self`, it has just
+ * written); false once `stop` is set. */
+inline bool wait_for_shards(const Pending& p, uint64_t world, uint64_t self, const std::atomic<bool>& stop,
+                            std::string* error) {
   for (uint64_t r = 0; r < world; ++r) {
+    if (r == self) continue;
     while (!detail::is_file(shard_path(p.temp, r, world))) {
       if (stop.load()) {
         detail::fail_with(error, "the checkpoint " + p.folder +
@@ -80,7 +83,7 @@ inline Outcome run_job(const Job& job, const std::atomic<bool>& stop) {
   Outcome out;
   out.ok = write_shard(job.pending, job.rank, job.world, job.shard, &out.error) &&
            (!job.commits ||
-            (wait_for_shards(job.pending, job.world, stop, &out.error) &&
+            (wait_for_shards(job.pending, job.world, job.rank, stop, &out.error) &&
              commit(job.pending, job.model, job.config_json, job.state, job.keep, &out.result, &out.error)));
   out.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
   return out;
