@@ -747,6 +747,33 @@ describe("lasp run: train mode", () => {
     );
     expect((await record(folderOf(r.err, cwd))).exit).toMatchObject({ code: 6, status: "non-finite" });
   });
+  it("--no-checkpoints writes none, says so, and stops on a signal with nothing to resume; only in train mode", async () => {
+    const cwd = await mkdtemp(path.join(root, "no-checkpoints-"));
+    const r = await run({ mode: "train", steps: "5", checkpoints: false }, deps({ cwd }));
+    expect(r.code).toBe(0);
+    const folder = folderOf(r.err, cwd);
+    expect((await record(folder)).launch[0]).toContain(`--run-dir ${folder} --no-checkpoints`);
+    expect(r.err).toContain("[run] checkpoints: off (--no-checkpoints): nothing to resume\n");
+    expect(existsSync(path.join(folder, "checkpoints"))).toBe(false);
+    expect(r.err).not.toContain("last checkpoint");
+
+    // After `--` it means the same to lasp as to the program; a signal stops the run after its step.
+    const stop = await run(
+      { mode: "train", steps: "5", programArgs: ["--no-checkpoints"] },
+      deps({ cwd }, { FIXTURE_STOP_STEP: "3" }),
+    );
+    expect(stop.code).toBe(130);
+    expect(stop.err).toContain("lasp: stopped after step 3; no checkpoint written (--no-checkpoints)\n");
+    expect(stop.err).not.toContain("continue with");
+    expect(existsSync(path.join(folderOf(stop.err, cwd), "checkpoints"))).toBe(false);
+
+    const bench = await run({ mode: "bench", checkpoints: false }, deps({ cwd }));
+    expect(bench.code).toBe(2);
+    expect(lines(bench.err)).toEqual([
+      "lasp: --no-checkpoints applies to train mode, and this run is --mode bench",
+      "  = hint: drop --no-checkpoints, or add --mode train",
+    ]);
+  });
 });
 
 describe("lasp run on the command line", () => {

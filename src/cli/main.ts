@@ -186,6 +186,10 @@ export function buildProgram(
       "--resume [dir]",
       "train mode: continue from a checkpoint folder, a run folder's newest checkpoint, or (no DIR) the spec's newest run's",
     )
+    .option(
+      "--no-checkpoints",
+      "train mode: write no checkpoint, periodic, final or on a signal (a benchmark or a smoke test; nothing to resume)",
+    )
     .option(LASP2_FLAG, LASP2_HELP)
     .addHelpText("after", RUN_HELP)
     .action(async (spec: string, programArgs: string[], options: RunCliOptions) => {

@@ -77,6 +77,8 @@ export interface RunCliOptions {
   runDir?: string;
   /** `--resume [DIR]`: true without DIR (the spec's newest run), else a checkpoint or run folder. */
   resume?: string | boolean;
+  /** False with `--no-checkpoints` (commander's negated flag): train mode writes no checkpoint. */
+  checkpoints?: boolean;
   /** The command line as typed (after `lasp`), recorded in run.json. */
   argv?: readonly string[];
 }
@@ -112,11 +114,13 @@ const PROGRAM_EXIT: Record<number, string> = {
   1: "verify failed",
   2: "bad command line or input file",
   3: "CUDA or NCCL failure",
-  5: "stopped by a signal after writing a checkpoint",
+  5: "stopped by a signal after its step (and a checkpoint, unless --no-checkpoints)",
   6: "stopped by a non-finite loss or gradient norm",
 };
 /** Train mode's clean stop: SIGTERM or SIGINT, the step finished and a checkpoint written. */
 const STOPPED_WITH_CHECKPOINT = 5;
+/** The program's flag (and lasp run's) for a training run that writes no checkpoint. */
+const NO_CHECKPOINTS = "--no-checkpoints";
 const NON_FINITE = 6;
 
 /** The code generator, loaded only by the commands that build (handlebars and the templates are heavy). */
@@ -147,6 +151,8 @@ interface Parsed {
   userArgs: string[];
   /** `--resume`: undefined without it, else the DIR given (undefined inside: the newest run's). */
   resume: { dir: string | undefined } | undefined;
+  /** `--no-checkpoints`, lasp's or handed to the program after `--`. */
+  noCheckpoints: boolean;
   arch: string;
   lowering: LowerOptions;
 }
@@ -201,6 +207,7 @@ function parseOptions(cli: RunCliOptions, io: CliIo): Parsed | undefined {
     programArgs,
     userArgs: [...(cli.programArgs ?? [])],
     resume,
+    noCheckpoints: cli.checkpoints === false || (cli.programArgs ?? []).includes(NO_CHECKPOINTS),
     arch,
     lowering: { lasp2 },
   };
@@ -304,6 +311,15 @@ export async function runCommand(
   const env = deps.env ?? process.env;
   const mode = cli.mode ?? (parsed.resume !== undefined ? "train" : spec.run.mode);
   const train = mode === "train";
+  if (parsed.noCheckpoints && !train) {
+    io.stderr(
+      `lasp: ${NO_CHECKPOINTS} applies to train mode, and this run is --mode ${mode}
+` +
+        `  = hint: drop ${NO_CHECKPOINTS}, or add --mode train
+`,
+    );
+    return RUN_EXIT.usage;
+  }
 
   // What to resume from, before anything else is looked at: a wrong folder is the user's to fix.
   let resumePoint: ResumePoint | undefined;
@@ -346,6 +362,7 @@ export async function runCommand(
     ...(train ? ["--run-dir", runFolder] : []),
     ...tokenFiles,
     ...(resumePoint !== undefined ? ["--resume", resumePoint.checkpoint.path] : []),
+    ...(cli.checkpoints === false ? [NO_CHECKPOINTS] : []),
     ...parsed.userArgs,
   ];
 
@@ -452,6 +469,8 @@ export async function runCommand(
   const tty = deps.tty ?? Boolean(process.stderr.isTTY);
   const status = new StatusLine(io.stderr, tty);
   status.print(`[run] folder: ${shownPath(folder.path, cwd)}`);
+  if (train && parsed.noCheckpoints)
+    status.print(`[run] checkpoints: off (${NO_CHECKPOINTS}): nothing to resume`);
   /** Ends the run: the folder's last files, its warnings and its path, then the exit code. */
   const end = async (
     code: number,
@@ -482,8 +501,9 @@ export async function runCommand(
       if (train && launched && !force.signal.aborted) say("lasp: killing the ranks\n", status);
       force.abort();
     } else if (train && launched) {
+      const writing = parsed.noCheckpoints ? "" : " and writing a checkpoint";
       say(
-        "lasp: stopping: the ranks are finishing their step and writing a checkpoint (press Ctrl-C again to kill them)\n",
+        `lasp: stopping: the ranks are finishing their step${writing} (press Ctrl-C again to kill them)\n`,
         status,
       );
     }
@@ -560,6 +580,7 @@ export async function runCommand(
         file,
         runFolder: folder.path,
         show: (p) => shownPath(p, cwd),
+        checkpoints: !parsed.noCheckpoints,
       });
       if (ended !== undefined) {
         const summary = progress.finish();
@@ -671,7 +692,7 @@ interface TrainingEnd {
 function trainingEnd(
   result: LaunchResult,
   progress: RunProgress,
-  where: { file: string; runFolder: string; show: (p: string) => string },
+  where: { file: string; runFolder: string; show: (p: string) => string; checkpoints: boolean },
 ): TrainingEnd | undefined {
   const stopped = progress.last("stopped");
   const last = progress.last("checkpoint")?.folder;
@@ -680,6 +701,13 @@ function trainingEnd(
   if (codes.length > 0 && codes.every((c) => c === STOPPED_WITH_CHECKPOINT)) {
     const step = stopped?.step ?? progress.training()?.lastStep;
     const after = step !== undefined ? ` after step ${step}` : "";
+    if (!where.checkpoints) {
+      return {
+        code: RUN_EXIT.interrupted,
+        status: "interrupted",
+        message: `lasp: stopped${after}; no checkpoint written (${NO_CHECKPOINTS})\n`,
+      };
+    }
     const written = last !== undefined ? `: ${where.show(last)}` : "";
     return {
       code: RUN_EXIT.interrupted,
@@ -696,7 +724,7 @@ function trainingEnd(
     const kept =
       last !== undefined
         ? `the last checkpoint is kept: ${where.show(last)}${resumeText}`
-        : "no checkpoint had been written";
+        : `no checkpoint had been written${where.checkpoints ? "" : ` (${NO_CHECKPOINTS})`}`;
     return {
       code: NON_FINITE,
       status: "non-finite",

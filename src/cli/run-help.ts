@@ -15,6 +15,9 @@ one, in a new run folder (the old one is left as it is):
   lasp run spec.lasp --resume runs/NAME/checkpoints/step-000500
 The first Ctrl-C (or a SIGTERM to lasp, as Slurm sends) lets the ranks finish
 their step and write a checkpoint (up to 10 minutes); a second one kills them.
+--no-checkpoints writes none, not even at the end (a benchmark or a smoke
+test: a large model's checkpoint takes tens of seconds and as much disk as its
+weights and optimizer state).
 
 Exit codes: 0 ok, 1 spec errors (or the program's verify failed), 2 usage
 errors (or nothing to --resume from), 3 this machine cannot run it (no GPU,

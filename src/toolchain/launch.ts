@@ -204,9 +204,11 @@ export interface StoppedEvent {
   rank: number;
   /** The last step done. */
   step: number;
-  /** `signal` (a checkpoint was written) or `non-finite` (the last checkpoint is kept). */
+  /** `signal` (a checkpoint was written, unless `checkpoint` is false) or `non-finite` (the last checkpoint is kept). */
   reason: string;
   code: number;
+  /** `signal`: false when the run writes none (`--no-checkpoints`). */
+  checkpoint?: boolean;
 }
 export interface TrainedEvent {
   event: "trained";

@@ -8,7 +8,8 @@
 // In train mode (--mode train) it trains on nothing: step events with the train fields, an eval and a
 // checkpoint (rank 0 writes RUN_DIR/checkpoints/step-NNNNNN/ through a .tmp-PID folder) every 2 steps, the
 // end's checkpoint and `trained`; `--resume DIR` continues from the step in DIR's trainer_state.json. On
-// SIGTERM or SIGINT it finishes the step, writes a checkpoint, sends `stopped` and exits 5.
+// SIGTERM or SIGINT it finishes the step, writes a checkpoint, sends `stopped` and exits 5. With
+// --no-checkpoints it writes none.
 //   FIXTURE_CHECKPOINT_MS=N  writing a checkpoint takes N ms (default 0)
 //   FIXTURE_NONFINITE_STEP=N the loss of step N (counted from 0) is not finite: `stopped`, exit 6
 //   FIXTURE_STOP_STEP=N      every rank acts as if signalled after N steps (as Slurm signals every task)
@@ -45,12 +46,15 @@ static int env_int(const char* name, int fallback) {
 
 static void sleep_ms(int ms) { std::this_thread::sleep_for(std::chrono::milliseconds(ms)); }
 
+static bool g_checkpoints = true;  // false: --no-checkpoints
+
 // Rank 0 commits a checkpoint the program's way: a temporary folder, trainer_state.json last, a rename.
-static std::string write_checkpoint(int rank, const std::string& run_dir, int step) {
+static void write_checkpoint(int rank, const std::string& run_dir, int step) {
+  if (!g_checkpoints) return;
   char name[32];
   std::snprintf(name, sizeof name, "step-%06d", step);
   std::string parent = run_dir + "/checkpoints", folder = parent + "/" + name;
-  if (rank != 0) return folder;
+  if (rank != 0) return;
   auto t0 = std::chrono::steady_clock::now();
   mkdir(parent.c_str(), 0755);
   std::string tmp = parent + "/.tmp-" + std::to_string(getpid());
@@ -66,7 +70,6 @@ static std::string write_checkpoint(int rank, const std::string& run_dir, int st
   std::printf("{\"event\":\"checkpoint\",\"rank\":0,\"step\":%d,\"folder\":\"%s\",\"ms\":%.1f,"
               "\"background\":false,\"paused_ms\":%.1f,\"removed\":[]}\n", step, folder.c_str(), ms, ms);
   std::fflush(stdout);
-  return folder;
 }
 
 static int train(int rank, int world, int device, int steps, const std::string& run_dir, const std::string& resume) {
@@ -117,7 +120,8 @@ static int train(int rank, int world, int device, int steps, const std::string& 
     if (done == env_int("FIXTURE_STOP_STEP", -1)) g_stop = 1;
     if (g_stop) {
       if (done % 2 != 0 || done == steps) write_checkpoint(rank, run_dir, done);
-      std::printf("{\"event\":\"stopped\",\"rank\":%d,\"step\":%d,\"reason\":\"signal\",\"code\":5}\n", rank, done);
+      std::printf("{\"event\":\"stopped\",\"rank\":%d,\"step\":%d,\"reason\":\"signal\",\"code\":5,"
+                  "\"checkpoint\":%s}\n", rank, done, g_checkpoints ? "true" : "false");
       std::fflush(stdout);
       return 5;
     }
@@ -151,6 +155,7 @@ int main(int argc, char** argv) {
     else if (a == "--json") {}
     else if (a == "--run-dir") run_dir = next();
     else if (a == "--resume") resume = next();
+    else if (a == "--no-checkpoints") g_checkpoints = false;
     else { std::fprintf(stderr, "lasp_program: unknown option %s\n", a.c_str()); return 2; }
   }
   if (rank < 0) rank = env_int("OMPI_COMM_WORLD_RANK", env_int("PMI_RANK", env_int("SLURM_PROCID", 0)));
@@ -175,6 +180,10 @@ int main(int argc, char** argv) {
     }
   }
 
+  if (!g_checkpoints && mode != "train") {
+    std::fprintf(stderr, "lasp_program: --no-checkpoints is train mode's: add --mode train\n");
+    return 2;
+  }
   if (mode == "train") return train(rank, world, device, steps, run_dir, resume);
   const char* nvls = std::getenv("NCCL_NVLS_ENABLE");
   std::printf("{\"event\":\"start\",\"rank\":%d,\"world\":%d,\"device\":\"Fake GPU %d\",\"spec\":\"fixture.lasp\","

@@ -26,15 +26,17 @@ struct Options {
   std::string save_grads;                  // verify: the step's gradients, tokens and loss
   std::string run_dir;                     // train: where checkpoints go (RUN/checkpoints); empty: here
   std::string resume;                      // train: the checkpoint folder to continue from
+  bool checkpoints = true;                 // train: --no-checkpoints writes none (a benchmark, a smoke test)
   std::string data, eval_data;             // train: token files instead of the spec's (`lasp run` resolves the
                                            // spec's paths against its folder and passes them)
 };
 
 [[noreturn]] inline void usage_error(const char* message) {
   std::fprintf(stderr, "lasp_program: %s\nusage: lasp_program [--rank R --world W --device D] [--nccl-id-file PATH]\n"
-               "                    [--mode bench|verify] [--steps N] [--warmup N] [--seed N] [--json]\n"
+               "                    [--mode bench|verify|train] [--steps N] [--warmup N] [--seed N] [--json]\n"
                "                    [--load-weights FILE] [--save-weights FILE] [--save-grads FILE]\n"
-               "                    [--run-dir DIR] [--resume CHECKPOINT] [--data FILE] [--eval-data FILE]\n", message);
+               "                    [--run-dir DIR] [--resume CHECKPOINT] [--no-checkpoints]\n"
+               "                    [--data FILE] [--eval-data FILE]\n", message);
   std::exit(2);
 }
 
@@ -70,6 +72,7 @@ inline Options parse_args(int argc, char** argv, Options o) {
     else if (a == "--save-grads") o.save_grads = next();
     else if (a == "--run-dir") o.run_dir = next();
     else if (a == "--resume") o.resume = next();
+    else if (a == "--no-checkpoints") o.checkpoints = false;
     else if (a == "--data") o.data = next();
     else if (a == "--eval-data") o.eval_data = next();
     else usage_error(("unknown option " + a).c_str());
@@ -78,6 +81,7 @@ inline Options parse_args(int argc, char** argv, Options o) {
   if (o.steps < 1) usage_error("--steps must be at least 1");
   if (!o.save_grads.empty() && o.mode != "verify") usage_error("--save-grads is verify mode's: add --mode verify");
   if (!o.resume.empty() && o.mode != "train") usage_error("--resume is train mode's: add --mode train");
+  if (!o.checkpoints && o.mode != "train") usage_error("--no-checkpoints is train mode's: add --mode train");
   if (!o.resume.empty() && !o.load_weights.empty())
     usage_error("--resume reads the checkpoint's weights: drop --load-weights");
   return o;

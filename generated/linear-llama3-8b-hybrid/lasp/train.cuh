@@ -13,6 +13,8 @@
 //   (a max over ranks: a rank signalled a moment later stops at the same step), write a checkpoint, and exit
 //   with kExitStopped. A second signal during the checkpoint is ignored by the program (lasp run's second
 //   Ctrl-C kills it).
+// - --no-checkpoints (benchmarks, smoke tests): no host copy is set up and no checkpoint is written, not at
+//   the end and not after a signal; a signal still stops the run after its step with kExitStopped.
 // - A non-finite loss or gradient norm stops the run before the update, with kExitNonFinite and the step
 //   named; the last checkpoint written is the last good one and is kept.
 #pragma once
@@ -134,7 +136,8 @@ inline int train_run(State& st, const OptimizerTables& tables, Forward forward, 
   }
   TokenStage stage = make_token_stage();
   Checkpoints checkpoints;
-  prepare_checkpoints(st, o, checkpoints);
+  if (st.opt.checkpoints) prepare_checkpoints(st, o, checkpoints);
+  else if (st.layout.rank == 0) say("checkpoints: off (--no-checkpoints): this run writes none\n");
   uint64_t step = 0, position = 0, tokens_seen = 0;
   if (!st.opt.resume.empty()) {
     const checkpoint::TrainerState resumed = load_checkpoint(st, o, tables, st.opt.resume);
@@ -165,8 +168,9 @@ inline int train_run(State& st, const OptimizerTables& tables, Forward forward, 
       finish_checkpoint(st, checkpoints, true);  // the last good checkpoint, whole
       emit("stopped", "\"step\":%llu,\"reason\":\"non-finite\",\"code\":%d", (unsigned long long)step, kExitNonFinite);
       std::fprintf(stderr, "lasp_program: step %llu: the %s is not finite (loss %g, gradient norm %g); stopped before "
-                   "updating the weights, the last checkpoint is kept\n", (unsigned long long)step + 1,
-                   std::isfinite(loss) ? "gradient norm" : "loss", loss, std::sqrt(norm2));
+                   "updating the weights, %s\n", (unsigned long long)step + 1,
+                   std::isfinite(loss) ? "gradient norm" : "loss", loss, std::sqrt(norm2),
+                   st.opt.checkpoints ? "the last checkpoint is kept" : "no checkpoint written (--no-checkpoints)");
       return kExitNonFinite;
     }
     const StepScalars k = optimizer_step(st, o, (int64_t)step + 1, norm2);
@@ -192,13 +196,15 @@ inline int train_run(State& st, const OptimizerTables& tables, Forward forward, 
     const bool stop = train::stop_requested(st);
     const bool due = train::every(step, program::kCheckpointEvery);
     const bool final = step == (uint64_t)steps || stop;  // waited for: the program exits after it
-    if (due || final) {
+    if (st.opt.checkpoints && (due || final)) {
       save_checkpoint(st, o, trainer_state(st, o, step, position, tokens_seen), run_dir, checkpoints, final);
       last = std::chrono::steady_clock::now();
     }
     if (stop) {
-      emit("stopped", "\"step\":%llu,\"reason\":\"signal\",\"code\":%d", (unsigned long long)step, kExitStopped);
-      say("stopped by a signal after step %llu; the checkpoint above resumes it\n", (unsigned long long)step);
+      emit("stopped", "\"step\":%llu,\"reason\":\"signal\",\"code\":%d,\"checkpoint\":%s", (unsigned long long)step,
+           kExitStopped, st.opt.checkpoints ? "true" : "false");
+      say("stopped by a signal after step %llu; %s\n", (unsigned long long)step,
+          st.opt.checkpoints ? "the checkpoint above resumes it" : "no checkpoint written (--no-checkpoints)");
       return kExitStopped;
     }
   }
