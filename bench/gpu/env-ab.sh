@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # A/B of a runtime choice in one train program: the same program and steps under two environments, alternating
 # for ROUNDS rounds (so clocks and heat fall on both alike); per run the median step time of steps 6 on, and
-# the losses of steps 1-3 (a choice that should not change the numbers shows the same losses). Run folders
-# (their last checkpoint) are made fresh under RUNS (default /tmp) and deleted after each run: a 1B model's is
-# 22 GB. From the repository root:
+# the losses of steps 1-3 (a choice that should not change the numbers shows the same losses). The runs write
+# no checkpoint (--no-checkpoints: a 1B model's is 22 GB and half a minute); their run folders are made fresh
+# under RUNS (default /tmp) and deleted after each run. From the repository root:
 #   PROG=.gpu-ship/t-linear-1b-w1 A="LASP_MLP_GEMM=auto" B="LASP_MLP_GEMM=cublas" bash bench/gpu/env-ab.sh
 # PROG's data paths are relative to its parent folder (as .gpu-suite's programs); STEPS (default 30), ROUNDS
 # (default 2), OUT (default /tmp/lasp-env-ab): each run's events, stderr, and the table (ab.txt).
@@ -11,7 +11,7 @@ set -uo pipefail
 cd "$(dirname "$0")/../.."
 : "${PROG:?PROG=folder of a built train program}" "${A:?A=the first environment}" "${B:?B=the second}"
 OUT=${OUT:-/tmp/lasp-env-ab}
-parent=${RUNS:-/tmp}  # RUNS=/dev/shm: the last checkpoint written to memory, faster; each run gets a folder of its own there
+parent=${RUNS:-/tmp}  # each run gets a folder of its own there
 mkdir -p "$OUT"
 suite=$(dirname "$PROG")
 name=$(basename "$PROG")
@@ -20,7 +20,7 @@ for round in $(seq "${ROUNDS:-2}"); do
     env_words=${!arm}
     runs=$(mktemp -d "$parent/lasp-env-ab.XXXXXX")
     (cd "$suite" && env $env_words timeout 150 "./$name/prog" --rank 0 --world 1 --device 0 --mode train \
-      --steps "${STEPS:-30}" --run-dir "$runs/run" > "$OUT/$arm.$round.jsonl" 2> "$OUT/$arm.$round.err")
+      --steps "${STEPS:-30}" --run-dir "$runs/run" --no-checkpoints > "$OUT/$arm.$round.jsonl" 2> "$OUT/$arm.$round.err")
     echo "$arm ($env_words) round $round exit $?"
     rm -rf "$runs"
   done

@@ -35,7 +35,7 @@
 #              and a checkpoint of 2 ranks' layouts resumes on 1 GPU
 #   inplace    .gpu-suite/t-tiny-train-w1 and data: run-train.sh inplace, checkpoints written in place
 #              (LASP_CHECKPOINT_COPY=none) against the background writer's: the same losses and files, a resume
-#   mlpship    .gpu-ship (t-linear-1b-w1, t-linear-8bshape-w1 and t-tiny-train-w1 built here, kernels.o with cuDNN),
+#   mlpship    .gpu-ship (`build-specs-here.sh .gpu-ship t-linear-1b-w1 t-linear-8bshape-w1 t-tiny-train-w1`),
 #              .gpu-suite/data, .device/wheels, bench/gpu/mlp_gemm/mlp_gemm_check: the shipped MLP GEMM's harness,
 #              the tiny model trained and evaluated by PyTorch, the 1B step with LASP_MLP_GEMM auto against cublas
 #              (env-ab.sh), then PyTorch's 1B training step in the same call, then the same A/B with four layers of
@@ -103,16 +103,14 @@ run_lot() { # lot limit dir
       PYTHONPATH=/tmp/fla OUT=$dir RUNS=/tmp/lasp-train-runs timeout "$limit" bash bench/gpu/run-train.sh 1b > "$dir/train.txt" 2>&1 ;;
     mlpship)
       (ln -sfn ../.gpu-suite/data .gpu-ship/data
-        PROG=.gpu-ship/t-linear-1b-w1 A="LASP_MLP_GEMM=auto" B="LASP_MLP_GEMM=cublas" ROUNDS=2 STEPS=20 OUT=$dir/ab \
-          RUNS=$([ "$(df --output=avail -BG /dev/shm 2>/dev/null | tail -1 | tr -dc 0-9)" -gt 30 ] 2>/dev/null && echo /dev/shm || echo /tmp) \
-          timeout 130 bash bench/gpu/env-ab.sh > "$dir/ab.txt" 2>&1
+        PROG=.gpu-ship/t-linear-1b-w1 A="LASP_MLP_GEMM=auto" B="LASP_MLP_GEMM=cublas" ROUNDS=3 STEPS=20 OUT=$dir/ab \
+          timeout 150 bash bench/gpu/env-ab.sh > "$dir/ab.txt" 2>&1
         echo "ab exit $?"
         python3 -m pip install -q --no-deps --no-index --target /tmp/fla .device/wheels/*.whl > /dev/null 2>&1
         PYTHONPATH=/tmp/fla timeout 130 python3 bench/gpu/torch_model.py --preset linear-llama3-1b --tokens 16384 --steps 10 \
           --warmup 3 --clip-grad-norm 1.0 --json "$dir/torch-1b.json" > "$dir/torch-1b.log" 2>&1
         echo "torch exit $?"
         PROG=.gpu-ship/t-linear-8bshape-w1 A="LASP_MLP_GEMM=auto" B="LASP_MLP_GEMM=cublas" ROUNDS=2 STEPS=15 OUT=$dir/ab8b \
-          RUNS=$([ "$(df --output=avail -BG /dev/shm 2>/dev/null | tail -1 | tr -dc 0-9)" -gt 40 ] 2>/dev/null && echo /dev/shm || echo /tmp) \
           timeout 170 bash bench/gpu/env-ab.sh > "$dir/ab8b.txt" 2>&1
         echo "ab 8B shape exit $?"
         if [ -x bench/gpu/mlp_gemm/mlp_gemm_check ]; then
