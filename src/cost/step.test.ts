@@ -220,6 +220,23 @@ describe("the step's terms", () => {
     expect(mlpSwigluEpilogues(a100, rows, 2048, 8192)).toBe(false);
   });
 
+  it("prices the epilogues at exactly the shapes mlp_gemm.cuh's tiles take (mlpg::unfit's rule)", () => {
+    // The kernel checks its own preconditions; the cost model repeats them. Both read from the header here.
+    const header = readFileSync("templates/runtime/mlp_gemm.cuh", "utf8");
+    const tile = (name: string): number =>
+      Number(new RegExp(`constexpr int ${name} = (\\d+);`).exec(header)![1]);
+    const [bm, bn, bk] = [tile("kBM"), tile("kBN"), tile("kBK")];
+    expect(header).toContain("rows % kBM != 0 || hidden % kBK != 0 || ffn % (kBN / 2) != 0");
+    for (const rows of [bm, 3 * bm, bm + 64, 16384, 16384 + 8])
+      for (const hidden of [bk, 2048, 2048 + 32, 4096 + 8])
+        for (const ffn of [bn / 2, 8192, 8192 + 64, 14336, 5504]) {
+          const fits = rows % bm === 0 && hidden % bk === 0 && ffn % (bn / 2) === 0;
+          expect(mlpSwigluEpilogues(H100_PROFILE, rows, hidden, ffn), `${rows} x ${hidden} x ${ffn}`).toBe(
+            fits,
+          );
+        }
+  });
+
   it("keeps a tied head's products and drops the untied embedding gradient's zeroing", () => {
     const tied = predict(
       benchSpec("m-linear-1b-w1", (t) => t.replace("tie_embeddings false", "tie_embeddings true")),
