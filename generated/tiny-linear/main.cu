@@ -130,8 +130,8 @@ static const lasp::TensorSpec kStatistics[] = {
 // kActivations: input, after attention, gate|up, SwiGLU's h, feature-map inputs, attention output norm) and its norms'
 // statistics (rows of kStatistics); -1 none.
 static const lasp::LayerDesc kLayers[] = {
-    { 0, 0, { 1, -1, 2, 3, 4, 5, 6, -1, 7, 8, 9 }, { 0, 1, 2, 3, -1, -1, 4 }, { 0, -1, 1, -1 } },  // 0: L
-    { 0, 1, { 10, -1, 11, 12, 13, 14, 15, -1, 16, 17, 18 }, { 5, 6, 7, 8, -1, -1, 9 }, { 2, -1, 3, -1 } },  // 1: L
+    { 0, 0, { 1, -1, 2, 3, 4, 5, 6, -1, 7, 8, 9 }, { 0, 1, -1, -1, 2, 3, -1, -1, 4 }, { 0, -1, 1, -1 } },  // 0: L
+    { 0, 1, { 10, -1, 11, 12, 13, 14, 15, -1, 16, 17, 18 }, { 5, 6, -1, -1, 7, 8, -1, -1, 9 }, { 2, -1, 3, -1 } },  // 1: L
 };
 
 static const lasp::ModelTables kModel = {

@@ -234,6 +234,18 @@ describe("the memory model", () => {
     expect(longest[1]).toBeLessThan(longest[2]!);
   });
 
+  it("counts `recompute none`'s kept norm outputs as activations: two [rows][hidden] bf16 tensors a layer", () => {
+    const text = readFileSync("examples/linear-llama3-1b.lasp", "utf8");
+    const of = (recompute: string) => spec(text.replace(/(seq_len \S+)/, `$1  recompute ${recompute}`));
+    const [kept, made] = [of("none"), of("norms")];
+    const seqLen = kept.run.seqLen;
+    const rows = seqLen / kept.parallel.sequence;
+    const [a, b] = [kept, made].map((s) => memoryReport(memoryShape(s), seqLen));
+    expect(a!.categories.activations - b!.categories.activations).toBe(2 * 16 * rows * 2048 * 2);
+    expect(a!.categories.workspaces).toBe(b!.categories.workspaces);
+    expect(a!.largestSeqLen!).toBeLessThan(b!.largestSeqLen!);
+  });
+
   it("says when no seq_len fits", () => {
     const report = memoryReport(memoryShape(tiny), 128, { ...H100, memory: 1e9 });
     expect(report.fits).toBe(false);

@@ -197,6 +197,21 @@ describe("the step's terms", () => {
     expect(a100Extra).toBeCloseTo(again(a100, 3), 12);
   });
 
+  it("drops the backward's second pass of each block norm with `recompute none`, and nothing else", () => {
+    const made = predict(linear);
+    const kept = predict(
+      benchSpec("m-linear-1b-w1", (t) => t.replace(/(seq_len \S+)/, "$1  recompute none")),
+    );
+    const again = made.terms.find((t) => t.what === "backward: both norms of every layer recomputed")!;
+    expect(again.bytes).toBe(16 * 2 * 2 * made.rows * 2048 * 2);
+    expect(kept.terms.map((t) => t.what)).toEqual(
+      made.terms.map((t) => t.what).filter((w) => w !== again.what),
+    );
+    expect(made.parts.norms - kept.parts.norms).toBeCloseTo(again.seconds, 12);
+    for (const part of STEP_PARTS.filter((p) => p !== "norms"))
+      expect(kept.parts[part]).toBe(made.parts[part]);
+  });
+
   it("prices SwiGLU in the GEMMs' epilogues where lasp's MLP GEMM runs, in passes of its own elsewhere", () => {
     const swiglu = (p: StepPrediction) =>
       p.terms.filter((t) => t.part === "mlp" && t.what.includes("SwiGLU"));

@@ -148,7 +148,9 @@ export function predictStep(
     "forward: attention norms (layer 0 without the residual add) and MLP norms",
     tensors(2, hidden) + tensors(4, hidden) * (2 * L - 1),
   );
-  stream("norms", "backward: both norms of every layer recomputed", tensors(2, hidden) * 2 * L);
+  // `recompute none` keeps their outputs instead.
+  if (spec.run.recompute !== "none")
+    stream("norms", "backward: both norms of every layer recomputed", tensors(2, hidden) * 2 * L);
   stream(
     "norms",
     "backward: both norms of every layer, accumulating into dx",

@@ -92,3 +92,39 @@ describe("ZeRO-1's choice (optimizerSharded) over the gradient blocks", () => {
     expect(optimizerSharded(blocks, 3)).toBe(false);
   });
 });
+
+describe("what the backward makes again (`recompute`)", () => {
+  const run = (recompute: string): ResolvedSpec =>
+    specOf(`model m {
+  vocab 100  hidden 256  ffn 512  heads 4  head_dim 64
+  layer L = linear_attention { }
+  stack L x 2
+}
+parallel { gpus 1 }
+run { seq_len 1K${recompute === "" ? "" : `  recompute ${recompute}`} }
+`);
+  const rowsOf = (recompute: string) => {
+    const t = modelTables(run(recompute), 1024);
+    return t.layers.map((l) => ({
+      attn: l.attnNormOut >= 0 ? t.activations.rows[l.attnNormOut] : undefined,
+      mlp: l.mlpNormOut >= 0 ? t.activations.rows[l.mlpNormOut] : undefined,
+      h: l.h,
+      count: t.activations.rows.length,
+    }));
+  };
+
+  it("keeps both block norms' outputs per layer only with `recompute none`, [rows][hidden] each", () => {
+    expect(run("").run.recompute).toBe("norms");
+    const kept = rowsOf("none");
+    for (const [l, layer] of kept.entries()) {
+      expect(layer.attn).toMatchObject({ name: `layers.${l}.attn_norm_out`, shape: [1024, 256] });
+      expect(layer.mlp).toMatchObject({ name: `layers.${l}.mlp_norm_out`, shape: [1024, 256] });
+    }
+    for (const recompute of ["", "norms", "mlp"]) {
+      for (const layer of rowsOf(recompute)) expect([layer.attn, layer.mlp]).toEqual([undefined, undefined]);
+    }
+    // Two rows more per layer than `norms`; `mlp` drops h per layer (and shares one gate|up).
+    expect(kept[0]!.count - rowsOf("norms")[0]!.count).toBe(2 * 2);
+    expect(rowsOf("mlp").every((l) => l.h === -1)).toBe(true);
+  });
+});

@@ -49,6 +49,10 @@ export interface LayerRows {
   /** The residual stream into the layer, and after its attention branch (the norms' inputs). */
   input: number;
   mid: number;
+  /** The block norms' outputs, the attention's and the MLP's input, kept with `recompute none`; else -1: made
+   * again in the backward, in the `normed` scratch. */
+  attnNormOut: number;
+  mlpNormOut: number;
   /** The MLP's gate and up products, [rows][2 ffn] (SwiGLU's input, kept for its backward; with `recompute mlp`
    * one shared row, made again in the backward). */
   gateUp: number;
@@ -83,7 +87,7 @@ export interface HeadRows {
 
 /** Scratch shared by every layer: rows of the activation table, and `partials`, `losses` of the statistics. */
 export interface ScratchRows {
-  /** A block norm's output (recomputed in the backward from the kept residual and statistics). */
+  /** A block norm's output (made again in the backward from the kept residual and statistics, unless kept). */
   normed: number;
   /** A branch's output before the residual add. */
   y: number;
@@ -209,6 +213,9 @@ export function modelTables(spec: ResolvedSpec, rows: number): ModelTables {
     const p = `layers.${l}`;
     const input = acts.add(`${p}.input`, [rows, hidden]);
     const mid = acts.add(`${p}.mid`, [rows, hidden]);
+    const keepNorms = spec.run.recompute === "none";
+    const attnNormOut = keepNorms ? acts.add(`${p}.attn_norm_out`, [rows, hidden]) : -1;
+    const mlpNormOut = keepNorms ? acts.add(`${p}.mlp_norm_out`, [rows, hidden]) : -1;
     const gateUp = sharedGateUp >= 0 ? sharedGateUp : acts.add(`${p}.gate_up`, [rows, 2 * ffn]);
     const h = sharedGateUp >= 0 ? -1 : acts.add(`${p}.h`, [rows, ffn]);
     const preQ = featureMap ? acts.add(`${p}.pre_q`, [rows, width]) : -1;
@@ -220,6 +227,8 @@ export function modelTables(spec: ResolvedSpec, rows: number): ModelTables {
       ...layerWeights[l]!,
       input,
       mid,
+      attnNormOut,
+      mlpNormOut,
       gateUp,
       h,
       preQ,

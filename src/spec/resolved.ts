@@ -80,8 +80,12 @@ export interface AutoResolution {
   runnerUp?: { label: string; tokensPerSecondPerGpu: number };
 }
 
-/** `mlp`: each layer's gate and up products are recomputed in the backward pass (runtime/layer.cuh). */
-export type Recompute = "none" | "mlp";
+/**
+ * What the backward pass makes again instead of keeping (runtime/layer.cuh), each choice including the one
+ * before: `none` keeps everything; `norms` (the default) keeps each block norm's input and statistics and makes
+ * its output again; `mlp` also makes each layer's gate and up products and SwiGLU's output again.
+ */
+export type Recompute = "none" | "norms" | "mlp";
 
 export interface ResolvedRun {
   /**

@@ -219,10 +219,10 @@ export const RUN_KEYS: readonly KeyRule[] = [
   },
   {
     key: "recompute",
-    rule: { type: "enum", words: ["none", "mlp"] },
-    default: "none",
+    rule: { type: "enum", words: ["none", "norms", "mlp"] },
+    default: "norms",
     example: "recompute mlp",
-    doc: "what the backward pass recomputes instead of keeping: `mlp`, each layer's gate and up products (one more GEMM per layer, less activation memory)",
+    doc: "what the backward pass recomputes instead of keeping: `norms`, each block norm's output (one pass over the residual stream per norm); `mlp`, the norms and each layer's gate and up products (one more GEMM per layer, less activation memory); `none` keeps both norms' outputs (2 x hidden more bf16 values per token and layer, the fastest)",
   },
   {
     key: "steps",

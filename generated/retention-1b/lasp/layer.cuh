@@ -15,9 +15,10 @@
 // - Each block norm is fused with the residual add before it (norm.cuh): the attention norm of layer l adds
 //   layer l-1's MLP output, the MLP norm adds the attention output, the final norm the last MLP output. The
 //   residual stream is kept per layer (its input and its value after attention: each norm's input), with the
-//   norms' statistics; the norms' outputs are recomputed in the backward (one pass over a row) rather than
-//   kept. The MLP keeps gate|up and SwiGLU's output h; with `recompute mlp` it keeps neither and makes both
-//   again (one more GEMM per layer for 3 x ffn fewer bf16 values kept per token and layer).
+//   norms' statistics; the norms' outputs are made again in the backward (one pass over a row; `recompute
+//   norms`, the default) or kept (`recompute none`: 2 x hidden more bf16 values per token and layer). The MLP
+//   keeps gate|up and SwiGLU's output h; with `recompute mlp` it keeps neither and makes both again (one more
+//   GEMM per layer for 3 x ffn fewer bf16 values kept per token and layer).
 // - A hosted kind's schedule places the Q projection (forward) and dWo (backward) itself, beside the
 //   collective they overlap (`host` steps): the layer then leaves them to the core, through HostFn (run.cuh).
 // - cuBLAS's Hopper GEMMs hold every SM until they end, so a collective issued beside one would start only
@@ -40,8 +41,9 @@ constexpr size_t kFfnWidth = 2 * (size_t)program::kFfn;  // the gate|up operand'
 
 // out = norm(x) with a block norm's weights (rows of kParameters) and statistics (rows of kStatistics); with
 // y, first sum = x + y (the residual add), and out = norm(sum).
-inline void block_norm(State& st, int weight, int bias, int rstd, int mean, const bf16* x, const bf16* y, bf16* sum) {
-  norm_forward(program::kNorm, st.normed, st.stats[mean], st.stats[rstd], x, y, sum, st.params[weight],
+inline void block_norm(State& st, bf16* out, int weight, int bias, int rstd, int mean, const bf16* x, const bf16* y,
+                       bf16* sum) {
+  norm_forward(program::kNorm, out, st.stats[mean], st.stats[rstd], x, y, sum, st.params[weight],
                st.params[bias], (int)kRows, program::kHidden, program::kNormEps, st.ctx.compute);
 }
 
@@ -54,12 +56,20 @@ inline void block_norm_backward(State& st, int weight, int bias, int rstd, int m
                 st.stats[mean], st.stats[rstd], (int)kRows, program::kHidden, st.partials, st.ctx.compute);
 }
 
-// gate|up = Norm(mid) [Wgate; Wup]^T and h = silu(gate) * up: one GEMM with SwiGLU in its epilogue where
-// lasp's kernel runs (mlp_gemm.cuh), else cuBLAS and swiglu.cuh's pass.
-inline void gate_up_swiglu(State& st, const LayerWeights& w, bf16* gate_up, bf16* h, cudaStream_t s) {
+// A layer's block norms' outputs: kept (`recompute none`), or the st.normed scratch, made again in the backward.
+inline bf16* attn_norm_out(State& st, const LayerDesc& layer) {
+  return layer.a.attn_norm_out >= 0 ? st.acts[layer.a.attn_norm_out] : st.normed;
+}
+inline bf16* mlp_norm_out(State& st, const LayerDesc& layer) {
+  return layer.a.mlp_norm_out >= 0 ? st.acts[layer.a.mlp_norm_out] : st.normed;
+}
+
+// gate|up = m [Wgate; Wup]^T (m = Norm(mid)) and h = silu(gate) * up: one GEMM with SwiGLU in its epilogue
+// where lasp's kernel runs (mlp_gemm.cuh), else cuBLAS and swiglu.cuh's pass.
+inline void gate_up_swiglu(State& st, const LayerWeights& w, const bf16* m, bf16* gate_up, bf16* h, cudaStream_t s) {
   const int rows = (int)kRows, ffn = program::kFfn, hidden = program::kHidden;
-  if (mlp_gemm_forward(st.normed, st.params[w.w_gate], gate_up, h, rows, ffn, hidden, s)) return;
-  matmul(st.blas, false, true, rows, 2 * ffn, hidden, st.normed, st.params[w.w_gate], gate_up);
+  if (mlp_gemm_forward(m, st.params[w.w_gate], gate_up, h, rows, ffn, hidden, s)) return;
+  matmul(st.blas, false, true, rows, 2 * ffn, hidden, m, st.params[w.w_gate], gate_up);
   swiglu_forward(gate_up, gate_up + ffn, kFfnWidth, h, rows, ffn, s);
 }
 // dh = dY Wdown, then gate|up := d(gate|up) from dh and the gate|up it holds: dh stays in the GEMM's epilogue
@@ -85,7 +95,8 @@ inline void sum_block(State& st, int first, int last) {
 template <typename Buffers>
 inline void q_projection(State& st, int l, const LayerKind& kind, Buffers& b) {
   const LayerDesc& layer = st.model.layers[l];
-  matmul(st.blas, false, true, (int)kRows, (int)kQkvWidth, program::kHidden, st.normed, st.params[layer.w.wq], b.q);
+  matmul(st.blas, false, true, (int)kRows, (int)kQkvWidth, program::kHidden, attn_norm_out(st, layer), st.params[layer.w.wq],
+         b.q);
   if (kind.softmax)
     rope_apply(b.q, program::kBatch, program::kLocalTokens, program::kHeads, program::kHeadDim, program::kPieceMaps[st.layout.sp_rank], kind.rope_theta, false, st.ctx.compute);
   if (kind.feature_map != 0) {
@@ -104,7 +115,7 @@ inline void o_weight_grad(State& st, int l, const LayerKind& kind, Buffers& b) {
 
 // dQ's share of layer l's backward, once the attention has written b.dq: back through RoPE (softmax) or the
 // feature map, dWq = dQ^T a, and the input gradient's first term d(a) = dQ Wq (st.dnormed; the K and V terms
-// are added to it after the attention). a = Norm(x) is in st.normed.
+// are added to it after the attention). a = Norm(x) is in attn_norm_out.
 template <typename Buffers>
 inline void q_grads(State& st, int l, const LayerKind& kind, Buffers& b) {
   const LayerDesc& layer = st.model.layers[l];
@@ -113,7 +124,7 @@ inline void q_grads(State& st, int l, const LayerKind& kind, Buffers& b) {
     feature_map_backward(st.acts[layer.a.pre_q], b.dq, b.dq, kRows * kQkvWidth, kind.feature_map, st.ctx.compute);
   if (kind.softmax)  // the rotation is orthogonal: its backward is the inverse rotation
     rope_apply(b.dq, program::kBatch, program::kLocalTokens, program::kHeads, program::kHeadDim, program::kPieceMaps[st.layout.sp_rank], kind.rope_theta, true, st.ctx.compute);
-  matmul(st.blas, true, false, width, hidden, rows, b.dq, st.normed, st.grads[layer.w.wq]);
+  matmul(st.blas, true, false, width, hidden, rows, b.dq, attn_norm_out(st, layer), st.grads[layer.w.wq]);
   matmul(st.blas, false, false, rows, hidden, width, b.dq, st.params[layer.w.wq], st.dnormed);
 }
 
@@ -146,14 +157,15 @@ inline void layer_forward(State& st, int l, const LayerKind& kind, Buffers& b, C
   const LayerDesc& layer = st.model.layers[l];
   const LayerWeights& w = layer.w;
   bf16* input = st.acts[layer.a.input];
+  bf16* a = attn_norm_out(st, layer);
   part(st, Part::kNorms);
-  if (l == 0) block_norm(st, w.attn_norm, w.attn_norm_bias, layer.s.attn_rstd, layer.s.attn_mean, input, nullptr, nullptr);
-  else block_norm(st, w.attn_norm, w.attn_norm_bias, layer.s.attn_rstd, layer.s.attn_mean, st.acts[st.model.layers[l - 1].a.mid], st.y, input);
-  // Attention on Norm(x), in st.normed.
+  if (l == 0) block_norm(st, a, w.attn_norm, w.attn_norm_bias, layer.s.attn_rstd, layer.s.attn_mean, input, nullptr, nullptr);
+  else block_norm(st, a, w.attn_norm, w.attn_norm_bias, layer.s.attn_rstd, layer.s.attn_mean, st.acts[st.model.layers[l - 1].a.mid], st.y, input);
+  // Attention on a = Norm(x).
   part(st, Part::kProjections);
   if (!kind.hosted) q_projection(st, l, kind, b);
-  matmul(st.blas, false, true, rows, kv_width, hidden, st.normed, st.params[w.wk], b.k);
-  matmul(st.blas, false, true, rows, kv_width, hidden, st.normed, st.params[w.wv], b.v);
+  matmul(st.blas, false, true, rows, kv_width, hidden, a, st.params[w.wk], b.k);
+  matmul(st.blas, false, true, rows, kv_width, hidden, a, st.params[w.wv], b.v);
   // Rotary embedding at the rows' global positions: the same rotation for any layout and GPU count.
   const PieceMap& map = program::kPieceMaps[st.layout.sp_rank];
   if (kind.softmax)
@@ -178,11 +190,12 @@ inline void layer_forward(State& st, int l, const LayerKind& kind, Buffers& b, C
   matmul(st.blas, false, true, rows, hidden, width, attn, st.params[w.wo], st.y);
   // mid = x + attention; the MLP on Norm(mid): gate|up = m [Wgate; Wup]^T, h = silu(gate) * up, y = h Wdown^T.
   bf16* gate_up = st.acts[layer.a.gate_up];
+  bf16* m = mlp_norm_out(st, layer);
   part(st, Part::kNorms);
-  block_norm(st, w.mlp_norm, w.mlp_norm_bias, layer.s.mlp_rstd, layer.s.mlp_mean, input, st.y, st.acts[layer.a.mid]);
+  block_norm(st, m, w.mlp_norm, w.mlp_norm_bias, layer.s.mlp_rstd, layer.s.mlp_mean, input, st.y, st.acts[layer.a.mid]);
   part(st, Part::kMlp);
   bf16* h = layer.a.h >= 0 ? st.acts[layer.a.h] : st.ffn;
-  gate_up_swiglu(st, w, gate_up, h, st.ctx.compute);
+  gate_up_swiglu(st, w, m, gate_up, h, st.ctx.compute);
   matmul(st.blas, false, true, rows, hidden, ffn, h, st.params[w.w_down], st.y);
 }
 
@@ -192,7 +205,7 @@ inline void final_norm(State& st) {
   const HeadDesc& h = st.model.head;
   const LayerDesc& last = st.model.layers[st.model.layer_count - 1];
   part(st, Part::kNorms);
-  block_norm(st, h.final_norm, h.final_norm_bias, h.final_rstd, h.final_mean, st.acts[last.a.mid], st.y,
+  block_norm(st, st.normed, h.final_norm, h.final_norm_bias, h.final_rstd, h.final_mean, st.acts[last.a.mid], st.y,
              st.acts[h.final_input]);
 }
 
@@ -240,30 +253,34 @@ inline void layer_backward(State& st, int l, const LayerKind& kind, Buffers& b, 
   bf16* mid = st.acts[layer.a.mid];
   bf16* gate_up = st.acts[layer.a.gate_up];
   // The MLP: (with `recompute mlp`, m = Norm(mid), gate|up = m [Wgate; Wup]^T and h from gate|up again;)
-  // dWdown = dY^T h; dh = dY Wdown; d(gate|up) over gate|up; m = Norm(mid) again (unless just made);
+  // dWdown = dY^T h; dh = dY Wdown; d(gate|up) over gate|up; m = Norm(mid) again (unless just made or kept);
   // d[Wgate; Wup] = d(gate|up)^T m; dm = d(gate|up) [Wgate; Wup]; then the norm's backward into dx.
   bf16* h = layer.a.h >= 0 ? st.acts[layer.a.h] : st.ffn;  // -1 exactly with `recompute mlp`: made again here
+  bf16* m = mlp_norm_out(st, layer);
+  const bool remake_m = layer.a.mlp_norm_out < 0;
   if (program::kRecomputeMlp) {
     part(st, Part::kNorms);
-    block_norm(st, w.mlp_norm, w.mlp_norm_bias, layer.s.mlp_rstd, layer.s.mlp_mean, mid, nullptr, nullptr);
+    block_norm(st, m, w.mlp_norm, w.mlp_norm_bias, layer.s.mlp_rstd, layer.s.mlp_mean, mid, nullptr, nullptr);
     part(st, Part::kMlp);
-    gate_up_swiglu(st, w, gate_up, h, s);
+    gate_up_swiglu(st, w, m, gate_up, h, s);
   }
   part(st, Part::kMlp);
   matmul(st.blas, true, false, hidden, ffn, rows, st.dx, h, st.grads[w.w_down]);
   down_grad_swiglu(st, w, gate_up, s);
-  if (!program::kRecomputeMlp) {
+  if (!program::kRecomputeMlp && remake_m) {
     part(st, Part::kNorms);
-    block_norm(st, w.mlp_norm, w.mlp_norm_bias, layer.s.mlp_rstd, layer.s.mlp_mean, mid, nullptr, nullptr);
+    block_norm(st, m, w.mlp_norm, w.mlp_norm_bias, layer.s.mlp_rstd, layer.s.mlp_mean, mid, nullptr, nullptr);
   }
   part(st, Part::kMlp);
-  matmul(st.blas, true, false, 2 * ffn, hidden, rows, gate_up, st.normed, st.grads[w.w_gate]);
+  matmul(st.blas, true, false, 2 * ffn, hidden, rows, gate_up, m, st.grads[w.w_gate]);
   matmul(st.blas, false, false, rows, hidden, 2 * ffn, gate_up, st.params[w.w_gate], st.dnormed);
   part(st, Part::kNorms);
   block_norm_backward(st, w.mlp_norm, w.mlp_norm_bias, layer.s.mlp_rstd, layer.s.mlp_mean, mid, false);
-  // The attention: a = Norm(x) again (the Q, K, V weight gradients read it); dY = dx;
+  // The attention: a = Norm(x) again, unless kept (the Q, K, V weight gradients read it); dY = dx;
   // d(attn) = dY Wo; dWo = dY^T attn (a hosted kind's schedule runs it beside its collective).
-  block_norm(st, w.attn_norm, w.attn_norm_bias, layer.s.attn_rstd, layer.s.attn_mean, input, nullptr, nullptr);
+  bf16* a = attn_norm_out(st, layer);
+  if (layer.a.attn_norm_out < 0)
+    block_norm(st, a, w.attn_norm, w.attn_norm_bias, layer.s.attn_rstd, layer.s.attn_mean, input, nullptr, nullptr);
   part(st, Part::kProjections);
   matmul(st.blas, false, false, rows, width, hidden, st.dx, st.params[w.wo], st.dattn);
   if (!kind.hosted) o_weight_grad(st, l, kind, b);
@@ -284,8 +301,8 @@ inline void layer_backward(State& st, int l, const LayerKind& kind, Buffers& b, 
     feature_map_backward(st.acts[layer.a.pre_k], b.dk, b.dk, kRows * kv_width, kind.feature_map, s);
   if (kind.softmax)
     rope_apply(b.dk, program::kBatch, program::kLocalTokens, kind.kv_heads, program::kHeadDim, program::kPieceMaps[st.layout.sp_rank], kind.rope_theta, true, s);
-  matmul(st.blas, true, false, kv_width, hidden, rows, b.dk, st.normed, st.grads[w.wk]);
-  matmul(st.blas, true, false, kv_width, hidden, rows, b.dv, st.normed, st.grads[w.wv]);
+  matmul(st.blas, true, false, kv_width, hidden, rows, b.dk, a, st.grads[w.wk]);
+  matmul(st.blas, true, false, kv_width, hidden, rows, b.dv, a, st.grads[w.wv]);
   // da = dq Wq + dk Wk + dv Wv, then the norm's backward into dx.
   matmul(st.blas, false, false, rows, hidden, kv_width, b.dk, st.params[w.wk], st.dnormed, 1.0f);
   matmul(st.blas, false, false, rows, hidden, kv_width, b.dv, st.params[w.wv], st.dnormed, 1.0f);

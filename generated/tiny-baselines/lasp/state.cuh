@@ -70,6 +70,8 @@ struct LayerWeights {
 struct LayerActivations {
   int input;         // the residual stream into the layer (its block norm's input)
   int mid;           // the residual stream after the attention branch (the MLP norm's input)
+  int attn_norm_out;  // the block norms' outputs (`recompute none`); -1: made again in the backward, in st.normed
+  int mlp_norm_out;
   int gate_up;       // the MLP's gate and up products, [rows][2 ffn]
   int h;             // SwiGLU's output, [rows][ffn]; -1: the ffn scratch, made again in the backward
   int pre_q, pre_k;  // feature-map inputs
