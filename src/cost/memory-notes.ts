@@ -3,7 +3,7 @@
 // counts, a warning in `lasp check` (W0605) that `lasp compile` and `lasp run` make an error (E0702).
 import type { Setting, SpecFile } from "../ast/ast.js";
 import { diagnose, type Diagnostic } from "../diagnostics/diagnostic.js";
-import type { ResolvedSpec } from "../spec/resolved.js";
+import type { Recompute, ResolvedSpec } from "../spec/resolved.js";
 import { H100, MAX_ELEMENTS, memoryReport, memoryShape, type Gpu, type MemoryReport } from "./memory.js";
 
 /**
@@ -40,6 +40,22 @@ function longest(report: MemoryReport, what: string): string {
   return `the longest seq_len ${what} is ${report.largestSeqLen}`;
 }
 
+/** `recompute` from keeping the most to keeping the least. */
+const RECOMPUTE_ORDER: readonly Recompute[] = ["none", "norms", "mlp"];
+
+/** The first `recompute` that keeps less than the spec's and fits, for a hint: "; `recompute mlp` fits (70.1 GB)". */
+function lighterRecompute(spec: ResolvedSpec, gpu: Gpu): string {
+  for (const recompute of RECOMPUTE_ORDER.slice(RECOMPUTE_ORDER.indexOf(spec.run.recompute) + 1)) {
+    const report = memoryReport(
+      memoryShape({ ...spec, run: { ...spec.run, recompute } }),
+      spec.run.seqLen,
+      gpu,
+    );
+    if (report.fits) return `; \`recompute ${recompute}\` fits (${gigabytes(report.totalBytes)})`;
+  }
+  return "";
+}
+
 export function memoryNotes(
   ast: SpecFile,
   spec: ResolvedSpec,
@@ -69,7 +85,7 @@ export function memoryNotes(
         setting.span,
         [seqLen, gigabytes(report.totalBytes), `the ${gigabytes(gpu.memory)} of an H100`],
         {
-          hint: `${longest(report, "that fits")}; more sequence-parallel GPUs (\`sequence\`) need less each; \`lasp inspect\` shows where the memory goes`,
+          hint: `${longest(report, "that fits")}${lighterRecompute(spec, gpu)}; more sequence-parallel GPUs (\`sequence\`) need less each; \`lasp inspect\` shows where the memory goes`,
         },
       ),
     );
