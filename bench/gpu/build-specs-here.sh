@@ -4,7 +4,7 @@
 # into DIR/NAME, one kernels.o for all (kernels.cu is the same in every program), and each DIR/NAME/prog linked
 # against bench/gpu/nvlibs.sh's cuBLAS and cuDNN (the GPU machine has the same libraries; NCCL is left out: one
 # rank). From the repository root, after `npm run build` and `bash bench/gpu/nvlibs.sh`:
-#   bash bench/gpu/build-specs-here.sh .gpu-ship t-linear-1b-w1 t-linear-8bshape-w1 t-tiny-train-w1
+#   bash bench/gpu/build-specs-here.sh .gpu-ship t-linear-1b-w1 t-linear-8bshape-w1 t-tiny-train-w1 t-linear-1b-keep-w1
 # NAME is a spec in bench/gpu/specs/. About 90 s for kernels.o and 15 s a program on 2 cores.
 set -euo pipefail
 cd "$(dirname "$0")/../.."

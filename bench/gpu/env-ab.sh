@@ -1,31 +1,39 @@
 #!/usr/bin/env bash
-# A/B of a runtime choice in one train program: the same program and steps under two environments, alternating
+# A/B of a runtime choice in one train program: the same program and steps under two environments (or of two
+# programs built from specs that differ in one choice: PROG_B), alternating
 # for ROUNDS rounds (so clocks and heat fall on both alike); per run the median step time of steps 6 on, and
 # the losses of steps 1-3 (a choice that should not change the numbers shows the same losses). The runs write
 # no checkpoint (--no-checkpoints: a 1B model's is 22 GB and half a minute); their run folders are made fresh
 # under RUNS (default /tmp) and deleted after each run. From the repository root:
 #   PROG=.gpu-ship/t-linear-1b-w1 A="LASP_MLP_GEMM=auto" B="LASP_MLP_GEMM=cublas" bash bench/gpu/env-ab.sh
+#   PROG=.gpu-ship/t-linear-1b-w1 PROG_B=.gpu-ship/t-linear-1b-keep-w1 bash bench/gpu/env-ab.sh
+# (A and B default to no environment; with PROG_B the table names the programs.)
 # PROG's data paths are relative to its parent folder (as .gpu-suite's programs); STEPS (default 30), ROUNDS
 # (default 2), OUT (default /tmp/lasp-env-ab): each run's events, stderr, and the table (ab.txt).
 set -uo pipefail
 cd "$(dirname "$0")/../.."
-: "${PROG:?PROG=folder of a built train program}" "${A:?A=the first environment}" "${B:?B=the second}"
+: "${PROG:?PROG=folder of a built train program}"
+PROG_B=${PROG_B:-$PROG}
+A=${A:-} B=${B:-}
+[ "$PROG_B" != "$PROG" ] || [ -n "$A$B" ] || { echo "env-ab.sh: give A and B (environments) or PROG_B" >&2; exit 2; }
 OUT=${OUT:-/tmp/lasp-env-ab}
 parent=${RUNS:-/tmp}  # each run gets a folder of its own there
 mkdir -p "$OUT"
-suite=$(dirname "$PROG")
-name=$(basename "$PROG")
 for round in $(seq "${ROUNDS:-2}"); do
   for arm in A B; do
     env_words=${!arm}
+    prog=$PROG
+    [ "$arm" = A ] || prog=$PROG_B
+    suite=$(dirname "$prog")
+    name=$(basename "$prog")
     runs=$(mktemp -d "$parent/lasp-env-ab.XXXXXX")
     (cd "$suite" && env $env_words timeout 150 "./$name/prog" --rank 0 --world 1 --device 0 --mode train \
       --steps "${STEPS:-30}" --run-dir "$runs/run" --no-checkpoints > "$OUT/$arm.$round.jsonl" 2> "$OUT/$arm.$round.err")
-    echo "$arm ($env_words) round $round exit $?"
+    echo "$arm ($name $env_words) round $round exit $?"
     rm -rf "$runs"
   done
 done
-python3 - "$OUT" "$A" "$B" <<'PY' | tee "$OUT/ab.txt"
+python3 - "$OUT" "$(basename "$PROG") $A" "$(basename "$PROG_B") $B" <<'PY' | tee "$OUT/ab.txt"
 import glob, json, statistics, sys
 out, names = sys.argv[1], {"A": sys.argv[2], "B": sys.argv[3]}
 def steps(path):
@@ -38,4 +46,7 @@ for arm in "AB":
     first = [f"{e['loss']:.6f}" for e in steps(runs[0])[:3]] if runs else []
     print(f"{arm} {names[arm]:28} runs {' '.join(f'{v:.2f}' for v in per_run):24} median {med[arm]:8.2f} ms  losses 1-3 {' '.join(first)}")
 print(f"A is {med['B'] / med['A']:.3f}x B's speed")
+# Every step's loss of A's and B's first runs, to the last bit (repr of the JSON double).
+a, b = ([repr(e["loss"]) for e in steps(f"{out}/{arm}.1.jsonl")] for arm in "AB")
+print(f"losses of round 1: {sum(x == y for x, y in zip(a, b))} of {min(len(a), len(b))} steps the same bits")
 PY

@@ -187,6 +187,10 @@ sed -e 's/t_linear_1b_w1/t_linear_1b_ck_w1/' -e 's/steps 100  mode train/steps 1
 # (LASP_MLP_GEMM) at the 8B shape on one GPU (env-ab.sh): the whole 8B model's training state does not fit
 sed -e 's/t_linear_1b_w1/t_linear_8bshape_w1/' -e 's/hidden 2048  ffn 8192  heads 16/hidden 4096  ffn 14336  heads 32/' \
   -e 's/stack L x 16/stack L x 4/' "$specs/t-linear-1b-w1.lasp" > "$specs/t-linear-8bshape-w1.lasp"
+# ... and with the block norms' outputs kept (`recompute none`) against made again (the default), for an A/B of
+# two programs (env-ab.sh PROG_B=): the same losses bit for bit, 2 GiB more
+sed -e 's/t_linear_1b_w1/t_linear_1b_keep_w1/' -e 's/seq_len 16K  batch 1  dtype bf16$/seq_len 16K  batch 1  dtype bf16  recompute none/' \
+  "$specs/t-linear-1b-w1.lasp" > "$specs/t-linear-1b-keep-w1.lasp"
 for f in "$specs"/*.lasp; do
   name=$(basename "$f" .lasp)
   [ "${name##*-w}" -le "$max_gpus" ] || continue

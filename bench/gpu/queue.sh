@@ -35,11 +35,13 @@
 #              and a checkpoint of 2 ranks' layouts resumes on 1 GPU
 #   inplace    .gpu-suite/t-tiny-train-w1 and data: run-train.sh inplace, checkpoints written in place
 #              (LASP_CHECKPOINT_COPY=none) against the background writer's: the same losses and files, a resume
-#   mlpship    .gpu-ship (`build-specs-here.sh .gpu-ship t-linear-1b-w1 t-linear-8bshape-w1 t-tiny-train-w1`),
+#   mlpship    .gpu-ship (`build-specs-here.sh .gpu-ship t-linear-1b-w1 t-linear-8bshape-w1 t-tiny-train-w1 t-linear-1b-keep-w1`),
 #              .gpu-suite/data, .device/wheels, bench/gpu/mlp_gemm/mlp_gemm_check: the shipped MLP GEMM's harness,
 #              the tiny model trained and evaluated by PyTorch, the 1B step with LASP_MLP_GEMM auto against cublas
 #              (env-ab.sh), then PyTorch's 1B training step in the same call, then the same A/B with four layers of
 #              Llama-3-8B's shape (t-linear-8bshape-w1: is `auto` right at the 8B shape too?)
+#   keepab     .gpu-ship/t-linear-1b-w1 and t-linear-1b-keep-w1 (built with mlpship's, `recompute none`): the 1B
+#              step with the block norms' outputs kept against made again (env-ab.sh PROG_B=), the same losses
 #   diag       .gpu-diag (`lasp compile` of variant specs + kernels.o, as vallscan): verify programs that tell
 #              one question apart, their specs beside them (the closing note says which)
 # The carried folders and the tracked tree together must stay under the device tool's 64 MiB.
@@ -56,7 +58,7 @@ limit_of() {
   case "$1" in
     vdoc) echo 170 ;; ceiling) echo 50 ;; calibrate) echo 180 ;; gathered) echo 200 ;;
     docbench) echo 150 ;; vallscan) echo 80 ;; diag) echo 90 ;; docab) echo 200 ;; scatterab) echo 420 ;; softmax) echo 220 ;;
-    gcheck) echo 120 ;; trainck) echo 290 ;; inplace) echo 100 ;; mlpship) echo 590 ;; clocks) echo 300 ;; ops) echo 100 ;; train1b) echo 330 ;; *) echo 0 ;;
+    gcheck) echo 120 ;; trainck) echo 290 ;; inplace) echo 100 ;; mlpship) echo 590 ;; keepab) echo 150 ;; clocks) echo 300 ;; ops) echo 100 ;; train1b) echo 330 ;; *) echo 0 ;;
   esac
 }
 needs_of() {
@@ -74,6 +76,7 @@ needs_of() {
     trainck) echo ".gpu-suite/t-tiny-train-w1 .gpu-suite/t-linear-1b-ck-w1 .gpu-suite/data" ;;
     inplace) echo ".gpu-suite/t-tiny-train-w1 .gpu-suite/data" ;;
     mlpship) echo ".gpu-ship/t-linear-1b-w1/prog .gpu-ship/t-linear-8bshape-w1/prog .gpu-ship/t-tiny-train-w1/prog .gpu-suite/data .device/wheels" ;;
+    keepab) echo ".gpu-ship/t-linear-1b-w1/prog .gpu-ship/t-linear-1b-keep-w1/prog .gpu-suite/data" ;;
   esac
 }
 run_lot() { # lot limit dir
@@ -101,6 +104,10 @@ run_lot() { # lot limit dir
     train1b)
       python3 -m pip install -q --no-deps --no-index --target /tmp/fla .device/wheels/*.whl
       PYTHONPATH=/tmp/fla OUT=$dir RUNS=/tmp/lasp-train-runs timeout "$limit" bash bench/gpu/run-train.sh 1b > "$dir/train.txt" 2>&1 ;;
+    keepab)
+      ln -sfn ../.gpu-suite/data .gpu-ship/data
+      PROG=.gpu-ship/t-linear-1b-w1 PROG_B=.gpu-ship/t-linear-1b-keep-w1 ROUNDS=3 STEPS=20 OUT=$dir/ab \
+        timeout "$limit" bash bench/gpu/env-ab.sh > "$dir/ab.txt" 2>&1 ;;
     mlpship)
       (ln -sfn ../.gpu-suite/data .gpu-ship/data
         PROG=.gpu-ship/t-linear-1b-w1 A="LASP_MLP_GEMM=auto" B="LASP_MLP_GEMM=cublas" ROUNDS=3 STEPS=20 OUT=$dir/ab \
@@ -137,6 +144,7 @@ short_of() { # lot dir
     ops) grep -E "x128256|swiglu|norm" "$2/model_ops.log" 2>/dev/null ;;
     docab) tail -8 "$2/ab.txt" 2>/dev/null ;;
     train1b) tail -14 "$2/train.txt" 2>/dev/null ;;
+    keepab) cat "$2/ab.txt" 2>/dev/null | cut -c1-200 ;;
     mlpship) cat "$2/mlpgemm.txt"; grep -hE "^== CHECKS|FAILED|WATCHDOG|identical|backend" "$2/harness.log" 2>/dev/null | head
       sed -n '/^== RESULTS/,$p' "$2/harness.log" 2>/dev/null | cut -c1-160
       grep -hE "exit|eval at step 600|loss .* over|expect|rel|mlp|MLP" "$2/tiny.txt" | cut -c1-180; cat "$2/ab.txt" "$2/ab8b.txt" 2>/dev/null | cut -c1-200
@@ -148,7 +156,7 @@ short_of() { # lot dir
   esac
 }
 
-[ $# -gt 0 ] || { echo "usage: queue.sh LOT... (vdoc ceiling calibrate gathered gcheck clocks ops train1b trainck inplace mlpship docbench vallscan diag docab scatterab softmax)" >&2; exit 2; }
+[ $# -gt 0 ] || { echo "usage: queue.sh LOT... (vdoc ceiling calibrate gathered gcheck clocks ops train1b trainck inplace mlpship keepab docbench vallscan diag docab scatterab softmax)" >&2; exit 2; }
 : > "$OUT/summary.txt"
 for lot in "$@"; do
   limit=$(limit_of "$lot")
