@@ -8,6 +8,9 @@
 //                                 VARIANT changes what is expected: shape, dtype, missing, fewer
 //   harness read-part FILE NAME FIRST COUNT   check_file, then read_elements: prints the elements (F32 as
 //                                 numbers, BF16 as their 16 bits in hex)
+//   harness read-shards PATH [VARIANT]   the same three tensors through safetensors_shards.cuh (a file, a
+//                                 Hugging Face index or a folder), each read from its file; prints
+//                                 "ok 3 tensors from N files" and the index read, if any
 // Errors go to stderr with exit code 1, as the program reports a wrong --load-weights file.
 #include <cstdint>
 #include <cstdio>
@@ -17,6 +20,7 @@
 #include <vector>
 
 #include "safetensors.cuh"
+#include "safetensors_shards.cuh"
 
 namespace st = lasp::safetensors;
 
@@ -131,6 +135,30 @@ int main(int argc, char** argv) {
   if (variant == "dtype") expected[2].dtype = st::DType::BF16;
   if (variant == "missing") expected.push_back({"lm_head.weight", st::DType::BF16, {4, 3}, embed_in.data()});
   if (variant == "fewer") expected.pop_back();
+  if (mode == "read-shards") {
+    st::Shards shards;
+    if (!st::open_shards(path, expected, &shards, &error)) {
+      std::fprintf(stderr, "%s\n", error.c_str());
+      return 1;
+    }
+    for (const st::TensorIn& t : expected) {
+      const std::string* file = nullptr;
+      const st::Header* header = nullptr;
+      uint64_t count = 1;
+      for (int64_t d : t.shape) count *= (uint64_t)d;
+      if (!shards.find(t.name, &file, &header) || !st::read_elements(*file, *header, t.name, 0, count, t.data, &error)) {
+        std::fprintf(stderr, "%s\n", error.empty() ? ("no file has " + t.name).c_str() : error.c_str());
+        return 1;
+      }
+    }
+    if (embed_in != embed || up_in != up || std::memcmp(norm_in.data(), norm.data(), sizeof(float) * 3) != 0) {
+      std::fprintf(stderr, "the values read differ from the values written\n");
+      return 1;
+    }
+    std::printf("ok %zu tensors from %zu files%s%s\n", expected.size(), shards.paths.size(),
+                shards.index.empty() ? "" : " of ", shards.index.c_str());
+    return 0;
+  }
   st::Header header;
   if (!st::read_file(path, expected, &error, &header)) {
     std::fprintf(stderr, "%s\n", error.c_str());

@@ -3,7 +3,7 @@
 // specification (8-byte little-endian length, JSON header padded with spaces to 8 bytes, data back to
 // back), and files written here are read by it, so the format is checked against the spec, not itself.
 import { spawnSync } from "node:child_process";
-import { mkdtempSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
+import { copyFileSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { beforeAll, describe, expect, it } from "vitest";
@@ -238,5 +238,127 @@ describe.skipIf(!gxx)("safetensors.cuh (host side, compiled with g++)", () => {
     expect(r.stderr).toBe(
       `cannot write ${path}: cannot create ${path}.tmp.${r.stderr.match(/tmp\.(\d+)/)?.[1]} (No such file or directory)`,
     );
+  });
+
+  describe("safetensors_shards.cuh: Hugging Face's sharded checkpoints (--load-weights PATH)", () => {
+    const SHARD1 = "model-00001-of-00002.safetensors";
+    const SHARD2 = "model-00002-of-00002.safetensors";
+    const INDEX = "model.safetensors.index.json";
+    /** A folder as save_pretrained writes a sharded model: the embedding in one file, the rest in another. */
+    const sharded = (name: string, map: Record<string, string> | undefined = undefined): string => {
+      const folder = join(dir, name);
+      mkdirSync(folder, { recursive: true });
+      const embed = { "model.embed_tokens.weight": { dtype: "BF16", shape: [4, 3], data_offsets: [0, 24] } };
+      writeFileSync(join(folder, SHARD1), safetensorsFile(JSON.stringify(embed), u16(EMBED)));
+      const rest = {
+        "model.layers.0.mlp.up_proj.weight": { dtype: "BF16", shape: [2, 5], data_offsets: [0, 20] },
+        "model.norm.weight": { dtype: "F32", shape: [3], data_offsets: [20, 32] },
+      };
+      writeFileSync(
+        join(folder, SHARD2),
+        safetensorsFile(JSON.stringify(rest), Buffer.concat([u16(UP), f32(NORM)])),
+      );
+      const weightMap = map ?? {
+        "model.norm.weight": SHARD2,
+        "model.embed_tokens.weight": SHARD1,
+        "model.layers.0.mlp.up_proj.weight": SHARD2,
+      };
+      writeFileSync(
+        join(folder, INDEX),
+        JSON.stringify(
+          { metadata: { total_size: 56, format: { nested: [1, 2] } }, weight_map: weightMap },
+          null,
+          2,
+        ),
+      );
+      return folder;
+    };
+
+    it("reads each tensor from the shard the index names, given the index or its folder", () => {
+      const folder = sharded("sharded");
+      const index = join(folder, INDEX);
+      expect(run("read-shards", folder)).toMatchObject({
+        status: 0,
+        stdout: `ok 3 tensors from 2 files of ${index}\n`,
+      });
+      expect(run("read-shards", index)).toMatchObject({
+        status: 0,
+        stdout: `ok 3 tensors from 2 files of ${index}\n`,
+      });
+    });
+
+    it("takes one file, or a folder holding model.safetensors, and says what a folder lacks", () => {
+      expect(run("read-shards", file)).toMatchObject({ status: 0, stdout: "ok 3 tensors from 1 files\n" });
+      const single = join(dir, "single");
+      mkdirSync(single, { recursive: true });
+      copyFileSync(file, join(single, "model.safetensors"));
+      expect(run("read-shards", single)).toMatchObject({ status: 0, stdout: "ok 3 tensors from 1 files\n" });
+      const empty = join(dir, "empty");
+      mkdirSync(empty, { recursive: true });
+      expect(run("read-shards", empty)).toMatchObject({
+        status: 1,
+        stderr:
+          `${empty} is a folder with neither model.safetensors nor model.safetensors.index.json ` +
+          "(the names Hugging Face's save_pretrained writes): name the weights file",
+      });
+    });
+
+    it("checks the shards together against the model, naming the file of each tensor", () => {
+      const folder = sharded("checked");
+      const index = join(folder, INDEX);
+      expect(run("read-shards", folder, "missing").stderr).toBe(
+        `${index} has no tensor \`lm_head.weight\` (the model expects BF16 [4, 3])`,
+      );
+      expect(run("read-shards", folder, "fewer").stderr).toBe(
+        `${join(folder, SHARD2)} has a tensor \`model.norm.weight\` (F32 [3]) that the model does not have`,
+      );
+      expect(run("read-shards", folder, "shape").stderr).toBe(
+        `${join(folder, SHARD1)}: tensor \`model.embed_tokens.weight\` is BF16 [4, 3], the model expects BF16 [3, 4]`,
+      );
+    });
+
+    it("refuses an index that disagrees with its shards, or is not an index", () => {
+      const wrong = sharded("wrong", {
+        "model.embed_tokens.weight": SHARD2,
+        "model.layers.0.mlp.up_proj.weight": SHARD2,
+        "model.norm.weight": SHARD2,
+      });
+      expect(run("read-shards", wrong).stderr).toBe(
+        `${join(wrong, INDEX)} places the tensor \`model.embed_tokens.weight\` in ${join(wrong, SHARD2)}, which has no such tensor`,
+      );
+      const unplaced = sharded("unplaced", {
+        "model.embed_tokens.weight": SHARD1,
+        "model.layers.0.mlp.up_proj.weight": SHARD2,
+      });
+      expect(run("read-shards", unplaced).stderr).toBe(
+        `${join(unplaced, SHARD2)} has a tensor \`model.norm.weight\` that ${join(unplaced, INDEX)} does not place there`,
+      );
+      const lost = sharded("lost", {
+        "model.embed_tokens.weight": SHARD1,
+        "model.layers.0.mlp.up_proj.weight": "model-00003-of-00003.safetensors",
+      });
+      expect(run("read-shards", lost).stderr).toBe(
+        `cannot read ${join(lost, "model-00003-of-00003.safetensors")}: No such file or directory`,
+      );
+      const folder = sharded("not-index");
+      const index = join(folder, INDEX);
+      writeFileSync(index, JSON.stringify({ metadata: { total_size: 56 } }));
+      expect(run("read-shards", index).stderr).toBe(
+        `${index} has no "weight_map" (a Hugging Face index names each tensor's file there)`,
+      );
+      writeFileSync(
+        index,
+        `{"weight_map": {"model.norm.weight": "${SHARD2}", "model.norm.weight": "${SHARD1}"}}`,
+      );
+      expect(run("read-shards", index).stderr).toBe(
+        `${index} names the tensor \`model.norm.weight\` twice in its weight_map`,
+      );
+      writeFileSync(index, '{"weight_map": {"model.norm.weight": 3}}');
+      expect(run("read-shards", index).stderr).toMatch(
+        new RegExp(
+          `^${index.replace(/[.]/g, "\\.")} is not a Hugging Face weights index: expected '"' at byte \\d+ of `,
+        ),
+      );
+    });
   });
 });

@@ -57,6 +57,7 @@ export const RUNTIME_FILES = [
   "verify.cuh",
   "verify_model.cuh",
   "safetensors.cuh",
+  "safetensors_shards.cuh",
   "weights_io.cuh",
   "lr_schedule.cuh",
   "adamw_table.cuh",

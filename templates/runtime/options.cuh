@@ -32,7 +32,7 @@ struct Options {
 [[noreturn]] inline void usage_error(const char* message) {
   std::fprintf(stderr, "lasp_program: %s\nusage: lasp_program [--rank R --world W --device D] [--nccl-id-file PATH]\n"
                "                    [--mode bench|verify|train] [--steps N] [--warmup N] [--seed N] [--json]\n"
-               "                    [--load-weights FILE] [--save-weights FILE] [--save-grads FILE]\n"
+               "                    [--load-weights PATH] [--save-weights FILE] [--save-grads FILE]\n"
                "                    [--run-dir DIR] [--resume CHECKPOINT] [--no-checkpoints]\n"
                "                    [--data FILE] [--eval-data FILE]\n", message);
   std::exit(2);

@@ -1,5 +1,6 @@
 // Weights and gradients on disk: `--save-weights FILE` and `--load-weights FILE` (safetensors, Hugging Face
-// Llama names and PyTorch shapes, bf16, with config.json beside), and `--save-grads FILE` in verify mode
+// Llama names and PyTorch shapes, bf16, with config.json beside; a load also takes Hugging Face's sharded
+// checkpoints, safetensors_shards.cuh), and `--save-grads FILE` in verify mode
 // (the same names in fp32, with the step's tokens, targets and loss) for bench/gpu/torch_reference.py.
 //
 // Design choices:
@@ -24,6 +25,7 @@
 #include "kernels.h"       // synthetic_tokens
 #include "report.cuh"      // emit, say
 #include "safetensors.cuh" // the file format
+#include "safetensors_shards.cuh"  // --load-weights of a sharded checkpoint
 #include "step_documents.cuh"  // the replicas' documents for the reference
 #include "state.cuh"       // State
 
@@ -122,23 +124,30 @@ inline bool read_to_device(const std::string& path, const safetensors::Header& h
   return true;
 }
 
-// The weights from `path` on every rank, after the whole file is checked against the model.
-// Each tensor goes through a 64 MiB staging buffer, so a rank never holds the whole model in host memory
-// (eight ranks of an 8B model would hold 128 GB).
+// The weights from `path` (a file, a Hugging Face index or a folder: safetensors_shards.cuh) on every rank,
+// after every file is checked against the model. Each tensor goes through a 64 MiB staging buffer, so a rank
+// never holds the whole model in host memory (eight ranks of an 8B model would hold 128 GB).
 inline void load_weights(State& st, const std::string& path) {
   const ModelTables& m = st.model;
   std::vector<safetensors::TensorIn> expected;
   for (int r = 0; r < m.parameter_count; r++)
     expected.push_back({m.parameters[r].name, safetensors::DType::BF16, weights_io::dims(m.parameters[r]), nullptr});
   std::string error;
-  safetensors::Header header;
-  if (!safetensors::check_file(path, expected, &header, &error)) weights_io::fail(error);
+  safetensors::Shards shards;
+  if (!safetensors::open_shards(path, expected, &shards, &error)) weights_io::fail(error);
   std::vector<bf16> staging((size_t)32 << 20);
-  for (int r = 0; r < m.parameter_count; r++)
-    if (!read_to_device(path, header, m.parameters[r].name, 0, m.parameters[r].elements, st.params[r], staging, &error))
+  for (int r = 0; r < m.parameter_count; r++) {
+    const std::string* file = nullptr;
+    const safetensors::Header* header = nullptr;
+    if (!shards.find(m.parameters[r].name, &file, &header) ||
+        !read_to_device(*file, *header, m.parameters[r].name, 0, m.parameters[r].elements, st.params[r], staging, &error))
       weights_io::fail(error);
-  emit("weights", "\"loaded\":\"%s\",\"tensors\":%d", path.c_str(), m.parameter_count);
-  say("loaded %d weight tensors from %s\n", m.parameter_count, path.c_str());
+  }
+  std::string from;
+  safetensors::detail::json_string(from, path);
+  emit("weights", "\"loaded\":%s,\"tensors\":%d,\"files\":%d", from.c_str(), m.parameter_count, (int)shards.paths.size());
+  say("loaded %d weight tensors from %s (%d file%s)\n", m.parameter_count, path.c_str(), (int)shards.paths.size(),
+      shards.paths.size() == 1 ? "" : "s");
 }
 
 // The step's weight gradients (summed over every rank), tokens, labels (and where documents end) and loss to

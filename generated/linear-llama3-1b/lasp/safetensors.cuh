@@ -484,6 +484,49 @@ inline bool read_header(const std::string& path, Header* out, std::string* error
   return true;
 }
 
+namespace detail {
+
+/** A tensor of a checkpoint and the file it is in. */
+struct Located {
+  const TensorEntry* tensor;
+  const std::string* path;
+};
+
+/**
+ * Checks that `found` (the tensors of one file or of a set of shards, `where` naming the whole) is exactly the
+ * `expected` tensors with these dtypes and shapes; false, with a sentence naming the file and the tensor.
+ */
+inline bool check_tensors(const std::vector<Located>& found, const std::string& where,
+                          const std::vector<TensorIn>& expected, std::string* error) {
+  for (const TensorIn& want : expected) {
+    const Located* at = nullptr;
+    for (const Located& t : found)
+      if (t.tensor->name == want.name) at = &t;
+    const std::string expects = std::string(dtype_name(want.dtype)) + " " + shape_text(want.shape);
+    if (at == nullptr) {
+      fail_with(error, where + " has no tensor `" + want.name + "` (the model expects " + expects + ")");
+      return false;
+    }
+    if (at->tensor->dtype != want.dtype || at->tensor->shape != want.shape) {
+      fail_with(error, *at->path + ": tensor `" + want.name + "` is " + at->tensor->dtype_text + " " +
+                           shape_text(at->tensor->shape) + ", the model expects " + expects);
+      return false;
+    }
+  }
+  for (const Located& t : found) {
+    bool known = false;
+    for (const TensorIn& want : expected) known = known || want.name == t.tensor->name;
+    if (!known) {
+      fail_with(error, *t.path + " has a tensor `" + t.tensor->name + "` (" + t.tensor->dtype_text + " " +
+                           shape_text(t.tensor->shape) + ") that the model does not have");
+      return false;
+    }
+  }
+  return true;
+}
+
+}  // namespace detail
+
 /**
  * Checks that `path` holds exactly the `expected` tensors with these dtypes and shapes (their `data` is not used)
  * and gives its header, for reading whole tensors (read_file) or parts of them (read_elements); false, with a
@@ -493,30 +536,9 @@ inline bool check_file(const std::string& path, const std::vector<TensorIn>& exp
                        std::string* error) {
   Header h;
   if (!read_header(path, &h, error)) return false;
-  for (const TensorIn& want : expected) {
-    const TensorEntry* found = nullptr;
-    for (const TensorEntry& t : h.tensors)
-      if (t.name == want.name) found = &t;
-    const std::string expects = std::string(dtype_name(want.dtype)) + " " + detail::shape_text(want.shape);
-    if (found == nullptr) {
-      detail::fail_with(error, path + " has no tensor `" + want.name + "` (the model expects " + expects + ")");
-      return false;
-    }
-    if (found->dtype != want.dtype || found->shape != want.shape) {
-      detail::fail_with(error, path + ": tensor `" + want.name + "` is " + found->dtype_text + " " +
-                                   detail::shape_text(found->shape) + ", the model expects " + expects);
-      return false;
-    }
-  }
-  for (const TensorEntry& t : h.tensors) {
-    bool known = false;
-    for (const TensorIn& want : expected) known = known || want.name == t.name;
-    if (!known) {
-      detail::fail_with(error, path + " has a tensor `" + t.name + "` (" + t.dtype_text + " " +
-                                   detail::shape_text(t.shape) + ") that the model does not have");
-      return false;
-    }
-  }
+  std::vector<detail::Located> found;
+  for (const TensorEntry& t : h.tensors) found.push_back({&t, &path});
+  if (!detail::check_tensors(found, path, expected, error)) return false;
   *out = std::move(h);
   return true;
 }
