@@ -40,6 +40,8 @@
 #              the tiny model trained and evaluated by PyTorch, the 1B step with LASP_MLP_GEMM auto against cublas
 #              (env-ab.sh), then PyTorch's 1B training step in the same call, then the same A/B with four layers of
 #              Llama-3-8B's shape (t-linear-8bshape-w1: is `auto` right at the 8B shape too?)
+#   shardload  .gpu-ship/t-tiny-train-w1 (with mlpship's): its initial weights saved, split into three shards with
+#              an index (shard_weights.py), and trained from each: `--load-weights FOLDER` the same losses as the file
 #   keepab     .gpu-ship/t-linear-1b-w1 and t-linear-1b-keep-w1 (built with mlpship's, `recompute none`): the 1B
 #              step with the block norms' outputs kept against made again (env-ab.sh PROG_B=), the same losses
 #   diag       .gpu-diag (`lasp compile` of variant specs + kernels.o, as vallscan): verify programs that tell
@@ -58,7 +60,7 @@ limit_of() {
   case "$1" in
     vdoc) echo 170 ;; ceiling) echo 50 ;; calibrate) echo 180 ;; gathered) echo 200 ;;
     docbench) echo 150 ;; vallscan) echo 80 ;; diag) echo 90 ;; docab) echo 200 ;; scatterab) echo 420 ;; softmax) echo 220 ;;
-    gcheck) echo 120 ;; trainck) echo 290 ;; inplace) echo 100 ;; mlpship) echo 590 ;; keepab) echo 150 ;; clocks) echo 300 ;; ops) echo 100 ;; train1b) echo 330 ;; *) echo 0 ;;
+    gcheck) echo 120 ;; trainck) echo 290 ;; inplace) echo 100 ;; mlpship) echo 590 ;; keepab) echo 150 ;; shardload) echo 60 ;; clocks) echo 300 ;; ops) echo 100 ;; train1b) echo 330 ;; *) echo 0 ;;
   esac
 }
 needs_of() {
@@ -77,6 +79,7 @@ needs_of() {
     inplace) echo ".gpu-suite/t-tiny-train-w1 .gpu-suite/data" ;;
     mlpship) echo ".gpu-ship/t-linear-1b-w1/prog .gpu-ship/t-linear-8bshape-w1/prog .gpu-ship/t-tiny-train-w1/prog .gpu-suite/data .device/wheels" ;;
     keepab) echo ".gpu-ship/t-linear-1b-w1/prog .gpu-ship/t-linear-1b-keep-w1/prog .gpu-suite/data" ;;
+    shardload) echo ".gpu-ship/t-tiny-train-w1/prog .gpu-suite/data" ;;
   esac
 }
 run_lot() { # lot limit dir
@@ -104,6 +107,30 @@ run_lot() { # lot limit dir
     train1b)
       python3 -m pip install -q --no-deps --no-index --target /tmp/fla .device/wheels/*.whl
       PYTHONPATH=/tmp/fla OUT=$dir RUNS=/tmp/lasp-train-runs timeout "$limit" bash bench/gpu/run-train.sh 1b > "$dir/train.txt" 2>&1 ;;
+    shardload)
+      ln -sfn ../.gpu-suite/data .gpu-ship/data
+      w=$(mktemp -d /tmp/lasp-shardload.XXXXXX)
+      for how in seeded file sharded; do
+        case $how in
+          seeded) flags=(--save-weights "$w/file/model.safetensors") ;;
+          file) flags=(--load-weights "$w/file/model.safetensors") ;;
+          sharded) python3 bench/gpu/shard_weights.py "$w/file/model.safetensors" "$w/sharded" --shards 3 >> "$dir/load.txt"
+            flags=(--load-weights "$w/sharded") ;;
+        esac
+        (cd .gpu-ship && timeout 50 t-tiny-train-w1/prog --rank 0 --world 1 --device 0 --mode train --steps 30 \
+          --run-dir "$w/run-$how" --no-checkpoints "${flags[@]}" > "$dir/$how.jsonl" 2> "$dir/$how.err")
+        echo "$how exit $?" >> "$dir/load.txt"
+      done
+      rm -rf "$w"
+      python3 - "$dir" >> "$dir/load.txt" <<'PY'
+import json, sys
+loss = {h: [repr(e["loss"]) for e in map(json.loads, (l for l in open(f"{sys.argv[1]}/{h}.jsonl") if l.startswith("{")))
+            if e["event"] == "step"] for h in ("seeded", "file", "sharded")}
+same = sum(a == b for a, b in zip(loss["file"], loss["sharded"]))
+print(f"sharded vs file: {same} of {min(len(loss['file']), len(loss['sharded']))} losses the same bits")
+print(f"file vs seeded, step 1: {'same' if loss['file'][:1] == loss['seeded'][:1] else 'DIFFERS'}")
+PY
+      grep -h "loaded" "$dir/sharded.err" >> "$dir/load.txt" ;;
     keepab)
       ln -sfn ../.gpu-suite/data .gpu-ship/data
       PROG=.gpu-ship/t-linear-1b-w1 PROG_B=.gpu-ship/t-linear-1b-keep-w1 ROUNDS=3 STEPS=20 OUT=$dir/ab \
@@ -145,6 +172,7 @@ short_of() { # lot dir
     docab) tail -8 "$2/ab.txt" 2>/dev/null ;;
     train1b) tail -14 "$2/train.txt" 2>/dev/null ;;
     keepab) cat "$2/ab.txt" 2>/dev/null | cut -c1-200 ;;
+    shardload) cat "$2/load.txt" 2>/dev/null | cut -c1-200 ;;
     mlpship) cat "$2/mlpgemm.txt"; grep -hE "^== CHECKS|FAILED|WATCHDOG|identical|backend" "$2/harness.log" 2>/dev/null | head
       sed -n '/^== RESULTS/,$p' "$2/harness.log" 2>/dev/null | cut -c1-160
       grep -hE "exit|eval at step 600|loss .* over|expect|rel|mlp|MLP" "$2/tiny.txt" | cut -c1-180; cat "$2/ab.txt" "$2/ab8b.txt" 2>/dev/null | cut -c1-200
@@ -156,7 +184,7 @@ short_of() { # lot dir
   esac
 }
 
-[ $# -gt 0 ] || { echo "usage: queue.sh LOT... (vdoc ceiling calibrate gathered gcheck clocks ops train1b trainck inplace mlpship keepab docbench vallscan diag docab scatterab softmax)" >&2; exit 2; }
+[ $# -gt 0 ] || { echo "usage: queue.sh LOT... (vdoc ceiling calibrate gathered gcheck clocks ops train1b trainck inplace mlpship keepab shardload docbench vallscan diag docab scatterab softmax)" >&2; exit 2; }
 : > "$OUT/summary.txt"
 for lot in "$@"; do
   limit=$(limit_of "$lot")

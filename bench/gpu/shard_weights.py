@@ -1,0 +1,75 @@
+#!/usr/bin/env python3
+"""Splits a safetensors file into Hugging Face's sharded layout, as `save_pretrained(max_shard_size=...)` writes
+it: OUT/model-0000K-of-0000N.safetensors and OUT/model.safetensors.index.json ({"metadata": {"total_size"},
+"weight_map": {tensor: file}}). Plain Python, no packages, so it runs on the GPU machine as it is.
+
+    python3 bench/gpu/shard_weights.py model.safetensors OUT --shards 3
+
+Used by `bench/gpu/queue.sh shardload` to check that `--load-weights OUT` (the folder) gives the same losses as
+`--load-weights model.safetensors`.
+"""
+import argparse
+import json
+import os
+import struct
+
+
+def read(path):
+    with open(path, "rb") as f:
+        (n,) = struct.unpack("<Q", f.read(8))
+        header = json.loads(f.read(n))
+        data = f.read()
+    meta = header.pop("__metadata__", None)
+    return header, data, meta
+
+
+def write(path, entries, meta):
+    """entries: [(name, dtype, shape, bytes)] in order."""
+    header, offset = {}, 0
+    for name, dtype, shape, blob in entries:
+        header[name] = {"dtype": dtype, "shape": shape, "data_offsets": [offset, offset + len(blob)]}
+        offset += len(blob)
+    if meta:
+        header["__metadata__"] = meta
+    text = json.dumps(header, separators=(",", ":"))
+    text += " " * ((8 - len(text) % 8) % 8)
+    with open(path, "wb") as f:
+        f.write(struct.pack("<Q", len(text)))
+        f.write(text.encode())
+        for *_, blob in entries:
+            f.write(blob)
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("file")
+    ap.add_argument("out")
+    ap.add_argument("--shards", type=int, default=2)
+    args = ap.parse_args()
+    header, data, meta = read(args.file)
+    names = sorted(header, key=lambda k: header[k]["data_offsets"][0])
+    total = sum(header[k]["data_offsets"][1] - header[k]["data_offsets"][0] for k in names)
+    os.makedirs(args.out, exist_ok=True)
+    # Consecutive tensors into shards of about total / shards bytes each (at least one tensor a shard).
+    shards, current, size = [], [], 0
+    for name in names:
+        begin, end = header[name]["data_offsets"]
+        current.append((name, header[name]["dtype"], header[name]["shape"], data[begin:end]))
+        size += end - begin
+        if size >= total / args.shards and len(shards) < args.shards - 1:
+            shards.append(current)
+            current, size = [], 0
+    if current:
+        shards.append(current)
+    weight_map = {}
+    for k, entries in enumerate(shards):
+        file = f"model-{k + 1:05d}-of-{len(shards):05d}.safetensors"
+        write(os.path.join(args.out, file), entries, meta)
+        weight_map.update({name: file for name, *_ in entries})
+    with open(os.path.join(args.out, "model.safetensors.index.json"), "w") as f:
+        json.dump({"metadata": {"total_size": total}, "weight_map": dict(sorted(weight_map.items()))}, f, indent=2)
+    print(f"wrote {len(names)} tensors into {len(shards)} shards in {args.out}")
+
+
+if __name__ == "__main__":
+    main()
