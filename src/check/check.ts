@@ -20,6 +20,7 @@ import type {
   Documents,
   DType,
   Recompute,
+  RecomputeAuto,
   FeatureMap,
   LayerKind,
   Layout,
@@ -86,6 +87,13 @@ function valueOf<T extends ReadValue>(read: ReadSettings, keys: readonly KeyRule
 function strategyOf<T extends string>(read: ReadSettings, key: AutoKey): T {
   const value = valueOf<string>(read, PARALLEL_KEYS, key);
   return (value === AUTO ? PARALLEL_KEYS.find((k) => k.key === key)!.default : value) as T;
+}
+
+/** `recompute`, and with `recompute auto` the default until the loader fits it (src/plan/recompute-auto.ts). */
+function recomputeOf(read: ReadSettings): { recompute: Recompute; recomputeAuto?: RecomputeAuto } {
+  const value = valueOf<Recompute | typeof AUTO>(read, RUN_KEYS, "recompute");
+  if (value !== AUTO) return { recompute: value };
+  return { recompute: RUN_KEYS.find((k) => k.key === "recompute")!.default as Recompute, recomputeAuto: {} };
 }
 
 function autoKeys(read: ReadSettings): AutoKey[] {
@@ -177,7 +185,7 @@ class Checker {
         ),
         batch: valueOf<number>(runRead, RUN_KEYS, "batch"),
         dtype: valueOf<DType>(runRead, RUN_KEYS, "dtype"),
-        recompute: valueOf<Recompute>(runRead, RUN_KEYS, "recompute"),
+        ...recomputeOf(runRead),
         steps: valueOf<number>(runRead, RUN_KEYS, "steps"),
         warmup: valueOf<number>(runRead, RUN_KEYS, "warmup"),
         mode: valueOf<Mode>(runRead, RUN_KEYS, "mode"),

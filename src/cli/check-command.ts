@@ -10,7 +10,8 @@ import { EXIT, type CliIo } from "./io.js";
 
 /**
  * Reads and checks one file; an unreadable file is a usage error, reported here. Settings written `auto` are
- * resolved here, once for every command, by the planner (src/plan/auto.ts, loaded only then).
+ * resolved here, once for every command, by the planner (src/plan/auto.ts and recompute-auto.ts, loaded only
+ * then).
  */
 export async function loadSpec(file: string, io: CliIo): Promise<FrontEndResult | undefined> {
   let result: FrontEndResult;
@@ -41,6 +42,11 @@ export async function loadSpec(file: string, io: CliIo): Promise<FrontEndResult 
         ]),
       };
     }
+  }
+  // `recompute auto` after the parallel keys: how the sequence is split decides the memory per GPU.
+  if (result.spec?.run.recomputeAuto !== undefined) {
+    const { resolveRecomputeAuto } = await import("../plan/recompute-auto.js");
+    result.spec = resolveRecomputeAuto(result.spec);
   }
   return result;
 }

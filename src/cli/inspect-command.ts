@@ -20,7 +20,7 @@ import {
 } from "../cost/profile.js";
 import { stepText } from "../inspect/step.js";
 import { trainingSection, trainingText } from "../inspect/training.js";
-import { autoText } from "../inspect/auto.js";
+import { autoText, recomputeAutoText } from "../inspect/auto.js";
 import { memoryJson, memoryText } from "../inspect/memory.js";
 import { gigabytes } from "../cost/memory-notes.js";
 import { loadSpec, reportDiagnostics } from "./check-command.js";
@@ -94,13 +94,18 @@ export async function inspectCommand(file: string, options: InspectOptions, io: 
   if (options.json) {
     // The IR's fields as before, and beside them the tables the text shows.
     const auto = spec.parallel.auto === undefined ? {} : { auto: spec.parallel.auto };
+    const recompute = spec.run.recomputeAuto === undefined ? {} : { recomputeAuto: spec.run.recomputeAuto };
     const train = training === undefined ? {} : { training };
     io.stdout(
-      `${JSON.stringify({ ...program, ...report, memory: memoryJson(memory), ...auto, ...train }, null, 2)}\n`,
+      `${JSON.stringify({ ...program, ...report, memory: memoryJson(memory), ...auto, ...recompute, ...train }, null, 2)}\n`,
     );
     return EXIT.ok;
   }
-  const auto = spec.parallel.auto === undefined ? "" : `${autoText(spec.parallel.auto, outputWidth())}\n\n`;
+  const auto =
+    (spec.parallel.auto === undefined ? "" : `${autoText(spec.parallel.auto, outputWidth())}\n\n`) +
+    (spec.run.recomputeAuto === undefined
+      ? ""
+      : `${recomputeAutoText(spec.run.recomputeAuto, outputWidth())}\n\n`);
   const train = training === undefined ? "" : `\n\n${trainingText(training, outputWidth())}`;
   io.stdout(
     `${auto}${inspectText(spec, program, { rank, report, machine: numbers.machine, width: outputWidth() })}\n${stepText(report.step, outputWidth())}${train}\n\n${memoryText(memory, outputWidth())}\n`,

@@ -3,7 +3,7 @@
 // counts, a warning in `lasp check` (W0605) that `lasp compile` and `lasp run` make an error (E0702).
 import type { Setting, SpecFile } from "../ast/ast.js";
 import { diagnose, type Diagnostic } from "../diagnostics/diagnostic.js";
-import type { Recompute, ResolvedSpec } from "../spec/resolved.js";
+import { RECOMPUTE_ORDER, type ResolvedSpec } from "../spec/resolved.js";
 import { H100, MAX_ELEMENTS, memoryReport, memoryShape, type Gpu, type MemoryReport } from "./memory.js";
 
 /**
@@ -39,9 +39,6 @@ function longest(report: MemoryReport, what: string): string {
   if (report.largestSeqLen === undefined) return `no seq_len ${what} with this model and GPU count`;
   return `the longest seq_len ${what} is ${report.largestSeqLen}`;
 }
-
-/** `recompute` from keeping the most to keeping the least. */
-const RECOMPUTE_ORDER: readonly Recompute[] = ["none", "norms", "mlp"];
 
 /** The first `recompute` that keeps less than the spec's and fits, for a hint: "; `recompute mlp` fits (70.1 GB)". */
 function lighterRecompute(spec: ResolvedSpec, gpu: Gpu): string {

@@ -1,6 +1,7 @@
 // What `lasp inspect` says about settings written `auto`: what the planner chose, on which machine profile,
 // and the runner-up with the margin (src/plan/auto.ts resolves them).
-import type { AutoResolution } from "../spec/resolved.js";
+import { gigabytes } from "../cost/memory-notes.js";
+import type { AutoResolution, RecomputeAuto } from "../spec/resolved.js";
 import { MAX_WIDTH, wrap } from "../text/units.js";
 
 export function autoText(auto: AutoResolution, width: number = MAX_WIDTH): string {
@@ -14,6 +15,25 @@ export function autoText(auto: AutoResolution, width: number = MAX_WIDTH): strin
       : `runner-up ${auto.runnerUp.label} at ${tps(auto.runnerUp.tokensPerSecondPerGpu)}, ${((auto.chosen.tokensPerSecondPerGpu / auto.runnerUp.tokensPerSecondPerGpu - 1) * 100).toFixed(1)}% slower`;
   return wrap(
     `${keys}: chose ${auto.chosen.label} (schedules, layout, sequence x data), predicted ${tps(auto.chosen.tokensPerSecondPerGpu)} on the ${auto.chosen.machine} profile; ${runnerUp} (\`lasp plan\` ranks every choice).`,
+    width,
+  ).join("\n");
+}
+
+/** `recompute auto`'s choice: what it keeps, the memory it needs of the GPU's, and what keeping more would need. */
+export function recomputeAutoText(auto: RecomputeAuto, width: number = MAX_WIDTH): string {
+  if (auto.chosen === undefined)
+    return wrap("`recompute auto`: not resolved; the default (norms) is shown.", width).join("\n");
+  const { chosen } = auto;
+  const last = chosen.tried.at(-1)!;
+  const fits = last.bytes <= chosen.gpuBytes;
+  const passed = chosen.tried
+    .slice(0, -1)
+    .map((t) => `\`${t.recompute}\` would need ${gigabytes(t.bytes)}`)
+    .join(", ");
+  return wrap(
+    `\`recompute auto\`: chose \`${chosen.recompute}\`, ${gigabytes(last.bytes)} per GPU, ` +
+      `${fits ? "which fits" : "the least, and still more than"} the ${gigabytes(chosen.gpuBytes)} of the GPU` +
+      `${passed === "" ? " (it keeps every activation)" : `; ${passed}`}.`,
     width,
   ).join("\n");
 }

@@ -86,6 +86,22 @@ export interface AutoResolution {
  * its output again; `mlp` also makes each layer's gate and up products and SwiGLU's output again.
  */
 export type Recompute = "none" | "norms" | "mlp";
+/** `recompute`'s choices from keeping the most to keeping the least. */
+export const RECOMPUTE_ORDER: readonly Recompute[] = ["none", "norms", "mlp"];
+
+/**
+ * `recompute auto`: until resolved (src/plan/recompute-auto.ts, by the command line's loader) `recompute` holds
+ * the default; then the first choice, from keeping the most, whose memory fits the GPU, and what each tried needs.
+ */
+export interface RecomputeAuto {
+  chosen?: {
+    recompute: Recompute;
+    /** Device memory of the GPU it was fitted to. */
+    gpuBytes: number;
+    /** Each choice tried, in order, with the bytes per GPU it needs; the last is the one chosen. */
+    tried: { recompute: Recompute; bytes: number }[];
+  };
+}
 
 export interface ResolvedRun {
   /**
@@ -103,6 +119,8 @@ export interface ResolvedRun {
   dtype: DType;
   /** Activations the backward pass recomputes instead of keeping. */
   recompute: Recompute;
+  /** Set when the spec writes `recompute auto`. */
+  recomputeAuto?: RecomputeAuto;
   steps: number;
   warmup: number;
   mode: Mode;
