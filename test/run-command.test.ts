@@ -586,6 +586,25 @@ describe("lasp run: train mode", () => {
     expect(existsSync(path.join(cwd, "runs"))).toBe(false);
   });
 
+  it("stops before the build when the weights to start from (--load-weights after --) are not there", async () => {
+    const cwd = await mkdtemp(path.join(root, "no-weights-"));
+    const r = await run(
+      { programArgs: ["--load-weights", "llama/model.safetensors.index.json"] },
+      deps({ cwd }),
+    );
+    expect(r.code).toBe(2);
+    expect(lines(r.err)).toEqual([
+      `lasp: --load-weights llama/model.safetensors.index.json: ${path.join(cwd, "llama/model.safetensors.index.json")} does not exist`,
+      "  = hint: name a .safetensors file, a Hugging Face model.safetensors.index.json, or the folder holding either",
+    ]);
+    expect(existsSync(path.join(cwd, "runs"))).toBe(false);
+    // A folder that is there goes to the program as written (the program checks what is in it).
+    await mkdir(path.join(cwd, "llama"));
+    const ok = await run({ programArgs: ["--load-weights", "llama"] }, deps({ cwd }));
+    expect(ok.code).toBe(0);
+    expect((await record(folderOf(ok.err, cwd))).launch[0]).toContain("--load-weights llama");
+  });
+
   it("stops before the build on a token file too short for one step or cut short, at the setting, with its numbers", async () => {
     const cwd = await mkdtemp(path.join(root, "short-data-"));
     const spec = path.join(cwd, "train.lasp");

@@ -3,6 +3,7 @@
 // showing progress and a summary. Exit codes: RUN_EXIT below. In train mode the ranks write checkpoints into
 // the run folder (--run-dir), `--resume` continues from one (checkpoints.ts finds it), and the first Ctrl-C
 // or SIGTERM gives them time to finish their step and write a checkpoint.
+import { existsSync } from "node:fs";
 import path from "node:path";
 import {
   BuildError,
@@ -354,6 +355,16 @@ export async function runCommand(
       const at = p.span === undefined ? file : `${file}:${p.span.start.line}:${p.span.start.column}`;
       io.stderr(`${at}: error: \`${p.key}\`: ${p.message}\n  = hint: ${p.hint}\n`);
     }
+    return RUN_EXIT.usage;
+  }
+  // The weights a run starts from (the program's own option): a path that is not there stops it before the build.
+  const weights = parsed.userArgs.indexOf("--load-weights");
+  const weightsPath = weights >= 0 ? parsed.userArgs[weights + 1] : undefined;
+  if (weightsPath !== undefined && !cli.dryRun && !existsSync(path.resolve(cwd, weightsPath))) {
+    io.stderr(
+      `lasp: --load-weights ${weightsPath}: ${path.resolve(cwd, weightsPath)} does not exist\n` +
+        "  = hint: name a .safetensors file, a Hugging Face model.safetensors.index.json, or the folder holding either\n",
+    );
     return RUN_EXIT.usage;
   }
   /** The program's options: lasp's, train mode's run folder, token files and checkpoint, then the user's. */

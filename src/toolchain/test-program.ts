@@ -156,6 +156,7 @@ int main(int argc, char** argv) {
     else if (a == "--run-dir") run_dir = next();
     else if (a == "--resume") resume = next();
     else if (a == "--no-checkpoints") g_checkpoints = false;
+    else if (a == "--load-weights") (void)next();
     else { std::fprintf(stderr, "lasp_program: unknown option %s\n", a.c_str()); return 2; }
   }
   if (rank < 0) rank = env_int("OMPI_COMM_WORLD_RANK", env_int("PMI_RANK", env_int("SLURM_PROCID", 0)));
