@@ -222,6 +222,33 @@ describe("lasp run --dry-run", () => {
   });
 });
 
+describe("lasp run with `recompute auto`", () => {
+  it("fits the choice to the smallest GPU found, hands that spec to the generator, and says which", async () => {
+    const cwd = await mkdtemp(path.join(root, "recompute-"));
+    const spec = path.join(cwd, "auto.lasp");
+    const text = await readFile(SPEC, "utf8");
+    await writeFile(spec, text.replace("dtype bf16", "dtype bf16  recompute auto"));
+    const seen: string[] = [];
+    const generate: RunDeps["generate"] = (s) => (seen.push(s.run.recompute), fixtureFiles());
+    // A cache of its own: the build tests below count on building the fixture first.
+    const cache = { LASP_CACHE_DIR: path.join(cwd, "cache") };
+    const big = await run({}, deps({ cwd, generate }, cache), spec);
+    expect(big.code).toBe(0);
+    expect(big.err).toMatch(/^\[run\] recompute auto: none \(\d+\.\d GB of the 85\.5 GB GPU\)$/m);
+    // A GPU of 64 MiB holds none of them: the least memory, said not to fit.
+    const small = (index: number): GpuInfo => ({ ...H100(index), memoryMiB: 64 });
+    const tiny = await run(
+      {},
+      deps({ cwd, generate, detectGpus: async () => ({ gpus: [small(0), small(1)] }) }, cache),
+      spec,
+    );
+    expect(tiny.err).toMatch(
+      /^\[run\] recompute auto: mlp \(\d+\.\d GB of the 0\.1 GB GPU: does not fit\)$/m,
+    );
+    expect(seen).toEqual(["none", "mlp"]);
+  });
+});
+
 describe("lasp run --lasp2", () => {
   it("hands LASP-2's arrangement to the generator, and refuses any other value before anything else", async () => {
     const seen: unknown[] = [];

@@ -48,7 +48,7 @@ export async function inspectCommand(file: string, options: InspectOptions, io: 
   if (!reportDiagnostics(result, io) || result.spec === undefined) return EXIT.specErrors;
   const note = documentsNote(result.spec, "inspect");
   if (note !== undefined) io.stderr(`lasp: note: ${note}\n`);
-  const spec = result.spec;
+  let spec = result.spec;
   if (!Number.isInteger(rank) || rank < 0 || rank >= spec.parallel.sequence) {
     io.stderr(
       `lasp: --rank must be a whole number from 0 to ${spec.parallel.sequence - 1} (the spec has sequence ${spec.parallel.sequence}), got ${options.rank}\n`,
@@ -61,6 +61,9 @@ export async function inspectCommand(file: string, options: InspectOptions, io: 
   if (profile === undefined) return EXIT.usage;
   const gpu = gpuOption(options.gpuMemory, profile, io);
   if (gpu === undefined) return EXIT.usage;
+  // `recompute auto` fitted to the GPU this report is for.
+  if (spec.run.recomputeAuto !== undefined)
+    spec = (await import("../plan/recompute-auto.js")).resolveRecomputeAuto(spec, gpu, true);
   const shape = memoryShape(spec, { lasp2 });
   const memory = memoryReport(shape, spec.run.seqLen, gpu);
   const program = lowerSpec(spec, { lasp2 });

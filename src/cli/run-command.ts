@@ -214,6 +214,21 @@ function parseOptions(cli: RunCliOptions, io: CliIo): Parsed | undefined {
   };
 }
 
+/** The spec with `recompute auto` fitted to the smallest of `probe`'s GPUs, and the line saying so. */
+async function fitRecompute(
+  spec: ResolvedSpec,
+  probe: GpuProbe | undefined,
+): Promise<{ spec: ResolvedSpec; line?: string }> {
+  if (spec.run.recomputeAuto === undefined) return { spec };
+  const { recomputeAutoLine, resolveRecomputeAuto } = await import("../plan/recompute-auto.js");
+  const { H100 } = await import("../cost/memory.js");
+  const mib = (probe?.gpus ?? []).map((g) => g.memoryMiB).filter((m): m is number => m !== undefined);
+  const fitted =
+    mib.length > 0 ? resolveRecomputeAuto(spec, { ...H100, memory: Math.min(...mib) * 2 ** 20 }, true) : spec;
+  const line = recomputeAutoLine(fitted.run.recomputeAuto!);
+  return { spec: fitted, ...(line === undefined ? {} : { line }) };
+}
+
 // --------------------------------------------------------------------------------------- environment checks
 
 interface Environment {
@@ -383,11 +398,13 @@ export async function runCommand(
     return RUN_EXIT.environment;
   }
 
+  // `recompute auto` fitted to the smallest GPU found here (the loader fitted an 80 GB H100).
+  const fitted = await fitRecompute(spec, environment.probe);
   const generator = await codegen();
   const generate = deps.generate ?? generator.generateProgram;
   let files: Map<string, string>;
   try {
-    files = await generate(spec, undefined, parsed.lowering);
+    files = await generate(fitted.spec, undefined, parsed.lowering);
   } catch (error) {
     // A spec the generator cannot emit yet, said in words.
     if (error instanceof generator.CodegenLimitation) {
@@ -482,6 +499,7 @@ export async function runCommand(
   status.print(`[run] folder: ${shownPath(folder.path, cwd)}`);
   if (train && parsed.noCheckpoints)
     status.print(`[run] checkpoints: off (${NO_CHECKPOINTS}): nothing to resume`);
+  if (fitted.line !== undefined) status.print(`[run] ${fitted.line}`);
   /** Ends the run: the folder's last files, its warnings and its path, then the exit code. */
   const end = async (
     code: number,

@@ -64,5 +64,11 @@ describe("recompute auto", () => {
     const json = captureIo();
     expect(await main(["inspect", file, "--json"], json)).toBe(0);
     expect(JSON.parse(json.out).recomputeAuto.chosen.recompute).toBe("mlp");
+    // Fitted again to the GPU the report is for: 141 GB holds every activation at 40K tokens.
+    const h200 = captureIo();
+    expect(await main(["inspect", file, "--gpu-memory", "141GB"], h200)).toBe(0);
+    expect(h200.out.replace(/\s+/g, " ")).toContain(
+      `\`recompute auto\`: chose \`none\`, ${none} GB per GPU, which fits the 141.0 GB of the GPU (it keeps every activation).`,
+    );
   });
 });

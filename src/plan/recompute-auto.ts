@@ -1,12 +1,16 @@
 // `recompute auto`: the first of `none`, `norms`, `mlp` (from keeping the most to keeping the least) whose
 // memory, by the memory model at the spec's seq_len, fits the GPU. Keeping more is never slower (the backward
 // makes less again), so the choice needs no speed model; where none fits, `mlp` (the least memory), and
-// `lasp check`'s W0604 says by how much.
+// `lasp check`'s W0604 says by how much. The loader fits an 80 GB H100; `lasp run` fits again to the GPUs it
+// finds, `lasp inspect` to its --machine or --gpu-memory.
 import { H100, memoryReport, memoryShape, type Gpu } from "../cost/memory.js";
+import { gigabytes } from "../cost/memory-notes.js";
 import { RECOMPUTE_ORDER, type Recompute, type RecomputeAuto, type ResolvedSpec } from "../spec/resolved.js";
 
-export function resolveRecomputeAuto(spec: ResolvedSpec, gpu: Gpu = H100): ResolvedSpec {
-  if (spec.run.recomputeAuto === undefined || spec.run.recomputeAuto.chosen !== undefined) return spec;
+/** `again`: fit a spec already resolved to another GPU. */
+export function resolveRecomputeAuto(spec: ResolvedSpec, gpu: Gpu = H100, again = false): ResolvedSpec {
+  if (spec.run.recomputeAuto === undefined || (spec.run.recomputeAuto.chosen !== undefined && !again))
+    return spec;
   const tried: { recompute: Recompute; bytes: number }[] = [];
   for (const recompute of RECOMPUTE_ORDER) {
     const report = memoryReport(memoryShape(withRecompute(spec, recompute)), spec.run.seqLen, gpu);
@@ -15,6 +19,15 @@ export function resolveRecomputeAuto(spec: ResolvedSpec, gpu: Gpu = H100): Resol
   }
   const chosen: RecomputeAuto["chosen"] = { recompute: tried.at(-1)!.recompute, gpuBytes: gpu.memory, tried };
   return { ...spec, run: { ...spec.run, recompute: chosen.recompute, recomputeAuto: { chosen } } };
+}
+
+/** What `lasp run` says about the choice: `recompute auto: none (55.4 GB of the 141.0 GB GPU)`. */
+export function recomputeAutoLine(auto: RecomputeAuto): string | undefined {
+  const chosen = auto.chosen;
+  if (chosen === undefined) return undefined;
+  const needs = chosen.tried.at(-1)!.bytes;
+  const of = `${gigabytes(needs)} of the ${gigabytes(chosen.gpuBytes)} GPU`;
+  return `recompute auto: ${chosen.recompute} (${needs <= chosen.gpuBytes ? of : `${of}: does not fit`})`;
 }
 
 function withRecompute(spec: ResolvedSpec, recompute: Recompute): ResolvedSpec {
