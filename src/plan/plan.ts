@@ -9,6 +9,7 @@ import { gpuOf, type MachineProfile } from "../cost/profile.js";
 import { inspectNumbers } from "../inspect/report.js";
 import { lowerSpec } from "../schedule/lower.js";
 import type { Layout, LinearStrategy, ResolvedSpec, SoftmaxStrategy } from "../spec/resolved.js";
+import { resolveRecomputeAuto } from "./recompute-auto.js";
 import { strategyWords, variant, type SettingEdits } from "./variants.js";
 
 /** One schedule choice: the sequence x data split and each layer kind's schedule, the layout. */
@@ -199,7 +200,8 @@ export function plan(request: PlanRequest): Plan {
         choice,
         label,
         own: isOwn(spec, gpus, seqLen, choice),
-        ...priceSpec(checked.spec, profile),
+        // `recompute auto`: each choice with the recompute that fits it on this machine.
+        ...priceSpec(resolveRecomputeAuto(checked.spec, gpuOf(profile)), profile),
         unverified: unverifiedNotes(checked.ast, checked.spec).length > 0,
       });
     request.onProgress?.(i + 1, work.length);

@@ -7,6 +7,8 @@ import { main } from "../cli/main.js";
 import { captureIo } from "../cli/test-io.js";
 import { H100, memoryReport, memoryShape } from "../cost/memory.js";
 import type { ResolvedSpec } from "../spec/resolved.js";
+import { H100_PROFILE } from "../cost/profile.js";
+import { plan } from "./plan.js";
 import { resolveRecomputeAuto } from "./recompute-auto.js";
 
 /** Linear-Llama3-1B in train mode on one GPU at `seqLen`, with `recompute` as written. */
@@ -70,5 +72,14 @@ describe("recompute auto", () => {
     expect(h200.out.replace(/\s+/g, " ")).toContain(
       `\`recompute auto\`: chose \`none\`, ${none} GB per GPU, which fits the 141.0 GB of the GPU (it keeps every activation).`,
     );
+  });
+
+  it("prices each of lasp plan's choices with the recompute that fits it", () => {
+    const checked = checkSource("t.lasp", source("40K", "auto"));
+    const { rows } = plan({ ast: checked.ast!, file: "t.lasp", spec: checked.spec!, profile: H100_PROFILE });
+    // Every choice of one GPU needs more than 80 GB keeping the norms at 40K tokens: each is priced with `mlp`.
+    expect(rows.length).toBeGreaterThan(1);
+    for (const row of rows) expect(row.fits).toBe(true);
+    expect(rows.find((r) => r.own)!.memoryBytes).toBe(needs(spec("40K", "mlp")));
   });
 });
