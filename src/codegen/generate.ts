@@ -47,6 +47,7 @@ export const RUNTIME_FILES = [
   "buffers.cuh",
   "run.cuh",
   "options.cuh",
+  "json_string.cuh",
   "report.cuh",
   "tensors.cuh",
   "documents.cuh",

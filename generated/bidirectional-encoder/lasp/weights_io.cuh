@@ -38,10 +38,7 @@ namespace weights_io {
 // A weight's shape, as the compiler wrote it into its row.
 inline std::vector<int64_t> dims(const TensorSpec& t) { return std::vector<int64_t>(t.dims, t.dims + t.rank); }
 
-[[noreturn]] inline void fail(const std::string& message) {
-  std::fprintf(stderr, "lasp_program: %s\n", message.c_str());
-  std::exit(2);
-}
+[[noreturn]] inline void fail(const std::string& message) { fail_input(message); }
 
 inline std::string folder_of(const std::string& path) {
   const size_t slash = path.find_last_of('/');
@@ -108,7 +105,7 @@ inline void save_weights(State& st, const std::string& path) {
   weights_io::write_config(path);
   std::string error;
   if (!safetensors::write_file(path, tensors, {{"format", "pt"}}, &error)) weights_io::fail(error);
-  emit("weights", "\"saved\":\"%s\",\"tensors\":%d", path.c_str(), m.parameter_count);
+  emit("weights", "\"saved\":%s,\"tensors\":%d", json_string(path).c_str(), m.parameter_count);
   say("saved %d weight tensors to %s (config.json beside it)\n", m.parameter_count, path.c_str());
 }
 
@@ -145,9 +142,8 @@ inline void load_weights(State& st, const std::string& path) {
         !read_to_device(*file, *header, m.parameters[r].name, 0, m.parameters[r].elements, st.params[r], staging, &error))
       weights_io::fail(error);
   }
-  std::string from;
-  safetensors::detail::json_string(from, path);
-  emit("weights", "\"loaded\":%s,\"tensors\":%d,\"files\":%d", from.c_str(), m.parameter_count, (int)shards.paths.size());
+  emit("weights", "\"loaded\":%s,\"tensors\":%d,\"files\":%d", json_string(path).c_str(), m.parameter_count,
+       (int)shards.paths.size());
   say("loaded %d weight tensors from %s (%d file%s)\n", m.parameter_count, path.c_str(), (int)shards.paths.size(),
       shards.paths.size() == 1 ? "" : "s");
 }
@@ -201,7 +197,8 @@ inline void save_grads(State& st, const std::string& path, double loss) {
   std::snprintf(loss_text, sizeof loss_text, "%.17g", loss);
   std::string error;
   if (!safetensors::write_file(path, tensors, {{"format", "pt"}, {"loss", loss_text}}, &error)) weights_io::fail(error);
-  emit("gradients", "\"saved\":\"%s\",\"tensors\":%d,\"loss\":%.17g", path.c_str(), m.parameter_count, loss);
+  emit("gradients", "\"saved\":%s,\"tensors\":%d,\"loss\":%.17g", json_string(path).c_str(), m.parameter_count,
+       loss);
   say("saved %d gradient tensors, the tokens and the loss to %s\n", m.parameter_count, path.c_str());
 }
 

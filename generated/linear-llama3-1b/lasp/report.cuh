@@ -11,6 +11,9 @@
 #pragma once
 #include <cstdarg>  // the printf-style fields
 #include <cstdio>   // stdout, stderr
+#include <cstdlib>  // std::exit
+#include <string>   // fail_input's message
+#include "json_string.cuh"  // the message as a JSON field
 
 namespace lasp {
 
@@ -38,6 +41,14 @@ inline void say(const char* format, ...) {
   std::vfprintf(stderr, format, args);
   va_end(args);
   std::fflush(stderr);
+}
+
+// A wrong input the user must fix (a token file, weights, a checkpoint): the `error` event and the sentence on
+// stderr, then exit 2 (PROTOCOL.md). The event holds at most 900 characters of it: emit's line is 1024.
+[[noreturn]] inline void fail_input(const std::string& message) {
+  emit("error", "\"message\":%s", json_string(message.substr(0, 900)).c_str());
+  std::fprintf(stderr, "lasp_program: %s\n", message.c_str());
+  std::exit(2);
 }
 
 }  // namespace lasp

@@ -47,11 +47,7 @@ namespace lasp {
 
 namespace train_checkpoint {
 
-[[noreturn]] inline void fail(const std::string& message) {
-  emit("error", "\"message\":\"%s\"", message.c_str());
-  std::fprintf(stderr, "lasp_program: %s\n", message.c_str());
-  std::exit(2);
-}
+[[noreturn]] inline void fail(const std::string& message) { fail_input(message); }
 
 // The largest of every rank's `value` (every rank the same), through the world communicator.
 inline int64_t max_over_ranks(State& st, int64_t value) {

@@ -37,6 +37,8 @@
 #include <utility>
 #include <vector>
 
+#include "json_string.cuh"  // the header's names
+
 namespace lasp {
 namespace safetensors {
 
@@ -103,22 +105,7 @@ inline std::string shape_text(const std::vector<int64_t>& shape) {
   return s + "]";
 }
 
-inline void json_string(std::string& out, const std::string& s) {
-  out += '"';
-  for (unsigned char c : s) {
-    if (c == '"' || c == '\\') {
-      out += '\\';
-      out += static_cast<char>(c);
-    } else if (c < 0x20) {
-      char buf[8];
-      std::snprintf(buf, sizeof buf, "\\u%04x", c);
-      out += buf;
-    } else {
-      out += static_cast<char>(c);
-    }
-  }
-  out += '"';
-}
+inline void json_string(std::string& out, const std::string& s) { append_json_string(out, s); }
 
 /** A small JSON reader for the header: objects, arrays, strings, non-negative integers, and skipping. */
 struct Parser {

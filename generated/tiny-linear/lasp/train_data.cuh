@@ -50,11 +50,7 @@ struct TokenStage {
 
 namespace train_data {
 
-[[noreturn]] inline void fail(const std::string& message) {
-  emit("error", "\"message\":\"%s\"", message.c_str());
-  std::fprintf(stderr, "lasp_program: %s\n", message.c_str());
-  std::exit(2);
-}
+[[noreturn]] inline void fail(const std::string& message) { fail_input(message); }
 
 // The largest id a file may hold: the mask id is vocab - 1 under masked-token prediction.
 inline int id_limit() { return program::kMaskedObjective ? program::kVocab - 1 : program::kVocab; }
