@@ -329,10 +329,8 @@ export async function runCommand(
   const train = mode === "train";
   if (parsed.noCheckpoints && !train) {
     io.stderr(
-      `lasp: ${NO_CHECKPOINTS} applies to train mode, and this run is --mode ${mode}
-` +
-        `  = hint: drop ${NO_CHECKPOINTS}, or add --mode train
-`,
+      `lasp: ${NO_CHECKPOINTS} applies to train mode, and this run is --mode ${mode}\n` +
+        `  = hint: drop ${NO_CHECKPOINTS}, or add --mode train\n`,
     );
     return RUN_EXIT.usage;
   }
