@@ -14,6 +14,7 @@ import { EXIT, processIo, type CliIo } from "./io.js";
 import { version } from "../io/package-info.js";
 import type { RunCliOptions } from "./run-command.js";
 import { RUN_HELP } from "./run-help.js";
+import type { InitOptions } from "./init-command.js";
 import type { TokensOptions } from "./tokens-command.js";
 import type { CalibrateOptions } from "./calibrate-command.js";
 import type { VerifyCliOptions } from "./verify-command.js";
@@ -195,6 +196,24 @@ export function buildProgram(
     .action(async (spec: string, programArgs: string[], options: RunCliOptions) => {
       const { runCommand } = await import("./run-command.js");
       setExit(await runCommand(spec, { ...options, programArgs, argv }, io));
+    });
+
+  program
+    .command("init")
+    .description(
+      "write a new spec whose model is a Hugging Face config's (Llama family), to edit and run; its weights load with --load-weights",
+    )
+    .argument("<spec>", "the .lasp file to write (never over one that exists)")
+    .requiredOption("--from-hf <config>", "a Hugging Face config.json, or the folder holding it")
+    .option(
+      "--layers <choice>",
+      "softmax (the config's layers, default), linear (every layer linear attention) or hybrid:K (one softmax layer in K)",
+    )
+    .option("--gpus <n>", "GPUs of the parallel block (default 1)")
+    .option("--seq-len <n>", "tokens per sequence, as a spec writes them (default 8K)")
+    .action(async (spec: string, options: InitOptions) => {
+      const { initCommand } = await import("./init-command.js");
+      setExit(await initCommand(spec, options, io));
     });
 
   program

@@ -1,0 +1,168 @@
+import { existsSync, mkdtempSync, readFileSync, writeFileSync, mkdirSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { describe, expect, it } from "vitest";
+import { checkSource } from "../check/front-end.js";
+import { main } from "../cli/main.js";
+import { captureIo } from "../cli/test-io.js";
+import type { ResolvedSpec } from "../spec/resolved.js";
+import { hfConfig } from "./hf-config.js";
+import { HfImportError, importHfConfig, type LayerChoice } from "./hf-import.js";
+import { modelTables } from "./tables.js";
+
+/** Llama-3.2-1B's config.json as the Hub serves it (the keys that matter, and some that do not). */
+const LLAMA = {
+  architectures: ["LlamaForCausalLM"],
+  model_type: "llama",
+  vocab_size: 128256,
+  hidden_size: 2048,
+  intermediate_size: 8192,
+  num_hidden_layers: 16,
+  num_attention_heads: 32,
+  num_key_value_heads: 8,
+  head_dim: 64,
+  hidden_act: "silu",
+  rms_norm_eps: 1e-5,
+  rope_theta: 500000.0,
+  tie_word_embeddings: true,
+  attention_bias: false,
+  mlp_bias: false,
+  max_position_embeddings: 131072,
+  torch_dtype: "bfloat16",
+};
+
+const RUN = "\nparallel { gpus 1 }\nrun { seq_len 1K }\n";
+
+function specOf(text: string, file = "s.lasp"): ResolvedSpec {
+  const result = checkSource(file, text);
+  if (result.spec === undefined) throw new Error(result.diagnostics.map((d) => d.message).join("\n"));
+  return result.spec;
+}
+const imported = (config: object, choice: LayerChoice = { kind: "as-is" }) =>
+  specOf(importHfConfig(config, "m", choice).model + RUN);
+
+describe("a Hugging Face config as a spec's model (lasp init --from-hf)", () => {
+  it("takes a Llama's shape, so that its checkpoint's tensors have the spec's names and shapes", () => {
+    const spec = imported(LLAMA);
+    expect(spec.model).toMatchObject({
+      vocab: 128256,
+      hidden: 2048,
+      ffn: 8192,
+      heads: 32,
+      headDim: 64,
+      norm: "rms",
+      normEps: 1e-5,
+      tieEmbeddings: true,
+    });
+    expect(spec.model.layers).toHaveLength(16);
+    for (const layer of spec.model.layers)
+      expect(layer).toMatchObject({ type: "softmax_attention", kvHeads: 8, ropeTheta: 500000, causal: true });
+    // The parameters a transformers LlamaForCausalLM of this config has, by name and shape (tied: no lm_head).
+    const rows = modelTables(spec, 1024).parameters.rows;
+    const shape = (name: string) => rows.find((r) => r.name === name)?.shape;
+    expect(shape("model.layers.0.self_attn.q_proj.weight")).toEqual([2048, 2048]);
+    expect(shape("model.layers.0.self_attn.k_proj.weight")).toEqual([512, 2048]);
+    expect(shape("model.layers.15.mlp.down_proj.weight")).toEqual([2048, 8192]);
+    expect(shape("model.norm.weight")).toEqual([2048]);
+    expect(shape("lm_head.weight")).toBeUndefined();
+    expect(rows).toHaveLength(1 + 16 * 9 + 1);
+  });
+
+  it("makes every layer linear attention, or one softmax layer in K (the last of each group)", () => {
+    const linear = imported(LLAMA, { kind: "linear" });
+    expect(linear.model.layers.every((l) => l.type === "linear_attention")).toBe(true);
+    const hybrid = imported(LLAMA, { kind: "hybrid", every: 4 });
+    expect(hybrid.model.layers.map((l) => l.type[0])).toEqual("llls".repeat(4).split(""));
+    expect(() => importHfConfig(LLAMA, "m", { kind: "hybrid", every: 3 })).toThrow(
+      "its 16 layers do not split into groups of 3 (one softmax layer in each); choose a divisor of 16 above 1",
+    );
+  });
+
+  it.each(["tiny-hybrid", "tiny-linear", "retention-1b", "bidirectional-encoder", "tiny-baselines"])(
+    "gives back the model of a config lasp wrote (%s), layer for layer",
+    (name) => {
+      const original = specOf(readFileSync(`examples/${name}.lasp`, "utf8"));
+      const again = imported(JSON.parse(JSON.stringify(hfConfig(original))));
+      // The per-head decays, however the spec wrote them (one value, a list, `retention`).
+      const strip = (s: ResolvedSpec) =>
+        s.model.layers.map(({ name: _, ...layer }) =>
+          "decay" in layer ? { ...layer, decay: layer.decay.perHead } : layer,
+        );
+      expect(strip(again)).toEqual(strip(original));
+      const { name: _a, kinds: _b, layers: _c, ...rest } = again.model;
+      const { name: _d, kinds: _e, layers: _f, ...restOriginal } = original.model;
+      expect(rest).toEqual(restOriginal);
+    },
+  );
+
+  it("refuses what lasp cannot compute, naming the key, and notes what it computes differently", () => {
+    const refused = (edit: object) => () => importHfConfig({ ...LLAMA, ...edit }, "m", { kind: "as-is" });
+    expect(refused({ attention_bias: true })).toThrow(
+      '"attention_bias" is true; lasp\'s projections have no biases',
+    );
+    expect(refused({ hidden_act: "gelu" })).toThrow('"hidden_act" is "gelu"; lasp\'s MLP is SwiGLU (silu)');
+    expect(refused({ sliding_window: 4096 })).toThrow('"sliding_window" is 4096');
+    expect(refused({ vocab_size: undefined })).toThrow('"vocab_size" is missing');
+    expect(refused({ num_hidden_layers: 2.5 })).toThrow('"num_hidden_layers" is 2.5');
+    expect(() => importHfConfig([], "m", { kind: "as-is" })).toThrow(HfImportError);
+    const scaled = importHfConfig({ ...LLAMA, rope_scaling: { rope_type: "llama3", factor: 32 } }, "m", {
+      kind: "as-is",
+    });
+    expect(scaled.notes).toEqual([
+      '"rope_scaling" ({"rope_type":"llama3","factor":32}) is not modelled: lasp\'s RoPE uses the base alone, so softmax layers differ from the config\'s model at long positions',
+    ]);
+    // Mistral's keys without a window, and a config without head_dim or kv heads (their defaults).
+    const { head_dim: _h, num_key_value_heads: _k, ...bare } = LLAMA;
+    expect(imported({ ...bare, sliding_window: null }).model).toMatchObject({ headDim: 64 });
+    expect(imported(bare).model.layers[0]).toMatchObject({ kvHeads: 32 });
+  });
+});
+
+describe("lasp init", () => {
+  const dir = mkdtempSync(join(tmpdir(), "lasp-init-"));
+  const folder = join(dir, "llama");
+  mkdirSync(folder);
+  writeFileSync(
+    join(folder, "config.json"),
+    JSON.stringify({ ...LLAMA, rope_scaling: { rope_type: "llama3" } }),
+  );
+
+  it("writes a spec that checks clean, from a config or its folder, and says what it wrote", async () => {
+    const file = join(dir, "llama-3.2-1b.lasp");
+    const io = captureIo();
+    expect(await main(["init", file, "--from-hf", folder, "--layers", "hybrid:4", "--gpus", "2"], io)).toBe(
+      0,
+    );
+    expect(io.out).toBe(
+      `wrote ${file}: 16 layers of 12 linear and 4 softmax attention; next: lasp inspect ${file}\n`,
+    );
+    expect(io.err).toContain('lasp: note: "rope_scaling"');
+    const spec = specOf(readFileSync(file, "utf8"), file);
+    expect(spec.model.name).toBe("llama_3_2_1b");
+    expect(spec.parallel.gpus).toBe(2);
+    expect(spec.run).toMatchObject({ mode: "train", recomputeAuto: {} });
+  });
+
+  it("never writes over a file, and says what is wrong with the config or the flags (exit 2)", async () => {
+    const file = join(dir, "mine.lasp");
+    writeFileSync(file, "my notes");
+    const taken = captureIo();
+    expect(await main(["init", file, "--from-hf", folder], taken)).toBe(2);
+    expect(taken.err).toBe(`lasp: will not replace ${file}: it exists; name a new file\n`);
+    expect(readFileSync(file, "utf8")).toBe("my notes");
+    const fresh = join(dir, "fresh.lasp");
+    const bad = captureIo();
+    writeFileSync(join(dir, "bias.json"), JSON.stringify({ ...LLAMA, mlp_bias: true }));
+    expect(await main(["init", fresh, "--from-hf", join(dir, "bias.json")], bad)).toBe(2);
+    expect(bad.err).toBe(
+      `lasp: --from-hf ${join(dir, "bias.json")}: "mlp_bias" is true; lasp's projections have no biases\n`,
+    );
+    const missing = captureIo();
+    expect(await main(["init", fresh, "--from-hf", join(dir, "nowhere")], missing)).toBe(2);
+    expect(missing.err).toMatch(/^lasp: --from-hf: cannot read .*nowhere: ENOENT/);
+    const layers = captureIo();
+    expect(await main(["init", fresh, "--from-hf", folder, "--layers", "mamba"], layers)).toBe(2);
+    expect(layers.err).toContain("--layers must be softmax");
+    expect(existsSync(fresh)).toBe(false);
+  });
+});
