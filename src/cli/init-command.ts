@@ -7,6 +7,7 @@ import path from "node:path";
 import { checkSource } from "../check/front-end.js";
 import { hasErrors } from "../diagnostics/diagnostic.js";
 import { renderDiagnostics } from "../diagnostics/render.js";
+import { formatSpec } from "../format/format.js";
 import { writeFileAtomic } from "../io/atomic-write.js";
 import { HfImportError, importHfConfig, type LayerChoice } from "../model/hf-import.js";
 import { EXIT, type CliIo } from "./io.js";
@@ -82,7 +83,7 @@ export async function initCommand(file: string, options: InitOptions, io: CliIo)
       : imported.softmax === 0
         ? "linear attention"
         : `${imported.layers - imported.softmax} linear and ${imported.softmax} softmax attention`;
-  const text = [
+  const raw = [
     `// Written by \`lasp init --from-hf ${source}\`: the config's model, ${imported.layers} layers of ${layers}.`,
     ...imported.notes.map((n) => `// Note: ${n}`),
     "// Its weights load with `lasp run THIS.lasp -- --load-weights FOLDER` where every tensor's shape is the spec's.",
@@ -98,6 +99,9 @@ export async function initCommand(file: string, options: InitOptions, io: CliIo)
     "}",
     "",
   ].join("\n");
+  // In `lasp fmt`'s layout, so that the file is as the formatter would leave it.
+  const formatted = formatSpec(raw);
+  const text = "text" in formatted ? formatted.text : raw;
   const checked = checkSource(file, text);
   if (hasErrors(checked.diagnostics)) {
     io.stderr(renderDiagnostics(file, text, checked.diagnostics, { color: false }) + "\n");

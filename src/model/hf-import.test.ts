@@ -139,6 +139,9 @@ describe("lasp init", () => {
     expect(io.err).toContain('lasp: note: "rope_scaling"');
     const spec = specOf(readFileSync(file, "utf8"), file);
     expect(spec.model.name).toBe("llama_3_2_1b");
+    // As `lasp fmt` would leave it.
+    const fmt = captureIo();
+    expect(await main(["fmt", "--check", file], fmt)).toBe(0);
     expect(spec.parallel.gpus).toBe(2);
     expect(spec.run).toMatchObject({ mode: "train", recomputeAuto: {} });
   });
