@@ -10,6 +10,7 @@ import { renderDiagnostics } from "../diagnostics/render.js";
 import { formatSpec } from "../format/format.js";
 import { writeFileAtomic } from "../io/atomic-write.js";
 import { HfImportError, importHfConfig, type LayerChoice } from "../model/hf-import.js";
+import { describeIoError } from "./check-command.js";
 import { EXIT, type CliIo } from "./io.js";
 import { integerFlag } from "./number-flag.js";
 import { outputFileProblem } from "./output-file.js";
@@ -65,7 +66,7 @@ export async function initCommand(file: string, options: InitOptions, io: CliIo)
   try {
     config = JSON.parse(await readFile(source, "utf8"));
   } catch (error) {
-    const why = error instanceof SyntaxError ? `not JSON (${error.message})` : (error as Error).message;
+    const why = error instanceof SyntaxError ? `not JSON (${error.message})` : describeIoError(error);
     io.stderr(`lasp: --from-hf: cannot read ${source}: ${why}\n`);
     return EXIT.usage;
   }

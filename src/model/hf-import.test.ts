@@ -162,7 +162,13 @@ describe("lasp init", () => {
     );
     const missing = captureIo();
     expect(await main(["init", fresh, "--from-hf", join(dir, "nowhere")], missing)).toBe(2);
-    expect(missing.err).toMatch(/^lasp: --from-hf: cannot read .*nowhere: ENOENT/);
+    expect(missing.err).toBe(`lasp: --from-hf: cannot read ${join(dir, "nowhere")}: no such file\n`);
+    writeFileSync(join(dir, "broken.json"), "{");
+    const broken = captureIo();
+    expect(await main(["init", fresh, "--from-hf", join(dir, "broken.json")], broken)).toBe(2);
+    expect(broken.err).toMatch(
+      new RegExp(`^lasp: --from-hf: cannot read ${join(dir, "broken.json")}: not JSON \\(`),
+    );
     const layers = captureIo();
     expect(await main(["init", fresh, "--from-hf", folder, "--layers", "mamba"], layers)).toBe(2);
     expect(layers.err).toContain("--layers must be softmax");
