@@ -100,6 +100,9 @@ describe("a Hugging Face config as a spec's model (lasp init --from-hf)", () => 
     expect(refused({ attention_bias: true })).toThrow(
       '"attention_bias" is true; lasp\'s projections have no biases',
     );
+    expect(refused({ model_type: "qwen2" })).toThrow(
+      '"model_type" is "qwen2": its q, k and v projections have biases, and lasp\'s have none',
+    );
     expect(refused({ hidden_act: "gelu" })).toThrow('"hidden_act" is "gelu"; lasp\'s MLP is SwiGLU (silu)');
     expect(refused({ sliding_window: 4096 })).toThrow('"sliding_window" is 4096');
     expect(refused({ vocab_size: undefined })).toThrow('"vocab_size" is missing');

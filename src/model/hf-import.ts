@@ -96,6 +96,11 @@ export function importHfConfig(config: unknown, name: string, choice: LayerChoic
   const act = c["hidden_act"] ?? "silu";
   if (act !== "silu" && act !== "swish")
     throw new HfImportError(`"hidden_act" is ${JSON.stringify(act)}; lasp's MLP is SwiGLU (silu)`);
+  // Qwen2's config has no attention_bias key, but its q, k and v projections have biases.
+  if (c["model_type"] === "qwen2")
+    throw new HfImportError(
+      `"model_type" is "qwen2": its q, k and v projections have biases, and lasp's have none`,
+    );
   for (const key of ["attention_bias", "mlp_bias"])
     if (c[key] === true) throw new HfImportError(`"${key}" is true; lasp's projections have no biases`);
   if (c["sliding_window"] !== undefined && c["sliding_window"] !== null && c["use_sliding_window"] !== false)
