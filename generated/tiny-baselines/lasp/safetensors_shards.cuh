@@ -47,6 +47,7 @@ struct Shards {
 
 namespace detail {
 
+// stat, not lstat as checkpoint.cuh's own folders: Hugging Face's cache holds a model's files as symbolic links.
 inline bool is_folder(const std::string& path) {
   struct stat s;
   return ::stat(path.c_str(), &s) == 0 && S_ISDIR(s.st_mode);

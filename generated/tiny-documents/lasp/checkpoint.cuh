@@ -282,8 +282,6 @@ inline bool read_text(const std::string& path, std::string* text, std::string* e
 
 // ---- trainer_state.json: writing ----
 
-inline void json_string(std::string& out, const std::string& s) { safetensors::detail::json_string(out, s); }
-
 /** The shortest decimal text that reads back as the same double (JSON has no NaN or infinity). */
 inline std::string real_text(double v) {
   char buf[40];
@@ -386,7 +384,7 @@ inline std::string found_text(const Json& v) {
   switch (v.kind) {
     case Json::String: {
       std::string out = "the string ";
-      json_string(out, v.text);
+      append_json_string(out, v.text);
       return out;
     }
     case Json::Object: return "an object";
@@ -486,7 +484,6 @@ struct Fields {
 
 /** trainer_state.json's text: one key per line, in a fixed order. */
 inline std::string trainer_state_json(const TrainerState& s) {
-  using detail::json_string;
   std::string out = "{\n";
   auto line = [&](const char* indent, const char* key, const std::string& value, bool last = false) {
     out += indent;
@@ -494,27 +491,22 @@ inline std::string trainer_state_json(const TrainerState& s) {
     out += key;
     out += "\": " + value + (last ? "\n" : ",\n");
   };
-  auto quoted = [](const std::string& v) {
-    std::string q;
-    json_string(q, v);
-    return q;
-  };
   line("  ", "format_version", std::to_string(kFormatVersion));
   line("  ", "step", std::to_string(s.step));
   line("  ", "tokens_seen", std::to_string(s.tokens_seen));
   line("  ", "data_position", std::to_string(s.data_position));
   line("  ", "seed", std::to_string(s.seed));
-  line("  ", "rng_state", quoted(detail::hex64(s.rng_state)));
+  line("  ", "rng_state", json_string(detail::hex64(s.rng_state)));
   line("  ", "world_size", std::to_string(s.world_size));
   out += "  \"lr_schedule\": {\n";
-  line("    ", "kind", quoted(s.schedule.kind));
+  line("    ", "kind", json_string(s.schedule.kind));
   line("    ", "lr", detail::real_text(s.schedule.lr));
   line("    ", "min_lr", detail::real_text(s.schedule.min_lr));
   line("    ", "warmup_steps", std::to_string(s.schedule.warmup_steps));
   line("    ", "total_steps", std::to_string(s.schedule.total_steps), true);
   out += "  },\n";
-  line("  ", "lasp_version", quoted(s.lasp_version));
-  line("  ", "spec_hash", quoted(s.spec_hash), true);
+  line("  ", "lasp_version", json_string(s.lasp_version));
+  line("  ", "spec_hash", json_string(s.spec_hash), true);
   return out + "}\n";
 }
 

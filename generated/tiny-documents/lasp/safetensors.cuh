@@ -105,7 +105,6 @@ inline std::string shape_text(const std::vector<int64_t>& shape) {
   return s + "]";
 }
 
-inline void json_string(std::string& out, const std::string& s) { append_json_string(out, s); }
 
 /** A small JSON reader for the header: objects, arrays, strings, non-negative integers, and skipping. */
 struct Parser {
@@ -321,9 +320,9 @@ inline std::string header_text(const std::vector<TensorOut>& tensors,
     h += "\"__metadata__\":{";
     for (std::size_t i = 0; i < metadata.size(); ++i) {
       if (i) h += ',';
-      detail::json_string(h, metadata[i].first);
+      append_json_string(h, metadata[i].first);
       h += ':';
-      detail::json_string(h, metadata[i].second);
+      append_json_string(h, metadata[i].second);
     }
     h += '}';
     first = false;
@@ -333,7 +332,7 @@ inline std::string header_text(const std::vector<TensorOut>& tensors,
     uint64_t bytes = detail::elements(t.shape) * dtype_bytes(t.dtype);
     if (!first) h += ',';
     first = false;
-    detail::json_string(h, t.name);
+    append_json_string(h, t.name);
     h += ":{\"dtype\":\"";
     h += dtype_name(t.dtype);
     h += "\",\"shape\":[";

@@ -245,16 +245,10 @@ inline void finish_checkpoint(State& st, Checkpoints& c, bool wait) {
   if (!c.background)
     c.paused_ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - c.entered).count();
   std::string removed = "[";
-  for (size_t i = 0; i < out.result.removed.size(); i++) {
-    std::string quoted;
-    checkpoint::detail::json_string(quoted, out.result.removed[i]);
-    removed += (i ? "," : "") + quoted;
-  }
+  for (size_t i = 0; i < out.result.removed.size(); i++) removed += (i ? "," : "") + json_string(out.result.removed[i]);
   removed += "]";
-  std::string folder;
-  checkpoint::detail::json_string(folder, out.result.folder);
   emit("checkpoint", "\"step\":%llu,\"folder\":%s,\"ms\":%.1f,\"background\":%s,\"paused_ms\":%.1f,\"removed\":%s",
-       (unsigned long long)c.step, folder.c_str(), ms, c.background ? "true" : "false", c.paused_ms, removed.c_str());
+       (unsigned long long)c.step, json_string(out.result.folder).c_str(), ms, c.background ? "true" : "false", c.paused_ms, removed.c_str());
   if (c.background)
     say("checkpoint of step %llu written in %.1f s in the background (training paused %.1f s for it): %s\n",
         (unsigned long long)c.step, ms / 1e3, c.paused_ms / 1e3, out.result.folder.c_str());
@@ -387,11 +381,9 @@ inline checkpoint::TrainerState load_checkpoint(State& st, Optimizer& o, const O
     }
   }
   const bool resharded = world != st.layout.world || sharded != o.sharded;
-  std::string quoted;
-  checkpoint::detail::json_string(quoted, folder);
   emit("resumed", "\"from\":%s,\"step\":%llu,\"data_position\":%llu,\"tokens_seen\":%llu,\"world\":%d,"
        "\"sharded\":%s,\"resharded\":%s",
-       quoted.c_str(), (unsigned long long)state.step, (unsigned long long)state.data_position,
+       json_string(folder).c_str(), (unsigned long long)state.step, (unsigned long long)state.data_position,
        (unsigned long long)state.tokens_seen, world, sharded ? "true" : "false", resharded ? "true" : "false");
   say("resumed from %s: %llu steps done, %llu windows consumed\n", folder.c_str(), (unsigned long long)state.step,
       (unsigned long long)state.data_position);

@@ -116,12 +116,8 @@ inline int train_run(State& st, const OptimizerTables& tables, Forward forward, 
   const bool evaluating = !eval_path.empty() && program::kEvalEvery > 0;
   if (evaluating) eval = open_windows(st, eval_path, (uint64_t)program::kBatch * program::kDataParallel, "evaluation data");
   {
-    std::string source, eval_source = "null";
-    checkpoint::detail::json_string(source, data.synthetic ? "synthetic" : data.file.path());
-    if (evaluating) {
-      eval_source.clear();
-      checkpoint::detail::json_string(eval_source, eval.file.path());
-    }
+    const std::string source = json_string(data.synthetic ? "synthetic" : data.file.path());
+    const std::string eval_source = evaluating ? json_string(eval.file.path()) : "null";
     const char* format = data.synthetic ? "synthetic" : token_files::format_name(data.file.format());
     emit("data", "\"source\":%s,\"format\":\"%s\",\"tokens\":%llu,\"windows\":%llu,\"windows_per_step\":%llu,"
          "\"eval\":%s,\"eval_windows\":%llu",
