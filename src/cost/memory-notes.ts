@@ -4,7 +4,15 @@
 import type { Setting, SpecFile } from "../ast/ast.js";
 import { diagnose, type Diagnostic } from "../diagnostics/diagnostic.js";
 import { RECOMPUTE_ORDER, type ResolvedSpec } from "../spec/resolved.js";
-import { H100, MAX_ELEMENTS, memoryReport, memoryShape, type Gpu, type MemoryReport } from "./memory.js";
+import {
+  H100,
+  MAX_ELEMENTS,
+  memoryReport,
+  memoryShape,
+  recomputeFits,
+  type Gpu,
+  type MemoryReport,
+} from "./memory.js";
 
 /**
  * Lowering every rank's schedule costs time and memory that grow faster than the ranks (a hybrid's softmax
@@ -42,15 +50,12 @@ function longest(report: MemoryReport, what: string): string {
 
 /** The first `recompute` that keeps less than the spec's and fits, for a hint: "; `recompute mlp` fits (70.1 GB)". */
 function lighterRecompute(spec: ResolvedSpec, gpu: Gpu): string {
-  for (const recompute of RECOMPUTE_ORDER.slice(RECOMPUTE_ORDER.indexOf(spec.run.recompute) + 1)) {
-    const report = memoryReport(
-      memoryShape({ ...spec, run: { ...spec.run, recompute } }),
-      spec.run.seqLen,
-      gpu,
-    );
-    if (report.fits) return `; \`recompute ${recompute}\` fits (${gigabytes(report.totalBytes)})`;
-  }
-  return "";
+  const last = recomputeFits(
+    spec,
+    RECOMPUTE_ORDER.slice(RECOMPUTE_ORDER.indexOf(spec.run.recompute) + 1),
+    gpu,
+  ).at(-1);
+  return last?.fits === true ? `; \`recompute ${last.recompute}\` fits (${gigabytes(last.bytes)})` : "";
 }
 
 export function memoryNotes(

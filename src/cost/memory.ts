@@ -29,7 +29,7 @@ import {
 } from "../model/tables.js";
 import type { ComputeStep, LayerSchedule, ScheduleProgram, Step } from "../schedule/ir.js";
 import { lowerSpec, type LowerOptions } from "../schedule/lower.js";
-import { KERNEL_BLOCK, type ResolvedSpec } from "../spec/resolved.js";
+import { KERNEL_BLOCK, type Recompute, type RecomputeFit, type ResolvedSpec } from "../spec/resolved.js";
 import { gpuOf, H100_PROFILE, type Gpu } from "./profile.js";
 
 export type MemoryCategory =
@@ -501,6 +501,28 @@ export function largestAllocation(
 }
 
 const MAX_SEQ_LEN = 2 ** 31;
+
+/**
+ * The memory per GPU of `spec` with each `recompute` of `choices` in turn, up to and with the first that fits
+ * `gpu` (recompute auto, and W0604's hint of a choice that fits).
+ */
+export function recomputeFits(
+  spec: ResolvedSpec,
+  choices: readonly Recompute[],
+  gpu: Gpu = H100,
+): RecomputeFit[] {
+  const tried: RecomputeFit[] = [];
+  for (const recompute of choices) {
+    const report = memoryReport(
+      memoryShape({ ...spec, run: { ...spec.run, recompute } }),
+      spec.run.seqLen,
+      gpu,
+    );
+    tried.push({ recompute, bytes: report.totalBytes, fits: report.fits });
+    if (report.fits) break;
+  }
+  return tried;
+}
 
 export function memoryReport(shape: MemoryShape, seqLen: number, gpu: Gpu = H100): MemoryReport {
   const list = allocations(shape, seqLen, gpu.sms);

@@ -25,14 +25,13 @@ export function recomputeAutoText(auto: RecomputeAuto, width: number = MAX_WIDTH
     return wrap("`recompute auto`: not resolved; the default (norms) is shown.", width).join("\n");
   const { chosen } = auto;
   const last = chosen.tried.at(-1)!;
-  const fits = last.bytes <= chosen.gpuBytes;
   const passed = chosen.tried
     .slice(0, -1)
     .map((t) => `\`${t.recompute}\` would need ${gigabytes(t.bytes)}`)
     .join(", ");
   return wrap(
     `\`recompute auto\`: chose \`${chosen.recompute}\`, ${gigabytes(last.bytes)} per GPU, ` +
-      `${fits ? "which fits" : "the least, and still more than"} the ${gigabytes(chosen.gpuBytes)} of the GPU` +
+      `${last.fits ? "which fits" : "the least, and still more than"} the ${gigabytes(chosen.gpuBytes)} of the GPU` +
       `${passed === "" ? " (it keeps every activation)" : `; ${passed}`}.`,
     width,
   ).join("\n");

@@ -37,7 +37,7 @@ describe("recompute auto", () => {
     const short = resolveRecomputeAuto(spec("16K", "auto"));
     expect(short.run.recompute).toBe("none");
     expect(short.run.recomputeAuto!.chosen!.tried).toEqual([
-      { recompute: "none", bytes: needs(spec("16K", "none")) },
+      { recompute: "none", bytes: needs(spec("16K", "none")), fits: true },
     ]);
     const long = resolveRecomputeAuto(spec("40K", "auto"));
     expect(long.run.recompute).toBe("mlp");
@@ -46,6 +46,7 @@ describe("recompute auto", () => {
     for (const t of tried) expect(t.bytes).toBe(needs(spec("40K", t.recompute)));
     expect(tried[1]!.bytes).toBeGreaterThan(H100.memory);
     expect(tried[2]!.bytes).toBeLessThanOrEqual(H100.memory);
+    expect(tried.map((t) => t.fits)).toEqual([false, false, true]);
     // Resolved once: a second pass changes nothing.
     expect(resolveRecomputeAuto(long)).toBe(long);
   });

@@ -3,20 +3,15 @@
 // makes less again), so the choice needs no speed model; where none fits, `mlp` (the least memory), and
 // `lasp check`'s W0604 says by how much. The loader fits an 80 GB H100; `lasp run` fits again to the GPUs it
 // finds, `lasp inspect` to its --machine or --gpu-memory.
-import { H100, memoryReport, memoryShape, type Gpu } from "../cost/memory.js";
+import { H100, recomputeFits, type Gpu } from "../cost/memory.js";
 import { gigabytes } from "../cost/memory-notes.js";
-import { RECOMPUTE_ORDER, type Recompute, type RecomputeAuto, type ResolvedSpec } from "../spec/resolved.js";
+import { RECOMPUTE_ORDER, type RecomputeAuto, type ResolvedSpec } from "../spec/resolved.js";
 
 /** `again`: fit a spec already resolved to another GPU. */
 export function resolveRecomputeAuto(spec: ResolvedSpec, gpu: Gpu = H100, again = false): ResolvedSpec {
   if (spec.run.recomputeAuto === undefined || (spec.run.recomputeAuto.chosen !== undefined && !again))
     return spec;
-  const tried: { recompute: Recompute; bytes: number }[] = [];
-  for (const recompute of RECOMPUTE_ORDER) {
-    const report = memoryReport(memoryShape(withRecompute(spec, recompute)), spec.run.seqLen, gpu);
-    tried.push({ recompute, bytes: report.totalBytes });
-    if (report.fits) break;
-  }
+  const tried = recomputeFits(spec, RECOMPUTE_ORDER, gpu);
   const chosen: RecomputeAuto["chosen"] = { recompute: tried.at(-1)!.recompute, gpuBytes: gpu.memory, tried };
   return { ...spec, run: { ...spec.run, recompute: chosen.recompute, recomputeAuto: { chosen } } };
 }
@@ -25,11 +20,7 @@ export function resolveRecomputeAuto(spec: ResolvedSpec, gpu: Gpu = H100, again 
 export function recomputeAutoLine(auto: RecomputeAuto): string | undefined {
   const chosen = auto.chosen;
   if (chosen === undefined) return undefined;
-  const needs = chosen.tried.at(-1)!.bytes;
-  const of = `${gigabytes(needs)} of the ${gigabytes(chosen.gpuBytes)} GPU`;
-  return `recompute auto: ${chosen.recompute} (${needs <= chosen.gpuBytes ? of : `${of}: does not fit`})`;
-}
-
-function withRecompute(spec: ResolvedSpec, recompute: Recompute): ResolvedSpec {
-  return { ...spec, run: { ...spec.run, recompute } };
+  const last = chosen.tried.at(-1)!;
+  const of = `${gigabytes(last.bytes)} of the ${gigabytes(chosen.gpuBytes)} GPU`;
+  return `recompute auto: ${chosen.recompute} (${last.fits ? of : `${of}: does not fit`})`;
 }

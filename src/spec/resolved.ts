@@ -89,6 +89,13 @@ export type Recompute = "none" | "norms" | "mlp";
 /** `recompute`'s choices from keeping the most to keeping the least. */
 export const RECOMPUTE_ORDER: readonly Recompute[] = ["none", "norms", "mlp"];
 
+/** A `recompute` choice's memory per GPU and whether it fits the GPU (cost/memory.ts's recomputeFits). */
+export interface RecomputeFit {
+  recompute: Recompute;
+  bytes: number;
+  fits: boolean;
+}
+
 /**
  * `recompute auto`: until resolved (src/plan/recompute-auto.ts, by the command line's loader) `recompute` holds
  * the default; then the first choice, from keeping the most, whose memory fits the GPU, and what each tried needs.
@@ -99,7 +106,7 @@ export interface RecomputeAuto {
     /** Device memory of the GPU it was fitted to. */
     gpuBytes: number;
     /** Each choice tried, in order, with the bytes per GPU it needs; the last is the one chosen. */
-    tried: { recompute: Recompute; bytes: number }[];
+    tried: RecomputeFit[];
   };
 }
 
