@@ -9,6 +9,7 @@ import { hasErrors } from "../diagnostics/diagnostic.js";
 import { renderDiagnostics } from "../diagnostics/render.js";
 import { formatSpec } from "../format/format.js";
 import { writeFileAtomic } from "../io/atomic-write.js";
+import { errorCode } from "../io/write-error.js";
 import { HfImportError, importHfConfig, type LayerChoice } from "../model/hf-import.js";
 import { describeIoError } from "./check-command.js";
 import { EXIT, type CliIo } from "./io.js";
@@ -110,8 +111,12 @@ export async function initCommand(file: string, options: InitOptions, io: CliIo)
     return EXIT.usage;
   }
   try {
-    await writeFileAtomic(file, text);
+    await writeFileAtomic(file, text, { createOnly: true });
   } catch (error) {
+    if (errorCode(error) === "EEXIST") {
+      io.stderr(`lasp: will not replace ${file}: it exists; name a new file\n`);
+      return EXIT.usage;
+    }
     io.stderr(`lasp: cannot write ${file}: ${outputFileProblem(file, error, "model.lasp")}\n`);
     return EXIT.usage;
   }

@@ -10,6 +10,7 @@ import {
   symlinkSync,
   writeFileSync,
 } from "node:fs";
+import type { FileHandle } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
@@ -75,6 +76,30 @@ describe("writeFileAtomic", () => {
       code: "ENOSPC",
     });
     expect(readFileSync(file, "utf8")).toBe("old contents");
+    expect(temporaries(dir)).toEqual([]);
+  });
+
+  it("with createOnly writes a new file, and leaves one that is there as it was", async () => {
+    const dir = folder();
+    await writeFileAtomic(join(dir, "new.txt"), "mine\n", { createOnly: true });
+    expect(readFileSync(join(dir, "new.txt"), "utf8")).toBe("mine\n");
+    await expect(
+      writeFileAtomic(join(dir, "new.txt"), "other\n", { createOnly: true }),
+    ).rejects.toMatchObject({
+      code: "EEXIST",
+    });
+    expect(readFileSync(join(dir, "new.txt"), "utf8")).toBe("mine\n");
+    expect(readdirSync(dir)).toEqual(["new.txt"]);
+    // A file made by someone else while lasp writes its temporary one: theirs stays, no temporary file is left.
+    const raced = join(dir, "raced.txt");
+    const write = async (file: FileHandle, contents: string | Uint8Array) => {
+      await file.writeFile(contents);
+      writeFileSync(raced, "theirs\n");
+    };
+    await expect(writeFileAtomic(raced, "mine\n", { createOnly: true, write })).rejects.toMatchObject({
+      code: "EEXIST",
+    });
+    expect(readFileSync(raced, "utf8")).toBe("theirs\n");
     expect(temporaries(dir)).toEqual([]);
   });
 

@@ -3,7 +3,7 @@
 // rename within one file system is atomic). A failure or a full disk leaves the old file and no temporary one.
 import { randomBytes } from "node:crypto";
 import { constants } from "node:fs";
-import { access, lstat, open, realpath, rename, stat, unlink, type FileHandle } from "node:fs/promises";
+import { access, link, lstat, open, realpath, rename, stat, unlink, type FileHandle } from "node:fs/promises";
 import path from "node:path";
 import { errorCode, fsError } from "./write-error.js";
 
@@ -17,6 +17,11 @@ export interface AtomicWriteOptions {
    * replaces the link itself, never the file it points to (a folder lasp owns, where a link is not lasp's).
    */
   followLinks?: boolean;
+  /**
+   * Only a new file: fails with EEXIST where one is there, also one made meanwhile (the temporary file is
+   * hard-linked to the target, which no existing name survives, instead of renamed over it).
+   */
+  createOnly?: boolean;
 }
 
 /** Temporary files carry this in their names, so a leftover from a killed process is recognisable. */
@@ -36,6 +41,7 @@ export async function writeFileAtomic(
   });
   const existing = found?.isSymbolicLink() ? undefined : found;
   if (existing?.isDirectory()) throw fsError("EISDIR", file, "a folder, not a file");
+  if (options.createOnly === true && found !== undefined) throw fsError("EEXIST", file, "a file is there");
   // A rename replaces a read-only file as easily as any other; its permissions should still stop us.
   if (existing !== undefined) await access(file, constants.W_OK);
 
@@ -60,7 +66,12 @@ export async function writeFileAtomic(
     await handle.sync();
     await handle.close();
     handle = undefined;
-    await rename(temp, file);
+    if (options.createOnly === true) {
+      await link(temp, file);
+      await unlink(temp);
+    } else {
+      await rename(temp, file);
+    }
   } catch (error) {
     await handle?.close().catch(() => undefined);
     await unlink(temp).catch(() => undefined);
