@@ -175,6 +175,25 @@ describe("lasp init", () => {
     const layers = captureIo();
     expect(await main(["init", fresh, "--from-hf", folder, "--layers", "mamba"], layers)).toBe(2);
     expect(layers.err).toContain("--layers must be softmax");
+    const length = captureIo();
+    expect(await main(["init", fresh, "--from-hf", folder, "--seq-len", "8k tokens"], length)).toBe(2);
+    expect(length.err).toBe(
+      "lasp: --seq-len must be a token count as a spec writes it (8192, 8K, 1M), got 8k tokens\n",
+    );
+    const gpus = captureIo();
+    expect(await main(["init", fresh, "--from-hf", folder, "--gpus", "0"], gpus)).toBe(2);
+    expect(gpus.err).toContain("lasp: --gpus must be a whole number from 1 to 4096, got 0");
+    // A shape the spec language refuses: its diagnostic, and nothing written.
+    writeFileSync(join(dir, "huge.json"), JSON.stringify({ ...LLAMA, vocab_size: 2 ** 25 }));
+    const huge = captureIo();
+    expect(await main(["init", fresh, "--from-hf", join(dir, "huge.json")], huge)).toBe(2);
+    expect(huge.err).toContain("vocab");
+    expect(huge.err).toContain(
+      `lasp: the spec made from ${join(dir, "huge.json")} does not check (above); it was not written`,
+    );
+    const named = captureIo();
+    expect(await main(["init", join(dir, "fresh.txt"), "--from-hf", folder], named)).toBe(2);
+    expect(named.err).toBe(`lasp: ${join(dir, "fresh.txt")}: a spec's name ends in .lasp\n`);
     expect(existsSync(fresh)).toBe(false);
   });
 });
