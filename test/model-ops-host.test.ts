@@ -6,7 +6,7 @@ import { copyFileSync, mkdtempSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { describe } from "vitest";
-import { itWithNvcc, nvcc, UNOPTIMIZED_DEVICE_CODE } from "./nvcc.js";
+import { itWithNvcc, nvcc, unoptimizedDeviceCode } from "./nvcc.js";
 
 describe("the model ops' host logic (norm.cuh, swiglu.cuh, mlp_gemm.cuh, lm_head.cuh)", () => {
   itWithNvcc(
@@ -19,7 +19,7 @@ describe("the model ops' host logic (norm.cuh, swiglu.cuh, mlp_gemm.cuh, lm_head
         [
           "-std=c++17",
           "-gencode=arch=compute_90a,code=sm_90a",
-          ...UNOPTIMIZED_DEVICE_CODE,
+          ...unoptimizedDeviceCode(),
           `-I${resolve("templates/runtime")}`,
           `-I${resolve("bench/gpu/harness")}`,
           `-I${resolve("src/codegen/fixtures/host-api")}`,

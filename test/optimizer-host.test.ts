@@ -8,7 +8,7 @@ import { copyFileSync, mkdtempSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { describe, type ExpectStatic } from "vitest";
-import { itWithNvcc, nvcc, UNOPTIMIZED_DEVICE_CODE } from "./nvcc.js";
+import { itWithNvcc, nvcc, unoptimizedDeviceCode } from "./nvcc.js";
 
 type Run = (args: string[], input?: string) => { status: number | null; stdout: string; stderr: string };
 
@@ -20,7 +20,7 @@ async function build(): Promise<Run> {
     [
       "-std=c++17",
       "-gencode=arch=compute_90a,code=sm_90a",
-      ...UNOPTIMIZED_DEVICE_CODE,
+      ...unoptimizedDeviceCode(),
       `-I${resolve("templates/runtime")}`,
       "harness.cu",
       "-o",

@@ -5,7 +5,7 @@ import { mkdtempSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { dirname, join, resolve } from "node:path";
 import { describe, expect, it } from "vitest";
-import { itWithNvcc, nvcc, UNOPTIMIZED_DEVICE_CODE } from "../../test/nvcc.js";
+import { itWithNvcc, mainHostObject, nvcc, unoptimizedDeviceCode } from "../../test/nvcc.js";
 import { calibrateProgram } from "./program.js";
 
 const files = calibrateProgram("0.0.0-test");
@@ -77,7 +77,7 @@ describe("compiling the microbenchmark program", () => {
     "-std=c++17",
     "-I.",
     "-Ilasp",
-    ...UNOPTIMIZED_DEVICE_CODE,
+    ...unoptimizedDeviceCode(),
     "-gencode=arch=compute_90a,code=sm_90a",
   ];
   itWithNvcc(
@@ -87,7 +87,7 @@ describe("compiling the microbenchmark program", () => {
       const fixtures = resolve("src/codegen/fixtures/host-api");
       const [k, m] = await Promise.all([
         nvcc(dir, [...kernels, "-c", "kernels.cu", "-o", "kernels.o"], { outputs: ["kernels.o"] }),
-        nvcc(dir, [...kernels, `-I${fixtures}`, "-c", "main.cu", "-o", "main.o"], { outputs: ["main.o"] }),
+        nvcc(dir, mainHostObject(fixtures), { outputs: ["main.o"] }),
       ]);
       expect(k.stderr).not.toMatch(/error/);
       expect([k.status, m.status]).toEqual([0, 0]);

@@ -16,7 +16,14 @@ import { lowerSpec } from "../schedule/lower.js";
 import type { ResolvedSpec } from "../spec/resolved.js";
 import { generateExamples, staleFiles } from "./regenerate.js";
 import { captureIo } from "../cli/test-io.js";
-import { itWithNvcc, mainHostCheck, nvcc, nvccToolchain, UNOPTIMIZED_DEVICE_CODE } from "../../test/nvcc.js";
+import {
+  itWithNvcc,
+  mainHostCheck,
+  mainHostObject,
+  nvcc,
+  nvccToolchain,
+  unoptimizedDeviceCode,
+} from "../../test/nvcc.js";
 
 function specOf(file: string) {
   const spec = checkSource(file, readFileSync(file, "utf8")).spec;
@@ -219,7 +226,7 @@ describe("the generated program", () => {
     ["80", ["-gencode=arch=compute_80,code=sm_80", "--cubin", "kernels.cu", "-o", "kernels.sm_80.cubin"]],
   ];
   const compileKernels = (dir: string, pass: string[]) =>
-    nvcc(dir, ["-std=c++17", "-I.", "-Ilasp", ...UNOPTIMIZED_DEVICE_CODE, ...pass], {
+    nvcc(dir, ["-std=c++17", "-I.", "-Ilasp", ...unoptimizedDeviceCode(), ...pass], {
       outputs: pass.includes("kernels.o") ? ["kernels.o"] : [],
     });
   for (const [arch, pass] of kernelPasses) {
@@ -306,21 +313,7 @@ describe("the generated program", () => {
       const fixtures = resolve("src/codegen/fixtures/host-api");
       const [kernels, main] = await Promise.all([
         compileKernels(dir, kernels90a),
-        nvcc(
-          dir,
-          [
-            "-std=c++17",
-            "-I.",
-            "-Ilasp",
-            `-I${fixtures}`,
-            ...UNOPTIMIZED_DEVICE_CODE,
-            ...kernels90a.slice(0, 2),
-            "main.cu",
-            "-o",
-            "main.o",
-          ],
-          { outputs: ["main.o"] },
-        ),
+        nvcc(dir, mainHostObject(fixtures), { outputs: ["main.o"] }),
       ]);
       expect([kernels.status, main.status]).toEqual([0, 0]);
       const symbols = (args: string[]) =>

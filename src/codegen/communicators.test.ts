@@ -339,9 +339,14 @@ int main(int argc, char** argv) {
     );
     writeFileSync(join(dir, "t.cu"), harness(oldNccl));
     // The two tests that build the same harness share one compile (test/nvcc.ts).
-    const r = await nvcc(dir, ["-std=c++17", "-I.", "-Ilasp", `-I${fixtures}`, "t.cu", "-o", "t"], {
-      outputs: ["t"],
-    });
+    // Host code only (`-x c++`: no device pass), linked with the CUDA runtime as nvcc does.
+    const r = await nvcc(
+      dir,
+      ["-std=c++17", "-x", "c++", "-I.", "-Ilasp", `-I${fixtures}`, "t.cu", "-o", "t"],
+      {
+        outputs: ["t"],
+      },
+    );
     expect(r.stderr).not.toMatch(/error/);
     expect(r.status).toBe(0);
     let ids = 0;
