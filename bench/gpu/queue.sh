@@ -38,10 +38,13 @@
 #   mlpship    .gpu-ship (`build-specs-here.sh .gpu-ship t-linear-1b-w1 t-linear-8bshape-w1 t-tiny-train-w1 t-linear-1b-keep-w1`),
 #              .gpu-suite/data, .device/wheels, bench/gpu/mlp_gemm/mlp_gemm_check: the shipped MLP GEMM's harness,
 #              the tiny model trained and evaluated by PyTorch, the 1B step with LASP_MLP_GEMM auto against cublas
-#              (env-ab.sh), then PyTorch's 1B training step in the same call, then the same A/B with four layers of
+#              (env-ab.sh), then the same A/B with four layers of
 #              Llama-3-8B's shape (t-linear-8bshape-w1: is `auto` right at the 8B shape too?)
 #   shardload  .gpu-ship/t-tiny-train-w1 (with mlpship's): its initial weights saved, split into three shards with
 #              an index (shard_weights.py), and trained from each: `--load-weights FOLDER` the same losses as the file
+#   torch1b    .gpu-ship/t-linear-1b-w1 and t-linear-1b-keep-w1, .gpu-suite/data, .device/wheels (fla): issue 17's
+#              figure: both 1B programs for 60 steps (`recompute norms`, then `none`: what `recompute auto` picks on
+#              an 80 GB GPU), PyTorch's 1B training step with fused AdamW (first run compiles: minutes), both again
 #   keepab     .gpu-ship/t-linear-1b-w1 and t-linear-1b-keep-w1 (built with mlpship's, `recompute none`): the 1B
 #              step with the block norms' outputs kept against made again (env-ab.sh PROG_B=), the same losses
 #   diag       .gpu-diag (`lasp compile` of variant specs + kernels.o, as vallscan): verify programs that tell
@@ -60,7 +63,7 @@ limit_of() {
   case "$1" in
     vdoc) echo 170 ;; ceiling) echo 50 ;; calibrate) echo 180 ;; gathered) echo 200 ;;
     docbench) echo 150 ;; vallscan) echo 80 ;; diag) echo 90 ;; docab) echo 200 ;; scatterab) echo 420 ;; softmax) echo 220 ;;
-    gcheck) echo 120 ;; trainck) echo 290 ;; inplace) echo 100 ;; mlpship) echo 590 ;; keepab) echo 150 ;; shardload) echo 60 ;; clocks) echo 300 ;; ops) echo 100 ;; train1b) echo 330 ;; *) echo 0 ;;
+    gcheck) echo 120 ;; trainck) echo 290 ;; inplace) echo 100 ;; mlpship) echo 590 ;; torch1b) echo 500 ;; keepab) echo 150 ;; shardload) echo 60 ;; clocks) echo 300 ;; ops) echo 100 ;; train1b) echo 330 ;; *) echo 0 ;;
   esac
 }
 needs_of() {
@@ -78,6 +81,7 @@ needs_of() {
     trainck) echo ".gpu-suite/t-tiny-train-w1 .gpu-suite/t-linear-1b-ck-w1 .gpu-suite/data" ;;
     inplace) echo ".gpu-suite/t-tiny-train-w1 .gpu-suite/data" ;;
     mlpship) echo ".gpu-ship/t-linear-1b-w1/prog .gpu-ship/t-linear-8bshape-w1/prog .gpu-ship/t-tiny-train-w1/prog .gpu-suite/data .device/wheels" ;;
+    torch1b) echo ".gpu-ship/t-linear-1b-w1/prog .gpu-ship/t-linear-1b-keep-w1/prog .gpu-suite/data .device/wheels" ;;
     keepab) echo ".gpu-ship/t-linear-1b-w1/prog .gpu-ship/t-linear-1b-keep-w1/prog .gpu-suite/data" ;;
     shardload) echo ".gpu-ship/t-tiny-train-w1/prog .gpu-suite/data" ;;
   esac
@@ -110,6 +114,7 @@ run_lot() { # lot limit dir
     shardload)
       ln -sfn ../.gpu-suite/data .gpu-ship/data
       w=$(mktemp -d /tmp/lasp-shardload.XXXXXX)
+      mkdir -p "$w/file"  # --save-weights writes into a folder that is there
       for how in seeded file sharded; do
         case $how in
           seeded) flags=(--save-weights "$w/file/model.safetensors") ;;
@@ -128,9 +133,32 @@ loss = {h: [repr(e["loss"]) for e in map(json.loads, (l for l in open(f"{sys.arg
             if e["event"] == "step"] for h in ("seeded", "file", "sharded")}
 same = sum(a == b for a, b in zip(loss["file"], loss["sharded"]))
 print(f"sharded vs file: {same} of {min(len(loss['file']), len(loss['sharded']))} losses the same bits")
-print(f"file vs seeded, step 1: {'same' if loss['file'][:1] == loss['seeded'][:1] else 'DIFFERS'}")
+print(f"file vs seeded, step 1: {'same' if loss['file'][:1] == loss['seeded'][:1] and loss['file'] else 'DIFFERS or missing'}")
 PY
       grep -h "loaded" "$dir/sharded.err" >> "$dir/load.txt" ;;
+    torch1b)
+      ln -sfn ../.gpu-suite/data .gpu-ship/data
+      python3 -m pip install -q --no-deps --no-index --target /tmp/fla .device/wheels/*.whl > /dev/null 2>&1
+      lasp_ab() { PROG=.gpu-ship/t-linear-1b-w1 PROG_B=.gpu-ship/t-linear-1b-keep-w1 ROUNDS=1 STEPS=60 OUT=$dir/$1 \
+        timeout 90 bash bench/gpu/env-ab.sh > "$dir/$1.txt" 2>&1; }
+      lasp_ab before
+      PYTHONPATH=/tmp/fla timeout 320 python3 bench/gpu/torch_model.py --preset linear-llama3-1b --tokens 16384 --steps 10 \
+        --warmup 3 --clip-grad-norm 1.0 --json "$dir/torch-1b.json" > "$dir/torch-1b.log" 2>&1
+      echo "torch exit $?" > "$dir/torch.txt"
+      lasp_ab after
+      python3 - "$dir" > "$dir/vs.txt" <<'PY'
+import json, statistics, sys
+d = sys.argv[1]
+def med(path):
+    ms = [e["ms"] for e in map(json.loads, (l for l in open(path) if l.startswith("{"))) if e["event"] == "step" and e["step"] >= 5]
+    return statistics.median(ms) if ms else float("nan")
+torch_ms = json.load(open(f"{d}/torch-1b.json"))["step_ms"]
+for arm, name in (("A", "recompute norms"), ("B", "recompute none")):
+    runs = [med(f"{d}/{r}/{arm}.1.jsonl") for r in ("before", "after")]
+    m = statistics.median(runs)
+    print(f"lasp {name}: {' '.join(f'{v:.2f}' for v in runs)} ms, median {m:.2f}; PyTorch {torch_ms:.2f} ms: {torch_ms / m:.3f}x")
+PY
+      ;;
     keepab)
       ln -sfn ../.gpu-suite/data .gpu-ship/data
       PROG=.gpu-ship/t-linear-1b-w1 PROG_B=.gpu-ship/t-linear-1b-keep-w1 ROUNDS=3 STEPS=20 OUT=$dir/ab \
@@ -141,9 +169,6 @@ PY
           timeout 150 bash bench/gpu/env-ab.sh > "$dir/ab.txt" 2>&1
         echo "ab exit $?"
         python3 -m pip install -q --no-deps --no-index --target /tmp/fla .device/wheels/*.whl > /dev/null 2>&1
-        PYTHONPATH=/tmp/fla timeout 130 python3 bench/gpu/torch_model.py --preset linear-llama3-1b --tokens 16384 --steps 10 \
-          --warmup 3 --clip-grad-norm 1.0 --json "$dir/torch-1b.json" > "$dir/torch-1b.log" 2>&1
-        echo "torch exit $?"
         PROG=.gpu-ship/t-linear-8bshape-w1 A="LASP_MLP_GEMM=auto" B="LASP_MLP_GEMM=cublas" ROUNDS=2 STEPS=15 OUT=$dir/ab8b \
           timeout 170 bash bench/gpu/env-ab.sh > "$dir/ab8b.txt" 2>&1
         echo "ab 8B shape exit $?"
@@ -171,6 +196,7 @@ short_of() { # lot dir
     ops) grep -E "x128256|swiglu|norm" "$2/model_ops.log" 2>/dev/null ;;
     docab) tail -8 "$2/ab.txt" 2>/dev/null ;;
     train1b) tail -14 "$2/train.txt" 2>/dev/null ;;
+    torch1b) cat "$2/torch.txt" "$2/vs.txt" 2>/dev/null; tail -n 4 "$2/torch-1b.log" 2>/dev/null | cut -c1-200 ;;
     keepab) cat "$2/ab.txt" 2>/dev/null | cut -c1-200 ;;
     shardload) cat "$2/load.txt" 2>/dev/null | cut -c1-200 ;;
     mlpship) cat "$2/mlpgemm.txt"; grep -hE "^== CHECKS|FAILED|WATCHDOG|identical|backend" "$2/harness.log" 2>/dev/null | head
@@ -184,7 +210,7 @@ short_of() { # lot dir
   esac
 }
 
-[ $# -gt 0 ] || { echo "usage: queue.sh LOT... (vdoc ceiling calibrate gathered gcheck clocks ops train1b trainck inplace mlpship keepab shardload docbench vallscan diag docab scatterab softmax)" >&2; exit 2; }
+[ $# -gt 0 ] || { echo "usage: queue.sh LOT... (vdoc ceiling calibrate gathered gcheck clocks ops train1b trainck inplace mlpship torch1b keepab shardload docbench vallscan diag docab scatterab softmax)" >&2; exit 2; }
 : > "$OUT/summary.txt"
 for lot in "$@"; do
   limit=$(limit_of "$lot")
