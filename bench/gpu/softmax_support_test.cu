@@ -386,13 +386,16 @@ static void check_rope(const char* what, int batch, int rows, int heads, int d, 
   auto x = random_bf16(n);
   DevBuf<bf16> dx(n);
   upload_bf16(dx.p, x);
-  lasp::rope_apply(dx.p, batch, rows, heads, d, map, theta, false, st);
+  // The program's table for an unscaled base (src/model/rope.ts); cpu_rope forms each frequency itself.
+  std::vector<double> inv_freq(d / 2);
+  for (int e = 0; e < d / 2; ++e) inv_freq[e] = std::pow((double)theta, -2.0 * e / d);
+  lasp::rope_apply(dx.p, batch, rows, heads, d, map, inv_freq.data(), false, st);
   CUDA_CHECK(cudaStreamSynchronize(st));
   auto y = download_bf16(dx.p, n);
   char tag[160];
   std::snprintf(tag, sizeof tag, "rope %s B%d rows%d H%d d%d theta %g", what, batch, rows, heads, d, (double)theta);
   report(std::string(tag) + " forward", rel_err(y, cpu_rope(x, batch, rows, heads, d, map, theta, false)), 6e-3);
-  lasp::rope_apply(dx.p, batch, rows, heads, d, map, theta, true, st);
+  lasp::rope_apply(dx.p, batch, rows, heads, d, map, inv_freq.data(), true, st);
   CUDA_CHECK(cudaStreamSynchronize(st));
   auto z = download_bf16(dx.p, n);
   report(std::string(tag) + " inverse", rel_err(z, cpu_rope(y, batch, rows, heads, d, map, theta, true)), 6e-3);

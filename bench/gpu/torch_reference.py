@@ -77,6 +77,7 @@ class LayerConfig:
     output_norm: str = "none"  # linear: "rms" or "none"
     kv_heads: int = 0  # softmax
     rope_theta: float = 0.0  # softmax
+    rope_scaling: dict = None  # softmax: transformers' rope_scaling (llama3 or linear), None when unscaled
 
 
 @dataclass
@@ -148,6 +149,7 @@ def parse_config(cfg, where="config.json"):
                 "causal": True,
                 "num_key_value_heads": cfg.get("num_key_value_heads", heads),
                 "rope_theta": cfg.get("rope_theta", 10000.0),
+                "rope_scaling": cfg.get("rope_scaling"),
             }
         ] * n_layers
     if not isinstance(layer_cfgs, list) or len(layer_cfgs) != n_layers:
@@ -184,7 +186,8 @@ def parse_config(cfg, where="config.json"):
             theta = _need(lc, "rope_theta", float, at)
             if not theta > 0:
                 raise BadInput(f"{at}: rope_theta must be positive")
-            layers.append(LayerConfig("softmax", causal, kv_heads=kv, rope_theta=float(theta)))
+            scaling = rope_scaling_of(lc.get("rope_scaling", cfg.get("rope_scaling")), at)
+            layers.append(LayerConfig("softmax", causal, kv_heads=kv, rope_theta=float(theta), rope_scaling=scaling))
         else:
             raise BadInput(f"{at}: layer_type must be linear_attention or full_attention, got {lt!r}")
     for name, v in (("vocab_size", vocab), ("hidden_size", hidden), ("intermediate_size", ffn), ("heads", heads)):
@@ -350,9 +353,51 @@ def head_rms_norm(x, eps):
     return x * torch.rsqrt(x.pow(2).mean(-1, keepdim=True) + eps)
 
 
-def rope_tables(n, d, theta, dtype, device):
-    """cos and sin [n, d/2] of pos * theta^(-2e/d), formed in float64 (positions up to 1M stay exact)."""
-    inv_freq = torch.pow(torch.tensor(float(theta), dtype=torch.float64), -2.0 * torch.arange(d // 2, dtype=torch.float64) / d)
+def rope_scaling_of(value, at):
+    """transformers' rope_scaling as the reference computes it: None, or a dict of a llama3 or linear scaling."""
+    if value is None:
+        return None
+    if not isinstance(value, dict):
+        raise BadInput(f"{at}: rope_scaling must be an object, got {value!r}")
+    kind = value.get("rope_type", value.get("type"))
+    if kind == "default":
+        return None
+    if kind not in ("llama3", "linear"):
+        raise BadInput(f"{at}: rope_scaling of rope_type {kind!r} is not computed here (llama3 or linear)")
+    scaling = {"rope_type": kind, "factor": float(_need(value, "factor", float, at))}
+    if kind == "llama3":
+        scaling["low_freq_factor"] = float(value.get("low_freq_factor", 1.0))
+        scaling["high_freq_factor"] = float(value.get("high_freq_factor", 4.0))
+        scaling["original_max_position_embeddings"] = int(_need(value, "original_max_position_embeddings", int, at))
+    return scaling
+
+
+def rope_inv_freq(d, theta, scaling):
+    """theta^(-2e/d) for e < d/2 in float64, scaled as transformers' _compute_llama3_parameters / linear do."""
+    inv = [float(theta) ** (-2.0 * e / d) for e in range(d // 2)]
+    if scaling is None:
+        return inv
+    factor = scaling["factor"]
+    if scaling["rope_type"] == "linear":
+        return [f / factor for f in inv]
+    low, high = scaling["low_freq_factor"], scaling["high_freq_factor"]
+    old = scaling["original_max_position_embeddings"]
+    out = []
+    for f in inv:
+        wavelen = 2 * math.pi / f
+        if wavelen < old / high:
+            out.append(f)
+        elif wavelen > old / low:
+            out.append(f / factor)
+        else:
+            smooth = (old / wavelen - low) / (high - low)
+            out.append((1 - smooth) * f / factor + smooth * f)
+    return out
+
+
+def rope_tables(n, d, theta, dtype, device, scaling=None):
+    """cos and sin [n, d/2] of pos * inv_freq (rope_inv_freq), formed in float64 (positions up to 1M stay exact)."""
+    inv_freq = torch.tensor(rope_inv_freq(d, theta, scaling), dtype=torch.float64)
     angle = torch.arange(n, dtype=torch.float64)[:, None] * inv_freq[None, :]
     return angle.cos().to(device, dtype), angle.sin().to(device, dtype)
 
@@ -523,9 +568,10 @@ def forward_sum(cfg, params, input_ids, labels, recompute=False, round_activatio
                 return rnd(head_rms_norm(o, cfg.eps)) if layer.output_norm == "rms" else o
 
         else:
-            if layer.rope_theta not in ropes:
-                ropes[layer.rope_theta] = rope_tables(N, d, layer.rope_theta, dtype, device)
-            cos, sin = ropes[layer.rope_theta]
+            rope_key = (layer.rope_theta, json.dumps(layer.rope_scaling, sort_keys=True))
+            if rope_key not in ropes:
+                ropes[rope_key] = rope_tables(N, d, layer.rope_theta, dtype, device, layer.rope_scaling)
+            cos, sin = ropes[rope_key]
             q, k, v = rnd(rope(rnd(q), cos, sin)), rnd(rope(rnd(k), cos, sin)), rnd(v)
 
             def core(q, k, v, layer=layer):

@@ -37,7 +37,7 @@ using lasp::bf16;
 // hosted, K/V row width, verify's input scale, layers of the kind, its first layer, whole-sequence attention,
 // its dims, the gathered attention per rank, decays.
 static const lasp::LayerKind kKinds[] = {
-    {"E", "lasp2", 0, true, false, false, 16, 0.0f, true, false, 1024, 0.125000000f, 12, 0, false, lasp::SoftmaxDims{}, nullptr, &program::Tables::kEDecay },
+    {"E", "lasp2", 0, true, false, false, 16, nullptr, true, false, 1024, 0.125000000f, 12, 0, false, lasp::SoftmaxDims{}, nullptr, &program::Tables::kEDecay },
 };
 
 // Every weight, in Hugging Face's order, names and shapes ([out][in]: the program computes x W^T), in one

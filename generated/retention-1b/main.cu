@@ -37,7 +37,7 @@ using lasp::bf16;
 // hosted, K/V row width, verify's input scale, layers of the kind, its first layer, whole-sequence attention,
 // its dims, the gathered attention per rank, decays.
 static const lasp::LayerKind kKinds[] = {
-    {"R", "lasp2", 0, true, true, false, 16, 0.0f, true, false, 2048, 0.0883883476f, 16, 0, false, lasp::SoftmaxDims{}, nullptr, &program::Tables::kRDecay },
+    {"R", "lasp2", 0, true, true, false, 16, nullptr, true, false, 2048, 0.0883883476f, 16, 0, false, lasp::SoftmaxDims{}, nullptr, &program::Tables::kRDecay },
 };
 
 // Every weight, in Hugging Face's order, names and shapes ([out][in]: the program computes x W^T), in one

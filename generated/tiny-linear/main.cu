@@ -37,7 +37,7 @@ using lasp::bf16;
 // hosted, K/V row width, verify's input scale, layers of the kind, its first layer, whole-sequence attention,
 // its dims, the gathered attention per rank, decays.
 static const lasp::LayerKind kKinds[] = {
-    {"L", "lasp2", 0, true, true, false, 4, 0.0f, true, false, 256, 0.125000000f, 2, 0, false, lasp::SoftmaxDims{}, nullptr, &program::Tables::kLDecay },
+    {"L", "lasp2", 0, true, true, false, 4, nullptr, true, false, 256, 0.125000000f, 2, 0, false, lasp::SoftmaxDims{}, nullptr, &program::Tables::kLDecay },
 };
 
 // Every weight, in Hugging Face's order, names and shapes ([out][in]: the program computes x W^T), in one

@@ -31,6 +31,7 @@ import type {
   Norm,
   ResolvedSpec,
   ResolvedTraining,
+  RopeScaling,
   SoftmaxStrategy,
 } from "../spec/resolved.js";
 import { paddedLength, pieceCount } from "../spec/padding.js";
@@ -370,6 +371,7 @@ class Checker {
         name,
         kvHeads: (v.get("kv_heads") as number | undefined) ?? heads,
         ropeTheta: valueOf<number>(d.read, SOFTMAX_KEYS, "rope_theta"),
+        ropeScaling: resolveRopeScaling(d.read),
         causal: valueOf<boolean>(d.read, SOFTMAX_KEYS, "causal"),
       };
     }
@@ -383,6 +385,21 @@ class Checker {
       causal: valueOf<boolean>(d.read, LINEAR_KEYS, "causal"),
     };
   }
+}
+
+/** `rope_scaling` and its settings; the rules (rules.ts) have made sure those it needs are given. */
+function resolveRopeScaling(read: ReadSettings): RopeScaling {
+  const type = valueOf<RopeScaling["type"]>(read, SOFTMAX_KEYS, "rope_scaling");
+  if (type === "none") return { type };
+  const factor = settingValue<number>(read, SOFTMAX_KEYS, "rope_factor") ?? 1;
+  if (type === "linear") return { type, factor };
+  return {
+    type,
+    factor,
+    lowFreqFactor: valueOf<number>(read, SOFTMAX_KEYS, "rope_low_freq_factor"),
+    highFreqFactor: valueOf<number>(read, SOFTMAX_KEYS, "rope_high_freq_factor"),
+    originalMaxPositions: settingValue<number>(read, SOFTMAX_KEYS, "rope_original_max_positions") ?? 1,
+  };
 }
 
 function isSetting(entry: ModelEntry): entry is Setting {

@@ -46,6 +46,7 @@ export function checkRules(inputs: RuleInputs, diagnostics: Diagnostic[]): Resol
   if (split) checkBatch(inputs, split.data, diagnostics);
   if (heads !== undefined) checkLayers(inputs, heads, split?.sequence, diagnostics);
   checkScanBlocks(inputs, headDim, diagnostics);
+  checkRopeScaling(inputs, diagnostics);
   checkUnusedStrategies(inputs, diagnostics);
   checkUnusedMaskRate(inputs, diagnostics);
   if (inputs.run) checkTraining(inputs.run, diagnostics);
@@ -414,6 +415,62 @@ function checkScanBlocks(inputs: RuleInputs, headDim: number | undefined, diagno
         hint: `use a divisor of ${headDim}: ${divisors(headDim).join(", ")}`,
         related: notes([spanOf(inputs.model, "head_dim"), `head_dim ${headDim} is set here`]),
       }),
+    );
+  }
+}
+
+/** What each `rope_scaling` reads: `linear` its factor, `llama3` all four; a setting the choice ignores is said. */
+const ROPE_SETTINGS = {
+  none: [],
+  linear: ["rope_factor"],
+  llama3: ["rope_factor", "rope_low_freq_factor", "rope_high_freq_factor", "rope_original_max_positions"],
+} as const;
+const ROPE_NEEDED: Record<keyof typeof ROPE_SETTINGS, readonly string[]> = {
+  none: [],
+  linear: ["rope_factor"],
+  llama3: ["rope_factor", "rope_original_max_positions"],
+};
+const ROPE_EXAMPLES: Record<string, string> = { rope_factor: "32", rope_original_max_positions: "8192" };
+
+function checkRopeScaling(inputs: RuleInputs, diagnostics: Diagnostic[]): void {
+  for (const { decl, kind, read } of inputs.declared) {
+    if (kind !== "softmax_attention" || invalid(read, "rope_scaling")) continue;
+    const scaling = settingValue<keyof typeof ROPE_SETTINGS>(read, SOFTMAX_KEYS, "rope_scaling")!;
+    const reads: readonly string[] = ROPE_SETTINGS[scaling];
+    const at = spanOf(read, "rope_scaling");
+    for (const key of ROPE_SETTINGS.llama3) {
+      const span = spanOf(read, key);
+      if (span !== undefined && !reads.includes(key))
+        diagnostics.push(
+          diagnose("unusedRopeSetting", span, [key, scaling], {
+            hint: scaling === "none" ? "remove it, or set `rope_scaling llama3`" : "remove it",
+            related: notes([at, `rope_scaling ${scaling} is set here`]),
+          }),
+        );
+    }
+    for (const key of ROPE_NEEDED[scaling]) {
+      if (read.settings.has(key)) continue;
+      diagnostics.push(
+        diagnose("missingKey", at ?? decl.name.span, [key, `\`rope_scaling ${scaling}\``], {
+          hint: `add it to layer ${quote(decl.name.name)}, for example \`${key} ${ROPE_EXAMPLES[key]}\``,
+        }),
+      );
+    }
+    if (scaling !== "llama3") continue;
+    const low = settingValue<number>(read, SOFTMAX_KEYS, "rope_low_freq_factor")!;
+    const high = settingValue<number>(read, SOFTMAX_KEYS, "rope_high_freq_factor")!;
+    if (high > low || invalid(read, "rope_low_freq_factor") || invalid(read, "rope_high_freq_factor"))
+      continue;
+    diagnostics.push(
+      diagnose(
+        "ropeFreqFactors",
+        spanOf(read, "rope_high_freq_factor") ?? spanOf(read, "rope_low_freq_factor")!,
+        [low, high],
+        {
+          hint: "Llama 3.1 to 3.3 use rope_low_freq_factor 1 and rope_high_freq_factor 4",
+          related: notes([spanOf(read, "rope_low_freq_factor"), `rope_low_freq_factor ${low} is set here`]),
+        },
+      ),
     );
   }
 }

@@ -81,6 +81,12 @@ const CPP_KEYWORDS = new Set([
   "main",
 ]);
 
+/** A double as C++ reads it back exactly (the shortest round-trip text; integers get a `.0`). */
+export function doubleLiteral(value: number): string {
+  const text = String(value);
+  return /[.e]/.test(text) ? text : `${text}.0`;
+}
+
 /** A float literal that round-trips to the same float32 where it matters (9 significant digits). */
 export function floatLiteral(value: number): string {
   if (value === 1) return "1.0f";

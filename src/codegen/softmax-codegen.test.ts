@@ -8,7 +8,8 @@ import { join, resolve } from "node:path";
 import { describe, expect, it } from "vitest";
 import { checkSource } from "../check/front-end.js";
 import { lowerSpec } from "../schedule/lower.js";
-import type { ResolvedSpec } from "../spec/resolved.js";
+import { ropeInverseFrequencies } from "../model/rope.js";
+import type { ResolvedSpec, SoftmaxAttentionKind } from "../spec/resolved.js";
 import { CodegenLimitation, generateProgram, writeProgram } from "./generate.js";
 import { buildView, type ProgramView } from "./view-model.js";
 import { namedCallsOf, stepCalling, stepsOf } from "./test-calls.js";
@@ -149,9 +150,9 @@ describe("LASP-2H in the generated program", () => {
     expect(rank1.indexOf("lasp::cast_to_bf16(b.dk_sum")).toBeGreaterThan(dq);
     // The layer then leaves dQ's GEMMs to the schedule (layer.cuh's q_grads runs only where not hosted).
     expect(files.get("main.cu")!).toMatch(
-      /\{"S", "allgather", 0, false, true, true, 2, 10000\.0000f, true, true,/,
+      /\{"S", "allgather", 0, false, true, true, 2, program::kS_rope, true, true,/,
     );
-    expect(files.get("main.cu")!).toMatch(/\{"L", "lasp2", 0, \w+, true, false, 4, 0\.0f, true, false,/);
+    expect(files.get("main.cu")!).toMatch(/\{"L", "lasp2", 0, \w+, true, false, 4, nullptr, true, false,/);
     expect(files.get("lasp/layer.cuh")!).toContain("if (!kind.hosts_q_grads) q_grads(st, l, kind, b);");
     expect(rank1).toMatch(
       /cudaStreamWaitEvent\(c\.compute, c\.events\[\d+\], 0\)\);\n\s*lasp::cast_to_bf16\(b\.dk_sum, b\.dk, 131072, c\.compute\);/,
@@ -176,6 +177,46 @@ describe("LASP-2H in the generated program", () => {
 
   it("declares the piece maps before the steps that read them", () => {
     expect(cuh.indexOf("kPieceMaps[kWorld] =")).toBeLessThan(cuh.indexOf("static void S_forward_rank0"));
+  });
+});
+
+describe("RoPE in the generated program", () => {
+  it("rotates each softmax kind by the compiler's table of frequencies, its scaling included", () => {
+    const spec = checkSource(
+      "t.lasp",
+      `model m { vocab 64 hidden 256 ffn 64 heads 4 head_dim 64
+        layer L = linear_attention { }
+        layer S = softmax_attention { rope_theta 500000  rope_scaling llama3  rope_factor 32  rope_original_max_positions 8192 }
+        layer T = softmax_attention { }
+        stack [L, S, T] }
+       run { seq_len 2K }`,
+    ).spec!;
+    const files = generateProgram(spec);
+    const table = (name: string): number[] => {
+      const cuh = files.get("lasp/program.cuh")!;
+      const start = cuh.indexOf(`static const double ${name}[] = {`);
+      expect(start, name).toBeGreaterThan(0);
+      const body = cuh.slice(cuh.indexOf("{", start) + 1, cuh.indexOf("};", start));
+      return body
+        .split(",")
+        .map((v) => v.trim())
+        .filter((v) => v !== "")
+        .map(Number);
+    };
+    const s = spec.model.kinds[1] as SoftmaxAttentionKind;
+    expect(table("kS_rope")).toEqual(ropeInverseFrequencies(64, 500000, s.ropeScaling));
+    expect(table("kT_rope")).toEqual(ropeInverseFrequencies(64, 10000, { type: "none" }));
+    // Scaled: Llama 3.2's last frequency is base^(-62/64) / 32.
+    expect(table("kS_rope")[31]).toBe(Math.pow(500000, -62 / 64) / 32);
+    expect(files.get("lasp/program.cuh")).toContain(
+      "(base 500000, scaled llama3 (factor 32, low 1, high 4, original 8192))",
+    );
+    // kKinds points each softmax kind at its table; linear kinds have none.
+    const kinds = files
+      .get("main.cu")!
+      .split("\n")
+      .filter((l) => /^\s+\{"[LST]", /.test(l));
+    expect(kinds.map((l) => l.split(", ")[7])).toEqual(["nullptr", "program::kS_rope", "program::kT_rope"]);
   });
 });
 

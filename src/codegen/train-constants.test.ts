@@ -1,7 +1,8 @@
 import { describe, expect, it } from "vitest";
 import { checkSource } from "../check/front-end.js";
 import type { ResolvedSpec } from "../spec/resolved.js";
-import { doubleLiteral, modelHash, trainConstants } from "./train-constants.js";
+import { doubleLiteral } from "./names.js";
+import { modelHash, trainConstants } from "./train-constants.js";
 
 function spec(model: string, rest: string, name = "m"): ResolvedSpec {
   const result = checkSource(

@@ -2,7 +2,8 @@
 // learning-rate schedule, the data and checkpoint settings, and the hash a checkpoint carries so that a resume
 // with another model or layout is refused.
 import { createHash } from "node:crypto";
-import type { ResolvedSpec } from "../spec/resolved.js";
+import type { LayerKind, ResolvedSpec } from "../spec/resolved.js";
+import { doubleLiteral } from "./names.js";
 
 export interface TrainConstant {
   ctype: string;
@@ -17,12 +18,6 @@ const SCHEDULE_KIND = {
   constant: "lasp::kLrConstant",
 } as const;
 
-/** A double as C++ reads it back exactly (the shortest round-trip text; integers get a `.0`). */
-export function doubleLiteral(value: number): string {
-  const text = String(value);
-  return /[.e]/.test(text) ? text : `${text}.0`;
-}
-
 /**
  * What a checkpoint must match to be resumed: the model (its weights' names, shapes and meaning: layers, decays,
  * feature maps, norms), nothing of the run or the layout. The GPU count is checked on its own (the optimizer's
@@ -30,9 +25,16 @@ export function doubleLiteral(value: number): string {
  * digits of a SHA-256.
  */
 export function modelHash(spec: ResolvedSpec): string {
-  // The model's name is a label: renaming it keeps the checkpoints.
+  // The model's name is a label: renaming it keeps the checkpoints. An unscaled RoPE hashes as before
+  // `rope_scaling` existed, so those checkpoints still resume.
   const { name: _name, ...model } = spec.model;
-  return createHash("sha256").update(JSON.stringify(model)).digest("hex").slice(0, 16);
+  const unscaled = (kind: LayerKind): object => {
+    if (kind.type !== "softmax_attention" || kind.ropeScaling.type !== "none") return kind;
+    const { ropeScaling: _none, ...rest } = kind;
+    return rest;
+  };
+  const hashed = { ...model, kinds: model.kinds.map(unscaled), layers: model.layers.map(unscaled) };
+  return createHash("sha256").update(JSON.stringify(hashed)).digest("hex").slice(0, 16);
 }
 
 export function trainConstants(spec: ResolvedSpec): TrainConstant[] {

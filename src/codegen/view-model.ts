@@ -1,7 +1,7 @@
 // The view model of a generated program: everything the templates print, computed from the resolved spec
 // and the schedule IR. Templates only loop over these lists and fill in; no number or decision is made
 // in a template.
-import type { ResolvedSpec } from "../spec/resolved.js";
+import type { LayerKind, ResolvedSpec } from "../spec/resolved.js";
 import type {
   BufferDecl,
   CollectiveStep,
@@ -20,7 +20,8 @@ import { pairedWithPrevious } from "../schedule/p2p-groups.js";
 import { fullSoftmaxDims, gatheredSoftmaxDims, stepCalls, type Call, type StepContext } from "./steps.js";
 import { DOC_ENDS } from "../schedule/document-operands.js";
 import { DEFAULT_DOCUMENT_LENGTH } from "../schedule/documents.js";
-import { cppIdent, floatLiteral, softmaxDimsLiteral, softmaxDimsName } from "./names.js";
+import { cppIdent, doubleLiteral, floatLiteral, softmaxDimsLiteral, softmaxDimsName } from "./names.js";
+import { describeRopeScaling, ropeInverseFrequencies } from "../model/rope.js";
 import { OVERLAP_CTAS } from "./communicators.js";
 import { usesWorkspaces } from "./workspaces.js";
 import { bufferTable, type BufferRow, type BufferTable } from "./buffer-table.js";
@@ -137,8 +138,14 @@ export interface KindView {
   kvWidth: number;
   /** Scale of verify's random q and k: 1 for softmax (scores scaled by 1/sqrt(d) inside), 1/sqrt(d) else. */
   verifyScale: string;
-  /** RoPE base of a softmax kind ("0" for linear kinds, which have none). */
-  ropeTheta: string;
+  /** program.cuh's table of a softmax kind's RoPE inverse frequencies (`kS_rope`); "" for linear kinds. */
+  ropeTable: string;
+  /** Its values, head_dim / 2 double literals, four a line. */
+  ropeLines: string[];
+  /** What kKinds holds for it: `program::kS_rope`, or `nullptr`. */
+  ropePointer: string;
+  /** The table's comment: the base and the scaling. */
+  ropeSource: string;
   /** Segment-state workspaces of the linear-attention walks (workspaces.ts): fields kv_ws, qdo_ws, ws_floats. */
   workspaces: boolean;
   /** "true" when the schedule runs the Q projection and dWo itself (`host` steps on every rank and pass). */
@@ -689,7 +696,7 @@ export function buildView({ spec, program, compilerVersion }: ViewInputs): Progr
       outputNorm: !softmax && layer.outputNorm === "rms" ? "true" : "false",
       struct: `${name}Buffers`,
       comment: softmax
-        ? `${schedule.kind}: softmax_attention, ${schedule.strategy}, ${layer.causal ? "causal" : "bidirectional"}, ${layer.kvHeads} kv heads, RoPE base ${layer.ropeTheta}`
+        ? `${schedule.kind}: softmax_attention, ${schedule.strategy}, ${layer.causal ? "causal" : "bidirectional"}, ${layer.kvHeads} kv heads, RoPE base ${layer.ropeTheta}${layer.ropeScaling.type === "none" ? "" : ` scaled ${layer.ropeScaling.type}`}`
         : `${schedule.kind}: ${layer.type}, ${schedule.strategy}, ${layer.causal ? "causal" : "bidirectional"}, decay ${layer.decay.schedule}`,
       strategy: schedule.strategy,
       causal: layer.causal ? "true" : "false",
@@ -701,7 +708,7 @@ export function buildView({ spec, program, compilerVersion }: ViewInputs): Progr
       wholeDims: wholeSoftmaxDims(schedule, sizes) || "lasp::SoftmaxDims{}",
       ...gatheredShapes(name, schedule, layout, sizes),
       decayMember: softmax ? "nullptr" : `&program::Tables::${decayTable}`,
-      ropeTheta: softmax ? floatLiteral(layer.ropeTheta) : "0.0f",
+      ...ropeTable(name, layer, sizes.headDim),
       hosted: hostsProjections(schedule) ? "true" : "false",
       hostsQGrads: hostsQGrads(schedule) ? "true" : "false",
       workspaces,
@@ -851,6 +858,27 @@ export function flopsPerStep(spec: ResolvedSpec, program: ScheduleProgram): numb
  * LASP-2H's gathered attention per sequence rank (the forward step's dims, the rank's pieces, the keys it
  * sees), for the program to report its backend and build cuDNN's plans before any timing.
  */
+/** A softmax kind's RoPE frequencies as the compiler computes them (src/model/rope.ts), for program.cuh. */
+function ropeTable(
+  name: string,
+  layer: LayerKind,
+  headDim: number,
+): Pick<KindView, "ropeTable" | "ropeLines" | "ropePointer" | "ropeSource"> {
+  if (layer.type !== "softmax_attention")
+    return { ropeTable: "", ropeLines: [], ropePointer: "nullptr", ropeSource: "" };
+  const values = ropeInverseFrequencies(headDim, layer.ropeTheta, layer.ropeScaling).map(doubleLiteral);
+  const lines = Array.from({ length: Math.ceil(values.length / 4) }, (_, i) =>
+    values.slice(4 * i, 4 * i + 4).join(", "),
+  );
+  const scaling = describeRopeScaling(layer.ropeScaling);
+  return {
+    ropeTable: `k${name}_rope`,
+    ropeLines: lines,
+    ropePointer: `program::k${name}_rope`,
+    ropeSource: `base ${layer.ropeTheta}${scaling === "" ? "" : `, scaled ${scaling}`}`,
+  };
+}
+
 function gatheredShapes(
   name: string,
   schedule: LayerSchedule,

@@ -282,6 +282,13 @@ export const MESSAGES = {
     "`sequence auto` without gpus, or with data",
     (why: string) => `\`sequence auto\` splits \`gpus\` into sequence x data: ${why}`,
   ),
+  ropeFreqFactors: entry(
+    "E0520",
+    "error",
+    "rope_high_freq_factor not above rope_low_freq_factor",
+    (low: number, high: number) =>
+      `rope_high_freq_factor ${high} must be greater than rope_low_freq_factor ${low}: llama3's blend runs between original / high and original / low`,
+  ),
 
   // W06xx: warnings (exit code stays 0)
   unusedLayer: entry(
@@ -358,6 +365,12 @@ export const MESSAGES = {
       `layer ${q(layer)} is causal with \`output_norm rms\` and packed documents: a document's first token attends to itself alone, o = (q . k) v, and the norm divides that by its size, so where q . k is near 0 its Wq and Wk gradients are up to 1/sqrt(eps) times the others' and set by the last ${dtype} bits of q and k (bench/results/2026-12-05-documents-h100.md)`,
   ),
 
+  unusedRopeSetting: entry(
+    "W0615",
+    "warning",
+    "RoPE setting has no effect",
+    (key: string, scaling: string) => `${q(key)} has no effect: \`rope_scaling ${scaling}\` does not read it`,
+  ),
   unusedScanBlocks: entry(
     "W0611",
     "warning",

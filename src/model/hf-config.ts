@@ -6,11 +6,12 @@
 // - `architectures`: `LlamaForCausalLM` when transformers' Llama is the model exactly (causal softmax layers
 //   only, RMSNorm, one kv_heads and RoPE base); otherwise `LaspLinearLlamaForCausalLM`, or `...ForMaskedLM`
 //   when every layer is bidirectional (an encoder, trained by masked-token prediction).
-// - `num_key_value_heads` and `rope_theta` are the softmax layers' when they all agree (linear layers use
-//   every head for k and v, and no RoPE); when they differ only `layer_configs` has them.
+// - `num_key_value_heads`, `rope_theta` and `rope_scaling` are the softmax layers' when they all agree (linear
+//   layers use every head for k and v, and no RoPE); when they differ only `layer_configs` has them.
+//   `rope_scaling` is transformers' (`rope_type` llama3 or linear), absent when unscaled.
 // - Linear layers: `decay` (one value per head; 1 = none), `feature_map` on q and k, and `output_norm`, an
 //   RMSNorm over each head's output with no learned weight (parameters.ts says why).
-import type { LayerKind, ResolvedSpec } from "../spec/resolved.js";
+import type { LayerKind, ResolvedSpec, RopeScaling } from "../spec/resolved.js";
 import { version } from "../io/package-info.js";
 
 export type LinearLayerConfig = {
@@ -20,11 +21,22 @@ export type LinearLayerConfig = {
   feature_map: string;
   output_norm: "rms" | "none";
 };
+/** transformers' `rope_scaling`: `rope_type` and that type's keys. */
+export type HfRopeScaling =
+  | { rope_type: "linear"; factor: number }
+  | {
+      rope_type: "llama3";
+      factor: number;
+      low_freq_factor: number;
+      high_freq_factor: number;
+      original_max_position_embeddings: number;
+    };
 export type SoftmaxLayerConfig = {
   layer_type: "full_attention";
   causal: boolean;
   num_key_value_heads: number;
   rope_theta: number;
+  rope_scaling?: HfRopeScaling;
 };
 
 export interface HfConfig {
@@ -43,6 +55,7 @@ export interface HfConfig {
   rms_norm_eps?: number;
   layer_norm_eps?: number;
   rope_theta?: number;
+  rope_scaling?: HfRopeScaling;
   max_position_embeddings: number;
   tie_word_embeddings: boolean;
   attention_bias: false;
@@ -60,13 +73,32 @@ export interface HfConfig {
 
 const TORCH_DTYPES = { bf16: "bfloat16", fp16: "float16", fp32: "float32" } as const;
 
+function hfRopeScaling(scaling: RopeScaling): HfRopeScaling | undefined {
+  switch (scaling.type) {
+    case "none":
+      return undefined;
+    case "linear":
+      return { rope_type: "linear", factor: scaling.factor };
+    case "llama3":
+      return {
+        rope_type: "llama3",
+        factor: scaling.factor,
+        low_freq_factor: scaling.lowFreqFactor,
+        high_freq_factor: scaling.highFreqFactor,
+        original_max_position_embeddings: scaling.originalMaxPositions,
+      };
+  }
+}
+
 function layerConfig(layer: LayerKind): LinearLayerConfig | SoftmaxLayerConfig {
+  const rope = layer.type === "softmax_attention" ? hfRopeScaling(layer.ropeScaling) : undefined;
   return layer.type === "softmax_attention"
     ? {
         layer_type: "full_attention",
         causal: layer.causal,
         num_key_value_heads: layer.kvHeads,
         rope_theta: layer.ropeTheta,
+        ...(rope !== undefined ? { rope_scaling: rope } : {}),
       }
     : {
         layer_type: "linear_attention",
@@ -87,6 +119,10 @@ export function hfConfig(spec: ResolvedSpec): HfConfig {
   const softmax = model.layers.filter((l) => l.type === "softmax_attention");
   const kvHeads = softmax.length === 0 ? model.heads : shared(softmax.map((l) => l.kvHeads));
   const ropeTheta = shared(softmax.map((l) => l.ropeTheta));
+  // Scalings compare by their JSON; one that all softmax layers share is also the config's own.
+  const scalings = softmax.map((l) => JSON.stringify(hfRopeScaling(l.ropeScaling) ?? null));
+  const ropeScaling = shared(scalings) === undefined ? undefined : hfRopeScaling(softmax[0]!.ropeScaling);
+  const ropeShared = shared(scalings) !== undefined;
   const encoder = model.layers.every((l) => !l.causal);
   const plainLlama =
     softmax.length === model.layers.length &&
@@ -94,7 +130,8 @@ export function hfConfig(spec: ResolvedSpec): HfConfig {
     softmax.every((l) => l.causal) &&
     model.norm === "rms" &&
     kvHeads !== undefined &&
-    ropeTheta !== undefined;
+    ropeTheta !== undefined &&
+    ropeShared;
   const eps = model.norm === "rms" ? { rms_norm_eps: model.normEps } : { layer_norm_eps: model.normEps };
   return {
     architectures: [
@@ -112,6 +149,7 @@ export function hfConfig(spec: ResolvedSpec): HfConfig {
     norm_type: model.norm === "rms" ? "rms_norm" : "layer_norm",
     ...eps,
     ...(ropeTheta !== undefined ? { rope_theta: ropeTheta } : {}),
+    ...(ropeScaling !== undefined ? { rope_scaling: ropeScaling } : {}),
     max_position_embeddings: spec.run.seqLen - spec.run.padding, // the real length, not the padded one
     tie_word_embeddings: model.tieEmbeddings,
     attention_bias: false,

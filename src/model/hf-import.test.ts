@@ -24,6 +24,13 @@ const LLAMA = {
   hidden_act: "silu",
   rms_norm_eps: 1e-5,
   rope_theta: 500000.0,
+  rope_scaling: {
+    factor: 32.0,
+    high_freq_factor: 4.0,
+    low_freq_factor: 1.0,
+    original_max_position_embeddings: 8192,
+    rope_type: "llama3",
+  },
   tie_word_embeddings: true,
   attention_bias: false,
   mlp_bias: false,
@@ -56,7 +63,25 @@ describe("a Hugging Face config as a spec's model (lasp init --from-hf)", () => 
     });
     expect(spec.model.layers).toHaveLength(16);
     for (const layer of spec.model.layers)
-      expect(layer).toMatchObject({ type: "softmax_attention", kvHeads: 8, ropeTheta: 500000, causal: true });
+      expect(layer).toMatchObject({
+        type: "softmax_attention",
+        kvHeads: 8,
+        ropeTheta: 500000,
+        ropeScaling: {
+          type: "llama3",
+          factor: 32,
+          lowFreqFactor: 1,
+          highFreqFactor: 4,
+          originalMaxPositions: 8192,
+        },
+        causal: true,
+      });
+    // And lasp's config.json of it says the same as the Hub's.
+    expect(hfConfig(spec)).toMatchObject({
+      architectures: ["LlamaForCausalLM"],
+      rope_theta: 500000,
+      rope_scaling: LLAMA.rope_scaling,
+    });
     // The parameters a transformers LlamaForCausalLM of this config has, by name and shape (tied: no lm_head).
     const rows = modelTables(spec, 1024).parameters.rows;
     const shape = (name: string) => rows.find((r) => r.name === name)?.shape;
@@ -95,6 +120,26 @@ describe("a Hugging Face config as a spec's model (lasp init --from-hf)", () => 
     },
   );
 
+  it("gives back each softmax layer's RoPE scaling of a config lasp wrote", () => {
+    const original = specOf(`model two {
+  vocab 512  hidden 256  ffn 512  heads 4
+  layer A = softmax_attention { rope_theta 500000  rope_scaling llama3  rope_factor 8  rope_high_freq_factor 2  rope_original_max_positions 4096 }
+  layer B = softmax_attention { kv_heads 2  rope_scaling linear  rope_factor 4 }
+  layer C = linear_attention { }
+  stack [A, B, C]
+}${RUN}`);
+    const config = hfConfig(original);
+    // The layers disagree: only layer_configs holds a scaling, and transformers' Llama is not the model.
+    expect(config.rope_scaling).toBeUndefined();
+    expect(config.layer_configs[1]).toMatchObject({ rope_scaling: { rope_type: "linear", factor: 4 } });
+    const again = imported(JSON.parse(JSON.stringify(config)));
+    expect(again.model.layers.map((l) => (l.type === "softmax_attention" ? l.ropeScaling : l.type))).toEqual([
+      { type: "llama3", factor: 8, lowFreqFactor: 1, highFreqFactor: 2, originalMaxPositions: 4096 },
+      { type: "linear", factor: 4 },
+      "linear_attention",
+    ]);
+  });
+
   it("refuses what lasp cannot compute, naming the key, and notes what it computes differently", () => {
     const refused = (edit: object) => () => importHfConfig({ ...LLAMA, ...edit }, "m", { kind: "as-is" });
     expect(refused({ attention_bias: true })).toThrow(
@@ -108,12 +153,31 @@ describe("a Hugging Face config as a spec's model (lasp init --from-hf)", () => 
     expect(refused({ vocab_size: undefined })).toThrow('"vocab_size" is missing');
     expect(refused({ num_hidden_layers: 2.5 })).toThrow('"num_hidden_layers" is 2.5');
     expect(() => importHfConfig([], "m", { kind: "as-is" })).toThrow(HfImportError);
-    const scaled = importHfConfig({ ...LLAMA, rope_scaling: { rope_type: "llama3", factor: 32 } }, "m", {
+    expect(refused({ rope_scaling: { rope_type: "llama3", factor: 32 } })).toThrow(
+      '"rope_scaling.original_max_position_embeddings" is missing; a Llama-family config has a positive whole number there',
+    );
+    expect(refused({ rope_scaling: { rope_type: "linear" } })).toThrow(
+      '"rope_scaling.factor" is missing; expected a positive number',
+    );
+    expect(refused({ rope_scaling: "llama3" })).toThrow(
+      '"rope_scaling" is "llama3"; expected an object with "rope_type"',
+    );
+    const yarn = importHfConfig({ ...LLAMA, rope_scaling: { rope_type: "yarn", factor: 4 } }, "m", {
       kind: "as-is",
     });
-    expect(scaled.notes).toEqual([
-      '"rope_scaling" ({"rope_type":"llama3","factor":32}) is not modelled: lasp\'s RoPE uses the base alone, so softmax layers differ from the config\'s model at long positions',
+    expect(yarn.notes).toEqual([
+      '"rope_scaling" ({"rope_type":"yarn","factor":4}) is not modelled: lasp scales RoPE as llama3 or linear only, so this spec\'s softmax layers use the base alone and differ from the config\'s model',
     ]);
+    expect(yarn.model).not.toContain("rope_scaling");
+    // Older configs name the type `type`; `default` is no scaling.
+    expect(imported({ ...LLAMA, rope_scaling: { type: "linear", factor: 2 } }).model.layers[0]).toMatchObject(
+      {
+        ropeScaling: { type: "linear", factor: 2 },
+      },
+    );
+    expect(imported({ ...LLAMA, rope_scaling: { rope_type: "default" } }).model.layers[0]).toMatchObject({
+      ropeScaling: { type: "none" },
+    });
     // Mistral's keys without a window, and a config without head_dim or kv heads (their defaults).
     const { head_dim: _h, num_key_value_heads: _k, ...bare } = LLAMA;
     expect(imported({ ...bare, sliding_window: null }).model).toMatchObject({ headDim: 64 });
@@ -127,7 +191,7 @@ describe("lasp init", () => {
   mkdirSync(folder);
   writeFileSync(
     join(folder, "config.json"),
-    JSON.stringify({ ...LLAMA, rope_scaling: { rope_type: "llama3" } }),
+    JSON.stringify({ ...LLAMA, rope_scaling: { rope_type: "yarn", factor: 4 } }),
   );
 
   it("writes a spec that checks clean, from a config or its folder, and says what it wrote", async () => {

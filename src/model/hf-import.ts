@@ -5,7 +5,7 @@
 // the last of each group); a config lasp wrote (hf-config.ts) comes back layer for layer.
 //
 // What the program cannot compute is refused with the key named (biases, another activation, a sliding
-// window); what it computes differently is said in a note (`rope_scaling`: lasp's RoPE is unscaled).
+// window); what it computes differently is said in a note (a `rope_scaling` other than `llama3` or `linear`).
 
 /** What `lasp init` makes of the layers: the config's own, all linear attention, or one softmax layer in K. */
 export type LayerChoice = { kind: "as-is" } | { kind: "linear" } | { kind: "hybrid"; every: number };
@@ -27,19 +27,22 @@ type Json = Record<string, unknown>;
 
 const LINEAR = "decay none  feature_map identity  output_norm rms";
 
-function integer(config: Json, key: string, fallback?: number): number {
+/** `within` names the object a key is in (`rope_scaling.`), "" at the top. */
+function integer(config: Json, key: string, fallback?: number, within = ""): number {
   const value = config[key] ?? fallback;
   if (typeof value !== "number" || !Number.isInteger(value) || value < 1)
     throw new HfImportError(
-      `"${key}" is ${value === undefined ? "missing" : JSON.stringify(value)}; a Llama-family config has a positive whole number there`,
+      `"${within}${key}" is ${value === undefined ? "missing" : JSON.stringify(value)}; a Llama-family config has a positive whole number there`,
     );
   return value;
 }
 
-function positive(config: Json, key: string, fallback: number): number {
+function positive(config: Json, key: string, fallback?: number, within = ""): number {
   const value = config[key] ?? fallback;
   if (typeof value !== "number" || !(value > 0))
-    throw new HfImportError(`"${key}" is ${JSON.stringify(value)}; expected a positive number`);
+    throw new HfImportError(
+      `"${within}${key}" is ${value === undefined ? "missing" : JSON.stringify(value)}; expected a positive number`,
+    );
   return value;
 }
 
@@ -62,10 +65,50 @@ function linearSettings(layer: Json): string {
   return parts.join("  ");
 }
 
-function softmaxSettings(kvHeads: number, heads: number, ropeTheta: number, causal: boolean): string {
+function softmaxSettings(
+  kvHeads: number,
+  heads: number,
+  ropeTheta: number,
+  rope: string,
+  causal: boolean,
+): string {
   const parts = [...(kvHeads !== heads ? [`kv_heads ${kvHeads}`] : []), `rope_theta ${num(ropeTheta)}`];
+  if (rope !== "") parts.push(rope);
   if (!causal) parts.push("causal false");
   return parts.join("  ");
+}
+
+/**
+ * `rope_scaling` as the spec's settings: `llama3` and `linear` as they are (src/model/rope.ts computes the same
+ * frequencies), none for a missing one or `default`; another type is a note (lasp's RoPE then uses the base
+ * alone).
+ */
+function ropeSettings(scaling: unknown, at: string, notes: string[]): string {
+  if (scaling === undefined || scaling === null) return "";
+  if (typeof scaling !== "object" || Array.isArray(scaling))
+    throw new HfImportError(`${at} is ${JSON.stringify(scaling)}; expected an object with "rope_type"`);
+  const r = scaling as Json;
+  const type = r["rope_type"] ?? r["type"];
+  if (type === "default") return "";
+  const within = "rope_scaling.";
+  if (type === "linear")
+    return `rope_scaling linear  rope_factor ${num(positive(r, "factor", undefined, within))}`;
+  if (type === "llama3") {
+    const factor = positive(r, "factor", undefined, within);
+    const low = positive(r, "low_freq_factor", 1, within);
+    const high = positive(r, "high_freq_factor", 4, within);
+    const original = integer(r, "original_max_position_embeddings", undefined, within);
+    return [
+      `rope_scaling llama3  rope_factor ${num(factor)}`,
+      ...(low !== 1 ? [`rope_low_freq_factor ${num(low)}`] : []),
+      ...(high !== 4 ? [`rope_high_freq_factor ${num(high)}`] : []),
+      `rope_original_max_positions ${original}`,
+    ].join("  ");
+  }
+  notes.push(
+    `${at} (${JSON.stringify(scaling)}) is not modelled: lasp scales RoPE as llama3 or linear only, so this spec's softmax layers use the base alone and differ from the config's model`,
+  );
+  return "";
 }
 
 /** The stack of `kinds` (one name per layer) as the shortest repeating pattern. */
@@ -110,10 +153,7 @@ export function importHfConfig(config: unknown, name: string, choice: LayerChoic
   const layerNorm = c["norm_type"] === "layer_norm";
   const eps = positive(c, layerNorm ? "layer_norm_eps" : "rms_norm_eps", 1e-5);
   const notes: string[] = [];
-  if (c["rope_scaling"] !== undefined && c["rope_scaling"] !== null)
-    notes.push(
-      `"rope_scaling" (${JSON.stringify(c["rope_scaling"])}) is not modelled: lasp's RoPE uses the base alone, so softmax layers differ from the config's model at long positions`,
-    );
+  const rope = ropeSettings(c["rope_scaling"], '"rope_scaling"', notes);
 
   // The layers: a config lasp wrote has one entry per layer; otherwise every layer is Llama's softmax attention.
   const own = Array.isArray(c["layer_configs"]) ? (c["layer_configs"] as Json[]) : undefined;
@@ -134,6 +174,9 @@ export function importHfConfig(config: unknown, name: string, choice: LayerChoic
               integer(layer, "num_key_value_heads", kvHeads),
               heads,
               positive(layer, "rope_theta", ropeTheta),
+              "rope_scaling" in layer
+                ? ropeSettings(layer["rope_scaling"], '"rope_scaling" of a layer', notes)
+                : rope,
               layer["causal"] !== false,
             ),
           },
@@ -145,7 +188,7 @@ export function importHfConfig(config: unknown, name: string, choice: LayerChoic
       );
     const softmax = {
       type: "softmax_attention" as const,
-      text: softmaxSettings(kvHeads, heads, ropeTheta, true),
+      text: softmaxSettings(kvHeads, heads, ropeTheta, rope, true),
     };
     const linear = { type: "linear_attention" as const, text: LINEAR };
     settings = Array.from({ length: count }, (_, i) =>

@@ -44,7 +44,14 @@ export function linearKind(
 }
 
 export function softmaxKind(name: string, kvHeads: number, causal = true): SoftmaxAttentionKind {
-  return { type: "softmax_attention", name, kvHeads, ropeTheta: 10000, causal };
+  return {
+    type: "softmax_attention",
+    name,
+    kvHeads,
+    ropeTheta: 10000,
+    ropeScaling: { type: "none" },
+    causal,
+  };
 }
 
 export function tinySpec(o: TinyOptions): ResolvedSpec {

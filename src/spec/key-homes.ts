@@ -62,6 +62,10 @@ export const KEY_ALIASES: Readonly<Record<string, string>> = {
   // layers
   num_key_value_heads: "kv_heads",
   num_kv_heads: "kv_heads",
+  rope_type: "rope_scaling",
+  low_freq_factor: "rope_low_freq_factor",
+  high_freq_factor: "rope_high_freq_factor",
+  original_max_position_embeddings: "rope_original_max_positions",
   n_kv_heads: "kv_heads",
   kv_head: "kv_heads",
   num_query_groups: "kv_heads",

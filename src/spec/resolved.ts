@@ -24,11 +24,24 @@ export interface LinearAttentionKind {
   causal: boolean;
 }
 
+/** RoPE's frequencies scaled as Hugging Face's `rope_scaling` does (src/model/rope.ts computes them). */
+export type RopeScaling =
+  | { type: "none" }
+  | { type: "linear"; factor: number }
+  | {
+      type: "llama3";
+      factor: number;
+      lowFreqFactor: number;
+      highFreqFactor: number;
+      originalMaxPositions: number;
+    };
+
 export interface SoftmaxAttentionKind {
   type: "softmax_attention";
   name: string;
   kvHeads: number;
   ropeTheta: number;
+  ropeScaling: RopeScaling;
   causal: boolean;
 }
 

@@ -98,7 +98,7 @@ inline void q_projection(State& st, int l, const LayerKind& kind, Buffers& b) {
   matmul(st.blas, false, true, (int)kRows, (int)kQkvWidth, program::kHidden, attn_norm_out(st, layer), st.params[layer.w.wq],
          b.q);
   if (kind.softmax)
-    rope_apply(b.q, program::kBatch, program::kLocalTokens, program::kHeads, program::kHeadDim, program::kPieceMaps[st.layout.sp_rank], kind.rope_theta, false, st.ctx.compute);
+    rope_apply(b.q, program::kBatch, program::kLocalTokens, program::kHeads, program::kHeadDim, program::kPieceMaps[st.layout.sp_rank], kind.rope_inv_freq, false, st.ctx.compute);
   if (kind.feature_map != 0) {
     CUDA_CHECK(cudaMemcpyAsync(st.acts[layer.a.pre_q], b.q, kRows * kQkvWidth * sizeof(bf16), cudaMemcpyDeviceToDevice, st.ctx.compute));
     feature_map_forward(b.q, kRows * kQkvWidth, kind.feature_map, st.ctx.compute);
@@ -123,7 +123,7 @@ inline void q_grads(State& st, int l, const LayerKind& kind, Buffers& b) {
   if (kind.feature_map != 0)
     feature_map_backward(st.acts[layer.a.pre_q], b.dq, b.dq, kRows * kQkvWidth, kind.feature_map, st.ctx.compute);
   if (kind.softmax)  // the rotation is orthogonal: its backward is the inverse rotation
-    rope_apply(b.dq, program::kBatch, program::kLocalTokens, program::kHeads, program::kHeadDim, program::kPieceMaps[st.layout.sp_rank], kind.rope_theta, true, st.ctx.compute);
+    rope_apply(b.dq, program::kBatch, program::kLocalTokens, program::kHeads, program::kHeadDim, program::kPieceMaps[st.layout.sp_rank], kind.rope_inv_freq, true, st.ctx.compute);
   matmul(st.blas, true, false, width, hidden, rows, b.dq, attn_norm_out(st, layer), st.grads[layer.w.wq]);
   matmul(st.blas, false, false, rows, hidden, width, b.dq, st.params[layer.w.wq], st.dnormed);
 }
@@ -169,7 +169,7 @@ inline void layer_forward(State& st, int l, const LayerKind& kind, Buffers& b, C
   // Rotary embedding at the rows' global positions: the same rotation for any layout and GPU count.
   const PieceMap& map = program::kPieceMaps[st.layout.sp_rank];
   if (kind.softmax)
-    rope_apply(b.k, program::kBatch, program::kLocalTokens, kind.kv_heads, program::kHeadDim, map, kind.rope_theta, false, st.ctx.compute);
+    rope_apply(b.k, program::kBatch, program::kLocalTokens, kind.kv_heads, program::kHeadDim, map, kind.rope_inv_freq, false, st.ctx.compute);
   if (kind.feature_map != 0) {
     CUDA_CHECK(cudaMemcpyAsync(st.acts[layer.a.pre_k], b.k, kRows * kv_width * sizeof(bf16), cudaMemcpyDeviceToDevice, st.ctx.compute));
     feature_map_forward(b.k, kRows * kv_width, kind.feature_map, st.ctx.compute);
@@ -300,7 +300,7 @@ inline void layer_backward(State& st, int l, const LayerKind& kind, Buffers& b, 
   if (kind.feature_map != 0)
     feature_map_backward(st.acts[layer.a.pre_k], b.dk, b.dk, kRows * kv_width, kind.feature_map, s);
   if (kind.softmax)
-    rope_apply(b.dk, program::kBatch, program::kLocalTokens, kind.kv_heads, program::kHeadDim, program::kPieceMaps[st.layout.sp_rank], kind.rope_theta, true, s);
+    rope_apply(b.dk, program::kBatch, program::kLocalTokens, kind.kv_heads, program::kHeadDim, program::kPieceMaps[st.layout.sp_rank], kind.rope_inv_freq, true, s);
   matmul(st.blas, true, false, kv_width, hidden, rows, b.dk, a, st.grads[w.wk]);
   matmul(st.blas, true, false, kv_width, hidden, rows, b.dv, a, st.grads[w.wv]);
   // da = dq Wq + dk Wk + dv Wv, then the norm's backward into dx.

@@ -14,14 +14,15 @@
 //   the weights go through shared memory, and the lanes stride over d (coalesced reads of each partial).
 // - cast_to_bf16 rounds to nearest even (__float2bfloat16_rn), 4 elements per thread per step when both
 //   pointers allow 16-byte / 8-byte vector access, element by element otherwise.
-// - rope_apply is the Llama "rotate half" convention: for e < d/2, with a = pos * theta^(-2e/d),
+// - rope_apply is the Llama "rotate half" convention: for e < d/2, with a = pos * inv_freq[e] (theta^(-2e/d),
+//   or that scaled as the spec's rope_scaling says: the compiler's table, src/model/rope.ts),
 //     x'[e] = x[e] cos a - x[e + d/2] sin a,   x'[e + d/2] = x[e + d/2] cos a + x[e] sin a,
 //   and inverse = true rotates by -a (the transpose, hence the backward of the forward: used on dq, dk).
 //   pos is the GLOBAL position of the row (rope_global_row: the same rule as lasp::global_row). A local row
 //   that no piece of the map covers is left unchanged (a map bug, not a position).
 //   Precision: positions reach 1M and theta 500000, so an fp32 angle pos * inv_freq would be off by up to
 //   ulp(1e6) = 0.06 rad, and an fp32 inv_freq by 1e6 * 6e-8 = 0.06 rad more (the common fp32 Llama code has
-//   exactly these errors at long context). Here inv_freq = theta^(-2e/d) is computed in double on the host,
+//   exactly these errors at long context). Here inv_freq is the compiler's double,
 //   the angle pos * inv_freq is formed and reduced modulo 2 pi in double on the device (a few FP64 ops per
 //   (row, e), shared by all heads), and only the reduced angle in [-pi, pi] goes to fp32 sincosf: the angle
 //   error is ~1e-7 rad at any position, with or without --use_fast_math (__sincosf is accurate on [-pi, pi]).
@@ -194,20 +195,21 @@ void cast_to_bf16(const float* src, bf16* dst, size_t n, cudaStream_t s) {
   LAUNCH_CHECK();
 }
 
-// Rotary embedding in place on x bf16 [batch][rows][heads][d] at the rows' global positions (map); inverse
-// rotates back (the backward, for dq and dk). d even, at most 256.
-void rope_apply(bf16* x, int batch, int rows, int heads, int d, const PieceMap& map, float theta, bool inverse,
-                cudaStream_t s) {
-  if (d < 2 || d % 2 != 0 || d / 2 > smx_support::kMaxRopeHalf || !(theta > 0.f) || batch < 0 || rows < 0 ||
+// Rotary embedding in place on x bf16 [batch][rows][heads][d] at the rows' global positions (map), by the d/2
+// inverse frequencies inv_freq (host memory); inverse rotates back (the backward, for dq and dk). d even, at
+// most 256.
+void rope_apply(bf16* x, int batch, int rows, int heads, int d, const PieceMap& map, const double* inv_freq,
+                bool inverse, cudaStream_t s) {
+  if (d < 2 || d % 2 != 0 || d / 2 > smx_support::kMaxRopeHalf || inv_freq == nullptr || batch < 0 || rows < 0 ||
       heads < 0 || map.count < 0 || map.count > 2) {
-    std::fprintf(stderr, "lasp rope_apply: bad arguments (d %d, theta %g, batch %d, rows %d, heads %d, pieces %d)\n",
-                 d, (double)theta, batch, rows, heads, map.count);
+    std::fprintf(stderr, "lasp rope_apply: bad arguments (d %d, inv_freq %p, batch %d, rows %d, heads %d, pieces %d)\n",
+                 d, (const void*)inv_freq, batch, rows, heads, map.count);
     std::exit(3);
   }
   const size_t total = (size_t)batch * rows * (d / 2);
   if (total == 0 || heads == 0) return;
   smx_support::RopeFreqs f{};
-  for (int e = 0; e < d / 2; ++e) f.inv_freq[e] = std::pow((double)theta, -2.0 * e / d);
+  for (int e = 0; e < d / 2; ++e) f.inv_freq[e] = inv_freq[e];
   smx_support::rope_kernel<<<smx_support::grid_for(total, 256), 256, 0, s>>>(x, batch, rows, heads, d, map, f, inverse ? -1.f : 1.f);
   LAUNCH_CHECK();
 }

@@ -145,8 +145,8 @@ inline void layer_forward(ModelOracle& o, int l) {
   gemm(o.blas, false, true, T, KW, H, o.n1, o.w(w.wk), o.kp, 0.f);
   gemm(o.blas, false, true, T, KW, H, o.n1, o.w(w.wv), o.v, 0.f);
   if (kind.softmax) {
-    oracle_rope(o.qp, o.B, o.N, o.heads, o.d, kind.rope_theta, false, o.s);
-    oracle_rope(o.kp, o.B, o.N, kind.kv_heads, o.d, kind.rope_theta, false, o.s);
+    oracle_rope(o.qp, o.B, o.N, o.heads, o.d, kind.rope_inv_freq, false, o.s);
+    oracle_rope(o.kp, o.B, o.N, kind.kv_heads, o.d, kind.rope_inv_freq, false, o.s);
   }
   // qp, kp: the feature map's inputs (after RoPE, as the program applies them); q, k: what attention reads.
   oracle_feature_map_forward(o.qp, o.q, (size_t)T * W, kind.feature_map, o.s);
@@ -218,8 +218,8 @@ inline void layer_backward(ModelOracle& o, int l) {
   oracle_feature_map_backward(o.qp, o.dq, o.dq, (size_t)T * W, kind.feature_map, o.s);
   oracle_feature_map_backward(o.kp, o.dk, o.dk, (size_t)T * KW, kind.feature_map, o.s);
   if (kind.softmax) {  // the rotation is orthogonal: its backward is the inverse rotation
-    oracle_rope(o.dq, o.B, o.N, o.heads, o.d, kind.rope_theta, true, o.s);
-    oracle_rope(o.dk, o.B, o.N, kind.kv_heads, o.d, kind.rope_theta, true, o.s);
+    oracle_rope(o.dq, o.B, o.N, o.heads, o.d, kind.rope_inv_freq, true, o.s);
+    oracle_rope(o.dk, o.B, o.N, kind.kv_heads, o.d, kind.rope_inv_freq, true, o.s);
   }
   gemm(o.blas, true, false, W, H, T, o.dq, o.n1, o.g(w.wq), 1.f);
   gemm(o.blas, true, false, KW, H, T, o.dk, o.n1, o.g(w.wk), 1.f);

@@ -727,6 +727,18 @@ struct SBuffers {
 // The rank's queries against one rank's keys (grouped-query: 2 kv heads).
 static const lasp::SoftmaxDims kS_dims = lasp::SoftmaxDims{1, 512, 512, 4, 2, 64};
 
+// RoPE's inverse frequencies, one per pair of a head's dimensions (base 10000).
+static const double kS_rope[] = {
+    1.0, 0.7498942093324559, 0.5623413251903491, 0.4216965034285822,
+    0.31622776601683794, 0.23713737056616552, 0.17782794100389226, 0.1333521432163324,
+    0.1, 0.07498942093324558, 0.056234132519034905, 0.042169650342858224,
+    0.03162277660168379, 0.02371373705661655, 0.01778279410038923, 0.01333521432163324,
+    0.01, 0.007498942093324558, 0.005623413251903491, 0.004216965034285823,
+    0.0031622776601683794, 0.0023713737056616554, 0.0017782794100389228, 0.001333521432163324,
+    0.001, 0.0007498942093324557, 0.0005623413251903491, 0.00042169650342858224,
+    0.00031622776601683794, 0.00023713737056616554, 0.0001778279410038923, 0.0001333521432163324,
+};
+
 // The buffers above as a table (buffers.cuh): name, field, elements, offset in bytes in its block, home.
 // Per-layer buffers share one block per layer, scratch one block per kind; collective windows stand alone.
 static const lasp::BufferSpec<SBuffers> kSBuffers[] = {

@@ -155,15 +155,20 @@ __global__ void norm_weight_grad_kernel(int kind, const float* __restrict__ dout
   if (db != nullptr) db[c] += (float)sb;
 }
 
+// The d/2 inverse frequencies, passed by value (d <= 256).
+struct RopeTable {
+  double inv_freq[128];
+};
+
 // Llama's "rotate half" at position n (the row within its sequence), the angle in double; sign -1: inverse.
-__global__ void rope_kernel(float* __restrict__ x, int batch, int n, int heads, int d, double log_theta, double sign) {
+__global__ void rope_kernel(float* __restrict__ x, int batch, int n, int heads, int d, RopeTable table, double sign) {
   const int half = d / 2;
   const size_t total = (size_t)batch * n * heads * half;
   for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < total; i += (size_t)gridDim.x * blockDim.x) {
     const int e = (int)(i % half);
     const size_t bnh = i / half;  // (b * n + row) * heads + h
     const int pos = (int)((bnh / heads) % n);
-    const double a = pos * exp(-2.0 * e / d * log_theta);
+    const double a = pos * table.inv_freq[e];
     double sn, cs;
     sincos(a, &sn, &cs);
     sn *= sign;
@@ -401,12 +406,15 @@ void oracle_norm_weight_grad(NormKind kind, const float* dout, const float* x, c
 }
 
 // Rotary embedding in place on x fp32 [batch][n][heads][d], position = the row within its sequence (whole
-// sequences); inverse rotates back (the backward).
-void oracle_rope(float* x, int batch, int n, int heads, int d, float theta, bool inverse, cudaStream_t s) {
+// sequences), by the d/2 inverse frequencies inv_freq (host memory, d <= 256); inverse rotates back (the
+// backward).
+void oracle_rope(float* x, int batch, int n, int heads, int d, const double* inv_freq, bool inverse, cudaStream_t s) {
   const size_t total = (size_t)batch * n * heads * (d / 2);
   if (total == 0) return;
+  model_oracle::RopeTable table{};
+  for (int e = 0; e < d / 2 && e < 128; ++e) table.inv_freq[e] = inv_freq[e];
   model_oracle::rope_kernel<<<model_oracle::blocks_for(total), model_oracle::kThreads, 0, s>>>(
-      x, batch, n, heads, d, std::log((double)theta), inverse ? -1.0 : 1.0);
+      x, batch, n, heads, d, table, inverse ? -1.0 : 1.0);
   LAUNCH_CHECK();
 }
 

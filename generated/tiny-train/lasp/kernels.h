@@ -70,7 +70,7 @@ const char* softmax_gathered_backend(const SoftmaxDims& d, const PieceMap& q_map
 // Around the softmax blocks (softmax_support.cuh): the log-sum-exp merge, fp32 -> bf16, rotary embedding.
 void softmax_merge(const SoftmaxMergeArgs& a, cudaStream_t s);
 void cast_to_bf16(const float* src, bf16* dst, size_t n, cudaStream_t s);
-void rope_apply(bf16* x, int batch, int rows, int heads, int d, const PieceMap& map, float theta, bool inverse,
+void rope_apply(bf16* x, int batch, int rows, int heads, int d, const PieceMap& map, const double* inv_freq, bool inverse,
                 cudaStream_t s);
 
 // The dense fp32 oracles of verify mode take the step's documents (docs.any() false: one sequence), and
@@ -171,7 +171,7 @@ void oracle_norm_backward(NormKind kind, const float* dout, const float* x, cons
                           const float* rstd, float* dx, int rows, int hidden, cudaStream_t s);
 void oracle_norm_weight_grad(NormKind kind, const float* dout, const float* x, const float* mean, const float* rstd,
                              float* dw, float* db, int rows, int hidden, cudaStream_t s);
-void oracle_rope(float* x, int batch, int n, int heads, int d, float theta, bool inverse, cudaStream_t s);
+void oracle_rope(float* x, int batch, int n, int heads, int d, const double* inv_freq, bool inverse, cudaStream_t s);
 void oracle_feature_map_forward(const float* pre, float* out, size_t n, int feature_map, cudaStream_t s);
 void oracle_feature_map_backward(const float* pre, const float* dy, float* dx, size_t n, int feature_map,
                                  cudaStream_t s);

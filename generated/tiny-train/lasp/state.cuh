@@ -48,7 +48,7 @@ struct LayerKind {
   bool causal;
   bool softmax;        // softmax attention: RoPE on q and k, the softmax oracle
   int kv_heads;        // heads of K and V (grouped-query attention); the query heads for linear attention
-  float rope_theta;    // RoPE base (softmax attention)
+  const double* rope_inv_freq;  // RoPE's head_dim / 2 inverse frequencies (softmax attention), else nullptr
   bool hosted;         // the schedule runs the Q projection and dWo itself (host steps, beside its collective)
   bool hosts_q_grads;  // ... and dQ's GEMMs (dWq, dQ Wq) too (LASP-2H, beside its dK/dV ReduceScatter)
   int kv_width;        // width of a K or V row: kv heads x head dim
