@@ -1,3 +1,6 @@
+import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
 import { main } from "../cli/main.js";
 import { captureIo } from "../cli/test-io.js";
@@ -28,6 +31,26 @@ describe("lasp inspect", () => {
     // The spec's own choices are starred.
     expect(rows.some((r) => /lasp2 \*\s+zigzag/.test(r))).toBe(true);
     expect(rows.some((r) => /allgather \*\s+zigzag/.test(r))).toBe(true);
+  });
+
+  it("names each softmax kind's RoPE, its scaling included", async () => {
+    const io = capture();
+    expect(await main(["inspect", HYBRID, "--rank", "0"], io)).toBe(0);
+    expect(io.out).toContain("(kv_heads 8, RoPE base 500000, causal)");
+    const dir = mkdtempSync(join(tmpdir(), "lasp-inspect-rope-"));
+    const spec = join(dir, "scaled.lasp");
+    writeFileSync(
+      spec,
+      readFileSync(HYBRID, "utf8").replace(
+        "rope_theta 500000",
+        "rope_theta 500000  rope_scaling llama3  rope_factor 32  rope_original_max_positions 8192",
+      ),
+    );
+    const scaled = capture();
+    expect(await main(["inspect", spec, "--rank", "0"], scaled)).toBe(0);
+    expect(scaled.out.replace(/\s+/g, " ")).toContain(
+      "(kv_heads 8, RoPE base 500000 scaled llama3 (factor 32, low 1, high 4, original 8192), causal)",
+    );
   });
 
   it("lists a rank's steps with streams and what the AllGather overlaps", async () => {
