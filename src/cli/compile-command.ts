@@ -6,11 +6,15 @@ import { MANIFEST, OutputFolderError, type OwnedFolderResult } from "../io/owned
 import { loadSpec, reportDiagnostics, withGeneratorNotes } from "./check-command.js";
 import { EXIT, type CliIo } from "./io.js";
 import { lasp2Option } from "./lasp2-option.js";
+import { H100, parseMemorySize } from "../cost/memory.js";
+import type { ResolvedSpec } from "../spec/resolved.js";
 
 export interface CompileOptions {
   out?: string;
   lasp2?: string;
   force?: boolean;
+  /** The GPU memory `recompute auto` fits (default an 80 GB H100's). */
+  gpuMemory?: string;
 }
 
 export async function compileCommand(file: string, options: CompileOptions, io: CliIo): Promise<number> {
@@ -20,9 +24,15 @@ export async function compileCommand(file: string, options: CompileOptions, io: 
   if (!reportDiagnostics(result, io) || result.spec === undefined) return EXIT.specErrors;
   const lasp2 = lasp2Option(options.lasp2, io);
   if (lasp2 === null) return EXIT.usage;
+  let spec = result.spec;
+  if (options.gpuMemory !== undefined || spec.run.recomputeAuto !== undefined) {
+    const fitted = await fitRecomputeAuto(spec, options.gpuMemory, io);
+    if (fitted === undefined) return EXIT.usage;
+    spec = fitted;
+  }
   let files: Map<string, string>;
   try {
-    files = generateProgram(result.spec, undefined, { lasp2 });
+    files = generateProgram(spec, undefined, { lasp2 });
   } catch (error) {
     if (error instanceof CodegenLimitation) {
       io.stderr(`lasp: cannot compile ${file}: ${error.message}\n`);
@@ -30,7 +40,7 @@ export async function compileCommand(file: string, options: CompileOptions, io: 
     }
     throw error;
   }
-  const dir = options.out ?? `lasp_${result.spec.model.name}`;
+  const dir = options.out ?? `lasp_${spec.model.name}`;
   let written: OwnedFolderResult;
   try {
     written = await writeProgram(dir, files, { force: options.force ?? false });
@@ -47,6 +57,36 @@ export async function compileCommand(file: string, options: CompileOptions, io: 
   if (written.replacedUnowned.length > 0)
     io.stdout(`replaced (--force) files lasp had not written: ${written.replacedUnowned.join(", ")}\n`);
   return EXIT.ok;
+}
+
+/**
+ * `recompute auto` fitted to the GPU the program is for: `--gpu-memory`'s, else an 80 GB H100's (the program
+ * keeps what the choice keeps; `lasp run` fits its own build to the GPUs it finds). Says the choice.
+ */
+async function fitRecomputeAuto(
+  spec: ResolvedSpec,
+  gpuMemory: string | undefined,
+  io: CliIo,
+): Promise<ResolvedSpec | undefined> {
+  const memory = gpuMemory === undefined ? H100.memory : parseMemorySize(gpuMemory);
+  if (memory === undefined) {
+    io.stderr(
+      `lasp: --gpu-memory must be a size such as 80GB, 141GB or 96GiB, got ${JSON.stringify(gpuMemory)}\n`,
+    );
+    return undefined;
+  }
+  if (spec.run.recomputeAuto === undefined) {
+    io.stderr(
+      `lasp: note: --gpu-memory changes nothing: the spec sets \`recompute ${spec.run.recompute}\`\n`,
+    );
+    return spec;
+  }
+  const { recomputeAutoLine, resolveRecomputeAuto } = await import("../plan/recompute-auto.js");
+  const fitted = resolveRecomputeAuto(spec, { ...H100, memory }, true);
+  const line = recomputeAutoLine(fitted.run.recomputeAuto!);
+  if (line !== undefined)
+    io.stdout(`${line}${gpuMemory === undefined ? "; --gpu-memory SIZE fits another GPU" : ""}\n`);
+  return fitted;
 }
 
 /** Why the program cannot go to `dir`, and what would work. */

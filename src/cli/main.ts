@@ -98,6 +98,10 @@ export function buildProgram(
     .option("-o, --out <dir>", "output directory (default: lasp_<model name>); see below")
     .option("--force", "write into a non-empty folder lasp did not write (deletes nothing of it)")
     .option(LASP2_FLAG, LASP2_HELP)
+    .option(
+      "--gpu-memory <size>",
+      "the GPU memory `recompute auto` fits, such as 141GB (default: an 80 GB H100's; `lasp run` fits the GPUs it finds)",
+    )
     .addHelpText("after", COMPILE_HELP)
     .action(async (spec: string, options: CompileOptions) => {
       const { compileCommand } = await import("./compile-command.js");

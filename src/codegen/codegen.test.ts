@@ -352,6 +352,49 @@ describe("lasp compile", () => {
     expect(readFileSync(join(dir, "lasp/program.cuh"), "utf8")).toContain("L_forward_rank1");
   });
 
+  it("fits `recompute auto` to --gpu-memory (an 80 GB H100 by default) and says what it chose", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "lasp-compile-auto-"));
+    const spec = join(dir, "auto.lasp");
+    // The 8B hybrid at 32K: its weights and optimizer state alone take 48 GB.
+    writeFileSync(
+      spec,
+      readFileSync("examples/linear-llama3-8b-hybrid.lasp", "utf8").replace(
+        "recompute mlp",
+        "recompute auto",
+      ),
+    );
+    const compiled = async (...flags: string[]) => {
+      const io = capture();
+      const out = join(dir, `out${flags.join("")}`);
+      const code = await main(["compile", spec, "-o", out, ...flags], io);
+      const program = code === 0 ? readFileSync(join(out, "lasp/program.cuh"), "utf8") : "";
+      return { code, io, mlp: /constexpr bool kRecomputeMlp = true;/.test(program) };
+    };
+    const h100 = await compiled();
+    expect(h100.code).toBe(0);
+    expect(h100.io.out).toMatch(
+      /^recompute auto: norms \([\d.]+ GB of the 80\.0 GB GPU\); --gpu-memory SIZE fits another GPU\n/,
+    );
+    expect(h100.mlp).toBe(false);
+    const small = await compiled("--gpu-memory", "72GB");
+    expect(small.io.out).toMatch(/^recompute auto: mlp \([\d.]+ GB of the 72\.0 GB GPU\)\n/);
+    expect(small.mlp).toBe(true);
+    const large = await compiled("--gpu-memory", "400GB");
+    expect(large.io.out).toMatch(/^recompute auto: none \([\d.]+ GB of the 400\.0 GB GPU\)\n/);
+    expect(large.mlp).toBe(false);
+    const bad = await compiled("--gpu-memory", "lots");
+    expect(bad.code).toBe(2);
+    expect(bad.io.err).toContain(
+      'lasp: --gpu-memory must be a size such as 80GB, 141GB or 96GiB, got "lots"\n',
+    );
+    // A spec that chose for itself keeps its choice.
+    const io = capture();
+    expect(
+      await main(["compile", "examples/tiny-train.lasp", "-o", join(dir, "t"), "--gpu-memory", "1GB"], io),
+    ).toBe(0);
+    expect(io.err).toContain("lasp: note: --gpu-memory changes nothing: the spec sets `recompute norms`");
+  });
+
   it("explains what it cannot generate yet, with exit code 1", async () => {
     const dir = mkdtempSync(join(tmpdir(), "lasp-fp16-"));
     const spec = join(dir, "half.lasp");

@@ -2,7 +2,7 @@
 // memory, by the memory model at the spec's seq_len, fits the GPU. Keeping more is never slower (the backward
 // makes less again), so the choice needs no speed model; where none fits, `mlp` (the least memory), and
 // `lasp check`'s W0604 says by how much. The loader fits an 80 GB H100; `lasp run` fits again to the GPUs it
-// finds, `lasp inspect` to its --machine or --gpu-memory.
+// finds, `lasp inspect` to its --machine or --gpu-memory, `lasp compile` to its --gpu-memory.
 import { H100, recomputeFits, type Gpu } from "../cost/memory.js";
 import { gigabytes } from "../cost/memory-notes.js";
 import { RECOMPUTE_ORDER, type RecomputeAuto, type ResolvedSpec } from "../spec/resolved.js";

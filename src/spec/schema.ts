@@ -255,7 +255,7 @@ export const RUN_KEYS: readonly KeyRule[] = [
     rule: { type: "enum", words: ["none", "norms", "mlp", AUTO] },
     default: "norms",
     example: "recompute mlp",
-    doc: "what the backward pass recomputes instead of keeping: `norms`, each block norm's output (one pass over the residual stream per norm); `mlp`, the norms and each layer's gate and up products (one more GEMM per layer, less activation memory); `none` keeps both norms' outputs (2 x hidden more bf16 values per token and layer, the fastest); `auto`, the first of none, norms, mlp whose memory fits the GPU (`lasp run`: the smallest it finds; `lasp inspect`: its --machine or --gpu-memory; else an 80 GB H100)",
+    doc: "what the backward pass recomputes instead of keeping: `norms`, each block norm's output (one pass over the residual stream per norm); `mlp`, the norms and each layer's gate and up products (one more GEMM per layer, less activation memory); `none` keeps both norms' outputs (2 x hidden more bf16 values per token and layer, the fastest); `auto`, the first of none, norms, mlp whose memory fits the GPU (`lasp run`: the smallest it finds; `lasp inspect`: its --machine or --gpu-memory; `lasp compile`: its --gpu-memory; else an 80 GB H100)",
   },
   {
     key: "steps",
