@@ -94,6 +94,11 @@ describe("a Hugging Face config as a spec's model (lasp init --from-hf)", () => 
   });
 
   it("makes every layer linear attention, or one softmax layer in K (the last of each group)", () => {
+    // Llama 3.2's grouped-query k and v do not fit linear layers, and the import says so.
+    expect(importHfConfig(LLAMA, "m", { kind: "hybrid", every: 4 }).notes).toEqual([
+      "the config's 8 key/value heads fit softmax layers only: a linear-attention layer has a key and value head per query head (32), so the checkpoint's k_proj and v_proj (512 x 2048) are not its shape and `--load-weights` refuses the checkpoint; such a spec trains from its seeded weights",
+    ]);
+    expect(importHfConfig({ ...LLAMA, num_key_value_heads: 32 }, "m", { kind: "linear" }).notes).toEqual([]);
     const linear = imported(LLAMA, { kind: "linear" });
     expect(linear.model.layers.every((l) => l.type === "linear_attention")).toBe(true);
     const hybrid = imported(LLAMA, { kind: "hybrid", every: 4 });

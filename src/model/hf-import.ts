@@ -191,6 +191,10 @@ export function importHfConfig(config: unknown, name: string, choice: LayerChoic
       text: softmaxSettings(kvHeads, heads, ropeTheta, rope, true),
     };
     const linear = { type: "linear_attention" as const, text: LINEAR };
+    if (choice.kind !== "as-is" && kvHeads !== heads)
+      notes.push(
+        `the config's ${kvHeads} key/value heads fit softmax layers only: a linear-attention layer has a key and value head per query head (${heads}), so the checkpoint's k_proj and v_proj (${kvHeads * headDim} x ${hidden}) are not its shape and \`--load-weights\` refuses the checkpoint; such a spec trains from its seeded weights`,
+      );
     settings = Array.from({ length: count }, (_, i) =>
       choice.kind === "linear"
         ? linear
