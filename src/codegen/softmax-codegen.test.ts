@@ -209,7 +209,7 @@ describe("RoPE in the generated program", () => {
     // Scaled: Llama 3.2's last frequency is base^(-62/64) / 32.
     expect(table("kS_rope")[31]).toBe(Math.pow(500000, -62 / 64) / 32);
     expect(files.get("lasp/program.cuh")).toContain(
-      "(base 500000, scaled llama3 (factor 32, low 1, high 4, original 8192))",
+      "(base 500000 scaled llama3 (factor 32, low 1, high 4, original 8192))",
     );
     // kKinds points each softmax kind at its table; linear kinds have none.
     const kinds = files

@@ -21,7 +21,7 @@ import { fullSoftmaxDims, gatheredSoftmaxDims, stepCalls, type Call, type StepCo
 import { DOC_ENDS } from "../schedule/document-operands.js";
 import { DEFAULT_DOCUMENT_LENGTH } from "../schedule/documents.js";
 import { cppIdent, doubleLiteral, floatLiteral, softmaxDimsLiteral, softmaxDimsName } from "./names.js";
-import { describeRopeScaling, ropeInverseFrequencies } from "../model/rope.js";
+import { describeRope, ropeInverseFrequencies } from "../model/rope.js";
 import { OVERLAP_CTAS } from "./communicators.js";
 import { usesWorkspaces } from "./workspaces.js";
 import { bufferTable, type BufferRow, type BufferTable } from "./buffer-table.js";
@@ -696,7 +696,7 @@ export function buildView({ spec, program, compilerVersion }: ViewInputs): Progr
       outputNorm: !softmax && layer.outputNorm === "rms" ? "true" : "false",
       struct: `${name}Buffers`,
       comment: softmax
-        ? `${schedule.kind}: softmax_attention, ${schedule.strategy}, ${layer.causal ? "causal" : "bidirectional"}, ${layer.kvHeads} kv heads, RoPE base ${layer.ropeTheta}${layer.ropeScaling.type === "none" ? "" : ` scaled ${layer.ropeScaling.type}`}`
+        ? `${schedule.kind}: softmax_attention, ${schedule.strategy}, ${layer.causal ? "causal" : "bidirectional"}, ${layer.kvHeads} kv heads, RoPE ${describeRope(layer.ropeTheta, layer.ropeScaling)}`
         : `${schedule.kind}: ${layer.type}, ${schedule.strategy}, ${layer.causal ? "causal" : "bidirectional"}, decay ${layer.decay.schedule}`,
       strategy: schedule.strategy,
       causal: layer.causal ? "true" : "false",
@@ -854,10 +854,6 @@ export function flopsPerStep(spec: ResolvedSpec, program: ScheduleProgram): numb
   }, head);
 }
 
-/**
- * LASP-2H's gathered attention per sequence rank (the forward step's dims, the rank's pieces, the keys it
- * sees), for the program to report its backend and build cuDNN's plans before any timing.
- */
 /** A softmax kind's RoPE frequencies as the compiler computes them (src/model/rope.ts), for program.cuh. */
 function ropeTable(
   name: string,
@@ -870,15 +866,18 @@ function ropeTable(
   const lines = Array.from({ length: Math.ceil(values.length / 4) }, (_, i) =>
     values.slice(4 * i, 4 * i + 4).join(", "),
   );
-  const scaling = describeRopeScaling(layer.ropeScaling);
   return {
     ropeTable: `k${name}_rope`,
     ropeLines: lines,
     ropePointer: `program::k${name}_rope`,
-    ropeSource: `base ${layer.ropeTheta}${scaling === "" ? "" : `, scaled ${scaling}`}`,
+    ropeSource: describeRope(layer.ropeTheta, layer.ropeScaling),
   };
 }
 
+/**
+ * LASP-2H's gathered attention per sequence rank (the forward step's dims, the rank's pieces, the keys it
+ * sees), for the program to report its backend and build cuDNN's plans before any timing.
+ */
 function gatheredShapes(
   name: string,
   schedule: LayerSchedule,

@@ -2,7 +2,7 @@
 // (stream, size, what each waits on, which computation each communication overlaps (schedule/overlap.ts) and
 // what the placement pass decided), then the communication table and the
 // predicted times, both from the report (report.ts) that --json and --svg show too. Lines fit `width` columns.
-import { describeRopeScaling } from "../model/rope.js";
+import { describeRope } from "../model/rope.js";
 import { boundOf, DEFAULT_MACHINE, type Machine } from "../cost/machine.js";
 import type { LayerSchedule, Pass, RankProgram, ScheduleProgram, Step } from "../schedule/ir.js";
 import { Concurrency } from "../schedule/overlap.js";
@@ -146,9 +146,8 @@ function documentsLine(spec: ResolvedSpec, program: ScheduleProgram): string[] {
 function describeKind(schedule: LayerSchedule): string {
   const layer = schedule.layer;
   if (layer.type === "softmax_attention") {
-    const scaling = describeRopeScaling(layer.ropeScaling);
-    const rope = `RoPE base ${layer.ropeTheta}${scaling === "" ? "" : ` scaled ${scaling}`}`;
-    return ` (kv_heads ${layer.kvHeads}, ${rope}${layer.causal ? ", causal" : ", bidirectional"})`;
+    const rope = describeRope(layer.ropeTheta, layer.ropeScaling);
+    return ` (kv_heads ${layer.kvHeads}, RoPE ${rope}${layer.causal ? ", causal" : ", bidirectional"})`;
   }
   const decay = layer.decay.schedule === "none" ? "no decay" : `decay ${layer.decay.schedule}`;
   return ` (${decay}${layer.causal ? ", causal" : ", bidirectional"})`;

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { describeRopeScaling, ropeInverseFrequencies } from "./rope.js";
+import { describeRope, ropeInverseFrequencies } from "./rope.js";
 
 // Llama-3.2-1B's RoPE: head_dim 64, base 500000, rope_scaling llama3 with factor 32 over an original 8192.
 const LLAMA32 = {
@@ -57,8 +57,10 @@ describe("RoPE's inverse frequencies", () => {
   });
 
   it("read in a comment as the spec's settings", () => {
-    expect(describeRopeScaling({ type: "none" })).toBe("");
-    expect(describeRopeScaling({ type: "linear", factor: 4 })).toBe("linear (factor 4)");
-    expect(describeRopeScaling(LLAMA32)).toBe("llama3 (factor 32, low 1, high 4, original 8192)");
+    expect(describeRope(10000, { type: "none" })).toBe("base 10000");
+    expect(describeRope(10000, { type: "linear", factor: 4 })).toBe("base 10000 scaled linear (factor 4)");
+    expect(describeRope(500000, LLAMA32)).toBe(
+      "base 500000 scaled llama3 (factor 32, low 1, high 4, original 8192)",
+    );
   });
 });

@@ -30,14 +30,14 @@ export function ropeInverseFrequencies(headDim: number, theta: number, scaling: 
   }
 }
 
-/** How the scaling reads in a comment or a summary: `llama3 (factor 32, ...)`, or nothing when there is none. */
-export function describeRopeScaling(scaling: RopeScaling): string {
+/** How a RoPE reads in a comment or a summary: `base 500000`, `base 500000 scaled llama3 (factor 32, ...)`. */
+export function describeRope(theta: number, scaling: RopeScaling): string {
   switch (scaling.type) {
     case "none":
-      return "";
+      return `base ${theta}`;
     case "linear":
-      return `linear (factor ${scaling.factor})`;
+      return `base ${theta} scaled linear (factor ${scaling.factor})`;
     case "llama3":
-      return `llama3 (factor ${scaling.factor}, low ${scaling.lowFreqFactor}, high ${scaling.highFreqFactor}, original ${scaling.originalMaxPositions})`;
+      return `base ${theta} scaled llama3 (factor ${scaling.factor}, low ${scaling.lowFreqFactor}, high ${scaling.highFreqFactor}, original ${scaling.originalMaxPositions})`;
   }
 }
