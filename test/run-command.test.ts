@@ -632,6 +632,33 @@ describe("lasp run: train mode", () => {
     expect((await record(folderOf(ok.err, cwd))).launch[0]).toContain("--load-weights llama");
   });
 
+  it("takes --load-weights itself, hands the ranks its resolved path, and refuses it twice or with --resume", async () => {
+    const cwd = await mkdtemp(path.join(root, "lasp-weights-"));
+    const missing = await run({ loadWeights: "llama" }, deps({ cwd }));
+    expect(missing.code).toBe(2);
+    expect(missing.err).toContain(`lasp: --load-weights llama: ${path.join(cwd, "llama")} does not exist`);
+    await mkdir(path.join(cwd, "llama"));
+    const ok = await run({ loadWeights: "llama" }, deps({ cwd }));
+    expect(ok.code).toBe(0);
+    expect((await record(folderOf(ok.err, cwd))).launch[0]).toContain(
+      `--load-weights ${path.join(cwd, "llama")}`,
+    );
+    const twice = await run(
+      { loadWeights: "llama", programArgs: ["--load-weights", "llama"] },
+      deps({ cwd }),
+    );
+    expect(twice.code).toBe(2);
+    expect(twice.err).toBe("lasp: --load-weights is given twice (before and after `--`): give it once\n");
+    const resumed = await run({ loadWeights: "llama", resume: true }, deps({ cwd }));
+    expect(resumed.code).toBe(2);
+    expect(resumed.err).toBe("lasp: --resume continues from the checkpoint's weights: drop --load-weights\n");
+    expect(
+      await run({ programArgs: ["--load-weights", "llama"], resume: true }, deps({ cwd })),
+    ).toMatchObject({
+      code: 2,
+    });
+  });
+
   it("stops before the build on a token file too short for one step or cut short, at the setting, with its numbers", async () => {
     const cwd = await mkdtemp(path.join(root, "short-data-"));
     const spec = path.join(cwd, "train.lasp");

@@ -88,7 +88,7 @@ export async function initCommand(file: string, options: InitOptions, io: CliIo)
   const raw = [
     `// Written by \`lasp init --from-hf ${source}\`: the config's model, ${imported.layers} layers of ${layers}.`,
     ...imported.notes.map((n) => `// Note: ${n}`),
-    "// Its weights load with `lasp run THIS.lasp -- --load-weights FOLDER` where every tensor's shape is the spec's.",
+    "// Its weights load with `lasp run THIS.lasp --load-weights FOLDER` where every tensor's shape is the spec's.",
     imported.model,
     "",
     "parallel {",

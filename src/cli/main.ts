@@ -195,6 +195,10 @@ export function buildProgram(
       "--no-checkpoints",
       "train mode: write no checkpoint, periodic, final or on a signal (a benchmark or a smoke test; nothing to resume)",
     )
+    .option(
+      "--load-weights <path>",
+      "start from these weights: a safetensors file, a Hugging Face model.safetensors.index.json, or the folder holding either (every tensor checked against the spec first)",
+    )
     .option(LASP2_FLAG, LASP2_HELP)
     .addHelpText("after", RUN_HELP)
     .action(async (spec: string, programArgs: string[], options: RunCliOptions) => {

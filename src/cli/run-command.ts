@@ -80,6 +80,8 @@ export interface RunCliOptions {
   resume?: string | boolean;
   /** False with `--no-checkpoints` (commander's negated flag): train mode writes no checkpoint. */
   checkpoints?: boolean;
+  /** `--load-weights PATH`: the weights the run starts from (the program's option, also accepted after `--`). */
+  loadWeights?: string;
   /** The command line as typed (after `lasp`), recorded in run.json. */
   argv?: readonly string[];
 }
@@ -122,6 +124,7 @@ const PROGRAM_EXIT: Record<number, string> = {
 const STOPPED_WITH_CHECKPOINT = 5;
 /** The program's flag (and lasp run's) for a training run that writes no checkpoint. */
 const NO_CHECKPOINTS = "--no-checkpoints";
+const LOAD_WEIGHTS = "--load-weights";
 const NON_FINITE = 6;
 
 /** The code generator, loaded only by the commands that build (handlebars and the templates are heavy). */
@@ -154,6 +157,8 @@ interface Parsed {
   resume: { dir: string | undefined } | undefined;
   /** `--no-checkpoints`, lasp's or handed to the program after `--`. */
   noCheckpoints: boolean;
+  /** `--load-weights`, lasp's or after `--`: the path as given (the program gets it resolved). */
+  loadWeights: string | undefined;
   arch: string;
   lowering: LowerOptions;
 }
@@ -197,6 +202,13 @@ function parseOptions(cli: RunCliOptions, io: CliIo): Parsed | undefined {
   }
   const lasp2 = lasp2Option(cli.lasp2, io);
   if (lasp2 === null) return undefined;
+  const userArgs = [...(cli.programArgs ?? [])];
+  const after = userArgs.indexOf(LOAD_WEIGHTS);
+  if (cli.loadWeights !== undefined && after >= 0)
+    return fail(`${LOAD_WEIGHTS} is given twice (before and after \`--\`): give it once`);
+  const loadWeights = cli.loadWeights ?? (after >= 0 ? userArgs[after + 1] : undefined);
+  if (loadWeights !== undefined && resume !== undefined)
+    return fail(`--resume continues from the checkpoint's weights: drop ${LOAD_WEIGHTS}`);
   const arch = (cli.arch ?? DEFAULT_ARCH).replace(/^(sm_|compute_)/, "");
   if (!/^\d{2,3}[a-z]?$/.test(arch)) {
     return fail(`--arch must be a CUDA architecture such as 90a, 90 or 80, got ${cli.arch}`);
@@ -206,9 +218,10 @@ function parseOptions(cli: RunCliOptions, io: CliIo): Parsed | undefined {
     gpusPerNode,
     launcherArgs: (cli.launcherArgs ?? "").split(/\s+/).filter((a) => a !== ""),
     programArgs,
-    userArgs: [...(cli.programArgs ?? [])],
+    userArgs,
     resume,
     noCheckpoints: cli.checkpoints === false || (cli.programArgs ?? []).includes(NO_CHECKPOINTS),
+    loadWeights,
     arch,
     lowering: { lasp2 },
   };
@@ -370,12 +383,11 @@ export async function runCommand(
     }
     return RUN_EXIT.usage;
   }
-  // The weights a run starts from (the program's own option): a path that is not there stops it before the build.
-  const weights = parsed.userArgs.indexOf("--load-weights");
-  const weightsPath = weights >= 0 ? parsed.userArgs[weights + 1] : undefined;
+  // The weights a run starts from: a path that is not there stops it before the build.
+  const weightsPath = parsed.loadWeights;
   if (weightsPath !== undefined && !cli.dryRun && !existsSync(path.resolve(cwd, weightsPath))) {
     io.stderr(
-      `lasp: --load-weights ${weightsPath}: ${path.resolve(cwd, weightsPath)} does not exist\n` +
+      `lasp: ${LOAD_WEIGHTS} ${weightsPath}: ${path.resolve(cwd, weightsPath)} does not exist\n` +
         "  = hint: name a .safetensors file, a Hugging Face model.safetensors.index.json, or the folder holding either\n",
     );
     return RUN_EXIT.usage;
@@ -387,6 +399,8 @@ export async function runCommand(
     ...tokenFiles,
     ...(resumePoint !== undefined ? ["--resume", resumePoint.checkpoint.path] : []),
     ...(cli.checkpoints === false ? [NO_CHECKPOINTS] : []),
+    // lasp's own --load-weights, resolved: the ranks may start in another folder (mpirun, srun).
+    ...(cli.loadWeights !== undefined ? [LOAD_WEIGHTS, path.resolve(cwd, cli.loadWeights)] : []),
     ...parsed.userArgs,
   ];
 
