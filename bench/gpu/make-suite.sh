@@ -165,6 +165,12 @@ sed -e 's/v_doc_lasp2_bidir_d64_w1/v_doc_pad_lasp2_bidir_d64_w1/' -e 's/seq_len 
 sed -e 's/v_hyb_1b_w1/v_doc_pad_hyb_1b_w1/' -e 's/seq_len 8192/seq_len 8000/' \
   -e "1s|.*|// GPU suite: v-doc-pad-hyb-1b-w1 (written by bench/gpu/make-suite.sh from v-hyb-1b-w1)|" \
   "$specs/v-hyb-1b-w1.lasp" > "$specs/v-doc-pad-hyb-1b-w1.lasp"
+# The hybrid with Llama 3's RoPE scaling over an original 2048 positions: at 8K tokens the blended band
+# (wavelengths 512 to 2048) turns many times, so a wrong frequency table shows against PyTorch's own
+sed -e 's/v_hyb_1b_w1/v_hyb_rope_w1/' \
+  -e 's/rope_theta 500000  causal true/rope_theta 500000  rope_scaling llama3  rope_factor 32  rope_original_max_positions 2048  causal true/' \
+  -e "1s|.*|// GPU suite: v-hyb-rope-w1 (written by bench/gpu/make-suite.sh from v-hyb-1b-w1)|" \
+  "$specs/v-hyb-1b-w1.lasp" > "$specs/v-hyb-rope-w1.lasp"
 docs "s-hyb-ag-zz-w1" "s-doc-hyb-ag-zz-w1" 2048
 docs "s-hyb-uly-zz-w1" "s-doc-hyb-uly-zz-w1" 2048
 # train mode (issue 17): the tiny example from token files (run-train.sh makes them), and Linear-Llama3-1B from
