@@ -171,6 +171,12 @@ sed -e 's/v_hyb_1b_w1/v_hyb_rope_w1/' \
   -e 's/rope_theta 500000  causal true/rope_theta 500000  rope_scaling llama3  rope_factor 32  rope_original_max_positions 2048  causal true/' \
   -e "1s|.*|// GPU suite: v-hyb-rope-w1 (written by bench/gpu/make-suite.sh from v-hyb-1b-w1)|" \
   "$specs/v-hyb-1b-w1.lasp" > "$specs/v-hyb-rope-w1.lasp"
+# ... and with grouped key/value heads in its linear layers (a GQA checkpoint linearized: 4 kv heads of 16,
+# copied out to every query head; elu+1 on q and k so the feature map's backward reads the grouped pre_k)
+sed -e 's/v_hyb_1b_w1/v_hyb_gqa_w1/' \
+  -e 's/layer L = linear_attention { decay 0.99 }/layer L = linear_attention { decay 0.99  kv_heads 4  feature_map elu_plus_one }/' \
+  -e "1s|.*|// GPU suite: v-hyb-gqa-w1 (written by bench/gpu/make-suite.sh from v-hyb-1b-w1)|" \
+  "$specs/v-hyb-1b-w1.lasp" > "$specs/v-hyb-gqa-w1.lasp"
 docs "s-hyb-ag-zz-w1" "s-doc-hyb-ag-zz-w1" 2048
 docs "s-hyb-uly-zz-w1" "s-doc-hyb-uly-zz-w1" 2048
 # train mode (issue 17): the tiny example from token files (run-train.sh makes them), and Linear-Llama3-1B from

@@ -45,9 +45,10 @@
 #   torch1b    .gpu-ship/t-linear-1b-w1 and t-linear-1b-keep-w1, .gpu-suite/data, .device/wheels (fla): issue 17's
 #              figure: both 1B programs for 60 steps (`recompute norms`, then `none`: what `recompute auto` picks on
 #              an 80 GB GPU), PyTorch's 1B training step with fused AdamW (first run compiles: minutes), both again
-#   rope       .gpu-ship/v-hyb-rope-w1 (`build-specs-here.sh .gpu-ship v-hyb-rope-w1`): the hybrid with Llama 3's RoPE
-#              scaling in verify mode against its own oracle, then its weights and gradients against PyTorch's
-#              (torch_reference.py computes the scaled frequencies in its own Python from config.json)
+#   shipref    .gpu-ship/v-hyb-rope-w1 and v-hyb-gqa-w1 (`build-specs-here.sh .gpu-ship v-hyb-rope-w1 v-hyb-gqa-w1`):
+#              the hybrid with Llama 3's RoPE scaling, and with grouped kv heads in its linear layers, each in verify
+#              mode against its own oracle, then its weights and gradients against PyTorch's (torch_reference.py
+#              computes the scaled frequencies and the grouped heads in its own Python from config.json)
 #   keepab     .gpu-ship/t-linear-1b-w1 and t-linear-1b-keep-w1 (built with mlpship's, `recompute none`): the 1B
 #              step with the block norms' outputs kept against made again (env-ab.sh PROG_B=), the same losses
 #   diag       .gpu-diag (`lasp compile` of variant specs + kernels.o, as vallscan): verify programs that tell
@@ -66,7 +67,7 @@ limit_of() {
   case "$1" in
     vdoc) echo 170 ;; ceiling) echo 50 ;; calibrate) echo 180 ;; gathered) echo 200 ;;
     docbench) echo 150 ;; vallscan) echo 80 ;; diag) echo 90 ;; docab) echo 200 ;; scatterab) echo 420 ;; softmax) echo 220 ;;
-    gcheck) echo 120 ;; trainck) echo 290 ;; inplace) echo 100 ;; mlpship) echo 590 ;; torch1b) echo 500 ;; rope) echo 150 ;; keepab) echo 150 ;; shardload) echo 60 ;; clocks) echo 300 ;; ops) echo 100 ;; train1b) echo 330 ;; *) echo 0 ;;
+    gcheck) echo 120 ;; trainck) echo 290 ;; inplace) echo 100 ;; mlpship) echo 590 ;; torch1b) echo 500 ;; shipref) echo 240 ;; keepab) echo 150 ;; shardload) echo 60 ;; clocks) echo 300 ;; ops) echo 100 ;; train1b) echo 330 ;; *) echo 0 ;;
   esac
 }
 needs_of() {
@@ -85,7 +86,7 @@ needs_of() {
     inplace) echo ".gpu-suite/t-tiny-train-w1 .gpu-suite/data" ;;
     mlpship) echo ".gpu-ship/t-linear-1b-w1/prog .gpu-ship/t-linear-8bshape-w1/prog .gpu-ship/t-tiny-train-w1/prog .gpu-suite/data .device/wheels" ;;
     torch1b) echo ".gpu-ship/t-linear-1b-w1/prog .gpu-ship/t-linear-1b-keep-w1/prog .gpu-suite/data .device/wheels" ;;
-    rope) echo ".gpu-ship/v-hyb-rope-w1/prog" ;;
+    shipref) echo ".gpu-ship/v-hyb-rope-w1/prog" ;;
     keepab) echo ".gpu-ship/t-linear-1b-w1/prog .gpu-ship/t-linear-1b-keep-w1/prog .gpu-suite/data" ;;
     shardload) echo ".gpu-ship/t-tiny-train-w1/prog .gpu-suite/data" ;;
   esac
@@ -163,18 +164,22 @@ for arm, name in (("A", "recompute norms"), ("B", "recompute none")):
     print(f"lasp {name}: {' '.join(f'{v:.2f}' for v in runs)} ms, median {m:.2f}; PyTorch {torch_ms:.2f} ms: {torch_ms / m:.3f}x")
 PY
       ;;
-    rope)
-      w=$(mktemp -d /tmp/lasp-rope.XXXXXX)
-      timeout 60 .gpu-ship/v-hyb-rope-w1/prog --rank 0 --world 1 --device 0 --mode verify \
-        --save-weights "$w/model.safetensors" --save-grads "$w/grads.safetensors" > "$dir/program.out" 2> "$dir/program.err"
-      echo "program exit $?" > "$dir/rope.txt"
-      grep -h "verify" "$dir/program.out" "$dir/program.err" | tail -3 >> "$dir/rope.txt"
-      cp "$w/config.json" "$dir/" 2> /dev/null
-      timeout 80 python3 bench/gpu/torch_reference.py "$w/model.safetensors" "$w/grads.safetensors" --device cuda \
-        --json "$dir/reference.json" > "$dir/reference.txt" 2>&1
-      echo "reference exit $?" >> "$dir/rope.txt"
-      head -8 "$dir/reference.txt" >> "$dir/rope.txt"
-      rm -rf "$w" ;;
+    shipref)
+      for p in v-hyb-rope-w1 v-hyb-gqa-w1; do
+        [ -x ".gpu-ship/$p/prog" ] || { echo "$p: not carried" >> "$dir/shipref.txt"; continue; }
+        w=$(mktemp -d /tmp/lasp-shipref.XXXXXX)
+        mkdir -p "$dir/$p"
+        timeout 60 ".gpu-ship/$p/prog" --rank 0 --world 1 --device 0 --mode verify \
+          --save-weights "$w/model.safetensors" --save-grads "$w/grads.safetensors" > "$dir/$p/program.out" 2> "$dir/$p/program.err"
+        echo "$p program exit $?" >> "$dir/shipref.txt"
+        grep -h "verify" "$dir/$p/program.out" "$dir/$p/program.err" | tail -3 >> "$dir/shipref.txt"
+        cp "$w/config.json" "$dir/$p/" 2> /dev/null
+        timeout 80 python3 bench/gpu/torch_reference.py "$w/model.safetensors" "$w/grads.safetensors" --device cuda \
+          --json "$dir/$p/reference.json" > "$dir/$p/reference.txt" 2>&1
+        echo "$p reference exit $?" >> "$dir/shipref.txt"
+        head -8 "$dir/$p/reference.txt" >> "$dir/shipref.txt"
+        rm -rf "$w"
+      done ;;
     keepab)
       ln -sfn ../.gpu-suite/data .gpu-ship/data
       PROG=.gpu-ship/t-linear-1b-w1 PROG_B=.gpu-ship/t-linear-1b-keep-w1 ROUNDS=3 STEPS=20 OUT=$dir/ab \
@@ -213,7 +218,7 @@ short_of() { # lot dir
     docab) tail -8 "$2/ab.txt" 2>/dev/null ;;
     train1b) tail -14 "$2/train.txt" 2>/dev/null ;;
     torch1b) cat "$2/torch.txt" "$2/vs.txt" 2>/dev/null; tail -n 4 "$2/torch-1b.log" 2>/dev/null | cut -c1-200 ;;
-    rope) cat "$2/rope.txt" 2>/dev/null | cut -c1-200 ;;
+    shipref) cat "$2/shipref.txt" 2>/dev/null | cut -c1-200 ;;
     keepab) cat "$2/ab.txt" 2>/dev/null | cut -c1-200 ;;
     shardload) cat "$2/load.txt" 2>/dev/null | cut -c1-200 ;;
     mlpship) cat "$2/mlpgemm.txt"; grep -hE "^== CHECKS|FAILED|WATCHDOG|identical|backend" "$2/harness.log" 2>/dev/null | head
@@ -227,7 +232,7 @@ short_of() { # lot dir
   esac
 }
 
-[ $# -gt 0 ] || { echo "usage: queue.sh LOT... (vdoc ceiling calibrate gathered gcheck clocks ops train1b trainck inplace mlpship torch1b rope keepab shardload docbench vallscan diag docab scatterab softmax)" >&2; exit 2; }
+[ $# -gt 0 ] || { echo "usage: queue.sh LOT... (vdoc ceiling calibrate gathered gcheck clocks ops train1b trainck inplace mlpship torch1b shipref keepab shardload docbench vallscan diag docab scatterab softmax)" >&2; exit 2; }
 : > "$OUT/summary.txt"
 for lot in "$@"; do
   limit=$(limit_of "$lot")

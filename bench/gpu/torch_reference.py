@@ -75,7 +75,7 @@ class LayerConfig:
     decay: list = field(default_factory=list)  # linear: one value per head, 1 = none
     feature_map: str = "identity"
     output_norm: str = "none"  # linear: "rms" or "none"
-    kv_heads: int = 0  # softmax
+    kv_heads: int = 0  # softmax; linear when grouped (0: every head)
     rope_theta: float = 0.0  # softmax
     rope_scaling: dict = None  # softmax: transformers' rope_scaling (llama3 or linear), None when unscaled
 
@@ -93,7 +93,7 @@ class ModelConfig:
     layers: list
 
     def kv_heads(self, layer):
-        return layer.kv_heads if layer.kind == "softmax" else self.heads
+        return layer.kv_heads if layer.kv_heads else self.heads
 
 
 def _need(obj, key, kind, where):
@@ -178,7 +178,10 @@ def parse_config(cfg, where="config.json"):
             onorm = lc.get("output_norm", "none")
             if onorm not in ("rms", "none"):
                 raise BadInput(f"{at}: output_norm must be rms or none, got {onorm!r}")
-            layers.append(LayerConfig("linear", causal, [float(x) for x in decay], fmap, onorm))
+            kv = lc.get("num_key_value_heads", heads)
+            if not isinstance(kv, int) or kv < 1 or heads % kv:
+                raise BadInput(f"{at}: {heads} heads do not split into {kv!r} key/value heads")
+            layers.append(LayerConfig("linear", causal, [float(x) for x in decay], fmap, onorm, kv_heads=kv if kv != heads else 0))
         elif lt == "full_attention":
             kv = _need(lc, "num_key_value_heads", int, at)
             if kv < 1 or heads % kv:
@@ -430,15 +433,17 @@ class DecayMasks:
 
 
 def linear_attention(q, k, v, layer, masks, same=None):
-    """q, k [B, N, H, d] (feature map applied), v [B, N, H, dv] -> o [B, N, H, dv]. same [B, N, N]: the pairs of
-    one document (None: every pair)."""
+    """q [B, N, H, d], k [B, N, Hkv, d] (feature map applied), v [B, N, Hkv, dv] -> o [B, N, H, dv]; query head h
+    reads key/value head h // (H / Hkv) (Hkv = H unless grouped). same [B, N, N]: the pairs of one document (None:
+    every pair)."""
+    group = q.shape[2] // k.shape[2]
     outs = []
     for h in range(q.shape[2]):
         d = masks.get(layer.decay[h], layer.causal)
-        scores = q[:, :, h] @ k[:, :, h].transpose(1, 2)  # [B, N, N]
+        scores = q[:, :, h] @ k[:, :, h // group].transpose(1, 2)  # [B, N, N]
         if same is not None:
             scores = scores * same
-        outs.append((scores * d) @ v[:, :, h])
+        outs.append((scores * d) @ v[:, :, h // group])
     return torch.stack(outs, dim=2)
 
 

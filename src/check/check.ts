@@ -376,9 +376,12 @@ class Checker {
       };
     }
     const decay = valueOf<DecayValue>(d.read, LINEAR_KEYS, "decay");
+    const kvHeads = v.get("kv_heads") as number | undefined;
     return {
       type: "linear_attention",
       name,
+      // Only a grouped layer says so: `kv_heads` equal to heads is the same layer (and checkpoint) as none.
+      ...(kvHeads !== undefined && kvHeads !== heads ? { kvHeads } : {}),
       decay: resolveDecay(decay, heads),
       featureMap: valueOf<FeatureMap>(d.read, LINEAR_KEYS, "feature_map"),
       outputNorm: valueOf<"rms" | "none">(d.read, LINEAR_KEYS, "output_norm"),

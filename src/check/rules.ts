@@ -304,6 +304,14 @@ function checkLayers(
       }
       continue;
     }
+    const linearKv = num(read, "kv_heads");
+    if (linearKv !== undefined && heads % linearKv !== 0)
+      diagnostics.push(
+        diagnose("kvHeads", spanOf(read, "kv_heads")!, [heads, linearKv, name], {
+          hint: `kv_heads must divide heads: ${divisors(heads).join(", ")}`,
+          related: notes([spanOf(inputs.model, "heads"), `heads ${heads} is set here`]),
+        }),
+      );
     const decay = read.values.get("decay") as DecayValue | undefined;
     if (decay?.kind === "list" && decay.values.length !== heads) {
       diagnostics.push(

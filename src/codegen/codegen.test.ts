@@ -8,13 +8,14 @@ import { main } from "../cli/main.js";
 import { GEMM_SM_MARGIN } from "../schedule/placement.js";
 import { generateProgram, RUNTIME_FILES, writeProgram } from "./generate.js";
 import { templatesDir } from "./render.js";
-import { ALIGN_ELEMENTS, classifierChunk } from "../model/tables.js";
+import { ALIGN_ELEMENTS, classifierChunk, modelTables } from "../model/tables.js";
 import { modelParameters } from "../model/parameters.js";
 import { buildView } from "./view-model.js";
 import { namedCallsOf, stepCalling } from "./test-calls.js";
 import { lowerSpec } from "../schedule/lower.js";
 import type { ResolvedSpec } from "../spec/resolved.js";
 import { generateExamples, staleFiles } from "./regenerate.js";
+import { modelHash } from "./train-constants.js";
 import { captureIo } from "../cli/test-io.js";
 import {
   itWithNvcc,
@@ -502,6 +503,46 @@ describe("the model's tables (main.cu's kKinds, kLayers, kParameters, kActivatio
     expect(rows[l0.wDown]!.initStd).toBeCloseTo(1 / 8);
     expect([rows[l0.attnNorm]!.initStd, rows[l0.attnNorm]!.initValue]).toEqual([0, 1]);
     expect(rows[view.head.embedding]!.initStd).toBeCloseTo(1 / 16);
+  });
+
+  it("gives a grouped linear layer (kv_heads) its kv heads' k and v weights, copied out to every head", () => {
+    const spec = specOf("examples/tiny-linear.lasp");
+    const grouped = checkSource(
+      "g.lasp",
+      readFileSync("examples/tiny-linear.lasp", "utf8").replace(
+        /layer L = linear_attention \{/,
+        "layer L = linear_attention { kv_heads 2  feature_map elu_plus_one ",
+      ),
+    ).spec!;
+    expect(grouped.model.kinds[0]).toMatchObject({ kvHeads: 2 });
+    const { heads, headDim, hidden } = grouped.model;
+    const files = generateProgram(grouped);
+    const tables = modelTables(grouped, 1024);
+    const shape = (name: string) => tables.parameters.rows.find((r) => r.name === name)?.shape;
+    expect(shape("model.layers.0.self_attn.k_proj.weight")).toEqual([2 * headDim, hidden]);
+    expect(shape("model.layers.0.self_attn.q_proj.weight")).toEqual([heads * headDim, hidden]);
+    // pre_k (the feature map's input, kept for its backward) is the kv heads' width; the schedule's k is every head's.
+    expect(tables.activations.rows.find((r) => r.name === "layers.0.pre_k")?.shape[1]).toBe(2 * headDim);
+    // kKinds: kv heads 2 and their width; layer.cuh copies them out and sums the gradients back.
+    const row = files
+      .get("main.cu")!
+      .split("\n")
+      .find((l) => /^\s+\{"L", /.test(l))!;
+    expect(row.split(", ").slice(6, 7)).toEqual(["2"]);
+    expect(row).toContain(`, ${2 * headDim}, `);
+    const layer = files.get("lasp/layer.cuh")!;
+    expect(layer).toContain("expand_kv_heads(k, b.k, kRows, kind.kv_heads, program::kHeads");
+    expect(layer).toContain("sum_kv_head_groups(b.dk, dk, kRows, kind.kv_heads, program::kHeads");
+    // An ungrouped layer is the same program as before `kv_heads` existed: the same model hash.
+    const same = checkSource(
+      "s.lasp",
+      readFileSync("examples/tiny-linear.lasp", "utf8").replace(
+        /layer L = linear_attention \{/,
+        `layer L = linear_attention { kv_heads ${heads} `,
+      ),
+    ).spec!;
+    expect(same.model.kinds[0]).not.toHaveProperty("kvHeads");
+    expect(modelHash(same)).toBe(modelHash(spec));
   });
 
   it("keeps what the backward pass reads per layer: the residual stream, gate|up, feature-map inputs", () => {

@@ -21,6 +21,7 @@ import { fullSoftmaxDims, gatheredSoftmaxDims, stepCalls, type Call, type StepCo
 import { DOC_ENDS } from "../schedule/document-operands.js";
 import { DEFAULT_DOCUMENT_LENGTH } from "../schedule/documents.js";
 import { cppIdent, doubleLiteral, floatLiteral, softmaxDimsLiteral, softmaxDimsName } from "./names.js";
+import { kvHeadsOf } from "../model/parameters.js";
 import { describeRope, ropeInverseFrequencies } from "../model/rope.js";
 import { OVERLAP_CTAS } from "./communicators.js";
 import { usesWorkspaces } from "./workspaces.js";
@@ -661,7 +662,7 @@ export function buildView({ spec, program, compilerVersion }: ViewInputs): Progr
         comment: `per-head decay of layer kind ${schedule.kind} (${layer.decay.schedule})`,
       });
     }
-    const kvHeads = softmax ? layer.kvHeads : sizes.heads;
+    const kvHeads = kvHeadsOf(spec.model, layer);
     const workspaces = usesWorkspaces(schedule.passes.forward);
     const buffers = kindBuffers(schedule);
     const passes = (["forward", "backward"] as const).map((pass): PassView => {
@@ -697,7 +698,7 @@ export function buildView({ spec, program, compilerVersion }: ViewInputs): Progr
       struct: `${name}Buffers`,
       comment: softmax
         ? `${schedule.kind}: softmax_attention, ${schedule.strategy}, ${layer.causal ? "causal" : "bidirectional"}, ${layer.kvHeads} kv heads, RoPE ${describeRope(layer.ropeTheta, layer.ropeScaling)}`
-        : `${schedule.kind}: ${layer.type}, ${schedule.strategy}, ${layer.causal ? "causal" : "bidirectional"}, decay ${layer.decay.schedule}`,
+        : `${schedule.kind}: ${layer.type}, ${schedule.strategy}, ${layer.causal ? "causal" : "bidirectional"}, decay ${layer.decay.schedule}${layer.kvHeads === undefined ? "" : `, ${layer.kvHeads} kv heads copied to every head`}`,
       strategy: schedule.strategy,
       causal: layer.causal ? "true" : "false",
       softmax,
@@ -840,7 +841,7 @@ export function flopsPerStep(spec: ResolvedSpec, program: ScheduleProgram): numb
   const { heads, headDim } = program.sizes;
   // Forward: Q, K, V, O products (K and V over the kv heads); backward: two products per forward product.
   const projections = (schedule: LayerSchedule): number => {
-    const kvHeads = schedule.layer.type === "softmax_attention" ? schedule.layer.kvHeads : heads;
+    const kvHeads = kvHeadsOf(spec.model, schedule.layer);
     return 3 * 2 * rows * spec.model.hidden * headDim * (2 * heads + 2 * kvHeads);
   };
   // The MLP's gate, up and down products and the LM head, forward and backward (3 x 2 FLOPs a weight).

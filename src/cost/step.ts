@@ -12,7 +12,7 @@
 //   pass. A hosted kind's schedule runs the Q projection and dWo inside its passes (`host` steps), and the
 //   program's profile counts them in attention_core too, so they leave the projections' GEMMs here.
 // Not in it: kernel launch gaps; the weight-gradient sum over ranks and the optimizer are training-step.ts's.
-import { elementsOf, modelParameters, type ModelPart } from "../model/parameters.js";
+import { elementsOf, kvHeadsOf, modelParameters, type ModelPart } from "../model/parameters.js";
 import { classifierChunk, normPartialRows } from "../model/tables.js";
 import type { ScheduleProgram } from "../schedule/ir.js";
 import type { ResolvedSpec } from "../spec/resolved.js";
@@ -164,7 +164,7 @@ export function predictStep(
 
   // The attention's element-wise parts around the core (layer.cuh), per layer of each kind.
   for (const layer of model.layers) {
-    const kv = (layer.type === "softmax_attention" ? layer.kvHeads : heads) * headDim;
+    const kv = kvHeadsOf(model, layer) * headDim;
     if (layer.type === "softmax_attention") {
       // rope_apply in place on q and k, forward, and on dq and dk, backward: read and write each.
       stream("attention_projections", "RoPE on q, k and dq, dk", 2 * (tensors(2, width) + tensors(2, kv)));
@@ -184,6 +184,14 @@ export function predictStep(
         "output RMSNorm, forward and backward (or dattn's copy)",
         layer.outputNorm === "rms" ? tensors(5, width) : tensors(2, width),
       );
+      // Grouped k and v (`kv_heads`): copied out to every query head forward, each group's gradients summed
+      // back: read the kv heads and write all heads, and the reverse.
+      if (kv < width)
+        stream(
+          "attention_projections",
+          "grouped k, v: expanded to every head, gradients summed back",
+          2 * (tensors(1, kv) + tensors(1, width)) * 2,
+        );
     }
   }
 

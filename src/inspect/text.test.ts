@@ -48,6 +48,12 @@ describe("lasp inspect", () => {
     );
     const scaled = capture();
     expect(await main(["inspect", spec, "--rank", "0"], scaled)).toBe(0);
+    // A grouped linear layer says its kv heads.
+    const grouped = join(dir, "grouped.lasp");
+    writeFileSync(grouped, readFileSync(HYBRID, "utf8").replace("decay none", "kv_heads 8  decay none"));
+    const gio = capture();
+    expect(await main(["inspect", grouped, "--rank", "0"], gio)).toBe(0);
+    expect(gio.out).toContain("(kv_heads 8, no decay, causal)");
     expect(scaled.out.replace(/\s+/g, " ")).toContain(
       "(kv_heads 8, RoPE base 500000 scaled llama3 (factor 32, low 1, high 4, original 8192), causal)",
     );

@@ -150,7 +150,8 @@ function describeKind(schedule: LayerSchedule): string {
     return ` (kv_heads ${layer.kvHeads}, RoPE ${rope}${layer.causal ? ", causal" : ", bidirectional"})`;
   }
   const decay = layer.decay.schedule === "none" ? "no decay" : `decay ${layer.decay.schedule}`;
-  return ` (${decay}${layer.causal ? ", causal" : ", bidirectional"})`;
+  const kv = layer.kvHeads === undefined ? "" : `kv_heads ${layer.kvHeads}, `;
+  return ` (${kv}${decay}${layer.causal ? ", causal" : ", bidirectional"})`;
 }
 
 function compactList(values: number[]): string {

@@ -7,16 +7,20 @@
 //   only, RMSNorm, one kv_heads and RoPE base); otherwise `LaspLinearLlamaForCausalLM`, or `...ForMaskedLM`
 //   when every layer is bidirectional (an encoder, trained by masked-token prediction).
 // - `num_key_value_heads`, `rope_theta` and `rope_scaling` are the softmax layers' when they all agree (linear
-//   layers use every head for k and v, and no RoPE); when they differ only `layer_configs` has them.
+//   layers have no RoPE; their key/value heads are the top level's only in a model of linear layers alone);
+//   when they differ only `layer_configs` has them. A grouped linear layer (`kv_heads`) names its own.
 //   `rope_scaling` is transformers' (`rope_type` llama3 or linear), absent when unscaled.
 // - Linear layers: `decay` (one value per head; 1 = none), `feature_map` on q and k, and `output_norm`, an
 //   RMSNorm over each head's output with no learned weight (parameters.ts says why).
 import type { LayerKind, ResolvedSpec, RopeScaling } from "../spec/resolved.js";
 import { version } from "../io/package-info.js";
+import { kvHeadsOf } from "./parameters.js";
 
 export type LinearLayerConfig = {
   layer_type: "linear_attention";
   causal: boolean;
+  /** Only when grouped (`kv_heads`): fewer key/value heads than query heads. */
+  num_key_value_heads?: number;
   decay: number[];
   feature_map: string;
   output_norm: "rms" | "none";
@@ -103,6 +107,7 @@ function layerConfig(layer: LayerKind): LinearLayerConfig | SoftmaxLayerConfig {
     : {
         layer_type: "linear_attention",
         causal: layer.causal,
+        ...(layer.kvHeads !== undefined ? { num_key_value_heads: layer.kvHeads } : {}),
         decay: [...layer.decay.perHead],
         feature_map: layer.featureMap,
         output_norm: layer.outputNorm,
@@ -117,7 +122,10 @@ function shared<T>(values: T[]): T | undefined {
 export function hfConfig(spec: ResolvedSpec): HfConfig {
   const { model } = spec;
   const softmax = model.layers.filter((l) => l.type === "softmax_attention");
-  const kvHeads = softmax.length === 0 ? model.heads : shared(softmax.map((l) => l.kvHeads));
+  const kvHeads =
+    softmax.length === 0
+      ? shared(model.layers.map((l) => kvHeadsOf(model, l)))
+      : shared(softmax.map((l) => l.kvHeads));
   const ropeTheta = shared(softmax.map((l) => l.ropeTheta));
   // Scalings compare by their JSON; one that all softmax layers share is also the config's own.
   const scalings = softmax.map((l) => JSON.stringify(hfRopeScaling(l.ropeScaling) ?? null));

@@ -8,6 +8,7 @@ import { captureIo } from "../cli/test-io.js";
 import type { ResolvedSpec } from "../spec/resolved.js";
 import { hfConfig } from "./hf-config.js";
 import { HfImportError, importHfConfig, type LayerChoice } from "./hf-import.js";
+import { kvHeadsOf } from "./parameters.js";
 import { modelTables } from "./tables.js";
 
 /** Llama-3.2-1B's config.json as the Hub serves it (the keys that matter, and some that do not). */
@@ -94,11 +95,23 @@ describe("a Hugging Face config as a spec's model (lasp init --from-hf)", () => 
   });
 
   it("makes every layer linear attention, or one softmax layer in K (the last of each group)", () => {
-    // Llama 3.2's grouped-query k and v do not fit linear layers, and the import says so.
-    expect(importHfConfig(LLAMA, "m", { kind: "hybrid", every: 4 }).notes).toEqual([
-      "the config's 8 key/value heads fit softmax layers only: a linear-attention layer has a key and value head per query head (32), so the checkpoint's k_proj and v_proj (512 x 2048) are not its shape and `--load-weights` refuses the checkpoint; such a spec trains from its seeded weights",
-    ]);
-    expect(importHfConfig({ ...LLAMA, num_key_value_heads: 32 }, "m", { kind: "linear" }).notes).toEqual([]);
+    // Llama 3.2's grouped-query k and v: the linear layers keep its 8 key/value heads, so every tensor of the
+    // checkpoint has the spec's shape.
+    expect(importHfConfig(LLAMA, "m", { kind: "hybrid", every: 4 }).notes).toEqual([]);
+    const grouped = imported(LLAMA, { kind: "hybrid", every: 4 });
+    expect(grouped.model.layers[0]).toMatchObject({ type: "linear_attention", kvHeads: 8 });
+    const rows = modelTables(grouped, 1024).parameters.rows;
+    expect(rows.find((r) => r.name === "model.layers.0.self_attn.k_proj.weight")?.shape).toEqual([512, 2048]);
+    expect(rows.find((r) => r.name === "model.layers.0.self_attn.v_proj.weight")?.shape).toEqual([512, 2048]);
+    // And lasp's config.json of it says so per layer, which comes back the same.
+    const config = hfConfig(grouped);
+    expect(config.layer_configs[0]).toMatchObject({ layer_type: "linear_attention", num_key_value_heads: 8 });
+    expect(
+      imported(JSON.parse(JSON.stringify(config))).model.layers.map((l) => kvHeadsOf(grouped.model, l)),
+    ).toEqual(Array(16).fill(8));
+    expect(
+      imported({ ...LLAMA, num_key_value_heads: 32 }, { kind: "linear" }).model.layers[0],
+    ).not.toHaveProperty("kvHeads");
     const linear = imported(LLAMA, { kind: "linear" });
     expect(linear.model.layers.every((l) => l.type === "linear_attention")).toBe(true);
     const hybrid = imported(LLAMA, { kind: "hybrid", every: 4 });

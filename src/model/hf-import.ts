@@ -49,10 +49,15 @@ function positive(config: Json, key: string, fallback?: number, within = ""): nu
 /** A number as the spec language writes it (no trailing zeros, exponents where JavaScript uses them). */
 const num = (x: number): string => String(x);
 
+/** `kv_heads N` where a layer's key/value heads are fewer than its query heads. */
+const kvSetting = (kvHeads: number, heads: number): string[] =>
+  kvHeads !== heads ? [`kv_heads ${kvHeads}`] : [];
+
 /** A linear layer of a config lasp wrote, as its settings. */
-function linearSettings(layer: Json): string {
+function linearSettings(layer: Json, heads: number): string {
   const decay = Array.isArray(layer["decay"]) ? (layer["decay"] as number[]) : [];
   const parts = [
+    ...kvSetting(integer(layer, "num_key_value_heads", heads), heads),
     decay.length === 0 || decay.every((d) => d === 1)
       ? "decay none"
       : decay.every((d) => d === decay[0])
@@ -72,7 +77,7 @@ function softmaxSettings(
   rope: string,
   causal: boolean,
 ): string {
-  const parts = [...(kvHeads !== heads ? [`kv_heads ${kvHeads}`] : []), `rope_theta ${num(ropeTheta)}`];
+  const parts = [...kvSetting(kvHeads, heads), `rope_theta ${num(ropeTheta)}`];
   if (rope !== "") parts.push(rope);
   if (!causal) parts.push("causal false");
   return parts.join("  ");
@@ -167,7 +172,7 @@ export function importHfConfig(config: unknown, name: string, choice: LayerChoic
       throw new HfImportError(`"layer_configs" has ${own.length} entries for ${count} layers`);
     settings = own.map((layer) =>
       layer["layer_type"] === "linear_attention"
-        ? { type: "linear_attention", text: linearSettings(layer) }
+        ? { type: "linear_attention", text: linearSettings(layer, heads) }
         : {
             type: "softmax_attention",
             text: softmaxSettings(
@@ -190,11 +195,11 @@ export function importHfConfig(config: unknown, name: string, choice: LayerChoic
       type: "softmax_attention" as const,
       text: softmaxSettings(kvHeads, heads, ropeTheta, rope, true),
     };
-    const linear = { type: "linear_attention" as const, text: LINEAR };
-    if (choice.kind !== "as-is" && kvHeads !== heads)
-      notes.push(
-        `the config's ${kvHeads} key/value heads fit softmax layers only: a linear-attention layer has a key and value head per query head (${heads}), so the checkpoint's k_proj and v_proj (${kvHeads * headDim} x ${hidden}) are not its shape and \`--load-weights\` refuses the checkpoint; such a spec trains from its seeded weights`,
-      );
+    // Linear layers keep the config's key/value heads (`kv_heads`), so its k_proj and v_proj load into them.
+    const linear = {
+      type: "linear_attention" as const,
+      text: [...kvSetting(kvHeads, heads), LINEAR].join("  "),
+    };
     settings = Array.from({ length: count }, (_, i) =>
       choice.kind === "linear"
         ? linear

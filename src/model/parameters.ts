@@ -27,9 +27,9 @@ export interface ParameterTensor {
 
 export const elementsOf = (tensor: ParameterTensor): number => tensor.shape.reduce((a, b) => a * b, 1);
 
-/** Key and value heads of a layer: grouped-query softmax layers have fewer; linear layers use every head. */
+/** Key and value heads of a layer: grouped-query layers (softmax, or linear with `kv_heads`) have fewer. */
 export function kvHeadsOf(model: ResolvedModel, layer: LayerKind): number {
-  return layer.type === "softmax_attention" ? layer.kvHeads : model.heads;
+  return layer.type === "softmax_attention" ? layer.kvHeads : (layer.kvHeads ?? model.heads);
 }
 
 /** The tensors of a norm over `width`: a weight, and a bias for LayerNorm. */

@@ -3,7 +3,7 @@
 // tensors. The program allocates each table once and points into it (codegen prints the tables); the memory
 // model counts the same tables (cost/memory.ts). The numbers are all made here.
 import type { ResolvedSpec } from "../spec/resolved.js";
-import { modelParameters, type ParameterTensor } from "./parameters.js";
+import { kvHeadsOf, modelParameters, type ParameterTensor } from "./parameters.js";
 
 /** Offsets of separately used tensors are multiples of 128 elements: 256 bytes, cudaMalloc's alignment. */
 export const ALIGN_ELEMENTS = 128;
@@ -219,7 +219,7 @@ export function modelTables(spec: ResolvedSpec, rows: number): ModelTables {
     const gateUp = sharedGateUp >= 0 ? sharedGateUp : acts.add(`${p}.gate_up`, [rows, 2 * ffn]);
     const h = sharedGateUp >= 0 ? -1 : acts.add(`${p}.h`, [rows, ffn]);
     const preQ = featureMap ? acts.add(`${p}.pre_q`, [rows, width]) : -1;
-    const preK = featureMap ? acts.add(`${p}.pre_k`, [rows, width]) : -1;
+    const preK = featureMap ? acts.add(`${p}.pre_k`, [rows, kvHeadsOf(model, kind) * headDim]) : -1;
     const normed = outputNorm ? acts.add(`${p}.normed`, [rows, width]) : -1;
     const [attnRstd, attnMean] = normStats(`${p}.input_layernorm`);
     const [mlpRstd, mlpMean] = normStats(`${p}.post_attention_layernorm`);

@@ -18,6 +18,8 @@ export type DecaySchedule = "none" | "fixed" | "list" | "retention" | "lightning
 export interface LinearAttentionKind {
   type: "linear_attention";
   name: string;
+  /** Key/value heads when fewer than the query heads (grouped, as a GQA checkpoint's); absent: every head. */
+  kvHeads?: number;
   decay: { schedule: DecaySchedule; perHead: number[] };
   featureMap: FeatureMap;
   outputNorm: "rms" | "none";

@@ -115,6 +115,12 @@ export const LINEAR_KEYS: readonly KeyRule[] = [
     example: "causal true",
     doc: "causal (true) or bidirectional (false)",
   },
+  {
+    key: "kv_heads",
+    rule: int(1, 1024),
+    example: "kv_heads 8",
+    doc: "key/value heads, each shared by heads / kv_heads query heads, as a grouped-query checkpoint's k_proj and v_proj have them; default heads",
+  },
 ];
 
 export const SOFTMAX_KEYS: readonly KeyRule[] = [

@@ -162,15 +162,24 @@ inline void layer_forward(State& st, int l, const LayerKind& kind, Buffers& b, C
   // Attention on a = Norm(x).
   part(st, Part::kProjections);
   if (!kind.hosted) q_projection(st, l, kind, b);
-  matmul(st.blas, false, true, rows, kv_width, hidden, a, st.params[w.wk], b.k);
-  matmul(st.blas, false, true, rows, kv_width, hidden, a, st.params[w.wv], b.v);
+  // A grouped linear layer (kv_heads < heads) projects its kv heads into st.dattn (free until the backward;
+  // two of them take at most the width of one q) and copies them out to every query head of b.k, b.v below.
+  const bool grouped = !kind.softmax && kind.kv_heads != program::kHeads;
+  bf16* k = grouped ? st.dattn : b.k;
+  bf16* v = grouped ? st.dattn + kRows * kv_width : b.v;
+  matmul(st.blas, false, true, rows, kv_width, hidden, a, st.params[w.wk], k);
+  matmul(st.blas, false, true, rows, kv_width, hidden, a, st.params[w.wv], v);
   // Rotary embedding at the rows' global positions: the same rotation for any layout and GPU count.
   const PieceMap& map = program::kPieceMaps[st.layout.sp_rank];
   if (kind.softmax)
     rope_apply(b.k, program::kBatch, program::kLocalTokens, kind.kv_heads, program::kHeadDim, map, kind.rope_inv_freq, false, st.ctx.compute);
   if (kind.feature_map != 0) {
-    CUDA_CHECK(cudaMemcpyAsync(st.acts[layer.a.pre_k], b.k, kRows * kv_width * sizeof(bf16), cudaMemcpyDeviceToDevice, st.ctx.compute));
-    feature_map_forward(b.k, kRows * kv_width, kind.feature_map, st.ctx.compute);
+    CUDA_CHECK(cudaMemcpyAsync(st.acts[layer.a.pre_k], k, kRows * kv_width * sizeof(bf16), cudaMemcpyDeviceToDevice, st.ctx.compute));
+    feature_map_forward(k, kRows * kv_width, kind.feature_map, st.ctx.compute);
+  }
+  if (grouped) {
+    expand_kv_heads(k, b.k, kRows, kind.kv_heads, program::kHeads, program::kHeadDim, st.ctx.compute);
+    expand_kv_heads(v, b.v, kRows, kind.kv_heads, program::kHeads, program::kHeadDim, st.ctx.compute);
   }
   // A hosted kind's schedule calls the Q projection itself, beside the collective of the states it
   // computes from K and V first.
@@ -295,15 +304,24 @@ inline void layer_backward(State& st, int l, const LayerKind& kind, Buffers& b, 
   part(st, Part::kProjections);
   // dQ's GEMMs (dWq, da = dq Wq), unless the schedule ran them beside its collective.
   if (!kind.hosts_q_grads) q_grads(st, l, kind, b);
+  // A grouped linear layer: each group's dk, dv summed into its kv head (st.dattn is free again: the schedule
+  // has read d(attn) from b.do_).
+  const bool grouped = !kind.softmax && kind.kv_heads != program::kHeads;
+  bf16* dk = grouped ? st.dattn : b.dk;
+  bf16* dv = grouped ? st.dattn + kRows * kv_width : b.dv;
+  if (grouped) {
+    sum_kv_head_groups(b.dk, dk, kRows, kind.kv_heads, program::kHeads, program::kHeadDim, s);
+    sum_kv_head_groups(b.dv, dv, kRows, kind.kv_heads, program::kHeads, program::kHeadDim, s);
+  }
   if (kind.feature_map != 0)
-    feature_map_backward(st.acts[layer.a.pre_k], b.dk, b.dk, kRows * kv_width, kind.feature_map, s);
+    feature_map_backward(st.acts[layer.a.pre_k], dk, dk, kRows * kv_width, kind.feature_map, s);
   if (kind.softmax)
     rope_apply(b.dk, program::kBatch, program::kLocalTokens, kind.kv_heads, program::kHeadDim, program::kPieceMaps[st.layout.sp_rank], kind.rope_inv_freq, true, s);
-  matmul(st.blas, true, false, kv_width, hidden, rows, b.dk, a, st.grads[w.wk]);
-  matmul(st.blas, true, false, kv_width, hidden, rows, b.dv, a, st.grads[w.wv]);
+  matmul(st.blas, true, false, kv_width, hidden, rows, dk, a, st.grads[w.wk]);
+  matmul(st.blas, true, false, kv_width, hidden, rows, dv, a, st.grads[w.wv]);
   // da = dq Wq + dk Wk + dv Wv, then the norm's backward into dx.
-  matmul(st.blas, false, false, rows, hidden, kv_width, b.dk, st.params[w.wk], st.dnormed, 1.0f);
-  matmul(st.blas, false, false, rows, hidden, kv_width, b.dv, st.params[w.wv], st.dnormed, 1.0f);
+  matmul(st.blas, false, false, rows, hidden, kv_width, dk, st.params[w.wk], st.dnormed, 1.0f);
+  matmul(st.blas, false, false, rows, hidden, kv_width, dv, st.params[w.wv], st.dnormed, 1.0f);
   part(st, Part::kNorms);
   block_norm_backward(st, w.attn_norm, w.attn_norm_bias, layer.s.attn_rstd, layer.s.attn_mean, input, false);
   // The layer's weight gradients are complete: they are summed over every rank (sequence pieces and data

@@ -247,12 +247,13 @@ describe("names from other tools", () => {
   ] as const)("%s in %s means %s", (alias, block, key) => {
     const suggestion = suggestKey(alias, block);
     expect(suggestion.hint).toMatch(new RegExp(`^did you mean \`${key}\`\\?`));
-    expect(suggestion.meant).toEqual({ block: homesOf(key)[0], key });
+    // The block it is written in where the key belongs there too (kv_heads: both layer kinds).
+    expect(suggestion.meant).toEqual({ block: homesOf(key).includes(block) ? block : homesOf(key)[0], key });
   });
 
   it("an alias in the wrong block names the key and its block", () => {
     expect(suggestKey("num_key_value_heads", "model").hint).toBe(
-      "did you mean `kv_heads`? it is a setting of `softmax_attention` layers, inside `layer NAME = softmax_attention { ... }`",
+      "did you mean `kv_heads`? it is a setting of layer declarations (`layer NAME = linear_attention { ... }` or `softmax_attention`)",
     );
     expect(suggestKey("rope_theta", "model").hint).toContain("`softmax_attention` layers");
   });

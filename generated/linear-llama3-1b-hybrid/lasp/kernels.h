@@ -98,6 +98,11 @@ void rms_norm_backward(const bf16* x, const bf16* dy, bf16* dx, size_t rows, int
 void sum_slices(const float* in, int parts, size_t slice, float* out, cudaStream_t s);
 // Ulysses' dK, dV partials of a replicated kv head: bf16 slices summed in fp32 in slot order, rounded once.
 void sum_slices_bf16(const bf16* in, int parts, size_t slice, bf16* out, cudaStream_t s);
+// A grouped linear layer's k, v to every query head, and its gradients summed back (bf16; fp32 for the oracle).
+void expand_kv_heads(const bf16* src, bf16* dst, size_t rows, int kv_heads, int heads, int d, cudaStream_t s);
+void expand_kv_heads(const float* src, float* dst, size_t rows, int kv_heads, int heads, int d, cudaStream_t s);
+void sum_kv_head_groups(const bf16* src, bf16* dst, size_t rows, int kv_heads, int heads, int d, cudaStream_t s);
+void sum_kv_head_groups(const float* src, float* dst, size_t rows, int kv_heads, int heads, int d, cudaStream_t s);
 // Deterministic inputs and weights, rows of whole-sequence tensors (model.cuh).
 void fill_normal(bf16* x, int batch, int rows, int width, const PieceMap& map, int64_t global_rows, uint64_t seed,
                  uint64_t salt, float scale, cudaStream_t s);

@@ -19,12 +19,19 @@
 //   rank gets the same bits.
 // - scale_add accumulates micro-batches' fp32 gradients (train mode's `accumulate`), one element per thread in
 //   a fixed order: deterministic.
+// - expand_kv_heads copies a grouped linear layer's kv heads (`kv_heads`) to every query head of their group, as
+//   grouped-query softmax attention pairs them (query head h reads kv head h / (heads / kv_heads)), so the
+//   schedule and its kernels see one key and value head per query head; sum_kv_head_groups is its backward, each
+//   group's gradients summed in fp32 in head order and rounded once (deterministic). bf16 for the program, fp32
+//   for verify's oracle.
 // - Feature-map codes match the generator (lasp::FeatureMap): 0 identity, 1 elu_plus_one, 2 relu, 3 silu.
 #pragma once
 #include <cuda_runtime.h>  // launches, streams
 #include <cuda_bf16.h>     // __nv_bfloat16, __nv_bfloat162
 #include <cstddef>         // size_t
 #include <cstdint>         // integer types
+#include <cstdio>          // fprintf (bad arguments)
+#include <cstdlib>         // exit
 #include <cstring>         // memcpy (the head rows' vectors to bf16 pairs)
 
 #include "types.cuh"       // bf16
@@ -297,6 +304,44 @@ __global__ void sum_slices_bf16_kernel(const bf16* __restrict__ in, int parts, s
   }
 }
 
+__device__ inline float as_float(bf16 x) { return __bfloat162float(x); }
+__device__ inline float as_float(float x) { return x; }
+__device__ inline void store_float(bf16* p, float x) { *p = __float2bfloat16(x); }
+__device__ inline void store_float(float* p, float x) { *p = x; }
+
+// dst[r][h][e] = src[r][h / group][e]: one thread per element of dst.
+template <typename T>
+__global__ void expand_kv_kernel(const T* __restrict__ src, T* __restrict__ dst, size_t rows, int kv_heads, int heads,
+                                 int d) {
+  const size_t n = rows * heads * d, stride = (size_t)gridDim.x * blockDim.x;
+  const int group = heads / kv_heads;
+  for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < n; i += stride) {
+    const int e = (int)(i % d);
+    const size_t rh = i / d;
+    const int h = (int)(rh % heads);
+    const size_t r = rh / heads;
+    dst[i] = src[(r * kv_heads + h / group) * d + e];
+  }
+}
+
+// dst[r][g][e] = the sum over j < group of src[r][g group + j][e], in fp32 in head order.
+template <typename T>
+__global__ void sum_kv_groups_kernel(const T* __restrict__ src, T* __restrict__ dst, size_t rows, int kv_heads,
+                                     int heads, int d) {
+  const size_t n = rows * kv_heads * d, stride = (size_t)gridDim.x * blockDim.x;
+  const int group = heads / kv_heads;
+  for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < n; i += stride) {
+    const int e = (int)(i % d);
+    const size_t rg = i / d;
+    const int g = (int)(rg % kv_heads);
+    const size_t r = rg / kv_heads;
+    const T* first = src + (r * heads + (size_t)g * group) * d + e;
+    float acc = 0.f;
+    for (int j = 0; j < group; ++j) acc += as_float(first[(size_t)j * d]);
+    store_float(dst + i, acc);
+  }
+}
+
 inline int grid_for(size_t work, int per_block) {
   int dev = 0, sms = 0;
   CUDA_CHECK(cudaGetDevice(&dev));
@@ -343,6 +388,44 @@ void sum_slices_bf16(const bf16* in, int parts, size_t slice, bf16* out, cudaStr
   if (slice == 0) return;
   elementwise::sum_slices_bf16_kernel<<<elementwise::grid_for(slice, 256), 256, 0, s>>>(in, parts, slice, out);
   LAUNCH_CHECK();
+}
+
+// A grouped linear layer's k or v, [rows][kv_heads][d], to every query head: [rows][heads][d].
+template <typename T>
+void expand_kv_heads_of(const T* src, T* dst, size_t rows, int kv_heads, int heads, int d, cudaStream_t s) {
+  if (kv_heads < 1 || heads % kv_heads != 0 || d < 1) {
+    std::fprintf(stderr, "lasp expand_kv_heads: bad arguments (kv_heads %d, heads %d, d %d)\n", kv_heads, heads, d);
+    std::exit(3);
+  }
+  if (rows == 0) return;
+  elementwise::expand_kv_kernel<<<elementwise::grid_for(rows * heads * d, 256), 256, 0, s>>>(src, dst, rows, kv_heads,
+                                                                                           heads, d);
+  LAUNCH_CHECK();
+}
+void expand_kv_heads(const bf16* src, bf16* dst, size_t rows, int kv_heads, int heads, int d, cudaStream_t s) {
+  expand_kv_heads_of(src, dst, rows, kv_heads, heads, d, s);
+}
+void expand_kv_heads(const float* src, float* dst, size_t rows, int kv_heads, int heads, int d, cudaStream_t s) {
+  expand_kv_heads_of(src, dst, rows, kv_heads, heads, d, s);
+}
+
+// Its backward: the gradients of each group of query heads summed into their kv head (fp32, head order).
+template <typename T>
+void sum_kv_head_groups_of(const T* src, T* dst, size_t rows, int kv_heads, int heads, int d, cudaStream_t s) {
+  if (kv_heads < 1 || heads % kv_heads != 0 || d < 1) {
+    std::fprintf(stderr, "lasp sum_kv_head_groups: bad arguments (kv_heads %d, heads %d, d %d)\n", kv_heads, heads, d);
+    std::exit(3);
+  }
+  if (rows == 0) return;
+  elementwise::sum_kv_groups_kernel<<<elementwise::grid_for(rows * kv_heads * d, 256), 256, 0, s>>>(
+      src, dst, rows, kv_heads, heads, d);
+  LAUNCH_CHECK();
+}
+void sum_kv_head_groups(const bf16* src, bf16* dst, size_t rows, int kv_heads, int heads, int d, cudaStream_t s) {
+  sum_kv_head_groups_of(src, dst, rows, kv_heads, heads, d, s);
+}
+void sum_kv_head_groups(const float* src, float* dst, size_t rows, int kv_heads, int heads, int d, cudaStream_t s) {
+  sum_kv_head_groups_of(src, dst, rows, kv_heads, heads, d, s);
 }
 
 // acc = beta acc + alpha g (fp32, n elements): a micro-batch's gradients into the step's; beta 0 overwrites acc
