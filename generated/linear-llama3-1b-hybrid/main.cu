@@ -33,12 +33,12 @@ using lasp::bf16;
 // ---------------------------------------------------------------------------------------------------------
 // The model's tables.
 
-// Layer kinds: name, strategy, feature map, output norm, causal, softmax, kv heads, RoPE base, hosted, dQ's GEMMs
-// hosted, K/V row width, verify's input scale, layers of the kind, its first layer, whole-sequence attention,
-// its dims, the gathered attention per rank, decays.
+// Layer kinds: name, strategy, feature map, output norm, causal, softmax, kv heads, RoPE frequencies, hosted, dQ's
+// GEMMs hosted, K/V row width, verify's input scale, layers of the kind, its first layer, whole-sequence
+// attention, its dims, the gathered attention per rank, decays, grouped k and v copied out to every head.
 static const lasp::LayerKind kKinds[] = {
-    {"L", "lasp2", 0, true, true, false, 16, nullptr, true, false, 2048, 0.0883883476f, 12, 0, false, lasp::SoftmaxDims{}, nullptr, &program::Tables::kLDecay },
-    {"S", "allgather", 0, false, true, true, 8, program::kS_rope, true, true, 1024, 1.0f, 4, 3, false, lasp::SoftmaxDims{}, program::kS_gathered, nullptr },
+    {"L", "lasp2", 0, true, true, false, 16, nullptr, true, false, 2048, 0.0883883476f, 12, 0, false, lasp::SoftmaxDims{}, nullptr, &program::Tables::kLDecay, false },
+    {"S", "allgather", 0, false, true, true, 8, program::kS_rope, true, true, 1024, 1.0f, 4, 3, false, lasp::SoftmaxDims{}, program::kS_gathered, nullptr, false },
 };
 
 // Every weight, in Hugging Face's order, names and shapes ([out][in]: the program computes x W^T), in one

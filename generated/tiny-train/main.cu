@@ -33,11 +33,11 @@ using lasp::bf16;
 // ---------------------------------------------------------------------------------------------------------
 // The model's tables.
 
-// Layer kinds: name, strategy, feature map, output norm, causal, softmax, kv heads, RoPE base, hosted, dQ's GEMMs
-// hosted, K/V row width, verify's input scale, layers of the kind, its first layer, whole-sequence attention,
-// its dims, the gathered attention per rank, decays.
+// Layer kinds: name, strategy, feature map, output norm, causal, softmax, kv heads, RoPE frequencies, hosted, dQ's
+// GEMMs hosted, K/V row width, verify's input scale, layers of the kind, its first layer, whole-sequence
+// attention, its dims, the gathered attention per rank, decays, grouped k and v copied out to every head.
 static const lasp::LayerKind kKinds[] = {
-    {"L", "lasp2", 0, true, true, false, 6, nullptr, true, false, 384, 0.125000000f, 4, 0, false, lasp::SoftmaxDims{}, nullptr, &program::Tables::kLDecay },
+    {"L", "lasp2", 0, true, true, false, 6, nullptr, true, false, 384, 0.125000000f, 4, 0, false, lasp::SoftmaxDims{}, nullptr, &program::Tables::kLDecay, false },
 };
 
 // Every weight, in Hugging Face's order, names and shapes ([out][in]: the program computes x W^T), in one

@@ -530,7 +530,16 @@ describe("the model's tables (main.cu's kKinds, kLayers, kParameters, kActivatio
       .find((l) => /^\s+\{"L", /.test(l))!;
     expect(row.split(", ").slice(6, 7)).toEqual(["2"]);
     expect(row).toContain(`, ${2 * headDim}, `);
+    expect(row.endsWith(", true },")).toBe(true);
+    expect(
+      files
+        .get("main.cu")!
+        .split("\n")
+        .filter((l) => /^\s+\{"L", /.test(l)),
+    ).toHaveLength(1);
+    expect(generateProgram(spec).get("main.cu")!).toMatch(/\{"L", [^\n]*, false \},/);
     const layer = files.get("lasp/layer.cuh")!;
+    expect(layer).toContain("const bool grouped = kind.expand_kv;");
     expect(layer).toContain("expand_kv_heads(k, b.k, kRows, kind.kv_heads, program::kHeads");
     expect(layer).toContain("sum_kv_head_groups(b.dk, dk, kRows, kind.kv_heads, program::kHeads");
     // An ungrouped layer is the same program as before `kv_heads` existed: the same model hash.

@@ -133,8 +133,10 @@ export interface KindView {
   gatheredPointer: string;
   /** The program::Tables member of its per-head decays (`&program::Tables::kLDecay`); nullptr for softmax. */
   decayMember: string;
-  /** Key/value heads (the query heads for linear attention). */
+  /** Key/value heads (the query heads for linear attention unless grouped). */
   kvHeads: number;
+  /** "true" for a grouped linear kind: layer.cuh copies its k, v out to every head and sums the gradients back. */
+  expandKv: "true" | "false";
   /** Width of a K or V row: kv heads x head dim. */
   kvWidth: number;
   /** Scale of verify's random q and k: 1 for softmax (scores scaled by 1/sqrt(d) inside), 1/sqrt(d) else. */
@@ -703,6 +705,7 @@ export function buildView({ spec, program, compilerVersion }: ViewInputs): Progr
       causal: layer.causal ? "true" : "false",
       softmax,
       kvHeads,
+      expandKv: !softmax && kvHeads !== sizes.heads ? "true" : "false",
       kvWidth: kvHeads * sizes.headDim,
       verifyScale: floatLiteral(softmax ? 1 : 1 / Math.sqrt(sizes.headDim)),
       whole: wholeSoftmaxDims(schedule, sizes) !== "",

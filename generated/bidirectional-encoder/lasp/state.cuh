@@ -59,6 +59,7 @@ struct LayerKind {
   SoftmaxDims whole_dims;
   const GatheredShape* gathered;  // per sequence rank: LASP-2H's gathered attention (its backend is reported)
   DecayTable decay;    // per-head decays (linear kinds); nullptr for softmax kinds
+  bool expand_kv;      // linear attention with fewer kv heads (`kv_heads`): k, v copied out to every query head
 };
 
 // A layer's weights: rows of kParameters (-1: none). attn_norm .. w_down is one block, the gradient sum's unit.

@@ -67,8 +67,8 @@ inline bool verify_kind(State& st, Oracle& oracle, const LayerKind& kind, const 
   const int B = program::kBatch, L = (int)program::kLocalTokens, W = (int)kQkvWidth;
   const int64_t N = program::kSeqLen;  // 64-bit: the sequence may hold 2^31 tokens
   // The width of k and v as the attention sees them: a grouped linear layer's are copied out to every head
-  // before its schedule runs (layer.cuh), so only softmax kinds see fewer.
-  const int KW = kind.softmax ? kind.kv_width : W;
+  // before its schedule runs (layer.cuh).
+  const int KW = kind.expand_kv ? W : kind.kv_width;
   const size_t local_kv = kRows * KW;
   const float in_scale = kind.verify_scale;
   fill_normal(b.q, B, L, W, map, N, st.opt.seed, 11, in_scale, s);

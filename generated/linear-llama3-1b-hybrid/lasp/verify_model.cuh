@@ -132,11 +132,6 @@ struct ModelOracle {
   float* x(int l) const { return xs + (size_t)l * T * H; }
 };
 
-// A linear layer with fewer kv heads than query heads (`kv_heads`): its k and v are copied to every head.
-inline bool grouped_linear(const ModelOracle& o, const LayerKind& kind) {
-  return !kind.softmax && kind.kv_heads != o.heads;
-}
-
 // Layer l forward from x(l) to x(l + 1), its intermediates in the layer buffers.
 inline void layer_forward(ModelOracle& o, int l) {
   const LayerDesc& layer = o.st.model.layers[l];
@@ -168,7 +163,7 @@ inline void layer_forward(ModelOracle& o, int l) {
   cast_to_bf16(o.q, o.qb, (size_t)T * W, o.s);
   cast_to_bf16(o.k, o.kb, (size_t)T * KW, o.s);
   cast_to_bf16(o.v, o.vb, (size_t)T * KW, o.s);
-  if (grouped_linear(o, kind)) {  // the kv heads to every query head, as layer.cuh does after the same rounding
+  if (kind.expand_kv) {  // the kv heads to every query head, as layer.cuh does after the same rounding
     for (bf16* x : {o.kb, o.vb}) {
       expand_kv_heads(x, o.dob, (size_t)T, kind.kv_heads, o.heads, o.d, o.s);
       CUDA_CHECK(cudaMemcpyAsync(x, o.dob, (size_t)T * W * sizeof(bf16), cudaMemcpyDeviceToDevice, o.s));
@@ -226,7 +221,7 @@ inline void layer_backward(ModelOracle& o, int l) {
   else
     oracle_linear_backward(o.qb, o.kb, o.vb, o.dob, o.dq, o.dk, o.dv, LinearDims{o.B, o.N, o.heads, o.d},
                            o.st.ctx.tables.*kind.decay, kind.causal, o.docs, o.s);
-  if (grouped_linear(o, kind)) {  // each group's gradients into its kv head (o.da is free again)
+  if (kind.expand_kv) {  // each group's gradients into its kv head (o.da is free again)
     for (float* x : {o.dk, o.dv}) {
       sum_kv_head_groups(x, o.da, (size_t)T, kind.kv_heads, o.heads, o.d, o.s);
       CUDA_CHECK(cudaMemcpyAsync(x, o.da, (size_t)T * KW * sizeof(float), cudaMemcpyDeviceToDevice, o.s));

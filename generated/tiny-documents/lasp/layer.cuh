@@ -166,7 +166,7 @@ inline void layer_forward(State& st, int l, const LayerKind& kind, Buffers& b, C
   if (!kind.hosted) q_projection(st, l, kind, b);
   // A grouped linear layer (kv_heads < heads) projects its kv heads into st.dattn (free until the backward;
   // two of them take at most the width of one q) and copies them out to every query head of b.k, b.v below.
-  const bool grouped = !kind.softmax && kind.kv_heads != program::kHeads;
+  const bool grouped = kind.expand_kv;
   bf16* k = grouped ? st.dattn : b.k;
   bf16* v = grouped ? st.dattn + kRows * kv_width : b.v;
   matmul(st.blas, false, true, rows, kv_width, hidden, a, st.params[w.wk], k);
@@ -308,7 +308,7 @@ inline void layer_backward(State& st, int l, const LayerKind& kind, Buffers& b, 
   if (!kind.hosts_q_grads) q_grads(st, l, kind, b);
   // A grouped linear layer: each group's dk, dv summed into its kv head (st.dattn is free again: the schedule
   // has read d(attn) from b.do_).
-  const bool grouped = !kind.softmax && kind.kv_heads != program::kHeads;
+  const bool grouped = kind.expand_kv;
   bf16* dk = grouped ? st.dattn : b.dk;
   bf16* dv = grouped ? st.dattn + kRows * kv_width : b.dv;
   if (grouped) {
