@@ -1,8 +1,8 @@
 // Correctness checks and timings of the model ops outside attention: templates/runtime/embedding.cuh,
 // norm.cuh, swiglu.cuh, classifier.cuh and elementwise.cuh's per-head RMS norm (linear attention's output norm).
 //
-//   nvcc -std=c++17 -O3 -gencode=arch=compute_90a,code=sm_90a -Itemplates/runtime bench/gpu/model_ops_test.cu
-//        -lcublas -o /tmp/model_ops      (bash bench/gpu/run_model_ops.sh does this and runs it)
+//   nvcc -std=c++17 -O3 -gencode=arch=compute_90a,code=sm_90a -Itemplates/runtime -Ibench/gpu/harness
+//        bench/gpu/model_ops_test.cu -lcublas -o /tmp/model_ops      (bash bench/gpu/run_model_ops.sh does this and runs it)
 //   /tmp/model_ops [--seed N] [--checks-only | --bench-only] [--runs N]
 //
 // Checks (fresh random inputs from the seed, never zeros; outputs poisoned with NaN first, so an unwritten
@@ -17,6 +17,8 @@
 // - grad norm: the kernels' sum of squares bit for bit equal to grad_norm_reference (their order on the host);
 // - head RMS norm: head dims 64, 128, 256 (the register-held kernels) and 96 (the loop), a row count that is not a
 //   multiple of the rows a warp takes, the backward in place (dx = dy);
+// - grouped kv heads (a linear layer's `kv_heads`): the copy to every query head bit for bit, each group's
+//   gradient sum bit for bit equal to the host's fp32 sum in head order rounded once (bf16), and fp32's;
 // - classifier: several chunks with a ragged last one, vocab a multiple of 8 and not, Llama-3's vocab and a large
 //   one that is not a multiple of 8, ignored targets (-1),
 //   dW accumulated and overwritten, the loss-only path, bitwise-equal repeats; at the full shape, the losses
@@ -397,6 +399,38 @@ static void check_head_rms(uint64_t seed, int rows, int d) {
   check(tag + " backward in place", rel_err(to_double(dy.host()), rdx), 1e-2);
 }
 
+// expand_kv_heads: dst[r][h] = src[r][h / group]; sum_kv_head_groups: dst[r][g] = the fp32 sum over the group's
+// heads in head order, rounded once. The host does the same in the same order: bit for bit.
+template <typename T>
+static void check_kv_groups(uint64_t seed, int rows, int kv_heads, int heads, int d) {
+  const std::string tag = std::string("kv groups ") + (sizeof(T) == 2 ? "bf16 " : "fp32 ") + std::to_string(rows) +
+                          "x" + std::to_string(kv_heads) + "/" + std::to_string(heads) + "x" + std::to_string(d);
+  const size_t few = (size_t)rows * kv_heads * d, all = (size_t)rows * heads * d;
+  const int group = heads / kv_heads;
+  Dev<T> kv(few), wide(all), grads(all), summed(few);
+  fill(kv, seed + 1, 2.0f);
+  fill(grads, seed + 2, 1.0f);
+  wide.poison();
+  summed.poison();
+  lasp::expand_kv_heads(kv.p, wide.p, rows, kv_heads, heads, d, 0);
+  lasp::sum_kv_head_groups(grads.p, summed.p, rows, kv_heads, heads, d, 0);
+  CUDA_CHECK(cudaDeviceSynchronize());
+  const std::vector<T> k = kv.host(), g = grads.host();
+  std::vector<T> want_wide(all), want_sum(few);
+  for (size_t r = 0; r < (size_t)rows; ++r)
+    for (int h = 0; h < heads; ++h)
+      for (int e = 0; e < d; ++e) want_wide[(r * heads + h) * d + e] = k[(r * kv_heads + h / group) * d + e];
+  for (size_t r = 0; r < (size_t)rows; ++r)
+    for (int kvh = 0; kvh < kv_heads; ++kvh)
+      for (int e = 0; e < d; ++e) {
+        float acc = 0.f;
+        for (int j = 0; j < group; ++j) acc += (float)g[(r * heads + (size_t)kvh * group + j) * d + e];
+        want_sum[(r * kv_heads + kvh) * d + e] = (T)acc;
+      }
+  check_true(tag + ": copied out bit for bit", bitwise_equal(wide.host(), want_wide));
+  check_true(tag + ": groups summed bit for bit", bitwise_equal(summed.host(), want_sum));
+}
+
 static void check_swiglu(uint64_t seed, int rows, int ffn, bool fused) {
   const std::string tag = std::string("swiglu ") + std::to_string(rows) + "x" + std::to_string(ffn) +
                           (fused ? " fused in place" : " separate");
@@ -760,6 +794,11 @@ int main(int argc, char** argv) {
     check_classifier(handle, seed + 420, 70, 128256, 64, 32, true);   // Llama-3's vocab
     check_classifier(handle, seed + 430, 41, 50003, 64, 16, false);   // large, element loads
     for (int d : {64, 128, 256, 96}) check_head_rms(seed + 500 + d, 16 * 1000 + 3, d);
+    // Llama 3.2-1B's 8 kv heads of 32 at d 64, 1B-hybrid-like 4 of 16 at d 128, and one kv head for all.
+    check_kv_groups<bf16>(seed + 700, 1000 + 3, 8, 32, 64);
+    check_kv_groups<bf16>(seed + 701, 517, 4, 16, 128);
+    check_kv_groups<bf16>(seed + 702, 129, 1, 4, 64);
+    check_kv_groups<float>(seed + 703, 517, 4, 16, 128);
     for (size_t n : {(size_t)1000, (size_t)262147, (size_t)40000001}) check_grad_norm(seed + 600 + n % 97, n);
   }
   if (timings) {

@@ -25,6 +25,8 @@
 #   gcheck     .gpu-gathered/gathered_check (as gathered): its checks alone, every case and both backends
 #   clocks     .gpu-clocks (step-clocks.sh prepare) and .device/wheels (fla): step-clocks.sh run, lasp's and
 #              PyTorch's 1B steps with clocks and power sampled, both traced kernel by kernel
+#   opscheck   .gpu-ops/model_ops (as ops): its checks alone (`--checks-only`), the grouped kv heads' copy and sum
+#              among them
 #   ops        .gpu-ops/model_ops (model_ops_test.cu built here: bench/gpu/README.md's nvcc line with
 #              -I/tmp/nvroot/include -L/tmp/nvroot/lib from nvlibs.sh): the model ops' timings (classifier chunks)
 #   train1b    .gpu-suite (make-suite.sh all 1 + make-train-data.sh + prebuild.sh) and .device/wheels (fla):
@@ -67,7 +69,7 @@ limit_of() {
   case "$1" in
     vdoc) echo 170 ;; ceiling) echo 50 ;; calibrate) echo 180 ;; gathered) echo 200 ;;
     docbench) echo 150 ;; vallscan) echo 80 ;; diag) echo 90 ;; docab) echo 200 ;; scatterab) echo 420 ;; softmax) echo 220 ;;
-    gcheck) echo 120 ;; trainck) echo 290 ;; inplace) echo 100 ;; mlpship) echo 590 ;; torch1b) echo 500 ;; shipref) echo 240 ;; keepab) echo 150 ;; shardload) echo 60 ;; clocks) echo 300 ;; ops) echo 100 ;; train1b) echo 330 ;; *) echo 0 ;;
+    gcheck) echo 120 ;; trainck) echo 290 ;; inplace) echo 100 ;; mlpship) echo 590 ;; torch1b) echo 500 ;; shipref) echo 240 ;; keepab) echo 150 ;; shardload) echo 60 ;; clocks) echo 300 ;; ops) echo 100 ;; opscheck) echo 90 ;; train1b) echo 330 ;; *) echo 0 ;;
   esac
 }
 needs_of() {
@@ -80,7 +82,7 @@ needs_of() {
     scatterab) echo .gpu-suite/b-hyb-ag-zz-w2 ;;
     softmax) echo .gpu-softmax/softmax_kernels ;;
     gcheck) echo .gpu-gathered/gathered_check ;; clocks) echo ".gpu-clocks/m-linear-1b-w1 .device/wheels" ;;
-    ops) echo .gpu-ops/model_ops ;;
+    ops) echo .gpu-ops/model_ops ;; opscheck) echo .gpu-ops/model_ops ;;
     train1b) echo ".gpu-suite/t-linear-1b-w1 .gpu-suite/data .device/wheels" ;;
     trainck) echo ".gpu-suite/t-tiny-train-w1 .gpu-suite/t-linear-1b-ck-w1 .gpu-suite/data" ;;
     inplace) echo ".gpu-suite/t-tiny-train-w1 .gpu-suite/data" ;;
@@ -113,6 +115,7 @@ run_lot() { # lot limit dir
     gcheck) PREBUILT=.gpu-gathered/gathered_check OUT=$dir SKIP_BENCH=1 timeout "$limit" bash bench/gpu/run-gathered.sh ;;
     clocks) OUT=$dir timeout "$limit" bash bench/gpu/step-clocks.sh run ;;
     ops) timeout "$limit" .gpu-ops/model_ops --bench-only --runs 20 > "$dir/model_ops.log" 2>&1 ;;
+    opscheck) timeout "$limit" .gpu-ops/model_ops --checks-only > "$dir/model_ops.log" 2>&1 ;;
     train1b)
       python3 -m pip install -q --no-deps --no-index --target /tmp/fla .device/wheels/*.whl
       PYTHONPATH=/tmp/fla OUT=$dir RUNS=/tmp/lasp-train-runs timeout "$limit" bash bench/gpu/run-train.sh 1b > "$dir/train.txt" 2>&1 ;;
@@ -215,6 +218,7 @@ short_of() { # lot dir
     gathered | gcheck) tail -30 "$2/summary.txt" 2>/dev/null ;;
     clocks) cat "$2/clocks.txt" 2>/dev/null ;;
     ops) grep -E "x128256|swiglu|norm" "$2/model_ops.log" 2>/dev/null ;;
+    opscheck) grep -E "FAIL|kv groups|checks" "$2/model_ops.log" 2>/dev/null | head -20 ;;
     docab) tail -8 "$2/ab.txt" 2>/dev/null ;;
     train1b) tail -14 "$2/train.txt" 2>/dev/null ;;
     torch1b) cat "$2/torch.txt" "$2/vs.txt" 2>/dev/null; tail -n 4 "$2/torch-1b.log" 2>/dev/null | cut -c1-200 ;;
@@ -232,7 +236,7 @@ short_of() { # lot dir
   esac
 }
 
-[ $# -gt 0 ] || { echo "usage: queue.sh LOT... (vdoc ceiling calibrate gathered gcheck clocks ops train1b trainck inplace mlpship torch1b shipref keepab shardload docbench vallscan diag docab scatterab softmax)" >&2; exit 2; }
+[ $# -gt 0 ] || { echo "usage: queue.sh LOT... (vdoc ceiling calibrate gathered gcheck clocks ops train1b trainck inplace mlpship torch1b shipref opscheck keepab shardload docbench vallscan diag docab scatterab softmax)" >&2; exit 2; }
 : > "$OUT/summary.txt"
 for lot in "$@"; do
   limit=$(limit_of "$lot")
