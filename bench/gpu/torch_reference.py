@@ -931,6 +931,8 @@ def recurrent_linear_attention(q, k, v, layer, masks, same=None):
     Whole rows only (same must be None)."""
     assert same is None
     B, N, H, d = q.shape
+    group = H // k.shape[2]  # grouped kv heads: repeated, as sdpa_attention does
+    k, v = k.repeat_interleave(group, dim=2), v.repeat_interleave(group, dim=2)
     outs = []
     for h in range(H):
         qh, kh, vh = q[:, :, h], k[:, :, h], v[:, :, h]
@@ -957,7 +959,9 @@ def sdpa_attention(q, k, v, layer, causal_mask, same=None):
     return o.transpose(1, 2)
 
 
-def self_test_configs():
+def self_test_configs(grouped=True):
+    """The self-test's tiny models; grouped=False leaves out the grouped-kv linear layer with scaled RoPE (which
+    torch_model.py's model does not build)."""
     common = {"hidden_act": "silu", "attention_bias": False, "mlp_bias": False, "torch_dtype": "bfloat16"}
     causal = {
         **common,
@@ -1011,7 +1015,19 @@ def self_test_configs():
             {"layer_type": "full_attention", "causal": False, "num_key_value_heads": 1, "rope_theta": 500000.0},
         ],
     }
-    return [("causal-rms-untied", causal, 2, 24, False), ("bidir-layernorm-tied", encoder, 1, 20, True)]
+    # A linearized grouped-query model: the linear layer with 2 kv heads of 4, the softmax one with Llama 3's RoPE
+    # scaling over an original 8 positions (so 24 tokens reach its blended and divided frequencies).
+    grouped_cfg = json.loads(json.dumps(causal))
+    grouped_cfg["layer_configs"][0]["num_key_value_heads"] = 2
+    grouped_cfg["layer_configs"][1]["rope_scaling"] = {
+        "rope_type": "llama3",
+        "factor": 4.0,
+        "low_freq_factor": 1.0,
+        "high_freq_factor": 4.0,
+        "original_max_position_embeddings": 8,
+    }
+    cases = [("causal-rms-untied", causal, 2, 24, False), ("bidir-layernorm-tied", encoder, 1, 20, True)]
+    return cases + [("grouped-linear-scaled-rope", grouped_cfg, 2, 24, False)] if grouped else cases
 
 
 def make_case(folder, name, cfg_json, batch, seq, masked, seed, doc_ends=None, documents_masked=True):
