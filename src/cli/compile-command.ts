@@ -6,7 +6,8 @@ import { MANIFEST, OutputFolderError, type OwnedFolderResult } from "../io/owned
 import { loadSpec, reportDiagnostics, withGeneratorNotes } from "./check-command.js";
 import { EXIT, type CliIo } from "./io.js";
 import { lasp2Option } from "./lasp2-option.js";
-import { H100, parseMemorySize } from "../cost/memory.js";
+import { H100 } from "../cost/memory.js";
+import { gpuMemoryOption } from "./gpu-memory-option.js";
 import type { ResolvedSpec } from "../spec/resolved.js";
 
 export interface CompileOptions {
@@ -68,13 +69,9 @@ async function fitRecomputeAuto(
   gpuMemory: string | undefined,
   io: CliIo,
 ): Promise<ResolvedSpec | undefined> {
-  const memory = gpuMemory === undefined ? H100.memory : parseMemorySize(gpuMemory);
-  if (memory === undefined) {
-    io.stderr(
-      `lasp: --gpu-memory must be a size such as 80GB, 141GB or 96GiB, got ${JSON.stringify(gpuMemory)}\n`,
-    );
-    return undefined;
-  }
+  const given = gpuMemoryOption(gpuMemory, io);
+  if (given === null) return undefined;
+  const memory = given ?? H100.memory;
   if (spec.run.recomputeAuto === undefined) {
     io.stderr(
       `lasp: note: --gpu-memory changes nothing: the spec sets \`recompute ${spec.run.recompute}\`\n`,

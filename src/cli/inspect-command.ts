@@ -9,7 +9,8 @@ import { timelineSvg } from "../inspect/svg.js";
 import { inspectText } from "../inspect/text.js";
 import { outputWidth } from "../text/units.js";
 import { lowerSpec } from "../schedule/lower.js";
-import { memoryReport, memoryShape, parseMemorySize, type Gpu } from "../cost/memory.js";
+import { memoryReport, memoryShape, type Gpu } from "../cost/memory.js";
+import { gpuMemoryOption } from "./gpu-memory-option.js";
 import {
   gpuOf,
   H100_PROFILE,
@@ -146,14 +147,9 @@ export function machineOption(text: string | undefined, io: CliIo): MachineProfi
  */
 function gpuOption(text: string | undefined, profile: MachineProfile, io: CliIo): Gpu | undefined {
   const gpu = gpuOf(profile);
-  if (text === undefined) return gpu;
-  const memory = parseMemorySize(text);
-  if (memory === undefined) {
-    io.stderr(
-      `lasp: --gpu-memory must be a size such as 80GB, 141GB or 96GiB, got ${JSON.stringify(text)}\n`,
-    );
-    return undefined;
-  }
+  const memory = gpuMemoryOption(text, io);
+  if (memory === null) return undefined;
+  if (memory === undefined) return gpu;
   io.stderr(
     `lasp: note: --gpu-memory ${text} replaces the ${profile.name} profile's ${gigabytes(profile.gpu.memoryBytes)} in the memory section; the rest of the profile is unchanged\n`,
   );
