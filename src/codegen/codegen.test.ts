@@ -539,7 +539,7 @@ describe("the model's tables (main.cu's kKinds, kLayers, kParameters, kActivatio
     ).toHaveLength(1);
     expect(generateProgram(spec).get("main.cu")!).toMatch(/\{"L", [^\n]*, false \},/);
     const layer = files.get("lasp/layer.cuh")!;
-    expect(layer).toContain("const bool grouped = kind.expand_kv;");
+    expect(layer).toContain("bf16* k = kind.expand_kv ? st.dattn : b.k;");
     expect(layer).toContain("expand_kv_heads(k, b.k, kRows, kind.kv_heads, program::kHeads");
     expect(layer).toContain("sum_kv_head_groups(b.dk, dk, kRows, kind.kv_heads, program::kHeads");
     // An ungrouped layer is the same program as before `kv_heads` existed: the same model hash.

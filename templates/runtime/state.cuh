@@ -45,7 +45,7 @@ struct LayerKind {
   bool output_norm;    // RMSNorm over the head dimension of the attention output
   bool causal;
   bool softmax;        // softmax attention: RoPE on q and k, the softmax oracle
-  int kv_heads;        // heads of K and V (grouped-query attention); the query heads for linear attention
+  int kv_heads;        // heads of K and V: fewer than the query heads where grouped (softmax, or linear with kv_heads)
   const double* rope_inv_freq;  // RoPE's head_dim / 2 inverse frequencies (softmax attention), else nullptr
   bool hosted;         // the schedule runs the Q projection and dWo itself (host steps, beside its collective)
   bool hosts_q_grads;  // ... and dQ's GEMMs (dWq, dQ Wq) too (LASP-2H, beside its dK/dV ReduceScatter)

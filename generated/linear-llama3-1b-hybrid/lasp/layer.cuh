@@ -166,9 +166,8 @@ inline void layer_forward(State& st, int l, const LayerKind& kind, Buffers& b, C
   if (!kind.hosted) q_projection(st, l, kind, b);
   // A grouped linear layer (kv_heads < heads) projects its kv heads into st.dattn (free until the backward;
   // two of them take at most the width of one q) and copies them out to every query head of b.k, b.v below.
-  const bool grouped = kind.expand_kv;
-  bf16* k = grouped ? st.dattn : b.k;
-  bf16* v = grouped ? st.dattn + kRows * kv_width : b.v;
+  bf16* k = kind.expand_kv ? st.dattn : b.k;
+  bf16* v = kind.expand_kv ? st.dattn + kRows * kv_width : b.v;
   matmul(st.blas, false, true, rows, kv_width, hidden, a, st.params[w.wk], k);
   matmul(st.blas, false, true, rows, kv_width, hidden, a, st.params[w.wv], v);
   // Rotary embedding at the rows' global positions: the same rotation for any layout and GPU count.
@@ -179,7 +178,7 @@ inline void layer_forward(State& st, int l, const LayerKind& kind, Buffers& b, C
     CUDA_CHECK(cudaMemcpyAsync(st.acts[layer.a.pre_k], k, kRows * kv_width * sizeof(bf16), cudaMemcpyDeviceToDevice, st.ctx.compute));
     feature_map_forward(k, kRows * kv_width, kind.feature_map, st.ctx.compute);
   }
-  if (grouped) {
+  if (kind.expand_kv) {
     expand_kv_heads(k, b.k, kRows, kind.kv_heads, program::kHeads, program::kHeadDim, st.ctx.compute);
     expand_kv_heads(v, b.v, kRows, kind.kv_heads, program::kHeads, program::kHeadDim, st.ctx.compute);
   }
@@ -308,10 +307,9 @@ inline void layer_backward(State& st, int l, const LayerKind& kind, Buffers& b, 
   if (!kind.hosts_q_grads) q_grads(st, l, kind, b);
   // A grouped linear layer: each group's dk, dv summed into its kv head (st.dattn is free again: the schedule
   // has read d(attn) from b.do_).
-  const bool grouped = kind.expand_kv;
-  bf16* dk = grouped ? st.dattn : b.dk;
-  bf16* dv = grouped ? st.dattn + kRows * kv_width : b.dv;
-  if (grouped) {
+  bf16* dk = kind.expand_kv ? st.dattn : b.dk;
+  bf16* dv = kind.expand_kv ? st.dattn + kRows * kv_width : b.dv;
+  if (kind.expand_kv) {
     sum_kv_head_groups(b.dk, dk, kRows, kind.kv_heads, program::kHeads, program::kHeadDim, s);
     sum_kv_head_groups(b.dv, dv, kRows, kind.kv_heads, program::kHeads, program::kHeadDim, s);
   }

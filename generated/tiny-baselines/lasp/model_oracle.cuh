@@ -29,6 +29,7 @@
 #include "types.cuh"        // bf16, NormKind
 #include "check.cuh"        // CUDA_CHECK, LAUNCH_CHECK
 #include "elementwise.cuh"  // FeatureMap codes
+#include "softmax_support.cuh"  // RopeFreqs: RoPE's d/2 frequencies, passed to a kernel by value
 
 namespace lasp {
 
@@ -155,13 +156,9 @@ __global__ void norm_weight_grad_kernel(int kind, const float* __restrict__ dout
   if (db != nullptr) db[c] += (float)sb;
 }
 
-// The d/2 inverse frequencies, passed by value (d <= 256).
-struct RopeTable {
-  double inv_freq[128];
-};
-
 // Llama's "rotate half" at position n (the row within its sequence), the angle in double; sign -1: inverse.
-__global__ void rope_kernel(float* __restrict__ x, int batch, int n, int heads, int d, RopeTable table, double sign) {
+__global__ void rope_kernel(float* __restrict__ x, int batch, int n, int heads, int d, smx_support::RopeFreqs table,
+                            double sign) {
   const int half = d / 2;
   const size_t total = (size_t)batch * n * heads * half;
   for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < total; i += (size_t)gridDim.x * blockDim.x) {
@@ -411,8 +408,12 @@ void oracle_norm_weight_grad(NormKind kind, const float* dout, const float* x, c
 void oracle_rope(float* x, int batch, int n, int heads, int d, const double* inv_freq, bool inverse, cudaStream_t s) {
   const size_t total = (size_t)batch * n * heads * (d / 2);
   if (total == 0) return;
-  model_oracle::RopeTable table{};
-  for (int e = 0; e < d / 2 && e < 128; ++e) table.inv_freq[e] = inv_freq[e];
+  if (d / 2 > smx_support::kMaxRopeHalf || inv_freq == nullptr) {
+    std::fprintf(stderr, "lasp oracle_rope: bad arguments (d %d, inv_freq %p)\n", d, (const void*)inv_freq);
+    std::exit(3);
+  }
+  smx_support::RopeFreqs table{};
+  for (int e = 0; e < d / 2; ++e) table.inv_freq[e] = inv_freq[e];
   model_oracle::rope_kernel<<<model_oracle::blocks_for(total), model_oracle::kThreads, 0, s>>>(
       x, batch, n, heads, d, table, inverse ? -1.0 : 1.0);
   LAUNCH_CHECK();

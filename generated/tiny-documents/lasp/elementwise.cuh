@@ -390,13 +390,19 @@ void sum_slices_bf16(const bf16* in, int parts, size_t slice, bf16* out, cudaStr
   LAUNCH_CHECK();
 }
 
+namespace elementwise {
+// Both directions take whole groups: kv_heads divides heads.
+inline void check_kv_groups(const char* who, int kv_heads, int heads, int d) {
+  if (kv_heads >= 1 && heads % kv_heads == 0 && d >= 1) return;
+  std::fprintf(stderr, "lasp %s: bad arguments (kv_heads %d, heads %d, d %d)\n", who, kv_heads, heads, d);
+  std::exit(3);
+}
+}  // namespace elementwise
+
 // A grouped linear layer's k or v, [rows][kv_heads][d], to every query head: [rows][heads][d].
 template <typename T>
 void expand_kv_heads_of(const T* src, T* dst, size_t rows, int kv_heads, int heads, int d, cudaStream_t s) {
-  if (kv_heads < 1 || heads % kv_heads != 0 || d < 1) {
-    std::fprintf(stderr, "lasp expand_kv_heads: bad arguments (kv_heads %d, heads %d, d %d)\n", kv_heads, heads, d);
-    std::exit(3);
-  }
+  elementwise::check_kv_groups("expand_kv_heads", kv_heads, heads, d);
   if (rows == 0) return;
   elementwise::expand_kv_kernel<<<elementwise::grid_for(rows * heads * d, 256), 256, 0, s>>>(src, dst, rows, kv_heads,
                                                                                            heads, d);
@@ -412,10 +418,7 @@ void expand_kv_heads(const float* src, float* dst, size_t rows, int kv_heads, in
 // Its backward: the gradients of each group of query heads summed into their kv head (fp32, head order).
 template <typename T>
 void sum_kv_head_groups_of(const T* src, T* dst, size_t rows, int kv_heads, int heads, int d, cudaStream_t s) {
-  if (kv_heads < 1 || heads % kv_heads != 0 || d < 1) {
-    std::fprintf(stderr, "lasp sum_kv_head_groups: bad arguments (kv_heads %d, heads %d, d %d)\n", kv_heads, heads, d);
-    std::exit(3);
-  }
+  elementwise::check_kv_groups("sum_kv_head_groups", kv_heads, heads, d);
   if (rows == 0) return;
   elementwise::sum_kv_groups_kernel<<<elementwise::grid_for(rows * kv_heads * d, 256), 256, 0, s>>>(
       src, dst, rows, kv_heads, heads, d);
