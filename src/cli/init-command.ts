@@ -55,10 +55,12 @@ export async function initCommand(file: string, options: InitOptions, io: CliIo)
     io.stderr(`lasp: ${file}: a spec's name ends in .lasp\n`);
     return EXIT.usage;
   }
-  if (existsSync(file)) {
+  // Refused before any work, and again if the file appears while the spec is made (the write never replaces).
+  const taken = (): number => {
     io.stderr(`lasp: will not replace ${file}: it exists; name a new file\n`);
     return EXIT.usage;
-  }
+  };
+  if (existsSync(file)) return taken();
   const source =
     existsSync(options.fromHf) && statSync(options.fromHf).isDirectory()
       ? path.join(options.fromHf, "config.json")
@@ -113,10 +115,7 @@ export async function initCommand(file: string, options: InitOptions, io: CliIo)
   try {
     await writeFileAtomic(file, text, { createOnly: true });
   } catch (error) {
-    if (errorCode(error) === "EEXIST") {
-      io.stderr(`lasp: will not replace ${file}: it exists; name a new file\n`);
-      return EXIT.usage;
-    }
+    if (errorCode(error) === "EEXIST") return taken();
     io.stderr(`lasp: cannot write ${file}: ${outputFileProblem(file, error, "model.lasp")}\n`);
     return EXIT.usage;
   }

@@ -129,8 +129,8 @@ export function hfConfig(spec: ResolvedSpec): HfConfig {
   const ropeTheta = shared(softmax.map((l) => l.ropeTheta));
   // Scalings compare by their JSON; one that all softmax layers share is also the config's own.
   const scalings = softmax.map((l) => JSON.stringify(hfRopeScaling(l.ropeScaling) ?? null));
-  const ropeScaling = shared(scalings) === undefined ? undefined : hfRopeScaling(softmax[0]!.ropeScaling);
   const ropeShared = shared(scalings) !== undefined;
+  const ropeScaling = ropeShared ? hfRopeScaling(softmax[0]!.ropeScaling) : undefined;
   const encoder = model.layers.every((l) => !l.causal);
   const plainLlama =
     softmax.length === model.layers.length &&

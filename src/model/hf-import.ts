@@ -1,8 +1,8 @@
 // A spec's model from a Hugging Face config.json (`lasp init --from-hf`): a Llama-family config (LlamaConfig's
 // keys, as Llama, Mistral without a sliding window, and the configs lasp writes have them) becomes a model block
-// of the same shape, so that the checkpoint beside the config loads with `--load-weights` where the layers are
-// softmax attention. `layers` turns it into linear attention (every layer) or a hybrid (one softmax layer in K,
-// the last of each group); a config lasp wrote (hf-config.ts) comes back layer for layer.
+// of the same shape, so that the checkpoint beside the config loads with `--load-weights`. `layers` turns it into
+// linear attention (every layer) or a hybrid (one softmax layer in K, the last of each group), the linear layers
+// keeping the config's key/value heads (`kv_heads`); a config lasp wrote (hf-config.ts) comes back layer for layer.
 //
 // What the program cannot compute is refused with the key named (biases, another activation, a sliding
 // window); what it computes differently is said in a note (a `rope_scaling` other than `llama3` or `linear`).
