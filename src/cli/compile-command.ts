@@ -78,12 +78,11 @@ async function fitRecomputeAuto(
     );
     return spec;
   }
-  const { recomputeAutoLine, resolveRecomputeAuto } = await import("../plan/recompute-auto.js");
-  const fitted = resolveRecomputeAuto(spec, { ...H100, memory }, true);
-  const line = recomputeAutoLine(fitted.run.recomputeAuto!);
-  if (line !== undefined)
-    io.stdout(`${line}${gpuMemory === undefined ? "; --gpu-memory SIZE fits another GPU" : ""}\n`);
-  return fitted;
+  const { refitRecomputeAuto } = await import("../plan/recompute-auto.js");
+  const fitted = refitRecomputeAuto(spec, memory);
+  if (fitted.line !== undefined)
+    io.stdout(`${fitted.line}${gpuMemory === undefined ? "; --gpu-memory SIZE fits another GPU" : ""}\n`);
+  return fitted.spec;
 }
 
 /** Why the program cannot go to `dir`, and what would work. */

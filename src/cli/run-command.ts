@@ -220,7 +220,7 @@ function parseOptions(cli: RunCliOptions, io: CliIo): Parsed | undefined {
     programArgs,
     userArgs,
     resume,
-    noCheckpoints: cli.checkpoints === false || (cli.programArgs ?? []).includes(NO_CHECKPOINTS),
+    noCheckpoints: cli.checkpoints === false || userArgs.includes(NO_CHECKPOINTS),
     loadWeights,
     arch,
     lowering: { lasp2 },
@@ -233,13 +233,12 @@ async function fitRecompute(
   probe: GpuProbe | undefined,
 ): Promise<{ spec: ResolvedSpec; line?: string }> {
   if (spec.run.recomputeAuto === undefined) return { spec };
-  const { recomputeAutoLine, resolveRecomputeAuto } = await import("../plan/recompute-auto.js");
-  const { H100 } = await import("../cost/memory.js");
+  const { recomputeAutoLine, refitRecomputeAuto } = await import("../plan/recompute-auto.js");
   const mib = (probe?.gpus ?? []).map((g) => g.memoryMiB).filter((m): m is number => m !== undefined);
-  const fitted =
-    mib.length > 0 ? resolveRecomputeAuto(spec, { ...H100, memory: Math.min(...mib) * 2 ** 20 }, true) : spec;
-  const line = recomputeAutoLine(fitted.run.recomputeAuto!);
-  return { spec: fitted, ...(line === undefined ? {} : { line }) };
+  if (mib.length > 0) return refitRecomputeAuto(spec, Math.min(...mib) * 2 ** 20);
+  // No GPU memory found: the loader's fit (an 80 GB H100), said as it is.
+  const line = recomputeAutoLine(spec.run.recomputeAuto);
+  return { spec, ...(line === undefined ? {} : { line }) };
 }
 
 // --------------------------------------------------------------------------------------- environment checks

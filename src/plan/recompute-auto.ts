@@ -16,6 +16,17 @@ export function resolveRecomputeAuto(spec: ResolvedSpec, gpu: Gpu = H100, again 
   return { ...spec, run: { ...spec.run, recompute: chosen.recompute, recomputeAuto: { chosen } } };
 }
 
+/** `recompute auto` fitted to a GPU of `memory` bytes (run: the smallest found; compile: --gpu-memory), and its line. */
+export function refitRecomputeAuto(
+  spec: ResolvedSpec,
+  memory: number,
+): { spec: ResolvedSpec; line?: string } {
+  if (spec.run.recomputeAuto === undefined) return { spec };
+  const fitted = resolveRecomputeAuto(spec, { ...H100, memory }, true);
+  const line = recomputeAutoLine(fitted.run.recomputeAuto!);
+  return { spec: fitted, ...(line === undefined ? {} : { line }) };
+}
+
 /** What `lasp run` says about the choice: `recompute auto: none (55.4 GB of the 141.0 GB GPU)`. */
 export function recomputeAutoLine(auto: RecomputeAuto): string | undefined {
   const chosen = auto.chosen;
