@@ -46,7 +46,8 @@
 #              an index (shard_weights.py), and trained from each: `--load-weights FOLDER` the same losses as the file
 #   torch1b    .gpu-ship/t-linear-1b-w1 and t-linear-1b-keep-w1, .gpu-suite/data, .device/wheels (fla): issue 17's
 #              figure: both 1B programs for 60 steps (`recompute norms`, then `none`: what `recompute auto` picks on
-#              an 80 GB GPU), PyTorch's 1B training step with fused AdamW (first run compiles: minutes), both again
+#              an 80 GB GPU), PyTorch's 1B training step with fused AdamW (first run compiles: minutes), both again;
+#              TORCH1B_SECONDS (default 500) is the lot's limit, PyTorch's the same less 180
 #   shipref    .gpu-ship/v-hyb-rope-w1 and v-hyb-gqa-w1 (`build-specs-here.sh .gpu-ship v-hyb-rope-w1 v-hyb-gqa-w1`):
 #              the hybrid with Llama 3's RoPE scaling, and with grouped kv heads in its linear layers, each in verify
 #              mode against its own oracle, then its weights and gradients against PyTorch's (torch_reference.py
@@ -69,7 +70,7 @@ limit_of() {
   case "$1" in
     vdoc) echo 170 ;; ceiling) echo 50 ;; calibrate) echo 180 ;; gathered) echo 200 ;;
     docbench) echo 150 ;; vallscan) echo 80 ;; diag) echo 90 ;; docab) echo 200 ;; scatterab) echo 420 ;; softmax) echo 220 ;;
-    gcheck) echo 120 ;; trainck) echo 290 ;; inplace) echo 100 ;; mlpship) echo 590 ;; torch1b) echo 500 ;; shipref) echo 240 ;; keepab) echo 150 ;; shardload) echo 60 ;; clocks) echo 300 ;; ops) echo 100 ;; opscheck) echo 90 ;; train1b) echo 330 ;; *) echo 0 ;;
+    gcheck) echo 120 ;; trainck) echo 290 ;; inplace) echo 100 ;; mlpship) echo 590 ;; torch1b) echo "${TORCH1B_SECONDS:-500}" ;; shipref) echo 240 ;; keepab) echo 150 ;; shardload) echo 60 ;; clocks) echo 300 ;; ops) echo 100 ;; opscheck) echo 90 ;; train1b) echo 330 ;; *) echo 0 ;;
   esac
 }
 needs_of() {
@@ -150,7 +151,7 @@ PY
       lasp_ab() { PROG=.gpu-ship/t-linear-1b-w1 PROG_B=.gpu-ship/t-linear-1b-keep-w1 ROUNDS=1 STEPS=60 OUT=$dir/$1 \
         timeout 90 bash bench/gpu/env-ab.sh > "$dir/$1.txt" 2>&1; }
       lasp_ab before
-      PYTHONPATH=/tmp/fla timeout 320 python3 bench/gpu/torch_model.py --preset linear-llama3-1b --tokens 16384 --steps 10 \
+      PYTHONPATH=/tmp/fla timeout $((limit - 180)) python3 bench/gpu/torch_model.py --preset linear-llama3-1b --tokens 16384 --steps 10 \
         --warmup 3 --clip-grad-norm 1.0 --json "$dir/torch-1b.json" > "$dir/torch-1b.log" 2>&1
       echo "torch exit $?" > "$dir/torch.txt"
       lasp_ab after

@@ -33,11 +33,29 @@ using lasp::bf16;
 // ---------------------------------------------------------------------------------------------------------
 // The model's tables.
 
-// Layer kinds: name, strategy, feature map, output norm, causal, softmax, kv heads, RoPE frequencies, hosted, dQ's
-// GEMMs hosted, K/V row width, verify's input scale, layers of the kind, its first layer, whole-sequence
-// attention, its dims, the gathered attention per rank, decays, grouped k and v copied out to every head.
+// Layer kinds: what the layers of each kind share (lasp/state.cuh's LayerKind says what each field means).
 static const lasp::LayerKind kKinds[] = {
-    {"E", "lasp2", 0, true, false, false, 16, nullptr, true, false, 1024, 0.125000000f, 12, 0, false, lasp::SoftmaxDims{}, nullptr, &program::Tables::kEDecay, false },
+    {
+        "E",  // name
+        "lasp2",  // strategy
+        0,  // feature_map
+        true,  // output_norm
+        false,  // causal
+        false,  // softmax
+        16,  // kv_heads
+        nullptr,  // rope_inv_freq
+        true,  // hosted
+        false,  // hosts_q_grads
+        1024,  // kv_width
+        0.125000000f,  // verify_scale
+        12,  // layers
+        0,  // first_layer
+        false,  // whole
+        lasp::SoftmaxDims{},  // whole_dims
+        nullptr,  // gathered
+        &program::Tables::kEDecay,  // decay
+        false,  // expand_kv
+    },
 };
 
 // Every weight, in Hugging Face's order, names and shapes ([out][in]: the program computes x W^T), in one
@@ -383,10 +401,11 @@ static const lasp::TensorSpec kStatistics[] = {
     {"losses", "[131072]", 131072, 8650752 },  // [51]
 };
 
-// The stack: each layer's kind (row of kKinds), its buffer set, its weights (rows of kParameters: block
-// norm, Wq, Wk, Wv, Wo, MLP norm, Wgate, Wup, Wdown; biases of LayerNorm), its activations (rows of
-// kActivations: input, after attention, gate|up, SwiGLU's h, feature-map inputs, attention output norm) and its norms'
-// statistics (rows of kStatistics); -1 none.
+// The stack: each layer's kind (row of kKinds), its buffer set, then rows of the tables (-1: none):
+//   weights (kParameters): attention norm and its bias, Wq, Wk, Wv, Wo, MLP norm and its bias, Wgate, Wup, Wdown;
+//   activations (kActivations): input, mid (after attention), the two block norms' outputs (kept by
+//     `recompute none`), gate|up, SwiGLU's h, the feature maps' inputs (q, k), the attention output's norm;
+//   statistics (kStatistics): the attention norm's rstd and mean, the MLP norm's rstd and mean.
 static const lasp::LayerDesc kLayers[] = {
     { 0, 0, { 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11 }, { 0, 1, -1, -1, 2, 3, -1, -1, 4 }, { 0, 1, 2, 3 } },  // 0: E
     { 0, 1, { 12, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22 }, { 5, 6, -1, -1, 7, 8, -1, -1, 9 }, { 4, 5, 6, 7 } },  // 1: E
@@ -403,13 +422,34 @@ static const lasp::LayerDesc kLayers[] = {
 };
 
 static const lasp::ModelTables kModel = {
-    kKinds, program::kLayerKinds, kLayers, program::kLayers,
-    kParameters, 135, 234145792, kActivations, 26037944320, kStatistics, 8781824,
-    // The ends: embedding, final norm (and bias), LM head; the final norm's input and statistics; the last row of
-    // the head's gradient block.
-    lasp::HeadDesc{ 0, 133, 134, 0, 60, 48, 49, 134 },
-    // Scratch: normed, y, dx, dnormed, dattn, ffn, logits (kActivations); partials, losses (kStatistics).
-    lasp::ScratchRows{ 61, 62, 63, 64, 65, 66, 67, 50, 51 },
+    kKinds, program::kLayerKinds,  // the layer kinds
+    kLayers, program::kLayers,  // the stack
+    kParameters, 135, 234145792,  // the weights: rows, elements
+    kActivations, 26037944320,  // the activations: elements
+    kStatistics, 8781824,  // the statistics: elements
+    // The ends of the model: rows of kParameters, kActivations and kStatistics (-1: none).
+    lasp::HeadDesc{
+        0,  // embedding
+        133,  // final_norm
+        134,  // final_norm_bias
+        0,  // lm_head (the embedding's row when tied)
+        60,  // final_input: the final norm's input
+        48,  // final_rstd
+        49,  // final_mean
+        134,  // block_last: the head's gradient block is rows final_norm .. block_last
+    },
+    // Scratch every layer shares: rows of kActivations, then of kStatistics.
+    lasp::ScratchRows{
+        61,  // normed
+        62,  // y
+        63,  // dx
+        64,  // dnormed
+        65,  // dattn
+        66,  // ffn
+        67,  // logits
+        50,  // partials
+        51,  // losses
+    },
 };
 
 // Each layer kind's buffer sets, one per layer of the kind (scratch shared with the first), and its passes.

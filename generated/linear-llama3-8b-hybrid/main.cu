@@ -33,12 +33,50 @@ using lasp::bf16;
 // ---------------------------------------------------------------------------------------------------------
 // The model's tables.
 
-// Layer kinds: name, strategy, feature map, output norm, causal, softmax, kv heads, RoPE frequencies, hosted, dQ's
-// GEMMs hosted, K/V row width, verify's input scale, layers of the kind, its first layer, whole-sequence
-// attention, its dims, the gathered attention per rank, decays, grouped k and v copied out to every head.
+// Layer kinds: what the layers of each kind share (lasp/state.cuh's LayerKind says what each field means).
 static const lasp::LayerKind kKinds[] = {
-    {"L", "lasp2", 0, true, true, false, 32, nullptr, true, false, 4096, 0.0883883476f, 24, 0, false, lasp::SoftmaxDims{}, nullptr, &program::Tables::kLDecay, false },
-    {"S", "allgather", 0, false, true, true, 8, program::kS_rope, true, true, 1024, 1.0f, 8, 3, false, lasp::SoftmaxDims{}, program::kS_gathered, nullptr, false },
+    {
+        "L",  // name
+        "lasp2",  // strategy
+        0,  // feature_map
+        true,  // output_norm
+        true,  // causal
+        false,  // softmax
+        32,  // kv_heads
+        nullptr,  // rope_inv_freq
+        true,  // hosted
+        false,  // hosts_q_grads
+        4096,  // kv_width
+        0.0883883476f,  // verify_scale
+        24,  // layers
+        0,  // first_layer
+        false,  // whole
+        lasp::SoftmaxDims{},  // whole_dims
+        nullptr,  // gathered
+        &program::Tables::kLDecay,  // decay
+        false,  // expand_kv
+    },
+    {
+        "S",  // name
+        "allgather",  // strategy
+        0,  // feature_map
+        false,  // output_norm
+        true,  // causal
+        true,  // softmax
+        8,  // kv_heads
+        program::kS_rope,  // rope_inv_freq
+        true,  // hosted
+        true,  // hosts_q_grads
+        1024,  // kv_width
+        1.0f,  // verify_scale
+        8,  // layers
+        3,  // first_layer
+        false,  // whole
+        lasp::SoftmaxDims{},  // whole_dims
+        program::kS_gathered,  // gathered
+        nullptr,  // decay
+        false,  // expand_kv
+    },
 };
 
 // Every weight, in Hugging Face's order, names and shapes ([out][in]: the program computes x W^T), in one
@@ -685,10 +723,11 @@ static const lasp::TensorSpec kStatistics[] = {
     {"losses", "[4096]", 4096, 8654848 },  // [66]
 };
 
-// The stack: each layer's kind (row of kKinds), its buffer set, its weights (rows of kParameters: block
-// norm, Wq, Wk, Wv, Wo, MLP norm, Wgate, Wup, Wdown; biases of LayerNorm), its activations (rows of
-// kActivations: input, after attention, gate|up, SwiGLU's h, feature-map inputs, attention output norm) and its norms'
-// statistics (rows of kStatistics); -1 none.
+// The stack: each layer's kind (row of kKinds), its buffer set, then rows of the tables (-1: none):
+//   weights (kParameters): attention norm and its bias, Wq, Wk, Wv, Wo, MLP norm and its bias, Wgate, Wup, Wdown;
+//   activations (kActivations): input, mid (after attention), the two block norms' outputs (kept by
+//     `recompute none`), gate|up, SwiGLU's h, the feature maps' inputs (q, k), the attention output's norm;
+//   statistics (kStatistics): the attention norm's rstd and mean, the MLP norm's rstd and mean.
 static const lasp::LayerDesc kLayers[] = {
     { 0, 0, { 1, -1, 2, 3, 4, 5, 6, -1, 7, 8, 9 }, { 1, 2, -1, -1, 0, -1, -1, -1, 3 }, { 0, -1, 1, -1 } },  // 0: L
     { 0, 1, { 10, -1, 11, 12, 13, 14, 15, -1, 16, 17, 18 }, { 4, 5, -1, -1, 0, -1, -1, -1, 6 }, { 2, -1, 3, -1 } },  // 1: L
@@ -725,13 +764,34 @@ static const lasp::LayerDesc kLayers[] = {
 };
 
 static const lasp::ModelTables kModel = {
-    kKinds, program::kLayerKinds, kLayers, program::kLayers,
-    kParameters, 291, 8634241024, kActivations, 2278555648, kStatistics, 8658944,
-    // The ends: embedding, final norm (and bias), LM head; the final norm's input and statistics; the last row of
-    // the head's gradient block.
-    lasp::HeadDesc{ 0, 289, -1, 290, 89, 64, -1, 290 },
-    // Scratch: normed, y, dx, dnormed, dattn, ffn, logits (kActivations); partials, losses (kStatistics).
-    lasp::ScratchRows{ 90, 91, 92, 93, 94, 95, 96, 65, 66 },
+    kKinds, program::kLayerKinds,  // the layer kinds
+    kLayers, program::kLayers,  // the stack
+    kParameters, 291, 8634241024,  // the weights: rows, elements
+    kActivations, 2278555648,  // the activations: elements
+    kStatistics, 8658944,  // the statistics: elements
+    // The ends of the model: rows of kParameters, kActivations and kStatistics (-1: none).
+    lasp::HeadDesc{
+        0,  // embedding
+        289,  // final_norm
+        -1,  // final_norm_bias
+        290,  // lm_head (the embedding's row when tied)
+        89,  // final_input: the final norm's input
+        64,  // final_rstd
+        -1,  // final_mean
+        290,  // block_last: the head's gradient block is rows final_norm .. block_last
+    },
+    // Scratch every layer shares: rows of kActivations, then of kStatistics.
+    lasp::ScratchRows{
+        90,  // normed
+        91,  // y
+        92,  // dx
+        93,  // dnormed
+        94,  // dattn
+        95,  // ffn
+        96,  // logits
+        65,  // partials
+        66,  // losses
+    },
 };
 
 // Each layer kind's buffer sets, one per layer of the kind (scratch shared with the first), and its passes.

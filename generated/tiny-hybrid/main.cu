@@ -33,12 +33,50 @@ using lasp::bf16;
 // ---------------------------------------------------------------------------------------------------------
 // The model's tables.
 
-// Layer kinds: name, strategy, feature map, output norm, causal, softmax, kv heads, RoPE frequencies, hosted, dQ's
-// GEMMs hosted, K/V row width, verify's input scale, layers of the kind, its first layer, whole-sequence
-// attention, its dims, the gathered attention per rank, decays, grouped k and v copied out to every head.
+// Layer kinds: what the layers of each kind share (lasp/state.cuh's LayerKind says what each field means).
 static const lasp::LayerKind kKinds[] = {
-    {"L", "lasp2", 0, true, true, false, 4, nullptr, true, false, 256, 0.125000000f, 2, 0, false, lasp::SoftmaxDims{}, nullptr, &program::Tables::kLDecay, false },
-    {"S", "allgather", 0, false, true, true, 2, program::kS_rope, true, true, 128, 1.0f, 2, 1, false, lasp::SoftmaxDims{}, program::kS_gathered, nullptr, false },
+    {
+        "L",  // name
+        "lasp2",  // strategy
+        0,  // feature_map
+        true,  // output_norm
+        true,  // causal
+        false,  // softmax
+        4,  // kv_heads
+        nullptr,  // rope_inv_freq
+        true,  // hosted
+        false,  // hosts_q_grads
+        256,  // kv_width
+        0.125000000f,  // verify_scale
+        2,  // layers
+        0,  // first_layer
+        false,  // whole
+        lasp::SoftmaxDims{},  // whole_dims
+        nullptr,  // gathered
+        &program::Tables::kLDecay,  // decay
+        false,  // expand_kv
+    },
+    {
+        "S",  // name
+        "allgather",  // strategy
+        0,  // feature_map
+        false,  // output_norm
+        true,  // causal
+        true,  // softmax
+        2,  // kv_heads
+        program::kS_rope,  // rope_inv_freq
+        true,  // hosted
+        true,  // hosts_q_grads
+        128,  // kv_width
+        1.0f,  // verify_scale
+        2,  // layers
+        1,  // first_layer
+        false,  // whole
+        lasp::SoftmaxDims{},  // whole_dims
+        program::kS_gathered,  // gathered
+        nullptr,  // decay
+        false,  // expand_kv
+    },
 };
 
 // Every weight, in Hugging Face's order, names and shapes ([out][in]: the program computes x W^T), in one
@@ -166,10 +204,11 @@ static const lasp::TensorSpec kStatistics[] = {
     {"losses", "[512]", 512, 266752 },  // [10]
 };
 
-// The stack: each layer's kind (row of kKinds), its buffer set, its weights (rows of kParameters: block
-// norm, Wq, Wk, Wv, Wo, MLP norm, Wgate, Wup, Wdown; biases of LayerNorm), its activations (rows of
-// kActivations: input, after attention, gate|up, SwiGLU's h, feature-map inputs, attention output norm) and its norms'
-// statistics (rows of kStatistics); -1 none.
+// The stack: each layer's kind (row of kKinds), its buffer set, then rows of the tables (-1: none):
+//   weights (kParameters): attention norm and its bias, Wq, Wk, Wv, Wo, MLP norm and its bias, Wgate, Wup, Wdown;
+//   activations (kActivations): input, mid (after attention), the two block norms' outputs (kept by
+//     `recompute none`), gate|up, SwiGLU's h, the feature maps' inputs (q, k), the attention output's norm;
+//   statistics (kStatistics): the attention norm's rstd and mean, the MLP norm's rstd and mean.
 static const lasp::LayerDesc kLayers[] = {
     { 0, 0, { 1, -1, 2, 3, 4, 5, 6, -1, 7, 8, 9 }, { 0, 1, -1, -1, 2, 3, -1, -1, 4 }, { 0, -1, 1, -1 } },  // 0: L
     { 1, 0, { 10, -1, 11, 12, 13, 14, 15, -1, 16, 17, 18 }, { 5, 6, -1, -1, 7, 8, -1, -1, -1 }, { 2, -1, 3, -1 } },  // 1: S
@@ -178,13 +217,34 @@ static const lasp::LayerDesc kLayers[] = {
 };
 
 static const lasp::ModelTables kModel = {
-    kKinds, program::kLayerKinds, kLayers, program::kLayers,
-    kParameters, 39, 2754816, kActivations, 5767168, kStatistics, 267264,
-    // The ends: embedding, final norm (and bias), LM head; the final norm's input and statistics; the last row of
-    // the head's gradient block.
-    lasp::HeadDesc{ 0, 37, -1, 38, 18, 8, -1, 38 },
-    // Scratch: normed, y, dx, dnormed, dattn, ffn, logits (kActivations); partials, losses (kStatistics).
-    lasp::ScratchRows{ 19, 20, 21, 22, 23, 24, 25, 9, 10 },
+    kKinds, program::kLayerKinds,  // the layer kinds
+    kLayers, program::kLayers,  // the stack
+    kParameters, 39, 2754816,  // the weights: rows, elements
+    kActivations, 5767168,  // the activations: elements
+    kStatistics, 267264,  // the statistics: elements
+    // The ends of the model: rows of kParameters, kActivations and kStatistics (-1: none).
+    lasp::HeadDesc{
+        0,  // embedding
+        37,  // final_norm
+        -1,  // final_norm_bias
+        38,  // lm_head (the embedding's row when tied)
+        18,  // final_input: the final norm's input
+        8,  // final_rstd
+        -1,  // final_mean
+        38,  // block_last: the head's gradient block is rows final_norm .. block_last
+    },
+    // Scratch every layer shares: rows of kActivations, then of kStatistics.
+    lasp::ScratchRows{
+        19,  // normed
+        20,  // y
+        21,  // dx
+        22,  // dnormed
+        23,  // dattn
+        24,  // ffn
+        25,  // logits
+        9,  // partials
+        10,  // losses
+    },
 };
 
 // Each layer kind's buffer sets, one per layer of the kind (scratch shared with the first), and its passes.

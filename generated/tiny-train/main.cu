@@ -33,11 +33,29 @@ using lasp::bf16;
 // ---------------------------------------------------------------------------------------------------------
 // The model's tables.
 
-// Layer kinds: name, strategy, feature map, output norm, causal, softmax, kv heads, RoPE frequencies, hosted, dQ's
-// GEMMs hosted, K/V row width, verify's input scale, layers of the kind, its first layer, whole-sequence
-// attention, its dims, the gathered attention per rank, decays, grouped k and v copied out to every head.
+// Layer kinds: what the layers of each kind share (lasp/state.cuh's LayerKind says what each field means).
 static const lasp::LayerKind kKinds[] = {
-    {"L", "lasp2", 0, true, true, false, 6, nullptr, true, false, 384, 0.125000000f, 4, 0, false, lasp::SoftmaxDims{}, nullptr, &program::Tables::kLDecay, false },
+    {
+        "L",  // name
+        "lasp2",  // strategy
+        0,  // feature_map
+        true,  // output_norm
+        true,  // causal
+        false,  // softmax
+        6,  // kv_heads
+        nullptr,  // rope_inv_freq
+        true,  // hosted
+        false,  // hosts_q_grads
+        384,  // kv_width
+        0.125000000f,  // verify_scale
+        4,  // layers
+        0,  // first_layer
+        false,  // whole
+        lasp::SoftmaxDims{},  // whole_dims
+        nullptr,  // gathered
+        &program::Tables::kLDecay,  // decay
+        false,  // expand_kv
+    },
 };
 
 // Every weight, in Hugging Face's order, names and shapes ([out][in]: the program computes x W^T), in one
@@ -165,10 +183,11 @@ static const lasp::TensorSpec kStatistics[] = {
     {"losses", "[16384]", 16384, 933888 },  // [10]
 };
 
-// The stack: each layer's kind (row of kKinds), its buffer set, its weights (rows of kParameters: block
-// norm, Wq, Wk, Wv, Wo, MLP norm, Wgate, Wup, Wdown; biases of LayerNorm), its activations (rows of
-// kActivations: input, after attention, gate|up, SwiGLU's h, feature-map inputs, attention output norm) and its norms'
-// statistics (rows of kStatistics); -1 none.
+// The stack: each layer's kind (row of kKinds), its buffer set, then rows of the tables (-1: none):
+//   weights (kParameters): attention norm and its bias, Wq, Wk, Wv, Wo, MLP norm and its bias, Wgate, Wup, Wdown;
+//   activations (kActivations): input, mid (after attention), the two block norms' outputs (kept by
+//     `recompute none`), gate|up, SwiGLU's h, the feature maps' inputs (q, k), the attention output's norm;
+//   statistics (kStatistics): the attention norm's rstd and mean, the MLP norm's rstd and mean.
 static const lasp::LayerDesc kLayers[] = {
     { 0, 0, { 1, -1, 2, 3, 4, 5, 6, -1, 7, 8, 9 }, { 0, 1, -1, -1, 2, 3, -1, -1, 4 }, { 0, -1, 1, -1 } },  // 0: L
     { 0, 1, { 10, -1, 11, 12, 13, 14, 15, -1, 16, 17, 18 }, { 5, 6, -1, -1, 7, 8, -1, -1, 9 }, { 2, -1, 3, -1 } },  // 1: L
@@ -177,13 +196,34 @@ static const lasp::LayerDesc kLayers[] = {
 };
 
 static const lasp::ModelTables kModel = {
-    kKinds, program::kLayerKinds, kLayers, program::kLayers,
-    kParameters, 38, 7179648, kActivations, 335544320, kStatistics, 950272,
-    // The ends: embedding, final norm (and bias), LM head; the final norm's input and statistics; the last row of
-    // the head's gradient block.
-    lasp::HeadDesc{ 0, 37, -1, 0, 20, 8, -1, 37 },
-    // Scratch: normed, y, dx, dnormed, dattn, ffn, logits (kActivations); partials, losses (kStatistics).
-    lasp::ScratchRows{ 21, 22, 23, 24, 25, 26, 27, 9, 10 },
+    kKinds, program::kLayerKinds,  // the layer kinds
+    kLayers, program::kLayers,  // the stack
+    kParameters, 38, 7179648,  // the weights: rows, elements
+    kActivations, 335544320,  // the activations: elements
+    kStatistics, 950272,  // the statistics: elements
+    // The ends of the model: rows of kParameters, kActivations and kStatistics (-1: none).
+    lasp::HeadDesc{
+        0,  // embedding
+        37,  // final_norm
+        -1,  // final_norm_bias
+        0,  // lm_head (the embedding's row when tied)
+        20,  // final_input: the final norm's input
+        8,  // final_rstd
+        -1,  // final_mean
+        37,  // block_last: the head's gradient block is rows final_norm .. block_last
+    },
+    // Scratch every layer shares: rows of kActivations, then of kStatistics.
+    lasp::ScratchRows{
+        21,  // normed
+        22,  // y
+        23,  // dx
+        24,  // dnormed
+        25,  // dattn
+        26,  // ffn
+        27,  // logits
+        9,  // partials
+        10,  // losses
+    },
 };
 
 // Each layer kind's buffer sets, one per layer of the kind (scratch shared with the first), and its passes.

@@ -16,6 +16,7 @@ import { lowerSpec } from "../schedule/lower.js";
 import type { ResolvedSpec } from "../spec/resolved.js";
 import { generateExamples, staleFiles } from "./regenerate.js";
 import { modelHash } from "./train-constants.js";
+import { kindRows } from "./test-main-tables.js";
 import { captureIo } from "../cli/test-io.js";
 import {
   itWithNvcc,
@@ -209,7 +210,10 @@ describe("the generated program", () => {
         expect(include, `${name}.cuh: ${include}`).toMatch(/\/\/ \S/);
     }
     const deep = generateProgram(specOf("examples/linear-llama3-8b-hybrid.lasp")).get("main.cu")!;
-    const codeLines = (text: string) => text.split("\n").filter((l) => !/^\s+\{ ?[-\d"]/.test(l));
+    // Table rows, and the kinds' fields (a value and its field's name a line).
+    const cell = (l: string) =>
+      /^\s+\{ ?[-\d"]/.test(l) || /^ {8}[^ /][^/]*,\s+\/\/ \w+/.test(l) || /^ {4}\},?$/.test(l);
+    const codeLines = (text: string) => text.split("\n").filter((l) => !cell(l) && l !== "    {");
     // The 8B spec has more layers and kinds: more table rows and one more kind's lines, nothing else.
     expect(Math.abs(codeLines(deep).length - codeLines(main).length)).toBeLessThan(20);
   });
@@ -524,20 +528,18 @@ describe("the model's tables (main.cu's kKinds, kLayers, kParameters, kActivatio
     // pre_k (the feature map's input, kept for its backward) is the kv heads' width; the schedule's k is every head's.
     expect(tables.activations.rows.find((r) => r.name === "layers.0.pre_k")?.shape[1]).toBe(2 * headDim);
     // kKinds: kv heads 2 and their width; layer.cuh copies them out and sums the gradients back.
-    const row = files
-      .get("main.cu")!
-      .split("\n")
-      .find((l) => /^\s+\{"L", /.test(l))!;
-    expect(row.split(", ").slice(6, 7)).toEqual(["2"]);
-    expect(row).toContain(`, ${2 * headDim}, `);
-    expect(row.endsWith(", true },")).toBe(true);
-    expect(
-      files
-        .get("main.cu")!
-        .split("\n")
-        .filter((l) => /^\s+\{"L", /.test(l)),
-    ).toHaveLength(1);
-    expect(generateProgram(spec).get("main.cu")!).toMatch(/\{"L", [^\n]*, false \},/);
+    const rows = kindRows(files.get("main.cu")!);
+    expect(rows).toHaveLength(1);
+    expect(rows[0]).toMatchObject({
+      name: '"L"',
+      kv_heads: "2",
+      kv_width: String(2 * headDim),
+      expand_kv: "true",
+    });
+    expect(kindRows(generateProgram(spec).get("main.cu")!)[0]).toMatchObject({
+      name: '"L"',
+      expand_kv: "false",
+    });
     const layer = files.get("lasp/layer.cuh")!;
     expect(layer).toContain("bf16* k = kind.expand_kv ? st.dattn : b.k;");
     expect(layer).toContain("expand_kv_heads(k, b.k, kRows, kind.kv_heads, program::kHeads");

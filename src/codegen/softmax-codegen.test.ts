@@ -13,6 +13,7 @@ import type { ResolvedSpec, SoftmaxAttentionKind } from "../spec/resolved.js";
 import { CodegenLimitation, generateProgram, writeProgram } from "./generate.js";
 import { buildView, type ProgramView } from "./view-model.js";
 import { namedCallsOf, stepCalling, stepsOf } from "./test-calls.js";
+import { kindRows } from "./test-main-tables.js";
 import { itWithNvcc, mainHostCheck, nvcc } from "../../test/nvcc.js";
 
 function specOf(parallel: string, stack = "[L, S] x 1", run = ""): ResolvedSpec {
@@ -149,10 +150,11 @@ describe("LASP-2H in the generated program", () => {
     expect(rank1.slice(scatter, dq)).not.toMatch(/cudaStreamWaitEvent\(c\.compute, c\.events/);
     expect(rank1.indexOf("lasp::cast_to_bf16(b.dk_sum")).toBeGreaterThan(dq);
     // The layer then leaves dQ's GEMMs to the schedule (layer.cuh's q_grads runs only where not hosted).
-    expect(files.get("main.cu")!).toMatch(
-      /\{"S", "allgather", 0, false, true, true, 2, program::kS_rope, true, true,/,
-    );
-    expect(files.get("main.cu")!).toMatch(/\{"L", "lasp2", 0, \w+, true, false, 4, nullptr, true, false,/);
+    const [l, s] = kindRows(files.get("main.cu")!);
+    expect(s).toMatchObject({ name: '"S"', strategy: '"allgather"', softmax: "true", kv_heads: "2" });
+    expect(s).toMatchObject({ rope_inv_freq: "program::kS_rope", hosted: "true", hosts_q_grads: "true" });
+    expect(l).toMatchObject({ name: '"L"', strategy: '"lasp2"', softmax: "false", kv_heads: "4" });
+    expect(l).toMatchObject({ rope_inv_freq: "nullptr", hosted: "true", hosts_q_grads: "false" });
     expect(files.get("lasp/layer.cuh")!).toContain("if (!kind.hosts_q_grads) q_grads(st, l, kind, b);");
     expect(rank1).toMatch(
       /cudaStreamWaitEvent\(c\.compute, c\.events\[\d+\], 0\)\);\n\s*lasp::cast_to_bf16\(b\.dk_sum, b\.dk, 131072, c\.compute\);/,
@@ -212,11 +214,9 @@ describe("RoPE in the generated program", () => {
       "(base 500000 scaled llama3 (factor 32, low 1, high 4, original 8192))",
     );
     // kKinds points each softmax kind at its table; linear kinds have none.
-    const kinds = files
-      .get("main.cu")!
-      .split("\n")
-      .filter((l) => /^\s+\{"[LST]", /.test(l));
-    expect(kinds.map((l) => l.split(", ")[7])).toEqual(["nullptr", "program::kS_rope", "program::kT_rope"]);
+    const kinds = kindRows(files.get("main.cu")!);
+    expect(kinds.map((k) => k.name)).toEqual(['"L"', '"S"', '"T"']);
+    expect(kinds.map((k) => k.rope_inv_freq)).toEqual(["nullptr", "program::kS_rope", "program::kT_rope"]);
   });
 });
 
