@@ -1,9 +1,11 @@
-// The optimizer's arithmetic (adamw.cuh, grad_norm.cuh) on the host, through the same __host__ __device__
+// The optimizer's arithmetic (adamw.cuh, master_weights.cuh, grad_norm.cuh) on the host, through the same __host__ __device__
 // functions the kernels run, driven from test/optimizer-host.test.ts. No kernel runs: the harness needs nvcc but
 // no GPU. Numbers go out as the hex of their bits, so the test reads them exactly.
 //   harness adamw < INPUT        INPUT: "n steps beta1 beta2 eps wd", the table's rows "rows off,len,decay ...",
-//                                n lines "w m v", then per step "lr clip t" and a line of n gradients; prints
-//                                per step and element "w m v bf16" (hex bits)
+//                                n lines "w m v" (w the fp32 master, split into the bf16 weight and its low
+//                                half), then per step "lr clip t" and a line of n gradients; prints per step
+//                                and element "w m v bf16" (hex bits; w joined again from the two halves)
+//   harness master HEX...        each fp32 (bits in hex) split and joined: prints "hi lo joined" (hex bits)
 //   harness constants LR B1 B2 EPS WD CLIP T   adamw_step_constants (or its refusal)
 //   harness shard-table BEGIN END off,len,decay ...   the rows cut to the shard, then the check of them
 //   harness check-table N off,len,decay ...           adamw_check_table's verdict ("ok" or the sentence)
@@ -72,9 +74,11 @@ int adamw_steps() {
     return 2;
   }
   std::vector<float> w(n), m(n), v(n), g(n);
-  std::vector<lasp::bf16> out(n);
+  std::vector<lasp::bf16> hi(n);
+  std::vector<uint16_t> lo(n);
   for (size_t i = 0; i < n; ++i)
     if (std::scanf("%f %f %f", &w[i], &m[i], &v[i]) != 3) return 2;
+  for (size_t i = 0; i < n; ++i) lasp::master_split(w[i], &hi[i], &lo[i]);
   for (int s = 0; s < steps; ++s) {
     double lr, clip;
     long long t;
@@ -82,9 +86,22 @@ int adamw_steps() {
     for (size_t i = 0; i < n; ++i)
       if (std::scanf("%f", &g[i]) != 1) return 2;
     const lasp::AdamwConstants c = lasp::adamw_step_constants({lr, beta1, beta2, eps, wd, clip, (int64_t)t});
-    lasp::adamw_reference(w.data(), m.data(), v.data(), g.data(), out.data(), n, rows, c);
+    lasp::adamw_reference(hi.data(), lo.data(), m.data(), v.data(), g.data(), n, rows, c);
     for (size_t i = 0; i < n; ++i)
-      std::printf("%08x %08x %08x %04x\n", bits(w[i]), bits(m[i]), bits(v[i]), bits(out[i]));
+      std::printf("%08x %08x %08x %04x\n", bits(lasp::master_join(hi[i], lo[i])), bits(m[i]), bits(v[i]), bits(hi[i]));
+  }
+  return 0;
+}
+
+int master(int argc, char** argv) {
+  for (int i = 2; i < argc; ++i) {
+    const uint32_t u = (uint32_t)std::strtoul(argv[i], nullptr, 16);
+    float w;
+    std::memcpy(&w, &u, 4);
+    lasp::bf16 hi;
+    uint16_t lo = 0;
+    lasp::master_split(w, &hi, &lo);
+    std::printf("%04x %04x %08x\n", bits(hi), lo, bits(lasp::master_join(hi, lo)));
   }
   return 0;
 }
@@ -105,8 +122,8 @@ float* fake(uintptr_t address) { return reinterpret_cast<float*>(address); }
 
 int refuse_adamw(const std::string& what) {
   const lasp::AdamwSettings good{1e-3, 0.9, 0.95, 1e-8, 0.1, 1.0, 1};
-  lasp::AdamwShard shard{fake(0x1000), fake(0x2000), fake(0x3000), fake(0x4000),
-                         reinterpret_cast<lasp::bf16*>(0x5000), 64};
+  lasp::AdamwShard shard{reinterpret_cast<lasp::bf16*>(0x5000), reinterpret_cast<uint16_t*>(0x1000), fake(0x2000),
+                         fake(0x3000), fake(0x4000), 64};
   const lasp::DecayRow row{0, 64, 1};
   lasp::AdamwTable table{&row, 1, 64};
   lasp::AdamwSettings settings = good;
@@ -139,6 +156,7 @@ int main(int argc, char** argv) {
   const std::string mode = argc > 1 ? argv[1] : "";
   if (mode == "adamw") return adamw_steps();
   if (mode == "norm") return norm();
+  if (mode == "master") return master(argc, argv);
   if (mode == "constants" && argc == 9) {
     const lasp::AdamwConstants c = lasp::adamw_step_constants(
         {std::atof(argv[2]), std::atof(argv[3]), std::atof(argv[4]), std::atof(argv[5]), std::atof(argv[6]),

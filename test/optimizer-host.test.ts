@@ -40,10 +40,18 @@ const f32 = (hex: string): number =>
 const f64 = (hex: string): number =>
   new DataView(new BigUint64Array([BigInt(`0x${hex}`)]).buffer).getFloat64(0, true);
 
+/** The bits of a float32 value. */
+const u32 = (x: number): number => new Uint32Array(new Float32Array([x]).buffer)[0]!;
+
 /** bf16 bits of a float32 value, round to nearest even (finite values). */
 function bf16Bits(x: number): number {
-  const u = new Uint32Array(new Float32Array([x]).buffer)[0]!;
+  const u = u32(x);
   return ((u + 0x7fff + ((u >>> 16) & 1)) >>> 16) & 0xffff;
+}
+
+/** bf16 bits of a float32 value, round to nearest, ties away from zero (master_weights.cuh's compute weight). */
+function bf16BitsAway(x: number): number {
+  return ((u32(x) + 0x8000) >>> 16) & 0xffff;
 }
 
 /** A small deterministic generator (xorshift32) of float32 values in (-scale, scale). */
@@ -91,6 +99,7 @@ describe("the optimizer's arithmetic on the host (adamw.cuh, grad_norm.cuh)", ()
     async ({ expect }) => {
       const run = await build();
       checkAdamw(run, expect);
+      checkMasterHalves(run, expect);
       checkTables(run, expect);
       checkRefusals(run, expect);
       checkNorm(run, expect);
@@ -161,7 +170,9 @@ function checkAdamw(run: Run, expect: ExpectStatic): void {
         worst = Math.max(worst, rel);
         expect(rel, `step ${s.t} element ${i} ${name}: ${got} vs ${want}`).toBeLessThanOrEqual(2 ** -20);
       }
-      // The bf16 compute weight is the fp32 master rounded to nearest even.
+      // The bf16 compute weight is the fp32 master rounded to nearest (ties away from zero; no tie here, so
+      // also to nearest even), and the master came back whole from it and its low half (the line's w).
+      expect(parseInt(bh!, 16), `bf16 of step ${s.t} element ${i}`).toBe(bf16BitsAway(w32));
       expect(parseInt(bh!, 16), `bf16 of step ${s.t} element ${i}`).toBe(bf16Bits(w32));
     }
     // Decay is the only difference between elements 1 and 6: decayed 1 shrinks toward 0 more.
@@ -190,6 +201,50 @@ function checkAdamw(run: Run, expect: ExpectStatic): void {
   }
 }
 
+function checkMasterHalves(run: Run, expect: ExpectStatic): void {
+  // The fp32 master in two halves: every value comes back bit for bit, the high half is the value rounded to
+  // nearest with ties away from zero. Cases: zeros, a bf16 value (low half 0), just below and above a tie, the
+  // ties of an even and an odd high half (away from zero both), a negative tie, a rounding that carries into the
+  // exponent, the largest value that rounds to a finite bf16 and the largest fp32 (its high half infinity, as
+  // round to nearest even gives too: it still comes back), subnormals, and random values.
+  const cases = [
+    0x00000000,
+    0x80000000,
+    0x3f800000,
+    0x3f807fff,
+    0x3f808001,
+    0x3f808000,
+    0x3f818000,
+    0xbf808000,
+    0x3fffffff,
+    0x7f7f7fff,
+    0x7f7fffff,
+    0x00000001,
+    0x807fffff,
+    0x00008000,
+    ...values(64, 41, 3).map(u32),
+  ];
+  const r = run(["master", ...cases.map((u) => u.toString(16))]);
+  expect(r.status).toBe(0);
+  const lines = r.stdout.trim().split("\n");
+  expect(lines).toHaveLength(cases.length);
+  let ties = 0;
+  cases.forEach((u, i) => {
+    const [hi, lo, joined] = lines[i]!.split(" ").map((h) => parseInt(h, 16));
+    const x = new Float32Array(new Uint32Array([u]).buffer)[0]!;
+    expect(joined, `0x${u.toString(16)} comes back`).toBe(u);
+    expect(hi, `0x${u.toString(16)}'s high half`).toBe(bf16BitsAway(x));
+    // The low half is the signed remainder: hi << 16 plus it gives the value back.
+    expect(((hi! << 16) + ((lo! << 16) >> 16)) >>> 0).toBe(u);
+    if ((u & 0xffff) === 0x8000) ties++;
+    else expect(hi, `0x${u.toString(16)} rounds to nearest`).toBe(bf16Bits(x));
+  });
+  expect(ties).toBe(4); // the four exact ties among the fixed cases
+  // Ties go away from zero: 1.00390625 + half an ulp of bf16 rounds up from an even high half too.
+  expect(lines[5]!.split(" ")[0]).toBe("3f81");
+  expect(lines[7]!.split(" ")[0]).toBe("bf81");
+}
+
 function checkTables(run: Run, expect: ExpectStatic): void {
   // A global table of 3 tensors cut to the shard [10, 50): the split tensors keep their flags, offsets re-based.
   expect(run(["shard-table", "10", "50", "0,20,1", "20,8,0", "28,100,1"]).stdout).toBe(
@@ -215,10 +270,10 @@ function checkRefusals(run: Run, expect: ExpectStatic): void {
     ["clip", "adamw: clip scale 0 must be in (0, 1] (a non-finite norm stops the run first)"],
     ["lr", "adamw: lr -1 must be finite and at least 0"],
     ["table-size", "adamw: the decay table covers 60 elements, the shard has 64"],
-    ["null", "adamw: master, m, v, grad and weights must all be given"],
+    ["null", "adamw: weights, low, m, v and grad must all be given"],
     [
       "align",
-      "adamw: master, m, v and grad must be 16-byte aligned and weights 8-byte aligned (a shard starting at a multiple of 4 elements)",
+      "adamw: m, v and grad must be 16-byte aligned, weights and low 8-byte aligned (a shard starting at a multiple of 4 elements)",
     ],
     ["upload", "adamw: decay table row 1 starts at 40, expected 32 (rows must be back to back)"],
   ];

@@ -4,7 +4,7 @@
 //   ./adamw_check OUT.bin && python3 bench/gpu/adamw_torch.py OUT.bin
 // OUT.bin, little-endian: int64 n, steps, rows; double beta1, beta2, eps, weight_decay; rows x (int64 offset,
 // elements, decay); float w0[n]; per step: double lr, clip; float grad[n]; float w[n] (the master weights after
-// the step, what the kernel wrote).
+// the step, joined from the bf16 weights and low halves the kernel wrote: master_weights.cuh).
 #include <cuda_runtime.h>
 #include <cstdint>
 #include <cstdio>
@@ -49,20 +49,24 @@ int main(int argc, char** argv) {
   std::fwrite(w.data(), sizeof(float), n, out);
   float *dw, *dm, *dv, *dg;
   lasp::bf16* dweights;
+  uint16_t* dlow;
   CUDA_CHECK(cudaMalloc(&dw, n * sizeof(float)));
+  CUDA_CHECK(cudaMalloc(&dlow, n * sizeof(uint16_t)));
   CUDA_CHECK(cudaMalloc(&dm, n * sizeof(float)));
   CUDA_CHECK(cudaMalloc(&dv, n * sizeof(float)));
   CUDA_CHECK(cudaMalloc(&dg, n * sizeof(float)));
   CUDA_CHECK(cudaMalloc(&dweights, n * sizeof(lasp::bf16)));
   CUDA_CHECK(cudaMemcpy(dw, w.data(), n * sizeof(float), cudaMemcpyHostToDevice));
+  lasp::master_from_f32(dw, dweights, dlow, (size_t)n, 0);
   CUDA_CHECK(cudaMemset(dm, 0, n * sizeof(float)));
   CUDA_CHECK(cudaMemset(dv, 0, n * sizeof(float)));
   const lasp::AdamwTable table = lasp::adamw_upload_table(rows, (size_t)n);
   for (int64_t t = 1; t <= steps; t++) {
     for (auto& x : grad) x = (t == 2 ? 3.0f : 1.0f) * normal(rng);
     CUDA_CHECK(cudaMemcpy(dg, grad.data(), n * sizeof(float), cudaMemcpyHostToDevice));
-    const lasp::AdamwShard shard{dw, dm, dv, dg, dweights, (size_t)n};
+    const lasp::AdamwShard shard{dweights, dlow, dm, dv, dg, (size_t)n};
     lasp::adamw_step(shard, table, lasp::AdamwSettings{lrs[t - 1], beta1, beta2, eps, wd, clips[t - 1], t}, 0);
+    lasp::master_to_f32(dweights, dlow, dw, (size_t)n, 0);
     CUDA_CHECK(cudaDeviceSynchronize());
     CUDA_CHECK(cudaMemcpy(w.data(), dw, n * sizeof(float), cudaMemcpyDeviceToHost));
     const double scalars[2] = {lrs[t - 1], clips[t - 1]};

@@ -52,6 +52,10 @@
 #              the hybrid with Llama 3's RoPE scaling, and with grouped kv heads in its linear layers, each in verify
 #              mode against its own oracle, then its weights and gradients against PyTorch's (torch_reference.py
 #              computes the scaled frequencies and the grouped heads in its own Python from config.json)
+#   master     .gpu-ops/adamw_check (bench/gpu/adamw_check.cu's nvcc line, output there), .gpu-ship/t-tiny-train-w1
+#              and .gpu-suite/data: the fp32 masters held as bf16 weights and low halves (master_weights.cuh) on
+#              the GPU: AdamW against torch.optim.AdamW (1e-6), then run-train.sh resume and reshard on the tiny
+#              model (the masters joined into a checkpoint and split back: the same losses to the bit)
 #   keepab     .gpu-ship/t-linear-1b-w1 and t-linear-1b-keep-w1 (built with mlpship's, `recompute none`): the 1B
 #              step with the block norms' outputs kept against made again (env-ab.sh PROG_B=), the same losses
 #   diag       .gpu-diag (`lasp compile` of variant specs + kernels.o, as vallscan): verify programs that tell
@@ -70,7 +74,7 @@ limit_of() {
   case "$1" in
     vdoc) echo 170 ;; ceiling) echo 50 ;; calibrate) echo 180 ;; gathered) echo 200 ;;
     docbench) echo 150 ;; vallscan) echo 80 ;; diag) echo 90 ;; docab) echo 200 ;; scatterab) echo 420 ;; softmax) echo 220 ;;
-    gcheck) echo 120 ;; trainck) echo 290 ;; inplace) echo 100 ;; mlpship) echo 590 ;; torch1b) echo "${TORCH1B_SECONDS:-500}" ;; shipref) echo 240 ;; keepab) echo 150 ;; shardload) echo 60 ;; clocks) echo 300 ;; ops) echo 100 ;; opscheck) echo 90 ;; train1b) echo 330 ;; *) echo 0 ;;
+    gcheck) echo 120 ;; trainck) echo 290 ;; inplace) echo 100 ;; mlpship) echo 590 ;; torch1b) echo "${TORCH1B_SECONDS:-500}" ;; shipref) echo 240 ;; master) echo 150 ;; keepab) echo 150 ;; shardload) echo 60 ;; clocks) echo 300 ;; ops) echo 100 ;; opscheck) echo 90 ;; train1b) echo 330 ;; *) echo 0 ;;
   esac
 }
 needs_of() {
@@ -92,6 +96,7 @@ needs_of() {
     shipref) echo ".gpu-ship/v-hyb-rope-w1/prog" ;;
     keepab) echo ".gpu-ship/t-linear-1b-w1/prog .gpu-ship/t-linear-1b-keep-w1/prog .gpu-suite/data" ;;
     shardload) echo ".gpu-ship/t-tiny-train-w1/prog .gpu-suite/data" ;;
+    master) echo ".gpu-ops/adamw_check .gpu-ship/t-tiny-train-w1/prog .gpu-suite/data" ;;
   esac
 }
 run_lot() { # lot limit dir
@@ -184,6 +189,13 @@ PY
         head -8 "$dir/$p/reference.txt" >> "$dir/shipref.txt"
         rm -rf "$w"
       done ;;
+    master)
+      (.gpu-ops/adamw_check /tmp/lasp-adamw.bin && python3 bench/gpu/adamw_torch.py /tmp/lasp-adamw.bin
+        echo "adamw exit $?"
+        ln -sfn ../.gpu-suite/data .gpu-ship/data
+        SUITE=.gpu-ship OUT=$dir/resume RUNS=/tmp/lasp-master-resume timeout 70 bash bench/gpu/run-train.sh resume
+        SUITE=.gpu-ship OUT=$dir/resume RUNS=/tmp/lasp-master-resume timeout 40 bash bench/gpu/run-train.sh reshard
+      ) > "$dir/master.txt" 2>&1 ;;
     keepab)
       ln -sfn ../.gpu-suite/data .gpu-ship/data
       PROG=.gpu-ship/t-linear-1b-w1 PROG_B=.gpu-ship/t-linear-1b-keep-w1 ROUNDS=3 STEPS=20 OUT=$dir/ab \
@@ -232,12 +244,13 @@ short_of() { # lot dir
       grep -h "MLP" "$2/ab/A.1.err" "$2/ab/B.1.err" 2>/dev/null; tail -6 "$2/torch-1b.log" ;;
     inplace) grep -hE 'exit|differ|bytes|DIFFERS|place|LASP_CHECKPOINT_COPY' "$2/train.txt" 2>/dev/null | cut -c1-200 ;;
     trainck) grep -hE 'exit|differ|checkpoint|steps|loss' "$2/train.txt" 2>/dev/null | cut -c1-200 ;;
+    master) grep -hE 'exit|differ|relative|max|step' "$2/master.txt" 2>/dev/null | cut -c1-200 | tail -20 ;;
     scatterab) grep -hE 'exit|/ auto' "$2/ab.txt" 2>/dev/null ;;
     softmax) grep -hE '^CHECKS|^\||^ours bwd' "$2/summary.md" 2>/dev/null ;;
   esac
 }
 
-[ $# -gt 0 ] || { echo "usage: queue.sh LOT... (vdoc ceiling calibrate gathered gcheck clocks ops train1b trainck inplace mlpship torch1b shipref opscheck keepab shardload docbench vallscan diag docab scatterab softmax)" >&2; exit 2; }
+[ $# -gt 0 ] || { echo "usage: queue.sh LOT... (vdoc ceiling calibrate gathered gcheck clocks ops train1b trainck inplace mlpship torch1b shipref opscheck master keepab shardload docbench vallscan diag docab scatterab softmax)" >&2; exit 2; }
 : > "$OUT/summary.txt"
 for lot in "$@"; do
   limit=$(limit_of "$lot")

@@ -20,4 +20,5 @@
 #include "lasp/classifier.cuh"         // cross-entropy over the LM head's logits
 #include "lasp/model_oracle.cuh"       // verify's whole-model oracle: plain fp32 kernels
 #include "lasp/adamw.cuh"              // train: the AdamW step
+#include "lasp/master_weights.cuh"     // train: the fp32 master weights in two halves
 #include "lasp/grad_norm.cuh"          // train: the global gradient norm's partial

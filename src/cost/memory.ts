@@ -10,7 +10,8 @@
 // `baseline_mem_bytes` measures them), the plan workspace cuDNN asks for, and the kernels' short-lived scratch
 // from the stream-ordered pool. CUB's radix-sort scratch is an estimate (its size is CUB's to say at run
 // time). In verify mode the oracle's whole-sequence buffers are counted too. Optimizer states only in `train`
-// mode (runtime/optimizer.cuh): fp32 master weights and two moments, replicated on every rank or sharded over
+// mode (runtime/optimizer.cuh): fp32 master weights (the bf16 weights and a 16-bit plane of their low halves,
+// runtime/master_weights.cuh) and two fp32 moments, replicated on every rank or sharded over
 // them (ZeRO-1, the compiler's choice: tables.ts optimizerSharded), and the step's gradient sum with
 // `accumulate` above 1.
 import { buildsWithoutNccl, kindBuffers } from "../codegen/view-model.js";
@@ -377,10 +378,12 @@ export function allocations(shape: MemoryShape, seqLen: number, sms: number = H1
       largestTensor: parameters.largest,
     },
   );
-  // train mode's optimizer (optimizer.cuh, make_optimizer): master weights, m and v, and the micro-batches' sum.
+  // train mode's optimizer (optimizer.cuh, make_optimizer): m and v, the master weights' low halves (their high
+  // halves are the weights), and the micro-batches' sum.
   if (spec.run.mode === "train") {
     const how = shape.optimizerSharded ? "sharded over the ranks (ZeRO-1)" : "replicated";
-    add(`AdamW master weights and moments (fp32, ${how})`, "optimizer", shape.optimizerElements, FP32, 3);
+    add(`AdamW moments m and v (fp32, ${how})`, "optimizer", shape.optimizerElements, FP32, 2);
+    add(`AdamW master weights' low halves (16-bit, ${how})`, "optimizer", shape.optimizerElements, BF16);
     if (spec.run.train.accumulate > 1)
       add("the step's gradient sum over micro-batches", "optimizer", shape.optimizerElements, FP32);
   }

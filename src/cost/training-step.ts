@@ -9,8 +9,8 @@
 //   sums queue on their stream; the program joins it after the embedding's backward, so the step waits only for
 //   what is still queued then (the measured `step.gradient_wait` is ~0 because the join is in the backward).
 // - The optimizer (train mode, runtime/optimizer.cuh), memory-bound: the norm pass reads the fp32 gradients
-//   (4 B per parameter), AdamW reads gradient, master weight and both moments (16 B) and writes master, moments
-//   and the bf16 weight (14 B). Replicated, every rank does it all; under ZeRO-1 (model/tables.ts's
+//   (4 B per parameter), AdamW reads gradient, both moments and the master weight's two halves (16 B) and writes
+//   the moments and both halves (12 B: runtime/master_weights.cuh). Replicated, every rank does it all; under ZeRO-1 (model/tables.ts's
 //   optimizerSharded, the compiler's decision) each rank updates its 1/W slice of every block, the gradient
 //   sums leave out their AllGather, and an AllGather of each block's bf16 weights follows the update.
 //   `accumulate` > 1 runs the forward and backward (and the sums) once per micro-batch and adds each
@@ -85,8 +85,9 @@ export interface TrainingStepPrediction {
   tokensPerSecondPerGpu: number;
 }
 
-/** Bytes per parameter of the norm pass (reads the gradient) and AdamW (reads 4 fp32, writes 3 fp32 + bf16). */
-export const OPTIMIZER_BYTES_PER_PARAMETER = 4 + 16 + 14;
+/** Bytes per parameter of the norm pass (reads the gradient) and AdamW (reads 3 fp32 + 2 x 16 bits, writes
+ *  2 fp32 + 2 x 16 bits). */
+export const OPTIMIZER_BYTES_PER_PARAMETER = 4 + 16 + 12;
 
 /** Predicts one whole training step of `program` (lowered from `spec`) on `profile`'s GPUs. */
 export function predictTrainingStep(

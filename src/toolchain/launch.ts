@@ -135,7 +135,7 @@ export interface OptimizerEvent {
   /** `zero1` (each rank its 1/W slice) or `replicated`. */
   update: string;
   parameters: number;
-  /** fp32 master weights and moments on this rank. */
+  /** AdamW's state on this rank: fp32 moments, the fp32 master weights' low halves (and a micro-batch sum). */
   state_bytes: number;
   decayed: number;
 }

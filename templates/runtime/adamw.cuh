@@ -1,18 +1,19 @@
 // The AdamW step over one rank's shard of the parameters: fp32 master weights, fp32 moments m and v, the fp32
-// gradient (already summed over ranks), and the bf16 weights the model computes with.
+// gradient (already summed over ranks); the master weights are held as the bf16 weights the model computes with
+// and a plane of their low halves (master_weights.cuh), so one step writes both.
 //
 // Design choices:
 // - The shard is one contiguous range of the flat parameter buffer (ZeRO-1: the rank's 1/W slice, between the
-//   gradient's reduce-scatter and the weights' all-gather; replicated: the whole buffer). Its five arrays are
-//   indexed alike from the shard's first element: master, m, v and grad are the shard's fp32 state, `weights`
-//   the shard's slice of the bf16 compute buffer, which the all-gather then distributes.
+//   gradient's reduce-scatter and the weights' all-gather; replicated: the whole buffer). Its arrays are
+//   indexed alike from the shard's first element: low, m, v and grad are the shard's state, `weights` the
+//   shard's slice of the bf16 compute buffer (the masters' high halves), which the all-gather then distributes.
 // - Which elements decay comes from the parameter table, not a mask: a shard holds a few hundred tensors at
 //   most, each entirely decayed (weight matrices, embedding, LM head) or not (norm gains, biases). The host
 //   cuts the global table of (offset, elements, decay) rows to the shard with `adamw_shard_table` (a tensor
 //   the shard boundary splits keeps its flag on both sides), checks and uploads it once with
 //   `adamw_upload_table` (rows in order, back to back, covering the shard exactly); it is the same every step.
 //   A thread finds its first element's row by binary search in the table (a few cached loads per 4 elements,
-//   against 30 bytes of state moved per element) and walks to the next row where its 4 elements cross one.
+//   against 28 bytes of state moved per element) and walks to the next row where its 4 elements cross one.
 // - The arithmetic is torch.optim.AdamW's (single-tensor path), so one step matches it within float rounding:
 //   g = grad * clip_scale; w *= 1 - lr * wd (decayed rows only); m += (1 - b1) (g - m);
 //   v = b2 v + (1 - b2) g^2; w -= (lr / (1 - b1^t)) * m / (sqrt(v) / sqrt(1 - b2^t) + eps). The per-step
@@ -22,10 +23,11 @@
 //   (test/optimizer-host.test.ts, through `adamw_reference`) run the same code. Each product that meets a sum
 //   is an explicit fmaf, so neither nvcc's nor the host compiler's contraction can change the bits between
 //   the two; division and sqrtf are IEEE-rounded on both (no fast math).
-// - Vectorised: 16-byte loads of the fp32 arrays and 8-byte stores of 4 bf16 for the multiple-of-4 body, the
-//   tail (n % 4 elements) by scalar threads; so the fp32 pointers must be 16-byte aligned and `weights` 8-byte
-//   aligned (a shard starting at a multiple of 4 elements of aligned buffers is). Each element is read and
-//   written by one thread with no reduction: the result is deterministic and independent of the grid.
+// - Vectorised: 16-byte loads of the fp32 arrays and 8-byte loads and stores of 4 bf16 weights and 4 low
+//   halves for the multiple-of-4 body, the tail (n % 4 elements) by scalar threads; so the fp32 pointers must be
+//   16-byte aligned and `weights` and `low` 8-byte aligned (a shard starting at a multiple of 4 elements of
+//   aligned buffers is). Each element is read and written by one thread with no reduction: the result is
+//   deterministic and independent of the grid.
 #pragma once
 #include <cuda_runtime.h>
 #include <cuda_bf16.h>
@@ -40,6 +42,7 @@
 #include "types.cuh"  // DecayRow, AdamwShard, AdamwTable, AdamwSettings
 #include "adamw_table.cuh"  // adamw_shard_table, adamw_check_table
 #include "check.cuh"
+#include "master_weights.cuh"  // master_join, master_split
 
 namespace lasp {
 
@@ -97,37 +100,42 @@ union Bf16x4 {
   __nv_bfloat162 h[2];
 };
 
-__global__ void step_kernel(float* __restrict__ master, float* __restrict__ m, float* __restrict__ v,
-                            const float* __restrict__ grad, bf16* __restrict__ weights, size_t n,
+__global__ void step_kernel(bf16* __restrict__ weights, uint16_t* __restrict__ low, float* __restrict__ m,
+                            float* __restrict__ v, const float* __restrict__ grad, size_t n,
                             const DecayRow* __restrict__ rows, int count, AdamwConstants c) {
   const size_t vectors = n / 4;
   const size_t stride = (size_t)gridDim.x * blockDim.x;
   for (size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x; i < vectors; i += stride) {
-    const float4 w4 = reinterpret_cast<const float4*>(master)[i];
+    Bf16x4 hi;
+    hi.v = reinterpret_cast<const uint2*>(weights)[i];
+    const ushort4 lo = reinterpret_cast<const ushort4*>(low)[i];
     const float4 m4 = reinterpret_cast<const float4*>(m)[i];
     const float4 v4 = reinterpret_cast<const float4*>(v)[i];
     const float4 g4 = reinterpret_cast<const float4*>(grad)[i];
-    float w[4] = {w4.x, w4.y, w4.z, w4.w}, mm[4] = {m4.x, m4.y, m4.z, m4.w}, vv[4] = {v4.x, v4.y, v4.z, v4.w};
+    float w[4] = {master_join(hi.h[0].x, lo.x), master_join(hi.h[0].y, lo.y), master_join(hi.h[1].x, lo.z),
+                  master_join(hi.h[1].y, lo.w)};
+    float mm[4] = {m4.x, m4.y, m4.z, m4.w}, vv[4] = {v4.x, v4.y, v4.z, v4.w};
     const float g[4] = {g4.x, g4.y, g4.z, g4.w};
     update_vector(w, mm, vv, g, 4, 4 * i, rows, count, row_of(rows, count, 4 * i), c);
-    reinterpret_cast<float4*>(master)[i] = make_float4(w[0], w[1], w[2], w[3]);
     reinterpret_cast<float4*>(m)[i] = make_float4(mm[0], mm[1], mm[2], mm[3]);
     reinterpret_cast<float4*>(v)[i] = make_float4(vv[0], vv[1], vv[2], vv[3]);
-    Bf16x4 out;
-    out.h[0] = __floats2bfloat162_rn(w[0], w[1]);
-    out.h[1] = __floats2bfloat162_rn(w[2], w[3]);
-    reinterpret_cast<uint2*>(weights)[i] = out.v;
+    ushort4 lo_out;
+    master_split(w[0], &hi.h[0].x, &lo_out.x);
+    master_split(w[1], &hi.h[0].y, &lo_out.y);
+    master_split(w[2], &hi.h[1].x, &lo_out.z);
+    master_split(w[3], &hi.h[1].y, &lo_out.w);
+    reinterpret_cast<uint2*>(weights)[i] = hi.v;
+    reinterpret_cast<ushort4*>(low)[i] = lo_out;
   }
   // The tail: the first n % 4 threads of block 0, one element each.
   if (blockIdx.x == 0 && threadIdx.x < n % 4) {
     const size_t e = 4 * vectors + threadIdx.x;
-    float w = master[e], mm = m[e], vv = v[e];
+    float w = master_join(weights[e], low[e]), mm = m[e], vv = v[e];
     const float g = grad[e];
     update_vector(&w, &mm, &vv, &g, 1, e, rows, count, row_of(rows, count, e), c);
-    master[e] = w;
     m[e] = mm;
     v[e] = vv;
-    weights[e] = __float2bfloat16_rn(w);
+    master_split(w, &weights[e], &low[e]);
   }
 }
 
@@ -204,14 +212,16 @@ AdamwTable adamw_upload_table(const std::vector<DecayRow>& rows, size_t elements
 
 // The kernel's walk over a shard in host memory, with the same element function and rows (for tests; a
 // reference, not a fallback): vectors of 4 from element 0, then the tail.
-inline void adamw_reference(float* master, float* m, float* v, const float* grad, bf16* weights, size_t n,
+inline void adamw_reference(bf16* weights, uint16_t* low, float* m, float* v, const float* grad, size_t n,
                             const std::vector<DecayRow>& rows, const AdamwConstants& c) {
   const int count = (int)rows.size();
   for (size_t e = 0; e < n; e += 4) {
     const int lanes = n - e < 4 ? (int)(n - e) : 4;
-    adamw::update_vector(master + e, m + e, v + e, grad + e, lanes, e, rows.data(), count,
-                         adamw::row_of(rows.data(), count, e), c);
-    for (int u = 0; u < lanes; ++u) weights[e + u] = __float2bfloat16_rn(master[e + u]);
+    float w[4];
+    for (int u = 0; u < lanes; ++u) w[u] = master_join(weights[e + u], low[e + u]);
+    adamw::update_vector(w, m + e, v + e, grad + e, lanes, e, rows.data(), count, adamw::row_of(rows.data(), count, e),
+                         c);
+    for (int u = 0; u < lanes; ++u) master_split(w[u], &weights[e + u], &low[e + u]);
   }
 }
 
@@ -226,14 +236,14 @@ void adamw_step(const AdamwShard& shard, const AdamwTable& table, const AdamwSet
   }
   if (shard.elements == 0) return;
   if (table.rows == nullptr || table.count < 1) adamw::fail("the decay table has no rows");
-  if (!shard.master || !shard.m || !shard.v || !shard.grad || !shard.weights)
-    adamw::fail("master, m, v, grad and weights must all be given");
-  if (!adamw::aligned(shard.master, 16) || !adamw::aligned(shard.m, 16) || !adamw::aligned(shard.v, 16) ||
-      !adamw::aligned(shard.grad, 16) || !adamw::aligned(shard.weights, 8))
-    adamw::fail("master, m, v and grad must be 16-byte aligned and weights 8-byte aligned (a shard starting at a "
+  if (!shard.weights || !shard.low || !shard.m || !shard.v || !shard.grad)
+    adamw::fail("weights, low, m, v and grad must all be given");
+  if (!adamw::aligned(shard.m, 16) || !adamw::aligned(shard.v, 16) || !adamw::aligned(shard.grad, 16) ||
+      !adamw::aligned(shard.weights, 8) || !adamw::aligned(shard.low, 8))
+    adamw::fail("m, v and grad must be 16-byte aligned, weights and low 8-byte aligned (a shard starting at a "
                 "multiple of 4 elements)");
   adamw::step_kernel<<<adamw::grid_for(shard.elements), adamw::kThreads, 0, s>>>(
-      shard.master, shard.m, shard.v, shard.grad, shard.weights, shard.elements, table.rows, table.count, c);
+      shard.weights, shard.low, shard.m, shard.v, shard.grad, shard.elements, table.rows, table.count, c);
   LAUNCH_CHECK();
 }
 

@@ -118,11 +118,11 @@ struct DecayRow {
 
 // The shard's arrays, each `elements` long, indexed from the shard's first element.
 struct AdamwShard {
-  float* master;
+  bf16* weights;   // the masters' high halves: the bf16 weights the model computes with
+  uint16_t* low;   // their low halves (master_weights.cuh)
   float* m;
   float* v;
   const float* grad;
-  bf16* weights;
   size_t elements;
 };
 

@@ -155,10 +155,13 @@ void mask_tokens(int* ids, int* targets, int batch, int rows, const PieceMap& ma
                  uint64_t seed, float mask_rate, cudaStream_t s);
 // A padded seq_len: no targets at the padding's positions (global position >= real).
 void drop_padding_targets(int* targets, int batch, int rows, const PieceMap& map, int64_t real, cudaStream_t s);
-// The optimizer (adamw.cuh, grad_norm.cuh): AdamW over a shard of the flat fp32 state with a decay table
-// uploaded once; the sum of squares of a gradient range, deterministic, in fp64.
+// The optimizer (adamw.cuh, grad_norm.cuh, master_weights.cuh): AdamW over a shard of the flat state with a
+// decay table uploaded once; the sum of squares of a gradient range, deterministic, in fp64; the fp32 master
+// weights joined from (a checkpoint's) and split into the bf16 weights and their low halves.
 AdamwTable adamw_upload_table(const std::vector<DecayRow>& rows, size_t elements);
 void adamw_step(const AdamwShard& shard, const AdamwTable& table, const AdamwSettings& settings, cudaStream_t s);
+void master_to_f32(const bf16* weights, const uint16_t* low, float* out, size_t n, cudaStream_t s);
+void master_from_f32(const float* in, bf16* weights, uint16_t* low, size_t n, cudaStream_t s);
 size_t grad_norm_scratch_bytes(size_t n);
 void grad_norm_squared(const float* x, size_t n, double* out, double* scratch, size_t scratch_bytes, cudaStream_t s);
 // Gradient accumulation over micro-batches (elementwise.cuh): acc = beta acc + alpha g.

@@ -11,10 +11,12 @@
 //   every rank. ZeRO-1 (program::kOptimizerSharded, the compiler's choice): rank r's slices are the r-th 1/W
 //   of each block of weight gradients (main.cu's kGradientBlocks), which the gradient sum's AlltoAll and sum
 //   already leave summed on rank r (grad_sum.cuh, without its AllGather); each rank updates only those, and an
-//   AllGather of each block's bf16 weights gives every rank all of them. The state is then 12/W bytes per
-//   parameter instead of 12 (+4 or 4/W with `accumulate` above 1); the memory model counts the same.
-// - Master weights start as the bf16 weights widened (so a run and its PyTorch reload start from equal
-//   weights); a resume reads them from the checkpoint's optimizer shards, exactly.
+//   AllGather of each block's bf16 weights gives every rank all of them. The state is then 10/W bytes per
+//   parameter instead of 10 (+4 or 4/W with `accumulate` above 1); the memory model counts the same.
+// - The fp32 master weights are the bf16 weights (their high halves) and a plane of low halves
+//   (master_weights.cuh): exact, 2 bytes per parameter instead of 4, and AdamW writes both. They start as the
+//   bf16 weights widened (low halves 0: a run and its PyTorch reload start from equal weights); a resume
+//   splits the checkpoint's fp32 masters into the two, exactly.
 // - Micro-batches: each backward pass leaves the gradient of its mean loss; the step's gradient is the
 //   gradient of the mean over every micro-batch's targets, sum_a count_a g_a / sum_a count_a, accumulated in
 //   fp32 in micro-batch order (deterministic).
@@ -28,7 +30,7 @@
 #include <vector>
 #include "adamw_table.cuh"  // adamw_shard_table
 #include "optimizer_slices.cuh"  // optimizer_spans: which slices this rank updates
-#include "kernels.h"        // adamw_step, adamw_upload_table, grad_norm_squared, scale_add, oracle_to_f32
+#include "kernels.h"        // adamw_step, adamw_upload_table, grad_norm_squared, scale_add
 #include "lr_schedule.cuh"  // LrSchedule, lr_at, clip_factor
 #include "state.cuh"        // State
 
@@ -55,7 +57,8 @@ struct OptimizerTables {
 struct Optimizer {
   bool sharded = false;
   std::vector<OptimizerSlice> slices;
-  float* master = nullptr;  // fp32 weights, the slices back to back
+  uint16_t* low = nullptr;  // the fp32 master weights' low halves, the slices back to back (the high halves
+                            // are the bf16 weights: master_weights.cuh)
   float* m = nullptr;       // first moment
   float* v = nullptr;       // second moment
   float* sum = nullptr;     // accumulate > 1: the step's gradients of the slices; else nullptr
@@ -75,7 +78,7 @@ inline void block_arrays(const OptimizerTables& t, std::vector<size_t>* offsets,
   }
 }
 
-// The state for the model's parameters; master weights from the current bf16 weights, moments 0.
+// The state for the model's parameters; master weights the current bf16 weights (low halves 0), moments 0.
 inline Optimizer make_optimizer(State& st, const OptimizerTables& t, int64_t steps) {
   Optimizer o;
   cudaStream_t s = st.ctx.compute;
@@ -105,14 +108,13 @@ inline Optimizer make_optimizer(State& st, const OptimizerTables& t, int64_t ste
     sl.table = adamw_upload_table(rows, sl.elements);
     most = sl.elements > most ? sl.elements : most;
   }
-  CUDA_CHECK(cudaMalloc(&o.master, o.elements * sizeof(float)));
+  CUDA_CHECK(cudaMalloc(&o.low, o.elements * sizeof(uint16_t)));
   CUDA_CHECK(cudaMalloc(&o.m, o.elements * sizeof(float)));
   CUDA_CHECK(cudaMalloc(&o.v, o.elements * sizeof(float)));
   if (program::kAccumulate > 1) CUDA_CHECK(cudaMalloc(&o.sum, o.elements * sizeof(float)));
   CUDA_CHECK(cudaMemsetAsync(o.m, 0, o.elements * sizeof(float), s));
   CUDA_CHECK(cudaMemsetAsync(o.v, 0, o.elements * sizeof(float), s));
-  for (const OptimizerSlice& sl : o.slices)
-    oracle_to_f32(st.params.base + sl.param, o.master + sl.state, sl.elements, s);  // a plain widening copy
+  CUDA_CHECK(cudaMemsetAsync(o.low, 0, o.elements * sizeof(uint16_t), s));
   o.scratch_bytes = grad_norm_scratch_bytes(most);
   CUDA_CHECK(cudaMalloc(&o.scratch, o.scratch_bytes));
   const size_t norms = o.slices.size() > (size_t)st.layout.world ? o.slices.size() : (size_t)st.layout.world;
@@ -175,6 +177,17 @@ inline double finish_gradients(State& st, Optimizer& o, double targets) {
   return norm2;
 }
 
+// ZeRO-1: every block's bf16 weights gathered from the ranks that updated its slices (in place: rank r's slice of
+// each block is already where the gathered block puts it). Replicated: nothing to do.
+inline void gather_weights(State& st, const Optimizer& o) {
+  if (!o.sharded) return;
+  NCCL_CHECK(ncclGroupStart());
+  for (const OptimizerSlice& sl : o.slices)
+    NCCL_CHECK(ncclAllGather(st.params.base + sl.param, st.params.base + sl.block.offset, sl.elements, ncclBfloat16,
+                             st.comms.world, st.ctx.compute));
+  NCCL_CHECK(ncclGroupEnd());
+}
+
 // What the step applied: its learning rate and clip factor.
 struct StepScalars {
   double lr, clip;
@@ -187,27 +200,21 @@ inline StepScalars optimizer_step(State& st, Optimizer& o, int64_t step, double 
   const AdamwSettings settings{k.lr, program::kBeta1, program::kBeta2, program::kAdamEps, program::kWeightDecay,
                                k.clip, step};
   for (const OptimizerSlice& sl : o.slices) {
-    const AdamwShard shard{o.master + sl.state, o.m + sl.state, o.v + sl.state, step_gradients(st, o, sl),
-                           st.params.base + sl.param, sl.elements};
+    const AdamwShard shard{st.params.base + sl.param, o.low + sl.state, o.m + sl.state, o.v + sl.state,
+                           step_gradients(st, o, sl), sl.elements};
     adamw_step(shard, sl.table, settings, st.ctx.compute);
   }
-  if (o.sharded) {
-    // In place: rank r's slice of each block is already where the gathered block puts it.
-    NCCL_CHECK(ncclGroupStart());
-    for (const OptimizerSlice& sl : o.slices)
-      NCCL_CHECK(ncclAllGather(st.params.base + sl.param, st.params.base + sl.block.offset, sl.elements,
-                               ncclBfloat16, st.comms.world, st.ctx.compute));
-    NCCL_CHECK(ncclGroupEnd());
-  }
+  gather_weights(st, o);
   return k;
 }
 
 // The `optimizer` event and line: which update, how many parameters, what the state takes.
 inline void report_optimizer(const State& st, const Optimizer& o) {
-  const size_t bytes = o.elements * sizeof(float) * (o.sum != nullptr ? 4 : 3);
+  const size_t bytes = o.elements * (sizeof(uint16_t) + 2 * sizeof(float) + (o.sum != nullptr ? sizeof(float) : 0));
   emit("optimizer", "\"update\":\"%s\",\"parameters\":%zu,\"state_bytes\":%zu,\"decayed\":%zu",
        o.sharded ? "zero1" : "replicated", o.elements, bytes, o.decayed);
-  say("optimizer: AdamW, %s, %.2f GB of fp32 state per GPU; %zu of its %zu parameters decay\n",
+  say("optimizer: AdamW, %s, %.2f GB of state per GPU (fp32 moments, the fp32 masters' low halves); %zu of its %zu "
+      "parameters decay\n",
       o.sharded ? "sharded over the ranks (ZeRO-1)" : "replicated on every rank", bytes / 1e9, o.decayed, o.elements);
 }
 

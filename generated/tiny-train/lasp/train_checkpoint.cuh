@@ -85,6 +85,27 @@ inline void own_range(const Optimizer& o, int rank, int world, size_t* first, si
 
 inline const char* state_name(const Optimizer& o, int k) { return o.sharded ? kShardedNames[k] : kStateNames[k]; }
 
+// The fp32 master weights of the state's elements [first, first + count) into out[0, count), joined from the bf16
+// weights and the low halves (master_weights.cuh), slice by slice, on the compute stream.
+inline void join_masters(State& st, const Optimizer& o, size_t first, size_t count, float* out) {
+  for (const OptimizerSlice& sl : o.slices) {
+    const size_t from = std::max(first, sl.state), to = std::min(first + count, sl.state + sl.elements);
+    if (from < to)
+      master_to_f32(st.params.base + sl.param + (from - sl.state), o.low + from, out + (from - first), to - from,
+                    st.ctx.compute);
+  }
+}
+
+// The other way, after a resume: each slice's fp32 masters (at their state index in `in`) split into this rank's
+// bf16 weights and low halves; under ZeRO-1 the blocks' weights then gathered, so every rank computes with the
+// same bits.
+inline void split_masters(State& st, const Optimizer& o, const float* in) {
+  for (const OptimizerSlice& sl : o.slices)
+    master_from_f32(in + sl.state, st.params.base + sl.param, o.low + sl.state, sl.elements, st.ctx.compute);
+  gather_weights(st, o);
+  CUDA_CHECK(cudaStreamSynchronize(st.ctx.compute));
+}
+
 }  // namespace train_checkpoint
 
 // The trainer state after `step` steps and `position` windows.
@@ -274,6 +295,13 @@ inline void save_checkpoint(State& st, const Optimizer& o, const checkpoint::Tra
     say("writing the checkpoint of step %llu (%.1f GB)%s\n", (unsigned long long)state.step, bytes / 1e9,
         wait ? "" : "; training goes on meanwhile");
   }
+  // This rank's shard of the fp32 state, and on rank 0 the weights, into the host buffers (prepare_checkpoints).
+  // The fp32 masters are joined into the gradient buffer: the step that made them has spent its gradients, and
+  // the next backward pass, which writes them again, waits for the copy (or, in place, for the write).
+  size_t first = 0, count = 0;
+  train_checkpoint::own_range(o, st.layout.rank, st.layout.world, &first, &count);
+  float* masters = st.grads.base;
+  train_checkpoint::join_masters(st, o, first, count, masters);
   CUDA_CHECK(cudaStreamSynchronize(st.ctx.compute));
   std::string error;
   checkpoint::Pending pending;
@@ -284,21 +312,18 @@ inline void save_checkpoint(State& st, const Optimizer& o, const checkpoint::Tra
   }
   owner = (long)train_checkpoint::max_over_ranks(st, owner);
   if (st.layout.rank != 0) pending = checkpoint::pending_for(run_dir, state.step, owner);
-  // This rank's shard of the fp32 state, and on rank 0 the weights, into the host buffers (prepare_checkpoints).
-  size_t first = 0, count = 0;
-  train_checkpoint::own_range(o, st.layout.rank, st.layout.world, &first, &count);
   checkpoint::Job job;
   job.pending = pending;
   job.rank = (uint64_t)st.layout.rank;
   job.world = (uint64_t)st.layout.world;
-  const float* arrays[3] = {o.master, o.m, o.v};
+  const float* arrays[3] = {masters, o.m + first, o.v + first};
   for (int k = 0; k < 3; k++) {
     if (c.in_place) {
       job.shard.push_back({train_checkpoint::state_name(o, k), safetensors::DType::F32, {(int64_t)count}, nullptr,
-                           device_source(arrays[k] + first)});
+                           device_source(arrays[k])});
       continue;
     }
-    CUDA_CHECK(cudaMemcpy(c.state + k * count, arrays[k] + first, count * sizeof(float), cudaMemcpyDeviceToHost));
+    CUDA_CHECK(cudaMemcpy(c.state + k * count, arrays[k], count * sizeof(float), cudaMemcpyDeviceToHost));
     job.shard.push_back(
         {train_checkpoint::state_name(o, k), safetensors::DType::F32, {(int64_t)count}, c.state + k * count});
   }
@@ -359,7 +384,10 @@ inline checkpoint::TrainerState load_checkpoint(State& st, Optimizer& o, const O
   if (!why.empty()) train_checkpoint::fail("cannot resume from " + folder + ": " + why);
   // Each copy read from its shard's file in pieces through one staging buffer: a rank reads only the parts it
   // takes, and holds 64 MiB of them at a time (eight ranks resuming one rank's checkpoint do not each hold all).
-  float* arrays[3] = {o.master, o.m, o.v};
+  // The fp32 masters land in the gradient buffer (free before the first step), then split into the weights and
+  // their low halves.
+  float* masters = st.grads.base;
+  float* arrays[3] = {masters, o.m, o.v};
   std::vector<float> staging((size_t)16 << 20);
   for (int r = 0; r < world; r++) {
     bool needed = false;
@@ -380,6 +408,7 @@ inline checkpoint::TrainerState load_checkpoint(State& st, Optimizer& o, const O
           train_checkpoint::fail(error);
     }
   }
+  train_checkpoint::split_masters(st, o, masters);
   const bool resharded = world != st.layout.world || sharded != o.sharded;
   emit("resumed", "\"from\":%s,\"step\":%llu,\"data_position\":%llu,\"tokens_seen\":%llu,\"world\":%d,"
        "\"sharded\":%s,\"resharded\":%s",
