@@ -17,7 +17,7 @@ const LABELS: Record<MemoryCategory, string> = {
 function note(category: MemoryCategory, mode: string): string {
   if (category !== "optimizer") return "";
   return mode === "train"
-    ? "AdamW: fp32 m and v, fp32 master weights (bf16 weights + low halves)"
+    ? "AdamW: fp32 m and v, masters' low halves"
     : `none in ${mode} mode (train mode has AdamW's)`;
 }
 
