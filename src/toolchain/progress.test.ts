@@ -450,7 +450,7 @@ describe("training progress", () => {
     for (const e of events) progress.event(e);
     expect(out.split("\n").slice(1, -1)).toEqual([
       "[train] data: tokens.bin (llm.c, 1.2 M tokens, 300 windows), 2 windows per step; eval: val.bin (12 windows)",
-      "[train] AdamW over 1.2 G parameters (1.1 G with weight decay), sharded over the ranks (ZeRO-1), 6.00 GiB of fp32 state on rank 0",
+      "[train] AdamW over 1.2 G parameters (1.1 G with weight decay), sharded over the ranks (ZeRO-1), 6.00 GiB of state on rank 0",
       "resumed from runs/a/checkpoints/step-000500 after step 500 (32.8 M tokens seen)",
       // 499 steps left at 100 ms.
       "step 501/1000  100.0 ms  loss 2.2500  lr 3.0e-4  655 k tokens/s  MFU 19.9 %  ETA 50 s",

@@ -571,10 +571,10 @@ export function formatData(e: DataEvent, showPath: (p: string) => string = (p) =
   return `[train] data: ${source}, ${e.windows_per_step} window${e.windows_per_step === 1 ? "" : "s"} per step${evaluation}`;
 }
 
-/** `[train] AdamW over 1.2 G parameters (1.1 G with weight decay), zero1: 4.0 GiB of fp32 state on rank 0`. */
+/** `[train] AdamW over 1.2 G parameters (1.1 G with weight decay), zero1: 4.0 GiB of state on rank 0`. */
 export function formatOptimizer(e: OptimizerEvent): string {
   const update = e.update === "zero1" ? "sharded over the ranks (ZeRO-1)" : e.update;
-  return `[train] AdamW over ${formatRate(e.parameters)} parameters (${formatRate(e.decayed)} with weight decay), ${update}, ${finite(e.state_bytes) ? formatBytes(e.state_bytes) : "?"} of fp32 state on rank ${e.rank}`;
+  return `[train] AdamW over ${formatRate(e.parameters)} parameters (${formatRate(e.decayed)} with weight decay), ${update}, ${finite(e.state_bytes) ? formatBytes(e.state_bytes) : "?"} of state on rank ${e.rank}`;
 }
 
 export interface VerifyReport {

@@ -87,7 +87,7 @@ static int train(int rank, int world, int device, int steps, const std::string& 
               "\"mode\":\"train\",\"steps\":%d,\"warmup\":0,\"tokens_per_step\":4096,\"flops_per_token\":1.0e+06,"
               "\"peak_flops\":1.0e+12}\n", rank, world, device, steps);
   std::printf("{\"event\":\"optimizer\",\"rank\":%d,\"update\":\"%s\",\"parameters\":1000000,"
-              "\"state_bytes\":%d,\"decayed\":900000}\n", rank, world > 1 ? "zero1" : "replicated", 12000000 / world);
+              "\"state_bytes\":%d,\"decayed\":900000}\n", rank, world > 1 ? "zero1" : "replicated", 10000000 / world);
   std::printf("{\"event\":\"data\",\"rank\":%d,\"source\":\"synthetic\",\"format\":\"synthetic\",\"tokens\":0,"
               "\"windows\":0,\"windows_per_step\":2,\"eval\":null,\"eval_windows\":0}\n", rank);
   if (done > 0)

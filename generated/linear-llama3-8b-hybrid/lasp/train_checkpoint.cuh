@@ -287,7 +287,8 @@ inline void save_checkpoint(State& st, const Optimizer& o, const checkpoint::Tra
   const auto entered = std::chrono::steady_clock::now();
   finish_checkpoint(st, c, true);  // training waits for the previous write, if it is still going
   const auto started = std::chrono::steady_clock::now();
-  // The weights (bf16) and the fp32 state once over every rank's shard: `lasp run` shows it while it is written.
+  // The weights (bf16) and the fp32 state (masters, moments) once over every rank's shard, as the files hold them:
+  // `lasp run` shows it while it is written.
   const size_t bytes = o.elements * (sizeof(bf16) + 3 * sizeof(float));
   if (st.layout.rank == 0) {
     emit("saving", "\"step\":%llu,\"bytes\":%zu,\"background\":%s", (unsigned long long)state.step, bytes,
