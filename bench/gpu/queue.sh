@@ -74,7 +74,7 @@ limit_of() {
   case "$1" in
     vdoc) echo 170 ;; ceiling) echo 50 ;; calibrate) echo 180 ;; gathered) echo 200 ;;
     docbench) echo 150 ;; vallscan) echo 80 ;; diag) echo 90 ;; docab) echo 200 ;; scatterab) echo 420 ;; softmax) echo 220 ;;
-    gcheck) echo 120 ;; trainck) echo 290 ;; inplace) echo 100 ;; mlpship) echo 590 ;; torch1b) echo "${TORCH1B_SECONDS:-500}" ;; shipref) echo 240 ;; master) echo 150 ;; keepab) echo 150 ;; shardload) echo 60 ;; clocks) echo 300 ;; ops) echo 100 ;; opscheck) echo 90 ;; train1b) echo 330 ;; *) echo 0 ;;
+    gcheck) echo 120 ;; trainck) echo 290 ;; inplace) echo 100 ;; mlpship) echo 590 ;; torch1b) echo "${TORCH1B_SECONDS:-500}" ;; shipref) echo 240 ;; master) echo 120 ;; keepab) echo 150 ;; shardload) echo 60 ;; clocks) echo 300 ;; ops) echo 100 ;; opscheck) echo 90 ;; train1b) echo 330 ;; *) echo 0 ;;
   esac
 }
 needs_of() {
@@ -193,7 +193,7 @@ PY
       (.gpu-ops/adamw_check /tmp/lasp-adamw.bin && python3 bench/gpu/adamw_torch.py /tmp/lasp-adamw.bin
         echo "adamw exit $?"
         ln -sfn ../.gpu-suite/data .gpu-ship/data
-        SUITE=.gpu-ship OUT=$dir/resume RUNS=/tmp/lasp-master-resume timeout 70 bash bench/gpu/run-train.sh resume
+        TORCH_EVAL=0 SUITE=.gpu-ship OUT=$dir/resume RUNS=/tmp/lasp-master-resume timeout 70 bash bench/gpu/run-train.sh resume
         SUITE=.gpu-ship OUT=$dir/resume RUNS=/tmp/lasp-master-resume timeout 40 bash bench/gpu/run-train.sh reshard
       ) > "$dir/master.txt" 2>&1 ;;
     keepab)
