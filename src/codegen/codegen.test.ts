@@ -16,7 +16,7 @@ import { lowerSpec } from "../schedule/lower.js";
 import type { ResolvedSpec } from "../spec/resolved.js";
 import { generateExamples, staleFiles } from "./regenerate.js";
 import { modelHash } from "./train-constants.js";
-import { kindRows } from "./test-main-tables.js";
+import { kindRows, modelField, structMembers } from "./test-main-tables.js";
 import { captureIo } from "../cli/test-io.js";
 import {
   itWithNvcc,
@@ -454,6 +454,27 @@ describe("the model's tables (main.cu's kKinds, kLayers, kParameters, kActivatio
     parallel { gpus 2 }
     run { seq_len 2K batch 2 }`;
   const view = buildView(viewInputs(checkSource("w.lasp", source).spec!));
+
+  it("names every field of kKinds, HeadDesc and ScratchRows as runtime/state.cuh's structs do, in their order", () => {
+    const main = generateProgram(checkSource("w.lasp", source).spec!).get("main.cu")!;
+    const state = readFileSync(join(templatesDir(), "runtime", "state.cuh"), "utf8");
+    const kinds = kindRows(main);
+    expect(kinds.map((k) => k.name)).toEqual(['"L"', '"S"']);
+    for (const k of kinds) expect(Object.keys(k)).toEqual(structMembers(state, "LayerKind"));
+    expect(structMembers(state, "LayerKind")).toContain("expand_kv");
+    for (const type of ["HeadDesc", "ScratchRows"] as const)
+      expect(Object.keys(modelField(main, type))).toEqual(structMembers(state, type));
+    expect(structMembers(state, "HeadDesc")).toEqual([
+      "embedding",
+      "final_norm",
+      "final_norm_bias",
+      "lm_head",
+      "final_input",
+      "final_rstd",
+      "final_mean",
+      "block_last",
+    ]);
+  });
 
   it("lays out the weights as the catalogue lists them: Hugging Face's names, order and [out][in] shapes", () => {
     const { rows } = view.parameters;
