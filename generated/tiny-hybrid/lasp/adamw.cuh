@@ -114,20 +114,21 @@ __global__ void step_kernel(bf16* __restrict__ weights, uint16_t* __restrict__ l
     const float4 m4 = reinterpret_cast<const float4*>(m)[i];
     const float4 v4 = reinterpret_cast<const float4*>(v)[i];
     const float4 g4 = reinterpret_cast<const float4*>(grad)[i];
-    float w[4] = {master_join(hi.h[0].x, lo.x), master_join(hi.h[0].y, lo.y), master_join(hi.h[1].x, lo.z),
-                  master_join(hi.h[1].y, lo.w)};
+    float w[4] = {master_join(__low2bfloat16(hi.h[0]), lo.x), master_join(__high2bfloat16(hi.h[0]), lo.y),
+                  master_join(__low2bfloat16(hi.h[1]), lo.z), master_join(__high2bfloat16(hi.h[1]), lo.w)};
     float mm[4] = {m4.x, m4.y, m4.z, m4.w}, vv[4] = {v4.x, v4.y, v4.z, v4.w};
     const float g[4] = {g4.x, g4.y, g4.z, g4.w};
     update_vector(w, mm, vv, g, 4, 4 * i, rows, count, row_of(rows, count, 4 * i), c);
     reinterpret_cast<float4*>(m)[i] = make_float4(mm[0], mm[1], mm[2], mm[3]);
     reinterpret_cast<float4*>(v)[i] = make_float4(vv[0], vv[1], vv[2], vv[3]);
-    ushort4 lo_out;
-    master_split(w[0], &hi.h[0].x, &lo_out.x);
-    master_split(w[1], &hi.h[0].y, &lo_out.y);
-    master_split(w[2], &hi.h[1].x, &lo_out.z);
-    master_split(w[3], &hi.h[1].y, &lo_out.w);
-    reinterpret_cast<uint2*>(weights)[i] = hi.v;
-    reinterpret_cast<ushort4*>(low)[i] = lo_out;
+    bf16 h[4];
+    uint16_t l[4];
+    for (int u = 0; u < 4; ++u) master_split(w[u], &h[u], &l[u]);
+    Bf16x4 out;
+    out.h[0] = __halves2bfloat162(h[0], h[1]);
+    out.h[1] = __halves2bfloat162(h[2], h[3]);
+    reinterpret_cast<uint2*>(weights)[i] = out.v;
+    reinterpret_cast<ushort4*>(low)[i] = make_ushort4(l[0], l[1], l[2], l[3]);
   }
   // The tail: the first n % 4 threads of block 0, one element each.
   if (blockIdx.x == 0 && threadIdx.x < n % 4) {
