@@ -178,6 +178,53 @@ describe.skipIf(!gxx)("safetensors.cuh (host side, compiled with g++)", () => {
     );
   });
 
+  it("takes F32 where BF16 is expected and F32 is allowed (--load-weights), rounding to nearest even", () => {
+    // The harness's own file: BF16 tensors as they are, the F32 norm gains rounded (exact in bf16 here).
+    expect(run("read-bf16", file, "model.layers.0.mlp.up_proj.weight").stdout).toBe(
+      `${UP.map((v) => v.toString(16)).join(" ")}\n`,
+    );
+    expect(run("read-bf16", file, "model.norm.weight").stdout).toBe("3fc0 c010 3e00\n");
+    // An fp32 save: up_proj as F32, read in pieces of 3. Ties of an even and an odd bf16, just above a tie, a
+    // negative tie, the largest fp32 (rounds to infinity, as PyTorch's cast does), a NaN (stays one), the
+    // smallest subnormal, 1, -pi, and a carry into the exponent.
+    const bits = [
+      0x3f808000, 0x3f818000, 0x3f808001, 0xbf808000, 0x7f7fffff, 0x7fc00001, 0x00000001, 0x3f800000,
+      0xc0490fdb, 0x477fffff,
+    ];
+    const header = JSON.stringify({
+      "model.embed_tokens.weight": { dtype: "BF16", shape: [4, 3], data_offsets: [0, 24] },
+      "model.layers.0.mlp.up_proj.weight": { dtype: "F32", shape: [2, 5], data_offsets: [24, 64] },
+      "model.norm.weight": { dtype: "F32", shape: [3], data_offsets: [64, 76] },
+    });
+    const path = join(dir, "f32.safetensors");
+    writeFileSync(
+      path,
+      safetensorsFile(
+        header,
+        Buffer.concat([u16(EMBED), Buffer.from(new Uint32Array(bits).buffer), f32(NORM)]),
+      ),
+    );
+    expect(run("read-bf16", path, "model.layers.0.mlp.up_proj.weight")).toMatchObject({
+      status: 0,
+      stdout: "3f80 3f82 3f81 bf80 7f80 7fc0 0000 3f80 c049 4780\n",
+    });
+    // Without the allowance the same file is refused, naming the dtype found; with it, F16 still is.
+    expect(run("read", path).stderr).toBe(
+      `${path}: tensor \`model.layers.0.mlp.up_proj.weight\` is F32 [2, 5], the model expects BF16 [2, 5]`,
+    );
+    const f16 = join(dir, "f16-for-bf16.safetensors");
+    const f16Header = JSON.stringify({
+      "model.embed_tokens.weight": { dtype: "F16", shape: [4, 3], data_offsets: [0, 24] },
+      "model.layers.0.mlp.up_proj.weight": { dtype: "BF16", shape: [2, 5], data_offsets: [24, 44] },
+      "model.norm.weight": { dtype: "F32", shape: [3], data_offsets: [44, 56] },
+    });
+    writeFileSync(f16, safetensorsFile(f16Header, Buffer.concat([u16(EMBED), u16(UP), f32(NORM)])));
+    expect(run("read-bf16", f16, "model.norm.weight")).toMatchObject({
+      status: 1,
+      stderr: `${f16}: tensor \`model.embed_tokens.weight\` is F16 [4, 3], the model expects BF16 or F32 [4, 3]`,
+    });
+  });
+
   it("names the tensor, the expected and the found dtype", () => {
     expect(run("read", file, "dtype")).toMatchObject({
       status: 1,

@@ -67,6 +67,7 @@ struct TensorIn {
   DType dtype;
   std::vector<int64_t> shape;
   void* data;
+  bool f32_as_bf16 = false;  // BF16 expected, F32 taken too: read rounded to BF16 (read_bf16)
 };
 
 /** One entry of a parsed header; `dtype_text` is the header's word (e.g. "F16" for DType::Other). */
@@ -486,12 +487,14 @@ inline bool check_tensors(const std::vector<Located>& found, const std::string& 
     const Located* at = nullptr;
     for (const Located& t : found)
       if (t.tensor->name == want.name) at = &t;
-    const std::string expects = std::string(dtype_name(want.dtype)) + " " + shape_text(want.shape);
+    const std::string expects =
+        std::string(dtype_name(want.dtype)) + (want.f32_as_bf16 ? " or F32 " : " ") + shape_text(want.shape);
     if (at == nullptr) {
       fail_with(error, where + " has no tensor `" + want.name + "` (the model expects " + expects + ")");
       return false;
     }
-    if (at->tensor->dtype != want.dtype || at->tensor->shape != want.shape) {
+    const bool widened = want.f32_as_bf16 && want.dtype == DType::BF16 && at->tensor->dtype == DType::F32;
+    if ((at->tensor->dtype != want.dtype && !widened) || at->tensor->shape != want.shape) {
       fail_with(error, *at->path + ": tensor `" + want.name + "` is " + at->tensor->dtype_text + " " +
                            shape_text(at->tensor->shape) + ", the model expects " + expects);
       return false;
@@ -555,6 +558,44 @@ inline bool read_elements(const std::string& path, const Header& h, const std::s
   if (f != nullptr) std::fclose(f);
   if (!ok) detail::fail_with(error, "cannot read `" + name + "` of " + path + ": " + std::strerror(errno));
   return ok;
+}
+
+/** The bf16 bits of a float, rounded to nearest even (PyTorch's `.to(torch.bfloat16)`); a NaN stays a NaN. */
+inline uint16_t bf16_bits_of(float x) {
+  uint32_t u;
+  std::memcpy(&u, &x, 4);
+  if ((u & 0x7fffffffu) > 0x7f800000u) return static_cast<uint16_t>((u >> 16) | 0x0040u);
+  return static_cast<uint16_t>((u + 0x7fffu + ((u >> 16) & 1u)) >> 16);
+}
+
+/**
+ * read_elements for a tensor taken as BF16 (TensorIn::f32_as_bf16): a BF16 tensor's bits as they are, an F32
+ * tensor's values rounded to nearest even, read through `scratch` (16 MiB at most at a time).
+ */
+inline bool read_bf16(const std::string& path, const Header& h, const std::string& name, uint64_t first,
+                      uint64_t count, uint16_t* dst, std::vector<float>& scratch, std::string* error) {
+  const TensorEntry* t = nullptr;
+  for (const TensorEntry& e : h.tensors)
+    if (e.name == name) t = &e;
+  if (t != nullptr && t->dtype == DType::BF16) return read_elements(path, h, name, first, count, dst, error);
+  if (t == nullptr || t->dtype != DType::F32) {
+    detail::fail_with(error, path + " has no BF16 or F32 tensor `" + name + "` to read as BF16");
+    return false;
+  }
+  if (scratch.empty()) scratch.resize(static_cast<std::size_t>(std::min<uint64_t>(count, uint64_t(1) << 22)));
+  for (uint64_t done = 0; done < count; done += scratch.size()) {
+    const uint64_t n = std::min<uint64_t>(scratch.size(), count - done);
+    if (!read_elements(path, h, name, first + done, n, scratch.data(), error)) return false;
+    for (uint64_t i = 0; i < n; ++i) dst[done + i] = bf16_bits_of(scratch[i]);
+  }
+  return true;
+}
+
+/** The dtype of tensor `name` in header `h` (DType::Other when it has none of that name). */
+inline DType dtype_of(const Header& h, const std::string& name) {
+  for (const TensorEntry& e : h.tensors)
+    if (e.name == name) return e.dtype;
+  return DType::Other;
 }
 
 /**

@@ -122,28 +122,38 @@ inline bool read_to_device(const std::string& path, const safetensors::Header& h
 }
 
 // The weights from `path` (a file, a Hugging Face index or a folder: safetensors_shards.cuh) on every rank,
-// after every file is checked against the model. Each tensor goes through a 64 MiB staging buffer, so a rank
-// never holds the whole model in host memory (eight ranks of an 8B model would hold 128 GB).
+// after every file is checked against the model. BF16 tensors are read as they are, F32 ones (a model saved in
+// fp32) rounded to nearest even, as PyTorch's cast to bfloat16 rounds. Each tensor goes through a 64 MiB staging
+// buffer, so a rank never holds the whole model in host memory (eight ranks of an 8B model would hold 128 GB).
 inline void load_weights(State& st, const std::string& path) {
   const ModelTables& m = st.model;
   std::vector<safetensors::TensorIn> expected;
   for (int r = 0; r < m.parameter_count; r++)
-    expected.push_back({m.parameters[r].name, safetensors::DType::BF16, weights_io::dims(m.parameters[r]), nullptr});
+    expected.push_back(
+        {m.parameters[r].name, safetensors::DType::BF16, weights_io::dims(m.parameters[r]), nullptr, true});
   std::string error;
   safetensors::Shards shards;
   if (!safetensors::open_shards(path, expected, &shards, &error)) weights_io::fail(error);
-  std::vector<bf16> staging((size_t)32 << 20);
+  std::vector<uint16_t> staging((size_t)32 << 20);
+  std::vector<float> scratch;
+  int widened = 0;
   for (int r = 0; r < m.parameter_count; r++) {
     const std::string* file = nullptr;
     const safetensors::Header* header = nullptr;
-    if (!shards.find(m.parameters[r].name, &file, &header) ||
-        !read_to_device(*file, *header, m.parameters[r].name, 0, m.parameters[r].elements, st.params[r], staging, &error))
-      weights_io::fail(error);
+    const std::string& name = m.parameters[r].name;
+    if (!shards.find(name, &file, &header)) weights_io::fail(path + " has no tensor `" + name + "`");
+    widened += safetensors::dtype_of(*header, name) == safetensors::DType::F32;
+    bf16* device = st.params[r];
+    for (size_t done = 0, count = m.parameters[r].elements; done < count; done += staging.size()) {
+      const size_t n = std::min(staging.size(), count - done);
+      if (!safetensors::read_bf16(*file, *header, name, done, n, staging.data(), scratch, &error)) weights_io::fail(error);
+      CUDA_CHECK(cudaMemcpy(device + done, staging.data(), n * sizeof(uint16_t), cudaMemcpyHostToDevice));
+    }
   }
-  emit("weights", "\"loaded\":%s,\"tensors\":%d,\"files\":%d", json_string(path).c_str(), m.parameter_count,
-       (int)shards.paths.size());
-  say("loaded %d weight tensors from %s (%d file%s)\n", m.parameter_count, path.c_str(), (int)shards.paths.size(),
-      shards.paths.size() == 1 ? "" : "s");
+  emit("weights", "\"loaded\":%s,\"tensors\":%d,\"files\":%d,\"f32_tensors\":%d", json_string(path).c_str(),
+       m.parameter_count, (int)shards.paths.size(), widened);
+  say("loaded %d weight tensors from %s (%d file%s)%s\n", m.parameter_count, path.c_str(), (int)shards.paths.size(),
+      shards.paths.size() == 1 ? "" : "s", widened > 0 ? "; its F32 tensors rounded to BF16" : "");
 }
 
 // The step's weight gradients (summed over every rank), tokens, labels (and where documents end) and loss to
