@@ -8,8 +8,9 @@
 //                                 VARIANT changes what is expected: shape, dtype, missing, fewer
 //   harness read-part FILE NAME FIRST COUNT   check_file, then read_elements: prints the elements (F32 as
 //                                 numbers, BF16 as their 16 bits in hex)
-//   harness read-bf16 FILE NAME   the three tensors expected as BF16 with F32 taken too (--load-weights'
-//                                 check), then read_bf16 of NAME whole: prints its BF16 bits in hex
+//   harness read-bf16 FILE NAME [masters]   the three tensors expected as BF16 with F32 taken too
+//                                 (--load-weights' check), then read_bf16 of NAME whole: prints its BF16 bits in
+//                                 hex; `masters`: with the low halves kept, "hi:lo" each
 //   harness read-shards PATH [VARIANT]   the same three tensors through safetensors_shards.cuh (a file, a
 //                                 Hugging Face index or a folder), each read from its file; prints
 //                                 "ok 3 tensors from N files" and the index read, if any
@@ -97,7 +98,7 @@ int main(int argc, char** argv) {
     return 0;
   }
 
-  if (mode == "read-bf16" && argc == 4) {
+  if (mode == "read-bf16" && (argc == 4 || argc == 5)) {
     st::Header header;
     const std::vector<st::TensorIn> all = {
         {"model.embed_tokens.weight", st::DType::BF16, {4, 3}, nullptr, true},
@@ -108,14 +109,18 @@ int main(int argc, char** argv) {
     uint64_t count = 0;
     for (const st::TensorIn& t : all)
       if (t.name == name) count = t.shape.size() == 2 ? t.shape[0] * t.shape[1] : t.shape[0];
-    std::vector<uint16_t> bits(count);
+    const bool masters = argc == 5 && std::string(argv[4]) == "masters";
+    std::vector<uint16_t> bits(count), low(count, 0xdead);
     std::vector<float> scratch(3);  // smaller than a tensor: the F32 read goes in pieces
     if (!st::check_file(path, all, &header, &error) ||
-        !st::read_bf16(path, header, name, 0, count, bits.data(), scratch, &error)) {
+        !st::read_bf16(path, header, name, 0, count, bits.data(), scratch, &error, masters ? low.data() : nullptr)) {
       std::fprintf(stderr, "%s\n", error.c_str());
       return 1;
     }
-    for (uint64_t i = 0; i < count; ++i) std::printf("%s%04x", i ? " " : "", bits[i]);
+    for (uint64_t i = 0; i < count; ++i) {
+      std::printf("%s%04x", i ? " " : "", bits[i]);
+      if (masters) std::printf(":%04x", low[i]);
+    }
     std::printf("\n");
     return 0;
   }

@@ -208,6 +208,22 @@ describe.skipIf(!gxx)("safetensors.cuh (host side, compiled with g++)", () => {
       status: 0,
       stdout: "3f80 3f82 3f81 bf80 7f80 7fc0 0000 3f80 c049 4780\n",
     });
+    // Train mode keeps an F32 value whole (the masters' two halves, master_weights.cuh): the high half rounded to
+    // nearest with ties away from zero, and (hi << 16) + the signed low half is the value's bits; a BF16 tensor's
+    // low halves are 0.
+    const masters = run("read-bf16", path, "model.layers.0.mlp.up_proj.weight", "masters");
+    expect(masters.status).toBe(0);
+    const pairs = masters.stdout
+      .trim()
+      .split(" ")
+      .map((p) => p.split(":").map((h) => parseInt(h, 16)));
+    expect(pairs.map(([hi]) => hi!.toString(16).padStart(4, "0")).join(" ")).toBe(
+      "3f81 3f82 3f81 bf81 7f80 7fc0 0000 3f80 c049 4780",
+    );
+    pairs.forEach(([hi, lo], i) => expect(((hi! << 16) + ((lo! << 16) >> 16)) >>> 0).toBe(bits[i]));
+    expect(run("read-bf16", path, "model.embed_tokens.weight", "masters").stdout).toBe(
+      `${EMBED.map((v) => `${v.toString(16)}:0000`).join(" ")}\n`,
+    );
     // Without the allowance the same file is refused, naming the dtype found; with it, F16 still is.
     expect(run("read", path).stderr).toBe(
       `${path}: tensor \`model.layers.0.mlp.up_proj.weight\` is F32 [2, 5], the model expects BF16 [2, 5]`,

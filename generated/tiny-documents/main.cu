@@ -359,7 +359,8 @@ int main(int argc, char** argv) {
 #endif
   if (!lasp::start_rank(st)) return 2;
   allocate(st);
-  if (!st.opt.load_weights.empty()) lasp::load_weights(st, st.opt.load_weights);
+  // In train mode an F32 file's values become the fp32 master weights whole (the optimizer takes them).
+  if (!st.opt.load_weights.empty()) lasp::load_weights(st, st.opt.load_weights, st.opt.mode == "train");
   if (!st.opt.save_weights.empty()) lasp::save_weights(st, st.opt.save_weights);
   lasp::report_collectives(st);
   lasp::report_backends(st);

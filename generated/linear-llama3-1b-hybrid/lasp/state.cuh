@@ -166,6 +166,8 @@ struct State {
   cudaEvent_t fence, join;  // layer boundaries between the two streams
   cudaEvent_t grads_ready, grads_done;
   TensorSet<bf16> params;   // weights, kParameters
+  std::vector<uint16_t> loaded_low;  // train mode, an F32 --load-weights file: the masters' low halves until
+                                     // make_optimizer takes them (weights_io.cuh); else empty
   TensorSet<float> grads;   // their gradients, the same layout in fp32 (a window of Comms::world_copy)
   TensorSet<bf16> acts;     // activations and scratch, kActivations
   TensorSet<float> stats;   // norm statistics, partial sums and losses, kStatistics

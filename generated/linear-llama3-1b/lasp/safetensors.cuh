@@ -572,14 +572,21 @@ inline uint16_t bf16_bits_of(float x) {
 
 /**
  * read_elements for a tensor taken as BF16 (TensorIn::f32_as_bf16): a BF16 tensor's bits as they are, an F32
- * tensor's values rounded to nearest even, read through `scratch` (16 MiB at most at a time).
+ * tensor's values rounded to nearest even, read through `scratch` (16 MiB at most at a time). With `low`, an F32
+ * value is kept whole instead, as train mode's master weights hold it (master_weights.cuh): dst its bf16 rounded
+ * to nearest with ties away from zero, low the signed 16-bit remainder, so (dst << 16) + low is the value's bits;
+ * a BF16 tensor's low halves are 0.
  */
 inline bool read_bf16(const std::string& path, const Header& h, const std::string& name, uint64_t first,
-                      uint64_t count, uint16_t* dst, std::vector<float>& scratch, std::string* error) {
+                      uint64_t count, uint16_t* dst, std::vector<float>& scratch, std::string* error,
+                      uint16_t* low = nullptr) {
   const TensorEntry* t = nullptr;
   for (const TensorEntry& e : h.tensors)
     if (e.name == name) t = &e;
-  if (t != nullptr && t->dtype == DType::BF16) return read_elements(path, h, name, first, count, dst, error);
+  if (t != nullptr && t->dtype == DType::BF16) {
+    if (low != nullptr) std::fill(low, low + count, uint16_t(0));
+    return read_elements(path, h, name, first, count, dst, error);
+  }
   if (t == nullptr || t->dtype != DType::F32) {
     detail::fail_with(error, path + " has no BF16 or F32 tensor `" + name + "` to read as BF16");
     return false;
@@ -588,7 +595,17 @@ inline bool read_bf16(const std::string& path, const Header& h, const std::strin
   for (uint64_t done = 0; done < count; done += scratch.size()) {
     const uint64_t n = std::min<uint64_t>(scratch.size(), count - done);
     if (!read_elements(path, h, name, first + done, n, scratch.data(), error)) return false;
-    for (uint64_t i = 0; i < n; ++i) dst[done + i] = bf16_bits_of(scratch[i]);
+    for (uint64_t i = 0; i < n; ++i) {
+      if (low == nullptr) {
+        dst[done + i] = bf16_bits_of(scratch[i]);
+        continue;
+      }
+      uint32_t u;
+      std::memcpy(&u, &scratch[i], 4);
+      const uint32_t high = (u + 0x8000u) >> 16;
+      dst[done + i] = static_cast<uint16_t>(high);
+      low[done + i] = static_cast<uint16_t>(u - (high << 16));
+    }
   }
   return true;
 }

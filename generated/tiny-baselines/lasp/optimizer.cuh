@@ -15,8 +15,9 @@
 //   parameter instead of 10 (+4 or 4/W with `accumulate` above 1); the memory model counts the same.
 // - The fp32 master weights are the bf16 weights (their high halves) and a plane of low halves
 //   (master_weights.cuh): exact, 2 bytes per parameter instead of 4, and AdamW writes both. They start as the
-//   bf16 weights widened (low halves 0: a run and its PyTorch reload start from equal weights); a resume
-//   splits the checkpoint's fp32 masters into the two, exactly.
+//   bf16 weights widened (low halves 0: a run and its PyTorch reload start from equal weights), or as an F32
+//   --load-weights file's values exactly (load_weights kept their low halves); a resume splits the
+//   checkpoint's fp32 masters into the two, exactly.
 // - Micro-batches: each backward pass leaves the gradient of its mean loss; the step's gradient is the
 //   gradient of the mean over every micro-batch's targets, sum_a count_a g_a / sum_a count_a, accumulated in
 //   fp32 in micro-batch order (deterministic).
@@ -115,6 +116,14 @@ inline Optimizer make_optimizer(State& st, const OptimizerTables& t, int64_t ste
   CUDA_CHECK(cudaMemsetAsync(o.m, 0, o.elements * sizeof(float), s));
   CUDA_CHECK(cudaMemsetAsync(o.v, 0, o.elements * sizeof(float), s));
   CUDA_CHECK(cudaMemsetAsync(o.low, 0, o.elements * sizeof(uint16_t), s));
+  // An F32 --load-weights file's low halves (load_weights kept them): the masters are its fp32 values exactly.
+  if (!st.loaded_low.empty()) {
+    for (const OptimizerSlice& sl : o.slices)
+      CUDA_CHECK(cudaMemcpyAsync(o.low + sl.state, st.loaded_low.data() + sl.param, sl.elements * sizeof(uint16_t),
+                                 cudaMemcpyHostToDevice, s));
+    CUDA_CHECK(cudaStreamSynchronize(s));
+    std::vector<uint16_t>().swap(st.loaded_low);
+  }
   o.scratch_bytes = grad_norm_scratch_bytes(most);
   CUDA_CHECK(cudaMalloc(&o.scratch, o.scratch_bytes));
   const size_t norms = o.slices.size() > (size_t)st.layout.world ? o.slices.size() : (size_t)st.layout.world;

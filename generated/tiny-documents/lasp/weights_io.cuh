@@ -125,9 +125,13 @@ inline bool read_to_device(const std::string& path, const safetensors::Header& h
 
 // The weights from `path` (a file, a Hugging Face index or a folder: safetensors_shards.cuh) on every rank,
 // after every file is checked against the model. BF16 tensors are read as they are, F32 ones (a model saved in
-// fp32) rounded to nearest even, as PyTorch's cast to bfloat16 rounds. Each tensor goes through a 64 MiB staging
-// buffer, so a rank never holds the whole model in host memory (eight ranks of an 8B model would hold 128 GB).
-inline void load_weights(State& st, const std::string& path) {
+// fp32) rounded to nearest even, as PyTorch's cast to bfloat16 rounds; with `keep_masters` (train mode, before
+// the optimizer exists) an F32 file's values are kept whole instead: the weights are their high halves and
+// st.loaded_low their low halves, which make_optimizer takes as the fp32 masters' (master_weights.cuh). Each
+// tensor goes through a 64 MiB staging buffer, so a rank never holds the whole model in host memory (eight ranks
+// of an 8B model would hold 128 GB); the low halves, where kept, are 2 bytes a parameter of host memory until the
+// optimizer takes them.
+inline void load_weights(State& st, const std::string& path, bool keep_masters = false) {
   const ModelTables& m = st.model;
   std::vector<safetensors::TensorIn> expected;
   for (int r = 0; r < m.parameter_count; r++)
@@ -140,22 +144,36 @@ inline void load_weights(State& st, const std::string& path) {
   std::vector<float> scratch;
   int widened = 0;
   for (int r = 0; r < m.parameter_count; r++) {
+    const std::string& name = m.parameters[r].name;
     const std::string* file = nullptr;
     const safetensors::Header* header = nullptr;
-    const std::string& name = m.parameters[r].name;
     if (!shards.find(name, &file, &header)) weights_io::fail(path + " has no tensor `" + name + "`");
     widened += safetensors::dtype_of(*header, name) == safetensors::DType::F32;
+  }
+  // Only an F32 file has low halves to keep; padding between tensors keeps 0.
+  st.loaded_low.assign(keep_masters && widened > 0 ? m.parameter_elements : 0, 0);
+  for (int r = 0; r < m.parameter_count; r++) {
+    const std::string& name = m.parameters[r].name;
+    const std::string* file = nullptr;
+    const safetensors::Header* header = nullptr;
+    shards.find(name, &file, &header);
     bf16* device = st.params[r];
+    uint16_t* low = st.loaded_low.empty() ? nullptr : st.loaded_low.data() + (device - st.params.base);
     for (size_t done = 0, count = m.parameters[r].elements; done < count; done += staging.size()) {
       const size_t n = std::min(staging.size(), count - done);
-      if (!safetensors::read_bf16(*file, *header, name, done, n, staging.data(), scratch, &error)) weights_io::fail(error);
+      if (!safetensors::read_bf16(*file, *header, name, done, n, staging.data(), scratch, &error,
+                                  low == nullptr ? nullptr : low + done))
+        weights_io::fail(error);
       CUDA_CHECK(cudaMemcpy(device + done, staging.data(), n * sizeof(uint16_t), cudaMemcpyHostToDevice));
     }
   }
   emit("weights", "\"loaded\":%s,\"tensors\":%d,\"files\":%d,\"f32_tensors\":%d", json_string(path).c_str(),
        m.parameter_count, (int)shards.paths.size(), widened);
   say("loaded %d weight tensors from %s (%d file%s)%s\n", m.parameter_count, path.c_str(), (int)shards.paths.size(),
-      shards.paths.size() == 1 ? "" : "s", widened > 0 ? "; its F32 tensors rounded to BF16" : "");
+      shards.paths.size() == 1 ? "" : "s",
+      widened == 0              ? ""
+      : st.loaded_low.empty()   ? "; its F32 tensors rounded to BF16"
+                                : "; its F32 tensors kept whole as the fp32 master weights (BF16 for the products)");
 }
 
 // The step's weight gradients (summed over every rank), tokens, labels (and where documents end) and loss to
