@@ -6,12 +6,14 @@ it: OUT/model-0000K-of-0000N.safetensors and OUT/model.safetensors.index.json ({
     python3 bench/gpu/shard_weights.py model.safetensors OUT --shards 3
 
 Used by `bench/gpu/queue.sh shardload` to check that `--load-weights OUT` (the folder) gives the same losses as
-`--load-weights model.safetensors`.
+`--load-weights model.safetensors`. `--f32` widens every BF16 tensor to F32 (exactly: a model saved in fp32 whose
+values are bf16's), for the same check of an fp32 checkpoint.
 """
 import argparse
 import json
 import os
 import struct
+import sys
 
 
 def read(path):
@@ -40,13 +42,35 @@ def write(path, entries, meta):
             f.write(blob)
 
 
+def widen(header, data):
+    """The data with every BF16 tensor widened to F32 (a bf16 value's bits are the float's high 16), the header's
+    dtypes and offsets changed to match."""
+    if sys.byteorder != "little":
+        sys.exit("shard_weights.py --f32 widens on little-endian machines only")
+    out, offset = [], 0
+    for name in sorted(header, key=lambda k: header[k]["data_offsets"][0]):
+        begin, end = header[name]["data_offsets"]
+        blob = data[begin:end]
+        if header[name]["dtype"] == "BF16":
+            halves = struct.unpack(f"<{len(blob) // 2}H", blob)
+            blob = struct.pack(f"<{len(halves)}I", *(h << 16 for h in halves))
+            header[name]["dtype"] = "F32"
+        header[name]["data_offsets"] = [offset, offset + len(blob)]
+        offset += len(blob)
+        out.append(blob)
+    return b"".join(out)
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("file")
     ap.add_argument("out")
     ap.add_argument("--shards", type=int, default=2)
+    ap.add_argument("--f32", action="store_true", help="widen BF16 tensors to F32")
     args = ap.parse_args()
     header, data, meta = read(args.file)
+    if args.f32:
+        data = widen(header, data)
     names = sorted(header, key=lambda k: header[k]["data_offsets"][0])
     total = sum(header[k]["data_offsets"][1] - header[k]["data_offsets"][0] for k in names)
     os.makedirs(args.out, exist_ok=True)
