@@ -62,6 +62,7 @@ export const RUNTIME_FILES = [
   "weights_io.cuh",
   "lr_schedule.cuh",
   "adamw_table.cuh",
+  "master_bits.cuh",
   "master_weights.cuh",
   "adamw.cuh",
   "grad_norm.cuh",

@@ -22,6 +22,7 @@
 #include <cstring>
 
 #include "check.cuh"
+#include "master_bits.cuh"  // high, low, join: the halves' bit arithmetic
 #include "types.cuh"  // bf16
 
 namespace lasp {
@@ -63,16 +64,15 @@ __host__ __device__ inline bf16 bits_bf16(uint16_t u) {
 
 // The master value of weight `hi` and remainder `lo`.
 __host__ __device__ inline float master_join(bf16 hi, uint16_t lo) {
-  const uint32_t high = (uint32_t)master_weights::bf16_bits(hi) << 16;
-  return master_weights::bits_float(high + (uint32_t)(int32_t)(int16_t)lo);
+  return master_weights::bits_float(master_bits::join(master_weights::bf16_bits(hi), lo));
 }
 
 // The compute weight (w rounded to bf16, ties away from zero) and the remainder that gives w back.
 __host__ __device__ inline void master_split(float w, bf16* hi, uint16_t* lo) {
   const uint32_t bits = master_weights::float_bits(w);
-  const uint32_t high = (bits + 0x8000u) >> 16;
-  *hi = master_weights::bits_bf16((uint16_t)high);
-  *lo = (uint16_t)(bits - (high << 16));
+  const uint16_t high = master_bits::high(bits);
+  *hi = master_weights::bits_bf16(high);
+  *lo = master_bits::low(bits, high);
 }
 
 namespace master_weights {

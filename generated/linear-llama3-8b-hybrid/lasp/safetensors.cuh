@@ -38,6 +38,7 @@
 #include <vector>
 
 #include "json_string.cuh"  // the header's names
+#include "master_bits.cuh"  // an F32 value kept whole as a master's two halves
 
 namespace lasp {
 namespace safetensors {
@@ -602,9 +603,8 @@ inline bool read_bf16(const std::string& path, const Header& h, const std::strin
       }
       uint32_t u;
       std::memcpy(&u, &scratch[i], 4);
-      const uint32_t high = (u + 0x8000u) >> 16;
-      dst[done + i] = static_cast<uint16_t>(high);
-      low[done + i] = static_cast<uint16_t>(u - (high << 16));
+      dst[done + i] = master_bits::high(u);
+      low[done + i] = master_bits::low(u, dst[done + i]);
     }
   }
   return true;
