@@ -141,20 +141,16 @@ inline void load_weights(State& st, const std::string& path, bool keep_masters =
   std::vector<uint16_t> staging((size_t)32 << 20);
   std::vector<float> scratch;
   int widened = 0;
+  st.loaded_low.clear();
   for (int r = 0; r < m.parameter_count; r++) {
     const std::string& name = m.parameters[r].name;
     const std::string* file = nullptr;
     const safetensors::Header* header = nullptr;
     if (!shards.find(name, &file, &header)) weights_io::fail(path + " has no tensor `" + name + "`");
-    widened += safetensors::dtype_of(*header, name) == safetensors::DType::F32;
-  }
-  // Only an F32 file has low halves to keep; padding between tensors keeps 0.
-  st.loaded_low.assign(keep_masters && widened > 0 ? m.parameter_elements : 0, 0);
-  for (int r = 0; r < m.parameter_count; r++) {
-    const std::string& name = m.parameters[r].name;
-    const std::string* file = nullptr;
-    const safetensors::Header* header = nullptr;
-    shards.find(name, &file, &header);
+    const bool f32 = safetensors::dtype_of(*header, name) == safetensors::DType::F32;
+    widened += f32;
+    // Only F32 tensors have low halves to keep: the plane is made at the first (BF16 tensors and padding 0).
+    if (f32 && keep_masters && st.loaded_low.empty()) st.loaded_low.assign(m.parameter_elements, 0);
     bf16* device = st.params[r];
     uint16_t* low = st.loaded_low.empty() ? nullptr : st.loaded_low.data() + (device - st.params.base);
     for (size_t done = 0, count = m.parameters[r].elements; done < count; done += staging.size()) {
