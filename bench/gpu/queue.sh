@@ -48,7 +48,8 @@
 #   torch1b    .gpu-ship/t-linear-1b-w1 and t-linear-1b-keep-w1, .gpu-suite/data, .device/wheels (fla): issue 17's
 #              figure: both 1B programs for 60 steps (`recompute norms`, then `none`: what `recompute auto` picks on
 #              an 80 GB GPU), PyTorch's 1B training step with fused AdamW (first run compiles: minutes), both again;
-#              TORCH1B_SECONDS (default 500) is the lot's limit, PyTorch's the same less 180
+#              TORCH1B_SECONDS (default 500) is the lot's limit, PyTorch's the same less 180; TORCH1B_A and
+#              TORCH1B_B name other programs (an A/B of two builds beside PyTorch)
 #   shipref    .gpu-ship/v-hyb-rope-w1 and v-hyb-gqa-w1 (`build-specs-here.sh .gpu-ship v-hyb-rope-w1 v-hyb-gqa-w1`):
 #              the hybrid with Llama 3's RoPE scaling, and with grouped kv heads in its linear layers, each in verify
 #              mode against its own oracle, then its weights and gradients against PyTorch's (torch_reference.py
@@ -71,6 +72,9 @@ start=$(date +%s)
 mkdir -p "$OUT"
 nvidia-smi --query-gpu=name,driver_version,clocks.max.sm --format=csv,noheader | tee "$OUT/gpu.txt"
 
+# torch1b's two lasp programs (TORCH1B_A, TORCH1B_B: folders of built train programs, data beside them)
+torch1b_a=${TORCH1B_A:-.gpu-ship/t-linear-1b-w1}
+torch1b_b=${TORCH1B_B:-.gpu-ship/t-linear-1b-keep-w1}
 limit_of() {
   case "$1" in
     vdoc) echo 170 ;; ceiling) echo 50 ;; calibrate) echo 180 ;; gathered) echo 200 ;;
@@ -93,7 +97,7 @@ needs_of() {
     trainck) echo ".gpu-suite/t-tiny-train-w1 .gpu-suite/t-linear-1b-ck-w1 .gpu-suite/data" ;;
     inplace) echo ".gpu-suite/t-tiny-train-w1 .gpu-suite/data" ;;
     mlpship) echo ".gpu-ship/t-linear-1b-w1/prog .gpu-ship/t-linear-8bshape-w1/prog .gpu-ship/t-tiny-train-w1/prog .gpu-suite/data .device/wheels" ;;
-    torch1b) echo ".gpu-ship/t-linear-1b-w1/prog .gpu-ship/t-linear-1b-keep-w1/prog .gpu-suite/data .device/wheels" ;;
+    torch1b) echo "$torch1b_a/prog $torch1b_b/prog .gpu-suite/data .device/wheels" ;;
     shipref) echo ".gpu-ship/v-hyb-rope-w1/prog" ;;
     keepab) echo ".gpu-ship/t-linear-1b-w1/prog .gpu-ship/t-linear-1b-keep-w1/prog .gpu-suite/data" ;;
     shardload) echo ".gpu-ship/t-tiny-train-w1/prog .gpu-suite/data" ;;
@@ -155,23 +159,23 @@ print(f"file vs seeded, step 1: {'same' if loss['file'][:1] == loss['seeded'][:1
 PY
       grep -h "loaded" "$dir/sharded.err" "$dir/f32.err" >> "$dir/load.txt" ;;
     torch1b)
-      ln -sfn ../.gpu-suite/data .gpu-ship/data
+      for p in "$torch1b_a" "$torch1b_b"; do ln -sfn ../.gpu-suite/data "$(dirname "$p")/data"; done
       python3 -m pip install -q --no-deps --no-index --target /tmp/fla .device/wheels/*.whl > /dev/null 2>&1
-      lasp_ab() { PROG=.gpu-ship/t-linear-1b-w1 PROG_B=.gpu-ship/t-linear-1b-keep-w1 ROUNDS=1 STEPS=60 OUT=$dir/$1 \
+      lasp_ab() { PROG=$torch1b_a PROG_B=$torch1b_b ROUNDS=1 STEPS=60 OUT=$dir/$1 \
         timeout 90 bash bench/gpu/env-ab.sh > "$dir/$1.txt" 2>&1; }
       lasp_ab before
       PYTHONPATH=/tmp/fla timeout $((limit - 180)) python3 bench/gpu/torch_model.py --preset linear-llama3-1b --tokens 16384 --steps 10 \
         --warmup 3 --clip-grad-norm 1.0 --json "$dir/torch-1b.json" > "$dir/torch-1b.log" 2>&1
       echo "torch exit $?" > "$dir/torch.txt"
       lasp_ab after
-      python3 - "$dir" > "$dir/vs.txt" <<'PY'
+      python3 - "$dir" "$torch1b_a" "$torch1b_b" > "$dir/vs.txt" <<'PY'
 import json, statistics, sys
 d = sys.argv[1]
 def med(path):
     ms = [e["ms"] for e in map(json.loads, (l for l in open(path) if l.startswith("{"))) if e["event"] == "step" and e["step"] >= 5]
     return statistics.median(ms) if ms else float("nan")
 torch_ms = json.load(open(f"{d}/torch-1b.json"))["step_ms"]
-for arm, name in (("A", "recompute norms"), ("B", "recompute none")):
+for arm, name in (("A", sys.argv[2]), ("B", sys.argv[3])):
     runs = [med(f"{d}/{r}/{arm}.1.jsonl") for r in ("before", "after")]
     m = statistics.median(runs)
     print(f"lasp {name}: {' '.join(f'{v:.2f}' for v in runs)} ms, median {m:.2f}; PyTorch {torch_ms:.2f} ms: {torch_ms / m:.3f}x")
