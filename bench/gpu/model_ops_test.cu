@@ -23,7 +23,8 @@
 //   one that is not a multiple of 8, ignored targets (-1),
 //   dW accumulated and overwritten, the loss-only path, bitwise-equal repeats; at the full shape, the losses
 //   of sampled rows against float64.
-// Timings at the Linear-Llama3-1B shapes (16K tokens, hidden 2048, ffn 8192, vocab 128256): median of the runs
+// Timings at the Linear-Llama3-1B shapes (16K tokens, hidden 2048, ffn 8192, vocab 128256; the gradient norm over
+// its 1.6e9 parameters): median of the runs
 // after 2 warm-ups with CUDA events (bench_timing.cuh), beside the floor: bytes moved once / the copy
 // bandwidth measured here (and FLOPs / the bf16 GEMM rate measured here, for the classifier). A table last;
 // exit code 1 on any failed check.
@@ -664,6 +665,15 @@ static void bench(cublasHandle_t handle, uint64_t seed, int runs) {
              lasp::rms_norm_backward(x.p, dy.p, y.p, heads, 128, 1e-6f, 0);
            }, runs),
            3 * t, 0);
+  }
+  {  // the gradient norm's sum of squares over Linear-Llama3-1B's 1.6e9 fp32 gradients (untied head)
+    const size_t n = 1600000000;
+    Dev<float> g(n);
+    Dev<double> out(1), scratch(lasp::grad_norm_scratch_bytes(n) / sizeof(double));
+    fill(g, seed + 16, 1e-3f);
+    const size_t sb = lasp::grad_norm_scratch_bytes(n);
+    record("grad_norm_squared", "1.6e9 fp32",
+           time_ms([&] { lasp::grad_norm_squared(g.p, n, out.p, scratch.p, sb, 0); }, runs), 4.0 * n, 0);
   }
   {  // SwiGLU, the fused [N][2F] layout
     const size_t n = (size_t)N * F;
