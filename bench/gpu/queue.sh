@@ -60,6 +60,10 @@
 #              model (the masters joined into a checkpoint and split back: the same losses to the bit)
 #   keepab     .gpu-ship/t-linear-1b-w1 and t-linear-1b-keep-w1 (built with mlpship's, `recompute none`): the 1B
 #              step with the block norms' outputs kept against made again (env-ab.sh PROG_B=), the same losses
+#   gemmsus    .gpu-ops/gemm_algos (bench/gpu/gemm_algos.cu's nvcc line, -I/tmp/nvroot/include -L/tmp/nvroot/lib,
+#              output there): the 1B step's GEMM shapes, cuBLAS's default against cuBLASLt's candidates, each back to
+#              back for 250 ms at the power limit on random operands (which algorithm spends the fewest joules), with
+#              the SM clock and power sampled
 #   diag       .gpu-diag (`lasp compile` of variant specs + kernels.o, as vallscan): verify programs that tell
 #              one question apart, their specs beside them (the closing note says which)
 # The carried folders and the tracked tree together must stay under the device tool's 64 MiB.
@@ -79,7 +83,7 @@ limit_of() {
   case "$1" in
     vdoc) echo 170 ;; ceiling) echo 50 ;; calibrate) echo 180 ;; gathered) echo 200 ;;
     docbench) echo 150 ;; vallscan) echo 80 ;; diag) echo 90 ;; docab) echo 200 ;; scatterab) echo 420 ;; softmax) echo 220 ;;
-    gcheck) echo 120 ;; trainck) echo 290 ;; inplace) echo 100 ;; mlpship) echo 590 ;; torch1b) echo "${TORCH1B_SECONDS:-500}" ;; shipref) echo 240 ;; master) echo 120 ;; keepab) echo 150 ;; shardload) echo 80 ;; clocks) echo 300 ;; ops) echo 100 ;; opscheck) echo 90 ;; train1b) echo 330 ;; *) echo 0 ;;
+    gcheck) echo 120 ;; trainck) echo 290 ;; inplace) echo 100 ;; mlpship) echo 590 ;; torch1b) echo "${TORCH1B_SECONDS:-500}" ;; shipref) echo 240 ;; master) echo 120 ;; keepab) echo 150 ;; shardload) echo 80 ;; clocks) echo 300 ;; ops) echo 100 ;; opscheck) echo 90 ;; train1b) echo 330 ;; gemmsus) echo 150 ;; *) echo 0 ;;
   esac
 }
 needs_of() {
@@ -102,6 +106,7 @@ needs_of() {
     keepab) echo ".gpu-ship/t-linear-1b-w1/prog .gpu-ship/t-linear-1b-keep-w1/prog .gpu-suite/data" ;;
     shardload) echo ".gpu-ship/t-tiny-train-w1/prog .gpu-suite/data" ;;
     master) echo ".gpu-ops/adamw_check .gpu-ship/t-tiny-train-w1/prog .gpu-suite/data" ;;
+    gemmsus) echo .gpu-ops/gemm_algos ;;
   esac
 }
 run_lot() { # lot limit dir
@@ -127,6 +132,11 @@ run_lot() { # lot limit dir
     clocks) OUT=$dir timeout "$limit" bash bench/gpu/step-clocks.sh run ;;
     ops) timeout "$limit" .gpu-ops/model_ops --bench-only --runs 20 > "$dir/model_ops.log" 2>&1 ;;
     opscheck) timeout "$limit" .gpu-ops/model_ops --checks-only > "$dir/model_ops.log" 2>&1 ;;
+    gemmsus)
+      nvidia-smi --query-gpu=clocks.sm,power.draw --format=csv,noheader -lms 500 > "$dir/clocks.txt" &
+      sampler=$!
+      timeout $((limit - 5)) .gpu-ops/gemm_algos --sustained 250 --json "$dir/gemm-sustained.json" > "$dir/gemm.txt" 2>&1
+      kill "$sampler" 2> /dev/null ;;
     train1b)
       python3 -m pip install -q --no-deps --no-index --target /tmp/fla .device/wheels/*.whl
       PYTHONPATH=/tmp/fla OUT=$dir RUNS=/tmp/lasp-train-runs timeout "$limit" bash bench/gpu/run-train.sh 1b > "$dir/train.txt" 2>&1 ;;
@@ -240,6 +250,7 @@ short_of() { # lot dir
     clocks) cat "$2/clocks.txt" 2>/dev/null ;;
     ops) grep -E "x128256|swiglu|norm" "$2/model_ops.log" 2>/dev/null ;;
     opscheck) grep -E "FAIL|kv groups|checks" "$2/model_ops.log" 2>/dev/null | head -20 ;;
+    gemmsus) cat "$2/gemm.txt" 2>/dev/null; sort "$2/clocks.txt" 2>/dev/null | uniq -c | sort -rn | head -3 ;;
     docab) tail -8 "$2/ab.txt" 2>/dev/null ;;
     train1b) tail -14 "$2/train.txt" 2>/dev/null ;;
     torch1b) cat "$2/torch.txt" "$2/vs.txt" 2>/dev/null; tail -n 4 "$2/torch-1b.log" 2>/dev/null | cut -c1-200 ;;
