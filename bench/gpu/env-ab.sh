@@ -48,5 +48,9 @@ for arm in "AB":
 print(f"A is {med['B'] / med['A']:.3f}x B's speed")
 # Every step's loss of A's and B's first runs, to the last bit (repr of the JSON double).
 a, b = ([repr(e["loss"]) for e in steps(f"{out}/{arm}.1.jsonl")] for arm in "AB")
-print(f"losses of round 1: {sum(x == y for x, y in zip(a, b))} of {min(len(a), len(b))} steps the same bits")
+same = sum(x == y for x, y in zip(a, b))
+# Two builds that add a sum in another order part at one step and never meet again: say where.
+first = next((i + 1 for i, (x, y) in enumerate(zip(a, b)) if x != y), None)
+where = "" if first is None else f"; the first to differ: step {first}"
+print(f"losses of round 1: {same} of {min(len(a), len(b))} steps the same bits{where}")
 PY
