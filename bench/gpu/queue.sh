@@ -64,6 +64,10 @@
 #              output there): the 1B step's GEMM shapes, cuBLAS's default against cuBLASLt's candidates, each back to
 #              back for 250 ms at the power limit on random operands (which algorithm spends the fewest joules), with
 #              the SM clock and power sampled
+#   lgemm      .gpu-lgemm/t-linear-1b-keep-w1 and v-hyb-rope-w1 (built with bench/gpu/experiments/lasp-gemm.patch
+#              applied: `build-specs-here.sh .gpu-lgemm t-linear-1b-keep-w1 v-hyb-rope-w1`), .gpu-suite/data,
+#              .device/wheels: the projections on lasp's Hopper GEMM (LASP_GEMM=lasp): the hybrid verified against
+#              its oracle and PyTorch, then the 1B step A/B against cuBLAS (LASP_GEMM=cublas), 3 rounds
 #   diag       .gpu-diag (`lasp compile` of variant specs + kernels.o, as vallscan): verify programs that tell
 #              one question apart, their specs beside them (the closing note says which)
 # The carried folders and the tracked tree together must stay under the device tool's 64 MiB.
@@ -83,7 +87,7 @@ limit_of() {
   case "$1" in
     vdoc) echo 170 ;; ceiling) echo 50 ;; calibrate) echo 180 ;; gathered) echo 200 ;;
     docbench) echo 150 ;; vallscan) echo 80 ;; diag) echo 90 ;; docab) echo 200 ;; scatterab) echo 420 ;; softmax) echo 220 ;;
-    gcheck) echo 120 ;; trainck) echo 290 ;; inplace) echo 100 ;; mlpship) echo 590 ;; torch1b) echo "${TORCH1B_SECONDS:-500}" ;; shipref) echo 240 ;; master) echo 120 ;; keepab) echo 150 ;; shardload) echo 80 ;; clocks) echo 300 ;; ops) echo 100 ;; opscheck) echo 90 ;; train1b) echo 330 ;; gemmsus) echo 150 ;; *) echo 0 ;;
+    gcheck) echo 120 ;; trainck) echo 290 ;; inplace) echo 100 ;; mlpship) echo 590 ;; torch1b) echo "${TORCH1B_SECONDS:-500}" ;; shipref) echo 240 ;; master) echo 120 ;; keepab) echo 150 ;; shardload) echo 80 ;; clocks) echo 300 ;; ops) echo 100 ;; opscheck) echo 90 ;; train1b) echo 330 ;; gemmsus) echo 150 ;; lgemm) echo 260 ;; *) echo 0 ;;
   esac
 }
 needs_of() {
@@ -107,6 +111,7 @@ needs_of() {
     shardload) echo ".gpu-ship/t-tiny-train-w1/prog .gpu-suite/data" ;;
     master) echo ".gpu-ops/adamw_check .gpu-ship/t-tiny-train-w1/prog .gpu-suite/data" ;;
     gemmsus) echo .gpu-ops/gemm_algos ;;
+    lgemm) echo ".gpu-lgemm/t-linear-1b-keep-w1/prog .gpu-lgemm/v-hyb-rope-w1/prog .gpu-suite/data .device/wheels" ;;
   esac
 }
 run_lot() { # lot limit dir
@@ -132,6 +137,23 @@ run_lot() { # lot limit dir
     clocks) OUT=$dir timeout "$limit" bash bench/gpu/step-clocks.sh run ;;
     ops) timeout "$limit" .gpu-ops/model_ops --bench-only --runs 20 > "$dir/model_ops.log" 2>&1 ;;
     opscheck) timeout "$limit" .gpu-ops/model_ops --checks-only > "$dir/model_ops.log" 2>&1 ;;
+    lgemm)
+      python3 -m pip install -q --no-deps --no-index --target /tmp/fla .device/wheels/*.whl > /dev/null 2>&1
+      for g in cublas lasp; do
+        w=$(mktemp -d /tmp/lasp-lgemm.XXXXXX)
+        LASP_GEMM=$g timeout 60 .gpu-lgemm/v-hyb-rope-w1/prog --rank 0 --world 1 --device 0 --mode verify \
+          --save-weights "$w/model.safetensors" --save-grads "$w/grads.safetensors" > "$dir/verify-$g.out" 2>&1
+        echo "verify with LASP_GEMM=$g: exit $?" >> "$dir/lgemm.txt"
+        grep -h "verify:\|projections" "$dir/verify-$g.out" | tail -2 >> "$dir/lgemm.txt"
+        timeout 80 python3 bench/gpu/torch_reference.py "$w/model.safetensors" "$w/grads.safetensors" --device cuda \
+          > "$dir/reference-$g.txt" 2>&1
+        echo "reference with LASP_GEMM=$g: exit $?" >> "$dir/lgemm.txt"
+        grep -h "^loss:\|^PASS\|^FAIL" "$dir/reference-$g.txt" >> "$dir/lgemm.txt"
+        rm -rf "$w"
+      done
+      ln -sfn ../.gpu-suite/data .gpu-lgemm/data
+      PROG=.gpu-lgemm/t-linear-1b-keep-w1 A="LASP_GEMM=cublas" B="LASP_GEMM=lasp" ROUNDS=3 STEPS=40 OUT=$dir/ab \
+        timeout $((limit - 100)) bash bench/gpu/env-ab.sh >> "$dir/lgemm.txt" 2>&1 ;;
     gemmsus)
       nvidia-smi --query-gpu=clocks.sm,power.draw --format=csv,noheader -lms 500 > "$dir/clocks.txt" &
       sampler=$!
@@ -250,6 +272,7 @@ short_of() { # lot dir
     clocks) cat "$2/clocks.txt" 2>/dev/null ;;
     ops) grep -E "x128256|swiglu|norm" "$2/model_ops.log" 2>/dev/null ;;
     opscheck) grep -E "FAIL|kv groups|checks" "$2/model_ops.log" 2>/dev/null | head -20 ;;
+    lgemm) cut -c1-200 "$2/lgemm.txt" 2>/dev/null ;;
     gemmsus) cat "$2/gemm.txt" 2>/dev/null; sort "$2/clocks.txt" 2>/dev/null | uniq -c | sort -rn | head -3 ;;
     docab) tail -8 "$2/ab.txt" 2>/dev/null ;;
     train1b) tail -14 "$2/train.txt" 2>/dev/null ;;
