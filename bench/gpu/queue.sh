@@ -67,7 +67,8 @@
 #   lgemm      .gpu-lgemm/t-linear-1b-keep-w1 and v-hyb-rope-w1 (built with bench/gpu/experiments/lasp-gemm.patch
 #              applied: `build-specs-here.sh .gpu-lgemm t-linear-1b-keep-w1 v-hyb-rope-w1`), .gpu-suite/data,
 #              .device/wheels: the projections on lasp's Hopper GEMM (LASP_GEMM=lasp): the hybrid verified against
-#              its oracle and PyTorch, then the 1B step A/B against cuBLAS (LASP_GEMM=cublas), 3 rounds
+#              its oracle and PyTorch, then the 1B step A/B against cuBLAS (LASP_GEMM=cublas), 3 rounds; first,
+#              where bench/gpu/mlp_gemm/mlp_gemm_check is carried, its checks at the LM head's shapes (--shape head)
 #   diag       .gpu-diag (`lasp compile` of variant specs + kernels.o, as vallscan): verify programs that tell
 #              one question apart, their specs beside them (the closing note says which)
 # The carried folders and the tracked tree together must stay under the device tool's 64 MiB.
@@ -138,6 +139,10 @@ run_lot() { # lot limit dir
     ops) timeout "$limit" .gpu-ops/model_ops --bench-only --runs 20 > "$dir/model_ops.log" 2>&1 ;;
     opscheck) timeout "$limit" .gpu-ops/model_ops --checks-only > "$dir/model_ops.log" 2>&1 ;;
     lgemm)
+      if [ -x bench/gpu/mlp_gemm/mlp_gemm_check ]; then
+        OUT=$dir/mlp_gemm timeout 120 bash bench/gpu/mlp_gemm/run.sh --check-only --shape head > /dev/null 2>&1
+        echo "mlp_gemm_check --shape head: exit $?; $(grep -h "^checks:" "$dir/mlp_gemm/run.log" 2>/dev/null)" >> "$dir/lgemm.txt"
+      fi
       python3 -m pip install -q --no-deps --no-index --target /tmp/fla .device/wheels/*.whl > /dev/null 2>&1
       for g in cublas lasp; do
         w=$(mktemp -d /tmp/lasp-lgemm.XXXXXX)

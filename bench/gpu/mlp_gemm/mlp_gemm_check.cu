@@ -301,6 +301,7 @@ struct Shape {
   const char* name;
   int M, K, F;
   bool timed;
+  bool no_few_ctas = false;  // skip the few-CTA checks (a large shape would take minutes on 5 CTAs)
 };
 
 // Sampled rows for the fp64 reference: the first and last of the matrix and of a tile boundary, plus random ones.
@@ -388,7 +389,7 @@ static void run_checks(Ctx& c, const Shape& sh, uint64_t seed, CheckLog& log) {
     again(mlpg::plain(p2, b_mn, c.s), "repeat", " repeat: same bits");
     poison(c, out2, n);
     again(mlpg::plain<CfgDeep>(p2, b_mn, c.s), "4 stages", ", 4 stages: same bits");
-    if (!sh.timed) {
+    if (!sh.timed && !sh.no_few_ctas) {
       poison(c, out2, n);
       again(mlpg::plain(persist(p2), b_mn, c.s), "few CTAs", ", 5 CTAs group 3: same bits");
     }
@@ -436,7 +437,7 @@ static void run_checks(Ctx& c, const Shape& sh, uint64_t seed, CheckLog& log) {
     log.record(d1.bits_differ == 0 && d2.bits_differ == 0 && d1.nan_a == 0 && d2.nan_a == 0,
                tag + "fwd, 4 stages: same bits (GU and H)",
                hist(d1) + " | H " + std::to_string(d2.bits_differ) + " differ");
-    if (!sh.timed) {
+    if (!sh.timed && !sh.no_few_ctas) {
       poison(c, GUf2, nGU);
       poison(c, Hf2, nH);
       launched(mlpg::forward(persist(p2), c.s), "mlpg fused forward, few CTAs");
@@ -505,7 +506,7 @@ static void run_checks(Ctx& c, const Shape& sh, uint64_t seed, CheckLog& log) {
     sync_or_die(c.s, tag + "mlpg fused backward, 4 stages");
     const CmpStats r4 = compare(c, Gip2, N2, Gip, N2, M, N2);
     log.record(r4.bits_differ == 0, tag + "bwd, 4 stages (1 epilogue unit): same bits", hist(r4));
-    if (!sh.timed) {
+    if (!sh.timed && !sh.no_few_ctas) {
       poison(c, Goop, nGU);
       launched(mlpg::backward(persist(po), c.s), "mlpg fused backward, few CTAs");
       sync_or_die(c.s, tag + "mlpg fused backward, few CTAs");
@@ -714,7 +715,7 @@ static void print_table(const std::vector<Row>& rows, const char* device, int sm
 
 static int usage() {
   std::fprintf(stderr,
-               "usage: mlp_gemm_check [--check-only | --bench-only] [--shape 1b|8b|all] [--seed N] [--quick] [--group-m N]\n"
+               "usage: mlp_gemm_check [--check-only | --bench-only] [--shape 1b|8b|head|all] [--seed N] [--quick] [--group-m N]\n"
                "                      [--ctas N]\n"
                "  --quick: no sustained figure (median only); --group-m: M-tiles per raster group (default %d);\n"
                "  --ctas: at most N CTAs per mlpg kernel (default 0: one per SM; to debug a hang or a race)\n",
@@ -743,9 +744,12 @@ int main(int argc, char** argv) {
   }
   if (!checks && !bench) return usage();
   if (g_group_m < 1 || g_max_ctas < 0) return usage();
-  if (shape != "1b" && shape != "8b" && shape != "all") return usage();
+  if (shape != "1b" && shape != "8b" && shape != "head" && shape != "all") return usage();
 
   const Shape small[] = {{"tiny", 384, 192, 384, false}, {"mid", 2176, 512, 1152, false}};
+  // Linear-Llama3-1B's LM head on a chunk of 4096 tokens (checks only): its logits, X W^T with N = 2F = 128256, and
+  // its input gradient's K = 128256 (DY Wd and X W^T with K = vocab), for lasp-gemm.patch's plain products.
+  const Shape head[] = {{"head-logits", 4096, 2048, 64128, false, true}, {"head-dgrad", 4096, 128256, 1024, false, true}};
   const Shape big[] = {{"1b", 16384, 2048, 8192, true}, {"8b", 16384, 4096, 14336, true}};
   std::vector<Shape> timed;
   for (const Shape& s : big)
@@ -784,7 +788,10 @@ int main(int argc, char** argv) {
 
   CheckLog log;
   if (checks) {
-    for (const Shape& s : small) run_checks(c, s, seed + 17 * (&s - small), log);
+    if (shape != "head")
+      for (const Shape& s : small) run_checks(c, s, seed + 17 * (&s - small), log);
+    if (shape == "head" || shape == "all")
+      for (const Shape& s : head) run_checks(c, s, seed + 31 * (&s - head), log);
     for (const Shape& s : timed) run_checks(c, s, seed + 101 * (&s - timed.data() + 1), log);
   }
   std::vector<Row> rows;
