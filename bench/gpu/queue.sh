@@ -88,7 +88,7 @@ limit_of() {
   case "$1" in
     vdoc) echo 170 ;; ceiling) echo 50 ;; calibrate) echo 180 ;; gathered) echo 200 ;;
     docbench) echo 150 ;; vallscan) echo 80 ;; diag) echo 90 ;; docab) echo 200 ;; scatterab) echo 420 ;; softmax) echo 220 ;;
-    gcheck) echo 120 ;; trainck) echo 290 ;; inplace) echo 100 ;; mlpship) echo 590 ;; torch1b) echo "${TORCH1B_SECONDS:-500}" ;; shipref) echo 240 ;; master) echo 120 ;; keepab) echo 150 ;; shardload) echo 80 ;; clocks) echo 300 ;; ops) echo 100 ;; opscheck) echo 90 ;; train1b) echo 330 ;; gemmsus) echo 150 ;; lgemm) echo 260 ;; *) echo 0 ;;
+    gcheck) echo 120 ;; trainck) echo 290 ;; inplace) echo 100 ;; mlpship) echo 590 ;; torch1b) echo "${TORCH1B_SECONDS:-500}" ;; shipref) echo 240 ;; master) echo 120 ;; keepab) echo 150 ;; shardload) echo 80 ;; clocks) echo 300 ;; ops) echo 100 ;; opscheck) echo 90 ;; train1b) echo 330 ;; gemmsus) echo 150 ;; lgemm) echo 300 ;; *) echo 0 ;;
   esac
 }
 needs_of() {
@@ -158,7 +158,7 @@ run_lot() { # lot limit dir
       done
       ln -sfn ../.gpu-suite/data .gpu-lgemm/data
       PROG=.gpu-lgemm/t-linear-1b-keep-w1 A="LASP_GEMM=cublas" B="LASP_GEMM=lasp" ROUNDS=3 STEPS=40 OUT=$dir/ab \
-        timeout $((limit - 100)) bash bench/gpu/env-ab.sh >> "$dir/lgemm.txt" 2>&1 ;;
+        timeout 150 bash bench/gpu/env-ab.sh >> "$dir/lgemm.txt" 2>&1 ;;
     gemmsus)
       nvidia-smi --query-gpu=clocks.sm,power.draw --format=csv,noheader -lms 500 > "$dir/clocks.txt" &
       sampler=$!
@@ -297,7 +297,7 @@ short_of() { # lot dir
   esac
 }
 
-[ $# -gt 0 ] || { echo "usage: queue.sh LOT... (vdoc ceiling calibrate gathered gcheck clocks ops train1b trainck inplace mlpship torch1b shipref opscheck master keepab shardload docbench vallscan diag docab scatterab softmax)" >&2; exit 2; }
+[ $# -gt 0 ] || { echo "usage: queue.sh LOT... (vdoc ceiling calibrate gathered gcheck clocks ops train1b trainck inplace mlpship torch1b shipref opscheck master keepab shardload gemmsus lgemm docbench vallscan diag docab scatterab softmax)" >&2; exit 2; }
 : > "$OUT/summary.txt"
 for lot in "$@"; do
   limit=$(limit_of "$lot")
