@@ -3,7 +3,9 @@
 // For every product shape Linear-Llama3-1B's step issues at 16K tokens (the program's lasp::matmul layouts:
 // forward x W^T, input gradient dY W, weight gradient dY^T x in fp32), it times
 //   - cublasGemmEx with CUBLAS_GEMM_DEFAULT, as templates/runtime/blas.cuh calls it today, and
-//   - every algorithm cuBLASLt's heuristic offers (up to 16) for the same operation, keeping the fastest,
+//   - every algorithm cuBLASLt's heuristic offers (up to 16) for the same operation, keeping the fastest, and
+//   - lasp's Hopper GEMM (mlp_gemm.cuh's plain store, what bench/gpu/experiments/lasp-gemm.patch runs) where it
+//     takes the shape (A not transposed, bf16 out, M % 128, K % 64, N % 128; on Hopper),
 // and prints one line per shape and a total weighted by how many times a step issues the shape (16 layers; the
 // LM head in 4 chunks of 4096 tokens). The operands are random (uniform in [-1, 1), the weights scaled by
 // 1/sqrt(K)): a GEMM over zeros draws less power and runs at a higher clock than the step's.
@@ -23,6 +25,7 @@
 #include <vector>
 
 #include "../../templates/runtime/blas.cuh"
+#include "../../templates/runtime/mlp_gemm.cuh"
 #include "bench_timing.cuh"
 
 #define CUBLASLT_CHECK(call)                                                                          \
@@ -185,7 +188,8 @@ int main(int argc, char** argv) {
   else
     std::printf("%s: cublasGemmEx (DEFAULT) against cuBLASLt's fastest heuristic algorithm, median of 20 runs, random "
                 "operands\n", prop.name);
-  std::printf("%-36s %6s %6s %6s %8s %8s %6s %6s\n", "shape", "M", "N", "K", "gemmex", "lt best", "TF/s", "x");
+  std::printf("%-36s %6s %6s %6s %8s %8s %8s %6s %6s\n", "shape", "M", "N", "K", "gemmex", "lt best", "lasp", "TF/s",
+              "x");
   double step_default = 0, step_best = 0;
   for (size_t i = 0; i < sizeof shapes / sizeof shapes[0]; i++) {
     const Shape& s = shapes[i];
@@ -195,19 +199,32 @@ int main(int argc, char** argv) {
     });
     int tried = 0;
     const float ms_lt = best_lt(lt, s, A, B, C, workspace, workspace_bytes, &tried);
+    const bool lasp_takes = !s.trans_a && !s.fp32_out && s.M % lasp::mlpg::kBM == 0 && s.K % lasp::mlpg::kBK == 0 &&
+                            s.N % (lasp::mlpg::kBN / 2) == 0 && lasp::hopper::kernels_run();
+    const float ms_lasp = !lasp_takes ? 1e30f : call_ms([&] {
+      const bool b_mn = !s.trans_b;
+      CUDA_CHECK(lasp::mlpg::plain(
+          lasp::mlpg::prepare_plain(A, B, static_cast<__nv_bfloat16*>(C), s.M, s.N, s.K, b_mn), b_mn, 0));
+    });
     const double flops = 2.0 * s.M * s.N * s.K;
-    const float best = std::min(ms_default, ms_lt);
+    const float best = std::min(ms_default, std::min(ms_lt, ms_lasp));
     step_default += ms_default * s.per_step;
     step_best += best * s.per_step;
-    std::printf("%-36s %6d %6d %6d %8.3f %8.3f %6.0f %6.3f  (%d algorithms)\n", s.what, s.M, s.N, s.K, ms_default, ms_lt,
-                flops / (best * 1e-3) / 1e12, ms_default / best, tried);
-    if (out)
+    char lasp_col[16] = "       -";
+    if (lasp_takes) std::snprintf(lasp_col, sizeof lasp_col, "%8.3f", ms_lasp);
+    std::printf("%-36s %6d %6d %6d %8.3f %8.3f %s %6.0f %6.3f  (%d algorithms)\n", s.what, s.M, s.N, s.K, ms_default,
+                ms_lt, lasp_col, flops / (best * 1e-3) / 1e12, ms_default / best, tried);
+    if (out) {
+      char lasp_json[32] = "null";
+      if (lasp_takes) std::snprintf(lasp_json, sizeof lasp_json, "%.4f", ms_lasp);
       std::fprintf(out, "  {\"what\": \"%s\", \"M\": %d, \"N\": %d, \"K\": %d, \"per_step\": %d, \"gemmex_ms\": %.4f, "
-                        "\"lt_best_ms\": %.4f, \"lt_algorithms\": %d}%s\n",
-                   s.what, s.M, s.N, s.K, s.per_step, ms_default, ms_lt, tried,
+                        "\"lt_best_ms\": %.4f, \"lt_algorithms\": %d, \"lasp_ms\": %s}%s\n",
+                   s.what, s.M, s.N, s.K, s.per_step, ms_default, ms_lt, tried, lasp_json,
                    i + 1 < sizeof shapes / sizeof shapes[0] ? "," : "");
+    }
   }
-  std::printf("one training step's GEMMs: %.1f ms as today, %.1f ms with the fastest of each (%.1f ms less)\n",
+  std::printf("one training step's GEMMs: %.1f ms as today, %.1f ms with the fastest of each, lasp's included (%.1f ms "
+              "less)\n",
               step_default, step_best, step_default - step_best);
   if (out) {
     std::fprintf(out, "], \"step_gemm_ms\": %.3f, \"step_gemm_best_ms\": %.3f}\n", step_default, step_best);

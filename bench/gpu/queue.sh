@@ -61,9 +61,9 @@
 #   keepab     .gpu-ship/t-linear-1b-w1 and t-linear-1b-keep-w1 (built with mlpship's, `recompute none`): the 1B
 #              step with the block norms' outputs kept against made again (env-ab.sh PROG_B=), the same losses
 #   gemmsus    .gpu-ops/gemm_algos (bench/gpu/gemm_algos.cu's nvcc line, -I/tmp/nvroot/include -L/tmp/nvroot/lib,
-#              output there): the 1B step's GEMM shapes, cuBLAS's default against cuBLASLt's candidates, each back to
-#              back for 250 ms at the power limit on random operands (which algorithm spends the fewest joules), with
-#              the SM clock and power sampled
+#              output there): the 1B step's GEMM shapes, cuBLAS's default against cuBLASLt's candidates and lasp's
+#              Hopper GEMM (where it takes the shape), each back to back for 250 ms at the power limit on random
+#              operands (which spends the fewest joules), with the SM clock and power sampled
 #   lgemm      .gpu-lgemm/t-linear-1b-keep-w1 and v-hyb-rope-w1 (built with bench/gpu/experiments/lasp-gemm.patch
 #              applied: `build-specs-here.sh .gpu-lgemm t-linear-1b-keep-w1 v-hyb-rope-w1`), .gpu-suite/data,
 #              .device/wheels: the projections on lasp's Hopper GEMM (LASP_GEMM=lasp): the hybrid verified against
