@@ -533,15 +533,21 @@ inline bool check_file(const std::string& path, const std::vector<TensorIn>& exp
   return true;
 }
 
+/** The entry of tensor `name` in header `h` (the last of that name), or nullptr. */
+inline const TensorEntry* find_tensor(const Header& h, const std::string& name) {
+  const TensorEntry* t = nullptr;
+  for (const TensorEntry& e : h.tensors)
+    if (e.name == name) t = &e;
+  return t;
+}
+
 /**
  * Reads elements [first, first + count) of the tensor `name` of `path` (as flat, in its dtype) into `dst`, `h`
  * being the file's header from check_file: a part of a large tensor without reading the rest.
  */
 inline bool read_elements(const std::string& path, const Header& h, const std::string& name, uint64_t first,
                           uint64_t count, void* dst, std::string* error) {
-  const TensorEntry* t = nullptr;
-  for (const TensorEntry& e : h.tensors)
-    if (e.name == name) t = &e;
+  const TensorEntry* t = find_tensor(h, name);
   if (t == nullptr || t->dtype == DType::Other) {
     detail::fail_with(error, path + " has no tensor `" + name + "` to read a part of");
     return false;
@@ -581,9 +587,7 @@ inline uint16_t bf16_bits_of(float x) {
 inline bool read_bf16(const std::string& path, const Header& h, const std::string& name, uint64_t first,
                       uint64_t count, uint16_t* dst, std::vector<float>& scratch, std::string* error,
                       uint16_t* low = nullptr) {
-  const TensorEntry* t = nullptr;
-  for (const TensorEntry& e : h.tensors)
-    if (e.name == name) t = &e;
+  const TensorEntry* t = find_tensor(h, name);
   if (t != nullptr && t->dtype == DType::BF16) {
     if (low != nullptr) std::fill(low, low + count, uint16_t(0));
     return read_elements(path, h, name, first, count, dst, error);
@@ -592,7 +596,9 @@ inline bool read_bf16(const std::string& path, const Header& h, const std::strin
     detail::fail_with(error, path + " has no BF16 or F32 tensor `" + name + "` to read as BF16");
     return false;
   }
-  if (scratch.empty()) scratch.resize(static_cast<std::size_t>(std::min<uint64_t>(count, uint64_t(1) << 22)));
+  // Grown to the largest piece asked for, up to 16 MiB: a small first tensor does not leave every later read small.
+  const uint64_t piece = std::min<uint64_t>(count, uint64_t(1) << 22);
+  if (scratch.size() < piece) scratch.resize(static_cast<std::size_t>(piece));
   for (uint64_t done = 0; done < count; done += scratch.size()) {
     const uint64_t n = std::min<uint64_t>(scratch.size(), count - done);
     if (!read_elements(path, h, name, first + done, n, scratch.data(), error)) return false;
@@ -612,9 +618,8 @@ inline bool read_bf16(const std::string& path, const Header& h, const std::strin
 
 /** The dtype of tensor `name` in header `h` (DType::Other when it has none of that name). */
 inline DType dtype_of(const Header& h, const std::string& name) {
-  for (const TensorEntry& e : h.tensors)
-    if (e.name == name) return e.dtype;
-  return DType::Other;
+  const TensorEntry* t = find_tensor(h, name);
+  return t == nullptr ? DType::Other : t->dtype;
 }
 
 /**
