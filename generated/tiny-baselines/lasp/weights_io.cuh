@@ -66,6 +66,18 @@ inline void write_config(const std::string& weights_path) {
   }
 }
 
+// count elements into device memory at `device` through `staging`, a piece at a time: read(done, n, host) fills
+// host[0, n) with elements [done, done + n) (false: it could not, the sentence is the caller's).
+template <typename T, typename Read>
+inline bool staged(T* device, size_t count, std::vector<T>& staging, Read read) {
+  for (size_t done = 0; done < count; done += staging.size()) {
+    const size_t n = std::min(staging.size(), count - done);
+    if (!read(done, n, staging.data())) return false;
+    CUDA_CHECK(cudaMemcpy(device + done, staging.data(), n * sizeof(T), cudaMemcpyHostToDevice));
+  }
+  return true;
+}
+
 }  // namespace weights_io
 
 // A tensor's bytes read straight from the GPU, a piece at a time (a checkpoint written without a host copy).
@@ -115,12 +127,9 @@ inline void save_weights(State& st, const std::string& path) {
 template <typename T>
 inline bool read_to_device(const std::string& path, const safetensors::Header& header, const std::string& name,
                            size_t first, size_t count, T* device, std::vector<T>& staging, std::string* error) {
-  for (size_t done = 0; done < count; done += staging.size()) {
-    const size_t n = std::min(staging.size(), count - done);
-    if (!safetensors::read_elements(path, header, name, first + done, n, staging.data(), error)) return false;
-    CUDA_CHECK(cudaMemcpy(device + done, staging.data(), n * sizeof(T), cudaMemcpyHostToDevice));
-  }
-  return true;
+  return weights_io::staged(device, count, staging, [&](size_t done, size_t n, T* host) {
+    return safetensors::read_elements(path, header, name, first + done, n, host, error);
+  });
 }
 
 // The weights from `path` (a file, a Hugging Face index or a folder: safetensors_shards.cuh) on every rank,
@@ -153,15 +162,13 @@ inline void load_weights(State& st, const std::string& path, bool keep_masters =
     widened += f32;
     // Only F32 tensors have low halves to keep: the plane is made at the first (BF16 tensors and padding 0).
     if (f32 && keep_masters && st.loaded_low.empty()) st.loaded_low.assign(m.parameter_elements, 0);
-    bf16* device = st.params[r];
-    uint16_t* low = st.loaded_low.empty() ? nullptr : st.loaded_low.data() + (device - st.params.base);
-    for (size_t done = 0, count = m.parameters[r].elements; done < count; done += staging.size()) {
-      const size_t n = std::min(staging.size(), count - done);
-      if (!safetensors::read_bf16(*file, *header, name, done, n, staging.data(), scratch, &error,
-                                  low == nullptr ? nullptr : low + done))
-        weights_io::fail(error);
-      CUDA_CHECK(cudaMemcpy(device + done, staging.data(), n * sizeof(uint16_t), cudaMemcpyHostToDevice));
-    }
+    uint16_t* device = reinterpret_cast<uint16_t*>(st.params[r]);  // bf16's bits
+    uint16_t* low = st.loaded_low.empty() ? nullptr : st.loaded_low.data() + (st.params[r] - st.params.base);
+    if (!weights_io::staged(device, m.parameters[r].elements, staging, [&](size_t done, size_t n, uint16_t* host) {
+          return safetensors::read_bf16(*file, *header, name, done, n, host, scratch, &error,
+                                        low == nullptr ? nullptr : low + done);
+        }))
+      weights_io::fail(error);
   }
   emit("weights", "\"loaded\":%s,\"tensors\":%d,\"files\":%d,\"f32_tensors\":%d", json_string(path).c_str(),
        m.parameter_count, (int)shards.paths.size(), widened);
