@@ -8,7 +8,7 @@
 //     takes the shape (A not transposed, bf16 out, M % 128, K % 64, N % 128; on Hopper),
 // and prints one line per shape and a total weighted by how many times a step issues the shape (16 layers; the
 // LM head in 4 chunks of 4096 tokens). The operands are random (uniform in [-1, 1), the weights scaled by
-// 1/sqrt(K)): a GEMM over zeros draws less power and runs at a higher clock than the step's.
+// 1/sqrt(2048)): a GEMM over zeros draws less power and runs at a higher clock than the step's.
 //   - default: each the median of 20 runs after warm-up (bench_timing.cuh): the GPU mostly at its boost clock;
 //   - `--sustained MS`: each back to back for MS milliseconds after the GPU has run at full load for 2 s, so the
 //     board sits at its power limit as in the training step (bench/results/2026-12-06-gemm-clocks-h100.md); there
@@ -26,6 +26,7 @@
 
 #include "../../templates/runtime/blas.cuh"
 #include "../../templates/runtime/mlp_gemm.cuh"
+#include "bench_fill.cuh"    // fill_uniform_kernel
 #include "bench_timing.cuh"
 
 #define CUBLASLT_CHECK(call)                                                                          \
@@ -60,19 +61,6 @@ static float call_ms(F f) {
   CUDA_CHECK(cudaEventDestroy(a));
   CUDA_CHECK(cudaEventDestroy(b));
   return ms / calls;
-}
-
-// p[i] = scale * u, u uniform in [-1, 1) from a hash of i.
-__global__ void fill_random(__nv_bfloat16* p, size_t n, uint32_t seed, float scale) {
-  for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < n; i += (size_t)gridDim.x * blockDim.x) {
-    uint32_t x = (uint32_t)i * 2654435761u ^ seed;
-    x ^= x >> 16;
-    x *= 0x7feb352du;
-    x ^= x >> 15;
-    x *= 0x846ca68bu;
-    x ^= x >> 16;
-    p[i] = __float2bfloat16(scale * ((float)(x >> 8) * (2.0f / 16777216.0f) - 1.0f));
-  }
 }
 
 struct Shape {
@@ -161,8 +149,8 @@ int main(int argc, char** argv) {
   CUDA_CHECK(cudaMalloc(&B, most * sizeof(__nv_bfloat16)));
   CUDA_CHECK(cudaMalloc(&C, most * sizeof(float)));
   // Activations and gradients of unit size, weights of 1/sqrt(2048): products of the step's magnitudes.
-  fill_random<<<1024, 256>>>(A, most, 1u, 1.0f);
-  fill_random<<<1024, 256>>>(B, most, 2u, 1.0f / 45.25f);
+  fill_uniform_kernel<<<1024, 256>>>(A, most, 1, 1.0f);
+  fill_uniform_kernel<<<1024, 256>>>(B, most, 2, 1.0f / 45.25f);
   CUDA_CHECK(cudaGetLastError());
   CUDA_CHECK(cudaMemset(C, 0, most * sizeof(float)));
   const size_t workspace_bytes = 64u << 20;
