@@ -3,7 +3,10 @@
 //
 //   nvcc -std=c++17 -O3 -gencode=arch=compute_90a,code=sm_90a -Itemplates/runtime -Ibench/gpu/harness
 //        bench/gpu/model_ops_test.cu -lcublas -o /tmp/model_ops      (bash bench/gpu/run_model_ops.sh does this and runs it)
-//   /tmp/model_ops [--seed N] [--checks-only | --bench-only] [--runs N]
+//   /tmp/model_ops [--seed N] [--checks-only | --bench-only] [--runs N] [--energy SECONDS]
+//
+// --energy S: each timed op also runs back to back for S seconds on the board's energy counter
+// (bench_energy.cuh): joules a call and the mean watts, beside an idle board, a copy and the gate|up GEMM.
 //
 // Checks (fresh random inputs from the seed, never zeros; outputs poisoned with NaN first, so an unwritten
 // element fails): every op against a float64 computation on the CPU written here from the formulas, by
@@ -36,6 +39,8 @@
 #include "elementwise.cuh"  // rms_norm_forward / _backward: the attention output's norm per head
 #include "grad_norm.cuh"    // the global gradient norm's sum of squares
 #include "bench_timing.cuh"
+#include "bench_energy.cuh"
+#include "adamw.cuh"  // the optimizer step, timed at the 1B size
 
 #include <algorithm>
 #include <cmath>
@@ -145,17 +150,27 @@ static bool bitwise_equal(const std::vector<T>& a, const std::vector<T>& b) {
 struct Timing {
   std::string op, shape;
   double ms, bytes, flops, floor_ms;
+  OpEnergy energy;  // joules a call back to back (--energy), else zeros
 };
 static std::vector<Timing> g_timings;
 static double g_copy_bw = 0;     // bytes/s, read + written, measured
 static double g_gemm_rate = 0;   // FLOP/s, bf16 GEMM, measured
 static double g_nominal_bw = 0;  // bytes/s, the brief's floor (3.0 TB/s H100, 4.8 TB/s H200)
+static int g_runs = 20;          // timed calls an op (--runs)
+static double g_energy_seconds = 0;  // --energy S: each op also back to back for S seconds on the energy counter
+static EnergyMeter* g_meter = nullptr;
 
-static void record(const std::string& op, const std::string& shape, double ms, double bytes, double flops) {
+// Times op f (median of g_runs calls) and, with --energy, its joules a call back to back.
+template <typename F>
+static void record(const std::string& op, const std::string& shape, F f, double bytes, double flops) {
+  const double ms = time_ms(f, g_runs);
   const double floor_ms = std::max(bytes / g_copy_bw, flops > 0 ? flops / g_gemm_rate : 0.0) * 1e3;
-  g_timings.push_back({op, shape, ms, bytes, flops, floor_ms});
-  std::printf("TIME %-30s %-28s %8.3f ms  floor %8.3f ms  (%.2fx)\n", op.c_str(), shape.c_str(), ms, floor_ms,
-              ms / floor_ms);
+  const OpEnergy e = g_energy_seconds > 0 ? energy_per_call(*g_meter, f, g_energy_seconds) : OpEnergy{};
+  g_timings.push_back({op, shape, ms, bytes, flops, floor_ms, e});
+  std::printf("TIME %-30s %-28s %8.3f ms  floor %8.3f ms  (%.2fx)", op.c_str(), shape.c_str(), ms, floor_ms,
+              floor_ms > 0 ? ms / floor_ms : 0.0);
+  if (e.calls > 0) std::printf("  %.4f J a call, %.0f W, %.3f ms back to back", e.joules, e.watts, e.ms);
+  std::printf("\n");
 }
 
 // ------------------------------------------------------------------------------------------------------
@@ -594,9 +609,53 @@ static void measure_ceilings(cublasHandle_t handle, int runs) {
               g_copy_bw / 1e9, g_gemm_rate / 1e12, g_nominal_bw / 1e12);
 }
 
+// A kernel that keeps every SM's clock running with nothing to do: the board's power with the SMs idle at the
+// clocks a step leaves them (what a memory-bound op's joules are measured against).
+__global__ void sleep_kernel(int micros) {
+  for (int i = 0; i < micros; ++i) __nanosleep(1000);
+}
+
+// Linear-Llama3-1B's parameter table in the program's order (embedding, 16 layers, final norm, untied head):
+// matrices decay, norm gains do not; the rows the AdamW kernel searches.
+static std::vector<lasp::DecayRow> llama_1b_rows() {
+  const size_t H = 2048, F = 8192, V = 128256;
+  std::vector<std::pair<size_t, int>> tensors = {{V * H, 1}};
+  for (int l = 0; l < 16; ++l)
+    for (auto t : std::vector<std::pair<size_t, int>>{
+             {H, 0}, {H * H, 1}, {H * H, 1}, {H * H, 1}, {128, 0}, {H * H, 1}, {H, 0}, {2 * F * H, 1}, {F * H, 1}})
+      tensors.push_back(t);
+  tensors.push_back({H, 0});
+  tensors.push_back({V * H, 1});
+  std::vector<lasp::DecayRow> rows;
+  size_t offset = 0;
+  for (auto [elements, decay] : tensors) {
+    rows.push_back({offset, elements, decay});
+    offset += elements;
+  }
+  return rows;
+}
+
 static void bench(cublasHandle_t handle, uint64_t seed, int runs) {
   const int N = 16384, H = 2048, F = 8192, V = 128256;
   const std::string nh = "16384x2048";
+  {  // what the others are measured against: the SMs idle, a copy, the gate|up GEMM (random operands)
+    const int sms = 132;
+    record("idle (SMs asleep, 1 ms)", "132 blocks", [&] { sleep_kernel<<<sms, 32>>>(1000); }, 0, 0);
+    const size_t bytes = (size_t)2 << 30;
+    Dev<char> a(bytes), b(bytes);
+    CUDA_CHECK(cudaMemset(a.p, 1, bytes));
+    record("copy", "2 GiB", [&] { CUDA_CHECK(cudaMemcpyAsync(b.p, a.p, bytes, cudaMemcpyDeviceToDevice)); },
+           2.0 * bytes, 0);
+  }
+  {
+    const int m = N, n = 2 * F, k = H;
+    Dev<bf16> x((size_t)m * k), w((size_t)n * k), y((size_t)m * n);
+    fill(x, seed + 30, 1.0f);
+    fill(w, seed + 31, 1.0f / 45);
+    record("GEMM x W^T (gate|up forward)", "16384x16384x2048",
+           [&] { lasp::matmul(handle, false, true, m, n, k, x.p, w.p, y.p); }, 2.0 * (m * (double)k + n * (double)k + m * (double)n),
+           2.0 * m * (double)n * k);
+  }
   {  // embedding
     std::mt19937_64 rng(seed);
     const std::vector<int> ids = draw_ids(N, V, rng, false);
@@ -616,11 +675,11 @@ static void bench(cublasHandle_t handle, uint64_t seed, int runs) {
     Dev<char> ws(lasp::embedding_workspace_bytes(N, V));
     const lasp::EmbeddingSort sort = lasp::embedding_sort_view(ws.p, N, V);
     const double row = (double)H * sizeof(bf16);
-    record("embedding_forward", nh, time_ms([&] { lasp::embedding_forward(d_ids.p, table.p, out.p, N, H, 0); }, runs),
+    record("embedding_forward", nh, [&] { lasp::embedding_forward(d_ids.p, table.p, out.p, N, H, 0); },
            2.0 * N * row + N * 4.0, 0);
-    record("embedding_sort", "16384 ids", time_ms([&] { lasp::embedding_sort(d_ids.p, sort, 0); }, runs), 16.0 * N, 0);
+    record("embedding_sort", "16384 ids", [&] { lasp::embedding_sort(d_ids.p, sort, 0); }, 16.0 * N, 0);
     record("embedding_backward", nh + " " + std::to_string(unique) + " ids",
-           time_ms([&] { lasp::embedding_backward(sort, dout.p, dtable.p, H, 0); }, runs),
+           [&] { lasp::embedding_backward(sort, dout.p, dtable.p, H, 0); },
            N * row + 2.0 * unique * H * sizeof(float), 0);
   }
   {  // norms
@@ -639,17 +698,17 @@ static void bench(cublasHandle_t handle, uint64_t seed, int runs) {
     for (lasp::NormKind kind : {lasp::kRmsNorm, lasp::kLayerNorm}) {
       const bool ln = kind == lasp::kLayerNorm;
       const std::string name = ln ? "layernorm" : "rmsnorm";
-      record(name + "_forward +residual", nh, time_ms([&] {
+      record(name + "_forward +residual", nh, [&] {
                lasp::norm_forward(kind, out.p, ln ? mean.p : nullptr, rstd.p, x.p, y.p, x.p, w.p, b.p, N, H, 1e-5f, 0);
-             }, runs),
+             },
              4 * t, 0);
-      record(name + "_forward", nh, time_ms([&] {
+      record(name + "_forward", nh, [&] {
                lasp::norm_forward(kind, out.p, ln ? mean.p : nullptr, rstd.p, x.p, nullptr, nullptr, w.p, b.p, N, H, 1e-5f, 0);
-             }, runs),
+             },
              2 * t, 0);
-      record(name + "_backward acc", nh, time_ms([&] {
+      record(name + "_backward acc", nh, [&] {
                lasp::norm_backward(kind, dx.p, true, dw.p, db.p, dout.p, x.p, w.p, mean.p, rstd.p, N, H, scratch.p, 0);
-             }, runs),
+             },
              4 * t + partials, 0);
     }
   }
@@ -659,11 +718,11 @@ static void bench(cublasHandle_t handle, uint64_t seed, int runs) {
     fill(x, seed + 20, 2.0f);
     fill(dy, seed + 21, 1.0f);
     const double t = n * sizeof(bf16);
-    record("head_rms_forward", nh + " d 128", time_ms([&] { lasp::rms_norm_forward(x.p, y.p, heads, 128, 1e-6f, 0); }, runs),
+    record("head_rms_forward", nh + " d 128", [&] { lasp::rms_norm_forward(x.p, y.p, heads, 128, 1e-6f, 0); },
            2 * t, 0);
-    record("head_rms_backward", nh + " d 128", time_ms([&] {
+    record("head_rms_backward", nh + " d 128", [&] {
              lasp::rms_norm_backward(x.p, dy.p, y.p, heads, 128, 1e-6f, 0);
-           }, runs),
+           },
            3 * t, 0);
   }
   {  // the gradient norm's sum of squares over Linear-Llama3-1B's 1.6e9 fp32 gradients (untied head)
@@ -673,7 +732,43 @@ static void bench(cublasHandle_t handle, uint64_t seed, int runs) {
     fill(g, seed + 16, 1e-3f);
     const size_t sb = lasp::grad_norm_scratch_bytes(n);
     record("grad_norm_squared", "1.6e9 fp32",
-           time_ms([&] { lasp::grad_norm_squared(g.p, n, out.p, scratch.p, sb, 0); }, runs), 4.0 * n, 0);
+           [&] { lasp::grad_norm_squared(g.p, n, out.p, scratch.p, sb, 0); }, 4.0 * n, 0);
+  }
+  {  // the AdamW step over the 1.6e9 parameters (28 bytes each), with the 1B model's table; the shipped grid
+     // (grid_for: 132 x 8 blocks of 256) and others: the same bits by construction (one thread an element, the
+     // grid only strides), different joules perhaps
+    const std::vector<lasp::DecayRow> rows = llama_1b_rows();
+    const size_t n = rows.back().offset + rows.back().elements;
+    Dev<bf16> w(n);
+    Dev<uint16_t> low(n);
+    Dev<float> m(n), v(n), g(n);
+    fill(w, seed + 40, 0.05f);
+    fill(g, seed + 41, 1e-3f);
+    CUDA_CHECK(cudaMemset(low.p, 0, n * sizeof(uint16_t)));
+    CUDA_CHECK(cudaMemset(m.p, 0, n * sizeof(float)));
+    CUDA_CHECK(cudaMemset(v.p, 0, n * sizeof(float)));
+    const lasp::AdamwTable table = lasp::adamw_upload_table(rows, n);
+    lasp::AdamwSettings settings{};
+    settings.lr = 3e-4;
+    settings.beta1 = 0.9;
+    settings.beta2 = 0.95;
+    settings.eps = 1e-8;
+    settings.weight_decay = 0.1;
+    settings.clip_scale = 0.5;
+    settings.step = 10;
+    const lasp::AdamwConstants c = lasp::adamw_step_constants(settings);
+    const int shipped = lasp::adamw::grid_for(n);
+    for (const auto& launch : std::vector<std::pair<int, int>>{
+             {shipped, lasp::adamw::kThreads}, {132, 256}, {264, 256}, {528, 256}, {2112, 256}, {132, 1024}, {264, 512}}) {
+      const int blocks = launch.first, threads = launch.second;
+      const std::string shape = "1.6e9 " + std::to_string(blocks) + "x" + std::to_string(threads) +
+                                (blocks == shipped && threads == lasp::adamw::kThreads ? " (ships)" : "");
+      record("adamw_step", shape, [&] {
+        lasp::adamw::step_kernel<<<blocks, threads>>>(w.p, low.p, m.p, v.p, g.p, n, table.rows, table.count, c);
+        LAUNCH_CHECK();
+      }, 28.0 * n, 0);
+    }
+    CUDA_CHECK(cudaFree(const_cast<lasp::DecayRow*>(table.rows)));
   }
   {  // SwiGLU, the fused [N][2F] layout
     const size_t n = (size_t)N * F;
@@ -682,11 +777,11 @@ static void bench(cublasHandle_t handle, uint64_t seed, int runs) {
     fill(dh, seed + 11, 1.0f);
     const double t = n * sizeof(bf16);
     const std::string nf = "16384x8192";
-    record("swiglu_forward", nf, time_ms([&] { lasp::swiglu_forward(gu.p, gu.p + F, 2 * F, h.p, N, F, 0); }, runs),
+    record("swiglu_forward", nf, [&] { lasp::swiglu_forward(gu.p, gu.p + F, 2 * F, h.p, N, F, 0); },
            3 * t, 0);
-    record("swiglu_backward", nf, time_ms([&] {
+    record("swiglu_backward", nf, [&] {
              lasp::swiglu_backward(gu.p, gu.p + F, dh.p, dgu.p, dgu.p + F, 2 * F, N, F, 0);
-           }, runs),
+           },
            5 * t, 0);
   }
   {  // classifier
@@ -705,26 +800,26 @@ static void bench(cublasHandle_t handle, uint64_t seed, int runs) {
     for (int chunk : {2048, 4096, 8192}) {  // 8192: one fp32 dW pass fewer, 1 GiB more logits
       Dev<bf16> logits(lasp::classifier_logits_bytes(chunk, V) / sizeof(bf16));
       const std::string shape = nh + "x128256 c" + std::to_string(chunk);
-      record("classifier fwd+bwd", shape, time_ms([&] {
+      record("classifier fwd+bwd", shape, [&] {
                lasp::classifier_forward_backward(handle, 0, x.p, w.p, d_targets.p, N, V, H, chunk, inv, logits.p,
                                                  losses.p, dx.p, dw.p, false);
-             }, runs),
+             },
              io, flops);
       if (chunk != 4096) continue;
       // The same three GEMMs per chunk without the row kernel: the difference is the softmax kernel's time.
-      record("classifier GEMMs only", shape, time_ms([&] {
+      record("classifier GEMMs only", shape, [&] {
                for (int t0 = 0; t0 < N; t0 += chunk) {
                  lasp::matmul(handle, false, true, chunk, V, H, x.p + (size_t)t0 * H, w.p, logits.p);
                  lasp::matmul(handle, false, false, chunk, H, V, logits.p, w.p, dx.p + (size_t)t0 * H);
                  lasp::matmul(handle, true, false, V, H, chunk, logits.p, x.p + (size_t)t0 * H, dw.p,
                                   t0 > 0 ? 1.f : 0.f);
                }
-             }, runs),
+             },
              io, flops);
-      record("classifier loss only", shape, time_ms([&] {
+      record("classifier loss only", shape, [&] {
                lasp::classifier_forward_backward(handle, 0, x.p, w.p, d_targets.p, N, V, H, chunk, inv, logits.p,
                                                  losses.p, nullptr, nullptr, false);
-             }, runs),
+             },
              (double)V * H * 2 + N * H * 2.0, flops / 3);
       // Full-shape check: sampled rows' losses against float64 (the full reference is too slow for a CPU).
       lasp::classifier_forward_backward(handle, 0, x.p, w.p, d_targets.p, N, V, H, chunk, inv, logits.p, losses.p,
@@ -774,8 +869,11 @@ int main(int argc, char** argv) {
       checks = false;
     else if (a == "--runs" && i + 1 < argc)
       runs = std::stoi(argv[++i]);
+    else if (a == "--energy" && i + 1 < argc && std::atof(argv[i + 1]) > 0)
+      g_energy_seconds = std::atof(argv[++i]);
     else {
-      std::fprintf(stderr, "usage: %s [--seed N] [--checks-only | --bench-only] [--runs N]\n", argv[0]);
+      std::fprintf(stderr, "usage: %s [--seed N] [--checks-only | --bench-only] [--runs N] [--energy SECONDS]\n",
+                   argv[0]);
       return 2;
     }
   }
@@ -787,6 +885,13 @@ int main(int argc, char** argv) {
               (unsigned long long)seed);
   cublasHandle_t handle;
   CUBLAS_CHECK(cublasCreate(&handle));
+  g_runs = runs;
+  EnergyMeter meter;
+  g_meter = &meter;
+  if (g_energy_seconds > 0 && !meter.available()) {
+    std::printf("no energy counter here (libnvidia-ml.so.1 or nvmlDeviceGetTotalEnergyConsumption missing): times only\n");
+    g_energy_seconds = 0;
+  }
 
   if (checks) {
     check_embedding(seed + 100, 16384, 128256, 2048);
@@ -821,15 +926,18 @@ int main(int argc, char** argv) {
     std::printf("\nfloor = max(bytes moved once / measured copy bandwidth %.0f GB/s, FLOPs / measured GEMM rate %.0f "
                 "TFLOP/s); median of %d runs\n\n",
                 g_copy_bw / 1e9, g_gemm_rate / 1e12, runs);
-    std::printf("| op | shape | ms | GB | GB/s | TFLOP/s | floor ms | floor ms at %.1f TB/s | ms / floor |\n",
-                g_nominal_bw / 1e12);
-    std::printf("|---|---|---|---|---|---|---|---|---|\n");
+    const bool energy = g_energy_seconds > 0;
+    std::printf("| op | shape | ms | GB | GB/s | TFLOP/s | floor ms | floor ms at %.1f TB/s | ms / floor |%s\n",
+                g_nominal_bw / 1e12, energy ? " J a call | W | ms back to back |" : "");
+    std::printf("|---|---|---|---|---|---|---|---|---|%s\n", energy ? "---|---|---|" : "");
     for (const Timing& t : g_timings) {
       const double nominal = std::max(t.bytes / g_nominal_bw, t.flops > 0 ? t.flops / g_gemm_rate : 0.0) * 1e3;
-      std::printf("| %s | %s | %.3f | %.3f | %.0f | %s | %.3f | %.3f | %.2f |\n", t.op.c_str(), t.shape.c_str(), t.ms,
+      std::printf("| %s | %s | %.3f | %.3f | %.0f | %s | %.3f | %.3f | %.2f |", t.op.c_str(), t.shape.c_str(), t.ms,
                   t.bytes / 1e9, t.bytes / (t.ms * 1e-3) / 1e9,
                   t.flops > 0 ? std::to_string((int)(t.flops / (t.ms * 1e-3) / 1e12)).c_str() : "-", t.floor_ms,
-                  nominal, t.ms / t.floor_ms);
+                  nominal, t.floor_ms > 0 ? t.ms / t.floor_ms : 0.0);
+      if (energy) std::printf(" %.4f | %.0f | %.3f |", t.energy.joules, t.energy.watts, t.energy.ms);
+      std::printf("\n");
     }
   }
   return g_failures ? 1 : 0;

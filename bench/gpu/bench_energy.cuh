@@ -1,0 +1,90 @@
+// Energy for the kernel harnesses of bench/gpu: joules a call of an op spends, from the board's energy counter
+// (NVML's total energy, millijoules since the driver loaded), read around a stretch of calls back to back.
+//
+// Why: Linear-Llama3-1B's step runs at the H100's 700 W limit, where a step's time is its energy over the
+// limit's watts, so the joules an op spends (not its time alone) say what it costs the step
+// (bench/results/2026-12-06-update-overlap-h100.md). NVML is loaded at run time (libnvidia-ml.so.1 comes with
+// the driver; the CUDA toolkit has no header for it here), so the harnesses link as before and say "no energy"
+// where the library is missing.
+#pragma once
+#include <cuda_runtime.h>
+#include <dlfcn.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+
+#include "../../templates/runtime/check.cuh"
+
+class EnergyMeter {
+ public:
+  // The meter of CUDA device 0 (found by its PCI bus id: NVML's numbering can differ from CUDA's).
+  EnergyMeter() {
+    lib_ = dlopen("libnvidia-ml.so.1", RTLD_NOW);
+    if (!lib_) return;
+    using Init = int (*)();
+    using ByBus = int (*)(const char*, void**);
+    auto init = reinterpret_cast<Init>(dlsym(lib_, "nvmlInit_v2"));
+    auto by_bus = reinterpret_cast<ByBus>(dlsym(lib_, "nvmlDeviceGetHandleByPciBusId_v2"));
+    total_ = reinterpret_cast<Total>(dlsym(lib_, "nvmlDeviceGetTotalEnergyConsumption"));
+    char bus[32];
+    if (!init || !by_bus || !total_ || init() != 0 || cudaDeviceGetPCIBusId(bus, sizeof bus, 0) != cudaSuccess ||
+        by_bus(bus, &device_) != 0)
+      device_ = nullptr;
+    unsigned long long mj = 0;
+    if (device_ && total_(device_, &mj) != 0) device_ = nullptr;  // boards without the counter (before Volta)
+  }
+  bool available() const { return device_ != nullptr; }
+  // Millijoules since the driver loaded; 0 where unavailable.
+  unsigned long long millijoules() const {
+    unsigned long long mj = 0;
+    if (device_) total_(device_, &mj);
+    return mj;
+  }
+
+ private:
+  using Total = int (*)(void*, unsigned long long*);
+  void* lib_ = nullptr;
+  void* device_ = nullptr;
+  Total total_ = nullptr;
+};
+
+struct OpEnergy {
+  double joules = 0;  // per call
+  double watts = 0;   // the board's mean power over the stretch
+  double ms = 0;      // wall time per call over the stretch (back to back: the rate under the power limit)
+  long calls = 0;
+};
+
+// Calls f back to back for `seconds` after a quarter second of the same (the clocks settle at the power limit),
+// synchronising every few calls to watch the time; the counter is read at both ends of the stretch.
+template <typename F>
+static OpEnergy energy_per_call(const EnergyMeter& meter, F f, double seconds) {
+  using clock = std::chrono::steady_clock;
+  const auto run_for = [&](double s) {
+    long calls = 0;
+    const auto start = clock::now();
+    int batch = 1;
+    while (std::chrono::duration<double>(clock::now() - start).count() < s) {
+      for (int i = 0; i < batch; ++i) f();
+      CUDA_CHECK(cudaDeviceSynchronize());
+      calls += batch;
+      const double per = std::chrono::duration<double>(clock::now() - start).count() / calls;
+      batch = per > 0 ? (int)std::max(1.0, std::min(1000.0, 0.02 / per)) : 1000;  // about 20 ms a batch
+    }
+    return calls;
+  };
+  OpEnergy e;
+  if (!meter.available()) return e;
+  run_for(0.25);
+  const unsigned long long mj0 = meter.millijoules();
+  const auto t0 = clock::now();
+  e.calls = run_for(seconds);
+  const double wall = std::chrono::duration<double>(clock::now() - t0).count();
+  const unsigned long long mj1 = meter.millijoules();
+  const double joules = (double)(mj1 - mj0) * 1e-3;
+  e.joules = joules / e.calls;
+  e.watts = joules / wall;
+  e.ms = wall * 1e3 / e.calls;
+  return e;
+}
