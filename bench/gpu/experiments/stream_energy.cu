@@ -1,0 +1,445 @@
+// Experiment (issue 17): does data moved through TMA's bulk copies into shared memory cost fewer joules a byte
+// than the threads' own loads and stores?
+//
+// Why: at the 700 W limit a step's time is its energy over the limit's watts. The energy counter says
+// (bench/results/2026-12-07-energy-h100.md) that the memory-bound kernels spend about 160-170 mJ a GB above an
+// idle board, where a device-to-device cudaMemcpy spends about 90: AdamW's step alone is ~9.7 J of the 1B step's
+// ~166 J. If the bulk-copy path is nearer the copy's cost, AdamW and the gradient norm could give back a
+// few joules a step (each joule ~1.4 ms at 700 W).
+//
+// What runs (1.6e9 elements, Linear-Llama3-1B's parameter count; each op back to back for --seconds on the
+// energy counter, bench_energy.cuh):
+//   copy 2 GiB: cudaMemcpyAsync; a float4 load/store kernel; bulk load + bulk store (no thread touches the data)
+//   sum of squares of 1.6e9 fp32: grad_norm.cuh's kernel (ships) against a bulk-load pipeline read by the threads
+//   AdamW over 1.6e9: adamw.cuh's kernel (ships) against the same element update on tiles brought in and out by
+//   bulk copies (4 stages, one CTA an SM; 3 stages, two)
+// Checks first: the bulk AdamW equals the shipped kernel bit for bit (two steps, 10M + 3 elements, rows decayed
+// and not, a ragged tail); the bulk sum of squares within 1e-6 of grad_norm_squared's (fp64 both).
+//
+//   nvcc -std=c++17 -O3 -gencode=arch=compute_90a,code=sm_90a -Itemplates/runtime -Ibench/gpu \
+//        bench/gpu/experiments/stream_energy.cu -o .gpu-ops/stream_energy
+//   .gpu-ops/stream_energy [--seconds S]
+#include "adamw.cuh"
+#include "grad_norm.cuh"
+#include "hopper.cuh"
+#include "mma.cuh"  // ptx::smem_addr
+#include "bench_energy.cuh"
+#include "bench_timing.cuh"
+
+#include <cmath>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <string>
+#include <vector>
+
+using lasp::bf16;
+namespace hp = lasp::hopper;
+using lasp::ptx::smem_addr;
+
+__device__ __forceinline__ void bulk_load(uint32_t dst, const void* src, uint32_t bytes, uint32_t bar) {
+  asm volatile("cp.async.bulk.shared::cluster.global.mbarrier::complete_tx::bytes [%0], [%1], %2, [%3];\n" ::"r"(dst),
+               "l"(src), "r"(bytes), "r"(bar)
+               : "memory");
+}
+__device__ __forceinline__ void bulk_store(void* dst, uint32_t src, uint32_t bytes) {
+  asm volatile("cp.async.bulk.global.shared::cta.bulk_group [%0], [%1], %2;\n" ::"l"(dst), "r"(src), "r"(bytes)
+               : "memory");
+}
+__device__ __forceinline__ void bulk_wait_read1() { asm volatile("cp.async.bulk.wait_group.read 1;\n" ::: "memory"); }
+
+__device__ __forceinline__ void init_bars(uint64_t* bars, int count) {
+  if (threadIdx.x == 0) {
+    for (int s = 0; s < count; ++s) hp::mbar_init(smem_addr(&bars[s]), 1);
+    asm volatile("fence.mbarrier_init.release.cluster;\n" ::: "memory");
+  }
+  __syncthreads();
+}
+
+// The tiles of this CTA: blockIdx.x, + gridDim.x, ...
+__device__ __forceinline__ size_t tiles_of_block(size_t tiles) {
+  return tiles > blockIdx.x ? (tiles - blockIdx.x + gridDim.x - 1) / gridDim.x : 0;
+}
+
+// ---- copy: bulk load, bulk store, nothing else ----
+constexpr int kCopyStages = 4;
+constexpr uint32_t kCopyTile = 32768;
+__global__ void __launch_bounds__(32) bulk_copy_kernel(const char* src, char* dst, size_t tiles) {
+  extern __shared__ __align__(128) unsigned char smem[];
+  __shared__ uint64_t full[kCopyStages];
+  init_bars(full, kCopyStages);
+  if (threadIdx.x != 0) return;
+  const size_t my = tiles_of_block(tiles);
+  const auto tile = [&](size_t k) { return (size_t)blockIdx.x + k * gridDim.x; };
+  for (size_t k = 0; k < my && k < kCopyStages; ++k) {
+    hp::mbar_expect_tx(smem_addr(&full[k]), kCopyTile);
+    bulk_load(smem_addr(smem + k * kCopyTile), src + tile(k) * kCopyTile, kCopyTile, smem_addr(&full[k]));
+  }
+  for (size_t k = 0; k < my; ++k) {
+    const int s = k % kCopyStages;
+    hp::mbar_wait(smem_addr(&full[s]), (k / kCopyStages) & 1);
+    bulk_store(dst + tile(k) * kCopyTile, smem_addr(smem + s * kCopyTile), kCopyTile);
+    hp::bulk_commit();
+    if (k >= 1 && k - 1 + kCopyStages < my) {  // the stage of tile k - 1 takes tile k - 1 + stages
+      bulk_wait_read1();
+      const int p = (k - 1) % kCopyStages;
+      hp::mbar_expect_tx(smem_addr(&full[p]), kCopyTile);
+      bulk_load(smem_addr(smem + p * kCopyTile), src + tile(k - 1 + kCopyStages) * kCopyTile, kCopyTile,
+                smem_addr(&full[p]));
+    }
+  }
+  hp::bulk_wait0();
+}
+
+__global__ void ldg_copy_kernel(const float4* src, float4* dst, size_t n4) {
+  for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < n4; i += (size_t)gridDim.x * blockDim.x)
+    dst[i] = src[i];
+}
+
+// ---- sum of squares: bulk loads read by the threads ----
+constexpr int kSumStages = 4;
+constexpr int kSumTile = 8192;  // floats: 32 KB
+__global__ void __launch_bounds__(256) bulk_sumsq_kernel(const float* x, size_t tiles, double* out) {
+  extern __shared__ __align__(128) unsigned char smem[];
+  __shared__ uint64_t full[kSumStages];
+  __shared__ double partial[8];
+  init_bars(full, kSumStages);
+  float* buf = reinterpret_cast<float*>(smem);
+  const size_t my = tiles_of_block(tiles);
+  const auto tile = [&](size_t k) { return (size_t)blockIdx.x + k * gridDim.x; };
+  constexpr uint32_t bytes = kSumTile * sizeof(float);
+  if (threadIdx.x == 0)
+    for (size_t k = 0; k < my && k < kSumStages; ++k) {
+      hp::mbar_expect_tx(smem_addr(&full[k]), bytes);
+      bulk_load(smem_addr(buf + k * kSumTile), x + tile(k) * kSumTile, bytes, smem_addr(&full[k]));
+    }
+  double acc = 0;
+  for (size_t k = 0; k < my; ++k) {
+    const int s = k % kSumStages;
+    hp::mbar_wait(smem_addr(&full[s]), (k / kSumStages) & 1);
+    const float4* t4 = reinterpret_cast<const float4*>(buf + s * kSumTile);
+    float a = 0;
+    for (int i = threadIdx.x; i < kSumTile / 4; i += blockDim.x) {
+      const float4 v = t4[i];
+      a = fmaf(v.x, v.x, a);
+      a = fmaf(v.y, v.y, a);
+      a = fmaf(v.z, v.z, a);
+      a = fmaf(v.w, v.w, a);
+    }
+    acc += a;
+    __syncthreads();  // every thread is done with stage s
+    if (threadIdx.x == 0 && k + kSumStages < my) {
+      hp::mbar_expect_tx(smem_addr(&full[s]), bytes);
+      bulk_load(smem_addr(buf + s * kSumTile), x + tile(k + kSumStages) * kSumTile, bytes, smem_addr(&full[s]));
+    }
+  }
+  for (int o = 16; o > 0; o /= 2) acc += __shfl_down_sync(0xffffffffu, acc, o);
+  if (threadIdx.x % 32 == 0) partial[threadIdx.x / 32] = acc;
+  __syncthreads();
+  if (threadIdx.x == 0) {
+    double t = 0;
+    for (int w = 0; w < 8; ++w) t += partial[w];
+    atomicAdd(out, t);
+  }
+}
+
+// ---- AdamW on tiles brought in and out by bulk copies ----
+constexpr int kAdamTile = 2048;  // elements: 3 x 8 KB of fp32 (grad, m, v) + 2 x 4 KB (weights, low) = 32 KB
+constexpr uint32_t kAdamTileBytes = kAdamTile * (3 * 4 + 2 * 2);
+template <int Stages>
+__global__ void __launch_bounds__(256) bulk_adamw_kernel(bf16* __restrict__ weights, uint16_t* __restrict__ low,
+                                                        float* __restrict__ m, float* __restrict__ v,
+                                                        const float* __restrict__ grad, size_t n,
+                                                        const lasp::DecayRow* __restrict__ rows, int count,
+                                                        lasp::AdamwConstants c) {
+  extern __shared__ __align__(128) unsigned char smem[];
+  __shared__ uint64_t full[Stages];
+  init_bars(full, Stages);
+  const size_t tiles = n / kAdamTile;
+  const size_t my = tiles_of_block(tiles);
+  const auto tile = [&](size_t k) { return (size_t)blockIdx.x + k * gridDim.x; };
+  // A stage: grad | m | v (fp32) | weights | low (16-bit).
+  const auto g_of = [&](int s) { return reinterpret_cast<float*>(smem + s * kAdamTileBytes); };
+  const auto m_of = [&](int s) { return g_of(s) + kAdamTile; };
+  const auto v_of = [&](int s) { return g_of(s) + 2 * kAdamTile; };
+  const auto w_of = [&](int s) { return reinterpret_cast<bf16*>(g_of(s) + 3 * kAdamTile); };
+  const auto l_of = [&](int s) { return reinterpret_cast<uint16_t*>(w_of(s) + kAdamTile); };
+  const auto load = [&](int s, size_t t) {
+    const uint32_t bar = smem_addr(&full[s]);
+    const size_t e = t * kAdamTile;
+    hp::mbar_expect_tx(bar, kAdamTileBytes);
+    bulk_load(smem_addr(g_of(s)), grad + e, kAdamTile * 4, bar);
+    bulk_load(smem_addr(m_of(s)), m + e, kAdamTile * 4, bar);
+    bulk_load(smem_addr(v_of(s)), v + e, kAdamTile * 4, bar);
+    bulk_load(smem_addr(w_of(s)), weights + e, kAdamTile * 2, bar);
+    bulk_load(smem_addr(l_of(s)), low + e, kAdamTile * 2, bar);
+  };
+  if (threadIdx.x == 0)
+    for (size_t k = 0; k < my && k < (size_t)Stages; ++k) load(k, tile(k));
+  for (size_t k = 0; k < my; ++k) {
+    const int s = k % Stages;
+    hp::mbar_wait(smem_addr(&full[s]), (k / Stages) & 1);
+    const size_t base = tile(k) * kAdamTile;
+    for (int j = threadIdx.x; j < kAdamTile / 4; j += blockDim.x) {
+      float4* g4 = reinterpret_cast<float4*>(g_of(s)) + j;
+      float4* m4 = reinterpret_cast<float4*>(m_of(s)) + j;
+      float4* v4 = reinterpret_cast<float4*>(v_of(s)) + j;
+      lasp::adamw::Bf16x4 hi;
+      hi.v = reinterpret_cast<uint2*>(w_of(s))[j];
+      const ushort4 lo = reinterpret_cast<ushort4*>(l_of(s))[j];
+      float w[4] = {lasp::master_join(__low2bfloat16(hi.h[0]), lo.x), lasp::master_join(__high2bfloat16(hi.h[0]), lo.y),
+                    lasp::master_join(__low2bfloat16(hi.h[1]), lo.z), lasp::master_join(__high2bfloat16(hi.h[1]), lo.w)};
+      const float4 mv = *m4, vv = *v4, gv = *g4;
+      float mm[4] = {mv.x, mv.y, mv.z, mv.w}, vq[4] = {vv.x, vv.y, vv.z, vv.w};
+      const float g[4] = {gv.x, gv.y, gv.z, gv.w};
+      const size_t e = base + 4 * (size_t)j;
+      lasp::adamw::update_vector(w, mm, vq, g, 4, e, rows, count, lasp::adamw::row_of(rows, count, e), c);
+      *m4 = make_float4(mm[0], mm[1], mm[2], mm[3]);
+      *v4 = make_float4(vq[0], vq[1], vq[2], vq[3]);
+      bf16 h[4];
+      uint16_t l[4];
+      for (int u = 0; u < 4; ++u) lasp::master_split(w[u], &h[u], &l[u]);
+      lasp::adamw::Bf16x4 out;
+      out.h[0] = __halves2bfloat162(h[0], h[1]);
+      out.h[1] = __halves2bfloat162(h[2], h[3]);
+      reinterpret_cast<uint2*>(w_of(s))[j] = out.v;
+      reinterpret_cast<ushort4*>(l_of(s))[j] = make_ushort4(l[0], l[1], l[2], l[3]);
+    }
+    hp::fence_proxy_async();  // this thread's shared writes -> visible to the bulk stores
+    __syncthreads();
+    if (threadIdx.x == 0) {
+      bulk_store(m + base, smem_addr(m_of(s)), kAdamTile * 4);
+      bulk_store(v + base, smem_addr(v_of(s)), kAdamTile * 4);
+      bulk_store(weights + base, smem_addr(w_of(s)), kAdamTile * 2);
+      bulk_store(low + base, smem_addr(l_of(s)), kAdamTile * 2);
+      hp::bulk_commit();
+      if (k >= 1 && k - 1 + Stages < my) {  // tile k - 1's stage is read out: it takes tile k - 1 + Stages
+        bulk_wait_read1();
+        load((k - 1) % Stages, tile(k - 1 + Stages));
+      }
+    }
+  }
+  if (threadIdx.x == 0) hp::bulk_wait0();
+  // The ragged tail (n % tile elements) by the last block, one element a thread, as adamw.cuh's tail.
+  if (blockIdx.x == gridDim.x - 1)
+    for (size_t e = tiles * kAdamTile + threadIdx.x; e < n; e += blockDim.x) {
+      float w = lasp::master_join(weights[e], low[e]), mm = m[e], vv = v[e];
+      const float g = grad[e];
+      lasp::adamw::update_vector(&w, &mm, &vv, &g, 1, e, rows, count, lasp::adamw::row_of(rows, count, e), c);
+      m[e] = mm;
+      v[e] = vv;
+      lasp::master_split(w, &weights[e], &low[e]);
+    }
+}
+
+// The SMs clocked with nothing to do: the board's idle power at full clocks.
+__global__ void sleep_kernel(int micros) {
+  for (int i = 0; i < micros; ++i) __nanosleep(1000);
+}
+static void sleep_kernel_launch(int sms) { sleep_kernel<<<sms, 32>>>(1000); }
+
+// ---- host ----
+template <typename T>
+struct Buf {
+  T* p = nullptr;
+  size_t n = 0;
+  explicit Buf(size_t count) : n(count) { CUDA_CHECK(cudaMalloc(&p, count * sizeof(T))); }
+  ~Buf() { cudaFree(p); }
+  std::vector<T> host() const {
+    std::vector<T> h(n);
+    CUDA_CHECK(cudaMemcpy(h.data(), p, n * sizeof(T), cudaMemcpyDeviceToHost));
+    return h;
+  }
+};
+
+__global__ void fill_kernel(float* p, size_t n, uint32_t seed, float scale) {
+  for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < n; i += (size_t)gridDim.x * blockDim.x) {
+    uint32_t h = (uint32_t)i * 2654435761u ^ seed;
+    h ^= h >> 15;
+    h *= 2246822519u;
+    h ^= h >> 13;
+    p[i] = scale * ((float)(h >> 8) * (2.0f / 16777216.0f) - 1.0f);
+  }
+}
+__global__ void fill_bf16_kernel(bf16* p, size_t n, uint32_t seed, float scale) {
+  for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < n; i += (size_t)gridDim.x * blockDim.x) {
+    uint32_t h = (uint32_t)i * 2246822519u ^ seed;
+    h ^= h >> 13;
+    h *= 2654435761u;
+    p[i] = __float2bfloat16(scale * ((float)(h >> 8) * (2.0f / 16777216.0f) - 1.0f));
+  }
+}
+
+struct AdamState {
+  Buf<bf16> w;
+  Buf<uint16_t> low;
+  Buf<float> m, v, g;
+  explicit AdamState(size_t n) : w(n), low(n), m(n), v(n), g(n) {
+    fill_bf16_kernel<<<2048, 256>>>(w.p, n, 11, 0.05f);
+    fill_kernel<<<2048, 256>>>(g.p, n, 12, 1e-3f);
+    LAUNCH_CHECK();
+    CUDA_CHECK(cudaMemset(low.p, 0, n * sizeof(uint16_t)));
+    CUDA_CHECK(cudaMemset(m.p, 0, n * sizeof(float)));
+    CUDA_CHECK(cudaMemset(v.p, 0, n * sizeof(float)));
+    CUDA_CHECK(cudaDeviceSynchronize());
+  }
+};
+
+template <typename T>
+static bool same_bits(const Buf<T>& a, const Buf<T>& b) {
+  const std::vector<T> x = a.host(), y = b.host();
+  return std::memcmp(x.data(), y.data(), x.size() * sizeof(T)) == 0;
+}
+
+static int g_failures = 0;
+static void check(const std::string& what, bool ok) {
+  g_failures += !ok;
+  std::printf("CHECK %-70s %s\n", what.c_str(), ok ? "ok" : "FAIL");
+}
+
+template <int Stages>
+static void launch_bulk_adamw(AdamState& st, size_t n, const lasp::AdamwTable& t, const lasp::AdamwConstants& c,
+                              int per_sm, int sms) {
+  const size_t smem = (size_t)Stages * kAdamTileBytes;
+  CUDA_CHECK(cudaFuncSetAttribute(bulk_adamw_kernel<Stages>, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem));
+  bulk_adamw_kernel<Stages><<<per_sm * sms, 256, smem>>>(st.w.p, st.low.p, st.m.p, st.v.p, st.g.p, n, t.rows, t.count, c);
+  LAUNCH_CHECK();
+}
+
+static lasp::AdamwConstants constants(int step) {
+  lasp::AdamwSettings s{3e-4, 0.9, 0.95, 1e-8, 0.1, 0.5, step};
+  return lasp::adamw_step_constants(s);
+}
+
+// Rows of Linear-Llama3-1B (the harness's model_ops_test.cu has the same table) scaled to n: the first rows
+// as they are, the last row takes the rest.
+static std::vector<lasp::DecayRow> rows_for(size_t n) {
+  const size_t H = 2048, F = 8192, V = 128256;
+  std::vector<std::pair<size_t, int>> t = {{V * H, 1}};
+  for (int l = 0; l < 16; ++l)
+    for (auto x : std::vector<std::pair<size_t, int>>{
+             {H, 0}, {H * H, 1}, {H * H, 1}, {H * H, 1}, {128, 0}, {H * H, 1}, {H, 0}, {2 * F * H, 1}, {F * H, 1}})
+      t.push_back(x);
+  t.push_back({H, 0});
+  t.push_back({V * H, 1});
+  std::vector<lasp::DecayRow> rows;
+  size_t off = 0;
+  for (auto [e, d] : t) {
+    if (off >= n) break;
+    const size_t take = std::min(e, n - off);
+    rows.push_back({off, take, d});
+    off += take;
+  }
+  if (off < n) rows.back().elements += n - off;
+  return rows;
+}
+
+int main(int argc, char** argv) {
+  double seconds = 2;
+  for (int i = 1; i < argc; ++i) {
+    if (std::strcmp(argv[i], "--seconds") == 0 && i + 1 < argc) seconds = std::atof(argv[++i]);
+    else {
+      std::fprintf(stderr, "usage: %s [--seconds S]\n", argv[0]);
+      return 2;
+    }
+  }
+  cudaDeviceProp prop;
+  CUDA_CHECK(cudaGetDeviceProperties(&prop, 0));
+  const int sms = prop.multiProcessorCount;
+  EnergyMeter meter;
+  std::printf("GPU %s, %d SMs; energy counter %s\n", prop.name, sms, meter.available() ? "yes" : "NO");
+  CUDA_CHECK(cudaFuncSetAttribute(bulk_copy_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                                  (int)(kCopyStages * kCopyTile)));
+  CUDA_CHECK(cudaFuncSetAttribute(bulk_sumsq_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                                  (int)(kSumStages * kSumTile * sizeof(float))));
+
+  {  // checks: bulk AdamW against the shipped kernel, two steps, bit for bit
+    const size_t n = 10000003;  // 4882 tiles and a tail of 1667
+    const std::vector<lasp::DecayRow> rows = {{0, 5000001, 1}, {5000001, 2048, 0}, {5002049, 3, 0},
+                                              {5002052, n - 5002052, 1}};
+    const lasp::AdamwTable t = lasp::adamw_upload_table(rows, n);
+    for (int variant = 0; variant < 2; ++variant) {
+      AdamState a(n), b(n);
+      for (int step = 1; step <= 2; ++step) {
+        const lasp::AdamwConstants c = constants(step);
+        lasp::adamw::step_kernel<<<lasp::adamw::grid_for(n), lasp::adamw::kThreads>>>(a.w.p, a.low.p, a.m.p, a.v.p,
+                                                                                       a.g.p, n, t.rows, t.count, c);
+        LAUNCH_CHECK();
+        if (variant == 0) launch_bulk_adamw<4>(b, n, t, c, 1, sms);
+        else launch_bulk_adamw<3>(b, n, t, c, 2, sms);
+      }
+      CUDA_CHECK(cudaDeviceSynchronize());
+      const bool same = same_bits(a.w, b.w) && same_bits(a.low, b.low) && same_bits(a.m, b.m) && same_bits(a.v, b.v);
+      check(std::string("bulk AdamW (") + (variant == 0 ? "4 stages x 1" : "3 stages x 2") +
+                ") equals adamw.cuh's kernel bit for bit, 2 steps, 10000003 elements",
+            same);
+    }
+    CUDA_CHECK(cudaFree(const_cast<lasp::DecayRow*>(t.rows)));
+  }
+  {  // checks: bulk sum of squares against grad_norm_squared
+    const size_t n = (size_t)kSumTile * 1000;
+    Buf<float> x(n);
+    fill_kernel<<<2048, 256>>>(x.p, n, 5, 1e-2f);
+    Buf<double> out(1), ref(1), scratch(lasp::grad_norm_scratch_bytes(n) / sizeof(double));
+    lasp::grad_norm_squared(x.p, n, ref.p, scratch.p, lasp::grad_norm_scratch_bytes(n), 0);
+    CUDA_CHECK(cudaMemset(out.p, 0, sizeof(double)));
+    bulk_sumsq_kernel<<<sms, 256, kSumStages * kSumTile * sizeof(float)>>>(x.p, n / kSumTile, out.p);
+    LAUNCH_CHECK();
+    const double a = out.host()[0], r = ref.host()[0];
+    std::printf("INFO sum of squares: bulk %.9e, grad_norm %.9e\n", a, r);
+    check("bulk sum of squares within 1e-6 of grad_norm_squared", std::fabs(a - r) <= 1e-6 * r);
+  }
+
+  std::printf("\n| op | bytes moved | ms (median of 20) | J a call | W | GB/s back to back | mJ a GB above idle |\n");
+  std::printf("|---|---|---|---|---|---|---|\n");
+  double idle_w = 0;
+  const auto row = [&](const char* op, double bytes, auto f) {
+    const float ms = time_ms(f, 20);
+    const OpEnergy e = energy_per_call(meter, f, seconds);
+    const double above = bytes > 0 && e.calls ? (e.joules - idle_w * e.ms * 1e-3) / (bytes / 1e9) * 1e3 : 0;
+    std::printf("| %s | %.2f GB | %.3f | %.4f | %.0f | %.0f | %.0f |\n", op, bytes / 1e9, ms, e.joules, e.watts,
+                bytes > 0 ? bytes / (e.ms * 1e-3) / 1e9 : 0.0, above);
+    std::fflush(stdout);
+    return e;
+  };
+  idle_w = row("idle (SMs asleep)", 0, [&] { sleep_kernel_launch(sms); }).watts;
+  {
+    const size_t bytes = (size_t)2 << 30;
+    Buf<char> a(bytes), b(bytes);
+    CUDA_CHECK(cudaMemset(a.p, 1, bytes));
+    row("copy: cudaMemcpyAsync", 2.0 * bytes, [&] { CUDA_CHECK(cudaMemcpyAsync(b.p, a.p, bytes, cudaMemcpyDeviceToDevice)); });
+    row("copy: float4 loads and stores", 2.0 * bytes, [&] {
+      ldg_copy_kernel<<<sms * 8, 256>>>(reinterpret_cast<const float4*>(a.p), reinterpret_cast<float4*>(b.p), bytes / 16);
+    });
+    row("copy: bulk load + bulk store", 2.0 * bytes, [&] {
+      bulk_copy_kernel<<<sms * 2, 32, kCopyStages * kCopyTile>>>(a.p, b.p, bytes / kCopyTile);
+    });
+  }
+  const size_t n = 1599145984;  // Linear-Llama3-1B's parameters (a multiple of both tiles)
+  {
+    Buf<float> x(n);
+    fill_kernel<<<2048, 256>>>(x.p, n, 7, 1e-3f);
+    Buf<double> out(1), scratch(lasp::grad_norm_scratch_bytes(n) / sizeof(double));
+    row("sum of squares: grad_norm.cuh (ships)", 4.0 * n,
+        [&] { lasp::grad_norm_squared(x.p, n, out.p, scratch.p, lasp::grad_norm_scratch_bytes(n), 0); });
+    row("sum of squares: bulk loads", 4.0 * n, [&] {
+      CUDA_CHECK(cudaMemsetAsync(out.p, 0, sizeof(double)));
+      bulk_sumsq_kernel<<<sms, 256, kSumStages * kSumTile * sizeof(float)>>>(x.p, n / kSumTile, out.p);
+    });
+  }
+  {
+    AdamState st(n);
+    const std::vector<lasp::DecayRow> rows = rows_for(n);
+    const lasp::AdamwTable t = lasp::adamw_upload_table(rows, n);
+    const lasp::AdamwConstants c = constants(10);
+    row("AdamW: adamw.cuh (ships)", 28.0 * n, [&] {
+      lasp::adamw::step_kernel<<<lasp::adamw::grid_for(n), lasp::adamw::kThreads>>>(st.w.p, st.low.p, st.m.p, st.v.p,
+                                                                                    st.g.p, n, t.rows, t.count, c);
+    });
+    row("AdamW: bulk copies, 4 stages x 1 CTA an SM", 28.0 * n, [&] { launch_bulk_adamw<4>(st, n, t, c, 1, sms); });
+    row("AdamW: bulk copies, 3 stages x 2 CTAs an SM", 28.0 * n, [&] { launch_bulk_adamw<3>(st, n, t, c, 2, sms); });
+    CUDA_CHECK(cudaFree(const_cast<lasp::DecayRow*>(t.rows)));
+  }
+  std::printf("\n%d failed checks\n", g_failures);
+  return g_failures ? 1 : 0;
+}
