@@ -28,7 +28,7 @@ for d in */; do
   nccl=(-lnccl)
   grep -q -- "-DLASP_WITHOUT_NCCL" "$d/build.sh" && nccl=(-DLASP_WITHOUT_NCCL)
   nvcc -O3 -std=c++17 --use_fast_math -gencode=arch=compute_${ARCH:-90a},code=sm_${ARCH:-90a} -I"$d" -I"$d/lasp" \
-    "$d/main.cu" kernels.o "${nccl[@]}" "${libs[@]}" -Xcompiler -pthread -o "$d/prog" > "$LOGS/build-$d.log" 2>&1 &
+    "$d/main.cu" kernels.o "${nccl[@]}" "${libs[@]}" -Xcompiler -pthread -ldl -o "$d/prog" > "$LOGS/build-$d.log" 2>&1 &
 done
 wait
 for d in $(ls -d v-*/ b-*/ s-*/ m-*/ 2>/dev/null); do

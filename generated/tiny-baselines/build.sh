@@ -17,6 +17,7 @@ if [ "${LASP_CUDNN:-1}" != 0 ]; then
   done
 fi
 nccl=(-lnccl)
-# -pthread: checkpoints are written by a thread of their own (older glibc keeps threads in libpthread).
+# -pthread: checkpoints are written by a thread of their own (older glibc keeps threads in libpthread); -ldl:
+# the energy counter's NVML is loaded at run time (older glibc keeps dlopen in libdl).
 nvcc -O3 -std=c++17 --use_fast_math -lineinfo -gencode=arch=compute_${arch},code=sm_${arch} -I. -Ilasp \
-  main.cu kernels.cu "${cudnn[@]}" "${nccl[@]}" -lcublas -Xcompiler -pthread -o lasp_program
+  main.cu kernels.cu "${cudnn[@]}" "${nccl[@]}" -lcublas -Xcompiler -pthread -ldl -o lasp_program

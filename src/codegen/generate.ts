@@ -74,6 +74,7 @@ export const RUNTIME_FILES = [
   "optimizer.cuh",
   "train_data.cuh",
   "train_checkpoint.cuh",
+  "energy.cuh",
   "train.cuh",
 ] as const;
 

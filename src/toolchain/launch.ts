@@ -225,6 +225,9 @@ export interface TrainedEvent {
   /** Device memory in use at the end (the run's peak) and what the program allocated itself. */
   peak_mem_bytes?: number;
   program_mem_bytes?: number;
+  /** Rank 0's GPU over the steps' own time (NVML's energy counter), null where the program could not read it. */
+  joules?: number | null;
+  watts?: number | null;
 }
 export type ProgramEvent =
   | OptimizerEvent

@@ -557,6 +557,8 @@ describe("training progress", () => {
         eval_loss: 2.0,
         peak_mem_bytes: 37.5 * 2 ** 30,
         program_mem_bytes: 35 * 2 ** 30,
+        joules: 45_000,
+        watts: 700,
       },
     ];
     const t = summarizeTraining(events)!;
@@ -578,6 +580,7 @@ describe("training progress", () => {
       "  final loss       1.8000",
       "  eval loss        2.0000 (perplexity 7.39)",
       "  GPU memory       37.50 GiB in use at the end (rank 0)",
+      "  energy           45.0 kJ on rank 0's GPU at 700 W: 2.74 mJ a token",
       "  checkpoints      2 written; training stood still 2.3 s for them",
       "  last checkpoint  runs/b/checkpoints/step-001000",
     ]);
@@ -595,6 +598,8 @@ describe("training progress", () => {
       finished: false,
     });
     expect(t.evalLoss).toBeUndefined();
+    expect(t.joules).toBeUndefined(); // no `trained` event: no energy, and no row for it
+    expect(formatTraining(t)).not.toContain("energy");
     expect(formatTraining(t).split("\n")[0]).toBe("training over 1 rank (stopped early)");
     expect(summarizeTraining([start(0), summary(0, 40)])).toBeUndefined();
   });

@@ -418,6 +418,9 @@ export interface TrainingSummary {
   checkpointPause: number | undefined;
   /** Rank 0's device memory in use at the end (`trained`): the run's peak. */
   peakMemBytes: number | undefined;
+  /** Rank 0's GPU over the steps' own time (`trained`), where the program could read the energy counter. */
+  joules: number | undefined;
+  watts: number | undefined;
   /** Whether the program said it finished (`trained`); false when it stopped early. */
   finished: boolean;
 }
@@ -473,6 +476,8 @@ export function summarizeTraining(events: readonly ProgramEvent[]): TrainingSumm
       ? written.reduce((sum, c) => sum + (finite(c.paused_ms) ? c.paused_ms : 0), 0) / 1000
       : undefined,
     peakMemBytes: finite(trained?.peak_mem_bytes) ? trained.peak_mem_bytes : undefined,
+    joules: finite(trained?.joules) ? trained.joules : undefined,
+    watts: finite(trained?.watts) ? trained.watts : undefined,
     finished: trained !== undefined,
   };
 }
@@ -481,6 +486,24 @@ export function summarizeTraining(events: readonly ProgramEvent[]): TrainingSumm
 function formatSeconds(seconds: number): string {
   if (seconds < 1) return `${Math.round(seconds * 1000)} ms`;
   return seconds < 60 ? `${seconds.toFixed(1)} s` : formatDuration(seconds);
+}
+
+/**
+ * `45.0 kJ on rank 0's GPU at 700 W: 2.74 mJ a token`: the steps' energy on rank 0's GPU, its mean power, and
+ * the joules a token of that GPU's share (every rank runs the same step).
+ */
+function formatEnergy(joules: number, watts: number, tokens: number | undefined, ranks: number): string {
+  const amount =
+    joules >= 1e6
+      ? `${(joules / 3.6e6).toFixed(2)} kWh`
+      : joules >= 1e3
+        ? `${(joules / 1e3).toFixed(1)} kJ`
+        : `${joules.toFixed(1)} J`;
+  const perToken =
+    finite(tokens) && tokens > 0
+      ? `: ${((joules / (tokens / Math.max(ranks, 1))) * 1e3).toFixed(2)} mJ a token`
+      : "";
+  return `${amount} on rank 0's GPU at ${watts.toFixed(0)} W${perToken}`;
 }
 
 /** The training table; paths through `showPath` (relative to the working directory). */
@@ -502,6 +525,9 @@ export function formatTraining(t: TrainingSummary, showPath: (p: string) => stri
       : []),
     ...(finite(t.peakMemBytes)
       ? [["GPU memory", `${(t.peakMemBytes / 2 ** 30).toFixed(2)} GiB in use at the end (rank 0)`]]
+      : []),
+    ...(finite(t.joules) && finite(t.watts)
+      ? [["energy", formatEnergy(t.joules, t.watts, t.tokens, t.ranks)]]
       : []),
     ...(t.checkpoints > 0 && finite(t.checkpointPause)
       ? [

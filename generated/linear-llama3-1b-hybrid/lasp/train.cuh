@@ -24,6 +24,7 @@
 #include <signal.h>  // sigaction: the handler's semantics fixed by POSIX (std::signal's vary by platform)
 #include <cstdio>
 #include <string>
+#include "energy.cuh"            // StepEnergy: the steps' joules
 #include "layer.cuh"             // head_loss, step_loss
 #include "optimizer.cuh"         // Optimizer, the step
 #include "report.cuh"            // emit, say
@@ -144,6 +145,10 @@ inline int train_run(State& st, const OptimizerTables& tables, Forward forward, 
   const double tokens_per_step = program::kTokensPerStep * program::kAccumulate;
   const auto started = std::chrono::steady_clock::now();
   auto last = started;
+  char bus_id[32];
+  CUDA_CHECK(cudaDeviceGetPCIBusId(bus_id, sizeof bus_id, st.layout.device));
+  StepEnergy energy(bus_id);  // this rank's GPU, over the steps' own time as `last` counts it
+  energy.start();
   const uint64_t first_step = step;
   double loss = 0, eval_loss = NAN, step_seconds = 0;
   while (step < (uint64_t)steps) {
@@ -177,6 +182,7 @@ inline int train_run(State& st, const OptimizerTables& tables, Forward forward, 
     const double ms = train::seconds_since(last) * 1e3;
     step_seconds += ms * 1e-3;
     last = std::chrono::steady_clock::now();
+    energy.stop();
     const double tokens_per_s = tokens_per_step / (ms * 1e-3);
     emit("step", "\"step\":%llu,\"steps\":%lld,\"ms\":%.4f,\"loss\":%.17g,\"grad_norm\":%.6g,\"clip\":%.6g,\"lr\":%.6g,"
          "\"tokens_per_s\":%.1f,\"mfu\":%s,\"tokens_seen\":%llu,\"warmup\":false",
@@ -187,6 +193,7 @@ inline int train_run(State& st, const OptimizerTables& tables, Forward forward, 
     if (evaluating && (train::every(step, program::kEvalEvery) || step == (uint64_t)steps)) {
       eval_loss = evaluate(st, eval, stage, step, forward);
       last = std::chrono::steady_clock::now();  // evaluation is not the next step's time
+      energy.start();
     }
     finish_checkpoint(st, checkpoints, false);
     const bool stop = train::stop_requested(st);
@@ -195,6 +202,7 @@ inline int train_run(State& st, const OptimizerTables& tables, Forward forward, 
     if (st.opt.checkpoints && (due || final)) {
       save_checkpoint(st, o, trainer_state(st, o, step, position, tokens_seen), run_dir, checkpoints, final);
       last = std::chrono::steady_clock::now();
+      energy.start();
     }
     if (stop) {
       emit("stopped", "\"step\":%llu,\"reason\":\"signal\",\"code\":%d,\"checkpoint\":%s", (unsigned long long)step,
@@ -216,12 +224,22 @@ inline int train_run(State& st, const OptimizerTables& tables, Forward forward, 
   CUDA_CHECK(cudaMemGetInfo(&free_bytes, &total_bytes));
   const size_t in_use = total_bytes - free_bytes;
   const size_t program_bytes = in_use > st.baseline_mem_bytes ? in_use - st.baseline_mem_bytes : 0;
+  // Rank 0's GPU over the steps' own time (null where NVML is missing: energy.cuh).
+  char joules_text[32] = "null", watts_text[32] = "null", energy_say[64] = "";
+  if (energy.available() && step_seconds > 0) {
+    const double joules = energy.joules();
+    std::snprintf(joules_text, sizeof joules_text, "%.3f", joules);
+    std::snprintf(watts_text, sizeof watts_text, "%.1f", joules / step_seconds);
+    if (done > 0)
+      std::snprintf(energy_say, sizeof energy_say, "; %.0f W, %.2f mJ a token", joules / step_seconds,
+                    joules * 1e3 / (done * tokens_per_step / program::kGpus));
+  }
   emit("trained", "\"steps\":%llu,\"step\":%llu,\"tokens\":%.0f,\"seconds\":%.3f,\"tokens_per_s\":%.1f,\"mfu\":%s,"
-       "\"loss\":%.6f,\"eval_loss\":%s,\"peak_mem_bytes\":%zu,\"program_mem_bytes\":%zu",
+       "\"loss\":%.6f,\"eval_loss\":%s,\"peak_mem_bytes\":%zu,\"program_mem_bytes\":%zu,\"joules\":%s,\"watts\":%s",
        (unsigned long long)done, (unsigned long long)step, done * tokens_per_step, seconds, rate,
-       train::mfu_json(st, rate).c_str(), loss, eval_text, in_use, program_bytes);
-  say("trained %llu steps in %.1f s (%.1f s of steps): %.0f tokens/s, last loss %.4f; %.2f GiB in use\n",
-      (unsigned long long)done, seconds, step_seconds, rate, loss, in_use / 1073741824.0);
+       train::mfu_json(st, rate).c_str(), loss, eval_text, in_use, program_bytes, joules_text, watts_text);
+  say("trained %llu steps in %.1f s (%.1f s of steps): %.0f tokens/s, last loss %.4f; %.2f GiB in use%s\n",
+      (unsigned long long)done, seconds, step_seconds, rate, loss, in_use / 1073741824.0, energy_say);
   return 0;
 }
 

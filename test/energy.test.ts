@@ -1,0 +1,70 @@
+// templates/runtime/energy.cuh (the GPU's energy counter through NVML, loaded at run time), compiled with g++ and
+// driven against test/energy-nvml-stub.cpp, a stand-in library with NVML's three entry points: what the program
+// reports where NVML is there, missing, fails, or its counter runs backwards.
+import { spawnSync } from "node:child_process";
+import { mkdtempSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join, resolve } from "node:path";
+import { beforeAll, describe, expect, it } from "vitest";
+import { buildHarness, gxx } from "./host-harness.js";
+
+const dir = mkdtempSync(join(tmpdir(), "lasp-energy-"));
+const harness = join(dir, "harness");
+const stub = join(dir, "libnvml-stub.so");
+const bus = "00000000:1B:00.0";
+
+function run(library: string, busId: string, calls: string, env: Record<string, string> = {}): string {
+  const r = spawnSync(harness, [library, busId, calls], {
+    encoding: "utf8",
+    env: { ...process.env, ...env },
+  });
+  expect(r.stderr).toBe("");
+  expect(r.status).toBe(0);
+  return r.stdout.trim();
+}
+
+describe.skipIf(!gxx)("energy.cuh (host side, compiled with g++)", () => {
+  beforeAll(() => {
+    const build = buildHarness("energy-harness.cpp", harness);
+    expect(build.stderr).toBe("");
+    expect(build.status).toBe(0);
+    const lib = spawnSync(
+      "g++",
+      [
+        "-std=c++17",
+        "-O1",
+        "-Wall",
+        "-Wextra",
+        "-Werror",
+        "-shared",
+        "-fPIC",
+        resolve("test/energy-nvml-stub.cpp"),
+      ].concat(["-o", stub]),
+      { encoding: "utf8" },
+    );
+    expect(lib.stderr).toBe("");
+    expect(lib.status).toBe(0);
+  }, 60_000);
+
+  it("sums the counter over the steps: each stop adds what the board spent since the last read", () => {
+    // The stand-in's counter advances 1500 mJ a read: start, then three steps back to back.
+    expect(run(stub, bus, "seee")).toBe("available 1 joules 4.500");
+    expect(run(stub, bus, "seee", { LASP_STUB_STEP_MJ: "250" })).toBe("available 1 joules 0.750");
+  });
+
+  it("leaves out what is spent between steps (evaluation, checkpoints): a start begins counting again", () => {
+    expect(run(stub, bus, "sese")).toBe("available 1 joules 3.000");
+    expect(run(stub, bus, "ssse")).toBe("available 1 joules 1.500");
+  });
+
+  it("counts nothing where the counter runs backwards (a reset or wrapped counter)", () => {
+    expect(run(stub, bus, "seee", { LASP_STUB_STEP_MJ: "-100" })).toBe("available 1 joules 0.000");
+  });
+
+  it("reports no energy, and does not fail, where NVML is missing, fails, or does not know the GPU", () => {
+    expect(run(join(dir, "no-such-library.so"), bus, "see")).toBe("available 0 joules 0.000");
+    for (const fail of ["init", "handle", "energy"])
+      expect(run(stub, bus, "see", { LASP_STUB_FAIL: fail }), fail).toBe("available 0 joules 0.000");
+    expect(run(stub, "00000000:65:00.0", "see")).toBe("available 0 joules 0.000");
+  });
+});
