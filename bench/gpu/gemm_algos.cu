@@ -13,8 +13,11 @@
 //   - `--sustained MS`: each back to back for MS milliseconds after the GPU has run at full load for 2 s, so the
 //     board sits at its power limit as in the training step (bench/results/2026-12-06-gemm-clocks-h100.md); there
 //     time is energy, and the fastest algorithm is the one that spends the fewest joules a product.
+//   - `--configs`: also one line per cuBLASLt candidate: its algorithm id, tile, stages, cluster shape, split-k
+//     and CTA swizzle (cublasLt.h's enum values), its ms and, with --sustained, its joules a call from the board's
+//     energy counter (bench_energy.cuh): which configurations spend fewer joules at the limit.
 //   nvcc -O3 -std=c++17 -gencode=arch=compute_90a,code=sm_90a bench/gpu/gemm_algos.cu -lcublas -lcublasLt -o gemm_algos
-//   ./gemm_algos [--sustained MS] [--json OUT]
+//   ./gemm_algos [--sustained MS] [--json OUT] [--configs]
 #include <cublasLt.h>
 #include <cublas_v2.h>
 #include <cuda_bf16.h>
@@ -26,6 +29,7 @@
 
 #include "../../templates/runtime/blas.cuh"
 #include "../../templates/runtime/mlp_gemm.cuh"
+#include "bench_energy.cuh"  // EnergyMeter (--configs)
 #include "bench_fill.cuh"    // fill_uniform_kernel
 #include "bench_timing.cuh"
 
@@ -42,6 +46,9 @@
 // Milliseconds a call of f takes: the median of 20 after warm-up, or with sustained_ms > 0 the mean over calls
 // back to back for that long (one pair of events around them all: the launches queue, the GPU never idles).
 static double g_sustained_ms = 0;
+static bool g_configs = false;
+static EnergyMeter* g_meter = nullptr;
+static double g_last_joules = 0;  // of the last sustained call_ms, a call (0 without the counter)
 
 template <typename F>
 static float call_ms(F f) {
@@ -52,10 +59,14 @@ static float call_ms(F f) {
   cudaEvent_t a, b;
   CUDA_CHECK(cudaEventCreate(&a));
   CUDA_CHECK(cudaEventCreate(&b));
+  CUDA_CHECK(cudaDeviceSynchronize());
+  const unsigned long long mj0 = g_meter ? g_meter->millijoules() : 0;
   CUDA_CHECK(cudaEventRecord(a));
   for (int i = 0; i < calls; ++i) f();
   CUDA_CHECK(cudaEventRecord(b));
   CUDA_CHECK(cudaEventSynchronize(b));
+  const unsigned long long mj1 = g_meter ? g_meter->millijoules() : 0;
+  g_last_joules = (double)(mj1 - mj0) * 1e-3 / calls;
   float ms;
   CUDA_CHECK(cudaEventElapsedTime(&ms, a, b));
   CUDA_CHECK(cudaEventDestroy(a));
@@ -99,6 +110,22 @@ static float best_lt(cublasLtHandle_t lt, const Shape& s, const __nv_bfloat16* A
                                     workspace_bytes, 0));
     });
     best = ms < best ? ms : best;
+    if (g_configs) {
+      const auto get = [&](cublasLtMatmulAlgoConfigAttributes_t attr) {
+        uint32_t v = 0;
+        size_t written = 0;
+        return cublasLtMatmulAlgoConfigGetAttribute(&results[i].algo, attr, &v, sizeof v, &written) ==
+                       CUBLAS_STATUS_SUCCESS
+                   ? (int)v
+                   : -1;
+      };
+      std::printf("    candidate %2d: algo %3d tile %3d stages %3d cluster %2d splitk %2d swizzle %d  %8.4f ms",
+                  i, get(CUBLASLT_ALGO_CONFIG_ID), get(CUBLASLT_ALGO_CONFIG_TILE_ID), get(CUBLASLT_ALGO_CONFIG_STAGES_ID),
+                  get(CUBLASLT_ALGO_CONFIG_CLUSTER_SHAPE_ID), get(CUBLASLT_ALGO_CONFIG_SPLITK_NUM),
+                  get(CUBLASLT_ALGO_CONFIG_CTA_SWIZZLING), ms);
+      if (g_sustained_ms > 0 && g_last_joules > 0) std::printf("  %.4f J", g_last_joules);
+      std::printf("\n");
+    }
   }
   *tried = found;
   cublasLtMatmulPreferenceDestroy(pref);
@@ -117,8 +144,10 @@ int main(int argc, char** argv) {
       json = argv[++i];
     else if (a == "--sustained" && i + 1 < argc && std::atof(argv[i + 1]) > 0)
       g_sustained_ms = std::atof(argv[++i]);
+    else if (a == "--configs")
+      g_configs = true;
     else {
-      std::fprintf(stderr, "usage: %s [--sustained MS] [--json OUT]\n", argv[0]);
+      std::fprintf(stderr, "usage: %s [--sustained MS] [--json OUT] [--configs]\n", argv[0]);
       return 2;
     }
   }
@@ -158,6 +187,8 @@ int main(int argc, char** argv) {
   CUDA_CHECK(cudaMalloc(&workspace, workspace_bytes));
   cublasHandle_t handle;
   cublasLtHandle_t lt;
+  EnergyMeter meter;
+  if (g_configs && meter.available()) g_meter = &meter;
   CUBLAS_CHECK(cublasCreate(&handle));
   CUBLASLT_CHECK(cublasLtCreate(&lt));
   cudaDeviceProp prop;
@@ -185,6 +216,8 @@ int main(int argc, char** argv) {
       if (s.fp32_out) lasp::matmul(handle, s.trans_a, s.trans_b, s.M, s.N, s.K, A, B, static_cast<float*>(C));
       else lasp::matmul(handle, s.trans_a, s.trans_b, s.M, s.N, s.K, A, B, static_cast<__nv_bfloat16*>(C));
     });
+    const double j_default = g_last_joules;
+    if (g_configs) std::printf("  %s: cublasGemmEx %.4f ms  %.4f J\n", s.what, ms_default, j_default);
     int tried = 0;
     const float ms_lt = best_lt(lt, s, A, B, C, workspace, workspace_bytes, &tried);
     const bool lasp_takes = !s.trans_a && !s.fp32_out && s.M % lasp::mlpg::kBM == 0 && s.K % lasp::mlpg::kBK == 0 &&
@@ -194,6 +227,7 @@ int main(int argc, char** argv) {
       CUDA_CHECK(lasp::mlpg::plain(
           lasp::mlpg::prepare_plain(A, B, static_cast<__nv_bfloat16*>(C), s.M, s.N, s.K, b_mn), b_mn, 0));
     });
+    if (g_configs && lasp_takes) std::printf("    lasp's Hopper GEMM %.4f ms  %.4f J\n", ms_lasp, g_last_joules);
     const double flops = 2.0 * s.M * s.N * s.K;
     const float best = std::min(ms_default, std::min(ms_lt, ms_lasp));
     step_default += ms_default * s.per_step;

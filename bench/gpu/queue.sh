@@ -63,7 +63,8 @@
 #   gemmsus    .gpu-ops/gemm_algos (bench/gpu/gemm_algos.cu's nvcc line, -I/tmp/nvroot/include -L/tmp/nvroot/lib,
 #              output there): the 1B step's GEMM shapes, cuBLAS's default against cuBLASLt's candidates and lasp's
 #              Hopper GEMM (where it takes the shape), each back to back for 250 ms at the power limit on random
-#              operands (which spends the fewest joules), with the SM clock and power sampled
+#              operands (which spends the fewest joules), with the SM clock and power sampled; GEMMSUS_ARGS=--configs
+#              adds every cuBLASLt candidate's configuration (tile, stages, cluster shape) with its joules a call
 #   lgemm      .gpu-lgemm/t-linear-1b-keep-w1 and v-hyb-rope-w1 (built with bench/gpu/experiments/lasp-gemm.patch
 #              applied: `build-specs-here.sh .gpu-lgemm t-linear-1b-keep-w1 v-hyb-rope-w1`), .gpu-suite/data,
 #              .device/wheels: the projections on lasp's Hopper GEMM (LASP_GEMM=lasp): the hybrid verified against
@@ -176,7 +177,8 @@ run_lot() { # lot limit dir
     gemmsus)
       nvidia-smi --query-gpu=clocks.sm,power.draw --format=csv,noheader -lms 500 > "$dir/clocks.txt" &
       sampler=$!
-      timeout $((limit - 5)) .gpu-ops/gemm_algos --sustained 250 --json "$dir/gemm-sustained.json" > "$dir/gemm.txt" 2>&1
+      timeout $((limit - 5)) .gpu-ops/gemm_algos --sustained 250 --json "$dir/gemm-sustained.json" ${GEMMSUS_ARGS:-} \
+        > "$dir/gemm.txt" 2>&1
       kill "$sampler" 2> /dev/null ;;
     train1b)
       python3 -m pip install -q --no-deps --no-index --target /tmp/fla .device/wheels/*.whl
@@ -225,11 +227,17 @@ d = sys.argv[1]
 def med(path):
     ms = [e["ms"] for e in map(json.loads, (l for l in open(path) if l.startswith("{"))) if e["event"] == "step" and e["step"] >= 5]
     return statistics.median(ms) if ms else float("nan")
-torch_ms = json.load(open(f"{d}/torch-1b.json"))["step_ms"]
+def joules(path):  # the trained event's joules a step (every step of the run: the first's start-up included)
+    t = [e for e in map(json.loads, (l for l in open(path) if l.startswith("{"))) if e["event"] == "trained"]
+    return t[-1]["joules"] / t[-1]["steps"] if t and t[-1].get("joules") is not None and t[-1]["steps"] else float("nan")
+torch_run = json.load(open(f"{d}/torch-1b.json"))
+torch_ms, torch_j = torch_run["step_ms"], torch_run.get("joules_per_step") or float("nan")
 for arm, name in (("A", sys.argv[2]), ("B", sys.argv[3])):
     runs = [med(f"{d}/{r}/{arm}.1.jsonl") for r in ("before", "after")]
     m = statistics.median(runs)
     print(f"lasp {name}: {' '.join(f'{v:.2f}' for v in runs)} ms, median {m:.2f}; PyTorch {torch_ms:.2f} ms: {torch_ms / m:.3f}x")
+    j = statistics.median([joules(f"{d}/{r}/{arm}.1.jsonl") for r in ("before", "after")])
+    print(f"  energy: lasp {j:.1f} J a step, PyTorch {torch_j:.1f} J a timed step: {torch_j / j:.3f}x")
 PY
       ;;
     shipref)

@@ -36,6 +36,7 @@ linear 4 x 64 x d + 4 x d x d per head). MFU = FLOPs per token x tokens/s / the 
 
 import argparse
 import csv
+import ctypes
 import gc
 import json
 import math
@@ -582,18 +583,51 @@ def fwd_bwd(model, ids, labels):
     return loss
 
 
+def energy_counter(device):
+    """A function giving this GPU's energy counter in millijoules (NVML's total energy, as lasp's programs read it:
+    templates/runtime/energy.cuh), or None where NVML or the counter is missing."""
+    if not device.startswith("cuda"):
+        return None
+    try:
+        nvml = ctypes.CDLL("libnvidia-ml.so.1")
+        if nvml.nvmlInit_v2() != 0:
+            return None
+        props = torch.cuda.get_device_properties(device)
+        handle = ctypes.c_void_p()
+        bus = getattr(props, "pci_bus_id", None)
+        if bus is not None:
+            name = f"{getattr(props, 'pci_domain_id', 0):08X}:{bus:02X}:{getattr(props, 'pci_device_id', 0):02X}.0"
+            found = nvml.nvmlDeviceGetHandleByPciBusId_v2(name.encode(), ctypes.byref(handle))
+        else:  # an older torch: the index, right where CUDA_VISIBLE_DEVICES does not renumber
+            found = nvml.nvmlDeviceGetHandleByIndex_v2(torch.cuda.current_device(), ctypes.byref(handle))
+        mj = ctypes.c_ulonglong()
+        if found != 0 or nvml.nvmlDeviceGetTotalEnergyConsumption(handle, ctypes.byref(mj)) != 0:
+            return None
+    except OSError:
+        return None
+
+    def read():
+        nvml.nvmlDeviceGetTotalEnergyConsumption(handle, ctypes.byref(mj))
+        return mj.value
+
+    return read
+
+
 def time_steps(model, opt, ids, labels, steps, warmup, device, clip=0.0):
     """Median ms of forward+backward, of the optimizer step (when opt; with clip > 0, the gradients clipped to
     that global norm first, inside the optimizer's time, as lasp's train step does) and of the clipping alone,
-    peak bytes; the first loss."""
+    peak bytes; the first loss; joules a timed step from the GPU's energy counter (None without it)."""
     cuda = device.startswith("cuda")
     fb, os_, cs, first = [], [], [], None
+    counter = energy_counter(device)
+    mj0 = None
     for i in range(warmup + steps):
         model.zero_grad(set_to_none=True)
         e0, e1, ec, e2 = Timer(device), Timer(device), Timer(device), Timer(device)
         if i == warmup and cuda:
             torch.cuda.synchronize()
             torch.cuda.reset_peak_memory_stats()
+            mj0 = counter() if counter else None
         sync(device)
         e0.record()
         loss = fwd_bwd(model, ids, labels)
@@ -613,9 +647,10 @@ def time_steps(model, opt, ids, labels, steps, warmup, device, clip=0.0):
             fb.append(e0.ms_to(e1))
             os_.append(e1.ms_to(e2))
             cs.append(e1.ms_to(ec))
+    joules = (counter() - mj0) * 1e-3 / steps if mj0 is not None and steps > 0 else None
     peak = torch.cuda.max_memory_allocated() if cuda else 0
     med = lambda v: statistics.median(v) if opt is not None else None  # noqa: E731
-    return statistics.median(fb), med(os_), (med(cs) if clip > 0 else None), peak, first
+    return statistics.median(fb), med(os_), (med(cs) if clip > 0 else None), peak, first, joules
 
 
 KERNEL_GROUPS = [
@@ -931,7 +966,7 @@ def run_bench(args):
     gen = torch.Generator(device=device).manual_seed(0)
     ids, labels = next_token_batch(cfg, args.batch, seq_len, device, gen)
     t0 = time.time()
-    fb_ms, opt_ms, clip_ms, peak_bytes, first_loss = time_steps(
+    fb_ms, opt_ms, clip_ms, peak_bytes, first_loss, step_joules = time_steps(
         model, opt, ids, labels, args.steps, args.warmup, device, args.clip_grad_norm
     )
     print(f"timed {args.steps} steps after {args.warmup} warm-up ({time.time() - t0:.0f} s with compilation); first loss {first_loss:.4f} (ln vocab {math.log(cfg.vocab):.4f})")
@@ -965,6 +1000,7 @@ def run_bench(args):
         "clip_ms": clip_ms,
         "step_ms": fb_ms + opt_ms if opt_ms is not None else None,
         "peak_memory_bytes": peak_bytes,
+        "joules_per_step": step_joules,
         "peak_memory_includes_optimizer_state": opt is not None,
         "lm_head_dw_fp32_gemm": kernels.addmm_out_dtype,
     }
@@ -981,6 +1017,8 @@ def run_bench(args):
             f" {mfu(res['step_mfu'])}"
         )
     print(f"peak memory {peak_bytes / 2**30:.2f} GiB ({'with' if opt else 'without'} optimizer state)")
+    if step_joules is not None:
+        print(f"energy: {step_joules:.1f} J a timed step (the GPU's counter over the {args.steps} timed steps)")
     if args.kernel_profile and cuda:
         res["kernel_profile"] = kp = kernel_profile(
             model, opt, ids, labels, args.clip_grad_norm, args.kernel_trace
