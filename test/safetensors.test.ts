@@ -224,21 +224,57 @@ describe.skipIf(!gxx)("safetensors.cuh (host side, compiled with g++)", () => {
     expect(run("read-bf16", path, "model.embed_tokens.weight", "masters").stdout).toBe(
       `${EMBED.map((v) => `${v.toString(16)}:0000`).join(" ")}\n`,
     );
-    // Without the allowance the same file is refused, naming the dtype found; with it, F16 still is.
+    // Without the allowance the same file is refused, naming the dtype found.
     expect(run("read", path).stderr).toBe(
       `${path}: tensor \`model.layers.0.mlp.up_proj.weight\` is F32 [2, 5], the model expects BF16 [2, 5]`,
     );
-    const f16 = join(dir, "f16-for-bf16.safetensors");
-    const f16Header = JSON.stringify({
-      "model.embed_tokens.weight": { dtype: "F16", shape: [4, 3], data_offsets: [0, 24] },
-      "model.layers.0.mlp.up_proj.weight": { dtype: "BF16", shape: [2, 5], data_offsets: [24, 44] },
+    // A dtype that is none of the three is refused with the allowance too, naming what would do.
+    const f64 = join(dir, "f64-for-bf16.safetensors");
+    const f64Header = JSON.stringify({
+      "model.embed_tokens.weight": { dtype: "F64", shape: [4, 3], data_offsets: [0, 96] },
+      "model.layers.0.mlp.up_proj.weight": { dtype: "BF16", shape: [2, 5], data_offsets: [96, 116] },
+      "model.norm.weight": { dtype: "F32", shape: [3], data_offsets: [116, 128] },
+    });
+    writeFileSync(f64, safetensorsFile(f64Header, Buffer.concat([Buffer.alloc(96), u16(UP), f32(NORM)])));
+    expect(run("read-bf16", f64, "model.norm.weight")).toMatchObject({
+      status: 1,
+      stderr: `${f64}: tensor \`model.embed_tokens.weight\` is F64 [4, 3], the model expects BF16, F32 or F16 [4, 3]`,
+    });
+  });
+
+  it("takes F16 where BF16 is expected and wider values are allowed: widened to F32 exactly, then as F32", () => {
+    // 1, 1 + 2^-10 (below a bf16 tie), 1 + 2^-8 (a tie to the even 3f80), 1 + 3 * 2^-8 (a tie to the even 3f82),
+    // the smallest subnormal half, the largest subnormal, the largest half (rounds up to 65536), -infinity, a
+    // NaN, -0; read in pieces of 3 (the harness's scratch), each widened in place.
+    const halves = [0x3c00, 0x3c01, 0x3c04, 0x3c0c, 0x0001, 0x03ff, 0x7bff, 0xfc00, 0x7e00, 0x8000];
+    const widened = [
+      0x3f800000, 0x3f802000, 0x3f808000, 0x3f818000, 0x33800000, 0x387fc000, 0x477fe000, 0xff800000,
+      0x7fc00000, 0x80000000,
+    ];
+    const path = join(dir, "f16.safetensors");
+    const header = JSON.stringify({
+      "model.embed_tokens.weight": { dtype: "BF16", shape: [4, 3], data_offsets: [0, 24] },
+      "model.layers.0.mlp.up_proj.weight": { dtype: "F16", shape: [2, 5], data_offsets: [24, 44] },
       "model.norm.weight": { dtype: "F32", shape: [3], data_offsets: [44, 56] },
     });
-    writeFileSync(f16, safetensorsFile(f16Header, Buffer.concat([u16(EMBED), u16(UP), f32(NORM)])));
-    expect(run("read-bf16", f16, "model.norm.weight")).toMatchObject({
-      status: 1,
-      stderr: `${f16}: tensor \`model.embed_tokens.weight\` is F16 [4, 3], the model expects BF16 or F32 [4, 3]`,
+    writeFileSync(path, safetensorsFile(header, Buffer.concat([u16(EMBED), u16(halves), f32(NORM)])));
+    expect(run("read-bf16", path, "model.layers.0.mlp.up_proj.weight")).toMatchObject({
+      status: 0,
+      stdout: "3f80 3f80 3f80 3f82 3380 3880 4780 ff80 7fc0 8000\n",
     });
+    // Train mode keeps each whole: (hi << 16) + the signed low half is the half's value as an fp32.
+    const masters = run("read-bf16", path, "model.layers.0.mlp.up_proj.weight", "masters");
+    expect(masters.status).toBe(0);
+    const pairs = masters.stdout
+      .trim()
+      .split(" ")
+      .map((p) => p.split(":").map((h) => parseInt(h, 16)));
+    expect(pairs).toHaveLength(halves.length);
+    pairs.forEach(([hi, lo], i) => expect(((hi! << 16) + ((lo! << 16) >> 16)) >>> 0).toBe(widened[i]));
+    // Without the allowance F16 is refused as before.
+    expect(run("read", path).stderr).toBe(
+      `${path}: tensor \`model.layers.0.mlp.up_proj.weight\` is F16 [2, 5], the model expects BF16 [2, 5]`,
+    );
   });
 
   it("names the tensor, the expected and the found dtype", () => {

@@ -134,8 +134,9 @@ inline bool read_to_device(const std::string& path, const safetensors::Header& h
 
 // The weights from `path` (a file, a Hugging Face index or a folder: safetensors_shards.cuh) on every rank,
 // after every file is checked against the model. BF16 tensors are read as they are, F32 ones (a model saved in
-// fp32) rounded to nearest even, as PyTorch's cast to bfloat16 rounds; with `keep_masters` (train mode, before
-// the optimizer exists) an F32 file's values are kept whole instead: the weights are their high halves and
+// fp32) rounded to nearest even, as PyTorch's cast to bfloat16 rounds, and F16 ones (float16) the same after
+// widening to fp32 exactly; with `keep_masters` (train mode, before the optimizer exists) an F32 or F16 file's
+// values are kept whole instead: the weights are their high halves and
 // st.loaded_low their low halves, which make_optimizer takes as the fp32 masters' (master_weights.cuh). Each
 // tensor goes through a 64 MiB staging buffer, so a rank never holds the whole model in host memory (eight ranks
 // of an 8B model would hold 128 GB); the low halves, where kept, are 2 bytes a parameter of host memory until the
@@ -151,17 +152,19 @@ inline void load_weights(State& st, const std::string& path, bool keep_masters =
   if (!safetensors::open_shards(path, expected, &shards, &error)) weights_io::fail(error);
   std::vector<uint16_t> staging((size_t)32 << 20);
   std::vector<float> scratch;
-  int widened = 0;
+  int f32_tensors = 0, f16_tensors = 0;
   st.loaded_low.clear();
   for (int r = 0; r < m.parameter_count; r++) {
     const std::string& name = m.parameters[r].name;
     const std::string* file = nullptr;
     const safetensors::Header* header = nullptr;
     if (!shards.find(name, &file, &header)) weights_io::fail(path + " has no tensor `" + name + "`");
-    const bool f32 = safetensors::dtype_of(*header, name) == safetensors::DType::F32;
-    widened += f32;
-    // Only F32 tensors have low halves to keep: the plane is made at the first (BF16 tensors and padding 0).
-    if (f32 && keep_masters && st.loaded_low.empty()) st.loaded_low.assign(m.parameter_elements, 0);
+    const safetensors::DType dtype = safetensors::dtype_of(*header, name);
+    f32_tensors += dtype == safetensors::DType::F32;
+    f16_tensors += dtype == safetensors::DType::F16;
+    // Only F32 and F16 tensors have low halves to keep: the plane is made at the first (BF16 tensors and padding 0).
+    if (dtype != safetensors::DType::BF16 && keep_masters && st.loaded_low.empty())
+      st.loaded_low.assign(m.parameter_elements, 0);
     uint16_t* device = reinterpret_cast<uint16_t*>(st.params[r]);  // bf16's bits
     uint16_t* low = st.loaded_low.empty() ? nullptr : st.loaded_low.data() + (st.params[r] - st.params.base);
     if (!weights_io::staged(device, m.parameters[r].elements, staging, [&](size_t done, size_t n, uint16_t* host) {
@@ -170,13 +173,17 @@ inline void load_weights(State& st, const std::string& path, bool keep_masters =
         }))
       weights_io::fail(error);
   }
-  emit("weights", "\"loaded\":%s,\"tensors\":%d,\"files\":%d,\"f32_tensors\":%d", json_string(path).c_str(),
-       m.parameter_count, (int)shards.paths.size(), widened);
+  emit("weights", "\"loaded\":%s,\"tensors\":%d,\"files\":%d,\"f32_tensors\":%d,\"f16_tensors\":%d",
+       json_string(path).c_str(), m.parameter_count, (int)shards.paths.size(), f32_tensors, f16_tensors);
+  const char* wide = f16_tensors == 0 ? "F32" : f32_tensors == 0 ? "F16" : "F32 and F16";
+  char how[128] = "";
+  if (f32_tensors + f16_tensors > 0)
+    std::snprintf(how, sizeof how, st.loaded_low.empty() ? "; its %s tensors rounded to BF16"
+                                                         : "; its %s tensors kept whole as the fp32 master weights (BF16 "
+                                                           "for the products)",
+                  wide);
   say("loaded %d weight tensors from %s (%d file%s)%s\n", m.parameter_count, path.c_str(), (int)shards.paths.size(),
-      shards.paths.size() == 1 ? "" : "s",
-      widened == 0              ? ""
-      : st.loaded_low.empty()   ? "; its F32 tensors rounded to BF16"
-                                : "; its F32 tensors kept whole as the fp32 master weights (BF16 for the products)");
+      shards.paths.size() == 1 ? "" : "s", how);
 }
 
 // The step's weight gradients (summed over every rank), tokens, labels (and where documents end) and loss to

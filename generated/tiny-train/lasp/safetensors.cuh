@@ -21,8 +21,10 @@
 //   there with the expected dtype and shape, and the file may hold no other tensor. Errors are returned as a
 //   sentence naming the file, the tensor, what was expected and what was found; the program prints it and
 //   exits (a wrong file is the user's to fix, not a bug).
-// - Only BF16, F32 and I32 data are written (weights, gradients, token ids); a header naming another dtype
-//   parses (so the error can say "expected BF16, found F16") and is refused where a tensor is checked.
+// - Only BF16, F32 and I32 data are written (weights, gradients, token ids). F16 is read where BF16 is expected
+//   and wider values are allowed (--load-weights: a model saved in float16), widened to F32 exactly first; a
+//   header naming another dtype parses (so the error can say "expected BF16, found F64") and is refused where a
+//   tensor is checked.
 #pragma once
 #include <fcntl.h>
 #include <unistd.h>
@@ -43,12 +45,14 @@
 namespace lasp {
 namespace safetensors {
 
-enum class DType { BF16, F32, I32, Other };
+enum class DType { BF16, F32, I32, F16, Other };
 
 inline const char* dtype_name(DType d) {
-  return d == DType::BF16 ? "BF16" : d == DType::F32 ? "F32" : d == DType::I32 ? "I32" : "?";
+  return d == DType::BF16 ? "BF16" : d == DType::F32 ? "F32" : d == DType::I32 ? "I32" : d == DType::F16 ? "F16" : "?";
 }
-inline std::size_t dtype_bytes(DType d) { return d == DType::BF16 ? 2 : d == DType::F32 || d == DType::I32 ? 4 : 0; }
+inline std::size_t dtype_bytes(DType d) {
+  return d == DType::BF16 || d == DType::F16 ? 2 : d == DType::F32 || d == DType::I32 ? 4 : 0;
+}
 
 /** Fills `dst` with `bytes` bytes of a tensor, from its byte `first` on: a tensor that is not in host memory
  * (a checkpoint written straight from the GPU). */
@@ -70,10 +74,10 @@ struct TensorIn {
   DType dtype;
   std::vector<int64_t> shape;
   void* data;
-  bool f32_as_bf16 = false;  // BF16 expected, F32 taken too: read rounded to BF16 (read_bf16)
+  bool wide_as_bf16 = false;  // BF16 expected, F32 and F16 taken too: read rounded to BF16 (read_bf16)
 };
 
-/** One entry of a parsed header; `dtype_text` is the header's word (e.g. "F16" for DType::Other). */
+/** One entry of a parsed header; `dtype_text` is the header's word (e.g. "F64" for DType::Other). */
 struct TensorEntry {
   std::string name;
   DType dtype;
@@ -239,6 +243,7 @@ inline bool parse_tensor(Parser& p, TensorEntry& t) {
         t.dtype = t.dtype_text == "BF16"  ? DType::BF16
                   : t.dtype_text == "F32" ? DType::F32
                   : t.dtype_text == "I32" ? DType::I32
+                  : t.dtype_text == "F16" ? DType::F16
                                           : DType::Other;
         dtype = true;
       } else if (key == "shape") {
@@ -353,7 +358,7 @@ inline bool write_file(const std::string& path, const std::vector<TensorOut>& te
                        const std::vector<std::pair<std::string, std::string>>& metadata, std::string* error,
                        std::size_t staging_bytes = std::size_t(64) << 20) {
   for (const TensorOut& t : tensors) {
-    if (t.dtype == DType::Other) {
+    if (t.dtype != DType::BF16 && t.dtype != DType::F32 && t.dtype != DType::I32) {
       detail::fail_with(error, "cannot write tensor `" + t.name + "` of " + path + ": only BF16, F32 and I32 are written");
       return false;
     }
@@ -491,12 +496,13 @@ inline bool check_tensors(const std::vector<Located>& found, const std::string& 
     for (const Located& t : found)
       if (t.tensor->name == want.name) at = &t;
     const std::string expects =
-        std::string(dtype_name(want.dtype)) + (want.f32_as_bf16 ? " or F32 " : " ") + shape_text(want.shape);
+        std::string(dtype_name(want.dtype)) + (want.wide_as_bf16 ? ", F32 or F16 " : " ") + shape_text(want.shape);
     if (at == nullptr) {
       fail_with(error, where + " has no tensor `" + want.name + "` (the model expects " + expects + ")");
       return false;
     }
-    const bool widened = want.f32_as_bf16 && want.dtype == DType::BF16 && at->tensor->dtype == DType::F32;
+    const bool widened = want.wide_as_bf16 && want.dtype == DType::BF16 &&
+                         (at->tensor->dtype == DType::F32 || at->tensor->dtype == DType::F16);
     if ((at->tensor->dtype != want.dtype && !widened) || at->tensor->shape != want.shape) {
       fail_with(error, *at->path + ": tensor `" + want.name + "` is " + at->tensor->dtype_text + " " +
                            shape_text(at->tensor->shape) + ", the model expects " + expects);
@@ -577,12 +583,36 @@ inline uint16_t bf16_bits_of(float x) {
   return static_cast<uint16_t>((u + 0x7fffu + ((u >> 16) & 1u)) >> 16);
 }
 
+/** The float of an IEEE half's bits, exactly (every half is a float: subnormals, infinities and NaNs too). */
+inline float float_of_half(uint16_t h) {
+  const uint32_t sign = uint32_t(h & 0x8000u) << 16, exponent = (h >> 10) & 0x1fu, mantissa = h & 0x3ffu;
+  uint32_t u;
+  if (exponent == 0x1f) {
+    u = sign | 0x7f800000u | (mantissa << 13);  // infinity, or a NaN keeping its payload
+  } else if (exponent != 0) {
+    u = sign | ((exponent + 112) << 23) | (mantissa << 13);  // 112 = 127 - 15
+  } else if (mantissa == 0) {
+    u = sign;  // +-0
+  } else {  // a subnormal half: normal as a float
+    int shift = 0;
+    uint32_t m = mantissa;
+    while ((m & 0x400u) == 0) {
+      m <<= 1;
+      ++shift;
+    }
+    u = sign | (uint32_t(113 - shift) << 23) | ((m & 0x3ffu) << 13);
+  }
+  float f;
+  std::memcpy(&f, &u, 4);
+  return f;
+}
+
 /**
- * read_elements for a tensor taken as BF16 (TensorIn::f32_as_bf16): a BF16 tensor's bits as they are, an F32
- * tensor's values rounded to nearest even, read through `scratch` (16 MiB at most at a time). With `low`, an F32
- * value is kept whole instead, as train mode's master weights hold it (master_weights.cuh): dst its bf16 rounded
- * to nearest with ties away from zero, low the signed 16-bit remainder, so (dst << 16) + low is the value's bits;
- * a BF16 tensor's low halves are 0.
+ * read_elements for a tensor taken as BF16 (TensorIn::wide_as_bf16): a BF16 tensor's bits as they are, an F32
+ * tensor's values (an F16 tensor's widened to F32 exactly first) rounded to nearest even, read through `scratch`
+ * (16 MiB at most at a time). With `low`, such a value is kept whole instead, as train mode's master weights hold
+ * it (master_weights.cuh): dst its bf16 rounded to nearest with ties away from zero, low the signed 16-bit
+ * remainder, so (dst << 16) + low is the value's bits; a BF16 tensor's low halves are 0.
  */
 inline bool read_bf16(const std::string& path, const Header& h, const std::string& name, uint64_t first,
                       uint64_t count, uint16_t* dst, std::vector<float>& scratch, std::string* error,
@@ -592,16 +622,25 @@ inline bool read_bf16(const std::string& path, const Header& h, const std::strin
     if (low != nullptr) std::fill(low, low + count, uint16_t(0));
     return read_elements(path, h, name, first, count, dst, error);
   }
-  if (t == nullptr || t->dtype != DType::F32) {
-    detail::fail_with(error, path + " has no BF16 or F32 tensor `" + name + "` to read as BF16");
+  if (t == nullptr || (t->dtype != DType::F32 && t->dtype != DType::F16)) {
+    detail::fail_with(error, path + " has no BF16, F32 or F16 tensor `" + name + "` to read as BF16");
     return false;
   }
+  const bool half = t->dtype == DType::F16;
   // Grown to the largest piece asked for, up to 16 MiB: a small first tensor does not leave every later read small.
   const uint64_t piece = std::min<uint64_t>(count, uint64_t(1) << 22);
   if (scratch.size() < piece) scratch.resize(static_cast<std::size_t>(piece));
   for (uint64_t done = 0; done < count; done += scratch.size()) {
     const uint64_t n = std::min<uint64_t>(scratch.size(), count - done);
     if (!read_elements(path, h, name, first + done, n, scratch.data(), error)) return false;
+    if (half) {  // n halves fill the first half of the floats' bytes: widened from the last, each its own slot
+      const char* bytes = reinterpret_cast<const char*>(scratch.data());
+      for (uint64_t i = n; i-- > 0;) {
+        uint16_t bits;
+        std::memcpy(&bits, bytes + 2 * i, 2);
+        scratch[i] = float_of_half(bits);
+      }
+    }
     for (uint64_t i = 0; i < n; ++i) {
       if (low == nullptr) {
         dst[done + i] = bf16_bits_of(scratch[i]);
