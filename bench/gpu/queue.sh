@@ -44,7 +44,8 @@
 #              Llama-3-8B's shape (t-linear-8bshape-w1: is `auto` right at the 8B shape too?)
 #   shardload  .gpu-ship/t-tiny-train-w1 (with mlpship's): its initial weights saved, split into three shards with
 #              an index (shard_weights.py), and trained from each: `--load-weights FOLDER` the same losses as the file;
-#              the same widened to F32 (its values kept whole as the masters: the same losses again)
+#              the same widened to F32 (its values kept whole as the masters: the same losses again); narrowed to
+#              F16 against those F16 values written as BF16 (the same losses)
 #   torch1b    .gpu-ship/t-linear-1b-w1 and t-linear-1b-keep-w1, .gpu-suite/data, .device/wheels (fla): issue 17's
 #              figure: both 1B programs for 60 steps (`recompute norms`, then `none`: what `recompute auto` picks on
 #              an 80 GB GPU), PyTorch's 1B training step with fused AdamW (first run compiles: minutes), both again;
@@ -187,7 +188,7 @@ run_lot() { # lot limit dir
       ln -sfn ../.gpu-suite/data .gpu-ship/data
       w=$(mktemp -d /tmp/lasp-shardload.XXXXXX)
       mkdir -p "$w/file"  # --save-weights writes into a folder that is there
-      for how in seeded file sharded f32; do
+      for how in seeded file sharded f32 f16 f16ref; do
         case $how in
           seeded) flags=(--save-weights "$w/file/model.safetensors") ;;
           file) flags=(--load-weights "$w/file/model.safetensors") ;;
@@ -195,6 +196,11 @@ run_lot() { # lot limit dir
             flags=(--load-weights "$w/sharded") ;;
           f32) python3 bench/gpu/shard_weights.py "$w/file/model.safetensors" "$w/f32" --shards 2 --f32 >> "$dir/load.txt"
             flags=(--load-weights "$w/f32") ;;
+          f16) python3 bench/gpu/shard_weights.py "$w/file/model.safetensors" "$w/f16" --shards 2 --f16 >> "$dir/load.txt"
+            flags=(--load-weights "$w/f16") ;;
+          f16ref) python3 bench/gpu/shard_weights.py "$w/file/model.safetensors" "$w/f16ref" --shards 2 --f16-as-bf16 \
+              >> "$dir/load.txt"
+            flags=(--load-weights "$w/f16ref") ;;
         esac
         (cd .gpu-ship && timeout 50 t-tiny-train-w1/prog --rank 0 --world 1 --device 0 --mode train --steps 30 \
           --run-dir "$w/run-$how" --no-checkpoints "${flags[@]}" > "$dir/$how.jsonl" 2> "$dir/$how.err")
@@ -204,13 +210,13 @@ run_lot() { # lot limit dir
       python3 - "$dir" >> "$dir/load.txt" <<'PY'
 import json, sys
 loss = {h: [repr(e["loss"]) for e in map(json.loads, (l for l in open(f"{sys.argv[1]}/{h}.jsonl") if l.startswith("{")))
-            if e["event"] == "step"] for h in ("seeded", "file", "sharded", "f32")}
-for other in ("sharded", "f32"):
-    same = sum(a == b for a, b in zip(loss["file"], loss[other]))
-    print(f"{other} vs file: {same} of {min(len(loss['file']), len(loss[other]))} losses the same bits")
+            if e["event"] == "step"] for h in ("seeded", "file", "sharded", "f32", "f16", "f16ref")}
+for base, other in (("file", "sharded"), ("file", "f32"), ("f16ref", "f16")):
+    same = sum(a == b for a, b in zip(loss[base], loss[other]))
+    print(f"{other} vs {base}: {same} of {min(len(loss[base]), len(loss[other]))} losses the same bits")
 print(f"file vs seeded, step 1: {'same' if loss['file'][:1] == loss['seeded'][:1] and loss['file'] else 'DIFFERS or missing'}")
 PY
-      grep -h "loaded" "$dir/sharded.err" "$dir/f32.err" >> "$dir/load.txt" ;;
+      grep -h "loaded" "$dir/sharded.err" "$dir/f32.err" "$dir/f16.err" >> "$dir/load.txt" ;;
     torch1b)
       for p in "$torch1b_a" "$torch1b_b"; do ln -sfn ../.gpu-suite/data "$(dirname "$p")/data"; done
       python3 -m pip install -q --no-deps --no-index --target /tmp/fla .device/wheels/*.whl > /dev/null 2>&1
