@@ -1,52 +1,35 @@
 // Energy for the kernel harnesses of bench/gpu: joules a call of an op spends, from the board's energy counter
-// (NVML's total energy, millijoules since the driver loaded), read around a stretch of calls back to back.
+// (templates/runtime/energy.cuh: NVML's total energy, loaded at run time), read around a stretch of calls back
+// to back.
 //
 // Why: Linear-Llama3-1B's step runs at the H100's 700 W limit, where a step's time is its energy over the
 // limit's watts, so the joules an op spends (not its time alone) say what it costs the step
-// (bench/results/2026-12-06-update-overlap-h100.md). NVML is loaded at run time (libnvidia-ml.so.1 comes with
-// the driver; the CUDA toolkit has no header for it here), so the harnesses link as before and say "no energy"
-// where the library is missing.
+// (bench/results/2026-12-06-update-overlap-h100.md, 2026-12-07-energy-h100.md). The counter needs stretches of
+// a second or more: the board updates it every few tens of milliseconds.
 #pragma once
 #include <cuda_runtime.h>
-#include <dlfcn.h>
 
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
 
 #include "../../templates/runtime/check.cuh"
+#include "../../templates/runtime/energy.cuh"
 
+// The counter of CUDA device 0 (by its PCI bus id, as the program finds its own).
 class EnergyMeter {
  public:
-  // The meter of CUDA device 0 (found by its PCI bus id: NVML's numbering can differ from CUDA's).
-  EnergyMeter() {
-    lib_ = dlopen("libnvidia-ml.so.1", RTLD_NOW);
-    if (!lib_) return;
-    using Init = int (*)();
-    using ByBus = int (*)(const char*, void**);
-    auto init = reinterpret_cast<Init>(dlsym(lib_, "nvmlInit_v2"));
-    auto by_bus = reinterpret_cast<ByBus>(dlsym(lib_, "nvmlDeviceGetHandleByPciBusId_v2"));
-    total_ = reinterpret_cast<Total>(dlsym(lib_, "nvmlDeviceGetTotalEnergyConsumption"));
-    char bus[32];
-    if (!init || !by_bus || !total_ || init() != 0 || cudaDeviceGetPCIBusId(bus, sizeof bus, 0) != cudaSuccess ||
-        by_bus(bus, &device_) != 0)
-      device_ = nullptr;
-    unsigned long long mj = 0;
-    if (device_ && total_(device_, &mj) != 0) device_ = nullptr;  // boards without the counter (before Volta)
-  }
-  bool available() const { return device_ != nullptr; }
-  // Millijoules since the driver loaded; 0 where unavailable.
-  unsigned long long millijoules() const {
-    unsigned long long mj = 0;
-    if (device_) total_(device_, &mj);
-    return mj;
-  }
+  EnergyMeter() : counter_(bus_id()) {}
+  bool available() const { return counter_.available(); }
+  unsigned long long millijoules() const { return counter_.millijoules(); }
 
  private:
-  using Total = int (*)(void*, unsigned long long*);
-  void* lib_ = nullptr;
-  void* device_ = nullptr;
-  Total total_ = nullptr;
+  static const char* bus_id() {
+    static char bus[32] = "";
+    if (cudaDeviceGetPCIBusId(bus, sizeof bus, 0) != cudaSuccess) bus[0] = '\0';
+    return bus;
+  }
+  lasp::EnergyCounter counter_;
 };
 
 struct OpEnergy {
