@@ -52,6 +52,8 @@ export interface StepEvent {
   clip?: number;
   lr?: number;
   tokens_seen?: number;
+  /** Train mode: rank 0's GPU's mean power over the steps so far (null: no energy counter, or under half a second). */
+  watts?: number | null;
 }
 export interface PhaseEvent {
   event: "phase";

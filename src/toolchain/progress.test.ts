@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { parseEventLine, type ProgramEvent } from "./launch.js";
+import { parseEventLine, type ProgramEvent, type StepEvent } from "./launch.js";
 import {
   formatDuration,
   formatLossLine,
@@ -393,10 +393,26 @@ describe("training progress", () => {
     expect(formatStep(499, 100, false, trainStart(0) as never, 2.5, 50, { lr: 3e-4, steps: 1000 })).toBe(
       "step 500/1000  100.0 ms  loss 2.5000  lr 3.0e-4  655 k tokens/s  MFU 19.9 %  ETA 50 s",
     );
+    // Rank 0's GPU's mean power so far, where the program reads the energy counter.
+    expect(
+      formatStep(499, 100, false, trainStart(0) as never, 2.5, 50, { lr: 3e-4, steps: 1000, watts: 681.6 }),
+    ).toBe("step 500/1000  100.0 ms  loss 2.5000  lr 3.0e-4  655 k tokens/s  MFU 19.9 %  682 W  ETA 50 s");
     // A resumed run's steps go on from where it stopped: the total is the run's, whatever the start says.
     expect(formatStep(1499, 100, false, trainStart(0) as never, 2.5, undefined, { steps: 2000 })).toMatch(
       /^step 1500\/2000 /,
     );
+  });
+
+  it("shows the program's mean watts on the status line where its step events carry them", () => {
+    let out = "";
+    const progress = new RunProgress({ write: (t) => (out += t), tty: false });
+    progress.event(trainStart(0));
+    progress.event({ ...(trainStep(0, 0, 5.5) as StepEvent), watts: null });
+    progress.event({ ...(trainStep(0, 1, 5.4) as StepEvent), watts: 681.6 });
+    const steps = out.split("\n").filter((l) => l.startsWith("step "));
+    expect(steps).toHaveLength(2);
+    expect(steps[0]).not.toMatch(/ W /);
+    expect(steps[1]).toMatch(/MFU 19\.9 % {2}682 W {2}ETA/);
   });
 
   it("prints rank 0's evaluations, checkpoints, resume, data and optimizer as lines, paths as the run shows them", () => {

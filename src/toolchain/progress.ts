@@ -149,11 +149,12 @@ export function formatLr(lr: number): string {
 }
 
 /**
- * `step 7/20  41.2 ms  loss 5.1234  410 k tokens/s  MFU 41.0 %  ETA 1 s  (warm-up)` for the event with `step` 6: the program counts from
+ * `step 7/20  41.2 ms  loss 5.1234  410 k tokens/s  MFU 41.0 %  682 W  ETA 1 s  (warm-up)` for the event with `step` 6: the program counts from
  * 0 over warm-up and timed steps together, and `start` gives the timed `steps` and the `warmup` steps (and
  * what tokens/s and MFU need: stepThroughput; an older program's start event lacks it, and they are left out).
  * `etaS` is the time the steps left will take (RunProgress: their number times the median step time).
- * A train step adds its learning rate after the loss (`lr 3.0e-4`); its `steps` (the run's) is the total.
+ * A train step adds its learning rate after the loss (`lr 3.0e-4`), and rank 0's GPU's mean power so far where
+ * the program reads it (`682 W`); its `steps` (the run's) is the total.
  */
 export function formatStep(
   step: number,
@@ -162,7 +163,7 @@ export function formatStep(
   start: StartEvent | undefined,
   loss?: number,
   etaS?: number,
-  train: { lr?: number; steps?: number } = {},
+  train: { lr?: number; steps?: number; watts?: number } = {},
 ): string {
   const total = finite(train.steps) ? train.steps : totalSteps(start);
   const shown = finite(step) ? step + 1 : "?";
@@ -173,8 +174,9 @@ export function formatStep(
   const { tokensPerS, mfu } = stepThroughput(ms, start);
   const rate = finite(tokensPerS) ? `  ${formatRate(tokensPerS)} tokens/s` : "";
   const shownMfu = finite(mfu) ? `  MFU ${(mfu * 100).toFixed(1)} %` : "";
+  const watts = finite(train.watts) ? `  ${train.watts.toFixed(0)} W` : "";
   const eta = finite(etaS) && etaS > 0 ? `  ETA ${formatDuration(etaS)}` : "";
-  return `step ${position}  ${formatMs(ms)}${shownLoss}${rate}${shownMfu}${eta}${warmup ? "  (warm-up)" : ""}`;
+  return `step ${position}  ${formatMs(ms)}${shownLoss}${rate}${shownMfu}${watts}${eta}${warmup ? "  (warm-up)" : ""}`;
 }
 
 /** `loss 5.5432 █▇▆▄▃▂▁ 1.8234  (24 steps)`: the summary's text picture of the loss; "" without losses. */
@@ -712,6 +714,7 @@ export class RunProgress {
           const train = {
             ...(finite(e.lr) ? { lr: e.lr } : {}),
             ...(total !== undefined ? { steps: total } : {}),
+            ...(finite(e.watts) ? { watts: e.watts } : {}),
           };
           this.status.update(
             formatStep(e.step, e.ms, warmup, this.start, e.loss, this.etaSeconds(e.step, total), train),

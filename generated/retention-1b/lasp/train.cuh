@@ -184,10 +184,14 @@ inline int train_run(State& st, const OptimizerTables& tables, Forward forward, 
     last = std::chrono::steady_clock::now();
     energy.stop();
     const double tokens_per_s = tokens_per_step / (ms * 1e-3);
+    // The mean power over the steps so far: one step is too short for the counter (energy.cuh), their sum is not.
+    char watts_text[32] = "null";
+    if (energy.available() && step_seconds > 0.5)
+      std::snprintf(watts_text, sizeof watts_text, "%.1f", energy.joules() / step_seconds);
     emit("step", "\"step\":%llu,\"steps\":%lld,\"ms\":%.4f,\"loss\":%.17g,\"grad_norm\":%.6g,\"clip\":%.6g,\"lr\":%.6g,"
-         "\"tokens_per_s\":%.1f,\"mfu\":%s,\"tokens_seen\":%llu,\"warmup\":false",
+         "\"tokens_per_s\":%.1f,\"mfu\":%s,\"tokens_seen\":%llu,\"watts\":%s,\"warmup\":false",
          (unsigned long long)step - 1, (long long)steps, ms, loss, std::sqrt(norm2), k.clip, k.lr, tokens_per_s,
-         train::mfu_json(st, tokens_per_s).c_str(), (unsigned long long)tokens_seen);
+         train::mfu_json(st, tokens_per_s).c_str(), (unsigned long long)tokens_seen, watts_text);
     say("step %llu/%lld  loss %.4f  norm %.3f  lr %.2e  %.1f ms  %.0f tokens/s\n", (unsigned long long)step,
         (long long)steps, loss, std::sqrt(norm2), k.lr, ms, tokens_per_s);
     if (evaluating && (train::every(step, program::kEvalEvery) || step == (uint64_t)steps)) {
