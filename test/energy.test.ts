@@ -4,7 +4,7 @@
 import { spawnSync } from "node:child_process";
 import { mkdtempSync } from "node:fs";
 import { tmpdir } from "node:os";
-import { join, resolve } from "node:path";
+import { join } from "node:path";
 import { beforeAll, describe, expect, it } from "vitest";
 import { buildHarness, gxx } from "./host-harness.js";
 
@@ -28,20 +28,7 @@ describe.skipIf(!gxx)("energy.cuh (host side, compiled with g++)", () => {
     const build = buildHarness("energy-harness.cpp", harness);
     expect(build.stderr).toBe("");
     expect(build.status).toBe(0);
-    const lib = spawnSync(
-      "g++",
-      [
-        "-std=c++17",
-        "-O1",
-        "-Wall",
-        "-Wextra",
-        "-Werror",
-        "-shared",
-        "-fPIC",
-        resolve("test/energy-nvml-stub.cpp"),
-      ].concat(["-o", stub]),
-      { encoding: "utf8" },
-    );
+    const lib = buildHarness("energy-nvml-stub.cpp", stub, ["-shared", "-fPIC"]);
     expect(lib.stderr).toBe("");
     expect(lib.status).toBe(0);
   }, 60_000);

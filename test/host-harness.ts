@@ -8,8 +8,15 @@ const root = join(dirname(fileURLToPath(import.meta.url)), "..");
 
 export const gxx = spawnSync("g++", ["--version"]).status === 0;
 
-/** Compiles test/NAME against templates/runtime into `out`; g++'s status and stderr (empty when clean). */
-export function buildHarness(name: string, out: string): { status: number | null; stderr: string } {
+/**
+ * Compiles test/NAME against templates/runtime into `out` (with `extra` flags: `-shared -fPIC` for a stand-in
+ * library); g++'s status and stderr (empty when clean).
+ */
+export function buildHarness(
+  name: string,
+  out: string,
+  extra: readonly string[] = [],
+): { status: number | null; stderr: string } {
   const build = spawnSync(
     "g++",
     [
@@ -22,7 +29,7 @@ export function buildHarness(name: string, out: string): { status: number | null
       "-pthread",
       "-I",
       join(root, "templates/runtime"),
-    ].concat([join(root, "test", name), "-o", out]),
+    ].concat([...extra, join(root, "test", name), "-o", out]),
     { encoding: "utf8" },
   );
   return { status: build.status, stderr: build.stderr };

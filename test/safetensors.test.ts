@@ -22,6 +22,16 @@ function run(...args: string[]): { status: number | null; stdout: string; stderr
   return { status: r.status, stdout: r.stdout, stderr: r.stderr.trim() };
 }
 
+/** The harness's `read-bf16 ... masters` of a tensor: each value's (high, low) 16-bit halves as numbers. */
+function masterHalves(path: string, name: string): [number, number][] {
+  const r = run("read-bf16", path, name, "masters");
+  expect(r.status).toBe(0);
+  return r.stdout
+    .trim()
+    .split(" ")
+    .map((p) => p.split(":").map((h) => parseInt(h, 16)) as [number, number]);
+}
+
 interface Entry {
   dtype: string;
   shape: number[];
@@ -211,16 +221,11 @@ describe.skipIf(!gxx)("safetensors.cuh (host side, compiled with g++)", () => {
     // Train mode keeps an F32 value whole (the masters' two halves, master_weights.cuh): the high half rounded to
     // nearest with ties away from zero, and (hi << 16) + the signed low half is the value's bits; a BF16 tensor's
     // low halves are 0.
-    const masters = run("read-bf16", path, "model.layers.0.mlp.up_proj.weight", "masters");
-    expect(masters.status).toBe(0);
-    const pairs = masters.stdout
-      .trim()
-      .split(" ")
-      .map((p) => p.split(":").map((h) => parseInt(h, 16)));
-    expect(pairs.map(([hi]) => hi!.toString(16).padStart(4, "0")).join(" ")).toBe(
+    const pairs = masterHalves(path, "model.layers.0.mlp.up_proj.weight");
+    expect(pairs.map(([hi]) => hi.toString(16).padStart(4, "0")).join(" ")).toBe(
       "3f81 3f82 3f81 bf81 7f80 7fc0 0000 3f80 c049 4780",
     );
-    pairs.forEach(([hi, lo], i) => expect(((hi! << 16) + ((lo! << 16) >> 16)) >>> 0).toBe(bits[i]));
+    pairs.forEach(([hi, lo], i) => expect(((hi << 16) + ((lo << 16) >> 16)) >>> 0).toBe(bits[i]));
     expect(run("read-bf16", path, "model.embed_tokens.weight", "masters").stdout).toBe(
       `${EMBED.map((v) => `${v.toString(16)}:0000`).join(" ")}\n`,
     );
@@ -263,14 +268,9 @@ describe.skipIf(!gxx)("safetensors.cuh (host side, compiled with g++)", () => {
       stdout: "3f80 3f80 3f80 3f82 3380 3880 4780 ff80 7fc0 8000\n",
     });
     // Train mode keeps each whole: (hi << 16) + the signed low half is the half's value as an fp32.
-    const masters = run("read-bf16", path, "model.layers.0.mlp.up_proj.weight", "masters");
-    expect(masters.status).toBe(0);
-    const pairs = masters.stdout
-      .trim()
-      .split(" ")
-      .map((p) => p.split(":").map((h) => parseInt(h, 16)));
+    const pairs = masterHalves(path, "model.layers.0.mlp.up_proj.weight");
     expect(pairs).toHaveLength(halves.length);
-    pairs.forEach(([hi, lo], i) => expect(((hi! << 16) + ((lo! << 16) >> 16)) >>> 0).toBe(widened[i]));
+    pairs.forEach(([hi, lo], i) => expect(((hi << 16) + ((lo << 16) >> 16)) >>> 0).toBe(widened[i]));
     // Without the allowance F16 is refused as before.
     expect(run("read", path).stderr).toBe(
       `${path}: tensor \`model.layers.0.mlp.up_proj.weight\` is F16 [2, 5], the model expects BF16 [2, 5]`,

@@ -41,6 +41,7 @@
 #include "bench_timing.cuh"
 #include "bench_energy.cuh"
 #include "adamw.cuh"  // the optimizer step, timed at the 1B size
+#include "bench_model_rows.cuh"  // llama_1b_rows
 
 #include <algorithm>
 #include <cmath>
@@ -613,26 +614,6 @@ static void measure_ceilings(cublasHandle_t handle, int runs) {
 // clocks a step leaves them (what a memory-bound op's joules are measured against).
 __global__ void sleep_kernel(int micros) {
   for (int i = 0; i < micros; ++i) __nanosleep(1000);
-}
-
-// Linear-Llama3-1B's parameter table in the program's order (embedding, 16 layers, final norm, untied head):
-// matrices decay, norm gains do not; the rows the AdamW kernel searches.
-static std::vector<lasp::DecayRow> llama_1b_rows() {
-  const size_t H = 2048, F = 8192, V = 128256;
-  std::vector<std::pair<size_t, int>> tensors = {{V * H, 1}};
-  for (int l = 0; l < 16; ++l)
-    for (auto t : std::vector<std::pair<size_t, int>>{
-             {H, 0}, {H * H, 1}, {H * H, 1}, {H * H, 1}, {128, 0}, {H * H, 1}, {H, 0}, {2 * F * H, 1}, {F * H, 1}})
-      tensors.push_back(t);
-  tensors.push_back({H, 0});
-  tensors.push_back({V * H, 1});
-  std::vector<lasp::DecayRow> rows;
-  size_t offset = 0;
-  for (auto [elements, decay] : tensors) {
-    rows.push_back({offset, elements, decay});
-    offset += elements;
-  }
-  return rows;
 }
 
 static void bench(cublasHandle_t handle, uint64_t seed, int runs) {

@@ -25,6 +25,7 @@
 #include "mma.cuh"  // ptx::smem_addr
 #include "bench_energy.cuh"
 #include "bench_timing.cuh"
+#include "bench_model_rows.cuh"  // llama_1b_rows
 
 #include <cmath>
 #include <cstdio>
@@ -311,29 +312,6 @@ static lasp::AdamwConstants constants(int step) {
   return lasp::adamw_step_constants(s);
 }
 
-// Rows of Linear-Llama3-1B (the harness's model_ops_test.cu has the same table) scaled to n: the first rows
-// as they are, the last row takes the rest.
-static std::vector<lasp::DecayRow> rows_for(size_t n) {
-  const size_t H = 2048, F = 8192, V = 128256;
-  std::vector<std::pair<size_t, int>> t = {{V * H, 1}};
-  for (int l = 0; l < 16; ++l)
-    for (auto x : std::vector<std::pair<size_t, int>>{
-             {H, 0}, {H * H, 1}, {H * H, 1}, {H * H, 1}, {128, 0}, {H * H, 1}, {H, 0}, {2 * F * H, 1}, {F * H, 1}})
-      t.push_back(x);
-  t.push_back({H, 0});
-  t.push_back({V * H, 1});
-  std::vector<lasp::DecayRow> rows;
-  size_t off = 0;
-  for (auto [e, d] : t) {
-    if (off >= n) break;
-    const size_t take = std::min(e, n - off);
-    rows.push_back({off, take, d});
-    off += take;
-  }
-  if (off < n) rows.back().elements += n - off;
-  return rows;
-}
-
 int main(int argc, char** argv) {
   double seconds = 2;
   for (int i = 1; i < argc; ++i) {
@@ -429,7 +407,7 @@ int main(int argc, char** argv) {
   }
   {
     AdamState st(n);
-    const std::vector<lasp::DecayRow> rows = rows_for(n);
+    const std::vector<lasp::DecayRow> rows = llama_1b_rows(n);
     const lasp::AdamwTable t = lasp::adamw_upload_table(rows, n);
     const lasp::AdamwConstants c = constants(10);
     row("AdamW: adamw.cuh (ships)", 28.0 * n, [&] {
