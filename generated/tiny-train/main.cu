@@ -282,13 +282,13 @@ static void backward_step(lasp::State& st, cudaEvent_t layers_done = nullptr) {
 // The modes.
 
 static int bench(lasp::State& st) {
-  const float step_ms = lasp::time_steps(st, forward_step, backward_step);
+  const lasp::TimedSteps timed = lasp::time_steps(st, forward_step, backward_step);
   lasp::profile_parts(st, forward_step, backward_step);
   const double gemm_tflops = lasp::gemm_ceiling_tflops(st);
   lasp::HiddenComm hidden;
   for (int k = 0; k < kModel.kind_count; k++)
     with_kind(k, [&](auto& passes) { lasp::time_kind(st, kKinds[k], passes, hidden); });
-  lasp::summarize(st, step_ms, hidden, gemm_tflops);
+  lasp::summarize(st, timed, hidden, gemm_tflops);
   return 0;
 }
 

@@ -86,6 +86,9 @@ export interface SummaryEvent {
   loss?: number;
   hidden_comm_fraction: number;
   peak_mem_bytes: number;
+  /** This rank's GPU over the timed steps (NVML's energy counter); null without one, absent in older programs. */
+  joules_per_step?: number | null;
+  watts?: number | null;
 }
 /** bench's timeline: one IR step of one pass, timed on its stream (PROTOCOL.md). */
 export interface TraceEvent {

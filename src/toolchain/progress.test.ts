@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { parseEventLine, type ProgramEvent, type StepEvent } from "./launch.js";
+import { parseEventLine, type ProgramEvent, type StepEvent, type SummaryEvent } from "./launch.js";
 import {
   formatDuration,
   formatLossLine,
@@ -193,6 +193,23 @@ describe("run progress", () => {
     expect(formatSummary(mixed)).toMatch(/MLP GEMMs\s+lasp \(SwiGLU in the epilogues\) \/ cublas/);
     // An older program that does not say: no row.
     expect(formatSummary(summarizeRun([summary(0, 1)])!)).not.toContain("MLP GEMMs");
+  });
+
+  it("adds the GPUs' joules a step where every rank read its energy counter", () => {
+    const withEnergy = (rank: number, joules: number | null): ProgramEvent => ({
+      ...(summary(rank, 240) as SummaryEvent),
+      joules_per_step: joules,
+      watts: joules === null ? null : 680 + rank,
+    });
+    expect(formatSummary(summarizeRun([withEnergy(0, 165.8)])!)).toMatch(
+      /energy\s+165\.8 J a step at 680 W$/m,
+    );
+    expect(formatSummary(summarizeRun([withEnergy(0, 165.8), withEnergy(1, 166.2)])!)).toMatch(
+      /energy\s+332\.0 J a step over the 2 GPUs, 681 W each$/m,
+    );
+    // A rank without the counter: no total to give.
+    expect(formatSummary(summarizeRun([withEnergy(0, 165.8), withEnergy(1, null)])!)).not.toContain("energy");
+    expect(formatSummary(summarizeRun([summary(0, 1)])!)).not.toContain("energy");
     expect(parseEventLine('{"event":"mlp","rank":0,"gemm":"cublas"}')).toEqual({
       event: "mlp",
       rank: 0,

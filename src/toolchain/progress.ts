@@ -203,6 +203,9 @@ export interface RunSummary {
   /** Fraction 0..1 of communication hidden behind computation. */
   hiddenComm: number | undefined;
   peakMemBytes: { median: number | undefined; max: number | undefined };
+  /** Joules a step of every GPU together (where every rank read its energy counter) and one GPU's mean watts
+   * (median over ranks). */
+  energy: { joulesPerStep: number | undefined; watts: number | undefined };
   /** Median over ranks of each phase's time, in the order the phases first appeared. */
   phases: { name: string; ms: number | undefined }[];
   /** From the timeline: per layer kind and pass, what the communication cost beside the computation. */
@@ -283,6 +286,7 @@ export function summarizeRun(events: readonly ProgramEvent[]): RunSummary | unde
   const pick = (f: (s: SummaryEvent) => unknown): number[] => summaries.map(f).filter(finite);
   const steps = pick((s) => s.median_ms);
   const memory = pick((s) => s.peak_mem_bytes);
+  const joules = pick((s) => s.joules_per_step);
   const phaseTimes = new Map<string, Map<number, number>>();
   for (const e of events) {
     if (e.event !== "phase") continue;
@@ -302,6 +306,10 @@ export function summarizeRun(events: readonly ProgramEvent[]): RunSummary | unde
     loss: median(pick((s) => s.loss)),
     hiddenComm: median(pick((s) => s.hidden_comm_fraction)),
     peakMemBytes: { median: median(memory), max: memory.length > 0 ? Math.max(...memory) : undefined },
+    energy: {
+      joulesPerStep: joules.length === byRank.size ? joules.reduce((a, b) => a + b, 0) : undefined,
+      watts: median(pick((s) => s.watts)),
+    },
     phases: [...phaseTimes].map(([name, times]) => ({ name, ms: median([...times.values()]) })),
     timeline: summarizeTimeline(events),
     backends: summarizeBackends(events),
@@ -349,6 +357,16 @@ export function formatSummary(s: RunSummary): string {
     ["loss", finite(s.loss) ? s.loss.toFixed(4) : "?"],
     ["hidden communication", finite(s.hiddenComm) ? `${(s.hiddenComm * 100).toFixed(1)} %` : "?"],
     ["peak memory", memory],
+    ...(finite(s.energy.joulesPerStep) && finite(s.energy.watts)
+      ? [
+          [
+            "energy",
+            s.ranks > 1
+              ? `${s.energy.joulesPerStep.toFixed(1)} J a step over the ${s.ranks} GPUs, ${s.energy.watts.toFixed(0)} W each`
+              : `${s.energy.joulesPerStep.toFixed(1)} J a step at ${s.energy.watts.toFixed(0)} W`,
+          ],
+        ]
+      : []),
     ...s.backends.map((b) => [`softmax ${b.kind} attention`, b.attention.join(" / ")]),
     ...(s.mlpGemm.length > 0
       ? [

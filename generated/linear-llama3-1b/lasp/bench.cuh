@@ -19,9 +19,12 @@
 #pragma once
 #include <cuda_runtime.h>  // events
 #include <algorithm>       // std::sort, std::min, std::max
+#include <chrono>          // the timed steps' wall time (their mean watts)
+#include <cmath>           // NAN
 #include <cstdio>          // snprintf
 #include <vector>          // timings
 #include "blas.cuh"        // matmul (the GEMM ceiling)
+#include "energy.cuh"      // StepEnergy: the timed steps' joules
 #include "layer.cuh"       // host_work
 #include "report.cuh"      // emit, say
 #include "run.cuh"         // Run, HostFn
@@ -90,16 +93,33 @@ inline void trace_pass(State& st, const char* kind, const char* pass, int steps,
   CUDA_CHECK(cudaEventDestroy(base));
 }
 
+// The timed steps: their median time, and this rank's GPU's joules a step and mean watts over them (NAN where the
+// energy counter is missing: energy.cuh).
+struct TimedSteps {
+  float median_ms = 0;
+  double joules = NAN;
+  double watts = NAN;
+};
+
 // The training steps, warm-up first: emits `step` events and the step's phases (forward, backward, and the
-// wait for the weight-gradient sums still running after it); returns the median step time.
+// wait for the weight-gradient sums still running after it).
 template <typename Forward, typename Backward>
-inline float time_steps(State& st, Forward forward_step, Backward backward_step) {
+inline TimedSteps time_steps(State& st, Forward forward_step, Backward backward_step) {
   std::vector<float> steps;
+  char bus_id[32];
+  CUDA_CHECK(cudaDeviceGetPCIBusId(bus_id, sizeof bus_id, st.layout.device));
+  StepEnergy energy(bus_id);
+  auto timed_from = std::chrono::steady_clock::now();
   cudaEvent_t marks[4];  // on the compute stream: before forward, after it, after the last layer's backward, end
   for (auto& e : marks) CUDA_CHECK(cudaEventCreate(&e));
   std::vector<float> forward_ms, backward_ms, grad_wait_ms;
   for (int s = 0; s < st.opt.warmup + st.opt.steps; s++) {
     bool warm = s < st.opt.warmup;
+    if (s == st.opt.warmup) {  // the timed steps begin
+      CUDA_CHECK(cudaDeviceSynchronize());
+      energy.start();
+      timed_from = std::chrono::steady_clock::now();
+    }
     float ms = time_ms(st, 1, [&] {
       CUDA_CHECK(cudaEventRecord(marks[0], st.ctx.compute));
       forward_step(st);
@@ -125,14 +145,22 @@ inline float time_steps(State& st, Forward forward_step, Backward backward_step)
          tokens_per_s, mfu, warm ? "true" : "false");
     say("step %d/%d  %.3f ms  loss %.4f%s\n", s + 1, st.opt.warmup + st.opt.steps, ms, loss, warm ? "  (warm-up)" : "");
   }
-  const float step_ms = median(steps);
+  TimedSteps timed;
+  timed.median_ms = median(steps);
+  CUDA_CHECK(cudaDeviceSynchronize());
+  energy.stop();
+  const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - timed_from).count();
+  if (energy.available() && !steps.empty() && seconds > 0) {
+    timed.joules = energy.joules() / steps.size();
+    timed.watts = energy.joules() / seconds;
+  }
   for (auto& e : marks) CUDA_CHECK(cudaEventDestroy(e));
   emit("phase", "\"name\":\"step.forward\",\"ms\":%.4f", median(forward_ms));
   emit("phase", "\"name\":\"step.backward\",\"ms\":%.4f", median(backward_ms));
   emit("phase", "\"name\":\"step.gradient_wait\",\"ms\":%.4f", median(grad_wait_ms));
   say("step: forward %.3f ms, backward %.3f ms, then %.3f ms waiting for the weight-gradient sums\n",
       median(forward_ms), median(backward_ms), median(grad_wait_ms));
-  return step_ms;
+  return timed;
 }
 
 // One more step with an event where each part starts (layer.cuh's part() calls): the step's time by part,
@@ -223,8 +251,9 @@ inline void time_kind(State& st, const LayerKind& kind, const KindPasses<Buffers
       kind.name, kind.strategy, overlapped, compute_only, serialised, comm_only, 100.0f * hidden);
 }
 
-// The `summary` event and line: the median step, throughput, MFU, hidden communication and memory.
-inline void summarize(State& st, float step_ms, const HiddenComm& comm, double gemm_tflops) {
+// The `summary` event and line: the median step, throughput, MFU, hidden communication, memory and energy.
+inline void summarize(State& st, const TimedSteps& timed, const HiddenComm& comm, double gemm_tflops) {
+  const float step_ms = timed.median_ms;
   size_t free_bytes = 0, total_bytes = 0;
   CUDA_CHECK(cudaMemGetInfo(&free_bytes, &total_bytes));
   const size_t in_use = total_bytes - free_bytes;
@@ -241,10 +270,18 @@ inline void summarize(State& st, float step_ms, const HiddenComm& comm, double g
     std::snprintf(mfu_json, sizeof mfu_json, "%.4f", mfu);
     std::snprintf(mfu_text, sizeof mfu_text, "%.1f%%", 100 * mfu);
   }
-  emit("summary", "\"median_ms\":%.4f,\"tokens_per_s\":%.1f,\"tflops\":%.2f,\"mfu\":%s,\"gemm_tflops\":%.1f,\"loss\":%.6f,\"hidden_comm_fraction\":%.3f,\"peak_mem_bytes\":%zu,\"program_mem_bytes\":%zu,\"baseline_mem_bytes\":%zu",
-       step_ms, tokens_per_s, tflops, mfu_json, gemm_tflops, step_loss(st), hidden, in_use, program_bytes, st.baseline_mem_bytes);
-  say("median step %.3f ms, %.0f tokens/s, %.1f TFLOP/s per GPU (GEMM ceiling %.0f), MFU %s, %.0f%% of communication hidden, %.2f GiB in use\n",
-      step_ms, tokens_per_s, tflops, gemm_tflops, mfu_text, 100 * hidden, in_use / 1073741824.0);
+  // This rank's GPU over the timed steps (null without the energy counter).
+  char joules_json[32] = "null", watts_json[32] = "null", energy_text[64] = "";
+  if (timed.joules == timed.joules) {
+    std::snprintf(joules_json, sizeof joules_json, "%.3f", timed.joules);
+    std::snprintf(watts_json, sizeof watts_json, "%.1f", timed.watts);
+    std::snprintf(energy_text, sizeof energy_text, ", %.1f J a step at %.0f W", timed.joules, timed.watts);
+  }
+  emit("summary", "\"median_ms\":%.4f,\"tokens_per_s\":%.1f,\"tflops\":%.2f,\"mfu\":%s,\"gemm_tflops\":%.1f,\"loss\":%.6f,\"hidden_comm_fraction\":%.3f,\"peak_mem_bytes\":%zu,\"program_mem_bytes\":%zu,\"baseline_mem_bytes\":%zu,\"joules_per_step\":%s,\"watts\":%s",
+       step_ms, tokens_per_s, tflops, mfu_json, gemm_tflops, step_loss(st), hidden, in_use, program_bytes, st.baseline_mem_bytes,
+       joules_json, watts_json);
+  say("median step %.3f ms, %.0f tokens/s, %.1f TFLOP/s per GPU (GEMM ceiling %.0f), MFU %s, %.0f%% of communication hidden, %.2f GiB in use%s\n",
+      step_ms, tokens_per_s, tflops, gemm_tflops, mfu_text, 100 * hidden, in_use / 1073741824.0, energy_text);
 }
 
 }  // namespace lasp
