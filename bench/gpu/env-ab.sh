@@ -46,6 +46,15 @@ for arm in "AB":
     first = [f"{e['loss']:.6f}" for e in steps(runs[0])[:3]] if runs else []
     print(f"{arm} {names[arm]:28} runs {' '.join(f'{v:.2f}' for v in per_run):24} median {med[arm]:8.2f} ms  losses 1-3 {' '.join(first)}")
 print(f"A is {med['B'] / med['A']:.3f}x B's speed")
+# Joules a step from the programs' `trained` events (every step of a run, the first's start-up included), where
+# the programs read the energy counter.
+def joules(path):
+    t = [e for e in map(json.loads, (l for l in open(path) if l.startswith("{"))) if e["event"] == "trained"]
+    return t[-1]["joules"] / t[-1]["steps"] if t and t[-1].get("joules") is not None and t[-1]["steps"] else None
+energy = {arm: [j for j in map(joules, sorted(glob.glob(f"{out}/{arm}.*.jsonl"))) if j is not None] for arm in "AB"}
+if energy["A"] and energy["B"]:
+    ja, jb = statistics.median(energy["A"]), statistics.median(energy["B"])
+    print(f"energy: A {ja:.2f} J a step, B {jb:.2f} J a step (medians of the runs): A spends {ja / jb:.4f}x B's")
 # Every step's loss of A's and B's first runs, to the last bit (repr of the JSON double).
 a, b = ([repr(e["loss"]) for e in steps(f"{out}/{arm}.1.jsonl")] for arm in "AB")
 same = sum(x == y for x, y in zip(a, b))
