@@ -13,8 +13,15 @@ const harness = join(dir, "harness");
 const stub = join(dir, "libnvml-stub.so");
 const bus = "00000000:1B:00.0";
 
-function run(library: string, busId: string, calls: string, env: Record<string, string> = {}): string {
-  const r = spawnSync(harness, [library, busId, calls], {
+/** The harness's line for CALLS, reading the counter at every step_done unless `interval` (s) says otherwise. */
+function run(
+  library: string,
+  busId: string,
+  calls: string,
+  env: Record<string, string> = {},
+  interval = "0",
+): string {
+  const r = spawnSync(harness, [library, busId, interval, calls], {
     encoding: "utf8",
     env: { ...process.env, ...env },
   });
@@ -33,25 +40,34 @@ describe.skipIf(!gxx)("energy.cuh (host side, compiled with g++)", () => {
     expect(lib.status).toBe(0);
   }, 60_000);
 
-  it("sums the counter over the steps: each stop adds what the board spent since the last read", () => {
+  it("sums the counter over the steps: each read adds what the board spent since the last", () => {
     // The stand-in's counter advances 1500 mJ a read: start, then three steps back to back.
-    expect(run(stub, bus, "seee")).toBe("available 1 joules 4.500");
-    expect(run(stub, bus, "seee", { LASP_STUB_STEP_MJ: "250" })).toBe("available 1 joules 0.750");
+    expect(run(stub, bus, "seee")).toBe("available 1 joules 4.500 timed 1");
+    expect(run(stub, bus, "seee", { LASP_STUB_STEP_MJ: "250" })).toBe("available 1 joules 0.750 timed 1");
   });
 
-  it("leaves out what is spent between steps (evaluation, checkpoints): a start begins counting again", () => {
-    expect(run(stub, bus, "sese")).toBe("available 1 joules 3.000");
-    expect(run(stub, bus, "ssse")).toBe("available 1 joules 1.500");
+  it("leaves out what is spent between a pause and the next start (evaluation, checkpoints)", () => {
+    // start, a step, pause (counts the step's tail), [left out], start, a step.
+    expect(run(stub, bus, "sepse")).toBe("available 1 joules 4.500 timed 1");
+    expect(run(stub, bus, "sepssse")).toBe("available 1 joules 4.500 timed 1");
+    expect(run(stub, bus, "sss")).toBe("available 1 joules 0.000 timed 0");
+  });
+
+  it("reads at most once an interval between steps, and always at a pause", () => {
+    // With a long interval the steps do not read; the pause counts everything since the start.
+    expect(run(stub, bus, "seee", {}, "1000")).toBe("available 1 joules 0.000 timed 0");
+    expect(run(stub, bus, "seeep", {}, "1000")).toBe("available 1 joules 1.500 timed 1");
   });
 
   it("counts nothing where the counter runs backwards (a reset or wrapped counter)", () => {
-    expect(run(stub, bus, "seee", { LASP_STUB_STEP_MJ: "-100" })).toBe("available 1 joules 0.000");
+    expect(run(stub, bus, "seee", { LASP_STUB_STEP_MJ: "-100" })).toBe("available 1 joules 0.000 timed 0");
   });
 
   it("reports no energy, and does not fail, where NVML is missing, fails, or does not know the GPU", () => {
-    expect(run(join(dir, "no-such-library.so"), bus, "see")).toBe("available 0 joules 0.000");
+    const none = "available 0 joules 0.000 timed 0";
+    expect(run(join(dir, "no-such-library.so"), bus, "sep")).toBe(none);
     for (const fail of ["init", "handle", "energy"])
-      expect(run(stub, bus, "see", { LASP_STUB_FAIL: fail }), fail).toBe("available 0 joules 0.000");
-    expect(run(stub, "00000000:65:00.0", "see")).toBe("available 0 joules 0.000");
+      expect(run(stub, bus, "sep", { LASP_STUB_FAIL: fail }), fail).toBe(none);
+    expect(run(stub, "00000000:65:00.0", "sep")).toBe(none);
   });
 });

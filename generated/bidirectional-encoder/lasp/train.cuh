@@ -143,11 +143,11 @@ inline int train_run(State& st, const OptimizerTables& tables, Forward forward, 
     tokens_seen = resumed.tokens_seen;
   }
   const double tokens_per_step = program::kTokensPerStep * program::kAccumulate;
-  const auto started = std::chrono::steady_clock::now();
-  auto last = started;
   char bus_id[32];
   CUDA_CHECK(cudaDeviceGetPCIBusId(bus_id, sizeof bus_id, st.layout.device));
-  StepEnergy energy(bus_id);  // this rank's GPU, over the steps' own time as `last` counts it
+  StepEnergy energy(bus_id);  // this rank's GPU over the steps' own time, as `last` counts it (NVML loads first)
+  const auto started = std::chrono::steady_clock::now();
+  auto last = started;
   energy.start();
   const uint64_t first_step = step;
   double loss = 0, eval_loss = NAN, step_seconds = 0;
@@ -182,12 +182,12 @@ inline int train_run(State& st, const OptimizerTables& tables, Forward forward, 
     const double ms = train::seconds_since(last) * 1e3;
     step_seconds += ms * 1e-3;
     last = std::chrono::steady_clock::now();
-    energy.stop();
+    energy.step_done();
     const double tokens_per_s = tokens_per_step / (ms * 1e-3);
     // The mean power over the steps so far: one step is too short for the counter (energy.cuh), their sum is not.
     char watts_text[32] = "null";
-    if (energy.available() && step_seconds > 0.5)
-      std::snprintf(watts_text, sizeof watts_text, "%.1f", energy.joules() / step_seconds);
+    if (energy.available() && energy.seconds() > 0.5)
+      std::snprintf(watts_text, sizeof watts_text, "%.1f", energy.joules() / energy.seconds());
     emit("step", "\"step\":%llu,\"steps\":%lld,\"ms\":%.4f,\"loss\":%.17g,\"grad_norm\":%.6g,\"clip\":%.6g,\"lr\":%.6g,"
          "\"tokens_per_s\":%.1f,\"mfu\":%s,\"tokens_seen\":%llu,\"watts\":%s,\"warmup\":false",
          (unsigned long long)step - 1, (long long)steps, ms, loss, std::sqrt(norm2), k.clip, k.lr, tokens_per_s,
@@ -195,6 +195,7 @@ inline int train_run(State& st, const OptimizerTables& tables, Forward forward, 
     say("step %llu/%lld  loss %.4f  norm %.3f  lr %.2e  %.1f ms  %.0f tokens/s\n", (unsigned long long)step,
         (long long)steps, loss, std::sqrt(norm2), k.lr, ms, tokens_per_s);
     if (evaluating && (train::every(step, program::kEvalEvery) || step == (uint64_t)steps)) {
+      energy.pause();
       eval_loss = evaluate(st, eval, stage, step, forward);
       last = std::chrono::steady_clock::now();  // evaluation is not the next step's time
       energy.start();
@@ -204,6 +205,7 @@ inline int train_run(State& st, const OptimizerTables& tables, Forward forward, 
     const bool due = train::every(step, program::kCheckpointEvery);
     const bool final = step == (uint64_t)steps || stop;  // waited for: the program exits after it
     if (st.opt.checkpoints && (due || final)) {
+      energy.pause();
       save_checkpoint(st, o, trainer_state(st, o, step, position, tokens_seen), run_dir, checkpoints, final);
       last = std::chrono::steady_clock::now();
       energy.start();
@@ -216,6 +218,7 @@ inline int train_run(State& st, const OptimizerTables& tables, Forward forward, 
       return kExitStopped;
     }
   }
+  energy.pause();  // the last steps' joules
   const double seconds = train::seconds_since(started);
   const uint64_t done = step - first_step;
   // The rate over the steps' own time: evaluation and checkpoints are reported apart.
@@ -230,12 +233,12 @@ inline int train_run(State& st, const OptimizerTables& tables, Forward forward, 
   const size_t program_bytes = in_use > st.baseline_mem_bytes ? in_use - st.baseline_mem_bytes : 0;
   // Rank 0's GPU over the steps' own time (null where NVML is missing: energy.cuh).
   char joules_text[32] = "null", watts_text[32] = "null", energy_say[64] = "";
-  if (energy.available() && step_seconds > 0) {
-    const double joules = energy.joules();
+  if (energy.available() && energy.seconds() > 0) {
+    const double joules = energy.joules(), watts = joules / energy.seconds();
     std::snprintf(joules_text, sizeof joules_text, "%.3f", joules);
-    std::snprintf(watts_text, sizeof watts_text, "%.1f", joules / step_seconds);
+    std::snprintf(watts_text, sizeof watts_text, "%.1f", watts);
     if (done > 0)
-      std::snprintf(energy_say, sizeof energy_say, "; %.0f W, %.2f mJ a token", joules / step_seconds,
+      std::snprintf(energy_say, sizeof energy_say, "; %.0f W, %.2f mJ a token", watts,
                     joules * 1e3 / (done * tokens_per_step / program::kGpus));
   }
   emit("trained", "\"steps\":%llu,\"step\":%llu,\"tokens\":%.0f,\"seconds\":%.3f,\"tokens_per_s\":%.1f,\"mfu\":%s,"

@@ -19,7 +19,6 @@
 #pragma once
 #include <cuda_runtime.h>  // events
 #include <algorithm>       // std::sort, std::min, std::max
-#include <chrono>          // the timed steps' wall time (their mean watts)
 #include <cmath>           // NAN
 #include <cstdio>          // snprintf
 #include <vector>          // timings
@@ -109,7 +108,6 @@ inline TimedSteps time_steps(State& st, Forward forward_step, Backward backward_
   char bus_id[32];
   CUDA_CHECK(cudaDeviceGetPCIBusId(bus_id, sizeof bus_id, st.layout.device));
   StepEnergy energy(bus_id);
-  auto timed_from = std::chrono::steady_clock::now();
   cudaEvent_t marks[4];  // on the compute stream: before forward, after it, after the last layer's backward, end
   for (auto& e : marks) CUDA_CHECK(cudaEventCreate(&e));
   std::vector<float> forward_ms, backward_ms, grad_wait_ms;
@@ -118,7 +116,6 @@ inline TimedSteps time_steps(State& st, Forward forward_step, Backward backward_
     if (s == st.opt.warmup) {  // the timed steps begin
       CUDA_CHECK(cudaDeviceSynchronize());
       energy.start();
-      timed_from = std::chrono::steady_clock::now();
     }
     float ms = time_ms(st, 1, [&] {
       CUDA_CHECK(cudaEventRecord(marks[0], st.ctx.compute));
@@ -148,11 +145,10 @@ inline TimedSteps time_steps(State& st, Forward forward_step, Backward backward_
   TimedSteps timed;
   timed.median_ms = median(steps);
   CUDA_CHECK(cudaDeviceSynchronize());
-  energy.stop();
-  const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - timed_from).count();
-  if (energy.available() && !steps.empty() && seconds > 0) {
+  energy.pause();
+  if (energy.available() && !steps.empty() && energy.seconds() > 0) {
     timed.joules = energy.joules() / steps.size();
-    timed.watts = energy.joules() / seconds;
+    timed.watts = energy.joules() / energy.seconds();
   }
   for (auto& e : marks) CUDA_CHECK(cudaEventDestroy(e));
   emit("phase", "\"name\":\"step.forward\",\"ms\":%.4f", median(forward_ms));

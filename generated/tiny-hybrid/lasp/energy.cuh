@@ -10,12 +10,14 @@
 // - The device is named by its PCI bus id (the caller asks CUDA for it): NVML numbers every GPU of the machine,
 //   CUDA only the visible ones. The header itself needs no CUDA, so its host tests build with g++ alone.
 // - The board updates the counter every few tens of milliseconds, so one short step's joules would be mostly
-//   rounding: train mode sums the counter over its steps and reports the run's joules and mean watts.
+//   rounding: train mode sums the counter over its steps and reports the run's joules and mean watts, reading it
+//   at most once a second between steps.
 // - At the board's power limit (700 W on an H100 SXM) a step's time is its energy over those watts: joules a
 //   token is then the figure that says what a change to the program saves (bench/results/2026-12-07-energy-h100.md).
 #pragma once
 #include <dlfcn.h>
 
+#include <chrono>   // how long the counted joules took
 #include <cstdint>
 #include <cstring>  // memcpy: a symbol's address into a function pointer (a cast between them is not ISO C++)
 
@@ -65,24 +67,44 @@ class EnergyCounter {
   Total total_ = nullptr;
 };
 
-// Joules over a run's steps: the counter read at each step's start and end, so the time between steps
-// (evaluation, checkpoints) is left out as the steps' seconds leave it out.
+// Joules over a run's steps and the time they cover. The time between steps that the run leaves out of its
+// steps' seconds (evaluation, checkpoints) is left out here too: pause() before it, start() after. Within a stretch
+// of steps the counter is read at most every `interval` seconds (step_done), since a read can take milliseconds of
+// host time between two steps and the board updates the counter only every few tens of milliseconds; start() and
+// pause() always read.
 class StepEnergy {
  public:
-  explicit StepEnergy(const char* bus_id, const char* library = "libnvidia-ml.so.1") : counter_(bus_id, library) {}
+  explicit StepEnergy(const char* bus_id, double interval = 1.0, const char* library = "libnvidia-ml.so.1")
+      : counter_(bus_id, library), interval_(interval) {}
   bool available() const { return counter_.available(); }
-  void start() { at_ = counter_.millijoules(); }
-  void stop() {
-    const uint64_t now = counter_.millijoules();
-    if (now >= at_ && at_ != 0) millijoules_ += now - at_;
-    at_ = now;
+  void start() { read(false); }
+  void step_done() {
+    if (std::chrono::duration<double>(clock::now() - read_at_).count() >= interval_) read(true);
   }
+  void pause() { read(true); }
   double joules() const { return millijoules_ * 1e-3; }
+  double seconds() const { return seconds_; }  // the time the joules cover
 
  private:
+  using clock = std::chrono::steady_clock;
+  // Reads the counter; with `count`, adds what the board spent since the last read (none where a read failed or
+  // the counter went back).
+  void read(bool count) {
+    const uint64_t now = counter_.millijoules();
+    const clock::time_point t = clock::now();
+    if (count && at_ != 0 && now >= at_) {
+      millijoules_ += now - at_;
+      seconds_ += std::chrono::duration<double>(t - read_at_).count();
+    }
+    at_ = now;
+    read_at_ = t;
+  }
   EnergyCounter counter_;
+  double interval_;
   uint64_t at_ = 0;
+  clock::time_point read_at_ = clock::now();
   uint64_t millijoules_ = 0;
+  double seconds_ = 0;
 };
 
 }  // namespace lasp
