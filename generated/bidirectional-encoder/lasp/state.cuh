@@ -32,6 +32,7 @@
 #include "kernels.h"       // fill_normal, synthetic_tokens, the embedding sort, the softmax and MLP backends
 #include "options.cuh"     // Options
 #include "report.cuh"      // emit, say
+#include "energy.cuh"      // StepEnergy
 #include "tensors.cuh"     // TensorSpec, TensorSet
 
 namespace lasp {
@@ -225,6 +226,13 @@ inline double peak_bf16_flops(const char* device) {
   if (name.find("H100") != std::string::npos) return name.find("PCIe") != std::string::npos ? 756e12 : 989e12;
   if (name.find("A100") != std::string::npos) return 312e12;
   return 0;
+}
+
+// The energy counter of this rank's GPU over a run's steps (energy.cuh), which finds the GPU by its PCI bus id.
+inline StepEnergy step_energy(const State& st) {
+  char bus_id[32];
+  CUDA_CHECK(cudaDeviceGetPCIBusId(bus_id, sizeof bus_id, st.layout.device));
+  return StepEnergy(bus_id);
 }
 
 // Device, communicators, streams, events and cuBLAS of this rank; emits `start`. Returns false (after

@@ -23,7 +23,6 @@
 #include <cstdio>          // snprintf
 #include <vector>          // timings
 #include "blas.cuh"        // matmul (the GEMM ceiling)
-#include "energy.cuh"      // StepEnergy: the timed steps' joules
 #include "layer.cuh"       // host_work
 #include "report.cuh"      // emit, say
 #include "run.cuh"         // Run, HostFn
@@ -105,9 +104,7 @@ struct TimedSteps {
 template <typename Forward, typename Backward>
 inline TimedSteps time_steps(State& st, Forward forward_step, Backward backward_step) {
   std::vector<float> steps;
-  char bus_id[32];
-  CUDA_CHECK(cudaDeviceGetPCIBusId(bus_id, sizeof bus_id, st.layout.device));
-  StepEnergy energy(bus_id);
+  StepEnergy energy = step_energy(st);
   cudaEvent_t marks[4];  // on the compute stream: before forward, after it, after the last layer's backward, end
   for (auto& e : marks) CUDA_CHECK(cudaEventCreate(&e));
   std::vector<float> forward_ms, backward_ms, grad_wait_ms;

@@ -24,7 +24,6 @@
 #include <signal.h>  // sigaction: the handler's semantics fixed by POSIX (std::signal's vary by platform)
 #include <cstdio>
 #include <string>
-#include "energy.cuh"            // StepEnergy: the steps' joules
 #include "layer.cuh"             // head_loss, step_loss
 #include "optimizer.cuh"         // Optimizer, the step
 #include "report.cuh"            // emit, say
@@ -143,9 +142,7 @@ inline int train_run(State& st, const OptimizerTables& tables, Forward forward, 
     tokens_seen = resumed.tokens_seen;
   }
   const double tokens_per_step = program::kTokensPerStep * program::kAccumulate;
-  char bus_id[32];
-  CUDA_CHECK(cudaDeviceGetPCIBusId(bus_id, sizeof bus_id, st.layout.device));
-  StepEnergy energy(bus_id);  // this rank's GPU over the steps' own time, as `last` counts it (NVML loads first)
+  StepEnergy energy = step_energy(st);  // over the steps' own time, as `last` counts it (NVML loads first)
   const auto started = std::chrono::steady_clock::now();
   auto last = started;
   energy.start();
