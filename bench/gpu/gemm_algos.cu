@@ -14,8 +14,8 @@
 //     board sits at its power limit as in the training step (bench/results/2026-12-06-gemm-clocks-h100.md); there
 //     time is energy, and the fastest algorithm is the one that spends the fewest joules a product.
 //   - `--configs`: also one line per cuBLASLt candidate: its algorithm id, tile, stages, cluster shape, split-k
-//     and CTA swizzle (cublasLt.h's enum values), its ms and, with --sustained, its joules a call from the board's
-//     energy counter (bench_energy.cuh): which configurations spend fewer joules at the limit.
+//     and CTA swizzle (cublasLt.h's enum values) and its ms (the board's energy counter is too coarse for 250 ms
+//     stretches: bench/results/2026-12-07-energy-h100.md).
 //   - `--table OUT`: one line per shape whose fastest cuBLASLt candidate beats cublasGemmEx by more than 0.5%:
 //     "trans_a trans_b M N K output-bytes tile stages split-k swizzle", what experiments/blas-lt-table.patch reads
 //     from LASP_BLAS_TABLE (with --sustained: the algorithm that spends the fewest joules at the limit).
@@ -32,7 +32,6 @@
 
 #include "../../templates/runtime/blas.cuh"
 #include "../../templates/runtime/mlp_gemm.cuh"
-#include "bench_energy.cuh"  // EnergyMeter (--configs)
 #include "bench_fill.cuh"    // fill_uniform_kernel
 #include "bench_timing.cuh"
 
@@ -50,8 +49,6 @@
 // back to back for that long (one pair of events around them all: the launches queue, the GPU never idles).
 static double g_sustained_ms = 0;
 static bool g_configs = false;
-static EnergyMeter* g_meter = nullptr;
-static double g_last_joules = 0;  // of the last sustained call_ms, a call (0 without the counter)
 
 template <typename F>
 static float call_ms(F f) {
@@ -62,14 +59,10 @@ static float call_ms(F f) {
   cudaEvent_t a, b;
   CUDA_CHECK(cudaEventCreate(&a));
   CUDA_CHECK(cudaEventCreate(&b));
-  CUDA_CHECK(cudaDeviceSynchronize());
-  const unsigned long long mj0 = g_meter ? g_meter->millijoules() : 0;
   CUDA_CHECK(cudaEventRecord(a));
   for (int i = 0; i < calls; ++i) f();
   CUDA_CHECK(cudaEventRecord(b));
   CUDA_CHECK(cudaEventSynchronize(b));
-  const unsigned long long mj1 = g_meter ? g_meter->millijoules() : 0;
-  g_last_joules = (double)(mj1 - mj0) * 1e-3 / calls;
   float ms;
   CUDA_CHECK(cudaEventElapsedTime(&ms, a, b));
   CUDA_CHECK(cudaEventDestroy(a));
@@ -136,7 +129,6 @@ static float best_lt(cublasLtHandle_t lt, const Shape& s, const __nv_bfloat16* A
                   i, get(CUBLASLT_ALGO_CONFIG_ID), get(CUBLASLT_ALGO_CONFIG_TILE_ID), get(CUBLASLT_ALGO_CONFIG_STAGES_ID),
                   get(CUBLASLT_ALGO_CONFIG_CLUSTER_SHAPE_ID), get(CUBLASLT_ALGO_CONFIG_SPLITK_NUM),
                   get(CUBLASLT_ALGO_CONFIG_CTA_SWIZZLING), ms);
-      if (g_sustained_ms > 0 && g_last_joules > 0) std::printf("  %.4f J", g_last_joules);
       std::printf("\n");
     }
   }
@@ -203,8 +195,6 @@ int main(int argc, char** argv) {
   CUDA_CHECK(cudaMalloc(&workspace, workspace_bytes));
   cublasHandle_t handle;
   cublasLtHandle_t lt;
-  EnergyMeter meter;
-  if (g_configs && meter.available()) g_meter = &meter;
   CUBLAS_CHECK(cublasCreate(&handle));
   CUBLASLT_CHECK(cublasLtCreate(&lt));
   cudaDeviceProp prop;
@@ -233,8 +223,7 @@ int main(int argc, char** argv) {
       if (s.fp32_out) lasp::matmul(handle, s.trans_a, s.trans_b, s.M, s.N, s.K, A, B, static_cast<float*>(C));
       else lasp::matmul(handle, s.trans_a, s.trans_b, s.M, s.N, s.K, A, B, static_cast<__nv_bfloat16*>(C));
     });
-    const double j_default = g_last_joules;
-    if (g_configs) std::printf("  %s: cublasGemmEx %.4f ms  %.4f J\n", s.what, ms_default, j_default);
+    if (g_configs) std::printf("  %s: cublasGemmEx %.4f ms\n", s.what, ms_default);
     int tried = 0;
     LtConfig config;
     const float ms_lt = best_lt(lt, s, A, B, C, workspace, workspace_bytes, &tried, &config);
@@ -248,7 +237,7 @@ int main(int argc, char** argv) {
       CUDA_CHECK(lasp::mlpg::plain(
           lasp::mlpg::prepare_plain(A, B, static_cast<__nv_bfloat16*>(C), s.M, s.N, s.K, b_mn), b_mn, 0));
     });
-    if (g_configs && lasp_takes) std::printf("    lasp's Hopper GEMM %.4f ms  %.4f J\n", ms_lasp, g_last_joules);
+    if (g_configs && lasp_takes) std::printf("    lasp's Hopper GEMM %.4f ms\n", ms_lasp);
     const double flops = 2.0 * s.M * s.N * s.K;
     const float best = std::min(ms_default, std::min(ms_lt, ms_lasp));
     step_default += ms_default * s.per_step;
