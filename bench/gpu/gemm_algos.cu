@@ -16,11 +16,8 @@
 //   - `--configs`: also one line per cuBLASLt candidate: its algorithm id, tile, stages, cluster shape, split-k
 //     and CTA swizzle (cublasLt.h's enum values) and its ms (the board's energy counter is too coarse for 250 ms
 //     stretches: bench/results/2026-12-07-energy-h100.md).
-//   - `--table OUT`: one line per shape whose fastest cuBLASLt candidate beats cublasGemmEx by more than 0.5%:
-//     "trans_a trans_b M N K output-bytes tile stages split-k swizzle", what experiments/blas-lt-table.patch reads
-//     from LASP_BLAS_TABLE (with --sustained: the algorithm that spends the fewest joules at the limit).
 //   nvcc -O3 -std=c++17 -gencode=arch=compute_90a,code=sm_90a bench/gpu/gemm_algos.cu -lcublas -lcublasLt -o gemm_algos
-//   ./gemm_algos [--sustained MS] [--json OUT] [--configs] [--table OUT]
+//   ./gemm_algos [--sustained MS] [--json OUT] [--configs]
 #include <cublasLt.h>
 #include <cublas_v2.h>
 #include <cuda_bf16.h>
@@ -78,11 +75,6 @@ struct Shape {
 };
 
 // cuBLASLt's row-major C = op(A) op(B) issued as column-major C^T = op(B)^T op(A)^T, as blas.cuh does.
-// The fastest candidate's configuration: tile, stages, split-k, CTA swizzle (cublasLt.h's values).
-struct LtConfig {
-  int tile = -1, stages = -1, splitk = -1, swizzle = -1;
-};
-
 static int lt_config(const cublasLtMatmulAlgo_t& algo, cublasLtMatmulAlgoConfigAttributes_t attr) {
   uint32_t v = 0;
   size_t written = 0;
@@ -91,7 +83,7 @@ static int lt_config(const cublasLtMatmulAlgo_t& algo, cublasLtMatmulAlgoConfigA
 }
 
 static float best_lt(cublasLtHandle_t lt, const Shape& s, const __nv_bfloat16* A, const __nv_bfloat16* B, void* C,
-                     void* workspace, size_t workspace_bytes, int* tried, LtConfig* best_config) {
+                     void* workspace, size_t workspace_bytes, int* tried) {
   cublasLtMatmulDesc_t op;
   CUBLASLT_CHECK(cublasLtMatmulDescCreate(&op, CUBLAS_COMPUTE_32F, CUDA_R_32F));
   const cublasOperation_t ta = s.trans_b ? CUBLAS_OP_T : CUBLAS_OP_N, tb = s.trans_a ? CUBLAS_OP_T : CUBLAS_OP_N;
@@ -117,11 +109,6 @@ static float best_lt(cublasLtHandle_t lt, const Shape& s, const __nv_bfloat16* A
       CUBLASLT_CHECK(cublasLtMatmul(lt, op, &alpha, B, lb, A, la, &beta, C, lc, C, lc, &results[i].algo, workspace,
                                     workspace_bytes, 0));
     });
-    if (ms < best)
-      *best_config = LtConfig{lt_config(results[i].algo, CUBLASLT_ALGO_CONFIG_TILE_ID),
-                              lt_config(results[i].algo, CUBLASLT_ALGO_CONFIG_STAGES_ID),
-                              lt_config(results[i].algo, CUBLASLT_ALGO_CONFIG_SPLITK_NUM),
-                              lt_config(results[i].algo, CUBLASLT_ALGO_CONFIG_CTA_SWIZZLING)};
     best = ms < best ? ms : best;
     if (g_configs) {
       const auto get = [&](cublasLtMatmulAlgoConfigAttributes_t attr) { return lt_config(results[i].algo, attr); };
@@ -143,7 +130,6 @@ static float best_lt(cublasLtHandle_t lt, const Shape& s, const __nv_bfloat16* A
 
 int main(int argc, char** argv) {
   const char* json = nullptr;
-  const char* table = nullptr;
   for (int i = 1; i < argc; ++i) {
     const std::string a = argv[i];
     if (a == "--json" && i + 1 < argc)
@@ -152,10 +138,8 @@ int main(int argc, char** argv) {
       g_sustained_ms = std::atof(argv[++i]);
     else if (a == "--configs")
       g_configs = true;
-    else if (a == "--table" && i + 1 < argc)
-      table = argv[++i];
     else {
-      std::fprintf(stderr, "usage: %s [--sustained MS] [--json OUT] [--configs] [--table OUT]\n", argv[0]);
+      std::fprintf(stderr, "usage: %s [--sustained MS] [--json OUT] [--configs]\n", argv[0]);
       return 2;
     }
   }
@@ -200,7 +184,6 @@ int main(int argc, char** argv) {
   cudaDeviceProp prop;
   CUDA_CHECK(cudaGetDeviceProperties(&prop, 0));
   std::FILE* out = json ? std::fopen(json, "w") : nullptr;
-  std::FILE* table_out = table ? std::fopen(table, "w") : nullptr;
   if (out) std::fprintf(out, "{\"device\": \"%s\", \"sustained_ms\": %g, \"shapes\": [\n", prop.name, g_sustained_ms);
   if (g_sustained_ms > 0) {  // the board at its power limit before the first timing
     const float one = time_ms([&] { lasp::matmul(handle, false, true, T, 2 * F, H, A, B, static_cast<__nv_bfloat16*>(C)); }, 3);
@@ -225,11 +208,7 @@ int main(int argc, char** argv) {
     });
     if (g_configs) std::printf("  %s: cublasGemmEx %.4f ms\n", s.what, ms_default);
     int tried = 0;
-    LtConfig config;
-    const float ms_lt = best_lt(lt, s, A, B, C, workspace, workspace_bytes, &tried, &config);
-    if (table_out && ms_lt < 0.995f * ms_default && config.tile >= 0)
-      std::fprintf(table_out, "%d %d %d %d %d %d %d %d %d %d\n", s.trans_a ? 1 : 0, s.trans_b ? 1 : 0, s.M, s.N, s.K,
-                   s.fp32_out ? 4 : 2, config.tile, config.stages, config.splitk, config.swizzle);
+    const float ms_lt = best_lt(lt, s, A, B, C, workspace, workspace_bytes, &tried);
     const bool lasp_takes = !s.trans_a && !s.fp32_out && s.M % lasp::mlpg::kBM == 0 && s.K % lasp::mlpg::kBK == 0 &&
                             s.N % (lasp::mlpg::kBN / 2) == 0 && lasp::hopper::kernels_run();
     const float ms_lasp = !lasp_takes ? 1e30f : call_ms([&] {
@@ -262,6 +241,5 @@ int main(int argc, char** argv) {
     std::fprintf(out, "], \"step_gemm_ms\": %.3f, \"step_gemm_best_ms\": %.3f}\n", step_default, step_best);
     std::fclose(out);
   }
-  if (table_out) std::fclose(table_out);
   return 0;
 }

@@ -78,16 +78,9 @@
 #              TMA's bulk copies against the threads' own loads: copies, the sum of squares, AdamW (bit for bit first)
 #   lhead      .gpu-lgemm/t-linear-1b-keep-w1 (as lgemm) and .gpu-suite/data: the LM head's logits alone on lasp's
 #              Hopper GEMM (LASP_GEMM=lasp LASP_GEMM_MIN_N=65536) against cuBLAS, the 1B step A/B, 3 rounds
-#   bltab      .gpu-ops/gemm_algos, .gpu-bltab/t-linear-1b-keep-w1 (built with experiments/blas-lt-table.patch
-#              applied: `build-specs-here.sh .gpu-bltab t-linear-1b-keep-w1`) and .gpu-suite/data: gemm_algos
-#              --sustained 250 --table writes each shape's cuBLASLt algorithm that spends the fewest joules at the
-#              limit, then the 1B step A/B without and with LASP_BLAS_TABLE (env-ab.sh, 3 rounds: time and joules)
-#   energyread .gpu-old/t-tiny-train-w1 (built from an older commit's tree: ENERGYREAD_OLD names it in the table)
+#   energyread .gpu-old/t-tiny-train-w1 (built here from an older commit's tree, a git worktree of it)
 #              and .gpu-ship/t-tiny-train-w1 (HEAD), .gpu-suite/data: the tiny model's train step, old build against
 #              new (env-ab.sh PROG_B, 3 rounds of 300 steps): what train mode's energy read costs a step
-#   mgroup     .gpu-mgroup/t-linear-1b-keep-w1 (built with experiments/mlpg-group.patch applied) and .gpu-suite/data:
-#              the MLP GEMM's raster group (M-tiles sharing each N-tile: how often W streams from HBM) 16 (ships)
-#              against MGROUP_B (default 64), the 1B step A/B, 3 rounds: time and joules
 #   diag       .gpu-diag (`lasp compile` of variant specs + kernels.o, as vallscan): verify programs that tell
 #              one question apart, their specs beside them (the closing note says which)
 # The carried folders and the tracked tree together must stay under the device tool's 64 MiB.
@@ -107,7 +100,7 @@ limit_of() {
   case "$1" in
     vdoc) echo 170 ;; ceiling) echo 50 ;; calibrate) echo 180 ;; gathered) echo 200 ;;
     docbench) echo 150 ;; vallscan) echo 80 ;; diag) echo 90 ;; docab) echo 200 ;; scatterab) echo 420 ;; softmax) echo 220 ;;
-    gcheck) echo 120 ;; trainck) echo 290 ;; inplace) echo 100 ;; mlpship) echo 590 ;; torch1b) echo "${TORCH1B_SECONDS:-500}" ;; shipref) echo 240 ;; master) echo 120 ;; keepab) echo 150 ;; shardload) echo 80 ;; clocks) echo 300 ;; ops) echo 100 ;; opscheck) echo 90 ;; train1b) echo 330 ;; gemmsus) echo 150 ;; lgemm) echo 300 ;; energy) echo 200 ;; lhead) echo 160 ;; stream) echo 150 ;; bltab) echo 220 ;; energyread) echo 100 ;; mgroup) echo 160 ;; *) echo 0 ;;
+    gcheck) echo 120 ;; trainck) echo 290 ;; inplace) echo 100 ;; mlpship) echo 590 ;; torch1b) echo "${TORCH1B_SECONDS:-500}" ;; shipref) echo 240 ;; master) echo 120 ;; keepab) echo 150 ;; shardload) echo 80 ;; clocks) echo 300 ;; ops) echo 100 ;; opscheck) echo 90 ;; train1b) echo 330 ;; gemmsus) echo 150 ;; lgemm) echo 300 ;; energy) echo 200 ;; lhead) echo 160 ;; stream) echo 150 ;; energyread) echo 100 ;; *) echo 0 ;;
   esac
 }
 needs_of() {
@@ -122,9 +115,7 @@ needs_of() {
     gcheck) echo .gpu-gathered/gathered_check ;; clocks) echo ".gpu-clocks/m-linear-1b-w1 .device/wheels" ;;
     ops) echo .gpu-ops/model_ops ;; opscheck) echo .gpu-ops/model_ops ;; energy) echo .gpu-ops/model_ops ;;
     lhead) echo ".gpu-lgemm/t-linear-1b-keep-w1/prog .gpu-suite/data" ;; stream) echo .gpu-ops/stream_energy ;;
-    bltab) echo ".gpu-ops/gemm_algos .gpu-bltab/t-linear-1b-keep-w1/prog .gpu-suite/data" ;;
     energyread) echo ".gpu-old/t-tiny-train-w1/prog .gpu-ship/t-tiny-train-w1/prog .gpu-suite/data" ;;
-    mgroup) echo ".gpu-mgroup/t-linear-1b-keep-w1/prog .gpu-suite/data" ;;
     train1b) echo ".gpu-suite/t-linear-1b-w1 .gpu-suite/data .device/wheels" ;;
     trainck) echo ".gpu-suite/t-tiny-train-w1 .gpu-suite/t-linear-1b-ck-w1 .gpu-suite/data" ;;
     inplace) echo ".gpu-suite/t-tiny-train-w1 .gpu-suite/data" ;;
@@ -162,22 +153,11 @@ run_lot() { # lot limit dir
     ops) timeout "$limit" .gpu-ops/model_ops --bench-only --runs 20 > "$dir/model_ops.log" 2>&1 ;;
     opscheck) timeout "$limit" .gpu-ops/model_ops --checks-only > "$dir/model_ops.log" 2>&1 ;;
     stream) timeout "$limit" .gpu-ops/stream_energy --seconds 2 > "$dir/stream.log" 2>&1 ;;
-    bltab)
-      timeout 80 .gpu-ops/gemm_algos --sustained 250 --table "$dir/table.txt" > "$dir/gemm.txt" 2>&1
-      echo "gemm_algos exit $?; $(wc -l < "$dir/table.txt" 2>/dev/null) shapes in the table" > "$dir/ab.txt"
-      ln -sfn ../.gpu-suite/data .gpu-bltab/data
-      PROG=.gpu-bltab/t-linear-1b-keep-w1 B="LASP_BLAS_TABLE=$dir/table.txt LASP_BLAS_LOG=1" ROUNDS=3 STEPS=40 \
-        OUT=$dir/ab timeout $((limit - 90)) bash bench/gpu/env-ab.sh >> "$dir/ab.txt" 2>&1
-      grep -h "blas" "$dir/ab/B.1.err" 2>/dev/null | head -20 >> "$dir/ab.txt" ;;
     energyread)
       ln -sfn ../.gpu-suite/data .gpu-old/data
       ln -sfn ../.gpu-suite/data .gpu-ship/data
       PROG=.gpu-old/t-tiny-train-w1 PROG_B=.gpu-ship/t-tiny-train-w1 ROUNDS=3 STEPS=300 OUT=$dir/ab \
         timeout $((limit - 5)) bash bench/gpu/env-ab.sh > "$dir/ab.txt" 2>&1 ;;
-    mgroup)
-      ln -sfn ../.gpu-suite/data .gpu-mgroup/data
-      PROG=.gpu-mgroup/t-linear-1b-keep-w1 A="LASP_MLPG_GROUP_M=16" B="LASP_MLPG_GROUP_M=${MGROUP_B:-64}" ROUNDS=3 \
-        STEPS=40 OUT=$dir/ab timeout $((limit - 5)) bash bench/gpu/env-ab.sh > "$dir/ab.txt" 2>&1 ;;
     energy) timeout "$limit" .gpu-ops/model_ops --bench-only --runs 10 --energy 2 > "$dir/model_ops.log" 2>&1 ;;
     lhead)
       ln -sfn ../.gpu-suite/data .gpu-lgemm/data
@@ -336,9 +316,8 @@ short_of() { # lot dir
     opscheck) grep -E "FAIL|kv groups|checks" "$2/model_ops.log" 2>/dev/null | head -20 ;;
     energy) grep -E "^\| |energy" "$2/model_ops.log" 2>/dev/null | cut -d'|' -f2,3,4,11,12,13 ;;
     lhead) cut -c1-200 "$2/ab.txt" 2>/dev/null ;;
-    energyread | mgroup) cut -c1-200 "$2/ab.txt" 2>/dev/null ;;
+    energyread) cut -c1-200 "$2/ab.txt" 2>/dev/null ;;
     stream) grep -E "^CHECK|^INFO|^\||failed" "$2/stream.log" 2>/dev/null ;;
-    bltab) cut -c1-200 "$2/ab.txt" 2>/dev/null; tail -1 "$2/gemm.txt" 2>/dev/null ;;
     lgemm) cut -c1-200 "$2/lgemm.txt" 2>/dev/null ;;
     gemmsus) cat "$2/gemm.txt" 2>/dev/null; sort "$2/clocks.txt" 2>/dev/null | uniq -c | sort -rn | head -3 ;;
     docab) tail -8 "$2/ab.txt" 2>/dev/null ;;
@@ -359,7 +338,7 @@ short_of() { # lot dir
   esac
 }
 
-[ $# -gt 0 ] || { echo "usage: queue.sh LOT... (vdoc ceiling calibrate gathered gcheck clocks ops train1b trainck inplace mlpship torch1b shipref opscheck master keepab shardload gemmsus lgemm energy lhead stream bltab energyread mgroup docbench vallscan diag docab scatterab softmax)" >&2; exit 2; }
+[ $# -gt 0 ] || { echo "usage: queue.sh LOT... (vdoc ceiling calibrate gathered gcheck clocks ops train1b trainck inplace mlpship torch1b shipref opscheck master keepab shardload gemmsus lgemm energy lhead stream energyread docbench vallscan diag docab scatterab softmax)" >&2; exit 2; }
 : > "$OUT/summary.txt"
 for lot in "$@"; do
   limit=$(limit_of "$lot")
