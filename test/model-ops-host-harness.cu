@@ -6,6 +6,8 @@
 //   harness refuse-swiglu F   swiglu_forward's check of ffn F
 //   harness mlp-backend R F H mlp_gemm_backend's answer for R tokens, ffn F, hidden H under LASP_MLP_GEMM
 //                             (cublas, or a shape the kernel cannot take: no GPU asked; else exits with its message)
+//   harness head-backend R V H  head_gemm_backend's for chunks of R tokens, vocab V, hidden H under LASP_HEAD_GEMM
+//   harness head-logits R V H   whether head_logits_gemm takes such a chunk (only shapes it leaves to cuBLAS)
 #include <cstdio>
 #include <cstdlib>
 #include <string>
@@ -42,6 +44,16 @@ int main(int argc, char** argv) {
   }
   if (mode == "mlp-backend" && argc > 4) {
     std::printf("%s\n", lasp::mlp_gemm_backend(std::atoi(argv[2]), std::atoi(argv[3]), std::atoi(argv[4])));
+    return 0;
+  }
+  if (mode == "head-backend" && argc > 4) {
+    std::printf("%s\n", lasp::head_gemm_backend(std::atoi(argv[2]), std::atoi(argv[3]), std::atoi(argv[4])));
+    return 0;
+  }
+  if (mode == "head-logits" && argc > 4) {  // a chunk that goes to cuBLAS: nothing launched, false
+    const bool taken = lasp::head_logits_gemm(nullptr, nullptr, nullptr, std::atoi(argv[2]), std::atoi(argv[3]),
+                                              std::atoi(argv[4]), 0);
+    std::printf("%s\n", taken ? "lasp" : "cuBLAS");
     return 0;
   }
   return 2;

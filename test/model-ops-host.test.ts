@@ -35,7 +35,9 @@ describe("the model ops' host logic (norm.cuh, swiglu.cuh, mlp_gemm.cuh, lm_head
       const withChoice = (choice: string | undefined, ...args: string[]) => {
         const env = { ...process.env };
         delete env["LASP_MLP_GEMM"];
-        if (choice !== undefined) env["LASP_MLP_GEMM"] = choice;
+        delete env["LASP_HEAD_GEMM"];
+        if (choice !== undefined)
+          env[args[0] === "mlp-backend" ? "LASP_MLP_GEMM" : "LASP_HEAD_GEMM"] = choice;
         return spawnSync(join(dir, "harness"), args, { encoding: "utf8", env });
       };
       const shapes = run("shapes");
@@ -88,6 +90,25 @@ describe("the model ops' host logic (norm.cuh, swiglu.cuh, mlp_gemm.cuh, lm_head
       expect(unknown.status).toBe(2);
       expect(unknown.stderr).toBe(
         "lasp_program: LASP_MLP_GEMM=fast is not a choice (auto, lasp or cublas)\n",
+      );
+      // LASP_HEAD_GEMM, the LM head's logits on the same GEMM: the same words, a chunk's shape (the vocab a
+      // multiple of 128: Llama 3's 128256 is); a ragged last chunk leaves to cuBLAS without asking the GPU.
+      expect(withChoice("cublas", "head-backend", "4096", "128256", "2048").stdout).toBe("cublas\n");
+      expect(withChoice(undefined, "head-backend", "4096", "50257", "768").stdout).toBe("cublas\n");
+      expect(withChoice("auto", "head-backend", "1000", "128256", "2048").stdout).toBe("cublas\n");
+      expect(withChoice(undefined, "head-logits", "1000", "128256", "2048").stdout).toBe("cuBLAS\n");
+      expect(withChoice("cublas", "head-logits", "4096", "128256", "2048").stdout).toBe("cuBLAS\n");
+      const insistHead = withChoice("lasp", "head-backend", "4096", "50257", "768");
+      expect(insistHead.status).toBe(2);
+      expect(insistHead.stderr).toBe(
+        "lasp_program: LASP_HEAD_GEMM=lasp, but lasp's GEMM cannot run the LM head's logits over 4096 tokens x " +
+          "hidden 768 x vocab 50257 here: it needs chunks of tokens % 128 == 0, hidden % 64 == 0 and vocab % 128 " +
+          "== 0 (auto or cublas run cuBLAS)\n",
+      );
+      const unknownHead = withChoice("yes", "head-backend", "4096", "128256", "2048");
+      expect(unknownHead.status).toBe(2);
+      expect(unknownHead.stderr).toBe(
+        "lasp_program: LASP_HEAD_GEMM=yes is not a choice (auto, lasp or cublas)\n",
       );
     },
     180_000,

@@ -4,7 +4,7 @@
 // forward x W^T, input gradient dY W, weight gradient dY^T x in fp32), it times
 //   - cublasGemmEx with CUBLAS_GEMM_DEFAULT, as templates/runtime/blas.cuh calls it today, and
 //   - every algorithm cuBLASLt's heuristic offers (up to 16) for the same operation, keeping the fastest, and
-//   - lasp's Hopper GEMM (mlp_gemm.cuh's plain store, what bench/gpu/experiments/lasp-gemm.patch runs) where it
+//   - lasp's Hopper GEMM (mlp_gemm.cuh's plain store, which runs the LM head's logits in the program) where it
 //     takes the shape (A not transposed, bf16 out, M % 128, K % 64, N % 128; on Hopper),
 // and prints one line per shape and a total weighted by how many times a step issues the shape (16 layers; the
 // LM head in 4 chunks of 4096 tokens). The operands are random (uniform in [-1, 1), the weights scaled by

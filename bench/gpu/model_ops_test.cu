@@ -23,7 +23,7 @@
 // - grouped kv heads (a linear layer's `kv_heads`): the copy to every query head bit for bit, each group's
 //   gradient sum bit for bit equal to the host's fp32 sum in head order rounded once (bf16), and fp32's;
 // - classifier: several chunks with a ragged last one, vocab a multiple of 8 and not, Llama-3's vocab and a large
-//   one that is not a multiple of 8, ignored targets (-1),
+//   one that is not a multiple of 8, chunks whose logits run on lasp's GEMM (Hopper), ignored targets (-1),
 //   dW accumulated and overwritten, the loss-only path, bitwise-equal repeats; at the full shape, the losses
 //   of sampled rows against float64.
 // Timings at the Linear-Llama3-1B shapes (16K tokens, hidden 2048, ffn 8192, vocab 128256; the gradient norm over
@@ -889,6 +889,12 @@ int main(int argc, char** argv) {
     check_classifier(handle, seed + 410, 77, 1003, 64, 32, false);    // vocab not a multiple of 8
     check_classifier(handle, seed + 420, 70, 128256, 64, 32, true);   // Llama-3's vocab
     check_classifier(handle, seed + 430, 41, 50003, 64, 16, false);   // large, element loads
+    // Chunks of 128 tokens: their logits on lasp's GEMM (mlp_gemm.cuh's head_logits_gemm, on Hopper), a ragged
+    // last chunk on cuBLAS.
+    std::printf("INFO classifier: chunks of 128 x vocab 1024 / 128256 take the logits on %s, %s\n",
+                lasp::head_gemm_backend(128, 1024, 256), lasp::head_gemm_backend(128, 128256, 128));
+    check_classifier(handle, seed + 440, 300, 1024, 256, 128, false);   // 128 + 128 on it, 44 on cuBLAS
+    check_classifier(handle, seed + 450, 256, 128256, 128, 128, true);  // Llama-3's vocab on it
     for (int d : {64, 128, 256, 96}) check_head_rms(seed + 500 + d, 16 * 1000 + 3, d);
     // Llama 3.2-1B's 8 kv heads of 32 at d 64, 1B-hybrid-like 4 of 16 at d 128, and one kv head for all.
     check_kv_groups<bf16>(seed + 700, 1000 + 3, 8, 32, 64);

@@ -55,9 +55,11 @@
 #              the hybrid with Llama 3's RoPE scaling, and with grouped kv heads in its linear layers, each in verify
 #              mode against its own oracle, then its weights and gradients against PyTorch's (torch_reference.py
 #              computes the scaled frequencies and the grouped heads in its own Python from config.json)
-#   master     .gpu-ops/adamw_check (bench/gpu/adamw_check.cu's nvcc line, output there), .gpu-ship/t-tiny-train-w1
+#   master     .gpu-ops/adamw_check (bench/gpu/adamw_check.cu's nvcc line, output there), .gpu-ship/t-tiny-train-w1 (the
+#              folder: the ZeRO-1 reshard reads its main.cu)
 #              and .gpu-suite/data: the fp32 masters held as bf16 weights and low halves (master_weights.cuh) on
-#              the GPU: AdamW against torch.optim.AdamW (1e-6), then run-train.sh resume and reshard on the tiny
+#              the GPU: AdamW against torch.optim.AdamW (1e-6) and the same bytes with LASP_ADAMW=plain (the Hopper
+#              bulk-copy path against the vectorised kernel), then run-train.sh resume and reshard on the tiny
 #              model (the masters joined into a checkpoint and split back: the same losses to the bit)
 #   keepab     .gpu-ship/t-linear-1b-w1 and t-linear-1b-keep-w1 (built with mlpship's, `recompute none`): the 1B
 #              step with the block norms' outputs kept against made again (env-ab.sh PROG_B=), the same losses
@@ -66,18 +68,13 @@
 #              Hopper GEMM (where it takes the shape), each back to back for 250 ms at the power limit on random
 #              operands (which spends the fewest joules), with the SM clock and power sampled; GEMMSUS_ARGS=--configs
 #              adds every cuBLASLt candidate's configuration (tile, stages, cluster shape) with its joules a call
-#   lgemm      .gpu-lgemm/t-linear-1b-keep-w1 and v-hyb-rope-w1 (built with bench/gpu/experiments/lasp-gemm.patch
-#              applied: `build-specs-here.sh .gpu-lgemm t-linear-1b-keep-w1 v-hyb-rope-w1`), .gpu-suite/data,
-#              .device/wheels: the projections on lasp's Hopper GEMM (LASP_GEMM=lasp): the hybrid verified against
-#              its oracle and PyTorch, then the 1B step A/B against cuBLAS (LASP_GEMM=cublas), 3 rounds; first,
-#              where bench/gpu/mlp_gemm/mlp_gemm_check is carried, its checks at the LM head's shapes (--shape head)
 #   energy     .gpu-ops/model_ops (as ops): each model op back to back for 2 s on the board's energy counter
 #              (--energy 2: joules a call and watts), beside an idle board, a copy and the gate|up GEMM; AdamW at the
 #              1B size with the shipped grid and six others
 #   stream     .gpu-ops/stream_energy (bench/gpu/experiments/stream_energy.cu's nvcc line): joules a GB through
 #              TMA's bulk copies against the threads' own loads: copies, the sum of squares, AdamW (bit for bit first)
-#   lhead      .gpu-lgemm/t-linear-1b-keep-w1 (as lgemm) and .gpu-suite/data: the LM head's logits alone on lasp's
-#              Hopper GEMM (LASP_GEMM=lasp LASP_GEMM_MIN_N=65536) against cuBLAS, the 1B step A/B, 3 rounds
+#   lhead      .gpu-ship/t-linear-1b-keep-w1 and .gpu-suite/data: the LM head's logits on lasp's Hopper GEMM (the
+#              default) against cuBLAS (LASP_HEAD_GEMM=cublas), the 1B step A/B, 3 rounds
 #   energyread .gpu-old/t-tiny-train-w1 (built here from an older commit's tree, a git worktree of it)
 #              and .gpu-ship/t-tiny-train-w1 (HEAD), .gpu-suite/data: the tiny model's train step, old build against
 #              new (env-ab.sh PROG_B, 3 rounds of 300 steps): what train mode's energy read costs a step
@@ -100,7 +97,7 @@ limit_of() {
   case "$1" in
     vdoc) echo 170 ;; ceiling) echo 50 ;; calibrate) echo 180 ;; gathered) echo 200 ;;
     docbench) echo 150 ;; vallscan) echo 80 ;; diag) echo 90 ;; docab) echo 200 ;; scatterab) echo 420 ;; softmax) echo 220 ;;
-    gcheck) echo 120 ;; trainck) echo 290 ;; inplace) echo 100 ;; mlpship) echo 590 ;; torch1b) echo "${TORCH1B_SECONDS:-500}" ;; shipref) echo 240 ;; master) echo 120 ;; keepab) echo 150 ;; shardload) echo 80 ;; clocks) echo 300 ;; ops) echo 100 ;; opscheck) echo 90 ;; train1b) echo 330 ;; gemmsus) echo 150 ;; lgemm) echo 300 ;; energy) echo 200 ;; lhead) echo 160 ;; stream) echo 150 ;; energyread) echo 100 ;; *) echo 0 ;;
+    gcheck) echo 120 ;; trainck) echo 290 ;; inplace) echo 100 ;; mlpship) echo 590 ;; torch1b) echo "${TORCH1B_SECONDS:-500}" ;; shipref) echo 240 ;; master) echo 120 ;; keepab) echo 150 ;; shardload) echo 80 ;; clocks) echo 300 ;; ops) echo 100 ;; opscheck) echo 90 ;; train1b) echo 330 ;; gemmsus) echo 150 ;; energy) echo 200 ;; lhead) echo 160 ;; stream) echo 150 ;; energyread) echo 100 ;; *) echo 0 ;;
   esac
 }
 needs_of() {
@@ -114,7 +111,7 @@ needs_of() {
     softmax) echo .gpu-softmax/softmax_kernels ;;
     gcheck) echo .gpu-gathered/gathered_check ;; clocks) echo ".gpu-clocks/m-linear-1b-w1 .device/wheels" ;;
     ops) echo .gpu-ops/model_ops ;; opscheck) echo .gpu-ops/model_ops ;; energy) echo .gpu-ops/model_ops ;;
-    lhead) echo ".gpu-lgemm/t-linear-1b-keep-w1/prog .gpu-suite/data" ;; stream) echo .gpu-ops/stream_energy ;;
+    lhead) echo ".gpu-ship/t-linear-1b-keep-w1/prog .gpu-suite/data" ;; stream) echo .gpu-ops/stream_energy ;;
     energyread) echo ".gpu-old/t-tiny-train-w1/prog .gpu-ship/t-tiny-train-w1/prog .gpu-suite/data" ;;
     train1b) echo ".gpu-suite/t-linear-1b-w1 .gpu-suite/data .device/wheels" ;;
     trainck) echo ".gpu-suite/t-tiny-train-w1 .gpu-suite/t-linear-1b-ck-w1 .gpu-suite/data" ;;
@@ -124,9 +121,8 @@ needs_of() {
     shipref) echo ".gpu-ship/v-hyb-rope-w1/prog" ;;
     keepab) echo ".gpu-ship/t-linear-1b-w1/prog .gpu-ship/t-linear-1b-keep-w1/prog .gpu-suite/data" ;;
     shardload) echo ".gpu-ship/t-tiny-train-w1/prog .gpu-suite/data" ;;
-    master) echo ".gpu-ops/adamw_check .gpu-ship/t-tiny-train-w1/prog .gpu-suite/data" ;;
+    master) echo ".gpu-ops/adamw_check .gpu-ship/t-tiny-train-w1/prog .gpu-ship/t-tiny-train-w1/main.cu .gpu-suite/data" ;;
     gemmsus) echo .gpu-ops/gemm_algos ;;
-    lgemm) echo ".gpu-lgemm/t-linear-1b-keep-w1/prog .gpu-lgemm/v-hyb-rope-w1/prog .gpu-suite/data .device/wheels" ;;
   esac
 }
 run_lot() { # lot limit dir
@@ -160,30 +156,9 @@ run_lot() { # lot limit dir
         timeout $((limit - 5)) bash bench/gpu/env-ab.sh > "$dir/ab.txt" 2>&1 ;;
     energy) timeout "$limit" .gpu-ops/model_ops --bench-only --runs 10 --energy 2 > "$dir/model_ops.log" 2>&1 ;;
     lhead)
-      ln -sfn ../.gpu-suite/data .gpu-lgemm/data
-      PROG=.gpu-lgemm/t-linear-1b-keep-w1 A="LASP_GEMM=cublas" B="LASP_GEMM=lasp LASP_GEMM_MIN_N=65536" ROUNDS=3 \
+      ln -sfn ../.gpu-suite/data .gpu-ship/data
+      PROG=.gpu-ship/t-linear-1b-keep-w1 A="" B="LASP_HEAD_GEMM=cublas" ROUNDS=3 \
         STEPS=40 OUT=$dir/ab timeout $((limit - 5)) bash bench/gpu/env-ab.sh > "$dir/ab.txt" 2>&1 ;;
-    lgemm)
-      if [ -x bench/gpu/mlp_gemm/mlp_gemm_check ]; then
-        OUT=$dir/mlp_gemm timeout 120 bash bench/gpu/mlp_gemm/run.sh --check-only --shape head > /dev/null 2>&1
-        echo "mlp_gemm_check --shape head: exit $?; $(grep -h "^checks:" "$dir/mlp_gemm/run.log" 2>/dev/null)" >> "$dir/lgemm.txt"
-      fi
-      python3 -m pip install -q --no-deps --no-index --target /tmp/fla .device/wheels/*.whl > /dev/null 2>&1
-      for g in cublas lasp; do
-        w=$(mktemp -d /tmp/lasp-lgemm.XXXXXX)
-        LASP_GEMM=$g timeout 60 .gpu-lgemm/v-hyb-rope-w1/prog --rank 0 --world 1 --device 0 --mode verify \
-          --save-weights "$w/model.safetensors" --save-grads "$w/grads.safetensors" > "$dir/verify-$g.out" 2>&1
-        echo "verify with LASP_GEMM=$g: exit $?" >> "$dir/lgemm.txt"
-        grep -h "verify:\|projections" "$dir/verify-$g.out" | tail -2 >> "$dir/lgemm.txt"
-        timeout 80 python3 bench/gpu/torch_reference.py "$w/model.safetensors" "$w/grads.safetensors" --device cuda \
-          > "$dir/reference-$g.txt" 2>&1
-        echo "reference with LASP_GEMM=$g: exit $?" >> "$dir/lgemm.txt"
-        grep -h "^loss:\|^PASS\|^FAIL" "$dir/reference-$g.txt" >> "$dir/lgemm.txt"
-        rm -rf "$w"
-      done
-      ln -sfn ../.gpu-suite/data .gpu-lgemm/data
-      PROG=.gpu-lgemm/t-linear-1b-keep-w1 A="LASP_GEMM=cublas" B="LASP_GEMM=lasp" ROUNDS=3 STEPS=40 OUT=$dir/ab \
-        timeout 150 bash bench/gpu/env-ab.sh >> "$dir/lgemm.txt" 2>&1 ;;
     gemmsus)
       nvidia-smi --query-gpu=clocks.sm,power.draw --format=csv,noheader -lms 500 > "$dir/clocks.txt" &
       sampler=$!
@@ -263,7 +238,7 @@ PY
         timeout 60 ".gpu-ship/$p/prog" --rank 0 --world 1 --device 0 --mode verify \
           --save-weights "$w/model.safetensors" --save-grads "$w/grads.safetensors" > "$dir/$p/program.out" 2> "$dir/$p/program.err"
         echo "$p program exit $?" >> "$dir/shipref.txt"
-        grep -h "verify" "$dir/$p/program.out" "$dir/$p/program.err" | tail -3 >> "$dir/shipref.txt"
+        grep -h "verify\|LM head" "$dir/$p/program.out" "$dir/$p/program.err" | tail -4 >> "$dir/shipref.txt"
         cp "$w/config.json" "$dir/$p/" 2> /dev/null
         timeout 80 python3 bench/gpu/torch_reference.py "$w/model.safetensors" "$w/grads.safetensors" --device cuda \
           --json "$dir/$p/reference.json" > "$dir/$p/reference.txt" 2>&1
@@ -274,6 +249,8 @@ PY
     master)
       (.gpu-ops/adamw_check /tmp/lasp-adamw.bin && python3 bench/gpu/adamw_torch.py /tmp/lasp-adamw.bin
         echo "adamw exit $?"
+        LASP_ADAMW=plain .gpu-ops/adamw_check /tmp/lasp-adamw-plain.bin && cmp /tmp/lasp-adamw.bin /tmp/lasp-adamw-plain.bin
+        echo "adamw: default path against LASP_ADAMW=plain, the same bytes: exit $?"
         ln -sfn ../.gpu-suite/data .gpu-ship/data
         TORCH_EVAL=0 SUITE=.gpu-ship OUT=$dir/resume RUNS=/tmp/lasp-master-resume timeout 70 bash bench/gpu/run-train.sh resume
         SUITE=.gpu-ship OUT=$dir/resume RUNS=/tmp/lasp-master-resume timeout 40 bash bench/gpu/run-train.sh reshard
@@ -313,12 +290,11 @@ short_of() { # lot dir
     gathered | gcheck) tail -30 "$2/summary.txt" 2>/dev/null ;;
     clocks) cat "$2/clocks.txt" 2>/dev/null ;;
     ops) grep -E "x128256|swiglu|norm" "$2/model_ops.log" 2>/dev/null ;;
-    opscheck) grep -E "FAIL|kv groups|checks" "$2/model_ops.log" 2>/dev/null | head -20 ;;
+    opscheck) grep -E "FAIL|kv groups|checks|INFO classifier" "$2/model_ops.log" 2>/dev/null | head -20 ;;
     energy) grep -E "^\| |energy" "$2/model_ops.log" 2>/dev/null | cut -d'|' -f2,3,4,11,12,13 ;;
     lhead) cut -c1-200 "$2/ab.txt" 2>/dev/null ;;
     energyread) cut -c1-200 "$2/ab.txt" 2>/dev/null ;;
     stream) grep -E "^CHECK|^INFO|^\||failed" "$2/stream.log" 2>/dev/null ;;
-    lgemm) cut -c1-200 "$2/lgemm.txt" 2>/dev/null ;;
     gemmsus) cat "$2/gemm.txt" 2>/dev/null; sort "$2/clocks.txt" 2>/dev/null | uniq -c | sort -rn | head -3 ;;
     docab) tail -8 "$2/ab.txt" 2>/dev/null ;;
     train1b) tail -14 "$2/train.txt" 2>/dev/null ;;
@@ -338,7 +314,7 @@ short_of() { # lot dir
   esac
 }
 
-[ $# -gt 0 ] || { echo "usage: queue.sh LOT... (vdoc ceiling calibrate gathered gcheck clocks ops train1b trainck inplace mlpship torch1b shipref opscheck master keepab shardload gemmsus lgemm energy lhead stream energyread docbench vallscan diag docab scatterab softmax)" >&2; exit 2; }
+[ $# -gt 0 ] || { echo "usage: queue.sh LOT... (vdoc ceiling calibrate gathered gcheck clocks ops train1b trainck inplace mlpship torch1b shipref opscheck master keepab shardload gemmsus energy lhead stream energyread docbench vallscan diag docab scatterab softmax)" >&2; exit 2; }
 : > "$OUT/summary.txt"
 for lot in "$@"; do
   limit=$(limit_of "$lot")

@@ -123,6 +123,12 @@ export interface MlpEvent {
   rank: number;
   gemm: string;
 }
+/** Where the LM head's logits run (PROTOCOL.md): `lasp` (lasp's Hopper GEMM) or `cublas`. */
+export interface LmHeadEvent {
+  event: "lm_head";
+  rank: number;
+  gemm: string;
+}
 /**
  * How the collectives beside the kernels move data (PROTOCOL.md): the AllGathers beside computation (`copy engines`,
  * `NCCL kernels`, or `none`) and the weight-gradient sum (`copy engines` or `NCCL kernels`).
@@ -252,6 +258,7 @@ export type ProgramEvent =
   | ErrorEvent
   | BackendEvent
   | MlpEvent
+  | LmHeadEvent
   | CollectivesEvent;
 
 const EVENT_NAMES = new Set([
@@ -264,6 +271,7 @@ const EVENT_NAMES = new Set([
   "error",
   "backend",
   "mlp",
+  "lm_head",
   "collectives",
   "optimizer",
   "data",

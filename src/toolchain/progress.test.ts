@@ -195,6 +195,22 @@ describe("run progress", () => {
     expect(formatSummary(summarizeRun([summary(0, 1)])!)).not.toContain("MLP GEMMs");
   });
 
+  it("says where the LM head's logits ran", () => {
+    const head = summarizeRun([
+      summary(0, 40.9),
+      { event: "lm_head", rank: 0, gemm: "lasp" },
+      { event: "lm_head", rank: 1, gemm: "cublas" },
+    ])!;
+    expect(head.headGemm).toEqual(["lasp", "cublas"]);
+    expect(formatSummary(head)).toMatch(/LM head logits\s+lasp \/ cublas$/m);
+    expect(parseEventLine('{"event":"lm_head","rank":0,"gemm":"lasp"}')).toEqual({
+      event: "lm_head",
+      rank: 0,
+      gemm: "lasp",
+    });
+    expect(formatSummary(summarizeRun([summary(0, 1)])!)).not.toContain("LM head");
+  });
+
   it("adds the GPUs' joules a step where every rank read its energy counter", () => {
     const withEnergy = (rank: number, joules: number | null): ProgramEvent => ({
       ...(summary(rank, 240) as SummaryEvent),

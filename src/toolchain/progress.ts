@@ -214,6 +214,8 @@ export interface RunSummary {
   backends: { kind: string; attention: string[] }[];
   /** Where the MLP's SwiGLU GEMMs ran, over the ranks (`lasp`, `cublas`); empty where no rank said. */
   mlpGemm: string[];
+  /** Where the LM head's logits ran, over the ranks (`lasp`, `cublas`); empty where no rank said. */
+  headGemm: string[];
   /** How the AllGathers beside computation moved data, over the ranks (`copy engines`, `NCCL kernels`); empty
    * without them. */
   gatherCollectives: string[];
@@ -314,6 +316,7 @@ export function summarizeRun(events: readonly ProgramEvent[]): RunSummary | unde
     timeline: summarizeTimeline(events),
     backends: summarizeBackends(events),
     mlpGemm: [...new Set(events.flatMap((e) => (e.event === "mlp" ? [e.gemm] : [])))],
+    headGemm: [...new Set(events.flatMap((e) => (e.event === "lm_head" ? [e.gemm] : [])))],
     gatherCollectives: collectiveChoices(events, (e) => e.gathers).filter((c) => c !== "none"),
     gradientCollectives: collectiveChoices(events, (e) => e.gradients),
   };
@@ -376,6 +379,7 @@ export function formatSummary(s: RunSummary): string {
           ],
         ]
       : []),
+    ...(s.headGemm.length > 0 ? [["LM head logits", s.headGemm.join(" / ")]] : []),
     ...(s.gatherCollectives.length > 0
       ? [["AllGathers beside kernels", s.gatherCollectives.join(" / ")]]
       : []),

@@ -1,13 +1,14 @@
-// The LM head and the loss, chunked over tokens: per chunk, the logits (cuBLAS), cross-entropy and its
-// gradient in place (classifier.cuh's row kernel), then the chunk's input gradient and the head's weight
-// gradient (cuBLAS). The logits of one chunk are held at a time (classifier.cuh says why and how).
+// The LM head and the loss, chunked over tokens: per chunk, the logits (lasp's Hopper GEMM where it takes the
+// chunk, mlp_gemm.cuh's head_logits_gemm; else cuBLAS), cross-entropy and its gradient in place (classifier.cuh's
+// row kernel), then the chunk's input gradient and the head's weight gradient (cuBLAS). The logits of one chunk
+// are held at a time (classifier.cuh says why and how).
 #pragma once
 #include <cublas_v2.h>  // the handle
 #include <cstdio>       // the error below
 #include <cstdlib>      // std::exit
 #include "blas.cuh"     // matmul
 #include "check.cuh"    // CUBLAS_CHECK, LASP_EXIT_CODE_FAILURE
-#include "kernels.h"    // classifier_rows
+#include "kernels.h"    // classifier_rows, head_logits_gemm
 #include "types.cuh"    // bf16
 
 namespace lasp {
@@ -32,7 +33,8 @@ inline void classifier_forward_backward(cublasHandle_t handle, cudaStream_t s, c
   for (int t0 = 0; t0 < tokens; t0 += chunk) {
     const int rows = tokens - t0 < chunk ? tokens - t0 : chunk;
     const bf16* xc = x + (size_t)t0 * hidden;
-    matmul(handle, false, true, rows, vocab, hidden, xc, weight, logits);
+    if (!head_logits_gemm(xc, weight, logits, rows, vocab, hidden, s))
+      matmul(handle, false, true, rows, vocab, hidden, xc, weight, logits);
     classifier_rows(logits, targets + t0, losses + t0, rows, vocab, inv_count, grad, s);
     if (!grad) continue;
     matmul(handle, false, false, rows, hidden, vocab, logits, weight, dx + (size_t)t0 * hidden);

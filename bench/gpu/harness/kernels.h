@@ -2,6 +2,7 @@
 // program has lasp/kernels.h (the host API of its kernels.cu): lm_head.cuh's include of it lands here.
 #pragma once
 #include "classifier.cuh"
+#include "mlp_gemm.cuh"  // head_logits_gemm
 #include <cstddef>
 
 namespace lasp {

@@ -748,7 +748,7 @@ int main(int argc, char** argv) {
 
   const Shape small[] = {{"tiny", 384, 192, 384, false}, {"mid", 2176, 512, 1152, false}};
   // Linear-Llama3-1B's LM head on a chunk of 4096 tokens (checks only): its logits, X W^T with N = 2F = 128256, and
-  // its input gradient's K = 128256 (DY Wd and X W^T with K = vocab), for lasp-gemm.patch's plain products.
+  // its input gradient's K = 128256 (DY Wd and X W^T with K = vocab): the plain store at the head's shapes.
   const Shape head[] = {{"head-logits", 4096, 2048, 64128, false, true}, {"head-dgrad", 4096, 128256, 1024, false, true}};
   const Shape big[] = {{"1b", 16384, 2048, 8192, true}, {"8b", 16384, 4096, 14336, true}};
   std::vector<Shape> timed;

@@ -30,6 +30,10 @@
 //   16-byte aligned and `weights` and `low` 8-byte aligned (a shard starting at a multiple of 4 elements of
 //   aligned buffers is). Each element is read and written by one thread with no reduction: the result is
 //   deterministic and independent of the grid.
+// - On Hopper (a build for sm_90a on such a GPU) the same update runs on tiles that bulk copies move between
+//   global and shared memory (`bulk_step_kernel`): the same bits for fewer joules, and the step runs at the power
+//   limit, where joules are time (bench/results/2026-12-07-energy-h100.md). Shards shorter than a tile or not
+//   16-byte aligned, other GPUs, and LASP_ADAMW=plain take the vectorised kernel.
 #pragma once
 #include <cuda_runtime.h>
 #include <cuda_bf16.h>
@@ -45,6 +49,8 @@
 #include "adamw_table.cuh"  // adamw_shard_table, adamw_check_table
 #include "check.cuh"
 #include "master_weights.cuh"  // master_join, master_split
+#include "hopper.cuh"  // mbarriers, bulk groups, kernels_run (the bulk-copy path)
+#include "mma.cuh"     // ptx::smem_addr
 
 namespace lasp {
 
@@ -140,6 +146,137 @@ __global__ void step_kernel(bf16* __restrict__ weights, uint16_t* __restrict__ l
     v[e] = vv;
     master_split(w, &weights[e], &low[e]);
   }
+}
+
+// Hopper: the same element update on tiles that bulk copies bring into shared memory and take back out. Three
+// stages of 2048-element tiles, two CTAs an SM, each CTA's thread 0 issuing the copies; the ragged tail (n % 2048)
+// by the last block, one element a thread, as the kernel above does its tail.
+constexpr int kBulkTile = 2048;
+constexpr int kBulkStages = 3;
+constexpr uint32_t kBulkTileBytes = kBulkTile * (3 * 4 + 2 * 2);
+
+__global__ void __launch_bounds__(256) bulk_step_kernel(bf16* __restrict__ weights, uint16_t* __restrict__ low,
+                                                        float* __restrict__ m, float* __restrict__ v,
+                                                        const float* __restrict__ grad, size_t n,
+                                                        const DecayRow* __restrict__ rows, int count, AdamwConstants c) {
+#if LASP_HOPPER_WGMMA
+  using ptx::smem_addr;
+  using hopper::bulk_load;
+  using hopper::bulk_store;
+  extern __shared__ __align__(128) unsigned char smem[];
+  __shared__ uint64_t full[kBulkStages];
+  if (threadIdx.x == 0) {
+    for (int s = 0; s < kBulkStages; ++s) hopper::mbar_init(smem_addr(&full[s]), 1);
+    asm volatile("fence.mbarrier_init.release.cluster;\n" ::: "memory");
+  }
+  __syncthreads();
+  const size_t tiles = n / kBulkTile;
+  const size_t my = tiles > blockIdx.x ? (tiles - blockIdx.x + gridDim.x - 1) / gridDim.x : 0;
+  const auto tile = [&](size_t k) { return (size_t)blockIdx.x + k * gridDim.x; };
+  const auto g_of = [&](int s) { return reinterpret_cast<float*>(smem + s * kBulkTileBytes); };
+  const auto m_of = [&](int s) { return g_of(s) + kBulkTile; };
+  const auto v_of = [&](int s) { return g_of(s) + 2 * kBulkTile; };
+  const auto w_of = [&](int s) { return reinterpret_cast<bf16*>(g_of(s) + 3 * kBulkTile); };
+  const auto l_of = [&](int s) { return reinterpret_cast<uint16_t*>(w_of(s) + kBulkTile); };
+  const auto load = [&](int s, size_t t) {
+    const uint32_t bar = smem_addr(&full[s]);
+    const size_t e = t * kBulkTile;
+    hopper::mbar_expect_tx(bar, kBulkTileBytes);
+    bulk_load(smem_addr(g_of(s)), grad + e, kBulkTile * 4, bar);
+    bulk_load(smem_addr(m_of(s)), m + e, kBulkTile * 4, bar);
+    bulk_load(smem_addr(v_of(s)), v + e, kBulkTile * 4, bar);
+    bulk_load(smem_addr(w_of(s)), weights + e, kBulkTile * 2, bar);
+    bulk_load(smem_addr(l_of(s)), low + e, kBulkTile * 2, bar);
+  };
+  if (threadIdx.x == 0)
+    for (size_t k = 0; k < my && k < (size_t)kBulkStages; ++k) load((int)k, tile(k));
+  for (size_t k = 0; k < my; ++k) {
+    const int s = (int)(k % kBulkStages);
+    hopper::mbar_wait(smem_addr(&full[s]), (uint32_t)((k / kBulkStages) & 1));
+    const size_t base = tile(k) * kBulkTile;
+    for (int j = threadIdx.x; j < kBulkTile / 4; j += blockDim.x) {
+      float4* g4 = reinterpret_cast<float4*>(g_of(s)) + j;
+      float4* m4 = reinterpret_cast<float4*>(m_of(s)) + j;
+      float4* v4 = reinterpret_cast<float4*>(v_of(s)) + j;
+      Bf16x4 hi;
+      hi.v = reinterpret_cast<uint2*>(w_of(s))[j];
+      const ushort4 lo = reinterpret_cast<ushort4*>(l_of(s))[j];
+      float w[4] = {master_join(__low2bfloat16(hi.h[0]), lo.x), master_join(__high2bfloat16(hi.h[0]), lo.y),
+                    master_join(__low2bfloat16(hi.h[1]), lo.z), master_join(__high2bfloat16(hi.h[1]), lo.w)};
+      const float4 mv = *m4, vv = *v4, gv = *g4;
+      float mm[4] = {mv.x, mv.y, mv.z, mv.w}, vq[4] = {vv.x, vv.y, vv.z, vv.w};
+      const float g[4] = {gv.x, gv.y, gv.z, gv.w};
+      const size_t e = base + 4 * (size_t)j;
+      update_vector(w, mm, vq, g, 4, e, rows, count, row_of(rows, count, e), c);
+      *m4 = make_float4(mm[0], mm[1], mm[2], mm[3]);
+      *v4 = make_float4(vq[0], vq[1], vq[2], vq[3]);
+      bf16 h[4];
+      uint16_t l[4];
+      for (int u = 0; u < 4; ++u) master_split(w[u], &h[u], &l[u]);
+      Bf16x4 out;
+      out.h[0] = __halves2bfloat162(h[0], h[1]);
+      out.h[1] = __halves2bfloat162(h[2], h[3]);
+      reinterpret_cast<uint2*>(w_of(s))[j] = out.v;
+      reinterpret_cast<ushort4*>(l_of(s))[j] = make_ushort4(l[0], l[1], l[2], l[3]);
+    }
+    hopper::fence_proxy_async();  // this thread's shared writes -> visible to the bulk stores
+    __syncthreads();
+    if (threadIdx.x == 0) {
+      bulk_store(m + base, smem_addr(m_of(s)), kBulkTile * 4);
+      bulk_store(v + base, smem_addr(v_of(s)), kBulkTile * 4);
+      bulk_store(weights + base, smem_addr(w_of(s)), kBulkTile * 2);
+      bulk_store(low + base, smem_addr(l_of(s)), kBulkTile * 2);
+      hopper::bulk_commit();
+      if (k >= 1 && k - 1 + kBulkStages < my) {  // tile k - 1's stage is read out: it takes tile k - 1 + stages
+        hopper::bulk_wait_read1();
+        load((int)((k - 1) % kBulkStages), tile(k - 1 + kBulkStages));
+      }
+    }
+  }
+  if (threadIdx.x == 0) hopper::bulk_wait0();
+  if (blockIdx.x == gridDim.x - 1)
+    for (size_t e = tiles * kBulkTile + threadIdx.x; e < n; e += blockDim.x) {
+      float w = master_join(weights[e], low[e]), mm = m[e], vv = v[e];
+      const float g = grad[e];
+      update_vector(&w, &mm, &vv, &g, 1, e, rows, count, row_of(rows, count, e), c);
+      m[e] = mm;
+      v[e] = vv;
+      master_split(w, &weights[e], &low[e]);
+    }
+#else
+  __trap();  // sm_90a only: adamw_step picks this kernel where hopper::kernels_run()
+#endif
+}
+
+// LASP_ADAMW = auto (the default: the bulk kernel where it runs) or plain (the kernel above everywhere, to compare).
+inline bool plain_requested() {
+  static const bool plain = [] {
+    const char* v = std::getenv("LASP_ADAMW");
+    if (v == nullptr || *v == '\0' || std::string(v) == "auto") return false;
+    if (std::string(v) == "plain") return true;
+    std::fprintf(stderr, "lasp_program: LASP_ADAMW=%s is not a choice (auto or plain)\n", v);
+    std::exit(2);
+  }();
+  return plain;
+}
+
+// The bulk kernel's grid (two CTAs an SM) where it can run here and the shard suits it (16-byte aligned arrays,
+// at least one tile); 0: the kernel above.
+inline int bulk_grid(const AdamwShard& shard) {
+  if (plain_requested()) return 0;
+  if (shard.elements < (size_t)kBulkTile || !hopper::kernels_run()) return 0;
+  for (const void* p : {(const void*)shard.weights, (const void*)shard.low, (const void*)shard.m,
+                        (const void*)shard.v, (const void*)shard.grad})
+    if (reinterpret_cast<uintptr_t>(p) % 16 != 0) return 0;
+  static const int grid = [] {
+    int device = 0, sms = 0;
+    CUDA_CHECK(cudaGetDevice(&device));
+    CUDA_CHECK(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, device));
+    CUDA_CHECK(cudaFuncSetAttribute(bulk_step_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                                    (int)(kBulkStages * kBulkTileBytes)));
+    return 2 * sms;
+  }();
+  return grid;
 }
 
 inline void fail(const char* message) {
@@ -245,8 +382,12 @@ void adamw_step(const AdamwShard& shard, const AdamwTable& table, const AdamwSet
       !adamw::aligned(shard.weights, 8) || !adamw::aligned(shard.low, 8))
     adamw::fail("m, v and grad must be 16-byte aligned, weights and low 8-byte aligned (a shard starting at a "
                 "multiple of 4 elements)");
-  adamw::step_kernel<<<adamw::grid_for(shard.elements), adamw::kThreads, 0, s>>>(
-      shard.weights, shard.low, shard.m, shard.v, shard.grad, shard.elements, table.rows, table.count, c);
+  if (const int grid = adamw::bulk_grid(shard); grid > 0)
+    adamw::bulk_step_kernel<<<grid, 256, adamw::kBulkStages * adamw::kBulkTileBytes, s>>>(
+        shard.weights, shard.low, shard.m, shard.v, shard.grad, shard.elements, table.rows, table.count, c);
+  else
+    adamw::step_kernel<<<adamw::grid_for(shard.elements), adamw::kThreads, 0, s>>>(
+        shard.weights, shard.low, shard.m, shard.v, shard.grad, shard.elements, table.rows, table.count, c);
   LAUNCH_CHECK();
 }
 

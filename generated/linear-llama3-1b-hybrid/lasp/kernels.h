@@ -143,6 +143,10 @@ bool mlp_gemm_forward(const bf16* x, const bf16* w_gate_up, bf16* gate_up, bf16*
                       cudaStream_t s);
 bool mlp_gemm_backward(const bf16* dy, const bf16* w_down, bf16* gate_up, int rows, int ffn, int hidden,
                        cudaStream_t s);
+// The LM head's logits over a chunk, logits = x W^T, on the same GEMM's plain store (mlp_gemm.cuh). False (nothing
+// done) where the chunk goes to cuBLAS; head_gemm_backend says which for chunks of `rows` tokens.
+const char* head_gemm_backend(int rows, int vocab, int hidden);
+bool head_logits_gemm(const bf16* x, const bf16* w, bf16* logits, int rows, int vocab, int hidden, cudaStream_t s);
 // Cross-entropy over one chunk of logits, in place (classifier.cuh; lm_head.cuh runs the chunks), and the
 // loss's sums.
 void classifier_rows(bf16* logits, const int* targets, float* losses, int rows, int vocab, float inv_count, bool grad,

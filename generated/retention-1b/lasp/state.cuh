@@ -384,7 +384,7 @@ inline void report_collectives(const State& st) {
 }
 
 // Which backend each whole-sequence or gathered softmax attention takes (asking builds cuDNN's plans, before
-// any timing), and the MLP's GEMMs (LASP_MLP_GEMM).
+// any timing), the MLP's GEMMs (LASP_MLP_GEMM) and the LM head's logits (LASP_HEAD_GEMM).
 inline void report_backends(const State& st) {
   for (int k = 0; k < st.model.kind_count; k++) {
     const LayerKind& kind = st.model.kinds[k];
@@ -406,6 +406,10 @@ inline void report_backends(const State& st) {
   say("MLP: gate|up and the down gradient %s\n", std::strcmp(mlp, "lasp") == 0
                                                    ? "on lasp's GEMM with SwiGLU in its epilogues (Hopper)"
                                                    : "on cuBLAS, SwiGLU in passes of its own");
+  const int chunk = (int)(kRows < (size_t)program::kClassifierChunk ? kRows : (size_t)program::kClassifierChunk);
+  const char* head = head_gemm_backend(chunk, program::kVocab, program::kHidden);
+  emit("lm_head", "\"gemm\":\"%s\"", head);
+  say("LM head: the logits %s\n", std::strcmp(head, "lasp") == 0 ? "on lasp's GEMM (Hopper)" : "on cuBLAS");
 }
 
 // After the run: every stream idle, the windows released before the communicators go.

@@ -6,10 +6,12 @@
 // of swiglu.cuh over the whole [rows][ffn] tensors (measurements: bench/results/2026-12-06-mlp-gemm-h200.md;
 // the design's notes and the checking harness: bench/gpu/mlp_gemm/). Where it does not apply (not Hopper, a
 // program not built for sm_90a, shapes, LASP_MLP_GEMM=cublas) the callers take cuBLAS and swiglu.cuh.
+// The plain store also takes the LM head's logits (lm_head.cuh; LASP_HEAD_GEMM): the widest product of the step,
+// where it spends fewer joules than cuBLAS's (bench/results/2026-12-07-energy-h100.md).
 //
 // What it computes (row-major, bf16 storage, fp32 accumulation):
 //   Epi::kStore      C[M][N] = A[M][K] op(B); B is [N][K] (K-major, C = A B^T) or [K][N] (MN-major, C = A B)
-//                    (only the harness's plain GEMM: the reference the fused epilogues are checked against).
+//                    (the LM head's logits, K-major; and the harness's reference for the fused epilogues).
 //   Epi::kSwigluFwd  GU[M][2F] = X W^T with W = [Wgate; Wup] ([2F][K]) and H[M][F] = bf16(g * sigmoid(g) * u),
 //                    g, u = the bf16-rounded GU[r][c], GU[r][F + c] (swiglu.cuh's forward_kernel, bit for bit).
 //   Epi::kSwigluBwd  d = bf16(DY Wd) (DY [M][K], Wd [K][F], MN-major); with g, u read from GU_in:
@@ -711,28 +713,44 @@ inline cudaError_t backward(const Params& p, cudaStream_t s) { return launch<Epi
 
 
 // ---------------------------------------------------------------------------------------------------------
-// The program's choice: LASP_MLP_GEMM = auto (the default: this kernel where it applies), lasp (insist: exit 2
-// where it cannot run), cublas (cuBLAS and swiglu.cuh, to compare or to rule the kernel out).
+// The program's choices: LASP_MLP_GEMM (the MLP's two products with SwiGLU epilogues) and LASP_HEAD_GEMM (the LM
+// head's logits, plain) = auto (the default: this kernel where it applies), lasp (insist: exit 2 where it cannot
+// run), cublas (cuBLAS, and swiglu.cuh for the MLP: to compare or to rule the kernel out).
 // ---------------------------------------------------------------------------------------------------------
 enum class Choice { kAuto, kLasp, kCublas };
+inline Choice read_choice(const char* variable) {
+  const char* v = std::getenv(variable);
+  if (v == nullptr || *v == '\0' || std::strcmp(v, "auto") == 0) return Choice::kAuto;
+  if (std::strcmp(v, "lasp") == 0) return Choice::kLasp;
+  if (std::strcmp(v, "cublas") == 0) return Choice::kCublas;
+  std::fprintf(stderr, "lasp_program: %s=%s is not a choice (auto, lasp or cublas)\n", variable, v);
+  std::exit(2);
+}
 inline Choice requested() {
-  static const Choice choice = [] {
-    const char* v = std::getenv("LASP_MLP_GEMM");
-    if (v == nullptr || *v == '\0' || std::strcmp(v, "auto") == 0) return Choice::kAuto;
-    if (std::strcmp(v, "lasp") == 0) return Choice::kLasp;
-    if (std::strcmp(v, "cublas") == 0) return Choice::kCublas;
-    std::fprintf(stderr, "lasp_program: LASP_MLP_GEMM=%s is not a choice (auto, lasp or cublas)\n", v);
-    std::exit(2);
-  }();
+  static const Choice choice = read_choice("LASP_MLP_GEMM");
   return choice;
+}
+inline Choice head_requested() {
+  static const Choice choice = read_choice("LASP_HEAD_GEMM");
+  return choice;
+}
+// Why this GPU cannot run the kernel, or nullptr where it can.
+inline const char* gpu_unfit() {
+  if (!kernels_run()) return "it needs a Hopper GPU (compute capability 9.0) and a program built for sm_90a";
+  if (tensor_map_encoder() == nullptr) return "the driver has no cuTensorMapEncodeTiled";
+  return nullptr;
 }
 // Why the kernel cannot take this shape here, or nullptr where it can (the shape first: it needs no GPU).
 inline const char* unfit(int rows, int ffn, int hidden) {
   if (rows % kBM != 0 || hidden % kBK != 0 || ffn % (kBN / 2) != 0)
     return "it needs tokens per rank % 128 == 0, hidden % 64 == 0 and ffn % 128 == 0";
-  if (!kernels_run()) return "it needs a Hopper GPU (compute capability 9.0) and a program built for sm_90a";
-  if (tensor_map_encoder() == nullptr) return "the driver has no cuTensorMapEncodeTiled";
-  return nullptr;
+  return gpu_unfit();
+}
+// The same for the LM head's logits over a chunk of `rows` tokens.
+inline const char* head_unfit(int rows, int vocab, int hidden) {
+  if (rows % kBM != 0 || hidden % kBK != 0 || vocab % (kBN / 2) != 0)
+    return "it needs chunks of tokens % 128 == 0, hidden % 64 == 0 and vocab % 128 == 0";
+  return gpu_unfit();
 }
 
 }  // namespace mlpg
@@ -762,6 +780,31 @@ bool mlp_gemm_backward(const bf16* dy, const bf16* w_down, bf16* gate_up, int ro
                        cudaStream_t s) {
   if (std::strcmp(mlp_gemm_backend(rows, ffn, hidden), "lasp") != 0) return false;
   CUDA_CHECK(mlpg::backward(mlpg::prepare_backward(dy, w_down, gate_up, gate_up, rows, ffn, hidden), s));
+  return true;
+}
+
+// "lasp" where the LM head's logits over chunks of `rows` tokens run on this kernel's plain store, "cublas" where
+// on cuBLAS; the first call reads LASP_HEAD_GEMM (exit 2 where `lasp` cannot be honoured, naming why).
+const char* head_gemm_backend(int rows, int vocab, int hidden) {
+  const mlpg::Choice choice = mlpg::head_requested();
+  if (choice == mlpg::Choice::kCublas) return "cublas";
+  const char* why = mlpg::head_unfit(rows, vocab, hidden);
+  if (why != nullptr && choice == mlpg::Choice::kLasp) {
+    std::fprintf(stderr, "lasp_program: LASP_HEAD_GEMM=lasp, but lasp's GEMM cannot run the LM head's logits over "
+                 "%d tokens x hidden %d x vocab %d here: %s (auto or cublas run cuBLAS)\n", rows, hidden, vocab, why);
+    std::exit(2);
+  }
+  return why == nullptr ? "lasp" : "cublas";
+}
+
+// logits[rows][vocab] = x[rows][hidden] W^T (W [vocab][hidden]); false (nothing done) where the chunk goes to
+// cuBLAS: the backend says so, or this chunk (a ragged last one) or its buffers (16-byte alignment) do not fit.
+bool head_logits_gemm(const bf16* x, const bf16* w, bf16* logits, int rows, int vocab, int hidden, cudaStream_t s) {
+  if (mlpg::head_requested() == mlpg::Choice::kCublas || mlpg::head_unfit(rows, vocab, hidden) != nullptr)
+    return false;
+  for (const void* p : {(const void*)x, (const void*)w, (const void*)logits})
+    if (reinterpret_cast<uintptr_t>(p) % 16 != 0) return false;
+  CUDA_CHECK(mlpg::plain(mlpg::prepare_plain(x, w, logits, rows, vocab, hidden, false), false, s));
   return true;
 }
 

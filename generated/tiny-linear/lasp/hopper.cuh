@@ -118,9 +118,22 @@ __device__ __forceinline__ void tma_store_2d_hint(const CUtensorMap* map, uint32
       "r"(src), "r"(c0), "r"(c1), "l"(policy)
       : "memory");
 }
+// Plain bulk copies (no tensor map): `bytes` (a multiple of 16, both addresses 16-byte aligned) from global into
+// shared memory, completing on the mbarrier `bar`; and from shared memory out to global, in a bulk group.
+__device__ __forceinline__ void bulk_load(uint32_t dst, const void* src, uint32_t bytes, uint32_t bar) {
+  asm volatile("cp.async.bulk.shared::cluster.global.mbarrier::complete_tx::bytes [%0], [%1], %2, [%3];\n" ::"r"(dst),
+               "l"(src), "r"(bytes), "r"(bar)
+               : "memory");
+}
+__device__ __forceinline__ void bulk_store(void* dst, uint32_t src, uint32_t bytes) {
+  asm volatile("cp.async.bulk.global.shared::cta.bulk_group [%0], [%1], %2;\n" ::"l"(dst), "r"(src), "r"(bytes)
+               : "memory");
+}
 __device__ __forceinline__ void bulk_commit() { asm volatile("cp.async.bulk.commit_group;\n" ::: "memory"); }
-// The copy engine has read the shared sources of every committed group (the boxes may be rewritten).
+// The copy engine has read the shared sources of every committed group (the boxes may be rewritten); of all but
+// the newest one.
 __device__ __forceinline__ void bulk_wait_read0() { asm volatile("cp.async.bulk.wait_group.read 0;\n" ::: "memory"); }
+__device__ __forceinline__ void bulk_wait_read1() { asm volatile("cp.async.bulk.wait_group.read 1;\n" ::: "memory"); }
 __device__ __forceinline__ void bulk_wait0() { asm volatile("cp.async.bulk.wait_group 0;\n" ::: "memory"); }
 // stmatrix m8n8 x4: the mma fragments of 16 rows x 2 n8-blocks into shared memory (8 row addresses per matrix).
 __device__ __forceinline__ void stsm4(uint32_t addr, uint32_t r0, uint32_t r1, uint32_t r2, uint32_t r3) {
