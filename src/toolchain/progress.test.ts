@@ -624,8 +624,9 @@ describe("training progress", () => {
       "  steps            500 (steps 501–1000 of 1000)",
       "  time             1 min 05 s",
       "  tokens           32.8 M",
-      "  tokens/s         504 k",
-      "  MFU              15.3 %",
+      // The stand-in steps' 100 ms each against the run's own rate: the median step's beside it.
+      "  tokens/s         504 k (655 k at the median step, 100.00 ms)",
+      "  MFU              15.3 % (19.9 % at the median step)",
       "  final loss       1.8000",
       "  eval loss        2.0000 (perplexity 7.39)",
       "  GPU memory       37.50 GiB in use at the end (rank 0)",
@@ -633,6 +634,37 @@ describe("training progress", () => {
       "  checkpoints      2 written; training stood still 2.3 s for them",
       "  last checkpoint  runs/b/checkpoints/step-001000",
     ]);
+  });
+
+  it("puts the median step's rate beside the run's where a slow start moves the run's by 2% or more", () => {
+    // Ten steps of 100 ms after a first of 1 s (the program's start-up): the run's rate is 10/19 of the median's.
+    const slowFirst = { ...(trainStep(0, 0, 5.5) as StepEvent), ms: 1000, tokens_per_s: 65536, mfu: 0.0199 };
+    const steady = Array.from({ length: 10 }, (_, i) => trainStep(0, i + 1, 5 - i / 10));
+    const trained: ProgramEvent = {
+      event: "trained",
+      rank: 0,
+      steps: 11,
+      step: 11,
+      tokens: 11 * 65536,
+      seconds: 2,
+      tokens_per_s: (11 * 65536) / 2,
+      mfu: 0.109,
+      loss: 4.1,
+      eval_loss: null,
+      peak_mem_bytes: 2 ** 30,
+      program_mem_bytes: 2 ** 29,
+      joules: null,
+      watts: null,
+    };
+    const t = summarizeTraining([trainStart(0), slowFirst, ...steady, trained])!;
+    expect(t.median).toEqual({ stepMs: 100, tokensPerS: 655360, mfu: 0.199 });
+    const rows = formatTraining(t).split("\n");
+    expect(rows).toContain("  tokens/s    360 k (655 k at the median step, 100.00 ms)");
+    expect(rows).toContain("  MFU         10.9 % (19.9 % at the median step)");
+    // Steady from the first step: the run's rate alone.
+    const even = summarizeTraining([trainStart(0), ...steady])!;
+    expect(formatTraining(even).split("\n")).toContain("  tokens/s    655 k");
+    expect(formatTraining(even).split("\n")).toContain("  MFU         19.9 %");
   });
 
   it("summarizes a run that stopped early from its steps, and none that did not train", () => {

@@ -431,6 +431,9 @@ export interface TrainingSummary {
   tokens: number | undefined;
   tokensPerS: number | undefined;
   mfu: number | undefined;
+  /** Rank 0's median step (ms) and its tokens/s and MFU: the steady rate, which the run's own leaves behind by
+   * its first steps (the program's start-up: module loading, cuBLAS's heuristics). */
+  median: { stepMs: number | undefined; tokensPerS: number | undefined; mfu: number | undefined };
   /** The last step's loss, and the last evaluation's. */
   loss: number | undefined;
   evalLoss: number | undefined;
@@ -491,6 +494,11 @@ export function summarizeTraining(events: readonly ProgramEvent[]): TrainingSumm
         : undefined,
     tokensPerS: finite(trained?.tokens_per_s) ? trained.tokens_per_s : median(pick((s) => s.tokens_per_s)),
     mfu: finite(trained?.mfu) ? trained.mfu : median(pick((s) => s.mfu)),
+    median: {
+      stepMs: median(pick((s) => s.ms)),
+      tokensPerS: median(pick((s) => s.tokens_per_s)),
+      mfu: median(pick((s) => s.mfu)),
+    },
     loss: finite(trained?.loss) ? trained.loss : last?.loss,
     evalLoss: finite(evalLoss) ? evalLoss : undefined,
     evalPerplexity: finite(evalLoss) ? Math.exp(evalLoss) : undefined,
@@ -537,12 +545,26 @@ export function formatTraining(t: TrainingSummary, showPath: (p: string) => stri
     finite(first) && finite(t.lastStep) && t.steps > 0
       ? ` (steps ${first}–${t.lastStep}${finite(t.totalSteps) ? ` of ${t.totalSteps}` : ""}${finite(t.resumedAfter) ? `, resumed after step ${t.resumedAfter}` : ""})`
       : "";
+  // The median step's rate beside the run's where they differ by 2% or more (a short run's start-up).
+  const steady =
+    finite(t.tokensPerS) &&
+    finite(t.median.tokensPerS) &&
+    finite(t.median.stepMs) &&
+    Math.abs(t.median.tokensPerS / t.tokensPerS - 1) >= 0.02;
   const rows = [
     ["steps", `${t.steps}${range}`],
     ["time", finite(t.seconds) ? formatSeconds(t.seconds) : "?"],
     ["tokens", finite(t.tokens) ? formatRate(t.tokens) : "?"],
-    ["tokens/s", formatRate(t.tokensPerS)],
-    ["MFU", finite(t.mfu) ? `${(t.mfu * 100).toFixed(1)} %` : "? (GPU not in the program's peak table)"],
+    [
+      "tokens/s",
+      `${formatRate(t.tokensPerS)}${steady ? ` (${formatRate(t.median.tokensPerS)} at the median step, ${t.median.stepMs!.toFixed(2)} ms)` : ""}`,
+    ],
+    [
+      "MFU",
+      finite(t.mfu)
+        ? `${(t.mfu * 100).toFixed(1)} %${steady && finite(t.median.mfu) ? ` (${(t.median.mfu * 100).toFixed(1)} % at the median step)` : ""}`
+        : "? (GPU not in the program's peak table)",
+    ],
     ["final loss", finite(t.loss) ? t.loss.toFixed(4) : "?"],
     ...(finite(t.evalLoss)
       ? [["eval loss", `${t.evalLoss.toFixed(4)} (perplexity ${t.evalPerplexity!.toFixed(2)})`]]
