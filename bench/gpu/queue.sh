@@ -79,8 +79,11 @@
 #              and .gpu-ship/t-tiny-train-w1 (HEAD), .gpu-suite/data: the tiny model's train step, old build against
 #              new (env-ab.sh PROG_B, 3 rounds of 300 steps): what train mode's energy read costs a step
 #   mcpair     .gpu-mc/mlp_gemm_check (mlp_gemm_check built with experiments/mlpg-multicast.patch applied, in a git
-#              worktree: NOTES.md's build line): the MLP GEMM in 2-CTA clusters with B multicast (CfgPair), its checks
-#              on the pair and 1b shapes (bit for bit against the shipped config), then the 1b timings beside it
+#              worktree: NOTES.md's build line), .gpu-suite/data: the MLP GEMM in 2-CTA clusters with B multicast
+#              (CfgPair), its checks on the pair and 1b shapes (bit for bit against the shipped config), the 1b
+#              timings beside it; then, where the checks passed and .gpu-mc/t-linear-1b-keep-w1/prog is carried
+#              (built with the patch: `build-specs-here.sh .gpu-mc t-linear-1b-keep-w1` from the worktree), the 1B
+#              step A/B with LASP_MLPG_PAIR=1 (the MLP's products and the LM head's logits on CfgPair), 3 rounds
 #   diag       .gpu-diag (`lasp compile` of variant specs + kernels.o, as vallscan): verify programs that tell
 #              one question apart, their specs beside them (the closing note says which)
 # The carried folders and the tracked tree together must stay under the device tool's 64 MiB.
@@ -100,7 +103,7 @@ limit_of() {
   case "$1" in
     vdoc) echo 170 ;; ceiling) echo 50 ;; calibrate) echo 180 ;; gathered) echo 200 ;;
     docbench) echo 150 ;; vallscan) echo 80 ;; diag) echo 90 ;; docab) echo 200 ;; scatterab) echo 420 ;; softmax) echo 220 ;;
-    gcheck) echo 120 ;; trainck) echo 290 ;; inplace) echo 100 ;; mlpship) echo 590 ;; torch1b) echo "${TORCH1B_SECONDS:-500}" ;; shipref) echo 240 ;; master) echo 120 ;; keepab) echo 150 ;; shardload) echo 80 ;; clocks) echo 300 ;; ops) echo 100 ;; opscheck) echo 90 ;; train1b) echo 330 ;; gemmsus) echo 150 ;; energy) echo 200 ;; lhead) echo 160 ;; stream) echo 150 ;; energyread) echo 100 ;; mcpair) echo 300 ;; *) echo 0 ;;
+    gcheck) echo 120 ;; trainck) echo 290 ;; inplace) echo 100 ;; mlpship) echo 590 ;; torch1b) echo "${TORCH1B_SECONDS:-500}" ;; shipref) echo 240 ;; master) echo 120 ;; keepab) echo 150 ;; shardload) echo 80 ;; clocks) echo 300 ;; ops) echo 100 ;; opscheck) echo 90 ;; train1b) echo 330 ;; gemmsus) echo 150 ;; energy) echo 200 ;; lhead) echo 160 ;; stream) echo 150 ;; energyread) echo 100 ;; mcpair) echo 480 ;; *) echo 0 ;;
   esac
 }
 needs_of() {
@@ -158,9 +161,14 @@ run_lot() { # lot limit dir
       OUT=$dir/checks timeout 150 bash bench/gpu/mlp_gemm/run.sh --check-only --shape 1b > /dev/null 2>&1
       echo "checks exit $?" > "$dir/pair.txt"
       grep -hE "FAIL|WATCHDOG|pair|^checks:" "$dir/checks/run.log" 2>/dev/null | head -40 >> "$dir/pair.txt"
-      OUT=$dir/bench timeout $((limit - 160)) bash bench/gpu/mlp_gemm/run.sh --bench-only --shape 1b > /dev/null 2>&1
+      OUT=$dir/bench timeout 150 bash bench/gpu/mlp_gemm/run.sh --bench-only --shape 1b > /dev/null 2>&1
       echo "bench exit $?" >> "$dir/pair.txt"
-      sed -n '/^== RESULTS/,$p' "$dir/bench/run.log" 2>/dev/null | cut -c1-170 >> "$dir/pair.txt" ;;
+      sed -n '/^== RESULTS/,$p' "$dir/bench/run.log" 2>/dev/null | cut -c1-170 >> "$dir/pair.txt"
+      if grep -q "^checks exit 0" "$dir/pair.txt" && [ -x .gpu-mc/t-linear-1b-keep-w1/prog ]; then
+        ln -sfn ../.gpu-suite/data .gpu-mc/data
+        PROG=.gpu-mc/t-linear-1b-keep-w1 A="" B="LASP_MLPG_PAIR=1" ROUNDS=3 STEPS=40 OUT=$dir/ab \
+          timeout 170 bash bench/gpu/env-ab.sh 2>&1 | grep -v round | cut -c1-200 >> "$dir/pair.txt"
+      fi ;;
     energyread)
       ln -sfn ../.gpu-suite/data .gpu-old/data
       ln -sfn ../.gpu-suite/data .gpu-ship/data
