@@ -11,6 +11,7 @@
 //   harness check-table N off,len,decay ...           adamw_check_table's verdict ("ok" or the sentence)
 //   harness norm < INPUT         INPUT: n then n floats; prints the blocks, the scratch bytes, the sum (hex)
 //   harness refuse-adamw WHAT    adamw_step / adamw_upload_table refusing (exits with the header's message)
+//   harness adamw-choice         what LASP_ADAMW asks for: "auto" or "plain" (or exits 2 with the choices)
 //   harness refuse-norm WHAT     grad_norm_squared refusing
 #include <cstdint>
 #include <cstdio>
@@ -181,6 +182,10 @@ int main(int argc, char** argv) {
     return 0;
   }
   if (mode == "refuse-adamw" && argc > 2) return refuse_adamw(argv[2]);
+  if (mode == "adamw-choice") {
+    std::printf("%s\n", lasp::adamw::plain_requested() ? "plain" : "auto");
+    return 0;
+  }
   if (mode == "refuse-norm" && argc > 2) return refuse_norm(argv[2]);
   return 2;
 }

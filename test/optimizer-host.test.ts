@@ -10,7 +10,11 @@ import { join, resolve } from "node:path";
 import { describe, type ExpectStatic } from "vitest";
 import { itWithNvcc, nvcc, unoptimizedDeviceCode } from "./nvcc.js";
 
-type Run = (args: string[], input?: string) => { status: number | null; stdout: string; stderr: string };
+type Run = (
+  args: string[],
+  input?: string,
+  env?: Record<string, string>,
+) => { status: number | null; stdout: string; stderr: string };
 
 async function build(): Promise<Run> {
   const dir = mkdtempSync(join(tmpdir(), "lasp-optimizer-host-"));
@@ -29,8 +33,10 @@ async function build(): Promise<Run> {
     { outputs: ["harness"] },
   );
   if (result.status !== 0) throw new Error(`nvcc failed:\n${result.stderr}`);
-  return (args, input) => {
-    const r = spawnSync(join(dir, "harness"), args, { encoding: "utf8", input });
+  return (args, input, env) => {
+    const base = { ...process.env };
+    delete base["LASP_ADAMW"];
+    const r = spawnSync(join(dir, "harness"), args, { encoding: "utf8", input, env: { ...base, ...env } });
     return { status: r.status, stdout: r.stdout, stderr: r.stderr };
   };
 }
@@ -282,6 +288,14 @@ function checkRefusals(run: Run, expect: ExpectStatic): void {
     expect(r.status, what).toBe(3);
     expect(r.stderr).toBe(message + "\n");
   }
+  // LASP_ADAMW: auto (or unset) takes the Hopper path where it runs, plain keeps the vectorised kernel; another
+  // word stops with the choices.
+  expect(run(["adamw-choice"]).stdout).toBe("auto\n");
+  expect(run(["adamw-choice"], undefined, { LASP_ADAMW: "auto" }).stdout).toBe("auto\n");
+  expect(run(["adamw-choice"], undefined, { LASP_ADAMW: "plain" }).stdout).toBe("plain\n");
+  const unknown = run(["adamw-choice"], undefined, { LASP_ADAMW: "bulk" });
+  expect(unknown.status).toBe(2);
+  expect(unknown.stderr).toBe("lasp_program: LASP_ADAMW=bulk is not a choice (auto or plain)\n");
   const scratch = run(["refuse-norm", "scratch"]);
   expect(scratch.status).toBe(3);
   expect(scratch.stderr).toBe("grad_norm_squared: scratch of 8 bytes, 1048576 elements need 8192\n");
