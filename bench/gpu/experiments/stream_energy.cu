@@ -38,16 +38,9 @@ using lasp::bf16;
 namespace hp = lasp::hopper;
 using lasp::ptx::smem_addr;
 
-__device__ __forceinline__ void bulk_load(uint32_t dst, const void* src, uint32_t bytes, uint32_t bar) {
-  asm volatile("cp.async.bulk.shared::cluster.global.mbarrier::complete_tx::bytes [%0], [%1], %2, [%3];\n" ::"r"(dst),
-               "l"(src), "r"(bytes), "r"(bar)
-               : "memory");
-}
-__device__ __forceinline__ void bulk_store(void* dst, uint32_t src, uint32_t bytes) {
-  asm volatile("cp.async.bulk.global.shared::cta.bulk_group [%0], [%1], %2;\n" ::"l"(dst), "r"(src), "r"(bytes)
-               : "memory");
-}
-__device__ __forceinline__ void bulk_wait_read1() { asm volatile("cp.async.bulk.wait_group.read 1;\n" ::: "memory"); }
+using lasp::hopper::bulk_load;  // the plain bulk copies (hopper.cuh, as adamw.cuh's Hopper path)
+using lasp::hopper::bulk_store;
+using lasp::hopper::bulk_wait_read1;
 
 __device__ __forceinline__ void init_bars(uint64_t* bars, int count) {
   if (threadIdx.x == 0) {
