@@ -471,6 +471,11 @@ export function summarizeTraining(events: readonly ProgramEvent[]): TrainingSumm
   const steps = events.filter((e): e is StepEvent => e.event === "step" && e.rank === 0);
   const evaluation = lastOf(events, "eval");
   const pick = (f: (s: StepEvent) => unknown): number[] => steps.map(f).filter(finite);
+  const steady = {
+    stepMs: median(pick((s) => s.ms)),
+    tokensPerS: median(pick((s) => s.tokens_per_s)),
+    mfu: median(pick((s) => s.mfu)),
+  };
   const stepMs = pick((s) => s.ms);
   const last = steps.at(-1);
   const resumed = lastOf(events, "resumed");
@@ -492,13 +497,9 @@ export function summarizeTraining(events: readonly ProgramEvent[]): TrainingSumm
       : finite(start?.tokens_per_step)
         ? start.tokens_per_step * steps.length
         : undefined,
-    tokensPerS: finite(trained?.tokens_per_s) ? trained.tokens_per_s : median(pick((s) => s.tokens_per_s)),
-    mfu: finite(trained?.mfu) ? trained.mfu : median(pick((s) => s.mfu)),
-    median: {
-      stepMs: median(pick((s) => s.ms)),
-      tokensPerS: median(pick((s) => s.tokens_per_s)),
-      mfu: median(pick((s) => s.mfu)),
-    },
+    tokensPerS: finite(trained?.tokens_per_s) ? trained.tokens_per_s : steady.tokensPerS,
+    mfu: finite(trained?.mfu) ? trained.mfu : steady.mfu,
+    median: steady,
     loss: finite(trained?.loss) ? trained.loss : last?.loss,
     evalLoss: finite(evalLoss) ? evalLoss : undefined,
     evalPerplexity: finite(evalLoss) ? Math.exp(evalLoss) : undefined,

@@ -406,8 +406,8 @@ inline void report_backends(const State& st) {
   say("MLP: gate|up and the down gradient %s\n", std::strcmp(mlp, "lasp") == 0
                                                    ? "on lasp's GEMM with SwiGLU in its epilogues (Hopper)"
                                                    : "on cuBLAS, SwiGLU in passes of its own");
-  const int chunk = (int)(kRows < (size_t)program::kClassifierChunk ? kRows : (size_t)program::kClassifierChunk);
-  const char* head = head_gemm_backend(chunk, program::kVocab, program::kHidden);
+  // The compiler's chunk (at most the rank's rows); a ragged last chunk takes cuBLAS whatever this says.
+  const char* head = head_gemm_backend(program::kClassifierChunk, program::kVocab, program::kHidden);
   emit("lm_head", "\"gemm\":\"%s\"", head);
   say("LM head: the logits %s\n", std::strcmp(head, "lasp") == 0 ? "on lasp's GEMM (Hopper)" : "on cuBLAS");
 }
