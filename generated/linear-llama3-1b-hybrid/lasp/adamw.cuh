@@ -108,44 +108,54 @@ union Bf16x4 {
   __nv_bfloat162 h[2];
 };
 
+// Elements e .. e + 3 in place, wherever their arrays are (global memory, or a tile in shared memory): 4 bf16
+// weights and their 4 low halves, 4 m, 4 v and 4 gradients.
+__device__ __forceinline__ void update4(uint2* weights, ushort4* low, float4* m, float4* v, const float4* grad,
+                                        size_t e, const DecayRow* rows, int count, const AdamwConstants& c) {
+  Bf16x4 hi;
+  hi.v = *weights;
+  const ushort4 lo = *low;
+  const float4 m4 = *m, v4 = *v, g4 = *grad;
+  float w[4] = {master_join(__low2bfloat16(hi.h[0]), lo.x), master_join(__high2bfloat16(hi.h[0]), lo.y),
+                master_join(__low2bfloat16(hi.h[1]), lo.z), master_join(__high2bfloat16(hi.h[1]), lo.w)};
+  float mm[4] = {m4.x, m4.y, m4.z, m4.w}, vv[4] = {v4.x, v4.y, v4.z, v4.w};
+  const float g[4] = {g4.x, g4.y, g4.z, g4.w};
+  update_vector(w, mm, vv, g, 4, e, rows, count, row_of(rows, count, e), c);
+  *m = make_float4(mm[0], mm[1], mm[2], mm[3]);
+  *v = make_float4(vv[0], vv[1], vv[2], vv[3]);
+  bf16 h[4];
+  uint16_t l[4];
+  for (int u = 0; u < 4; ++u) master_split(w[u], &h[u], &l[u]);
+  Bf16x4 out;
+  out.h[0] = __halves2bfloat162(h[0], h[1]);
+  out.h[1] = __halves2bfloat162(h[2], h[3]);
+  *weights = out.v;
+  *low = make_ushort4(l[0], l[1], l[2], l[3]);
+}
+
+// Element e alone (the tails).
+__device__ __forceinline__ void update1(bf16* weights, uint16_t* low, float* m, float* v, const float* grad, size_t e,
+                                        const DecayRow* rows, int count, const AdamwConstants& c) {
+  float w = master_join(weights[e], low[e]), mm = m[e], vv = v[e];
+  const float g = grad[e];
+  update_vector(&w, &mm, &vv, &g, 1, e, rows, count, row_of(rows, count, e), c);
+  m[e] = mm;
+  v[e] = vv;
+  master_split(w, &weights[e], &low[e]);
+}
+
 __global__ void step_kernel(bf16* __restrict__ weights, uint16_t* __restrict__ low, float* __restrict__ m,
                             float* __restrict__ v, const float* __restrict__ grad, size_t n,
                             const DecayRow* __restrict__ rows, int count, AdamwConstants c) {
   const size_t vectors = n / 4;
   const size_t stride = (size_t)gridDim.x * blockDim.x;
-  for (size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x; i < vectors; i += stride) {
-    Bf16x4 hi;
-    hi.v = reinterpret_cast<const uint2*>(weights)[i];
-    const ushort4 lo = reinterpret_cast<const ushort4*>(low)[i];
-    const float4 m4 = reinterpret_cast<const float4*>(m)[i];
-    const float4 v4 = reinterpret_cast<const float4*>(v)[i];
-    const float4 g4 = reinterpret_cast<const float4*>(grad)[i];
-    float w[4] = {master_join(__low2bfloat16(hi.h[0]), lo.x), master_join(__high2bfloat16(hi.h[0]), lo.y),
-                  master_join(__low2bfloat16(hi.h[1]), lo.z), master_join(__high2bfloat16(hi.h[1]), lo.w)};
-    float mm[4] = {m4.x, m4.y, m4.z, m4.w}, vv[4] = {v4.x, v4.y, v4.z, v4.w};
-    const float g[4] = {g4.x, g4.y, g4.z, g4.w};
-    update_vector(w, mm, vv, g, 4, 4 * i, rows, count, row_of(rows, count, 4 * i), c);
-    reinterpret_cast<float4*>(m)[i] = make_float4(mm[0], mm[1], mm[2], mm[3]);
-    reinterpret_cast<float4*>(v)[i] = make_float4(vv[0], vv[1], vv[2], vv[3]);
-    bf16 h[4];
-    uint16_t l[4];
-    for (int u = 0; u < 4; ++u) master_split(w[u], &h[u], &l[u]);
-    Bf16x4 out;
-    out.h[0] = __halves2bfloat162(h[0], h[1]);
-    out.h[1] = __halves2bfloat162(h[2], h[3]);
-    reinterpret_cast<uint2*>(weights)[i] = out.v;
-    reinterpret_cast<ushort4*>(low)[i] = make_ushort4(l[0], l[1], l[2], l[3]);
-  }
+  for (size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x; i < vectors; i += stride)
+    update4(reinterpret_cast<uint2*>(weights) + i, reinterpret_cast<ushort4*>(low) + i,
+            reinterpret_cast<float4*>(m) + i, reinterpret_cast<float4*>(v) + i,
+            reinterpret_cast<const float4*>(grad) + i, 4 * i, rows, count, c);
   // The tail: the first n % 4 threads of block 0, one element each.
-  if (blockIdx.x == 0 && threadIdx.x < n % 4) {
-    const size_t e = 4 * vectors + threadIdx.x;
-    float w = master_join(weights[e], low[e]), mm = m[e], vv = v[e];
-    const float g = grad[e];
-    update_vector(&w, &mm, &vv, &g, 1, e, rows, count, row_of(rows, count, e), c);
-    m[e] = mm;
-    v[e] = vv;
-    master_split(w, &weights[e], &low[e]);
-  }
+  if (blockIdx.x == 0 && threadIdx.x < n % 4)
+    update1(weights, low, m, v, grad, 4 * vectors + threadIdx.x, rows, count, c);
 }
 
 // Hopper: the same element update on tiles that bulk copies bring into shared memory and take back out. Three
@@ -155,10 +165,10 @@ constexpr int kBulkTile = 2048;
 constexpr int kBulkStages = 3;
 constexpr uint32_t kBulkTileBytes = kBulkTile * (3 * 4 + 2 * 2);
 
-__global__ void __launch_bounds__(256) bulk_step_kernel(bf16* __restrict__ weights, uint16_t* __restrict__ low,
-                                                        float* __restrict__ m, float* __restrict__ v,
-                                                        const float* __restrict__ grad, size_t n,
-                                                        const DecayRow* __restrict__ rows, int count, AdamwConstants c) {
+__global__ void __launch_bounds__(256)
+    bulk_step_kernel(bf16* __restrict__ weights, uint16_t* __restrict__ low, float* __restrict__ m,
+                     float* __restrict__ v, const float* __restrict__ grad, size_t n, const DecayRow* __restrict__ rows,
+                     int count, AdamwConstants c) {
 #if LASP_HOPPER_WGMMA
   using ptx::smem_addr;
   using hopper::bulk_load;
@@ -194,31 +204,10 @@ __global__ void __launch_bounds__(256) bulk_step_kernel(bf16* __restrict__ weigh
     const int s = (int)(k % kBulkStages);
     hopper::mbar_wait(smem_addr(&full[s]), (uint32_t)((k / kBulkStages) & 1));
     const size_t base = tile(k) * kBulkTile;
-    for (int j = threadIdx.x; j < kBulkTile / 4; j += blockDim.x) {
-      float4* g4 = reinterpret_cast<float4*>(g_of(s)) + j;
-      float4* m4 = reinterpret_cast<float4*>(m_of(s)) + j;
-      float4* v4 = reinterpret_cast<float4*>(v_of(s)) + j;
-      Bf16x4 hi;
-      hi.v = reinterpret_cast<uint2*>(w_of(s))[j];
-      const ushort4 lo = reinterpret_cast<ushort4*>(l_of(s))[j];
-      float w[4] = {master_join(__low2bfloat16(hi.h[0]), lo.x), master_join(__high2bfloat16(hi.h[0]), lo.y),
-                    master_join(__low2bfloat16(hi.h[1]), lo.z), master_join(__high2bfloat16(hi.h[1]), lo.w)};
-      const float4 mv = *m4, vv = *v4, gv = *g4;
-      float mm[4] = {mv.x, mv.y, mv.z, mv.w}, vq[4] = {vv.x, vv.y, vv.z, vv.w};
-      const float g[4] = {gv.x, gv.y, gv.z, gv.w};
-      const size_t e = base + 4 * (size_t)j;
-      update_vector(w, mm, vq, g, 4, e, rows, count, row_of(rows, count, e), c);
-      *m4 = make_float4(mm[0], mm[1], mm[2], mm[3]);
-      *v4 = make_float4(vq[0], vq[1], vq[2], vq[3]);
-      bf16 h[4];
-      uint16_t l[4];
-      for (int u = 0; u < 4; ++u) master_split(w[u], &h[u], &l[u]);
-      Bf16x4 out;
-      out.h[0] = __halves2bfloat162(h[0], h[1]);
-      out.h[1] = __halves2bfloat162(h[2], h[3]);
-      reinterpret_cast<uint2*>(w_of(s))[j] = out.v;
-      reinterpret_cast<ushort4*>(l_of(s))[j] = make_ushort4(l[0], l[1], l[2], l[3]);
-    }
+    for (int j = threadIdx.x; j < kBulkTile / 4; j += blockDim.x)
+      update4(reinterpret_cast<uint2*>(w_of(s)) + j, reinterpret_cast<ushort4*>(l_of(s)) + j,
+              reinterpret_cast<float4*>(m_of(s)) + j, reinterpret_cast<float4*>(v_of(s)) + j,
+              reinterpret_cast<const float4*>(g_of(s)) + j, base + 4 * (size_t)j, rows, count, c);
     hopper::fence_proxy_async();  // this thread's shared writes -> visible to the bulk stores
     __syncthreads();
     if (threadIdx.x == 0) {
@@ -235,14 +224,8 @@ __global__ void __launch_bounds__(256) bulk_step_kernel(bf16* __restrict__ weigh
   }
   if (threadIdx.x == 0) hopper::bulk_wait0();
   if (blockIdx.x == gridDim.x - 1)
-    for (size_t e = tiles * kBulkTile + threadIdx.x; e < n; e += blockDim.x) {
-      float w = master_join(weights[e], low[e]), mm = m[e], vv = v[e];
-      const float g = grad[e];
-      update_vector(&w, &mm, &vv, &g, 1, e, rows, count, row_of(rows, count, e), c);
-      m[e] = mm;
-      v[e] = vv;
-      master_split(w, &weights[e], &low[e]);
-    }
+    for (size_t e = tiles * kBulkTile + threadIdx.x; e < n; e += blockDim.x)
+      update1(weights, low, m, v, grad, e, rows, count, c);
 #else
   __trap();  // sm_90a only: adamw_step picks this kernel where hopper::kernels_run()
 #endif
