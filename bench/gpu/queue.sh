@@ -78,12 +78,6 @@
 #   energyread .gpu-old/t-tiny-train-w1 (built here from an older commit's tree, a git worktree of it)
 #              and .gpu-ship/t-tiny-train-w1 (HEAD), .gpu-suite/data: the tiny model's train step, old build against
 #              new (env-ab.sh PROG_B, 3 rounds of 300 steps): what train mode's energy read costs a step
-#   mcpair     .gpu-mc/mlp_gemm_check (mlp_gemm_check built with experiments/mlpg-multicast.patch applied, in a git
-#              worktree: NOTES.md's build line), .gpu-suite/data: the MLP GEMM in 2-CTA clusters with B multicast
-#              (CfgPair), its checks on the pair and 1b shapes (bit for bit against the shipped config), the 1b
-#              timings beside it; then, where the checks passed and .gpu-mc/t-linear-1b-keep-w1/prog is carried
-#              (built with the patch: `build-specs-here.sh .gpu-mc t-linear-1b-keep-w1` from the worktree), the 1B
-#              step A/B with LASP_MLPG_PAIR=1 (the MLP's products and the LM head's logits on CfgPair), 3 rounds
 #   diag       .gpu-diag (`lasp compile` of variant specs + kernels.o, as vallscan): verify programs that tell
 #              one question apart, their specs beside them (the closing note says which)
 # The carried folders and the tracked tree together must stay under the device tool's 64 MiB.
@@ -103,7 +97,7 @@ limit_of() {
   case "$1" in
     vdoc) echo 170 ;; ceiling) echo 50 ;; calibrate) echo 180 ;; gathered) echo 200 ;;
     docbench) echo 150 ;; vallscan) echo 80 ;; diag) echo 90 ;; docab) echo 200 ;; scatterab) echo 420 ;; softmax) echo 220 ;;
-    gcheck) echo 120 ;; trainck) echo 290 ;; inplace) echo 100 ;; mlpship) echo 590 ;; torch1b) echo "${TORCH1B_SECONDS:-500}" ;; shipref) echo 240 ;; master) echo 120 ;; keepab) echo 150 ;; shardload) echo 80 ;; clocks) echo 300 ;; ops) echo 100 ;; opscheck) echo 90 ;; train1b) echo 330 ;; gemmsus) echo 150 ;; energy) echo 200 ;; lhead) echo 160 ;; stream) echo 150 ;; energyread) echo 100 ;; mcpair) echo 480 ;; *) echo 0 ;;
+    gcheck) echo 120 ;; trainck) echo 290 ;; inplace) echo 100 ;; mlpship) echo 590 ;; torch1b) echo "${TORCH1B_SECONDS:-500}" ;; shipref) echo 240 ;; master) echo 120 ;; keepab) echo 150 ;; shardload) echo 80 ;; clocks) echo 300 ;; ops) echo 100 ;; opscheck) echo 90 ;; train1b) echo 330 ;; gemmsus) echo 150 ;; energy) echo 200 ;; lhead) echo 160 ;; stream) echo 150 ;; energyread) echo 100 ;; *) echo 0 ;;
   esac
 }
 needs_of() {
@@ -118,7 +112,6 @@ needs_of() {
     gcheck) echo .gpu-gathered/gathered_check ;; clocks) echo ".gpu-clocks/m-linear-1b-w1 .device/wheels" ;;
     ops) echo .gpu-ops/model_ops ;; opscheck) echo .gpu-ops/model_ops ;; energy) echo .gpu-ops/model_ops ;;
     lhead) echo ".gpu-ship/t-linear-1b-keep-w1/prog .gpu-suite/data" ;; stream) echo .gpu-ops/stream_energy ;;
-    mcpair) echo .gpu-mc/mlp_gemm_check ;;
     energyread) echo ".gpu-old/t-tiny-train-w1/prog .gpu-ship/t-tiny-train-w1/prog .gpu-suite/data" ;;
     train1b) echo ".gpu-suite/t-linear-1b-w1 .gpu-suite/data .device/wheels" ;;
     trainck) echo ".gpu-suite/t-tiny-train-w1 .gpu-suite/t-linear-1b-ck-w1 .gpu-suite/data" ;;
@@ -156,19 +149,6 @@ run_lot() { # lot limit dir
     ops) timeout "$limit" .gpu-ops/model_ops --bench-only --runs 20 > "$dir/model_ops.log" 2>&1 ;;
     opscheck) timeout "$limit" .gpu-ops/model_ops --checks-only > "$dir/model_ops.log" 2>&1 ;;
     stream) timeout "$limit" .gpu-ops/stream_energy --seconds 2 > "$dir/stream.log" 2>&1 ;;
-    mcpair)
-      cp .gpu-mc/mlp_gemm_check bench/gpu/mlp_gemm/mlp_gemm_check
-      OUT=$dir/checks timeout 150 bash bench/gpu/mlp_gemm/run.sh --check-only --shape 1b > /dev/null 2>&1
-      echo "checks exit $?" > "$dir/pair.txt"
-      grep -hE "FAIL|WATCHDOG|pair|^checks:" "$dir/checks/run.log" 2>/dev/null | head -40 >> "$dir/pair.txt"
-      OUT=$dir/bench timeout 150 bash bench/gpu/mlp_gemm/run.sh --bench-only --shape 1b > /dev/null 2>&1
-      echo "bench exit $?" >> "$dir/pair.txt"
-      sed -n '/^== RESULTS/,$p' "$dir/bench/run.log" 2>/dev/null | cut -c1-170 >> "$dir/pair.txt"
-      if grep -q "^checks exit 0" "$dir/pair.txt" && [ -x .gpu-mc/t-linear-1b-keep-w1/prog ]; then
-        ln -sfn ../.gpu-suite/data .gpu-mc/data
-        PROG=.gpu-mc/t-linear-1b-keep-w1 A="" B="LASP_MLPG_PAIR=1" ROUNDS=3 STEPS=40 OUT=$dir/ab \
-          timeout 170 bash bench/gpu/env-ab.sh 2>&1 | grep -v round | cut -c1-200 >> "$dir/pair.txt"
-      fi ;;
     energyread)
       ln -sfn ../.gpu-suite/data .gpu-old/data
       ln -sfn ../.gpu-suite/data .gpu-ship/data
@@ -314,7 +294,6 @@ short_of() { # lot dir
     energy) grep -E "^\| |energy" "$2/model_ops.log" 2>/dev/null | cut -d'|' -f2,3,4,11,12,13 ;;
     lhead) cut -c1-200 "$2/ab.txt" 2>/dev/null ;;
     energyread) cut -c1-200 "$2/ab.txt" 2>/dev/null ;;
-    mcpair) cat "$2/pair.txt" 2>/dev/null ;;
     stream) grep -E "^CHECK|^INFO|^\||failed" "$2/stream.log" 2>/dev/null ;;
     gemmsus) cat "$2/gemm.txt" 2>/dev/null; sort "$2/clocks.txt" 2>/dev/null | uniq -c | sort -rn | head -3 ;;
     docab) tail -8 "$2/ab.txt" 2>/dev/null ;;
@@ -335,7 +314,7 @@ short_of() { # lot dir
   esac
 }
 
-[ $# -gt 0 ] || { echo "usage: queue.sh LOT... (vdoc ceiling calibrate gathered gcheck clocks ops train1b trainck inplace mlpship torch1b shipref opscheck master keepab shardload gemmsus energy lhead stream energyread mcpair docbench vallscan diag docab scatterab softmax)" >&2; exit 2; }
+[ $# -gt 0 ] || { echo "usage: queue.sh LOT... (vdoc ceiling calibrate gathered gcheck clocks ops train1b trainck inplace mlpship torch1b shipref opscheck master keepab shardload gemmsus energy lhead stream energyread docbench vallscan diag docab scatterab softmax)" >&2; exit 2; }
 : > "$OUT/summary.txt"
 for lot in "$@"; do
   limit=$(limit_of "$lot")
