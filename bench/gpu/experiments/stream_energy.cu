@@ -11,14 +11,17 @@
 // energy counter, bench_energy.cuh):
 //   copy 2 GiB: cudaMemcpyAsync; a float4 load/store kernel; bulk load + bulk store (no thread touches the data)
 //   sum of squares of 1.6e9 fp32: grad_norm.cuh's kernel (ships) against a bulk-load pipeline read by the threads
-//   AdamW over 1.6e9: adamw.cuh's kernel (ships) against the same element update on tiles brought in and out by
-//   bulk copies (4 stages, one CTA an SM; 3 stages, two)
-// Checks first: the bulk AdamW equals the shipped kernel bit for bit (two steps, 10M + 3 elements, rows decayed
-// and not, a ragged tail); the bulk sum of squares within 1e-6 of grad_norm_squared's (fp64 both).
+//   AdamW over 1.6e9: adamw.cuh's vectorised kernel, and on tiles that bulk copies move (3 stages, two CTAs an SM:
+//   adamw.cuh's Hopper path) with four element variants: update4 as shipped; the decay flag found once a tile
+//   instead of a binary search per 4 elements (the same bits); that with sqrt.approx and div.approx; and the
+//   bytes alone (no update): how much of AdamW's joules are its arithmetic and row lookups, not its bytes
+// Checks first: the bulk variants against adamw.cuh's step_kernel bit for bit (two steps, 10M + 3 elements, rows
+// decayed and not, a ragged tail), the approximate one within 1e-7 of it; the bulk sum of squares within 1e-6 of
+// grad_norm_squared's (fp64 both).
 //
 //   nvcc -std=c++17 -O3 -gencode=arch=compute_90a,code=sm_90a -Itemplates/runtime -Ibench/gpu \
 //        bench/gpu/experiments/stream_energy.cu -o .gpu-ops/stream_energy
-//   .gpu-ops/stream_energy [--seconds S]
+//   .gpu-ops/stream_energy [--seconds S] [--adamw-rounds R]   (R > 0: the bulk AdamW variants alone, alternating)
 #include "adamw.cuh"
 #include "grad_norm.cuh"
 #include "hopper.cuh"
@@ -27,6 +30,7 @@
 #include "bench_timing.cuh"
 #include "bench_model_rows.cuh"  // llama_1b_rows
 
+#include <algorithm>
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
@@ -137,18 +141,60 @@ __global__ void __launch_bounds__(256) bulk_sumsq_kernel(const float* x, size_t 
   }
 }
 
-// ---- AdamW on tiles brought in and out by bulk copies ----
+// ---- AdamW on tiles brought in and out by bulk copies, four variants of the element work ----
+// kRowEach: adamw.cuh's update4, finding each element's row (a binary search per 4 elements; adamw.cuh's Hopper
+// path); kTileRow: the decay flag found once a tile (experiments/adamw-tile-flag.patch; every tile of the 1B model
+// lies in one tensor), the same arithmetic: the same bits; kApprox: kTileRow with sqrt.approx and div.approx for the IEEE sqrt and division; kMove: the
+// same bytes with no update (m = g, v = g, w kept): what moving AdamW's bytes through the SMs costs alone.
+enum class AdamMath { kRowEach, kTileRow, kApprox, kMove };
 constexpr int kAdamTile = 2048;  // elements: 3 x 8 KB of fp32 (grad, m, v) + 2 x 4 KB (weights, low) = 32 KB
+constexpr int kAdamStages = 3;
 constexpr uint32_t kAdamTileBytes = kAdamTile * (3 * 4 + 2 * 2);
-template <int Stages>
+
+__device__ __forceinline__ float sqrt_approx(float x) {
+  float y;
+  asm("sqrt.approx.f32 %0, %1;" : "=f"(y) : "f"(x));
+  return y;
+}
+__device__ __forceinline__ float div_approx(float a, float b) {
+  float y;
+  asm("div.approx.f32 %0, %1, %2;" : "=f"(y) : "f"(a), "f"(b));
+  return y;
+}
+
+// Elements 4j .. 4j + 3 of a tile in shared memory, each through f(w, m, v, g).
+template <typename F>
+__device__ __forceinline__ void apply4(uint2* weights, ushort4* low, float4* m, float4* v, const float4* grad, F f) {
+  lasp::adamw::Bf16x4 hi;
+  hi.v = *weights;
+  const ushort4 lo = *low;
+  const float4 m4 = *m, v4 = *v, g4 = *grad;
+  float w[4] = {lasp::master_join(__low2bfloat16(hi.h[0]), lo.x), lasp::master_join(__high2bfloat16(hi.h[0]), lo.y),
+                lasp::master_join(__low2bfloat16(hi.h[1]), lo.z), lasp::master_join(__high2bfloat16(hi.h[1]), lo.w)};
+  float mm[4] = {m4.x, m4.y, m4.z, m4.w}, vv[4] = {v4.x, v4.y, v4.z, v4.w};
+  const float g[4] = {g4.x, g4.y, g4.z, g4.w};
+  for (int u = 0; u < 4; ++u) f(w[u], mm[u], vv[u], g[u]);
+  *m = make_float4(mm[0], mm[1], mm[2], mm[3]);
+  *v = make_float4(vv[0], vv[1], vv[2], vv[3]);
+  bf16 h[4];
+  uint16_t l[4];
+  for (int u = 0; u < 4; ++u) lasp::master_split(w[u], &h[u], &l[u]);
+  lasp::adamw::Bf16x4 out;
+  out.h[0] = __halves2bfloat162(h[0], h[1]);
+  out.h[1] = __halves2bfloat162(h[2], h[3]);
+  *weights = out.v;
+  *low = make_ushort4(l[0], l[1], l[2], l[3]);
+}
+
+template <AdamMath Math>
 __global__ void __launch_bounds__(256) bulk_adamw_kernel(bf16* __restrict__ weights, uint16_t* __restrict__ low,
                                                         float* __restrict__ m, float* __restrict__ v,
                                                         const float* __restrict__ grad, size_t n,
                                                         const lasp::DecayRow* __restrict__ rows, int count,
                                                         lasp::AdamwConstants c) {
   extern __shared__ __align__(128) unsigned char smem[];
-  __shared__ uint64_t full[Stages];
-  init_bars(full, Stages);
+  __shared__ uint64_t full[kAdamStages];
+  init_bars(full, kAdamStages);
   const size_t tiles = n / kAdamTile;
   const size_t my = tiles_of_block(tiles);
   const auto tile = [&](size_t k) { return (size_t)blockIdx.x + k * gridDim.x; };
@@ -168,36 +214,37 @@ __global__ void __launch_bounds__(256) bulk_adamw_kernel(bf16* __restrict__ weig
     bulk_load(smem_addr(w_of(s)), weights + e, kAdamTile * 2, bar);
     bulk_load(smem_addr(l_of(s)), low + e, kAdamTile * 2, bar);
   };
+  const float inv_sqrt_bc2 = 1.0f / c.sqrt_bc2;
   if (threadIdx.x == 0)
-    for (size_t k = 0; k < my && k < (size_t)Stages; ++k) load(k, tile(k));
+    for (size_t k = 0; k < my && k < (size_t)kAdamStages; ++k) load(k, tile(k));
   for (size_t k = 0; k < my; ++k) {
-    const int s = k % Stages;
-    hp::mbar_wait(smem_addr(&full[s]), (k / Stages) & 1);
+    const int s = k % kAdamStages;
+    hp::mbar_wait(smem_addr(&full[s]), (k / kAdamStages) & 1);
     const size_t base = tile(k) * kAdamTile;
+    const int r = lasp::adamw::row_of(rows, count, base);
+    const bool one_row = r + 1 >= count || rows[r + 1].offset >= base + kAdamTile;
+    const bool decay = rows[r].decay != 0;
     for (int j = threadIdx.x; j < kAdamTile / 4; j += blockDim.x) {
-      float4* g4 = reinterpret_cast<float4*>(g_of(s)) + j;
-      float4* m4 = reinterpret_cast<float4*>(m_of(s)) + j;
-      float4* v4 = reinterpret_cast<float4*>(v_of(s)) + j;
-      lasp::adamw::Bf16x4 hi;
-      hi.v = reinterpret_cast<uint2*>(w_of(s))[j];
-      const ushort4 lo = reinterpret_cast<ushort4*>(l_of(s))[j];
-      float w[4] = {lasp::master_join(__low2bfloat16(hi.h[0]), lo.x), lasp::master_join(__high2bfloat16(hi.h[0]), lo.y),
-                    lasp::master_join(__low2bfloat16(hi.h[1]), lo.z), lasp::master_join(__high2bfloat16(hi.h[1]), lo.w)};
-      const float4 mv = *m4, vv = *v4, gv = *g4;
-      float mm[4] = {mv.x, mv.y, mv.z, mv.w}, vq[4] = {vv.x, vv.y, vv.z, vv.w};
-      const float g[4] = {gv.x, gv.y, gv.z, gv.w};
-      const size_t e = base + 4 * (size_t)j;
-      lasp::adamw::update_vector(w, mm, vq, g, 4, e, rows, count, lasp::adamw::row_of(rows, count, e), c);
-      *m4 = make_float4(mm[0], mm[1], mm[2], mm[3]);
-      *v4 = make_float4(vq[0], vq[1], vq[2], vq[3]);
-      bf16 h[4];
-      uint16_t l[4];
-      for (int u = 0; u < 4; ++u) lasp::master_split(w[u], &h[u], &l[u]);
-      lasp::adamw::Bf16x4 out;
-      out.h[0] = __halves2bfloat162(h[0], h[1]);
-      out.h[1] = __halves2bfloat162(h[2], h[3]);
-      reinterpret_cast<uint2*>(w_of(s))[j] = out.v;
-      reinterpret_cast<ushort4*>(l_of(s))[j] = make_ushort4(l[0], l[1], l[2], l[3]);
+      uint2* wj = reinterpret_cast<uint2*>(w_of(s)) + j;
+      ushort4* lj = reinterpret_cast<ushort4*>(l_of(s)) + j;
+      float4* mj = reinterpret_cast<float4*>(m_of(s)) + j;
+      float4* vj = reinterpret_cast<float4*>(v_of(s)) + j;
+      const float4* gj = reinterpret_cast<const float4*>(g_of(s)) + j;
+      if (Math == AdamMath::kRowEach || !one_row) {
+        lasp::adamw::update4(wj, lj, mj, vj, gj, base + 4 * (size_t)j, rows, count, c);
+      } else if (Math == AdamMath::kTileRow) {
+        apply4(wj, lj, mj, vj, gj, [&](float& w, float& mm, float& vv, float g) { lasp::adamw::update(w, mm, vv, g, decay, c); });
+      } else if (Math == AdamMath::kApprox) {
+        apply4(wj, lj, mj, vj, gj, [&](float& w, float& mm, float& vv, float g0) {
+          const float g = g0 * c.clip_scale;
+          if (decay) w = w * c.decay_factor;
+          mm = fmaf(c.one_minus_beta1, g - mm, mm);
+          vv = fmaf(c.one_minus_beta2, g * g, c.beta2 * vv);
+          w = fmaf(-c.step_size, div_approx(mm, fmaf(sqrt_approx(vv), inv_sqrt_bc2, c.eps)), w);
+        });
+      } else {
+        apply4(wj, lj, mj, vj, gj, [&](float&, float& mm, float& vv, float g) { mm = g, vv = g; });
+      }
     }
     hp::fence_proxy_async();  // this thread's shared writes -> visible to the bulk stores
     __syncthreads();
@@ -207,23 +254,17 @@ __global__ void __launch_bounds__(256) bulk_adamw_kernel(bf16* __restrict__ weig
       bulk_store(weights + base, smem_addr(w_of(s)), kAdamTile * 2);
       bulk_store(low + base, smem_addr(l_of(s)), kAdamTile * 2);
       hp::bulk_commit();
-      if (k >= 1 && k - 1 + Stages < my) {  // tile k - 1's stage is read out: it takes tile k - 1 + Stages
+      if (k >= 1 && k - 1 + kAdamStages < my) {  // tile k - 1's stage is read out: it takes tile k - 1 + Stages
         bulk_wait_read1();
-        load((k - 1) % Stages, tile(k - 1 + Stages));
+        load((k - 1) % kAdamStages, tile(k - 1 + kAdamStages));
       }
     }
   }
   if (threadIdx.x == 0) hp::bulk_wait0();
   // The ragged tail (n % tile elements) by the last block, one element a thread, as adamw.cuh's tail.
   if (blockIdx.x == gridDim.x - 1)
-    for (size_t e = tiles * kAdamTile + threadIdx.x; e < n; e += blockDim.x) {
-      float w = lasp::master_join(weights[e], low[e]), mm = m[e], vv = v[e];
-      const float g = grad[e];
-      lasp::adamw::update_vector(&w, &mm, &vv, &g, 1, e, rows, count, lasp::adamw::row_of(rows, count, e), c);
-      m[e] = mm;
-      v[e] = vv;
-      lasp::master_split(w, &weights[e], &low[e]);
-    }
+    for (size_t e = tiles * kAdamTile + threadIdx.x; e < n; e += blockDim.x)
+      lasp::adamw::update1(weights, low, m, v, grad, e, rows, count, c);
 }
 
 // The SMs clocked with nothing to do: the board's idle power at full clocks.
@@ -291,13 +332,26 @@ static void check(const std::string& what, bool ok) {
   std::printf("CHECK %-70s %s\n", what.c_str(), ok ? "ok" : "FAIL");
 }
 
-template <int Stages>
+template <AdamMath Math>
 static void launch_bulk_adamw(AdamState& st, size_t n, const lasp::AdamwTable& t, const lasp::AdamwConstants& c,
-                              int per_sm, int sms) {
-  const size_t smem = (size_t)Stages * kAdamTileBytes;
-  CUDA_CHECK(cudaFuncSetAttribute(bulk_adamw_kernel<Stages>, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem));
-  bulk_adamw_kernel<Stages><<<per_sm * sms, 256, smem>>>(st.w.p, st.low.p, st.m.p, st.v.p, st.g.p, n, t.rows, t.count, c);
+                              int sms) {
+  const size_t smem = (size_t)kAdamStages * kAdamTileBytes;
+  CUDA_CHECK(cudaFuncSetAttribute(bulk_adamw_kernel<Math>, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem));
+  bulk_adamw_kernel<Math><<<2 * sms, 256, smem>>>(st.w.p, st.low.p, st.m.p, st.v.p, st.g.p, n, t.rows, t.count, c);
   LAUNCH_CHECK();
+}
+
+// The largest |a - b| / (|b| + lr) over the fp32 master weights (bf16 high halves joined with their low halves):
+// an update's error against the update's size (~lr) where a weight is near 0.
+static double master_rel_diff(const AdamState& a, const AdamState& b, double lr) {
+  const std::vector<bf16> wa = a.w.host(), wb = b.w.host();
+  const std::vector<uint16_t> la = a.low.host(), lb = b.low.host();
+  double worst = 0;
+  for (size_t i = 0; i < wa.size(); ++i) {
+    const double x = lasp::master_join(wa[i], la[i]), y = lasp::master_join(wb[i], lb[i]);
+    worst = std::fmax(worst, std::fabs(x - y) / (std::fabs(y) + lr));
+  }
+  return worst;
 }
 
 static lasp::AdamwConstants constants(int step) {
@@ -307,10 +361,12 @@ static lasp::AdamwConstants constants(int step) {
 
 int main(int argc, char** argv) {
   double seconds = 2;
+  int adamw_rounds = 0;  // > 0: only the bulk AdamW variants, alternating, this many rounds (drift shows)
   for (int i = 1; i < argc; ++i) {
     if (std::strcmp(argv[i], "--seconds") == 0 && i + 1 < argc) seconds = std::atof(argv[++i]);
+    else if (std::strcmp(argv[i], "--adamw-rounds") == 0 && i + 1 < argc) adamw_rounds = std::atoi(argv[++i]);
     else {
-      std::fprintf(stderr, "usage: %s [--seconds S]\n", argv[0]);
+      std::fprintf(stderr, "usage: %s [--seconds S] [--adamw-rounds R]\n", argv[0]);
       return 2;
     }
   }
@@ -329,22 +385,27 @@ int main(int argc, char** argv) {
     const std::vector<lasp::DecayRow> rows = {{0, 5000001, 1}, {5000001, 2048, 0}, {5002049, 3, 0},
                                               {5002052, n - 5002052, 1}};
     const lasp::AdamwTable t = lasp::adamw_upload_table(rows, n);
-    for (int variant = 0; variant < 2; ++variant) {
-      AdamState a(n), b(n);
-      for (int step = 1; step <= 2; ++step) {
-        const lasp::AdamwConstants c = constants(step);
-        lasp::adamw::step_kernel<<<lasp::adamw::grid_for(n), lasp::adamw::kThreads>>>(a.w.p, a.low.p, a.m.p, a.v.p,
-                                                                                       a.g.p, n, t.rows, t.count, c);
-        LAUNCH_CHECK();
-        if (variant == 0) launch_bulk_adamw<4>(b, n, t, c, 1, sms);
-        else launch_bulk_adamw<3>(b, n, t, c, 2, sms);
-      }
-      CUDA_CHECK(cudaDeviceSynchronize());
-      const bool same = same_bits(a.w, b.w) && same_bits(a.low, b.low) && same_bits(a.m, b.m) && same_bits(a.v, b.v);
-      check(std::string("bulk AdamW (") + (variant == 0 ? "4 stages x 1" : "3 stages x 2") +
-                ") equals adamw.cuh's kernel bit for bit, 2 steps, 10000003 elements",
-            same);
+    AdamState ref(n), row_each(n), tile_row(n), approx(n);
+    for (int step = 1; step <= 2; ++step) {
+      const lasp::AdamwConstants c = constants(step);
+      lasp::adamw::step_kernel<<<lasp::adamw::grid_for(n), lasp::adamw::kThreads>>>(ref.w.p, ref.low.p, ref.m.p,
+                                                                                     ref.v.p, ref.g.p, n, t.rows,
+                                                                                     t.count, c);
+      LAUNCH_CHECK();
+      launch_bulk_adamw<AdamMath::kRowEach>(row_each, n, t, c, sms);
+      launch_bulk_adamw<AdamMath::kTileRow>(tile_row, n, t, c, sms);
+      launch_bulk_adamw<AdamMath::kApprox>(approx, n, t, c, sms);
     }
+    CUDA_CHECK(cudaDeviceSynchronize());
+    const auto same = [&](const AdamState& a) {
+      return same_bits(a.w, ref.w) && same_bits(a.low, ref.low) && same_bits(a.m, ref.m) && same_bits(a.v, ref.v);
+    };
+    check("bulk AdamW, each element's row, equals adamw.cuh's step_kernel bit for bit, 2 steps, 10000003 elements", same(row_each));
+    check("bulk AdamW, decay flag once a tile, equals it bit for bit", same(tile_row));
+    const double d = master_rel_diff(approx, ref, 3e-4);
+    std::printf("INFO approximate sqrt and division: largest |difference| / (|weight| + lr) of the master weights %.3e; m, v "
+                "the same bits: %s\n", d, same_bits(approx.m, ref.m) && same_bits(approx.v, ref.v) ? "yes" : "no");
+    check("approximate sqrt and division within 1e-6 of the IEEE update (master weights, |w| + lr)", d <= 1e-6);
     CUDA_CHECK(cudaFree(const_cast<lasp::DecayRow*>(t.rows)));
   }
   {  // checks: bulk sum of squares against grad_norm_squared
@@ -374,6 +435,39 @@ int main(int argc, char** argv) {
     return e;
   };
   idle_w = row("idle (SMs asleep)", 0, [&] { sleep_kernel_launch(sms); }).watts;
+  const size_t n = 1599145984;  // Linear-Llama3-1B's parameters (a multiple of both tiles)
+  if (adamw_rounds > 0) {  // the bulk AdamW variants alone, alternating, then each one's median joules
+    AdamState st(n);
+    const std::vector<lasp::DecayRow> rows = llama_1b_rows(n);
+    const lasp::AdamwTable t = lasp::adamw_upload_table(rows, n);
+    const lasp::AdamwConstants c = constants(10);
+    const char* names[4] = {"each element's row", "decay flag once a tile", "+ approximate sqrt and division",
+                            "bytes alone (no update)"};
+    std::vector<double> joules[4];
+    for (int r = 0; r < adamw_rounds; ++r)
+      for (int k = 0; k < 4; ++k) {
+        const std::string op = "AdamW round " + std::to_string(r + 1) + ": " + names[k];
+        const auto f = [&] {
+          if (k == 0) launch_bulk_adamw<AdamMath::kRowEach>(st, n, t, c, sms);
+          else if (k == 1) launch_bulk_adamw<AdamMath::kTileRow>(st, n, t, c, sms);
+          else if (k == 2) launch_bulk_adamw<AdamMath::kApprox>(st, n, t, c, sms);
+          else launch_bulk_adamw<AdamMath::kMove>(st, n, t, c, sms);
+        };
+        joules[k].push_back(row(op.c_str(), 28.0 * n, f).joules);
+      }
+    std::printf("\n| AdamW variant | J a call, median of %d rounds | against each element's row |\n|---|---|---|\n", adamw_rounds);
+    for (int k = 0; k < 4; ++k) {
+      std::vector<double> j = joules[k];
+      std::sort(j.begin(), j.end());
+      const auto median = [](const std::vector<double>& x) { return x[x.size() / 2]; };
+      std::vector<double> j0 = joules[0];
+      std::sort(j0.begin(), j0.end());
+      std::printf("| %s | %.4f | %.3f |\n", names[k], median(j), median(j) / median(j0));
+    }
+    CUDA_CHECK(cudaFree(const_cast<lasp::DecayRow*>(t.rows)));
+    std::printf("\n%d failed checks\n", g_failures);
+    return g_failures ? 1 : 0;
+  }
   {
     const size_t bytes = (size_t)2 << 30;
     Buf<char> a(bytes), b(bytes);
@@ -386,7 +480,6 @@ int main(int argc, char** argv) {
       bulk_copy_kernel<<<sms * 2, 32, kCopyStages * kCopyTile>>>(a.p, b.p, bytes / kCopyTile);
     });
   }
-  const size_t n = 1599145984;  // Linear-Llama3-1B's parameters (a multiple of both tiles)
   {
     Buf<float> x(n);
     fill_kernel<<<2048, 256>>>(x.p, n, 7, 1e-3f);
@@ -403,12 +496,17 @@ int main(int argc, char** argv) {
     const std::vector<lasp::DecayRow> rows = llama_1b_rows(n);
     const lasp::AdamwTable t = lasp::adamw_upload_table(rows, n);
     const lasp::AdamwConstants c = constants(10);
-    row("AdamW: adamw.cuh (ships)", 28.0 * n, [&] {
+    row("AdamW: adamw.cuh's vectorised kernel (other GPUs)", 28.0 * n, [&] {
       lasp::adamw::step_kernel<<<lasp::adamw::grid_for(n), lasp::adamw::kThreads>>>(st.w.p, st.low.p, st.m.p, st.v.p,
                                                                                     st.g.p, n, t.rows, t.count, c);
     });
-    row("AdamW: bulk copies, 4 stages x 1 CTA an SM", 28.0 * n, [&] { launch_bulk_adamw<4>(st, n, t, c, 1, sms); });
-    row("AdamW: bulk copies, 3 stages x 2 CTAs an SM", 28.0 * n, [&] { launch_bulk_adamw<3>(st, n, t, c, 2, sms); });
+    row("AdamW: bulk, each element's row (adamw.cuh's Hopper path)", 28.0 * n,
+        [&] { launch_bulk_adamw<AdamMath::kRowEach>(st, n, t, c, sms); });
+    row("AdamW: bulk, decay flag once a tile", 28.0 * n, [&] { launch_bulk_adamw<AdamMath::kTileRow>(st, n, t, c, sms); });
+    row("AdamW: bulk, + approximate sqrt and division", 28.0 * n,
+        [&] { launch_bulk_adamw<AdamMath::kApprox>(st, n, t, c, sms); });
+    row("AdamW bytes alone: bulk, no update", 28.0 * n, [&] { launch_bulk_adamw<AdamMath::kMove>(st, n, t, c, sms); });
+    row("AdamW: bulk, each element's row, again (drift)", 28.0 * n, [&] { launch_bulk_adamw<AdamMath::kRowEach>(st, n, t, c, sms); });
     CUDA_CHECK(cudaFree(const_cast<lasp::DecayRow*>(t.rows)));
   }
   std::printf("\n%d failed checks\n", g_failures);
