@@ -14,7 +14,8 @@
 //   AdamW over 1.6e9: adamw.cuh's vectorised kernel, and on tiles that bulk copies move (3 stages, two CTAs an SM:
 //   adamw.cuh's Hopper path) with four element variants: update4 as shipped; the decay flag found once a tile
 //   instead of a binary search per 4 elements (the same bits); that with sqrt.approx and div.approx; and the
-//   bytes alone (no update): how much of AdamW's joules are its arithmetic and row lookups, not its bytes
+//   bytes alone (no update): how much of AdamW's joules are its arithmetic and row lookups, not its bytes;
+//   with --adamw-rounds also the tile's flag on 3/4 and 1/2 of the SMs (idle SMs draw little)
 // Checks first: the bulk variants against adamw.cuh's step_kernel bit for bit (two steps, 10M + 3 elements, rows
 // decayed and not, a ragged tail), the approximate one within 1e-7 of it; the bulk sum of squares within 1e-6 of
 // grad_norm_squared's (fp64 both).
@@ -441,29 +442,45 @@ int main(int argc, char** argv) {
     const std::vector<lasp::DecayRow> rows = llama_1b_rows(n);
     const lasp::AdamwTable t = lasp::adamw_upload_table(rows, n);
     const lasp::AdamwConstants c = constants(10);
-    const char* names[4] = {"each element's row", "decay flag once a tile", "+ approximate sqrt and division",
-                            "bytes alone (no update)"};
-    std::vector<double> joules[4];
-    for (int r = 0; r < adamw_rounds; ++r)
-      for (int k = 0; k < 4; ++k) {
-        const std::string op = "AdamW round " + std::to_string(r + 1) + ": " + names[k];
-        const auto f = [&] {
-          if (k == 0) launch_bulk_adamw<AdamMath::kRowEach>(st, n, t, c, sms);
-          else if (k == 1) launch_bulk_adamw<AdamMath::kTileRow>(st, n, t, c, sms);
-          else if (k == 2) launch_bulk_adamw<AdamMath::kApprox>(st, n, t, c, sms);
-          else launch_bulk_adamw<AdamMath::kMove>(st, n, t, c, sms);
-        };
-        joules[k].push_back(row(op.c_str(), 28.0 * n, f).joules);
+    // The four element variants on every SM (2 CTAs each), then the tile's flag on fewer SMs: with bulk copies the
+    // bytes in flight do not need every SM, and an SM left idle draws little.
+    struct Variant {
+      std::string name;
+      AdamMath math;
+      int sms;
+    };
+    const std::vector<Variant> variants = {
+        {"each element's row", AdamMath::kRowEach, sms},
+        {"decay flag once a tile", AdamMath::kTileRow, sms},
+        {"+ approximate sqrt and division", AdamMath::kApprox, sms},
+        {"bytes alone (no update)", AdamMath::kMove, sms},
+        {"decay flag once a tile, " + std::to_string(sms * 3 / 4) + " SMs", AdamMath::kTileRow, sms * 3 / 4},
+        {"decay flag once a tile, " + std::to_string(sms / 2) + " SMs", AdamMath::kTileRow, sms / 2}};
+    const auto launch = [&](const Variant& v) {
+      switch (v.math) {
+        case AdamMath::kRowEach: launch_bulk_adamw<AdamMath::kRowEach>(st, n, t, c, v.sms); break;
+        case AdamMath::kTileRow: launch_bulk_adamw<AdamMath::kTileRow>(st, n, t, c, v.sms); break;
+        case AdamMath::kApprox: launch_bulk_adamw<AdamMath::kApprox>(st, n, t, c, v.sms); break;
+        case AdamMath::kMove: launch_bulk_adamw<AdamMath::kMove>(st, n, t, c, v.sms); break;
       }
-    std::printf("\n| AdamW variant | J a call, median of %d rounds | against each element's row |\n|---|---|---|\n", adamw_rounds);
-    for (int k = 0; k < 4; ++k) {
-      std::vector<double> j = joules[k];
-      std::sort(j.begin(), j.end());
-      const auto median = [](const std::vector<double>& x) { return x[x.size() / 2]; };
-      std::vector<double> j0 = joules[0];
-      std::sort(j0.begin(), j0.end());
-      std::printf("| %s | %.4f | %.3f |\n", names[k], median(j), median(j) / median(j0));
-    }
+    };
+    std::vector<std::vector<double>> joules(variants.size()), ms(variants.size());
+    for (int r = 0; r < adamw_rounds; ++r)
+      for (size_t k = 0; k < variants.size(); ++k) {
+        const std::string op = "AdamW round " + std::to_string(r + 1) + ": " + variants[k].name;
+        const OpEnergy e = row(op.c_str(), 28.0 * n, [&] { launch(variants[k]); });
+        joules[k].push_back(e.joules);
+        ms[k].push_back(e.ms);
+      }
+    const auto median = [](std::vector<double> x) {
+      std::sort(x.begin(), x.end());
+      return x[x.size() / 2];
+    };
+    std::printf("\n| AdamW variant | J a call (median of %d rounds) | against each element's row | ms back to back |\n"
+                "|---|---|---|---|\n", adamw_rounds);
+    for (size_t k = 0; k < variants.size(); ++k)
+      std::printf("| %s | %.4f | %.3f | %.3f |\n", variants[k].name.c_str(), median(joules[k]),
+                  median(joules[k]) / median(joules[0]), median(ms[k]));
     CUDA_CHECK(cudaFree(const_cast<lasp::DecayRow*>(t.rows)));
     std::printf("\n%d failed checks\n", g_failures);
     return g_failures ? 1 : 0;
