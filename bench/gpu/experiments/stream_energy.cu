@@ -10,7 +10,8 @@
 // What runs (1.6e9 elements, Linear-Llama3-1B's parameter count; each op back to back for --seconds on the
 // energy counter, bench_energy.cuh):
 //   copy 2 GiB: cudaMemcpyAsync; a float4 load/store kernel; bulk load + bulk store (no thread touches the data)
-//   sum of squares of 1.6e9 fp32: grad_norm.cuh's kernel (ships) against a bulk-load pipeline read by the threads
+//   sum of squares of 1.6e9 fp32: grad_norm.cuh's kernel (ships) against float4 loads in its block order (squares
+//   in fp64, or four summed in fp32 first) and a bulk-load pipeline read by the threads
 //   AdamW over 1.6e9: adamw.cuh's vectorised kernel, and on tiles that bulk copies move (3 stages, two CTAs an SM:
 //   adamw.cuh's Hopper path) with four element variants: update4 as shipped; the decay flag found once a tile
 //   instead of a binary search per 4 elements (the same bits); that with sqrt.approx and div.approx; and the
@@ -140,6 +141,52 @@ __global__ void __launch_bounds__(256) bulk_sumsq_kernel(const float* x, size_t 
     for (int w = 0; w < 8; ++w) t += partial[w];
     atomicAdd(out, t);
   }
+}
+
+// ---- sum of squares: grad_norm.cuh's order of blocks and trees, 16-byte loads ----
+// Thread t of block b sums the float4s b * 256 + t, then every grid's width further (two loads in flight), each
+// element squared: in fp64 (Quad32 false: grad_norm.cuh's precision, another order) or four squares summed in fp32
+// before the fp64 add (Quad32 true). Then grad_norm.cuh's block tree and its total_kernel: deterministic either way.
+// Whether grad_norm.cuh's scalar loads and per-element fp64 cost the joules the bulk rows save.
+template <bool Quad32>
+__global__ void __launch_bounds__(256) vec_sumsq_kernel(const float4* __restrict__ x, size_t n4,
+                                                         double* __restrict__ partials) {
+  __shared__ double warps[8];
+  const size_t stride = (size_t)gridDim.x * 256;
+  double s = 0.0;
+  const auto add = [&](float4 v) {
+    if (Quad32) {
+      s += (double)fmaf(v.w, v.w, fmaf(v.z, v.z, fmaf(v.y, v.y, v.x * v.x)));
+    } else {
+      s = fma((double)v.x, (double)v.x, s);
+      s = fma((double)v.y, (double)v.y, s);
+      s = fma((double)v.z, (double)v.z, s);
+      s = fma((double)v.w, (double)v.w, s);
+    }
+  };
+  size_t i = (size_t)blockIdx.x * 256 + threadIdx.x;
+  for (; i + stride < n4; i += 2 * stride) {
+    const float4 a = x[i], b = x[i + stride];
+    add(a);
+    add(b);
+  }
+  if (i < n4) add(x[i]);
+  s = lasp::grad_norm::warp_tree(s);
+  if ((threadIdx.x & 31) == 0) warps[threadIdx.x >> 5] = s;
+  __syncthreads();
+  if (threadIdx.x == 0) {
+    double b = 0.0;
+    for (int w = 0; w < 8; ++w) b += warps[w];
+    partials[blockIdx.x] = b;
+  }
+}
+template <bool Quad32>
+static void vec_sumsq(const float* x, size_t n, double* out, double* scratch) {
+  const int blocks = lasp::grad_norm::kMaxBlocks;
+  vec_sumsq_kernel<Quad32><<<blocks, 256>>>(reinterpret_cast<const float4*>(x), n / 4, scratch);
+  LAUNCH_CHECK();
+  lasp::grad_norm::total_kernel<<<1, 32>>>(scratch, blocks, out);
+  LAUNCH_CHECK();
 }
 
 // ---- AdamW on tiles brought in and out by bulk copies, four variants of the element work ----
@@ -421,6 +468,17 @@ int main(int argc, char** argv) {
     const double a = out.host()[0], r = ref.host()[0];
     std::printf("INFO sum of squares: bulk %.9e, grad_norm %.9e\n", a, r);
     check("bulk sum of squares within 1e-6 of grad_norm_squared", std::fabs(a - r) <= 1e-6 * r);
+    Buf<double> vs((size_t)lasp::grad_norm::kMaxBlocks);
+    vec_sumsq<false>(x.p, n, out.p, vs.p);
+    const double v64 = out.host()[0];
+    vec_sumsq<true>(x.p, n, out.p, vs.p);
+    const double v32 = out.host()[0];
+    vec_sumsq<false>(x.p, n, out.p, vs.p);
+    const double again = out.host()[0];
+    std::printf("INFO sum of squares: float4 fp64 %.12e, float4 fp32 quads %.12e\n", v64, v32);
+    check("float4 loads, fp64: within 1e-11 of grad_norm_squared, and the same bits again",
+          std::fabs(v64 - r) <= 1e-11 * r && v64 == again);
+    check("float4 loads, fp32 quads: within 1e-6 of grad_norm_squared", std::fabs(v32 - r) <= 1e-6 * r);
   }
 
   std::printf("\n| op | bytes moved | ms (median of 20) | J a call | W | GB/s back to back | mJ a GB above idle |\n");
@@ -503,6 +561,9 @@ int main(int argc, char** argv) {
     Buf<double> out(1), scratch(lasp::grad_norm_scratch_bytes(n) / sizeof(double));
     row("sum of squares: grad_norm.cuh (ships)", 4.0 * n,
         [&] { lasp::grad_norm_squared(x.p, n, out.p, scratch.p, lasp::grad_norm_scratch_bytes(n), 0); });
+    Buf<double> vs((size_t)lasp::grad_norm::kMaxBlocks);
+    row("sum of squares: float4 loads, fp64", 4.0 * n, [&] { vec_sumsq<false>(x.p, n, out.p, vs.p); });
+    row("sum of squares: float4 loads, fp32 quads", 4.0 * n, [&] { vec_sumsq<true>(x.p, n, out.p, vs.p); });
     row("sum of squares: bulk loads", 4.0 * n, [&] {
       CUDA_CHECK(cudaMemsetAsync(out.p, 0, sizeof(double)));
       bulk_sumsq_kernel<<<sms, 256, kSumStages * kSumTile * sizeof(float)>>>(x.p, n / kSumTile, out.p);
