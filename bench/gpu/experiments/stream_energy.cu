@@ -193,7 +193,7 @@ static void vec_sumsq(const float* x, size_t n, double* out, double* scratch) {
 // kRowEach: adamw.cuh's update4, finding each element's row (a binary search per 4 elements; adamw.cuh's Hopper
 // path); kTileRow: the decay flag found once a tile (experiments/adamw-tile-flag.patch; every tile of the 1B model
 // lies in one tensor), the same arithmetic: the same bits; kApprox: kTileRow with sqrt.approx and div.approx for the IEEE sqrt and division; kMove: the
-// same bytes with no update (m = g, v = g, w kept): what moving AdamW's bytes through the SMs costs alone.
+// same bytes with no update (m = g; v and w kept): what moving AdamW's bytes through the SMs costs alone.
 enum class AdamMath { kRowEach, kTileRow, kApprox, kMove };
 constexpr int kAdamTile = 2048;  // elements: 3 x 8 KB of fp32 (grad, m, v) + 2 x 4 KB (weights, low) = 32 KB
 constexpr int kAdamStages = 3;
@@ -291,7 +291,8 @@ __global__ void __launch_bounds__(256) bulk_adamw_kernel(bf16* __restrict__ weig
           w = fmaf(-c.step_size, div_approx(mm, fmaf(sqrt_approx(vv), inv_sqrt_bc2, c.eps)), w);
         });
       } else {
-        apply4(wj, lj, mj, vj, gj, [&](float&, float& mm, float& vv, float g) { mm = g, vv = g; });
+        // v is left as it was: a v set to g (negative half the time) would feed NaNs through the next variant's sqrt.
+        apply4(wj, lj, mj, vj, gj, [&](float&, float& mm, float&, float g) { mm = g; });
       }
     }
     hp::fence_proxy_async();  // this thread's shared writes -> visible to the bulk stores
