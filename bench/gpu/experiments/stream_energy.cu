@@ -16,7 +16,7 @@
 //   adamw.cuh's Hopper path) with four element variants: update4 as shipped; the decay flag found once a tile
 //   instead of a binary search per 4 elements (the same bits); that with sqrt.approx and div.approx; and the
 //   bytes alone (no update): how much of AdamW's joules are its arithmetic and row lookups, not its bytes;
-//   with --adamw-rounds also the tile's flag on 3/4 and 1/2 of the SMs (idle SMs draw little)
+//   with --adamw-rounds also the tile's flag as one 6-stage CTA an SM on all, 3/4 and 1/2 of the SMs
 // Checks first: the bulk variants against adamw.cuh's step_kernel bit for bit (two steps, 10M + 3 elements, rows
 // decayed and not, a ragged tail), the approximate one within 1e-7 of it; the bulk sum of squares within 1e-6 of
 // grad_norm_squared's (fp64 both).
@@ -196,7 +196,6 @@ static void vec_sumsq(const float* x, size_t n, double* out, double* scratch) {
 // same bytes with no update (m = g; v and w kept): what moving AdamW's bytes through the SMs costs alone.
 enum class AdamMath { kRowEach, kTileRow, kApprox, kMove };
 constexpr int kAdamTile = 2048;  // elements: 3 x 8 KB of fp32 (grad, m, v) + 2 x 4 KB (weights, low) = 32 KB
-constexpr int kAdamStages = 3;
 constexpr uint32_t kAdamTileBytes = kAdamTile * (3 * 4 + 2 * 2);
 
 __device__ __forceinline__ float sqrt_approx(float x) {
@@ -234,15 +233,15 @@ __device__ __forceinline__ void apply4(uint2* weights, ushort4* low, float4* m, 
   *low = make_ushort4(l[0], l[1], l[2], l[3]);
 }
 
-template <AdamMath Math>
+template <AdamMath Math, int Stages = 3>
 __global__ void __launch_bounds__(256) bulk_adamw_kernel(bf16* __restrict__ weights, uint16_t* __restrict__ low,
                                                         float* __restrict__ m, float* __restrict__ v,
                                                         const float* __restrict__ grad, size_t n,
                                                         const lasp::DecayRow* __restrict__ rows, int count,
                                                         lasp::AdamwConstants c) {
   extern __shared__ __align__(128) unsigned char smem[];
-  __shared__ uint64_t full[kAdamStages];
-  init_bars(full, kAdamStages);
+  __shared__ uint64_t full[Stages];
+  init_bars(full, Stages);
   const size_t tiles = n / kAdamTile;
   const size_t my = tiles_of_block(tiles);
   const auto tile = [&](size_t k) { return (size_t)blockIdx.x + k * gridDim.x; };
@@ -264,10 +263,10 @@ __global__ void __launch_bounds__(256) bulk_adamw_kernel(bf16* __restrict__ weig
   };
   const float inv_sqrt_bc2 = 1.0f / c.sqrt_bc2;
   if (threadIdx.x == 0)
-    for (size_t k = 0; k < my && k < (size_t)kAdamStages; ++k) load(k, tile(k));
+    for (size_t k = 0; k < my && k < (size_t)Stages; ++k) load(k, tile(k));
   for (size_t k = 0; k < my; ++k) {
-    const int s = k % kAdamStages;
-    hp::mbar_wait(smem_addr(&full[s]), (k / kAdamStages) & 1);
+    const int s = k % Stages;
+    hp::mbar_wait(smem_addr(&full[s]), (k / Stages) & 1);
     const size_t base = tile(k) * kAdamTile;
     const int r = lasp::adamw::row_of(rows, count, base);
     const bool one_row = r + 1 >= count || rows[r + 1].offset >= base + kAdamTile;
@@ -303,9 +302,9 @@ __global__ void __launch_bounds__(256) bulk_adamw_kernel(bf16* __restrict__ weig
       bulk_store(weights + base, smem_addr(w_of(s)), kAdamTile * 2);
       bulk_store(low + base, smem_addr(l_of(s)), kAdamTile * 2);
       hp::bulk_commit();
-      if (k >= 1 && k - 1 + kAdamStages < my) {  // tile k - 1's stage is read out: it takes tile k - 1 + Stages
+      if (k >= 1 && k - 1 + Stages < my) {  // tile k - 1's stage is read out: it takes tile k - 1 + Stages
         bulk_wait_read1();
-        load((k - 1) % kAdamStages, tile(k - 1 + kAdamStages));
+        load((k - 1) % Stages, tile(k - 1 + Stages));
       }
     }
   }
@@ -381,12 +380,20 @@ static void check(const std::string& what, bool ok) {
   std::printf("CHECK %-70s %s\n", what.c_str(), ok ? "ok" : "FAIL");
 }
 
+// Two CTAs of 3 stages on each of `sms` SMs; with `stages` 6, one CTA of 6 stages on each (the same bytes in flight an
+// SM): a grid smaller than the GPU leaves the other SMs idle.
 template <AdamMath Math>
 static void launch_bulk_adamw(AdamState& st, size_t n, const lasp::AdamwTable& t, const lasp::AdamwConstants& c,
-                              int sms) {
-  const size_t smem = (size_t)kAdamStages * kAdamTileBytes;
-  CUDA_CHECK(cudaFuncSetAttribute(bulk_adamw_kernel<Math>, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem));
-  bulk_adamw_kernel<Math><<<2 * sms, 256, smem>>>(st.w.p, st.low.p, st.m.p, st.v.p, st.g.p, n, t.rows, t.count, c);
+                              int sms, int stages = 3) {
+  if (stages == 3) {
+    const size_t smem = (size_t)3 * kAdamTileBytes;
+    CUDA_CHECK(cudaFuncSetAttribute(bulk_adamw_kernel<Math, 3>, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem));
+    bulk_adamw_kernel<Math, 3><<<2 * sms, 256, smem>>>(st.w.p, st.low.p, st.m.p, st.v.p, st.g.p, n, t.rows, t.count, c);
+  } else {
+    const size_t smem = (size_t)6 * kAdamTileBytes;
+    CUDA_CHECK(cudaFuncSetAttribute(bulk_adamw_kernel<Math, 6>, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem));
+    bulk_adamw_kernel<Math, 6><<<sms, 256, smem>>>(st.w.p, st.low.p, st.m.p, st.v.p, st.g.p, n, t.rows, t.count, c);
+  }
   LAUNCH_CHECK();
 }
 
@@ -501,26 +508,29 @@ int main(int argc, char** argv) {
     const std::vector<lasp::DecayRow> rows = llama_1b_rows(n);
     const lasp::AdamwTable t = lasp::adamw_upload_table(rows, n);
     const lasp::AdamwConstants c = constants(10);
-    // The four element variants on every SM (2 CTAs each), then the tile's flag on fewer SMs: with bulk copies the
-    // bytes in flight do not need every SM, and an SM left idle draws little.
+    // The four element variants on every SM (2 CTAs of 3 stages each), then the tile's flag as 1 CTA of 6 stages an
+    // SM on all, 3/4 and 1/2 of the SMs: with bulk copies the bytes in flight do not need every SM, and an idle SM
+    // draws little.
     struct Variant {
       std::string name;
       AdamMath math;
       int sms;
+      int stages;
     };
     const std::vector<Variant> variants = {
-        {"each element's row", AdamMath::kRowEach, sms},
-        {"decay flag once a tile", AdamMath::kTileRow, sms},
-        {"+ approximate sqrt and division", AdamMath::kApprox, sms},
-        {"bytes alone (no update)", AdamMath::kMove, sms},
-        {"decay flag once a tile, " + std::to_string(sms * 3 / 4) + " SMs", AdamMath::kTileRow, sms * 3 / 4},
-        {"decay flag once a tile, " + std::to_string(sms / 2) + " SMs", AdamMath::kTileRow, sms / 2}};
+        {"each element's row", AdamMath::kRowEach, sms, 3},
+        {"decay flag once a tile", AdamMath::kTileRow, sms, 3},
+        {"+ approximate sqrt and division", AdamMath::kApprox, sms, 3},
+        {"bytes alone (no update)", AdamMath::kMove, sms, 3},
+        {"decay flag once a tile, 1 CTA of 6 stages an SM", AdamMath::kTileRow, sms, 6},
+        {"decay flag once a tile, " + std::to_string(sms * 3 / 4) + " SMs", AdamMath::kTileRow, sms * 3 / 4, 6},
+        {"decay flag once a tile, " + std::to_string(sms / 2) + " SMs", AdamMath::kTileRow, sms / 2, 6}};
     const auto launch = [&](const Variant& v) {
       switch (v.math) {
-        case AdamMath::kRowEach: launch_bulk_adamw<AdamMath::kRowEach>(st, n, t, c, v.sms); break;
-        case AdamMath::kTileRow: launch_bulk_adamw<AdamMath::kTileRow>(st, n, t, c, v.sms); break;
-        case AdamMath::kApprox: launch_bulk_adamw<AdamMath::kApprox>(st, n, t, c, v.sms); break;
-        case AdamMath::kMove: launch_bulk_adamw<AdamMath::kMove>(st, n, t, c, v.sms); break;
+        case AdamMath::kRowEach: launch_bulk_adamw<AdamMath::kRowEach>(st, n, t, c, v.sms, v.stages); break;
+        case AdamMath::kTileRow: launch_bulk_adamw<AdamMath::kTileRow>(st, n, t, c, v.sms, v.stages); break;
+        case AdamMath::kApprox: launch_bulk_adamw<AdamMath::kApprox>(st, n, t, c, v.sms, v.stages); break;
+        case AdamMath::kMove: launch_bulk_adamw<AdamMath::kMove>(st, n, t, c, v.sms, v.stages); break;
       }
     };
     std::vector<std::vector<double>> joules(variants.size()), ms(variants.size());
