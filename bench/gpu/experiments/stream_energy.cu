@@ -192,8 +192,9 @@ static void vec_sumsq(const float* x, size_t n, double* out, double* scratch) {
 // ---- AdamW on tiles brought in and out by bulk copies, four variants of the element work ----
 // kRowEach: adamw.cuh's update4, finding each element's row (a binary search per 4 elements; adamw.cuh's Hopper
 // path); kTileRow: the decay flag found once a tile (experiments/adamw-tile-flag.patch; every tile of the 1B model
-// lies in one tensor), the same arithmetic: the same bits; kApprox: kTileRow with sqrt.approx and div.approx for the IEEE sqrt and division; kMove: the
-// same bytes with no update (m = g; v and w kept): what moving AdamW's bytes through the SMs costs alone.
+// lies in one tensor), the same arithmetic: the same bits; kApprox: kTileRow with sqrt.approx and div.approx for
+// the IEEE sqrt and division; kMove: the same bytes with no update (m = g; v and w kept): what moving AdamW's bytes
+// through the SMs costs alone.
 enum class AdamMath { kRowEach, kTileRow, kApprox, kMove };
 constexpr int kAdamTile = 2048;  // elements: 3 x 8 KB of fp32 (grad, m, v) + 2 x 4 KB (weights, low) = 32 KB
 constexpr uint32_t kAdamTileBytes = kAdamTile * (3 * 4 + 2 * 2);
@@ -280,7 +281,8 @@ __global__ void __launch_bounds__(256) bulk_adamw_kernel(bf16* __restrict__ weig
       if (Math == AdamMath::kRowEach || !one_row) {
         lasp::adamw::update4(wj, lj, mj, vj, gj, base + 4 * (size_t)j, rows, count, c);
       } else if (Math == AdamMath::kTileRow) {
-        apply4(wj, lj, mj, vj, gj, [&](float& w, float& mm, float& vv, float g) { lasp::adamw::update(w, mm, vv, g, decay, c); });
+        apply4(wj, lj, mj, vj, gj,
+               [&](float& w, float& mm, float& vv, float g) { lasp::adamw::update(w, mm, vv, g, decay, c); });
       } else if (Math == AdamMath::kApprox) {
         apply4(wj, lj, mj, vj, gj, [&](float& w, float& mm, float& vv, float g0) {
           const float g = g0 * c.clip_scale;
@@ -382,19 +384,19 @@ static void check(const std::string& what, bool ok) {
 
 // Two CTAs of 3 stages on each of `sms` SMs; with `stages` 6, one CTA of 6 stages on each (the same bytes in flight an
 // SM): a grid smaller than the GPU leaves the other SMs idle.
+template <AdamMath Math, int Stages>
+static void launch_bulk_adamw_grid(AdamState& st, size_t n, const lasp::AdamwTable& t, const lasp::AdamwConstants& c,
+                                   int grid) {
+  const int smem = Stages * (int)kAdamTileBytes;
+  CUDA_CHECK(cudaFuncSetAttribute(bulk_adamw_kernel<Math, Stages>, cudaFuncAttributeMaxDynamicSharedMemorySize, smem));
+  bulk_adamw_kernel<Math, Stages><<<grid, 256, smem>>>(st.w.p, st.low.p, st.m.p, st.v.p, st.g.p, n, t.rows, t.count, c);
+  LAUNCH_CHECK();
+}
 template <AdamMath Math>
 static void launch_bulk_adamw(AdamState& st, size_t n, const lasp::AdamwTable& t, const lasp::AdamwConstants& c,
                               int sms, int stages = 3) {
-  if (stages == 3) {
-    const size_t smem = (size_t)3 * kAdamTileBytes;
-    CUDA_CHECK(cudaFuncSetAttribute(bulk_adamw_kernel<Math, 3>, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem));
-    bulk_adamw_kernel<Math, 3><<<2 * sms, 256, smem>>>(st.w.p, st.low.p, st.m.p, st.v.p, st.g.p, n, t.rows, t.count, c);
-  } else {
-    const size_t smem = (size_t)6 * kAdamTileBytes;
-    CUDA_CHECK(cudaFuncSetAttribute(bulk_adamw_kernel<Math, 6>, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem));
-    bulk_adamw_kernel<Math, 6><<<sms, 256, smem>>>(st.w.p, st.low.p, st.m.p, st.v.p, st.g.p, n, t.rows, t.count, c);
-  }
-  LAUNCH_CHECK();
+  if (stages == 3) launch_bulk_adamw_grid<Math, 3>(st, n, t, c, 2 * sms);
+  else launch_bulk_adamw_grid<Math, 6>(st, n, t, c, sms);
 }
 
 // The largest |a - b| / (|b| + lr) over the fp32 master weights (bf16 high halves joined with their low halves):
@@ -456,11 +458,12 @@ int main(int argc, char** argv) {
     const auto same = [&](const AdamState& a) {
       return same_bits(a.w, ref.w) && same_bits(a.low, ref.low) && same_bits(a.m, ref.m) && same_bits(a.v, ref.v);
     };
-    check("bulk AdamW, each element's row, equals adamw.cuh's step_kernel bit for bit, 2 steps, 10000003 elements", same(row_each));
+    check("bulk AdamW, each element's row, equals adamw.cuh's step_kernel bit for bit, 2 steps, 10000003 elements",
+          same(row_each));
     check("bulk AdamW, decay flag once a tile, equals it bit for bit", same(tile_row));
     const double d = master_rel_diff(approx, ref, 3e-4);
-    std::printf("INFO approximate sqrt and division: largest |difference| / (|weight| + lr) of the master weights %.3e; m, v "
-                "the same bits: %s\n", d, same_bits(approx.m, ref.m) && same_bits(approx.v, ref.v) ? "yes" : "no");
+    std::printf("INFO approximate sqrt and division: largest |difference| / (|weight| + lr) of the master weights "
+                "%.3e; m, v the same bits: %s\n", d, same_bits(approx.m, ref.m) && same_bits(approx.v, ref.v) ? "yes" : "no");
     check("approximate sqrt and division within 1e-6 of the IEEE update (master weights, |w| + lr)", d <= 1e-6);
     CUDA_CHECK(cudaFree(const_cast<lasp::DecayRow*>(t.rows)));
   }
@@ -591,7 +594,8 @@ int main(int argc, char** argv) {
     });
     row("AdamW: bulk, each element's row (adamw.cuh's Hopper path)", 28.0 * n,
         [&] { launch_bulk_adamw<AdamMath::kRowEach>(st, n, t, c, sms); });
-    row("AdamW: bulk, decay flag once a tile", 28.0 * n, [&] { launch_bulk_adamw<AdamMath::kTileRow>(st, n, t, c, sms); });
+    row("AdamW: bulk, decay flag once a tile", 28.0 * n,
+        [&] { launch_bulk_adamw<AdamMath::kTileRow>(st, n, t, c, sms); });
     row("AdamW: bulk, + approximate sqrt and division", 28.0 * n,
         [&] { launch_bulk_adamw<AdamMath::kApprox>(st, n, t, c, sms); });
     row("AdamW bytes alone: bulk, no update", 28.0 * n, [&] { launch_bulk_adamw<AdamMath::kMove>(st, n, t, c, sms); });
