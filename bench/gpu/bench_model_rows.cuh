@@ -1,6 +1,7 @@
 // Linear-Llama3-1B's parameter table in the program's order (embedding, 16 layers, final norm, untied head):
-// matrices decay, norm gains do not; the linear layers' per-head output norm has no gain. 1,599,145,984 in all. The rows adamw.cuh's kernel searches, for the harnesses that time it at the
-// 1B size (model_ops_test.cu, experiments/stream_energy.cu).
+// matrices decay, norm gains do not; the linear layers' per-head output norm has no gain. 1,599,145,984 in all.
+// The rows adamw.cuh's kernel searches, for the harnesses that time it at the 1B size (model_ops_test.cu,
+// experiments/stream_energy.cu).
 #pragma once
 #include <cstddef>
 #include <utility>

@@ -21,6 +21,6 @@ nvcc -O3 -std=c++17 --use_fast_math -lineinfo "$arch" -DLASP_WITH_CUDNN -I"$nv/i
   -c "$first/kernels.cu" -o "$dir/kernels.o"
 for name in "$@"; do
   (cd "$dir" && nvcc -O3 -std=c++17 --use_fast_math "$arch" -I"$nv/include" -I"$name" -I"$name/lasp" "$name/main.cu" \
-    kernels.o -DLASP_WITHOUT_NCCL -L"$nv/lib" -lcublas -lcublasLt -lcudnn -Xcompiler -pthread -ldl -o "$name/prog")
+    kernels.o -DLASP_WITHOUT_NCCL -L"$nv/lib" -lcublas -lcudnn -Xcompiler -pthread -ldl -o "$name/prog")
   echo "built $dir/$name/prog"
 done

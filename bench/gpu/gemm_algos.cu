@@ -74,7 +74,7 @@ struct Shape {
   int per_step;  // times one training step issues it
 };
 
-// cuBLASLt's row-major C = op(A) op(B) issued as column-major C^T = op(B)^T op(A)^T, as blas.cuh does.
+// One configuration attribute of a cuBLASLt algorithm (-1 where it cannot be read).
 static int lt_config(const cublasLtMatmulAlgo_t& algo, cublasLtMatmulAlgoConfigAttributes_t attr) {
   uint32_t v = 0;
   size_t written = 0;
@@ -82,6 +82,7 @@ static int lt_config(const cublasLtMatmulAlgo_t& algo, cublasLtMatmulAlgoConfigA
                                                                                                             : -1;
 }
 
+// cuBLASLt's row-major C = op(A) op(B) issued as column-major C^T = op(B)^T op(A)^T, as blas.cuh does.
 static float best_lt(cublasLtHandle_t lt, const Shape& s, const __nv_bfloat16* A, const __nv_bfloat16* B, void* C,
                      void* workspace, size_t workspace_bytes, int* tried) {
   cublasLtMatmulDesc_t op;

@@ -67,7 +67,7 @@
 #              output there): the 1B step's GEMM shapes, cuBLAS's default against cuBLASLt's candidates and lasp's
 #              Hopper GEMM (where it takes the shape), each back to back for 250 ms at the power limit on random
 #              operands (which spends the fewest joules), with the SM clock and power sampled; GEMMSUS_ARGS=--configs
-#              adds every cuBLASLt candidate's configuration (tile, stages, cluster shape) with its joules a call
+#              adds every cuBLASLt candidate's configuration (tile, stages, cluster shape) with its time
 #   energy     .gpu-ops/model_ops (as ops): each model op back to back for 2 s on the board's energy counter
 #              (--energy 2: joules a call and watts), beside an idle board, a copy and the gate|up GEMM; AdamW at the
 #              1B size with the shipped grid and six others
