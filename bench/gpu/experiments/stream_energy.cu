@@ -51,7 +51,7 @@ using lasp::hopper::bulk_wait_read1;
 __device__ __forceinline__ void init_bars(uint64_t* bars, int count) {
   if (threadIdx.x == 0) {
     for (int s = 0; s < count; ++s) hp::mbar_init(smem_addr(&bars[s]), 1);
-    asm volatile("fence.mbarrier_init.release.cluster;\n" ::: "memory");
+    hp::fence_mbar_init();
   }
   __syncthreads();
 }

@@ -177,7 +177,7 @@ __global__ void __launch_bounds__(256)
   __shared__ uint64_t full[kBulkStages];
   if (threadIdx.x == 0) {
     for (int s = 0; s < kBulkStages; ++s) hopper::mbar_init(smem_addr(&full[s]), 1);
-    asm volatile("fence.mbarrier_init.release.cluster;\n" ::: "memory");
+    hopper::fence_mbar_init();
   }
   __syncthreads();
   const size_t tiles = n / kBulkTile;

@@ -915,7 +915,7 @@ __global__ void __launch_bounds__(kWsThreads, 1)
       mbar_init(k_empty(i), 256);
       mbar_init(v_empty(i), 256);
     }
-    asm volatile("fence.mbarrier_init.release.cluster;\n" ::: "memory");
+    fence_mbar_init();
   }
   __syncthreads();
 
@@ -1888,7 +1888,7 @@ struct WsbBarriers {
       mbar_init(dq_full(i >> 1, i & 1), 4);   // lane 0 of each of the warpgroup's 4 warps
       mbar_init(dq_empty(i >> 1, i & 1), 1);  // the reducer thread
     }
-    asm volatile("fence.mbarrier_init.release.cluster;\n" ::: "memory");
+    fence_mbar_init();
   }
 };
 

@@ -561,7 +561,7 @@ __global__ void __launch_bounds__(kThreads, 1) gemm_kernel(const __grid_constant
         mbar_init(sm.ready(w, u), 1);   // the DMA thread (arrive, or arrive.expect_tx + the TMA load's bytes)
         mbar_init(sm.filled(w, u), 4);  // lane 0 of each of the warpgroup's warps
       }
-    asm volatile("fence.mbarrier_init.release.cluster;\n" ::: "memory");
+    fence_mbar_init();
   }
   __syncthreads();
   if (wg == 0) {
