@@ -108,7 +108,7 @@ limit_of() {
   case "$1" in
     vdoc) echo 170 ;; ceiling) echo 50 ;; calibrate) echo 180 ;; gathered) echo 200 ;;
     docbench) echo 150 ;; vallscan) echo 80 ;; diag) echo 90 ;; docab) echo 200 ;; scatterab) echo 420 ;; softmax) echo 220 ;;
-    gcheck) echo 120 ;; trainck) echo 290 ;; inplace) echo 100 ;; mlpship) echo 590 ;; torch1b) echo "${TORCH1B_SECONDS:-500}" ;; shipref) echo 240 ;; master) echo 120 ;; keepab) echo 150 ;; shardload) echo 80 ;; clocks) echo 300 ;; ops) echo 100 ;; opscheck) echo 90 ;; train1b) echo 330 ;; gemmsus) echo 150 ;; energy) echo 200 ;; lhead) echo 160 ;; stream) echo 150 ;; tileflag) echo 480 ;; mcpair) echo 480 ;; energyread) echo 100 ;; *) echo 0 ;;
+    gcheck) echo 120 ;; trainck) echo 290 ;; inplace) echo 100 ;; mlpship) echo 590 ;; torch1b) echo "${TORCH1B_SECONDS:-500}" ;; shipref) echo 240 ;; master) echo 120 ;; keepab) echo 150 ;; shardload) echo 80 ;; clocks) echo 300 ;; ops) echo 100 ;; opscheck) echo 90 ;; train1b) echo 330 ;; gemmsus) echo 150 ;; energy) echo 200 ;; lhead) echo 160 ;; stream) echo 150 ;; tileflag) echo 480 ;; mcpair) echo 400 ;; energyread) echo 100 ;; *) echo 0 ;;
   esac
 }
 needs_of() {
@@ -164,21 +164,24 @@ run_lot() { # lot limit dir
     opscheck) timeout "$limit" .gpu-ops/model_ops --checks-only > "$dir/model_ops.log" 2>&1 ;;
     stream) timeout "$limit" .gpu-ops/stream_energy --seconds 2 > "$dir/stream.log" 2>&1 ;;
     mcpair)
+      # the pair's own arrives first, then the step A/B, then the first version's arrives: a short budget keeps the step
+      pair_bench() { # scope binary
+        cp "$2" bench/gpu/mlp_gemm/mlp_gemm_check
+        OUT=$dir/bench-$1 timeout 120 bash bench/gpu/mlp_gemm/run.sh --bench-only --shape 1b > /dev/null 2>&1
+        echo "bench ($1-scope remote arrives) exit $?" >> "$dir/pair.txt"
+        sed -n '/^== RESULTS/,$p' "$dir/bench-$1/run.log" 2>/dev/null | cut -c1-170 >> "$dir/pair.txt"
+      }
       cp .gpu-mc2/mlp_gemm_check bench/gpu/mlp_gemm/mlp_gemm_check
       OUT=$dir/checks timeout 150 bash bench/gpu/mlp_gemm/run.sh --check-only --shape 1b > /dev/null 2>&1
       echo "checks exit $?" > "$dir/pair.txt"
       grep -hE "FAIL|WATCHDOG|pair|^checks:" "$dir/checks/run.log" 2>/dev/null | head -40 >> "$dir/pair.txt"
-      for scope in cta cluster; do
-        [ $scope = cta ] || cp .gpu-mc2/mlp_gemm_check_cluster bench/gpu/mlp_gemm/mlp_gemm_check
-        OUT=$dir/bench-$scope timeout 120 bash bench/gpu/mlp_gemm/run.sh --bench-only --shape 1b > /dev/null 2>&1
-        echo "bench ($scope-scope remote arrives) exit $?" >> "$dir/pair.txt"
-        sed -n '/^== RESULTS/,$p' "$dir/bench-$scope/run.log" 2>/dev/null | cut -c1-170 >> "$dir/pair.txt"
-      done
+      pair_bench cta .gpu-mc2/mlp_gemm_check
       if grep -q "^checks exit 0" "$dir/pair.txt" && [ -x .gpu-mc2/t-linear-1b-keep-w1/prog ]; then
         ln -sfn ../.gpu-suite/data .gpu-mc2/data
         PROG=.gpu-mc2/t-linear-1b-keep-w1 A="" B="LASP_MLPG_PAIR=1" ROUNDS=3 STEPS=40 OUT=$dir/ab \
           timeout 170 bash bench/gpu/env-ab.sh 2>&1 | grep -v round | cut -c1-200 >> "$dir/pair.txt"
-      fi ;;
+      fi
+      pair_bench cluster .gpu-mc2/mlp_gemm_check_cluster ;;
     tileflag)
       timeout 150 .gpu-ops/stream_energy --adamw-rounds 5 --seconds 2 > "$dir/rounds.log" 2>&1
       timeout 100 .gpu-ops/stream_energy --seconds 2 > "$dir/stream.log" 2>&1
