@@ -73,17 +73,6 @@
 #              1B size with the shipped grid and six others
 #   stream     .gpu-ops/stream_energy (bench/gpu/experiments/stream_energy.cu's nvcc line): joules a GB through
 #              TMA's bulk copies against the threads' own loads: copies, the sum of squares, AdamW (bit for bit first)
-#   tileflag   experiments/adamw-tile-flag.patch: .gpu-ops/stream_energy (HEAD), .gpu-ops/adamw_check and
-#              .gpu-new/{t-tiny-train-w1,t-linear-1b-keep-w1} built with the patch, .gpu-head/t-linear-1b-keep-w1
-#              without it, .gpu-suite/data: stream_energy --adamw-rounds 5 (AdamW's element variants and SM counts
-#              alternating) and its other rows once, the master lot on the patched builds, the 1B step A/B, 3 rounds
-#   mcpair     experiments/mlpg-multicast.patch (second version): .gpu-mc2/mlp_gemm_check (the harness built with the
-#              patch, in a git worktree: NOTES.md's build line) and .gpu-mc2/mlp_gemm_check_cluster (the same with
-#              -DLASP_MLPG_PAIR_SCOPE_CLUSTER: the first version's cluster-scope remote arrives), .gpu-suite/data: the
-#              2-CTA config's checks on the pair and 1b shapes (bit for bit against CfgMain), the 1b timings of both
-#              builds; then, where the checks passed and .gpu-mc2/t-linear-1b-keep-w1/prog is carried (built with the
-#              patch: `build-specs-here.sh /work/main/.gpu-mc2 t-linear-1b-keep-w1` from the worktree), the 1B step A/B
-#              with LASP_MLPG_PAIR=1 (the MLP's products and the LM head's logits on CfgPair), 3 rounds
 #   lhead      .gpu-ship/t-linear-1b-keep-w1 and .gpu-suite/data: the LM head's logits on lasp's Hopper GEMM (the
 #              default) against cuBLAS (LASP_HEAD_GEMM=cublas), the 1B step A/B, 3 rounds
 #   energyread .gpu-old/t-tiny-train-w1 (built here from an older commit's tree, a git worktree of it)
@@ -108,7 +97,7 @@ limit_of() {
   case "$1" in
     vdoc) echo 170 ;; ceiling) echo 50 ;; calibrate) echo 180 ;; gathered) echo 200 ;;
     docbench) echo 150 ;; vallscan) echo 80 ;; diag) echo 90 ;; docab) echo 200 ;; scatterab) echo 420 ;; softmax) echo 220 ;;
-    gcheck) echo 120 ;; trainck) echo 290 ;; inplace) echo 100 ;; mlpship) echo 590 ;; torch1b) echo "${TORCH1B_SECONDS:-500}" ;; shipref) echo 240 ;; master) echo 120 ;; keepab) echo 150 ;; shardload) echo 80 ;; clocks) echo 300 ;; ops) echo 100 ;; opscheck) echo 90 ;; train1b) echo 330 ;; gemmsus) echo 150 ;; energy) echo 200 ;; lhead) echo 160 ;; stream) echo 150 ;; tileflag) echo 480 ;; mcpair) echo 400 ;; energyread) echo 100 ;; *) echo 0 ;;
+    gcheck) echo 120 ;; trainck) echo 290 ;; inplace) echo 100 ;; mlpship) echo 590 ;; torch1b) echo "${TORCH1B_SECONDS:-500}" ;; shipref) echo 240 ;; master) echo 120 ;; keepab) echo 150 ;; shardload) echo 80 ;; clocks) echo 300 ;; ops) echo 100 ;; opscheck) echo 90 ;; train1b) echo 330 ;; gemmsus) echo 150 ;; energy) echo 200 ;; lhead) echo 160 ;; stream) echo 150 ;; energyread) echo 100 ;; *) echo 0 ;;
   esac
 }
 needs_of() {
@@ -123,9 +112,7 @@ needs_of() {
     gcheck) echo .gpu-gathered/gathered_check ;; clocks) echo ".gpu-clocks/m-linear-1b-w1 .device/wheels" ;;
     ops) echo .gpu-ops/model_ops ;; opscheck) echo .gpu-ops/model_ops ;; energy) echo .gpu-ops/model_ops ;;
     lhead) echo ".gpu-ship/t-linear-1b-keep-w1/prog .gpu-suite/data" ;;
-    tileflag) echo ".gpu-ops/stream_energy .gpu-ops/adamw_check .gpu-new/t-tiny-train-w1/main.cu .gpu-new/t-linear-1b-keep-w1/prog .gpu-head/t-linear-1b-keep-w1/prog .gpu-suite/data" ;;
     stream) echo .gpu-ops/stream_energy ;;
-    mcpair) echo ".gpu-mc2/mlp_gemm_check .gpu-mc2/mlp_gemm_check_cluster" ;;
     energyread) echo ".gpu-old/t-tiny-train-w1/prog .gpu-ship/t-tiny-train-w1/prog .gpu-suite/data" ;;
     train1b) echo ".gpu-suite/t-linear-1b-w1 .gpu-suite/data .device/wheels" ;;
     trainck) echo ".gpu-suite/t-tiny-train-w1 .gpu-suite/t-linear-1b-ck-w1 .gpu-suite/data" ;;
@@ -163,34 +150,6 @@ run_lot() { # lot limit dir
     ops) timeout "$limit" .gpu-ops/model_ops --bench-only --runs 20 > "$dir/model_ops.log" 2>&1 ;;
     opscheck) timeout "$limit" .gpu-ops/model_ops --checks-only > "$dir/model_ops.log" 2>&1 ;;
     stream) timeout "$limit" .gpu-ops/stream_energy --seconds 2 > "$dir/stream.log" 2>&1 ;;
-    mcpair)
-      # the pair's own arrives first, then the step A/B, then the first version's arrives: a short budget keeps the step
-      pair_bench() { # scope binary
-        cp "$2" bench/gpu/mlp_gemm/mlp_gemm_check
-        OUT=$dir/bench-$1 timeout 120 bash bench/gpu/mlp_gemm/run.sh --bench-only --shape 1b > /dev/null 2>&1
-        echo "bench ($1-scope remote arrives) exit $?" >> "$dir/pair.txt"
-        sed -n '/^== RESULTS/,$p' "$dir/bench-$1/run.log" 2>/dev/null | cut -c1-170 >> "$dir/pair.txt"
-      }
-      cp .gpu-mc2/mlp_gemm_check bench/gpu/mlp_gemm/mlp_gemm_check
-      OUT=$dir/checks timeout 150 bash bench/gpu/mlp_gemm/run.sh --check-only --shape 1b > /dev/null 2>&1
-      echo "checks exit $?" > "$dir/pair.txt"
-      grep -hE "FAIL|WATCHDOG|pair|^checks:" "$dir/checks/run.log" 2>/dev/null | head -40 >> "$dir/pair.txt"
-      pair_bench cta .gpu-mc2/mlp_gemm_check
-      if grep -q "^checks exit 0" "$dir/pair.txt" && [ -x .gpu-mc2/t-linear-1b-keep-w1/prog ]; then
-        ln -sfn ../.gpu-suite/data .gpu-mc2/data
-        PROG=.gpu-mc2/t-linear-1b-keep-w1 A="" B="LASP_MLPG_PAIR=1" ROUNDS=3 STEPS=40 OUT=$dir/ab \
-          timeout 170 bash bench/gpu/env-ab.sh 2>&1 | grep -v round | cut -c1-200 >> "$dir/pair.txt"
-      fi
-      pair_bench cluster .gpu-mc2/mlp_gemm_check_cluster ;;
-    tileflag)
-      timeout 150 .gpu-ops/stream_energy --adamw-rounds 5 --seconds 2 > "$dir/rounds.log" 2>&1
-      timeout 100 .gpu-ops/stream_energy --seconds 2 > "$dir/stream.log" 2>&1
-      rm -rf .gpu-ship/t-tiny-train-w1 && mkdir -p .gpu-ship && cp -r .gpu-new/t-tiny-train-w1 .gpu-ship/
-      mkdir -p "$dir/master" && run_lot master 120 "$dir/master"
-      ln -sfn ../.gpu-suite/data .gpu-head/data
-      ln -sfn ../.gpu-suite/data .gpu-new/data
-      PROG=.gpu-head/t-linear-1b-keep-w1 PROG_B=.gpu-new/t-linear-1b-keep-w1 ROUNDS=3 STEPS=40 OUT=$dir/ab \
-        timeout 200 bash bench/gpu/env-ab.sh > "$dir/ab.txt" 2>&1 ;;
     energyread)
       ln -sfn ../.gpu-suite/data .gpu-old/data
       ln -sfn ../.gpu-suite/data .gpu-ship/data
@@ -337,13 +296,6 @@ short_of() { # lot dir
     lhead) cut -c1-200 "$2/ab.txt" 2>/dev/null ;;
     energyread) cut -c1-200 "$2/ab.txt" 2>/dev/null ;;
     stream) grep -E "^CHECK|^INFO|^\||failed" "$2/stream.log" 2>/dev/null ;;
-    mcpair) cat "$2/pair.txt" 2>/dev/null ;;
-    tileflag)
-      grep -hE "^CHECK|^INFO" "$2/rounds.log" 2>/dev/null
-      sed -n '/^| AdamW variant/,$p' "$2/rounds.log" 2>/dev/null
-      grep -E "sum of squares|copy:" "$2/stream.log" 2>/dev/null
-      short_of master "$2/master"
-      grep -v round "$2/ab.txt" 2>/dev/null | cut -c1-200 ;;
     gemmsus) cat "$2/gemm.txt" 2>/dev/null; sort "$2/clocks.txt" 2>/dev/null | uniq -c | sort -rn | head -3 ;;
     docab) tail -8 "$2/ab.txt" 2>/dev/null ;;
     train1b) tail -14 "$2/train.txt" 2>/dev/null ;;
@@ -363,7 +315,7 @@ short_of() { # lot dir
   esac
 }
 
-[ $# -gt 0 ] || { echo "usage: queue.sh LOT... (vdoc ceiling calibrate gathered gcheck clocks ops train1b trainck inplace mlpship torch1b shipref opscheck master keepab shardload gemmsus energy lhead stream energyread tileflag mcpair docbench vallscan diag docab scatterab softmax)" >&2; exit 2; }
+[ $# -gt 0 ] || { echo "usage: queue.sh LOT... (vdoc ceiling calibrate gathered gcheck clocks ops train1b trainck inplace mlpship torch1b shipref opscheck master keepab shardload gemmsus energy lhead stream energyread docbench vallscan diag docab scatterab softmax)" >&2; exit 2; }
 : > "$OUT/summary.txt"
 for lot in "$@"; do
   limit=$(limit_of "$lot")

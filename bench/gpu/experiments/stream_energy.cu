@@ -190,9 +190,9 @@ static void vec_sumsq(const float* x, size_t n, double* out, double* scratch) {
 }
 
 // ---- AdamW on tiles brought in and out by bulk copies, four variants of the element work ----
-// kRowEach: adamw.cuh's update4, finding each element's row (a binary search per 4 elements; adamw.cuh's Hopper
-// path); kTileRow: the decay flag found once a tile (experiments/adamw-tile-flag.patch; every tile of the 1B model
-// lies in one tensor), the same arithmetic: the same bits; kApprox: kTileRow with sqrt.approx and div.approx for
+// kRowEach: adamw.cuh's update4 finding each element's row (a binary search per 4 elements; its Hopper path until
+// 2026-12-07); kTileRow: the decay flag found once a tile where the tile lies in one tensor (every tile of the 1B
+// model), adamw.cuh's Hopper path since: the same bits; kApprox: kTileRow with sqrt.approx and div.approx for
 // the IEEE sqrt and division; kMove: the same bytes with no update (m = g; v and w kept): what moving AdamW's bytes
 // through the SMs costs alone.
 enum class AdamMath { kRowEach, kTileRow, kApprox, kMove };
@@ -278,11 +278,9 @@ __global__ void __launch_bounds__(256) bulk_adamw_kernel(bf16* __restrict__ weig
       float4* mj = reinterpret_cast<float4*>(m_of(s)) + j;
       float4* vj = reinterpret_cast<float4*>(v_of(s)) + j;
       const float4* gj = reinterpret_cast<const float4*>(g_of(s)) + j;
-      if (Math == AdamMath::kRowEach || !one_row) {
-        lasp::adamw::update4(wj, lj, mj, vj, gj, base + 4 * (size_t)j, rows, count, c);
-      } else if (Math == AdamMath::kTileRow) {
-        apply4(wj, lj, mj, vj, gj,
-               [&](float& w, float& mm, float& vv, float g) { lasp::adamw::update(w, mm, vv, g, decay, c); });
+      if (Math == AdamMath::kRowEach || Math == AdamMath::kTileRow || !one_row) {
+        const int flag = Math == AdamMath::kRowEach || !one_row ? -1 : decay;  // -1: each element's row
+        lasp::adamw::update4(wj, lj, mj, vj, gj, base + 4 * (size_t)j, flag, rows, count, c);
       } else if (Math == AdamMath::kApprox) {
         apply4(wj, lj, mj, vj, gj, [&](float& w, float& mm, float& vv, float g0) {
           const float g = g0 * c.clip_scale;

@@ -15,7 +15,9 @@
 //   the shard boundary splits keeps its flag on both sides), checks and uploads it once with
 //   `adamw_upload_table` (rows in order, back to back, covering the shard exactly); it is the same every step.
 //   A thread finds its first element's row by binary search in the table (a few cached loads per 4 elements,
-//   against 28 bytes of state moved per element) and walks to the next row where its 4 elements cross one.
+//   against 28 bytes of state moved per element) and walks to the next row where its 4 elements cross one; the
+//   Hopper path finds the row once a tile and, where the tile lies in one tensor, gives its elements that
+//   tensor's flag (the lookups cost joules at the power limit: bench/results/2026-12-07-session30-h100.md).
 // - The arithmetic is torch.optim.AdamW's (single-tensor path), so one step matches it within float rounding:
 //   g = grad * clip_scale; w *= 1 - lr * wd (decayed rows only); m += (1 - b1) (g - m);
 //   v = b2 v + (1 - b2) g^2; w -= (lr / (1 - b1^t)) * m / (sqrt(v) / sqrt(1 - b2^t) + eps). The per-step
@@ -109,9 +111,11 @@ union Bf16x4 {
 };
 
 // Elements e .. e + 3 in place, wherever their arrays are (global memory, or a tile in shared memory): 4 bf16
-// weights and their 4 low halves, 4 m, 4 v and 4 gradients.
+// weights and their 4 low halves, 4 m, 4 v and 4 gradients. `decay`: the four's flag where the caller knows it
+// (0 or 1), or -1 to find each element's row in the table.
 __device__ __forceinline__ void update4(uint2* weights, ushort4* low, float4* m, float4* v, const float4* grad,
-                                        size_t e, const DecayRow* rows, int count, const AdamwConstants& c) {
+                                        size_t e, int decay, const DecayRow* rows, int count,
+                                        const AdamwConstants& c) {
   Bf16x4 hi;
   hi.v = *weights;
   const ushort4 lo = *low;
@@ -120,7 +124,9 @@ __device__ __forceinline__ void update4(uint2* weights, ushort4* low, float4* m,
                 master_join(__low2bfloat16(hi.h[1]), lo.z), master_join(__high2bfloat16(hi.h[1]), lo.w)};
   float mm[4] = {m4.x, m4.y, m4.z, m4.w}, vv[4] = {v4.x, v4.y, v4.z, v4.w};
   const float g[4] = {g4.x, g4.y, g4.z, g4.w};
-  update_vector(w, mm, vv, g, 4, e, rows, count, row_of(rows, count, e), c);
+  if (decay < 0) update_vector(w, mm, vv, g, 4, e, rows, count, row_of(rows, count, e), c);
+  else
+    for (int u = 0; u < 4; ++u) update(w[u], mm[u], vv[u], g[u], decay != 0, c);
   *m = make_float4(mm[0], mm[1], mm[2], mm[3]);
   *v = make_float4(vv[0], vv[1], vv[2], vv[3]);
   bf16 h[4];
@@ -152,7 +158,7 @@ __global__ void step_kernel(bf16* __restrict__ weights, uint16_t* __restrict__ l
   for (size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x; i < vectors; i += stride)
     update4(reinterpret_cast<uint2*>(weights) + i, reinterpret_cast<ushort4*>(low) + i,
             reinterpret_cast<float4*>(m) + i, reinterpret_cast<float4*>(v) + i,
-            reinterpret_cast<const float4*>(grad) + i, 4 * i, rows, count, c);
+            reinterpret_cast<const float4*>(grad) + i, 4 * i, -1, rows, count, c);
   // The tail: the first n % 4 threads of block 0, one element each.
   if (blockIdx.x == 0 && threadIdx.x < n % 4)
     update1(weights, low, m, v, grad, 4 * vectors + threadIdx.x, rows, count, c);
@@ -204,10 +210,13 @@ __global__ void __launch_bounds__(256)
     const int s = (int)(k % kBulkStages);
     hopper::mbar_wait(smem_addr(&full[s]), (uint32_t)((k / kBulkStages) & 1));
     const size_t base = tile(k) * kBulkTile;
+    // A tile inside one tensor (all but a few) finds its decay flag once, not each element's row.
+    const int r = row_of(rows, count, base);
+    const int decay = r + 1 < count && rows[r + 1].offset < base + kBulkTile ? -1 : rows[r].decay != 0;
     for (int j = threadIdx.x; j < kBulkTile / 4; j += blockDim.x)
       update4(reinterpret_cast<uint2*>(w_of(s)) + j, reinterpret_cast<ushort4*>(l_of(s)) + j,
               reinterpret_cast<float4*>(m_of(s)) + j, reinterpret_cast<float4*>(v_of(s)) + j,
-              reinterpret_cast<const float4*>(g_of(s)) + j, base + 4 * (size_t)j, rows, count, c);
+              reinterpret_cast<const float4*>(g_of(s)) + j, base + 4 * (size_t)j, decay, rows, count, c);
     hopper::fence_proxy_async();  // this thread's shared writes -> visible to the bulk stores
     __syncthreads();
     if (threadIdx.x == 0) {
