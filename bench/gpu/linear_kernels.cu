@@ -1,7 +1,10 @@
 // Correctness checks and timings of the linear-attention kernel library (templates/runtime/*.cuh).
 //
 //   nvcc -std=c++17 -O3 -gencode=arch=compute_90a,code=sm_90a -o linear_kernels bench/gpu/linear_kernels.cu
-//   ./linear_kernels [--seed N] [--checks-only | --bench-only] [--dump FILE] [--runs N]
+//   ./linear_kernels [--seed N] [--checks-only | --bench-only] [--dump FILE] [--runs N] [--energy SECONDS]
+//
+// --energy S: at 16K tokens each timed set also runs back to back for S seconds on the board's energy counter
+// (bench_energy.cuh), with the per-head decay and with none: joules a call, the mean watts.
 //
 // Checks (each on fresh random data, outputs poisoned with NaN first; the rows a call must not touch are
 // compared bit for bit afterwards):
@@ -25,12 +28,14 @@
 #include "../../templates/runtime/linear_attention.cuh"
 #include "../../templates/runtime/linear_oracle.cuh"
 #include "../../templates/runtime/elementwise.cuh"
+#include "bench_energy.cuh"
 
 #include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <cmath>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <functional>
 #include <random>
@@ -898,6 +903,9 @@ static void check_elementwise() {
 // ------------------------------------------------------------------------------------------------------
 // Timing
 // ------------------------------------------------------------------------------------------------------
+static double g_energy_seconds = 0;          // --energy S (0: times only)
+static const EnergyMeter* g_meter = nullptr;  // the board's counter, with --energy
+
 struct Timing {
   int tokens;
   double total_ms, spread_ms;
@@ -975,50 +983,51 @@ static void time_all(int tokens, int runs, const char* const* set_names, std::ve
   std::vector<float> hl;
   for (int h = 0; h < H; ++h) hl.push_back((float)(1.0 - std::exp2(-5.0 - 0.5 * h)));
   upload(lam, hl);
+  const float* lamp = lam.p;  // the calls' decay; nullptr (decay none) for the energy rows
   const LinearDims dims{B, tokens, H, D};
   const Piece p{0, tokens};
   cudaStream_t st;
   CUDA_CHECK(cudaStreamCreateWithFlags(&st, cudaStreamNonBlocking));
   std::vector<std::function<void()>> split = {
-      [&] { lasp::linear_state(k.p, v.p, p, M.p, dims, lam.p, st); },
-      [&] { lasp::linear_intra(q.p, k.p, v.p, p, o.p, dims, lam.p, true, st); },
-      [&] { lasp::linear_inter(q.p, P.p, p, o.p, dims, lam.p, st); },
-      [&] { lasp::linear_grad_state(q.p, dout.p, p, dM.p, dims, lam.p, st); },
-      [&] { lasp::linear_intra_backward(q.p, k.p, v.p, dout.p, p, dq.p, dk.p, dv.p, dims, lam.p, true, st); },
-      [&] { lasp::linear_dq_inter(dout.p, P.p, p, dq.p, dims, lam.p, st); },
-      [&] { lasp::linear_dkdv_inter(k.p, v.p, G.p, p, dk.p, dv.p, dims, lam.p, st); },
+      [&] { lasp::linear_state(k.p, v.p, p, M.p, dims, lamp, st); },
+      [&] { lasp::linear_intra(q.p, k.p, v.p, p, o.p, dims, lamp, true, st); },
+      [&] { lasp::linear_inter(q.p, P.p, p, o.p, dims, lamp, st); },
+      [&] { lasp::linear_grad_state(q.p, dout.p, p, dM.p, dims, lamp, st); },
+      [&] { lasp::linear_intra_backward(q.p, k.p, v.p, dout.p, p, dq.p, dk.p, dv.p, dims, lamp, true, st); },
+      [&] { lasp::linear_dq_inter(dout.p, P.p, p, dq.p, dims, lamp, st); },
+      [&] { lasp::linear_dkdv_inter(k.p, v.p, G.p, p, dk.p, dv.p, dims, lamp, st); },
   };
   std::vector<std::function<void()>> fused = {
-      [&] { lasp::linear_state(k.p, v.p, p, M.p, dims, lam.p, st); },
-      [&] { lasp::linear_forward_fused(q.p, k.p, v.p, P.p, p, o.p, dims, lam.p, true, st); },
-      [&] { lasp::linear_grad_state(q.p, dout.p, p, dM.p, dims, lam.p, st); },
-      [&] { lasp::linear_backward_fused(q.p, k.p, v.p, dout.p, P.p, G.p, p, dq.p, dk.p, dv.p, dims, lam.p, true, st); },
+      [&] { lasp::linear_state(k.p, v.p, p, M.p, dims, lamp, st); },
+      [&] { lasp::linear_forward_fused(q.p, k.p, v.p, P.p, p, o.p, dims, lamp, true, st); },
+      [&] { lasp::linear_grad_state(q.p, dout.p, p, dM.p, dims, lamp, st); },
+      [&] { lasp::linear_backward_fused(q.p, k.p, v.p, dout.p, P.p, G.p, p, dq.p, dk.p, dv.p, dims, lamp, true, st); },
   };
   std::vector<std::function<void()>> intra = {
-      [&] { lasp::linear_intra(q.p, k.p, v.p, p, o.p, dims, lam.p, true, st); },
-      [&] { lasp::linear_intra_backward(q.p, k.p, v.p, dout.p, p, dq.p, dk.p, dv.p, dims, lam.p, true, st); },
+      [&] { lasp::linear_intra(q.p, k.p, v.p, p, o.p, dims, lamp, true, st); },
+      [&] { lasp::linear_intra_backward(q.p, k.p, v.p, dout.p, p, dq.p, dk.p, dv.p, dims, lamp, true, st); },
   };
   // The same two sets with the shared segment states (workspace overloads).
   const size_t wsn = lasp::linear_state_workspace_bytes(dims, p.length) / sizeof(float);
   Dev<float> kv_ws(wsn), qdo_ws(wsn);
   std::vector<std::function<void()>> split_ws = {
-      [&] { lasp::linear_state(k.p, v.p, p, M.p, dims, lam.p, st, kv_ws.p); },
-      [&] { lasp::linear_intra(q.p, k.p, v.p, p, o.p, dims, lam.p, true, st, kv_ws.p); },
-      [&] { lasp::linear_inter(q.p, P.p, p, o.p, dims, lam.p, st); },
-      [&] { lasp::linear_grad_state(q.p, dout.p, p, dM.p, dims, lam.p, st, qdo_ws.p); },
+      [&] { lasp::linear_state(k.p, v.p, p, M.p, dims, lamp, st, kv_ws.p); },
+      [&] { lasp::linear_intra(q.p, k.p, v.p, p, o.p, dims, lamp, true, st, kv_ws.p); },
+      [&] { lasp::linear_inter(q.p, P.p, p, o.p, dims, lamp, st); },
+      [&] { lasp::linear_grad_state(q.p, dout.p, p, dM.p, dims, lamp, st, qdo_ws.p); },
       [&] {
-        lasp::linear_intra_backward(q.p, k.p, v.p, dout.p, p, dq.p, dk.p, dv.p, dims, lam.p, true, st, kv_ws.p,
+        lasp::linear_intra_backward(q.p, k.p, v.p, dout.p, p, dq.p, dk.p, dv.p, dims, lamp, true, st, kv_ws.p,
                                     qdo_ws.p);
       },
-      [&] { lasp::linear_dq_inter(dout.p, P.p, p, dq.p, dims, lam.p, st); },
-      [&] { lasp::linear_dkdv_inter(k.p, v.p, G.p, p, dk.p, dv.p, dims, lam.p, st); },
+      [&] { lasp::linear_dq_inter(dout.p, P.p, p, dq.p, dims, lamp, st); },
+      [&] { lasp::linear_dkdv_inter(k.p, v.p, G.p, p, dk.p, dv.p, dims, lamp, st); },
   };
   std::vector<std::function<void()>> fused_ws = {
-      [&] { lasp::linear_state(k.p, v.p, p, M.p, dims, lam.p, st, kv_ws.p); },
-      [&] { lasp::linear_forward_fused(q.p, k.p, v.p, P.p, p, o.p, dims, lam.p, true, st, kv_ws.p); },
-      [&] { lasp::linear_grad_state(q.p, dout.p, p, dM.p, dims, lam.p, st, qdo_ws.p); },
+      [&] { lasp::linear_state(k.p, v.p, p, M.p, dims, lamp, st, kv_ws.p); },
+      [&] { lasp::linear_forward_fused(q.p, k.p, v.p, P.p, p, o.p, dims, lamp, true, st, kv_ws.p); },
+      [&] { lasp::linear_grad_state(q.p, dout.p, p, dM.p, dims, lamp, st, qdo_ws.p); },
       [&] {
-        lasp::linear_backward_fused(q.p, k.p, v.p, dout.p, P.p, G.p, p, dq.p, dk.p, dv.p, dims, lam.p, true, st,
+        lasp::linear_backward_fused(q.p, k.p, v.p, dout.p, P.p, G.p, p, dq.p, dk.p, dv.p, dims, lamp, true, st,
                                     kv_ws.p, qdo_ws.p);
       },
   };
@@ -1031,6 +1040,18 @@ static void time_all(int tokens, int runs, const char* const* set_names, std::ve
     for (double ms : t.part_ms) std::printf(" %.3f", ms);
     std::printf("\n");
   }
+  // --energy S: each set back to back on the board's energy counter, with the per-head decay as timed and with
+  // none (Linear-Llama3-1B's layers), at the 1B step's 16K tokens: what a layer's attention core costs the
+  // power-bound step in joules.
+  if (g_energy_seconds > 0 && tokens == 16384)
+    for (const float* decay : {(const float*)lam.p, (const float*)nullptr}) {
+      lamp = decay;
+      for (int i = 0; i < kSets; ++i) {
+        const OpEnergy e = energy_per_call(*g_meter, [&] { for (auto& c : *sets[i]) c(); }, g_energy_seconds);
+        std::printf("ENERGY %-8s tokens %d decay %-8s %.4f J a call, %.0f W, %.3f ms a call back to back\n",
+                    set_names[i], tokens, decay ? "per-head" : "none", e.joules, e.watts, e.ms);
+      }
+    }
   CUDA_CHECK(cudaStreamDestroy(st));
 }
 
@@ -1074,8 +1095,11 @@ int main(int argc, char** argv) {
     else if (a == "--bench-only") checks = false;
     else if (a == "--dump" && i + 1 < argc) dump = argv[++i];
     else if (a == "--runs" && i + 1 < argc) runs = std::stoi(argv[++i]);
+    else if (a == "--energy" && i + 1 < argc && std::atof(argv[i + 1]) > 0) g_energy_seconds = std::atof(argv[++i]);
     else {
-      std::fprintf(stderr, "usage: %s [--seed N] [--checks-only | --bench-only] [--dump FILE] [--runs N]\n", argv[0]);
+      std::fprintf(stderr,
+                   "usage: %s [--seed N] [--checks-only | --bench-only] [--dump FILE] [--runs N] [--energy SECONDS]\n",
+                   argv[0]);
       return 2;
     }
   }
@@ -1085,6 +1109,12 @@ int main(int argc, char** argv) {
   std::printf("device: %s, %d SMs, L2 %d MB; seed %llu\n", prop.name, prop.multiProcessorCount,
               prop.l2CacheSize >> 20, (unsigned long long)seed);
   if (dump) dump_case(dump);
+  EnergyMeter meter;
+  g_meter = &meter;
+  if (g_energy_seconds > 0 && !meter.available()) {
+    std::printf("no energy counter here (libnvidia-ml.so.1 or nvmlDeviceGetTotalEnergyConsumption missing): times only\n");
+    g_energy_seconds = 0;
+  }
 
   bool all_ok = true;
   if (checks) {

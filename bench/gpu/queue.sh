@@ -73,6 +73,9 @@
 #              1B size with the shipped grid and six others
 #   stream     .gpu-ops/stream_energy (bench/gpu/experiments/stream_energy.cu's nvcc line): joules a GB through
 #              TMA's bulk copies against the threads' own loads: copies, the sum of squares, AdamW (bit for bit first)
+#   linenergy  .gpu-ops/linear_kernels (bench/gpu/linear_kernels.cu's nvcc line, output there): the linear-attention
+#              core's call sets timed, then at 16K tokens each back to back on the energy counter (--energy 2), with
+#              the per-head decay and with none (Linear-Llama3-1B's): the attention's joules in the 1B step
 #   lhead      .gpu-ship/t-linear-1b-keep-w1 and .gpu-suite/data: the LM head's logits on lasp's Hopper GEMM (the
 #              default) against cuBLAS (LASP_HEAD_GEMM=cublas), the 1B step A/B, 3 rounds
 #   energyread .gpu-old/t-tiny-train-w1 (built here from an older commit's tree, a git worktree of it)
@@ -97,7 +100,7 @@ limit_of() {
   case "$1" in
     vdoc) echo 170 ;; ceiling) echo 50 ;; calibrate) echo 180 ;; gathered) echo 200 ;;
     docbench) echo 150 ;; vallscan) echo 80 ;; diag) echo 90 ;; docab) echo 200 ;; scatterab) echo 420 ;; softmax) echo 220 ;;
-    gcheck) echo 120 ;; trainck) echo 290 ;; inplace) echo 100 ;; mlpship) echo 590 ;; torch1b) echo "${TORCH1B_SECONDS:-500}" ;; shipref) echo 240 ;; master) echo 120 ;; keepab) echo 150 ;; shardload) echo 80 ;; clocks) echo 300 ;; ops) echo 100 ;; opscheck) echo 90 ;; train1b) echo 330 ;; gemmsus) echo 150 ;; energy) echo 200 ;; lhead) echo 160 ;; stream) echo 150 ;; energyread) echo 100 ;; *) echo 0 ;;
+    gcheck) echo 120 ;; trainck) echo 290 ;; inplace) echo 100 ;; mlpship) echo 590 ;; torch1b) echo "${TORCH1B_SECONDS:-500}" ;; shipref) echo 240 ;; master) echo 120 ;; keepab) echo 150 ;; shardload) echo 80 ;; clocks) echo 300 ;; ops) echo 100 ;; opscheck) echo 90 ;; train1b) echo 330 ;; gemmsus) echo 150 ;; energy) echo 200 ;; lhead) echo 160 ;; stream) echo 150 ;; linenergy) echo 120 ;; energyread) echo 100 ;; *) echo 0 ;;
   esac
 }
 needs_of() {
@@ -113,6 +116,7 @@ needs_of() {
     ops) echo .gpu-ops/model_ops ;; opscheck) echo .gpu-ops/model_ops ;; energy) echo .gpu-ops/model_ops ;;
     lhead) echo ".gpu-ship/t-linear-1b-keep-w1/prog .gpu-suite/data" ;;
     stream) echo .gpu-ops/stream_energy ;;
+    linenergy) echo .gpu-ops/linear_kernels ;;
     energyread) echo ".gpu-old/t-tiny-train-w1/prog .gpu-ship/t-tiny-train-w1/prog .gpu-suite/data" ;;
     train1b) echo ".gpu-suite/t-linear-1b-w1 .gpu-suite/data .device/wheels" ;;
     trainck) echo ".gpu-suite/t-tiny-train-w1 .gpu-suite/t-linear-1b-ck-w1 .gpu-suite/data" ;;
@@ -150,6 +154,7 @@ run_lot() { # lot limit dir
     ops) timeout "$limit" .gpu-ops/model_ops --bench-only --runs 20 > "$dir/model_ops.log" 2>&1 ;;
     opscheck) timeout "$limit" .gpu-ops/model_ops --checks-only > "$dir/model_ops.log" 2>&1 ;;
     stream) timeout "$limit" .gpu-ops/stream_energy --seconds 2 > "$dir/stream.log" 2>&1 ;;
+    linenergy) timeout "$limit" .gpu-ops/linear_kernels --bench-only --runs 20 --energy 2 > "$dir/linear.log" 2>&1 ;;
     energyread)
       ln -sfn ../.gpu-suite/data .gpu-old/data
       ln -sfn ../.gpu-suite/data .gpu-ship/data
@@ -296,6 +301,7 @@ short_of() { # lot dir
     lhead) cut -c1-200 "$2/ab.txt" 2>/dev/null ;;
     energyread) cut -c1-200 "$2/ab.txt" 2>/dev/null ;;
     stream) grep -E "^CHECK|^INFO|^\||failed" "$2/stream.log" 2>/dev/null ;;
+    linenergy) grep -E "^tokens|^ENERGY" "$2/linear.log" 2>/dev/null | cut -c1-160 ;;
     gemmsus) cat "$2/gemm.txt" 2>/dev/null; sort "$2/clocks.txt" 2>/dev/null | uniq -c | sort -rn | head -3 ;;
     docab) tail -8 "$2/ab.txt" 2>/dev/null ;;
     train1b) tail -14 "$2/train.txt" 2>/dev/null ;;
@@ -315,7 +321,7 @@ short_of() { # lot dir
   esac
 }
 
-[ $# -gt 0 ] || { echo "usage: queue.sh LOT... (vdoc ceiling calibrate gathered gcheck clocks ops train1b trainck inplace mlpship torch1b shipref opscheck master keepab shardload gemmsus energy lhead stream energyread docbench vallscan diag docab scatterab softmax)" >&2; exit 2; }
+[ $# -gt 0 ] || { echo "usage: queue.sh LOT... (vdoc ceiling calibrate gathered gcheck clocks ops train1b trainck inplace mlpship torch1b shipref opscheck master keepab shardload gemmsus energy lhead stream linenergy energyread docbench vallscan diag docab scatterab softmax)" >&2; exit 2; }
 : > "$OUT/summary.txt"
 for lot in "$@"; do
   limit=$(limit_of "$lot")
