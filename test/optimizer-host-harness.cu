@@ -9,6 +9,7 @@
 //   harness constants LR B1 B2 EPS WD CLIP T   adamw_step_constants (or its refusal)
 //   harness shard-table BEGIN END off,len,decay ...   the rows cut to the shard, then the check of them
 //   harness check-table N off,len,decay ...           adamw_check_table's verdict ("ok" or the sentence)
+//   harness range-decay BASE LEN off,len,decay ...    range_decay: the flag [BASE, BASE + LEN) shares, or -1
 //   harness norm < INPUT         INPUT: n then n floats; prints the blocks, the scratch bytes, the sum (hex)
 //   harness refuse-adamw WHAT    adamw_step / adamw_upload_table refusing (exits with the header's message)
 //   harness adamw-choice         what LASP_ADAMW asks for: "auto" or "plain" (or exits 2 with the choices)
@@ -179,6 +180,12 @@ int main(int argc, char** argv) {
     const std::string problem =
         lasp::adamw_check_table(parse_rows(argc, argv, 3), std::strtoull(argv[2], nullptr, 10));
     std::printf("%s\n", problem.empty() ? "ok" : problem.c_str());
+    return 0;
+  }
+  if (mode == "range-decay" && argc >= 4) {
+    const std::vector<lasp::DecayRow> rows = parse_rows(argc, argv, 4);
+    std::printf("%d\n", lasp::adamw::range_decay(rows.data(), (int)rows.size(), std::strtoull(argv[2], nullptr, 10),
+                                                  std::strtoull(argv[3], nullptr, 10)));
     return 0;
   }
   if (mode == "refuse-adamw" && argc > 2) return refuse_adamw(argv[2]);

@@ -267,6 +267,14 @@ function checkTables(run: Run, expect: ExpectStatic): void {
   expect(run(["check-table", "12", "0,4,1", "4,6,0"]).stdout).toBe(
     "decay table covers 10 elements, the shard has 12\n",
   );
+  // The Hopper path's tile flag: a tile inside one row takes its flag (the last row's too); one that reaches into
+  // the next row, even by one element, gets -1 (each element's own row); one that ends where a row ends does not.
+  const table = ["0,20,1", "20,8,0", "28,100,1"];
+  expect(run(["range-decay", "0", "20", ...table]).stdout).toBe("1\n");
+  expect(run(["range-decay", "20", "8", ...table]).stdout).toBe("0\n");
+  expect(run(["range-decay", "0", "21", ...table]).stdout).toBe("-1\n");
+  expect(run(["range-decay", "12", "10", ...table]).stdout).toBe("-1\n");
+  expect(run(["range-decay", "40", "88", ...table]).stdout).toBe("1\n");
 }
 
 function checkRefusals(run: Run, expect: ExpectStatic): void {

@@ -269,18 +269,17 @@ __global__ void __launch_bounds__(256) bulk_adamw_kernel(bf16* __restrict__ weig
     const int s = k % Stages;
     hp::mbar_wait(smem_addr(&full[s]), (k / Stages) & 1);
     const size_t base = tile(k) * kAdamTile;
-    const int r = lasp::adamw::row_of(rows, count, base);
-    const bool one_row = r + 1 >= count || rows[r + 1].offset >= base + kAdamTile;
-    const bool decay = rows[r].decay != 0;
+    const int flag = lasp::adamw::range_decay(rows, count, base, kAdamTile);  // -1: the tile crosses a row
+    const bool decay = flag == 1;
     for (int j = threadIdx.x; j < kAdamTile / 4; j += blockDim.x) {
       uint2* wj = reinterpret_cast<uint2*>(w_of(s)) + j;
       ushort4* lj = reinterpret_cast<ushort4*>(l_of(s)) + j;
       float4* mj = reinterpret_cast<float4*>(m_of(s)) + j;
       float4* vj = reinterpret_cast<float4*>(v_of(s)) + j;
       const float4* gj = reinterpret_cast<const float4*>(g_of(s)) + j;
-      if (Math == AdamMath::kRowEach || Math == AdamMath::kTileRow || !one_row) {
-        const int flag = Math == AdamMath::kRowEach || !one_row ? -1 : decay;  // -1: each element's row
-        lasp::adamw::update4(wj, lj, mj, vj, gj, base + 4 * (size_t)j, flag, rows, count, c);
+      if (Math == AdamMath::kRowEach || Math == AdamMath::kTileRow || flag < 0) {
+        lasp::adamw::update4(wj, lj, mj, vj, gj, base + 4 * (size_t)j, Math == AdamMath::kRowEach ? -1 : flag, rows,
+                             count, c);
       } else if (Math == AdamMath::kApprox) {
         apply4(wj, lj, mj, vj, gj, [&](float& w, float& mm, float& vv, float g0) {
           const float g = g0 * c.clip_scale;

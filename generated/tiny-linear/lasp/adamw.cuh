@@ -94,6 +94,13 @@ __host__ __device__ inline int row_of(const DecayRow* rows, int count, size_t e)
   return lo;
 }
 
+// The decay flag (0 or 1) that elements [base, base + len) share where they lie in one row, else -1: each element
+// then finds its own row (update_vector).
+__host__ __device__ inline int range_decay(const DecayRow* rows, int count, size_t base, size_t len) {
+  const int r = row_of(rows, count, base);
+  return r + 1 < count && rows[r + 1].offset < base + len ? -1 : rows[r].decay != 0;
+}
+
 // The update of the 4 elements from e (a vector of the kernel, or fewer at the tail: `lanes` of them), each
 // with its row's decay flag; r is the row of element e on entry. Returns the row of the last element.
 __host__ __device__ inline int update_vector(float* w, float* m, float* v, const float* g, int lanes, size_t e,
@@ -211,8 +218,7 @@ __global__ void __launch_bounds__(256)
     hopper::mbar_wait(smem_addr(&full[s]), (uint32_t)((k / kBulkStages) & 1));
     const size_t base = tile(k) * kBulkTile;
     // A tile inside one tensor (all but a few) finds its decay flag once, not each element's row.
-    const int r = row_of(rows, count, base);
-    const int decay = r + 1 < count && rows[r + 1].offset < base + kBulkTile ? -1 : rows[r].decay != 0;
+    const int decay = range_decay(rows, count, base, kBulkTile);
     for (int j = threadIdx.x; j < kBulkTile / 4; j += blockDim.x)
       update4(reinterpret_cast<uint2*>(w_of(s)) + j, reinterpret_cast<ushort4*>(l_of(s)) + j,
               reinterpret_cast<float4*>(m_of(s)) + j, reinterpret_cast<float4*>(v_of(s)) + j,
