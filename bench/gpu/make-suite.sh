@@ -203,6 +203,12 @@ sed -e 's/t_linear_1b_w1/t_linear_8bshape_w1/' -e 's/hidden 2048  ffn 8192  head
 # two programs (env-ab.sh PROG_B=): the same losses bit for bit, 2 GiB more
 sed -e 's/t_linear_1b_w1/t_linear_1b_keep_w1/' -e 's/seq_len 16K  batch 1  dtype bf16$/seq_len 16K  batch 1  dtype bf16  recompute none/' \
   "$specs/t-linear-1b-w1.lasp" > "$specs/t-linear-1b-keep-w1.lasp"
+# ... and the 1B hybrid (a softmax layer in four) trained the same way, beside PyTorch's hybrid step (queue.sh torch1b
+# with TORCH1B_PRESET=hybrid); one GPU holds one piece, so the layout is contiguous
+sed -e 's/m_hybrid_1b_w1/t_hybrid_1b_keep_w1/' -e 's/  layout zigzag/  layout contiguous/' \
+  -e 's/steps 10  warmup 3  mode bench/steps 100  mode train  data "data\/random-128256.bin"  warmup_steps 10/' \
+  -e 's/seq_len 16K  batch 1  dtype bf16$/seq_len 16K  batch 1  dtype bf16  recompute none/' \
+  "$specs/m-hybrid-1b-w1.lasp" > "$specs/t-hybrid-1b-keep-w1.lasp"
 for f in "$specs"/*.lasp; do
   name=$(basename "$f" .lasp)
   [ "${name##*-w}" -le "$max_gpus" ] || continue

@@ -50,7 +50,8 @@
 #              figure: both 1B programs for 60 steps (`recompute norms`, then `none`: what `recompute auto` picks on
 #              an 80 GB GPU), PyTorch's 1B training step with fused AdamW (first run compiles: minutes), both again;
 #              TORCH1B_SECONDS (default 500) is the lot's limit, PyTorch's the same less 180; TORCH1B_A and
-#              TORCH1B_B name other programs (an A/B of two builds beside PyTorch)
+#              TORCH1B_B name other programs (an A/B of two builds beside PyTorch); TORCH1B_PRESET=hybrid times
+#              PyTorch's 1B hybrid instead (then A and B: .gpu-*/t-hybrid-1b-keep-w1)
 #   shipref    .gpu-ship/v-hyb-rope-w1 and v-hyb-gqa-w1 (`build-specs-here.sh .gpu-ship v-hyb-rope-w1 v-hyb-gqa-w1`):
 #              the hybrid with Llama 3's RoPE scaling, and with grouped kv heads in its linear layers, each in verify
 #              mode against its own oracle, then its weights and gradients against PyTorch's (torch_reference.py
@@ -213,7 +214,7 @@ PY
       lasp_ab() { PROG=$torch1b_a PROG_B=$torch1b_b ROUNDS=1 STEPS=60 OUT=$dir/$1 \
         timeout 90 bash bench/gpu/env-ab.sh > "$dir/$1.txt" 2>&1; }
       lasp_ab before
-      PYTHONPATH=/tmp/fla timeout $((limit - 180)) python3 bench/gpu/torch_model.py --preset linear-llama3-1b --tokens 16384 --steps 10 \
+      PYTHONPATH=/tmp/fla timeout $((limit - 180)) python3 bench/gpu/torch_model.py --preset "${TORCH1B_PRESET:-linear-llama3-1b}" --tokens 16384 --steps 10 \
         --warmup 3 --clip-grad-norm 1.0 --json "$dir/torch-1b.json" > "$dir/torch-1b.log" 2>&1
       echo "torch exit $?" > "$dir/torch.txt"
       lasp_ab after
