@@ -20,12 +20,15 @@ export const DEFAULT_MACHINE: Machine = H100_SXM;
 /**
  * Time of one compute step: a roofline. A kernel is bound either by its arithmetic or by its memory
  * traffic, whichever is slower; the step's `flops` and `bytes` (read plus written once) come from the IR.
- * Kernel launch overhead and the ramp of small kernels are ignored.
+ * Kernel launch overhead and the ramp of small kernels are ignored. A `host` step is one of the layer's
+ * projections (cuBLAS), run inside the pass: priced as step.ts prices every other GEMM, its FLOPs at the GEMM
+ * rate, so a schedule that hosts its projections costs what one that runs them outside would.
  */
 export function computeTime(
   step: Pick<ComputeStep, "op" | "operands" | "flops" | "bytes">,
   machine: Machine,
 ): number {
+  if (step.op === "host") return step.flops / machine.gemmFlops;
   return Math.max(step.flops / rateOf(step, machine), step.bytes / bandwidthOf(step, machine));
 }
 
@@ -34,6 +37,7 @@ export function boundOf(
   step: Pick<ComputeStep, "op" | "operands" | "flops" | "bytes">,
   machine: Machine,
 ): "compute" | "memory" {
+  if (step.op === "host") return "compute";
   return step.flops / rateOf(step, machine) >= step.bytes / bandwidthOf(step, machine) ? "compute" : "memory";
 }
 

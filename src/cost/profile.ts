@@ -14,6 +14,8 @@ export interface Machine {
   name: string;
   /** Attainable dense bf16 tensor-core throughput of the attention kernels on one GPU, FLOP/s. */
   computeFlops: number;
+  /** cuBLAS's attainable GEMM rate, FLOP/s: the projections that `host` steps run inside a pass. */
+  gemmFlops: number;
   /** The same for lasp's softmax backward (machine.ts: the steps that run it), FLOP/s. */
   laspSoftmaxBackwardFlops: number;
   /** cuDNN's fused attention on a rank's gathered query pieces (LASP-2H), FLOP/s (machine.ts). */
@@ -250,6 +252,7 @@ export function machineOf(profile: MachineProfile): Machine {
   return {
     name: `${profile.name} (${profile.nvlink.generation}, ${profile.nvlink.gpusPerNode}-GPU node)`,
     computeFlops: profile.gpu.attentionFlops,
+    gemmFlops: profile.gpu.gemmFlops,
     laspSoftmaxBackwardFlops: profile.gpu.laspSoftmaxBackwardFlops,
     gatheredAttentionFlops: profile.gpu.attentionFlops * (profile.gpu.gatheredAttentionEfficiency ?? 1),
     memoryBandwidth: profile.gpu.hbmAttainable,

@@ -10,6 +10,7 @@ import { passOrder, simulatePass, simulateProgram, type PassTimeline } from "./s
 const TOY: Machine = {
   name: "toy",
   computeFlops: 1024,
+  gemmFlops: 2048,
   laspSoftmaxBackwardFlops: 512,
   gatheredAttentionFlops: 1024,
   memoryBandwidth: 512,

@@ -62,12 +62,12 @@ describe("the whole step on one H100, predicted against the measurement", () => 
   //
   // | part                  | linear pred / meas  | hybrid pred / meas  | `recompute mlp` pred / meas |
   // | embedding             |   0.2 /   0.2       |   0.2 /   0.2       |   0.2 /   0.2               |
-  // | norms                 |   7.6 /  10.0 (-24%)|   7.6 /   9.7 (-21%)|   7.6 /   9.8 (-22%)        |
+  // | norms                 |   7.6 /  10.0 (-24%)|   7.6 /   9.7 (-22%)|   7.6 /   9.8 (-22%)        |
   // | attention_projections |  34.1 /  37.0 (-8%) |  33.4 /  34.2 (-2%) |  34.1 /  35.6 (-4%)         |
-  // | attention_core        |  18.8 /  17.5 (+8%) |  43.6 /  56.7 (-23%)|  18.8 /  16.8 (+12%)        |
-  // | mlp                   | 127.9 / 128.7 (-1%) | 127.9 / 119.1 (+7%) | 158.0 / 153.3 (+3%)         |
+  // | attention_core        |  17.2 /  17.5 (-2%) |  42.4 /  56.7 (-25%)|  17.2 /  16.8 (+2%)         |
+  // | mlp                   | 122.1 / 128.7 (-5%) | 122.1 / 119.1 (+3%) | 149.4 / 153.3 (-3%)         |
   // | lm_head_loss          |  45.0 /  43.7 (+3%) |  45.0 /  40.5 (+11%)|  45.0 /  39.7 (+13%)        |
-  // | step                  | 233.6 / 225.6 (+3.5%)| 257.6 / 263.1 (-2.1%)| 263.8 / 256.1 (+3.0%)      |
+  // | step                  | 226.3 / 225.6 (+0.3%)| 250.7 / 263.1 (-4.7%)| 253.6 / 256.1 (-1.0%)     |
   //
   // Why the parts are off (not fitted away):
   // - attention_core: the linear layers' chunk walks are priced at gpu.linearKernelBandwidth, the rate they
@@ -131,9 +131,13 @@ const SAME_MACHINE: Record<string, number> = {
 };
 
 describe("eleven 1-GPU programs and lasp calibrate on the same H100 (2026-12-06)", () => {
-  // Predicted against measured: shipped profile -2.8% .. +3.7%, calibrated -3.5% .. +3.0% (the results file
-  // has each row). Every part of the model is in these steps: small and 1B models, linear, LASP-2H, ring and
-  // Ulysses at one GPU, 64K tokens with and without packed documents.
+  // Predicted against measured: shipped profile -4.9% .. +2.1%, calibrated -4.6% .. +2.3% (the results file
+  // has each row as predicted then). Every part of the model is in these steps: small and 1B models, linear,
+  // LASP-2H, ring and Ulysses at one GPU, 64K tokens with and without packed documents. The linear programs
+  // within 2.5%; the hybrids under, most with Ulysses, as in the weak-scaling comparison
+  // (training-step.test.ts). Until 2026-12-07 LASP-2's hosted projections were priced at the attention rate,
+  // not the GEMM rate of every other projection, which put the linear programs 1.2-1.4% over and the hybrids
+  // nearer (-2.8% .. +3.7%).
   // These programs ran lasp's softmax backward before its dQ went through TMA reduce-adds (ring, and softmax
   // with documents): the shipped profile is taken with that kernel's rate, as it was then (the calibrated one
   // measured it).
@@ -143,12 +147,22 @@ describe("eleven 1-GPU programs and lasp calibrate on the same H100 (2026-12-06)
     gpu: { ...H100_PROFILE.gpu, laspSoftmaxBackwardFlops: 379e12 },
   };
   for (const [name, measured] of Object.entries(SAME_MACHINE)) {
-    it(`${name}: ${measured} ms measured, both profiles within 4%`, () => {
+    const within = name.includes("hyb") ? 0.05 : 0.025;
+    it(`${name}: ${measured} ms measured, both profiles within ${within * 100}%`, () => {
       const spec = benchSpec(name);
-      expect(Math.abs(ms(predict(spec, shipped).total) / measured - 1)).toBeLessThan(0.04);
-      expect(Math.abs(ms(predict(spec, calibrated).total) / measured - 1)).toBeLessThan(0.04);
+      expect(Math.abs(ms(predict(spec, shipped).total) / measured - 1)).toBeLessThan(within);
+      expect(Math.abs(ms(predict(spec, calibrated).total) / measured - 1)).toBeLessThan(within);
     });
   }
+
+  it("LASP-2 and LASP-1 on one GPU: the same program (the intra-piece work alone), the same prediction", () => {
+    // LASP-2 hosts its Q projection and dWo in the pass (`host` steps), LASP-1 runs them outside: the same
+    // GEMMs at the same rate. Measured 17.15 and 16.95 ms, one run each.
+    for (const profile of [shipped, calibrated]) {
+      const lasp2 = predict(benchSpec("b-lasp2-w1"), profile).total;
+      expect(Math.abs(lasp2 / predict(benchSpec("b-lasp1-w1"), profile).total - 1)).toBeLessThan(1e-3);
+    }
+  });
 
   it("the calibrated GEMM rate is the programs' own: within their ceiling's spread on that machine", () => {
     // The MLP's 16384 x 16384 x 2048 timed inside m-linear-1b-w1 after its steps: 665-741 TFLOP/s over seven

@@ -30,9 +30,9 @@ describe("train mode's step on one H100, predicted against the measurement", () 
   const TRAIN_STEP_MS = 244.35;
   const BENCH_STEP_MS = [225.6, 229.1];
 
-  it("the train step within 3.5% of the measured 244.35 ms (predicted 251.7: 233.6 + the optimizer's 18.1)", () => {
+  it("the train step within 1.5% of the measured 244.35 ms (predicted 243.3: 226.3 + the optimizer's 17.1)", () => {
     const p = predict("t-linear-1b-w1");
-    expect(Math.abs(ms(p.total) / TRAIN_STEP_MS - 1)).toBeLessThan(0.035);
+    expect(Math.abs(ms(p.total) / TRAIN_STEP_MS - 1)).toBeLessThan(0.015);
     expect(p.gradientSum.busy).toBe(0); // one GPU sums nothing
   });
 
@@ -98,16 +98,18 @@ const measuredWeak = (strategy: string, gpus: 1 | 2 | 4): number =>
 
 describe("weak scaling on 1, 2 and 4 H100s, the attention blocks predicted against the measurement", () => {
   // Predicted attention parts (ms; measured in brackets):
-  // | LASP-2       | 13.24 [13.45] | 13.90 [13.92] | 14.02 [14.07] | 4 vs 1: +5.9% [+4.6%; four leases +4.3..+4.7%] |
+  // | LASP-2       | 12.83 [13.45] | 13.50 [13.92] | 13.62 [14.07] | 4 vs 1: +6.2% [+4.6%; four leases +4.3..+4.7%] |
   // | LASP-1       | 12.84 [13.52] | 14.58 [15.21] | 14.92 [15.94] | 4 vs 1: +16.2% [+17.9%]                        |
-  // | Ulysses      |               | 55.25 [58.88] | 84.25 [89.22] | -6.2%, -5.6%                                   |
-  // | ring zz      |               | 64.65 [70.37] | 104.39 [117.71]| -8.1%, -11.3%                                 |
-  // | LASP-2H zz   | 38.49 [40.46] | (per-block schedule, measured: [68.14], [110.14]; gathered: below)             |
+  // | Ulysses      |               | 54.64 [58.88] | 83.65 [89.22] | -7.2%, -6.2%                                   |
+  // | ring zz      |               | 64.04 [70.37] | 103.79 [117.71]| -9.0%, -11.8%                                 |
+  // | LASP-2H zz   | 37.89 [40.46] | (per-block schedule, measured: [68.14], [110.14]; gathered: below)             |
   // What it says, without a fit:
-  // - The linear stacks within 0-6%: their chunk walks at gpu.linearKernelBandwidth, what the walks attain in
-  //   the programs. Until 2026-12-06 the model priced the walks at the streaming bandwidth (a third of their
-  //   time) and these comparisons read 14-18% under.
-  // - The hybrids 5-11% under. Their softmax layers are priced at what lasp calibrate measured on an H100
+  // - The linear stacks 3-6% under: their chunk walks at gpu.linearKernelBandwidth, what the walks attain in
+  //   the programs, and the projections of these small layers (hidden 1024) at the large GEMMs' rate. Until
+  //   2026-12-06 the model priced the walks at the streaming bandwidth (a third of their time) and these
+  //   comparisons read 14-18% under; until 2026-12-07 LASP-2's hosted projections took the attention rate,
+  //   which read LASP-2 within 2% and LASP-1 (the same work on one GPU) 5% under.
+  // - The hybrids 6-12% under. Their softmax layers are priced at what lasp calibrate measured on an H100
   //   (cuDNN 544 TFLOP/s forward and backward, lasp's backward 379: bench/results/2026-12-06-calibrate-h100.md;
   //   until 2026-12-06 the profile had an estimate, 600 and 429, and these read 11-19% under). Ring runs
   //   lasp's kernels; its miss grows with W (the blocks' merge and fp32 accumulators, which the roofline
@@ -123,21 +125,21 @@ describe("weak scaling on 1, 2 and 4 H100s, the attention blocks predicted again
   const ratio = (strategy: string, gpus: 1 | 2 | 4): number =>
     weak(strategy, gpus) / measuredWeak(strategy, gpus);
 
-  it("the linear stacks within 7% at every GPU count (LASP-2 within 2%)", () => {
+  it("the linear stacks under by 3-7% at every GPU count, LASP-2 as LASP-1", () => {
     for (const gpus of [1, 2, 4] as const) {
-      expect(ratio("lasp2", gpus)).toBeGreaterThan(0.98);
-      expect(ratio("lasp2", gpus)).toBeLessThan(1.02);
+      expect(ratio("lasp2", gpus)).toBeGreaterThan(0.94);
+      expect(ratio("lasp2", gpus)).toBeLessThan(0.98);
       expect(ratio("lasp1", gpus)).toBeGreaterThan(0.93);
-      expect(ratio("lasp1", gpus)).toBeLessThan(1.0);
+      expect(ratio("lasp1", gpus)).toBeLessThan(0.97);
     }
   });
 
-  it("the hybrids under by 4-12%: Ulysses within 7%, ring's miss growing with W", () => {
-    expect(ratio("hyb-ag-zz", 1)).toBeGreaterThan(0.93);
-    expect(ratio("hyb-ag-zz", 1)).toBeLessThan(0.97);
+  it("the hybrids under by 5-13%: Ulysses within 8%, ring's miss growing with W", () => {
+    expect(ratio("hyb-ag-zz", 1)).toBeGreaterThan(0.92);
+    expect(ratio("hyb-ag-zz", 1)).toBeLessThan(0.96);
     for (const gpus of [2, 4] as const) {
-      expect(ratio("hyb-uly-zz", gpus)).toBeGreaterThan(0.93);
-      expect(ratio("hyb-uly-zz", gpus)).toBeLessThan(0.96);
+      expect(ratio("hyb-uly-zz", gpus)).toBeGreaterThan(0.92);
+      expect(ratio("hyb-uly-zz", gpus)).toBeLessThan(0.95);
       expect(ratio("hyb-ring-zz", gpus)).toBeGreaterThan(0.87);
       expect(ratio("hyb-ring-zz", gpus)).toBeLessThan(0.93);
     }
@@ -180,7 +182,7 @@ describe("weak scaling on 1, 2 and 4 H100s, the attention blocks predicted again
 
   it("the ranking the measurements show: zigzag before contiguous, Ulysses before ring at 4 GPUs", () => {
     expect(weak("hyb-ag-zz", 4)).toBeLessThan(weak("hyb-ag-ct", 4));
-    // Measured: Ulysses 89.2 < LASP-2H (per-block) 110.1 < ring 117.7; predicted 84.3 < ring 104.4.
+    // Measured: Ulysses 89.2 < LASP-2H (per-block) 110.1 < ring 117.7; predicted 83.7 < ring 103.8.
     expect(weak("hyb-uly-zz", 4)).toBeLessThan(weak("hyb-ring-zz", 4));
     expect(weak("hyb-ag-zz", 4)).toBeLessThan(weak("hyb-ring-zz", 4));
   });

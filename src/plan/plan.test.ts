@@ -171,6 +171,28 @@ describe("lasp plan", () => {
     expect(io.out).toContain("not divisible by data 2");
   });
 
+  it("on one GPU: LASP-2 and All-Scan run the same program, predicted alike, and said to tie", async () => {
+    // One piece in all: each linear schedule is the intra-piece work alone; LASP-2 hosts its Q projection and
+    // dWo in the pass, priced at the GEMM rate as the others' projections are. LASP-1 also zeroes its state
+    // on the compute stream (a memset a pass), All-Scan on the communication stream.
+    const one = plan({ ...front(LINEAR), profile: H100_PROFILE, gpus: [1] });
+    const rate = (linear: string): number =>
+      one.rows.find((r) => r.choice.linear === linear && r.choice.layout === "contiguous")!
+        .tokensPerSecondPerGpu;
+    expect(rate("allscan") / rate("lasp2")).toBeCloseTo(1, 9);
+    expect(rate("lasp1") / rate("lasp2")).toBeLessThan(1);
+    expect(rate("lasp1") / rate("lasp2")).toBeGreaterThan(0.995);
+    const io = captureIo();
+    expect(await main(["plan", LINEAR, "--gpus", "1"], io)).toBe(0);
+    expect(io.out).toMatch(
+      /best: .*, tied within 0\.1% with \d+ other choices \(.*\): the model cannot tell them apart/,
+    );
+    // Where one choice leads by more, the line gives its margin instead.
+    const two = captureIo();
+    expect(await main(["plan", LINEAR, "--gpus", "2"], two)).toBe(0);
+    expect(two.out).toMatch(/best: .*, \d+\.\d% more tokens\/s per GPU than the runner-up/);
+  });
+
   it("--json has the rows and the skipped choices; --svg writes the plot", async () => {
     const svg = join(dir, "plan.svg");
     const io = captureIo();

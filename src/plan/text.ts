@@ -50,10 +50,7 @@ export function planText(plan: Plan, width: number = MAX_WIDTH): string {
             width,
           ),
         );
-      if (rows.length > 1 && rows[0]!.fits)
-        out.push(
-          `  best: ${rows[0]!.label}, ${percent(rows[0]!, rows[1]!)} more tokens/s per GPU than the runner-up`,
-        );
+      if (rows.length > 1 && rows[0]!.fits) out.push(bestLine(rows));
     }
   const reasons = new Map<string, number>();
   for (const s of plan.skipped) reasons.set(s.reason, (reasons.get(s.reason) ?? 0) + 1);
@@ -70,6 +67,20 @@ export function planText(plan: Plan, width: number = MAX_WIDTH): string {
     ),
   );
   return out.join("\n");
+}
+
+/** Choices the model puts this close to the best are ties: its error is larger (docs/PLAN.md). */
+const TIE = 1e-3;
+
+/** The best choice and its margin; or, where others are within TIE of it, how many tie with it. */
+function bestLine(rows: PlanRow[]): string {
+  const best = rows[0]!;
+  const tied = rows.filter(
+    (r, i) => i > 0 && r.fits && r.tokensPerSecondPerGpu >= best.tokensPerSecondPerGpu * (1 - TIE),
+  );
+  if (tied.length === 0)
+    return `  best: ${best.label}, ${percent(best, rows[1]!)} more tokens/s per GPU than the runner-up`;
+  return `  best: ${best.label}, tied within ${TIE * 100}% with ${tied.length} other choice${tied.length === 1 ? "" : "s"} (${tied[0]!.label}${tied.length > 1 ? ", ..." : ""}): the model cannot tell them apart`;
 }
 
 function percent(best: PlanRow, next: PlanRow): string {
