@@ -103,7 +103,7 @@ export function choicesFor(spec: ResolvedSpec, gpus: number): Choice[] {
   for (let data = 1; data <= gpus; data++) {
     if (gpus % data !== 0) continue;
     for (const linear of linears)
-      for (const blocks of linear === "allscan" ? scanBlockChoices(spec) : [undefined])
+      for (const blocks of linear === "allscan" ? scanBlockChoices(spec, gpus / data) : [undefined])
         for (const softmax of softmaxes)
           for (const layout of strategyWords("layout") as Layout[])
             out.push({
@@ -118,8 +118,11 @@ export function choicesFor(spec: ResolvedSpec, gpus: number): Choice[] {
   return out;
 }
 
-function scanBlockChoices(spec: ResolvedSpec): number[] {
-  return SCAN_BLOCK_CHOICES.filter((K) => spec.model.headDim % K === 0);
+/** All-Scan's block counts: each that divides the head dim; with one sequence rank no state travels, so one. */
+function scanBlockChoices(spec: ResolvedSpec, sequence: number): number[] {
+  const all: number[] = SCAN_BLOCK_CHOICES.filter((K) => spec.model.headDim % K === 0);
+  if (sequence > 1) return all;
+  return [all.includes(spec.parallel.scanBlocks) ? spec.parallel.scanBlocks : all[0]!];
 }
 
 function isOwn(spec: ResolvedSpec, gpus: number, seqLen: number, choice: Choice): boolean {
