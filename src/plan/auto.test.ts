@@ -6,6 +6,7 @@ import { checkSource } from "../check/front-end.js";
 import { main } from "../cli/main.js";
 import { captureIo } from "../cli/test-io.js";
 import { H100_PROFILE } from "../cost/profile.js";
+import { autoText } from "../inspect/auto.js";
 import { resolveAuto } from "./auto.js";
 import { plan } from "./plan.js";
 
@@ -99,10 +100,27 @@ describe("auto in the parallel block", () => {
     expect(text).toContain(`\`linear auto\`, \`layout auto\`: chose ${chosen.chosen!.label}`);
     const margin = (chosen.chosen!.tokensPerSecondPerGpu / chosen.runnerUp!.tokensPerSecondPerGpu - 1) * 100;
     expect(text).toContain(`runner-up ${chosen.runnerUp!.label}`);
-    expect(text).toContain(`${margin.toFixed(1)}% slower`);
+    // Within 0.1% the runner-up is a tie (this spec's is: 0.06%), else the margin.
+    expect(text).toContain(
+      margin < 0.1 ? "within 0.1%: a tie the model cannot break" : `${margin.toFixed(1)}% slower`,
+    );
     const json = captureIo();
     expect(await main(["inspect", AUTO_FILE, "--json"], json)).toBe(0);
     expect((JSON.parse(json.out) as { auto: unknown }).auto).toEqual(chosen);
+  });
+
+  it("calls a runner-up within 0.1% a tie, and gives a larger margin in percent", () => {
+    const auto = (runnerUp: number) => ({
+      keys: ["linear" as const],
+      chosen: { label: "lasp2, contiguous, 1 x 1", tokensPerSecondPerGpu: 65770, machine: "H100" },
+      runnerUp: { label: "lasp1, contiguous, 1 x 1", tokensPerSecondPerGpu: runnerUp },
+    });
+    const tie = autoText(auto(65768), 1000);
+    expect(tie).toContain(
+      "runner-up lasp1, contiguous, 1 x 1 at 65,768 tokens/s per GPU, within 0.1%: a tie",
+    );
+    expect(tie).not.toContain("slower");
+    expect(autoText(auto(64000), 1000)).toContain("at 64,000 tokens/s per GPU, 2.8% slower");
   });
 
   it("lasp check accepts it", async () => {

@@ -2,6 +2,7 @@
 // the choices the checker refused counted by reason.
 import { gigabytes } from "../cost/memory-notes.js";
 import { formatTime, MAX_WIDTH, table, wrap } from "../text/units.js";
+import { TIE } from "../cost/tie.js";
 import type { Plan, PlanRow } from "./plan.js";
 
 /** 262144 -> 256K, 2097152 -> 2M; other lengths as they are. */
@@ -68,9 +69,6 @@ export function planText(plan: Plan, width: number = MAX_WIDTH): string {
   );
   return out.join("\n");
 }
-
-/** Choices the model puts this close to the best are ties: its error is larger (docs/PLAN.md). */
-const TIE = 1e-3;
 
 /** The best choice and its margin; or, where others are within TIE of it, how many tie with it. */
 function bestLine(rows: PlanRow[]): string {
