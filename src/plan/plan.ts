@@ -175,7 +175,10 @@ export function priceSpec(
 
 /** Best first: what fits before what does not, then the most tokens/s per GPU. */
 export function compareRows(a: PlanRow, b: PlanRow): number {
-  return Number(b.fits) - Number(a.fits) || b.tokensPerSecondPerGpu - a.tokensPerSecondPerGpu;
+  const faster = b.tokensPerSecondPerGpu - a.tokensPerSecondPerGpu;
+  // Predictions equal but for float rounding (the same program by two schedules' names) keep the language's order.
+  const same = Math.abs(faster) <= 1e-9 * Math.max(a.tokensPerSecondPerGpu, b.tokensPerSecondPerGpu);
+  return Number(b.fits) - Number(a.fits) || (same ? 0 : faster);
 }
 
 export function plan(request: PlanRequest): Plan {
