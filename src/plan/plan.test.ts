@@ -200,6 +200,18 @@ describe("lasp plan", () => {
     expect(two.out).toMatch(/best: .*, \d+\.\d% more tokens\/s per GPU than the runner-up/);
   });
 
+  it("wraps a long choice after a comma only, never inside a split or a pair of schedules", async () => {
+    const io = captureIo();
+    expect(await main(["plan", TINY, "--gpus", "1", "2"], io)).toBe(0);
+    const lines = io.out.split("\n");
+    // The 1-GPU hybrid labels (allscan/K + allgather, contiguous, 1 x 1) are longer than the column.
+    expect(lines.some((l) => /^\s+contiguous, \d x \d/.test(l) || /^\s+\d x \d\s/.test(l))).toBe(true);
+    for (const line of lines) {
+      expect(line).not.toMatch(/\d x\s*$|\+\s*$/);
+      expect(line).not.toMatch(/^\s+(x \d|\+ )/);
+    }
+  });
+
   it("--json has the rows and the skipped choices; --svg writes the plot", async () => {
     const svg = join(dir, "plan.svg");
     const io = captureIo();

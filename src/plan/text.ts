@@ -14,10 +14,14 @@ export function tokensText(n: number): string {
 
 const HEADER = ["", "choice", "step", "tokens/s/GPU", "MFU", "exposed comm", "memory/GPU", "fits"];
 
+/** Holds a space that the table must not wrap at; planText turns it back into a space. */
+const KEEP = "\u00a0";
+
 function cells(row: PlanRow, rank: number): string[] {
   return [
     `${rank}${row.own ? "*" : ""}${row.unverified ? "?" : ""}`,
-    row.label,
+    // A narrow choice column wraps after a comma, never inside "lasp2 + allgather" or "2 x 1".
+    row.label.replace(/ ([x+]) /g, `${KEEP}$1${KEEP}`),
     formatTime(row.step),
     Math.round(row.tokensPerSecondPerGpu).toLocaleString("en-US"),
     `${(row.mfu * 100).toFixed(1)}%`,
@@ -49,7 +53,7 @@ export function planText(plan: Plan, width: number = MAX_WIDTH): string {
             rows.map((r, i) => cells(r, i + 1)),
             "  ",
             width,
-          ),
+          ).replaceAll(KEEP, " "),
         );
       if (rows.length > 1 && rows[0]!.fits) out.push(bestLine(rows));
     }
