@@ -50,8 +50,9 @@
 #              figure: both 1B programs for 60 steps (`recompute norms`, then `none`: what `recompute auto` picks on
 #              an 80 GB GPU), PyTorch's 1B training step with fused AdamW (first run compiles: minutes), both again;
 #              TORCH1B_SECONDS (default 500) is the lot's limit, PyTorch's the same less 180; TORCH1B_A and
-#              TORCH1B_B name other programs (an A/B of two builds beside PyTorch); TORCH1B_PRESET=hybrid times
-#              PyTorch's 1B hybrid instead (then A and B: .gpu-*/t-hybrid-1b-keep-w1)
+#              TORCH1B_B name other programs (an A/B of two builds beside PyTorch; one program twice needs an
+#              environment for env-ab.sh's B, e.g. B=LASP_ADAMW=plain, or it refuses and only PyTorch runs);
+#              TORCH1B_PRESET=hybrid times PyTorch's 1B hybrid instead (then A and B: .gpu-*/t-hybrid-1b-keep-w1)
 #   shipref    .gpu-ship/v-hyb-rope-w1 and v-hyb-gqa-w1 (`build-specs-here.sh .gpu-ship v-hyb-rope-w1 v-hyb-gqa-w1`):
 #              the hybrid with Llama 3's RoPE scaling, and with grouped kv heads in its linear layers, each in verify
 #              mode against its own oracle, then its weights and gradients against PyTorch's (torch_reference.py
