@@ -1,7 +1,7 @@
 // What `lasp inspect` says about settings written `auto`: what the planner chose, on which machine profile,
 // and the runner-up with the margin (src/plan/auto.ts resolves them).
 import { gigabytes } from "../cost/memory-notes.js";
-import { TIE } from "../cost/tie.js";
+import { TIE, ties } from "../cost/tie.js";
 import type { AutoResolution, RecomputeAuto } from "../spec/resolved.js";
 import { MAX_WIDTH, wrap } from "../text/units.js";
 
@@ -10,17 +10,15 @@ export function autoText(auto: AutoResolution, width: number = MAX_WIDTH): strin
   if (auto.chosen === undefined)
     return wrap(`${keys}: not resolved; the defaults are shown.`, width).join("\n");
   const tps = (x: number): string => `${Math.round(x).toLocaleString("en-US")} tokens/s per GPU`;
-  const margin =
-    auto.runnerUp === undefined
-      ? 0
-      : auto.chosen.tokensPerSecondPerGpu / auto.runnerUp.tokensPerSecondPerGpu - 1;
+  const best = auto.chosen.tokensPerSecondPerGpu;
+  const next = auto.runnerUp;
   const runnerUp =
-    auto.runnerUp === undefined
+    next === undefined
       ? "no other valid choice"
-      : `runner-up ${auto.runnerUp.label} at ${tps(auto.runnerUp.tokensPerSecondPerGpu)}, ` +
-        (margin < TIE
+      : `runner-up ${next.label} at ${tps(next.tokensPerSecondPerGpu)}, ` +
+        (ties(best, next.tokensPerSecondPerGpu)
           ? `within ${TIE * 100}%: a tie the model cannot break, either would do`
-          : `${(margin * 100).toFixed(1)}% slower`);
+          : `${((best / next.tokensPerSecondPerGpu - 1) * 100).toFixed(1)}% slower`);
   return wrap(
     `${keys}: chose ${auto.chosen.label} (schedules, layout, sequence x data), predicted ${tps(auto.chosen.tokensPerSecondPerGpu)} on the ${auto.chosen.machine} profile; ${runnerUp} (\`lasp plan\` ranks every choice).`,
     width,

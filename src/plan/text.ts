@@ -1,8 +1,8 @@
 // `lasp plan`'s table: per GPU count and sequence length, the choices best first, the spec's own marked, and
 // the choices the checker refused counted by reason.
 import { gigabytes } from "../cost/memory-notes.js";
+import { TIE, ties } from "../cost/tie.js";
 import { formatTime, MAX_WIDTH, table, wrap } from "../text/units.js";
-import { TIE } from "../cost/tie.js";
 import type { Plan, PlanRow } from "./plan.js";
 
 /** 262144 -> 256K, 2097152 -> 2M; other lengths as they are. */
@@ -78,7 +78,7 @@ export function planText(plan: Plan, width: number = MAX_WIDTH): string {
 function bestLine(rows: PlanRow[]): string {
   const best = rows[0]!;
   const tied = rows.filter(
-    (r, i) => i > 0 && r.fits && r.tokensPerSecondPerGpu >= best.tokensPerSecondPerGpu * (1 - TIE),
+    (r, i) => i > 0 && r.fits && ties(best.tokensPerSecondPerGpu, r.tokensPerSecondPerGpu),
   );
   if (tied.length === 0)
     return `  best: ${best.label}, ${percent(best, rows[1]!)} more tokens/s per GPU than the runner-up`;
