@@ -90,6 +90,8 @@ ck::TrainerState state_of(uint64_t step, uint64_t world, const std::string& hash
 }
 
 const char* kConfig = "{\"model_type\": \"llama\", \"hidden_size\": 3}\n";
+// The model's text files as the program passes them: config.json and a modeling file beside it.
+const std::vector<ck::TextFile> kTexts = {{"config.json", kConfig}, {"modeling_lasp.py", "# Written by lasp\n"}};
 
 /** Writes ranks 1..world-1's shards from forked processes and rank 0's here; false when any rank failed. */
 bool write_all_shards(const ck::Pending& p, uint64_t step, uint64_t world, uint64_t ranks, std::string* error) {
@@ -133,7 +135,7 @@ ck::Job job_of(const ck::Pending& p, uint64_t step, uint64_t rank, uint64_t worl
   if (rank == 0) {
     job.commits = true;
     job.model = {{"model.embed_tokens.weight", st::DType::BF16, {4, 3}, model.data()}};
-    job.config_json = kConfig;
+    job.texts = kTexts;
     job.state = state_of(step, world, hash);
     job.keep = keep;
   }
@@ -172,7 +174,7 @@ int main(int argc, char** argv) {
     if (!write_all_shards(p, step, world, world, &error)) return fail(error);
     const std::vector<uint16_t> model = model_values(step);
     ck::CommitResult result;
-    if (!ck::commit(p, {{"model.embed_tokens.weight", st::DType::BF16, {4, 3}, model.data()}}, kConfig,
+    if (!ck::commit(p, {{"model.embed_tokens.weight", st::DType::BF16, {4, 3}, model.data()}}, kTexts,
                     state_of(step, world, argv[6]), keep, &result, &error))
       return fail(error);
     std::printf("wrote %s\n", result.folder.c_str());
@@ -303,7 +305,7 @@ int main(int argc, char** argv) {
     if (!ck::begin(path, step, &p, &error)) return fail(error);
     if (!write_all_shards(p, step, world, world - 1, &error)) return fail(error);
     const std::vector<uint16_t> model = model_values(step);
-    if (!ck::commit(p, {{"model.embed_tokens.weight", st::DType::BF16, {4, 3}, model.data()}}, kConfig,
+    if (!ck::commit(p, {{"model.embed_tokens.weight", st::DType::BF16, {4, 3}, model.data()}}, kTexts,
                     state_of(step, world, "h"), 0, nullptr, &error))
       return fail(error);
     std::printf("committed without every shard\n");

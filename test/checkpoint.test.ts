@@ -90,12 +90,14 @@ describe.skipIf(!gxx)("checkpoint.cuh (host side, compiled with g++)", () => {
     expect(ls(folder)).toEqual([
       "config.json",
       "model.safetensors",
+      "modeling_lasp.py",
       "optimizer-rank-0-of-1.safetensors",
       "trainer_state.json",
     ]);
     expect(readFileSync(join(folder, "config.json"), "utf8")).toBe(
       '{"model_type": "llama", "hidden_size": 3}\n',
     );
+    expect(readFileSync(join(folder, "modeling_lasp.py"), "utf8")).toBe("# Written by lasp\n");
     const model = readFileSync(join(folder, "model.safetensors"));
     const n = Number(model.readBigUInt64LE(0));
     expect(JSON.parse(model.subarray(8, 8 + n).toString("utf8"))).toEqual({

@@ -44,6 +44,7 @@ import {
 import { trainConstants } from "./train-constants.js";
 import { trainingFlopsPerToken } from "../model/flops.js";
 import { hfConfigText } from "../model/hf-config.js";
+import { hfModelingText } from "../model/hf-modeling.js";
 
 export interface ConstantView {
   ctype: string;
@@ -201,6 +202,8 @@ export interface TensorTableView {
 
 export interface ProgramView {
   specFile: string;
+  /** modeling_lasp.py's text, or empty where config.json names no modeling file (src/model/hf-modeling.ts). */
+  hfModeling: string;
   model: string;
   compilerVersion: string;
   world: number;
@@ -744,6 +747,7 @@ export function buildView({ spec, program, compilerVersion }: ViewInputs): Progr
   const maxEvents = Math.max(1, ...kinds.flatMap((k) => k.passes.map((p) => p.events)));
   return {
     specFile: spec.file,
+    hfModeling: hfModelingText(spec),
     model: spec.model.name,
     compilerVersion,
     world: layout.ranks,

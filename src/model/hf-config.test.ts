@@ -74,6 +74,24 @@ describe("config.json (Hugging Face style)", () => {
     expect(config.num_key_value_heads).toBe(2);
     expect(config.rope_theta).toBe(10000);
     expect(config.torch_dtype).toBe("float16");
+    // transformers has the classes: no modeling file to name.
+    expect(config).not.toHaveProperty("auto_map");
+  });
+
+  it("names modeling_lasp.py's classes for transformers' Auto classes where transformers has no such model", () => {
+    expect(hfConfig(example("linear-llama3-1b-hybrid")).auto_map).toEqual({
+      AutoConfig: "modeling_lasp.LaspLinearLlamaConfig",
+      AutoModelForCausalLM: "modeling_lasp.LaspLinearLlamaForCausalLM",
+    });
+    expect(hfConfig(example("bidirectional-encoder")).auto_map).toEqual({
+      AutoConfig: "modeling_lasp.LaspLinearLlamaConfig",
+      AutoModelForMaskedLM: "modeling_lasp.LaspLinearLlamaForMaskedLM",
+    });
+    // A softmax-only model that is not Llama (bidirectional here) needs the file too.
+    const encoder = hfConfig(
+      model("layer S = softmax_attention { kv_heads 2  causal false }\n  stack S x 2"),
+    );
+    expect(encoder.auto_map).toHaveProperty("AutoModelForMaskedLM");
   });
 
   it("calls an all-bidirectional model a masked LM and names LayerNorm's epsilon", () => {

@@ -10,6 +10,9 @@
 //   layers have no RoPE; their key/value heads are the top level's only in a model of linear layers alone);
 //   when they differ only `layer_configs` has them. A grouped linear layer (`kv_heads`) names its own.
 //   `rope_scaling` is transformers' (`rope_type` llama3 or linear), absent when unscaled.
+// - `auto_map` (not for plain Llama): transformers' classes for the model are in `modeling_lasp.py`, which lasp
+//   writes beside config.json (templates/hf/), so `AutoModelForCausalLM.from_pretrained(FOLDER,
+//   trust_remote_code=True)` loads it (`AutoModelForMaskedLM` for an encoder).
 // - Linear layers: `decay` (one value per head; 1 = none), `feature_map` on q and k, and `output_norm`, an
 //   RMSNorm over each head's output with no learned weight (parameters.ts says why).
 import type { LayerKind, ResolvedSpec, RopeScaling } from "../spec/resolved.js";
@@ -71,9 +74,15 @@ export interface HfConfig {
   mask_token_id?: number;
   /** A masked-token model's share of input tokens masked in training (`mask_rate`). */
   mask_rate?: number;
+  /** Where transformers finds the model's classes: the modeling file beside config.json (not for plain Llama). */
+  auto_map?: Record<string, string>;
   /** Who wrote the file: a program replaces a config.json beside its weights only when lasp wrote it. */
   generated_by: string;
 }
+
+/** The file of transformers classes that a config with `auto_map` names, written beside config.json. */
+export const HF_MODELING_FILE = "modeling_lasp.py";
+const HF_MODULE = HF_MODELING_FILE.replace(/\.py$/, "");
 
 const TORCH_DTYPES = { bf16: "bfloat16", fp16: "float16", fp32: "float32" } as const;
 
@@ -141,10 +150,13 @@ export function hfConfig(spec: ResolvedSpec): HfConfig {
     ropeTheta !== undefined &&
     ropeShared;
   const eps = model.norm === "rms" ? { rms_norm_eps: model.normEps } : { layer_norm_eps: model.normEps };
+  const task = encoder ? "MaskedLM" : "CausalLM";
+  const autoMap = {
+    AutoConfig: `${HF_MODULE}.LaspLinearLlamaConfig`,
+    [`AutoModelFor${task}`]: `${HF_MODULE}.LaspLinearLlamaFor${task}`,
+  };
   return {
-    architectures: [
-      plainLlama ? "LlamaForCausalLM" : `LaspLinearLlamaFor${encoder ? "MaskedLM" : "CausalLM"}`,
-    ],
+    architectures: [plainLlama ? "LlamaForCausalLM" : `LaspLinearLlamaFor${task}`],
     model_type: plainLlama ? "llama" : "lasp_linear_llama",
     vocab_size: model.vocab,
     hidden_size: model.hidden,
@@ -166,6 +178,7 @@ export function hfConfig(spec: ResolvedSpec): HfConfig {
     layer_types: model.layers.map((l) => layerConfig(l).layer_type),
     layer_configs: model.layers.map(layerConfig),
     ...(encoder ? { mask_token_id: model.vocab - 1, mask_rate: model.maskRate } : {}),
+    ...(plainLlama ? {} : { auto_map: autoMap }),
     generated_by: `lasp ${version()}`,
   };
 }

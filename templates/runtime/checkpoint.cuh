@@ -6,6 +6,8 @@
 //   RUN/checkpoints/step-000123/
 //     model.safetensors                      bf16 weights, Hugging Face names (the caller's tensors)
 //     config.json                            the model's Hugging Face config (the caller's text)
+//     modeling_lasp.py                       transformers' classes of the model, where config.json names them
+//                                            (the caller's text files: TextFile below)
 //     optimizer-rank-R-of-W.safetensors      one per rank: its fp32 master weights and moments
 //     trainer_state.json                     TrainerState below: step, tokens, data position, RNG, schedule
 // Step numbers have at least 6 digits (step-000123, step-1234567), so names sort as steps up to a million.
@@ -24,7 +26,7 @@
 //     1. rank 0: begin(RUN, step) creates the temporary folder; the caller broadcasts its owner_pid.
 //     2. every rank (0 included): pending_for(RUN, step, owner_pid), then write_shard(its rank, W, tensors).
 //     3. barrier: every rank's shard is on disk.
-//     4. rank 0: commit(model tensors, config.json, trainer state, K) writes the rest, checks that all W
+//     4. rank 0: commit(model tensors, text files, trainer state, K) writes the rest, checks that all W
 //        shards are there, renames, then deletes the checkpoints beyond K.
 //   The other ranks need not wait for step 4, but a failed commit should stop every rank (the caller's call).
 // - Cleaning up after a crash: begin removes the temporary folders that no live process owns: the names
@@ -128,6 +130,13 @@ inline std::string step_name(uint64_t step) {
 
 inline std::string model_path(const std::string& folder) { return folder + "/model.safetensors"; }
 inline std::string config_path(const std::string& folder) { return folder + "/config.json"; }
+
+/** A text file of the model written beside its weights: config.json, and modeling_lasp.py where config.json's
+ * auto_map names it. `name` is a plain file name (no '/'). */
+struct TextFile {
+  std::string name;
+  std::string text;
+};
 inline std::string state_path(const std::string& folder) { return folder + "/trainer_state.json"; }
 inline std::string shard_name(uint64_t rank, uint64_t world) {
   return "optimizer-rank-" + std::to_string(rank) + "-of-" + std::to_string(world) + ".safetensors";
@@ -681,13 +690,13 @@ inline bool prune(const std::string& run, uint64_t keep, const std::string& spar
 }
 
 /**
- * Rank 0, after every rank's write_shard (the caller's barrier): writes model.safetensors, config.json and
- * trainer_state.json, checks that the state's world_size shards are there, renames the temporary folder to
+ * Rank 0, after every rank's write_shard (the caller's barrier): writes model.safetensors, the text files
+ * (config.json, ...) and trainer_state.json, checks that the state's world_size shards are there, renames the temporary folder to
  * step-NNNNNN, then applies keep_checkpoints. False with *error when the checkpoint was not committed; the
  * temporary folder is then left for the next begin to remove.
  */
-inline bool commit(const Pending& p, const std::vector<safetensors::TensorOut>& model, const std::string& config_json,
-                   const TrainerState& state, uint64_t keep, CommitResult* result, std::string* error) {
+inline bool commit(const Pending& p, const std::vector<safetensors::TensorOut>& model,
+                   const std::vector<TextFile>& texts, const TrainerState& state, uint64_t keep, CommitResult* result, std::string* error) {
   const std::string what = "cannot commit the checkpoint " + p.folder + ": ";
   if (state.step != p.step) {
     detail::fail_with(error, what + "its trainer state is of step " + std::to_string(state.step));
@@ -697,10 +706,15 @@ inline bool commit(const Pending& p, const std::vector<safetensors::TensorOut>& 
     detail::fail_with(error, what + p.temp + " does not exist (begin creates it)");
     return false;
   }
-  if (!safetensors::write_file(model_path(p.temp), model, {{"format", "pt"}}, error) ||
-      !detail::write_text(config_path(p.temp), config_json, error) ||
-      !detail::write_text(state_path(p.temp), trainer_state_json(state), error))
-    return false;
+  if (!safetensors::write_file(model_path(p.temp), model, {{"format", "pt"}}, error)) return false;
+  for (const TextFile& t : texts) {
+    if (t.name.empty() || t.name.find('/') != std::string::npos) {
+      detail::fail_with(error, what + "the text file name \"" + t.name + "\" is not a plain file name");
+      return false;
+    }
+    if (!detail::write_text(p.temp + "/" + t.name, t.text, error)) return false;
+  }
+  if (!detail::write_text(state_path(p.temp), trainer_state_json(state), error)) return false;
   for (uint64_t r = 0; r < state.world_size; ++r) {
     if (!detail::is_file(shard_path(p.temp, r, state.world_size))) {
       detail::fail_with(error, what + "the optimizer shard of rank " + std::to_string(r) + " (" +

@@ -1,7 +1,7 @@
 // A checkpoint written by a thread of its own while training goes on: the files and the commit of
-// checkpoint.cuh, in the same order (this rank's optimizer shard; then, on rank 0, the model, config.json and
-// trainer_state.json and the rename), so a crash leaves what it leaves today: the previous checkpoints and a
-// temporary folder, never half a checkpoint.
+// checkpoint.cuh, in the same order (this rank's optimizer shard; then, on rank 0, the model, its text files
+// (config.json, modeling_lasp.py), trainer_state.json and the rename), so a crash leaves what it leaves today:
+// the previous checkpoints and a temporary folder, never half a checkpoint.
 //
 // Design choices:
 // - The caller copies the step's tensors into host buffers first (training stands still only for that copy),
@@ -39,7 +39,7 @@ struct Job {
   /** Rank 0: what commit writes after every shard is there. */
   bool commits = false;
   std::vector<safetensors::TensorOut> model;
-  std::string config_json;
+  std::vector<TextFile> texts;
   TrainerState state;
   uint64_t keep = 0;
 };
@@ -84,7 +84,7 @@ inline Outcome run_job(const Job& job, const std::atomic<bool>& stop) {
   out.ok = write_shard(job.pending, job.rank, job.world, job.shard, &out.error) &&
            (!job.commits ||
             (wait_for_shards(job.pending, job.world, job.rank, stop, &out.error) &&
-             commit(job.pending, job.model, job.config_json, job.state, job.keep, &out.result, &out.error)));
+             commit(job.pending, job.model, job.texts, job.state, job.keep, &out.result, &out.error)));
   out.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
   return out;
 }

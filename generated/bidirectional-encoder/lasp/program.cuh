@@ -384,6 +384,10 @@ constexpr const char* kHfConfig = R"json({
   ],
   "mask_token_id": 31999,
   "mask_rate": 0.15,
+  "auto_map": {
+    "AutoConfig": "modeling_lasp.LaspLinearLlamaConfig",
+    "AutoModelForMaskedLM": "modeling_lasp.LaspLinearLlamaForMaskedLM"
+  },
   "generated_by": "lasp 0.1.0"
 }
 )json";  // config.json, written beside --save-weights (src/model/hf-config.ts)

@@ -411,6 +411,10 @@ constexpr const char* kHfConfig = R"json({
       "rope_theta": 500000
     }
   ],
+  "auto_map": {
+    "AutoConfig": "modeling_lasp.LaspLinearLlamaConfig",
+    "AutoModelForCausalLM": "modeling_lasp.LaspLinearLlamaForCausalLM"
+  },
   "generated_by": "lasp 0.1.0"
 }
 )json";  // config.json, written beside --save-weights (src/model/hf-config.ts)

@@ -11,8 +11,8 @@
 //   as model.embed_tokens.weight (transformers ties it on load).
 // - Rank 0 writes; every rank reads (the weights are replicated). A file is checked whole (names, dtypes,
 //   shapes: safetensors.cuh) before any weight changes; a wrong file is the user's to fix: the sentence, exit 2.
-// - config.json goes beside the weights unless a config.json that lasp did not write is there: that one is
-//   the user's, and the program stops before writing anything.
+// - config.json (and modeling_lasp.py where config.json names it) goes beside the weights unless such a file
+//   that lasp did not write is there: that one is the user's, and the program stops before writing anything.
 // - The tokens saved are every data replica's whole sequences, [data x batch][seq_len], made on the device
 //   from the seed as each rank makes its own (tokens.cuh); labels[b][p] is what position p predicts (-1: nothing).
 #pragma once
@@ -22,6 +22,8 @@
 #include <cstdlib>         // std::exit
 #include <fstream>         // config.json
 #include <sstream>         // config.json
+#include "checkpoint.cuh"  // TextFile
+#include "hf_modeling.h"   // modeling_lasp.py's text
 #include <string>
 #include <vector>
 #include "kernels.h"       // synthetic_tokens
@@ -45,25 +47,51 @@ inline std::string folder_of(const std::string& path) {
   return slash == std::string::npos ? "." : slash == 0 ? "/" : path.substr(0, slash);
 }
 
-// Writes config.json beside `weights_path`, atomically; stops when a config.json lasp did not write is there.
-inline void write_config(const std::string& weights_path) {
-  const std::string path = folder_of(weights_path) + "/config.json";
-  std::ifstream existing(path);
-  if (existing) {
-    std::stringstream text;
-    text << existing.rdbuf();
-    if (text.str().find("\"generated_by\": \"lasp") == std::string::npos)
-      fail(path + " exists and lasp did not write it: it is left alone; save the weights into another folder");
-  }
+// Writes `text` to `path` atomically (a temporary file, fsync'ed, then renamed); stops the program if it cannot.
+inline void write_text_file(const std::string& path, const char* text) {
   const std::string tmp = path + ".tmp." + std::to_string((long)::getpid());
   std::FILE* f = std::fopen(tmp.c_str(), "wb");
-  const size_t bytes = std::strlen(program::kHfConfig);
-  bool ok = f != nullptr && std::fwrite(program::kHfConfig, 1, bytes, f) == bytes;
+  const size_t bytes = std::strlen(text);
+  bool ok = f != nullptr && std::fwrite(text, 1, bytes, f) == bytes;
   if (f != nullptr) ok = (std::fflush(f) == 0) && (::fsync(::fileno(f)) == 0) && ok, std::fclose(f);
   if (!ok || std::rename(tmp.c_str(), path.c_str()) != 0) {
     std::remove(tmp.c_str());
     fail("cannot write " + path + ": " + std::strerror(errno));
   }
+}
+
+// Whether the file at `path` is absent or holds `mark` (lasp wrote it, so lasp may replace it).
+inline bool replaceable(const std::string& path, const char* mark) {
+  std::ifstream existing(path);
+  if (!existing) return true;
+  std::stringstream text;
+  text << existing.rdbuf();
+  return text.str().find(mark) != std::string::npos;
+}
+
+}  // namespace weights_io
+
+// The model's text files beside its weights: config.json, and modeling_lasp.py where config.json's auto_map
+// names it (a plain Llama has none).
+inline std::vector<checkpoint::TextFile> model_texts() {
+  std::vector<checkpoint::TextFile> texts = {{"config.json", program::kHfConfig}};
+  if (program::kHfModeling[0] != '\0') texts.push_back({program::kHfModelingName, program::kHfModeling});
+  return texts;
+}
+
+namespace weights_io {
+
+// Writes the model's text files beside `weights_path`, each atomically; stops before writing any of them when
+// one is there that lasp did not write (a user's config.json or modeling_lasp.py is left alone).
+inline void write_model_texts(const std::string& weights_path) {
+  const std::string folder = folder_of(weights_path);
+  const std::vector<checkpoint::TextFile> texts = model_texts();
+  for (const checkpoint::TextFile& t : texts) {
+    const char* mark = t.name == "config.json" ? "\"generated_by\": \"lasp" : "# Written by lasp";
+    if (!replaceable(folder + "/" + t.name, mark))
+      fail(folder + "/" + t.name + " exists and lasp did not write it: it is left alone; save the weights into another folder");
+  }
+  for (const checkpoint::TextFile& t : texts) write_text_file(folder + "/" + t.name, t.text.c_str());
 }
 
 // count elements into device memory at `device` through `staging`, a piece at a time: read(done, n, host) fills
@@ -114,11 +142,12 @@ inline void save_weights(State& st, const std::string& path) {
   const ModelTables& m = st.model;
   std::vector<bf16> host;
   const std::vector<safetensors::TensorOut> tensors = weight_tensors(st, host);
-  weights_io::write_config(path);
+  weights_io::write_model_texts(path);
   std::string error;
   if (!safetensors::write_file(path, tensors, {{"format", "pt"}}, &error)) weights_io::fail(error);
   emit("weights", "\"saved\":%s,\"tensors\":%d", json_string(path).c_str(), m.parameter_count);
-  say("saved %d weight tensors to %s (config.json beside it)\n", m.parameter_count, path.c_str());
+  say("saved %d weight tensors to %s (%s beside it)\n", m.parameter_count, path.c_str(),
+      program::kHfModeling[0] != '\0' ? "config.json and modeling_lasp.py" : "config.json");
 }
 
 // Elements [first, first + count) of tensor `name` of the checked file `path` into device memory at `device`,

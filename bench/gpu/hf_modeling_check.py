@@ -1,0 +1,220 @@
+"""Checks templates/hf/modeling_lasp.py, the transformers classes lasp writes beside config.json, against
+bench/gpu/torch_reference.py (the plain-PyTorch model that the program's losses and gradients were checked
+against on GPUs), on the CPU in float64.
+
+Usage (from the repository root, with torch, transformers and safetensors installed, after `npm run build`):
+    python3 bench/gpu/hf_modeling_check.py [--keep DIR]
+    python3 bench/gpu/hf_modeling_check.py --checkpoint DIR --eval-tokens FILE --seq-len L [--windows 32]
+        [--expect-loss X] [--device cpu|cuda]
+
+The second form loads a checkpoint the program wrote (model.safetensors, config.json, modeling_lasp.py) with
+`AutoModelForCausalLM.from_pretrained(DIR, trust_remote_code=True)` in fp32 and prints its mean next-token loss
+over the first windows of L tokens of an llm.c token file, the windows of the program's `eval` event; with
+--expect-loss (that event's loss) it exits 1 beyond a relative 1e-2 (bf16 weights, the program's bf16
+activations).
+
+For each small model of bench/gpu/hf-configs.mjs (linear layers with every decay, feature map and output norm,
+grouped kv heads, a hybrid with Llama 3's RoPE scaling, LayerNorm, an encoder, a plain Llama): writes lasp's
+config.json, random bf16 weights with Hugging Face's names and the modeling file into a folder, loads it with
+`AutoModelForCausalLM` / `AutoModelForMaskedLM.from_pretrained(folder, trust_remote_code=True)` and checks
+- the loss on random tokens equals the reference's (float64, relative 1e-10; 1e-5 for transformers' own Llama,
+  which computes RoPE's angles and the loss in fp32), and its gradients (100 times that);
+- tied embeddings are one tensor; the bf16 load's loss is within 2e-2 of the float64 one;
+- causal models: logits computed token by token through the cache equal one forward's (1e-10); greedy
+  generation with the cache equals generation without it; a left-padded row of a batch gets the logits and the
+  generated tokens it gets alone.
+Prints one line per check and exits 1 if any failed (2: a missing package or a bad setup).
+"""
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(os.path.dirname(HERE))
+sys.path.insert(0, HERE)
+
+try:
+    import torch
+    import transformers
+    from safetensors.torch import save_file
+    from transformers import AutoModelForCausalLM, AutoModelForMaskedLM
+except ImportError as exc:
+    print(f"hf_modeling_check: {exc.name} is not installed (pip install torch transformers safetensors)", file=sys.stderr)
+    sys.exit(2)
+
+import torch_reference as ref  # noqa: E402
+
+MODELING = os.path.join(ROOT, "templates", "hf", "modeling_lasp.py")
+failures = []
+
+
+def check(name, ok, detail):
+    print(f"{'ok  ' if ok else 'FAIL'} {name}: {detail}")
+    if not ok:
+        failures.append(name)
+
+
+def rel(a, b):
+    return float((a - b).abs().max() / b.abs().max().clamp(min=1e-300))
+
+
+def random_weights(cfg, generator):
+    """bf16 weights (what the program writes) with the reference's names and shapes."""
+    out = {}
+    for name, shape in ref.expected_parameters(cfg).items():
+        if name.endswith("layernorm.weight") or name == "model.norm.weight":
+            t = 1 + 0.1 * torch.randn(shape, generator=generator, dtype=torch.float64)
+        elif name.endswith(".bias"):
+            t = 0.1 * torch.randn(shape, generator=generator, dtype=torch.float64)
+        else:
+            t = torch.randn(shape, generator=generator, dtype=torch.float64) / shape[-1] ** 0.5
+        out[name] = t.to(torch.bfloat16)
+    return out
+
+
+def load(folder, encoder, dtype):
+    auto = AutoModelForMaskedLM if encoder else AutoModelForCausalLM
+    return auto.from_pretrained(folder, trust_remote_code=True, dtype=dtype).eval()
+
+
+def check_model(folder, generator):
+    name = os.path.basename(folder)
+    with open(os.path.join(folder, "config.json")) as f:
+        config = json.load(f)
+    encoder = config["architectures"][0].endswith("MaskedLM")
+    # transformers' own Llama computes RoPE's angles and the loss in fp32, the modeling file in the model's dtype.
+    tol = 1e-10 if "auto_map" in config else 1e-5
+    cfg = ref.parse_config(config, os.path.join(folder, "config.json"))
+    weights = random_weights(cfg, generator)
+    save_file({k: v.contiguous() for k, v in weights.items()}, os.path.join(folder, "model.safetensors"),
+              metadata={"format": "pt"})
+    if "auto_map" in config:
+        shutil.copy(MODELING, os.path.join(folder, "modeling_lasp.py"))
+    model = load(folder, encoder, torch.float64)
+    check(f"{name} class", type(model).__name__ == config["architectures"][0], type(model).__name__)
+
+    # The loss against the reference's (the reference's labels are already shifted; -1 = none).
+    B, N = 2, 150  # more than two 64-token chunks
+    ids = torch.randint(0, cfg.vocab, (B, N), generator=generator)
+    if encoder:
+        labels = torch.where(torch.rand(B, N, generator=generator) < 0.3, ids, torch.full_like(ids, -100))
+        ref_labels = torch.where(labels >= 0, labels, -1)
+    else:
+        labels = ids
+        ref_labels = torch.cat((ids[:, 1:], torch.full((B, 1), -1)), dim=1)
+    params = {k: v.to(torch.float64).requires_grad_(True) for k, v in weights.items()}
+    ref_loss = ref.forward_loss(cfg, params, ids, ref_labels)
+    ref_loss.backward()
+    out = model(input_ids=ids, labels=labels)
+    out.loss.backward()
+    err = abs(float(out.loss.detach()) - float(ref_loss.detach())) / abs(float(ref_loss.detach()))
+    check(f"{name} loss", err < tol, f"{float(out.loss.detach()):.12f} vs reference {float(ref_loss.detach()):.12f} (rel {err:.1e})")
+    named = dict(model.named_parameters())
+    worst = max(rel(named[k].grad, params[k].grad) for k in params)
+    check(f"{name} gradients", worst < 100 * tol, f"{len(params)} tensors, worst relative {worst:.1e}")
+    if cfg.tied:
+        same = model.lm_head.weight.data_ptr() == model.model.embed_tokens.weight.data_ptr()
+        check(f"{name} tied head", same, "lm_head.weight is model.embed_tokens.weight")
+
+    low = load(folder, encoder, "auto")
+    with torch.no_grad():
+        low_loss = float(low(input_ids=ids, labels=labels).loss)
+    err = abs(low_loss - float(out.loss.detach())) / abs(float(out.loss.detach()))
+    check(f"{name} {low.dtype} load", low.dtype == torch.bfloat16 and err < 2e-2, f"loss {low_loss:.5f} (rel {err:.1e})")
+    if encoder:
+        return
+
+    with torch.no_grad():
+        full = model(input_ids=ids, use_cache=False).logits
+        # Token by token through the cache, after a prompt of 70 (a chunk and a part).
+        step = model(input_ids=ids[:, :70], use_cache=True)
+        cache, parts = step.past_key_values, [step.logits]
+        for t in range(70, 90):
+            step = model(input_ids=ids[:, t : t + 1], past_key_values=cache, use_cache=True)
+            cache = step.past_key_values
+            parts.append(step.logits)
+        err = rel(torch.cat(parts, dim=1), full[:, :90])
+        check(f"{name} cache", err < tol, f"90 tokens, 20 of them one at a time: relative {err:.1e}")
+
+        prompt = ids[:, :70]
+        a = model.generate(prompt, max_new_tokens=12, do_sample=False, use_cache=True)
+        b = model.generate(prompt, max_new_tokens=12, do_sample=False, use_cache=False)
+        check(f"{name} generate", a.shape == (B, 82) and torch.equal(a, b), f"12 greedy tokens, cache {a[0, 70:].tolist()}")
+
+        # Row 1 left-padded by 25 tokens in a batch with row 0: its logits and tokens as alone.
+        pad = 25
+        short = ids[1:, pad:70]
+        batch = torch.stack((ids[0, :70], torch.cat((torch.zeros(pad, dtype=ids.dtype), short[0]))))
+        mask = torch.ones_like(batch)
+        mask[1, :pad] = 0
+        both = model(input_ids=batch, attention_mask=mask, use_cache=False).logits
+        alone = model(input_ids=short, use_cache=False).logits
+        err = rel(both[1, pad:], alone[0])
+        check(f"{name} left padding", err < tol, f"{pad} pad tokens: relative {err:.1e}")
+        gb = model.generate(batch, attention_mask=mask, max_new_tokens=8, do_sample=False, pad_token_id=0)
+        ga = model.generate(short, max_new_tokens=8, do_sample=False)
+        check(f"{name} padded generate", torch.equal(gb[1, 70:], ga[0, 70 - pad :]), f"{gb[1, 70:].tolist()}")
+
+
+def eval_checkpoint(args):
+    """The checkpoint's loss over the program's eval windows (torch_reference.run_eval's), through transformers."""
+    model = AutoModelForCausalLM.from_pretrained(args.checkpoint, trust_remote_code=True, dtype=torch.float32)
+    model = model.to(args.device).eval()
+    ids = ref.read_llmc_tokens(args.eval_tokens)
+    windows = min(args.windows, (ids.numel() - 1) // args.seq_len)
+    total, count = 0.0, 0
+    with torch.no_grad():
+        for w in range(windows):
+            window = ids[w * args.seq_len : (w + 1) * args.seq_len + 1][None].to(args.device)
+            out = model(input_ids=window[:, :-1], use_cache=False)
+            total += float(torch.nn.functional.cross_entropy(out.logits[0].float(), window[0, 1:], reduction="sum"))
+            count += args.seq_len
+    loss = total / count
+    print(f"{type(model).__name__} from {args.checkpoint}: loss {loss:.6f} over {windows} windows of {args.seq_len}")
+    if args.expect_loss is not None:
+        err = abs(loss - args.expect_loss) / abs(args.expect_loss)
+        check("checkpoint eval", err < 1e-2, f"program's eval loss {args.expect_loss:.6f}: relative {err:.1e}")
+    sys.exit(1 if failures else 0)
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--keep", help="write the models here and keep them (default: a temporary folder)")
+    parser.add_argument("--checkpoint", help="a checkpoint folder the program wrote: evaluate it (see above)")
+    parser.add_argument("--eval-tokens", help="with --checkpoint: the llm.c token file of the program's eval_data")
+    parser.add_argument("--seq-len", type=int, help="with --checkpoint: the spec's seq_len")
+    parser.add_argument("--windows", type=int, default=32, help="with --checkpoint: windows read (the program's: 32)")
+    parser.add_argument("--expect-loss", type=float, help="with --checkpoint: the program's eval loss")
+    parser.add_argument("--device", default="cpu", help="with --checkpoint: cpu or cuda")
+    args = parser.parse_args()
+    if args.checkpoint:
+        if not args.eval_tokens or not args.seq_len:
+            parser.error("--checkpoint needs --eval-tokens and --seq-len")
+        eval_checkpoint(args)
+    out = args.keep or tempfile.mkdtemp(prefix="lasp-hf-")
+    try:
+        made = subprocess.run(["node", os.path.join(HERE, "hf-configs.mjs"), out], cwd=ROOT, capture_output=True, text=True)
+    except FileNotFoundError:
+        print("hf_modeling_check: node is not on PATH (it writes lasp's config.json files)", file=sys.stderr)
+        sys.exit(2)
+    if made.returncode != 0:
+        print(f"hf_modeling_check: hf-configs.mjs failed (npm run build first?)\n{made.stderr}", file=sys.stderr)
+        sys.exit(2)
+    print(f"transformers {transformers.__version__}, torch {torch.__version__}")
+    generator = torch.Generator().manual_seed(0)
+    torch.manual_seed(0)
+    for folder in made.stdout.split():
+        check_model(folder, generator)
+    if not args.keep:
+        shutil.rmtree(out)
+    print(f"{'all passed' if not failures else f'{len(failures)} failed: ' + ', '.join(failures)}")
+    sys.exit(1 if failures else 0)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,67 @@
+import { readFileSync } from "node:fs";
+import { describe, expect, it } from "vitest";
+import { checkSource } from "../check/front-end.js";
+import { generateProgram } from "../codegen/generate.js";
+import { templatesDir } from "../codegen/render.js";
+import type { ResolvedSpec } from "../spec/resolved.js";
+import { hfConfig } from "./hf-config.js";
+import { MODELING_DELIMITER, MODELING_MARKER, hfModelingSource, hfModelingText } from "./hf-modeling.js";
+
+const specOf = (source: string): ResolvedSpec => {
+  const result = checkSource("m.lasp", source);
+  if (result.spec === undefined) throw new Error(result.diagnostics.map((d) => d.message).join("\n"));
+  return result.spec;
+};
+const model = (layers: string): ResolvedSpec =>
+  specOf(`model m {
+  vocab 100  hidden 256  ffn 512  heads 4  head_dim 64
+  ${layers}
+}
+parallel { gpus 1 }
+run { seq_len 1K  dtype bf16  mode train }
+`);
+const LINEAR = model("layer L = linear_attention { decay 0.9 }\n  stack L x 2");
+const LLAMA = model("layer S = softmax_attention { kv_heads 2 }\n  stack S x 2");
+const FILE = readFileSync(`${templatesDir()}/hf/modeling_lasp.py`, "utf8");
+
+/** The text between lasp/hf_modeling.h's raw-string delimiters. */
+function embedded(header: string): string {
+  const open = 'kHfModeling = R"py(';
+  const start = header.indexOf(open);
+  const end = header.indexOf(MODELING_DELIMITER, start);
+  expect(start).toBeGreaterThan(0);
+  expect(end).toBeGreaterThan(start);
+  return header.slice(start + open.length, end);
+}
+
+describe("modeling_lasp.py in the generated program", () => {
+  it("holds the file byte for byte where config.json names it", () => {
+    const header = generateProgram(LINEAR).get("lasp/hf_modeling.h")!;
+    expect(embedded(header)).toBe(FILE);
+    expect(header).toContain('kHfModelingName = "modeling_lasp.py"');
+  });
+
+  it("holds nothing for a plain Llama, which transformers has", () => {
+    expect(hfModelingText(LLAMA)).toBe("");
+    expect(embedded(generateProgram(LLAMA).get("lasp/hf_modeling.h")!)).toBe("");
+  });
+
+  it("starts with the marker that lets a program replace its own copy, and never closes the raw string", () => {
+    expect(hfModelingSource().startsWith(MODELING_MARKER)).toBe(true);
+    expect(FILE.includes(MODELING_DELIMITER)).toBe(false);
+  });
+
+  it("defines every class config.json's auto_map names, under the model_type config.json gives", () => {
+    const classes = [...FILE.matchAll(/^class (\w+)\(/gm)].map((m) => m[1]);
+    for (const spec of [LINEAR, model("layer E = linear_attention { causal false }\n  stack E x 1")]) {
+      const config = hfConfig(spec);
+      for (const target of Object.values(config.auto_map!)) {
+        const [module, name] = target.split(".");
+        expect(module).toBe("modeling_lasp");
+        expect(classes).toContain(name);
+      }
+      expect(classes).toContain(config.architectures[0]);
+      expect(FILE).toContain(`model_type = "${config.model_type}"`);
+    }
+  });
+});
