@@ -1,4 +1,4 @@
-// Writes the config.json that lasp writes for each of a set of small models (src/model/hf-config.ts, through
+// Writes the config.json (and `tokenizer bytes`' files) that lasp writes for each of a set of small models (src/model/hf-config.ts, through
 // dist/), one folder per model, for bench/gpu/hf_modeling_check.py. From the repository root, after
 // `npm run build`:
 //   node bench/gpu/hf-configs.mjs OUT_DIR
@@ -7,16 +7,23 @@ import { mkdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { checkSource } from "../../dist/src/check/front-end.js";
 import { hfConfigText } from "../../dist/src/model/hf-config.js";
+import { tokenizerFiles } from "../../dist/src/model/byte-tokenizer.js";
 
 const softmax = "softmax_attention { kv_heads 2  rope_theta 10000 }";
 const llama3 =
   "softmax_attention { kv_heads 2  rope_theta 500000  rope_scaling llama3  rope_factor 8  rope_original_max_positions 32 }";
 
-// name -> [model settings, layers]
+// name -> [model settings, layers, run settings]
 const MODELS = {
   "linear-plain": [
     "tie_embeddings true",
     "layer L = linear_attention { decay none  feature_map identity  output_norm rms }\n stack L x 2",
+  ],
+  // The byte vocabulary of `lasp tokens` with its tokenizer.
+  bytes: [
+    "tie_embeddings true",
+    "layer L = linear_attention { decay 0.99 }\n stack L x 2",
+    "tokenizer bytes",
   ],
   "linear-retention-untied": [
     "tie_embeddings false",
@@ -47,13 +54,14 @@ if (out === undefined) {
   console.error("usage: node bench/gpu/hf-configs.mjs OUT_DIR");
   process.exit(2);
 }
-for (const [name, [settings, layers]] of Object.entries(MODELS)) {
+for (const [name, [settings, layers, run = ""]] of Object.entries(MODELS)) {
+  const vocab = run.includes("tokenizer bytes") ? 256 : 97;
   const source = `model m {
-  vocab 97  hidden 128  ffn 160  heads 4  head_dim 64  ${settings}
+  vocab ${vocab}  hidden 128  ffn 160  heads 4  head_dim 64  ${settings}
   ${layers}
 }
 parallel { gpus 1 }
-run { seq_len 256  dtype bf16 }
+run { seq_len 256  dtype bf16  ${run} }
 `;
   const result = checkSource(`${name}.lasp`, source);
   if (result.spec === undefined) {
@@ -63,5 +71,6 @@ run { seq_len 256  dtype bf16 }
   const folder = join(out, name);
   mkdirSync(folder, { recursive: true });
   writeFileSync(join(folder, "config.json"), hfConfigText(result.spec));
+  for (const file of tokenizerFiles(result.spec)) writeFileSync(join(folder, file.name), file.text);
   console.log(folder);
 }

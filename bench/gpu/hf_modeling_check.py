@@ -22,7 +22,9 @@ config.json, random bf16 weights with Hugging Face's names and the modeling file
 - tied embeddings are one tensor; the bf16 load's loss is within 2e-2 of the float64 one;
 - causal models: logits computed token by token through the cache equal one forward's (1e-10); greedy
   generation with the cache equals generation without it; a left-padded row of a batch gets the logits and the
-  generated tokens it gets alone.
+  generated tokens it gets alone;
+- `tokenizer bytes`: AutoTokenizer encodes text to its UTF-8 bytes and decodes them back, and transformers'
+  text-generation pipeline runs on the folder.
 Prints one line per check and exits 1 if any failed (2: a missing package or a bad setup).
 """
 
@@ -128,6 +130,8 @@ def check_model(folder, generator):
     check(f"{name} {low.dtype} load", low.dtype == torch.bfloat16 and err < 2e-2, f"loss {low_loss:.5f} (rel {err:.1e})")
     if encoder:
         return
+    if os.path.exists(os.path.join(folder, "tokenizer.json")):
+        check_tokenizer(folder, name)
 
     with torch.no_grad():
         full = model(input_ids=ids, use_cache=False).logits
@@ -180,6 +184,20 @@ def eval_checkpoint(args):
         err = abs(loss - args.expect_loss) / abs(args.expect_loss)
         check("checkpoint eval", err < 1e-2, f"program's eval loss {args.expect_loss:.6f}: relative {err:.1e}")
     sys.exit(1 if failures else 0)
+
+
+def check_tokenizer(folder, name):
+    from transformers import AutoTokenizer, pipeline
+
+    tokenizer = AutoTokenizer.from_pretrained(folder, trust_remote_code=True)
+    text = 'héllo wörld\n\tx = "{}" ✓ 🚀'
+    ids = tokenizer(text)["input_ids"]
+    same = ids == list(text.encode("utf-8")) and tokenizer.decode(ids) == text
+    check(f"{name} tokenizer", same, f"{len(tokenizer)} tokens; {len(ids)} ids for {len(text)} characters, decoded back")
+    generate = pipeline("text-generation", model=folder, trust_remote_code=True, dtype=torch.float32)
+    out = generate("def main(", max_new_tokens=8, do_sample=False)[0]["generated_text"]
+    check(f"{name} pipeline", out.startswith("def main(") and len(out.encode("utf-8")) >= len("def main(") + 1,
+          f"text-generation: {out!r}")
 
 
 def main():

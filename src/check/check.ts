@@ -33,6 +33,7 @@ import type {
   ResolvedTraining,
   RopeScaling,
   SoftmaxStrategy,
+  Tokenizer,
 } from "../spec/resolved.js";
 import { paddedLength, pieceCount } from "../spec/padding.js";
 import { lightningDecay, retentionDecay } from "./decay.js";
@@ -193,6 +194,7 @@ class Checker {
         seed: valueOf<number>(runRead, RUN_KEYS, "seed"),
         lr: valueOf<number>(runRead, RUN_KEYS, "lr"),
         data: valueOf<DataValue>(runRead, RUN_KEYS, "data"),
+        tokenizer: valueOf<Tokenizer>(runRead, RUN_KEYS, "tokenizer"),
         documents: resolveDocuments(runRead),
         train: resolveTraining(runRead),
       },

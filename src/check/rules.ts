@@ -51,6 +51,7 @@ export function checkRules(inputs: RuleInputs, diagnostics: Diagnostic[]): Resol
   checkUnusedMaskRate(inputs, diagnostics);
   if (inputs.run) checkTraining(inputs.run, diagnostics);
   if (inputs.run) checkDocuments(inputs.run, inputs.model, diagnostics);
+  if (inputs.run) checkTokenizer(inputs.run, inputs.model, diagnostics);
   if (heads === undefined || headDim === undefined || group === undefined) return undefined;
   return { heads, headDim, gpus: group.gpus, sequence: group.sequence, data: group.data };
 }
@@ -592,6 +593,18 @@ function checkTraining(run: ReadSettings, diagnostics: Diagnostic[]): void {
  * Document boundaries: `index` needs a dataset (the `.idx` itself is only read by the program), `eos` a token
  * of the vocabulary; the settings of another kind of boundary are reported as having no effect.
  */
+function checkTokenizer(run: ReadSettings, model: ReadSettings | undefined, diagnostics: Diagnostic[]): void {
+  if (invalid(run, "tokenizer") || settingValue<string>(run, RUN_KEYS, "tokenizer") !== "bytes") return;
+  const vocab = num(model, "vocab");
+  if (vocab === undefined || vocab >= 256) return;
+  diagnostics.push(
+    diagnose("bytesTokenizerVocab", spanOf(run, "tokenizer")!, [vocab], {
+      hint: "set `vocab 256` (or more), as a model trained on `lasp tokens` files has, or `tokenizer none`",
+      related: notes([spanOf(model, "vocab"), `vocab ${vocab} is set here`]),
+    }),
+  );
+}
+
 function checkDocuments(run: ReadSettings, model: ReadSettings | undefined, diagnostics: Diagnostic[]): void {
   if (invalid(run, "documents")) return;
   const kind = settingValue<string>(run, RUN_KEYS, "documents")!;

@@ -84,7 +84,7 @@ const RENDERED: [string, string][] = [
   ["kernels.cu.hbs", "kernels.cu"],
   ["kernels.h.hbs", "lasp/kernels.h"],
   ["program.cuh.hbs", "lasp/program.cuh"],
-  ["hf_modeling.h.hbs", "lasp/hf_modeling.h"],
+  ["hf_files.h.hbs", "lasp/hf_files.h"],
   ["CMakeLists.txt.hbs", "CMakeLists.txt"],
   ["build.sh.hbs", "build.sh"],
   ["README.md.hbs", "README.md"],

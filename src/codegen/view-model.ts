@@ -45,6 +45,7 @@ import { trainConstants } from "./train-constants.js";
 import { trainingFlopsPerToken } from "../model/flops.js";
 import { hfConfigText } from "../model/hf-config.js";
 import { hfModelingText } from "../model/hf-modeling.js";
+import { tokenizerFiles } from "../model/byte-tokenizer.js";
 
 export interface ConstantView {
   ctype: string;
@@ -204,6 +205,8 @@ export interface ProgramView {
   specFile: string;
   /** modeling_lasp.py's text, or empty where config.json names no modeling file (src/model/hf-modeling.ts). */
   hfModeling: string;
+  /** The tokenizer's files written beside config.json (src/model/byte-tokenizer.ts). */
+  tokenizerFiles: { name: string; text: string }[];
   model: string;
   compilerVersion: string;
   world: number;
@@ -748,6 +751,7 @@ export function buildView({ spec, program, compilerVersion }: ViewInputs): Progr
   return {
     specFile: spec.file,
     hfModeling: hfModelingText(spec),
+    tokenizerFiles: tokenizerFiles(spec),
     model: spec.model.name,
     compilerVersion,
     world: layout.ranks,

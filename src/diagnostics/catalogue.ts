@@ -289,6 +289,13 @@ export const MESSAGES = {
     (low: number, high: number) =>
       `rope_high_freq_factor ${high} must be greater than rope_low_freq_factor ${low}: llama3's blend runs between original / high and original / low`,
   ),
+  bytesTokenizerVocab: entry(
+    "E0521",
+    "error",
+    "tokenizer bytes with fewer than 256 tokens",
+    (vocab: number) =>
+      `\`tokenizer bytes\` gives each of the 256 byte values its own token, but the vocabulary has only ${vocab}`,
+  ),
 
   // W06xx: warnings (exit code stays 0)
   unusedLayer: entry(

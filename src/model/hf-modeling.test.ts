@@ -24,7 +24,7 @@ const LINEAR = model("layer L = linear_attention { decay 0.9 }\n  stack L x 2");
 const LLAMA = model("layer S = softmax_attention { kv_heads 2 }\n  stack S x 2");
 const FILE = readFileSync(`${templatesDir()}/hf/modeling_lasp.py`, "utf8");
 
-/** The text between lasp/hf_modeling.h's raw-string delimiters. */
+/** The text between lasp/hf_files.h's raw-string delimiters. */
 function embedded(header: string): string {
   const open = 'kHfModeling = R"py(';
   const start = header.indexOf(open);
@@ -36,14 +36,14 @@ function embedded(header: string): string {
 
 describe("modeling_lasp.py in the generated program", () => {
   it("holds the file byte for byte where config.json names it", () => {
-    const header = generateProgram(LINEAR).get("lasp/hf_modeling.h")!;
+    const header = generateProgram(LINEAR).get("lasp/hf_files.h")!;
     expect(embedded(header)).toBe(FILE);
     expect(header).toContain('kHfModelingName = "modeling_lasp.py"');
   });
 
   it("holds nothing for a plain Llama, which transformers has", () => {
     expect(hfModelingText(LLAMA)).toBe("");
-    expect(embedded(generateProgram(LLAMA).get("lasp/hf_modeling.h")!)).toBe("");
+    expect(embedded(generateProgram(LLAMA).get("lasp/hf_files.h")!)).toBe("");
   });
 
   it("starts with the marker that lets a program replace its own copy, and never closes the raw string", () => {

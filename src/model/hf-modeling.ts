@@ -1,14 +1,14 @@
 // modeling_lasp.py: the transformers classes of lasp's model (templates/hf/), which the program writes beside
 // config.json wherever config.json's `auto_map` names them (hf-config.ts), so that
 // `AutoModelForCausalLM.from_pretrained(FOLDER, trust_remote_code=True)` loads a checkpoint or saved weights.
-// The generated program holds the file's text as a C++ raw string (lasp/hf_modeling.h).
+// The generated program holds the file's text as a C++ raw string (lasp/hf_files.h).
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { packageRoot } from "../io/package-info.js";
 import type { ResolvedSpec } from "../spec/resolved.js";
 import { hfConfig } from "./hf-config.js";
 
-/** The raw string's closing delimiter in lasp/hf_modeling.h, which the file's text must not contain. */
+/** The raw string's closing delimiter in lasp/hf_files.h, which the file's text must not contain. */
 export const MODELING_DELIMITER = ')py"';
 
 /** The first line of the file: a program replaces a modeling_lasp.py beside its weights only when it has it. */
@@ -24,7 +24,7 @@ export function hfModelingSource(): string {
       throw new Error(`templates/hf/modeling_lasp.py must start with "${MODELING_MARKER}"`);
     if (text.includes(MODELING_DELIMITER))
       throw new Error(
-        `templates/hf/modeling_lasp.py must not contain ${MODELING_DELIMITER} (lasp/hf_modeling.h's delimiter)`,
+        `templates/hf/modeling_lasp.py must not contain ${MODELING_DELIMITER} (lasp/hf_files.h's delimiter)`,
       );
     cached = text;
   }

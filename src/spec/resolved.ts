@@ -125,6 +125,8 @@ export interface RecomputeAuto {
   };
 }
 
+export type Tokenizer = "none" | "bytes";
+
 export interface ResolvedRun {
   /**
    * Global sequence length N every pass computes on, in tokens: the spec's `seq_len` padded up to equal pieces
@@ -149,6 +151,8 @@ export interface ResolvedRun {
   seed: number;
   lr: number;
   data: { kind: "synthetic" } | { kind: "file"; path: string };
+  /** The tokenizer written beside config.json: `bytes` (one token per byte, as `lasp tokens` writes) or none. */
+  tokenizer: Tokenizer;
   /** Where documents end in the packed sequence (attention should not cross a boundary; not generated yet). */
   documents: Documents;
   /** Train mode's optimizer, schedule, checkpoint and evaluation settings (templates/runtime/train.cuh). */

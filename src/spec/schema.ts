@@ -413,6 +413,13 @@ export const RUN_KEYS: readonly KeyRule[] = [
     example: "eval_every 250",
     doc: "optimizer steps between evaluations on `eval_data` (and one at the end); 0: never",
   },
+  {
+    key: "tokenizer",
+    rule: { type: "enum", words: ["none", "bytes"] },
+    default: "none",
+    example: "tokenizer bytes",
+    doc: "the tokenizer written beside config.json in checkpoints and saved weights: `bytes` (one token per byte, what `lasp tokens` writes; transformers' AutoTokenizer loads it) or `none` (copy your own tokenizer's files there)",
+  },
 ];
 
 /** The stack's repeat counts and the flattened depth. */

@@ -23,7 +23,7 @@
 #include <fstream>         // config.json
 #include <sstream>         // config.json
 #include "checkpoint.cuh"  // TextFile
-#include "hf_modeling.h"   // modeling_lasp.py's text
+#include "hf_files.h"      // modeling_lasp.py's and the tokenizer's texts
 #include <string>
 #include <vector>
 #include "kernels.h"       // synthetic_tokens
@@ -60,10 +60,10 @@ inline void write_text_file(const std::string& path, const char* text) {
   }
 }
 
-// Whether the file at `path` is absent or holds `mark` (lasp wrote it, so lasp may replace it).
-inline bool replaceable(const std::string& path, const char* mark) {
+// Whether the file at `path` is there and holds `mark`.
+inline bool holds(const std::string& path, const char* mark) {
   std::ifstream existing(path);
-  if (!existing) return true;
+  if (!existing) return false;
   std::stringstream text;
   text << existing.rdbuf();
   return text.str().find(mark) != std::string::npos;
@@ -71,24 +71,29 @@ inline bool replaceable(const std::string& path, const char* mark) {
 
 }  // namespace weights_io
 
-// The model's text files beside its weights: config.json, and modeling_lasp.py where config.json's auto_map
-// names it (a plain Llama has none).
+// The model's text files beside its weights: config.json, modeling_lasp.py where config.json's auto_map
+// names it (a plain Llama has none), and the spec's tokenizer's files (`tokenizer bytes`).
 inline std::vector<checkpoint::TextFile> model_texts() {
   std::vector<checkpoint::TextFile> texts = {{"config.json", program::kHfConfig}};
   if (program::kHfModeling[0] != '\0') texts.push_back({program::kHfModelingName, program::kHfModeling});
+  for (const program::HfFile* f = program::kTokenizerFiles; f->name != nullptr; ++f) texts.push_back({f->name, f->text});
   return texts;
 }
 
 namespace weights_io {
 
 // Writes the model's text files beside `weights_path`, each atomically; stops before writing any of them when
-// one is there that lasp did not write (a user's config.json or modeling_lasp.py is left alone).
+// one is there that lasp did not write (a user's config.json, modeling_lasp.py or tokenizer is left alone).
 inline void write_model_texts(const std::string& weights_path) {
   const std::string folder = folder_of(weights_path);
   const std::vector<checkpoint::TextFile> texts = model_texts();
   for (const checkpoint::TextFile& t : texts) {
-    const char* mark = t.name == "config.json" ? "\"generated_by\": \"lasp" : "# Written by lasp";
-    if (!replaceable(folder + "/" + t.name, mark))
+    // lasp's JSON files say so in `generated_by`, tokenizer.json through the tokenizer_config.json written with
+    // it (its own keys are the tokenizers library's); modeling_lasp.py on its first line.
+    const bool python = t.name.size() > 3 && t.name.compare(t.name.size() - 3, 3, ".py") == 0;
+    const std::string marked = t.name == "tokenizer.json" ? "tokenizer_config.json" : t.name;
+    const bool there = std::ifstream(folder + "/" + t.name).good();
+    if (there && !holds(folder + "/" + marked, python ? "# Written by lasp" : "\"generated_by\": \"lasp"))
       fail(folder + "/" + t.name + " exists and lasp did not write it: it is left alone; save the weights into another folder");
   }
   for (const checkpoint::TextFile& t : texts) write_text_file(folder + "/" + t.name, t.text.c_str());

@@ -1,0 +1,69 @@
+// `tokenizer bytes`: the byte-level tokenizer of `lasp tokens` (token id = byte value) as Hugging Face
+// tokenizers' files, written beside config.json so that `AutoTokenizer.from_pretrained(FOLDER)` encodes text to
+// the ids the model was trained on and decodes its output back to text. It is a BPE model with no merges over
+// GPT-2's byte-level alphabet (each byte shown as one printable character, `bytes_to_unicode` in GPT-2's
+// encoder.py), with the ByteLevel pre-tokenizer and decoder: every byte is one token, whose id is its value.
+import type { ResolvedSpec } from "../spec/resolved.js";
+
+/** GPT-2's printable stand-in for each byte value: the printable Latin-1 bytes stand for themselves, the others
+ * take the characters from U+0100 on, in byte order. */
+export function byteAlphabet(): string[] {
+  const printable = (b: number) =>
+    (b >= 0x21 && b <= 0x7e) || (b >= 0xa1 && b <= 0xac) || (b >= 0xae && b <= 0xff);
+  const out: string[] = [];
+  let next = 256;
+  for (let b = 0; b < 256; b++) out.push(String.fromCodePoint(printable(b) ? b : next++));
+  return out;
+}
+
+/** JSON with every character outside printable ASCII escaped (\uXXXX): the C++ source stays ASCII. */
+function asciiJson(value: unknown): string {
+  return `${JSON.stringify(value, null, 2).replace(
+    /[^\x20-\x7e\n]/g,
+    (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, "0")}`,
+  )}\n`;
+}
+
+const BYTE_LEVEL = { type: "ByteLevel", add_prefix_space: false, trim_offsets: false, use_regex: false };
+
+/** tokenizer.json and tokenizer_config.json of `tokenizer bytes`, or none. */
+export function tokenizerFiles(spec: ResolvedSpec): { name: string; text: string }[] {
+  if (spec.run.tokenizer !== "bytes") return [];
+  const vocab = Object.fromEntries(byteAlphabet().map((c, b) => [c, b]));
+  const tokenizer = {
+    version: "1.0",
+    truncation: null,
+    padding: null,
+    added_tokens: [],
+    normalizer: null,
+    pre_tokenizer: BYTE_LEVEL,
+    post_processor: null,
+    decoder: BYTE_LEVEL,
+    model: {
+      type: "BPE",
+      dropout: null,
+      unk_token: null,
+      continuing_subword_prefix: null,
+      end_of_word_suffix: null,
+      fuse_unk: false,
+      byte_fallback: false,
+      ignore_merges: false,
+      vocab,
+      merges: [],
+    },
+  };
+  const config = {
+    tokenizer_class: "PreTrainedTokenizerFast",
+    model_max_length: spec.run.seqLen - spec.run.padding,
+    clean_up_tokenization_spaces: false,
+    added_tokens_decoder: {},
+    generated_by: "lasp",
+  };
+  const files = [
+    { name: "tokenizer.json", text: asciiJson(tokenizer) },
+    { name: "tokenizer_config.json", text: asciiJson(config) },
+  ];
+  // lasp/hf_files.h holds each as a raw string closed by this.
+  if (files.some((f) => f.text.includes(')json"'))) throw new Error('a tokenizer file contains )json"');
+  return files;
+}
