@@ -455,7 +455,8 @@ class LaspLinearLlamaForCausalLM(LaspLinearLlamaPreTrainedModel, GenerationMixin
     def forward(self, input_ids=None, attention_mask=None, position_ids=None, past_key_values=None,
                 inputs_embeds=None, labels=None, use_cache=None, output_hidden_states=None, return_dict=None,
                 logits_to_keep=0, **kwargs):
-        use_cache = use_cache if use_cache is not None else self.config.use_cache
+        # Training keeps no cache unless asked: the next call would not continue these tokens.
+        use_cache = use_cache if use_cache is not None else (self.config.use_cache and not self.training)
         cache = past_key_values if past_key_values is not None else (LaspCache() if use_cache else None)
         x, hidden = self.model(input_ids, attention_mask, position_ids, inputs_embeds, cache, bool(output_hidden_states))
         if isinstance(logits_to_keep, int) and logits_to_keep > 0:
