@@ -613,6 +613,28 @@ describe("lasp run: train mode", () => {
     expect(existsSync(path.join(cwd, "runs"))).toBe(false);
   });
 
+  it("hands the program the spec's tokenizer folder resolved, in every mode, and stops at one without a tokenizer", async () => {
+    const cwd = await mkdtemp(path.join(root, "tokenizer-"));
+    const spec = path.join(cwd, "tok.lasp");
+    const text = await readFile(SPEC, "utf8");
+    await writeFile(spec, text.replace(/mode verify/, 'mode verify  tokenizer "Llama-3.2-1B"'));
+    const missing = await run({}, deps({ cwd }), spec);
+    expect(missing.code).toBe(2);
+    const line = text.split("\n").findIndex((l) => l.includes("mode verify")) + 1;
+    expect(missing.err).toContain(`${spec}:${line}:`);
+    expect(missing.err).toContain(
+      `\`tokenizer\`: the folder ${path.join(cwd, "Llama-3.2-1B")} does not exist (paths are relative to the spec's folder)`,
+    );
+    expect(existsSync(path.join(cwd, "runs"))).toBe(false);
+    await mkdir(path.join(cwd, "Llama-3.2-1B"));
+    const empty = await run({}, deps({ cwd }), spec);
+    expect(empty.err).toContain("holds no tokenizer.json or tokenizer.model");
+    await writeFile(path.join(cwd, "Llama-3.2-1B", "tokenizer.json"), "{}");
+    const r = await run({ dryRun: true }, deps({ cwd }), spec);
+    expect(r.code).toBe(0);
+    expect(r.out).toContain(`--tokenizer ${path.join(cwd, "Llama-3.2-1B")}`);
+  });
+
   it("stops before the build when the weights to start from (--load-weights after --) are not there", async () => {
     const cwd = await mkdtemp(path.join(root, "no-weights-"));
     const r = await run(

@@ -13,6 +13,7 @@ import {
   formatNumber,
   settingValue,
   type DataValue,
+  type TokenizerValue,
   type DecayValue,
   type PathValue,
   type ReadSettings,
@@ -594,7 +595,8 @@ function checkTraining(run: ReadSettings, diagnostics: Diagnostic[]): void {
  * of the vocabulary; the settings of another kind of boundary are reported as having no effect.
  */
 function checkTokenizer(run: ReadSettings, model: ReadSettings | undefined, diagnostics: Diagnostic[]): void {
-  if (invalid(run, "tokenizer") || settingValue<string>(run, RUN_KEYS, "tokenizer") !== "bytes") return;
+  if (invalid(run, "tokenizer") || settingValue<TokenizerValue>(run, RUN_KEYS, "tokenizer")!.kind !== "bytes")
+    return;
   const vocab = num(model, "vocab");
   if (vocab === undefined || vocab >= 256) return;
   diagnostics.push(

@@ -14,7 +14,9 @@ export type DecayValue =
   { kind: "schedule"; name: string } | { kind: "fixed"; value: number } | { kind: "list"; values: number[] };
 export type DataValue = { kind: "synthetic" } | { kind: "file"; path: string };
 export type PathValue = { kind: "none" } | { kind: "file"; path: string };
-export type ReadValue = number | string | boolean | DecayValue | DataValue | PathValue | number[];
+export type TokenizerValue = { kind: "none" } | { kind: "bytes" } | { kind: "folder"; path: string };
+export type ReadValue =
+  number | string | boolean | DecayValue | DataValue | PathValue | TokenizerValue | number[];
 
 export interface ReadSettings {
   values: Map<string, ReadValue>;
@@ -49,6 +51,8 @@ export function schemaDefault(rule: KeyRule): ReadValue | undefined {
         .map((item) => numberLiteralValue(item.trim())!);
     case "path":
       return text === "none" ? { kind: "none" } : { kind: "file", path: text };
+    case "tokenizer":
+      return text === "none" || text === "bytes" ? { kind: text } : { kind: "folder", path: text };
   }
 }
 
@@ -186,6 +190,19 @@ export class SettingsReader {
           diagnose("wrongType", value.span, [key, "a file path in quotes or `none`", describeValue(value)], {
             hint: `for example \`${key} "val.bin"\``,
           }),
+        );
+        return undefined;
+      case "tokenizer":
+        if (value.kind === "string") return { kind: "folder", path: value.value };
+        if (value.kind === "word" && (value.name === "none" || value.name === "bytes"))
+          return { kind: value.name };
+        this.diagnostics.push(
+          diagnose(
+            "wrongType",
+            value.span,
+            [key, "`none`, `bytes` or a tokenizer's folder in quotes", describeValue(value)],
+            { hint: 'for example `tokenizer bytes` or `tokenizer "Llama-3.2-1B"`' },
+          ),
         );
         return undefined;
     }

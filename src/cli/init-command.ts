@@ -87,6 +87,12 @@ export async function initCommand(file: string, options: InitOptions, io: CliIo)
       : imported.softmax === 0
         ? "linear attention"
         : `${imported.layers - imported.softmax} linear and ${imported.softmax} softmax attention`;
+  // The config's folder holds its tokenizer: checkpoints carry it (`tokenizer "FOLDER"`, relative to the spec).
+  const hfFolder = path.dirname(path.resolve(source));
+  const hasTokenizer = ["tokenizer.json", "tokenizer.model"].some((f) => existsSync(path.join(hfFolder, f)));
+  const tokenizer = hasTokenizer
+    ? [`  tokenizer ${JSON.stringify(path.relative(path.dirname(path.resolve(file)), hfFolder) || ".")}`]
+    : [];
   const raw = [
     `// Written by \`lasp init --from-hf ${source}\`: the config's model, ${imported.layers} layers of ${layers}.`,
     ...imported.notes.map((n) => `// Note: ${n}`),
@@ -100,6 +106,7 @@ export async function initCommand(file: string, options: InitOptions, io: CliIo)
     "run {",
     `  seq_len ${seqLen}  batch 1  dtype bf16  recompute auto`,
     "  steps 100  mode train",
+    ...tokenizer,
     "}",
     "",
   ].join("\n");

@@ -28,7 +28,7 @@ import {
   type LaunchResult,
 } from "../toolchain/launch.js";
 import { lossChartSvg } from "../toolchain/loss-chart.js";
-import { trainTokenFiles } from "./token-file-paths.js";
+import { tokenizerFolder, trainTokenFiles } from "./token-file-paths.js";
 import { RunProgress, StatusLine } from "../toolchain/progress.js";
 import {
   recordText,
@@ -371,12 +371,14 @@ export async function runCommand(
   }
   // The spec's token files are relative to its folder; the program compiles them in as written (relative to
   // its working directory), so lasp hands it the resolved paths.
-  const tokens = train
-    ? trainTokenFiles(loaded.ast!, spec, path.dirname(path.resolve(cwd, file)))
-    : undefined;
-  const tokenFiles = tokens?.args ?? [];
-  if (tokens !== undefined && tokens.problems.length > 0 && !cli.dryRun) {
-    for (const p of tokens.problems) {
+  const specFolder = path.dirname(path.resolve(cwd, file));
+  const tokens = train ? trainTokenFiles(loaded.ast!, spec, specFolder) : undefined;
+  // The tokenizer's folder goes beside config.json in every mode (--save-weights too).
+  const tokenizer = tokenizerFolder(loaded.ast!, spec, specFolder);
+  const tokenFiles = [...(tokens?.args ?? []), ...tokenizer.args];
+  const fileProblems = [...(tokens?.problems ?? []), ...tokenizer.problems];
+  if (fileProblems.length > 0 && !cli.dryRun) {
+    for (const p of fileProblems) {
       const at = p.span === undefined ? file : `${file}:${p.span.start.line}:${p.span.start.column}`;
       io.stderr(`${at}: error: \`${p.key}\`: ${p.message}\n  = hint: ${p.hint}\n`);
     }

@@ -1,4 +1,5 @@
-// Train mode's token files as `lasp run` hands them to the program: the spec's `data` and `eval_data`
+// Train mode's token files (and, in every mode, `tokenizer "FOLDER"`) as `lasp run` hands them to the program:
+// the spec's `data` and `eval_data`
 // resolved against the spec's folder (the program compiles them in as written, relative to its working
 // directory), and what is wrong with them, with where the spec names them, so the run stops before the build
 // rather than after it: a file that does not exist, an llm.c file whose header or size is wrong, or one with
@@ -19,7 +20,7 @@ import {
 } from "../inspect/training.js";
 
 export interface TokenFileProblem {
-  key: "data" | "eval_data";
+  key: "data" | "eval_data" | "tokenizer";
   path: string;
   span: Span | undefined;
   /** What is wrong, after "`key`: ". */
@@ -95,4 +96,30 @@ export function trainTokenFiles(
       });
   }
   return { args, problems };
+}
+
+/**
+ * `tokenizer "FOLDER"` as `lasp run` hands it to the program (`--tokenizer`, resolved against the spec's folder),
+ * and what is wrong with it: a folder that is not there or holds neither tokenizer.json nor tokenizer.model
+ * (the program checks the same before step 1).
+ */
+export function tokenizerFolder(
+  ast: SpecFile,
+  spec: ResolvedSpec,
+  specFolder: string,
+): { args: string[]; problems: TokenFileProblem[] } {
+  const tokenizer = spec.run.tokenizer;
+  if (tokenizer.kind !== "folder") return { args: [], problems: [] };
+  const folder = path.resolve(specFolder, tokenizer.path);
+  const at = { key: "tokenizer" as const, path: folder, span: settingSpan(ast, "tokenizer") };
+  const problems: TokenFileProblem[] = [];
+  if (!existsSync(path.join(folder, "tokenizer.json")) && !existsSync(path.join(folder, "tokenizer.model")))
+    problems.push({
+      ...at,
+      message: existsSync(folder)
+        ? `${folder} holds no tokenizer.json or tokenizer.model`
+        : `the folder ${folder} does not exist (paths are relative to the spec's folder)`,
+      hint: "name a Hugging Face model's folder (it has tokenizer.json), `tokenizer bytes` for `lasp tokens` files, or `tokenizer none`",
+    });
+  return { args: ["--tokenizer", folder], problems };
 }

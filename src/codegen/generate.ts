@@ -59,6 +59,7 @@ export const RUNTIME_FILES = [
   "verify_model.cuh",
   "safetensors.cuh",
   "safetensors_shards.cuh",
+  "model_files.cuh",
   "weights_io.cuh",
   "lr_schedule.cuh",
   "adamw_table.cuh",

@@ -599,6 +599,13 @@ export function buildView({ spec, program, compilerVersion }: ViewInputs): Progr
       comment: "config.json, written beside --save-weights (src/model/hf-config.ts)",
     },
     {
+      ctype: "const char*",
+      name: "kTokenizerFolder",
+      value: JSON.stringify(spec.run.tokenizer.kind === "folder" ? spec.run.tokenizer.path : ""),
+      comment:
+        '`tokenizer "FOLDER"`: its tokenizer files go beside config.json (--tokenizer overrides; "": none)',
+    },
+    {
       ctype: "double",
       name: "kModelFlopsPerToken",
       value: trainingFlopsPerToken(spec).perToken.toExponential(6),

@@ -170,6 +170,8 @@ export function valueText(rule: ValueRule): string {
       return `list of ${rule.count}, each a ${valueText(rule.item)}`;
     case "path":
       return '`none` or a string: `"val.bin"`';
+    case "tokenizer":
+      return '`none`, `bytes` or a string: `"Llama-3.2-1B"`';
   }
 }
 

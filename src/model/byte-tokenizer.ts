@@ -28,7 +28,7 @@ const BYTE_LEVEL = { type: "ByteLevel", add_prefix_space: false, trim_offsets: f
 
 /** tokenizer.json and tokenizer_config.json of `tokenizer bytes`, or none. */
 export function tokenizerFiles(spec: ResolvedSpec): { name: string; text: string }[] {
-  if (spec.run.tokenizer !== "bytes") return [];
+  if (spec.run.tokenizer.kind !== "bytes") return [];
   const vocab = Object.fromEntries(byteAlphabet().map((c, b) => [c, b]));
   const tokenizer = {
     version: "1.0",

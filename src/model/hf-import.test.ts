@@ -231,6 +231,22 @@ describe("lasp init", () => {
     expect(spec.run).toMatchObject({ mode: "train", recomputeAuto: {} });
   });
 
+  it("names the config's folder as the tokenizer when it holds one, relative to the spec", async () => {
+    expect(specOf(readFileSync(join(dir, "llama-3.2-1b.lasp"), "utf8")).run.tokenizer).toEqual({
+      kind: "none",
+    });
+    const withTokenizer = join(dir, "with-tokenizer");
+    mkdirSync(withTokenizer);
+    writeFileSync(join(withTokenizer, "config.json"), JSON.stringify(LLAMA));
+    writeFileSync(join(withTokenizer, "tokenizer.json"), "{}");
+    mkdirSync(join(dir, "specs"));
+    const file = join(dir, "specs", "tok.lasp");
+    expect(await main(["init", file, "--from-hf", withTokenizer], captureIo())).toBe(0);
+    const text = readFileSync(file, "utf8");
+    expect(text).toContain('tokenizer "../with-tokenizer"');
+    expect(specOf(text, file).run.tokenizer).toEqual({ kind: "folder", path: "../with-tokenizer" });
+  });
+
   it("never writes over a file, and says what is wrong with the config or the flags (exit 2)", async () => {
     const file = join(dir, "mine.lasp");
     writeFileSync(file, "my notes");

@@ -95,7 +95,7 @@ export function tinySpec(o: TinyOptions): ResolvedSpec {
       seed: 1,
       lr: 3e-4,
       data: { kind: "synthetic" },
-      tokenizer: "none",
+      tokenizer: { kind: "none" },
       documents: { kind: "none" },
       // The schema's defaults for a 1-step run (train mode is not generated; nothing here reads them).
       train: {

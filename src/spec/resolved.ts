@@ -125,7 +125,8 @@ export interface RecomputeAuto {
   };
 }
 
-export type Tokenizer = "none" | "bytes";
+/** `bytes`: `lasp tokens`' byte-level tokenizer; `folder`: a Hugging Face tokenizer's files, copied. */
+export type Tokenizer = { kind: "none" } | { kind: "bytes" } | { kind: "folder"; path: string };
 
 export interface ResolvedRun {
   /**
@@ -151,7 +152,7 @@ export interface ResolvedRun {
   seed: number;
   lr: number;
   data: { kind: "synthetic" } | { kind: "file"; path: string };
-  /** The tokenizer written beside config.json: `bytes` (one token per byte, as `lasp tokens` writes) or none. */
+  /** The tokenizer written beside config.json (`tokenizer`). */
   tokenizer: Tokenizer;
   /** Where documents end in the packed sequence (attention should not cross a boundary; not generated yet). */
   documents: Documents;

@@ -13,7 +13,9 @@ export type ValueRule =
   /** A fixed number of numbers in brackets, each in the range of `item` (`betas [0.9, 0.95]`). */
   | { type: "numbers"; count: number; item: FloatRule }
   /** A file path in quotes, or the word `none`. */
-  | { type: "path" };
+  | { type: "path" }
+  /** `none`, `bytes`, or a tokenizer's folder in quotes. */
+  | { type: "tokenizer" };
 
 export type FloatRule = Extract<ValueRule, { type: "float" }>;
 
@@ -415,10 +417,10 @@ export const RUN_KEYS: readonly KeyRule[] = [
   },
   {
     key: "tokenizer",
-    rule: { type: "enum", words: ["none", "bytes"] },
+    rule: { type: "tokenizer" },
     default: "none",
     example: "tokenizer bytes",
-    doc: "the tokenizer written beside config.json in checkpoints and saved weights: `bytes` (one token per byte, what `lasp tokens` writes; transformers' AutoTokenizer loads it) or `none` (copy your own tokenizer's files there)",
+    doc: 'the tokenizer written beside config.json in checkpoints and saved weights, for transformers\' AutoTokenizer: `bytes` (one token per byte, what `lasp tokens` writes), a Hugging Face folder in quotes whose tokenizer files are copied (`"Llama-3.2-1B"`, relative to the spec), or `none`',
   },
 ];
 

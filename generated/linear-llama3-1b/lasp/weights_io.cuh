@@ -20,10 +20,9 @@
 #include <algorithm>       // std::copy
 #include <cstdio>          // messages
 #include <cstdlib>         // std::exit
-#include <fstream>         // config.json
-#include <sstream>         // config.json
 #include "checkpoint.cuh"  // TextFile
 #include "hf_files.h"      // modeling_lasp.py's and the tokenizer's texts
+#include "model_files.cuh" // a tokenizer's folder; which files beside the weights lasp may replace
 #include <string>
 #include <vector>
 #include "kernels.h"       // synthetic_tokens
@@ -47,12 +46,11 @@ inline std::string folder_of(const std::string& path) {
   return slash == std::string::npos ? "." : slash == 0 ? "/" : path.substr(0, slash);
 }
 
-// Writes `text` to `path` atomically (a temporary file, fsync'ed, then renamed); stops the program if it cannot.
-inline void write_text_file(const std::string& path, const char* text) {
+// Writes `bytes` to `path` atomically (a temporary file, fsync'ed, then renamed); stops the program if it cannot.
+inline void write_file_bytes(const std::string& path, const std::string& bytes) {
   const std::string tmp = path + ".tmp." + std::to_string((long)::getpid());
   std::FILE* f = std::fopen(tmp.c_str(), "wb");
-  const size_t bytes = std::strlen(text);
-  bool ok = f != nullptr && std::fwrite(text, 1, bytes, f) == bytes;
+  bool ok = f != nullptr && std::fwrite(bytes.data(), 1, bytes.size(), f) == bytes.size();
   if (f != nullptr) ok = (std::fflush(f) == 0) && (::fsync(::fileno(f)) == 0) && ok, std::fclose(f);
   if (!ok || std::rename(tmp.c_str(), path.c_str()) != 0) {
     std::remove(tmp.c_str());
@@ -60,23 +58,22 @@ inline void write_text_file(const std::string& path, const char* text) {
   }
 }
 
-// Whether the file at `path` is there and holds `mark`.
-inline bool holds(const std::string& path, const char* mark) {
-  std::ifstream existing(path);
-  if (!existing) return false;
-  std::stringstream text;
-  text << existing.rdbuf();
-  return text.str().find(mark) != std::string::npos;
-}
-
 }  // namespace weights_io
 
-// The model's text files beside its weights: config.json, modeling_lasp.py where config.json's auto_map
-// names it (a plain Llama has none), and the spec's tokenizer's files (`tokenizer bytes`).
-inline std::vector<checkpoint::TextFile> model_texts() {
+// The model's files beside its weights: config.json, modeling_lasp.py where config.json's auto_map names it (a
+// plain Llama has none), and the spec's tokenizer: `tokenizer bytes`' files, or those of `tokenizer "FOLDER"`
+// (--tokenizer overrides the folder), read again each time.
+inline std::vector<checkpoint::TextFile> model_texts(const Options& opt) {
   std::vector<checkpoint::TextFile> texts = {{"config.json", program::kHfConfig}};
   if (program::kHfModeling[0] != '\0') texts.push_back({program::kHfModelingName, program::kHfModeling});
   for (const program::HfFile* f = program::kTokenizerFiles; f->name != nullptr; ++f) texts.push_back({f->name, f->text});
+  const std::string folder = opt.tokenizer.empty() ? program::kTokenizerFolder : opt.tokenizer;
+  if (!folder.empty()) {
+    std::vector<checkpoint::TextFile> files;
+    std::string error;
+    if (!model_files::tokenizer_folder(folder, &files, &error)) weights_io::fail(error);
+    for (checkpoint::TextFile& f : files) texts.push_back(std::move(f));
+  }
   return texts;
 }
 
@@ -84,19 +81,13 @@ namespace weights_io {
 
 // Writes the model's text files beside `weights_path`, each atomically; stops before writing any of them when
 // one is there that lasp did not write (a user's config.json, modeling_lasp.py or tokenizer is left alone).
-inline void write_model_texts(const std::string& weights_path) {
+inline void write_model_texts(const Options& opt, const std::string& weights_path) {
   const std::string folder = folder_of(weights_path);
-  const std::vector<checkpoint::TextFile> texts = model_texts();
-  for (const checkpoint::TextFile& t : texts) {
-    // lasp's JSON files say so in `generated_by`, tokenizer.json through the tokenizer_config.json written with
-    // it (its own keys are the tokenizers library's); modeling_lasp.py on its first line.
-    const bool python = t.name.size() > 3 && t.name.compare(t.name.size() - 3, 3, ".py") == 0;
-    const std::string marked = t.name == "tokenizer.json" ? "tokenizer_config.json" : t.name;
-    const bool there = std::ifstream(folder + "/" + t.name).good();
-    if (there && !holds(folder + "/" + marked, python ? "# Written by lasp" : "\"generated_by\": \"lasp"))
+  const std::vector<checkpoint::TextFile> texts = model_texts(opt);
+  for (const checkpoint::TextFile& t : texts)
+    if (!model_files::may_replace(folder, t))
       fail(folder + "/" + t.name + " exists and lasp did not write it: it is left alone; save the weights into another folder");
-  }
-  for (const checkpoint::TextFile& t : texts) write_text_file(folder + "/" + t.name, t.text.c_str());
+  for (const checkpoint::TextFile& t : texts) write_file_bytes(folder + "/" + t.name, t.text);
 }
 
 // count elements into device memory at `device` through `staging`, a piece at a time: read(done, n, host) fills
@@ -147,7 +138,7 @@ inline void save_weights(State& st, const std::string& path) {
   const ModelTables& m = st.model;
   std::vector<bf16> host;
   const std::vector<safetensors::TensorOut> tensors = weight_tensors(st, host);
-  weights_io::write_model_texts(path);
+  weights_io::write_model_texts(st.opt, path);
   std::string error;
   if (!safetensors::write_file(path, tensors, {{"format", "pt"}}, &error)) weights_io::fail(error);
   emit("weights", "\"saved\":%s,\"tensors\":%d", json_string(path).c_str(), m.parameter_count);

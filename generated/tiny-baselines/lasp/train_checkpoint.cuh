@@ -331,7 +331,7 @@ inline void save_checkpoint(State& st, const Optimizer& o, const checkpoint::Tra
   if (st.layout.rank == 0) {
     job.commits = true;
     job.model = weight_tensors(st, c.in_place ? nullptr : c.weights);
-    job.texts = model_texts();
+    job.texts = model_texts(st.opt);
     job.state = state;
     job.keep = (uint64_t)program::kKeepCheckpoints;
   }

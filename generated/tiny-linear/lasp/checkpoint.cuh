@@ -9,7 +9,7 @@
 //     model.safetensors                      bf16 weights, Hugging Face names (the caller's tensors)
 //     config.json                            the model's Hugging Face config (the caller's text)
 //     modeling_lasp.py                       transformers' classes of the model, where config.json names them
-//                                            (the caller's text files: TextFile below)
+//     tokenizer.json, ...                    the spec's tokenizer (the caller's files: TextFile below)
 //     optimizer-rank-R-of-W.safetensors      one per rank: its fp32 master weights and moments
 //     trainer_state.json                     TrainerState below: step, tokens, data position, RNG, schedule
 // Step numbers have at least 6 digits (step-000123, step-1234567), so names sort as steps up to a million.
@@ -133,8 +133,8 @@ inline std::string step_name(uint64_t step) {
 inline std::string model_path(const std::string& folder) { return folder + "/model.safetensors"; }
 inline std::string config_path(const std::string& folder) { return folder + "/config.json"; }
 
-/** A text file of the model written beside its weights: config.json, and modeling_lasp.py where config.json's
- * auto_map names it. `name` is a plain file name (no '/'). */
+/** A file of the model written beside its weights: config.json, modeling_lasp.py where config.json's auto_map
+ * names it, a tokenizer's files (tokenizer.model's bytes are not text). `name` is a plain file name (no '/'). */
 struct TextFile {
   std::string name;
   std::string text;

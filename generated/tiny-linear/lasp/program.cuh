@@ -115,6 +115,7 @@ constexpr const char* kHfConfig = R"json({
   "generated_by": "lasp 0.1.0"
 }
 )json";  // config.json, written beside --save-weights (src/model/hf-config.ts)
+constexpr const char* kTokenizerFolder = "";  // `tokenizer "FOLDER"`: its tokenizer files go beside config.json (--tokenizer overrides; "": none)
 constexpr double kModelFlopsPerToken = 9.437184e+6;  // training FLOPs per token as MFU counts them (src/model/flops.ts)
 constexpr float kWeightScale = 0.0625000000f;  // standard deviation of the initial weights, 1/sqrt(hidden)
 constexpr bool kGathersBesideKernels = true;  // some layer kind has AllGathers beside computation that may take the copy engines

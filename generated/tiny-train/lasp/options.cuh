@@ -29,6 +29,7 @@ struct Options {
   bool checkpoints = true;                 // train: --no-checkpoints writes none (a benchmark, a smoke test)
   std::string data, eval_data;             // train: token files instead of the spec's (`lasp run` resolves the
                                            // spec's paths against its folder and passes them)
+  std::string tokenizer;                   // a tokenizer's folder instead of the spec's (`lasp run` resolves it)
 };
 
 [[noreturn]] inline void usage_error(const char* message) {
@@ -36,7 +37,7 @@ struct Options {
                "                    [--mode bench|verify|train] [--steps N] [--warmup N] [--seed N] [--json]\n"
                "                    [--load-weights PATH] [--save-weights FILE] [--save-grads FILE]\n"
                "                    [--run-dir DIR] [--resume CHECKPOINT] [--no-checkpoints]\n"
-               "                    [--data FILE] [--eval-data FILE]\n", message);
+               "                    [--data FILE] [--eval-data FILE] [--tokenizer FOLDER]\n", message);
   std::exit(2);
 }
 
@@ -75,6 +76,7 @@ inline Options parse_args(int argc, char** argv, Options o) {
     else if (a == "--no-checkpoints") o.checkpoints = false;
     else if (a == "--data") o.data = next();
     else if (a == "--eval-data") o.eval_data = next();
+    else if (a == "--tokenizer") o.tokenizer = next();
     else usage_error(("unknown option " + a).c_str());
   }
   if (o.mode != "bench" && o.mode != "verify" && o.mode != "train") usage_error("--mode must be bench, verify or train");
