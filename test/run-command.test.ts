@@ -543,6 +543,8 @@ describe("lasp run: train mode", () => {
       "  eval loss        2.3000 (perplexity 9.97)",
       expect.stringMatching(/^ {2}checkpoints {6}3 written; training stood still \d+ ms for them$/),
       `  last checkpoint  ${rel}/checkpoints/step-000005`,
+      // The checkpoint's Python: a linear model, so modeling_lasp.py beside its config.json.
+      `  in transformers  AutoModelForCausalLM.from_pretrained("${rel}/checkpoints/step-000005", trust_remote_code=True)`,
       "loss 5.5000 █▅▃▂▁ 1.8333  (5 steps)",
     ]);
     expect(r.err).toContain(summary);

@@ -29,7 +29,8 @@ import {
 } from "../toolchain/launch.js";
 import { lossChartSvg } from "../toolchain/loss-chart.js";
 import { tokenizerFolder, trainTokenFiles } from "./token-file-paths.js";
-import { RunProgress, StatusLine } from "../toolchain/progress.js";
+import { hfLoadLine, RunProgress, StatusLine } from "../toolchain/progress.js";
+import { hfConfig } from "../model/hf-config.js";
 import {
   recordText,
   RUN_FILES,
@@ -597,7 +598,14 @@ export async function runCommand(
     }
 
     // Launch.
-    const progress = new RunProgress({ write: io.stderr, tty, status, showPath: (p) => shownPath(p, cwd) });
+    const autoMap = hfConfig(spec).auto_map;
+    const progress = new RunProgress({
+      write: io.stderr,
+      tty,
+      status,
+      showPath: (p) => shownPath(p, cwd),
+      hfLoad: (folder) => hfLoadLine(folder, autoMap),
+    });
     launched = true;
     const result: LaunchResult = await launch({
       ...launchOptions,

@@ -8,6 +8,7 @@ import {
   formatStep,
   formatSummary,
   formatTraining,
+  hfLoadLine,
   formatVerify,
   median,
   RunProgress,
@@ -683,5 +684,22 @@ describe("training progress", () => {
     expect(formatTraining(t)).not.toContain("energy");
     expect(formatTraining(t).split("\n")[0]).toBe("training over 1 rank (stopped early)");
     expect(summarizeTraining([start(0), summary(0, 40)])).toBeUndefined();
+  });
+});
+
+describe("the transformers line of the training summary", () => {
+  it("names the Auto class config.json's auto_map names, trusting modeling_lasp.py; transformers' own for Llama", () => {
+    const causal = {
+      AutoConfig: "modeling_lasp.LaspLinearLlamaConfig",
+      AutoModelForCausalLM: "modeling_lasp.X",
+    };
+    expect(hfLoadLine("runs/a/checkpoints/step-000600", causal)).toBe(
+      'AutoModelForCausalLM.from_pretrained("runs/a/checkpoints/step-000600", trust_remote_code=True)',
+    );
+    const masked = { AutoConfig: "modeling_lasp.C", AutoModelForMaskedLM: "modeling_lasp.M" };
+    expect(hfLoadLine("ck", masked)).toBe(
+      'AutoModelForMaskedLM.from_pretrained("ck", trust_remote_code=True)',
+    );
+    expect(hfLoadLine("ck", undefined)).toBe('AutoModelForCausalLM.from_pretrained("ck")');
   });
 });

@@ -540,7 +540,11 @@ function formatEnergy(joules: number, watts: number, tokens: number | undefined,
 }
 
 /** The training table; paths through `showPath` (relative to the working directory). */
-export function formatTraining(t: TrainingSummary, showPath: (p: string) => string = (p) => p): string {
+export function formatTraining(
+  t: TrainingSummary,
+  showPath: (p: string) => string = (p) => p,
+  hfLoad?: (folder: string) => string,
+): string {
   const first = finite(t.lastStep) ? t.lastStep - t.steps + 1 : undefined;
   const range =
     finite(first) && finite(t.lastStep) && t.steps > 0
@@ -585,6 +589,9 @@ export function formatTraining(t: TrainingSummary, showPath: (p: string) => stri
         ]
       : []),
     ...(t.checkpoint !== undefined ? [["last checkpoint", showPath(t.checkpoint)]] : []),
+    ...(t.checkpoint !== undefined && hfLoad !== undefined
+      ? [["in transformers", hfLoad(showPath(t.checkpoint))]]
+      : []),
   ];
   const title = `training over ${t.ranks} rank${t.ranks === 1 ? "" : "s"}${t.finished ? "" : " (stopped early)"}`;
   return [title, table(["", ""], rows).split("\n").slice(2).join("\n")].join("\n");
@@ -714,6 +721,8 @@ export interface RunProgressOptions {
   status?: StatusLine;
   /** How a path the program names is shown (the run's: relative to the working directory). */
   showPath?: (p: string) => string;
+  /** How transformers loads a checkpoint folder (shown path in): the summary's last line (hfLoadLine). */
+  hfLoad?: (folder: string) => string;
 }
 
 /** Feeds on launch events and lines; `finish()` prints the verify table and the summary. */
@@ -846,11 +855,21 @@ export class RunProgress {
     const summary = summarizeRun(this.events);
     if (summary !== undefined) parts.push(formatSummary(summary));
     const training = summarizeTraining(this.events);
-    if (training !== undefined) parts.push(formatTraining(training, this.showPath));
+    if (training !== undefined) parts.push(formatTraining(training, this.showPath, this.options.hfLoad));
     const loss = formatLossLine(this.lossPoints);
     if (loss !== "") parts.push(loss);
     const text = parts.map((p) => `${p}\n`).join("");
     if (text !== "") this.options.write(text);
     return text;
   }
+}
+
+/**
+ * The Python that loads a checkpoint folder in transformers: `AutoModelForCausalLM.from_pretrained("DIR",
+ * trust_remote_code=True)`, the Auto class config.json's `auto_map` names (its modeling_lasp.py: hence trusting
+ * its code), or transformers' own for a plain Llama (`autoMap` undefined).
+ */
+export function hfLoadLine(folder: string, autoMap: Record<string, string> | undefined): string {
+  const auto = Object.keys(autoMap ?? {}).find((k) => k.startsWith("AutoModelFor")) ?? "AutoModelForCausalLM";
+  return `${auto}.from_pretrained(${JSON.stringify(folder)}${autoMap !== undefined ? ", trust_remote_code=True" : ""})`;
 }
