@@ -83,6 +83,11 @@
 #   energyread .gpu-old/t-tiny-train-w1 (built here from an older commit's tree, a git worktree of it)
 #              and .gpu-ship/t-tiny-train-w1 (HEAD), .gpu-suite/data: the tiny model's train step, old build against
 #              new (env-ab.sh PROG_B, 3 rounds of 300 steps): what train mode's energy read costs a step
+#   hfck       ${HFCK_SUITE:-.gpu-h32}/t-tiny-train-w1/prog (built here at HEAD: build-specs-here.sh's nvcc line)
+#              and .gpu-suite/data: the tiny model trained for its 600 steps, then its last checkpoint's
+#              model.safetensors (left beside out.tgz: over pack-out's 4 MiB), config.json, modeling_lasp.py and
+#              tokenizer files brought back, for `bench/gpu/hf_modeling_check.py --checkpoint` here (transformers
+#              loading it against the program's eval loss); where the machine has transformers, that check there too
 #   diag       .gpu-diag (`lasp compile` of variant specs + kernels.o, as vallscan): verify programs that tell
 #              one question apart, their specs beside them (the closing note says which)
 # The carried folders and the tracked tree together must stay under the device tool's 64 MiB.
@@ -102,7 +107,7 @@ limit_of() {
   case "$1" in
     vdoc) echo 170 ;; ceiling) echo 50 ;; calibrate) echo 180 ;; gathered) echo 200 ;;
     docbench) echo 150 ;; vallscan) echo 80 ;; diag) echo 90 ;; docab) echo 200 ;; scatterab) echo 420 ;; softmax) echo 220 ;;
-    gcheck) echo 120 ;; trainck) echo 290 ;; inplace) echo 100 ;; mlpship) echo 590 ;; torch1b) echo "${TORCH1B_SECONDS:-500}" ;; shipref) echo 240 ;; master) echo 120 ;; keepab) echo 150 ;; shardload) echo 80 ;; clocks) echo 300 ;; ops) echo 100 ;; opscheck) echo 90 ;; train1b) echo 330 ;; gemmsus) echo 150 ;; energy) echo 200 ;; lhead) echo 160 ;; stream) echo 150 ;; linenergy) echo 120 ;; energyread) echo 100 ;; *) echo 0 ;;
+    gcheck) echo 120 ;; trainck) echo 290 ;; inplace) echo 100 ;; mlpship) echo 590 ;; torch1b) echo "${TORCH1B_SECONDS:-500}" ;; shipref) echo 240 ;; master) echo 120 ;; keepab) echo 150 ;; shardload) echo 80 ;; clocks) echo 300 ;; ops) echo 100 ;; opscheck) echo 90 ;; train1b) echo 330 ;; gemmsus) echo 150 ;; energy) echo 200 ;; lhead) echo 160 ;; stream) echo 150 ;; linenergy) echo 120 ;; energyread) echo 100 ;; hfck) echo 120 ;; *) echo 0 ;;
   esac
 }
 needs_of() {
@@ -130,6 +135,7 @@ needs_of() {
     shardload) echo ".gpu-ship/t-tiny-train-w1/prog .gpu-suite/data" ;;
     master) echo ".gpu-ops/adamw_check .gpu-ship/t-tiny-train-w1/prog .gpu-ship/t-tiny-train-w1/main.cu .gpu-suite/data" ;;
     gemmsus) echo .gpu-ops/gemm_algos ;;
+    hfck) echo "${HFCK_SUITE:-.gpu-h32}/t-tiny-train-w1/prog .gpu-suite/data" ;;
   esac
 }
 run_lot() { # lot limit dir
@@ -283,6 +289,21 @@ PY
         SUITE=.gpu-ship OUT=$dir/tiny RUNS=/tmp/lasp-ship-tiny timeout 100 bash bench/gpu/run-train.sh tiny > "$dir/tiny.txt" 2>&1
         echo "tiny exit $?") > "$dir/mlpgemm.txt" 2>&1 ;;
     inplace) OUT=$dir RUNS=/tmp/lasp-ck-inplace timeout "$limit" bash bench/gpu/run-train.sh inplace > "$dir/train.txt" 2>&1 ;;
+    hfck)
+      (suite=${HFCK_SUITE:-.gpu-h32}
+        ln -sfn "$PWD/.gpu-suite/data" "$suite/data"
+        (cd "$suite" && timeout 100 t-tiny-train-w1/prog --rank 0 --world 1 --device 0 --nccl-id-file /tmp/hfck.id \
+          --mode train --run-dir /tmp/lasp-hfck > "$dir/tiny.jsonl" 2> "$dir/tiny.err")
+        echo "tiny exit $?"
+        ck=/tmp/lasp-hfck/checkpoints/step-000600
+        ls "$ck"
+        for f in model.safetensors config.json modeling_lasp.py tokenizer.json tokenizer_config.json; do cp "$ck/$f" "$dir/"; done
+        grep -h "eval at step 600" "$dir/tiny.err"
+        if python3 -c "import transformers" 2> /dev/null; then
+          loss=$(python3 -c 'import json,sys; print([e for e in map(json.loads, open(sys.argv[1])) if e["event"] == "eval"][-1]["loss"])' "$dir/tiny.jsonl")
+          timeout 60 python3 bench/gpu/hf_modeling_check.py --checkpoint "$ck" --eval-tokens .gpu-suite/data/eval.bin \
+            --seq-len 1024 --expect-loss "$loss" --device cuda
+        else echo "no transformers on this machine: check here with hf_modeling_check.py --checkpoint"; fi) > "$dir/hfck.txt" 2>&1 ;;
     trainck)
       (OUT=$dir/resume RUNS=/tmp/lasp-ck-resume timeout 70 bash bench/gpu/run-train.sh resume
         OUT=$dir/resume RUNS=/tmp/lasp-ck-resume timeout 40 bash bench/gpu/run-train.sh reshard
@@ -308,6 +329,7 @@ short_of() { # lot dir
     docab) tail -8 "$2/ab.txt" 2>/dev/null ;;
     train1b) tail -14 "$2/train.txt" 2>/dev/null ;;
     torch1b) cat "$2/torch.txt" "$2/vs.txt" 2>/dev/null; tail -n 4 "$2/torch-1b.log" 2>/dev/null | cut -c1-200 ;;
+    hfck) cut -c1-200 "$2/hfck.txt" 2>/dev/null ;;
     shipref) cat "$2/shipref.txt" 2>/dev/null | cut -c1-200 ;;
     keepab) cat "$2/ab.txt" 2>/dev/null | cut -c1-200 ;;
     shardload) cat "$2/load.txt" 2>/dev/null | cut -c1-200 ;;
