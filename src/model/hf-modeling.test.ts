@@ -1,3 +1,4 @@
+import { spawnSync } from "node:child_process";
 import { readFileSync } from "node:fs";
 import { describe, expect, it } from "vitest";
 import { checkSource } from "../check/front-end.js";
@@ -63,5 +64,28 @@ describe("modeling_lasp.py in the generated program", () => {
       expect(classes).toContain(config.architectures[0]);
       expect(FILE).toContain(`model_type = "${config.model_type}"`);
     }
+  });
+});
+
+// The file's numbers are checked against the PyTorch reference by bench/gpu/hf_modeling_check.py (torch and
+// transformers, not installed in CI); here only that Python parses it, where python3 is on the machine.
+const python = spawnSync("python3", ["--version"]).status === 0;
+
+describe.skipIf(!python)("modeling_lasp.py as Python", () => {
+  it("parses, and defines its classes at the top level", () => {
+    const script =
+      "import ast, sys; t = ast.parse(open(sys.argv[1]).read()); print(' '.join(n.name for n in t.body if isinstance(n, ast.ClassDef)))";
+    const r = spawnSync("python3", ["-c", script, `${templatesDir()}/hf/modeling_lasp.py`], {
+      encoding: "utf8",
+    });
+    expect(r.stderr).toBe("");
+    expect(r.stdout.trim().split(" ")).toEqual(
+      expect.arrayContaining([
+        "LaspLinearLlamaConfig",
+        "LaspLinearLlamaForCausalLM",
+        "LaspLinearLlamaForMaskedLM",
+        "LaspCache",
+      ]),
+    );
   });
 });
