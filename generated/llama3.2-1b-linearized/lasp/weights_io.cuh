@@ -66,7 +66,8 @@ inline void write_file_bytes(const std::string& path, const std::string& bytes) 
 inline std::vector<checkpoint::TextFile> model_texts(const Options& opt) {
   std::vector<checkpoint::TextFile> texts = {{"config.json", program::kHfConfig}};
   if (program::kHfModeling[0] != '\0') texts.push_back({program::kHfModelingName, program::kHfModeling});
-  for (const program::HfFile* f = program::kTokenizerFiles; f->name != nullptr; ++f) texts.push_back({f->name, f->text});
+  for (const program::HfFile* f = program::kTokenizerFiles; f->name != nullptr; ++f)
+    texts.push_back({f->name, f->text});
   const std::string folder = opt.tokenizer.empty() ? program::kTokenizerFolder : opt.tokenizer;
   if (!folder.empty()) {
     std::vector<checkpoint::TextFile> files;
@@ -86,7 +87,8 @@ inline void write_model_texts(const Options& opt, const std::string& weights_pat
   const std::vector<checkpoint::TextFile> texts = model_texts(opt);
   for (const checkpoint::TextFile& t : texts)
     if (!model_files::may_replace(folder, t))
-      fail(folder + "/" + t.name + " exists and lasp did not write it: it is left alone; save the weights into another folder");
+      fail(folder + "/" + t.name +
+           " exists and lasp did not write it: it is left alone; save the weights into another folder");
   for (const checkpoint::TextFile& t : texts) write_file_bytes(folder + "/" + t.name, t.text);
 }
 

@@ -692,13 +692,14 @@ inline bool prune(const std::string& run, uint64_t keep, const std::string& spar
 }
 
 /**
- * Rank 0, after every rank's write_shard (the caller's barrier): writes model.safetensors, the text files
- * (config.json, ...) and trainer_state.json, checks that the state's world_size shards are there, renames the temporary folder to
- * step-NNNNNN, then applies keep_checkpoints. False with *error when the checkpoint was not committed; the
+ * Rank 0, after every rank's write_shard (the caller's barrier): writes model.safetensors, the model's files
+ * (config.json, ...) and trainer_state.json, checks that the state's world_size shards are there, renames the
+ * temporary folder to step-NNNNNN, then applies keep_checkpoints. False with *error when the checkpoint was not committed; the
  * temporary folder is then left for the next begin to remove.
  */
 inline bool commit(const Pending& p, const std::vector<safetensors::TensorOut>& model,
-                   const std::vector<TextFile>& texts, const TrainerState& state, uint64_t keep, CommitResult* result, std::string* error) {
+                   const std::vector<TextFile>& texts, const TrainerState& state, uint64_t keep,
+                   CommitResult* result, std::string* error) {
   const std::string what = "cannot commit the checkpoint " + p.folder + ": ";
   if (state.step != p.step) {
     detail::fail_with(error, what + "its trainer state is of step " + std::to_string(state.step));
@@ -711,7 +712,7 @@ inline bool commit(const Pending& p, const std::vector<safetensors::TensorOut>& 
   if (!safetensors::write_file(model_path(p.temp), model, {{"format", "pt"}}, error)) return false;
   for (const TextFile& t : texts) {
     if (t.name.empty() || t.name.find('/') != std::string::npos) {
-      detail::fail_with(error, what + "the text file name \"" + t.name + "\" is not a plain file name");
+      detail::fail_with(error, what + "the file name \"" + t.name + "\" is not a plain file name");
       return false;
     }
     if (!detail::write_text(p.temp + "/" + t.name, t.text, error)) return false;
