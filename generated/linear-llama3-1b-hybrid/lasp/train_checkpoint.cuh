@@ -147,6 +147,9 @@ struct Checkpoints {
   bool pinned = false;
   std::vector<float> state_pageable;
   std::vector<bf16> weights_pageable;
+  // Rank 0: the files beside the weights (config.json, modeling_lasp.py, the tokenizer's), read before step 1, so
+  // a tokenizer folder that is wrong stops the run then, and one that goes away later stops no checkpoint.
+  std::vector<checkpoint::TextFile> texts;
 
   Checkpoints() = default;
   Checkpoints(const Checkpoints&) = delete;
@@ -238,6 +241,7 @@ inline bool write_in_place(State& st, const Optimizer& o) {
 // seconds, better spent at the start than as a stall at the first checkpoint. Rank 0 says what it holds. None
 // where checkpoints are written in place.
 inline void prepare_checkpoints(State& st, const Optimizer& o, Checkpoints& c) {
+  if (st.layout.rank == 0) c.texts = model_texts(st.opt);
   c.in_place = train_checkpoint::write_in_place(st, o);
   if (c.in_place) return;
   const auto started = std::chrono::steady_clock::now();
@@ -331,7 +335,7 @@ inline void save_checkpoint(State& st, const Optimizer& o, const checkpoint::Tra
   if (st.layout.rank == 0) {
     job.commits = true;
     job.model = weight_tensors(st, c.in_place ? nullptr : c.weights);
-    job.texts = model_texts(st.opt);
+    job.texts = c.texts;
     job.state = state;
     job.keep = (uint64_t)program::kKeepCheckpoints;
   }

@@ -112,8 +112,6 @@ inline int train_run(State& st, const OptimizerTables& tables, Forward forward, 
   const std::string data_path = st.opt.data.empty() ? program::kData : st.opt.data;
   const std::string eval_path = st.opt.eval_data.empty() ? program::kEvalData : st.opt.eval_data;
   WindowSource data = open_windows(st, data_path, per_step, "training data");
-  // The checkpoints' files, read once now: a tokenizer folder without a tokenizer stops the run before step 1.
-  if (st.layout.rank == 0 && st.opt.checkpoints) (void)model_texts(st.opt);
   WindowSource eval;
   const bool evaluating = !eval_path.empty() && program::kEvalEvery > 0;
   if (evaluating) eval = open_windows(st, eval_path, (uint64_t)program::kBatch * program::kDataParallel, "evaluation data");

@@ -62,7 +62,7 @@ inline void write_file_bytes(const std::string& path, const std::string& bytes) 
 
 // The model's files beside its weights: config.json, modeling_lasp.py where config.json's auto_map names it (a
 // plain Llama has none), and the spec's tokenizer: `tokenizer bytes`' files, or those of `tokenizer "FOLDER"`
-// (--tokenizer overrides the folder), read again each time.
+// (--tokenizer overrides the folder), read when called.
 inline std::vector<checkpoint::TextFile> model_texts(const Options& opt) {
   std::vector<checkpoint::TextFile> texts = {{"config.json", program::kHfConfig}};
   if (program::kHfModeling[0] != '\0') texts.push_back({program::kHfModelingName, program::kHfModeling});
