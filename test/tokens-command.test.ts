@@ -5,6 +5,7 @@ import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { captureIo } from "../src/cli/test-io.js";
 import { main } from "../src/cli/main.js";
+import { TOKENS_NEXT } from "../src/cli/tokens-command.js";
 import { decodeTokenFile, encodeTokenFile, GPT2_FORMAT, LLAMA3_FORMAT } from "../src/data/llmc-format.js";
 
 async function lasp(argv: string[]): Promise<{ exit: number; stdout: string; stderr: string }> {
@@ -39,7 +40,7 @@ describe("lasp tokens", () => {
     const run = await lasp(["tokens", text, binary, "-o", target]);
     expect(run).toEqual({
       exit: 0,
-      stdout: `wrote ${target}: 11 tokens from 2 files (vocab 256, llm.c format v1)\n`,
+      stdout: `wrote ${target}: 11 tokens from 2 files (vocab 256, llm.c format v1)\n${TOKENS_NEXT}\n`,
       stderr: "",
     });
     const read = decodeTokenFile(readFileSync(target));
@@ -50,7 +51,9 @@ describe("lasp tokens", () => {
   it("counts one file as one file", async () => {
     const target = out();
     const run = await lasp(["tokens", file("ab"), "--out", target]);
-    expect(run.stdout).toBe(`wrote ${target}: 2 tokens from 1 file (vocab 256, llm.c format v1)\n`);
+    expect(run.stdout).toBe(
+      `wrote ${target}: 2 tokens from 1 file (vocab 256, llm.c format v1)\n${TOKENS_NEXT}\n`,
+    );
   });
 
   it("replaces a token file it wrote, without --force", async () => {
@@ -153,6 +156,7 @@ describe("lasp tokens --eval-out", () => {
     expect(run.stdout.split("\n").filter((l) => l !== "")).toEqual([
       `wrote ${train}: 15 tokens from 2 files, all but the last 5 of 20 (vocab 256, llm.c format v1)`,
       `wrote ${held}: 5 tokens held out: the last 5 of the 20 (vocab 256, llm.c format v1)`,
+      TOKENS_NEXT,
     ]);
     expect(tokensOf(train)).toEqual([...Buffer.from("abcdefghij01234")]);
     expect(tokensOf(held)).toEqual([...Buffer.from("56789")]);

@@ -87,8 +87,13 @@ export async function tokensCommand(files: string[], options: TokensOptions, io:
       `wrote ${out}: ${part.length} tokens ${what} (vocab ${BYTE_VOCAB}, llm.c format v${GPT2_FORMAT.version})\n`,
     );
   }
+  io.stdout(`${TOKENS_NEXT}\n`);
   return EXIT.ok;
 }
+
+/** What a spec needs to train on these files and leave checkpoints that decode back to text. */
+export const TOKENS_NEXT =
+  "next: a spec with `vocab 256` trains on it, and with `tokenizer bytes` its checkpoints carry this tokenizer (examples/tiny-train.lasp has both)";
 
 /** --eval-share as a number in (0, 1), undefined without --eval-out, null after saying what is wrong. */
 function evalShareOption(options: TokensOptions, io: CliIo): number | undefined | null {
