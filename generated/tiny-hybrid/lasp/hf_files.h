@@ -17,10 +17,11 @@ inline constexpr const char* kHfModeling = R"py(# Written by lasp beside config.
 #     from transformers import AutoModelForCausalLM
 #     model = AutoModelForCausalLM.from_pretrained("runs/NAME/checkpoints/step-000400", trust_remote_code=True)
 #
-# (AutoModelForMaskedLM for a model whose layers are all bidirectional). It computes what the generated program
-# computes, in the checkpoint's dtype with the attention's sums in fp32 (fp64 for an fp64 model). It is written
-# apart from lasp's PyTorch reference (bench/gpu/torch_reference.py, which the program's losses and gradients
-# were checked against), and bench/gpu/hf_modeling_check.py compares the two:
+# (AutoModelForMaskedLM for a model whose layers are all bidirectional; AutoTokenizer where the spec names a
+# `tokenizer`). It computes what the generated program computes, in the checkpoint's dtype with the attention's
+# sums in fp32 (fp64 for an fp64 model). It is written apart from lasp's PyTorch reference (the lasp repository's
+# bench/gpu/torch_reference.py, which the program's losses and gradients were checked against), and
+# bench/gpu/hf_modeling_check.py there compares the two:
 # - x = embed[ids]; per layer x += Attn(Norm(x)), x += down(silu(gate(Norm(x))) * up(Norm(x))); final Norm;
 #   logits = x W^T (W = lm_head, or the embedding when tied).
 # - Linear attention: o_i = sum_{j <= i} lam_h^(i-j) (phi(q_i) . phi(k_j)) v_j, no 1/sqrt(d) scale (every j
