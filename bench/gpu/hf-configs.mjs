@@ -42,6 +42,12 @@ const MODELS = {
   ],
   // transformers' own LlamaForCausalLM (no modeling file): the config alone must make it lasp's model.
   llama: ["tie_embeddings true", `layer S = ${llama3}\n stack S x 2`],
+  // An encoder's byte tokenizer has the mask token at the last id (vocab 257 and up).
+  "encoder-bytes": [
+    "tie_embeddings true  mask_rate 0.15",
+    "layer E = linear_attention { causal false }\n stack E x 2",
+    "tokenizer bytes",
+  ],
   encoder: [
     "norm layernorm  tie_embeddings true  mask_rate 0.15",
     "layer E = linear_attention { causal false  output_norm rms }\n" +
@@ -55,7 +61,7 @@ if (out === undefined) {
   process.exit(2);
 }
 for (const [name, [settings, layers, run = ""]] of Object.entries(MODELS)) {
-  const vocab = run.includes("tokenizer bytes") ? 256 : 97;
+  const vocab = run.includes("tokenizer bytes") ? (settings.includes("mask_rate") ? 300 : 256) : 97;
   const source = `model m {
   vocab ${vocab}  hidden 128  ffn 160  heads 4  head_dim 64  ${settings}
   ${layers}

@@ -24,7 +24,8 @@ config.json, random bf16 weights with Hugging Face's names and the modeling file
   generation with the cache equals generation without it; a left-padded row of a batch gets the logits and the
   generated tokens it gets alone;
 - `tokenizer bytes`: AutoTokenizer encodes text to its UTF-8 bytes and decodes them back, and transformers'
-  text-generation pipeline runs on the folder.
+  text-generation pipeline runs on the folder; an encoder's `<mask>` is config.json's mask_token_id and the
+  fill-mask pipeline runs.
 Prints one line per check and exits 1 if any failed (2: a missing package or a bad setup).
 """
 
@@ -129,6 +130,8 @@ def check_model(folder, generator):
     err = abs(low_loss - float(out.loss.detach())) / abs(float(out.loss.detach()))
     check(f"{name} {low.dtype} load", low.dtype == torch.bfloat16 and err < 2e-2, f"loss {low_loss:.5f} (rel {err:.1e})")
     if encoder:
+        if os.path.exists(os.path.join(folder, "tokenizer.json")):
+            check_mask_token(folder, name, config["mask_token_id"])
         return
     if os.path.exists(os.path.join(folder, "tokenizer.json")):
         check_tokenizer(folder, name)
@@ -198,6 +201,19 @@ def check_tokenizer(folder, name):
     out = generate("def main(", max_new_tokens=8, do_sample=False)[0]["generated_text"]
     check(f"{name} pipeline", out.startswith("def main(") and len(out.encode("utf-8")) >= len("def main(") + 1,
           f"text-generation: {out!r}")
+
+
+def check_mask_token(folder, name, mask_id):
+    from transformers import AutoTokenizer, pipeline
+
+    tokenizer = AutoTokenizer.from_pretrained(folder, trust_remote_code=True)
+    ids = tokenizer("ab<mask>c")["input_ids"]
+    same = tokenizer.mask_token_id == mask_id and ids == [97, 98, mask_id, 99]
+    check(f"{name} mask token", same, f"<mask> is id {tokenizer.mask_token_id} (config.json: {mask_id}); ids {ids}")
+    fill = pipeline("fill-mask", model=folder, trust_remote_code=True, dtype=torch.float32)
+    out = fill("ab<mask>c", top_k=3)
+    check(f"{name} fill-mask", len(out) == 3 and all(0 <= o["token"] < 256 for o in out),
+          f"fill-mask's top 3: {[o['token'] for o in out]}")
 
 
 def main():

@@ -52,7 +52,7 @@ export function checkRules(inputs: RuleInputs, diagnostics: Diagnostic[]): Resol
   checkUnusedMaskRate(inputs, diagnostics);
   if (inputs.run) checkTraining(inputs.run, diagnostics);
   if (inputs.run) checkDocuments(inputs.run, inputs.model, diagnostics);
-  if (inputs.run) checkTokenizer(inputs.run, inputs.model, diagnostics);
+  if (inputs.run) checkTokenizer(inputs, inputs.run, diagnostics);
   if (heads === undefined || headDim === undefined || group === undefined) return undefined;
   return { heads, headDim, gpus: group.gpus, sequence: group.sequence, data: group.data };
 }
@@ -594,15 +594,21 @@ function checkTraining(run: ReadSettings, diagnostics: Diagnostic[]): void {
  * Document boundaries: `index` needs a dataset (the `.idx` itself is only read by the program), `eos` a token
  * of the vocabulary; the settings of another kind of boundary are reported as having no effect.
  */
-function checkTokenizer(run: ReadSettings, model: ReadSettings | undefined, diagnostics: Diagnostic[]): void {
+/** `tokenizer bytes` needs a token for each byte value, and an encoder one more: its mask token, the last id. */
+function checkTokenizer(inputs: RuleInputs, run: ReadSettings, diagnostics: Diagnostic[]): void {
   if (invalid(run, "tokenizer") || settingValue<TokenizerValue>(run, RUN_KEYS, "tokenizer")!.kind !== "bytes")
     return;
-  const vocab = num(model, "vocab");
-  if (vocab === undefined || vocab >= 256) return;
+  const vocab = num(inputs.model, "vocab");
+  const layers = [...inputs.used].map((name) => inputs.declared.find((d) => d.decl.name.name === name));
+  const encoder = layers.length > 0 && layers.every((d) => d !== undefined && !causalOf(d));
+  const least = encoder ? 257 : 256;
+  if (vocab === undefined || vocab >= least) return;
   diagnostics.push(
-    diagnose("bytesTokenizerVocab", spanOf(run, "tokenizer")!, [vocab], {
-      hint: "set `vocab 256` (or more), as a model trained on `lasp tokens` files has, or `tokenizer none`",
-      related: notes([spanOf(model, "vocab"), `vocab ${vocab} is set here`]),
+    diagnose("bytesTokenizerVocab", spanOf(run, "tokenizer")!, [vocab, encoder], {
+      hint: encoder
+        ? "set `vocab 257` (or more): the 256 bytes and the mask token, or `tokenizer none`"
+        : "set `vocab 256` (or more), as a model trained on `lasp tokens` files has, or `tokenizer none`",
+      related: notes([spanOf(inputs.model, "vocab"), `vocab ${vocab} is set here`]),
     }),
   );
 }

@@ -292,9 +292,11 @@ export const MESSAGES = {
   bytesTokenizerVocab: entry(
     "E0521",
     "error",
-    "tokenizer bytes with fewer than 256 tokens",
-    (vocab: number) =>
-      `\`tokenizer bytes\` gives each of the 256 byte values its own token, but the vocabulary has only ${vocab}`,
+    "tokenizer bytes with fewer tokens than bytes",
+    (vocab: number, encoder: boolean) =>
+      encoder
+        ? `\`tokenizer bytes\` gives each of the 256 byte values its own token and an encoder's mask token the last id, but the vocabulary has only ${vocab}`
+        : `\`tokenizer bytes\` gives each of the 256 byte values its own token, but the vocabulary has only ${vocab}`,
   ),
 
   // W06xx: warnings (exit code stays 0)

@@ -54,6 +54,32 @@ describe("tokenizer bytes", () => {
     expect(config.generated_by).toBe("lasp");
   });
 
+  it("gives an encoder's mask token the vocabulary's last id, the ids between held by unused tokens", () => {
+    const result = checkSource(
+      "e.lasp",
+      `model e {
+  vocab 260  hidden 256  ffn 512  heads 4  head_dim 64
+  layer E = linear_attention { causal false }
+  stack E x 2
+}
+parallel { gpus 1 }
+run { seq_len 1K  dtype bf16  tokenizer bytes }
+`,
+    );
+    const [json, config] = tokenizerFiles(result.spec!).map((f) => JSON.parse(f.text));
+    expect(json.added_tokens.map((t: { id: number; content: string }) => [t.id, t.content])).toEqual([
+      [256, "<unused_256>"],
+      [257, "<unused_257>"],
+      [258, "<unused_258>"],
+      [259, "<mask>"],
+    ]);
+    expect(json.added_tokens.every((t: { special: boolean }) => t.special)).toBe(true);
+    expect(config.mask_token).toBe("<mask>");
+    expect(config.added_tokens_decoder["259"]).toMatchObject({ content: "<mask>", special: true });
+    // A causal model has no mask: no added tokens.
+    expect(JSON.parse(tokenizerFiles(specOf("tokenizer bytes"))[0]!.text).added_tokens).toEqual([]);
+  });
+
   it("writes nothing with tokenizer none (the default)", () => {
     expect(tokenizerFiles(specOf(""))).toEqual([]);
     expect(tokenizerFiles(specOf("tokenizer none"))).toEqual([]);

@@ -26,15 +26,35 @@ function asciiJson(value: unknown): string {
 
 const BYTE_LEVEL = { type: "ByteLevel", add_prefix_space: false, trim_offsets: false, use_regex: false };
 
+/** The mask token of an encoder (every layer bidirectional): the vocabulary's last id, as the program masks. */
+export const MASK_TOKEN = "<mask>";
+
 /** tokenizer.json and tokenizer_config.json of `tokenizer bytes`, or none. */
 export function tokenizerFiles(spec: ResolvedSpec): { name: string; text: string }[] {
   if (spec.run.tokenizer.kind !== "bytes") return [];
   const vocab = Object.fromEntries(byteAlphabet().map((c, b) => [c, b]));
+  const encoder = spec.model.layers.every((l) => !l.causal);
+  const special = (id: number, content: string) => ({
+    id,
+    content,
+    single_word: false,
+    lstrip: false,
+    rstrip: false,
+    normalized: false,
+    special: true,
+  });
+  // The tokenizers library numbers added tokens in order after the vocabulary, so the ids between the bytes and
+  // the mask are held by unused tokens: the mask lands on the vocabulary's last id, the program's.
+  const mask = special(spec.model.vocab - 1, MASK_TOKEN);
+  const unused = Array.from({ length: spec.model.vocab - 257 }, (_, i) =>
+    special(256 + i, `<unused_${256 + i}>`),
+  );
+  const added = encoder ? [...unused, mask] : [];
   const tokenizer = {
     version: "1.0",
     truncation: null,
     padding: null,
-    added_tokens: [],
+    added_tokens: added,
     normalizer: null,
     pre_tokenizer: BYTE_LEVEL,
     post_processor: null,
@@ -56,7 +76,8 @@ export function tokenizerFiles(spec: ResolvedSpec): { name: string; text: string
     tokenizer_class: "PreTrainedTokenizerFast",
     model_max_length: spec.run.seqLen - spec.run.padding,
     clean_up_tokenization_spaces: false,
-    added_tokens_decoder: {},
+    added_tokens_decoder: Object.fromEntries(added.map((t) => [t.id, { ...t, id: undefined }])),
+    ...(encoder ? { mask_token: MASK_TOKEN } : {}),
     generated_by: "lasp",
   };
   const files = [
