@@ -14,7 +14,7 @@ import { captureIo } from "../src/cli/test-io.js";
 import { CodegenLimitation } from "../src/codegen/generate.js";
 import { encodeTokenFile, GPT2_FORMAT } from "../src/data/llmc-format.js";
 import { checkSource } from "../src/check/front-end.js";
-import { trainTokenFiles } from "../src/cli/token-file-paths.js";
+import { bytesTokenizerMismatch, trainTokenFiles } from "../src/cli/token-file-paths.js";
 
 const SPEC = "examples/tiny-linear.lasp"; // parallel { gpus 2 }
 
@@ -720,6 +720,31 @@ describe("lasp run: train mode", () => {
       text.replace(/mode verify/, 'mode train  data "few.bin"  eval_data "cut.bin"'),
     );
     expect(trainTokenFiles(unused.ast!, unused.spec!, cwd).problems).toEqual([]);
+  });
+
+  it("stops before the build where `tokenizer bytes` meets data of another tokenizer, naming the first such token", async () => {
+    const cwd = await mkdtemp(path.join(root, "bytes-"));
+    const spec = path.join(cwd, "bytes.lasp");
+    const text = await readFile(SPEC, "utf8");
+    await writeFile(spec, text.replace(/mode verify/, 'mode train  data "gpt2.bin"  tokenizer bytes'));
+    const seqLen = checkSource(spec, await readFile(spec, "utf8")).spec!.run.seqLen;
+    const tokens = new Uint16Array(2 * seqLen + 1).fill(104);
+    tokens[5] = 50256;
+    await writeFile(path.join(cwd, "gpt2.bin"), encodeTokenFile(GPT2_FORMAT, tokens));
+    const r = await run({}, deps({ cwd }), spec);
+    expect(r.code).toBe(2);
+    const line = text.split("\n").findIndex((l) => l.includes("mode verify")) + 1;
+    expect(r.err).toContain(`${spec}:${line}:`);
+    expect(r.err).toContain(
+      `\`tokenizer\`: \`tokenizer bytes\` writes a byte tokenizer, but token 5 of ${path.join(cwd, "gpt2.bin")} is 50256, not a byte`,
+    );
+    expect(r.err).toContain('`tokenizer "gpt2"`');
+    expect(existsSync(path.join(cwd, "runs"))).toBe(false);
+    // Bytes only: nothing to say.
+    tokens[5] = 255;
+    await writeFile(path.join(cwd, "gpt2.bin"), encodeTokenFile(GPT2_FORMAT, tokens));
+    const checked = checkSource(spec, await readFile(spec, "utf8"));
+    expect(await bytesTokenizerMismatch(checked.ast!, checked.spec!, cwd)).toBeUndefined();
   });
 
   it("--resume DIR takes a run folder's newest checkpoint or a checkpoint folder, and passes its absolute path", async () => {

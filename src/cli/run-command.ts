@@ -28,7 +28,7 @@ import {
   type LaunchResult,
 } from "../toolchain/launch.js";
 import { lossChartSvg } from "../toolchain/loss-chart.js";
-import { tokenizerFolder, trainTokenFiles } from "./token-file-paths.js";
+import { bytesTokenizerMismatch, tokenizerFolder, trainTokenFiles } from "./token-file-paths.js";
 import { hfLoadLine, RunProgress, StatusLine } from "../toolchain/progress.js";
 import { hfConfig } from "../model/hf-config.js";
 import {
@@ -378,6 +378,11 @@ export async function runCommand(
   const tokenizer = tokenizerFolder(loaded.ast!, spec, specFolder);
   const tokenFiles = [...(tokens?.args ?? []), ...tokenizer.args];
   const fileProblems = [...(tokens?.problems ?? []), ...tokenizer.problems];
+  // The byte tokenizer is checked against the data where both are there to read.
+  if (train && fileProblems.length === 0 && !cli.dryRun) {
+    const mismatch = await bytesTokenizerMismatch(loaded.ast!, spec, specFolder);
+    if (mismatch !== undefined) fileProblems.push(mismatch);
+  }
   if (fileProblems.length > 0 && !cli.dryRun) {
     for (const p of fileProblems) {
       const at = p.span === undefined ? file : `${file}:${p.span.start.line}:${p.span.start.column}`;

@@ -10,6 +10,7 @@ import path from "node:path";
 import type { SpecFile } from "../ast/ast.js";
 import type { Span } from "../ast/span.js";
 import type { ResolvedSpec } from "../spec/resolved.js";
+import { findTokenOutOfRange, readTokenFileHeader } from "../data/token-file.js";
 import {
   describeTokenFile,
   evalReads,
@@ -122,4 +123,32 @@ export function tokenizerFolder(
       hint: "name a Hugging Face model's folder (it has tokenizer.json), `tokenizer bytes` for `lasp tokens` files, or `tokenizer none`",
     });
   return { args: ["--tokenizer", folder], problems };
+}
+
+/** Tokens of `data` that `tokenizer bytes` looks at before the build: the first million. */
+export const BYTES_CHECKED = 1 << 20;
+
+/**
+ * `tokenizer bytes` with an llm.c `data` file whose first tokens are not all bytes: those tokens come from another
+ * tokenizer, and the checkpoints would carry the wrong one. Undefined when it fits, or there is nothing to read.
+ */
+export async function bytesTokenizerMismatch(
+  ast: SpecFile,
+  spec: ResolvedSpec,
+  specFolder: string,
+): Promise<TokenFileProblem | undefined> {
+  const data = spec.run.data;
+  if (spec.run.tokenizer.kind !== "bytes" || data.kind !== "file") return undefined;
+  const file = path.resolve(specFolder, data.path);
+  if (describeTokenFile(file, 1, 0).kind !== "llm.c") return undefined;
+  const header = await readTokenFileHeader(file);
+  const beyond = await findTokenOutOfRange(file, header, 256, BYTES_CHECKED, BYTES_CHECKED);
+  if (beyond === undefined) return undefined;
+  return {
+    key: "tokenizer",
+    path: file,
+    span: settingSpan(ast, "tokenizer"),
+    message: `\`tokenizer bytes\` writes a byte tokenizer, but token ${beyond.index} of ${file} is ${beyond.token}, not a byte: the data comes from another tokenizer`,
+    hint: 'name that tokenizer\'s Hugging Face folder (`tokenizer "gpt2"`), or `tokenizer none`',
+  };
 }

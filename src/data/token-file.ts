@@ -32,19 +32,24 @@ export interface TokenOutOfRange {
   token: number;
 }
 
-/** The first token of the file at `path` that is `vocab` or more, or undefined when every token is below. */
+/**
+ * The first token of the file at `path` that is `vocab` or more, or undefined when every token is below; with
+ * `limit`, among the first `limit` tokens only.
+ */
 export async function findTokenOutOfRange(
   path: string,
   header: TokenFileHeader,
   vocab: number,
   chunkTokens = 1 << 20,
+  limit = Infinity,
 ): Promise<TokenOutOfRange | undefined> {
   const width = header.format.tokenBytes;
-  const buffer = new Uint8Array(chunkTokens * width);
+  const end = Math.min(header.tokens, limit);
+  const buffer = new Uint8Array(Math.min(chunkTokens, Math.max(end, 1)) * width);
   const file = await open(path, "r");
   try {
-    for (let first = 0; first < header.tokens; first += chunkTokens) {
-      const count = Math.min(chunkTokens, header.tokens - first);
+    for (let first = 0; first < end; first += chunkTokens) {
+      const count = Math.min(chunkTokens, end - first);
       const bytesRead = await readFully(
         file,
         buffer.subarray(0, count * width),
