@@ -9,12 +9,13 @@ import { listWords, nearest } from "../diagnostics/suggest.js";
 import { blockOfKeys, suggestKey } from "../spec/key-homes.js";
 import { numberLiteralValue } from "../syntax/build-ast.js";
 import { AUTO, BOOLEAN_WORDS, DECAY_SCHEDULES, type KeyRule, type ValueRule } from "../spec/schema.js";
+import type { Tokenizer } from "../spec/resolved.js";
 
 export type DecayValue =
   { kind: "schedule"; name: string } | { kind: "fixed"; value: number } | { kind: "list"; values: number[] };
 export type DataValue = { kind: "synthetic" } | { kind: "file"; path: string };
 export type PathValue = { kind: "none" } | { kind: "file"; path: string };
-export type TokenizerValue = { kind: "none" } | { kind: "bytes" } | { kind: "folder"; path: string };
+export type TokenizerValue = Tokenizer;
 export type ReadValue =
   number | string | boolean | DecayValue | DataValue | PathValue | TokenizerValue | number[];
 
