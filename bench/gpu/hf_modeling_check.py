@@ -20,6 +20,8 @@ config.json, random bf16 weights with Hugging Face's names and the modeling file
 - the loss on random tokens equals the reference's (float64, relative 1e-10; 1e-5 for transformers' own Llama,
   which computes RoPE's angles and the loss in fp32), and its gradients (100 times that);
 - tied embeddings are one tensor; the bf16 load's loss is within 2e-2 of the float64 one;
+- training with gradient_checkpointing_enable() runs each layer twice and gives the same loss and gradients,
+  bit for bit;
 - causal models: logits computed token by token through the cache equal one forward's (1e-10); greedy
   generation with the cache equals generation without it; a left-padded row of a batch gets the logits and the
   generated tokens it gets alone;
@@ -123,6 +125,8 @@ def check_model(folder, generator):
     if cfg.tied:
         same = model.lm_head.weight.data_ptr() == model.model.embed_tokens.weight.data_ptr()
         check(f"{name} tied head", same, "lm_head.weight is model.embed_tokens.weight")
+    if "auto_map" in config:
+        check_checkpointing(model, name, ids, labels, float(out.loss.detach()), named)
 
     low = load(folder, encoder, "auto")
     with torch.no_grad():
@@ -166,6 +170,32 @@ def check_model(folder, generator):
         gb = model.generate(batch, attention_mask=mask, max_new_tokens=8, do_sample=False, pad_token_id=0)
         ga = model.generate(short, max_new_tokens=8, do_sample=False)
         check(f"{name} padded generate", torch.equal(gb[1, 70:], ga[0, 70 - pad :]), f"{gb[1, 70:].tolist()}")
+
+
+def check_checkpointing(model, name, ids, labels, loss, named):
+    """Training with gradient_checkpointing_enable() (each layer recomputed in the backward) gives the loss and
+    the gradients of training without it, bit for bit on the CPU in fp64."""
+    plain = {k: p.grad.clone() for k, p in named.items()}
+    model.zero_grad()
+    model.gradient_checkpointing_enable()
+    model.train()
+    calls = []  # each layer's forward runs, the recomputation's included (forward hooks miss those)
+
+    def counted(forward):
+        return lambda *a, **k: calls.append(1) or forward(*a, **k)
+
+    for layer in model.model.layers:
+        layer.forward = counted(layer.forward)
+    out = model(input_ids=ids, labels=labels)
+    out.loss.backward()
+    for layer in model.model.layers:
+        del layer.forward
+    layers = len(model.model.layers)
+    same = float(out.loss.detach()) == loss and all(torch.equal(named[k].grad, plain[k]) for k in plain)
+    check(f"{name} gradient checkpointing", same and len(calls) == 2 * layers,
+          f"{len(calls)} layer calls for {layers} layers; loss and {len(plain)} gradients {'the same bits' if same else 'DIFFER'}")
+    model.gradient_checkpointing_disable()
+    model.eval()
 
 
 def eval_checkpoint(args):

@@ -31,7 +31,12 @@ inline constexpr const char* kHfModeling = R"py(# Written by lasp beside config.
 # - Softmax attention: RoPE (transformers' rotate_half pairing, Llama 3's scaling) on q and k, grouped kv heads,
 #   scale 1/sqrt(d), causal or not; generation keeps its keys and values.
 # Padding: a 0 in attention_mask takes the token out of every layer's keys and values (left padding, as batched
-# generation pads, leaves the other rows' results unchanged). Tested with transformers 5.18 and PyTorch 2.13.
+# generation pads, leaves the other rows' results unchanged). Tested with transformers 5.17-5.18 and PyTorch
+# 2.11-2.13.
+# Fine-tuning: `model.gradient_checkpointing_enable()` recomputes each layer in the backward. On a GPU with
+# flash-linear-attention installed (`pip install flash-linear-attention`), causal linear layers run on its
+# chunk_simple_gla kernels (fp32 sums inside, bf16 in and out) instead of the chunk loop below;
+# `linear_kernel="torch"` (a from_pretrained argument, or config.linear_kernel) keeps the loop, "fla" requires fla.
 import math
 
 import torch
@@ -49,6 +54,20 @@ except ImportError:  # transformers 4
 
 _TRANSFORMERS_5 = int(transformers.__version__.split(".")[0]) >= 5
 CHUNK = 64
+LINEAR_KERNELS = ("auto", "fla", "torch")
+_FLA = []  # [chunk_simple_gla or None, why not], filled on first use
+
+
+def _fla():
+    """fla's chunk_simple_gla, or None where flash-linear-attention does not import (the reason in _FLA[1])."""
+    if not _FLA:
+        try:
+            from fla.ops.simple_gla import chunk_simple_gla
+
+            _FLA.extend((chunk_simple_gla, None))
+        except Exception as exc:  # noqa: BLE001 - any import failure means: no fla
+            _FLA.extend((None, f"{type(exc).__name__}: {exc}"))
+    return _FLA[0]
 FEATURE_MAPS = {
     "identity": lambda x: x,
     "elu_plus_one": lambda x: F.elu(x) + 1.0,
@@ -81,6 +100,7 @@ class LaspLinearLlamaConfig(_ConfigBase):
         layer_configs=None,
         tie_word_embeddings=False,
         use_cache=True,
+        linear_kernel="auto",
         **kwargs,
     ):
         self.vocab_size = vocab_size
@@ -105,6 +125,9 @@ class LaspLinearLlamaConfig(_ConfigBase):
         self.layer_types = layer_types if layer_types is not None else [c["layer_type"] for c in layer_configs]
         self.tie_word_embeddings = tie_word_embeddings
         self.use_cache = use_cache
+        if linear_kernel not in LINEAR_KERNELS:
+            raise ValueError(f"linear_kernel must be one of {', '.join(LINEAR_KERNELS)}, got {linear_kernel!r}")
+        self.linear_kernel = linear_kernel
         super().__init__(tie_word_embeddings=tie_word_embeddings, **kwargs)
         if len(self.layer_configs) != self.num_hidden_layers:
             raise ValueError(
@@ -171,6 +194,7 @@ class LaspLinearAttention(nn.Module):
         self.phi = FEATURE_MAPS[layer_config.get("feature_map", "identity")]
         self.output_norm = layer_config.get("output_norm", "none") == "rms"
         self.eps = config.norm_eps
+        self.config = config  # config.linear_kernel is read at each call: it may be set after loading
         # Plain numbers, not buffers: from_pretrained leaves buffers that no file holds uninitialised.
         self.decay = [float(x) for x in layer_config.get("decay", [1.0] * self.heads)]
         self.q_proj = nn.Linear(config.hidden_size, self.heads * self.d, bias=False)
@@ -181,24 +205,61 @@ class LaspLinearAttention(nn.Module):
     def forward(self, x, keep, positions, cache, index):
         B, T, _ = x.shape
         sums = _sum_dtype(x.dtype)
-        q = self.phi(_heads(self.q_proj(x), self.heads, self.d)).to(sums)
-        k = self.phi(_heads(self.k_proj(x), self.kv_heads, self.d)).to(sums)
-        v = _heads(self.v_proj(x), self.kv_heads, self.d).to(sums)
-        group = self.heads // self.kv_heads
         keep = keep[:, -T:] if keep is not None else None
-        k = _drop_padding(k, keep).repeat_interleave(group, dim=1)  # query head h reads kv head h // group
-        v = _drop_padding(v, keep).repeat_interleave(group, dim=1)
-        if self.causal:
-            state = cache.linear_state(index) if cache is not None else None
-            o, state = self._causal(q, k, v, state)
-            if cache is not None:
-                cache.set_linear_state(index, state)
+        state = cache.linear_state(index) if cache is not None and self.causal else None
+        if self.causal and self._on_fla(x):
+            o, state = self._fla_causal(x, keep, state, cache is not None)
+            o = o.to(sums)
         else:
-            o = q @ (k.transpose(-1, -2) @ v)
+            q = self.phi(_heads(self.q_proj(x), self.heads, self.d)).to(sums)
+            k = self.phi(_heads(self.k_proj(x), self.kv_heads, self.d)).to(sums)
+            v = _heads(self.v_proj(x), self.kv_heads, self.d).to(sums)
+            group = self.heads // self.kv_heads
+            k = _drop_padding(k, keep).repeat_interleave(group, dim=1)  # query head h reads kv head h // group
+            v = _drop_padding(v, keep).repeat_interleave(group, dim=1)
+            if self.causal:
+                o, state = self._causal(q, k, v, state)
+            else:
+                o = q @ (k.transpose(-1, -2) @ v)
+            o = o.transpose(1, 2)  # [B, T, H, d]
+        if cache is not None and self.causal:
+            cache.set_linear_state(index, state)
         if self.output_norm:
             o = o * torch.rsqrt(o.pow(2).mean(-1, keepdim=True) + self.eps)
-        o = o.to(x.dtype).transpose(1, 2).reshape(B, T, self.heads * self.d)
+        o = o.to(x.dtype).reshape(B, T, self.heads * self.d)
         return self.o_proj(o)
+
+    def _on_fla(self, x):
+        """Whether this call runs on fla: config.linear_kernel "auto" takes it on a GPU in 16 or 32 bits where fla
+        imports, "fla" requires it, "torch" never."""
+        kernel = getattr(self.config, "linear_kernel", "auto")
+        if kernel == "torch":
+            return False
+        usable = x.is_cuda and x.dtype != torch.float64
+        if kernel == "auto":
+            return usable and _fla() is not None
+        if not usable:
+            raise ValueError(f"linear_kernel 'fla' runs on a GPU in 16 or 32 bits, not {x.device} in {x.dtype}")
+        if _fla() is None:
+            raise ImportError(f"linear_kernel 'fla' needs flash-linear-attention ({_FLA[1]})")
+        return True
+
+    def _fla_causal(self, x, keep, state, want_state):
+        """The causal core on fla's chunk_simple_gla: [B, T, H, d] in x's dtype, each head's decay as its
+        g_gamma = log(lam), no 1/sqrt(d) scale; state [B, H, d, d] fp32 (the chunk loop's layout) or None."""
+        B, T, _ = x.shape
+        q = self.phi(self.q_proj(x).view(B, T, self.heads, self.d))
+        k = self.phi(self.k_proj(x).view(B, T, self.kv_heads, self.d))
+        v = self.v_proj(x).view(B, T, self.kv_heads, self.d)
+        if keep is not None:
+            zero = torch.zeros((), dtype=x.dtype, device=x.device)
+            k, v = torch.where(keep[:, :, None, None], k, zero), torch.where(keep[:, :, None, None], v, zero)
+        group = self.heads // self.kv_heads
+        k, v = k.repeat_interleave(group, dim=2), v.repeat_interleave(group, dim=2)
+        gamma = torch.tensor([math.log(lam) for lam in self.decay], dtype=torch.float32, device=x.device)
+        o, state = _fla()(q.contiguous(), k.contiguous(), v.contiguous(), g_gamma=gamma, scale=1.0,
+                          initial_state=state.float() if state is not None else None, output_final_state=want_state)
+        return o, state
 
     def _causal(self, q, k, v, state):
         """Chunks of CHUNK tokens: the in-chunk products masked by lam^(i-j), plus q times the state of the
@@ -304,6 +365,8 @@ class LaspSoftmaxAttention(nn.Module):
 
 
 class LaspDecoderLayer(nn.Module):
+    gradient_checkpointing = False  # set by model.gradient_checkpointing_enable(), with _gradient_checkpointing_func
+
     def __init__(self, config, index):
         super().__init__()
         layer_config = config.layer_configs[index]
@@ -358,7 +421,7 @@ class LaspCache:
 class LaspLinearLlamaPreTrainedModel(PreTrainedModel):
     config_class = LaspLinearLlamaConfig
     base_model_prefix = "model"
-    supports_gradient_checkpointing = False
+    supports_gradient_checkpointing = True
     _no_split_modules = ["LaspDecoderLayer"]
 
     def _init_weights(self, module):
@@ -404,7 +467,11 @@ class LaspLinearLlamaModel(LaspLinearLlamaPreTrainedModel):
         # keep covers every token so far: linear layers read this call's tokens of it, softmax layers all (the cache).
         hidden = [x] if output_hidden_states else None
         for layer in self.layers:
-            x = layer(x, keep, position_ids, cache)
+            # A recomputed layer would take its tokens into a cache twice: with a cache, layers are not recomputed.
+            if layer.gradient_checkpointing and self.training and cache is None and torch.is_grad_enabled():
+                x = layer._gradient_checkpointing_func(layer.__call__, x, keep, position_ids, None)
+            else:
+                x = layer(x, keep, position_ids, cache)
             if output_hidden_states:
                 hidden.append(x)
         x = self.norm(x)
