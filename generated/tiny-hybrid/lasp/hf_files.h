@@ -68,6 +68,8 @@ def _fla():
         except Exception as exc:  # noqa: BLE001 - any import failure means: no fla
             _FLA.extend((None, f"{type(exc).__name__}: {exc}"))
     return _FLA[0]
+
+
 FEATURE_MAPS = {
     "identity": lambda x: x,
     "elu_plus_one": lambda x: F.elu(x) + 1.0,
