@@ -1,5 +1,5 @@
-"""Checks modeling_lasp.py's linear layers on flash-linear-attention (the path it takes on a GPU where fla is
-installed) against its own chunk loop (`linear_kernel="torch"`), and times both for fine-tuning.
+"""Checks modeling_lasp.py's linear layers on flash-linear-attention (`linear_kernel="fla"`, what "auto" takes on
+a GPU where fla imports) against its own chunk loop (`linear_kernel="torch"`), and times both for fine-tuning.
 
 Usage (from the repository root, on a GPU machine with torch, transformers, safetensors and fla):
     node bench/gpu/hf-configs.mjs DIR          (here, after `npm run build`: lasp's config.json files)

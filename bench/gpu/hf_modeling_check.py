@@ -22,6 +22,8 @@ config.json, random bf16 weights with Hugging Face's names and the modeling file
 - tied embeddings are one tensor; the bf16 load's loss is within 2e-2 of the float64 one;
 - training with gradient_checkpointing_enable() runs each layer twice and gives the same loss and gradients,
   bit for bit;
+- causal linear layers: their call of fla's chunk_simple_gla, with a token-by-token stand-in of the function,
+  gives the chunk loop's logits (forward, cache, left padding; 1e-6: the decay and the state are fp32 there);
 - causal models: logits computed token by token through the cache equal one forward's (1e-10); greedy
   generation with the cache equals generation without it; a left-padded row of a batch gets the logits and the
   generated tokens it gets alone;
@@ -127,6 +129,8 @@ def check_model(folder, generator):
         check(f"{name} tied head", same, "lm_head.weight is model.embed_tokens.weight")
     if "auto_map" in config:
         check_checkpointing(model, name, ids, labels, float(out.loss.detach()), named)
+        if any(c["layer_type"] == "linear_attention" and c["causal"] for c in config["layer_configs"]):
+            check_fla_call(model, name, ids)
 
     low = load(folder, encoder, "auto")
     with torch.no_grad():
@@ -196,6 +200,51 @@ def check_checkpointing(model, name, ids, labels, loss, named):
           f"{len(calls)} layer calls for {layers} layers; loss and {len(plain)} gradients {'the same bits' if same else 'DIFFER'}")
     model.gradient_checkpointing_disable()
     model.eval()
+
+
+def stand_in_chunk_simple_gla(q, k, v, g_gamma=None, scale=None, initial_state=None, output_final_state=False):
+    """fla's chunk_simple_gla as its documentation defines it, token by token in fp64: q, k, v [B, T, H, d];
+    h_t = exp(g_gamma) h_(t-1) + k_t^T v_t from h_(-1) = initial_state [B, H, d, d]; o_t = scale q_t h_t."""
+    B, T, H, d = q.shape
+    h = torch.zeros(B, H, d, v.shape[-1], dtype=torch.float64) if initial_state is None else initial_state.double()
+    gamma = torch.exp(g_gamma.double())[None, :, None, None]
+    out = []
+    for t in range(T):
+        h = gamma * h + k[:, t].double()[..., :, None] * v[:, t].double()[..., None, :]
+        out.append(scale * torch.einsum("bhk,bhkv->bhv", q[:, t].double(), h))
+    return torch.stack(out, dim=1).to(q.dtype), (h.float() if output_final_state else None)
+
+
+def check_fla_call(model, name, ids):
+    """The causal linear layers' call of fla's chunk_simple_gla (layout, each head's decay as g_gamma, no scale,
+    grouped kv heads, padding, the cache's state in and out), with a stand-in of the function in its place: the
+    same logits as the chunk loop, one forward, through the cache and left-padded. fla's own kernels against the
+    loop: bench/gpu/hf_fla_check.py on a GPU."""
+    modeling = sys.modules[type(model).__module__]
+    attention = modeling.LaspLinearAttention
+    saved_fla, saved_on = list(modeling._FLA), attention._on_fla
+    with torch.no_grad():
+        loop = model(input_ids=ids, use_cache=False).logits
+        modeling._FLA[:] = [stand_in_chunk_simple_gla, None]
+        attention._on_fla = lambda self, x: True
+        try:
+            full = model(input_ids=ids, use_cache=False).logits
+            step = model(input_ids=ids[:, :70], use_cache=True)
+            cache, parts = step.past_key_values, [step.logits]
+            for t in range(70, 80):
+                step = model(input_ids=ids[:, t : t + 1], past_key_values=cache, use_cache=True)
+                cache = step.past_key_values
+                parts.append(step.logits)
+            mask = torch.ones_like(ids[:, :70])
+            mask[1, :25] = 0
+            padded = model(input_ids=ids[:, :70], attention_mask=mask, use_cache=False).logits[1, 25:]
+            alone = model(input_ids=ids[1:, 25:70], use_cache=False).logits[0]
+        finally:
+            modeling._FLA[:], attention._on_fla = saved_fla, saved_on
+    errs = (rel(full, loop), rel(torch.cat(parts, dim=1), loop[:, :80]), rel(padded, alone))
+    # g_gamma and the returned state are fp32 in fla's interface: fp32's rounding in an fp64 model.
+    check(f"{name} fla call", max(errs) < 1e-6,
+          "stand-in chunk_simple_gla: forward, cache, left padding relative " + ", ".join(f"{e:.1e}" for e in errs))
 
 
 def eval_checkpoint(args):

@@ -33,10 +33,10 @@ inline constexpr const char* kHfModeling = R"py(# Written by lasp beside config.
 # Padding: a 0 in attention_mask takes the token out of every layer's keys and values (left padding, as batched
 # generation pads, leaves the other rows' results unchanged). Tested with transformers 5.17-5.18 and PyTorch
 # 2.11-2.13.
-# Fine-tuning: `model.gradient_checkpointing_enable()` recomputes each layer in the backward. On a GPU with
-# flash-linear-attention installed (`pip install flash-linear-attention`), causal linear layers run on its
-# chunk_simple_gla kernels (fp32 sums inside, bf16 in and out) instead of the chunk loop below;
-# `linear_kernel="torch"` (a from_pretrained argument, or config.linear_kernel) keeps the loop, "fla" requires fla.
+# Fine-tuning: `model.gradient_checkpointing_enable()` recomputes each layer in the backward.
+# `linear_kernel="auto"` (a from_pretrained argument, or config.linear_kernel) runs causal linear layers on
+# flash-linear-attention's chunk_simple_gla (`pip install flash-linear-attention`; fp32 sums inside, bf16 in and
+# out) on a GPU where it imports, "fla" requires it; the default, "torch", is the chunk loop below.
 import math
 
 import torch
@@ -54,7 +54,7 @@ except ImportError:  # transformers 4
 
 _TRANSFORMERS_5 = int(transformers.__version__.split(".")[0]) >= 5
 CHUNK = 64
-LINEAR_KERNELS = ("auto", "fla", "torch")
+LINEAR_KERNELS = ("torch", "auto", "fla")
 _FLA = []  # [chunk_simple_gla or None, why not], filled on first use
 
 
@@ -102,7 +102,7 @@ class LaspLinearLlamaConfig(_ConfigBase):
         layer_configs=None,
         tie_word_embeddings=False,
         use_cache=True,
-        linear_kernel="auto",
+        linear_kernel="torch",
         **kwargs,
     ):
         self.vocab_size = vocab_size
@@ -234,7 +234,7 @@ class LaspLinearAttention(nn.Module):
     def _on_fla(self, x):
         """Whether this call runs on fla: config.linear_kernel "auto" takes it on a GPU in 16 or 32 bits where fla
         imports, "fla" requires it, "torch" never."""
-        kernel = getattr(self.config, "linear_kernel", "auto")
+        kernel = getattr(self.config, "linear_kernel", "torch")
         if kernel == "torch":
             return False
         usable = x.is_cuda and x.dtype != torch.float64
