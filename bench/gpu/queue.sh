@@ -88,6 +88,10 @@
 #              model.safetensors (left beside out.tgz: over pack-out's 4 MiB), config.json, modeling_lasp.py and
 #              tokenizer files brought back, for `bench/gpu/hf_modeling_check.py --checkpoint` here (transformers
 #              loading it against the program's eval loss); where the machine has transformers, that check there too
+#   hffla      ${HFFLA_CONFIGS:-.gpu-h33/hf-configs} (`node bench/gpu/hf-configs.mjs DIR` here) and .device/wheels (fla):
+#              bench/gpu/hf_fla_check.py, modeling_lasp.py's causal linear layers on fla's kernels against its chunk
+#              loop (losses, logits, gradients, cache, padding) and both timed on Linear-Llama3-1B's layer shape;
+#              with the machine's transformers (5.17 on the H100s seen); its pass lets "auto" be the default
 #   diag       .gpu-diag (`lasp compile` of variant specs + kernels.o, as vallscan): verify programs that tell
 #              one question apart, their specs beside them (the closing note says which)
 # The carried folders and the tracked tree together must stay under the device tool's 64 MiB.
@@ -107,7 +111,7 @@ limit_of() {
   case "$1" in
     vdoc) echo 170 ;; ceiling) echo 50 ;; calibrate) echo 180 ;; gathered) echo 200 ;;
     docbench) echo 150 ;; vallscan) echo 80 ;; diag) echo 90 ;; docab) echo 200 ;; scatterab) echo 420 ;; softmax) echo 220 ;;
-    gcheck) echo 120 ;; trainck) echo 290 ;; inplace) echo 100 ;; mlpship) echo 590 ;; torch1b) echo "${TORCH1B_SECONDS:-500}" ;; shipref) echo 240 ;; master) echo 120 ;; keepab) echo 150 ;; shardload) echo 80 ;; clocks) echo 300 ;; ops) echo 100 ;; opscheck) echo 90 ;; train1b) echo 330 ;; gemmsus) echo 150 ;; energy) echo 200 ;; lhead) echo 160 ;; stream) echo 150 ;; linenergy) echo 120 ;; energyread) echo 100 ;; hfck) echo 120 ;; *) echo 0 ;;
+    gcheck) echo 120 ;; trainck) echo 290 ;; inplace) echo 100 ;; mlpship) echo 590 ;; torch1b) echo "${TORCH1B_SECONDS:-500}" ;; shipref) echo 240 ;; master) echo 120 ;; keepab) echo 150 ;; shardload) echo 80 ;; clocks) echo 300 ;; ops) echo 100 ;; opscheck) echo 90 ;; train1b) echo 330 ;; gemmsus) echo 150 ;; energy) echo 200 ;; lhead) echo 160 ;; stream) echo 150 ;; linenergy) echo 120 ;; energyread) echo 100 ;; hfck) echo 120 ;; hffla) echo 240 ;; *) echo 0 ;;
   esac
 }
 needs_of() {
@@ -136,6 +140,7 @@ needs_of() {
     master) echo ".gpu-ops/adamw_check .gpu-ship/t-tiny-train-w1/prog .gpu-ship/t-tiny-train-w1/main.cu .gpu-suite/data" ;;
     gemmsus) echo .gpu-ops/gemm_algos ;;
     hfck) echo "${HFCK_SUITE:-.gpu-h32}/t-tiny-train-w1/prog .gpu-suite/data" ;;
+    hffla) echo "${HFFLA_CONFIGS:-.gpu-h33/hf-configs} .device/wheels" ;;
   esac
 }
 run_lot() { # lot limit dir
@@ -304,6 +309,11 @@ PY
           timeout 60 python3 bench/gpu/hf_modeling_check.py --checkpoint "$ck" --eval-tokens .gpu-suite/data/eval.bin \
             --seq-len 1024 --expect-loss "$loss" --device cuda
         else echo "no transformers on this machine: check here with hf_modeling_check.py --checkpoint"; fi) > "$dir/hfck.txt" 2>&1 ;;
+    hffla)
+      (python3 -m pip install -q --no-deps --no-index --target /tmp/fla .device/wheels/*.whl > /dev/null 2>&1
+        PYTHONPATH=/tmp/fla timeout $((limit - 20)) python3 bench/gpu/hf_fla_check.py --configs "${HFFLA_CONFIGS:-.gpu-h33/hf-configs}" \
+          --tokens 8192 --runs 5
+        echo "hf_fla_check exit $?") > "$dir/fla.txt" 2>&1 ;;
     trainck)
       (OUT=$dir/resume RUNS=/tmp/lasp-ck-resume timeout 70 bash bench/gpu/run-train.sh resume
         OUT=$dir/resume RUNS=/tmp/lasp-ck-resume timeout 40 bash bench/gpu/run-train.sh reshard
@@ -330,6 +340,7 @@ short_of() { # lot dir
     train1b) tail -14 "$2/train.txt" 2>/dev/null ;;
     torch1b) cat "$2/torch.txt" "$2/vs.txt" 2>/dev/null; tail -n 4 "$2/torch-1b.log" 2>/dev/null | cut -c1-200 ;;
     hfck) cut -c1-200 "$2/hfck.txt" 2>/dev/null ;;
+    hffla) grep -vE "Loading weights" "$2/fla.txt" 2>/dev/null | grep -E "^(FAIL|all|[0-9]+ failed|\||4 layers|hf_)|faster|less memory" | cut -c1-200 ;;
     shipref) cat "$2/shipref.txt" 2>/dev/null | cut -c1-200 ;;
     keepab) cat "$2/ab.txt" 2>/dev/null | cut -c1-200 ;;
     shardload) cat "$2/load.txt" 2>/dev/null | cut -c1-200 ;;
@@ -345,7 +356,7 @@ short_of() { # lot dir
   esac
 }
 
-[ $# -gt 0 ] || { echo "usage: queue.sh LOT... (vdoc ceiling calibrate gathered gcheck clocks ops train1b trainck inplace mlpship torch1b shipref opscheck master keepab shardload gemmsus energy lhead stream linenergy energyread docbench vallscan diag docab scatterab softmax)" >&2; exit 2; }
+[ $# -gt 0 ] || { echo "usage: queue.sh LOT... (vdoc ceiling calibrate gathered gcheck clocks ops train1b trainck inplace mlpship torch1b shipref opscheck master keepab shardload gemmsus energy lhead stream linenergy energyread hfck hffla docbench vallscan diag docab scatterab softmax)" >&2; exit 2; }
 : > "$OUT/summary.txt"
 for lot in "$@"; do
   limit=$(limit_of "$lot")
