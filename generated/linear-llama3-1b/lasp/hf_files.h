@@ -141,6 +141,16 @@ class LaspLinearLlamaConfig(_ConfigBase):
         return self.rms_norm_eps if self.norm_type == "rms_norm" else self.layer_norm_eps
 
 
+def _constant(module, name, values, dtype, device):
+    """A module's tensor of plain numbers, made once per dtype and device: a copy onto a GPU at every call would
+    make the host wait for the work queued before it."""
+    made = module.__dict__.setdefault("_constants", {})
+    key = (name, dtype, device)
+    if key not in made:
+        made[key] = torch.tensor(values, dtype=dtype, device=device)
+    return made[key]
+
+
 def _sum_dtype(dtype):
     """The attention's sums: fp32, or fp64 for an fp64 model."""
     return torch.float64 if dtype == torch.float64 else torch.float32
@@ -258,7 +268,7 @@ class LaspLinearAttention(nn.Module):
             k, v = torch.where(keep[:, :, None, None], k, zero), torch.where(keep[:, :, None, None], v, zero)
         group = self.heads // self.kv_heads
         k, v = k.repeat_interleave(group, dim=2), v.repeat_interleave(group, dim=2)
-        gamma = torch.tensor([math.log(lam) for lam in self.decay], dtype=torch.float32, device=x.device)
+        gamma = _constant(self, "log_decay", [math.log(lam) for lam in self.decay], torch.float32, x.device)
         o, state = _fla()(q.contiguous(), k.contiguous(), v.contiguous(), g_gamma=gamma, scale=1.0,
                           initial_state=state.float() if state is not None else None, output_final_state=want_state)
         return o, state
@@ -269,7 +279,7 @@ class LaspLinearAttention(nn.Module):
         B, H, T, d = q.shape
         if state is None:
             state = q.new_zeros(B, H, d, v.shape[-1])
-        lam = torch.tensor(self.decay, dtype=torch.float64, device=q.device)
+        lam = _constant(self, "decay", self.decay, torch.float64, q.device)
         i = torch.arange(min(T, CHUNK), device=q.device, dtype=torch.float64)
         dist = i[:, None] - i[None, :]
         mask = torch.where(dist >= 0, lam[:, None, None] ** dist.clamp(min=0), 0.0).to(q.dtype)  # [H, C, C]
@@ -334,7 +344,7 @@ class LaspSoftmaxAttention(nn.Module):
     def forward(self, x, keep, positions, cache, index):
         B, T, _ = x.shape
         sums = _sum_dtype(x.dtype)
-        inv_freq = torch.tensor(self.inv_freq, dtype=torch.float64, device=x.device)
+        inv_freq = _constant(self, "inv_freq", self.inv_freq, torch.float64, x.device)
         angle = positions.to(device=x.device, dtype=torch.float64)[..., None] * inv_freq
         cos, sin = angle.cos().to(sums), angle.sin().to(sums)
         q = _rope(_heads(self.q_proj(x), self.heads, self.d).to(sums), cos, sin)
