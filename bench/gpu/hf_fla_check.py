@@ -1,14 +1,15 @@
-"""Checks modeling_lasp.py's linear layers on flash-linear-attention (`linear_kernel="fla"`, what "auto" takes on
-a GPU where fla imports) against its own chunk loop (`linear_kernel="torch"`), and times both for fine-tuning.
+"""Checks modeling_lasp.py's `kernels="fla"` (what "fast" takes on a GPU where flash-linear-attention imports:
+causal linear layers on fla's chunk_simple_gla, softmax attention on bf16 q, k, v) against `kernels="exact"`
+(the chunk loop, fp32 attention), and times both for fine-tuning.
 
 Usage (from the repository root, on a GPU machine with torch, transformers, safetensors and fla):
     node bench/gpu/hf-configs.mjs DIR          (here, after `npm run build`: lasp's config.json files)
     python3 bench/gpu/hf_fla_check.py --configs DIR [--tokens 8192] [--runs 5]
 
 For each causal model of DIR with linear layers (every decay, feature map, output norm, grouped kv heads, the
-hybrid), random bf16 weights loaded twice on the GPU in bf16, once per kernel:
-- the loss and the logits of a forward, and every gradient, within bf16's tolerances of the loop's (both sum in
-  fp32 from the same bf16 projections; they differ in the order of the sums and fla's bf16 operands);
+hybrids), random bf16 weights loaded twice on the GPU in bf16, once per setting:
+- the loss (5e-3), the logits (3e-2) and every gradient (5e-2) within bf16's rounding of "exact"'s (both sum in
+  fp32 from the same bf16 projections; they differ in the order of the sums and in 16-bit operands);
 - fla's cache: a prompt, then tokens one at a time, gives one forward's logits; a left-padded row of a batch
   gives its logits alone.
 Then a model of Linear-Llama3-1B's layer shape (hidden 2048, 16 heads of 128, ffn 8192; 4 layers, vocabulary
@@ -34,7 +35,7 @@ import torch_reference as ref  # noqa: E402
 
 def load(folder, kernel):
     model = AutoModelForCausalLM.from_pretrained(folder, trust_remote_code=True, dtype=torch.bfloat16,
-                                                 linear_kernel=kernel)
+                                                 kernels=kernel)
     return model.to("cuda").eval()
 
 
@@ -53,19 +54,19 @@ def write_model(folder, generator):
 def check_model(folder, generator):
     name = os.path.basename(folder)
     config, cfg = write_model(folder, generator)
-    loop, fla = load(folder, "torch"), load(folder, "fla")
+    loop, fla = load(folder, "exact"), load(folder, "fla")
     ids = torch.randint(0, cfg.vocab, (2, 300), generator=generator).cuda()  # several 64-token chunks and a part
     outs = {}
-    for kernel, model in (("torch", loop), ("fla", fla)):
+    for kernel, model in (("exact", loop), ("fla", fla)):
         out = model(input_ids=ids, labels=ids)
         out.loss.backward()
         outs[kernel] = (out.loss.detach().float(), out.logits.detach().float(),
                         {k: p.grad.float() for k, p in model.named_parameters()})
-    (l0, z0, g0), (l1, z1, g1) = outs["torch"], outs["fla"]
+    (l0, z0, g0), (l1, z1, g1) = outs["exact"], outs["fla"]
     err = float((l1 - l0).abs() / l0.abs())
-    check(f"{name} fla loss", err < 2e-3, f"{float(l1):.6f} vs the loop's {float(l0):.6f} (rel {err:.1e})")
+    check(f"{name} fla loss", err < 5e-3, f"{float(l1):.6f} vs the loop's {float(l0):.6f} (rel {err:.1e})")
     err = rel(z1, z0)
-    check(f"{name} fla logits", err < 2e-2, f"relative {err:.1e}")
+    check(f"{name} fla logits", err < 3e-2, f"relative {err:.1e}")
     worst = max(rel(g1[k], g0[k]) for k in g0)
     check(f"{name} fla gradients", worst < 5e-2, f"{len(g0)} tensors, worst relative {worst:.1e}")
 
@@ -102,9 +103,9 @@ def timing(folder, tokens, runs):
     model = AutoModelForCausalLM.from_config(config, trust_remote_code=True, dtype=torch.bfloat16).cuda().train()
     ids = torch.randint(0, config.vocab_size, (1, tokens), device="cuda")
     rows = []
-    for label, kernel, recompute in (("chunk loop", "torch", False), ("fla", "fla", False),
+    for label, kernel, recompute in (("chunk loop", "exact", False), ("fla", "fla", False),
                                      ("fla + gradient checkpointing", "fla", True)):
-        model.config.linear_kernel = kernel
+        model.config.kernels = kernel
         if recompute:
             model.gradient_checkpointing_enable()
         times = []

@@ -22,8 +22,9 @@ config.json, random bf16 weights with Hugging Face's names and the modeling file
 - tied embeddings are one tensor; the bf16 load's loss is within 2e-2 of the float64 one;
 - training with gradient_checkpointing_enable() runs each layer twice and gives the same loss and gradients,
   bit for bit;
-- causal linear layers: their call of fla's chunk_simple_gla, with a token-by-token stand-in of the function,
-  gives the chunk loop's logits (forward, cache, left padding; 1e-6: the decay and the state are fp32 there);
+- kernels "fast": causal linear layers' call of fla's chunk_simple_gla, with a token-by-token stand-in of the
+  function, gives the chunk loop's logits (forward, cache, left padding; 1e-6: the decay and the state are fp32
+  there); softmax layers on bf16 q, k, v give the exact logits within 3e-2 (forward, cache, left padding);
 - causal models: logits computed token by token through the cache equal one forward's (1e-10); greedy
   generation with the cache equals generation without it; a left-padded row of a batch gets the logits and the
   generated tokens it gets alone;
@@ -131,6 +132,8 @@ def check_model(folder, generator):
         check_checkpointing(model, name, ids, labels, float(out.loss.detach()), named)
         if any(c["layer_type"] == "linear_attention" and c["causal"] for c in config["layer_configs"]):
             check_fla_call(model, name, ids)
+        if any(c["layer_type"] == "full_attention" for c in config["layer_configs"]):
+            check_fast_softmax(model, name, ids)
 
     low = load(folder, encoder, "auto")
     with torch.no_grad():
@@ -216,7 +219,7 @@ def stand_in_chunk_simple_gla(q, k, v, g_gamma=None, scale=None, initial_state=N
 
 
 def check_fla_call(model, name, ids):
-    """The causal linear layers' call of fla's chunk_simple_gla (layout, each head's decay as g_gamma, no scale,
+    """The causal linear layers' call of fla's chunk_simple_gla (kernels "fast" / "fla") (layout, each head's decay as g_gamma, no scale,
     grouped kv heads, padding, the cache's state in and out), with a stand-in of the function in its place: the
     same logits as the chunk loop, one forward, through the cache and left-padded. fla's own kernels against the
     loop: bench/gpu/hf_fla_check.py on a GPU."""
@@ -245,6 +248,36 @@ def check_fla_call(model, name, ids):
     # g_gamma and the returned state are fp32 in fla's interface: fp32's rounding in an fp64 model.
     check(f"{name} fla call", max(errs) < 1e-6,
           "stand-in chunk_simple_gla: forward, cache, left padding relative " + ", ".join(f"{e:.1e}" for e in errs))
+
+
+def check_fast_softmax(model, name, ids):
+    """kernels "fast" on a GPU gives softmax attention bf16 q, k, v (SDPA's flash kernels): with that dtype forced
+    here, one forward, the cache and left padding give the exact logits within bf16's rounding."""
+    attention = sys.modules[type(model).__module__].LaspSoftmaxAttention
+    saved = attention._attention_dtype
+    causal = hasattr(model, "generate")
+    with torch.no_grad():
+        exact = model(input_ids=ids, use_cache=False).logits
+        attention._attention_dtype = lambda self, x: torch.bfloat16
+        try:
+            errs = [rel(model(input_ids=ids, use_cache=False).logits, exact)]
+            if causal:
+                step = model(input_ids=ids[:, :70], use_cache=True)
+                cache, parts = step.past_key_values, [step.logits]
+                for t in range(70, 80):
+                    step = model(input_ids=ids[:, t : t + 1], past_key_values=cache, use_cache=True)
+                    cache = step.past_key_values
+                    parts.append(step.logits)
+                errs.append(rel(torch.cat(parts, dim=1), exact[:, :80]))
+                mask = torch.ones_like(ids[:, :70])
+                mask[1, :25] = 0
+                padded = model(input_ids=ids[:, :70], attention_mask=mask, use_cache=False).logits[1, 25:]
+                errs.append(rel(padded, model(input_ids=ids[1:, 25:70], use_cache=False).logits[0]))
+        finally:
+            attention._attention_dtype = saved
+    check(f"{name} bf16 softmax", max(errs) < 3e-2,
+          "q, k, v in bf16: forward" + (", cache, left padding" if causal else "") + " relative "
+          + ", ".join(f"{e:.1e}" for e in errs))
 
 
 def eval_checkpoint(args):

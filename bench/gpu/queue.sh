@@ -89,9 +89,9 @@
 #              tokenizer files brought back, for `bench/gpu/hf_modeling_check.py --checkpoint` here (transformers
 #              loading it against the program's eval loss); where the machine has transformers, that check there too
 #   hffla      ${HFFLA_CONFIGS:-.gpu-h33/hf-configs} (`node bench/gpu/hf-configs.mjs DIR` here) and .device/wheels (fla):
-#              bench/gpu/hf_fla_check.py, modeling_lasp.py's causal linear layers on fla's kernels against its chunk
-#              loop (losses, logits, gradients, cache, padding) and both timed on Linear-Llama3-1B's layer shape;
-#              with the machine's transformers (5.17 on the H100s seen); its pass lets "auto" be the default
+#              bench/gpu/hf_fla_check.py, modeling_lasp.py's kernels "fla" (linear layers on fla, softmax on bf16)
+#              against "exact" (losses, logits, gradients, cache, padding), both timed on Linear-Llama3-1B's layer
+#              shape; with the machine's transformers (5.17 on the H100s seen); its pass lets "fast" be the default
 #   diag       .gpu-diag (`lasp compile` of variant specs + kernels.o, as vallscan): verify programs that tell
 #              one question apart, their specs beside them (the closing note says which)
 # The carried folders and the tracked tree together must stay under the device tool's 64 MiB.

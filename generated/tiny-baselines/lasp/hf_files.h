@@ -33,10 +33,11 @@ inline constexpr const char* kHfModeling = R"py(# Written by lasp beside config.
 # Padding: a 0 in attention_mask takes the token out of every layer's keys and values (left padding, as batched
 # generation pads, leaves the other rows' results unchanged). Tested with transformers 5.17-5.18 and PyTorch
 # 2.11-2.13.
-# Fine-tuning: `model.gradient_checkpointing_enable()` recomputes each layer in the backward.
-# `linear_kernel="auto"` (a from_pretrained argument, or config.linear_kernel) runs causal linear layers on
-# flash-linear-attention's chunk_simple_gla (`pip install flash-linear-attention`; fp32 sums inside, bf16 in and
-# out) on a GPU where it imports, "fla" requires it; the default, "torch", is the chunk loop below.
+# Fine-tuning: `model.gradient_checkpointing_enable()` recomputes each layer in the backward. `kernels="fast"`
+# (a from_pretrained argument, or config.kernels) runs on a GPU what the default, "exact", computes in fp32:
+# causal linear layers on flash-linear-attention's chunk_simple_gla (`pip install flash-linear-attention`; fp32
+# sums inside, 16-bit in and out) where it imports, and softmax attention on 16-bit q, k, v (rounded after RoPE,
+# as the program rounds them), so that SDPA takes its flash kernels; "fla" is "fast" with fla required.
 import math
 
 import torch
@@ -54,7 +55,7 @@ except ImportError:  # transformers 4
 
 _TRANSFORMERS_5 = int(transformers.__version__.split(".")[0]) >= 5
 CHUNK = 64
-LINEAR_KERNELS = ("torch", "auto", "fla")
+KERNELS = ("exact", "fast", "fla")
 _FLA = []  # [chunk_simple_gla or None, why not], filled on first use
 
 
@@ -102,7 +103,7 @@ class LaspLinearLlamaConfig(_ConfigBase):
         layer_configs=None,
         tie_word_embeddings=False,
         use_cache=True,
-        linear_kernel="torch",
+        kernels="exact",
         **kwargs,
     ):
         self.vocab_size = vocab_size
@@ -127,9 +128,9 @@ class LaspLinearLlamaConfig(_ConfigBase):
         self.layer_types = layer_types if layer_types is not None else [c["layer_type"] for c in layer_configs]
         self.tie_word_embeddings = tie_word_embeddings
         self.use_cache = use_cache
-        if linear_kernel not in LINEAR_KERNELS:
-            raise ValueError(f"linear_kernel must be one of {', '.join(LINEAR_KERNELS)}, got {linear_kernel!r}")
-        self.linear_kernel = linear_kernel
+        if kernels not in KERNELS:
+            raise ValueError(f"kernels must be one of {', '.join(KERNELS)}, got {kernels!r}")
+        self.kernels = kernels
         super().__init__(tie_word_embeddings=tie_word_embeddings, **kwargs)
         if len(self.layer_configs) != self.num_hidden_layers:
             raise ValueError(
@@ -149,6 +150,11 @@ def _constant(module, name, values, dtype, device):
     if key not in made:
         made[key] = torch.tensor(values, dtype=dtype, device=device)
     return made[key]
+
+
+def _kernels(config):
+    """config.kernels, read at each call: it may be set after loading."""
+    return getattr(config, "kernels", "exact")
 
 
 def _sum_dtype(dtype):
@@ -206,7 +212,7 @@ class LaspLinearAttention(nn.Module):
         self.phi = FEATURE_MAPS[layer_config.get("feature_map", "identity")]
         self.output_norm = layer_config.get("output_norm", "none") == "rms"
         self.eps = config.norm_eps
-        self.config = config  # config.linear_kernel is read at each call: it may be set after loading
+        self.config = config  # for _kernels
         # Plain numbers, not buffers: from_pretrained leaves buffers that no file holds uninitialised.
         self.decay = [float(x) for x in layer_config.get("decay", [1.0] * self.heads)]
         self.q_proj = nn.Linear(config.hidden_size, self.heads * self.d, bias=False)
@@ -242,18 +248,18 @@ class LaspLinearAttention(nn.Module):
         return self.o_proj(o)
 
     def _on_fla(self, x):
-        """Whether this call runs on fla: config.linear_kernel "auto" takes it on a GPU in 16 or 32 bits where fla
-        imports, "fla" requires it, "torch" never."""
-        kernel = getattr(self.config, "linear_kernel", "torch")
-        if kernel == "torch":
+        """Whether this call runs on fla: kernels "fast" takes it on a GPU in 16 or 32 bits where fla imports,
+        "fla" requires it, "exact" never."""
+        kernels = _kernels(self.config)
+        if kernels == "exact":
             return False
         usable = x.is_cuda and x.dtype != torch.float64
-        if kernel == "auto":
+        if kernels == "fast":
             return usable and _fla() is not None
         if not usable:
-            raise ValueError(f"linear_kernel 'fla' runs on a GPU in 16 or 32 bits, not {x.device} in {x.dtype}")
+            raise ValueError(f"kernels 'fla' runs on a GPU in 16 or 32 bits, not {x.device} in {x.dtype}")
         if _fla() is None:
-            raise ImportError(f"linear_kernel 'fla' needs flash-linear-attention ({_FLA[1]})")
+            raise ImportError(f"kernels 'fla' needs flash-linear-attention ({_FLA[1]})")
         return True
 
     def _fla_causal(self, x, keep, state, want_state):
@@ -336,6 +342,7 @@ class LaspSoftmaxAttention(nn.Module):
         self.d = config.head_dim
         self.causal = layer_config["causal"]
         self.inv_freq = _rope_inv_freq(self.d, layer_config["rope_theta"], layer_config.get("rope_scaling"))
+        self.config = config  # for _kernels
         self.q_proj = nn.Linear(config.hidden_size, self.heads * self.d, bias=False)
         self.k_proj = nn.Linear(config.hidden_size, self.kv_heads * self.d, bias=False)
         self.v_proj = nn.Linear(config.hidden_size, self.kv_heads * self.d, bias=False)
@@ -347,9 +354,10 @@ class LaspSoftmaxAttention(nn.Module):
         inv_freq = _constant(self, "inv_freq", self.inv_freq, torch.float64, x.device)
         angle = positions.to(device=x.device, dtype=torch.float64)[..., None] * inv_freq
         cos, sin = angle.cos().to(sums), angle.sin().to(sums)
-        q = _rope(_heads(self.q_proj(x), self.heads, self.d).to(sums), cos, sin)
-        k = _rope(_heads(self.k_proj(x), self.kv_heads, self.d).to(sums), cos, sin)
-        v = _heads(self.v_proj(x), self.kv_heads, self.d).to(sums)
+        att = self._attention_dtype(x)
+        q = _rope(_heads(self.q_proj(x), self.heads, self.d).to(sums), cos, sin).to(att)
+        k = _rope(_heads(self.k_proj(x), self.kv_heads, self.d).to(sums), cos, sin).to(att)
+        v = _heads(self.v_proj(x), self.kv_heads, self.d).to(att)
         past = 0
         if cache is not None:
             past = cache.seen
@@ -374,6 +382,11 @@ class LaspSoftmaxAttention(nn.Module):
             o = F.scaled_dot_product_attention(q, k, v, attn_mask=visible[:, None])
         o = o.to(x.dtype).transpose(1, 2).reshape(B, T, self.heads * self.d)
         return self.o_proj(o)
+
+    def _attention_dtype(self, x):
+        """q, k and v's dtype: the model's 16 bits on a GPU with kernels "fast" or "fla", else the sums' (fp32)."""
+        fast = _kernels(self.config) != "exact" and x.is_cuda and x.dtype in (torch.bfloat16, torch.float16)
+        return x.dtype if fast else _sum_dtype(x.dtype)
 
 
 class LaspDecoderLayer(nn.Module):
