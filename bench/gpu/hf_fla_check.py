@@ -72,23 +72,11 @@ def check_model(folder, generator):
 
     with torch.no_grad():
         full = fla(input_ids=ids[:, :90], use_cache=False).logits.float()
-        step = fla(input_ids=ids[:, :70], use_cache=True)
-        cache, parts = step.past_key_values, [step.logits.float()]
-        for t in range(70, 90):
-            step = fla(input_ids=ids[:, t : t + 1], past_key_values=cache, use_cache=True)
-            cache = step.past_key_values
-            parts.append(step.logits.float())
-        err = rel(torch.cat(parts, dim=1), full)
+        err = rel(hf.stepped_logits(fla, ids, 70, 90).float(), full)
         check(f"{name} fla cache", err < 2e-2, f"90 tokens, 20 of them one at a time: relative {err:.1e}")
-        pad = 25
-        short = ids[1:, pad:70]
-        batch = torch.stack((ids[0, :70], torch.cat((torch.zeros(pad, dtype=ids.dtype, device="cuda"), short[0]))))
-        mask = torch.ones_like(batch)
-        mask[1, :pad] = 0
-        both = fla(input_ids=batch, attention_mask=mask, use_cache=False).logits.float()
-        alone = fla(input_ids=short, use_cache=False).logits.float()
-        err = rel(both[1, pad:], alone[0])
-        check(f"{name} fla left padding", err < 2e-2, f"{pad} pad tokens: relative {err:.1e}")
+        padded, alone = hf.masked_and_alone(fla, ids, 25, 70)
+        err = rel(padded.float(), alone.float())
+        check(f"{name} fla left padding", err < 2e-2, f"25 tokens masked: relative {err:.1e}")
 
 
 def timing(folder, tokens, runs):

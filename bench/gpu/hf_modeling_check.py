@@ -71,6 +71,26 @@ def rel(a, b):
     return float((a - b).abs().max() / b.abs().max().clamp(min=1e-300))
 
 
+def stepped_logits(model, ids, prompt, end):
+    """The logits of ids[:, :end] from a prompt of `prompt` tokens, then one token at a time through the cache."""
+    step = model(input_ids=ids[:, :prompt], use_cache=True)
+    cache, parts = step.past_key_values, [step.logits]
+    for t in range(prompt, end):
+        step = model(input_ids=ids[:, t : t + 1], past_key_values=cache, use_cache=True)
+        cache = step.past_key_values
+        parts.append(step.logits)
+    return torch.cat(parts, dim=1)
+
+
+def masked_and_alone(model, ids, pad, end):
+    """Row 1 of ids[:, :end] with its first `pad` tokens masked out by attention_mask, in the batch: its logits
+    there and alone (ids[1, pad:end])."""
+    mask = torch.ones_like(ids[:, :end])
+    mask[1, :pad] = 0
+    padded = model(input_ids=ids[:, :end], attention_mask=mask, use_cache=False).logits[1, pad:]
+    return padded, model(input_ids=ids[1:, pad:end], use_cache=False).logits[0]
+
+
 def random_weights(cfg, generator):
     """bf16 weights (what the program writes) with the reference's names and shapes."""
     out = {}
@@ -150,13 +170,7 @@ def check_model(folder, generator):
     with torch.no_grad():
         full = model(input_ids=ids, use_cache=False).logits
         # Token by token through the cache, after a prompt of 70 (a chunk and a part).
-        step = model(input_ids=ids[:, :70], use_cache=True)
-        cache, parts = step.past_key_values, [step.logits]
-        for t in range(70, 90):
-            step = model(input_ids=ids[:, t : t + 1], past_key_values=cache, use_cache=True)
-            cache = step.past_key_values
-            parts.append(step.logits)
-        err = rel(torch.cat(parts, dim=1), full[:, :90])
+        err = rel(stepped_logits(model, ids, 70, 90), full[:, :90])
         check(f"{name} cache", err < tol, f"90 tokens, 20 of them one at a time: relative {err:.1e}")
 
         prompt = ids[:, :70]
@@ -232,19 +246,11 @@ def check_fla_call(model, name, ids):
         attention._on_fla = lambda self, x: True
         try:
             full = model(input_ids=ids, use_cache=False).logits
-            step = model(input_ids=ids[:, :70], use_cache=True)
-            cache, parts = step.past_key_values, [step.logits]
-            for t in range(70, 80):
-                step = model(input_ids=ids[:, t : t + 1], past_key_values=cache, use_cache=True)
-                cache = step.past_key_values
-                parts.append(step.logits)
-            mask = torch.ones_like(ids[:, :70])
-            mask[1, :25] = 0
-            padded = model(input_ids=ids[:, :70], attention_mask=mask, use_cache=False).logits[1, 25:]
-            alone = model(input_ids=ids[1:, 25:70], use_cache=False).logits[0]
+            stepped = stepped_logits(model, ids, 70, 80)
+            padded, alone = masked_and_alone(model, ids, 25, 70)
         finally:
             modeling._FLA[:], attention._on_fla = saved_fla, saved_on
-    errs = (rel(full, loop), rel(torch.cat(parts, dim=1), loop[:, :80]), rel(padded, alone))
+    errs = (rel(full, loop), rel(stepped, loop[:, :80]), rel(padded, alone))
     # g_gamma and the returned state are fp32 in fla's interface: fp32's rounding in an fp64 model.
     check(f"{name} fla call", max(errs) < 1e-6,
           "stand-in chunk_simple_gla: forward, cache, left padding relative " + ", ".join(f"{e:.1e}" for e in errs))
@@ -262,17 +268,8 @@ def check_fast_softmax(model, name, ids):
         try:
             errs = [rel(model(input_ids=ids, use_cache=False).logits, exact)]
             if causal:
-                step = model(input_ids=ids[:, :70], use_cache=True)
-                cache, parts = step.past_key_values, [step.logits]
-                for t in range(70, 80):
-                    step = model(input_ids=ids[:, t : t + 1], past_key_values=cache, use_cache=True)
-                    cache = step.past_key_values
-                    parts.append(step.logits)
-                errs.append(rel(torch.cat(parts, dim=1), exact[:, :80]))
-                mask = torch.ones_like(ids[:, :70])
-                mask[1, :25] = 0
-                padded = model(input_ids=ids[:, :70], attention_mask=mask, use_cache=False).logits[1, 25:]
-                errs.append(rel(padded, model(input_ids=ids[1:, 25:70], use_cache=False).logits[0]))
+                errs.append(rel(stepped_logits(model, ids, 70, 80), exact[:, :80]))
+                errs.append(rel(*masked_and_alone(model, ids, 25, 70)))
         finally:
             attention._attention_dtype = saved
     check(f"{name} bf16 softmax", max(errs) < 3e-2,
