@@ -153,8 +153,12 @@ def _constant(module, name, values, dtype, device):
 
 
 def _kernels(config):
-    """config.kernels, read at each call: it may be set after loading."""
-    return getattr(config, "kernels", "exact")
+    """config.kernels, read at each call: it may be set after loading (from_pretrained sets its arguments on the
+    config after __init__, so the value is checked here)."""
+    kernels = getattr(config, "kernels", "exact")
+    if kernels not in KERNELS:
+        raise ValueError(f"kernels must be one of {', '.join(KERNELS)}, got {kernels!r}")
+    return kernels
 
 
 def _sum_dtype(dtype):
