@@ -31,8 +31,8 @@ inline constexpr const char* kHfModeling = R"py(# Written by lasp beside config.
 # - Softmax attention: RoPE (transformers' rotate_half pairing, Llama 3's scaling) on q and k, grouped kv heads,
 #   scale 1/sqrt(d), causal or not; generation keeps its keys and values.
 # Padding: a 0 in attention_mask takes the token out of every layer's keys and values (left padding, as batched
-# generation pads, leaves the other rows' results unchanged). Tested with transformers 5.17-5.18 and PyTorch
-# 2.11-2.13.
+# generation pads, leaves the other rows' results unchanged). Tested with transformers 4.57 and 5.17-5.18 and
+# PyTorch 2.11-2.13.
 # Fine-tuning: `model.gradient_checkpointing_enable()` recomputes each layer in the backward. `kernels="fast"`
 # (a from_pretrained argument, or config.kernels) runs on a GPU what the default, "exact", computes in fp32:
 # causal linear layers on flash-linear-attention's chunk_simple_gla (`pip install flash-linear-attention`; fp32
