@@ -1,5 +1,6 @@
 import { spawnSync } from "node:child_process";
 import { readFileSync } from "node:fs";
+import { dirname } from "node:path";
 import { describe, expect, it } from "vitest";
 import { checkSource } from "../check/front-end.js";
 import { generateProgram } from "../codegen/generate.js";
@@ -88,4 +89,23 @@ describe.skipIf(!python)("modeling_lasp.py as Python", () => {
       ]),
     );
   });
+});
+
+// The numbers themselves where LASP_HF_PYTHON names a Python with torch, transformers and safetensors (not in CI:
+// bench/gpu/README.md, "Checkpoints in transformers"): bench/gpu/hf_modeling_check.py against the PyTorch
+// reference in fp64, about 20 s. It reads lasp's config.json files through dist/, which `npm test` builds first.
+const hfPython = process.env.LASP_HF_PYTHON ?? "";
+
+describe.runIf(hfPython !== "")("modeling_lasp.py against the PyTorch reference (LASP_HF_PYTHON)", () => {
+  it("passes bench/gpu/hf_modeling_check.py", () => {
+    const r = spawnSync(hfPython, ["bench/gpu/hf_modeling_check.py"], {
+      cwd: dirname(templatesDir()),
+      encoding: "utf8",
+      timeout: 280_000,
+    });
+    const failed = r.stdout.split("\n").filter((line) => line.startsWith("FAIL"));
+    expect(failed).toEqual([]);
+    expect(r.stdout).toContain("all passed");
+    expect(r.status).toBe(0);
+  }, 300_000);
 });
