@@ -36,7 +36,7 @@ inline constexpr const char* kHfModeling = R"py(# Written by lasp beside config.
 # Fine-tuning: `model.gradient_checkpointing_enable()` recomputes each layer in the backward. `kernels="fast"`
 # (a from_pretrained argument, or config.kernels) runs on a GPU what the default, "exact", computes in fp32:
 # causal linear layers on flash-linear-attention's chunk_simple_gla (`pip install flash-linear-attention`; fp32
-# sums inside, 16-bit in and out) where it imports, and softmax attention on 16-bit q, k, v (rounded after RoPE,
+# in and out, as the loop) where it imports, and softmax attention on 16-bit q, k, v (rounded after RoPE,
 # as the program rounds them), so that SDPA takes its flash kernels; "fla" is "fast" with fla required.
 import math
 
@@ -267,14 +267,18 @@ class LaspLinearAttention(nn.Module):
         return True
 
     def _fla_causal(self, x, keep, state, want_state):
-        """The causal core on fla's chunk_simple_gla: [B, T, H, d] in x's dtype, each head's decay as its
-        g_gamma = log(lam), no 1/sqrt(d) scale; state [B, H, d, d] fp32 (the chunk loop's layout) or None."""
+        """The causal core on fla's chunk_simple_gla: [B, T, H, d] in the sums' dtype (fp32), each head's decay as
+        its g_gamma = log(lam), no 1/sqrt(d) scale; state [B, H, d, d] fp32 (the chunk loop's layout) or None.
+        Not in 16 bits: fla's 16-bit operands lose the precision of a token whose output is small beside the
+        sequence's largest, and the output norm's backward (1/rms) makes that gradients off by 10-55x on a small
+        model checked on an H100 (bench/results/2026-12-07-hf-modeling-cpu.md); in fp32 they agree."""
         B, T, _ = x.shape
-        q = self.phi(self.q_proj(x).view(B, T, self.heads, self.d))
-        k = self.phi(self.k_proj(x).view(B, T, self.kv_heads, self.d))
-        v = self.v_proj(x).view(B, T, self.kv_heads, self.d)
+        sums = _sum_dtype(x.dtype)
+        q = self.phi(self.q_proj(x).view(B, T, self.heads, self.d)).to(sums)
+        k = self.phi(self.k_proj(x).view(B, T, self.kv_heads, self.d)).to(sums)
+        v = self.v_proj(x).view(B, T, self.kv_heads, self.d).to(sums)
         if keep is not None:
-            zero = torch.zeros((), dtype=x.dtype, device=x.device)
+            zero = torch.zeros((), dtype=sums, device=x.device)
             k, v = torch.where(keep[:, :, None, None], k, zero), torch.where(keep[:, :, None, None], v, zero)
         group = self.heads // self.kv_heads
         k, v = k.repeat_interleave(group, dim=2), v.repeat_interleave(group, dim=2)
