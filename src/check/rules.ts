@@ -5,7 +5,7 @@
 import type { LayerDecl } from "../ast/ast.js";
 import type { Span } from "../ast/span.js";
 import { diagnose, type Diagnostic, type RelatedNote } from "../diagnostics/diagnostic.js";
-import { KERNEL_BLOCK, SUPPORTED_HEAD_DIMS } from "../spec/resolved.js";
+import { KERNEL_BLOCK, SUPPORTED_HEAD_DIMS, type Tokenizer } from "../spec/resolved.js";
 import { quote } from "../diagnostics/quote.js";
 import { paddedLength, pieceCount } from "../spec/padding.js";
 import { AUTO, LINEAR_KEYS, PARALLEL_KEYS, RUN_KEYS, SOFTMAX_KEYS } from "../spec/schema.js";
@@ -13,7 +13,6 @@ import {
   formatNumber,
   settingValue,
   type DataValue,
-  type TokenizerValue,
   type DecayValue,
   type PathValue,
   type ReadSettings,
@@ -590,13 +589,9 @@ function checkTraining(run: ReadSettings, diagnostics: Diagnostic[]): void {
   }
 }
 
-/**
- * Document boundaries: `index` needs a dataset (the `.idx` itself is only read by the program), `eos` a token
- * of the vocabulary; the settings of another kind of boundary are reported as having no effect.
- */
 /** `tokenizer bytes` needs a token for each byte value, and an encoder one more: its mask token, the last id. */
 function checkTokenizer(inputs: RuleInputs, run: ReadSettings, diagnostics: Diagnostic[]): void {
-  if (invalid(run, "tokenizer") || settingValue<TokenizerValue>(run, RUN_KEYS, "tokenizer")!.kind !== "bytes")
+  if (invalid(run, "tokenizer") || settingValue<Tokenizer>(run, RUN_KEYS, "tokenizer")!.kind !== "bytes")
     return;
   const vocab = num(inputs.model, "vocab");
   const layers = [...inputs.used].map((name) => inputs.declared.find((d) => d.decl.name.name === name));
@@ -613,6 +608,10 @@ function checkTokenizer(inputs: RuleInputs, run: ReadSettings, diagnostics: Diag
   );
 }
 
+/**
+ * Document boundaries: `index` needs a dataset (the `.idx` itself is only read by the program), `eos` a token
+ * of the vocabulary; the settings of another kind of boundary are reported as having no effect.
+ */
 function checkDocuments(run: ReadSettings, model: ReadSettings | undefined, diagnostics: Diagnostic[]): void {
   if (invalid(run, "documents")) return;
   const kind = settingValue<string>(run, RUN_KEYS, "documents")!;

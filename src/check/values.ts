@@ -15,9 +15,7 @@ export type DecayValue =
   { kind: "schedule"; name: string } | { kind: "fixed"; value: number } | { kind: "list"; values: number[] };
 export type DataValue = { kind: "synthetic" } | { kind: "file"; path: string };
 export type PathValue = { kind: "none" } | { kind: "file"; path: string };
-export type TokenizerValue = Tokenizer;
-export type ReadValue =
-  number | string | boolean | DecayValue | DataValue | PathValue | TokenizerValue | number[];
+export type ReadValue = number | string | boolean | DecayValue | DataValue | PathValue | Tokenizer | number[];
 
 export interface ReadSettings {
   values: Map<string, ReadValue>;
