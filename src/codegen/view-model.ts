@@ -43,7 +43,7 @@ import {
 } from "../model/tables.js";
 import { trainConstants } from "./train-constants.js";
 import { trainingFlopsPerToken } from "../model/flops.js";
-import { hfConfigText } from "../model/hf-config.js";
+import { HF_MODELING_FILE, hfConfigText } from "../model/hf-config.js";
 import { hfModelingText } from "../model/hf-modeling.js";
 import { tokenizerFiles } from "../model/byte-tokenizer.js";
 
@@ -205,6 +205,8 @@ export interface ProgramView {
   specFile: string;
   /** modeling_lasp.py's text, or empty where config.json names no modeling file (src/model/hf-modeling.ts). */
   hfModeling: string;
+  /** The modeling file's name (HF_MODELING_FILE). */
+  hfModelingName: string;
   /** The tokenizer's files written beside config.json (src/model/byte-tokenizer.ts). */
   tokenizerFiles: { name: string; text: string }[];
   model: string;
@@ -758,6 +760,7 @@ export function buildView({ spec, program, compilerVersion }: ViewInputs): Progr
   return {
     specFile: spec.file,
     hfModeling: hfModelingText(spec),
+    hfModelingName: HF_MODELING_FILE,
     tokenizerFiles: tokenizerFiles(spec),
     model: spec.model.name,
     compilerVersion,

@@ -1,6 +1,7 @@
 // `tokenizer bytes`: the byte-level tokenizer of `lasp tokens` (token id = byte value) as Hugging Face
-// tokenizers' files, written beside config.json so that `AutoTokenizer.from_pretrained(FOLDER)` encodes text to
-// the ids the model was trained on and decodes its output back to text. It is a BPE model with no merges over
+// tokenizers' files, written beside config.json so that `AutoTokenizer.from_pretrained(FOLDER,
+// trust_remote_code=True)` (transformers reads config.json's auto_map first) encodes text to the ids the model
+// was trained on and decodes its output back to text. It is a BPE model with no merges over
 // GPT-2's byte-level alphabet (each byte shown as one printable character, `bytes_to_unicode` in GPT-2's
 // encoder.py), with the ByteLevel pre-tokenizer and decoder: every byte is one token, whose id is its value.
 import type { ResolvedSpec } from "../spec/resolved.js";

@@ -4,7 +4,8 @@
 // tokenizer. modeling_lasp.py (templates/hf/modeling_lasp.py) is what config.json's auto_map names, so that
 // `AutoModelForCausalLM.from_pretrained(FOLDER, trust_remote_code=True)` loads a checkpoint or --save-weights'
 // file; empty for a plain Llama, which is transformers' own LlamaForCausalLM. The tokenizer's files are the
-// spec's `tokenizer` (src/model/byte-tokenizer.ts), so that `AutoTokenizer.from_pretrained(FOLDER)` loads it.
+// spec's `tokenizer` (src/model/byte-tokenizer.ts), so that `AutoTokenizer.from_pretrained(FOLDER,
+// trust_remote_code=True)` loads it (transformers reads config.json, and its auto_map, first).
 #pragma once
 
 namespace program {

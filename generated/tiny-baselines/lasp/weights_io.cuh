@@ -144,8 +144,9 @@ inline void save_weights(State& st, const std::string& path) {
   std::string error;
   if (!safetensors::write_file(path, tensors, {{"format", "pt"}}, &error)) weights_io::fail(error);
   emit("weights", "\"saved\":%s,\"tensors\":%d", json_string(path).c_str(), m.parameter_count);
-  say("saved %d weight tensors to %s (%s beside it)\n", m.parameter_count, path.c_str(),
-      program::kHfModeling[0] != '\0' ? "config.json and modeling_lasp.py" : "config.json");
+  const bool modeling = program::kHfModeling[0] != '\0';
+  say("saved %d weight tensors to %s (config.json%s%s beside it)\n", m.parameter_count, path.c_str(),
+      modeling ? " and " : "", modeling ? program::kHfModelingName : "");
 }
 
 // Elements [first, first + count) of tensor `name` of the checked file `path` into device memory at `device`,
