@@ -217,6 +217,16 @@ def check_checkpointing(model, name, ids, labels, loss, named):
           f"{len(calls)} layer calls for {layers} layers; loss and {len(plain)} gradients {'the same bits' if same else 'DIFFER'}")
     model.gradient_checkpointing_disable()
     model.eval()
+    # from_pretrained sets its arguments on the config after __init__: a wrong `kernels` is named at the call.
+    model.config.kernels = "fastest"
+    try:
+        model(input_ids=ids[:, :8])
+        message = "no error"
+    except ValueError as exc:
+        message = str(exc)
+    finally:
+        model.config.kernels = "exact"
+    check(f"{name} kernels value", message == "kernels must be one of exact, fast, fla, got 'fastest'", message)
 
 
 def stand_in_chunk_simple_gla(q, k, v, g_gamma=None, scale=None, initial_state=None, output_final_state=False):

@@ -483,6 +483,7 @@ class LaspLinearLlamaModel(LaspLinearLlamaPreTrainedModel):
 
     def forward(self, input_ids=None, attention_mask=None, position_ids=None, inputs_embeds=None, cache=None,
                 output_hidden_states=False):
+        _kernels(self.config)  # a wrong value is named even where no layer reads it
         x = self.embed_tokens(input_ids) if inputs_embeds is None else inputs_embeds
         B, T = x.shape[:2]
         past = cache.seen if cache is not None else 0
