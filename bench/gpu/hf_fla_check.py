@@ -7,9 +7,10 @@ Usage (from the repository root, on a GPU machine with torch, transformers, safe
     python3 bench/gpu/hf_fla_check.py --configs DIR [--tokens 8192] [--runs 5]
 
 For each causal model of DIR with linear layers (every decay, feature map, output norm, grouped kv heads, the
-hybrids), random bf16 weights loaded twice on the GPU in bf16, once per setting:
-- the loss (5e-3), the logits (3e-2) and every gradient (5e-2) within bf16's rounding of "exact"'s (both sum in
-  fp32 from the same bf16 projections; they differ in the order of the sums and in 16-bit operands);
+hybrids), random bf16 weights loaded on the GPU in bf16 once per setting, and in fp32 with "exact":
+- the loss (5e-3) and the logits (3e-2) within bf16's rounding of "exact"'s (both sum in fp32 from the same bf16
+  projections; they differ in the order of the sums and in 16-bit operands); every gradient no further from the
+  fp32 model's than twice the bf16 loop's distance from it, plus 1e-2;
 - fla's cache: a prompt, then tokens one at a time, gives one forward's logits; a left-padded row of a batch
   gives its logits alone.
 Then a model of Linear-Llama3-1B's layer shape (hidden 2048, 16 heads of 128, ffn 8192; 4 layers, vocabulary
@@ -34,9 +35,8 @@ from transformers import AutoConfig, AutoModelForCausalLM
 import torch_reference as ref  # noqa: E402
 
 
-def load(folder, kernel):
-    model = AutoModelForCausalLM.from_pretrained(folder, trust_remote_code=True, dtype=torch.bfloat16,
-                                                 kernels=kernel)
+def load(folder, kernel, dtype=torch.bfloat16):
+    model = AutoModelForCausalLM.from_pretrained(folder, trust_remote_code=True, dtype=dtype, kernels=kernel)
     return model.to("cuda").eval()
 
 
@@ -55,21 +55,30 @@ def write_model(folder, generator):
 def check_model(folder, generator):
     name = os.path.basename(folder)
     config, cfg = write_model(folder, generator)
-    loop, fla = load(folder, "exact"), load(folder, "fla")
+    loop, fla, fp32 = load(folder, "exact"), load(folder, "fla"), load(folder, "exact", torch.float32)
     ids = torch.randint(0, cfg.vocab, (2, 300), generator=generator).cuda()  # several 64-token chunks and a part
     outs = {}
-    for kernel, model in (("exact", loop), ("fla", fla)):
+    for kernel, model in (("exact", loop), ("fla", fla), ("fp32", fp32)):
         out = model(input_ids=ids, labels=ids, use_cache=False)
         out.loss.backward()
         outs[kernel] = (out.loss.detach().float(), out.logits.detach().float(),
                         {k: p.grad.float() for k, p in model.named_parameters()})
-    (l0, z0, g0), (l1, z1, g1) = outs["exact"], outs["fla"]
+    (l0, z0, g0), (l1, z1, g1), (_, _, g32) = outs["exact"], outs["fla"], outs["fp32"]
     err = float((l1 - l0).abs() / l0.abs())
     check(f"{name} fla loss", err < 5e-3, f"{float(l1):.6f} vs the loop's {float(l0):.6f} (rel {err:.1e})")
     err = rel(z1, z0)
     check(f"{name} fla logits", err < 3e-2, f"relative {err:.1e}")
-    worst = max(rel(g1[k], g0[k]) for k in g0)
-    check(f"{name} fla gradients", worst < 5e-2, f"{len(g0)} tensors, worst relative {worst:.1e}")
+    # Against the fp32 loop, each tensor: fla in bf16 may be as far off as the bf16 loop is (twice, plus 1e-2).
+    # A bf16 model of random weights is ill-conditioned in places (the output norm's 1/rms on a small output),
+    # so the two bf16 paths can differ by more than either's rounding; fla with bf16 operands was 10-55x the
+    # loop there (bench/results/2026-12-07-hf-fla-h100.md), which this rejects.
+    errs = {k: (rel(g1[k], g32[k]), rel(g0[k], g32[k])) for k in g32}
+    bad = [k for k, (e_fla, e_loop) in errs.items() if e_fla > 2 * e_loop + 1e-2]
+    worst = max(e for e, _ in errs.values())
+    ratio = max(e_fla / max(e_loop, 1e-12) for e_fla, e_loop in errs.values())
+    check(f"{name} fla gradients", not bad,
+          f"{len(g32)} tensors against the fp32 loop: fla's worst {worst:.1e}, the bf16 loop's "
+          f"{max(e for _, e in errs.values()):.1e}, largest ratio {ratio:.2f}" + (f"; off: {', '.join(bad)}" if bad else ""))
 
     with torch.no_grad():
         full = fla(input_ids=ids[:, :90], use_cache=False).logits.float()
@@ -126,6 +135,7 @@ def main():
     parser.add_argument("--tokens", type=int, default=8192, help="tokens of the timed step")
     parser.add_argument("--runs", type=int, default=5, help="timed runs")
     parser.add_argument("--timing-only", action="store_true", help="the timing table alone, no checks of the models")
+    parser.add_argument("--checks-only", action="store_true", help="the checks of the models alone, no timing")
     args = parser.parse_args()
     if not torch.cuda.is_available():
         print("hf_fla_check: no GPU", file=sys.stderr)
@@ -150,7 +160,8 @@ def main():
             causal.append(folder)
     for folder in [] if args.timing_only else causal:
         check_model(folder, generator)
-    timing(causal[0], args.tokens, args.runs)
+    if not args.checks_only:
+        timing(causal[0], args.tokens, args.runs)
     print(f"{'all passed' if not hf.failures else f'{len(hf.failures)} failed: ' + ', '.join(hf.failures)}")
     sys.exit(1 if hf.failures else 0)
 

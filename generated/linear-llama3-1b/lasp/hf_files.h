@@ -230,7 +230,8 @@ class LaspLinearAttention(nn.Module):
         sums = _sum_dtype(x.dtype)
         keep = keep[:, -T:] if keep is not None else None
         state = cache.linear_state(index) if cache is not None and self.causal else None
-        if self.causal and self._on_fla(x):
+        # One token at a time (generation) is one state update: the loop's, not a chunk kernel compiled for it.
+        if self.causal and self._on_fla(x) and T > 1:
             o, state = self._fla_causal(x, keep, state, cache is not None)
             o = o.to(sums)
         else:
@@ -272,7 +273,7 @@ class LaspLinearAttention(nn.Module):
         its g_gamma = log(lam), no 1/sqrt(d) scale; state [B, H, d, d] fp32 (the chunk loop's layout) or None.
         Not in 16 bits: fla's 16-bit operands lose the precision of a token whose output is small beside the
         sequence's largest, and the output norm's backward (1/rms) makes that gradients off by 10-55x on a small
-        model checked on an H100 (bench/results/2026-12-07-hf-modeling-cpu.md); in fp32 they agree."""
+        model checked on an H100 (bench/results/2026-12-07-hf-fla-h100.md); in fp32 they agree."""
         B, T, _ = x.shape
         sums = _sum_dtype(x.dtype)
         q = self.phi(self.q_proj(x).view(B, T, self.heads, self.d)).to(sums)
@@ -294,6 +295,7 @@ class LaspLinearAttention(nn.Module):
         B, H, T, d = q.shape
         if state is None:
             state = q.new_zeros(B, H, d, v.shape[-1])
+        state = state.to(q.dtype)  # fla's is fp32 whatever the model's dtype
         lam = _constant(self, "decay", self.decay, torch.float64, q.device)
         i = torch.arange(min(T, CHUNK), device=q.device, dtype=torch.float64)
         dist = i[:, None] - i[None, :]
