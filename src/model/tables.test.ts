@@ -128,3 +128,51 @@ run { seq_len 1K${recompute === "" ? "" : `  recompute ${recompute}`} }
     expect(rowsOf("mlp").every((l) => l.h === -1)).toBe(true);
   });
 });
+
+describe("the tables' cost in the layers", () => {
+  // check, inspect and compile build the tables a few dozen times (the memory model's seq_len search), so a
+  // search of the parameter catalogue per weight made them quadratic in the layers (32 s at 768 layers).
+  const SEARCHES = [
+    "find",
+    "findIndex",
+    "findLast",
+    "findLastIndex",
+    "filter",
+    "indexOf",
+    "includes",
+    "some",
+  ];
+  const scannedBy = (build: () => void): number => {
+    const proto = Array.prototype as unknown as Record<string, (...args: unknown[]) => unknown>;
+    const saved = SEARCHES.map((name) => proto[name]!);
+    let scanned = 0;
+    SEARCHES.forEach((name, i) => {
+      proto[name] = function (this: unknown[], ...args: unknown[]) {
+        scanned += this.length;
+        return saved[i]!.apply(this, args);
+      };
+    });
+    try {
+      build();
+    } finally {
+      SEARCHES.forEach((name, i) => (proto[name] = saved[i]!));
+    }
+    return scanned;
+  };
+
+  it("searches arrays for at most a few elements per tensor (no search of the catalogue per weight)", () => {
+    const spec = specOf(`model m {
+  vocab 100  hidden 256  ffn 512  heads 4  head_dim 64  norm layernorm
+  layer L = linear_attention { }
+  stack L x 128
+}
+parallel { gpus 1 }
+run { seq_len 1K }
+`);
+    let tables: ReturnType<typeof modelTables> | undefined;
+    const scanned = scannedBy(() => (tables = modelTables(spec, 1024)));
+    // 128 layers: 1,412 weights; a search per weight scans about a million catalogue entries.
+    expect(tables!.parameters.rows.length).toBe(128 * 11 + 4);
+    expect(scanned).toBeLessThanOrEqual(tables!.parameters.rows.length + tables!.activations.rows.length);
+  });
+});

@@ -165,8 +165,11 @@ export function modelTables(spec: ResolvedSpec, rows: number): ModelTables {
   const layerNorm = model.norm === "layernorm";
   const params = new TableBuilder();
   const catalogue = modelParameters(model);
+  // By name, once: a search of the catalogue per weight made a table quadratic in the layers.
+  const byName = new Map<string, ParameterTensor>();
+  for (const t of catalogue) if (!byName.has(t.name)) byName.set(t.name, t);
   const named = (name: string): ParameterTensor => {
-    const tensor = catalogue.find((t) => t.name === name);
+    const tensor = byName.get(name);
     if (tensor === undefined) throw new Error(`the parameter catalogue has no ${name}`);
     return tensor;
   };
