@@ -4,7 +4,9 @@
 import type { CstNode, IRecognitionException, IToken } from "chevrotain";
 import { describeToken, splitParserMessage } from "../../grammar/parser.js";
 import {
+  allTokens,
   BLOCK_KEYWORDS,
+  Equals,
   Identifier,
   Layer,
   LBrace,
@@ -33,6 +35,9 @@ const BLOCK_RULES: Record<string, string> = {
   parallelBlock: "the `parallel` block",
   runBlock: "the `run` block",
 };
+
+/** The reserved words: the keyword tokens, each of which a longer word is read as a name instead of. */
+const KEYWORDS = allTokens.filter((t) => t.LONGER_ALT === Identifier);
 
 const isBlockKeyword = (t: IToken | undefined): boolean =>
   t !== undefined && (t.tokenType === Model || t.tokenType === Parallel || t.tokenType === Run);
@@ -68,7 +73,10 @@ export function syntaxDiagnostic(
     span = tokenSpan(glued);
     said = `expected \`x\` and a repeat count but found ${describeToken(glued)}`;
   }
-  const hint = hintFor(where);
+  const reserved = reservedName(where);
+  if (reserved !== undefined)
+    said = `${describeToken(found)} is a reserved word (a keyword of the spec language) and cannot be a name`;
+  const hint = reserved ?? hintFor(where);
   return diagnose("syntax", span, [said], hint === undefined ? {} : { hint });
 }
 
@@ -81,6 +89,26 @@ interface Where {
   block: string | undefined;
   expected: string[];
   cst: CstNode | undefined;
+}
+
+/**
+ * `model x {`, `layer run = ...`: a keyword where a block's or a layer's name goes (the header goes on with
+ * its `{` or `=`, so the word was meant as the name and not a missing one). The hint suggests a name.
+ */
+function reservedName({ tokens, index, found }: Where): string | undefined {
+  if (!KEYWORDS.includes(found.tokenType)) return undefined;
+  const header = tokens[index - 1]?.tokenType;
+  const next = tokens[index + 1]?.tokenType;
+  const suggestion =
+    header === Model && next === LBrace
+      ? `m_${found.image}`
+      : header === Layer && next === Equals
+        ? `L_${found.image}`
+        : undefined;
+  if (suggestion === undefined) return undefined;
+  const words = KEYWORDS.map((t) => t.LABEL ?? t.name);
+  const list = `${words.slice(0, -1).join(", ")} and ${words[words.length - 1]}`;
+  return `${list} are reserved; choose another name, for example \`${suggestion}\``;
 }
 
 /** The first hint that applies, most specific first; undefined when none would be sure to be true. */
