@@ -300,6 +300,40 @@ describe("lasp calibrate --dry-run", () => {
     expect((await calibrate({ dryRun: true, arch: "hopper" })).code).toBe(2);
   });
 
+  it("refuses the --out a real run would refuse (a folder, a file lasp did not write), unless --force (exit 2)", async () => {
+    const cache = path.join(root, "dry-out-cache");
+    const d = deps({}, { LASP_CACHE_DIR: cache });
+    const folder = await calibrate({ dryRun: true, out: root }, d);
+    expect(folder.code).toBe(2);
+    expect(folder.err).toBe(
+      `lasp: cannot write ${root}: it is a folder; name a file, e.g. ${path.join(root, "profile.json")}\n`,
+    );
+    expect(folder.out).toBe("");
+    const victim = path.join(root, "victim.txt");
+    await writeFile(victim, "mine\n");
+    const mine = await calibrate({ dryRun: true, out: victim }, d);
+    expect(mine.code).toBe(2);
+    expect(mine.err).toBe(
+      `lasp: will not replace ${victim}: it is not JSON; name another file with --out, or add --force to replace it\n`,
+    );
+    expect(mine.out).toBe("");
+    // The same words as the real run's, which stops there before building or measuring.
+    expect(await calibrate({ out: victim }, d)).toEqual({ code: 2, out: "", err: mine.err });
+    const forced = await calibrate({ dryRun: true, out: victim, force: true }, d);
+    expect(forced.code).toBe(0);
+    expect(forced.out).toContain(`profile: ${victim}`);
+    expect(await readFile(victim, "utf8")).toBe("mine\n");
+    expect(existsSync(cache)).toBe(false);
+  });
+
+  it("asks for --base on a GPU without a shipped profile, as the real run does (exit 2)", async () => {
+    const l40 = async () => ({ gpus: [{ index: 0, name: "NVIDIA L40S", memoryMiB: 46068 }] });
+    const r = await calibrate({ dryRun: true }, deps({ detectGpus: l40 }));
+    expect(r.code).toBe(2);
+    expect(r.err).toContain("lasp: no shipped profile for NVIDIA L40S");
+    expect((await calibrate({ dryRun: true, base: "h200-141gb" }, deps({ detectGpus: l40 }))).code).toBe(0);
+  });
+
   it("plans the collectives, one process per GPU, where there are two GPUs", async () => {
     const r = await calibrate({ dryRun: true });
     expect(r.out).toContain("--part collectives");

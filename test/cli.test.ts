@@ -181,6 +181,16 @@ describe("usage", () => {
     expect(run.stderr).toContain("unknown command 'frobnicate'");
   });
 
+  it("help for an unknown command says it is unknown, not the whole help, and exits 2", async () => {
+    const run = await lasp(["help", "frobnicate"]);
+    expect(run.exit).toBe(2);
+    expect(run.stderr).toContain("unknown command 'frobnicate'");
+    expect(run.stderr).not.toContain("Usage:");
+    const known = await lasp(["help", "check"]);
+    expect(known.exit).toBe(0);
+    expect(known.stdout).toContain("Usage: lasp check");
+  });
+
   it("check without files exits 2", async () => {
     const run = await lasp(["check"]);
     expect(run.exit).toBe(2);

@@ -1,6 +1,7 @@
 // How the commands that write treat the paths they are given: `lasp compile -o` owns only what it wrote
-// (src/io/owned-folder.ts), `inspect --svg` and `fmt` replace one file whole. Through `main(argv, io)`, and
-// through the real binary as an unprivileged user where a read-only folder must be real.
+// (src/io/owned-folder.ts), `inspect --svg` and `plan --svg` replace one picture lasp wrote whole, `fmt` one
+// spec. Through `main(argv, io)`, and through the real binary as an unprivileged user where a read-only folder
+// must be real.
 import { execFileSync, spawnSync } from "node:child_process";
 import {
   chmodSync,
@@ -10,12 +11,13 @@ import {
   mkdtempSync,
   readdirSync,
   readFileSync,
+  rmSync,
   statSync,
   symlinkSync,
   writeFileSync,
 } from "node:fs";
 import { tmpdir } from "node:os";
-import { join, resolve } from "node:path";
+import { join, relative, resolve } from "node:path";
 import { beforeAll, describe, expect, it } from "vitest";
 import { main } from "../src/cli/main.js";
 import { captureIo } from "../src/cli/test-io.js";
@@ -26,6 +28,8 @@ const SPEC = "examples/tiny-linear.lasp";
 const isRoot = process.getuid?.() === 0;
 const read = (path: string): string => readFileSync(path, "utf8");
 const folder = (): string => mkdtempSync(join(tmpdir(), "lasp-out-"));
+/** The smallest picture `--svg` takes for one lasp wrote: the root element's mark (src/inspect/svg.ts). */
+const OLD_PICTURE = `<svg xmlns="http://www.w3.org/2000/svg" data-written-by="lasp inspect"><title>old</title></svg>\n`;
 
 async function lasp(...argv: string[]) {
   const io = captureIo();
@@ -95,6 +99,27 @@ describe("lasp compile -o", () => {
     expect(statSync(join(dir, "build.sh")).mode & 0o100).toBe(0o100);
   });
 
+  it("refuses a file where the program needs a folder (DIR/lasp), in words, in its own folder or with --force", async () => {
+    const owned = join(folder(), "out");
+    expect((await lasp("compile", SPEC, "-o", owned)).exit).toBe(0);
+    rmSync(join(owned, "lasp"), { recursive: true });
+    const other = folder();
+    for (const [dir, force] of [
+      [owned, []],
+      [other, ["--force"]],
+    ] as const) {
+      writeFileSync(join(dir, "lasp"), "the user's file");
+      const before = readdirSync(dir).sort();
+      const run = await lasp("compile", SPEC, "-o", dir, ...force);
+      expect(run.exit).toBe(2);
+      expect(run.err).toBe(
+        `lasp: cannot write the program to ${dir}: ${join(dir, "lasp")} is a file where the program needs a folder; move it away or name another folder with -o\n`,
+      );
+      expect(readdirSync(dir).sort()).toEqual(before);
+      expect(read(join(dir, "lasp"))).toBe("the user's file");
+    }
+  });
+
   it("explains --force and the manifest in its --help", async () => {
     const run = await lasp("compile", "--help");
     expect(run.out).toContain("--force");
@@ -120,11 +145,79 @@ describe("lasp inspect --svg", () => {
     expect(run.err).toContain("the path is empty; name a file, e.g. timeline.svg");
   });
 
-  it("replaces an existing picture whole", async () => {
+  it("replaces a picture lasp wrote whole, its own or plan's", async () => {
     const file = join(folder(), "t.svg");
-    writeFileSync(file, "old");
+    writeFileSync(file, OLD_PICTURE);
     expect((await lasp("inspect", SPEC, "--svg", file)).exit).toBe(0);
-    expect(read(file)).toContain("<svg");
+    const picture = read(file);
+    expect(picture).toContain('data-written-by="lasp inspect"');
+    expect(picture).not.toContain("<title>old</title>");
+    expect((await lasp("plan", SPEC, "--svg", file)).exit).toBe(0);
+    expect(read(file)).toContain('data-written-by="lasp plan"');
+    expect((await lasp("inspect", SPEC, "--svg", file)).exit).toBe(0);
+    expect(read(file)).toBe(picture);
+  });
+
+  it("refuses a file lasp did not write, exit 2, keeping it; --force replaces it", async () => {
+    const dir = folder();
+    // Text, an SVG from elsewhere, and one that only mentions the mark below its root element.
+    const others = [
+      "my notes\n",
+      `<svg xmlns="http://www.w3.org/2000/svg"><rect/></svg>\n`,
+      `<svg xmlns="http://www.w3.org/2000/svg"><desc>data-written-by="lasp inspect"</desc></svg>\n`,
+    ];
+    for (const [i, contents] of others.entries()) {
+      const file = join(dir, `other-${i}.svg`);
+      writeFileSync(file, contents);
+      for (const command of ["inspect", "plan"]) {
+        const run = await lasp(command, SPEC, "--svg", file);
+        expect(run.exit).toBe(2);
+        expect(run.err).toBe(
+          `lasp: will not replace ${file}: it is not a picture lasp wrote; name another file, or add --force to replace it\n`,
+        );
+        expect(run.out).toBe("");
+        expect(read(file)).toBe(contents);
+      }
+    }
+    const file = join(dir, "other-0.svg");
+    expect((await lasp("plan", SPEC, "--svg", file, "--force")).exit).toBe(0);
+    expect(read(file)).toContain('data-written-by="lasp plan"');
+    writeFileSync(file, "my notes\n");
+    expect((await lasp("inspect", SPEC, "--svg", file, "--force")).exit).toBe(0);
+    expect(read(file)).toContain('data-written-by="lasp inspect"');
+    expect(readdirSync(dir).sort()).toEqual(["other-0.svg", "other-1.svg", "other-2.svg"]);
+  });
+
+  it("never replaces the spec it reads, however spelled, even with --force", async () => {
+    const dir = folder();
+    const spec = join(dir, "t.lasp");
+    const text = read(SPEC);
+    writeFileSync(spec, text);
+    symlinkSync("t.lasp", join(dir, "link.svg"));
+    const spellings = [spec, `${dir}/./t.lasp`, relative(process.cwd(), spec), join(dir, "link.svg")];
+    for (const svg of spellings) {
+      for (const force of [[], ["--force"]]) {
+        const run = await lasp("inspect", spec, "--svg", svg, ...force);
+        expect(run.exit).toBe(2);
+        expect(run.err).toBe(
+          `lasp: will not replace ${svg}: it is the spec being read (--force does not change that); name another file, e.g. timeline.svg\n`,
+        );
+        const planned = await lasp("plan", spec, "--svg", svg, ...force);
+        expect(planned.exit).toBe(2);
+        expect(planned.err).toContain("it is the spec being read (--force does not change that)");
+        expect(planned.err).toContain("e.g. plan.svg");
+      }
+    }
+    expect(read(spec)).toBe(text);
+    expect(lstatSync(join(dir, "link.svg")).isSymbolicLink()).toBe(true);
+  });
+
+  it("lists --force in inspect's and plan's --help", async () => {
+    for (const command of ["inspect", "plan"]) {
+      const run = await lasp(command, "--help");
+      expect(run.out).toContain("--force");
+      expect(run.out.replace(/\s+/g, " ")).toContain("not a picture lasp wrote (never the spec)");
+    }
   });
 });
 
@@ -158,7 +251,7 @@ describe("the real binary", () => {
     chmodSync(parent, 0o755);
     const dir = join(parent, "ro");
     expect((await lasp("compile", SPEC, "-o", dir)).exit).toBe(0);
-    writeFileSync(join(dir, "t.svg"), "old picture");
+    writeFileSync(join(dir, "t.svg"), OLD_PICTURE);
     chmodSync(dir, 0o555);
     return dir;
   };
@@ -203,7 +296,7 @@ describe("the real binary", () => {
     expect(existing.stderr).toMatch(
       /^lasp: cannot write \S+t\.svg: (\S+ is )?not writable \(permission denied\); name a place you can write to\n$/,
     );
-    expect(read(join(dir, "t.svg"))).toBe("old picture");
+    expect(read(join(dir, "t.svg"))).toBe(OLD_PICTURE);
     const fresh = bin(["inspect", SPEC, "--svg", join(dir, "new.svg")]);
     expect(fresh.status).toBe(2);
     expect(fresh.stderr).toContain(`: ${dir} is not writable (permission denied)`);

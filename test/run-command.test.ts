@@ -15,6 +15,7 @@ import { CodegenLimitation } from "../src/codegen/generate.js";
 import { encodeTokenFile, GPT2_FORMAT } from "../src/data/llmc-format.js";
 import { checkSource } from "../src/check/front-end.js";
 import { bytesTokenizerMismatch, trainTokenFiles } from "../src/cli/token-file-paths.js";
+import { modelHash } from "../src/codegen/train-constants.js";
 
 const SPEC = "examples/tiny-linear.lasp"; // parallel { gpus 2 }
 
@@ -39,7 +40,8 @@ afterAll(async () => {
 
 function deps(extra: Partial<RunDeps> = {}, env: NodeJS.ProcessEnv = {}): RunDeps {
   return {
-    generate: () => fixtureFiles(),
+    // The stand-in's checkpoints carry the spec's model hash, as the program's do (--resume checks it).
+    generate: (spec) => fixtureFiles({ modelHash: modelHash(spec) }),
     detectGpus: async () => ({ gpus: [H100(0), H100(1)] }),
     findTools: async () => TOOLS,
     which: async (name) => `/usr/bin/${name}`,
@@ -184,11 +186,11 @@ describe("lasp run --dry-run", () => {
       `# build (cmake; cmake 3.25.1, nvcc 13.0.88); the log would go to ${dir}/build.log`,
       `cd ${dir} && /usr/bin/cmake -S src -B build -DCMAKE_BUILD_TYPE=Release -DCMAKE_CUDA_ARCHITECTURES=90a -DCMAKE_CUDA_COMPILER=/opt/cuda/bin/nvcc && /usr/bin/cmake --build build -j ${os.availableParallelism()}`,
       "# launch: 2 ranks on this machine",
-      "ID_DIR=$(mktemp -d)",
-      `NCCL_NVLS_ENABLE=0 ${dir}/build/lasp_program --rank 0 --world 2 --device 0 --nccl-id-file "$ID_DIR/nccl.id" --json --steps 5 --seed 3 &`,
-      `NCCL_NVLS_ENABLE=0 ${dir}/build/lasp_program --rank 1 --world 2 --device 1 --nccl-id-file "$ID_DIR/nccl.id" --json --steps 5 --seed 3 &`,
-      "wait",
-      'rm -rf "$ID_DIR"',
+      `ID_DIR=$(mktemp -d); trap 'rm -rf "$ID_DIR"' EXIT`,
+      `NCCL_NVLS_ENABLE=0 ${dir}/build/lasp_program --rank 0 --world 2 --device 0 --nccl-id-file "$ID_DIR/nccl.id" --json --steps 5 --seed 3 & PIDS="$!"`,
+      `NCCL_NVLS_ENABLE=0 ${dir}/build/lasp_program --rank 1 --world 2 --device 1 --nccl-id-file "$ID_DIR/nccl.id" --json --steps 5 --seed 3 & PIDS="$PIDS $!"`,
+      // A bare `wait` returned 0 whatever the ranks did: the script exits with a failed rank's code.
+      'STATUS=0; for PID in $PIDS; do wait "$PID" || STATUS=$?; done; exit "$STATUS"',
     ]);
     expect(existsSync(cache)).toBe(false);
   });
@@ -213,7 +215,7 @@ describe("lasp run --dry-run", () => {
     );
     expect(mpirun.out).toContain("&& ARCH=90a bash build.sh");
     expect(mpirun.out).toMatch(
-      /^mkdir -p \S+\/cache\/run && ID_DIR=\$\(mktemp -d \S+\/cache\/run\/lasp-nccl-XXXXXX\)$/m,
+      /^mkdir -p \S+\/cache\/run && ID_DIR=\$\(mktemp -d \S+\/cache\/run\/lasp-nccl-XXXXXX\); trap 'rm -rf "\$ID_DIR"' EXIT$/m,
     );
     const srun = await run({ dryRun: true, launcher: "srun" });
     expect(srun.out).toMatch(
@@ -320,6 +322,61 @@ describe("lasp run: building and running", () => {
     expect(r.err).toContain(`[build] sources in ${out}`);
     expect(r.err).toContain("mode verify, 2 steps + 1 warm-up");
     expect(r.err).toContain("verify ok: every error is within tolerance");
+    // The folder is lasp's now: a dry run into it finds nothing to refuse.
+    expect((await run({ out, dryRun: true })).code).toBe(0);
+  });
+
+  it("refuses an -o that the build would refuse, in a dry run as in a real one, before the run folder, writing nothing", async () => {
+    const cwd = await mkdtemp(path.join(root, "out-"));
+    await writeFile(path.join(cwd, "victim.txt"), "mine\n");
+    await mkdir(path.join(cwd, "examples"));
+    await writeFile(path.join(cwd, "examples", "notes.txt"), "mine\n");
+    // A folder lasp wrote (its manifest lists nothing) holding a user's main.cpp where lasp would write one.
+    await mkdir(path.join(cwd, "claimed"));
+    await writeFile(path.join(cwd, "claimed", ".lasp-manifest"), "# lasp wrote the files listed below.\n");
+    await writeFile(path.join(cwd, "claimed", "main.cpp"), "// mine\n");
+    // A folder lasp wrote with a user's file named as a folder the program has (lasp/ for lasp/x.h).
+    await mkdir(path.join(cwd, "blocked"));
+    await writeFile(path.join(cwd, "blocked", ".lasp-manifest"), "# lasp wrote the files listed below.\n");
+    await writeFile(path.join(cwd, "blocked", "lasp"), "mine\n");
+    const refusals: [string, string][] = [
+      ["victim.txt", `${path.join(cwd, "victim.txt")} is a file, not a folder`],
+      [".", `${cwd} is not empty and has no .lasp-manifest, so lasp did not write it`],
+      [
+        "examples",
+        `${path.join(cwd, "examples")} is not empty and has no .lasp-manifest, so lasp did not write it`,
+      ],
+      [
+        "claimed",
+        `${path.join(cwd, "claimed")} holds a file lasp did not write where it would write: main.cpp`,
+      ],
+    ];
+    const before = await readdir(cwd, { recursive: true });
+    for (const [out, why] of refusals) {
+      for (const dryRun of [true, false]) {
+        const r = await run({ out, dryRun }, deps({ cwd }));
+        expect(r.code).toBe(2);
+        expect(r.err).toBe(
+          `lasp: cannot write the sources to ${out}: ${why}\n` +
+            "  = hint: name a new or empty folder with -o (or one lasp wrote there before), or leave -o out to build in the cache\n",
+        );
+        expect(r.out).toBe("");
+      }
+    }
+    const withFolder = deps({ cwd, generate: () => new Map([...fixtureFiles(), ["lasp/x.h", "\n"]]) });
+    const blocked = await run({ out: "blocked", dryRun: true }, withFolder);
+    expect(blocked.code).toBe(2);
+    expect(blocked.err).toContain(
+      `lasp: cannot write the sources to blocked: ${path.join(cwd, "blocked", "lasp")} is a file where a folder is needed\n`,
+    );
+    // Nothing written: no run folder, no sources, the user's files as they were.
+    expect(await readdir(cwd, { recursive: true })).toEqual(before);
+    expect(await readFile(path.join(cwd, "claimed", "main.cpp"), "utf8")).toBe("// mine\n");
+    // A new folder is fine, and a dry run does not make it.
+    const fresh = await run({ out: "new/program", dryRun: true }, deps({ cwd }));
+    expect(fresh.code).toBe(0);
+    expect(fresh.out).toContain(`-> ${path.join(cwd, "new/program")}`);
+    expect(existsSync(path.join(cwd, "new"))).toBe(false);
   });
 
   it("passes a crashed rank's exit code through, naming the rank, with its last stderr lines", async () => {
@@ -591,6 +648,12 @@ describe("lasp run: train mode", () => {
       spec,
       text.replace(/mode verify/, 'mode train  data "data/train.bin"  eval_data "../val.bin"  eval_every 2'),
     );
+    // Token files of one window each (a dry run checks them as a real run does).
+    const seqLen = checkSource(spec, await readFile(spec, "utf8")).spec!.run.seqLen;
+    await mkdir(path.join(specDir, "data"));
+    const window = encodeTokenFile(GPT2_FORMAT, new Uint16Array(seqLen + 1));
+    await writeFile(path.join(specDir, "data", "train.bin"), window);
+    await writeFile(path.join(cwd, "val.bin"), window);
     const r = await run({ dryRun: true }, deps({ cwd }), spec);
     expect(r.code).toBe(0);
     expect(r.out).toContain(
@@ -599,6 +662,40 @@ describe("lasp run: train mode", () => {
     // bench and verify read no token file: nothing is passed
     const bench = await run({ dryRun: true, mode: "bench" }, deps({ cwd }), spec);
     expect(bench.out).not.toContain("--data");
+  });
+
+  it("stops a dry run where the real run stops on a token file that is missing or not one: the same errors, exit 2, no plan", async () => {
+    const cwd = await mkdtemp(path.join(root, "dry-data-"));
+    const spec = path.join(cwd, "train.lasp");
+    const text = await readFile(SPEC, "utf8");
+    await writeFile(spec, text.replace(/mode verify/, 'mode train  data "train.bin"'));
+    const noGpu = deps({ cwd, detectGpus: async () => ({ gpus: [], problem: "nvidia-smi not found" }) });
+    for (const contents of [undefined, "hello\n"]) {
+      if (contents !== undefined) await writeFile(path.join(cwd, "train.bin"), contents);
+      const real = await run({}, deps({ cwd }), spec);
+      const dry = await run({ dryRun: true }, noGpu, spec);
+      expect(real.code).toBe(2);
+      expect(dry.code).toBe(2);
+      expect(real.err).toContain(
+        contents === undefined
+          ? `\`data\`: the token file ${path.join(cwd, "train.bin")} does not exist`
+          : `\`data\`: the token file ${path.join(cwd, "train.bin")} is not a readable llm.c token file`,
+      );
+      // The real run's errors, word for word, then what else a real run would meet (here: no GPU).
+      expect(dry.err.startsWith(real.err)).toBe(true);
+      expect(dry.err.slice(real.err.length)).toMatch(
+        /^lasp: warning \(a real run would stop here\): no NVIDIA GPU on this machine/,
+      );
+      expect(dry.out).toBe("");
+    }
+    expect(await readdir(cwd)).toEqual(["train.bin", "train.lasp"]);
+    // --load-weights that is not there: the same.
+    const weights = await run({ dryRun: true, loadWeights: "llama" }, deps({ cwd }));
+    expect(weights.code).toBe(2);
+    expect(weights.err).toBe(
+      `lasp: --load-weights llama: ${path.join(cwd, "llama")} does not exist\n` +
+        "  = hint: name a .safetensors file, a Hugging Face model.safetensors.index.json, or the folder holding either\n",
+    );
   });
 
   it("stops before the build when a token file the spec names does not exist, at the setting", async () => {
@@ -766,6 +863,54 @@ describe("lasp run: train mode", () => {
     expect(newest.out).toContain(
       `--run-dir ${path.join(cwd, "runs/second")} --resume ${path.join(checkpoints, "step-000004")} &`,
     );
+  });
+
+  it("refuses before the build a checkpoint the program would refuse: its trainer_state.json, model or files (exit 2)", async () => {
+    const cwd = await mkdtemp(path.join(root, "resume-bad-"));
+    const first = await run({ mode: "train", steps: "4", runDir: "runs/first" }, deps({ cwd }));
+    expect(first.code).toBe(0);
+    const newest = "runs/first/checkpoints/step-000004";
+    const state = path.join(cwd, newest, "trainer_state.json");
+    const good = await readFile(state, "utf8");
+    /** `why` a string: the whole reason; a pattern: the reason's end (V8 words JSON's errors its own way). */
+    const refused = async (text: string, why: string | RegExp, hint: string) => {
+      await writeFile(state, text);
+      for (const dryRun of [true, false]) {
+        const r = await run({ resume: true, dryRun }, deps({ cwd }));
+        expect(r.code).toBe(2);
+        const said = `lasp: --resume: cannot resume from ${newest}: `;
+        expect(lines(r.err)).toEqual([
+          typeof why === "string" ? said + why : expect.stringMatching(new RegExp(`^${said}${why.source}`)),
+          `  = hint: ${hint}`,
+        ]);
+        expect(r.out).toBe("");
+      }
+    };
+    const older = `continue from another checkpoint of that run: lasp run ${SPEC} --resume runs/first/checkpoints/step-000002`;
+    await refused("garbage\n", new RegExp(`${newest}/trainer_state.json is not valid JSON: [^\\n]+$`), older);
+    await refused(
+      good.replace(/ *"data_position": \d+,\n/, ""),
+      `${newest}/trainer_state.json lacks "data_position" (a whole number)`,
+      older,
+    );
+    // Another model's: the hash the program compares with its own.
+    const hash = /"spec_hash": "([0-9a-f]{16})"/.exec(good)![1]!;
+    await refused(
+      good.replace(hash, "0000000000000000"),
+      `it was written for another model (model hash 0000000000000000, this run's is ${hash})`,
+      older,
+    );
+    // Nothing else to go back to: the plain hint.
+    await rm(path.join(cwd, "runs/first/checkpoints/step-000002"), { recursive: true });
+    await writeFile(state, good);
+    await rm(path.join(cwd, newest, "optimizer-rank-1-of-2.safetensors"));
+    await refused(
+      good,
+      "it lacks optimizer-rank-1-of-2.safetensors",
+      "name another checkpoint with --resume CHECKPOINT_FOLDER, or start afresh without --resume",
+    );
+    // Only the first run's folder: nothing was made.
+    expect(await readdir(path.join(cwd, "runs"))).toEqual(["first"]);
   });
 
   it("says where it looked when there is nothing to resume, and refuses --resume outside train mode (exit 2)", async () => {

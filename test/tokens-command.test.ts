@@ -1,7 +1,16 @@
 // `lasp tokens` through `main(argv, io)`, with captured output.
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import {
+  existsSync,
+  linkSync,
+  mkdirSync,
+  mkdtempSync,
+  readFileSync,
+  rmSync,
+  symlinkSync,
+  writeFileSync,
+} from "node:fs";
 import { tmpdir } from "node:os";
-import { join } from "node:path";
+import { join, relative } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { captureIo } from "../src/cli/test-io.js";
 import { main } from "../src/cli/main.js";
@@ -185,6 +194,37 @@ describe("lasp tokens --eval-out", () => {
       expect(run.stderr).toMatch(message);
       expect(existsSync(target)).toBe(false);
     }
+  });
+
+  it("refuses one file for both however --eval-out spells it: ./, absolute, relative, a link, a hard link", async () => {
+    const sub = join(dir, `same-${++count}`);
+    mkdirSync(sub);
+    const input = file("some text to split in two");
+    const target = join(sub, "t.bin");
+    // A link to a file not there yet leads to where -o writes: the second write would go through it.
+    symlinkSync("t.bin", join(sub, "ahead.bin"));
+    for (const spelled of [`${sub}/./t.bin`, relative(process.cwd(), target), join(sub, "ahead.bin")]) {
+      const run = await lasp(["tokens", input, "-o", target, "--eval-out", spelled]);
+      expect(run.exit, spelled).toBe(2);
+      expect(run.stderr).toBe(
+        `lasp: --eval-out names the same file as -o (${target}, spelled ${spelled}): give the held-out tokens a file of their own\n`,
+      );
+      expect(run.stdout).toBe("");
+      expect(existsSync(target)).toBe(false);
+    }
+    // Once t.bin is there: a link to it and a second name of it (a hard link) are the same file too.
+    expect((await lasp(["tokens", input, "-o", target])).exit).toBe(0);
+    const written = readFileSync(target);
+    symlinkSync("t.bin", join(sub, "link.bin"));
+    linkSync(target, join(sub, "hard.bin"));
+    for (const spelled of [join(sub, "link.bin"), join(sub, "hard.bin"), join(sub, "ahead.bin")]) {
+      const run = await lasp(["tokens", input, "-o", target, "--eval-out", spelled]);
+      expect(run.exit, spelled).toBe(2);
+      expect(run.stderr).toContain("--eval-out names the same file as -o");
+      expect(readFileSync(target)).toEqual(written);
+    }
+    // Another file in the same folder is no problem.
+    expect((await lasp(["tokens", input, "-o", target, "--eval-out", join(sub, "e.bin")])).exit).toBe(0);
   });
 
   it("leaves a held-out file lasp did not write alone, and writes neither", async () => {

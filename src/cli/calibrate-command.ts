@@ -166,6 +166,30 @@ export async function calibrateCommand(
   };
   const timing = { runs: runs ?? DEFAULT_RUNS, warmup: warmup ?? DEFAULT_WARMUP };
 
+  // Refused before minutes of measuring, not after; and by a dry run as by a real one.
+  const unwritable = await whyNotWritable(out);
+  if (unwritable !== undefined) {
+    io.stderr(`lasp: cannot write ${out}: ${unwritable}\n`);
+    return CALIBRATE_EXIT.usage;
+  }
+  if (!options.force) {
+    const notOurs = await whyNotOurProfile(out);
+    if (notOurs !== undefined) {
+      io.stderr(
+        `lasp: will not replace ${out}: ${notOurs}; name another file with --out, or add --force to replace it\n`,
+      );
+      return CALIBRATE_EXIT.usage;
+    }
+  }
+
+  // A GPU without a shipped profile needs --base (without a GPU a real run stops at that, a dry run plans on).
+  if (base === undefined && first !== undefined) {
+    io.stderr(
+      `lasp: no shipped profile for ${first.name}: name the profile whose unmeasured fields (data-sheet peaks, the network between nodes) the calibrated one keeps, with --base ${Object.keys(SHIPPED_PROFILES).join("|")} or --base FILE\n`,
+    );
+    return CALIBRATE_EXIT.usage;
+  }
+
   if (options.dryRun) {
     dryRun(plan, probe, files, buildOptions, timing, out, base?.name, io);
     return CALIBRATE_EXIT.ok;
@@ -189,32 +213,11 @@ export async function calibrateCommand(
       ].join("\n  "),
     );
   }
-  if (problems.length > 0) {
+  // `base` is missing only where no GPU was found (checked above where one was): one of the problems.
+  if (problems.length > 0 || base === undefined) {
     for (const problem of problems) io.stderr(`lasp: ${problem}\n`);
     return CALIBRATE_EXIT.environment;
   }
-  if (base === undefined) {
-    io.stderr(
-      `lasp: no shipped profile for ${first!.name}: name the profile whose unmeasured fields (data-sheet peaks, the network between nodes) the calibrated one keeps, with --base ${Object.keys(SHIPPED_PROFILES).join("|")} or --base FILE\n`,
-    );
-    return CALIBRATE_EXIT.usage;
-  }
-  // Refused before minutes of measuring, not after.
-  const unwritable = await whyNotWritable(out);
-  if (unwritable !== undefined) {
-    io.stderr(`lasp: cannot write ${out}: ${unwritable}\n`);
-    return CALIBRATE_EXIT.usage;
-  }
-  if (!options.force) {
-    const notOurs = await whyNotOurProfile(out);
-    if (notOurs !== undefined) {
-      io.stderr(
-        `lasp: will not replace ${out}: ${notOurs}; name another file with --out, or add --force to replace it\n`,
-      );
-      return CALIBRATE_EXIT.usage;
-    }
-  }
-
   io.stderr(
     `lasp: calibrating ${describeGpus(gpus)}: ${plan.benchmarks.length} benchmarks (shapes of ${plan.source}, ${plan.tokens} tokens per GPU), base profile ${base.name}\n`,
   );

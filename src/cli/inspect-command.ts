@@ -28,13 +28,15 @@ import { loadSpec, reportDiagnostics } from "./check-command.js";
 import { documentsNote } from "./documents-note.js";
 import { EXIT, type CliIo } from "./io.js";
 import { lasp2Option } from "./lasp2-option.js";
-import { outputFileProblem } from "./output-file.js";
+import { outputFileProblem, whyNotOurSvg } from "./output-file.js";
 import { parseNumberText } from "./number-flag.js";
 
 export interface InspectOptions {
   rank: string;
   json?: boolean;
   svg?: string;
+  /** Replace a file at --svg that is not a picture lasp wrote (never the spec itself). */
+  force?: boolean;
   lasp2?: string;
   /** A shipped machine profile's name or a profile's JSON file; default the H100 SXM. */
   machine?: string;
@@ -62,6 +64,13 @@ export async function inspectCommand(file: string, options: InspectOptions, io: 
   if (profile === undefined) return EXIT.usage;
   const gpu = gpuOption(options.gpuMemory, profile, io);
   if (gpu === undefined) return EXIT.usage;
+  if (options.svg !== undefined) {
+    const notOurs = await whyNotOurSvg(options.svg, file, options.force ?? false, "timeline.svg");
+    if (notOurs !== undefined) {
+      io.stderr(`lasp: will not replace ${options.svg}: ${notOurs}\n`);
+      return EXIT.usage;
+    }
+  }
   // `recompute auto` fitted to the GPU this report is for.
   if (spec.run.recomputeAuto !== undefined)
     spec = (await import("../plan/recompute-auto.js")).resolveRecomputeAuto(spec, gpu, true);

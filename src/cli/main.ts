@@ -47,8 +47,8 @@ Examples:
       a byte-level token file (llm.c's format) to train on
 
 Exit codes: 0 ok; 1 the spec has errors (or cannot be generated yet, or its
-verification failed); 2 usage errors (bad options, unreadable files); 3 a
-missing GPU, tool or library; 4 a build failure.
+verification failed); 2 usage errors (bad options, unreadable files, no valid
+plan choice); 3 a missing GPU, tool or library; 4 a build failure.
 Set NO_COLOR to turn colours off.`;
 
 /** `argv`: the command line being parsed, which `lasp run` records in its run folder. */
@@ -120,6 +120,7 @@ export function buildProgram(
       "print the lowered program and the report as JSON (fields: src/schedule/README.md, src/inspect/README.md)",
     )
     .option("--svg <file>", "write a timeline picture (one lane per stream and rank, predicted times)")
+    .option("--force", "replace a file at --svg that is not a picture lasp wrote (never the spec)")
     .option(
       "--machine <name|file>",
       "machine profile of the predictions and the memory section: h100-sxm-80gb (default), h200-141gb, a100-sxm-80gb, a100-sxm-40gb, or a profile's JSON file",
@@ -140,14 +141,15 @@ export function buildProgram(
       "rank every valid schedule choice (strategies, layout, sequence x data) by predicted step time and tokens/s per GPU, with memory per GPU",
     )
     .argument("<spec>", ".lasp spec file")
-    .option("--gpus <n...>", "GPU counts to plan for (default: the spec's)")
-    .option("--seq-len <n...>", "global sequence lengths, e.g. 64K 256K (default: the spec's)")
+    .option("--gpus <n...>", "GPU counts to plan for, 1 to 4096 (default: the spec's)")
+    .option("--seq-len <n...>", "global sequence lengths, 64 to 2G, e.g. 64K 256K (default: the spec's)")
     .option(
       "--machine <name|file>",
       "machine profile: h100-sxm-80gb (default), h200-141gb, a100-sxm-80gb, a100-sxm-40gb, or a profile's JSON file",
     )
     .option("--json", "print the ranked rows and the skipped choices as JSON")
     .option("--svg <file>", "write tokens/s per GPU against the GPUs (or seq_len), one line per choice")
+    .option("--force", "replace a file at --svg that is not a picture lasp wrote (never the spec)")
     .action(async (spec: string, options: PlanOptions) => {
       const { planCommand } = await import("./plan-command.js");
       setExit(await planCommand(spec, options, io));
@@ -158,9 +160,12 @@ export function buildProgram(
     .description("run the lowered schedule in float64 on simulated ranks and compare with the dense oracle")
     .argument("<spec>", ".lasp spec file")
     .option("--seq-len <n>", "global tokens at the reduced size (default: two blocks per piece)")
-    .option("--heads <n>", "query heads at the reduced size (default 4, or 2 x sequence for Ulysses)")
-    .option("--head-dim <n>", "head dimension at the reduced size", "8")
-    .option("--block <n>", "token block of the chunk algorithm at the reduced size", "8")
+    .option(
+      "--heads <n>",
+      "query heads at the reduced size, at most 256 (default 4, or 2 x sequence for Ulysses)",
+    )
+    .option("--head-dim <n>", "head dimension at the reduced size, at most 256", "8")
+    .option("--block <n>", "token block of the chunk algorithm at the reduced size, at most 64", "8")
     .option("--seed <n>", "seed of the random inputs (default: the spec's seed)")
     .option("--tolerance <x>", "largest relative error that passes", "1e-9")
     .option("--json", "print the errors as JSON")
@@ -271,6 +276,12 @@ export async function main(argv: string[], io: CliIo = processIo()): Promise<num
   const program = buildProgram(io, (code) => (exit = code), argv);
   if (argv.length === 0) {
     program.outputHelp();
+    return EXIT.usage;
+  }
+  // commander answers `help NAME` for an unknown NAME with the whole help; say what is unknown instead.
+  const asked = argv[0] === "help" ? argv[1] : undefined;
+  if (asked !== undefined && !asked.startsWith("-") && !program.commands.some((c) => c.name() === asked)) {
+    io.stderr(`error: unknown command '${asked}'\n(run \`lasp --help\` for usage)\n`);
     return EXIT.usage;
   }
   try {

@@ -15,7 +15,14 @@ import {
   type BuildOptions,
   type GeneratedFiles,
 } from "../toolchain/build.js";
-import { CheckpointNotFound, findResumePoint, type ResumePoint } from "../toolchain/checkpoints.js";
+import {
+  CheckpointNotFound,
+  checkpointsIn,
+  findResumePoint,
+  whyNotResumable,
+  type ResumePoint,
+} from "../toolchain/checkpoints.js";
+import { modelHash } from "../codegen/train-constants.js";
 import { describeGpus, detectGpus, type GpuProbe } from "../toolchain/gpus.js";
 import {
   defaultIdParent,
@@ -41,7 +48,7 @@ import {
 } from "../toolchain/run-folder.js";
 import { findTools, HOW_TO_GET, which, type Toolchain } from "../toolchain/tools.js";
 import type { ResolvedSpec } from "../spec/resolved.js";
-import { OutputFolderError } from "../io/owned-folder.js";
+import { checkOwnedFolder, OutputFolderError } from "../io/owned-folder.js";
 import { version } from "../io/package-info.js";
 import { describeWriteError } from "../io/write-error.js";
 import { loadSpec, reportDiagnostics, withGeneratorNotes } from "./check-command.js";
@@ -369,7 +376,24 @@ export async function runCommand(
       );
       return RUN_EXIT.usage;
     }
+    // The program reads trainer_state.json strictly and refuses another model's checkpoint: said here, before
+    // the build, as the program would say it.
+    const shown = shownPath(resumePoint.checkpoint.path, cwd);
+    const why = await whyNotResumable(resumePoint.checkpoint.path, modelHash(spec), shown);
+    if (why !== undefined) {
+      const other = await otherResumable(resumePoint.checkpoint.path, modelHash(spec));
+      io.stderr(
+        `lasp: --resume: cannot resume from ${shown}: ${why}\n` +
+          (other !== undefined
+            ? `  = hint: continue from another checkpoint of that run: lasp run ${shellQuote(file)} --resume ${shellQuote(shownPath(other, cwd))}\n`
+            : `  = hint: name another checkpoint with --resume CHECKPOINT_FOLDER, or start afresh without --resume\n`),
+      );
+      return RUN_EXIT.usage;
+    }
   }
+  // Bad input stops a real run here, before anything is built or a run folder made; a dry run says the same
+  // errors, goes on to say what else a real run would find, and exits as the real run would.
+  const inputErrors: string[] = [];
   // The spec's token files are relative to its folder; the program compiles them in as written (relative to
   // its working directory), so lasp hands it the resolved paths.
   const specFolder = path.dirname(path.resolve(cwd, file));
@@ -379,26 +403,24 @@ export async function runCommand(
   const tokenFiles = [...(tokens?.args ?? []), ...tokenizer.args];
   const fileProblems = [...(tokens?.problems ?? []), ...tokenizer.problems];
   // The byte tokenizer is checked against the data where both are there to read.
-  if (train && fileProblems.length === 0 && !cli.dryRun) {
+  if (train && fileProblems.length === 0) {
     const mismatch = await bytesTokenizerMismatch(loaded.ast!, spec, specFolder);
     if (mismatch !== undefined) fileProblems.push(mismatch);
   }
-  if (fileProblems.length > 0 && !cli.dryRun) {
-    for (const p of fileProblems) {
-      const at = p.span === undefined ? file : `${file}:${p.span.start.line}:${p.span.start.column}`;
-      io.stderr(`${at}: error: \`${p.key}\`: ${p.message}\n  = hint: ${p.hint}\n`);
-    }
-    return RUN_EXIT.usage;
+  for (const p of fileProblems) {
+    const at = p.span === undefined ? file : `${file}:${p.span.start.line}:${p.span.start.column}`;
+    inputErrors.push(`${at}: error: \`${p.key}\`: ${p.message}\n  = hint: ${p.hint}\n`);
   }
   // The weights a run starts from: a path that is not there stops it before the build.
   const weightsPath = parsed.loadWeights;
-  if (weightsPath !== undefined && !cli.dryRun && !existsSync(path.resolve(cwd, weightsPath))) {
-    io.stderr(
+  if (weightsPath !== undefined && !existsSync(path.resolve(cwd, weightsPath))) {
+    inputErrors.push(
       `lasp: ${LOAD_WEIGHTS} ${weightsPath}: ${path.resolve(cwd, weightsPath)} does not exist\n` +
         "  = hint: name a .safetensors file, a Hugging Face model.safetensors.index.json, or the folder holding either\n",
     );
-    return RUN_EXIT.usage;
   }
+  for (const error of inputErrors) io.stderr(error);
+  if (inputErrors.length > 0 && !cli.dryRun) return RUN_EXIT.usage;
   /** The program's options: lasp's, train mode's run folder, token files and checkpoint, then the user's. */
   const programArgs = (runFolder: string): string[] => [
     ...parsed.programArgs,
@@ -451,7 +473,17 @@ export async function runCommand(
     cmake: tools.cmake?.path,
     nvcc: tools.nvcc?.path,
   };
-  if (cli.out !== undefined) buildOptions.sourceDir = path.resolve(cwd, cli.out);
+  if (cli.out !== undefined) {
+    buildOptions.sourceDir = path.resolve(cwd, cli.out);
+    // The build's own check (writeOwnedFolder's rules), made here without writing: refused before the run
+    // folder is made, and by a dry run as by a real one.
+    const refused = await checkOwnedFolder(buildOptions.sourceDir, files.keys());
+    if (refused !== undefined) {
+      io.stderr(sourceFolderRefusal(refused, cli.out));
+      if (!cli.dryRun) return RUN_EXIT.usage;
+      inputErrors.push(refused.message);
+    }
+  }
   const started = deps.now?.() ?? new Date();
   // A dry run shows the folder a run would get (before any suffix a taken name gets).
   const plannedFolder =
@@ -478,6 +510,12 @@ export async function runCommand(
   };
 
   if (cli.dryRun) {
+    if (inputErrors.length > 0) {
+      // The machine's problems too, then no plan: a real run would stop at the errors above.
+      for (const problem of environment.problems)
+        io.stderr(`lasp: warning (a real run would stop here): ${problem}\n`);
+      return RUN_EXIT.usage;
+    }
     return dryRun(file, files, buildOptions, launchOptions, environment, io);
   }
   for (const note of environment.notes) io.stderr(`lasp: ${note}\n`);
@@ -587,7 +625,7 @@ export async function runCommand(
         return await end(RUN_EXIT.interrupted, "interrupted");
       }
       if (error instanceof OutputFolderError) {
-        say(`lasp: cannot write the sources to ${cli.out}: ${error.message}\n`);
+        say(sourceFolderRefusal(error, cli.out ?? ""));
         return await end(RUN_EXIT.usage, "build failed");
       }
       if (!(error instanceof BuildError)) {
@@ -675,6 +713,23 @@ export async function runCommand(
 function shownPath(target: string, cwd: string): string {
   const relative = path.relative(cwd, target);
   return relative !== "" && !relative.startsWith("..") && !path.isAbsolute(relative) ? relative : target;
+}
+
+/** The newest other checkpoint beside `checkpoint` (the same checkpoints/ folder) that would resume. */
+async function otherResumable(checkpoint: string, hash: string): Promise<string | undefined> {
+  const others = (await checkpointsIn(path.dirname(checkpoint))).filter((c) => c.path !== checkpoint);
+  for (const other of others.reverse())
+    if ((await whyNotResumable(other.path, hash)) === undefined) return other.path;
+  return undefined;
+}
+
+/** The refusal of `-o OUT` (the build's or checkOwnedFolder's), with what would work instead. */
+function sourceFolderRefusal(error: OutputFolderError, out: string): string {
+  const hint =
+    error.problem === "not-writable"
+      ? "name a folder you can write to with -o"
+      : "name a new or empty folder with -o (or one lasp wrote there before), or leave -o out to build in the cache";
+  return `lasp: cannot write the sources to ${out}: ${error.message}\n  = hint: ${hint}\n`;
 }
 
 /** The run folder's bookkeeping: run.json as the run goes, and the files written at its end. */
@@ -849,10 +904,12 @@ function dryRun(
     tools.nvcc ? `nvcc ${tools.nvcc.version ?? "?"}` : "no nvcc",
   ].join(", ");
   const idParent = defaultIdParent(launcher, path.dirname(plan.cacheDir));
+  // The clean-up as a trap, so that the script's exit code stays the launch's (formatLaunch).
   const mktemp =
-    launcher === "local"
+    (launcher === "local"
       ? "ID_DIR=$(mktemp -d)"
-      : `mkdir -p ${shellQuote(idParent)} && ID_DIR=$(mktemp -d ${shellQuote(path.join(idParent, "lasp-nccl-XXXXXX"))})`;
+      : `mkdir -p ${shellQuote(idParent)} && ID_DIR=$(mktemp -d ${shellQuote(path.join(idParent, "lasp-nccl-XXXXXX"))})`) +
+    `; trap 'rm -rf "$ID_DIR"' EXIT`;
   const out = [
     `# lasp run ${file} --dry-run: nothing is written, built or started`,
     `# ${plural(files.size, "generated file")} -> ${plan.sourceDir}`,
@@ -861,7 +918,6 @@ function dryRun(
     `# launch: ${plural(launchOptions.world, "rank")}${launcher === "local" ? " on this machine" : ` through ${launcher}`}`,
     mktemp,
     ...launchLines,
-    'rm -rf "$ID_DIR"',
   ];
   io.stdout(`${out.join("\n")}\n`);
   return RUN_EXIT.ok;

@@ -20,7 +20,9 @@ test: a large model's checkpoint takes tens of seconds and as much disk as its
 weights and optimizer state).
 
 Exit codes: 0 ok, 1 spec errors (or the program's verify failed), 2 usage
-errors (or nothing to --resume from), 3 this machine cannot run it (no GPU,
+errors (a missing or bad token file, an -o folder lasp did not write, no
+checkpoint to --resume from or one the program would refuse; --dry-run
+exits 2 on these too), 3 this machine cannot run it (no GPU,
 too few GPUs, no nvcc or cmake), 4 the build failed (the log and a repro
 command are printed), 6 training stopped at a non-finite loss or gradient norm
 (the last checkpoint is kept), 130 interrupted (in train mode, after writing a

@@ -12,6 +12,7 @@ import type { ResolvedSpec } from "../spec/resolved.js";
 import { findTokenOutOfRange, readTokenFileHeader } from "../data/token-file.js";
 import {
   describeTokenFile,
+  FOLDER_PROBLEM,
   evalReads,
   stepReads,
   tooFewWindows,
@@ -81,7 +82,13 @@ export function trainTokenFiles(
     }
     if (need === 0) continue;
     const d = describeTokenFile(file, real, 0);
-    if (d.kind === "unreadable")
+    if (d.kind === "unreadable" && d.problem === FOLDER_PROBLEM)
+      problems.push({
+        ...at,
+        message: `${file} is a folder, not a token file`,
+        hint: `name the token file in it, or make one from text with \`lasp tokens FILES... -o ${path.join(file, "train.bin")}\``,
+      });
+    else if (d.kind === "unreadable")
       problems.push({
         ...at,
         message: `the token file ${file} is not a readable llm.c token file: ${d.problem ?? "unreadable"}`,

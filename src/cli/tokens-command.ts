@@ -15,7 +15,7 @@ import { findTokenOutOfRange, readTokenFileHeader } from "../data/token-file.js"
 import { writeFileAtomic } from "../io/atomic-write.js";
 import { errorCode } from "../io/write-error.js";
 import { EXIT, type CliIo } from "./io.js";
-import { outputFileProblem } from "./output-file.js";
+import { outputFileProblem, sameFile } from "./output-file.js";
 
 export interface TokensOptions {
   out: string;
@@ -35,6 +35,14 @@ export const BYTE_VOCAB = 256;
 export async function tokensCommand(files: string[], options: TokensOptions, io: CliIo): Promise<number> {
   const share = evalShareOption(options, io);
   if (share === null) return EXIT.usage;
+  // The second write would replace the first: the training tokens would be lost, however the path is spelled.
+  if (options.evalOut !== undefined && (await sameFile(options.evalOut, options.out))) {
+    const spelled = options.evalOut === options.out ? "" : `, spelled ${options.evalOut}`;
+    io.stderr(
+      `lasp: --eval-out names the same file as -o (${options.out}${spelled}): give the held-out tokens a file of their own\n`,
+    );
+    return EXIT.usage;
+  }
   const chunks = await readInputs(files, io);
   if (chunks === undefined) return EXIT.usage;
   const tokens = chunks.reduce((sum, chunk) => sum + chunk.length, 0);
@@ -100,12 +108,6 @@ function evalShareOption(options: TokensOptions, io: CliIo): number | undefined 
   if (options.evalOut === undefined) {
     if (options.evalShare === undefined) return undefined;
     io.stderr("lasp: --eval-share needs --eval-out FILE, the file the held-out tokens go to\n");
-    return null;
-  }
-  if (options.evalOut === options.out) {
-    io.stderr(
-      `lasp: --eval-out names the same file as -o (${options.out}): give the held-out tokens a file of their own\n`,
-    );
     return null;
   }
   if (options.evalShare === undefined) return DEFAULT_EVAL_SHARE;

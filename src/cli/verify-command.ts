@@ -3,7 +3,8 @@
 // With packed documents the schedules run with boundaries drawn from the seed, against the document oracle
 // (each document attended to alone).
 import { table } from "../text/units.js";
-import { verifySpec, VerifyUsageError, type VerifyOptions } from "../verify/verify.js";
+import type { ResolvedSpec } from "../spec/resolved.js";
+import { verifySpec, VerifyUsageError, type VerifyOptions, type VerifyReport } from "../verify/verify.js";
 import { loadSpec, reportDiagnostics } from "./check-command.js";
 import { EXIT, type CliIo } from "./io.js";
 import { lasp2Option } from "./lasp2-option.js";
@@ -52,15 +53,18 @@ export async function verifyCommand(file: string, cli: VerifyCliOptions, io: Cli
     throw error;
   }
   const failed = report.maxError > tolerance;
+  // What the errors cannot show: said on stderr (text and --json alike) and listed in the JSON.
+  const warnings = verifyWarnings(report);
+  for (const warning of warnings) io.stderr(`lasp: warning: ${warning}\n`);
   if (cli.json) {
     io.stdout(
-      `${JSON.stringify({ file, tolerance, maxError: report.maxError, ok: !failed, rows: report.rows, ...(report.documents !== undefined ? { documents: report.documents } : {}), ...(report.padding !== undefined ? { padding: report.padding } : {}) }, null, 2)}\n`,
+      `${JSON.stringify({ file, tolerance, maxError: report.maxError, ok: !failed, rows: report.rows, ...(report.documents !== undefined ? { documents: report.documents } : {}), ...(report.padding !== undefined ? { padding: report.padding } : {}), ...(warnings.length > 0 ? { warnings } : {}) }, null, 2)}\n`,
     );
     return failed ? EXIT.specErrors : EXIT.ok;
   }
   const s = report.spec;
   io.stdout(
-    `${file}: ${s.parallel.sequence} simulated ranks, ${s.parallel.layout}, seq_len ${s.run.seqLen}, ${s.model.heads} heads x ${s.model.headDim}, float64\n`,
+    `${file}: ${s.parallel.sequence} simulated rank${s.parallel.sequence === 1 ? "" : "s"}, ${s.parallel.layout}, seq_len ${s.run.seqLen}, ${s.model.heads} heads${kvHeadsText(s)} x ${s.model.headDim}, float64\n`,
   );
   if (report.padding !== undefined) {
     const { realSeqLen, padding } = report.padding;
@@ -99,4 +103,43 @@ function listed(boundaries: readonly number[]): string {
   if (boundaries.length === 0) return "none";
   const shown = boundaries.slice(0, 12).join(", ");
   return boundaries.length > 12 ? `${shown}, … ${boundaries.length} in all` : shown;
+}
+
+/** The softmax kinds' kv heads where they differ from the heads: " (S: 2 kv heads)"; "" when none do. */
+function kvHeadsText(spec: ResolvedSpec): string {
+  const kinds = spec.model.kinds.flatMap((k) =>
+    k.type === "softmax_attention" && k.kvHeads !== spec.model.heads
+      ? [`${k.name}: ${k.kvHeads} kv heads`]
+      : [],
+  );
+  return kinds.length === 0 ? "" : ` (${kinds.join(", ")})`;
+}
+
+/**
+ * What a passing comparison would not have checked: ranks that hold padding alone (nothing real crosses to
+ * them), and grouped-query attention that the reduced heads could not keep grouped.
+ */
+export function verifyWarnings(report: VerifyReport): string[] {
+  const out: string[] = [];
+  const { parallel } = report.spec;
+  const idle = report.paddingOnlyRanks ?? [];
+  if (idle.length > 0) {
+    const pieces = parallel.layout === "zigzag" ? 2 * parallel.sequence : parallel.sequence;
+    const real = report.padding?.realSeqLen ?? report.spec.run.seqLen;
+    const one = idle.length === 1;
+    out.push(
+      `simulated rank${one ? "" : "s"} ${idle.join(", ")} of ${parallel.sequence} hold${one ? "s" : ""} only padding: ` +
+        `the ${real} real tokens sit on the other ranks, so what ${one ? "it sends and receives" : "they send and receive"} reaches none of the compared outputs and gradients, and ${one ? "its" : "their"} communication goes unchecked; ` +
+        `use a --seq-len that fills every piece, a multiple of ${pieces * report.block} (one block of ${report.block} tokens per piece)`,
+    );
+  }
+  for (const u of report.ungrouped ?? []) {
+    // The reduced heads keep the spec's group where they are a multiple of it (of it times W under Ulysses).
+    const multiple = (u.heads / u.kvHeads) * (parallel.softmax === "ulysses" ? parallel.sequence : 1);
+    out.push(
+      `--heads ${u.reducedHeads} cannot keep ${u.kind}'s grouped-query attention (the spec's ${u.heads} heads share ${u.kvHeads} kv heads): ` +
+        `${u.kind} ran ${u.reducedHeads} kv heads, one per query head, so the grouping is not checked; use a --heads that is a multiple of ${multiple}`,
+    );
+  }
+  return out;
 }

@@ -148,8 +148,17 @@ describe("a profile that does not validate", () => {
   const file = (name: string) => join(dir, `${name}.json`);
 
   it("says the file cannot be read, or is not JSON", () => {
-    expect(() => loadProfile(file("absent"))).toThrow(`${file("absent")}: cannot read the machine profile`);
+    expect(() => loadProfile(file("absent"))).toThrow(
+      `${file("absent")}: cannot read the machine profile (no such file)`,
+    );
     expect(error("broken", "{ name: ").startsWith(`${file("broken")}: not JSON (`)).toBe(true);
+  });
+
+  it("calls a folder a folder, naming what --machine and --base take instead", () => {
+    expect(() => loadProfile(dir)).toThrow(
+      `${dir} is a folder, not a machine profile: name a profile's JSON file (src/cost/profiles/README.md) or a shipped profile: ${Object.keys(SHIPPED_PROFILES).join(", ")}`,
+    );
+    expect(() => loadProfile(dir)).not.toThrow(/EISDIR/);
   });
 
   it("names the file and the field that is missing or wrong", () => {

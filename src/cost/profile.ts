@@ -236,7 +236,21 @@ export function loadProfile(file: string): MachineProfile {
   try {
     text = readFileSync(file, "utf8");
   } catch (error) {
-    throw new ProfileError(`${file}: cannot read the machine profile (${(error as Error).message})`);
+    // In words, not the system's codes (EISDIR: illegal operation on a directory, read).
+    const code = (error as NodeJS.ErrnoException).code;
+    if (code === "EISDIR")
+      throw new ProfileError(
+        `${file} is a folder, not a machine profile: name a profile's JSON file (src/cost/profiles/README.md) or a shipped profile: ${Object.keys(SHIPPED_PROFILES).join(", ")}`,
+      );
+    const why =
+      code === "ENOENT"
+        ? "no such file"
+        : code === "EACCES" || code === "EPERM"
+          ? "permission denied"
+          : code === "ENOTDIR"
+            ? "a part of the path is a file, not a folder"
+            : (error as Error).message;
+    throw new ProfileError(`${file}: cannot read the machine profile (${why})`);
   }
   let value: unknown;
   try {

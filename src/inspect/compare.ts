@@ -14,6 +14,18 @@ export interface PassSummary {
   /** Largest number of bytes any rank sends in this pass. */
   bytesPerRank: number;
   dependentSteps: number;
+  /**
+   * A sequence-parallel group of one rank: the calls the schedule still makes, each a copy on the GPU (NCCL's
+   * with a communicator of one rank; on one GPU the program's stand-in for it, templates/runtime/
+   * nccl_one_rank.cuh), and the bytes they pass. Nothing is communicated, so the fields above say none;
+   * absent with more ranks or without such calls.
+   */
+  oneRankCopies?: { calls: string; bytes: number };
+}
+
+/** What `collectives` says where the sequence group is one rank: nobody to talk to. */
+export function noneOnOneRank(gpus: number): string {
+  return gpus === 1 ? "none: one GPU" : "none: one sequence rank";
 }
 
 export interface StrategyRow {
@@ -32,7 +44,7 @@ const NAMES: Record<string, string> = {
   alltoall: "AllToAll",
 };
 
-export function summarisePass(schedule: LayerSchedule, pass: Pass): PassSummary {
+export function summarisePass(schedule: LayerSchedule, pass: Pass, gpus = 1): PassSummary {
   const programs = schedule.passes[pass];
   const counts = new Map<string, number>();
   const rank0 = programs[0]!;
@@ -51,6 +63,14 @@ export function summarisePass(schedule: LayerSchedule, pass: Pass): PassSummary 
       rp.steps.reduce((sum, s) => sum + (s.kind === "collective" || s.kind === "send" ? s.bytes : 0), 0),
     ),
   );
+  // One rank: the IR keeps its collectives (the generated program calls them), but each is a local copy.
+  if (programs.length === 1)
+    return {
+      collectives: noneOnOneRank(gpus),
+      bytesPerRank: 0,
+      dependentSteps: 0,
+      ...(collectives === "none" ? {} : { oneRankCopies: { calls: collectives, bytes: bytesPerRank } }),
+    };
   return { collectives, bytesPerRank, dependentSteps: new PassGraph(programs).dependentCommSteps() };
 }
 
@@ -86,8 +106,8 @@ export function compareStrategies(spec: ResolvedSpec, program: ScheduleProgram):
           strategy,
           layout,
           chosen: strategy === schedule.strategy && layout === spec.parallel.layout,
-          forward: summarisePass(lowered, "forward"),
-          backward: summarisePass(lowered, "backward"),
+          forward: summarisePass(lowered, "forward", spec.parallel.gpus),
+          backward: summarisePass(lowered, "backward", spec.parallel.gpus),
         });
       }
     }

@@ -39,8 +39,11 @@ export interface PassPrediction {
  * generated program issues it (runtime/grad_sum.cuh; cost/training-step.ts prices it).
  */
 export interface WeightGradientSum {
-  /** "copy engines" (AlltoAll, a sum kernel, AllGather) inside a node, else "AllReduce". */
-  collective: "AllReduce" | "copy engines";
+  /**
+   * "copy engines" (AlltoAll, a sum kernel, AllGather) inside a node, else "AllReduce"; "none" on one GPU,
+   * where the program issues no sum (layer.cuh returns before it when the world is one rank).
+   */
+  collective: "AllReduce" | "copy engines" | "none";
   /** Every GPU holds a replica: sequence x data. */
   ranks: number;
   elements: number;
@@ -110,7 +113,7 @@ export function inspectNumbers(
 const GRADIENT_BYTES = 4;
 
 const COLLECTIVE: Record<GradientSumPath, WeightGradientSum["collective"]> = {
-  none: "AllReduce",
+  none: "none",
   allreduce: "AllReduce",
   copy_engines: "copy engines",
 };

@@ -148,6 +148,15 @@ describe("inspect --machine", () => {
 
     const missing = captureIo();
     expect(await main(["inspect", ONE_GPU, "--machine", join(dir, "none.json")], missing)).toBe(2);
-    expect(missing.err).toContain("cannot read the machine profile");
+    expect(missing.err).toContain("cannot read the machine profile (no such file)");
+
+    for (const command of ["inspect", "plan"]) {
+      const folder = captureIo();
+      expect(await main([command, ONE_GPU, "--machine", "examples"], folder)).toBe(2);
+      expect(folder.err).toMatch(
+        /^lasp: --machine: examples is a folder, not a machine profile: name a profile's JSON file/,
+      );
+      expect(folder.err).not.toContain("EISDIR");
+    }
   });
 });

@@ -11,7 +11,7 @@ import { lowerSpec } from "../schedule/lower.js";
 import { linearKind, softmaxKind, tinySpec } from "../schedule/test-specs.js";
 import { formatTime } from "../text/units.js";
 import { inspectNumbers, type InspectReport } from "./report.js";
-import { esc, timelineSvg, type TimelineOptions } from "./svg.js";
+import { esc, LASP_SVG, timelineSvg, type TimelineOptions } from "./svg.js";
 
 interface Element {
   name: string;
@@ -122,6 +122,10 @@ describe("timelineSvg", () => {
     const root = parseXml(svg);
     expect(root.name).toBe("svg");
     expect(root.attrs["width"]).toBe("1600");
+    // The mark by which `--svg` later knows the file for one lasp wrote and may replace.
+    expect(root.attrs["data-written-by"]).toBe("lasp inspect");
+    expect(LASP_SVG.test(svg)).toBe(true);
+    expect(LASP_SVG.test(svg.replace(" data-written-by=", " data-made-by="))).toBe(false);
     const ranks = [0, 1, 2, 3, 4, 5, 6, 7];
     // One lane per rank and stream (repeated in every row of segments), in rank order, compute first.
     const lanes = all(root, "rect", "lane").map((r) => `${r.attrs["data-rank"]} ${r.attrs["data-stream"]}`);

@@ -119,7 +119,7 @@ export function timelineSvg(
   // Title.
   const hidden = sumOf(segments, (s) => s.prediction.comm * s.prediction.hiddenFraction);
   const comm = sumOf(segments, (s) => s.prediction.comm);
-  const title = `${program.spec.model} — ${program.layout.ranks} ranks, ${program.layout.layout} layout, ${fmtTokens(program.sizes.seqLen)} tokens`;
+  const title = `${program.spec.model} — ${program.layout.ranks} rank${program.layout.ranks === 1 ? "" : "s"}, ${program.layout.layout} layout, ${fmtTokens(program.sizes.seqLen)} tokens`;
   const passes = sumOf(segments, (s) => s.prediction.pass);
   const projection = sumOf(segments, (s) => s.prediction.projection);
   const attention = sumOf(segments, (s) => s.prediction.attention);
@@ -129,14 +129,16 @@ export function timelineSvg(
     `on ${machine.name}; ` +
     (comm > 0 ? `${pct(hidden / comm)} of the communication hidden behind compute` : "no communication");
   const sums = [...new Set(entries.map((e) => program.layers[e]!))].map((k) => predictions.kinds[k]!);
-  const gradients =
-    `weight-gradient sum after each layer's backward, on its own stream (not drawn): ` +
-    sums
-      .map(
-        (k) =>
-          `${k.kind} ${fmtTime(k.weightGradientSum.time)} (${k.weightGradientSum.collective} of ${fmtBytes(k.weightGradientSum.bytes)} over ${k.weightGradientSum.ranks} GPUs)`,
-      )
-      .join(", ");
+  // One GPU holds the whole gradient: the program issues no sum (report.ts's collective "none").
+  const gradients = sums.every((k) => k.weightGradientSum.collective === "none")
+    ? "weight-gradient sum: none on one GPU"
+    : `weight-gradient sum after each layer's backward, on its own stream (not drawn): ` +
+      sums
+        .map(
+          (k) =>
+            `${k.kind} ${fmtTime(k.weightGradientSum.time)} (${k.weightGradientSum.collective} of ${fmtBytes(k.weightGradientSum.bytes)} over ${k.weightGradientSum.ranks} GPUs)`,
+        )
+        .join(", ");
   out.push(text(MARGIN, y + 14, title, { size: 16, weight: "bold" }));
   out.push(text(MARGIN, y + 32, subtitle, { size: 12, fill: "#333" }));
   out.push(text(MARGIN, y + 48, gradients, { size: 12, fill: "#333" }));
@@ -310,7 +312,7 @@ export function timelineSvg(
   return [
     `<?xml version="1.0" encoding="UTF-8"?>`,
     `<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${n(height)}" viewBox="0 0 ${width} ${n(height)}" ` +
-      `font-family="${FONT}">`,
+      `font-family="${FONT}" ${writtenBy("inspect")}>`,
     `<title>${esc(`${title}: ${subtitle}`)}</title>`,
     `<rect x="0" y="0" width="${width}" height="${n(height)}" fill="#ffffff"/>`,
     ...out,
@@ -489,6 +491,17 @@ function text(
   if (o.pointer === false) attrs.push(`pointer-events="none"`);
   return `<text ${attrs.join(" ")}>${esc(content)}</text>`;
 }
+
+/**
+ * The root element's attribute on every picture lasp writes: `--svg FILE` replaces a file that has it and
+ * refuses any other without --force (src/cli/output-file.ts), as lasp replaces only what it wrote.
+ */
+export function writtenBy(command: "inspect" | "plan"): string {
+  return `data-written-by="lasp ${command}"`;
+}
+
+/** A picture lasp wrote: its root `<svg>` element, after an optional XML declaration, carries `writtenBy`. */
+export const LASP_SVG = /^\s*(?:<\?xml[^>]*\?>\s*)?<svg\s[^>]*\sdata-written-by="lasp [a-z]+"/;
 
 /** Escapes text for XML content and attribute values. */
 export function esc(s: string): string {

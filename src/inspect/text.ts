@@ -41,7 +41,7 @@ export function inspectText(
     for (const pass of ["forward", "backward"] as const)
       parts.push(passText(schedule, pass, options.rank, width, options.machine ?? DEFAULT_MACHINE));
   }
-  parts.push(communicationText(program, report.communication, width));
+  parts.push(communicationText(spec, program, report.communication, width));
   parts.push(predictionText(report, width));
   parts.push(modelText(report.model, width));
   return `${parts.join("\n\n")}\n`;
@@ -74,6 +74,9 @@ function predictionText(report: InspectReport, width: number): string {
     row(`${k.kind} (x${k.count})`, k.strategy, "forward", k.forward),
     row("", "", "backward", k.backward),
   ]);
+  // One GPU: the program issues no weight-gradient sum (layer.cuh), so there is nothing to price.
+  const oneGpu = p.kinds.every((k) => k.weightGradientSum.collective === "none");
+  const comm = p.kinds.reduce((a, k) => a + k.count * (k.forward.comm + k.backward.comm), 0);
   const sums = p.kinds.map(
     (k) =>
       `${k.kind}: ${formatTime(k.weightGradientSum.time)} (${formatBytes(k.weightGradientSum.bytes)} over ${k.weightGradientSum.ranks} GPUs)`,
@@ -91,11 +94,19 @@ function predictionText(report: InspectReport, width: number): string {
       width,
     ),
     paragraph(
-      `weight-gradient sum, one AllReduce per layer on its own stream beside the backward (not in the pass times): ${sums.join("; ")}`,
+      oneGpu
+        ? "weight-gradient sum: none on one GPU (its gradients are already the whole sum)"
+        : `weight-gradient sum, one AllReduce per layer on its own stream beside the backward (not in the pass times): ${sums.join("; ")}`,
       width,
     ),
     paragraph(
-      `attention layers per training step (the whole step by part is in the step section): ${formatTime(p.step.passes)} of passes = ${formatTime(p.step.projection)} projection + ${formatTime(p.step.attention)} attention; ${formatTime(p.step.weightGradientSums)} of weight-gradient sums; ${pct(p.step.hiddenFraction)} of the schedules' communication hidden behind computation`,
+      `attention layers per training step (the whole step by part is in the step section): ${formatTime(p.step.passes)} of passes = ${formatTime(p.step.projection)} projection + ${formatTime(p.step.attention)} attention; ` +
+        (oneGpu
+          ? "no weight-gradient sums; "
+          : `${formatTime(p.step.weightGradientSums)} of weight-gradient sums; `) +
+        (comm > 0
+          ? `${pct(p.step.hiddenFraction)} of the schedules' communication hidden behind computation`
+          : "no communication to hide"),
       width,
     ),
   ].join("\n");
@@ -111,7 +122,7 @@ function header(spec: ResolvedSpec, program: ScheduleProgram, width: number): st
   if (plan.ranks > 4) pieces.push(`… (${plan.ranks - 4} more ranks)`);
   return [
     `${spec.model.name} (${spec.file})`,
-    `  ${parallel.gpus} GPUs = sequence ${parallel.sequence} x data ${parallel.data}; ${parallel.layout} layout; overlap ${parallel.overlap ? "on" : "off"}`,
+    `  ${parallel.gpus} GPU${parallel.gpus === 1 ? "" : "s"} = sequence ${parallel.sequence} x data ${parallel.data}; ${parallel.layout} layout; overlap ${parallel.overlap ? "on" : "off"}`,
     `  seq_len ${run.seqLen}${run.padding > 0 ? ` (${run.seqLen - run.padding} real tokens and ${run.padding} of padding, a document of its own)` : ""}: ${local} tokens per rank in ${plan.byRank[0]!.length} piece${plan.byRank[0]!.length > 1 ? "s" : ""}; batch ${program.sizes.batch} per data-parallel rank; ${program.sizes.dtype}`,
     ...documentsLine(spec, program),
     ...pieces.map((p) => `  ${p}`),
@@ -222,7 +233,12 @@ function passText(
   ].join("\n");
 }
 
-function communicationText(program: ScheduleProgram, rows: CommunicationRow[], width: number): string {
+function communicationText(
+  spec: ResolvedSpec,
+  program: ScheduleProgram,
+  rows: CommunicationRow[],
+  width: number,
+): string {
   // One row per pass keeps the table narrow enough for a terminal.
   const body = rows.flatMap((row) =>
     (["forward", "backward"] as const).map((pass) => [
@@ -251,7 +267,33 @@ function communicationText(program: ScheduleProgram, rows: CommunicationRow[], w
       "'dependent' counts communication steps that wait on each other: LASP-1 and ring attention grow with the ranks, LASP-2 stays at one.",
       width,
     ),
+    ...oneRankCopiesText(spec, rows, width),
   ].join("\n");
+}
+
+/**
+ * With one sequence rank some schedules still call collectives (Ulysses' all-to-alls, zigzag LASP-2's gather
+ * of its two pieces' states): the program makes them, but as copies on the GPU, so the table says none and
+ * this says what.
+ */
+function oneRankCopiesText(spec: ResolvedSpec, rows: CommunicationRow[], width: number): string[] {
+  const copies = rows.flatMap((row) => {
+    const passes = (["forward", "backward"] as const).flatMap((pass) => {
+      const c = row[pass].oneRankCopies;
+      return c === undefined ? [] : [`${c.calls} of ${formatBytes(c.bytes)} ${pass}`];
+    });
+    return passes.length === 0 ? [] : [`${row.kind} ${row.strategy} ${row.layout}: ${passes.join(", ")}`];
+  });
+  if (copies.length === 0) return [];
+  return [
+    paragraph(
+      (spec.parallel.gpus === 1
+        ? "On one GPU nothing is communicated. Where a schedule still calls a collective, the program's one-rank stand-in for NCCL (templates/runtime/nccl_one_rank.cuh)"
+        : "With one sequence rank the attention communicates nothing. Where a schedule still calls a collective, NCCL (a communicator of one rank)") +
+        ` copies its send buffer into its receive buffer on the GPU: ${copies.join("; ")}.`,
+      width,
+    ),
+  ];
 }
 
 function stateBytes(program: ScheduleProgram): number {
@@ -262,6 +304,8 @@ function stateBytes(program: ScheduleProgram): number {
 function bytesCell(program: ScheduleProgram, row: CommunicationRow, pass: Pass): string {
   const bytes = row[pass].bytesPerRank;
   const text = formatBytes(bytes);
+  // One sequence rank: no state travels, whatever the schedule (compare.ts).
+  if (program.layout.ranks === 1) return text;
   if (row.strategy === "lasp2" || row.strategy === "lasp1" || row.strategy === "allscan") {
     const states = bytes / stateBytes(program);
     return `${text} (${states} state${states === 1 ? "" : "s"})`;

@@ -1,4 +1,4 @@
-import { mkdtempSync, writeFileSync } from "node:fs";
+import { mkdirSync, mkdtempSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
@@ -10,7 +10,7 @@ import { H100_PROFILE } from "../cost/profile.js";
 import { lowerSpec } from "../schedule/lower.js";
 import type { ResolvedSpec } from "../spec/resolved.js";
 import { stepSection } from "./step.js";
-import { trainingSection, trainingText } from "./training.js";
+import { FOLDER_PROBLEM, trainingSection, trainingText } from "./training.js";
 
 function spec(run: string): ResolvedSpec {
   const result = checkSource(
@@ -102,6 +102,16 @@ run { seq_len 1K  batch 4  mode train  accumulate 3  data "train.bin"  eval_data
     expect(trainingText(t, 400)).toContain(
       `cut.bin: ${whole.length - 10} bytes, but its header counts 5000 tokens of 2 bytes, ${whole.length} bytes with the header (truncated`,
     );
+  });
+
+  it("calls a folder named as data a folder, not the system's EISDIR", () => {
+    mkdirSync(join(folder, "shards"), { recursive: true });
+    const t = section(spec('mode train  data "shards"  eval_data "shards"  eval_every 10'), folder).training!;
+    expect(t.data).toEqual({ path: join(folder, "shards"), kind: "unreadable", problem: FOLDER_PROBLEM });
+    expect(t.evalData).toMatchObject({ kind: "unreadable", problem: FOLDER_PROBLEM });
+    const text = trainingText(t, 400);
+    expect(text).toContain("shards: it is a folder, not a token file");
+    expect(text).not.toContain("EISDIR");
   });
 
   it("names the evaluation's windows and the schedule in plain numbers", () => {

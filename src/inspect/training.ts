@@ -51,6 +51,9 @@ export interface TrainingSection {
   evalEvery: number;
 }
 
+/** The problem of a data path that names a folder (`lasp run` words the same case its own way). */
+export const FOLDER_PROBLEM = "it is a folder, not a token file";
+
 /** What the token file at `file` holds, from its header (llm.c) or its kind (Megatron), without reading it. */
 export function describeTokenFile(file: string, seqLen: number, windowsRead: number): TrainingData {
   if (existsSync(`${file}.idx`) || (file.endsWith(".bin") && existsSync(`${file.slice(0, -4)}.idx`)))
@@ -59,6 +62,8 @@ export function describeTokenFile(file: string, seqLen: number, windowsRead: num
   let fd: number | undefined;
   try {
     fd = openSync(file, "r");
+    // Reading a folder fails with EISDIR, which says nothing to someone who named a folder by mistake.
+    if (fstatSync(fd).isDirectory()) return { path: file, kind: "unreadable", problem: FOLDER_PROBLEM };
     const bytes = new Uint8Array(HEADER_BYTES);
     if (readSync(fd, bytes, 0, HEADER_BYTES, 0) < HEADER_BYTES)
       throw new Error("shorter than llm.c's header");

@@ -1,10 +1,14 @@
 import {
   existsSync,
+  lstatSync,
   mkdirSync,
   mkdtempSync,
   readdirSync,
   readFileSync,
+  chmodSync,
+  rmSync,
   statSync,
+  symlinkSync,
   utimesSync,
   writeFileSync,
 } from "node:fs";
@@ -14,6 +18,7 @@ import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { TEMP_MARK } from "./atomic-write.js";
 import {
+  checkOwnedFolder,
   MANIFEST,
   manifestText,
   OutputFolderError,
@@ -101,6 +106,34 @@ describe("writeOwnedFolder", () => {
     expect(read(file)).toBe("keep me");
   });
 
+  it("refuses a file, or a link to nothing, where a generated file needs a folder, even with force", async () => {
+    for (const make of [
+      (at: string) => writeFileSync(at, "the user's"),
+      (at: string) => symlinkSync("nowhere", at),
+    ]) {
+      const dir = folder();
+      await writeOwnedFolder(dir, program());
+      rmSync(join(dir, "lasp"), { recursive: true });
+      make(join(dir, "lasp"));
+      const manifest = read(join(dir, MANIFEST));
+      for (const force of [false, true]) {
+        const error = await refusal(writeOwnedFolder(dir, program({ "lasp/b/c.cuh": "c" }), { force }));
+        expect(error.problem).toBe("not-a-folder");
+        expect(error.path).toBe(join(dir, "lasp"));
+        expect(error.message).toBe(`${join(dir, "lasp")} is a file where a folder is needed`);
+      }
+      // Refused before anything was claimed or written.
+      expect(read(join(dir, MANIFEST))).toBe(manifest);
+      expect(lstatSync(join(dir, "lasp")).isDirectory()).toBe(false);
+    }
+    // A link to a folder is a folder to mkdir: written through.
+    const dir = folder();
+    const elsewhere = folder();
+    symlinkSync(elsewhere, join(dir, "lasp"));
+    await writeOwnedFolder(dir, program(), { force: true });
+    expect(read(join(elsewhere, "a.cuh"))).toBe("a v1");
+  });
+
   it("refuses a non-empty folder without a manifest and writes nothing there", async () => {
     const dir = folder();
     writeFileSync(join(dir, "main.cu"), "the user's own main.cu");
@@ -178,6 +211,74 @@ describe("writeOwnedFolder", () => {
     await writeOwnedFolder(dir, next);
     expect(read(join(dir, "main.cu"))).toBe("main v2");
     expect(read(join(dir, MANIFEST))).toBe(manifestText(next.keys()));
+  });
+});
+
+describe("checkOwnedFolder", () => {
+  /** Every path under `dir`, links and folders included, sorted: what a check must leave as it was. */
+  const listing = (dir: string): string[] => (readdirSync(dir, { recursive: true }) as string[]).sort();
+
+  it("writes nothing, creates no missing folder, and refuses as writeOwnedFolder then does", async () => {
+    const root = folder();
+    const at = (name: string): string => join(root, name);
+    writeFileSync(at("notes.txt"), "the user's");
+    symlinkSync("nowhere", at("dangling"));
+    mkdirSync(at("theirs"));
+    writeFileSync(at("theirs/main.cu"), "the user's");
+    mkdirSync(at("bad"));
+    writeFileSync(at("bad/" + MANIFEST), "../outside\n");
+    mkdirSync(at("claimed"));
+    writeFileSync(at("claimed/" + MANIFEST), manifestText([]));
+    writeFileSync(at("claimed/main.cu"), "the user's");
+    mkdirSync(at("blocked"));
+    writeFileSync(at("blocked/" + MANIFEST), manifestText([]));
+    writeFileSync(at("blocked/lasp"), "the user's");
+    mkdirSync(at("empty"));
+    mkdirSync(at("locked"));
+    chmodSync(at("locked"), 0o555);
+    // Root writes anywhere (access and mkdir agree on that), so the locked cases only refuse for a user.
+    const locked = process.getuid?.() !== 0;
+    const cases: [string, boolean, string | undefined][] = [
+      ["notes.txt", true, "not-a-folder"],
+      ["dangling", true, "not-a-folder"],
+      ["notes.txt/out", false, "io"],
+      ["theirs", false, "not-owned"],
+      ["theirs", true, undefined],
+      ["bad", false, "bad-manifest"],
+      ["bad", true, undefined],
+      ["claimed", false, "unowned-files"],
+      ["claimed", true, undefined],
+      ["blocked", true, "not-a-folder"],
+      ["locked", false, locked ? "not-writable" : undefined],
+      ["locked/out", false, locked ? "not-writable" : undefined],
+      ["empty", false, undefined],
+      ["new/deep", false, undefined],
+    ];
+    // Every check first, over the whole tree: none of them may change it.
+    const before = listing(root);
+    const checked = [];
+    for (const [name, force] of cases)
+      checked.push(await checkOwnedFolder(at(name), program().keys(), { force }));
+    expect(listing(root)).toEqual(before);
+    expect(existsSync(at("new"))).toBe(false);
+    expect(checked.map((e) => e?.problem)).toEqual(cases.map(([, , problem]) => problem));
+    // The write refuses the same way (or writes where the check found nothing wrong).
+    for (const [i, [name, force]] of cases.entries()) {
+      const written = await writeOwnedFolder(at(name), program(), { force }).then(
+        () => undefined,
+        (e: unknown) => e,
+      );
+      const expected = checked[i];
+      if (expected === undefined) expect(written, name).toBeUndefined();
+      else
+        expect(written, name).toMatchObject({
+          problem: expected.problem,
+          path: expected.path,
+          message: expected.message,
+          files: expected.files,
+        });
+    }
+    chmodSync(at("locked"), 0o755);
   });
 });
 

@@ -60,12 +60,14 @@ export async function writeOwnedFolder(
   files: ReadonlyMap<string, string>,
   options: OwnedFolderOptions = {},
 ): Promise<OwnedFolderResult> {
-  if (dir === "") throw new OutputFolderError("empty-path", dir, "the output path is empty");
-  for (const name of files.keys()) {
-    if (!isInside(name) || name === MANIFEST) throw new Error(`not a file name inside the folder: ${name}`);
-  }
   try {
-    const owned = await ownedFiles(dir, files, options.force ?? false);
+    const { owned, missing } = await inspectFolder(dir, files.keys(), options.force ?? false);
+    if (missing) {
+      // The check found the nearest existing parent writable; this catch covers a change since.
+      await mkdir(dir, { recursive: true }).catch(async (error: unknown) => {
+        throw isPermissionError(error) ? cannotCreate(dir, await nearestExisting(dir), error) : error;
+      });
+    }
     const result: OwnedFolderResult = { written: [], unchanged: [], removed: [], replacedUnowned: [] };
     // Claim every file about to be written before writing any, so that after a crash halfway the next
     // write still knows them as lasp's.
@@ -98,6 +100,26 @@ export async function writeOwnedFolder(
     return result;
   } catch (error) {
     throw asFolderError(error, dir);
+  }
+}
+
+/**
+ * Why writeOwnedFolder would refuse to write files named `names` into `dir`, found without writing anything
+ * (a missing folder is not created); undefined where it would write. The same rules as the write, so that a
+ * command can refuse before work it would waste (`lasp run -o DIR`, a dry run); the write checks again.
+ */
+export async function checkOwnedFolder(
+  dir: string,
+  names: Iterable<string>,
+  options: Pick<OwnedFolderOptions, "force"> = {},
+): Promise<OutputFolderError | undefined> {
+  try {
+    await inspectFolder(dir, names, options.force ?? false);
+    return undefined;
+  } catch (error) {
+    const refused = asFolderError(error, dir);
+    if (refused instanceof OutputFolderError) return refused;
+    throw refused;
   }
 }
 
@@ -149,27 +171,37 @@ function isInside(name: string): boolean {
   return name.split("/").every((part) => part !== "" && part !== "." && part !== "..");
 }
 
-/** The files lasp owns in `dir`, after refusing a folder it may not write into. Creates a missing folder. */
-async function ownedFiles(
+/**
+ * The rules of writing into `dir`, read-only (shared by writeOwnedFolder and checkOwnedFolder so they cannot
+ * drift apart): throws the refusal, else returns the files lasp owns there and whether `dir` is still to be
+ * created. `force` lets lasp into a folder it did not write (or whose manifest is bad) and over files it did
+ * not write; never over a file where a folder is needed, nor into a folder it cannot write.
+ */
+async function inspectFolder(
   dir: string,
-  files: ReadonlyMap<string, string>,
+  names: Iterable<string>,
   force: boolean,
-): Promise<Set<string>> {
+): Promise<{ owned: Set<string>; missing: boolean }> {
+  if (dir === "") throw new OutputFolderError("empty-path", dir, "the output path is empty");
+  const all = [...names];
+  for (const name of all) {
+    if (!isInside(name) || name === MANIFEST) throw new Error(`not a file name inside the folder: ${name}`);
+  }
   const info = await stat(dir).catch((error: unknown) => {
     if (errorCode(error) === "ENOENT") return undefined;
     throw error;
   });
   if (info === undefined) {
-    await mkdir(dir, { recursive: true }).catch(async (error: unknown) => {
-      if (!isPermissionError(error)) throw error;
-      const parent = await nearestExisting(dir);
-      throw new OutputFolderError(
-        "not-writable",
-        parent,
-        `${dir} cannot be created: ${describeAt(parent, error)}`,
-      );
-    });
-    return new Set();
+    // mkdir would fail on a link to nothing with a misleading ENOENT.
+    if ((await lstat(dir).catch(() => undefined)) !== undefined)
+      throw new OutputFolderError("not-a-folder", dir, `${dir} is a link to nothing, not a folder`);
+    const parent = await nearestExisting(dir);
+    try {
+      await access(parent, constants.W_OK);
+    } catch (error) {
+      throw isPermissionError(error) ? cannotCreate(dir, parent, error) : error;
+    }
+    return { owned: new Set(), missing: true };
   }
   if (!info.isDirectory()) {
     throw new OutputFolderError("not-a-folder", dir, `${dir} is a file, not a folder`);
@@ -188,9 +220,14 @@ async function ownedFiles(
   } catch (error) {
     throw new OutputFolderError("not-writable", dir, describeAt(dir, error));
   }
+  // A file (or a link to none) where a generated file needs a folder: even --force never replaces a file with
+  // a folder, and mkdir would only say EEXIST.
+  const blocking = await fileWhereFolderNeeded(dir, all);
+  if (blocking !== undefined)
+    throw new OutputFolderError("not-a-folder", blocking, `${blocking} is a file where a folder is needed`);
   if (!force) {
     const unowned: string[] = [];
-    for (const name of files.keys()) {
+    for (const name of all) {
       if (!owned.has(name) && (await lstat(path.join(dir, name)).catch(() => undefined)) !== undefined)
         unowned.push(name);
     }
@@ -203,7 +240,31 @@ async function ownedFiles(
       );
     }
   }
-  return owned;
+  return { owned, missing: false };
+}
+
+function cannotCreate(dir: string, parent: string, error: unknown): OutputFolderError {
+  return new OutputFolderError(
+    "not-writable",
+    parent,
+    `${dir} cannot be created: ${describeAt(parent, error)}`,
+  );
+}
+
+/** The first path inside `dir` that is there but not a folder where one of `names` needs a folder. */
+async function fileWhereFolderNeeded(dir: string, names: Iterable<string>): Promise<string | undefined> {
+  const folders = new Set<string>();
+  for (const name of names) {
+    const parts = name.split("/").slice(0, -1);
+    for (let n = 1; n <= parts.length; n++) folders.add(parts.slice(0, n).join("/"));
+  }
+  for (const folder of [...folders].sort()) {
+    const at = path.join(dir, folder);
+    // stat follows a link to a folder, which mkdir accepts; lstat finds a link that leads nowhere.
+    const info = (await stat(at).catch(() => undefined)) ?? (await lstat(at).catch(() => undefined));
+    if (info !== undefined && !info.isDirectory()) return at;
+  }
+  return undefined;
 }
 
 function notOwnedMessage(dir: string): string {

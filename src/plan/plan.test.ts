@@ -7,6 +7,7 @@ import { main } from "../cli/main.js";
 import { captureIo } from "../cli/test-io.js";
 import { H100_PROFILE, SHIPPED_PROFILES } from "../cost/profile.js";
 import { inspectNumbers } from "../inspect/report.js";
+import { LASP_SVG } from "../inspect/svg.js";
 import { lowerSpec } from "../schedule/lower.js";
 import { choicesFor, plan, type Plan } from "./plan.js";
 import { planLines } from "./svg.js";
@@ -228,6 +229,7 @@ describe("lasp plan", () => {
     expect(at2.filter((r) => r.choice.softmax === "ring").every((r) => !r.unverified)).toBe(true);
     const picture = readFileSync(svg, "utf8");
     expect(picture).toContain("<svg");
+    expect(LASP_SVG.test(picture)).toBe(true);
     expect(picture).toContain("sequence length (tokens)");
     expect(io.err).toContain(`wrote ${svg}`);
   });

@@ -1,7 +1,7 @@
 // `lasp plan --svg`: tokens/s per GPU against the GPU count (when the plan spans several) or the sequence
 // length, one line per strategy combination, as the LASP-2 paper's scalability figure draws it. Points that do
 // not fit the GPU's memory are hollow. Axes are logarithmic in base 2 (GPU counts and lengths double).
-import { esc } from "../inspect/svg.js";
+import { esc, writtenBy } from "../inspect/svg.js";
 import type { Plan, PlanRow } from "./plan.js";
 import { tokensText } from "./text.js";
 
@@ -64,7 +64,7 @@ export function planSvg(plan: Plan): string {
     LEFT + (hi === lo ? plotW / 2 : ((Math.log2(x) - lo) / (hi - lo)) * plotW);
   const py = (y: number): number => TOP + plotH - (y / yMax) * plotH;
   const out: string[] = [
-    `<svg xmlns="http://www.w3.org/2000/svg" width="${WIDTH}" height="${HEIGHT}" viewBox="0 0 ${WIDTH} ${HEIGHT}" font-family="sans-serif" font-size="12">`,
+    `<svg xmlns="http://www.w3.org/2000/svg" width="${WIDTH}" height="${HEIGHT}" viewBox="0 0 ${WIDTH} ${HEIGHT}" font-family="sans-serif" font-size="12" ${writtenBy("plan")}>`,
     `<rect width="${WIDTH}" height="${HEIGHT}" fill="white"/>`,
     `<text x="${LEFT}" y="24" font-size="15">${esc(`${plan.spec}: tokens/s per GPU on ${plan.machine} (predicted)`)}</text>`,
     `<line x1="${LEFT}" y1="${TOP + plotH}" x2="${LEFT + plotW}" y2="${TOP + plotH}" stroke="black"/>`,

@@ -44,7 +44,10 @@ export function planText(plan: Plan, width: number = MAX_WIDTH): string {
       const skipped = plan.skipped.filter((s) => s.gpus === gpus && s.seqLen === seqLen);
       out.push(
         "",
-        `${gpus} GPU${gpus === 1 ? "" : "s"}, seq_len ${tokensText(seqLen)}: ${rows.length} choice${rows.length === 1 ? "" : "s"}, ${skipped.length} skipped`,
+        `${gpus} GPU${gpus === 1 ? "" : "s"}, seq_len ${tokensText(seqLen)}: ` +
+          (rows.length === 0
+            ? `no valid choice, all ${skipped.length} skipped (why is below)`
+            : `${rows.length} choice${rows.length === 1 ? "" : "s"}, ${skipped.length} skipped`),
       );
       if (rows.length > 0)
         out.push(

@@ -9,6 +9,7 @@ import {
   newestCheckpoint,
   runFoldersOf,
   TRAINER_STATE,
+  whyNotResumable,
 } from "./checkpoints.js";
 
 const made: string[] = [];
@@ -155,5 +156,95 @@ describe("--resume alone", () => {
     await expect(find(cwd, "examples/tiny.lasp")).rejects.toThrow(
       `none of the 2 run folders of examples/tiny.lasp in ${join(cwd, "runs")} has a complete checkpoint (checkpoints/step-N/ with trainer_state.json)`,
     );
+  });
+});
+
+describe("a checkpoint the program would resume from", () => {
+  const HASH = "0123456789abcdef";
+  /** trainer_state.json as checkpoint.cuh's trainer_state_json writes it, with `change` applied. */
+  const state = (change: (s: Record<string, unknown>) => void = () => undefined): string => {
+    const s: Record<string, unknown> = {
+      format_version: 1,
+      step: 200,
+      tokens_seen: 819200,
+      data_position: 400,
+      seed: 1,
+      rng_state: "9e3779b97f4a7c15",
+      world_size: 2,
+      lr_schedule: { kind: "cosine", lr: 0.0003, min_lr: 3e-5, warmup_steps: 20, total_steps: 600 },
+      lasp_version: "0.1.0",
+      spec_hash: HASH,
+    };
+    change(s);
+    return JSON.stringify(s, null, 2) + "\n";
+  };
+  /** A committed checkpoint of 2 ranks whose trainer_state.json is `text`. */
+  const folder = (text: string): string => {
+    const dir = join(temp(), "step-000200");
+    mkdirSync(dir);
+    for (const name of [
+      "model.safetensors",
+      "config.json",
+      "optimizer-rank-0-of-2.safetensors",
+      "optimizer-rank-1-of-2.safetensors",
+    ])
+      writeFileSync(join(dir, name), "");
+    writeFileSync(join(dir, TRAINER_STATE), text);
+    return dir;
+  };
+  const why = (text: string) => {
+    const dir = folder(text);
+    return whyNotResumable(dir, HASH, "ckpt");
+  };
+
+  it("is one whose trainer_state.json holds the program's keys and this model's hash, beside every file it reads", async () => {
+    expect(await why(state())).toBeUndefined();
+    // A seed above 2^53 is a whole number still (the program reads 64 bits exactly).
+    expect(await why(state().replace('"seed": 1,', '"seed": 18446744073709551615,'))).toBeUndefined();
+  });
+
+  it("is not one whose trainer_state.json is not JSON or not the program's, naming the file and the key", async () => {
+    expect(await why("garbage\n")).toMatch(/^ckpt\/trainer_state.json is not valid JSON: .*garbage /);
+    expect(await why('{"step": 200}\n')).toBe(
+      'ckpt/trainer_state.json lacks "format_version" (a whole number)',
+    );
+    expect(await why(state((s) => (s["format_version"] = 2)))).toBe(
+      "ckpt/trainer_state.json has format_version 2; this program reads 1",
+    );
+    expect(await why(state((s) => delete s["data_position"]))).toBe(
+      'ckpt/trainer_state.json lacks "data_position" (a whole number)',
+    );
+    expect(await why(state((s) => (s["step"] = "200")))).toBe(
+      'ckpt/trainer_state.json: "step" should be a whole number, found "200"',
+    );
+    expect(await why(state((s) => (s["world_size"] = 0)))).toBe(
+      'ckpt/trainer_state.json: "world_size" should be a whole number of at least 1, found 0',
+    );
+    expect(await why(state((s) => (s["rng_state"] = 12)))).toBe(
+      'ckpt/trainer_state.json: "rng_state" should be a string of 16 hexadecimal digits, found 12',
+    );
+    expect(await why(state((s) => (s["lr_schedule"] = { kind: "step" })))).toBe(
+      'ckpt/trainer_state.json: "lr_schedule.kind" should be "cosine", "linear" or "constant", found "step"',
+    );
+    expect(await why(state((s) => delete (s["lr_schedule"] as Record<string, unknown>)["total_steps"]))).toBe(
+      'ckpt/trainer_state.json lacks "lr_schedule.total_steps" (a whole number)',
+    );
+    expect(await why(state((s) => (s["notes"] = "mine")))).toBe(
+      'ckpt/trainer_state.json has an unknown key "notes"',
+    );
+    expect(await why("[1, 2]")).toBe("ckpt/trainer_state.json should hold a JSON object, found an array");
+  });
+
+  it("is not another model's, nor one that lacks the weights or a rank's optimizer shard", async () => {
+    expect(await why(state((s) => (s["spec_hash"] = "fedcba9876543210")))).toBe(
+      "it was written for another model (model hash fedcba9876543210, this run's is 0123456789abcdef)",
+    );
+    const dir = folder(state());
+    rmSync(join(dir, "optimizer-rank-1-of-2.safetensors"));
+    expect(await whyNotResumable(dir, HASH)).toBe("it lacks optimizer-rank-1-of-2.safetensors");
+    rmSync(join(dir, "model.safetensors"));
+    expect(await whyNotResumable(dir, HASH)).toBe("it lacks model.safetensors");
+    // A world of 3 needs the shards of 3 ranks, named for 3.
+    expect(await why(state((s) => (s["world_size"] = 3)))).toBe("it lacks optimizer-rank-0-of-3.safetensors");
   });
 });

@@ -139,6 +139,166 @@ export async function findResumePoint(request: ResumeRequest): Promise<ResumePoi
   );
 }
 
+/** trainer_state.json's format_version that the program reads (templates/runtime/checkpoint.cuh). */
+export const TRAINER_STATE_VERSION = 1;
+
+type Wanted = "whole" | "count" | "real" | "text" | "hex";
+const WANTED_TEXT: Record<Wanted, string> = {
+  whole: "a whole number",
+  count: "a whole number of at least 1",
+  real: "a number of at least 0",
+  text: "a non-empty string",
+  hex: "a string of 16 hexadecimal digits",
+};
+/** The keys the program reads, in its order; it refuses a missing key, one of another type, or any other key. */
+const STATE_KEYS: ReadonlyArray<[string, Wanted]> = [
+  ["step", "whole"],
+  ["tokens_seen", "whole"],
+  ["data_position", "whole"],
+  ["seed", "whole"],
+  ["rng_state", "hex"],
+  ["world_size", "count"],
+];
+const SCHEDULE_KEYS: ReadonlyArray<[string, Wanted]> = [
+  ["lr", "real"],
+  ["min_lr", "real"],
+  ["warmup_steps", "whole"],
+  ["total_steps", "whole"],
+];
+const SCHEDULE_KINDS = ["cosine", "linear", "constant"];
+const SCHEDULE_KIND_TEXT = '"cosine", "linear" or "constant"';
+const has = (object: object, key: string): boolean => Object.prototype.hasOwnProperty.call(object, key);
+
+/** How a found JSON value reads in an error, as the program says it. */
+function foundText(value: unknown): string {
+  if (Array.isArray(value)) return "an array";
+  if (typeof value === "object" && value !== null) return "an object";
+  return JSON.stringify(value);
+}
+
+function fits(value: unknown, wanted: Wanted): boolean {
+  switch (wanted) {
+    // 64-bit counts: doubles hold them only roughly (2^64 - 1 reads as 2^64), but whether one is a whole
+    // number >= 0 survives.
+    case "whole":
+    case "count":
+      return (
+        typeof value === "number" &&
+        Number.isInteger(value) &&
+        value >= (wanted === "count" ? 1 : 0) &&
+        value <= 2 ** 64
+      );
+    case "real":
+      return typeof value === "number" && Number.isFinite(value) && value >= 0;
+    case "text":
+      return typeof value === "string" && value !== "";
+    case "hex":
+      return typeof value === "string" && /^[0-9a-fA-F]{16}$/.test(value);
+  }
+}
+
+/** The first of `keys` that `object` lacks or holds with another type, as the program words it. */
+function fieldProblem(
+  object: Record<string, unknown>,
+  keys: ReadonlyArray<[string, Wanted]>,
+  file: string,
+  prefix = "",
+): string | undefined {
+  for (const [key, wanted] of keys) {
+    if (!has(object, key)) return `${file} lacks "${prefix}${key}" (${WANTED_TEXT[wanted]})`;
+    if (!fits(object[key], wanted))
+      return `${file}: "${prefix}${key}" should be ${WANTED_TEXT[wanted]}, found ${foundText(object[key])}`;
+  }
+  return undefined;
+}
+
+const isObject = (value: unknown): value is Record<string, unknown> =>
+  typeof value === "object" && value !== null && !Array.isArray(value);
+
+/**
+ * Why the program would refuse to resume from `folder` (checkpoint.cuh's `resume`), checked before the build:
+ * trainer_state.json must parse with exactly the keys the program reads, each of its type, name the model
+ * whose hash is `modelHash` (train-constants.ts), and the weights, config and every rank's optimizer shard
+ * must be there. Undefined where it would resume. (JSON.parse keeps the last of a key given twice, which the
+ * program refuses; the program still says so.)
+ */
+export async function whyNotResumable(
+  folder: string,
+  modelHash: string,
+  /** The folder as messages name it (relative to the working directory). */
+  shown = folder,
+): Promise<string | undefined> {
+  const file = path.join(shown, TRAINER_STATE);
+  let text: string;
+  try {
+    text = await readFile(path.join(folder, TRAINER_STATE), "utf8");
+  } catch (error) {
+    return `${file} cannot be read: ${(error as Error).message}`;
+  }
+  let state: unknown;
+  try {
+    state = JSON.parse(text);
+  } catch (error) {
+    // V8's message quotes the text, line breaks and all: one line here.
+    return `${file} is not valid JSON: ${(error as Error).message.replace(/\s+/g, " ")}`;
+  }
+  if (!isObject(state)) return `${file} should hold a JSON object, found ${foundText(state)}`;
+  const version = fieldProblem(state, [["format_version", "whole"]], file);
+  if (version !== undefined) return version;
+  if (state["format_version"] !== TRAINER_STATE_VERSION)
+    return `${file} has format_version ${String(state["format_version"])}; this program reads ${TRAINER_STATE_VERSION}`;
+  const top = fieldProblem(state, STATE_KEYS, file);
+  if (top !== undefined) return top;
+  const schedule = state["lr_schedule"];
+  if (!has(state, "lr_schedule")) return `${file} lacks "lr_schedule" (an object)`;
+  if (!isObject(schedule)) return `${file}: "lr_schedule" should be an object, found ${foundText(schedule)}`;
+  if (!SCHEDULE_KINDS.includes(schedule["kind"] as string)) {
+    return has(schedule, "kind")
+      ? `${file}: "lr_schedule.kind" should be ${SCHEDULE_KIND_TEXT}, found ${foundText(schedule["kind"])}`
+      : `${file} lacks "lr_schedule.kind" (${SCHEDULE_KIND_TEXT})`;
+  }
+  const inSchedule =
+    fieldProblem(schedule, SCHEDULE_KEYS, file, "lr_schedule.") ??
+    unknownKey(schedule, ["kind", ...SCHEDULE_KEYS.map(([k]) => k)], file, "lr_schedule.");
+  if (inSchedule !== undefined) return inSchedule;
+  const rest =
+    fieldProblem(
+      state,
+      [
+        ["lasp_version", "text"],
+        ["spec_hash", "text"],
+      ],
+      file,
+    ) ??
+    unknownKey(
+      state,
+      ["format_version", ...STATE_KEYS.map(([k]) => k), "lr_schedule", "lasp_version", "spec_hash"],
+      file,
+    );
+  if (rest !== undefined) return rest;
+  if (state["spec_hash"] !== modelHash)
+    return `it was written for another model (model hash ${String(state["spec_hash"])}, this run's is ${modelHash})`;
+  for (const name of ["model.safetensors", "config.json"])
+    if (!(await isFile(path.join(folder, name)))) return `it lacks ${name}`;
+  // One optimizer shard per rank that wrote it; stops at the first missing (a huge world_size ends at once).
+  const world = state["world_size"] as number;
+  for (let r = 0; r < world; r++) {
+    const shard = `optimizer-rank-${r}-of-${world}.safetensors`;
+    if (!(await isFile(path.join(folder, shard)))) return `it lacks ${shard}`;
+  }
+  return undefined;
+}
+
+function unknownKey(
+  object: Record<string, unknown>,
+  known: readonly string[],
+  file: string,
+  prefix = "",
+): string | undefined {
+  const extra = Object.keys(object).find((k) => !known.includes(k));
+  return extra === undefined ? undefined : `${file} has an unknown key "${prefix}${extra}"`;
+}
+
 /** `--resume DIR`: a checkpoint folder, a run folder (its newest checkpoint) or a run's checkpoints/ folder. */
 async function resolveGiven(dir: string, shown: string): Promise<ResumePoint> {
   let info;

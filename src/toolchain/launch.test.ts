@@ -1,3 +1,4 @@
+import { spawnSync } from "node:child_process";
 import { mkdtemp, readdir, rm } from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
@@ -222,10 +223,32 @@ describe("launch command lines", () => {
       ],
       env: { NCCL_NVLS_ENABLE: "0" },
     });
-    expect(formatLaunch(commands).at(-1)).toBe("wait");
-    expect(formatLaunch(commands)[0]).toBe(
-      "NCCL_NVLS_ENABLE=0 /c/lasp_program --rank 0 --world 4 --device 0 --nccl-id-file /tmp/x/nccl.id --json --mode verify &",
+    expect(formatLaunch(commands).at(-1)).toBe(
+      'STATUS=0; for PID in $PIDS; do wait "$PID" || STATUS=$?; done; exit "$STATUS"',
     );
+    expect(formatLaunch(commands)[0]).toBe(
+      'NCCL_NVLS_ENABLE=0 /c/lasp_program --rank 0 --world 4 --device 0 --nccl-id-file /tmp/x/nccl.id --json --mode verify & PIDS="$!"',
+    );
+    expect(formatLaunch(commands)[3]).toMatch(/ --rank 3 .* & PIDS="\$PIDS \$!"$/);
+    // One local rank runs in the foreground: its exit code is the line's.
+    expect(formatLaunch(planLaunch({ ...base, world: 1 }, "/tmp/x/nccl.id"))).toEqual([
+      "NCCL_NVLS_ENABLE=0 /c/lasp_program --rank 0 --world 1 --device 0 --nccl-id-file /tmp/x/nccl.id --json",
+    ]);
+  });
+
+  it("as a shell script, exits with a failed rank's code after waiting for every rank, and 0 when none failed", async () => {
+    const ids = await mkdtemp(path.join(root, "script-"));
+    const script = (world: number) =>
+      formatLaunch(planLaunch({ binary, world, env: {} }, path.join(ids, `nccl-${world}.id`))).join("\n");
+    const sh = (text: string, env: NodeJS.ProcessEnv = {}) =>
+      spawnSync("bash", ["-c", text], { env: { ...process.env, ...env }, encoding: "utf8" });
+    expect(sh(script(2)).status).toBe(0);
+    // Rank 1 exits 7 while rank 0 is still running: a bare `wait` said 0.
+    const failed = sh(script(3), { FIXTURE_CRASH_RANK: "1", FIXTURE_STEP_MS: "20" });
+    expect(failed.status).toBe(7);
+    // Every rank ran to its end: ranks 0 and 2 printed their summaries.
+    expect(failed.stdout.match(/"event":"summary"/g)).toHaveLength(2);
+    expect(sh(`${script(1)}`, { FIXTURE_CRASH_RANK: "0" }).status).toBe(7);
   });
 
   it("builds the mpirun and srun command lines", () => {

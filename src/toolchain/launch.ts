@@ -396,13 +396,18 @@ export function planLaunch(options: LaunchOptions, idFile: string): LaunchComman
   ];
 }
 
-/** The launch as shell lines, for `--dry-run`: local ranks run in the background, then `wait`. */
+/**
+ * The launch as shell lines (`--dry-run`, run.json) that end as the launch does: one command as it is; several
+ * ranks in the background, then a wait for each, exiting with a failed rank's code (a bare `wait` would
+ * return 0 whatever the ranks did). A script's clean-up belongs in a `trap ... EXIT`, which keeps the code.
+ */
 export function formatLaunch(commands: readonly LaunchCommand[]): string[] {
-  if (commands.length === 1 && commands[0]!.rank === undefined) {
-    const c = commands[0]!;
-    return [formatCommand(c.file, c.args, c.env)];
-  }
-  return [...commands.map((c) => `${formatCommand(c.file, c.args, c.env)} &`), "wait"];
+  const lines = commands.map((c) => formatCommand(c.file, c.args, c.env));
+  if (lines.length === 1) return lines;
+  return [
+    ...lines.map((line, i) => `${line} & PIDS="${i === 0 ? "" : "$PIDS "}$!"`),
+    'STATUS=0; for PID in $PIDS; do wait "$PID" || STATUS=$?; done; exit "$STATUS"',
+  ];
 }
 
 // ------------------------------------------------------------------------------------------------- running

@@ -47,6 +47,13 @@ static int env_int(const char* name, int fallback) {
 static void sleep_ms(int ms) { std::this_thread::sleep_for(std::chrono::milliseconds(ms)); }
 
 static bool g_checkpoints = true;  // false: --no-checkpoints
+static int g_world = 1;
+static const char* kModelHash = "MODEL_HASH";  // fixtureFiles' modelHash, as the program's kModelHash
+
+static void touch(const std::string& path) {
+  FILE* f = std::fopen(path.c_str(), "w");
+  if (f) std::fclose(f);
+}
 
 // Rank 0 commits a checkpoint the program's way: a temporary folder, trainer_state.json last, a rename.
 static void write_checkpoint(int rank, const std::string& run_dir, int step) {
@@ -60,9 +67,18 @@ static void write_checkpoint(int rank, const std::string& run_dir, int step) {
   std::string tmp = parent + "/.tmp-" + std::to_string(getpid());
   mkdir(tmp.c_str(), 0755);
   sleep_ms(env_int("FIXTURE_CHECKPOINT_MS", 0));
+  // The files lasp checks before resuming (checkpoint.cuh's resume), the weights empty.
+  touch(tmp + "/model.safetensors");
+  touch(tmp + "/config.json");
+  for (int r = 0; r < g_world; r++)
+    touch(tmp + "/optimizer-rank-" + std::to_string(r) + "-of-" + std::to_string(g_world) + ".safetensors");
   FILE* f = std::fopen((tmp + "/trainer_state.json").c_str(), "w");
   if (!f) { std::fprintf(stderr, "cannot write %s\n", tmp.c_str()); std::exit(3); }
-  std::fprintf(f, "{\"step\": %d}\n", step);
+  std::fprintf(f, "{\n  \"format_version\": 1,\n  \"step\": %d,\n  \"tokens_seen\": %d,\n  \"data_position\": %d,\n"
+               "  \"seed\": 1,\n  \"rng_state\": \"00000000000000%02x\",\n  \"world_size\": %d,\n"
+               "  \"lr_schedule\": {\n    \"kind\": \"cosine\",\n    \"lr\": 0.0003,\n    \"min_lr\": 0,\n"
+               "    \"warmup_steps\": 0,\n    \"total_steps\": %d\n  },\n  \"lasp_version\": \"fixture\",\n"
+               "  \"spec_hash\": \"%s\"\n}\n", step, 4096 * step, 2 * step, step & 0xff, g_world, step, kModelHash);
   std::fclose(f);
   std::rename(tmp.c_str(), folder.c_str());
   double ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
@@ -74,14 +90,17 @@ static void write_checkpoint(int rank, const std::string& run_dir, int step) {
 
 static int train(int rank, int world, int device, int steps, const std::string& run_dir, const std::string& resume) {
   install_stop_handlers();
+  g_world = world;
   int done = 0;
   if (!resume.empty()) {
     FILE* f = std::fopen((resume + "/trainer_state.json").c_str(), "r");
-    if (!f || std::fscanf(f, " {\"step\": %d", &done) != 1) {
+    char text[4096] = {0};
+    if (f) { (void)std::fread(text, 1, sizeof text - 1, f); std::fclose(f); }
+    const char* at = std::strstr(text, "\"step\":");
+    if (!at || std::sscanf(at, "\"step\": %d", &done) != 1) {
       std::fprintf(stderr, "lasp_program: %s is not a checkpoint\n", resume.c_str());
       return 2;
     }
-    std::fclose(f);
   }
   std::printf("{\"event\":\"start\",\"rank\":%d,\"world\":%d,\"device\":\"Fake GPU %d\",\"spec\":\"fixture.lasp\","
               "\"mode\":\"train\",\"steps\":%d,\"warmup\":0,\"tokens_per_step\":4096,\"flops_per_token\":1.0e+06,"
@@ -250,13 +269,15 @@ echo "building for sm_\${ARCH:-90a}"
 `;
 
 /** The fixture program's files, as the code generator would hand them over. */
-export function fixtureFiles(options: { broken?: boolean } = {}): Map<string, string> {
+/** `modelHash`: the hash its checkpoints carry (train-constants.ts's modelHash of the spec run), as the program's. */
+export function fixtureFiles(options: { broken?: boolean; modelHash?: string } = {}): Map<string, string> {
+  const program = MAIN_CPP.replace('"MODEL_HASH"', JSON.stringify(options.modelHash ?? "0000000000000000"));
   const main = options.broken
-    ? MAIN_CPP.replace(
+    ? program.replace(
         "int main(int argc, char** argv) {",
         "int main(int argc, char** argv) {\n  this_is_not_declared(42);",
       )
-    : MAIN_CPP;
+    : program;
   return new Map([
     ["CMakeLists.txt", CMAKE_LISTS],
     ["main.cpp", main],

@@ -23,7 +23,7 @@ import { rankPositions } from "../schedule/layout.js";
 import { DEFAULT_DOCUMENT_LENGTH } from "../schedule/documents.js";
 import { paddedLength, pieceCount } from "../spec/padding.js";
 import { lowerSpec } from "../schedule/lower.js";
-import type { LayerKind, ResolvedSpec } from "../spec/resolved.js";
+import { KERNEL_BLOCK, type LayerKind, type ResolvedSpec } from "../spec/resolved.js";
 import { executePass } from "./execute.js";
 
 export interface VerifyOptions {
@@ -56,19 +56,51 @@ export interface VerifyRow {
 
 export interface VerifyReport {
   spec: ResolvedSpec;
+  /** Token block of the chunk algorithm the schedules ran with. */
+  block: number;
   rows: VerifyRow[];
   maxError: number;
   /** With documents: the boundaries every layer ran with (global positions at the reduced size). */
   documents?: { meanLength: number; boundaries: number[] };
   /** With a padded seq_len: the real tokens compared with the oracle and the padding after them. */
   padding?: { realSeqLen: number; padding: number };
+  /**
+   * Simulated ranks that hold padding alone: no real token crosses to or from them, so the comparison checks
+   * none of their communication. Absent when every rank holds a real token.
+   */
+  paddingOnlyRanks?: number[];
+  /**
+   * Softmax kinds whose grouped-query attention the reduced heads could not keep grouped: they ran one kv
+   * head per query head, so the grouping itself went unchecked. Absent when none.
+   */
+  ungrouped?: UngroupedKind[];
+}
+
+/** A grouped softmax kind that ran ungrouped at the reduced size. */
+export interface UngroupedKind {
+  kind: string;
+  /** The spec's heads and kv heads. */
+  heads: number;
+  kvHeads: number;
+  /** The reduced heads (each its own kv head). */
+  reducedHeads: number;
 }
 
 /** The spec at the reduced size: same layers, strategies, layout and W; fewer tokens, heads and dims. */
 export function shrinkSpec(
   spec: ResolvedSpec,
   options: VerifyOptions = {},
-): { spec: ResolvedSpec; block: number } {
+): { spec: ResolvedSpec; block: number; ungrouped: UngroupedKind[] } {
+  // Before the default seq_len, which grows with --block: the flag the user gave is the one to name.
+  for (const [flag, value, max] of [
+    ["--heads", options.heads, MAX_VERIFY_HEADS],
+    ["--head-dim", options.headDim, MAX_VERIFY_HEAD_DIM],
+    ["--block", options.block, KERNEL_BLOCK],
+  ] as const)
+    if (value !== undefined && value > max)
+      throw new VerifyUsageError(
+        `${flag} ${value} is more than a schedule check needs, and the float64 run's time grows with it: use at most ${max}`,
+      );
   const W = spec.parallel.sequence;
   const pieces = pieceCount(spec.parallel.layout, W);
   const block = options.block ?? 8;
@@ -77,7 +109,7 @@ export function shrinkSpec(
     throw new VerifyUsageError(`--seq-len ${real} must be a whole number of tokens, at least 1`);
   if (real > MAX_VERIFY_SEQ_LEN)
     throw new VerifyUsageError(
-      `--seq-len ${real} is more than the float64 oracle runs in minutes (it is quadratic in the length): use at most ${MAX_VERIFY_SEQ_LEN}`,
+      `--seq-len ${real}${options.seqLen === undefined ? ` (the default: two blocks of ${block} tokens for each of ${pieces} pieces)` : ""} is more than the float64 oracle runs in minutes (it is quadratic in the length): use at most ${MAX_VERIFY_SEQ_LEN}${options.seqLen === undefined ? ", or a smaller --block" : ""}`,
     );
   const seqLen = paddedLength(real, pieces, block);
   const ulysses = spec.parallel.linear === "ulysses" || spec.parallel.softmax === "ulysses";
@@ -101,8 +133,16 @@ export function shrinkSpec(
       spec.parallel.softmax === "ulysses" ? heads / W : heads,
     );
     while (heads % group !== 0 || (spec.parallel.softmax === "ulysses" && (heads / group) % W !== 0)) group--;
+    if (group === 1 && kind.kvHeads < spec.model.heads)
+      ungrouped.push({
+        kind: kind.name,
+        heads: spec.model.heads,
+        kvHeads: kind.kvHeads,
+        reducedHeads: heads,
+      });
     return { ...kind, kvHeads: heads / group };
   };
+  const ungrouped: UngroupedKind[] = [];
   const kinds = spec.model.kinds.map(shrinkKind);
   const layers = spec.model.layers.map((l) => kinds[spec.model.kinds.indexOf(l)]!);
   const headDim = options.headDim ?? 8;
@@ -120,6 +160,7 @@ export function shrinkSpec(
       run: { ...spec.run, seqLen, padding: seqLen - real, batch: 1 },
     },
     block,
+    ungrouped,
   };
 }
 
@@ -137,6 +178,16 @@ export class VerifyUsageError extends Error {}
 
 /** The longest reduced sequence `lasp verify` takes: its dense oracle does N^2 work in float64 on the CPU. */
 export const MAX_VERIFY_SEQ_LEN = 65536;
+
+/**
+ * The most heads and the largest head dim `lasp verify` takes: a schedule splits, gathers and exchanges heads
+ * and head dims alike whatever their count, so a few show any mistake; each takes seconds at the default
+ * seq_len, and --heads 1M ran for minutes.
+ */
+export const MAX_VERIFY_HEADS = 256;
+export const MAX_VERIFY_HEAD_DIM = 256;
+// --block is capped at the generated kernels' own block (KERNEL_BLOCK): a larger one checks no schedule the
+// program runs, and the default seq_len grows with it (--block 256 took 30 s, 1024 over a minute).
 
 function largestDivisor(n: number, atMost: number): number {
   let d = Math.min(n, atMost);
@@ -214,7 +265,7 @@ function assemble(plan: LayoutPlan, parts: Tensor[], like: Tensor): Tensor {
 }
 
 export function verifySpec(original: ResolvedSpec, options: VerifyOptions = {}): VerifyReport {
-  const { spec, block } = shrinkSpec(original, options);
+  const { spec, block, ungrouped } = shrinkSpec(original, options);
   const seed = options.seed ?? spec.run.seed;
   if (
     options.documentLength !== undefined &&
@@ -228,7 +279,8 @@ export function verifySpec(original: ResolvedSpec, options: VerifyOptions = {}):
     seed,
   };
   const program = lowerSpec(spec, { block, lasp2: options.lasp2, documents });
-  return verifyProgram(spec, program, block, seed);
+  const report = verifyProgram(spec, program, block, seed);
+  return ungrouped.length > 0 ? { ...report, ungrouped } : report;
 }
 
 /**
@@ -304,5 +356,10 @@ export function verifyProgram(
       ? {}
       : { documents: { meanLength: program.documents!.meanLength, boundaries: realBoundaries } };
   const padded = padding > 0 ? { padding: { realSeqLen: real.length, padding } } : {};
-  return { spec, rows, maxError, ...documents, ...padded };
+  // A rank whose pieces all start past the real tokens holds padding alone.
+  const idle = plan.byRank.flatMap((pieces, rank) =>
+    pieces.some((p) => p.start < real.length) ? [] : [rank],
+  );
+  const paddingOnly = idle.length > 0 ? { paddingOnlyRanks: idle } : {};
+  return { spec, block, rows, maxError, ...documents, ...padded, ...paddingOnly };
 }
