@@ -252,7 +252,7 @@ export function buildProgram(
     .option("--out <file>", "the profile to write (default: <gpu name>.calibrated.json here)")
     .option(
       "--spec <spec>",
-      "measure the GEMM and attention shapes of this spec (default: Linear-Llama3-1B, 16K tokens per GPU)",
+      "measure the GEMM and attention shapes of this spec (default: the Linear-Llama3-1B hybrid, 16K tokens per GPU)",
     )
     .option(
       "--base <name|file>",

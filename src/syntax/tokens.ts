@@ -154,7 +154,8 @@ function unexpected(source: string, error: CharRun | ILexingError): Diagnostic {
   const shown = describeCharacters(text);
   return diagnose("unexpectedCharacters", span, [shown, count], {
     hint:
-      characterHint(text) ?? 'a spec holds names, numbers, "strings", the signs { } [ ] , = and // comments',
+      characterHint(text) ??
+      'a spec holds names, numbers, "strings", the signs { } [ ] , = and comments (// or /* */)',
   });
 }
 
