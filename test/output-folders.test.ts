@@ -43,8 +43,19 @@ describe("lasp compile -o", () => {
     writeFileSync(file, "keep me");
     const run = await lasp("compile", SPEC, "-o", file);
     expect(run.exit).toBe(2);
-    expect(run.err).toContain(`lasp: cannot write the program to ${file}: it is a file, not a folder`);
+    expect(run.err).toContain(`lasp: cannot write the program to ${file}: ${file} is a file, not a folder`);
     expect(read(file)).toBe("keep me");
+  });
+
+  it("calls a link to nothing a link, not a file, exit 2", async () => {
+    const dir = folder();
+    const link = join(dir, "out");
+    symlinkSync(join(dir, "missing", "place"), link);
+    const run = await lasp("compile", SPEC, "-o", link);
+    expect(run.exit).toBe(2);
+    expect(run.err).toContain(
+      `lasp: cannot write the program to ${link}: ${link} is a link to nothing, not a folder`,
+    );
   });
 
   it("refuses an empty path, exit 2, writing nothing", async () => {

@@ -94,7 +94,7 @@ function refusal(error: OutputFolderError, dir: string): string {
     case "not-a-folder":
       // The folder itself, or a file inside it where the program has a folder (DIR/lasp).
       return error.path === dir
-        ? `cannot write the program to ${dir}: it is a file, not a folder; name a new folder with -o (lasp never replaces a file with a folder)`
+        ? `cannot write the program to ${dir}: ${error.message}; name a new folder with -o (lasp never replaces a file with a folder)`
         : `cannot write the program to ${dir}: ${error.path} is a file where the program needs a folder; move it away or name another folder with -o`;
     case "not-owned":
       return `will not write into ${dir}: it is not empty and has no ${MANIFEST}, so lasp did not write it; name a new or empty folder with -o, or add --force ${force}`;
