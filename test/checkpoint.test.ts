@@ -15,6 +15,7 @@ import {
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { beforeAll, describe, expect, it } from "vitest";
+import { whyNotResumable } from "../src/toolchain/checkpoints.js";
 import { buildHarness, gxx } from "./host-harness.js";
 
 const dir = mkdtempSync(join(tmpdir(), "lasp-checkpoint-"));
@@ -413,13 +414,31 @@ describe.skipIf(!gxx)("checkpoint.cuh (host side, compiled with g++)", () => {
       ["not an object", () => [1, 2], " should hold a JSON object, found an array"],
     ];
     for (const [name, change, message] of cases) {
-      it(name, () => {
+      it(name, async () => {
         const file = join(dir, `bad-${name.replace(/ /g, "-")}.json`);
         // "@" stands for a number JSON.stringify cannot write: 2^64, one past the largest count.
-        writeFileSync(file, JSON.stringify(change(stateObject())).replace('"@"', "18446744073709551616"));
+        const text = JSON.stringify(change(stateObject())).replace('"@"', "18446744073709551616");
+        writeFileSync(file, text);
         expect(run("state-read", file)).toEqual({ status: 1, stdout: "", stderr: file + message });
+        // lasp run's check before the build says the same (2^64 aside: a JavaScript number cannot tell it
+        // from 2^64 - 1, so only the program refuses that one).
+        if (name === "a count past 64 bits") return;
+        const folder = join(dir, `bad-checkpoint-${name.replace(/ /g, "-")}`);
+        mkdirSync(folder, { recursive: true });
+        writeFileSync(join(folder, "trainer_state.json"), text);
+        expect(await whyNotResumable(folder, HASH)).toBe(join(folder, "trainer_state.json") + message);
       });
     }
+
+    it("lasp run's check before the build accepts the checkpoint the header writes", async () => {
+      const runDir = runFolder();
+      write(runDir, 9, 2);
+      const folder = join(runDir, "checkpoints", "step-000009");
+      expect(await whyNotResumable(folder, HASH)).toBeUndefined();
+      expect(await whyNotResumable(folder, "0123abcd")).toBe(
+        `it was written for another model (model hash ${HASH}, this run's is 0123abcd)`,
+      );
+    });
 
     it("a key given twice", () => {
       const file = join(dir, "twice.json");

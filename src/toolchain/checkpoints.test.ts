@@ -215,7 +215,7 @@ describe("a checkpoint the program would resume from", () => {
       'ckpt/trainer_state.json lacks "data_position" (a whole number)',
     );
     expect(await why(state((s) => (s["step"] = "200")))).toBe(
-      'ckpt/trainer_state.json: "step" should be a whole number, found "200"',
+      'ckpt/trainer_state.json: "step" should be a whole number, found the string "200"',
     );
     expect(await why(state((s) => (s["world_size"] = 0)))).toBe(
       'ckpt/trainer_state.json: "world_size" should be a whole number of at least 1, found 0',
@@ -224,7 +224,7 @@ describe("a checkpoint the program would resume from", () => {
       'ckpt/trainer_state.json: "rng_state" should be a string of 16 hexadecimal digits, found 12',
     );
     expect(await why(state((s) => (s["lr_schedule"] = { kind: "step" })))).toBe(
-      'ckpt/trainer_state.json: "lr_schedule.kind" should be "cosine", "linear" or "constant", found "step"',
+      'ckpt/trainer_state.json: "lr_schedule.kind" should be "cosine", "linear" or "constant", found the string "step"',
     );
     expect(await why(state((s) => delete (s["lr_schedule"] as Record<string, unknown>)["total_steps"]))).toBe(
       'ckpt/trainer_state.json lacks "lr_schedule.total_steps" (a whole number)',

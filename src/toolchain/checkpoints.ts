@@ -173,7 +173,8 @@ const has = (object: object, key: string): boolean => Object.prototype.hasOwnPro
 function foundText(value: unknown): string {
   if (Array.isArray(value)) return "an array";
   if (typeof value === "object" && value !== null) return "an object";
-  return JSON.stringify(value);
+  // The program's words (checkpoint.cuh), so both say the same of one file.
+  return typeof value === "string" ? `the string ${JSON.stringify(value)}` : JSON.stringify(value);
 }
 
 function fits(value: unknown, wanted: Wanted): boolean {
