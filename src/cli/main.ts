@@ -48,7 +48,8 @@ Examples:
 
 Exit codes: 0 ok; 1 the spec has errors (or cannot be generated yet, or its
 verification failed); 2 usage errors (bad options, unreadable files, no valid
-plan choice); 3 a missing GPU, tool or library; 4 a build failure.
+plan choice); 3 a missing GPU, tool or library; 4 a build failure; run's
+own codes: lasp run --help.
 Set NO_COLOR to turn colours off.`;
 
 /** `argv`: the command line being parsed, which `lasp run` records in its run folder. */

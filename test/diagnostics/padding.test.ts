@@ -1,7 +1,7 @@
 // Any sequence length (issue 19): a seq_len that does not split into equal pieces of whole kernel blocks is
 // padded up to the next length that does (W0612 says by how much and what it costs), unless the padding would
-// fill a whole piece (E0502); the generated program refuses a padded length (E0701) until its attention has
-// a document mask. The goldens show the text; these assert the decisions.
+// fill a whole piece (E0502); the generated program takes it (the padding a document of its own, out of the
+// loss). The goldens show the text; these assert the decisions.
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
 import { checkSource } from "../../src/check/front-end.js";
