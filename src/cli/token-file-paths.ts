@@ -1,8 +1,8 @@
 // Train mode's token files (and, in every mode, `tokenizer "FOLDER"`) as `lasp run` hands them to the program:
 // the spec's `data` and `eval_data` resolved against the spec's folder (the program compiles them in as
-// written, relative to its working directory), and what is wrong with them, with where the spec names them, so the run stops before the build
-// rather than after it: a file that does not exist, an llm.c file whose header or size is wrong, or one with
-// fewer windows than a step (or an evaluation batch) reads. The program checks the same and more (every token
+// written, relative to its working directory), and what is wrong with them, with where the spec names them,
+// so the run stops before the build rather than after it: a file that does not exist, an llm.c file whose
+// header or size is wrong, or one with fewer windows than a step (or an evaluation batch) reads. The program checks the same and more (every token
 // id against the vocabulary; Megatron-LM's index) before step 1.
 import { existsSync } from "node:fs";
 import path from "node:path";

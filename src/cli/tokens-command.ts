@@ -13,7 +13,7 @@ import { dirname } from "node:path";
 import { encodeByteTokens, GPT2_FORMAT, MAX_TOKENS, TokenFileError } from "../data/llmc-format.js";
 import { findTokenOutOfRange, readTokenFileHeader } from "../data/token-file.js";
 import { writeFileAtomic } from "../io/atomic-write.js";
-import { errorCode } from "../io/write-error.js";
+import { describeReadError, errorCode } from "../io/write-error.js";
 import { EXIT, type CliIo } from "./io.js";
 import { outputFileProblem, sameFile } from "./output-file.js";
 
@@ -201,20 +201,6 @@ async function whyNotByteTokenFile(path: string): Promise<string | undefined> {
   } catch (error) {
     if (error instanceof TokenFileError) return error.message;
     return `it cannot be read: ${describeReadError(error)}`;
-  }
-}
-
-function describeReadError(error: unknown): string {
-  switch (errorCode(error)) {
-    case "ENOENT":
-      return "no such file";
-    case "EACCES":
-    case "EPERM":
-      return "permission denied";
-    case "ENOTDIR":
-      return "a part of the path is a file, not a folder";
-    default:
-      return (error as Error).message;
   }
 }
 

@@ -4,6 +4,7 @@
 // today: the simulator's `Machine` and the memory model's `Gpu`. The shipped H100 profile is the one source of
 // the defaults (machine.ts's DEFAULT_MACHINE, memory.ts's H100).
 import { readFileSync } from "node:fs";
+import { describeReadError, errorCode } from "../io/write-error.js";
 import h100Sxm80 from "./profiles/h100-sxm-80gb.json" with { type: "json" };
 import h200141 from "./profiles/h200-141gb.json" with { type: "json" };
 import a100Sxm80 from "./profiles/a100-sxm-80gb.json" with { type: "json" };
@@ -237,20 +238,11 @@ export function loadProfile(file: string): MachineProfile {
     text = readFileSync(file, "utf8");
   } catch (error) {
     // In words, not the system's codes (EISDIR: illegal operation on a directory, read).
-    const code = (error as NodeJS.ErrnoException).code;
-    if (code === "EISDIR")
+    if (errorCode(error) === "EISDIR")
       throw new ProfileError(
         `${file} is a folder, not a machine profile: name a profile's JSON file (src/cost/profiles/README.md) or a shipped profile: ${Object.keys(SHIPPED_PROFILES).join(", ")}`,
       );
-    const why =
-      code === "ENOENT"
-        ? "no such file"
-        : code === "EACCES" || code === "EPERM"
-          ? "permission denied"
-          : code === "ENOTDIR"
-            ? "a part of the path is a file, not a folder"
-            : (error as Error).message;
-    throw new ProfileError(`${file}: cannot read the machine profile (${why})`);
+    throw new ProfileError(`${file}: cannot read the machine profile (${describeReadError(error)})`);
   }
   let value: unknown;
   try {

@@ -1,11 +1,26 @@
-// What a failed write means to a user, in words: the file system's error codes say "EROFS" or "EACCES"
-// where a user needs "not writable". Shared by every command that writes.
+// What a failed write (or read) means to a user, in words: the file system's error codes say "EROFS" or
+// "EACCES" where a user needs "not writable". Shared by every command that writes or reads a user's file.
 import { resolve } from "node:path";
 
 /** The error code of a Node file-system error, or undefined for anything else. */
 export function errorCode(error: unknown): string | undefined {
   const code = (error as NodeJS.ErrnoException | undefined)?.code;
   return typeof code === "string" ? code : undefined;
+}
+
+/** Why a read failed, as words that can follow "cannot read PATH: ". */
+export function describeReadError(error: unknown): string {
+  switch (errorCode(error)) {
+    case "ENOENT":
+      return "no such file";
+    case "EACCES":
+    case "EPERM":
+      return "permission denied";
+    case "ENOTDIR":
+      return "a part of the path is a file, not a folder";
+    default:
+      return (error as Error).message;
+  }
 }
 
 /** Why a write failed, as words that can follow "cannot write PATH: ". */
