@@ -5,7 +5,7 @@
 // being resumed is never changed (the new run writes its checkpoints into its own folder).
 import { readdir, readFile, stat } from "node:fs/promises";
 import path from "node:path";
-import { errorCode } from "../io/write-error.js";
+import { describeReadError, errorCode } from "../io/write-error.js";
 import { RUN_FILES, runFolderPrefix } from "./run-folder.js";
 
 /** The file that completes a checkpoint folder (the program writes it last, then renames the folder). */
@@ -234,7 +234,7 @@ export async function whyNotResumable(
   try {
     text = await readFile(path.join(folder, TRAINER_STATE), "utf8");
   } catch (error) {
-    return `${file} cannot be read: ${(error as Error).message}`;
+    return `${file} cannot be read: ${describeReadError(error)}`;
   }
   let state: unknown;
   try {

@@ -116,6 +116,8 @@ export function shrinkSpec(
   const heads = options.heads ?? (ulysses ? 2 * W : Math.min(4, spec.model.heads));
   if (ulysses && heads % W !== 0)
     throw new VerifyUsageError(`--heads ${heads} must be divisible by sequence ${W} for Ulysses`);
+  // Softmax kinds whose kv heads the reduced heads cannot keep grouped (the report warns of them).
+  const ungrouped: UngroupedKind[] = [];
   const shrinkKind = (kind: LayerKind): LayerKind => {
     if (kind.type === "linear_attention") {
       const perHead = Array.from(
@@ -142,7 +144,6 @@ export function shrinkSpec(
       });
     return { ...kind, kvHeads: heads / group };
   };
-  const ungrouped: UngroupedKind[] = [];
   const kinds = spec.model.kinds.map(shrinkKind);
   const layers = spec.model.layers.map((l) => kinds[spec.model.kinds.indexOf(l)]!);
   const headDim = options.headDim ?? 8;
