@@ -611,7 +611,7 @@ export async function runCommand(
         sourceDir: result.sourceDir,
         cached: result.cached,
       };
-      run.record.launch = formatLaunch(planLaunch({ ...launchOptions, binary }, ID_TOKEN));
+      run.record.launch = formatLaunch(planLaunch({ ...launchOptions, binary }, ID_TOKEN), launchOptions);
       if (cli.out !== undefined) status.print(`[build] sources in ${result.sourceDir}`);
       status.done(
         result.cached
@@ -897,7 +897,9 @@ function dryRun(
   const launcher = launchOptions.launcher ?? "local";
   const commands = planLaunch({ ...launchOptions, binary: plan.binary }, ID_TOKEN);
   const quotedToken = shellQuote(ID_TOKEN);
-  const launchLines = formatLaunch(commands).map((l) => l.split(quotedToken).join(`"${ID_TOKEN}"`));
+  const launchLines = formatLaunch(commands, launchOptions).map((l) =>
+    l.split(quotedToken).join(`"${ID_TOKEN}"`),
+  );
   const tools = environment.tools;
   const toolText = [
     tools.cmake ? `cmake ${tools.cmake.version ?? "?"}` : "no cmake",

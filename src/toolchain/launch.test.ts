@@ -1,4 +1,4 @@
-import { spawnSync } from "node:child_process";
+import { execa } from "execa";
 import { mkdtemp, readdir, rm } from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
@@ -223,9 +223,27 @@ describe("launch command lines", () => {
       ],
       env: { NCCL_NVLS_ENABLE: "0" },
     });
-    expect(formatLaunch(commands).at(-1)).toBe(
-      'STATUS=0; for PID in $PIDS; do wait "$PID" || STATUS=$?; done; exit "$STATUS"',
+    expect(formatLaunch(commands).slice(4)).toEqual([
+      "STATUS=0 FAILED= KILLER= LEFT=$PIDS",
+      'while [ -n "$LEFT" ]; do',
+      "  sleep 1; RUNNING=",
+      "  for PID in $LEFT; do",
+      '    if kill -0 "$PID" 2>/dev/null; then RUNNING="$RUNNING $PID"; continue; fi',
+      '    wait "$PID"; CODE=$?',
+      "    case $CODE in 0) continue ;; esac",
+      '    [ -n "$FAILED" ] && continue',
+      "    FAILED=$CODE; kill $PIDS 2>/dev/null; (sleep 5; kill -KILL $PIDS 2>/dev/null) & KILLER=$!",
+      "  done",
+      "  LEFT=$RUNNING",
+      "done",
+      '[ -z "$KILLER" ] || kill "$KILLER" 2>/dev/null',
+      'exit "${FAILED:-$STATUS}"',
+    ]);
+    const stopping = formatLaunch(commands, { stopExitCodes: [5, 6], killGraceMs: 2500 });
+    expect(stopping[10]).toBe(
+      '    case $CODE in 0) continue ;; 5|6) [ "$STATUS" = 0 ] && STATUS=$CODE; continue ;; esac',
     );
+    expect(stopping[12]).toContain("(sleep 2.5; kill -KILL $PIDS 2>/dev/null) &");
     expect(formatLaunch(commands)[0]).toBe(
       'NCCL_NVLS_ENABLE=0 /c/lasp_program --rank 0 --world 4 --device 0 --nccl-id-file /tmp/x/nccl.id --json --mode verify & PIDS="$!"',
     );
@@ -236,19 +254,31 @@ describe("launch command lines", () => {
     ]);
   });
 
-  it("as a shell script, exits with a failed rank's code after waiting for every rank, and 0 when none failed", async () => {
+  it("as a shell script, exits with the first failed rank's code and stops the others, and 0 when none failed", async () => {
     const ids = await mkdtemp(path.join(root, "script-"));
-    const script = (world: number) =>
-      formatLaunch(planLaunch({ binary, world, env: {} }, path.join(ids, `nccl-${world}.id`))).join("\n");
-    const sh = (text: string, env: NodeJS.ProcessEnv = {}) =>
-      spawnSync("bash", ["-c", text], { env: { ...process.env, ...env }, encoding: "utf8" });
-    expect(sh(script(2)).status).toBe(0);
-    // Rank 1 exits 7 while rank 0 is still running: a bare `wait` said 0.
-    const failed = sh(script(3), { FIXTURE_CRASH_RANK: "1", FIXTURE_STEP_MS: "20" });
-    expect(failed.status).toBe(7);
-    // Every rank ran to its end: ranks 0 and 2 printed their summaries.
-    expect(failed.stdout.match(/"event":"summary"/g)).toHaveLength(2);
-    expect(sh(`${script(1)}`, { FIXTURE_CRASH_RANK: "0" }).status).toBe(7);
+    const script = (world: number, name: string) =>
+      formatLaunch(planLaunch({ binary, world, env: {} }, path.join(ids, `${name}.id`)), {
+        killGraceMs: 1000,
+      }).join("\n");
+    const sh = async (text: string, env: NodeJS.ProcessEnv = {}) => {
+      const started = Date.now();
+      const result = await execa("bash", ["-c", text], { env: { ...process.env, ...env }, reject: false });
+      return { code: result.exitCode, ms: Date.now() - started };
+    };
+    const [clean, stuck, deaf, single] = await Promise.all([
+      sh(script(2, "clean")),
+      // Rank 1 exits 7 while rank 0 sleeps 60 s (a rank waiting for the failed one): SIGTERM ends it.
+      sh(script(3, "stuck"), { FIXTURE_CRASH_RANK: "1", FIXTURE_SLEEP_RANK: "0" }),
+      // One that ignores SIGTERM gets SIGKILL after the grace (1 s here).
+      sh(script(2, "deaf"), { FIXTURE_CRASH_RANK: "1", FIXTURE_SLEEP_RANK: "0", FIXTURE_IGNORE_TERM: "1" }),
+      sh(script(1, "single"), { FIXTURE_CRASH_RANK: "0" }),
+    ]);
+    expect(clean.code).toBe(0);
+    expect(stuck.code).toBe(7);
+    expect(stuck.ms).toBeLessThan(20_000);
+    expect(deaf.code).toBe(7);
+    expect(deaf.ms).toBeLessThan(20_000);
+    expect(single.code).toBe(7);
   });
 
   it("builds the mpirun and srun command lines", () => {

@@ -14,6 +14,8 @@ import { formatCommand } from "./build.js";
 
 export type Launcher = "local" | "mpirun" | "srun";
 export const LAUNCHERS: readonly Launcher[] = ["local", "mpirun", "srun"];
+/** From SIGTERM to SIGKILL for the other ranks when one fails. */
+const DEFAULT_KILL_GRACE_MS = 5000;
 
 // ------------------------------------------------------------------------------------------------- events
 
@@ -397,16 +399,37 @@ export function planLaunch(options: LaunchOptions, idFile: string): LaunchComman
 }
 
 /**
- * The launch as shell lines (`--dry-run`, run.json) that end as the launch does: one command as it is; several
- * ranks in the background, then a wait for each, exiting with a failed rank's code (a bare `wait` would
- * return 0 whatever the ranks did). A script's clean-up belongs in a `trap ... EXIT`, which keeps the code.
+ * The launch as shell lines (`--dry-run`, run.json) that end as `launch` does: one command as it is; several
+ * ranks in the background, then a poll each second. The first rank to fail sets the exit code and stops the
+ * others (SIGTERM, SIGKILL after the grace): ranks waiting in a collective for the failed one would otherwise
+ * wait forever. A stop code (every rank exits with it by itself) stops no one, and is the exit code when no
+ * rank failed. A poll, not `wait -n`: bash's `wait -n` loses the codes of ranks that end together by a signal,
+ * and a bare `wait` returns 0 whatever the ranks did. A script's clean-up belongs in a `trap ... EXIT`.
  */
-export function formatLaunch(commands: readonly LaunchCommand[]): string[] {
+export function formatLaunch(
+  commands: readonly LaunchCommand[],
+  options: Pick<LaunchOptions, "stopExitCodes" | "killGraceMs"> = {},
+): string[] {
   const lines = commands.map((c) => formatCommand(c.file, c.args, c.env));
   if (lines.length === 1) return lines;
+  const stops = options.stopExitCodes ?? [];
+  const grace = (options.killGraceMs ?? DEFAULT_KILL_GRACE_MS) / 1000;
   return [
     ...lines.map((line, i) => `${line} & PIDS="${i === 0 ? "" : "$PIDS "}$!"`),
-    'STATUS=0; for PID in $PIDS; do wait "$PID" || STATUS=$?; done; exit "$STATUS"',
+    "STATUS=0 FAILED= KILLER= LEFT=$PIDS",
+    'while [ -n "$LEFT" ]; do',
+    "  sleep 1; RUNNING=",
+    "  for PID in $LEFT; do",
+    '    if kill -0 "$PID" 2>/dev/null; then RUNNING="$RUNNING $PID"; continue; fi',
+    '    wait "$PID"; CODE=$?',
+    `    case $CODE in 0) continue ;;${stops.length === 0 ? "" : ` ${stops.join("|")}) [ "$STATUS" = 0 ] && STATUS=$CODE; continue ;;`} esac`,
+    '    [ -n "$FAILED" ] && continue',
+    `    FAILED=$CODE; kill $PIDS 2>/dev/null; (sleep ${grace}; kill -KILL $PIDS 2>/dev/null) & KILLER=$!`,
+    "  done",
+    "  LEFT=$RUNNING",
+    "done",
+    '[ -z "$KILLER" ] || kill "$KILLER" 2>/dev/null',
+    'exit "${FAILED:-$STATUS}"',
   ];
 }
 
@@ -455,7 +478,7 @@ function lines(stream: Readable | null, onLine: (line: string) => void): Promise
 
 /** Runs the program on all ranks and waits for them; never rejects for a failing rank. */
 export async function launch(options: LaunchOptions): Promise<LaunchResult> {
-  const grace = options.killGraceMs ?? 5000;
+  const grace = options.killGraceMs ?? DEFAULT_KILL_GRACE_MS;
   const interruptGrace = options.interruptGraceMs ?? grace;
   const stopCodes = new Set(options.stopExitCodes ?? []);
   const events: ProgramEvent[] = [];
