@@ -11,10 +11,9 @@ import { hasErrors, type Diagnostic } from "../diagnostics/diagnostic.js";
 import { renderDiagnostics } from "../diagnostics/render.js";
 import { formatSpec } from "../format/format.js";
 import { writeFileAtomic } from "../io/atomic-write.js";
-import { errorCode } from "../io/write-error.js";
+import { describeReadError, errorCode } from "../io/write-error.js";
 import { HfImportError, importHfConfig, type LayerChoice } from "../model/hf-import.js";
-import { shellQuote } from "../toolchain/build.js";
-import { describeIoError } from "./check-command.js";
+import { shellQuote } from "../toolchain/shell-text.js";
 import { EXIT, type CliIo } from "./io.js";
 import { integerFlag, parseNumberText } from "./number-flag.js";
 import { outputFileProblem } from "./output-file.js";
@@ -119,7 +118,7 @@ export async function initCommand(file: string, options: InitOptions, io: CliIo)
   try {
     config = JSON.parse(await readFile(source, "utf8"));
   } catch (error) {
-    const why = error instanceof SyntaxError ? `not JSON (${error.message})` : describeIoError(error);
+    const why = error instanceof SyntaxError ? `not JSON (${error.message})` : describeReadError(error);
     io.stderr(`lasp: --from-hf: cannot read ${source}: ${why}\n`);
     return EXIT.usage;
   }

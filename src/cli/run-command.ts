@@ -11,10 +11,10 @@ import {
   defaultCacheRoot,
   DEFAULT_ARCH,
   planBuild,
-  shellQuote,
   type BuildOptions,
   type GeneratedFiles,
 } from "../toolchain/build.js";
+import { shellQuote } from "../toolchain/shell-text.js";
 import {
   CheckpointNotFound,
   checkpointsIn,

@@ -10,12 +10,11 @@ import {
   cacheKey,
   defaultCacheRoot,
   excerptOf,
-  formatCommand,
   planBuild,
   readSourceTree,
-  shellQuote,
   type BuildResult,
 } from "./build.js";
+import { formatCommand, shellQuote } from "./shell-text.js";
 import { fixtureFiles } from "./test-program.js";
 import { which } from "./tools.js";
 

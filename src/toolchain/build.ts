@@ -11,6 +11,7 @@ import path from "node:path";
 import { execa } from "execa";
 import { writeFileAtomic } from "../io/atomic-write.js";
 import { MANIFEST, writeOwnedFolder } from "../io/owned-folder.js";
+import { expandPath, formatCommand, shellQuote } from "./shell-text.js";
 import { isExecutable } from "./tools.js";
 
 /** The executable's name; PROTOCOL.md fixes it. */
@@ -86,39 +87,6 @@ export class BuildError extends Error {
     super(message);
     this.name = "BuildError";
   }
-}
-
-// ---------------------------------------------------------------------------------------------- shell text
-
-const SAFE = /^[\w@%+=:,./-]+$/;
-
-/** Quotes one word for a POSIX shell. */
-export function shellQuote(word: string): string {
-  if (word !== "" && SAFE.test(word)) return word;
-  return `'${word.replace(/'/g, `'\\''`)}'`;
-}
-
-/** A variable's value in a shell line; a `$PATH` inside stays a reference to the caller's PATH. */
-function shellValue(value: string): string {
-  return value
-    .split("$PATH")
-    .map((part) => (part === "" ? "" : shellQuote(part)))
-    .join('"$PATH"');
-}
-
-/** Sets `$PATH` inside a BuildCommand's variable to the environment's PATH. */
-export function expandPath(value: string, env: NodeJS.ProcessEnv): string {
-  return value.split("$PATH").join(env["PATH"] ?? "");
-}
-
-/** `VAR=value file args...` as a shell line. */
-export function formatCommand(
-  file: string,
-  args: readonly string[],
-  env: Record<string, string> = {},
-): string {
-  const vars = Object.entries(env).map(([k, v]) => `${k}=${shellValue(v)}`);
-  return [...vars, shellQuote(file), ...args.map(shellQuote)].join(" ");
 }
 
 /** The commands as one line a user can paste: `cd DIR && cmd1 && cmd2`. */
