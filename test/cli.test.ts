@@ -99,7 +99,7 @@ describe("lasp check", () => {
   it("reports a directory clearly and exits 2", async () => {
     const run = await lasp(["check", dir]);
     expect(run.exit).toBe(2);
-    expect(run.stderr).toContain(`cannot read ${dir}: it is a directory`);
+    expect(run.stderr).toContain(`cannot read ${dir}: it is a folder, not a spec file`);
   });
 
   it("reports a binary file as not text", async () => {

@@ -145,7 +145,7 @@ describe("lasp fmt on files it cannot format", () => {
     const run = await lasp(["fmt", missing, dir, messy]);
     expect(run.exit).toBe(2);
     expect(run.stderr).toContain(`lasp: cannot read ${missing}: no such file`);
-    expect(run.stderr).toContain(`lasp: cannot read ${dir}: it is a directory, not a spec file`);
+    expect(run.stderr).toContain(`lasp: cannot read ${dir}: it is a folder, not a spec file`);
     expect(read(messy)).toBe(FORMATTED);
   });
 

@@ -6,6 +6,7 @@ import { numericsNotes } from "../model/numerics-notes.js";
 import { unverifiedNotes } from "../codegen/unverified-notes.js";
 import { diagnose, hasErrors, sortDiagnostics } from "../diagnostics/diagnostic.js";
 import { renderDiagnostics } from "../diagnostics/render.js";
+import { describeReadError, errorCode } from "../io/write-error.js";
 import { EXIT, type CliIo } from "./io.js";
 
 /**
@@ -51,12 +52,9 @@ export async function loadSpec(file: string, io: CliIo): Promise<FrontEndResult 
   return result;
 }
 
+/** Why a spec file cannot be read, as words that can follow "cannot read PATH: ". */
 export function describeIoError(error: unknown): string {
-  const code = (error as NodeJS.ErrnoException).code;
-  if (code === "ENOENT") return "no such file";
-  if (code === "EISDIR") return "it is a directory, not a spec file";
-  if (code === "EACCES") return "permission denied";
-  return (error as Error).message;
+  return errorCode(error) === "EISDIR" ? "it is a folder, not a spec file" : describeReadError(error);
 }
 
 /**

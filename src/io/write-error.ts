@@ -18,6 +18,8 @@ export function describeReadError(error: unknown): string {
       return "permission denied";
     case "ENOTDIR":
       return "a part of the path is a file, not a folder";
+    case "EISDIR":
+      return "it is a folder, not a file";
     default:
       return (error as Error).message;
   }
