@@ -5,6 +5,7 @@ import { mkdirSync, mkdtempSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { beforeAll, describe, expect, it } from "vitest";
+import { MODELING_MARKER } from "../src/model/hf-modeling.js";
 import { buildHarness, gxx } from "./host-harness.js";
 
 const work = mkdtempSync(join(tmpdir(), "lasp-model-files-"));
@@ -61,23 +62,24 @@ describe.skipIf(!gxx)("the files beside the weights (model_files.cuh)", () => {
     expect(missing.err).toContain(`tokenizer "${join(work, "nowhere")}"`);
   });
 
+  // The marker is the one hf-modeling.ts writes at the top of modeling_lasp.py (model_files.cuh spells it too).
   it("replaces only what lasp wrote, or the same bytes: a user's file is left alone", () => {
     const lasp = '{\n  "generated_by": "lasp 0.1.0"\n}\n';
     const dir = folder("beside", {
       "config.json": '{"model_type": "llama"}',
-      "modeling_lasp.py": "# Written by lasp beside config.json\n",
+      "modeling_lasp.py": `${MODELING_MARKER} beside config.json\n`,
       "tokenizer.json": '{"model": {}}',
       "tokenizer_config.json": '{"bos_token": "<s>"}',
     });
     expect(run("replace", dir, "config.json", lasp).out).toBe("no\n");
     expect(run("replace", dir, "config.json", '{"model_type": "llama"}').out).toBe("yes\n");
-    expect(run("replace", dir, "modeling_lasp.py", "# Written by lasp, newer\n").out).toBe("yes\n");
+    expect(run("replace", dir, "modeling_lasp.py", `${MODELING_MARKER}, newer\n`).out).toBe("yes\n");
     expect(run("replace", dir, "absent.json", "{}").out).toBe("yes\n");
     // tokenizer.json is lasp's when the tokenizer_config.json beside it is: here it is the user's.
     expect(run("replace", dir, "tokenizer.json", '{"other": 1}').out).toBe("no\n");
     const ours = folder("ours", { "tokenizer.json": '{"model": {}}', "tokenizer_config.json": lasp });
     expect(run("replace", ours, "tokenizer.json", '{"other": 1}').out).toBe("yes\n");
     const user = folder("user-py", { "modeling_lasp.py": "# my own model\n" });
-    expect(run("replace", user, "modeling_lasp.py", "# Written by lasp\n").out).toBe("no\n");
+    expect(run("replace", user, "modeling_lasp.py", `${MODELING_MARKER}\n`).out).toBe("no\n");
   });
 });
