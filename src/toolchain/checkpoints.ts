@@ -5,6 +5,7 @@
 // being resumed is never changed (the new run writes its checkpoints into its own folder).
 import { readdir, readFile, stat } from "node:fs/promises";
 import path from "node:path";
+import { parseRawJson, RawJsonError, type RawJson } from "../io/json-raw.js";
 import { describeReadError, errorCode } from "../io/write-error.js";
 import { RUN_FILES, runFolderPrefix } from "./run-folder.js";
 
@@ -167,61 +168,96 @@ const SCHEDULE_KEYS: ReadonlyArray<[string, Wanted]> = [
 ];
 const SCHEDULE_KINDS = ["cosine", "linear", "constant"];
 const SCHEDULE_KIND_TEXT = '"cosine", "linear" or "constant"';
-const has = (object: object, key: string): boolean => Object.prototype.hasOwnProperty.call(object, key);
 
-/** How a found JSON value reads in an error, as the program says it. */
-function foundText(value: unknown): string {
-  if (Array.isArray(value)) return "an array";
-  if (typeof value === "object" && value !== null) return "an object";
-  // The program's words (checkpoint.cuh), so both say the same of one file.
-  return typeof value === "string" ? `the string ${JSON.stringify(value)}` : JSON.stringify(value);
+type RawObject = Extract<RawJson, { kind: "object" }>;
+
+/** A string in quotes as the program writes one (json_string.cuh): `"`, `\` and control characters escaped. */
+function quoted(text: string): string {
+  const escape = (c: string): string =>
+    c < " " ? `\\u${c.charCodeAt(0).toString(16).padStart(4, "0")}` : `\\${c}`;
+  return `"${text.replace(/["\\\x00-\x1f]/g, escape)}"`;
 }
 
-function fits(value: unknown, wanted: Wanted): boolean {
-  switch (wanted) {
-    // 64-bit counts: doubles hold them only roughly (2^64 - 1 reads as 2^64), but whether one is a whole
-    // number >= 0 survives.
-    case "whole":
-    case "count":
-      return (
-        typeof value === "number" &&
-        Number.isInteger(value) &&
-        value >= (wanted === "count" ? 1 : 0) &&
-        value <= 2 ** 64
-      );
-    case "real":
-      return typeof value === "number" && Number.isFinite(value) && value >= 0;
-    case "text":
-      return typeof value === "string" && value !== "";
-    case "hex":
-      return typeof value === "string" && /^[0-9a-fA-F]{16}$/.test(value);
+/** How a found JSON value reads in an error, in the program's words (checkpoint.cuh's found_text). */
+function foundText(value: RawJson): string {
+  switch (value.kind) {
+    case "object":
+      return "an object";
+    case "array":
+      return "an array";
+    case "string":
+      return `the string ${quoted(value.value)}`;
+    default:
+      return value.text;
   }
 }
 
-/** The first of `keys` that `object` lacks or holds with another type, as the program words it. */
+function fits(value: RawJson, wanted: Wanted): boolean {
+  switch (wanted) {
+    // The program's strtoull of the text: only digits, at most 20, within 64 bits.
+    case "whole":
+    case "count":
+      return (
+        value.kind === "number" &&
+        /^\d{1,20}$/.test(value.text) &&
+        BigInt(value.text) >= (wanted === "count" ? 1n : 0n) &&
+        BigInt(value.text) < 2n ** 64n
+      );
+    case "real":
+      // The program's strtod of the text (`-0` and `1e-3` are reals).
+      return value.kind === "number" && Number.isFinite(Number(value.text)) && Number(value.text) >= 0;
+    case "text":
+      return value.kind === "string" && value.value !== "";
+    case "hex":
+      return value.kind === "string" && /^[0-9a-fA-F]{16}$/.test(value.value);
+  }
+}
+
+/** The value of `key`, or why not, as the program's Fields.get says it: missing, or given twice. */
+function get(object: RawObject, key: string, wanted: string, file: string, prefix = ""): RawJson | string {
+  const found = object.entries.filter(([k]) => k === key);
+  if (found.length > 1) return `${file} has "${prefix}${key}" twice`;
+  return found[0]?.[1] ?? `${file} lacks "${prefix}${key}" (${wanted})`;
+}
+
+/** The first of `keys` that `object` lacks, holds twice or holds with another type, as the program words it. */
 function fieldProblem(
-  object: Record<string, unknown>,
+  object: RawObject,
   keys: ReadonlyArray<[string, Wanted]>,
   file: string,
   prefix = "",
 ): string | undefined {
   for (const [key, wanted] of keys) {
-    if (!has(object, key)) return `${file} lacks "${prefix}${key}" (${WANTED_TEXT[wanted]})`;
-    if (!fits(object[key], wanted))
-      return `${file}: "${prefix}${key}" should be ${WANTED_TEXT[wanted]}, found ${foundText(object[key])}`;
+    const value = get(object, key, WANTED_TEXT[wanted], file, prefix);
+    if (typeof value === "string") return value;
+    if (!fits(value, wanted))
+      return `${file}: "${prefix}${key}" should be ${WANTED_TEXT[wanted]}, found ${foundText(value)}`;
   }
   return undefined;
 }
 
-const isObject = (value: unknown): value is Record<string, unknown> =>
-  typeof value === "object" && value !== null && !Array.isArray(value);
+/** The text of a key's value once checked: a number's digits, or a string's value. */
+function textOf(object: RawObject, key: string): string {
+  const value = object.entries.find(([k]) => k === key)?.[1];
+  return value?.kind === "string" ? value.value : value?.kind === "number" ? value.text : "";
+}
+
+/** Why the text is not JSON: JSON.parse's words where it refuses it too (as lasp said before), else the reader's. */
+function notJson(text: string, error: RawJsonError): string {
+  try {
+    JSON.parse(text);
+    return error.message;
+  } catch (parseError) {
+    // V8's message quotes the text, line breaks and all: one line here.
+    return (parseError as Error).message.replace(/\s+/g, " ");
+  }
+}
 
 /**
  * Why the program would refuse to resume from `folder` (checkpoint.cuh's `resume`), checked before the build:
- * trainer_state.json must parse with exactly the keys the program reads, each of its type, name the model
- * whose hash is `modelHash` (train-constants.ts), and the weights, config and every rank's optimizer shard
- * must be there. Undefined where it would resume. (JSON.parse keeps the last of a key given twice, which the
- * program refuses; the program still says so.)
+ * trainer_state.json must parse (json-raw.ts: the program's reader) with exactly the keys the program reads,
+ * each once and of its type, name the model whose hash is `modelHash` (train-constants.ts), and the weights,
+ * config and every rank's optimizer shard must be there. Undefined where it would resume.
  */
 export async function whyNotResumable(
   folder: string,
@@ -236,28 +272,28 @@ export async function whyNotResumable(
   } catch (error) {
     return `${file} cannot be read: ${describeReadError(error)}`;
   }
-  let state: unknown;
+  let state: RawJson;
   try {
-    state = JSON.parse(text);
+    state = parseRawJson(text);
   } catch (error) {
-    // V8's message quotes the text, line breaks and all: one line here.
-    return `${file} is not valid JSON: ${(error as Error).message.replace(/\s+/g, " ")}`;
+    if (!(error instanceof RawJsonError)) throw error;
+    return `${file} is not valid JSON: ${notJson(text, error)}`;
   }
-  if (!isObject(state)) return `${file} should hold a JSON object, found ${foundText(state)}`;
+  if (state.kind !== "object") return `${file} should hold a JSON object, found ${foundText(state)}`;
   const version = fieldProblem(state, [["format_version", "whole"]], file);
   if (version !== undefined) return version;
-  if (state["format_version"] !== TRAINER_STATE_VERSION)
-    return `${file} has format_version ${String(state["format_version"])}; this program reads ${TRAINER_STATE_VERSION}`;
+  if (textOf(state, "format_version") !== String(TRAINER_STATE_VERSION))
+    return `${file} has format_version ${textOf(state, "format_version")}; this program reads ${TRAINER_STATE_VERSION}`;
   const top = fieldProblem(state, STATE_KEYS, file);
   if (top !== undefined) return top;
-  const schedule = state["lr_schedule"];
-  if (!has(state, "lr_schedule")) return `${file} lacks "lr_schedule" (an object)`;
-  if (!isObject(schedule)) return `${file}: "lr_schedule" should be an object, found ${foundText(schedule)}`;
-  if (!SCHEDULE_KINDS.includes(schedule["kind"] as string)) {
-    return has(schedule, "kind")
-      ? `${file}: "lr_schedule.kind" should be ${SCHEDULE_KIND_TEXT}, found ${foundText(schedule["kind"])}`
-      : `${file} lacks "lr_schedule.kind" (${SCHEDULE_KIND_TEXT})`;
-  }
+  const schedule = get(state, "lr_schedule", "an object", file);
+  if (typeof schedule === "string") return schedule;
+  if (schedule.kind !== "object")
+    return `${file}: "lr_schedule" should be an object, found ${foundText(schedule)}`;
+  const kind = get(schedule, "kind", SCHEDULE_KIND_TEXT, file, "lr_schedule.");
+  if (typeof kind === "string") return kind;
+  if (kind.kind !== "string" || !SCHEDULE_KINDS.includes(kind.value))
+    return `${file}: "lr_schedule.kind" should be ${SCHEDULE_KIND_TEXT}, found ${foundText(kind)}`;
   const inSchedule =
     fieldProblem(schedule, SCHEDULE_KEYS, file, "lr_schedule.") ??
     unknownKey(schedule, ["kind", ...SCHEDULE_KEYS.map(([k]) => k)], file, "lr_schedule.");
@@ -277,13 +313,14 @@ export async function whyNotResumable(
       file,
     );
   if (rest !== undefined) return rest;
-  if (state["spec_hash"] !== modelHash)
-    return `it was written for another model (model hash ${String(state["spec_hash"])}, this run's is ${modelHash})`;
+  const specHash = textOf(state, "spec_hash");
+  if (specHash !== modelHash)
+    return `it was written for another model (model hash ${specHash}, this run's is ${modelHash})`;
   for (const name of ["model.safetensors", "config.json"])
     if (!(await isFile(path.join(folder, name)))) return `it lacks ${name}`;
   // One optimizer shard per rank that wrote it; stops at the first missing (a huge world_size ends at once).
-  const world = state["world_size"] as number;
-  for (let r = 0; r < world; r++) {
+  const world = BigInt(textOf(state, "world_size"));
+  for (let r = 0n; r < world; r++) {
     const shard = `optimizer-rank-${r}-of-${world}.safetensors`;
     if (!(await isFile(path.join(folder, shard)))) return `it lacks ${shard}`;
   }
@@ -291,12 +328,12 @@ export async function whyNotResumable(
 }
 
 function unknownKey(
-  object: Record<string, unknown>,
+  object: RawObject,
   known: readonly string[],
   file: string,
   prefix = "",
 ): string | undefined {
-  const extra = Object.keys(object).find((k) => !known.includes(k));
+  const extra = object.entries.find(([k]) => !known.includes(k))?.[0];
   return extra === undefined ? undefined : `${file} has an unknown key "${prefix}${extra}"`;
 }
 
