@@ -348,7 +348,12 @@ inline void save_checkpoint(State& st, const Optimizer& o, const checkpoint::Tra
     c.writer.run_here(std::move(job));
   else
     c.writer.start(std::move(job));
-  if (wait) finish_checkpoint(st, c, true);
+  if (wait) {
+    finish_checkpoint(st, c, true);
+    // No rank leaves before rank 0 has committed (it commits once every shard is there): under mpirun, or srun
+    // with KillOnBadExit, the first rank to exit with a stop code ends the others, rank 0's commit with them.
+    train_checkpoint::max_over_ranks(st, 0);
+  }
 }
 
 // --resume: the checkpoint's weights, and this rank's slices of the fp32 state from the checkpoint's shards
