@@ -222,7 +222,7 @@ describe("lasp run --dry-run", () => {
     );
     const srun = await run({ dryRun: true, launcher: "srun" });
     expect(srun.out).toMatch(
-      /^NCCL_NVLS_ENABLE=0 srun --ntasks 2 --gpus-per-task 1 \S+lasp_program --nccl-id-file "\$ID_DIR\/nccl.id" --json$/m,
+      /^NCCL_NVLS_ENABLE=0 srun --ntasks 2 --gpus-per-task 1 --kill-on-bad-exit=1 \S+lasp_program --nccl-id-file "\$ID_DIR\/nccl.id" --json$/m,
     );
   });
 });

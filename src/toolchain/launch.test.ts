@@ -302,6 +302,7 @@ describe("launch command lines", () => {
       "16",
       "--gpus-per-task",
       "1",
+      "--kill-on-bad-exit=1",
       "/c/lasp_program",
       "--nccl-id-file",
       "/s/id",

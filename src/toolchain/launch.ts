@@ -388,11 +388,23 @@ export function planLaunch(options: LaunchOptions, idFile: string): LaunchComman
     ];
   }
   const perNode = options.gpusPerNode === undefined ? [] : ["--ntasks-per-node", String(options.gpusPerNode)];
+  // A rank that fails ends the step, as mpirun does by default and `launch` does locally: the others would wait
+  // in a collective for it until the job's time limit. Stop codes are safe: every rank exits with one together.
+  const kill = ["--kill-on-bad-exit=1"];
   return [
     {
       rank: undefined,
       file: "srun",
-      args: ["--ntasks", String(world), "--gpus-per-task", "1", ...perNode, ...launcherArgs, ...program],
+      args: [
+        "--ntasks",
+        String(world),
+        "--gpus-per-task",
+        "1",
+        ...kill,
+        ...perNode,
+        ...launcherArgs,
+        ...program,
+      ],
       env,
     },
   ];
