@@ -164,6 +164,7 @@ inline int train_run(State& st, const OptimizerTables& tables, Forward forward, 
     const double norm2 = finish_gradients(st, o, targets);
     if (!std::isfinite(loss) || !std::isfinite(norm2)) {
       finish_checkpoint(st, checkpoints, true);  // the last good checkpoint, whole
+      train_checkpoint::max_over_ranks(st, 0);  // and committed by rank 0 before any rank exits (save_checkpoint)
       emit("stopped", "\"step\":%llu,\"reason\":\"non-finite\",\"code\":%d", (unsigned long long)step, kExitNonFinite);
       std::fprintf(stderr, "lasp_program: step %llu: the %s is not finite (loss %g, gradient norm %g); stopped before "
                    "updating the weights, %s\n", (unsigned long long)step + 1,
