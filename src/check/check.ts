@@ -142,6 +142,7 @@ class Checker {
       run: runRead,
       declared: [...declared.values()].map((d) => ({ decl: d.decl, kind: d.kind, read: d.read })),
       used: stack?.used ?? new Set(),
+      meantRunKey: (key) => this.reader.wasMeant("run", key),
     };
     const resolvedNumbers = checkRules(inputs, this.diagnostics);
 

@@ -25,6 +25,8 @@ export interface RuleInputs {
   run: ReadSettings | undefined;
   declared: { decl: LayerDecl; kind: "linear_attention" | "softmax_attention"; read: ReadSettings }[];
   used: Set<string>;
+  /** Whether an unknown key was taken for `key` of the `run` block (`evaluate_every`): see checkTraining. */
+  meantRunKey?: (key: string) => boolean;
 }
 
 export interface ResolvedNumbers {
@@ -49,7 +51,7 @@ export function checkRules(inputs: RuleInputs, diagnostics: Diagnostic[]): Resol
   checkRopeScaling(inputs, diagnostics);
   checkUnusedStrategies(inputs, diagnostics);
   checkUnusedMaskRate(inputs, diagnostics);
-  if (inputs.run) checkTraining(inputs.run, diagnostics);
+  if (inputs.run) checkTraining(inputs.run, diagnostics, inputs.meantRunKey ?? (() => false));
   if (inputs.run) checkDocuments(inputs.run, inputs.model, diagnostics);
   if (inputs.run) checkTokenizer(inputs, inputs.run, diagnostics);
   if (heads === undefined || headDim === undefined || group === undefined) return undefined;
@@ -542,11 +544,16 @@ function shown(read: ReadSettings, key: string): string {
   );
 }
 
-/** The training settings that relate to each other: the schedule fits in the run, evaluation has data. */
-function checkTraining(run: ReadSettings, diagnostics: Diagnostic[]): void {
+/**
+ * The training settings that relate to each other: the schedule fits in the run, evaluation has data. A key
+ * that an unknown key was taken for (`evaluate_every 50`, "did you mean `eval_every`?") counts as wrong, not
+ * as its default: the unknown key's error is the one mistake, and a rule about the default would repeat it.
+ */
+function checkTraining(run: ReadSettings, diagnostics: Diagnostic[], meant: (key: string) => boolean): void {
+  const wrong = (key: string) => invalid(run, key) || meant(key);
   const steps = settingValue<number>(run, RUN_KEYS, "steps")!;
   const warmup = num(run, "warmup_steps");
-  if (warmup !== undefined && !invalid(run, "steps") && warmup > steps) {
+  if (warmup !== undefined && !wrong("steps") && warmup > steps) {
     diagnostics.push(
       diagnose("warmupPastSteps", spanOf(run, "warmup_steps")!, [warmup, steps], {
         hint: run.settings.has("steps")
@@ -558,7 +565,9 @@ function checkTraining(run: ReadSettings, diagnostics: Diagnostic[]): void {
   }
   const minLr = num(run, "min_lr");
   const lr = settingValue<number>(run, RUN_KEYS, "lr")!;
-  if (minLr !== undefined && !invalid(run, "lr") && minLr > lr) {
+  // `lr_schedule constant` never reads min_lr (the program's lr_schedule::check skips it too).
+  const constant = !wrong("lr_schedule") && settingValue<string>(run, RUN_KEYS, "lr_schedule") === "constant";
+  if (minLr !== undefined && !wrong("lr") && !constant && minLr > lr) {
     diagnostics.push(
       diagnose("minLrAboveLr", spanOf(run, "min_lr")!, [shown(run, "min_lr"), shown(run, "lr")], {
         hint: run.settings.has("lr")
@@ -568,7 +577,7 @@ function checkTraining(run: ReadSettings, diagnostics: Diagnostic[]): void {
       }),
     );
   }
-  if (invalid(run, "eval_every") || invalid(run, "eval_data")) return;
+  if (wrong("eval_every") || wrong("eval_data")) return;
   const every = settingValue<number>(run, RUN_KEYS, "eval_every")!;
   const evalData = settingValue<PathValue>(run, RUN_KEYS, "eval_data")!;
   if (every > 0 && evalData.kind === "none") {

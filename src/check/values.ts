@@ -94,6 +94,12 @@ export function rangeText(rule: ValueRule): string {
   return "";
 }
 
+/** A string's text when it is a number as a spec writes one (`3e-4`, `16K`), else undefined. */
+function quotedNumber(text: string): string | undefined {
+  const trimmed = text.trim();
+  return /^[0-9]+(\.[0-9]+)?([eE][+-]?[0-9]+)?[KMGkmg]?$/.test(trimmed) ? trimmed : undefined;
+}
+
 export class SettingsReader {
   /**
    * `block.key` of every key an unknown key was taken for ("did you mean `hidden`?", a key written in the
@@ -237,9 +243,14 @@ export class SettingsReader {
     if (rule.type === "int" && rule.auto === true && value.kind === "word" && value.name === AUTO)
       return AUTO as unknown as number; // the planner picks it (schema.ts's AUTO)
     if (value.kind !== "number") {
+      // `lr "3e-4"`, as a YAML or JSON config writes it: the number is right, the quotes are not.
+      const unquoted = value.kind === "string" ? quotedNumber(value.value) : undefined;
       this.diagnostics.push(
         diagnose("wrongType", value.span, [key, expected, describeValue(value)], {
-          hint: `valid: ${rangeText(rule)}`,
+          hint:
+            unquoted !== undefined
+              ? `write the number without quotes: \`${key} ${unquoted}\``
+              : `valid: ${rangeText(rule)}`,
         }),
       );
       return undefined;
@@ -273,8 +284,15 @@ export class SettingsReader {
     shown: readonly string[] = words,
   ): string | undefined {
     if (value.kind !== "word") {
+      // `lr_schedule "cosine"`: a word value is written as a name, without quotes.
+      const quoted = value.kind === "string" && words.includes(value.value);
       this.diagnostics.push(
-        diagnose("wrongType", value.span, [key, `one of ${listWords(shown)}`, describeValue(value)]),
+        diagnose(
+          "wrongType",
+          value.span,
+          [key, `one of ${listWords(shown)}`, describeValue(value)],
+          quoted ? { hint: `write the word without quotes: \`${key} ${value.value}\`` } : {},
+        ),
       );
       return undefined;
     }

@@ -107,6 +107,7 @@ export const KEY_ALIASES: Readonly<Record<string, string>> = {
   lr_scheduler: "lr_schedule",
   min_learning_rate: "min_lr",
   max_grad_norm: "grad_clip",
+  gradient_clipping: "grad_clip", // DeepSpeed's config
   clip_grad: "grad_clip",
   grad_norm_clip: "grad_clip",
   gradient_accumulation_steps: "accumulate",

@@ -97,6 +97,10 @@ describe("a bad training value is an error at the value, with the valid range", 
     ["keep_checkpoints two", "two", "E0401", "whole number"],
     ["eval_data 100", "100", "E0401", '"val.bin"'],
     ["eval_every 2.5", "2.5", "E0403", "whole number"],
+    // A value quoted as a YAML or JSON config quotes it: the hint gives it back unquoted.
+    ['lr "3e-4"', '"3e-4"', "E0401", "write the number without quotes: `lr 3e-4`"],
+    ['accumulate "8"', '"8"', "E0401", "write the number without quotes: `accumulate 8`"],
+    ['lr_schedule "cosine"', '"cosine"', "E0401", "write the word without quotes: `lr_schedule cosine`"],
   ])("%s", (setting, value, code, hint) => {
     const source = spec(setting);
     const result = checkSource("t.lasp", source);
@@ -113,6 +117,9 @@ describe("rules between the training settings", () => {
     expect(codes("steps 100  warmup_steps 100  lr 1e-3  min_lr 1e-3")).toEqual([]);
     expect(codes("steps 100  warmup_steps 101")).toEqual(["E0512"]);
     expect(codes("lr 1e-3  min_lr 1.1e-3")).toEqual(["E0513"]);
+    // `constant` ignores min_lr, as the program's schedule check does: "would raise the rate" is untrue there.
+    expect(codes("lr 1e-3  min_lr 1.1e-3  lr_schedule constant")).toEqual([]);
+    expect(codes("lr 1e-3  min_lr 1.1e-3  lr_schedule linear")).toEqual(["E0513"]);
   });
 
   it("compare min_lr with lr's default, and say so", () => {
@@ -138,6 +145,23 @@ describe("rules between the training settings", () => {
     expect(codes("steps 0  warmup_steps 100")).toEqual(["E0402"]);
     expect(codes("lr 0  min_lr 1e-3")).toEqual(["E0402"]);
     expect(codes("eval_data 1  eval_every 10")).toEqual(["E0401"]);
+  });
+
+  it("stay quiet about a key that a misspelled key stood for, instead of judging its default", () => {
+    // Each would add a second diagnostic about the default the typo left (eval_every 0, steps 10, lr 3e-4).
+    expect(codes('eval_data "val.bin"  evaluate_every 50')).toEqual(["E0303"]);
+    expect(codes('eval_dat "val.bin"  eval_every 50')).toEqual(["E0303"]);
+    expect(codes("step 1000  warmup_steps 500")).toEqual(["E0303"]);
+    expect(codes("learning_rate 1e-2  min_lr 1e-3")).toEqual(["E0303"]);
+    // A key that stands for nothing known leaves the rules as they were.
+    expect(codes('eval_data "val.bin"  zzz 50')).toEqual(["W0607", "E0303"]);
+  });
+
+  it("give a quoted word that is not a value no made-up hint", () => {
+    const [d] = check('lr_schedule "fast"').diagnostics;
+    expect(d!.code).toBe("E0401");
+    expect(d!.hint).toBeUndefined();
+    expect(check('lr "fast"').diagnostics[0]!.hint).toBe("valid: more than 0 and at most 1");
   });
 });
 
@@ -174,6 +198,7 @@ describe("training settings in the docs and the key hints", () => {
       ["adam_beta2", "betas"],
       ["save_total_limit", "keep_checkpoints"],
       ["eval_interval", "eval_every"],
+      ["gradient_clipping", "grad_clip"], // DeepSpeed's
     ]) {
       expect(suggestKey(alias!, "run").hint, alias).toBe(`did you mean \`${key}\`?`);
     }
