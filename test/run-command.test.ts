@@ -14,7 +14,7 @@ import { captureIo } from "../src/cli/test-io.js";
 import { CodegenLimitation } from "../src/codegen/generate.js";
 import { encodeTokenFile, GPT2_FORMAT } from "../src/data/llmc-format.js";
 import { checkSource } from "../src/check/front-end.js";
-import { bytesTokenizerMismatch, trainTokenFiles } from "../src/cli/token-file-paths.js";
+import { bytesTokenizerMismatch, tokensOutsideVocab, trainTokenFiles } from "../src/cli/token-file-paths.js";
 import { modelHash } from "../src/codegen/train-constants.js";
 
 const SPEC = "examples/tiny-linear.lasp"; // parallel { gpus 2 }
@@ -682,7 +682,7 @@ describe("lasp run: train mode", () => {
       expect(real.err).toContain(
         contents === undefined
           ? `\`data\`: the token file ${path.join(cwd, "train.bin")} does not exist`
-          : `\`data\`: the token file ${path.join(cwd, "train.bin")} is not a readable llm.c token file`,
+          : `\`data\`: ${path.join(cwd, "train.bin")}: not an llm.c token file (nor a Megatron dataset: there is no ${path.join(cwd, "train")}.idx beside it): 6 bytes, too short for llm.c's header of 1024 bytes`,
       );
       // The real run's errors, word for word, then what else a real run would meet (here: no GPU).
       expect(dry.err.startsWith(real.err)).toBe(true);
@@ -804,7 +804,7 @@ describe("lasp run: train mode", () => {
       `\`data\`: the token file ${path.join(cwd, "few.bin")} holds ${seqLen} tokens: 0 windows, fewer than the 1 that one step reads (batch 1 x accumulate 1); a window is seq_len ${seqLen} tokens and the one after`,
     );
     expect(r.err).toContain(
-      `\`eval_data\`: the token file ${path.join(cwd, "cut.bin")} is not a readable llm.c token file: 2048 bytes, but its header counts ${4 * seqLen} tokens`,
+      `\`eval_data\`: ${path.join(cwd, "cut.bin")}: 2048 bytes, but its header counts ${4 * seqLen} tokens`,
     );
     expect(r.err).toContain("(truncated, or still being written?)");
     expect(existsSync(path.join(cwd, "runs"))).toBe(false);
@@ -845,6 +845,65 @@ describe("lasp run: train mode", () => {
     await writeFile(path.join(cwd, "gpt2.bin"), encodeTokenFile(GPT2_FORMAT, tokens));
     const checked = checkSource(spec, await readFile(spec, "utf8"));
     expect(await bytesTokenizerMismatch(checked.ast!, checked.spec!, cwd)).toBeUndefined();
+  });
+
+  it("stops before the build on token ids past the vocabulary, an llm.c file with `documents index`, and a quoted `bytes`", async () => {
+    const cwd = await mkdtemp(path.join(root, "ids-"));
+    const spec = path.join(cwd, "ids.lasp");
+    const text = await readFile(SPEC, "utf8");
+    const line = text.split("\n").findIndex((l) => l.includes("mode verify")) + 1;
+    await writeFile(spec, text.replace(/mode verify/, 'mode train  data "gpt2.bin"'));
+    const seqLen = checkSource(spec, await readFile(spec, "utf8")).spec!.run.seqLen;
+    const tokens = new Uint16Array(2 * seqLen + 1).fill(104);
+    tokens[9] = 50256; // GPT-2's end of text, past tiny-linear's vocab 512
+    await writeFile(path.join(cwd, "gpt2.bin"), encodeTokenFile(GPT2_FORMAT, tokens));
+    const r = await run({}, deps({ cwd }), spec);
+    expect(r.code).toBe(2);
+    expect(r.err).toContain(
+      `${spec}:${line}:${text.split("\n")[line - 1]!.indexOf("mode verify") + 1 + "mode train  ".length}: error: \`data\`: token 9 of ${path.join(cwd, "gpt2.bin")} is 50256, outside the vocabulary [0, 512)`,
+    );
+    expect(r.err).toContain("at least 50257");
+    expect(existsSync(path.join(cwd, "runs"))).toBe(false);
+    const fits = checkSource(spec, await readFile(spec, "utf8"));
+    tokens[9] = 511;
+    await writeFile(path.join(cwd, "gpt2.bin"), encodeTokenFile(GPT2_FORMAT, tokens));
+    expect(await tokensOutsideVocab(fits.ast!, fits.spec!, cwd)).toBeUndefined();
+    // `documents index` needs a Megatron index: an llm.c file is refused before the build, not after it.
+    await writeFile(spec, text.replace(/mode verify/, 'mode train  data "gpt2.bin"  documents index'));
+    const index = await run({}, deps({ cwd }), spec);
+    expect(index.code).toBe(2);
+    expect(index.err).toContain(
+      `\`data\`: \`documents index\` reads where documents end from a Megatron dataset's index, and ${path.join(cwd, "gpt2.bin")} is an llm.c token file`,
+    );
+    // `tokenizer "bytes"` names a folder; the hint says the word goes without quotes.
+    await writeFile(spec, text.replace(/mode verify/, 'mode train  data "gpt2.bin"  tokenizer "bytes"'));
+    const quoted = await run({}, deps({ cwd }), spec);
+    expect(quoted.code).toBe(2);
+    expect(quoted.err).toContain("= hint: write the word without quotes: `tokenizer bytes`");
+  });
+
+  it("stops before the build on a Megatron dataset missing a part or with a bad index, in the program's words", async () => {
+    const cwd = await mkdtemp(path.join(root, "megatron-"));
+    const spec = path.join(cwd, "meg.lasp");
+    const text = await readFile(SPEC, "utf8");
+    await writeFile(spec, text.replace(/mode verify/, 'mode train  data "corpus"'));
+    const seqLen = checkSource(spec, await readFile(spec, "utf8")).spec!.run.seqLen;
+    const prefix = path.join(cwd, "corpus");
+    const { bin, idx } = megatronParts(2 * seqLen + 1);
+    await writeFile(`${prefix}.bin`, bin);
+    const noIndex = await run({}, deps({ cwd }), spec);
+    expect(noIndex.code).toBe(2);
+    expect(noIndex.err).toContain(
+      `\`data\`: the Megatron dataset ${prefix} has no index: ${prefix}.idx is missing beside ${prefix}.bin`,
+    );
+    await writeFile(`${prefix}.idx`, idx.subarray(0, idx.length - 3));
+    const cut = await run({}, deps({ cwd }), spec);
+    expect(cut.code).toBe(2);
+    expect(cut.err).toContain(`${prefix}.idx is truncated: its header announces 1 sequences`);
+    await writeFile(`${prefix}.idx`, idx);
+    const ok = await run({ dryRun: true }, deps({ cwd }), spec);
+    expect(ok.err).not.toContain("error");
+    expect(ok.out).toContain(`--data ${prefix}`);
   });
 
   it("--resume DIR takes a run folder's newest checkpoint or a checkpoint folder, and passes its absolute path", async () => {
@@ -1061,3 +1120,18 @@ describe("lasp run on the command line", () => {
     expect(top.out).toContain("lasp run examples/tiny-linear.lasp");
   });
 });
+
+/** A Megatron dataset of one sequence of `tokens` uint16 zeros (.bin) and its index (.idx, one document). */
+function megatronParts(tokens: number): { bin: Buffer; idx: Buffer } {
+  const idx = Buffer.alloc(34 + 12 + 16);
+  idx.write("MMIDIDX\0\0", 0, "latin1");
+  idx.writeBigUInt64LE(1n, 9);
+  idx.writeUInt8(8, 17); // uint16
+  idx.writeBigUInt64LE(1n, 18);
+  idx.writeBigUInt64LE(2n, 26);
+  idx.writeInt32LE(tokens, 34);
+  idx.writeBigInt64LE(0n, 38);
+  idx.writeBigInt64LE(0n, 46);
+  idx.writeBigInt64LE(1n, 54);
+  return { bin: Buffer.alloc(2 * tokens), idx };
+}

@@ -35,7 +35,12 @@ import {
   type LaunchResult,
 } from "../toolchain/launch.js";
 import { lossChartSvg } from "../toolchain/loss-chart.js";
-import { bytesTokenizerMismatch, tokenizerFolder, trainTokenFiles } from "./token-file-paths.js";
+import {
+  bytesTokenizerMismatch,
+  tokenizerFolder,
+  tokensOutsideVocab,
+  trainTokenFiles,
+} from "./token-file-paths.js";
 import { hfLoadLine, RunProgress, StatusLine } from "../toolchain/progress.js";
 import { hfConfig } from "../model/hf-config.js";
 import {
@@ -403,7 +408,11 @@ export async function runCommand(
   const tokenFiles = [...(tokens?.args ?? []), ...tokenizer.args];
   const fileProblems = [...(tokens?.problems ?? []), ...tokenizer.problems];
   // The byte tokenizer is checked against the data where both are there to read.
+  // The token ids, against the vocabulary and the byte tokenizer, where the files are there to read (two
+  // settings, each wrong for its own reason: both are said).
   if (train && fileProblems.length === 0) {
+    const outside = await tokensOutsideVocab(loaded.ast!, spec, specFolder);
+    if (outside !== undefined) fileProblems.push(outside);
     const mismatch = await bytesTokenizerMismatch(loaded.ast!, spec, specFolder);
     if (mismatch !== undefined) fileProblems.push(mismatch);
   }

@@ -2,14 +2,18 @@
 // the spec's `data` and `eval_data` resolved against the spec's folder (the program compiles them in as
 // written, relative to its working directory), and what is wrong with them, with where the spec names them,
 // so the run stops before the build rather than after it: a file that does not exist, an llm.c file whose
-// header or size is wrong, or one with fewer windows than a step (or an evaluation batch) reads. The program checks the same and more (every token
-// id against the vocabulary; Megatron-LM's index) before step 1.
+// header or size is wrong, a Megatron dataset missing a part or whose index's header or sizes are wrong, one
+// with fewer windows than a step (or an evaluation batch) reads, an llm.c file with `documents index`, and ids
+// past the vocabulary among an llm.c file's first million. The program checks the same and more (every token
+// id; every sequence of Megatron-LM's index) before step 1.
 import { existsSync } from "node:fs";
 import path from "node:path";
 import type { SpecFile } from "../ast/ast.js";
 import type { Span } from "../ast/span.js";
 import type { ResolvedSpec } from "../spec/resolved.js";
 import { findTokenOutOfRange, readTokenFileHeader } from "../data/token-file.js";
+import { megatronPrefix } from "../data/megatron-index.js";
+import { maskedObjective } from "../codegen/view-model.js";
 import {
   describeTokenFile,
   FOLDER_PROBLEM,
@@ -29,8 +33,15 @@ export interface TokenFileProblem {
   hint: string;
 }
 
-/** A llm.c file, or a Megatron dataset named by its prefix (PREFIX.bin beside PREFIX.idx). */
-const present = (file: string): boolean => existsSync(file) || existsSync(`${file}.bin`);
+/**
+ * A llm.c file, or either part of a Megatron dataset (PREFIX.bin, PREFIX.idx): a pair missing its other part
+ * is described by describeTokenFile, in the program's words.
+ */
+const present = (file: string): boolean =>
+  existsSync(file) ||
+  existsSync(`${file}.bin`) ||
+  existsSync(`${file}.idx`) ||
+  megatronPrefix(file) !== undefined;
 
 function settingSpan(ast: SpecFile, key: string): Span | undefined {
   for (const block of ast.blocks)
@@ -82,6 +93,7 @@ export function trainTokenFiles(
     }
     if (need === 0) continue;
     const d = describeTokenFile(file, real, 0);
+    const megatron = megatronPrefix(file) !== undefined;
     if (d.kind === "unreadable" && d.problem === FOLDER_PROBLEM)
       problems.push({
         ...at,
@@ -91,8 +103,19 @@ export function trainTokenFiles(
     else if (d.kind === "unreadable")
       problems.push({
         ...at,
-        message: `the token file ${file} is not a readable llm.c token file: ${d.problem ?? "unreadable"}`,
-        hint: "write it with `lasp tokens` or llm.c's data scripts; a Megatron-LM dataset is named by its prefix (PREFIX for PREFIX.bin and PREFIX.idx)",
+        // The problem names the file where it is the program's sentence (a Megatron dataset's); an llm.c
+        // file's says what is wrong with it.
+        message: megatron ? (d.problem ?? "unreadable") : `${file}: ${d.problem ?? "unreadable"}`,
+        hint: megatron
+          ? "Megatron-LM's tools/preprocess_data.py writes PREFIX.bin and PREFIX.idx together; name an llm.c token file by its own path"
+          : "write it with `lasp tokens` or llm.c's data scripts; a Megatron-LM dataset is named by its prefix (PREFIX for PREFIX.bin and PREFIX.idx)",
+      });
+    // The program refuses `documents index` on an llm.c file before step 1 (it has no index); say it before the build.
+    else if (key === "data" && d.kind === "llm.c" && spec.run.documents.kind === "index")
+      problems.push({
+        ...at,
+        message: `\`documents index\` reads where documents end from a Megatron dataset's index, and ${file} is an llm.c token file`,
+        hint: "use `documents eos` with `eos_token N`, the token that ends its documents, or a Megatron dataset (PREFIX.bin and PREFIX.idx)",
       });
     const few = tooFewWindows(d, need, reads);
     if (few !== "")
@@ -126,7 +149,11 @@ export function tokenizerFolder(
       message: existsSync(folder)
         ? `${folder} holds no tokenizer.json or tokenizer.model`
         : `the folder ${folder} does not exist (paths are relative to the spec's folder)`,
-      hint: "name a Hugging Face model's folder (it has tokenizer.json), `tokenizer bytes` for `lasp tokens` files, or `tokenizer none`",
+      // `tokenizer "bytes"` names a folder called bytes; the word, unquoted, is the byte tokenizer.
+      hint:
+        (tokenizer.path === "bytes" || tokenizer.path === "none") && !existsSync(folder)
+          ? `write the word without quotes: \`tokenizer ${tokenizer.path}\` (in quotes it names a folder)`
+          : "name a Hugging Face model's folder (it has tokenizer.json), `tokenizer bytes` for `lasp tokens` files, or `tokenizer none`",
     });
   return { args: ["--tokenizer", folder], problems };
 }
@@ -161,4 +188,44 @@ export async function bytesTokenizerMismatch(
     message: `\`tokenizer bytes\` writes a byte tokenizer, but token ${beyond.index} of ${file} is ${beyond.token}, not a byte: the data comes from another tokenizer`,
     hint: 'name that tokenizer\'s Hugging Face folder (`tokenizer "gpt2"`), or `tokenizer none`',
   };
+}
+
+/**
+ * The first token of an llm.c `data` or `eval_data` file, among its first million, that the model has no row
+ * for (vocab, or vocab - 1 for an encoder, whose last id is the mask): the program checks every token before
+ * step 1, after the build; this catches a file of another tokenizer (GPT-2's ids with `vocab 256`) before it.
+ * Undefined when those fit, or there is nothing to read (a Megatron dataset, or a file trainTokenFiles reports).
+ */
+export async function tokensOutsideVocab(
+  ast: SpecFile,
+  spec: ResolvedSpec,
+  specFolder: string,
+): Promise<TokenFileProblem | undefined> {
+  const masked = maskedObjective(spec);
+  const limit = masked ? spec.model.vocab - 1 : spec.model.vocab;
+  const files: ["data" | "eval_data", { kind: string; path?: string }][] = [["data", spec.run.data]];
+  if (spec.run.train.evalEvery > 0) files.push(["eval_data", spec.run.train.evalData]);
+  for (const [key, source] of files) {
+    if (source.kind !== "file" || source.path === undefined) continue;
+    const file = path.resolve(specFolder, source.path);
+    let header;
+    try {
+      header = await readTokenFileHeader(file);
+    } catch {
+      continue;
+    }
+    const beyond = await findTokenOutOfRange(file, header, limit, BYTES_CHECKED, BYTES_CHECKED);
+    if (beyond === undefined) continue;
+    return {
+      key,
+      path: file,
+      span: settingSpan(ast, key),
+      message:
+        `token ${beyond.index} of ${file} is ${beyond.token}, outside the vocabulary [0, ${limit})` +
+        (masked ? " (masked-token prediction keeps id vocab - 1 for the mask)" : "") +
+        `: the file's tokenizer has more ids than \`vocab ${spec.model.vocab}\``,
+      hint: `set \`vocab\` to the tokenizer's size (at least ${beyond.token + 1}${masked ? ", and one more for the mask" : ""}), or use a file of the model's tokenizer`,
+    };
+  }
+  return undefined;
 }

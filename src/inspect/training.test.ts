@@ -53,14 +53,10 @@ describe("inspect's training section", () => {
     expect(text).toContain("every 20 steps and at the end, the last 2 kept");
   });
 
-  it("says what it cannot count: a missing file, a Megatron dataset, synthetic tokens; nothing outside train mode", () => {
-    writeFileSync(join(folder, "corpus.idx"), "");
-    writeFileSync(join(folder, "corpus.bin"), "");
+  it("says what it cannot count: a missing file, synthetic tokens; nothing outside train mode", () => {
     const missing = section(spec('mode train  data "nothing.bin"'), folder).training!;
     expect(missing.data).toMatchObject({ kind: "missing" });
     expect(trainingText(missing)).toContain("does not exist yet (`lasp tokens FILES... -o");
-    const megatron = section(spec('mode train  data "corpus"'), folder).training!;
-    expect(megatron.data).toMatchObject({ kind: "Megatron" });
     expect(section(spec("mode train"), folder).training!.data).toEqual({ kind: "synthetic" });
     expect(section(spec("mode bench"), folder).training).toBeUndefined();
   });
@@ -119,7 +115,112 @@ run { seq_len 1K  batch 4  mode train  accumulate 3  data "train.bin"  eval_data
       'mode train  steps 100  lr 3e-4  warmup_steps 10  data "train.bin"  eval_data "train.bin"  eval_every 25',
     );
     const text = trainingText(section(s, folder).training!, 400);
-    expect(text).toContain(`its first ${EVAL_WINDOWS} windows every 25 steps and at the end`);
+    // train.bin's 10 windows, cut to whole batches of 4: train.cuh's `evaluate` reads 8, not EVAL_WINDOWS.
+    expect(text).toContain(
+      "its first 8 windows (whole batches of 4; at most 32) every 25 steps and at the end",
+    );
     expect(text).toContain("10 warmup steps to 0.0003, then cosine to 0.00003 at step 100");
+    // A file of more than EVAL_WINDOWS windows: the first EVAL_WINDOWS.
+    writeFileSync(join(folder, "big.bin"), encodeTokenFile(GPT2_FORMAT, new Uint16Array(40 * 1024 + 1)));
+    const big = spec('mode train  steps 100  data "train.bin"  eval_data "big.bin"  eval_every 25');
+    expect(trainingText(section(big, folder).training!, 400)).toContain(
+      `its first ${EVAL_WINDOWS} windows every 25 steps and at the end`,
+    );
+    // eval_every 0: the program never opens eval_data (W0607), and inspect says so rather than "every 0 steps".
+    const never = trainingText(
+      section(spec('mode train  data "train.bin"  eval_data "big.bin"'), folder).training!,
+      400,
+    );
+    expect(never).toContain("big.bin: 40,961 tokens, 40 windows; never read: eval_every is 0");
+    expect(never).not.toContain("every 0 steps");
+  });
+});
+
+/** A Megatron dataset of one sequence of `tokens` uint16 zeros, PREFIX.bin and PREFIX.idx (one document). */
+function megatronParts(tokens: number): { bin: Buffer; idx: Buffer } {
+  const idx = Buffer.alloc(34 + 12 + 16);
+  idx.write("MMIDIDX\0\0", 0, "latin1");
+  idx.writeBigUInt64LE(1n, 9);
+  idx.writeUInt8(8, 17); // uint16
+  idx.writeBigUInt64LE(1n, 18);
+  idx.writeBigUInt64LE(2n, 26);
+  idx.writeInt32LE(tokens, 34);
+  idx.writeBigInt64LE(0n, 38);
+  idx.writeBigInt64LE(0n, 46);
+  idx.writeBigInt64LE(1n, 54);
+  return { bin: Buffer.alloc(2 * tokens), idx };
+}
+
+describe("inspect's training section on a Megatron dataset", () => {
+  const folder = mkdtempSync(join(tmpdir(), "lasp-megatron-"));
+  const write = (name: string, parts: { bin?: Buffer; idx?: Buffer }) => {
+    if (parts.bin !== undefined) writeFileSync(join(folder, `${name}.bin`), parts.bin);
+    if (parts.idx !== undefined) writeFileSync(join(folder, `${name}.idx`), parts.idx);
+  };
+  const data = (name: string) => section(spec(`mode train  data "${name}"`), folder).training!.data;
+
+  it("counts its tokens and windows from the index, named by prefix, PREFIX.bin or PREFIX.idx", () => {
+    write("corpus", megatronParts(10241));
+    for (const name of ["corpus", "corpus.bin", "corpus.idx"]) {
+      expect(data(name), name).toMatchObject({ kind: "Megatron", tokens: 10241, windows: 10 });
+    }
+    const text = trainingText(section(spec('mode train  steps 5  data "corpus"'), folder).training!, 400);
+    expect(text).toContain(
+      "corpus (a Megatron-LM dataset): 10,241 tokens, 10 windows; the run reads it 2.00 times",
+    );
+  });
+
+  it("says what the program would refuse: a part missing, a bad header, sizes that disagree", () => {
+    const { bin, idx } = megatronParts(2000);
+    write("lonely", { bin });
+    write("orphan", { idx });
+    const cases: [string, { bin?: Buffer; idx?: Buffer } | undefined, string][] = [
+      [
+        "lonely",
+        undefined,
+        `the Megatron dataset ${join(folder, "lonely")} has no index: ${join(folder, "lonely")}.idx is missing`,
+      ],
+      [
+        "lonely.bin",
+        undefined,
+        `not an llm.c token file (nor a Megatron dataset: there is no ${join(folder, "lonely")}.idx beside it)`,
+      ],
+      [
+        "orphan",
+        undefined,
+        `the Megatron dataset ${join(folder, "orphan")} has no data: ${join(folder, "orphan")}.bin is missing`,
+      ],
+      [
+        "magic",
+        { bin, idx: Buffer.concat([Buffer.from("XX"), idx.subarray(2)]) },
+        'is not a Megatron index: it does not start with "MMIDIDX\\0\\0"',
+      ],
+      [
+        "short",
+        { bin, idx: idx.subarray(0, 20) },
+        "is truncated: 20 bytes, too short for the 34-byte header",
+      ],
+      [
+        "float",
+        { bin, idx: Buffer.concat([idx.subarray(0, 17), Buffer.from([7]), idx.subarray(18)]) },
+        "has dtype code 7 (byte 17: float32, not token ids)",
+      ],
+      [
+        "cut",
+        { bin, idx: idx.subarray(0, idx.length - 8) },
+        "is truncated: its header announces 1 sequences and 2 document indices",
+      ],
+      [
+        "long",
+        { bin: Buffer.alloc(4002), idx },
+        `${join(folder, "long")}.bin is longer than its index says: ${join(folder, "long")}.idx describes 2000 tokens (4000 bytes), the file has 4002`,
+      ],
+    ];
+    for (const [name, parts, problem] of cases) {
+      if (parts !== undefined) write(name, parts);
+      const d = data(name);
+      expect(d.kind, name).toBe("unreadable");
+      expect((d as { problem?: string }).problem, name).toContain(problem);
+    }
   });
 });

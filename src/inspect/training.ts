@@ -4,7 +4,8 @@
 // section's and the memory model's; the data file's the program reads the same way (token_files.cuh).
 import { closeSync, existsSync, fstatSync, openSync, readSync } from "node:fs";
 import path from "node:path";
-import { checkFileSize, decodeHeader, HEADER_BYTES } from "../data/llmc-format.js";
+import { checkFileSize, decodeHeader, HEADER_BYTES, TokenFileError } from "../data/llmc-format.js";
+import { megatronPrefix, megatronTokens } from "../data/megatron-index.js";
 import { EVAL_WINDOWS } from "../codegen/train-constants.js";
 import type { ResolvedSpec } from "../spec/resolved.js";
 import { formatTime, MAX_WIDTH, table } from "../text/units.js";
@@ -13,7 +14,7 @@ import type { StepSection } from "./step.js";
 export interface TrainingData {
   /** The file as the spec names it, resolved against the spec's folder. */
   path: string;
-  /** `llm.c` (its header read), `Megatron` (the program counts its tokens), `missing`, or `unreadable`. */
+  /** `llm.c` or `Megatron` (its header, or index's, read), `missing`, or `unreadable`. */
   kind: "llm.c" | "Megatron" | "missing" | "unreadable";
   tokens?: number;
   /** Windows of seq_len tokens and the one after (token_files.cuh window_count). */
@@ -54,10 +55,21 @@ export interface TrainingSection {
 /** The problem of a data path that names a folder (`lasp run` words the same case its own way). */
 export const FOLDER_PROBLEM = "it is a folder, not a token file";
 
-/** What the token file at `file` holds, from its header (llm.c) or its kind (Megatron), without reading it. */
+/** What the token file at `file` holds, from its header (llm.c) or its index's header and last sequence (Megatron). */
 export function describeTokenFile(file: string, seqLen: number, windowsRead: number): TrainingData {
-  if (existsSync(`${file}.idx`) || (file.endsWith(".bin") && existsSync(`${file.slice(0, -4)}.idx`)))
-    return { path: file, kind: "Megatron" };
+  const prefix = megatronPrefix(file);
+  if (prefix !== undefined) {
+    // A prefix whose .idx or .bin is missing, or an index the program would refuse, is said now, as it will say it.
+    try {
+      return counted(file, "Megatron", megatronTokens(prefix), seqLen, windowsRead);
+    } catch (error) {
+      return {
+        path: file,
+        kind: "unreadable",
+        problem: error instanceof Error ? error.message : String(error),
+      };
+    }
+  }
   if (!existsSync(file)) return { path: file, kind: "missing" };
   let fd: number | undefined;
   try {
@@ -65,27 +77,43 @@ export function describeTokenFile(file: string, seqLen: number, windowsRead: num
     // Reading a folder fails with EISDIR, which says nothing to someone who named a folder by mistake.
     if (fstatSync(fd).isDirectory()) return { path: file, kind: "unreadable", problem: FOLDER_PROBLEM };
     const bytes = new Uint8Array(HEADER_BYTES);
-    if (readSync(fd, bytes, 0, HEADER_BYTES, 0) < HEADER_BYTES)
-      throw new Error("shorter than llm.c's header");
-    const header = decodeHeader(bytes);
+    const header = decodeHeader(bytes.subarray(0, readSync(fd, bytes, 0, HEADER_BYTES, 0)));
     checkFileSize(header, fstatSync(fd).size);
-    const windows = header.tokens > 0 ? Math.floor((header.tokens - 1) / seqLen) : 0;
-    return {
-      path: file,
-      kind: "llm.c",
-      tokens: header.tokens,
-      windows,
-      ...(windows > 0 && windowsRead > 0 ? { epochs: windowsRead / windows } : {}),
-    };
+    return counted(file, "llm.c", header.tokens, seqLen, windowsRead);
   } catch (error) {
-    return {
-      path: file,
-      kind: "unreadable",
-      problem: error instanceof Error ? error.message : String(error),
-    };
+    let problem = error instanceof Error ? error.message : String(error);
+    // What the program says where a .bin is neither (token_files.cuh, open_llmc).
+    const neither =
+      error instanceof TokenFileError && (error.problem === "bad-magic" || error.problem === "short-header");
+    if (neither && file.endsWith(".bin")) {
+      const what = `not an llm.c token file (nor a Megatron dataset: there is no ${file.slice(0, -4)}.idx beside it)`;
+      problem =
+        error.problem === "bad-magic"
+          ? problem.replace("not an llm.c token file", what)
+          : `${what}: ${problem}`;
+    } else if (neither && error.problem === "short-header") problem = `not an llm.c token file: ${problem}`;
+    return { path: file, kind: "unreadable", problem };
   } finally {
     if (fd !== undefined) closeSync(fd);
   }
+}
+
+/** A token file of `tokens` tokens, in windows of seqLen and the one after (token_files.cuh window_count). */
+function counted(
+  file: string,
+  kind: "llm.c" | "Megatron",
+  tokens: number,
+  seqLen: number,
+  windowsRead: number,
+): TrainingData {
+  const windows = tokens > 0 ? Math.floor((tokens - 1) / seqLen) : 0;
+  return {
+    path: file,
+    kind,
+    tokens,
+    windows,
+    ...(windows > 0 && windowsRead > 0 ? { epochs: windowsRead / windows } : {}),
+  };
 }
 
 /** What reads a data file's windows, for tooFewWindows. */
@@ -158,7 +186,7 @@ const count = (n: number): string =>
 
 /** Where a token file holds fewer windows than `need`, what the program will say before step 1, else "". */
 export function tooFewWindows(d: TrainingData, need: number, reads: string): string {
-  if (d.kind !== "llm.c" || (d.windows ?? 0) >= need) return "";
+  if ((d.kind !== "llm.c" && d.kind !== "Megatron") || (d.windows ?? 0) >= need) return "";
   return `${count(d.windows ?? 0)} windows, fewer than the ${count(need)} ${reads}`;
 }
 
@@ -166,20 +194,46 @@ function dataText(d: TrainingData | { kind: "synthetic" }, need = 0, reads = "")
   switch (d.kind) {
     case "synthetic":
       return "synthetic: new random tokens every step from the seed";
-    case "Megatron":
-      return `${shown(d.path)} (a Megatron-LM dataset: the program counts its tokens)`;
     case "missing":
       return `${shown(d.path)} does not exist yet (\`lasp tokens FILES... -o ${shown(d.path)}\` makes one from text)`;
     case "unreadable":
       return `${shown(d.path)}: ${d.problem ?? "unreadable"}`;
+    case "Megatron":
     case "llm.c": {
       const few = tooFewWindows(d, need, reads);
       if (few !== "")
         return `${shown(d.path)}: ${count(d.tokens ?? 0)} tokens: ${few} (the program stops before step 1)`;
       const epochs = d.epochs === undefined ? "" : `; the run reads it ${d.epochs.toFixed(2)} times`;
-      return `${shown(d.path)}: ${count(d.tokens ?? 0)} tokens, ${count(d.windows ?? 0)} windows${epochs}`;
+      const kind = d.kind === "Megatron" ? " (a Megatron-LM dataset)" : "";
+      return `${shown(d.path)}${kind}: ${count(d.tokens ?? 0)} tokens, ${count(d.windows ?? 0)} windows${epochs}`;
     }
   }
+}
+
+/**
+ * Windows one evaluation reads, as train.cuh's `evaluate` counts them: the first EVAL_WINDOWS of the file, or
+ * all it holds when fewer, cut to whole batches. Undefined where the file's windows are not known here.
+ */
+export function windowsEvaluated(d: TrainingData, perBatch: number): number | undefined {
+  if ((d.kind !== "llm.c" && d.kind !== "Megatron") || d.windows === undefined) return undefined;
+  const windows = Math.min(d.windows, EVAL_WINDOWS);
+  return windows - (windows % perBatch);
+}
+
+/** When and on what an evaluation runs, after the file's description. */
+function evaluationText(s: TrainingSection): string {
+  // With eval_every 0 the program never opens eval_data (W0607).
+  if (s.evalEvery === 0) return "; never read: eval_every is 0";
+  const evaluated = windowsEvaluated(s.evalData!, s.windowsPerEvalBatch);
+  const what =
+    evaluated === undefined
+      ? `its first ${EVAL_WINDOWS} windows (or all, when fewer, in whole batches)`
+      : evaluated === 0
+        ? "" // too few windows for one batch: the file's text says so
+        : evaluated === EVAL_WINDOWS
+          ? `its first ${EVAL_WINDOWS} windows`
+          : `its first ${evaluated} windows (whole batches of ${s.windowsPerEvalBatch}; at most ${EVAL_WINDOWS})`;
+  return what === "" ? "" : `; ${what} every ${s.evalEvery} steps and at the end`;
 }
 
 export function trainingText(s: TrainingSection, width: number = MAX_WIDTH): string {
@@ -198,12 +252,7 @@ export function trainingText(s: TrainingSection, width: number = MAX_WIDTH): str
     ["learning rate", schedule],
     ["data", dataText(s.data, s.windowsPerStep, s.stepReads)],
     ...(s.evalData !== undefined
-      ? [
-          [
-            "evaluation",
-            `${dataText(s.evalData, s.windowsPerEvalBatch, s.evalReads)}; its first ${EVAL_WINDOWS} windows every ${s.evalEvery} steps and at the end`,
-          ],
-        ]
+      ? [["evaluation", `${dataText(s.evalData, s.windowsPerEvalBatch, s.evalReads)}${evaluationText(s)}`]]
       : []),
     [
       "checkpoints",
