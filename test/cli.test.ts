@@ -181,6 +181,16 @@ describe("usage", () => {
     expect(run.stderr).toContain("unknown command 'frobnicate'");
   });
 
+  it("a command's usage error points to that command's help, exit 2", async () => {
+    const run = await lasp(["tokens", "README.md"]);
+    expect(run.exit).toBe(2);
+    expect(run.stderr).toContain(
+      "required option '-o, --out <file>' not specified\n(run `lasp help tokens` for usage)",
+    );
+    const unknown = await lasp(["frobnicate"]);
+    expect(unknown.stderr).toContain("(run `lasp --help` for usage)");
+  });
+
   it("help for an unknown command says it is unknown, not the whole help, and exits 2", async () => {
     const run = await lasp(["help", "frobnicate"]);
     expect(run.exit).toBe(2);

@@ -239,7 +239,10 @@ export function buildProgram(
     .requiredOption("-o, --out <file>", "the token file to write (llm.c's GPT-2 format, version 1)")
     .option("--force", "replace a file at --out that is not a token file lasp wrote")
     .option("--eval-out <file>", "hold the last tokens out, in this token file (for eval_data)")
-    .option("--eval-share <fraction>", "the share held out with --eval-out, between 0 and 1 (default 0.1)")
+    .option(
+      "--eval-share <fraction>",
+      "the share held out with --eval-out, above 0 and below 1 (default 0.1)",
+    )
     .action(async (files: string[], options: TokensOptions) => {
       const { tokensCommand } = await import("./tokens-command.js");
       setExit(await tokensCommand(files, options, io));
@@ -269,6 +272,9 @@ export function buildProgram(
       setExit(await calibrateCommand(options, io));
     });
 
+  // A command's usage error points to that command's help, not the list of commands.
+  for (const command of program.commands)
+    command.showHelpAfterError(`(run \`lasp help ${command.name()}\` for usage)`);
   return program;
 }
 
