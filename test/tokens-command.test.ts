@@ -125,6 +125,27 @@ describe("lasp tokens on inputs it cannot use", () => {
     expect(existsSync(target)).toBe(false);
   });
 
+  it("refuses an input that is tokens already: an llm.c token file, either part of a Megatron dataset", async () => {
+    const target = out();
+    const llmc = file(encodeTokenFile(LLAMA3_FORMAT, [1, 2, 3]), "train.bin");
+    const run = await lasp(["tokens", file("text"), llmc, "-o", target]);
+    expect(run).toMatchObject({
+      exit: 2,
+      stderr: `lasp: ${llmc} is already an llm.c token file (3 Llama-3 tokens): name it as \`data\` in a spec; \`lasp tokens\` reads text\n`,
+    });
+    const index = file(Buffer.concat([Buffer.from("MMIDIDX\0\0", "latin1"), Buffer.alloc(25)]), "corpus.idx");
+    const bin = file(new Uint8Array([1, 0, 2, 0]), "corpus.bin");
+    expect((await lasp(["tokens", index, "-o", target])).stderr).toBe(
+      `lasp: ${index} is a Megatron-LM dataset's index: name its prefix as \`data\` in a spec; \`lasp tokens\` reads text\n`,
+    );
+    expect((await lasp(["tokens", bin, "-o", target])).stderr).toContain(
+      `${bin} is a Megatron-LM dataset's tokens (${join(dir, "corpus")}.idx is beside it)`,
+    );
+    expect(existsSync(target)).toBe(false);
+    // A .bin of its own (no index beside it) is bytes like any other file.
+    expect((await lasp(["tokens", file(new Uint8Array([1, 2]), "blob2.bin"), "-o", target])).exit).toBe(0);
+  });
+
   it("refuses to write a file of no tokens (llm.c's loader needs one)", async () => {
     const target = out();
     const run = await lasp(["tokens", file(""), file(""), "-o", target]);
@@ -180,8 +201,14 @@ describe("lasp tokens --eval-out", () => {
   it("refuses a share outside (0, 1), a share without a file, one file for both, and parts too small to train", async () => {
     const input = file("some text to split");
     const cases: [string[], RegExp][] = [
-      [["--eval-out", out(), "--eval-share", "1.5"], /--eval-share must be a number between 0 and 1/],
-      [["--eval-out", out(), "--eval-share", "zero"], /--eval-share must be a number between 0 and 1/],
+      [
+        ["--eval-out", out(), "--eval-share", "1.5"],
+        /--eval-share must be a number above 0 and below 1 \(0\.05 holds out 5%\), got /,
+      ],
+      [
+        ["--eval-out", out(), "--eval-share", "zero"],
+        /--eval-share must be a number above 0 and below 1 \(0\.05 holds out 5%\), got /,
+      ],
       [["--eval-share", "0.1"], /--eval-share needs --eval-out FILE/],
       [["--eval-out", "SAME"], /--eval-out names the same file as -o/],
       [["--eval-out", out(), "--eval-share", "0.01"], /each file needs 2 tokens at least/],

@@ -6,11 +6,19 @@
 // OUT is replaced whole (src/io/atomic-write.ts) and only when it is a token file of this kind, which is what
 // `lasp tokens` writes (a valid GPT-2 header and size, every token below 256): the single-file form of
 // compile's rule that lasp replaces only what it wrote. Anything else (text, a GPT-2 token file made with
-// llm.c's scripts, a mistyped input) is refused with exit 2 unless --force.
-import type { Stats } from "node:fs";
+// llm.c's scripts, a mistyped input) is refused with exit 2 unless --force. An input that is tokens already
+// (an llm.c file, a Megatron dataset's part) is refused: it belongs in a spec's `data`.
+import { existsSync, type Stats } from "node:fs";
 import { readFile, stat } from "node:fs/promises";
 import { dirname } from "node:path";
-import { encodeByteTokens, GPT2_FORMAT, MAX_TOKENS, TokenFileError } from "../data/llmc-format.js";
+import {
+  decodeHeader,
+  encodeByteTokens,
+  GPT2_FORMAT,
+  MAX_TOKENS,
+  TokenFileError,
+} from "../data/llmc-format.js";
+import { MEGATRON_MAGIC } from "../data/megatron-index.js";
 import { findTokenOutOfRange, readTokenFileHeader } from "../data/token-file.js";
 import { writeFileAtomic } from "../io/atomic-write.js";
 import { describeReadError, errorCode } from "../io/write-error.js";
@@ -114,7 +122,7 @@ function evalShareOption(options: TokensOptions, io: CliIo): number | undefined 
   const share = Number(options.evalShare);
   if (!(share > 0 && share < 1)) {
     io.stderr(
-      `lasp: --eval-share must be a number between 0 and 1 (0.05 holds out 5%), got ${options.evalShare}\n`,
+      `lasp: --eval-share must be a number above 0 and below 1 (0.05 holds out 5%), got ${options.evalShare}\n`,
     );
     return null;
   }
@@ -165,6 +173,11 @@ async function readInputs(files: string[], io: CliIo): Promise<Uint8Array[] | un
       io.stderr(`lasp: cannot read ${file}: ${describeReadError(error)}\n`);
       return undefined;
     }
+    const tokens = alreadyTokens(file, chunks.at(-1)!);
+    if (tokens !== undefined) {
+      io.stderr(`lasp: ${file} ${tokens}; \`lasp tokens\` reads text\n`);
+      return undefined;
+    }
   }
   const read = chunks.reduce((sum, chunk) => sum + chunk.length, 0);
   if (read > MAX_TOKENS) {
@@ -172,6 +185,25 @@ async function readInputs(files: string[], io: CliIo): Promise<Uint8Array[] | un
     return undefined;
   }
   return chunks;
+}
+
+/**
+ * What an input holds when it is tokens already (its bytes would train a model on a header and token ids):
+ * an llm.c token file, or either part of a Megatron-LM dataset. Undefined for anything else.
+ */
+function alreadyTokens(file: string, bytes: Uint8Array): string | undefined {
+  try {
+    const header = decodeHeader(bytes);
+    return `is already an llm.c token file (${header.tokens} ${header.format.name} tokens): name it as \`data\` in a spec`;
+  } catch (error) {
+    if (!(error instanceof TokenFileError)) throw error;
+  }
+  const megatron = "name its prefix as `data` in a spec";
+  if (Buffer.from(bytes.subarray(0, MEGATRON_MAGIC.length)).toString("latin1") === MEGATRON_MAGIC)
+    return `is a Megatron-LM dataset's index: ${megatron}`;
+  if (file.endsWith(".bin") && existsSync(`${file.slice(0, -4)}.idx`))
+    return `is a Megatron-LM dataset's tokens (${file.slice(0, -4)}.idx is beside it): ${megatron}`;
+  return undefined;
 }
 
 /**

@@ -5,7 +5,8 @@
 // so a large index costs a few reads.
 import { closeSync, existsSync, fstatSync, openSync, readSync } from "node:fs";
 
-const MAGIC = "MMIDIDX\0\0";
+/** The first bytes of an index. */
+export const MEGATRON_MAGIC = "MMIDIDX\0\0";
 /** Magic (9), version uint64, dtype code uint8, sequence count uint64, document count uint64. */
 export const MEGATRON_HEADER_BYTES = 34;
 /** Bytes of a token per dtype code; 6 (float64) and 7 (float32) hold no token ids. */
@@ -38,7 +39,7 @@ export function megatronTokens(prefix: string): number {
     const size = fstatSync(fd).size;
     const header = Buffer.alloc(MEGATRON_HEADER_BYTES);
     const got = readSync(fd, header, 0, MEGATRON_HEADER_BYTES, 0);
-    if (got < MAGIC.length || header.toString("latin1", 0, MAGIC.length) !== MAGIC)
+    if (got < MEGATRON_MAGIC.length || header.toString("latin1", 0, MEGATRON_MAGIC.length) !== MEGATRON_MAGIC)
       throw new Error(`${idx} is not a Megatron index: it does not start with "MMIDIDX\\0\\0"`);
     if (got < MEGATRON_HEADER_BYTES)
       throw new Error(
