@@ -13,7 +13,7 @@ import { formatSpec } from "../format/format.js";
 import { writeFileAtomic } from "../io/atomic-write.js";
 import { describeReadError, errorCode } from "../io/write-error.js";
 import { HfImportError, importHfConfig, type LayerChoice } from "../model/hf-import.js";
-import { shellQuote } from "../toolchain/shell-text.js";
+import { shellQuote } from "../text/shell-text.js";
 import { EXIT, type CliIo } from "./io.js";
 import { integerFlag, parseNumberText } from "./number-flag.js";
 import { outputFileProblem } from "./output-file.js";

@@ -14,7 +14,7 @@ import {
   type BuildOptions,
   type GeneratedFiles,
 } from "../toolchain/build.js";
-import { shellQuote } from "../toolchain/shell-text.js";
+import { shellQuote } from "../text/shell-text.js";
 import {
   CheckpointNotFound,
   checkpointsIn,

@@ -14,7 +14,7 @@ import {
   readSourceTree,
   type BuildResult,
 } from "./build.js";
-import { formatCommand, shellQuote } from "./shell-text.js";
+import { formatCommand, shellQuote } from "../text/shell-text.js";
 import { fixtureFiles } from "./test-program.js";
 import { which } from "./tools.js";
 

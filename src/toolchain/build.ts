@@ -11,7 +11,7 @@ import path from "node:path";
 import { execa } from "execa";
 import { writeFileAtomic } from "../io/atomic-write.js";
 import { MANIFEST, writeOwnedFolder } from "../io/owned-folder.js";
-import { expandPath, formatCommand, shellQuote } from "./shell-text.js";
+import { expandPath, formatCommand, shellQuote } from "../text/shell-text.js";
 import { isExecutable } from "./tools.js";
 
 /** The executable's name; PROTOCOL.md fixes it. */

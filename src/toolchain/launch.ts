@@ -10,7 +10,7 @@ import path from "node:path";
 import { createInterface } from "node:readline";
 import type { Readable } from "node:stream";
 import { execa, type ResultPromise } from "execa";
-import { formatCommand } from "./shell-text.js";
+import { formatCommand } from "../text/shell-text.js";
 
 export type Launcher = "local" | "mpirun" | "srun";
 export const LAUNCHERS: readonly Launcher[] = ["local", "mpirun", "srun"];

@@ -1,6 +1,6 @@
 // Shell text: words quoted for a POSIX shell and commands as lines a user can paste (the build's repro line,
-// the launch lines of --dry-run and run.json). Apart from build.ts so that commands quoting a path (init)
-// do not load the build's process tools.
+// the launch lines of --dry-run and run.json, a command suggested in a message). Here, below every pass, so
+// that init and inspect quote a path without loading the build's process tools.
 
 const SAFE = /^[\w@%+=:,./-]+$/;
 
