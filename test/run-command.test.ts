@@ -682,7 +682,7 @@ describe("lasp run: train mode", () => {
       expect(real.err).toContain(
         contents === undefined
           ? `\`data\`: the token file ${path.join(cwd, "train.bin")} does not exist`
-          : `\`data\`: ${path.join(cwd, "train.bin")}: not an llm.c token file (nor a Megatron dataset: there is no ${path.join(cwd, "train")}.idx beside it): 6 bytes, too short for llm.c's header of 1024 bytes`,
+          : `\`data\`: ${path.join(cwd, "train.bin")}: not an llm.c token file (nor a Megatron dataset: there is no ${path.join(cwd, "train")}.idx beside it): 6 bytes, too short for llm.c's header of 1024 bytes; it looks like text: \`lasp tokens ${path.join(cwd, "train.bin")} -o ${path.join(cwd, "train.bin")}.tokens.bin\` makes a token file of it`,
       );
       // The real run's errors, word for word, then what else a real run would meet (here: no GPU).
       expect(dry.err.startsWith(real.err)).toBe(true);
@@ -873,7 +873,7 @@ describe("lasp run: train mode", () => {
     const index = await run({}, deps({ cwd }), spec);
     expect(index.code).toBe(2);
     expect(index.err).toContain(
-      `\`data\`: \`documents index\` reads where documents end from a Megatron dataset's index, and ${path.join(cwd, "gpt2.bin")} is an llm.c token file`,
+      `\`data\`: ${path.join(cwd, "gpt2.bin")} is an llm.c token file, and \`documents index\` reads where documents end from a Megatron dataset's index (PREFIX.idx)`,
     );
     // `tokenizer "bytes"` names a folder; the hint says the word goes without quotes.
     await writeFile(spec, text.replace(/mode verify/, 'mode train  data "gpt2.bin"  tokenizer "bytes"'));

@@ -16,6 +16,7 @@ import { megatronPrefix } from "../data/megatron-index.js";
 import { maskedObjective } from "../codegen/view-model.js";
 import {
   describeTokenFile,
+  DOCUMENTS_INDEX_PROBLEM,
   FOLDER_PROBLEM,
   evalReads,
   stepReads,
@@ -114,7 +115,7 @@ export function trainTokenFiles(
     else if (key === "data" && d.kind === "llm.c" && spec.run.documents.kind === "index")
       problems.push({
         ...at,
-        message: `\`documents index\` reads where documents end from a Megatron dataset's index, and ${file} is an llm.c token file`,
+        message: `${file} is ${DOCUMENTS_INDEX_PROBLEM}`,
         hint: "use `documents eos` with `eos_token N`, the token that ends its documents, or a Megatron dataset (PREFIX.bin and PREFIX.idx)",
       });
     const few = tooFewWindows(d, need, reads);

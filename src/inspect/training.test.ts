@@ -10,7 +10,7 @@ import { H100_PROFILE } from "../cost/profile.js";
 import { lowerSpec } from "../schedule/lower.js";
 import type { ResolvedSpec } from "../spec/resolved.js";
 import { stepSection } from "./step.js";
-import { FOLDER_PROBLEM, trainingSection, trainingText } from "./training.js";
+import { DOCUMENTS_INDEX_PROBLEM, FOLDER_PROBLEM, trainingSection, trainingText } from "./training.js";
 
 function spec(run: string): ResolvedSpec {
   const result = checkSource(
@@ -51,6 +51,32 @@ describe("inspect's training section", () => {
     expect(text).toContain("50 x 8,192 tokens = 409,600 tokens");
     expect(text).toContain("10,241 tokens, 10 windows; the run reads it 40.00 times");
     expect(text).toContain("every 20 steps and at the end, the last 2 kept");
+  });
+
+  it("says how to make a token file of text named as `data`, and only of text", () => {
+    writeFileSync(join(folder, "notes.txt"), "Some notes, written by hand: é\n\tindented\n");
+    const text = section(spec('mode train  data "notes.txt"'), folder).training!.data;
+    expect(text).toMatchObject({ kind: "unreadable" });
+    expect(text.kind === "unreadable" && text.problem).toMatch(
+      new RegExp(
+        `; it looks like text: \`lasp tokens ${join(folder, "notes.txt")} -o ${join(folder, "notes")}\\.bin\` makes a token file of it$`,
+      ),
+    );
+    writeFileSync(join(folder, "blob.dat"), new Uint8Array([1, 2, 3, 0, 255, 7]));
+    const blob = section(spec('mode train  data "blob.dat"'), folder).training!.data;
+    expect(blob.kind === "unreadable" && blob.problem).toMatch(/^not an llm\.c token file: 6 bytes/);
+    expect(blob.kind === "unreadable" && blob.problem).not.toContain("looks like text");
+  });
+
+  it("says that `documents index` cannot read an llm.c file, as lasp run refuses it", () => {
+    const refused = section(spec('mode train  data "train.bin"  documents index'), folder).training!;
+    expect(refused.data).toEqual({
+      path: join(folder, "train.bin"),
+      kind: "unreadable",
+      problem: DOCUMENTS_INDEX_PROBLEM,
+    });
+    expect(trainingText(refused, 400)).toContain(`train.bin: ${DOCUMENTS_INDEX_PROBLEM}`);
+    expect(section(spec('mode train  data "train.bin"'), folder).training!.data.kind).toBe("llm.c");
   });
 
   it("says what it cannot count: a missing file, synthetic tokens; nothing outside train mode", () => {

@@ -8,6 +8,7 @@ import { checkFileSize, decodeHeader, HEADER_BYTES, TokenFileError } from "../da
 import { megatronPrefix, megatronTokens } from "../data/megatron-index.js";
 import { EVAL_WINDOWS } from "../codegen/train-constants.js";
 import type { ResolvedSpec } from "../spec/resolved.js";
+import { shellQuote } from "../text/shell-text.js";
 import { formatTime, MAX_WIDTH, table } from "../text/units.js";
 import type { StepSection } from "./step.js";
 
@@ -72,12 +73,14 @@ export function describeTokenFile(file: string, seqLen: number, windowsRead: num
   }
   if (!existsSync(file)) return { path: file, kind: "missing" };
   let fd: number | undefined;
+  let read = new Uint8Array(0);
   try {
     fd = openSync(file, "r");
     // Reading a folder fails with EISDIR, which says nothing to someone who named a folder by mistake.
     if (fstatSync(fd).isDirectory()) return { path: file, kind: "unreadable", problem: FOLDER_PROBLEM };
-    const bytes = new Uint8Array(HEADER_BYTES);
-    const header = decodeHeader(bytes.subarray(0, readSync(fd, bytes, 0, HEADER_BYTES, 0)));
+    read = new Uint8Array(HEADER_BYTES);
+    read = read.subarray(0, readSync(fd, read, 0, HEADER_BYTES, 0));
+    const header = decodeHeader(read);
     checkFileSize(header, fstatSync(fd).size);
     return counted(file, "llm.c", header.tokens, seqLen, windowsRead);
   } catch (error) {
@@ -92,10 +95,26 @@ export function describeTokenFile(file: string, seqLen: number, windowsRead: num
           ? problem.replace("not an llm.c token file", what)
           : `${what}: ${problem}`;
     } else if (neither && error.problem === "short-header") problem = `not an llm.c token file: ${problem}`;
+    if (neither && looksLikeText(read)) {
+      const out = file.endsWith(".bin") ? `${file}.tokens.bin` : `${file.replace(/\.[^./]*$/, "")}.bin`;
+      problem += `; it looks like text: \`lasp tokens ${shellQuote(file)} -o ${shellQuote(out)}\` makes a token file of it`;
+    }
     return { path: file, kind: "unreadable", problem };
   } finally {
     if (fd !== undefined) closeSync(fd);
   }
+}
+
+/** Why an llm.c file cannot be `data` under `documents index` (lasp run refuses it before the build). */
+export const DOCUMENTS_INDEX_PROBLEM =
+  "an llm.c token file, and `documents index` reads where documents end from a Megatron dataset's index (PREFIX.idx)";
+
+/** Whether a file's first bytes read as text (UTF-8, no control characters but tabs and line ends). */
+function looksLikeText(bytes: Uint8Array): boolean {
+  if (bytes.length === 0) return false;
+  // A multi-byte character cut at the end of the bytes read is still text.
+  const text = new TextDecoder("utf-8").decode(bytes).replace(/\uFFFD{1,3}$/, "");
+  return !/[\x00-\x08\x0B\x0C\x0E-\x1F\x7F\uFFFD]/.test(text);
 }
 
 /** A token file of `tokens` tokens, in windows of seqLen and the one after (token_files.cuh window_count). */
@@ -146,10 +165,12 @@ export function trainingSection(
   const real = spec.run.seqLen - spec.run.padding;
   const windowsPerStep = windowsPerOptimizerStep(spec);
   const tokensPerStep = windowsPerStep * real;
-  const data =
+  let data: TrainingData | { kind: "synthetic" } =
     spec.run.data.kind === "file"
       ? describeTokenFile(path.resolve(specFolder, spec.run.data.path), real, spec.run.steps * windowsPerStep)
-      : ({ kind: "synthetic" } as const);
+      : { kind: "synthetic" };
+  if (data.kind === "llm.c" && spec.run.documents.kind === "index")
+    data = { path: data.path, kind: "unreadable", problem: DOCUMENTS_INDEX_PROBLEM };
   return {
     steps: spec.run.steps,
     tokensPerStep,
