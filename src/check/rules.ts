@@ -551,6 +551,20 @@ function shown(read: ReadSettings, key: string): string {
  */
 function checkTraining(run: ReadSettings, diagnostics: Diagnostic[], meant: (key: string) => boolean): void {
   const wrong = (key: string) => invalid(run, key) || meant(key);
+  // `warmup` is a benchmark's (its untimed steps); a training spec that sets it most likely meant warmup_steps.
+  const warmupGiven = run.settings.has("warmup") ? num(run, "warmup") : undefined;
+  if (
+    warmupGiven !== undefined &&
+    warmupGiven > 0 &&
+    !wrong("mode") &&
+    settingValue<string>(run, RUN_KEYS, "mode") === "train"
+  ) {
+    diagnostics.push(
+      diagnose("unusedWarmup", spanOf(run, "warmup")!, [warmupGiven], {
+        hint: `\`warmup_steps ${warmupGiven}\` warms the learning rate up over ${warmupGiven} optimizer steps; or remove \`warmup\``,
+      }),
+    );
+  }
   const steps = settingValue<number>(run, RUN_KEYS, "steps")!;
   const warmup = num(run, "warmup_steps");
   if (warmup !== undefined && !wrong("steps") && warmup > steps) {

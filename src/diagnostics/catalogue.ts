@@ -380,6 +380,13 @@ export const MESSAGES = {
     "RoPE setting has no effect",
     (key: string, scaling: string) => `${q(key)} has no effect: \`rope_scaling ${scaling}\` does not read it`,
   ),
+  unusedWarmup: entry(
+    "W0616",
+    "warning",
+    "warmup has no effect in train mode",
+    (steps: number) =>
+      `\`warmup ${steps}\` has no effect in train mode: it sets a benchmark's untimed steps, and training times every step`,
+  ),
   unusedScanBlocks: entry(
     "W0611",
     "warning",

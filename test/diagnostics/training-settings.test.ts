@@ -204,3 +204,12 @@ describe("training settings in the docs and the key hints", () => {
     }
   });
 });
+
+describe("`warmup` in a training spec (W0616)", () => {
+  it("warns only where it could be mistaken for warmup_steps: train mode, above 0", () => {
+    expect(codes("mode train  steps 100  warmup 20")).toEqual(["W0616"]);
+    expect(codes("mode train  steps 100  warmup 0")).toEqual([]);
+    expect(codes("mode bench  steps 100  warmup 20")).toEqual([]);
+    expect(codes("mode train  steps 100  warmup_steps 20")).toEqual([]);
+  });
+});
