@@ -40,9 +40,18 @@ export const UnterminatedString = createToken({
   group: "errors",
   label: "an unterminated string",
 });
+// A path written without quotes (`data/train.bin`, `./val.bin`, `/data/x`): a name or `.`, `..`, `~` or `/`
+// (not a comment's `//` or `/*`) followed by `/` or a `.` and more. A plain name never matches.
+export const UnquotedPath = createToken({
+  name: "UnquotedPath",
+  pattern: /(?:\.{1,2}\/|~\/|\/(?![/*])|[A-Za-z_][\w-]*(?=[/.][\w~-]))[\w.~/-]*/,
+  group: "errors",
+  label: "a path without quotes",
+});
+// An exponent's sign inside counts too: `1e-1x` is one malformed number, not `1e-1` and then `x`.
 export const MalformedNumber = createToken({
   name: "MalformedNumber",
-  pattern: /-?\d[\w.]*/,
+  pattern: /-?\d(?:[eE][+-]|[\w.])*/,
   group: "errors",
   label: "a malformed number",
 });
@@ -100,6 +109,7 @@ export const allTokens: TokenType[] = [
   LineComment,
   StringLiteral,
   UnterminatedString,
+  UnquotedPath,
   NumberLiteral,
   MalformedNumber,
   Model,

@@ -50,6 +50,12 @@ export const MESSAGES = {
     "spec too large",
     (size: number, limit: number) => `this spec is ${size} characters long; specs are limited to ${limit}`,
   ),
+  unquotedPath: entry(
+    "E0107",
+    "error",
+    "path without quotes",
+    (text: string) => `${q(text)} looks like a path: a path is a string, in double quotes`,
+  ),
 
   // E02xx: syntax
   syntax: entry("E0201", "error", "syntax error", (message: string) => message),

@@ -176,6 +176,10 @@ function errorToken(token: IToken): Diagnostic {
           hint: "close it with `*/`",
         },
       );
+    case "UnquotedPath":
+      return diagnose("unquotedPath", span, [token.image], {
+        hint: `write it in quotes: ${JSON.stringify(token.image)}`,
+      });
     default: {
       const text = token.image.length > 40 ? `${token.image.slice(0, 40)}…` : token.image;
       return diagnose("malformedNumber", span, [text], {
