@@ -13,6 +13,7 @@ import type { Toolchain } from "../src/toolchain/tools.js";
 import { captureIo } from "../src/cli/test-io.js";
 import { CodegenLimitation } from "../src/codegen/generate.js";
 import { encodeTokenFile, GPT2_FORMAT } from "../src/data/llmc-format.js";
+import { megatronParts } from "../src/data/test-megatron.js";
 import { checkSource } from "../src/check/front-end.js";
 import { bytesTokenizerMismatch, tokensOutsideVocab, trainTokenFiles } from "../src/cli/token-file-paths.js";
 import { modelHash } from "../src/codegen/train-constants.js";
@@ -1120,18 +1121,3 @@ describe("lasp run on the command line", () => {
     expect(top.out).toContain("lasp run examples/tiny-linear.lasp");
   });
 });
-
-/** A Megatron dataset of one sequence of `tokens` uint16 zeros (.bin) and its index (.idx, one document). */
-function megatronParts(tokens: number): { bin: Buffer; idx: Buffer } {
-  const idx = Buffer.alloc(34 + 12 + 16);
-  idx.write("MMIDIDX\0\0", 0, "latin1");
-  idx.writeBigUInt64LE(1n, 9);
-  idx.writeUInt8(8, 17); // uint16
-  idx.writeBigUInt64LE(1n, 18);
-  idx.writeBigUInt64LE(2n, 26);
-  idx.writeInt32LE(tokens, 34);
-  idx.writeBigInt64LE(0n, 38);
-  idx.writeBigInt64LE(0n, 46);
-  idx.writeBigInt64LE(1n, 54);
-  return { bin: Buffer.alloc(2 * tokens), idx };
-}

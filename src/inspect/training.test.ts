@@ -6,6 +6,7 @@ import { checkSource } from "../check/front-end.js";
 import { EVAL_WINDOWS } from "../codegen/train-constants.js";
 import { memoryShape } from "../cost/memory.js";
 import { encodeTokenFile, GPT2_FORMAT } from "../data/llmc-format.js";
+import { megatronParts } from "../data/test-megatron.js";
 import { H100_PROFILE } from "../cost/profile.js";
 import { lowerSpec } from "../schedule/lower.js";
 import type { ResolvedSpec } from "../spec/resolved.js";
@@ -161,21 +162,6 @@ run { seq_len 1K  batch 4  mode train  accumulate 3  data "train.bin"  eval_data
     expect(never).not.toContain("every 0 steps");
   });
 });
-
-/** A Megatron dataset of one sequence of `tokens` uint16 zeros, PREFIX.bin and PREFIX.idx (one document). */
-function megatronParts(tokens: number): { bin: Buffer; idx: Buffer } {
-  const idx = Buffer.alloc(34 + 12 + 16);
-  idx.write("MMIDIDX\0\0", 0, "latin1");
-  idx.writeBigUInt64LE(1n, 9);
-  idx.writeUInt8(8, 17); // uint16
-  idx.writeBigUInt64LE(1n, 18);
-  idx.writeBigUInt64LE(2n, 26);
-  idx.writeInt32LE(tokens, 34);
-  idx.writeBigInt64LE(0n, 38);
-  idx.writeBigInt64LE(0n, 46);
-  idx.writeBigInt64LE(1n, 54);
-  return { bin: Buffer.alloc(2 * tokens), idx };
-}
 
 describe("inspect's training section on a Megatron dataset", () => {
   const folder = mkdtempSync(join(tmpdir(), "lasp-megatron-"));
